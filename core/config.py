@@ -1,0 +1,89 @@
+"""Frozen, validated configurations for each step of the pipeline.
+
+Each config checks itself in ``__post_init__`` and raises :class:`~core.errors.ConfigError` with a
+message naming the bad field, so an invalid combination is rejected where it is defined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from core.errors import ConfigError
+from core.raster import FEATURE_BANDS
+
+
+def _require(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    """How training patches are cut: size, kernel buffer (extra pixels on each side), count."""
+
+    patch_size: int = 256
+    kernel_buffer: int = 0
+    count: int = 1000
+    min_valid_fraction: float = 0.5
+    seed: int = 0
+    bands: tuple[str, ...] = FEATURE_BANDS
+
+    def __post_init__(self) -> None:
+        _require(16 <= self.patch_size <= 2048, f"patch_size must be 16-2048, got {self.patch_size}")
+        _require(self.patch_size % 16 == 0, f"patch_size must be a multiple of 16, got {self.patch_size}")
+        _require(0 <= self.kernel_buffer <= self.patch_size, f"kernel_buffer must be 0-{self.patch_size}")
+        _require(self.count >= 1, "count must be at least 1")
+        _require(0.0 <= self.min_valid_fraction <= 1.0, "min_valid_fraction must be 0-1")
+
+    @property
+    def full_size(self) -> int:
+        """Side of a stored patch: the patch plus its kernel buffer on both sides."""
+        return self.patch_size + 2 * self.kernel_buffer
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training schedule and model choice."""
+
+    preset: str = "light"
+    epochs: int = 20
+    steps_per_epoch: int = 50
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    patch_size: int = 256
+    val_patches: int = 96
+    patience: int = 6
+    seed: int = 0
+    augment: bool = True
+
+    def __post_init__(self) -> None:
+        _require(self.epochs >= 1, "epochs must be at least 1")
+        _require(self.steps_per_epoch >= 1, "steps_per_epoch must be at least 1")
+        _require(1 <= self.batch_size <= 512, "batch_size must be 1-512")
+        _require(0 < self.learning_rate < 1, "learning_rate must be in (0, 1)")
+        _require(self.patch_size % 16 == 0 and self.patch_size >= 32, "patch_size must be a multiple of 16, >= 32")
+        _require(self.patience >= 1, "patience must be at least 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Sliding-window prediction: tile size, overlap between tiles, batch size, threshold."""
+
+    tile: int = 256
+    overlap: int = 64
+    batch_size: int = 8
+    threshold: float = 0.5
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        _require(self.tile % 16 == 0 and self.tile >= 32, f"tile must be a multiple of 16 and >= 32, got {self.tile}")
+        _require(0 <= self.overlap <= self.tile // 2, f"overlap must be 0-{self.tile // 2}, got {self.overlap}")
+        _require(1 <= self.batch_size <= 256, "batch_size must be 1-256")
+        _require(0.0 <= self.threshold <= 1.0, f"threshold must be 0-1, got {self.threshold}")
+
+    @property
+    def step(self) -> int:
+        return self.tile - self.overlap

@@ -1,0 +1,60 @@
+"""One error hierarchy for the whole project.
+
+Every error a user can cause is a :class:`CropMapError` subclass whose message says what went
+wrong and what to do about it. The CLI prints ``str(err)`` as one line; the dashboard shows it in
+``st.error``. Programming errors (bugs) are not wrapped and keep their tracebacks.
+"""
+
+from __future__ import annotations
+
+
+class CropMapError(Exception):
+    """Base class of every error a user can act on."""
+
+
+class InputNotFoundError(CropMapError):
+    """A file or folder the user named does not exist."""
+
+
+class BandError(CropMapError):
+    """The image lacks the bands needed, or they cannot be identified."""
+
+
+class GridMismatchError(CropMapError):
+    """Two rasters that must share a grid (CRS, transform, shape) do not."""
+
+
+class RegionError(CropMapError):
+    """A region is outside the data, too small for one patch, too large, or malformed."""
+
+
+class NoDataError(CropMapError):
+    """A region or image holds no valid pixels at all."""
+
+
+class InvalidDataError(CropMapError):
+    """Pixel values that cannot be reflectance (NaN, negative, out of range) or bad labels."""
+
+
+class CorruptFileError(CropMapError):
+    """A TFRecord, model or raster file is truncated or unreadable."""
+
+
+class ModelMismatchError(CropMapError):
+    """A model's input bands or shape do not fit the image it is applied to."""
+
+
+class OutputExistsError(CropMapError):
+    """An output already exists and ``overwrite`` was not requested."""
+
+
+class ConfigError(CropMapError):
+    """A configuration value is out of range or an invalid combination."""
+
+
+class EarthEngineError(CropMapError):
+    """Earth Engine is not configured, or a request to it failed (see subclasses in core.ee)."""
+
+
+class JobError(CropMapError):
+    """A background job could not be started, was cancelled or failed."""

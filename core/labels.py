@@ -1,0 +1,99 @@
+"""Land-cover products -> crop (1) / not crop (0) / no data (255) masks.
+
+A :class:`ClassMap` names the codes of one product that count as cropland. The same maps are
+used for local rasters (here) and for Earth Engine label recipes (``core.ee.labels``), so a
+"crop" pixel means the same thing everywhere. Every metric and area in the project uses them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import ConfigError, InvalidDataError
+
+CROP = 1
+NOT_CROP = 0
+NODATA = 255
+
+
+def _ranges(*spans: tuple[int, int]) -> frozenset[int]:
+    return frozenset(v for lo, hi in spans for v in range(lo, hi + 1))
+
+
+@dataclass(frozen=True)
+class ClassMap:
+    """Which codes of a land-cover product are cropland.
+
+    ``crop_codes`` are crop; ``nodata_codes`` (and NaN) are no data; every other code is not crop.
+    """
+
+    name: str
+    title: str
+    crop_codes: frozenset[int]
+    nodata_codes: frozenset[int] = frozenset({0})
+    band: str | None = None  # band name in Earth Engine / a multi-band label file
+
+    def to_mask(self, labels: np.ndarray) -> np.ndarray:
+        """Map raw class codes to a uint8 mask (1 crop, 0 not crop, 255 no data).
+
+        Raises:
+            InvalidDataError: if a binary map receives codes other than 0/1 (and no data).
+        """
+        arr = np.asarray(labels)
+        invalid = np.zeros(arr.shape, dtype=bool)
+        if arr.dtype.kind == "f":
+            invalid = ~np.isfinite(arr)
+            arr = np.where(invalid, -1, arr)
+        codes = arr.astype(np.int64, copy=False)
+        if self.name == "binary":
+            bad = ~invalid & ~np.isin(codes, [0, 1, 255])
+            if bad.any():
+                found = np.unique(codes[bad])[:5].tolist()
+                raise InvalidDataError(
+                    f"a binary label mask may only hold 0, 1 and 255 (no data), found {found}; "
+                    "choose the label map of the product (e.g. --label-map cdl)"
+                )
+        out = np.where(np.isin(codes, list(self.crop_codes)), CROP, NOT_CROP).astype(np.uint8)
+        out[invalid | np.isin(codes, list(self.nodata_codes)) | (codes < 0)] = NODATA
+        return out
+
+
+CLASS_MAPS: dict[str, ClassMap] = {
+    m.name: m
+    for m in (
+        ClassMap(
+            "cdl",
+            "USDA NASS Cropland Data Layer",
+            _ranges((1, 61), (66, 77), (204, 254)),
+            frozenset({0}),
+            band="cropland",
+        ),
+        ClassMap("glc30", "GLC30 / GlobeLand30 (10 = cultivated land)", frozenset({10}), frozenset({0, 255})),
+        ClassMap("worldcover", "ESA WorldCover (40 = cropland)", frozenset({40}), frozenset({0}), band="Map"),
+        ClassMap("dynamicworld", "Dynamic World (4 = crops)", frozenset({4}), frozenset(), band="label"),
+        ClassMap(
+            "glcfcs30d",
+            "GLC-FCS30D (10, 11, 12, 20 = cropland)",
+            frozenset({10, 11, 12, 20}),
+            frozenset({0, 250, 255}),
+        ),
+        ClassMap("worldcereal", "WorldCereal LC (11 = annual cropland)", frozenset({11}), frozenset({0, 255}), band="LC"),
+        ClassMap("binary", "Binary mask (1 = crop, 0 = not crop)", frozenset({1}), frozenset({255})),
+    )
+}
+
+
+def get_class_map(name: str) -> ClassMap:
+    """Return the class map called ``name``.
+
+    Raises:
+        ConfigError: if no such map exists (the message lists the known ones).
+    """
+    try:
+        return CLASS_MAPS[name.lower()]
+    except KeyError:
+        raise ConfigError(
+            f"unknown label map {name!r}; choose one of: {', '.join(sorted(CLASS_MAPS))}"
+        ) from None

@@ -1,0 +1,357 @@
+"""Reading multiband reflectance images and label rasters, window by window.
+
+An :class:`ImageReader` finds the R, G, B and NIR bands (from band descriptions or an explicit
+mapping), detects the reflectance scale (int x 10000 or float 0-1), derives NDVI and a validity
+mask, and returns ``(features, valid)`` for any window, so that nothing ever needs the whole image
+in memory. Label rasters are read through a :class:`~core.labels.ClassMap` on the same grid.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from core.errors import (
+    BandError,
+    CorruptFileError,
+    GridMismatchError,
+    InputNotFoundError,
+    InvalidDataError,
+    NoDataError,
+)
+from core.labels import NODATA, ClassMap
+
+#: Bands every model sees, in this order; NDVI is derived, never read.
+INPUT_BANDS: tuple[str, ...] = ("R", "G", "B", "NIR")
+FEATURE_BANDS: tuple[str, ...] = ("R", "G", "B", "NIR", "NDVI")
+
+# Band descriptions recognised for each input band (upper case). Bare numbers follow the
+# Sentinel-2 / Landsat 8-9 numbering; B5 is NIR only when there is no B8 (Landsat 8 files).
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "R": ("R", "RED", "B4", "B04", "SR_B4", "RED_SR"),
+    "G": ("G", "GREEN", "B3", "B03", "SR_B3", "GREEN_SR"),
+    "B": ("B", "BLUE", "B2", "B02", "SR_B2", "BLUE_SR"),
+    "NIR": ("NIR", "N", "B8", "B08", "NIR_SR", "SR_B5", "B5", "B05"),
+}
+
+#: Reflectance below this (after scaling) cannot be surface reflectance.
+MIN_REFLECTANCE = -0.05
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The pixel grid of a raster: CRS (WKT/EPSG string or None), affine transform, size."""
+
+    crs: str | None
+    transform: tuple[float, float, float, float, float, float]
+    width: int
+    height: int
+
+    @property
+    def georeferenced(self) -> bool:
+        return self.crs is not None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    def same_as(self, other: "Grid", tol: float = 1e-6) -> bool:
+        if self.shape != other.shape or (self.crs is None) != (other.crs is None):
+            return False
+        if self.crs is not None and other.crs is not None and not _same_crs(self.crs, other.crs):
+            return False
+        scale = max(abs(self.transform[0]), abs(self.transform[4]), 1.0)
+        return all(abs(a - b) <= tol * scale for a, b in zip(self.transform, other.transform))
+
+    def describe(self) -> str:
+        crs = self.crs if self.crs is None or len(self.crs) < 40 else self.crs[:40] + "..."
+        return f"{self.width}x{self.height} px, CRS {crs}, transform {tuple(round(v, 6) for v in self.transform)}"
+
+    def pixel_area_ha(self) -> np.ndarray | float | None:
+        """Area of one pixel in hectares: a float for projected CRSs in metres, a per-row array
+        (shape (height, 1)) for geographic CRSs, None when the grid is not georeferenced."""
+        if self.crs is None:
+            return None
+        from rasterio.crs import CRS
+
+        crs = CRS.from_user_input(self.crs)
+        a, b, _, d, e, _ = self.transform
+        if crs.is_geographic:
+            radius = 6371008.8
+            rows = np.arange(self.height + 1, dtype=np.float64)
+            lat = np.radians(self.transform[5] + rows * e)
+            band = np.abs(np.diff(np.sin(lat))) * radius**2 * math.radians(abs(a))
+            return (band / 1e4)[:, None]
+        factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+        return abs(a * e - b * d) * factor * factor / 1e4
+
+
+def _same_crs(a: str, b: str) -> bool:
+    from rasterio.crs import CRS
+
+    return CRS.from_user_input(a) == CRS.from_user_input(b)
+
+
+def grid_of(src) -> Grid:
+    """The :class:`Grid` of an open rasterio dataset."""
+    crs = src.crs.to_string() if src.crs else None
+    return Grid(crs, tuple(src.transform)[:6], src.width, src.height)
+
+
+def _open(path: str | os.PathLike):
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    p = Path(path)
+    if not p.exists():
+        raise InputNotFoundError(f"file not found: {p} (check the path)")
+    try:
+        return rasterio.open(p)
+    except RasterioIOError as err:
+        raise CorruptFileError(f"cannot read raster {p}: {err}; is it a GeoTIFF?") from None
+
+
+def parse_band_spec(spec: str | None) -> dict[str, int] | None:
+    """Parse ``"1,2,3,4"`` or ``"R=1,G=2,B=3,NIR=4"`` (1-based band numbers) into a mapping.
+
+    Raises:
+        BandError: if the text is not of either form.
+    """
+    if not spec:
+        return None
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    try:
+        if all("=" in p for p in parts):
+            mapping = {k.strip().upper(): int(v) for k, v in (p.split("=", 1) for p in parts)}
+        else:
+            mapping = dict(zip(INPUT_BANDS, (int(p) for p in parts)))
+    except ValueError:
+        raise BandError(f"bad band list {spec!r}: give four 1-based band numbers in the order R,G,B,NIR, e.g. 1,2,3,4") from None
+    if set(mapping) != set(INPUT_BANDS):
+        raise BandError(f"bad band list {spec!r}: it must name exactly R, G, B and NIR, e.g. R=3,G=2,B=1,NIR=4")
+    return mapping
+
+
+def resolve_bands(descriptions: Sequence[str | None], count: int, band_map: dict[str, int] | None = None) -> dict[str, int]:
+    """Find the 1-based index of R, G, B and NIR.
+
+    Raises:
+        BandError: if a band is missing, named twice, or cannot be identified.
+    """
+    if band_map is not None:
+        for name, idx in band_map.items():
+            if not 1 <= idx <= count:
+                raise BandError(f"band {name}={idx} does not exist: the image has {count} bands")
+        return {b: band_map[b] for b in INPUT_BANDS}
+    names = [(d or "").strip().upper() for d in descriptions]
+    if not any(names):
+        raise BandError(
+            f"the image has {count} bands without descriptions, so R, G, B and NIR cannot be told apart; "
+            "name them (band descriptions R,G,B,NIR) or pass the band numbers, e.g. --bands 1,2,3,4"
+        )
+    found: dict[str, int] = {}
+    for band in INPUT_BANDS:
+        for alias in _ALIASES[band]:
+            if alias in names:
+                if band == "NIR" and alias in ("B5", "B05") and ({"B8", "B08"} & set(names)):
+                    continue
+                found[band] = names.index(alias) + 1
+                break
+    missing = [b for b in INPUT_BANDS if b not in found]
+    if missing:
+        raise BandError(
+            f"the image lacks band(s) {', '.join(missing)} (its bands are {', '.join(n or '?' for n in names)}); "
+            "it needs R, G, B and NIR surface reflectance, or pass the band numbers with --bands"
+        )
+    return found
+
+
+def detect_scale(dtype: str, sample: np.ndarray, scales: Sequence[float] | None = None) -> float:
+    """Factor that turns stored values into reflectance 0-1.
+
+    Integers and floats whose values reach far above 1 are taken as reflectance x 10000; a
+    non-default scale in the file's metadata wins.
+    """
+    if scales and any(s not in (0, 1) for s in scales):
+        return float(scales[0])
+    if np.dtype(dtype).kind in "iu":
+        return 1e-4
+    finite = sample[np.isfinite(sample) & (sample != 0)]
+    if finite.size and np.percentile(finite, 99) > 2.0:
+        return 1e-4
+    return 1.0
+
+
+def ndvi(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
+    """(NIR - R) / (NIR + R), 0 where the sum is 0; float32."""
+    red = red.astype(np.float32, copy=False)
+    nir = nir.astype(np.float32, copy=False)
+    den = nir + red
+    out = np.zeros_like(den)
+    np.divide(nir - red, den, out=out, where=np.abs(den) > 1e-6)
+    return np.clip(out, -1.0, 1.0)
+
+
+class ImageReader:
+    """A reflectance image open for windowed reading. Use as a context manager.
+
+    Raises (on open):
+        InputNotFoundError, CorruptFileError, BandError.
+    """
+
+    def __init__(self, path: str | os.PathLike, band_map: dict[str, int] | None = None):
+        self.path = Path(path)
+        self._src = _open(self.path)
+        try:
+            src = self._src
+            self.grid = grid_of(src)
+            self.band_index = resolve_bands(src.descriptions, src.count, band_map)
+            self._indexes = [self.band_index[b] for b in INPUT_BANDS]
+            self.nodata = src.nodata
+            step = max(1, max(src.width, src.height) // 512)
+            sample = src.read(
+                self._indexes,
+                out_shape=(4, max(1, src.height // step), max(1, src.width // step)),
+            ).astype(np.float64)
+            self.scale = detect_scale(src.dtypes[0], sample, src.scales)
+        except Exception:
+            self._src.close()
+            raise
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.grid.shape
+
+    def close(self) -> None:
+        self._src.close()
+
+    def __enter__(self) -> "ImageReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def read_raw(self, window=None) -> np.ndarray:
+        """Stored values of R, G, B, NIR as (4, h, w); windows beyond the edge are filled with no data."""
+        from rasterio.errors import RasterioIOError
+
+        fill = self.nodata if self.nodata is not None else 0
+        try:
+            return self._src.read(self._indexes, window=window, boundless=window is not None, fill_value=fill)
+        except RasterioIOError as err:
+            raise CorruptFileError(f"cannot read pixels of {self.path}: {err}") from None
+
+    def read(self, window=None) -> tuple[np.ndarray, np.ndarray]:
+        """Features (h, w, 5) float32 = R, G, B, NIR reflectance and NDVI, and a validity mask (h, w).
+
+        Invalid pixels (no data in any band) have features 0.
+
+        Raises:
+            InvalidDataError: on NaN reflectance without a NaN nodata value, or negative reflectance.
+        """
+        raw = self.read_raw(window)
+        valid = np.ones(raw.shape[1:], dtype=bool)
+        if raw.dtype.kind == "f":
+            finite = np.isfinite(raw)
+            if self.nodata is not None and np.isnan(self.nodata):
+                valid &= finite.all(axis=0)
+            elif not finite.all():
+                raise InvalidDataError(
+                    f"{self.path.name} holds NaN or infinite reflectance in {int((~finite).any(axis=0).sum())} pixels "
+                    "but declares no NaN nodata value; mark them as no data (nodata=nan) or fill them"
+                )
+        if self.nodata is not None and not np.isnan(self.nodata):
+            valid &= ~(raw == self.nodata).any(axis=0)
+        # An all-zero pixel is a gap in every product we know (Landsat fill, Ag-Net missing tiles).
+        valid &= ~(raw == 0).all(axis=0)
+        refl = raw.astype(np.float32) * np.float32(self.scale)
+        if valid.any():
+            low = refl[:, valid].min()
+            if low < MIN_REFLECTANCE:
+                raise InvalidDataError(
+                    f"{self.path.name} holds negative reflectance ({low:.3f}); surface reflectance must be 0-1 "
+                    "(or 0-10000 as integers): check the scale factors or the band order"
+                )
+        refl = np.clip(refl, 0.0, None)
+        feats = np.empty(refl.shape[1:] + (5,), dtype=np.float32)
+        for i in range(4):
+            feats[..., i] = refl[i]
+        feats[..., 4] = ndvi(refl[0], refl[3])
+        feats[~valid] = 0.0
+        return feats, valid
+
+
+def read_image(path: str | os.PathLike, band_map: dict[str, int] | None = None) -> tuple[np.ndarray, np.ndarray, Grid]:
+    """Whole image as ``(features (H, W, 5), valid (H, W), grid)``. For small images only."""
+    with ImageReader(path, band_map) as reader:
+        feats, valid = reader.read()
+        return feats, valid, reader.grid
+
+
+def label_band_index(src, class_map: ClassMap, band: str | int | None = None) -> int:
+    """1-based band index of the label band: explicit, by the class map's band name, or 1."""
+    if isinstance(band, int):
+        return band
+    wanted = band or class_map.band
+    if wanted:
+        names = [(d or "").upper() for d in src.descriptions]
+        if wanted.upper() in names:
+            return names.index(wanted.upper()) + 1
+        if band:
+            raise BandError(f"label band {band!r} not found (bands: {src.descriptions})")
+    return 1
+
+
+def read_labels(
+    path: str | os.PathLike,
+    class_map: ClassMap,
+    grid: Grid | None = None,
+    window=None,
+    band: str | int | None = None,
+) -> np.ndarray:
+    """Crop mask (uint8: 1 crop, 0 not crop, 255 no data) of a label raster.
+
+    Raises:
+        InputNotFoundError, CorruptFileError, GridMismatchError (if ``grid`` is given and differs).
+    """
+    with _open(path) as src:
+        check_same_grid(grid, grid_of(src), path)
+        idx = label_band_index(src, class_map, band)
+        raw = src.read(idx, window=window, boundless=window is not None, masked=True)
+    mask = class_map.to_mask(raw.filled(0 if raw.dtype.kind in "iu" else np.nan))
+    if np.ma.is_masked(raw):
+        mask[np.ma.getmaskarray(raw)] = NODATA
+    return mask
+
+
+def check_same_grid(expected: Grid | None, actual: Grid, path) -> None:
+    """Raises GridMismatchError if ``actual`` is not ``expected`` (skipped when expected is None)."""
+    if expected is not None and not expected.same_as(actual):
+        raise GridMismatchError(
+            f"{Path(path).name} is not on the image's grid: labels {actual.describe()} vs image {expected.describe()}; "
+            "resample the labels onto the image grid first (e.g. gdalwarp -te/-tr/-t_srs of the image)"
+        )
+
+
+def iter_windows(height: int, width: int, size: int, step: int) -> Iterator[tuple[int, int]]:
+    """Top-left (row, col) of windows of ``size`` every ``step`` pixels covering the whole image."""
+    rows = list(range(0, max(height - size, 0) + 1, step))
+    cols = list(range(0, max(width - size, 0) + 1, step))
+    if rows[-1] + size < height:
+        rows.append(height - size)
+    if cols[-1] + size < width:
+        cols.append(width - size)
+    for r in rows:
+        for c in cols:
+            yield r, c
+
+
+def require_valid(valid: np.ndarray, what: str) -> None:
+    """Raises NoDataError if ``valid`` has no True pixel."""
+    if not valid.any():
+        raise NoDataError(f"{what} holds no valid pixels (all no data); choose another region or image")

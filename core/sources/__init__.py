@@ -1,0 +1,1 @@
+"""Data sources behind one interface: local GeoTIFFs and Google Earth Engine."""

@@ -1,0 +1,58 @@
+"""The interface every data source implements.
+
+A source turns a region into a local *scene*: an image GeoTIFF (bands R, G, B, NIR with
+descriptions) and, where it has labels, a label GeoTIFF on the same grid plus the name of the
+class map that reads it. From a scene on, the local pipeline (patches, training, prediction,
+metrics) is the same whatever the source was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, runtime_checkable
+
+#: ``progress(done, total, message)``; sources call it while they work.
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A region materialised on disk: image, optional labels, and what they are."""
+
+    image_path: Path
+    labels_path: Path | None
+    label_map: str | None
+    georeferenced: bool
+    title: str
+    attribution: str = ""
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class RegionCheck:
+    """Whether a region can be used with a source, and why not."""
+
+    ok: bool
+    message: str
+    area_ha: float | None = None
+    pixels: int | None = None
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A place imagery and labels come from."""
+
+    name: str
+
+    def available(self) -> tuple[bool, str]:
+        """(usable now, one line that says why or why not)."""
+        ...
+
+    def check_region(self, region) -> RegionCheck:
+        """Validate a region (``core.region.Region``) against the data and the source's limits."""
+        ...
+
+    def fetch(self, region, out_dir: Path, progress: Progress | None = None) -> Scene:
+        """Write the region's image (and labels) under ``out_dir``; raises CropMapError subclasses."""
+        ...
