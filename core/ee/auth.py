@@ -1,0 +1,240 @@
+"""Earth Engine initialisation without prompts, and a status the app's sidebar can show.
+
+Order of credentials (first found wins):
+
+1. a service-account JSON key file named by ``GOOGLE_APPLICATION_CREDENTIALS``;
+2. a service-account key in the app's secrets: ``ee_service_account_json`` (JSON text or a
+   mapping) or a ``[gcp_service_account]`` table (the key's fields);
+3. the user's stored credentials from ``earthengine authenticate``.
+
+The project comes from the ``project`` argument, then ``EE_PROJECT``, then the secrets
+(``ee_project`` / ``EE_PROJECT`` / the table's ``project``), then the credentials (the key's
+``project_id`` or the project saved by ``earthengine set_project``).
+
+Key material is never printed, logged, written, or put in an error message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from core.ee.errors import EENotConfiguredError, map_ee_error
+from core.errors import EarthEngineError
+
+log = logging.getLogger(__name__)
+
+SETUP_HELP = (
+    "set GOOGLE_APPLICATION_CREDENTIALS to a service-account JSON key (or put it in the app's "
+    "secrets as ee_service_account_json), or run `earthengine authenticate` once; and set "
+    "EE_PROJECT to a Google Cloud project registered for Earth Engine"
+)
+_SA_SECRET_KEYS = ("ee_service_account_json", "EE_SERVICE_ACCOUNT_JSON")
+_SA_TABLE_KEYS = ("gcp_service_account", "ee_service_account")
+_PROJECT_SECRET_KEYS = ("ee_project", "EE_PROJECT", "project")
+
+
+@dataclass(frozen=True)
+class EEStatus:
+    """Result of initialisation: ``ok``, the project, how we authenticated, one line for the UI."""
+
+    ok: bool
+    project: str | None
+    method: str  # "service_account_file" | "service_account_secrets" | "user" | "none"
+    message: str
+
+
+@dataclass(frozen=True)
+class _Creds:
+    credentials: Any
+    method: str
+    project: str | None
+    who: str  # safe to show: a service-account e-mail or "stored user credentials"
+
+
+def _as_mapping(obj: Any) -> dict | None:
+    """Streamlit's secrets sections behave like mappings; copy them into a plain dict."""
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return {k: obj[k] for k in obj}
+    if hasattr(obj, "keys") and hasattr(obj, "__getitem__"):
+        return {k: obj[k] for k in obj.keys()}
+    return None
+
+
+def _service_account(info: Mapping[str, Any], method: str) -> _Creds:
+    """Build service-account credentials from a key's fields.
+
+    Raises:
+        EENotConfiguredError: if the fields are not a service-account key (no key text quoted).
+    """
+    import ee
+
+    if info.get("type") != "service_account" or not info.get("private_key") or not info.get("client_email"):
+        raise EENotConfiguredError(
+            "the service-account key is incomplete: it must be the JSON key file of a service account "
+            "(type 'service_account' with client_email and private_key); create one in the Cloud "
+            "console (IAM > Service accounts > Keys)"
+        )
+    try:
+        creds = ee.ServiceAccountCredentials(str(info["client_email"]), key_data=json.dumps(dict(info)))
+    except (ValueError, TypeError, KeyError):
+        # The library's message may quote the key: never pass it on.
+        raise EENotConfiguredError(
+            f"the service-account key of {info['client_email']} could not be read (malformed private key); "
+            "download a fresh JSON key"
+        ) from None
+    return _Creds(creds, method, info.get("project_id"), str(info["client_email"]))
+
+
+def _from_key_file(path: str) -> _Creds:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise EENotConfiguredError(
+            f"GOOGLE_APPLICATION_CREDENTIALS points to {p}, which does not exist; fix the path or unset it"
+        )
+    try:
+        info = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise EENotConfiguredError(f"{p} is not a readable JSON key file; download the service-account key again") from None
+    if not isinstance(info, dict):
+        raise EENotConfiguredError(f"{p} is not a service-account JSON key file")
+    if info.get("type") == "service_account":
+        return _service_account(info, "service_account_file")
+    # An authorized-user / external-account file (gcloud ADC): let google.auth read it.
+    import google.auth
+    from ee import oauth
+
+    try:
+        creds, project = google.auth.load_credentials_from_file(str(p), scopes=oauth.SCOPES)
+    except Exception:  # noqa: BLE001 - google.auth raises several types; message may hold secrets
+        raise EENotConfiguredError(f"{p} holds credentials that cannot be used; use a service-account key") from None
+    return _Creds(creds, "credentials_file", project or info.get("quota_project_id"), "credentials file")
+
+
+def _from_secrets(secrets: Mapping[str, Any] | None) -> _Creds | None:
+    if not secrets:
+        return None
+    for key in _SA_SECRET_KEYS:
+        if key in secrets and secrets[key]:
+            value = secrets[key]
+            info = _as_mapping(value)
+            if info is None:
+                try:
+                    info = json.loads(str(value))
+                except ValueError:
+                    raise EENotConfiguredError(
+                        f"secret {key} is not valid JSON; paste the whole service-account key file"
+                    ) from None
+            return _service_account(info, "service_account_secrets")
+    for key in _SA_TABLE_KEYS:
+        table = _as_mapping(secrets.get(key)) if key in secrets else None
+        if table:
+            return _service_account(table, "service_account_secrets")
+    return None
+
+
+def _from_user_store() -> _Creds | None:
+    """Credentials saved by ``earthengine authenticate``; never refreshed or prompted here."""
+    import google.oauth2.credentials
+    from ee import oauth
+
+    path = Path(oauth.get_credentials_path())
+    if not path.is_file():
+        return None
+    try:
+        args = oauth.get_credentials_arguments()
+    except (OSError, ValueError):
+        raise EENotConfiguredError(
+            f"the Earth Engine credentials file {path} is unreadable; run `earthengine authenticate` again"
+        ) from None
+    if not args.get("refresh_token"):
+        return None
+    project = args.get("quota_project_id")
+    creds = google.oauth2.credentials.Credentials(None, **args)
+    return _Creds(creds, "user", project, "stored user credentials")
+
+
+def _secret_project(secrets: Mapping[str, Any] | None) -> str | None:
+    if not secrets:
+        return None
+    for key in _PROJECT_SECRET_KEYS:
+        value = secrets.get(key) if hasattr(secrets, "get") else None
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def find_credentials(
+    secrets: Mapping[str, Any] | None = None, env: Mapping[str, str] = os.environ
+) -> _Creds:
+    """The first credentials available in the documented order.
+
+    Raises:
+        EENotConfiguredError: if there are none, or a configured key is unusable.
+    """
+    key_path = env.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if key_path:
+        return _from_key_file(key_path)
+    found = _from_secrets(secrets)
+    if found is not None:
+        return found
+    found = _from_user_store()
+    if found is not None:
+        return found
+    raise EENotConfiguredError(f"Earth Engine is not configured: no credentials found; {SETUP_HELP}")
+
+
+def initialize(
+    project: str | None = None,
+    secrets: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] = os.environ,
+    init: Callable[..., None] | None = None,
+) -> EEStatus:
+    """Initialise Earth Engine (no prompts) and return an ok :class:`EEStatus`.
+
+    ``init`` defaults to ``ee.Initialize``.
+
+    Raises:
+        EENotConfiguredError: no credentials, no project, or Earth Engine refuses them.
+        EarthEngineError: other failures while initialising (mapped with advice).
+    """
+    secrets = _as_mapping(secrets) if secrets is not None else None
+    found = find_credentials(secrets, env)
+    chosen = project or env.get("EE_PROJECT") or _secret_project(secrets) or found.project
+    if not chosen:
+        raise EENotConfiguredError(
+            f"Earth Engine credentials found ({found.who}) but no Cloud project; set EE_PROJECT "
+            "(or ee_project in the app's secrets) to a project registered for Earth Engine"
+        )
+    if init is None:
+        import ee
+
+        init = ee.Initialize
+    try:
+        init(found.credentials, project=chosen)
+    except Exception as exc:  # noqa: BLE001 - mapped below; messages never include key material
+        err = map_ee_error(exc)
+        if not isinstance(err, EarthEngineError):
+            err = EarthEngineError(str(err))
+        raise type(err)(f"Earth Engine initialisation failed for project {chosen}: {err}") from None
+    log.info("Earth Engine initialised (project %s, %s)", chosen, found.method)
+    return EEStatus(True, chosen, found.method, f"Earth Engine ready: project {chosen} ({found.who})")
+
+
+def status(
+    project: str | None = None,
+    secrets: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] = os.environ,
+    init: Callable[..., None] | None = None,
+) -> EEStatus:
+    """Like :func:`initialize` but never raises: a failed status carries the reason (for the UI)."""
+    try:
+        return initialize(project, secrets, env, init)
+    except EarthEngineError as err:
+        return EEStatus(False, project or env.get("EE_PROJECT"), "none", str(err))

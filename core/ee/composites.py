@@ -1,0 +1,297 @@
+"""Median cloud-masked composites (R, G, B, NIR reflectance 0-1, NDVI) for a region and dates.
+
+Landsat Collection 2 Level 2 (TM, ETM+, OLI, OLI-2) are masked with QA_PIXEL bits 0-4 (fill,
+dilated cloud, cirrus, cloud, cloud shadow) and QA_RADSAT, then scaled x 0.0000275 - 0.2.
+Sentinel-2 SR harmonized is masked with Cloud Score+ (``cs_cdf`` >= threshold) and scaled
+/ 10000. NDVI is (NIR - R) / (NIR + R) on reflectance clipped at 0, 0 where the sum is ~0,
+exactly as :func:`core.raster.ndvi` computes it locally.
+
+The composite keeps no fixed projection (so map tiles render at every zoom); the scale and CRS
+of :class:`CompositeConfig` are applied by every request that materialises pixels (direct
+download grids, exports, sampling).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Mapping
+
+from core.errors import ConfigError
+from core.raster import FEATURE_BANDS, INPUT_BANDS
+
+#: QA_PIXEL bits that must all be 0: fill(0), dilated cloud(1), cirrus(2), cloud(3), shadow(4).
+LANDSAT_QA_MASK = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4)
+LANDSAT_SCALE = 0.0000275
+LANDSAT_OFFSET = -0.2
+S2_SCALE = 1.0 / 10000.0
+CLOUD_SCORE_PLUS = "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"
+NDVI_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class SensorSpec:
+    """One image collection: its id, the bands that are R, G, B, NIR, its default scale."""
+
+    key: str
+    title: str
+    collection: str
+    bands: tuple[str, str, str, str]  # R, G, B, NIR
+    scale: float
+    cloud_property: str
+    first_year: int
+    last_year: int | None
+    family: str  # "landsat" | "s2"
+
+
+SENSORS: dict[str, SensorSpec] = {
+    s.key: s
+    for s in (
+        SensorSpec("L5", "Landsat 5 TM", "LANDSAT/LT05/C02/T1_L2", ("SR_B3", "SR_B2", "SR_B1", "SR_B4"), 30.0, "CLOUD_COVER", 1984, 2012, "landsat"),
+        SensorSpec("L7", "Landsat 7 ETM+", "LANDSAT/LE07/C02/T1_L2", ("SR_B3", "SR_B2", "SR_B1", "SR_B4"), 30.0, "CLOUD_COVER", 1999, 2024, "landsat"),
+        SensorSpec("L8", "Landsat 8 OLI", "LANDSAT/LC08/C02/T1_L2", ("SR_B4", "SR_B3", "SR_B2", "SR_B5"), 30.0, "CLOUD_COVER", 2013, None, "landsat"),
+        SensorSpec("L9", "Landsat 9 OLI-2", "LANDSAT/LC09/C02/T1_L2", ("SR_B4", "SR_B3", "SR_B2", "SR_B5"), 30.0, "CLOUD_COVER", 2021, None, "landsat"),
+        SensorSpec("S2", "Sentinel-2 SR (harmonized)", "COPERNICUS/S2_SR_HARMONIZED", ("B4", "B3", "B2", "B8"), 10.0, "CLOUDY_PIXEL_PERCENTAGE", 2017, None, "s2"),
+    )
+}
+
+
+def _parse_date(text: str, field: str) -> _dt.date:
+    try:
+        return _dt.date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{field} must be a date YYYY-MM-DD, got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class CompositeConfig:
+    """A median composite: sensor, dates [start, end] inclusive, scene cloud cover, grid.
+
+    ``scale`` (metres) defaults to the sensor's native resolution; ``crs`` None means the UTM
+    zone of the region's centre (see :func:`utm_crs`).
+
+    Raises (on construction):
+        ConfigError: unknown sensor, bad/inverted dates, dates outside the sensor's life,
+        max_cloud outside 0-100, scale not positive, malformed CRS, bad cloud-score threshold.
+    """
+
+    sensor: str = "L8"
+    start: str = "2020-01-01"
+    end: str = "2020-12-31"
+    max_cloud: float = 20.0
+    scale: float | None = None
+    crs: str | None = None
+    cs_threshold: float = 0.6
+
+    def __post_init__(self) -> None:
+        if self.sensor not in SENSORS:
+            raise ConfigError(f"unknown sensor {self.sensor!r}; choose one of {', '.join(SENSORS)}")
+        start, end = _parse_date(self.start, "start"), _parse_date(self.end, "end")
+        if end < start:
+            raise ConfigError(f"end {self.end} is before start {self.start}")
+        spec = SENSORS[self.sensor]
+        if end.year < spec.first_year or (spec.last_year is not None and start.year > spec.last_year):
+            life = f"{spec.first_year}-{spec.last_year or 'today'}"
+            raise ConfigError(f"{spec.title} has no images in {self.start}..{self.end} (it covers {life}); pick another sensor or dates")
+        if not 0.0 <= float(self.max_cloud) <= 100.0:
+            raise ConfigError(f"max_cloud must be 0-100 (% of the scene), got {self.max_cloud}")
+        if self.scale is not None and not (0 < float(self.scale) <= 10000):
+            raise ConfigError(f"scale must be a positive number of metres, got {self.scale}")
+        if self.crs is not None and not (self.crs.upper().startswith("EPSG:") and self.crs[5:].isdigit()):
+            raise ConfigError(f"crs must look like 'EPSG:32718', got {self.crs!r}")
+        if not 0.0 < self.cs_threshold < 1.0:
+            raise ConfigError(f"cs_threshold must be in (0, 1), got {self.cs_threshold}")
+
+    @property
+    def spec(self) -> SensorSpec:
+        return SENSORS[self.sensor]
+
+    @property
+    def resolution(self) -> float:
+        """The scale in metres actually used."""
+        return float(self.scale) if self.scale is not None else self.spec.scale
+
+    @property
+    def end_exclusive(self) -> str:
+        """Earth Engine's filterDate end is exclusive: the day after ``end``."""
+        return (_dt.date.fromisoformat(self.end) + _dt.timedelta(days=1)).isoformat()
+
+    @property
+    def year(self) -> int:
+        """The year a label map should describe: the middle of the date range."""
+        a, b = _dt.date.fromisoformat(self.start), _dt.date.fromisoformat(self.end)
+        return (a + (b - a) / 2).year
+
+    def crs_for(self, geometry: Mapping[str, Any]) -> str:
+        """The CRS to use for a region: ``crs`` if set, else the UTM zone of its centre."""
+        if self.crs:
+            return self.crs.upper()
+        w, s, e, n = geojson_bounds(geometry)
+        return utm_crs((w + e) / 2, (s + n) / 2)
+
+
+# ----------------------------------------------------------------------------- pure helpers
+
+
+def region_geometry(region: Any) -> dict:
+    """The GeoJSON geometry (EPSG:4326) of a region object (``.geojson``), Feature or geometry.
+
+    Raises:
+        RegionError: if it is none of these, or has no coordinates.
+    """
+    from core.errors import RegionError
+
+    geo = getattr(region, "geojson", region)
+    if callable(geo):
+        geo = geo()
+    if not isinstance(geo, Mapping):
+        raise RegionError("the region has no GeoJSON geometry in lon/lat; draw or choose a georeferenced region")
+    if geo.get("type") == "Feature":
+        geo = geo.get("geometry") or {}
+    if geo.get("type") == "FeatureCollection":
+        feats = geo.get("features") or []
+        if len(feats) != 1:
+            raise RegionError("give one polygon (a FeatureCollection with exactly one feature)")
+        geo = feats[0].get("geometry") or {}
+    if geo.get("type") not in ("Polygon", "MultiPolygon") or not geo.get("coordinates"):
+        raise RegionError(f"the region must be a Polygon or MultiPolygon, got {geo.get('type')!r}")
+    return dict(geo)
+
+
+def _coords(geometry: Mapping[str, Any]) -> list[tuple[float, float]]:
+    coords = geometry["coordinates"]
+    rings = coords if geometry["type"] == "Polygon" else [r for poly in coords for r in poly]
+    return [(float(x), float(y)) for ring in rings for x, y, *_ in ring]
+
+
+def geojson_bounds(geometry: Mapping[str, Any]) -> tuple[float, float, float, float]:
+    """(west, south, east, north) of a Polygon/MultiPolygon in lon/lat.
+
+    Raises:
+        RegionError: if coordinates are outside lon -180..180 / lat -90..90.
+    """
+    from core.errors import RegionError
+
+    pts = _coords(geometry)
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    w, s, e, n = min(xs), min(ys), max(xs), max(ys)
+    if not (-180 <= w <= e <= 180 and -90 <= s <= n <= 90):
+        raise RegionError(f"region bounds {w, s, e, n} are not lon/lat degrees (EPSG:4326)")
+    return w, s, e, n
+
+
+def bbox_geojson(west: float, south: float, east: float, north: float) -> dict:
+    """A GeoJSON Polygon for a lon/lat box."""
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def utm_crs(lon: float, lat: float) -> str:
+    """The WGS 84 / UTM zone EPSG code for a point (326xx north, 327xx south)."""
+    zone = min(60, max(1, int(math.floor((lon + 180.0) / 6.0)) + 1))
+    return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
+
+
+# ----------------------------------------------------------------------------- ee builders
+
+
+def ee_geometry(geometry: Mapping[str, Any]):
+    """An ``ee.Geometry`` from GeoJSON in lon/lat, geodesic=False (edges straight on the map)."""
+    import ee
+
+    return ee.Geometry(dict(geometry), "EPSG:4326", False)
+
+
+def _landsat_prepare(spec: SensorSpec):
+    import ee
+
+    def prepare(image):
+        image = ee.Image(image)
+        qa = image.select("QA_PIXEL")
+        clear = qa.bitwiseAnd(LANDSAT_QA_MASK).eq(0).And(image.select("QA_RADSAT").eq(0))
+        refl = image.select(list(spec.bands), list(INPUT_BANDS)).multiply(LANDSAT_SCALE).add(LANDSAT_OFFSET)
+        return refl.updateMask(clear).copyProperties(image, ["system:time_start"])
+
+    return prepare
+
+
+def _s2_prepare(cfg: CompositeConfig):
+    import ee
+
+    spec = cfg.spec
+
+    def prepare(image):
+        image = ee.Image(image)
+        clear = image.select("cs_cdf").gte(cfg.cs_threshold)
+        refl = image.select(list(spec.bands), list(INPUT_BANDS)).multiply(S2_SCALE)
+        return refl.updateMask(clear).copyProperties(image, ["system:time_start"])
+
+    return prepare
+
+
+def scene_collection(cfg: CompositeConfig, geometry: Mapping[str, Any]):
+    """The filtered, masked and scaled scenes (bands R, G, B, NIR) before the median."""
+    import ee
+
+    spec = cfg.spec
+    geom = ee_geometry(geometry)
+    col = (
+        ee.ImageCollection(spec.collection)
+        .filterBounds(geom)
+        .filterDate(cfg.start, cfg.end_exclusive)
+        .filter(ee.Filter.lt(spec.cloud_property, float(cfg.max_cloud)))
+    )
+    if spec.family == "s2":
+        col = col.linkCollection(ee.ImageCollection(CLOUD_SCORE_PLUS), ["cs_cdf"])
+        return col.map(_s2_prepare(cfg))
+    return col.map(_landsat_prepare(spec))
+
+
+def add_ndvi(image):
+    """Append NDVI = (NIR - R) / (NIR + R), 0 where NIR + R <= 1e-6, clamped to [-1, 1]."""
+    red, nir = image.select("R"), image.select("NIR")
+    den = nir.add(red)
+    small = den.abs().lte(NDVI_EPS)
+    nd = nir.subtract(red).divide(den.where(small, 1)).where(small, 0).clamp(-1, 1)
+    return image.addBands(nd.rename("NDVI"))
+
+
+def composite_image(cfg: CompositeConfig, geometry: Mapping[str, Any]):
+    """Median composite with bands R, G, B, NIR (reflectance clipped at 0, float) and NDVI."""
+    refl = scene_collection(cfg, geometry).median().max(0).toFloat()
+    image = add_ndvi(refl).select(list(FEATURE_BANDS)).toFloat()
+    return image.set({"crop_mapping:sensor": cfg.sensor, "crop_mapping:start": cfg.start, "crop_mapping:end": cfg.end})
+
+
+@lru_cache(maxsize=64)
+def _scene_summary_cached(cfg: CompositeConfig, geometry_json: str, getinfo: Any) -> dict:
+    import json
+
+    import ee
+
+    geometry = json.loads(geometry_json)
+    col = scene_collection(cfg, geometry)
+    stats = ee.Dictionary(
+        {
+            "count": col.size(),
+            "dates": ee.List(col.aggregate_array("system:time_start")).sort(),
+        }
+    )
+    return (getinfo or (lambda obj: obj.getInfo()))(stats)
+
+
+def scene_summary(cfg: CompositeConfig, geometry: Mapping[str, Any], getinfo: Any = None) -> dict:
+    """Number of scenes and their acquisition times (ms), in ONE ``getInfo`` call, cached per
+    (config, geometry) for the life of the process.
+
+    Raises:
+        EarthEngineError subclasses (mapped) when the request fails.
+    """
+    import json
+
+    from core.ee.errors import call_with_retries
+
+    key = json.dumps(geometry, sort_keys=True)
+    return dict(call_with_retries(lambda: _scene_summary_cached(cfg, key, getinfo)))

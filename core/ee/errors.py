@@ -1,0 +1,222 @@
+"""Earth Engine errors with actionable messages, their mapping from raw exceptions, and retries.
+
+:func:`map_ee_error` turns an ``ee.EEException`` or a ``googleapiclient`` ``HttpError`` into one
+of the :class:`~core.errors.EarthEngineError` subclasses below; :func:`call_with_retries` re-runs
+a call on retryable failures (HTTP 429 / 5xx, "Too many concurrent aggregations") with
+exponential backoff and jitter. ``ee`` is never imported here.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+from core.errors import EarthEngineError, NoDataError
+
+T = TypeVar("T")
+
+
+class EENotConfiguredError(EarthEngineError):
+    """No credentials or no Cloud project: Earth Engine cannot be used until it is set up."""
+
+
+class EEQuotaError(EarthEngineError):
+    """Quota or rate limit hit (HTTP 429, too many concurrent aggregations); retrying later helps."""
+
+    retryable = True
+
+
+class EEServerError(EarthEngineError):
+    """A transient server-side failure (HTTP 5xx, backend unavailable); retrying helps."""
+
+    retryable = True
+
+
+class EEMemoryError(EarthEngineError):
+    """"User memory limit exceeded": the computation is too big for an interactive request."""
+
+
+class EETimeoutError(EarthEngineError):
+    """"Computation timed out": interactive requests are limited to a few minutes."""
+
+
+class EERequestTooLargeError(EarthEngineError):
+    """Too many pixels, or the request/response payload is over Earth Engine's size limit."""
+
+
+class EETaskFailedError(EarthEngineError):
+    """A batch task (export or ingestion) ended in state FAILED."""
+
+    def __init__(self, message: str, task_id: str | None = None, error_message: str = ""):
+        super().__init__(message)
+        self.task_id = task_id
+        self.error_message = error_message
+
+
+class EEPermissionError(EarthEngineError):
+    """The account may not read an asset or use the project (HTTP 403), or the asset is missing."""
+
+
+# (pattern, error class, advice). First match wins; patterns are matched case-insensitively.
+_RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
+    (
+        r"too many concurrent aggregations|quota exceeded|rate limit|too many requests|resource_exhausted",
+        EEQuotaError,
+        "Earth Engine quota or rate limit reached; wait a minute and retry, or lower the number of "
+        "parallel requests (max_workers)",
+    ),
+    (
+        r"user memory limit exceeded|out of memory",
+        EEMemoryError,
+        "Earth Engine ran out of memory for this request; choose a smaller region or a coarser scale, "
+        "or run it as a batch export (exports have far larger limits)",
+    ),
+    (
+        r"computation timed out|deadline exceeded|timed out",
+        EETimeoutError,
+        "the Earth Engine computation timed out; use a smaller region or a shorter date range, or run "
+        "it as a batch export, which has no interactive time limit",
+    ),
+    (
+        r"total request size|request payload size exceeds|too many pixels|response size exceeds|"
+        r"must be less than or equal to \d+ bytes|grid dimensions .* must be less than",
+        EERequestTooLargeError,
+        "the request is larger than Earth Engine allows (48 MB / 32768 px a side per request); "
+        "split it into smaller tiles (core.ee.pixels plans this) or use a batch export",
+    ),
+    (
+        r"did not match any bands|image\.select: .*no band|collection is empty|empty collection",
+        EarthEngineError,  # replaced by NoDataError below
+        "no images matched the dates, region and cloud filter; widen the date range or raise max_cloud",
+    ),
+    (
+        r"please authorize access|earthengine authenticate|no project found|not signed up|"
+        r"not registered to use earth engine|earth engine api has not been used",
+        EENotConfiguredError,
+        "Earth Engine is not set up for this account/project; run `earthengine authenticate` (or set "
+        "GOOGLE_APPLICATION_CREDENTIALS to a service-account key) and set EE_PROJECT to a Cloud "
+        "project registered for Earth Engine",
+    ),
+    (
+        r"permission denied|caller does not have|not found|does not exist|access denied",
+        EEPermissionError,
+        "Earth Engine refused access: check that the asset id is right and shared with this account, "
+        "and that the project has the Earth Engine API enabled",
+    ),
+)
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status code of a googleapiclient HttpError (or anything with ``.resp.status``)."""
+    resp = getattr(exc, "resp", None)
+    status = getattr(resp, "status", None) if resp is not None else getattr(exc, "status_code", None)
+    try:
+        return int(status) if status is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _raw_message(exc: BaseException) -> str:
+    content = getattr(exc, "content", None)
+    text = str(exc)
+    if isinstance(content, bytes) and content:
+        try:
+            text = f"{text} {content.decode('utf-8', 'replace')}"
+        except AttributeError:
+            pass
+    return text
+
+
+def map_ee_error(exc: BaseException) -> EarthEngineError | NoDataError:
+    """Map a raw Earth Engine / HTTP exception to a project error with advice (never raises).
+
+    Already-mapped errors are returned unchanged. The original text is kept at the end of the
+    message (shortened) so nothing is lost for debugging.
+    """
+    if isinstance(exc, (EarthEngineError, NoDataError)):
+        return exc
+    raw = _raw_message(exc)
+    short = re.sub(r"\s+", " ", raw).strip()[:300]
+    status = http_status(exc)
+    if status == 429:
+        return EEQuotaError(f"Earth Engine rate limit (HTTP 429); wait and retry, or lower max_workers ({short})")
+    if status is not None and 500 <= status < 600:
+        # EE reports some user errors as 5xx too: check the message before calling it transient.
+        for pattern, cls, advice in _RULES[1:4]:
+            if re.search(pattern, raw, re.IGNORECASE):
+                return cls(f"{advice} ({short})")
+        return EEServerError(f"Earth Engine server error (HTTP {status}); retrying usually helps ({short})")
+    for pattern, cls, advice in _RULES:
+        if re.search(pattern, raw, re.IGNORECASE):
+            if cls is EarthEngineError:
+                return NoDataError(f"{advice} ({short})")
+            return cls(f"{advice} ({short})")
+    if status == 403:
+        return EEPermissionError(f"Earth Engine refused access (HTTP 403) ({short})")
+    if status == 400:
+        return EarthEngineError(f"Earth Engine rejected the request (HTTP 400): {short}")
+    return EarthEngineError(f"Earth Engine request failed: {short}")
+
+
+def is_retryable(err: BaseException) -> bool:
+    """True for errors worth retrying: quota/rate limits, concurrent aggregations, HTTP 5xx."""
+    return bool(getattr(map_ee_error(err), "retryable", False))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff: delay_k = min(max_delay, base * 2**k) * (1 - jitter * U[0,1))."""
+
+    attempts: int = 5
+    base_delay: float = 1.0
+    max_delay: float = 32.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        raw = min(self.max_delay, self.base_delay * (2**attempt))
+        return raw * (1.0 - self.jitter * rng())
+
+
+def call_with_retries(
+    fn: Callable[[], T],
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] = time.sleep,
+    rng: Callable[[], float] = random.random,
+    on_retry: Callable[[int, EarthEngineError, float], None] | None = None,
+) -> T:
+    """Call ``fn()``, retrying retryable Earth Engine failures with backoff.
+
+    Raises:
+        EarthEngineError (a subclass from :func:`map_ee_error`) or NoDataError: when ``fn`` fails
+        with a non-retryable error, or still fails after ``policy.attempts`` tries.
+        Exceptions that are not Earth Engine/HTTP failures (bugs) propagate unchanged.
+    """
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - filtered just below
+            if not _looks_like_ee_failure(exc):
+                raise
+            err = map_ee_error(exc)
+            attempt += 1
+            if not getattr(err, "retryable", False) or attempt >= policy.attempts:
+                if err is exc:
+                    raise
+                raise err from exc
+            wait = policy.delay(attempt - 1, rng)
+            if on_retry is not None:
+                on_retry(attempt, err, wait)
+            sleep(wait)
+
+
+def _looks_like_ee_failure(exc: BaseException) -> bool:
+    if isinstance(exc, (EarthEngineError, NoDataError)):
+        return True
+    if http_status(exc) is not None:
+        return True
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"EEException", "HttpError", "TransportError", "RefreshError"})

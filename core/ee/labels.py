@@ -1,0 +1,150 @@
+"""Crop (1) / not-crop (0) / no-data (255) label images from land-cover products in Earth Engine.
+
+The crop and no-data codes come from :data:`core.labels.CLASS_MAPS`, so a crop pixel means the
+same here as in a local label raster. Every recipe returns a one-band uint8 image named
+``label``, unmasked everywhere (255 where the product has no data), ready to download with the
+``binary`` class map, to sample, or to export.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from core.errors import ConfigError
+from core.labels import CLASS_MAPS, CROP, NODATA, NOT_CROP
+
+WORLDCOVER = "ESA/WorldCover/v200"
+DYNAMIC_WORLD = "GOOGLE/DYNAMICWORLD/V1"
+GLC_FCS30D_ANNUAL = "projects/sat-io/open-datasets/GLC-FCS30D/annual"
+GLC_FCS30D_FIVE_YEARS = "projects/sat-io/open-datasets/GLC-FCS30D/five-years-map"
+CDL = "USDA/NASS/CDL"
+
+#: product -> (title, class map name, first year, last year or None)
+PRODUCTS: dict[str, tuple[str, str, int, int | None]] = {
+    "worldcover": ("ESA WorldCover v200 (2021)", "worldcover", 2020, None),
+    "dynamicworld": ("Dynamic World V1 (mode of label)", "dynamicworld", 2015, None),
+    "glcfcs30d": ("GLC-FCS30D annual (1985-2022)", "glcfcs30d", 1985, 2022),
+    "cdl": ("USDA NASS Cropland Data Layer", "cdl", 1997, None),
+    "asset": ("User asset (crop value given)", "binary", 1900, None),
+}
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """Which product labels a region, and for when.
+
+    ``year`` picks the annual map (GLC-FCS30D, CDL); ``start``/``end`` bound Dynamic World
+    (default: the year); ``asset_id``/``band``/``crop_values``/``nodata_values`` describe a
+    user asset (the original notebook: a GLC30 asset with crop value 10).
+
+    Raises (on construction):
+        ConfigError: unknown product, year the product does not cover, asset without id/values.
+    """
+
+    product: str = "worldcover"
+    year: int | None = None
+    start: str | None = None
+    end: str | None = None
+    asset_id: str | None = None
+    band: str | None = None
+    crop_values: tuple[int, ...] = ()
+    nodata_values: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.product not in PRODUCTS:
+            raise ConfigError(f"unknown label product {self.product!r}; choose one of {', '.join(PRODUCTS)}")
+        _, _, first, last = PRODUCTS[self.product]
+        if self.year is not None and not (first <= int(self.year) <= (last or 2100)):
+            raise ConfigError(f"{PRODUCTS[self.product][0]} covers {first}-{last or 'today'}, not {self.year}")
+        if self.product == "glcfcs30d" and self.year is not None and self.year < 2000 and self.year not in (1985, 1990, 1995):
+            raise ConfigError(f"GLC-FCS30D before 2000 exists only for 1985, 1990 and 1995, not {self.year}")
+        if self.product in ("glcfcs30d", "cdl") and self.year is None:
+            raise ConfigError(f"label product {self.product} needs a year")
+        if self.product == "asset":
+            if not self.asset_id or not self.crop_values:
+                raise ConfigError("a user asset label needs asset_id and crop_values (e.g. crop_values=(10,))")
+        for text in (self.start, self.end):
+            if text is not None:
+                try:
+                    _dt.date.fromisoformat(text)
+                except ValueError:
+                    raise ConfigError(f"label dates must be YYYY-MM-DD, got {text!r}") from None
+
+    @property
+    def class_map_name(self) -> str:
+        """The core.labels class map of the raw product codes."""
+        return PRODUCTS[self.product][1]
+
+    def dates(self) -> tuple[str, str]:
+        """[start, end) for date-filtered products (Dynamic World)."""
+        if self.start and self.end:
+            end = _dt.date.fromisoformat(self.end) + _dt.timedelta(days=1)
+            return self.start, end.isoformat()
+        year = self.year or 2021
+        return f"{year}-01-01", f"{year + 1}-01-01"
+
+
+def glcfcs30d_band(year: int) -> tuple[str, str]:
+    """(collection, band) of GLC-FCS30D for a year: annual b1..b23 = 2000..2022; five-yearly
+    b1..b3 = 1985, 1990, 1995.
+
+    Raises:
+        ConfigError: for a year the product does not have.
+    """
+    if 2000 <= year <= 2022:
+        return GLC_FCS30D_ANNUAL, f"b{year - 1999}"
+    if year in (1985, 1990, 1995):
+        return GLC_FCS30D_FIVE_YEARS, f"b{(year - 1985) // 5 + 1}"
+    raise ConfigError(f"GLC-FCS30D has maps for 1985, 1990, 1995 and 2000-2022, not {year}")
+
+
+def to_binary(raw, crop_codes, nodata_codes):
+    """Raw class codes -> uint8 ``label``: 1 crop, 0 not crop, 255 no data (masked or a no-data code)."""
+    import ee
+
+    crop_codes = sorted(int(c) for c in crop_codes)
+    nodata_codes = sorted(int(c) for c in nodata_codes)
+    raw = ee.Image(raw)
+    out = raw.remap(crop_codes, [CROP] * len(crop_codes), NOT_CROP)
+    if nodata_codes:
+        is_nodata = raw.remap(nodata_codes, [1] * len(nodata_codes), 0).eq(1)
+        out = out.where(is_nodata, NODATA)
+    return out.unmask(NODATA).toUint8().rename("label")
+
+
+def raw_label_image(cfg: LabelConfig, geometry: Mapping[str, Any] | None = None):
+    """The product's raw class-code image (one band) for the config."""
+    import ee
+
+    if cfg.product == "worldcover":
+        return ee.ImageCollection(WORLDCOVER).first().select(CLASS_MAPS["worldcover"].band or "Map")
+    if cfg.product == "dynamicworld":
+        start, end = cfg.dates()
+        col = ee.ImageCollection(DYNAMIC_WORLD).filterDate(start, end)
+        if geometry is not None:
+            from core.ee.composites import ee_geometry
+
+            col = col.filterBounds(ee_geometry(geometry))
+        return col.select(CLASS_MAPS["dynamicworld"].band or "label").mode()
+    if cfg.product == "glcfcs30d":
+        collection, band = glcfcs30d_band(int(cfg.year))  # type: ignore[arg-type]
+        return ee.ImageCollection(collection).select(band).mosaic()
+    if cfg.product == "cdl":
+        return (
+            ee.ImageCollection(CDL)
+            .filterDate(f"{cfg.year}-01-01", f"{int(cfg.year) + 1}-01-01")  # type: ignore[arg-type]
+            .first()
+            .select(CLASS_MAPS["cdl"].band or "cropland")
+        )
+    image = ee.Image(cfg.asset_id)
+    return image.select(cfg.band) if cfg.band else image.select(0)
+
+
+def label_image(cfg: LabelConfig, geometry: Mapping[str, Any] | None = None):
+    """The crop / not-crop / no-data ``label`` image (uint8) of a label config."""
+    if cfg.product == "asset":
+        return to_binary(raw_label_image(cfg, geometry), cfg.crop_values, cfg.nodata_values)
+    cmap = CLASS_MAPS[cfg.class_map_name]
+    return to_binary(raw_label_image(cfg, geometry), cmap.crop_codes, cmap.nodata_codes)

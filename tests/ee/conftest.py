@@ -1,0 +1,80 @@
+"""Offline Earth Engine for tests: the wheel's algorithm list, no credentials, no sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Any attempt to open a connection fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a test tried to open a network connection: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@pytest.fixture(scope="session")
+def ee_offline():
+    """``ee`` initialised against the algorithm list shipped in the wheel (ee/tests/algorithms.json)."""
+    import ee
+    from ee import _cloud_api_utils, _state
+
+    path = Path(ee.__file__).parent / "tests" / "algorithms.json"
+    with open(path, encoding="utf-8") as fh:
+        algorithms = _cloud_api_utils.convert_algorithms(json.load(fh))
+    saved = (ee.data.getAlgorithms, ee.data._install_cloud_api_resource)
+    ee.Reset()
+    ee.data._install_cloud_api_resource = lambda: None
+    ee.data.getAlgorithms = lambda: algorithms
+    ee.Initialize(None, "", project="p")
+    yield ee
+    ee.data.getAlgorithms, ee.data._install_cloud_api_resource = saved
+    ee.Reset()
+    _state.reset_state()
+
+
+def _canonical(obj) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True) + "\n"
+
+
+@pytest.fixture
+def golden():
+    """``golden(name, obj)``: compare ``obj`` (JSON-able) with tests/ee/golden/<name>.json.
+
+    ``UPDATE_GOLDEN=1`` (re)writes the file instead.
+    """
+
+    def check(name: str, obj) -> None:
+        path = GOLDEN_DIR / f"{name}.json"
+        text = _canonical(obj)
+        if os.environ.get("UPDATE_GOLDEN") == "1" or not path.exists():
+            if os.environ.get("UPDATE_GOLDEN") != "1":
+                pytest.fail(f"golden file {path.name} is missing; run with UPDATE_GOLDEN=1 once and review it")
+            GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            return
+        expected = path.read_text(encoding="utf-8")
+        assert text == expected, f"{name}: graph differs from {path.name} (rerun with UPDATE_GOLDEN=1 if intended)"
+
+    return check
+
+
+def graph(obj) -> dict:
+    """The Cloud-API expression graph of an ee object, as a dict."""
+    import ee
+
+    return ee.serializer.encode(obj, for_cloud_api=True)
