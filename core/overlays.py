@@ -1,0 +1,436 @@
+"""Arrays -> PNG image overlays for maps: colour rendering, legends, placement, exports.
+
+Everything returns bytes, data URLs, bounds or plain data; nothing is shown here. Overlays are
+downsampled to at most ``max_side`` pixels so pages stay responsive. Placement:
+
+* non-georeferenced grids: Leaflet Simple CRS in pixel units, ``lat = -row``, ``lng = col``
+  (``offset`` places a window of a larger image where it belongs);
+* georeferenced grids: the RGBA image is reprojected to web mercator (EPSG:3857), which is how
+  Leaflet stretches an image overlay, and its bounds are given in lat/lon.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from core.errors import InvalidDataError
+from core.labels import CROP, NODATA, NOT_CROP
+from core.raster import Grid
+
+#: Default largest side of an overlay image, in pixels.
+MAX_SIDE = 1024
+
+Bounds = tuple[tuple[float, float], tuple[float, float]]  # ((south, west), (north, east))
+
+# Colour anchors (position 0-1, RGB) of the colormaps; interpolated to 256-entry tables.
+_ANCHORS: dict[str, list[tuple[float, tuple[int, int, int]]]] = {
+    # viridis, sampled
+    "probability": [
+        (0.0, (68, 1, 84)), (0.25, (59, 82, 139)), (0.5, (33, 145, 140)), (0.75, (94, 201, 98)), (1.0, (253, 231, 37)),
+    ],
+    # brown (bare) -> yellow -> green (vegetation), for NDVI -1..1 shown over 0..1
+    "ndvi": [(0.0, (140, 81, 10)), (0.4, (216, 179, 101)), (0.5, (246, 232, 195)), (0.7, (90, 174, 97)), (1.0, (0, 68, 27))],
+}
+
+#: Colours of the class layers (RGB).
+CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
+    "crop": (255, 193, 7),
+    "not crop": (96, 125, 139),
+    "no data": (0, 0, 0),
+    "false crop": (229, 57, 53),  # predicted crop, labelled not crop
+    "missed crop": (30, 136, 229),  # labelled crop, predicted not crop
+}
+
+
+def colormap(name: str) -> np.ndarray:
+    """A (256, 3) uint8 lookup table.
+
+    Raises:
+        KeyError: if no colormap of that name exists (a programming error).
+    """
+    anchors = _ANCHORS[name]
+    pos = np.array([a[0] for a in anchors])
+    cols = np.array([a[1] for a in anchors], dtype=np.float64)
+    x = np.linspace(0, 1, 256)
+    return np.stack([np.interp(x, pos, cols[:, i]) for i in range(3)], axis=1).round().astype(np.uint8)
+
+
+def hex_colour(rgb: Sequence[int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb[:3]))
+
+
+@dataclass(frozen=True)
+class Legend:
+    """What an overlay's colours mean: class swatches or a gradient with end labels."""
+
+    title: str
+    items: tuple[tuple[str, str], ...] = ()  # (label, hex colour)
+    gradient: tuple[str, ...] = ()  # hex colours, low to high
+    low: str = ""
+    high: str = ""
+
+    def to_html(self) -> str:
+        """A small self-contained HTML block (inline styles, no external resources)."""
+        parts = [f"<div style='font-size:0.85rem'><b>{self.title}</b><br/>"]
+        for label, colour in self.items:
+            parts.append(
+                f"<span style='display:inline-block;width:12px;height:12px;background:{colour};"
+                f"border:1px solid #888;margin-right:4px'></span>{label}&nbsp;&nbsp;"
+            )
+        if self.gradient:
+            stops = ",".join(self.gradient)
+            parts.append(
+                f"<span>{self.low}</span><span style='display:inline-block;width:140px;height:12px;margin:0 6px;"
+                f"background:linear-gradient(to right,{stops});border:1px solid #888'></span><span>{self.high}</span>"
+            )
+        parts.append("</div>")
+        return "".join(parts)
+
+
+def gradient_legend(title: str, cmap: str, low: str, high: str) -> Legend:
+    lut = colormap(cmap)
+    return Legend(title, gradient=tuple(hex_colour(lut[i]) for i in (0, 64, 128, 192, 255)), low=low, high=high)
+
+
+def class_legend(title: str, names: Sequence[str]) -> Legend:
+    return Legend(title, items=tuple((n, hex_colour(CLASS_COLOURS[n])) for n in names))
+
+
+# ---------------------------------------------------------------------- rendering to RGBA
+def _stretch(bands: np.ndarray, valid: np.ndarray, lo_pct: float = 2, hi_pct: float = 98) -> np.ndarray:
+    """Per-band percentile stretch of (h, w, 3) reflectance to uint8 over valid pixels."""
+    out = np.zeros(bands.shape, dtype=np.uint8)
+    if not valid.any():
+        return out
+    for i in range(bands.shape[-1]):
+        vals = bands[..., i][valid]
+        lo, hi = np.percentile(vals, [lo_pct, hi_pct])
+        scale = 255.0 / max(hi - lo, 1e-6)
+        out[..., i] = np.clip((bands[..., i] - lo) * scale, 0, 255).astype(np.uint8)
+    return out
+
+
+def _rgba(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    return np.dstack([rgb, alpha.astype(np.uint8)])
+
+
+def true_colour(features: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(h, w, 4) uint8 RGBA of R, G, B with a 2-98 % stretch; invalid pixels transparent."""
+    return _rgba(_stretch(features[..., [0, 1, 2]], valid), valid * 255)
+
+
+def false_colour(features: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(h, w, 4) RGBA of NIR, R, G (vegetation red)."""
+    return _rgba(_stretch(features[..., [3, 0, 1]], valid), valid * 255)
+
+
+def ndvi_colour(features: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(h, w, 4) RGBA of NDVI (-1..1) through the ``ndvi`` colormap."""
+    idx = np.clip((features[..., 4] + 1.0) * 127.5, 0, 255).astype(np.uint8)
+    return _rgba(colormap("ndvi")[idx], valid * 255)
+
+
+def labels_colour(mask: np.ndarray, show_nodata: bool = False) -> np.ndarray:
+    """(h, w, 4) RGBA of a crop mask (1 crop, 0 not crop, 255 no data)."""
+    rgba = np.zeros(mask.shape + (4,), dtype=np.uint8)
+    for code, name in ((CROP, "crop"), (NOT_CROP, "not crop")):
+        sel = mask == code
+        rgba[sel, :3] = CLASS_COLOURS[name]
+        rgba[sel, 3] = 255
+    if show_nodata:
+        sel = mask == NODATA
+        rgba[sel, :3] = CLASS_COLOURS["no data"]
+        rgba[sel, 3] = 160
+    return rgba
+
+
+def probability_colour(prob: np.ndarray) -> np.ndarray:
+    """(h, w, 4) RGBA of a crop probability (0-1, NaN = no data) through ``probability``."""
+    finite = np.isfinite(prob)
+    idx = np.clip(np.nan_to_num(prob, nan=0.0) * 255, 0, 255).astype(np.uint8)
+    return _rgba(colormap("probability")[idx], finite * 255)
+
+
+def crop_colour(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """(h, w, 4) RGBA: crop (probability >= threshold) opaque, everything else transparent."""
+    sel = np.isfinite(prob) & (np.nan_to_num(prob, nan=0.0) >= threshold)
+    rgba = np.zeros(prob.shape + (4,), dtype=np.uint8)
+    rgba[sel, :3] = CLASS_COLOURS["crop"]
+    rgba[sel, 3] = 255
+    return rgba
+
+
+def threshold_mask(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """uint8 crop mask from a probability: 1 where >= threshold, 0 below, 255 where NaN."""
+    finite = np.isfinite(prob)
+    out = np.where(np.nan_to_num(prob, nan=0.0) >= threshold, CROP, NOT_CROP).astype(np.uint8)
+    out[~finite] = NODATA
+    return out
+
+
+def disagreement_colour(pred_mask: np.ndarray, label_mask: np.ndarray) -> np.ndarray:
+    """(h, w, 4) RGBA: false crop and missed crop in two colours, agreement transparent.
+
+    Raises:
+        InvalidDataError: if the two masks differ in shape.
+    """
+    if pred_mask.shape != label_mask.shape:
+        raise InvalidDataError(f"prediction {pred_mask.shape} and labels {label_mask.shape} differ in shape")
+    both = (pred_mask != NODATA) & (label_mask != NODATA)
+    rgba = np.zeros(pred_mask.shape + (4,), dtype=np.uint8)
+    for sel, name in (
+        (both & (pred_mask == CROP) & (label_mask == NOT_CROP), "false crop"),
+        (both & (pred_mask == NOT_CROP) & (label_mask == CROP), "missed crop"),
+    ):
+        rgba[sel, :3] = CLASS_COLOURS[name]
+        rgba[sel, 3] = 255
+    return rgba
+
+
+def with_opacity(rgba: np.ndarray, opacity: float) -> np.ndarray:
+    """Copy of ``rgba`` with its alpha scaled by ``opacity`` (0-1)."""
+    out = rgba.copy()
+    out[..., 3] = (out[..., 3].astype(np.float32) * float(np.clip(opacity, 0, 1))).astype(np.uint8)
+    return out
+
+
+# ---------------------------------------------------------------------- sizing, PNG, placement
+def downsample(arr: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
+    """Nearest-neighbour stride so that neither side exceeds ``max_side`` (no copy if small)."""
+    h, w = arr.shape[:2]
+    step = int(np.ceil(max(h, w) / max_side)) if max(h, w) > max_side else 1
+    return arr[::step, ::step] if step > 1 else arr
+
+
+def png_bytes(rgba: np.ndarray) -> bytes:
+    """PNG bytes of an (h, w, 3|4) uint8 array."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgba)).save(buf, format="PNG", optimize=False, compress_level=3)
+    return buf.getvalue()
+
+
+def data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """A PNG ready for a Leaflet ImageOverlay: bytes, map bounds, and its legend."""
+
+    name: str
+    png: bytes
+    bounds: Bounds
+    width: int
+    height: int
+    legend: Legend | None = None
+    opacity: float = 1.0
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def data_url(self) -> str:
+        return data_url(self.png)
+
+
+def image_bounds(height: int, width: int, offset: tuple[int, int] = (0, 0)) -> Bounds:
+    """Simple-CRS bounds of an image window at ``offset`` (row, col): lat = -row, lng = col."""
+    r0, c0 = offset
+    return ((-float(r0 + height), float(c0)), (-float(r0), float(c0 + width)))
+
+
+def lonlat_bounds(grid: Grid) -> Bounds:
+    """((south, west), (north, east)) of a georeferenced grid in lon/lat.
+
+    Raises:
+        InvalidDataError: if the grid has no CRS.
+    """
+    if not grid.georeferenced:
+        raise InvalidDataError("the image is not georeferenced: it has no place on Earth (image coordinates only)")
+    from rasterio.transform import array_bounds
+    from rasterio.warp import transform_bounds
+
+    west, south, east, north = array_bounds(grid.height, grid.width, _affine(grid))
+    w, s, e, n = transform_bounds(grid.crs, "EPSG:4326", west, south, east, north, densify_pts=21)
+    return ((s, w), (n, e))
+
+
+def _affine(grid: Grid):
+    from rasterio.transform import Affine
+
+    return Affine(*grid.transform)
+
+
+def to_web_mercator(rgba: np.ndarray, grid: Grid, max_side: int = MAX_SIDE) -> tuple[np.ndarray, Bounds]:
+    """Reproject an RGBA image on ``grid`` to EPSG:3857 (nearest neighbour, transparent outside);
+    returns the new image and its lat/lon bounds.
+
+    Raises:
+        InvalidDataError: if the grid has no CRS or ``rgba`` does not match its shape.
+    """
+    if not grid.georeferenced:
+        raise InvalidDataError("the image is not georeferenced: it cannot be placed on a web map")
+    if rgba.shape[:2] != grid.shape:
+        raise InvalidDataError(f"overlay {rgba.shape[:2]} does not match the grid {grid.shape}")
+    from rasterio.transform import array_bounds
+    from rasterio.warp import Resampling, calculate_default_transform, reproject, transform_bounds
+
+    src_t = _affine(grid)
+    h, w = rgba.shape[:2]
+    small = downsample(rgba, max_side)
+    if small.shape[:2] != (h, w):
+        from rasterio.transform import Affine
+
+        src_t = src_t * Affine.scale(w / small.shape[1], h / small.shape[0])
+        h, w = small.shape[:2]
+    west, south, east, north = array_bounds(h, w, src_t)
+    dst_t, dw, dh = calculate_default_transform(grid.crs, "EPSG:3857", w, h, west, south, east, north)
+    scale = max(dw, dh) / max_side
+    if scale > 1:
+        dst_t, dw, dh = calculate_default_transform(
+            grid.crs, "EPSG:3857", w, h, west, south, east, north, dst_width=int(dw / scale), dst_height=int(dh / scale)
+        )
+    out = np.zeros((4, dh, dw), dtype=np.uint8)
+    reproject(
+        np.moveaxis(np.ascontiguousarray(small), -1, 0),
+        out,
+        src_transform=src_t,
+        src_crs=grid.crs,
+        dst_transform=dst_t,
+        dst_crs="EPSG:3857",
+        resampling=Resampling.nearest,
+        src_nodata=None,
+        dst_nodata=0,
+    )
+    mw, ms, me, mn = array_bounds(dh, dw, dst_t)
+    w_, s_, e_, n_ = transform_bounds("EPSG:3857", "EPSG:4326", mw, ms, me, mn)
+    return np.moveaxis(out, 0, -1), ((s_, w_), (n_, e_))
+
+
+def make_overlay(
+    name: str,
+    rgba: np.ndarray,
+    grid: Grid,
+    offset: tuple[int, int] = (0, 0),
+    legend: Legend | None = None,
+    opacity: float = 1.0,
+    max_side: int = MAX_SIDE,
+) -> Overlay:
+    """An :class:`Overlay` of an RGBA array on ``grid``: downsampled, and reprojected to web
+    mercator when the grid is georeferenced (image-coordinate bounds otherwise).
+
+    Raises:
+        InvalidDataError: if ``rgba`` does not match the grid.
+    """
+    if rgba.shape[:2] != grid.shape:
+        raise InvalidDataError(f"overlay {rgba.shape[:2]} does not match the grid {grid.shape}")
+    if grid.georeferenced:
+        img, bounds = to_web_mercator(rgba, grid, max_side)
+    else:
+        img, bounds = downsample(rgba, max_side), image_bounds(grid.height, grid.width, offset)
+    return Overlay(name, png_bytes(img), bounds, img.shape[1], img.shape[0], legend, opacity)
+
+
+def map_bounds(grid: Grid, offset: tuple[int, int] = (0, 0)) -> Bounds:
+    """Map bounds of a grid: Simple-CRS pixel bounds or lat/lon."""
+    if grid.georeferenced:
+        return lonlat_bounds(grid)
+    return image_bounds(grid.height, grid.width, offset)
+
+
+# ---------------------------------------------------------------------- server-side PNG, GeoTIFF
+def compose_png(
+    layers: Sequence[np.ndarray],
+    legends: Sequence[Legend] = (),
+    title: str = "",
+    max_side: int = MAX_SIDE,
+) -> bytes:
+    """Alpha-composite RGBA layers (same shape, bottom first) into one PNG with a title and
+    legend strip under the image: the "map view" download, rendered from arrays with PIL.
+
+    Raises:
+        InvalidDataError: if there is no layer or the layers differ in shape.
+    """
+    from PIL import Image, ImageDraw
+
+    if not layers:
+        raise InvalidDataError("nothing to render: no layer")
+    shape = layers[0].shape[:2]
+    if any(layer.shape[:2] != shape for layer in layers):
+        raise InvalidDataError("map layers differ in shape")
+    base = Image.new("RGBA", (shape[1], shape[0]), (255, 255, 255, 255))
+    for layer in layers:
+        base = Image.alpha_composite(base, Image.fromarray(np.ascontiguousarray(layer), "RGBA"))
+    if max(shape) > max_side:
+        f = max_side / max(shape)
+        base = base.resize((max(1, int(shape[1] * f)), max(1, int(shape[0] * f))), Image.NEAREST)
+    rows = list(legends)
+    strip_h = 18 * (len(rows) + (1 if title else 0)) + 8
+    canvas = Image.new("RGBA", (max(base.width, 360), base.height + strip_h), (255, 255, 255, 255))
+    canvas.paste(base, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    y = base.height + 4
+    if title:
+        draw.text((4, y), title, fill=(0, 0, 0, 255))
+        y += 18
+    for legend in rows:
+        x = 4
+        draw.text((x, y), legend.title + ":", fill=(0, 0, 0, 255))
+        x += 8 + int(draw.textlength(legend.title + ":"))
+        for label, colour in legend.items:
+            draw.rectangle([x, y + 2, x + 10, y + 12], fill=colour, outline=(80, 80, 80))
+            draw.text((x + 14, y), label, fill=(0, 0, 0, 255))
+            x += 24 + int(draw.textlength(label))
+        if legend.gradient:
+            draw.text((x, y), legend.low, fill=(0, 0, 0, 255))
+            x += 6 + int(draw.textlength(legend.low))
+            n = len(legend.gradient)
+            for i, colour in enumerate(legend.gradient):
+                draw.rectangle([x + i * 20, y + 2, x + (i + 1) * 20, y + 12], fill=colour)
+            x += n * 20 + 6
+            draw.text((x, y), legend.high, fill=(0, 0, 0, 255))
+        y += 18
+    buf = io.BytesIO()
+    canvas.convert("RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def geotiff_bytes(array: np.ndarray, grid: Grid, nodata: float | None, description: str) -> bytes:
+    """A single-band deflate GeoTIFF of ``array`` on ``grid`` (no CRS when the grid has none).
+
+    Raises:
+        InvalidDataError: if the array does not match the grid.
+    """
+    if array.shape != grid.shape:
+        raise InvalidDataError(f"array {array.shape} does not match the grid {grid.shape}")
+    from rasterio.io import MemoryFile
+
+    profile = {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": 1,
+        "dtype": array.dtype.name,
+        "transform": _affine(grid),
+        "compress": "deflate",
+        "nodata": nodata,
+    }
+    if grid.crs is not None:
+        profile["crs"] = grid.crs
+    with MemoryFile() as mem:
+        with mem.open(**profile) as dst:
+            dst.write(array, 1)
+            dst.set_band_description(1, description)
+        return mem.read()
+
+
+def probability_percent(prob: np.ndarray) -> np.ndarray:
+    """Probability 0-1 (NaN = no data) -> uint8 percent 0-100 with 255 = no data (disk convention)."""
+    out = np.clip(np.round(np.nan_to_num(prob, nan=0.0) * 100), 0, 100).astype(np.uint8)
+    out[~np.isfinite(prob)] = 255
+    return out

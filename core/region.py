@@ -1,0 +1,412 @@
+"""Regions of interest: a polygon in image pixels or in lon/lat, validated against a grid.
+
+A :class:`Region` is either
+
+* ``crs == IMAGE_CRS`` ("image"): pixel coordinates ``(col, row)`` of a non-georeferenced image
+  (the sample scene). Nothing here gives such a region a place on Earth; or
+* ``crs == LONLAT_CRS`` ("EPSG:4326"): longitude/latitude, as GeoJSON has it.
+
+Regions are built from GeoJSON (text, dict, upload bytes), a bounding box, or a geometry drawn on
+the dashboard map (Leaflet's Simple CRS for images: ``lat = -row``, ``lng = col``). Text is parsed
+with ``json.loads`` only. :func:`check_region` decides whether a region is usable with a grid:
+inside the data, at least one patch large, not larger than a limit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from core.errors import RegionError
+from core.raster import Grid
+
+IMAGE_CRS = "image"
+LONLAT_CRS = "EPSG:4326"
+#: Largest GeoJSON text accepted from an upload.
+MAX_GEOJSON_BYTES = 5 * 1024 * 1024
+
+Ring = tuple[tuple[float, float], ...]
+Polygon = tuple[Ring, ...]  # exterior ring first, then holes
+
+
+@dataclass(frozen=True)
+class PixelWindow:
+    """A rectangle of pixels: offsets and size, in rows/cols of a grid."""
+
+    row_off: int
+    col_off: int
+    height: int
+    width: int
+
+    @property
+    def pixels(self) -> int:
+        return self.height * self.width
+
+    def to_rasterio(self):
+        from rasterio.windows import Window
+
+        return Window(self.col_off, self.row_off, self.width, self.height)
+
+
+@dataclass(frozen=True)
+class WindowCheck:
+    """Outcome of :func:`check_region` (``message`` says why when ``ok`` is False)."""
+
+    ok: bool
+    message: str
+    area_ha: float | None = None
+    pixels: int | None = None
+    window: PixelWindow | None = None
+
+
+def _ring_area(ring: Sequence[tuple[float, float]]) -> float:
+    """Unsigned shoelace area of a closed or open ring."""
+    xs = np.array([p[0] for p in ring], dtype=np.float64)
+    ys = np.array([p[1] for p in ring], dtype=np.float64)
+    return float(abs(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))) / 2.0)
+
+
+def _polygon_area(poly: Polygon) -> float:
+    return _ring_area(poly[0]) - sum(_ring_area(h) for h in poly[1:])
+
+
+@dataclass(frozen=True)
+class Region:
+    """A polygon (or several) in ``crs`` ("image" pixels or "EPSG:4326" lon/lat).
+
+    Build with :meth:`from_geojson`, :meth:`from_bbox`, :meth:`from_upload` or
+    :meth:`from_map_geojson`; the constructor validates the coordinates.
+
+    Raises:
+        RegionError: on fewer than 3 distinct points, non-finite or out-of-range coordinates,
+            zero area, or an unknown CRS.
+    """
+
+    crs: str
+    polygons: tuple[Polygon, ...]
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.crs not in (IMAGE_CRS, LONLAT_CRS):
+            raise RegionError(f"unknown region CRS {self.crs!r}: use {IMAGE_CRS!r} (image pixels) or {LONLAT_CRS!r} (lon/lat)")
+        if not self.polygons:
+            raise RegionError("the region holds no polygon; draw a polygon or rectangle, or upload a GeoJSON polygon")
+        for poly in self.polygons:
+            if not poly or len({tuple(p) for p in poly[0]}) < 3:
+                raise RegionError("a region polygon needs at least 3 distinct corners")
+            for ring in poly:
+                for x, y in ring:
+                    if not (math.isfinite(x) and math.isfinite(y)):
+                        raise RegionError("region coordinates must be finite numbers")
+                    if self.crs == LONLAT_CRS and not (-180 <= x <= 180 and -90 <= y <= 90):
+                        raise RegionError(
+                            f"coordinate ({x}, {y}) is not longitude/latitude (GeoJSON order is lon, lat; "
+                            "lon -180..180, lat -90..90)"
+                        )
+        if all(_polygon_area(p) <= 0 for p in self.polygons):
+            raise RegionError("the region has zero area; draw a polygon or rectangle with some extent")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_bbox(cls, xmin: float, ymin: float, xmax: float, ymax: float, crs: str = LONLAT_CRS, name: str = "") -> "Region":
+        """Rectangle from its bounds (lon/lat, or col/row for ``crs="image"``).
+
+        Raises:
+            RegionError: if min >= max on an axis or the coordinates are invalid.
+        """
+        if not (xmin < xmax and ymin < ymax):
+            raise RegionError(f"bad bounding box ({xmin}, {ymin}, {xmax}, {ymax}): give xmin < xmax and ymin < ymax")
+        ring = ((xmin, ymin), (xmax, ymin), (xmax, ymax), (xmin, ymax), (xmin, ymin))
+        return cls(crs, ((ring,),), name)
+
+    @classmethod
+    def from_geojson(cls, obj: dict | str, crs: str | None = None, name: str = "") -> "Region":
+        """Region from a GeoJSON Geometry, Feature or FeatureCollection (dict or JSON text).
+
+        Polygons and MultiPolygons are used; other geometry types are ignored. The CRS is
+        ``crs`` if given, else ``"image"`` when the object says so (``"crs": "image"`` at the top
+        level or in a feature's properties, as :meth:`to_geojson` writes it), else lon/lat.
+
+        Raises:
+            RegionError: on invalid JSON, no polygon, or bad coordinates.
+        """
+        if isinstance(obj, (str, bytes)):
+            try:
+                obj = json.loads(obj)
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise RegionError(f"not valid GeoJSON text: {err}") from None
+        if not isinstance(obj, dict):
+            raise RegionError("GeoJSON must be an object (a Geometry, Feature or FeatureCollection)")
+        found_crs = crs or _declared_crs(obj) or LONLAT_CRS
+        if not name:
+            props = obj.get("properties") if isinstance(obj.get("properties"), dict) else {}
+            name = str(props.get("name", "")) if props else ""
+        polys = tuple(_polygons_of(obj))
+        if not polys:
+            raise RegionError("the GeoJSON holds no Polygon or MultiPolygon; draw or upload an area, not points or lines")
+        return cls(found_crs, polys, name)
+
+    @classmethod
+    def from_upload(cls, data: bytes, name: str = "") -> "Region":
+        """Region from uploaded GeoJSON bytes (UTF-8, at most :data:`MAX_GEOJSON_BYTES`).
+
+        Raises:
+            RegionError: if the file is too large, not UTF-8 JSON, or holds no polygon.
+        """
+        if len(data) > MAX_GEOJSON_BYTES:
+            raise RegionError(f"the GeoJSON file is {len(data) / 1e6:.1f} MB; the limit is {MAX_GEOJSON_BYTES / 1e6:.0f} MB")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise RegionError("the uploaded file is not UTF-8 text; upload a .geojson/.json file") from None
+        return cls.from_geojson(text, name=name)
+
+    @classmethod
+    def from_map_geojson(cls, feature: dict, image: bool, name: str = "") -> "Region":
+        """Region from a geometry drawn on the dashboard map.
+
+        On an image map (Leaflet Simple CRS) ``lng`` is the column and ``lat`` minus the row;
+        otherwise the geometry is lon/lat already.
+
+        Raises:
+            RegionError: if the drawing is not a polygon or is degenerate.
+        """
+        region = cls.from_geojson(feature, crs=LONLAT_CRS if not image else IMAGE_CRS, name=name)
+        if not image:
+            return region
+        polys = tuple(tuple(tuple(map_to_image(x, y) for x, y in ring) for ring in p) for p in region.polygons)
+        return cls(IMAGE_CRS, polys, name)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def is_image(self) -> bool:
+        return self.crs == IMAGE_CRS
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(xmin, ymin, xmax, ymax) in the region's CRS."""
+        pts = np.array([p for poly in self.polygons for p in poly[0]], dtype=np.float64)
+        return float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max())
+
+    def geometry(self) -> dict:
+        """GeoJSON geometry (Polygon or MultiPolygon) in the region's CRS."""
+        return _geometry(self.polygons)
+
+    def to_geojson(self) -> dict:
+        """A GeoJSON Feature; image regions carry ``"crs": "image"`` in their properties."""
+        return {"type": "Feature", "properties": {"name": self.name, "crs": self.crs}, "geometry": self.geometry()}
+
+    def to_map_geojson(self) -> dict:
+        """The Feature in map coordinates (image regions: ``lat = -row``, ``lng = col``)."""
+        if not self.is_image:
+            return self.to_geojson()
+        polys = tuple(tuple(tuple(image_to_map(x, y) for x, y in ring) for ring in p) for p in self.polygons)
+        return {"type": "Feature", "properties": {"name": self.name, "crs": "map"}, "geometry": _geometry(polys)}
+
+    def key(self) -> str:
+        """A stable text key of the region (for caches and file names)."""
+        return json.dumps([self.crs, self.polygons], separators=(",", ":"))
+
+    # ------------------------------------------------------------------ areas
+    def area_pixels(self) -> float:
+        """Area in pixels (image regions only).
+
+        Raises:
+            RegionError: for lon/lat regions (use :meth:`area_ha`).
+        """
+        if not self.is_image:
+            raise RegionError("a lon/lat region has an area in hectares, not pixels")
+        return sum(_polygon_area(p) for p in self.polygons)
+
+    def area_ha(self) -> float | None:
+        """Geodesic area in hectares for lon/lat regions (Lambert equal-area about the centre);
+        None for image regions, which have no place on Earth."""
+        if self.is_image:
+            return None
+        from rasterio.warp import transform_geom
+
+        xmin, ymin, xmax, ymax = self.bounds
+        laea = f"+proj=laea +lat_0={(ymin + ymax) / 2} +lon_0={(xmin + xmax) / 2} +datum=WGS84 +units=m +no_defs"
+        geom = transform_geom(LONLAT_CRS, laea, self.geometry())
+        polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
+        m2 = sum(_ring_area(p[0]) - sum(_ring_area(h) for h in p[1:]) for p in polys)
+        return m2 / 1e4
+
+    def describe_area(self) -> str:
+        """Human text of the area: hectares for lon/lat, pixels for image regions."""
+        if self.is_image:
+            return f"{self.area_pixels():,.0f} pixels (image coordinates, no ground area)"
+        return f"{self.area_ha():,.1f} ha"
+
+    # ------------------------------------------------------------------ grids
+    def geometry_in(self, grid: Grid) -> dict:
+        """The geometry in the grid's pixel space (x = col, y = row), as GeoJSON.
+
+        Raises:
+            RegionError: if the region's kind does not fit the grid (image region on a
+                georeferenced grid or lon/lat region on a non-georeferenced one).
+        """
+        if self.is_image and grid.georeferenced:
+            raise RegionError(
+                "this region is in image coordinates but the image is georeferenced; draw or upload a lon/lat region"
+            )
+        if not self.is_image and not grid.georeferenced:
+            raise RegionError(
+                "this image is not georeferenced (no CRS), so a lon/lat region cannot be placed on it; "
+                "draw the region on the image instead (image coordinates)"
+            )
+        if self.is_image:
+            return self.geometry()
+        from rasterio.transform import Affine
+        from rasterio.warp import transform_geom
+
+        geom = transform_geom(LONLAT_CRS, grid.crs, self.geometry())
+        inv = ~Affine(*grid.transform)
+
+        def conv(ring: Iterable[Sequence[float]]) -> list[list[float]]:
+            return [list(inv * (p[0], p[1])) for p in ring]
+
+        if geom["type"] == "Polygon":
+            return {"type": "Polygon", "coordinates": [conv(r) for r in geom["coordinates"]]}
+        return {"type": "MultiPolygon", "coordinates": [[conv(r) for r in p] for p in geom["coordinates"]]}
+
+    def window(self, grid: Grid) -> PixelWindow:
+        """The pixel window of ``grid`` covering the region, clipped to the grid.
+
+        Raises:
+            RegionError: if the region's kind does not fit the grid, or it lies outside the data.
+        """
+        geom = self.geometry_in(grid)
+        polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
+        pts = np.array([p for poly in polys for p in poly[0]], dtype=np.float64)
+        c0, r0 = np.floor(pts.min(axis=0)).astype(int)
+        c1, r1 = np.ceil(pts.max(axis=0)).astype(int)
+        c0, r0 = max(c0, 0), max(r0, 0)
+        c1, r1 = min(c1, grid.width), min(r1, grid.height)
+        if c1 <= c0 or r1 <= r0:
+            raise RegionError(
+                f"the region lies outside the image ({grid.width} x {grid.height} px); draw it over the data"
+            )
+        return PixelWindow(int(r0), int(c0), int(r1 - r0), int(c1 - c0))
+
+    def mask(self, grid: Grid, window: PixelWindow | None = None) -> np.ndarray:
+        """Boolean (h, w) array of the window: True inside the region.
+
+        Raises:
+            RegionError: as :meth:`window`.
+        """
+        from rasterio.features import geometry_mask
+        from rasterio.transform import Affine
+
+        window = window or self.window(grid)
+        geom = self.geometry_in(grid)
+        shift = Affine.translation(window.col_off, window.row_off)
+        return geometry_mask([geom], out_shape=(window.height, window.width), transform=shift, invert=True, all_touched=False)
+
+
+def _geometry(polygons: Sequence[Polygon]) -> dict:
+    coords = [[[list(p) for p in ring] for ring in poly] for poly in polygons]
+    if len(coords) == 1:
+        return {"type": "Polygon", "coordinates": coords[0]}
+    return {"type": "MultiPolygon", "coordinates": coords}
+
+
+def image_to_map(col: float, row: float) -> tuple[float, float]:
+    """Pixel (col, row) -> GeoJSON (lng, lat) on the Simple-CRS image map."""
+    return (float(col), -float(row))
+
+
+def map_to_image(lng: float, lat: float) -> tuple[float, float]:
+    """GeoJSON (lng, lat) on the Simple-CRS image map -> pixel (col, row)."""
+    return (float(lng), -float(lat))
+
+
+def _declared_crs(obj: dict) -> str | None:
+    for holder in (obj, obj.get("properties") or {}):
+        value = holder.get("crs") if isinstance(holder, dict) else None
+        if value == IMAGE_CRS:
+            return IMAGE_CRS
+    for feat in obj.get("features") or []:
+        if isinstance(feat, dict) and isinstance(feat.get("properties"), dict) and feat["properties"].get("crs") == IMAGE_CRS:
+            return IMAGE_CRS
+    return None
+
+
+def _as_ring(raw: Any) -> Ring:
+    try:
+        ring = tuple((float(p[0]), float(p[1])) for p in raw)
+    except (TypeError, ValueError, IndexError):
+        raise RegionError("GeoJSON polygon coordinates must be lists of [x, y] numbers") from None
+    return ring
+
+
+def _polygons_of(obj: dict) -> Iterable[Polygon]:
+    kind = obj.get("type")
+    if kind == "FeatureCollection":
+        for feat in obj.get("features") or []:
+            if isinstance(feat, dict):
+                yield from _polygons_of(feat)
+    elif kind == "Feature":
+        geom = obj.get("geometry")
+        if isinstance(geom, dict):
+            yield from _polygons_of(geom)
+    elif kind == "GeometryCollection":
+        for geom in obj.get("geometries") or []:
+            if isinstance(geom, dict):
+                yield from _polygons_of(geom)
+    elif kind == "Polygon":
+        coords = obj.get("coordinates") or []
+        yield tuple(_as_ring(r) for r in coords)
+    elif kind == "MultiPolygon":
+        for poly in obj.get("coordinates") or []:
+            yield tuple(_as_ring(r) for r in poly)
+
+
+def check_region(
+    region: Region,
+    grid: Grid,
+    min_side: int = 256,
+    max_pixels: int = 4096 * 4096,
+) -> WindowCheck:
+    """Whether ``region`` can be used on ``grid``: it fits the grid's kind, overlaps the data, is at
+    least ``min_side`` pixels on each side (or the whole image where the image is smaller) and at
+    most ``max_pixels`` pixels. Never raises for a bad region: ``ok`` is False and ``message``
+    says why and what to do.
+    """
+    try:
+        window = region.window(grid)
+    except RegionError as err:
+        return WindowCheck(False, str(err))
+    area_ha: float | None = None
+    px_area = grid.pixel_area_ha()
+    if px_area is not None:
+        if isinstance(px_area, np.ndarray):
+            area_ha = float(px_area[window.row_off : window.row_off + window.height].sum() * window.width)
+        else:
+            area_ha = float(px_area) * window.pixels
+    need_h, need_w = min(min_side, grid.height), min(min_side, grid.width)
+    if window.height < need_h or window.width < need_w:
+        return WindowCheck(
+            False,
+            f"the region covers {window.width} x {window.height} px of the image; it must be at least "
+            f"{need_w} x {need_h} px (one {min_side}-px patch): draw a larger region",
+            area_ha,
+            window.pixels,
+            window,
+        )
+    if window.pixels > max_pixels:
+        return WindowCheck(
+            False,
+            f"the region covers {window.pixels:,} px; this source handles at most {max_pixels:,} px "
+            f"(about {int(math.sqrt(max_pixels))} x {int(math.sqrt(max_pixels))}): draw a smaller region",
+            area_ha,
+            window.pixels,
+            window,
+        )
+    size = f"{window.width} x {window.height} px"
+    where = f", {area_ha:,.1f} ha" if area_ha is not None else " (image coordinates)"
+    return WindowCheck(True, f"region OK: {size}{where}", area_ha, window.pixels, window)

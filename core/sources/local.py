@@ -1,0 +1,266 @@
+"""Local GeoTIFFs as a data source: the shipped sample scene, or a user's image (+ labels).
+
+:meth:`LocalSource.fetch` cuts the region's window out of the image (and labels) and writes a
+small scene: ``image.tif`` (float32 reflectance, bands R, G, B, NIR, NaN = no data, pixels outside
+the region's polygon set to no data) and ``labels.tif`` (binary mask 1/0/255). The scene keeps the
+source's CRS and transform; a non-georeferenced source stays non-georeferenced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import CropMapError, InputNotFoundError, InvalidDataError, RegionError
+from core.labels import NODATA, get_class_map
+from core.raster import INPUT_BANDS, Grid, ImageReader, read_labels
+from core.region import Region, WindowCheck, check_region
+from core.sources.base import Progress, RegionCheck, Scene
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SAMPLE_DIR = ROOT / "assets" / "sample"
+SAMPLE_IMAGE = SAMPLE_DIR / "sample_rgbn.tif"
+SAMPLE_LABELS = SAMPLE_DIR / "sample_cdl.tif"
+SAMPLE_LABEL_MAP = "cdl"
+SAMPLE_TITLE = "Sample scene: Landsat 8, 2015-09-02, northern Great Plains (not georeferenced)"
+SAMPLE_ATTRIBUTION = (
+    "Ag-Net Sample Training Dataset (Ziheng Sun, 2019, MIT); Landsat 8 OLI (USGS) and "
+    "USDA NASS Cropland Data Layer 2015 (public domain)"
+)
+#: Largest region (pixels) a local source fetches for the dashboard.
+MAX_REGION_PIXELS = 4096 * 4096
+#: Largest uploaded raster accepted (bytes).
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+SCENE_VERSION = 1
+
+
+class LocalSource:
+    """An image GeoTIFF (bands R, G, B, NIR) with optional labels on the same grid.
+
+    Raises (on construction):
+        InputNotFoundError: if a file does not exist.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        image_path: str | os.PathLike,
+        labels_path: str | os.PathLike | None = None,
+        label_map: str | None = None,
+        title: str | None = None,
+        attribution: str = "",
+        band_map: dict[str, int] | None = None,
+        min_side: int = 256,
+        max_pixels: int = MAX_REGION_PIXELS,
+    ):
+        self.image_path = Path(image_path)
+        self.labels_path = Path(labels_path) if labels_path else None
+        self.label_map = label_map if self.labels_path else None
+        self.title = title or self.image_path.name
+        self.attribution = attribution
+        self.band_map = band_map
+        self.min_side = min_side
+        self.max_pixels = max_pixels
+        for p in (self.image_path, self.labels_path):
+            if p is not None and not p.exists():
+                raise InputNotFoundError(f"file not found: {p}")
+        if self.labels_path is not None and self.label_map is None:
+            raise InvalidDataError("labels were given without a label map (e.g. cdl, worldcover, binary)")
+
+    @classmethod
+    def sample(cls) -> "LocalSource":
+        """The shipped sample scene (not georeferenced, with CDL labels)."""
+        return cls(SAMPLE_IMAGE, SAMPLE_LABELS, SAMPLE_LABEL_MAP, SAMPLE_TITLE, SAMPLE_ATTRIBUTION)
+
+    def available(self) -> tuple[bool, str]:
+        """(True, description) when the image opens; (False, the reason) otherwise."""
+        try:
+            grid = self.grid()
+        except CropMapError as err:
+            return False, str(err)
+        where = "georeferenced" if grid.georeferenced else "not georeferenced: image coordinates"
+        return True, f"{self.title}: {grid.width} x {grid.height} px, {where}"
+
+    def grid(self) -> Grid:
+        """The image grid.
+
+        Raises:
+            InputNotFoundError, CorruptFileError, BandError: if the image cannot be used.
+        """
+        with ImageReader(self.image_path, self.band_map) as reader:
+            return reader.grid
+
+    def full_region(self) -> Region:
+        """The whole image as a region (image coordinates, or lon/lat of its footprint).
+
+        Raises:
+            as :meth:`grid`.
+        """
+        grid = self.grid()
+        if not grid.georeferenced:
+            return Region.from_bbox(0, 0, grid.width, grid.height, crs="image", name="whole image")
+        from core.overlays import lonlat_bounds
+
+        (s, w), (n, e) = lonlat_bounds(grid)
+        return Region.from_bbox(w, s, e, n, name="whole image")
+
+    def check_window(self, region: Region) -> WindowCheck:
+        """Validation with the pixel window (see :func:`core.region.check_region`).
+
+        Raises:
+            as :meth:`grid` (for an unusable image, not for a bad region).
+        """
+        return check_region(region, self.grid(), self.min_side, self.max_pixels)
+
+    def check_region(self, region: Region) -> RegionCheck:
+        """Whether ``region`` is inside the image, at least one patch and within the size limit."""
+        try:
+            res = self.check_window(region)
+        except CropMapError as err:
+            return RegionCheck(False, str(err))
+        return RegionCheck(res.ok, res.message, res.area_ha, res.pixels)
+
+    def scene_key(self, region: Region) -> str:
+        """A short hash of the inputs (files, mtimes, region) naming the scene folder."""
+        parts = [SCENE_VERSION, region.key(), json.dumps(self.band_map, sort_keys=True), self.label_map]
+        for p in (self.image_path, self.labels_path):
+            if p is not None:
+                parts += [str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size]
+        return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+    def fetch(self, region: Region, out_dir: Path, progress: Progress | None = None) -> Scene:
+        """Write the region's scene into ``out_dir`` (reused when already there).
+
+        Raises:
+            RegionError: if the region is not valid for this image (the message says why).
+            NoDataError: if the region holds no valid pixel.
+            InputNotFoundError, CorruptFileError, BandError, GridMismatchError, InvalidDataError.
+        """
+        import rasterio
+
+        out_dir = Path(out_dir)
+        check = self.check_window(region)
+        if not check.ok or check.window is None:
+            raise RegionError(check.message)
+        window = check.window
+        image_out, labels_out, meta_out = out_dir / "image.tif", out_dir / "labels.tif", out_dir / "scene.json"
+        extra = {"row_off": window.row_off, "col_off": window.col_off, "height": window.height, "width": window.width,
+                 "source": str(self.image_path)}
+        if meta_out.exists() and image_out.exists():
+            meta = json.loads(meta_out.read_text())
+            return _scene_from_meta(out_dir, meta)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if progress:
+            progress(0, 3, "reading the image")
+        with ImageReader(self.image_path, self.band_map) as reader:
+            grid = reader.grid
+            feats, valid = reader.read(window.to_rasterio())
+        inside = region.mask(grid, window)
+        valid &= inside
+        if not valid.any():
+            raise RegionError("the region holds no valid pixels (all no data); draw it over the image data")
+        from rasterio.transform import Affine
+
+        transform = Affine(*grid.transform) * Affine.translation(window.col_off, window.row_off)
+        profile = {"driver": "GTiff", "width": window.width, "height": window.height, "dtype": "float32",
+                   "transform": transform, "compress": "deflate", "tiled": window.width >= 256 and window.height >= 256,
+                   "nodata": float("nan")}
+        if grid.crs:
+            profile["crs"] = grid.crs
+        data = np.moveaxis(feats[..., :4], -1, 0).copy()
+        data[:, ~valid] = np.nan
+        if progress:
+            progress(1, 3, "writing the image")
+        tmp = out_dir / ".image.tmp.tif"
+        with rasterio.open(tmp, "w", count=4, **profile) as dst:
+            dst.write(data)
+            for i, band in enumerate(INPUT_BANDS, start=1):
+                dst.set_band_description(i, band)
+        os.replace(tmp, image_out)
+        has_labels = False
+        if self.labels_path is not None and self.label_map is not None:
+            if progress:
+                progress(2, 3, "writing the labels")
+            mask = read_labels(self.labels_path, get_class_map(self.label_map), grid, window.to_rasterio())
+            mask[~inside] = NODATA
+            lprof = {k: v for k, v in profile.items() if k not in ("nodata", "dtype")}
+            tmp = out_dir / ".labels.tmp.tif"
+            with rasterio.open(tmp, "w", count=1, dtype="uint8", nodata=NODATA, **lprof) as dst:
+                dst.write(mask, 1)
+                dst.set_band_description(1, "crop")
+            os.replace(tmp, labels_out)
+            has_labels = True
+        meta = {"title": self.title, "attribution": self.attribution, "georeferenced": grid.georeferenced,
+                "labels": has_labels, "label_map": "binary" if has_labels else None, "extra": extra}
+        meta_out.write_text(json.dumps(meta, indent=1))
+        if progress:
+            progress(3, 3, "done")
+        return _scene_from_meta(out_dir, meta)
+
+
+def _scene_from_meta(out_dir: Path, meta: dict) -> Scene:
+    return Scene(
+        image_path=out_dir / "image.tif",
+        labels_path=(out_dir / "labels.tif") if meta.get("labels") else None,
+        label_map=meta.get("label_map"),
+        georeferenced=bool(meta.get("georeferenced")),
+        title=meta.get("title", ""),
+        attribution=meta.get("attribution", ""),
+        extra=dict(meta.get("extra") or {}),
+    )
+
+
+def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
+    """Store uploaded bytes under ``out_dir`` with a content-hash name (keeps the suffix).
+
+    Raises:
+        InvalidDataError: if the upload is empty or larger than ``max_bytes``.
+    """
+    if not data:
+        raise InvalidDataError(f"the uploaded file {name} is empty")
+    if len(data) > max_bytes:
+        raise InvalidDataError(f"{name} is {len(data) / 1e6:.0f} MB; uploads are limited to {max_bytes / 1e6:.0f} MB")
+    suffix = Path(name).suffix.lower() or ".bin"
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{hashlib.sha1(data).hexdigest()[:16]}{suffix}"
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return path
+
+
+def validate_image(path: str | os.PathLike, band_map: dict[str, int] | None = None) -> Grid:
+    """Open an image the way every step will (bands, scale, a sample of pixels) and return its grid.
+
+    Raises:
+        InputNotFoundError, CorruptFileError, BandError, InvalidDataError.
+    """
+    with ImageReader(path, band_map) as reader:
+        h, w = reader.shape
+        from rasterio.windows import Window
+
+        reader.read(Window(0, 0, min(w, 256), min(h, 256)))
+        return reader.grid
+
+
+def validate_labels(path: str | os.PathLike, label_map: str, grid: Grid) -> dict:
+    """Read a label raster through ``label_map`` on ``grid``; returns crop/valid counts.
+
+    Raises:
+        ConfigError (unknown map), InputNotFoundError, CorruptFileError, GridMismatchError,
+        InvalidDataError, NoDataError (no labelled pixel).
+    """
+    from core.errors import NoDataError
+
+    mask = read_labels(path, get_class_map(label_map), grid)
+    valid = int((mask != NODATA).sum())
+    if valid == 0:
+        raise NoDataError(f"{Path(path).name} holds no labelled pixel with label map {label_map!r}; check the label map")
+    return {"valid": valid, "crop": int((mask == 1).sum())}
