@@ -1,0 +1,319 @@
+"""Batch exports, as in the original notebook but correct and bounded.
+
+* Training patches: stratified sample points by label inside the region (balanced crop /
+  not-crop: 275 + 275 train, 50 + 50 test by default, disjoint), ``neighborhoodToArray`` with a
+  fixed square kernel of ``patch_size + 2 * kernel_buffer``, ``sampleRegions`` at the composite's
+  scale and CRS, split into several table export tasks of ``points_per_task`` points each
+  (TFRecord, selectors = bands + label) to Cloud Storage or Drive.
+* Prediction input: the composite as an image TFRecord export with ``patchDimensions`` and
+  ``kernelSize`` = 2 x kernel buffer (patches overlap, so predictions have no seams) plus
+  Earth Engine's mixer JSON.
+
+Functions here build ``ee.batch.Task`` objects without starting them; :func:`start_tasks`
+starts them (with retries). Nothing is sent to Earth Engine until then.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from core.ee.composites import CompositeConfig, composite_image, ee_geometry
+from core.ee.errors import RetryPolicy, call_with_retries
+from core.ee.labels import LabelConfig, label_image
+from core.errors import ConfigError
+from core.labels import CROP, NODATA, NOT_CROP
+from core.raster import FEATURE_BANDS
+
+LABEL_BAND = "label"
+MAX_PIXELS = 1e10
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+
+
+def _require(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where exports go: ``gcs`` (bucket + object prefix) or ``drive`` (folder = prefix)."""
+
+    kind: str = "gcs"
+    bucket: str | None = None
+    prefix: str = "crop-mapping"
+
+    def __post_init__(self) -> None:
+        _require(self.kind in ("gcs", "drive"), f"destination must be 'gcs' or 'drive', got {self.kind!r}")
+        if self.kind == "gcs":
+            _require(bool(self.bucket), "a Cloud Storage export needs a bucket name")
+            _require(bool(_BUCKET_RE.match(self.bucket or "")), f"{self.bucket!r} is not a valid bucket name (no gs://)")
+        _require(not self.prefix.startswith("/") and ".." not in self.prefix, f"bad prefix {self.prefix!r}")
+
+    def uri(self, name: str) -> str:
+        """gs:// URI (or Drive path) of an exported object name."""
+        path = f"{self.prefix.rstrip('/')}/{name}" if self.prefix else name
+        return f"gs://{self.bucket}/{path}" if self.kind == "gcs" else f"drive:{path}"
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Points per class as (not crop, crop): train and test sets are disjoint."""
+
+    train_points: tuple[int, int] = (275, 275)
+    test_points: tuple[int, int] = (50, 50)
+    seed: int = 0
+    tile_scale: int = 4
+
+    def __post_init__(self) -> None:
+        for name, pts in (("train_points", self.train_points), ("test_points", self.test_points)):
+            _require(len(pts) == 2 and all(int(p) >= 0 for p in pts), f"{name} must be two counts (not crop, crop)")
+        _require(sum(self.train_points) > 0, "train_points must ask for at least one point")
+        _require(1 <= self.tile_scale <= 16, "tile_scale must be 1-16")
+
+
+@dataclass(frozen=True)
+class PatchExportConfig:
+    """Training patches: side, kernel buffer (extra pixels each side), points per export task."""
+
+    patch_size: int = 256
+    kernel_buffer: int = 0
+    points_per_task: int = 100
+    bands: tuple[str, ...] = FEATURE_BANDS
+    tile_scale: int = 8
+
+    def __post_init__(self) -> None:
+        _require(16 <= self.patch_size <= 1024 and self.patch_size % 16 == 0, "patch_size must be a multiple of 16, 16-1024")
+        _require(0 <= self.kernel_buffer <= self.patch_size // 2, f"kernel_buffer must be 0-{self.patch_size // 2}")
+        _require(1 <= self.points_per_task <= 2000, "points_per_task must be 1-2000")
+        _require(set(self.bands) <= set(FEATURE_BANDS) and len(self.bands) > 0, f"bands must be among {FEATURE_BANDS}")
+        _require(1 <= self.tile_scale <= 16, "tile_scale must be 1-16")
+
+    @property
+    def full_size(self) -> int:
+        return self.patch_size + 2 * self.kernel_buffer
+
+    @property
+    def selectors(self) -> list[str]:
+        return list(self.bands) + [LABEL_BAND]
+
+
+@dataclass(frozen=True)
+class ImageExportConfig:
+    """Prediction input export: patch side, kernel buffer each side, max file size."""
+
+    patch_size: int = 256
+    kernel_buffer: int = 32
+    max_file_mb: int = 100
+    bands: tuple[str, ...] = FEATURE_BANDS
+
+    def __post_init__(self) -> None:
+        _require(16 <= self.patch_size <= 2048 and self.patch_size % 16 == 0, "patch_size must be a multiple of 16, 16-2048")
+        _require(0 <= self.kernel_buffer <= self.patch_size // 2, f"kernel_buffer must be 0-{self.patch_size // 2}")
+        _require(1 <= self.max_file_mb <= 10000, "max_file_mb must be 1-10000")
+        _require(set(self.bands) <= set(FEATURE_BANDS) and len(self.bands) > 0, f"bands must be among {FEATURE_BANDS}")
+
+    @property
+    def format_options(self) -> dict:
+        opts: dict[str, Any] = {
+            "patchDimensions": [self.patch_size, self.patch_size],
+            "compressed": True,
+            "maxFileSize": int(self.max_file_mb) * 1024 * 1024,
+        }
+        if self.kernel_buffer:
+            opts["kernelSize"] = [2 * self.kernel_buffer, 2 * self.kernel_buffer]
+        return opts
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """One unstarted export task and what it will write."""
+
+    split: str
+    index: int
+    description: str
+    points: int | None
+    task: Any  # ee.batch.Task
+    uri_prefix: str
+
+
+def task_description(*parts: Any) -> str:
+    """An Earth Engine task description (letters, digits and . , : ; _ - only, <= 100 chars)."""
+    text = "_".join(str(p) for p in parts if p != "")
+    return re.sub(r"[^A-Za-z0-9.,:;_-]+", "-", text)[:100]
+
+
+def features_image(cfg: CompositeConfig, geometry: Mapping[str, Any], bands: Sequence[str] = FEATURE_BANDS):
+    """The composite's bands with masked pixels set to 0 (the project's convention), float32."""
+    return composite_image(cfg, geometry).select(list(bands)).unmask(0).toFloat()
+
+
+def sample_points(
+    composite: CompositeConfig,
+    labels: LabelConfig,
+    geometry: Mapping[str, Any],
+    sample: SampleConfig = SampleConfig(),
+) -> dict[str, Any]:
+    """Disjoint ``train`` and ``test`` point FeatureCollections stratified by label (0/1).
+
+    One ``stratifiedSample`` draws train + test points per class; a seeded random column orders
+    each class, the first ``test`` points are the test set and the next ``train`` the train set.
+    """
+    import ee
+
+    geom = ee_geometry(geometry)
+    crs = composite.crs_for(geometry)
+    lab = label_image(labels, geometry)
+    lab = lab.updateMask(lab.neq(NODATA))
+    per_class = [sample.train_points[0] + sample.test_points[0], sample.train_points[1] + sample.test_points[1]]
+    points = lab.stratifiedSample(
+        numPoints=max(per_class),
+        classBand=LABEL_BAND,
+        region=geom,
+        scale=composite.resolution,
+        projection=crs,
+        seed=sample.seed,
+        classValues=[NOT_CROP, CROP],
+        classPoints=per_class,
+        dropNulls=True,
+        tileScale=sample.tile_scale,
+        geometries=True,
+    ).randomColumn("split_order", sample.seed)
+    train, test = ee.List([]), ee.List([])
+    for value, n_train, n_test in ((NOT_CROP, sample.train_points[0], sample.test_points[0]), (CROP, sample.train_points[1], sample.test_points[1])):
+        ordered = points.filter(ee.Filter.eq(LABEL_BAND, value)).sort("split_order")
+        if n_test:
+            test = test.cat(ordered.toList(n_test, 0))
+        if n_train:
+            train = train.cat(ordered.toList(n_train, n_test))
+    return {"train": ee.FeatureCollection(train), "test": ee.FeatureCollection(test)}
+
+
+def patch_image(composite: CompositeConfig, labels: LabelConfig, geometry: Mapping[str, Any], patches: PatchExportConfig):
+    """Bands + label as arrays of ``full_size`` x ``full_size`` around each pixel."""
+    import ee
+
+    image = features_image(composite, geometry, patches.bands).addBands(label_image(labels, geometry).toFloat())
+    k = patches.full_size
+    weights = ee.List.repeat(ee.List.repeat(1, k), k)
+    kernel = ee.Kernel.fixed(k, k, weights)
+    return image.neighborhoodToArray(kernel)
+
+
+def _table_task(collection, description: str, dest: Destination, prefix: str, selectors: list[str]):
+    import ee
+
+    if dest.kind == "gcs":
+        return ee.batch.Export.table.toCloudStorage(
+            collection=collection,
+            description=description,
+            bucket=dest.bucket,
+            fileNamePrefix=prefix,
+            fileFormat="TFRecord",
+            selectors=selectors,
+        )
+    return ee.batch.Export.table.toDrive(
+        collection=collection,
+        description=description,
+        folder=dest.prefix,
+        fileNamePrefix=prefix.rsplit("/", 1)[-1],
+        fileFormat="TFRecord",
+        selectors=selectors,
+    )
+
+
+def training_export_jobs(
+    composite: CompositeConfig,
+    labels: LabelConfig,
+    geometry: Mapping[str, Any],
+    dest: Destination,
+    name: str = "patches",
+    sample: SampleConfig = SampleConfig(),
+    patches: PatchExportConfig = PatchExportConfig(),
+) -> list[ExportJob]:
+    """Unstarted TFRecord table exports of training and test patches, ``points_per_task`` each.
+
+    Files are ``<prefix>/<name>/<split>_<NNN>.tfrecord.gz`` (Earth Engine appends the suffix).
+    """
+    import ee
+
+    arrays = patch_image(composite, labels, geometry, patches)
+    crs = composite.crs_for(geometry)
+    points = sample_points(composite, labels, geometry, sample)
+    jobs: list[ExportJob] = []
+    for split, counts in (("train", sample.train_points), ("test", sample.test_points)):
+        n = int(sum(counts))
+        tasks = math.ceil(n / patches.points_per_task)
+        listed = points[split].toList(n)
+        for i in range(tasks):
+            count = min(patches.points_per_task, n - i * patches.points_per_task)
+            batch = ee.FeatureCollection(listed.slice(i * patches.points_per_task, i * patches.points_per_task + count))
+            samples = arrays.sampleRegions(
+                collection=batch,
+                properties=[],
+                scale=composite.resolution,
+                projection=crs,
+                tileScale=patches.tile_scale,
+                geometries=False,
+            )
+            prefix = f"{dest.prefix.rstrip('/')}/{name}/{split}_{i:03d}"
+            desc = task_description(name, split, f"{i:03d}")
+            task = _table_task(samples, desc, dest, prefix, patches.selectors)
+            jobs.append(ExportJob(split, i, desc, count, task, dest.uri(f"{name}/{split}_{i:03d}") if dest.kind == "gcs" else f"drive:{dest.prefix}/{split}_{i:03d}"))
+    return jobs
+
+
+def image_export_job(
+    composite: CompositeConfig,
+    geometry: Mapping[str, Any],
+    dest: Destination,
+    name: str = "image",
+    image_cfg: ImageExportConfig = ImageExportConfig(),
+) -> ExportJob:
+    """An unstarted TFRecord image export of the composite for prediction (patches + mixer JSON).
+
+    Earth Engine writes ``<prefix>/<name>/image-NNNNN.tfrecord.gz`` and ``...mixer.json``.
+    """
+    import ee
+
+    image = features_image(composite, geometry, image_cfg.bands)
+    geom = ee_geometry(geometry)
+    prefix = f"{dest.prefix.rstrip('/')}/{name}/image"
+    desc = task_description(name, "image")
+    common = dict(
+        image=image,
+        description=desc,
+        region=geom,
+        scale=composite.resolution,
+        crs=composite.crs_for(geometry),
+        fileFormat="TFRecord",
+        formatOptions=image_cfg.format_options,
+        maxPixels=MAX_PIXELS,
+    )
+    if dest.kind == "gcs":
+        task = ee.batch.Export.image.toCloudStorage(bucket=dest.bucket, fileNamePrefix=prefix, **common)
+    else:
+        task = ee.batch.Export.image.toDrive(folder=dest.prefix, fileNamePrefix=f"{name}_image", **common)
+    return ExportJob("image", 0, desc, None, task, dest.uri(f"{name}/image") if dest.kind == "gcs" else f"drive:{dest.prefix}/{name}_image")
+
+
+def start_tasks(
+    jobs: Sequence[ExportJob],
+    retry: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] | None = None,
+) -> list[str]:
+    """Start every job's task (retrying 429/5xx) and return the task ids, in order.
+
+    Raises:
+        EarthEngineError subclasses: when a task cannot be started (tasks already started keep
+        running; cancel them with core.ee.tasks.cancel_task if needed).
+    """
+    import time
+
+    ids = []
+    for job in jobs:
+        call_with_retries(job.task.start, retry, sleep=sleep or time.sleep)
+        ids.append(job.task.id)
+    return ids

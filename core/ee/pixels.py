@@ -1,0 +1,377 @@
+"""Direct pixel download with ``ee.data.computePixels``: plan, fetch concurrently, assemble.
+
+:func:`plan_requests` is a pure function of (bounds in the target CRS, scale, bands, dtype):
+it snaps the grid to multiples of the scale and cuts it into requests that each stay under
+Earth Engine's limits (48 MiB uncompressed, 32768 px a side). :func:`download` runs the
+requests with bounded parallelism, retries 429/5xx with backoff, splits a tile in four if the
+server still finds it too large or runs out of memory, reports progress, and streams the tiles
+into a GeoTIFF written under a temporary name and renamed into place at the end.
+
+The compute function is injected (default ``ee.data.computePixels``), so tests and benchmarks
+use a fake that returns arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from core.ee.errors import EEMemoryError, EERequestTooLargeError, RetryPolicy, call_with_retries
+from core.errors import ConfigError, OutputExistsError
+
+#: computePixels limits (bytes of the uncompressed response, pixels per side).
+MAX_REQUEST_BYTES = 48 * 1024 * 1024
+MAX_SIDE = 32768
+#: A tile is not split below this side when the server says it is too large.
+MIN_SPLIT_SIDE = 64
+
+Transform = tuple[float, float, float, float, float, float]
+ComputeFn = Callable[[dict], Any]
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class PixelTile:
+    """One request: its window in the full grid and its own affine transform (rasterio order)."""
+
+    row_off: int
+    col_off: int
+    height: int
+    width: int
+    transform: Transform
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class PixelPlan:
+    """A grid (CRS, transform, size) and the requests that cover it exactly once."""
+
+    crs: str
+    transform: Transform
+    width: int
+    height: int
+    bands: tuple[str, ...]
+    dtype: str
+    tiles: tuple[PixelTile, ...]
+    max_request_bytes: int = MAX_REQUEST_BYTES
+
+    @property
+    def requests(self) -> int:
+        return len(self.tiles)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.width * self.height * len(self.bands) * np.dtype(self.dtype).itemsize
+
+    def describe(self) -> str:
+        return (
+            f"{self.width}x{self.height} px x {len(self.bands)} bands {self.dtype} "
+            f"= {self.total_bytes / 1e6:.1f} MB in {self.requests} request(s)"
+        )
+
+
+def _tile_transform(transform: Transform, row_off: int, col_off: int) -> Transform:
+    a, b, c, d, e, f = transform
+    return (a, b, c + col_off * a + row_off * b, d, e, f + col_off * d + row_off * e)
+
+
+def _cut(n: int, step: int) -> list[tuple[int, int]]:
+    """Split n into ceil(n/step) nearly equal (offset, size) parts, each <= step."""
+    parts = max(1, math.ceil(n / step))
+    size = math.ceil(n / parts)
+    return [(o, min(size, n - o)) for o in range(0, n, size)]
+
+
+def plan_requests(
+    bounds: Sequence[float],
+    scale: float,
+    bands: Sequence[str],
+    dtype: str | np.dtype,
+    crs: str,
+    *,
+    max_bytes: int = MAX_REQUEST_BYTES,
+    max_side: int = MAX_SIDE,
+    tile_side: int | None = None,
+) -> PixelPlan:
+    """Plan computePixels requests covering ``bounds`` = (xmin, ymin, xmax, ymax) in ``crs`` units.
+
+    The grid origin is snapped to multiples of ``scale`` (so neighbouring downloads align), north
+    up. Tiles are as large as the limits allow (or ``tile_side``), balanced in size.
+
+    Raises:
+        ConfigError: non-positive scale, empty bounds, no bands, or limits too small for 1 px.
+    """
+    xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    if not scale or scale <= 0:
+        raise ConfigError(f"scale must be positive, got {scale}")
+    if not (xmax > xmin and ymax > ymin):
+        raise ConfigError(f"empty bounds {tuple(bounds)}")
+    if not bands:
+        raise ConfigError("at least one band is needed")
+    dt = np.dtype(dtype)
+    bpp = len(bands) * dt.itemsize
+    max_px = max_bytes // bpp
+    if max_px < 1:
+        raise ConfigError(f"max_bytes={max_bytes} is smaller than one pixel ({bpp} bytes)")
+    x0 = math.floor(round(xmin / scale, 9)) * scale
+    y0 = math.ceil(round(ymax / scale, 9)) * scale
+    width = max(1, math.ceil(round((xmax - x0) / scale, 9)))
+    height = max(1, math.ceil(round((y0 - ymin) / scale, 9)))
+    transform: Transform = (float(scale), 0.0, float(x0), 0.0, -float(scale), float(y0))
+
+    cap = min(max_side, tile_side or max_side)
+    side = max(1, min(cap, math.isqrt(max_px)))
+    tw = min(width, side)
+    th = max(1, min(height, cap, max_px // tw))
+    tiles = []
+    for r, h in _cut(height, th):
+        for c, w in _cut(width, tw):
+            tiles.append(PixelTile(r, c, h, w, _tile_transform(transform, r, c), h * w * bpp))
+    return PixelPlan(str(crs), transform, width, height, tuple(bands), dt.name, tuple(tiles), int(max_bytes))
+
+
+def plan_for_geometry(
+    geometry: Mapping[str, Any], scale: float, bands: Sequence[str], dtype: str | np.dtype, crs: str, **kw: Any
+) -> PixelPlan:
+    """:func:`plan_requests` for a lon/lat GeoJSON geometry, its bounds reprojected to ``crs``."""
+    from rasterio.warp import transform_bounds
+
+    from core.ee.composites import geojson_bounds
+
+    bounds = transform_bounds("EPSG:4326", crs, *geojson_bounds(geometry), densify_pts=21)
+    return plan_requests(bounds, scale, bands, dtype, crs, **kw)
+
+
+def split_tile(tile: PixelTile, bytes_per_pixel: int) -> list[PixelTile]:
+    """Four quadrants of a tile (used when the server still finds it too large)."""
+    h1, w1 = tile.height // 2, tile.width // 2
+    out = []
+    for r, h in ((0, h1), (h1, tile.height - h1)):
+        for c, w in ((0, w1), (w1, tile.width - w1)):
+            if h and w:
+                t = _tile_transform(tile.transform, r, c)
+                out.append(PixelTile(tile.row_off + r, tile.col_off + c, h, w, t, h * w * bytes_per_pixel))
+    return out
+
+
+def request_for(image: Any, plan: PixelPlan, tile: PixelTile, file_format: str = "NUMPY_NDARRAY") -> dict:
+    """The computePixels request body of one tile."""
+    a, b, c, d, e, f = tile.transform
+    return {
+        "expression": image,
+        "fileFormat": file_format,
+        "bandIds": list(plan.bands),
+        "grid": {
+            "dimensions": {"width": tile.width, "height": tile.height},
+            "affineTransform": {
+                "scaleX": a,
+                "shearX": b,
+                "translateX": c,
+                "shearY": d,
+                "scaleY": e,
+                "translateY": f,
+            },
+            "crsCode": plan.crs,
+        },
+    }
+
+
+def to_band_array(data: Any, bands: Sequence[str], shape: tuple[int, int], dtype: str) -> np.ndarray:
+    """A computePixels response (structured NumPy array, (h, w, bands) array, or GeoTIFF bytes)
+    as a (bands, h, w) array of ``dtype``.
+
+    Raises:
+        EarthEngineError: if the response's shape or bands do not match the request.
+    """
+    from core.errors import EarthEngineError
+
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        from rasterio.io import MemoryFile
+
+        with MemoryFile(bytes(data)) as mem, mem.open() as src:
+            arr = src.read()
+    else:
+        data = np.asarray(data)
+        if data.dtype.names:
+            missing = [b for b in bands if b not in data.dtype.names]
+            if missing:
+                raise EarthEngineError(f"computePixels returned no band(s) {missing}")
+            arr = np.stack([data[b] for b in bands])
+        elif data.ndim == 3 and data.shape[2] == len(bands):
+            arr = np.moveaxis(data, 2, 0)
+        elif data.ndim == 2 and len(bands) == 1:
+            arr = data[None]
+        else:
+            raise EarthEngineError(f"unexpected computePixels response of shape {data.shape}")
+    if arr.shape[1:] != tuple(shape) or arr.shape[0] != len(bands):
+        raise EarthEngineError(f"computePixels returned {arr.shape}, expected {(len(bands),) + tuple(shape)}")
+    return arr.astype(dtype, copy=False)
+
+
+@dataclass
+class DownloadStats:
+    """What a download did (for logs, benchmarks and the UI)."""
+
+    requests: int = 0
+    retries: int = 0
+    splits: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def _default_compute() -> ComputeFn:
+    import ee
+
+    return ee.data.computePixels
+
+
+def download(
+    image: Any,
+    plan: PixelPlan,
+    out_path: str | os.PathLike,
+    *,
+    compute: ComputeFn | None = None,
+    max_workers: int = 4,
+    progress: Progress | None = None,
+    overwrite: bool = False,
+    nodata: float | int | None = None,
+    sentinel: float | int | None = None,
+    file_format: str = "NUMPY_NDARRAY",
+    retry: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] = time.sleep,
+    stats: DownloadStats | None = None,
+) -> Path:
+    """Fetch every tile of ``plan`` from ``image`` and write one GeoTIFF at ``out_path``.
+
+    Bands get the plan's band names as descriptions; ``nodata`` is set on the file and pixels
+    equal to ``sentinel`` (the value the image was unmasked with) become ``nodata``. The file
+    appears only when complete (temporary name + rename).
+
+    Raises:
+        OutputExistsError: ``out_path`` exists and ``overwrite`` is False (checked first).
+        ConfigError: max_workers < 1.
+        EarthEngineError subclasses: a tile failed after retries (nothing is left on disk).
+    """
+    import rasterio
+
+    out = Path(out_path)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} already exists; choose another name or pass overwrite=True")
+    if max_workers < 1:
+        raise ConfigError(f"max_workers must be at least 1, got {max_workers}")
+    compute = compute or _default_compute()
+    stats = stats if stats is not None else DownloadStats()
+    bpp = len(plan.bands) * np.dtype(plan.dtype).itemsize
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
+    t0 = time.perf_counter()
+
+    def fetch(tile: PixelTile) -> np.ndarray:
+        def one() -> Any:
+            return compute(request_for(image, plan, tile, file_format))
+
+        def counted(attempt: int, err: Exception, wait_s: float) -> None:
+            stats.retries += 1
+
+        data = call_with_retries(one, retry, sleep=sleep, on_retry=counted)
+        arr = to_band_array(data, plan.bands, (tile.height, tile.width), plan.dtype)
+        if sentinel is not None and nodata is not None:
+            arr = np.where(arr == sentinel, np.asarray(nodata, dtype=arr.dtype), arr)
+        return arr
+
+    profile = {
+        "driver": "GTiff",
+        "width": plan.width,
+        "height": plan.height,
+        "count": len(plan.bands),
+        "dtype": plan.dtype,
+        "crs": plan.crs,
+        "transform": rasterio.Affine(*plan.transform),
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
+    }
+    if plan.width < 256 or plan.height < 256:
+        profile.update(tiled=False)
+        profile.pop("blockxsize")
+        profile.pop("blockysize")
+    total = len(plan.tiles)
+    done = 0
+    try:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for i, name in enumerate(plan.bands, start=1):
+                dst.set_band_description(i, name)
+            with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ee-pixels") as pool:
+                pending: dict[Future, PixelTile] = {pool.submit(fetch, t): t for t in plan.tiles}
+                try:
+                    while pending:
+                        finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                        for fut in finished:
+                            tile = pending.pop(fut)
+                            try:
+                                arr = fut.result()
+                            except (EERequestTooLargeError, EEMemoryError):
+                                if min(tile.height, tile.width) < 2 * MIN_SPLIT_SIDE:
+                                    raise
+                                parts = split_tile(tile, bpp)
+                                stats.splits += 1
+                                total += len(parts) - 1
+                                for part in parts:
+                                    pending[pool.submit(fetch, part)] = part
+                                continue
+                            window = ((tile.row_off, tile.row_off + tile.height), (tile.col_off, tile.col_off + tile.width))
+                            dst.write(arr, window=rasterio.windows.Window.from_slices(*window))
+                            done += 1
+                            stats.requests += 1
+                            stats.bytes += tile.nbytes
+                            if progress is not None:
+                                progress(done, total, f"downloaded {done}/{total} tiles")
+                finally:
+                    for fut in pending:
+                        fut.cancel()
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        stats.seconds = time.perf_counter() - t0
+    return out
+
+
+def prepare_image(image: Any, bands: Sequence[str], dtype: str, sentinel: float | int):
+    """``image.select(bands).unmask(sentinel)`` cast to ``dtype`` (float32 or uint8), for download."""
+    import ee
+
+    img = ee.Image(image).select(list(bands)).unmask(sentinel)
+    casts = {"float32": img.toFloat, "uint8": img.toUint8, "int16": img.toInt16, "uint16": img.toUint16, "float64": img.toDouble}
+    if np.dtype(dtype).name not in casts:
+        raise ConfigError(f"unsupported download dtype {dtype}")
+    return casts[np.dtype(dtype).name]()
+
+
+__all__ = [
+    "MAX_REQUEST_BYTES",
+    "MAX_SIDE",
+    "PixelPlan",
+    "PixelTile",
+    "DownloadStats",
+    "plan_requests",
+    "plan_for_geometry",
+    "split_tile",
+    "request_for",
+    "to_band_array",
+    "download",
+    "prepare_image",
+]

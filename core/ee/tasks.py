@@ -1,0 +1,234 @@
+"""Earth Engine batch task monitor: list, poll, wait, cancel (exports and ingestions).
+
+Tasks are Cloud API operations (``projects/<p>/operations/<ID>``). The client is injected:
+anything with ``list_operations()``, ``get_operation(name)`` and ``cancel_operation(name)``;
+:class:`EEOperationsClient` wraps ``ee.data``. A FAILED task raises :class:`EETaskFailedError`
+carrying the task's own error message.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+from core.ee.errors import EETaskFailedError, RetryPolicy, call_with_retries
+from core.errors import EarthEngineError
+
+#: Operation states -> the task states shown to users (as the EE Code Editor names them).
+STATES = {
+    "PENDING": "READY",
+    "RUNNING": "RUNNING",
+    "CANCELLING": "CANCEL_REQUESTED",
+    "SUCCEEDED": "COMPLETED",
+    "CANCELLED": "CANCELLED",
+    "FAILED": "FAILED",
+}
+ACTIVE = frozenset({"READY", "RUNNING", "CANCEL_REQUESTED"})
+FINISHED = frozenset({"COMPLETED", "CANCELLED", "FAILED"})
+
+
+class OperationsClient(Protocol):
+    def list_operations(self) -> list[dict]: ...
+
+    def get_operation(self, name: str) -> dict: ...
+
+    def cancel_operation(self, name: str) -> None: ...
+
+
+class EEOperationsClient:
+    """The real client: ``ee.data.listOperations/getOperation/cancelOperation``."""
+
+    def list_operations(self) -> list[dict]:
+        import ee
+
+        return ee.data.listOperations()
+
+    def get_operation(self, name: str) -> dict:
+        import ee
+
+        return ee.data.getOperation(name)
+
+    def cancel_operation(self, name: str) -> None:
+        import ee
+
+        ee.data.cancelOperation(name)
+
+    def operation_name(self, task_id: str) -> str:
+        import ee
+        from ee import _cloud_api_utils
+
+        return _cloud_api_utils.convert_task_id_to_operation_name(ee.data._get_state().cloud_api_user_project, task_id)
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """A task's state and what to show about it."""
+
+    id: str
+    name: str
+    description: str
+    state: str
+    task_type: str = ""
+    error_message: str = ""
+    progress: float | None = None
+    created: str = ""
+    updated: str = ""
+    destination_uris: tuple[str, ...] = ()
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def done(self) -> bool:
+        return self.state in FINISHED
+
+
+def task_info(op: dict) -> TaskInfo:
+    """A :class:`TaskInfo` from a Cloud API operation dict."""
+    meta = op.get("metadata") or {}
+    name = op.get("name", "")
+    state = STATES.get(meta.get("state", ""), "UNKNOWN")
+    if op.get("done") and state not in FINISHED:
+        state = "FAILED" if "error" in op else "COMPLETED"
+    error = (op.get("error") or {}).get("message", "") if op.get("done") or state == "FAILED" else ""
+    return TaskInfo(
+        id=name.rsplit("/", 1)[-1],
+        name=name,
+        description=meta.get("description", ""),
+        state=state,
+        task_type=meta.get("type", ""),
+        error_message=error,
+        progress=meta.get("progress"),
+        created=meta.get("createTime", ""),
+        updated=meta.get("updateTime", ""),
+        destination_uris=tuple(meta.get("destinationUris") or ()),
+    )
+
+
+def raise_for_state(info: TaskInfo) -> TaskInfo:
+    """Return ``info`` unless the task FAILED.
+
+    Raises:
+        EETaskFailedError: with the task's own error message and advice.
+    """
+    if info.state == "FAILED":
+        msg = info.error_message or "no error message"
+        advice = ""
+        low = msg.lower()
+        if "memory" in low:
+            advice = "; use fewer points_per_task or a larger tile_scale"
+        elif "too many" in low or "limit" in low:
+            advice = "; split the export into more tasks or a smaller region"
+        elif "permission" in low or "bucket" in low or "access" in low:
+            advice = "; check that the bucket exists and the Earth Engine account can write to it"
+        raise EETaskFailedError(f"Earth Engine task {info.description or info.id} failed: {msg}{advice}", info.id, msg)
+    return info
+
+
+def _client(client: OperationsClient | None) -> Any:
+    return client if client is not None else EEOperationsClient()
+
+
+def _name(client: Any, task_id: str) -> str:
+    if task_id.startswith("projects/"):
+        return task_id
+    if hasattr(client, "operation_name"):
+        return client.operation_name(task_id)
+    for op in client.list_operations():
+        if op.get("name", "").endswith("/" + task_id):
+            return op["name"]
+    raise EarthEngineError(f"no Earth Engine task with id {task_id}; list the tasks to see the current ones")
+
+
+def list_tasks(client: OperationsClient | None = None, active_only: bool = False, limit: int | None = None) -> list[TaskInfo]:
+    """The account's recent tasks, newest first.
+
+    Raises:
+        EarthEngineError subclasses: when Earth Engine cannot be reached (after retries).
+    """
+    c = _client(client)
+    ops = call_with_retries(c.list_operations)
+    infos = sorted((task_info(o) for o in ops), key=lambda t: t.created, reverse=True)
+    if active_only:
+        infos = [t for t in infos if t.active]
+    return infos[:limit] if limit else infos
+
+
+def get_task(task_id: str, client: OperationsClient | None = None) -> TaskInfo:
+    """The current state of one task (id or operation name).
+
+    Raises:
+        EarthEngineError subclasses: unknown task, or Earth Engine failures after retries.
+    """
+    c = _client(client)
+    name = _name(c, task_id)
+    return task_info(call_with_retries(lambda: c.get_operation(name)))
+
+
+def cancel_task(task_id: str, client: OperationsClient | None = None) -> TaskInfo:
+    """Ask Earth Engine to cancel a task; returns its state afterwards (CANCEL_REQUESTED/CANCELLED,
+    or the final state if it had already finished).
+
+    Raises:
+        EarthEngineError subclasses: unknown task, or Earth Engine failures after retries.
+    """
+    c = _client(client)
+    name = _name(c, task_id)
+    info = task_info(call_with_retries(lambda: c.get_operation(name)))
+    if info.done:
+        return info
+    call_with_retries(lambda: c.cancel_operation(name))
+    return task_info(call_with_retries(lambda: c.get_operation(name)))
+
+
+def wait_for(
+    task_ids: Sequence[str],
+    client: OperationsClient | None = None,
+    poll_seconds: float = 30.0,
+    timeout: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    progress: Callable[[int, int, str], None] | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+) -> list[TaskInfo]:
+    """Poll until every task is finished; return their final infos (in the given order).
+
+    Raises:
+        EETaskFailedError: as soon as one task FAILED (its message included).
+        EarthEngineError: a task was CANCELLED, or ``timeout`` seconds passed (tasks keep running).
+    """
+    c = _client(client)
+    names = [_name(c, t) for t in task_ids]
+    start = clock()
+    final: dict[str, TaskInfo] = {}
+    while True:
+        for name in names:
+            if name in final:
+                continue
+            info = task_info(call_with_retries(lambda n=name: c.get_operation(n), retry, sleep=sleep))
+            raise_for_state(info)
+            if info.state == "CANCELLED":
+                raise EarthEngineError(f"Earth Engine task {info.description or info.id} was cancelled")
+            if info.done:
+                final[name] = info
+        if progress is not None:
+            progress(len(final), len(names), f"{len(final)}/{len(names)} Earth Engine tasks finished")
+        if len(final) == len(names):
+            return [final[n] for n in names]
+        if timeout is not None and clock() - start >= timeout:
+            raise EarthEngineError(
+                f"{len(names) - len(final)} Earth Engine task(s) still running after {timeout:.0f} s; "
+                "they keep running on the server: check them later in the task list"
+            )
+        sleep(poll_seconds)
+
+
+def summarize(infos: Iterable[TaskInfo]) -> dict[str, int]:
+    """Count of tasks per state."""
+    out: dict[str, int] = {}
+    for info in infos:
+        out[info.state] = out.get(info.state, 0) + 1
+    return out

@@ -1,0 +1,210 @@
+"""Prediction back to Earth Engine: write it (COG, or EE TFRecord + mixer), copy it to Cloud
+Storage, start an ingestion into an image asset (what ``earthengine upload image`` does).
+
+The storage client (``google.cloud.storage.Client``-like: ``.bucket(name).blob(path)
+.upload_from_filename(path)``) and the ingestion call (default ``ee.data.startIngestion``)
+are injected. After the ingestion task COMPLETES (see core.ee.tasks), show the asset with
+:func:`core.ee.tiles.asset_layer`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from core.ee.errors import RetryPolicy, call_with_retries
+from core.errors import ConfigError, InputNotFoundError
+
+PREDICTION_BAND = "crop_probability"
+PREDICTION_NODATA = 255
+_ASSET_RE = re.compile(r"^(projects/[a-z0-9-]+/assets/|users/[A-Za-z0-9_.-]+/)[A-Za-z0-9_./-]+$")
+
+
+def parse_gs_uri(uri: str) -> tuple[str, str]:
+    """(bucket, object) of ``gs://bucket/object``.
+
+    Raises:
+        ConfigError: if ``uri`` is not of that form.
+    """
+    m = re.match(r"^gs://([a-z0-9][a-z0-9._-]+[a-z0-9])/(.+)$", uri)
+    if not m:
+        raise ConfigError(f"{uri!r} is not a Cloud Storage URI like gs://bucket/path/file.tif")
+    return m.group(1), m.group(2)
+
+
+def asset_name(asset_id: str, project: str | None = None) -> str:
+    """``projects/<p>/assets/<id>`` (or a legacy ``users/...`` id) from a short or full id.
+
+    Raises:
+        ConfigError: malformed id, or a short id without a project.
+    """
+    if not asset_id.startswith(("projects/", "users/")):
+        if not project:
+            raise ConfigError(f"asset id {asset_id!r} needs a project: give projects/<project>/assets/{asset_id}")
+        asset_id = f"projects/{project}/assets/{asset_id}"
+    if not _ASSET_RE.match(asset_id):
+        raise ConfigError(f"{asset_id!r} is not a valid Earth Engine asset id")
+    return asset_id
+
+
+@dataclass(frozen=True)
+class UploadConfig:
+    """Where the prediction goes: Cloud Storage URI (or prefix) and the asset to create."""
+
+    gcs_uri: str
+    asset_id: str
+    band: str = PREDICTION_BAND
+    nodata: int = PREDICTION_NODATA
+    pyramiding: str = "MEAN"
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        parse_gs_uri(self.gcs_uri)
+        if self.pyramiding not in ("MEAN", "MODE", "MIN", "MAX", "SAMPLE", "MEDIAN"):
+            raise ConfigError(f"pyramiding must be MEAN, MODE, MIN, MAX, SAMPLE or MEDIAN, got {self.pyramiding}")
+        if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", self.band):
+            raise ConfigError(f"band name {self.band!r} must be letters, digits and _")
+
+
+def image_manifest(
+    asset: str,
+    uris: Sequence[str],
+    band: str = PREDICTION_BAND,
+    nodata: int | float | None = PREDICTION_NODATA,
+    pyramiding: str = "MEAN",
+    properties: Mapping[str, Any] | None = None,
+) -> dict:
+    """An ImageManifest for ``ee.data.startIngestion``: one tileset from ``uris`` (a GeoTIFF, or
+    TFRecord files + their mixer JSON), one band."""
+    band_entry: dict[str, Any] = {"id": band, "tilesetId": "0", "tilesetBandIndex": 0, "pyramidingPolicy": pyramiding}
+    if nodata is not None:
+        band_entry["missingData"] = {"values": [nodata]}
+    manifest: dict[str, Any] = {
+        "name": asset,
+        "tilesets": [{"id": "0", "sources": [{"uris": list(uris)}]}],
+        "bands": [band_entry],
+    }
+    if properties:
+        manifest["properties"] = dict(properties)
+    return manifest
+
+
+def upload_file(local: str | os.PathLike, gcs_uri: str, storage_client: Any) -> str:
+    """Copy a local file to Cloud Storage; returns the URI.
+
+    Raises:
+        InputNotFoundError: the local file does not exist.
+        ConfigError: malformed URI.
+    """
+    path = Path(local)
+    if not path.is_file():
+        raise InputNotFoundError(f"file not found: {path}")
+    bucket, name = parse_gs_uri(gcs_uri)
+    storage_client.bucket(bucket).blob(name).upload_from_filename(str(path))
+    return gcs_uri
+
+
+def start_ingestion(
+    manifest: Mapping[str, Any],
+    *,
+    ingest: Callable[..., dict] | None = None,
+    allow_overwrite: bool = False,
+    request_id: str | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] | None = None,
+) -> str:
+    """Start an image ingestion; returns the task id (poll it with core.ee.tasks).
+
+    Raises:
+        EarthEngineError subclasses: when Earth Engine refuses or fails (after retries).
+    """
+    import time
+
+    if ingest is None:
+        import ee
+
+        ingest = ee.data.startIngestion
+    rid = request_id or str(uuid.uuid4())  # same id on every retry: the request is idempotent
+    result = call_with_retries(lambda: ingest(rid, dict(manifest), allow_overwrite), retry, sleep=sleep or time.sleep)
+    return str(result.get("id") or result.get("name", rid))
+
+
+def upload_prediction_cog(
+    cog_path: str | os.PathLike,
+    cfg: UploadConfig,
+    storage_client: Any,
+    *,
+    project: str | None = None,
+    ingest: Callable[..., dict] | None = None,
+    properties: Mapping[str, Any] | None = None,
+) -> str:
+    """Upload a prediction GeoTIFF/COG (uint8 percent, 255 no data) and ingest it as an asset.
+
+    Returns the ingestion task id.
+
+    Raises:
+        InputNotFoundError, ConfigError, EarthEngineError subclasses.
+    """
+    uri = cfg.gcs_uri if cfg.gcs_uri.endswith((".tif", ".tiff")) else cfg.gcs_uri.rstrip("/") + "/" + Path(cog_path).name
+    upload_file(cog_path, uri, storage_client)
+    manifest = image_manifest(asset_name(cfg.asset_id, project), [uri], cfg.band, cfg.nodata, cfg.pyramiding, properties)
+    return start_ingestion(manifest, ingest=ingest, allow_overwrite=cfg.overwrite)
+
+
+def write_prediction_tfrecord(
+    patches: Iterable[np.ndarray], path: str | os.PathLike, band: str = PREDICTION_BAND, compress: bool = True
+) -> int:
+    """Write prediction patches in Earth Engine's TFRecord upload layout: one ``tf.train.Example``
+    per patch, in the export's patch order, with one float feature ``band`` = the patch's
+    [H, W] values row-major (kernel buffer already trimmed). Returns the number of records.
+
+    The records pair with the mixer JSON of the image export they were predicted from.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    options = tf.io.TFRecordOptions(compression_type="GZIP" if compress else "")
+    n = 0
+    with tf.io.TFRecordWriter(str(path), options=options) as writer:
+        for patch in patches:
+            arr = np.asarray(patch, dtype=np.float32)
+            if arr.ndim != 2:
+                raise ConfigError(f"each prediction patch must be 2-D [H, W], got shape {arr.shape}")
+            feature = {band: tf.train.Feature(float_list=tf.train.FloatList(value=arr.ravel().tolist()))}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+            n += 1
+    return n
+
+
+def upload_prediction_tfrecord(
+    tfrecord_paths: Sequence[str | os.PathLike],
+    mixer_path: str | os.PathLike,
+    cfg: UploadConfig,
+    storage_client: Any,
+    *,
+    project: str | None = None,
+    ingest: Callable[..., dict] | None = None,
+) -> str:
+    """Upload prediction TFRecords + the export's mixer JSON under ``cfg.gcs_uri`` (a prefix) and
+    ingest them as an asset; returns the ingestion task id.
+
+    Raises:
+        InputNotFoundError, ConfigError (mixer without patchDimensions), EarthEngineError subclasses.
+    """
+    mixer = json.loads(Path(mixer_path).read_text(encoding="utf-8")) if Path(mixer_path).is_file() else None
+    if mixer is None:
+        raise InputNotFoundError(f"mixer file not found: {mixer_path}")
+    if "patchDimensions" not in mixer or "projection" not in mixer:
+        raise ConfigError(f"{mixer_path} is not an Earth Engine mixer (no patchDimensions/projection)")
+    prefix = cfg.gcs_uri.rstrip("/")
+    uris = [upload_file(p, f"{prefix}/{Path(p).name}", storage_client) for p in tfrecord_paths]
+    uris.append(upload_file(mixer_path, f"{prefix}/{Path(mixer_path).name}", storage_client))
+    manifest = image_manifest(asset_name(cfg.asset_id, project), uris, cfg.band, None, cfg.pyramiding)
+    return start_ingestion(manifest, ingest=ingest, allow_overwrite=cfg.overwrite)
