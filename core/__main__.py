@@ -1,0 +1,218 @@
+"""Command-line interface: ``python -m core {predict,evaluate,patches,train,info}``.
+
+Every user mistake ends as one line on stderr and exit status 2; nothing prints a traceback for a
+:class:`~core.errors.CropMapError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from core.errors import CropMapError  # noqa: E402
+
+
+class _TqdmProgress:
+    """A tqdm bar fed by ``progress(done, total)`` callbacks (quiet when stderr is not a terminal)."""
+
+    def __init__(self, desc: str, unit: str):
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, disable=None)
+
+    def __call__(self, done: int, total: int, *_: object) -> None:
+        if self.bar.total != total:
+            self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from core.config import TrainConfig
+    from core.train import train
+
+    cfg = TrainConfig(
+        preset=args.preset, epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
+        learning_rate=args.lr, patch_size=args.patch_size, val_patches=args.val_patches, patience=args.patience,
+        seed=args.seed,
+    )
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.epochs * cfg.steps_per_epoch, unit="step", dynamic_ncols=True, disable=None)
+
+    def progress(ev: dict) -> None:
+        bar.n = (ev["epoch"] - 1) * ev["steps"] + ev["step"]
+        logs = ev["logs"]
+        bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("loss", "iou", "val_loss", "val_iou")})
+        if ev["event"] == "epoch":
+            bar.write(f"epoch {ev['epoch']}/{ev['epochs']} " + " ".join(f"{k}={v:.4f}" for k, v in sorted(logs.items())))
+        bar.refresh()
+
+    cmd = " ".join(["python", "-m", "core", *(shlex.quote(a) for a in sys.argv[1:])])
+    result = train(cfg, args.train, args.val, args.out, label_map=args.label_map, resume=args.resume,
+                   overwrite=args.overwrite, progress=progress, command=cmd)
+    bar.close()
+    print(json.dumps({"best_model": str(result.best_model), "epochs": result.epochs_done,
+                      "best_val_loss": result.best_val_loss, "best": result.best_metrics, "stopped": result.stopped}, indent=2))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from core.config import PredictConfig
+    from core.predict import predict_image
+    from core.raster import parse_band_spec
+
+    cfg = PredictConfig(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, threshold=args.threshold)
+    window = tuple(int(v) for v in args.window.split(",")) if args.window else None
+    if window is not None and len(window) != 4:
+        from core.errors import RegionError
+
+        raise RegionError("--window takes ROW,COL,HEIGHT,WIDTH in pixels")
+    bar = _TqdmProgress("predict", "tile")
+    try:
+        if str(args.image).endswith("mixer.json"):
+            from core.predict_export import predict_export
+
+            summary = predict_export(args.image, args.out, args.model, cfg, overwrite=args.overwrite, progress=bar)
+        else:
+            summary = predict_image(args.image, args.out, args.model, cfg, window=window, overwrite=args.overwrite,
+                                    progress=bar, band_map=parse_band_spec(args.bands))
+    finally:
+        bar.close()
+    short = {k: summary[k] for k in ("pixels", "valid_pixels", "crop_pixels", "crop_fraction", "crop_area_ha", "threshold", "note")}
+    print(json.dumps(short, indent=2))
+    print(f"wrote {Path(args.out) / 'probability.tif'}, crop_mask.tif and summary.json", file=sys.stderr)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.evaluate import evaluate_files
+
+    result = evaluate_files(args.pred, args.labels, args.label_map, out=args.out, overwrite=args.overwrite,
+                            label_band=args.label_band)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _cmd_patches(args: argparse.Namespace) -> int:
+    from core.config import PatchConfig
+    from core.patches import sample_patches
+    from core.raster import parse_band_spec
+
+    cfg = PatchConfig(patch_size=args.size, kernel_buffer=args.buffer, count=args.count, seed=args.seed,
+                      min_valid_fraction=args.min_valid)
+    bar = _TqdmProgress("patches", "patch")
+    try:
+        s = sample_patches(args.image, args.labels, args.label_map, cfg, args.out, overwrite=args.overwrite,
+                           band_map=parse_band_spec(args.bands), progress=bar)
+    finally:
+        bar.close()
+    print(json.dumps({"path": str(s.path), "patches": s.count, "side": cfg.full_size, "kernel_buffer": cfg.kernel_buffer,
+                      "crop_fraction": round(s.crop_fraction, 4)}, indent=2))
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from core.raster import ImageReader, parse_band_spec
+
+    with ImageReader(args.image, parse_band_spec(args.bands)) as r:
+        g = r.grid
+        print(json.dumps({"image": str(args.image), "width": g.width, "height": g.height, "crs": g.crs,
+                          "georeferenced": g.georeferenced, "transform": list(g.transform), "bands": r.band_index,
+                          "scale": r.scale, "pixel_area_ha": None if g.crs is None else
+                          (float(np.mean(g.pixel_area_ha())) if not np.isscalar(g.pixel_area_ha()) else g.pixel_area_ha())},
+                         indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Crop mapping with a U-Net: patches, training, prediction, evaluation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a U-Net on image/label pairs")
+    t.add_argument("--train", nargs="+", required=True, help="folders of *_rgbn.tif + *_cdl.tif, or IMAGE:LABELS pairs")
+    t.add_argument("--val", nargs="+", required=True, help="validation data, same forms as --train")
+    t.add_argument("--out", required=True, help="run folder (checkpoints, history)")
+    t.add_argument("--label-map", default="cdl")
+    t.add_argument("--preset", default="light", help="model preset: light (default) or seed")
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--steps", type=int, default=50, help="steps per epoch")
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--patch-size", type=int, default=256)
+    t.add_argument("--val-patches", type=int, default=96)
+    t.add_argument("--patience", type=int, default=6)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    t.add_argument("--overwrite", action="store_true", help="start again in an existing --out")
+    t.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("predict", help="predict crop probability and a crop mask for an image")
+    p.add_argument("--image", required=True, help="GeoTIFF with bands R,G,B,NIR, or an Earth Engine image export's *mixer.json")
+    p.add_argument("--model", default=None, help="a .keras model with its .json card (default: the shipped weights)")
+    p.add_argument("--out", required=True, help="output folder for probability.tif, crop_mask.tif, summary.json")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--window", default=None, help="ROW,COL,HEIGHT,WIDTH: predict only this pixel window")
+    p.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
+    p.add_argument("--tile", type=int, default=256)
+    p.add_argument("--overlap", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.set_defaults(func=_cmd_predict)
+
+    e = sub.add_parser("evaluate", help="compare a crop mask with a label raster")
+    e.add_argument("--pred", required=True, help="crop_mask.tif written by predict")
+    e.add_argument("--labels", required=True, help="label raster on the same grid")
+    e.add_argument("--label-map", default="cdl", help="class map of the labels (cdl, glc30, worldcover, ...)")
+    e.add_argument("--label-band", default=None, help="band name of the labels in a multi-band file")
+    e.add_argument("--out", default=None, help="JSON file to write (default: metrics.json beside --pred)")
+    e.add_argument("--overwrite", action="store_true")
+    e.set_defaults(func=_cmd_evaluate)
+
+    s = sub.add_parser("patches", help="sample training patches into a TFRecord file (Earth Engine layout)")
+    s.add_argument("--image", required=True)
+    s.add_argument("--labels", required=True)
+    s.add_argument("--label-map", default="cdl")
+    s.add_argument("--out", required=True, help="output .tfrecord.gz file")
+    s.add_argument("--count", type=int, default=100)
+    s.add_argument("--size", type=int, default=256, help="patch side in pixels")
+    s.add_argument("--buffer", type=int, default=0, help="kernel buffer: extra context pixels on each side")
+    s.add_argument("--min-valid", type=float, default=0.5, help="minimum fraction of valid pixels in a patch")
+    s.add_argument("--bands", default=None)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=_cmd_patches)
+
+    i = sub.add_parser("info", help="describe an image: size, CRS, bands, scale")
+    i.add_argument("--image", required=True)
+    i.add_argument("--bands", default=None)
+    i.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CropMapError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; outputs already finished are kept (use --resume for training)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

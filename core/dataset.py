@@ -1,0 +1,263 @@
+"""Training data: scenes held in memory with random patch sampling, and tf.data pipelines.
+
+Two ways to feed a model, one format of batch: ``x`` (n, s, s, bands) normalized float32 and
+``y`` (n, s, s, 2) = crop, valid. :class:`SceneSet` samples random windows from local
+image/label pairs (fresh patches every step); :func:`tfrecord_dataset` reads patches in Earth
+Engine's TFRecord layout (exported by Earth Engine or by ``python -m core patches``), parsing whole
+batches at once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from core.errors import InputNotFoundError, NoDataError
+from core.labels import CROP, NODATA, get_class_map
+from core.model import Normalization
+from core.raster import FEATURE_BANDS, ImageReader, read_labels
+
+
+@dataclass
+class Scene:
+    """One image in memory: features (H, W, 5), label mask (H, W) uint8, name."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    name: str
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.labels != NODATA
+
+
+def pair_paths(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
+    """Expand folders and files into (image, labels) pairs.
+
+    In a folder, ``X_rgbn.tif`` pairs with ``X_cdl.tif`` (or ``X_labels.tif``); a single pair can be
+    given as ``IMAGE:LABELS``.
+
+    Raises:
+        InputNotFoundError: if a path is missing or an image has no label file.
+    """
+    pairs: list[tuple[Path, Path]] = []
+    for item in paths:
+        s = str(item)
+        if ":" in s and not Path(s).exists():
+            img, lab = s.split(":", 1)
+            pairs.append((Path(img), Path(lab)))
+            continue
+        p = Path(s)
+        if not p.exists():
+            raise InputNotFoundError(f"training data not found: {p}")
+        images = sorted(p.glob("*_rgbn.tif")) if p.is_dir() else [p]
+        if not images:
+            raise InputNotFoundError(f"no *_rgbn.tif images in {p}")
+        for img in images:
+            for suffix in ("_cdl.tif", "_labels.tif"):
+                lab = img.with_name(img.name.replace("_rgbn.tif", suffix))
+                if lab.exists():
+                    pairs.append((img, lab))
+                    break
+            else:
+                raise InputNotFoundError(f"no label raster beside {img.name} (expected {img.stem.replace('_rgbn', '')}_cdl.tif)")
+    for img, lab in pairs:
+        for f in (img, lab):
+            if not f.exists():
+                raise InputNotFoundError(f"file not found: {f}")
+    return pairs
+
+
+def load_scenes(paths: Sequence[str | os.PathLike], label_map: str = "cdl") -> list[Scene]:
+    """Read image/label pairs into memory; pixels invalid in either become no data.
+
+    Raises:
+        InputNotFoundError, BandError, GridMismatchError, InvalidDataError, NoDataError.
+    """
+    cmap = get_class_map(label_map)
+    scenes = []
+    for img, lab in pair_paths(paths):
+        with ImageReader(img) as reader:
+            feats, valid = reader.read()
+            labels = read_labels(lab, cmap, grid=reader.grid)
+        labels[~valid] = NODATA
+        scenes.append(Scene(feats, labels, img.stem))
+    if not any(s.valid.any() for s in scenes):
+        raise NoDataError("the training scenes hold no pixel that is valid in both image and labels")
+    return scenes
+
+
+def compute_normalization(scenes: Sequence[Scene], max_pixels: int = 2_000_000, seed: int = 0) -> Normalization:
+    """Per-band mean/std over valid pixels (a random subsample of at most ``max_pixels``)."""
+    rng = np.random.default_rng(seed)
+    pix = np.concatenate([s.features[s.valid] for s in scenes])
+    if len(pix) > max_pixels:
+        pix = pix[rng.choice(len(pix), max_pixels, replace=False)]
+    mean = pix.mean(axis=0)
+    std = np.maximum(pix.std(axis=0), 1e-6)
+    return Normalization(tuple(float(v) for v in mean), tuple(float(v) for v in std))
+
+
+def encode_targets(labels: np.ndarray) -> np.ndarray:
+    """Label mask (..., H, W) -> (..., H, W, 2) float32 = crop, valid."""
+    return np.stack([(labels == CROP), (labels != NODATA)], axis=-1).astype(np.float32)
+
+
+def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random flips and 90-degree rotations, the same for features and targets of each sample."""
+    for i in range(len(x)):
+        k = int(rng.integers(4))
+        if k:
+            x[i] = np.rot90(x[i], k)
+            y[i] = np.rot90(y[i], k)
+        if rng.integers(2):
+            x[i] = x[i][:, ::-1]
+            y[i] = y[i][:, ::-1]
+    return x, y
+
+
+class SceneSet:
+    """Random square patches from in-memory scenes, with at least ``min_valid`` valid pixels."""
+
+    def __init__(self, scenes: Sequence[Scene], size: int, norm: Normalization, min_valid: float = 0.5, seed: int = 0):
+        self.scenes = list(scenes)
+        self.size = size
+        self.norm = norm
+        self.rng = np.random.default_rng(seed)
+        self.candidates: list[np.ndarray] = []
+        for s in self.scenes:
+            self.candidates.append(_valid_windows(s.valid, size, min_valid))
+        self.weights = np.array([len(c) for c in self.candidates], dtype=np.float64)
+        if self.weights.sum() == 0:
+            raise NoDataError(f"no {size} x {size} window with {min_valid:.0%} valid pixels in the training scenes")
+        self.weights /= self.weights.sum()
+
+    def sample(self, n: int, augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` random patches: x (n, s, s, 5) normalized, y (n, s, s, 2)."""
+        s = self.size
+        x = np.empty((n, s, s, len(FEATURE_BANDS)), np.float32)
+        y = np.empty((n, s, s, 2), np.float32)
+        which = self.rng.choice(len(self.scenes), n, p=self.weights)
+        for i, k in enumerate(which):
+            cand = self.candidates[k]
+            r, c = cand[self.rng.integers(len(cand))]
+            sc = self.scenes[k]
+            lab = sc.labels[r : r + s, c : c + s]
+            x[i] = self.norm.apply(sc.features[r : r + s, c : c + s], lab != NODATA)
+            y[i] = encode_targets(lab)
+        if augment:
+            augment_batch(x, y, self.rng)
+        return x, y
+
+    def batches(self, batch_size: int, augment: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        while True:
+            yield self.sample(batch_size, augment)
+
+    def tf_dataset(self, batch_size: int, augment: bool = True):
+        """An endless, prefetched tf.data.Dataset of batches."""
+        import tensorflow as tf
+
+        s, b = self.size, len(FEATURE_BANDS)
+        sig = (tf.TensorSpec((None, s, s, b), tf.float32), tf.TensorSpec((None, s, s, 2), tf.float32))
+        return tf.data.Dataset.from_generator(lambda: self.batches(batch_size, augment), output_signature=sig).prefetch(2)
+
+
+def _valid_windows(valid: np.ndarray, size: int, min_valid: float, stride: int = 16) -> np.ndarray:
+    """Top-left corners (on a ``stride`` grid) of windows with at least ``min_valid`` valid pixels."""
+    h, w = valid.shape
+    if h < size or w < size:
+        return np.zeros((0, 2), int)
+    ii = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    rows = np.arange(0, h - size + 1, stride)
+    cols = np.arange(0, w - size + 1, stride)
+    r, c = np.meshgrid(rows, cols, indexing="ij")
+    counts = ii[r + size, c + size] - ii[r, c + size] - ii[r + size, c] + ii[r, c]
+    ok = counts >= min_valid * size * size
+    return np.stack([r[ok], c[ok]], axis=1)
+
+
+def tiled_patches(scenes: Sequence[Scene], size: int, norm: Normalization, min_valid: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """Non-overlapping ``size`` tiles of every scene with enough valid pixels (a fixed validation set)."""
+    xs, ys = [], []
+    for sc in scenes:
+        h, w = sc.labels.shape
+        for r in range(0, h - size + 1, size):
+            for c in range(0, w - size + 1, size):
+                lab = sc.labels[r : r + size, c : c + size]
+                if (lab != NODATA).mean() >= min_valid:
+                    xs.append(norm.apply(sc.features[r : r + size, c : c + size], lab != NODATA))
+                    ys.append(encode_targets(lab))
+    if not xs:
+        raise NoDataError(f"no {size} x {size} validation tile has {min_valid:.0%} valid pixels")
+    return np.stack(xs), np.stack(ys)
+
+
+def tfrecord_dataset(
+    source,
+    norm: Normalization,
+    patch_size: int,
+    kernel_buffer: int = 0,
+    batch_size: int = 16,
+    label: str = "crop",
+    augment: bool = True,
+    shuffle: int = 256,
+    repeat: bool = True,
+    seed: int = 0,
+):
+    """A tf.data pipeline over patches in Earth Engine's TFRecord layout.
+
+    Reads GZIP TFRecords (a file, folder, glob or gs:// path), shuffles, parses whole batches with
+    one ``parse_example`` call, crops the kernel buffer (a random crop when augmenting, the centre
+    otherwise), normalizes with ``norm``, applies flips and 90-degree rotations, and prefetches.
+    Yields ``x`` (n, s, s, 5) and ``y`` (n, s, s, 2) = crop, valid, like :class:`SceneSet`.
+
+    Raises:
+        InputNotFoundError: no TFRecord files at ``source``.
+    """
+    import tensorflow as tf
+
+    from core.patches import list_records, parse_batch
+
+    files = list_records(source)
+    full = patch_size + 2 * kernel_buffer
+    names = list(FEATURE_BANDS) + [label]
+    mean = tf.constant(norm.mean, tf.float32)
+    std = tf.constant(norm.std, tf.float32)
+
+    def to_xy(batch):
+        feats, lab = batch[..., :-1], batch[..., -1]
+        valid = tf.cast(tf.not_equal(lab, float(NODATA)), tf.float32)
+        crop = tf.cast(tf.equal(lab, float(CROP)), tf.float32)
+        x = (feats - mean) / std * valid[..., None]
+        return tf.concat([x, crop[..., None], valid[..., None]], axis=-1)
+
+    def crop_aug(data):
+        if augment:
+            n = tf.shape(data)[0]
+            off = tf.random.uniform((2,), 0, 2 * kernel_buffer + 1, dtype=tf.int32, seed=seed) if kernel_buffer else tf.zeros(2, tf.int32)
+            data = data[:, off[0] : off[0] + patch_size, off[1] : off[1] + patch_size]
+            k = tf.random.uniform((), 0, 4, dtype=tf.int32, seed=seed)
+            data = tf.image.rot90(data, k)
+            flip = tf.random.uniform((n, 1, 1, 1), seed=seed) < 0.5
+            data = tf.where(flip, tf.reverse(data, axis=[2]), data)
+        elif kernel_buffer:
+            data = data[:, kernel_buffer : kernel_buffer + patch_size, kernel_buffer : kernel_buffer + patch_size]
+        return data[..., :-2], data[..., -2:]
+
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed)
+    ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
+                       cycle_length=min(4, len(files)), num_parallel_calls=tf.data.AUTOTUNE)
+    if repeat:
+        ds = ds.repeat()
+    if shuffle:
+        ds = ds.shuffle(shuffle, seed=seed)
+    ds = ds.batch(batch_size, drop_remainder=repeat)
+    ds = ds.map(lambda s: to_xy(parse_batch(s, names, (full, full))), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(crop_aug, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,129 @@
+"""Accuracy figures over valid pixels: confusion matrix, precision, recall, F1, IoU, threshold
+curves and crop areas. Pixels that are no data (255) in either prediction or labels never count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+
+from core.errors import GridMismatchError, NoDataError
+from core.labels import CROP, NODATA
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Pixel counts: true/false positives/negatives, crop being positive."""
+
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    @property
+    def total(self) -> int:
+        return self.tp + self.fp + self.fn + self.tn
+
+    @staticmethod
+    def _div(a: float, b: float) -> float:
+        return float(a / b) if b else 0.0
+
+    @property
+    def accuracy(self) -> float:
+        return self._div(self.tp + self.tn, self.total)
+
+    @property
+    def precision(self) -> float:
+        return self._div(self.tp, self.tp + self.fp)
+
+    @property
+    def recall(self) -> float:
+        return self._div(self.tp, self.tp + self.fn)
+
+    @property
+    def f1(self) -> float:
+        return self._div(2 * self.tp, 2 * self.tp + self.fp + self.fn)
+
+    @property
+    def iou(self) -> float:
+        return self._div(self.tp, self.tp + self.fp + self.fn)
+
+    def __add__(self, other: "Confusion") -> "Confusion":
+        return Confusion(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
+
+    def to_dict(self) -> dict:
+        return {
+            "confusion_matrix": {"rows": "labels (not crop, crop)", "cols": "prediction (not crop, crop)",
+                                 "matrix": [[self.tn, self.fp], [self.fn, self.tp]]},
+            **asdict(self),
+            "valid_pixels": self.total,
+            "accuracy": self.accuracy,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "iou": self.iou,
+        }
+
+
+def confusion(pred_mask: np.ndarray, label_mask: np.ndarray) -> Confusion:
+    """Confusion of two uint8 masks (1 crop, 0 not crop, 255 no data) over pixels valid in both.
+
+    Raises:
+        GridMismatchError: the shapes differ.
+    """
+    if pred_mask.shape != label_mask.shape:
+        raise GridMismatchError(f"prediction {pred_mask.shape} and labels {label_mask.shape} differ in shape; use labels on the prediction's grid")
+    ok = (pred_mask != NODATA) & (label_mask != NODATA)
+    p = pred_mask[ok] == CROP
+    y = label_mask[ok] == CROP
+    tp = int(np.count_nonzero(p & y))
+    fp = int(np.count_nonzero(p & ~y))
+    fn = int(np.count_nonzero(~p & y))
+    return Confusion(tp, fp, fn, int(p.size) - tp - fp - fn)
+
+
+def threshold_curve(prob: np.ndarray, label_mask: np.ndarray, thresholds: Sequence[float] | None = None) -> list[dict]:
+    """Precision, recall, F1 and IoU at each threshold (probabilities 0-1, NaN = no data).
+
+    Raises:
+        NoDataError: no pixel is valid in both.
+    """
+    if thresholds is None:
+        thresholds = np.round(np.arange(0.05, 0.96, 0.05), 2)
+    ok = np.isfinite(prob) & (label_mask != NODATA)
+    if not ok.any():
+        raise NoDataError("no pixel is valid in both the prediction and the labels")
+    p = prob[ok]
+    y = label_mask[ok] == CROP
+    # Histogram once, then cumulative sums: O(pixels) whatever the number of thresholds.
+    bins = np.clip((p * 1000).astype(np.int64), 0, 1000)
+    pos = np.bincount(bins[y], minlength=1001)
+    neg = np.bincount(bins[~y], minlength=1001)
+    pos_ge = np.cumsum(pos[::-1])[::-1]
+    neg_ge = np.cumsum(neg[::-1])[::-1]
+    npos, nneg = int(y.sum()), int((~y).sum())
+    rows = []
+    for t in thresholds:
+        k = int(np.ceil(round(float(t) * 1000, 6)))
+        tp, fp = int(pos_ge[k]) if k <= 1000 else 0, int(neg_ge[k]) if k <= 1000 else 0
+        c = Confusion(tp, fp, npos - tp, nneg - fp)
+        rows.append({"threshold": float(t), "precision": c.precision, "recall": c.recall, "f1": c.f1, "iou": c.iou,
+                     "accuracy": c.accuracy, "crop_fraction": (tp + fp) / max(npos + nneg, 1)})
+    return rows
+
+
+def crop_area(mask: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> dict:
+    """Pixels, crop pixels, crop fraction of valid pixels, and crop area in hectares (None without a CRS)."""
+    valid = mask != NODATA
+    crop = mask == CROP
+    n_valid, n_crop = int(valid.sum()), int(crop.sum())
+    if pixel_area_ha is None:
+        area = None
+    elif isinstance(pixel_area_ha, np.ndarray):
+        area = float((crop * pixel_area_ha).sum())
+    else:
+        area = n_crop * float(pixel_area_ha)
+    return {"pixels": int(mask.size), "valid_pixels": n_valid, "crop_pixels": n_crop,
+            "crop_fraction": n_crop / n_valid if n_valid else None, "crop_area_ha": area}

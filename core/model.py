@@ -1,0 +1,294 @@
+"""U-Net presets, the masked BCE + Dice loss, Dice/IoU metrics, and saving with a model card.
+
+A model is two files: ``NAME.keras`` (Keras 3 archive) and ``NAME.json`` (the :class:`ModelCard`:
+input bands, normalization statistics, preset, training command and metrics). Loading checks both
+and raises precise errors; :func:`check_bands` refuses an image whose bands differ from the model's.
+
+Labels travel as ``y_true[..., 0]`` = crop (0/1) and ``y_true[..., 1]`` = valid (0/1), so loss and
+metrics ignore no-data pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras import layers  # noqa: E402
+
+from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError  # noqa: E402
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_MODEL_PATH = ASSETS / "models" / "crop_unet_light.keras"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """U-Net shape: filters of the encoder levels, centre filters, fixed input size or None."""
+
+    name: str
+    encoder: tuple[int, ...]
+    centre: int
+    input_size: int | None
+    description: str
+
+
+PRESETS: dict[str, Preset] = {
+    "seed": Preset(
+        "seed",
+        (32, 64, 128, 256, 512),
+        1024,
+        256,
+        "The 2019 notebook's U-Net: encoder 32-64-128-256-512, centre 1024, 256 x 256 input (31M parameters).",
+    ),
+    "light": Preset(
+        "light",
+        (16, 32, 64, 128),
+        256,
+        None,
+        "Base-16, depth-4 U-Net (about 1.9M parameters), any input size divisible by 16.",
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """Raises ConfigError for an unknown preset name."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
+
+
+def _conv_block(x, filters: int):
+    for _ in range(2):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+    return x
+
+
+def build_unet(preset: str | Preset, n_bands: int = 5) -> keras.Model:
+    """Build an (uncompiled) U-Net of ``preset`` with ``n_bands`` inputs and a sigmoid output.
+
+    Raises:
+        ConfigError: for an unknown preset.
+    """
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    size = p.input_size
+    inputs = keras.Input((size, size, n_bands), name="features")
+    x = inputs
+    skips = []
+    for f in p.encoder:
+        x = _conv_block(x, f)
+        skips.append(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = _conv_block(x, p.centre)
+    for f, skip in zip(reversed(p.encoder), reversed(skips)):
+        x = layers.Conv2DTranspose(f, 2, strides=2, padding="same")(x)
+        x = layers.Concatenate()([skip, x])
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = _conv_block(x, f)
+    outputs = layers.Conv2D(1, 1, activation="sigmoid", name="crop_probability")(x)
+    return keras.Model(inputs, outputs, name=f"unet_{p.name}")
+
+
+# ---------------------------------------------------------------- loss and metrics
+
+def _split(y_true, y_pred):
+    y = tf.cast(y_true[..., 0], tf.float32)
+    w = tf.cast(y_true[..., 1], tf.float32)
+    p = tf.clip_by_value(tf.cast(y_pred[..., 0], tf.float32), 1e-7, 1 - 1e-7)
+    return y, w, p
+
+
+def masked_bce_dice(y_true, y_pred):
+    """Binary cross-entropy + (1 - Dice), both over valid pixels only."""
+    y, w, p = _split(y_true, y_pred)
+    n = tf.maximum(tf.reduce_sum(w), 1.0)
+    bce = -(y * tf.math.log(p) + (1 - y) * tf.math.log(1 - p))
+    bce = tf.reduce_sum(bce * w) / n
+    inter = tf.reduce_sum(w * p * y)
+    dice = (2 * inter + 1.0) / (tf.reduce_sum(w * p) + tf.reduce_sum(w * y) + 1.0)
+    return bce + (1.0 - dice)
+
+
+class _MaskedCounts(keras.metrics.Metric):
+    """Accumulates masked tp/fp/fn at threshold 0.5."""
+
+    def __init__(self, name: str, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.tp = self.add_weight(name="tp", initializer="zeros")
+        self.fp = self.add_weight(name="fp", initializer="zeros")
+        self.fn = self.add_weight(name="fn", initializer="zeros")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y, w, p = _split(y_true, y_pred)
+        hard = tf.cast(p >= 0.5, tf.float32)
+        self.tp.assign_add(tf.reduce_sum(w * hard * y))
+        self.fp.assign_add(tf.reduce_sum(w * hard * (1 - y)))
+        self.fn.assign_add(tf.reduce_sum(w * (1 - hard) * y))
+
+    def reset_state(self):
+        for v in (self.tp, self.fp, self.fn):
+            v.assign(0.0)
+
+
+class MaskedIoU(_MaskedCounts):
+    def __init__(self, name: str = "iou", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def result(self):
+        return self.tp / tf.maximum(self.tp + self.fp + self.fn, 1.0)
+
+
+class MaskedDice(_MaskedCounts):
+    def __init__(self, name: str = "dice", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def result(self):
+        return 2 * self.tp / tf.maximum(2 * self.tp + self.fp + self.fn, 1.0)
+
+
+def compile_model(model: keras.Model, learning_rate=1e-3) -> keras.Model:
+    """Compile with Adam, masked BCE + Dice, and masked Dice/IoU metrics."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=masked_bce_dice,
+        metrics=[MaskedDice(), MaskedIoU()],
+    )
+    return model
+
+
+# ---------------------------------------------------------------- model card
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-band mean and standard deviation of the features (over valid pixels)."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def apply(self, features: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """(features - mean) / std as float32; invalid pixels become 0."""
+        out = (features - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        if valid is not None:
+            out[~valid] = 0.0
+        return out.astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a saved model needs to be used correctly, and where it came from."""
+
+    preset: str
+    bands: tuple[str, ...]
+    normalization: Normalization
+    patch_size: int = 256
+    created: str = ""
+    command: str = ""
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    data: str = ""
+    notes: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["bands"] = list(self.bands)
+        d["normalization"] = {"mean": list(self.normalization.mean), "std": list(self.normalization.std)}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelCard":
+        """Raises CorruptFileError if required fields are missing."""
+        try:
+            norm = Normalization(tuple(d["normalization"]["mean"]), tuple(d["normalization"]["std"]))
+            return cls(
+                preset=d["preset"],
+                bands=tuple(d["bands"]),
+                normalization=norm,
+                patch_size=int(d.get("patch_size", 256)),
+                created=d.get("created", ""),
+                command=d.get("command", ""),
+                training=d.get("training", {}),
+                metrics=d.get("metrics", {}),
+                data=d.get("data", ""),
+                notes=d.get("notes", ""),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise CorruptFileError(f"model card is incomplete ({err!r}); re-save the model with core") from None
+
+
+def card_path(model_path: str | os.PathLike) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+@dataclass
+class LoadedModel:
+    """A Keras model with its card."""
+
+    model: keras.Model
+    card: ModelCard
+    path: Path
+
+
+def save_model(model: keras.Model, card: ModelCard, path: str | os.PathLike) -> Path:
+    """Write ``path`` (.keras) and its card (.json) atomically (temporary names, then rename)."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ConfigError(f"model files end in .keras, got {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    tmp_card = path.with_name(f".{path.stem}.tmp.json")
+    model.save(tmp)
+    tmp_card.write_text(json.dumps(card.to_dict(), indent=2))
+    os.replace(tmp, path)
+    os.replace(tmp_card, card_path(path))
+    return path
+
+
+def load_card(path: str | os.PathLike) -> ModelCard:
+    """Read the card beside a model. Raises InputNotFoundError, CorruptFileError."""
+    cp = card_path(path)
+    if not cp.exists():
+        raise InputNotFoundError(f"model card {cp.name} not found beside {Path(path).name}; a model needs its .json card")
+    try:
+        return ModelCard.from_dict(json.loads(cp.read_text()))
+    except json.JSONDecodeError as err:
+        raise CorruptFileError(f"model card {cp} is not valid JSON ({err})") from None
+
+
+def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
+    """Load a model and its card (default: the shipped weights).
+
+    Raises:
+        InputNotFoundError: the .keras file or its card is missing.
+        CorruptFileError: either file is truncated or not what it claims.
+    """
+    path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+    if not path.exists():
+        raise InputNotFoundError(f"model file not found: {path}")
+    card = load_card(path)
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as err:
+        raise CorruptFileError(f"cannot load model {path.name}: the file is truncated or not a Keras model ({type(err).__name__})") from None
+    return LoadedModel(model, card, path)
+
+
+def check_bands(card: ModelCard, bands: Sequence[str]) -> None:
+    """Raises ModelMismatchError if the image's feature bands are not the model's."""
+    if tuple(card.bands) != tuple(bands):
+        raise ModelMismatchError(
+            f"the model expects bands {', '.join(card.bands)} but the image gives {', '.join(bands)}; "
+            "use a model trained on these bands or retrain"
+        )

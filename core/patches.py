@@ -1,0 +1,349 @@
+"""Patches and image exports in Earth Engine's TFRecord layout.
+
+Earth Engine writes ``tf.train.Example`` records with one float feature per band name, each
+holding a patch flattened row by row (``[H, W]``, row-major), GZIP-compressed. Patches sampled
+for training may carry a *kernel buffer* (extra context on each side: a 256 patch with buffer 128
+is stored 512 x 512; the 2019 notebook used 257 x 257). Image exports for prediction are sequences
+of such patches, ``patchDimensions`` plus ``kernelSize`` overlap, in row-major patch order, with a
+*mixer* JSON (projection, patchDimensions, patchesPerRow, totalPatches) that says where each goes.
+
+Patches written here read back bit for bit, in the same orientation: rows stay rows. The label
+feature (default ``crop``) holds 1 crop, 0 not crop, 255 no data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from core.config import PatchConfig
+from core.errors import ConfigError, CorruptFileError, InputNotFoundError, NoDataError, OutputExistsError
+from core.labels import NODATA, get_class_map
+from core.raster import FEATURE_BANDS, Grid, ImageReader, read_labels
+
+LABEL = "crop"
+RECORD_SUFFIX = ".tfrecord.gz"
+
+
+def _tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf
+
+
+# ---------------------------------------------------------------- records
+
+
+def example_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """One ``tf.train.Example``: a float feature per name, each array flattened row-major."""
+    tf = _tf()
+    feats = {
+        name: tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(a, np.float32).ravel()))
+        for name, a in arrays.items()
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
+
+
+def write_records(path: str | os.PathLike, examples: Iterable[Mapping[str, np.ndarray]], overwrite: bool = False) -> int:
+    """Write examples to a GZIP TFRecord file atomically; returns how many were written.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+    """
+    tf = _tf()
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    n = 0
+    try:
+        with tf.io.TFRecordWriter(str(tmp), options=tf.io.TFRecordOptions(compression_type="GZIP")) as w:
+            for ex in examples:
+                w.write(example_bytes(ex))
+                n += 1
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    return n
+
+
+def list_records(source: str | os.PathLike | Sequence[str]) -> list[str]:
+    """TFRecord files of a file, a folder, a glob or a ``gs://`` path (sorted, as Earth Engine numbers them).
+
+    Raises:
+        InputNotFoundError: if nothing matches.
+    """
+    tf = _tf()
+    if isinstance(source, (list, tuple)):
+        return [f for s in source for f in list_records(s)]
+    s = str(source)
+    if tf.io.gfile.exists(s) and tf.io.gfile.isdir(s):
+        files = tf.io.gfile.glob(s.rstrip("/") + "/*.tfrecord*")
+    elif any(ch in s for ch in "*?["):
+        files = tf.io.gfile.glob(s)
+    else:
+        files = [s] if tf.io.gfile.exists(s) else []
+    if not files:
+        raise InputNotFoundError(f"no TFRecord files at {s}")
+    return sorted(files)
+
+
+def feature_spec(names: Sequence[str], shape: tuple[int, int]) -> dict:
+    tf = _tf()
+    return {n: tf.io.FixedLenFeature([shape[0] * shape[1]], tf.float32) for n in names}
+
+
+def parse_batch(serialized, names: Sequence[str], shape: tuple[int, int]):
+    """Parse a batch of serialized examples at once -> tensor (n, H, W, len(names)), no transpose."""
+    tf = _tf()
+    parsed = tf.io.parse_example(serialized, feature_spec(names, shape))
+    return tf.stack([tf.reshape(parsed[n], (-1, shape[0], shape[1])) for n in names], axis=-1)
+
+
+def read_records(
+    source, names: Sequence[str], shape: tuple[int, int], batch_size: int = 32
+) -> Iterator[np.ndarray]:
+    """Batches (n, H, W, len(names)) float32 from TFRecord files, in file order.
+
+    Raises:
+        InputNotFoundError: no files.
+        CorruptFileError: a file is truncated, not GZIP TFRecord, or lacks a feature / has another size.
+    """
+    tf = _tf()
+    files = list_records(source)
+    ds = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
+    ds = ds.map(lambda s: parse_batch(s, names, shape))
+    try:
+        for batch in ds.as_numpy_iterator():
+            yield batch
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as err:
+        msg = str(err).splitlines()[0][:200]
+        raise CorruptFileError(
+            f"cannot read TFRecords {files[0] if len(files) == 1 else files[0] + ' ...'}: {msg}; the file is truncated "
+            f"or its patches are not {shape[0]}x{shape[1]} with features {', '.join(names)}"
+        ) from None
+
+
+# ---------------------------------------------------------------- training patches
+
+
+@dataclass(frozen=True)
+class PatchSummary:
+    path: Path
+    count: int
+    config: PatchConfig
+    crop_fraction: float
+
+
+def sample_patches(
+    image_path: str | os.PathLike,
+    labels_path: str | os.PathLike,
+    label_map: str,
+    config: PatchConfig,
+    out_path: str | os.PathLike,
+    overwrite: bool = False,
+    band_map: dict[str, int] | None = None,
+    progress=None,
+) -> PatchSummary:
+    """Cut ``config.count`` random patches (with kernel buffer) of image + labels into one TFRecord file.
+
+    Each example has one feature per band of ``config.bands`` and ``crop`` (1/0/255).
+
+    Raises:
+        InputNotFoundError, BandError, GridMismatchError, InvalidDataError: bad inputs.
+        RegionError: the image is smaller than one patch.
+        NoDataError: no window has enough valid pixels.
+        OutputExistsError: ``out_path`` exists and ``overwrite`` is False.
+    """
+    from core.dataset import _valid_windows
+    from core.errors import RegionError
+
+    out_path = Path(out_path)
+    if out_path.exists() and not overwrite:
+        raise OutputExistsError(f"{out_path} already exists; pass --overwrite to replace it")
+    if tuple(config.bands) != FEATURE_BANDS:
+        raise ConfigError(f"patches hold the bands {', '.join(FEATURE_BANDS)}")
+    cmap = get_class_map(label_map)
+    with ImageReader(image_path, band_map) as reader:
+        feats, valid = reader.read()
+        labels = read_labels(labels_path, cmap, grid=reader.grid)
+    labels[~valid] = NODATA
+    size = config.full_size
+    h, w = labels.shape
+    if h < size or w < size:
+        raise RegionError(f"the image ({w}x{h} px) is smaller than one patch ({size}x{size} px); use a larger region or a smaller --size")
+    windows = _valid_windows(labels != NODATA, size, config.min_valid_fraction, stride=8)
+    if not len(windows):
+        raise NoDataError(f"no {size}x{size} window of {Path(image_path).name} has {config.min_valid_fraction:.0%} valid pixels")
+    rng = np.random.default_rng(config.seed)
+    picks = windows[rng.choice(len(windows), config.count, replace=len(windows) < config.count)]
+    crop_px = valid_px = 0
+
+    def examples():
+        nonlocal crop_px, valid_px
+        for i, (r, c) in enumerate(picks):
+            lab = labels[r : r + size, c : c + size]
+            crop_px += int((lab == 1).sum())
+            valid_px += int((lab != NODATA).sum())
+            ex = {b: feats[r : r + size, c : c + size, k] for k, b in enumerate(FEATURE_BANDS)}
+            ex[LABEL] = lab.astype(np.float32)
+            if progress:
+                progress(i + 1, len(picks))
+            yield ex
+
+    n = write_records(out_path, examples(), overwrite=overwrite)
+    return PatchSummary(out_path, n, config, crop_px / max(valid_px, 1))
+
+
+# ---------------------------------------------------------------- image exports (prediction input/output)
+
+
+@dataclass(frozen=True)
+class Mixer:
+    """Earth Engine's mixer: where each patch of an image export goes."""
+
+    crs: str | None
+    affine: tuple[float, float, float, float, float, float]
+    patch: tuple[int, int]  # (width, height) as Earth Engine orders patchDimensions
+    patches_per_row: int
+    total_patches: int
+
+    @property
+    def rows(self) -> int:
+        return math.ceil(self.total_patches / self.patches_per_row)
+
+    @property
+    def grid(self) -> Grid:
+        """The grid covered by all patches (a multiple of the patch size)."""
+        return Grid(self.crs, self.affine, self.patches_per_row * self.patch[0], self.rows * self.patch[1])
+
+    def to_json(self) -> dict:
+        proj: dict = {"affine": {"doubleMatrix": list(self.affine)}}
+        if self.crs:
+            proj["crs"] = self.crs
+        return {"projection": proj, "patchDimensions": list(self.patch), "patchesPerRow": self.patches_per_row,
+                "totalPatches": self.total_patches}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Mixer":
+        """Raises CorruptFileError if a field is missing."""
+        try:
+            proj = d["projection"]
+            aff = proj["affine"]["doubleMatrix"]
+            return cls(proj.get("crs"), tuple(float(v) for v in aff), (int(d["patchDimensions"][0]), int(d["patchDimensions"][1])),
+                       int(d["patchesPerRow"]), int(d["totalPatches"]))
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            raise CorruptFileError(f"the mixer JSON lacks {err}; it must have projection, patchDimensions, patchesPerRow, totalPatches") from None
+
+
+def read_mixer(path: str | os.PathLike) -> Mixer:
+    """Read an Earth Engine mixer file (local or gs://). Raises InputNotFoundError, CorruptFileError."""
+    tf = _tf()
+    s = str(path)
+    if not tf.io.gfile.exists(s):
+        raise InputNotFoundError(f"mixer file not found: {s}")
+    try:
+        with tf.io.gfile.GFile(s) as f:
+            return Mixer.from_json(json.load(f))
+    except json.JSONDecodeError as err:
+        raise CorruptFileError(f"mixer {s} is not valid JSON ({err})") from None
+
+
+def export_files(mixer_path: str | os.PathLike) -> list[str]:
+    """The TFRecord files of the image export whose mixer is ``PREFIX-mixer.json`` (or ``PREFIXmixer.json``)."""
+    s = str(mixer_path)
+    prefix = s[: -len("mixer.json")] if s.endswith("mixer.json") else s
+    return list_records(prefix + "*.tfrecord*")
+
+
+def write_image_export(
+    prefix: str | os.PathLike,
+    reader: ImageReader,
+    patch: int = 256,
+    kernel: int = 64,
+    records_per_file: int = 64,
+    overwrite: bool = False,
+) -> Path:
+    """Write an image as Earth Engine writes an image export: ``PREFIX-00000.tfrecord.gz`` ... + ``PREFIX-mixer.json``.
+
+    Each record is a (patch + kernel) square centred on its patch (kernel // 2 margin on each side),
+    bands R, G, B, NIR, NDVI; pixels outside the image or without data are 0.
+
+    Raises:
+        OutputExistsError: the mixer exists and ``overwrite`` is False.
+    """
+    from rasterio.windows import Window
+
+    if kernel % 2:
+        raise ConfigError(f"kernel must be even (half on each side), got {kernel}")
+    prefix = Path(prefix)
+    mixer_path = Path(f"{prefix}-mixer.json")
+    if mixer_path.exists() and not overwrite:
+        raise OutputExistsError(f"{mixer_path} already exists; pass --overwrite to replace it")
+    g = reader.grid
+    per_row = math.ceil(g.width / patch)
+    rows = math.ceil(g.height / patch)
+    total = per_row * rows
+    half = kernel // 2
+
+    def patches(start: int, stop: int):
+        for i in range(start, stop):
+            r, c = divmod(i, per_row)
+            win = Window(c * patch - half, r * patch - half, patch + kernel, patch + kernel)
+            feats, _ = reader.read(win)
+            yield {b: feats[..., k] for k, b in enumerate(FEATURE_BANDS)}
+
+    for n, start in enumerate(range(0, total, records_per_file)):
+        write_records(Path(f"{prefix}-{n:05d}{RECORD_SUFFIX}"), patches(start, min(start + records_per_file, total)), overwrite=overwrite)
+    mixer = Mixer(g.crs, g.transform, (patch, patch), per_row, total)
+    tmp = mixer_path.with_name(f".{mixer_path.name}.tmp")
+    tmp.write_text(json.dumps(mixer.to_json(), indent=2))
+    os.replace(tmp, mixer_path)
+    return mixer_path
+
+
+def iter_export_patches(mixer_path: str | os.PathLike, bands: Sequence[str] = FEATURE_BANDS, kernel: int | None = None,
+                        batch_size: int = 16) -> Iterator[tuple[int, np.ndarray]]:
+    """(index of first patch, batch (n, H+k, W+k, bands)) over an image export, in patch order.
+
+    ``kernel`` is the export's kernelSize (inferred from the record size when None).
+
+    Raises:
+        InputNotFoundError, CorruptFileError.
+    """
+    mixer = read_mixer(mixer_path)
+    files = export_files(mixer_path)
+    if kernel is None:
+        kernel = _infer_kernel(files[0], bands[0], mixer.patch)
+    shape = (mixer.patch[1] + kernel, mixer.patch[0] + kernel)
+    i = 0
+    for batch in read_records(files, bands, shape, batch_size):
+        yield i, batch
+        i += len(batch)
+    if i != mixer.total_patches:
+        raise CorruptFileError(f"the image export has {i} patches but its mixer says {mixer.total_patches}; some files are missing")
+
+
+def _infer_kernel(first_file: str, band: str, patch: tuple[int, int]) -> int:
+    tf = _tf()
+    try:
+        raw = next(iter(tf.data.TFRecordDataset([first_file], compression_type="GZIP").take(1)))
+    except (tf.errors.DataLossError, StopIteration) as err:
+        raise CorruptFileError(f"cannot read {first_file} ({type(err).__name__})") from None
+    ex = tf.train.Example.FromString(raw.numpy())
+    if band not in ex.features.feature:
+        raise CorruptFileError(f"{first_file} has no feature {band!r} (features: {sorted(ex.features.feature)})")
+    n = len(ex.features.feature[band].float_list.value)
+    side = math.isqrt(n)
+    if side * side != n or side < patch[0]:
+        raise CorruptFileError(f"records of {first_file} hold {n} values per band, not a square patch >= {patch[0]}")
+    return side - patch[0]

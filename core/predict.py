@@ -1,0 +1,361 @@
+"""Seamless tiled prediction over images of any size, streamed strip by strip.
+
+Tiles of ``tile`` pixels are laid every ``tile - overlap`` pixels, starting before the image edge,
+and each tile's probabilities are blended into the result with a weight that falls off towards the
+tile's edges (a trapezoid in each direction), so the result barely depends on where the tile grid
+falls: no seams. Only one strip of ``tile`` rows is held at a time, so memory does not grow with
+the image. Outputs are written to temporary names, converted to Cloud Optimized GeoTIFFs, and
+renamed; an existing output is never replaced unless ``overwrite`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from core.config import PredictConfig
+from core.errors import ConfigError, NoDataError, OutputExistsError, RegionError
+from core.labels import NODATA
+from core.raster import FEATURE_BANDS, Grid, ImageReader
+
+#: progress(done, total)
+ProgressFn = Callable[[int, int], None]
+#: read(row, col, height, width) -> (features (h, w, 5), valid (h, w)); windows may extend past the edges
+ReadFn = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
+
+NOT_GEOREFERENCED_NOTE = "not georeferenced: image coordinates only, no location; areas are given in pixels"
+
+
+def blend_weights(tile: int, overlap: int) -> np.ndarray:
+    """1-D weights of a tile: 1 in the middle, falling linearly to ~0 over ``overlap`` pixels at each end."""
+    x = np.arange(tile, dtype=np.float32) + 0.5
+    if overlap == 0:
+        return np.ones(tile, np.float32)
+    w = np.minimum(1.0, np.minimum(x, tile - x) / overlap)
+    return np.maximum(w, 1e-3).astype(np.float32)
+
+
+def tile_origins(length: int, tile: int, step: int, offset: int = 0) -> list[int]:
+    """Tile starts covering [0, length): the first at or before 0, shifted by ``offset`` (mod step)."""
+    start = (offset % step) - step
+    while start + tile <= 0:
+        start += step
+    out = []
+    p = start
+    while p < length:
+        out.append(p)
+        p += step
+    return out
+
+
+class ModelRunner:
+    """Applies a Keras model to batches of normalized tiles with one compiled function."""
+
+    def __init__(self, model, batch_size: int = 8):
+        import tensorflow as tf
+
+        self.model = model
+        self.batch_size = batch_size
+        self._fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    @property
+    def fixed_size(self) -> int | None:
+        shape = self.model.input_shape
+        return shape[1] if shape[1] is not None else None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """(n, T, T, b) -> (n, T, T) probabilities; pads the last batch so that nothing retraces."""
+        out = np.empty(x.shape[:3], np.float32)
+        b = self.batch_size
+        for i in range(0, len(x), b):
+            chunk = x[i : i + b]
+            n = len(chunk)
+            if n < b:
+                chunk = np.concatenate([chunk, np.zeros((b - n,) + chunk.shape[1:], chunk.dtype)])
+            out[i : i + n] = np.asarray(self._fn(chunk))[:n, ..., 0]
+        return out
+
+
+@dataclass
+class TiledPredictor:
+    """Blends tile predictions into strips of rows; see the module docstring."""
+
+    runner: Callable[[np.ndarray], np.ndarray]
+    normalize: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    config: PredictConfig
+    offset: tuple[int, int] = (0, 0)
+
+    def count_tiles(self, height: int, width: int) -> int:
+        t, s = self.config.tile, self.config.step
+        return len(tile_origins(height, t, s, self.offset[0])) * len(tile_origins(width, t, s, self.offset[1]))
+
+    def strips(self, read: ReadFn, height: int, width: int, progress: ProgressFn | None = None
+               ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (first row, probabilities (rows, width) float32, NaN where invalid) top to bottom."""
+        t, s, ov = self.config.tile, self.config.step, self.config.overlap
+        rows = tile_origins(height, t, s, self.offset[0])
+        cols = tile_origins(width, t, s, self.offset[1])
+        c0, span = cols[0], cols[-1] + t - cols[0]
+        w1 = blend_weights(t, ov)
+        w2 = w1[:, None] * w1[None, :]
+        acc = np.zeros((t, span), np.float32)
+        wsum = np.zeros((t, span), np.float32)
+        total, done = len(rows) * len(cols), 0
+        for p in rows:
+            feats, valid = read(p, c0, t, span)
+            x = self.normalize(feats, valid)
+            tiles, where = [], []
+            for c in cols:
+                j = c - c0
+                if valid[:, j : j + t].any():
+                    tiles.append(x[:, j : j + t])
+                    where.append(j)
+            if tiles:
+                probs = self.runner(np.stack(tiles))
+                for j, pr in zip(where, probs):
+                    acc[:, j : j + t] += pr * w2
+                    wsum[:, j : j + t] += w2
+            done += len(cols)
+            if progress:
+                progress(done, total)
+            lo, hi = max(p, 0), min(p + s, height)
+            if hi > lo:
+                out = np.full((hi - lo, width), np.nan, np.float32)
+                a = acc[lo - p : hi - p, -c0 : -c0 + width]
+                ws = wsum[lo - p : hi - p, -c0 : -c0 + width]
+                v = valid[lo - p : hi - p, -c0 : -c0 + width] & (ws > 0)
+                out[v] = a[v] / ws[v]
+                yield lo, out
+            acc[: t - s] = acc[s:]
+            acc[t - s :] = 0
+            wsum[: t - s] = wsum[s:]
+            wsum[t - s :] = 0
+
+
+def make_predictor(loaded, config: PredictConfig = PredictConfig(), offset: tuple[int, int] = (0, 0)) -> TiledPredictor:
+    """A :class:`TiledPredictor` for a :class:`~core.model.LoadedModel`.
+
+    Raises:
+        ModelMismatchError: the model's bands are not R, G, B, NIR, NDVI.
+        ConfigError: the model has a fixed input size other than ``config.tile``.
+    """
+    from core.model import check_bands
+
+    check_bands(loaded.card, FEATURE_BANDS)
+    runner = ModelRunner(loaded.model, config.batch_size)
+    if runner.fixed_size is not None and runner.fixed_size != config.tile:
+        raise ConfigError(f"this model ({loaded.card.preset}) takes {runner.fixed_size} px tiles; use --tile {runner.fixed_size}")
+    return TiledPredictor(runner, loaded.card.normalization.apply, config, offset)
+
+
+def array_reader(features: np.ndarray, valid: np.ndarray) -> ReadFn:
+    """A :data:`ReadFn` over in-memory arrays (padding outside with invalid zeros)."""
+    h, w = valid.shape
+
+    def read(r: int, c: int, hh: int, ww: int):
+        f = np.zeros((hh, ww, features.shape[-1]), np.float32)
+        v = np.zeros((hh, ww), bool)
+        r0, c0, r1, c1 = max(r, 0), max(c, 0), min(r + hh, h), min(c + ww, w)
+        if r1 > r0 and c1 > c0:
+            f[r0 - r : r1 - r, c0 - c : c1 - c] = features[r0:r1, c0:c1]
+            v[r0 - r : r1 - r, c0 - c : c1 - c] = valid[r0:r1, c0:c1]
+        return f, v
+
+    return read
+
+
+def predict_array(loaded, features: np.ndarray, valid: np.ndarray, config: PredictConfig = PredictConfig(),
+                  progress: ProgressFn | None = None, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Probability of crop (H, W) float32 for in-memory features; NaN where invalid.
+
+    Raises:
+        NoDataError: no valid pixel.
+        ModelMismatchError, ConfigError: see :func:`make_predictor`.
+    """
+    if not valid.any():
+        raise NoDataError("the region holds no valid pixels (all no data); choose another region")
+    pred = make_predictor(loaded, config, offset)
+    h, w = valid.shape
+    out = np.empty((h, w), np.float32)
+    for r, strip in pred.strips(array_reader(features, valid), h, w, progress):
+        out[r : r + len(strip)] = strip
+    return out
+
+
+# ---------------------------------------------------------------- files
+
+
+def probability_to_uint8(prob: np.ndarray) -> np.ndarray:
+    """Probability 0-1 (NaN = no data) -> uint8 percent 0-100, 255 = no data."""
+    out = np.full(prob.shape, NODATA, np.uint8)
+    ok = np.isfinite(prob)
+    out[ok] = np.rint(prob[ok] * 100).astype(np.uint8)
+    return out
+
+
+def threshold_mask(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """Probability (NaN = no data) -> uint8 crop mask 1/0, 255 = no data."""
+    out = np.full(prob.shape, NODATA, np.uint8)
+    ok = np.isfinite(prob)
+    out[ok] = (prob[ok] >= threshold).astype(np.uint8)
+    return out
+
+
+def region_window(grid: Grid, window: tuple[int, int, int, int] | None, min_size: int):
+    """Validate a pixel window (row, col, height, width) inside ``grid``; None = the whole image.
+
+    Raises:
+        RegionError: the window is outside the image or smaller than ``min_size`` on a side.
+    """
+    from rasterio.windows import Window
+
+    if window is None:
+        r, c, h, w = 0, 0, grid.height, grid.width
+    else:
+        r, c, h, w = (int(v) for v in window)
+        if r < 0 or c < 0 or r + h > grid.height or c + w > grid.width or h <= 0 or w <= 0:
+            raise RegionError(
+                f"the region (rows {r}-{r + h}, cols {c}-{c + w}) is not inside the image ({grid.width}x{grid.height} px); "
+                "draw it over the image"
+            )
+    if h < min_size or w < min_size:
+        raise RegionError(f"the region is {w}x{h} px, smaller than one {min_size}x{min_size} patch; draw a larger region")
+    return Window(c, r, w, h)
+
+
+def _window_grid(grid: Grid, win) -> Grid:
+    from affine import Affine
+
+    t = Affine(*grid.transform) * Affine.translation(win.col_off, win.row_off)
+    return Grid(grid.crs, tuple(t)[:6], int(win.width), int(win.height))
+
+
+def _profile(grid: Grid, tags: dict) -> dict:
+    from affine import Affine
+
+    return {"driver": "GTiff", "dtype": "uint8", "count": 1, "width": grid.width, "height": grid.height,
+            "crs": grid.crs, "transform": Affine(*grid.transform), "nodata": NODATA, "tiled": True,
+            "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
+
+
+def predict_image(
+    image_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    model_path: str | os.PathLike | None = None,
+    config: PredictConfig = PredictConfig(),
+    window: tuple[int, int, int, int] | None = None,
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+    band_map: dict[str, int] | None = None,
+    loaded=None,
+) -> dict:
+    """Predict a GeoTIFF (or a pixel window of it) and write ``probability.tif``, ``crop_mask.tif``
+    and ``summary.json`` (Cloud Optimized GeoTIFFs) into ``out_dir``; returns the summary.
+
+    Raises:
+        OutputExistsError: an output exists and ``overwrite`` is False (nothing is written).
+        InputNotFoundError, BandError, InvalidDataError, CorruptFileError: bad image or model.
+        RegionError: the window is outside the image or smaller than one tile.
+        NoDataError: the region holds no valid pixel (nothing is written).
+        ModelMismatchError: the model was trained on other bands.
+    """
+    from core.model import load_model
+
+    out_dir = Path(out_dir)
+    outputs = {k: out_dir / f"{k}.tif" for k in ("probability", "crop_mask")}
+    summary_path = out_dir / "summary.json"
+    existing = [p.name for p in [*outputs.values(), summary_path] if p.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them or choose another --out")
+    t0 = time.time()
+    loaded = loaded or load_model(model_path)
+    with ImageReader(image_path, band_map) as reader:
+        win = region_window(reader.grid, window, loaded.card.patch_size if window is not None else 1)
+        grid = _window_grid(reader.grid, win)
+        predictor = make_predictor(loaded, config)
+
+        def read(r, c, h, w):
+            from rasterio.windows import Window
+
+            return reader.read(Window(win.col_off + c, win.row_off + r, w, h))
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmpdir = Path(tempfile.mkdtemp(prefix=".predict-", dir=out_dir))
+        try:
+            stats = _write_outputs(predictor, read, grid, tmpdir, config.threshold, progress)
+            if stats["valid_pixels"] == 0:
+                raise NoDataError("the region holds no valid pixels (all no data); nothing was written; choose another region")
+            summary = _summary(image_path, grid, win, config, loaded, stats, time.time() - t0)
+            (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
+            for key, final in outputs.items():
+                os.replace(tmpdir / f"{key}.cog.tif", final)
+            os.replace(tmpdir / "summary.json", summary_path)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    return summary
+
+
+def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: Path, threshold: float,
+                   progress: ProgressFn | None) -> dict:
+    """Stream strips into tiled GeoTIFFs, then copy them to COGs. Returns pixel counts."""
+    import rasterio
+    from rasterio.shutil import copy as rio_copy
+    from rasterio.windows import Window
+
+    prof = _profile(grid, {})
+    tmp_prob, tmp_mask = tmpdir / "probability.raw.tif", tmpdir / "crop_mask.raw.tif"
+    counts = {"pixels": grid.width * grid.height, "valid_pixels": 0, "crop_pixels": 0, "crop_area_ha": None}
+    area = grid.pixel_area_ha()
+    crop_ha = 0.0
+    with rasterio.open(tmp_prob, "w", **prof) as dp, rasterio.open(tmp_mask, "w", **prof) as dm:
+        for r, strip in predictor.strips(read, grid.height, grid.width, progress):
+            mask = threshold_mask(strip, threshold)
+            dp.write(probability_to_uint8(strip), 1, window=Window(0, r, grid.width, len(strip)))
+            dm.write(mask, 1, window=Window(0, r, grid.width, len(strip)))
+            counts["valid_pixels"] += int((mask != NODATA).sum())
+            crop = mask == 1
+            counts["crop_pixels"] += int(crop.sum())
+            if isinstance(area, np.ndarray):
+                crop_ha += float((crop * area[r : r + len(strip)]).sum())
+        dp.update_tags(1, units="percent crop probability (0-100), 255 = no data")
+        dm.update_tags(1, units=f"crop (1) / not crop (0) at threshold {threshold}, 255 = no data")
+    if area is not None:
+        counts["crop_area_ha"] = crop_ha if isinstance(area, np.ndarray) else counts["crop_pixels"] * float(area)
+    if counts["valid_pixels"]:
+        for raw, key, resampling in ((tmp_prob, "probability", "average"), (tmp_mask, "crop_mask", "mode")):
+            rio_copy(raw, tmpdir / f"{key}.cog.tif", driver="COG", compress="DEFLATE", overview_resampling=resampling)
+    return counts
+
+
+def _summary(image_path, grid: Grid, win, config: PredictConfig, loaded, stats: dict, seconds: float) -> dict:
+    v = stats["valid_pixels"]
+    return {
+        "image": str(image_path),
+        "window": {"row": int(win.row_off), "col": int(win.col_off), "height": int(win.height), "width": int(win.width)},
+        "georeferenced": grid.georeferenced,
+        "crs": grid.crs,
+        "note": "" if grid.georeferenced else NOT_GEOREFERENCED_NOTE,
+        "pixels": stats["pixels"],
+        "valid_pixels": v,
+        "crop_pixels": stats["crop_pixels"],
+        "crop_fraction": stats["crop_pixels"] / v if v else None,
+        "crop_area_ha": stats["crop_area_ha"],
+        "threshold": config.threshold,
+        "tile": config.tile,
+        "overlap": config.overlap,
+        "model": str(loaded.path),
+        "model_card": loaded.card.to_dict(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 2),
+        "outputs": {"probability": "probability.tif (uint8 percent 0-100, 255 = no data)",
+                    "crop_mask": "crop_mask.tif (uint8 1 crop / 0 not crop, 255 = no data)"},
+    }

@@ -1,0 +1,110 @@
+"""Prediction over an Earth Engine image export (TFRecord patches + mixer JSON).
+
+Each record is a patch plus ``kernelSize`` of context (half on each side); the model sees the
+whole buffered patch and only the central patch is kept, so neighbouring patches meet without
+seams. The result is placed by the mixer (georeferenced from its projection) and written exactly
+like :func:`core.predict.predict_image` writes a GeoTIFF prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core.config import PredictConfig
+from core.errors import ModelMismatchError, NoDataError, OutputExistsError
+from core.predict import ModelRunner, ProgressFn, _summary, _write_outputs
+from core.raster import FEATURE_BANDS, ndvi
+
+
+class ExportPredictor:
+    """Yields probability strips (one row of patches at a time) from an image export."""
+
+    def __init__(self, mixer_path, loaded, batch_size: int = 8):
+        from core.model import check_bands
+        from core.patches import export_files, read_mixer, _infer_kernel
+
+        check_bands(loaded.card, FEATURE_BANDS)
+        self.mixer_path = mixer_path
+        self.mixer = read_mixer(mixer_path)
+        self.kernel = _infer_kernel(export_files(mixer_path)[0], "R", self.mixer.patch)
+        self.loaded = loaded
+        self.runner = ModelRunner(loaded.model, batch_size)
+        side = self.mixer.patch[0] + self.kernel
+        if self.runner.fixed_size not in (None, side):
+            raise ModelMismatchError(f"the export's patches are {side} px with their buffer but the model takes {self.runner.fixed_size} px")
+        if side % 16:
+            raise ModelMismatchError(f"buffered patches of {side} px do not fit a U-Net (needs a multiple of 16): export with an even kernelSize so that patch + kernel is a multiple of 16")
+
+    def strips(self, read, height: int, width: int, progress: ProgressFn | None = None):
+        from core.patches import iter_export_patches
+
+        m, half = self.mixer, self.kernel // 2
+        pw, ph = m.patch
+        row = np.full((ph, width), np.nan, np.float32)
+        current = 0
+        names = ("R", "G", "B", "NIR")
+        for first, batch in iter_export_patches(self.mixer_path, names, self.kernel, batch_size=self.runner.batch_size):
+            refl = np.clip(batch, 0.0, None)
+            feats = np.concatenate([refl, ndvi(refl[..., 0], refl[..., 3])[..., None]], axis=-1)
+            valid = (batch != 0).any(axis=-1)
+            x = np.stack([self.loaded.card.normalization.apply(f, v) for f, v in zip(feats, valid)])
+            probs = self.runner(x)
+            for k, (p, v) in enumerate(zip(probs, valid)):
+                i = first + k
+                r, c = divmod(i, m.patches_per_row)
+                if r != current:
+                    yield current * ph, row
+                    row = np.full((ph, width), np.nan, np.float32)
+                    current = r
+                core_p = p[half : half + ph, half : half + pw]
+                core_v = v[half : half + ph, half : half + pw]
+                row[:, c * pw : (c + 1) * pw] = np.where(core_v, core_p, np.nan)
+                if progress:
+                    progress(i + 1, m.total_patches)
+        yield current * ph, row
+
+
+def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig = PredictConfig(), overwrite: bool = False,
+                   progress: ProgressFn | None = None, loaded=None) -> dict:
+    """Predict an image export (``*-mixer.json`` + TFRecords, local or gs://) into ``out_dir``.
+
+    Raises the same errors as :func:`core.predict.predict_image`, plus CorruptFileError for bad records.
+    """
+    from core.model import load_model
+
+    out_dir = Path(out_dir)
+    finals = [out_dir / "probability.tif", out_dir / "crop_mask.tif", out_dir / "summary.json"]
+    if any(p.exists() for p in finals) and not overwrite:
+        raise OutputExistsError(f"{out_dir} already holds outputs; pass --overwrite to replace them or choose another --out")
+    t0 = time.time()
+    loaded = loaded or load_model(model_path)
+    pred = ExportPredictor(mixer_path, loaded, config.batch_size)
+    grid = pred.mixer.grid
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=".predict-", dir=out_dir))
+    try:
+        stats = _write_outputs(pred, None, grid, tmpdir, config.threshold, progress)
+        if stats["valid_pixels"] == 0:
+            raise NoDataError("the image export holds no valid pixels; nothing was written")
+
+        class _Win:
+            row_off = col_off = 0
+            height, width = grid.height, grid.width
+
+        summary = _summary(mixer_path, grid, _Win, config, loaded, stats, time.time() - t0)
+        summary["source"] = "earth engine image export (mixer)"
+        summary["kernel"] = pred.kernel
+        (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
+        os.replace(tmpdir / "probability.cog.tif", finals[0])
+        os.replace(tmpdir / "crop_mask.cog.tif", finals[1])
+        os.replace(tmpdir / "summary.json", finals[2])
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return summary

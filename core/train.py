@@ -1,0 +1,219 @@
+"""Training a U-Net with callbacks: progress, best checkpoint on validation loss, early stopping,
+CSV history, cancellation, and resume from the last finished epoch.
+
+A run directory holds:
+``last.keras`` (model + optimizer after the last finished epoch), ``best.keras`` + ``best.json``
+(the best model on validation loss, with its card), ``history.csv``, ``run.json`` (the config and
+data the run was started with). Calling :func:`train` again on the same directory with
+``resume=True`` continues after the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from core.config import TrainConfig  # noqa: E402
+from core.dataset import SceneSet, compute_normalization, load_scenes, tiled_patches  # noqa: E402
+from core.errors import ConfigError, CorruptFileError, OutputExistsError  # noqa: E402
+from core.model import (  # noqa: E402
+    MaskedDice,
+    MaskedIoU,
+    ModelCard,
+    Normalization,
+    build_unet,
+    compile_model,
+    masked_bce_dice,
+    save_model,
+)
+from core.raster import FEATURE_BANDS  # noqa: E402
+
+#: ``progress(event)``: event is a dict with "epoch", "epochs", "step", "steps" and the latest logs.
+ProgressFn = Callable[[dict], None]
+CUSTOM_OBJECTS = {"masked_bce_dice": masked_bce_dice, "MaskedIoU": MaskedIoU, "MaskedDice": MaskedDice}
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_model: Path
+    epochs_done: int
+    best_val_loss: float
+    best_metrics: dict
+    stopped: str  # "completed", "early_stopping", "cancelled"
+
+
+class _Reporter(keras.callbacks.Callback):
+    """Reports progress, checks for cancellation, saves last/best checkpoints atomically."""
+
+    def __init__(self, run_dir: Path, card: ModelCard, epochs: int, steps: int, progress: ProgressFn | None,
+                 should_stop: Callable[[], bool] | None, best_loss: float):
+        super().__init__()
+        self.run_dir, self.card, self.epochs, self.steps = run_dir, card, epochs, steps
+        self.progress, self.should_stop = progress, should_stop
+        self.best_loss = best_loss
+        self.best_logs: dict = {}
+        self.cancelled = False
+        self.epoch = 0
+        self._t = time.time()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self._t = time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.progress and (batch % 5 == 0 or batch + 1 == self.steps):
+            self.progress({"event": "batch", "epoch": self.epoch + 1, "epochs": self.epochs, "step": batch + 1,
+                           "steps": self.steps, "logs": {k: float(v) for k, v in (logs or {}).items()}})
+        if self.should_stop and self.should_stop():
+            self.cancelled = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        if self.cancelled:
+            return  # an interrupted epoch is not a finished one: keep the previous checkpoints
+        tmp = self.run_dir / ".last.tmp.keras"
+        self.model.save(tmp)
+        os.replace(tmp, self.run_dir / "last.keras")
+        _append_history(self.run_dir / "history.csv", epoch + 1, logs)
+        val_loss = logs.get("val_loss", logs.get("loss", float("inf")))
+        if val_loss < self.best_loss:
+            self.best_loss = val_loss
+            self.best_logs = dict(logs, epoch=epoch + 1)
+            card = ModelCard(**{**self.card.__dict__, "metrics": {"val": self.best_logs}})
+            save_model(self.model, card, self.run_dir / "best.keras")
+        if self.progress:
+            self.progress({"event": "epoch", "epoch": epoch + 1, "epochs": self.epochs, "step": self.steps,
+                           "steps": self.steps, "seconds": time.time() - self._t, "logs": logs,
+                           "best_val_loss": self.best_loss})
+
+
+def _append_history(path: Path, epoch: int, logs: dict) -> None:
+    """Append one finished epoch to the CSV history (header on first write)."""
+    keys = sorted(logs)
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(["epoch", *keys])
+        w.writerow([epoch, *(f"{logs[k]:.6g}" for k in keys)])
+
+
+def _read_history(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def train(
+    config: TrainConfig,
+    train_data: Sequence[str],
+    val_data: Sequence[str],
+    run_dir: str | os.PathLike,
+    label_map: str = "cdl",
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    command: str | None = None,
+) -> TrainResult:
+    """Train a U-Net on image/label pairs (folders of ``*_rgbn.tif`` + ``*_cdl.tif``, or ``IMG:LABELS``).
+
+    Raises:
+        OutputExistsError: ``run_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
+        CorruptFileError: the checkpoint to resume from is unreadable.
+        InputNotFoundError, BandError, GridMismatchError, NoDataError: bad training data.
+    """
+    run_dir = Path(run_dir)
+    last = run_dir / "last.keras"
+    history_path = run_dir / "history.csv"
+    if run_dir.exists() and any(run_dir.iterdir()) and not (resume or overwrite):
+        raise OutputExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or --overwrite to start again")
+    if overwrite and not resume:
+        for name in ("last.keras", "best.keras", "best.json", "history.csv", "run.json"):
+            (run_dir / name).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    keras.utils.set_random_seed(config.seed)
+    train_scenes = load_scenes(train_data, label_map)
+    val_scenes = load_scenes(val_data, label_map)
+    run_info_path = run_dir / "run.json"
+    if resume and run_info_path.exists():
+        info = json.loads(run_info_path.read_text())
+        norm = Normalization(tuple(info["normalization"]["mean"]), tuple(info["normalization"]["std"]))
+        if TrainConfig(**info["config"]) != config:
+            raise ConfigError(f"{run_dir} was started with another configuration; resume with the same options or use a new --out")
+    else:
+        norm = compute_normalization(train_scenes, seed=config.seed)
+    cmd = command or " ".join(shlex.quote(a) for a in ["python", "-m", "core", *sys.argv[1:]])
+    run_info = {"config": config.to_dict(), "train": [str(p) for p in train_data], "val": [str(p) for p in val_data],
+                "label_map": label_map, "normalization": {"mean": list(norm.mean), "std": list(norm.std)}, "command": cmd}
+    run_info_path.write_text(json.dumps(run_info, indent=2))
+
+    sampler = SceneSet(train_scenes, config.patch_size, norm, seed=config.seed)
+    xv, yv = tiled_patches(val_scenes, config.patch_size, norm)
+    if config.val_patches and len(xv) > config.val_patches:
+        keep = np.random.default_rng(config.seed).choice(len(xv), config.val_patches, replace=False)
+        xv, yv = xv[np.sort(keep)], yv[np.sort(keep)]
+
+    history = _read_history(history_path)
+    initial_epoch = len(history) if resume else 0
+    best_loss = min((float(h["val_loss"]) for h in history), default=float("inf"))
+    if resume and last.exists():
+        try:
+            model = keras.models.load_model(last, custom_objects=CUSTOM_OBJECTS)
+        except (OSError, ValueError, KeyError, EOFError) as err:
+            raise CorruptFileError(f"cannot resume: checkpoint {last} is unreadable ({type(err).__name__}); start a new run") from None
+    else:
+        initial_epoch, best_loss = 0, float("inf")
+        history_path.unlink(missing_ok=True)
+        model = build_unet(config.preset, len(FEATURE_BANDS))
+        total = config.epochs * config.steps_per_epoch
+        lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, total, alpha=0.02)
+        compile_model(model, lr)
+
+    card = ModelCard(
+        preset=config.preset, bands=FEATURE_BANDS, normalization=norm, patch_size=config.patch_size,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=cmd,
+        training={**config.to_dict(), "patches_seen": config.epochs * config.steps_per_epoch * config.batch_size},
+        data=f"train: {', '.join(map(str, train_data))}; val: {', '.join(map(str, val_data))}; labels: {label_map}",
+    )
+    reporter = _Reporter(run_dir, card, config.epochs, config.steps_per_epoch, progress, should_stop, best_loss)
+    callbacks = [
+        reporter,
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=False),
+    ]
+    stopped = "completed"
+    if initial_epoch < config.epochs:
+        model.fit(
+            sampler.tf_dataset(config.batch_size, config.augment),
+            steps_per_epoch=config.steps_per_epoch,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            validation_data=(xv, yv),
+            validation_batch_size=config.batch_size,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    epochs_done = len(_read_history(history_path))
+    if reporter.cancelled:
+        stopped = "cancelled"
+    elif epochs_done < config.epochs:
+        stopped = "early_stopping"
+    best = run_dir / "best.keras"
+    return TrainResult(run_dir, best, epochs_done, reporter.best_loss, reporter.best_logs, stopped)

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from core.errors import ConfigError, InvalidDataError
+from core.labels import CLASS_MAPS, CROP, NODATA, NOT_CROP, get_class_map
+
+
+@pytest.mark.parametrize(
+    "name, crop, not_crop, nodata",
+    [
+        ("cdl", [1, 61, 66, 77, 204, 254], [62, 65, 78, 111, 121, 176, 203], [0]),
+        ("glc30", [10], [20, 30, 60, 80], [0, 255]),
+        ("worldcover", [40], [10, 30, 50, 80], [0]),
+        ("dynamicworld", [4], [0, 1, 2, 3, 5, 6, 7, 8], []),
+        ("glcfcs30d", [10, 11, 12, 20], [51, 71, 130, 190, 210], [0, 250, 255]),
+        ("worldcereal", [11], [13, 60, 99], [0, 255]),
+        ("binary", [1], [0], [255]),
+    ],
+)
+def test_class_maps(name, crop, not_crop, nodata):
+    cmap = get_class_map(name)
+    codes = np.array(crop + not_crop + nodata)
+    want = np.array([CROP] * len(crop) + [NOT_CROP] * len(not_crop) + [NODATA] * len(nodata), np.uint8)
+    np.testing.assert_array_equal(cmap.to_mask(codes), want)
+
+
+def test_nan_is_nodata_in_float_labels():
+    mask = get_class_map("worldcereal").to_mask(np.array([11.0, np.nan, 13.0], np.float32))
+    np.testing.assert_array_equal(mask, [CROP, NODATA, NOT_CROP])
+
+
+def test_binary_rejects_class_codes():
+    with pytest.raises(InvalidDataError, match="binary"):
+        get_class_map("binary").to_mask(np.array([0, 1, 40]))
+
+
+def test_unknown_map_lists_known_ones():
+    with pytest.raises(ConfigError, match="cdl"):
+        get_class_map("corine")
+    assert set(CLASS_MAPS) >= {"cdl", "glc30", "worldcover", "dynamicworld", "glcfcs30d", "worldcereal", "binary"}

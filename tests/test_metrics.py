@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from core.errors import GridMismatchError, NoDataError
+from core.metrics import confusion, crop_area, threshold_curve
+
+
+def test_confusion_counts_valid_pixels_only():
+    pred = np.array([1, 1, 0, 0, 1, 255, 0], np.uint8)
+    lab = np.array([1, 0, 1, 0, 255, 1, 0], np.uint8)
+    c = confusion(pred, lab)
+    assert (c.tp, c.fp, c.fn, c.tn) == (1, 1, 1, 2)
+    assert c.accuracy == pytest.approx(3 / 5)
+    assert c.precision == pytest.approx(0.5) and c.recall == pytest.approx(0.5)
+    assert c.f1 == pytest.approx(0.5) and c.iou == pytest.approx(1 / 3)
+    assert c.to_dict()["confusion_matrix"]["matrix"] == [[2, 1], [1, 1]]
+
+
+def test_confusion_shape_mismatch():
+    with pytest.raises(GridMismatchError):
+        confusion(np.zeros((2, 2), np.uint8), np.zeros((2, 3), np.uint8))
+
+
+def test_threshold_curve_matches_confusion():
+    rng = np.random.default_rng(1)
+    prob = rng.random((50, 60)).astype(np.float32)
+    prob[0, :5] = np.nan
+    lab = (rng.random((50, 60)) < 0.4).astype(np.uint8)
+    lab[1, :7] = 255
+    for row in threshold_curve(prob, lab, [0.1, 0.35, 0.5, 0.9]):
+        pred = np.where(np.isfinite(prob), (prob >= row["threshold"]).astype(np.uint8), 255)
+        c = confusion(pred, lab)
+        assert row["iou"] == pytest.approx(c.iou) and row["f1"] == pytest.approx(c.f1)
+
+
+def test_threshold_curve_without_valid_pixels():
+    with pytest.raises(NoDataError):
+        threshold_curve(np.full((2, 2), np.nan), np.zeros((2, 2), np.uint8))
+
+
+def test_crop_area():
+    mask = np.array([[1, 1], [0, 255]], np.uint8)
+    assert crop_area(mask, 0.09)["crop_area_ha"] == pytest.approx(0.18)
+    res = crop_area(mask, None)
+    assert res["crop_area_ha"] is None and res["crop_fraction"] == pytest.approx(2 / 3)

@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+from affine import Affine
+
+from conftest import FLANDERS_L8, FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE, SAMPLE_LABELS, write_raster
+from core.errors import BandError, CorruptFileError, GridMismatchError, InputNotFoundError, InvalidDataError
+from core.labels import get_class_map
+from core.raster import ImageReader, Grid, iter_windows, ndvi, parse_band_spec, read_image, read_labels, resolve_bands
+
+
+def test_sample_scene_is_int16_x10000_without_crs():
+    with ImageReader(SAMPLE_IMAGE) as r:
+        assert r.scale == pytest.approx(1e-4)
+        assert not r.grid.georeferenced
+        assert r.grid.pixel_area_ha() is None
+        feats, valid = r.read()
+    assert feats.shape == (1024, 1024, 5) and feats.dtype == np.float32
+    assert 0.5 < valid.mean() < 1.0
+    assert feats[valid, :4].max() <= 1.0 and feats[~valid].max() == 0
+    np.testing.assert_allclose(feats[..., 4][valid], ndvi(feats[..., 0], feats[..., 3])[valid])
+
+
+def test_float_reflectance_and_sentinel2_names():
+    with ImageReader(FLANDERS_S2) as r:
+        assert r.scale == 1.0
+        assert r.band_index == {"R": 3, "G": 2, "B": 1, "NIR": 4}  # B04, B03, B02, B08
+        assert r.grid.crs == "EPSG:32631"
+        assert r.grid.pixel_area_ha() == pytest.approx(0.01)  # 10 m x 10 m
+
+
+def test_landsat8_b05_is_nir_when_there_is_no_b08():
+    with ImageReader(FLANDERS_L8) as r:
+        assert r.band_index["NIR"] == 4
+
+
+def test_b08_wins_over_b05():
+    assert resolve_bands(["B02", "B03", "B04", "B05", "B08"], 5)["NIR"] == 5
+
+
+def test_undescribed_bands_need_a_band_list():
+    with pytest.raises(BandError, match="--bands"):
+        ImageReader(FTW)
+    with ImageReader(FTW, parse_band_spec("1,2,3,4")) as r:
+        assert r.scale == pytest.approx(1e-4)
+        feats, valid = r.read()
+        assert valid.all() and 0 < feats[..., 0].mean() < 0.3
+
+
+def test_missing_band_is_named(tmp_path):
+    p = write_raster(tmp_path / "rgb.tif", np.ones((3, 8, 8), np.int16), descriptions=["R", "G", "B"])
+    with pytest.raises(BandError, match="NIR"):
+        ImageReader(p)
+
+
+@pytest.mark.parametrize("spec", ["1,2,3", "R=1,G=2,B=3", "a,b,c,d"])
+def test_bad_band_spec(spec):
+    with pytest.raises(BandError):
+        parse_band_spec(spec)
+
+
+def test_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(InputNotFoundError):
+        ImageReader(tmp_path / "nope.tif")
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00garbage")
+    with pytest.raises(CorruptFileError):
+        ImageReader(bad)
+
+
+def test_nan_reflectance_is_an_error_unless_declared_nodata(tmp_path):
+    data = np.full((4, 16, 16), 0.2, np.float32)
+    data[:, 3, 4] = np.nan
+    p = write_raster(tmp_path / "nan.tif", data, descriptions=["R", "G", "B", "NIR"])
+    with ImageReader(p) as r, pytest.raises(InvalidDataError, match="NaN"):
+        r.read()
+    q = write_raster(tmp_path / "nan_nodata.tif", data, nodata=np.nan, descriptions=["R", "G", "B", "NIR"])
+    feats, valid, _ = read_image(q)
+    assert not valid[3, 4] and valid.sum() == 255
+
+
+def test_negative_reflectance_is_an_error(tmp_path):
+    data = np.full((4, 16, 16), 500, np.int16)
+    data[0, 2, 2] = -3000
+    p = write_raster(tmp_path / "neg.tif", data, descriptions=["R", "G", "B", "NIR"])
+    with ImageReader(p) as r, pytest.raises(InvalidDataError, match="negative"):
+        r.read()
+
+
+def test_labels_on_another_grid_are_refused(tmp_path):
+    p = write_raster(tmp_path / "lab.tif", np.ones((1024, 1024), np.uint8), transform=Affine(30, 0, 60, 0, -30, 0))
+    with ImageReader(SAMPLE_IMAGE) as r, pytest.raises(GridMismatchError, match="not on the image's grid"):
+        read_labels(p, get_class_map("cdl"), grid=r.grid)
+    with ImageReader(FLANDERS_S2) as r:
+        with pytest.raises(GridMismatchError):
+            read_labels(SAMPLE_LABELS, get_class_map("cdl"), grid=r.grid)
+        mask = read_labels(FLANDERS_LABELS, get_class_map("worldcereal"), grid=r.grid)
+    assert set(np.unique(mask)) == {0, 1}  # LC: 11 annual cropland, others not crop; no NaN in LC
+
+
+def test_geographic_pixel_area_follows_latitude():
+    g = Grid("EPSG:4326", (0.001, 0, 10.0, 0, -0.001, 60.0), 10, 4)
+    area = g.pixel_area_ha()
+    assert area.shape == (4, 1)
+    # 0.001 deg at 60 N: about 111.32 m * 55.8 m = 0.62 ha
+    assert area[0, 0] == pytest.approx(0.62, rel=0.01)
+
+
+def test_windows_cover_the_image():
+    seen = np.zeros((300, 500), int)
+    for r, c in iter_windows(300, 500, 128, 100):
+        seen[r : r + 128, c : c + 128] += 1
+    assert seen.min() >= 1
