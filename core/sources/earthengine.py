@@ -1,0 +1,299 @@
+"""Google Earth Engine as a data source: a region -> composite GeoTIFF + label GeoTIFF.
+
+The image is a median cloud-masked composite (bands R, G, B, NIR, float32 reflectance 0-1,
+nodata NaN) and the labels a crop mask (uint8 1/0, 255 no data; class map ``binary``) on the
+same grid, both downloaded with ``computePixels`` in tiles (core.ee.pixels). Earth Engine is
+initialised on first use, never at import; when it is not configured, :meth:`available`
+says so and nothing else in the app is affected.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from core.sources.base import Progress, RegionCheck, Scene
+
+#: Direct downloads above this many pixels (per band) should be batch exports instead.
+DEFAULT_MAX_PIXELS = 40_000_000
+#: Smallest region side in pixels (one U-Net patch needs at least this much).
+MIN_SIDE = 32
+#: Masked composite pixels travel as this value and become NaN on disk.
+SENTINEL = -9999.0
+
+_ATTRIBUTION = {
+    "landsat": "Landsat Collection 2 courtesy of the U.S. Geological Survey",
+    "s2": "Contains modified Copernicus Sentinel-2 data; Cloud Score+ (Google)",
+}
+_LABEL_ATTRIBUTION = {
+    "worldcover": "ESA WorldCover 2021 (CC BY 4.0)",
+    "dynamicworld": "Dynamic World (Google, World Resources Institute)",
+    "glcfcs30d": "GLC_FCS30D (Zhang et al. 2024, ESSD)",
+    "cdl": "USDA NASS Cropland Data Layer",
+    "asset": "user asset",
+}
+
+
+def _polygon_area_m2(geometry: Mapping[str, Any], crs: str) -> float:
+    from rasterio.warp import transform_geom
+
+    g = transform_geom("EPSG:4326", crs, dict(geometry))
+    polys = [g["coordinates"]] if g["type"] == "Polygon" else g["coordinates"]
+    total = 0.0
+    for poly in polys:
+        for i, ring in enumerate(poly):
+            a = 0.0
+            for (x1, y1, *_), (x2, y2, *_) in zip(ring, ring[1:]):
+                a += x1 * y2 - x2 * y1
+            total += abs(a) / 2 * (1 if i == 0 else -1)
+    return total
+
+
+class EarthEngineSource:
+    """Earth Engine behind the :class:`core.sources.base.Source` interface.
+
+    Args:
+        composite, labels: the recipes (default: the Camana preset's); ``preset`` picks both.
+        project, secrets, env: passed to :func:`core.ee.auth.initialize`.
+        max_workers: parallel computePixels requests.
+        initialize: a zero-argument callable returning an ``EEStatus`` (tests inject a fake).
+        compute, getinfo: injected ``computePixels`` / ``getInfo`` (tests and benchmarks).
+    """
+
+    name = "earthengine"
+
+    def __init__(
+        self,
+        composite=None,
+        labels=None,
+        *,
+        preset: str | None = None,
+        project: str | None = None,
+        secrets: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        max_workers: int = 4,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        overwrite: bool = True,
+        initialize: Callable[[], Any] | None = None,
+        compute: Callable[[dict], Any] | None = None,
+        getinfo: Callable[[Any], Any] | None = None,
+    ):
+        from core.ee.presets import CAMANA, get_preset
+
+        base = get_preset(preset) if preset else CAMANA
+        self.preset = base if preset else None
+        self.composite = composite or base.composite
+        self.labels = labels if labels is not None else (base.labels if (preset or composite is None) else None)
+        self.project = project
+        self.secrets = secrets
+        self.env = env if env is not None else os.environ
+        self.max_workers = max_workers
+        self.max_pixels = max_pixels
+        self.overwrite = overwrite
+        self._initialize = initialize
+        self._compute = compute
+        self._getinfo = getinfo
+        self._status = None
+
+    # -------------------------------------------------------------- status
+    def status(self):
+        """The cached :class:`core.ee.auth.EEStatus` (initialises once; never raises)."""
+        if self._status is None or not self._status.ok:
+            if self._initialize is not None:
+                from core.ee.auth import EEStatus
+                from core.errors import EarthEngineError
+
+                try:
+                    self._status = self._initialize()
+                except EarthEngineError as err:
+                    self._status = EEStatus(False, self.project, "none", str(err))
+            else:
+                from core.ee.auth import status
+
+                self._status = status(self.project, self.secrets, self.env)
+        return self._status
+
+    def available(self) -> tuple[bool, str]:
+        """(True, "Earth Engine ready: project ...") or (False, what to set up)."""
+        st = self.status()
+        return bool(st.ok), st.message
+
+    def _require_ready(self) -> None:
+        from core.ee.errors import EENotConfiguredError
+
+        st = self.status()
+        if not st.ok:
+            raise EENotConfiguredError(st.message)
+
+    # -------------------------------------------------------------- regions
+    def plans(self, region):
+        """(image plan, label plan) for a region: the same grid, float32 x 4 and uint8 x 1."""
+        from core.ee.composites import region_geometry
+        from core.ee.pixels import plan_for_geometry
+        from core.raster import INPUT_BANDS
+
+        geometry = region_geometry(region)
+        crs = self.composite.crs_for(geometry)
+        scale = self.composite.resolution
+        image_plan = plan_for_geometry(geometry, scale, INPUT_BANDS, "float32", crs)
+        label_plan = plan_for_geometry(geometry, scale, ("label",), "uint8", crs)
+        return geometry, image_plan, label_plan
+
+    def check_region(self, region) -> RegionCheck:
+        """Size checks done locally (no Earth Engine request): area, pixels, limits."""
+        from core.errors import CropMapError
+
+        try:
+            geometry, plan, _ = self.plans(region)
+        except CropMapError as err:
+            return RegionCheck(False, str(err))
+        area_ha = _polygon_area_m2(geometry, plan.crs) / 1e4
+        pixels = plan.width * plan.height
+        scale = self.composite.resolution
+        if min(plan.width, plan.height) < MIN_SIDE:
+            return RegionCheck(
+                False,
+                f"region is {plan.width}x{plan.height} px at {scale:g} m; it must be at least {MIN_SIDE} px a side "
+                f"({MIN_SIDE * scale / 1000:.1f} km): draw a larger region or use a finer scale",
+                area_ha,
+                pixels,
+            )
+        if pixels > self.max_pixels:
+            side = math.sqrt(self.max_pixels) * scale / 1000
+            return RegionCheck(
+                False,
+                f"region is {plan.width}x{plan.height} px ({pixels / 1e6:.0f} Mpx) at {scale:g} m, over the "
+                f"{self.max_pixels / 1e6:.0f} Mpx direct-download limit (~{side:.0f} km a side): draw a smaller "
+                "region, use a coarser scale, or run it as a batch export",
+                area_ha,
+                pixels,
+            )
+        return RegionCheck(
+            True,
+            f"{area_ha:,.0f} ha, {plan.width}x{plan.height} px at {scale:g} m in {plan.crs}; {plan.describe()}",
+            area_ha,
+            pixels,
+        )
+
+    # -------------------------------------------------------------- fetch
+    def fetch(self, region, out_dir: Path, progress: Progress | None = None) -> Scene:
+        """Download the region's composite (image.tif) and labels (labels.tif) into ``out_dir``.
+
+        Raises:
+            RegionError: the region is malformed, too small or too large (see check_region).
+            EENotConfiguredError: Earth Engine is not set up.
+            NoDataError: no scene matches the dates, region and cloud filter.
+            OutputExistsError: files exist and ``overwrite`` is False.
+            EarthEngineError subclasses: requests that fail after retries.
+        """
+        from core.ee.composites import composite_image, scene_summary
+        from core.ee.labels import PRODUCTS, label_image
+        from core.ee.pixels import DownloadStats, download, prepare_image
+        from core.errors import NoDataError, RegionError
+        from core.labels import NODATA
+        from core.raster import INPUT_BANDS
+
+        check = self.check_region(region)
+        if not check.ok:
+            raise RegionError(check.message)
+        self._require_ready()
+        geometry, image_plan, label_plan = self.plans(region)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg = self.composite
+
+        summary = scene_summary(cfg, geometry, self._getinfo)
+        count = int(summary.get("count") or 0)
+        if count == 0:
+            raise NoDataError(
+                f"no {cfg.spec.title} scene with under {cfg.max_cloud:g}% cloud covers this region between "
+                f"{cfg.start} and {cfg.end}; widen the dates or raise max_cloud"
+            )
+
+        total = image_plan.requests + (label_plan.requests if self.labels is not None else 0)
+        offset = 0
+
+        def relay(done: int, n: int, msg: str) -> None:
+            if progress is not None:
+                progress(offset + done, max(total, offset + n), msg)
+
+        stats = DownloadStats()
+        image = prepare_image(composite_image(cfg, geometry), INPUT_BANDS, "float32", SENTINEL)
+        image_path = download(
+            image,
+            image_plan,
+            out / "image.tif",
+            compute=self._compute,
+            max_workers=self.max_workers,
+            progress=relay,
+            overwrite=self.overwrite,
+            nodata=float("nan"),
+            sentinel=SENTINEL,
+            stats=stats,
+        )
+        labels_path = None
+        if self.labels is not None:
+            offset = image_plan.requests
+            lab = prepare_image(label_image(self.labels, geometry), ("label",), "uint8", NODATA)
+            labels_path = download(
+                lab,
+                label_plan,
+                out / "labels.tif",
+                compute=self._compute,
+                max_workers=self.max_workers,
+                progress=relay,
+                overwrite=self.overwrite,
+                nodata=NODATA,
+                stats=stats,
+            )
+        title = self.preset.title if self.preset else f"{cfg.spec.title} median {cfg.start}..{cfg.end}"
+        attribution = _ATTRIBUTION[cfg.spec.family]
+        if self.labels is not None:
+            attribution += "; labels: " + _LABEL_ATTRIBUTION[self.labels.product]
+        extra = {
+            "source": self.name,
+            "composite": asdict(cfg),
+            "labels": asdict(self.labels) if self.labels is not None else None,
+            "label_product": PRODUCTS[self.labels.product][0] if self.labels is not None else None,
+            "scenes": count,
+            "crs": image_plan.crs,
+            "scale": cfg.resolution,
+            "grid": [image_plan.width, image_plan.height],
+            "requests": stats.requests,
+            "retries": stats.retries,
+            "seconds": round(stats.seconds, 2),
+        }
+        (out / "scene.json").write_text(json.dumps(extra, indent=1, default=str), encoding="utf-8")
+        return Scene(
+            image_path=image_path,
+            labels_path=labels_path,
+            label_map="binary" if labels_path is not None else None,
+            georeferenced=True,
+            title=title,
+            attribution=attribution,
+            extra=extra,
+        )
+
+
+def presets() -> list[dict]:
+    """The presets for the app's picker: key, title, bbox, sensor, dates, label product."""
+    from core.ee.presets import PRESETS
+
+    return [
+        {
+            "key": p.key,
+            "title": p.title,
+            "bbox": p.bbox,
+            "geojson": p.geojson,
+            "sensor": p.composite.sensor,
+            "start": p.composite.start,
+            "end": p.composite.end,
+            "labels": p.labels.product,
+            "year": p.labels.year,
+        }
+        for p in PRESETS
+    ]
