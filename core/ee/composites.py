@@ -136,14 +136,30 @@ class CompositeConfig:
 
 
 def region_geometry(region: Any) -> dict:
-    """The GeoJSON geometry (EPSG:4326) of a region object (``.geojson``), Feature or geometry.
+    """The GeoJSON geometry (EPSG:4326) of a region: an object with ``.geojson`` (dict or method),
+    a ``core.region.Region`` in lon/lat (``.geometry()``), a Feature, or a geometry dict.
 
     Raises:
-        RegionError: if it is none of these, or has no coordinates.
+        RegionError: if it is none of these, is in image pixels, or has no coordinates.
     """
     from core.errors import RegionError
 
-    geo = getattr(region, "geojson", region)
+    crs = getattr(region, "crs", None)
+    if isinstance(crs, str) and crs.upper() not in ("EPSG:4326", "OGC:CRS84"):
+        raise RegionError(
+            f"Earth Engine needs a region in longitude/latitude, this one is in {crs!r} "
+            "(an image without a location); draw the region on the map or upload lon/lat GeoJSON"
+        )
+    if isinstance(region, Mapping):
+        geo = region
+    elif hasattr(region, "geojson"):
+        geo = region.geojson
+    elif hasattr(region, "geometry"):  # core.region.Region
+        geo = region.geometry
+    elif hasattr(region, "to_geojson"):
+        geo = region.to_geojson
+    else:
+        geo = None
     if callable(geo):
         geo = geo()
     if not isinstance(geo, Mapping):

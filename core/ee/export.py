@@ -27,7 +27,8 @@ from core.errors import ConfigError
 from core.labels import CROP, NODATA, NOT_CROP
 from core.raster import FEATURE_BANDS
 
-LABEL_BAND = "label"
+#: Name of the label feature in exported patches: the one core.patches reads.
+LABEL_BAND = "crop"
 MAX_PIXELS = 1e10
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 
@@ -165,7 +166,7 @@ def sample_points(
 
     geom = ee_geometry(geometry)
     crs = composite.crs_for(geometry)
-    lab = label_image(labels, geometry)
+    lab = label_image(labels, geometry).rename(LABEL_BAND)
     lab = lab.updateMask(lab.neq(NODATA))
     per_class = [sample.train_points[0] + sample.test_points[0], sample.train_points[1] + sample.test_points[1]]
     points = lab.stratifiedSample(
@@ -195,7 +196,7 @@ def patch_image(composite: CompositeConfig, labels: LabelConfig, geometry: Mappi
     """Bands + label as arrays of ``full_size`` x ``full_size`` around each pixel."""
     import ee
 
-    image = features_image(composite, geometry, patches.bands).addBands(label_image(labels, geometry).toFloat())
+    image = features_image(composite, geometry, patches.bands).addBands(label_image(labels, geometry).rename(LABEL_BAND).toFloat())
     k = patches.full_size
     weights = ee.List.repeat(ee.List.repeat(1, k), k)
     kernel = ee.Kernel.fixed(k, k, weights)

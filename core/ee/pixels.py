@@ -346,7 +346,7 @@ def download(
         tmp.unlink(missing_ok=True)
         raise
     finally:
-        stats.seconds = time.perf_counter() - t0
+        stats.seconds += time.perf_counter() - t0
     return out
 
 

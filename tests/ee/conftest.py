@@ -73,8 +73,11 @@ def golden():
     return check
 
 
-def graph(obj) -> dict:
-    """The Cloud-API expression graph of an ee object, as a dict."""
-    import ee
+@pytest.fixture
+def graph(ee_offline):
+    """``graph(obj)``: the Cloud-API expression graph of an ee object, as a dict."""
 
-    return ee.serializer.encode(obj, for_cloud_api=True)
+    def encode(obj) -> dict:
+        return ee_offline.serializer.encode(obj, for_cloud_api=True)
+
+    return encode

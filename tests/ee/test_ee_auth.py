@@ -1,0 +1,173 @@
+"""Initialisation order (key file > secrets > stored user credentials), projects, and no leaks."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from core.ee import auth
+from core.ee.errors import EENotConfiguredError
+
+
+@pytest.fixture(scope="module")
+def key_info():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return {
+        "type": "service_account",
+        "project_id": "key-project",
+        "private_key_id": "f00dfeedbeefcafe0123456789abcdef01234567",
+        "private_key": pem,
+        "client_email": "cropmap@key-project.iam.gserviceaccount.com",
+        "client_id": "123456789012345678901",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+
+
+def secret_fragments(info: dict) -> list[str]:
+    body = [line for line in info["private_key"].splitlines() if line and "PRIVATE KEY" not in line]
+    return body[:3] + body[-2:] + [info["private_key_id"]]
+
+
+@pytest.fixture(autouse=True)
+def no_user_store(tmp_path, monkeypatch):
+    """Point the earthengine credentials file at an empty temp dir (never the real one)."""
+    from ee import oauth
+
+    path = tmp_path / "earthengine" / "credentials"
+    monkeypatch.setattr(oauth, "get_credentials_path", lambda: str(path))
+    return path
+
+
+@pytest.fixture
+def init_calls(monkeypatch):
+    import ee
+
+    calls = []
+    monkeypatch.setattr(ee, "Initialize", lambda credentials=None, **kw: calls.append((credentials, kw)))
+    return calls
+
+
+def test_key_file_first(tmp_path, key_info, init_calls):
+    keyfile = tmp_path / "key.json"
+    keyfile.write_text(json.dumps(key_info))
+    other = dict(key_info, client_email="other@x.iam.gserviceaccount.com")
+    st = auth.initialize(env={"GOOGLE_APPLICATION_CREDENTIALS": str(keyfile)}, secrets={"ee_service_account_json": json.dumps(other)})
+    assert st.ok and st.method == "service_account_file" and st.project == "key-project"
+    creds, kw = init_calls[0]
+    assert creds.service_account_email == key_info["client_email"]
+    assert kw == {"project": "key-project"}
+
+
+def test_project_precedence(tmp_path, key_info, init_calls):
+    keyfile = tmp_path / "key.json"
+    keyfile.write_text(json.dumps(key_info))
+    env = {"GOOGLE_APPLICATION_CREDENTIALS": str(keyfile), "EE_PROJECT": "env-project"}
+    assert auth.initialize(env=env).project == "env-project"
+    assert auth.initialize(project="arg-project", env=env).project == "arg-project"
+    assert auth.initialize(env={"GOOGLE_APPLICATION_CREDENTIALS": str(keyfile)}, secrets={"ee_project": "sec-project"}).project == "sec-project"
+
+
+def test_secrets_json_text_and_table(key_info, init_calls):
+    st = auth.initialize(env={}, secrets={"ee_service_account_json": json.dumps(key_info)})
+    assert st.ok and st.method == "service_account_secrets"
+    st = auth.initialize(env={}, secrets={"gcp_service_account": dict(key_info), "ee_project": "p2"})
+    assert st.project == "p2"
+    assert init_calls[-1][0].service_account_email == key_info["client_email"]
+
+
+def test_user_credentials(no_user_store, init_calls):
+    no_user_store.parent.mkdir(parents=True)
+    no_user_store.write_text(json.dumps({"refresh_token": "1//secret-refresh-token", "project": "user-project"}))
+    st = auth.initialize(env={})
+    assert st.ok and st.method == "user" and st.project == "user-project"
+    assert init_calls[0][0].refresh_token == "1//secret-refresh-token"
+    assert "secret-refresh-token" not in repr(st)
+
+
+def test_user_credentials_without_project(no_user_store, init_calls):
+    no_user_store.parent.mkdir(parents=True)
+    no_user_store.write_text(json.dumps({"refresh_token": "1//tok"}))
+    with pytest.raises(EENotConfiguredError, match="EE_PROJECT"):
+        auth.initialize(env={})
+    assert init_calls == []
+
+
+def test_nothing_configured(init_calls):
+    with pytest.raises(EENotConfiguredError) as info:
+        auth.initialize(env={})
+    assert "earthengine authenticate" in str(info.value) and "GOOGLE_APPLICATION_CREDENTIALS" in str(info.value)
+    st = auth.status(env={})
+    assert not st.ok and st.method == "none" and "EE_PROJECT" in st.message
+    assert init_calls == []
+
+
+def test_missing_key_file(init_calls):
+    with pytest.raises(EENotConfiguredError, match="does not exist"):
+        auth.initialize(env={"GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent/key.json"})
+
+
+def test_initialize_failure_is_mapped(tmp_path, key_info, monkeypatch):
+    import ee
+
+    def boom(*a, **k):
+        raise ee.EEException("Please authorize access to your Earth Engine account by running earthengine authenticate")
+
+    monkeypatch.setattr(ee, "Initialize", boom)
+    with pytest.raises(EENotConfiguredError, match="key-project"):
+        auth.initialize(env={}, secrets={"ee_service_account_json": json.dumps(key_info)})
+
+
+def test_no_secret_leaks(tmp_path, key_info, monkeypatch, caplog, capsys):
+    import ee
+
+    caplog.set_level(logging.DEBUG)
+    keyfile = tmp_path / "key.json"
+    keyfile.write_text(json.dumps(key_info))
+    seen = []
+    monkeypatch.setattr(ee, "Initialize", lambda c=None, **kw: seen.append(kw))
+    outputs = [repr(auth.initialize(env={"GOOGLE_APPLICATION_CREDENTIALS": str(keyfile)}))]
+    outputs.append(repr(auth.status(env={}, secrets={"ee_service_account_json": json.dumps(key_info)})))
+
+    # A malformed key: the parser's error must not echo it.
+    bad = dict(key_info, private_key=key_info["private_key"].replace("\n", "\nBROKEN", 3))
+    with pytest.raises(EENotConfiguredError) as info:
+        auth.initialize(env={}, secrets={"gcp_service_account": bad})
+    outputs.append(str(info.value))
+
+    def failing(c=None, **kw):
+        raise ee.EEException("Invalid JWT Signature.")
+
+    monkeypatch.setattr(ee, "Initialize", failing)
+    outputs.append(repr(auth.status(env={"GOOGLE_APPLICATION_CREDENTIALS": str(keyfile)})))
+
+    captured = capsys.readouterr()
+    outputs += [captured.out, captured.err, caplog.text]
+    outputs += [r.getMessage() for r in caplog.records]
+    blob = "\n".join(outputs)
+    for fragment in secret_fragments(key_info):
+        assert fragment not in blob
+    assert "BROKEN" not in blob
+    assert "PRIVATE KEY" not in blob
+    assert len(list(tmp_path.iterdir())) == 1  # nothing written besides the key we created
+
+
+def test_import_does_not_initialize(monkeypatch):
+    import importlib
+
+    import ee
+
+    called = []
+    monkeypatch.setattr(ee, "Initialize", lambda *a, **k: called.append(1))
+    monkeypatch.setattr(ee, "Authenticate", lambda *a, **k: called.append(2))
+    for mod in ("core.ee.auth", "core.ee.composites", "core.ee.labels", "core.ee.pixels", "core.ee.export",
+                "core.ee.tasks", "core.ee.tiles", "core.ee.upload", "core.ee.presets", "core.sources.earthengine"):
+        importlib.reload(importlib.import_module(mod))
+    assert called == []

@@ -1,0 +1,118 @@
+"""Error mapping (each EE failure -> a precise error with advice) and retries with backoff."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.ee import errors as E
+from core.errors import EarthEngineError, NoDataError
+
+
+class FakeResp(dict):
+    def __init__(self, status: int):
+        super().__init__(status=str(status))
+        self.status = status
+        self.reason = "x"
+
+
+def http_error(status: int, message: str = ""):
+    from googleapiclient.errors import HttpError
+
+    return HttpError(FakeResp(status), message.encode())
+
+
+def ee_exc(message: str):
+    import ee
+
+    return ee.EEException(message)
+
+
+@pytest.mark.parametrize(
+    "exc, cls, words",
+    [
+        (lambda: ee_exc("Too many concurrent aggregations."), E.EEQuotaError, "max_workers"),
+        (lambda: ee_exc("Quota exceeded for quota metric"), E.EEQuotaError, "retry"),
+        (lambda: http_error(429, "RESOURCE_EXHAUSTED"), E.EEQuotaError, "429"),
+        (lambda: ee_exc("User memory limit exceeded."), E.EEMemoryError, "smaller region"),
+        (lambda: ee_exc("Computation timed out."), E.EETimeoutError, "export"),
+        (lambda: ee_exc("Total request size (55000000 bytes) must be less than or equal to 50331648 bytes."), E.EERequestTooLargeError, "split"),
+        (lambda: ee_exc("Request payload size exceeds the limit: 10485760 bytes."), E.EERequestTooLargeError, "48 MB"),
+        (lambda: ee_exc("Too many pixels in the region. Found 1e12, but maxPixels allows only 1e8."), E.EERequestTooLargeError, "export"),
+        (lambda: http_error(503, "Service unavailable"), E.EEServerError, "503"),
+        (lambda: http_error(500, "User memory limit exceeded."), E.EEMemoryError, "coarser scale"),
+        (lambda: ee_exc("Please authorize access to your Earth Engine account by running\n\nearthengine authenticate"), E.EENotConfiguredError, "EE_PROJECT"),
+        (lambda: ee_exc("Image.select: Pattern 'R' did not match any bands."), NoDataError, "widen the date range"),
+        (lambda: http_error(403, "Permission denied on asset"), E.EEPermissionError, "shared"),
+        (lambda: ee_exc("Something odd"), EarthEngineError, "Something odd"),
+    ],
+)
+def test_map_ee_error(exc, cls, words):
+    err = E.map_ee_error(exc())
+    assert type(err) is cls
+    assert words in str(err)
+
+
+def test_map_keeps_mapped_errors():
+    err = E.EEMemoryError("x")
+    assert E.map_ee_error(err) is err
+
+
+def test_retryable():
+    assert E.is_retryable(http_error(429))
+    assert E.is_retryable(http_error(502))
+    assert E.is_retryable(ee_exc("Too many concurrent aggregations."))
+    assert not E.is_retryable(ee_exc("User memory limit exceeded."))
+    assert not E.is_retryable(http_error(400, "bad"))
+
+
+def test_retry_backoff_then_success():
+    calls, sleeps = [], []
+    failures = [http_error(429), http_error(503), ee_exc("Too many concurrent aggregations.")]
+
+    def fn():
+        calls.append(1)
+        if failures:
+            raise failures.pop(0)
+        return "ok"
+
+    policy = E.RetryPolicy(attempts=5, base_delay=1.0, max_delay=32.0, jitter=0.5)
+    assert E.call_with_retries(fn, policy, sleep=sleeps.append, rng=lambda: 0.0) == "ok"
+    assert len(calls) == 4
+    assert sleeps == [1.0, 2.0, 4.0]  # exponential, no jitter when rng() = 0
+
+
+def test_retry_jitter_and_cap():
+    policy = E.RetryPolicy(attempts=10, base_delay=1.0, max_delay=8.0, jitter=0.5)
+    assert policy.delay(10, rng=lambda: 0.0) == 8.0
+    assert policy.delay(3, rng=lambda: 1.0) == 4.0  # 8 * (1 - 0.5)
+
+
+def test_retry_gives_up_with_mapped_error():
+    sleeps = []
+
+    def fn():
+        raise http_error(429)
+
+    with pytest.raises(E.EEQuotaError):
+        E.call_with_retries(fn, E.RetryPolicy(attempts=3), sleep=sleeps.append)
+    assert len(sleeps) == 2
+
+
+def test_no_retry_for_user_errors():
+    sleeps = []
+
+    def fn():
+        raise ee_exc("User memory limit exceeded.")
+
+    with pytest.raises(E.EEMemoryError) as info:
+        E.call_with_retries(fn, sleep=sleeps.append)
+    assert sleeps == []
+    assert "batch export" in str(info.value)
+
+
+def test_bugs_are_not_wrapped():
+    def fn():
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        E.call_with_retries(fn, sleep=lambda s: None)
