@@ -129,7 +129,8 @@ def plan_requests(
 
     cap = min(max_side, tile_side or max_side)
     side = max(1, min(cap, math.isqrt(max_px)))
-    tw = min(width, side)
+    # Square-ish tiles, but as wide as allowed when the region is a thin strip.
+    tw = max(1, min(width, cap, max(side, max_px // min(height, cap))))
     th = max(1, min(height, cap, max_px // tw))
     tiles = []
     for r, h in _cut(height, th):

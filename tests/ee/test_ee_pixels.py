@@ -1,0 +1,233 @@
+"""computePixels request planning (pure) and assembly from a fake server, exactly."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import rasterio
+
+from core.ee import pixels as P
+from core.ee.errors import EEMemoryError, EEQuotaError, RetryPolicy
+from core.errors import ConfigError, OutputExistsError
+
+
+def test_plan_small_region_is_one_request():
+    plan = P.plan_requests((500010.0, 8150005.0, 511990.0, 8158000.0), 30, ("R", "G", "B", "NIR"), "float32", "EPSG:32718")
+    # origin snapped to multiples of 30 m, north up
+    assert plan.transform == (30.0, 0.0, 500010.0, 0.0, -30.0, 8158020.0)
+    assert (plan.width, plan.height) == (400, 268)  # ceil(11980 / 30), ceil(8015 / 30)
+    assert plan.requests == 1 and plan.tiles[0].transform == plan.transform
+    assert plan.total_bytes == 400 * 268 * 16
+
+
+def test_plan_respects_byte_and_side_limits():
+    bands = ("R", "G", "B", "NIR")
+    plan = P.plan_requests((0, 0, 300_000, 300_000), 30, bands, "float32", "EPSG:32618")  # 10000 x 10000 px
+    assert (plan.width, plan.height) == (10000, 10000)
+    assert all(t.nbytes <= P.MAX_REQUEST_BYTES for t in plan.tiles)
+    assert all(t.width <= P.MAX_SIDE and t.height <= P.MAX_SIDE for t in plan.tiles)
+    # tiles cover the grid exactly once
+    cover = np.zeros((plan.height, plan.width), np.uint8)
+    for t in plan.tiles:
+        cover[t.row_off : t.row_off + t.height, t.col_off : t.col_off + t.width] += 1
+        assert t.transform == (30.0, 0.0, t.col_off * 30.0, 0.0, -30.0, 300_000 - t.row_off * 30.0)
+    assert (cover == 1).all()
+    # 1.6 GB / 48 MiB -> at least 32 requests; balanced tiles keep the count close to that
+    assert 32 <= plan.requests <= 42
+    # 1 band uint8: a 32768 px side is the binding limit on a long strip
+    strip = P.plan_requests((0, 0, 40000 * 10, 100 * 10), 10, ("label",), "uint8", "EPSG:32618")
+    assert strip.requests == 2 and max(t.width for t in strip.tiles) <= P.MAX_SIDE
+
+
+def test_plan_is_pure_and_hashable():
+    args = ((0, 0, 9000, 9000), 30, ("R",), "float32", "EPSG:32618")
+    assert P.plan_requests(*args) == P.plan_requests(*args)
+    hash(P.plan_requests(*args))
+
+
+def test_plan_tile_side_and_errors():
+    plan = P.plan_requests((0, 0, 3000, 3000), 10, ("R",), "float32", "EPSG:32618", tile_side=128)
+    assert plan.requests == 9 and max(t.width for t in plan.tiles) <= 128
+    with pytest.raises(ConfigError):
+        P.plan_requests((0, 0, 1, 1), 0, ("R",), "float32", "EPSG:32618")
+    with pytest.raises(ConfigError):
+        P.plan_requests((0, 0, 0, 1), 10, ("R",), "float32", "EPSG:32618")
+    with pytest.raises(ConfigError):
+        P.plan_requests((0, 0, 10, 10), 1, ("R",), "float32", "EPSG:32618", max_bytes=2)
+
+
+def test_plan_for_geometry_camana():
+    from core.ee.presets import CAMANA
+
+    plan = P.plan_for_geometry(CAMANA.geojson, 30, ("R", "G", "B", "NIR"), "float32", "EPSG:32718")
+    assert plan.crs == "EPSG:32718" and plan.requests == 1
+    assert 380 <= plan.width <= 400 and 280 <= plan.height <= 300
+    assert plan.transform[2] % 30 == 0 and plan.transform[5] % 30 == 0
+
+
+def expected_value(band: int, row: np.ndarray, col: np.ndarray) -> np.ndarray:
+    return (band * 1_000_000 + row * 1000 + col).astype(np.float32)
+
+
+class FakeServer:
+    """computePixels fake: each pixel's value encodes its global (row, col) and band."""
+
+    def __init__(self, plan: P.PixelPlan, fail: dict | None = None, structured: bool = True, too_large_over: int | None = None):
+        self.plan = plan
+        self.requests: list[dict] = []
+        self.fail = dict(fail or {})
+        self.structured = structured
+        self.too_large_over = too_large_over
+        self.lock = threading.Lock()
+
+    def __call__(self, request: dict):
+        grid = request["grid"]
+        w, h = grid["dimensions"]["width"], grid["dimensions"]["height"]
+        aff = grid["affineTransform"]
+        x0, y0 = self.plan.transform[2], self.plan.transform[5]
+        col0 = round((aff["translateX"] - x0) / aff["scaleX"])
+        row0 = round((aff["translateY"] - y0) / aff["scaleY"])
+        with self.lock:
+            self.requests.append(request)
+            key = (row0, col0)
+            if self.fail.get(key):
+                self.fail[key] -= 1
+                from googleapiclient.errors import HttpError
+
+                class Resp(dict):
+                    status = 429
+                    reason = "Too Many Requests"
+
+                raise HttpError(Resp(status="429"), b"Too many concurrent aggregations")
+        if self.too_large_over and w * h > self.too_large_over:
+            import ee
+
+            raise ee.EEException("User memory limit exceeded.")
+        rows, cols = np.mgrid[row0 : row0 + h, col0 : col0 + w]
+        bands = request["bandIds"]
+        if not self.structured:
+            return np.stack([expected_value(i, rows, cols) for i in range(len(bands))], axis=-1)
+        out = np.zeros((h, w), dtype=[(b, "<f4") for b in bands])
+        for i, b in enumerate(bands):
+            out[b] = expected_value(i, rows, cols)
+        return out
+
+
+@pytest.mark.parametrize("structured", [True, False])
+def test_download_assembles_exactly(tmp_path, structured):
+    plan = P.plan_requests((0, 0, 30 * 130, 30 * 70), 30, ("R", "G", "B", "NIR"), "float32", "EPSG:32718", tile_side=32)
+    assert plan.requests == 5 * 3
+    server = FakeServer(plan, structured=structured)
+    seen = []
+    out = P.download("IMAGE", plan, tmp_path / "x.tif", compute=server, max_workers=4, progress=lambda d, t, m: seen.append((d, t)))
+    with rasterio.open(out) as src:
+        data = src.read()
+        assert src.crs.to_string() == "EPSG:32718"
+        assert tuple(src.transform)[:6] == (30.0, 0.0, 0.0, 0.0, -30.0, 2100.0)
+        assert src.descriptions == ("R", "G", "B", "NIR")
+        assert src.dtypes[0] == "float32"
+    rows, cols = np.mgrid[0 : plan.height, 0 : plan.width]
+    for b in range(4):
+        np.testing.assert_array_equal(data[b], expected_value(b, rows, cols))
+    assert len(server.requests) == 15
+    assert seen[-1] == (15, 15) and sorted(d for d, _ in seen) == list(range(1, 16))
+    req = server.requests[0]
+    assert req["expression"] == "IMAGE" and req["fileFormat"] == "NUMPY_NDARRAY" and req["bandIds"] == ["R", "G", "B", "NIR"]
+    assert req["grid"]["crsCode"] == "EPSG:32718"
+    assert not list(tmp_path.glob(".*part"))
+
+
+def test_download_retries_429_with_backoff(tmp_path):
+    plan = P.plan_requests((0, 0, 3000, 3000), 30, ("R",), "float32", "EPSG:32618", tile_side=50)
+    server = FakeServer(plan, fail={(0, 0): 2, (50, 50): 1})
+    sleeps = []
+    stats = P.DownloadStats()
+    P.download("I", plan, tmp_path / "r.tif", compute=server, sleep=sleeps.append, stats=stats, max_workers=2,
+               retry=RetryPolicy(attempts=4, base_delay=0.5, jitter=0.0))
+    assert stats.retries == 3 and len(server.requests) == plan.requests + 3
+    assert sorted(sleeps) == [0.5, 0.5, 1.0]
+    with rasterio.open(tmp_path / "r.tif") as src:
+        rows, cols = np.mgrid[0:100, 0:100]
+        np.testing.assert_array_equal(src.read(1), expected_value(0, rows, cols))
+
+
+def test_download_gives_up_and_leaves_nothing(tmp_path):
+    plan = P.plan_requests((0, 0, 3000, 3000), 30, ("R",), "float32", "EPSG:32618", tile_side=50)
+    server = FakeServer(plan, fail={(0, 0): 99})
+    with pytest.raises(EEQuotaError):
+        P.download("I", plan, tmp_path / "r.tif", compute=server, sleep=lambda s: None, retry=RetryPolicy(attempts=3))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_splits_tiles_the_server_cannot_compute(tmp_path):
+    plan = P.plan_requests((0, 0, 30 * 300, 30 * 300), 30, ("R",), "float32", "EPSG:32618")
+    assert plan.requests == 1
+    server = FakeServer(plan, too_large_over=150 * 150)
+    stats = P.DownloadStats()
+    P.download("I", plan, tmp_path / "s.tif", compute=server, stats=stats)
+    assert stats.splits == 1 and stats.requests == 4
+    with rasterio.open(tmp_path / "s.tif") as src:
+        rows, cols = np.mgrid[0:300, 0:300]
+        np.testing.assert_array_equal(src.read(1), expected_value(0, rows, cols))
+    small = P.plan_requests((0, 0, 30 * 100, 30 * 100), 30, ("R",), "float32", "EPSG:32618")
+    with pytest.raises(EEMemoryError):
+        P.download("I", small, tmp_path / "t.tif", compute=FakeServer(small, too_large_over=10))
+
+
+def test_download_never_overwrites_unless_asked(tmp_path):
+    plan = P.plan_requests((0, 0, 300, 300), 30, ("R",), "float32", "EPSG:32618")
+    target = tmp_path / "a.tif"
+    target.write_bytes(b"keep")
+    server = FakeServer(plan)
+    with pytest.raises(OutputExistsError):
+        P.download("I", plan, target, compute=server)
+    assert target.read_bytes() == b"keep" and server.requests == []
+    P.download("I", plan, target, compute=server, overwrite=True)
+    with rasterio.open(target) as src:
+        assert src.shape == (10, 10)
+
+
+def test_sentinel_becomes_nodata(tmp_path):
+    plan = P.plan_requests((0, 0, 300, 300), 30, ("R", "NIR"), "float32", "EPSG:32618")
+
+    def compute(req):
+        out = np.zeros((10, 10), dtype=[("R", "<f4"), ("NIR", "<f4")])
+        out["R"] = 0.1
+        out["NIR"] = 0.4
+        out["R"][0, :3] = -9999.0
+        return out
+
+    P.download("I", plan, tmp_path / "n.tif", compute=compute, nodata=float("nan"), sentinel=-9999.0)
+    with rasterio.open(tmp_path / "n.tif") as src:
+        assert np.isnan(src.nodata)
+        r = src.read(1)
+    assert np.isnan(r[0, :3]).all() and np.isfinite(r[1:]).all()
+
+
+def test_bad_response_shape(tmp_path):
+    from core.errors import EarthEngineError
+
+    plan = P.plan_requests((0, 0, 300, 300), 30, ("R",), "float32", "EPSG:32618")
+    with pytest.raises(EarthEngineError, match="expected"):
+        P.download("I", plan, tmp_path / "b.tif", compute=lambda r: np.zeros((5, 5), np.float32))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_geotiff_response(tmp_path):
+    from rasterio.io import MemoryFile
+
+    plan = P.plan_requests((0, 0, 300, 300), 30, ("label",), "uint8", "EPSG:32618")
+
+    def compute(req):
+        assert req["fileFormat"] == "GEO_TIFF"
+        with MemoryFile() as mem:
+            with mem.open(driver="GTiff", width=10, height=10, count=1, dtype="uint8", crs="EPSG:32618",
+                          transform=rasterio.Affine(30, 0, 0, 0, -30, 300)) as d:
+                d.write(np.full((1, 10, 10), 7, np.uint8))
+            return mem.read()
+
+    P.download("I", plan, tmp_path / "g.tif", compute=compute, file_format="GEO_TIFF", nodata=255)
+    with rasterio.open(tmp_path / "g.tif") as src:
+        assert (src.read(1) == 7).all() and src.nodata == 255

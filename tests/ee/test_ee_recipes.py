@@ -1,0 +1,189 @@
+"""Composite and label recipes serialize to the reviewed graphs in tests/ee/golden/."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.ee import composites as C
+from core.ee import labels as L
+from core.ee.presets import CAMANA, PRESETS, get_preset
+from core.errors import ConfigError, RegionError
+from core.labels import CLASS_MAPS
+
+REGION = CAMANA.geojson
+
+
+def _all_constants(graph: dict) -> list:
+    out = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "constantValue" in node:
+                out.append(node["constantValue"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(graph)
+    return out
+
+
+def _functions(graph: dict) -> set[str]:
+    text = json.dumps(graph)
+    import re
+
+    return set(re.findall(r'"functionName": "([^"]+)"', text))
+
+
+@pytest.mark.parametrize(
+    "sensor, start, end, collection, bands",
+    [
+        ("L5", "2005-01-01", "2006-12-31", "LANDSAT/LT05/C02/T1_L2", ["SR_B3", "SR_B2", "SR_B1", "SR_B4"]),
+        ("L7", "2002-01-01", "2002-12-31", "LANDSAT/LE07/C02/T1_L2", ["SR_B3", "SR_B2", "SR_B1", "SR_B4"]),
+        ("L8", "2020-01-01", "2020-12-31", "LANDSAT/LC08/C02/T1_L2", ["SR_B4", "SR_B3", "SR_B2", "SR_B5"]),
+        ("L9", "2023-01-01", "2023-06-30", "LANDSAT/LC09/C02/T1_L2", ["SR_B4", "SR_B3", "SR_B2", "SR_B5"]),
+        ("S2", "2021-01-01", "2021-12-31", "COPERNICUS/S2_SR_HARMONIZED", ["B4", "B3", "B2", "B8"]),
+    ],
+)
+def test_composite_golden(ee_offline, graph, golden, sensor, start, end, collection, bands):
+    cfg = C.CompositeConfig(sensor=sensor, start=start, end=end, max_cloud=30)
+    g = graph(C.composite_image(cfg, REGION))
+    golden(f"composite_{sensor}", g)
+    consts = _all_constants(g)
+    assert collection in consts and bands in consts
+    assert start in consts and cfg.end_exclusive in consts  # filterDate end is exclusive
+    assert ["R", "G", "B", "NIR", "NDVI"] in consts or all(b in consts for b in ("R", "G", "B", "NIR", "NDVI"))
+    fns = _functions(g)
+    assert "reduce.median" in fns and "Image.updateMask" in fns and "Filter.lessThan" in fns
+    if sensor == "S2":
+        assert C.CLOUD_SCORE_PLUS in consts and ["cs_cdf"] in consts and 0.6 in consts and 0.0001 in consts
+        assert "CLOUDY_PIXEL_PERCENTAGE" in consts
+    else:
+        assert 31 in consts and 2.75e-05 in consts and -0.2 in consts  # QA bits 0-4, scale, offset
+        assert ["QA_PIXEL"] in consts and ["QA_RADSAT"] in consts and "CLOUD_COVER" in consts
+
+
+def test_camana_preset(ee_offline, graph, golden):
+    assert PRESETS[0] is CAMANA and get_preset("camana") is CAMANA
+    assert CAMANA.bbox == (-72.778645, -16.651663, -72.66865, -16.57553)
+    cfg = CAMANA.composite
+    assert (cfg.sensor, cfg.start, cfg.end, cfg.max_cloud, cfg.resolution) == ("L5", "2005-01-01", "2006-12-31", 20.0, 30.0)
+    assert cfg.crs_for(CAMANA.geojson) == "EPSG:32718"  # UTM 18 S
+    assert (CAMANA.labels.product, CAMANA.labels.year) == ("glcfcs30d", 2005)
+    g = {"composite": graph(C.composite_image(cfg, CAMANA.geojson)), "labels": graph(L.label_image(CAMANA.labels, CAMANA.geojson))}
+    golden("preset_camana", g)
+    consts = _all_constants(g)
+    assert 20.0 in consts and ["b6"] in consts and L.GLC_FCS30D_ANNUAL in consts
+    with pytest.raises(ConfigError, match="camana"):
+        get_preset("nowhere")
+
+
+@pytest.mark.parametrize(
+    "name, cfg, dataset, band, class_map",
+    [
+        ("worldcover", L.LabelConfig("worldcover"), L.WORLDCOVER, ["Map"], "worldcover"),
+        ("dynamicworld", L.LabelConfig("dynamicworld", start="2021-01-01", end="2021-12-31"), L.DYNAMIC_WORLD, ["label"], "dynamicworld"),
+        ("glcfcs30d_2005", L.LabelConfig("glcfcs30d", year=2005), L.GLC_FCS30D_ANNUAL, ["b6"], "glcfcs30d"),
+        ("glcfcs30d_1990", L.LabelConfig("glcfcs30d", year=1990), L.GLC_FCS30D_FIVE_YEARS, ["b2"], "glcfcs30d"),
+        ("cdl_2021", L.LabelConfig("cdl", year=2021), L.CDL, ["cropland"], "cdl"),
+        ("asset_glc30", L.LabelConfig("asset", asset_id="users/someone/GLC30_camana", crop_values=(10,), nodata_values=(0, 255)), "users/someone/GLC30_camana", None, None),
+    ],
+)
+def test_label_golden(ee_offline, graph, golden, name, cfg, dataset, band, class_map):
+    g = graph(L.label_image(cfg, REGION))
+    golden(f"labels_{name}", g)
+    consts = _all_constants(g)
+    assert dataset in consts
+    if band:
+        assert band in consts
+    crop = sorted(CLASS_MAPS[class_map].crop_codes) if class_map else [10]
+    assert crop in consts  # the codes come from core.labels, not a copy
+    assert 255 in consts and "label" in consts or ["label"] in consts
+
+
+def test_label_config_validation():
+    with pytest.raises(ConfigError):
+        L.LabelConfig("nope")
+    with pytest.raises(ConfigError):
+        L.LabelConfig("glcfcs30d", year=2023)
+    with pytest.raises(ConfigError):
+        L.LabelConfig("glcfcs30d", year=1992)
+    with pytest.raises(ConfigError):
+        L.LabelConfig("glcfcs30d")
+    with pytest.raises(ConfigError):
+        L.LabelConfig("asset", asset_id="users/x/y")
+    assert L.glcfcs30d_band(2000) == (L.GLC_FCS30D_ANNUAL, "b1")
+    assert L.glcfcs30d_band(2022) == (L.GLC_FCS30D_ANNUAL, "b23")
+    assert L.glcfcs30d_band(1985) == (L.GLC_FCS30D_FIVE_YEARS, "b1")
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"sensor": "L4"}, "unknown sensor"),
+        ({"start": "2020-13-01"}, "YYYY-MM-DD"),
+        ({"start": "2020-06-01", "end": "2020-01-01"}, "before start"),
+        ({"sensor": "L5", "start": "2015-01-01", "end": "2015-12-31"}, "1984-2012"),
+        ({"max_cloud": 120}, "max_cloud"),
+        ({"scale": 0}, "scale"),
+        ({"crs": "UTM18S"}, "EPSG"),
+        ({"cs_threshold": 1.5}, "cs_threshold"),
+    ],
+)
+def test_composite_config_validation(kwargs, words):
+    with pytest.raises(ConfigError, match=words):
+        C.CompositeConfig(**kwargs)
+
+
+def test_composite_config_is_frozen_and_hashable():
+    cfg = C.CompositeConfig()
+    with pytest.raises(Exception):
+        cfg.sensor = "L5"  # type: ignore[misc]
+    assert hash(cfg) == hash(C.CompositeConfig())
+    assert cfg.resolution == 30.0 and C.CompositeConfig(sensor="S2", start="2021-01-01", end="2021-02-01").resolution == 10.0
+
+
+def test_utm_and_region_parsing():
+    assert C.utm_crs(-72.7, -16.6) == "EPSG:32718"
+    assert C.utm_crs(4.4, 50.8) == "EPSG:32631"
+    feature = {"type": "Feature", "properties": {}, "geometry": REGION}
+
+    class Obj:
+        geojson = REGION
+
+    assert C.region_geometry(feature) == REGION == C.region_geometry(Obj())
+    from core.region import Region
+
+    r = Region.from_bbox(*CAMANA.bbox)
+    assert C.geojson_bounds(C.region_geometry(r)) == pytest.approx(CAMANA.bbox)
+    with pytest.raises(RegionError, match="longitude/latitude"):
+        C.region_geometry(Region.from_bbox(0, 0, 100, 100, crs="image"))
+    with pytest.raises(RegionError):
+        C.region_geometry({"type": "Point", "coordinates": [0, 0]})
+
+
+def test_ndvi_formula_matches_core(ee_offline, graph):
+    """Server NDVI: (NIR - R) / (NIR + R), 0 where the sum is ~0, clamped: core.raster.ndvi's rule."""
+    g = json.dumps(graph(C.add_ndvi(ee_offline.Image.constant([0.1, 0.2, 0.3, 0.4]).rename(["R", "G", "B", "NIR"]))))
+    for fn in ("Image.subtract", "Image.divide", "Image.where", "Image.clamp", "Image.lte", "Image.abs"):
+        assert fn in g
+    assert "normalizedDifference" not in g  # it would mask negative inputs
+
+
+def test_scene_summary_is_one_cached_getinfo(ee_offline):
+    calls = []
+
+    def getinfo(obj):
+        calls.append(obj)
+        return {"count": 7, "dates": [1, 2]}
+
+    C._scene_summary_cached.cache_clear()
+    cfg = CAMANA.composite
+    a = C.scene_summary(cfg, REGION, getinfo)
+    b = C.scene_summary(cfg, dict(REGION), getinfo)
+    assert a == b == {"count": 7, "dates": [1, 2]}
+    assert len(calls) == 1 and isinstance(calls[0], ee_offline.Dictionary)
