@@ -1,0 +1,1 @@
+"""Shared pieces of the dashboard pages: session state, caches, maps, widgets."""

@@ -1,0 +1,264 @@
+"""Every ``st.cache_*`` wrapper of the dashboard, in one place.
+
+Arrays, overlays, metrics: ``st.cache_data`` keyed by file path + modification time (so a changed
+file is never served stale). Models: ``st.cache_resource`` keyed by path + mtime. Arguments whose
+name starts with ``_`` (progress callbacks) are not part of the key. Nothing here draws on the page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import streamlit as st
+
+from core import overlays as ov
+from core.errors import CropMapError
+from core.raster import Grid
+
+
+def mtime(path: str | os.PathLike | None) -> float:
+    """Modification time of ``path`` (0 when missing: the core call then raises its own error)."""
+    if not path:
+        return 0.0
+    try:
+        return Path(path).stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+# ---------------------------------------------------------------------- Earth Engine status
+@st.cache_data(ttl=600, show_spinner=False)
+def ee_status() -> dict:
+    """{"available": bool, "ok": bool, "message": str}: whether Earth Engine can be used now.
+
+    Never raises: a missing module or missing credentials become the message.
+    """
+    try:
+        from core.ee import auth
+    except ImportError as err:
+        return {"available": False, "ok": False, "message": f"Earth Engine support is not installed ({err.name})"}
+    secrets_ = secrets()
+    try:
+        res = auth.status(secrets=secrets_)
+    except CropMapError as err:
+        return {"available": True, "ok": False, "message": str(err)}
+    return {"available": True, "ok": bool(res.ok), "message": res.message}
+
+
+def secrets() -> dict | None:
+    """The app's secrets as a dict (Earth Engine credentials may live there), or None."""
+    from streamlit.errors import StreamlitSecretNotFoundError
+
+    try:
+        return dict(st.secrets) if len(st.secrets) else None
+    except (FileNotFoundError, StreamlitSecretNotFoundError):
+        return None
+
+
+# ---------------------------------------------------------------------- images and labels
+@st.cache_data(max_entries=16, show_spinner=False)
+def image_grid(path: str, path_mtime: float) -> Grid:
+    """Grid of an image (validated with ImageReader). Raises CropMapError subclasses."""
+    from core.sources.local import validate_image
+
+    return validate_image(path)
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading the image...")
+def image_arrays(path: str, path_mtime: float) -> tuple[np.ndarray, np.ndarray, Grid]:
+    """(features, valid, grid) of a (scene) image. Raises CropMapError subclasses."""
+    from core.raster import read_image
+
+    return read_image(path)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def label_mask(path: str, path_mtime: float, label_map: str) -> np.ndarray:
+    """uint8 crop mask (1/0/255) of a label raster. Raises CropMapError subclasses."""
+    from core.labels import get_class_map
+    from core.raster import read_labels
+
+    return read_labels(path, get_class_map(label_map))
+
+
+@st.cache_data(max_entries=24, show_spinner=False)
+def image_overlay(path: str, path_mtime: float, layer: str, offset: tuple[int, int] = (0, 0)) -> ov.Overlay:
+    """A composite layer of an image: ``layer`` in {"true", "false", "ndvi"}."""
+    feats, valid, grid = image_arrays(path, path_mtime)
+    render = {"true": ov.true_colour, "false": ov.false_colour, "ndvi": ov.ndvi_colour}[layer]
+    legend = ov.gradient_legend("NDVI", "ndvi", "-1", "1") if layer == "ndvi" else None
+    names = {"true": "True colour (R,G,B)", "false": "False colour (NIR,R,G)", "ndvi": "NDVI"}
+    return ov.make_overlay(names[layer], render(feats, valid), grid, offset, legend)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def labels_overlay(path: str, path_mtime: float, label_map: str, offset: tuple[int, int] = (0, 0)) -> ov.Overlay:
+    """The label layer: crop / not crop / no data."""
+    mask = label_mask(path, path_mtime, label_map)
+    grid = image_grid_of_labels(path, path_mtime)
+    legend = ov.class_legend("Labels", ["crop", "not crop", "no data"])
+    return ov.make_overlay("Labels", ov.labels_colour(mask, show_nodata=True), grid, offset, legend)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def image_grid_of_labels(path: str, path_mtime: float) -> Grid:
+    """Grid of a label raster (any band layout)."""
+    import rasterio
+
+    from core.raster import grid_of
+
+    with rasterio.open(path) as src:
+        return grid_of(src)
+
+
+@st.cache_data(max_entries=4, show_spinner="Rendering the image preview...")
+def source_preview(path: str, path_mtime: float, max_side: int = 1024) -> tuple[ov.Overlay, Grid]:
+    """True-colour preview of a whole source image (the Region page's backdrop) and its grid."""
+    from core.raster import ImageReader
+
+    with ImageReader(path) as reader:
+        grid = reader.grid
+        feats, valid = reader.read()
+    return ov.make_overlay("Image", ov.true_colour(feats, valid), grid, (0, 0), None, 1.0, max_side), grid
+
+
+# ---------------------------------------------------------------------- models and predictions
+@st.cache_resource(max_entries=3, show_spinner="Loading the model...")
+def model(path: str, path_mtime: float):
+    """A :class:`core.model.LoadedModel` (loaded once per path + mtime). Raises CropMapError."""
+    from core.model import load_model
+
+    return load_model(path)
+
+
+def prediction_file(key: tuple) -> Path:
+    """Where the probability of a prediction key is kept on disk (float16 .npy, NaN = no data)."""
+    from pages.components import state
+
+    digest = hashlib.sha1(repr(key).encode()).hexdigest()[:20]
+    return state.workdir() / "predictions" / f"{digest}.npy"
+
+
+def predict(key: tuple, progress: Callable[[int, int], None] | None = None) -> Path:
+    """Run the model over the scene of ``key`` (unless already done) and store the probability.
+
+    Not cached itself (a progress bar cannot be drawn from inside ``st.cache_data``); the array is
+    then served by :func:`probability`.
+
+    Raises:
+        CropMapError subclasses (ModelMismatchError, NoDataError, ...).
+    """
+    from core.predict import predict_array
+
+    out = prediction_file(key)
+    if out.exists():
+        return out
+    image_path, image_mtime, _region, model_path, model_mtime = key
+    feats, valid, _ = image_arrays(image_path, image_mtime)
+    prob = predict_array(model(model_path, model_mtime), feats, valid, progress=progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp.npy")
+    np.save(tmp, prob.astype(np.float32))
+    os.replace(tmp, out)
+    return out
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def probability(key: tuple) -> np.ndarray:
+    """Crop probability (h, w) float32, NaN = no data, for a prediction key
+    (image path, mtime, region key, model path, mtime); predicted now if never done.
+
+    Raises:
+        CropMapError subclasses.
+    """
+    return np.load(predict(key))
+
+
+def prediction_key(image_path: str, region_key: str, model_path: str) -> tuple:
+    """The cache key of a prediction: what :func:`probability` is called with (minus progress)."""
+    return (image_path, mtime(image_path), region_key, model_path, mtime(model_path))
+
+
+def cached_probability(key: tuple) -> np.ndarray:
+    """The probability for ``key`` (from the cache unless evicted)."""
+    return probability(key)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def probability_overlay(key: tuple, offset: tuple[int, int]) -> ov.Overlay:
+    prob = cached_probability(key)
+    grid = image_arrays(key[0], key[1])[2]
+    legend = ov.gradient_legend("Crop probability", "probability", "0", "1")
+    return ov.make_overlay("Crop probability", ov.probability_colour(prob), grid, offset, legend)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def crop_overlay(key: tuple, offset: tuple[int, int], threshold: float) -> ov.Overlay:
+    prob = cached_probability(key)
+    grid = image_arrays(key[0], key[1])[2]
+    legend = ov.class_legend(f"Crop (p >= {threshold:.2f})", ["crop"])
+    return ov.make_overlay("Crop", ov.crop_colour(prob, threshold), grid, offset, legend)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def crop_stats(key: tuple, threshold: float) -> dict:
+    """core.metrics.crop_area of the thresholded mask (hectares only where the image has a CRS)."""
+    from core.metrics import crop_area
+    from core.predict import threshold_mask
+
+    grid = image_arrays(key[0], key[1])[2]
+    return crop_area(threshold_mask(cached_probability(key), threshold), grid.pixel_area_ha())
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def exports(key: tuple, threshold: float, title: str) -> dict[str, bytes]:
+    """Download files: probability GeoTIFF (uint8 %), mask GeoTIFF, and a PNG of the map view."""
+    from core.predict import probability_to_uint8, threshold_mask
+
+    feats, valid, grid = image_arrays(key[0], key[1])
+    prob = cached_probability(key)
+    mask = threshold_mask(prob, threshold)
+    png = ov.compose_png(
+        [ov.true_colour(feats, valid), ov.with_opacity(ov.crop_colour(prob, threshold), 0.6)],
+        [ov.class_legend(f"Crop (p >= {threshold:.2f})", ["crop"])],
+        title,
+    )
+    return {
+        "probability.tif": ov.geotiff_bytes(probability_to_uint8(prob), grid, 255, "crop probability (%)"),
+        "crop_mask.tif": ov.geotiff_bytes(mask, grid, 255, "crop (1), not crop (0)"),
+        "map.png": png,
+    }
+
+
+# ---------------------------------------------------------------------- quality
+@st.cache_data(max_entries=16, show_spinner=False)
+def confusion(key: tuple, labels_path: str, labels_mtime: float, label_map: str, threshold: float) -> dict:
+    """core.metrics.confusion at ``threshold`` as a dict with precision, recall, f1, iou."""
+    from core.metrics import confusion as conf
+    from core.predict import threshold_mask
+
+    c = conf(threshold_mask(cached_probability(key), threshold), label_mask(labels_path, labels_mtime, label_map))
+    return c.to_dict()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def threshold_curve(key: tuple, labels_path: str, labels_mtime: float, label_map: str) -> list[dict]:
+    from core.metrics import threshold_curve as curve
+
+    return curve(cached_probability(key), label_mask(labels_path, labels_mtime, label_map))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def disagreement_overlay(key: tuple, offset: tuple[int, int], labels_path: str, labels_mtime: float,
+                         label_map: str, threshold: float) -> ov.Overlay:
+    from core.predict import threshold_mask
+
+    grid = image_arrays(key[0], key[1])[2]
+    rgba = ov.disagreement_colour(threshold_mask(cached_probability(key), threshold),
+                                  label_mask(labels_path, labels_mtime, label_map))
+    legend = ov.class_legend("Disagreement", ["false crop", "missed crop"])
+    return ov.make_overlay("Disagreement", rgba, grid, offset, legend)

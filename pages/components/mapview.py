@@ -1,0 +1,143 @@
+"""Every map of the dashboard: a geemap (folium) map rendered with streamlit-folium.
+
+The map loads Leaflet and Leaflet.draw from the app's own static files (``static/``, served at
+``/app/static``), never from a CDN, and drops folium's and geemap's other CDN assets (jQuery,
+Bootstrap, Font Awesome, fullscreen, geocoder), so the page makes no external request.
+
+Non-georeferenced images are shown in Leaflet's Simple CRS in pixel units (``lat = -row``,
+``lng = col``) with a visible "not georeferenced" note; georeferenced ones over a basemap.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import streamlit as st
+
+from core.overlays import Bounds, Overlay
+
+LEAFLET_VERSION = "1.9.4"
+LEAFLET_DRAW_VERSION = "1.0.4"
+STATIC = "/app/static"
+LEAFLET_JS = [("leaflet", f"{STATIC}/leaflet/leaflet.js")]
+LEAFLET_CSS = [("leaflet_css", f"{STATIC}/leaflet/leaflet.css")]
+DRAW_JS = [("leaflet_draw_js", f"{STATIC}/leaflet-draw/leaflet.draw.js")]
+DRAW_CSS = [("leaflet_draw_css", f"{STATIC}/leaflet-draw/leaflet.draw.css")]
+IMAGE_NOTE = "not georeferenced: image coordinates"
+#: streamlit-folium's component (tests replace it to inject what the browser would return).
+_st_folium = None
+
+
+@dataclass
+class MapSpec:
+    """What to draw: bounds to fit, overlays (bottom first), a region outline, drawing tools."""
+
+    bounds: Bounds
+    image: bool  # True: Simple CRS in pixels (not georeferenced)
+    overlays: Sequence[Overlay] = ()
+    opacities: dict[str, float] = field(default_factory=dict)
+    region_geojson: dict | None = None  # in map coordinates
+    draw: bool = False
+    basemap: bool = True  # georeferenced maps only (OpenStreetMap tiles; needs internet)
+    height: int = 560
+
+
+def _classes():
+    os.environ.setdefault("USE_FOLIUM", "1")  # before geemap's first import
+    import folium.plugins
+    import geemap.foliumap as gm
+
+    class OfflineMap(gm.Map):
+        default_js = LEAFLET_JS
+        default_css = LEAFLET_CSS
+
+    class OfflineDraw(folium.plugins.Draw):
+        default_js = DRAW_JS
+        default_css = DRAW_CSS
+
+    return OfflineMap, OfflineDraw
+
+
+@functools.lru_cache(maxsize=1)
+def _map_classes():
+    return _classes()
+
+
+def build(spec: MapSpec):
+    """A folium map (geemap.foliumap.Map, offline assets) for ``spec``; not rendered."""
+    import folium
+
+    OfflineMap, OfflineDraw = _map_classes()
+    (s, w), (n, e) = spec.bounds
+    centre = [(s + n) / 2, (w + e) / 2]
+    common: dict[str, Any] = dict(
+        ee_initialize=False, plugin_Fullscreen=False, plugin_Draw=False, search_control=False,
+        locate_control=False, plugin_LayerControl=False, height=spec.height, width="100%",
+        location=centre, attribution_control=True,
+    )
+    if spec.image:
+        m = OfflineMap(crs="Simple", tiles=None, zoom_start=-1, min_zoom=-5, max_zoom=5, zoom_snap=0.25, **common)
+    elif spec.basemap:
+        m = OfflineMap(basemap="OpenStreetMap", zoom_start=12, **common)
+    else:
+        m = OfflineMap(tiles=None, zoom_start=12, **common)
+    for ov in spec.overlays:
+        folium.raster_layers.ImageOverlay(
+            image=ov.data_url, bounds=[list(ov.bounds[0]), list(ov.bounds[1])], name=ov.name,
+            opacity=spec.opacities.get(ov.name, ov.opacity), interactive=False, cross_origin=False, zindex=1,
+        ).add_to(m)
+    if spec.region_geojson is not None:
+        folium.GeoJson(
+            spec.region_geojson, name="Region",
+            style_function=lambda _f: {"color": "#ff3d00", "weight": 2, "fill": False},
+        ).add_to(m)
+    if spec.draw:
+        shape = {"shapeOptions": {"color": "#ff3d00"}, "showArea": False}
+        OfflineDraw(
+            export=False, position="topleft",
+            draw_options={"polyline": False, "circle": False, "marker": False, "circlemarker": False,
+                          "polygon": {**shape, "allowIntersection": False}, "rectangle": shape},
+            edit_options={"edit": False, "remove": False},
+        ).add_to(m)
+    if spec.image:
+        note = folium.Element(
+            f"<div class='cropmap-note' style='position:absolute;bottom:6px;left:6px;z-index:1000;"
+            f"background:rgba(255,255,255,.85);padding:2px 6px;font:12px sans-serif;border-radius:3px'>{IMAGE_NOTE}</div>"
+        )
+        m.get_root().html.add_child(note)
+    m.fit_bounds([[s, w], [n, e]])
+    return m
+
+
+def render(spec: MapSpec, key: str, returned_objects: Sequence[str] = ()) -> dict | None:
+    """Build and show the map; returns what streamlit-folium sends back (only ``returned_objects``)."""
+    if spec.image:
+        st.caption(f"Map in {IMAGE_NOTE} (pixels; row 0 at the top). No location is implied.")
+    m = build(spec)
+    fn = _st_folium
+    if fn is None:
+        from streamlit_folium import st_folium as fn
+    return fn(m, key=key, height=spec.height, use_container_width=True, returned_objects=list(returned_objects),
+              pixelated=spec.image)
+
+
+def last_drawing(result: dict | None) -> dict | None:
+    """The most recent polygon drawn on the map (a GeoJSON Feature in map coordinates), or None."""
+    if not result:
+        return None
+    drawings = result.get("all_drawings") or []
+    for feat in reversed(drawings):
+        if isinstance(feat, dict) and (feat.get("geometry") or {}).get("type") in ("Polygon", "MultiPolygon"):
+            return feat
+    last = result.get("last_active_drawing")
+    if isinstance(last, dict) and (last.get("geometry") or {}).get("type") in ("Polygon", "MultiPolygon"):
+        return last
+    return None
+
+
+def legends_html(overlays: Sequence[Overlay]) -> str:
+    """Legends of the overlays that have one, as one HTML block."""
+    return "".join(o.legend.to_html() for o in overlays if o.legend is not None)

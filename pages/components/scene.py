@@ -1,0 +1,118 @@
+"""From session state to core objects: the source, the region and the fetched scene.
+
+Every function raises :class:`core.errors.CropMapError` subclasses for the page to show.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from core.errors import EarthEngineError, RegionError
+from core.region import Region
+from core.sources.base import Progress, Scene
+from core.sources.local import LocalSource
+from pages.components import cached, state
+
+CAMANA_BBOX = (-72.778645, -16.651663, -72.66865, -16.57553)
+
+
+def source_from_spec(spec: dict):
+    """The :class:`core.sources.base.Source` described by a source spec.
+
+    Raises:
+        EarthEngineError: for the Earth Engine source when it is not available.
+        InputNotFoundError, InvalidDataError: for a local source with missing files.
+    """
+    kind = spec.get("kind", "sample")
+    if kind == "sample":
+        return LocalSource.sample()
+    if kind == "local":
+        return LocalSource(spec["image"], spec.get("labels"), spec.get("label_map"), spec.get("title"))
+    if kind == "earthengine":
+        status = cached.ee_status()
+        if not status["ok"]:
+            raise EarthEngineError(status["message"])
+        try:
+            from core.sources.earthengine import EarthEngineSource
+        except ImportError as err:
+            raise EarthEngineError(f"the Earth Engine source cannot be loaded ({err.name} is missing)") from None
+        return EarthEngineSource(preset=spec.get("preset"), secrets=cached.secrets())
+    raise RegionError(f"unknown data source {kind!r}")
+
+
+def current_source():
+    """The source in session state (see :func:`source_from_spec`)."""
+    return source_from_spec(state.get(state.SOURCE))
+
+
+def is_local(spec: dict | None = None) -> bool:
+    return (spec or state.get(state.SOURCE)).get("kind") in ("sample", "local")
+
+
+def current_region() -> Region:
+    """The region in session state, or the whole image of a local source.
+
+    Raises:
+        RegionError: if the stored region is malformed; CropMapError from the source.
+    """
+    geo = state.get(state.REGION)
+    if geo is not None:
+        return Region.from_geojson(geo)
+    source = current_source()
+    if isinstance(source, LocalSource):
+        return source.full_region()
+    spec = state.get(state.SOURCE)
+    if spec.get("kind") == "earthengine":
+        return Region.from_bbox(*CAMANA_BBOX, name="Camana valley, Arequipa, Peru")
+    raise RegionError("no region yet: draw one on the Region page")
+
+
+def scene_dir(source_key: str) -> Path:
+    return state.workdir() / "scenes" / source_key
+
+
+def current_scene(progress: Progress | None = None) -> Scene:
+    """The scene of the current source and region, fetched (cut out) on first use.
+
+    Raises:
+        RegionError: if the region is not valid for the source (the message says why);
+        other CropMapError subclasses from the source.
+    """
+    cached_scene = state.get(state.SCENE)
+    if cached_scene and Path(cached_scene["image_path"]).exists():
+        return _scene_from_dict(cached_scene)
+    source = current_source()
+    region = current_region()
+    if isinstance(source, LocalSource):
+        key = source.scene_key(region)
+    else:
+        key = hashlib.sha1(json.dumps([state.get(state.SOURCE), region.key()]).encode()).hexdigest()[:16]
+    scene = source.fetch(region, scene_dir(key), progress)
+    state.put(state.SCENE, _scene_to_dict(scene))
+    return scene
+
+
+def _scene_to_dict(scene: Scene) -> dict:
+    return {
+        "image_path": str(scene.image_path),
+        "labels_path": str(scene.labels_path) if scene.labels_path else None,
+        "label_map": scene.label_map,
+        "georeferenced": scene.georeferenced,
+        "title": scene.title,
+        "attribution": scene.attribution,
+        "extra": dict(scene.extra),
+    }
+
+
+def _scene_from_dict(d: dict) -> Scene:
+    return Scene(Path(d["image_path"]), Path(d["labels_path"]) if d.get("labels_path") else None, d.get("label_map"),
+                 bool(d.get("georeferenced")), d.get("title", ""), d.get("attribution", ""), dict(d.get("extra") or {}))
+
+
+def scene_offset(scene: Scene) -> tuple[int, int]:
+    """(row, col) of the scene in its source image (non-georeferenced scenes are drawn there)."""
+    if scene.georeferenced:
+        return (0, 0)
+    return (int(scene.extra.get("row_off", 0)), int(scene.extra.get("col_off", 0)))

@@ -1,0 +1,39 @@
+"""The sidebar: sample scene, Earth Engine status, and what is selected now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.errors import CropMapError
+from core.sources.local import LocalSource
+from pages.components import cached, state
+
+
+def show() -> None:
+    """Draw the sidebar status block (never raises for user-caused problems)."""
+    with st.sidebar:
+        st.markdown("### Status")
+        ok, msg = LocalSource.sample().available()
+        (st.success if ok else st.error)(f"Sample scene: {msg}", icon=":material/image:")
+        ee = cached.ee_status()
+        if ee["ok"]:
+            st.success(ee["message"], icon=":material/public:")
+        else:
+            st.info(f"Earth Engine not available: {ee['message']}", icon=":material/public_off:")
+        spec = state.get(state.SOURCE)
+        source = {"sample": "sample scene", "local": spec.get("title", "your image"),
+                  "earthengine": "Earth Engine"}.get(spec.get("kind"), "?")
+        st.caption(f"Source: {source}")
+        st.caption("Region: " + ("drawn/uploaded" if state.get(state.REGION) else "whole image"))
+        model = state.get(state.MODEL_PATH)
+        st.caption("Model: " + (Path(model).name if model else "none loaded (Model page)"))
+        job = state.get(state.JOB_DIR)
+        if job:
+            try:
+                from core.jobs import status
+
+                st.caption(f"Training: {status(job).state}")
+            except CropMapError as err:
+                st.caption(f"Training: {err}")

@@ -1,0 +1,96 @@
+"""Every session-state key of the dashboard, in one place.
+
+Session state holds only small serialisable UI state: the source spec, the region GeoJSON, the
+scene's paths, the model path, the job folder, the threshold, layer settings. Never arrays or models
+(those live in :mod:`pages.components.cached`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+SOURCE = "source"  # dict: {"kind": "sample"} | {"kind": "local", "image", "labels", "label_map", "title"} | {"kind": "earthengine", "preset"}
+REGION = "region"  # GeoJSON Feature (core.region.Region.to_geojson) or None (= whole image)
+SCENE = "scene"  # dict of the fetched scene (paths as str) or None
+MODEL_PATH = "model_path"  # str path of the model in use, or None
+JOB_DIR = "job_dir"  # str path of the training job folder, or None
+THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
+PREDICTION = "prediction"  # dict(image, model) of the last requested prediction, or None
+LAST_DRAWING = "last_drawing"  # JSON text of the last drawing taken from the map
+LAYERS = "layers"  # dict layer name -> {"show": bool, "opacity": float}
+
+DEFAULTS: dict[str, Any] = {
+    SOURCE: {"kind": "sample"},
+    REGION: None,
+    SCENE: None,
+    MODEL_PATH: None,
+    JOB_DIR: None,
+    THRESHOLD: 0.5,
+    PREDICTION: None,
+    LAST_DRAWING: None,
+    LAYERS: {},
+}
+
+
+def init() -> None:
+    """Set every key that is missing to its default (call once per run, from app.py)."""
+    for key, value in DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = value.copy() if isinstance(value, dict) else value
+
+
+def get(key: str) -> Any:
+    if key not in st.session_state:
+        init()
+    return st.session_state[key]
+
+
+def put(key: str, value: Any) -> None:
+    st.session_state[key] = value
+
+
+def widget_key(key: str) -> str:
+    """Key of the widget that edits the canonical ``key`` (widgets lose state when a page hides them)."""
+    return f"w_{key}"
+
+
+def sync_widget(key: str) -> str:
+    """Prime the widget of ``key`` from the canonical value; returns the widget's key."""
+    wkey = widget_key(key)
+    if wkey not in st.session_state:
+        st.session_state[wkey] = get(key)
+    return wkey
+
+
+def store_widget(key: str) -> Any:
+    """Copy the widget's value back to the canonical key and return it."""
+    value = st.session_state[widget_key(key)]
+    put(key, value)
+    return value
+
+
+def set_region(geojson: dict | None) -> None:
+    """A new region invalidates the scene and the prediction."""
+    put(REGION, geojson)
+    put(SCENE, None)
+    put(PREDICTION, None)
+
+
+def set_source(spec: dict) -> None:
+    """A new source invalidates the region, the scene and the prediction."""
+    put(SOURCE, spec)
+    set_region(None)
+    put(LAST_DRAWING, None)
+
+
+def workdir() -> Path:
+    """Folder for scenes, uploads, jobs and exports (``CROPMAP_WORKDIR``, default outputs/dashboard)."""
+    path = Path(os.environ.get("CROPMAP_WORKDIR", ROOT / "outputs" / "dashboard"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,42 @@
+"""Small page helpers: showing core errors, page preconditions."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import streamlit as st
+
+from core.errors import CropMapError
+
+
+@contextmanager
+def errors_shown() -> Iterator[None]:
+    """Show a :class:`CropMapError` raised inside the block as ``st.error`` (its message only)."""
+    try:
+        yield
+    except CropMapError as err:
+        st.error(str(err), icon=":material/error:")
+
+
+def stop_with(message: str, page: str | None = None, label: str = "Go there") -> None:
+    """Show why the page cannot go on (and a link to the page that fixes it), then stop the run."""
+    st.info(message, icon=":material/info:")
+    if page:
+        st.page_link(page, label=label)
+    st.stop()
+
+
+def stop_on_error(err: CropMapError) -> None:
+    st.error(str(err), icon=":material/error:")
+    st.stop()
+
+
+def progress_callback(bar) -> "callable":
+    """A ``progress(done, total)`` that moves an ``st.progress`` bar."""
+
+    def update(done: int, total: int, *_: object) -> None:
+        frac = 0.0 if not total else min(max(done / total, 0.0), 1.0)
+        bar.progress(frac, text=f"{done}/{total}")
+
+    return update

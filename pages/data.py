@@ -1,0 +1,87 @@
+"""Step 2, Data: the region's composite (true colour, false colour, NDVI) and labels, with statistics."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.errors import CropMapError
+from pages.components import cached, mapview, scene, state, ui
+
+st.title("Data")
+
+try:
+    bar = st.progress(0.0, text="Preparing the region's scene...")
+    sc = scene.current_scene(progress=lambda done, total, msg="": bar.progress(done / max(total, 1), text=msg))
+    bar.empty()
+    path = str(sc.image_path)
+    feats, valid, grid = cached.image_arrays(path, cached.mtime(path))
+except CropMapError as err:
+    ui.stop_on_error(err)
+
+offset = scene.scene_offset(sc)
+st.caption(sc.title + (f" -- {sc.attribution}" if sc.attribution else ""))
+
+layers = {"true": "True colour (R,G,B)", "false": "False colour (NIR,R,G)", "ndvi": "NDVI"}
+settings = dict(state.get(state.LAYERS))
+ctrl, map_col, stats_col = st.columns([1, 3, 1])
+with ctrl:
+    st.markdown("**Layers**")
+    chosen = []
+    for key, title in layers.items():
+        prev = settings.get(key, {"show": key == "true", "opacity": 1.0})
+        show = st.checkbox(title, value=prev["show"], key=f"data_show_{key}")
+        opacity = st.slider("Opacity", 0.0, 1.0, prev["opacity"], 0.05, key=f"data_op_{key}", disabled=not show,
+                            label_visibility="collapsed")
+        settings[key] = {"show": show, "opacity": opacity}
+        if show:
+            chosen.append((key, opacity))
+    has_labels = sc.labels_path is not None and sc.label_map is not None
+    prev = settings.get("labels", {"show": has_labels, "opacity": 0.5})
+    show_labels = st.checkbox("Labels (crop / not crop / no data)", value=prev["show"] and has_labels,
+                              disabled=not has_labels, key="data_show_labels",
+                              help=None if has_labels else "this source has no labels")
+    lab_opacity = st.slider("Labels opacity", 0.0, 1.0, prev["opacity"], 0.05, key="data_op_labels",
+                            disabled=not show_labels, label_visibility="collapsed")
+    settings["labels"] = {"show": show_labels, "opacity": lab_opacity}
+    state.put(state.LAYERS, settings)
+
+overlays, opacities = [], {}
+with ui.errors_shown():
+    for key, opacity in chosen:
+        o = cached.image_overlay(path, cached.mtime(path), key, offset)
+        overlays.append(o)
+        opacities[o.name] = opacity
+    mask = None
+    if has_labels:
+        lpath = str(sc.labels_path)
+        mask = cached.label_mask(lpath, cached.mtime(lpath), sc.label_map)
+        if show_labels:
+            o = cached.labels_overlay(lpath, cached.mtime(lpath), sc.label_map, offset)
+            overlays.append(o)
+            opacities[o.name] = lab_opacity
+
+with map_col:
+    from core.overlays import map_bounds
+
+    mapview.render(mapview.MapSpec(bounds=map_bounds(grid, offset), image=not grid.georeferenced,
+                                   overlays=overlays, opacities=opacities), key="data_map")
+    st.markdown(mapview.legends_html(overlays), unsafe_allow_html=True)
+
+with stats_col:
+    st.markdown("**Statistics**")
+    n = valid.size
+    st.metric("Valid pixels", f"{int(valid.sum()):,}", f"{valid.mean():.1%} of {n:,}", delta_color="off")
+    if mask is not None:
+        labelled = int((mask != 255).sum())
+        crop = int((mask == 1).sum())
+        st.metric("Crop fraction (labels)", f"{crop / labelled:.1%}" if labelled else "n/a")
+        st.caption(f"{crop:,} crop / {labelled - crop:,} not crop / {int((mask == 255).sum()):,} no data pixels")
+    else:
+        st.caption("No labels for this source: the Quality page needs labels.")
+    px = grid.pixel_area_ha()
+    if px is not None:
+        area = float(px.sum() * grid.width) if hasattr(px, "sum") else float(px) * n
+        st.metric("Area", f"{area:,.1f} ha")
+    else:
+        st.caption("Not georeferenced: sizes are in pixels.")
+    st.page_link("pages/model.py", label="Next: Model", icon=":material/arrow_forward:")

@@ -1,0 +1,139 @@
+"""Step 3, Model: load the shipped weights, upload a .keras model, or train one in the background."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from core import jobs
+from core.errors import CropMapError, InvalidDataError
+from core.model import DEFAULT_MODEL_PATH, PRESETS
+from core.raster import FEATURE_BANDS
+from core.sources.local import save_upload
+from pages.components import cached, scene, state, ui
+
+st.title("Model")
+
+
+def use_model(path: str) -> None:
+    """Load (cached), check the bands, and make ``path`` the model in use. Raises CropMapError."""
+    from core.model import check_bands
+
+    loaded = cached.model(path, cached.mtime(path))
+    check_bands(loaded.card, FEATURE_BANDS)
+    state.put(state.MODEL_PATH, path)
+    state.put(state.PREDICTION, None)
+
+
+tab_ship, tab_upload, tab_train = st.tabs(["Shipped weights", "Upload a model", "Train"])
+
+with tab_ship:
+    st.write(f"`{DEFAULT_MODEL_PATH.name}`: the U-Net trained on the Ag-Net Landsat 8 / CDL blocks.")
+    if st.button("Load shipped weights", type="primary", disabled=not DEFAULT_MODEL_PATH.exists(),
+                 help=None if DEFAULT_MODEL_PATH.exists() else f"{DEFAULT_MODEL_PATH} is missing"):
+        with ui.errors_shown():
+            use_model(str(DEFAULT_MODEL_PATH))
+            st.success("Shipped weights loaded.")
+
+with tab_upload:
+    keras_file = st.file_uploader("Model (.keras)", type=["keras"], key="upload_model")
+    card_file = st.file_uploader("Its model card (.json, written beside the .keras by core)", type=["json"],
+                                 key="upload_card")
+    if st.button("Use uploaded model", disabled=keras_file is None or card_file is None):
+        with ui.errors_shown():
+            data = keras_file.getvalue()
+            folder = state.workdir() / "models" / save_upload(data, "m.bin", state.workdir() / "models" / "_blobs").stem
+            path = save_upload(data, "model.keras", folder)
+            final = folder / "model.keras"
+            if path != final:
+                path.replace(final)
+            card = card_file.getvalue()
+            if len(card) > 1_000_000:
+                raise InvalidDataError("the model card is larger than 1 MB; it is not a model card")
+            final.with_suffix(".json").write_bytes(card)
+            use_model(str(final))
+            st.success(f"Using {keras_file.name}.")
+
+with tab_train:
+    st.write("Train a U-Net on the current region's image and labels in a background process. "
+             "It keeps running while you use other pages.")
+    with st.form("train_form"):
+        c1, c2, c3 = st.columns(3)
+        preset = c1.selectbox("Preset", list(PRESETS), help="model size (see core.model presets)")
+        epochs = c2.number_input("Epochs", 1, 200, 5)
+        steps = c3.number_input("Steps per epoch", 1, 1000, 20)
+        c4, c5, c6 = st.columns(3)
+        batch = c4.number_input("Batch size", 1, 64, 8)
+        patch = c5.selectbox("Patch size", [128, 256], index=1)
+        lr = c6.number_input("Learning rate", 1e-5, 0.1, 1e-3, format="%.5f")
+        start = st.form_submit_button("Start training", type="primary")
+    if start:
+        with ui.errors_shown():
+            sc = scene.current_scene()
+            if sc.labels_path is None or sc.label_map is None:
+                raise InvalidDataError("this region has no labels, so there is nothing to train on; use the sample "
+                                       "scene or upload labels on the Region page")
+            pair = f"{sc.image_path}:{sc.labels_path}"
+            job_dir = state.workdir() / "jobs" / time.strftime("job-%Y%m%d-%H%M%S")
+            config = {"preset": preset, "epochs": int(epochs), "steps_per_epoch": int(steps), "batch_size": int(batch),
+                      "patch_size": int(patch), "learning_rate": float(lr), "val_patches": 32}
+            jobs.start_training([pair], [pair], job_dir, label_map=sc.label_map, config=config)
+            state.put(state.JOB_DIR, str(job_dir))
+            st.caption("Validation uses the same region (a quick check, not an independent test).")
+
+    @st.fragment(run_every=2.0)
+    def job_panel() -> None:
+        job_dir = state.get(state.JOB_DIR)
+        if not job_dir:
+            st.caption("No training job yet.")
+            return
+        try:
+            js = jobs.status(job_dir)
+        except CropMapError as err:
+            st.error(str(err))
+            return
+        label = f"{js.state}: epoch {js.epoch}/{js.epochs or '?'}"
+        if js.logs:
+            label += ", " + ", ".join(f"{k} {v:.3f}" for k, v in js.logs.items() if k in ("loss", "val_loss", "iou", "val_iou"))
+        st.progress(js.fraction, text=label)
+        st.caption(js.message)
+        if js.history:
+            import pandas as pd
+
+            hist = pd.DataFrame(js.history).set_index("epoch")
+            c1, c2 = st.columns(2)
+            c1.line_chart(hist[[c for c in ("loss", "val_loss") if c in hist]], height=220)
+            c2.line_chart(hist[[c for c in ("iou", "val_iou", "dice", "val_dice") if c in hist]], height=220)
+        if js.active:
+            if st.button("Cancel training", key="cancel_job"):
+                jobs.cancel(job_dir)
+                st.rerun(scope="fragment")
+        best = Path(job_dir) / jobs.TRAIN_SUBDIR / "best.keras"
+        if best.exists() and st.button("Use the best checkpoint", key="use_best"):
+            with ui.errors_shown():
+                use_model(str(best))
+                st.rerun()
+        if js.state == "failed":
+            st.error(js.message)
+
+    job_panel()
+
+st.divider()
+st.subheader("Model in use")
+current = state.get(state.MODEL_PATH)
+if not current:
+    st.info("No model loaded yet: load the shipped weights, upload a model or train one.")
+else:
+    with ui.errors_shown():
+        loaded = cached.model(current, cached.mtime(current))
+        card = loaded.card
+        st.write(f"**{Path(current).name}** -- preset `{card.preset}`, bands {', '.join(card.bands)}, "
+                 f"patch {card.patch_size} px" + (f", created {card.created}" if card.created else ""))
+        if card.metrics:
+            st.write("Metrics: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, (int, float)) else f"{k} {v}"
+                                             for k, v in card.metrics.items()))
+        with st.expander("Model card"):
+            st.json(card.to_dict())
+    st.page_link("pages/predict.py", label="Next: Predict", icon=":material/arrow_forward:")

@@ -1,0 +1,84 @@
+"""Step 4, Predict: tiled prediction for the region, probability and crop layers, threshold, downloads."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.errors import CropMapError
+from core.overlays import map_bounds
+from pages.components import cached, mapview, scene, state, ui
+
+st.title("Predict")
+
+model_path = state.get(state.MODEL_PATH)
+if not model_path:
+    ui.stop_with("Load a model first.", "pages/model.py", "Go to the Model page")
+try:
+    sc = scene.current_scene()
+    image_path = str(sc.image_path)
+    feats, valid, grid = cached.image_arrays(image_path, cached.mtime(image_path))
+    region_key = scene.current_region().key()
+except CropMapError as err:
+    ui.stop_on_error(err)
+
+key = cached.prediction_key(image_path, region_key, model_path)
+offset = scene.scene_offset(sc)
+
+if st.button("Predict", type="primary"):
+    bar = st.progress(0.0, text="Predicting tiles...")
+    with ui.errors_shown():
+        cached.predict(key, progress=ui.progress_callback(bar))
+        state.put(state.PREDICTION, {"key": list(key)})
+    bar.empty()
+
+pred = state.get(state.PREDICTION)
+if not pred or tuple(pred["key"]) != key:
+    st.info("Press Predict to map crops in this region with the model in use.")
+    st.stop()
+
+wkey = state.sync_widget(state.THRESHOLD)
+ctrl, map_col, stats_col = st.columns([1, 3, 1])
+with ctrl:
+    threshold = st.slider("Crop threshold", 0.05, 0.95, step=0.01, key=wkey,
+                          on_change=state.store_widget, args=(state.THRESHOLD,))
+    show_prob = st.checkbox("Probability layer", value=True)
+    prob_opacity = st.slider("Probability opacity", 0.0, 1.0, 0.7, 0.05, disabled=not show_prob)
+    show_crop = st.checkbox("Crop layer", value=True)
+    crop_opacity = st.slider("Crop opacity", 0.0, 1.0, 0.8, 0.05, disabled=not show_crop)
+
+try:
+    overlays = [cached.image_overlay(image_path, key[1], "true", offset)]
+    opacities = {overlays[0].name: 1.0}
+    if show_prob:
+        o = cached.probability_overlay(key, offset)
+        overlays.append(o)
+        opacities[o.name] = prob_opacity
+    if show_crop:
+        o = cached.crop_overlay(key, offset, float(threshold))
+        overlays.append(o)
+        opacities[o.name] = crop_opacity
+    stats = cached.crop_stats(key, float(threshold))
+except CropMapError as err:
+    ui.stop_on_error(err)
+
+with map_col:
+    mapview.render(mapview.MapSpec(bounds=map_bounds(grid, offset), image=not grid.georeferenced,
+                                   overlays=overlays, opacities=opacities), key="predict_map")
+    st.markdown(mapview.legends_html(overlays[1:]), unsafe_allow_html=True)
+
+with stats_col:
+    st.markdown("**Crop area**")
+    if stats["crop_area_ha"] is not None:
+        st.metric("Crop area", f"{stats['crop_area_ha']:,.1f} ha")
+    else:
+        st.metric("Crop area", f"{stats['crop_pixels']:,} px")
+        st.caption("Not georeferenced: area in pixels.")
+    frac = stats["crop_fraction"]
+    st.metric("Crop share of valid pixels", f"{frac:.1%}" if frac is not None else "n/a")
+    st.caption(f"{stats['crop_pixels']:,} of {stats['valid_pixels']:,} valid pixels at threshold {threshold:.2f}")
+    with ui.errors_shown():
+        files = cached.exports(key, float(threshold), f"{sc.title} -- crop at p >= {threshold:.2f}")
+        st.download_button("Probability GeoTIFF", files["probability.tif"], "probability.tif", "image/tiff")
+        st.download_button("Crop mask GeoTIFF", files["crop_mask.tif"], "crop_mask.tif", "image/tiff")
+        st.download_button("Map view PNG", files["map.png"], "crop_map.png", "image/png")
+    st.page_link("pages/quality.py", label="Next: Quality", icon=":material/arrow_forward:")

@@ -1,0 +1,66 @@
+"""Step 5, Quality: prediction vs labels at the chosen threshold, threshold curve, disagreement map."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.errors import CropMapError
+from core.overlays import map_bounds
+from pages.components import cached, mapview, scene, state, ui
+
+st.title("Quality")
+
+model_path = state.get(state.MODEL_PATH)
+pred = state.get(state.PREDICTION)
+if not model_path or not pred:
+    ui.stop_with("Run a prediction first.", "pages/predict.py", "Go to the Predict page")
+try:
+    sc = scene.current_scene()
+    image_path = str(sc.image_path)
+    grid = cached.image_arrays(image_path, cached.mtime(image_path))[2]
+    key = cached.prediction_key(image_path, scene.current_region().key(), model_path)
+except CropMapError as err:
+    ui.stop_on_error(err)
+if tuple(pred["key"]) != key:
+    ui.stop_with("The prediction is out of date (region or model changed): predict again.", "pages/predict.py",
+                 "Go to the Predict page")
+if sc.labels_path is None or sc.label_map is None:
+    ui.stop_with("This region has no labels, so the prediction cannot be checked against them.")
+
+lpath = str(sc.labels_path)
+lkey = (lpath, cached.mtime(lpath), sc.label_map)
+offset = scene.scene_offset(sc)
+wkey = state.sync_widget(state.THRESHOLD)
+threshold = st.slider("Crop threshold", 0.05, 0.95, step=0.01, key=wkey,
+                      on_change=state.store_widget, args=(state.THRESHOLD,))
+try:
+    conf = cached.confusion(key, *lkey, float(threshold))
+    curve = cached.threshold_curve(key, *lkey)
+    base = cached.image_overlay(image_path, key[1], "true", offset)
+    dis = cached.disagreement_overlay(key, offset, *lkey, float(threshold))
+except CropMapError as err:
+    ui.stop_on_error(err)
+
+m1, m2, m3, m4, m5 = st.columns(5)
+m1.metric("Precision", f"{conf['precision']:.3f}")
+m2.metric("Recall", f"{conf['recall']:.3f}")
+m3.metric("F1", f"{conf['f1']:.3f}")
+m4.metric("IoU", f"{conf['iou']:.3f}")
+m5.metric("Accuracy", f"{conf['accuracy']:.3f}")
+
+left, right = st.columns([3, 2])
+with left:
+    mapview.render(mapview.MapSpec(bounds=map_bounds(grid, offset), image=not grid.georeferenced,
+                                   overlays=[base, dis], opacities={dis.name: 0.9}), key="quality_map")
+    st.markdown(mapview.legends_html([dis]), unsafe_allow_html=True)
+with right:
+    import pandas as pd
+
+    st.markdown("**Confusion matrix** (pixels valid in both)")
+    st.table(pd.DataFrame({"label: crop": [conf["tp"], conf["fn"]], "label: not crop": [conf["fp"], conf["tn"]]},
+                          index=["predicted crop", "predicted not crop"]))
+    st.markdown("**F1 and IoU against the threshold**")
+    df = pd.DataFrame(curve).set_index("threshold")
+    st.line_chart(df[[c for c in ("f1", "iou", "precision", "recall") if c in df]], height=260)
+    best = max(curve, key=lambda r: r["f1"])
+    st.caption(f"Best F1 {best['f1']:.3f} at threshold {best['threshold']:.2f}.")

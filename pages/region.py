@@ -1,0 +1,116 @@
+"""Step 1, Region: choose a source and a region (presets, drawing, GeoJSON upload)."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from core.errors import CropMapError
+from core.region import Region
+from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
+from core.labels import CLASS_MAPS
+from pages.components import cached, mapview, scene, state, ui
+
+st.title("Region")
+st.caption("Choose the area to map: a preset, a polygon or rectangle drawn on the map, or a GeoJSON file.")
+
+ee = cached.ee_status()
+spec = state.get(state.SOURCE)
+
+# ------------------------------------------------------------------ presets
+st.markdown("**Presets**")
+c1, c2 = st.columns(2)
+if c1.button("Sample scene (whole image)", help="Landsat 8 scene with CDL labels, shipped with the app",
+             use_container_width=True):
+    state.set_source({"kind": "sample"})
+    st.rerun()
+if c2.button("Camana valley, Arequipa, Peru (Earth Engine)", disabled=not ee["ok"],
+             help=None if ee["ok"] else f"Needs Earth Engine: {ee['message']}", use_container_width=True):
+    state.set_source({"kind": "earthengine", "preset": "camana"})
+    state.set_region(Region.from_bbox(*scene.CAMANA_BBOX, name="Camana valley, Arequipa, Peru").to_geojson())
+    st.rerun()
+if not ee["ok"]:
+    c2.caption(f"Disabled: {ee['message']}")
+
+# ------------------------------------------------------------------ own files
+with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
+    img_file = st.file_uploader("Image GeoTIFF", type=["tif", "tiff"], key="upload_image")
+    lab_file = st.file_uploader("Labels GeoTIFF (optional, same grid)", type=["tif", "tiff"], key="upload_labels")
+    label_map = st.selectbox("Label map", sorted(CLASS_MAPS), index=sorted(CLASS_MAPS).index("cdl"),
+                             format_func=lambda k: f"{k}: {CLASS_MAPS[k].title}")
+    if st.button("Use these files", disabled=img_file is None):
+        with ui.errors_shown():
+            updir = state.workdir() / "uploads"
+            image_path = save_upload(img_file.getvalue(), img_file.name, updir)
+            grid = validate_image(image_path)
+            labels_path = None
+            if lab_file is not None:
+                labels_path = save_upload(lab_file.getvalue(), lab_file.name, updir)
+                counts = validate_labels(labels_path, label_map, grid)
+                st.caption(f"Labels: {counts['valid']:,} labelled pixels, {counts['crop']:,} crop")
+            state.set_source({"kind": "local", "image": str(image_path), "labels": str(labels_path) if labels_path else None,
+                              "label_map": label_map if labels_path else None, "title": img_file.name})
+            st.success(f"Using {img_file.name}: {grid.width} x {grid.height} px, "
+                       + ("georeferenced" if grid.georeferenced else "not georeferenced (image coordinates)"))
+
+geo_file = st.file_uploader("Region GeoJSON (Polygon/MultiPolygon; lon/lat, or image pixels with \"crs\": \"image\")",
+                            type=["geojson", "json"], key="upload_geojson")
+if geo_file is not None and st.button("Use this GeoJSON region"):
+    with ui.errors_shown():
+        state.set_region(Region.from_upload(geo_file.getvalue(), name=geo_file.name).to_geojson())
+        st.rerun()
+
+# ------------------------------------------------------------------ map
+spec = state.get(state.SOURCE)
+map_col, info_col = st.columns([3, 1])
+with map_col:
+    if scene.is_local(spec):
+        try:
+            source = scene.current_source()
+            path = str(source.image_path)
+            backdrop, grid = cached.source_preview(path, cached.mtime(path))
+            region = scene.current_region()
+        except CropMapError as err:
+            ui.stop_on_error(err)
+        result = mapview.render(
+            mapview.MapSpec(bounds=backdrop.bounds, image=not grid.georeferenced, overlays=[backdrop],
+                            region_geojson=region.to_map_geojson(), draw=True),
+            key="region_map", returned_objects=["all_drawings"],
+        )
+        drawn = mapview.last_drawing(result)
+        if drawn is not None:
+            text = json.dumps(drawn.get("geometry"), sort_keys=True)
+            if text != state.get(state.LAST_DRAWING):
+                state.put(state.LAST_DRAWING, text)
+                with ui.errors_shown():
+                    state.set_region(Region.from_map_geojson(drawn, image=not grid.georeferenced, name="drawn").to_geojson())
+                    st.rerun()
+    else:
+        st.info("Earth Engine regions are fetched on the Data page; the map preview needs Earth Engine tiles.")
+
+with info_col:
+    st.markdown("**Selected region**")
+    try:
+        region = scene.current_region()
+        source = scene.current_source()
+        st.write(region.name or "(unnamed)")
+        st.metric("Area", region.describe_area().split(" (")[0])
+        check = source.check_region(region)
+        if check.ok:
+            st.success(check.message, icon=":material/check_circle:")
+        else:
+            st.error(check.message, icon=":material/error:")
+        if check.area_ha is not None:
+            st.caption(f"Ground area of the pixels used: {check.area_ha:,.1f} ha")
+        if state.get(state.REGION) is not None and st.button("Reset to the whole image"):
+            state.set_region(None)
+            state.put(state.LAST_DRAWING, None)
+            st.rerun()
+        if isinstance(source, LocalSource) and source.attribution:
+            st.caption(source.attribution)
+        st.download_button("Download region GeoJSON", json.dumps(region.to_geojson()), "region.geojson",
+                           mime="application/geo+json")
+    except CropMapError as err:
+        st.error(str(err), icon=":material/error:")
+    st.page_link("pages/data.py", label="Next: Data", icon=":material/arrow_forward:")

@@ -1,0 +1,229 @@
+"""Every dashboard page driven with streamlit.testing.v1.AppTest (no browser).
+
+The map component is replaced (``pages.components.mapview._st_folium``) by a fake that records
+the folium map and returns what the browser would (e.g. a drawn polygon).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("USE_FOLIUM", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import streamlit as st  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from pages.components import mapview  # noqa: E402
+
+TIMEOUT = 120
+
+
+class FakeMap:
+    """Stands in for streamlit-folium: records maps, returns a preset value."""
+
+    def __init__(self) -> None:
+        self.maps: list = []
+        self.value: dict | None = None
+
+    def __call__(self, m, **kwargs):
+        self.maps.append((m, kwargs))
+        return self.value
+
+
+@pytest.fixture()
+def fake_map(monkeypatch, tmp_path):
+    fake = FakeMap()
+    monkeypatch.setattr(mapview, "_st_folium", fake)
+    monkeypatch.setenv("CROPMAP_WORKDIR", str(tmp_path / "work"))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield fake
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def new_app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for e in at.markdown] + [e.value for e in at.caption] + [e.value for e in at.info]
+    parts += [e.value for e in at.success] + [e.value for e in at.error] + [e.value for e in at.warning]
+    return "\n".join(str(p) for p in parts)
+
+
+def drawn_feature(cols_rows: list[tuple[float, float]]) -> dict:
+    """A polygon as Leaflet.draw returns it on the image map (lng = col, lat = -row)."""
+    ring = [[c, -r] for c, r in cols_rows] + [[cols_rows[0][0], -cols_rows[0][1]]]
+    return {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+
+
+def test_region_page_opens_on_sample_scene(fake_map):
+    at = new_app()
+    at.run()
+    assert not at.exception
+    assert not at.error
+    m, kwargs = fake_map.maps[-1]
+    assert kwargs["returned_objects"] == ["all_drawings"]
+    html = m.get_root().render()
+    assert "not georeferenced: image coordinates" in html
+    assert "L.CRS.Simple" in html
+    assert "cdn.jsdelivr" not in html and "cdnjs" not in html and "unpkg" not in html
+    assert "not georeferenced" in texts(at)
+    assert at.metric[0].value.startswith("1,048,576")
+    # The Earth Engine preset is disabled with the reason shown
+    camana = [b for b in at.button if "Camana" in b.label][0]
+    assert camana.disabled
+    assert "Earth Engine" in texts(at)
+
+
+def test_drawn_polygon_becomes_the_region(fake_map):
+    at = new_app()
+    at.run()
+    fake_map.value = {"all_drawings": [drawn_feature([(100, 100), (500, 100), (500, 420), (100, 420)])]}
+    at.run()
+    assert not at.exception
+    region = at.session_state["region"]
+    assert region["properties"]["crs"] == "image"
+    assert at.metric[0].value.startswith("128,000")
+    assert any("region OK: 400 x 320 px" in s.value for s in at.success)
+
+
+def test_too_small_region_is_explained(fake_map):
+    at = new_app()
+    at.run()
+    fake_map.value = {"all_drawings": [drawn_feature([(10, 10), (60, 10), (60, 60), (10, 60)])]}
+    at.run()
+    assert not at.exception
+    assert any("at least 256 x 256 px" in e.value for e in at.error)
+
+
+def test_data_page_layers_and_statistics(fake_map):
+    at = new_app()
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
+                                  "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [300, 0], [300, 300], [0, 300], [0, 0]]]}}
+    at.switch_page("pages/data.py")
+    at.run()
+    assert not at.exception and not at.error
+    labels = {m.label: m.value for m in at.metric}
+    assert "Valid pixels" in labels and "Crop fraction (labels)" in labels
+    m, kwargs = fake_map.maps[-1]
+    assert kwargs["returned_objects"] == []
+    html = m.get_root().render()
+    assert html.count("L.imageOverlay") == 2  # true colour + labels by default
+    at.checkbox(key="data_show_ndvi").check().run()
+    assert fake_map.maps[-1][0].get_root().render().count("L.imageOverlay") == 3
+    assert "NDVI" in "".join(md.value for md in at.markdown)
+
+
+def test_model_page_loads_uploaded_card_model(fake_map, tiny_model_path):
+    at = new_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.switch_page("pages/model.py")
+    at.run()
+    assert not at.exception
+    assert "light" in texts(at)
+
+
+def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypatch):
+    import core.predict
+
+    calls = {"n": 0}
+    real = core.predict.predict_array
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core.predict, "predict_array", counting)
+    at = new_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
+                                  "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [256, 0], [256, 256], [0, 256], [0, 0]]]}}
+    at.switch_page("pages/predict.py")
+    at.run()
+    assert not at.exception
+    at.button[0].click().run()  # Predict
+    assert not at.exception and not at.error
+    assert calls["n"] == 1
+    html = fake_map.maps[-1][0].get_root().render()
+    assert html.count("L.imageOverlay") == 3  # imagery, probability, crop
+    area_before = {m.label: m.value for m in at.metric}["Crop area"]
+    at.slider(key="w_threshold").set_value(0.05).run()
+    area_low = {m.label: m.value for m in at.metric}["Crop area"]
+    at.slider(key="w_threshold").set_value(0.95).run()
+    area_high = {m.label: m.value for m in at.metric}["Crop area"]
+    assert area_low.endswith("px") and area_low != area_high or area_before != area_high
+    assert at.session_state["threshold"] == pytest.approx(0.95)
+    # Reruns and navigation never recompute the prediction or reload the model
+    at.run()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception
+    at.switch_page("pages/predict.py").run()
+    assert calls["n"] == 1
+    assert [d.label for d in at.get("download_button")] == ["Probability GeoTIFF", "Crop mask GeoTIFF", "Map view PNG"]
+
+
+def test_quality_page_metrics(fake_map, tiny_model_path):
+    at = new_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
+                                  "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [256, 0], [256, 256], [0, 256], [0, 0]]]}}
+    at.switch_page("pages/predict.py")
+    at.run()
+    at.button[0].click().run()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and not at.error
+    labels = [m.label for m in at.metric]
+    assert labels == ["Precision", "Recall", "F1", "IoU", "Accuracy"]
+    assert len(at.table) == 1
+    html = fake_map.maps[-1][0].get_root().render()
+    assert html.count("L.imageOverlay") == 2
+
+
+def test_quality_without_prediction_says_what_to_do(fake_map):
+    at = new_app()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception
+    assert any("Run a prediction first" in i.value for i in at.info)
+
+
+def test_bad_model_path_shows_project_error(fake_map, tmp_path):
+    at = new_app()
+    bad = tmp_path / "broken.keras"
+    bad.write_bytes(b"not a zip")
+    bad.with_suffix(".json").write_text("{}")
+    at.session_state["model_path"] = str(bad)
+    at.switch_page("pages/model.py").run()
+    assert not at.exception
+    assert at.error and "model card is incomplete" in at.error[0].value
+
+
+def test_uploaded_geojson_outside_image(fake_map):
+    at = new_app()
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
+                                  "geometry": {"type": "Polygon", "coordinates": [[[2000, 2000], [2400, 2000], [2400, 2400], [2000, 2000]]]}}
+    at.run()
+    assert not at.exception
+    assert any("outside the image" in e.value for e in at.error)
+
+
+def test_probability_array_not_in_session_state(fake_map, tiny_model_path):
+    at = new_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
+                                  "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [256, 0], [256, 256], [0, 256], [0, 0]]]}}
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()
+    for key in at.session_state.filtered_state:
+        value = at.session_state[key]
+        assert not isinstance(value, np.ndarray), key
