@@ -1,0 +1,183 @@
+"""Export task configurations (inspected, never started) and EE-layout TFRecords read by core."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.ee import export as X
+from core.ee.presets import CAMANA
+from core.errors import ConfigError
+
+DEST = X.Destination("gcs", bucket="crop-bucket", prefix="camana")
+
+
+def config_view(task, graph) -> dict:
+    """A task's request without starting it: options as sent, expression as its graph."""
+    cfg = dict(task.config)
+    expr = cfg.pop("expression")
+    return {"task_type": str(task.task_type), "state": str(task.state), "config": cfg, "expression": graph(expr)}
+
+
+def test_training_jobs_batching_and_selectors(ee_offline, graph, golden):
+    jobs = X.training_export_jobs(CAMANA.composite, CAMANA.labels, CAMANA.geojson, DEST, name="camana")
+    train = [j for j in jobs if j.split == "train"]
+    test = [j for j in jobs if j.split == "test"]
+    assert [j.points for j in train] == [100, 100, 100, 100, 100, 50]  # 275 + 275
+    assert [j.points for j in test] == [100]  # 50 + 50
+    for j in jobs:
+        cfg = j.task.config
+        assert j.task.state.name == "UNSUBMITTED" and j.task.id is None
+        opts = cfg["fileExportOptions"]
+        assert opts["fileFormat"] == "TF_RECORD_TABLE"
+        assert opts["cloudStorageDestination"] == {"bucket": "crop-bucket", "filenamePrefix": f"camana/camana/{j.split}_{j.index:03d}"}
+        assert cfg["selectors"] == ["R", "G", "B", "NIR", "NDVI", "crop"]
+        assert cfg["description"] == f"camana_{j.split}_{j.index:03d}"
+    golden("export_training_first_task", config_view(train[0].task, graph))
+    text = json.dumps(graph(train[0].task.config["expression"]))
+    for fn in ("Image.neighborhoodToArray", "Kernel.fixed", "Image.sampleRegions", "Image.stratifiedSample",
+               "Collection.randomColumn", "List.slice"):
+        assert fn in text
+    assert '"EPSG:32718"' in text and "[275, 275]" not in text  # train+test drawn together: 325 per class
+    assert "325" in text
+
+
+def consts(g) -> list:
+    out = []
+
+    def walk(n):
+        if isinstance(n, dict):
+            if "constantValue" in n:
+                out.append(n["constantValue"])
+            for v in n.values():
+                walk(v)
+        elif isinstance(n, list):
+            for v in n:
+                walk(v)
+
+    walk(g)
+    return out
+
+
+def test_sampling_is_balanced_and_disjoint(ee_offline, graph):
+    pts = X.sample_points(CAMANA.composite, CAMANA.labels, CAMANA.geojson, X.SampleConfig((275, 275), (50, 50), seed=3))
+    train, test = graph(pts["train"]), graph(pts["test"])
+    c = consts(train)
+    assert [325, 325] in c and [0, 1] in c and 3 in c  # train + test per class, classes 0/1, seed
+    assert "EPSG:32718" in c and 30.0 in c
+    # test = first 50 of each class, train = the next 275 (toList(count, offset)): disjoint
+    t = json.dumps(train)
+    assert t.count('"Collection.toList"') == 2 and '"constantValue": 275' in t and '"constantValue": 50' in t
+    assert json.dumps(test).count('"Collection.toList"') == 2
+
+
+def test_patch_kernel(ee_offline, graph):
+    cfg = X.PatchExportConfig(patch_size=128, kernel_buffer=32)
+    assert cfg.full_size == 192
+    g = graph(X.patch_image(CAMANA.composite, CAMANA.labels, CAMANA.geojson, cfg))
+    assert consts(g).count(192) >= 4  # x, y and both List.repeat counts of the fixed kernel
+    assert "Image.neighborhoodToArray" in json.dumps(g)
+
+
+def test_image_export_for_prediction(ee_offline, graph, golden):
+    job = X.image_export_job(CAMANA.composite, CAMANA.geojson, DEST, name="camana",
+                             image_cfg=X.ImageExportConfig(patch_size=256, kernel_buffer=32, max_file_mb=100))
+    cfg = job.task.config
+    opts = cfg["fileExportOptions"]
+    assert opts["fileFormat"] == "TF_RECORD_IMAGE"
+    assert opts["tfRecordOptions"]["tileDimensions"] == {"width": 256, "height": 256}
+    assert opts["tfRecordOptions"]["marginDimensions"] == {"width": 64, "height": 64}  # kernelSize = 2 x buffer
+    assert opts["tfRecordOptions"]["compress"] is True
+    assert opts["cloudStorageDestination"]["filenamePrefix"] == "camana/camana/image"
+    assert cfg["maxPixels"] == {"value": "10000000000"}
+    golden("export_image_camana", config_view(job.task, graph))
+    text = json.dumps(graph(cfg["expression"]))
+    c = consts(graph(cfg["expression"]))
+    assert "Image.clipToBoundsAndScale" in text and "EPSG:32718" in c and 30.0 in c
+
+
+def test_drive_destination(ee_offline):
+    dest = X.Destination("drive", prefix="crop_exports")
+    jobs = X.training_export_jobs(CAMANA.composite, CAMANA.labels, CAMANA.geojson, dest, name="c",
+                                  sample=X.SampleConfig((10, 10), (5, 5)), patches=X.PatchExportConfig(points_per_task=8))
+    assert [j.points for j in jobs] == [8, 8, 4, 8, 2]
+    opts = jobs[0].task.config["fileExportOptions"]
+    assert opts["driveDestination"] == {"folder": "crop_exports", "filenamePrefix": "train_000"}
+    img = X.image_export_job(CAMANA.composite, CAMANA.geojson, dest, name="c", image_cfg=X.ImageExportConfig(kernel_buffer=0))
+    assert "marginDimensions" not in img.task.config["fileExportOptions"]["tfRecordOptions"]
+
+
+def test_start_tasks_patched(ee_offline, monkeypatch):
+    sent = []
+
+    def export_table(request_id, params):
+        sent.append((request_id, params))
+        if len(sent) == 1:
+            from googleapiclient.errors import HttpError
+
+            class R(dict):
+                status = 503
+                reason = "unavailable"
+
+            raise HttpError(R(status="503"), b"backend unavailable")
+        return {"name": f"projects/p/operations/{request_id}"}
+
+    monkeypatch.setattr(ee_offline.data, "exportTable", export_table)
+    jobs = X.training_export_jobs(CAMANA.composite, CAMANA.labels, CAMANA.geojson, DEST, name="s",
+                                  sample=X.SampleConfig((3, 3), (0, 0)), patches=X.PatchExportConfig(points_per_task=6))
+    sleeps = []
+    ids = X.start_tasks(jobs, sleep=sleeps.append)
+    assert len(ids) == 1 and len(sent) == 2 and len(sleeps) == 1
+    assert sent[0][0] == sent[1][0]  # the same request id on retry: idempotent
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: X.Destination("s3", bucket="b"),
+        lambda: X.Destination("gcs"),
+        lambda: X.Destination("gcs", bucket="gs://b"),
+        lambda: X.SampleConfig((0, 0), (1, 1)),
+        lambda: X.PatchExportConfig(patch_size=100),
+        lambda: X.PatchExportConfig(kernel_buffer=200),
+        lambda: X.PatchExportConfig(bands=("SWIR",)),
+        lambda: X.ImageExportConfig(max_file_mb=0),
+    ],
+)
+def test_config_validation(make):
+    with pytest.raises(ConfigError):
+        make()
+
+
+def test_label_name_is_the_one_core_reads():
+    from core import patches
+
+    assert X.LABEL_BAND == patches.LABEL
+
+
+def test_core_reads_ee_layout_tfrecords(tmp_path):
+    """Records written exactly as EE writes a table export of patches are read by core.patches."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    from core import patches
+
+    cfg = X.PatchExportConfig(patch_size=16, kernel_buffer=4)
+    k = cfg.full_size
+    rng = np.random.default_rng(0)
+    arrays = [{name: rng.random((k, k), dtype=np.float32) for name in cfg.selectors} for _ in range(3)]
+    path = tmp_path / "train_000.tfrecord.gz"
+    with tf.io.TFRecordWriter(str(path), options=tf.io.TFRecordOptions(compression_type="GZIP")) as w:
+        for ex in arrays:
+            feats = {n: tf.train.Feature(float_list=tf.train.FloatList(value=a.ravel(order="C"))) for n, a in ex.items()}
+            w.write(tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString())
+    batches = list(patches.read_records(str(tmp_path), cfg.selectors, (k, k), batch_size=8))
+    got = np.concatenate(batches)
+    assert got.shape == (3, k, k, len(cfg.selectors))
+    for i, ex in enumerate(arrays):
+        for j, name in enumerate(cfg.selectors):
+            np.testing.assert_array_equal(got[i, ..., j], ex[name])
