@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError
+from core.model import (
+    MaskedIoU,
+    ModelCard,
+    Normalization,
+    build_unet,
+    check_bands,
+    load_model,
+    masked_bce_dice,
+    save_model,
+)
+from core.raster import FEATURE_BANDS
+
+
+def test_seed_preset_is_the_notebook_unet():
+    m = build_unet("seed")
+    assert m.input_shape == (None, 256, 256, 5) and m.output_shape == (None, 256, 256, 1)
+    assert 30e6 < m.count_params() < 32e6  # 31M parameters
+    assert any(type(l).__name__ == "Conv2DTranspose" for l in m.layers)
+    assert any(type(l).__name__ == "BatchNormalization" for l in m.layers)
+
+
+def test_light_preset_takes_any_multiple_of_16():
+    m = build_unet("light")
+    assert m.count_params() < 3e6
+    assert m(np.zeros((1, 96, 160, 5), np.float32)).shape == (1, 96, 160, 1)
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="light"):
+        build_unet("huge")
+
+
+def test_loss_ignores_nodata_pixels():
+    rng = np.random.default_rng(0)
+    y = np.stack([rng.random((2, 8, 8)) < 0.5, np.ones((2, 8, 8))], -1).astype(np.float32)
+    y[:, :4, :, 1] = 0  # top half is no data
+    p = rng.random((2, 8, 8, 1)).astype(np.float32)
+    base = float(masked_bce_dice(y, p))
+    y2, p2 = y.copy(), p.copy()
+    y2[:, :4, :, 0] = 1 - y2[:, :4, :, 0]
+    p2[:, :4] = 0.999
+    assert float(masked_bce_dice(y2, p2)) == pytest.approx(base, rel=1e-6)
+    p3 = p.copy()
+    p3[:, 4:] = 1 - p3[:, 4:]
+    assert float(masked_bce_dice(y, p3)) != pytest.approx(base)
+
+
+def test_iou_metric_is_masked():
+    y = np.zeros((1, 2, 2, 2), np.float32)
+    y[0, :, :, 0] = [[1, 0], [1, 0]]
+    y[0, :, :, 1] = [[1, 1], [1, 0]]
+    p = np.array([[[[0.9], [0.9]], [[0.1], [0.9]]]], np.float32)
+    m = MaskedIoU()
+    m.update_state(y, p)
+    assert float(m.result()) == pytest.approx(1 / 3)  # tp 1, fp 1, fn 1; the no-data pixel is ignored
+
+
+def _card():
+    return ModelCard("light", FEATURE_BANDS, Normalization((0.1,) * 5, (0.2,) * 5))
+
+
+def test_save_load_roundtrip(tmp_path):
+    m = build_unet("light")
+    path = save_model(m, _card(), tmp_path / "m.keras")
+    loaded = load_model(path)
+    x = np.random.default_rng(1).random((1, 64, 64, 5)).astype(np.float32)
+    np.testing.assert_allclose(loaded.model(x), m(x), atol=1e-6)
+    assert loaded.card == _card()
+
+
+def test_model_errors(tmp_path):
+    with pytest.raises(InputNotFoundError):
+        load_model(tmp_path / "none.keras")
+    path = save_model(build_unet("light"), _card(), tmp_path / "m.keras")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptFileError, match="truncated"):
+        load_model(path)
+    (tmp_path / "m.json").write_text("{not json")
+    with pytest.raises(CorruptFileError):
+        load_model(path)
+    (tmp_path / "m.json").unlink()
+    with pytest.raises(InputNotFoundError, match="card"):
+        load_model(path)
+
+
+def test_band_check():
+    card = ModelCard("light", ("R", "G", "B", "NIR", "NDVI", "SWIR"), Normalization((0.0,) * 6, (1.0,) * 6))
+    with pytest.raises(ModelMismatchError, match="SWIR"):
+        check_bands(card, FEATURE_BANDS)
+    check_bands(_card(), FEATURE_BANDS)

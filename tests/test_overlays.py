@@ -1,0 +1,127 @@
+"""core.overlays: colours, legends, downsampling, placement (image and web mercator), exports."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import rasterio
+from PIL import Image
+
+from core import overlays as ov
+from core.errors import InvalidDataError
+from core.raster import Grid, read_image
+
+from tests.conftest import FLANDERS_S2, SAMPLE_IMAGE
+
+IMAGE_GRID = Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 300, 200)
+
+
+def test_colormaps_and_legends():
+    lut = ov.colormap("probability")
+    assert lut.shape == (256, 3) and lut.dtype == np.uint8
+    assert tuple(lut[0]) == (68, 1, 84) and tuple(lut[-1]) == (253, 231, 37)
+    legend = ov.gradient_legend("Crop probability", "probability", "0", "1")
+    html = legend.to_html()
+    assert "linear-gradient" in html and "http" not in html
+    classes = ov.class_legend("Labels", ["crop", "not crop", "no data"])
+    assert [i[0] for i in classes.items] == ["crop", "not crop", "no data"]
+
+
+def test_class_and_probability_rendering():
+    prob = np.array([[0.1, 0.6], [np.nan, 0.9]], np.float32)
+    rgba = ov.probability_colour(prob)
+    assert rgba[1, 0, 3] == 0 and rgba[0, 0, 3] == 255
+    crop = ov.crop_colour(prob, 0.5)
+    assert crop[0, 0, 3] == 0 and crop[0, 1, 3] == 255 and crop[1, 1, 3] == 255 and crop[1, 0, 3] == 0
+    mask = ov.threshold_mask(prob, 0.5)
+    assert mask.tolist() == [[0, 1], [255, 1]]
+    lab = ov.labels_colour(np.array([[1, 0, 255]], np.uint8), show_nodata=True)
+    assert lab[0, 0, 3] == 255 and lab[0, 2, 3] == 160
+    dis = ov.disagreement_colour(np.array([[1, 0, 1, 255]], np.uint8), np.array([[0, 1, 1, 1]], np.uint8))
+    assert tuple(dis[0, 0, :3]) == ov.CLASS_COLOURS["false crop"]
+    assert tuple(dis[0, 1, :3]) == ov.CLASS_COLOURS["missed crop"]
+    assert dis[0, 2, 3] == 0 and dis[0, 3, 3] == 0
+    with pytest.raises(InvalidDataError):
+        ov.disagreement_colour(np.zeros((2, 2), np.uint8), np.zeros((3, 3), np.uint8))
+
+
+def test_composites_of_real_sample():
+    with rasterio.open(SAMPLE_IMAGE):
+        pass
+    feats, valid, grid = read_image(SAMPLE_IMAGE)
+    tc = ov.true_colour(feats, valid)
+    assert tc.shape == (1024, 1024, 4)
+    assert (tc[..., 3][~valid] == 0).all()
+    assert tc[valid, :3].std() > 10  # stretched, not flat
+    fc = ov.false_colour(feats, valid)
+    nd = ov.ndvi_colour(feats, valid)
+    assert fc.shape == nd.shape == tc.shape
+
+
+def test_downsample_and_png():
+    big = np.zeros((3000, 1500, 4), np.uint8)
+    small = ov.downsample(big, 1024)
+    assert max(small.shape[:2]) <= 1024
+    assert ov.downsample(np.zeros((10, 10, 4), np.uint8)) is not None
+    png = ov.png_bytes(small)
+    assert Image.open(io.BytesIO(png)).size == (small.shape[1], small.shape[0])
+    assert ov.data_url(png).startswith("data:image/png;base64,")
+
+
+def test_image_overlay_in_pixel_bounds_with_offset():
+    rgba = np.full((200, 300, 4), 255, np.uint8)
+    o = ov.make_overlay("x", rgba, IMAGE_GRID, offset=(10, 20))
+    assert o.bounds == ((-210.0, 20.0), (-10.0, 320.0))
+    assert (o.width, o.height) == (300, 200)
+    assert ov.map_bounds(IMAGE_GRID) == ((-200.0, 0.0), (0.0, 300.0))
+    with pytest.raises(InvalidDataError, match="not georeferenced"):
+        ov.lonlat_bounds(IMAGE_GRID)
+    with pytest.raises(InvalidDataError):
+        ov.make_overlay("x", np.zeros((5, 5, 4), np.uint8), IMAGE_GRID)
+
+
+def test_georeferenced_overlay_is_reprojected_to_web_mercator():
+    feats, valid, grid = read_image(FLANDERS_S2)
+    o = ov.make_overlay("tc", ov.true_colour(feats, valid), grid)
+    (s, w), (n, e) = o.bounds
+    assert 50.80 < s < n < 50.83 and 3.01 < w < e < 3.04  # Flanders, Belgium
+    (s2, w2), (n2, e2) = ov.lonlat_bounds(grid)
+    assert s == pytest.approx(s2, abs=1e-3) and e == pytest.approx(e2, abs=1e-3)
+    img = Image.open(io.BytesIO(o.png))
+    assert img.mode == "RGBA" and 50 < img.size[0] < 80
+
+
+def test_large_georeferenced_overlay_is_capped():
+    grid = Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5630000.0), 3000, 2000)
+    rgba = np.full((2000, 3000, 4), 200, np.uint8)
+    img, bounds = ov.to_web_mercator(rgba, grid, max_side=512)
+    assert max(img.shape[:2]) <= 512
+    assert bounds[0][0] < bounds[1][0]
+
+
+def test_compose_png_and_geotiff_exports(tmp_path):
+    base = np.zeros((50, 60, 4), np.uint8)
+    base[..., 3] = 255
+    top = ov.crop_colour(np.full((50, 60), 0.9, np.float32), 0.5)
+    png = ov.compose_png([base, ov.with_opacity(top, 0.5)], [ov.class_legend("Crop", ["crop"])], "title")
+    img = Image.open(io.BytesIO(png))
+    assert img.size[0] >= 60 and img.size[1] > 50
+    with pytest.raises(InvalidDataError):
+        ov.compose_png([])
+    grid = Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5630000.0), 60, 50)
+    prob = np.full((50, 60), 0.42, np.float32)
+    prob[0, 0] = np.nan
+    data = ov.geotiff_bytes(ov.probability_percent(prob), grid, 255, "crop probability (%)")
+    path = tmp_path / "p.tif"
+    path.write_bytes(data)
+    with rasterio.open(path) as src:
+        arr = src.read(1)
+        assert src.crs.to_epsg() == 32631 and src.nodata == 255
+        assert arr[0, 0] == 255 and arr[1, 1] == 42
+        assert src.descriptions[0] == "crop probability (%)"
+    nocrs = ov.geotiff_bytes(np.zeros((200, 300), np.uint8), IMAGE_GRID, 255, "mask")
+    (tmp_path / "m.tif").write_bytes(nocrs)
+    with rasterio.open(tmp_path / "m.tif") as src:
+        assert src.crs is None

@@ -1,0 +1,130 @@
+import json
+
+import numpy as np
+import pytest
+
+from core.config import PatchConfig
+from core.errors import CorruptFileError, InputNotFoundError, NoDataError, OutputExistsError, RegionError
+from core.patches import (
+    LABEL,
+    Mixer,
+    export_files,
+    iter_export_patches,
+    read_mixer,
+    read_records,
+    sample_patches,
+    write_image_export,
+    write_records,
+)
+from core.raster import FEATURE_BANDS, ImageReader
+
+
+def _examples(n, h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        yield {"R": rng.random((h, w), np.float32), "crop": (np.arange(h * w).reshape(h, w) + i).astype(np.float32)}
+
+
+def test_roundtrip_is_bit_exact_and_not_transposed(tmp_path):
+    h, w = 5, 7  # not square: a transpose would change the shape
+    path = tmp_path / "p.tfrecord.gz"
+    assert write_records(path, _examples(3, h, w)) == 3
+    batches = list(read_records(path, ["R", "crop"], (h, w), batch_size=2))
+    got = np.concatenate(batches)
+    want = list(_examples(3, h, w))
+    assert got.shape == (3, h, w, 2)
+    for i, ex in enumerate(want):
+        assert np.array_equal(got[i, ..., 0], ex["R"])  # bit for bit
+        assert got[i, 0, 1, 1] == 1 + i and got[i, 1, 0, 1] == w + i  # row-major: rows stay rows
+
+
+def test_existing_output_is_not_overwritten(tmp_path):
+    path = tmp_path / "p.tfrecord.gz"
+    write_records(path, _examples(1, 4, 4))
+    before = path.read_bytes()
+    with pytest.raises(OutputExistsError):
+        write_records(path, _examples(2, 4, 4, seed=5))
+    assert path.read_bytes() == before
+
+
+def test_truncated_and_mis_shaped_records(tmp_path):
+    path = tmp_path / "p.tfrecord.gz"
+    write_records(path, _examples(4, 16, 16))
+    cut = tmp_path / "cut.tfrecord.gz"
+    cut.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(CorruptFileError, match="truncated"):
+        list(read_records(cut, ["R", "crop"], (16, 16)))
+    with pytest.raises(CorruptFileError):
+        list(read_records(path, ["R", "crop"], (8, 8)))
+    with pytest.raises(CorruptFileError):
+        list(read_records(path, ["NIR"], (16, 16)))
+    with pytest.raises(InputNotFoundError):
+        list(read_records(tmp_path / "none", ["R"], (16, 16)))
+
+
+def test_sample_patches_with_kernel_buffer(small_scene, tmp_path):
+    img, lab = small_scene
+    cfg = PatchConfig(patch_size=64, kernel_buffer=16, count=6, seed=3)
+    s = sample_patches(img, lab, "cdl", cfg, tmp_path / "train.tfrecord.gz")
+    assert s.count == 6 and 0 < s.crop_fraction < 1
+    batch = np.concatenate(list(read_records(s.path, [*FEATURE_BANDS, LABEL], (96, 96))))
+    assert batch.shape == (6, 96, 96, 6)
+    labels = batch[..., -1]
+    assert set(np.unique(labels)) <= {0.0, 1.0, 255.0}
+    # each patch is a real window of the image: find the first one in the scene
+    with ImageReader(img) as r:
+        feats, _ = r.read()
+    first = batch[0, ..., 0]
+    hits = [(i, j) for i in range(feats.shape[0] - 95) for j in range(0, feats.shape[1] - 95, 8)
+            if np.array_equal(feats[i : i + 96, j : j + 96, 0], first)]
+    assert len(hits) == 1
+
+
+def test_sample_patches_errors(small_scene, tmp_path):
+    import rasterio
+
+    from conftest import write_raster
+
+    img, lab = small_scene
+    with pytest.raises(RegionError, match="smaller than one patch"):
+        sample_patches(img, lab, "cdl", PatchConfig(patch_size=512, count=1), tmp_path / "a.tfrecord.gz")
+    with rasterio.open(img) as src:
+        zeros = write_raster(tmp_path / "zeros.tif", np.zeros((src.height, src.width), np.uint8), transform=src.transform)
+    with pytest.raises(NoDataError):
+        sample_patches(img, zeros, "cdl", PatchConfig(patch_size=64, count=1), tmp_path / "c.tfrecord.gz")
+    assert not (tmp_path / "c.tfrecord.gz").exists()
+
+
+def test_image_export_roundtrip(small_scene, tmp_path):
+    img, _ = small_scene
+    with ImageReader(img) as r:
+        mixer_path = write_image_export(tmp_path / "exp" / "scene", r, patch=128, kernel=32, records_per_file=4)
+        feats, _ = r.read()
+        grid = r.grid
+    mixer = read_mixer(mixer_path)
+    d = json.loads(mixer_path.read_text())
+    assert d["patchDimensions"] == [128, 128] and d["patchesPerRow"] == 3 and d["totalPatches"] == 9
+    assert mixer.affine == grid.transform and mixer.crs is None
+    assert len(export_files(mixer_path)) == 3  # 9 patches, 4 per file
+    patches = {}
+    for first, batch in iter_export_patches(mixer_path, FEATURE_BANDS):
+        for k, p in enumerate(batch):
+            patches[first + k] = p
+    assert len(patches) == 9 and patches[0].shape == (160, 160, 5)
+    # patch 4 is row 1, col 1: its centre is feats[128:256, 128:256]
+    np.testing.assert_array_equal(patches[4][16:144, 16:144], feats[128:256, 128:256])
+    # patch 0's margin lies outside the image: zeros
+    assert not patches[0][:16].any()
+    with pytest.raises(OutputExistsError):
+        with ImageReader(img) as r:
+            write_image_export(tmp_path / "exp" / "scene", r, patch=128, kernel=32)
+
+
+def test_mixer_json_roundtrip_and_errors(tmp_path):
+    m = Mixer("EPSG:32618", (30.0, 0.0, 100.0, 0.0, -30.0, 200.0), (256, 256), 4, 10)
+    assert Mixer.from_json(json.loads(json.dumps(m.to_json()))) == m
+    assert m.grid.width == 1024 and m.grid.height == 768
+    bad = tmp_path / "x-mixer.json"
+    bad.write_text(json.dumps({"patchDimensions": [256, 256]}))
+    with pytest.raises(CorruptFileError, match="projection"):
+        read_mixer(bad)

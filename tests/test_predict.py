@@ -1,0 +1,119 @@
+import json
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import FTW, SAMPLE_IMAGE, write_raster
+from core.config import PredictConfig
+from core.errors import ModelMismatchError, NoDataError, OutputExistsError, RegionError
+from core.model import ModelCard, load_model, save_model, build_unet, Normalization
+from core.predict import blend_weights, predict_array, predict_image, tile_origins
+from core.raster import ImageReader, parse_band_spec, read_image
+
+
+def test_tile_origins_cover_and_shift():
+    for offset in (0, 1, 37, 191):
+        starts = tile_origins(1000, 256, 192, offset)
+        assert starts[0] <= 0 < starts[0] + 256 and starts[-1] < 1000 <= starts[-1] + 256
+        assert all(b - a == 192 for a, b in zip(starts, starts[1:]))
+    assert tile_origins(512, 256, 256) == [0, 256]
+
+
+def test_blend_weights_fall_to_the_edges():
+    w = blend_weights(256, 64)
+    assert w[128] == 1 and w[0] < 0.01 and w[-1] < 0.01 and np.all(np.diff(w[:64]) > 0)
+
+
+# Seamless tiling: with the shipped model, moving the tile grid by an odd offset changes a pixel's
+# probability by at most MAX_SHIFT (absolute, 0-1) and on average by far less; plain tiling without
+# overlap fails the same test.
+MAX_SHIFT = 0.05
+MEAN_SHIFT = 0.005
+
+
+def test_probability_does_not_depend_on_the_tile_grid(shipped):
+    feats, valid, _ = read_image(SAMPLE_IMAGE)
+    feats, valid = feats[:640, :640], valid[:640, :640]
+    cfg = PredictConfig()
+    a = predict_array(shipped, feats, valid, cfg)
+    b = predict_array(shipped, feats, valid, cfg, offset=(37, 101))
+    ok = np.isfinite(a)
+    assert np.array_equal(ok, valid) and np.array_equal(np.isfinite(b), valid)
+    diff = np.abs(a - b)[ok]
+    assert diff.max() <= MAX_SHIFT and diff.mean() <= MEAN_SHIFT
+    plain = PredictConfig(overlap=0)
+    pa = predict_array(shipped, feats, valid, plain)
+    pb = predict_array(shipped, feats, valid, plain, offset=(37, 101))
+    pdiff = np.abs(pa - pb)[ok]
+    assert pdiff.max() > MAX_SHIFT  # seams: the plain tiling fails the same test
+
+
+def test_predict_image_writes_cogs_and_summary(tiny_model_path, small_scene, tmp_path):
+    img, _ = small_scene
+    events = []
+    summary = predict_image(img, tmp_path / "out", tiny_model_path, PredictConfig(threshold=0.4),
+                            progress=lambda d, t: events.append((d, t)))
+    out = tmp_path / "out"
+    with rasterio.open(out / "probability.tif") as p, rasterio.open(out / "crop_mask.tif") as m:
+        prob, mask = p.read(1), m.read(1)
+        assert p.nodata == 255 and p.crs is None and p.profile["tiled"]
+        assert p.transform == rasterio.open(img).transform
+    _, valid, _ = read_image(img)
+    assert np.array_equal(prob != 255, valid) and np.array_equal(mask != 255, valid)
+    assert prob[valid].max() <= 100
+    # the mask is the probability at the threshold (percent rounding aside)
+    assert np.all(mask[valid & (prob >= 41)] == 1) and np.all(mask[valid & (prob <= 39)] == 0)
+    s = json.loads((out / "summary.json").read_text())
+    assert s == summary
+    assert s["valid_pixels"] == int(valid.sum()) and s["crop_pixels"] == int((mask == 1).sum())
+    assert s["crop_area_ha"] is None and "not georeferenced" in s["note"] and s["threshold"] == 0.4
+    assert s["model_card"]["preset"] == "light"
+    assert events[-1][0] == events[-1][1]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_georeferenced_prediction_has_area_in_hectares(tiny_model_path, tmp_path):
+    summary = predict_image(FTW, tmp_path / "o", tiny_model_path, band_map=parse_band_spec("1,2,3,4"))
+    with rasterio.open(tmp_path / "o" / "crop_mask.tif") as m:
+        assert m.crs.to_epsg() == 32633
+        crop = int((m.read(1) == 1).sum())
+    assert summary["crop_pixels"] == crop
+    assert summary["crop_area_ha"] == pytest.approx(crop * 0.01)  # 10 m pixels
+    assert summary["georeferenced"] and summary["note"] == ""
+
+
+def test_existing_outputs_are_kept(tiny_model_path, small_scene, tmp_path):
+    img, _ = small_scene
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text("precious")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        predict_image(img, out, tiny_model_path)
+    assert (out / "summary.json").read_text() == "precious" and not (out / "probability.tif").exists()
+    predict_image(img, out, tiny_model_path, overwrite=True)
+    assert json.loads((out / "summary.json").read_text())["pixels"] > 0
+
+
+def test_bad_regions(tiny_model_path, small_scene, tmp_path):
+    img, _ = small_scene
+    with pytest.raises(RegionError, match="not inside"):
+        predict_image(img, tmp_path / "a", tiny_model_path, window=(200, 200, 256, 256))
+    with pytest.raises(RegionError, match="smaller than one"):
+        predict_image(img, tmp_path / "b", tiny_model_path, window=(0, 0, 100, 300))
+    assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
+
+
+def test_all_nodata_region_writes_nothing(tiny_model_path, tmp_path):
+    img = write_raster(tmp_path / "empty.tif", np.zeros((4, 300, 300), np.int16), descriptions=["R", "G", "B", "NIR"])
+    with pytest.raises(NoDataError):
+        predict_image(img, tmp_path / "out", tiny_model_path)
+    assert not any((tmp_path / "out").iterdir())
+
+
+def test_model_trained_on_other_bands_is_refused(tmp_path, small_scene):
+    img, _ = small_scene
+    card = ModelCard("light", ("R", "G", "B", "NIR", "SWIR1"), Normalization((0.1,) * 5, (0.1,) * 5))
+    path = save_model(build_unet("light"), card, tmp_path / "swir.keras")
+    with pytest.raises(ModelMismatchError, match="SWIR1"):
+        predict_image(img, tmp_path / "out", path)

@@ -1,0 +1,147 @@
+"""core.region: construction, parsing, areas, windows, validation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.errors import RegionError
+from core.raster import Grid
+from core.region import IMAGE_CRS, Region, check_region, image_to_map, map_to_image
+
+IMAGE_GRID = Grid(None, (30.0, 0.0, 61440.0, 0.0, -30.0, 107520.0), 1024, 1024)
+UTM_GRID = Grid("EPSG:32631", (10.0, 0.0, 501360.0, 0.0, -10.0, 5629680.0), 640, 640)
+
+
+def test_bbox_and_geojson_roundtrip():
+    r = Region.from_bbox(-72.778645, -16.651663, -72.66865, -16.57553, name="Camana")
+    again = Region.from_geojson(json.dumps(r.to_geojson()))
+    assert again == r
+    assert r.bounds == pytest.approx((-72.778645, -16.651663, -72.66865, -16.57553))
+
+
+def test_lonlat_area_in_hectares():
+    # 0.01 deg x 0.01 deg at the equator is about 1.11 km x 1.11 km = 123.6 ha
+    r = Region.from_bbox(0, 0, 0.01, 0.01)
+    assert r.area_ha() == pytest.approx(123.6, rel=0.01)
+    assert "ha" in r.describe_area()
+
+
+def test_image_region_area_in_pixels_only():
+    r = Region.from_bbox(0, 0, 100, 50, crs=IMAGE_CRS)
+    assert r.area_pixels() == 5000
+    assert r.area_ha() is None
+    assert "pixels" in r.describe_area()
+    with pytest.raises(RegionError):
+        Region.from_bbox(0, 0, 1, 1).area_pixels()
+
+
+@pytest.mark.parametrize("text, msg", [
+    ("{not json", "not valid GeoJSON"),
+    ('{"type": "Point", "coordinates": [1, 2]}', "no Polygon"),
+    ('{"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]}', "3 distinct"),
+    ('{"type": "Polygon", "coordinates": [[[500, 0], [501, 1], [500, 1], [500, 0]]]}', "not longitude/latitude"),
+    ('{"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [2, 2], [0, 0]]]}', "zero area"),
+    ('[1, 2]', "must be an object"),
+    ('{"type": "Polygon", "coordinates": [["a", "b"]]}', "lists of [x, y]"),
+])
+def test_bad_geojson_is_rejected_with_reason(text, msg):
+    with pytest.raises(RegionError, match=msg):
+        Region.from_geojson(text)
+
+
+def test_upload_feature_collection_multipolygon_and_image_marker():
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"crs": "image", "name": "a"},
+         "geometry": {"type": "MultiPolygon", "coordinates": [
+             [[[0, 0], [300, 0], [300, 300], [0, 300], [0, 0]]],
+             [[[400, 400], [700, 400], [700, 700], [400, 400]]]]}},
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [1, 2]}},
+    ]}
+    r = Region.from_upload(json.dumps(fc).encode())
+    assert r.crs == IMAGE_CRS and len(r.polygons) == 2
+    assert r.geometry()["type"] == "MultiPolygon"
+
+
+def test_upload_limits():
+    with pytest.raises(RegionError, match="limit"):
+        Region.from_upload(b" " * (6 * 1024 * 1024))
+    with pytest.raises(RegionError, match="UTF-8"):
+        Region.from_upload(b"\xff\xfe\x00bad")
+
+
+def test_map_coordinates_of_image_regions():
+    assert image_to_map(10, 20) == (10.0, -20.0)
+    assert map_to_image(10, -20) == (10.0, 20.0)
+    drawn = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[10, -20], [300, -20], [300, -290], [10, -290], [10, -20]]]}}
+    r = Region.from_map_geojson(drawn, image=True)
+    assert r.crs == IMAGE_CRS
+    assert r.bounds == (10, 20, 300, 290)
+    assert r.to_map_geojson()["geometry"]["coordinates"][0][0] == [10.0, -20.0]
+    lonlat = Region.from_map_geojson({"type": "Polygon", "coordinates": [[[1, 1], [2, 1], [2, 2], [1, 1]]]}, image=False)
+    assert lonlat.crs == "EPSG:4326"
+
+
+def test_window_and_mask_on_image_grid():
+    r = Region.from_bbox(100.2, 50.5, 400.7, 420, crs=IMAGE_CRS)
+    w = r.window(IMAGE_GRID)
+    assert (w.row_off, w.col_off, w.height, w.width) == (50, 100, 370, 301)
+    tri = Region(IMAGE_CRS, ((((0.0, 0.0), (300.0, 0.0), (0.0, 300.0), (0.0, 0.0)),),))
+    m = tri.mask(IMAGE_GRID)
+    assert m.shape == (300, 300)
+    assert m[10, 10] and not m[290, 290]
+    assert 0.45 < m.mean() < 0.55
+
+
+def test_window_clipped_and_outside():
+    w = Region.from_bbox(-50, -50, 300, 300, crs=IMAGE_CRS).window(IMAGE_GRID)
+    assert (w.row_off, w.col_off) == (0, 0)
+    with pytest.raises(RegionError, match="outside the image"):
+        Region.from_bbox(2000, 2000, 2500, 2500, crs=IMAGE_CRS).window(IMAGE_GRID)
+
+
+def test_kind_mismatch_is_explained():
+    with pytest.raises(RegionError, match="not georeferenced"):
+        Region.from_bbox(0, 0, 1, 1).window(IMAGE_GRID)
+    with pytest.raises(RegionError, match="georeferenced"):
+        Region.from_bbox(0, 0, 10, 10, crs=IMAGE_CRS).window(UTM_GRID)
+
+
+def test_lonlat_window_on_utm_grid():
+    from rasterio.warp import transform_bounds
+
+    # the grid covers x 501360..507760, y 5623280..5629680 (EPSG:32631)
+    w_, s_, e_, n_ = transform_bounds("EPSG:32631", "EPSG:4326", 502000, 5624000, 505000, 5628000)
+    win = Region.from_bbox(w_, s_, e_, n_).window(UTM_GRID)
+    assert abs(win.col_off - 64) <= 2 and abs(win.row_off - 168) <= 2
+    assert abs(win.width - 300) <= 4 and abs(win.height - 400) <= 4
+
+
+def test_check_region_rules():
+    ok = check_region(Region.from_bbox(0, 0, 300, 300, crs=IMAGE_CRS), IMAGE_GRID)
+    assert ok.ok and ok.area_ha is None and ok.pixels == 90000
+    small = check_region(Region.from_bbox(0, 0, 100, 300, crs=IMAGE_CRS), IMAGE_GRID)
+    assert not small.ok and "at least 256 x 256" in small.message
+    big = check_region(Region.from_bbox(0, 0, 1024, 1024, crs=IMAGE_CRS), IMAGE_GRID, max_pixels=500_000)
+    assert not big.ok and "at most 500,000" in big.message
+    wrong = check_region(Region.from_bbox(0, 0, 1, 1), IMAGE_GRID)
+    assert not wrong.ok and "not georeferenced" in wrong.message
+
+
+def test_check_region_small_image_and_hectares():
+    grid = Grid("EPSG:32631", (10.0, 0.0, 501360.0, 0.0, -10.0, 5629680.0), 64, 64)
+    from core.overlays import lonlat_bounds
+
+    (s, w), (n, e) = lonlat_bounds(grid)
+    res = check_region(Region.from_bbox(w, s, e, n), grid)
+    assert res.ok, res.message  # smaller than a patch, but it is the whole image
+    assert res.area_ha == pytest.approx(40.96)
+
+
+def test_region_is_hashable_and_keyed():
+    a = Region.from_bbox(0, 0, 300, 300, crs=IMAGE_CRS)
+    b = Region.from_bbox(0, 0, 300, 300, crs=IMAGE_CRS)
+    assert hash(a) == hash(b) and a.key() == b.key()
+    assert np.isfinite(a.area_pixels())

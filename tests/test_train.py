@@ -1,0 +1,49 @@
+import csv
+
+import pytest
+
+from core.config import TrainConfig
+from core.errors import OutputExistsError
+from core.model import load_model
+from core.train import train
+
+CFG = TrainConfig(epochs=3, steps_per_epoch=2, batch_size=2, patch_size=64, val_patches=4, patience=5)
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_checkpoints_history_and_card(small_scene, tmp_path):
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    events = []
+    res = train(CFG, pair, pair, tmp_path / "run", progress=events.append, command="python -m core train ...")
+    assert res.stopped == "completed" and res.epochs_done == 3
+    rows = _rows(tmp_path / "run" / "history.csv")
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"] and {"loss", "val_loss", "val_iou", "val_dice"} <= set(rows[0])
+    best = load_model(res.best_model)
+    assert best.card.metrics["val"]["val_loss"] == pytest.approx(min(float(r["val_loss"]) for r in rows), rel=1e-4)
+    assert best.card.command == "python -m core train ..."
+    assert any(e["event"] == "epoch" for e in events) and any(e["event"] == "batch" for e in events)
+    with pytest.raises(OutputExistsError, match="--resume"):
+        train(CFG, pair, pair, tmp_path / "run")
+
+
+def test_cancel_then_resume_loses_no_finished_epoch(small_scene, tmp_path):
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    seen = []
+
+    def stop_in_epoch_2():
+        return len([e for e in seen if e["event"] == "epoch"]) >= 1 and seen[-1]["event"] == "batch"
+
+    res = train(CFG, pair, pair, tmp_path / "run", progress=seen.append, should_stop=stop_in_epoch_2)
+    assert res.stopped == "cancelled"
+    assert [r["epoch"] for r in _rows(tmp_path / "run" / "history.csv")] == ["1"]  # the interrupted epoch is not recorded
+    first = _rows(tmp_path / "run" / "history.csv")[0]
+    res2 = train(CFG, pair, pair, tmp_path / "run", resume=True)
+    rows = _rows(tmp_path / "run" / "history.csv")
+    assert res2.stopped == "completed" and [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert rows[0] == first
