@@ -1,0 +1,236 @@
+"""Task monitor (fake client), tile URL cache, upload + ingestion manifest."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.ee import tasks as T
+from core.ee import tiles
+from core.ee import upload as U
+from core.ee.errors import EETaskFailedError
+from core.errors import ConfigError, EarthEngineError, InputNotFoundError
+
+
+def op(task_id: str, state: str, description: str = "d", error: str | None = None, created: str = "2026-01-01T00:00:00Z") -> dict:
+    o = {
+        "name": f"projects/p/operations/{task_id}",
+        "metadata": {"@type": "type.googleapis.com/google.earthengine.v1.OperationMetadata", "state": state,
+                     "description": description, "type": "EXPORT_FEATURES", "createTime": created,
+                     "destinationUris": ["https://console.cloud.google.com/storage/browser/b/x/"]},
+    }
+    if state in ("SUCCEEDED", "FAILED", "CANCELLED"):
+        o["done"] = True
+    if error:
+        o["error"] = {"code": 3, "message": error}
+    return o
+
+
+class FakeOps:
+    def __init__(self, script: dict[str, list[dict]]):
+        self.script = {k: list(v) for k, v in script.items()}
+        self.cancelled: list[str] = []
+
+    def list_operations(self):
+        return [v[0] for v in self.script.values()]
+
+    def get_operation(self, name):
+        seq = self.script[name.rsplit("/", 1)[-1]]
+        return seq.pop(0) if len(seq) > 1 else seq[0]
+
+    def cancel_operation(self, name):
+        tid = name.rsplit("/", 1)[-1]
+        self.cancelled.append(tid)
+        self.script[tid] = [op(tid, "CANCELLING")]
+
+
+def test_list_and_states():
+    c = FakeOps({"A": [op("A", "RUNNING", created="2026-01-02T00:00:00Z")], "B": [op("B", "SUCCEEDED")], "C": [op("C", "PENDING")]})
+    infos = T.list_tasks(c)
+    assert [i.id for i in infos][0] == "A"  # newest first
+    assert {i.id: i.state for i in infos} == {"A": "RUNNING", "B": "COMPLETED", "C": "READY"}
+    assert [i.id for i in T.list_tasks(c, active_only=True)] == ["A", "C"]
+    assert T.summarize(infos) == {"RUNNING": 1, "COMPLETED": 1, "READY": 1}
+    assert infos[0].destination_uris
+
+
+def test_wait_until_done_with_fake_sleep():
+    c = FakeOps({"A": [op("A", "PENDING"), op("A", "RUNNING"), op("A", "SUCCEEDED")], "B": [op("B", "SUCCEEDED")]})
+    sleeps, seen = [], []
+    final = T.wait_for(["A", "projects/p/operations/B"], c, poll_seconds=5, sleep=sleeps.append, progress=lambda d, t, m: seen.append(d))
+    assert [f.state for f in final] == ["COMPLETED", "COMPLETED"]
+    assert sleeps == [5, 5] and seen == [1, 1, 2]
+
+
+def test_failed_task_raises_with_its_message():
+    c = FakeOps({"A": [op("A", "RUNNING"), op("A", "FAILED", "camana_train_000", error="User memory limit exceeded.")]})
+    with pytest.raises(EETaskFailedError) as info:
+        T.wait_for(["A"], c, sleep=lambda s: None)
+    assert info.value.task_id == "A" and info.value.error_message == "User memory limit exceeded."
+    assert "camana_train_000" in str(info.value) and "points_per_task" in str(info.value)
+
+
+def test_cancelled_and_timeout():
+    c = FakeOps({"A": [op("A", "CANCELLED")]})
+    with pytest.raises(EarthEngineError, match="cancelled"):
+        T.wait_for(["A"], c, sleep=lambda s: None)
+    clock = iter([0.0, 100.0, 200.0])
+    c = FakeOps({"B": [op("B", "RUNNING")]})
+    with pytest.raises(EarthEngineError, match="still running"):
+        T.wait_for(["B"], c, timeout=150, sleep=lambda s: None, clock=lambda: next(clock))
+
+
+def test_cancel():
+    c = FakeOps({"A": [op("A", "RUNNING")], "B": [op("B", "SUCCEEDED")]})
+    assert T.cancel_task("A", c).state == "CANCEL_REQUESTED" and c.cancelled == ["A"]
+    assert T.cancel_task("B", c).state == "COMPLETED" and c.cancelled == ["A"]  # finished: nothing to cancel
+    with pytest.raises(EarthEngineError, match="no Earth Engine task"):
+        T.get_task("Z", c)
+
+
+def test_list_retries_transient_errors(monkeypatch):
+    from googleapiclient.errors import HttpError
+
+    class R(dict):
+        status = 502
+        reason = "bad gateway"
+
+    calls = []
+
+    class Flaky(FakeOps):
+        def list_operations(self):
+            calls.append(1)
+            if len(calls) == 1:
+                raise HttpError(R(status="502"), b"")
+            return super().list_operations()
+
+    import time as _time
+
+    monkeypatch.setattr(_time, "sleep", lambda s: None)
+    assert len(T.list_tasks(Flaky({"A": [op("A", "RUNNING")]}))) == 1 and len(calls) == 2
+
+
+# ------------------------------------------------------------------------------------ tiles
+
+
+def test_tile_url_cache_ttl(ee_offline):
+    from core.ee.presets import CAMANA
+
+    tiles.clear_cache()
+    calls = []
+    now = [1000.0]
+
+    class Fetcher:
+        def __init__(self, n):
+            self.url_format = f"https://earthengine.googleapis.com/v1/projects/p/maps/m{n}/tiles/{{z}}/{{x}}/{{y}}"
+
+    def get_map_id(image, vis):
+        calls.append(vis)
+        return {"mapid": "m", "token": "", "tile_fetcher": Fetcher(len(calls))}
+
+    kw = dict(get_map_id=get_map_id, now=lambda: now[0], ttl=600)
+    layers = tiles.composite_layers(CAMANA.composite, CAMANA.geojson, **kw)
+    assert [layer.name.split()[-1] for layer in layers] == ["colour", "(NIR-R-G)", "NDVI"]
+    assert [c["bands"] for c in calls] == [["R", "G", "B"], ["NIR", "R", "G"], ["NDVI"]]
+    assert all("{z}/{x}/{y}" in layer.url for layer in layers)
+    again = tiles.composite_layers(CAMANA.composite, CAMANA.geojson, **kw)
+    assert [a.url for a in again] == [a.url for a in layers] and len(calls) == 3  # cached: no new calls
+    now[0] += 601
+    tiles.composite_layers(CAMANA.composite, CAMANA.geojson, **kw)
+    assert len(calls) == 6  # expired: refreshed
+    lab = tiles.label_layers(CAMANA.labels, CAMANA.geojson, **kw)
+    assert len(lab) == 1 and calls[-1]["palette"] and "GLC-FCS30D" in lab[0].name
+    asset = tiles.asset_layer("projects/p/assets/pred", **kw)
+    assert asset.name == "projects/p/assets/pred" and calls[-1]["max"] == 100
+    assert tiles.TTL_SECONDS < 4 * 3600
+
+
+# ------------------------------------------------------------------------------------ upload
+
+
+class FakeStorage:
+    def __init__(self):
+        self.uploaded: dict[str, bytes] = {}
+
+    def bucket(self, name):
+        storage = self
+
+        class Blob:
+            def __init__(self, path):
+                self.path = path
+
+            def upload_from_filename(self, filename):
+                with open(filename, "rb") as fh:
+                    storage.uploaded[f"gs://{name}/{self.path}"] = fh.read()
+
+        class Bucket:
+            def blob(self, path):
+                return Blob(path)
+
+        return Bucket()
+
+
+def test_upload_cog_and_ingest(tmp_path):
+    cog = tmp_path / "prediction.tif"
+    cog.write_bytes(b"II*\x00fake")
+    storage, ingested = FakeStorage(), []
+
+    def ingest(request_id, manifest, allow_overwrite):
+        ingested.append((request_id, manifest, allow_overwrite))
+        return {"id": "TASK123", "name": "projects/p/operations/TASK123", "started": "OK"}
+
+    cfg = U.UploadConfig(gcs_uri="gs://crop-bucket/predictions/", asset_id="camana_pred")
+    tid = U.upload_prediction_cog(cog, cfg, storage, project="my-proj", ingest=ingest, properties={"model": "unet"})
+    assert tid == "TASK123"
+    assert storage.uploaded == {"gs://crop-bucket/predictions/prediction.tif": b"II*\x00fake"}
+    _, manifest, overwrite = ingested[0]
+    assert manifest == {
+        "name": "projects/my-proj/assets/camana_pred",
+        "tilesets": [{"id": "0", "sources": [{"uris": ["gs://crop-bucket/predictions/prediction.tif"]}]}],
+        "bands": [{"id": "crop_probability", "tilesetId": "0", "tilesetBandIndex": 0, "pyramidingPolicy": "MEAN",
+                   "missingData": {"values": [255]}}],
+        "properties": {"model": "unet"},
+    }
+    assert overwrite is False
+
+
+def test_ingest_manifest_is_accepted_by_ee_converter():
+    from ee import _cloud_api_utils
+
+    m = U.image_manifest("projects/p/assets/x", ["gs://bkt/a.tif"])
+    assert _cloud_api_utils.convert_params_to_image_manifest(m)["name"] == "projects/p/assets/x"
+
+
+def test_upload_tfrecord_with_mixer(tmp_path):
+    from core import patches
+
+    preds = [np.full((8, 8), v, np.float32) for v in (0.1, 0.9)]
+    rec = tmp_path / "pred-00000.tfrecord.gz"
+    assert U.write_prediction_tfrecord(preds, rec) == 2
+    got = np.concatenate(list(patches.read_records(str(rec), [U.PREDICTION_BAND], (8, 8))))
+    np.testing.assert_array_equal(got[..., 0], np.stack(preds))
+    mixer = tmp_path / "image-mixer.json"
+    mixer.write_text(json.dumps(patches.Mixer("EPSG:32718", (30, 0, 0, 0, -30, 0), (8, 8), 2, 2).to_json()))
+    storage, ingested = FakeStorage(), []
+    tid = U.upload_prediction_tfrecord([rec], mixer, U.UploadConfig("gs://bkt/run1", "projects/p/assets/pred"), storage,
+                                       ingest=lambda rid, m, o: ingested.append(m) or {"id": "T2"})
+    assert tid == "T2"
+    assert ingested[0]["tilesets"][0]["sources"][0]["uris"] == ["gs://bkt/run1/pred-00000.tfrecord.gz", "gs://bkt/run1/image-mixer.json"]
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(ConfigError, match="mixer"):
+        U.upload_prediction_tfrecord([rec], bad, U.UploadConfig("gs://bkt/run1", "projects/p/assets/pred"), storage, ingest=lambda *a: {})
+
+
+def test_upload_validation(tmp_path):
+    with pytest.raises(ConfigError):
+        U.UploadConfig("s3://x/y", "projects/p/assets/a")
+    with pytest.raises(ConfigError):
+        U.asset_name("short")
+    with pytest.raises(ConfigError):
+        U.asset_name("projects/p/assets/bad name")
+    with pytest.raises(InputNotFoundError):
+        U.upload_file(tmp_path / "missing.tif", "gs://bkt/x.tif", FakeStorage())
+    assert U.asset_name("users/me/pred") == "users/me/pred"
