@@ -45,7 +45,7 @@ def test_image_region_area_in_pixels_only():
     ('{"type": "Polygon", "coordinates": [[[500, 0], [501, 1], [500, 1], [500, 0]]]}', "not longitude/latitude"),
     ('{"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [2, 2], [0, 0]]]}', "zero area"),
     ('[1, 2]', "must be an object"),
-    ('{"type": "Polygon", "coordinates": [["a", "b"]]}', "lists of [x, y]"),
+    ('{"type": "Polygon", "coordinates": [["a", "b"]]}', "lists of"),
 ])
 def test_bad_geojson_is_rejected_with_reason(text, msg):
     with pytest.raises(RegionError, match=msg):

@@ -1,0 +1,105 @@
+"""core.sources.local: the sample scene and user GeoTIFFs as a Source."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+
+from core.errors import BandError, GridMismatchError, InputNotFoundError, InvalidDataError, RegionError
+from core.raster import ImageReader, read_image
+from core.region import Region
+from core.sources.base import Source
+from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
+
+from tests.conftest import FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE
+
+
+def test_sample_is_a_source_and_not_georeferenced():
+    src = LocalSource.sample()
+    assert isinstance(src, Source)
+    ok, msg = src.available()
+    assert ok and "not georeferenced" in msg
+    assert not src.grid().georeferenced
+    full = src.full_region()
+    assert full.is_image and full.bounds == (0, 0, 1024, 1024)
+
+
+def test_fetch_cuts_region_with_polygon_mask(tmp_path):
+    src = LocalSource.sample()
+    tri = Region("image", ((((100.0, 100.0), (500.0, 100.0), (100.0, 500.0), (100.0, 100.0)),),))
+    scene = src.fetch(tri, tmp_path / "s")
+    assert not scene.georeferenced and scene.label_map == "binary"
+    assert scene.extra["row_off"] == 100 and scene.extra["col_off"] == 100
+    feats, valid, grid = read_image(scene.image_path)
+    assert grid.shape == (400, 400) and grid.crs is None
+    assert valid[5, 5] and not valid[395, 395]  # outside the triangle = no data
+    with ImageReader(SAMPLE_IMAGE) as reader:
+        from rasterio.windows import Window
+
+        orig, _ = reader.read(Window(100, 100, 400, 400))
+    assert np.allclose(feats[5, 5], orig[5, 5], atol=1e-6)
+    with rasterio.open(scene.labels_path) as lab:
+        mask = lab.read(1)
+    assert mask[395, 395] == 255 and set(np.unique(mask)) <= {0, 1, 255}
+    again = src.fetch(tri, tmp_path / "s")  # reused
+    assert again.image_path == scene.image_path
+
+
+def test_invalid_regions_rejected(tmp_path):
+    src = LocalSource.sample()
+    with pytest.raises(RegionError, match="at least 256"):
+        src.fetch(Region.from_bbox(0, 0, 100, 100, crs="image"), tmp_path)
+    check = src.check_region(Region.from_bbox(-72.778645, -16.651663, -72.66865, -16.57553))
+    assert not check.ok and "not georeferenced" in check.message
+    small = LocalSource(SAMPLE_IMAGE, max_pixels=100_000)
+    assert "at most" in small.check_region(src.full_region()).message
+
+
+def test_georeferenced_fixture_stays_in_place(tmp_path):
+    src = LocalSource(FLANDERS_S2, FLANDERS_LABELS, "worldcereal", "Flanders")
+    ok, msg = src.available()
+    assert ok and "georeferenced" in msg
+    region = src.full_region()
+    assert not region.is_image
+    check = src.check_region(region)
+    assert check.ok and check.area_ha == pytest.approx(40.96)
+    scene = src.fetch(region, tmp_path / "f")
+    with rasterio.open(scene.image_path) as im:
+        assert im.crs.to_epsg() == 32631
+        assert im.descriptions == ("R", "G", "B", "NIR")
+
+
+def test_ftw_window_needs_band_map(tmp_path):
+    if not FTW.exists():
+        pytest.skip("ftw fixture not copied yet")
+    with pytest.raises(BandError):
+        validate_image(FTW)
+    grid = LocalSource(FTW, band_map={"R": 1, "G": 2, "B": 3, "NIR": 4}).grid()
+    assert grid.georeferenced
+
+
+def test_uploads(tmp_path):
+    data = FLANDERS_S2.read_bytes()
+    p = save_upload(data, "img.TIF", tmp_path)
+    assert p.suffix == ".tif" and p.read_bytes() == data
+    assert save_upload(data, "img.tif", tmp_path) == p
+    with pytest.raises(InvalidDataError, match="limited"):
+        save_upload(data, "x.tif", tmp_path, max_bytes=10)
+    with pytest.raises(InvalidDataError, match="empty"):
+        save_upload(b"", "x.tif", tmp_path)
+    grid = validate_image(p)
+    counts = validate_labels(FLANDERS_LABELS, "worldcereal", grid)
+    assert counts["valid"] > 0
+    with pytest.raises(GridMismatchError):
+        validate_labels(FLANDERS_LABELS, "worldcereal", LocalSource.sample().grid())
+    junk = tmp_path / "junk.tif"
+    junk.write_bytes(b"not a tiff")
+    from core.errors import CorruptFileError
+
+    with pytest.raises(CorruptFileError):
+        validate_image(junk)
+    with pytest.raises(InputNotFoundError):
+        LocalSource(tmp_path / "missing.tif")
+    with pytest.raises(InvalidDataError, match="label map"):
+        LocalSource(p, FLANDERS_LABELS)
