@@ -1,0 +1,128 @@
+"""EarthEngineSource behind the Source interface, with a fake computePixels and getInfo."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.ee.auth import EEStatus
+from core.ee.composites import _scene_summary_cached
+from core.ee.errors import EENotConfiguredError
+from core.ee.presets import CAMANA
+from core.errors import NoDataError, RegionError
+from core.sources.base import Source
+from core.sources.earthengine import EarthEngineSource, presets
+
+
+def ready():
+    return EEStatus(True, "p", "test", "Earth Engine ready: project p (test)")
+
+
+def fake_compute(requests):
+    def compute(req):
+        requests.append(req)
+        grid = req["grid"]
+        w, h = grid["dimensions"]["width"], grid["dimensions"]["height"]
+        bands = req["bandIds"]
+        if bands == ["label"]:
+            out = np.zeros((h, w), dtype=[("label", "u1")])
+            out["label"][:, : w // 2] = 1
+            out["label"][0, :] = 255
+            return out
+        out = np.zeros((h, w), dtype=[(b, "<f4") for b in bands])
+        for i, b in enumerate(bands):
+            out[b] = 0.05 * (i + 1)
+        out["NIR"] = 0.4
+        for b in bands:
+            out[b][-1, -5:] = -9999.0  # masked in the composite
+        return out
+
+    return compute
+
+
+@pytest.fixture(autouse=True)
+def no_user_store(tmp_path, monkeypatch):
+    from ee import oauth
+
+    monkeypatch.setattr(oauth, "get_credentials_path", lambda: str(tmp_path / "nocreds"))
+    _scene_summary_cached.cache_clear()
+
+
+def test_is_a_source():
+    assert isinstance(EarthEngineSource(initialize=ready), Source)
+    assert EarthEngineSource.name == "earthengine"
+    keys = [p["key"] for p in presets()]
+    assert keys == ["camana"] and presets()[0]["sensor"] == "L5"
+
+
+def test_not_configured_says_so():
+    src = EarthEngineSource(env={})
+    ok, why = src.available()
+    assert not ok and "earthengine authenticate" in why and "EE_PROJECT" in why
+    with pytest.raises(EENotConfiguredError):
+        src.fetch(CAMANA, "/nonexistent-never-written")
+
+
+def test_check_region_local():
+    src = EarthEngineSource(initialize=ready)
+    check = src.check_region(CAMANA)
+    assert check.ok and 380 * 270 <= check.pixels <= 400 * 300
+    assert 9_000 <= check.area_ha <= 11_000  # ~11.7 km x 8.4 km
+    tiny = {"type": "Polygon", "coordinates": [[[-72.7, -16.6], [-72.699, -16.6], [-72.699, -16.599], [-72.7, -16.599], [-72.7, -16.6]]]}
+    small = src.check_region(tiny)
+    assert not small.ok and "at least 32 px" in small.message
+    big = {"type": "Polygon", "coordinates": [[[-75, -18], [-70, -18], [-70, -14], [-75, -14], [-75, -18]]]}
+    large = src.check_region(big)
+    assert not large.ok and "batch export" in large.message
+    from core.region import Region
+
+    bad = src.check_region(Region.from_bbox(0, 0, 500, 500, crs="image"))
+    assert not bad.ok and "longitude/latitude" in bad.message
+
+
+def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
+    from core.labels import CLASS_MAPS
+    from core.raster import ImageReader, read_labels
+
+    requests, infos, progress = [], [], []
+    src = EarthEngineSource(preset="camana", initialize=ready, compute=fake_compute(requests),
+                            getinfo=lambda d: infos.append(d) or {"count": 12, "dates": [1]}, max_workers=2)
+    scene = src.fetch(CAMANA, tmp_path, progress=lambda d, t, m: progress.append((d, t)))
+    assert scene.georeferenced and scene.label_map == "binary"
+    assert scene.image_path == tmp_path / "image.tif" and scene.labels_path == tmp_path / "labels.tif"
+    assert "Landsat" in scene.attribution and "GLC_FCS30D" in scene.attribution
+    assert scene.extra["scenes"] == 12 and scene.extra["crs"] == "EPSG:32718"
+    assert len(infos) == 1  # one getInfo for the whole fetch
+    assert progress[-1][0] == progress[-1][1] == 2
+    with ImageReader(scene.image_path) as reader:
+        feats, valid = reader.read()
+        assert reader.grid.crs == "EPSG:32718" and reader.scale == 1.0
+        assert reader.band_index == {"R": 1, "G": 2, "B": 3, "NIR": 4}
+        grid = reader.grid
+    assert not valid[-1, -5:].any() and valid[:-1].all()
+    np.testing.assert_allclose(feats[0, 0], [0.05, 0.1, 0.15, 0.4, (0.4 - 0.05) / 0.45], rtol=1e-6)
+    mask = read_labels(scene.labels_path, CLASS_MAPS["binary"], grid=grid)
+    assert (mask[0] == 255).all() and (mask[1:, : grid.width // 2] == 1).all() and (mask[1:, grid.width // 2 :] == 0).all()
+    label_req = [r for r in requests if r["bandIds"] == ["label"]][0]
+    image_req = [r for r in requests if r["bandIds"] != ["label"]][0]
+    assert label_req["grid"] == image_req["grid"]  # same grid for image and labels
+    assert json.loads((tmp_path / "scene.json").read_text())["composite"]["sensor"] == "L5"
+
+    # a second fetch reuses the cached scene summary (no getInfo on reruns)
+    src.fetch(CAMANA, tmp_path / "again")
+    assert len(infos) == 1
+
+
+def test_fetch_no_scenes(ee_offline, tmp_path):
+    src = EarthEngineSource(preset="camana", initialize=ready, compute=fake_compute([]), getinfo=lambda d: {"count": 0, "dates": []})
+    with pytest.raises(NoDataError, match="widen the dates"):
+        src.fetch(CAMANA, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fetch_rejects_bad_region(tmp_path):
+    src = EarthEngineSource(initialize=ready)
+    with pytest.raises(RegionError):
+        src.fetch({"type": "Point", "coordinates": [0, 0]}, tmp_path)
