@@ -100,11 +100,15 @@ def plan_requests(
     max_bytes: int = MAX_REQUEST_BYTES,
     max_side: int = MAX_SIDE,
     tile_side: int | None = None,
+    target_requests: int = 1,
+    min_tile_side: int = 256,
 ) -> PixelPlan:
     """Plan computePixels requests covering ``bounds`` = (xmin, ymin, xmax, ymax) in ``crs`` units.
 
     The grid origin is snapped to multiples of ``scale`` (so neighbouring downloads align), north
-    up. Tiles are as large as the limits allow (or ``tile_side``), balanced in size.
+    up. Tiles are as large as the limits allow (or ``tile_side``), balanced in size. With
+    ``target_requests`` > 1 (e.g. the number of parallel workers) tiles shrink, down to
+    ``min_tile_side``, until there are at least that many requests, so that latency overlaps.
 
     Raises:
         ConfigError: non-positive scale, empty bounds, no bands, or limits too small for 1 px.
@@ -128,6 +132,9 @@ def plan_requests(
     transform: Transform = (float(scale), 0.0, float(x0), 0.0, -float(scale), float(y0))
 
     cap = min(max_side, tile_side or max_side)
+    if target_requests > 1:
+        want = math.ceil(math.sqrt(width * height / target_requests))
+        cap = min(cap, max(min_tile_side, want))
     side = max(1, min(cap, math.isqrt(max_px)))
     # Square-ish tiles, but as wide as allowed when the region is a thin strip.
     tw = max(1, min(width, cap, max(side, max_px // min(height, cap))))

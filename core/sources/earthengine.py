@@ -75,7 +75,7 @@ class EarthEngineSource:
         project: str | None = None,
         secrets: Mapping[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
-        max_workers: int = 4,
+        max_workers: int = 8,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         overwrite: bool = True,
         initialize: Callable[[], Any] | None = None,
@@ -139,8 +139,9 @@ class EarthEngineSource:
         geometry = region_geometry(region)
         crs = self.composite.crs_for(geometry)
         scale = self.composite.resolution
-        image_plan = plan_for_geometry(geometry, scale, INPUT_BANDS, "float32", crs)
-        label_plan = plan_for_geometry(geometry, scale, ("label",), "uint8", crs)
+        kw = {"target_requests": self.max_workers}
+        image_plan = plan_for_geometry(geometry, scale, INPUT_BANDS, "float32", crs, **kw)
+        label_plan = plan_for_geometry(geometry, scale, ("label",), "uint8", crs, **kw)
         return geometry, image_plan, label_plan
 
     def check_region(self, region) -> RegionCheck:

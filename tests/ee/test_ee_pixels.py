@@ -58,6 +58,14 @@ def test_plan_tile_side_and_errors():
         P.plan_requests((0, 0, 10, 10), 1, ("R",), "float32", "EPSG:32618", max_bytes=2)
 
 
+def test_plan_target_requests_for_parallelism():
+    bounds = (0, 0, 60_000, 60_000)  # 2000 x 2000 px at 30 m, 64 MB as 4 x float32
+    assert P.plan_requests(bounds, 30, ("R", "G", "B", "NIR"), "float32", "EPSG:32618").requests == 4
+    assert P.plan_requests(bounds, 30, ("R", "G", "B", "NIR"), "float32", "EPSG:32618", target_requests=16).requests == 16
+    # never below min_tile_side: a small region stays one request
+    assert P.plan_requests((0, 0, 6000, 6000), 30, ("R",), "float32", "EPSG:32618", target_requests=16).requests == 1
+
+
 def test_plan_for_geometry_camana():
     from core.ee.presets import CAMANA
 

@@ -88,14 +88,14 @@ def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
 
     requests, infos, progress = [], [], []
     src = EarthEngineSource(preset="camana", initialize=ready, compute=fake_compute(requests),
-                            getinfo=lambda d: infos.append(d) or {"count": 12, "dates": [1]}, max_workers=2)
+                            getinfo=lambda d: infos.append(d) or {"count": 12, "dates": [1]}, max_workers=1)
     scene = src.fetch(CAMANA, tmp_path, progress=lambda d, t, m: progress.append((d, t)))
     assert scene.georeferenced and scene.label_map == "binary"
     assert scene.image_path == tmp_path / "image.tif" and scene.labels_path == tmp_path / "labels.tif"
     assert "Landsat" in scene.attribution and "GLC_FCS30D" in scene.attribution
     assert scene.extra["scenes"] == 12 and scene.extra["crs"] == "EPSG:32718"
     assert len(infos) == 1  # one getInfo for the whole fetch
-    assert progress[-1][0] == progress[-1][1] == 2
+    assert progress[-1][0] == progress[-1][1] == len(requests) == 2  # one request per file
     with ImageReader(scene.image_path) as reader:
         feats, valid = reader.read()
         assert reader.grid.crs == "EPSG:32718" and reader.scale == 1.0
@@ -110,9 +110,14 @@ def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
     assert label_req["grid"] == image_req["grid"]  # same grid for image and labels
     assert json.loads((tmp_path / "scene.json").read_text())["composite"]["sensor"] == "L5"
 
-    # a second fetch reuses the cached scene summary (no getInfo on reruns)
-    src.fetch(CAMANA, tmp_path / "again")
+    # a second fetch reuses the cached scene summary (no getInfo on reruns); 4 workers -> 2x2 tiles
+    requests.clear()
+    src.max_workers = 4
+    again = src.fetch(CAMANA, tmp_path / "again", progress=lambda d, t, m: progress.append((d, t)))
     assert len(infos) == 1
+    assert progress[-1][0] == progress[-1][1] == len(requests) == 8
+    with ImageReader(again.image_path) as reader:
+        assert reader.grid == grid
 
 
 def test_fetch_no_scenes(ee_offline, tmp_path):
