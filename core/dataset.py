@@ -146,6 +146,11 @@ class SceneSet:
             cand = self.candidates[k]
             r, c = cand[self.rng.integers(len(cand))]
             sc = self.scenes[k]
+            # Jitter off the candidate grid so that windows start at every pixel offset: a U-Net
+            # that only ever sees one phase of its 16-pixel pooling grid depends on where tiles fall.
+            h, w = sc.labels.shape
+            r = min(r + int(self.rng.integers(_STRIDE)), h - s)
+            c = min(c + int(self.rng.integers(_STRIDE)), w - s)
             lab = sc.labels[r : r + s, c : c + s]
             x[i] = self.norm.apply(sc.features[r : r + s, c : c + s], lab != NODATA)
             y[i] = encode_targets(lab)
@@ -166,7 +171,10 @@ class SceneSet:
         return tf.data.Dataset.from_generator(lambda: self.batches(batch_size, augment), output_signature=sig).prefetch(2)
 
 
-def _valid_windows(valid: np.ndarray, size: int, min_valid: float, stride: int = 16) -> np.ndarray:
+_STRIDE = 16
+
+
+def _valid_windows(valid: np.ndarray, size: int, min_valid: float, stride: int = _STRIDE) -> np.ndarray:
     """Top-left corners (on a ``stride`` grid) of windows with at least ``min_valid`` valid pixels."""
     h, w = valid.shape
     if h < size or w < size:

@@ -27,12 +27,13 @@ from core.errors import ConfigError, CorruptFileError, InputNotFoundError, NoDat
 from core.labels import NODATA, get_class_map
 from core.raster import FEATURE_BANDS, Grid, ImageReader, read_labels
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 LABEL = "crop"
 RECORD_SUFFIX = ".tfrecord.gz"
 
 
 def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
     return tf

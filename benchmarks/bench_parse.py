@@ -1,0 +1,72 @@
+"""Batch TFRecord parsing against the 2019 notebook's per-example pipeline.
+
+    python benchmarks/bench_parse.py [--patches 256] [--size 256]
+
+Notebook: ``parse_single_example`` per record, then ``tf.stack`` of the bands and a transpose.
+Here: ``batch`` first, then one ``parse_example`` for the whole batch (core.patches.parse_batch).
+Both read the same GZIP file written from the sample scene and produce (n, H, W, bands) batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, save
+
+SAMPLE = ROOT / "assets" / "sample"
+
+
+def main() -> None:
+    import tensorflow as tf
+
+    from core.config import PatchConfig
+    from core.patches import LABEL, parse_batch, sample_patches
+    from core.raster import FEATURE_BANDS
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--patches", type=int, default=256)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=16)
+    args = ap.parse_args()
+    names = [*FEATURE_BANDS, LABEL]
+    shape = (args.size, args.size)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "p.tfrecord.gz"
+        sample_patches(SAMPLE / "sample_rgbn.tif", SAMPLE / "sample_cdl.tif", "cdl",
+                       PatchConfig(patch_size=args.size, count=args.patches), path)
+        # Decompress once into memory so that both pipelines measure parsing, not GZIP.
+        raw = list(tf.data.TFRecordDataset(str(path), compression_type="GZIP").as_numpy_iterator())
+        columns = {n: tf.io.FixedLenFeature(shape, tf.float32) for n in names}
+
+        def notebook():
+            def parse(example):
+                f = tf.io.parse_single_example(example, columns)
+                x = tf.stack([f[n] for n in names], axis=0)
+                return tf.transpose(x, [1, 2, 0])
+
+            ds = tf.data.Dataset.from_tensor_slices(raw).map(parse).batch(args.batch)
+            return sum(int(b.shape[0]) for b in ds)
+
+        def batched():
+            ds = tf.data.Dataset.from_tensor_slices(raw).batch(args.batch).map(lambda s: parse_batch(s, names, shape))
+            return sum(int(b.shape[0]) for b in ds)
+
+        assert notebook() == batched() == args.patches
+        res = {}
+        for name, fn in (("notebook_per_example", notebook), ("batch_parse_example", batched)):
+            best = float("inf")
+            for _ in range(3):
+                t = time.perf_counter()
+                fn()
+                best = min(best, time.perf_counter() - t)
+            res[name] = {"seconds": best, "patches_per_s": args.patches / best}
+        res["speedup"] = res["notebook_per_example"]["seconds"] / res["batch_parse_example"]["seconds"]
+        res["patches"], res["size"], res["batch"] = args.patches, args.size, args.batch
+        save("parse", res)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Time the input pipeline adds to a training step.
+
+    python benchmarks/bench_train_input.py [--steps 30] [--batch 16]
+
+Trains the light preset for the same number of steps three ways: from one batch held in memory
+(no input work: the floor), from TFRecord patches through ``core.dataset.tfrecord_dataset``, and from
+random windows of in-memory scenes (``core.dataset.SceneSet``, what ``python -m core train`` uses).
+Overhead = (time - floor) / floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, save
+
+SAMPLE = ROOT / "assets" / "sample"
+
+
+def main() -> None:
+    import tensorflow as tf
+
+    from core.config import PatchConfig
+    from core.dataset import SceneSet, compute_normalization, load_scenes, tfrecord_dataset
+    from core.model import build_unet, compile_model
+    from core.patches import sample_patches
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=16)
+    args = ap.parse_args()
+    pair = f"{SAMPLE / 'sample_rgbn.tif'}:{SAMPLE / 'sample_cdl.tif'}"
+    scenes = load_scenes([pair])
+    norm = compute_normalization(scenes)
+    model = compile_model(build_unet("light"))
+    sset = SceneSet(scenes, 256, norm)
+    with tempfile.TemporaryDirectory() as d:
+        rec = Path(d) / "p.tfrecord.gz"
+        sample_patches(SAMPLE / "sample_rgbn.tif", SAMPLE / "sample_cdl.tif", "cdl", PatchConfig(count=128), rec)
+        x, y = sset.sample(args.batch)
+        sources = {
+            "in_memory_batch": lambda: tf.data.Dataset.from_tensors((x, y)).repeat(),
+            "tfrecord_pipeline": lambda: tfrecord_dataset(rec, norm, 256, batch_size=args.batch),
+            "scene_sampler": lambda: sset.tf_dataset(args.batch),
+        }
+        res = {}
+        for name, make in sources.items():
+            ds = make()
+            model.fit(ds, steps_per_epoch=3, epochs=1, verbose=0)  # warm up (tracing, first reads)
+            best = float("inf")
+            for _ in range(2):
+                t = time.perf_counter()
+                model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0)
+                best = min(best, time.perf_counter() - t)
+            res[name] = {"seconds_per_step": best / args.steps}
+    floor = res["in_memory_batch"]["seconds_per_step"]
+    for name in ("tfrecord_pipeline", "scene_sampler"):
+        res[name]["overhead"] = res[name]["seconds_per_step"] / floor - 1
+    res["steps"], res["batch"] = args.steps, args.batch
+    save("train_input", res)
+
+
+if __name__ == "__main__":
+    main()
