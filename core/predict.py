@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -110,35 +111,49 @@ class TiledPredictor:
         acc = np.zeros((t, span), np.float32)
         wsum = np.zeros((t, span), np.float32)
         total, done = len(rows) * len(cols), 0
-        for p in rows:
+
+        def load(p: int):
             feats, valid = read(p, c0, t, span)
-            x = self.normalize(feats, valid)
-            tiles, where = [], []
-            for c in cols:
-                j = c - c0
-                if valid[:, j : j + t].any():
-                    tiles.append(x[:, j : j + t])
-                    where.append(j)
-            if tiles:
-                probs = self.runner(np.stack(tiles))
-                for j, pr in zip(where, probs):
-                    acc[:, j : j + t] += pr * w2
-                    wsum[:, j : j + t] += w2
-            done += len(cols)
-            if progress:
-                progress(done, total)
-            lo, hi = max(p, 0), min(p + s, height)
-            if hi > lo:
-                out = np.full((hi - lo, width), np.nan, np.float32)
-                a = acc[lo - p : hi - p, -c0 : -c0 + width]
-                ws = wsum[lo - p : hi - p, -c0 : -c0 + width]
-                v = valid[lo - p : hi - p, -c0 : -c0 + width] & (ws > 0)
-                out[v] = a[v] / ws[v]
-                yield lo, out
-            acc[: t - s] = acc[s:]
-            acc[t - s :] = 0
-            wsum[: t - s] = wsum[s:]
-            wsum[t - s :] = 0
+            return self.normalize(feats, valid), valid
+
+        # Read and normalize the next strip in a thread while the model works on this one.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(load, rows[0])
+            for i, p in enumerate(rows):
+                x, valid = pending.result()
+                if i + 1 < len(rows):
+                    pending = pool.submit(load, rows[i + 1])
+                yield from self._strip(p, x, valid, cols, c0, acc, wsum, w2, height, width)
+                done += len(cols)
+                if progress:
+                    progress(done, total)
+
+    def _strip(self, p, x, valid, cols, c0, acc, wsum, w2, height, width):
+        """Infer the tiles of the strip starting at row ``p``, blend them, yield the rows now final."""
+        t, s = self.config.tile, self.config.step
+        tiles, where = [], []
+        for c in cols:
+            j = c - c0
+            if valid[:, j : j + t].any():
+                tiles.append(x[:, j : j + t])
+                where.append(j)
+        if tiles:
+            probs = self.runner(np.stack(tiles))
+            for j, pr in zip(where, probs):
+                acc[:, j : j + t] += pr * w2
+                wsum[:, j : j + t] += w2
+        lo, hi = max(p, 0), min(p + s, height)
+        if hi > lo:
+            out = np.full((hi - lo, width), np.nan, np.float32)
+            a = acc[lo - p : hi - p, -c0 : -c0 + width]
+            ws = wsum[lo - p : hi - p, -c0 : -c0 + width]
+            v = valid[lo - p : hi - p, -c0 : -c0 + width] & (ws > 0)
+            out[v] = a[v] / ws[v]
+            yield lo, out
+        acc[: t - s] = acc[s:]
+        acc[t - s :] = 0
+        wsum[: t - s] = wsum[s:]
+        wsum[t - s :] = 0
 
 
 def make_predictor(loaded, config: PredictConfig = PredictConfig(), offset: tuple[int, int] = (0, 0)) -> TiledPredictor:
