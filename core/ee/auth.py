@@ -36,6 +36,8 @@ SETUP_HELP = (
 _SA_SECRET_KEYS = ("ee_service_account_json", "EE_SERVICE_ACCOUNT_JSON")
 _SA_TABLE_KEYS = ("gcp_service_account", "ee_service_account")
 _PROJECT_SECRET_KEYS = ("ee_project", "EE_PROJECT", "project")
+#: ((project, method, who), status) of the last successful initialisation in this process.
+_last_ok: tuple[tuple[str, str, str], "EEStatus"] | None = None
 
 
 @dataclass(frozen=True)
@@ -195,10 +197,12 @@ def initialize(
     secrets: Mapping[str, Any] | None = None,
     env: Mapping[str, str] = os.environ,
     init: Callable[..., None] | None = None,
+    reuse: bool = True,
 ) -> EEStatus:
     """Initialise Earth Engine (no prompts) and return an ok :class:`EEStatus`.
 
-    ``init`` defaults to ``ee.Initialize``.
+    ``init`` defaults to ``ee.Initialize``. With ``reuse``, a second call that resolves to the
+    same credentials and project while Earth Engine is still initialised returns at once.
 
     Raises:
         EENotConfiguredError: no credentials, no project, or Earth Engine refuses them.
@@ -212,9 +216,13 @@ def initialize(
             f"Earth Engine credentials found ({found.who}) but no Cloud project; set EE_PROJECT "
             "(or ee_project in the app's secrets) to a project registered for Earth Engine"
         )
+    global _last_ok
+    key = (chosen, found.method, found.who)
     if init is None:
         import ee
 
+        if reuse and _last_ok is not None and _last_ok[0] == key and ee.data.is_initialized():
+            return _last_ok[1]  # already initialised this way in this process: no new requests
         init = ee.Initialize
     try:
         init(found.credentials, project=chosen)
@@ -224,7 +232,9 @@ def initialize(
             err = EarthEngineError(str(err))
         raise type(err)(f"Earth Engine initialisation failed for project {chosen}: {err}") from None
     log.info("Earth Engine initialised (project %s, %s)", chosen, found.method)
-    return EEStatus(True, chosen, found.method, f"Earth Engine ready: project {chosen} ({found.who})")
+    st = EEStatus(True, chosen, found.method, f"Earth Engine ready: project {chosen} ({found.who})")
+    _last_ok = (key, st)
+    return st
 
 
 def status(

@@ -46,6 +46,11 @@ def no_user_store(tmp_path, monkeypatch):
     return path
 
 
+@pytest.fixture(autouse=True)
+def fresh_memo(monkeypatch):
+    monkeypatch.setattr(auth, "_last_ok", None)
+
+
 @pytest.fixture
 def init_calls(monkeypatch):
     import ee
@@ -64,6 +69,19 @@ def test_key_file_first(tmp_path, key_info, init_calls):
     creds, kw = init_calls[0]
     assert creds.service_account_email == key_info["client_email"]
     assert kw == {"project": "key-project"}
+
+
+def test_second_call_reuses_initialisation(tmp_path, key_info, init_calls, monkeypatch):
+    import ee
+
+    monkeypatch.setattr(ee.data, "is_initialized", lambda: True)
+    env = {"GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "key.json")}
+    (tmp_path / "key.json").write_text(json.dumps(key_info))
+    first = auth.initialize(env=env)
+    assert auth.initialize(env=env) == first and len(init_calls) == 1
+    auth.initialize(env=dict(env, EE_PROJECT="other"))  # another project: initialise again
+    auth.initialize(env=env, reuse=False)
+    assert len(init_calls) == 3
 
 
 def test_project_precedence(tmp_path, key_info, init_calls):
