@@ -88,6 +88,13 @@ class EarthEngineSource:
         self.preset = base if preset else None
         self.composite = composite or base.composite
         self.labels = labels if labels is not None else (base.labels if (preset or composite is None) else None)
+        if self.labels is not None and self.labels.product == "dynamicworld" and not (
+            self.labels.start or self.labels.year
+        ):
+            from dataclasses import replace
+
+            # Dynamic World without dates: label the composite's own date range.
+            self.labels = replace(self.labels, start=self.composite.start, end=self.composite.end)
         self.project = project
         self.secrets = secrets
         self.env = env if env is not None else os.environ

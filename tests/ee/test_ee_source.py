@@ -131,3 +131,12 @@ def test_fetch_rejects_bad_region(tmp_path):
     src = EarthEngineSource(initialize=ready)
     with pytest.raises(RegionError):
         src.fetch({"type": "Point", "coordinates": [0, 0]}, tmp_path)
+
+
+def test_dynamic_world_follows_composite_dates():
+    from core.ee.composites import CompositeConfig
+    from core.ee.labels import LabelConfig
+
+    src = EarthEngineSource(CompositeConfig(sensor="S2", start="2022-03-01", end="2022-09-30"), LabelConfig("dynamicworld"), initialize=ready)
+    assert (src.labels.start, src.labels.end) == ("2022-03-01", "2022-09-30")
+    assert src.labels.dates() == ("2022-03-01", "2022-10-01")
