@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from core.sources.local import save_upload
 from pages.components import cached, scene, state, ui
 
 st.title("Model")
+#: The shipped weights; CROPMAP_SHIPPED_MODEL points elsewhere (e.g. a checkout without weights).
+SHIPPED = Path(os.environ.get("CROPMAP_SHIPPED_MODEL", DEFAULT_MODEL_PATH))
 
 
 def use_model(path: str) -> None:
@@ -30,11 +33,11 @@ def use_model(path: str) -> None:
 tab_ship, tab_upload, tab_train = st.tabs(["Shipped weights", "Upload a model", "Train"])
 
 with tab_ship:
-    st.write(f"`{DEFAULT_MODEL_PATH.name}`: the U-Net trained on the Ag-Net Landsat 8 / CDL blocks.")
-    if st.button("Load shipped weights", type="primary", disabled=not DEFAULT_MODEL_PATH.exists(),
-                 help=None if DEFAULT_MODEL_PATH.exists() else f"{DEFAULT_MODEL_PATH} is missing"):
+    st.write(f"`{SHIPPED.name}`: the U-Net trained on the Ag-Net Landsat 8 / CDL blocks.")
+    if st.button("Load shipped weights", type="primary", disabled=not SHIPPED.exists(),
+                 help=None if SHIPPED.exists() else f"{SHIPPED} is missing"):
         with ui.errors_shown():
-            use_model(str(DEFAULT_MODEL_PATH))
+            use_model(str(SHIPPED))
             st.success("Shipped weights loaded.")
 
 with tab_upload:

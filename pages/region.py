@@ -54,12 +54,13 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
             st.success(f"Using {img_file.name}: {grid.width} x {grid.height} px, "
                        + ("georeferenced" if grid.georeferenced else "not georeferenced (image coordinates)"))
 
-geo_file = st.file_uploader("Region GeoJSON (Polygon/MultiPolygon; lon/lat, or image pixels with \"crs\": \"image\")",
-                            type=["geojson", "json"], key="upload_geojson")
-if geo_file is not None and st.button("Use this GeoJSON region"):
-    with ui.errors_shown():
-        state.set_region(Region.from_upload(geo_file.getvalue(), name=geo_file.name).to_geojson())
-        st.rerun()
+with st.expander("Upload a region (GeoJSON)"):
+    geo_file = st.file_uploader("Polygon/MultiPolygon in lon/lat, or image pixels with \"crs\": \"image\"",
+                                type=["geojson", "json"], key="upload_geojson")
+    if geo_file is not None and st.button("Use this GeoJSON region"):
+        with ui.errors_shown():
+            state.set_region(Region.from_upload(geo_file.getvalue(), name=geo_file.name).to_geojson())
+            st.rerun()
 
 # ------------------------------------------------------------------ map
 spec = state.get(state.SOURCE)

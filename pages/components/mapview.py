@@ -1,7 +1,7 @@
 """Every map of the dashboard: a geemap (folium) map rendered with streamlit-folium.
 
-The map loads Leaflet and Leaflet.draw from the app's own static files (``static/``, served at
-``/app/static``), never from a CDN, and drops folium's and geemap's other CDN assets (jQuery,
+The map loads Leaflet and Leaflet.draw from the app's own files (``static/``, served by the
+Streamlit server as a declared component folder), never from a CDN, and drops folium's and geemap's other CDN assets (jQuery,
 Bootstrap, Font Awesome, fullscreen, geocoder), so the page makes no external request.
 
 Non-georeferenced images are shown in Leaflet's Simple CRS in pixel units (``lat = -row``,
@@ -13,15 +13,22 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from core.overlays import Bounds, Overlay
 
 LEAFLET_VERSION = "1.9.4"
 LEAFLET_DRAW_VERSION = "1.0.4"
-STATIC = "/app/static"
+STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
+# Streamlit's /app/static serves .js/.css as text/plain (browsers refuse to run them), but a
+# declared component's folder is served with real content types: register static/ as one.
+# Declaring registers a path with the server; it renders nothing.
+_ASSETS = components.declare_component("offline_assets", path=str(STATIC_DIR))
+STATIC = f"/component/{_ASSETS.name}"
 LEAFLET_JS = [("leaflet", f"{STATIC}/leaflet/leaflet.js")]
 LEAFLET_CSS = [("leaflet_css", f"{STATIC}/leaflet/leaflet.css")]
 DRAW_JS = [("leaflet_draw_js", f"{STATIC}/leaflet-draw/leaflet.draw.js")]
@@ -79,7 +86,8 @@ def build(spec: MapSpec):
         location=centre, attribution_control=True,
     )
     if spec.image:
-        m = OfflineMap(crs="Simple", tiles=None, zoom_start=-1, min_zoom=-5, max_zoom=5, zoom_snap=0.25, **common)
+        m = OfflineMap(crs="Simple", tiles=None, zoom_start=-1, zoom_snap=0.25, **common)
+        m.options.update(minZoom=-5, maxZoom=5)  # folium gives these to tile layers only; there are none
     elif spec.basemap:
         m = OfflineMap(basemap="OpenStreetMap", zoom_start=12, **common)
     else:

@@ -16,12 +16,15 @@ def show() -> None:
     with st.sidebar:
         st.markdown("### Status")
         ok, msg = LocalSource.sample().available()
-        (st.success if ok else st.error)(f"Sample scene: {msg}", icon=":material/image:")
+        (st.success if ok else st.error)(msg, icon=":material/image:")
         ee = cached.ee_status()
         if ee["ok"]:
             st.success(ee["message"], icon=":material/public:")
         else:
-            st.info(f"Earth Engine not available: {ee['message']}", icon=":material/public_off:")
+            st.info("Earth Engine: not available (the sample scene and your own files work offline)",
+                    icon=":material/public_off:")
+            with st.expander("Why"):
+                st.caption(ee["message"])
         spec = state.get(state.SOURCE)
         source = {"sample": "sample scene", "local": spec.get("title", "your image"),
                   "earthengine": "Earth Engine"}.get(spec.get("kind"), "?")

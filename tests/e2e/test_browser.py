@@ -1,0 +1,90 @@
+"""End to end in real Chromium: region drawing, data, shipped weights, prediction, threshold.
+
+Screenshots of each step go to test-artifacts/. The page must make no request to a non-local host.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tests.e2e.helpers import external_requests, goto_page, map_frame, wait_map_layers
+
+
+def metric_value(page, label: str) -> str:
+    block = page.locator("[data-testid='stMetric']", has_text=label).first
+    return block.locator("[data-testid='stMetricValue']").inner_text()
+
+
+def wait_metric_change(page, label: str, before: str, timeout: float = 60_000) -> str:
+    """Wait until the metric called ``label`` shows something other than ``before``; return it."""
+    page.wait_for_function(
+        """([label, before]) => [...document.querySelectorAll("[data-testid='stMetric']")]
+             .some(m => m.innerText.includes(label)
+                   && m.querySelector("[data-testid='stMetricValue']").innerText !== before)""",
+        arg=[label, before], timeout=timeout,
+    )
+    return metric_value(page, label)
+
+
+def test_full_flow_offline(page, app_url, artifacts):
+    page.goto(app_url)
+    # 1. Region page with the sample scene in image coordinates
+    page.get_by_role("heading", name="Region").wait_for(timeout=60_000)
+    wait_map_layers(page, 1)
+    frame = map_frame(page)
+    frame.get_by_text("not georeferenced: image coordinates").wait_for()
+    page.screenshot(path=str(artifacts / "01_region_sample.png"))
+    assert metric_value(page, "Area").startswith("1,048,576")
+
+    # draw a polygon with the Leaflet.draw toolbar
+    frame.locator(".leaflet-draw-draw-polygon").click()
+    box = page.locator("iframe[title='streamlit_folium.st_folium']").last.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    pts = [(cx - 130, cy - 110), (cx + 110, cy - 120), (cx + 120, cy + 100), (cx - 120, cy + 120)]
+    for x, y in pts:
+        page.mouse.click(x, y)
+        page.wait_for_timeout(150)
+    page.mouse.click(*pts[0])  # click the first vertex to close the polygon
+    area = wait_metric_change(page, "Area", "1,048,576 pixels")
+    page.get_by_text("region OK").wait_for(timeout=60_000)
+    assert area != "1,048,576 pixels" and "pixels" in area
+    wait_map_layers(page, 1)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifacts / "02_region_drawn.png"))
+
+    # 2. Data page
+    goto_page(page, "2. Data")
+    wait_map_layers(page, 2)
+    page.get_by_text("Crop fraction (labels)").wait_for()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifacts / "03_data.png"))
+
+    # 3. Model page: shipped weights
+    goto_page(page, "3. Model")
+    page.get_by_role("button", name="Load shipped weights").click()
+    page.get_by_text("Shipped weights loaded.").wait_for(timeout=120_000)
+    page.screenshot(path=str(artifacts / "04_model.png"))
+
+    # 4. Predict
+    goto_page(page, "4. Predict")
+    page.get_by_role("button", name="Predict").click()
+    wait_map_layers(page, 3, timeout=300_000)
+    page.get_by_text("Crop probability", exact=False).first.wait_for()
+    before = metric_value(page, "Crop area")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifacts / "05_predict.png"))
+
+    # threshold: keyboard on the slider thumb
+    thumb = page.get_by_role("slider").first
+    thumb.focus()
+    for _ in range(25):
+        thumb.press("ArrowRight")
+    after = wait_metric_change(page, "Crop area", before)
+    assert after != before
+    assert re.match(r"^[\d,]+ px$", after), after  # sample scene: pixels, no hectares
+    wait_map_layers(page, 3)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifacts / "06_threshold.png"))
+
+    ext = external_requests(page.requests)
+    assert not ext, f"external requests: {ext[:5]}"
