@@ -1,0 +1,76 @@
+"""Dashboard timings in headless Chromium: server start -> map visible, Predict click -> overlays
+visible, threshold change -> crop area updated. Prints one JSON line.
+
+    .venv/bin/python benchmarks/bench_ui.py [--model PATH]
+
+Uses the shipped weights unless --model is given (CROPMAP_SHIPPED_MODEL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.helpers import browser_page, dashboard, goto_page, map_frame, wait_map_layers  # noqa: E402
+
+
+def metric(page, label: str) -> str:
+    return page.locator("[data-testid='stMetric']", has_text=label).first.locator("[data-testid='stMetricValue']").inner_text()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", help="model used as the shipped weights (default: assets/models/...)")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    env = {"CROPMAP_SHIPPED_MODEL": args.model} if args.model else {}
+    res: dict = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}",
+                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": args.model or "shipped"}
+    with tempfile.TemporaryDirectory() as wd, browser_page() as (page, _):
+        t0 = time.perf_counter()
+        with dashboard(Path(wd), env) as (url, healthy_s):
+            page.goto(url)
+            wait_map_layers(page, 1)
+            map_frame(page).locator(".leaflet-image-layer").first.wait_for(state="visible")
+            res["start_to_map_s"] = round(time.perf_counter() - t0, 2)
+            res["server_healthy_s"] = round(healthy_s, 2)
+            goto_page(page, "3. Model")
+            page.get_by_role("button", name="Load shipped weights").click()
+            page.get_by_text("Shipped weights loaded.").wait_for(timeout=120_000)
+            goto_page(page, "4. Predict")
+            t = time.perf_counter()
+            page.get_by_role("button", name="Predict").click()
+            wait_map_layers(page, 3, timeout=600_000)
+            res["predict_click_to_overlay_s"] = round(time.perf_counter() - t, 2)
+            thumb = page.get_by_role("slider").first
+            times = []
+            for i in range(args.repeats):
+                before = metric(page, "Crop area")
+                thumb.focus()
+                t = time.perf_counter()
+                thumb.press("ArrowLeft" if i % 2 else "ArrowRight")
+                page.wait_for_function(
+                    """([b]) => [...document.querySelectorAll("[data-testid='stMetric']")]
+                        .some(m => m.innerText.includes('Crop area') &&
+                              m.querySelector("[data-testid='stMetricValue']").innerText !== b)""",
+                    arg=[before], timeout=60_000)
+                wait_map_layers(page, 3)
+                times.append(time.perf_counter() - t)
+                page.wait_for_timeout(300)
+            res["threshold_change_s"] = round(sorted(times)[len(times) // 2], 2)
+            res["region_pixels"] = 1024 * 1024
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
