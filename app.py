@@ -26,5 +26,7 @@ PAGES = [
     st.Page("pages/quality.py", title="5. Quality", icon=":material/fact_check:", url_path="quality"),
 ]
 nav = st.navigation(PAGES)
-sidebar.show()
-nav.run()
+try:
+    nav.run()
+finally:
+    sidebar.show()  # after the page, so that it shows what the page just changed (also after st.stop)

@@ -26,7 +26,7 @@ SAMPLE_DIR = ROOT / "assets" / "sample"
 SAMPLE_IMAGE = SAMPLE_DIR / "sample_rgbn.tif"
 SAMPLE_LABELS = SAMPLE_DIR / "sample_cdl.tif"
 SAMPLE_LABEL_MAP = "cdl"
-SAMPLE_TITLE = "Sample scene: Landsat 8, 2015-09-02, northern Great Plains (not georeferenced)"
+SAMPLE_TITLE = "Sample scene: Landsat 8, 2015-09-02, northern Great Plains, USA (not georeferenced)"
 SAMPLE_ATTRIBUTION = (
     "Ag-Net Sample Training Dataset (Ziheng Sun, 2019, MIT); Landsat 8 OLI (USGS) and "
     "USDA NASS Cropland Data Layer 2015 (public domain)"
@@ -83,7 +83,7 @@ class LocalSource:
             grid = self.grid()
         except CropMapError as err:
             return False, str(err)
-        where = "georeferenced" if grid.georeferenced else "not georeferenced: image coordinates"
+        where = "georeferenced" if grid.georeferenced else "shown in image coordinates"
         return True, f"{self.title}: {grid.width} x {grid.height} px, {where}"
 
     def grid(self) -> Grid:

@@ -123,7 +123,7 @@ def build(spec: MapSpec):
 def render(spec: MapSpec, key: str, returned_objects: Sequence[str] = ()) -> dict | None:
     """Build and show the map; returns what streamlit-folium sends back (only ``returned_objects``)."""
     if spec.image:
-        st.caption(f"Map in {IMAGE_NOTE} (pixels; row 0 at the top). No location is implied.")
+        st.caption("This image is not georeferenced: the map shows it in image coordinates (pixels; row 0 at the top). No location is implied.")
     m = build(spec)
     fn = _st_folium
     if fn is None:
