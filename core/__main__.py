@@ -198,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--image", required=True)
     i.add_argument("--bands", default=None)
     i.set_defaults(func=_cmd_info)
+
+    from core.ee.cli import add_commands as _add_ee_commands  # imports no ee at module load
+    _add_ee_commands(sub)
     return parser
 
 

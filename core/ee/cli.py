@@ -1,0 +1,499 @@
+"""Earth Engine commands for the CLI (``python -m core ee-...``).
+
+The whole Earth Engine -> TensorFlow -> Earth Engine workflow from a shell::
+
+    python -m core ee-status
+    python -m core ee-fetch --preset camana --out runs/camana            # image.tif + labels.tif
+    python -m core ee-export-patches --preset camana --dest gcs:BUCKET/crops --name camana [--start]
+    python -m core ee-export-image --preset camana --dest gcs:BUCKET/crops --name camana [--start]
+    python -m core ee-tasks [--active] | --cancel ID | --wait ID... [--timeout S]
+    python -m core ee-upload --prediction OUT/probability.tif --gcs gs://BUCKET/p.tif --asset projects/P/assets/NAME
+
+Every command builds on the functions of :mod:`core.ee` (no recipe is repeated here). ``ee`` is
+never imported when this module is imported (the parser is built without it); each command
+imports what it needs. User mistakes are :class:`~core.errors.CropMapError` subclasses, which
+``core.__main__.main`` prints as one line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+LABEL_PRODUCTS = ("worldcover", "dynamicworld", "glcfcs30d", "cdl")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+class _Progress:
+    """A tqdm bar fed by ``progress(done, total, message)`` (quiet when stderr is not a terminal)."""
+
+    def __init__(self, desc: str, unit: str):
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, disable=None)
+
+    def __call__(self, done: int, total: int, *_: object) -> None:
+        if self.bar.total != total:
+            self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    """``W,S,E,N`` in degrees -> a tuple.
+
+    Raises:
+        RegionError: not four numbers, west >= east, south >= north, or outside lon/lat ranges.
+    """
+    from core.errors import RegionError
+
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4 or any(v != v for v in values):  # v != v: NaN
+        raise RegionError(f"--bbox takes four numbers WEST,SOUTH,EAST,NORTH in degrees (e.g. -72.78,-16.65,-72.67,-16.58), got {text!r}")
+    w, s, e, n = values
+    if not (-180 <= w < e <= 180):
+        raise RegionError(f"--bbox: west {w:g} and east {e:g} must be longitudes -180..180 with west < east")
+    if not (-90 <= s < n <= 90):
+        raise RegionError(f"--bbox: south {s:g} and north {n:g} must be latitudes -90..90 with south < north")
+    return w, s, e, n
+
+
+def parse_destination(text: str):
+    """``gcs:BUCKET[/PREFIX]`` (or ``gs://BUCKET[/PREFIX]``) or ``drive:FOLDER`` -> a Destination.
+
+    Raises:
+        ConfigError: any other form, or a bad bucket/prefix.
+    """
+    from core.ee.export import Destination
+    from core.errors import ConfigError
+
+    text = str(text).strip()
+    if text.startswith("gs://"):
+        text = "gcs:" + text[len("gs://"):]
+    kind, sep, rest = text.partition(":")
+    rest = rest.strip("/")
+    if not sep or kind not in ("gcs", "drive") or not rest:
+        raise ConfigError(f"--dest must be gcs:BUCKET/PREFIX or drive:FOLDER, got {text!r}")
+    if kind == "drive":
+        return Destination("drive", prefix=rest)
+    bucket, _, prefix = rest.partition("/")
+    return Destination("gcs", bucket=bucket, prefix=prefix) if prefix else Destination("gcs", bucket=bucket)
+
+
+def _points(text: str, flag: str) -> tuple[int, int]:
+    """``N`` (N per class) or ``NOT_CROP,CROP`` -> (not crop, crop)."""
+    from core.errors import ConfigError
+
+    try:
+        values = [int(v) for v in str(text).split(",")]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 0:
+        raise ConfigError(f"{flag} takes a count per class (N) or NOT_CROP,CROP counts, got {text!r}")
+    return values[0], values[1]
+
+
+def _region(args: argparse.Namespace) -> tuple[Any, dict]:
+    """(preset or None, lon/lat GeoJSON Polygon) from --preset / --bbox."""
+    from core.ee.composites import bbox_geojson, region_geometry
+    from core.ee.presets import get_preset
+
+    if getattr(args, "bbox", None):
+        text = ",".join(args.bbox) if isinstance(args.bbox, (list, tuple)) else str(args.bbox)
+        return None, region_geometry(bbox_geojson(*parse_bbox(text)))
+    preset = get_preset(args.preset)
+    return preset, region_geometry(preset.geojson)
+
+
+def _composite(args: argparse.Namespace, preset: Any):
+    """The preset's composite (or the defaults for a --bbox) with the options given applied."""
+    from core.ee.composites import CompositeConfig
+
+    changes = {k: v for k, v in (("sensor", args.sensor), ("start", args.start_date), ("end", args.end_date),
+                                 ("max_cloud", args.max_cloud), ("scale", args.scale), ("crs", args.crs)) if v is not None}
+    if "sensor" in changes:
+        changes["sensor"] = str(changes["sensor"]).upper()
+    base = preset.composite if preset is not None else CompositeConfig()
+    return replace(base, **changes) if changes else base
+
+
+def _labels(args: argparse.Namespace, preset: Any, composite: Any):
+    """The label recipe: --labels (with --label-year), else the preset's, else WorldCover; None for 'none'."""
+    from core.ee.labels import LabelConfig
+
+    product = getattr(args, "labels", None)
+    if product == "none":
+        return None
+    if product is None:
+        if preset is not None and args.label_year is None:
+            return preset.labels
+        product = preset.labels.product if preset is not None else "worldcover"
+    year = args.label_year
+    if product == "dynamicworld" and year is None:
+        return LabelConfig(product, start=composite.start, end=composite.end)
+    if product in ("glcfcs30d", "cdl") and year is None:
+        year = composite.year
+    return LabelConfig(product, year=year)
+
+
+def _initialize(args: argparse.Namespace):
+    """Initialise Earth Engine (no prompts); returns the ok EEStatus.
+
+    Raises:
+        EENotConfiguredError: no credentials / project (the message says what to set).
+    """
+    from core.ee import auth
+
+    return auth.initialize(project=getattr(args, "project", None))
+
+
+def tasks_client(args: argparse.Namespace):
+    """The batch-task client (``ee.data`` operations) after initialising Earth Engine."""
+    from core.ee.tasks import EEOperationsClient
+
+    _initialize(args)
+    return EEOperationsClient()
+
+
+def storage_client(args: argparse.Namespace, project: str | None):
+    """A Cloud Storage client using the same credentials as Earth Engine (their scopes cover storage)."""
+    from core.ee import auth
+    from core.errors import EarthEngineError
+
+    found = auth.find_credentials()
+    try:
+        from google.cloud import storage
+    except ImportError:  # pragma: no cover - installed with the project
+        raise EarthEngineError("google-cloud-storage is not installed; pip install google-cloud-storage") from None
+    return storage.Client(project=project, credentials=found.credentials)
+
+
+def _task_rows(infos: Sequence[Any]) -> list[dict]:
+    return [{"id": t.id, "state": t.state, "description": t.description, "type": t.task_type,
+             "progress": t.progress, "created": t.created, "error": t.error_message,
+             "destinations": list(t.destination_uris)} for t in infos]
+
+
+def _print_table(infos: Sequence[Any]) -> None:
+    if not infos:
+        print("no tasks")
+        return
+    rows = [(t.id, t.state, t.description, " ".join(t.error_message.split())) for t in infos]
+    head = ("ID", "STATE", "DESCRIPTION", "ERROR")
+    widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(3)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
+    print(fmt.format(*head).rstrip())
+    for r in rows:
+        print(fmt.format(*r).rstrip())
+
+
+def _job_view(job: Any) -> dict:
+    """An unstarted export job as JSON: what it writes and its request options (no expression)."""
+    config = {k: v for k, v in dict(job.task.config).items() if k != "expression"}
+    return {"description": job.description, "split": job.split, "index": job.index, "points": job.points,
+            "destination": job.uri_prefix, "task_type": str(getattr(job.task.task_type, "name", job.task.task_type)),
+            "config": config}
+
+
+def _start(jobs: Sequence[Any]) -> list[dict]:
+    """Start jobs one by one (retrying 429/5xx); on failure say which ones already run."""
+    from core.ee.export import start_tasks
+    from core.errors import CropMapError, EarthEngineError
+
+    started: list[dict] = []
+    for job in jobs:
+        try:
+            (task_id,) = start_tasks([job])
+        except CropMapError as err:
+            if not started:
+                raise
+            ids = ", ".join(s["id"] for s in started)
+            msg = f"{err}; {len(started)} task(s) already started and still running: {ids} (cancel with ee-tasks --cancel ID)"
+            try:
+                raise type(err)(msg) from err
+            except TypeError:
+                raise EarthEngineError(msg) from err
+        started.append({"id": task_id, "description": job.description, "destination": job.uri_prefix})
+    return started
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from core.ee import auth
+
+    st = auth.status(project=args.project)
+    _print_json(asdict(st))  # ok, project, method, message: never key material
+    return 0 if (st.ok or not args.strict) else 1
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from core.errors import ConfigError, OutputExistsError
+    from core.sources.earthengine import EarthEngineSource
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    preset, geometry = _region(args)
+    composite = _composite(args, preset)
+    labels = _labels(args, preset, composite)
+    out = Path(args.out)
+    if not args.overwrite:
+        existing = [p for p in (out / "image.tif", out / "labels.tif") if p.exists()]
+        if existing:
+            raise OutputExistsError(f"{existing[0]} already exists; choose another --out or pass --overwrite")
+    same = preset is not None and composite == preset.composite and labels == preset.labels
+    src = EarthEngineSource(composite, labels, preset=preset.key if same else None, project=args.project,
+                            max_workers=args.workers, overwrite=args.overwrite, initialize=lambda: _initialize(args))
+    src.labels = labels  # exactly what was asked (None: image only)
+    check = src.check_region(geometry)  # local: a bad region fails before any credentials are needed
+    if not check.ok:
+        from core.errors import RegionError
+
+        raise RegionError(check.message)
+    ready, why = src.available()  # initialises Earth Engine once (the source keeps the status)
+    if not ready:
+        from core.ee.errors import EENotConfiguredError
+
+        raise EENotConfiguredError(why)
+    bar = _Progress("ee-fetch", "request")
+    try:
+        scene = src.fetch(geometry, out, progress=bar)
+    finally:
+        bar.close()
+    extra = scene.extra
+    _print_json({"image": str(scene.image_path), "labels": str(scene.labels_path) if scene.labels_path else None,
+                 "label_map": scene.label_map, "title": scene.title, "attribution": scene.attribution,
+                 "crs": extra.get("crs"), "scale": extra.get("scale"), "grid": extra.get("grid"),
+                 "scenes": extra.get("scenes"), "label_product": extra.get("label_product"),
+                 "region": check.message, "requests": extra.get("requests"), "seconds": extra.get("seconds")})
+    print(f"next: python -m core predict --image {scene.image_path} --out {out / 'prediction'}", file=sys.stderr)
+    return 0
+
+
+def cmd_export_patches(args: argparse.Namespace) -> int:
+    from core.ee.export import PatchExportConfig, SampleConfig, training_export_jobs
+
+    preset, geometry = _region(args)
+    composite = _composite(args, preset)
+    labels = _labels(args, preset, composite)
+    dest = parse_destination(args.dest)
+    sample = SampleConfig(_points(args.train_points, "--train-points"), _points(args.test_points, "--test-points"), seed=args.seed)
+    patches = PatchExportConfig(patch_size=args.patch, kernel_buffer=args.kernel, points_per_task=args.points_per_task)
+    _initialize(args)
+    jobs = training_export_jobs(composite, labels, geometry, dest, name=args.name, sample=sample, patches=patches)
+    summary = {"name": args.name, "composite": asdict(composite), "labels": asdict(labels),
+               "selectors": patches.selectors, "patch_size": patches.patch_size, "kernel_buffer": patches.kernel_buffer,
+               "patchDimensions": [patches.full_size, patches.full_size],
+               "train_points": list(sample.train_points), "test_points": list(sample.test_points)}
+    if not args.start:
+        _print_json({**summary, "dry_run": True, "tasks": [_job_view(j) for j in jobs]})
+        print(f"dry run: {len(jobs)} export task(s) not started; add --start to start them", file=sys.stderr)
+        return 0
+    started = _start(jobs)
+    _print_json({**summary, "dry_run": False, "tasks": started})
+    print("follow them with: python -m core ee-tasks --wait " + " ".join(s["id"] for s in started), file=sys.stderr)
+    return 0
+
+
+def cmd_export_image(args: argparse.Namespace) -> int:
+    from core.ee.export import ImageExportConfig, image_export_job
+
+    preset, geometry = _region(args)
+    composite = _composite(args, preset)
+    dest = parse_destination(args.dest)
+    image_cfg = ImageExportConfig(patch_size=args.patch, kernel_buffer=args.kernel, max_file_mb=args.max_file_mb)
+    _initialize(args)
+    job = image_export_job(composite, geometry, dest, name=args.name, image_cfg=image_cfg)
+    summary = {"name": args.name, "composite": asdict(composite), "bands": list(image_cfg.bands),
+               "formatOptions": image_cfg.format_options, "patchDimensions": image_cfg.format_options["patchDimensions"],
+               "kernelSize": image_cfg.format_options.get("kernelSize", [0, 0]),
+               "mixer": f"{job.uri_prefix}*mixer.json"}
+    if not args.start:
+        _print_json({**summary, "dry_run": True, "tasks": [_job_view(job)]})
+        print("dry run: the image export was not started; add --start to start it", file=sys.stderr)
+        return 0
+    started = _start([job])
+    _print_json({**summary, "dry_run": False, "tasks": started})
+    print(f"when it completes, copy the files locally and run: python -m core predict --image <folder>/<...>mixer.json "
+          f"--out OUT  (then ee-upload); follow it with: python -m core ee-tasks --wait {started[0]['id']}", file=sys.stderr)
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from core.ee import tasks as T
+
+    client = tasks_client(args)
+    if args.cancel:
+        infos = [T.cancel_task(tid, client) for tid in args.cancel]
+    elif args.wait:
+        bar = _Progress("ee-tasks", "task")
+        try:
+            infos = T.wait_for(args.wait, client, poll_seconds=args.poll, timeout=args.timeout, progress=bar)
+        finally:
+            bar.close()
+    else:
+        infos = T.list_tasks(client, active_only=args.active, limit=args.limit)
+    if args.json:
+        _print_json(_task_rows(infos))
+    else:
+        _print_table(infos)
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    from core.ee import tasks as T
+    from core.ee.upload import UploadConfig, asset_name, upload_prediction_cog
+    from core.errors import InputNotFoundError
+
+    prediction = Path(args.prediction)
+    if prediction.is_dir():
+        prediction = prediction / "probability.tif"
+    if not prediction.is_file():
+        raise InputNotFoundError(f"prediction not found: {prediction}; give the probability.tif written by `python -m core predict`")
+    cfg = UploadConfig(gcs_uri=args.gcs, asset_id=args.asset, pyramiding=args.pyramiding, overwrite=args.overwrite)
+    st = _initialize(args)
+    asset = asset_name(cfg.asset_id, st.project)
+    properties = {"source": "crop-mapping", "file": prediction.name}
+    summary = prediction.parent / "summary.json"
+    if summary.is_file():
+        try:
+            s = json.loads(summary.read_text(encoding="utf-8"))
+            properties.update({k: s[k] for k in ("threshold", "crop_fraction") if isinstance(s.get(k), (int, float))})
+        except (OSError, ValueError):
+            pass
+    task_id = upload_prediction_cog(prediction, cfg, storage_client(args, st.project), project=st.project, properties=properties)
+    out = {"task_id": task_id, "asset": asset, "gcs": cfg.gcs_uri, "band": cfg.band}
+    if args.wait:
+        bar = _Progress("ingestion", "task")
+        try:
+            (info,) = T.wait_for([task_id], tasks_client(args), poll_seconds=args.poll, timeout=args.timeout, progress=bar)
+        finally:
+            bar.close()
+        out["state"] = info.state
+    _print_json(out)
+    if not args.wait:
+        print(f"ingestion started; follow it with: python -m core ee-tasks --wait {task_id}", file=sys.stderr)
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def _add_project(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--project", default=None, help="Cloud project registered for Earth Engine (default: EE_PROJECT or the credentials')")
+
+
+def _add_region(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--preset", help="a named region with its recipes (camana)")
+    g.add_argument("--bbox", nargs="+", metavar="W,S,E,N",
+                   help="WEST,SOUTH,EAST,NORTH in degrees; write --bbox=W,S,E,N (with =) or --bbox W S E N "
+                        "when the first value is negative")
+
+
+def _add_composite(p: argparse.ArgumentParser, short_start: bool) -> None:
+    """Composite options; ``--start`` is a date only where it is not the export's start flag."""
+    starts = ("--start", "--start-date") if short_start else ("--start-date",)
+    p.add_argument("--sensor", default=None, help="L5, L7, L8, L9 or S2 (default: the preset's, else L8)")
+    p.add_argument(*starts, dest="start_date", default=None, help="first date YYYY-MM-DD (default: the preset's, else 2020-01-01)")
+    p.add_argument("--end", "--end-date", dest="end_date", default=None, help="last date YYYY-MM-DD, inclusive")
+    p.add_argument("--max-cloud", type=float, default=None, help="max scene cloud cover in %% (default 20)")
+    p.add_argument("--scale", type=float, default=None, help="pixel size in metres (default: the sensor's)")
+    p.add_argument("--crs", default=None, help="EPSG:XXXX (default: the UTM zone of the region)")
+
+
+def _add_labels(p: argparse.ArgumentParser, allow_none: bool) -> None:
+    choices = LABEL_PRODUCTS + (("none",) if allow_none else ())
+    p.add_argument("--labels", choices=choices, default=None,
+                   help="label product (default: the preset's, else worldcover)" + ("; none: image only" if allow_none else ""))
+    p.add_argument("--label-year", type=int, default=None, help="year of the label map (default: middle of the dates)")
+
+
+def add_commands(sub: Any) -> None:
+    """Add the ee-* commands to the CLI's subparsers (imports no ``ee``)."""
+    s = sub.add_parser("ee-status", help="Earth Engine: show whether it is configured (project, credentials kind)")
+    _add_project(s)
+    s.add_argument("--strict", action="store_true", help="exit 1 when Earth Engine is not ready")
+    s.set_defaults(func=cmd_status)
+
+    f = sub.add_parser("ee-fetch", help="Earth Engine: download a region's composite (image.tif) and labels (labels.tif)")
+    _add_region(f)
+    _add_composite(f, short_start=True)
+    _add_labels(f, allow_none=True)
+    f.add_argument("--out", required=True, help="output folder for image.tif, labels.tif, scene.json")
+    f.add_argument("--workers", type=int, default=8, help="parallel computePixels requests")
+    f.add_argument("--overwrite", action="store_true", help="replace image.tif/labels.tif in --out")
+    _add_project(f)
+    f.set_defaults(func=cmd_fetch)
+
+    x = sub.add_parser("ee-export-patches", help="Earth Engine: TFRecord export of training/test patches (dry run unless --start)")
+    _add_region(x)
+    _add_composite(x, short_start=False)
+    _add_labels(x, allow_none=False)
+    x.add_argument("--dest", required=True, help="gcs:BUCKET/PREFIX or drive:FOLDER")
+    x.add_argument("--name", required=True, help="export name (folder under the prefix, task descriptions)")
+    x.add_argument("--train-points", default="275", help="training points per class: N or NOT_CROP,CROP (default 275)")
+    x.add_argument("--test-points", default="50", help="test points per class: N or NOT_CROP,CROP (default 50)")
+    x.add_argument("--patch", type=int, default=256, help="patch side in pixels (multiple of 16)")
+    x.add_argument("--kernel", type=int, default=0, help="kernel buffer: extra context pixels on each side")
+    x.add_argument("--points-per-task", type=int, default=100, help="points per export task")
+    x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--start", action="store_true", help="start the tasks (default: print their configuration)")
+    _add_project(x)
+    x.set_defaults(func=cmd_export_patches)
+
+    i = sub.add_parser("ee-export-image", help="Earth Engine: TFRecord image export for prediction (patches + mixer; dry run unless --start)")
+    _add_region(i)
+    _add_composite(i, short_start=False)
+    i.add_argument("--dest", required=True, help="gcs:BUCKET/PREFIX or drive:FOLDER")
+    i.add_argument("--name", required=True, help="export name")
+    i.add_argument("--patch", type=int, default=256, help="patchDimensions side in pixels (multiple of 16)")
+    i.add_argument("--kernel", type=int, default=32, help="kernel buffer each side; Earth Engine's kernelSize is twice this")
+    i.add_argument("--max-file-mb", type=int, default=100, help="max size of one exported file")
+    i.add_argument("--start", action="store_true", help="start the task (default: print its configuration)")
+    _add_project(i)
+    i.set_defaults(func=cmd_export_image)
+
+    t = sub.add_parser("ee-tasks", help="Earth Engine: list, cancel or wait for batch tasks")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--cancel", nargs="+", metavar="ID", help="cancel these tasks")
+    g.add_argument("--wait", nargs="+", metavar="ID", help="wait until these tasks finish (fails on FAILED/CANCELLED)")
+    t.add_argument("--active", action="store_true", help="list only READY/RUNNING tasks")
+    t.add_argument("--limit", type=int, default=None, help="list at most this many tasks")
+    t.add_argument("--timeout", type=float, default=None, help="with --wait: give up after S seconds (tasks keep running)")
+    t.add_argument("--poll", type=float, default=30.0, help="with --wait: seconds between polls")
+    t.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_project(t)
+    t.set_defaults(func=cmd_tasks)
+
+    u = sub.add_parser("ee-upload", help="Earth Engine: upload a prediction (probability.tif) to Cloud Storage and ingest it as an asset")
+    u.add_argument("--prediction", required=True, help="probability.tif written by predict (or its folder)")
+    u.add_argument("--gcs", required=True, help="gs://BUCKET/path.tif (or a gs:// folder)")
+    u.add_argument("--asset", required=True, help="projects/PROJECT/assets/NAME (or NAME with --project)")
+    u.add_argument("--pyramiding", default="MEAN", help="pyramiding policy (MEAN, MODE, ...)")
+    u.add_argument("--overwrite", action="store_true", help="replace an existing asset")
+    u.add_argument("--wait", action="store_true", help="wait for the ingestion task to finish")
+    u.add_argument("--timeout", type=float, default=None, help="with --wait: give up after S seconds")
+    u.add_argument("--poll", type=float, default=15.0, help="with --wait: seconds between polls")
+    _add_project(u)
+    u.set_defaults(func=cmd_upload)

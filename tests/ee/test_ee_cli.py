@@ -1,0 +1,550 @@
+"""The ee-* CLI commands, offline: parsing, dry-run exports, tasks with a fake client, fetch and upload
+with faked Earth Engine calls. Nothing here opens a connection (see conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.__main__ import main
+from core.ee import auth
+from core.ee import cli
+from core.ee.auth import EEStatus
+from core.ee.composites import _scene_summary_cached
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def no_credentials(tmp_path, monkeypatch):
+    """No key file, no project, no stored user credentials, no memo of an earlier initialisation."""
+    from ee import oauth
+
+    monkeypatch.setattr(oauth, "get_credentials_path", lambda: str(tmp_path / "nocreds" / "credentials"))
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.delenv("EE_PROJECT", raising=False)
+    monkeypatch.setattr(auth, "_last_ok", None)
+    _scene_summary_cached.cache_clear()
+    yield
+    _scene_summary_cached.cache_clear()
+
+
+@pytest.fixture
+def ready(monkeypatch):
+    """Earth Engine 'initialised' (the ee_offline fixture does the real offline initialisation)."""
+    calls = []
+
+    def initialize(project=None, *a, **kw):
+        calls.append(project)
+        return EEStatus(True, project or "p", "test", f"Earth Engine ready: project {project or 'p'} (test)")
+
+    monkeypatch.setattr(auth, "initialize", initialize)
+    return calls
+
+
+def run(capsys, argv):
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def one_line_error(capsys, argv) -> str:
+    code, out, err = run(capsys, argv)
+    err = err.strip()
+    assert code == 2, (out, err)
+    assert err.startswith("error: ") and "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+# ------------------------------------------------------------------------------------ parser
+
+
+def test_parser_imports_no_ee():
+    code = (
+        "import sys\n"
+        "import core.ee.cli\n"
+        "from core.__main__ import build_parser\n"
+        "p = build_parser()\n"
+        "p.parse_args(['ee-tasks', '--active'])\n"
+        "p.parse_args(['ee-fetch', '--bbox', '-72.78', '-16.65', '-72.67', '-16.58', '--out', 'x'])\n"
+        "p.parse_args(['ee-export-image', '--bbox=-72.78,-16.65,-72.67,-16.58', '--dest', 'drive:f', '--name', 'n', '--start'])\n"
+        "assert not [m for m in sys.modules if m == 'ee' or m.startswith('ee.')], 'ee imported'\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_every_command_is_registered():
+    from core.__main__ import build_parser
+
+    p = build_parser()
+    for name in ("ee-status", "ee-fetch", "ee-export-patches", "ee-export-image", "ee-tasks", "ee-upload"):
+        assert callable(p.parse_args([name] + {
+            "ee-status": [], "ee-tasks": [],
+            "ee-fetch": ["--preset", "camana", "--out", "o"],
+            "ee-export-patches": ["--preset", "camana", "--dest", "gcs:b/p", "--name", "n"],
+            "ee-export-image": ["--preset", "camana", "--dest", "gcs:b/p", "--name", "n"],
+            "ee-upload": ["--prediction", "p.tif", "--gcs", "gs://b/p.tif", "--asset", "projects/p/assets/a"],
+        }[name]).func)
+    a = p.parse_args(["ee-fetch", "--preset", "camana", "--start", "2005-03-01", "--end", "2005-09-30", "--out", "o"])
+    assert (a.start_date, a.end_date) == ("2005-03-01", "2005-09-30")
+    a = p.parse_args(["ee-export-patches", "--preset", "camana", "--dest", "gcs:b/p", "--name", "n", "--start",
+                      "--start-date", "2005-03-01"])
+    assert a.start is True and a.start_date == "2005-03-01"
+    with pytest.raises(SystemExit):  # --preset and --bbox exclude each other
+        p.parse_args(["ee-fetch", "--preset", "camana", "--bbox=1,2,3,4", "--out", "o"])
+
+
+def test_parse_helpers():
+    from core.errors import ConfigError, RegionError
+
+    assert cli.parse_bbox("-72.78, -16.65,-72.67,-16.58") == (-72.78, -16.65, -72.67, -16.58)
+    for bad in ("1,2,3", "a,b,c,d", "10,0,5,1", "0,5,1,0", "0,-95,1,1", "-190,0,1,1", "nan,0,1,1"):
+        with pytest.raises(RegionError):
+            cli.parse_bbox(bad)
+    d = cli.parse_destination("gcs:crop-bucket/runs/camana")
+    assert (d.kind, d.bucket, d.prefix) == ("gcs", "crop-bucket", "runs/camana")
+    d = cli.parse_destination("gs://crop-bucket")
+    assert (d.kind, d.bucket, d.prefix) == ("gcs", "crop-bucket", "crop-mapping")
+    d = cli.parse_destination("drive:crop_exports")
+    assert (d.kind, d.prefix) == ("drive", "crop_exports")
+    for bad in ("s3:bucket/x", "crop-bucket/x", "gcs:", "gcs:gs://x/y", "drive:"):
+        with pytest.raises(ConfigError):
+            cli.parse_destination(bad)
+    assert cli._points("275", "--train-points") == (275, 275)
+    assert cli._points("300,250", "--train-points") == (300, 250)
+    with pytest.raises(ConfigError):
+        cli._points("1,2,3", "--train-points")
+
+
+# ------------------------------------------------------------------------------------ status
+
+
+def test_status_without_credentials(capsys):
+    code, out, err = run(capsys, ["ee-status"])
+    assert code == 0, err
+    st = json.loads(out)
+    assert st["ok"] is False and st["method"] == "none"
+    assert "earthengine authenticate" in st["message"] and "EE_PROJECT" in st["message"]
+    assert run(capsys, ["ee-status", "--strict"])[0] == 1
+
+
+def test_status_ready_prints_no_key_material(capsys, tmp_path, monkeypatch):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    import ee
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    info = {"type": "service_account", "project_id": "key-project", "private_key_id": "f00dfeedbeefcafe0123456789abcdef01234567",
+            "private_key": pem, "client_email": "cropmap@key-project.iam.gserviceaccount.com",
+            "token_uri": "https://oauth2.googleapis.com/token"}
+    key = tmp_path / "key.json"
+    key.write_text(json.dumps(info))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    inits = []
+    monkeypatch.setattr(ee, "Initialize", lambda credentials=None, **kw: inits.append(kw))
+    code, out, err = run(capsys, ["ee-status", "--project", "cli-project"])
+    assert code == 0 and len(inits) == 1 and inits[0]["project"] == "cli-project"
+    st = json.loads(out)
+    assert st["ok"] is True and st["project"] == "cli-project" and st["method"] == "service_account_file"
+    body = [line for line in pem.splitlines() if line and "PRIVATE KEY" not in line]
+    for secret in body[:3] + body[-2:] + [info["private_key_id"]]:
+        assert secret not in out and secret not in err
+
+
+# ------------------------------------------------------------------------------------ user mistakes
+
+
+@pytest.mark.parametrize("bbox", ["1,2,3", "a,b,c,d", "10,0,5,1", "0,-95,1,1"])
+def test_bad_bbox_is_one_clean_line(capsys, bbox):
+    err = one_line_error(capsys, ["ee-fetch", f"--bbox={bbox}", "--out", "never-written"])
+    assert "--bbox" in err
+    err = one_line_error(capsys, ["ee-export-patches", f"--bbox={bbox}", "--dest", "gcs:crop-bucket/x", "--name", "n"])
+    assert "--bbox" in err
+    assert not Path("never-written").exists()
+
+
+def test_other_mistakes_are_one_line(capsys, tmp_path):
+    assert "preset" in one_line_error(capsys, ["ee-fetch", "--preset", "nowhere", "--out", str(tmp_path)])
+    assert "--dest" in one_line_error(capsys, ["ee-export-image", "--preset", "camana", "--dest", "s3:b/x", "--name", "n"])
+    assert "sensor" in one_line_error(capsys, ["ee-fetch", "--preset", "camana", "--sensor", "L99", "--out", str(tmp_path)])
+    assert "Sentinel-2" in one_line_error(capsys, ["ee-fetch", "--preset", "camana", "--sensor", "S2", "--out", str(tmp_path)])
+    assert "patch_size" in one_line_error(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/x",
+                                                   "--name", "n", "--patch", "100"])
+    assert "at least 32 px" in one_line_error(capsys, ["ee-fetch", "--bbox=-72.7,-16.6,-72.699,-16.599", "--out", str(tmp_path)])
+    # a valid request without credentials: told what to set up, nothing written
+    err = one_line_error(capsys, ["ee-fetch", "--preset", "camana", "--out", str(tmp_path / "o")])
+    assert "earthengine authenticate" in err and not (tmp_path / "o").exists()
+    assert "earthengine authenticate" in one_line_error(capsys, ["ee-tasks"])
+    assert "earthengine authenticate" in one_line_error(
+        capsys, ["ee-export-patches", "--preset", "camana", "--dest", "gcs:crop-bucket/x", "--name", "n"])
+
+
+# ------------------------------------------------------------------------------------ exports
+
+
+def test_export_patches_dry_run(ee_offline, ready, capsys):
+    code, out, err = run(capsys, ["ee-export-patches", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "camana"])
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["dry_run"] is True and "--start" in err
+    assert res["selectors"] == ["R", "G", "B", "NIR", "NDVI", "crop"]
+    assert res["patchDimensions"] == [256, 256] and res["kernel_buffer"] == 0
+    assert res["train_points"] == [275, 275] and res["test_points"] == [50, 50]
+    assert res["labels"]["product"] == "glcfcs30d" and res["composite"]["sensor"] == "L5"
+    tasks = res["tasks"]
+    assert [t["points"] for t in tasks] == [100, 100, 100, 100, 100, 50, 100]
+    assert [t["split"] for t in tasks] == ["train"] * 6 + ["test"]
+    first = tasks[0]
+    assert first["description"] == "camana_train_000" and first["task_type"] == "EXPORT_TABLE"
+    assert first["destination"] == "gs://crop-bucket/camana/camana/train_000"
+    assert first["config"]["selectors"] == res["selectors"]
+    assert first["config"]["fileExportOptions"]["cloudStorageDestination"] == {"bucket": "crop-bucket",
+                                                                              "filenamePrefix": "camana/camana/train_000"}
+    assert "expression" not in first["config"]
+
+    code, out, err = run(capsys, ["ee-export-patches", "--bbox=-72.78,-16.65,-72.67,-16.58", "--sensor", "l8",
+                                  "--start-date", "2020-01-01", "--end", "2020-12-31", "--labels", "worldcover",
+                                  "--dest", "drive:crop_exports", "--name", "c", "--train-points", "10", "--test-points", "5",
+                                  "--points-per-task", "8", "--patch", "128", "--kernel", "16"])
+    assert code == 0, err
+    res = json.loads(out)
+    assert [t["points"] for t in res["tasks"]] == [8, 8, 4, 8, 2]
+    assert res["patchDimensions"] == [160, 160] and res["patch_size"] == 128 and res["kernel_buffer"] == 16
+    assert res["composite"]["sensor"] == "L8" and res["labels"] == {**res["labels"], "product": "worldcover", "year": None}
+    assert res["tasks"][0]["config"]["fileExportOptions"]["driveDestination"]["folder"] == "crop_exports"
+
+
+def test_export_patches_start(ee_offline, ready, capsys, monkeypatch):
+    sent = []
+
+    def export_table(request_id, params):
+        sent.append(params["description"])
+        return {"name": f"projects/p/operations/OP{len(sent)}"}
+
+    monkeypatch.setattr(ee_offline.data, "exportTable", export_table)
+    code, out, err = run(capsys, ["ee-export-patches", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "s",
+                                  "--train-points", "3", "--test-points", "1", "--points-per-task", "4", "--start"])
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["dry_run"] is False and sent == ["s_train_000", "s_train_001", "s_test_000"]
+    assert [t["id"] for t in res["tasks"]] == ["OP1", "OP2", "OP3"]
+    assert "ee-tasks --wait OP1 OP2 OP3" in err
+
+    def failing(request_id, params):
+        sent.append(params["description"])
+        if len(sent) > 4:
+            raise ee_offline.EEException("Permission denied on bucket crop-bucket")
+        return {"name": "projects/p/operations/FIRST"}
+
+    sent.clear()
+    monkeypatch.setattr(ee_offline.data, "exportTable", failing)
+    err = one_line_error(capsys, ["ee-export-patches", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "s",
+                                  "--train-points", "3", "--test-points", "1", "--points-per-task", "1", "--start"])
+    assert "already started" in err and "FIRST" in err and "--cancel" in err
+
+
+def test_export_image_dry_run(ee_offline, ready, capsys):
+    code, out, err = run(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "camana",
+                                  "--patch", "256", "--kernel", "32"])
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["dry_run"] is True and "--start" in err
+    assert res["patchDimensions"] == [256, 256] and res["kernelSize"] == [64, 64]
+    assert res["formatOptions"] == {"patchDimensions": [256, 256], "kernelSize": [64, 64], "compressed": True,
+                                    "maxFileSize": 100 * 1024 * 1024}
+    assert res["bands"] == ["R", "G", "B", "NIR", "NDVI"] and res["mixer"] == "gs://crop-bucket/camana/camana/image*mixer.json"
+    (task,) = res["tasks"]
+    assert task["task_type"] == "EXPORT_IMAGE" and task["description"] == "camana_image"
+    opts = task["config"]["fileExportOptions"]
+    assert opts["fileFormat"] == "TF_RECORD_IMAGE"
+    assert opts["tfRecordOptions"]["tileDimensions"] == {"width": 256, "height": 256}
+    assert opts["tfRecordOptions"]["marginDimensions"] == {"width": 64, "height": 64}
+    assert opts["cloudStorageDestination"]["filenamePrefix"] == "camana/camana/image"
+
+    code, out, err = run(capsys, ["ee-export-image", "--preset", "camana", "--dest", "drive:crop_exports", "--name", "c", "--kernel", "0"])
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["kernelSize"] == [0, 0] and "kernelSize" not in res["formatOptions"]
+    assert "marginDimensions" not in res["tasks"][0]["config"]["fileExportOptions"]["tfRecordOptions"]
+
+
+def test_export_image_start(ee_offline, ready, capsys, monkeypatch):
+    monkeypatch.setattr(ee_offline.data, "exportImage", lambda rid, params: {"name": "projects/p/operations/IMG1"})
+    code, out, err = run(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "c", "--start"])
+    assert code == 0, err
+    assert json.loads(out)["tasks"] == [{"id": "IMG1", "description": "c_image", "destination": "gs://crop-bucket/camana/c/image"}]
+    assert "mixer.json" in err and "ee-tasks --wait IMG1" in err
+
+
+# ------------------------------------------------------------------------------------ tasks
+
+
+def op(task_id: str, state: str, description: str = "d", error: str | None = None, created: str = "2026-01-01T00:00:00Z") -> dict:
+    o = {"name": f"projects/p/operations/{task_id}",
+         "metadata": {"state": state, "description": description, "type": "EXPORT_FEATURES", "createTime": created}}
+    if state in ("SUCCEEDED", "FAILED", "CANCELLED"):
+        o["done"] = True
+    if error:
+        o["error"] = {"code": 3, "message": error}
+    return o
+
+
+class FakeOps:
+    """The injectable operations client of core.ee.tasks: scripted states per task."""
+
+    def __init__(self, script: dict[str, list[dict]]):
+        self.script = {k: list(v) for k, v in script.items()}
+        self.cancelled: list[str] = []
+
+    def list_operations(self):
+        return [v[0] for v in self.script.values()]
+
+    def get_operation(self, name):
+        seq = self.script[name.rsplit("/", 1)[-1]]
+        return seq.pop(0) if len(seq) > 1 else seq[0]
+
+    def cancel_operation(self, name):
+        tid = name.rsplit("/", 1)[-1]
+        self.cancelled.append(tid)
+        self.script[tid] = [op(tid, "CANCELLING")]
+
+
+@pytest.fixture
+def fake_ops(monkeypatch):
+    holder = {}
+
+    def install(script):
+        holder["client"] = FakeOps(script)
+        monkeypatch.setattr(cli, "tasks_client", lambda args: holder["client"])
+        return holder["client"]
+
+    return install
+
+
+def test_tasks_list(capsys, fake_ops):
+    fake_ops({"A": [op("A", "RUNNING", "camana_train_000", created="2026-01-02T00:00:00Z")],
+              "B": [op("B", "FAILED", "camana_test_000", error="User memory limit exceeded.\nat sampleRegions")],
+              "C": [op("C", "PENDING", "camana_image")]})
+    code, out, err = run(capsys, ["ee-tasks"])
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["ID", "STATE", "DESCRIPTION", "ERROR"]
+    assert lines[1].split()[:3] == ["A", "RUNNING", "camana_train_000"]  # newest first
+    row_b = next(line for line in lines if line.startswith("B "))
+    assert "FAILED" in row_b and "User memory limit exceeded. at sampleRegions" in row_b  # error on one line
+    assert len(lines) == 4
+    code, out, _ = run(capsys, ["ee-tasks", "--active"])
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["A", "C"]
+    code, out, _ = run(capsys, ["ee-tasks", "--json", "--limit", "2"])
+    rows = json.loads(out)
+    assert [r["id"] for r in rows] == ["A", "B"] and rows[1]["state"] == "FAILED" and "memory" in rows[1]["error"]
+    fake_ops({})
+    assert run(capsys, ["ee-tasks"])[1].strip() == "no tasks"
+
+
+def test_tasks_cancel(capsys, fake_ops):
+    client = fake_ops({"A": [op("A", "RUNNING", "a")], "B": [op("B", "SUCCEEDED", "b")]})
+    code, out, err = run(capsys, ["ee-tasks", "--cancel", "A", "B"])
+    assert code == 0, err
+    assert client.cancelled == ["A"]  # B had finished: nothing to cancel
+    states = {line.split()[0]: line.split()[1] for line in out.splitlines()[1:]}
+    assert states == {"A": "CANCEL_REQUESTED", "B": "COMPLETED"}
+    assert "no Earth Engine task with id Z" in one_line_error(capsys, ["ee-tasks", "--cancel", "Z"])
+
+
+def test_tasks_wait(capsys, fake_ops):
+    fake_ops({"A": [op("A", "PENDING"), op("A", "RUNNING"), op("A", "SUCCEEDED", "a")], "B": [op("B", "SUCCEEDED", "b")]})
+    code, out, err = run(capsys, ["ee-tasks", "--wait", "A", "projects/p/operations/B", "--poll", "0", "--json"])
+    assert code == 0, err
+    assert [(r["id"], r["state"]) for r in json.loads(out)] == [("A", "COMPLETED"), ("B", "COMPLETED")]
+
+    fake_ops({"A": [op("A", "RUNNING"), op("A", "FAILED", "camana_train_000", error="User memory limit exceeded.")]})
+    err = one_line_error(capsys, ["ee-tasks", "--wait", "A", "--poll", "0"])
+    assert "camana_train_000 failed: User memory limit exceeded." in err and "points_per_task" in err
+
+    fake_ops({"A": [op("A", "CANCELLED", "a")]})
+    assert "cancelled" in one_line_error(capsys, ["ee-tasks", "--wait", "A", "--poll", "0"])
+
+    fake_ops({"B": [op("B", "RUNNING")]})
+    assert "still running after 0 s" in one_line_error(capsys, ["ee-tasks", "--wait", "B", "--poll", "0", "--timeout", "0"])
+
+
+def test_wait_raises_task_failed_error(fake_ops):
+    from core.__main__ import build_parser
+    from core.ee.errors import EETaskFailedError
+
+    fake_ops({"A": [op("A", "FAILED", "x", error="Bucket crop-bucket does not exist")]})
+    args = build_parser().parse_args(["ee-tasks", "--wait", "A", "--poll", "0"])
+    with pytest.raises(EETaskFailedError) as info:
+        args.func(args)
+    assert info.value.task_id == "A" and "bucket exists" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------ upload
+
+
+class FakeStorage:
+    def __init__(self):
+        self.uploaded: dict[str, bytes] = {}
+
+    def bucket(self, name):
+        storage = self
+
+        class Blob:
+            def __init__(self, path):
+                self.path = path
+
+            def upload_from_filename(self, filename):
+                with open(filename, "rb") as fh:
+                    storage.uploaded[f"gs://{name}/{self.path}"] = fh.read()
+
+        class Bucket:
+            def blob(self, path):
+                return Blob(path)
+
+        return Bucket()
+
+
+def test_upload(capsys, tmp_path, monkeypatch, ready, fake_ops):
+    import ee
+
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    (pred / "probability.tif").write_bytes(b"II*\x00fake cog")
+    (pred / "summary.json").write_text(json.dumps({"threshold": 0.5, "crop_fraction": 0.25, "note": "x"}))
+    storage, ingested = FakeStorage(), []
+    monkeypatch.setattr(cli, "storage_client", lambda args, project: storage)
+
+    def start_ingestion(request_id, manifest, allow_overwrite):
+        ingested.append((manifest, allow_overwrite))
+        return {"id": "ING1", "name": "projects/my-proj/operations/ING1", "started": "OK"}
+
+    monkeypatch.setattr(ee.data, "startIngestion", start_ingestion)
+    code, out, err = run(capsys, ["ee-upload", "--prediction", str(pred / "probability.tif"), "--gcs", "gs://crop-bucket/pred/camana.tif",
+                                  "--asset", "camana_pred", "--project", "my-proj"])
+    assert code == 0, err
+    res = json.loads(out)
+    assert res == {"task_id": "ING1", "asset": "projects/my-proj/assets/camana_pred", "gcs": "gs://crop-bucket/pred/camana.tif",
+                   "band": "crop_probability"}
+    assert storage.uploaded == {"gs://crop-bucket/pred/camana.tif": b"II*\x00fake cog"}
+    manifest, overwrite = ingested[0]
+    assert manifest["name"] == "projects/my-proj/assets/camana_pred" and overwrite is False
+    assert manifest["tilesets"][0]["sources"][0]["uris"] == ["gs://crop-bucket/pred/camana.tif"]
+    assert manifest["bands"][0]["missingData"] == {"values": [255]}
+    assert manifest["properties"] == {"source": "crop-mapping", "file": "probability.tif", "threshold": 0.5, "crop_fraction": 0.25}
+    assert "ee-tasks --wait ING1" in err
+
+    # a folder works too, with --wait on the ingestion task
+    fake_ops({"ING1": [op("ING1", "RUNNING"), op("ING1", "SUCCEEDED", "ingest")]})
+    code, out, err = run(capsys, ["ee-upload", "--prediction", str(pred), "--gcs", "gs://crop-bucket/pred/",
+                                  "--asset", "projects/p/assets/camana_pred", "--overwrite", "--wait", "--poll", "0"])
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["state"] == "COMPLETED" and ingested[-1][1] is True
+    assert "gs://crop-bucket/pred/probability.tif" in storage.uploaded
+
+    assert "not found" in one_line_error(capsys, ["ee-upload", "--prediction", str(tmp_path / "none.tif"), "--gcs", "gs://crop-bucket/a.tif",
+                                                  "--asset", "projects/p/assets/a"])
+    assert "gs://" in one_line_error(capsys, ["ee-upload", "--prediction", str(pred), "--gcs", "s3://crop-bucket/a.tif",
+                                              "--asset", "projects/p/assets/a"])
+    assert "asset" in one_line_error(capsys, ["ee-upload", "--prediction", str(pred), "--gcs", "gs://crop-bucket/a.tif",
+                                              "--asset", "projects/p/assets/bad name"])
+
+
+# ------------------------------------------------------------------------------------ fetch
+
+
+def fake_compute(requests):
+    def compute(req):
+        requests.append(req)
+        w, h = req["grid"]["dimensions"]["width"], req["grid"]["dimensions"]["height"]
+        bands = req["bandIds"]
+        if bands == ["label"]:
+            out = np.zeros((h, w), dtype=[("label", "u1")])
+            out["label"][:, : w // 2] = 1
+            return out
+        out = np.zeros((h, w), dtype=[(b, "<f4") for b in bands])
+        for i, b in enumerate(bands):
+            out[b] = 0.05 * (i + 1)
+        out["NIR"] = 0.4
+        return out
+
+    return compute
+
+
+@pytest.fixture
+def fake_pixels(ee_offline, monkeypatch):
+    """computePixels and getInfo (computeValue) answered locally."""
+    requests, values = [], []
+    monkeypatch.setattr(ee_offline.data, "computePixels", fake_compute(requests))
+    monkeypatch.setattr(ee_offline.data, "computeValue", lambda obj: values.append(obj) or {"count": 7, "dates": [1]})
+    return requests, values
+
+
+def test_fetch_writes_image_and_labels(capsys, tmp_path, ready, fake_pixels):
+    requests, values = fake_pixels
+    out_dir = tmp_path / "camana"
+    code, out, err = run(capsys, ["ee-fetch", "--preset", "camana", "--out", str(out_dir), "--workers", "2"])
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["image"] == str(out_dir / "image.tif") and res["labels"] == str(out_dir / "labels.tif")
+    assert res["label_map"] == "binary" and res["crs"] == "EPSG:32718" and res["scenes"] == 7
+    assert res["title"].startswith("Camana") and "GLC_FCS30D" in res["attribution"] and "px at 30 m" in res["region"]
+    assert (out_dir / "image.tif").is_file() and (out_dir / "labels.tif").is_file() and (out_dir / "scene.json").is_file()
+    assert len(values) == 1 and len(requests) == res["requests"] >= 4  # 2 workers: >= 2 tiles per file
+    assert "predict --image" in err and ready == [None]
+
+    # the local pipeline reads it: bands R, G, B, NIR on the UTM grid
+    code, out, err = run(capsys, ["info", "--image", str(out_dir / "image.tif")])
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["bands"] == {"R": 1, "G": 2, "B": 3, "NIR": 4} and info["crs"] == "EPSG:32718" and info["georeferenced"]
+    from core.labels import CLASS_MAPS
+    from core.raster import ImageReader, read_labels
+
+    with ImageReader(out_dir / "image.tif") as r:
+        grid = r.grid
+    mask = read_labels(out_dir / "labels.tif", CLASS_MAPS["binary"], grid=grid)
+    assert mask.shape == (grid.height, grid.width) and set(np.unique(mask)) == {0, 1}  # each tile: left half crop
+    assert 0.4 < mask.mean() < 0.6
+
+    assert "already exists" in one_line_error(capsys, ["ee-fetch", "--preset", "camana", "--out", str(out_dir)])
+    assert run(capsys, ["ee-fetch", "--preset", "camana", "--out", str(out_dir), "--overwrite", "--workers", "1"])[0] == 0
+
+
+def test_fetch_bbox_options_and_no_labels(capsys, tmp_path, ready, fake_pixels):
+    requests, _ = fake_pixels
+    code, out, err = run(capsys, ["ee-fetch", "--bbox=-72.78,-16.65,-72.67,-16.58", "--sensor", "S2", "--start", "2022-03-01",
+                                  "--end", "2022-09-30", "--scale", "20", "--labels", "dynamicworld", "--out", str(tmp_path / "dw"),
+                                  "--workers", "1", "--project", "cli-proj"])
+    assert code == 0, err
+    scene = json.loads((tmp_path / "dw" / "scene.json").read_text())
+    assert scene["composite"]["sensor"] == "S2" and scene["scale"] == 20.0
+    assert (scene["labels"]["product"], scene["labels"]["start"], scene["labels"]["end"]) == ("dynamicworld", "2022-03-01", "2022-09-30")
+    assert json.loads(out)["label_map"] == "binary" and ready == ["cli-proj"]
+
+    requests.clear()
+    code, out, err = run(capsys, ["ee-fetch", "--preset", "camana", "--labels", "none", "--out", str(tmp_path / "img"), "--workers", "1"])
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["labels"] is None and res["label_map"] is None
+    assert (tmp_path / "img" / "image.tif").is_file() and not (tmp_path / "img" / "labels.tif").exists()
+    assert all(r["bandIds"] != ["label"] for r in requests)
+
+
+def test_fetch_no_scenes_is_one_line(capsys, tmp_path, ready, ee_offline, monkeypatch):
+    monkeypatch.setattr(ee_offline.data, "computeValue", lambda obj: {"count": 0, "dates": []})
+    monkeypatch.setattr(ee_offline.data, "computePixels", fake_compute([]))
+    assert "widen the dates" in one_line_error(capsys, ["ee-fetch", "--preset", "camana", "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o" / "image.tif").exists()
