@@ -165,14 +165,6 @@ def crop_colour(prob: np.ndarray, threshold: float) -> np.ndarray:
     return rgba
 
 
-def threshold_mask(prob: np.ndarray, threshold: float) -> np.ndarray:
-    """uint8 crop mask from a probability: 1 where >= threshold, 0 below, 255 where NaN."""
-    finite = np.isfinite(prob)
-    out = np.where(np.nan_to_num(prob, nan=0.0) >= threshold, CROP, NOT_CROP).astype(np.uint8)
-    out[~finite] = NODATA
-    return out
-
-
 def disagreement_colour(pred_mask: np.ndarray, label_mask: np.ndarray) -> np.ndarray:
     """(h, w, 4) RGBA: false crop and missed crop in two colours, agreement transparent.
 
@@ -427,10 +419,3 @@ def geotiff_bytes(array: np.ndarray, grid: Grid, nodata: float | None, descripti
             dst.write(array, 1)
             dst.set_band_description(1, description)
         return mem.read()
-
-
-def probability_percent(prob: np.ndarray) -> np.ndarray:
-    """Probability 0-1 (NaN = no data) -> uint8 percent 0-100 with 255 = no data (disk convention)."""
-    out = np.clip(np.round(np.nan_to_num(prob, nan=0.0) * 100), 0, 100).astype(np.uint8)
-    out[~np.isfinite(prob)] = 255
-    return out

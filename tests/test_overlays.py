@@ -11,9 +11,10 @@ from PIL import Image
 
 from core import overlays as ov
 from core.errors import InvalidDataError
+from core.predict import probability_to_uint8, threshold_mask
 from core.raster import Grid, read_image
 
-from tests.conftest import FLANDERS_S2, SAMPLE_IMAGE
+from conftest import FLANDERS_S2, SAMPLE_IMAGE
 
 IMAGE_GRID = Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 300, 200)
 
@@ -35,7 +36,7 @@ def test_class_and_probability_rendering():
     assert rgba[1, 0, 3] == 0 and rgba[0, 0, 3] == 255
     crop = ov.crop_colour(prob, 0.5)
     assert crop[0, 0, 3] == 0 and crop[0, 1, 3] == 255 and crop[1, 1, 3] == 255 and crop[1, 0, 3] == 0
-    mask = ov.threshold_mask(prob, 0.5)
+    mask = threshold_mask(prob, 0.5)
     assert mask.tolist() == [[0, 1], [255, 1]]
     lab = ov.labels_colour(np.array([[1, 0, 255]], np.uint8), show_nodata=True)
     assert lab[0, 0, 3] == 255 and lab[0, 2, 3] == 160
@@ -113,7 +114,7 @@ def test_compose_png_and_geotiff_exports(tmp_path):
     grid = Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5630000.0), 60, 50)
     prob = np.full((50, 60), 0.42, np.float32)
     prob[0, 0] = np.nan
-    data = ov.geotiff_bytes(ov.probability_percent(prob), grid, 255, "crop probability (%)")
+    data = ov.geotiff_bytes(probability_to_uint8(prob), grid, 255, "crop probability (%)")
     path = tmp_path / "p.tif"
     path.write_bytes(data)
     with rasterio.open(path) as src:
