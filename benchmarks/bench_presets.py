@@ -18,7 +18,16 @@ import numpy as np
 from common import AGNET, save, timeit
 
 
-def throughput(preset: str, batch: int = 8, n_batches: int = 4) -> dict:
+#: Shapes measured when choosing the light preset (inference and training throughput only).
+CANDIDATES = {
+    "base8_depth4": ((8, 16, 32, 64), 128),
+    "base16_depth4 (light)": ((16, 32, 64, 128), 256),
+    "base24_depth4": ((24, 48, 96, 192), 384),
+    "base16_depth5": ((16, 32, 64, 128, 256), 512),
+}
+
+
+def throughput(preset, batch: int = 8, n_batches: int = 4) -> dict:
     import tensorflow as tf
 
     from core.model import build_unet, compile_model
@@ -65,19 +74,25 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--skip-schedule", action="store_true")
+    ap.add_argument("--only", choices=["throughput", "schedule"], default=None)
     args = ap.parse_args()
-    out = {"presets": {}}
-    for preset in ("light", "seed"):
-        out["presets"][preset] = throughput(preset)
-    l, s = out["presets"]["light"], out["presets"]["seed"]
-    out["inference_ratio_light_over_seed"] = l["inference_patches_per_s"] / s["inference_patches_per_s"]
-    out["training_ratio_light_over_seed"] = l["training_patches_per_s"] / s["training_patches_per_s"]
-    save("presets", out)
-    if not args.skip_schedule:
+    if args.only != "schedule":
+        from core.model import Preset
+
+        out = {"presets": {}}
         for preset in ("light", "seed"):
-            out["presets"][preset]["short_schedule"] = short_schedule(preset, args.steps, args.batch)
-            save("presets", out)
+            out["presets"][preset] = throughput(preset)
+        l, s = out["presets"]["light"], out["presets"]["seed"]
+        out["inference_ratio_light_over_seed"] = l["inference_patches_per_s"] / s["inference_patches_per_s"]
+        out["training_ratio_light_over_seed"] = l["training_patches_per_s"] / s["training_patches_per_s"]
+        out["candidates"] = {name: throughput(Preset(name, enc, centre, None, name))
+                             for name, (enc, centre) in CANDIDATES.items()}
+        save("presets_throughput", out)
+    if args.only != "throughput":
+        sched = {}
+        for preset in ("light", "seed"):
+            sched[preset] = short_schedule(preset, args.steps, args.batch)
+            save("presets_schedule", sched)
 
 
 if __name__ == "__main__":

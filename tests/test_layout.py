@@ -1,0 +1,44 @@
+"""The package's promises about its own layout: core never imports Streamlit, importing does nothing
+heavy, and pages never call Earth Engine or TensorFlow directly."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+CORE = ROOT / "core"
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_core_never_imports_streamlit():
+    offenders = [str(p.relative_to(ROOT)) for p in CORE.rglob("*.py") if {"streamlit", "pages"} & _imports(p)]
+    assert offenders == []
+
+
+def test_pages_do_not_call_ee_or_tf():
+    pages = list((ROOT / "pages").rglob("*.py")) + [ROOT / "app.py"]
+    offenders = [str(p.relative_to(ROOT)) for p in pages if {"ee", "tensorflow", "keras"} & _imports(p)]
+    assert offenders == []
+    for p in pages:
+        text = p.read_text()
+        assert "ee.Initialize" not in text and "tf." not in text, p
+
+
+def test_light_modules_import_without_tensorflow_or_ee():
+    code = ("import sys; import core, core.raster, core.labels, core.metrics, core.region, core.overlays, "
+            "core.predict, core.patches, core.config, core.sources.local, core.ee.auth, core.ee.composites; "
+            "print(sorted(m for m in ('tensorflow', 'ee', 'streamlit', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
