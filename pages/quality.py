@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from core.errors import CropMapError
+from core.model import DEFAULT_MODEL_PATH
 from core.overlays import map_bounds
 from pages.components import cached, mapview, scene, state, ui
 
@@ -41,6 +44,9 @@ try:
 except CropMapError as err:
     ui.stop_on_error(err)
 
+if state.get(state.SOURCE).get("kind") == "sample" and Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve():
+    st.caption("The sample scene is one of the blocks the shipped model was trained on, so these are "
+               "training-set figures; the model card (Model page) gives its figures on the validation blocks.")
 m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric("Precision", f"{conf['precision']:.3f}")
 m2.metric("Recall", f"{conf['recall']:.3f}")
