@@ -49,12 +49,13 @@ def mosaic(path: Path, size: int) -> Path:
 def throughput(size: int, workdir: Path) -> dict:
     from core.config import PredictConfig
     from core.model import load_model
-    from core.predict import ModelRunner, predict_image, tile_origins
+    from core.predict import ModelRunner, model_lattice, predict_image, tile_origins
     from core.raster import ImageReader
 
     img = mosaic(workdir / f"mosaic_{size}.tif", size)
     loaded = load_model()
-    cfg = PredictConfig()
+    lattice = model_lattice(loaded.model)
+    cfg = PredictConfig().resolve(None, lattice)
     # Pipeline (warm the model first so both sides exclude tracing).
     runner = ModelRunner(loaded.model, cfg.batch_size)
     runner(np.zeros((cfg.batch_size, cfg.tile, cfg.tile, 5), np.float32))
@@ -62,7 +63,7 @@ def throughput(size: int, workdir: Path) -> dict:
     summary = predict_image(img, workdir / "out", config=cfg, overwrite=True, loaded=loaded)
     pipeline = time.perf_counter() - t
     # Bare model on the same tiles: every tile position the pipeline visits, already normalized in memory.
-    starts = tile_origins(size, cfg.tile, cfg.step)
+    starts = tile_origins(size, cfg.tile, cfg.step, 0, lattice)
     n_tiles = len(starts) ** 2
     with ImageReader(img) as r:
         feats, valid = r.read()

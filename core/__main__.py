@@ -165,9 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--window", default=None, help="ROW,COL,HEIGHT,WIDTH: predict only this pixel window")
     p.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
-    p.add_argument("--tile", type=int, default=256)
-    p.add_argument("--overlap", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--tile", type=int, default=None, help="tile side in px (default: 512, or the model's fixed size)")
+    p.add_argument("--overlap", type=int, default=None, help="overlap between tiles in px (default: a quarter tile)")
+    p.add_argument("--batch-size", type=int, default=None, help="tiles per model call (default: by tile size)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=_cmd_predict)
 

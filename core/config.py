@@ -70,20 +70,47 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class PredictConfig:
-    """Sliding-window prediction: tile size, overlap between tiles, batch size, threshold."""
+    """Sliding-window prediction: tile size, overlap between tiles, batch size, threshold.
 
-    tile: int = 256
-    overlap: int = 64
-    batch_size: int = 8
+    ``None`` means "choose for the model" (see :meth:`resolve`): 512 px tiles for fully convolutional
+    models (the model's own size otherwise), a quarter of the tile as overlap, and a batch that
+    keeps memory like 8 tiles of 256 px.
+    """
+
+    tile: int | None = None
+    overlap: int | None = None
+    batch_size: int | None = None
     threshold: float = 0.5
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        _require(self.tile % 16 == 0 and self.tile >= 32, f"tile must be a multiple of 16 and >= 32, got {self.tile}")
-        _require(0 <= self.overlap <= self.tile // 2, f"overlap must be 0-{self.tile // 2}, got {self.overlap}")
-        _require(1 <= self.batch_size <= 256, "batch_size must be 1-256")
+        if self.tile is not None:
+            _require(self.tile % 16 == 0 and self.tile >= 32, f"tile must be a multiple of 16 and >= 32, got {self.tile}")
+        if self.overlap is not None:
+            limit = self.tile // 2 if self.tile else 1024
+            _require(0 <= self.overlap <= limit, f"overlap must be 0-{limit}, got {self.overlap}")
+        if self.batch_size is not None:
+            _require(1 <= self.batch_size <= 256, "batch_size must be 1-256")
         _require(0.0 <= self.threshold <= 1.0, f"threshold must be 0-1, got {self.threshold}")
+
+    def resolve(self, fixed_size: int | None, lattice: int = 16) -> "PredictConfig":
+        """Concrete values for a model with input size ``fixed_size`` (None: any size) whose
+        output repeats every ``lattice`` pixels (2 ** number of poolings).
+
+        Raises:
+            ConfigError: the tile does not fit the model, or tile/overlap are off the lattice.
+        """
+        tile = self.tile or fixed_size or 512
+        if fixed_size is not None and tile != fixed_size:
+            raise ConfigError(f"this model takes {fixed_size} px tiles, not {tile}; use --tile {fixed_size}")
+        overlap = self.overlap if self.overlap is not None else tile // 4
+        _require(overlap <= tile // 2, f"overlap must be 0-{tile // 2}, got {overlap}")
+        for name, v in (("tile", tile), ("overlap", overlap)):
+            _require(v % lattice == 0, f"{name} must be a multiple of {lattice} for this model (its pooling lattice), got {v}")
+        batch = self.batch_size or max(1, 8 * 256 * 256 // (tile * tile))
+        return PredictConfig(tile, overlap, batch, self.threshold)
 
     @property
     def step(self) -> int:
+        if self.tile is None or self.overlap is None:
+            raise ConfigError("resolve the prediction config for a model first")
         return self.tile - self.overlap

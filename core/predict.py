@@ -45,9 +45,15 @@ def blend_weights(tile: int, overlap: int) -> np.ndarray:
     return np.maximum(w, 1e-3).astype(np.float32)
 
 
-def tile_origins(length: int, tile: int, step: int, offset: int = 0) -> list[int]:
-    """Tile starts covering [0, length): the first at or before 0, shifted by ``offset`` (mod step)."""
-    start = (offset % step) - step
+def tile_origins(length: int, tile: int, step: int, offset: int = 0, lattice: int = 1) -> list[int]:
+    """Tile starts covering [0, length): the first at or before 0, shifted by ``offset`` (mod step).
+
+    Starts are snapped to multiples of ``lattice``: a U-Net with n poolings computes a pixel
+    differently depending on its position modulo 2**n in the tile, so keeping every tile on the same
+    lattice makes a pixel's probability independent of where the grid falls (only the blending of
+    tile edges remains, and that is smooth).
+    """
+    start = ((offset % step) // lattice) * lattice - step
     while start + tile <= 0:
         start += step
     out = []
@@ -92,19 +98,21 @@ class TiledPredictor:
 
     runner: Callable[[np.ndarray], np.ndarray]
     normalize: Callable[[np.ndarray, np.ndarray], np.ndarray]
-    config: PredictConfig
+    config: PredictConfig  # resolved: no None
     offset: tuple[int, int] = (0, 0)
+    lattice: int = 16
 
     def count_tiles(self, height: int, width: int) -> int:
         t, s = self.config.tile, self.config.step
-        return len(tile_origins(height, t, s, self.offset[0])) * len(tile_origins(width, t, s, self.offset[1]))
+        return (len(tile_origins(height, t, s, self.offset[0], self.lattice))
+                * len(tile_origins(width, t, s, self.offset[1], self.lattice)))
 
     def strips(self, read: ReadFn, height: int, width: int, progress: ProgressFn | None = None
                ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (first row, probabilities (rows, width) float32, NaN where invalid) top to bottom."""
         t, s, ov = self.config.tile, self.config.step, self.config.overlap
-        rows = tile_origins(height, t, s, self.offset[0])
-        cols = tile_origins(width, t, s, self.offset[1])
+        rows = tile_origins(height, t, s, self.offset[0], self.lattice)
+        cols = tile_origins(width, t, s, self.offset[1], self.lattice)
         c0, span = cols[0], cols[-1] + t - cols[0]
         w1 = blend_weights(t, ov)
         w2 = w1[:, None] * w1[None, :]
@@ -156,20 +164,27 @@ class TiledPredictor:
         wsum[t - s :] = 0
 
 
+def model_lattice(model) -> int:
+    """2 ** (number of 2x poolings): the period, in pixels, of the model's position dependence."""
+    n = sum(1 for layer in model.layers if type(layer).__name__ == "MaxPooling2D")
+    return 2**n
+
+
 def make_predictor(loaded, config: PredictConfig = PredictConfig(), offset: tuple[int, int] = (0, 0)) -> TiledPredictor:
-    """A :class:`TiledPredictor` for a :class:`~core.model.LoadedModel`.
+    """A :class:`TiledPredictor` for a :class:`~core.model.LoadedModel`, with ``config`` resolved for it.
 
     Raises:
         ModelMismatchError: the model's bands are not R, G, B, NIR, NDVI.
-        ConfigError: the model has a fixed input size other than ``config.tile``.
+        ConfigError: the tile does not fit the model (see :meth:`PredictConfig.resolve`).
     """
     from core.model import check_bands
 
     check_bands(loaded.card, FEATURE_BANDS)
+    shape = loaded.model.input_shape
+    lattice = model_lattice(loaded.model)
+    config = config.resolve(shape[1] if shape[1] is not None else None, lattice)
     runner = ModelRunner(loaded.model, config.batch_size)
-    if runner.fixed_size is not None and runner.fixed_size != config.tile:
-        raise ConfigError(f"this model ({loaded.card.preset}) takes {runner.fixed_size} px tiles; use --tile {runner.fixed_size}")
-    return TiledPredictor(runner, loaded.card.normalization.apply, config, offset)
+    return TiledPredictor(runner, loaded.card.normalization.apply, config, offset, lattice)
 
 
 def array_reader(features: np.ndarray, valid: np.ndarray) -> ReadFn:
@@ -309,7 +324,7 @@ def predict_image(
             stats = _write_outputs(predictor, read, grid, tmpdir, config.threshold, progress)
             if stats["valid_pixels"] == 0:
                 raise NoDataError("the region holds no valid pixels (all no data); nothing was written; choose another region")
-            summary = _summary(image_path, grid, win, config, loaded, stats, time.time() - t0)
+            summary = _summary(image_path, grid, win, predictor.config, loaded, stats, time.time() - t0)
             (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
             for key, final in outputs.items():
                 os.replace(tmpdir / f"{key}.cog.tif", final)

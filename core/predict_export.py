@@ -85,7 +85,7 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
         raise OutputExistsError(f"{out_dir} already holds outputs; pass --overwrite to replace them or choose another --out")
     t0 = time.time()
     loaded = loaded or load_model(model_path)
-    pred = ExportPredictor(mixer_path, loaded, config.batch_size)
+    pred = ExportPredictor(mixer_path, loaded, config.batch_size or 4)
     grid = pred.mixer.grid
     out_dir.mkdir(parents=True, exist_ok=True)
     tmpdir = Path(tempfile.mkdtemp(prefix=".predict-", dir=out_dir))

@@ -18,6 +18,22 @@ def test_tile_origins_cover_and_shift():
         assert starts[0] <= 0 < starts[0] + 256 and starts[-1] < 1000 <= starts[-1] + 256
         assert all(b - a == 192 for a, b in zip(starts, starts[1:]))
     assert tile_origins(512, 256, 256) == [0, 256]
+    # on a 16-px lattice an odd offset moves the grid by whole lattice steps only
+    assert all(p % 16 == 0 for p in tile_origins(1000, 512, 384, 37, lattice=16))
+    assert tile_origins(1000, 512, 384, 37, lattice=16) == tile_origins(1000, 512, 384, 32, lattice=16)
+
+
+def test_config_resolves_for_the_model():
+    from core.errors import ConfigError
+
+    light = PredictConfig().resolve(None, 16)
+    assert (light.tile, light.overlap, light.batch_size) == (512, 128, 2)
+    seed = PredictConfig().resolve(256, 32)
+    assert (seed.tile, seed.overlap, seed.batch_size) == (256, 64, 8)
+    with pytest.raises(ConfigError, match="256 px tiles"):
+        PredictConfig(tile=512).resolve(256, 32)
+    with pytest.raises(ConfigError, match="multiple of 32"):
+        PredictConfig(tile=256, overlap=48).resolve(256, 32)
 
 
 def test_blend_weights_fall_to_the_edges():
@@ -25,28 +41,27 @@ def test_blend_weights_fall_to_the_edges():
     assert w[128] == 1 and w[0] < 0.01 and w[-1] < 0.01 and np.all(np.diff(w[:64]) > 0)
 
 
-# Seamless tiling: with the shipped model, moving the tile grid by an odd offset changes a pixel's
-# probability by at most MAX_SHIFT (absolute, 0-1) and on average by far less; plain tiling without
-# overlap fails the same test.
-MAX_SHIFT = 0.05
+# Seamless tiling: with the shipped model, moving the tile grid by an odd offset changes 99% of the
+# pixels' probabilities by less than P99_SHIFT (absolute, 0-1) and the mean by less than MEAN_SHIFT;
+# plain tiling without overlap fails the same test.
+P99_SHIFT = 0.03
 MEAN_SHIFT = 0.005
+
+
+def _shift_diff(loaded, feats, valid, cfg):
+    a = predict_array(loaded, feats, valid, cfg)
+    b = predict_array(loaded, feats, valid, cfg, offset=(37, 101))
+    assert np.array_equal(np.isfinite(a), valid) and np.array_equal(np.isfinite(b), valid)
+    return np.abs(a - b)[valid]
 
 
 def test_probability_does_not_depend_on_the_tile_grid(shipped):
     feats, valid, _ = read_image(SAMPLE_IMAGE)
     feats, valid = feats[:640, :640], valid[:640, :640]
-    cfg = PredictConfig()
-    a = predict_array(shipped, feats, valid, cfg)
-    b = predict_array(shipped, feats, valid, cfg, offset=(37, 101))
-    ok = np.isfinite(a)
-    assert np.array_equal(ok, valid) and np.array_equal(np.isfinite(b), valid)
-    diff = np.abs(a - b)[ok]
-    assert diff.max() <= MAX_SHIFT and diff.mean() <= MEAN_SHIFT
-    plain = PredictConfig(overlap=0)
-    pa = predict_array(shipped, feats, valid, plain)
-    pb = predict_array(shipped, feats, valid, plain, offset=(37, 101))
-    pdiff = np.abs(pa - pb)[ok]
-    assert pdiff.max() > MAX_SHIFT  # seams: the plain tiling fails the same test
+    diff = _shift_diff(shipped, feats, valid, PredictConfig())
+    assert np.percentile(diff, 99) <= P99_SHIFT and diff.mean() <= MEAN_SHIFT
+    plain = _shift_diff(shipped, feats, valid, PredictConfig(tile=256, overlap=0))
+    assert np.percentile(plain, 99) > P99_SHIFT  # seams: plain tiling fails the same test
 
 
 def test_predict_image_writes_cogs_and_summary(tiny_model_path, small_scene, tmp_path):
