@@ -47,7 +47,7 @@ def main() -> None:
     pooled = {k: round(v, 4) for k, v in total.to_dict().items() if k in ("accuracy", "precision", "recall", "f1", "iou")}
     card = loaded.card
     metrics = {
-        "val_blocks": {"how": "whole-block tiled prediction (tile 256, overlap 64), threshold 0.5, pooled over valid pixels",
+        "val_blocks": {"how": "whole-block tiled prediction (default config: 512 px tiles, 128 px overlap), threshold 0.5, pooled over valid pixels",
                        **pooled, "confusion_matrix": total.to_dict()["confusion_matrix"], "per_block": per_block},
         "val_patches_at_best_epoch": card.metrics.get("val", {}),
     }
