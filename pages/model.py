@@ -134,9 +134,20 @@ else:
         card = loaded.card
         st.write(f"**{Path(current).name}** -- preset `{card.preset}`, bands {', '.join(card.bands)}, "
                  f"patch {card.patch_size} px" + (f", created {card.created}" if card.created else ""))
-        if card.metrics:
-            st.write("Metrics: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, (int, float)) else f"{k} {v}"
-                                             for k, v in card.metrics.items()))
+        val = card.metrics.get("val_blocks")
+        if val:
+            st.markdown("**On the validation blocks** (not used for training; " + val.get("how", "") + ")")
+            cols = st.columns(5)
+            for col, name in zip(cols, ("iou", "f1", "precision", "recall", "accuracy")):
+                col.metric(name.upper() if name in ("iou", "f1") else name.capitalize(), f"{val[name]:.3f}")
+            if val.get("per_block"):
+                import pandas as pd
+
+                st.dataframe(pd.DataFrame(val["per_block"]).T, width="content")
+        elif card.metrics.get("val"):
+            logs = card.metrics["val"]
+            st.caption("Validation patches at the best epoch: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in logs.items() if k.startswith("val_") and isinstance(v, (int, float))))
         with st.expander("Model card"):
             st.json(card.to_dict())
     st.page_link("pages/predict.py", label="Next: Predict", icon=":material/arrow_forward:")

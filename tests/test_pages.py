@@ -134,6 +134,20 @@ def test_model_page_loads_uploaded_card_model(fake_map, tiny_model_path):
     assert "light" in texts(at)
 
 
+def test_model_page_shows_the_shipped_cards_validation_figures(fake_map):
+    from core.model import DEFAULT_MODEL_PATH, load_card
+
+    card = load_card(DEFAULT_MODEL_PATH)
+    at = new_app()
+    at.session_state["model_path"] = str(DEFAULT_MODEL_PATH)
+    at.switch_page("pages/model.py")
+    at.run()
+    assert not at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["IOU"] == f"{card.metrics['val_blocks']['iou']:.3f}"
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 6  # one row per val block
+
+
 def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypatch):
     import core.predict
 

@@ -86,5 +86,14 @@ def test_full_flow_offline(page, app_url, artifacts):
     page.wait_for_timeout(500)
     page.screenshot(path=str(artifacts / "06_threshold.png"))
 
+    # 5. Quality: metrics, confusion matrix and the disagreement map against the CDL labels
+    goto_page(page, "5. Quality")
+    page.get_by_text("Confusion matrix").wait_for(timeout=120_000)
+    wait_map_layers(page, 2)
+    iou = float(metric_value(page, "IoU"))
+    assert 0.0 <= iou <= 1.0
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifacts / "07_quality.png"), full_page=True)
+
     ext = external_requests(page.requests)
     assert not ext, f"external requests: {ext[:5]}"
