@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import ROOT, write_raster
+from testdata import ROOT, write_raster
 from core.__main__ import main
 
 

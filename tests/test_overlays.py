@@ -14,7 +14,7 @@ from core.errors import InvalidDataError
 from core.predict import probability_to_uint8, threshold_mask
 from core.raster import Grid, read_image
 
-from conftest import FLANDERS_S2, SAMPLE_IMAGE
+from testdata import FLANDERS_S2, SAMPLE_IMAGE
 
 IMAGE_GRID = Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 300, 200)
 

@@ -83,7 +83,7 @@ def test_sample_patches_with_kernel_buffer(small_scene, tmp_path):
 def test_sample_patches_errors(small_scene, tmp_path):
     import rasterio
 
-    from conftest import write_raster
+    from testdata import write_raster
 
     img, lab = small_scene
     with pytest.raises(RegionError, match="smaller than one patch"):

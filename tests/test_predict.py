@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import FTW, SAMPLE_IMAGE, write_raster
+from testdata import FTW, SAMPLE_IMAGE, write_raster
 from core.config import PredictConfig
 from core.errors import ModelMismatchError, NoDataError, OutputExistsError, RegionError
 from core.model import ModelCard, load_model, save_model, build_unet, Normalization

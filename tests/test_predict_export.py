@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import FLANDERS_S2
+from testdata import FLANDERS_S2
 from core.errors import CorruptFileError, ModelMismatchError
 from core.model import load_model
 from core.patches import export_files, write_image_export

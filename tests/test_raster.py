@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from conftest import FLANDERS_L8, FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE, SAMPLE_LABELS, write_raster
+from testdata import FLANDERS_L8, FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE, SAMPLE_LABELS, write_raster
 from core.errors import BandError, CorruptFileError, GridMismatchError, InputNotFoundError, InvalidDataError
 from core.labels import get_class_map
 from core.raster import ImageReader, Grid, iter_windows, ndvi, parse_band_spec, read_image, read_labels, resolve_bands

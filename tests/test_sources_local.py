@@ -12,7 +12,7 @@ from core.region import Region
 from core.sources.base import Source
 from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
 
-from tests.conftest import FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE
+from testdata import FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE
 
 
 def test_sample_is_a_source_and_not_georeferenced():
