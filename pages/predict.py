@@ -53,9 +53,10 @@ try:
         o = cached.probability_overlay(key, offset)
         overlays.append(o)
         opacities[o.name] = prob_opacity
+    dynamic = []
     if show_crop:
         o = cached.crop_overlay(key, offset, float(threshold))
-        overlays.append(o)
+        dynamic.append(o)
         opacities[o.name] = crop_opacity
     stats = cached.crop_stats(key, float(threshold))
 except CropMapError as err:
@@ -63,8 +64,8 @@ except CropMapError as err:
 
 with map_col:
     mapview.render(mapview.MapSpec(bounds=map_bounds(grid, offset), image=not grid.georeferenced,
-                                   overlays=overlays, opacities=opacities), key="predict_map")
-    st.markdown(mapview.legends_html(overlays[1:]), unsafe_allow_html=True)
+                                   overlays=overlays, opacities=opacities, dynamic=dynamic), key="predict_map")
+    st.markdown(mapview.legends_html(overlays[1:] + dynamic), unsafe_allow_html=True)
 
 with stats_col:
     st.markdown("**Crop area**")

@@ -169,8 +169,10 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     at.button[0].click().run()  # Predict
     assert not at.exception and not at.error
     assert calls["n"] == 1
-    html = fake_map.maps[-1][0].get_root().render()
-    assert html.count("L.imageOverlay") == 3  # imagery, probability, crop
+    m, kwargs = fake_map.maps[-1]
+    assert m.get_root().render().count("L.imageOverlay") == 2  # imagery, probability
+    group = kwargs["feature_group_to_add"]  # the crop layer is swapped in place, without reloading the map
+    assert group is not None and len(group._children) == 1
     area_before = {m.label: m.value for m in at.metric}["Crop area"]
     at.slider(key="w_threshold").set_value(0.05).run()
     area_low = {m.label: m.value for m in at.metric}["Crop area"]

@@ -50,6 +50,9 @@ class MapSpec:
     draw: bool = False
     basemap: bool = True  # georeferenced maps only (OpenStreetMap tiles; needs internet)
     height: int = 560
+    #: Overlays that change often (the thresholded crop layer): sent as a feature group that the
+    #: map swaps in place, so that changing them does not reload the map and its other layers.
+    dynamic: Sequence[Overlay] = ()
 
 
 def _classes():
@@ -93,10 +96,7 @@ def build(spec: MapSpec):
     else:
         m = OfflineMap(tiles=None, zoom_start=12, **common)
     for ov in spec.overlays:
-        folium.raster_layers.ImageOverlay(
-            image=ov.data_url, bounds=[list(ov.bounds[0]), list(ov.bounds[1])], name=ov.name,
-            opacity=spec.opacities.get(ov.name, ov.opacity), interactive=False, cross_origin=False, zindex=1,
-        ).add_to(m)
+        _image_overlay(ov, spec).add_to(m)
     if spec.region_geojson is not None:
         folium.GeoJson(
             spec.region_geojson, name="Region",
@@ -120,16 +120,32 @@ def build(spec: MapSpec):
     return m
 
 
+def _image_overlay(ov, spec: MapSpec):
+    import folium
+
+    return folium.raster_layers.ImageOverlay(
+        image=ov.data_url, bounds=[list(ov.bounds[0]), list(ov.bounds[1])], name=ov.name,
+        opacity=spec.opacities.get(ov.name, ov.opacity), interactive=False, cross_origin=False, zindex=1,
+    )
+
+
 def render(spec: MapSpec, key: str, returned_objects: Sequence[str] = ()) -> dict | None:
     """Build and show the map; returns what streamlit-folium sends back (only ``returned_objects``)."""
     if spec.image:
         st.caption("This image is not georeferenced: the map shows it in image coordinates (pixels; row 0 at the top). No location is implied.")
+    import folium
+
     m = build(spec)
+    group = None
+    if spec.dynamic:
+        group = folium.FeatureGroup(name="dynamic layers")
+        for ov in spec.dynamic:
+            _image_overlay(ov, spec).add_to(group)
     fn = _st_folium
     if fn is None:
         from streamlit_folium import st_folium as fn
     return fn(m, key=key, height=spec.height, use_container_width=True, returned_objects=list(returned_objects),
-              pixelated=spec.image)
+              pixelated=spec.image, feature_group_to_add=group)
 
 
 def last_drawing(result: dict | None) -> dict | None:
