@@ -21,7 +21,7 @@ from common import AGNET, save, timeit
 #: Shapes measured when choosing the light preset (inference and training throughput only).
 CANDIDATES = {
     "base8_depth4": ((8, 16, 32, 64), 128),
-    "base16_depth4 (light)": ((16, 32, 64, 128), 256),
+    "base16_depth4_light": ((16, 32, 64, 128), 256),
     "base24_depth4": ((24, 48, 96, 192), 384),
     "base16_depth5": ((16, 32, 64, 128, 256), 512),
 }

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,6 +34,7 @@ ProgressFn = Callable[[int, int], None]
 #: read(row, col, height, width) -> (features (h, w, 5), valid (h, w)); windows may extend past the edges
 ReadFn = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
 
+GDAL_CACHE_MB = 64
 NOT_GEOREFERENCED_NOTE = "not georeferenced: image coordinates only, no location; areas are given in pixels"
 
 
@@ -64,15 +66,27 @@ def tile_origins(length: int, tile: int, step: int, offset: int = 0, lattice: in
     return out
 
 
+_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _compiled(model):
+    """One traced inference function per model, reused by every prediction (tracing takes seconds)."""
+    fn = _COMPILED.get(model)
+    if fn is None:
+        import tensorflow as tf
+
+        fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        _COMPILED[model] = fn
+    return fn
+
+
 class ModelRunner:
     """Applies a Keras model to batches of normalized tiles with one compiled function."""
 
     def __init__(self, model, batch_size: int = 8):
-        import tensorflow as tf
-
         self.model = model
         self.batch_size = batch_size
-        self._fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        self._fn = _compiled(model)
 
     @property
     def fixed_size(self) -> int | None:
@@ -109,7 +123,11 @@ class TiledPredictor:
 
     def strips(self, read: ReadFn, height: int, width: int, progress: ProgressFn | None = None
                ) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield (first row, probabilities (rows, width) float32, NaN where invalid) top to bottom."""
+        """Yield (first row, probabilities (rows, width) float32, NaN where invalid) top to bottom.
+
+        Tiles are read one by one (a batch ahead, in a thread, while the model works), so only
+        the accumulators of one strip of ``tile`` rows are as wide as the image.
+        """
         t, s, ov = self.config.tile, self.config.step, self.config.overlap
         rows = tile_origins(height, t, s, self.offset[0], self.lattice)
         cols = tile_origins(width, t, s, self.offset[1], self.lattice)
@@ -118,38 +136,45 @@ class TiledPredictor:
         w2 = w1[:, None] * w1[None, :]
         acc = np.zeros((t, span), np.float32)
         wsum = np.zeros((t, span), np.float32)
+        valid = np.zeros((t, span), bool)
+        b = self.runner.batch_size if isinstance(self.runner, ModelRunner) else len(cols)
+        batches = [(p, cols[i : i + b]) for p in rows for i in range(0, len(cols), b)]
         total, done = len(rows) * len(cols), 0
 
-        def load(p: int):
-            feats, valid = read(p, c0, t, span)
-            return self.normalize(feats, valid), valid
+        def load(batch):
+            p, cs = batch
+            out = []
+            for c in cs:
+                f, v = read(p, c, t, t)
+                out.append((c - c0, self.normalize(f, v) if v.any() else None, v))
+            return p, out
 
-        # Read and normalize the next strip in a thread while the model works on this one.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(load, rows[0])
-            for i, p in enumerate(rows):
-                x, valid = pending.result()
-                if i + 1 < len(rows):
-                    pending = pool.submit(load, rows[i + 1])
-                yield from self._strip(p, x, valid, cols, c0, acc, wsum, w2, height, width)
-                done += len(cols)
+            pending = pool.submit(load, batches[0])
+            current = rows[0]
+            for i in range(len(batches)):
+                p, items = pending.result()
+                if i + 1 < len(batches):
+                    pending = pool.submit(load, batches[i + 1])
+                if p != current:
+                    yield from self._emit(current, acc, wsum, valid, c0, height, width)
+                    current = p
+                for j, _, v in items:
+                    valid[:, j : j + t] = v
+                todo = [(j, x) for j, x, _ in items if x is not None]
+                if todo:
+                    probs = self.runner(np.stack([x for _, x in todo]))
+                    for (j, _), pr in zip(todo, probs):
+                        acc[:, j : j + t] += pr * w2
+                        wsum[:, j : j + t] += w2
+                done += len(items)
                 if progress:
                     progress(done, total)
+            yield from self._emit(current, acc, wsum, valid, c0, height, width)
 
-    def _strip(self, p, x, valid, cols, c0, acc, wsum, w2, height, width):
-        """Infer the tiles of the strip starting at row ``p``, blend them, yield the rows now final."""
+    def _emit(self, p, acc, wsum, valid, c0, height, width):
+        """Yield the rows of the strip at ``p`` that no later tile touches, then shift the buffers."""
         t, s = self.config.tile, self.config.step
-        tiles, where = [], []
-        for c in cols:
-            j = c - c0
-            if valid[:, j : j + t].any():
-                tiles.append(x[:, j : j + t])
-                where.append(j)
-        if tiles:
-            probs = self.runner(np.stack(tiles))
-            for j, pr in zip(where, probs):
-                acc[:, j : j + t] += pr * w2
-                wsum[:, j : j + t] += w2
         lo, hi = max(p, 0), min(p + s, height)
         if hi > lo:
             out = np.full((hi - lo, width), np.nan, np.float32)
@@ -158,10 +183,9 @@ class TiledPredictor:
             v = valid[lo - p : hi - p, -c0 : -c0 + width] & (ws > 0)
             out[v] = a[v] / ws[v]
             yield lo, out
-        acc[: t - s] = acc[s:]
-        acc[t - s :] = 0
-        wsum[: t - s] = wsum[s:]
-        wsum[t - s :] = 0
+        for buf, fill in ((acc, 0), (wsum, 0), (valid, False)):
+            buf[: t - s] = buf[s:]
+            buf[t - s :] = fill
 
 
 def model_lattice(model) -> int:
@@ -306,9 +330,12 @@ def predict_image(
     existing = [p.name for p in [*outputs.values(), summary_path] if p.exists()]
     if existing and not overwrite:
         raise OutputExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them or choose another --out")
+    import rasterio
+
     t0 = time.time()
     loaded = loaded or load_model(model_path)
-    with ImageReader(image_path, band_map) as reader:
+    # A small GDAL block cache: tiles are read once or twice each, so a large cache only grows memory.
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), ImageReader(image_path, band_map) as reader:
         win = region_window(reader.grid, window, loaded.card.patch_size if window is not None else 1)
         grid = _window_grid(reader.grid, win)
         predictor = make_predictor(loaded, config)

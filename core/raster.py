@@ -241,8 +241,14 @@ class ImageReader:
         from rasterio.errors import RasterioIOError
 
         fill = self.nodata if self.nodata is not None else 0
+        inside = window is None or (
+            window.col_off >= 0 and window.row_off >= 0
+            and window.col_off + window.width <= self.grid.width and window.row_off + window.height <= self.grid.height
+        )
         try:
-            return self._src.read(self._indexes, window=window, boundless=window is not None, fill_value=fill)
+            if inside:  # boundless reads go through a VRT: slower, needed only at the edges
+                return self._src.read(self._indexes, window=window)
+            return self._src.read(self._indexes, window=window, boundless=True, fill_value=fill)
         except RasterioIOError as err:
             raise CorruptFileError(f"cannot read pixels of {self.path}: {err}") from None
 

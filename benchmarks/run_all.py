@@ -1,0 +1,37 @@
+"""Run every benchmark one after another (a quiet machine gives comparable ratios), then print the
+core section of RESULTS.md.
+
+    python benchmarks/run_all.py [--skip-schedule]
+
+The preset schedule (light and seed trained for the same short schedule) takes about 40 minutes;
+the rest about 15.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def run(*args: str) -> None:
+    print("+", " ".join(args), flush=True)
+    subprocess.run([sys.executable, *args], check=True, cwd=HERE.parent)
+
+
+def main() -> None:
+    run(str(HERE / "bench_presets.py"), "--only", "throughput")
+    if "--skip-schedule" not in sys.argv:
+        run(str(HERE / "bench_presets.py"), "--only", "schedule")
+    run(str(HERE / "bench_predict.py"))
+    run(str(HERE / "bench_parse.py"))
+    run(str(HERE / "bench_train_input.py"))
+    run(str(HERE / "bench_ee.py"))
+    run(str(HERE / "bench_ui.py"))
+    run(str(HERE / "report.py"))
+
+
+if __name__ == "__main__":
+    main()
