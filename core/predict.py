@@ -34,7 +34,6 @@ ProgressFn = Callable[[int, int], None]
 #: read(row, col, height, width) -> (features (h, w, 5), valid (h, w)); windows may extend past the edges
 ReadFn = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
 
-GDAL_CACHE_MB = 64
 NOT_GEOREFERENCED_NOTE = "not georeferenced: image coordinates only, no location; areas are given in pixels"
 
 
@@ -330,12 +329,9 @@ def predict_image(
     existing = [p.name for p in [*outputs.values(), summary_path] if p.exists()]
     if existing and not overwrite:
         raise OutputExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them or choose another --out")
-    import rasterio
-
     t0 = time.time()
     loaded = loaded or load_model(model_path)
-    # A small GDAL block cache: tiles are read once or twice each, so a large cache only grows memory.
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), ImageReader(image_path, band_map) as reader:
+    with ImageReader(image_path, band_map) as reader:
         win = region_window(reader.grid, window, loaded.card.patch_size if window is not None else 1)
         grid = _window_grid(reader.grid, win)
         predictor = make_predictor(loaded, config)

@@ -213,15 +213,21 @@ class ImageReader:
             self.band_index = resolve_bands(src.descriptions, src.count, band_map)
             self._indexes = [self.band_index[b] for b in INPUT_BANDS]
             self.nodata = src.nodata
-            step = max(1, max(src.width, src.height) // 512)
-            sample = src.read(
-                self._indexes,
-                out_shape=(4, max(1, src.height // step), max(1, src.width // step)),
-            ).astype(np.float64)
-            self.scale = detect_scale(src.dtypes[0], sample, src.scales)
+            self.scale = detect_scale(src.dtypes[0], self._sample(src), src.scales)
         except Exception:
             self._src.close()
             raise
+
+    def _sample(self, src, n: int = 4, size: int = 128) -> np.ndarray:
+        """Stored values of up to n x n small windows spread over the image (cheap at any size)."""
+        from rasterio.windows import Window
+
+        h, w = min(size, src.height), min(size, src.width)
+        rows = np.linspace(0, src.height - h, n).astype(int)
+        cols = np.linspace(0, src.width - w, n).astype(int)
+        parts = [src.read(self._indexes, window=Window(int(c), int(r), w, h))
+                 for r in sorted(set(rows)) for c in sorted(set(cols))]
+        return np.concatenate([p.reshape(4, -1) for p in parts], axis=1).astype(np.float64)
 
     @property
     def shape(self) -> tuple[int, int]:
