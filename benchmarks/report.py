@@ -28,7 +28,7 @@ def main() -> None:
                   f"| bare model on the same tiles, already normalized in memory | {t['bare_model_seconds']:.1f} | {t['bare_tiles_per_s']:.2f} |",
                   f"| **ratio pipeline / bare** | | **{t['ratio_pipeline_over_bare']:.2f}** |", ""]
         if "memory" in pred:
-            lines += ["### Peak memory while predicting (separate process, `ru_maxrss`)", "",
+            lines += ["### Peak memory while predicting (separate process, VmHWM)", "",
                       "| image | pixels | seconds | peak RSS (MB) |", "|---|---|---|---|"]
             for r in pred["memory"]:
                 lines.append(f"| {r['size']} x {r['size']} | {r['pixels']:,} | {r['seconds']:.0f} | {r['peak_rss_mb']:.0f} |")

@@ -34,6 +34,7 @@ ProgressFn = Callable[[int, int], None]
 #: read(row, col, height, width) -> (features (h, w, 5), valid (h, w)); windows may extend past the edges
 ReadFn = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
 
+GDAL_CACHE_BYTES = 128 * 2**20  # rasterio passes GDAL_CACHEMAX to GDALSetCacheMax64: bytes
 NOT_GEOREFERENCED_NOTE = "not georeferenced: image coordinates only, no location; areas are given in pixels"
 
 
@@ -329,9 +330,13 @@ def predict_image(
     existing = [p.name for p in [*outputs.values(), summary_path] if p.exists()]
     if existing and not overwrite:
         raise OutputExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them or choose another --out")
+    import rasterio
+
     t0 = time.time()
     loaded = loaded or load_model(model_path)
-    with ImageReader(image_path, band_map) as reader:
+    # GDAL's block cache (5% of RAM by default) would keep every block read or written, so memory
+    # would grow with the image; tiles are read at most twice, so a small cache loses nothing.
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ImageReader(image_path, band_map) as reader:
         win = region_window(reader.grid, window, loaded.card.patch_size if window is not None else 1)
         grid = _window_grid(reader.grid, win)
         predictor = make_predictor(loaded, config)
