@@ -6,6 +6,8 @@ Every user mistake ends as one line on stderr and exit status 2; nothing prints 
 
 from __future__ import annotations
 
+from core.progress import TqdmProgress
+
 import argparse
 import json
 import os
@@ -20,22 +22,6 @@ import numpy as np  # noqa: E402
 from core.errors import CropMapError  # noqa: E402
 
 
-class _TqdmProgress:
-    """A tqdm bar fed by ``progress(done, total)`` callbacks (quiet when stderr is not a terminal)."""
-
-    def __init__(self, desc: str, unit: str):
-        from tqdm import tqdm
-
-        self.bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, disable=None)
-
-    def __call__(self, done: int, total: int, *_: object) -> None:
-        if self.bar.total != total:
-            self.bar.total = total
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -79,7 +65,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         from core.errors import RegionError
 
         raise RegionError("--window takes ROW,COL,HEIGHT,WIDTH in pixels")
-    bar = _TqdmProgress("predict", "tile")
+    bar = TqdmProgress("predict", "tile")
     try:
         if str(args.image).endswith("mixer.json"):
             from core.predict_export import predict_export
@@ -112,7 +98,7 @@ def _cmd_patches(args: argparse.Namespace) -> int:
 
     cfg = PatchConfig(patch_size=args.size, kernel_buffer=args.buffer, count=args.count, seed=args.seed,
                       min_valid_fraction=args.min_valid)
-    bar = _TqdmProgress("patches", "patch")
+    bar = TqdmProgress("patches", "patch")
     try:
         s = sample_patches(args.image, args.labels, args.label_map, cfg, args.out, overwrite=args.overwrite,
                            band_map=parse_band_spec(args.bands), progress=bar)

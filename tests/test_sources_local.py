@@ -71,8 +71,6 @@ def test_georeferenced_fixture_stays_in_place(tmp_path):
 
 
 def test_ftw_window_needs_band_map(tmp_path):
-    if not FTW.exists():
-        pytest.skip("ftw fixture not copied yet")
     with pytest.raises(BandError):
         validate_image(FTW)
     grid = LocalSource(FTW, band_map={"R": 1, "G": 2, "B": 3, "NIR": 4}).grid()

@@ -17,6 +17,8 @@ imports what it needs. User mistakes are :class:`~core.errors.CropMapError` subc
 
 from __future__ import annotations
 
+from core.progress import TqdmProgress
+
 import argparse
 import json
 import sys
@@ -30,22 +32,6 @@ LABEL_PRODUCTS = ("worldcover", "dynamicworld", "glcfcs30d", "cdl")
 # ----------------------------------------------------------------------------- helpers
 
 
-class _Progress:
-    """A tqdm bar fed by ``progress(done, total, message)`` (quiet when stderr is not a terminal)."""
-
-    def __init__(self, desc: str, unit: str):
-        from tqdm import tqdm
-
-        self.bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, disable=None)
-
-    def __call__(self, done: int, total: int, *_: object) -> None:
-        if self.bar.total != total:
-            self.bar.total = total
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def _print_json(obj: Any) -> None:
@@ -275,7 +261,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         from core.ee.errors import EENotConfiguredError
 
         raise EENotConfiguredError(why)
-    bar = _Progress("ee-fetch", "request")
+    bar = TqdmProgress("ee-fetch", "request")
     try:
         scene = src.fetch(geometry, out, progress=bar)
     finally:
@@ -346,7 +332,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     if args.cancel:
         infos = [T.cancel_task(tid, client) for tid in args.cancel]
     elif args.wait:
-        bar = _Progress("ee-tasks", "task")
+        bar = TqdmProgress("ee-tasks", "task")
         try:
             infos = T.wait_for(args.wait, client, poll_seconds=args.poll, timeout=args.timeout, progress=bar)
         finally:
@@ -384,7 +370,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
     task_id = upload_prediction_cog(prediction, cfg, storage_client(args, st.project), project=st.project, properties=properties)
     out = {"task_id": task_id, "asset": asset, "gcs": cfg.gcs_uri, "band": cfg.band}
     if args.wait:
-        bar = _Progress("ingestion", "task")
+        bar = TqdmProgress("ingestion", "task")
         try:
             (info,) = T.wait_for([task_id], tasks_client(args), poll_seconds=args.poll, timeout=args.timeout, progress=bar)
         finally:
