@@ -5,7 +5,6 @@ With ``CI=true`` nothing is skipped: a missing chromium, Playwright or shipped m
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,12 @@ import pytest
 from tests.e2e.helpers import CHROMIUM, ROOT, browser_page, dashboard
 
 ARTIFACTS = ROOT / "test-artifacts"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def _require(ok: bool, why: str) -> None:
-    if ok:
-        return
-    if IN_CI:
-        pytest.fail(f"browser test prerequisite missing: {why}")
-    pytest.skip(why)
+    """A missing prerequisite fails the browser test (never a skip); `make test` installs chromium."""
+    if not ok:
+        pytest.fail(f"browser test prerequisite missing: {why} (run `make test`, which installs chromium)")
 
 
 @pytest.fixture(scope="session")
@@ -32,14 +28,11 @@ def artifacts() -> Path:
 
 @pytest.fixture()
 def model_env(request) -> dict:
-    """Shipped weights if present; outside CI an untrained test model stands in."""
+    """The browser test runs the shipped weights; their absence is a failure."""
     from core.model import DEFAULT_MODEL_PATH
 
-    if DEFAULT_MODEL_PATH.exists():
-        return {}
-    _require(False, f"shipped weights {DEFAULT_MODEL_PATH} missing") if IN_CI else None
-    tiny = request.getfixturevalue("tiny_model_path")
-    return {"CROPMAP_SHIPPED_MODEL": str(tiny)}
+    _require(DEFAULT_MODEL_PATH.exists(), f"shipped weights {DEFAULT_MODEL_PATH} missing")
+    return {}
 
 
 @pytest.fixture()
