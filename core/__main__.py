@@ -31,7 +31,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         preset=args.preset, epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
         learning_rate=args.lr, patch_size=args.patch_size, val_patches=args.val_patches, patience=args.patience,
-        seed=args.seed,
+        seed=args.seed, init_model=args.init,
     )
     from tqdm import tqdm
 
@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-patches", type=int, default=96)
     t.add_argument("--patience", type=int, default=6)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--init", default=None, metavar="MODEL.keras",
+                   help="fine-tune: start from this model's weights and normalization (its preset must match --preset)")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     t.add_argument("--overwrite", action="store_true", help="start again in an existing --out")
     t.set_defaults(func=_cmd_train)

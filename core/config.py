@@ -55,6 +55,8 @@ class TrainConfig:
     patience: int = 6
     seed: int = 0
     augment: bool = True
+    #: start from this model's weights and normalization (fine-tuning) instead of random weights
+    init_model: str | None = None
 
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, "epochs must be at least 1")

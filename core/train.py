@@ -30,12 +30,15 @@ from core.config import TrainConfig  # noqa: E402
 from core.dataset import SceneSet, compute_normalization, load_scenes, tiled_patches  # noqa: E402
 from core.errors import ConfigError, CorruptFileError, OutputExistsError  # noqa: E402
 from core.model import (  # noqa: E402
+    LoadedModel,
     MaskedDice,
     MaskedIoU,
     ModelCard,
     Normalization,
     build_unet,
+    check_bands,
     compile_model,
+    load_model,
     masked_bce_dice,
     save_model,
 )
@@ -113,6 +116,21 @@ def _append_history(path: Path, epoch: int, logs: dict) -> None:
         w.writerow([epoch, *(f"{logs[k]:.6g}" for k in keys)])
 
 
+def _init_model(config: TrainConfig) -> LoadedModel:
+    """The model to fine-tune from, checked against the run's bands, preset and patch lattice.
+
+    Raises:
+        InputNotFoundError, CorruptFileError: the model or its card is missing or unreadable.
+        ModelMismatchError: it was trained on other bands.
+        ConfigError: its preset is not ``config.preset``.
+    """
+    loaded = load_model(config.init_model)
+    check_bands(loaded.card, FEATURE_BANDS)
+    if loaded.card.preset != config.preset:
+        raise ConfigError(f"{config.init_model} is a '{loaded.card.preset}' model; fine-tune it with --preset {loaded.card.preset}")
+    return loaded
+
+
 def _read_history(path: Path) -> list[dict]:
     if not path.exists():
         return []
@@ -138,12 +156,14 @@ def train(
         OutputExistsError: ``run_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
         CorruptFileError: the checkpoint to resume from is unreadable.
         InputNotFoundError, BandError, GridMismatchError, NoDataError: bad training data.
+        ModelMismatchError, ConfigError: ``config.init_model`` has other bands or another preset.
     """
     run_dir = Path(run_dir)
     last = run_dir / "last.keras"
     history_path = run_dir / "history.csv"
     if run_dir.exists() and any(run_dir.iterdir()) and not (resume or overwrite):
         raise OutputExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or --overwrite to start again")
+    init = _init_model(config) if config.init_model else None  # checked before anything is written
     if overwrite and not resume:
         for name in ("last.keras", "best.keras", "best.json", "history.csv", "run.json"):
             (run_dir / name).unlink(missing_ok=True)
@@ -158,6 +178,8 @@ def train(
         norm = Normalization(tuple(info["normalization"]["mean"]), tuple(info["normalization"]["std"]))
         if TrainConfig(**info["config"]) != config:
             raise ConfigError(f"{run_dir} was started with another configuration; resume with the same options or use a new --out")
+    elif init is not None:
+        norm = init.card.normalization
     else:
         norm = compute_normalization(train_scenes, seed=config.seed)
     cmd = command or " ".join(shlex.quote(a) for a in ["python", "-m", "core", *sys.argv[1:]])
@@ -182,7 +204,7 @@ def train(
     else:
         initial_epoch, best_loss = 0, float("inf")
         history_path.unlink(missing_ok=True)
-        model = build_unet(config.preset, len(FEATURE_BANDS))
+        model = init.model if init is not None else build_unet(config.preset, len(FEATURE_BANDS))
         total = config.epochs * config.steps_per_epoch
         lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, total, alpha=0.02)
         compile_model(model, lr)

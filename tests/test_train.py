@@ -47,3 +47,38 @@ def test_cancel_then_resume_loses_no_finished_epoch(small_scene, tmp_path):
     rows = _rows(tmp_path / "run" / "history.csv")
     assert res2.stopped == "completed" and [r["epoch"] for r in rows] == ["1", "2", "3"]
     assert rows[0] == first
+
+
+def test_fine_tune_starts_from_the_model_and_keeps_its_normalization(small_scene, tmp_path):
+    import numpy as np
+    from dataclasses import replace
+
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    one = replace(CFG, epochs=1)
+    base = load_model(train(one, pair, pair, tmp_path / "base").best_model)
+    res = train(replace(one, init_model=str(base.path), learning_rate=1e-9), pair, pair, tmp_path / "ft")
+    tuned = load_model(res.best_model)
+    assert tuned.card.normalization == base.card.normalization
+    assert tuned.card.training["init_model"] == str(base.path)
+    # at a learning rate of 1e-9 the trainable weights barely move (BatchNorm statistics do): the run
+    # started from the given model, not from a new random one
+    pairs = list(zip(base.model.trainable_weights, tuned.model.trainable_weights))
+    assert len(pairs) == len(base.model.trainable_weights) > 10
+    for a, b in pairs:
+        assert np.allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_fine_tune_from_another_preset_fails_before_writing(small_scene, tmp_path):
+    from dataclasses import replace
+
+    from core.errors import ConfigError, InputNotFoundError
+
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    base = train(replace(CFG, epochs=1), pair, pair, tmp_path / "base").best_model
+    with pytest.raises(ConfigError, match="--preset light"):
+        train(replace(CFG, preset="seed", init_model=str(base)), pair, pair, tmp_path / "ft")
+    with pytest.raises(InputNotFoundError):
+        train(replace(CFG, init_model=str(tmp_path / "missing.keras")), pair, pair, tmp_path / "ft")
+    assert not (tmp_path / "ft").exists()
