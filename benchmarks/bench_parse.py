@@ -56,7 +56,13 @@ def main() -> None:
             ds = ds.map(lambda s: parse_batch(s, names, shape), num_parallel_calls=parallel)
             return sum(int(b.shape[0]) for b in ds)
 
-        assert notebook() == batched() == args.patches
+        def band_major(parallel=tf.data.AUTOTUNE):
+            # the parse alone, band planes as parse_example gives them, no relayout to band-last
+            ds = tf.data.Dataset.from_tensor_slices(raw).batch(args.batch)
+            ds = ds.map(lambda s: tf.io.parse_example(s, columns), num_parallel_calls=parallel)
+            return sum(int(b[names[0]].shape[0]) for b in ds)
+
+        assert notebook() == batched() == band_major() == args.patches
         first = list(tf.data.Dataset.from_tensor_slices(raw).batch(args.batch).map(lambda s: parse_batch(s, names, shape)).take(1))[0]
         ref = tf.io.parse_single_example(raw[0], columns)
         assert all(bool(tf.reduce_all(first[0, ..., k] == ref[n])) for k, n in enumerate(names))  # same arrays, no transpose
@@ -66,6 +72,7 @@ def main() -> None:
             "notebook_per_example_parallel5": lambda: notebook(5),  # num_parallel_calls=5 (the EE demo's setting)
             "batch_parse_example_sequential": lambda: batched(None),
             "batch_parse_example": batched,  # what core.dataset.tfrecord_dataset does (AUTOTUNE)
+            "batch_parse_only_band_major": band_major,  # not usable as model input: shows the relayout's cost
         }
         for name, fn in variants.items():
             fn()
