@@ -142,18 +142,22 @@ class TiledPredictor:
         total, done = len(rows) * len(cols), 0
 
         def load(batch):
+            """Read and normalize a batch of tiles, stacked for the model (off the model's thread)."""
             p, cs = batch
-            out = []
+            items, xs = [], []
             for c in cs:
                 f, v = read(p, c, t, t)
-                out.append((c - c0, self.normalize(f, v) if v.any() else None, v))
-            return p, out
+                has = bool(v.any())
+                items.append((c - c0, has, v))
+                if has:
+                    xs.append(self.normalize(f, v))
+            return p, items, (np.stack(xs) if xs else None)
 
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(load, batches[0])
             current = rows[0]
             for i in range(len(batches)):
-                p, items = pending.result()
+                p, items, x = pending.result()
                 if i + 1 < len(batches):
                     pending = pool.submit(load, batches[i + 1])
                 if p != current:
@@ -161,10 +165,9 @@ class TiledPredictor:
                     current = p
                 for j, _, v in items:
                     valid[:, j : j + t] = v
-                todo = [(j, x) for j, x, _ in items if x is not None]
-                if todo:
-                    probs = self.runner(np.stack([x for _, x in todo]))
-                    for (j, _), pr in zip(todo, probs):
+                if x is not None:
+                    probs = self.runner(x)
+                    for j, pr in zip((j for j, has, _ in items if has), probs):
                         acc[:, j : j + t] += pr * w2
                         wsum[:, j : j + t] += w2
                 done += len(items)
@@ -364,33 +367,53 @@ def predict_image(
 
 def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: Path, threshold: float,
                    progress: ProgressFn | None) -> dict:
-    """Stream strips into tiled GeoTIFFs, then copy them to COGs. Returns pixel counts."""
+    """Stream strips into tiled GeoTIFFs, then copy them to COGs. Returns pixel counts.
+
+    Strips are compressed and written in a thread while the model works on the next tiles; the
+    intermediate files use fast ZSTD (level 1), and the two COG copies (DEFLATE) run side by side.
+    """
     import rasterio
     from rasterio.shutil import copy as rio_copy
     from rasterio.windows import Window
 
-    prof = _profile(grid, {})
+    prof = {**_profile(grid, {}), "compress": "zstd", "zstd_level": 1}
     tmp_prob, tmp_mask = tmpdir / "probability.raw.tif", tmpdir / "crop_mask.raw.tif"
     counts = {"pixels": grid.width * grid.height, "valid_pixels": 0, "crop_pixels": 0, "crop_area_ha": None}
     area = grid.pixel_area_ha()
     crop_ha = 0.0
-    with rasterio.open(tmp_prob, "w", **prof) as dp, rasterio.open(tmp_mask, "w", **prof) as dm:
+
+    def write(dp, dm, r, prob8, mask):
+        win = Window(0, r, grid.width, len(mask))
+        dp.write(prob8, 1, window=win)
+        dm.write(mask, 1, window=win)
+
+    with rasterio.open(tmp_prob, "w", **prof) as dp, rasterio.open(tmp_mask, "w", **prof) as dm, \
+            ThreadPoolExecutor(max_workers=1) as writer:
+        pending = None
         for r, strip in predictor.strips(read, grid.height, grid.width, progress):
             mask = threshold_mask(strip, threshold)
-            dp.write(probability_to_uint8(strip), 1, window=Window(0, r, grid.width, len(strip)))
-            dm.write(mask, 1, window=Window(0, r, grid.width, len(strip)))
+            prob8 = probability_to_uint8(strip)
+            if pending is not None:
+                pending.result()  # one strip in flight at most; a write error surfaces here
+            pending = writer.submit(write, dp, dm, r, prob8, mask)
             counts["valid_pixels"] += int((mask != NODATA).sum())
             crop = mask == 1
             counts["crop_pixels"] += int(crop.sum())
             if isinstance(area, np.ndarray):
                 crop_ha += float((crop * area[r : r + len(strip)]).sum())
+        if pending is not None:
+            pending.result()
         dp.update_tags(1, units="percent crop probability (0-100), 255 = no data")
         dm.update_tags(1, units=f"crop (1) / not crop (0) at threshold {threshold}, 255 = no data")
     if area is not None:
         counts["crop_area_ha"] = crop_ha if isinstance(area, np.ndarray) else counts["crop_pixels"] * float(area)
     if counts["valid_pixels"]:
-        for raw, key, resampling in ((tmp_prob, "probability", "average"), (tmp_mask, "crop_mask", "mode")):
-            rio_copy(raw, tmpdir / f"{key}.cog.tif", driver="COG", compress="DEFLATE", overview_resampling=resampling)
+        jobs = ((tmp_prob, "probability", "average"), (tmp_mask, "crop_mask", "mode"))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            done = [pool.submit(rio_copy, raw, tmpdir / f"{key}.cog.tif", driver="COG", compress="DEFLATE",
+                                overview_resampling=resampling) for raw, key, resampling in jobs]
+            for f in done:
+                f.result()
     return counts
 
 

@@ -281,20 +281,23 @@ class ImageReader:
             valid &= ~(raw == self.nodata).any(axis=0)
         # An all-zero pixel is a gap in every product we know (Landsat fill, Ag-Net missing tiles).
         valid &= ~(raw == 0).all(axis=0)
-        refl = raw.astype(np.float32) * np.float32(self.scale)
-        if valid.any():
-            low = refl[:, valid].min()
+        refl = np.multiply(raw, np.float32(self.scale), dtype=np.float32)
+        all_valid = bool(valid.all())
+        # Cheap test on the whole window first; only a window with low values pays for the masked one.
+        if refl.size and refl.min() < MIN_REFLECTANCE and valid.any():
+            low = float(refl.min() if all_valid else refl[:, valid].min())
             if low < MIN_REFLECTANCE:
                 raise InvalidDataError(
                     f"{self.path.name} holds negative reflectance ({low:.3f}); surface reflectance must be 0-1 "
                     "(or 0-10000 as integers): check the scale factors or the band order"
                 )
-        refl = np.clip(refl, 0.0, None)
+        np.maximum(refl, 0.0, out=refl)
         feats = np.empty(refl.shape[1:] + (5,), dtype=np.float32)
         for i in range(4):
             feats[..., i] = refl[i]
         feats[..., 4] = ndvi(refl[0], refl[3])
-        feats[~valid] = 0.0
+        if not all_valid:
+            feats[~valid] = 0.0
         return feats, valid
 
 

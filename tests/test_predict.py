@@ -74,6 +74,9 @@ def test_predict_image_writes_cogs_and_summary(tiny_model_path, small_scene, tmp
         prob, mask = p.read(1), m.read(1)
         assert p.nodata == 255 and p.crs is None and p.profile["tiled"]
         assert p.transform == rasterio.open(img).transform
+        for ds in (p, m):  # Cloud Optimized GeoTIFF, DEFLATE (too small here for overviews)
+            assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+            assert ds.compression.name.lower() == "deflate"
     _, valid, _ = read_image(img)
     assert np.array_equal(prob != 255, valid) and np.array_equal(mask != 255, valid)
     assert prob[valid].max() <= 100
