@@ -71,6 +71,11 @@ with tab_train:
         batch = c4.number_input("Batch size", 1, 64, 8)
         patch = c5.selectbox("Patch size", [128, 256], index=1)
         lr = c6.number_input("Learning rate", 1e-5, 0.1, 1e-3, format="%.5f")
+        in_use = state.get(state.MODEL_PATH)
+        fine_tune = st.checkbox(
+            "Start from the model in use (fine-tune it on this region)", value=False, disabled=not in_use,
+            help="keeps its preset and normalization; a lower learning rate (e.g. 0.0003) suits fine-tuning"
+            if in_use else "load or train a model first")
         start = st.form_submit_button("Start training", type="primary")
     if start:
         with ui.errors_shown():
@@ -82,6 +87,8 @@ with tab_train:
             job_dir = state.workdir() / "jobs" / time.strftime("job-%Y%m%d-%H%M%S")
             config = {"preset": preset, "epochs": int(epochs), "steps_per_epoch": int(steps), "batch_size": int(batch),
                       "patch_size": int(patch), "learning_rate": float(lr), "val_patches": 32}
+            if fine_tune and in_use:
+                config.update(init_model=in_use, preset=cached.model(in_use, cached.mtime(in_use)).card.preset)
             jobs.start_training([pair], [pair], job_dir, label_map=sc.label_map, config=config)
             state.put(state.JOB_DIR, str(job_dir))
             st.caption("Validation uses the same region (a quick check, not an independent test).")

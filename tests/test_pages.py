@@ -134,6 +134,22 @@ def test_model_page_loads_uploaded_card_model(fake_map, tiny_model_path):
     assert "light" in texts(at)
 
 
+def test_model_page_fine_tunes_the_model_in_use(fake_map, tiny_model_path, monkeypatch):
+    from core import jobs
+
+    started = []
+    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: started.append(k["config"]) or "job")
+    at = new_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.switch_page("pages/model.py")
+    at.run()
+    at.checkbox[0].check()
+    next(b for b in at.button if b.label == "Start training").click()
+    at.run()
+    assert not at.exception  # (the job panel then reports that the faked job does not exist)
+    assert started and started[0]["init_model"] == str(tiny_model_path) and started[0]["preset"] == "light"
+
+
 def test_model_page_shows_the_shipped_cards_validation_figures(fake_map):
     from core.model import DEFAULT_MODEL_PATH, load_card
 
