@@ -25,7 +25,7 @@ def main() -> None:
     from core.config import PredictConfig
     from core.dataset import load_scenes, pair_paths
     from core.metrics import Confusion, confusion
-    from core.model import ModelCard, load_model, save_model
+    from core.model import ModelCard, load_card, load_model, save_model
     from core.predict import predict_array, threshold_mask
 
     ap = argparse.ArgumentParser()
@@ -52,13 +52,21 @@ def main() -> None:
         "val_patches_at_best_epoch": card.metrics.get("val", {}),
     }
     history = (run / "history.csv").read_text().strip().splitlines()
+    training = {**card.training, "epochs_run": len(history) - 1}
+    init = info["config"].get("init_model")
+    if init:  # a fine-tuning run: record how the starting model was made, so the chain reproduces
+        parent = load_card(init)
+        training["init_model_made_by"] = parent.command
+        training["init_model_patches_seen"] = parent.training.get("patches_seen")
     new = ModelCard(**{**card.__dict__, "metrics": metrics, "command": info["command"],
-                       "training": {**card.training, "epochs_run": len(history) - 1},
+                       "training": training,
                        "data": "Ag-Net (Landsat 8 OLI 2015-09-02 + USDA CDL 2015): 23 train blocks, 6 val blocks "
                                "(1024 x 1024 px); the model was selected on val loss",
                        "notes": "Light preset (base 16, depth 4). Inputs R, G, B, NIR surface reflectance 0-1 and NDVI, "
                                 "normalized with the statistics below. Output: crop probability (CDL crop codes "
-                                "1-61, 66-77, 204-254)."})
+                                "1-61, 66-77, 204-254)." + (
+                                    " Trained in two runs: from random weights (training.init_model_made_by), then "
+                                    "fine-tuned from that run's best checkpoint (command)." if init else "")})
     out = ROOT / "assets" / "models" / f"{args.name}.keras"
     save_model(loaded.model, new, out)
     shutil.copy(run / "history.csv", out.with_name(f"{args.name}_history.csv"))
