@@ -38,11 +38,18 @@ def main() -> None:
         lines += ["### TFRecord parsing (`bench_parse.py`)", "",
                   f"{parse['patches']} patches of {parse['size']} x {parse['size']} x 6 features, batches of {parse['batch']}, decompressed in memory first.", "",
                   "| pipeline | seconds | patches/s |", "|---|---|---|"]
-        for k in ("notebook_per_example", "notebook_per_example_parallel5", "batch_parse_example_sequential", "batch_parse_example"):
+        for k in ("notebook_per_example", "notebook_per_example_parallel5", "batch_parse_example_sequential", "batch_parse_example",
+                  "batch_parse_only_band_major"):
             if k in parse:
                 lines.append(f"| {k} | {parse[k]['seconds']:.3f} | {parse[k]['patches_per_s']:.0f} |")
         lines += [f"| **speed-up, batch (AUTOTUNE) vs notebook (sequential)** | | **{parse['speedup']:.2f}x** |",
                   f"| speed-up, batch (AUTOTUNE) vs notebook (5 parallel calls) | | {parse.get('speedup_vs_parallel5', float('nan')):.2f}x |", ""]
+        if "files_notebook" in parse:
+            lines += [f"End to end from {parse['files']} GZIP files (read, decompress, parse, batch):", "",
+                      "| pipeline | seconds | patches/s |", "|---|---|---|"]
+            for k in ("files_notebook", "files_core_interleaved"):
+                lines.append(f"| {k} | {parse[k]['seconds']:.3f} | {parse[k]['patches_per_s']:.0f} |")
+            lines += [f"| **speed-up, core vs notebook, from files** | | **{parse['speedup_files']:.2f}x** |", ""]
     ti = load("train_input")
     if ti:
         lines += ["### Input pipeline cost in a training step (`bench_train_input.py`)", "",
