@@ -94,3 +94,19 @@ def test_band_check():
     with pytest.raises(ModelMismatchError, match="SWIR"):
         check_bands(card, FEATURE_BANDS)
     check_bands(_card(), FEATURE_BANDS)
+
+
+def test_normalization_matches_the_formula_for_tiles_and_batches():
+    norm = Normalization((0.1, 0.2, 0.3, 0.4, 0.5), (1.0, 2.0, 3.0, 4.0, 0.25))
+    rng = np.random.default_rng(0)
+    mean, std = np.float32(norm.mean), np.float32(norm.std)
+    for shape in ((7, 11, 5), (3, 7, 11, 5)):
+        x = rng.random(shape, dtype=np.float32)
+        valid = rng.random(shape[:-1]) > 0.3
+        want = (x - mean) / std
+        want[~valid] = 0
+        got = norm.apply(x, valid)
+        assert got.dtype == np.float32 and np.array_equal(got, want)
+        assert np.array_equal(norm.apply(x), (x - mean) / std)
+    band_last_view = rng.random((5, 6, 4), dtype=np.float32).transpose(1, 2, 0)  # not contiguous
+    assert np.array_equal(norm.apply(band_last_view), (band_last_view - mean) / std)

@@ -86,6 +86,17 @@ def test_negative_reflectance_is_an_error(tmp_path):
         r.read()
 
 
+def test_negative_nodata_value_is_not_negative_reflectance(tmp_path):
+    data = np.full((4, 16, 16), 500, np.int16)
+    data[:, 2:5, 2:5] = -9999  # Landsat-style fill value, declared as nodata
+    data[1, 8, 8] = -100  # slightly negative but valid: clipped to 0, not an error (> -0.05)
+    p = write_raster(tmp_path / "fill.tif", data, nodata=-9999, descriptions=["R", "G", "B", "NIR"])
+    with ImageReader(p) as r:
+        feats, valid = r.read()
+    assert valid.sum() == 256 - 9 and feats[~valid].max() == 0
+    assert feats[8, 8, 1] == 0.0 and feats[valid, :4].min() == 0.0
+
+
 def test_labels_on_another_grid_are_refused(tmp_path):
     p = write_raster(tmp_path / "lab.tif", np.ones((1024, 1024), np.uint8), transform=Affine(30, 0, 60, 0, -30, 0))
     with ImageReader(SAMPLE_IMAGE) as r, pytest.raises(GridMismatchError, match="not on the image's grid"):
