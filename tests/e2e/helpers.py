@@ -111,3 +111,15 @@ def goto_page(page, title: str) -> None:
     """Open a dashboard page from the sidebar navigation."""
     page.get_by_role("link", name=title).first.click()
     page.get_by_role("heading", name=title.split(". ", 1)[-1]).first.wait_for(timeout=60_000)
+
+
+def wait_script_idle(page, timeout: float = 120_000) -> None:
+    """Wait until Streamlit has finished the current run: no "Running" status, no stale elements.
+
+    Screenshots taken earlier show greyed-out, out-of-date content.
+    """
+    page.wait_for_function(
+        """() => !document.querySelector("[data-testid='stStatusWidget'] [data-testid='stStatusWidgetRunningIcon']")
+                 && !document.querySelector("[data-stale='true']")""",
+        timeout=timeout,
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from tests.e2e.helpers import external_requests, goto_page, map_frame, wait_map_layers
+from tests.e2e.helpers import external_requests, goto_page, map_frame, wait_map_layers, wait_script_idle
 
 
 def metric_value(page, label: str) -> str:
@@ -49,6 +49,7 @@ def test_full_flow_offline(page, app_url, artifacts):
     page.get_by_text("region OK").wait_for(timeout=60_000)
     assert area != "1,048,576 pixels" and "pixels" in area
     wait_map_layers(page, 1)
+    wait_script_idle(page)
     page.wait_for_timeout(500)
     page.screenshot(path=str(artifacts / "02_region_drawn.png"))
 
@@ -56,6 +57,7 @@ def test_full_flow_offline(page, app_url, artifacts):
     goto_page(page, "2. Data")
     wait_map_layers(page, 2)
     page.get_by_text("Crop fraction (labels)").wait_for()
+    wait_script_idle(page)
     page.wait_for_timeout(500)
     page.screenshot(path=str(artifacts / "03_data.png"))
 
@@ -63,6 +65,8 @@ def test_full_flow_offline(page, app_url, artifacts):
     goto_page(page, "3. Model")
     page.get_by_role("button", name="Load shipped weights").click()
     page.get_by_text("Shipped weights loaded.").wait_for(timeout=120_000)
+    page.locator("[data-testid='stSidebar']").get_by_text("Model: crop_unet_light.keras").wait_for(timeout=60_000)
+    wait_script_idle(page)
     page.screenshot(path=str(artifacts / "04_model.png"))
 
     # 4. Predict
@@ -71,6 +75,7 @@ def test_full_flow_offline(page, app_url, artifacts):
     wait_map_layers(page, 3, timeout=300_000)
     page.get_by_text("Crop probability", exact=False).first.wait_for()
     before = metric_value(page, "Crop area")
+    wait_script_idle(page)
     page.wait_for_timeout(500)
     page.screenshot(path=str(artifacts / "05_predict.png"))
 
@@ -83,6 +88,7 @@ def test_full_flow_offline(page, app_url, artifacts):
     assert after != before
     assert re.match(r"^[\d,]+ px$", after), after  # sample scene: pixels, no hectares
     wait_map_layers(page, 3)
+    wait_script_idle(page)
     page.wait_for_timeout(500)
     page.screenshot(path=str(artifacts / "06_threshold.png"))
 
@@ -92,6 +98,7 @@ def test_full_flow_offline(page, app_url, artifacts):
     wait_map_layers(page, 2)
     iou = float(metric_value(page, "IoU"))
     assert 0.0 <= iou <= 1.0
+    wait_script_idle(page)
     page.wait_for_timeout(500)
     page.screenshot(path=str(artifacts / "07_quality.png"), full_page=True)
 
