@@ -70,7 +70,8 @@ with map_col:
 with stats_col:
     st.markdown("**Statistics**")
     n = valid.size
-    st.metric("Valid pixels", f"{int(valid.sum()):,}", f"{valid.mean():.1%} of {n:,}", delta_color="off")
+    st.metric("Valid pixels", f"{int(valid.sum()):,}")
+    st.caption(f"{valid.mean():.1%} of the region's {n:,} pixels have data in every band")
     if mask is not None:
         labelled = int((mask != 255).sum())
         crop = int((mask == 1).sum())
