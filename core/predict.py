@@ -66,6 +66,21 @@ def tile_origins(length: int, tile: int, step: int, offset: int = 0, lattice: in
     return out
 
 
+def _background_priority() -> None:
+    """Lower this helper thread's scheduling priority (Linux: per-thread nice 10).
+
+    The model's threads keep the cores busy; a reading or writing thread that preempts one of them
+    stalls the other at the next synchronisation, so helpers should run in the model's gaps instead.
+    Elsewhere (or if not permitted) this does nothing.
+    """
+    import threading
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
+
+
 _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -153,7 +168,7 @@ class TiledPredictor:
                     xs.append(self.normalize(f, v))
             return p, items, (np.stack(xs) if xs else None)
 
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with ThreadPoolExecutor(max_workers=1, initializer=_background_priority) as pool:
             pending = pool.submit(load, batches[0])
             current = rows[0]
             for i in range(len(batches)):
@@ -369,8 +384,8 @@ def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: 
                    progress: ProgressFn | None) -> dict:
     """Stream strips into tiled GeoTIFFs, then copy them to COGs. Returns pixel counts.
 
-    Strips are compressed and written in a thread while the model works on the next tiles; the
-    intermediate files use fast ZSTD (level 1), and the two COG copies (DEFLATE) run side by side.
+    Strips are thresholded, compressed and written in a thread while the model works on the next tiles; the
+    intermediate files use fast ZSTD (level 1), and the two COG copies (DEFLATE level 1) run side by side.
     """
     import rasterio
     from rasterio.shutil import copy as rio_copy
@@ -382,27 +397,31 @@ def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: 
     area = grid.pixel_area_ha()
     crop_ha = 0.0
 
-    def write(dp, dm, r, prob8, mask):
+    def write(dp, dm, r, strip) -> tuple[int, int, float]:
+        """Threshold, convert and write one strip; returns (valid, crop pixels, crop hectares)."""
+        mask = threshold_mask(strip, threshold)
         win = Window(0, r, grid.width, len(mask))
-        dp.write(prob8, 1, window=win)
+        dp.write(probability_to_uint8(strip), 1, window=win)
         dm.write(mask, 1, window=win)
+        crop = mask == 1
+        ha = float((crop * area[r : r + len(strip)]).sum()) if isinstance(area, np.ndarray) else 0.0
+        return int((mask != NODATA).sum()), int(crop.sum()), ha
+
+    def add(result: tuple[int, int, float]) -> None:
+        nonlocal crop_ha
+        counts["valid_pixels"] += result[0]
+        counts["crop_pixels"] += result[1]
+        crop_ha += result[2]
 
     with rasterio.open(tmp_prob, "w", **prof) as dp, rasterio.open(tmp_mask, "w", **prof) as dm, \
-            ThreadPoolExecutor(max_workers=1) as writer:
+            ThreadPoolExecutor(max_workers=1, initializer=_background_priority) as writer:
         pending = None
         for r, strip in predictor.strips(read, grid.height, grid.width, progress):
-            mask = threshold_mask(strip, threshold)
-            prob8 = probability_to_uint8(strip)
             if pending is not None:
-                pending.result()  # one strip in flight at most; a write error surfaces here
-            pending = writer.submit(write, dp, dm, r, prob8, mask)
-            counts["valid_pixels"] += int((mask != NODATA).sum())
-            crop = mask == 1
-            counts["crop_pixels"] += int(crop.sum())
-            if isinstance(area, np.ndarray):
-                crop_ha += float((crop * area[r : r + len(strip)]).sum())
+                add(pending.result())  # one strip in flight at most; a write error surfaces here
+            pending = writer.submit(write, dp, dm, r, strip)
         if pending is not None:
-            pending.result()
+            add(pending.result())
         dp.update_tags(1, units="percent crop probability (0-100), 255 = no data")
         dm.update_tags(1, units=f"crop (1) / not crop (0) at threshold {threshold}, 255 = no data")
     if area is not None:
@@ -410,8 +429,9 @@ def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: 
     if counts["valid_pixels"]:
         jobs = ((tmp_prob, "probability", "average"), (tmp_mask, "crop_mask", "mode"))
         with ThreadPoolExecutor(max_workers=2) as pool:
-            done = [pool.submit(rio_copy, raw, tmpdir / f"{key}.cog.tif", driver="COG", compress="DEFLATE",
-                                overview_resampling=resampling) for raw, key, resampling in jobs]
+            # DEFLATE level 1: twice as fast as the default level 6 for ~15% larger files
+            done = [pool.submit(rio_copy, raw, tmpdir / f"{key}.cog.tif", driver="COG", compress="DEFLATE", level=1,
+                                num_threads="ALL_CPUS", overview_resampling=resampling) for raw, key, resampling in jobs]
             for f in done:
                 f.result()
     return counts
