@@ -228,7 +228,7 @@ def tfrecord_dataset(
     """
     import tensorflow as tf
 
-    from core.patches import list_records, parse_batch
+    from core.patches import list_records, parse_planes
 
     files = list_records(source)
     full = patch_size + 2 * kernel_buffer
@@ -236,12 +236,14 @@ def tfrecord_dataset(
     mean = tf.constant(norm.mean, tf.float32)
     std = tf.constant(norm.std, tf.float32)
 
-    def to_xy(batch):
-        feats, lab = batch[..., :-1], batch[..., -1]
+    def to_xy(planes):
+        # On band planes (n, bands + 1, H, W), where every step is a contiguous pass; one transpose
+        # at the end gives (n, H, W, bands + 2) = normalized features, crop, valid.
+        feats, lab = planes[:, :-1], planes[:, -1:]
         valid = tf.cast(tf.not_equal(lab, float(NODATA)), tf.float32)
         crop = tf.cast(tf.equal(lab, float(CROP)), tf.float32)
-        x = (feats - mean) / std * valid[..., None]
-        return tf.concat([x, crop[..., None], valid[..., None]], axis=-1)
+        x = (feats - mean[:, None, None]) / std[:, None, None] * valid
+        return tf.transpose(tf.concat([x, crop, valid], axis=1), [0, 2, 3, 1])
 
     def crop_aug(data):
         if augment:
@@ -266,6 +268,10 @@ def tfrecord_dataset(
     if shuffle:
         ds = ds.shuffle(shuffle, seed=seed)
     ds = ds.batch(batch_size, drop_remainder=repeat)
-    ds = ds.map(lambda s: to_xy(parse_batch(s, names, (full, full))), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda s: to_xy(parse_planes(s, names, (full, full))), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(crop_aug, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # Each input op on one thread: the training step's ops already use every core, and an input op
+    # that splits itself across them stalls the step more than it gains.
+    options = tf.data.Options()
+    options.threading.max_intra_op_parallelism = 1
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)

@@ -48,5 +48,16 @@ def test_tfrecord_pipeline_matches_records(small_scene, tmp_path):
     assert xa.shape == (2, 64, 64, 5) and ya.shape == (2, 64, 64, 2)
     v = y.numpy()[..., 1] == 1
     assert np.all(x.numpy()[~v] == 0)
+    # the same patches read plainly: centre crop, normalized, crop/valid targets
+    from core.patches import LABEL, read_records
+    from core.raster import FEATURE_BANDS
+
+    raw = next(read_records(s.path, [*FEATURE_BANDS, LABEL], (80, 80), batch_size=5))[:, 8:72, 8:72]
+    lab = raw[..., -1]
+    want_valid = lab != NODATA
+    np.testing.assert_array_equal(v, want_valid)
+    np.testing.assert_array_equal(y.numpy()[..., 0], (lab == 1).astype(np.float32))
+    want_x = norm.apply(raw[..., :-1], want_valid)
+    np.testing.assert_allclose(x.numpy(), want_x, rtol=1e-6, atol=1e-6)
     with pytest.raises(InputNotFoundError):
         tfrecord_dataset(tmp_path / "missing", norm, 64)
