@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.helpers import browser_page, dashboard, goto_page, map_frame, wait_map_layers  # noqa: E402
+from tests.e2e.helpers import browser_page, dashboard, goto_page, map_frame, wait_map_layers, wait_script_idle  # noqa: E402
 
 
 def metric(page, label: str) -> str:
@@ -54,6 +54,7 @@ def main() -> int:
             thumb = page.get_by_role("slider").first
             times = []
             for i in range(args.repeats):
+                wait_script_idle(page)  # a key pressed during a rerun can be lost with the re-rendered slider
                 before = metric(page, "Crop area")
                 thumb.focus()
                 t = time.perf_counter()
