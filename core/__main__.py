@@ -6,8 +6,6 @@ Every user mistake ends as one line on stderr and exit status 2; nothing prints 
 
 from __future__ import annotations
 
-from core.progress import TqdmProgress
-
 import argparse
 import json
 import os
@@ -20,8 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from core.errors import CropMapError  # noqa: E402
-
-
+from core.progress import TqdmProgress  # noqa: E402
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -311,12 +311,13 @@ def _window_grid(grid: Grid, win) -> Grid:
     return Grid(grid.crs, tuple(t)[:6], int(win.width), int(win.height))
 
 
-def _profile(grid: Grid, tags: dict) -> dict:
+def _raw_profile(grid: Grid) -> dict:
+    """The intermediate uint8 GeoTIFF that strips stream into (fast ZSTD; the COG copy recompresses)."""
     from affine import Affine
 
     return {"driver": "GTiff", "dtype": "uint8", "count": 1, "width": grid.width, "height": grid.height,
             "crs": grid.crs, "transform": Affine(*grid.transform), "nodata": NODATA, "tiled": True,
-            "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
+            "blockxsize": 256, "blockysize": 256, "compress": "zstd", "zstd_level": 1}
 
 
 def predict_image(
@@ -391,7 +392,7 @@ def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: 
     from rasterio.shutil import copy as rio_copy
     from rasterio.windows import Window
 
-    prof = {**_profile(grid, {}), "compress": "zstd", "zstd_level": 1}
+    prof = _raw_profile(grid)
     tmp_prob, tmp_mask = tmpdir / "probability.raw.tif", tmpdir / "crop_mask.raw.tif"
     counts = {"pixels": grid.width * grid.height, "valid_pixels": 0, "crop_pixels": 0, "crop_area_ha": None}
     area = grid.pixel_area_ha()

@@ -117,7 +117,7 @@ def _append_history(path: Path, epoch: int, logs: dict) -> None:
 
 
 def _init_model(config: TrainConfig) -> LoadedModel:
-    """The model to fine-tune from, checked against the run's bands, preset and patch lattice.
+    """The model to fine-tune from, checked against the run's bands and preset.
 
     Raises:
         InputNotFoundError, CorruptFileError: the model or its card is missing or unreadable.

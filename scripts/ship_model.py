@@ -26,7 +26,7 @@ def main() -> None:
     from core.dataset import load_scenes, pair_paths
     from core.metrics import Confusion, confusion
     from core.model import ModelCard, load_card, load_model, save_model
-    from core.predict import predict_array, threshold_mask
+    from core.predict import make_predictor, predict_array, threshold_mask
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", required=True)
@@ -38,6 +38,7 @@ def main() -> None:
     info = json.loads((run / "run.json").read_text())
     per_block, total = {}, Confusion(0, 0, 0, 0)
     cfg = PredictConfig()
+    used = make_predictor(loaded, cfg).config  # what predict_array runs with, for the card
     for (img, _), scene in zip(pair_paths([args.val]), load_scenes([args.val])):
         prob = predict_array(loaded, scene.features, scene.valid, cfg)
         c = confusion(threshold_mask(prob, 0.5), scene.labels)
@@ -47,7 +48,8 @@ def main() -> None:
     pooled = {k: round(v, 4) for k, v in total.to_dict().items() if k in ("accuracy", "precision", "recall", "f1", "iou")}
     card = loaded.card
     metrics = {
-        "val_blocks": {"how": "whole-block tiled prediction (default config: 512 px tiles, 128 px overlap), threshold 0.5, pooled over valid pixels",
+        "val_blocks": {"how": f"whole-block tiled prediction (default config: {used.tile} px tiles, {used.overlap} px overlap), "
+                              "threshold 0.5, pooled over valid pixels",
                        **pooled, "confusion_matrix": total.to_dict()["confusion_matrix"], "per_block": per_block},
         "val_patches_at_best_epoch": card.metrics.get("val", {}),
     }

@@ -17,8 +17,6 @@ imports what it needs. User mistakes are :class:`~core.errors.CropMapError` subc
 
 from __future__ import annotations
 
-from core.progress import TqdmProgress
-
 import argparse
 import json
 import sys
@@ -26,11 +24,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from core.progress import TqdmProgress
+
 LABEL_PRODUCTS = ("worldcover", "dynamicworld", "glcfcs30d", "cdl")
 
 
 # ----------------------------------------------------------------------------- helpers
-
 
 
 
