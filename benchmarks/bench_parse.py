@@ -31,6 +31,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--files", type=int, default=4, help="GZIP files for the end-to-end comparison")
+    ap.add_argument("--sweep", type=int, nargs="*", default=[128, 64, 32],
+                    help="smaller patch sizes, same number of floats in all: where per-record overhead matters")
     args = ap.parse_args()
     names = [*FEATURE_BANDS, LABEL]
     shape = (args.size, args.size)
@@ -100,18 +102,64 @@ def main() -> None:
             "files_core_interleaved": core_files,
         }
         for name, fn in variants.items():
-            fn()
-            best = float("inf")
-            for _ in range(5):
-                t = time.perf_counter()
-                fn()
-                best = min(best, time.perf_counter() - t)
+            best = best_of(fn)
             res[name] = {"seconds": best, "patches_per_s": args.patches / best}
         res["speedup_vs_parallel5"] = res["notebook_per_example_parallel5"]["seconds"] / res["batch_parse_example"]["seconds"]
         res["speedup"] = res["notebook_per_example"]["seconds"] / res["batch_parse_example"]["seconds"]
         res["speedup_files"] = res["files_notebook"]["seconds"] / res["files_core_interleaved"]["seconds"]
         res["patches"], res["size"], res["batch"], res["files"] = args.patches, args.size, args.batch, args.files
+        res["by_size"] = [sweep_row(args.size, args.patches, args.batch, res)]
+        for size in args.sweep:
+            res["by_size"].append(sweep(size, args.patches * (args.size // size) ** 2, args.batch, names, Path(d)))
         save("parse", res)
+
+
+def best_of(fn, runs: int = 5) -> float:
+    """Best wall time of ``runs`` calls after one warm-up call."""
+    fn()
+    best = float("inf")
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def sweep_row(size: int, patches: int, batch: int, res: dict) -> dict:
+    return {"size": size, "patches": patches, "batch": batch,
+            "notebook_s": res["notebook_per_example"]["seconds"], "batch_s": res["batch_parse_example"]["seconds"],
+            "speedup": res["notebook_per_example"]["seconds"] / res["batch_parse_example"]["seconds"]}
+
+
+def sweep(size: int, patches: int, batch: int, names: list[str], folder: Path) -> dict:
+    """Notebook vs core.patches.parse_batch, in memory, for patches of ``size`` px (same floats in total)."""
+    import tensorflow as tf
+
+    from core.config import PatchConfig
+    from core.patches import parse_batch, sample_patches
+
+    path = folder / f"sweep{size}.tfrecord.gz"
+    sample_patches(SAMPLE / "sample_rgbn.tif", SAMPLE / "sample_cdl.tif", "cdl",
+                   PatchConfig(patch_size=size, count=patches), path)
+    raw = tf.constant(list(tf.data.TFRecordDataset(str(path), compression_type="GZIP").as_numpy_iterator()))
+    shape = (size, size)
+    columns = {n: tf.io.FixedLenFeature(shape, tf.float32) for n in names}
+
+    def notebook_parse(example):
+        f = tf.io.parse_single_example(example, columns)
+        return tf.transpose(tf.stack([f[n] for n in names], axis=0), [1, 2, 0])
+
+    def notebook():
+        return sum(int(b.shape[0]) for b in tf.data.Dataset.from_tensor_slices(raw).map(notebook_parse).batch(batch))
+
+    def batched():
+        ds = tf.data.Dataset.from_tensor_slices(raw).batch(batch)
+        return sum(int(b.shape[0]) for b in ds.map(lambda s: parse_batch(s, names, shape), num_parallel_calls=tf.data.AUTOTUNE))
+
+    assert notebook() == batched() == patches
+    row = {"size": size, "patches": patches, "batch": batch, "notebook_s": best_of(notebook), "batch_s": best_of(batched)}
+    row["speedup"] = row["notebook_s"] / row["batch_s"]
+    return row
 
 
 if __name__ == "__main__":

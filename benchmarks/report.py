@@ -50,6 +50,13 @@ def main() -> None:
             for k in ("files_notebook", "files_core_interleaved"):
                 lines.append(f"| {k} | {parse[k]['seconds']:.3f} | {parse[k]['patches_per_s']:.0f} |")
             lines += [f"| **speed-up, core vs notebook, from files** | | **{parse['speedup_files']:.2f}x** |", ""]
+        if parse.get("by_size"):
+            lines += ["By patch size, in memory, the same number of floats in each row (batches of "
+                      f"{parse['batch']}; the first row is the table above):", "",
+                      "| patch (px) | patches | notebook s | batch parse s | speed-up |", "|---|---|---|---|---|"]
+            for r in parse["by_size"]:
+                lines.append(f"| {r['size']} | {r['patches']:,} | {r['notebook_s']:.3f} | {r['batch_s']:.3f} | {r['speedup']:.2f}x |")
+            lines.append("")
     ti = load("train_input")
     if ti:
         lines += ["### Input pipeline cost in a training step (`bench_train_input.py`)", "",
