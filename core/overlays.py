@@ -39,7 +39,9 @@ _ANCHORS: dict[str, list[tuple[float, tuple[int, int, int]]]] = {
 
 #: Colours of the class layers (RGB).
 CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
-    "crop": (255, 193, 7),
+    "crop": (255, 193, 7),  # labelled crop
+    # thresholded prediction: magenta, a hue the probability colormap (viridis) never takes
+    "predicted crop": (236, 0, 140),
     "not crop": (96, 125, 139),
     "no data": (0, 0, 0),
     "false crop": (229, 57, 53),  # predicted crop, labelled not crop
@@ -160,7 +162,7 @@ def crop_colour(prob: np.ndarray, threshold: float) -> np.ndarray:
     """(h, w, 4) RGBA: crop (probability >= threshold) opaque, everything else transparent."""
     sel = np.isfinite(prob) & (np.nan_to_num(prob, nan=0.0) >= threshold)
     rgba = np.zeros(prob.shape + (4,), dtype=np.uint8)
-    rgba[sel, :3] = CLASS_COLOURS["crop"]
+    rgba[sel, :3] = CLASS_COLOURS["predicted crop"]
     rgba[sel, 3] = 255
     return rgba
 

@@ -36,6 +36,7 @@ def test_class_and_probability_rendering():
     assert rgba[1, 0, 3] == 0 and rgba[0, 0, 3] == 255
     crop = ov.crop_colour(prob, 0.5)
     assert crop[0, 0, 3] == 0 and crop[0, 1, 3] == 255 and crop[1, 1, 3] == 255 and crop[1, 0, 3] == 0
+    assert tuple(crop[0, 1, :3]) == ov.CLASS_COLOURS["predicted crop"]
     mask = threshold_mask(prob, 0.5)
     assert mask.tolist() == [[0, 1], [255, 1]]
     lab = ov.labels_colour(np.array([[1, 0, 255]], np.uint8), show_nodata=True)
@@ -46,6 +47,13 @@ def test_class_and_probability_rendering():
     assert dis[0, 2, 3] == 0 and dis[0, 3, 3] == 0
     with pytest.raises(InvalidDataError):
         ov.disagreement_colour(np.zeros((2, 2), np.uint8), np.zeros((3, 3), np.uint8))
+
+
+def test_crop_layer_stands_out_from_the_probability_colours():
+    # the thresholded layer sits on top of the probability layer: no colormap entry may look like it
+    lut = ov.colormap("probability").astype(int)
+    distance = np.sqrt(((lut - np.array(ov.CLASS_COLOURS["predicted crop"])) ** 2).sum(axis=1))
+    assert distance.min() > 150
 
 
 def test_composites_of_real_sample():

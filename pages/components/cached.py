@@ -200,7 +200,7 @@ def probability_overlay(key: tuple, offset: tuple[int, int]) -> ov.Overlay:
 def crop_overlay(key: tuple, offset: tuple[int, int], threshold: float) -> ov.Overlay:
     prob = cached_probability(key)
     grid = image_arrays(key[0], key[1])[2]
-    legend = ov.class_legend(f"Crop (p >= {threshold:.2f})", ["crop"])
+    legend = ov.class_legend(f"Crop (p >= {threshold:.2f})", ["predicted crop"])
     return ov.make_overlay("Crop", ov.crop_colour(prob, threshold), grid, offset, legend)
 
 
@@ -224,7 +224,7 @@ def exports(key: tuple, threshold: float, title: str) -> dict[str, bytes]:
     mask = threshold_mask(prob, threshold)
     png = ov.compose_png(
         [ov.true_colour(feats, valid), ov.with_opacity(ov.crop_colour(prob, threshold), 0.6)],
-        [ov.class_legend(f"Crop (p >= {threshold:.2f})", ["crop"])],
+        [ov.class_legend(f"Crop (p >= {threshold:.2f})", ["predicted crop"])],
         title,
     )
     return {
