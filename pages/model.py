@@ -145,8 +145,9 @@ else:
         if val:
             st.markdown("**On the validation blocks** (not used for training; " + val.get("how", "") + ")")
             cols = st.columns(5)
-            for col, name in zip(cols, ("iou", "f1", "precision", "recall", "accuracy")):
-                col.metric(name.upper() if name in ("iou", "f1") else name.capitalize(), f"{val[name]:.3f}")
+            for col, (name, title) in zip(cols, (("iou", "IoU"), ("f1", "F1"), ("precision", "Precision"),
+                                                 ("recall", "Recall"), ("accuracy", "Accuracy"))):
+                col.metric(title, f"{val[name]:.3f}")
             if val.get("per_block"):
                 import pandas as pd
 
