@@ -152,7 +152,8 @@ def resolve_bands(descriptions: Sequence[str | None], count: int, band_map: dict
     if not any(names):
         raise BandError(
             f"the image has {count} bands without descriptions, so R, G, B and NIR cannot be told apart; "
-            "name them (band descriptions R,G,B,NIR) or pass the band numbers, e.g. --bands 1,2,3,4"
+            "name them (band descriptions R,G,B,NIR) or give the band numbers of R, G, B and NIR, e.g. 1,2,3,4 "
+            "(--bands on the command line, 'Band numbers' in the dashboard)"
         )
     found: dict[str, int] = {}
     for band in INPUT_BANDS:
@@ -166,7 +167,8 @@ def resolve_bands(descriptions: Sequence[str | None], count: int, band_map: dict
     if missing:
         raise BandError(
             f"the image lacks band(s) {', '.join(missing)} (its bands are {', '.join(n or '?' for n in names)}); "
-            "it needs R, G, B and NIR surface reflectance, or pass the band numbers with --bands"
+            "it needs R, G, B and NIR surface reflectance, or give their band numbers "
+            "(--bands on the command line, 'Band numbers' in the dashboard)"
         )
     return found
 

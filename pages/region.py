@@ -7,6 +7,7 @@ import json
 import streamlit as st
 
 from core.errors import CropMapError
+from core.raster import parse_band_spec
 from core.region import Region
 from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
 from core.labels import CLASS_MAPS
@@ -39,18 +40,22 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
     lab_file = st.file_uploader("Labels GeoTIFF (optional, same grid)", type=["tif", "tiff"], key="upload_labels")
     label_map = st.selectbox("Label map", sorted(CLASS_MAPS), index=sorted(CLASS_MAPS).index("cdl"),
                              format_func=lambda k: f"{k}: {CLASS_MAPS[k].title}")
+    band_spec = st.text_input("Band numbers of R, G, B, NIR (only for files that do not name their bands)",
+                              placeholder="e.g. 1,2,3,4 or R=3,G=2,B=1,NIR=4", key="upload_bands")
     if st.button("Use these files", disabled=img_file is None):
         with ui.errors_shown():
+            band_map = parse_band_spec(band_spec.strip() or None)
             updir = state.workdir() / "uploads"
             image_path = save_upload(img_file.getvalue(), img_file.name, updir)
-            grid = validate_image(image_path)
+            grid = validate_image(image_path, band_map)
             labels_path = None
             if lab_file is not None:
                 labels_path = save_upload(lab_file.getvalue(), lab_file.name, updir)
                 counts = validate_labels(labels_path, label_map, grid)
                 st.caption(f"Labels: {counts['valid']:,} labelled pixels, {counts['crop']:,} crop")
             state.set_source({"kind": "local", "image": str(image_path), "labels": str(labels_path) if labels_path else None,
-                              "label_map": label_map if labels_path else None, "title": img_file.name})
+                              "label_map": label_map if labels_path else None, "title": img_file.name,
+                              "band_map": band_map})
             st.success(f"Using {img_file.name}: {grid.width} x {grid.height} px, "
                        + ("georeferenced" if grid.georeferenced else "not georeferenced (image coordinates)"))
 
@@ -70,7 +75,7 @@ with map_col:
         try:
             source = scene.current_source()
             path = str(source.image_path)
-            backdrop, grid = cached.source_preview(path, cached.mtime(path))
+            backdrop, grid = cached.source_preview(path, cached.mtime(path), source.band_map)
             region = scene.current_region()
         except CropMapError as err:
             ui.stop_on_error(err)

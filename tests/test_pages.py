@@ -125,6 +125,28 @@ def test_data_page_layers_and_statistics(fake_map):
     assert "NDVI" in "".join(md.value for md in at.markdown)
 
 
+def test_own_image_with_band_numbers_on_region_and_data_pages(fake_map):
+    """A user's GeoTIFF without band names, used with band numbers: real place, hectares."""
+    image = ROOT / "tests" / "data" / "georef" / "ftw_austria_s2_2021-06-17_window.tif"
+    at = new_app()
+    at.session_state["source"] = {"kind": "local", "image": str(image), "labels": None, "label_map": None,
+                                  "title": image.name, "band_map": {"R": 1, "G": 2, "B": 3, "NIR": 4}}
+    at.run()
+    assert not at.exception and not at.error
+    html = fake_map.maps[-1][0].get_root().render()
+    assert "L.CRS.Simple" not in html and "not georeferenced" not in html
+    at.switch_page("pages/data.py")
+    at.run()
+    assert not at.exception and not at.error
+    area = {m.label: m.value for m in at.metric}["Area"]
+    assert area == f"{288 * 272 * 100 / 10_000:,.1f} ha"
+    # without band numbers, the same file is refused with a message saying how to fix it
+    at.session_state["source"] = {**at.session_state["source"], "band_map": None}
+    at.session_state["scene"] = None
+    at.run()
+    assert any("cannot be told apart" in e.value for e in at.error)
+
+
 def test_model_page_loads_uploaded_card_model(fake_map, tiny_model_path):
     at = new_app()
     at.session_state["model_path"] = str(tiny_model_path)

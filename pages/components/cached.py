@@ -60,14 +60,6 @@ def secrets() -> dict | None:
 
 
 # ---------------------------------------------------------------------- images and labels
-@st.cache_data(max_entries=16, show_spinner=False)
-def image_grid(path: str, path_mtime: float) -> Grid:
-    """Grid of an image (validated with ImageReader). Raises CropMapError subclasses."""
-    from core.sources.local import validate_image
-
-    return validate_image(path)
-
-
 @st.cache_data(max_entries=4, show_spinner="Reading the image...")
 def image_arrays(path: str, path_mtime: float) -> tuple[np.ndarray, np.ndarray, Grid]:
     """(features, valid, grid) of a (scene) image. Raises CropMapError subclasses."""
@@ -116,11 +108,12 @@ def image_grid_of_labels(path: str, path_mtime: float) -> Grid:
 
 
 @st.cache_data(max_entries=4, show_spinner="Rendering the image preview...")
-def source_preview(path: str, path_mtime: float, max_side: int = 1024) -> tuple[ov.Overlay, Grid]:
+def source_preview(path: str, path_mtime: float, band_map: dict[str, int] | None = None,
+                   max_side: int = 1024) -> tuple[ov.Overlay, Grid]:
     """True-colour preview of a whole source image (the Region page's backdrop) and its grid."""
     from core.raster import ImageReader
 
-    with ImageReader(path) as reader:
+    with ImageReader(path, band_map) as reader:
         grid = reader.grid
         feats, valid = reader.read()
     return ov.make_overlay("Image", ov.true_colour(feats, valid), grid, (0, 0), None, 1.0, max_side), grid

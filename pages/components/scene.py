@@ -29,7 +29,8 @@ def source_from_spec(spec: dict):
     if kind == "sample":
         return LocalSource.sample()
     if kind == "local":
-        return LocalSource(spec["image"], spec.get("labels"), spec.get("label_map"), spec.get("title"))
+        return LocalSource(spec["image"], spec.get("labels"), spec.get("label_map"), spec.get("title"),
+                           band_map=spec.get("band_map"))
     if kind == "earthengine":
         status = cached.ee_status()
         if not status["ok"]:

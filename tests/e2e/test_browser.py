@@ -104,3 +104,46 @@ def test_full_flow_offline(page, app_url, artifacts):
 
     ext = external_requests(page.requests)
     assert not ext, f"external requests: {ext[:5]}"
+
+
+def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
+    """A user's GeoTIFF without band names: band numbers in the form, real place on the map, hectares."""
+    from tests.e2e.helpers import ROOT
+
+    image = ROOT / "tests" / "data" / "georef" / "ftw_austria_s2_2021-06-17_window.tif"
+    page.goto(app_url)
+    page.get_by_role("heading", name="Region").wait_for(timeout=60_000)
+    wait_map_layers(page, 1)
+    wait_script_idle(page)
+    page.get_by_text("Use your own image").click()
+    page.locator("input[type=file]").first.set_input_files(str(image))
+    page.get_by_text(image.name).first.wait_for(timeout=30_000)
+    wait_script_idle(page)
+    page.get_by_role("button", name="Use these files").click()
+    # the file has 4 unnamed bands: the error says how to name them, and nothing is switched
+    page.get_by_text("cannot be told apart", exact=False).first.wait_for(timeout=60_000)
+    box = page.get_by_label("Band numbers of R, G, B, NIR", exact=False)
+    box.fill("1,2,3,4")
+    box.press("Enter")
+    wait_script_idle(page)
+    page.get_by_role("button", name="Use these files").click()
+    page.get_by_text("288 x 272 px, georeferenced").wait_for(timeout=60_000)
+    page.locator("[data-testid='stSidebar']").get_by_text(f"Source: {image.name}").wait_for(timeout=60_000)
+    wait_script_idle(page)
+    frame = map_frame(page)
+    assert frame.get_by_text("not georeferenced: image coordinates").count() == 0
+
+    goto_page(page, "2. Data")
+    wait_map_layers(page, 1)
+    page.get_by_text("No labels for this source", exact=False).wait_for(timeout=60_000)
+    area = metric_value(page, "Area")
+    assert re.match(r"^[\d,.]+ ha$", area), area
+    # 288 x 272 pixels of 10 m: 783.4 ha, computed from the CRS
+    assert abs(float(area.split()[0].replace(",", "")) - 288 * 272 * 100 / 10_000) < 0.1
+    wait_script_idle(page)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifacts / "08_own_image_data.png"))
+
+    # only basemap tiles may come from elsewhere (they are optional); scripts and styles are local
+    ext = [u for u in external_requests(page.requests) if not re.search(r"/\d+/\d+/\d+\.png", u)]
+    assert not ext, f"external requests other than basemap tiles: {ext[:5]}"
