@@ -9,9 +9,10 @@ import streamlit as st
 from core.errors import CropMapError
 from core.raster import parse_band_spec
 from core.region import Region
-from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
 from core.labels import CLASS_MAPS
-from pages.components import cached, mapview, scene, state, ui
+from core.sources.earthengine import recipes_from_settings
+from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
+from pages.components import cached, eeform, mapview, scene, state, ui
 
 st.title("Region")
 st.caption("Choose the area to map: a preset, a polygon or rectangle drawn on the map, or a GeoJSON file.")
@@ -33,6 +34,21 @@ if c2.button("Camana valley, Arequipa, Peru (Earth Engine)", disabled=not ee["ok
     st.rerun()
 if not ee["ok"]:
     c2.caption(f"Disabled: {ee['message']}")
+
+with st.expander("Earth Engine: any region on Earth (composite and labels settings)", expanded=False):
+    if not ee["ok"]:
+        st.caption(f"Needs Earth Engine: {ee['message']}")
+    else:
+        st.caption("Pick the imagery and labels, then draw the region on the map below (it starts on the Camana valley).")
+        with ui.errors_shown():
+            current = spec.get("settings") if spec.get("kind") == "earthengine" else None
+            settings = eeform.settings_form(current)
+            if settings is not None:
+                recipes_from_settings(settings)  # validate before switching (ConfigError says what is wrong)
+                region_geo = state.get(state.REGION) if spec.get("kind") == "earthengine" else None
+                state.set_source({"kind": "earthengine", "settings": settings})
+                state.set_region(region_geo)  # keep a lon/lat region already drawn for Earth Engine
+                st.rerun()
 
 # ------------------------------------------------------------------ own files
 with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
@@ -68,6 +84,19 @@ with st.expander("Upload a region (GeoJSON)"):
             st.rerun()
 
 # ------------------------------------------------------------------ map
+def take_drawing(result: dict | None, image: bool) -> None:
+    """Make the last shape drawn on the map the region (once per new shape)."""
+    drawn = mapview.last_drawing(result)
+    if drawn is None:
+        return
+    text = json.dumps(drawn.get("geometry"), sort_keys=True)
+    if text != state.get(state.LAST_DRAWING):
+        state.put(state.LAST_DRAWING, text)
+        with ui.errors_shown():
+            state.set_region(Region.from_map_geojson(drawn, image=image, name="drawn").to_geojson())
+            st.rerun()
+
+
 spec = state.get(state.SOURCE)
 map_col, info_col = st.columns([3, 1])
 with map_col:
@@ -84,16 +113,24 @@ with map_col:
                             region_geojson=region.to_map_geojson(), draw=True),
             key="region_map", returned_objects=["all_drawings"],
         )
-        drawn = mapview.last_drawing(result)
-        if drawn is not None:
-            text = json.dumps(drawn.get("geometry"), sort_keys=True)
-            if text != state.get(state.LAST_DRAWING):
-                state.put(state.LAST_DRAWING, text)
-                with ui.errors_shown():
-                    state.set_region(Region.from_map_geojson(drawn, image=not grid.georeferenced, name="drawn").to_geojson())
-                    st.rerun()
-    else:
-        st.info("Earth Engine regions are fetched on the Data page; the map preview needs Earth Engine tiles.")
+        take_drawing(result, image=not grid.georeferenced)
+    else:  # Earth Engine: the real map, the composite and labels as Earth Engine tiles, drawing tools
+        try:
+            region = scene.current_region()
+        except CropMapError as err:
+            ui.stop_on_error(err)
+        tiles: list[dict] = []
+        try:
+            tiles = cached.ee_map_layers(json.dumps(spec, sort_keys=True), json.dumps(region.to_geojson(), sort_keys=True))
+        except CropMapError as err:
+            st.warning(f"No Earth Engine preview layers: {err}", icon=":material/warning:")
+        w, s_, e, n = region.bounds
+        result = mapview.render(
+            mapview.MapSpec(bounds=((s_, w), (n, e)), image=False, tile_layers=tiles,
+                            region_geojson=region.to_map_geojson(), draw=True),
+            key="region_map_ee", returned_objects=["all_drawings"],
+        )
+        take_drawing(result, image=False)
 
 with info_col:
     st.markdown("**Selected region**")

@@ -136,6 +136,30 @@ class EarthEngineSource:
         if not st.ok:
             raise EENotConfiguredError(st.message)
 
+    # -------------------------------------------------------------- viewing
+    def map_layers(self, region, get_map_id: Callable[[Any, Mapping[str, Any]], Mapping[str, Any]] | None = None) -> list:
+        """Earth Engine tile layers of the composite (true colour, false colour, NDVI) and the labels
+        for ``region`` (:class:`core.ee.tiles.TileLayer`; URLs cached for less than their lifetime).
+
+        Raises:
+            EENotConfiguredError: if Earth Engine is not available;
+            RegionError: if the region is not in longitude/latitude;
+            EarthEngineError subclasses: when getMapId fails (after retries).
+        """
+        from core.ee.composites import region_geometry
+        from core.ee.tiles import composite_layers, label_layers
+
+        self._require_ready()
+        geometry = region_geometry(region)
+        layers = composite_layers(self.composite, geometry, get_map_id=get_map_id)
+        if self.labels is not None:
+            layers += label_layers(self.labels, geometry, get_map_id=get_map_id)
+        return layers
+
+    def settings(self) -> dict:
+        """The composite and label recipes as plain data (:func:`recipes_from_settings` reads them back)."""
+        return {"composite": asdict(self.composite), "labels": asdict(self.labels) if self.labels else None}
+
     # -------------------------------------------------------------- regions
     def plans(self, region):
         """(image plan, label plan) for a region: the same grid, float32 x 4 and uint8 x 1."""
@@ -285,6 +309,27 @@ class EarthEngineSource:
             attribution=attribution,
             extra=extra,
         )
+
+
+def recipes_from_settings(settings: Mapping[str, Any]):
+    """(CompositeConfig, LabelConfig or None) from :meth:`EarthEngineSource.settings`-style data.
+
+    Raises:
+        ConfigError: if a field is unknown or a value is invalid (the message says which).
+    """
+    from core.ee.composites import CompositeConfig
+    from core.ee.labels import LabelConfig
+    from core.errors import ConfigError
+
+    def build(cls, data):
+        try:
+            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in dict(data).items()})
+        except TypeError as err:
+            raise ConfigError(f"bad Earth Engine settings: {err}") from None
+
+    composite = build(CompositeConfig, settings.get("composite") or {})
+    labels = settings.get("labels")
+    return composite, (build(LabelConfig, labels) if labels else None)
 
 
 def presets() -> list[dict]:

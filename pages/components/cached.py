@@ -8,6 +8,7 @@ name starts with ``_`` (progress callbacks) are not part of the key. Nothing her
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Callable
@@ -47,6 +48,23 @@ def ee_status() -> dict:
     except CropMapError as err:
         return {"available": True, "ok": False, "message": str(err)}
     return {"available": True, "ok": bool(res.ok), "message": res.message}
+
+
+@st.cache_data(ttl=20 * 60, max_entries=16, show_spinner="Asking Earth Engine for map tiles...")
+def ee_map_layers(spec_json: str, region_json: str) -> list[dict]:
+    """Earth Engine tile layers (composite, labels) of a source spec and region, as dicts for
+    mapview.MapSpec.tile_layers; kept 20 minutes, less than the life of an Earth Engine map id.
+
+    Raises:
+        CropMapError subclasses: Earth Engine not configured, bad settings, getMapId failures.
+    """
+    from dataclasses import asdict
+
+    from core.region import Region
+    from pages.components.scene import source_from_spec
+
+    source = source_from_spec(json.loads(spec_json))
+    return [asdict(layer) for layer in source.map_layers(Region.from_geojson(json.loads(region_json)))]
 
 
 def secrets() -> dict | None:

@@ -53,6 +53,9 @@ class MapSpec:
     #: Overlays that change often (the thresholded crop layer): sent as a feature group that the
     #: map swaps in place, so that changing them does not reload the map and its other layers.
     dynamic: Sequence[Overlay] = ()
+    #: XYZ tile layers over the basemap (dicts with name, url, attribution, opacity; e.g. the
+    #: Earth Engine layers of core.ee.tiles.TileLayer); georeferenced maps only.
+    tile_layers: Sequence[dict] = ()
 
 
 def _classes():
@@ -95,6 +98,11 @@ def build(spec: MapSpec):
         m = OfflineMap(basemap="OpenStreetMap", zoom_start=12, **common)
     else:
         m = OfflineMap(tiles=None, zoom_start=12, **common)
+    for layer in spec.tile_layers:
+        folium.TileLayer(tiles=layer["url"], attr=layer.get("attribution", ""), name=layer["name"], overlay=True,
+                         control=True, opacity=layer.get("opacity", 1.0), max_zoom=20).add_to(m)
+    if spec.tile_layers:
+        folium.LayerControl(collapsed=False).add_to(m)
     for ov in spec.overlays:
         _image_overlay(ov, spec).add_to(m)
     if spec.region_geojson is not None:

@@ -36,9 +36,12 @@ def source_from_spec(spec: dict):
         if not status["ok"]:
             raise EarthEngineError(status["message"])
         try:
-            from core.sources.earthengine import EarthEngineSource
+            from core.sources.earthengine import EarthEngineSource, recipes_from_settings
         except ImportError as err:
             raise EarthEngineError(f"the Earth Engine source cannot be loaded ({err.name} is missing)") from None
+        if spec.get("settings"):
+            composite, labels = recipes_from_settings(spec["settings"])
+            return EarthEngineSource(composite, labels, secrets=cached.secrets())
         return EarthEngineSource(preset=spec.get("preset"), secrets=cached.secrets())
     raise RegionError(f"unknown data source {kind!r}")
 

@@ -15,7 +15,9 @@ import streamlit as st
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
-SOURCE = "source"  # dict: {"kind": "sample"} | {"kind": "local", "image", "labels", "label_map", "title", "band_map"} | {"kind": "earthengine", "preset"}
+#: dict: {"kind": "sample"} | {"kind": "local", "image", "labels", "label_map", "title", "band_map"}
+#: | {"kind": "earthengine", "preset"} | {"kind": "earthengine", "settings": {"composite", "labels"}}
+SOURCE = "source"
 REGION = "region"  # GeoJSON Feature (core.region.Region.to_geojson) or None (= whole image)
 SCENE = "scene"  # dict of the fetched scene (paths as str) or None
 MODEL_PATH = "model_path"  # str path of the model in use, or None

@@ -1,0 +1,67 @@
+"""The Earth Engine settings form of the Region page: sensor, dates, clouds, label product.
+
+It only gathers values; :func:`core.sources.earthengine.recipes_from_settings` validates them.
+Widget keys start with ``ee_form_``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from core.ee.composites import SENSORS
+from core.ee.labels import PRODUCTS
+from core.errors import ConfigError
+
+NO_LABELS = "none"
+
+
+def settings_form(current: dict | None) -> dict | None:
+    """Draw the form (prefilled from ``current`` settings); the settings dict when submitted, else None.
+
+    Raises:
+        ConfigError: if the label year or a crop value is not a whole number.
+    """
+    comp = (current or {}).get("composite") or {"sensor": "L8", "start": "2020-01-01", "end": "2020-12-31",
+                                                "max_cloud": 20.0}
+    labels = (current or {}).get("labels") or {"product": "worldcover"}
+    sensors = list(SENSORS)
+    products = [*PRODUCTS, NO_LABELS]
+    with st.form("ee_form"):
+        c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+        sensor = c1.selectbox("Sensor", sensors, index=sensors.index(comp.get("sensor", "L8")),
+                              format_func=lambda k: SENSORS[k].title, key="ee_form_sensor")
+        start = c2.date_input("From", dt.date.fromisoformat(comp["start"]), key="ee_form_start",
+                              min_value=dt.date(1984, 1, 1))
+        end = c3.date_input("To", dt.date.fromisoformat(comp["end"]), key="ee_form_end", min_value=dt.date(1984, 1, 1))
+        cloud = c4.number_input("Max cloud %", 0.0, 100.0, float(comp.get("max_cloud", 20.0)), 5.0, key="ee_form_cloud")
+        d1, d2, d3, d4 = st.columns([2, 1, 1, 1])
+        product = d1.selectbox("Labels", products, index=products.index(labels.get("product", "worldcover")),
+                               format_func=lambda k: "no labels" if k == NO_LABELS else PRODUCTS[k][0],
+                               key="ee_form_labels")
+        year = d2.text_input("Label year", str(labels.get("year") or ""), key="ee_form_year",
+                             help="GLC-FCS30D and CDL: the annual map (leave empty for the composite's year)")
+        asset = d3.text_input("Asset id", labels.get("asset_id") or "", key="ee_form_asset",
+                              help="for 'User asset': an image asset, e.g. users/me/glc30")
+        crop = d4.text_input("Crop value(s)", ",".join(str(v) for v in labels.get("crop_values") or ()),
+                             key="ee_form_crop", help="for 'User asset': the class value(s) meaning crop, e.g. 10")
+        if not st.form_submit_button("Use Earth Engine with these settings"):
+            return None
+    composite = {"sensor": sensor, "start": start.isoformat(), "end": end.isoformat(), "max_cloud": float(cloud)}
+    if product == NO_LABELS:
+        return {"composite": composite, "labels": None}
+    label_settings: dict = {"product": product}
+    if product in ("glcfcs30d", "cdl"):
+        label_settings["year"] = _whole(year, "label year") if year.strip() else start.year
+    if product == "asset":
+        label_settings["asset_id"] = asset.strip() or None
+        label_settings["crop_values"] = [_whole(v, "crop value") for v in crop.split(",") if v.strip()]
+    return {"composite": composite, "labels": label_settings}
+
+
+def _whole(text: str, what: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ConfigError(f"{what} must be a whole number, got {text.strip()!r}") from None
