@@ -24,6 +24,7 @@ PAGES = [
     st.Page("pages/model.py", title="3. Model", icon=":material/neurology:", url_path="model"),
     st.Page("pages/predict.py", title="4. Predict", icon=":material/grass:", url_path="predict"),
     st.Page("pages/quality.py", title="5. Quality", icon=":material/fact_check:", url_path="quality"),
+    st.Page("pages/earthengine.py", title="6. Earth Engine", icon=":material/cloud_sync:", url_path="earthengine"),
 ]
 nav = st.navigation(PAGES)
 try:

@@ -281,3 +281,15 @@ def test_probability_array_not_in_session_state(fake_map, tiny_model_path):
     for key in at.session_state.filtered_state:
         value = at.session_state[key]
         assert not isinstance(value, np.ndarray), key
+
+
+def test_earth_engine_page_without_earth_engine_says_why(fake_map, monkeypatch):
+    from core.ee import auth
+
+    monkeypatch.setattr(auth, "status", lambda *a, **k: auth.EEStatus(False, None, "none", "no credentials found; set X"))
+    at = new_app()
+    at.switch_page("pages/earthengine.py")
+    at.run()
+    assert not at.exception
+    assert any("Earth Engine is not available: no credentials found" in i.value for i in at.info)
+    assert not at.tabs  # nothing else is drawn

@@ -61,25 +61,14 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
 
 
 def parse_destination(text: str):
-    """``gcs:BUCKET[/PREFIX]`` (or ``gs://BUCKET[/PREFIX]``) or ``drive:FOLDER`` -> a Destination.
+    """``gcs:BUCKET[/PREFIX]`` (or ``gs://...``) or ``drive:FOLDER`` -> a Destination (see core.ee.export).
 
     Raises:
         ConfigError: any other form, or a bad bucket/prefix.
     """
-    from core.ee.export import Destination
-    from core.errors import ConfigError
+    from core.ee.export import parse_destination as parse
 
-    text = str(text).strip()
-    if text.startswith("gs://"):
-        text = "gcs:" + text[len("gs://"):]
-    kind, sep, rest = text.partition(":")
-    rest = rest.strip("/")
-    if not sep or kind not in ("gcs", "drive") or not rest:
-        raise ConfigError(f"--dest must be gcs:BUCKET/PREFIX or drive:FOLDER, got {text!r}")
-    if kind == "drive":
-        return Destination("drive", prefix=rest)
-    bucket, _, prefix = rest.partition("/")
-    return Destination("gcs", bucket=bucket, prefix=prefix) if prefix else Destination("gcs", bucket=bucket)
+    return parse(text, flag="--dest")
 
 
 def _points(text: str, flag: str) -> tuple[int, int]:
@@ -161,21 +150,9 @@ def tasks_client(args: argparse.Namespace):
 
 def storage_client(args: argparse.Namespace, project: str | None):
     """A Cloud Storage client using the same credentials as Earth Engine (their scopes cover storage)."""
-    from core.ee import auth
-    from core.errors import EarthEngineError
+    from core.ee.upload import default_storage_client
 
-    found = auth.find_credentials()
-    try:
-        from google.cloud import storage
-    except ImportError:  # pragma: no cover - installed with the project
-        raise EarthEngineError("google-cloud-storage is not installed; pip install google-cloud-storage") from None
-    return storage.Client(project=project, credentials=found.credentials)
-
-
-def _task_rows(infos: Sequence[Any]) -> list[dict]:
-    return [{"id": t.id, "state": t.state, "description": t.description, "type": t.task_type,
-             "progress": t.progress, "created": t.created, "error": t.error_message,
-             "destinations": list(t.destination_uris)} for t in infos]
+    return default_storage_client(project)
 
 
 def _print_table(infos: Sequence[Any]) -> None:
@@ -197,28 +174,6 @@ def _job_view(job: Any) -> dict:
     return {"description": job.description, "split": job.split, "index": job.index, "points": job.points,
             "destination": job.uri_prefix, "task_type": str(getattr(job.task.task_type, "name", job.task.task_type)),
             "config": config}
-
-
-def _start(jobs: Sequence[Any]) -> list[dict]:
-    """Start jobs one by one (retrying 429/5xx); on failure say which ones already run."""
-    from core.ee.export import start_tasks
-    from core.errors import CropMapError, EarthEngineError
-
-    started: list[dict] = []
-    for job in jobs:
-        try:
-            (task_id,) = start_tasks([job])
-        except CropMapError as err:
-            if not started:
-                raise
-            ids = ", ".join(s["id"] for s in started)
-            msg = f"{err}; {len(started)} task(s) already started and still running: {ids} (cancel with ee-tasks --cancel ID)"
-            try:
-                raise type(err)(msg) from err
-            except TypeError:
-                raise EarthEngineError(msg) from err
-        started.append({"id": task_id, "description": job.description, "destination": job.uri_prefix})
-    return started
 
 
 # ----------------------------------------------------------------------------- commands
@@ -276,7 +231,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_export_patches(args: argparse.Namespace) -> int:
-    from core.ee.export import PatchExportConfig, SampleConfig, training_export_jobs
+    from core.ee.export import PatchExportConfig, SampleConfig, start_jobs, training_export_jobs
 
     preset, geometry = _region(args)
     composite = _composite(args, preset)
@@ -294,14 +249,14 @@ def cmd_export_patches(args: argparse.Namespace) -> int:
         _print_json({**summary, "dry_run": True, "tasks": [_job_view(j) for j in jobs]})
         print(f"dry run: {len(jobs)} export task(s) not started; add --start to start them", file=sys.stderr)
         return 0
-    started = _start(jobs)
+    started = start_jobs(jobs)
     _print_json({**summary, "dry_run": False, "tasks": started})
     print("follow them with: python -m core ee-tasks --wait " + " ".join(s["id"] for s in started), file=sys.stderr)
     return 0
 
 
 def cmd_export_image(args: argparse.Namespace) -> int:
-    from core.ee.export import ImageExportConfig, image_export_job
+    from core.ee.export import ImageExportConfig, image_export_job, start_jobs
 
     preset, geometry = _region(args)
     composite = _composite(args, preset)
@@ -317,7 +272,7 @@ def cmd_export_image(args: argparse.Namespace) -> int:
         _print_json({**summary, "dry_run": True, "tasks": [_job_view(job)]})
         print("dry run: the image export was not started; add --start to start it", file=sys.stderr)
         return 0
-    started = _start([job])
+    started = start_jobs([job])
     _print_json({**summary, "dry_run": False, "tasks": started})
     print(f"when it completes, copy the files locally and run: python -m core predict --image <folder>/<...>mixer.json "
           f"--out OUT  (then ee-upload); follow it with: python -m core ee-tasks --wait {started[0]['id']}", file=sys.stderr)
@@ -339,7 +294,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     else:
         infos = T.list_tasks(client, active_only=args.active, limit=args.limit)
     if args.json:
-        _print_json(_task_rows(infos))
+        _print_json(T.task_rows(infos))
     else:
         _print_table(infos)
     return 0
@@ -347,26 +302,11 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_upload(args: argparse.Namespace) -> int:
     from core.ee import tasks as T
-    from core.ee.upload import UploadConfig, asset_name, upload_prediction_cog
-    from core.errors import InputNotFoundError
+    from core.ee.upload import UploadConfig, upload_prediction
 
-    prediction = Path(args.prediction)
-    if prediction.is_dir():
-        prediction = prediction / "probability.tif"
-    if not prediction.is_file():
-        raise InputNotFoundError(f"prediction not found: {prediction}; give the probability.tif written by `python -m core predict`")
     cfg = UploadConfig(gcs_uri=args.gcs, asset_id=args.asset, pyramiding=args.pyramiding, overwrite=args.overwrite)
     st = _initialize(args)
-    asset = asset_name(cfg.asset_id, st.project)
-    properties = {"source": "crop-mapping", "file": prediction.name}
-    summary = prediction.parent / "summary.json"
-    if summary.is_file():
-        try:
-            s = json.loads(summary.read_text(encoding="utf-8"))
-            properties.update({k: s[k] for k in ("threshold", "crop_fraction") if isinstance(s.get(k), (int, float))})
-        except (OSError, ValueError):
-            pass
-    task_id = upload_prediction_cog(prediction, cfg, storage_client(args, st.project), project=st.project, properties=properties)
+    task_id, asset = upload_prediction(args.prediction, cfg, storage_client(args, st.project), project=st.project)
     out = {"task_id": task_id, "asset": asset, "gcs": cfg.gcs_uri, "band": cfg.band}
     if args.wait:
         bar = TqdmProgress("ingestion", "task")

@@ -59,6 +59,25 @@ class Destination:
         return f"gs://{self.bucket}/{path}" if self.kind == "gcs" else f"drive:{path}"
 
 
+def parse_destination(text: str, flag: str = "destination") -> Destination:
+    """``gcs:BUCKET[/PREFIX]`` (or ``gs://BUCKET[/PREFIX]``) or ``drive:FOLDER`` -> a Destination.
+
+    Raises:
+        ConfigError: any other form, or a bad bucket/prefix.
+    """
+    text = str(text).strip()
+    if text.startswith("gs://"):
+        text = "gcs:" + text[len("gs://"):]
+    kind, sep, rest = text.partition(":")
+    rest = rest.strip("/")
+    if not sep or kind not in ("gcs", "drive") or not rest:
+        raise ConfigError(f"{flag} must be gcs:BUCKET/PREFIX or drive:FOLDER, got {text!r}")
+    if kind == "drive":
+        return Destination("drive", prefix=rest)
+    bucket, _, prefix = rest.partition("/")
+    return Destination("gcs", bucket=bucket, prefix=prefix) if prefix else Destination("gcs", bucket=bucket)
+
+
 @dataclass(frozen=True)
 class SampleConfig:
     """Points per class as (not crop, crop): train and test sets are disjoint."""
@@ -318,3 +337,30 @@ def start_tasks(
         call_with_retries(job.task.start, retry, sleep=sleep or time.sleep)
         ids.append(job.task.id)
     return ids
+
+
+def start_jobs(jobs: Sequence[ExportJob], **kw: Any) -> list[dict]:
+    """Start jobs one by one (see :func:`start_tasks`); rows of id, description and destination.
+
+    Raises:
+        EarthEngineError subclasses: when one cannot be started; the message lists the tasks that
+        were already started and keep running (cancel them in the task monitor or with ee-tasks --cancel).
+    """
+    from core.errors import CropMapError, EarthEngineError
+
+    started: list[dict] = []
+    for job in jobs:
+        try:
+            (task_id,) = start_tasks([job], **kw)
+        except CropMapError as err:
+            if not started:
+                raise
+            ids = ", ".join(s["id"] for s in started)
+            msg = (f"{err}; {len(started)} task(s) already started and still running: {ids} "
+                   "(cancel them in the task monitor or with ee-tasks --cancel ID)")
+            try:
+                raise type(err)(msg) from err
+            except TypeError:
+                raise EarthEngineError(msg) from err
+        started.append({"id": task_id, "description": job.description, "destination": job.uri_prefix})
+    return started

@@ -226,6 +226,13 @@ def wait_for(
         sleep(poll_seconds)
 
 
+def task_rows(infos: Iterable[TaskInfo]) -> list[dict]:
+    """Plain rows of tasks for tables and JSON: id, state, active, description, type, progress, created, error."""
+    return [{"id": t.id, "state": t.state, "active": t.active, "description": t.description, "type": t.task_type,
+             "progress": t.progress, "created": t.created, "error": t.error_message,
+             "destinations": list(t.destination_uris)} for t in infos]
+
+
 def summarize(infos: Iterable[TaskInfo]) -> dict[str, int]:
     """Count of tasks per state."""
     out: dict[str, int] = {}

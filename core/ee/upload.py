@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from core.ee.errors import RetryPolicy, call_with_retries
-from core.errors import ConfigError, InputNotFoundError
+from core.errors import ConfigError, EarthEngineError, InputNotFoundError
 
 PREDICTION_BAND = "crop_probability"
 PREDICTION_NODATA = 255
@@ -208,3 +208,52 @@ def upload_prediction_tfrecord(
     uris.append(upload_file(mixer_path, f"{prefix}/{Path(mixer_path).name}", storage_client))
     manifest = image_manifest(asset_name(cfg.asset_id, project), uris, cfg.band, None, cfg.pyramiding)
     return start_ingestion(manifest, ingest=ingest, allow_overwrite=cfg.overwrite)
+
+
+def default_storage_client(project: str | None) -> Any:
+    """A Cloud Storage client with Earth Engine's credentials (their scopes cover storage).
+
+    Raises:
+        EENotConfiguredError: no credentials; EarthEngineError: google-cloud-storage missing.
+    """
+    from core.ee import auth
+
+    found = auth.find_credentials()
+    try:
+        from google.cloud import storage
+    except ImportError:  # pragma: no cover - installed with earthengine-api
+        raise EarthEngineError("google-cloud-storage is not installed; pip install google-cloud-storage") from None
+    return storage.Client(project=project, credentials=found.credentials)
+
+
+def upload_prediction(
+    prediction: str | os.PathLike,
+    cfg: UploadConfig,
+    storage_client: Any,
+    *,
+    project: str | None = None,
+    ingest: Callable[..., dict] | None = None,
+) -> tuple[str, str]:
+    """Upload ``probability.tif`` (or the prediction folder holding it) and start its ingestion;
+    the threshold and crop fraction of its ``summary.json`` become asset properties.
+
+    Returns (ingestion task id, asset name).
+
+    Raises:
+        InputNotFoundError: no probability.tif there; ConfigError, EarthEngineError subclasses.
+    """
+    path = Path(prediction)
+    if path.is_dir():
+        path = path / "probability.tif"
+    if not path.is_file():
+        raise InputNotFoundError(f"prediction not found: {path}; give the probability.tif written by `python -m core predict`")
+    properties: dict[str, Any] = {"source": "crop-mapping", "file": path.name}
+    summary = path.parent / "summary.json"
+    if summary.is_file():
+        try:
+            s = json.loads(summary.read_text(encoding="utf-8"))
+            properties.update({k: s[k] for k in ("threshold", "crop_fraction") if isinstance(s.get(k), (int, float))})
+        except (OSError, ValueError):
+            pass
+    asset = asset_name(cfg.asset_id, project)
+    return upload_prediction_cog(path, cfg, storage_client, project=project, ingest=ingest, properties=properties), asset

@@ -156,6 +156,36 @@ class EarthEngineSource:
             layers += label_layers(self.labels, geometry, get_map_id=get_map_id)
         return layers
 
+    def export_jobs(self, region, kind: str, destination: str, name: str, *, train_points: tuple[int, int] = (275, 275),
+                    test_points: tuple[int, int] = (50, 50), patch_size: int = 256, kernel_buffer: int | None = None,
+                    points_per_task: int = 100, seed: int = 0) -> list:
+        """Unstarted batch exports of ``region`` (start them with core.ee.export.start_jobs):
+        ``kind`` "patches" (training and test TFRecord patches at points stratified by the labels)
+        or "image" (TFRecord image export for prediction, patches with a kernel overlap + mixer).
+
+        Raises:
+            EENotConfiguredError; ConfigError: bad destination, name, sizes, or patches without labels;
+            RegionError: a region not in longitude/latitude.
+        """
+        from core.ee.composites import region_geometry
+        from core.ee.export import (ImageExportConfig, PatchExportConfig, SampleConfig, image_export_job,
+                                    parse_destination, training_export_jobs)
+        from core.errors import ConfigError
+
+        if kind not in ("patches", "image"):
+            raise ConfigError(f"export kind must be 'patches' or 'image', got {kind!r}")
+        dest = parse_destination(destination)
+        geometry = region_geometry(region)
+        self._require_ready()
+        if kind == "image":
+            cfg = ImageExportConfig(patch_size=patch_size, kernel_buffer=32 if kernel_buffer is None else kernel_buffer)
+            return [image_export_job(self.composite, geometry, dest, name=name, image_cfg=cfg)]
+        if self.labels is None:
+            raise ConfigError("training patches need labels: choose a label product in the Earth Engine settings")
+        sample = SampleConfig(tuple(train_points), tuple(test_points), seed=seed)
+        patches = PatchExportConfig(patch_size=patch_size, kernel_buffer=kernel_buffer or 0, points_per_task=points_per_task)
+        return training_export_jobs(self.composite, self.labels, geometry, dest, name=name, sample=sample, patches=patches)
+
     def settings(self) -> dict:
         """The composite and label recipes as plain data (:func:`recipes_from_settings` reads them back)."""
         return {"composite": asdict(self.composite), "labels": asdict(self.labels) if self.labels else None}

@@ -47,7 +47,7 @@ def ee_status() -> dict:
         res = auth.status(secrets=secrets_)
     except CropMapError as err:
         return {"available": True, "ok": False, "message": str(err)}
-    return {"available": True, "ok": bool(res.ok), "message": res.message}
+    return {"available": True, "ok": bool(res.ok), "message": res.message, "project": res.project}
 
 
 @st.cache_data(ttl=20 * 60, max_entries=16, show_spinner="Asking Earth Engine for map tiles...")
@@ -65,6 +65,32 @@ def ee_map_layers(spec_json: str, region_json: str) -> list[dict]:
 
     source = source_from_spec(json.loads(spec_json))
     return [asdict(layer) for layer in source.map_layers(Region.from_geojson(json.loads(region_json)))]
+
+
+@st.cache_data(ttl=30, max_entries=4, show_spinner="Listing Earth Engine tasks...")
+def ee_tasks(active_only: bool) -> list[dict]:
+    """Rows of the account's recent batch tasks (core.ee.tasks.task_rows), kept 30 s (Refresh clears).
+
+    Raises:
+        EarthEngineError subclasses: when the listing fails (after retries).
+    """
+    from core.ee.tasks import list_tasks, task_rows
+
+    return task_rows(list_tasks(active_only=active_only, limit=50))
+
+
+@st.cache_data(ttl=20 * 60, max_entries=8, show_spinner="Asking Earth Engine for the asset's map tiles...")
+def ee_asset_layer(asset_id: str) -> dict:
+    """A tile layer of an image asset (an uploaded prediction), for mapview.MapSpec.tile_layers.
+
+    Raises:
+        EarthEngineError subclasses: unknown asset, no access, getMapId failures.
+    """
+    from dataclasses import asdict
+
+    from core.ee.tiles import asset_layer
+
+    return asdict(asset_layer(asset_id, name=f"{asset_id} (crop probability %)"))
 
 
 def secrets() -> dict | None:

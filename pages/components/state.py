@@ -21,6 +21,7 @@ SOURCE = "source"
 REGION = "region"  # GeoJSON Feature (core.region.Region.to_geojson) or None (= whole image)
 SCENE = "scene"  # dict of the fetched scene (paths as str) or None
 MODEL_PATH = "model_path"  # str path of the model in use, or None
+EE_ASSET = "ee_asset"  # str id of the last asset uploaded from the Earth Engine page, or None
 JOB_DIR = "job_dir"  # str path of the training job folder, or None
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
 PREDICTION = "prediction"  # dict(image, model) of the last requested prediction, or None
@@ -33,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     SCENE: None,
     MODEL_PATH: None,
     JOB_DIR: None,
+    EE_ASSET: None,
     THRESHOLD: 0.5,
     PREDICTION: None,
     LAST_DRAWING: None,

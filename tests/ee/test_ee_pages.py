@@ -55,6 +55,11 @@ def ee_configured(ee_offline, monkeypatch, tmp_path):
     tiles.clear_cache()
 
 
+def other_errors(at) -> list[str]:
+    """Error messages other than the failed task's, which the task monitor always shows."""
+    return [e.value for e in at.error if "camana_test_000 failed" not in e.value]
+
+
 def lonlat_feature(w: float, s: float, e: float, n: float) -> dict:
     """A rectangle as Leaflet.draw returns it on a georeferenced map (lng, lat)."""
     ring = [[w, s], [e, s], [e, n], [w, n], [w, s]]
@@ -133,3 +138,79 @@ def test_settings_form_switches_the_source_and_checks_values(ee_configured):
     at.text_input(key="ee_form_year").set_value("twenty")
     at.button(key="FormSubmitter:ee_form-Use Earth Engine with these settings").click().run()
     assert any("whole number" in e.value for e in at.error)
+
+
+def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, tiny_model_path, monkeypatch):
+    """Task monitor (list, failed task's error, cancel), export start, upload + ingestion, asset layer."""
+    import ee
+
+    from core.ee import tasks as T
+    from core.ee import upload as U
+    from fake_ee_ops import FakeOps, op
+
+    fake, calls = ee_configured
+    ops = FakeOps({"A": [op("A", "RUNNING", description="camana_train_000")],
+                   "B": [op("B", "FAILED", description="camana_test_000", error="User memory limit exceeded.")]})
+    monkeypatch.setattr(T, "EEOperationsClient", lambda: ops)
+    exported = []
+    monkeypatch.setattr(ee.data, "exportTable",
+                        lambda request_id, params: exported.append(params["description"]) or {"name": f"projects/p/operations/X{len(exported)}"})
+    uploaded, ingested = {}, []
+
+    class Storage:
+        def bucket(self, bucket):
+            class Blob:
+                def __init__(self, path):
+                    self.path = path
+
+                def upload_from_filename(self, filename):
+                    with open(filename, "rb") as fh:
+                        uploaded[f"gs://{bucket}/{self.path}"] = fh.read()
+
+            return type("Bucket", (), {"blob": lambda _self, path: Blob(path)})()
+
+    monkeypatch.setattr(U, "default_storage_client", lambda project: Storage())
+    monkeypatch.setattr(ee.data, "startIngestion", lambda request_id, manifest, allow_overwrite: ingested.append(manifest)
+                        or {"id": "ING1", "name": "projects/p/operations/ING1"})
+
+    at = new_app()
+    at.run()
+    [b for b in at.button if "Camana" in b.label][0].click().run()
+    at.switch_page("pages/earthengine.py").run()
+    assert not at.exception
+    # tasks: the table, the failed task's own message, cancelling the running one
+    assert any("camana_test_000 failed: User memory limit exceeded." in e.value for e in at.error)
+    assert at.selectbox(key="ee_cancel_id").value == "A"
+    at.button(key="ee_cancel").click().run()
+    assert ops.cancelled == ["A"]
+    # exports: a bad destination is explained, a good one starts the tasks
+    at.text_input(key="ee_exp_dest").set_value("s3://nope")
+    at.number_input(key="ee_exp_train").set_value(3)
+    at.number_input(key="ee_exp_test").set_value(1)
+    at.button(key="FormSubmitter:ee_export-Start export").click().run()
+    assert any("gcs:BUCKET/PREFIX or drive:FOLDER" in e.value for e in at.error) and not exported
+    at.text_input(key="ee_exp_dest").set_value("gcs:crop-bucket/camana")
+    at.button(key="FormSubmitter:ee_export-Start export").click().run()
+    assert not at.exception
+    assert exported and all(d.startswith("crops_") for d in exported)
+    assert any("Started" in s.value for s in at.success)
+
+    # upload: needs a prediction of the region first
+    assert any("Predict this region first" in i.value for i in at.info)
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    at.switch_page("pages/earthengine.py").run()
+    at.text_input(key="ee_up_gcs").set_value("gs://crop-bucket/pred/camana.tif")
+    at.text_input(key="ee_up_asset").set_value("camana_pred")
+    at.button(key="FormSubmitter:ee_upload-Upload and start the ingestion").click().run()
+    assert not at.exception and other_errors(at) == []
+    assert list(uploaded) == ["gs://crop-bucket/pred/camana.tif"] and uploaded["gs://crop-bucket/pred/camana.tif"][:2] == b"II"
+    assert ingested[0]["name"] == "projects/p/assets/camana_pred"
+    assert at.session_state["ee_asset"] == "projects/p/assets/camana_pred"
+    # the asset as a map layer (Earth Engine tiles) around the region
+    at.text_input(key="ee_show_asset").set_value("projects/p/assets/camana_pred").run()
+    assert not at.exception and other_errors(at) == []
+    html = fake.maps[-1][0].get_root().render()
+    assert "projects/p/assets/camana_pred (crop probability %)" in html and "fake-" in html

@@ -1,0 +1,143 @@
+"""Step 6, Earth Engine: batch exports, the task monitor, and the prediction uploaded back as an asset.
+
+The large-job half of the original notebook's Earth Engine -> TensorFlow -> Earth Engine loop;
+interactive work (Region to Quality) downloads pixels directly and needs none of this.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import streamlit as st
+
+from core.ee.export import start_jobs
+from core.ee.tasks import cancel_task
+from core.ee.upload import UploadConfig, default_storage_client, upload_prediction
+from core.errors import CropMapError
+from pages.components import cached, mapview, scene, state, ui
+
+st.title("Earth Engine")
+st.caption("Batch jobs for large regions: TFRecord exports for training and prediction, the task monitor, "
+           "and a prediction uploaded back as an image asset.")
+ee = cached.ee_status()
+if not ee["ok"]:
+    ui.stop_with(f"Earth Engine is not available: {ee['message']}. Everything else works on local data.",
+                 "pages/region.py", "Go to the Region page")
+
+def export_form() -> None:
+    """The export form for the current Earth Engine region; starts the tasks when submitted."""
+    with st.form("ee_export"):
+        what = st.radio("What", ["patches", "image"], horizontal=True, key="ee_exp_kind",
+                        format_func=lambda k: {"patches": "Training and test patches (TFRecord)",
+                                               "image": "Image for prediction (TFRecord patches + mixer)"}[k])
+        c1, c2 = st.columns(2)
+        dest = c1.text_input("Destination", placeholder="gcs:BUCKET/PREFIX or drive:FOLDER", key="ee_exp_dest")
+        name = c2.text_input("Export name", "crops", key="ee_exp_name")
+        d1, d2, d3, d4 = st.columns(4)
+        train = d1.number_input("Training points per class", 1, 5000, 275, key="ee_exp_train")
+        test = d2.number_input("Test points per class", 0, 5000, 50, key="ee_exp_test")
+        patch = d3.selectbox("Patch size", [128, 256, 512], index=1, key="ee_exp_patch")
+        kernel = d4.number_input("Kernel buffer (px each side)", 0, 256, 32, key="ee_exp_kernel",
+                                 help="context around each patch; image exports need it for seamless prediction")
+        go = st.form_submit_button("Start export")
+    if go:
+        with ui.errors_shown():
+            jobs = scene.current_source().export_jobs(
+                scene.current_region(), what, dest, name.strip(), train_points=(int(train), int(train)),
+                test_points=(int(test), int(test)), patch_size=int(patch), kernel_buffer=int(kernel))
+            started = start_jobs(jobs)
+            cached.ee_tasks.clear()
+            st.success(f"Started {len(started)} task(s); follow them on the Tasks tab.", icon=":material/check_circle:")
+            st.dataframe(started, hide_index=True, use_container_width=True)
+
+
+spec = state.get(state.SOURCE)
+tasks_tab, export_tab, upload_tab = st.tabs(["Tasks", "Export", "Upload a prediction"])
+
+# ------------------------------------------------------------------ task monitor
+with tasks_tab:
+    c1, c2 = st.columns([3, 1])
+    active_only = c1.toggle("Only waiting and running tasks", key="ee_tasks_active")
+    if c2.button("Refresh", key="ee_tasks_refresh", use_container_width=True):
+        cached.ee_tasks.clear()
+    rows: list[dict] = []
+    with ui.errors_shown():
+        rows = cached.ee_tasks(active_only)
+    if rows:
+        st.dataframe(rows, hide_index=True, use_container_width=True,
+                     column_order=["state", "description", "progress", "created", "error", "id"])
+        for row in [r for r in rows if r["state"] == "FAILED"][:5]:
+            st.error(f"{row['description'] or row['id']} failed: {row['error'] or 'no error message'}",
+                     icon=":material/error:")
+    else:
+        st.info("No tasks.")
+    active = [r for r in rows if r["active"]]
+    if active:
+        tid = st.selectbox("Waiting or running", [r["id"] for r in active], key="ee_cancel_id",
+                           format_func=lambda i: next(f"{r['description']} ({r['state']}, {i})" for r in active if r["id"] == i))
+        if st.button("Cancel this task", key="ee_cancel"):
+            with ui.errors_shown():
+                info = cancel_task(tid)
+                cached.ee_tasks.clear()
+                st.success(f"{info.description or info.id}: {info.state}")
+
+# ------------------------------------------------------------------ exports
+with export_tab:
+    if spec.get("kind") != "earthengine":
+        st.info("Exports run on the Earth Engine source: pick the Camana preset or Earth Engine settings "
+                "on the Region page.", icon=":material/info:")
+        st.page_link("pages/region.py", label="Go to the Region page")
+    else:
+        export_form()
+
+# ------------------------------------------------------------------ upload back
+with upload_tab:
+    model_path = state.get(state.MODEL_PATH)
+    pred = state.get(state.PREDICTION)
+    sc = key = region = None
+    try:
+        region = scene.current_region()
+        sc = scene.current_scene() if pred else None
+        key = cached.prediction_key(str(sc.image_path), region.key(), model_path or "") if sc else None
+    except CropMapError as err:
+        st.error(str(err), icon=":material/error:")
+    if sc is not None and not sc.georeferenced:
+        st.info("This scene has no location (image coordinates), so it cannot become an Earth Engine asset.")
+    elif sc is None or not model_path or tuple(pred["key"]) != key:
+        st.info("Predict this region first (Predict page); its crop probability is what gets uploaded.")
+        st.page_link("pages/predict.py", label="Go to the Predict page")
+    else:
+        with st.form("ee_upload"):
+            c1, c2 = st.columns(2)
+            gcs = c1.text_input("Cloud Storage path", placeholder="gs://BUCKET/predictions/region.tif", key="ee_up_gcs")
+            asset = c2.text_input("Asset", placeholder="projects/PROJECT/assets/NAME or NAME", key="ee_up_asset")
+            overwrite = st.checkbox("Replace an existing asset", key="ee_up_overwrite")
+            go = st.form_submit_button("Upload and start the ingestion")
+        if go:
+            with ui.errors_shown():
+                cfg = UploadConfig(gcs_uri=gcs.strip(), asset_id=asset.strip(), overwrite=overwrite)
+                threshold = float(state.get(state.THRESHOLD))
+                folder = state.workdir() / "ee_upload" / hashlib.sha1(json.dumps(list(key)).encode()).hexdigest()[:16]
+                folder.mkdir(parents=True, exist_ok=True)
+                files = cached.exports(key, threshold, sc.title)
+                (folder / "probability.tif").write_bytes(files["probability.tif"])
+                (folder / "summary.json").write_text(json.dumps({"threshold": threshold}))
+                task_id, asset_id = upload_prediction(folder, cfg, default_storage_client(ee.get("project")),
+                                                      project=ee.get("project"))
+                state.put(state.EE_ASSET, asset_id)
+                cached.ee_tasks.clear()
+                st.success(f"Uploaded; ingestion task {task_id} makes {asset_id} (follow it on the Tasks tab).",
+                           icon=":material/check_circle:")
+
+    st.markdown("**Show an asset on the map**")
+    shown = st.text_input("Image asset (crop probability, percent)", state.get(state.EE_ASSET) or "",
+                          placeholder="projects/PROJECT/assets/NAME", key="ee_show_asset")
+    if shown.strip() and (region is None or region.is_image):
+        st.info("The map centres on the region: choose an Earth Engine region (Region page) to see the asset.")
+    elif shown.strip():
+        with ui.errors_shown():
+            layer = cached.ee_asset_layer(shown.strip())
+            w, s_, e, n = region.bounds
+            mapview.render(mapview.MapSpec(bounds=((s_, w), (n, e)), image=False, tile_layers=[layer],
+                                           region_geojson=region.to_map_geojson()), key="ee_asset_map")
