@@ -41,7 +41,7 @@ with st.expander("Earth Engine: any region on Earth (composite and labels settin
     else:
         st.caption("Pick the imagery and labels, then draw the region on the map below (it starts on the Camana valley).")
         with ui.errors_shown():
-            current = spec.get("settings") if spec.get("kind") == "earthengine" else None
+            current = scene.current_source().settings() if spec.get("kind") == "earthengine" else None
             settings = eeform.settings_form(current)
             if settings is not None:
                 recipes_from_settings(settings)  # validate before switching (ConfigError says what is wrong)
@@ -146,7 +146,8 @@ with info_col:
             st.error(check.message, icon=":material/error:")
         if check.area_ha is not None:
             st.caption(f"Ground area of the pixels used: {check.area_ha:,.1f} ha")
-        if state.get(state.REGION) is not None and st.button("Reset to the whole image"):
+        reset = "Reset to the whole image" if scene.is_local() else "Reset to the Camana valley"
+        if state.get(state.REGION) is not None and st.button(reset):
             state.set_region(None)
             state.put(state.LAST_DRAWING, None)
             st.rerun()

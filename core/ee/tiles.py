@@ -35,6 +35,7 @@ class TileLayer:
     attribution: str = ATTRIBUTION
     opacity: float = 1.0
     overlay: bool = True
+    show: bool = True  # visible when the map opens (the others can be switched on in its layer control)
 
 
 _cache: dict[str, tuple[float, str]] = {}
@@ -93,8 +94,8 @@ def composite_layers(cfg, geometry: Mapping[str, Any], *, clip: bool = True, **k
     label = f"{cfg.spec.title} {cfg.start}..{cfg.end}"
     return [
         TileLayer(f"{label} true colour", tile_url(image, TRUE_COLOR, **kw)),
-        TileLayer(f"{label} false colour (NIR-R-G)", tile_url(image, FALSE_COLOR, **kw)),
-        TileLayer(f"{label} NDVI", tile_url(image, NDVI_VIS, **kw)),
+        TileLayer(f"{label} false colour (NIR-R-G)", tile_url(image, FALSE_COLOR, **kw), show=False),
+        TileLayer(f"{label} NDVI", tile_url(image, NDVI_VIS, **kw), show=False),
     ]
 
 

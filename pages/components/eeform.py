@@ -1,12 +1,14 @@
 """The Earth Engine settings form of the Region page: sensor, dates, clouds, label product.
 
 It only gathers values; :func:`core.sources.earthengine.recipes_from_settings` validates them.
-Widget keys start with ``ee_form_``.
+Widget keys are ``ee_form_<name>_<version>`` (see :func:`_version`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 
 import streamlit as st
 
@@ -15,6 +17,7 @@ from core.ee.labels import PRODUCTS
 from core.errors import ConfigError
 
 NO_LABELS = "none"
+VERSION = "ee_form__v"  # see _version
 
 
 def settings_form(current: dict | None) -> dict | None:
@@ -23,29 +26,30 @@ def settings_form(current: dict | None) -> dict | None:
     Raises:
         ConfigError: if the label year or a crop value is not a whole number.
     """
+    v = _version(current)
     comp = (current or {}).get("composite") or {"sensor": "L8", "start": "2020-01-01", "end": "2020-12-31",
                                                 "max_cloud": 20.0}
     labels = (current or {}).get("labels") or {"product": "worldcover"}
     sensors = list(SENSORS)
     products = [*PRODUCTS, NO_LABELS]
-    with st.form("ee_form"):
+    with st.form(f"ee_form_{v}"):
         c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
         sensor = c1.selectbox("Sensor", sensors, index=sensors.index(comp.get("sensor", "L8")),
-                              format_func=lambda k: SENSORS[k].title, key="ee_form_sensor")
-        start = c2.date_input("From", dt.date.fromisoformat(comp["start"]), key="ee_form_start",
+                              format_func=lambda k: SENSORS[k].title, key=f"ee_form_sensor_{v}")
+        start = c2.date_input("From", dt.date.fromisoformat(comp["start"]), key=f"ee_form_start_{v}",
                               min_value=dt.date(1984, 1, 1))
-        end = c3.date_input("To", dt.date.fromisoformat(comp["end"]), key="ee_form_end", min_value=dt.date(1984, 1, 1))
-        cloud = c4.number_input("Max cloud %", 0.0, 100.0, float(comp.get("max_cloud", 20.0)), 5.0, key="ee_form_cloud")
+        end = c3.date_input("To", dt.date.fromisoformat(comp["end"]), key=f"ee_form_end_{v}", min_value=dt.date(1984, 1, 1))
+        cloud = c4.number_input("Max cloud %", 0.0, 100.0, float(comp.get("max_cloud", 20.0)), 5.0, key=f"ee_form_cloud_{v}")
         d1, d2, d3, d4 = st.columns([2, 1, 1, 1])
         product = d1.selectbox("Labels", products, index=products.index(labels.get("product", "worldcover")),
                                format_func=lambda k: "no labels" if k == NO_LABELS else PRODUCTS[k][0],
-                               key="ee_form_labels")
-        year = d2.text_input("Label year", str(labels.get("year") or ""), key="ee_form_year",
+                               key=f"ee_form_labels_{v}")
+        year = d2.text_input("Label year", str(labels.get("year") or ""), key=f"ee_form_year_{v}",
                              help="GLC-FCS30D and CDL: the annual map (leave empty for the composite's year)")
-        asset = d3.text_input("Asset id", labels.get("asset_id") or "", key="ee_form_asset",
+        asset = d3.text_input("Asset id", labels.get("asset_id") or "", key=f"ee_form_asset_{v}",
                               help="for 'User asset': an image asset, e.g. users/me/glc30")
         crop = d4.text_input("Crop value(s)", ",".join(str(v) for v in labels.get("crop_values") or ()),
-                             key="ee_form_crop", help="for 'User asset': the class value(s) meaning crop, e.g. 10")
+                             key=f"ee_form_crop_{v}", help="for 'User asset': the class value(s) meaning crop, e.g. 10")
         if not st.form_submit_button("Use Earth Engine with these settings"):
             return None
     composite = {"sensor": sensor, "start": start.isoformat(), "end": end.isoformat(), "max_cloud": float(cloud)}
@@ -58,6 +62,17 @@ def settings_form(current: dict | None) -> dict | None:
         label_settings["asset_id"] = asset.strip() or None
         label_settings["crop_values"] = [_whole(v, "crop value") for v in crop.split(",") if v.strip()]
     return {"composite": composite, "labels": label_settings}
+
+
+def _version(current: dict | None) -> str:
+    """A short id of the settings the form is filled from, part of every widget key: when the
+    source's settings change (e.g. the Camana preset was picked) the widgets are new ones and show
+    the settings in use, not what was typed before. Stored under ``ee_form__v``; old keys are dropped."""
+    v = hashlib.sha1(json.dumps(current, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    for key in [k for k in st.session_state if str(k).startswith("ee_form_") and not str(k).endswith(v)]:
+        del st.session_state[key]
+    st.session_state[VERSION] = v
+    return v
 
 
 def _whole(text: str, what: str) -> int:

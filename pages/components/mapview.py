@@ -53,7 +53,7 @@ class MapSpec:
     #: Overlays that change often (the thresholded crop layer): sent as a feature group that the
     #: map swaps in place, so that changing them does not reload the map and its other layers.
     dynamic: Sequence[Overlay] = ()
-    #: XYZ tile layers over the basemap (dicts with name, url, attribution, opacity; e.g. the
+    #: XYZ tile layers over the basemap (dicts with name, url, attribution, opacity, show; e.g. the
     #: Earth Engine layers of core.ee.tiles.TileLayer); georeferenced maps only.
     tile_layers: Sequence[dict] = ()
 
@@ -100,9 +100,8 @@ def build(spec: MapSpec):
         m = OfflineMap(tiles=None, zoom_start=12, **common)
     for layer in spec.tile_layers:
         folium.TileLayer(tiles=layer["url"], attr=layer.get("attribution", ""), name=layer["name"], overlay=True,
-                         control=True, opacity=layer.get("opacity", 1.0), max_zoom=20).add_to(m)
-    if spec.tile_layers:
-        folium.LayerControl(collapsed=False).add_to(m)
+                         control=True, opacity=layer.get("opacity", 1.0), max_zoom=20,
+                         show=layer.get("show", True)).add_to(m)
     for ov in spec.overlays:
         _image_overlay(ov, spec).add_to(m)
     if spec.region_geojson is not None:
@@ -124,6 +123,8 @@ def build(spec: MapSpec):
             f"background:rgba(255,255,255,.85);padding:2px 6px;font:12px sans-serif;border-radius:3px'>{IMAGE_NOTE}</div>"
         )
         m.get_root().html.add_child(note)
+    if spec.tile_layers:  # last: its script names every layer added before it
+        folium.LayerControl(collapsed=True).add_to(m)
     m.fit_bounds([[s, w], [n, e]])
     return m
 

@@ -55,9 +55,27 @@ def ee_configured(ee_offline, monkeypatch, tmp_path):
     tiles.clear_cache()
 
 
+def fk(at, name: str) -> str:
+    """The key of an Earth Engine form widget (keys carry the version of the settings shown)."""
+    return f"ee_form_{name}_{at.session_state['ee_form__v']}"
+
+
 def other_errors(at) -> list[str]:
     """Error messages other than the failed task's, which the task monitor always shows."""
     return [e.value for e in at.error if "camana_test_000 failed" not in e.value]
+
+
+def assert_layer_control_after_its_layers(html: str) -> None:
+    """Every layer the layer control lists is defined before the control's script (else Leaflet
+    fails with "Cannot read properties of undefined (reading 'setZIndex')" and the map stays blank)."""
+    import re
+
+    control = html.index("L.control.layers(")
+    block = html[html.rindex("_layers = {", 0, control):control]
+    names = re.findall(r":\s*([a-z_]+_[0-9a-f]{32})\s*,", block)
+    assert len(names) >= 5  # basemap, 4 Earth Engine layers (and the region)
+    for name in names:
+        assert html.index(f"var {name} = ") < control, name
 
 
 def lonlat_feature(w: float, s: float, e: float, n: float) -> dict:
@@ -75,10 +93,13 @@ def test_camana_preset_drawn_region_through_every_page(ee_configured, tiny_model
     camana.click().run()
     assert not at.exception and not at.error
     assert at.session_state["source"] == {"kind": "earthengine", "preset": "camana"}
+    assert at.selectbox(key=fk(at, "sensor")).value == "L5"  # the form shows the preset's settings
+    assert at.text_input(key=fk(at, "year")).value == "2005"
     html = fake.maps[-1][0].get_root().render()
     assert "L.CRS.Simple" not in html
     assert html.count("fake-") == 4  # true colour, false colour, NDVI, labels: Earth Engine tiles
     assert "leaflet.draw" in html.lower()
+    assert_layer_control_after_its_layers(html)
     n_ids = calls["map_ids"]
     at.run()
     assert calls["map_ids"] == n_ids  # reruns reuse the tile URLs
@@ -119,24 +140,25 @@ def test_settings_form_switches_the_source_and_checks_values(ee_configured):
     fake, calls = ee_configured
     at = new_app()
     at.run()
-    at.selectbox(key="ee_form_sensor").set_value("S2")
-    at.selectbox(key="ee_form_labels").set_value("dynamicworld")
-    at.button(key="FormSubmitter:ee_form-Use Earth Engine with these settings").click().run()
+    at.selectbox(key=fk(at, "sensor")).set_value("S2")
+    at.selectbox(key=fk(at, "labels")).set_value("dynamicworld")
+    at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
     assert not at.exception and not at.error
     src = at.session_state["source"]
     assert src["kind"] == "earthengine" and src["settings"]["composite"]["sensor"] == "S2"
     assert src["settings"]["labels"] == {"product": "dynamicworld"}
+    assert at.selectbox(key=fk(at, "sensor")).value == "S2"  # the form shows the settings in use
     html = fake.maps[-1][0].get_root().render()
     assert "Sentinel-2" in html and "Dynamic World" in html  # layer names in the layer control
 
     # a bad value is explained and the source stays as it was
-    at.selectbox(key="ee_form_labels").set_value("glcfcs30d")
-    at.text_input(key="ee_form_year").set_value("1992")
-    at.button(key="FormSubmitter:ee_form-Use Earth Engine with these settings").click().run()
+    at.selectbox(key=fk(at, "labels")).set_value("glcfcs30d")
+    at.text_input(key=fk(at, "year")).set_value("1992")
+    at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
     assert any("1985, 1990 and 1995" in e.value for e in at.error)
     assert at.session_state["source"]["settings"]["labels"] == {"product": "dynamicworld"}
-    at.text_input(key="ee_form_year").set_value("twenty")
-    at.button(key="FormSubmitter:ee_form-Use Earth Engine with these settings").click().run()
+    at.text_input(key=fk(at, "year")).set_value("twenty")
+    at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
     assert any("whole number" in e.value for e in at.error)
 
 
