@@ -50,7 +50,9 @@ def ee_status() -> dict:
     return {"available": True, "ok": bool(res.ok), "message": res.message, "project": res.project}
 
 
-@st.cache_data(ttl=20 * 60, max_entries=16, show_spinner="Asking Earth Engine for map tiles...")
+# No spinner: it would sit above the map on the first run only, moving the map so that the browser
+# remounts it and drops a shape drawn meanwhile.
+@st.cache_data(ttl=20 * 60, max_entries=16, show_spinner=False)
 def ee_map_layers(spec_json: str, region_json: str) -> list[dict]:
     """Earth Engine tile layers (composite, labels) of a source spec and region, as dicts for
     mapview.MapSpec.tile_layers; kept 20 minutes, less than the life of an Earth Engine map id.

@@ -94,10 +94,14 @@ def build(spec: MapSpec):
     if spec.image:
         m = OfflineMap(crs="Simple", tiles=None, zoom_start=-1, zoom_snap=0.25, **common)
         m.options.update(minZoom=-5, maxZoom=5)  # folium gives these to tile layers only; there are none
-    elif spec.basemap:
-        m = OfflineMap(basemap="OpenStreetMap", zoom_start=12, **common)
     else:
         m = OfflineMap(tiles=None, zoom_start=12, **common)
+        if spec.basemap:
+            # added here, not by geemap's basemap option: that one rendered the layer's addTo on some
+            # reruns only, so the map's script (streamlit-folium's component key) changed between reruns,
+            # the browser remounted the map and dropped shapes drawn on it
+            folium.TileLayer("OpenStreetMap", name="OpenStreetMap", attr="OpenStreetMap", overlay=False,
+                             control=True, show=True, max_zoom=19).add_to(m)
     for layer in spec.tile_layers:
         folium.TileLayer(tiles=layer["url"], attr=layer.get("attribution", ""), name=layer["name"], overlay=True,
                          control=True, opacity=layer.get("opacity", 1.0), max_zoom=20,

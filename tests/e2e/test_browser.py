@@ -5,6 +5,7 @@ Screenshots of each step go to test-artifacts/. The page must make no request to
 
 from __future__ import annotations
 
+import os
 import re
 
 from tests.e2e.helpers import external_requests, goto_page, map_frame, wait_map_layers, wait_script_idle
@@ -147,3 +148,50 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     # only basemap tiles may come from elsewhere (they are optional); scripts and styles are local
     ext = [u for u in external_requests(page.requests) if not re.search(r"/\d+/\d+/\d+\.png", u)]
     assert not ext, f"external requests other than basemap tiles: {ext[:5]}"
+
+
+def test_earth_engine_region_drawn_on_the_real_map(page, tmp_path, artifacts):
+    """With Earth Engine (faked in the server: tests/e2e/fake_ee), the Camana preset opens a real map
+    with Earth Engine tile layers; a rectangle drawn there becomes the region; Data downloads it."""
+    from tests.e2e.helpers import ROOT, dashboard
+
+    fake = ROOT / "tests" / "e2e" / "fake_ee"
+    env = {"CROPMAP_FAKE_EE": "1", "PYTHONPATH": os.pathsep.join(p for p in (str(fake), os.environ.get("PYTHONPATH")) if p)}
+    with dashboard(tmp_path, env) as (url, _):
+        page.goto(url)
+        page.get_by_role("heading", name="Region").wait_for(timeout=60_000)
+        wait_script_idle(page)
+        page.get_by_role("button", name="Camana valley", exact=False).click()
+        page.get_by_text("Camana valley, Arequipa, Peru", exact=True).wait_for(timeout=60_000)
+        wait_script_idle(page)
+        frame = map_frame(page)
+        frame.locator(".leaflet-control-layers").wait_for(state="attached", timeout=60_000)
+        frame.locator(".leaflet-draw-draw-rectangle").wait_for(timeout=60_000)
+        box = page.locator("iframe[title='streamlit_folium.st_folium']").last.bounding_box()
+        assert box["height"] > 300  # the map is drawn (a script error leaves the frame at height 0)
+        html = frame.locator("body").inner_html()
+        assert "127.0.0.1:9/ee-tiles" in html  # Earth Engine tile layers on the map
+        before = metric_value(page, "Area")
+        assert before.endswith(" ha")
+
+        # draw a rectangle inside the preset's box
+        frame.locator(".leaflet-draw-draw-rectangle").click()
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(cx - 120, cy - 90)
+        page.mouse.down()
+        page.mouse.move(cx + 40, cy + 60, steps=8)
+        page.mouse.up()
+        after = wait_metric_change(page, "Area", before)
+        assert after.endswith(" ha") and float(after.split()[0].replace(",", "")) < float(before.split()[0].replace(",", ""))
+        page.get_by_text("px at 30 m in EPSG:32718", exact=False).wait_for(timeout=60_000)
+        wait_script_idle(page)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artifacts / "09_ee_region_drawn.png"))
+
+        goto_page(page, "2. Data")
+        page.get_by_text("Crop fraction (labels)").wait_for(timeout=120_000)
+        wait_map_layers(page, 2)
+        assert metric_value(page, "Area").endswith(" ha")
+        wait_script_idle(page)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artifacts / "10_ee_data.png"))
