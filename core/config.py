@@ -6,7 +6,7 @@ message naming the bad field, so an invalid combination is rejected where it is 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from core.errors import ConfigError
 from core.raster import FEATURE_BANDS

@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from core.config import PredictConfig
-from core.errors import ConfigError, NoDataError, OutputExistsError, RegionError
+from core.errors import NoDataError, OutputExistsError, RegionError
 from core.labels import NODATA
 from core.raster import FEATURE_BANDS, Grid, ImageReader
 

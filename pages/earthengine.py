@@ -17,13 +17,6 @@ from core.ee.upload import UploadConfig, default_storage_client, upload_predicti
 from core.errors import CropMapError
 from pages.components import cached, mapview, scene, state, ui
 
-st.title("Earth Engine")
-st.caption("Batch jobs for large regions: TFRecord exports for training and prediction, the task monitor, "
-           "and a prediction uploaded back as an image asset.")
-ee = cached.ee_status()
-if not ee["ok"]:
-    ui.stop_with(f"Earth Engine is not available: {ee['message']}. Everything else works on local data.",
-                 "pages/region.py", "Go to the Region page")
 
 def export_form() -> None:
     """The export form for the current Earth Engine region; starts the tasks when submitted."""
@@ -51,6 +44,14 @@ def export_form() -> None:
             st.success(f"Started {len(started)} task(s); follow them on the Tasks tab.", icon=":material/check_circle:")
             st.dataframe(started, hide_index=True, use_container_width=True)
 
+
+st.title("Earth Engine")
+st.caption("Batch jobs for large regions: TFRecord exports for training and prediction, the task monitor, "
+           "and a prediction uploaded back as an image asset.")
+ee_state = cached.ee_status()
+if not ee_state["ok"]:
+    ui.stop_with(f"Earth Engine is not available: {ee_state['message']}. Everything else works on local data.",
+                 "pages/region.py", "Go to the Region page")
 
 spec = state.get(state.SOURCE)
 tasks_tab, export_tab, upload_tab = st.tabs(["Tasks", "Export", "Upload a prediction"])
@@ -123,8 +124,8 @@ with upload_tab:
                 files = cached.exports(key, threshold, sc.title)
                 (folder / "probability.tif").write_bytes(files["probability.tif"])
                 (folder / "summary.json").write_text(json.dumps({"threshold": threshold}))
-                task_id, asset_id = upload_prediction(folder, cfg, default_storage_client(ee.get("project")),
-                                                      project=ee.get("project"))
+                project = ee_state.get("project")
+                task_id, asset_id = upload_prediction(folder, cfg, default_storage_client(project), project=project)
                 state.put(state.EE_ASSET, asset_id)
                 cached.ee_tasks.clear()
                 st.success(f"Uploaded; ingestion task {task_id} makes {asset_id} (follow it on the Tasks tab).",

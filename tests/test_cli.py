@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import rasterio
 
 from testdata import ROOT, write_raster

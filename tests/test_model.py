@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError
 from core.model import (

@@ -7,9 +7,9 @@ import rasterio
 from testdata import FTW, SAMPLE_IMAGE, write_raster
 from core.config import PredictConfig
 from core.errors import ModelMismatchError, NoDataError, OutputExistsError, RegionError
-from core.model import ModelCard, load_model, save_model, build_unet, Normalization
+from core.model import ModelCard, Normalization, build_unet, save_model
 from core.predict import blend_weights, predict_array, predict_image, tile_origins
-from core.raster import ImageReader, parse_band_spec, read_image
+from core.raster import parse_band_spec, read_image
 
 
 def test_tile_origins_cover_and_shift():

@@ -6,7 +6,6 @@ import rasterio
 
 from testdata import FLANDERS_S2
 from core.errors import CorruptFileError, ModelMismatchError
-from core.model import load_model
 from core.patches import export_files, write_image_export
 from core.predict import predict_image
 from core.predict_export import predict_export

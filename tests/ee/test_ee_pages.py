@@ -11,7 +11,7 @@ import pytest
 
 from core.ee.auth import EEStatus
 from tests.ee.test_ee_source import fake_compute
-from tests.test_pages import drawn_feature, new_app  # noqa: F401  (drawn_feature: image maps only)
+from tests.test_pages import new_app
 
 TILE_URL = "https://earthengine.googleapis.com/v1/projects/p/maps/fake-{n}/tiles/{{z}}/{{x}}/{{y}}"
 
