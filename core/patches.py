@@ -18,14 +18,14 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from core.config import PatchConfig
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, NoDataError, OutputExistsError
 from core.labels import NODATA, get_class_map
-from core.raster import FEATURE_BANDS, Grid, ImageReader, read_labels
+from core.raster import FEATURE_BANDS, INPUT_BANDS, Grid, ImageReader, read_labels
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -355,3 +355,59 @@ def _infer_kernel(first_file: str, band: str, patch: tuple[int, int]) -> int:
     if side * side != n or side < patch[0]:
         raise CorruptFileError(f"records of {first_file} hold {n} values per band, not a square patch >= {patch[0]}")
     return side - patch[0]
+
+
+#: No-data value of the GeoTIFFs assembled from image exports (reflectance is never negative).
+EXPORT_NODATA = -9999.0
+
+
+def export_to_geotiff(mixer_path: str | os.PathLike, out_path: str | os.PathLike, overwrite: bool = False,
+                      progress: Callable[[int, int], None] | None = None) -> Grid:
+    """Assemble an Earth Engine image export (TFRecord patches + mixer, local or gs://) into one
+    GeoTIFF of bands R, G, B, NIR (float32 reflectance, no data -9999), placed by the mixer's
+    projection; each patch's kernel buffer is cut off. The file appears only when complete.
+
+    Returns the grid of the written file.
+
+    Raises:
+        InputNotFoundError, CorruptFileError: missing or damaged export;
+        BandError: the export lacks R, G, B or NIR; OutputExistsError: ``out_path`` exists.
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    out = Path(out_path)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} already exists; choose another path or pass overwrite")
+    mixer = read_mixer(mixer_path)
+    files = export_files(mixer_path)
+    if not files:
+        raise InputNotFoundError(f"no TFRecord files beside {mixer_path} (expected PREFIX-00000.tfrecord.gz ...)")
+    kernel = _infer_kernel(files[0], "R", mixer.patch)
+    half = kernel // 2
+    (pw, ph), grid = mixer.patch, mixer.grid
+    profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(INPUT_BANDS),
+               "dtype": "float32", "crs": grid.crs, "transform": rasterio.Affine(*grid.transform),
+               "nodata": EXPORT_NODATA, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+    if pw % 16 == 0 and ph % 16 == 0:
+        profile.update(tiled=True, blockxsize=pw, blockysize=ph)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for i, name in enumerate(INPUT_BANDS, start=1):
+                dst.set_band_description(i, name)
+            for first, batch in iter_export_patches(mixer_path, INPUT_BANDS, kernel):
+                for k, patch in enumerate(batch):
+                    r, c = divmod(first + k, mixer.patches_per_row)
+                    core = patch[half : half + ph, half : half + pw]
+                    valid = (core != 0).any(axis=-1)  # Earth Engine writes masked pixels as 0 in every band
+                    data = np.where(valid[..., None], core, np.float32(EXPORT_NODATA)).transpose(2, 0, 1)
+                    dst.write(data.astype(np.float32), window=Window(c * pw, r * ph, pw, ph))
+                    if progress is not None:
+                        progress(first + k + 1, mixer.total_patches)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return grid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import streamlit as st
@@ -10,6 +11,7 @@ from core.errors import CropMapError
 from core.raster import parse_band_spec
 from core.region import Region
 from core.labels import CLASS_MAPS
+from core.patches import export_to_geotiff
 from core.sources.earthengine import recipes_from_settings
 from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
 from pages.components import cached, eeform, mapview, scene, state, ui
@@ -73,6 +75,24 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
                               "label_map": label_map if labels_path else None, "title": img_file.name,
                               "band_map": band_map})
             st.success(f"Using {img_file.name}: {grid.width} x {grid.height} px, "
+                       + ("georeferenced" if grid.georeferenced else "not georeferenced (image coordinates)"))
+
+with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSON)"):
+    st.caption("What the Earth Engine page's image export writes (or the original notebook's): the export is "
+               "assembled into one GeoTIFF, placed by its mixer, each patch's kernel buffer cut off.")
+    mixer = st.text_input("Path of its mixer JSON (a local file or gs://)", key="upload_mixer",
+                          placeholder="/data/exports/camana-mixer.json")
+    if st.button("Use this export", disabled=not mixer.strip()):
+        with ui.errors_shown():
+            bar = st.progress(0.0, text="Assembling the export...")
+            folder = state.workdir() / "exports" / hashlib.sha1(mixer.strip().encode()).hexdigest()[:16]
+            grid = export_to_geotiff(mixer.strip(), folder / "image.tif", overwrite=True,
+                                     progress=ui.progress_callback(bar))
+            bar.empty()
+            name = mixer.strip().rstrip("/").rsplit("/", 1)[-1]
+            state.set_source({"kind": "local", "image": str(folder / "image.tif"), "labels": None, "label_map": None,
+                              "title": f"{name} (Earth Engine image export)"})
+            st.success(f"Using {name}: {grid.width} x {grid.height} px, "
                        + ("georeferenced" if grid.georeferenced else "not georeferenced (image coordinates)"))
 
 with st.expander("Upload a region (GeoJSON)"):

@@ -293,3 +293,30 @@ def test_earth_engine_page_without_earth_engine_says_why(fake_map, monkeypatch):
     assert not at.exception
     assert any("Earth Engine is not available: no credentials found" in i.value for i in at.info)
     assert not at.tabs  # nothing else is drawn
+
+
+def test_earth_engine_image_export_as_the_source(fake_map, tmp_path):
+    """An image export (TFRecord patches + mixer) given by path becomes a georeferenced source."""
+    from core.patches import write_image_export
+    from core.raster import ImageReader
+
+    image = ROOT / "tests" / "data" / "georef" / "ftw_austria_s2_2021-06-17_window.tif"
+    with ImageReader(image, {"R": 1, "G": 2, "B": 3, "NIR": 4}) as reader:
+        mixer = write_image_export(tmp_path / "exp" / "austria", reader, patch=128, kernel=32)
+    at = new_app()
+    at.run()
+    at.text_input(key="upload_mixer").set_value(str(tmp_path / "missing-mixer.json"))
+    [b for b in at.button if b.label == "Use this export"][0].click()
+    at.run()
+    assert any("mixer file not found" in e.value for e in at.error)
+    assert at.session_state["source"] == {"kind": "sample"}  # unchanged
+    at.text_input(key="upload_mixer").set_value(str(mixer))
+    [b for b in at.button if b.label == "Use this export"][0].click()
+    at.run()
+    assert not at.exception and not at.error
+    src = at.session_state["source"]
+    assert src["kind"] == "local" and src["title"] == "austria-mixer.json (Earth Engine image export)"
+    assert "L.CRS.Simple" not in fake_map.maps[-1][0].get_root().render()
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and not at.error
+    assert {m.label: m.value for m in at.metric}["Area"].endswith(" ha")

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +119,36 @@ def test_image_export_roundtrip(small_scene, tmp_path):
     with pytest.raises(OutputExistsError):
         with ImageReader(img) as r:
             write_image_export(tmp_path / "exp" / "scene", r, patch=128, kernel=32)
+
+
+def test_image_export_to_geotiff_is_placed_by_the_mixer(tmp_path):
+    """A georeferenced image -> image export (patches with a kernel buffer + mixer) -> one GeoTIFF:
+    same CRS and transform, same reflectances, no data beyond the image; nothing left on failure."""
+    from core.patches import export_to_geotiff
+    from core.raster import read_image
+
+    src = Path(__file__).parent / "data" / "georef" / "ftw_austria_s2_2021-06-17_window.tif"
+    bands = {"R": 1, "G": 2, "B": 3, "NIR": 4}
+    with ImageReader(src, bands) as r:
+        mixer_path = write_image_export(tmp_path / "exp" / "img", r, patch=128, kernel=32, records_per_file=4)
+        feats, valid = r.read()
+        grid = r.grid
+    out = tmp_path / "scene" / "image.tif"
+    seen = []
+    got = export_to_geotiff(mixer_path, out, progress=lambda i, n: seen.append((i, n)))
+    assert seen[-1] == (9, 9) and got.crs == grid.crs and got.transform == grid.transform
+    f2, v2, g2 = read_image(out)
+    assert g2.crs == grid.crs and g2.transform == grid.transform and (g2.height, g2.width) == (3 * 128, 3 * 128)
+    h, w = grid.height, grid.width
+    assert (v2[:h, :w] == valid).all() and not v2[h:].any() and not v2[:, w:].any()
+    np.testing.assert_array_equal(f2[:h, :w, :4][valid], feats[..., :4][valid])
+    with pytest.raises(OutputExistsError):
+        export_to_geotiff(mixer_path, out)
+    # a missing file: an error, and no partial output
+    Path(export_files(mixer_path)[-1]).unlink()
+    with pytest.raises(CorruptFileError, match="some files are missing"):
+        export_to_geotiff(mixer_path, tmp_path / "other.tif")
+    assert not list(tmp_path.glob("*other*")) and not list(tmp_path.glob(".other*"))
 
 
 def test_mixer_json_roundtrip_and_errors(tmp_path):
