@@ -91,6 +91,7 @@ def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
                             getinfo=lambda d: infos.append(d) or {"count": 12, "dates": [1]}, max_workers=1)
     scene = src.fetch(CAMANA, tmp_path, progress=lambda d, t, m: progress.append((d, t)))
     assert scene.georeferenced and scene.label_map == "binary"
+    assert scene.title == CAMANA.title  # the preset's own box carries its name
     assert scene.image_path == tmp_path / "image.tif" and scene.labels_path == tmp_path / "labels.tif"
     assert "Landsat" in scene.attribution and "GLC_FCS30D" in scene.attribution
     assert scene.extra["scenes"] == 12 and scene.extra["crs"] == "EPSG:32718"
