@@ -29,7 +29,9 @@ def show() -> None:
         source = {"sample": "sample scene", "local": spec.get("title", "your image"),
                   "earthengine": "Earth Engine"}.get(spec.get("kind"), "?")
         st.caption(f"Source: {source}")
-        st.caption("Region: " + ("drawn/uploaded" if state.get(state.REGION) else "whole image"))
+        region = state.get(state.REGION)
+        name = ((region or {}).get("properties") or {}).get("name") or "drawn/uploaded"
+        st.caption("Region: " + (name if region else "whole image"))
         model = state.get(state.MODEL_PATH)
         st.caption("Model: " + (Path(model).name if model else "none loaded (Model page)"))
         job = state.get(state.JOB_DIR)
