@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
-from common import ROOT, save
+from common import ROOT, save, timeit
 
 SAMPLE = ROOT / "assets" / "sample"
 
@@ -102,7 +101,7 @@ def main() -> None:
             "files_core_interleaved": core_files,
         }
         for name, fn in variants.items():
-            best = best_of(fn)
+            best = timeit(fn, repeat=5)
             res[name] = {"seconds": best, "patches_per_s": args.patches / best}
         res["speedup_vs_parallel5"] = res["notebook_per_example_parallel5"]["seconds"] / res["batch_parse_example"]["seconds"]
         res["speedup"] = res["notebook_per_example"]["seconds"] / res["batch_parse_example"]["seconds"]
@@ -112,17 +111,6 @@ def main() -> None:
         for size in args.sweep:
             res["by_size"].append(sweep(size, args.patches * (args.size // size) ** 2, args.batch, names, Path(d)))
         save("parse", res)
-
-
-def best_of(fn, runs: int = 5) -> float:
-    """Best wall time of ``runs`` calls after one warm-up call."""
-    fn()
-    best = float("inf")
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def sweep_row(size: int, patches: int, batch: int, res: dict) -> dict:
@@ -157,7 +145,7 @@ def sweep(size: int, patches: int, batch: int, names: list[str], folder: Path) -
         return sum(int(b.shape[0]) for b in ds.map(lambda s: parse_batch(s, names, shape), num_parallel_calls=tf.data.AUTOTUNE))
 
     assert notebook() == batched() == patches
-    row = {"size": size, "patches": patches, "batch": batch, "notebook_s": best_of(notebook), "batch_s": best_of(batched)}
+    row = {"size": size, "patches": patches, "batch": batch, "notebook_s": timeit(notebook, repeat=5), "batch_s": timeit(batched, repeat=5)}
     row["speedup"] = row["notebook_s"] / row["batch_s"]
     return row
 

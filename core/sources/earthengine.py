@@ -314,9 +314,9 @@ class EarthEngineSource:
             )
         title = f"{cfg.spec.title} median {cfg.start}..{cfg.end}"
         if self.preset is not None:
-            from core.ee.composites import region_geometry
+            from core.ee.composites import geojson_bounds
 
-            inside = _same_box(geometry, region_geometry(self.preset.geojson))
+            inside = all(abs(p - q) <= 1e-6 for p, q in zip(geojson_bounds(geometry), self.preset.bbox))
             # the preset's name only for the preset's own box: a region drawn elsewhere is not "Camana"
             title = self.preset.title if inside else f"{title} (recipe of the {self.preset.key} preset)"
         attribution = _ATTRIBUTION[cfg.spec.family]
@@ -366,24 +366,6 @@ def recipes_from_settings(settings: Mapping[str, Any]):
     composite = build(CompositeConfig, settings.get("composite") or {})
     labels = settings.get("labels")
     return composite, (build(LabelConfig, labels) if labels else None)
-
-
-def _same_box(a: Mapping[str, Any], b: Mapping[str, Any], tol: float = 1e-6) -> bool:
-    """Whether two lon/lat geometries have the same bounding box (within ``tol`` degrees)."""
-    def box(g):
-        pts = []
-
-        def walk(c):
-            if isinstance(c[0], (int, float)):
-                pts.append(c)
-            else:
-                for x in c:
-                    walk(x)
-        walk(g["coordinates"])
-        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-        return min(xs), min(ys), max(xs), max(ys)
-
-    return all(abs(p - q) <= tol for p, q in zip(box(a), box(b)))
 
 
 def presets() -> list[dict]:

@@ -123,3 +123,10 @@ def wait_script_idle(page, timeout: float = 120_000) -> None:
                  && !document.querySelector("[data-stale='true']")""",
         timeout=timeout,
     )
+
+
+def snapshot(page, path, **kw) -> None:
+    """Screenshot once Streamlit is idle and the page has painted (``kw``: page.screenshot's)."""
+    wait_script_idle(page)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(path), **kw)

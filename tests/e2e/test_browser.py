@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 
-from tests.e2e.helpers import external_requests, goto_page, map_frame, wait_map_layers, wait_script_idle
+from tests.e2e.helpers import external_requests, goto_page, map_frame, snapshot, wait_map_layers, wait_script_idle
 
 
 def metric_value(page, label: str) -> str:
@@ -50,17 +50,13 @@ def test_full_flow_offline(page, app_url, artifacts):
     page.get_by_text("region OK").wait_for(timeout=60_000)
     assert area != "1,048,576 pixels" and "pixels" in area
     wait_map_layers(page, 1)
-    wait_script_idle(page)
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(artifacts / "02_region_drawn.png"))
+    snapshot(page, artifacts / "02_region_drawn.png")
 
     # 2. Data page
     goto_page(page, "2. Data")
     wait_map_layers(page, 2)
     page.get_by_text("Crop fraction (labels)").wait_for()
-    wait_script_idle(page)
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(artifacts / "03_data.png"))
+    snapshot(page, artifacts / "03_data.png")
 
     # 3. Model page: shipped weights
     goto_page(page, "3. Model")
@@ -76,9 +72,7 @@ def test_full_flow_offline(page, app_url, artifacts):
     wait_map_layers(page, 3, timeout=300_000)
     page.get_by_text("Crop probability", exact=False).first.wait_for()
     before = metric_value(page, "Crop area")
-    wait_script_idle(page)
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(artifacts / "05_predict.png"))
+    snapshot(page, artifacts / "05_predict.png")
 
     # threshold: keyboard on the slider thumb
     thumb = page.get_by_role("slider").first
@@ -89,9 +83,7 @@ def test_full_flow_offline(page, app_url, artifacts):
     assert after != before
     assert re.match(r"^[\d,]+ px$", after), after  # sample scene: pixels, no hectares
     wait_map_layers(page, 3)
-    wait_script_idle(page)
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(artifacts / "06_threshold.png"))
+    snapshot(page, artifacts / "06_threshold.png")
 
     # 5. Quality: metrics, confusion matrix and the disagreement map against the CDL labels
     goto_page(page, "5. Quality")
@@ -99,9 +91,7 @@ def test_full_flow_offline(page, app_url, artifacts):
     wait_map_layers(page, 2)
     iou = float(metric_value(page, "IoU"))
     assert 0.0 <= iou <= 1.0
-    wait_script_idle(page)
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(artifacts / "07_quality.png"), full_page=True)
+    snapshot(page, artifacts / "07_quality.png", full_page=True)
 
     ext = external_requests(page.requests)
     assert not ext, f"external requests: {ext[:5]}"
@@ -141,9 +131,7 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     assert re.match(r"^[\d,.]+ ha$", area), area
     # 288 x 272 pixels of 10 m: 783.4 ha, computed from the CRS
     assert abs(float(area.split()[0].replace(",", "")) - 288 * 272 * 100 / 10_000) < 0.1
-    wait_script_idle(page)
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(artifacts / "08_own_image_data.png"))
+    snapshot(page, artifacts / "08_own_image_data.png")
 
     # only basemap tiles may come from elsewhere (they are optional); scripts and styles are local
     ext = [u for u in external_requests(page.requests) if not re.search(r"/\d+/\d+/\d+\.png", u)]
@@ -184,14 +172,10 @@ def test_earth_engine_region_drawn_on_the_real_map(page, tmp_path, artifacts):
         after = wait_metric_change(page, "Area", before)
         assert after.endswith(" ha") and float(after.split()[0].replace(",", "")) < float(before.split()[0].replace(",", ""))
         page.get_by_text("px at 30 m in EPSG:32718", exact=False).wait_for(timeout=60_000)
-        wait_script_idle(page)
-        page.wait_for_timeout(500)
-        page.screenshot(path=str(artifacts / "09_ee_region_drawn.png"))
+        snapshot(page, artifacts / "09_ee_region_drawn.png")
 
         goto_page(page, "2. Data")
         page.get_by_text("Crop fraction (labels)").wait_for(timeout=120_000)
         wait_map_layers(page, 2)
         assert metric_value(page, "Area").endswith(" ha")
-        wait_script_idle(page)
-        page.wait_for_timeout(500)
-        page.screenshot(path=str(artifacts / "10_ee_data.png"))
+        snapshot(page, artifacts / "10_ee_data.png")

@@ -1,6 +1,30 @@
-"""Fake Earth Engine operations for the task tests (the injectable client of core.ee.tasks)."""
+"""Fakes of Earth Engine calls for the tests: batch operations (the injectable client of
+core.ee.tasks) and ``computePixels``."""
 
 from __future__ import annotations
+
+import numpy as np
+
+
+def fake_compute(requests: list):
+    """A ``computePixels`` that records each request and returns structured arrays of its grid:
+    labels crop (1) in the left half, reflectances 0.05 x band number, NIR 0.4."""
+
+    def compute(req):
+        requests.append(req)
+        w, h = req["grid"]["dimensions"]["width"], req["grid"]["dimensions"]["height"]
+        bands = req["bandIds"]
+        if bands == ["label"]:
+            out = np.zeros((h, w), dtype=[("label", "u1")])
+            out["label"][:, : w // 2] = 1
+            return out
+        out = np.zeros((h, w), dtype=[(b, "<f4") for b in bands])
+        for i, b in enumerate(bands):
+            out[b] = 0.05 * (i + 1)
+        out["NIR"] = 0.4
+        return out
+
+    return compute
 
 
 def op(task_id: str, state: str, description: str = "d", error: str | None = None, created: str = "2026-01-01T00:00:00Z") -> dict:

@@ -290,7 +290,7 @@ def test_export_image_start(ee_offline, ready, capsys, monkeypatch):
 # ------------------------------------------------------------------------------------ tasks
 
 
-from fake_ee_ops import FakeOps, op  # noqa: E402
+from fake_ee_ops import FakeOps, fake_compute, op  # noqa: E402
 
 
 @pytest.fixture
@@ -436,24 +436,6 @@ def test_upload(capsys, tmp_path, monkeypatch, ready, fake_ops):
 
 
 # ------------------------------------------------------------------------------------ fetch
-
-
-def fake_compute(requests):
-    def compute(req):
-        requests.append(req)
-        w, h = req["grid"]["dimensions"]["width"], req["grid"]["dimensions"]["height"]
-        bands = req["bandIds"]
-        if bands == ["label"]:
-            out = np.zeros((h, w), dtype=[("label", "u1")])
-            out["label"][:, : w // 2] = 1
-            return out
-        out = np.zeros((h, w), dtype=[(b, "<f4") for b in bands])
-        for i, b in enumerate(bands):
-            out[b] = 0.05 * (i + 1)
-        out["NIR"] = 0.4
-        return out
-
-    return compute
 
 
 @pytest.fixture

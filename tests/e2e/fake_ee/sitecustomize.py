@@ -13,8 +13,6 @@ if os.environ.get("CROPMAP_FAKE_EE") == "1":
     import sys
     from pathlib import Path
 
-    import numpy as np
-
     ROOT = Path(__file__).resolve().parents[3]
     sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "ee")]
 
@@ -29,7 +27,7 @@ if os.environ.get("CROPMAP_FAKE_EE") == "1":
 
     from core.ee import auth, tiles
     from core.ee import tasks as T
-    from fake_ee_ops import FakeOps, op
+    from fake_ee_ops import FakeOps, fake_compute, op
 
     _ready = auth.EEStatus(True, "p", "test", "Earth Engine ready: project p (fake, browser test)")
     auth.status = lambda *a, **k: _ready
@@ -37,22 +35,7 @@ if os.environ.get("CROPMAP_FAKE_EE") == "1":
     # tiles from a closed local port: the browser asks for them and gets nothing, offline
     tiles._default_get_map_id = lambda image, vis: {"url": "http://127.0.0.1:9/ee-tiles/{z}/{x}/{y}"}
     ee.data.computeValue = lambda obj: {"count": 7, "dates": [1104537600000, 1167523200000]}
-
-    def _compute(request):
-        """Arrays for a computePixels request: left half crop, constant reflectances."""
-        w, h = request["grid"]["dimensions"]["width"], request["grid"]["dimensions"]["height"]
-        bands = request["bandIds"]
-        if bands == ["label"]:
-            out = np.zeros((h, w), dtype=[("label", "u1")])
-            out["label"][:, : w // 2] = 1
-            return out
-        out = np.zeros((h, w), dtype=[(b, "<f4") for b in bands])
-        for i, b in enumerate(bands):
-            out[b] = 0.05 * (i + 1)
-        out["NIR"][:, : w // 2] = 0.4
-        return out
-
-    ee.data.computePixels = _compute
+    ee.data.computePixels = fake_compute([])
     _ops = FakeOps({"A": [op("A", "RUNNING", description="camana_train_000")],
                     "B": [op("B", "FAILED", description="camana_test_000", error="User memory limit exceeded.")]})
     T.EEOperationsClient = lambda: _ops
