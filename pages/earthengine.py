@@ -67,7 +67,10 @@ with tasks_tab:
         rows = cached.ee_tasks(active_only)
     if rows:
         st.dataframe(rows, hide_index=True, use_container_width=True,
-                     column_order=["state", "description", "progress", "created", "error", "id"])
+                     column_order=["state", "description", "progress", "created", "error", "id"],
+                     column_config={"progress": st.column_config.ProgressColumn(
+                         "progress", min_value=0.0, max_value=1.0, format="percent",
+                         help="Earth Engine's own estimate; blank until it gives one")})
         for row in [r for r in rows if r["state"] == "FAILED"][:5]:
             st.error(f"{row['description'] or row['id']} failed: {row['error'] or 'no error message'}",
                      icon=":material/error:")

@@ -101,7 +101,7 @@ def task_info(op: dict) -> TaskInfo:
         state=state,
         task_type=meta.get("type", ""),
         error_message=error,
-        progress=meta.get("progress"),
+        progress=meta.get("progress", 1.0 if state == "COMPLETED" else None),
         created=meta.get("createTime", ""),
         updated=meta.get("updateTime", ""),
         destination_uris=tuple(meta.get("destinationUris") or ()),
