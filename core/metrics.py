@@ -119,11 +119,15 @@ def crop_area(mask: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> dic
     valid = mask != NODATA
     crop = mask == CROP
     n_valid, n_crop = int(valid.sum()), int(crop.sum())
-    if pixel_area_ha is None:
-        area = None
-    elif isinstance(pixel_area_ha, np.ndarray):
-        area = float((crop * pixel_area_ha).sum())
-    else:
-        area = n_crop * float(pixel_area_ha)
     return {"pixels": int(mask.size), "valid_pixels": n_valid, "crop_pixels": n_crop,
-            "crop_fraction": n_crop / n_valid if n_valid else None, "crop_area_ha": area}
+            "crop_fraction": n_crop / n_valid if n_valid else None, "crop_area_ha": area_ha(crop, pixel_area_ha)}
+
+
+def area_ha(selected: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> float | None:
+    """Ground area in hectares of the True pixels of ``selected`` (None without a CRS); the pixel
+    area is one number, or a per-row column (h, 1) for geographic CRSs (Grid.pixel_area_ha)."""
+    if pixel_area_ha is None:
+        return None
+    if isinstance(pixel_area_ha, np.ndarray):
+        return float((selected * pixel_area_ha).sum())
+    return int(np.count_nonzero(selected)) * float(pixel_area_ha)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import CropMapError
+from core.metrics import area_ha
 from pages.components import cached, mapview, scene, state, ui
 
 st.title("Data")
@@ -71,7 +72,8 @@ with stats_col:
     st.markdown("**Statistics**")
     n = valid.size
     st.metric("Valid pixels", f"{int(valid.sum()):,}")
-    st.caption(f"{valid.mean():.1%} of the region's {n:,} pixels have data in every band")
+    st.caption(f"{valid.mean():.1%} of the {n:,} pixels around the region have data in every band "
+               "(pixels outside the region's outline count as no data)")
     if mask is not None:
         labelled = int((mask != 255).sum())
         crop = int((mask == 1).sum())
@@ -79,10 +81,9 @@ with stats_col:
         st.caption(f"{crop:,} crop / {labelled - crop:,} not crop / {int((mask == 255).sum()):,} no data pixels")
     else:
         st.caption("No labels for this source: the Quality page needs labels.")
-    px = grid.pixel_area_ha()
-    if px is not None:
-        area = float(px.sum() * grid.width) if hasattr(px, "sum") else float(px) * n
-        st.metric("Area", f"{area:,.1f} ha")
+    area = area_ha(valid, grid.pixel_area_ha())
+    if area is not None:
+        st.metric("Area", f"{area:,.1f} ha", help="Ground area of the pixels with data (inside the region, not cloud-masked)")
     else:
         st.caption("Not georeferenced: sizes are in pixels.")
     st.page_link("pages/model.py", label="Next: Model", icon=":material/arrow_forward:")

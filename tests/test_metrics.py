@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from core.errors import GridMismatchError, NoDataError
-from core.metrics import confusion, crop_area, threshold_curve
+from core.metrics import area_ha, confusion, crop_area, threshold_curve
 
 
 def test_confusion_counts_valid_pixels_only():
@@ -36,6 +36,13 @@ def test_threshold_curve_matches_confusion():
 def test_threshold_curve_without_valid_pixels():
     with pytest.raises(NoDataError):
         threshold_curve(np.full((2, 2), np.nan), np.zeros((2, 2), np.uint8))
+
+
+def test_area_of_selected_pixels():
+    sel = np.array([[True, False], [True, True]])
+    assert area_ha(sel, 0.09) == pytest.approx(0.27)
+    assert area_ha(sel, np.array([[1.0], [2.0]])) == pytest.approx(1.0 + 2 * 2.0)  # per-row areas (geographic CRS)
+    assert area_ha(sel, None) is None
 
 
 def test_crop_area():

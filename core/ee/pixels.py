@@ -257,12 +257,15 @@ def download(
     retry: RetryPolicy = RetryPolicy(),
     sleep: Callable[[float], None] = time.sleep,
     stats: DownloadStats | None = None,
+    geometry: Mapping[str, Any] | None = None,
 ) -> Path:
     """Fetch every tile of ``plan`` from ``image`` and write one GeoTIFF at ``out_path``.
 
     Bands get the plan's band names as descriptions; ``nodata`` is set on the file and pixels
-    equal to ``sentinel`` (the value the image was unmasked with) become ``nodata``. The file
-    appears only when complete (temporary name + rename).
+    equal to ``sentinel`` (the value the image was unmasked with) become ``nodata``, as do pixels
+    whose centre lies outside ``geometry`` (lon/lat GeoJSON; the plan's grid covers its bounding
+    box), so that a drawn region means the same thing here as on a local image. The file appears
+    only when complete (temporary name + rename).
 
     Raises:
         OutputExistsError: ``out_path`` exists and ``overwrite`` is False (checked first).
@@ -279,6 +282,11 @@ def download(
     compute = compute or _default_compute()
     stats = stats if stats is not None else DownloadStats()
     bpp = len(plan.bands) * np.dtype(plan.dtype).itemsize
+    shape = None
+    if geometry is not None and nodata is not None:
+        from rasterio.warp import transform_geom
+
+        shape = transform_geom("EPSG:4326", plan.crs, dict(geometry))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
     t0 = time.perf_counter()
@@ -295,6 +303,13 @@ def download(
         if sentinel is not None and nodata is not None:
             arr = np.where(arr == sentinel, np.asarray(nodata, dtype=arr.dtype), arr)
         return arr
+
+    def outside_region(arr: np.ndarray, tile: PixelTile) -> np.ndarray:
+        # here, in the writing thread: rasterio's rasterize is not for concurrent use
+        from rasterio.features import geometry_mask
+
+        outside = geometry_mask([shape], out_shape=(tile.height, tile.width), transform=rasterio.Affine(*tile.transform))
+        return np.where(outside, np.asarray(nodata, dtype=arr.dtype), arr)
 
     profile = {
         "driver": "GTiff",
@@ -339,6 +354,8 @@ def download(
                                 for part in parts:
                                     pending[pool.submit(fetch, part)] = part
                                 continue
+                            if shape is not None:
+                                arr = outside_region(arr, tile)
                             window = ((tile.row_off, tile.row_off + tile.height), (tile.col_off, tile.col_off + tile.width))
                             dst.write(arr, window=rasterio.windows.Window.from_slices(*window))
                             done += 1

@@ -296,6 +296,7 @@ class EarthEngineSource:
             nodata=float("nan"),
             sentinel=SENTINEL,
             stats=stats,
+            geometry=geometry,
         )
         labels_path = None
         if self.labels is not None:
@@ -311,6 +312,7 @@ class EarthEngineSource:
                 overwrite=self.overwrite,
                 nodata=NODATA,
                 stats=stats,
+                geometry=geometry,
             )
         title = f"{cfg.spec.title} median {cfg.start}..{cfg.end}"
         if self.preset is not None:

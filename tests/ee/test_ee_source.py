@@ -102,10 +102,16 @@ def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
         assert reader.grid.crs == "EPSG:32718" and reader.scale == 1.0
         assert reader.band_index == {"R": 1, "G": 2, "B": 3, "NIR": 4}
         grid = reader.grid
-    assert not valid[-1, -5:].any() and valid[:-1].all()
-    np.testing.assert_allclose(feats[0, 0], [0.05, 0.1, 0.15, 0.4, (0.4 - 0.05) / 0.45], rtol=1e-6)
+    inside = _inside(CAMANA.geojson, grid)
+    # the lon/lat box is a slightly turned box in UTM: the grid's corners fall outside it
+    assert 0.97 < inside.mean() < 1.0 and not inside[0, 0]
+    assert not valid[-1, -5:].any() and (valid[:-1] == inside[:-1]).all()
+    r, c = grid.height // 2, grid.width // 4
+    np.testing.assert_allclose(feats[r, c], [0.05, 0.1, 0.15, 0.4, (0.4 - 0.05) / 0.45], rtol=1e-6)
     mask = read_labels(scene.labels_path, CLASS_MAPS["binary"], grid=grid)
-    assert (mask[0] == 255).all() and (mask[1:, : grid.width // 2] == 1).all() and (mask[1:, grid.width // 2 :] == 0).all()
+    half = grid.width // 2
+    assert (mask[0] == 255).all() and (mask[~inside] == 255).all()
+    assert (mask[1:, :half][inside[1:, :half]] == 1).all() and (mask[1:, half:][inside[1:, half:]] == 0).all()
     label_req = [r for r in requests if r["bandIds"] == ["label"]][0]
     image_req = [r for r in requests if r["bandIds"] != ["label"]][0]
     assert label_req["grid"] == image_req["grid"]  # same grid for image and labels
@@ -119,6 +125,37 @@ def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
     assert progress[-1][0] == progress[-1][1] == len(requests) == 8
     with ImageReader(again.image_path) as reader:
         assert reader.grid == grid
+
+
+def _inside(geojson, grid) -> np.ndarray:
+    """Pixels of ``grid`` whose centre lies inside the lon/lat polygon (computed here independently)."""
+    from rasterio.features import rasterize
+    from rasterio.transform import Affine
+    from rasterio.warp import transform_geom
+
+    shape = transform_geom("EPSG:4326", grid.crs, geojson)
+    return rasterize([(shape, 1)], out_shape=(grid.height, grid.width), transform=Affine(*grid.transform)).astype(bool)
+
+
+def test_fetch_masks_pixels_outside_a_drawn_polygon(ee_offline, tmp_path):
+    """A triangle covers about half of its bounding box: the other half is no data in image and labels."""
+    from core.labels import CLASS_MAPS, NODATA
+    from core.raster import ImageReader, read_labels
+
+    w, s, e, n = CAMANA.bbox
+    triangle = {"type": "Polygon", "coordinates": [[[w, s], [e, s], [w, n], [w, s]]]}
+    src = EarthEngineSource(preset="camana", initialize=ready, compute=fake_compute([]),
+                            getinfo=lambda d: {"count": 3, "dates": [1]}, max_workers=3)
+    scene = src.fetch(triangle, tmp_path)
+    with ImageReader(scene.image_path) as reader:
+        _, valid = reader.read()
+        grid = reader.grid
+    inside = _inside(triangle, grid)
+    assert 0.45 < inside.mean() < 0.55
+    # inside, only the few pixels the fake marks as masked (a corner and the first row of each tile) lack data
+    assert not valid[~inside].any() and valid[inside].mean() > 0.98
+    labels = read_labels(scene.labels_path, CLASS_MAPS["binary"], grid=grid)
+    assert (labels[~inside] == NODATA).all() and (labels[inside] != NODATA).mean() > 0.98
 
 
 def test_fetch_no_scenes(ee_offline, tmp_path):
