@@ -70,3 +70,8 @@ with right:
     st.line_chart(df[[c for c in ("f1", "iou", "precision", "recall") if c in df]], height=260)
     best = max(curve, key=lambda r: r["f1"])
     st.caption(f"Best F1 {best['f1']:.3f} at threshold {best['threshold']:.2f}.")
+    if abs(best["threshold"] - float(threshold)) > 1e-9:
+        st.button(f"Use threshold {best['threshold']:.2f}", key="quality_use_best",
+                  on_click=state.set_widget, args=(state.THRESHOLD, float(best["threshold"])),
+                  help="Sets the threshold of the Predict and Quality pages. It is chosen on these labels, "
+                       "so expect somewhat lower figures on other regions.")

@@ -242,6 +242,19 @@ def test_quality_page_metrics(fake_map, tiny_model_path):
     assert len(at.table) == 1
     html = fake_map.maps[-1][0].get_root().render()
     assert html.count("L.imageOverlay") == 2
+    # the threshold left untouched on Predict arrives as it was (not reset to the slider's minimum)
+    assert at.slider[0].value == pytest.approx(0.5)
+    # the best-F1 threshold from the curve, one click away; it becomes the shared threshold
+    best = [c for c in at.caption if c.value.startswith("Best F1")][0].value
+    best_t = float(best.rstrip(".").rsplit(" ", 1)[1])
+    other = 0.9 if best_t < 0.5 else 0.1
+    at.slider[0].set_value(other).run()
+    use = [b for b in at.button if b.key == "quality_use_best"]
+    assert use and use[0].label == f"Use threshold {best_t:.2f}"
+    use[0].click().run()
+    assert not at.exception and at.slider[0].value == pytest.approx(best_t)
+    assert at.session_state["threshold"] == pytest.approx(best_t)
+    assert not [b for b in at.button if b.key == "quality_use_best"]  # at the best already: no button
 
 
 def test_quality_without_prediction_says_what_to_do(fake_map):

@@ -65,10 +65,16 @@ def widget_key(key: str) -> str:
 
 
 def sync_widget(key: str) -> str:
-    """Prime the widget of ``key`` from the canonical value; returns the widget's key."""
+    """Set the widget of ``key`` from the canonical value, every run, before the widget draws;
+    returns the widget's key.
+
+    Every run, not only the first: when the user changes page, Streamlit may keep the widget's key
+    but drop its value, and the widget would then come back at its minimum (0.05 for the
+    threshold) on the next page. ``store_widget`` (the widget's on_change) keeps the canonical
+    value current, so this never undoes a user's change.
+    """
     wkey = widget_key(key)
-    if wkey not in st.session_state:
-        st.session_state[wkey] = get(key)
+    st.session_state[wkey] = get(key)
     return wkey
 
 
@@ -77,6 +83,12 @@ def store_widget(key: str) -> Any:
     value = st.session_state[widget_key(key)]
     put(key, value)
     return value
+
+
+def set_widget(key: str, value: Any) -> None:
+    """Set the canonical ``key`` and its widget (call from a button's on_click, before widgets draw)."""
+    put(key, value)
+    st.session_state[widget_key(key)] = value
 
 
 def set_region(geojson: dict | None) -> None:
