@@ -275,3 +275,59 @@ def tfrecord_dataset(
     options = tf.data.Options()
     options.threading.max_intra_op_parallelism = 1
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """Training and validation data for one image: ``IMAGE:LABELS`` pairs, their label map, and a
+    sentence saying how validation was split off."""
+
+    train: str
+    val: str
+    label_map: str
+    note: str
+
+
+def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_map: str,
+                    out_dir: str | os.PathLike, size: int, min_valid: float = 0.25) -> Holdout:
+    """Hold out one block of an image for validation, so that the validation figures come from
+    pixels the model never trained on.
+
+    The held-out block is the last ``size``-wide column (or row, along the image's longer side) of
+    the non-overlapping tile grid that validation uses, so it yields whole validation tiles. Two
+    binary label rasters go to ``out_dir``: ``train_labels.tif`` (the block set to no data) and
+    ``val_labels.tif`` (only the block). When the image is under two tiles along both sides, or
+    either part lacks labelled pixels, validation uses the training pixels and the note says so.
+
+    Raises:
+        InputNotFoundError, CorruptFileError, GridMismatchError: as :func:`core.raster.read_labels`.
+    """
+    from core.raster import grid_of_file, write_mask
+
+    grid = grid_of_file(image)
+    mask = read_labels(labels, get_class_map(label_map), grid=grid)
+    h, w = mask.shape
+    same = Holdout(f"{image}:{labels}", f"{image}:{labels}", label_map,
+                   "Validation uses the training pixels (the region is too small to hold out a "
+                   f"{size} px block): a quick check, not an independent test.")
+    along_cols = w >= h
+    length = w if along_cols else h
+    if length < 2 * size:
+        return same
+    start = (length - size) // size * size
+    block = np.zeros_like(mask, dtype=bool)
+    if along_cols:
+        block[:, start : start + size] = True
+    else:
+        block[start : start + size, :] = True
+    labelled = mask != NODATA
+    val_tiles = len(_valid_windows(labelled & block, size, min_valid, stride=size))
+    if val_tiles == 0 or not _valid_windows(labelled & ~block, size, 0.5).size:
+        return same
+    out = Path(out_dir)
+    train_path = write_mask(out / "train_labels.tif", np.where(block, NODATA, mask), grid)
+    val_path = write_mask(out / "val_labels.tif", np.where(block, mask, NODATA), grid)
+    where = (f"columns {start}-{start + size - 1}" if along_cols else f"rows {start}-{start + size - 1}")
+    return Holdout(f"{image}:{train_path}", f"{image}:{val_path}", "binary",
+                   f"Validation holds out {where} of the region ({size / length:.0%}, {val_tiles} tile(s) of "
+                   f"{size} px); training never sees them.")

@@ -103,6 +103,16 @@ def grid_of(src) -> Grid:
     return Grid(crs, tuple(src.transform)[:6], src.width, src.height)
 
 
+def grid_of_file(path: str | os.PathLike) -> Grid:
+    """The :class:`Grid` of a raster file.
+
+    Raises:
+        InputNotFoundError, CorruptFileError.
+    """
+    with _open(path) as src:
+        return grid_of(src)
+
+
 def _open(path: str | os.PathLike):
     import rasterio
     from rasterio.errors import RasterioIOError
@@ -372,3 +382,29 @@ def require_valid(valid: np.ndarray, what: str) -> None:
     """Raises NoDataError if ``valid`` has no True pixel."""
     if not valid.any():
         raise NoDataError(f"{what} holds no valid pixels (all no data); choose another region or image")
+
+
+def write_mask(path: str | os.PathLike, mask: np.ndarray, grid: Grid) -> Path:
+    """Write a crop mask (uint8 1/0, 255 = no data) on ``grid`` as a one-band GeoTIFF, atomically
+    (temporary name, then rename; an existing file is replaced)."""
+    import rasterio
+
+    path = Path(path)
+    h, w = mask.shape
+    if (h, w) != grid.shape:
+        raise ValueError(f"mask is {w}x{h} px, grid is {grid.width}x{grid.height}")
+    profile = {"driver": "GTiff", "width": w, "height": h, "count": 1, "dtype": "uint8", "nodata": NODATA,
+               "transform": rasterio.Affine(*grid.transform), "compress": "deflate", "tiled": w >= 256 and h >= 256}
+    if grid.crs:
+        profile["crs"] = grid.crs
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(mask.astype(np.uint8), 1)
+            dst.set_band_description(1, "crop")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

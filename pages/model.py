@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from core import jobs
+from core.dataset import spatial_holdout
 from core.errors import CropMapError, InvalidDataError
 from core.model import DEFAULT_MODEL_PATH, PRESETS
 from core.raster import FEATURE_BANDS
@@ -83,15 +84,15 @@ with tab_train:
             if sc.labels_path is None or sc.label_map is None:
                 raise InvalidDataError("this region has no labels, so there is nothing to train on; use the sample "
                                        "scene or upload labels on the Region page")
-            pair = f"{sc.image_path}:{sc.labels_path}"
             job_dir = state.workdir() / "jobs" / time.strftime("job-%Y%m%d-%H%M%S")
             config = {"preset": preset, "epochs": int(epochs), "steps_per_epoch": int(steps), "batch_size": int(batch),
                       "patch_size": int(patch), "learning_rate": float(lr), "val_patches": 32}
             if fine_tune and in_use:
                 config.update(init_model=in_use, preset=cached.model(in_use, cached.mtime(in_use)).card.preset)
-            jobs.start_training([pair], [pair], job_dir, label_map=sc.label_map, config=config)
+            split = spatial_holdout(sc.image_path, sc.labels_path, sc.label_map, job_dir / "holdout", int(patch))
+            jobs.start_training([split.train], [split.val], job_dir, label_map=split.label_map, config=config)
             state.put(state.JOB_DIR, str(job_dir))
-            st.caption("Validation uses the same region (a quick check, not an independent test).")
+            state.put(state.JOB_NOTE, split.note)
 
     @st.fragment(run_every=2.0)
     def job_panel() -> None:
@@ -109,6 +110,8 @@ with tab_train:
             label += ", " + ", ".join(f"{k} {v:.3f}" for k, v in js.logs.items() if k in ("loss", "val_loss", "iou", "val_iou"))
         st.progress(js.fraction, text=label)
         st.caption(js.message)
+        if state.get(state.JOB_NOTE):
+            st.caption(state.get(state.JOB_NOTE))
         if js.history:
             import pandas as pd
 

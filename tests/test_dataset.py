@@ -61,3 +61,43 @@ def test_tfrecord_pipeline_matches_records(small_scene, tmp_path):
     np.testing.assert_allclose(x.numpy(), want_x, rtol=1e-6, atol=1e-6)
     with pytest.raises(InputNotFoundError):
         tfrecord_dataset(tmp_path / "missing", norm, 64)
+
+
+def test_spatial_holdout_splits_the_labels_into_disjoint_parts(tmp_path):
+    from core.dataset import spatial_holdout
+    from core.labels import get_class_map
+    from core.raster import grid_of_file, read_labels
+    from testdata import SAMPLE_IMAGE, SAMPLE_LABELS
+
+    split = spatial_holdout(SAMPLE_IMAGE, SAMPLE_LABELS, "cdl", tmp_path / "holdout", 256)
+    assert split.label_map == "binary" and "columns 768-1023" in split.note
+    full = read_labels(SAMPLE_LABELS, get_class_map("cdl"), grid=grid_of_file(SAMPLE_IMAGE))
+    parts = {}
+    for name, pair in (("train", split.train), ("val", split.val)):
+        image, labels = pair.split(":", 1)
+        assert image == str(SAMPLE_IMAGE)
+        parts[name] = read_labels(labels, get_class_map("binary"), grid=grid_of_file(SAMPLE_IMAGE))
+    train, val = parts["train"], parts["val"]
+    assert not ((train != NODATA) & (val != NODATA)).any()  # no pixel in both
+    assert (val[:, :768] == NODATA).all() and (train[:, 768:] == NODATA).all()
+    keep = full != NODATA  # every labelled pixel is in exactly one part, with its class
+    np.testing.assert_array_equal(np.where(val != NODATA, val, train)[keep], full[keep])
+    # the pairs feed training: load_scenes reads them, and validation tiles exist in the held-out block
+    from core.dataset import tiled_patches
+    from core.model import Normalization
+
+    scenes = load_scenes([split.val], split.label_map)
+    x, _ = tiled_patches(scenes, 256, Normalization((0.0,) * 5, (1.0,) * 5))
+    assert len(x) >= 1
+
+
+def test_spatial_holdout_falls_back_on_small_regions(small_scene, tmp_path):
+    from core.dataset import spatial_holdout
+
+    img, lab = small_scene  # 320 x 288: under two 256 px tiles both ways
+    split = spatial_holdout(img, lab, "cdl", tmp_path / "h", 256)
+    assert split.train == split.val == f"{img}:{lab}" and split.label_map == "cdl"
+    assert "too small" in split.note and not (tmp_path / "h").exists()
+    # with 128 px tiles the same region is split (rows or columns, along its longer side)
+    split = spatial_holdout(img, lab, "cdl", tmp_path / "h128", 128)
+    assert split.train != split.val and "columns 128-255" in split.note

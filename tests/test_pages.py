@@ -160,7 +160,8 @@ def test_model_page_fine_tunes_the_model_in_use(fake_map, tiny_model_path, monke
     from core import jobs
 
     started = []
-    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: started.append(k["config"]) or "job")
+    calls = []
+    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: calls.append((a, k)) or "job")
     at = new_app()
     at.session_state["model_path"] = str(tiny_model_path)
     at.switch_page("pages/model.py")
@@ -169,7 +170,11 @@ def test_model_page_fine_tunes_the_model_in_use(fake_map, tiny_model_path, monke
     next(b for b in at.button if b.label == "Start training").click()
     at.run()
     assert not at.exception  # (the job panel then reports that the faked job does not exist)
-    assert started and started[0]["init_model"] == str(tiny_model_path) and started[0]["preset"] == "light"
+    (train, val, _job), kw = calls[0]
+    assert kw["config"]["init_model"] == str(tiny_model_path) and kw["config"]["preset"] == "light"
+    # validation is a held-out block of the region, not the training pixels
+    assert train != val and train[0].endswith("train_labels.tif") and val[0].endswith("val_labels.tif")
+    assert kw["label_map"] == "binary" and "holds out" in at.session_state["job_note"]
 
 
 def test_model_page_shows_the_shipped_cards_validation_figures(fake_map):

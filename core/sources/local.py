@@ -17,7 +17,7 @@ import numpy as np
 
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, RegionError
 from core.labels import NODATA, get_class_map
-from core.raster import INPUT_BANDS, Grid, ImageReader, read_labels
+from core.raster import INPUT_BANDS, Grid, ImageReader, read_labels, write_mask
 from core.region import Region, WindowCheck, check_region
 from core.sources.base import Progress, RegionCheck, Scene
 
@@ -188,12 +188,7 @@ class LocalSource:
                 progress(2, 3, "writing the labels")
             mask = read_labels(self.labels_path, get_class_map(self.label_map), grid, window.to_rasterio())
             mask[~inside] = NODATA
-            lprof = {k: v for k, v in profile.items() if k not in ("nodata", "dtype")}
-            tmp = out_dir / ".labels.tmp.tif"
-            with rasterio.open(tmp, "w", count=1, dtype="uint8", nodata=NODATA, **lprof) as dst:
-                dst.write(mask, 1)
-                dst.set_band_description(1, "crop")
-            os.replace(tmp, labels_out)
+            write_mask(labels_out, mask, Grid(grid.crs, tuple(transform)[:6], window.width, window.height))
             has_labels = True
         meta = {"title": self.title, "attribution": self.attribution, "georeferenced": grid.georeferenced,
                 "labels": has_labels, "label_map": "binary" if has_labels else None, "extra": extra}

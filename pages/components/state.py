@@ -23,6 +23,7 @@ SCENE = "scene"  # dict of the fetched scene (paths as str) or None
 MODEL_PATH = "model_path"  # str path of the model in use, or None
 EE_ASSET = "ee_asset"  # str id of the last asset uploaded from the Earth Engine page, or None
 JOB_DIR = "job_dir"  # str path of the training job folder, or None
+JOB_NOTE = "job_note"  # str: how the training job's validation data was split off, or None
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
 PREDICTION = "prediction"  # dict(image, model) of the last requested prediction, or None
 LAST_DRAWING = "last_drawing"  # JSON text of the last drawing taken from the map
@@ -34,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     SCENE: None,
     MODEL_PATH: None,
     JOB_DIR: None,
+    JOB_NOTE: None,
     EE_ASSET: None,
     THRESHOLD: 0.5,
     PREDICTION: None,
