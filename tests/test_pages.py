@@ -166,6 +166,7 @@ def test_model_page_fine_tunes_the_model_in_use(fake_map, tiny_model_path, monke
     at.session_state["model_path"] = str(tiny_model_path)
     at.switch_page("pages/model.py")
     at.run()
+    assert next(s for s in at.selectbox if s.label == "Preset").value == "light"  # the default preset
     at.checkbox[0].check()
     next(b for b in at.button if b.label == "Start training").click()
     at.run()

@@ -36,9 +36,16 @@ def show() -> None:
         st.caption("Model: " + (Path(model).name if model else "none loaded (Model page)"))
         job = state.get(state.JOB_DIR)
         if job:
-            try:
-                from core.jobs import status
+            training_line(job)
 
-                st.caption(f"Training: {status(job).state}")
-            except CropMapError as err:
-                st.caption(f"Training: {err}")
+
+@st.fragment(run_every=3.0)
+def training_line(job: str) -> None:
+    """The training job's state, refreshed on its own every 3 s (the job runs in another process)."""
+    from core.jobs import status
+
+    try:
+        js = status(job)
+        st.caption(f"Training: {js.state}" + (f", epoch {js.epoch}/{js.epochs}" if js.epochs else ""))
+    except CropMapError as err:
+        st.caption(f"Training: {err}")
