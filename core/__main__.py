@@ -44,7 +44,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cmd = " ".join(["python", "-m", "core", *(shlex.quote(a) for a in sys.argv[1:])])
     result = train(cfg, args.train, args.val, args.out, label_map=args.label_map, resume=args.resume,
-                   overwrite=args.overwrite, progress=progress, command=cmd)
+                   overwrite=args.overwrite, progress=progress, command=cmd, pixel_size_m=args.pixel_size_m)
     bar.close()
     print(json.dumps({"best_model": str(result.best_model), "epochs": result.epochs_done,
                       "best_val_loss": result.best_val_loss, "best": result.best_metrics, "stopped": result.stopped}, indent=2))
@@ -75,6 +75,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         bar.close()
     short = {k: summary[k] for k in ("pixels", "valid_pixels", "crop_pixels", "crop_fraction", "crop_area_ha", "threshold", "note")}
     print(json.dumps(short, indent=2))
+    for warning in summary.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {Path(args.out) / 'probability.tif'}, crop_mask.tif and summary.json", file=sys.stderr)
     return 0
 
@@ -139,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--init", default=None, metavar="MODEL.keras",
                    help="fine-tune: start from this model's weights and normalization (its preset must match --preset)")
+    t.add_argument("--pixel-size-m", type=float, default=None, metavar="M",
+                   help="ground size of the training pixels, recorded in the model card (default: from the images' "
+                        "CRS; give it for images without one) so that prediction can warn about other resolutions")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     t.add_argument("--overwrite", action="store_true", help="start again in an existing --out")
     t.set_defaults(func=_cmd_train)

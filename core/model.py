@@ -207,6 +207,8 @@ class ModelCard:
     metrics: dict = field(default_factory=dict)
     data: str = ""
     notes: str = ""
+    #: ground size of the training pixels in metres, None when unknown (training images without a CRS)
+    pixel_size_m: float | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -230,6 +232,7 @@ class ModelCard:
                 metrics=d.get("metrics", {}),
                 data=d.get("data", ""),
                 notes=d.get("notes", ""),
+                pixel_size_m=None if d.get("pixel_size_m") is None else float(d["pixel_size_m"]),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise CorruptFileError(f"model card is incomplete ({err!r}); re-save the model with core") from None
@@ -290,6 +293,20 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as err:
         raise CorruptFileError(f"cannot load model {path.name}: the file is truncated or not a Keras model ({type(err).__name__})") from None
     return LoadedModel(model, card, path)
+
+
+def resolution_warning(card: ModelCard, grid) -> str | None:
+    """A sentence when the image's pixels differ from the training pixels by more than 1.5 times
+    (the model then sees fields at another scale); None when they match or either is unknown."""
+    size = grid.pixel_size_m()
+    if size is None or not card.pixel_size_m:
+        return None
+    ratio = size / card.pixel_size_m
+    if 1 / 1.5 <= ratio <= 1.5:
+        return None
+    return (f"the model was trained on {card.pixel_size_m:g} m pixels and this image has {size:.3g} m pixels, so "
+            f"fields look {max(ratio, 1 / ratio):.1f} times {'smaller' if ratio > 1 else 'larger'} to it: expect "
+            f"poorer results; resample the image to {card.pixel_size_m:g} m, or fine-tune the model on images like it")
 
 
 def check_bands(card: ModelCard, bands: Sequence[str]) -> None:

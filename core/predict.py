@@ -439,13 +439,17 @@ def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: 
 
 
 def _summary(image_path, grid: Grid, win, config: PredictConfig, loaded, stats: dict, seconds: float) -> dict:
+    from core.model import resolution_warning
+
     v = stats["valid_pixels"]
+    warning = resolution_warning(loaded.card, grid)
     return {
         "image": str(image_path),
         "window": {"row": int(win.row_off), "col": int(win.col_off), "height": int(win.height), "width": int(win.width)},
         "georeferenced": grid.georeferenced,
         "crs": grid.crs,
         "note": "" if grid.georeferenced else NOT_GEOREFERENCED_NOTE,
+        "warnings": [warning] if warning else [],
         "pixels": stats["pixels"],
         "valid_pixels": v,
         "crop_pixels": stats["crop_pixels"],

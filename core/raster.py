@@ -60,6 +60,16 @@ class Grid:
     def shape(self) -> tuple[int, int]:
         return (self.height, self.width)
 
+    def pixel_size_m(self) -> float | None:
+        """Ground size of a pixel in metres (the square root of its area, at the grid's centre for
+        geographic CRSs); None when the grid is not georeferenced."""
+        area = self.pixel_area_ha()
+        if area is None:
+            return None
+        if isinstance(area, np.ndarray):
+            area = float(area[len(area) // 2, 0])
+        return math.sqrt(float(area) * 1e4)
+
     def same_as(self, other: "Grid", tol: float = 1e-6) -> bool:
         if self.shape != other.shape or (self.crs is None) != (other.crs is None):
             return False

@@ -138,6 +138,17 @@ def _read_history(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def _training_pixel_size(train_data: Sequence[str]) -> float | None:
+    """The training images' common pixel size in metres, or None (no CRS, or sizes differ by over 10%)."""
+    from core.dataset import pair_paths
+    from core.raster import grid_of_file
+
+    sizes = [grid_of_file(img).pixel_size_m() for img, _ in pair_paths(train_data)]
+    if not sizes or any(s is None for s in sizes) or max(sizes) > 1.1 * min(sizes):
+        return None
+    return round(float(np.median(sizes)), 2)
+
+
 def train(
     config: TrainConfig,
     train_data: Sequence[str],
@@ -149,8 +160,12 @@ def train(
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
     command: str | None = None,
+    pixel_size_m: float | None = None,
 ) -> TrainResult:
     """Train a U-Net on image/label pairs (folders of ``*_rgbn.tif`` + ``*_cdl.tif``, or ``IMG:LABELS``).
+
+    ``pixel_size_m`` (recorded in the card) defaults to the training images' pixel size when they
+    all have a CRS and share it.
 
     Raises:
         OutputExistsError: ``run_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
@@ -214,6 +229,7 @@ def train(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=cmd,
         training={**config.to_dict(), "patches_seen": config.epochs * config.steps_per_epoch * config.batch_size},
         data=f"train: {', '.join(map(str, train_data))}; val: {', '.join(map(str, val_data))}; labels: {label_map}",
+        pixel_size_m=pixel_size_m if pixel_size_m is not None else _training_pixel_size(train_data),
     )
     reporter = _Reporter(run_dir, card, config.epochs, config.steps_per_epoch, progress, should_stop, best_loss)
     callbacks = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import CropMapError
+from core.model import load_card, resolution_warning
 from core.overlays import map_bounds
 from pages.components import cached, mapview, scene, state, ui
 
@@ -23,6 +24,10 @@ except CropMapError as err:
 
 key = cached.prediction_key(image_path, region_key, model_path)
 offset = scene.scene_offset(sc)
+with ui.errors_shown():
+    warning = resolution_warning(load_card(model_path), grid)
+    if warning:
+        st.warning(warning[0].upper() + warning[1:] + ".", icon=":material/warning:")
 
 if st.button("Predict", type="primary"):
     bar = st.progress(0.0, text="Predicting tiles...")

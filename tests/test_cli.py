@@ -71,3 +71,15 @@ def test_patches_command(capsys, small_scene, tmp_path):
     assert "already exists" in _err(capsys, ["patches", "--image", str(img), "--labels", str(lab), "--out", str(out)])
     assert "patch_size" in _err(capsys, ["patches", "--image", str(img), "--labels", str(lab), "--out",
                                          str(tmp_path / "z.tfrecord.gz"), "--size", "70"])
+
+
+def test_predict_warns_when_the_pixels_differ_from_the_training_pixels(capsys, tmp_path):
+    """The shipped model (30 m Landsat) on a 10 m Sentinel-2 image: a warning line, and in summary.json."""
+    from testdata import FTW
+
+    code = main(["predict", "--image", str(FTW), "--bands", "1,2,3,4", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 0
+    warning = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and "30 m" in warning[0] and "10 m" in warning[0] and "resample" in warning[0]
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["warnings"] == [warning[0][len("warning: "):]]

@@ -88,6 +88,30 @@ def test_model_errors(tmp_path):
         load_model(path)
 
 
+def test_card_keeps_the_training_pixel_size(tmp_path):
+    card = ModelCard("light", FEATURE_BANDS, Normalization((0.1,) * 5, (0.2,) * 5), pixel_size_m=30.0)
+    path = save_model(build_unet("light"), card, tmp_path / "m.keras")
+    assert load_model(path).card.pixel_size_m == 30.0
+    assert load_model(save_model(build_unet("light"), _card(), tmp_path / "n.keras")).card.pixel_size_m is None
+
+
+def test_resolution_warning():
+    from core.model import resolution_warning
+    from core.raster import Grid
+
+    card = ModelCard("light", FEATURE_BANDS, Normalization((0.1,) * 5, (0.2,) * 5), pixel_size_m=30.0)
+    s2 = Grid("EPSG:32633", (10.0, 0, 500000.0, 0, -10.0, 5e6), 8, 8)
+    warning = resolution_warning(card, s2)
+    assert warning and "30 m" in warning and "10 m" in warning and "3.0 times larger" in warning
+    assert resolution_warning(card, Grid("EPSG:32633", (35.0, 0, 0, 0, -35.0, 0), 8, 8)) is None  # close enough
+    assert resolution_warning(card, Grid(None, (1.0, 0, 0, 0, -1.0, 0), 8, 8)) is None  # image size unknown
+    assert resolution_warning(_card(), s2) is None  # training size unknown
+    # the shipped model says what it was trained on: Landsat's 30 m
+    from core.model import DEFAULT_MODEL_PATH, load_card
+
+    assert load_card(DEFAULT_MODEL_PATH).pixel_size_m == 30.0
+
+
 def test_band_check():
     card = ModelCard("light", ("R", "G", "B", "NIR", "NDVI", "SWIR"), Normalization((0.0,) * 6, (1.0,) * 6))
     with pytest.raises(ModelMismatchError, match="SWIR"):

@@ -147,6 +147,25 @@ def test_own_image_with_band_numbers_on_region_and_data_pages(fake_map):
     assert any("cannot be told apart" in e.value for e in at.error)
 
 
+def test_predict_page_warns_about_another_pixel_size(fake_map):
+    """Shipped model (30 m) on a 10 m image: the Predict page says so before anything is predicted."""
+    from core.model import DEFAULT_MODEL_PATH
+
+    image = ROOT / "tests" / "data" / "georef" / "ftw_austria_s2_2021-06-17_window.tif"
+    at = new_app()
+    at.session_state["source"] = {"kind": "local", "image": str(image), "labels": None, "label_map": None,
+                                  "title": image.name, "band_map": {"R": 1, "G": 2, "B": 3, "NIR": 4}}
+    at.session_state["model_path"] = str(DEFAULT_MODEL_PATH)
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception and not at.error
+    assert len(at.warning) == 1 and "trained on 30 m pixels" in at.warning[0].value
+    # the sample scene (no CRS) gets no warning: its pixel size is unknown
+    at.session_state["source"] = {"kind": "sample"}
+    at.session_state["scene"] = None
+    at.run()
+    assert not at.exception and not at.warning
+
+
 def test_model_page_loads_uploaded_card_model(fake_map, tiny_model_path):
     at = new_app()
     at.session_state["model_path"] = str(tiny_model_path)

@@ -99,6 +99,7 @@ def test_georeferenced_prediction_has_area_in_hectares(tiny_model_path, tmp_path
     assert summary["crop_pixels"] == crop
     assert summary["crop_area_ha"] == pytest.approx(crop * 0.01)  # 10 m pixels
     assert summary["georeferenced"] and summary["note"] == ""
+    assert summary["warnings"] == []  # the test model's card gives no training pixel size
 
 
 def test_existing_outputs_are_kept(tiny_model_path, small_scene, tmp_path):

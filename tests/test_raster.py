@@ -116,6 +116,14 @@ def test_geographic_pixel_area_follows_latitude():
     assert area[0, 0] == pytest.approx(0.62, rel=0.01)
 
 
+def test_pixel_size_in_metres():
+    assert Grid("EPSG:32633", (10.0, 0, 500000.0, 0, -10.0, 5e6), 4, 4).pixel_size_m() == pytest.approx(10.0)
+    # geographic: the square root of the area at the grid's centre row (0.001 deg at 60 N: ~78.8 m)
+    g = Grid("EPSG:4326", (0.001, 0, 10.0, 0, -0.001, 60.0), 10, 4)
+    assert g.pixel_size_m() == pytest.approx((111.32 * 55.8) ** 0.5, rel=0.01)
+    assert Grid(None, (30.0, 0, 0, 0, -30.0, 0), 4, 4).pixel_size_m() is None  # no CRS: unknown
+
+
 def test_windows_cover_the_image():
     seen = np.zeros((300, 500), int)
     for r, c in iter_windows(300, 500, 128, 100):

@@ -26,6 +26,7 @@ def test_train_writes_checkpoints_history_and_card(small_scene, tmp_path):
     best = load_model(res.best_model)
     assert best.card.metrics["val"]["val_loss"] == pytest.approx(min(float(r["val_loss"]) for r in rows), rel=1e-4)
     assert best.card.command == "python -m core train ..."
+    assert best.card.pixel_size_m is None  # the sample scene has no CRS: its pixel size is not known
     assert any(e["event"] == "epoch" for e in events) and any(e["event"] == "batch" for e in events)
     with pytest.raises(OutputExistsError, match="--resume"):
         train(CFG, pair, pair, tmp_path / "run")
@@ -82,3 +83,13 @@ def test_fine_tune_from_another_preset_fails_before_writing(small_scene, tmp_pat
     with pytest.raises(InputNotFoundError):
         train(replace(CFG, init_model=str(tmp_path / "missing.keras")), pair, pair, tmp_path / "ft")
     assert not (tmp_path / "ft").exists()
+
+
+def test_training_pixel_size_comes_from_the_images_crs():
+    from core.train import _training_pixel_size
+    from testdata import FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE, SAMPLE_LABELS
+
+    assert _training_pixel_size([f"{FLANDERS_S2}:{FLANDERS_LABELS}"]) == 10.0
+    assert _training_pixel_size([f"{FLANDERS_S2}:{FLANDERS_LABELS}", f"{FTW}:{FLANDERS_LABELS}"]) == 10.0
+    assert _training_pixel_size([f"{SAMPLE_IMAGE}:{SAMPLE_LABELS}"]) is None
+    assert _training_pixel_size([f"{FLANDERS_S2}:{FLANDERS_LABELS}", f"{SAMPLE_IMAGE}:{SAMPLE_LABELS}"]) is None
