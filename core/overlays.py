@@ -343,9 +343,11 @@ def compose_png(
     legends: Sequence[Legend] = (),
     title: str = "",
     max_side: int = MAX_SIDE,
+    credit: str = "",
 ) -> bytes:
-    """Alpha-composite RGBA layers (same shape, bottom first) into one PNG with a title and
-    legend strip under the image: the "map view" download, rendered from arrays with PIL.
+    """Alpha-composite RGBA layers (same shape, bottom first) into one PNG with a title, legend
+    strip and data credit (wrapped to the width) under the image: the "map view" download,
+    rendered from arrays with PIL.
 
     Raises:
         InvalidDataError: if there is no layer or the layers differ in shape.
@@ -364,8 +366,11 @@ def compose_png(
         f = max_side / max(shape)
         base = base.resize((max(1, int(shape[1] * f)), max(1, int(shape[0] * f))), Image.NEAREST)
     rows = list(legends)
-    strip_h = 18 * (len(rows) + (1 if title else 0)) + 8
-    canvas = Image.new("RGBA", (max(base.width, 360), base.height + strip_h), (255, 255, 255, 255))
+    width = max(base.width, 360)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    credit_lines = _wrap(credit, lambda text: measure.textlength(text), width - 8) if credit else []
+    strip_h = 18 * (len(rows) + (1 if title else 0)) + 14 * len(credit_lines) + 8
+    canvas = Image.new("RGBA", (width, base.height + strip_h), (255, 255, 255, 255))
     canvas.paste(base, (0, 0))
     draw = ImageDraw.Draw(canvas)
     y = base.height + 4
@@ -389,9 +394,23 @@ def compose_png(
             x += n * 20 + 6
             draw.text((x, y), legend.high, fill=(0, 0, 0, 255))
         y += 18
+    for line in credit_lines:
+        draw.text((4, y), line, fill=(90, 90, 90, 255))
+        y += 14
     buf = io.BytesIO()
     canvas.convert("RGB").save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _wrap(text: str, length, width: float) -> list[str]:
+    """Greedy word wrap of ``text`` into lines no longer than ``width`` (as measured by ``length``)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and length(lines[-1] + " " + word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
 
 
 def geotiff_bytes(array: np.ndarray, grid: Grid, nodata: float | None, description: str) -> bytes:

@@ -83,7 +83,8 @@ with stats_col:
     st.metric("Crop share of valid pixels", f"{frac:.1%}" if frac is not None else "n/a")
     st.caption(f"{stats['crop_pixels']:,} of {stats['valid_pixels']:,} valid pixels at threshold {threshold:.2f}")
     with ui.errors_shown():
-        files = cached.exports(key, float(threshold), f"{sc.title} -- crop at p >= {threshold:.2f}")
+        files = cached.exports(key, float(threshold), f"{sc.title} -- crop at p >= {threshold:.2f}",
+                               f"Data: {sc.attribution}" if sc.attribution else "")
         st.download_button("Probability GeoTIFF", files["probability.tif"], "probability.tif", "image/tiff")
         st.download_button("Crop mask GeoTIFF", files["crop_mask.tif"], "crop_mask.tif", "image/tiff")
         st.download_button("Map view PNG", files["map.png"], "crop_map.png", "image/png")

@@ -119,6 +119,12 @@ def test_compose_png_and_geotiff_exports(tmp_path):
     assert img.size[0] >= 60 and img.size[1] > 50
     with pytest.raises(InvalidDataError):
         ov.compose_png([])
+    # a long data credit wraps under the legend: more lines, never wider than the canvas
+    credit = "Data: " + "; ".join(["Landsat 8 OLI (USGS)", "USDA NASS Cropland Data Layer 2015 (public domain)"] * 3)
+    with_credit = Image.open(io.BytesIO(ov.compose_png([base], [], "title", credit=credit)))
+    plain = Image.open(io.BytesIO(ov.compose_png([base], [], "title")))
+    assert with_credit.size[0] == plain.size[0] == 360 and with_credit.size[1] >= plain.size[1] + 3 * 14
+    assert ov._wrap("a bb ccc", len, 4) == ["a bb", "ccc"]
     grid = Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5630000.0), 60, 50)
     prob = np.full((50, 60), 0.42, np.float32)
     prob[0, 0] = np.nan

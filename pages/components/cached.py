@@ -254,8 +254,9 @@ def crop_stats(key: tuple, threshold: float) -> dict:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def exports(key: tuple, threshold: float, title: str) -> dict[str, bytes]:
-    """Download files: probability GeoTIFF (uint8 %), mask GeoTIFF, and a PNG of the map view."""
+def exports(key: tuple, threshold: float, title: str, credit: str = "") -> dict[str, bytes]:
+    """Download files: probability GeoTIFF (uint8 %), mask GeoTIFF, and a PNG of the map view
+    (titled, with the data ``credit`` under it)."""
     from core.predict import probability_to_uint8, threshold_mask
 
     feats, valid, grid = image_arrays(key[0], key[1])
@@ -265,6 +266,7 @@ def exports(key: tuple, threshold: float, title: str) -> dict[str, bytes]:
         [ov.true_colour(feats, valid), ov.with_opacity(ov.crop_colour(prob, threshold), 0.6)],
         [ov.class_legend(f"Crop (p >= {threshold:.2f})", ["predicted crop"])],
         title,
+        credit=credit,
     )
     return {
         "probability.tif": ov.geotiff_bytes(probability_to_uint8(prob), grid, 255, "crop probability (%)"),
