@@ -90,6 +90,46 @@ def _cut(n: int, step: int) -> list[tuple[int, int]]:
     return [(o, min(size, n - o)) for o in range(0, n, size)]
 
 
+def _cut_into(n: int, parts: int) -> list[tuple[int, int]]:
+    """Split n into exactly ``parts`` (offset, size) parts whose sizes differ by at most 1."""
+    base, extra = divmod(n, parts)
+    out, off = [], 0
+    for i in range(parts):
+        size = base + (1 if i < extra else 0)
+        out.append((off, size))
+        off += size
+    return out
+
+
+def _parallel_grid(height: int, width: int, min_rows: int, min_cols: int, workers: int, min_side: int,
+                   cap: int, max_px: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Rows and columns of a tile grid for ``workers`` parallel requests.
+
+    Fewest rounds of requests first (ceil(tiles / workers)), then the most tiles those rounds can
+    hold (smaller tiles finish each round sooner), then the squarest tiles. Tiles stay within the
+    limits (``cap`` a side, ``max_px``) and not below ``min_side`` unless the limits need it: a
+    square region and 8 workers gives 2 x 4 tiles (one round), not 3 x 3 (two rounds).
+    """
+    max_rows = max(min_rows, math.ceil(height / min_side))
+    max_cols = max(min_cols, math.ceil(width / min_side))
+    best = None
+    for nr in range(min_rows, max_rows + 1):
+        th = math.ceil(height / nr)
+        for nc in range(min_cols, max_cols + 1):
+            tw = math.ceil(width / nc)
+            if th > cap or tw > cap or th * tw > max_px:
+                continue
+            n = nr * nc
+            rounds = math.ceil(n / workers)
+            score = (rounds, -n, max(th, tw) / max(1, min(th, tw)))
+            if best is None or score < best[0]:
+                best = (score, nr, nc)
+    if best is None:  # cannot happen (min_rows x min_cols fits the limits); keep the plain grid
+        return _cut(height, math.ceil(height / min_rows)), _cut(width, math.ceil(width / min_cols))
+    _, nr, nc = best
+    return _cut_into(height, nr), _cut_into(width, nc)
+
+
 def plan_requests(
     bounds: Sequence[float],
     scale: float,
@@ -107,8 +147,9 @@ def plan_requests(
 
     The grid origin is snapped to multiples of ``scale`` (so neighbouring downloads align), north
     up. Tiles are as large as the limits allow (or ``tile_side``), balanced in size. With
-    ``target_requests`` > 1 (e.g. the number of parallel workers) tiles shrink, down to
-    ``min_tile_side``, until there are at least that many requests, so that latency overlaps.
+    ``target_requests`` > 1 (the number of parallel workers) the grid is chosen for whole rounds
+    of requests (see :func:`_parallel_grid`; tiles not below ``min_tile_side``), so that latency
+    overlaps.
 
     Raises:
         ConfigError: non-positive scale, empty bounds, no bands, or limits too small for 1 px.
@@ -132,16 +173,16 @@ def plan_requests(
     transform: Transform = (float(scale), 0.0, float(x0), 0.0, -float(scale), float(y0))
 
     cap = min(max_side, tile_side or max_side)
-    if target_requests > 1:
-        want = math.ceil(math.sqrt(width * height / target_requests))
-        cap = min(cap, max(min_tile_side, want))
     side = max(1, min(cap, math.isqrt(max_px)))
     # Square-ish tiles, but as wide as allowed when the region is a thin strip.
     tw = max(1, min(width, cap, max(side, max_px // min(height, cap))))
     th = max(1, min(height, cap, max_px // tw))
+    rows, cols = _cut(height, th), _cut(width, tw)
+    if target_requests > 1:
+        rows, cols = _parallel_grid(height, width, len(rows), len(cols), target_requests, min_tile_side, cap, max_px)
     tiles = []
-    for r, h in _cut(height, th):
-        for c, w in _cut(width, tw):
+    for r, h in rows:
+        for c, w in cols:
             tiles.append(PixelTile(r, c, h, w, _tile_transform(transform, r, c), h * w * bpp))
     return PixelPlan(str(crs), transform, width, height, tuple(bands), dt.name, tuple(tiles), int(max_bytes))
 

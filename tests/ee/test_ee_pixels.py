@@ -62,6 +62,13 @@ def test_plan_target_requests_for_parallelism():
     bounds = (0, 0, 60_000, 60_000)  # 2000 x 2000 px at 30 m, 64 MB as 4 x float32
     assert P.plan_requests(bounds, 30, ("R", "G", "B", "NIR"), "float32", "EPSG:32618").requests == 4
     assert P.plan_requests(bounds, 30, ("R", "G", "B", "NIR"), "float32", "EPSG:32618", target_requests=16).requests == 16
+    # whole rounds of requests: 8 workers get 2 x 4 tiles (one round), not 3 x 3 (two rounds); 3 workers
+    # get 6 tiles (two full rounds) rather than the 4 the size limits need (a round of 3, then 1)
+    for workers, count in ((8, 8), (3, 6), (2, 4)):
+        plan = P.plan_requests(bounds, 30, ("R", "G", "B", "NIR"), "float32", "EPSG:32618", target_requests=workers)
+        assert plan.requests == count
+        assert sum(t.height * t.width for t in plan.tiles) == 2000 * 2000  # the tiles cover the grid once
+        assert max(t.nbytes for t in plan.tiles) <= P.MAX_REQUEST_BYTES
     # never below min_tile_side: a small region stays one request
     assert P.plan_requests((0, 0, 6000, 6000), 30, ("R",), "float32", "EPSG:32618", target_requests=16).requests == 1
 
