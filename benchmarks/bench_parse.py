@@ -64,6 +64,11 @@ def main() -> None:
             ds = ds.map(lambda s: tf.io.parse_example(s, columns), num_parallel_calls=parallel)
             return sum(int(b[names[0]].shape[0]) for b in ds)
 
+        def strings_only(parallel=tf.data.AUTOTUNE):
+            # no parsing at all: what tf.data's batching of the serialized records costs by itself
+            ds = tf.data.Dataset.from_tensor_slices(raw).batch(args.batch)
+            return sum(int(b.shape[0]) for b in ds)
+
         # End to end from GZIP files, as exports arrive (several files): the notebook reads its file
         # list one file after another; core.dataset.tfrecord_dataset interleaves parallel reads.
         files = []
@@ -86,7 +91,7 @@ def main() -> None:
             ds = ds.batch(args.batch).map(lambda s: parse_batch(s, names, shape), num_parallel_calls=tf.data.AUTOTUNE)
             return sum(int(b.shape[0]) for b in ds)
 
-        assert notebook() == batched() == band_major() == notebook_files() == core_files() == args.patches
+        assert notebook() == batched() == band_major() == strings_only() == notebook_files() == core_files() == args.patches
         first = list(tf.data.Dataset.from_tensor_slices(raw).batch(args.batch).map(lambda s: parse_batch(s, names, shape)).take(1))[0]
         ref = tf.io.parse_single_example(raw[0], columns)
         assert all(bool(tf.reduce_all(first[0, ..., k] == ref[n])) for k, n in enumerate(names))  # same arrays, no transpose
@@ -97,6 +102,7 @@ def main() -> None:
             "batch_parse_example_sequential": lambda: batched(None),
             "batch_parse_example": batched,  # what core.dataset.tfrecord_dataset does (AUTOTUNE)
             "batch_parse_only_band_major": band_major,  # not usable as model input: shows the relayout's cost
+            "batch_strings_only": strings_only,  # no parse: the floor that batching the records sets
             "files_notebook": notebook_files,
             "files_core_interleaved": core_files,
         }

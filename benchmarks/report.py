@@ -39,7 +39,7 @@ def main() -> None:
                   f"{parse['patches']} patches of {parse['size']} x {parse['size']} x 6 features, batches of {parse['batch']}, decompressed in memory first.", "",
                   "| pipeline | seconds | patches/s |", "|---|---|---|"]
         for k in ("notebook_per_example", "notebook_per_example_parallel5", "batch_parse_example_sequential", "batch_parse_example",
-                  "batch_parse_only_band_major"):
+                  "batch_parse_only_band_major", "batch_strings_only"):
             if k in parse:
                 lines.append(f"| {k} | {parse[k]['seconds']:.3f} | {parse[k]['patches_per_s']:.0f} |")
         lines += [f"| **speed-up, batch (AUTOTUNE) vs notebook (sequential)** | | **{parse['speedup']:.2f}x** |",
