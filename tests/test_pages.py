@@ -78,6 +78,7 @@ def test_region_page_opens_on_sample_scene(fake_map):
     assert "not georeferenced: image coordinates" in html
     assert "L.CRS.Simple" in html
     assert "cdn.jsdelivr" not in html and "cdnjs" not in html and "unpkg" not in html
+    assert "L.control.fullscreen" in html and "leaflet-fullscreen/Control.FullScreen.js" in html  # served locally
     assert "not georeferenced" in texts(at)
     assert at.metric[0].value.startswith("1,048,576")
     # The Earth Engine preset is disabled with the reason shown

@@ -33,6 +33,9 @@ LEAFLET_JS = [("leaflet", f"{STATIC}/leaflet/leaflet.js")]
 LEAFLET_CSS = [("leaflet_css", f"{STATIC}/leaflet/leaflet.css")]
 DRAW_JS = [("leaflet_draw_js", f"{STATIC}/leaflet-draw/leaflet.draw.js")]
 DRAW_CSS = [("leaflet_draw_css", f"{STATIC}/leaflet-draw/leaflet.draw.css")]
+FULLSCREEN_VERSION = "3.0.0"
+FULLSCREEN_JS = [("Control.Fullscreen.js", f"{STATIC}/leaflet-fullscreen/Control.FullScreen.js")]
+FULLSCREEN_CSS = [("Control.FullScreen.css", f"{STATIC}/leaflet-fullscreen/Control.FullScreen.css")]
 IMAGE_NOTE = "not georeferenced: image coordinates"
 #: streamlit-folium's component (tests replace it to inject what the browser would return).
 _st_folium = None
@@ -71,7 +74,11 @@ def _classes():
         default_js = DRAW_JS
         default_css = DRAW_CSS
 
-    return OfflineMap, OfflineDraw
+    class OfflineFullscreen(folium.plugins.Fullscreen):
+        default_js = FULLSCREEN_JS
+        default_css = FULLSCREEN_CSS
+
+    return OfflineMap, OfflineDraw, OfflineFullscreen
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,7 +90,7 @@ def build(spec: MapSpec):
     """A folium map (geemap.foliumap.Map, offline assets) for ``spec``; not rendered."""
     import folium
 
-    OfflineMap, OfflineDraw = _map_classes()
+    OfflineMap, OfflineDraw, OfflineFullscreen = _map_classes()
     (s, w), (n, e) = spec.bounds
     centre = [(s + n) / 2, (w + e) / 2]
     common: dict[str, Any] = dict(
@@ -113,6 +120,8 @@ def build(spec: MapSpec):
             spec.region_geojson, name="Region",
             style_function=lambda _f: {"color": "#ff3d00", "weight": 2, "fill": False},
         ).add_to(m)
+    # a full-screen button for showing the map to an audience (the map fills the screen, layers kept)
+    OfflineFullscreen(position="topleft", title="Full screen", title_cancel="Leave full screen").add_to(m)
     if spec.draw:
         shape = {"shapeOptions": {"color": "#ff3d00"}, "showArea": False}
         OfflineDraw(
@@ -122,15 +131,36 @@ def build(spec: MapSpec):
             edit_options={"edit": False, "remove": False},
         ).add_to(m)
     if spec.image:
-        note = folium.Element(
-            f"<div class='cropmap-note' style='position:absolute;bottom:6px;left:6px;z-index:1000;"
-            f"background:rgba(255,255,255,.85);padding:2px 6px;font:12px sans-serif;border-radius:3px'>{IMAGE_NOTE}</div>"
-        )
-        m.get_root().html.add_child(note)
+        _note_control(IMAGE_NOTE).add_to(m)
     if spec.tile_layers:  # last: its script names every layer added before it
         folium.LayerControl(collapsed=True).add_to(m)
     m.fit_bounds([[s, w], [n, e]])
     return m
+
+
+def _note_control(text: str):
+    """A Leaflet control (bottom left) showing ``text``: inside the map, so it stays in full screen."""
+    from branca.element import MacroElement
+    from jinja2 import Template
+
+    class Note(MacroElement):
+        _template = Template(
+            "{% macro script(this, kwargs) %}"
+            "var {{ this.get_name() }} = L.control({position: 'bottomleft'});"
+            "{{ this.get_name() }}.onAdd = function () {"
+            " var d = L.DomUtil.create('div', 'cropmap-note');"
+            " d.style.cssText = 'background:rgba(255,255,255,.85);padding:2px 6px;font:12px sans-serif;border-radius:3px';"
+            " d.textContent = {{ this.text|tojson }}; return d; };"
+            "{{ this.get_name() }}.addTo({{ this._parent.get_name() }});"
+            "{% endmacro %}"
+        )
+
+        def __init__(self, note: str):
+            super().__init__()
+            self._name = "CropmapNote"
+            self.text = note
+
+    return Note(text)
 
 
 def _image_overlay(ov, spec: MapSpec):

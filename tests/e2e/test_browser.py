@@ -34,6 +34,7 @@ def test_full_flow_offline(page, app_url, artifacts):
     wait_map_layers(page, 1)
     frame = map_frame(page)
     frame.get_by_text("not georeferenced: image coordinates").wait_for()
+    frame.locator(".leaflet-control-zoom-fullscreen").wait_for()  # the full-screen button, served locally
     page.screenshot(path=str(artifacts / "01_region_sample.png"))
     assert metric_value(page, "Area").startswith("1,048,576")
 
