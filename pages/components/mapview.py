@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -131,36 +131,71 @@ def build(spec: MapSpec):
             edit_options={"edit": False, "remove": False},
         ).add_to(m)
     if spec.image:
-        _note_control(IMAGE_NOTE).add_to(m)
+        _map_control(IMAGE_NOTE, "bottomleft").add_to(m)
+    legends = [o.legend for o in spec.overlays if o.legend is not None]
+    # the dynamic layers' legends without their changing title (e.g. the threshold): the map's script
+    # must not change when they do, or the browser would reload the map
+    legends += [replace(o.legend, title=o.name) for o in spec.dynamic if o.legend is not None]
+    if legends:  # below the map on the page; inside it only in full screen, where the page is hidden
+        _map_control("".join(lg.to_html() for lg in legends), "bottomright", html=True, fullscreen_only=True).add_to(m)
     if spec.tile_layers:  # last: its script names every layer added before it
         folium.LayerControl(collapsed=True).add_to(m)
     m.fit_bounds([[s, w], [n, e]])
+    _fit_on_fullscreen([[s, w], [n, e]]).add_to(m)
     return m
 
 
-def _note_control(text: str):
-    """A Leaflet control (bottom left) showing ``text``: inside the map, so it stays in full screen."""
+def _fit_on_fullscreen(bounds):
+    """Fit the data to the screen when the map enters or leaves full screen."""
     from branca.element import MacroElement
     from jinja2 import Template
 
-    class Note(MacroElement):
+    class Fit(MacroElement):
         _template = Template(
             "{% macro script(this, kwargs) %}"
-            "var {{ this.get_name() }} = L.control({position: 'bottomleft'});"
+            "{{ this._parent.get_name() }}.on('enterFullscreen exitFullscreen', function () {"
+            " var map = {{ this._parent.get_name() }};"
+            " setTimeout(function () { map.invalidateSize(); map.fitBounds({{ this.bounds|tojson }}); }, 250); });"
+            "{% endmacro %}"
+        )
+
+        def __init__(self):
+            super().__init__()
+            self._name = "CropmapFit"
+            self.bounds = bounds
+
+    return Fit()
+
+
+def _map_control(content: str, position: str, html: bool = False, fullscreen_only: bool = False):
+    """A Leaflet control showing ``content`` (text, or our own HTML when ``html``) inside the map,
+    so that it stays visible in full screen; ``fullscreen_only`` shows it only there."""
+    from branca.element import MacroElement
+    from jinja2 import Template
+
+    class Control(MacroElement):
+        _template = Template(
+            "{% macro script(this, kwargs) %}"
+            "var {{ this.get_name() }} = L.control({position: {{ this.position|tojson }}});"
             "{{ this.get_name() }}.onAdd = function () {"
             " var d = L.DomUtil.create('div', 'cropmap-note');"
             " d.style.cssText = 'background:rgba(255,255,255,.85);padding:2px 6px;font:12px sans-serif;border-radius:3px';"
-            " d.textContent = {{ this.text|tojson }}; return d; };"
+            "{% if this.html %} d.innerHTML = {{ this.content|tojson }};"
+            "{% else %} d.textContent = {{ this.content|tojson }};{% endif %}"
+            "{% if this.fullscreen_only %} d.style.display = 'none';"
+            " {{ this._parent.get_name() }}.on('enterFullscreen', function () { d.style.display = 'block'; });"
+            " {{ this._parent.get_name() }}.on('exitFullscreen', function () { d.style.display = 'none'; });"
+            "{% endif %} return d; };"
             "{{ this.get_name() }}.addTo({{ this._parent.get_name() }});"
             "{% endmacro %}"
         )
 
-        def __init__(self, note: str):
+        def __init__(self):
             super().__init__()
-            self._name = "CropmapNote"
-            self.text = note
+            self._name = "CropmapControl"
+            self.content, self.position, self.html, self.fullscreen_only = content, position, html, fullscreen_only
 
-    return Note(text)
+    return Control()
 
 
 def _image_overlay(ov, spec: MapSpec):

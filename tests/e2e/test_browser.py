@@ -86,6 +86,18 @@ def test_full_flow_offline(page, app_url, artifacts):
     wait_map_layers(page, 3)
     snapshot(page, artifacts / "06_threshold.png")
 
+    # full screen for an audience: the map fills the screen, with its legend and the image-coordinates note
+    frame = map_frame(page)
+    legend = frame.get_by_text("predicted crop")
+    assert not legend.is_visible()  # below the map on the page, not inside it
+    frame.locator(".leaflet-control-zoom-fullscreen").click()
+    legend.wait_for(state="visible", timeout=10_000)
+    frame.get_by_text("not georeferenced: image coordinates").wait_for(state="visible")
+    page.wait_for_timeout(500)  # the map refits the data to the screen
+    page.screenshot(path=str(artifacts / "06b_fullscreen.png"))
+    frame.locator(".leaflet-control-zoom-fullscreen").click()
+    legend.wait_for(state="hidden", timeout=10_000)
+
     # 5. Quality: metrics, confusion matrix and the disagreement map against the CDL labels
     goto_page(page, "5. Quality")
     page.get_by_text("Confusion matrix").wait_for(timeout=120_000)
