@@ -36,16 +36,20 @@ def show() -> None:
         st.caption("Model: " + (Path(model).name if model else "none loaded (Model page)"))
         job = state.get(state.JOB_DIR)
         if job:
-            training_line(job)
+            # refreshed on its own every 3 s while the job runs (in another process); static after
+            st.fragment(training_line, run_every=3.0 if training_line(job, show=False) else None)(job)
 
 
-@st.fragment(run_every=3.0)
-def training_line(job: str) -> None:
-    """The training job's state, refreshed on its own every 3 s (the job runs in another process)."""
+def training_line(job: str, show: bool = True) -> bool:
+    """Show the training job's state (unless ``show`` is False); returns whether it is running."""
     from core.jobs import status
 
     try:
         js = status(job)
-        st.caption(f"Training: {js.state}" + (f", epoch {js.epoch}/{js.epochs}" if js.epochs else ""))
     except CropMapError as err:
-        st.caption(f"Training: {err}")
+        if show:
+            st.caption(f"Training: {err}")
+        return False
+    if show:
+        st.caption(f"Training: {js.state}" + (f", epoch {js.epoch}/{js.epochs}" if js.epochs else ""))
+    return js.active
