@@ -234,7 +234,11 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     assert not at.exception and not at.error
     assert calls["n"] == 1
     m, kwargs = fake_map.maps[-1]
-    assert m.get_root().render().count("L.imageOverlay") == 2  # imagery, probability
+    html = m.get_root().render()
+    assert html.count("L.imageOverlay") == 2  # imagery, probability
+    # legends inside the map for full screen, without the threshold (the map's script must not change with it)
+    assert "enterFullscreen" in html and "Crop probability" in html and "predicted crop" in html
+    assert "p &gt;=" not in html and "p >=" not in html
     group = kwargs["feature_group_to_add"]  # the crop layer is swapped in place, without reloading the map
     assert group is not None and len(group._children) == 1
     area_before = {m.label: m.value for m in at.metric}["Crop area"]
