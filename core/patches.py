@@ -24,6 +24,7 @@ import numpy as np
 
 from core.config import PatchConfig
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, NoDataError, OutputExistsError
+from core.files import replacing
 from core.labels import NODATA, get_class_map
 from core.raster import FEATURE_BANDS, INPUT_BANDS, Grid, ImageReader, read_labels
 
@@ -62,18 +63,11 @@ def write_records(path: str | os.PathLike, examples: Iterable[Mapping[str, np.nd
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     n = 0
-    try:
-        with tf.io.TFRecordWriter(str(tmp), options=tf.io.TFRecordOptions(compression_type="GZIP")) as w:
-            for ex in examples:
-                w.write(example_bytes(ex))
-                n += 1
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
+    with replacing(path) as tmp, tf.io.TFRecordWriter(str(tmp), options=tf.io.TFRecordOptions(compression_type="GZIP")) as w:
+        for ex in examples:
+            w.write(example_bytes(ex))
+            n += 1
     return n
 
 
@@ -391,23 +385,16 @@ def export_to_geotiff(mixer_path: str | os.PathLike, out_path: str | os.PathLike
                "nodata": EXPORT_NODATA, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
     if pw % 16 == 0 and ph % 16 == 0:
         profile.update(tiled=True, blockxsize=pw, blockysize=ph)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            for i, name in enumerate(INPUT_BANDS, start=1):
-                dst.set_band_description(i, name)
-            for first, batch in iter_export_patches(mixer_path, INPUT_BANDS, kernel):
-                for k, patch in enumerate(batch):
-                    r, c = divmod(first + k, mixer.patches_per_row)
-                    core = patch[half : half + ph, half : half + pw]
-                    valid = (core != 0).any(axis=-1)  # Earth Engine writes masked pixels as 0 in every band
-                    data = np.where(valid[..., None], core, np.float32(EXPORT_NODATA)).transpose(2, 0, 1)
-                    dst.write(data.astype(np.float32), window=Window(c * pw, r * ph, pw, ph))
-                    if progress is not None:
-                        progress(first + k + 1, mixer.total_patches)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        for i, name in enumerate(INPUT_BANDS, start=1):
+            dst.set_band_description(i, name)
+        for first, batch in iter_export_patches(mixer_path, INPUT_BANDS, kernel):
+            for k, patch in enumerate(batch):
+                r, c = divmod(first + k, mixer.patches_per_row)
+                core = patch[half : half + ph, half : half + pw]
+                valid = (core != 0).any(axis=-1)  # Earth Engine writes masked pixels as 0 in every band
+                data = np.where(valid[..., None], core, np.float32(EXPORT_NODATA)).transpose(2, 0, 1)
+                dst.write(data.astype(np.float32), window=Window(c * pw, r * ph, pw, ph))
+                if progress is not None:
+                    progress(first + k + 1, mixer.total_patches)
     return grid

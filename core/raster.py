@@ -399,6 +399,8 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray, grid: Grid) -> Path:
     (temporary name, then rename; an existing file is replaced)."""
     import rasterio
 
+    from core.files import replacing
+
     path = Path(path)
     h, w = mask.shape
     if (h, w) != grid.shape:
@@ -407,14 +409,7 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray, grid: Grid) -> Path:
                "transform": rasterio.Affine(*grid.transform), "compress": "deflate", "tiled": w >= 256 and h >= 256}
     if grid.crs:
         profile["crs"] = grid.crs
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(mask.astype(np.uint8), 1)
-            dst.set_band_description(1, "crop")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(mask.astype(np.uint8), 1)
+        dst.set_band_description(1, "crop")
     return path

@@ -13,6 +13,7 @@ use a fake that returns arrays.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -112,21 +113,18 @@ def _parallel_grid(height: int, width: int, min_rows: int, min_cols: int, worker
     """
     max_rows = max(min_rows, math.ceil(height / min_side))
     max_cols = max(min_cols, math.ceil(width / min_side))
-    best = None
-    for nr in range(min_rows, max_rows + 1):
-        th = math.ceil(height / nr)
-        for nc in range(min_cols, max_cols + 1):
-            tw = math.ceil(width / nc)
-            if th > cap or tw > cap or th * tw > max_px:
-                continue
-            n = nr * nc
-            rounds = math.ceil(n / workers)
-            score = (rounds, -n, max(th, tw) / max(1, min(th, tw)))
-            if best is None or score < best[0]:
-                best = (score, nr, nc)
-    if best is None:  # cannot happen (min_rows x min_cols fits the limits); keep the plain grid
-        return _cut(height, math.ceil(height / min_rows)), _cut(width, math.ceil(width / min_cols))
-    _, nr, nc = best
+
+    def score(grid: tuple[int, int]) -> tuple[int, int, float]:
+        th, tw = math.ceil(height / grid[0]), math.ceil(width / grid[1])
+        return math.ceil(grid[0] * grid[1] / workers), -grid[0] * grid[1], max(th, tw) / max(1, min(th, tw))
+
+    def fits(grid: tuple[int, int]) -> bool:
+        th, tw = math.ceil(height / grid[0]), math.ceil(width / grid[1])
+        return th <= cap and tw <= cap and th * tw <= max_px
+
+    # min_rows x min_cols (the grid the limits alone give) always fits, so there is a candidate
+    grids = (g for g in itertools.product(range(min_rows, max_rows + 1), range(min_cols, max_cols + 1)) if fits(g))
+    nr, nc = min(grids, key=score)
     return _cut_into(height, nr), _cut_into(width, nc)
 
 

@@ -65,6 +65,8 @@ def _classes():
     os.environ.setdefault("USE_FOLIUM", "1")  # before geemap's first import
     import folium.plugins
     import geemap.foliumap as gm
+    from branca.element import MacroElement
+    from jinja2 import Template
 
     class OfflineMap(gm.Map):
         default_js = LEAFLET_JS
@@ -78,7 +80,48 @@ def _classes():
         default_js = FULLSCREEN_JS
         default_css = FULLSCREEN_CSS
 
-    return OfflineMap, OfflineDraw, OfflineFullscreen
+    class Control(MacroElement):
+        """A Leaflet control showing ``content`` (text, or our own HTML when ``html``) inside the map,
+        so that it stays visible in full screen; ``fullscreen_only`` shows it only there."""
+
+        _template = Template(
+            "{% macro script(this, kwargs) %}"
+            "var {{ this.get_name() }} = L.control({position: {{ this.position|tojson }}});"
+            "{{ this.get_name() }}.onAdd = function () {"
+            " var d = L.DomUtil.create('div', 'cropmap-note');"
+            " d.style.cssText = 'background:rgba(255,255,255,.85);padding:2px 6px;font:12px sans-serif;border-radius:3px';"
+            "{% if this.html %} d.innerHTML = {{ this.content|tojson }};"
+            "{% else %} d.textContent = {{ this.content|tojson }};{% endif %}"
+            "{% if this.fullscreen_only %} d.style.display = 'none';"
+            " {{ this._parent.get_name() }}.on('enterFullscreen', function () { d.style.display = 'block'; });"
+            " {{ this._parent.get_name() }}.on('exitFullscreen', function () { d.style.display = 'none'; });"
+            "{% endif %} return d; };"
+            "{{ this.get_name() }}.addTo({{ this._parent.get_name() }});"
+            "{% endmacro %}"
+        )
+
+        def __init__(self, content: str, position: str, html: bool = False, fullscreen_only: bool = False):
+            super().__init__()
+            self._name = "CropmapControl"
+            self.content, self.position, self.html, self.fullscreen_only = content, position, html, fullscreen_only
+
+    class FitOnFullscreen(MacroElement):
+        """Fit ``bounds`` to the screen when the map enters or leaves full screen."""
+
+        _template = Template(
+            "{% macro script(this, kwargs) %}"
+            "{{ this._parent.get_name() }}.on('enterFullscreen exitFullscreen', function () {"
+            " var map = {{ this._parent.get_name() }};"
+            " setTimeout(function () { map.invalidateSize(); map.fitBounds({{ this.bounds|tojson }}); }, 250); });"
+            "{% endmacro %}"
+        )
+
+        def __init__(self, bounds):
+            super().__init__()
+            self._name = "CropmapFit"
+            self.bounds = bounds
+
+    return OfflineMap, OfflineDraw, OfflineFullscreen, Control, FitOnFullscreen
 
 
 @functools.lru_cache(maxsize=1)
@@ -90,7 +133,7 @@ def build(spec: MapSpec):
     """A folium map (geemap.foliumap.Map, offline assets) for ``spec``; not rendered."""
     import folium
 
-    OfflineMap, OfflineDraw, OfflineFullscreen = _map_classes()
+    OfflineMap, OfflineDraw, OfflineFullscreen, Control, FitOnFullscreen = _map_classes()
     (s, w), (n, e) = spec.bounds
     centre = [(s + n) / 2, (w + e) / 2]
     common: dict[str, Any] = dict(
@@ -131,71 +174,18 @@ def build(spec: MapSpec):
             edit_options={"edit": False, "remove": False},
         ).add_to(m)
     if spec.image:
-        _map_control(IMAGE_NOTE, "bottomleft").add_to(m)
+        Control(IMAGE_NOTE, "bottomleft").add_to(m)
     legends = [o.legend for o in spec.overlays if o.legend is not None]
     # the dynamic layers' legends without their changing title (e.g. the threshold): the map's script
     # must not change when they do, or the browser would reload the map
     legends += [replace(o.legend, title=o.name) for o in spec.dynamic if o.legend is not None]
     if legends:  # below the map on the page; inside it only in full screen, where the page is hidden
-        _map_control("".join(lg.to_html() for lg in legends), "bottomright", html=True, fullscreen_only=True).add_to(m)
+        Control("".join(lg.to_html() for lg in legends), "bottomright", html=True, fullscreen_only=True).add_to(m)
     if spec.tile_layers:  # last: its script names every layer added before it
         folium.LayerControl(collapsed=True).add_to(m)
     m.fit_bounds([[s, w], [n, e]])
-    _fit_on_fullscreen([[s, w], [n, e]]).add_to(m)
+    FitOnFullscreen([[s, w], [n, e]]).add_to(m)
     return m
-
-
-def _fit_on_fullscreen(bounds):
-    """Fit the data to the screen when the map enters or leaves full screen."""
-    from branca.element import MacroElement
-    from jinja2 import Template
-
-    class Fit(MacroElement):
-        _template = Template(
-            "{% macro script(this, kwargs) %}"
-            "{{ this._parent.get_name() }}.on('enterFullscreen exitFullscreen', function () {"
-            " var map = {{ this._parent.get_name() }};"
-            " setTimeout(function () { map.invalidateSize(); map.fitBounds({{ this.bounds|tojson }}); }, 250); });"
-            "{% endmacro %}"
-        )
-
-        def __init__(self):
-            super().__init__()
-            self._name = "CropmapFit"
-            self.bounds = bounds
-
-    return Fit()
-
-
-def _map_control(content: str, position: str, html: bool = False, fullscreen_only: bool = False):
-    """A Leaflet control showing ``content`` (text, or our own HTML when ``html``) inside the map,
-    so that it stays visible in full screen; ``fullscreen_only`` shows it only there."""
-    from branca.element import MacroElement
-    from jinja2 import Template
-
-    class Control(MacroElement):
-        _template = Template(
-            "{% macro script(this, kwargs) %}"
-            "var {{ this.get_name() }} = L.control({position: {{ this.position|tojson }}});"
-            "{{ this.get_name() }}.onAdd = function () {"
-            " var d = L.DomUtil.create('div', 'cropmap-note');"
-            " d.style.cssText = 'background:rgba(255,255,255,.85);padding:2px 6px;font:12px sans-serif;border-radius:3px';"
-            "{% if this.html %} d.innerHTML = {{ this.content|tojson }};"
-            "{% else %} d.textContent = {{ this.content|tojson }};{% endif %}"
-            "{% if this.fullscreen_only %} d.style.display = 'none';"
-            " {{ this._parent.get_name() }}.on('enterFullscreen', function () { d.style.display = 'block'; });"
-            " {{ this._parent.get_name() }}.on('exitFullscreen', function () { d.style.display = 'none'; });"
-            "{% endif %} return d; };"
-            "{{ this.get_name() }}.addTo({{ this._parent.get_name() }});"
-            "{% endmacro %}"
-        )
-
-        def __init__(self):
-            super().__init__()
-            self._name = "CropmapControl"
-            self.content, self.position, self.html, self.fullscreen_only = content, position, html, fullscreen_only
-
-    return Control()
 
 
 def _image_overlay(ov, spec: MapSpec):
