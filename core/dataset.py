@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from core.errors import InputNotFoundError, NoDataError
+from core.errors import InputNotFoundError, NoDataError, RegionError
 from core.labels import CROP, NODATA, get_class_map
 from core.model import Normalization
 from core.raster import FEATURE_BANDS, ImageReader, read_labels
@@ -301,12 +301,20 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
 
     Raises:
         InputNotFoundError, CorruptFileError, GridMismatchError: as :func:`core.raster.read_labels`.
+        RegionError: the image is smaller than one ``size`` px patch.
+        NoDataError: no ``size`` px window is half labelled, so training would find no patch.
     """
     from core.raster import grid_of_file, write_mask
 
     grid = grid_of_file(image)
     mask = read_labels(labels, get_class_map(label_map), grid=grid)
     h, w = mask.shape
+    if h < size or w < size:
+        raise RegionError(f"the region is {w} x {h} px, smaller than one {size} x {size} px training patch; "
+                          "draw a larger region or choose a smaller patch size")
+    if not _valid_windows(mask != NODATA, size, 0.5).size:
+        raise NoDataError(f"no {size} x {size} px window of the region has half of its pixels labelled, so there "
+                          "is nothing to train on; draw a region with more labelled pixels")
     same = Holdout(f"{image}:{labels}", f"{image}:{labels}", label_map,
                    "Validation uses the training pixels (the region is too small to hold out a "
                    f"{size} px block): a quick check, not an independent test.")

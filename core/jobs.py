@@ -106,8 +106,9 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
-def start_job(kind: str, params: dict, job_dir: str | os.PathLike, python: str | None = None) -> str:
-    """Start ``kind`` (a key of :data:`ENTRIES`) with keyword ``params`` in a new process.
+def start_job(kind: str, params: dict, job_dir: str | os.PathLike, python: str | None = None, note: str = "") -> str:
+    """Start ``kind`` (a key of :data:`ENTRIES`) with keyword ``params`` in a new process;
+    ``note`` is a sentence for the user, kept with the job (:func:`job_note`).
 
     Returns the job id.
 
@@ -123,7 +124,7 @@ def start_job(kind: str, params: dict, job_dir: str | os.PathLike, python: str |
     job_dir.mkdir(parents=True, exist_ok=True)
     (job_dir / CANCEL_FILE).unlink(missing_ok=True)
     job_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    _write_json(job_dir / JOB_FILE, {"kind": kind, "job_id": job_id, "params": params})
+    _write_json(job_dir / JOB_FILE, {"kind": kind, "job_id": job_id, "params": params, "note": note})
     st = JobStatus(state="starting", job_id=job_id, kind=kind, started=time.time(), message="starting the worker process")
     _write_status(job_dir, st)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
@@ -158,6 +159,7 @@ def start_training(
     job_dir: str | os.PathLike,
     label_map: str = "cdl",
     config: dict | None = None,
+    note: str = "",
 ) -> str:
     """Start ``core.train.train`` in the background; the run lands in ``job_dir/train``.
 
@@ -172,7 +174,7 @@ def start_training(
 
     TrainConfig(**(config or {}))  # validate now, in the caller's process
     params = {"train_data": list(train_data), "val_data": list(val_data), "label_map": label_map, "config": config or {}}
-    return start_job("train", params, job_dir)
+    return start_job("train", params, job_dir, note=note)
 
 
 def status(job_dir: str | os.PathLike) -> JobStatus:
@@ -196,6 +198,31 @@ def status(job_dir: str | os.PathLike) -> JobStatus:
         st.state = "failed"
         st.message = "the worker process exited unexpectedly: " + _log_tail(job_dir)
     return st
+
+
+def job_note(job_dir: str | os.PathLike) -> str:
+    """The note given when the job was started ("" if none or unreadable)."""
+    try:
+        return str(json.loads((Path(job_dir) / JOB_FILE).read_text()).get("note", ""))
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return ""
+
+
+def find_jobs(root: str | os.PathLike) -> list[tuple[Path, JobStatus]]:
+    """Every job in the folders directly under ``root``, newest first (by start time); folders
+    without a readable status are left out. Lets a page find its jobs again after a reload."""
+    found = []
+    for path in Path(root).glob("*/" + STATUS_FILE):
+        try:
+            found.append((path.parent, status(path.parent)))
+        except JobError:
+            continue
+    return sorted(found, key=lambda js: js[1].started, reverse=True)
+
+
+def active_job(root: str | os.PathLike) -> Path | None:
+    """The folder of a job under ``root`` that is still starting, running or cancelling, or None."""
+    return next((d for d, st in find_jobs(root) if st.active), None)
 
 
 def _log_tail(job_dir: Path, lines: int = 3) -> str:

@@ -277,6 +277,59 @@ def load_card(path: str | os.PathLike) -> ModelCard:
         raise CorruptFileError(f"model card {cp} is not valid JSON ({err})") from None
 
 
+#: Largest model card accepted from an upload (a card is a few kB).
+MAX_CARD_BYTES = 1_000_000
+
+
+def store_uploaded_model(model_bytes: bytes, card_bytes: bytes, root: str | os.PathLike,
+                         max_bytes: int = 200 * 1024 * 1024) -> Path:
+    """Store an uploaded model and its card as ``root/<hash>/model.keras`` + ``model.json``; return
+    the ``.keras`` path.
+
+    The folder is named by the hash of both files together, so an upload never replaces the files
+    of another model (for example the one in use, uploaded earlier with another card). The card is
+    checked before anything is written, and the folder appears only when both files are complete.
+    The model itself is checked when it is loaded (:func:`load_model`, :func:`check_bands`).
+
+    Raises:
+        InvalidDataError: a file is empty or too large.
+        CorruptFileError: the card is not JSON or lacks required fields.
+    """
+    import hashlib
+
+    from core.errors import InvalidDataError
+
+    if not model_bytes or not card_bytes:
+        raise InvalidDataError("the uploaded " + ("model" if not model_bytes else "model card") + " is empty")
+    if len(model_bytes) > max_bytes:
+        raise InvalidDataError(f"the model is {len(model_bytes) / 1e6:.0f} MB; uploads are limited to {max_bytes / 1e6:.0f} MB")
+    if len(card_bytes) > MAX_CARD_BYTES:
+        raise InvalidDataError("the model card is larger than 1 MB; it is not a model card")
+    try:
+        ModelCard.from_dict(json.loads(card_bytes))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptFileError(f"the model card is not valid JSON ({err}); upload the .json that core wrote beside the .keras") from None
+    digest = hashlib.sha1(hashlib.sha1(model_bytes).digest() + hashlib.sha1(card_bytes).digest()).hexdigest()[:16]
+    root = Path(root)
+    folder = root / digest
+    final = folder / "model.keras"
+    if final.exists() and card_path(final).exists():
+        return final
+    tmp = root / f".{digest}.{os.getpid()}.tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "model.keras").write_bytes(model_bytes)
+    (tmp / "model.json").write_bytes(card_bytes)
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another session stored the same upload meanwhile (or a stale partial folder)
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (final.exists() and card_path(final).exists()):
+            raise
+    return final
+
+
 def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
     """Load a model and its card (default: the shipped weights).
 

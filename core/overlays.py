@@ -24,6 +24,8 @@ from core.raster import Grid
 
 #: Default largest side of an overlay image, in pixels.
 MAX_SIDE = 1024
+#: The map view PNG enlarges smaller rasters (whole pixel factors, no smoothing) to at least this side.
+MIN_SIDE = 512
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]  # ((south, west), (north, east))
 
@@ -344,15 +346,17 @@ def compose_png(
     title: str = "",
     max_side: int = MAX_SIDE,
     credit: str = "",
+    min_side: int = MIN_SIDE,
 ) -> bytes:
     """Alpha-composite RGBA layers (same shape, bottom first) into one PNG with a title, legend
-    strip and data credit (wrapped to the width) under the image: the "map view" download,
-    rendered from arrays with PIL.
+    strip and data credit (title and credit wrapped to the width) under the image: the "map view"
+    download, rendered from arrays with PIL. Images over ``max_side`` are reduced; images under
+    ``min_side`` are enlarged by a whole factor (each pixel a visible square).
 
     Raises:
         InvalidDataError: if there is no layer or the layers differ in shape.
     """
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     if not layers:
         raise InvalidDataError("nothing to render: no layer")
@@ -365,37 +369,43 @@ def compose_png(
     if max(shape) > max_side:
         f = max_side / max(shape)
         base = base.resize((max(1, int(shape[1] * f)), max(1, int(shape[0] * f))), Image.NEAREST)
+    elif max(shape) < min_side:
+        k = min_side // max(shape)
+        base = base.resize((shape[1] * k, shape[0] * k), Image.NEAREST)
     rows = list(legends)
     width = max(base.width, 360)
+    font = ImageFont.load_default(size=13)
+    small = ImageFont.load_default(size=11)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    credit_lines = _wrap(credit, lambda text: measure.textlength(text), width - 8) if credit else []
-    strip_h = 18 * (len(rows) + (1 if title else 0)) + 14 * len(credit_lines) + 8
+    title_lines = _wrap(title, lambda text: measure.textlength(text, font=font), width - 8) if title else []
+    credit_lines = _wrap(credit, lambda text: measure.textlength(text, font=small), width - 8) if credit else []
+    strip_h = 18 * (len(rows) + len(title_lines)) + 14 * len(credit_lines) + 8
     canvas = Image.new("RGBA", (width, base.height + strip_h), (255, 255, 255, 255))
     canvas.paste(base, (0, 0))
     draw = ImageDraw.Draw(canvas)
     y = base.height + 4
-    if title:
-        draw.text((4, y), title, fill=(0, 0, 0, 255))
+    for line in title_lines:
+        draw.text((4, y), line, fill=(0, 0, 0, 255), font=font)
         y += 18
     for legend in rows:
         x = 4
-        draw.text((x, y), legend.title + ":", fill=(0, 0, 0, 255))
-        x += 8 + int(draw.textlength(legend.title + ":"))
+        draw.text((x, y), legend.title + ":", fill=(0, 0, 0, 255), font=font)
+        x += 8 + int(draw.textlength(legend.title + ":", font=font))
         for label, colour in legend.items:
             draw.rectangle([x, y + 2, x + 10, y + 12], fill=colour, outline=(80, 80, 80))
-            draw.text((x + 14, y), label, fill=(0, 0, 0, 255))
-            x += 24 + int(draw.textlength(label))
+            draw.text((x + 14, y), label, fill=(0, 0, 0, 255), font=font)
+            x += 24 + int(draw.textlength(label, font=font))
         if legend.gradient:
-            draw.text((x, y), legend.low, fill=(0, 0, 0, 255))
-            x += 6 + int(draw.textlength(legend.low))
+            draw.text((x, y), legend.low, fill=(0, 0, 0, 255), font=font)
+            x += 6 + int(draw.textlength(legend.low, font=font))
             n = len(legend.gradient)
             for i, colour in enumerate(legend.gradient):
                 draw.rectangle([x + i * 20, y + 2, x + (i + 1) * 20, y + 12], fill=colour)
             x += n * 20 + 6
-            draw.text((x, y), legend.high, fill=(0, 0, 0, 255))
+            draw.text((x, y), legend.high, fill=(0, 0, 0, 255), font=font)
         y += 18
     for line in credit_lines:
-        draw.text((4, y), line, fill=(90, 90, 90, 255))
+        draw.text((4, y), line, fill=(90, 90, 90, 255), font=small)
         y += 14
     buf = io.BytesIO()
     canvas.convert("RGB").save(buf, format="PNG")

@@ -61,6 +61,8 @@ class WindowCheck:
     area_ha: float | None = None
     pixels: int | None = None
     window: PixelWindow | None = None
+    #: part of the region lies outside the image (only the part inside is used)
+    clipped: bool = False
 
 
 def _ring_area(ring: Sequence[tuple[float, float]]) -> float:
@@ -274,17 +276,28 @@ class Region:
             return {"type": "Polygon", "coordinates": [conv(r) for r in geom["coordinates"]]}
         return {"type": "MultiPolygon", "coordinates": [[conv(r) for r in p] for p in geom["coordinates"]]}
 
+    def pixel_bounds(self, grid: Grid) -> tuple[int, int, int, int]:
+        """(col0, row0, col1, row1): the whole pixels the region touches on ``grid``, not clipped
+        to the grid (so a region partly outside the image reaches below 0 or past its size).
+
+        Raises:
+            RegionError: as :meth:`geometry_in`.
+        """
+        geom = self.geometry_in(grid)
+        polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
+        pts = np.array([p for poly in polys for p in poly[0]], dtype=np.float64)
+        # round first: a vertex on a pixel edge may come back a hair off it from a reprojection
+        c0, r0 = np.floor(np.round(pts.min(axis=0), 6)).astype(int)
+        c1, r1 = np.ceil(np.round(pts.max(axis=0), 6)).astype(int)
+        return int(c0), int(r0), int(c1), int(r1)
+
     def window(self, grid: Grid) -> PixelWindow:
         """The pixel window of ``grid`` covering the region, clipped to the grid.
 
         Raises:
             RegionError: if the region's kind does not fit the grid, or it lies outside the data.
         """
-        geom = self.geometry_in(grid)
-        polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
-        pts = np.array([p for poly in polys for p in poly[0]], dtype=np.float64)
-        c0, r0 = np.floor(pts.min(axis=0)).astype(int)
-        c1, r1 = np.ceil(pts.max(axis=0)).astype(int)
+        c0, r0, c1, r1 = self.pixel_bounds(grid)
         c0, r0 = max(c0, 0), max(r0, 0)
         c1, r1 = min(c1, grid.width), min(r1, grid.height)
         if c1 <= c0 or r1 <= r0:
@@ -409,4 +422,7 @@ def check_region(
         )
     size = f"{window.width} x {window.height} px"
     where = f", {area_ha:,.1f} ha" if area_ha is not None else " (image coordinates)"
-    return WindowCheck(True, f"region OK: {size}{where}", area_ha, window.pixels, window)
+    c0, r0, c1, r1 = region.pixel_bounds(grid)
+    clipped = c0 < 0 or r0 < 0 or c1 > grid.width or r1 > grid.height
+    note = "; part of the region lies outside the image and is left out" if clipped else ""
+    return WindowCheck(True, f"region OK: {size}{where}{note}", area_ha, window.pixels, window, clipped)

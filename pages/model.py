@@ -10,11 +10,10 @@ import streamlit as st
 
 from core import jobs
 from core.dataset import spatial_holdout
-from core.errors import CropMapError, InvalidDataError
+from core.errors import CropMapError, InvalidDataError, JobError
 from core.config import TrainConfig
-from core.model import DEFAULT_MODEL_PATH, PRESETS
+from core.model import DEFAULT_MODEL_PATH, PRESETS, store_uploaded_model
 from core.raster import FEATURE_BANDS
-from core.sources.local import save_upload
 from pages.components import cached, scene, state, ui
 
 st.title("Model")
@@ -52,55 +51,61 @@ with tab_upload:
                                  key="upload_card")
     if st.button("Use uploaded model", disabled=keras_file is None or card_file is None):
         with ui.errors_shown():
-            data = keras_file.getvalue()
-            folder = state.workdir() / "models" / save_upload(data, "m.bin", state.workdir() / "models" / "_blobs").stem
-            path = save_upload(data, "model.keras", folder)
-            final = folder / "model.keras"
-            if path != final:
-                path.replace(final)
-            card = card_file.getvalue()
-            if len(card) > 1_000_000:
-                raise InvalidDataError("the model card is larger than 1 MB; it is not a model card")
-            final.with_suffix(".json").write_bytes(card)
+            final = store_uploaded_model(keras_file.getvalue(), card_file.getvalue(), state.workdir() / "models")
             use_model(str(final))
             st.success(f"Using {keras_file.name}.")
+
+JOBS = state.workdir() / "jobs"
+if not state.get(state.JOB_DIR):  # e.g. after a browser reload: follow the newest job on disk
+    newest = jobs.find_jobs(JOBS)
+    if newest:
+        state.put(state.JOB_DIR, str(newest[0][0]))
 
 with tab_train:
     st.write("Train a U-Net on the current region's image and labels in a background process. "
              "It keeps running while you use other pages.")
+    running = jobs.active_job(JOBS)
+    prev = state.get(state.TRAIN_FORM)  # the last submitted values, so that navigation keeps them
     with st.form("train_form"):
         c1, c2, c3 = st.columns(3)
         names = list(PRESETS)
-        preset = c1.selectbox("Preset", names, index=names.index(TrainConfig.preset), format_func=preset_label,
+        preset = c1.selectbox("Preset", names, index=names.index(prev.get("preset", TrainConfig.preset)),
+                              format_func=preset_label,
                               help="light: the default, fast on a CPU; seed: the 2019 notebook's U-Net, "
                                    "about 3.6 times slower")
-        epochs = c2.number_input("Epochs", 1, 200, 5)
-        steps = c3.number_input("Steps per epoch", 1, 1000, 20)
+        epochs = c2.number_input("Epochs", 1, 200, prev.get("epochs", 5))
+        steps = c3.number_input("Steps per epoch", 1, 1000, prev.get("steps_per_epoch", 20))
         c4, c5, c6 = st.columns(3)
-        batch = c4.number_input("Batch size", 1, 64, 8)
-        patch = c5.selectbox("Patch size", [128, 256], index=1)
-        lr = c6.number_input("Learning rate", 1e-5, 0.1, 1e-3, format="%.5f")
+        batch = c4.number_input("Batch size", 1, 64, prev.get("batch_size", 8))
+        patch = c5.selectbox("Patch size", [128, 256], index=[128, 256].index(prev.get("patch_size", 256)))
+        lr = c6.number_input("Learning rate", 1e-5, 0.1, prev.get("learning_rate", 1e-3), format="%.5f")
         in_use = state.get(state.MODEL_PATH)
         fine_tune = st.checkbox(
             "Start from the model in use (fine-tune it on this region)", value=False, disabled=not in_use,
             help="keeps its preset and normalization; a lower learning rate (e.g. 0.0003) suits fine-tuning"
             if in_use else "load or train a model first")
-        start = st.form_submit_button("Start training", type="primary")
+        start = st.form_submit_button(
+            "Start training", type="primary", disabled=running is not None,
+            help=f"a training job is running ({running.name}); cancel it below or wait for it" if running else None)
     if start:
         with ui.errors_shown():
+            config = {"preset": preset, "epochs": int(epochs), "steps_per_epoch": int(steps), "batch_size": int(batch),
+                      "patch_size": int(patch), "learning_rate": float(lr), "val_patches": 32}
+            state.put(state.TRAIN_FORM, dict(config))
+            if jobs.active_job(JOBS):  # started meanwhile (another tab)
+                raise JobError("a training job is already running; cancel it or wait for it to finish")
             sc = scene.current_scene()
             if sc.labels_path is None or sc.label_map is None:
                 raise InvalidDataError("this region has no labels, so there is nothing to train on; use the sample "
                                        "scene or upload labels on the Region page")
-            job_dir = state.workdir() / "jobs" / time.strftime("job-%Y%m%d-%H%M%S")
-            config = {"preset": preset, "epochs": int(epochs), "steps_per_epoch": int(steps), "batch_size": int(batch),
-                      "patch_size": int(patch), "learning_rate": float(lr), "val_patches": 32}
+            job_dir = JOBS / time.strftime("job-%Y%m%d-%H%M%S")
             if fine_tune and in_use:
                 config.update(init_model=in_use, preset=cached.model(in_use, cached.mtime(in_use)).card.preset)
             split = spatial_holdout(sc.image_path, sc.labels_path, sc.label_map, job_dir / "holdout", int(patch))
-            jobs.start_training([split.train], [split.val], job_dir, label_map=split.label_map, config=config)
+            jobs.start_training([split.train], [split.val], job_dir, label_map=split.label_map, config=config,
+                                note=split.note)
             state.put(state.JOB_DIR, str(job_dir))
-            state.put(state.JOB_NOTE, split.note)
+            st.rerun()  # redraw the form with the button disabled while the job runs
 
     @st.fragment(run_every=2.0)
     def job_panel() -> None:
@@ -113,13 +118,14 @@ with tab_train:
         except CropMapError as err:
             st.error(str(err))
             return
-        label = f"{js.state}: epoch {js.epoch}/{js.epochs or '?'}"
+        label = f"{Path(job_dir).name}, {js.state}: epoch {js.epoch}/{js.epochs or '?'}"
         if js.logs:
             label += ", " + ", ".join(f"{k} {v:.3f}" for k, v in js.logs.items() if k in ("loss", "val_loss", "iou", "val_iou"))
         st.progress(js.fraction, text=label)
         st.caption(js.message)
-        if state.get(state.JOB_NOTE):
-            st.caption(state.get(state.JOB_NOTE))
+        note = jobs.job_note(job_dir)
+        if note:
+            st.caption(note)
         if js.history:
             import pandas as pd
 
@@ -131,6 +137,8 @@ with tab_train:
             if st.button("Cancel training", key="cancel_job"):
                 jobs.cancel(job_dir)
                 st.rerun(scope="fragment")
+        elif running is not None and running == Path(job_dir):  # it finished: re-enable the form
+            st.rerun()
         best = Path(job_dir) / jobs.TRAIN_SUBDIR / "best.keras"
         if best.exists() and st.button("Use the best checkpoint", key="use_best"):
             with ui.errors_shown():

@@ -158,8 +158,9 @@ with info_col:
         region = scene.current_region()
         source = scene.current_source()
         st.write(region.name or "(unnamed)")
-        st.metric("Area", region.describe_area().split(" (")[0])
         check = source.check_region(region)
+        st.metric("Area drawn" if check.clipped else "Area", region.describe_area().split(" (")[0],
+                  help="the whole shape; only its part inside the image is used" if check.clipped else None)
         if check.ok:
             st.success(check.message, icon=":material/check_circle:")
         else:

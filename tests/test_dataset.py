@@ -101,3 +101,24 @@ def test_spatial_holdout_falls_back_on_small_regions(small_scene, tmp_path):
     # with 128 px tiles the same region is split (rows or columns, along its longer side)
     split = spatial_holdout(img, lab, "cdl", tmp_path / "h128", 128)
     assert split.train != split.val and "columns 128-255" in split.note
+
+
+def test_spatial_holdout_refuses_what_cannot_be_trained_on(small_scene, tmp_path):
+    """Said before a training job starts, not by the job after it has begun."""
+    from core.dataset import spatial_holdout
+    from core.errors import NoDataError, RegionError
+    from testdata import FLANDERS_LABELS, FLANDERS_S2
+
+    with pytest.raises(RegionError, match="64 x 64 px, smaller than one 128 x 128"):
+        spatial_holdout(FLANDERS_S2, FLANDERS_LABELS, "worldcereal", tmp_path / "f", 128)
+    img, _ = small_scene
+    import rasterio
+
+    empty = tmp_path / "unlabelled.tif"
+    with rasterio.open(img) as src:
+        profile = dict(src.profile, count=1, dtype="uint8", nodata=0)
+    with rasterio.open(empty, "w", **profile) as dst:
+        dst.write(np.zeros((1, 288, 320), np.uint8))
+    with pytest.raises(NoDataError, match="half of its pixels labelled"):
+        spatial_holdout(img, empty, "cdl", tmp_path / "e", 128)
+    assert not (tmp_path / "f").exists() and not (tmp_path / "e").exists()

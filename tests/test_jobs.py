@@ -82,6 +82,26 @@ def test_refuses_second_job_and_unknown_kind(tmp_path):
         jobs.status(tmp_path / "nothing")
 
 
+def test_jobs_are_found_again_with_their_note(tmp_path):
+    """What a page needs after a browser reload: the newest job, whether one is active, its note."""
+    assert jobs.find_jobs(tmp_path) == [] and jobs.active_job(tmp_path) is None
+    jobs.start_job("selftest", {"epochs": 1, "steps": 1, "delay": 0.0}, tmp_path / "a", note="first")
+    wait_for(tmp_path / "a", ("done",))
+    (tmp_path / "junk").mkdir()  # a folder without a job is ignored
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "status.json").write_text("{not json")
+    assert jobs.active_job(tmp_path) is None
+    jobs.start_job("selftest", {"epochs": 50, "steps": 10, "delay": 0.05}, tmp_path / "b", note="second")
+    try:
+        found = jobs.find_jobs(tmp_path)
+        assert [d.name for d, _ in found] == ["b", "a"]  # newest first
+        assert jobs.active_job(tmp_path) == tmp_path / "b"
+        assert jobs.job_note(tmp_path / "b") == "second" and jobs.job_note(tmp_path / "junk") == ""
+    finally:
+        jobs.cancel(tmp_path / "b", terminate_after_s=5)
+    assert jobs.active_job(tmp_path) is None
+
+
 def test_training_config_checked_before_start(tmp_path):
     with pytest.raises(ConfigError):
         jobs.start_training(["a:b"], ["a:b"], tmp_path / "j", config={"epochs": 0})

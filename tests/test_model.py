@@ -133,3 +133,30 @@ def test_normalization_matches_the_formula_for_tiles_and_batches():
         assert np.array_equal(norm.apply(x), (x - mean) / std)
     band_last_view = rng.random((5, 6, 4), dtype=np.float32).transpose(1, 2, 0)  # not contiguous
     assert np.array_equal(norm.apply(band_last_view), (band_last_view - mean) / std)
+
+
+def test_uploaded_model_never_replaces_another_models_card(tiny_model_path, tmp_path):
+    """An upload with another card (rejected or not) must not change the model already in use."""
+    import json
+
+    from core.errors import InvalidDataError
+    from core.model import card_path, load_model, store_uploaded_model
+
+    data, card = tiny_model_path.read_bytes(), card_path(tiny_model_path).read_bytes()
+    in_use = store_uploaded_model(data, card, tmp_path)
+    assert in_use.name == "model.keras" and card_path(in_use).read_bytes() == card
+    assert store_uploaded_model(data, card, tmp_path) == in_use  # the same upload again: same files
+    other = json.loads(card)
+    other["bands"] = ["R", "G", "B", "SWIR"]
+    second = store_uploaded_model(data, json.dumps(other).encode(), tmp_path)
+    assert second != in_use and card_path(in_use).read_bytes() == card
+    with pytest.raises(ModelMismatchError):
+        check_bands(load_model(second).card, FEATURE_BANDS)
+    check_bands(load_model(in_use).card, FEATURE_BANDS)  # still usable
+    with pytest.raises(CorruptFileError, match="not valid JSON"):
+        store_uploaded_model(data, b"\xff not json", tmp_path)
+    with pytest.raises(CorruptFileError, match="incomplete"):
+        store_uploaded_model(data, b"[]", tmp_path)
+    with pytest.raises(InvalidDataError, match="empty"):
+        store_uploaded_model(b"", card, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({in_use.parent.name, second.parent.name})

@@ -116,14 +116,18 @@ def test_compose_png_and_geotiff_exports(tmp_path):
     top = ov.crop_colour(np.full((50, 60), 0.9, np.float32), 0.5)
     png = ov.compose_png([base, ov.with_opacity(top, 0.5)], [ov.class_legend("Crop", ["crop"])], "title")
     img = Image.open(io.BytesIO(png))
-    assert img.size[0] >= 60 and img.size[1] > 50
+    assert img.size[0] == 480 and img.size[1] > 400  # a small raster is enlarged 8x (whole pixels)
+    assert np.asarray(img)[:400].reshape(50, 8, 60, 8, 3).std(axis=(1, 3)).max() == 0
     with pytest.raises(InvalidDataError):
         ov.compose_png([])
     # a long data credit wraps under the legend: more lines, never wider than the canvas
     credit = "Data: " + "; ".join(["Landsat 8 OLI (USGS)", "USDA NASS Cropland Data Layer 2015 (public domain)"] * 3)
-    with_credit = Image.open(io.BytesIO(ov.compose_png([base], [], "title", credit=credit)))
-    plain = Image.open(io.BytesIO(ov.compose_png([base], [], "title")))
+    with_credit = Image.open(io.BytesIO(ov.compose_png([base], [], "title", credit=credit, min_side=1)))
+    plain = Image.open(io.BytesIO(ov.compose_png([base], [], "title", min_side=1)))
     assert with_credit.size[0] == plain.size[0] == 360 and with_credit.size[1] >= plain.size[1] + 3 * 14
+    # so does a long title (it was cut at the image's edge)
+    long_title = Image.open(io.BytesIO(ov.compose_png([base], [], "title " * 40, min_side=1)))
+    assert long_title.size[0] == 360 and long_title.size[1] >= plain.size[1] + 2 * 18
     assert ov._wrap("a bb ccc", len, 4) == ["a bb", "ccc"]
     grid = Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5630000.0), 60, 50)
     prob = np.full((50, 60), 0.42, np.float32)

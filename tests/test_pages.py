@@ -195,7 +195,44 @@ def test_model_page_fine_tunes_the_model_in_use(fake_map, tiny_model_path, monke
     assert kw["config"]["init_model"] == str(tiny_model_path) and kw["config"]["preset"] == "light"
     # validation is a held-out block of the region, not the training pixels
     assert train != val and train[0].endswith("train_labels.tif") and val[0].endswith("val_labels.tif")
-    assert kw["label_map"] == "binary" and "holds out" in at.session_state["job_note"]
+    assert kw["label_map"] == "binary" and "holds out" in kw["note"]
+
+
+def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, monkeypatch):
+    from core import jobs
+
+    calls = []
+    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: calls.append(k) or "job")
+    at = new_app()
+    at.switch_page("pages/model.py")
+    at.run()
+    next(n for n in at.number_input if n.label == "Epochs").set_value(3)
+    next(n for n in at.number_input if n.label == "Steps per epoch").set_value(4)
+    next(s for s in at.selectbox if s.label == "Patch size").set_value(128)
+    next(b for b in at.button if b.label == "Start training").click()
+    at.run()
+    assert calls[-1]["config"]["epochs"] == 3 and calls[-1]["config"]["patch_size"] == 128
+    at.switch_page("pages/data.py")
+    at.run()
+    at.switch_page("pages/model.py")
+    at.run()
+    assert next(n for n in at.number_input if n.label == "Epochs").value == 3  # not back at the default 5
+    assert next(n for n in at.number_input if n.label == "Steps per epoch").value == 4
+    assert next(s for s in at.selectbox if s.label == "Patch size").value == 128
+    # a job running in the work folder (e.g. started before a browser reload) is found again, and a
+    # second one cannot be started beside it
+    job_dir = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs" / "job-running"
+    jobs.start_job("selftest", {"epochs": 50, "steps": 10, "delay": 0.05}, job_dir, note="held-out note")
+    try:
+        fresh = new_app()  # a new browser session: nothing in its session state
+        fresh.switch_page("pages/model.py")
+        fresh.run()
+        assert not fresh.exception
+        assert next(b for b in fresh.button if b.label == "Start training").disabled
+        assert "held-out note" in texts(fresh)
+        assert any(b.label == "Cancel training" for b in fresh.button)
+    finally:
+        jobs.cancel(job_dir, terminate_after_s=5)
 
 
 def test_model_page_shows_the_shipped_cards_validation_figures(fake_map):

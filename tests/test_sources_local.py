@@ -46,6 +46,19 @@ def test_fetch_cuts_region_with_polygon_mask(tmp_path):
     assert again.image_path == scene.image_path
 
 
+def test_whole_turned_image_has_its_own_area_and_a_clipped_region_says_so():
+    src = LocalSource(FTW, band_map={"R": 1, "G": 2, "B": 3, "NIR": 4})
+    region = src.full_region()
+    check = src.check_region(region)
+    assert check.ok and not check.clipped, check.message
+    assert region.area_ha() == pytest.approx(check.area_ha, rel=0.01)  # the bounding box was 5% larger
+    sample = LocalSource.sample()
+    half_out = Region.from_bbox(700, 600, 1300, 1000, crs="image")
+    check = sample.check_region(half_out)
+    assert check.ok and check.clipped and "outside the image and is left out" in check.message
+    assert not sample.check_region(Region.from_bbox(100, 100, 600, 600, crs="image")).clipped
+
+
 def test_invalid_regions_rejected(tmp_path):
     src = LocalSource.sample()
     with pytest.raises(RegionError, match="at least 256"):
@@ -63,7 +76,9 @@ def test_georeferenced_fixture_stays_in_place(tmp_path):
     region = src.full_region()
     assert not region.is_image
     check = src.check_region(region)
-    assert check.ok and check.area_ha == pytest.approx(40.96)
+    assert check.ok and check.area_ha == pytest.approx(40.96) and not check.clipped
+    # the whole image is its footprint, not the lon/lat box around it: the same ground area
+    assert region.area_ha() == pytest.approx(40.96, rel=0.01)
     scene = src.fetch(region, tmp_path / "f")
     with rasterio.open(scene.image_path) as im:
         assert im.crs.to_epsg() == 32631
@@ -80,8 +95,11 @@ def test_ftw_window_needs_band_map(tmp_path):
 def test_uploads(tmp_path):
     data = FLANDERS_S2.read_bytes()
     p = save_upload(data, "img.TIF", tmp_path)
-    assert p.suffix == ".tif" and p.read_bytes() == data
+    assert p.name == "img.tif" and p.read_bytes() == data  # the user's name, so messages name their file
     assert save_upload(data, "img.tif", tmp_path) == p
+    other = save_upload(b"other bytes", "img.tif", tmp_path)  # same name, other content: kept apart
+    assert other != p and p.read_bytes() == data
+    assert save_upload(data, "../../etc/My field (2).TIFF", tmp_path).name == "My_field_2.tiff"
     with pytest.raises(InvalidDataError, match="limited"):
         save_upload(data, "x.tif", tmp_path, max_bytes=10)
     with pytest.raises(InvalidDataError, match="empty"):

@@ -37,6 +37,8 @@ class RegionCheck:
     message: str
     area_ha: float | None = None
     pixels: int | None = None
+    #: part of the region lies outside the data (only the part inside is used)
+    clipped: bool = False
 
 
 @runtime_checkable

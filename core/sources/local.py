@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import numpy as np
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, RegionError
 from core.labels import NODATA, get_class_map
 from core.raster import INPUT_BANDS, Grid, ImageReader, read_labels, write_mask
-from core.region import Region, WindowCheck, check_region
+from core.region import LONLAT_CRS, Region, WindowCheck, check_region
 from core.sources.base import Progress, RegionCheck, Scene
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -104,10 +105,16 @@ class LocalSource:
         grid = self.grid()
         if not grid.georeferenced:
             return Region.from_bbox(0, 0, grid.width, grid.height, crs="image", name="whole image")
-        from core.overlays import lonlat_bounds
+        # The footprint itself (its four corners), not its lon/lat bounding box: a UTM image is
+        # turned against the meridians, and the box would overstate the area by several percent.
+        from rasterio.transform import Affine
+        from rasterio.warp import transform
 
-        (s, w), (n, e) = lonlat_bounds(grid)
-        return Region.from_bbox(w, s, e, n, name="whole image")
+        aff = Affine(*grid.transform)
+        corners = [aff * (c, r) for c, r in ((0, 0), (grid.width, 0), (grid.width, grid.height), (0, grid.height))]
+        lon, lat = transform(grid.crs, "EPSG:4326", [x for x, _ in corners], [y for _, y in corners])
+        ring = tuple(zip(lon, lat)) + ((lon[0], lat[0]),)
+        return Region(LONLAT_CRS, ((ring,),), "whole image")
 
     def check_window(self, region: Region) -> WindowCheck:
         """Validation with the pixel window (see :func:`core.region.check_region`).
@@ -123,7 +130,7 @@ class LocalSource:
             res = self.check_window(region)
         except CropMapError as err:
             return RegionCheck(False, str(err))
-        return RegionCheck(res.ok, res.message, res.area_ha, res.pixels)
+        return RegionCheck(res.ok, res.message, res.area_ha, res.pixels, res.clipped)
 
     def scene_key(self, region: Region) -> str:
         """A short hash of the inputs (files, mtimes, region) naming the scene folder."""
@@ -211,7 +218,8 @@ def _scene_from_meta(out_dir: Path, meta: dict) -> Scene:
 
 
 def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
-    """Store uploaded bytes under ``out_dir`` with a content-hash name (keeps the suffix).
+    """Store uploaded bytes as ``out_dir/<content hash>/<name>`` (suffix lower-cased, unsafe
+    characters replaced), so that messages about the file name the file the user chose.
 
     Raises:
         InvalidDataError: if the upload is empty or larger than ``max_bytes``.
@@ -220,12 +228,14 @@ def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: i
         raise InvalidDataError(f"the uploaded file {name} is empty")
     if len(data) > max_bytes:
         raise InvalidDataError(f"{name} is {len(data) / 1e6:.0f} MB; uploads are limited to {max_bytes / 1e6:.0f} MB")
-    suffix = Path(name).suffix.lower() or ".bin"
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{hashlib.sha1(data).hexdigest()[:16]}{suffix}"
+    base = Path(name.replace("\\", "/")).name
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(base).stem).strip("._")[:100] or "upload"
+    suffix = re.sub(r"[^a-z0-9.]", "", Path(base).suffix.lower()) or ".bin"
+    folder = Path(out_dir) / hashlib.sha1(data).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stem}{suffix}"
     if not path.exists():
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
     return path

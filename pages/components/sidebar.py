@@ -7,16 +7,17 @@ from pathlib import Path
 import streamlit as st
 
 from core.errors import CropMapError
-from core.sources.local import LocalSource
-from pages.components import cached, state
+from pages.components import cached, scene, state
 
 
 def show() -> None:
     """Draw the sidebar status block (never raises for user-caused problems)."""
     with st.sidebar:
         st.markdown("### Status")
-        ok, msg = LocalSource.sample().available()
-        (st.success if ok else st.error)(msg, icon=":material/image:")
+        spec = state.get(state.SOURCE)
+        if spec.get("kind") in ("sample", "local"):  # the image in use (Earth Engine's is named below)
+            ok, msg = local_status(spec)
+            (st.success if ok else st.error)(msg, icon=":material/image:")
         ee = cached.ee_status()
         if ee["ok"]:
             st.success(ee["message"], icon=":material/public:")
@@ -25,7 +26,6 @@ def show() -> None:
                     icon=":material/public_off:")
             with st.expander("Why"):
                 st.caption(ee["message"])
-        spec = state.get(state.SOURCE)
         source = {"sample": "sample scene", "local": spec.get("title", "your image"),
                   "earthengine": "Earth Engine"}.get(spec.get("kind"), "?")
         st.caption(f"Source: {source}")
@@ -38,6 +38,15 @@ def show() -> None:
         if job:
             # refreshed on its own every 3 s while the job runs (in another process); static after
             st.fragment(training_line, run_every=3.0 if training_line(job, show=False) else None)(job)
+
+
+def local_status(spec: dict) -> tuple[bool, str]:
+    """(True, what the image in use is) or (False, why it cannot be used), for local sources."""
+    try:
+        src = scene.source_from_spec(spec)
+    except CropMapError as err:
+        return False, str(err)
+    return src.available()
 
 
 def training_line(job: str, show: bool = True) -> bool:

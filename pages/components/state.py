@@ -22,8 +22,8 @@ REGION = "region"  # GeoJSON Feature (core.region.Region.to_geojson) or None (= 
 SCENE = "scene"  # dict of the fetched scene (paths as str) or None
 MODEL_PATH = "model_path"  # str path of the model in use, or None
 EE_ASSET = "ee_asset"  # str id of the last asset uploaded from the Earth Engine page, or None
-JOB_DIR = "job_dir"  # str path of the training job folder, or None
-JOB_NOTE = "job_note"  # str: how the training job's validation data was split off, or None
+JOB_DIR = "job_dir"  # str path of the training job followed on the Model page, or None (= the newest job)
+TRAIN_FORM = "train_settings"  # dict of the training form's last submitted values (preset, epochs, ...)
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
 PREDICTION = "prediction"  # dict(image, model) of the last requested prediction, or None
 LAST_DRAWING = "last_drawing"  # JSON text of the last drawing taken from the map
@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     SCENE: None,
     MODEL_PATH: None,
     JOB_DIR: None,
-    JOB_NOTE: None,
+    TRAIN_FORM: {},
     EE_ASSET: None,
     THRESHOLD: 0.5,
     PREDICTION: None,
