@@ -6,6 +6,7 @@ message naming the bad field, so an invalid combination is rejected where it is 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from core.errors import ConfigError
@@ -15,6 +16,23 @@ from core.raster import FEATURE_BANDS
 def _require(cond: bool, msg: str) -> None:
     if not cond:
         raise ConfigError(msg)
+
+
+def check_pixel_size_m(value: float | None) -> float | None:
+    """``value`` (the ground size of a pixel in metres, or None for unknown) as a float.
+
+    Raises:
+        ConfigError: it is not a positive finite number.
+    """
+    if value is None:
+        return None
+    try:
+        size = float(value)
+    except (TypeError, ValueError):
+        size = math.nan
+    _require(math.isfinite(size) and size > 0,
+             f"the pixel size must be a positive number of metres (e.g. --pixel-size-m 10), got {value}")
+    return size
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from core.errors import InputNotFoundError, NoDataError, RegionError
+from core.errors import ConfigError, InputNotFoundError, NoDataError, RegionError
 from core.labels import CROP, NODATA, get_class_map
 from core.model import Normalization
 from core.raster import FEATURE_BANDS, ImageReader, read_labels
@@ -38,11 +38,12 @@ class Scene:
 def pair_paths(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
     """Expand folders and files into (image, labels) pairs.
 
-    In a folder, ``X_rgbn.tif`` pairs with ``X_cdl.tif`` (or ``X_labels.tif``); a single pair can be
-    given as ``IMAGE:LABELS``.
+    In a folder, ``X_rgbn.tif`` pairs with ``X_cdl.tif`` (or ``X_labels.tif``); so does a single
+    ``X_rgbn.tif`` file. Any other image is given with its labels as ``IMAGE:LABELS``.
 
     Raises:
         InputNotFoundError: if a path is missing or an image has no label file.
+        ConfigError: if an image is paired with itself as labels.
     """
     pairs: list[tuple[Path, Path]] = []
     for item in paths:
@@ -56,20 +57,32 @@ def pair_paths(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
             raise InputNotFoundError(f"training data not found: {p}")
         images = sorted(p.glob("*_rgbn.tif")) if p.is_dir() else [p]
         if not images:
-            raise InputNotFoundError(f"no *_rgbn.tif images in {p}")
+            raise InputNotFoundError(f"no *_rgbn.tif images in {p}; name images X_rgbn.tif beside X_cdl.tif, or give IMAGE:LABELS")
         for img in images:
-            for suffix in ("_cdl.tif", "_labels.tif"):
-                lab = img.with_name(img.name.replace("_rgbn.tif", suffix))
-                if lab.exists():
-                    pairs.append((img, lab))
-                    break
-            else:
-                raise InputNotFoundError(f"no label raster beside {img.name} (expected {img.stem.replace('_rgbn', '')}_cdl.tif)")
+            pairs.append((img, _label_beside(img)))
     for img, lab in pairs:
         for f in (img, lab):
             if not f.exists():
                 raise InputNotFoundError(f"file not found: {f}")
+        if img.samefile(lab):
+            raise ConfigError(f"{img.name} is given as both image and labels; give IMAGE:LABELS with the label raster")
     return pairs
+
+
+def _label_beside(img: Path) -> Path:
+    """The label raster beside ``X_rgbn.tif``: ``X_cdl.tif`` or ``X_labels.tif``.
+
+    Raises:
+        InputNotFoundError: ``img`` is not named ``*_rgbn.tif`` or has no such file beside it.
+    """
+    if not img.name.endswith("_rgbn.tif"):
+        raise InputNotFoundError(f"no label raster for {img.name}; give IMAGE:LABELS")
+    base = img.name[: -len("_rgbn.tif")]
+    for suffix in ("_cdl.tif", "_labels.tif"):
+        lab = img.with_name(base + suffix)
+        if lab.exists():
+            return lab
+    raise InputNotFoundError(f"no label raster beside {img.name} (expected {base}_cdl.tif); give IMAGE:LABELS")
 
 
 def load_scenes(paths: Sequence[str | os.PathLike], label_map: str = "cdl") -> list[Scene]:

@@ -26,9 +26,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from core.config import TrainConfig  # noqa: E402
-from core.dataset import SceneSet, compute_normalization, load_scenes, tiled_patches  # noqa: E402
-from core.errors import ConfigError, CorruptFileError, OutputExistsError  # noqa: E402
+from core.config import TrainConfig, check_pixel_size_m  # noqa: E402
+from core.dataset import Scene, SceneSet, compute_normalization, load_scenes, pair_paths, tiled_patches  # noqa: E402
+from core.errors import ConfigError, CorruptFileError, OutputExistsError, RegionError  # noqa: E402
+from core.files import replacing  # noqa: E402
 from core.model import (  # noqa: E402
     LoadedModel,
     MaskedDice,
@@ -38,6 +39,7 @@ from core.model import (  # noqa: E402
     build_unet,
     check_bands,
     compile_model,
+    get_preset,
     load_model,
     masked_bce_dice,
     save_model,
@@ -138,9 +140,55 @@ def _read_history(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def _best_val_loss(history: list[dict], path: Path) -> float:
+    """The lowest validation loss in a run's history (inf when empty).
+
+    Raises:
+        CorruptFileError: the history lacks a readable ``val_loss`` column.
+    """
+    try:
+        return min((float(h["val_loss"]) for h in history), default=float("inf"))
+    except (KeyError, TypeError, ValueError):
+        raise CorruptFileError(f"cannot resume: {path} is damaged (no readable val_loss); start again with --overwrite "
+                               "or use a new --out") from None
+
+
+def _read_run_info(path: Path, config: TrainConfig) -> Normalization:
+    """The normalization a run was started with, from its ``run.json``.
+
+    Raises:
+        CorruptFileError: ``run.json`` is truncated or not a run's record.
+        ConfigError: the run was started with another configuration than ``config``.
+    """
+    try:
+        info = json.loads(path.read_text())
+        norm = Normalization(tuple(float(v) for v in info["normalization"]["mean"]),
+                             tuple(float(v) for v in info["normalization"]["std"]))
+        started = TrainConfig(**info["config"])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, ConfigError):
+        raise CorruptFileError(f"cannot resume: {path} is truncated or damaged; start again with --overwrite "
+                               "or use a new --out") from None
+    if started != config:
+        raise ConfigError(f"{path.parent} was started with another configuration; resume with the same options or use a new --out")
+    return norm
+
+
+def _check_patch_fits(data: Sequence[str | os.PathLike], scenes: Sequence[Scene], size: int) -> None:
+    """Every image holds at least one ``size`` px patch.
+
+    Raises:
+        RegionError: an image is smaller than one patch (the message gives the largest patch size that fits).
+    """
+    for (img, _), scene in zip(pair_paths(data), scenes):
+        h, w = scene.labels.shape
+        if h < size or w < size:
+            fit = min(h, w) // 16 * 16
+            fix = f"use --patch-size {fit} or larger images" if fit >= 32 else "use larger images (at least 32 x 32 px)"
+            raise RegionError(f"{img.name} is {w} x {h} px, smaller than one {size} px patch; {fix}")
+
+
 def _training_pixel_size(train_data: Sequence[str]) -> float | None:
     """The training images' common pixel size in metres, or None (no CRS, or sizes differ by over 10%)."""
-    from core.dataset import pair_paths
     from core.raster import grid_of_file
 
     sizes = [grid_of_file(img).pixel_size_m() for img, _ in pair_paths(train_data)]
@@ -162,74 +210,87 @@ def train(
     command: str | None = None,
     pixel_size_m: float | None = None,
 ) -> TrainResult:
-    """Train a U-Net on image/label pairs (folders of ``*_rgbn.tif`` + ``*_cdl.tif``, or ``IMG:LABELS``).
+    """Train a U-Net on image/label pairs (folders of ``*_rgbn.tif`` + ``*_cdl.tif``, or ``IMAGE:LABELS``).
 
     ``pixel_size_m`` (recorded in the card) defaults to the training images' pixel size when they
-    all have a CRS and share it.
+    all have a CRS and share it. Everything is checked before ``run_dir`` is touched: a mistake
+    leaves a previous run there as it was (even with ``overwrite``), and writes nothing.
 
     Raises:
         OutputExistsError: ``run_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
-        CorruptFileError: the checkpoint to resume from is unreadable.
-        InputNotFoundError, BandError, GridMismatchError, NoDataError: bad training data.
+        CorruptFileError: the checkpoint, ``run.json`` or history to resume from is unreadable.
+        InputNotFoundError, BandError, GridMismatchError, InvalidDataError, NoDataError: bad training data.
+        RegionError: an image is smaller than one patch.
+        ConfigError: ``run_dir`` is a file; unknown preset or label map; bad ``pixel_size_m``; an image
+            paired with itself; another configuration than the run to resume.
         ModelMismatchError, ConfigError: ``config.init_model`` has other bands or another preset.
     """
     run_dir = Path(run_dir)
     last = run_dir / "last.keras"
     history_path = run_dir / "history.csv"
+    run_info_path = run_dir / "run.json"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file; give a folder for the training run as --out")
     if run_dir.exists() and any(run_dir.iterdir()) and not (resume or overwrite):
         raise OutputExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or --overwrite to start again")
-    init = _init_model(config) if config.init_model else None  # checked before anything is written
-    if overwrite and not resume:
-        for name in ("last.keras", "best.keras", "best.json", "history.csv", "run.json"):
-            (run_dir / name).unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
 
+    # Check everything before writing: nothing below touches run_dir until the run starts.
+    pixel_size_m = check_pixel_size_m(pixel_size_m)
+    get_preset(config.preset)
+    init = _init_model(config) if config.init_model else None
+    resumed_norm = _read_run_info(run_info_path, config) if resume and run_info_path.exists() else None
     keras.utils.set_random_seed(config.seed)
     train_scenes = load_scenes(train_data, label_map)
     val_scenes = load_scenes(val_data, label_map)
-    run_info_path = run_dir / "run.json"
-    if resume and run_info_path.exists():
-        info = json.loads(run_info_path.read_text())
-        norm = Normalization(tuple(info["normalization"]["mean"]), tuple(info["normalization"]["std"]))
-        if TrainConfig(**info["config"]) != config:
-            raise ConfigError(f"{run_dir} was started with another configuration; resume with the same options or use a new --out")
+    _check_patch_fits(train_data, train_scenes, config.patch_size)
+    _check_patch_fits(val_data, val_scenes, config.patch_size)
+    if resumed_norm is not None:
+        norm = resumed_norm
     elif init is not None:
         norm = init.card.normalization
     else:
         norm = compute_normalization(train_scenes, seed=config.seed)
-    cmd = command or " ".join(shlex.quote(a) for a in ["python", "-m", "core", *sys.argv[1:]])
-    run_info = {"config": config.to_dict(), "train": [str(p) for p in train_data], "val": [str(p) for p in val_data],
-                "label_map": label_map, "normalization": {"mean": list(norm.mean), "std": list(norm.std)}, "command": cmd}
-    run_info_path.write_text(json.dumps(run_info, indent=2))
-
     sampler = SceneSet(train_scenes, config.patch_size, norm, seed=config.seed)
     xv, yv = tiled_patches(val_scenes, config.patch_size, norm)
     if config.val_patches and len(xv) > config.val_patches:
         keep = np.random.default_rng(config.seed).choice(len(xv), config.val_patches, replace=False)
         xv, yv = xv[np.sort(keep)], yv[np.sort(keep)]
+    if pixel_size_m is None:
+        pixel_size_m = _training_pixel_size(train_data)
 
-    history = _read_history(history_path)
-    initial_epoch = len(history) if resume else 0
-    best_loss = min((float(h["val_loss"]) for h in history), default=float("inf"))
-    if resume and last.exists():
-        try:
-            model = keras.models.load_model(last, custom_objects=CUSTOM_OBJECTS)
-        except (OSError, ValueError, KeyError, EOFError) as err:
-            raise CorruptFileError(f"cannot resume: checkpoint {last} is unreadable ({type(err).__name__}); start a new run") from None
-    else:
+    fresh = not (resume and last.exists())
+    if fresh:
         initial_epoch, best_loss = 0, float("inf")
-        history_path.unlink(missing_ok=True)
         model = init.model if init is not None else build_unet(config.preset, len(FEATURE_BANDS))
         total = config.epochs * config.steps_per_epoch
         lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, total, alpha=0.02)
         compile_model(model, lr)
+    else:
+        history = _read_history(history_path)
+        initial_epoch, best_loss = len(history), _best_val_loss(history, history_path)
+        try:
+            model = keras.models.load_model(last, custom_objects=CUSTOM_OBJECTS)
+        except (OSError, ValueError, KeyError, EOFError) as err:
+            raise CorruptFileError(f"cannot resume: checkpoint {last} is unreadable ({type(err).__name__}); start a new run") from None
+
+    # The run starts: only now are a previous run's files removed and the new ones written.
+    if overwrite and not resume:
+        for name in ("last.keras", "best.keras", "best.json", "history.csv", "run.json"):
+            (run_dir / name).unlink(missing_ok=True)
+    if fresh:
+        history_path.unlink(missing_ok=True)
+    cmd = command or " ".join(shlex.quote(a) for a in ["python", "-m", "core", *sys.argv[1:]])
+    run_info = {"config": config.to_dict(), "train": [str(p) for p in train_data], "val": [str(p) for p in val_data],
+                "label_map": label_map, "normalization": {"mean": list(norm.mean), "std": list(norm.std)}, "command": cmd}
+    with replacing(run_info_path) as tmp:  # creates run_dir
+        tmp.write_text(json.dumps(run_info, indent=2))
 
     card = ModelCard(
         preset=config.preset, bands=FEATURE_BANDS, normalization=norm, patch_size=config.patch_size,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=cmd,
         training={**config.to_dict(), "patches_seen": config.epochs * config.steps_per_epoch * config.batch_size},
         data=f"train: {', '.join(map(str, train_data))}; val: {', '.join(map(str, val_data))}; labels: {label_map}",
-        pixel_size_m=pixel_size_m if pixel_size_m is not None else _training_pixel_size(train_data),
+        pixel_size_m=pixel_size_m,
     )
     reporter = _Reporter(run_dir, card, config.epochs, config.steps_per_epoch, progress, should_stop, best_loss)
     callbacks = [

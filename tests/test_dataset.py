@@ -122,3 +122,22 @@ def test_spatial_holdout_refuses_what_cannot_be_trained_on(small_scene, tmp_path
     with pytest.raises(NoDataError, match="half of its pixels labelled"):
         spatial_holdout(img, empty, "cdl", tmp_path / "e", 128)
     assert not (tmp_path / "f").exists() and not (tmp_path / "e").exists()
+
+
+def test_pair_paths_finds_labels_beside_rgbn_images_and_never_pairs_an_image_with_itself(small_scene, tmp_path):
+    import shutil
+
+    from core.dataset import pair_paths
+    from core.errors import ConfigError
+
+    img, lab = small_scene
+    assert pair_paths([img]) == [(img, lab)]  # X_rgbn.tif pairs with X_cdl.tif beside it
+    assert pair_paths([img.parent]) == [(img, lab)]
+    other = shutil.copy(img, tmp_path / "scene.tif")  # not named *_rgbn.tif: no way to find its labels
+    with pytest.raises(InputNotFoundError, match=r"no label raster for scene\.tif; give IMAGE:LABELS"):
+        pair_paths([other])
+    lonely = shutil.copy(img, tmp_path / "lonely_rgbn.tif")
+    with pytest.raises(InputNotFoundError, match="lonely_cdl.tif.*IMAGE:LABELS"):
+        pair_paths([lonely])
+    with pytest.raises(ConfigError, match="both image and labels"):
+        pair_paths([f"{img}:{img}"])

@@ -1,9 +1,15 @@
 import csv
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
+from rasterio.windows import Window
 
+from core.__main__ import main
 from core.config import TrainConfig
-from core.errors import OutputExistsError
+from core.errors import ConfigError, CorruptFileError, OutputExistsError, RegionError
 from core.model import load_model
 from core.train import train
 
@@ -93,3 +99,117 @@ def test_training_pixel_size_comes_from_the_images_crs():
     assert _training_pixel_size([f"{FLANDERS_S2}:{FLANDERS_LABELS}", f"{FTW}:{FLANDERS_LABELS}"]) == 10.0
     assert _training_pixel_size([f"{SAMPLE_IMAGE}:{SAMPLE_LABELS}"]) is None
     assert _training_pixel_size([f"{FLANDERS_S2}:{FLANDERS_LABELS}", f"{SAMPLE_IMAGE}:{SAMPLE_LABELS}"]) is None
+
+
+# --- failures leave a run folder as it was ---------------------------------------------------------
+
+#: the tiniest CLI training: one epoch of one step
+TINY = ["--epochs", "1", "--steps", "1", "--batch-size", "2", "--patch-size", "64", "--val-patches", "2"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(small_scene, tmp_path_factory) -> Path:
+    """A finished one-epoch run (last/best checkpoints, card, history, run.json) to copy and not touch."""
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    run = tmp_path_factory.mktemp("finished") / "run"
+    train(replace(CFG, epochs=1), pair, pair, run, command="first run")
+    assert {"last.keras", "best.keras", "best.json", "history.csv", "run.json"} <= {p.name for p in run.iterdir()}
+    return run
+
+
+@pytest.fixture(scope="module")
+def block(small_scene, tmp_path_factory) -> tuple[Path, Path]:
+    """A 64 x 64 px image and its labels: smaller than a 128 px patch."""
+    from testdata import SAMPLE_IMAGE, SAMPLE_LABELS, cut
+
+    d = tmp_path_factory.mktemp("block")
+    win = Window(200, 300, 64, 64)
+    return cut(SAMPLE_IMAGE, d / "block.tif", win), cut(SAMPLE_LABELS, d / "block_labels.tif", win)
+
+
+def _files(run: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(run.iterdir())}
+
+
+def _cli_error(capsys, argv: list[str]) -> str:
+    """Run the CLI expecting a user error: exit status 2 and one line on stderr, no traceback."""
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.startswith("error: ") and "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_a_failed_overwrite_keeps_the_previous_run(capsys, small_scene, block, finished_run, tmp_path):
+    img, lab = small_scene
+    pair = f"{img}:{lab}"
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    before = _files(run)
+    mistakes = {
+        "not found": ["--train", f"{tmp_path / 'missing.tif'}:{lab}", "--val", pair],
+        "unknown label map": ["--train", pair, "--val", pair, "--label-map", "nope"],
+        "unknown model preset": ["--train", pair, "--val", pair, "--preset", "huge"],
+        "smaller than one 128 px patch; use --patch-size 64": ["--train", pair, "--val", f"{block[0]}:{block[1]}",
+                                                              "--patch-size", "128"],
+        "positive number of metres": ["--train", pair, "--val", pair, "--pixel-size-m", "-30"],
+        "no label raster for block.tif; give IMAGE:LABELS": ["--train", str(block[0]), "--val", pair],
+        "both image and labels": ["--train", f"{img}:{img}", "--val", pair],
+    }
+    for words, args in mistakes.items():
+        err = _cli_error(capsys, ["train", *TINY, *args, "--out", str(run), "--overwrite"])
+        assert words in err
+        assert _files(run) == before, words  # nothing removed, nothing written
+
+
+def test_a_failed_start_writes_nothing_so_the_corrected_retry_runs(capsys, small_scene, block, tmp_path):
+    img, lab = small_scene
+    pair = f"{img}:{lab}"
+    run = tmp_path / "run"
+    small = f"{block[0]}:{block[1]}"
+    err = _cli_error(capsys, ["train", *TINY, "--train", small, "--val", small, "--patch-size", "128", "--out", str(run)])
+    assert "block.tif is 64 x 64 px, smaller than one 128 px patch; use --patch-size 64 or larger images" in err
+    assert "unknown model preset" in _cli_error(capsys, ["train", *TINY, "--train", pair, "--val", pair,
+                                                        "--preset", "huge", "--out", str(run)])
+    with pytest.raises(ConfigError, match="positive"):
+        train(CFG, [pair], [pair], run, pixel_size_m=float("nan"))
+    with pytest.raises(RegionError, match="smaller than one 128 px patch"):
+        train(replace(CFG, patch_size=128), [pair], [small], run)  # a validation image too small counts as well
+    assert not run.exists()
+    (tmp_path / "afile").write_text("not a folder")
+    assert "is a file" in _cli_error(capsys, ["train", *TINY, "--train", pair, "--val", pair, "--out", str(tmp_path / "afile")])
+    assert main(["train", *TINY, "--train", pair, "--val", pair, "--out", str(run), "--pixel-size-m", "30"]) == 0
+    assert json.loads((run / "best.json").read_text())["pixel_size_m"] == 30.0
+
+
+def test_resume_from_a_damaged_run_json_is_one_line_and_touches_nothing(capsys, small_scene, finished_run, tmp_path):
+    img, lab = small_scene
+    pair = f"{img}:{lab}"
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    text = (run / "run.json").read_text()
+    (run / "run.json").write_text(text[: len(text) // 2])
+    before = _files(run)
+    with pytest.raises(CorruptFileError, match="--overwrite"):
+        train(replace(CFG, epochs=1), [pair], [pair], run, resume=True)
+    err = _cli_error(capsys, ["train", *TINY, "--train", pair, "--val", pair, "--out", str(run), "--resume"])
+    assert "run.json is truncated or damaged" in err and "--overwrite" in err
+    assert _files(run) == before
+
+
+def test_run_json_is_replaced_whole_or_not_at_all(small_scene, finished_run, tmp_path, monkeypatch):
+    img, lab = small_scene
+    pair = f"{img}:{lab}"
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    before = (run / "run.json").read_bytes()
+    real_write = Path.write_text
+
+    def disk_full(self, data, *args, **kwargs):
+        real_write(self, data[:10], *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        train(replace(CFG, epochs=1), [pair], [pair], run, resume=True)
+    monkeypatch.undo()
+    assert (run / "run.json").read_bytes() == before
+    assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in finished_run.iterdir())  # no temporary left
