@@ -51,20 +51,42 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_window(text: str | None) -> tuple[int, int, int, int] | None:
+    """``"ROW,COL,HEIGHT,WIDTH"`` (whole pixels) -> a tuple; None when not given.
+
+    Raises:
+        RegionError: not four whole numbers.
+    """
+    if not text:
+        return None
+    from core.errors import RegionError
+
+    try:
+        row, col, height, width = (int(v) for v in text.split(","))  # not four, or not whole: ValueError
+    except ValueError:
+        raise RegionError(f"--window takes four whole numbers of pixels ROW,COL,HEIGHT,WIDTH (e.g. 0,0,512,512), "
+                          f"not {text!r}") from None
+    return row, col, height, width
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from core.config import PredictConfig
+    from core.files import check_output_dir
     from core.predict import predict_image
     from core.raster import parse_band_spec
 
     cfg = PredictConfig(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, threshold=args.threshold)
-    window = tuple(int(v) for v in args.window.split(",")) if args.window else None
-    if window is not None and len(window) != 4:
-        from core.errors import RegionError
+    window = _parse_window(args.window)
+    export = str(args.image).endswith("mixer.json")
+    if export and window is not None:
+        from core.errors import ConfigError
 
-        raise RegionError("--window takes ROW,COL,HEIGHT,WIDTH in pixels")
+        raise ConfigError("--window works on GeoTIFF images only, not on an Earth Engine export (*mixer.json); "
+                          "leave it out, or export only the region you want")
+    check_output_dir(args.out)
     bar = TqdmProgress("predict", "tile")
     try:
-        if str(args.image).endswith("mixer.json"):
+        if export:
             from core.predict_export import predict_export
 
             summary = predict_export(args.image, args.out, args.model, cfg, overwrite=args.overwrite, progress=bar)
@@ -92,11 +114,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_patches(args: argparse.Namespace) -> int:
     from core.config import PatchConfig
+    from core.files import check_output_file
     from core.patches import sample_patches
     from core.raster import parse_band_spec
 
     cfg = PatchConfig(patch_size=args.size, kernel_buffer=args.buffer, count=args.count, seed=args.seed,
                       min_valid_fraction=args.min_valid)
+    check_output_file(args.out, args.overwrite)
     bar = TqdmProgress("patches", "patch")
     try:
         s = sample_patches(args.image, args.labels, args.label_map, cfg, args.out, overwrite=args.overwrite,
@@ -194,9 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands that load TensorFlow (the others start faster without it).
+NEEDS_TENSORFLOW = ("train", "predict", "patches")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in NEEDS_TENSORFLOW:
+        from core.tfimport import import_tensorflow
+
+        import_tensorflow()  # without its start-up notices, so that an error stays one line
     try:
         return args.func(args)
     except CropMapError as err:

@@ -7,17 +7,87 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from core.errors import ConfigError, OutputExistsError
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` if it is not a folder (so ``path`` cannot be made), else None."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def check_output_file(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Check that a file can be written at ``path``; returns it as a Path.
+
+    Raises:
+        ConfigError: ``path`` is a folder, or a file stands where one of its folders would be.
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+    """
+    path = Path(path)
+    blocker = _file_in_the_way(path)
+    if blocker is not None:
+        raise ConfigError(f"{blocker} is a file, so {path} cannot be written under it; choose another output path")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it or choose another --out")
+    return path
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """Check that ``path`` is, or can be made, a folder for outputs; returns it as a Path.
+
+    Raises:
+        ConfigError: ``path`` is a file, or a file stands where one of its folders would be.
+    """
+    path = Path(path)
+    blocker = _file_in_the_way(path)
+    if blocker is not None:
+        raise ConfigError(f"{blocker} is a file, so the folder {path} cannot be made; choose another output folder")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path} is a file; give a folder for the outputs")
+    return path
+
+
+@contextmanager
+def made_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Create the folder ``path`` (and missing parents) for the block; if the block raises, remove
+    again the folders it created, when they are empty.
+
+    Raises:
+        ConfigError: see :func:`check_output_dir`.
+    """
+    path = check_output_dir(path)
+    created = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        for p in created:
+            try:
+                p.rmdir()
+            except OSError:  # not empty (or already gone): keep it
+                break
+        raise
+
 
 @contextmanager
 def replacing(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (its folder created) to write to; when the block ends
-    without an error the temporary file replaces ``path``, otherwise it is deleted."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    without an error the temporary file replaces ``path``, otherwise it is deleted (with the folders
+    made for it).
+
+    Raises:
+        ConfigError: ``path`` is a folder, or a file stands where one of its folders would be.
+    """
+    path = check_output_file(path, overwrite=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with made_dir(path.parent):
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise

@@ -9,8 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
-from core.errors import GridMismatchError, NoDataError
-from core.labels import CROP, NODATA
+from core.errors import GridMismatchError, InvalidDataError, NoDataError
+from core.labels import CROP, NODATA, NOT_CROP
 
 
 @dataclass(frozen=True)
@@ -72,16 +72,34 @@ def confusion(pred_mask: np.ndarray, label_mask: np.ndarray) -> Confusion:
 
     Raises:
         GridMismatchError: the shapes differ.
+        InvalidDataError: the prediction holds values other than 0, 1 and 255 (not a crop mask).
+        NoDataError: no pixel is valid in both.
     """
     if pred_mask.shape != label_mask.shape:
         raise GridMismatchError(f"prediction {pred_mask.shape} and labels {label_mask.shape} differ in shape; use labels on the prediction's grid")
+    check_mask(pred_mask)
     ok = (pred_mask != NODATA) & (label_mask != NODATA)
+    if not ok.any():
+        raise NoDataError("no pixel is valid in both the prediction and the labels (one of them is all no data, "
+                          "or they do not overlap); use labels that cover the predicted area")
     p = pred_mask[ok] == CROP
     y = label_mask[ok] == CROP
     tp = int(np.count_nonzero(p & y))
     fp = int(np.count_nonzero(p & ~y))
     fn = int(np.count_nonzero(~p & y))
     return Confusion(tp, fp, fn, int(p.size) - tp - fp - fn)
+
+
+def check_mask(mask: np.ndarray) -> None:
+    """Check that ``mask`` is a crop mask: values 0 (not crop), 1 (crop) and 255 (no data) only.
+
+    Raises:
+        InvalidDataError: another value occurs (a probability map or an image, not a crop mask).
+    """
+    bad = (mask != NOT_CROP) & (mask != CROP) & (mask != NODATA)
+    if bad.any():
+        raise InvalidDataError(f"the prediction holds the value {mask[bad].flat[0]}, but a crop mask holds only 0, 1 and 255; "
+                               "give the crop_mask.tif written by predict (not probability.tif or an image)")
 
 
 def threshold_curve(prob: np.ndarray, label_mask: np.ndarray, thresholds: Sequence[float] | None = None) -> list[dict]:

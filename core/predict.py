@@ -26,6 +26,7 @@ import numpy as np
 
 from core.config import PredictConfig
 from core.errors import NoDataError, OutputExistsError, RegionError
+from core.files import check_output_dir, check_output_file, made_dir
 from core.labels import NODATA
 from core.raster import FEATURE_BANDS, Grid, ImageReader
 
@@ -336,19 +337,22 @@ def predict_image(
 
     Raises:
         OutputExistsError: an output exists and ``overwrite`` is False (nothing is written).
+        ConfigError: ``out_dir`` is a file or lies under one, or an output's name is taken by a folder.
         InputNotFoundError, BandError, InvalidDataError, CorruptFileError: bad image or model.
         RegionError: the window is outside the image or smaller than one tile.
-        NoDataError: the region holds no valid pixel (nothing is written).
+        NoDataError: the region holds no valid pixel (nothing is written, and no folder is left behind).
         ModelMismatchError: the model was trained on other bands.
     """
     from core.model import load_model
 
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir(out_dir)
     outputs = {k: out_dir / f"{k}.tif" for k in ("probability", "crop_mask")}
     summary_path = out_dir / "summary.json"
     existing = [p.name for p in [*outputs.values(), summary_path] if p.exists()]
     if existing and not overwrite:
         raise OutputExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them or choose another --out")
+    for p in [*outputs.values(), summary_path]:
+        check_output_file(p, overwrite=True)
     import rasterio
 
     t0 = time.time()
@@ -365,19 +369,19 @@ def predict_image(
 
             return reader.read(Window(win.col_off + c, win.row_off + r, w, h))
 
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmpdir = Path(tempfile.mkdtemp(prefix=".predict-", dir=out_dir))
-        try:
-            stats = _write_outputs(predictor, read, grid, tmpdir, config.threshold, progress)
-            if stats["valid_pixels"] == 0:
-                raise NoDataError("the region holds no valid pixels (all no data); nothing was written; choose another region")
-            summary = _summary(image_path, grid, win, predictor.config, loaded, stats, time.time() - t0)
-            (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
-            for key, final in outputs.items():
-                os.replace(tmpdir / f"{key}.cog.tif", final)
-            os.replace(tmpdir / "summary.json", summary_path)
-        finally:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+        with made_dir(out_dir):  # a failure removes the folders made here
+            tmpdir = Path(tempfile.mkdtemp(prefix=".predict-", dir=out_dir))
+            try:
+                stats = _write_outputs(predictor, read, grid, tmpdir, config.threshold, progress)
+                if stats["valid_pixels"] == 0:
+                    raise NoDataError("the region holds no valid pixels (all no data); nothing was written; choose another region")
+                summary = _summary(image_path, grid, win, predictor.config, loaded, stats, time.time() - t0)
+                (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
+                for key, final in outputs.items():
+                    os.replace(tmpdir / f"{key}.cog.tif", final)
+                os.replace(tmpdir / "summary.json", summary_path)
+            finally:
+                shutil.rmtree(tmpdir, ignore_errors=True)
     return summary
 
 

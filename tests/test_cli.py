@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import rasterio
 
 from testdata import ROOT, write_raster
@@ -27,6 +28,10 @@ def test_predict_then_evaluate_subprocess(tiny_model_path, small_scene, tmp_path
     m = res["confusion_matrix"]["matrix"]
     assert sum(map(sum, m)) == res["valid_pixels"] > 0 and 0 <= res["iou"] <= 1
     assert json.loads((out / "metrics.json").read_text()) == res
+    # a user mistake in a command that loads TensorFlow: exactly one line, no start-up notices
+    r = subprocess.run([sys.executable, "-m", "core", "predict", "--image", str(img), "--model", str(tiny_model_path),
+                        "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and len(r.stderr.splitlines()) == 1, r.stderr
 
 
 def _err(capsys, argv):
@@ -83,3 +88,78 @@ def test_predict_warns_when_the_pixels_differ_from_the_training_pixels(capsys, t
     warning = [line for line in err.splitlines() if line.startswith("warning: ")]
     assert len(warning) == 1 and "30 m" in warning[0] and "10 m" in warning[0] and "resample" in warning[0]
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["warnings"] == [warning[0][len("warning: "):]]
+
+
+def _like(lab, path, make):
+    """A uint8 raster on the grid of ``lab``, its pixels ``make(shape)``."""
+    with rasterio.open(lab) as src:
+        return write_raster(path, make(src.shape).astype(np.uint8), crs=src.crs, transform=src.transform)
+
+
+def test_evaluate_refuses_what_cannot_be_scored(capsys, small_scene, tmp_path):
+    """No pixel valid in both, a probability map, or an image: one line, and no metrics.json."""
+    img, lab = small_scene
+    empty = _like(lab, tmp_path / "empty.tif", lambda shape: np.full(shape, 255))
+    assert "no pixel is valid" in _err(capsys, ["evaluate", "--pred", str(empty), "--labels", str(lab)])
+    prob = _like(lab, tmp_path / "prob.tif", lambda shape: np.random.default_rng(0).integers(0, 101, shape))
+    assert "crop_mask.tif" in _err(capsys, ["evaluate", "--pred", str(prob), "--labels", str(lab)])
+    err = _err(capsys, ["evaluate", "--pred", str(img), "--labels", str(lab), "--out", str(tmp_path / "m.json")])
+    assert "4 bands" in err and "crop_mask.tif" in err
+    assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob(".*"))
+
+
+def test_predict_window_must_be_four_whole_numbers(capsys, small_scene, tmp_path):
+    img, _ = small_scene
+    for bad in ("a,b,c,d", "0,0,256.5,256", "0,0,256"):
+        err = _err(capsys, ["predict", "--image", str(img), "--out", str(tmp_path / "o"), "--window", bad])
+        assert "four whole numbers" in err and repr(bad) in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_predict_window_is_refused_for_an_earth_engine_export(capsys, tmp_path):
+    err = _err(capsys, ["predict", "--image", str(tmp_path / "img-mixer.json"), "--out", str(tmp_path / "o"),
+                        "--window", "0,0,256,256"])
+    assert "--window" in err and "mixer.json" in err
+
+
+def test_outputs_under_a_file_or_onto_a_folder(capsys, small_scene, tmp_path):
+    """--out where a file stands in the way, or a folder where a file is to be written: one line, nothing left."""
+    img, lab = small_scene
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    assert "is a file" in _err(capsys, ["predict", "--image", str(img), "--out", str(afile)])
+    assert "is a file" in _err(capsys, ["predict", "--image", str(img), "--out", str(afile / "sub")])
+    mask = _like(lab, tmp_path / "mask.tif", np.ones)
+    assert "is a file" in _err(capsys, ["evaluate", "--pred", str(mask), "--labels", str(lab), "--out", str(afile / "m.json")])
+    assert "is a file" in _err(capsys, ["patches", "--image", str(img), "--labels", str(lab), "--out",
+                                        str(afile / "x.tfrecord.gz"), "--count", "1", "--size", "64"])
+    assert afile.read_text() == "keep"
+    folder = tmp_path / "somedir"
+    folder.mkdir()
+    assert "is a folder" in _err(capsys, ["evaluate", "--pred", str(mask), "--labels", str(lab), "--out", str(folder),
+                                          "--overwrite"])
+    records = tmp_path / "adir.tfrecord.gz"
+    records.mkdir()
+    assert "is a folder" in _err(capsys, ["patches", "--image", str(img), "--labels", str(lab), "--out", str(records),
+                                          "--count", "1", "--size", "64", "--overwrite"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.tfrecord.gz", "afile", "mask.tif", "somedir"]
+    assert not any(folder.iterdir()) and not any(records.iterdir())
+
+
+def test_replacing_refuses_a_folder_and_leaves_no_folder_it_made(tmp_path):
+    """The library path (no CLI pre-check): core.files.replacing."""
+    from core.errors import ConfigError
+    from core.files import replacing
+
+    (tmp_path / "d").mkdir()
+    with pytest.raises(ConfigError, match="is a folder"):
+        with replacing(tmp_path / "d"):
+            pass
+    with pytest.raises(RuntimeError):
+        with replacing(tmp_path / "new" / "deeper" / "x.bin") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("write failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+    with replacing(tmp_path / "new" / "x.bin") as tmp:
+        tmp.write_bytes(b"whole")
+    assert (tmp_path / "new" / "x.bin").read_bytes() == b"whole" and len(list((tmp_path / "new").iterdir())) == 1

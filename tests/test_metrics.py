@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from core.errors import GridMismatchError, NoDataError
+from core.errors import GridMismatchError, InvalidDataError, NoDataError
 from core.metrics import area_ha, confusion, crop_area, threshold_curve
 
 
@@ -19,6 +19,21 @@ def test_confusion_counts_valid_pixels_only():
 def test_confusion_shape_mismatch():
     with pytest.raises(GridMismatchError):
         confusion(np.zeros((2, 2), np.uint8), np.zeros((2, 3), np.uint8))
+
+
+def test_confusion_without_valid_pixels():
+    with pytest.raises(NoDataError, match="no pixel is valid"):
+        confusion(np.full((2, 2), 255, np.uint8), np.zeros((2, 2), np.uint8))
+    with pytest.raises(NoDataError):  # valid in each, but never in both
+        confusion(np.array([1, 255], np.uint8), np.array([255, 0], np.uint8))
+
+
+def test_confusion_refuses_what_is_not_a_crop_mask():
+    prob = np.array([[0, 37], [100, 255]], np.uint8)  # probability.tif: percent
+    with pytest.raises(InvalidDataError, match="crop_mask.tif"):
+        confusion(prob, np.zeros((2, 2), np.uint8))
+    with pytest.raises(InvalidDataError, match="1834"):  # reflectance
+        confusion(np.array([0, 1834], np.int16), np.zeros(2, np.uint8))
 
 
 def test_threshold_curve_matches_confusion():

@@ -6,7 +6,7 @@ import rasterio
 
 from testdata import FTW, SAMPLE_IMAGE, write_raster
 from core.config import PredictConfig
-from core.errors import ModelMismatchError, NoDataError, OutputExistsError, RegionError
+from core.errors import ConfigError, InvalidDataError, ModelMismatchError, NoDataError, OutputExistsError, RegionError
 from core.model import ModelCard, Normalization, build_unet, save_model
 from core.predict import blend_weights, predict_array, predict_image, tile_origins
 from core.raster import parse_band_spec, read_image
@@ -124,10 +124,39 @@ def test_bad_regions(tiny_model_path, small_scene, tmp_path):
 
 
 def test_all_nodata_region_writes_nothing(tiny_model_path, tmp_path):
+    """Nothing written, and no folder left behind that the failed prediction made; a folder that was there stays."""
     img = write_raster(tmp_path / "empty.tif", np.zeros((4, 300, 300), np.int16), descriptions=["R", "G", "B", "NIR"])
     with pytest.raises(NoDataError):
+        predict_image(img, tmp_path / "new" / "out", tiny_model_path)
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(NoDataError):
+        predict_image(img, tmp_path / "mine", tiny_model_path)
+    assert (tmp_path / "mine").is_dir() and not any((tmp_path / "mine").iterdir())
+
+
+def test_nan_image_without_nodata_leaves_no_folder(tiny_model_path, tmp_path):
+    data = np.full((4, 300, 300), 0.2, np.float32)
+    data[:, 10:20, 10:20] = np.nan
+    img = write_raster(tmp_path / "nan.tif", data, descriptions=["R", "G", "B", "NIR"])
+    with pytest.raises(InvalidDataError, match="NaN"):
         predict_image(img, tmp_path / "out", tiny_model_path)
-    assert not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_folder_that_cannot_be_one_is_refused(tiny_model_path, small_scene, tmp_path):
+    img, _ = small_scene
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    with pytest.raises(ConfigError, match="is a file"):
+        predict_image(img, afile, tiny_model_path)
+    with pytest.raises(ConfigError, match="is a file"):
+        predict_image(img, afile / "sub", tiny_model_path)
+    assert afile.read_text() == "keep"
+    (tmp_path / "out" / "probability.tif").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="is a folder"):
+        predict_image(img, tmp_path / "out", tiny_model_path, overwrite=True)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["probability.tif"]
 
 
 def test_model_trained_on_other_bands_is_refused(tmp_path, small_scene):
