@@ -218,9 +218,19 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelCard":
-        """Raises CorruptFileError if required fields are missing."""
+        """Raises CorruptFileError if required fields are missing, the bands are not a list of names,
+        the normalization does not hold one finite mean and one finite, positive standard deviation
+        per band, or pixel_size_m is neither null nor a positive number."""
         try:
+            if not isinstance(d["bands"], list) or not all(isinstance(b, str) for b in d["bands"]):
+                raise CorruptFileError(f"the model card's bands are {d['bands']!r}, not a list of band names; "
+                                       "the card is damaged: use the .json that core wrote beside the .keras")
             norm = Normalization(tuple(d["normalization"]["mean"]), tuple(d["normalization"]["std"]))
+            _check_normalization(norm, len(d["bands"]))
+            size = d.get("pixel_size_m")
+            if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float)) or not 0 < size < float("inf")):
+                raise CorruptFileError(f"the model card's pixel_size_m is {size!r}; it must be a positive number of metres "
+                                       "or null: the card is damaged, use the .json that core wrote beside the .keras")
             return cls(
                 preset=d["preset"],
                 bands=tuple(d["bands"]),
@@ -236,6 +246,21 @@ class ModelCard:
             )
         except (KeyError, TypeError, ValueError) as err:
             raise CorruptFileError(f"model card is incomplete ({err!r}); re-save the model with core") from None
+
+
+def _check_normalization(norm: Normalization, n_bands: int) -> None:
+    """Raises CorruptFileError unless mean and std hold one finite number per band and std > 0."""
+    for name, values in (("mean", norm.mean), ("std", norm.std)):
+        if len(values) != n_bands:
+            raise CorruptFileError(f"the model card's normalization {name} has {len(values)} values for {n_bands} bands; "
+                                   "the card is damaged: use the .json that core wrote beside the .keras")
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)]
+        if bad:
+            raise CorruptFileError(f"the model card's normalization {name} holds {bad[0]!r}, not a finite number; "
+                                   "the card is damaged: use the .json that core wrote beside the .keras")
+    if min(norm.std, default=1.0) <= 0:
+        raise CorruptFileError(f"the model card's normalization std holds {min(norm.std)!r}; a standard deviation must be "
+                               "above 0: the card is damaged, use the .json that core wrote beside the .keras")
 
 
 def card_path(model_path: str | os.PathLike) -> Path:
@@ -343,6 +368,9 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
     card = load_card(path)
     try:
         model = keras.models.load_model(path, compile=False)
+    except TypeError:  # Keras: "Could not locate class ..." for a layer or object it does not know
+        raise CorruptFileError(f"cannot load model {path.name}: its configuration names a layer or object that this "
+                               "version of core does not know; use a model saved by core") from None
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as err:
         raise CorruptFileError(f"cannot load model {path.name}: the file is truncated or not a Keras model ({type(err).__name__})") from None
     return LoadedModel(model, card, path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
@@ -26,7 +27,7 @@ from core.config import PatchConfig
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, NoDataError, OutputExistsError
 from core.files import replacing
 from core.labels import NODATA, get_class_map
-from core.raster import FEATURE_BANDS, INPUT_BANDS, Grid, ImageReader, read_labels
+from core.raster import FEATURE_BANDS, INPUT_BANDS, Grid, ImageReader, read_labels, reflectance_scaling, sample_valid
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -111,28 +112,40 @@ def parse_batch(serialized, names: Sequence[str], shape: tuple[int, int]):
     return _tf().transpose(parse_planes(serialized, names, shape), [0, 2, 3, 1])
 
 
+def tf_error_message(err: Exception) -> str:
+    """The first line of a TensorFlow error without TF internals (``{{function_node ...}}``,
+    ``[Op:...]``, ``name:``); the error's class name when nothing is left."""
+    msg = (str(getattr(err, "message", "") or err).strip().splitlines() or [""])[0]
+    msg = re.sub(r"\{\{function_node [^}]*\}\}", "", msg)
+    msg = re.sub(r"\[Op:[^\]]*\]", "", msg)
+    msg = re.sub(r"\bname:\s*\S*\s*$", "", msg)
+    msg = " ".join(msg.split())
+    return msg[:200] or type(err).__name__
+
+
 def read_records(
     source, names: Sequence[str], shape: tuple[int, int], batch_size: int = 32
 ) -> Iterator[np.ndarray]:
-    """Batches (n, H, W, len(names)) float32 from TFRecord files, in file order.
+    """Batches (n, H, W, len(names)) float32 from TFRecord files, in file order (file by file, so
+    that an error names the file; a batch never spans two files).
 
     Raises:
         InputNotFoundError: no files.
-        CorruptFileError: a file is truncated, not GZIP TFRecord, or lacks a feature / has another size.
+        CorruptFileError: a file is truncated, not GZIP TFRecord, or lacks a feature / has another size
+            (the message names the file).
     """
     tf = _tf()
-    files = list_records(source)
-    ds = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
-    ds = ds.map(lambda s: parse_batch(s, names, shape))
-    try:
-        for batch in ds.as_numpy_iterator():
-            yield batch
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as err:
-        msg = str(err).splitlines()[0][:200]
-        raise CorruptFileError(
-            f"cannot read TFRecords {files[0] if len(files) == 1 else files[0] + ' ...'}: {msg}; the file is truncated "
-            f"or its patches are not {shape[0]}x{shape[1]} with features {', '.join(names)}"
-        ) from None
+    for path in list_records(source):
+        ds = tf.data.TFRecordDataset([path], compression_type="GZIP").batch(batch_size)
+        ds = ds.map(lambda s: parse_batch(s, names, shape))
+        try:
+            for batch in ds.as_numpy_iterator():
+                yield batch
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as err:
+            raise CorruptFileError(
+                f"cannot read TFRecords {path}: {tf_error_message(err)}; the file is truncated "
+                f"or its patches are not {shape[0]}x{shape[1]} with features {', '.join(names)}"
+            ) from None
 
 
 # ---------------------------------------------------------------- training patches
@@ -237,14 +250,38 @@ class Mixer:
 
     @classmethod
     def from_json(cls, d: dict) -> "Mixer":
-        """Raises CorruptFileError if a field is missing."""
+        """Raises CorruptFileError if a field is missing or not what Earth Engine writes (sizes:
+        positive integers; affine: six finite numbers of an invertible transform)."""
         try:
             proj = d["projection"]
             aff = proj["affine"]["doubleMatrix"]
-            return cls(proj.get("crs"), tuple(float(v) for v in aff), (int(d["patchDimensions"][0]), int(d["patchDimensions"][1])),
-                       int(d["patchesPerRow"]), int(d["totalPatches"]))
-        except (KeyError, TypeError, ValueError, IndexError) as err:
+            dims, per_row, total = d["patchDimensions"], d["patchesPerRow"], d["totalPatches"]
+            crs = proj.get("crs")
+        except (KeyError, TypeError, IndexError, AttributeError) as err:
             raise CorruptFileError(f"the mixer JSON lacks {err}; it must have projection, patchDimensions, patchesPerRow, totalPatches") from None
+        if not isinstance(dims, list) or len(dims) != 2:
+            raise CorruptFileError(f"the mixer's patchDimensions is {dims!r}; it must be [width, height] in pixels")
+        width, height = (_positive_int(v, "patchDimensions") for v in dims)
+        per_row, total = _positive_int(per_row, "patchesPerRow"), _positive_int(total, "totalPatches")
+        if not isinstance(aff, list) or len(aff) != 6 or not all(_finite_number(v) for v in aff):
+            raise CorruptFileError(f"the mixer's projection.affine.doubleMatrix is {aff!r}; it must be six finite numbers")
+        affine = tuple(float(v) for v in aff)
+        if affine[0] * affine[4] - affine[1] * affine[3] == 0:
+            raise CorruptFileError(f"the mixer's affine {list(affine)} has zero pixel size; the mixer is damaged")
+        if crs is not None and not isinstance(crs, str):
+            raise CorruptFileError(f"the mixer's projection.crs is {crs!r}; it must be a CRS name such as EPSG:32618")
+        return cls(crs, affine, (width, height), per_row, total)
+
+
+def _finite_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _positive_int(v, field: str) -> int:
+    """``v`` as an int when it is a positive whole number; raises CorruptFileError otherwise."""
+    if not _finite_number(v) or v != int(v) or v < 1:
+        raise CorruptFileError(f"the mixer's {field} is {v!r}; it must be a positive whole number (the mixer is damaged)")
+    return int(v)
 
 
 def read_mixer(path: str | os.PathLike) -> Mixer:
@@ -255,9 +292,12 @@ def read_mixer(path: str | os.PathLike) -> Mixer:
         raise InputNotFoundError(f"mixer file not found: {s}")
     try:
         with tf.io.gfile.GFile(s) as f:
-            return Mixer.from_json(json.load(f))
-    except json.JSONDecodeError as err:
+            d = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CorruptFileError(f"mixer {s} is not valid JSON ({err})") from None
+    if not isinstance(d, dict):
+        raise CorruptFileError(f"mixer {s} is not an Earth Engine mixer (a JSON object with projection, patchDimensions, ...)")
+    return Mixer.from_json(d)
 
 
 def export_files(mixer_path: str | os.PathLike) -> list[str]:
@@ -339,8 +379,10 @@ def _infer_kernel(first_file: str, band: str, patch: tuple[int, int]) -> int:
     tf = _tf()
     try:
         raw = next(iter(tf.data.TFRecordDataset([first_file], compression_type="GZIP").take(1)))
-    except (tf.errors.DataLossError, StopIteration) as err:
-        raise CorruptFileError(f"cannot read {first_file} ({type(err).__name__})") from None
+    except StopIteration:
+        raise CorruptFileError(f"{first_file} holds no records; the image export is incomplete") from None
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as err:
+        raise CorruptFileError(f"cannot read {first_file}: {tf_error_message(err)}; the file is truncated or not a GZIP TFRecord") from None
     ex = tf.train.Example.FromString(raw.numpy())
     if band not in ex.features.feature:
         raise CorruptFileError(f"{first_file} has no feature {band!r} (features: {sorted(ex.features.feature)})")
@@ -351,6 +393,48 @@ def _infer_kernel(first_file: str, band: str, patch: tuple[int, int]) -> int:
     return side - patch[0]
 
 
+#: Patches of an image export read to detect its reflectance scale (spread over its files).
+EXPORT_SAMPLE_PATCHES = 16
+
+
+def export_scaling(mixer_path: str | os.PathLike, kernel: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band (scale, offset) that turn the R, G, B, NIR values of an image export into
+    reflectance, detected and checked on a sample of its patches exactly as for a GeoTIFF
+    (:func:`core.raster.reflectance_scaling`: reflectance x 10000 or 0-1; values that are not
+    reflectance are refused).
+
+    The sample is the first patches holding valid pixels of up to :data:`EXPORT_SAMPLE_PATCHES`
+    files spread over the export (of its first patches when it is one file).
+
+    Raises:
+        InputNotFoundError, CorruptFileError: missing or damaged export;
+        InvalidDataError: the values are not reflectance.
+    """
+    mixer = read_mixer(mixer_path)
+    files = export_files(mixer_path)
+    if kernel is None:
+        kernel = _infer_kernel(files[0], "R", mixer.patch)
+    shape = (mixer.patch[1] + kernel, mixer.patch[0] + kernel)
+    n = EXPORT_SAMPLE_PATCHES
+    chosen = [files[i] for i in sorted(set(np.linspace(0, len(files) - 1, min(n, len(files))).astype(int)))]
+    per_file = math.ceil(n / len(chosen))
+    step = max(1, max(shape) // 64)  # about 64 x 64 pixels of each patch
+    parts: list[np.ndarray] = []
+    for path in chosen:
+        found = 0
+        for batch in read_records(path, INPUT_BANDS, shape, batch_size=per_file):
+            for patch in batch:
+                raw = patch[::step, ::step].reshape(-1, len(INPUT_BANDS)).T.astype(np.float64)
+                raw = raw[:, sample_valid(raw, None)]
+                if raw.size:
+                    parts.append(raw)
+                    found += 1
+            if found >= per_file:
+                break
+    sample = np.concatenate(parts, axis=1) if parts else np.empty((len(INPUT_BANDS), 0))
+    return reflectance_scaling("float32", sample, f"the image export {Path(str(mixer_path)).name}")
+
+
 #: No-data value of the GeoTIFFs assembled from image exports (reflectance is never negative).
 EXPORT_NODATA = -9999.0
 
@@ -358,13 +442,15 @@ EXPORT_NODATA = -9999.0
 def export_to_geotiff(mixer_path: str | os.PathLike, out_path: str | os.PathLike, overwrite: bool = False,
                       progress: Callable[[int, int], None] | None = None) -> Grid:
     """Assemble an Earth Engine image export (TFRecord patches + mixer, local or gs://) into one
-    GeoTIFF of bands R, G, B, NIR (float32 reflectance, no data -9999), placed by the mixer's
-    projection; each patch's kernel buffer is cut off. The file appears only when complete.
+    GeoTIFF of bands R, G, B, NIR (float32 reflectance 0-1 whatever the export's scale, see
+    :func:`export_scaling`; no data -9999), placed by the mixer's projection; each patch's kernel
+    buffer is cut off. The file appears only when complete.
 
     Returns the grid of the written file.
 
     Raises:
         InputNotFoundError, CorruptFileError: missing or damaged export;
+        InvalidDataError: its values are not reflectance;
         BandError: the export lacks R, G, B or NIR; OutputExistsError: ``out_path`` exists.
     """
     import rasterio
@@ -378,6 +464,8 @@ def export_to_geotiff(mixer_path: str | os.PathLike, out_path: str | os.PathLike
     if not files:
         raise InputNotFoundError(f"no TFRecord files beside {mixer_path} (expected PREFIX-00000.tfrecord.gz ...)")
     kernel = _infer_kernel(files[0], "R", mixer.patch)
+    scale, offset = export_scaling(mixer_path, kernel)
+    scale, offset = scale.astype(np.float32), offset.astype(np.float32)
     half = kernel // 2
     (pw, ph), grid = mixer.patch, mixer.grid
     profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(INPUT_BANDS),
@@ -393,7 +481,7 @@ def export_to_geotiff(mixer_path: str | os.PathLike, out_path: str | os.PathLike
                 r, c = divmod(first + k, mixer.patches_per_row)
                 core = patch[half : half + ph, half : half + pw]
                 valid = (core != 0).any(axis=-1)  # Earth Engine writes masked pixels as 0 in every band
-                data = np.where(valid[..., None], core, np.float32(EXPORT_NODATA)).transpose(2, 0, 1)
+                data = np.where(valid[..., None], core * scale + offset, np.float32(EXPORT_NODATA)).transpose(2, 0, 1)
                 dst.write(data.astype(np.float32), window=Window(c * pw, r * ph, pw, ph))
                 if progress is not None:
                     progress(first + k + 1, mixer.total_patches)

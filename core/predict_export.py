@@ -3,7 +3,9 @@
 Each record is a patch plus ``kernelSize`` of context (half on each side); the model sees the
 whole buffered patch and only the central patch is kept, so neighbouring patches meet without
 seams. The result is placed by the mixer (georeferenced from its projection) and written exactly
-like :func:`core.predict.predict_image` writes a GeoTIFF prediction.
+like :func:`core.predict.predict_image` writes a GeoTIFF prediction. The export's values go through
+the same scale detection, checks and conversion as a GeoTIFF's (:func:`core.patches.export_scaling`,
+:func:`core.raster.valid_pixels`, :func:`core.raster.to_features`).
 """
 
 from __future__ import annotations
@@ -19,16 +21,22 @@ import numpy as np
 
 from core.config import PredictConfig
 from core.errors import ModelMismatchError, NoDataError, OutputExistsError
+from core.files import check_output_dir, made_dir
 from core.predict import ModelRunner, ProgressFn, _summary, _write_outputs
-from core.raster import FEATURE_BANDS, ndvi
+from core.raster import FEATURE_BANDS, INPUT_BANDS, to_features, valid_pixels
 
 
 class ExportPredictor:
-    """Yields probability strips (one row of patches at a time) from an image export."""
+    """Yields probability strips (one row of patches at a time) from an image export.
+
+    Raises (on creation):
+        InputNotFoundError, CorruptFileError: missing or damaged export;
+        InvalidDataError: its values are not reflectance; ModelMismatchError: the model does not fit.
+    """
 
     def __init__(self, mixer_path, loaded, batch_size: int = 8):
         from core.model import check_bands
-        from core.patches import export_files, read_mixer, _infer_kernel
+        from core.patches import _infer_kernel, export_files, export_scaling, read_mixer
 
         check_bands(loaded.card, FEATURE_BANDS)
         self.mixer_path = mixer_path
@@ -41,6 +49,7 @@ class ExportPredictor:
             raise ModelMismatchError(f"the export's patches are {side} px with their buffer but the model takes {self.runner.fixed_size} px")
         if side % 16:
             raise ModelMismatchError(f"buffered patches of {side} px do not fit a U-Net (needs a multiple of 16): export with an even kernelSize so that patch + kernel is a multiple of 16")
+        self.scales, self.offsets = export_scaling(mixer_path, self.kernel)
 
     def strips(self, read, height: int, width: int, progress: ProgressFn | None = None):
         from core.patches import iter_export_patches
@@ -49,12 +58,12 @@ class ExportPredictor:
         pw, ph = m.patch
         row = np.full((ph, width), np.nan, np.float32)
         current = 0
-        names = ("R", "G", "B", "NIR")
-        for first, batch in iter_export_patches(self.mixer_path, names, self.kernel, batch_size=self.runner.batch_size):
-            refl = np.clip(batch, 0.0, None)
-            feats = np.concatenate([refl, ndvi(refl[..., 0], refl[..., 3])[..., None]], axis=-1)
-            valid = (batch != 0).any(axis=-1)
-            x = np.stack([self.loaded.card.normalization.apply(f, v) for f, v in zip(feats, valid)])
+        what = f"the image export {Path(str(self.mixer_path)).name}"
+        for first, batch in iter_export_patches(self.mixer_path, INPUT_BANDS, self.kernel, batch_size=self.runner.batch_size):
+            raws = batch.transpose(0, 3, 1, 2)  # band-first views, as a GeoTIFF window is read
+            valid = [valid_pixels(raw, None, what) for raw in raws]
+            x = np.stack([self.loaded.card.normalization.apply(to_features(raw, v, self.scales, self.offsets, what), v)
+                          for raw, v in zip(raws, valid)])
             probs = self.runner(x)
             for k, (p, v) in enumerate(zip(probs, valid)):
                 i = first + k
@@ -79,7 +88,7 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
     """
     from core.model import load_model
 
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir(out_dir)
     finals = [out_dir / "probability.tif", out_dir / "crop_mask.tif", out_dir / "summary.json"]
     if any(p.exists() for p in finals) and not overwrite:
         raise OutputExistsError(f"{out_dir} already holds outputs; pass --overwrite to replace them or choose another --out")
@@ -87,24 +96,24 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
     loaded = loaded or load_model(model_path)
     pred = ExportPredictor(mixer_path, loaded, config.batch_size or 4)
     grid = pred.mixer.grid
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tempfile.mkdtemp(prefix=".predict-", dir=out_dir))
-    try:
-        stats = _write_outputs(pred, None, grid, tmpdir, config.threshold, progress)
-        if stats["valid_pixels"] == 0:
-            raise NoDataError("the image export holds no valid pixels; nothing was written")
+    with made_dir(out_dir):  # a failed run leaves no folder it made
+        tmpdir = Path(tempfile.mkdtemp(prefix=".predict-", dir=out_dir))
+        try:
+            stats = _write_outputs(pred, None, grid, tmpdir, config.threshold, progress)
+            if stats["valid_pixels"] == 0:
+                raise NoDataError("the image export holds no valid pixels; nothing was written")
 
-        class _Win:
-            row_off = col_off = 0
-            height, width = grid.height, grid.width
+            class _Win:
+                row_off = col_off = 0
+                height, width = grid.height, grid.width
 
-        summary = _summary(mixer_path, grid, _Win, config, loaded, stats, time.time() - t0)
-        summary["source"] = "earth engine image export (mixer)"
-        summary["kernel"] = pred.kernel
-        (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
-        os.replace(tmpdir / "probability.cog.tif", finals[0])
-        os.replace(tmpdir / "crop_mask.cog.tif", finals[1])
-        os.replace(tmpdir / "summary.json", finals[2])
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+            summary = _summary(mixer_path, grid, _Win, config, loaded, stats, time.time() - t0)
+            summary["source"] = "earth engine image export (mixer)"
+            summary["kernel"] = pred.kernel
+            (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
+            os.replace(tmpdir / "probability.cog.tif", finals[0])
+            os.replace(tmpdir / "crop_mask.cog.tif", finals[1])
+            os.replace(tmpdir / "summary.json", finals[2])
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
     return summary

@@ -1,9 +1,12 @@
 """Reading multiband reflectance images and label rasters, window by window.
 
 An :class:`ImageReader` finds the R, G, B and NIR bands (from band descriptions or an explicit
-mapping), detects the reflectance scale (int x 10000 or float 0-1), derives NDVI and a validity
-mask, and returns ``(features, valid)`` for any window, so that nothing ever needs the whole image
-in memory. Label rasters are read through a :class:`~core.labels.ClassMap` on the same grid.
+mapping), detects the reflectance scale (the file's scale/offset metadata, else int x 10000 or float
+0-1) and refuses values that cannot be reflectance at that scale, derives NDVI and a validity mask,
+and returns ``(features, valid)`` for any window, so that nothing ever needs the whole image in
+memory. The scale detection, checks and conversion are shared with Earth Engine image exports
+(:mod:`core.patches`, :mod:`core.predict_export`). Label rasters are read through a
+:class:`~core.labels.ClassMap` on the same grid.
 """
 
 from __future__ import annotations
@@ -140,34 +143,55 @@ def parse_band_spec(spec: str | None) -> dict[str, int] | None:
     """Parse ``"1,2,3,4"`` or ``"R=1,G=2,B=3,NIR=4"`` (1-based band numbers) into a mapping.
 
     Raises:
-        BandError: if the text is not of either form.
+        BandError: if the text is not of either form, does not give exactly four bands, or names
+            a band twice or one band number for two bands.
     """
     if not spec:
         return None
     parts = [p.strip() for p in spec.split(",") if p.strip()]
+    named = all("=" in p for p in parts)
     try:
-        if all("=" in p for p in parts):
-            mapping = {k.strip().upper(): int(v) for k, v in (p.split("=", 1) for p in parts)}
-        else:
-            mapping = dict(zip(INPUT_BANDS, (int(p) for p in parts)))
+        pairs = [(k.strip().upper(), int(v)) for k, v in (p.split("=", 1) for p in parts)] if named else \
+            [(b, int(p)) for b, p in zip(INPUT_BANDS, parts)]
     except ValueError:
         raise BandError(f"bad band list {spec!r}: give four 1-based band numbers in the order R,G,B,NIR, e.g. 1,2,3,4") from None
-    if set(mapping) != set(INPUT_BANDS):
-        raise BandError(f"bad band list {spec!r}: it must name exactly R, G, B and NIR, e.g. R=3,G=2,B=1,NIR=4")
+    if not named and len(parts) != len(INPUT_BANDS):
+        raise BandError(f"bad band list {spec!r} ({len(parts)} numbers): give exactly four band numbers, "
+                        "of R, G, B and NIR in this order, e.g. 1,2,3,4")
+    mapping = dict(pairs)
+    if len(mapping) != len(pairs) or set(mapping) != set(INPUT_BANDS):
+        raise BandError(f"bad band list {spec!r}: it must name exactly R, G, B and NIR, once each, e.g. R=3,G=2,B=1,NIR=4")
+    _check_distinct(mapping, spec)
     return mapping
+
+
+def _check_distinct(band_map: dict[str, int], what: object) -> None:
+    """Raises BandError if two of R, G, B, NIR share a band number."""
+    seen: dict[int, str] = {}
+    for name, idx in band_map.items():
+        if idx in seen:
+            raise BandError(f"bad band list {what!r}: band {idx} is given for both {seen[idx]} and {name}; "
+                            "R, G, B and NIR must be four different bands, e.g. 1,2,3,4")
+        seen[idx] = name
 
 
 def resolve_bands(descriptions: Sequence[str | None], count: int, band_map: dict[str, int] | None = None) -> dict[str, int]:
     """Find the 1-based index of R, G, B and NIR.
 
     Raises:
-        BandError: if a band is missing, named twice, or cannot be identified.
+        BandError: if a band is missing, named twice, or cannot be identified, or if ``band_map``
+            lacks one of them, gives one band number twice, or names a band the image lacks.
     """
     if band_map is not None:
+        missing = [b for b in INPUT_BANDS if b not in band_map]
+        if missing:
+            raise BandError(f"the band numbers lack {', '.join(missing)}: give the numbers of R, G, B and NIR, e.g. 1,2,3,4")
+        band_map = {b: band_map[b] for b in INPUT_BANDS}
+        _check_distinct(band_map, ",".join(f"{b}={i}" for b, i in band_map.items()))
         for name, idx in band_map.items():
             if not 1 <= idx <= count:
                 raise BandError(f"band {name}={idx} does not exist: the image has {count} bands")
-        return {b: band_map[b] for b in INPUT_BANDS}
+        return band_map
     names = [(d or "").strip().upper() for d in descriptions]
     if not any(names):
         raise BandError(
@@ -193,20 +217,148 @@ def resolve_bands(descriptions: Sequence[str | None], count: int, band_map: dict
     return found
 
 
-def detect_scale(dtype: str, sample: np.ndarray, scales: Sequence[float] | None = None) -> float:
-    """Factor that turns stored values into reflectance 0-1.
+def detect_scale(
+    dtype: str, sample: np.ndarray, scales: Sequence[float] | None = None, offsets: Sequence[float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band ``(scale, offset)`` (float64 arrays, one value per row of ``sample``) that turn stored
+    values into reflectance 0-1: ``reflectance = stored * scale + offset``.
 
-    Integers and floats whose values reach far above 1 are taken as reflectance x 10000; a
-    non-default scale in the file's metadata wins.
+    The file's scale/offset metadata wins when it is not the default (scale 1, offset 0), e.g.
+    Landsat Collection 2 (2.75e-5, -0.2). Otherwise integers, and floats whose values reach far
+    above 1, are taken as reflectance x 10000. ``sample`` holds stored values (bands, n) of valid
+    pixels.
     """
-    if scales and any(s not in (0, 1) for s in scales):
-        return float(scales[0])
+    n = sample.shape[0]
+    scale = np.array([1.0 if not s else float(s) for s in scales or ()] or [1.0] * n)
+    offset = np.array([float(o or 0.0) for o in offsets or ()] or [0.0] * n)
+    if len(scale) != n or len(offset) != n:
+        raise ValueError(f"{len(scale)} scales and {len(offset)} offsets for {n} bands")
+    if (scale != 1).any() or (offset != 0).any():
+        return scale, offset
     if np.dtype(dtype).kind in "iu":
-        return 1e-4
+        return np.full(n, 1e-4), offset
     finite = sample[np.isfinite(sample) & (sample != 0)]
     if finite.size and np.percentile(finite, 99) > 2.0:
-        return 1e-4
-    return 1.0
+        return np.full(n, 1e-4), offset
+    return scale, offset
+
+
+#: A band whose median pixel is brighter than this is not reflectance 0-1 (snow and cloud reach about 1).
+MAX_MEDIAN_REFLECTANCE = 1.5
+#: If the 99th percentile of every band stays below this, the values are not reflectance: 8-bit
+#: display values (at most 255) read as reflectance x 10000 stay below 0.0255.
+MIN_BRIGHT_REFLECTANCE = 0.03
+#: Fewer valid pixels than this in a sample say too little for the checks: they are skipped.
+MIN_CHECKED_PIXELS = 100
+
+
+def check_reflectance(refl: np.ndarray, what: str, stored: np.ndarray | None = None) -> None:
+    """Refuse values that cannot be surface reflectance, from robust statistics of a sample.
+
+    ``refl`` holds reflectance (after scale and offset) of valid pixels, one row per band R, G, B,
+    NIR; ``stored`` the same pixels as stored (for the message). A sample of fewer than
+    :data:`MIN_CHECKED_PIXELS` pixels passes.
+
+    Raises:
+        InvalidDataError: a band's median is above :data:`MAX_MEDIAN_REFLECTANCE` (values too
+            large: a wrong scale), or the 99th percentile of every band is below
+            :data:`MIN_BRIGHT_REFLECTANCE` (values too small: e.g. 8-bit display values).
+    """
+    if refl.ndim != 2 or refl.shape[1] < MIN_CHECKED_PIXELS:
+        return
+    medians, p99 = np.percentile(refl, [50, 99], axis=1)
+    if medians.max() <= MAX_MEDIAN_REFLECTANCE and p99.max() >= MIN_BRIGHT_REFLECTANCE:
+        return
+    raw = "" if stored is None else " (stored values: median {:.4g}, 99th percentile {:.4g})".format(
+        *np.percentile(stored, [50, 99]))
+    if medians.max() > MAX_MEDIAN_REFLECTANCE:
+        band = INPUT_BANDS[int(medians.argmax())] if len(medians) == len(INPUT_BANDS) else "a band"
+        raise InvalidDataError(
+            f"{what} does not look like surface reflectance: the median {band} pixel has reflectance "
+            f"{medians.max():.2f}{raw}, far above 1; the values are too large (a wrong scale?): give surface "
+            "reflectance as integers x 10000 or floats 0-1, or set the file's scale/offset metadata"
+        )
+    raise InvalidDataError(
+        f"{what} does not look like surface reflectance: even its brightest pixels have reflectance "
+        f"{p99.max():.4f} (99th percentile of the brightest band){raw}; these look like 8-bit display values "
+        "(0-255), percent or another unit, not reflectance: give surface reflectance as integers x 10000 or "
+        "floats 0-1, or set the file's scale/offset metadata"
+    )
+
+
+def reflectance_scaling(
+    dtype: str, sample: np.ndarray, what: str, scales: Sequence[float] | None = None,
+    offsets: Sequence[float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Detect the scale and offset of a sample of stored values (bands R, G, B, NIR x pixels, valid
+    pixels only) with :func:`detect_scale`, and check the result with :func:`check_reflectance`.
+
+    Returns per-band (scale, offset). Shared by GeoTIFFs and Earth Engine image exports.
+
+    Raises:
+        InvalidDataError: the values are not reflectance at any scale we know.
+    """
+    if sample.shape[1] > 65536:  # percentiles of 65,536 pixels are as good, and cheaper
+        sample = sample[:, :: math.ceil(sample.shape[1] / 65536)]
+    scale, offset = detect_scale(dtype, sample, scales, offsets)
+    check_reflectance(sample * scale[:, None] + offset[:, None], what, sample)
+    return scale, offset
+
+
+def valid_pixels(raw: np.ndarray, nodata: float | None, what: str) -> np.ndarray:
+    """Validity mask (h, w) of stored values (bands, h, w): not no data in any band, not zero in
+    every band (a gap in every product we know: Landsat fill, Ag-Net missing tiles, Earth Engine's
+    masked pixels), and NaN only where the nodata value is NaN.
+
+    Raises:
+        InvalidDataError: NaN or infinite values without a NaN nodata value.
+    """
+    valid = np.ones(raw.shape[1:], dtype=bool)
+    if raw.dtype.kind == "f":
+        finite = np.isfinite(raw)
+        if nodata is not None and np.isnan(nodata):
+            valid &= finite.all(axis=0)
+        elif not finite.all():
+            raise InvalidDataError(
+                f"{what} holds NaN or infinite reflectance in {int((~finite).any(axis=0).sum())} pixels "
+                "but declares no NaN nodata value; mark them as no data (nodata=nan) or fill them"
+            )
+    if nodata is not None and not np.isnan(nodata):
+        valid &= ~(raw == nodata).any(axis=0)
+    valid &= ~(raw == 0).all(axis=0)
+    return valid
+
+
+def to_features(raw: np.ndarray, valid: np.ndarray, scale: np.ndarray, offset: np.ndarray, what: str) -> np.ndarray:
+    """Features (h, w, 5) float32 = R, G, B, NIR reflectance (``raw * scale + offset``, negatives
+    clipped to 0) and NDVI, from stored values (4, h, w); invalid pixels get features 0.
+
+    Raises:
+        InvalidDataError: a valid pixel has reflectance below :data:`MIN_REFLECTANCE`.
+    """
+    if (scale == scale[0]).all():
+        refl = np.multiply(raw, np.float32(scale[0]), dtype=np.float32)
+    else:
+        refl = np.multiply(raw, scale.astype(np.float32)[:, None, None], dtype=np.float32)
+    if (offset != 0).any():
+        refl += offset.astype(np.float32)[:, None, None]
+    all_valid = bool(valid.all())
+    # Cheap test on the whole window first; only a window with low values pays for the masked one.
+    if refl.size and refl.min() < MIN_REFLECTANCE and valid.any():
+        low = float(refl.min() if all_valid else refl[:, valid].min())
+        if low < MIN_REFLECTANCE:
+            raise InvalidDataError(
+                f"{what} holds negative reflectance ({low:.3f}); surface reflectance must be 0-1 "
+                "(or 0-10000 as integers): check the scale factors or the band order"
+            )
+    np.maximum(refl, 0.0, out=refl)
+    feats = np.empty(refl.shape[1:] + (5,), dtype=np.float32)
+    for i in range(4):
+        feats[..., i] = refl[i]
+    feats[..., 4] = ndvi(refl[0], refl[3])
+    if not all_valid:
+        feats[~valid] = 0.0
+    return feats
 
 
 def ndvi(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
@@ -222,8 +374,12 @@ def ndvi(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
 class ImageReader:
     """A reflectance image open for windowed reading. Use as a context manager.
 
+    ``scale`` and ``offset`` turn stored values of R into reflectance (``scales``/``offsets``: per
+    band R, G, B, NIR).
+
     Raises (on open):
-        InputNotFoundError, CorruptFileError, BandError.
+        InputNotFoundError, CorruptFileError, BandError;
+        InvalidDataError: a sample of the pixels does not look like reflectance (see :func:`check_reflectance`).
     """
 
     def __init__(self, path: str | os.PathLike, band_map: dict[str, int] | None = None):
@@ -235,7 +391,12 @@ class ImageReader:
             self.band_index = resolve_bands(src.descriptions, src.count, band_map)
             self._indexes = [self.band_index[b] for b in INPUT_BANDS]
             self.nodata = src.nodata
-            self.scale = detect_scale(src.dtypes[0], self._sample(src), src.scales)
+            sample = self._sample(src)
+            sample = sample[:, sample_valid(sample, self.nodata)]
+            self.scales, self.offsets = reflectance_scaling(
+                src.dtypes[0], sample, self.path.name,
+                [src.scales[i - 1] for i in self._indexes], [src.offsets[i - 1] for i in self._indexes])
+            self.scale, self.offset = float(self.scales[0]), float(self.offsets[0])
         except Exception:
             self._src.close()
             raise
@@ -289,38 +450,17 @@ class ImageReader:
             InvalidDataError: on NaN reflectance without a NaN nodata value, or negative reflectance.
         """
         raw = self.read_raw(window)
-        valid = np.ones(raw.shape[1:], dtype=bool)
-        if raw.dtype.kind == "f":
-            finite = np.isfinite(raw)
-            if self.nodata is not None and np.isnan(self.nodata):
-                valid &= finite.all(axis=0)
-            elif not finite.all():
-                raise InvalidDataError(
-                    f"{self.path.name} holds NaN or infinite reflectance in {int((~finite).any(axis=0).sum())} pixels "
-                    "but declares no NaN nodata value; mark them as no data (nodata=nan) or fill them"
-                )
-        if self.nodata is not None and not np.isnan(self.nodata):
-            valid &= ~(raw == self.nodata).any(axis=0)
-        # An all-zero pixel is a gap in every product we know (Landsat fill, Ag-Net missing tiles).
-        valid &= ~(raw == 0).all(axis=0)
-        refl = np.multiply(raw, np.float32(self.scale), dtype=np.float32)
-        all_valid = bool(valid.all())
-        # Cheap test on the whole window first; only a window with low values pays for the masked one.
-        if refl.size and refl.min() < MIN_REFLECTANCE and valid.any():
-            low = float(refl.min() if all_valid else refl[:, valid].min())
-            if low < MIN_REFLECTANCE:
-                raise InvalidDataError(
-                    f"{self.path.name} holds negative reflectance ({low:.3f}); surface reflectance must be 0-1 "
-                    "(or 0-10000 as integers): check the scale factors or the band order"
-                )
-        np.maximum(refl, 0.0, out=refl)
-        feats = np.empty(refl.shape[1:] + (5,), dtype=np.float32)
-        for i in range(4):
-            feats[..., i] = refl[i]
-        feats[..., 4] = ndvi(refl[0], refl[3])
-        if not all_valid:
-            feats[~valid] = 0.0
-        return feats, valid
+        valid = valid_pixels(raw, self.nodata, self.path.name)
+        return to_features(raw, valid, self.scales, self.offsets, self.path.name), valid
+
+
+def sample_valid(sample: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Which pixels (columns) of a sample (bands, n) are valid, as :func:`valid_pixels` has it;
+    NaN and infinite values are left out here (:meth:`ImageReader.read` refuses them)."""
+    valid = np.isfinite(sample).all(axis=0) & ~(sample == 0).all(axis=0)
+    if nodata is not None and not np.isnan(nodata):
+        valid &= ~(sample == nodata).any(axis=0)
+    return valid
 
 
 def read_image(path: str | os.PathLike, band_map: dict[str, int] | None = None) -> tuple[np.ndarray, np.ndarray, Grid]:

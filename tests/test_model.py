@@ -147,7 +147,7 @@ def test_uploaded_model_never_replaces_another_models_card(tiny_model_path, tmp_
     assert in_use.name == "model.keras" and card_path(in_use).read_bytes() == card
     assert store_uploaded_model(data, card, tmp_path) == in_use  # the same upload again: same files
     other = json.loads(card)
-    other["bands"] = ["R", "G", "B", "SWIR"]
+    other["bands"] = ["R", "G", "B", "NIR", "SWIR"]
     second = store_uploaded_model(data, json.dumps(other).encode(), tmp_path)
     assert second != in_use and card_path(in_use).read_bytes() == card
     with pytest.raises(ModelMismatchError):
@@ -157,6 +157,69 @@ def test_uploaded_model_never_replaces_another_models_card(tiny_model_path, tmp_
         store_uploaded_model(data, b"\xff not json", tmp_path)
     with pytest.raises(CorruptFileError, match="incomplete"):
         store_uploaded_model(data, b"[]", tmp_path)
+    other["bands"] = ["R", "G", "B", "SWIR"]  # 4 bands, 5 normalization values: refused before anything is written
+    with pytest.raises(CorruptFileError, match="5 values for 4 bands"):
+        store_uploaded_model(data, json.dumps(other).encode(), tmp_path)
     with pytest.raises(InvalidDataError, match="empty"):
         store_uploaded_model(b"", card, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({in_use.parent.name, second.parent.name})
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"mean": [0.1] * 4}, "mean has 4 values for 5 bands"),
+    ({"std": [0.2] * 6}, "std has 6 values for 5 bands"),
+    ({"std": ["x", 0.2, 0.2, 0.2, 0.2]}, "not a finite number"),
+    ({"mean": [0.1, None, 0.1, 0.1, 0.1]}, "not a finite number"),
+    ({"std": [0.2, 0.2, float("nan"), 0.2, 0.2]}, "not a finite number"),
+    ({"std": [0.0, 0.2, 0.2, 0.2, 0.2]}, "above 0"),
+    ({"std": [0.2, -0.2, 0.2, 0.2, 0.2]}, "above 0"),
+])
+def test_card_with_bad_normalization_is_refused(tmp_path, change, match):
+    """One finite mean and one finite std > 0 per band, else CorruptFileError (not a numpy traceback later)."""
+    import json
+    import warnings
+
+    d = _card().to_dict()
+    d["normalization"].update(change)
+    with pytest.raises(CorruptFileError, match=match):
+        ModelCard.from_dict(d)
+    path = save_model(build_unet("light"), _card(), tmp_path / "m.keras")
+    (tmp_path / "m.json").write_text(json.dumps(d))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning on the way
+        with pytest.raises(CorruptFileError, match=match):
+            load_model(path)
+
+
+def test_card_with_bad_bands_or_pixel_size_is_refused():
+    for change in ({"bands": "RGBNN"}, {"bands": ["R", "G", "B", "NIR", 5]}, {"pixel_size_m": -30}, {"pixel_size_m": 0},
+                   {"pixel_size_m": "thirty"}):
+        d = {**_card().to_dict(), **change}
+        with pytest.raises(CorruptFileError):
+            ModelCard.from_dict(d)
+    assert ModelCard.from_dict({**_card().to_dict(), "pixel_size_m": 30}).pixel_size_m == 30.0
+
+
+@pytest.mark.parametrize("where", ["model", "layer"])
+def test_keras_file_naming_an_unknown_class_is_corrupt(tmp_path, where):
+    """A .keras whose config names a class Keras does not know (as the model: a TypeError in Keras; as
+    a layer: a ValueError): CorruptFileError in one line, not a traceback."""
+    import json
+    import zipfile
+
+    path = save_model(build_unet("light"), _card(), tmp_path / "m.keras")
+    bad = tmp_path / "bad.keras"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                cfg = json.loads(data)
+                target = cfg if where == "model" else cfg["config"]["layers"][1]
+                target["class_name"] = "Foo"
+                target.pop("module", None), target.pop("registered_name", None)  # a class from no known module
+                data = json.dumps(cfg).encode()
+            dst.writestr(item, data)
+    (tmp_path / "bad.json").write_bytes((tmp_path / "m.json").read_bytes())
+    with pytest.raises(CorruptFileError, match="bad.keras") as err:
+        load_model(bad)
+    assert "\n" not in str(err.value)

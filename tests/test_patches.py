@@ -159,3 +159,85 @@ def test_mixer_json_roundtrip_and_errors(tmp_path):
     bad.write_text(json.dumps({"patchDimensions": [256, 256]}))
     with pytest.raises(CorruptFileError, match="projection"):
         read_mixer(bad)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("patchesPerRow", 0), ("patchesPerRow", -3), ("patchesPerRow", 1.5), ("patchesPerRow", "3"), ("patchesPerRow", True),
+    ("totalPatches", 0), ("totalPatches", None), ("patchDimensions", [0, 256]), ("patchDimensions", [256]),
+    ("patchDimensions", 256), ("affine", [30.0, 0.0, 100.0, 0.0, -30.0]), ("affine", [0.0, 0.0, 100.0, 0.0, 0.0, 200.0]),
+    ("affine", [30.0, 0.0, "x", 0.0, -30.0, 200.0]),
+])
+def test_mixer_with_bad_sizes_is_refused(tmp_path, field, value):
+    """Non-positive or non-integer sizes (patchesPerRow 0 divided by zero) and a broken affine: one CorruptFileError."""
+    d = Mixer("EPSG:32618", (30.0, 0.0, 100.0, 0.0, -30.0, 200.0), (256, 256), 4, 12).to_json()
+    if field == "affine":
+        d["projection"]["affine"]["doubleMatrix"] = value
+    else:
+        d[field] = value
+    path = tmp_path / "x-mixer.json"
+    path.write_text(json.dumps(d))
+    with pytest.raises(CorruptFileError, match="mixer"):
+        read_mixer(path)
+
+
+def test_mixer_sizes_written_as_whole_floats_are_accepted():
+    d = Mixer(None, (30.0, 0.0, 100.0, 0.0, -30.0, 200.0), (256, 256), 4, 12).to_json()
+    d["patchesPerRow"], d["patchDimensions"] = 4.0, [256.0, 256]
+    assert Mixer.from_json(d).patches_per_row == 4 and Mixer.from_json(d).patch == (256, 256)
+
+
+def test_truncated_record_is_named_without_tf_internals(tmp_path):
+    """The error names the file that is truncated (the second of three), not the first, and no TF internals."""
+    folder = tmp_path / "recs"
+    folder.mkdir()
+    for i in range(3):
+        write_records(folder / f"img-{i:05d}.tfrecord.gz", _examples(4, 64, 64, seed=i))
+    second = folder / "img-00001.tfrecord.gz"
+    second.write_bytes(second.read_bytes()[: len(second.read_bytes()) // 2])
+    with pytest.raises(CorruptFileError) as err:
+        list(read_records(folder, ["R", "crop"], (64, 64)))
+    msg = str(err.value)
+    assert "img-00001.tfrecord.gz" in msg and "img-00000" not in msg and "truncated" in msg
+    assert "function_node" not in msg and "{{" not in msg and "[Op:" not in msg and "\n" not in msg
+
+
+def _rescaled_export(mixer_path, prefix, factor):
+    """A copy of an image export whose R, G, B, NIR values are multiplied by ``factor`` (NDVI kept), in one file."""
+    import shutil
+
+    batches = [b for _, b in iter_export_patches(mixer_path, FEATURE_BANDS)]
+    patches = np.concatenate(batches)
+    patches[..., :4] *= factor
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    write_records(Path(f"{prefix}-00000.tfrecord.gz"), ({b: p[..., k] for k, b in enumerate(FEATURE_BANDS)} for p in patches))
+    shutil.copy(mixer_path, f"{prefix}-mixer.json")
+    return Path(f"{prefix}-mixer.json")
+
+
+def test_image_export_scale_is_detected_and_checked(small_scene, tmp_path):
+    """An export of reflectance x 10000 (as raw Sentinel-2 SR) is read as reflectance, like a GeoTIFF;
+    one of 8-bit display values is refused."""
+    from core.errors import InvalidDataError
+    from core.patches import export_scaling, export_to_geotiff
+    from core.raster import read_image
+
+    img, _ = small_scene
+    with ImageReader(img) as r:
+        mixer = write_image_export(tmp_path / "exp" / "img", r, patch=128, kernel=32, records_per_file=4)
+    scale, offset = export_scaling(mixer)
+    assert (scale == 1.0).all() and (offset == 0).all()
+    x10k = _rescaled_export(mixer, tmp_path / "x10k" / "img", 10000.0)
+    scale, _ = export_scaling(x10k)
+    assert scale == pytest.approx([1e-4] * 4)
+    export_to_geotiff(mixer, tmp_path / "a.tif")
+    export_to_geotiff(x10k, tmp_path / "b.tif")
+    fa, va, _ = read_image(tmp_path / "a.tif")
+    fb, vb, _ = read_image(tmp_path / "b.tif")
+    assert np.array_equal(va, vb) and va.any()
+    np.testing.assert_allclose(fb[vb], fa[va], atol=1e-6)
+    display = _rescaled_export(mixer, tmp_path / "u8" / "img", 255.0 / 0.6)  # 0-255 as floats
+    with pytest.raises(InvalidDataError, match="8-bit"):
+        export_scaling(display)
+    with pytest.raises(InvalidDataError, match="8-bit"):
+        export_to_geotiff(display, tmp_path / "c.tif")
+    assert not (tmp_path / "c.tif").exists()

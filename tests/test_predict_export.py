@@ -54,3 +54,60 @@ def test_export_errors(tiny_model_path, small_scene, tmp_path):
     with pytest.raises(CorruptFileError, match="missing"):
         predict_export(mixer, tmp_path / "p", tiny_model_path)
     assert not (tmp_path / "p" / "probability.tif").exists()
+
+
+def _rescaled_export(mixer_path, prefix, factor):
+    """A copy of an image export whose R, G, B, NIR values are multiplied by ``factor`` (NDVI kept), in one file."""
+    import shutil
+    from pathlib import Path
+
+    from core.patches import iter_export_patches, write_records
+    from core.raster import FEATURE_BANDS
+
+    patches = np.concatenate([b for _, b in iter_export_patches(mixer_path, FEATURE_BANDS)])
+    patches[..., :4] *= factor
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    write_records(Path(f"{prefix}-00000.tfrecord.gz"), ({b: p[..., k] for k, b in enumerate(FEATURE_BANDS)} for p in patches))
+    shutil.copy(mixer_path, f"{prefix}-mixer.json")
+    return Path(f"{prefix}-mixer.json")
+
+
+def test_export_in_reflectance_x10000_predicts_like_the_same_export_in_0_1(tiny_model_path, small_scene, tmp_path):
+    """Exports get the GeoTIFFs' scale detection: raw Sentinel-2 SR (x 10000) is not fed to the model as is."""
+    img, _ = small_scene
+    with ImageReader(img) as r:
+        mixer = write_image_export(tmp_path / "exp" / "img", r, patch=128, kernel=64, records_per_file=4)
+    x10k = _rescaled_export(mixer, tmp_path / "x10k" / "img", 10000.0)
+    a = predict_export(mixer, tmp_path / "a", tiny_model_path)
+    b = predict_export(x10k, tmp_path / "b", tiny_model_path)
+    with rasterio.open(tmp_path / "a" / "probability.tif") as pa, rasterio.open(tmp_path / "b" / "probability.tif") as pb:
+        assert np.abs(pa.read(1).astype(int) - pb.read(1)).max() <= 1
+    assert a["valid_pixels"] == b["valid_pixels"] and abs(a["crop_pixels"] - b["crop_pixels"]) <= a["valid_pixels"] * 0.001
+
+
+def test_export_that_is_not_reflectance_is_refused(tiny_model_path, small_scene, tmp_path):
+    from core.errors import InvalidDataError
+
+    img, _ = small_scene
+    with ImageReader(img) as r:
+        mixer = write_image_export(tmp_path / "exp" / "img", r, patch=128, kernel=64, records_per_file=4)
+    for factor, match in ((255.0 / 0.6, "8-bit"), (100000.0, "too large")):
+        bad = _rescaled_export(mixer, tmp_path / f"x{factor:g}" / "img", factor)
+        with pytest.raises(InvalidDataError, match=match):
+            predict_export(bad, tmp_path / "o", tiny_model_path)
+        assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_export_with_negative_reflectance_is_refused_like_a_geotiff(tiny_model_path, small_scene, tmp_path):
+    from core.errors import InvalidDataError
+    from core.patches import iter_export_patches, write_records
+    from core.raster import FEATURE_BANDS
+
+    img, _ = small_scene
+    with ImageReader(img) as r:
+        mixer = write_image_export(tmp_path / "exp" / "img", r, patch=128, kernel=64, records_per_file=9)
+    patches = np.concatenate([b for _, b in iter_export_patches(mixer, FEATURE_BANDS)])
+    patches[4, 100, 100, 0] = -0.3
+    write_records(export_files(mixer)[0], ({b: p[..., k] for k, b in enumerate(FEATURE_BANDS)} for p in patches), overwrite=True)
+    with pytest.raises(InvalidDataError, match="negative"):
+        predict_export(mixer, tmp_path / "o", tiny_model_path)

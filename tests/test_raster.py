@@ -52,7 +52,7 @@ def test_missing_band_is_named(tmp_path):
         ImageReader(p)
 
 
-@pytest.mark.parametrize("spec", ["1,2,3", "R=1,G=2,B=3", "a,b,c,d"])
+@pytest.mark.parametrize("spec", ["1,2,3", "R=1,G=2,B=3", "a,b,c,d", "1,2,3,4,5", "1,1,1,1"])
 def test_bad_band_spec(spec):
     with pytest.raises(BandError):
         parse_band_spec(spec)
@@ -129,3 +129,106 @@ def test_windows_cover_the_image():
     for r, c in iter_windows(300, 500, 128, 100):
         seen[r : r + 128, c : c + 128] += 1
     assert seen.min() >= 1
+
+
+def _write_like(path, src_path, data, scales=None, offsets=None, **changes):
+    """``data`` (bands, h, w) as a GeoTIFF with the grid and band names of ``src_path``'s top-left corner."""
+    import rasterio
+    from rasterio.windows import Window
+
+    with rasterio.open(src_path) as src:
+        prof = src.profile.copy()
+        descriptions = src.descriptions
+        transform = src.window_transform(Window(0, 0, data.shape[2], data.shape[1]))
+    prof.update(width=data.shape[2], height=data.shape[1], count=data.shape[0], dtype=data.dtype, transform=transform,
+                tiled=False, **changes)
+    prof.pop("blockxsize", None), prof.pop("blockysize", None)
+    with rasterio.open(path, "w", **prof) as dst:
+        dst.write(data)
+        dst.descriptions = descriptions
+        if scales is not None:
+            dst.scales, dst.offsets = scales, offsets
+    return path
+
+
+def _sample_window(size=300):
+    import rasterio
+    from rasterio.windows import Window
+
+    with rasterio.open(SAMPLE_IMAGE) as src:
+        return src.read(window=Window(0, 0, size, size))
+
+
+def test_scale_offset_metadata_is_applied(tmp_path):
+    """Landsat Collection 2 SR as distributed: uint16, scale 2.75e-5, offset -0.2 (reflectance 0.2 too high without the offset)."""
+    raw = _sample_window()
+    with ImageReader(write_raster(tmp_path / "ref.tif", raw.astype(np.float32) / 10000, nodata=0,
+                                  descriptions=["R", "G", "B", "NIR"])) as r:
+        want, want_valid = r.read()
+    c2 = np.where(raw == 0, 0, np.round((raw / 10000 + 0.2) / 2.75e-5)).astype(np.uint16)  # 0 stays fill
+    p = _write_like(tmp_path / "lc2.tif", SAMPLE_IMAGE, c2, scales=[2.75e-5] * 4, offsets=[-0.2] * 4, nodata=0)
+    with ImageReader(p) as r:
+        feats, valid = r.read()
+    assert np.array_equal(valid, want_valid)
+    np.testing.assert_allclose(feats[valid, :4], want[valid, :4], atol=2e-5)
+    assert r.scale == pytest.approx(2.75e-5) and r.offset == pytest.approx(-0.2)
+    # a scale alone (no offset) still works as before
+    p2 = _write_like(tmp_path / "scaled.tif", SAMPLE_IMAGE, raw, scales=[1e-4] * 4, offsets=[0.0] * 4)
+    with ImageReader(p2) as r:
+        np.testing.assert_allclose(r.read()[0][valid], want[valid], atol=1e-6)
+
+
+def test_values_that_are_not_reflectance_are_refused(tmp_path):
+    raw = _sample_window()
+    big = _write_like(tmp_path / "x10.tif", SAMPLE_IMAGE, raw.astype(np.int32) * 10)  # reflectance up to 5.4
+    with pytest.raises(InvalidDataError, match="too large"):
+        ImageReader(big)
+    display = np.clip(raw / raw.max() * 255, 0, 255).astype(np.uint8)  # 8-bit display values, read as x 10000
+    with pytest.raises(InvalidDataError, match="8-bit"):
+        ImageReader(_write_like(tmp_path / "u8.tif", SAMPLE_IMAGE, display, nodata=None))
+    with pytest.raises(InvalidDataError, match="8-bit"):  # the same values in a 16-bit file
+        ImageReader(_write_like(tmp_path / "u16.tif", SAMPLE_IMAGE, display.astype(np.uint16), nodata=None))
+    with pytest.raises(InvalidDataError, match="percent"):  # floats in percent (0-100): taken as x 10000, too dark
+        ImageReader(_write_like(tmp_path / "pct.tif", SAMPLE_IMAGE, raw.astype(np.float32) / 100, nodata=None))
+
+
+def _real_images():
+    """Every real image in the repository (the sample scene and the georeferenced fixtures)."""
+    from testdata import GEOREF
+
+    return [SAMPLE_IMAGE, FTW, *sorted(GEOREF.glob("*_B0*.tif"))]
+
+
+def test_every_real_image_passes_the_reflectance_checks():
+    images = _real_images()
+    assert len(images) >= 5
+    for path in images:
+        bands = parse_band_spec("1,2,3,4") if "ftw" in str(path) else None
+        with ImageReader(path, bands) as r:
+            feats, valid = r.read()
+            assert valid.any() and feats[valid, :4].max() <= 1.0, path
+
+
+def test_bright_clouds_and_snow_are_still_reflectance(tmp_path):
+    """Clouds and snow may exceed 1 a little: a scene 40% covered by them is accepted; only a median far above 1 is refused."""
+    import rasterio
+
+    with rasterio.open(FLANDERS_S2) as src:
+        data = src.read()
+    data[:, : int(data.shape[1] * 0.4)] = 1.08
+    p = _write_like(tmp_path / "cloudy.tif", FLANDERS_S2, data)
+    with ImageReader(p) as r:
+        assert r.scale == 1.0
+        assert r.read()[0][..., :4].max() == pytest.approx(1.08)
+
+
+def test_band_list_must_give_four_different_bands():
+    for spec in ("1,2,3,4,5", "1,1,1,1", "1,2,3,3", "R=1,G=2,B=3,NIR=4,R=2", "R=1,G=1,B=3,NIR=4"):
+        with pytest.raises(BandError):
+            parse_band_spec(spec)
+    with pytest.raises(BandError, match="different bands"):
+        resolve_bands([None] * 4, 4, {"R": 1, "G": 1, "B": 1, "NIR": 1})
+    with pytest.raises(BandError, match="NIR"):
+        resolve_bands([None] * 4, 4, {"R": 1, "G": 2, "B": 3})
+    assert parse_band_spec("4, 3, 2, 1") == {"R": 4, "G": 3, "B": 2, "NIR": 1}
+    assert parse_band_spec("nir=1,r=2,g=3,b=4") == {"NIR": 1, "R": 2, "G": 3, "B": 4}
