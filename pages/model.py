@@ -56,10 +56,6 @@ with tab_upload:
             st.success(f"Using {keras_file.name}.")
 
 JOBS = state.workdir() / "jobs"
-if not state.get(state.JOB_DIR):  # e.g. after a browser reload: follow the newest job on disk
-    newest = jobs.find_jobs(JOBS)
-    if newest:
-        state.put(state.JOB_DIR, str(newest[0][0]))
 
 with tab_train:
     st.write("Train a U-Net on the current region's image and labels in a background process. "
@@ -109,7 +105,7 @@ with tab_train:
 
     @st.fragment(run_every=2.0)
     def job_panel() -> None:
-        job_dir = state.get(state.JOB_DIR)
+        job_dir = state.job_dir()
         if not job_dir:
             st.caption("No training job yet.")
             return

@@ -230,6 +230,9 @@ def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, m
         assert not fresh.exception
         assert next(b for b in fresh.button if b.label == "Start training").disabled
         assert "held-out note" in texts(fresh)
+        side = new_app()  # another new session, on the first page: the sidebar follows the job too
+        side.run()
+        assert "Training: running" in texts(side) or "Training: starting" in texts(side)
         assert any(b.label == "Cancel training" for b in fresh.button)
     finally:
         jobs.cancel(job_dir, terminate_after_s=5)

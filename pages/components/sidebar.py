@@ -34,7 +34,7 @@ def show() -> None:
         st.caption("Region: " + (name if region else "whole image"))
         model = state.get(state.MODEL_PATH)
         st.caption("Model: " + (Path(model).name if model else "none loaded (Model page)"))
-        job = state.get(state.JOB_DIR)
+        job = state.job_dir()
         if job:
             # refreshed on its own every 3 s while the job runs (in another process); static after
             st.fragment(training_line, run_every=3.0 if training_line(job, show=False) else None)(job)

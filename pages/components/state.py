@@ -107,6 +107,18 @@ def set_source(spec: dict) -> None:
     put(LAST_DRAWING, None)
 
 
+def job_dir() -> str | None:
+    """The training job this session follows: the one it started, or else (e.g. after a browser
+    reload) the newest job in the work folder; None when there is none."""
+    if not get(JOB_DIR):
+        from core.jobs import find_jobs
+
+        newest = find_jobs(workdir() / "jobs")
+        if newest:
+            put(JOB_DIR, str(newest[0][0]))
+    return get(JOB_DIR)
+
+
 def workdir() -> Path:
     """Folder for scenes, uploads, jobs and exports (``CROPMAP_WORKDIR``, default outputs/dashboard)."""
     path = Path(os.environ.get("CROPMAP_WORKDIR", ROOT / "outputs" / "dashboard"))
