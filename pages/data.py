@@ -6,8 +6,9 @@ import streamlit as st
 
 from core.errors import CropMapError
 from core.metrics import area_ha
-from pages.components import cached, mapview, scene, state, ui
+from pages.components import cached, mapview, navigation, scene, state, ui
 
+navigation.require_app(__file__)
 st.title("Data")
 
 try:

@@ -15,7 +15,7 @@ from core.ee.export import start_jobs
 from core.ee.tasks import cancel_task
 from core.ee.upload import UploadConfig, default_storage_client, upload_prediction
 from core.errors import CropMapError
-from pages.components import cached, mapview, scene, state, ui
+from pages.components import cached, mapview, navigation, scene, state, ui
 
 
 def export_form() -> None:
@@ -45,6 +45,7 @@ def export_form() -> None:
             st.dataframe(started, hide_index=True, use_container_width=True)
 
 
+navigation.require_app(__file__)
 st.title("Earth Engine")
 st.caption("Batch jobs for large regions: TFRecord exports for training and prediction, the task monitor, "
            "and a prediction uploaded back as an image asset.")

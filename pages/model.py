@@ -14,8 +14,9 @@ from core.errors import CropMapError, InvalidDataError, JobError
 from core.config import TrainConfig
 from core.model import DEFAULT_MODEL_PATH, PRESETS, store_uploaded_model
 from core.raster import FEATURE_BANDS
-from pages.components import cached, scene, state, ui
+from pages.components import cached, navigation, scene, state, ui
 
+navigation.require_app(__file__)
 st.title("Model")
 #: The shipped weights; CROPMAP_SHIPPED_MODEL points elsewhere (e.g. a checkout without weights).
 SHIPPED = Path(os.environ.get("CROPMAP_SHIPPED_MODEL", DEFAULT_MODEL_PATH))

@@ -7,8 +7,9 @@ import streamlit as st
 from core.errors import CropMapError
 from core.model import load_card, resolution_warning
 from core.overlays import map_bounds
-from pages.components import cached, mapview, scene, state, ui
+from pages.components import cached, mapview, navigation, scene, state, ui
 
+navigation.require_app(__file__)
 st.title("Predict")
 
 model_path = state.get(state.MODEL_PATH)
@@ -39,7 +40,7 @@ if st.button("Predict", type="primary"):
 pred = state.get(state.PREDICTION)
 if not pred or tuple(pred["key"]) != key:
     st.info("Press Predict to map crops in this region with the model in use.")
-    st.stop()
+    ui.stop()
 
 wkey = state.sync_widget(state.THRESHOLD)
 ctrl, map_col, stats_col = st.columns([1, 3, 1])

@@ -9,8 +9,9 @@ import streamlit as st
 from core.errors import CropMapError
 from core.model import DEFAULT_MODEL_PATH
 from core.overlays import map_bounds
-from pages.components import cached, mapview, scene, state, ui
+from pages.components import cached, mapview, navigation, scene, state, ui
 
+navigation.require_app(__file__)
 st.title("Quality")
 
 model_path = state.get(state.MODEL_PATH)

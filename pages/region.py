@@ -14,8 +14,9 @@ from core.labels import CLASS_MAPS
 from core.patches import export_to_geotiff
 from core.sources.earthengine import recipes_from_settings
 from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
-from pages.components import cached, eeform, mapview, scene, state, ui
+from pages.components import cached, eeform, mapview, navigation, scene, state, ui
 
+navigation.require_app(__file__)
 st.title("Region")
 st.caption("Choose the area to map: a preset, a polygon or rectangle drawn on the map, or a GeoJSON file.")
 

@@ -19,17 +19,31 @@ def errors_shown() -> Iterator[None]:
         st.error(str(err), icon=":material/error:")
 
 
+class PageStopped(Exception):
+    """Raised to end a page early (it has said why); app.py catches it and still draws the sidebar.
+
+    Not ``st.stop()``: after that, every further Streamlit call of the run stops too, and the
+    sidebar, drawn after the page, would stay empty.
+    """
+
+
+def stop() -> None:
+    """End the page here (see :class:`PageStopped`)."""
+    raise PageStopped
+
+
 def stop_with(message: str, page: str | None = None, label: str = "Go there") -> None:
-    """Show why the page cannot go on (and a link to the page that fixes it), then stop the run."""
+    """Show why the page cannot go on (and a link to the page that fixes it), then end the page."""
     st.info(message, icon=":material/info:")
     if page:
         st.page_link(page, label=label)
-    st.stop()
+    stop()
 
 
 def stop_on_error(err: CropMapError) -> None:
+    """Show the error's message, then end the page."""
     st.error(str(err), icon=":material/error:")
-    st.stop()
+    stop()
 
 
 def progress_callback(bar) -> "callable":

@@ -110,6 +110,21 @@ def test_full_flow_offline(page, app_url, artifacts):
     assert not ext, f"external requests: {ext[:5]}"
 
 
+def test_a_page_opened_by_its_url_on_a_fresh_server_is_the_dashboards(page, app_url, artifacts):
+    """A bookmark, or a reload after the server restarted: the first request names a page. Streamlit
+    would run that file alone (no page config, navigation titles or sidebar status); the page must
+    come up inside the dashboard, with the sidebar drawn even though the page stops early."""
+    page.goto(app_url.rstrip("/") + "/predict")
+    page.get_by_role("heading", name="Predict").wait_for(timeout=60_000)
+    page.get_by_text("Load a model first.").wait_for()
+    side = page.locator("[data-testid='stSidebar']")
+    side.get_by_text("3. Model").wait_for()  # the dashboard's navigation, not the files' names
+    side.get_by_text("Status").wait_for()
+    side.get_by_text("Model: none loaded (Model page)").wait_for()
+    assert page.url.rstrip("/").endswith("/predict")
+    snapshot(page, artifacts / "00_direct_url_predict.png")
+
+
 def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     """A user's GeoTIFF without band names: band numbers in the form, real place on the map, hectares."""
     from tests.e2e.helpers import ROOT

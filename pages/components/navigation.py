@@ -1,0 +1,43 @@
+"""The dashboard's pages, and the guard that keeps every page inside app.py's navigation.
+
+Streamlit still knows its older multipage mode, chosen when a ``pages/`` folder sits beside the main
+script: until the first run that calls ``st.navigation``, a request for a page's URL (a bookmark, or
+a browser reload after the server restarted) runs that page's file by itself, without app.py's page
+config, session-state defaults and sidebar. :func:`require_app` notices this and sends the browser
+to the same page through the real navigation.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import streamlit as st
+
+APP = Path(__file__).resolve().parent.parent.parent / "app.py"
+
+
+def pages() -> list:
+    """The steps, in order (``st.Page`` objects for ``st.navigation``)."""
+    return [
+        st.Page("pages/region.py", title="1. Region", icon=":material/map:", default=True, url_path="region"),
+        st.Page("pages/data.py", title="2. Data", icon=":material/layers:", url_path="data"),
+        st.Page("pages/model.py", title="3. Model", icon=":material/neurology:", url_path="model"),
+        st.Page("pages/predict.py", title="4. Predict", icon=":material/grass:", url_path="predict"),
+        st.Page("pages/quality.py", title="5. Quality", icon=":material/fact_check:", url_path="quality"),
+        st.Page("pages/earthengine.py", title="6. Earth Engine", icon=":material/cloud_sync:", url_path="earthengine"),
+    ]
+
+
+def inside_app() -> bool:
+    """Whether this run started in app.py (which is then a caller of the running page)."""
+    return any(Path(frame.filename).resolve() == APP for frame in inspect.stack(context=0))
+
+
+def require_app(page_file: str) -> None:
+    """Call first in every page: when the page runs by itself (see the module docstring), register
+    the navigation and switch to the same page through it; otherwise do nothing."""
+    if inside_app():
+        return
+    st.navigation(pages(), position="hidden")  # leaves the old multipage mode for this server
+    st.switch_page("pages/" + Path(page_file).name)
