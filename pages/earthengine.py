@@ -129,7 +129,7 @@ with upload_tab:
                 (folder / "probability.tif").write_bytes(files["probability.tif"])
                 (folder / "summary.json").write_text(json.dumps({"threshold": threshold}))
                 project = ee_state.get("project")
-                task_id, asset_id = upload_prediction(folder, cfg, default_storage_client(project), project=project)
+                task_id, asset_id = upload_prediction(folder, cfg, default_storage_client(project, secrets=cached.secrets()), project=project)
                 state.put(state.EE_ASSET, asset_id)
                 cached.ee_tasks.clear()
                 st.success(f"Uploaded; ingestion task {task_id} makes {asset_id} (follow it on the Tasks tab).",

@@ -118,8 +118,9 @@ def _labels(args: argparse.Namespace, preset: Any, composite: Any):
     if product == "none":
         return None
     if product is None:
-        if preset is not None and args.label_year is None:
+        if preset is not None and args.label_year is None and composite == preset.composite:
             return preset.labels
+        # the preset's product, for the dates given (its label year follows the composite's)
         product = preset.labels.product if preset is not None else "worldcover"
     year = args.label_year
     if product == "dynamicworld" and year is None:

@@ -63,13 +63,16 @@ class EEPermissionError(EarthEngineError):
 # (pattern, error class, advice). First match wins; patterns are matched case-insensitively.
 _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
     (
-        r"too many concurrent aggregations|quota exceeded|rate limit|too many requests|resource_exhausted",
+        # "capacity exceeded" is the 429 text of the ee client (it drops the status code); the memory
+        # variant ("Earth Engine memory capacity exceeded") belongs to the next rule
+        r"too many concurrent aggregations|quota exceeded|rate limit|too many requests|resource_exhausted|"
+        r"(?<!memory )capacity exceeded",
         EEQuotaError,
         "Earth Engine quota or rate limit reached; wait a minute and retry, or lower the number of "
         "parallel requests (max_workers)",
     ),
     (
-        r"user memory limit exceeded|out of memory",
+        r"user memory limit exceeded|out of memory|memory capacity exceeded",
         EEMemoryError,
         "Earth Engine ran out of memory for this request; choose a smaller region or a coarser scale, "
         "or run it as a batch export (exports have far larger limits)",
@@ -105,6 +108,12 @@ _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
         EEPermissionError,
         "Earth Engine refused access: check that the asset id is right and shared with this account, "
         "and that the project has the Earth Engine API enabled",
+    ),
+    (
+        # 5xx texts as the ee client raises them (an EEException without the status code)
+        r"internal error|service (is )?(currently )?unavailable|backend error|temporarily unavailable",
+        EEServerError,
+        "Earth Engine had a transient server error; retrying usually helps",
     ),
 )
 

@@ -238,7 +238,7 @@ def _table_task(collection, description: str, dest: Destination, prefix: str, se
         collection=collection,
         description=description,
         folder=dest.prefix,
-        fileNamePrefix=prefix.rsplit("/", 1)[-1],
+        fileNamePrefix="_".join(prefix.split("/")[-2:]),  # NAME_SPLIT_NNN: one Drive folder holds many exports
         fileFormat="TFRecord",
         selectors=selectors,
     )
@@ -281,7 +281,7 @@ def training_export_jobs(
             prefix = f"{dest.prefix.rstrip('/')}/{name}/{split}_{i:03d}"
             desc = task_description(name, split, f"{i:03d}")
             task = _table_task(samples, desc, dest, prefix, patches.selectors)
-            jobs.append(ExportJob(split, i, desc, count, task, dest.uri(f"{name}/{split}_{i:03d}") if dest.kind == "gcs" else f"drive:{dest.prefix}/{split}_{i:03d}"))
+            jobs.append(ExportJob(split, i, desc, count, task, dest.uri(f"{name}/{split}_{i:03d}") if dest.kind == "gcs" else f"drive:{dest.prefix}/{name}_{split}_{i:03d}"))
     return jobs
 
 

@@ -210,15 +210,16 @@ def upload_prediction_tfrecord(
     return start_ingestion(manifest, ingest=ingest, allow_overwrite=cfg.overwrite)
 
 
-def default_storage_client(project: str | None) -> Any:
-    """A Cloud Storage client with Earth Engine's credentials (their scopes cover storage).
+def default_storage_client(project: str | None, secrets: Any = None) -> Any:
+    """A Cloud Storage client with Earth Engine's credentials (their scopes cover storage), found as
+    for Earth Engine itself (``secrets``: the dashboard's Streamlit secrets, where a key may be kept).
 
     Raises:
         EENotConfiguredError: no credentials; EarthEngineError: google-cloud-storage missing.
     """
     from core.ee import auth
 
-    found = auth.find_credentials()
+    found = auth.find_credentials(secrets)
     try:
         from google.cloud import storage
     except ImportError:  # pragma: no cover - installed with earthengine-api

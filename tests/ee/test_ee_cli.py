@@ -505,3 +505,17 @@ def test_fetch_no_scenes_is_one_line(capsys, tmp_path, ready, ee_offline, monkey
     monkeypatch.setattr(ee_offline.data, "computePixels", fake_compute([]))
     assert "widen the dates" in one_line_error(capsys, ["ee-fetch", "--preset", "camana", "--out", str(tmp_path / "o")])
     assert not (tmp_path / "o" / "image.tif").exists()
+
+
+def test_preset_labels_follow_the_composite_dates():
+    """The Camana preset's GLC-FCS30D 2005 labels, unless the dates move the composite to another year."""
+    from core.__main__ import build_parser
+
+    p = build_parser()
+    a = p.parse_args(["ee-fetch", "--preset", "camana", "--out", "o"])
+    preset, _ = cli._region(a)
+    assert cli._labels(a, preset, cli._composite(a, preset)) == preset.labels and preset.labels.year == 2005
+    a = p.parse_args(["ee-fetch", "--preset", "camana", "--sensor", "L8", "--start-date", "2015-01-01",
+                      "--end-date", "2015-12-31", "--out", "o"])
+    labels = cli._labels(a, preset, cli._composite(a, preset))
+    assert (labels.product, labels.year) == ("glcfcs30d", 2015)

@@ -44,6 +44,11 @@ def ee_exc(message: str):
         (lambda: ee_exc("Image.select: Pattern 'R' did not match any bands."), NoDataError, "widen the date range"),
         (lambda: http_error(403, "Permission denied on asset"), E.EEPermissionError, "shared"),
         (lambda: ee_exc("Something odd"), EarthEngineError, "Something odd"),
+        # the ee client raises HTTP failures as EEException(message), without the status code
+        (lambda: ee_exc("Earth Engine capacity exceeded."), E.EEQuotaError, "max_workers"),
+        (lambda: ee_exc("Earth Engine memory capacity exceeded."), E.EEMemoryError, "smaller region"),
+        (lambda: ee_exc("An internal error has occurred (request: 1234)."), E.EEServerError, "retrying"),
+        (lambda: ee_exc("The service is currently unavailable."), E.EEServerError, "retrying"),
     ],
 )
 def test_map_ee_error(exc, cls, words):
@@ -61,6 +66,9 @@ def test_retryable():
     assert E.is_retryable(http_error(429))
     assert E.is_retryable(http_error(502))
     assert E.is_retryable(ee_exc("Too many concurrent aggregations."))
+    assert E.is_retryable(ee_exc("An internal error has occurred."))
+    assert E.is_retryable(ee_exc("Earth Engine capacity exceeded."))
+    assert not E.is_retryable(ee_exc("Earth Engine memory capacity exceeded."))
     assert not E.is_retryable(ee_exc("User memory limit exceeded."))
     assert not E.is_retryable(http_error(400, "bad"))
 

@@ -104,7 +104,8 @@ def test_drive_destination(ee_offline):
                                   sample=X.SampleConfig((10, 10), (5, 5)), patches=X.PatchExportConfig(points_per_task=8))
     assert [j.points for j in jobs] == [8, 8, 4, 8, 2]
     opts = jobs[0].task.config["fileExportOptions"]
-    assert opts["driveDestination"] == {"folder": "crop_exports", "filenamePrefix": "train_000"}
+    assert opts["driveDestination"] == {"folder": "crop_exports", "filenamePrefix": "c_train_000"}  # the name kept
+    assert jobs[0].uri_prefix == "drive:crop_exports/c_train_000"
     img = X.image_export_job(CAMANA.composite, CAMANA.geojson, dest, name="c", image_cfg=X.ImageExportConfig(kernel_buffer=0))
     assert "marginDimensions" not in img.task.config["fileExportOptions"]["tfRecordOptions"]
 

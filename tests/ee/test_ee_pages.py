@@ -194,7 +194,7 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
 
             return type("Bucket", (), {"blob": lambda _self, path: Blob(path)})()
 
-    monkeypatch.setattr(U, "default_storage_client", lambda project: Storage())
+    monkeypatch.setattr(U, "default_storage_client", lambda project, secrets=None: Storage())
     monkeypatch.setattr(ee.data, "startIngestion", lambda request_id, manifest, allow_overwrite: ingested.append(manifest)
                         or {"id": "ING1", "name": "projects/p/operations/ING1"})
 

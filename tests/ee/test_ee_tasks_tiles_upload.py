@@ -208,3 +208,20 @@ def test_upload_validation(tmp_path):
     with pytest.raises(InputNotFoundError):
         U.upload_file(tmp_path / "missing.tif", "gs://bkt/x.tif", FakeStorage())
     assert U.asset_name("users/me/pred") == "users/me/pred"
+
+
+def test_storage_client_finds_the_key_in_the_dashboards_secrets(monkeypatch):
+    """Uploads use the same credentials as Earth Engine, including a key kept only in the secrets."""
+    from google.auth.credentials import AnonymousCredentials
+
+    from core.ee import auth
+
+    seen = []
+
+    class Found:
+        credentials = AnonymousCredentials()
+
+    monkeypatch.setattr(auth, "find_credentials", lambda secrets=None, **kw: seen.append(secrets) or Found())
+    client = U.default_storage_client("p", secrets={"ee_service_account_json": "{}"})
+    assert seen == [{"ee_service_account_json": "{}"}]
+    assert client.project == "p"
