@@ -397,10 +397,15 @@ def check_region(
     area_ha: float | None = None
     px_area = grid.pixel_area_ha()
     if px_area is not None:
+        # the pixels inside the outline (those outside it are no data), not the whole window
+        if window.pixels <= max_pixels:
+            per_row = region.mask(grid, window).sum(axis=1)
+        else:  # far too large anyway: the window's area is enough for the message
+            per_row = np.full(window.height, window.width)
         if isinstance(px_area, np.ndarray):
-            area_ha = float(px_area[window.row_off : window.row_off + window.height].sum() * window.width)
+            area_ha = float((px_area[window.row_off : window.row_off + window.height] * per_row).sum())
         else:
-            area_ha = float(px_area) * window.pixels
+            area_ha = float(px_area) * float(per_row.sum())
     need_h, need_w = min(min_side, grid.height), min(min_side, grid.width)
     if window.height < need_h or window.width < need_w:
         return WindowCheck(

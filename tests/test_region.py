@@ -138,6 +138,13 @@ def test_check_region_small_image_and_hectares():
     res = check_region(Region.from_bbox(w, s, e, n), grid)
     assert res.ok, res.message  # smaller than a patch, but it is the whole image
     assert res.area_ha == pytest.approx(40.96)
+    # a triangle over the same window: only the pixels inside its outline count (the rest is no data)
+    tri = Region.from_geojson({"type": "Polygon", "coordinates": [[[w, n], [e, n], [w, s], [w, n]]]})
+    half = check_region(tri, grid)
+    assert half.ok and half.window == res.window
+    inside = int(tri.mask(grid, half.window).sum())
+    assert half.area_ha == pytest.approx(inside * 0.01) and 0.4 < half.area_ha / 40.96 < 0.6
+    assert f"{half.area_ha:,.1f} ha" in half.message
 
 
 def test_region_is_hashable_and_keyed():
