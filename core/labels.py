@@ -22,6 +22,10 @@ def _ranges(*spans: tuple[int, int]) -> frozenset[int]:
     return frozenset(v for lo, hi in spans for v in range(lo, hi + 1))
 
 
+#: Every class map's codes fit in a byte (CDL, GLC30, WorldCover, Dynamic World, GLC-FCS30D, WorldCereal LC).
+MAX_CODE = 255
+
+
 @dataclass(frozen=True)
 class ClassMap:
     """Which codes of a land-cover product are cropland.
@@ -39,14 +43,25 @@ class ClassMap:
         """Map raw class codes to a uint8 mask (1 crop, 0 not crop, 255 no data).
 
         Raises:
-            InvalidDataError: if a binary map receives codes other than 0/1 (and no data).
+            InvalidDataError: if a binary map receives codes other than 0/1 (and no data), or the
+                values cannot be class codes (fractions, or above :data:`MAX_CODE`: an image).
         """
         arr = np.asarray(labels)
         invalid = np.zeros(arr.shape, dtype=bool)
         if arr.dtype.kind == "f":
             invalid = ~np.isfinite(arr)
             arr = np.where(invalid, -1, arr)
+        if arr.dtype.kind == "f" and arr.size and (arr != np.floor(arr)).any():
+            raise InvalidDataError(
+                f"label codes must be whole numbers, but this raster holds values like {float(arr[arr != np.floor(arr)][0]):g}; "
+                "it looks like an image or a probability map: give a land-cover label raster"
+            )
         codes = arr.astype(np.int64, copy=False)
+        if codes.size and codes.max() > MAX_CODE:
+            raise InvalidDataError(
+                f"label codes of {self.title} are 0-{MAX_CODE}, but this raster holds {int(codes.max())}; it looks "
+                "like an image (reflectance) or another band: give the land-cover label raster (or --label-band)"
+            )
         if self.name == "binary":
             bad = ~invalid & ~np.isin(codes, [0, 1, 255])
             if bad.any():

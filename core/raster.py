@@ -42,8 +42,15 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "NIR": ("NIR", "N", "B8", "B08", "NIR_SR", "SR_B5", "B5", "B05"),
 }
 
-#: Reflectance below this (after scaling) cannot be surface reflectance.
+#: Reflectance below this (after scaling) is not surface reflectance; a few such pixels are real
+#: (atmospheric over-correction over water and shadow, as in Landsat Collection 2 and Sentinel-2 with
+#: their offsets) and are clipped to 0, but more than :data:`MAX_NEGATIVE_SHARE` of a window's valid
+#: pixels, or any pixel below :data:`MIN_POSSIBLE_REFLECTANCE`, means a wrong scale or band order.
 MIN_REFLECTANCE = -0.05
+#: Share of a window's valid pixels that may lie below :data:`MIN_REFLECTANCE` (clipped to 0).
+MAX_NEGATIVE_SHARE = 0.05
+#: No product's offset reaches below this (Landsat Collection 2: -0.2): a pixel under it is an error.
+MIN_POSSIBLE_REFLECTANCE = -0.2
 
 
 @dataclass(frozen=True)
@@ -248,6 +255,10 @@ MAX_MEDIAN_REFLECTANCE = 1.5
 #: If the 99th percentile of every band stays below this, the values are not reflectance: 8-bit
 #: display values (at most 255) read as reflectance x 10000 stay below 0.0255.
 MIN_BRIGHT_REFLECTANCE = 0.03
+#: If even the 1st percentile of the darkest band is above this, the values carry an offset (Landsat
+#: Collection 2 stored values read as x 10000 start at 0.727); real scenes have shadow, water and
+#: dark fields well below it.
+MIN_DARK_REFLECTANCE = 0.4
 #: Fewer valid pixels than this in a sample say too little for the checks: they are skipped.
 MIN_CHECKED_PIXELS = 100
 
@@ -262,15 +273,26 @@ def check_reflectance(refl: np.ndarray, what: str, stored: np.ndarray | None = N
     Raises:
         InvalidDataError: a band's median is above :data:`MAX_MEDIAN_REFLECTANCE` (values too
             large: a wrong scale), or the 99th percentile of every band is below
-            :data:`MIN_BRIGHT_REFLECTANCE` (values too small: e.g. 8-bit display values).
+            :data:`MIN_BRIGHT_REFLECTANCE` (values too small: e.g. 8-bit display values), or the 1st
+            percentile of every band is above :data:`MIN_DARK_REFLECTANCE` (an offset, e.g. Landsat
+            Collection 2 stored values without their scale/offset metadata).
     """
     if refl.ndim != 2 or refl.shape[1] < MIN_CHECKED_PIXELS:
         return
-    medians, p99 = np.percentile(refl, [50, 99], axis=1)
-    if medians.max() <= MAX_MEDIAN_REFLECTANCE and p99.max() >= MIN_BRIGHT_REFLECTANCE:
+    p1, medians, p99 = np.percentile(refl, [1, 50, 99], axis=1)
+    if medians.max() <= MAX_MEDIAN_REFLECTANCE and p99.max() >= MIN_BRIGHT_REFLECTANCE \
+            and p1.min() <= MIN_DARK_REFLECTANCE:
         return
     raw = "" if stored is None else " (stored values: median {:.4g}, 99th percentile {:.4g})".format(
         *np.percentile(stored, [50, 99]))
+    if p1.min() > MIN_DARK_REFLECTANCE and medians.max() <= MAX_MEDIAN_REFLECTANCE:
+        raise InvalidDataError(
+            f"{what} does not look like surface reflectance: even its darkest pixels have reflectance "
+            f"{p1.min():.2f} or more (1st percentile of the darkest band){raw}; the values seem to carry an "
+            "offset, e.g. Landsat Collection 2 surface reflectance, which is stored x 0.0000275 - 0.2: set the "
+            "file's scale/offset metadata or convert it to reflectance 0-1 (a scene entirely under cloud or "
+            "snow has no crops to map)"
+        )
     if medians.max() > MAX_MEDIAN_REFLECTANCE:
         band = INPUT_BANDS[int(medians.argmax())] if len(medians) == len(INPUT_BANDS) else "a band"
         raise InvalidDataError(
@@ -334,7 +356,7 @@ def to_features(raw: np.ndarray, valid: np.ndarray, scale: np.ndarray, offset: n
     clipped to 0) and NDVI, from stored values (4, h, w); invalid pixels get features 0.
 
     Raises:
-        InvalidDataError: a valid pixel has reflectance below :data:`MIN_REFLECTANCE`.
+        InvalidDataError: a valid pixel below :data:`MIN_POSSIBLE_REFLECTANCE`, or over :data:`MAX_NEGATIVE_SHARE` of them below :data:`MIN_REFLECTANCE`.
     """
     if (scale == scale[0]).all():
         refl = np.multiply(raw, np.float32(scale[0]), dtype=np.float32)
@@ -345,11 +367,14 @@ def to_features(raw: np.ndarray, valid: np.ndarray, scale: np.ndarray, offset: n
     all_valid = bool(valid.all())
     # Cheap test on the whole window first; only a window with low values pays for the masked one.
     if refl.size and refl.min() < MIN_REFLECTANCE and valid.any():
-        low = float(refl.min() if all_valid else refl[:, valid].min())
-        if low < MIN_REFLECTANCE:
+        vals = refl if all_valid else refl[:, valid]
+        low = float(vals.min())
+        share = float((vals < MIN_REFLECTANCE).any(axis=0).mean()) if low < MIN_REFLECTANCE else 0.0
+        if low < MIN_POSSIBLE_REFLECTANCE or share > MAX_NEGATIVE_SHARE:
             raise InvalidDataError(
-                f"{what} holds negative reflectance ({low:.3f}); surface reflectance must be 0-1 "
-                "(or 0-10000 as integers): check the scale factors or the band order"
+                f"{what} holds negative reflectance (down to {low:.3f}, {share:.1%} of the pixels below "
+                f"{MIN_REFLECTANCE}); surface reflectance must be 0-1 (or 0-10000 as integers): check the "
+                "scale factors or the band order"
             )
     np.maximum(refl, 0.0, out=refl)
     feats = np.empty(refl.shape[1:] + (5,), dtype=np.float32)
@@ -408,8 +433,13 @@ class ImageReader:
         h, w = min(size, src.height), min(size, src.width)
         rows = np.linspace(0, src.height - h, n).astype(int)
         cols = np.linspace(0, src.width - w, n).astype(int)
-        parts = [src.read(self._indexes, window=Window(int(c), int(r), w, h))
-                 for r in sorted(set(rows)) for c in sorted(set(cols))]
+        from rasterio.errors import RasterioIOError
+
+        try:
+            parts = [src.read(self._indexes, window=Window(int(c), int(r), w, h))
+                     for r in sorted(set(rows)) for c in sorted(set(cols))]
+        except RasterioIOError as err:
+            raise CorruptFileError(f"cannot read pixels of {self.path}: {err}; the file is truncated or damaged") from None
         return np.concatenate([p.reshape(4, -1) for p in parts], axis=1).astype(np.float64)
 
     @property
@@ -494,12 +524,18 @@ def read_labels(
     """Crop mask (uint8: 1 crop, 0 not crop, 255 no data) of a label raster.
 
     Raises:
-        InputNotFoundError, CorruptFileError, GridMismatchError (if ``grid`` is given and differs).
+        InputNotFoundError, CorruptFileError, GridMismatchError (if ``grid`` is given and differs),
+        InvalidDataError (values that cannot be the class map's codes).
     """
+    from rasterio.errors import RasterioIOError
+
     with _open(path) as src:
         check_same_grid(grid, grid_of(src), path)
         idx = label_band_index(src, class_map, band)
-        raw = src.read(idx, window=window, boundless=window is not None, masked=True)
+        try:
+            raw = src.read(idx, window=window, boundless=window is not None, masked=True)
+        except RasterioIOError as err:
+            raise CorruptFileError(f"cannot read pixels of {path}: {err}; the file is truncated or damaged") from None
     mask = class_map.to_mask(raw.filled(0 if raw.dtype.kind in "iu" else np.nan))
     if np.ma.is_masked(raw):
         mask[np.ma.getmaskarray(raw)] = NODATA

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from core.config import TrainConfig, check_pixel_size_m  # noqa: E402
 from core.dataset import Scene, SceneSet, compute_normalization, load_scenes, pair_paths, tiled_patches  # noqa: E402
 from core.errors import ConfigError, CorruptFileError, OutputExistsError, RegionError  # noqa: E402
-from core.files import replacing  # noqa: E402
+from core.files import check_output_dir, replacing  # noqa: E402
 from core.model import (  # noqa: E402
     LoadedModel,
     MaskedDice,
@@ -229,8 +229,7 @@ def train(
     last = run_dir / "last.keras"
     history_path = run_dir / "history.csv"
     run_info_path = run_dir / "run.json"
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"{run_dir} is a file; give a folder for the training run as --out")
+    check_output_dir(run_dir)  # a file, or under a file: refused before any work
     if run_dir.exists() and any(run_dir.iterdir()) and not (resume or overwrite):
         raise OutputExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or --overwrite to start again")
 

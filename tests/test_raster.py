@@ -232,3 +232,63 @@ def test_band_list_must_give_four_different_bands():
         resolve_bands([None] * 4, 4, {"R": 1, "G": 2, "B": 3})
     assert parse_band_spec("4, 3, 2, 1") == {"R": 4, "G": 3, "B": 2, "NIR": 1}
     assert parse_band_spec("nir=1,r=2,g=3,b=4") == {"NIR": 1, "R": 2, "G": 3, "B": 4}
+
+
+def test_a_few_slightly_negative_pixels_are_clipped_many_are_refused(tmp_path):
+    """Landsat Collection 2 and Sentinel-2 (with their offsets) hold a few slightly negative pixels over
+    water and shadow: they are clipped to 0. A large share, or a value no offset can give, is an error."""
+    raw = _sample_window()
+    c2 = np.where(raw == 0, 0, np.round((raw / 10000 + 0.2) / 2.75e-5)).astype(np.uint16)
+    few = c2.copy()
+    few[3, :5, :5] = 5000  # 25 NIR pixels at -0.0625
+    with ImageReader(_write_like(tmp_path / "few.tif", SAMPLE_IMAGE, few, scales=[2.75e-5] * 4,
+                                 offsets=[-0.2] * 4, nodata=0)) as r:
+        feats, valid = r.read()
+    assert valid[:5, :5].all() and (feats[:5, :5, 3] == 0).all()
+    many = c2.copy()
+    many[3, :, : many.shape[2] // 4] = 5000  # a quarter of the pixels: a wrong offset, not water
+    with ImageReader(_write_like(tmp_path / "many.tif", SAMPLE_IMAGE, many, scales=[2.75e-5] * 4,
+                                 offsets=[-0.2] * 4, nodata=0)) as r, pytest.raises(InvalidDataError, match="negative"):
+        r.read()
+
+
+def test_landsat_c2_values_without_their_metadata_are_refused(tmp_path):
+    """Stored Collection 2 values read as x 10000 start at 0.73 (no dark pixel anywhere): refused."""
+    raw = _sample_window()
+    c2 = np.where(raw == 0, 0, np.round((raw / 10000 + 0.2) / 2.75e-5)).astype(np.uint16)
+    dry = np.where(c2 == 0, 0, np.minimum(c2, 14000)).astype(np.uint16)  # bands' medians under 1.5, as a dry scene
+    with pytest.raises(InvalidDataError, match="Collection 2"):
+        ImageReader(_write_like(tmp_path / "nometa.tif", SAMPLE_IMAGE, dry, nodata=0))
+
+
+def test_truncated_rasters_are_one_clear_error(tmp_path):
+    from core.labels import get_class_map
+    from testdata import SAMPLE_LABELS
+
+    import rasterio
+
+    for src, name in ((SAMPLE_IMAGE, "img.tif"), (SAMPLE_LABELS, "lab.tif")):
+        with rasterio.open(src) as s:  # a COG: its header comes first, so a cut keeps it and loses pixels
+            profile = dict(s.profile, driver="COG", compress="deflate")
+            for key in ("blockxsize", "blockysize", "tiled", "interleave"):
+                profile.pop(key, None)
+            with rasterio.open(tmp_path / f"full_{name}", "w", **profile) as d:
+                d.write(s.read())
+                d.descriptions = s.descriptions
+        data = (tmp_path / f"full_{name}").read_bytes()
+        (tmp_path / name).write_bytes(data[: int(len(data) * 0.7)])
+    with pytest.raises(CorruptFileError, match="truncated or damaged"):
+        with ImageReader(tmp_path / "img.tif") as r:
+            r.read()
+    with pytest.raises(CorruptFileError):
+        read_labels(tmp_path / "lab.tif", get_class_map("cdl"))
+
+
+def test_an_image_given_as_labels_is_refused(tmp_path):
+    from core.labels import get_class_map
+
+    with pytest.raises(InvalidDataError, match="looks like an image"):
+        read_labels(SAMPLE_IMAGE, get_class_map("cdl"))  # reflectance x 10000 read as CDL codes
+    refl = write_raster(tmp_path / "f.tif", np.full((1, 8, 8), 0.25, np.float32))
+    with pytest.raises(InvalidDataError, match="whole numbers"):
+        read_labels(refl, get_class_map("worldcover"))

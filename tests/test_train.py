@@ -178,6 +178,8 @@ def test_a_failed_start_writes_nothing_so_the_corrected_retry_runs(capsys, small
     assert not run.exists()
     (tmp_path / "afile").write_text("not a folder")
     assert "is a file" in _cli_error(capsys, ["train", *TINY, "--train", pair, "--val", pair, "--out", str(tmp_path / "afile")])
+    assert "is a file" in _cli_error(capsys, ["train", *TINY, "--train", pair, "--val", pair, "--out",
+                                              str(tmp_path / "afile" / "run")])  # under a file, too
     assert main(["train", *TINY, "--train", pair, "--val", pair, "--out", str(run), "--pixel-size-m", "30"]) == 0
     assert json.loads((run / "best.json").read_text())["pixel_size_m"] == 30.0
 
