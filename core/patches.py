@@ -251,7 +251,8 @@ class Mixer:
     @classmethod
     def from_json(cls, d: dict) -> "Mixer":
         """Raises CorruptFileError if a field is missing or not what Earth Engine writes (sizes:
-        positive integers; affine: six finite numbers of an invertible transform)."""
+        positive integers, a plausible image size; affine: six finite
+        numbers of an invertible transform)."""
         try:
             proj = d["projection"]
             aff = proj["affine"]["doubleMatrix"]
@@ -263,6 +264,10 @@ class Mixer:
             raise CorruptFileError(f"the mixer's patchDimensions is {dims!r}; it must be [width, height] in pixels")
         width, height = (_positive_int(v, "patchDimensions") for v in dims)
         per_row, total = _positive_int(per_row, "patchesPerRow"), _positive_int(total, "totalPatches")
+        rows = math.ceil(total / per_row)
+        if per_row * width > MAX_EXPORT_SIDE or rows * height > MAX_EXPORT_SIDE:
+            raise CorruptFileError(f"the mixer describes an image of {per_row * width:,} x {rows * height:,} px, "
+                                   f"larger than any export ({MAX_EXPORT_SIDE:,} px a side); the mixer is damaged")
         if not isinstance(aff, list) or len(aff) != 6 or not all(_finite_number(v) for v in aff):
             raise CorruptFileError(f"the mixer's projection.affine.doubleMatrix is {aff!r}; it must be six finite numbers")
         affine = tuple(float(v) for v in aff)
@@ -271,6 +276,10 @@ class Mixer:
         if crs is not None and not isinstance(crs, str):
             raise CorruptFileError(f"the mixer's projection.crs is {crs!r}; it must be a CRS name such as EPSG:32618")
         return cls(crs, affine, (width, height), per_row, total)
+
+
+#: Largest image side a mixer may describe (Earth Engine exports stay far below: 10^5 patches of 256 px).
+MAX_EXPORT_SIDE = 10_000_000
 
 
 def _finite_number(v) -> bool:

@@ -301,7 +301,8 @@ def region_window(grid: Grid, window: tuple[int, int, int, int] | None, min_size
                 "draw it over the image"
             )
     if h < min_size or w < min_size:
-        raise RegionError(f"the region is {w}x{h} px, smaller than one {min_size}x{min_size} patch; draw a larger region")
+        raise RegionError(f"the region is {w}x{h} px, smaller than one {min_size}x{min_size} patch; "
+                          "choose a larger region (or --window), or predict the whole image")
     return Window(c, r, w, h)
 
 

@@ -306,6 +306,7 @@ def train(
             validation_data=(xv, yv),
             validation_batch_size=config.batch_size,
             callbacks=callbacks,
+            shuffle=False,  # the sampler draws random patches already (Keras warns that it ignores True)
             verbose=0,
         )
     epochs_done = len(_read_history(history_path))
