@@ -231,6 +231,10 @@ class ModelCard:
             if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float)) or not 0 < size < float("inf")):
                 raise CorruptFileError(f"the model card's pixel_size_m is {size!r}; it must be a positive number of metres "
                                        "or null: the card is damaged, use the .json that core wrote beside the .keras")
+            patch = d.get("patch_size", 256)
+            if isinstance(patch, bool) or not isinstance(patch, int) or patch < 16 or patch % 16:
+                raise CorruptFileError(f"the model card's patch_size is {patch!r}; it must be a whole multiple of 16 px "
+                                       "(the U-Net's pooling): the card is damaged, use the .json that core wrote beside the .keras")
             return cls(
                 preset=d["preset"],
                 bands=tuple(d["bands"]),

@@ -193,7 +193,7 @@ def test_card_with_bad_normalization_is_refused(tmp_path, change, match):
 
 def test_card_with_bad_bands_or_pixel_size_is_refused():
     for change in ({"bands": "RGBNN"}, {"bands": ["R", "G", "B", "NIR", 5]}, {"pixel_size_m": -30}, {"pixel_size_m": 0},
-                   {"pixel_size_m": "thirty"}):
+                   {"pixel_size_m": "thirty"}, {"patch_size": -3}, {"patch_size": 100}, {"patch_size": "256"}):
         d = {**_card().to_dict(), **change}
         with pytest.raises(CorruptFileError):
             ModelCard.from_dict(d)
