@@ -9,6 +9,10 @@ from typing import Iterator
 
 from core.errors import ConfigError, OutputExistsError
 
+#: Largest file accepted from a dashboard upload (images, labels, models); the server's own cap
+#: (.streamlit/config.toml maxUploadSize) is the same.
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
 
 def _file_in_the_way(path: Path) -> Path | None:
     """The nearest existing ancestor of ``path`` if it is not a folder (so ``path`` cannot be made), else None."""
@@ -91,3 +95,23 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+
+@contextmanager
+def staging_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder inside ``out_dir`` (made if needed) for outputs that are moved into
+    place when complete; the temporary folder is always removed, and on failure so are the folders
+    made for it (:func:`made_dir`).
+
+    Raises:
+        ConfigError: see :func:`check_output_dir`.
+    """
+    import shutil
+    import tempfile
+
+    with made_dir(out_dir) as folder:
+        tmpdir = Path(tempfile.mkdtemp(prefix=".predict-", dir=folder))
+        try:
+            yield tmpdir
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)

@@ -26,6 +26,7 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError  # noqa: E402
+from core.files import MAX_UPLOAD_BYTES  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_MODEL_PATH = ASSETS / "models" / "crop_unet_light.keras"
@@ -193,6 +194,10 @@ class Normalization:
         return out
 
 
+#: The end of every message about a model card that is not what core writes.
+DAMAGED_CARD = "the card is damaged: use the .json that core wrote beside the .keras"
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """What a saved model needs to be used correctly, and where it came from."""
@@ -224,29 +229,29 @@ class ModelCard:
         try:
             if not isinstance(d["bands"], list) or not all(isinstance(b, str) for b in d["bands"]):
                 raise CorruptFileError(f"the model card's bands are {d['bands']!r}, not a list of band names; "
-                                       "the card is damaged: use the .json that core wrote beside the .keras")
+                                       + DAMAGED_CARD)
             norm = Normalization(tuple(d["normalization"]["mean"]), tuple(d["normalization"]["std"]))
             _check_normalization(norm, len(d["bands"]))
             size = d.get("pixel_size_m")
             if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float)) or not 0 < size < float("inf")):
                 raise CorruptFileError(f"the model card's pixel_size_m is {size!r}; it must be a positive number of metres "
-                                       "or null: the card is damaged, use the .json that core wrote beside the .keras")
+                                       "or null; " + DAMAGED_CARD)
             patch = d.get("patch_size", 256)
             if isinstance(patch, bool) or not isinstance(patch, int) or patch < 16 or patch % 16:
                 raise CorruptFileError(f"the model card's patch_size is {patch!r}; it must be a whole multiple of 16 px "
-                                       "(the U-Net's pooling): the card is damaged, use the .json that core wrote beside the .keras")
+                                       "(the U-Net's pooling); " + DAMAGED_CARD)
             return cls(
                 preset=d["preset"],
                 bands=tuple(d["bands"]),
                 normalization=norm,
-                patch_size=int(d.get("patch_size", 256)),
+                patch_size=patch,
                 created=d.get("created", ""),
                 command=d.get("command", ""),
                 training=d.get("training", {}),
                 metrics=d.get("metrics", {}),
                 data=d.get("data", ""),
                 notes=d.get("notes", ""),
-                pixel_size_m=None if d.get("pixel_size_m") is None else float(d["pixel_size_m"]),
+                pixel_size_m=None if size is None else float(size),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise CorruptFileError(f"model card is incomplete ({err!r}); re-save the model with core") from None
@@ -257,14 +262,14 @@ def _check_normalization(norm: Normalization, n_bands: int) -> None:
     for name, values in (("mean", norm.mean), ("std", norm.std)):
         if len(values) != n_bands:
             raise CorruptFileError(f"the model card's normalization {name} has {len(values)} values for {n_bands} bands; "
-                                   "the card is damaged: use the .json that core wrote beside the .keras")
+                                   + DAMAGED_CARD)
         bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)]
         if bad:
             raise CorruptFileError(f"the model card's normalization {name} holds {bad[0]!r}, not a finite number; "
-                                   "the card is damaged: use the .json that core wrote beside the .keras")
+                                   + DAMAGED_CARD)
     if min(norm.std, default=1.0) <= 0:
         raise CorruptFileError(f"the model card's normalization std holds {min(norm.std)!r}; a standard deviation must be "
-                               "above 0: the card is damaged, use the .json that core wrote beside the .keras")
+                               "above 0; " + DAMAGED_CARD)
 
 
 def card_path(model_path: str | os.PathLike) -> Path:
@@ -311,7 +316,7 @@ MAX_CARD_BYTES = 1_000_000
 
 
 def store_uploaded_model(model_bytes: bytes, card_bytes: bytes, root: str | os.PathLike,
-                         max_bytes: int = 200 * 1024 * 1024) -> Path:
+                         max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
     """Store an uploaded model and its card as ``root/<hash>/model.keras`` + ``model.json``; return
     the ``.keras`` path.
 

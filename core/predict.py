@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +24,7 @@ import numpy as np
 
 from core.config import PredictConfig
 from core.errors import NoDataError, OutputExistsError, RegionError
-from core.files import check_output_dir, check_output_file, made_dir
+from core.files import check_output_dir, check_output_file, staging_dir
 from core.labels import NODATA
 from core.raster import FEATURE_BANDS, Grid, ImageReader
 
@@ -370,19 +368,15 @@ def predict_image(
 
             return reader.read(Window(win.col_off + c, win.row_off + r, w, h))
 
-        with made_dir(out_dir):  # a failure removes the folders made here
-            tmpdir = Path(tempfile.mkdtemp(prefix=".predict-", dir=out_dir))
-            try:
-                stats = _write_outputs(predictor, read, grid, tmpdir, config.threshold, progress)
-                if stats["valid_pixels"] == 0:
-                    raise NoDataError("the region holds no valid pixels (all no data); nothing was written; choose another region")
-                summary = _summary(image_path, grid, win, predictor.config, loaded, stats, time.time() - t0)
-                (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
-                for key, final in outputs.items():
-                    os.replace(tmpdir / f"{key}.cog.tif", final)
-                os.replace(tmpdir / "summary.json", summary_path)
-            finally:
-                shutil.rmtree(tmpdir, ignore_errors=True)
+        with staging_dir(out_dir) as tmpdir:  # a failure leaves no folder made here
+            stats = _write_outputs(predictor, read, grid, tmpdir, config.threshold, progress)
+            if stats["valid_pixels"] == 0:
+                raise NoDataError("the region holds no valid pixels (all no data); nothing was written; choose another region")
+            summary = _summary(image_path, grid, win, predictor.config, loaded, stats, time.time() - t0)
+            (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
+            for key, final in outputs.items():
+                os.replace(tmpdir / f"{key}.cog.tif", final)
+            os.replace(tmpdir / "summary.json", summary_path)
     return summary
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import numpy as np
 
 from core.config import PredictConfig
 from core.errors import ModelMismatchError, NoDataError, OutputExistsError
-from core.files import check_output_dir, made_dir
+from core.files import check_output_dir, staging_dir
 from core.predict import ModelRunner, ProgressFn, _summary, _write_outputs
 from core.raster import FEATURE_BANDS, INPUT_BANDS, to_features, valid_pixels
 
@@ -96,24 +94,20 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
     loaded = loaded or load_model(model_path)
     pred = ExportPredictor(mixer_path, loaded, config.batch_size or 4)
     grid = pred.mixer.grid
-    with made_dir(out_dir):  # a failed run leaves no folder it made
-        tmpdir = Path(tempfile.mkdtemp(prefix=".predict-", dir=out_dir))
-        try:
-            stats = _write_outputs(pred, None, grid, tmpdir, config.threshold, progress)
-            if stats["valid_pixels"] == 0:
-                raise NoDataError("the image export holds no valid pixels; nothing was written")
+    with staging_dir(out_dir) as tmpdir:  # a failed run leaves no folder it made
+        stats = _write_outputs(pred, None, grid, tmpdir, config.threshold, progress)
+        if stats["valid_pixels"] == 0:
+            raise NoDataError("the image export holds no valid pixels; nothing was written")
 
-            class _Win:
-                row_off = col_off = 0
-                height, width = grid.height, grid.width
+        class _Win:
+            row_off = col_off = 0
+            height, width = grid.height, grid.width
 
-            summary = _summary(mixer_path, grid, _Win, config, loaded, stats, time.time() - t0)
-            summary["source"] = "earth engine image export (mixer)"
-            summary["kernel"] = pred.kernel
-            (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
-            os.replace(tmpdir / "probability.cog.tif", finals[0])
-            os.replace(tmpdir / "crop_mask.cog.tif", finals[1])
-            os.replace(tmpdir / "summary.json", finals[2])
-        finally:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+        summary = _summary(mixer_path, grid, _Win, config, loaded, stats, time.time() - t0)
+        summary["source"] = "earth engine image export (mixer)"
+        summary["kernel"] = pred.kernel
+        (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
+        os.replace(tmpdir / "probability.cog.tif", finals[0])
+        os.replace(tmpdir / "crop_mask.cog.tif", finals[1])
+        os.replace(tmpdir / "summary.json", finals[2])
     return summary

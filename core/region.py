@@ -291,13 +291,14 @@ class Region:
         c1, r1 = np.ceil(np.round(pts.max(axis=0), 6)).astype(int)
         return int(c0), int(r0), int(c1), int(r1)
 
-    def window(self, grid: Grid) -> PixelWindow:
-        """The pixel window of ``grid`` covering the region, clipped to the grid.
+    def window(self, grid: Grid, bounds: tuple[int, int, int, int] | None = None) -> PixelWindow:
+        """The pixel window of ``grid`` covering the region (``bounds``: its :meth:`pixel_bounds`,
+        when already known), clipped to the grid.
 
         Raises:
             RegionError: if the region's kind does not fit the grid, or it lies outside the data.
         """
-        c0, r0, c1, r1 = self.pixel_bounds(grid)
+        c0, r0, c1, r1 = bounds or self.pixel_bounds(grid)
         c0, r0 = max(c0, 0), max(r0, 0)
         c1, r1 = min(c1, grid.width), min(r1, grid.height)
         if c1 <= c0 or r1 <= r0:
@@ -391,7 +392,8 @@ def check_region(
     says why and what to do.
     """
     try:
-        window = region.window(grid)
+        bounds = region.pixel_bounds(grid)
+        window = region.window(grid, bounds)
     except RegionError as err:
         return WindowCheck(False, str(err))
     area_ha: float | None = None
@@ -427,7 +429,7 @@ def check_region(
         )
     size = f"{window.width} x {window.height} px"
     where = f", {area_ha:,.1f} ha" if area_ha is not None else " (image coordinates)"
-    c0, r0, c1, r1 = region.pixel_bounds(grid)
+    c0, r0, c1, r1 = bounds
     clipped = c0 < 0 or r0 < 0 or c1 > grid.width or r1 > grid.height
     note = "; part of the region lies outside the image and is left out" if clipped else ""
     return WindowCheck(True, f"region OK: {size}{where}{note}", area_ha, window.pixels, window, clipped)

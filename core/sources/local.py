@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, RegionError
+from core.files import MAX_UPLOAD_BYTES
 from core.labels import NODATA, get_class_map
 from core.raster import INPUT_BANDS, Grid, ImageReader, read_labels, write_mask
 from core.region import LONLAT_CRS, Region, WindowCheck, check_region
@@ -35,7 +36,6 @@ SAMPLE_ATTRIBUTION = (
 #: Largest region (pixels) a local source fetches for the dashboard.
 MAX_REGION_PIXELS = 4096 * 4096
 #: Largest uploaded raster accepted (bytes).
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 SCENE_VERSION = 1
 
 

@@ -31,7 +31,13 @@ def pages() -> list:
 
 def inside_app() -> bool:
     """Whether this run started in app.py (which is then a caller of the running page)."""
-    return any(Path(frame.filename).resolve() == APP for frame in inspect.stack(context=0))
+    frame = inspect.currentframe()
+    while frame is not None:  # a plain walk up the calling frames (inspect.stack reads every source file)
+        name = frame.f_code.co_filename
+        if name.endswith(APP.name) and Path(name).resolve() == APP:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def require_app(page_file: str) -> None:
