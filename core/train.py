@@ -65,12 +65,12 @@ class _Reporter(keras.callbacks.Callback):
     """Reports progress, checks for cancellation, saves last/best checkpoints atomically."""
 
     def __init__(self, run_dir: Path, card: ModelCard, epochs: int, steps: int, progress: ProgressFn | None,
-                 should_stop: Callable[[], bool] | None, best_loss: float):
+                 should_stop: Callable[[], bool] | None, best_loss: float, best_logs: dict):
         super().__init__()
         self.run_dir, self.card, self.epochs, self.steps = run_dir, card, epochs, steps
         self.progress, self.should_stop = progress, should_stop
         self.best_loss = best_loss
-        self.best_logs: dict = {}
+        self.best_logs = dict(best_logs)  # a resumed run starts from its best epoch so far
         self.cancelled = False
         self.epoch = 0
         self._t = time.time()
@@ -153,6 +153,14 @@ def _best_val_loss(history: list[dict], path: Path) -> float:
                                "or use a new --out") from None
 
 
+def _best_logs(history: list[dict], best_loss: float) -> dict:
+    """The history row of the epoch with ``best_loss`` as numbers (``epoch`` an int); {} when none."""
+    for row in history:
+        if float(row["val_loss"]) == best_loss:
+            return {k: int(v) if k == "epoch" else float(v) for k, v in row.items() if v not in (None, "")}
+    return {}
+
+
 def _read_run_info(path: Path, config: TrainConfig) -> Normalization:
     """The normalization a run was started with, from its ``run.json``.
 
@@ -232,6 +240,9 @@ def train(
     check_output_dir(run_dir)  # a file, or under a file: refused before any work
     if run_dir.exists() and any(run_dir.iterdir()) and not (resume or overwrite):
         raise OutputExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or --overwrite to start again")
+    if resume and not (run_info_path.exists() or last.exists()):
+        raise ConfigError(f"nothing to resume: {run_dir} holds no training run (check the --out folder); "
+                          "leave out --resume to start a new run there")
 
     # Check everything before writing: nothing below touches run_dir until the run starts.
     pixel_size_m = check_pixel_size_m(pixel_size_m)
@@ -259,7 +270,7 @@ def train(
 
     fresh = not (resume and last.exists())
     if fresh:
-        initial_epoch, best_loss = 0, float("inf")
+        initial_epoch, best_loss, best_logs = 0, float("inf"), {}
         model = init.model if init is not None else build_unet(config.preset, len(FEATURE_BANDS))
         total = config.epochs * config.steps_per_epoch
         lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, total, alpha=0.02)
@@ -267,6 +278,7 @@ def train(
     else:
         history = _read_history(history_path)
         initial_epoch, best_loss = len(history), _best_val_loss(history, history_path)
+        best_logs = _best_logs(history, best_loss)
         try:
             model = keras.models.load_model(last, custom_objects=CUSTOM_OBJECTS)
         except (OSError, ValueError, KeyError, EOFError) as err:
@@ -291,7 +303,7 @@ def train(
         data=f"train: {', '.join(map(str, train_data))}; val: {', '.join(map(str, val_data))}; labels: {label_map}",
         pixel_size_m=pixel_size_m,
     )
-    reporter = _Reporter(run_dir, card, config.epochs, config.steps_per_epoch, progress, should_stop, best_loss)
+    reporter = _Reporter(run_dir, card, config.epochs, config.steps_per_epoch, progress, should_stop, best_loss, best_logs)
     callbacks = [
         reporter,
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=False),

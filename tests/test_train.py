@@ -215,3 +215,25 @@ def test_run_json_is_replaced_whole_or_not_at_all(small_scene, finished_run, tmp
     monkeypatch.undo()
     assert (run / "run.json").read_bytes() == before
     assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in finished_run.iterdir())  # no temporary left
+
+
+def test_resume_needs_a_run_to_resume(capsys, small_scene, tmp_path):
+    img, lab = small_scene
+    pair = f"{img}:{lab}"
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        train(replace(CFG, epochs=1), [pair], [pair], tmp_path / "typo", resume=True)
+    err = _cli_error(capsys, ["train", *TINY, "--train", pair, "--val", pair, "--out", str(tmp_path / "typo"), "--resume"])
+    assert "nothing to resume" in err and "leave out --resume" in err
+    assert not (tmp_path / "typo").exists()  # a mistyped folder is not made into a new run
+
+
+def test_resuming_a_finished_run_reports_its_best_epoch(small_scene, finished_run, tmp_path):
+    img, lab = small_scene
+    pair = f"{img}:{lab}"
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    row = _rows(run / "history.csv")[0]
+    res = train(replace(CFG, epochs=1), [pair], [pair], run, resume=True)
+    assert res.stopped == "completed" and res.epochs_done == 1
+    assert res.best_metrics["epoch"] == 1
+    assert res.best_metrics["val_loss"] == pytest.approx(float(row["val_loss"]))
+    assert res.best_val_loss == pytest.approx(float(row["val_loss"]))
