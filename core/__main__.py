@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -21,12 +22,35 @@ from core.errors import CropMapError  # noqa: E402
 from core.progress import TqdmProgress  # noqa: E402
 
 
+#: config field -> the command-line option that sets it, where the two are spelt differently
+_OPTION = {"steps_per_epoch": "--steps", "batch_size": "--batch-size", "learning_rate": "--lr",
+           "patch_size": "--patch-size", "val_patches": "--val-patches", "kernel_buffer": "--buffer",
+           "count": "--count", "min_valid_fraction": "--min-valid", "epochs": "--epochs", "patience": "--patience",
+           "tile": "--tile", "overlap": "--overlap", "threshold": "--threshold"}
+
+
+def _config(cls, option: dict[str, str] | None = None, **values):
+    """``cls(**values)``; a ConfigError names the command-line option (``--lr``), not the field.
+
+    Raises:
+        ConfigError: a value is out of range.
+    """
+    from core.errors import ConfigError
+
+    names = {**_OPTION, **(option or {})}
+    try:
+        return cls(**values)
+    except ConfigError as err:
+        text = re.sub(r"\b(" + "|".join(map(re.escape, names)) + r")\b", lambda m: names[m.group(1)], str(err), count=1)
+        raise ConfigError(text) from None
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from core.config import TrainConfig
     from core.train import train
 
-    cfg = TrainConfig(
-        preset=args.preset, epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
+    cfg = _config(
+        TrainConfig, preset=args.preset, epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
         learning_rate=args.lr, patch_size=args.patch_size, val_patches=args.val_patches, patience=args.patience,
         seed=args.seed, init_model=args.init,
     )
@@ -75,7 +99,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from core.predict import predict_image
     from core.raster import parse_band_spec
 
-    cfg = PredictConfig(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, threshold=args.threshold)
+    cfg = _config(PredictConfig, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, threshold=args.threshold)
     window = _parse_window(args.window)
     export = str(args.image).endswith("mixer.json")
     if export and window is not None:
@@ -118,8 +142,8 @@ def _cmd_patches(args: argparse.Namespace) -> int:
     from core.patches import sample_patches
     from core.raster import parse_band_spec
 
-    cfg = PatchConfig(patch_size=args.size, kernel_buffer=args.buffer, count=args.count, seed=args.seed,
-                      min_valid_fraction=args.min_valid)
+    cfg = _config(PatchConfig, {"patch_size": "--size"}, patch_size=args.size, kernel_buffer=args.buffer, count=args.count,
+                  seed=args.seed, min_valid_fraction=args.min_valid)
     check_output_file(args.out, args.overwrite)
     bar = TqdmProgress("patches", "patch")
     try:

@@ -74,8 +74,24 @@ def test_patches_command(capsys, small_scene, tmp_path):
     info = json.loads(capsys.readouterr().out)
     assert info["patches"] == 3 and info["side"] == 96
     assert "already exists" in _err(capsys, ["patches", "--image", str(img), "--labels", str(lab), "--out", str(out)])
-    assert "patch_size" in _err(capsys, ["patches", "--image", str(img), "--labels", str(lab), "--out",
-                                         str(tmp_path / "z.tfrecord.gz"), "--size", "70"])
+    err = _err(capsys, ["patches", "--image", str(img), "--labels", str(lab), "--out", str(tmp_path / "z.tfrecord.gz"),
+                        "--size", "70"])
+    assert err == "error: --size must be a multiple of 16, got 70"  # the option the user typed, not the field
+    assert "--buffer must be 0-64" in _err(capsys, ["patches", "--image", str(img), "--labels", str(lab), "--out",
+                                                     str(tmp_path / "z.tfrecord.gz"), "--size", "64", "--buffer", "65"])
+    assert not (tmp_path / "z.tfrecord.gz").exists()
+
+
+def test_out_of_range_options_are_named_as_typed(capsys, small_scene, tmp_path):
+    img, lab = small_scene
+    pair = f"{img}:{lab}"
+    train = ["train", "--train", pair, "--val", pair, "--out", str(tmp_path / "run")]
+    assert _err(capsys, [*train, "--lr", "2"]) == "error: --lr must be in (0, 1)"
+    assert _err(capsys, [*train, "--steps", "0"]) == "error: --steps must be at least 1"
+    assert _err(capsys, [*train, "--patch-size", "40"]) == "error: --patch-size must be a multiple of 16, >= 32"
+    assert _err(capsys, ["predict", "--image", str(img), "--out", str(tmp_path / "o"), "--batch-size", "0"]) == (
+        "error: --batch-size must be 1-256")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "o").exists()
 
 
 def test_predict_warns_when_the_pixels_differ_from_the_training_pixels(capsys, tmp_path):
