@@ -26,7 +26,7 @@ from core.progress import TqdmProgress  # noqa: E402
 _OPTION = {"steps_per_epoch": "--steps", "batch_size": "--batch-size", "learning_rate": "--lr",
            "patch_size": "--patch-size", "val_patches": "--val-patches", "kernel_buffer": "--buffer",
            "count": "--count", "min_valid_fraction": "--min-valid", "epochs": "--epochs", "patience": "--patience",
-           "tile": "--tile", "overlap": "--overlap", "threshold": "--threshold"}
+           "tile": "--tile", "overlap": "--overlap", "threshold": "--threshold", "views": "--views"}
 
 
 def _config(cls, option: dict[str, str] | None = None, **values):
@@ -99,7 +99,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from core.predict import predict_image
     from core.raster import parse_band_spec
 
-    cfg = _config(PredictConfig, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, threshold=args.threshold)
+    cfg = _config(PredictConfig, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, threshold=args.threshold,
+                  views=args.views)
     window = _parse_window(args.window)
     export = str(args.image).endswith("mixer.json")
     if export and window is not None:
@@ -206,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=None, help="tile side in px (default: 512, or the model's fixed size)")
     p.add_argument("--overlap", type=int, default=None, help="overlap between tiles in px (default: a quarter tile)")
     p.add_argument("--batch-size", type=int, default=None, help="tiles per model call (default: by tile size)")
+    p.add_argument("--views", type=int, default=1, metavar="N",
+                   help="average the model over N views of each tile: 1 (default), 2, 4 (mirrored) or 8 (and "
+                        "transposed); smoother and slightly more accurate, N times slower")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=_cmd_predict)
 

@@ -88,6 +88,10 @@ class TrainConfig:
         return asdict(self)
 
 
+#: the numbers of tile views prediction can average over (see PredictConfig.views)
+VIEWS = (1, 2, 4, 8)
+
+
 @dataclass(frozen=True)
 class PredictConfig:
     """Sliding-window prediction: tile size, overlap between tiles, batch size, threshold.
@@ -101,6 +105,10 @@ class PredictConfig:
     overlap: int | None = None
     batch_size: int | None = None
     threshold: float = 0.5
+    #: views of each tile the model's output is averaged over (test-time augmentation): 1 = the tile
+    #: as it is; 2 = also mirrored left-right; 4 = also up-down and both; 8 = also transposed. Each
+    #: view is one more model call, so 4 views take about 4 times as long.
+    views: int = 1
 
     def __post_init__(self) -> None:
         if self.tile is not None:
@@ -111,6 +119,7 @@ class PredictConfig:
         if self.batch_size is not None:
             _require(1 <= self.batch_size <= 256, "batch_size must be 1-256")
         _require(0.0 <= self.threshold <= 1.0, f"threshold must be 0-1, got {self.threshold}")
+        _require(self.views in VIEWS, f"views must be one of {', '.join(map(str, VIEWS))}, got {self.views}")
 
     def resolve(self, fixed_size: int | None, lattice: int = 16) -> "PredictConfig":
         """Concrete values for a model with input size ``fixed_size`` (None: any size) whose
@@ -127,7 +136,7 @@ class PredictConfig:
         for name, v in (("tile", tile), ("overlap", overlap)):
             _require(v % lattice == 0, f"{name} must be a multiple of {lattice} for this model (its pooling lattice), got {v}")
         batch = self.batch_size or max(1, 8 * 256 * 256 // (tile * tile))
-        return PredictConfig(tile, overlap, batch, self.threshold)
+        return PredictConfig(tile, overlap, batch, self.threshold, self.views)
 
     @property
     def step(self) -> int:

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from core.config import PredictConfig
-from core.errors import NoDataError, OutputExistsError, RegionError
+from core.errors import ConfigError, NoDataError, OutputExistsError, RegionError
 from core.files import check_output_dir, check_output_file, staging_dir
 from core.labels import NODATA
 from core.raster import FEATURE_BANDS, Grid, ImageReader
@@ -94,12 +94,37 @@ def _compiled(model):
     return fn
 
 
-class ModelRunner:
-    """Applies a Keras model to batches of normalized tiles with one compiled function."""
+def tile_view(k: int, x: np.ndarray) -> np.ndarray:
+    """View ``k`` (0-7) of a batch of tiles (n, H, W, ...): bit 0 mirrors left-right, bit 1 up-down,
+    bit 2 transposes (square tiles only). View 0 is the batch itself."""
+    if k & 1:
+        x = x[:, :, ::-1]
+    if k & 2:
+        x = x[:, ::-1]
+    if k & 4:
+        x = x.swapaxes(1, 2)
+    return x
 
-    def __init__(self, model, batch_size: int = 8):
+
+def tile_unview(k: int, y: np.ndarray) -> np.ndarray:
+    """Undo :func:`tile_view` ``k`` on the model's output (n, H, W)."""
+    if k & 4:
+        y = y.swapaxes(1, 2)
+    if k & 2:
+        y = y[:, ::-1]
+    if k & 1:
+        y = y[:, :, ::-1]
+    return y
+
+
+class ModelRunner:
+    """Applies a Keras model to batches of normalized tiles with one compiled function, averaging
+    its output over ``views`` mirrored/transposed views of each tile (see PredictConfig.views)."""
+
+    def __init__(self, model, batch_size: int = 8, views: int = 1):
         self.model = model
         self.batch_size = batch_size
+        self.views = views
         self._fn = _compiled(model)
 
     @property
@@ -108,7 +133,22 @@ class ModelRunner:
         return shape[1] if shape[1] is not None else None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """(n, T, T, b) -> (n, T, T) probabilities; pads the last batch so that nothing retraces."""
+        """(n, T, T, b) -> (n, T, T) probabilities, averaged over the views.
+
+        Raises:
+            ConfigError: 8 views (transposes) of tiles that are not square.
+        """
+        if self.views == 1:
+            return self._run(x)
+        if self.views > 4 and x.shape[1] != x.shape[2]:
+            raise ConfigError(f"8 views need square tiles, these are {x.shape[1]} x {x.shape[2]} px; use 4 views")
+        out = np.zeros(x.shape[:3], np.float32)
+        for k in range(self.views):
+            out += tile_unview(k, self._run(np.ascontiguousarray(tile_view(k, x))))
+        return out / np.float32(self.views)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """One model pass; pads the last batch so that nothing retraces."""
         out = np.empty(x.shape[:3], np.float32)
         b = self.batch_size
         for i in range(0, len(x), b):
@@ -224,7 +264,7 @@ def make_predictor(loaded, config: PredictConfig = PredictConfig(), offset: tupl
     shape = loaded.model.input_shape
     lattice = model_lattice(loaded.model)
     config = config.resolve(shape[1] if shape[1] is not None else None, lattice)
-    runner = ModelRunner(loaded.model, config.batch_size)
+    runner = ModelRunner(loaded.model, config.batch_size, config.views)
     return TiledPredictor(runner, loaded.card.normalization.apply, config, offset, lattice)
 
 
@@ -457,6 +497,7 @@ def _summary(image_path, grid: Grid, win, config: PredictConfig, loaded, stats: 
         "threshold": config.threshold,
         "tile": config.tile,
         "overlap": config.overlap,
+        "views": config.views,
         "model": str(loaded.path),
         "model_card": loaded.card.to_dict(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from core.config import PredictConfig
-from core.errors import ModelMismatchError, NoDataError, OutputExistsError
+from core.errors import ConfigError, ModelMismatchError, NoDataError, OutputExistsError
 from core.files import check_output_dir, staging_dir
 from core.predict import ModelRunner, ProgressFn, _summary, _write_outputs
 from core.raster import FEATURE_BANDS, INPUT_BANDS, to_features, valid_pixels
@@ -29,10 +29,11 @@ class ExportPredictor:
 
     Raises (on creation):
         InputNotFoundError, CorruptFileError: missing or damaged export;
-        InvalidDataError: its values are not reflectance; ModelMismatchError: the model does not fit.
+        InvalidDataError: its values are not reflectance; ModelMismatchError: the model does not fit;
+        ConfigError: 8 views of patches that are not square.
     """
 
-    def __init__(self, mixer_path, loaded, batch_size: int = 8):
+    def __init__(self, mixer_path, loaded, batch_size: int = 8, views: int = 1):
         from core.model import check_bands
         from core.patches import _infer_kernel, export_files, export_scaling, read_mixer
 
@@ -41,7 +42,10 @@ class ExportPredictor:
         self.mixer = read_mixer(mixer_path)
         self.kernel = _infer_kernel(export_files(mixer_path)[0], "R", self.mixer.patch)
         self.loaded = loaded
-        self.runner = ModelRunner(loaded.model, batch_size)
+        if views > 4 and self.mixer.patch[0] != self.mixer.patch[1]:
+            raise ConfigError(f"8 views need square patches, this export's are {self.mixer.patch[0]} x "
+                              f"{self.mixer.patch[1]} px; use 4 views")
+        self.runner = ModelRunner(loaded.model, batch_size, views)
         side = self.mixer.patch[0] + self.kernel
         if self.runner.fixed_size not in (None, side):
             raise ModelMismatchError(f"the export's patches are {side} px with their buffer but the model takes {self.runner.fixed_size} px")
@@ -92,7 +96,7 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
         raise OutputExistsError(f"{out_dir} already holds outputs; pass --overwrite to replace them or choose another --out")
     t0 = time.time()
     loaded = loaded or load_model(model_path)
-    pred = ExportPredictor(mixer_path, loaded, config.batch_size or 4)
+    pred = ExportPredictor(mixer_path, loaded, config.batch_size or 4, config.views)
     grid = pred.mixer.grid
     with staging_dir(out_dir) as tmpdir:  # a failed run leaves no folder it made
         stats = _write_outputs(pred, None, grid, tmpdir, config.threshold, progress)

@@ -104,7 +104,7 @@ with upload_tab:
     try:
         region = scene.current_region()
         sc = scene.current_scene() if pred else None
-        key = cached.prediction_key(str(sc.image_path), region.key(), model_path or "") if sc else None
+        key = cached.prediction_key(str(sc.image_path), region.key(), model_path or "", state.get(state.VIEWS)) if sc else None
     except CropMapError as err:
         st.error(str(err), icon=":material/error:")
     if sc is not None and not sc.georeferenced:

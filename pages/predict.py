@@ -9,6 +9,9 @@ from core.model import load_card, resolution_warning
 from core.overlays import map_bounds
 from pages.components import cached, mapview, navigation, scene, state, ui
 
+#: choices of PredictConfig.views for the dashboard, with their labels
+VIEW_CHOICES = {1: "1 (fastest)", 4: "4: mirrored (about 4x the time)", 8: "8: mirrored and turned (about 8x the time)"}
+
 navigation.require_app(__file__)
 st.title("Predict")
 
@@ -23,14 +26,23 @@ try:
 except CropMapError as err:
     ui.stop_on_error(err)
 
-key = cached.prediction_key(image_path, region_key, model_path)
 offset = scene.scene_offset(sc)
 with ui.errors_shown():
     warning = resolution_warning(load_card(model_path), grid)
     if warning:
         st.warning(warning[0].upper() + warning[1:] + ".", icon=":material/warning:")
 
-if st.button("Predict", type="primary"):
+button_col, views_col = st.columns([1, 3], vertical_alignment="bottom")
+with views_col:
+    views = st.selectbox("Views of each tile", VIEW_CHOICES, key=state.sync_widget(state.VIEWS),
+                         on_change=state.store_widget, args=(state.VIEWS,), format_func=VIEW_CHOICES.get,
+                         help="Averages the model over mirrored (and turned) copies of each tile, which evens out "
+                              "the model's quirks: a smoother map, usually a little more accurate, and as many "
+                              "times slower as there are views.")
+key = cached.prediction_key(image_path, region_key, model_path, views)
+with button_col:
+    go = st.button("Predict", type="primary")
+if go:
     bar = st.progress(0.0, text="Predicting tiles...")
     with ui.errors_shown():
         cached.predict(key, progress=ui.progress_callback(bar))

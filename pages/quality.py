@@ -22,7 +22,7 @@ try:
     sc = scene.current_scene()
     image_path = str(sc.image_path)
     grid = cached.image_arrays(image_path, cached.mtime(image_path))[2]
-    key = cached.prediction_key(image_path, scene.current_region().key(), model_path)
+    key = cached.prediction_key(image_path, scene.current_region().key(), model_path, state.get(state.VIEWS))
 except CropMapError as err:
     ui.stop_on_error(err)
 if tuple(pred["key"]) != key:

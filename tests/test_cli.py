@@ -91,6 +91,8 @@ def test_out_of_range_options_are_named_as_typed(capsys, small_scene, tmp_path):
     assert _err(capsys, [*train, "--patch-size", "40"]) == "error: --patch-size must be a multiple of 16, >= 32"
     assert _err(capsys, ["predict", "--image", str(img), "--out", str(tmp_path / "o"), "--batch-size", "0"]) == (
         "error: --batch-size must be 1-256")
+    assert _err(capsys, ["predict", "--image", str(img), "--out", str(tmp_path / "o"), "--views", "3"]) == (
+        "error: --views must be one of 1, 2, 4, 8, got 3")
     assert not (tmp_path / "run").exists() and not (tmp_path / "o").exists()
 
 
@@ -179,3 +181,11 @@ def test_replacing_refuses_a_folder_and_leaves_no_folder_it_made(tmp_path):
     with replacing(tmp_path / "new" / "x.bin") as tmp:
         tmp.write_bytes(b"whole")
     assert (tmp_path / "new" / "x.bin").read_bytes() == b"whole" and len(list((tmp_path / "new").iterdir())) == 1
+
+
+def test_predict_views_reach_the_summary(capsys, small_scene, tiny_model_path, tmp_path):
+    img, _ = small_scene
+    out = tmp_path / "o"
+    assert main(["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(out), "--views", "4",
+                 "--window", "0,0,256,256"]) == 0
+    assert json.loads((out / "summary.json").read_text())["views"] == 4

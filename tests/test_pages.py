@@ -297,6 +297,35 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     assert [d.label for d in at.get("download_button")] == ["Probability GeoTIFF", "Crop mask GeoTIFF", "Map view PNG"]
 
 
+def test_predict_views_make_a_new_prediction_that_quality_follows(fake_map, tiny_model_path, monkeypatch):
+    import core.predict
+
+    configs = []
+    real = core.predict.predict_array
+
+    def recording(loaded, feats, valid, config, *args, **kwargs):
+        configs.append(config)
+        return real(loaded, feats, valid, config, *args, **kwargs)
+
+    monkeypatch.setattr(core.predict, "predict_array", recording)
+    at = new_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
+                                  "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [256, 0], [256, 256], [0, 256], [0, 0]]]}}
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()
+    assert [c.views for c in configs] == [1]
+    at.selectbox(key="w_views").set_value(4).run()
+    assert at.session_state["views"] == 4
+    assert any("Press Predict" in i.value for i in at.info)  # the 1-view result is not shown as a 4-view one
+    at.button[0].click().run()
+    assert not at.exception and [c.views for c in configs] == [1, 4]
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and [m.label for m in at.metric][:1] == ["Precision"]
+    at.switch_page("pages/predict.py").run()
+    assert at.selectbox(key="w_views").value == 4 and len(configs) == 2  # kept, and not predicted again
+
+
 def test_quality_page_metrics(fake_map, tiny_model_path):
     at = new_app()
     at.session_state["model_path"] = str(tiny_model_path)

@@ -64,6 +64,44 @@ def test_probability_does_not_depend_on_the_tile_grid(shipped):
     assert np.percentile(plain, 99) > P99_SHIFT  # seams: plain tiling fails the same test
 
 
+def test_tile_views_undo_exactly():
+    from core.predict import tile_unview, tile_view
+
+    y = np.random.default_rng(0).random((2, 32, 32)).astype(np.float32)
+    seen = set()
+    for k in range(8):
+        v = tile_view(k, y)
+        assert np.array_equal(tile_unview(k, v), y)
+        seen.add(v.tobytes())
+    assert len(seen) == 8  # eight different views
+
+
+@pytest.mark.parametrize("views", [2, 4, 8])
+def test_averaged_views_turn_with_the_tiles(shipped, views):
+    """Averaged over a group of views, the output follows each of those views of the input exactly
+    (mirror the tiles, and the probabilities are mirrored); the model alone does not."""
+    from core.predict import ModelRunner, tile_view
+
+    feats, valid, _ = read_image(SAMPLE_IMAGE)
+    x = np.stack([shipped.card.normalization.apply(feats[r : r + 64, 300:364], valid[r : r + 64, 300:364])
+                  for r in (300, 400)])
+    averaged, plain = ModelRunner(shipped.model, 2, views), ModelRunner(shipped.model, 2)
+    y = averaged(x)
+    for k in range(1, views):
+        assert np.allclose(averaged(np.ascontiguousarray(tile_view(k, x))), tile_view(k, y), atol=1e-5)
+        assert not np.allclose(plain(np.ascontiguousarray(tile_view(k, x))), tile_view(k, plain(x)), atol=1e-3)
+
+
+def test_eight_views_need_square_tiles(shipped):
+    from core.predict import ModelRunner
+
+    with pytest.raises(ConfigError, match="square"):
+        ModelRunner(shipped.model, 2, 8)(np.zeros((1, 32, 64, 5), np.float32))
+    assert ModelRunner(shipped.model, 2, 4)(np.zeros((1, 32, 64, 5), np.float32)).shape == (1, 32, 64)
+    with pytest.raises(ConfigError, match="views must be one of 1, 2, 4, 8"):
+        PredictConfig(views=3)
+
+
 def test_predict_image_writes_cogs_and_summary(tiny_model_path, small_scene, tmp_path):
     img, _ = small_scene
     events = []
@@ -86,6 +124,7 @@ def test_predict_image_writes_cogs_and_summary(tiny_model_path, small_scene, tmp
     assert s == summary
     assert s["valid_pixels"] == int(valid.sum()) and s["crop_pixels"] == int((mask == 1).sum())
     assert s["crop_area_ha"] is None and "not georeferenced" in s["note"] and s["threshold"] == 0.4
+    assert s["views"] == 1
     assert s["model_card"]["preset"] == "light"
     assert events[-1][0] == events[-1][1]
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left

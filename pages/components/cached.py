@@ -196,9 +196,11 @@ def predict(key: tuple, progress: Callable[[int, int], None] | None = None) -> P
     out = prediction_file(key)
     if out.exists():
         return out
-    image_path, image_mtime, _region, model_path, model_mtime = key
+    from core.config import PredictConfig
+
+    image_path, image_mtime, _region, model_path, model_mtime, views = key
     feats, valid, _ = image_arrays(image_path, image_mtime)
-    prob = predict_array(model(model_path, model_mtime), feats, valid, progress=progress)
+    prob = predict_array(model(model_path, model_mtime), feats, valid, PredictConfig(views=views), progress=progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp.npy")
     np.save(tmp, prob.astype(np.float32))
@@ -209,7 +211,7 @@ def predict(key: tuple, progress: Callable[[int, int], None] | None = None) -> P
 @st.cache_data(max_entries=4, show_spinner=False)
 def probability(key: tuple) -> np.ndarray:
     """Crop probability (h, w) float32, NaN = no data, for a prediction key
-    (image path, mtime, region key, model path, mtime); predicted now if never done.
+    (image path, mtime, region key, model path, mtime, views); predicted now if never done.
 
     Raises:
         CropMapError subclasses.
@@ -217,9 +219,9 @@ def probability(key: tuple) -> np.ndarray:
     return np.load(predict(key))
 
 
-def prediction_key(image_path: str, region_key: str, model_path: str) -> tuple:
+def prediction_key(image_path: str, region_key: str, model_path: str, views: int = 1) -> tuple:
     """The cache key of a prediction: what :func:`probability` is called with (minus progress)."""
-    return (image_path, mtime(image_path), region_key, model_path, mtime(model_path))
+    return (image_path, mtime(image_path), region_key, model_path, mtime(model_path), int(views))
 
 
 def cached_probability(key: tuple) -> np.ndarray:

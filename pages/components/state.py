@@ -25,6 +25,7 @@ EE_ASSET = "ee_asset"  # str id of the last asset uploaded from the Earth Engine
 JOB_DIR = "job_dir"  # str path of the training job followed on the Model page, or None (= the newest job)
 TRAIN_FORM = "train_settings"  # dict of the training form's last submitted values (preset, epochs, ...)
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
+VIEWS = "views"  # int 1/2/4/8: tile views the prediction averages over (core.config.PredictConfig.views)
 PREDICTION = "prediction"  # dict(image, model) of the last requested prediction, or None
 LAST_DRAWING = "last_drawing"  # JSON text of the last drawing taken from the map
 LAYERS = "layers"  # dict layer name -> {"show": bool, "opacity": float}
@@ -38,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     TRAIN_FORM: {},
     EE_ASSET: None,
     THRESHOLD: 0.5,
+    VIEWS: 1,
     PREDICTION: None,
     LAST_DRAWING: None,
     LAYERS: {},
