@@ -32,7 +32,7 @@ with ui.errors_shown():
     if warning:
         st.warning(warning[0].upper() + warning[1:] + ".", icon=":material/warning:")
 
-button_col, views_col = st.columns([1, 3], vertical_alignment="bottom")
+button_col, views_col, _ = st.columns([1, 2, 3], vertical_alignment="bottom")
 with views_col:
     views = st.selectbox("Views of each tile", VIEW_CHOICES, key=state.sync_widget(state.VIEWS),
                          on_change=state.store_widget, args=(state.VIEWS,), format_func=VIEW_CHOICES.get,
