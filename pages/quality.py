@@ -48,6 +48,8 @@ except CropMapError as err:
 if state.get(state.SOURCE).get("kind") == "sample" and Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve():
     st.caption("The sample scene is one of the blocks the shipped model was trained on, so these are "
                "training-set figures; the model card (Model page) gives its figures on the validation blocks.")
+views = key[-1]
+st.caption(f"Prediction by {Path(model_path).name}" + (f", averaged over {views} views of each tile." if views > 1 else "."))
 m1, m2, m3, m4, m5 = st.columns(5)
 m1.metric("Precision", f"{conf['precision']:.3f}")
 m2.metric("Recall", f"{conf['recall']:.3f}")

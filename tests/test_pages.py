@@ -322,6 +322,7 @@ def test_predict_views_make_a_new_prediction_that_quality_follows(fake_map, tiny
     assert not at.exception and [c.views for c in configs] == [1, 4]
     at.switch_page("pages/quality.py").run()
     assert not at.exception and [m.label for m in at.metric][:1] == ["Precision"]
+    assert any(c.value == "Prediction by tiny.keras, averaged over 4 views of each tile." for c in at.caption)
     at.switch_page("pages/predict.py").run()
     assert at.selectbox(key="w_views").value == 4 and len(configs) == 2  # kept, and not predicted again
 
