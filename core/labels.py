@@ -7,7 +7,10 @@ used for local rasters (here) and for Earth Engine label recipes (``core.ee.labe
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -112,3 +115,43 @@ def get_class_map(name: str) -> ClassMap:
         raise ConfigError(
             f"unknown label map {name!r}; choose one of: {', '.join(sorted(CLASS_MAPS))}"
         ) from None
+
+
+#: The CDL legend (code, name) shipped with the sample scene (Ag-Net's ``cdlvalue.csv``).
+CDL_LEGEND = Path(__file__).resolve().parent.parent / "assets" / "sample" / "cdlvalue.csv"
+
+#: Class names of the other products (from their documentation); GLC-FCS30D: its cropland classes only.
+_NAMES: dict[str, dict[int, str]] = {
+    "worldcover": {10: "Tree cover", 20: "Shrubland", 30: "Grassland", 40: "Cropland", 50: "Built-up",
+                   60: "Bare / sparse vegetation", 70: "Snow and ice", 80: "Permanent water bodies",
+                   90: "Herbaceous wetland", 95: "Mangroves", 100: "Moss and lichen"},
+    "dynamicworld": {0: "Water", 1: "Trees", 2: "Grass", 3: "Flooded vegetation", 4: "Crops",
+                     5: "Shrub and scrub", 6: "Built", 7: "Bare", 8: "Snow and ice"},
+    "glc30": {10: "Cultivated land", 20: "Forest", 30: "Grassland", 40: "Shrubland", 50: "Wetland",
+              60: "Water bodies", 70: "Tundra", 80: "Artificial surfaces", 90: "Bare land",
+              100: "Permanent snow and ice"},
+    "glcfcs30d": {10: "Rainfed cropland", 11: "Herbaceous cover cropland", 12: "Tree or shrub cover cropland",
+                  20: "Irrigated cropland"},
+    "worldcereal": {11: "Annual cropland"},
+    "binary": {0: "Not crop", 1: "Crop"},
+}
+
+
+@lru_cache(maxsize=1)
+def _cdl_names() -> dict[int, str]:
+    """Code -> name from :data:`CDL_LEGEND` ({} if the file is missing or unreadable)."""
+    names: dict[int, str] = {}
+    try:
+        with CDL_LEGEND.open(newline="") as f:
+            for row in csv.reader(f):
+                if len(row) >= 2 and row[0].strip().isdigit() and row[1].strip():
+                    names[int(row[0])] = row[1].strip()
+    except (OSError, UnicodeDecodeError):
+        return {}
+    return names
+
+
+def class_name(label_map: str, code: int) -> str:
+    """The product's name for class ``code`` (e.g. cdl 176 -> "Grassland/Pasture"); "class N" when unknown."""
+    names = _cdl_names() if label_map.lower() == "cdl" else _NAMES.get(label_map.lower(), {})
+    return names.get(int(code), f"class {int(code)}")

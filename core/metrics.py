@@ -90,6 +90,36 @@ def confusion(pred_mask: np.ndarray, label_mask: np.ndarray) -> Confusion:
     return Confusion(tp, fp, fn, int(p.size) - tp - fp - fn)
 
 
+def class_errors(codes: np.ndarray, label_mask: np.ndarray, pred_mask: np.ndarray) -> list[dict]:
+    """Where the errors are, by class of the label product, over pixels valid in both masks.
+
+    One row per class code: ``code``, ``crop`` (whether the class counts as crop), ``pixels``,
+    ``predicted_crop`` (the share of its pixels predicted crop), ``errors`` (its pixels predicted
+    wrong: missed crop for a crop class, false crop otherwise) and ``share`` (of all missed crop,
+    or of all false crop); most errors first.
+
+    Raises:
+        GridMismatchError: the shapes differ.
+        InvalidDataError: ``pred_mask`` is not a crop mask.
+    """
+    if not (codes.shape == label_mask.shape == pred_mask.shape):
+        raise GridMismatchError(f"class codes {codes.shape}, labels {label_mask.shape} and prediction {pred_mask.shape} differ in shape")
+    check_mask(pred_mask)
+    ok = (label_mask != NODATA) & (pred_mask != NODATA)
+    c, y, p = codes[ok].astype(np.int64), label_mask[ok] == CROP, pred_mask[ok] == CROP
+    found = np.unique(c)
+    idx = np.searchsorted(found, c)
+    pixels = np.bincount(idx, minlength=len(found))
+    as_crop = np.bincount(idx, weights=p, minlength=len(found)).astype(np.int64)
+    is_crop = np.bincount(idx, weights=y, minlength=len(found)) > pixels / 2  # one class: one kind of label
+    errors = np.where(is_crop, pixels - as_crop, as_crop)
+    missed, false = int(errors[is_crop].sum()), int(errors[~is_crop].sum())
+    rows = [{"code": int(k), "crop": bool(crop), "pixels": int(n), "predicted_crop": float(a / n), "errors": int(e),
+             "share": float(e / (missed if crop else false)) if (missed if crop else false) else 0.0}
+            for k, crop, n, a, e in zip(found, is_crop, pixels, as_crop, errors)]
+    return sorted(rows, key=lambda r: (-r["errors"], r["code"]))
+
+
 def check_mask(mask: np.ndarray) -> None:
     """Check that ``mask`` is a crop mask: values 0 (not crop), 1 (crop) and 255 (no data) only.
 

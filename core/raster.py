@@ -527,19 +527,44 @@ def read_labels(
         InputNotFoundError, CorruptFileError, GridMismatchError (if ``grid`` is given and differs),
         InvalidDataError (values that cannot be the class map's codes).
     """
+    raw = _read_label_band(path, class_map, grid, window, band)
+    mask = class_map.to_mask(raw.filled(0 if raw.dtype.kind in "iu" else np.nan))
+    if np.ma.is_masked(raw):
+        mask[np.ma.getmaskarray(raw)] = NODATA
+    return mask
+
+
+def read_label_codes(path: str | os.PathLike, class_map: ClassMap, grid: Grid | None = None, window=None,
+                     band: str | int | None = None) -> np.ndarray:
+    """The raw class codes (int16) of a label raster's label band; -1 where the file has no data
+    (and outside it, for a ``window`` reaching past its edges).
+
+    Raises:
+        InputNotFoundError, CorruptFileError, GridMismatchError, InvalidDataError: as :func:`read_labels`.
+    """
+    raw = _read_label_band(path, class_map, grid, window, band)
+    class_map.to_mask(raw.filled(0 if raw.dtype.kind in "iu" else np.nan))  # the same checks as read_labels
+    if raw.dtype.kind in "iu":
+        return raw.astype(np.int16).filled(-1)
+    values = raw.filled(np.nan)
+    return np.where(np.isfinite(values), values, -1).astype(np.int16)
+
+
+def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band: str | int | None) -> np.ma.MaskedArray:
+    """The label band as a masked array (masked = the file's no data).
+
+    Raises:
+        InputNotFoundError, CorruptFileError, GridMismatchError.
+    """
     from rasterio.errors import RasterioIOError
 
     with _open(path) as src:
         check_same_grid(grid, grid_of(src), path)
         idx = label_band_index(src, class_map, band)
         try:
-            raw = src.read(idx, window=window, boundless=window is not None, masked=True)
+            return src.read(idx, window=window, boundless=window is not None, masked=True)
         except RasterioIOError as err:
             raise CorruptFileError(f"cannot read pixels of {path}: {err}; the file is truncated or damaged") from None
-    mask = class_map.to_mask(raw.filled(0 if raw.dtype.kind in "iu" else np.nan))
-    if np.ma.is_masked(raw):
-        mask[np.ma.getmaskarray(raw)] = NODATA
-    return mask
 
 
 def check_same_grid(expected: Grid | None, actual: Grid, path) -> None:
@@ -573,19 +598,28 @@ def require_valid(valid: np.ndarray, what: str) -> None:
 def write_mask(path: str | os.PathLike, mask: np.ndarray, grid: Grid) -> Path:
     """Write a crop mask (uint8 1/0, 255 = no data) on ``grid`` as a one-band GeoTIFF, atomically
     (temporary name, then rename; an existing file is replaced)."""
+    return _write_band(path, mask.astype(np.uint8), grid, NODATA, "crop")
+
+
+def write_codes(path: str | os.PathLike, codes: np.ndarray, grid: Grid) -> Path:
+    """Write class codes (int16, -1 = no data; :func:`read_label_codes`) on ``grid``, atomically."""
+    return _write_band(path, codes.astype(np.int16), grid, -1, "class")
+
+
+def _write_band(path: str | os.PathLike, band: np.ndarray, grid: Grid, nodata, description: str) -> Path:
     import rasterio
 
     from core.files import replacing
 
     path = Path(path)
-    h, w = mask.shape
+    h, w = band.shape
     if (h, w) != grid.shape:
-        raise ValueError(f"mask is {w}x{h} px, grid is {grid.width}x{grid.height}")
-    profile = {"driver": "GTiff", "width": w, "height": h, "count": 1, "dtype": "uint8", "nodata": NODATA,
+        raise ValueError(f"band is {w}x{h} px, grid is {grid.width}x{grid.height}")
+    profile = {"driver": "GTiff", "width": w, "height": h, "count": 1, "dtype": band.dtype.name, "nodata": nodata,
                "transform": rasterio.Affine(*grid.transform), "compress": "deflate", "tiled": w >= 256 and h >= 256}
     if grid.crs:
         profile["crs"] = grid.crs
     with replacing(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(mask.astype(np.uint8), 1)
-        dst.set_band_description(1, "crop")
+        dst.write(band, 1)
+        dst.set_band_description(1, description)
     return path

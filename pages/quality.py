@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from core.errors import CropMapError
 from core.model import DEFAULT_MODEL_PATH
 from core.overlays import map_bounds
 from pages.components import cached, mapview, navigation, scene, state, ui
+
+#: label classes listed under "Where the errors are"
+TOP_CLASSES = 6
 
 navigation.require_app(__file__)
 st.title("Quality")
@@ -42,6 +46,10 @@ try:
     curve = cached.threshold_curve(key, *lkey)
     base = cached.image_overlay(image_path, key[1], "true", offset)
     dis = cached.disagreement_overlay(key, offset, *lkey, float(threshold))
+    by_class = []
+    if sc.extra.get("codes") and sc.extra.get("class_map") not in (None, "binary"):  # the product's classes
+        cpath = str(Path(sc.image_path).parent / sc.extra["codes"])
+        by_class = cached.class_errors(key, cpath, cached.mtime(cpath), sc.extra["class_map"], float(threshold))
 except CropMapError as err:
     ui.stop_on_error(err)
 
@@ -63,8 +71,6 @@ with left:
                                    overlays=[base, dis], opacities={dis.name: 0.9}), key="quality_map")
     st.markdown(mapview.legends_html([dis]), unsafe_allow_html=True)
 with right:
-    import pandas as pd
-
     st.markdown("**Confusion matrix** (pixels valid in both)")
     st.table(pd.DataFrame({"label: crop": [conf["tp"], conf["fn"]], "label: not crop": [conf["fp"], conf["tn"]]},
                           index=["predicted crop", "predicted not crop"]))
@@ -78,3 +84,15 @@ with right:
                   on_click=state.set_widget, args=(state.THRESHOLD, float(best["threshold"])),
                   help="Sets the threshold of the Predict and Quality pages. It is chosen on these labels, "
                        "so expect somewhat lower figures on other regions.")
+
+if by_class:
+    top = [r for r in by_class if r["errors"]][:TOP_CLASSES]
+    st.markdown("**Where the errors are**, by class of the labels")
+    st.dataframe(pd.DataFrame({
+        "class": [f"{r['code']} {r['name']}" for r in top],
+        "counts as": ["crop" if r["crop"] else "not crop" for r in top],
+        "pixels": [f"{r['pixels']:,}" for r in top],
+        "predicted crop": [f"{r['predicted_crop']:.0%}" for r in top],
+        "wrong pixels": [f"{r['errors']:,} {'missed crop' if r['crop'] else 'false crop'}" for r in top],
+        "share": [f"{r['share']:.0%} of all {'missed' if r['crop'] else 'false'} crop" for r in top],
+    }), hide_index=True, use_container_width=True)

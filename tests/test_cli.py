@@ -28,6 +28,11 @@ def test_predict_then_evaluate_subprocess(tiny_model_path, small_scene, tmp_path
     m = res["confusion_matrix"]["matrix"]
     assert sum(map(sum, m)) == res["valid_pixels"] > 0 and 0 <= res["iou"] <= 1
     assert json.loads((out / "metrics.json").read_text()) == res
+    by_class = res["errors_by_class"]  # CDL classes with the most wrong pixels, named
+    assert 1 <= len(by_class) <= 10 and all(r["errors"] > 0 and r["name"] for r in by_class)
+    assert [r["errors"] for r in by_class] == sorted((r["errors"] for r in by_class), reverse=True)
+    wrong = m[0][1] + m[1][0]  # false crop + missed crop
+    assert sum(r["errors"] for r in by_class) <= wrong
     # a user mistake in a command that loads TensorFlow: exactly one line, no start-up notices
     r = subprocess.run([sys.executable, "-m", "core", "predict", "--image", str(img), "--model", str(tiny_model_path),
                         "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True)

@@ -38,3 +38,13 @@ def test_unknown_map_lists_known_ones():
     with pytest.raises(ConfigError, match="cdl"):
         get_class_map("corine")
     assert set(CLASS_MAPS) >= {"cdl", "glc30", "worldcover", "dynamicworld", "glcfcs30d", "worldcereal", "binary"}
+
+
+def test_class_names_come_from_the_products_legends():
+    from core.labels import class_name
+
+    assert class_name("cdl", 176) == "Grassland/Pasture"  # from the shipped CDL legend (cdlvalue.csv)
+    assert class_name("CDL", 37) == "Other Hay/Non Alfalfa"
+    assert class_name("worldcover", 40) == "Cropland" and class_name("dynamicworld", 4) == "Crops"
+    assert class_name("glc30", 10) == "Cultivated land"
+    assert class_name("glcfcs30d", 51) == "class 51" and class_name("cdl", 100) == "class 100"  # unknown: the code

@@ -65,3 +65,23 @@ def test_crop_area():
     assert crop_area(mask, 0.09)["crop_area_ha"] == pytest.approx(0.18)
     res = crop_area(mask, None)
     assert res["crop_area_ha"] is None and res["crop_fraction"] == pytest.approx(2 / 3)
+
+
+def test_class_errors_say_which_classes_are_confused():
+    from core.metrics import class_errors
+
+    # codes: 5 (crop) x4, 37 (crop) x3, 176 (not crop) x4, 111 (not crop) x2, 0 (no data) x1
+    codes = np.array([5, 5, 5, 5, 37, 37, 37, 176, 176, 176, 176, 111, 111, 0])
+    lab = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 255], np.uint8)
+    pred = np.array([1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 1], np.uint8)
+    rows = class_errors(codes, lab, pred)
+    by = {r["code"]: r for r in rows}
+    assert [r["code"] for r in rows] == [37, 176, 5, 111]  # most errors first, no-data pixels left out
+    assert by[37] == {"code": 37, "crop": True, "pixels": 3, "predicted_crop": pytest.approx(1 / 3), "errors": 2,
+                      "share": pytest.approx(2 / 3)}  # 2 of the 3 missed crop pixels
+    assert by[176]["errors"] == 2 and not by[176]["crop"] and by[176]["share"] == pytest.approx(1.0)
+    assert by[111]["errors"] == 0 and by[111]["share"] == 0.0
+    with pytest.raises(GridMismatchError):
+        class_errors(codes[:-1], lab, pred)
+    with pytest.raises(InvalidDataError):
+        class_errors(codes, lab, np.full(codes.shape, 50, np.uint8))

@@ -340,6 +340,12 @@ def test_quality_page_metrics(fake_map, tiny_model_path):
     labels = [m.label for m in at.metric]
     assert labels == ["Precision", "Recall", "F1", "IoU", "Accuracy"]
     assert len(at.table) == 1
+    # errors by CDL class, named from the legend, most errors first
+    errors = at.dataframe[0].value
+    assert list(errors.columns) == ["class", "counts as", "pixels", "predicted crop", "wrong pixels", "share"]
+    assert 1 <= len(errors) <= 6 and errors["class"].str.match(r"^\d+ \S").all()
+    wrong = errors["wrong pixels"].str.split(" ").str[0].str.replace(",", "").astype(int)
+    assert (wrong.diff().dropna() <= 0).all()
     html = fake_map.maps[-1][0].get_root().render()
     assert html.count("L.imageOverlay") == 2
     # the threshold left untouched on Predict arrives as it was (not reset to the slider's minimum)

@@ -19,7 +19,7 @@ import numpy as np
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, RegionError
 from core.files import MAX_UPLOAD_BYTES
 from core.labels import NODATA, get_class_map
-from core.raster import INPUT_BANDS, Grid, ImageReader, read_labels, write_mask
+from core.raster import INPUT_BANDS, Grid, ImageReader, read_label_codes, read_labels, write_codes, write_mask
 from core.region import LONLAT_CRS, Region, WindowCheck, check_region
 from core.sources.base import Progress, RegionCheck, Scene
 
@@ -36,7 +36,9 @@ SAMPLE_ATTRIBUTION = (
 #: Largest region (pixels) a local source fetches for the dashboard.
 MAX_REGION_PIXELS = 4096 * 4096
 #: Largest uploaded raster accepted (bytes).
-SCENE_VERSION = 1
+SCENE_VERSION = 2  # 2: scenes keep the label product's class codes (codes.tif)
+#: the scene file with the labels' class codes (int16, -1 = no data), named in Scene.extra["codes"]
+CODES_FILE = "codes.tif"
 
 
 class LocalSource:
@@ -193,9 +195,16 @@ class LocalSource:
         if self.labels_path is not None and self.label_map is not None:
             if progress:
                 progress(2, 3, "writing the labels")
-            mask = read_labels(self.labels_path, get_class_map(self.label_map), grid, window.to_rasterio())
+            class_map = get_class_map(self.label_map)
+            mask = read_labels(self.labels_path, class_map, grid, window.to_rasterio())
             mask[~inside] = NODATA
-            write_mask(labels_out, mask, Grid(grid.crs, tuple(transform)[:6], window.width, window.height))
+            scene_grid = Grid(grid.crs, tuple(transform)[:6], window.width, window.height)
+            write_mask(labels_out, mask, scene_grid)
+            # the product's own classes too, so that errors can be told by class (Quality page)
+            codes = read_label_codes(self.labels_path, class_map, grid, window.to_rasterio())
+            codes[mask == NODATA] = -1
+            write_codes(out_dir / CODES_FILE, codes, scene_grid)
+            extra.update(codes=CODES_FILE, class_map=self.label_map)
             has_labels = True
         meta = {"title": self.title, "attribution": self.attribution, "georeferenced": grid.georeferenced,
                 "labels": has_labels, "label_map": "binary" if has_labels else None, "extra": extra}

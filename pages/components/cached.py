@@ -288,6 +288,27 @@ def confusion(key: tuple, labels_path: str, labels_mtime: float, label_map: str,
     return c.to_dict()
 
 
+@st.cache_data(max_entries=4, show_spinner=False)
+def label_codes(path: str, path_mtime: float, label_map: str) -> np.ndarray:
+    """int16 class codes (-1 = no data) of a label raster. Raises CropMapError subclasses."""
+    from core.labels import get_class_map
+    from core.raster import read_label_codes
+
+    return read_label_codes(path, get_class_map(label_map))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def class_errors(key: tuple, labels_path: str, labels_mtime: float, label_map: str, threshold: float) -> list[dict]:
+    """core.metrics.class_errors at ``threshold``, each row with the class's ``name``."""
+    from core.labels import class_name
+    from core.metrics import class_errors as by_class
+    from core.predict import threshold_mask
+
+    rows = by_class(label_codes(labels_path, labels_mtime, label_map), label_mask(labels_path, labels_mtime, label_map),
+                    threshold_mask(cached_probability(key), threshold))
+    return [{**r, "name": class_name(label_map, r["code"])} for r in rows]
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def threshold_curve(key: tuple, labels_path: str, labels_mtime: float, label_map: str) -> list[dict]:
     from core.metrics import threshold_curve as curve

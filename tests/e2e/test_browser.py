@@ -105,6 +105,10 @@ def test_full_flow_offline(page, app_url, artifacts):
     iou = float(metric_value(page, "IoU"))
     assert 0.0 <= iou <= 1.0
     snapshot(page, artifacts / "07_quality.png", full_page=True)
+    page.get_by_text("Where the errors are").wait_for()  # by CDL class, under the map
+    page.locator("[data-testid='stDataFrame']").last.scroll_into_view_if_needed()
+    page.get_by_text("Grassland/Pasture").first.wait_for(state="attached", timeout=30_000)  # a canvas grid: cells are hidden DOM
+    snapshot(page, artifacts / "07b_quality_errors.png")
 
     ext = external_requests(page.requests)
     assert not ext, f"external requests: {ext[:5]}"
