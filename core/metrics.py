@@ -162,6 +162,21 @@ def threshold_curve(prob: np.ndarray, label_mask: np.ndarray, thresholds: Sequen
     return rows
 
 
+def class_areas(codes: np.ndarray, crop_codes: frozenset[int] | set[int],
+                pixel_area_ha: float | np.ndarray | None = None) -> list[dict]:
+    """How much of each class of a label product there is, largest first, over codes >= 0 (-1 = no data).
+
+    One row per class: ``code``, ``crop`` (in ``crop_codes``), ``pixels``, ``share`` (of the pixels
+    with a class) and ``area_ha`` (None without a CRS; see :func:`area_ha`).
+    """
+    ok = codes >= 0
+    found, counts = np.unique(codes[ok], return_counts=True)
+    total = int(counts.sum())
+    rows = [{"code": int(k), "crop": int(k) in crop_codes, "pixels": int(n), "share": int(n) / total,
+             "area_ha": area_ha(codes == k, pixel_area_ha)} for k, n in zip(found, counts)]
+    return sorted(rows, key=lambda r: (-r["pixels"], r["code"]))
+
+
 def crop_area(mask: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> dict:
     """Pixels, crop pixels, crop fraction of valid pixels, and crop area in hectares (None without a CRS)."""
     valid = mask != NODATA

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from core.errors import CropMapError
+from core.labels import get_class_map
 from core.metrics import area_ha
 from pages.components import cached, mapview, navigation, scene, state, ui
+
+#: label classes listed under "Classes in the region"
+TOP_CLASSES = 8
 
 navigation.require_app(__file__)
 st.title("Data")
@@ -88,3 +93,15 @@ with stats_col:
     else:
         st.caption("Not georeferenced: sizes are in pixels.")
     st.page_link("pages/model.py", label="Next: Model", icon=":material/arrow_forward:")
+
+codes = scene.class_codes(sc)
+if codes:
+    with ui.errors_shown():
+        rows = cached.class_areas(codes[0], cached.mtime(codes[0]), codes[1])[:TOP_CLASSES]
+        georef = rows and rows[0]["area_ha"] is not None
+        st.markdown(f"**Classes in the region** ({get_class_map(codes[1]).title}, largest first)")
+        table = {"class": [f"{r['code']} {r['name']}" for r in rows],
+                 "counts as": ["crop" if r["crop"] else "not crop" for r in rows],
+                 "share of labelled pixels": [f"{r['share']:.1%}" for r in rows]}
+        table["area"] = [f"{r['area_ha']:,.1f} ha" for r in rows] if georef else [f"{r['pixels']:,} px" for r in rows]
+        st.dataframe(pd.DataFrame(table), hide_index=True, use_container_width=True)

@@ -47,9 +47,8 @@ try:
     base = cached.image_overlay(image_path, key[1], "true", offset)
     dis = cached.disagreement_overlay(key, offset, *lkey, float(threshold))
     by_class = []
-    if sc.extra.get("codes") and sc.extra.get("class_map") not in (None, "binary"):  # the product's classes
-        cpath = str(Path(sc.image_path).parent / sc.extra["codes"])
-        by_class = cached.class_errors(key, cpath, cached.mtime(cpath), sc.extra["class_map"], float(threshold))
+    if codes := scene.class_codes(sc):  # the label product's own classes
+        by_class = cached.class_errors(key, codes[0], cached.mtime(codes[0]), codes[1], float(threshold))
 except CropMapError as err:
     ui.stop_on_error(err)
 

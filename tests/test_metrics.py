@@ -85,3 +85,15 @@ def test_class_errors_say_which_classes_are_confused():
         class_errors(codes[:-1], lab, pred)
     with pytest.raises(InvalidDataError):
         class_errors(codes, lab, np.full(codes.shape, 50, np.uint8))
+
+
+def test_class_areas_count_each_class_and_leave_out_no_data():
+    from core.metrics import class_areas
+
+    codes = np.array([[5, 5, 176], [176, 176, -1]], np.int16)
+    rows = class_areas(codes, frozenset({5}))
+    assert [(r["code"], r["crop"], r["pixels"]) for r in rows] == [(176, False, 3), (5, True, 2)]
+    assert rows[0]["share"] == pytest.approx(0.6) and rows[0]["area_ha"] is None
+    assert class_areas(codes, frozenset({5}), 0.09)[1]["area_ha"] == pytest.approx(0.18)  # 30 m pixels
+    per_row = np.array([[0.1], [0.2]])  # geographic CRS: pixel area per row
+    assert class_areas(codes, frozenset({5}), per_row)[0]["area_ha"] == pytest.approx(0.1 + 0.2 + 0.2)

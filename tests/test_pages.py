@@ -117,6 +117,13 @@ def test_data_page_layers_and_statistics(fake_map):
     assert not at.exception and not at.error
     labels = {m.label: m.value for m in at.metric}
     assert "Valid pixels" in labels and "Crop fraction (labels)" in labels
+    # the CDL classes of the region, named, largest first, in pixels (the sample has no CRS)
+    classes = at.dataframe[0].value
+    assert list(classes.columns) == ["class", "counts as", "share of labelled pixels", "area"] and 1 <= len(classes) <= 8
+    assert classes["area"].str.endswith(" px").all()
+    px = classes["area"].str.split(" ").str[0].str.replace(",", "").astype(int)
+    assert (px.diff().dropna() <= 0).all() and px.sum() <= 300 * 300
+    assert any("Classes in the region" in md.value and "Cropland Data Layer" in md.value for md in at.markdown)
     m, kwargs = fake_map.maps[-1]
     assert kwargs["returned_objects"] == []
     html = m.get_root().render()

@@ -297,6 +297,17 @@ def label_codes(path: str, path_mtime: float, label_map: str) -> np.ndarray:
     return read_label_codes(path, get_class_map(label_map))
 
 
+@st.cache_data(max_entries=4, show_spinner=False)
+def class_areas(path: str, path_mtime: float, label_map: str) -> list[dict]:
+    """core.metrics.class_areas of a class-code raster (its own pixel areas), each row with the class's ``name``."""
+    from core.labels import class_name, get_class_map
+    from core.metrics import class_areas as areas
+
+    grid = image_grid_of_labels(path, path_mtime)
+    rows = areas(label_codes(path, path_mtime, label_map), get_class_map(label_map).crop_codes, grid.pixel_area_ha())
+    return [{**r, "name": class_name(label_map, r["code"])} for r in rows]
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def class_errors(key: tuple, labels_path: str, labels_mtime: float, label_map: str, threshold: float) -> list[dict]:
     """core.metrics.class_errors at ``threshold``, each row with the class's ``name``."""

@@ -120,3 +120,12 @@ def scene_offset(scene: Scene) -> tuple[int, int]:
     if scene.georeferenced:
         return (0, 0)
     return (int(scene.extra.get("row_off", 0)), int(scene.extra.get("col_off", 0)))
+
+
+def class_codes(sc) -> tuple[str, str] | None:
+    """(path of the scene's class codes, the product's label map) when the scene keeps the label
+    product's own classes (local sources with a land-cover product); None otherwise."""
+    name, label_map = sc.extra.get("codes"), sc.extra.get("class_map")
+    if not name or label_map in (None, "binary"):
+        return None
+    return str(Path(sc.image_path).parent / name), label_map

@@ -58,6 +58,10 @@ def test_full_flow_offline(page, app_url, artifacts):
     wait_map_layers(page, 2)
     page.get_by_text("Crop fraction (labels)").wait_for()
     snapshot(page, artifacts / "03_data.png")
+    page.get_by_text("Classes in the region").wait_for()  # the CDL classes of the drawn region
+    page.locator("[data-testid='stDataFrame']").last.scroll_into_view_if_needed()
+    page.get_by_text("Grassland/Pasture").first.wait_for(state="attached", timeout=30_000)
+    snapshot(page, artifacts / "03b_data_classes.png")
 
     # 3. Model page: shipped weights
     goto_page(page, "3. Model")
