@@ -111,3 +111,16 @@ def test_export_with_negative_reflectance_is_refused_like_a_geotiff(tiny_model_p
     write_records(export_files(mixer)[0], ({b: p[..., k] for k, b in enumerate(FEATURE_BANDS)} for p in patches), overwrite=True)
     with pytest.raises(InvalidDataError, match="negative"):
         predict_export(mixer, tmp_path / "o", tiny_model_path)
+
+
+def test_image_export_averages_views_like_a_geotiff(tiny_model_path, small_scene, tmp_path):
+    from core.config import PredictConfig
+
+    img, _ = small_scene
+    with ImageReader(img) as r:
+        mixer = write_image_export(tmp_path / "exp" / "img", r, patch=128, kernel=64)
+    one = predict_export(mixer, tmp_path / "one", tiny_model_path)
+    four = predict_export(mixer, tmp_path / "four", tiny_model_path, PredictConfig(views=4))
+    assert one["views"] == 1 and four["views"] == 4 and four["valid_pixels"] == one["valid_pixels"]
+    with rasterio.open(tmp_path / "one" / "probability.tif") as a, rasterio.open(tmp_path / "four" / "probability.tif") as b:
+        assert not np.array_equal(a.read(1), b.read(1))  # the views were averaged in
