@@ -55,6 +55,16 @@ def new_app() -> AppTest:
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
 
 
+def predict_page(model_path) -> AppTest:
+    """The app run once on the Predict page, with ``model_path`` in use and a 256 px box of the sample as the region."""
+    at = new_app()
+    at.session_state["model_path"] = str(model_path)
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
+                                  "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [256, 0], [256, 256], [0, 256], [0, 0]]]}}
+    at.switch_page("pages/predict.py").run()
+    return at
+
+
 def texts(at: AppTest) -> str:
     parts = [e.value for e in at.markdown] + [e.value for e in at.caption] + [e.value for e in at.info]
     parts += [e.value for e in at.success] + [e.value for e in at.error] + [e.value for e in at.warning]
@@ -270,12 +280,7 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(core.predict, "predict_array", counting)
-    at = new_app()
-    at.session_state["model_path"] = str(tiny_model_path)
-    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
-                                  "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [256, 0], [256, 256], [0, 256], [0, 0]]]}}
-    at.switch_page("pages/predict.py")
-    at.run()
+    at = predict_page(tiny_model_path)
     assert not at.exception
     at.button[0].click().run()  # Predict
     assert not at.exception and not at.error
@@ -315,11 +320,7 @@ def test_predict_views_make_a_new_prediction_that_quality_follows(fake_map, tiny
         return real(loaded, feats, valid, config, *args, **kwargs)
 
     monkeypatch.setattr(core.predict, "predict_array", recording)
-    at = new_app()
-    at.session_state["model_path"] = str(tiny_model_path)
-    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
-                                  "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [256, 0], [256, 256], [0, 256], [0, 0]]]}}
-    at.switch_page("pages/predict.py").run()
+    at = predict_page(tiny_model_path)
     at.button[0].click().run()
     assert [c.views for c in configs] == [1]
     at.selectbox(key="w_views").set_value(4).run()
@@ -335,12 +336,7 @@ def test_predict_views_make_a_new_prediction_that_quality_follows(fake_map, tiny
 
 
 def test_quality_page_metrics(fake_map, tiny_model_path):
-    at = new_app()
-    at.session_state["model_path"] = str(tiny_model_path)
-    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
-                                  "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [256, 0], [256, 256], [0, 256], [0, 0]]]}}
-    at.switch_page("pages/predict.py")
-    at.run()
+    at = predict_page(tiny_model_path)
     at.button[0].click().run()
     at.switch_page("pages/quality.py").run()
     assert not at.exception and not at.error
@@ -398,11 +394,7 @@ def test_uploaded_geojson_outside_image(fake_map):
 
 
 def test_probability_array_not_in_session_state(fake_map, tiny_model_path):
-    at = new_app()
-    at.session_state["model_path"] = str(tiny_model_path)
-    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
-                                  "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [256, 0], [256, 256], [0, 256], [0, 0]]]}}
-    at.switch_page("pages/predict.py").run()
+    at = predict_page(tiny_model_path)
     at.button[0].click().run()
     for key in at.session_state.filtered_state:
         value = at.session_state[key]
