@@ -8,9 +8,9 @@ from pathlib import Path
 
 from core.errors import InvalidDataError
 from core.files import check_output_file, replacing
-from core.labels import class_name, get_class_map
+from core.labels import get_class_map, with_class_names
 from core.metrics import class_errors, confusion
-from core.raster import _open, grid_of, read_label_codes, read_labels
+from core.raster import _open, grid_of, read_label_classes
 
 #: classes listed in ``errors_by_class`` (those with the most wrong pixels)
 BY_CLASS_ROWS = 10
@@ -38,15 +38,12 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
         grid = grid_of(src)
         pred = src.read(1)
     class_map = get_class_map(label_map)
-    labels = read_labels(labels_path, class_map, grid=grid, band=label_band)
+    labels, codes = read_label_classes(labels_path, class_map, grid=grid, band=label_band)
     result = {"prediction": str(pred_path), "labels": str(labels_path), "label_map": label_map,
               **confusion(pred, labels).to_dict()}
     if class_map.name != "binary":  # which of the product's classes the errors fall in
-        codes = read_label_codes(labels_path, class_map, grid=grid, band=label_band)
         rows = [r for r in class_errors(codes, labels, pred) if r["errors"]][:BY_CLASS_ROWS]
-        result["errors_by_class"] = [{"code": r["code"], "name": class_name(label_map, r["code"]),
-                                      **{k: r[k] for k in ("crop", "pixels", "predicted_crop", "errors", "share")}}
-                                     for r in rows]
+        result["errors_by_class"] = with_class_names(rows, label_map)
     with replacing(out_path) as tmp:
         tmp.write_text(json.dumps(result, indent=2))
     return result

@@ -155,3 +155,8 @@ def class_name(label_map: str, code: int) -> str:
     """The product's name for class ``code`` (e.g. cdl 176 -> "Grassland/Pasture"); "class N" when unknown."""
     names = _cdl_names() if label_map.lower() == "cdl" else _NAMES.get(label_map.lower(), {})
     return names.get(int(code), f"class {int(code)}")
+
+
+def with_class_names(rows: list[dict], label_map: str) -> list[dict]:
+    """``rows`` (dicts with a ``code``) each with the class's ``name`` added (see :func:`class_name`)."""
+    return [{**r, "name": class_name(label_map, r["code"])} for r in rows]

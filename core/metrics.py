@@ -170,10 +170,17 @@ def class_areas(codes: np.ndarray, crop_codes: frozenset[int] | set[int],
     with a class) and ``area_ha`` (None without a CRS; see :func:`area_ha`).
     """
     ok = codes >= 0
-    found, counts = np.unique(codes[ok], return_counts=True)
+    found, idx, counts = np.unique(codes[ok], return_inverse=True, return_counts=True)
     total = int(counts.sum())
-    rows = [{"code": int(k), "crop": int(k) in crop_codes, "pixels": int(n), "share": int(n) / total,
-             "area_ha": area_ha(codes == k, pixel_area_ha)} for k, n in zip(found, counts)]
+    if pixel_area_ha is None:
+        areas = [None] * len(found)
+    elif isinstance(pixel_area_ha, np.ndarray):  # per row: one pass over the pixels for every class
+        weights = np.broadcast_to(pixel_area_ha, codes.shape)[ok]
+        areas = np.bincount(idx.ravel(), weights=weights, minlength=len(found)).tolist()
+    else:
+        areas = (counts * float(pixel_area_ha)).tolist()
+    rows = [{"code": int(k), "crop": int(k) in crop_codes, "pixels": int(n), "share": int(n) / total, "area_ha": a}
+            for k, n, a in zip(found, counts, areas)]
     return sorted(rows, key=lambda r: (-r["pixels"], r["code"]))
 
 

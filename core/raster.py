@@ -527,27 +527,35 @@ def read_labels(
         InputNotFoundError, CorruptFileError, GridMismatchError (if ``grid`` is given and differs),
         InvalidDataError (values that cannot be the class map's codes).
     """
-    raw = _read_label_band(path, class_map, grid, window, band)
-    mask = class_map.to_mask(raw.filled(0 if raw.dtype.kind in "iu" else np.nan))
-    if np.ma.is_masked(raw):
-        mask[np.ma.getmaskarray(raw)] = NODATA
-    return mask
+    return _mask_of(_read_label_band(path, class_map, grid, window, band), class_map)
 
 
-def read_label_codes(path: str | os.PathLike, class_map: ClassMap, grid: Grid | None = None, window=None,
-                     band: str | int | None = None) -> np.ndarray:
-    """The raw class codes (int16) of a label raster's label band; -1 where the file has no data
-    (and outside it, for a ``window`` reaching past its edges).
+def read_label_classes(path: str | os.PathLike, class_map: ClassMap, grid: Grid | None = None, window=None,
+                       band: str | int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The crop mask (as :func:`read_labels`) and the raw class codes (int16, -1 wherever the mask
+    is no data) of a label raster, from one read.
 
     Raises:
         InputNotFoundError, CorruptFileError, GridMismatchError, InvalidDataError: as :func:`read_labels`.
     """
     raw = _read_label_band(path, class_map, grid, window, band)
-    class_map.to_mask(raw.filled(0 if raw.dtype.kind in "iu" else np.nan))  # the same checks as read_labels
-    if raw.dtype.kind in "iu":
-        return raw.astype(np.int16).filled(-1)
-    values = raw.filled(np.nan)
-    return np.where(np.isfinite(values), values, -1).astype(np.int16)
+    mask = _mask_of(raw, class_map)  # checks that the values are class codes before they become int16
+    codes = np.full(mask.shape, -1, np.int16)
+    known = mask != NODATA
+    codes[known] = raw.filled(0)[known]
+    return mask, codes
+
+
+def _mask_of(raw: np.ma.MaskedArray, class_map: ClassMap) -> np.ndarray:
+    """Crop mask of a masked label band (masked = no data).
+
+    Raises:
+        InvalidDataError: values that cannot be the class map's codes.
+    """
+    mask = class_map.to_mask(raw.filled(0 if raw.dtype.kind in "iu" else np.nan))
+    if np.ma.is_masked(raw):
+        mask[np.ma.getmaskarray(raw)] = NODATA
+    return mask
 
 
 def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band: str | int | None) -> np.ma.MaskedArray:
@@ -602,7 +610,7 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray, grid: Grid) -> Path:
 
 
 def write_codes(path: str | os.PathLike, codes: np.ndarray, grid: Grid) -> Path:
-    """Write class codes (int16, -1 = no data; :func:`read_label_codes`) on ``grid``, atomically."""
+    """Write class codes (int16, -1 = no data; :func:`read_label_classes`) on ``grid``, atomically."""
     return _write_band(path, codes.astype(np.int16), grid, -1, "class")
 
 

@@ -296,15 +296,15 @@ def test_an_image_given_as_labels_is_refused(tmp_path):
 
 def test_label_codes_keep_the_classes_and_mark_no_data(tmp_path):
     from core.labels import get_class_map
-    from core.raster import read_label_codes, read_labels
+    from core.raster import read_label_classes, read_labels
 
     codes = np.array([[0, 5, 176], [37, 111, 0]], np.uint8)
     path = write_raster(tmp_path / "cdl.tif", codes[None], nodata=0)
-    got = read_label_codes(path, get_class_map("cdl"))
+    got = read_label_classes(path, get_class_map("cdl"))[1]
     assert got.dtype == np.int16 and got.tolist() == [[-1, 5, 176], [37, 111, -1]]
     assert np.array_equal(got == -1, read_labels(path, get_class_map("cdl")) == 255)
     floats = write_raster(tmp_path / "f.tif", np.array([[[np.nan, 40.0], [10.0, 30.0]]], np.float32), nodata=np.nan)
-    assert read_label_codes(floats, get_class_map("worldcover")).tolist() == [[-1, 40], [10, 30]]
+    assert read_label_classes(floats, get_class_map("worldcover"))[1].tolist() == [[-1, 40], [10, 30]]
     image = write_raster(tmp_path / "img.tif", np.full((1, 2, 2), 3000, np.int16))
     with pytest.raises(InvalidDataError):
-        read_label_codes(image, get_class_map("cdl"))
+        read_label_classes(image, get_class_map("cdl"))

@@ -44,12 +44,12 @@ def test_fetch_cuts_region_with_polygon_mask(tmp_path):
     assert mask[395, 395] == 255 and set(np.unique(mask)) <= {0, 1, 255}
     # the CDL classes are kept beside the mask, with the same no data: errors can be told by class
     from core.labels import get_class_map
-    from core.raster import read_label_codes, read_labels
+    from core.raster import read_label_classes, read_labels
     from testdata import SAMPLE_LABELS
 
     assert scene.extra["class_map"] == "cdl" and scene.extra["codes"] == "codes.tif"
     codes_path = scene.image_path.parent / "codes.tif"
-    codes = read_label_codes(codes_path, get_class_map("cdl"))
+    codes = read_label_classes(codes_path, get_class_map("cdl"))[1]
     assert np.array_equal(read_labels(codes_path, get_class_map("cdl")), mask)
     with rasterio.open(SAMPLE_LABELS) as lab:
         orig_codes = lab.read(1, window=rasterio.windows.Window(100, 100, 400, 400))

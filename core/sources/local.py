@@ -19,7 +19,7 @@ import numpy as np
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, RegionError
 from core.files import MAX_UPLOAD_BYTES
 from core.labels import NODATA, get_class_map
-from core.raster import INPUT_BANDS, Grid, ImageReader, read_label_codes, read_labels, write_codes, write_mask
+from core.raster import INPUT_BANDS, Grid, ImageReader, read_label_classes, read_labels, write_codes, write_mask
 from core.region import LONLAT_CRS, Region, WindowCheck, check_region
 from core.sources.base import Progress, RegionCheck, Scene
 
@@ -195,14 +195,12 @@ class LocalSource:
         if self.labels_path is not None and self.label_map is not None:
             if progress:
                 progress(2, 3, "writing the labels")
-            class_map = get_class_map(self.label_map)
-            mask = read_labels(self.labels_path, class_map, grid, window.to_rasterio())
+            # the crop mask, and the product's own classes too, so that errors can be told by class
+            mask, codes = read_label_classes(self.labels_path, get_class_map(self.label_map), grid, window.to_rasterio())
             mask[~inside] = NODATA
+            codes[~inside] = -1
             scene_grid = Grid(grid.crs, tuple(transform)[:6], window.width, window.height)
             write_mask(labels_out, mask, scene_grid)
-            # the product's own classes too, so that errors can be told by class (Quality page)
-            codes = read_label_codes(self.labels_path, class_map, grid, window.to_rasterio())
-            codes[mask == NODATA] = -1
             write_codes(out_dir / CODES_FILE, codes, scene_grid)
             extra.update(codes=CODES_FILE, class_map=self.label_map)
             has_labels = True

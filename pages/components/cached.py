@@ -292,32 +292,32 @@ def confusion(key: tuple, labels_path: str, labels_mtime: float, label_map: str,
 def label_codes(path: str, path_mtime: float, label_map: str) -> np.ndarray:
     """int16 class codes (-1 = no data) of a label raster. Raises CropMapError subclasses."""
     from core.labels import get_class_map
-    from core.raster import read_label_codes
+    from core.raster import read_label_classes
 
-    return read_label_codes(path, get_class_map(label_map))
+    return read_label_classes(path, get_class_map(label_map))[1]
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def class_areas(path: str, path_mtime: float, label_map: str) -> list[dict]:
     """core.metrics.class_areas of a class-code raster (its own pixel areas), each row with the class's ``name``."""
-    from core.labels import class_name, get_class_map
+    from core.labels import get_class_map, with_class_names
     from core.metrics import class_areas as areas
 
     grid = image_grid_of_labels(path, path_mtime)
     rows = areas(label_codes(path, path_mtime, label_map), get_class_map(label_map).crop_codes, grid.pixel_area_ha())
-    return [{**r, "name": class_name(label_map, r["code"])} for r in rows]
+    return with_class_names(rows, label_map)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def class_errors(key: tuple, labels_path: str, labels_mtime: float, label_map: str, threshold: float) -> list[dict]:
     """core.metrics.class_errors at ``threshold``, each row with the class's ``name``."""
-    from core.labels import class_name
+    from core.labels import with_class_names
     from core.metrics import class_errors as by_class
     from core.predict import threshold_mask
 
     rows = by_class(label_codes(labels_path, labels_mtime, label_map), label_mask(labels_path, labels_mtime, label_map),
                     threshold_mask(cached_probability(key), threshold))
-    return [{**r, "name": class_name(label_map, r["code"])} for r in rows]
+    return with_class_names(rows, label_map)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
