@@ -55,7 +55,7 @@ def plan_table() -> list[str]:
         "| region (km a side) | scale | bands x dtype | grid (px) | MB total | requests | largest request MB |",
         "|---|---|---|---|---|---|---|",
     ]
-    for scale, bands, dtype, label in ((30, BANDS4, "float32", "4 x float32"), (10, BANDS4, "float32", "4 x float32"), (30, ("label",), "uint8", "1 x uint8")):
+    for scale, bands, dtype, label in ((30, BANDS4, "float32", "4 x float32"), (10, BANDS4, "float32", "4 x float32"), (30, ("class",), "int16", "1 x int16 (class codes)"), (30, ("label",), "uint8", "1 x uint8 (asset mask)")):
         for km in (10, 25, 50, 100, 200, 500):
             side = km * 1000.0
             p = plan_requests((0, 0, side, side), scale, bands, dtype, "EPSG:32718")

@@ -120,7 +120,7 @@ def get_class_map(name: str) -> ClassMap:
 #: The CDL legend (code, name) shipped with the sample scene (Ag-Net's ``cdlvalue.csv``).
 CDL_LEGEND = Path(__file__).resolve().parent.parent / "assets" / "sample" / "cdlvalue.csv"
 
-#: Class names of the other products (from their documentation); GLC-FCS30D: its cropland classes only.
+#: Class names of the other products (from their documentation; GLC-FCS30D: its 35-class fine legend).
 _NAMES: dict[str, dict[int, str]] = {
     "worldcover": {10: "Tree cover", 20: "Shrubland", 30: "Grassland", 40: "Cropland", 50: "Built-up",
                    60: "Bare / sparse vegetation", 70: "Snow and ice", 80: "Permanent water bodies",
@@ -130,8 +130,18 @@ _NAMES: dict[str, dict[int, str]] = {
     "glc30": {10: "Cultivated land", 20: "Forest", 30: "Grassland", 40: "Shrubland", 50: "Wetland",
               60: "Water bodies", 70: "Tundra", 80: "Artificial surfaces", 90: "Bare land",
               100: "Permanent snow and ice"},
-    "glcfcs30d": {10: "Rainfed cropland", 11: "Herbaceous cover cropland", 12: "Tree or shrub cover cropland",
-                  20: "Irrigated cropland"},
+    "glcfcs30d": {10: "Rainfed cropland", 11: "Herbaceous cover cropland", 12: "Tree or shrub cover (orchard) cropland",
+                  20: "Irrigated cropland", 51: "Open evergreen broadleaved forest",
+                  52: "Closed evergreen broadleaved forest", 61: "Open deciduous broadleaved forest",
+                  62: "Closed deciduous broadleaved forest", 71: "Open evergreen needle-leaved forest",
+                  72: "Closed evergreen needle-leaved forest", 81: "Open deciduous needle-leaved forest",
+                  82: "Closed deciduous needle-leaved forest", 91: "Open mixed-leaf forest",
+                  92: "Closed mixed-leaf forest", 120: "Shrubland", 121: "Evergreen shrubland",
+                  122: "Deciduous shrubland", 130: "Grassland", 140: "Lichens and mosses", 150: "Sparse vegetation",
+                  152: "Sparse shrubland", 153: "Sparse herbaceous", 181: "Swamp", 182: "Marsh", 183: "Flooded flat",
+                  184: "Saline", 185: "Mangrove", 186: "Salt marsh", 187: "Tidal flat", 190: "Impervious surfaces",
+                  200: "Bare areas", 201: "Consolidated bare areas", 202: "Unconsolidated bare areas",
+                  210: "Water body", 220: "Permanent ice and snow"},
     "worldcereal": {11: "Annual cropland"},
     "binary": {0: "Not crop", 1: "Crop"},
 }

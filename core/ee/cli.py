@@ -226,6 +226,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                  "label_map": scene.label_map, "title": scene.title, "attribution": scene.attribution,
                  "crs": extra.get("crs"), "scale": extra.get("scale"), "grid": extra.get("grid"),
                  "scenes": extra.get("scenes"), "label_product": extra.get("label_product"),
+                 "codes": str(scene.image_path.parent / extra["codes"]) if extra.get("codes") else None,
+                 "class_map": extra.get("class_map"),
                  "region": check.message, "requests": extra.get("requests"), "seconds": extra.get("seconds")})
     print(f"next: python -m core predict --image {scene.image_path} --out {out / 'prediction'}", file=sys.stderr)
     return 0

@@ -2,7 +2,8 @@
 
 A source turns a region into a local *scene*: an image GeoTIFF (bands R, G, B, NIR with
 descriptions) and, where it has labels, a label GeoTIFF on the same grid plus the name of the
-class map that reads it. From a scene on, the local pipeline (patches, training, prediction,
+class map that reads it, and, where the labels come from a land-cover product, the product's
+class codes (:data:`CODES_FILE`). From a scene on, the local pipeline (patches, training, prediction,
 metrics) is the same whatever the source was.
 """
 
@@ -14,6 +15,10 @@ from typing import Callable, Protocol, runtime_checkable
 
 #: ``progress(done, total, message)``; sources call it while they work.
 Progress = Callable[[int, int, str], None]
+
+#: The scene file with the label product's own class codes (int16, -1 = no data), for tables of
+#: classes and of errors by class; named in ``Scene.extra["codes"]`` with ``extra["class_map"]``.
+CODES_FILE = "codes.tif"
 
 
 @dataclass(frozen=True)

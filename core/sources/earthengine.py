@@ -2,7 +2,10 @@
 
 The image is a median cloud-masked composite (bands R, G, B, NIR, float32 reflectance 0-1,
 nodata NaN) and the labels a crop mask (uint8 1/0, 255 no data; class map ``binary``) on the
-same grid, both downloaded with ``computePixels`` in tiles (core.ee.pixels). Earth Engine is
+same grid, both downloaded with ``computePixels`` in tiles (core.ee.pixels). For a land-cover
+product the product's own class codes are downloaded (int16) and kept beside the mask, which is
+made from them here with the same class map as for a local label raster; a user asset with a
+given crop value comes down as the mask itself. Earth Engine is
 initialised on first use, never at import; when it is not configured, :meth:`available`
 says so and nothing else in the app is affected.
 """
@@ -16,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from core.sources.base import Progress, RegionCheck, Scene
+from core.sources.base import CODES_FILE, Progress, RegionCheck, Scene
 
 #: Direct downloads above this many pixels (per band) should be batch exports instead.
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -24,6 +27,8 @@ DEFAULT_MAX_PIXELS = 40_000_000
 MIN_SIDE = 32
 #: Masked composite pixels travel as this value and become NaN on disk.
 SENTINEL = -9999.0
+#: Class codes where the label product has no data (masked, or outside the region).
+CODE_NODATA = -1
 
 _ATTRIBUTION = {
     "landsat": "Landsat Collection 2 courtesy of the U.S. Geological Survey",
@@ -191,8 +196,14 @@ class EarthEngineSource:
         return {"composite": asdict(self.composite), "labels": asdict(self.labels) if self.labels else None}
 
     # -------------------------------------------------------------- regions
+    def _keeps_codes(self) -> bool:
+        """Whether the labels come down as the product's class codes (a land-cover product) rather
+        than as a crop mask made in Earth Engine (a user asset with a given crop value)."""
+        return self.labels is not None and self.labels.product != "asset"
+
     def plans(self, region):
-        """(image plan, label plan) for a region: the same grid, float32 x 4 and uint8 x 1."""
+        """(geometry, image plan, label plan) for a region on one grid: float32 x 4, and int16 class
+        codes (``class``) or, for a user asset, a uint8 crop mask (``label``)."""
         from core.ee.composites import region_geometry
         from core.ee.pixels import plan_for_geometry
         from core.raster import INPUT_BANDS
@@ -202,7 +213,8 @@ class EarthEngineSource:
         scale = self.composite.resolution
         kw = {"target_requests": self.max_workers}
         image_plan = plan_for_geometry(geometry, scale, INPUT_BANDS, "float32", crs, **kw)
-        label_plan = plan_for_geometry(geometry, scale, ("label",), "uint8", crs, **kw)
+        label_band = (("class",), "int16") if self._keeps_codes() else (("label",), "uint8")
+        label_plan = plan_for_geometry(geometry, scale, *label_band, crs, **kw)
         return geometry, image_plan, label_plan
 
     def check_region(self, region) -> RegionCheck:
@@ -253,7 +265,7 @@ class EarthEngineSource:
             EarthEngineError subclasses: requests that fail after retries.
         """
         from core.ee.composites import composite_image, scene_summary
-        from core.ee.labels import PRODUCTS, label_image
+        from core.ee.labels import PRODUCTS, label_image, raw_label_image
         from core.ee.pixels import DownloadStats, download, prepare_image
         from core.errors import NoDataError, RegionError
         from core.labels import NODATA
@@ -299,21 +311,22 @@ class EarthEngineSource:
             geometry=geometry,
         )
         labels_path = None
+        codes = {}
         if self.labels is not None:
             offset = image_plan.requests
-            lab = prepare_image(label_image(self.labels, geometry), ("label",), "uint8", NODATA)
-            labels_path = download(
-                lab,
-                label_plan,
-                out / "labels.tif",
-                compute=self._compute,
-                max_workers=self.max_workers,
-                progress=relay,
-                overwrite=self.overwrite,
-                nodata=NODATA,
-                stats=stats,
-                geometry=geometry,
-            )
+            common = dict(compute=self._compute, max_workers=self.max_workers, progress=relay,
+                          overwrite=self.overwrite, stats=stats, geometry=geometry)
+            if self._keeps_codes():
+                import ee
+
+                raw = prepare_image(ee.Image(raw_label_image(self.labels, geometry)).rename("class"), ("class",),
+                                    "int16", CODE_NODATA)
+                codes_path = download(raw, label_plan, out / CODES_FILE, nodata=CODE_NODATA, **common)
+                labels_path = labels_from_codes(codes_path, out / "labels.tif", self.labels.class_map_name)
+                codes = {"codes": CODES_FILE, "class_map": self.labels.class_map_name}
+            else:
+                lab = prepare_image(label_image(self.labels, geometry), ("label",), "uint8", NODATA)
+                labels_path = download(lab, label_plan, out / "labels.tif", nodata=NODATA, **common)
         title = f"{cfg.spec.title} median {cfg.start}..{cfg.end}"
         if self.preset is not None:
             from core.ee.composites import geojson_bounds
@@ -336,6 +349,7 @@ class EarthEngineSource:
             "requests": stats.requests,
             "retries": stats.retries,
             "seconds": round(stats.seconds, 2),
+            **codes,
         }
         (out / "scene.json").write_text(json.dumps(extra, indent=1, default=str), encoding="utf-8")
         return Scene(
@@ -347,6 +361,23 @@ class EarthEngineSource:
             attribution=attribution,
             extra=extra,
         )
+
+
+def labels_from_codes(codes_path: Path, labels_path: Path, class_map: str) -> Path:
+    """Write the crop mask of a downloaded class-code file (int16, -1 = no data) at ``labels_path``
+    with the class map ``class_map``, and rewrite the codes with the product's no-data codes as -1
+    (as a local scene keeps them). Returns ``labels_path``.
+
+    Raises:
+        InvalidDataError: codes that cannot be the class map's (e.g. above 255).
+    """
+    from core.labels import get_class_map
+    from core.raster import grid_of_file, read_label_classes, write_codes, write_mask
+
+    grid = grid_of_file(codes_path)
+    mask, codes = read_label_classes(codes_path, get_class_map(class_map), band=1)
+    write_codes(codes_path, codes, grid)
+    return write_mask(labels_path, mask, grid)
 
 
 def recipes_from_settings(settings: Mapping[str, Any]):

@@ -21,7 +21,7 @@ from core.files import MAX_UPLOAD_BYTES
 from core.labels import NODATA, get_class_map
 from core.raster import INPUT_BANDS, Grid, ImageReader, read_label_classes, read_labels, write_codes, write_mask
 from core.region import LONLAT_CRS, Region, WindowCheck, check_region
-from core.sources.base import Progress, RegionCheck, Scene
+from core.sources.base import CODES_FILE, Progress, RegionCheck, Scene
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SAMPLE_DIR = ROOT / "assets" / "sample"
@@ -37,8 +37,6 @@ SAMPLE_ATTRIBUTION = (
 MAX_REGION_PIXELS = 4096 * 4096
 #: Largest uploaded raster accepted (bytes).
 SCENE_VERSION = 2  # 2: scenes keep the label product's class codes (codes.tif)
-#: the scene file with the labels' class codes (int16, -1 = no data), named in Scene.extra["codes"]
-CODES_FILE = "codes.tif"
 
 
 class LocalSource:

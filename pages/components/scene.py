@@ -124,7 +124,7 @@ def scene_offset(scene: Scene) -> tuple[int, int]:
 
 def class_codes(sc) -> tuple[str, str] | None:
     """(path of the scene's class codes, the product's label map) when the scene keeps the label
-    product's own classes (local sources with a land-cover product); None otherwise."""
+    product's own classes (a land-cover product, local or from Earth Engine); None otherwise."""
     name, label_map = sc.extra.get("codes"), sc.extra.get("class_map")
     if not name or label_map in (None, "binary"):
         return None

@@ -6,22 +6,37 @@ from __future__ import annotations
 import numpy as np
 
 
-def fake_compute(requests: list):
+#: The fake's class codes (left half, right half): GLC-FCS30D irrigated cropland and bare areas,
+#: which are crop and not crop in the CDL, GLC30 and GLC-FCS30D class maps alike.
+CODES = (20, 200)
+#: A code the GLC-FCS30D class map reads as no data (its fill value).
+FILL = 250
+
+
+def fake_compute(requests: list, edges: bool = False):
     """A ``computePixels`` that records each request and returns structured arrays of its grid:
-    labels crop (1) in the left half, reflectances 0.05 x band number, NIR 0.4."""
+    labels crop (1) in the left half (class codes :data:`CODES`), reflectances 0.05 x band number,
+    NIR 0.4. With ``edges``, each tile's first label row is no data (255, or the fill code) and the
+    last five pixels of its last composite row are masked (-9999)."""
 
     def compute(req):
         requests.append(req)
         w, h = req["grid"]["dimensions"]["width"], req["grid"]["dimensions"]["height"]
         bands = req["bandIds"]
-        if bands == ["label"]:
-            out = np.zeros((h, w), dtype=[("label", "u1")])
-            out["label"][:, : w // 2] = 1
+        if bands in (["label"], ["class"]):
+            crop, other, nodata, dtype = (1, 0, 255, "u1") if bands == ["label"] else (*CODES, FILL, "<i2")
+            out = np.full((h, w), other, dtype=[(bands[0], dtype)])
+            out[bands[0]][:, : w // 2] = crop
+            if edges:
+                out[bands[0]][0, :] = nodata
             return out
         out = np.zeros((h, w), dtype=[(b, "<f4") for b in bands])
         for i, b in enumerate(bands):
             out[b] = 0.05 * (i + 1)
         out["NIR"] = 0.4
+        if edges:
+            for b in bands:
+                out[b][-1, -5:] = -9999.0  # masked in the composite
         return out
 
     return compute

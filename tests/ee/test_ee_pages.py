@@ -124,6 +124,11 @@ def test_camana_preset_drawn_region_through_every_page(ee_configured, tiny_model
     assert title.startswith("Landsat 5 TM median 2005-01-01..2006-12-31 (recipe of the camana preset)")
     assert "Camana valley" not in title  # a drawn region is not named after the preset's place
     assert calls["pixels"] and calls["getinfo"] == 1
+    # the label product's classes, named from GLC-FCS30D's legend, in hectares
+    classes = at.dataframe[0].value
+    assert set(classes["class"]) == {"20 Irrigated cropland", "200 Bare areas"}
+    assert classes["area"].str.endswith(" ha").all()
+    assert any("Classes in the region" in md.value and "GLC-FCS30D" in md.value for md in at.markdown)
     n_pixels = len(calls["pixels"])
     at.run()
     assert len(calls["pixels"]) == n_pixels and calls["getinfo"] == 1  # no refetch, no getInfo on reruns
@@ -137,6 +142,8 @@ def test_camana_preset_drawn_region_through_every_page(ee_configured, tiny_model
     at.switch_page("pages/quality.py").run()
     assert not at.exception and not at.error
     assert "IoU" in {m.label for m in at.metric}
+    errors = at.dataframe[0].value  # where the errors are, by GLC-FCS30D class
+    assert set(errors["class"]) <= {"20 Irrigated cropland", "200 Bare areas"} and len(errors) >= 1
 
 
 def test_settings_form_switches_the_source_and_checks_values(ee_configured):

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import rasterio
 
 from core.ee.auth import EEStatus
 from core.ee.composites import _scene_summary_cached
@@ -14,6 +15,8 @@ from core.ee.presets import CAMANA
 from core.errors import NoDataError, RegionError
 from core.sources.base import Source
 from core.sources.earthengine import EarthEngineSource, presets
+from tests.ee.fake_ee_ops import CODES, FILL
+from tests.ee.fake_ee_ops import fake_compute as _fake_compute
 
 
 def ready():
@@ -21,25 +24,9 @@ def ready():
 
 
 def fake_compute(requests):
-    def compute(req):
-        requests.append(req)
-        grid = req["grid"]
-        w, h = grid["dimensions"]["width"], grid["dimensions"]["height"]
-        bands = req["bandIds"]
-        if bands == ["label"]:
-            out = np.zeros((h, w), dtype=[("label", "u1")])
-            out["label"][:, : w // 2] = 1
-            out["label"][0, :] = 255
-            return out
-        out = np.zeros((h, w), dtype=[(b, "<f4") for b in bands])
-        for i, b in enumerate(bands):
-            out[b] = 0.05 * (i + 1)
-        out["NIR"] = 0.4
-        for b in bands:
-            out[b][-1, -5:] = -9999.0  # masked in the composite
-        return out
-
-    return compute
+    """The shared fake computePixels (tests/ee/fake_ee_ops.py) with no-data label rows and masked
+    composite pixels at each tile's edges."""
+    return _fake_compute(requests, edges=True)
 
 
 @pytest.fixture(autouse=True)
@@ -112,9 +99,18 @@ def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
     half = grid.width // 2
     assert (mask[0] == 255).all() and (mask[~inside] == 255).all()
     assert (mask[1:, :half][inside[1:, :half]] == 1).all() and (mask[1:, half:][inside[1:, half:]] == 0).all()
-    label_req = [r for r in requests if r["bandIds"] == ["label"]][0]
-    image_req = [r for r in requests if r["bandIds"] != ["label"]][0]
+    # the labels came down as GLC-FCS30D's own class codes; the mask was made from them here, and
+    # the codes stay beside it (the fill value and pixels outside the region as -1) for class tables
+    label_req = [r for r in requests if r["bandIds"] == ["class"]][0]
+    image_req = [r for r in requests if r["bandIds"] != ["class"]][0]
     assert label_req["grid"] == image_req["grid"]  # same grid for image and labels
+    assert (scene.extra["codes"], scene.extra["class_map"]) == ("codes.tif", "glcfcs30d")
+    with rasterio.open(tmp_path / "codes.tif") as f:
+        codes = f.read(1)
+        assert f.nodata == -1 and f.crs == "EPSG:32718" and tuple(f.transform)[:6] == grid.transform
+    assert (codes[0] == -1).all() and (codes[~inside] == -1).all() and FILL not in codes
+    assert set(np.unique(codes[mask == 1])) == {CODES[0]} and set(np.unique(codes[mask == 0])) == {CODES[1]}
+    assert ((codes == -1) == (mask == 255)).all()
     assert json.loads((tmp_path / "scene.json").read_text())["composite"]["sensor"] == "L5"
 
     # a second fetch reuses the cached scene summary (no getInfo on reruns); 4 workers -> 2x2 tiles
@@ -178,3 +174,16 @@ def test_dynamic_world_follows_composite_dates():
     src = EarthEngineSource(CompositeConfig(sensor="S2", start="2022-03-01", end="2022-09-30"), LabelConfig("dynamicworld"), initialize=ready)
     assert (src.labels.start, src.labels.end) == ("2022-03-01", "2022-09-30")
     assert src.labels.dates() == ("2022-03-01", "2022-10-01")
+
+
+def test_a_user_asset_comes_down_as_a_crop_mask(ee_offline, tmp_path):
+    """A user asset's crop value is applied in Earth Engine: one uint8 mask, no class codes kept."""
+    from core.ee.labels import LabelConfig
+
+    requests = []
+    labels = LabelConfig("asset", asset_id="users/someone/glc30", crop_values=(10,))
+    src = EarthEngineSource(CAMANA.composite, labels, initialize=ready, compute=fake_compute(requests),
+                            getinfo=lambda d: {"count": 3, "dates": [1]}, max_workers=1)
+    scene = src.fetch(CAMANA, tmp_path)
+    assert [r["bandIds"] for r in requests] == [["R", "G", "B", "NIR"], ["label"]]
+    assert scene.label_map == "binary" and "codes" not in scene.extra and not (tmp_path / "codes.tif").exists()
