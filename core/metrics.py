@@ -143,19 +143,22 @@ def threshold_curve(prob: np.ndarray, label_mask: np.ndarray, thresholds: Sequen
     ok = np.isfinite(prob) & (label_mask != NODATA)
     if not ok.any():
         raise NoDataError("no pixel is valid in both the prediction and the labels")
+    from core.predict import percent_cut
+
     p = prob[ok]
     y = label_mask[ok] == CROP
-    # Histogram once, then cumulative sums: O(pixels) whatever the number of thresholds.
-    bins = np.clip((p * 1000).astype(np.int64), 0, 1000)
-    pos = np.bincount(bins[y], minlength=1001)
-    neg = np.bincount(bins[~y], minlength=1001)
+    # Histogram of whole percents (as core.predict.threshold_mask compares them) once, then
+    # cumulative sums: O(pixels) whatever the number of thresholds, and exactly the masks' counts.
+    bins = np.clip(np.rint(p * 100).astype(np.int64), 0, 100)
+    pos = np.bincount(bins[y], minlength=101)
+    neg = np.bincount(bins[~y], minlength=101)
     pos_ge = np.cumsum(pos[::-1])[::-1]
     neg_ge = np.cumsum(neg[::-1])[::-1]
     npos, nneg = int(y.sum()), int((~y).sum())
     rows = []
     for t in thresholds:
-        k = int(np.ceil(round(float(t) * 1000, 6)))
-        tp, fp = int(pos_ge[k]) if k <= 1000 else 0, int(neg_ge[k]) if k <= 1000 else 0
+        k = max(percent_cut(t), 0)
+        tp, fp = int(pos_ge[k]) if k <= 100 else 0, int(neg_ge[k]) if k <= 100 else 0
         c = Confusion(tp, fp, npos - tp, nneg - fp)
         rows.append({"threshold": float(t), "precision": c.precision, "recall": c.recall, "f1": c.f1, "iou": c.iou,
                      "accuracy": c.accuracy, "crop_fraction": (tp + fp) / max(npos + nneg, 1)})

@@ -314,11 +314,21 @@ def probability_to_uint8(prob: np.ndarray) -> np.ndarray:
 
 
 def threshold_mask(prob: np.ndarray, threshold: float) -> np.ndarray:
-    """Probability (NaN = no data) -> uint8 crop mask 1/0, 255 = no data."""
+    """Probability (NaN = no data) -> uint8 crop mask 1/0, 255 = no data.
+
+    A pixel is crop where its probability in whole percent, as ``probability.tif`` stores it
+    (:func:`probability_to_uint8`), is at least ``threshold`` x 100, so that the mask is exactly what
+    thresholding the stored probability gives (a pixel stored as 50 is crop at 0.50).
+    """
     out = np.full(prob.shape, NODATA, np.uint8)
     ok = np.isfinite(prob)
-    out[ok] = (prob[ok] >= threshold).astype(np.uint8)
+    out[ok] = (np.rint(prob[ok] * 100) >= percent_cut(threshold)).astype(np.uint8)
     return out
+
+
+def percent_cut(threshold: float) -> int:
+    """The smallest whole percent that counts as crop at ``threshold`` (0.5 -> 50, 0.555 -> 56)."""
+    return int(np.ceil(round(float(threshold) * 100, 6)))
 
 
 def region_window(grid: Grid, window: tuple[int, int, int, int] | None, min_size: int):

@@ -1,10 +1,13 @@
 """Copy the best checkpoint of a training run to assets/models/ with a complete model card.
 
     python scripts/ship_model.py --run runs/light --val ../shared/data/agnet/val [--name crop_unet_light]
+    python scripts/ship_model.py --remeasure assets/models/crop_unet_light.keras --val ../shared/data/agnet/val
 
 The card gets the training command (from the run), and metrics on the validation blocks measured
 the way users predict: whole-block seamless tiled prediction at threshold 0.5, pooled over all
-valid pixels of all blocks, plus each block's own figures.
+valid pixels of all blocks, plus each block's own figures. ``--remeasure`` measures a shipped
+model's validation figures again (e.g. after a change in how prediction thresholds) and rewrites
+only those in its card.
 """
 
 from __future__ import annotations
@@ -21,38 +24,66 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def main() -> None:
+def val_blocks(loaded, val: str) -> dict:
+    """The card's ``val_blocks`` figures of a loaded model on the blocks in folder ``val``."""
     from core.config import PredictConfig
     from core.dataset import load_scenes, pair_paths
     from core.metrics import Confusion, confusion
-    from core.model import ModelCard, load_card, load_model, save_model
     from core.predict import make_predictor, predict_array, threshold_mask
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--run", required=True)
-    ap.add_argument("--val", required=True)
-    ap.add_argument("--name", default="crop_unet_light")
-    args = ap.parse_args()
-    run = Path(args.run)
-    loaded = load_model(run / "best.keras")
-    info = json.loads((run / "run.json").read_text())
     per_block, total = {}, Confusion(0, 0, 0, 0)
     cfg = PredictConfig()
     used = make_predictor(loaded, cfg).config  # what predict_array runs with, for the card
-    for (img, _), scene in zip(pair_paths([args.val]), load_scenes([args.val])):
+    for (img, _), scene in zip(pair_paths([val]), load_scenes([val])):
         prob = predict_array(loaded, scene.features, scene.valid, cfg)
         c = confusion(threshold_mask(prob, 0.5), scene.labels)
         per_block[img.name] = {"iou": round(c.iou, 4), "f1": round(c.f1, 4), "valid_pixels": c.total}
         total = total + c
         print(img.name, per_block[img.name], flush=True)
     pooled = {k: round(v, 4) for k, v in total.to_dict().items() if k in ("accuracy", "precision", "recall", "f1", "iou")}
+    return {"how": f"whole-block tiled prediction (default config: {used.tile} px tiles, {used.overlap} px overlap), "
+                   "threshold 0.5 on the probability in whole percent (as probability.tif stores it), pooled over "
+                   "valid pixels",
+            **pooled, "confusion_matrix": total.to_dict()["confusion_matrix"], "per_block": per_block}
+
+
+def remeasure(model_path: Path, val: str) -> None:
+    """Rewrite the ``val_blocks`` figures in a shipped model's card (atomically); nothing else changes."""
+    from core.model import card_path, load_model
+
+    loaded = load_model(model_path)
+    card = loaded.card.to_dict()
+    card["metrics"] = {**card["metrics"], "val_blocks": val_blocks(loaded, val)}
+    path = card_path(model_path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(card, indent=2))
+    os.replace(tmp, path)
+    print(json.dumps({k: card["metrics"]["val_blocks"][k] for k in ("accuracy", "precision", "recall", "f1", "iou")}, indent=2))
+
+
+def main() -> None:
+    from core.model import ModelCard, load_card, load_model, save_model
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run")
+    ap.add_argument("--remeasure", metavar="MODEL.keras")
+    ap.add_argument("--val", required=True)
+    ap.add_argument("--name", default="crop_unet_light")
+    args = ap.parse_args()
+    if bool(args.run) == bool(args.remeasure):
+        ap.error("give one of --run or --remeasure")
+    if args.remeasure:
+        remeasure(Path(args.remeasure), args.val)
+        return
+    run = Path(args.run)
+    loaded = load_model(run / "best.keras")
+    info = json.loads((run / "run.json").read_text())
     card = loaded.card
     metrics = {
-        "val_blocks": {"how": f"whole-block tiled prediction (default config: {used.tile} px tiles, {used.overlap} px overlap), "
-                              "threshold 0.5, pooled over valid pixels",
-                       **pooled, "confusion_matrix": total.to_dict()["confusion_matrix"], "per_block": per_block},
+        "val_blocks": val_blocks(loaded, args.val),
         "val_patches_at_best_epoch": card.metrics.get("val", {}),
     }
+    pooled = {k: metrics["val_blocks"][k] for k in ("accuracy", "precision", "recall", "f1", "iou")}
     history = (run / "history.csv").read_text().strip().splitlines()
     training = {**card.training, "epochs_run": len(history) - 1}
     init = info["config"].get("init_model")

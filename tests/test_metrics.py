@@ -3,6 +3,7 @@ import pytest
 
 from core.errors import GridMismatchError, InvalidDataError, NoDataError
 from core.metrics import area_ha, confusion, crop_area, threshold_curve
+from core.predict import threshold_mask
 
 
 def test_confusion_counts_valid_pixels_only():
@@ -42,9 +43,9 @@ def test_threshold_curve_matches_confusion():
     prob[0, :5] = np.nan
     lab = (rng.random((50, 60)) < 0.4).astype(np.uint8)
     lab[1, :7] = 255
-    for row in threshold_curve(prob, lab, [0.1, 0.35, 0.5, 0.9]):
-        pred = np.where(np.isfinite(prob), (prob >= row["threshold"]).astype(np.uint8), 255)
-        c = confusion(pred, lab)
+    prob[2, :4] = [0.495, 0.4949, 0.3449, 0.355]  # on either side of a rounding edge
+    for row in threshold_curve(prob, lab, [0.1, 0.345, 0.35, 0.5, 0.555, 0.9]):
+        c = confusion(threshold_mask(prob, row["threshold"]), lab)  # the masks the app and CLI make
         assert row["iou"] == pytest.approx(c.iou) and row["f1"] == pytest.approx(c.f1)
 
 

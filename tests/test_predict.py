@@ -118,8 +118,8 @@ def test_predict_image_writes_cogs_and_summary(tiny_model_path, small_scene, tmp
     _, valid, _ = read_image(img)
     assert np.array_equal(prob != 255, valid) and np.array_equal(mask != 255, valid)
     assert prob[valid].max() <= 100
-    # the mask is the probability at the threshold (percent rounding aside)
-    assert np.all(mask[valid & (prob >= 41)] == 1) and np.all(mask[valid & (prob <= 39)] == 0)
+    # the mask is exactly the stored probability (whole percent) at the threshold
+    assert np.array_equal(mask[valid] == 1, prob[valid] >= 40)
     s = json.loads((out / "summary.json").read_text())
     assert s == summary
     assert s["valid_pixels"] == int(valid.sum()) and s["crop_pixels"] == int((mask == 1).sum())
@@ -204,3 +204,19 @@ def test_model_trained_on_other_bands_is_refused(tmp_path, small_scene):
     path = save_model(build_unet("light"), card, tmp_path / "swir.keras")
     with pytest.raises(ModelMismatchError, match="SWIR1"):
         predict_image(img, tmp_path / "out", path)
+
+
+def test_the_crop_mask_is_the_stored_probability_at_the_threshold():
+    """A user who thresholds probability.tif in a GIS gets crop_mask.tif exactly: a pixel stored as
+    50 (0.4951 rounds up) is crop at 0.50; one stored as 49 is not."""
+    from core.predict import percent_cut, probability_to_uint8, threshold_mask
+
+    prob = np.array([[0.4951, 0.4949, 0.5, np.nan, 0.5551, 0.5549, 1.0, 0.0]], np.float32)
+    assert threshold_mask(prob, 0.5).tolist() == [[1, 0, 1, 255, 1, 1, 1, 0]]
+    assert threshold_mask(prob, 0.555).tolist() == [[0, 0, 0, 255, 1, 0, 1, 0]]  # 0.555 -> 56 %
+    assert (percent_cut(0.5), percent_cut(0.555), percent_cut(0.29), percent_cut(0.0)) == (50, 56, 29, 0)
+    rng = np.random.default_rng(3)
+    many = rng.random((40, 40)).astype(np.float32)
+    stored = probability_to_uint8(many)
+    for t in (0.05, 0.29, 0.5, 0.555, 0.95):
+        assert np.array_equal(threshold_mask(many, t) == 1, stored >= percent_cut(t))
