@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m core {predict,evaluate,patches,train,info}``.
+"""Command-line interface: ``python -m core {predict,evaluate,fields,patches,train,info}``.
 
 Every user mistake ends as one line on stderr and exit status 2; nothing prints a traceback for a
 :class:`~core.errors.CropMapError`.
@@ -137,6 +137,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fields(args: argparse.Namespace) -> int:
+    from core.fields import write_fields
+
+    out = args.out or str(Path(args.mask).with_name("crop_fields.geojson"))
+    print(json.dumps(write_fields(args.mask, out, args.min_pixels, args.overwrite), indent=2))
+    return 0
+
+
 def _cmd_patches(args: argparse.Namespace) -> int:
     from core.config import PatchConfig
     from core.files import check_output_file
@@ -221,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, help="JSON file to write (default: metrics.json beside --pred)")
     e.add_argument("--overwrite", action="store_true")
     e.set_defaults(func=_cmd_evaluate)
+
+    f = sub.add_parser("fields", help="trace the crop fields of a crop mask into GeoJSON polygons (lon/lat)")
+    f.add_argument("--mask", required=True, help="crop_mask.tif written by predict (a georeferenced image's)")
+    f.add_argument("--out", default=None, help="GeoJSON file to write (default: crop_fields.geojson beside --mask)")
+    f.add_argument("--min-pixels", type=int, default=4, help="leave out groups of fewer crop pixels (speckle)")
+    f.add_argument("--overwrite", action="store_true")
+    f.set_defaults(func=_cmd_fields)
 
     s = sub.add_parser("patches", help="sample training patches into a TFRecord file (Earth Engine layout)")
     s.add_argument("--image", required=True)

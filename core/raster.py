@@ -53,6 +53,10 @@ MAX_NEGATIVE_SHARE = 0.05
 MIN_POSSIBLE_REFLECTANCE = -0.2
 
 
+#: Mean Earth radius (m): areas on geographic grids are taken on a sphere of this radius.
+EARTH_RADIUS_M = 6371008.8
+
+
 @dataclass(frozen=True)
 class Grid:
     """The pixel grid of a raster: CRS (WKT/EPSG string or None), affine transform, size."""
@@ -102,7 +106,7 @@ class Grid:
         crs = CRS.from_user_input(self.crs)
         a, b, _, d, e, _ = self.transform
         if crs.is_geographic:
-            radius = 6371008.8
+            radius = EARTH_RADIUS_M
             rows = np.arange(self.height + 1, dtype=np.float64)
             lat = np.radians(self.transform[5] + rows * e)
             band = np.abs(np.diff(np.sin(lat))) * radius**2 * math.radians(abs(a))

@@ -101,4 +101,15 @@ with stats_col:
         st.download_button("Probability GeoTIFF", files["probability.tif"], "probability.tif", "image/tiff")
         st.download_button("Crop mask GeoTIFF", files["crop_mask.tif"], "crop_mask.tif", "image/tiff")
         st.download_button("Map view PNG", files["map.png"], "crop_map.png", "image/png")
+    fields_for = [list(key), float(threshold)]
+    if st.button("Crop fields GeoJSON", disabled=not grid.georeferenced,
+                 help="The crop layer traced into polygons (groups of 4 or more crop pixels), each with its area, "
+                      "in longitude/latitude, for a GIS" if grid.georeferenced else
+                      "Needs a georeferenced image: this one has no place on Earth."):
+        state.put(state.FIELDS, fields_for)
+    if state.get(state.FIELDS) == fields_for:
+        with ui.errors_shown():
+            data, n = cached.crop_fields(key, float(threshold))
+            st.download_button(f"Download {n:,} fields", data, "crop_fields.geojson", "application/geo+json",
+                               type="primary", icon=":material/download:")
     st.page_link("pages/quality.py", label="Next: Quality", icon=":material/arrow_forward:")

@@ -112,6 +112,18 @@ def test_predict_warns_when_the_pixels_differ_from_the_training_pixels(capsys, t
     assert len(warning) == 1 and "30 m" in warning[0] and "10 m" in warning[0] and "resample" in warning[0]
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["warnings"] == [warning[0][len("warning: "):]]
 
+    # the crop mask traced into fields (GeoJSON, lon/lat) beside it, once
+    assert main(["fields", "--mask", str(tmp_path / "o" / "crop_mask.tif"), "--min-pixels", "9"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    fc = json.loads((tmp_path / "o" / "crop_fields.geojson").read_text())
+    assert res["out"] == str(tmp_path / "o" / "crop_fields.geojson") and res["fields"] == len(fc["features"]) > 0
+    assert min(f["properties"]["pixels"] for f in fc["features"]) >= 9 and fc["min_pixels"] == 9
+    assert "already exists" in _err(capsys, ["fields", "--mask", str(tmp_path / "o" / "crop_mask.tif")])
+    assert "not found" in _err(capsys, ["fields", "--mask", str(tmp_path / "none.tif")])
+    no_crs = write_raster(tmp_path / "no_crs.tif", np.ones((40, 40), np.uint8))
+    assert "georeferenced" in _err(capsys, ["fields", "--mask", str(no_crs), "--out", str(tmp_path / "s.geojson")])
+    assert not (tmp_path / "s.geojson").exists()
+
 
 def _like(lab, path, make):
     """A uint8 raster on the grid of ``lab``, its pixels ``make(shape)``."""

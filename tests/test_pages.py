@@ -7,6 +7,7 @@ the folium map and returns what the browser would (e.g. a drawn polygon).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -307,6 +308,30 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     at.switch_page("pages/predict.py").run()
     assert calls["n"] == 1
     assert [d.label for d in at.get("download_button")] == ["Probability GeoTIFF", "Crop mask GeoTIFF", "Map view PNG"]
+    fields = [b for b in at.button if b.label == "Crop fields GeoJSON"][0]
+    assert fields.disabled  # the sample has no place on Earth, so no polygons in lon/lat
+
+
+def test_predict_page_traces_crop_fields_of_a_georeferenced_image(fake_map, tiny_model_path):
+    """Own GeoTIFF (UTM): the crop layer traced into GeoJSON polygons on request, per threshold."""
+    image = ROOT / "tests" / "data" / "georef" / "ftw_austria_s2_2021-06-17_window.tif"
+    at = new_app()
+    at.session_state["source"] = {"kind": "local", "image": str(image), "labels": None, "label_map": None,
+                                  "title": image.name, "band_map": {"R": 1, "G": 2, "B": 3, "NIR": 4}}
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()  # Predict
+    assert not at.exception and not at.error
+    at.slider(key="w_threshold").set_value(0.05).run()  # the tiny model's crop is sparse: keep most of it
+    assert not [d for d in at.get("download_button") if "fields" in d.label]  # nothing traced before asked
+    fields = [b for b in at.button if b.label == "Crop fields GeoJSON"][0]
+    assert not fields.disabled
+    fields.click().run()
+    assert not at.exception and not at.error
+    offered = [d.label for d in at.get("download_button") if "fields" in d.label]
+    assert len(offered) == 1 and re.fullmatch(r"Download [\d,]+ fields", offered[0])
+    at.slider(key="w_threshold").set_value(0.9).run()  # another threshold: asked for again, not stale
+    assert not [d for d in at.get("download_button") if "fields" in d.label]
 
 
 def test_predict_views_make_a_new_prediction_that_quality_follows(fake_map, tiny_model_path, monkeypatch):

@@ -277,6 +277,19 @@ def exports(key: tuple, threshold: float, title: str, credit: str = "") -> dict[
     }
 
 
+@st.cache_data(max_entries=4, show_spinner="Tracing the crop fields...")
+def crop_fields(key: tuple, threshold: float, min_pixels: int = 4) -> tuple[bytes, int]:
+    """(GeoJSON bytes, number of fields) of the crop layer at ``threshold`` (core.fields).
+    Raises CropMapError subclasses (e.g. no CRS, no field)."""
+    from core.fields import crop_fields as trace
+    from core.fields import fields_bytes
+    from core.predict import threshold_mask
+
+    grid = image_arrays(key[0], key[1])[2]
+    fc = trace(threshold_mask(cached_probability(key), threshold), grid, min_pixels)
+    return fields_bytes(fc, threshold=threshold, min_pixels=min_pixels), len(fc["features"])
+
+
 # ---------------------------------------------------------------------- quality
 @st.cache_data(max_entries=16, show_spinner=False)
 def confusion(key: tuple, labels_path: str, labels_mtime: float, label_map: str, threshold: float) -> dict:

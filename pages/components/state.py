@@ -27,6 +27,7 @@ TRAIN_FORM = "train_settings"  # dict of the training form's last submitted valu
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
 VIEWS = "views"  # int 1/2/4/8: tile views the prediction averages over (core.config.PredictConfig.views)
 PREDICTION = "prediction"  # dict(image, model) of the last requested prediction, or None
+FIELDS = "fields"  # [prediction key, threshold] whose crop fields the user asked for, or None
 LAST_DRAWING = "last_drawing"  # JSON text of the last drawing taken from the map
 LAYERS = "layers"  # dict layer name -> {"show": bool, "opacity": float}
 
@@ -41,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     THRESHOLD: 0.5,
     VIEWS: 1,
     PREDICTION: None,
+    FIELDS: None,
     LAST_DRAWING: None,
     LAYERS: {},
 }

@@ -1,0 +1,143 @@
+"""Crop fields as polygons: the crop pixels of a mask traced into GeoJSON, for GIS tools.
+
+Each polygon is a 4-connected group of crop pixels (holes kept), traced along pixel edges, with its
+size in pixels and hectares, in longitude/latitude (RFC 7946), largest first. Groups smaller than
+``min_pixels`` (isolated pixels, speckle) are left out, so the fields' total area can be a little
+below the crop area of the mask.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import ConfigError, InvalidDataError, NoDataError
+from core.labels import CROP
+from core.raster import Grid
+
+#: More polygons than this make a file too large to be useful in a browser or a GIS.
+MAX_FIELDS = 200_000
+#: Coordinates are rounded to 7 decimals of a degree (about 1 cm).
+DECIMALS = 7
+
+
+def _ring_area(ring) -> float:
+    """Planar area of a closed ring (shoelace), unsigned."""
+    xy = np.asarray(ring, dtype=np.float64)
+    x, y = xy[:, 0], xy[:, 1]
+    return abs(float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))) / 2
+
+
+def _polygon_area(rings) -> float:
+    """Planar area of a polygon: outer ring minus holes."""
+    return _ring_area(rings[0]) - sum(_ring_area(r) for r in rings[1:])
+
+
+def _sphere_area_ha(rings) -> float:
+    """Area in hectares of a lon/lat polygon whose edges follow meridians and parallels (a traced
+    group of pixels), on the sphere :meth:`core.raster.Grid.pixel_area_ha` uses, so that fields add
+    up to the crop area the app shows: each parallel edge adds R^2 * d(lon) * sin(lat)."""
+    from core.raster import EARTH_RADIUS_M
+
+    def ring(r) -> float:
+        xy = np.radians(np.asarray(r, dtype=np.float64))
+        return abs(float(np.sum(np.diff(xy[:, 0]) * np.sin(xy[1:, 1]))))
+
+    return (ring(rings[0]) - sum(ring(r) for r in rings[1:])) * EARTH_RADIUS_M**2 / 1e4
+
+
+def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
+    """A GeoJSON FeatureCollection of the crop (1) areas of ``mask`` (uint8 1/0, 255 = no data) on
+    ``grid``: one Polygon per 4-connected group of at least ``min_pixels`` crop pixels, with
+    properties ``id`` (1 = largest), ``pixels`` and ``area_ha``, in longitude/latitude.
+
+    Raises:
+        InvalidDataError: the grid has no CRS (fields would have no place on Earth).
+        ConfigError: ``min_pixels`` below 1, or more than :data:`MAX_FIELDS` fields.
+        NoDataError: no group of crop pixels is large enough.
+    """
+    from rasterio.features import shapes
+    from rasterio.transform import Affine
+    from rasterio.warp import transform
+
+    if not grid.georeferenced:
+        raise InvalidDataError("crop fields need a georeferenced image: this one has no CRS, so its fields "
+                                    "would have no place on Earth; download the crop mask GeoTIFF instead")
+    if min_pixels < 1:
+        raise ConfigError(f"the smallest field must be at least 1 pixel, got {min_pixels}")
+    if mask.shape != grid.shape:
+        raise ConfigError(f"mask is {mask.shape[1]}x{mask.shape[0]} px, grid is {grid.width}x{grid.height}")
+    crop = mask == CROP
+    affine = Affine(*grid.transform)
+    pixel_units = abs(affine.a * affine.e - affine.b * affine.d)
+    pixel_ha = grid.pixel_area_ha()
+    found = []
+    for geom, _ in shapes(crop.astype(np.uint8), mask=crop, transform=affine, connectivity=4):
+        pixels = int(round(_polygon_area(geom["coordinates"]) / pixel_units))
+        if pixels >= min_pixels:
+            found.append((pixels, geom))
+            if len(found) > MAX_FIELDS:
+                raise ConfigError(f"over {MAX_FIELDS:,} crop fields of {min_pixels}+ pixels: raise the smallest "
+                                  "field size or choose a smaller region")
+    if not found:
+        raise NoDataError(f"no group of {min_pixels} or more crop pixels at this threshold")
+    found.sort(key=lambda pg: -pg[0])
+    # every vertex of every ring to lon/lat in one call, then back into rings
+    rings = [np.asarray(r, dtype=np.float64)[:, :2] for _, g in found for r in g["coordinates"]]
+    xy = np.concatenate(rings)
+    lon, lat = transform(grid.crs, "EPSG:4326", xy[:, 0], xy[:, 1])
+    lonlat = np.round(np.column_stack([lon, lat]), DECIMALS)
+    ends = np.cumsum([len(r) for r in rings])
+    parts = iter(np.split(lonlat, ends[:-1]))
+    features = []
+    for i, (pixels, geom) in enumerate(found, start=1):
+        if isinstance(pixel_ha, np.ndarray):  # geographic CRS: the area on the sphere, as for pixels
+            area_ha = _sphere_area_ha(geom["coordinates"])
+        else:
+            area_ha = pixels * float(pixel_ha)
+        coords = [next(parts).tolist() for _ in geom["coordinates"]]
+        features.append({"type": "Feature", "id": i, "geometry": {"type": "Polygon", "coordinates": coords},
+                         "properties": {"id": i, "pixels": pixels, "area_ha": round(area_ha, 4)}})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def fields_bytes(collection: dict, **members) -> bytes:
+    """The collection as compact UTF-8 GeoJSON, with ``members`` (e.g. threshold, min_pixels) added
+    at the top level as descriptive foreign members."""
+    return json.dumps({**collection, **members}, separators=(",", ":")).encode("utf-8")
+
+
+def write_fields(mask_path: str | os.PathLike, out_path: str | os.PathLike, min_pixels: int = 4,
+                 overwrite: bool = False) -> dict:
+    """Trace the crop fields of a crop-mask GeoTIFF (``predict``'s ``crop_mask.tif``) into a GeoJSON
+    file, atomically; returns a summary (fields, pixels, area_ha, out).
+
+    Raises:
+        OutputExistsError: ``out_path`` exists and ``overwrite`` is False (checked first).
+        InputNotFoundError, CorruptFileError: the mask cannot be read.
+        InvalidDataError: the file holds values other than 0, 1 and 255, or has no CRS.
+        ConfigError, NoDataError: as :func:`crop_fields`.
+    """
+    from core.errors import OutputExistsError
+    from core.files import replacing
+    from core.labels import CLASS_MAPS
+    from core.raster import grid_of_file, read_labels
+
+    out = Path(out_path)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} already exists; pass --overwrite to replace it")
+    grid = grid_of_file(mask_path)
+    try:
+        mask = read_labels(mask_path, CLASS_MAPS["binary"])
+    except InvalidDataError:
+        raise InvalidDataError(f"{Path(mask_path).name} is not a crop mask (1 crop, 0 not crop, 255 no data); "
+                               "give the crop_mask.tif that predict wrote") from None
+    collection = crop_fields(mask, grid, min_pixels)
+    with replacing(out) as tmp:
+        Path(tmp).write_bytes(fields_bytes(collection, min_pixels=min_pixels, source=Path(mask_path).name))
+    props = [f["properties"] for f in collection["features"]]
+    return {"fields": len(props), "pixels": sum(p["pixels"] for p in props),
+            "area_ha": round(sum(p["area_ha"] for p in props), 2), "out": str(out)}

@@ -1,0 +1,99 @@
+"""Crop fields traced from a crop mask into GeoJSON (core.fields), on the real WorldCereal labels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.features import rasterize
+from rasterio.transform import Affine
+from rasterio.warp import transform_geom
+
+from core.errors import ConfigError, InputNotFoundError, InvalidDataError, NoDataError, OutputExistsError
+from core.fields import crop_fields, write_fields
+from core.labels import CLASS_MAPS
+from core.raster import Grid, grid_of_file, read_labels, write_mask
+from testdata import FLANDERS_LABELS, SAMPLE_LABELS
+
+
+@pytest.fixture(scope="module")
+def flanders():
+    """The crop mask of the real WorldCereal labels (UTM 31N, 10 m) and its grid."""
+    grid = grid_of_file(FLANDERS_LABELS)
+    return read_labels(FLANDERS_LABELS, CLASS_MAPS["worldcereal"], grid, band="LC"), grid
+
+
+def back_to_mask(collection: dict, grid: Grid) -> np.ndarray:
+    """The fields rasterized again on the grid (an independent check of the tracing)."""
+    shapes = [(transform_geom("EPSG:4326", grid.crs, f["geometry"]), 1) for f in collection["features"]]
+    return rasterize(shapes, out_shape=grid.shape, transform=Affine(*grid.transform), dtype="uint8")
+
+
+def test_fields_cover_exactly_the_crop_pixels(flanders):
+    mask, grid = flanders
+    assert 0 < (mask == 1).sum() < mask.size
+    fc = crop_fields(mask, grid, min_pixels=1)
+    assert fc["type"] == "FeatureCollection" and fc["features"]
+    assert np.array_equal(back_to_mask(fc, grid) == 1, mask == 1)  # every crop pixel, nothing else
+    props = [f["properties"] for f in fc["features"]]
+    assert sum(p["pixels"] for p in props) == int((mask == 1).sum())
+    assert [p["id"] for p in props] == list(range(1, len(props) + 1))
+    assert all(a["pixels"] >= b["pixels"] for a, b in zip(props, props[1:]))  # largest first
+    assert all(p["area_ha"] == pytest.approx(p["pixels"] * 0.01) for p in props)  # 10 m pixels = 0.01 ha
+    lon, lat = np.array([c for f in fc["features"] for c in f["geometry"]["coordinates"][0]]).T
+    assert 2.5 < lon.min() < lon.max() < 6.5 and 50.5 < lat.min() < lat.max() < 51.6  # Flanders, in lon/lat
+
+
+def test_small_groups_are_left_out(flanders):
+    mask, grid = flanders
+    all_fields = crop_fields(mask, grid, min_pixels=1)["features"]
+    big = crop_fields(mask, grid, min_pixels=20)["features"]
+    kept = [f for f in all_fields if f["properties"]["pixels"] >= 20]
+    assert 0 < len(big) == len(kept) and [f["properties"]["pixels"] for f in big] == [f["properties"]["pixels"] for f in kept]
+    with pytest.raises(NoDataError, match="no group of"):
+        crop_fields(mask, grid, min_pixels=mask.size + 1)
+    with pytest.raises(ConfigError, match="at least 1 pixel"):
+        crop_fields(mask, grid, min_pixels=0)
+
+
+def test_geographic_grid_areas_add_up_like_the_pixel_areas():
+    """A 3 x 2 pixel block on a 0.001 degree lon/lat grid near the equator: about 111 m x 111 m pixels."""
+    mask = np.zeros((10, 10), np.uint8)
+    mask[2:4, 3:6] = 1
+    mask[8, 8] = 255
+    grid = Grid("EPSG:4326", (0.001, 0.0, -72.75, 0.0, -0.001, 0.005), 10, 10)
+    (field,) = crop_fields(mask, grid, min_pixels=1)["features"]
+    assert field["properties"]["pixels"] == 6
+    assert field["properties"]["area_ha"] == pytest.approx(float((mask == 1) @ np.ones(10) @ grid.pixel_area_ha()), rel=1e-4)
+    assert field["properties"]["area_ha"] == pytest.approx(6 * 1.2364, rel=1e-3)  # (111.2 m)^2 a pixel
+
+
+def test_an_image_without_a_crs_has_no_fields(tmp_path):
+    grid = grid_of_file(SAMPLE_LABELS)
+    with pytest.raises(InvalidDataError, match="georeferenced"):
+        crop_fields(np.ones(grid.shape, np.uint8), grid)
+
+
+def test_write_fields_from_a_mask_file(flanders, tmp_path):
+    mask, grid = flanders
+    mask_path = write_mask(tmp_path / "crop_mask.tif", mask, grid)
+    out = tmp_path / "fields.geojson"
+    summary = write_fields(mask_path, out, min_pixels=4)
+    data = json.loads(out.read_text())
+    assert data["min_pixels"] == 4 and len(data["features"]) == summary["fields"] > 0
+    assert summary["pixels"] == sum(f["properties"]["pixels"] for f in data["features"]) <= (mask == 1).sum()
+    with pytest.raises(OutputExistsError):
+        write_fields(mask_path, out)
+    assert json.loads(out.read_text()) == data  # untouched
+    with pytest.raises(InputNotFoundError):
+        write_fields(tmp_path / "none.tif", tmp_path / "x.geojson")
+    with rasterio.open(FLANDERS_LABELS) as src:  # class codes, not a crop mask
+        codes_path = tmp_path / "codes.tif"
+        prof = {**src.profile, "count": 1}
+        with rasterio.open(codes_path, "w", **prof) as dst:
+            dst.write(src.read(1), 1)
+    with pytest.raises(InvalidDataError, match="not a crop mask"):
+        write_fields(codes_path, tmp_path / "y.geojson")
+    assert not (tmp_path / "y.geojson").exists() and not (tmp_path / "x.geojson").exists()
