@@ -5,8 +5,10 @@ Screenshots of each step go to test-artifacts/. The page must make no request to
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from pathlib import Path
 
 from tests.e2e.helpers import external_requests, goto_page, map_frame, snapshot, wait_map_layers, wait_script_idle
 
@@ -168,6 +170,25 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     # 288 x 272 pixels of 10 m: 783.4 ha, computed from the CRS
     assert abs(float(area.split()[0].replace(",", "")) - 288 * 272 * 100 / 10_000) < 0.1
     snapshot(page, artifacts / "08_own_image_data.png")
+
+    # predict with the shipped weights, then download the crop fields as GeoJSON (lon/lat, in Austria)
+    goto_page(page, "3. Model")
+    page.get_by_role("button", name="Load shipped weights").click()
+    page.get_by_text("Shipped weights loaded.").wait_for(timeout=120_000)
+    goto_page(page, "4. Predict")
+    page.get_by_role("button", name="Predict").click()
+    wait_map_layers(page, 3, timeout=300_000)
+    assert re.match(r"^[\d,.]+ ha$", metric_value(page, "Crop area"))
+    page.get_by_role("button", name="Crop fields GeoJSON").click()
+    offer = page.get_by_role("button", name=re.compile(r"Download [\d,]+ fields"))
+    offer.wait_for(timeout=120_000)
+    with page.expect_download() as download:
+        offer.click()
+    fields = json.loads(Path(download.value.path()).read_text())
+    assert download.value.suggested_filename == "crop_fields.geojson" and fields["features"]
+    lon, lat = zip(*(xy for f in fields["features"] for xy in f["geometry"]["coordinates"][0]))
+    assert 9 < min(lon) <= max(lon) < 17 and 46 < min(lat) <= max(lat) < 49  # Austria
+    snapshot(page, artifacts / "08b_own_image_fields.png")
 
     # only basemap tiles may come from elsewhere (they are optional); scripts and styles are local
     ext = [u for u in external_requests(page.requests) if not re.search(r"/\d+/\d+/\d+\.png", u)]
