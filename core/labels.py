@@ -142,7 +142,7 @@ _NAMES: dict[str, dict[int, str]] = {
                   184: "Saline", 185: "Mangrove", 186: "Salt marsh", 187: "Tidal flat", 190: "Impervious surfaces",
                   200: "Bare areas", 201: "Consolidated bare areas", 202: "Unconsolidated bare areas",
                   210: "Water body", 220: "Permanent ice and snow"},
-    "worldcereal": {11: "Annual cropland"},
+    "worldcereal": {11: "Annual cropland", 13: "Grassland", 60: "Built-up", 99: "Other"},
     "binary": {0: "Not crop", 1: "Crop"},
 }
 

@@ -46,6 +46,6 @@ def test_class_names_come_from_the_products_legends():
     assert class_name("cdl", 176) == "Grassland/Pasture"  # from the shipped CDL legend (cdlvalue.csv)
     assert class_name("CDL", 37) == "Other Hay/Non Alfalfa"
     assert class_name("worldcover", 40) == "Cropland" and class_name("dynamicworld", 4) == "Crops"
-    assert class_name("glc30", 10) == "Cultivated land"
+    assert class_name("glc30", 10) == "Cultivated land" and class_name("worldcereal", 13) == "Grassland"
     assert class_name("glcfcs30d", 20) == "Irrigated cropland" and class_name("glcfcs30d", 202) == "Unconsolidated bare areas"
     assert class_name("glcfcs30d", 100) == "class 100" and class_name("cdl", 100) == "class 100"  # unknown: the code
