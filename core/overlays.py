@@ -169,15 +169,19 @@ def crop_colour(prob: np.ndarray, threshold: float) -> np.ndarray:
     return rgba
 
 
-def disagreement_colour(pred_mask: np.ndarray, label_mask: np.ndarray) -> np.ndarray:
-    """(h, w, 4) RGBA: false crop and missed crop in two colours, agreement transparent.
+def disagreement_colour(pred_mask: np.ndarray, label_mask: np.ndarray, only: np.ndarray | None = None) -> np.ndarray:
+    """(h, w, 4) RGBA: false crop and missed crop in two colours, agreement transparent; with
+    ``only`` (a boolean mask, e.g. the pixels of one label class), the errors there alone.
 
     Raises:
-        InvalidDataError: if the two masks differ in shape.
+        InvalidDataError: if the masks differ in shape.
     """
-    if pred_mask.shape != label_mask.shape:
-        raise InvalidDataError(f"prediction {pred_mask.shape} and labels {label_mask.shape} differ in shape")
+    if pred_mask.shape != label_mask.shape or (only is not None and only.shape != pred_mask.shape):
+        shapes = f" and selection {only.shape}" if only is not None else ""
+        raise InvalidDataError(f"prediction {pred_mask.shape} and labels {label_mask.shape}{shapes} differ in shape")
     both = (pred_mask != NODATA) & (label_mask != NODATA)
+    if only is not None:
+        both &= only
     rgba = np.zeros(pred_mask.shape + (4,), dtype=np.uint8)
     for sel, name in (
         (both & (pred_mask == CROP) & (label_mask == NOT_CROP), "false crop"),

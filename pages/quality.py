@@ -45,7 +45,6 @@ try:
     conf = cached.confusion(key, *lkey, float(threshold))
     curve = cached.threshold_curve(key, *lkey)
     base = cached.image_overlay(image_path, key[1], "true", offset)
-    dis = cached.disagreement_overlay(key, offset, *lkey, float(threshold))
     by_class = []
     if codes := scene.class_codes(sc):  # the label product's own classes
         by_class = cached.class_errors(key, codes[0], cached.mtime(codes[0]), codes[1], float(threshold))
@@ -66,6 +65,22 @@ m5.metric("Accuracy", f"{conf['accuracy']:.3f}")
 
 left, right = st.columns([3, 2])
 with left:
+    # the errors on one class of the labels alone, e.g. where grassland is taken for crop; the choices
+    # (largest class first) do not depend on the threshold, so moving it keeps the choice
+    classes = {r["code"]: r for r in sorted(by_class, key=lambda r: (-r["pixels"], r["code"]))}
+    shown = st.selectbox("Show the errors on", [None, *classes], disabled=not classes, key="quality_error_class",
+                         format_func=lambda c: "every class of the labels" if c is None else
+                         f"{c} {classes[c]['name']} ({'crop' if classes[c]['crop'] else 'not crop'}, "
+                         f"{classes[c]['pixels']:,} px)",
+                         help="The disagreement map on one class of the label product (largest first; the table "
+                              "below ranks them by wrong pixels)." if classes else
+                              "Needs the label product's own classes (a land-cover product, not a 0/1 mask).")
+    try:
+        only = None if shown is None else (codes[0], cached.mtime(codes[0]), codes[1], shown,
+                                           f"{shown} {classes[shown]['name']}")
+        dis = cached.disagreement_overlay(key, offset, *lkey, float(threshold), only)
+    except CropMapError as err:
+        ui.stop_on_error(err)
     mapview.render(mapview.MapSpec(bounds=map_bounds(grid, offset), image=not grid.georeferenced,
                                    overlays=[base, dis], opacities={dis.name: 0.9}), key="quality_map")
     st.markdown(mapview.legends_html([dis]), unsafe_allow_html=True)
@@ -84,8 +99,8 @@ with right:
                   help="Sets the threshold of the Predict and Quality pages. It is chosen on these labels, "
                        "so expect somewhat lower figures on other regions.")
 
-if by_class:
-    top = [r for r in by_class if r["errors"]][:TOP_CLASSES]
+top = [r for r in by_class if r["errors"]][:TOP_CLASSES]
+if top:
     st.markdown("**Where the errors are**, by class of the labels")
     st.dataframe(pd.DataFrame({
         "class": [f"{r['code']} {r['name']}" for r in top],

@@ -47,6 +47,12 @@ def test_class_and_probability_rendering():
     assert dis[0, 2, 3] == 0 and dis[0, 3, 3] == 0
     with pytest.raises(InvalidDataError):
         ov.disagreement_colour(np.zeros((2, 2), np.uint8), np.zeros((3, 3), np.uint8))
+    # the errors of one label class alone: the others become transparent
+    one = ov.disagreement_colour(np.array([[1, 0, 1, 255]], np.uint8), np.array([[0, 1, 1, 1]], np.uint8),
+                                 np.array([[False, True, True, True]]))
+    assert one[0, 0, 3] == 0 and tuple(one[0, 1, :3]) == ov.CLASS_COLOURS["missed crop"] and one[0, 1, 3] == 255
+    with pytest.raises(InvalidDataError, match="selection"):
+        ov.disagreement_colour(np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.uint8), np.ones((3, 3), bool))
 
 
 def test_crop_layer_stands_out_from_the_probability_colours():

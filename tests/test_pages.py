@@ -391,6 +391,26 @@ def test_quality_page_metrics(fake_map, tiny_model_path):
     assert not [b for b in at.button if b.key == "quality_use_best"]  # at the best already: no button
 
 
+def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
+    """The disagreement map narrowed to one CDL class (e.g. grassland taken for crop), kept when the
+    threshold moves."""
+    at = predict_page(tiny_model_path)
+    at.button[0].click().run()
+    at.switch_page("pages/quality.py").run()
+    pick = at.selectbox(key="quality_error_class")
+    assert pick.value is None and len(pick.options) > 2 and pick.options[0] == "every class of the labels"
+    every = fake_map.maps[-1][0].get_root().render()
+    wrong = at.dataframe[0].value["class"].iloc[0]  # the class with the most wrong pixels
+    code = int(wrong.split(" ")[0])
+    pick.set_value(code).run()
+    assert not at.exception and not at.error
+    html = fake_map.maps[-1][0].get_root().render()
+    assert html.count("L.imageOverlay") == 2 and html != every
+    assert f"Disagreement on {wrong}" in "".join(md.value for md in at.markdown)  # the legend says which class
+    at.slider[0].set_value(0.3).run()
+    assert at.selectbox(key="quality_error_class").value == code  # the choice survives a threshold change
+
+
 def test_quality_without_prediction_says_what_to_do(fake_map):
     at = new_app()
     at.switch_page("pages/quality.py").run()

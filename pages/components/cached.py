@@ -342,11 +342,14 @@ def threshold_curve(key: tuple, labels_path: str, labels_mtime: float, label_map
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def disagreement_overlay(key: tuple, offset: tuple[int, int], labels_path: str, labels_mtime: float,
-                         label_map: str, threshold: float) -> ov.Overlay:
+                         label_map: str, threshold: float, only: tuple[str, float, str, int, str] | None = None) -> ov.Overlay:
+    """False and missed crop at ``threshold``; ``only`` = (codes path, its mtime, label map, class code,
+    class title) keeps the errors on that class of the label product alone."""
     from core.predict import threshold_mask
 
     grid = image_arrays(key[0], key[1])[2]
+    where = None if only is None else label_codes(*only[:3]) == only[3]
     rgba = ov.disagreement_colour(threshold_mask(cached_probability(key), threshold),
-                                  label_mask(labels_path, labels_mtime, label_map))
-    legend = ov.class_legend("Disagreement", ["false crop", "missed crop"])
-    return ov.make_overlay("Disagreement", rgba, grid, offset, legend)
+                                  label_mask(labels_path, labels_mtime, label_map), where)
+    title = "Disagreement" if only is None else f"Disagreement on {only[4]}"
+    return ov.make_overlay(title, rgba, grid, offset, ov.class_legend(title, ["false crop", "missed crop"]))

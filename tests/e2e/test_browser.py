@@ -115,6 +115,13 @@ def test_full_flow_offline(page, app_url, artifacts):
     page.locator("[data-testid='stDataFrame']").last.scroll_into_view_if_needed()
     page.get_by_text("Grassland/Pasture").first.wait_for(state="attached", timeout=30_000)  # a canvas grid: cells are hidden DOM
     snapshot(page, artifacts / "07b_quality_errors.png")
+    # the disagreement map on one class alone: where CDL grassland/pasture is taken for crop
+    page.get_by_text("every class of the labels").click()
+    page.get_by_role("option").filter(has_text="176 Grassland/Pasture").first.click()
+    map_frame(page).get_by_text("Disagreement on 176 Grassland/Pasture").wait_for(state="attached", timeout=60_000)
+    wait_map_layers(page, 2)
+    page.get_by_text("Show the errors on").scroll_into_view_if_needed()
+    snapshot(page, artifacts / "07c_quality_one_class.png")
 
     ext = external_requests(page.requests)
     assert not ext, f"external requests: {ext[:5]}"
