@@ -17,23 +17,12 @@ import numpy as np
 from core.errors import ConfigError, InvalidDataError, NoDataError
 from core.labels import CROP
 from core.raster import Grid
+from core.region import polygon_area
 
 #: More polygons than this make a file too large to be useful in a browser or a GIS.
 MAX_FIELDS = 200_000
 #: Coordinates are rounded to 7 decimals of a degree (about 1 cm).
 DECIMALS = 7
-
-
-def _ring_area(ring) -> float:
-    """Planar area of a closed ring (shoelace), unsigned."""
-    xy = np.asarray(ring, dtype=np.float64)
-    x, y = xy[:, 0], xy[:, 1]
-    return abs(float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))) / 2
-
-
-def _polygon_area(rings) -> float:
-    """Planar area of a polygon: outer ring minus holes."""
-    return _ring_area(rings[0]) - sum(_ring_area(r) for r in rings[1:])
 
 
 def _sphere_area_ha(rings) -> float:
@@ -65,7 +54,7 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
 
     if not grid.georeferenced:
         raise InvalidDataError("crop fields need a georeferenced image: this one has no CRS, so its fields "
-                                    "would have no place on Earth; download the crop mask GeoTIFF instead")
+                               "would have no place on Earth; download the crop mask GeoTIFF instead")
     if min_pixels < 1:
         raise ConfigError(f"the smallest field must be at least 1 pixel, got {min_pixels}")
     if mask.shape != grid.shape:
@@ -76,7 +65,7 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
     pixel_ha = grid.pixel_area_ha()
     found = []
     for geom, _ in shapes(crop.astype(np.uint8), mask=crop, transform=affine, connectivity=4):
-        pixels = int(round(_polygon_area(geom["coordinates"]) / pixel_units))
+        pixels = int(round(polygon_area(geom["coordinates"]) / pixel_units))
         if pixels >= min_pixels:
             found.append((pixels, geom))
             if len(found) > MAX_FIELDS:
@@ -116,19 +105,17 @@ def write_fields(mask_path: str | os.PathLike, out_path: str | os.PathLike, min_
     file, atomically; returns a summary (fields, pixels, area_ha, out).
 
     Raises:
-        OutputExistsError: ``out_path`` exists and ``overwrite`` is False (checked first).
+        OutputExistsError, ConfigError: ``out_path`` exists and ``overwrite`` is False, or is a folder
+            (checked first).
         InputNotFoundError, CorruptFileError: the mask cannot be read.
         InvalidDataError: the file holds values other than 0, 1 and 255, or has no CRS.
         ConfigError, NoDataError: as :func:`crop_fields`.
     """
-    from core.errors import OutputExistsError
-    from core.files import replacing
+    from core.files import check_output_file, replacing
     from core.labels import CLASS_MAPS
     from core.raster import grid_of_file, read_labels
 
-    out = Path(out_path)
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} already exists; pass --overwrite to replace it")
+    out = check_output_file(out_path, overwrite)
     grid = grid_of_file(mask_path)
     try:
         mask = read_labels(mask_path, CLASS_MAPS["binary"])

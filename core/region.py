@@ -65,14 +65,15 @@ class WindowCheck:
     clipped: bool = False
 
 
-def _ring_area(ring: Sequence[tuple[float, float]]) -> float:
-    """Unsigned shoelace area of a closed or open ring."""
-    xs = np.array([p[0] for p in ring], dtype=np.float64)
-    ys = np.array([p[1] for p in ring], dtype=np.float64)
+def _ring_area(ring: Sequence[Sequence[float]]) -> float:
+    """Unsigned shoelace area of a closed or open ring (extra coordinates, e.g. z, ignored)."""
+    xy = np.asarray(ring, dtype=np.float64)
+    xs, ys = xy[:, 0], xy[:, 1]
     return float(abs(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))) / 2.0)
 
 
-def _polygon_area(poly: Polygon) -> float:
+def polygon_area(poly: Polygon) -> float:
+    """Planar area of a polygon (outer ring, then holes) in the units of its coordinates squared."""
     return _ring_area(poly[0]) - sum(_ring_area(h) for h in poly[1:])
 
 
@@ -109,7 +110,7 @@ class Region:
                             f"coordinate ({x}, {y}) is not longitude/latitude (GeoJSON order is lon, lat; "
                             "lon -180..180, lat -90..90)"
                         )
-        if all(_polygon_area(p) <= 0 for p in self.polygons):
+        if all(polygon_area(p) <= 0 for p in self.polygons):
             raise RegionError("the region has zero area; draw a polygon or rectangle with some extent")
 
     # ------------------------------------------------------------------ construction
@@ -222,7 +223,7 @@ class Region:
         """
         if not self.is_image:
             raise RegionError("a lon/lat region has an area in hectares, not pixels")
-        return sum(_polygon_area(p) for p in self.polygons)
+        return sum(polygon_area(p) for p in self.polygons)
 
     def area_ha(self) -> float | None:
         """Geodesic area in hectares for lon/lat regions (Lambert equal-area about the centre);
@@ -235,7 +236,7 @@ class Region:
         laea = f"+proj=laea +lat_0={(ymin + ymax) / 2} +lon_0={(xmin + xmax) / 2} +datum=WGS84 +units=m +no_defs"
         geom = transform_geom(LONLAT_CRS, laea, self.geometry())
         polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
-        m2 = sum(_ring_area(p[0]) - sum(_ring_area(h) for h in p[1:]) for p in polys)
+        m2 = sum(polygon_area(p) for p in polys)
         return m2 / 1e4
 
     def describe_area(self) -> str:

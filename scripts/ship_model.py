@@ -49,15 +49,14 @@ def val_blocks(loaded, val: str) -> dict:
 
 def remeasure(model_path: Path, val: str) -> None:
     """Rewrite the ``val_blocks`` figures in a shipped model's card (atomically); nothing else changes."""
+    from core.files import replacing
     from core.model import card_path, load_model
 
     loaded = load_model(model_path)
     card = loaded.card.to_dict()
     card["metrics"] = {**card["metrics"], "val_blocks": val_blocks(loaded, val)}
-    path = card_path(model_path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(card, indent=2))
-    os.replace(tmp, path)
+    with replacing(card_path(model_path)) as tmp:
+        tmp.write_text(json.dumps(card, indent=2))
     print(json.dumps({k: card["metrics"]["val_blocks"][k] for k in ("accuracy", "precision", "recall", "f1", "iou")}, indent=2))
 
 

@@ -46,16 +46,11 @@ _LABEL_ATTRIBUTION = {
 def _polygon_area_m2(geometry: Mapping[str, Any], crs: str) -> float:
     from rasterio.warp import transform_geom
 
+    from core.region import polygon_area
+
     g = transform_geom("EPSG:4326", crs, dict(geometry))
     polys = [g["coordinates"]] if g["type"] == "Polygon" else g["coordinates"]
-    total = 0.0
-    for poly in polys:
-        for i, ring in enumerate(poly):
-            a = 0.0
-            for (x1, y1, *_), (x2, y2, *_) in zip(ring, ring[1:]):
-                a += x1 * y2 - x2 * y1
-            total += abs(a) / 2 * (1 if i == 0 else -1)
-    return total
+    return sum(polygon_area(poly) for poly in polys)
 
 
 class EarthEngineSource:
