@@ -3,8 +3,8 @@
 Two ways to feed a model, one format of batch: ``x`` (n, s, s, bands) normalized float32 and
 ``y`` (n, s, s, 2) = crop, valid. :class:`SceneSet` samples random windows from local
 image/label pairs (fresh patches every step); :func:`tfrecord_dataset` reads patches in Earth
-Engine's TFRecord layout (exported by Earth Engine or by ``python -m core patches``), parsing whole
-batches at once.
+Engine's TFRecord layout (exported by Earth Engine or by ``python -m core patches``) through
+:mod:`core.tfrecord`, which copies each band straight from the records into whole batches.
 """
 
 from __future__ import annotations
@@ -231,17 +231,20 @@ def tfrecord_dataset(
 ):
     """A tf.data pipeline over patches in Earth Engine's TFRecord layout.
 
-    Reads GZIP TFRecords (a file, folder, glob or gs:// path), shuffles, parses whole batches with
-    one ``parse_example`` call, crops the kernel buffer (a random crop when augmenting, the centre
-    otherwise), normalizes with ``norm``, applies flips and 90-degree rotations, and prefetches.
-    Yields ``x`` (n, s, s, 5) and ``y`` (n, s, s, 2) = crop, valid, like :class:`SceneSet`.
+    Reads TFRecords (a file, folder, glob or gs:// path; GZIP or not) with
+    :func:`core.tfrecord.read_batches`: two files at a time in parallel threads, records shuffled
+    in a pool of ``shuffle``, each band copied straight into band-last batches. Then crops the
+    kernel buffer (a random crop when augmenting, the centre otherwise), normalizes with ``norm``,
+    applies flips and 90-degree rotations, and prefetches. Yields ``x`` (n, s, s, 5) and ``y``
+    (n, s, s, 2) = crop, valid, like :class:`SceneSet`.
 
     Raises:
         InputNotFoundError: no TFRecord files at ``source``.
     """
     import tensorflow as tf
 
-    from core.patches import list_records, parse_planes
+    from core.patches import list_records
+    from core.tfrecord import read_batches
 
     files = list_records(source)
     full = patch_size + 2 * kernel_buffer
@@ -249,14 +252,12 @@ def tfrecord_dataset(
     mean = tf.constant(norm.mean, tf.float32)
     std = tf.constant(norm.std, tf.float32)
 
-    def to_xy(planes):
-        # On band planes (n, bands + 1, H, W), where every step is a contiguous pass; one transpose
-        # at the end gives (n, H, W, bands + 2) = normalized features, crop, valid.
-        feats, lab = planes[:, :-1], planes[:, -1:]
+    def to_xy(data):
+        # (n, H, W, bands + 1) -> (n, H, W, bands + 2) = normalized features, crop, valid
+        feats, lab = data[..., :-1], data[..., -1:]
         valid = tf.cast(tf.not_equal(lab, float(NODATA)), tf.float32)
         crop = tf.cast(tf.equal(lab, float(CROP)), tf.float32)
-        x = (feats - mean[:, None, None]) / std[:, None, None] * valid
-        return tf.transpose(tf.concat([x, crop, valid], axis=1), [0, 2, 3, 1])
+        return tf.concat([(feats - mean) / std * valid, crop, valid], axis=-1)
 
     def crop_aug(data):
         if augment:
@@ -271,18 +272,13 @@ def tfrecord_dataset(
             data = data[:, kernel_buffer : kernel_buffer + patch_size, kernel_buffer : kernel_buffer + patch_size]
         return data[..., :-2], data[..., -2:]
 
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle:
-        ds = ds.shuffle(len(files), seed=seed)
-    ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
-                       cycle_length=min(4, len(files)), num_parallel_calls=tf.data.AUTOTUNE)
-    if repeat:
-        ds = ds.repeat()
-    if shuffle:
-        ds = ds.shuffle(shuffle, seed=seed)
-    ds = ds.batch(batch_size, drop_remainder=repeat)
-    ds = ds.map(lambda s: to_xy(parse_planes(s, names, (full, full))), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.map(crop_aug, num_parallel_calls=tf.data.AUTOTUNE)
+    def batches():
+        return read_batches(files, names, (full, full), batch_size, interleave=True, shuffle=shuffle, repeat=repeat,
+                            seed=seed, drop_remainder=repeat)
+
+    spec = tf.TensorSpec((None, full, full, len(names)), tf.float32)
+    ds = tf.data.Dataset.from_generator(batches, output_signature=spec)
+    ds = ds.map(lambda d: crop_aug(to_xy(d)), num_parallel_calls=tf.data.AUTOTUNE)
     # Each input op on one thread: the training step's ops already use every core, and an input op
     # that splits itself across them stalls the step more than it gains.
     options = tf.data.Options()

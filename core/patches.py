@@ -13,10 +13,10 @@ feature (default ``crop``) holds 1 crop, 0 not crop, 255 no data.
 
 from __future__ import annotations
 
+import glob as _glob
 import json
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
@@ -28,6 +28,7 @@ from core.errors import ConfigError, CorruptFileError, InputNotFoundError, NoDat
 from core.files import replacing
 from core.labels import NODATA, get_class_map
 from core.raster import FEATURE_BANDS, INPUT_BANDS, Grid, ImageReader, read_labels, reflectance_scaling, sample_valid
+from core.tfrecord import feature_layout, iter_records, open_records, read_batches
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -78,74 +79,37 @@ def list_records(source: str | os.PathLike | Sequence[str]) -> list[str]:
     Raises:
         InputNotFoundError: if nothing matches.
     """
-    tf = _tf()
     if isinstance(source, (list, tuple)):
         return [f for s in source for f in list_records(s)]
     s = str(source)
-    if tf.io.gfile.exists(s) and tf.io.gfile.isdir(s):
-        files = tf.io.gfile.glob(s.rstrip("/") + "/*.tfrecord*")
-    elif any(ch in s for ch in "*?["):
-        files = tf.io.gfile.glob(s)
+    if "://" in s:  # Cloud Storage and other remote file systems, through TensorFlow's
+        gfile = _tf().io.gfile
+        exists, isdir, glob = gfile.exists, gfile.isdir, gfile.glob
     else:
-        files = [s] if tf.io.gfile.exists(s) else []
+        exists, isdir, glob = os.path.exists, os.path.isdir, _glob.glob
+    if exists(s) and isdir(s):
+        files = glob(s.rstrip("/") + "/*.tfrecord*")
+    elif any(ch in s for ch in "*?["):
+        files = glob(s)
+    else:
+        files = [s] if exists(s) else []
     if not files:
         raise InputNotFoundError(f"no TFRecord files at {s}")
     return sorted(files)
 
 
-def feature_spec(names: Sequence[str], shape: tuple[int, int]) -> dict:
-    tf = _tf()
-    return {n: tf.io.FixedLenFeature([shape[0] * shape[1]], tf.float32) for n in names}
-
-
-def parse_planes(serialized, names: Sequence[str], shape: tuple[int, int]):
-    """Parse a batch of serialized examples at once -> band planes (n, len(names), H, W), rows as stored."""
-    tf = _tf()
-    parsed = tf.io.parse_example(serialized, feature_spec(names, shape))
-    return tf.stack([tf.reshape(parsed[n], (-1, shape[0], shape[1])) for n in names], axis=1)
-
-
-def parse_batch(serialized, names: Sequence[str], shape: tuple[int, int]):
-    """Parse a batch of serialized examples at once -> tensor (n, H, W, len(names)), no transpose of rows/cols."""
-    # Stacking on the last axis interleaves bands element by element (slow); stacking band planes
-    # (contiguous copies) and one transpose to band-last is 1.6x faster for 256 x 256 x 6 patches.
-    return _tf().transpose(parse_planes(serialized, names, shape), [0, 2, 3, 1])
-
-
-def tf_error_message(err: Exception) -> str:
-    """The first line of a TensorFlow error without TF internals (``{{function_node ...}}``,
-    ``[Op:...]``, ``name:``); the error's class name when nothing is left."""
-    msg = (str(getattr(err, "message", "") or err).strip().splitlines() or [""])[0]
-    msg = re.sub(r"\{\{function_node [^}]*\}\}", "", msg)
-    msg = re.sub(r"\[Op:[^\]]*\]", "", msg)
-    msg = re.sub(r"\bname:\s*\S*\s*$", "", msg)
-    msg = " ".join(msg.split())
-    return msg[:200] or type(err).__name__
-
-
 def read_records(
     source, names: Sequence[str], shape: tuple[int, int], batch_size: int = 32
 ) -> Iterator[np.ndarray]:
-    """Batches (n, H, W, len(names)) float32 from TFRecord files, in file order (file by file, so
-    that an error names the file; a batch never spans two files).
+    """Batches (n, H, W, len(names)) float32 from TFRecord files, in file order (a batch never
+    spans two files); see :func:`core.tfrecord.read_batches`.
 
     Raises:
         InputNotFoundError: no files.
-        CorruptFileError: a file is truncated, not GZIP TFRecord, or lacks a feature / has another size
-            (the message names the file).
+        CorruptFileError: a file is truncated, damaged or not a TFRecord file, or its records lack
+            a feature or hold patches of another size (the message names the file).
     """
-    tf = _tf()
-    for path in list_records(source):
-        ds = tf.data.TFRecordDataset([path], compression_type="GZIP").batch(batch_size)
-        ds = ds.map(lambda s: parse_batch(s, names, shape))
-        try:
-            for batch in ds.as_numpy_iterator():
-                yield batch
-        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as err:
-            raise CorruptFileError(
-                f"cannot read TFRecords {path}: {tf_error_message(err)}; the file is truncated "
-                f"or its patches are not {shape[0]}x{shape[1]} with features {', '.join(names)}"
-            ) from None
+    return read_batches(list_records(source), names, shape, batch_size, split_files=True)
 
 
 # ---------------------------------------------------------------- training patches
@@ -385,20 +349,27 @@ def iter_export_patches(mixer_path: str | os.PathLike, bands: Sequence[str] = FE
 
 
 def _infer_kernel(first_file: str, band: str, patch: tuple[int, int]) -> int:
-    tf = _tf()
+    """The kernelSize of an image export, from the number of values per band of its first record.
+
+    Raises:
+        InputNotFoundError, CorruptFileError.
+    """
+    name = os.path.basename(first_file)
+    with open_records(first_file) as stream:
+        record = next(iter_records(stream, name), None)
+    if record is None:
+        raise CorruptFileError(f"{name} holds no records; the image export is incomplete")
     try:
-        raw = next(iter(tf.data.TFRecordDataset([first_file], compression_type="GZIP").take(1)))
-    except StopIteration:
-        raise CorruptFileError(f"{first_file} holds no records; the image export is incomplete") from None
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as err:
-        raise CorruptFileError(f"cannot read {first_file}: {tf_error_message(err)}; the file is truncated or not a GZIP TFRecord") from None
-    ex = tf.train.Example.FromString(raw.numpy())
-    if band not in ex.features.feature:
-        raise CorruptFileError(f"{first_file} has no feature {band!r} (features: {sorted(ex.features.feature)})")
-    n = len(ex.features.feature[band].float_list.value)
+        layout = feature_layout(record)
+    except ValueError as err:
+        raise CorruptFileError(f"cannot read {name}: {err}") from None
+    if band not in layout:
+        raise CorruptFileError(f"{name} has no feature {band!r} (features: {sorted(layout)})")
+    kind, where = layout[band]
+    n = where[1] if kind == "float" and where else 0
     side = math.isqrt(n)
     if side * side != n or side < patch[0]:
-        raise CorruptFileError(f"records of {first_file} hold {n} values per band, not a square patch >= {patch[0]}")
+        raise CorruptFileError(f"records of {name} hold {n} float values per band, not a square patch >= {patch[0]}")
     return side - patch[0]
 
 

@@ -1,0 +1,148 @@
+"""core.tfrecord against TensorFlow's own reader and parser, on small generated records."""
+
+import gzip
+import struct
+import threading
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from core.errors import CorruptFileError, InputNotFoundError
+from core.tfrecord import _masked_crc, feature_layout, iter_file_records, open_records, parse_patch, read_batches
+
+NAMES = ["R", "crop"]
+
+
+def _example(i: int, h: int, w: int) -> bytes:
+    rng = np.random.default_rng(i)
+    feats = {
+        "R": tf.train.Feature(float_list=tf.train.FloatList(value=rng.normal(size=h * w).astype(np.float32))),
+        "crop": tf.train.Feature(float_list=tf.train.FloatList(value=np.arange(h * w, dtype=np.float32) + i)),
+        "id": tf.train.Feature(int64_list=tf.train.Int64List(value=[i])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
+
+
+def _write(path, records, compression="GZIP"):
+    with tf.io.TFRecordWriter(str(path), tf.io.TFRecordOptions(compression_type=compression)) as w:
+        for r in records:
+            w.write(r)
+    return str(path)
+
+
+def _tf_parse(record: bytes, h: int, w: int) -> np.ndarray:
+    spec = {n: tf.io.FixedLenFeature((h, w), tf.float32) for n in NAMES}
+    parsed = tf.io.parse_single_example(record, spec)
+    return np.stack([parsed[n].numpy() for n in NAMES], axis=-1)
+
+
+def _frame(data: bytes) -> bytes:
+    """One TFRecord: length, its masked CRC32C, data, its masked CRC32C."""
+    head = struct.pack("<Q", len(data))
+    return head + struct.pack("<I", _masked_crc(head)) + data + struct.pack("<I", _masked_crc(data))
+
+
+@pytest.mark.parametrize("compression", ["GZIP", ""])
+def test_same_arrays_as_tensorflow_bit_for_bit(tmp_path, compression):
+    h, w = 5, 7  # not square: a transpose would show
+    records = [_example(i, h, w) for i in range(5)]
+    path = _write(tmp_path / "a.tfrecord", records, compression)
+    got = np.concatenate(list(read_batches([path], NAMES, (h, w), batch_size=2)))
+    want = np.stack([_tf_parse(r, h, w) for r in records])
+    assert got.shape == (5, h, w, 2) and got.dtype == np.float32
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_unpacked_floats_read_like_packed():
+    # proto2-style writers may store a FloatList value by value (tag 0x0d + 4 bytes each)
+    values = np.array([1.5, -2.0, 3.25, 0.0, 7.0, 9.5], np.float32)
+    flist = b"".join(b"\x0d" + v.tobytes() for v in values)
+    feature = b"\x12" + bytes([len(flist)]) + flist
+    entry = b"\x0a\x01R" + b"\x12" + bytes([len(feature)]) + feature
+    features = b"\x0a" + bytes([len(entry)]) + entry
+    record = b"\x0a" + bytes([len(features)]) + features
+    assert list(tf.train.Example.FromString(record).features.feature["R"].float_list.value) == list(values)
+    assert feature_layout(record)["R"][1][2] == 5
+    assert np.array_equal(parse_patch(record, ["R"], (2, 3))[..., 0], values.reshape(2, 3))
+
+
+def test_feature_errors_say_what_is_wrong(tmp_path):
+    path = _write(tmp_path / "a.tfrecord.gz", [_example(0, 4, 4)])
+    with pytest.raises(CorruptFileError, match="no feature 'NIR'.*crop, id, R|no feature 'NIR'"):
+        list(read_batches([path], ["NIR"], (4, 4), 1))
+    with pytest.raises(CorruptFileError, match="'id' holds int64 values"):
+        list(read_batches([path], ["id"], (4, 4), 1))
+    with pytest.raises(CorruptFileError, match="holds 16 values, not 8 x 8"):
+        list(read_batches([path], NAMES, (8, 8), 1))
+    with pytest.raises(ValueError):
+        feature_layout(b"\x0a\x50\x0a")  # a length past the end
+
+
+def test_damaged_files_are_refused(tmp_path):
+    records = [_example(i, 8, 8) for i in range(3)]
+    plain = tmp_path / "plain.tfrecord"
+    _write(plain, records, "")
+    raw = plain.read_bytes()
+    flipped = bytearray(raw)
+    flipped[len(raw) // 2] ^= 0xFF  # inside the second record's data
+    cases = {
+        "data.tfrecord": (bytes(flipped), "fails its checksum"),
+        "length.tfrecord": (b"\x07" + raw[1:], "length fails its checksum"),
+        "cut.tfrecord": (raw[:-10], "truncated"),
+        "text.tfrecord": (b"this is not a TFRecord file at all", "checksum|truncated"),
+        "cut.tfrecord.gz": (gzip.compress(raw)[:-30], "truncated"),
+        "bad.tfrecord.gz": (gzip.compress(raw)[:40] + b"\x00" * 200, "truncated|not a valid GZIP|checksum"),
+    }
+    for name, (data, message) in cases.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        with pytest.raises(CorruptFileError, match=message):
+            list(read_batches([str(p)], NAMES, (8, 8), 2))
+        # TensorFlow's own reader refuses the same files
+        compression = "GZIP" if name.endswith(".gz") else ""
+        with pytest.raises(tf.errors.OpError):
+            list(tf.data.TFRecordDataset(str(p), compression_type=compression))
+    with pytest.raises(InputNotFoundError):
+        with open_records(tmp_path / "missing.tfrecord.gz"):
+            pass
+
+
+def test_interleave_shuffle_repeat_and_split(tmp_path):
+    files = [_write(tmp_path / f"{k}.tfrecord.gz", [_example(10 * k + i, 2, 2) for i in range(3)]) for k in range(2)]
+    first = lambda batches: [int(v) for b in batches for v in b[:, 0, 0, 1]]  # noqa: E731 (crop[0, 0] = example id)
+
+    assert first(read_batches(files, NAMES, (2, 2), 4)) == [0, 1, 2, 10, 11, 12]
+    assert first(read_batches(files, NAMES, (2, 2), 4, interleave=True)) == [0, 10, 1, 11, 2, 12]
+    assert [len(b) for b in read_batches(files, NAMES, (2, 2), 4, split_files=True)] == [3, 3]
+
+    a = first(read_batches(files, NAMES, (2, 2), 4, shuffle=4, seed=3))
+    b = first(read_batches(files, NAMES, (2, 2), 4, shuffle=4, seed=3))
+    assert a == b and sorted(a) == [0, 1, 2, 10, 11, 12] and a != [0, 1, 2, 10, 11, 12]
+
+    endless = read_batches(files, NAMES, (2, 2), 4, shuffle=4, repeat=True, seed=0, drop_remainder=True)
+    seen = first(next(endless) for _ in range(6))  # 24 patches: about four passes over the 6
+    counts = [seen.count(i) for i in (0, 1, 2, 10, 11, 12)]
+    assert len(seen) == 24 and min(counts) >= 2 and max(counts) <= 5  # every patch, each pass (4 stay in the pool)
+    endless.close()
+    plain = first(b for _, b in zip(range(3), read_batches(files, NAMES, (2, 2), 4, repeat=True)))
+    assert plain == [0, 1, 2, 10, 11, 12] * 2
+
+
+def test_empty_files_and_early_stop(tmp_path):
+    empty = _write(tmp_path / "empty.tfrecord.gz", [])
+    assert list(read_batches([empty], NAMES, (2, 2), 2)) == []
+    with pytest.raises(CorruptFileError, match="hold no records"):
+        next(read_batches([empty], NAMES, (2, 2), 2, repeat=True))
+    # a consumer that stops early leaves no reader thread behind
+    big = [_write(tmp_path / f"b{k}.tfrecord.gz", [_example(i, 16, 16) for i in range(100)]) for k in range(3)]
+    before = threading.active_count()
+    it = iter_file_records(big, workers=2)
+    next(it)
+    assert threading.active_count() >= before + 1
+    it.close()
+    deadline = time.time() + 5
+    while threading.active_count() > before and time.time() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == before
