@@ -5,7 +5,8 @@
 Trains the light preset for the same number of steps three ways: from one batch held in memory
 (no input work: the floor), from TFRecord patches through ``core.dataset.tfrecord_dataset``, and from
 random windows of in-memory scenes (``core.dataset.SceneSet``, what ``python -m core train`` uses).
-Overhead = (time - floor) / floor.
+Overhead = (time - floor) / floor. Also the input alone (no model): seconds per batch, over the floor's
+step time, which bounds what the input can add when nothing overlaps.
 """
 
 from __future__ import annotations
@@ -50,15 +51,25 @@ def main() -> None:
         for ds in datasets.values():
             model.fit(ds, steps_per_epoch=3, epochs=1, verbose=0)  # warm up (tracing, first reads)
         res = {name: {"seconds_per_step": float("inf")} for name in datasets}
-        for _ in range(2):  # rounds, so that a busy moment does not fall on one source only
+        for _ in range(3):  # rounds, so that a busy moment does not fall on one source only
             for name, ds in datasets.items():
                 t = time.perf_counter()
                 model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0)
                 res[name]["seconds_per_step"] = min(res[name]["seconds_per_step"], (time.perf_counter() - t) / args.steps)
+        # The input alone, no model: what a step can wait for at most when nothing overlaps. A
+        # bound that the VM's noise (step times vary by about 10% between runs) does not blur.
+        for name, make in sources.items():
+            it = iter(make())
+            next(it)
+            t = time.perf_counter()
+            for _ in range(args.steps):
+                next(it)
+            res[name]["input_seconds_per_batch"] = (time.perf_counter() - t) / args.steps
     floor = res["in_memory_batch"]["seconds_per_step"]
     for name in ("tfrecord_pipeline", "scene_sampler"):
         res[name]["overhead"] = res[name]["seconds_per_step"] / floor - 1
-    res["steps"], res["batch"] = args.steps, args.batch
+        res[name]["overhead_bound"] = res[name]["input_seconds_per_batch"] / floor
+    res["steps"], res["batch"], res["rounds"] = args.steps, args.batch, 3
     save("train_input", res)
 
 

@@ -61,11 +61,12 @@ def main() -> None:
     ti = load("train_input")
     if ti:
         lines += ["### Input pipeline cost in a training step (`bench_train_input.py`)", "",
-                  f"Light preset, batch {ti['batch']}, {ti['steps']} steps, best of 2.", "",
-                  "| input | s/step | overhead vs in-memory batch |", "|---|---|---|"]
+                  f"Light preset, batch {ti['batch']}, {ti['steps']} steps, best of {ti.get('rounds', 2)} rounds.", "",
+                  "| input | s/step | overhead vs in-memory batch | input alone, s/batch | bound: input / step |", "|---|---|---|---|---|"]
         for k in ("in_memory_batch", "tfrecord_pipeline", "scene_sampler"):
-            o = ti[k].get("overhead")
-            lines.append(f"| {k} | {ti[k]['seconds_per_step']:.3f} | {'-' if o is None else f'{o:+.1%}'} |")
+            o, b, a = ti[k].get("overhead"), ti[k].get("overhead_bound"), ti[k].get("input_seconds_per_batch")
+            lines.append(f"| {k} | {ti[k]['seconds_per_step']:.3f} | {'-' if o is None else f'{o:+.1%}'} | "
+                         f"{'-' if a is None else f'{a:.4f}'} | {'-' if b is None else f'{b:.1%}'} |")
         lines.append("")
     tp = load("presets_throughput")
     if tp:

@@ -27,6 +27,7 @@ from core.errors import ConfigError, NoDataError, OutputExistsError, RegionError
 from core.files import check_output_dir, check_output_file, staging_dir
 from core.labels import NODATA
 from core.raster import FEATURE_BANDS, Grid, ImageReader
+from core.threads import background_priority
 
 #: progress(done, total)
 ProgressFn = Callable[[int, int], None]
@@ -63,21 +64,6 @@ def tile_origins(length: int, tile: int, step: int, offset: int = 0, lattice: in
         out.append(p)
         p += step
     return out
-
-
-def _background_priority() -> None:
-    """Lower this helper thread's scheduling priority (Linux: per-thread nice 10).
-
-    The model's threads keep the cores busy; a reading or writing thread that preempts one of them
-    stalls the other at the next synchronisation, so helpers should run in the model's gaps instead.
-    Elsewhere (or if not permitted) this does nothing.
-    """
-    import threading
-
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):
-        pass
 
 
 _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -207,7 +193,7 @@ class TiledPredictor:
                     xs.append(self.normalize(f, v))
             return p, items, (np.stack(xs) if xs else None)
 
-        with ThreadPoolExecutor(max_workers=1, initializer=_background_priority) as pool:
+        with ThreadPoolExecutor(max_workers=1, initializer=background_priority) as pool:
             pending = pool.submit(load, batches[0])
             current = rows[0]
             for i in range(len(batches)):
@@ -464,7 +450,7 @@ def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: 
         crop_ha += result[2]
 
     with rasterio.open(tmp_prob, "w", **prof) as dp, rasterio.open(tmp_mask, "w", **prof) as dm, \
-            ThreadPoolExecutor(max_workers=1, initializer=_background_priority) as writer:
+            ThreadPoolExecutor(max_workers=1, initializer=background_priority) as writer:
         pending = None
         for r, strip in predictor.strips(read, grid.height, grid.width, progress):
             if pending is not None:

@@ -24,7 +24,8 @@ import google_crc32c
 import numpy as np
 from isal import igzip, isal_zlib
 
-from core.errors import CorruptFileError, InputNotFoundError
+from core.errors import CorruptFileError, CropMapError, InputNotFoundError
+from core.threads import background_priority
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _U64 = struct.Struct("<Q")
@@ -62,6 +63,8 @@ def open_records(path: str | os.PathLike) -> Iterator[BinaryIO]:
                 raw = stack.enter_context(open(path, "rb"))
         except FileNotFoundError:
             raise InputNotFoundError(f"TFRecord file not found: {path}") from None
+        except OSError as err:
+            raise CorruptFileError(f"cannot open {path}: {err.strerror or err}") from None
         gzipped = raw.read(2) == _GZIP_MAGIC
         raw.seek(0)
         yield stack.enter_context(igzip.IGzipFile(fileobj=raw, mode="rb")) if gzipped else raw
@@ -232,6 +235,7 @@ class _FileReader(threading.Thread):
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
 
     def run(self) -> None:
+        background_priority()  # in the gaps of a model that trains or predicts meanwhile
         name = os.path.basename(self.path.rstrip("/")) or self.path
         try:
             with open_records(self.path) as stream:
@@ -239,9 +243,13 @@ class _FileReader(threading.Thread):
                     if not self._put(record):
                         return
             self._put(_END)
+        except CropMapError as err:
+            self._put(err)
         except (EOFError, igzip.BadGzipFile, isal_zlib.error, zlib.error) as err:
             self._put(CorruptFileError(f"{name} is truncated or not a valid GZIP file ({err}); export or copy it again"))
-        except BaseException as err:  # handed to the consumer, which raises it
+        except OSError as err:
+            self._put(CorruptFileError(f"cannot read {name}: {err.strerror or err}"))
+        except BaseException as err:  # a bug: handed to the consumer, which raises it with its traceback
             self._put(err)
 
     def _put(self, item) -> bool:

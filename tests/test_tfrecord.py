@@ -146,3 +146,10 @@ def test_empty_files_and_early_stop(tmp_path):
     while threading.active_count() > before and time.time() < deadline:
         time.sleep(0.05)
     assert threading.active_count() == before
+
+
+def test_a_folder_named_like_a_record_file_is_a_clear_error(tmp_path):
+    folder = tmp_path / "odd.tfrecord.gz"
+    folder.mkdir()
+    with pytest.raises(CorruptFileError, match="cannot open"):
+        list(read_batches([str(folder)], NAMES, (2, 2), 2))
