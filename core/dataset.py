@@ -273,8 +273,9 @@ def tfrecord_dataset(
         return data[..., :-2], data[..., -2:]
 
     def batches():
+        # background: the reader threads work in the training step's gaps instead of preempting it
         return read_batches(files, names, (full, full), batch_size, interleave=True, shuffle=shuffle, repeat=repeat,
-                            seed=seed, drop_remainder=repeat)
+                            seed=seed, drop_remainder=repeat, background=True)
 
     spec = tf.TensorSpec((None, full, full, len(names)), tf.float32)
     ds = tf.data.Dataset.from_generator(batches, output_signature=spec)

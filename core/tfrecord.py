@@ -229,13 +229,14 @@ def parse_patch(record: bytes, names: Sequence[str], shape: tuple[int, int], out
 class _FileReader(threading.Thread):
     """Reads one file's records into a bounded queue; errors go into the queue as well."""
 
-    def __init__(self, index: int, path: str, stop: threading.Event, depth: int):
+    def __init__(self, index: int, path: str, stop: threading.Event, depth: int, background: bool):
         super().__init__(daemon=True, name=f"tfrecord-{index}")
-        self.index, self.path, self.stop = index, path, stop
+        self.index, self.path, self.stop, self.background = index, path, stop, background
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
 
     def run(self) -> None:
-        background_priority()  # in the gaps of a model that trains or predicts meanwhile
+        if self.background:
+            background_priority()
         name = os.path.basename(self.path.rstrip("/")) or self.path
         try:
             with open_records(self.path) as stream:
@@ -262,11 +263,14 @@ class _FileReader(threading.Thread):
         return False
 
 
-def iter_file_records(files: Sequence[str], workers: int = 2, interleave: bool = False) -> Iterator[tuple[int, bytes]]:
+def iter_file_records(files: Sequence[str], workers: int = 2, interleave: bool = False,
+                      background: bool = False) -> Iterator[tuple[int, bytes]]:
     """(index of the file, record) over ``files``, read by ``workers`` threads at once.
 
     In file order by default; with ``interleave`` the open files take turns, one record each (as
-    ``tf.data``'s interleave), so that the threads inflate at the same time.
+    ``tf.data``'s interleave), so that the threads inflate at the same time. ``background`` lowers
+    the threads' priority (:func:`core.threads.background_priority`), for reading while a model
+    trains: they then work in its gaps, but lose time to any other busy thread.
 
     Raises:
         InputNotFoundError, CorruptFileError: as the files are reached.
@@ -278,7 +282,7 @@ def iter_file_records(files: Sequence[str], workers: int = 2, interleave: bool =
     def start_next() -> None:
         if pending:
             index, path = pending.popleft()
-            reader = _FileReader(index, path, stop, _DEPTH)
+            reader = _FileReader(index, path, stop, _DEPTH, background)
             reader.start()
             active.append(reader)
 
@@ -326,13 +330,14 @@ def read_batches(
     split_files: bool = False,
     drop_remainder: bool = False,
     workers: int = 2,
+    background: bool = False,
 ) -> Iterator[np.ndarray]:
     """Batches (n, H, W, len(names)) float32 of the patches in ``files``.
 
     ``shuffle`` > 0 draws records at random from a pool of that many (as ``tf.data``'s shuffle);
     ``repeat`` starts over endlessly, in a new file order each time when shuffling;
     ``split_files`` ends a batch where a file ends (so that an error names one file's batch);
-    ``drop_remainder`` drops a last, smaller batch.
+    ``drop_remainder`` drops a last, smaller batch; ``background`` as for :func:`iter_file_records`.
 
     Raises:
         InputNotFoundError, CorruptFileError: a file is missing, truncated or damaged, or its
@@ -368,7 +373,7 @@ def read_batches(
         if shuffle and repeat:
             rng.shuffle(order)
         passed, current, seen = list(order), -1, 0
-        for index, record in iter_file_records(passed, workers, interleave):
+        for index, record in iter_file_records(passed, workers, interleave, background):
             seen += 1
             if split_files and index != current and filled:
                 yield take()

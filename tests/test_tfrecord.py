@@ -153,3 +153,15 @@ def test_a_folder_named_like_a_record_file_is_a_clear_error(tmp_path):
     folder.mkdir()
     with pytest.raises(CorruptFileError, match="cannot open"):
         list(read_batches([str(folder)], NAMES, (2, 2), 2))
+
+
+def test_background_readers_lower_their_priority(tmp_path, monkeypatch):
+    import core.tfrecord as tfrecord
+
+    path = _write(tmp_path / "a.tfrecord.gz", [_example(0, 2, 2)])
+    calls = []
+    monkeypatch.setattr(tfrecord, "background_priority", lambda: calls.append(threading.current_thread().name))
+    list(read_batches([path], NAMES, (2, 2), 1))
+    assert calls == []
+    list(read_batches([path], NAMES, (2, 2), 1, background=True))
+    assert calls == ["tfrecord-0"]  # in the reader thread, not the caller's
