@@ -189,7 +189,7 @@ def _float_layout(record: bytes, start: int, end: int) -> tuple[int, int, int] |
             return p, n // 4, 4
         return None
     if record[start] == 0x0D and (end - start) % 5 == 0:  # unpacked: tag + 4 bytes per value
-        tags = np.frombuffer(record, np.uint8, (end - start) // 5 * 5, start)[::5]
+        tags = np.frombuffer(record, np.uint8, end - start, start)[::5]
         if (tags == 0x0D).all():
             return start + 1, len(tags), 5
     return None

@@ -56,6 +56,18 @@ def new_app() -> AppTest:
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
 
 
+#: A user's georeferenced GeoTIFF (Sentinel-2, UTM) without band names, used with band numbers.
+OWN_IMAGE = ROOT / "tests" / "data" / "georef" / "ftw_austria_s2_2021-06-17_window.tif"
+
+
+def own_image_app() -> AppTest:
+    """The app (not yet run) with :data:`OWN_IMAGE` as the source, bands given by number."""
+    at = new_app()
+    at.session_state["source"] = {"kind": "local", "image": str(OWN_IMAGE), "labels": None, "label_map": None,
+                                  "title": OWN_IMAGE.name, "band_map": {"R": 1, "G": 2, "B": 3, "NIR": 4}}
+    return at
+
+
 def predict_page(model_path) -> AppTest:
     """The app run once on the Predict page, with ``model_path`` in use and a 256 px box of the sample as the region."""
     at = new_app()
@@ -146,10 +158,7 @@ def test_data_page_layers_and_statistics(fake_map):
 
 def test_own_image_with_band_numbers_on_region_and_data_pages(fake_map):
     """A user's GeoTIFF without band names, used with band numbers: real place, hectares."""
-    image = ROOT / "tests" / "data" / "georef" / "ftw_austria_s2_2021-06-17_window.tif"
-    at = new_app()
-    at.session_state["source"] = {"kind": "local", "image": str(image), "labels": None, "label_map": None,
-                                  "title": image.name, "band_map": {"R": 1, "G": 2, "B": 3, "NIR": 4}}
+    at = own_image_app()
     at.run()
     assert not at.exception and not at.error
     html = fake_map.maps[-1][0].get_root().render()
@@ -170,10 +179,7 @@ def test_predict_page_warns_about_another_pixel_size(fake_map):
     """Shipped model (30 m) on a 10 m image: the Predict page says so before anything is predicted."""
     from core.model import DEFAULT_MODEL_PATH
 
-    image = ROOT / "tests" / "data" / "georef" / "ftw_austria_s2_2021-06-17_window.tif"
-    at = new_app()
-    at.session_state["source"] = {"kind": "local", "image": str(image), "labels": None, "label_map": None,
-                                  "title": image.name, "band_map": {"R": 1, "G": 2, "B": 3, "NIR": 4}}
+    at = own_image_app()
     at.session_state["model_path"] = str(DEFAULT_MODEL_PATH)
     at.switch_page("pages/predict.py").run()
     assert not at.exception and not at.error
@@ -314,10 +320,7 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
 
 def test_predict_page_traces_crop_fields_of_a_georeferenced_image(fake_map, tiny_model_path):
     """Own GeoTIFF (UTM): the crop layer traced into GeoJSON polygons on request, per threshold."""
-    image = ROOT / "tests" / "data" / "georef" / "ftw_austria_s2_2021-06-17_window.tif"
-    at = new_app()
-    at.session_state["source"] = {"kind": "local", "image": str(image), "labels": None, "label_map": None,
-                                  "title": image.name, "band_map": {"R": 1, "G": 2, "B": 3, "NIR": 4}}
+    at = own_image_app()
     at.session_state["model_path"] = str(tiny_model_path)
     at.switch_page("pages/predict.py").run()
     at.button[0].click().run()  # Predict
@@ -463,8 +466,7 @@ def test_earth_engine_image_export_as_the_source(fake_map, tmp_path):
     from core.patches import write_image_export
     from core.raster import ImageReader
 
-    image = ROOT / "tests" / "data" / "georef" / "ftw_austria_s2_2021-06-17_window.tif"
-    with ImageReader(image, {"R": 1, "G": 2, "B": 3, "NIR": 4}) as reader:
+    with ImageReader(OWN_IMAGE, {"R": 1, "G": 2, "B": 3, "NIR": 4}) as reader:
         mixer = write_image_export(tmp_path / "exp" / "austria", reader, patch=128, kernel=32)
     at = new_app()
     at.run()
