@@ -183,10 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a U-Net on image/label pairs")
-    t.add_argument("--train", nargs="+", required=True, help="folders of *_rgbn.tif + *_cdl.tif, or IMAGE:LABELS pairs")
-    t.add_argument("--val", nargs="+", required=True, help="validation data, same forms as --train")
+    t.add_argument("--train", nargs="+", required=True,
+                   help="folders of *_rgbn.tif + *_cdl.tif, IMAGE:LABELS pairs, or TFRecord patches (Earth Engine's "
+                        "training export or `patches`: files, folders, globs, gs:// paths)")
+    t.add_argument("--val", nargs="+", required=True, help="validation data, same forms as --train "
+                   "(patches: their centre --patch-size px)")
     t.add_argument("--out", required=True, help="run folder (checkpoints, history)")
-    t.add_argument("--label-map", default="cdl")
+    t.add_argument("--label-map", default="cdl", help="class map of image label rasters (patches carry 1/0/255 labels)")
     t.add_argument("--preset", default="light", help="model preset: light (default) or seed")
     t.add_argument("--epochs", type=int, default=20)
     t.add_argument("--steps", type=int, default=50, help="steps per epoch")

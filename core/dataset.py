@@ -228,18 +228,22 @@ def tfrecord_dataset(
     shuffle: int = 256,
     repeat: bool = True,
     seed: int = 0,
+    record_size: int | None = None,
 ):
     """A tf.data pipeline over patches in Earth Engine's TFRecord layout.
 
     Reads TFRecords (a file, folder, glob or gs:// path; GZIP or not) with
     :func:`core.tfrecord.read_batches`: two files at a time in parallel threads, records shuffled
-    in a pool of ``shuffle``, each band copied straight into band-last batches. Then crops the
-    kernel buffer (a random crop when augmenting, the centre otherwise), normalizes with ``norm``,
-    applies flips and 90-degree rotations, and prefetches. Yields ``x`` (n, s, s, 5) and ``y``
-    (n, s, s, 2) = crop, valid, like :class:`SceneSet`.
+    in a pool of ``shuffle``, each band copied straight into band-last batches. Stored patches are
+    ``record_size`` px a side (default ``patch_size + 2 * kernel_buffer``). Then crops a
+    ``patch_size`` window (at random when augmenting, the centre otherwise), normalizes with ``norm``,
+    applies flips and 90-degree rotations, and prefetches. A pixel is valid where its label is not
+    no data and its features are finite and not all zero (Earth Engine's masked pixels). Yields
+    ``x`` (n, s, s, 5) and ``y`` (n, s, s, 2) = crop, valid, like :class:`SceneSet`.
 
     Raises:
         InputNotFoundError: no TFRecord files at ``source``.
+        ConfigError: the stored patches are smaller than ``patch_size``.
     """
     import tensorflow as tf
 
@@ -247,7 +251,10 @@ def tfrecord_dataset(
     from core.tfrecord import read_batches
 
     files = list_records(source)
-    full = patch_size + 2 * kernel_buffer
+    full = record_size or patch_size + 2 * kernel_buffer
+    extra = full - patch_size
+    if extra < 0:
+        raise ConfigError(f"patches of {full} px are smaller than the {patch_size} px training patch")
     names = list(FEATURE_BANDS) + [label]
     mean = tf.constant(norm.mean, tf.float32)
     std = tf.constant(norm.std, tf.float32)
@@ -255,21 +262,25 @@ def tfrecord_dataset(
     def to_xy(data):
         # (n, H, W, bands + 1) -> (n, H, W, bands + 2) = normalized features, crop, valid
         feats, lab = data[..., :-1], data[..., -1:]
-        valid = tf.cast(tf.not_equal(lab, float(NODATA)), tf.float32)
-        crop = tf.cast(tf.equal(lab, float(CROP)), tf.float32)
-        return tf.concat([(feats - mean) / std * valid, crop, valid], axis=-1)
+        finite = tf.reduce_all(tf.math.is_finite(feats), axis=-1, keepdims=True)
+        some = tf.reduce_any(tf.not_equal(feats, 0.0), axis=-1, keepdims=True)
+        ok = tf.logical_and(tf.not_equal(lab, float(NODATA)), tf.logical_and(finite, some))
+        crop = tf.cast(tf.logical_and(ok, tf.equal(lab, float(CROP))), tf.float32)
+        x = tf.where(ok, (feats - mean) / std, 0.0)  # where, not a product: NaN x 0 is NaN
+        return tf.concat([x, crop, tf.cast(ok, tf.float32)], axis=-1)
 
     def crop_aug(data):
         if augment:
             n = tf.shape(data)[0]
-            off = tf.random.uniform((2,), 0, 2 * kernel_buffer + 1, dtype=tf.int32, seed=seed) if kernel_buffer else tf.zeros(2, tf.int32)
+            off = tf.random.uniform((2,), 0, extra + 1, dtype=tf.int32, seed=seed) if extra else tf.zeros(2, tf.int32)
             data = data[:, off[0] : off[0] + patch_size, off[1] : off[1] + patch_size]
             k = tf.random.uniform((), 0, 4, dtype=tf.int32, seed=seed)
             data = tf.image.rot90(data, k)
             flip = tf.random.uniform((n, 1, 1, 1), seed=seed) < 0.5
             data = tf.where(flip, tf.reverse(data, axis=[2]), data)
-        elif kernel_buffer:
-            data = data[:, kernel_buffer : kernel_buffer + patch_size, kernel_buffer : kernel_buffer + patch_size]
+        elif extra:
+            lo = extra // 2
+            data = data[:, lo : lo + patch_size, lo : lo + patch_size]
         return data[..., :-2], data[..., -2:]
 
     def batches():

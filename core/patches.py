@@ -348,6 +348,24 @@ def iter_export_patches(mixer_path: str | os.PathLike, bands: Sequence[str] = FE
         raise CorruptFileError(f"the image export has {i} patches but its mixer says {mixer.total_patches}; some files are missing")
 
 
+def first_record_layout(path: str, empty: str = "it was not fully written") -> dict:
+    """:func:`core.tfrecord.feature_layout` of the first record of a TFRecord file.
+
+    Raises:
+        InputNotFoundError: the file is missing.
+        CorruptFileError: it is damaged or holds no record (the message ends with ``empty``).
+    """
+    name = os.path.basename(path)
+    with open_records(path) as stream:
+        record = next(iter_records(stream, name), None)
+    if record is None:
+        raise CorruptFileError(f"{name} holds no records; {empty}")
+    try:
+        return feature_layout(record)
+    except ValueError as err:
+        raise CorruptFileError(f"cannot read {name}: {err}") from None
+
+
 def _infer_kernel(first_file: str, band: str, patch: tuple[int, int]) -> int:
     """The kernelSize of an image export, from the number of values per band of its first record.
 
@@ -355,14 +373,7 @@ def _infer_kernel(first_file: str, band: str, patch: tuple[int, int]) -> int:
         InputNotFoundError, CorruptFileError.
     """
     name = os.path.basename(first_file)
-    with open_records(first_file) as stream:
-        record = next(iter_records(stream, name), None)
-    if record is None:
-        raise CorruptFileError(f"{name} holds no records; the image export is incomplete")
-    try:
-        layout = feature_layout(record)
-    except ValueError as err:
-        raise CorruptFileError(f"cannot read {name}: {err}") from None
+    layout = first_record_layout(first_file, "the image export is incomplete")
     if band not in layout:
         raise CorruptFileError(f"{name} has no feature {band!r} (features: {sorted(layout)})")
     kind, where = layout[band]

@@ -27,7 +27,15 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from core.config import TrainConfig, check_pixel_size_m  # noqa: E402
-from core.dataset import Scene, SceneSet, compute_normalization, load_scenes, pair_paths, tiled_patches  # noqa: E402
+from core.dataset import (  # noqa: E402
+    Scene,
+    SceneSet,
+    compute_normalization,
+    load_scenes,
+    pair_paths,
+    tfrecord_dataset,
+    tiled_patches,
+)
 from core.errors import ConfigError, CorruptFileError, OutputExistsError, RegionError  # noqa: E402
 from core.files import check_output_dir, replacing  # noqa: E402
 from core.model import (  # noqa: E402
@@ -44,6 +52,7 @@ from core.model import (  # noqa: E402
     masked_bce_dice,
     save_model,
 )
+from core.patchset import PatchSet, open_patch_set, patch_normalization, patch_validation, split_sources  # noqa: E402
 from core.raster import FEATURE_BANDS  # noqa: E402
 
 #: ``progress(event)``: event is a dict with "epoch", "epochs", "step", "steps" and the latest logs.
@@ -195,6 +204,19 @@ def _check_patch_fits(data: Sequence[str | os.PathLike], scenes: Sequence[Scene]
             raise RegionError(f"{img.name} is {w} x {h} px, smaller than one {size} px patch; {fix}")
 
 
+def _open_data(items: Sequence[str], size: int, label_map: str, flag: str) -> list[Scene] | PatchSet:
+    """The scenes (images read into memory) or the checked TFRecord patches of a --train/--val list.
+
+    Raises:
+        as :func:`train` for its data.
+    """
+    if split_sources(items, flag):
+        return open_patch_set(items, size)
+    scenes = load_scenes(items, label_map)
+    _check_patch_fits(items, scenes, size)
+    return scenes
+
+
 def _training_pixel_size(train_data: Sequence[str]) -> float | None:
     """The training images' common pixel size in metres, or None (no CRS, or sizes differ by over 10%)."""
     from core.raster import grid_of_file
@@ -218,7 +240,12 @@ def train(
     command: str | None = None,
     pixel_size_m: float | None = None,
 ) -> TrainResult:
-    """Train a U-Net on image/label pairs (folders of ``*_rgbn.tif`` + ``*_cdl.tif``, or ``IMAGE:LABELS``).
+    """Train a U-Net on image/label pairs (folders of ``*_rgbn.tif`` + ``*_cdl.tif``, or ``IMAGE:LABELS``)
+    or on TFRecord patches (Earth Engine's training export or ``python -m core patches``: files,
+    folders, globs or ``gs://`` paths; see :mod:`core.patchset`). ``train_data`` and ``val_data``
+    each hold one kind; patches carry their own 1/0/255 labels, so ``label_map`` applies to images.
+    From patches, training draws a random ``patch_size`` crop of each stored patch and validation
+    uses their centres.
 
     ``pixel_size_m`` (recorded in the card) defaults to the training images' pixel size when they
     all have a CRS and share it. Everything is checked before ``run_dir`` is touched: a mistake
@@ -228,9 +255,11 @@ def train(
         OutputExistsError: ``run_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
         CorruptFileError: the checkpoint, ``run.json`` or history to resume from is unreadable.
         InputNotFoundError, BandError, GridMismatchError, InvalidDataError, NoDataError: bad training data.
-        RegionError: an image is smaller than one patch.
+        CorruptFileError: TFRecord patches are damaged or lack a band or the label.
+        RegionError: an image or a stored patch is smaller than one patch.
         ConfigError: ``run_dir`` is a file; unknown preset or label map; bad ``pixel_size_m``; an image
-            paired with itself; another configuration than the run to resume.
+            paired with itself; images and patches mixed in one list; another configuration than
+            the run to resume.
         ModelMismatchError, ConfigError: ``config.init_model`` has other bands or another preset.
     """
     run_dir = Path(run_dir)
@@ -250,22 +279,29 @@ def train(
     init = _init_model(config) if config.init_model else None
     resumed_norm = _read_run_info(run_info_path, config) if resume and run_info_path.exists() else None
     keras.utils.set_random_seed(config.seed)
-    train_scenes = load_scenes(train_data, label_map)
-    val_scenes = load_scenes(val_data, label_map)
-    _check_patch_fits(train_data, train_scenes, config.patch_size)
-    _check_patch_fits(val_data, val_scenes, config.patch_size)
+    train_src = _open_data(train_data, config.patch_size, label_map, "--train")
+    val_src = _open_data(val_data, config.patch_size, label_map, "--val")
     if resumed_norm is not None:
         norm = resumed_norm
     elif init is not None:
         norm = init.card.normalization
+    elif isinstance(train_src, PatchSet):
+        norm = patch_normalization(train_src, seed=config.seed)
     else:
-        norm = compute_normalization(train_scenes, seed=config.seed)
-    sampler = SceneSet(train_scenes, config.patch_size, norm, seed=config.seed)
-    xv, yv = tiled_patches(val_scenes, config.patch_size, norm)
-    if config.val_patches and len(xv) > config.val_patches:
-        keep = np.random.default_rng(config.seed).choice(len(xv), config.val_patches, replace=False)
-        xv, yv = xv[np.sort(keep)], yv[np.sort(keep)]
-    if pixel_size_m is None:
+        norm = compute_normalization(train_src, seed=config.seed)
+    if isinstance(val_src, PatchSet):
+        xv, yv = patch_validation(val_src, config.patch_size, norm, config.val_patches)
+    else:
+        xv, yv = tiled_patches(val_src, config.patch_size, norm)
+        if config.val_patches and len(xv) > config.val_patches:
+            keep = np.random.default_rng(config.seed).choice(len(xv), config.val_patches, replace=False)
+            xv, yv = xv[np.sort(keep)], yv[np.sort(keep)]
+    if isinstance(train_src, PatchSet):
+        data = tfrecord_dataset(train_src.files, norm, config.patch_size, batch_size=config.batch_size,
+                                augment=config.augment, seed=config.seed, record_size=train_src.record_size)
+    else:
+        data = SceneSet(train_src, config.patch_size, norm, seed=config.seed).tf_dataset(config.batch_size, config.augment)
+    if pixel_size_m is None and not isinstance(train_src, PatchSet):
         pixel_size_m = _training_pixel_size(train_data)
 
     fresh = not (resume and last.exists())
@@ -300,7 +336,9 @@ def train(
         preset=config.preset, bands=FEATURE_BANDS, normalization=norm, patch_size=config.patch_size,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=cmd,
         training={**config.to_dict(), "patches_seen": config.epochs * config.steps_per_epoch * config.batch_size},
-        data=f"train: {', '.join(map(str, train_data))}; val: {', '.join(map(str, val_data))}; labels: {label_map}",
+        data=f"train: {', '.join(map(str, train_data))}; val: {', '.join(map(str, val_data))}; labels: "
+             + (f"{label_map}" if not (isinstance(train_src, PatchSet) and isinstance(val_src, PatchSet))
+                else f"the patches' {train_src.label!r} feature"),
         pixel_size_m=pixel_size_m,
     )
     reporter = _Reporter(run_dir, card, config.epochs, config.steps_per_epoch, progress, should_stop, best_loss, best_logs)
@@ -311,14 +349,14 @@ def train(
     stopped = "completed"
     if initial_epoch < config.epochs:
         model.fit(
-            sampler.tf_dataset(config.batch_size, config.augment),
+            data,
             steps_per_epoch=config.steps_per_epoch,
             epochs=config.epochs,
             initial_epoch=initial_epoch,
             validation_data=(xv, yv),
             validation_batch_size=config.batch_size,
             callbacks=callbacks,
-            shuffle=False,  # the sampler draws random patches already (Keras warns that it ignores True)
+            shuffle=False,  # both inputs draw patches at random already (Keras warns that it ignores True)
             verbose=0,
         )
     epochs_done = len(_read_history(history_path))

@@ -170,6 +170,19 @@ def features_image(cfg: CompositeConfig, geometry: Mapping[str, Any], bands: Seq
     return composite_image(cfg, geometry).select(list(bands)).unmask(0).toFloat()
 
 
+def imaged_label(composite: CompositeConfig, labels: LabelConfig, geometry: Mapping[str, Any],
+                 bands: Sequence[str] = FEATURE_BANDS):
+    """The ``crop`` label band, no data (255) wherever the composite is masked in any of ``bands``.
+
+    Patches store masked composite pixels as 0 (:func:`features_image`); without this a cloud or a
+    scene gap would reach training as a labelled pixel of zero reflectance.
+    """
+    import ee
+
+    imaged = composite_image(composite, geometry).select(list(bands)).mask().reduce(ee.Reducer.min()).gt(0)
+    return label_image(labels, geometry).where(imaged.Not(), NODATA).rename(LABEL_BAND)
+
+
 def sample_points(
     composite: CompositeConfig,
     labels: LabelConfig,
@@ -180,12 +193,13 @@ def sample_points(
 
     One ``stratifiedSample`` draws train + test points per class; a seeded random column orders
     each class, the first ``test`` points are the test set and the next ``train`` the train set.
+    Points fall only where the composite has data (:func:`imaged_label`).
     """
     import ee
 
     geom = ee_geometry(geometry)
     crs = composite.crs_for(geometry)
-    lab = label_image(labels, geometry).rename(LABEL_BAND)
+    lab = imaged_label(composite, labels, geometry)
     lab = lab.updateMask(lab.neq(NODATA))
     per_class = [sample.train_points[0] + sample.test_points[0], sample.train_points[1] + sample.test_points[1]]
     points = lab.stratifiedSample(
@@ -212,10 +226,12 @@ def sample_points(
 
 
 def patch_image(composite: CompositeConfig, labels: LabelConfig, geometry: Mapping[str, Any], patches: PatchExportConfig):
-    """Bands + label as arrays of ``full_size`` x ``full_size`` around each pixel."""
+    """Bands + label (no data where the composite is masked) as arrays of ``full_size`` x ``full_size``
+    around each pixel."""
     import ee
 
-    image = features_image(composite, geometry, patches.bands).addBands(label_image(labels, geometry).rename(LABEL_BAND).toFloat())
+    label = imaged_label(composite, labels, geometry, patches.bands).toFloat()
+    image = features_image(composite, geometry, patches.bands).addBands(label)
     k = patches.full_size
     weights = ee.List.repeat(ee.List.repeat(1, k), k)
     kernel = ee.Kernel.fixed(k, k, weights)

@@ -81,6 +81,21 @@ def test_patch_kernel(ee_offline, graph):
     assert "Image.neighborhoodToArray" in json.dumps(g)
 
 
+def test_patch_labels_are_no_data_where_the_composite_is_masked(ee_offline, graph):
+    # Patches store masked composite pixels as 0: their labels must say no data, or training
+    # would learn clouds and scene gaps as crop / not crop at zero reflectance.
+    g = graph(X.imaged_label(CAMANA.composite, CAMANA.labels, CAMANA.geojson))
+    text = json.dumps(g)
+    for fn in ("Image.mask", "Reducer.min", "Image.where", "Image.not"):
+        assert f'"{fn}"' in text, fn
+    assert 255 in consts(g)
+    # the same label feeds the stratified points (patch centres) and the patch arrays
+    pts = json.dumps(graph(X.sample_points(CAMANA.composite, CAMANA.labels, CAMANA.geojson)["train"]))
+    arrays = json.dumps(graph(X.patch_image(CAMANA.composite, CAMANA.labels, CAMANA.geojson, X.PatchExportConfig())))
+    assert '"Image.mask"' in pts and '"Image.where"' in pts
+    assert '"Image.mask"' in arrays and '"Image.where"' in arrays
+
+
 def test_image_export_for_prediction(ee_offline, graph, golden):
     job = X.image_export_job(CAMANA.composite, CAMANA.geojson, DEST, name="camana",
                              image_cfg=X.ImageExportConfig(patch_size=256, kernel_buffer=32, max_file_mb=100))

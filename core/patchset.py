@@ -1,0 +1,174 @@
+"""Training and validation data from patches in Earth Engine's TFRecord layout.
+
+Earth Engine's training export (:func:`core.ee.export.training_export_jobs`) and
+``python -m core patches`` both write one float feature per band of :data:`FEATURE_BANDS` and a
+``crop`` label (1 crop, 0 not crop, 255 no data), each a square patch that may carry a kernel
+buffer around the part a model sees. A :class:`PatchSet` is such a collection of files, checked
+once: every band and the label present, square patches at least as large as the training patch.
+A pixel is valid where its label is not no data and its features are finite and not all zero
+(Earth Engine writes masked pixels as 0 in every band).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from core.errors import ConfigError, CorruptFileError, NoDataError, RegionError
+from core.labels import NODATA
+from core.model import Normalization
+from core.patches import LABEL, first_record_layout, list_records
+from core.raster import FEATURE_BANDS, check_reflectance
+
+#: Name endings of TFRecord files, as Earth Engine and ``python -m core patches`` write them.
+RECORD_ENDINGS = (".tfrecord", ".tfrecord.gz", ".tfrecords", ".tfrecords.gz")
+
+
+def is_patch_source(item: str | os.PathLike) -> bool:
+    """Whether a ``--train`` / ``--val`` item names TFRecord patches (a ``gs://`` path, a record
+    file or glob, or a folder of records without ``*_rgbn.tif`` images) rather than images."""
+    s = str(item)
+    if "://" in s:
+        return True
+    if s.lower().endswith(RECORD_ENDINGS):
+        return True
+    p = Path(s)
+    if p.is_dir():
+        return not any(p.glob("*_rgbn.tif")) and any(p.glob("*.tfrecord*"))
+    return any(ch in s for ch in "*?[") and ".tfrecord" in s.lower()
+
+
+def split_sources(items: Sequence[str | os.PathLike], flag: str) -> bool:
+    """True when ``items`` are all TFRecord patches, False when they are all images.
+
+    Raises:
+        ConfigError: some are patches and some images.
+    """
+    kinds = {is_patch_source(i) for i in items}
+    if len(kinds) > 1:
+        raise ConfigError(f"{flag} mixes TFRecord patches and images; give one kind (train on both by "
+                          "cutting patches from the images with python -m core patches)")
+    return kinds == {True}
+
+
+@dataclass(frozen=True)
+class PatchSet:
+    """TFRecord files of square patches with every feature band and a label."""
+
+    files: tuple[str, ...]
+    record_size: int
+    label: str = LABEL
+
+    @property
+    def names(self) -> list[str]:
+        """Features read from each record: the bands, then the label."""
+        return [*FEATURE_BANDS, self.label]
+
+    def describe(self) -> str:
+        return f"{len(self.files)} TFRecord file(s) of {self.record_size} px patches"
+
+
+def open_patch_set(sources: Sequence[str | os.PathLike], patch_size: int, label: str = LABEL) -> PatchSet:
+    """List the files of ``sources`` and check their first record's layout.
+
+    Raises:
+        InputNotFoundError: no TFRecord files at a source.
+        CorruptFileError: a file is damaged, or its records lack a band or the label, or hold
+            patches that are not square (the message names the file and the features it has).
+        RegionError: the patches are smaller than ``patch_size`` (the message gives the size that fits).
+    """
+    files = tuple(f for s in sources for f in list_records(s))
+    name = os.path.basename(files[0])
+    layout = first_record_layout(files[0])
+    missing = [b for b in [*FEATURE_BANDS, label] if b not in layout]
+    if missing:
+        raise CorruptFileError(f"records of {name} lack the feature(s) {', '.join(missing)} (they hold "
+                               f"{', '.join(sorted(layout)) or 'none'}); training patches need the bands "
+                               f"{', '.join(FEATURE_BANDS)} and a {label!r} label (1 crop, 0 not crop, 255 no data)")
+    counts = {b: (layout[b][1][1] if layout[b][0] == "float" and layout[b][1] else -1) for b in [*FEATURE_BANDS, label]}
+    n = counts[label]
+    side = math.isqrt(max(n, 0))
+    if n <= 0 or side * side != n or any(c != n for c in counts.values()):
+        raise CorruptFileError(f"records of {name} do not hold square float patches of one size in every band "
+                               f"(values per feature: {counts})")
+    if side < patch_size:
+        fit = side // 16 * 16
+        fix = f"use --patch-size {fit}" if fit >= 16 else "export larger patches"
+        raise RegionError(f"the patches in {name} are {side} x {side} px, smaller than one {patch_size} px "
+                          f"training patch; {fix}")
+    return PatchSet(files, side, label)
+
+
+def valid_pixels(batch: np.ndarray) -> np.ndarray:
+    """(n, H, W, bands + label) -> (n, H, W) bool: labelled, finite, not all-zero features."""
+    feats, lab = batch[..., :-1], batch[..., -1]
+    return (lab != NODATA) & np.isfinite(feats).all(axis=-1) & (feats != 0).any(axis=-1)
+
+
+def _batches(patches: PatchSet, batch_size: int = 16):
+    from core.tfrecord import read_batches
+
+    return read_batches(patches.files, patches.names, (patches.record_size,) * 2, batch_size, split_files=True)
+
+
+def patch_normalization(patches: PatchSet, max_patches: int = 64, max_pixels: int = 2_000_000,
+                        seed: int = 0) -> Normalization:
+    """Per-band mean/std over the valid pixels of the first ``max_patches`` patches (a random
+    subsample of at most ``max_pixels`` pixels), as :func:`core.dataset.compute_normalization`.
+
+    Raises:
+        NoDataError: those patches hold no valid pixel.
+        InvalidDataError: the values are not surface reflectance 0-1.
+        CorruptFileError: a file is damaged.
+    """
+    pix, seen = [], 0
+    for batch in _batches(patches):
+        batch = batch[: max_patches - seen]
+        pix.append(batch[..., :-1][valid_pixels(batch)])
+        seen += len(batch)
+        if seen >= max_patches:
+            break
+    values = np.concatenate(pix)
+    if not len(values):
+        raise NoDataError(f"the first {seen} patches of {patches.describe()} hold no labelled pixel with image data")
+    if len(values) > max_pixels:
+        values = values[np.random.default_rng(seed).choice(len(values), max_pixels, replace=False)]
+    check_reflectance(values[:, :4].T, f"the patches in {os.path.basename(patches.files[0])}")
+    std = np.maximum(values.std(axis=0), 1e-6)
+    return Normalization(tuple(float(v) for v in values.mean(axis=0)), tuple(float(v) for v in std))
+
+
+def patch_validation(patches: PatchSet, patch_size: int, norm: Normalization,
+                     limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Validation arrays from the centre ``patch_size`` of each patch, in file order: ``x`` (n, s, s, 5)
+    normalized and ``y`` (n, s, s, 2) = crop, valid. ``limit`` > 0 keeps the first ``limit``
+    patches that hold a valid pixel.
+
+    Raises:
+        NoDataError: no patch holds a valid pixel.
+        CorruptFileError: a file is damaged.
+    """
+    from core.dataset import encode_targets
+
+    lo = (patches.record_size - patch_size) // 2
+    xs, ys = [], []
+    kept = 0
+    for batch in _batches(patches):
+        core = batch[:, lo : lo + patch_size, lo : lo + patch_size]
+        valid = valid_pixels(core)
+        for patch, ok in zip(core, valid):
+            if not ok.any() or (limit and kept >= limit):
+                continue
+            xs.append(norm.apply(np.where(ok[..., None], patch[..., :-1], 0), ok))
+            ys.append(encode_targets(np.where(ok, patch[..., -1], NODATA)))
+            kept += 1
+        if limit and kept >= limit:
+            break
+    if not xs:
+        raise NoDataError(f"no patch of {patches.describe()} holds a labelled pixel with image data to validate on")
+    return np.stack(xs), np.stack(ys)

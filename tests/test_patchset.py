@@ -1,0 +1,156 @@
+"""Training data from TFRecord patches: source detection, layout checks, normalization, validation,
+and a whole training run on patches (the Earth Engine export -> train path)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.config import PatchConfig, TrainConfig
+from core.errors import ConfigError, CorruptFileError, InvalidDataError, RegionError
+from core.labels import NODATA
+from core.model import Normalization, load_model
+from core.patches import LABEL, read_records, sample_patches, write_records
+from core.patchset import is_patch_source, open_patch_set, patch_normalization, patch_validation, split_sources, valid_pixels
+from core.raster import FEATURE_BANDS
+
+NAMES = [*FEATURE_BANDS, LABEL]
+
+
+@pytest.fixture(scope="module")
+def records(small_scene, tmp_path_factory):
+    """Real patches of the sample scene: 48 px with a 8 px buffer (64 px stored), train and val files."""
+    img, lab = small_scene
+    d = tmp_path_factory.mktemp("records")
+    for name, seed, count in (("train_000", 1, 12), ("test_000", 2, 6)):
+        sample_patches(img, lab, "cdl", PatchConfig(patch_size=48, kernel_buffer=8, count=count, seed=seed),
+                       d / f"{name}.tfrecord.gz")
+    return d
+
+
+def _examples(n: int, side: int, value: float = 0.1) -> list[dict]:
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        ex = {b: rng.uniform(0.02, 0.4, (side, side)).astype(np.float32) for b in FEATURE_BANDS}
+        ex[LABEL] = rng.integers(0, 2, (side, side)).astype(np.float32)
+        out.append(ex)
+    return out
+
+
+def test_sources_are_told_apart(records, small_scene, tmp_path):
+    img, lab = small_scene
+    assert is_patch_source(records) and is_patch_source(records / "train_000.tfrecord.gz")
+    assert is_patch_source(f"{records}/train_*.tfrecord.gz") and is_patch_source("gs://bucket/camana/train_000.tfrecord.gz")
+    assert not is_patch_source(img.parent) and not is_patch_source(f"{img}:{lab}")
+    assert split_sources([records], "--train") and not split_sources([f"{img}:{lab}"], "--train")
+    with pytest.raises(ConfigError, match="--train mixes TFRecord patches and images"):
+        split_sources([records, f"{img}:{lab}"], "--train")
+
+
+def test_open_patch_set_checks_the_layout(records, tmp_path):
+    ps = open_patch_set([f"{records}/train_*.tfrecord.gz"], 48)
+    assert ps.record_size == 64 and [p.rsplit("/", 1)[1] for p in ps.files] == ["train_000.tfrecord.gz"]
+    with pytest.raises(RegionError, match="64 x 64 px, smaller than one 96 px .*--patch-size 64"):
+        open_patch_set([records], 96)
+    # an export without the label (e.g. the notebook's selectors under another name)
+    no_label = [{k: v for k, v in ex.items() if k != LABEL} | {"cropland": ex[LABEL]} for ex in _examples(2, 32)]
+    write_records(tmp_path / "other.tfrecord.gz", no_label)
+    with pytest.raises(CorruptFileError, match=r"lack the feature\(s\) crop .*cropland"):
+        open_patch_set([tmp_path / "other.tfrecord.gz"], 32)
+    # values that do not make a square patch
+    flat = [{b: np.zeros(40, np.float32) for b in NAMES}]
+    write_records(tmp_path / "flat.tfrecord.gz", flat)
+    with pytest.raises(CorruptFileError, match="square"):
+        open_patch_set([tmp_path / "flat.tfrecord.gz"], 16)
+
+
+def test_normalization_is_over_the_valid_pixels(records):
+    ps = open_patch_set([records / "train_000.tfrecord.gz"], 48)
+    norm = patch_normalization(ps)
+    raw = np.concatenate(list(read_records(ps.files, NAMES, (64, 64))))
+    ok = valid_pixels(raw)
+    assert 0 < ok.mean() < 1  # the sample scene has unlabelled pixels: they must be left out
+    np.testing.assert_allclose(norm.mean, raw[..., :-1][ok].mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(norm.std, raw[..., :-1][ok].std(axis=0), rtol=1e-4)
+
+
+def test_masked_pixels_are_not_valid_and_values_must_be_reflectance(tmp_path):
+    exs = _examples(4, 32)
+    exs[0]["R"][:4] = np.nan  # a NaN in one band
+    for b in FEATURE_BANDS:  # Earth Engine's masked pixels: 0 in every band, label still set
+        exs[1][b][:, :8] = 0.0
+    exs[2][LABEL][:2] = NODATA
+    write_records(tmp_path / "p.tfrecord.gz", exs)
+    ps = open_patch_set([tmp_path / "p.tfrecord.gz"], 32)
+    raw = next(read_records(ps.files, NAMES, (32, 32)))
+    ok = valid_pixels(raw)
+    assert not ok[0, :4].any() and ok[0, 4:].all()
+    assert not ok[1, :, :8].any() and ok[1, :, 8:].all()
+    assert not ok[2, :2].any() and ok[2, 2:].all() and ok[3].all()
+    norm = patch_normalization(ps)
+    assert all(np.isfinite(norm.mean)) and all(np.isfinite(norm.std))
+    x, y = patch_validation(ps, 32, norm)
+    assert np.isfinite(x).all() and x.shape == (4, 32, 32, 5)
+    np.testing.assert_array_equal(y[..., 1] == 1, ok)
+    # the same pixels are invalid in the training pipeline, and no NaN reaches the model
+    from core.dataset import tfrecord_dataset
+
+    xt, yt = next(iter(tfrecord_dataset(ps.files, norm, 32, batch_size=4, augment=False, shuffle=0, repeat=False)))
+    assert np.isfinite(xt.numpy()).all()
+    np.testing.assert_array_equal(yt.numpy()[..., 1] == 1, ok)
+    # digital numbers, not reflectance
+    dn = [{k: (v * 10000 if k != LABEL else v) for k, v in ex.items()} for ex in _examples(2, 32)]
+    write_records(tmp_path / "dn.tfrecord.gz", dn)
+    with pytest.raises(InvalidDataError, match="reflectance"):
+        patch_normalization(open_patch_set([tmp_path / "dn.tfrecord.gz"], 32))
+
+
+def test_validation_is_the_centre_of_each_patch(records):
+    ps = open_patch_set([records / "test_000.tfrecord.gz"], 48)
+    norm = Normalization((0.1,) * 5, (0.05,) * 5)
+    x, y = patch_validation(ps, 48, norm)
+    raw = np.concatenate(list(read_records(ps.files, NAMES, (64, 64))))[:, 8:56, 8:56]
+    ok = valid_pixels(raw)
+    keep = ok.any(axis=(1, 2))
+    np.testing.assert_array_equal(y[..., 1] == 1, ok[keep])
+    np.testing.assert_array_equal(y[..., 0] == 1, (raw[..., -1] == 1)[keep])
+    np.testing.assert_allclose(x, norm.apply(raw[keep][..., :-1], ok[keep]), atol=1e-6)
+    assert len(patch_validation(ps, 48, norm, limit=2)[0]) == 2
+
+
+def test_train_on_patches_from_the_command_line(records, tmp_path, capsys):
+    from core.__main__ import main
+
+    out = tmp_path / "run"
+    rc = main(["train", "--train", f"{records}/train_*.tfrecord.gz", "--val", str(records / "test_000.tfrecord.gz"),
+               "--out", str(out), "--epochs", "2", "--steps", "2", "--batch-size", "4", "--patch-size", "48",
+               "--val-patches", "0"])
+    assert rc == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert json.loads(printed[printed.index("{"):])["best_model"] == str(out / "best.keras")
+    model = load_model(out / "best.keras")
+    ps = open_patch_set([records / "train_000.tfrecord.gz"], 48)
+    assert model.card.normalization == patch_normalization(ps)
+    assert "the patches' 'crop' feature" in model.card.data and model.card.patch_size == 48
+    run = json.loads((out / "run.json").read_text())
+    assert run["train"] == [f"{records}/train_*.tfrecord.gz"]
+    assert len((out / "history.csv").read_text().splitlines()) == 3  # header + 2 epochs
+    # a patch size larger than the stored patches: one line, nothing written
+    rc = main(["train", "--train", str(records), "--val", str(records), "--out", str(tmp_path / "big"),
+               "--patch-size", "96", "--epochs", "1", "--steps", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--patch-size 64" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "big").exists()
+
+
+def test_train_config_rejects_mixed_lists_before_writing(records, small_scene, tmp_path):
+    from core.train import train
+
+    img, lab = small_scene
+    with pytest.raises(ConfigError, match="--train mixes"):
+        train(TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, patch_size=48), [str(records), f"{img}:{lab}"],
+              [str(records)], tmp_path / "run")
+    assert not (tmp_path / "run").exists()
