@@ -172,3 +172,25 @@ def patch_validation(patches: PatchSet, patch_size: int, norm: Normalization,
     if not xs:
         raise NoDataError(f"no patch of {patches.describe()} holds a labelled pixel with image data to validate on")
     return np.stack(xs), np.stack(ys)
+
+
+def check_sources(train: str, val: str, patch_size: int) -> str:
+    """Check TFRecord patches for training and validation before a run starts; returns a sentence
+    saying what the run will use.
+
+    Raises:
+        ConfigError: a path is empty or names images rather than patches.
+        as :func:`open_patch_set`.
+    """
+    sets = []
+    for flag, item in (("training", train), ("validation", val)):
+        item = str(item or "").strip()
+        if not item:
+            raise ConfigError(f"give the {flag} patches: a TFRecord file, folder, glob or gs:// path")
+        if not is_patch_source(item):
+            raise ConfigError(f"{item} holds no TFRecord patches (*.tfrecord.gz); give a file, folder, glob or "
+                              "gs:// path of an Earth Engine training export or of python -m core patches")
+        sets.append(open_patch_set([item], patch_size))
+    tr, va = sets
+    return (f"Training on {tr.describe()} (a random {patch_size} px crop of each); validation on the centre "
+            f"{patch_size} px of {va.describe()}.")

@@ -13,6 +13,7 @@ from core.dataset import spatial_holdout
 from core.errors import CropMapError, InvalidDataError, JobError
 from core.config import TrainConfig
 from core.model import DEFAULT_MODEL_PATH, PRESETS, store_uploaded_model
+from core.patchset import check_sources
 from core.raster import FEATURE_BANDS
 from pages.components import cached, navigation, scene, state, ui
 
@@ -59,26 +60,44 @@ with tab_upload:
 JOBS = state.workdir() / "jobs"
 
 with tab_train:
-    st.write("Train a U-Net on the current region's image and labels in a background process. "
-             "It keeps running while you use other pages.")
+    st.write("Train a U-Net in a background process, on the current region's image and labels or on "
+             "exported patches. It keeps running while you use other pages.")
     running = jobs.active_job(JOBS)
-    prev = state.get(state.TRAIN_FORM)  # the last submitted values, so that navigation keeps them
+    # The last submitted values, so that navigation keeps them. The widgets have keys, so that a
+    # submission that fails (and so changes these defaults) does not make them new widgets that
+    # forget what the user types next.
+    prev = state.get(state.TRAIN_FORM)
+    sources = ["region", "patches"]
+    source = st.radio(
+        "Train on", sources, index=sources.index(prev.get("source", "region")), horizontal=True, key="train_source",
+        format_func={"region": "This region's image and labels",
+                     "patches": "TFRecord patches (an Earth Engine training export)"}.get)
     with st.form("train_form"):
+        if source == "patches":
+            st.caption("Patches in Earth Engine's TFRecord layout, with bands R, G, B, NIR, NDVI and a `crop` "
+                       "label: the Earth Engine page's training export, or `python -m core patches`.")
+            p1, p2 = st.columns(2)
+            train_path = p1.text_input("Training patches", prev.get("train_patches", ""),
+                                       placeholder="gs://bucket/prefix/name/train_*.tfrecord.gz", key="train_patches")
+            val_path = p2.text_input("Validation patches", prev.get("val_patches_path", ""),
+                                     placeholder="gs://bucket/prefix/name/test_*.tfrecord.gz", key="train_val_patches")
         c1, c2, c3 = st.columns(3)
         names = list(PRESETS)
         preset = c1.selectbox("Preset", names, index=names.index(prev.get("preset", TrainConfig.preset)),
-                              format_func=preset_label,
+                              format_func=preset_label, key="train_preset",
                               help="light: the default, fast on a CPU; seed: the 2019 notebook's U-Net, "
                                    "about 3.6 times slower")
-        epochs = c2.number_input("Epochs", 1, 200, prev.get("epochs", 5))
-        steps = c3.number_input("Steps per epoch", 1, 1000, prev.get("steps_per_epoch", 20))
+        epochs = c2.number_input("Epochs", 1, 200, prev.get("epochs", 5), key="train_epochs")
+        steps = c3.number_input("Steps per epoch", 1, 1000, prev.get("steps_per_epoch", 20), key="train_steps")
         c4, c5, c6 = st.columns(3)
-        batch = c4.number_input("Batch size", 1, 64, prev.get("batch_size", 8))
-        patch = c5.selectbox("Patch size", [128, 256], index=[128, 256].index(prev.get("patch_size", 256)))
-        lr = c6.number_input("Learning rate", 1e-5, 0.1, prev.get("learning_rate", 1e-3), format="%.5f")
+        batch = c4.number_input("Batch size", 1, 64, prev.get("batch_size", 8), key="train_batch")
+        patch = c5.selectbox("Patch size", [128, 256], index=[128, 256].index(prev.get("patch_size", 256)),
+                             key="train_patch")
+        lr = c6.number_input("Learning rate", 1e-5, 0.1, prev.get("learning_rate", 1e-3), format="%.5f",
+                             key="train_lr")
         in_use = state.get(state.MODEL_PATH)
         fine_tune = st.checkbox(
-            "Start from the model in use (fine-tune it on this region)", value=False, disabled=not in_use,
+            "Start from the model in use (fine-tune it)", value=False, disabled=not in_use, key="train_fine_tune",
             help="keeps its preset and normalization; a lower learning rate (e.g. 0.0003) suits fine-tuning"
             if in_use else "load or train a model first")
         start = st.form_submit_button(
@@ -88,19 +107,24 @@ with tab_train:
         with ui.errors_shown():
             config = {"preset": preset, "epochs": int(epochs), "steps_per_epoch": int(steps), "batch_size": int(batch),
                       "patch_size": int(patch), "learning_rate": float(lr), "val_patches": 32}
-            state.put(state.TRAIN_FORM, dict(config))
+            state.put(state.TRAIN_FORM, {**config, "source": source, **(
+                {"train_patches": train_path, "val_patches_path": val_path} if source == "patches" else {})})
             if jobs.active_job(JOBS):  # started meanwhile (another tab)
                 raise JobError("a training job is already running; cancel it or wait for it to finish")
-            sc = scene.current_scene()
-            if sc.labels_path is None or sc.label_map is None:
-                raise InvalidDataError("this region has no labels, so there is nothing to train on; use the sample "
-                                       "scene or upload labels on the Region page")
             job_dir = JOBS / time.strftime("job-%Y%m%d-%H%M%S")
             if fine_tune and in_use:
                 config.update(init_model=in_use, preset=cached.model(in_use, cached.mtime(in_use)).card.preset)
-            split = spatial_holdout(sc.image_path, sc.labels_path, sc.label_map, job_dir / "holdout", int(patch))
-            jobs.start_training([split.train], [split.val], job_dir, label_map=split.label_map, config=config,
-                                note=split.note)
+            if source == "patches":
+                note = check_sources(train_path, val_path, int(patch))
+                jobs.start_training([train_path.strip()], [val_path.strip()], job_dir, config=config, note=note)
+            else:
+                sc = scene.current_scene()
+                if sc.labels_path is None or sc.label_map is None:
+                    raise InvalidDataError("this region has no labels, so there is nothing to train on; use the "
+                                           "sample scene or upload labels on the Region page")
+                split = spatial_holdout(sc.image_path, sc.labels_path, sc.label_map, job_dir / "holdout", int(patch))
+                jobs.start_training([split.train], [split.val], job_dir, label_map=split.label_map, config=config,
+                                    note=split.note)
             state.put(state.JOB_DIR, str(job_dir))
             st.rerun()  # redraw the form with the button disabled while the job runs
 

@@ -262,6 +262,46 @@ def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, m
         jobs.cancel(job_dir, terminate_after_s=5)
 
 
+def test_model_page_trains_on_exported_patches(fake_map, small_scene, tmp_path, monkeypatch):
+    from core import jobs
+    from core.config import PatchConfig
+    from core.patches import sample_patches
+
+    img, lab = small_scene
+    for name, seed in (("train_000", 1), ("test_000", 2)):
+        sample_patches(img, lab, "cdl", PatchConfig(patch_size=128, kernel_buffer=16, count=3, seed=seed),
+                       tmp_path / f"{name}.tfrecord.gz")
+    calls = []
+    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: calls.append((a, k)) or "job")
+    at = new_app()
+    at.switch_page("pages/model.py")
+    at.run()
+    next(r for r in at.radio if r.label == "Train on").set_value("patches")
+    at.run()
+    next(s for s in at.selectbox if s.label == "Patch size").set_value(128)
+    train_box = next(t for t in at.text_input if t.label == "Training patches")
+    val_box = next(t for t in at.text_input if t.label == "Validation patches")
+    train_box.set_value(str(tmp_path / "missing_*.tfrecord.gz"))
+    val_box.set_value(str(tmp_path / "test_000.tfrecord.gz"))
+    next(b for b in at.button if b.label == "Start training").click()
+    at.run()
+    assert not at.exception and not calls
+    assert any("no TFRecord files" in e.value for e in at.error)  # the project's message, in the page
+    next(t for t in at.text_input if t.label == "Training patches").set_value(str(tmp_path / "train_*.tfrecord.gz"))
+    next(b for b in at.button if b.label == "Start training").click()
+    at.run()
+    assert not at.exception
+    (train, val, _job), kw = calls[-1]
+    assert train == [str(tmp_path / "train_*.tfrecord.gz")] and val == [str(tmp_path / "test_000.tfrecord.gz")]
+    assert "Training on 1 TFRecord file(s) of 160 px patches (a random 128 px crop" in kw["note"]
+    at.switch_page("pages/data.py")
+    at.run()
+    at.switch_page("pages/model.py")
+    at.run()  # the choice and the paths are kept
+    assert next(r for r in at.radio if r.label == "Train on").value == "patches"
+    assert next(t for t in at.text_input if t.label == "Training patches").value == str(tmp_path / "train_*.tfrecord.gz")
+
+
 def test_model_page_shows_the_shipped_cards_validation_figures(fake_map):
     from core.model import DEFAULT_MODEL_PATH, load_card
 
