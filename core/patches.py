@@ -348,22 +348,27 @@ def iter_export_patches(mixer_path: str | os.PathLike, bands: Sequence[str] = FE
         raise CorruptFileError(f"the image export has {i} patches but its mixer says {mixer.total_patches}; some files are missing")
 
 
-def first_record_layout(path: str, empty: str = "it was not fully written") -> dict:
-    """:func:`core.tfrecord.feature_layout` of the first record of a TFRecord file.
+def first_record(path: str) -> bytes | None:
+    """The first record of a TFRecord file, or None when it holds none.
 
     Raises:
         InputNotFoundError: the file is missing.
-        CorruptFileError: it is damaged or holds no record (the message ends with ``empty``).
+        CorruptFileError: it is damaged.
     """
-    name = os.path.basename(path)
     with open_records(path) as stream:
-        record = next(iter_records(stream, name), None)
-    if record is None:
-        raise CorruptFileError(f"{name} holds no records; {empty}")
+        return next(iter_records(stream, os.path.basename(path)), None)
+
+
+def record_layout(record: bytes, path: str) -> dict:
+    """:func:`core.tfrecord.feature_layout` of a record read from ``path``.
+
+    Raises:
+        CorruptFileError: the record is not a well-formed Example (the message names the file).
+    """
     try:
         return feature_layout(record)
     except ValueError as err:
-        raise CorruptFileError(f"cannot read {name}: {err}") from None
+        raise CorruptFileError(f"cannot read {os.path.basename(path)}: {err}") from None
 
 
 def _infer_kernel(first_file: str, band: str, patch: tuple[int, int]) -> int:
@@ -373,7 +378,10 @@ def _infer_kernel(first_file: str, band: str, patch: tuple[int, int]) -> int:
         InputNotFoundError, CorruptFileError.
     """
     name = os.path.basename(first_file)
-    layout = first_record_layout(first_file, "the image export is incomplete")
+    record = first_record(first_file)
+    if record is None:
+        raise CorruptFileError(f"{name} holds no records; the image export is incomplete")
+    layout = record_layout(record, first_file)
     if band not in layout:
         raise CorruptFileError(f"{name} has no feature {band!r} (features: {sorted(layout)})")
     kind, where = layout[band]

@@ -22,7 +22,7 @@ import numpy as np
 from core.errors import ConfigError, CorruptFileError, NoDataError, RegionError
 from core.labels import NODATA
 from core.model import Normalization
-from core.patches import LABEL, first_record_layout, list_records
+from core.patches import LABEL, first_record, list_records, record_layout
 from core.raster import FEATURE_BANDS, check_reflectance
 
 #: Name endings of TFRecord files, as Earth Engine and ``python -m core patches`` write them.
@@ -78,13 +78,18 @@ def open_patch_set(sources: Sequence[str | os.PathLike], patch_size: int, label:
 
     Raises:
         InputNotFoundError: no TFRecord files at a source.
+        NoDataError: the files hold no records.
         CorruptFileError: a file is damaged, or its records lack a band or the label, or hold
             patches that are not square (the message names the file and the features it has).
         RegionError: the patches are smaller than ``patch_size`` (the message gives the size that fits).
     """
     files = tuple(f for s in sources for f in list_records(s))
-    name = os.path.basename(files[0])
-    layout = first_record_layout(files[0])
+    # Earth Engine writes an empty file for a task whose points all fell outside the data: skip those
+    first = next(((f, r) for f in files if (r := first_record(f)) is not None), None)
+    if first is None:
+        raise NoDataError(f"the {len(files)} TFRecord file(s) at {', '.join(map(str, sources))} hold no records")
+    name = os.path.basename(first[0])
+    layout = record_layout(first[1], first[0])
     missing = [b for b in [*FEATURE_BANDS, label] if b not in layout]
     if missing:
         raise CorruptFileError(f"records of {name} lack the feature(s) {', '.join(missing)} (they hold "

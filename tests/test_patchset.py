@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.config import PatchConfig, TrainConfig
-from core.errors import ConfigError, CorruptFileError, InvalidDataError, RegionError
+from core.errors import ConfigError, CorruptFileError, InvalidDataError, NoDataError, RegionError
 from core.labels import NODATA
 from core.model import Normalization, load_model
 from core.patches import LABEL, read_records, sample_patches, write_records
@@ -60,6 +60,11 @@ def test_open_patch_set_checks_the_layout(records, tmp_path):
     write_records(tmp_path / "other.tfrecord.gz", no_label)
     with pytest.raises(CorruptFileError, match=r"lack the feature\(s\) crop .*cropland"):
         open_patch_set([tmp_path / "other.tfrecord.gz"], 32)
+    # empty files (Earth Engine writes one for a task without points) are passed over, not read as damaged
+    write_records(tmp_path / "a_empty.tfrecord.gz", [])
+    assert open_patch_set([tmp_path / "a_empty.tfrecord.gz", records / "train_000.tfrecord.gz"], 48).record_size == 64
+    with pytest.raises(NoDataError, match="hold no records"):
+        open_patch_set([tmp_path / "a_empty.tfrecord.gz"], 48)
     # values that do not make a square patch
     flat = [{b: np.zeros(40, np.float32) for b in NAMES}]
     write_records(tmp_path / "flat.tfrecord.gz", flat)
