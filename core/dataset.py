@@ -307,6 +307,8 @@ class Holdout:
     val: str
     label_map: str
     note: str
+    #: what was held out (e.g. "columns 768-1023 of the region"), "" when validation uses the training pixels
+    held_out: str = ""
 
 
 def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_map: str,
@@ -357,6 +359,6 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
     train_path = write_mask(out / "train_labels.tif", np.where(block, NODATA, mask), grid)
     val_path = write_mask(out / "val_labels.tif", np.where(block, mask, NODATA), grid)
     where = (f"columns {start}-{start + size - 1}" if along_cols else f"rows {start}-{start + size - 1}")
+    held_out = f"{where} of the region ({size / length:.0%}, {val_tiles} tile(s) of {size} px)"
     return Holdout(f"{image}:{train_path}", f"{image}:{val_path}", "binary",
-                   f"Validation holds out {where} of the region ({size / length:.0%}, {val_tiles} tile(s) of "
-                   f"{size} px); training never sees them.")
+                   f"Validation holds out {held_out}; training never sees them.", held_out)

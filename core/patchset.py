@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from core.errors import ConfigError, CorruptFileError, NoDataError, RegionError
+from core.config import PatchConfig
+from core.errors import ConfigError, CorruptFileError, NoDataError, OutputExistsError, RegionError
 from core.labels import NODATA
 from core.model import Normalization
-from core.patches import LABEL, first_record, list_records, record_layout
+from core.patches import LABEL, RECORD_SUFFIX, PatchSummary, first_record, list_records, record_layout, sample_patches
 from core.raster import FEATURE_BANDS, check_reflectance
 
 #: Name endings of TFRecord files, as Earth Engine and ``python -m core patches`` write them.
@@ -199,3 +201,69 @@ def check_sources(train: str, val: str, patch_size: int) -> str:
     tr, va = sets
     return (f"Training on {tr.describe()} (a random {patch_size} px crop of each); validation on the centre "
             f"{patch_size} px of {va.describe()}.")
+
+
+@dataclass(frozen=True)
+class TrainTestPatches:
+    """Training and test patch files cut from one image, and how the test part was kept apart."""
+
+    train: PatchSummary
+    test: PatchSummary
+    note: str
+
+
+def cut_train_test(image: str | os.PathLike, labels: str | os.PathLike, label_map: str, out_dir: str | os.PathLike,
+                   config: PatchConfig, test_count: int, overwrite: bool = False,
+                   band_map: dict[str, int] | None = None, progress=None) -> TrainTestPatches:
+    """Cut ``config.count`` training and ``test_count`` test patches of an image into
+    ``out_dir/train.tfrecord.gz`` and ``out_dir/test.tfrecord.gz``, as Earth Engine's training export
+    lays them out (its ``train_*`` / ``test_*`` files).
+
+    Test patches come from a block of the image held out as :func:`core.dataset.spatial_holdout`
+    does (its labels never reach a training patch; its pixels may appear unlabelled at a training
+    patch's edge); an image too small to hold one out gives test patches from the training pixels,
+    and the note says so. ``progress(done, total)`` follows the patches.
+
+    Raises:
+        OutputExistsError: a file exists and ``overwrite`` is False (checked before any work).
+        ConfigError: ``test_count`` < 1.
+        as :func:`core.patches.sample_patches` for bad inputs.
+    """
+    from core.dataset import pair_paths, spatial_holdout
+
+    if test_count < 1:
+        raise ConfigError(f"test_count must be at least 1, got {test_count}")
+    out_dir = Path(out_dir)
+    paths = {split: out_dir / f"{split}{RECORD_SUFFIX}" for split in ("train", "test")}
+    for path in paths.values():
+        if path.exists() and not overwrite:
+            raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
+    holdout_dir = out_dir / "holdout"
+    existed = {p for p in [*paths.values(), holdout_dir] if p.exists()}
+    total = config.count + test_count
+
+    def step(offset: int):
+        return (lambda done, _n: progress(offset + done, total)) if progress else None
+
+    out = {}
+    try:
+        split = spatial_holdout(image, labels, label_map, holdout_dir, config.full_size)
+        test_cfg = PatchConfig(**{**config.__dict__, "count": test_count, "seed": config.seed + 1})
+        for name, spec, cfg, offset in (("train", split.train, config, 0), ("test", split.val, test_cfg, config.count)):
+            (img, lab), = pair_paths([spec])
+            out[name] = sample_patches(img, lab, split.label_map, cfg, paths[name], overwrite=overwrite,
+                                       band_map=band_map, progress=step(offset))
+    except BaseException:
+        # nothing half-done stays behind: a train file without its test file would look complete
+        for path in [*paths.values(), holdout_dir]:
+            if path not in existed and path.is_file():
+                path.unlink()
+            elif path not in existed and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+        raise
+    if split.held_out:
+        note = f"The test patches come from {split.held_out}, held out: no training patch holds its labels."
+    else:
+        note = (f"The test patches come from the training pixels (the region is too small to hold out a "
+                f"{config.full_size} px block): a quick check, not an independent test.")
+    return TrainTestPatches(out["train"], out["test"], note)

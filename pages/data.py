@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
+from core.config import PatchConfig
 from core.errors import CropMapError
 from core.labels import get_class_map
 from core.metrics import area_ha
+from core.patchset import cut_train_test
 from pages.components import cached, mapview, navigation, scene, state, ui
 
 #: label classes listed under "Classes in the region"
 TOP_CLASSES = 8
+#: side of the training patches the page cuts (the Model page trains on any of them)
+PATCH_SIZES = [64, 128, 256]
+#: patch files larger than this are not offered as browser downloads
+MAX_DOWNLOAD_MB = 200
 
 navigation.require_app(__file__)
 st.title("Data")
@@ -105,3 +114,50 @@ if codes:
                  "share of labelled pixels": [f"{r['share']:.1%}" for r in rows]}
         table["area"] = [f"{r['area_ha']:,.1f} ha" for r in rows] if georef else [f"{r['pixels']:,} px" for r in rows]
         st.dataframe(pd.DataFrame(table), hide_index=True, use_container_width=True)
+
+if has_labels:
+    st.divider()
+    st.subheader("Training patches")
+    st.caption("Cut patches of this region into TFRecord files in Earth Engine's layout (one float feature per "
+               "band R, G, B, NIR, NDVI and a `crop` label: 1 crop, 0 not crop, 255 no data), like the Earth "
+               "Engine page's training export. Test patches come from a held-out block. Train on them on the "
+               "Model page, or download them for your own TensorFlow code.")
+    with st.form("patch_form"):
+        f1, f2, f3, f4 = st.columns(4)
+        size = f1.selectbox("Patch size", PATCH_SIZES, index=PATCH_SIZES.index(128), key="patch_size")
+        buffer = f2.number_input("Kernel buffer (px each side)", 0, 64, 0, key="patch_buffer",
+                                 help="extra context around each patch, as Earth Engine's kernelSize")
+        n_train = f3.number_input("Training patches", 1, 500, 100, key="patch_train")
+        n_test = f4.number_input("Test patches", 1, 200, 25, key="patch_test")
+        cut = st.form_submit_button("Cut patches")
+    if cut:
+        with ui.errors_shown():
+            bar = st.progress(0.0, text="Cutting patches...")
+            out = state.workdir() / "patches" / time.strftime("patches-%Y%m%d-%H%M%S")
+            made = cut_train_test(sc.image_path, sc.labels_path, sc.label_map, out,
+                                  PatchConfig(patch_size=int(size), kernel_buffer=int(buffer), count=int(n_train)),
+                                  int(n_test), band_map=sc.extra.get("band_map"), progress=ui.progress_callback(bar))
+            bar.empty()
+            state.put(state.PATCHES, {"train": str(made.train.path), "test": str(made.test.path), "note": made.note,
+                                      "size": int(size), "stored": made.train.config.full_size,
+                                      "crop": [made.train.crop_fraction, made.test.crop_fraction],
+                                      "count": [made.train.count, made.test.count]})
+    cut_files = state.get(state.PATCHES)
+    if cut_files and all(Path(cut_files[k]).exists() for k in ("train", "test")):
+        st.success(f"{cut_files['count'][0]} training patches (crop {cut_files['crop'][0]:.0%} of labelled pixels) "
+                   f"and {cut_files['count'][1]} test patches (crop {cut_files['crop'][1]:.0%}), "
+                   f"{cut_files['stored']} x {cut_files['stored']} px. {cut_files['note']}")
+        d1, d2, d3 = st.columns(3)
+        for col, split in ((d1, "train"), (d2, "test")):
+            path = Path(cut_files[split])
+            mb = path.stat().st_size / 1e6
+            if mb > MAX_DOWNLOAD_MB:  # the browser download goes through the server's memory
+                col.caption(f"{path.name}: {mb:,.0f} MB, too large to download here; copy it from the folder below")
+            else:
+                col.download_button(f"{path.name} ({mb:.1f} MB)", path.read_bytes(), file_name=path.name,
+                                    mime="application/gzip", on_click="ignore", key=f"patch_download_{split}")
+        if d3.button("Train on these patches", key="patch_train_here", type="primary"):
+            state.put(state.TRAIN_FORM, {**state.get(state.TRAIN_FORM), "source": "patches", "train_patches": cut_files["train"],
+                                         "val_patches_path": cut_files["test"], "patch_size": cut_files["size"]})
+            st.switch_page("pages/model.py")
+        st.caption(f"Saved in {Path(cut_files['train']).parent}")

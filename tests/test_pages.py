@@ -262,6 +262,36 @@ def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, m
         jobs.cancel(job_dir, terminate_after_s=5)
 
 
+def test_data_page_cuts_patches_and_hands_them_to_training(fake_map):
+    at = new_app()
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
+                                  "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [300, 0], [300, 300], [0, 300], [0, 0]]]}}
+    at.switch_page("pages/data.py")
+    at.run()
+    next(s for s in at.selectbox if s.label == "Patch size").set_value(64)
+    next(n for n in at.number_input if n.label == "Training patches").set_value(5)
+    next(n for n in at.number_input if n.label == "Test patches").set_value(2)
+    next(b for b in at.button if b.label == "Cut patches").click()
+    at.run()
+    assert not at.exception and not at.error
+    made = at.session_state["patches"]
+    assert made["count"] == [5, 2] and "held out" in made["note"]
+    assert "5 training patches" in texts(at) and "2 test patches" in texts(at)
+    from core.patchset import open_patch_set
+
+    assert open_patch_set([made["train"]], 64).record_size == 64 and open_patch_set([made["test"]], 64).record_size == 64
+    downloads = [d for d in at.get("download_button")]
+    assert len(downloads) == 2
+    next(b for b in at.button if b.label == "Train on these patches").click()
+    at.run()
+    assert not at.exception
+    # the Model page opens with the patches chosen and their paths filled in
+    assert next(r for r in at.radio if r.label == "Train on").value == "patches"
+    assert next(t for t in at.text_input if t.label == "Training patches").value == made["train"]
+    assert next(t for t in at.text_input if t.label == "Validation patches").value == made["test"]
+    assert next(s for s in at.selectbox if s.label == "Patch size").value == 64
+
+
 def test_model_page_trains_on_exported_patches(fake_map, small_scene, tmp_path, monkeypatch):
     from core import jobs
     from core.config import PatchConfig

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.config import PatchConfig, TrainConfig
-from core.errors import ConfigError, CorruptFileError, InvalidDataError, NoDataError, RegionError
+from core.errors import ConfigError, CorruptFileError, InvalidDataError, NoDataError, OutputExistsError, RegionError
 from core.labels import NODATA
 from core.model import Normalization, load_model
 from core.patches import LABEL, read_records, sample_patches, write_records
@@ -159,3 +159,52 @@ def test_train_config_rejects_mixed_lists_before_writing(records, small_scene, t
         train(TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, patch_size=48), [str(records), f"{img}:{lab}"],
               [str(records)], tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_cut_train_test_holds_out_the_test_block(small_scene, tmp_path):
+    from core.patchset import cut_train_test
+
+    img, lab = small_scene  # 320 x 288 px: the last 64 px column block is held out
+    seen = []
+    made = cut_train_test(img, lab, "cdl", tmp_path / "cut", PatchConfig(patch_size=64, count=6, seed=3), 4,
+                          progress=lambda done, total: seen.append((done, total)))
+    assert made.train.count == 6 and made.test.count == 4 and seen[-1] == (10, 10)
+    assert "columns 256-319" in made.note and "no training patch holds its labels" in made.note
+    for summary in (made.train, made.test):
+        ps = open_patch_set([summary.path], 64)
+        raw = np.concatenate(list(read_records(ps.files, NAMES, (64, 64))))
+        assert len(raw) == summary.count and valid_pixels(raw).any()
+    # the held-out labels appear in no training patch: the training labels are no data there
+    from core.raster import read_labels
+    from core.labels import get_class_map
+
+    train_labels = read_labels(tmp_path / "cut" / "holdout" / "train_labels.tif", get_class_map("binary"))
+    assert (train_labels[:, 256:] == NODATA).all() and (train_labels[:, :256] != NODATA).any()
+    # existing files are refused before any work, and kept as they were
+    before = made.train.path.read_bytes()
+    with pytest.raises(OutputExistsError):
+        cut_train_test(img, lab, "cdl", tmp_path / "cut", PatchConfig(patch_size=64, count=2), 1)
+    assert made.train.path.read_bytes() == before
+
+
+def test_cut_train_test_leaves_nothing_when_it_fails(small_scene, tmp_path, monkeypatch):
+    import core.patchset as P
+
+    img, lab = small_scene
+    real = P.sample_patches
+    calls = []
+
+    def fail_on_test(*args, **kwargs):
+        calls.append(args[4])
+        if len(calls) == 2:
+            raise NoDataError("no window of the test block has 50% valid pixels")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(P, "sample_patches", fail_on_test)
+    with pytest.raises(NoDataError):
+        P.cut_train_test(img, lab, "cdl", tmp_path / "cut", PatchConfig(patch_size=64, count=2), 1)
+    assert calls[0].name == "train.tfrecord.gz"
+    assert not list((tmp_path / "cut").iterdir())  # no train file without its test file, no hold-out labels
+    with pytest.raises(RegionError):  # a patch larger than the image: refused before anything is written
+        P.cut_train_test(img, lab, "cdl", tmp_path / "big", PatchConfig(patch_size=512, count=2), 1)
+    assert not (tmp_path / "big").exists() or not list((tmp_path / "big").iterdir())

@@ -30,6 +30,7 @@ PREDICTION = "prediction"  # dict(image, model) of the last requested prediction
 FIELDS = "fields"  # [prediction key, threshold] whose crop fields the user asked for, or None
 LAST_DRAWING = "last_drawing"  # JSON text of the last drawing taken from the map
 LAYERS = "layers"  # dict layer name -> {"show": bool, "opacity": float}
+PATCHES = "patches"  # dict of the last training/test patch files cut from the scene (paths as str), or None
 
 DEFAULTS: dict[str, Any] = {
     SOURCE: {"kind": "sample"},
@@ -45,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     FIELDS: None,
     LAST_DRAWING: None,
     LAYERS: {},
+    PATCHES: None,
 }
 
 
@@ -98,10 +100,11 @@ def set_widget(key: str, value: Any) -> None:
 
 
 def set_region(geojson: dict | None) -> None:
-    """A new region invalidates the scene and the prediction."""
+    """A new region invalidates the scene, the prediction and the patches cut from the scene."""
     put(REGION, geojson)
     put(SCENE, None)
     put(PREDICTION, None)
+    put(PATCHES, None)
 
 
 def set_source(spec: dict) -> None:

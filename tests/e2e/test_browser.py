@@ -64,6 +64,14 @@ def test_full_flow_offline(page, app_url, artifacts):
     page.locator("[data-testid='stDataFrame']").last.scroll_into_view_if_needed()
     page.get_by_text("Grassland/Pasture").first.wait_for(state="attached", timeout=30_000)
     snapshot(page, artifacts / "03b_data_classes.png")
+    # training patches of the region, in Earth Engine's TFRecord layout
+    page.get_by_label("Training patches").fill("8")
+    page.get_by_label("Test patches").fill("2")
+    page.get_by_role("button", name="Cut patches").click()
+    page.get_by_text("8 training patches", exact=False).wait_for(timeout=120_000)
+    page.get_by_role("button", name="Train on these patches").scroll_into_view_if_needed()
+    wait_script_idle(page)
+    page.screenshot(path=str(artifacts / "03c_data_patches.png"))
 
     # 3. Model page: shipped weights
     goto_page(page, "3. Model")
