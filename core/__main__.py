@@ -153,15 +153,32 @@ def _cmd_patches(args: argparse.Namespace) -> int:
 
     cfg = _config(PatchConfig, {"patch_size": "--size"}, patch_size=args.size, kernel_buffer=args.buffer, count=args.count,
                   seed=args.seed, min_valid_fraction=args.min_valid)
-    check_output_file(args.out, args.overwrite)
+    band_map = parse_band_spec(args.bands)
     bar = TqdmProgress("patches", "patch")
+
+    def summary(s) -> dict:
+        return {"path": str(s.path), "patches": s.count, "side": s.config.full_size,
+                "kernel_buffer": s.config.kernel_buffer, "crop_fraction": round(s.crop_fraction, 4)}
+
+    if args.test is not None:  # --out is a folder: train + test files, test from a held-out block
+        from core.files import check_output_dir
+        from core.patchset import cut_train_test
+
+        check_output_dir(args.out)
+        try:
+            made = cut_train_test(args.image, args.labels, args.label_map, args.out, cfg, args.test,
+                                  overwrite=args.overwrite, band_map=band_map, progress=bar)
+        finally:
+            bar.close()
+        print(json.dumps({"train": summary(made.train), "test": summary(made.test), "note": made.note}, indent=2))
+        return 0
+    check_output_file(args.out, args.overwrite)
     try:
         s = sample_patches(args.image, args.labels, args.label_map, cfg, args.out, overwrite=args.overwrite,
-                           band_map=parse_band_spec(args.bands), progress=bar)
+                           band_map=band_map, progress=bar)
     finally:
         bar.close()
-    print(json.dumps({"path": str(s.path), "patches": s.count, "side": cfg.full_size, "kernel_buffer": cfg.kernel_buffer,
-                      "crop_fraction": round(s.crop_fraction, 4)}, indent=2))
+    print(json.dumps(summary(s), indent=2))
     return 0
 
 
@@ -244,8 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--image", required=True)
     s.add_argument("--labels", required=True)
     s.add_argument("--label-map", default="cdl")
-    s.add_argument("--out", required=True, help="output .tfrecord.gz file")
+    s.add_argument("--out", required=True, help="output .tfrecord.gz file (with --test: a folder)")
     s.add_argument("--count", type=int, default=100)
+    s.add_argument("--test", type=int, default=None, metavar="N",
+                   help="also cut N test patches from a held-out block: --out is then a folder that receives "
+                        "train.tfrecord.gz and test.tfrecord.gz, as Earth Engine's training export")
     s.add_argument("--size", type=int, default=256, help="patch side in pixels")
     s.add_argument("--buffer", type=int, default=0, help="kernel buffer: extra context pixels on each side")
     s.add_argument("--min-valid", type=float, default=0.5, help="minimum fraction of valid pixels in a patch")

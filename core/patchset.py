@@ -232,7 +232,7 @@ def cut_train_test(image: str | os.PathLike, labels: str | os.PathLike, label_ma
     from core.dataset import pair_paths, spatial_holdout
 
     if test_count < 1:
-        raise ConfigError(f"test_count must be at least 1, got {test_count}")
+        raise ConfigError(f"the number of test patches must be at least 1, got {test_count}")
     out_dir = Path(out_dir)
     paths = {split: out_dir / f"{split}{RECORD_SUFFIX}" for split in ("train", "test")}
     for path in paths.values():

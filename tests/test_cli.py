@@ -87,6 +87,19 @@ def test_patches_command(capsys, small_scene, tmp_path):
     assert not (tmp_path / "z.tfrecord.gz").exists()
 
 
+def test_patches_command_with_a_test_split(capsys, small_scene, tmp_path):
+    img, lab = small_scene
+    out = tmp_path / "cut"
+    assert main(["patches", "--image", str(img), "--labels", str(lab), "--out", str(out), "--count", "3", "--size", "64",
+                 "--test", "2"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["train"]["patches"] == 3 and info["test"]["patches"] == 2 and "held out" in info["note"]
+    assert info["train"]["path"] == str(out / "train.tfrecord.gz") and (out / "test.tfrecord.gz").exists()
+    again = ["patches", "--image", str(img), "--labels", str(lab), "--out", str(out), "--size", "64", "--test", "1"]
+    assert "already exists" in _err(capsys, again)
+    assert "the number of test patches must be at least 1, got 0" in _err(capsys, [*again[:-1], "0", "--overwrite"])
+
+
 def test_out_of_range_options_are_named_as_typed(capsys, small_scene, tmp_path):
     img, lab = small_scene
     pair = f"{img}:{lab}"
