@@ -11,7 +11,7 @@ import json
 
 import streamlit as st
 
-from core.ee.export import start_jobs
+from core.ee.export import patch_globs, start_jobs
 from core.ee.tasks import cancel_task
 from core.ee.upload import UploadConfig, default_storage_client, upload_prediction
 from core.errors import CropMapError
@@ -43,6 +43,20 @@ def export_form() -> None:
             cached.ee_tasks.clear()
             st.success(f"Started {len(started)} task(s); follow them on the Tasks tab.", icon=":material/check_circle:")
             st.dataframe(started, hide_index=True, use_container_width=True)
+            if what == "patches":
+                globs = patch_globs(jobs)
+                state.put(state.EE_PATCHES, globs and {**globs, "size": min(int(patch), 256)})
+                if globs is None:
+                    st.caption("Drive exports: download the files, then train on them from the Model page.")
+    exported = state.get(state.EE_PATCHES)
+    if exported:
+        st.caption(f"Training patches go to `{exported['train']}`, test patches to `{exported['test']}`. When "
+                   "their tasks have succeeded, train on them.")
+        if st.button("Train on the exported patches", key="ee_train_patches"):
+            state.put(state.TRAIN_FORM, {**state.get(state.TRAIN_FORM), "source": "patches",
+                                         "train_patches": exported["train"], "val_patches_path": exported["test"],
+                                         "patch_size": exported["size"]})
+            st.switch_page("pages/model.py")
 
 
 navigation.require_app(__file__)

@@ -301,6 +301,19 @@ def training_export_jobs(
     return jobs
 
 
+def patch_globs(jobs: Sequence[ExportJob]) -> dict[str, str] | None:
+    """``{"train": glob, "test": glob}`` of the TFRecord files that training export jobs write to
+    Cloud Storage (what ``python -m core train --train/--val`` and the Model page take); None for
+    Drive exports (download the files first) or when a split has no job."""
+    out = {}
+    for split in ("train", "test"):
+        uris = [j.uri_prefix for j in jobs if j.split == split]
+        if not uris or not all(u.startswith("gs://") for u in uris):
+            return None
+        out[split] = f"{uris[0].rsplit('/', 1)[0]}/{split}_*.tfrecord.gz"
+    return out
+
+
 def image_export_job(
     composite: CompositeConfig,
     geometry: Mapping[str, Any],

@@ -21,6 +21,7 @@ SOURCE = "source"
 REGION = "region"  # GeoJSON Feature (core.region.Region.to_geojson) or None (= whole image)
 SCENE = "scene"  # dict of the fetched scene (paths as str) or None
 MODEL_PATH = "model_path"  # str path of the model in use, or None
+EE_PATCHES = "ee_patches"  # dict of the last Earth Engine patch export: train/test gs:// globs, patch size; or None
 EE_ASSET = "ee_asset"  # str id of the last asset uploaded from the Earth Engine page, or None
 JOB_DIR = "job_dir"  # str path of the training job followed on the Model page, or None (= the newest job)
 TRAIN_FORM = "train_settings"  # dict of the training form's last submitted values (preset, epochs, ...)
@@ -40,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     JOB_DIR: None,
     TRAIN_FORM: {},
     EE_ASSET: None,
+    EE_PATCHES: None,
     THRESHOLD: 0.5,
     VIEWS: 1,
     PREDICTION: None,

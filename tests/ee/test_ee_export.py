@@ -44,6 +44,27 @@ def test_training_jobs_batching_and_selectors(ee_offline, graph, golden):
     assert "325" in text
 
 
+def test_patch_globs_name_the_files_training_reads(ee_offline):
+    jobs = X.training_export_jobs(CAMANA.composite, CAMANA.labels, CAMANA.geojson, DEST, name="camana")
+    globs = X.patch_globs(jobs)
+    assert globs == {"train": "gs://crop-bucket/camana/camana/train_*.tfrecord.gz",
+                     "test": "gs://crop-bucket/camana/camana/test_*.tfrecord.gz"}
+    from core.patchset import is_patch_source
+
+    assert all(is_patch_source(g) for g in globs.values())
+    # every task's files match its split's glob (Earth Engine appends .tfrecord.gz to the prefix)
+    import fnmatch
+
+    for j in jobs:
+        assert fnmatch.fnmatch(j.uri_prefix + ".tfrecord.gz", globs[j.split])
+    drive = X.training_export_jobs(CAMANA.composite, CAMANA.labels, CAMANA.geojson, X.Destination("drive", prefix="f"),
+                                   name="c", sample=X.SampleConfig((2, 2), (1, 1)))
+    assert X.patch_globs(drive) is None
+    no_test = X.training_export_jobs(CAMANA.composite, CAMANA.labels, CAMANA.geojson, DEST, name="c",
+                                     sample=X.SampleConfig((2, 2), (0, 0)))
+    assert X.patch_globs(no_test) is None
+
+
 def consts(g) -> list:
     out = []
 

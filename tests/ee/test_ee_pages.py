@@ -226,6 +226,13 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert not at.exception
     assert exported and all(d.startswith("crops_") for d in exported)
     assert any("Started" in s.value for s in at.success)
+    assert at.session_state["ee_patches"] == {"train": "gs://crop-bucket/camana/crops/train_*.tfrecord.gz",
+                                              "test": "gs://crop-bucket/camana/crops/test_*.tfrecord.gz", "size": 256}
+    at.button(key="ee_train_patches").click().run()  # the Model page opens with the export's files filled in
+    assert not at.exception
+    assert next(t for t in at.text_input if t.label == "Training patches").value == "gs://crop-bucket/camana/crops/train_*.tfrecord.gz"
+    assert next(r for r in at.radio if r.label == "Train on").value == "patches"
+    at.switch_page("pages/earthengine.py").run()
 
     # upload: needs a prediction of the region first
     assert any("Predict this region first" in i.value for i in at.info)
