@@ -117,32 +117,35 @@ def valid_pixels(batch: np.ndarray) -> np.ndarray:
     return (lab != NODATA) & np.isfinite(feats).all(axis=-1) & (feats != 0).any(axis=-1)
 
 
-def _batches(patches: PatchSet, batch_size: int = 16):
+def _batches(patches: PatchSet, files: Sequence[str] | None = None, batch_size: int = 16):
     from core.tfrecord import read_batches
 
-    return read_batches(patches.files, patches.names, (patches.record_size,) * 2, batch_size, split_files=True)
+    return read_batches(list(files or patches.files), patches.names, (patches.record_size,) * 2, batch_size,
+                        split_files=True)
 
 
 def patch_normalization(patches: PatchSet, max_patches: int = 64, max_pixels: int = 2_000_000,
                         seed: int = 0) -> Normalization:
-    """Per-band mean/std over the valid pixels of the first ``max_patches`` patches (a random
-    subsample of at most ``max_pixels`` pixels), as :func:`core.dataset.compute_normalization`.
+    """Per-band mean/std over the valid pixels of up to ``max_patches`` patches, the first ones of
+    every file in equal shares (Earth Engine's training export writes one class's points before the
+    other's, so the first file alone may hold a single class), subsampled to ``max_pixels`` pixels,
+    as :func:`core.dataset.compute_normalization`.
 
     Raises:
         NoDataError: those patches hold no valid pixel.
         InvalidDataError: the values are not surface reflectance 0-1.
         CorruptFileError: a file is damaged.
     """
+    share = max(1, math.ceil(max_patches / len(patches.files)))
     pix, seen = [], 0
-    for batch in _batches(patches):
-        batch = batch[: max_patches - seen]
-        pix.append(batch[..., :-1][valid_pixels(batch)])
-        seen += len(batch)
-        if seen >= max_patches:
-            break
-    values = np.concatenate(pix)
+    for f in patches.files:
+        batch = next(_batches(patches, [f], batch_size=share), None)
+        if batch is not None:
+            pix.append(batch[..., :-1][valid_pixels(batch)])
+            seen += len(batch)
+    values = np.concatenate(pix) if pix else np.zeros((0, len(FEATURE_BANDS)), np.float32)
     if not len(values):
-        raise NoDataError(f"the first {seen} patches of {patches.describe()} hold no labelled pixel with image data")
+        raise NoDataError(f"the {seen} patches read of {patches.describe()} hold no labelled pixel with image data")
     if len(values) > max_pixels:
         values = values[np.random.default_rng(seed).choice(len(values), max_pixels, replace=False)]
     check_reflectance(values[:, :4].T, f"the patches in {os.path.basename(patches.files[0])}")
@@ -151,10 +154,11 @@ def patch_normalization(patches: PatchSet, max_patches: int = 64, max_pixels: in
 
 
 def patch_validation(patches: PatchSet, patch_size: int, norm: Normalization,
-                     limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Validation arrays from the centre ``patch_size`` of each patch, in file order: ``x`` (n, s, s, 5)
-    normalized and ``y`` (n, s, s, 2) = crop, valid. ``limit`` > 0 keeps the first ``limit``
-    patches that hold a valid pixel.
+                     limit: int = 0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Validation arrays from the centre ``patch_size`` of each patch that holds a valid pixel: ``x``
+    (n, s, s, 5) normalized and ``y`` (n, s, s, 2) = crop, valid, in file order. ``limit`` > 0 keeps
+    a random ``limit`` of them (the same for the same ``seed``), drawn from all files, never just
+    the first ones (Earth Engine's export writes one class before the other).
 
     Raises:
         NoDataError: no patch holds a valid pixel.
@@ -162,23 +166,26 @@ def patch_validation(patches: PatchSet, patch_size: int, norm: Normalization,
     """
     from core.dataset import encode_targets
 
+    rng = np.random.default_rng(seed)
     lo = (patches.record_size - patch_size) // 2
-    xs, ys = [], []
-    kept = 0
+    kept: list[tuple[int, np.ndarray, np.ndarray]] = []  # (order, patch, valid): a reservoir when limited
+    n = 0
     for batch in _batches(patches):
         core = batch[:, lo : lo + patch_size, lo : lo + patch_size]
-        valid = valid_pixels(core)
-        for patch, ok in zip(core, valid):
-            if not ok.any() or (limit and kept >= limit):
+        for patch, ok in zip(core, valid_pixels(core)):
+            if not ok.any():
                 continue
-            xs.append(norm.apply(np.where(ok[..., None], patch[..., :-1], 0), ok))
-            ys.append(encode_targets(np.where(ok, patch[..., -1], NODATA)))
-            kept += 1
-        if limit and kept >= limit:
-            break
-    if not xs:
+            if not limit or len(kept) < limit:
+                kept.append((n, patch.copy(), ok))
+            elif (j := int(rng.integers(0, n + 1))) < limit:
+                kept[j] = (n, patch.copy(), ok)
+            n += 1
+    if not kept:
         raise NoDataError(f"no patch of {patches.describe()} holds a labelled pixel with image data to validate on")
-    return np.stack(xs), np.stack(ys)
+    kept.sort(key=lambda t: t[0])
+    x = np.stack([norm.apply(np.where(ok[..., None], p[..., :-1], 0), ok) for _, p, ok in kept])
+    y = np.stack([encode_targets(np.where(ok, p[..., -1], NODATA)) for _, p, ok in kept])
+    return x, y
 
 
 def check_sources(train: str, val: str, patch_size: int) -> str:

@@ -290,7 +290,7 @@ def train(
     else:
         norm = compute_normalization(train_src, seed=config.seed)
     if isinstance(val_src, PatchSet):
-        xv, yv = patch_validation(val_src, config.patch_size, norm, config.val_patches)
+        xv, yv = patch_validation(val_src, config.patch_size, norm, config.val_patches, seed=config.seed)
     else:
         xv, yv = tiled_patches(val_src, config.patch_size, norm)
         if config.val_patches and len(xv) > config.val_patches:

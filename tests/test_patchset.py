@@ -82,6 +82,24 @@ def test_normalization_is_over_the_valid_pixels(records):
     np.testing.assert_allclose(norm.std, raw[..., :-1][ok].std(axis=0), rtol=1e-4)
 
 
+def test_normalization_and_validation_draw_on_every_file(tmp_path):
+    # Earth Engine's export writes one class's points before the other's: train_000 may be all
+    # "not crop", train_001 all "crop". Neither statistic may come from the first file alone.
+    for i, (value, label) in enumerate(((0.1, 0.0), (0.3, 1.0))):
+        exs = [{**{b: np.full((16, 16), value, np.float32) for b in FEATURE_BANDS},
+                LABEL: np.full((16, 16), label, np.float32)} for _ in range(40)]
+        write_records(tmp_path / f"train_{i:03d}.tfrecord.gz", exs)
+    ps = open_patch_set([tmp_path], 16)
+    norm = patch_normalization(ps, max_patches=64)  # 32 of each file
+    assert norm.mean == pytest.approx((0.2,) * 5, abs=1e-4)  # (float32 sums)
+    x, y = patch_validation(ps, 16, norm, limit=10, seed=4)
+    crop = y[:, 0, 0, 0]
+    assert len(x) == 10 and 0 < crop.sum() < 10  # both files are represented
+    x2, y2 = patch_validation(ps, 16, norm, limit=10, seed=4)
+    np.testing.assert_array_equal(y, y2)  # the same subset for the same seed
+    assert len(patch_validation(ps, 16, norm)[0]) == 80
+
+
 def test_masked_pixels_are_not_valid_and_values_must_be_reflectance(tmp_path):
     exs = _examples(4, 32)
     exs[0]["R"][:4] = np.nan  # a NaN in one band
