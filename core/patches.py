@@ -258,16 +258,27 @@ def _positive_int(v, field: str) -> int:
 
 
 def read_mixer(path: str | os.PathLike) -> Mixer:
-    """Read an Earth Engine mixer file (local or gs://). Raises InputNotFoundError, CorruptFileError."""
-    tf = _tf()
+    """Read an Earth Engine mixer file (local, or gs:// through TensorFlow's file system).
+
+    Raises:
+        InputNotFoundError: no such file.
+        CorruptFileError: not a mixer, or unreadable.
+    """
     s = str(path)
-    if not tf.io.gfile.exists(s):
+    if "://" in s:
+        gfile = _tf().io.gfile
+        exists, opener = gfile.exists, gfile.GFile
+    else:  # no TensorFlow import (seconds) just to read a local JSON file
+        exists, opener = os.path.isfile, open
+    if not exists(s):
         raise InputNotFoundError(f"mixer file not found: {s}")
     try:
-        with tf.io.gfile.GFile(s) as f:
-            d = json.load(f)
+        with opener(s, "rb") as f:
+            d = json.loads(f.read())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CorruptFileError(f"mixer {s} is not valid JSON ({err})") from None
+    except OSError as err:
+        raise CorruptFileError(f"cannot read mixer {s} ({err.strerror or err})") from None
     if not isinstance(d, dict):
         raise CorruptFileError(f"mixer {s} is not an Earth Engine mixer (a JSON object with projection, patchDimensions, ...)")
     return Mixer.from_json(d)
