@@ -170,7 +170,10 @@ def _cmd_patches(args: argparse.Namespace) -> int:
                                   overwrite=args.overwrite, band_map=band_map, progress=bar)
         finally:
             bar.close()
-        print(json.dumps({"train": summary(made.train), "test": summary(made.test), "note": made.note}, indent=2))
+        nxt = " ".join(["python -m core train --train", shlex.quote(str(made.train.path)), "--val",
+                        shlex.quote(str(made.test.path)), "--patch-size", str(cfg.patch_size), "--out runs/NAME"])
+        print(json.dumps({"train": summary(made.train), "test": summary(made.test), "note": made.note,
+                          "train_with": nxt}, indent=2))
         return 0
     check_output_file(args.out, args.overwrite)
     try:

@@ -95,6 +95,8 @@ def test_patches_command_with_a_test_split(capsys, small_scene, tmp_path):
     info = json.loads(capsys.readouterr().out)
     assert info["train"]["patches"] == 3 and info["test"]["patches"] == 2 and "held out" in info["note"]
     assert info["train"]["path"] == str(out / "train.tfrecord.gz") and (out / "test.tfrecord.gz").exists()
+    assert info["train_with"].startswith(f"python -m core train --train {out / 'train.tfrecord.gz'} --val "
+                                         f"{out / 'test.tfrecord.gz'} --patch-size 64")
     again = ["patches", "--image", str(img), "--labels", str(lab), "--out", str(out), "--size", "64", "--test", "1"]
     assert "already exists" in _err(capsys, again)
     assert "the number of test patches must be at least 1, got 0" in _err(capsys, [*again[:-1], "0", "--overwrite"])
