@@ -264,7 +264,8 @@ def tfrecord_dataset(
         feats, lab = data[..., :-1], data[..., -1:]
         finite = tf.reduce_all(tf.math.is_finite(feats), axis=-1, keepdims=True)
         some = tf.reduce_any(tf.not_equal(feats, 0.0), axis=-1, keepdims=True)
-        ok = tf.logical_and(tf.not_equal(lab, float(NODATA)), tf.logical_and(finite, some))
+        labelled = tf.logical_and(tf.math.is_finite(lab), tf.not_equal(lab, float(NODATA)))
+        ok = tf.logical_and(labelled, tf.logical_and(finite, some))
         crop = tf.cast(tf.logical_and(ok, tf.equal(lab, float(CROP))), tf.float32)
         x = tf.where(ok, (feats - mean) / std, 0.0)  # where, not a product: NaN x 0 is NaN
         return tf.concat([x, crop, tf.cast(ok, tf.float32)], axis=-1)

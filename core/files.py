@@ -98,7 +98,7 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextmanager
-def staging_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
+def staging_dir(out_dir: str | os.PathLike, prefix: str = ".predict-") -> Iterator[Path]:
     """Yield a temporary folder inside ``out_dir`` (made if needed) for outputs that are moved into
     place when complete; the temporary folder is always removed, and on failure so are the folders
     made for it (:func:`made_dir`).
@@ -110,7 +110,7 @@ def staging_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
     import tempfile
 
     with made_dir(out_dir) as folder:
-        tmpdir = Path(tempfile.mkdtemp(prefix=".predict-", dir=folder))
+        tmpdir = Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
         try:
             yield tmpdir
         finally:

@@ -89,10 +89,12 @@ def list_records(source: str | os.PathLike | Sequence[str]) -> list[str]:
         exists, isdir, glob = os.path.exists, os.path.isdir, _glob.glob
     if exists(s) and isdir(s):
         files = glob(s.rstrip("/") + "/*.tfrecord*")
+    elif exists(s):  # before globbing: a real name may hold [ or ]
+        files = [s]
     elif any(ch in s for ch in "*?["):
         files = glob(s)
     else:
-        files = [s] if exists(s) else []
+        files = []
     if not files:
         raise InputNotFoundError(f"no TFRecord files at {s}")
     return sorted(files)

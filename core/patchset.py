@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from core.config import PatchConfig
-from core.errors import ConfigError, CorruptFileError, NoDataError, OutputExistsError, RegionError
+from core.errors import ConfigError, CorruptFileError, InvalidDataError, NoDataError, OutputExistsError, RegionError
 from core.labels import NODATA
 from core.model import Normalization
 from core.patches import LABEL, RECORD_SUFFIX, PatchSummary, first_record, list_records, record_layout, sample_patches
@@ -75,23 +75,16 @@ class PatchSet:
         return f"{len(self.files)} TFRecord file(s) of {self.record_size} px patches"
 
 
-def open_patch_set(sources: Sequence[str | os.PathLike], patch_size: int, label: str = LABEL) -> PatchSet:
-    """List the files of ``sources`` and check their first record's layout.
+#: Label values a patch may hold: not crop, crop, no data.
+LABEL_VALUES = (0.0, 1.0, float(NODATA))
+
+
+def _record_side(layout: dict, name: str, label: str) -> int:
+    """Side of the square patches in a record's layout.
 
     Raises:
-        InputNotFoundError: no TFRecord files at a source.
-        NoDataError: the files hold no records.
-        CorruptFileError: a file is damaged, or its records lack a band or the label, or hold
-            patches that are not square (the message names the file and the features it has).
-        RegionError: the patches are smaller than ``patch_size`` (the message gives the size that fits).
+        CorruptFileError: a band or the label is missing, or the values do not make one square size.
     """
-    files = tuple(f for s in sources for f in list_records(s))
-    # Earth Engine writes an empty file for a task whose points all fell outside the data: skip those
-    first = next(((f, r) for f in files if (r := first_record(f)) is not None), None)
-    if first is None:
-        raise NoDataError(f"the {len(files)} TFRecord file(s) at {', '.join(map(str, sources))} hold no records")
-    name = os.path.basename(first[0])
-    layout = record_layout(first[1], first[0])
     missing = [b for b in [*FEATURE_BANDS, label] if b not in layout]
     if missing:
         raise CorruptFileError(f"records of {name} lack the feature(s) {', '.join(missing)} (they hold "
@@ -103,18 +96,82 @@ def open_patch_set(sources: Sequence[str | os.PathLike], patch_size: int, label:
     if n <= 0 or side * side != n or any(c != n for c in counts.values()):
         raise CorruptFileError(f"records of {name} do not hold square float patches of one size in every band "
                                f"(values per feature: {counts})")
+    return side
+
+
+def check_labels(labels: np.ndarray, name: str, label: str = LABEL) -> None:
+    """Refuse label values other than 0, 1 and 255 (NaN counts as no data).
+
+    Raises:
+        InvalidDataError: e.g. raw land-cover class codes exported under the label's name.
+    """
+    ok = (labels == 0) | (labels == 1) | (labels == NODATA) | np.isnan(labels)
+    if not ok.all():
+        bad = np.unique(labels[~ok])
+        raise InvalidDataError(
+            f"the {label!r} feature of {name} holds values other than 0, 1 and 255 (e.g. "
+            f"{', '.join(f'{v:g}' for v in bad[:5])}): raw class codes? Export the crop / not-crop label "
+            "(1 crop, 0 not crop, 255 no data), as core's Earth Engine export and python -m core patches write it")
+
+
+def _folder_mixes_splits(source: str, files: Sequence[str]) -> bool:
+    """Whether a folder source holds both training and test (or validation) files."""
+    if any(ch in source for ch in "*?[") or source.lower().endswith(RECORD_ENDINGS):
+        return False
+    names = [os.path.basename(f).lower() for f in files]
+    return any(n.startswith("train") for n in names) and any(n.startswith(("test", "val")) for n in names)
+
+
+def open_patch_set(sources: Sequence[str | os.PathLike], patch_size: int, label: str = LABEL,
+                   option: str = "--patch-size") -> PatchSet:
+    """List the files of ``sources`` and check the first record of each: every band and the label,
+    one square size in all files, label values 0/1/255. Empty files (Earth Engine writes one for a
+    task without points) are passed over. ``option`` is how a message names the patch size setting.
+
+    Raises:
+        InputNotFoundError: no TFRecord files at a source.
+        ConfigError: a folder holds both training and test files (give a glob of one split).
+        NoDataError: the files hold no records.
+        CorruptFileError: a file is damaged, or its records lack a band or the label, or hold
+            patches that are not square or not of the other files' size (the message names the file).
+        InvalidDataError: labels other than 0, 1 and 255.
+        RegionError: the patches are smaller than ``patch_size`` (the message gives the size that fits).
+    """
+    files: list[str] = []
+    for src in sources:
+        found = list_records(src)
+        if _folder_mixes_splits(str(src), found):
+            s = str(src).rstrip("/")
+            raise ConfigError(f"{s} holds training and test patches; give one split, e.g. '{s}/train*.tfrecord.gz' "
+                              f"for training and '{s}/test*.tfrecord.gz' for validation")
+        files.extend(found)
+    side = None
+    for f in files:
+        record = first_record(f)
+        if record is None:
+            continue
+        name = os.path.basename(f)
+        this = _record_side(record_layout(record, f), name, label)
+        if side is not None and this != side:
+            raise CorruptFileError(f"{name} holds {this} px patches, the other files {side} px; train on one size")
+        side = this
+        from core.tfrecord import parse_patch
+
+        check_labels(parse_patch(record, [label], (side, side)), name, label)
+    if side is None:
+        raise NoDataError(f"the {len(files)} TFRecord file(s) at {', '.join(map(str, sources))} hold no records")
     if side < patch_size:
         fit = side // 16 * 16
-        fix = f"use --patch-size {fit}" if fit >= 16 else "export larger patches"
-        raise RegionError(f"the patches in {name} are {side} x {side} px, smaller than one {patch_size} px "
-                          f"training patch; {fix}")
-    return PatchSet(files, side, label)
+        fix = f"use {option} {fit}" if fit >= 32 else "export larger patches (at least 32 px)"
+        raise RegionError(f"the patches in {os.path.basename(files[0])} are {side} x {side} px, smaller than one "
+                          f"{patch_size} px training patch; {fix}")
+    return PatchSet(tuple(files), side, label)
 
 
 def valid_pixels(batch: np.ndarray) -> np.ndarray:
-    """(n, H, W, bands + label) -> (n, H, W) bool: labelled, finite, not all-zero features."""
+    """(n, H, W, bands + label) -> (n, H, W) bool: labelled (not 255 or NaN), finite, not all-zero features."""
     feats, lab = batch[..., :-1], batch[..., -1]
-    return (lab != NODATA) & np.isfinite(feats).all(axis=-1) & (feats != 0).any(axis=-1)
+    return np.isfinite(lab) & (lab != NODATA) & np.isfinite(feats).all(axis=-1) & (feats != 0).any(axis=-1)
 
 
 def _batches(patches: PatchSet, files: Sequence[str] | None = None, batch_size: int = 16):
@@ -124,30 +181,57 @@ def _batches(patches: PatchSet, files: Sequence[str] | None = None, batch_size: 
                         split_files=True)
 
 
+def _named_batches(patches: PatchSet, batch_size: int = 16):
+    """(batch, file name) for every file in turn (a batch never spans two files)."""
+    for f in patches.files:
+        for batch in _batches(patches, [f], batch_size):
+            yield batch, os.path.basename(f)
+
+
+#: Patches read per file at most to compute the normalization (spread over all files).
+NORMALIZATION_READ = 4096
+
+
 def patch_normalization(patches: PatchSet, max_patches: int = 64, max_pixels: int = 2_000_000,
                         seed: int = 0) -> Normalization:
-    """Per-band mean/std over the valid pixels of up to ``max_patches`` patches, the first ones of
-    every file in equal shares (Earth Engine's training export writes one class's points before the
-    other's, so the first file alone may hold a single class), subsampled to ``max_pixels`` pixels,
-    as :func:`core.dataset.compute_normalization`.
+    """Per-band mean/std over the valid pixels of ``max_patches`` patches, a seeded random share of
+    each file (Earth Engine's export writes one class's points before the other's, in one file or
+    across files, so neither the first patches nor the first file will do; each file is read up to
+    ``NORMALIZATION_READ / files`` patches), subsampled to ``max_pixels`` pixels, as
+    :func:`core.dataset.compute_normalization`. Labels are checked on the way.
 
     Raises:
         NoDataError: those patches hold no valid pixel.
-        InvalidDataError: the values are not surface reflectance 0-1.
+        InvalidDataError: the values are not surface reflectance 0-1, or labels are not 0/1/255.
         CorruptFileError: a file is damaged.
     """
+    rng = np.random.default_rng(seed)
     share = max(1, math.ceil(max_patches / len(patches.files)))
-    pix, seen = [], 0
+    read_cap = max(share, NORMALIZATION_READ // len(patches.files))
+    pix = []
     for f in patches.files:
-        batch = next(_batches(patches, [f], batch_size=share), None)
-        if batch is not None:
-            pix.append(batch[..., :-1][valid_pixels(batch)])
-            seen += len(batch)
+        pool: list[np.ndarray] = []  # a reservoir of ``share`` patches of this file
+        n = 0
+        for batch in _batches(patches, [f]):
+            check_labels(batch[..., -1], os.path.basename(f), patches.label)
+            for patch in batch:
+                if n < share:
+                    pool.append(patch.copy())
+                elif (j := int(rng.integers(0, n + 1))) < share:
+                    pool[j] = patch.copy()
+                n += 1
+                if n >= read_cap:
+                    break
+            if n >= read_cap:
+                break
+        if pool:
+            part = np.stack(pool)
+            pix.append(part[..., :-1][valid_pixels(part)])
     values = np.concatenate(pix) if pix else np.zeros((0, len(FEATURE_BANDS)), np.float32)
     if not len(values):
-        raise NoDataError(f"the {seen} patches read of {patches.describe()} hold no labelled pixel with image data")
+        raise NoDataError(f"the patches read of {patches.describe()} hold no labelled pixel with image data")
     if len(values) > max_pixels:
-        values = values[np.random.default_rng(seed).choice(len(values), max_pixels, replace=False)]
+        values = values[rng.choice(len(values), max_pixels, replace=False)]
     check_reflectance(values[:, :4].T, f"the patches in {os.path.basename(patches.files[0])}")
     std = np.maximum(values.std(axis=0), 1e-6)
     return Normalization(tuple(float(v) for v in values.mean(axis=0)), tuple(float(v) for v in std))
@@ -162,6 +246,7 @@ def patch_validation(patches: PatchSet, patch_size: int, norm: Normalization,
 
     Raises:
         NoDataError: no patch holds a valid pixel.
+        InvalidDataError: labels other than 0, 1 and 255.
         CorruptFileError: a file is damaged.
     """
     from core.dataset import encode_targets
@@ -170,7 +255,8 @@ def patch_validation(patches: PatchSet, patch_size: int, norm: Normalization,
     lo = (patches.record_size - patch_size) // 2
     kept: list[tuple[int, np.ndarray, np.ndarray]] = []  # (order, patch, valid): a reservoir when limited
     n = 0
-    for batch in _batches(patches):
+    for batch, name in _named_batches(patches):
+        check_labels(batch[..., -1], name, patches.label)
         core = batch[:, lo : lo + patch_size, lo : lo + patch_size]
         for patch, ok in zip(core, valid_pixels(core)):
             if not ok.any():
@@ -204,7 +290,7 @@ def check_sources(train: str, val: str, patch_size: int) -> str:
         if not is_patch_source(item):
             raise ConfigError(f"{item} holds no TFRecord patches (*.tfrecord.gz); give a file, folder, glob or "
                               "gs:// path of an Earth Engine training export or of python -m core patches")
-        sets.append(open_patch_set([item], patch_size))
+        sets.append(open_patch_set([item], patch_size, option="Patch size"))
     tr, va = sets
     return (f"Training on {tr.describe()} (a random {patch_size} px crop of each); validation on the centre "
             f"{patch_size} px of {va.describe()}.")
@@ -236,38 +322,42 @@ def cut_train_test(image: str | os.PathLike, labels: str | os.PathLike, label_ma
         ConfigError: ``test_count`` < 1.
         as :func:`core.patches.sample_patches` for bad inputs.
     """
+    from dataclasses import replace
+
     from core.dataset import pair_paths, spatial_holdout
+    from core.files import check_output_dir, staging_dir
 
     if test_count < 1:
         raise ConfigError(f"the number of test patches must be at least 1, got {test_count}")
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir(out_dir)
     paths = {split: out_dir / f"{split}{RECORD_SUFFIX}" for split in ("train", "test")}
     for path in paths.values():
         if path.exists() and not overwrite:
             raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
-    holdout_dir = out_dir / "holdout"
-    existed = {p for p in [*paths.values(), holdout_dir] if p.exists()}
     total = config.count + test_count
 
     def step(offset: int):
         return (lambda done, _n: progress(offset + done, total)) if progress else None
 
     out = {}
-    try:
-        split = spatial_holdout(image, labels, label_map, holdout_dir, config.full_size)
-        test_cfg = PatchConfig(**{**config.__dict__, "count": test_count, "seed": config.seed + 1})
+    # Everything is made in a staging folder and moved into place at the end: a failure leaves no
+    # train file without its test file, and never a new file beside an old one.
+    with staging_dir(out_dir, prefix=".patches-") as stage:
+        # the same valid fraction for the held-out block as for its patches, or the block could be
+        # accepted and then yield no patch
+        split = spatial_holdout(image, labels, label_map, stage / "holdout", config.full_size,
+                                min_valid=config.min_valid_fraction)
+        test_cfg = replace(config, count=test_count, seed=config.seed + 1)
         for name, spec, cfg, offset in (("train", split.train, config, 0), ("test", split.val, test_cfg, config.count)):
             (img, lab), = pair_paths([spec])
-            out[name] = sample_patches(img, lab, split.label_map, cfg, paths[name], overwrite=overwrite,
+            out[name] = sample_patches(img, lab, split.label_map, cfg, stage / paths[name].name,
                                        band_map=band_map, progress=step(offset))
-    except BaseException:
-        # nothing half-done stays behind: a train file without its test file would look complete
-        for path in [*paths.values(), holdout_dir]:
-            if path not in existed and path.is_file():
-                path.unlink()
-            elif path not in existed and path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-        raise
+        if (stage / "holdout").exists():
+            shutil.rmtree(out_dir / "holdout", ignore_errors=True)
+            os.replace(stage / "holdout", out_dir / "holdout")
+        for name, path in paths.items():
+            os.replace(stage / path.name, path)
+            out[name] = replace(out[name], path=path)
     if split.held_out:
         note = f"The test patches come from {split.held_out}, held out: no training patch holds its labels."
     else:

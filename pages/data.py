@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,8 +20,9 @@ from pages.components import cached, mapview, navigation, scene, state, ui
 TOP_CLASSES = 8
 #: side of the training patches the page cuts (the Model page trains on any of them)
 PATCH_SIZES = [64, 128, 256]
-#: patch files larger than this are not offered as browser downloads
-MAX_DOWNLOAD_MB = 200
+#: patch files larger than this are not offered as browser downloads (each rerun sends them to the
+#: server's media store)
+MAX_DOWNLOAD_MB = 50
 
 navigation.require_app(__file__)
 st.title("Data")
@@ -133,11 +135,15 @@ if has_labels:
     if cut:
         with ui.errors_shown():
             bar = st.progress(0.0, text="Cutting patches...")
-            out = state.workdir() / "patches" / time.strftime("patches-%Y%m%d-%H%M%S")
-            made = cut_train_test(sc.image_path, sc.labels_path, sc.label_map, out,
-                                  PatchConfig(patch_size=int(size), kernel_buffer=int(buffer), count=int(n_train)),
-                                  int(n_test), band_map=sc.extra.get("band_map"), progress=ui.progress_callback(bar))
-            bar.empty()
+            root = state.workdir() / "patches"
+            root.mkdir(parents=True, exist_ok=True)
+            out = Path(tempfile.mkdtemp(prefix=time.strftime("patches-%Y%m%d-%H%M%S-"), dir=root))  # never reused
+            try:
+                made = cut_train_test(sc.image_path, sc.labels_path, sc.label_map, out,
+                                      PatchConfig(patch_size=int(size), kernel_buffer=int(buffer), count=int(n_train)),
+                                      int(n_test), band_map=sc.extra.get("band_map"), progress=ui.progress_callback(bar))
+            finally:
+                bar.empty()
             state.put(state.PATCHES, {"train": str(made.train.path), "test": str(made.test.path), "note": made.note,
                                       "size": int(size), "stored": made.train.config.full_size,
                                       "crop": [made.train.crop_fraction, made.test.crop_fraction],

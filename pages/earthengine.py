@@ -46,8 +46,11 @@ def export_form() -> None:
             if what == "patches":
                 globs = patch_globs(jobs)
                 state.put(state.EE_PATCHES, globs and {**globs, "size": min(int(patch), 256)})
-                if globs is None:
+                if globs is None and dest.strip().startswith("drive:"):
                     st.caption("Drive exports: download the files, then train on them from the Model page.")
+                elif globs is None:
+                    st.caption("No test patches were exported: give validation patches of your own on the "
+                               "Model page, or export some test points.")
     exported = state.get(state.EE_PATCHES)
     if exported:
         st.caption(f"Training patches go to `{exported['train']}`, test patches to `{exported['test']}`. When "

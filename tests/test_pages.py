@@ -289,7 +289,7 @@ def test_data_page_cuts_patches_and_hands_them_to_training(fake_map):
     assert next(r for r in at.radio if r.label == "Train on").value == "patches"
     assert next(t for t in at.text_input if t.label == "Training patches").value == made["train"]
     assert next(t for t in at.text_input if t.label == "Validation patches").value == made["test"]
-    assert next(s for s in at.selectbox if s.label == "Patch size").value == 64
+    assert at.selectbox(key="train_patch").value == 64
 
 
 def test_model_page_trains_on_exported_patches(fake_map, small_scene, tmp_path, monkeypatch):

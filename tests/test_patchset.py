@@ -4,6 +4,7 @@ and a whole training run on patches (the Earth Engine export -> train path)."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -54,7 +55,7 @@ def test_open_patch_set_checks_the_layout(records, tmp_path):
     ps = open_patch_set([f"{records}/train_*.tfrecord.gz"], 48)
     assert ps.record_size == 64 and [p.rsplit("/", 1)[1] for p in ps.files] == ["train_000.tfrecord.gz"]
     with pytest.raises(RegionError, match="64 x 64 px, smaller than one 96 px .*--patch-size 64"):
-        open_patch_set([records], 96)
+        open_patch_set([records / "train_000.tfrecord.gz"], 96)
     # an export without the label (e.g. the notebook's selectors under another name)
     no_label = [{k: v for k, v in ex.items() if k != LABEL} | {"cropland": ex[LABEL]} for ex in _examples(2, 32)]
     write_records(tmp_path / "other.tfrecord.gz", no_label)
@@ -65,6 +66,27 @@ def test_open_patch_set_checks_the_layout(records, tmp_path):
     assert open_patch_set([tmp_path / "a_empty.tfrecord.gz", records / "train_000.tfrecord.gz"], 48).record_size == 64
     with pytest.raises(NoDataError, match="hold no records"):
         open_patch_set([tmp_path / "a_empty.tfrecord.gz"], 48)
+    # a folder holding both splits (Earth Engine's export folder, core patches --test) is refused:
+    # it would train on the test patches
+    with pytest.raises(ConfigError, match=r"holds training and test patches; give one split, e.g. .*train\*"):
+        open_patch_set([records], 48)
+    # raw class codes under the label's name
+    codes = _examples(1, 32)
+    codes[0][LABEL][:] = 176.0
+    write_records(tmp_path / "codes.tfrecord.gz", codes)
+    with pytest.raises(InvalidDataError, match="values other than 0, 1 and 255 .*176"):
+        open_patch_set([tmp_path / "codes.tfrecord.gz"], 32)
+    # files of two patch sizes
+    with pytest.raises(CorruptFileError, match="the other files"):
+        open_patch_set([records / "train_000.tfrecord.gz", tmp_path / "codes.tfrecord.gz"], 32)
+    # a file whose name holds brackets is a file, not a glob
+    (tmp_path / "run[1]").mkdir()
+    shutil.copy(records / "train_000.tfrecord.gz", tmp_path / "run[1]" / "train_000.tfrecord.gz")
+    assert open_patch_set([tmp_path / "run[1]" / "train_000.tfrecord.gz"], 48).record_size == 64
+    # the size to use instead is one that training accepts (32 px at least)
+    write_records(tmp_path / "small.tfrecord.gz", _examples(1, 24))
+    with pytest.raises(RegionError, match="export larger patches"):
+        open_patch_set([tmp_path / "small.tfrecord.gz"], 32)
     # values that do not make a square patch
     flat = [{b: np.zeros(40, np.float32) for b in NAMES}]
     write_records(tmp_path / "flat.tfrecord.gz", flat)
@@ -98,6 +120,13 @@ def test_normalization_and_validation_draw_on_every_file(tmp_path):
     x2, y2 = patch_validation(ps, 16, norm, limit=10, seed=4)
     np.testing.assert_array_equal(y, y2)  # the same subset for the same seed
     assert len(patch_validation(ps, 16, norm)[0]) == 80
+    # one file, one class after the other (a task of many points): not just its first patches
+    one = [{**{b: np.full((16, 16), v, np.float32) for b in FEATURE_BANDS}, LABEL: np.full((16, 16), c, np.float32)}
+           for v, c in [(0.1, 0.0)] * 60 + [(0.3, 1.0)] * 60]
+    (tmp_path / "single").mkdir()
+    write_records(tmp_path / "single" / "all.tfrecord.gz", one)
+    mean = patch_normalization(open_patch_set([tmp_path / "single"], 16), max_patches=64).mean[0]
+    assert abs(mean - 0.2) < 0.04  # the first 64 patches alone would give 0.11
 
 
 def test_masked_pixels_are_not_valid_and_values_must_be_reflectance(tmp_path):
@@ -106,13 +135,14 @@ def test_masked_pixels_are_not_valid_and_values_must_be_reflectance(tmp_path):
     for b in FEATURE_BANDS:  # Earth Engine's masked pixels: 0 in every band, label still set
         exs[1][b][:, :8] = 0.0
     exs[2][LABEL][:2] = NODATA
+    exs[3][LABEL][-1] = np.nan  # a NaN label is no data, not "not crop"
     write_records(tmp_path / "p.tfrecord.gz", exs)
     ps = open_patch_set([tmp_path / "p.tfrecord.gz"], 32)
     raw = next(read_records(ps.files, NAMES, (32, 32)))
     ok = valid_pixels(raw)
     assert not ok[0, :4].any() and ok[0, 4:].all()
     assert not ok[1, :, :8].any() and ok[1, :, 8:].all()
-    assert not ok[2, :2].any() and ok[2, 2:].all() and ok[3].all()
+    assert not ok[2, :2].any() and ok[2, 2:].all() and not ok[3, -1].any() and ok[3, :-1].all()
     norm = patch_normalization(ps)
     assert all(np.isfinite(norm.mean)) and all(np.isfinite(norm.std))
     x, y = patch_validation(ps, 32, norm)
@@ -162,7 +192,8 @@ def test_train_on_patches_from_the_command_line(records, tmp_path, capsys):
     assert run["train"] == [f"{records}/train_*.tfrecord.gz"]
     assert len((out / "history.csv").read_text().splitlines()) == 3  # header + 2 epochs
     # a patch size larger than the stored patches: one line, nothing written
-    rc = main(["train", "--train", str(records), "--val", str(records), "--out", str(tmp_path / "big"),
+    rc = main(["train", "--train", str(records / "train_000.tfrecord.gz"), "--val", str(records / "test_000.tfrecord.gz"),
+               "--out", str(tmp_path / "big"),
                "--patch-size", "96", "--epochs", "1", "--steps", "1"])
     err = capsys.readouterr().err
     assert rc == 2 and "--patch-size 64" in err and len(err.strip().splitlines()) == 1
@@ -222,7 +253,18 @@ def test_cut_train_test_leaves_nothing_when_it_fails(small_scene, tmp_path, monk
     with pytest.raises(NoDataError):
         P.cut_train_test(img, lab, "cdl", tmp_path / "cut", PatchConfig(patch_size=64, count=2), 1)
     assert calls[0].name == "train.tfrecord.gz"
-    assert not list((tmp_path / "cut").iterdir())  # no train file without its test file, no hold-out labels
+    assert not (tmp_path / "cut").exists()  # no train file without its test file, no hold-out labels
+    # a failed overwrite keeps the previous pair as it was, not a new train file beside an old test file
+    monkeypatch.setattr(P, "sample_patches", real)
+    first = P.cut_train_test(img, lab, "cdl", tmp_path / "cut", PatchConfig(patch_size=64, count=2), 1)
+    before = {f.name: f.read_bytes() for f in (first.train.path, first.test.path)}
+    calls.clear()
+    monkeypatch.setattr(P, "sample_patches", fail_on_test)
+    with pytest.raises(NoDataError):
+        P.cut_train_test(img, lab, "cdl", tmp_path / "cut", PatchConfig(patch_size=64, count=3, seed=9), 1,
+                         overwrite=True)
+    assert {f.name: f.read_bytes() for f in (first.train.path, first.test.path)} == before
+    assert sorted(f.name for f in (tmp_path / "cut").iterdir()) == ["holdout", "test.tfrecord.gz", "train.tfrecord.gz"]
     with pytest.raises(RegionError):  # a patch larger than the image: refused before anything is written
         P.cut_train_test(img, lab, "cdl", tmp_path / "big", PatchConfig(patch_size=512, count=2), 1)
     assert not (tmp_path / "big").exists() or not list((tmp_path / "big").iterdir())
