@@ -3,8 +3,9 @@
     python benchmarks/bench_train_input.py [--steps 30] [--batch 16]
 
 Trains the light preset for the same number of steps three ways: from one batch held in memory
-(no input work: the floor), from TFRecord patches through ``core.dataset.tfrecord_dataset``, and from
-random windows of in-memory scenes (``core.dataset.SceneSet``, what ``python -m core train`` uses).
+(no input work: the floor), from TFRecord patches through ``core.dataset.tfrecord_dataset`` (what
+``python -m core train`` uses on patches), and from random windows of in-memory scenes
+(``core.dataset.SceneSet``, what it uses on images).
 Overhead = (time - floor) / floor. Also the input alone (no model): seconds per batch, over the floor's
 step time, which bounds what the input can add when nothing overlaps.
 """
