@@ -4,9 +4,11 @@ Earth Engine's training export (:func:`core.ee.export.training_export_jobs`) and
 ``python -m core patches`` both write one float feature per band of :data:`FEATURE_BANDS` and a
 ``crop`` label (1 crop, 0 not crop, 255 no data), each a square patch that may carry a kernel
 buffer around the part a model sees. A :class:`PatchSet` is such a collection of files, checked
-once: every band and the label present, square patches at least as large as the training patch.
-A pixel is valid where its label is not no data and its features are finite and not all zero
-(Earth Engine writes masked pixels as 0 in every band).
+once (the first record of each file): every band and the label present, labels 0/1/255, one square
+size in all files, at least as large as the training patch. A pixel is valid where its label is
+neither no data nor NaN and its features are finite and not all zero (Earth Engine writes masked
+pixels as 0 in every band). :func:`cut_train_test` makes such training and test files from a local
+image, the test patches from a held-out block.
 """
 
 from __future__ import annotations
