@@ -294,8 +294,9 @@ def check_sources(train: str, val: str, patch_size: int) -> str:
                               "gs:// path of an Earth Engine training export or of python -m core patches")
         sets.append(open_patch_set([item], patch_size, option="Patch size"))
     tr, va = sets
-    return (f"Training on {tr.describe()} (a random {patch_size} px crop of each); validation on the centre "
-            f"{patch_size} px of {va.describe()}.")
+    crop = f" (a random {patch_size} px crop of each)" if tr.record_size > patch_size else ""
+    centre = f"the centre {patch_size} px of " if va.record_size > patch_size else ""
+    return f"Training on {tr.describe()}{crop}; validation on {centre}{va.describe()}."
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,6 @@ if has_labels:
                 col.download_button(f"{path.name} ({mb:.1f} MB)", path.read_bytes(), file_name=path.name,
                                     mime="application/gzip", on_click="ignore", key=f"patch_download_{split}")
         if d3.button("Train on these patches", key="patch_train_here", type="primary"):
-            state.put(state.TRAIN_FORM, {**state.get(state.TRAIN_FORM), "source": "patches", "train_patches": cut_files["train"],
-                                         "val_patches_path": cut_files["test"], "patch_size": cut_files["size"]})
+            state.train_on_patches(cut_files["train"], cut_files["test"], cut_files["size"])
             st.switch_page("pages/model.py")
         st.caption(f"Saved in {Path(cut_files['train']).parent}")

@@ -56,9 +56,7 @@ def export_form() -> None:
         st.caption(f"Training patches go to `{exported['train']}`, test patches to `{exported['test']}`. When "
                    "their tasks have succeeded, train on them.")
         if st.button("Train on the exported patches", key="ee_train_patches"):
-            state.put(state.TRAIN_FORM, {**state.get(state.TRAIN_FORM), "source": "patches",
-                                         "train_patches": exported["train"], "val_patches_path": exported["test"],
-                                         "patch_size": exported["size"]})
+            state.train_on_patches(exported["train"], exported["test"], exported["size"])
             st.switch_page("pages/model.py")
 
 

@@ -41,7 +41,9 @@ def use_model(path: str) -> None:
     state.put(state.PREDICTION, None)
 
 
-tab_ship, tab_upload, tab_train = st.tabs(["Shipped weights", "Upload a model", "Train"])
+opening = state.get(state.MODEL_TAB)  # once: the Train tab after a hand-over of patches
+state.put(state.MODEL_TAB, None)
+tab_ship, tab_upload, tab_train = st.tabs(["Shipped weights", "Upload a model", "Train"], default=opening)
 
 with tab_ship:
     st.write(f"`{SHIPPED.name}`: the U-Net trained on the Ag-Net Landsat 8 / CDL blocks.")

@@ -323,7 +323,8 @@ def test_model_page_trains_on_exported_patches(fake_map, small_scene, tmp_path, 
     assert not at.exception
     (train, val, _job), kw = calls[-1]
     assert train == [str(tmp_path / "train_*.tfrecord.gz")] and val == [str(tmp_path / "test_000.tfrecord.gz")]
-    assert "Training on 1 TFRecord file(s) of 160 px patches (a random 128 px crop" in kw["note"]
+    assert kw["note"] == ("Training on 1 TFRecord file(s) of 160 px patches (a random 128 px crop of each); "
+                          "validation on the centre 128 px of 1 TFRecord file(s) of 160 px patches.")
     at.switch_page("pages/data.py")
     at.run()
     at.switch_page("pages/model.py")

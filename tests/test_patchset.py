@@ -268,3 +268,19 @@ def test_cut_train_test_leaves_nothing_when_it_fails(small_scene, tmp_path, monk
     with pytest.raises(RegionError):  # a patch larger than the image: refused before anything is written
         P.cut_train_test(img, lab, "cdl", tmp_path / "big", PatchConfig(patch_size=512, count=2), 1)
     assert not (tmp_path / "big").exists() or not list((tmp_path / "big").iterdir())
+
+
+def test_check_sources_says_what_training_will_use(records, small_scene):
+    from core.patchset import check_sources
+
+    train, test = str(records / "train_000.tfrecord.gz"), str(records / "test_000.tfrecord.gz")
+    assert check_sources(train, test, 64) == ("Training on 1 TFRecord file(s) of 64 px patches; validation on "
+                                              "1 TFRecord file(s) of 64 px patches.")
+    assert "a random 48 px crop of each" in check_sources(train, test, 48)
+    with pytest.raises(ConfigError, match="give the validation patches"):
+        check_sources(train, " ", 48)
+    img, lab = small_scene
+    with pytest.raises(ConfigError, match="holds no TFRecord patches"):
+        check_sources(str(img), test, 48)
+    with pytest.raises(RegionError, match="use Patch size 64"):  # the page's name for the setting
+        check_sources(train, test, 96)

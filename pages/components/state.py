@@ -24,6 +24,7 @@ MODEL_PATH = "model_path"  # str path of the model in use, or None
 EE_PATCHES = "ee_patches"  # dict of the last Earth Engine patch export: train/test gs:// globs, patch size; or None
 EE_ASSET = "ee_asset"  # str id of the last asset uploaded from the Earth Engine page, or None
 JOB_DIR = "job_dir"  # str path of the training job followed on the Model page, or None (= the newest job)
+MODEL_TAB = "model_tab"  # str: the Model page tab to open on the next visit (a hand-over to training), or None
 TRAIN_FORM = "train_settings"  # dict of the training form's last submitted values (preset, epochs, ...)
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
 VIEWS = "views"  # int 1/2/4/8: tile views the prediction averages over (core.config.PredictConfig.views)
@@ -40,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     MODEL_PATH: None,
     JOB_DIR: None,
     TRAIN_FORM: {},
+    MODEL_TAB: None,
     EE_ASSET: None,
     EE_PATCHES: None,
     THRESHOLD: 0.5,
@@ -114,6 +116,14 @@ def set_source(spec: dict) -> None:
     put(SOURCE, spec)
     set_region(None)
     put(LAST_DRAWING, None)
+
+
+def train_on_patches(train: str, val: str, patch_size: int) -> None:
+    """Fill the Model page's training form with TFRecord patches and have the page open on its Train
+    tab (for the buttons that hand patches over to training)."""
+    put(TRAIN_FORM, {**get(TRAIN_FORM), "source": "patches", "train_patches": train, "val_patches_path": val,
+                     "patch_size": patch_size})
+    put(MODEL_TAB, "Train")
 
 
 def job_dir() -> str | None:

@@ -141,6 +141,41 @@ def test_full_flow_offline(page, app_url, artifacts):
     assert not ext, f"external requests: {ext[:5]}"
 
 
+def test_training_on_patches_cut_from_the_region(page, app_url, artifacts):
+    """Data page: cut patches of the sample scene; hand them to the Model page; train in the background."""
+    page.goto(app_url)
+    page.get_by_role("heading", name="Region").wait_for(timeout=60_000)
+    goto_page(page, "2. Data")
+    page.get_by_text("Crop fraction (labels)").wait_for(timeout=120_000)
+    page.locator("[data-testid='stSelectbox']", has_text="Patch size").click()
+    page.get_by_role("option", name="64").click()
+    page.get_by_label("Training patches").fill("16")
+    page.get_by_label("Test patches").fill("4")
+    page.get_by_role("button", name="Cut patches").click()
+    page.get_by_text("16 training patches", exact=False).wait_for(timeout=120_000)
+    wait_script_idle(page)
+    page.get_by_role("button", name="Train on these patches").click()
+    # the Model page opens on its Train tab, the patches and their size filled in
+    page.get_by_role("heading", name="Model").first.wait_for(timeout=60_000)
+    train_box = page.get_by_label("Training patches")
+    train_box.wait_for(timeout=60_000)
+    assert train_box.input_value().endswith("train.tfrecord.gz")
+    assert page.get_by_label("Validation patches").input_value().endswith("test.tfrecord.gz")
+    wait_script_idle(page)
+    page.get_by_label("Epochs").fill("2")
+    page.get_by_label("Steps per epoch").fill("2")
+    page.get_by_label("Batch size").fill("4")
+    page.get_by_label("Steps per epoch").press("Tab")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Training on 1 TFRecord file(s) of 64 px patches", exact=False).wait_for(timeout=120_000)
+    page.get_by_role("button", name="Use the best checkpoint").wait_for(timeout=300_000)
+    page.get_by_text("completed", exact=False).first.wait_for(timeout=300_000)
+    snapshot(page, artifacts / "04c_model_trained_on_patches.png")
+    page.get_by_role("button", name="Use the best checkpoint").click()
+    page.locator("[data-testid='stSidebar']").get_by_text("Model: best.keras").wait_for(timeout=60_000)
+    page.get_by_text("patch 64 px", exact=False).first.wait_for(timeout=60_000)
+
+
 def test_a_page_opened_by_its_url_on_a_fresh_server_is_the_dashboards(page, app_url, artifacts):
     """A bookmark, or a reload after the server restarted: the first request names a page. Streamlit
     would run that file alone (no page config, navigation titles or sidebar status); the page must
