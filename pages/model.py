@@ -77,7 +77,7 @@ with tab_train:
     source = st.radio(
         "Train on", sources, index=sources.index(prev.get("source", "region")), horizontal=True, key="train_source",
         format_func={"region": "This region's image and labels",
-                     "patches": "TFRecord patches (an Earth Engine training export)"}.get)
+                     "patches": "TFRecord patches (cut on the Data page, or an Earth Engine export)"}.get)
     with st.form("train_form"):
         if source == "patches":
             st.caption("Patches in Earth Engine's TFRecord layout, with bands R, G, B, NIR, NDVI and a `crop` "

@@ -82,7 +82,7 @@ def test_full_flow_offline(page, app_url, artifacts):
     page.screenshot(path=str(artifacts / "04_model.png"))
     # the training form, on exported TFRecord patches (nothing is started)
     page.get_by_role("tab", name="Train").click()
-    page.get_by_text("TFRecord patches (an Earth Engine training export)").click()
+    page.get_by_text("TFRecord patches (cut on the Data page, or an Earth Engine export)").click()
     page.get_by_text("Training patches", exact=True).wait_for(timeout=30_000)
     wait_script_idle(page)
     page.screenshot(path=str(artifacts / "04b_model_train_patches.png"))
