@@ -28,6 +28,7 @@ from core.labels import NODATA
 from core.model import Normalization
 from core.patches import LABEL, RECORD_SUFFIX, PatchSummary, first_record, list_records, record_layout, sample_patches
 from core.raster import FEATURE_BANDS, check_reflectance
+from core.tfrecord import parse_patch, read_batches
 
 #: Name endings of TFRecord files, as Earth Engine and ``python -m core patches`` write them.
 RECORD_ENDINGS = (".tfrecord", ".tfrecord.gz", ".tfrecords", ".tfrecords.gz")
@@ -157,8 +158,6 @@ def open_patch_set(sources: Sequence[str | os.PathLike], patch_size: int, label:
         if side is not None and this != side:
             raise CorruptFileError(f"{name} holds {this} px patches, the other files {side} px; train on one size")
         side = this
-        from core.tfrecord import parse_patch
-
         check_labels(parse_patch(record, [label], (side, side)), name, label)
     if side is None:
         raise NoDataError(f"the {len(files)} TFRecord file(s) at {', '.join(map(str, sources))} hold no records")
@@ -177,8 +176,6 @@ def valid_pixels(batch: np.ndarray) -> np.ndarray:
 
 
 def _batches(patches: PatchSet, files: Sequence[str] | None = None, batch_size: int = 16):
-    from core.tfrecord import read_batches
-
     return read_batches(list(files or patches.files), patches.names, (patches.record_size,) * 2, batch_size,
                         split_files=True)
 

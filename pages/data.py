@@ -18,8 +18,6 @@ from pages.components import cached, mapview, navigation, scene, state, ui
 
 #: label classes listed under "Classes in the region"
 TOP_CLASSES = 8
-#: side of the training patches the page cuts (the Model page trains on any of them)
-PATCH_SIZES = [64, 128, 256]
 #: patch files larger than this are not offered as browser downloads (each rerun sends them to the
 #: server's media store)
 MAX_DOWNLOAD_MB = 50
@@ -126,7 +124,7 @@ if has_labels:
                "Model page, or download them for your own TensorFlow code.")
     with st.form("patch_form"):
         f1, f2, f3, f4 = st.columns(4)
-        size = f1.selectbox("Patch size", PATCH_SIZES, index=PATCH_SIZES.index(128), key="patch_size")
+        size = f1.selectbox("Patch size", ui.PATCH_SIZES, index=ui.PATCH_SIZES.index(128), key="patch_size")
         buffer = f2.number_input("Kernel buffer (px each side)", 0, 64, 0, key="patch_buffer",
                                  help="extra context around each patch, as Earth Engine's kernelSize")
         n_train = f3.number_input("Training patches", 1, 500, 100, key="patch_train")

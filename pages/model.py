@@ -23,10 +23,6 @@ st.title("Model")
 SHIPPED = Path(os.environ.get("CROPMAP_SHIPPED_MODEL", DEFAULT_MODEL_PATH))
 
 
-#: training patch sides offered (patches cut on the Data page may be any of them)
-PATCH_SIZES = [64, 128, 256]
-
-
 def preset_label(name: str) -> str:
     return f"{name} (default)" if name == TrainConfig.preset else name
 
@@ -97,7 +93,7 @@ with tab_train:
         steps = c3.number_input("Steps per epoch", 1, 1000, prev.get("steps_per_epoch", 20), key="train_steps")
         c4, c5, c6 = st.columns(3)
         batch = c4.number_input("Batch size", 1, 64, prev.get("batch_size", 8), key="train_batch")
-        patch = c5.selectbox("Patch size", PATCH_SIZES, index=PATCH_SIZES.index(prev.get("patch_size", 256)),
+        patch = c5.selectbox("Patch size", ui.PATCH_SIZES, index=ui.PATCH_SIZES.index(prev.get("patch_size", 256)),
                              key="train_patch")
         lr = c6.number_input("Learning rate", 1e-5, 0.1, prev.get("learning_rate", 1e-3), format="%.5f",
                              key="train_lr")

@@ -9,6 +9,9 @@ import streamlit as st
 
 from core.errors import CropMapError
 
+#: training patch sides the pages offer (the Data page cuts them, the Model page trains on them)
+PATCH_SIZES = [64, 128, 256]
+
 
 @contextmanager
 def errors_shown() -> Iterator[None]:
