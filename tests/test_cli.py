@@ -71,33 +71,35 @@ def test_user_mistakes_are_one_line(capsys, tmp_path, small_scene, tiny_model_pa
                                    str(tmp_path / "r"), "--bands", "1,2"])
 
 
+def _patches(img, lab, out, *more: str) -> list[str]:
+    """argv of ``python -m core patches`` on an image and its labels."""
+    return ["patches", "--image", str(img), "--labels", str(lab), "--out", str(out), *more]
+
+
 def test_patches_command(capsys, small_scene, tmp_path):
     img, lab = small_scene
     out = tmp_path / "p.tfrecord.gz"
-    assert main(["patches", "--image", str(img), "--labels", str(lab), "--out", str(out), "--count", "3", "--size", "64",
-                 "--buffer", "16"]) == 0
+    assert main(_patches(img, lab, out, "--count", "3", "--size", "64", "--buffer", "16")) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["patches"] == 3 and info["side"] == 96
-    assert "already exists" in _err(capsys, ["patches", "--image", str(img), "--labels", str(lab), "--out", str(out)])
-    err = _err(capsys, ["patches", "--image", str(img), "--labels", str(lab), "--out", str(tmp_path / "z.tfrecord.gz"),
-                        "--size", "70"])
+    assert "already exists" in _err(capsys, _patches(img, lab, out))
+    err = _err(capsys, _patches(img, lab, tmp_path / "z.tfrecord.gz", "--size", "70"))
     assert err == "error: --size must be a multiple of 16, got 70"  # the option the user typed, not the field
-    assert "--buffer must be 0-64" in _err(capsys, ["patches", "--image", str(img), "--labels", str(lab), "--out",
-                                                     str(tmp_path / "z.tfrecord.gz"), "--size", "64", "--buffer", "65"])
+    assert "--buffer must be 0-64" in _err(capsys, _patches(img, lab, tmp_path / "z.tfrecord.gz", "--size", "64",
+                                                            "--buffer", "65"))
     assert not (tmp_path / "z.tfrecord.gz").exists()
 
 
 def test_patches_command_with_a_test_split(capsys, small_scene, tmp_path):
     img, lab = small_scene
     out = tmp_path / "cut"
-    assert main(["patches", "--image", str(img), "--labels", str(lab), "--out", str(out), "--count", "3", "--size", "64",
-                 "--test", "2"]) == 0
+    assert main(_patches(img, lab, out, "--count", "3", "--size", "64", "--test", "2")) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["train"]["patches"] == 3 and info["test"]["patches"] == 2 and "held out" in info["note"]
     assert info["train"]["path"] == str(out / "train.tfrecord.gz") and (out / "test.tfrecord.gz").exists()
     assert info["train_with"].startswith(f"python -m core train --train {out / 'train.tfrecord.gz'} --val "
                                          f"{out / 'test.tfrecord.gz'} --patch-size 64")
-    again = ["patches", "--image", str(img), "--labels", str(lab), "--out", str(out), "--size", "64", "--test", "1"]
+    again = _patches(img, lab, out, "--size", "64", "--test", "1")
     assert "already exists" in _err(capsys, again)
     assert "the number of test patches must be at least 1, got 0" in _err(capsys, [*again[:-1], "0", "--overwrite"])
 

@@ -78,6 +78,16 @@ def predict_page(model_path) -> AppTest:
     return at
 
 
+#: A 300 x 300 px square of the sample scene, as the Region page stores a drawn region.
+SQUARE_300 = {"type": "Feature", "properties": {"crs": "image"},
+              "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [300, 0], [300, 300], [0, 300], [0, 0]]]}}
+
+
+def by_label(elements, label: str):
+    """The first of ``elements`` (e.g. ``at.button``) whose label is ``label``."""
+    return next(e for e in elements if e.label == label)
+
+
 def texts(at: AppTest) -> str:
     parts = [e.value for e in at.markdown] + [e.value for e in at.caption] + [e.value for e in at.info]
     parts += [e.value for e in at.success] + [e.value for e in at.error] + [e.value for e in at.warning]
@@ -133,8 +143,7 @@ def test_too_small_region_is_explained(fake_map):
 
 def test_data_page_layers_and_statistics(fake_map):
     at = new_app()
-    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
-                                  "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [300, 0], [300, 300], [0, 300], [0, 0]]]}}
+    at.session_state["region"] = SQUARE_300
     at.switch_page("pages/data.py")
     at.run()
     assert not at.exception and not at.error
@@ -210,9 +219,9 @@ def test_model_page_fine_tunes_the_model_in_use(fake_map, tiny_model_path, monke
     at.session_state["model_path"] = str(tiny_model_path)
     at.switch_page("pages/model.py")
     at.run()
-    assert next(s for s in at.selectbox if s.label == "Preset").value == "light"  # the default preset
+    assert by_label(at.selectbox, "Preset").value == "light"  # the default preset
     at.checkbox[0].check()
-    next(b for b in at.button if b.label == "Start training").click()
+    by_label(at.button, "Start training").click()
     at.run()
     assert not at.exception  # (the job panel then reports that the faked job does not exist)
     (train, val, _job), kw = calls[0]
@@ -230,19 +239,19 @@ def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, m
     at = new_app()
     at.switch_page("pages/model.py")
     at.run()
-    next(n for n in at.number_input if n.label == "Epochs").set_value(3)
-    next(n for n in at.number_input if n.label == "Steps per epoch").set_value(4)
-    next(s for s in at.selectbox if s.label == "Patch size").set_value(128)
-    next(b for b in at.button if b.label == "Start training").click()
+    by_label(at.number_input, "Epochs").set_value(3)
+    by_label(at.number_input, "Steps per epoch").set_value(4)
+    by_label(at.selectbox, "Patch size").set_value(128)
+    by_label(at.button, "Start training").click()
     at.run()
     assert calls[-1]["config"]["epochs"] == 3 and calls[-1]["config"]["patch_size"] == 128
     at.switch_page("pages/data.py")
     at.run()
     at.switch_page("pages/model.py")
     at.run()
-    assert next(n for n in at.number_input if n.label == "Epochs").value == 3  # not back at the default 5
-    assert next(n for n in at.number_input if n.label == "Steps per epoch").value == 4
-    assert next(s for s in at.selectbox if s.label == "Patch size").value == 128
+    assert by_label(at.number_input, "Epochs").value == 3  # not back at the default 5
+    assert by_label(at.number_input, "Steps per epoch").value == 4
+    assert by_label(at.selectbox, "Patch size").value == 128
     # a job running in the work folder (e.g. started before a browser reload) is found again, and a
     # second one cannot be started beside it
     job_dir = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs" / "job-running"
@@ -252,7 +261,7 @@ def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, m
         fresh.switch_page("pages/model.py")
         fresh.run()
         assert not fresh.exception
-        assert next(b for b in fresh.button if b.label == "Start training").disabled
+        assert by_label(fresh.button, "Start training").disabled
         assert "held-out note" in texts(fresh)
         side = new_app()  # another new session, on the first page: the sidebar follows the job too
         side.run()
@@ -264,14 +273,13 @@ def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, m
 
 def test_data_page_cuts_patches_and_hands_them_to_training(fake_map):
     at = new_app()
-    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
-                                  "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [300, 0], [300, 300], [0, 300], [0, 0]]]}}
+    at.session_state["region"] = SQUARE_300
     at.switch_page("pages/data.py")
     at.run()
-    next(s for s in at.selectbox if s.label == "Patch size").set_value(64)
-    next(n for n in at.number_input if n.label == "Training patches").set_value(5)
-    next(n for n in at.number_input if n.label == "Test patches").set_value(2)
-    next(b for b in at.button if b.label == "Cut patches").click()
+    by_label(at.selectbox, "Patch size").set_value(64)
+    by_label(at.number_input, "Training patches").set_value(5)
+    by_label(at.number_input, "Test patches").set_value(2)
+    by_label(at.button, "Cut patches").click()
     at.run()
     assert not at.exception and not at.error
     made = at.session_state["patches"]
@@ -282,13 +290,13 @@ def test_data_page_cuts_patches_and_hands_them_to_training(fake_map):
     assert open_patch_set([made["train"]], 64).record_size == 64 and open_patch_set([made["test"]], 64).record_size == 64
     downloads = [d for d in at.get("download_button")]
     assert len(downloads) == 2
-    next(b for b in at.button if b.label == "Train on these patches").click()
+    by_label(at.button, "Train on these patches").click()
     at.run()
     assert not at.exception
     # the Model page opens with the patches chosen and their paths filled in
-    assert next(r for r in at.radio if r.label == "Train on").value == "patches"
-    assert next(t for t in at.text_input if t.label == "Training patches").value == made["train"]
-    assert next(t for t in at.text_input if t.label == "Validation patches").value == made["test"]
+    assert by_label(at.radio, "Train on").value == "patches"
+    assert by_label(at.text_input, "Training patches").value == made["train"]
+    assert by_label(at.text_input, "Validation patches").value == made["test"]
     assert at.selectbox(key="train_patch").value == 64
 
 
@@ -306,19 +314,19 @@ def test_model_page_trains_on_exported_patches(fake_map, small_scene, tmp_path, 
     at = new_app()
     at.switch_page("pages/model.py")
     at.run()
-    next(r for r in at.radio if r.label == "Train on").set_value("patches")
+    by_label(at.radio, "Train on").set_value("patches")
     at.run()
-    next(s for s in at.selectbox if s.label == "Patch size").set_value(128)
-    train_box = next(t for t in at.text_input if t.label == "Training patches")
-    val_box = next(t for t in at.text_input if t.label == "Validation patches")
+    by_label(at.selectbox, "Patch size").set_value(128)
+    train_box = by_label(at.text_input, "Training patches")
+    val_box = by_label(at.text_input, "Validation patches")
     train_box.set_value(str(tmp_path / "missing_*.tfrecord.gz"))
     val_box.set_value(str(tmp_path / "test_000.tfrecord.gz"))
-    next(b for b in at.button if b.label == "Start training").click()
+    by_label(at.button, "Start training").click()
     at.run()
     assert not at.exception and not calls
     assert any("no TFRecord files" in e.value for e in at.error)  # the project's message, in the page
-    next(t for t in at.text_input if t.label == "Training patches").set_value(str(tmp_path / "train_*.tfrecord.gz"))
-    next(b for b in at.button if b.label == "Start training").click()
+    by_label(at.text_input, "Training patches").set_value(str(tmp_path / "train_*.tfrecord.gz"))
+    by_label(at.button, "Start training").click()
     at.run()
     assert not at.exception
     (train, val, _job), kw = calls[-1]
@@ -329,8 +337,8 @@ def test_model_page_trains_on_exported_patches(fake_map, small_scene, tmp_path, 
     at.run()
     at.switch_page("pages/model.py")
     at.run()  # the choice and the paths are kept
-    assert next(r for r in at.radio if r.label == "Train on").value == "patches"
-    assert next(t for t in at.text_input if t.label == "Training patches").value == str(tmp_path / "train_*.tfrecord.gz")
+    assert by_label(at.radio, "Train on").value == "patches"
+    assert by_label(at.text_input, "Training patches").value == str(tmp_path / "train_*.tfrecord.gz")
 
 
 def test_model_page_shows_the_shipped_cards_validation_figures(fake_map):
