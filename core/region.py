@@ -345,7 +345,8 @@ def _declared_crs(obj: dict) -> str | None:
         value = holder.get("crs") if isinstance(holder, dict) else None
         if value == IMAGE_CRS:
             return IMAGE_CRS
-    for feat in obj.get("features") or []:
+    features = obj.get("features")
+    for feat in features if isinstance(features, list) else []:
         if isinstance(feat, dict) and isinstance(feat.get("properties"), dict) and feat["properties"].get("crs") == IMAGE_CRS:
             return IMAGE_CRS
     return None
@@ -359,10 +360,19 @@ def _as_ring(raw: Any) -> Ring:
     return ring
 
 
+def _list(value: Any, what: str) -> list:
+    """``value`` when it is a list (None -> []). Raises RegionError otherwise."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise RegionError(f"GeoJSON {what} must be a list, not {type(value).__name__}")
+    return value
+
+
 def _polygons_of(obj: dict) -> Iterable[Polygon]:
     kind = obj.get("type")
     if kind == "FeatureCollection":
-        for feat in obj.get("features") or []:
+        for feat in _list(obj.get("features"), "features"):
             if isinstance(feat, dict):
                 yield from _polygons_of(feat)
     elif kind == "Feature":
@@ -370,15 +380,14 @@ def _polygons_of(obj: dict) -> Iterable[Polygon]:
         if isinstance(geom, dict):
             yield from _polygons_of(geom)
     elif kind == "GeometryCollection":
-        for geom in obj.get("geometries") or []:
+        for geom in _list(obj.get("geometries"), "geometries"):
             if isinstance(geom, dict):
                 yield from _polygons_of(geom)
     elif kind == "Polygon":
-        coords = obj.get("coordinates") or []
-        yield tuple(_as_ring(r) for r in coords)
+        yield tuple(_as_ring(r) for r in _list(obj.get("coordinates"), "Polygon coordinates"))
     elif kind == "MultiPolygon":
-        for poly in obj.get("coordinates") or []:
-            yield tuple(_as_ring(r) for r in poly)
+        for poly in _list(obj.get("coordinates"), "MultiPolygon coordinates"):
+            yield tuple(_as_ring(r) for r in _list(poly, "MultiPolygon coordinates"))
 
 
 def check_region(
@@ -406,7 +415,8 @@ def check_region(
         else:  # far too large anyway: the window's area is enough for the message
             per_row = np.full(window.height, window.width)
         if isinstance(px_area, np.ndarray):
-            area_ha = float((px_area[window.row_off : window.row_off + window.height] * per_row).sum())
+            rows = px_area[window.row_off : window.row_off + window.height, 0]  # (h, 1) -> (h,), as per_row
+            area_ha = float((rows * per_row).sum())
         else:
             area_ha = float(px_area) * float(per_row.sum())
     need_h, need_w = min(min_side, grid.height), min(min_side, grid.width)
@@ -414,7 +424,9 @@ def check_region(
         return WindowCheck(
             False,
             f"the region covers {window.width} x {window.height} px of the image; it must be at least "
-            f"{need_w} x {need_h} px (one {min_side}-px patch): draw a larger region",
+            f"{need_w} x {need_h} px " + (f"(one {min_side}-px patch)" if (need_w, need_h) == (min_side, min_side)
+                                          else f"(the image is smaller than one {min_side}-px patch, so all of it)")
+            + ": draw a larger region",
             area_ha,
             window.pixels,
             window,

@@ -46,6 +46,10 @@ def test_image_region_area_in_pixels_only():
     ('{"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [2, 2], [0, 0]]]}', "zero area"),
     ('[1, 2]', "must be an object"),
     ('{"type": "Polygon", "coordinates": [["a", "b"]]}', "lists of"),
+    ('{"type": "Polygon", "coordinates": 5}', "must be a list"),
+    ('{"type": "MultiPolygon", "coordinates": [5]}', "must be a list"),
+    ('{"type": "FeatureCollection", "features": 5}', "must be a list"),
+    ('{"type": "GeometryCollection", "geometries": "x"}', "must be a list"),
 ])
 def test_bad_geojson_is_rejected_with_reason(text, msg):
     with pytest.raises(RegionError, match=msg):
@@ -152,3 +156,21 @@ def test_region_is_hashable_and_keyed():
     b = Region.from_bbox(0, 0, 300, 300, crs=IMAGE_CRS)
     assert hash(a) == hash(b) and a.key() == b.key()
     assert np.isfinite(a.area_pixels())
+
+
+def test_check_region_hectares_on_a_geographic_grid():
+    # 300 x 300 pixels of 0.0001 deg at 45 N: rows differ in area, and the region's area is the sum
+    # over its rows of (pixels in the row) x (that row's pixel area), as Region.area_ha() has it
+    grid = Grid("EPSG:4326", (0.0001, 0.0, 10.0, 0.0, -0.0001, 45.0), 300, 300)
+    region = Region.from_bbox(10.0, 44.97, 10.03, 45.0)
+    res = check_region(region, grid)
+    assert res.ok, res.message
+    rows = grid.pixel_area_ha()[:, 0]
+    assert res.area_ha == pytest.approx(float(rows.sum()) * 300, rel=1e-6)
+    assert res.area_ha == pytest.approx(region.area_ha(), rel=0.01)
+
+
+def test_check_region_on_an_image_smaller_than_a_patch_says_so():
+    grid = Grid(None, (1.0, 0.0, 0.0, 0.0, -1.0, 0.0), 64, 64)
+    res = check_region(Region.from_bbox(0, 0, 20, 64, crs=IMAGE_CRS), grid)
+    assert not res.ok and "at least 64 x 64 px" in res.message and "smaller than one 256-px patch" in res.message
