@@ -161,8 +161,11 @@ def probability_colour(prob: np.ndarray) -> np.ndarray:
 
 
 def crop_colour(prob: np.ndarray, threshold: float) -> np.ndarray:
-    """(h, w, 4) RGBA: crop (probability >= threshold) opaque, everything else transparent."""
-    sel = np.isfinite(prob) & (np.nan_to_num(prob, nan=0.0) >= threshold)
+    """(h, w, 4) RGBA: crop opaque, everything else transparent; crop exactly as in the crop mask
+    (:func:`core.predict.threshold_mask`: the probability in whole percent at the threshold)."""
+    from core.predict import threshold_mask
+
+    sel = threshold_mask(prob, threshold) == CROP
     rgba = np.zeros(prob.shape + (4,), dtype=np.uint8)
     rgba[sel, :3] = CLASS_COLOURS["predicted crop"]
     rgba[sel, 3] = 255

@@ -39,6 +39,10 @@ def test_class_and_probability_rendering():
     assert tuple(crop[0, 1, :3]) == ov.CLASS_COLOURS["predicted crop"]
     mask = threshold_mask(prob, 0.5)
     assert mask.tolist() == [[0, 1], [255, 1]]
+    # the crop layer is the crop mask: 0.496 is stored as 50 percent, crop at 0.50 in both
+    edge = np.array([[0.494, 0.496, 0.5, 0.504]], np.float32)
+    assert (ov.crop_colour(edge, 0.5)[..., 3] == 255).tolist() == (threshold_mask(edge, 0.5) == 1).tolist()
+    assert ov.crop_colour(edge, 0.5)[0, :, 3].tolist() == [0, 255, 255, 255]
     lab = ov.labels_colour(np.array([[1, 0, 255]], np.uint8), show_nodata=True)
     assert lab[0, 0, 3] == 255 and lab[0, 2, 3] == 160
     dis = ov.disagreement_colour(np.array([[1, 0, 1, 255]], np.uint8), np.array([[0, 1, 1, 1]], np.uint8))
