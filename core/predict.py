@@ -75,7 +75,10 @@ def _compiled(model):
     if fn is None:
         import tensorflow as tf
 
-        fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        # The function holds the model weakly: a strong reference from the cache's value would keep
+        # its key (the model) and the traced graph alive for as long as the process runs.
+        ref = weakref.ref(model)
+        fn = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True)
         _COMPILED[model] = fn
     return fn
 
@@ -397,6 +400,7 @@ def predict_image(
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ImageReader(image_path, band_map) as reader:
         win = region_window(reader.grid, window, loaded.card.patch_size if window is not None else 1)
         grid = _window_grid(reader.grid, win)
+        grid.pixel_area_ha()  # a CRS without a known unit is refused here, before the model runs
         predictor = make_predictor(loaded, config)
 
         def read(r, c, h, w):

@@ -97,22 +97,40 @@ class Grid:
         return f"{self.width}x{self.height} px, CRS {crs}, transform {tuple(round(v, 6) for v in self.transform)}"
 
     def pixel_area_ha(self) -> np.ndarray | float | None:
-        """Area of one pixel in hectares: a float for projected CRSs in metres, a per-row array
-        (shape (height, 1)) for geographic CRSs, None when the grid is not georeferenced."""
+        """Area of one pixel in hectares on the ground: a float for projected CRSs, a per-row array
+        (shape (height, 1)) for geographic and Mercator CRSs (whose pixels shrink on the ground away
+        from the equator: 1/2 of the nominal area at 45 degrees in Web Mercator), None when the grid
+        is not georeferenced.
+
+        Raises:
+            InvalidDataError: a CRS without a linear unit in metres or a known one (e.g. a local
+                engineering CRS), so that no area can be given.
+        """
         if self.crs is None:
             return None
         from rasterio.crs import CRS
+        from rasterio.errors import CRSError
 
         crs = CRS.from_user_input(self.crs)
-        a, b, _, d, e, _ = self.transform
+        a, b, c, d, e, f = self.transform
+        rows = np.arange(self.height + 1, dtype=np.float64)
         if crs.is_geographic:
-            radius = EARTH_RADIUS_M
-            rows = np.arange(self.height + 1, dtype=np.float64)
-            lat = np.radians(self.transform[5] + rows * e)
-            band = np.abs(np.diff(np.sin(lat))) * radius**2 * math.radians(abs(a))
-            return (band / 1e4)[:, None]
-        factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
-        return abs(a * e - b * d) * factor * factor / 1e4
+            lat, dlon = self.transform[5] + rows * e, abs(a)
+        elif crs.to_dict().get("proj") == "merc" and b == 0 and d == 0:
+            from rasterio.warp import transform as warp
+
+            ys = list(f + rows * e)
+            lon, lat = warp(crs, "EPSG:4326", [c] * len(ys) + [c + a], ys + [ys[0]])
+            lat, dlon = np.asarray(lat[:-1]), abs(lon[-1] - lon[0])
+        else:
+            try:
+                factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+            except CRSError:
+                raise InvalidDataError(f"the image's CRS has no known linear unit ({crs.to_string()[:60]}), so "
+                                       "areas cannot be given; reproject it to a UTM zone (gdalwarp -t_srs)") from None
+            return abs(a * e - b * d) * factor * factor / 1e4
+        band = np.abs(np.diff(np.sin(np.radians(lat)))) * EARTH_RADIUS_M**2 * math.radians(dlon)
+        return (band / 1e4)[:, None]
 
 
 def _same_crs(a: str, b: str) -> bool:

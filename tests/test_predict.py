@@ -220,3 +220,20 @@ def test_the_crop_mask_is_the_stored_probability_at_the_threshold():
     stored = probability_to_uint8(many)
     for t in (0.05, 0.29, 0.5, 0.555, 0.95):
         assert np.array_equal(threshold_mask(many, t) == 1, stored >= percent_cut(t))
+
+
+def test_a_model_used_for_prediction_can_be_freed():
+    """The cache of traced inference functions must not keep models alive (uploads, checkpoints)."""
+    import gc
+    import weakref
+
+    from core.model import build_unet
+    from core.predict import _COMPILED, ModelRunner
+
+    model = build_unet("light")
+    ModelRunner(model, 1)(np.zeros((1, 32, 32, 5), np.float32))
+    assert model in _COMPILED
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None

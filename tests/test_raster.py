@@ -116,6 +116,26 @@ def test_geographic_pixel_area_follows_latitude():
     assert area[0, 0] == pytest.approx(0.62, rel=0.01)
 
 
+def test_web_mercator_pixel_area_is_the_area_on_the_ground():
+    # 30 m Web Mercator pixels at 45 N cover 30 cos(45) m on each side on the ground: half the area
+    from rasterio.warp import transform
+
+    x, y = transform("EPSG:4326", "EPSG:3857", [10.0], [45.0])
+    g = Grid("EPSG:3857", (30.0, 0, x[0], 0, -30.0, y[0]), 8, 8)
+    area = g.pixel_area_ha()
+    assert area.shape == (8, 1)
+    assert area[0, 0] == pytest.approx(0.09 * 0.5, rel=0.01)
+    assert g.pixel_size_m() == pytest.approx(30.0 * 0.5**0.5, rel=0.01)
+    # at the equator it is the nominal area (to 0.3%: Web Mercator's sphere is 0.1% larger than Earth's mean radius)
+    assert Grid("EPSG:3857", (30.0, 0, 0.0, 0, -30.0, 0.0), 4, 4).pixel_area_ha()[0, 0] == pytest.approx(0.09, rel=3e-3)
+
+
+def test_a_crs_without_a_known_unit_has_no_area():
+    local = 'LOCAL_CS["arbitrary",UNIT["metre",1]]'  # GDAL cannot give its unit: no area, a clear error
+    with pytest.raises(InvalidDataError, match="reproject"):
+        Grid(local, (1.0, 0, 0, 0, -1.0, 0), 4, 4).pixel_area_ha()
+
+
 def test_pixel_size_in_metres():
     assert Grid("EPSG:32633", (10.0, 0, 500000.0, 0, -10.0, 5e6), 4, 4).pixel_size_m() == pytest.approx(10.0)
     # geographic: the square root of the area at the grid's centre row (0.001 deg at 60 N: ~78.8 m)
