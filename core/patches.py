@@ -17,6 +17,7 @@ import glob as _glob
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
@@ -286,11 +287,20 @@ def read_mixer(path: str | os.PathLike) -> Mixer:
     return Mixer.from_json(d)
 
 
+#: the part of an image export's file name after its prefix: 00000.tfrecord.gz
+_EXPORT_PART = re.compile(r"\d+\.tfrecord(\.gz)?")
+
+
 def export_files(mixer_path: str | os.PathLike) -> list[str]:
     """The TFRecord files of the image export whose mixer is ``PREFIX-mixer.json`` (or ``PREFIXmixer.json``)."""
     s = str(mixer_path)
     prefix = s[: -len("mixer.json")] if s.endswith("mixer.json") else s
-    return list_records(prefix + "*.tfrecord*")
+    start = len(prefix.rsplit("/", 1)[-1])
+    # PREFIX-00000.tfrecord.gz, not PREFIX-b-00000.tfrecord.gz of another export in the same folder
+    files = [f for f in list_records(prefix + "*.tfrecord*") if _EXPORT_PART.fullmatch(f.rsplit("/", 1)[-1][start:])]
+    if not files:
+        raise InputNotFoundError(f"no TFRecord files of the image export {prefix}NNNNN.tfrecord.gz beside {s}")
+    return files
 
 
 def write_image_export(
@@ -330,8 +340,13 @@ def write_image_export(
             feats, _ = reader.read(win)
             yield {b: feats[..., k] for k, b in enumerate(FEATURE_BANDS)}
 
+    written = set()
     for n, start in enumerate(range(0, total, records_per_file)):
-        write_records(Path(f"{prefix}-{n:05d}{RECORD_SUFFIX}"), patches(start, min(start + records_per_file, total)), overwrite=overwrite)
+        path = Path(f"{prefix}-{n:05d}{RECORD_SUFFIX}")
+        write_records(path, patches(start, min(start + records_per_file, total)), overwrite=overwrite)
+        written.add(str(path))
+    for stale in set(export_files(mixer_path)) - written:  # files of a larger export written here before
+        os.remove(stale)
     mixer = Mixer(g.crs, g.transform, (patch, patch), per_row, total)
     tmp = mixer_path.with_name(f".{mixer_path.name}.tmp")
     tmp.write_text(json.dumps(mixer.to_json(), indent=2))

@@ -331,9 +331,9 @@ def cut_train_test(image: str | os.PathLike, labels: str | os.PathLike, label_ma
         raise ConfigError(f"the number of test patches must be at least 1, got {test_count}")
     out_dir = check_output_dir(out_dir)
     paths = {split: out_dir / f"{split}{RECORD_SUFFIX}" for split in ("train", "test")}
-    for path in paths.values():
+    for path in [*paths.values(), out_dir / "holdout"]:
         if path.exists() and not overwrite:
-            raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
+            raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it (or choose another --out)")
     total = config.count + test_count
 
     def step(offset: int):

@@ -119,6 +119,15 @@ def test_image_export_roundtrip(small_scene, tmp_path):
     with pytest.raises(OutputExistsError):
         with ImageReader(img) as r:
             write_image_export(tmp_path / "exp" / "scene", r, patch=128, kernel=32)
+    # another export whose prefix starts the same is not part of this one
+    with ImageReader(img) as r:
+        other = write_image_export(tmp_path / "exp" / "scene-b", r, patch=128, kernel=32, records_per_file=2)
+    assert len(export_files(other)) == 5 and len(export_files(mixer_path)) == 3
+    # overwritten with fewer files: none of the earlier, larger export's files is left to be read
+    with ImageReader(img) as r:
+        write_image_export(tmp_path / "exp" / "scene", r, patch=128, kernel=32, records_per_file=8, overwrite=True)
+    assert [Path(f).name for f in export_files(mixer_path)] == ["scene-00000.tfrecord.gz", "scene-00001.tfrecord.gz"]
+    assert sum(len(b) for _, b in iter_export_patches(mixer_path, FEATURE_BANDS)) == 9
 
 
 def test_image_export_to_geotiff_is_placed_by_the_mixer(tmp_path):

@@ -267,6 +267,14 @@ def test_cut_train_test_leaves_nothing_when_it_fails(small_scene, tmp_path, monk
     assert sorted(f.name for f in (tmp_path / "cut").iterdir()) == ["holdout", "test.tfrecord.gz", "train.tfrecord.gz"]
     with pytest.raises(RegionError):  # a patch larger than the image: refused before anything is written
         P.cut_train_test(img, lab, "cdl", tmp_path / "big", PatchConfig(patch_size=512, count=2), 1)
+    # a folder of the user's named holdout is not replaced without overwrite
+    own = tmp_path / "mine" / "holdout"
+    own.mkdir(parents=True)
+    (own / "notes.txt").write_text("mine")
+    monkeypatch.setattr(P, "sample_patches", real)
+    with pytest.raises(OutputExistsError, match="holdout"):
+        P.cut_train_test(img, lab, "cdl", tmp_path / "mine", PatchConfig(patch_size=64, count=2), 1)
+    assert (own / "notes.txt").read_text() == "mine"
     assert not (tmp_path / "big").exists() or not list((tmp_path / "big").iterdir())
 
 

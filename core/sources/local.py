@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, RegionError
-from core.files import MAX_UPLOAD_BYTES
+from core.files import MAX_UPLOAD_BYTES, replacing
 from core.labels import NODATA, get_class_map
 from core.raster import INPUT_BANDS, Grid, ImageReader, read_label_classes, read_labels, write_codes, write_mask
 from core.region import LONLAT_CRS, Region, WindowCheck, check_region
@@ -183,12 +183,10 @@ class LocalSource:
         data[:, ~valid] = np.nan
         if progress:
             progress(1, 3, "writing the image")
-        tmp = out_dir / ".image.tmp.tif"
-        with rasterio.open(tmp, "w", count=4, **profile) as dst:
+        with replacing(image_out) as tmp, rasterio.open(tmp, "w", count=4, **profile) as dst:
             dst.write(data)
             for i, band in enumerate(INPUT_BANDS, start=1):
                 dst.set_band_description(i, band)
-        os.replace(tmp, image_out)
         has_labels = False
         if self.labels_path is not None and self.label_map is not None:
             if progress:
@@ -204,7 +202,8 @@ class LocalSource:
             has_labels = True
         meta = {"title": self.title, "attribution": self.attribution, "georeferenced": grid.georeferenced,
                 "labels": has_labels, "label_map": "binary" if has_labels else None, "extra": extra}
-        meta_out.write_text(json.dumps(meta, indent=1))
+        with replacing(meta_out) as tmp:  # written last and whole: it marks the scene as complete
+            tmp.write_text(json.dumps(meta, indent=1))
         if progress:
             progress(3, 3, "done")
         return _scene_from_meta(out_dir, meta)
