@@ -2,12 +2,21 @@
 
 A job lives in a directory ``JOB_DIR``:
 
-* ``job.json``    what to run (written by :func:`start_training`);
-* ``status.json`` written atomically by the worker after every reported step
-  (:class:`JobStatus` fields);
+* ``job.json``    what to run, created exclusively by :func:`start_job`: it claims the folder, so a
+  folder holds at most one job ever;
+* ``status.json`` :class:`JobStatus` fields, written atomically. :func:`start_job` writes the first
+  one ("starting") before the worker exists; after that only the worker writes it;
+* ``pid``         the worker's process id, written by :func:`start_job` once the process exists;
 * ``cancel``      created by :func:`cancel`; the worker stops at the next batch;
 * ``log.txt``     the worker's stdout/stderr;
 * ``train/``      the training run itself (``best.keras`` + card, ``last.keras``, ``history.csv``).
+
+A folder of jobs may also hold ``.start.lock``, taken while a job is started with
+``one_at_a_time=True`` (see :func:`start_job`).
+
+:func:`status` combines the file with what it can see: a live worker with a cancel flag is
+"cancelling"; an active job whose process has gone is "failed" (or "cancelled" if it was asked to
+stop). Nothing but the worker rewrites the status, so a final state it wrote is never overwritten.
 
 The job survives page reruns, navigation and even a restart of the dashboard: everything a page
 needs is on disk. The worker is ``python -m core.jobs run JOB_DIR``.
@@ -16,8 +25,10 @@ needs is on disk. The worker is ``python -m core.jobs run JOB_DIR``.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -33,6 +44,12 @@ JOB_FILE = "job.json"
 STATUS_FILE = "status.json"
 CANCEL_FILE = "cancel"
 LOG_FILE = "log.txt"
+PID_FILE = "pid"
+LOCK_FILE = ".start.lock"
+#: How long :func:`start_job` waits for another start in the same jobs folder to finish.
+LOCK_TIMEOUT_S = 30.0
+#: How long :func:`cancel` waits for a worker to exit after SIGTERM before it sends SIGKILL.
+TERM_GRACE_S = 10.0
 TRAIN_SUBDIR = "train"
 #: What a job may run: kind -> ``module:function``. Nothing else can be started.
 ENTRIES: dict[str, str] = {"train": "core.train:train", "selftest": "core.jobs:selftest_train"}
@@ -76,11 +93,21 @@ class JobStatus:
         return asdict(self)
 
 
+def _write_text(path: Path, text: str) -> None:
+    """Write a file atomically: a temporary file in the same folder, then ``os.replace``. The
+    temporary name is unique per call (dashboard sessions are threads of one process)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically: a temporary file in the same folder, then ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
+    """Write JSON atomically (see :func:`_write_text`)."""
+    _write_text(path, json.dumps(data, indent=1, default=str))
 
 
 def _write_status(job_dir: Path, status: JobStatus) -> None:
@@ -106,27 +133,111 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
-def start_job(kind: str, params: dict, job_dir: str | os.PathLike, python: str | None = None, note: str = "") -> str:
+def new_job_dir(jobs_root: str | os.PathLike) -> Path:
+    """A folder name for a new job under ``jobs_root`` that does not exist yet:
+    ``job-YYYYmmdd-HHMMSS-xxxxxx`` (a timestamp, so names sort by start, and a random suffix, so
+    two starts in the same second differ). The folder is not created. Should two callers still
+    get the same name, :func:`start_job` lets only the first one start a job in it."""
+    root = Path(jobs_root)
+    while True:
+        path = root / f"job-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        if not path.exists():
+            return path
+
+
+class _StartLock:
+    """An exclusive lock on ``root/.start.lock`` (``flock``: it excludes other threads as well as
+    other processes, and the system releases it if its holder dies, so it never goes stale)."""
+
+    def __init__(self, root: Path, timeout: float | None = None) -> None:
+        self.path, self.fd = root / LOCK_FILE, -1
+        self.timeout = LOCK_TIMEOUT_S if timeout is None else timeout
+
+    def __enter__(self) -> "_StartLock":
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as err:
+            raise JobError(f"cannot create {self.path} ({err}); check that the jobs folder is writable") from None
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(self.fd)
+                    raise JobError(f"another job is being started in {self.path.parent} and has not finished "
+                                   f"starting after {self.timeout:g} s; try again in a moment") from None
+                time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def _claim(job_dir: Path, spec: dict) -> None:
+    """Create ``job_dir/job.json`` exclusively (O_CREAT|O_EXCL): of two starts in one folder, only
+    one gets past this point; the other's files never touch the first job's."""
+    try:
+        job_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise JobError(f"cannot create the job folder {job_dir} ({err}); choose a folder that is not a file, "
+                       f"in a writable place") from None
+    try:
+        fd = os.open(job_dir / JOB_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        try:
+            st = status(job_dir)
+        except JobError:
+            st = None
+        if st is None:  # claimed, no status yet: another start in this folder is under way
+            raise JobError(f"a job is already being started in {job_dir}; wait for it, or start the new job in "
+                           f"a new folder (core.jobs.new_job_dir gives a free name)") from None
+        if st.active:
+            raise JobError(f"a job is already running in {job_dir}; cancel it or wait for it to finish") from None
+        raise JobError(f"the folder {job_dir} already holds a job ({st.state}); start the new job in a new "
+                       f"folder (core.jobs.new_job_dir gives a free name)") from None
+    except OSError as err:
+        raise JobError(f"cannot write {job_dir / JOB_FILE} ({err}); check that the folder is writable") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(spec, indent=1, default=str))
+
+
+def start_job(kind: str, params: dict, job_dir: str | os.PathLike, python: str | None = None, note: str = "",
+              one_at_a_time: bool = False) -> str:
     """Start ``kind`` (a key of :data:`ENTRIES`) with keyword ``params`` in a new process;
     ``note`` is a sentence for the user, kept with the job (:func:`job_note`).
+
+    ``job_dir`` may exist (e.g. holding data prepared for the job) but must not hold a job yet;
+    :func:`new_job_dir` gives a fresh name. With ``one_at_a_time``, the job is refused while any job
+    in ``job_dir``'s parent folder (the jobs folder) is active; that check and the start are atomic
+    (a lock in the jobs folder), so two sessions cannot both get past it.
 
     Returns the job id.
 
     Raises:
-        JobError: if the kind is unknown, a job is already active in ``job_dir``, or the process
-            cannot be started.
+        JobError: if the kind is unknown, ``job_dir`` already holds a job, a job is active in the
+            jobs folder (with ``one_at_a_time``), or the process cannot be started.
     """
     if kind not in ENTRIES:
         raise JobError(f"unknown job kind {kind!r}; known: {', '.join(ENTRIES)}")
     job_dir = Path(job_dir)
-    if (job_dir / STATUS_FILE).exists() and status(job_dir).active:
-        raise JobError(f"a job is already running in {job_dir}; cancel it or wait for it to finish")
-    job_dir.mkdir(parents=True, exist_ok=True)
-    (job_dir / CANCEL_FILE).unlink(missing_ok=True)
+    if not one_at_a_time:
+        return _start(kind, params, job_dir, python, note)
+    with _StartLock(job_dir.parent):
+        running = active_job(job_dir.parent)
+        if running is not None:
+            raise JobError(f"a job is already running in {running}; cancel it or wait for it to finish")
+        return _start(kind, params, job_dir, python, note)
+
+
+def _start(kind: str, params: dict, job_dir: Path, python: str | None, note: str) -> str:
     job_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    _write_json(job_dir / JOB_FILE, {"kind": kind, "job_id": job_id, "params": params, "note": note})
+    _claim(job_dir, {"kind": kind, "job_id": job_id, "params": params, "note": note})
+    (job_dir / CANCEL_FILE).unlink(missing_ok=True)
     st = JobStatus(state="starting", job_id=job_id, kind=kind, started=time.time(), message="starting the worker process")
-    _write_status(job_dir, st)
+    _write_status(job_dir, st)  # before the worker exists: from now on only the worker writes it
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     root = Path(__file__).resolve().parent.parent
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
@@ -142,14 +253,12 @@ def start_job(kind: str, params: dict, job_dir: str | os.PathLike, python: str |
                 start_new_session=True,
             )
     except OSError as err:
-        st.state, st.message = "failed", f"cannot start the worker: {err}"
-        _write_status(job_dir, st)
+        st.state, st.message = "failed", f"cannot start the worker ({err}); check the Python interpreter and the disk"
+        _write_status(job_dir, st)  # still no worker: this is the only status writer
         raise JobError(st.message) from None
-    # The worker rewrites status.json as soon as it runs; record the pid unless it already did.
-    current = status(job_dir)
-    if current.pid is None and current.state == "starting":
-        current.pid = proc.pid
-        _write_status(job_dir, current)
+    # The pid goes in its own file: rewriting status.json here could overwrite what the worker
+    # has written meanwhile. status() reads it until the worker records its pid itself.
+    _write_text(job_dir / PID_FILE, str(proc.pid))
     return job_id
 
 
@@ -160,11 +269,13 @@ def start_training(
     label_map: str = "cdl",
     config: dict | None = None,
     note: str = "",
+    one_at_a_time: bool = False,
 ) -> str:
     """Start ``core.train.train`` in the background; the run lands in ``job_dir/train``.
 
     ``train_data``/``val_data`` are what :func:`core.train.train` accepts (folders or
-    ``IMAGE:LABELS`` pairs); ``config`` holds :class:`core.config.TrainConfig` fields.
+    ``IMAGE:LABELS`` pairs); ``config`` holds :class:`core.config.TrainConfig` fields;
+    ``one_at_a_time`` as in :func:`start_job`.
 
     Raises:
         ConfigError: if ``config`` is invalid (checked before anything starts).
@@ -174,17 +285,11 @@ def start_training(
 
     TrainConfig(**(config or {}))  # validate now, in the caller's process
     params = {"train_data": list(train_data), "val_data": list(val_data), "label_map": label_map, "config": config or {}}
-    return start_job("train", params, job_dir, note=note)
+    return start_job("train", params, job_dir, note=note, one_at_a_time=one_at_a_time)
 
 
-def status(job_dir: str | os.PathLike) -> JobStatus:
-    """The job's current status. A job whose process died without a final status is reported
-    as failed (with the end of its log).
-
-    Raises:
-        JobError: if ``job_dir`` holds no job.
-    """
-    job_dir = Path(job_dir)
+def _read_status(job_dir: Path) -> JobStatus:
+    """The status file as written, with nothing inferred."""
     path = job_dir / STATUS_FILE
     if not path.exists():
         raise JobError(f"no job in {job_dir}")
@@ -193,10 +298,40 @@ def status(job_dir: str | os.PathLike) -> JobStatus:
     except (json.JSONDecodeError, OSError) as err:
         raise JobError(f"the status of the job in {job_dir} is unreadable ({err})") from None
     known = {k: v for k, v in data.items() if k in JobStatus.__dataclass_fields__}
-    st = JobStatus(**known)
-    if st.active and st.pid is not None and not _pid_alive(st.pid):
-        st.state = "failed"
-        st.message = "the worker process exited unexpectedly: " + _log_tail(job_dir)
+    return JobStatus(**known)
+
+
+def _launched_pid(job_dir: Path) -> int | None:
+    try:
+        return int((job_dir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def status(job_dir: str | os.PathLike) -> JobStatus:
+    """The job's current status. An active job with a cancel request is reported as
+    "cancelling"; one whose process died without a final status as failed (with the end of its
+    log), or as cancelled if it had been asked to stop.
+
+    Raises:
+        JobError: if ``job_dir`` holds no job.
+    """
+    job_dir = Path(job_dir)
+    st = _read_status(job_dir)
+    if not st.active:
+        return st  # final: the worker's word stands, whatever flag came later
+    if st.pid is None:
+        st.pid = _launched_pid(job_dir)
+    cancel_requested = (job_dir / CANCEL_FILE).exists()
+    if st.pid is not None and not _pid_alive(st.pid):
+        if cancel_requested:
+            st.state = "cancelled"
+            st.message = "stopped on request (the worker ended before it could record it): " + _log_tail(job_dir)
+        else:
+            st.state = "failed"
+            st.message = "the worker process exited unexpectedly: " + _log_tail(job_dir)
+    elif cancel_requested and st.state != "cancelling":
+        st.state, st.message = "cancelling", "cancel requested; stopping after the current batch"
     return st
 
 
@@ -235,29 +370,36 @@ def _log_tail(job_dir: Path, lines: int = 3) -> str:
 
 def cancel(job_dir: str | os.PathLike, terminate_after_s: float | None = None) -> None:
     """Ask the job to stop (flag file); with ``terminate_after_s``, send SIGTERM to its process
-    group if it is still alive after that many seconds.
+    group if it is still alive after that many seconds (and SIGKILL if it then ignores SIGTERM for
+    :data:`TERM_GRACE_S`). Only the worker writes the status: this never overwrites a state the
+    worker reported, such as "done" written just before the request.
 
     Raises:
         JobError: if ``job_dir`` holds no job.
     """
     job_dir = Path(job_dir)
-    st = status(job_dir)
+    if not status(job_dir).active:
+        return
     (job_dir / CANCEL_FILE).write_text(str(time.time()))
-    if st.active and st.state != "cancelling":
-        st.state, st.message = "cancelling", "cancel requested; stopping after the current batch"
-        _write_status(job_dir, st)
-    if terminate_after_s is not None and st.pid:
-        deadline = time.time() + terminate_after_s
-        while time.time() < deadline and _pid_alive(st.pid):
-            time.sleep(0.1)
-        if _pid_alive(st.pid):
-            try:
-                os.killpg(st.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            st = status(job_dir)
-            st.state, st.message = "cancelled", "terminated on request"
-            _write_status(job_dir, st)
+    if terminate_after_s is None:
+        return
+    deadline = time.monotonic() + terminate_after_s
+    st = status(job_dir)
+    while st.active and time.monotonic() < deadline:
+        time.sleep(0.1)
+        st = status(job_dir)
+    if not st.active or st.pid is None:
+        return
+    for sig, wait_s in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(st.pid, sig)
+        except ProcessLookupError:
+            return
+        until = time.monotonic() + wait_s
+        while time.monotonic() < until:
+            if not _pid_alive(st.pid):
+                return  # the worker wrote "cancelled", or status() infers it from the flag
+            time.sleep(0.05)
 
 
 def history(job_dir: str | os.PathLike) -> list[dict]:
@@ -309,7 +451,7 @@ def run(job_dir: str | os.PathLike) -> int:
     """Run the job described in ``job_dir/job.json`` in this process; returns an exit code."""
     job_dir = Path(job_dir)
     spec = json.loads((job_dir / JOB_FILE).read_text())
-    st = status(job_dir)
+    st = _read_status(job_dir)
     st.state, st.pid, st.message = "running", os.getpid(), "loading data and building the model"
     _write_status(job_dir, st)
     flag = job_dir / CANCEL_FILE

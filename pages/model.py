@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import streamlit as st
@@ -33,8 +32,9 @@ def use_model(path: str) -> None:
 
     loaded = cached.model(path, cached.mtime(path))
     check_bands(loaded.card, FEATURE_BANDS)
-    state.put(state.MODEL_PATH, path)
-    state.put(state.PREDICTION, None)
+    if path != state.get(state.MODEL_PATH):  # the same model again keeps its prediction
+        state.put(state.MODEL_PATH, path)
+        state.put(state.PREDICTION, None)
 
 
 opening = state.get(state.MODEL_TAB)  # once: the Train tab after a hand-over of patches
@@ -55,7 +55,8 @@ with tab_upload:
                                  key="upload_card")
     if st.button("Use uploaded model", disabled=keras_file is None or card_file is None):
         with ui.errors_shown():
-            final = store_uploaded_model(keras_file.getvalue(), card_file.getvalue(), state.workdir() / "models")
+            final = store_uploaded_model(keras_file.getvalue(), card_file.getvalue(), state.workdir() / "models",
+                                         name=keras_file.name)
             use_model(str(final))
             st.success(f"Using {keras_file.name}.")
 
@@ -113,12 +114,13 @@ with tab_train:
                 {"train_patches": train_path, "val_patches_path": val_path} if source == "patches" else {})})
             if jobs.active_job(JOBS):  # started meanwhile (another tab)
                 raise JobError("a training job is already running; cancel it or wait for it to finish")
-            job_dir = JOBS / time.strftime("job-%Y%m%d-%H%M%S")
+            job_dir = jobs.new_job_dir(JOBS)
             if fine_tune and in_use:
                 config.update(init_model=in_use, preset=cached.model(in_use, cached.mtime(in_use)).card.preset)
             if source == "patches":
                 note = check_sources(train_path, val_path, int(patch))
-                jobs.start_training([train_path.strip()], [val_path.strip()], job_dir, config=config, note=note)
+                jobs.start_training([train_path.strip()], [val_path.strip()], job_dir, config=config, note=note,
+                                    one_at_a_time=True)
             else:
                 sc = scene.current_scene()
                 if sc.labels_path is None or sc.label_map is None:
@@ -126,7 +128,7 @@ with tab_train:
                                            "sample scene or upload labels on the Region page")
                 split = spatial_holdout(sc.image_path, sc.labels_path, sc.label_map, job_dir / "holdout", int(patch))
                 jobs.start_training([split.train], [split.val], job_dir, label_map=split.label_map, config=config,
-                                    note=split.note)
+                                    note=split.note, one_at_a_time=True)
             state.put(state.JOB_DIR, str(job_dir))
             st.rerun()  # redraw the form with the button disabled while the job runs
 

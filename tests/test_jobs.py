@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -117,3 +121,201 @@ def test_real_training_job_leaves_checkpoint(tmp_path, small_scene):
     assert st.state == "done", st.message
     assert (job_dir / "train" / "best.keras").exists()
     assert st.best_model and st.history and "val_loss" in st.history[0]
+
+
+# ------------------------------------------------------------------ races (several sessions, one process)
+def run_together(*fns, timeout: float = 60) -> list:
+    """Run ``fns`` in threads released at once by a barrier; returns each one's result or exception."""
+    barrier = threading.Barrier(len(fns))
+    out: list = [None] * len(fns)
+
+    def go(i: int) -> None:
+        barrier.wait()
+        try:
+            out[i] = fns[i]()
+        except Exception as err:  # noqa: BLE001 - the test inspects it
+            out[i] = err
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(fns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), "a thread did not finish"
+    return out
+
+
+def test_cancel_racing_a_finished_job_leaves_it_done(tmp_path, monkeypatch):
+    """cancel() reads an active status, the worker then finishes: the job must stay "done" (it was
+    overwritten with "cancelling" and then, the process gone, reported as failed)."""
+    job_dir = tmp_path / "j"
+    jobs.start_job("selftest", {"epochs": 1, "steps": 1, "delay": 0.0}, job_dir)
+    done = wait_for(job_dir, ("done", "failed", "cancelled"))
+    assert done.state == "done", done.message
+    real_status = jobs.status
+    # what cancel() saw a moment before the worker wrote "done"
+    stale = jobs.JobStatus(**{**done.to_dict(), "state": "running", "message": "epoch 1/1"})
+    monkeypatch.setattr(jobs, "status", lambda d: stale)
+    jobs.cancel(job_dir)
+    monkeypatch.setattr(jobs, "status", real_status)
+    assert json.loads((job_dir / "status.json").read_text())["state"] == "done"
+    st = jobs.status(job_dir)
+    assert st.state == "done" and not st.active and st.message == done.message
+
+
+def test_cancel_only_requests_and_status_reports_it(tmp_path):
+    """cancel() never writes the status file: status() shows "cancelling" while the worker lives,
+    and "cancelled" (not failed) if it is gone without having written its final state."""
+    job_dir = tmp_path / "j"
+    job_dir.mkdir()
+    running = jobs.JobStatus(state="running", job_id="x", pid=os.getpid(), started=time.time(), message="epoch 1/5")
+    (job_dir / "status.json").write_text(json.dumps(running.to_dict()))
+    before = (job_dir / "status.json").read_text()
+    jobs.cancel(job_dir)  # no terminate_after_s: it only raises the flag (the "worker" here is this process)
+    assert (job_dir / "cancel").exists()
+    assert (job_dir / "status.json").read_text() == before
+    st = jobs.status(job_dir)
+    assert st.state == "cancelling" and st.active and "cancel requested" in st.message
+    gone = jobs.JobStatus(**{**running.to_dict(), "pid": 2**22 + 12345})
+    (job_dir / "status.json").write_text(json.dumps(gone.to_dict()))
+    st = jobs.status(job_dir)
+    assert st.state == "cancelled" and not st.active
+
+
+def test_concurrent_status_writes_never_clash(tmp_path):
+    """Dashboard sessions are threads of one process: their atomic writes must not share a temp file."""
+    path = tmp_path / "status.json"
+    written = {(i, n) for i in range(4) for n in range(150)}
+    read_errors: list[Exception] = []
+    stop = threading.Event()
+
+    def writer(i: int):
+        for n in range(150):
+            jobs._write_json(path, {"i": i, "n": n, "pad": "x" * 4000})
+
+    def reader():
+        while not stop.is_set():
+            try:
+                data = json.loads(path.read_text())
+                assert (data["i"], data["n"]) in written
+            except FileNotFoundError:
+                pass  # before the first write
+            except Exception as err:  # noqa: BLE001 - partial or foreign content
+                read_errors.append(err)
+
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    try:
+        results = run_together(*(lambda i=i: writer(i) for i in range(4)))
+    finally:
+        stop.set()
+        watcher.join()
+    assert results == [None] * 4  # no writer raised
+    assert read_errors == []
+    data = json.loads(path.read_text())
+    assert (data["i"], data["n"]) in written and data["n"] == 149
+    assert [p.name for p in tmp_path.iterdir()] == ["status.json"]  # no temp file left behind
+
+
+def test_second_start_in_a_folder_is_refused_and_leaves_the_first_alone(tmp_path):
+    job_dir = tmp_path / "j"
+    first = jobs.start_job("selftest", {"epochs": 1, "steps": 1, "delay": 0.0}, job_dir, note="first")
+    wait_for(job_dir, ("done",))
+    files = {p.name: p.read_bytes() for p in job_dir.iterdir()}
+    with pytest.raises(JobError, match="already holds a job .done.; start the new job in a new folder"):
+        jobs.start_job("selftest", {"epochs": 2}, job_dir, note="second")
+    assert {p.name: p.read_bytes() for p in job_dir.iterdir()} == files
+    assert jobs.status(job_dir).job_id == first and jobs.job_note(job_dir) == "first"
+
+
+def test_simultaneous_starts_in_one_folder_start_one_job(tmp_path, monkeypatch):
+    job_dir = tmp_path / "job-20250101-000000"  # two tabs, same second, same name
+    params = {"epochs": 50, "steps": 10, "delay": 0.05}
+    # Hold each start at its first uuid4() (its job id, made before it touches the folder) until
+    # both are there, so that both are past any check before either claims the folder.
+    gate, first_call, real_uuid4 = threading.Barrier(2, timeout=5), threading.local(), jobs.uuid.uuid4
+
+    def uuid4():
+        if not getattr(first_call, "done", False):
+            first_call.done = True
+            try:
+                gate.wait()
+            except threading.BrokenBarrierError:
+                pass  # the other start never got this far: nothing to line up
+        return real_uuid4()
+
+    monkeypatch.setattr(jobs.uuid, "uuid4", uuid4)
+    a, b = run_together(lambda: jobs.start_job("selftest", params, job_dir, note="a"),
+                        lambda: jobs.start_job("selftest", params, job_dir, note="b"))
+    monkeypatch.setattr(jobs.uuid, "uuid4", real_uuid4)
+    try:
+        won = [r for r in (a, b) if isinstance(r, str)]
+        lost = [r for r in (a, b) if isinstance(r, Exception)]
+        assert len(won) == 1 and len(lost) == 1, (a, b)
+        assert isinstance(lost[0], JobError)
+        assert re.search(f"a job is already (being started|running) in {re.escape(str(job_dir))}", str(lost[0]))
+        spec = json.loads((job_dir / "job.json").read_text())
+        assert spec["job_id"] == won[0] == jobs.status(job_dir).job_id
+        assert spec["note"] == ("a" if a == won[0] else "b")
+    finally:
+        jobs.cancel(job_dir, terminate_after_s=5)
+
+
+def test_a_prepared_folder_can_take_a_job(tmp_path):
+    """The Model page writes the held-out split into the job folder before it starts the job."""
+    job_dir = tmp_path / "j"
+    (job_dir / "holdout").mkdir(parents=True)
+    (job_dir / "holdout" / "train_labels.tif").write_bytes(b"data")
+    jobs.start_job("selftest", {"epochs": 1, "steps": 1, "delay": 0.0}, job_dir)
+    assert wait_for(job_dir, ("done", "failed")).state == "done"
+    assert (job_dir / "holdout" / "train_labels.tif").read_bytes() == b"data"
+
+
+def test_one_at_a_time_check_and_start_are_atomic(tmp_path):
+    """Two sessions, two fresh folders, one jobs folder: with one_at_a_time only one job starts."""
+    params = {"epochs": 50, "steps": 10, "delay": 0.05}
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    results = run_together(*(lambda d=d: jobs.start_job("selftest", params, d, one_at_a_time=True) for d in dirs))
+    try:
+        started = [d for d, r in zip(dirs, results) if isinstance(r, str)]
+        refused = [r for r in results if isinstance(r, Exception)]
+        assert len(started) == 1 and len(refused) == 1, results
+        assert isinstance(refused[0], JobError)
+        assert f"already running in {started[0]}; cancel it or wait" in str(refused[0])
+        assert [d for d, _ in jobs.find_jobs(tmp_path)] == started  # the refused folder holds no job
+    finally:
+        for d in started:
+            jobs.cancel(d, terminate_after_s=5)
+    # once it has stopped, the next one may start
+    jobs.start_job("selftest", {"epochs": 1, "steps": 1, "delay": 0.0}, tmp_path / "c", one_at_a_time=True)
+    assert wait_for(tmp_path / "c", ("done", "failed")).state == "done"
+
+
+def test_start_lock_excludes_other_threads(tmp_path, monkeypatch):
+    monkeypatch.setattr(jobs, "LOCK_TIMEOUT_S", 0.3)
+    with jobs._StartLock(tmp_path):  # another session is in the middle of a start
+        [result] = run_together(lambda: jobs.start_job("selftest", {}, tmp_path / "j", one_at_a_time=True))
+    assert isinstance(result, JobError) and "try again in a moment" in str(result)
+    assert not (tmp_path / "j").exists()
+
+
+def test_new_job_dir_names_are_fresh(tmp_path, monkeypatch):
+    names = {jobs.new_job_dir(tmp_path) for _ in range(50)}
+    assert len(names) == 50  # same second, still distinct
+    assert all(p.parent == tmp_path and p.name.startswith("job-") and not p.exists() for p in names)
+    monkeypatch.setattr(jobs.time, "strftime", lambda fmt: "20250101-000000")
+    suffixes = iter(["aaaaaa", "bbbbbb"])
+    monkeypatch.setattr(jobs.secrets, "token_hex", lambda n: next(suffixes))
+    (tmp_path / "job-20250101-000000-aaaaaa").mkdir()
+    assert jobs.new_job_dir(tmp_path) == tmp_path / "job-20250101-000000-bbbbbb"
+
+
+def test_worker_that_dies_before_reporting_is_failed(tmp_path):
+    """The launcher records the pid in its own file, so a worker that never runs is not "starting" forever."""
+    job_dir = tmp_path / "j"
+    jobs.start_job("selftest", {}, job_dir, python=shutil.which("false"))
+    st = wait_for(job_dir, ("failed", "done"))
+    assert st.state == "failed" and "exited unexpectedly" in st.message
+    with pytest.raises(JobError, match="cannot start the worker .* check the Python interpreter"):
+        jobs.start_job("selftest", {}, tmp_path / "k", python=str(tmp_path / "no-such-python"))
+    assert jobs.status(tmp_path / "k").state == "failed"
