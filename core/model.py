@@ -226,6 +226,9 @@ class ModelCard:
         """Raises CorruptFileError if required fields are missing, the bands are not a list of names,
         the normalization does not hold one finite mean and one finite, positive standard deviation
         per band, or pixel_size_m is neither null nor a positive number."""
+        if not isinstance(d, dict):
+            raise CorruptFileError(f"the model card is a JSON {type(d).__name__}, not an object of fields (preset, "
+                                   "bands, normalization, ...); " + DAMAGED_CARD)
         try:
             if not isinstance(d["bands"], list) or not all(isinstance(b, str) for b in d["bands"]):
                 raise CorruptFileError(f"the model card's bands are {d['bands']!r}, not a list of band names; "
@@ -253,8 +256,10 @@ class ModelCard:
                 notes=d.get("notes", ""),
                 pixel_size_m=None if size is None else float(size),
             )
-        except (KeyError, TypeError, ValueError) as err:
-            raise CorruptFileError(f"model card is incomplete ({err!r}); re-save the model with core") from None
+        except KeyError as err:
+            raise CorruptFileError(f"the model card has no {err.args[0]!r} field; " + DAMAGED_CARD) from None
+        except (TypeError, ValueError) as err:
+            raise CorruptFileError(f"the model card's fields are not what core writes ({err}); " + DAMAGED_CARD) from None
 
 
 def _check_normalization(norm: Normalization, n_bands: int) -> None:
@@ -316,9 +321,9 @@ MAX_CARD_BYTES = 1_000_000
 
 
 def store_uploaded_model(model_bytes: bytes, card_bytes: bytes, root: str | os.PathLike,
-                         max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
-    """Store an uploaded model and its card as ``root/<hash>/model.keras`` + ``model.json``; return
-    the ``.keras`` path.
+                         max_bytes: int = MAX_UPLOAD_BYTES, name: str = "model.keras") -> Path:
+    """Store an uploaded model and its card as ``root/<hash>/NAME.keras`` + ``NAME.json`` (``name``:
+    the uploaded file's name, made safe for a path); return the ``.keras`` path.
 
     The folder is named by the hash of both files together, so an upload never replaces the files
     of another model (for example the one in use, uploaded earlier with another card). The card is
@@ -343,16 +348,20 @@ def store_uploaded_model(model_bytes: bytes, card_bytes: bytes, root: str | os.P
         ModelCard.from_dict(json.loads(card_bytes))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CorruptFileError(f"the model card is not valid JSON ({err}); upload the .json that core wrote beside the .keras") from None
-    digest = hashlib.sha1(hashlib.sha1(model_bytes).digest() + hashlib.sha1(card_bytes).digest()).hexdigest()[:16]
+    import re
+
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name.replace("\\", "/")).stem).strip("._")[:100] or "model"
+    digest = hashlib.sha1(hashlib.sha1(model_bytes).digest() + hashlib.sha1(card_bytes).digest()
+                          + stem.encode()).hexdigest()[:16]
     root = Path(root)
     folder = root / digest
-    final = folder / "model.keras"
+    final = folder / f"{stem}.keras"
     if final.exists() and card_path(final).exists():
         return final
     tmp = root / f".{digest}.{os.getpid()}.tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "model.keras").write_bytes(model_bytes)
-    (tmp / "model.json").write_bytes(card_bytes)
+    (tmp / final.name).write_bytes(model_bytes)
+    (tmp / card_path(final).name).write_bytes(card_bytes)
     try:
         os.replace(tmp, folder)
     except OSError:  # another session stored the same upload meanwhile (or a stale partial folder)

@@ -155,8 +155,12 @@ def test_uploaded_model_never_replaces_another_models_card(tiny_model_path, tmp_
     check_bands(load_model(in_use).card, FEATURE_BANDS)  # still usable
     with pytest.raises(CorruptFileError, match="not valid JSON"):
         store_uploaded_model(data, b"\xff not json", tmp_path)
-    with pytest.raises(CorruptFileError, match="incomplete"):
+    with pytest.raises(CorruptFileError, match="a JSON list, not an object"):
         store_uploaded_model(data, b"[]", tmp_path)
+    with pytest.raises(CorruptFileError, match="no 'bands' field"):
+        store_uploaded_model(data, b"{}", tmp_path)
+    named = store_uploaded_model(data, card, tmp_path.parent / f"{tmp_path.name}-named", name="C:\\models\\my wheat model.keras")
+    assert named.name == "my_wheat_model.keras" and card_path(named).read_bytes() == card
     other["bands"] = ["R", "G", "B", "SWIR"]  # 4 bands, 5 normalization values: refused before anything is written
     with pytest.raises(CorruptFileError, match="5 values for 4 bands"):
         store_uploaded_model(data, json.dumps(other).encode(), tmp_path)
