@@ -140,8 +140,7 @@ with upload_tab:
                 threshold = float(state.get(state.THRESHOLD))
                 folder = state.workdir() / "ee_upload" / hashlib.sha1(json.dumps(list(key)).encode()).hexdigest()[:16]
                 folder.mkdir(parents=True, exist_ok=True)
-                files = cached.exports(key, threshold, sc.title)
-                (folder / "probability.tif").write_bytes(files["probability.tif"])
+                (folder / "probability.tif").write_bytes(cached.probability_tif(key))
                 (folder / "summary.json").write_text(json.dumps({"threshold": threshold}))
                 project = ee_state.get("project")
                 task_id, asset_id = upload_prediction(folder, cfg, default_storage_client(project, secrets=cached.secrets()), project=project)

@@ -59,10 +59,17 @@ ctrl, map_col, stats_col = st.columns([1, 3, 1])
 with ctrl:
     threshold = st.slider("Crop threshold", 0.05, 0.95, step=0.01, key=wkey,
                           on_change=state.store_widget, args=(state.THRESHOLD,))
-    show_prob = st.checkbox("Probability layer", value=True)
-    prob_opacity = st.slider("Probability opacity", 0.0, 1.0, 0.7, 0.05, disabled=not show_prob)
-    show_crop = st.checkbox("Crop layer", value=True)
-    crop_opacity = st.slider("Crop opacity", 0.0, 1.0, 0.8, 0.05, disabled=not show_crop)
+    # kept in the session's layer settings, so that they survive a visit to another page
+    settings = dict(state.get(state.LAYERS))
+    shown = {}
+    for name, title, opacity in (("probability", "Probability", 0.7), ("crop", "Crop", 0.8)):
+        prev = settings.get(f"predict_{name}", {"show": True, "opacity": opacity})
+        show = st.checkbox(f"{title} layer", value=prev["show"], key=f"predict_show_{name}")
+        shown[name] = (show, st.slider(f"{title} opacity", 0.0, 1.0, prev["opacity"], 0.05, disabled=not show,
+                                       key=f"predict_op_{name}"))
+        settings[f"predict_{name}"] = {"show": show, "opacity": shown[name][1]}
+    state.put(state.LAYERS, settings)
+    (show_prob, prob_opacity), (show_crop, crop_opacity) = shown["probability"], shown["crop"]
 
 try:
     overlays = [cached.image_overlay(image_path, key[1], "true", offset)]
@@ -98,7 +105,7 @@ with stats_col:
     with ui.errors_shown():
         files = cached.exports(key, float(threshold), f"{sc.title} -- crop at p >= {threshold:.2f}",
                                f"Data: {sc.attribution}" if sc.attribution else "")
-        st.download_button("Probability GeoTIFF", files["probability.tif"], "probability.tif", "image/tiff")
+        st.download_button("Probability GeoTIFF", cached.probability_tif(key), "probability.tif", "image/tiff")
         st.download_button("Crop mask GeoTIFF", files["crop_mask.tif"], "crop_mask.tif", "image/tiff")
         st.download_button("Map view PNG", files["map.png"], "crop_map.png", "image/png")
     fields_for = [list(key), float(threshold)]

@@ -30,8 +30,8 @@ try:
 except CropMapError as err:
     ui.stop_on_error(err)
 if tuple(pred["key"]) != key:
-    ui.stop_with("The prediction is out of date (region or model changed): predict again.", "pages/predict.py",
-                 "Go to the Predict page")
+    ui.stop_with(f"The prediction is out of date ({cached.prediction_change(tuple(pred['key']), key)} changed): "
+                 "predict again.", "pages/predict.py", "Go to the Predict page")
 if sc.labels_path is None or sc.label_map is None:
     ui.stop_with("This region has no labels, so the prediction cannot be checked against them.")
 
@@ -56,11 +56,16 @@ if state.get(state.SOURCE).get("kind") == "sample" and Path(model_path).resolve(
                "training-set figures; the model card (Model page) gives its figures on the validation blocks.")
 views = key[-1]
 st.caption(f"Prediction by {Path(model_path).name}" + (f", averaged over {views} views of each tile." if views > 1 else "."))
+# Without crop in the labels (or in the prediction) recall (precision), F1 and IoU are undefined, not 0.
+label_crop, pred_crop = conf["tp"] + conf["fn"], conf["tp"] + conf["fp"]
+if not label_crop:
+    st.info("The labels of this region hold no crop pixel, so recall, F1 and IoU are undefined here; every "
+            "pixel predicted crop is a false crop (the map shows where).")
 m1, m2, m3, m4, m5 = st.columns(5)
-m1.metric("Precision", f"{conf['precision']:.3f}")
-m2.metric("Recall", f"{conf['recall']:.3f}")
-m3.metric("F1", f"{conf['f1']:.3f}")
-m4.metric("IoU", f"{conf['iou']:.3f}")
+m1.metric("Precision", f"{conf['precision']:.3f}" if pred_crop else "n/a")
+m2.metric("Recall", f"{conf['recall']:.3f}" if label_crop else "n/a")
+m3.metric("F1", f"{conf['f1']:.3f}" if label_crop else "n/a")
+m4.metric("IoU", f"{conf['iou']:.3f}" if label_crop else "n/a")
 m5.metric("Accuracy", f"{conf['accuracy']:.3f}")
 
 left, right = st.columns([3, 2])
@@ -68,7 +73,11 @@ with left:
     # the errors on one class of the labels alone, e.g. where grassland is taken for crop; the choices
     # (largest class first) do not depend on the threshold, so moving it keeps the choice
     classes = {r["code"]: r for r in sorted(by_class, key=lambda r: (-r["pixels"], r["code"]))}
-    shown = st.selectbox("Show the errors on", [None, *classes], disabled=not classes, key="quality_error_class",
+    if state.get(state.QUALITY_CLASS) not in classes:  # kept across pages while the region has that class
+        state.put(state.QUALITY_CLASS, None)
+    shown = st.selectbox("Show the errors on", [None, *classes], disabled=not classes,
+                         key=state.sync_widget(state.QUALITY_CLASS), on_change=state.store_widget,
+                         args=(state.QUALITY_CLASS,),
                          format_func=lambda c: "every class of the labels" if c is None else
                          f"{c} {classes[c]['name']} ({'crop' if classes[c]['crop'] else 'not crop'}, "
                          f"{classes[c]['pixels']:,} px)",
@@ -92,8 +101,9 @@ with right:
     df = pd.DataFrame(curve).set_index("threshold")
     st.line_chart(df[[c for c in ("f1", "iou", "precision", "recall") if c in df]], height=260)
     best = max(curve, key=lambda r: r["f1"])
-    st.caption(f"Best F1 {best['f1']:.3f} at threshold {best['threshold']:.2f}.")
-    if abs(best["threshold"] - float(threshold)) > 1e-9:
+    if label_crop:  # with no crop to find, no threshold is best
+        st.caption(f"Best F1 {best['f1']:.3f} at threshold {best['threshold']:.2f}.")
+    if label_crop and abs(best["threshold"] - float(threshold)) > 1e-9:
         st.button(f"Use threshold {best['threshold']:.2f}", key="quality_use_best",
                   on_click=state.set_widget, args=(state.THRESHOLD, float(best["threshold"])),
                   help="Sets the threshold of the Predict and Quality pages. It is chosen on these labels, "

@@ -159,7 +159,7 @@ with info_col:
         region = scene.current_region()
         source = scene.current_source()
         st.write(region.name or "(unnamed)")
-        check = source.check_region(region)
+        check = scene.check_current_region(region)
         st.metric("Area drawn" if check.clipped else "Area", region.describe_area().split(" (")[0],
                   help="the whole shape; only its part inside the image is used" if check.clipped else None)
         if check.ok:

@@ -366,6 +366,11 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(core.predict, "predict_array", counting)
+    import core.overlays
+
+    tifs = []
+    real_tif = core.overlays.geotiff_bytes
+    monkeypatch.setattr(core.overlays, "geotiff_bytes", lambda *a, **k: tifs.append(a[3]) or real_tif(*a, **k))
     at = predict_page(tiny_model_path)
     assert not at.exception
     at.button[0].click().run()  # Predict
@@ -393,6 +398,8 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     at.switch_page("pages/predict.py").run()
     assert calls["n"] == 1
     assert [d.label for d in at.get("download_button")] == ["Probability GeoTIFF", "Crop mask GeoTIFF", "Map view PNG"]
+    # the probability GeoTIFF does not depend on the threshold: made once; the mask once per threshold
+    assert tifs.count("crop probability (%)") == 1 and tifs.count("crop (1), not crop (0)") == 3
     fields = [b for b in at.button if b.label == "Crop fields GeoJSON"][0]
     assert fields.disabled  # the sample has no place on Earth, so no polygons in lon/lat
 
@@ -479,7 +486,7 @@ def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
     at = predict_page(tiny_model_path)
     at.button[0].click().run()
     at.switch_page("pages/quality.py").run()
-    pick = at.selectbox(key="quality_error_class")
+    pick = at.selectbox(key="w_quality_class")
     assert pick.value is None and len(pick.options) > 2 and pick.options[0] == "every class of the labels"
     every = fake_map.maps[-1][0].get_root().render()
     wrong = at.dataframe[0].value["class"].iloc[0]  # the class with the most wrong pixels
@@ -490,7 +497,60 @@ def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
     assert html.count("L.imageOverlay") == 2 and html != every
     assert f"Disagreement on {wrong}" in "".join(md.value for md in at.markdown)  # the legend says which class
     at.slider[0].set_value(0.3).run()
-    assert at.selectbox(key="quality_error_class").value == code  # the choice survives a threshold change
+    assert at.selectbox(key="w_quality_class").value == code  # the choice survives a threshold change
+    at.switch_page("pages/predict.py").run()
+    at.switch_page("pages/quality.py").run()
+    assert at.selectbox(key="w_quality_class").value == code  # and a visit to another page
+
+
+def test_predict_layer_settings_survive_other_pages(fake_map, tiny_model_path):
+    at = predict_page(tiny_model_path)
+    at.button[0].click().run()
+    at.checkbox(key="predict_show_probability").uncheck().run()
+    at.slider(key="predict_op_crop").set_value(0.3).run()
+    at.switch_page("pages/quality.py").run()
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception
+    assert at.checkbox(key="predict_show_probability").value is False
+    assert at.slider(key="predict_op_probability").disabled
+    assert at.slider(key="predict_op_crop").value == pytest.approx(0.3)
+    assert fake_map.maps[-1][0].get_root().render().count("L.imageOverlay") == 1  # imagery only; crop is dynamic
+
+
+def test_quality_says_which_setting_made_the_prediction_out_of_date(fake_map, tiny_model_path):
+    at = predict_page(tiny_model_path)
+    at.button[0].click().run()
+    at.selectbox(key="w_views").set_value(4).run()  # changed, not predicted again
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception
+    told = " ".join(i.value for i in at.info)
+    assert "views of each tile (predicted with 1, now set to 4)" in told and "region" not in told
+
+
+def test_quality_without_crop_in_the_labels_recommends_no_threshold(fake_map, tiny_model_path, monkeypatch):
+    import numpy as np
+
+    from pages.components import cached
+
+    real = cached.confusion
+
+    def no_crop_labels(*args):
+        c = dict(real(*args))
+        c.update(fp=c["fp"] + c["tp"], tn=c["tn"] + c["fn"], tp=0, fn=0)
+        return c
+
+    monkeypatch.setattr(cached, "confusion", no_crop_labels)
+    monkeypatch.setattr(cached, "threshold_curve", lambda *a: [
+        {"threshold": t, "f1": 0.0, "iou": 0.0, "precision": 0.0, "recall": 0.0} for t in np.arange(0.05, 1, 0.05)])
+    at = predict_page(tiny_model_path)
+    at.button[0].click().run()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Recall"] == shown["F1"] == shown["IoU"] == "n/a"
+    assert any("no crop pixel" in i.value for i in at.info)
+    assert not [c for c in at.caption if c.value.startswith("Best F1")]
+    assert not [b for b in at.button if b.key == "quality_use_best"]
 
 
 def test_quality_without_prediction_says_what_to_do(fake_map):
@@ -508,7 +568,7 @@ def test_bad_model_path_shows_project_error(fake_map, tmp_path):
     at.session_state["model_path"] = str(bad)
     at.switch_page("pages/model.py").run()
     assert not at.exception
-    assert at.error and "model card is incomplete" in at.error[0].value
+    assert at.error and "the model card has no 'bands' field" in at.error[0].value
 
 
 def test_uploaded_geojson_outside_image(fake_map):

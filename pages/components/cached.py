@@ -153,6 +153,16 @@ def image_grid_of_labels(path: str, path_mtime: float) -> Grid:
         return grid_of(src)
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def region_check(spec_json: str, region_json: str, image_mtime: float | None):
+    """The source's :meth:`check_region` of a region (a RegionCheck; it rasterises the region, so
+    not on every rerun). ``image_mtime`` renews it when a local image changes."""
+    from core.region import Region
+    from pages.components.scene import source_from_spec
+
+    return source_from_spec(json.loads(spec_json)).check_region(Region.from_geojson(region_json))
+
+
 @st.cache_data(max_entries=4, show_spinner="Rendering the image preview...")
 def source_preview(path: str, path_mtime: float, band_map: dict[str, int] | None = None,
                    max_side: int = 1024) -> tuple[ov.Overlay, Grid]:
@@ -224,6 +234,16 @@ def prediction_key(image_path: str, region_key: str, model_path: str, views: int
     return (image_path, mtime(image_path), region_key, model_path, mtime(model_path), int(views))
 
 
+def prediction_change(made: tuple, wanted: tuple) -> str:
+    """What differs between the prediction ``made`` and the one the pages now ask for (two
+    :func:`prediction_key` tuples), in words: "the region", "the model", "the views of each tile"..."""
+    names = ("the image", "the image", "the region", "the model", "the model", None)
+    what = [n for n, a, b in zip(names, made, wanted) if n and a != b]
+    if made[-1] != wanted[-1]:
+        what.append(f"the views of each tile (predicted with {made[-1]}, now set to {wanted[-1]})")
+    return ", ".join(dict.fromkeys(what)) or "the settings"
+
+
 def cached_probability(key: tuple) -> np.ndarray:
     """The probability for ``key`` (from the cache unless evicted)."""
     return probability(key)
@@ -255,24 +275,35 @@ def crop_stats(key: tuple, threshold: float) -> dict:
     return crop_area(threshold_mask(cached_probability(key), threshold), grid.pixel_area_ha())
 
 
+@st.cache_data(max_entries=4, show_spinner=False)
+def probability_tif(key: tuple) -> bytes:
+    """The probability GeoTIFF download (uint8 percent, 255 = no data): once per prediction, as it
+    does not depend on the threshold."""
+    from core.predict import probability_to_uint8
+
+    grid = image_arrays(key[0], key[1])[2]
+    return ov.geotiff_bytes(probability_to_uint8(cached_probability(key)), grid, 255, "crop probability (%)")
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def exports(key: tuple, threshold: float, title: str, credit: str = "") -> dict[str, bytes]:
-    """Download files: probability GeoTIFF (uint8 %), mask GeoTIFF, and a PNG of the map view
-    (titled, with the data ``credit`` under it)."""
-    from core.predict import probability_to_uint8, threshold_mask
+    """The downloads that depend on the threshold: the mask GeoTIFF, and a PNG of the map view
+    (titled, with the data ``credit`` under it), coloured from every n-th pixel where the image is
+    larger than the PNG (which shows at most ``ov.MAX_SIDE`` px a side)."""
+    from core.predict import threshold_mask
 
     feats, valid, grid = image_arrays(key[0], key[1])
     prob = cached_probability(key)
-    mask = threshold_mask(prob, threshold)
+    step = max(1, -(-max(valid.shape) // ov.MAX_SIDE))
+    feats_s, valid_s, prob_s = feats[::step, ::step], valid[::step, ::step], prob[::step, ::step]
     png = ov.compose_png(
-        [ov.true_colour(feats, valid), ov.with_opacity(ov.crop_colour(prob, threshold), 0.6)],
+        [ov.true_colour(feats_s, valid_s), ov.with_opacity(ov.crop_colour(prob_s, threshold), 0.6)],
         [ov.class_legend(f"Crop (p >= {threshold:.2f})", ["predicted crop"])],
         title,
         credit=credit,
     )
     return {
-        "probability.tif": ov.geotiff_bytes(probability_to_uint8(prob), grid, 255, "crop probability (%)"),
-        "crop_mask.tif": ov.geotiff_bytes(mask, grid, 255, "crop (1), not crop (0)"),
+        "crop_mask.tif": ov.geotiff_bytes(threshold_mask(prob, threshold), grid, 255, "crop (1), not crop (0)"),
         "map.png": png,
     }
 

@@ -51,6 +51,14 @@ def current_source():
     return source_from_spec(state.get(state.SOURCE))
 
 
+def check_current_region(region: Region):
+    """The current source's RegionCheck of ``region`` (cached). Raises as :func:`source_from_spec`."""
+    spec = state.get(state.SOURCE)
+    image = spec.get("image")
+    return cached.region_check(json.dumps(spec, sort_keys=True), json.dumps(region.to_geojson(), sort_keys=True),
+                               cached.mtime(image) if image else None)
+
+
 def is_local(spec: dict | None = None) -> bool:
     return (spec or state.get(state.SOURCE)).get("kind") in ("sample", "local")
 
