@@ -31,8 +31,9 @@ def export_form() -> None:
         train = d1.number_input("Training points per class", 1, 5000, 275, key="ee_exp_train")
         test = d2.number_input("Test points per class", 0, 5000, 50, key="ee_exp_test")
         patch = d3.selectbox("Patch size", [128, 256, 512], index=1, key="ee_exp_patch")
-        kernel = d4.number_input("Kernel buffer (px each side)", 0, 256, 32, key="ee_exp_kernel",
-                                 help="context around each patch; image exports need it for seamless prediction")
+        kernel = d4.number_input("Kernel buffer (px each side)", 0, 256, 32, step=8, key="ee_exp_kernel",
+                                 help="context around each patch; image exports need it for seamless prediction "
+                                      "(a multiple of 8, at most half the patch size)")
         go = st.form_submit_button("Start export")
     if go:
         with ui.errors_shown():

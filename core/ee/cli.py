@@ -396,7 +396,8 @@ def add_commands(sub: Any) -> None:
     i.add_argument("--dest", required=True, help="gcs:BUCKET/PREFIX or drive:FOLDER")
     i.add_argument("--name", required=True, help="export name")
     i.add_argument("--patch", type=int, default=256, help="patchDimensions side in pixels (multiple of 16)")
-    i.add_argument("--kernel", type=int, default=32, help="kernel buffer each side; Earth Engine's kernelSize is twice this")
+    i.add_argument("--kernel", type=int, default=32, help="kernel buffer each side, a multiple of 8 (patch + 2 x kernel must be a multiple of 16 to "
+                   "predict the export); Earth Engine's kernelSize is twice this")
     i.add_argument("--max-file-mb", type=int, default=100, help="max size of one exported file")
     i.add_argument("--start", action="store_true", help="start the task (default: print its configuration)")
     _add_project(i)

@@ -58,6 +58,51 @@ SENSORS: dict[str, SensorSpec] = {
 }
 
 
+def _number(value: Any, field: str, what: str) -> float:
+    """``value`` as a float (a number, or text that is one).
+
+    Raises:
+        ConfigError: anything else (text that is not a number, a bool, None, a list...).
+    """
+    if isinstance(value, (bool, bytes)):
+        raise ConfigError(f"{field} must be {what}, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{field} must be {what}, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{field} must be {what}, got {value!r}")
+    return number
+
+
+@lru_cache(maxsize=256)
+def _projected_crs(code: str) -> str:
+    """``code`` (``EPSG:<n>``, upper case) if it is a known projected CRS in metres.
+
+    Raises:
+        ConfigError: unknown code, a geographic CRS (degrees: the scale in metres would be taken as
+        degrees), or a projected CRS in other units.
+    """
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    fix = "use a projected CRS in metres such as the region's UTM zone (e.g. EPSG:32718), or leave crs empty for the region's UTM zone"
+    try:
+        with rasterio.Env():  # PROJ's complaint about an unknown code goes to logging, not stderr
+            crs = CRS.from_user_input(code)
+    except CRSError:
+        raise ConfigError(f"crs {code} is not a known EPSG code; {fix}") from None
+    if crs.is_geographic:
+        raise ConfigError(f"crs {code} is geographic (longitude/latitude in degrees), but the scale is in metres; {fix}")
+    if not crs.is_projected:
+        raise ConfigError(f"crs {code} is not a projected CRS; {fix}")
+    units = (crs.linear_units or "").lower()
+    if units not in ("metre", "meter", "m", "metres", "meters"):
+        raise ConfigError(f"crs {code} is in {crs.linear_units or 'unknown units'}, but the scale is in metres; {fix}")
+    return code
+
+
 def _parse_date(text: str, field: str) -> _dt.date:
     try:
         return _dt.date.fromisoformat(text)
@@ -69,12 +114,15 @@ def _parse_date(text: str, field: str) -> _dt.date:
 class CompositeConfig:
     """A median composite: sensor, dates [start, end] inclusive, scene cloud cover, grid.
 
-    ``scale`` (metres) defaults to the sensor's native resolution; ``crs`` None means the UTM
-    zone of the region's centre (see :func:`utm_crs`).
+    ``scale`` (metres) defaults to the sensor's native resolution; ``crs`` None (or empty) means
+    the UTM zone of the region's centre (see :func:`utm_crs`); a given ``crs`` must be a projected
+    CRS in metres (``EPSG:<n>``), since ``scale`` is in metres. Numbers given as text ("20") are
+    converted.
 
     Raises (on construction):
         ConfigError: unknown sensor, bad/inverted dates, dates outside the sensor's life,
-        max_cloud outside 0-100, scale not positive, malformed CRS, bad cloud-score threshold.
+        max_cloud not a number 0-100, scale not a positive number, malformed, unknown or
+        geographic CRS, bad cloud-score threshold.
     """
 
     sensor: str = "L8"
@@ -86,7 +134,7 @@ class CompositeConfig:
     cs_threshold: float = 0.6
 
     def __post_init__(self) -> None:
-        if self.sensor not in SENSORS:
+        if not isinstance(self.sensor, str) or self.sensor not in SENSORS:
             raise ConfigError(f"unknown sensor {self.sensor!r}; choose one of {', '.join(SENSORS)}")
         start, end = _parse_date(self.start, "start"), _parse_date(self.end, "end")
         if end < start:
@@ -95,13 +143,24 @@ class CompositeConfig:
         if end.year < spec.first_year or (spec.last_year is not None and start.year > spec.last_year):
             life = f"{spec.first_year}-{spec.last_year or 'today'}"
             raise ConfigError(f"{spec.title} has no images in {self.start}..{self.end} (it covers {life}); pick another sensor or dates")
-        if not 0.0 <= float(self.max_cloud) <= 100.0:
+        # frozen: values given as text are replaced by their numbers with object.__setattr__
+        if isinstance(self.max_cloud, str):
+            object.__setattr__(self, "max_cloud", _number(self.max_cloud, "max_cloud", "a number 0-100 (% of the scene)"))
+        if not 0.0 <= _number(self.max_cloud, "max_cloud", "a number 0-100 (% of the scene)") <= 100.0:
             raise ConfigError(f"max_cloud must be 0-100 (% of the scene), got {self.max_cloud}")
-        if self.scale is not None and not (0 < float(self.scale) <= 10000):
-            raise ConfigError(f"scale must be a positive number of metres, got {self.scale}")
-        if self.crs is not None and not (self.crs.upper().startswith("EPSG:") and self.crs[5:].isdigit()):
-            raise ConfigError(f"crs must look like 'EPSG:32718', got {self.crs!r}")
-        if not 0.0 < self.cs_threshold < 1.0:
+        if isinstance(self.scale, str):
+            object.__setattr__(self, "scale", _number(self.scale, "scale", "a positive number of metres"))
+        if self.scale is not None and not (0 < _number(self.scale, "scale", "a positive number of metres") <= 10000):
+            raise ConfigError(f"scale must be a positive number of metres (at most 10000), got {self.scale}")
+        if isinstance(self.crs, str) and not self.crs.strip():
+            object.__setattr__(self, "crs", None)  # empty: the region's UTM zone, as None
+        if self.crs is not None:
+            if not (isinstance(self.crs, str) and self.crs.upper().startswith("EPSG:") and self.crs[5:].isdigit()):
+                raise ConfigError(f"crs must look like 'EPSG:32718' (or be empty for the region's UTM zone), got {self.crs!r}")
+            _projected_crs(self.crs.upper())
+        if isinstance(self.cs_threshold, str):
+            object.__setattr__(self, "cs_threshold", _number(self.cs_threshold, "cs_threshold", "a number in (0, 1)"))
+        if not 0.0 < _number(self.cs_threshold, "cs_threshold", "a number in (0, 1)") < 1.0:
             raise ConfigError(f"cs_threshold must be in (0, 1), got {self.cs_threshold}")
 
     @property

@@ -1,8 +1,10 @@
 """Earth Engine errors with actionable messages, their mapping from raw exceptions, and retries.
 
 :func:`map_ee_error` turns an ``ee.EEException`` or a ``googleapiclient`` ``HttpError`` into one
-of the :class:`~core.errors.EarthEngineError` subclasses below; :func:`call_with_retries` re-runs
-a call on retryable failures (HTTP 429 / 5xx, "Too many concurrent aggregations") with
+of the :class:`~core.errors.EarthEngineError` subclasses below (a ``google.api_core``
+``GoogleAPICallError``, as Cloud Storage raises, by its ``.code``; a dropped connection, timeout,
+DNS or TLS failure as :class:`EENetworkError`); :func:`call_with_retries` re-runs a call on
+retryable failures (HTTP 429 / 5xx, "Too many concurrent aggregations", network failures) with
 exponential backoff and jitter. ``ee`` is never imported here.
 """
 
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 import random
 import re
+import socket
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
@@ -31,6 +35,13 @@ class EEQuotaError(EarthEngineError):
 
 class EEServerError(EarthEngineError):
     """A transient server-side failure (HTTP 5xx, backend unavailable); retrying helps."""
+
+    retryable = True
+
+
+class EENetworkError(EEServerError):
+    """Earth Engine (or Cloud Storage) could not be reached: connection refused or reset, timeout,
+    DNS or TLS failure. Transient as a rule, so retried like a server error."""
 
     retryable = True
 
@@ -118,14 +129,58 @@ _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
 )
 
 
+def _class_names(exc: BaseException) -> set[tuple[str, str]]:
+    """(top-level module, class name) of every class in ``exc``'s MRO (no imports needed)."""
+    return {(cls.__module__.split(".")[0], cls.__name__) for cls in type(exc).__mro__}
+
+
+def _is_api_call_error(exc: BaseException) -> bool:
+    """A ``google.api_core.exceptions.GoogleAPICallError`` (Cloud Storage, other Cloud clients)."""
+    return ("google", "GoogleAPICallError") in _class_names(exc)
+
+
 def http_status(exc: BaseException) -> int | None:
-    """The HTTP status code of a googleapiclient HttpError (or anything with ``.resp.status``)."""
+    """The HTTP status code of a googleapiclient HttpError (or anything with ``.resp.status``), or
+    of a google.api_core GoogleAPICallError (its ``.code``)."""
     resp = getattr(exc, "resp", None)
-    status = getattr(resp, "status", None) if resp is not None else getattr(exc, "status_code", None)
+    if resp is not None:
+        status = getattr(resp, "status", None)
+    elif _is_api_call_error(exc):
+        status = getattr(exc, "code", None)
+    else:
+        status = getattr(exc, "status_code", None)
     try:
         return int(status) if status is not None else None
     except (TypeError, ValueError):
         return None
+
+
+#: Network failures outside the standard library's OSError family, by (top-level module, class):
+#: httplib2 (the ee client's transport), google.auth's TransportError, requests (Cloud Storage's
+#: transport; its ConnectionError is not the builtin one), google.api_core's RetryError (its own
+#: retries ran out on transient errors).
+_NETWORK_CLASSES = {
+    ("httplib2", "HttpLib2Error"),
+    ("google", "TransportError"),
+    ("google", "RetryError"),
+    ("requests", "ConnectionError"),
+    ("requests", "Timeout"),
+    ("requests", "ChunkedEncodingError"),
+    ("urllib3", "ProtocolError"),
+    ("urllib3", "TimeoutError"),
+    ("urllib3", "NewConnectionError"),
+}
+
+
+def is_network_failure(exc: BaseException) -> bool:
+    """True for a transient network failure: connection refused/reset/aborted, timeout, DNS or TLS
+    failure (builtin, ``ssl``, ``socket``, httplib2, google.auth, requests). Certificate
+    verification failures are not transient and are not counted (see :func:`map_ee_error`)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError, socket.gaierror, socket.herror)):
+        return True
+    return bool(_class_names(exc) & _NETWORK_CLASSES)
 
 
 def _raw_message(exc: BaseException) -> str:
@@ -149,6 +204,18 @@ def map_ee_error(exc: BaseException) -> EarthEngineError | NoDataError:
         return exc
     raw = _raw_message(exc)
     short = re.sub(r"\s+", " ", raw).strip()[:300]
+    what = f"{type(exc).__name__}: {short}" if short else type(exc).__name__
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return EarthEngineError(
+            "the server's TLS certificate could not be verified; check the system clock and, behind a "
+            f"proxy that inspects TLS, point REQUESTS_CA_BUNDLE / SSL_CERT_FILE at its certificate ({what})"
+        )
+    if is_network_failure(exc):
+        # before the text rules: a socket timeout ("timed out") is not a computation timeout
+        return EENetworkError(
+            f"could not reach Google's servers (network failure): check the network connection "
+            f"(and any proxy or firewall) and try again ({what})"
+        )
     status = http_status(exc)
     if status == 429:
         return EEQuotaError(f"Earth Engine rate limit (HTTP 429); wait and retry, or lower max_workers ({short})")
@@ -163,15 +230,23 @@ def map_ee_error(exc: BaseException) -> EarthEngineError | NoDataError:
             if cls is EarthEngineError:
                 return NoDataError(f"{advice} ({short})")
             return cls(f"{advice} ({short})")
+    if status == 401:
+        return EENotConfiguredError(
+            f"the credentials were refused (HTTP 401); run `earthengine authenticate` again or check "
+            f"GOOGLE_APPLICATION_CREDENTIALS ({short})"
+        )
     if status == 403:
         return EEPermissionError(f"Earth Engine refused access (HTTP 403) ({short})")
+    if status == 404:
+        return EEPermissionError(f"not found (HTTP 404): check the asset id, bucket or path ({short})")
     if status == 400:
         return EarthEngineError(f"Earth Engine rejected the request (HTTP 400): {short}")
     return EarthEngineError(f"Earth Engine request failed: {short}")
 
 
 def is_retryable(err: BaseException) -> bool:
-    """True for errors worth retrying: quota/rate limits, concurrent aggregations, HTTP 5xx."""
+    """True for errors worth retrying: quota/rate limits, concurrent aggregations, HTTP 5xx,
+    network failures."""
     return bool(getattr(map_ee_error(err), "retryable", False))
 
 
@@ -212,7 +287,13 @@ def call_with_retries(
                 raise
             err = map_ee_error(exc)
             attempt += 1
-            if not getattr(err, "retryable", False) or attempt >= policy.attempts:
+            if not getattr(err, "retryable", False):
+                if err is exc:
+                    raise
+                raise err from exc
+            if attempt >= policy.attempts:
+                if attempt > 1 and "[failed " not in str(err):  # say that retrying was tried already
+                    raise type(err)(f"{err} [failed {attempt} times]") from exc
                 if err is exc:
                     raise
                 raise err from exc
@@ -225,7 +306,7 @@ def call_with_retries(
 def _looks_like_ee_failure(exc: BaseException) -> bool:
     if isinstance(exc, (EarthEngineError, NoDataError)):
         return True
-    if http_status(exc) is not None:
+    if http_status(exc) is not None or is_network_failure(exc) or isinstance(exc, ssl.SSLError):
         return True
     names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(names & {"EEException", "HttpError", "TransportError", "RefreshError"})
+    return bool(names & {"EEException", "HttpError", "TransportError", "RefreshError", "GoogleAPICallError"})

@@ -38,6 +38,13 @@ def _require(cond: bool, msg: str) -> None:
         raise ConfigError(msg)
 
 
+def _some(values: Sequence[int]) -> str:
+    """``0, 8, 16, ..., 128`` (every value when there are few)."""
+    if len(values) <= 6:
+        return ", ".join(map(str, values))
+    return f"{', '.join(map(str, values[:4]))}, ..., {values[-1]} (a multiple of {values[1] - values[0]})"
+
+
 @dataclass(frozen=True)
 class Destination:
     """Where exports go: ``gcs`` (bucket + object prefix) or ``drive`` (folder = prefix)."""
@@ -131,7 +138,15 @@ class ImageExportConfig:
 
     def __post_init__(self) -> None:
         _require(16 <= self.patch_size <= 2048 and self.patch_size % 16 == 0, "patch_size must be a multiple of 16, 16-2048")
-        _require(0 <= self.kernel_buffer <= self.patch_size // 2, f"kernel_buffer must be 0-{self.patch_size // 2}")
+        # core.predict_export.ExportPredictor runs the model on patch + kernelSize (= 2 x kernel_buffer)
+        # px and needs that to be a multiple of 16 (a U-Net's four poolings)
+        valid = [k for k in range(self.patch_size // 2 + 1) if (self.patch_size + 2 * k) % 16 == 0]
+        _require(
+            self.kernel_buffer in valid,
+            f"kernel_buffer {self.kernel_buffer} does not fit prediction: patch_size + 2 x kernel_buffer must be a "
+            f"multiple of 16 and kernel_buffer at most patch_size / 2; for patch_size {self.patch_size} use "
+            f"{_some(valid)}",
+        )
         _require(1 <= self.max_file_mb <= 10000, "max_file_mb must be 1-10000")
         _require(set(self.bands) <= set(FEATURE_BANDS) and len(self.bands) > 0, f"bands must be among {FEATURE_BANDS}")
 

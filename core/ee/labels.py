@@ -9,6 +9,7 @@ same here as in a local label raster. Every recipe returns a one-band uint8 imag
 from __future__ import annotations
 
 import datetime as _dt
+import operator
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -31,6 +32,28 @@ PRODUCTS: dict[str, tuple[str, str, int, int | None]] = {
 }
 
 
+def _whole(value: Any, field: str) -> int:
+    """``value`` as an int (a whole number, or text that is one).
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{field} must be a whole number, got {value!r}")
+    try:
+        return operator.index(value)  # int, numpy integers
+    except TypeError:
+        pass
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"{field} must be a whole number, got {value!r}")
+
+
 @dataclass(frozen=True)
 class LabelConfig:
     """Which product labels a region, and for when.
@@ -40,7 +63,8 @@ class LabelConfig:
     user asset (the original notebook: a GLC30 asset with crop value 10).
 
     Raises (on construction):
-        ConfigError: unknown product, year the product does not cover, asset without id/values.
+        ConfigError: unknown product, a year that is not a whole number or that the product does not
+        cover, asset without id/values, crop/no-data values that are not whole numbers, bad dates.
     """
 
     product: str = "worldcover"
@@ -53,8 +77,20 @@ class LabelConfig:
     nodata_values: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.product not in PRODUCTS:
+        if not isinstance(self.product, str) or self.product not in PRODUCTS:
             raise ConfigError(f"unknown label product {self.product!r}; choose one of {', '.join(PRODUCTS)}")
+        # frozen: whole numbers given as text ("2020") are replaced by ints with object.__setattr__
+        if isinstance(self.year, str) and not self.year.strip():
+            object.__setattr__(self, "year", None)
+        if self.year is not None:
+            object.__setattr__(self, "year", _whole(self.year, "label year"))
+        for name in ("crop_values", "nodata_values"):
+            values = getattr(self, name)
+            if isinstance(values, (int, str)) and not isinstance(values, bool):
+                values = (values,)  # one value given alone
+            if not isinstance(values, (tuple, list)):
+                raise ConfigError(f"{name} must be a list of whole numbers, got {values!r}")
+            object.__setattr__(self, name, tuple(_whole(v, name.replace("_", " ")[:-1]) for v in values))
         _, _, first, last = PRODUCTS[self.product]
         if self.year is not None and not (first <= int(self.year) <= (last or 2100)):
             raise ConfigError(f"{PRODUCTS[self.product][0]} covers {first}-{last or 'today'}, not {self.year}")
@@ -69,7 +105,7 @@ class LabelConfig:
             if text is not None:
                 try:
                     _dt.date.fromisoformat(text)
-                except ValueError:
+                except (TypeError, ValueError):
                     raise ConfigError(f"label dates must be YYYY-MM-DD, got {text!r}") from None
 
     @property

@@ -188,11 +188,20 @@ def plan_requests(
 def plan_for_geometry(
     geometry: Mapping[str, Any], scale: float, bands: Sequence[str], dtype: str | np.dtype, crs: str, **kw: Any
 ) -> PixelPlan:
-    """:func:`plan_requests` for a lon/lat GeoJSON geometry, its bounds reprojected to ``crs``."""
+    """:func:`plan_requests` for a lon/lat GeoJSON geometry, its bounds reprojected to ``crs``.
+
+    Raises:
+        ConfigError: ``crs`` is geographic (``scale`` is metres; in degrees the plan would be a few
+        pixels wide), or see :func:`plan_requests`.
+    """
+    from rasterio.crs import CRS
     from rasterio.warp import transform_bounds
 
     from core.ee.composites import geojson_bounds
 
+    if CRS.from_user_input(crs).is_geographic:
+        raise ConfigError(f"crs {crs} is geographic (degrees) but the scale {scale:g} is in metres; use a projected "
+                          "CRS such as the region's UTM zone (e.g. EPSG:32718), or leave crs empty for the UTM zone")
     bounds = transform_bounds("EPSG:4326", crs, *geojson_bounds(geometry), densify_pts=21)
     return plan_requests(bounds, scale, bands, dtype, crs, **kw)
 

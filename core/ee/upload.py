@@ -19,8 +19,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from core.ee.errors import RetryPolicy, call_with_retries
-from core.errors import ConfigError, EarthEngineError, InputNotFoundError
+from core.ee.errors import (EENetworkError, EENotConfiguredError, EEPermissionError, EEQuotaError, EEServerError,
+                            RetryPolicy, call_with_retries, http_status, is_network_failure)
+from core.errors import ConfigError, CorruptFileError, CropMapError, EarthEngineError, InputNotFoundError
 
 PREDICTION_BAND = "crop_probability"
 PREDICTION_NODATA = 255
@@ -96,18 +97,79 @@ def image_manifest(
     return manifest
 
 
-def upload_file(local: str | os.PathLike, gcs_uri: str, storage_client: Any) -> str:
-    """Copy a local file to Cloud Storage; returns the URI.
+def storage_error(exc: BaseException, gcs_uri: str) -> CropMapError | None:
+    """The project error for a failed Cloud Storage upload to ``gcs_uri`` (None: not a Cloud Storage
+    or network failure, i.e. a bug, which keeps its traceback).
+
+    A ``google.api_core`` ``GoogleAPICallError`` is mapped by its ``.code``: 429 and 5xx become
+    retryable :class:`EEQuotaError` / :class:`EEServerError`, 403 and 404 a
+    :class:`EEPermissionError` naming the bucket, 401 :class:`EENotConfiguredError`; a network
+    failure becomes a retryable :class:`EENetworkError`.
+    """
+    if isinstance(exc, CropMapError):
+        return exc
+    bucket, _ = parse_gs_uri(gcs_uri)
+    short = re.sub(r"\s+", " ", str(exc)).strip()[:300] or type(exc).__name__
+    if is_network_failure(exc):
+        return EENetworkError(f"could not reach Cloud Storage to upload {gcs_uri}: check the network connection "
+                              f"(and any proxy or firewall) and try again ({type(exc).__name__}: {short})")
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    code = http_status(exc)
+    if code is None or not names & {"GoogleAPICallError", "HttpError"}:
+        return None
+    if code == 429:
+        return EEQuotaError(f"Cloud Storage rate limit (HTTP 429) uploading to {gcs_uri}; wait a minute and retry ({short})")
+    if 500 <= code < 600:
+        return EEServerError(f"Cloud Storage server error (HTTP {code}) uploading to {gcs_uri}; retrying usually "
+                             f"helps, or try again later ({short})")
+    if code == 401:
+        return EENotConfiguredError(f"Cloud Storage refused the credentials (HTTP 401) uploading to {gcs_uri}; run "
+                                    f"`earthengine authenticate` again or check GOOGLE_APPLICATION_CREDENTIALS ({short})")
+    if code == 403:
+        return EEPermissionError(f"Cloud Storage refused the upload to {gcs_uri} (HTTP 403): this account may not "
+                                 f"write to bucket {bucket!r}; grant it a role that can create objects there "
+                                 f"(e.g. Storage Object Creator) or choose a bucket it can write to ({short})")
+    if code == 404:
+        return EEPermissionError(f"Cloud Storage bucket {bucket!r} was not found (HTTP 404) uploading to {gcs_uri}: "
+                                 f"check the bucket name, or create the bucket first ({short})")
+    return EarthEngineError(f"Cloud Storage rejected the upload to {gcs_uri} (HTTP {code}): {short}")
+
+
+def upload_file(
+    local: str | os.PathLike,
+    gcs_uri: str,
+    storage_client: Any,
+    *,
+    retry: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] | None = None,
+) -> str:
+    """Copy a local file to Cloud Storage (retrying rate limits, 5xx and network failures); returns
+    the URI.
 
     Raises:
         InputNotFoundError: the local file does not exist.
         ConfigError: malformed URI.
+        EarthEngineError subclasses (see :func:`storage_error`): Cloud Storage refused the upload
+        (403/404 name the bucket), or it still failed after retries.
     """
+    import time
+
     path = Path(local)
     if not path.is_file():
         raise InputNotFoundError(f"file not found: {path}")
     bucket, name = parse_gs_uri(gcs_uri)
-    storage_client.bucket(bucket).blob(name).upload_from_filename(str(path))
+    blob = storage_client.bucket(bucket).blob(name)
+
+    def send() -> None:
+        try:
+            blob.upload_from_filename(str(path))
+        except Exception as exc:  # noqa: BLE001 - Cloud Storage/network failures mapped, others re-raised
+            err = storage_error(exc, gcs_uri)
+            if err is None or err is exc:
+                raise
+            raise err from exc
+
+    call_with_retries(send, retry, sleep=sleep or time.sleep)
     return gcs_uri
 
 
@@ -196,12 +258,21 @@ def upload_prediction_tfrecord(
     ingest them as an asset; returns the ingestion task id.
 
     Raises:
-        InputNotFoundError, ConfigError (mixer without patchDimensions), EarthEngineError subclasses.
+        InputNotFoundError: a missing TFRecord or mixer file (checked before anything is uploaded);
+        CorruptFileError: a mixer that is not JSON; ConfigError (mixer without patchDimensions);
+        EarthEngineError subclasses.
     """
-    mixer = json.loads(Path(mixer_path).read_text(encoding="utf-8")) if Path(mixer_path).is_file() else None
-    if mixer is None:
+    if not Path(mixer_path).is_file():
         raise InputNotFoundError(f"mixer file not found: {mixer_path}")
-    if "patchDimensions" not in mixer or "projection" not in mixer:
+    missing = [str(p) for p in tfrecord_paths if not Path(p).is_file()]
+    if missing:
+        raise InputNotFoundError(f"prediction TFRecord file(s) not found: {', '.join(missing)}")
+    try:
+        mixer = json.loads(Path(mixer_path).read_text(encoding="utf-8"))
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
+        raise CorruptFileError(f"{mixer_path} is not a readable JSON mixer ({err}); give the *mixer.json that the "
+                               "Earth Engine image export wrote (download it again if it is truncated)") from None
+    if not isinstance(mixer, dict) or "patchDimensions" not in mixer or "projection" not in mixer:
         raise ConfigError(f"{mixer_path} is not an Earth Engine mixer (no patchDimensions/projection)")
     prefix = cfg.gcs_uri.rstrip("/")
     uris = [upload_file(p, f"{prefix}/{Path(p).name}", storage_client) for p in tfrecord_paths]

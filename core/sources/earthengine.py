@@ -249,30 +249,47 @@ class EarthEngineSource:
         )
 
     # -------------------------------------------------------------- fetch
+    def _outputs(self) -> list[str]:
+        """The files a fetch writes, in the order they are put in place (scene.json last: it marks
+        the scene as complete)."""
+        labels = ([CODES_FILE, "labels.tif"] if self._keeps_codes() else ["labels.tif"]) if self.labels is not None else []
+        return ["image.tif", *labels, "scene.json"]
+
     def fetch(self, region, out_dir: Path, progress: Progress | None = None) -> Scene:
         """Download the region's composite (image.tif) and labels (labels.tif) into ``out_dir``.
+
+        Everything is downloaded into a temporary folder inside ``out_dir`` and moved into place
+        only when all of it is there, so a fetch that fails leaves no new file behind (and no
+        ``out_dir`` it created). With ``overwrite``, outputs of an earlier fetch into the same
+        folder that this one does not write (e.g. its labels) are removed.
 
         Raises:
             RegionError: the region is malformed, too small or too large (see check_region).
             EENotConfiguredError: Earth Engine is not set up.
             NoDataError: no scene matches the dates, region and cloud filter.
-            OutputExistsError: files exist and ``overwrite`` is False.
+            OutputExistsError: files exist and ``overwrite`` is False (checked before any request).
+            ConfigError: ``out_dir`` is a file, or lies under one.
             EarthEngineError subclasses: requests that fail after retries.
         """
         from core.ee.composites import composite_image, scene_summary
-        from core.ee.labels import PRODUCTS, label_image, raw_label_image
+        from core.ee.labels import label_image, raw_label_image
         from core.ee.pixels import DownloadStats, download, prepare_image
-        from core.errors import NoDataError, RegionError
+        from core.errors import NoDataError, OutputExistsError, RegionError
+        from core.files import check_output_dir, staging_dir
         from core.labels import NODATA
         from core.raster import INPUT_BANDS
 
         check = self.check_region(region)
         if not check.ok:
             raise RegionError(check.message)
+        out = check_output_dir(out_dir)
+        names = self._outputs()
+        if not self.overwrite:
+            existing = [out / n for n in names if (out / n).exists()]
+            if existing:
+                raise OutputExistsError(f"{existing[0]} already exists; choose another output folder or pass overwrite=True")
         self._require_ready()
         geometry, image_plan, label_plan = self.plans(region)
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         cfg = self.composite
 
         summary = scene_summary(cfg, geometry, self._getinfo)
@@ -292,36 +309,54 @@ class EarthEngineSource:
 
         stats = DownloadStats()
         image = prepare_image(composite_image(cfg, geometry), INPUT_BANDS, "float32", SENTINEL)
-        image_path = download(
-            image,
-            image_plan,
-            out / "image.tif",
-            compute=self._compute,
-            max_workers=self.max_workers,
-            progress=relay,
-            overwrite=self.overwrite,
-            nodata=float("nan"),
-            sentinel=SENTINEL,
-            stats=stats,
-            geometry=geometry,
-        )
-        labels_path = None
+        image_path, labels_path = out / "image.tif", None
         codes = {}
-        if self.labels is not None:
-            offset = image_plan.requests
-            common = dict(compute=self._compute, max_workers=self.max_workers, progress=relay,
-                          overwrite=self.overwrite, stats=stats, geometry=geometry)
-            if self._keeps_codes():
-                import ee
+        with staging_dir(out, prefix=".ee-fetch-") as tmp:  # a failed fetch leaves nothing new behind
+            # overwrite=True: the staging folder is new; existing outputs in ``out`` were checked above
+            download(
+                image,
+                image_plan,
+                tmp / "image.tif",
+                compute=self._compute,
+                max_workers=self.max_workers,
+                progress=relay,
+                overwrite=True,
+                nodata=float("nan"),
+                sentinel=SENTINEL,
+                stats=stats,
+                geometry=geometry,
+            )
+            if self.labels is not None:
+                offset = image_plan.requests
+                common = dict(compute=self._compute, max_workers=self.max_workers, progress=relay,
+                              overwrite=True, stats=stats, geometry=geometry)
+                if self._keeps_codes():
+                    import ee
 
-                raw = prepare_image(ee.Image(raw_label_image(self.labels, geometry)).rename("class"), ("class",),
-                                    "int16", CODE_NODATA)
-                codes_path = download(raw, label_plan, out / CODES_FILE, nodata=CODE_NODATA, **common)
-                labels_path = labels_from_codes(codes_path, out / "labels.tif", self.labels.class_map_name)
-                codes = {"codes": CODES_FILE, "class_map": self.labels.class_map_name}
-            else:
-                lab = prepare_image(label_image(self.labels, geometry), ("label",), "uint8", NODATA)
-                labels_path = download(lab, label_plan, out / "labels.tif", nodata=NODATA, **common)
+                    raw = prepare_image(ee.Image(raw_label_image(self.labels, geometry)).rename("class"), ("class",),
+                                        "int16", CODE_NODATA)
+                    codes_path = download(raw, label_plan, tmp / CODES_FILE, nodata=CODE_NODATA, **common)
+                    labels_from_codes(codes_path, tmp / "labels.tif", self.labels.class_map_name)
+                    codes = {"codes": CODES_FILE, "class_map": self.labels.class_map_name}
+                else:
+                    lab = prepare_image(label_image(self.labels, geometry), ("label",), "uint8", NODATA)
+                    download(lab, label_plan, tmp / "labels.tif", nodata=NODATA, **common)
+                labels_path = out / "labels.tif"
+            scene = self._scene(geometry, count, image_plan, stats, codes, image_path, labels_path)
+            (tmp / "scene.json").write_text(json.dumps(scene.extra, indent=1, default=str), encoding="utf-8")
+            for name in names:  # each file appears whole (same folder: rename); scene.json last
+                os.replace(tmp / name, out / name)
+        if self.overwrite:  # the folder now holds this scene: drop an earlier fetch's outputs it does not have
+            for name in ("image.tif", CODES_FILE, "labels.tif"):
+                if name not in names:
+                    (out / name).unlink(missing_ok=True)
+        return scene
+
+    def _scene(self, geometry, count, image_plan, stats, codes, image_path, labels_path) -> Scene:
+        """The :class:`Scene` of a fetch (its ``extra`` is what scene.json holds)."""
+        from core.ee.labels import PRODUCTS
+
+        cfg = self.composite
         title = f"{cfg.spec.title} median {cfg.start}..{cfg.end}"
         if self.preset is not None:
             from core.ee.composites import geojson_bounds
@@ -346,7 +381,6 @@ class EarthEngineSource:
             "seconds": round(stats.seconds, 2),
             **codes,
         }
-        (out / "scene.json").write_text(json.dumps(extra, indent=1, default=str), encoding="utf-8")
         return Scene(
             image_path=image_path,
             labels_path=labels_path,
@@ -385,15 +419,21 @@ def recipes_from_settings(settings: Mapping[str, Any]):
     from core.ee.labels import LabelConfig
     from core.errors import ConfigError
 
-    def build(cls, data):
+    def build(cls, data, what: str):
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"bad Earth Engine settings: the {what} settings must be a mapping of fields, got {data!r}")
         try:
             return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in dict(data).items()})
-        except TypeError as err:
-            raise ConfigError(f"bad Earth Engine settings: {err}") from None
+        except ConfigError as err:
+            raise ConfigError(f"bad Earth Engine {what} settings: {err}") from None
+        except (TypeError, ValueError) as err:  # an unknown field, or a value of the wrong kind
+            raise ConfigError(f"bad Earth Engine {what} settings: {err}; fix or remove that field") from None
 
-    composite = build(CompositeConfig, settings.get("composite") or {})
+    if not isinstance(settings, Mapping):
+        raise ConfigError(f"bad Earth Engine settings: expected composite and labels settings, got {settings!r}")
+    composite = build(CompositeConfig, settings.get("composite") or {}, "composite")
     labels = settings.get("labels")
-    return composite, (build(LabelConfig, labels) if labels else None)
+    return composite, (build(LabelConfig, labels, "label") if labels else None)
 
 
 def presets() -> list[dict]:

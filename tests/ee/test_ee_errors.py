@@ -124,3 +124,96 @@ def test_bugs_are_not_wrapped():
 
     with pytest.raises(KeyError):
         E.call_with_retries(fn, sleep=lambda s: None)
+
+
+def _network_failures():
+    import socket
+    import ssl
+
+    import google.auth.exceptions
+    import httplib2
+    import requests
+
+    return [
+        ConnectionResetError(104, "Connection reset by peer"),
+        ConnectionRefusedError(111, "Connection refused"),
+        TimeoutError("timed out"),
+        socket.gaierror(-3, "Temporary failure in name resolution"),
+        ssl.SSLError(1, "[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation of protocol"),
+        httplib2.ServerNotFoundError("Unable to find the server at earthengine.googleapis.com"),
+        google.auth.exceptions.TransportError("HTTPSConnectionPool: Max retries exceeded"),
+        requests.exceptions.ConnectionError("Connection aborted."),
+    ]
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_network_failures_are_retryable_server_errors(index):
+    exc = _network_failures()[index]
+    err = E.map_ee_error(exc)
+    assert isinstance(err, E.EEServerError) and type(err) is E.EENetworkError
+    assert "check the network connection" in str(err)
+    assert E.is_retryable(exc)
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_network_failures_retried_then_clear_message(index):
+    """A transient network failure is retried; when it persists the error says to check the network."""
+    exc = _network_failures()[index]
+    failures, sleeps = [exc, exc], []
+
+    def flaky():
+        if failures:
+            raise failures.pop(0)
+        return "ok"
+
+    assert E.call_with_retries(flaky, E.RetryPolicy(attempts=5), sleep=sleeps.append) == "ok"
+    assert len(sleeps) == 2
+
+    def down():
+        raise exc
+
+    sleeps.clear()
+    with pytest.raises(E.EENetworkError, match="check the network connection") as info:
+        E.call_with_retries(down, E.RetryPolicy(attempts=3), sleep=sleeps.append)
+    assert len(sleeps) == 2 and "failed 3 times" in str(info.value)
+    assert info.value.__cause__ is exc
+
+
+def test_socket_timeout_is_not_a_computation_timeout():
+    err = E.map_ee_error(TimeoutError("The read operation timed out"))
+    assert type(err) is E.EENetworkError and "smaller region" not in str(err)
+
+
+def test_certificate_failure_is_not_retried():
+    import ssl
+
+    sleeps = []
+
+    def fn():
+        raise ssl.SSLCertVerificationError(1, "certificate verify failed: unable to get local issuer certificate")
+
+    with pytest.raises(EarthEngineError, match="certificate") as info:
+        E.call_with_retries(fn, sleep=sleeps.append)
+    assert sleeps == [] and not getattr(info.value, "retryable", False)
+
+
+def test_local_os_errors_are_not_network_failures():
+    """A missing file is a bug or a user mistake handled elsewhere, not something to retry."""
+    assert not E.is_network_failure(FileNotFoundError(2, "No such file"))
+
+    def fn():
+        raise FileNotFoundError(2, "No such file")
+
+    with pytest.raises(FileNotFoundError):
+        E.call_with_retries(fn, sleep=lambda s: None)
+
+
+def test_google_api_call_errors_map_by_code():
+    from google.api_core import exceptions as g
+
+    assert E.http_status(g.Forbidden("x")) == 403
+    assert type(E.map_ee_error(g.TooManyRequests("x"))) is E.EEQuotaError
+    assert type(E.map_ee_error(g.ServiceUnavailable("x"))) is E.EEServerError
+    assert type(E.map_ee_error(g.Forbidden("x"))) is E.EEPermissionError
+    assert type(E.map_ee_error(g.NotFound("x"))) is E.EEPermissionError
+    assert E.is_retryable(g.InternalServerError("x")) and not E.is_retryable(g.Forbidden("x"))

@@ -218,3 +218,29 @@ def test_core_reads_ee_layout_tfrecords(tmp_path):
     for i, ex in enumerate(arrays):
         for j, name in enumerate(cfg.selectors):
             np.testing.assert_array_equal(got[i, ..., j], ex[name])
+
+
+@pytest.mark.parametrize("patch", [16, 128, 256, 512])
+def test_image_export_kernel_fits_prediction(patch):
+    """ImageExportConfig accepts exactly the kernel buffers core.predict_export.ExportPredictor can
+    predict: patch + kernelSize (2 x kernel_buffer) a multiple of 16, kernel_buffer <= patch / 2."""
+    accepted = []
+    for kb in range(0, patch // 2 + 9):
+        try:
+            cfg = X.ImageExportConfig(patch_size=patch, kernel_buffer=kb)
+        except ConfigError as err:
+            assert "multiple of 16" in str(err) and f"for patch_size {patch} use 0, 8" in str(err)
+            continue
+        accepted.append(kb)
+        kernel = cfg.format_options.get("kernelSize", [0, 0])[0]
+        assert (cfg.format_options["patchDimensions"][0] + kernel) % 16 == 0  # ExportPredictor's side % 16
+    assert accepted == list(range(0, patch // 2 + 1, 8))
+
+
+def test_export_image_cli_refuses_a_kernel_prediction_cannot_use(ee_offline, capsys):
+    from core.__main__ import main
+
+    code = main(["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "c",
+                 "--patch", "256", "--kernel", "12"])
+    err = capsys.readouterr().err
+    assert code == 2 and "kernel_buffer 12" in err and "0, 8, 16, 24, ..., 128" in err

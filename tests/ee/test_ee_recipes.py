@@ -187,3 +187,70 @@ def test_scene_summary_is_one_cached_getinfo(ee_offline):
     b = C.scene_summary(cfg, dict(REGION), getinfo)
     assert a == b == {"count": 7, "dates": [1, 2]}
     assert len(calls) == 1 and isinstance(calls[0], ee_offline.Dictionary)
+
+
+@pytest.mark.parametrize(
+    "settings, words",
+    [
+        ({"composite": {"max_cloud": "x"}}, "max_cloud must be a number 0-100"),
+        ({"composite": {"scale": "ten"}}, "scale must be a positive number"),
+        ({"composite": {"cs_threshold": "high"}}, "cs_threshold must be a number"),
+        ({"composite": {"crs": 32718}}, "EPSG:32718"),
+        ({"composite": {"sensor": ["L8"]}}, "unknown sensor"),
+        ({"composite": {"start": 2020}}, "YYYY-MM-DD"),
+        ({"composite": {"cloud": 5}}, "unexpected keyword"),
+        ({"composite": "L8"}, "must be a mapping"),
+        ({"composite": {}, "labels": {"product": "glcfcs30d", "year": "x"}}, "label year must be a whole number"),
+        ({"composite": {}, "labels": {"product": "cdl", "year": [2020]}}, "label year must be a whole number"),
+        ({"composite": {}, "labels": {"product": "asset", "asset_id": "users/a/b", "crop_values": ["ten"]}}, "crop value"),
+        ({"composite": {}, "labels": {"product": "dynamicworld", "start": 5}}, "YYYY-MM-DD"),
+    ],
+)
+def test_recipes_from_settings_bad_values_are_config_errors(settings, words):
+    """Values of the wrong kind (as a hand-edited or stale settings dict can hold) end as one
+    ConfigError saying which field is wrong, never a bare ValueError/TypeError/AttributeError."""
+    from core.sources.earthengine import recipes_from_settings
+
+    with pytest.raises(ConfigError, match="bad Earth Engine") as info:
+        recipes_from_settings(settings)
+    assert words in str(info.value)
+
+
+def test_recipes_from_settings_numbers_as_text():
+    """Numbers typed as text are read as numbers (the config keeps the number, not the text)."""
+    from core.sources.earthengine import recipes_from_settings
+
+    comp, labels = recipes_from_settings({"composite": {"max_cloud": "30", "crs": ""},
+                                          "labels": {"product": "glcfcs30d", "year": "2005"}})
+    assert comp.max_cloud == 30.0 and comp.crs is None and comp == C.CompositeConfig(max_cloud=30.0)
+    assert labels.year == 2005 and labels.dates() == ("2005-01-01", "2006-01-01")
+    assert L.LabelConfig("asset", asset_id="users/a/b", crop_values=["10"]).crop_values == (10,)
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4326", "epsg:4326", "EPSG:4269", "EPSG:4674"])
+def test_geographic_crs_is_refused(crs):
+    """A geographic CRS would take the scale in metres as degrees (a plan of 1 x 1 px)."""
+    with pytest.raises(ConfigError, match="geographic") as info:
+        C.CompositeConfig(crs=crs)
+    assert "UTM" in str(info.value) and "leave crs empty" in str(info.value)
+    from core.sources.earthengine import recipes_from_settings
+
+    with pytest.raises(ConfigError, match="geographic"):
+        recipes_from_settings({"composite": {"crs": crs}})
+
+
+def test_crs_must_be_a_known_projected_crs_in_metres():
+    with pytest.raises(ConfigError, match="not a known EPSG code"):
+        C.CompositeConfig(crs="EPSG:99999")
+    with pytest.raises(ConfigError, match="foot"):
+        C.CompositeConfig(crs="EPSG:2263")  # NAD83 / New York Long Island (ftUS)
+    assert C.CompositeConfig(crs="epsg:32718").crs_for(REGION) == "EPSG:32718"
+    assert C.CompositeConfig(crs="EPSG:3857").crs == "EPSG:3857"
+    assert C.CompositeConfig(crs="").crs_for(REGION) == "EPSG:32718"  # empty: the region's UTM zone
+
+
+def test_planner_refuses_a_geographic_crs():
+    from core.ee.pixels import plan_for_geometry
+
+    with pytest.raises(ConfigError, match="geographic"):
+        plan_for_geometry(REGION, 30, ("R",), "float32", "EPSG:4326")

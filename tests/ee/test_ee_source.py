@@ -12,7 +12,7 @@ from core.ee.auth import EEStatus
 from core.ee.composites import _scene_summary_cached
 from core.ee.errors import EENotConfiguredError
 from core.ee.presets import CAMANA
-from core.errors import NoDataError, RegionError
+from core.errors import EarthEngineError, NoDataError, RegionError
 from core.sources.base import Source
 from core.sources.earthengine import EarthEngineSource, presets
 from tests.ee.fake_ee_ops import CODES, FILL
@@ -187,3 +187,93 @@ def test_a_user_asset_comes_down_as_a_crop_mask(ee_offline, tmp_path):
     scene = src.fetch(CAMANA, tmp_path)
     assert [r["bandIds"] for r in requests] == [["R", "G", "B", "NIR"], ["label"]]
     assert scene.label_map == "binary" and "codes" not in scene.extra and not (tmp_path / "codes.tif").exists()
+
+
+def _labels_fail(requests):
+    """computePixels that serves the composite but refuses the labels (not retryable)."""
+    import ee
+
+    serve = fake_compute(requests)
+
+    def compute(req):
+        if req["bandIds"] in (["class"], ["label"]):
+            requests.append(req)
+            raise ee.EEException("Permission denied: asset not shared with this account")
+        return serve(req)
+
+    return compute
+
+
+def _fetching_source(compute, overwrite=True):
+    return EarthEngineSource(preset="camana", initialize=ready, compute=compute, overwrite=overwrite,
+                             getinfo=lambda d: {"count": 3, "dates": [1]}, max_workers=1)
+
+
+def test_failed_label_download_leaves_nothing_behind(ee_offline, tmp_path):
+    """The image came down but the labels failed: no image.tif is left, so a rerun without
+    overwrite does not stop at OutputExistsError; a folder the fetch made is removed again."""
+    from core.ee.errors import EEPermissionError
+
+    requests = []
+    out = tmp_path / "runs" / "camana"
+    with pytest.raises(EEPermissionError):
+        _fetching_source(_labels_fail(requests), overwrite=False).fetch(CAMANA, out)
+    assert [r["bandIds"] for r in requests] == [["R", "G", "B", "NIR"], ["class"]]  # the image was downloaded
+    assert not (tmp_path / "runs").exists()
+    out.mkdir(parents=True)
+    with pytest.raises(EEPermissionError):
+        _fetching_source(_labels_fail([]), overwrite=False).fetch(CAMANA, out)
+    assert list(out.iterdir()) == []
+    # the rerun, without overwrite, works
+    scene = _fetching_source(fake_compute([]), overwrite=False).fetch(CAMANA, out)
+    assert sorted(p.name for p in out.iterdir()) == ["codes.tif", "image.tif", "labels.tif", "scene.json"]
+    assert scene.image_path.is_file() and scene.labels_path.is_file()
+
+
+def test_failed_fetch_keeps_the_previous_scene(ee_offline, tmp_path):
+    """With overwrite, a failed fetch leaves the earlier scene's files exactly as they were."""
+    for name in ("image.tif", "codes.tif", "labels.tif", "scene.json"):
+        (tmp_path / name).write_bytes(f"earlier {name}".encode())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(EarthEngineError):
+        _fetching_source(_labels_fail([])).fetch(CAMANA, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_scene_json_is_written_whole_or_not_at_all(ee_offline, tmp_path, monkeypatch):
+    """A failure while writing scene.json leaves neither it nor the images (scene.json marks a
+    complete scene, so it must never exist half-written)."""
+    import core.sources.earthengine as module
+
+    class BrokenJson:
+        @staticmethod
+        def dumps(*a, **kw):
+            raise RuntimeError("disk full")
+
+    monkeypatch.setattr(module, "json", BrokenJson)
+    with pytest.raises(RuntimeError):
+        _fetching_source(fake_compute([])).fetch(CAMANA, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_outputs_are_refused_before_any_request(ee_offline, tmp_path):
+    from core.errors import OutputExistsError
+
+    (tmp_path / "labels.tif").write_bytes(b"earlier")
+    requests, infos = [], []
+    src = EarthEngineSource(preset="camana", initialize=ready, compute=fake_compute(requests), overwrite=False,
+                            getinfo=lambda d: infos.append(d) or {"count": 3, "dates": [1]}, max_workers=1)
+    with pytest.raises(OutputExistsError, match="labels.tif"):
+        src.fetch(CAMANA, tmp_path)
+    assert requests == [] and infos == [] and [p.name for p in tmp_path.iterdir()] == ["labels.tif"]
+
+
+def test_overwrite_drops_outputs_the_new_recipe_lacks(ee_offline, tmp_path):
+    """Fetching without labels over a scene with labels leaves no stale labels.tif/codes.tif."""
+    _fetching_source(fake_compute([])).fetch(CAMANA, tmp_path)
+    src = EarthEngineSource(CAMANA.composite, None, initialize=ready, compute=fake_compute([]),
+                            getinfo=lambda d: {"count": 3, "dates": [1]}, max_workers=1)
+    scene = src.fetch(CAMANA, tmp_path)
+    assert scene.labels_path is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.tif", "scene.json"]
+    assert json.loads((tmp_path / "scene.json").read_text())["labels"] is None

@@ -225,3 +225,124 @@ def test_storage_client_finds_the_key_in_the_dashboards_secrets(monkeypatch):
     client = U.default_storage_client("p", secrets={"ee_service_account_json": "{}"})
     assert seen == [{"ee_service_account_json": "{}"}]
     assert client.project == "p"
+
+
+class FailingStorage(FakeStorage):
+    """Cloud Storage whose uploads raise ``failures`` (one per call) before succeeding."""
+
+    def __init__(self, failures):
+        super().__init__()
+        self.failures = list(failures)
+        self.calls = 0
+
+    def bucket(self, name):
+        real = super().bucket(name)
+        storage = self
+
+        class Bucket:
+            def blob(self, path):
+                blob = real.blob(path)
+                upload = blob.upload_from_filename
+
+                def failing(filename):
+                    storage.calls += 1
+                    if storage.failures:
+                        raise storage.failures.pop(0)
+                    upload(filename)
+
+                blob.upload_from_filename = failing
+                return blob
+
+        return Bucket()
+
+
+@pytest.mark.parametrize(
+    "exc, cls, words",
+    [
+        (lambda: _gexc().Forbidden("x@y.iam does not have storage.objects.create access"), "EEPermissionError", "'crop-bucket'"),
+        (lambda: _gexc().NotFound("The specified bucket does not exist."), "EEPermissionError", "bucket 'crop-bucket' was not found"),
+        (lambda: _gexc().Unauthorized("Invalid Credentials"), "EENotConfiguredError", "earthengine authenticate"),
+        (lambda: _gexc().BadRequest("Invalid argument"), "EarthEngineError", "HTTP 400"),
+    ],
+)
+def test_upload_storage_refusals_are_project_errors(tmp_path, exc, cls, words):
+    """A Cloud Storage refusal (google.api_core errors, with .code) ends as a project error naming the
+    bucket, without retries (retrying a 403 or 404 cannot help)."""
+    from core.ee import errors as E
+
+    cog = tmp_path / "prediction.tif"
+    cog.write_bytes(b"II*\x00fake")
+    storage, sleeps = FailingStorage([exc(), exc(), exc()]), []
+    with pytest.raises(EarthEngineError) as info:
+        U.upload_file(cog, "gs://crop-bucket/predictions/prediction.tif", storage, sleep=sleeps.append)
+    assert type(info.value) is getattr(E, cls, EarthEngineError)
+    assert words in str(info.value) and "gs://crop-bucket/predictions/prediction.tif" in str(info.value)
+    assert storage.calls == 1 and sleeps == [] and storage.uploaded == {}
+    # the same through the whole upload + ingestion: nothing is ingested
+    ingested = []
+    with pytest.raises(EarthEngineError, match="crop-bucket"):
+        U.upload_prediction_cog(cog, U.UploadConfig("gs://crop-bucket/p.tif", "projects/p/assets/x"),
+                                FailingStorage([exc()]), ingest=lambda *a: ingested.append(a) or {"id": "T"})
+    assert ingested == []
+
+
+def _gexc():
+    from google.api_core import exceptions
+
+    return exceptions
+
+
+def test_upload_retries_transient_storage_failures(tmp_path):
+    """429, 5xx and dropped connections are retried with backoff; the upload then succeeds."""
+    import requests
+
+    cog = tmp_path / "prediction.tif"
+    cog.write_bytes(b"II*\x00fake")
+    g = _gexc()
+    failures = [g.TooManyRequests("slow down"), g.ServiceUnavailable("backend"), g.InternalServerError("oops"),
+                requests.exceptions.ConnectionError("Connection reset by peer")]
+    storage, sleeps = FailingStorage(failures), []
+    assert U.upload_file(cog, "gs://bkt/a.tif", storage, sleep=sleeps.append) == "gs://bkt/a.tif"
+    assert storage.calls == 5 and len(sleeps) == 4
+    assert storage.uploaded == {"gs://bkt/a.tif": b"II*\x00fake"}
+
+
+def test_upload_gives_up_on_persistent_server_errors(tmp_path):
+    from core.ee.errors import EEServerError, RetryPolicy
+
+    cog = tmp_path / "prediction.tif"
+    cog.write_bytes(b"x")
+    storage, sleeps = FailingStorage([_gexc().ServiceUnavailable("down")] * 3), []
+    with pytest.raises(EEServerError, match="Cloud Storage server error .HTTP 503. uploading to gs://bkt/a.tif") as info:
+        U.upload_file(cog, "gs://bkt/a.tif", storage, retry=RetryPolicy(attempts=3), sleep=sleeps.append)
+    assert "failed 3 times" in str(info.value)
+    assert storage.calls == 3 and len(sleeps) == 2
+
+
+def test_upload_does_not_wrap_bugs(tmp_path):
+    cog = tmp_path / "prediction.tif"
+    cog.write_bytes(b"x")
+    with pytest.raises(KeyError):
+        U.upload_file(cog, "gs://bkt/a.tif", FailingStorage([KeyError("bug")]), sleep=lambda s: None)
+
+
+def test_upload_tfrecord_bad_mixer_json_is_a_corrupt_file(tmp_path):
+    from core.errors import CorruptFileError
+
+    rec = tmp_path / "pred-00000.tfrecord.gz"
+    rec.write_bytes(b"x")
+    storage = FakeStorage()
+    cfg = U.UploadConfig("gs://bkt/run1", "projects/p/assets/pred")
+    for text in ('{"patchDimensions": [8, 8], "projection"', "\xff\xfe garbage", "[1, 2]"):
+        mixer = tmp_path / "image-mixer.json"
+        mixer.write_bytes(text.encode("latin-1"))
+        with pytest.raises((CorruptFileError, ConfigError), match="mixer"):
+            U.upload_prediction_tfrecord([rec], mixer, cfg, storage, ingest=lambda *a: {})
+    mixer.write_text('{"patchDimensions": [8, 8], "projection"')
+    with pytest.raises(CorruptFileError, match="not a readable JSON mixer"):
+        U.upload_prediction_tfrecord([rec], mixer, cfg, storage, ingest=lambda *a: {})
+    # a missing record is found before anything is uploaded
+    mixer.write_text(json.dumps({"patchDimensions": [8, 8], "projection": {}}))
+    with pytest.raises(InputNotFoundError, match="missing"):
+        U.upload_prediction_tfrecord([rec, tmp_path / "missing.tfrecord.gz"], mixer, cfg, storage, ingest=lambda *a: {})
+    assert storage.uploaded == {}
