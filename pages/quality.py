@@ -73,19 +73,20 @@ with left:
     # the errors on one class of the labels alone, e.g. where grassland is taken for crop; the choices
     # (largest class first) do not depend on the threshold, so moving it keeps the choice
     classes = {r["code"]: r for r in sorted(by_class, key=lambda r: (-r["pixels"], r["code"]))}
+    # "all" rather than None: a selectbox whose state is None shows no choice at all
     if state.get(state.QUALITY_CLASS) not in classes:  # kept across pages while the region has that class
-        state.put(state.QUALITY_CLASS, None)
-    shown = st.selectbox("Show the errors on", [None, *classes], disabled=not classes,
+        state.put(state.QUALITY_CLASS, "all")
+    shown = st.selectbox("Show the errors on", ["all", *classes], disabled=not classes,
                          key=state.sync_widget(state.QUALITY_CLASS), on_change=state.store_widget,
                          args=(state.QUALITY_CLASS,),
-                         format_func=lambda c: "every class of the labels" if c is None else
+                         format_func=lambda c: "every class of the labels" if c == "all" else
                          f"{c} {classes[c]['name']} ({'crop' if classes[c]['crop'] else 'not crop'}, "
                          f"{classes[c]['pixels']:,} px)",
                          help="The disagreement map on one class of the label product (largest first; the table "
                               "below ranks them by wrong pixels)." if classes else
                               "Needs the label product's own classes (a land-cover product, not a 0/1 mask).")
     try:
-        only = None if shown is None else (codes[0], cached.mtime(codes[0]), codes[1], shown,
+        only = None if shown == "all" else (codes[0], cached.mtime(codes[0]), codes[1], shown,
                                            f"{shown} {classes[shown]['name']}")
         dis = cached.disagreement_overlay(key, offset, *lkey, float(threshold), only)
     except CropMapError as err:

@@ -487,7 +487,7 @@ def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
     at.button[0].click().run()
     at.switch_page("pages/quality.py").run()
     pick = at.selectbox(key="w_quality_class")
-    assert pick.value is None and len(pick.options) > 2 and pick.options[0] == "every class of the labels"
+    assert pick.value == "all" and len(pick.options) > 2 and pick.options[0] == "every class of the labels"
     every = fake_map.maps[-1][0].get_root().render()
     wrong = at.dataframe[0].value["class"].iloc[0]  # the class with the most wrong pixels
     code = int(wrong.split(" ")[0])

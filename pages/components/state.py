@@ -32,7 +32,7 @@ PREDICTION = "prediction"  # dict(image, model) of the last requested prediction
 FIELDS = "fields"  # [prediction key, threshold] whose crop fields the user asked for, or None
 LAST_DRAWING = "last_drawing"  # JSON text of the last drawing taken from the map
 LAYERS = "layers"  # dict layer name -> {"show": bool, "opacity": float}
-QUALITY_CLASS = "quality_class"  # int code of the label class whose errors the Quality map shows alone, or None
+QUALITY_CLASS = "quality_class"  # int code of the label class whose errors the Quality map shows alone, or "all"
 PATCHES = "patches"  # dict of the last training/test patch files cut from the scene (paths as str), or None
 
 DEFAULTS: dict[str, Any] = {
@@ -52,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     LAST_DRAWING: None,
     LAYERS: {},
     PATCHES: None,
-    QUALITY_CLASS: None,
+    QUALITY_CLASS: "all",
 }
 
 
