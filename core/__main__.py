@@ -11,7 +11,9 @@ import json
 import os
 import re
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -26,7 +28,7 @@ from core.progress import TqdmProgress  # noqa: E402
 _OPTION = {"steps_per_epoch": "--steps", "batch_size": "--batch-size", "learning_rate": "--lr",
            "patch_size": "--patch-size", "val_patches": "--val-patches", "kernel_buffer": "--buffer",
            "count": "--count", "min_valid_fraction": "--min-valid", "epochs": "--epochs", "patience": "--patience",
-           "tile": "--tile", "overlap": "--overlap", "threshold": "--threshold", "views": "--views"}
+           "tile": "--tile", "overlap": "--overlap", "seed": "--seed", "threshold": "--threshold", "views": "--views"}
 
 
 def _config(cls, option: dict[str, str] | None = None, **values):
@@ -128,9 +130,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _not_an_input(out: str | None, **inputs: str | None) -> None:
+    """Raises ConfigError when the output file ``out`` is one of the command's input files (with
+    --overwrite it would be destroyed before it is read)."""
+    from core.errors import ConfigError
+
+    if not out or not os.path.exists(out):
+        return
+    for option, path in inputs.items():
+        if path and os.path.exists(path) and os.path.samefile(out, path):
+            raise ConfigError(f"--out is the same file as --{option} ({path}); choose another --out")
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from core.evaluate import evaluate_files
 
+    _not_an_input(args.out, pred=args.pred, labels=args.labels)
     result = evaluate_files(args.pred, args.labels, args.label_map, out=args.out, overwrite=args.overwrite,
                             label_band=args.label_band)
     print(json.dumps(result, indent=2))
@@ -141,6 +156,7 @@ def _cmd_fields(args: argparse.Namespace) -> int:
     from core.fields import write_fields
 
     out = args.out or str(Path(args.mask).with_name("crop_fields.geojson"))
+    _not_an_input(out, mask=args.mask)
     print(json.dumps(write_fields(args.mask, out, args.min_pixels, args.overwrite), indent=2))
     return 0
 
@@ -175,6 +191,7 @@ def _cmd_patches(args: argparse.Namespace) -> int:
         print(json.dumps({"train": summary(made.train), "test": summary(made.test), "note": made.note,
                           "train_with": nxt}, indent=2))
         return 0
+    _not_an_input(args.out, image=args.image, labels=args.labels)
     check_output_file(args.out, args.overwrite)
     try:
         s = sample_patches(args.image, args.labels, args.label_map, cfg, args.out, overwrite=args.overwrite,
@@ -216,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--patch-size", type=int, default=256)
-    t.add_argument("--val-patches", type=int, default=96)
+    t.add_argument("--val-patches", type=int, default=96,
+                   help="validation patches to use (a random choice of them); 0 = all")
     t.add_argument("--patience", type=int, default=6)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--init", default=None, metavar="MODEL.keras",
@@ -291,14 +309,39 @@ def build_parser() -> argparse.ArgumentParser:
 NEEDS_TENSORFLOW = ("train", "predict", "patches")
 
 
+def _interrupt(signum, _frame) -> None:
+    """SIGTERM / SIGHUP (a kill, a timeout, a closed terminal) end a command as Ctrl-C does, so
+    that its temporary files are removed."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def environment_error(err: BaseException) -> str | None:
+    """One line for a failure of the machine rather than of the command's inputs (a folder that
+    cannot be written, a full disk, no memory, Cloud Storage out of reach); None for anything else."""
+    if isinstance(err, MemoryError):
+        return "out of memory; use a smaller region (--window), a smaller --tile or --batch-size"
+    if isinstance(err, OSError):
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        return (f"{err.strerror or err}{where}; check that the folder exists and can be written, and that the "
+                "disk has space")
+    module = type(err).__module__ or ""
+    if module.startswith(("tensorflow", "rasterio")):  # TensorFlow's OpError, GDAL's CPLE_* errors
+        text = str(getattr(err, "message", "") or err).strip().splitlines()
+        return (text[0] if text else type(err).__name__) + ("; check the path, the network and your credentials"
+                                                            if "://" in str(err) else "")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in NEEDS_TENSORFLOW:
-        from core.tfimport import import_tensorflow
-
-        import_tensorflow()  # without its start-up notices, so that an error stays one line
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)
+                if threading.current_thread() is threading.main_thread()}
     try:
+        if args.command in NEEDS_TENSORFLOW:
+            from core.tfimport import import_tensorflow
+
+            import_tensorflow()  # without its start-up notices, so that an error stays one line
         return args.func(args)
     except CropMapError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -306,6 +349,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; outputs already finished are kept (use --resume for training)", file=sys.stderr)
         return 130
+    except Exception as err:
+        text = environment_error(err)
+        if text is None:
+            raise
+        print(f"error: {text}", file=sys.stderr)
+        return 2
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

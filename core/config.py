@@ -52,6 +52,7 @@ class PatchConfig:
         _require(0 <= self.kernel_buffer <= self.patch_size, f"kernel_buffer must be 0-{self.patch_size}")
         _require(self.count >= 1, "count must be at least 1")
         _require(0.0 <= self.min_valid_fraction <= 1.0, "min_valid_fraction must be 0-1")
+        _require(0 <= self.seed < 2**32, f"seed must be 0-4294967295, got {self.seed}")
 
     @property
     def full_size(self) -> int:
@@ -83,6 +84,8 @@ class TrainConfig:
         _require(0 < self.learning_rate < 1, "learning_rate must be in (0, 1)")
         _require(self.patch_size % 16 == 0 and self.patch_size >= 32, "patch_size must be a multiple of 16, >= 32")
         _require(self.patience >= 1, "patience must be at least 1")
+        _require(self.val_patches >= 0, f"val_patches must be 0 (all) or more, got {self.val_patches}")
+        _require(0 <= self.seed < 2**32, f"seed must be 0-4294967295, got {self.seed}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,7 +115,8 @@ class PredictConfig:
 
     def __post_init__(self) -> None:
         if self.tile is not None:
-            _require(self.tile % 16 == 0 and self.tile >= 32, f"tile must be a multiple of 16 and >= 32, got {self.tile}")
+            _require(self.tile % 16 == 0 and 32 <= self.tile <= 2048,
+                     f"tile must be a multiple of 16 from 32 to 2048, got {self.tile}")
         if self.overlap is not None:
             limit = self.tile // 2 if self.tile else 1024
             _require(0 <= self.overlap <= limit, f"overlap must be 0-{limit}, got {self.overlap}")
@@ -131,7 +135,7 @@ class PredictConfig:
         tile = self.tile or fixed_size or 512
         if fixed_size is not None and tile != fixed_size:
             raise ConfigError(f"this model takes {fixed_size} px tiles, not {tile}; use --tile {fixed_size}")
-        overlap = self.overlap if self.overlap is not None else tile // 4
+        overlap = self.overlap if self.overlap is not None else tile // 4 // lattice * lattice
         _require(overlap <= tile // 2, f"overlap must be 0-{tile // 2}, got {overlap}")
         for name, v in (("tile", tile), ("overlap", overlap)):
             _require(v % lattice == 0, f"{name} must be a multiple of {lattice} for this model (its pooling lattice), got {v}")

@@ -72,7 +72,7 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
                 raise ConfigError(f"over {MAX_FIELDS:,} crop fields of {min_pixels}+ pixels: raise the smallest "
                                   "field size or choose a smaller region")
     if not found:
-        raise NoDataError(f"no group of {min_pixels} or more crop pixels at this threshold")
+        raise NoDataError(f"no group of {min_pixels} or more crop pixels in this crop mask; lower the threshold, or the least number of pixels (--min-pixels)")
     found.sort(key=lambda pg: -pg[0])
     # every vertex of every ring to lon/lat in one call, then back into rings
     rings = [np.asarray(r, dtype=np.float64)[:, :2] for _, g in found for r in g["coordinates"]]

@@ -312,8 +312,10 @@ def load_card(path: str | os.PathLike) -> ModelCard:
         raise InputNotFoundError(f"model card {cp.name} not found beside {Path(path).name}; a model needs its .json card")
     try:
         return ModelCard.from_dict(json.loads(cp.read_text()))
-    except json.JSONDecodeError as err:
-        raise CorruptFileError(f"model card {cp} is not valid JSON ({err})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptFileError(f"model card {cp} is not valid JSON ({err}); " + DAMAGED_CARD) from None
+    except OSError as err:  # e.g. a folder of that name
+        raise CorruptFileError(f"cannot read the model card {cp} ({err.strerror or err}); " + DAMAGED_CARD) from None
 
 
 #: Largest model card accepted from an upload (a card is a few kB).

@@ -77,8 +77,16 @@ def iter_records(stream: BinaryIO, name: str) -> Iterator[bytes]:
         CorruptFileError: a record is cut short or fails a checksum (``name`` is the file's name
             in the message).
     """
+    def read(n: int) -> bytes:
+        try:
+            return stream.read(n)
+        except EOFError:  # a GZIP stream that ends too soon
+            raise CorruptFileError(f"{name} is truncated (its GZIP stream ends too soon); export or copy it again") from None
+        except OSError as err:  # gzip.BadGzipFile: not GZIP after all, or a failed GZIP checksum
+            raise CorruptFileError(f"{name} is corrupt ({err}); export or copy it again") from None
+
     while True:
-        head = stream.read(12)
+        head = read(12)
         if not head:
             return
         if len(head) < 12:
@@ -86,8 +94,8 @@ def iter_records(stream: BinaryIO, name: str) -> Iterator[bytes]:
         (length,) = _U64.unpack_from(head)
         if _U32.unpack_from(head, 8)[0] != _masked_crc(head[:8]):
             raise CorruptFileError(f"{name} is corrupt or not a TFRecord file (a record length fails its checksum)")
-        data = stream.read(length)
-        crc = stream.read(4)
+        data = read(length)
+        crc = read(4)
         if len(data) < length or len(crc) < 4:
             raise CorruptFileError(f"{name} is truncated (its last record is cut short); export or copy it again")
         if _U32.unpack(crc)[0] != _masked_crc(data):

@@ -14,12 +14,15 @@ import csv
 import json
 import os
 import shlex
+import shutil
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -101,8 +104,12 @@ class _Reporter(keras.callbacks.Callback):
         if self.cancelled:
             return  # an interrupted epoch is not a finished one: keep the previous checkpoints
         tmp = self.run_dir / ".last.tmp.keras"
-        self.model.save(tmp)
-        os.replace(tmp, self.run_dir / "last.keras")
+        try:
+            self.model.save(tmp)
+            os.replace(tmp, self.run_dir / "last.keras")
+        except BaseException:  # e.g. a full disk: no partial checkpoint is left behind
+            tmp.unlink(missing_ok=True)
+            raise
         _append_history(self.run_dir / "history.csv", epoch + 1, logs)
         val_loss = logs.get("val_loss", logs.get("loss", float("inf")))
         if val_loss < self.best_loss:
@@ -145,8 +152,11 @@ def _init_model(config: TrainConfig) -> LoadedModel:
 def _read_history(path: Path) -> list[dict]:
     if not path.exists():
         return []
-    with path.open() as f:
-        return list(csv.DictReader(f))
+    try:
+        with path.open() as f:
+            return list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        raise CorruptFileError(f"cannot resume: {path} is damaged; start again with --overwrite or use a new --out") from None
 
 
 def _best_val_loss(history: list[dict], path: Path) -> float:
@@ -170,12 +180,13 @@ def _best_logs(history: list[dict], best_loss: float) -> dict:
     return {}
 
 
-def _read_run_info(path: Path, config: TrainConfig) -> Normalization:
+def _read_run_info(path: Path, config: TrainConfig, data: dict | None = None) -> Normalization:
     """The normalization a run was started with, from its ``run.json``.
 
     Raises:
         CorruptFileError: ``run.json`` is truncated or not a run's record.
-        ConfigError: the run was started with another configuration than ``config``.
+        ConfigError: the run was started with another configuration than ``config``, or on other
+            ``data`` ({"train": [...], "val": [...], "label_map": ...}).
     """
     try:
         info = json.loads(path.read_text())
@@ -187,6 +198,11 @@ def _read_run_info(path: Path, config: TrainConfig) -> Normalization:
                                "or use a new --out") from None
     if started != config:
         raise ConfigError(f"{path.parent} was started with another configuration; resume with the same options or use a new --out")
+    for key, value in (data or {}).items():
+        if key in info and info[key] != value:
+            option = {"label_map": "--label-map"}.get(key, f"--{key}")
+            raise ConfigError(f"{path.parent} was started with other {option} ({info[key]}); resume with the same "
+                              "data or use a new --out")
     return norm
 
 
@@ -267,6 +283,8 @@ def train(
     history_path = run_dir / "history.csv"
     run_info_path = run_dir / "run.json"
     check_output_dir(run_dir)  # a file, or under a file: refused before any work
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite replaces it: choose one")
     if run_dir.exists() and any(run_dir.iterdir()) and not (resume or overwrite):
         raise OutputExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or --overwrite to start again")
     if resume and not (run_info_path.exists() or last.exists()):
@@ -277,7 +295,8 @@ def train(
     pixel_size_m = check_pixel_size_m(pixel_size_m)
     get_preset(config.preset)
     init = _init_model(config) if config.init_model else None
-    resumed_norm = _read_run_info(run_info_path, config) if resume and run_info_path.exists() else None
+    data = {"train": [str(p) for p in train_data], "val": [str(p) for p in val_data], "label_map": label_map}
+    resumed_norm = _read_run_info(run_info_path, config, data) if resume and run_info_path.exists() else None
     keras.utils.set_random_seed(config.seed)
     train_src = _open_data(train_data, config.patch_size, label_map, "--train")
     val_src = _open_data(val_data, config.patch_size, label_map, "--val")
@@ -320,49 +339,77 @@ def train(
         except (OSError, ValueError, KeyError, EOFError) as err:
             raise CorruptFileError(f"cannot resume: checkpoint {last} is unreadable ({type(err).__name__}); start a new run") from None
 
-    # The run starts: only now are a previous run's files removed and the new ones written.
-    if overwrite and not resume:
-        for name in ("last.keras", "best.keras", "best.json", "history.csv", "run.json"):
-            (run_dir / name).unlink(missing_ok=True)
-    if fresh:
-        history_path.unlink(missing_ok=True)
-    cmd = command or " ".join(shlex.quote(a) for a in ["python", "-m", "core", *sys.argv[1:]])
-    run_info = {"config": config.to_dict(), "train": [str(p) for p in train_data], "val": [str(p) for p in val_data],
-                "label_map": label_map, "normalization": {"mean": list(norm.mean), "std": list(norm.std)}, "command": cmd}
-    with replacing(run_info_path) as tmp:  # creates run_dir
-        tmp.write_text(json.dumps(run_info, indent=2))
+    # The run starts: only now are a previous run's files set aside (they come back if the new run
+    # fails or is interrupted before its first epoch ends) and the new ones written.
+    with _previous_run_kept(run_dir, overwrite and not resume):
+        if fresh:
+            history_path.unlink(missing_ok=True)
+        cmd = command or " ".join(shlex.quote(a) for a in ["python", "-m", "core", *sys.argv[1:]])
+        run_info = {"config": config.to_dict(), "train": [str(p) for p in train_data], "val": [str(p) for p in val_data],
+                    "label_map": label_map, "normalization": {"mean": list(norm.mean), "std": list(norm.std)}, "command": cmd}
+        with replacing(run_info_path) as tmp:  # creates run_dir
+            tmp.write_text(json.dumps(run_info, indent=2))
 
-    card = ModelCard(
-        preset=config.preset, bands=FEATURE_BANDS, normalization=norm, patch_size=config.patch_size,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=cmd,
-        training={**config.to_dict(), "patches_seen": config.epochs * config.steps_per_epoch * config.batch_size},
-        data=f"train: {', '.join(map(str, train_data))}; val: {', '.join(map(str, val_data))}; labels: "
-             + (f"{label_map}" if not (isinstance(train_src, PatchSet) and isinstance(val_src, PatchSet))
-                else f"the patches' {train_src.label!r} feature"),
-        pixel_size_m=pixel_size_m,
-    )
-    reporter = _Reporter(run_dir, card, config.epochs, config.steps_per_epoch, progress, should_stop, best_loss, best_logs)
-    callbacks = [
-        reporter,
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=False),
-    ]
-    stopped = "completed"
-    if initial_epoch < config.epochs:
-        model.fit(
-            data,
-            steps_per_epoch=config.steps_per_epoch,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            validation_data=(xv, yv),
-            validation_batch_size=config.batch_size,
-            callbacks=callbacks,
-            shuffle=False,  # both inputs draw patches at random already (Keras warns that it ignores True)
-            verbose=0,
+        card = ModelCard(
+            preset=config.preset, bands=FEATURE_BANDS, normalization=norm, patch_size=config.patch_size,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=cmd,
+            training={**config.to_dict(), "patches_seen": config.epochs * config.steps_per_epoch * config.batch_size},
+            data=f"train: {', '.join(map(str, train_data))}; val: {', '.join(map(str, val_data))}; labels: "
+                 + (f"{label_map}" if not (isinstance(train_src, PatchSet) and isinstance(val_src, PatchSet))
+                    else f"the patches' {train_src.label!r} feature"),
+            pixel_size_m=pixel_size_m,
         )
-    epochs_done = len(_read_history(history_path))
-    if reporter.cancelled:
-        stopped = "cancelled"
-    elif epochs_done < config.epochs:
-        stopped = "early_stopping"
-    best = run_dir / "best.keras"
-    return TrainResult(run_dir, best, epochs_done, reporter.best_loss, reporter.best_logs, stopped)
+        reporter = _Reporter(run_dir, card, config.epochs, config.steps_per_epoch, progress, should_stop, best_loss, best_logs)
+        callbacks = [
+            reporter,
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=False),
+        ]
+        stopped = "completed"
+        if initial_epoch < config.epochs:
+            model.fit(
+                data,
+                steps_per_epoch=config.steps_per_epoch,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                validation_data=(xv, yv),
+                validation_batch_size=config.batch_size,
+                callbacks=callbacks,
+                shuffle=False,  # both inputs draw patches at random already (Keras warns that it ignores True)
+                verbose=0,
+            )
+        epochs_done = len(_read_history(history_path))
+        if reporter.cancelled:
+            stopped = "cancelled"
+        elif epochs_done < config.epochs:
+            stopped = "early_stopping"
+        best = run_dir / "best.keras"
+        return TrainResult(run_dir, best, epochs_done, reporter.best_loss, reporter.best_logs, stopped)
+
+
+#: the files of a training run in its folder
+RUN_FILES = ("last.keras", "best.keras", "best.json", "history.csv", "run.json")
+
+
+@contextmanager
+def _previous_run_kept(run_dir: Path, overwriting: bool) -> Iterator[None]:
+    """When ``overwriting``, move a previous run's files into a hidden folder of ``run_dir`` for
+    the block; if the block fails before the new run has finished an epoch (no ``history.csv``),
+    the new files are removed and the previous ones put back, otherwise they are deleted."""
+    old = [run_dir / n for n in RUN_FILES if (run_dir / n).exists()] if overwriting else []
+    if not old:
+        yield
+        return
+    keep = Path(tempfile.mkdtemp(prefix=".previous-run-", dir=run_dir))
+    for path in old:
+        os.replace(path, keep / path.name)
+    try:
+        yield
+    except BaseException:
+        if not (run_dir / "history.csv").exists():
+            for name in RUN_FILES:
+                (run_dir / name).unlink(missing_ok=True)
+            for path in keep.iterdir():
+                os.replace(path, run_dir / path.name)
+        raise
+    finally:
+        shutil.rmtree(keep, ignore_errors=True)

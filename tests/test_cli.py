@@ -223,3 +223,73 @@ def test_predict_views_reach_the_summary(capsys, small_scene, tiny_model_path, t
     assert main(["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(out), "--views", "4",
                  "--window", "0,0,256,256"]) == 0
     assert json.loads((out / "summary.json").read_text())["views"] == 4
+
+
+def test_mistakes_found_in_review_are_one_line_and_lose_nothing(capsys, tmp_path, small_scene, tiny_model_path):
+    img, lab = small_scene
+    # an output that is one of the inputs is refused, even with --overwrite, and the input is kept
+    before = lab.read_bytes()
+    assert "same file as --labels" in _err(capsys, _patches(img, lab, lab, "--count", "1", "--size", "64", "--overwrite"))
+    assert lab.read_bytes() == before
+    assert "--seed must be 0-4294967295" in _err(capsys, _patches(img, lab, tmp_path / "s.tfrecord.gz", "--seed=-5"))
+    # a model card that is not text, or is a folder
+    for name, make in (("bin", lambda p: p.write_bytes(b"\xff\xfe\x00 binary")), ("dir", lambda p: p.mkdir())):
+        model = tmp_path / f"{name}.keras"
+        model.write_bytes(tiny_model_path.read_bytes())
+        make(model.with_suffix(".json"))
+        assert "card" in _err(capsys, ["predict", "--image", str(img), "--model", str(model), "--out", str(tmp_path / name)])
+        assert not (tmp_path / name).exists()
+    # a TFRecord whose GZIP stream is cut inside its first record, or is not GZIP at all
+    assert main(_patches(img, lab, tmp_path / "p.tfrecord.gz", "--count", "2", "--size", "64")) == 0
+    capsys.readouterr()
+    (tmp_path / "head.tfrecord.gz").write_bytes((tmp_path / "p.tfrecord.gz").read_bytes()[:2000])
+    (tmp_path / "junk.tfrecord.gz").write_bytes(b"\x1f\x8b" + b"junk" * 100)
+    for bad in ("head", "junk"):
+        err = _err(capsys, ["train", "--train", str(tmp_path / f"{bad}.tfrecord.gz"), "--val", str(tmp_path / "p.tfrecord.gz"),
+                            "--patch-size", "64", "--out", str(tmp_path / f"run_{bad}")])
+        assert f"{bad}.tfrecord.gz is" in err and not (tmp_path / f"run_{bad}").exists()
+    assert "choose one" in _err(capsys, ["train", "--train", str(tmp_path / "p.tfrecord.gz"), "--val",
+                                         str(tmp_path / "p.tfrecord.gz"), "--out", str(tmp_path / "r"), "--resume",
+                                         "--overwrite"])
+    assert "--val-patches must be 0 (all) or more" in _err(capsys, [
+        "train", "--train", str(tmp_path / "p.tfrecord.gz"), "--val", str(tmp_path / "p.tfrecord.gz"),
+        "--out", str(tmp_path / "r"), "--val-patches", "-1"])
+    # a machine failure (here: an output folder that cannot be made) is one line too, not a traceback
+    assert "check that the folder exists" in _err(capsys, ["predict", "--image", str(img), "--model",
+                                                           str(tiny_model_path), "--out", "/proc/cropmap-test/out"])
+
+
+def test_tile_sizes_get_an_overlap_on_the_models_lattice():
+    from core.config import PredictConfig
+    from core.errors import ConfigError
+
+    assert PredictConfig(tile=96).resolve(None, 16).overlap == 16  # a quarter of 96 is 24: down to 16
+    assert PredictConfig().resolve(None, 16).overlap == 128
+    with pytest.raises(ConfigError, match="32 to 2048"):
+        PredictConfig(tile=16384)
+
+
+def test_machine_failures_in_words():
+    from core.__main__ import environment_error
+
+    assert "out of memory" in environment_error(MemoryError())
+    assert environment_error(OSError(28, "No space left on device", "/x/y.tif")).startswith("No space left on device (/x/y.tif)")
+    assert environment_error(ValueError("a bug")) is None  # not the machine's: a traceback, to be fixed
+
+
+def test_a_killed_command_removes_its_temporary_files(small_scene, tmp_path):
+    """SIGTERM (a kill, a timeout) ends a command as Ctrl-C does: no half-written file is left."""
+    import signal
+    import time
+
+    img, lab = small_scene
+    out = tmp_path / "many.tfrecord.gz"
+    proc = subprocess.Popen([sys.executable, "-m", "core", *_patches(img, lab, out, "--count", "1000000", "--size", "64")],
+                            cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not any(p.name.startswith(".") for p in tmp_path.iterdir()) and time.time() < deadline:
+        time.sleep(0.2)  # until the temporary file exists: writing has started
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []

@@ -162,6 +162,43 @@ def test_a_failed_overwrite_keeps_the_previous_run(capsys, small_scene, block, f
         assert _files(run) == before, words  # nothing removed, nothing written
 
 
+def test_an_overwrite_interrupted_before_its_first_epoch_ends_puts_the_previous_run_back(
+        small_scene, finished_run, tmp_path, monkeypatch):
+    import keras
+
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    before = _files(run)
+
+    def interrupted(self, *args, **kwargs):
+        assert not (run / "best.keras").exists()  # set aside while the new run goes
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "fit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(CFG, pair, pair, run, overwrite=True, command="second run")
+    assert _files(run) == before  # the previous run, whole; no new file, no hidden folder left
+    monkeypatch.undo()
+    # an overwrite that finishes an epoch and then fails keeps the new run (it can be resumed)
+    calls = {"n": 0}
+    from core import train as train_module
+
+    real = train_module._append_history
+
+    def fail_after_first(*args):
+        real(*args)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise MemoryError("out of memory")
+
+    monkeypatch.setattr(train_module, "_append_history", fail_after_first)
+    with pytest.raises(MemoryError):
+        train(CFG, pair, pair, run, overwrite=True, command="third run")
+    assert json.loads((run / "run.json").read_text())["command"] == "third run"
+    assert len(_rows(run / "history.csv")) == 1 and not [p for p in run.iterdir() if p.name.startswith(".")]
+
+
 def test_a_failed_start_writes_nothing_so_the_corrected_retry_runs(capsys, small_scene, block, tmp_path):
     img, lab = small_scene
     pair = f"{img}:{lab}"
@@ -237,3 +274,15 @@ def test_resuming_a_finished_run_reports_its_best_epoch(small_scene, finished_ru
     assert res.best_metrics["epoch"] == 1
     assert res.best_metrics["val_loss"] == pytest.approx(float(row["val_loss"]))
     assert res.best_val_loss == pytest.approx(float(row["val_loss"]))
+
+
+def test_resume_on_other_data_is_refused(small_scene, finished_run, tmp_path):
+    img, lab = small_scene
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    before = _files(run)
+    pair = [f"{img}:{lab}"]
+    with pytest.raises(ConfigError, match="other --label-map"):
+        train(replace(CFG, epochs=1), pair, pair, run, label_map="glc30", resume=True)
+    with pytest.raises(ConfigError, match="other --val"):
+        train(replace(CFG, epochs=1), pair, [f"{lab}:{lab}"], run, resume=True)
+    assert _files(run) == before
