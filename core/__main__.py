@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from core.errors import CropMapError  # noqa: E402
+from core.labels import CLASS_MAPS  # noqa: E402
 from core.progress import TqdmProgress  # noqa: E402
 
 
@@ -105,11 +106,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                   views=args.views)
     window = _parse_window(args.window)
     export = str(args.image).endswith("mixer.json")
-    if export and window is not None:
+    if export and (window is not None or args.bands):
         from core.errors import ConfigError
 
-        raise ConfigError("--window works on GeoTIFF images only, not on an Earth Engine export (*mixer.json); "
-                          "leave it out, or export only the region you want")
+        option = "--window" if window is not None else "--bands"
+        raise ConfigError(f"{option} works on GeoTIFF images only, not on an Earth Engine export (*mixer.json, "
+                          "whose patches name their bands); leave it out" +
+                          (", or export only the region you want" if option == "--window" else ""))
     check_output_dir(args.out)
     bar = TqdmProgress("predict", "tile")
     try:
@@ -127,6 +130,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     for warning in summary.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {Path(args.out) / 'probability.tif'}, crop_mask.tif and summary.json", file=sys.stderr)
+    if args.overwrite:  # what evaluate and fields made of the replaced crop mask no longer describes it
+        for name in ("metrics.json", "crop_fields.geojson"):
+            old = Path(args.out) / name
+            if old.is_file():
+                old.unlink()
+                print(f"removed {old}: it described the replaced crop mask", file=sys.stderr)
     return 0
 
 
@@ -215,9 +224,22 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default where it has one worth showing (not None or False) and its help
+    does not give it already."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or action.default is False or action.default == argparse.SUPPRESS or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Crop mapping with a U-Net: patches, training, prediction, evaluation.")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **k: add_parser(*a, **{"formatter_class": _HelpFormatter, **k})  # every command
 
     t = sub.add_parser("train", help="train a U-Net on image/label pairs")
     t.add_argument("--train", nargs="+", required=True,
@@ -226,17 +248,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val", nargs="+", required=True, help="validation data, same forms as --train "
                    "(patches: their centre --patch-size px)")
     t.add_argument("--out", required=True, help="run folder (checkpoints, history)")
-    t.add_argument("--label-map", default="cdl", help="class map of image label rasters (patches carry 1/0/255 labels)")
+    t.add_argument("--label-map", default="cdl", help=f"class map of image label rasters: {LABEL_MAPS} (patches carry "
+                   "1/0/255 labels)")
     t.add_argument("--preset", default="light", help="model preset: light (default) or seed")
-    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--epochs", type=int, default=20, help="passes of --steps batches each")
     t.add_argument("--steps", type=int, default=50, help="steps per epoch")
-    t.add_argument("--batch-size", type=int, default=16)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--patch-size", type=int, default=256)
+    t.add_argument("--batch-size", type=int, default=16, help="patches per training step")
+    t.add_argument("--lr", type=float, default=1e-3, help="learning rate at the start (cosine decay to 2%% of it)")
+    t.add_argument("--patch-size", type=int, default=256, help="side of the training patches in px (a multiple of 16)")
     t.add_argument("--val-patches", type=int, default=96,
                    help="validation patches to use (a random choice of them); 0 = all")
-    t.add_argument("--patience", type=int, default=6)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--patience", type=int, default=6, help="stop after this many epochs without a lower validation loss")
+    t.add_argument("--seed", type=int, default=0, help="random seed (patch choice, augmentation, weights)")
     t.add_argument("--init", default=None, metavar="MODEL.keras",
                    help="fine-tune: start from this model's weights and normalization (its preset must match --preset)")
     t.add_argument("--pixel-size-m", type=float, default=None, metavar="M",
@@ -250,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", required=True, help="GeoTIFF with bands R,G,B,NIR, or an Earth Engine image export's *mixer.json")
     p.add_argument("--model", default=None, help="a .keras model with its .json card (default: the shipped weights)")
     p.add_argument("--out", required=True, help="output folder for probability.tif, crop_mask.tif, summary.json")
-    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--threshold", type=float, default=0.5, help="crop where the probability is at least this (0-1)")
     p.add_argument("--window", default=None, help="ROW,COL,HEIGHT,WIDTH: predict only this pixel window")
     p.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
     p.add_argument("--tile", type=int, default=None, help="tile side in px (default: 512, or the model's fixed size)")
@@ -265,45 +288,48 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="compare a crop mask with a label raster")
     e.add_argument("--pred", required=True, help="crop_mask.tif written by predict")
     e.add_argument("--labels", required=True, help="label raster on the same grid")
-    e.add_argument("--label-map", default="cdl", help="class map of the labels (cdl, glc30, worldcover, ...)")
+    e.add_argument("--label-map", default="cdl", help=f"class map of the labels: {LABEL_MAPS}")
     e.add_argument("--label-band", default=None, help="band name of the labels in a multi-band file")
     e.add_argument("--out", default=None, help="JSON file to write (default: metrics.json beside --pred)")
-    e.add_argument("--overwrite", action="store_true")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     e.set_defaults(func=_cmd_evaluate)
 
     f = sub.add_parser("fields", help="trace the crop fields of a crop mask into GeoJSON polygons (lon/lat)")
     f.add_argument("--mask", required=True, help="crop_mask.tif written by predict (a georeferenced image's)")
     f.add_argument("--out", default=None, help="GeoJSON file to write (default: crop_fields.geojson beside --mask)")
     f.add_argument("--min-pixels", type=int, default=4, help="leave out groups of fewer crop pixels (speckle)")
-    f.add_argument("--overwrite", action="store_true")
+    f.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     f.set_defaults(func=_cmd_fields)
 
     s = sub.add_parser("patches", help="sample training patches into a TFRecord file (Earth Engine layout)")
-    s.add_argument("--image", required=True)
-    s.add_argument("--labels", required=True)
-    s.add_argument("--label-map", default="cdl")
+    s.add_argument("--image", required=True, help="GeoTIFF with bands R, G, B, NIR")
+    s.add_argument("--labels", required=True, help="land-cover raster on the image's grid")
+    s.add_argument("--label-map", default="cdl", help=f"class map of the labels: {LABEL_MAPS}")
     s.add_argument("--out", required=True, help="output .tfrecord.gz file (with --test: a folder)")
-    s.add_argument("--count", type=int, default=100)
+    s.add_argument("--count", type=int, default=100, help="training patches to cut (at random places)")
     s.add_argument("--test", type=int, default=None, metavar="N",
                    help="also cut N test patches from a held-out block: --out is then a folder that receives "
                         "train.tfrecord.gz and test.tfrecord.gz, as Earth Engine's training export")
     s.add_argument("--size", type=int, default=256, help="patch side in pixels")
     s.add_argument("--buffer", type=int, default=0, help="kernel buffer: extra context pixels on each side")
     s.add_argument("--min-valid", type=float, default=0.5, help="minimum fraction of valid pixels in a patch")
-    s.add_argument("--bands", default=None)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
+    s.add_argument("--seed", type=int, default=0, help="random seed of the patch places")
+    s.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     s.set_defaults(func=_cmd_patches)
 
     i = sub.add_parser("info", help="describe an image: size, CRS, bands, scale")
-    i.add_argument("--image", required=True)
-    i.add_argument("--bands", default=None)
+    i.add_argument("--image", required=True, help="GeoTIFF to describe")
+    i.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
     i.set_defaults(func=_cmd_info)
 
     from core.ee.cli import add_commands as _add_ee_commands  # imports no ee at module load
     _add_ee_commands(sub)
     return parser
 
+
+#: The label maps, for help texts.
+LABEL_MAPS = ", ".join(sorted(CLASS_MAPS))
 
 #: Commands that load TensorFlow (the others start faster without it).
 NEEDS_TENSORFLOW = ("train", "predict", "patches")

@@ -225,8 +225,12 @@ class Mixer:
             aff = proj["affine"]["doubleMatrix"]
             dims, per_row, total = d["patchDimensions"], d["patchesPerRow"], d["totalPatches"]
             crs = proj.get("crs")
-        except (KeyError, TypeError, IndexError, AttributeError) as err:
-            raise CorruptFileError(f"the mixer JSON lacks {err}; it must have projection, patchDimensions, patchesPerRow, totalPatches") from None
+        except KeyError as err:
+            raise CorruptFileError(f"the mixer JSON lacks {err}; it must have projection (with affine.doubleMatrix), "
+                                   "patchDimensions, patchesPerRow, totalPatches") from None
+        except (TypeError, IndexError, AttributeError):
+            raise CorruptFileError("the mixer JSON is not laid out as Earth Engine writes it: projection must be an "
+                                   "object with affine.doubleMatrix, beside patchDimensions, patchesPerRow, totalPatches") from None
         if not isinstance(dims, list) or len(dims) != 2:
             raise CorruptFileError(f"the mixer's patchDimensions is {dims!r}; it must be [width, height] in pixels")
         width, height = (_positive_int(v, "patchDimensions") for v in dims)
@@ -373,7 +377,9 @@ def iter_export_patches(mixer_path: str | os.PathLike, bands: Sequence[str] = FE
         yield i, batch
         i += len(batch)
     if i != mixer.total_patches:
-        raise CorruptFileError(f"the image export has {i} patches but its mixer says {mixer.total_patches}; some files are missing")
+        fix = ("some files are missing" if i < mixer.total_patches else
+               "files of another export with the same prefix are mixed in")
+        raise CorruptFileError(f"the image export has {i} patches but its mixer says {mixer.total_patches}; {fix}")
 
 
 def first_record(path: str) -> bytes | None:

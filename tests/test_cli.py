@@ -61,6 +61,11 @@ def test_user_mistakes_are_one_line(capsys, tmp_path, small_scene, tiny_model_pa
     capsys.readouterr()
     assert "grid" in _err(capsys, ["evaluate", "--pred", str(pred / "crop_mask.tif"), "--labels", str(shifted)])
     assert "already" in _err(capsys, ["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(pred)])
+    # what evaluate wrote of a crop mask goes when --overwrite replaces the mask
+    assert main(["evaluate", "--pred", str(pred / "crop_mask.tif"), "--labels", str(lab)]) == 0
+    assert (pred / "metrics.json").exists()
+    assert main(["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(pred), "--overwrite"]) == 0
+    assert not (pred / "metrics.json").exists() and "removed" in capsys.readouterr().err
     assert "label map" in _err(capsys, ["evaluate", "--pred", str(pred / "crop_mask.tif"), "--labels", str(lab),
                                         "--label-map", "nope"])
     bad = tmp_path / "bad.keras"
@@ -254,6 +259,11 @@ def test_mistakes_found_in_review_are_one_line_and_lose_nothing(capsys, tmp_path
     assert "--val-patches must be 0 (all) or more" in _err(capsys, [
         "train", "--train", str(tmp_path / "p.tfrecord.gz"), "--val", str(tmp_path / "p.tfrecord.gz"),
         "--out", str(tmp_path / "r"), "--val-patches", "-1"])
+    # an Earth Engine export names its bands: --bands is refused, not ignored
+    mixer = tmp_path / "exp-mixer.json"
+    mixer.write_text("{}")
+    assert "--bands works on GeoTIFF images only" in _err(capsys, ["predict", "--image", str(mixer), "--bands",
+                                                                  "9,9,9,9", "--out", str(tmp_path / "e")])
     # a machine failure (here: an output folder that cannot be made) is one line too, not a traceback
     assert "check that the folder exists" in _err(capsys, ["predict", "--image", str(img), "--model",
                                                            str(tiny_model_path), "--out", "/proc/cropmap-test/out"])

@@ -168,6 +168,9 @@ def test_mixer_json_roundtrip_and_errors(tmp_path):
     bad.write_text(json.dumps({"patchDimensions": [256, 256]}))
     with pytest.raises(CorruptFileError, match="projection"):
         read_mixer(bad)
+    bad.write_text(json.dumps({**m.to_json(), "projection": 1}))
+    with pytest.raises(CorruptFileError, match="projection must be an object with affine.doubleMatrix"):
+        read_mixer(bad)
 
 
 @pytest.mark.parametrize("field, value", [
