@@ -55,7 +55,8 @@ def export_form() -> None:
     exported = state.get(state.EE_PATCHES)
     if exported:
         st.caption(f"Training patches go to `{exported['train']}`, test patches to `{exported['test']}`. When "
-                   "their tasks have succeeded, train on them.")
+                   "their tasks have succeeded, train on them. Test patches are drawn over the same region, so they "
+                   "overlap training patches: validation on them is optimistic (see docs/EARTH_ENGINE.md).")
         if st.button("Train on the exported patches", key="ee_train_patches"):
             state.train_on_patches(exported["train"], exported["test"], exported["size"])
             st.switch_page("pages/model.py")
