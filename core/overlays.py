@@ -457,3 +457,25 @@ def geotiff_bytes(array: np.ndarray, grid: Grid, nodata: float | None, descripti
             dst.write(array, 1)
             dst.set_band_description(1, description)
         return mem.read()
+
+
+def probability_download(prob: np.ndarray, grid: Grid) -> bytes:
+    """The probability GeoTIFF the dashboard offers: uint8 percent, 255 = no data."""
+    from core.predict import probability_to_uint8
+
+    return geotiff_bytes(probability_to_uint8(prob), grid, 255, "crop probability (%)")
+
+
+def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarray, grid: Grid, threshold: float,
+                        title: str, credit: str = "") -> dict[str, bytes]:
+    """The downloads that change with the threshold: ``crop_mask.tif`` (as :func:`core.predict.threshold_mask`)
+    and ``map.png``, the map view (true colour and the crop layer, titled, with the data ``credit``),
+    coloured from every n-th pixel where the image is larger than the PNG (at most ``MAX_SIDE`` px a side)."""
+    from core.predict import threshold_mask
+
+    step = max(1, -(-max(valid.shape) // MAX_SIDE))
+    f, v, p = features[::step, ::step], valid[::step, ::step], prob[::step, ::step]
+    png = compose_png([true_colour(f, v), with_opacity(crop_colour(p, threshold), 0.6)],
+                      [class_legend(f"Crop (p >= {threshold:.2f})", ["predicted crop"])], title, credit=credit)
+    return {"crop_mask.tif": geotiff_bytes(threshold_mask(prob, threshold), grid, 255, "crop (1), not crop (0)"),
+            "map.png": png}

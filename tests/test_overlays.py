@@ -154,3 +154,26 @@ def test_compose_png_and_geotiff_exports(tmp_path):
     (tmp_path / "m.tif").write_bytes(nocrs)
     with rasterio.open(tmp_path / "m.tif") as src:
         assert src.crs is None
+
+
+def test_threshold_downloads_keep_the_mask_whole_and_the_png_small():
+    import rasterio
+
+    from core.predict import threshold_mask
+    from core.raster import Grid
+
+    rng = np.random.default_rng(0)
+    h, w = 2100, 1500  # larger than the PNG: coloured from every 3rd pixel
+    feats = rng.random((h, w, 5), dtype=np.float32) * 0.3
+    valid = np.ones((h, w), bool)
+    valid[:10] = False
+    prob = np.where(valid, rng.random((h, w), dtype=np.float32), np.nan).astype(np.float32)
+    grid = Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), w, h)
+    files = ov.threshold_downloads(feats, valid, prob, grid, 0.4, "title")
+    with rasterio.MemoryFile(files["crop_mask.tif"]) as mem, mem.open() as src:
+        assert (src.width, src.height) == (w, h)
+        np.testing.assert_array_equal(src.read(1), threshold_mask(prob, 0.4))  # every pixel, not a sample
+    png = Image.open(io.BytesIO(files["map.png"]))
+    assert max(png.size) <= ov.MAX_SIDE + 1 and png.size[1] > 700
+    with rasterio.MemoryFile(ov.probability_download(prob, grid)) as mem, mem.open() as src:
+        assert src.read(1)[0, 0] == 255 and src.read(1)[20, 20] == round(float(prob[20, 20]) * 100)

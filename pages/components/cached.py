@@ -277,35 +277,15 @@ def crop_stats(key: tuple, threshold: float) -> dict:
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def probability_tif(key: tuple) -> bytes:
-    """The probability GeoTIFF download (uint8 percent, 255 = no data): once per prediction, as it
-    does not depend on the threshold."""
-    from core.predict import probability_to_uint8
-
-    grid = image_arrays(key[0], key[1])[2]
-    return ov.geotiff_bytes(probability_to_uint8(cached_probability(key)), grid, 255, "crop probability (%)")
+    """The probability GeoTIFF download: once per prediction (it does not depend on the threshold)."""
+    return ov.probability_download(cached_probability(key), image_arrays(key[0], key[1])[2])
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def exports(key: tuple, threshold: float, title: str, credit: str = "") -> dict[str, bytes]:
-    """The downloads that depend on the threshold: the mask GeoTIFF, and a PNG of the map view
-    (titled, with the data ``credit`` under it), coloured from every n-th pixel where the image is
-    larger than the PNG (which shows at most ``ov.MAX_SIDE`` px a side)."""
-    from core.predict import threshold_mask
-
+    """The downloads that depend on the threshold (core.overlays.threshold_downloads)."""
     feats, valid, grid = image_arrays(key[0], key[1])
-    prob = cached_probability(key)
-    step = max(1, -(-max(valid.shape) // ov.MAX_SIDE))
-    feats_s, valid_s, prob_s = feats[::step, ::step], valid[::step, ::step], prob[::step, ::step]
-    png = ov.compose_png(
-        [ov.true_colour(feats_s, valid_s), ov.with_opacity(ov.crop_colour(prob_s, threshold), 0.6)],
-        [ov.class_legend(f"Crop (p >= {threshold:.2f})", ["predicted crop"])],
-        title,
-        credit=credit,
-    )
-    return {
-        "crop_mask.tif": ov.geotiff_bytes(threshold_mask(prob, threshold), grid, 255, "crop (1), not crop (0)"),
-        "map.png": png,
-    }
+    return ov.threshold_downloads(feats, valid, cached_probability(key), grid, threshold, title, credit)
 
 
 @st.cache_data(max_entries=4, show_spinner="Tracing the crop fields...")
