@@ -10,7 +10,7 @@ from core.errors import InvalidDataError
 from core.files import check_output_file, replacing
 from core.labels import get_class_map, with_class_names
 from core.metrics import class_errors, confusion
-from core.raster import _open, grid_of, read_label_classes
+from core.raster import _open, grid_of, grid_of_file, read_label_classes, window_within
 
 #: classes listed in ``errors_by_class`` (those with the most wrong pixels)
 BY_CLASS_ROWS = 10
@@ -26,7 +26,8 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
         InputNotFoundError, CorruptFileError: a file is missing or unreadable.
         InvalidDataError: the prediction is not a crop mask (more than one band, or other values than 0/1/255).
         NoDataError: no pixel is valid in both.
-        GridMismatchError: the label raster is not on the prediction's grid.
+        GridMismatchError: the label raster is not on the prediction's grid, nor is the prediction a
+            pixel-aligned window of it (as ``predict --window`` writes).
         OutputExistsError: the JSON exists and ``overwrite`` is False.
         ConfigError: the JSON's path is a folder or lies under a file.
     """
@@ -38,7 +39,12 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
         grid = grid_of(src)
         pred = src.read(1)
     class_map = get_class_map(label_map)
-    labels, codes = read_label_classes(labels_path, class_map, grid=grid, band=label_band)
+    whole = grid_of_file(labels_path)
+    inside = None if whole.same_as(grid) else window_within(grid, whole)
+    if inside is not None:  # a prediction of a window of the labels' image (predict --window)
+        labels, codes = read_label_classes(labels_path, class_map, grid=whole, window=inside, band=label_band)
+    else:
+        labels, codes = read_label_classes(labels_path, class_map, grid=grid, band=label_band)
     result = {"prediction": str(pred_path), "labels": str(labels_path), "label_map": label_map,
               **confusion(pred, labels).to_dict()}
     if class_map.name != "binary":  # which of the product's classes the errors fall in

@@ -597,6 +597,28 @@ def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band:
             raise CorruptFileError(f"cannot read pixels of {path}: {err}; the file is truncated or damaged") from None
 
 
+def window_within(part: Grid, whole: Grid, tol: float = 1e-6):
+    """The rasterio Window of ``whole`` that ``part`` covers, pixel for pixel (same CRS and pixel
+    size, a whole-pixel offset, inside ``whole``: e.g. ``predict --window`` output on its image's
+    labels); None when ``part`` is not such a window."""
+    from rasterio.windows import Window
+
+    if (part.crs is None) != (whole.crs is None) or (part.crs and whole.crs and not _same_crs(part.crs, whole.crs)):
+        return None
+    a, b, c, d, e, f = part.transform
+    A, B, C, D, E, F = whole.transform
+    scale = max(abs(A), abs(E), 1e-12)
+    if any(abs(x - y) > tol * scale for x, y in ((a, A), (b, B), (d, D), (e, E))) or b or d:
+        return None
+    col, row = (c - C) / A, (f - F) / E
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    col, row = int(round(col)), int(round(row))
+    if col < 0 or row < 0 or col + part.width > whole.width or row + part.height > whole.height:
+        return None
+    return Window(col, row, part.width, part.height)
+
+
 def check_same_grid(expected: Grid | None, actual: Grid, path) -> None:
     """Raises GridMismatchError if ``actual`` is not ``expected`` (skipped when expected is None)."""
     if expected is not None and not expected.same_as(actual):

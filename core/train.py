@@ -39,7 +39,7 @@ from core.dataset import (  # noqa: E402
     tfrecord_dataset,
     tiled_patches,
 )
-from core.errors import ConfigError, CorruptFileError, OutputExistsError, RegionError  # noqa: E402
+from core.errors import BandError, ConfigError, CorruptFileError, OutputExistsError, RegionError  # noqa: E402
 from core.files import check_output_dir, replacing  # noqa: E402
 from core.model import (  # noqa: E402
     LoadedModel,
@@ -228,7 +228,13 @@ def _open_data(items: Sequence[str], size: int, label_map: str, flag: str) -> li
     """
     if split_sources(items, flag):
         return open_patch_set(items, size)
-    scenes = load_scenes(items, label_map)
+    try:
+        scenes = load_scenes(items, label_map)
+    except BandError as err:  # train reads images by their band names only
+        text = str(err).replace("(--bands on the command line, 'Band numbers' in the dashboard)",
+                                "(train reads bands by name: cut patches with `python -m core patches --bands ...` "
+                                "and train on them)")
+        raise BandError(text) from None
     _check_patch_fits(items, scenes, size)
     return scenes
 

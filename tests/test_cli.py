@@ -259,6 +259,20 @@ def test_mistakes_found_in_review_are_one_line_and_lose_nothing(capsys, tmp_path
     assert "--val-patches must be 0 (all) or more" in _err(capsys, [
         "train", "--train", str(tmp_path / "p.tfrecord.gz"), "--val", str(tmp_path / "p.tfrecord.gz"),
         "--out", str(tmp_path / "r"), "--val-patches", "-1"])
+    # a prediction of a window of the image is evaluated against that window of the image's labels
+    win = tmp_path / "win"
+    assert main(["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(win),
+                 "--window", "16,32,256,272"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--pred", str(win / "crop_mask.tif"), "--labels", str(lab)]) == 0
+    res = json.loads(capsys.readouterr().out)
+    from core.labels import get_class_map
+    from core.metrics import confusion
+    from core.raster import read_labels
+
+    with rasterio.open(win / "crop_mask.tif") as src:
+        expected = confusion(src.read(1), read_labels(lab, get_class_map("cdl"))[16:272, 32:304])
+    assert res["confusion_matrix"]["matrix"] == expected.to_dict()["confusion_matrix"]["matrix"]
     # an Earth Engine export names its bands: --bands is refused, not ignored
     mixer = tmp_path / "exp-mixer.json"
     mixer.write_text("{}")

@@ -286,3 +286,17 @@ def test_resume_on_other_data_is_refused(small_scene, finished_run, tmp_path):
     with pytest.raises(ConfigError, match="other --val"):
         train(replace(CFG, epochs=1), pair, [f"{lab}:{lab}"], run, resume=True)
     assert _files(run) == before
+
+
+def test_training_images_without_band_names_point_to_patches_with_bands(tmp_path):
+    import numpy as np
+    from testdata import write_raster
+
+    from core.errors import BandError
+
+    img = write_raster(tmp_path / "img.tif", np.full((4, 64, 64), 500, np.int16))
+    lab = write_raster(tmp_path / "lab.tif", np.ones((64, 64), np.uint8))
+    pair = [f"{img}:{lab}"]
+    with pytest.raises(BandError, match="core patches --bands"):
+        train(replace(CFG, patch_size=32), pair, pair, tmp_path / "run", label_map="binary")
+    assert not (tmp_path / "run").exists()
