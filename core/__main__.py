@@ -235,8 +235,17 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument mistake is one line, as every other mistake (argparse prints the usage too)."""
+
+    def error(self, message: str):
+        if "expected one argument" in message:
+            message += " (a value that starts with '-' is written --option=VALUE, e.g. --window=-10,0,256,256)"
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="Crop mapping with a U-Net: patches, training, prediction, evaluation.")
+    parser = _Parser(prog="python -m core", description="Crop mapping with a U-Net: patches, training, prediction, evaluation.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_parser = sub.add_parser
     sub.add_parser = lambda *a, **k: add_parser(*a, **{"formatter_class": _HelpFormatter, **k})  # every command

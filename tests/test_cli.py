@@ -317,3 +317,13 @@ def test_a_killed_command_removes_its_temporary_files(small_scene, tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_argument_mistakes_are_one_line(capsys):
+    for argv, words in ((["predikt"], "invalid choice: 'predikt'"),
+                        (["train", "--epochs", "x", "--train", "a", "--val", "b", "--out", "c"], "invalid int value: 'x'"),
+                        (["predict", "--image", "x", "--out", "y", "--window", "-1,0,1,1"], "--window=-10,0,256,256")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        err = capsys.readouterr().err.strip()
+        assert exit_.value.code == 2 and len(err.splitlines()) == 1 and err.startswith("error: ") and words in err, err
