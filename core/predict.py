@@ -334,8 +334,8 @@ def region_window(grid: Grid, window: tuple[int, int, int, int] | None, min_size
         r, c, h, w = (int(v) for v in window)
         if r < 0 or c < 0 or r + h > grid.height or c + w > grid.width or h <= 0 or w <= 0:
             raise RegionError(
-                f"the region (rows {r}-{r + h}, cols {c}-{c + w}) is not inside the image ({grid.width}x{grid.height} px); "
-                "draw it over the image"
+                f"the window (rows {r} to {r + h}, cols {c} to {c + w}) is not inside the image ({grid.width}x{grid.height} px): "
+                "give ROW,COL,HEIGHT,WIDTH with a positive height and width inside the image"
             )
     if h < min_size or w < min_size:
         raise RegionError(f"the region is {w}x{h} px, smaller than one {min_size}x{min_size} patch; "
