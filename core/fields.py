@@ -78,16 +78,17 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
     rings = [np.asarray(r, dtype=np.float64)[:, :2] for _, g in found for r in g["coordinates"]]
     xy = np.concatenate(rings)
     lon, lat = transform(grid.crs, "EPSG:4326", xy[:, 0], xy[:, 1])
-    lonlat = np.round(np.column_stack([lon, lat]), DECIMALS)
+    exact = np.column_stack([lon, lat])
     ends = np.cumsum([len(r) for r in rings])
-    parts = iter(np.split(lonlat, ends[:-1]))
+    parts = iter(np.split(exact, ends[:-1]))
     features = []
     for i, (pixels, geom) in enumerate(found, start=1):
-        if isinstance(pixel_ha, np.ndarray):  # geographic CRS: the area on the sphere, as for pixels
-            area_ha = _sphere_area_ha(geom["coordinates"])
+        polygon = [next(parts) for _ in geom["coordinates"]]
+        if isinstance(pixel_ha, np.ndarray):  # lon/lat or Mercator grid: the area on the sphere, as for pixels
+            area_ha = _sphere_area_ha(polygon)  # (pixel edges follow meridians and parallels in both)
         else:
             area_ha = pixels * float(pixel_ha)
-        coords = [next(parts).tolist() for _ in geom["coordinates"]]
+        coords = [np.round(ring, DECIMALS).tolist() for ring in polygon]
         features.append({"type": "Feature", "id": i, "geometry": {"type": "Polygon", "coordinates": coords},
                          "properties": {"id": i, "pixels": pixels, "area_ha": round(area_ha, 4)}})
     return {"type": "FeatureCollection", "features": features}

@@ -198,7 +198,7 @@ def crop_area(mask: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> dic
 
 def area_ha(selected: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> float | None:
     """Ground area in hectares of the True pixels of ``selected`` (None without a CRS); the pixel
-    area is one number, or a per-row column (h, 1) for geographic CRSs (Grid.pixel_area_ha)."""
+    area is one number, or a per-row column (h, 1) for geographic and Mercator CRSs (Grid.pixel_area_ha)."""
     if pixel_area_ha is None:
         return None
     if isinstance(pixel_area_ha, np.ndarray):

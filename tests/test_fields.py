@@ -70,6 +70,18 @@ def test_geographic_grid_areas_add_up_like_the_pixel_areas():
     assert field["properties"]["area_ha"] == pytest.approx(6 * 1.2364, rel=1e-3)  # (111.2 m)^2 a pixel
 
 
+def test_web_mercator_field_areas_add_up_like_the_pixel_areas():
+    # Mercator pixels shrink away from the equator; a field's hectares are those of its pixels
+    mask = np.zeros((20, 20), np.uint8)
+    mask[2:12, 3:13] = 1
+    mask[5:7, 5:7] = 0  # a hole
+    grid = Grid("EPSG:3857", (10.0, 0.0, 1000000.0, 0.0, -10.0, 5621521.0), 20, 20)  # near 45 N
+    field = crop_fields(mask, grid, 1)["features"][0]["properties"]
+    assert field["pixels"] == 96
+    assert field["area_ha"] == pytest.approx(float(((mask == 1) * grid.pixel_area_ha()).sum()), rel=1e-4)
+    assert 0.4 < field["area_ha"] < 0.6  # 96 nominal 0.01 ha pixels at about cos(45)^2 of their size
+
+
 def test_an_image_without_a_crs_has_no_fields(tmp_path):
     grid = grid_of_file(SAMPLE_LABELS)
     with pytest.raises(InvalidDataError, match="georeferenced"):
