@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from core.errors import ConfigError, OutputExistsError
+
+def safe_stem(name: str, default: str) -> str:
+    """The stem of an uploaded file's name (a Windows or POSIX path) made safe for a path: letters,
+    digits, ``.``, ``_`` and ``-`` only, at most 100 characters; ``default`` when nothing is left."""
+    stem = Path(Path(name.replace("\\", "/")).name).stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")[:100] or default
+
 
 #: Largest file accepted from a dashboard upload (images, labels, models); the server's own cap
 #: (.streamlit/config.toml maxUploadSize) is the same.

@@ -26,7 +26,7 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError  # noqa: E402
-from core.files import MAX_UPLOAD_BYTES  # noqa: E402
+from core.files import MAX_UPLOAD_BYTES, safe_stem  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_MODEL_PATH = ASSETS / "models" / "crop_unet_light.keras"
@@ -350,9 +350,7 @@ def store_uploaded_model(model_bytes: bytes, card_bytes: bytes, root: str | os.P
         ModelCard.from_dict(json.loads(card_bytes))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CorruptFileError(f"the model card is not valid JSON ({err}); upload the .json that core wrote beside the .keras") from None
-    import re
-
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name.replace("\\", "/")).stem).strip("._")[:100] or "model"
+    stem = safe_stem(name, "model")
     digest = hashlib.sha1(hashlib.sha1(model_bytes).digest() + hashlib.sha1(card_bytes).digest()
                           + stem.encode()).hexdigest()[:16]
     root = Path(root)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, RegionError
-from core.files import MAX_UPLOAD_BYTES, replacing
+from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem
 from core.labels import NODATA, get_class_map
 from core.raster import INPUT_BANDS, Grid, ImageReader, read_label_classes, read_labels, write_codes, write_mask
 from core.region import LONLAT_CRS, Region, WindowCheck, check_region
@@ -233,7 +233,7 @@ def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: i
     if len(data) > max_bytes:
         raise InvalidDataError(f"{name} is {len(data) / 1e6:.0f} MB; uploads are limited to {max_bytes / 1e6:.0f} MB")
     base = Path(name.replace("\\", "/")).name
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(base).stem).strip("._")[:100] or "upload"
+    stem = safe_stem(base, "upload")
     suffix = re.sub(r"[^a-z0-9.]", "", Path(base).suffix.lower()) or ".bin"
     folder = Path(out_dir) / hashlib.sha1(data).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
