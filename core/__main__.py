@@ -236,7 +236,11 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument mistake is one line, as every other mistake (argparse prints the usage too)."""
+    """Every command's parser (subparsers take the parser's class): defaults in the help, and an
+    argument mistake in one line, as every other mistake (argparse prints the usage too)."""
+
+    def __init__(self, *args, formatter_class=_HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
     def error(self, message: str):
         if "expected one argument" in message:
@@ -247,8 +251,6 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m core", description="Crop mapping with a U-Net: patches, training, prediction, evaluation.")
     sub = parser.add_subparsers(dest="command", required=True)
-    add_parser = sub.add_parser
-    sub.add_parser = lambda *a, **k: add_parser(*a, **{"formatter_class": _HelpFormatter, **k})  # every command
 
     t = sub.add_parser("train", help="train a U-Net on image/label pairs")
     t.add_argument("--train", nargs="+", required=True,
