@@ -143,14 +143,18 @@ class CompositeConfig:
         if end.year < spec.first_year or (spec.last_year is not None and start.year > spec.last_year):
             life = f"{spec.first_year}-{spec.last_year or 'today'}"
             raise ConfigError(f"{spec.title} has no images in {self.start}..{self.end} (it covers {life}); pick another sensor or dates")
-        # frozen: values given as text are replaced by their numbers with object.__setattr__
-        if isinstance(self.max_cloud, str):
-            object.__setattr__(self, "max_cloud", _number(self.max_cloud, "max_cloud", "a number 0-100 (% of the scene)"))
-        if not 0.0 <= _number(self.max_cloud, "max_cloud", "a number 0-100 (% of the scene)") <= 100.0:
+        # Each number must be one; one given as text ("20") is replaced by its value (frozen:
+        # object.__setattr__), while numbers keep their type (the expression graphs show them).
+        for name, what in (("max_cloud", "a number 0-100 (% of the scene)"), ("scale", "a positive number of metres"),
+                           ("cs_threshold", "a number in (0, 1)")):
+            value = getattr(self, name)
+            if value is not None or name != "scale":  # scale None: the sensor's own
+                number = _number(value, name, what)
+                if isinstance(value, str):
+                    object.__setattr__(self, name, number)
+        if not 0.0 <= self.max_cloud <= 100.0:
             raise ConfigError(f"max_cloud must be 0-100 (% of the scene), got {self.max_cloud}")
-        if isinstance(self.scale, str):
-            object.__setattr__(self, "scale", _number(self.scale, "scale", "a positive number of metres"))
-        if self.scale is not None and not (0 < _number(self.scale, "scale", "a positive number of metres") <= 10000):
+        if self.scale is not None and not (0 < self.scale <= 10000):
             raise ConfigError(f"scale must be a positive number of metres (at most 10000), got {self.scale}")
         if isinstance(self.crs, str) and not self.crs.strip():
             object.__setattr__(self, "crs", None)  # empty: the region's UTM zone, as None
@@ -158,9 +162,7 @@ class CompositeConfig:
             if not (isinstance(self.crs, str) and self.crs.upper().startswith("EPSG:") and self.crs[5:].isdigit()):
                 raise ConfigError(f"crs must look like 'EPSG:32718' (or be empty for the region's UTM zone), got {self.crs!r}")
             _projected_crs(self.crs.upper())
-        if isinstance(self.cs_threshold, str):
-            object.__setattr__(self, "cs_threshold", _number(self.cs_threshold, "cs_threshold", "a number in (0, 1)"))
-        if not 0.0 < _number(self.cs_threshold, "cs_threshold", "a number in (0, 1)") < 1.0:
+        if not 0.0 < self.cs_threshold < 1.0:
             raise ConfigError(f"cs_threshold must be in (0, 1), got {self.cs_threshold}")
 
     @property
