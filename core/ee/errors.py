@@ -3,7 +3,8 @@
 :func:`map_ee_error` turns an ``ee.EEException`` or a ``googleapiclient`` ``HttpError`` into one
 of the :class:`~core.errors.EarthEngineError` subclasses below (a ``google.api_core``
 ``GoogleAPICallError``, as Cloud Storage raises, by its ``.code``; a dropped connection, timeout,
-DNS or TLS failure as :class:`EENetworkError`); :func:`call_with_retries` re-runs a call on
+DNS or TLS failure as :class:`EENetworkError`; google.auth's ``RefreshError``, expired or revoked
+credentials, as :class:`EENotConfiguredError`); :func:`call_with_retries` re-runs a call on
 retryable failures (HTTP 429 / 5xx, "Too many concurrent aggregations", network failures) with
 exponential backoff and jitter. ``ee`` is never imported here.
 """
@@ -215,6 +216,14 @@ def map_ee_error(exc: BaseException) -> EarthEngineError | NoDataError:
         return EENetworkError(
             f"could not reach Google's servers (network failure): check the network connection "
             f"(and any proxy or firewall) and try again ({what})"
+        )
+    if ("google", "RefreshError") in _class_names(exc):
+        if getattr(exc, "retryable", False):
+            return EEServerError(f"Google's sign-in service had a transient failure; retrying usually helps ({what})")
+        return EENotConfiguredError(
+            "the Earth Engine credentials could not be refreshed (expired, revoked or invalid): run "
+            "`earthengine authenticate` again, or check the service-account key that "
+            f"GOOGLE_APPLICATION_CREDENTIALS or the Streamlit secrets give ({short})"
         )
     status = http_status(exc)
     if status == 429:

@@ -217,3 +217,33 @@ def test_google_api_call_errors_map_by_code():
     assert type(E.map_ee_error(g.Forbidden("x"))) is E.EEPermissionError
     assert type(E.map_ee_error(g.NotFound("x"))) is E.EEPermissionError
     assert E.is_retryable(g.InternalServerError("x")) and not E.is_retryable(g.Forbidden("x"))
+
+
+def test_expired_credentials_say_to_authenticate_again():
+    import google.auth.exceptions
+
+    exc = google.auth.exceptions.RefreshError(
+        "invalid_grant: Token has been expired or revoked.", {"error": "invalid_grant"}
+    )
+    err = E.map_ee_error(exc)
+    assert type(err) is E.EENotConfiguredError
+    assert "earthengine authenticate" in str(err) and "expired" in str(err)
+    assert not E.is_retryable(exc)
+    # a transient failure of the token endpoint is retried like a server error
+    flaky = google.auth.exceptions.RefreshError("temporarily unavailable", retryable=True)
+    assert type(E.map_ee_error(flaky)) is E.EEServerError and E.is_retryable(flaky)
+
+
+def test_expired_credentials_at_initialisation(monkeypatch):
+    import google.auth.exceptions
+
+    from core.ee import auth
+
+    def init(credentials, project):
+        raise google.auth.exceptions.RefreshError("invalid_grant: Bad Request", {"error": "invalid_grant"})
+
+    env = {"EE_PROJECT": "p"}
+    found = auth._Creds(object(), "user", None, "stored user credentials")
+    monkeypatch.setattr(auth, "find_credentials", lambda secrets, env: found)
+    st = auth.status(env=env, init=init)
+    assert not st.ok and "earthengine authenticate" in st.message
