@@ -310,15 +310,16 @@ def export_files(mixer_path: str | os.PathLike) -> list[str]:
 def write_image_export(
     prefix: str | os.PathLike,
     reader: ImageReader,
-    patch: int = 256,
+    patch: int | tuple[int, int] = 256,
     kernel: int = 64,
     records_per_file: int = 64,
     overwrite: bool = False,
 ) -> Path:
     """Write an image as Earth Engine writes an image export: ``PREFIX-00000.tfrecord.gz`` ... + ``PREFIX-mixer.json``.
 
-    Each record is a (patch + kernel) square centred on its patch (kernel // 2 margin on each side),
-    bands R, G, B, NIR, NDVI; pixels outside the image or without data are 0.
+    Each record is a patch (``patch`` px square, or (width, height) as Earth Engine's
+    patchDimensions) plus ``kernel`` px, centred on it (kernel // 2 margin on each side), bands R, G,
+    B, NIR, NDVI; pixels outside the image or without data are 0.
 
     Raises:
         OutputExistsError: the mixer exists and ``overwrite`` is False.
@@ -332,15 +333,16 @@ def write_image_export(
     if mixer_path.exists() and not overwrite:
         raise OutputExistsError(f"{mixer_path} already exists; pass --overwrite to replace it")
     g = reader.grid
-    per_row = math.ceil(g.width / patch)
-    rows = math.ceil(g.height / patch)
+    pw, ph = (patch, patch) if isinstance(patch, int) else patch
+    per_row = math.ceil(g.width / pw)
+    rows = math.ceil(g.height / ph)
     total = per_row * rows
     half = kernel // 2
 
     def patches(start: int, stop: int):
         for i in range(start, stop):
             r, c = divmod(i, per_row)
-            win = Window(c * patch - half, r * patch - half, patch + kernel, patch + kernel)
+            win = Window(c * pw - half, r * ph - half, pw + kernel, ph + kernel)
             feats, _ = reader.read(win)
             yield {b: feats[..., k] for k, b in enumerate(FEATURE_BANDS)}
 
@@ -351,7 +353,7 @@ def write_image_export(
         written.add(str(path))
     for stale in set(export_files(mixer_path)) - written:  # files of a larger export written here before
         os.remove(stale)
-    mixer = Mixer(g.crs, g.transform, (patch, patch), per_row, total)
+    mixer = Mixer(g.crs, g.transform, (pw, ph), per_row, total)
     tmp = mixer_path.with_name(f".{mixer_path.name}.tmp")
     tmp.write_text(json.dumps(mixer.to_json(), indent=2))
     os.replace(tmp, mixer_path)
@@ -420,10 +422,15 @@ def _infer_kernel(first_file: str, band: str, patch: tuple[int, int]) -> int:
         raise CorruptFileError(f"{name} has no feature {band!r} (features: {sorted(layout)})")
     kind, where = layout[band]
     n = where[1] if kind == "float" and where else 0
-    side = math.isqrt(n)
-    if side * side != n or side < patch[0]:
-        raise CorruptFileError(f"records of {name} hold {n} float values per band, not a square patch >= {patch[0]}")
-    return side - patch[0]
+    # n = (w + k) * (h + k): k is the non-negative root of k^2 + (w + h) k + w h - n = 0
+    w, h = patch
+    disc = (w - h) ** 2 + 4 * n
+    root = math.isqrt(disc)
+    kernel = (root - w - h) // 2
+    if root * root != disc or (root - w - h) % 2 or kernel < 0:
+        raise CorruptFileError(f"records of {name} hold {n} float values per band, not a {w} x {h} px patch "
+                               "with a kernel buffer around it")
+    return kernel
 
 
 #: Patches of an image export read to detect its reflectance scale (spread over its files).

@@ -46,11 +46,13 @@ class ExportPredictor:
             raise ConfigError(f"8 views need square patches, this export's are {self.mixer.patch[0]} x "
                               f"{self.mixer.patch[1]} px; use 4 views")
         self.runner = ModelRunner(loaded.model, batch_size, views)
-        side = self.mixer.patch[0] + self.kernel
-        if self.runner.fixed_size not in (None, side):
-            raise ModelMismatchError(f"the export's patches are {side} px with their buffer but the model takes {self.runner.fixed_size} px")
-        if side % 16:
-            raise ModelMismatchError(f"buffered patches of {side} px do not fit a U-Net (needs a multiple of 16): export with an even kernelSize so that patch + kernel is a multiple of 16")
+        width, height = (d + self.kernel for d in self.mixer.patch)
+        size = f"{width} px" if width == height else f"{width} x {height} px"
+        fixed = self.runner.fixed_size
+        if fixed is not None and (width, height) != (fixed, fixed):
+            raise ModelMismatchError(f"the export's patches are {size} with their buffer but the model takes {fixed} px")
+        if width % 16 or height % 16:
+            raise ModelMismatchError(f"buffered patches of {size} do not fit a U-Net (needs multiples of 16): export with a kernelSize that makes patch + kernel a multiple of 16")
         self.scales, self.offsets = export_scaling(mixer_path, self.kernel)
 
     def strips(self, read, height: int, width: int, progress: ProgressFn | None = None):

@@ -5,7 +5,8 @@ import pytest
 import rasterio
 
 from testdata import FLANDERS_S2
-from core.errors import CorruptFileError, ModelMismatchError
+from core.config import PredictConfig
+from core.errors import ConfigError, CorruptFileError, ModelMismatchError
 from core.patches import export_files, write_image_export
 from core.predict import predict_image
 from core.predict_export import predict_export
@@ -124,3 +125,24 @@ def test_image_export_averages_views_like_a_geotiff(tiny_model_path, small_scene
     assert one["views"] == 1 and four["views"] == 4 and four["valid_pixels"] == one["valid_pixels"]
     with rasterio.open(tmp_path / "one" / "probability.tif") as a, rasterio.open(tmp_path / "four" / "probability.tif") as b:
         assert not np.array_equal(a.read(1), b.read(1))  # the views were averaged in
+
+
+def test_export_with_oblong_patches_predicts_like_the_square_one(tiny_model_path, small_scene, tmp_path):
+    """Earth Engine's patchDimensions may be [width, height] with width != height."""
+    img, _ = small_scene
+    with ImageReader(img) as r:
+        square = write_image_export(tmp_path / "sq" / "img", r, patch=128, kernel=64)
+        oblong = write_image_export(tmp_path / "ob" / "img", r, patch=(192, 96), kernel=64)
+    assert json.loads(oblong.read_text())["patchDimensions"] == [192, 96]
+    a = predict_export(square, tmp_path / "a", tiny_model_path)
+    b = predict_export(oblong, tmp_path / "b", tiny_model_path)
+    assert b["kernel"] == 64
+    with rasterio.open(tmp_path / "a" / "probability.tif") as fa, rasterio.open(tmp_path / "b" / "probability.tif") as fb:
+        pa, pb = fa.read(1), fb.read(1)
+    h, w = min(pa.shape[0], pb.shape[0]), min(pa.shape[1], pb.shape[1])
+    pa, pb = pa[:h, :w], pb[:h, :w]
+    assert np.array_equal(pa == 255, pb == 255)
+    v = pa != 255
+    assert v.any() and np.abs(pa[v].astype(int) - pb[v]).mean() < 3
+    with pytest.raises(ConfigError, match="square"):
+        predict_export(oblong, tmp_path / "c", tiny_model_path, config=PredictConfig(views=8))
