@@ -122,13 +122,15 @@ if has_labels:
                "band R, G, B, NIR, NDVI and a `crop` label: 1 crop, 0 not crop, 255 no data), like the Earth "
                "Engine page's training export. Test patches come from a held-out block. Train on them on the "
                "Model page, or download them for your own TensorFlow code.")
+    asked = (state.get(state.PATCHES) or {}).get("asked", {})  # the form opens as it was last submitted
     with st.form("patch_form"):
         f1, f2, f3, f4 = st.columns(4)
-        size = f1.selectbox("Patch size", ui.PATCH_SIZES, index=ui.PATCH_SIZES.index(128), key="patch_size")
-        buffer = f2.number_input("Kernel buffer (px each side)", 0, 64, 0, key="patch_buffer",
+        size = f1.selectbox("Patch size", ui.PATCH_SIZES, index=ui.PATCH_SIZES.index(asked.get("size", 128)),
+                            key="patch_size")
+        buffer = f2.number_input("Kernel buffer (px each side)", 0, 64, asked.get("buffer", 0), key="patch_buffer",
                                  help="extra context around each patch, as Earth Engine's kernelSize")
-        n_train = f3.number_input("Training patches", 1, 500, 100, key="patch_train")
-        n_test = f4.number_input("Test patches", 1, 200, 25, key="patch_test")
+        n_train = f3.number_input("Training patches", 1, 500, asked.get("train", 100), key="patch_train")
+        n_test = f4.number_input("Test patches", 1, 200, asked.get("test", 25), key="patch_test")
         cut = st.form_submit_button("Cut patches")
     if cut:
         with ui.errors_shown():
@@ -145,7 +147,9 @@ if has_labels:
             state.put(state.PATCHES, {"train": str(made.train.path), "test": str(made.test.path), "note": made.note,
                                       "size": int(size), "stored": made.train.config.full_size,
                                       "crop": [made.train.crop_fraction, made.test.crop_fraction],
-                                      "count": [made.train.count, made.test.count]})
+                                      "count": [made.train.count, made.test.count],
+                                      "asked": {"size": int(size), "buffer": int(buffer), "train": int(n_train),
+                                                "test": int(n_test)}})
     cut_files = state.get(state.PATCHES)
     if cut_files and all(Path(cut_files[k]).exists() for k in ("train", "test")):
         st.success(f"{cut_files['count'][0]} training patches (crop {cut_files['crop'][0]:.0%} of labelled pixels) "

@@ -288,6 +288,12 @@ def test_data_page_cuts_patches_and_hands_them_to_training(fake_map):
     from core.patchset import open_patch_set
 
     assert open_patch_set([made["train"]], 64).record_size == 64 and open_patch_set([made["test"]], 64).record_size == 64
+    at.switch_page("pages/region.py")
+    at.run()
+    at.switch_page("pages/data.py")
+    at.run()  # back on the page, the form shows what was last cut
+    assert by_label(at.selectbox, "Patch size").value == 64
+    assert by_label(at.number_input, "Training patches").value == 5 and by_label(at.number_input, "Test patches").value == 2
     downloads = [d for d in at.get("download_button")]
     assert len(downloads) == 2
     by_label(at.button, "Train on these patches").click()
