@@ -20,22 +20,29 @@ from pages.components import cached, mapview, navigation, scene, state, ui
 
 def export_form() -> None:
     """The export form for the current Earth Engine region; starts the tasks when submitted."""
+    kinds, sizes = ["patches", "image"], [128, 256, 512]
+    prev = state.get(state.EE_EXPORT_FORM)  # the form opens as it was last submitted
     with st.form("ee_export"):
-        what = st.radio("What", ["patches", "image"], horizontal=True, key="ee_exp_kind",
+        what = st.radio("What", kinds, index=kinds.index(prev.get("what", "patches")), horizontal=True,
+                        key="ee_exp_kind",
                         format_func=lambda k: {"patches": "Training and test patches (TFRecord)",
                                                "image": "Image for prediction (TFRecord patches + mixer)"}[k])
         c1, c2 = st.columns(2)
-        dest = c1.text_input("Destination", placeholder="gcs:BUCKET/PREFIX or drive:FOLDER", key="ee_exp_dest")
-        name = c2.text_input("Export name", "crops", key="ee_exp_name")
+        dest = c1.text_input("Destination", prev.get("dest", ""), placeholder="gcs:BUCKET/PREFIX or drive:FOLDER",
+                             key="ee_exp_dest")
+        name = c2.text_input("Export name", prev.get("name", "crops"), key="ee_exp_name")
         d1, d2, d3, d4 = st.columns(4)
-        train = d1.number_input("Training points per class", 1, 5000, 275, key="ee_exp_train")
-        test = d2.number_input("Test points per class", 0, 5000, 50, key="ee_exp_test")
-        patch = d3.selectbox("Patch size", [128, 256, 512], index=1, key="ee_exp_patch")
-        kernel = d4.number_input("Kernel buffer (px each side)", 0, 256, 32, step=8, key="ee_exp_kernel",
+        train = d1.number_input("Training points per class", 1, 5000, prev.get("train", 275), key="ee_exp_train")
+        test = d2.number_input("Test points per class", 0, 5000, prev.get("test", 50), key="ee_exp_test")
+        patch = d3.selectbox("Patch size", sizes, index=sizes.index(prev.get("patch", 256)), key="ee_exp_patch")
+        kernel = d4.number_input("Kernel buffer (px each side)", 0, 256, prev.get("kernel", 32), step=8,
+                                 key="ee_exp_kernel",
                                  help="context around each patch; image exports need it for seamless prediction "
                                       "(a multiple of 8, at most half the patch size)")
         go = st.form_submit_button("Start export")
     if go:
+        state.put(state.EE_EXPORT_FORM, {"what": what, "dest": dest, "name": name, "train": int(train),
+                                         "test": int(test), "patch": int(patch), "kernel": int(kernel)})
         with ui.errors_shown():
             jobs = scene.current_source().export_jobs(
                 scene.current_region(), what, dest, name.strip(), train_points=(int(train), int(train)),

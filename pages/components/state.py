@@ -26,6 +26,7 @@ EE_ASSET = "ee_asset"  # str id of the last asset uploaded from the Earth Engine
 JOB_DIR = "job_dir"  # str path of the training job followed on the Model page, or None (= the newest job)
 MODEL_TAB = "model_tab"  # str: the Model page tab to open on the next visit (a hand-over to training), or None
 TRAIN_FORM = "train_settings"  # dict of the training form's last submitted values (preset, epochs, ...)
+EE_EXPORT_FORM = "ee_export_settings"  # dict of the Earth Engine export form's last submitted values
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
 VIEWS = "views"  # int 1/2/4/8: tile views the prediction averages over (core.config.PredictConfig.views)
 PREDICTION = "prediction"  # dict(image, model) of the last requested prediction, or None
@@ -42,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     MODEL_PATH: None,
     JOB_DIR: None,
     TRAIN_FORM: {},
+    EE_EXPORT_FORM: {},
     MODEL_TAB: None,
     EE_ASSET: None,
     EE_PATCHES: None,

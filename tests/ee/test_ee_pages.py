@@ -233,6 +233,9 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert next(t for t in at.text_input if t.label == "Training patches").value == "gs://crop-bucket/camana/crops/train_*.tfrecord.gz"
     assert next(r for r in at.radio if r.label == "Train on").value == "patches"
     at.switch_page("pages/earthengine.py").run()
+    # back on the page, the export form shows what was last submitted
+    assert at.text_input(key="ee_exp_dest").value == "gcs:crop-bucket/camana"
+    assert at.number_input(key="ee_exp_train").value == 3 and at.number_input(key="ee_exp_test").value == 1
 
     # upload: needs a prediction of the region first
     assert any("Predict this region first" in i.value for i in at.info)
