@@ -33,7 +33,8 @@ if c1.button("Sample scene (whole image)", help="Landsat 8 scene with CDL labels
 if c2.button("Camana valley, Arequipa, Peru (Earth Engine)", disabled=not ee["ok"],
              help=None if ee["ok"] else f"Needs Earth Engine: {ee['message']}", use_container_width=True):
     state.set_source({"kind": "earthengine", "preset": "camana"})
-    state.set_region(Region.from_bbox(*scene.CAMANA_BBOX, name="Camana valley, Arequipa, Peru").to_geojson())
+    state.set_region(Region.from_bbox(*scene.CAMANA_BBOX, name="Camana valley, Arequipa, Peru").to_geojson(),
+                     remember=False)
     st.rerun()
 if not ee["ok"]:
     c2.caption(f"Disabled: {ee['message']}")
@@ -50,7 +51,7 @@ with st.expander("Earth Engine: any region on Earth (composite and labels settin
                 recipes_from_settings(settings)  # validate before switching (ConfigError says what is wrong)
                 region_geo = state.get(state.REGION) if spec.get("kind") == "earthengine" else None
                 state.set_source({"kind": "earthengine", "settings": settings})
-                state.set_region(region_geo)  # keep a lon/lat region already drawn for Earth Engine
+                state.set_region(region_geo, remember=False)  # keep a lon/lat region already drawn for Earth Engine
                 st.rerun()
 
 # ------------------------------------------------------------------ own files
@@ -166,6 +167,13 @@ with info_col:
             st.success(check.message, icon=":material/check_circle:")
         else:
             st.error(check.message, icon=":material/error:")
+            prev = state.previous_region()
+            if prev is not None and prev[0] is not None:  # (back to the whole image is the Reset button)
+                name = prev[0].get("properties", {}).get("name")
+                if st.button("Back to the previous region" + (f" ({name})" if name else ""),
+                             help="Use the region this one replaced"):
+                    state.restore_previous_region()
+                    st.rerun()
         if check.area_ha is not None:
             st.caption(f"Ground area of the pixels used: {check.area_ha:,.1f} ha")
         reset = "Reset to the whole image" if scene.is_local() else "Reset to the Camana valley"

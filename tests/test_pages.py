@@ -586,6 +586,39 @@ def test_uploaded_geojson_outside_image(fake_map):
     assert any("outside the image" in e.value for e in at.error)
 
 
+def test_region_drawn_outside_the_image_can_be_taken_back(fake_map):
+    at = new_app()
+    at.session_state["region"] = SQUARE_300
+    at.run()
+    assert not at.error
+    fake_map.value = {"all_drawings": [drawn_feature([(2000, 2000), (2400, 2000), (2400, 2400), (2000, 2400)])]}
+    at.run()
+    assert not at.exception
+    assert any("outside the image" in e.value for e in at.error)
+    back = by_label(at.button, "Back to the previous region")  # SQUARE_300 has no name
+    back.click().run()
+    assert not at.exception
+    assert at.session_state["region"] == SQUARE_300
+    assert not at.error
+    assert at.metric[0].value.startswith("90,000")
+    # The same drawing, still in the map's drawings, is not taken again
+    at.run()
+    assert at.session_state["region"] == SQUARE_300
+
+
+def test_region_outside_the_image_offers_the_whole_image_back_once(fake_map):
+    at = new_app()
+    at.run()
+    fake_map.value = {"all_drawings": [drawn_feature([(2000, 2000), (2400, 2000), (2400, 2400), (2000, 2400)])]}
+    at.run()
+    assert at.error
+    assert [b.label for b in at.button if b.label.startswith(("Back", "Reset"))] == ["Reset to the whole image"]
+    fake_map.value = None  # the map, drawn again around the new region, has no drawings
+    by_label(at.button, "Reset to the whole image").click().run()
+    assert at.session_state["region"] is None
+    assert not at.error and at.metric[0].value.startswith("1,048,576")
+
+
 def test_probability_array_not_in_session_state(fake_map, tiny_model_path):
     at = predict_page(tiny_model_path)
     at.button[0].click().run()

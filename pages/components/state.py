@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 #: | {"kind": "earthengine", "preset"} | {"kind": "earthengine", "settings": {"composite", "labels"}}
 SOURCE = "source"
 REGION = "region"  # GeoJSON Feature (core.region.Region.to_geojson) or None (= whole image)
+PREVIOUS_REGION = "previous_region"  # [REGION value] the last change replaced (a one-item list, as None is a region), or None
 SCENE = "scene"  # dict of the fetched scene (paths as str) or None
 MODEL_PATH = "model_path"  # str path of the model in use, or None
 EE_PATCHES = "ee_patches"  # dict of the last Earth Engine patch export: train/test gs:// globs, patch size; or None
@@ -39,6 +40,7 @@ PATCHES = "patches"  # dict of the last training/test patch files cut from the s
 DEFAULTS: dict[str, Any] = {
     SOURCE: {"kind": "sample"},
     REGION: None,
+    PREVIOUS_REGION: None,
     SCENE: None,
     MODEL_PATH: None,
     JOB_DIR: None,
@@ -107,8 +109,15 @@ def set_widget(key: str, value: Any) -> None:
     st.session_state[widget_key(key)] = value
 
 
-def set_region(geojson: dict | None) -> None:
-    """A new region invalidates the scene, the prediction and the patches cut from the scene."""
+def set_region(geojson: dict | None, *, remember: bool = True) -> None:
+    """A new region invalidates the scene, the prediction and the patches cut from the scene.
+
+    With ``remember``, the region it replaces is kept for :func:`restore_previous_region` (so that
+    a region drawn or uploaded by mistake, e.g. outside the image, loses nothing).
+    """
+    current = get(REGION)
+    if remember and geojson != current:
+        put(PREVIOUS_REGION, [current])
     put(REGION, geojson)
     put(SCENE, None)
     put(PREDICTION, None)
@@ -118,8 +127,26 @@ def set_region(geojson: dict | None) -> None:
 def set_source(spec: dict) -> None:
     """A new source invalidates the region, the scene and the prediction."""
     put(SOURCE, spec)
-    set_region(None)
+    set_region(None, remember=False)
+    put(PREVIOUS_REGION, None)  # a region of another source
     put(LAST_DRAWING, None)
+
+
+def previous_region() -> list | None:
+    """``[region]`` that the last change replaced (the region may be None = whole image), or None."""
+    return get(PREVIOUS_REGION)
+
+
+def restore_previous_region() -> None:
+    """Swap back to the region the last change replaced (a second call undoes the first).
+
+    Raises:
+        KeyError: when there is no previous region.
+    """
+    prev = previous_region()
+    if prev is None:
+        raise KeyError("no previous region")
+    set_region(prev[0])
 
 
 def train_on_patches(train: str, val: str, patch_size: int) -> None:
