@@ -35,6 +35,18 @@ class Scene:
         return self.labels != NODATA
 
 
+def _split_pair(text: str) -> tuple[Path, Path]:
+    """``IMAGE:LABELS`` split at the colon where both files exist (paths may hold colons too, e.g. a
+    time in a file name or a Windows drive); else at the first colon after an existing image, else at
+    the first colon, so that the caller reports the missing file."""
+    cuts = [i for i, c in enumerate(text) if c == ":"]
+    pairs = [(Path(text[:i]), Path(text[i + 1 :])) for i in cuts]
+    for img, lab in pairs:
+        if img.is_file() and lab.exists():
+            return img, lab
+    return next(((img, lab) for img, lab in pairs if img.is_file()), pairs[0])
+
+
 def pair_paths(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
     """Expand folders and files into (image, labels) pairs.
 
@@ -49,8 +61,7 @@ def pair_paths(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
     for item in paths:
         s = str(item)
         if ":" in s and not Path(s).exists():
-            img, lab = s.split(":", 1)
-            pairs.append((Path(img), Path(lab)))
+            pairs.append(_split_pair(s))
             continue
         p = Path(s)
         if not p.exists():

@@ -141,3 +141,20 @@ def test_pair_paths_finds_labels_beside_rgbn_images_and_never_pairs_an_image_wit
         pair_paths([lonely])
     with pytest.raises(ConfigError, match="both image and labels"):
         pair_paths([f"{img}:{img}"])
+
+
+def test_pair_paths_takes_image_and_labels_whose_names_hold_colons(small_scene, tmp_path):
+    import shutil
+
+    from core.dataset import pair_paths, spatial_holdout
+
+    img, lab = small_scene
+    stamped = tmp_path / "scene_2020-06-01T10:30.tif"  # a time in the name
+    labels = tmp_path / "labels:v2.tif"
+    shutil.copy(img, stamped)
+    shutil.copy(lab, labels)
+    assert pair_paths([f"{stamped}:{labels}"]) == [(stamped, labels)]
+    with pytest.raises(InputNotFoundError, match=r"file not found: .*missing\.tif"):
+        pair_paths([f"{stamped}:{tmp_path / 'missing.tif'}"])  # the missing file is the one named
+    split = spatial_holdout(stamped, labels, "cdl", tmp_path / "h", 128)  # joins them as IMAGE:LABELS
+    assert [p[0] for p in pair_paths([split.train, split.val])] == [stamped, stamped]
