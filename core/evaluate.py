@@ -10,7 +10,7 @@ from core.errors import InvalidDataError
 from core.files import check_output_file, replacing
 from core.labels import get_class_map, with_class_names
 from core.metrics import class_errors, confusion
-from core.raster import _open, grid_of, grid_of_file, read_label_classes, window_within
+from core.raster import _open, grid_of, grid_of_file, read_label_classes, read_pixels, window_within
 
 #: classes listed in ``errors_by_class`` (those with the most wrong pixels)
 BY_CLASS_ROWS = 10
@@ -37,7 +37,7 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
             raise InvalidDataError(f"{pred_path} has {src.count} bands, but a crop mask has one; "
                                    "give the crop_mask.tif written by predict (not an image)")
         grid = grid_of(src)
-        pred = src.read(1)
+        pred = read_pixels(src, pred_path, 1)
     class_map = get_class_map(label_map)
     whole = grid_of_file(labels_path)
     inside = None if whole.same_as(grid) else window_within(grid, whole)

@@ -168,6 +168,20 @@ def _open(path: str | os.PathLike):
         raise CorruptFileError(f"cannot read raster {p}: {err}; is it a GeoTIFF?") from None
 
 
+def read_pixels(src, path: str | os.PathLike, *args, **kwargs) -> np.ndarray:
+    """``src.read(*args, **kwargs)`` of the open raster ``src`` (the file ``path``).
+
+    Raises:
+        CorruptFileError: a block of the file cannot be read (truncated or damaged).
+    """
+    from rasterio.errors import RasterioIOError
+
+    try:
+        return src.read(*args, **kwargs)
+    except RasterioIOError as err:
+        raise CorruptFileError(f"cannot read pixels of {path}: {err}; the file is truncated or damaged") from None
+
+
 def parse_band_spec(spec: str | None) -> dict[str, int] | None:
     """Parse ``"1,2,3,4"`` or ``"R=1,G=2,B=3,NIR=4"`` (1-based band numbers) into a mapping.
 
@@ -455,13 +469,8 @@ class ImageReader:
         h, w = min(size, src.height), min(size, src.width)
         rows = np.linspace(0, src.height - h, n).astype(int)
         cols = np.linspace(0, src.width - w, n).astype(int)
-        from rasterio.errors import RasterioIOError
-
-        try:
-            parts = [src.read(self._indexes, window=Window(int(c), int(r), w, h))
-                     for r in sorted(set(rows)) for c in sorted(set(cols))]
-        except RasterioIOError as err:
-            raise CorruptFileError(f"cannot read pixels of {self.path}: {err}; the file is truncated or damaged") from None
+        parts = [read_pixels(src, self.path, self._indexes, window=Window(int(c), int(r), w, h))
+                 for r in sorted(set(rows)) for c in sorted(set(cols))]
         return np.concatenate([p.reshape(4, -1) for p in parts], axis=1).astype(np.float64)
 
     @property
@@ -479,19 +488,14 @@ class ImageReader:
 
     def read_raw(self, window=None) -> np.ndarray:
         """Stored values of R, G, B, NIR as (4, h, w); windows beyond the edge are filled with no data."""
-        from rasterio.errors import RasterioIOError
-
         fill = self.nodata if self.nodata is not None else 0
         inside = window is None or (
             window.col_off >= 0 and window.row_off >= 0
             and window.col_off + window.width <= self.grid.width and window.row_off + window.height <= self.grid.height
         )
-        try:
-            if inside:  # boundless reads go through a VRT: slower, needed only at the edges
-                return self._src.read(self._indexes, window=window)
-            return self._src.read(self._indexes, window=window, boundless=True, fill_value=fill)
-        except RasterioIOError as err:
-            raise CorruptFileError(f"cannot read pixels of {self.path}: {err}") from None
+        if inside:  # boundless reads go through a VRT: slower, needed only at the edges
+            return read_pixels(self._src, self.path, self._indexes, window=window)
+        return read_pixels(self._src, self.path, self._indexes, window=window, boundless=True, fill_value=fill)
 
     def read(self, window=None) -> tuple[np.ndarray, np.ndarray]:
         """Features (h, w, 5) float32 = R, G, B, NIR reflectance and NDVI, and a validity mask (h, w).
@@ -586,15 +590,10 @@ def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band:
     Raises:
         InputNotFoundError, CorruptFileError, GridMismatchError.
     """
-    from rasterio.errors import RasterioIOError
-
     with _open(path) as src:
         check_same_grid(grid, grid_of(src), path)
         idx = label_band_index(src, class_map, band)
-        try:
-            return src.read(idx, window=window, boundless=window is not None, masked=True)
-        except RasterioIOError as err:
-            raise CorruptFileError(f"cannot read pixels of {path}: {err}; the file is truncated or damaged") from None
+        return read_pixels(src, path, idx, window=window, boundless=window is not None, masked=True)
 
 
 def window_within(part: Grid, whole: Grid, tol: float = 1e-6):

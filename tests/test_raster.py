@@ -302,6 +302,11 @@ def test_truncated_rasters_are_one_clear_error(tmp_path):
             r.read()
     with pytest.raises(CorruptFileError):
         read_labels(tmp_path / "lab.tif", get_class_map("cdl"))
+    from core.evaluate import evaluate_files
+
+    with pytest.raises(CorruptFileError, match="truncated or damaged"):  # a damaged crop mask (one band)
+        evaluate_files(tmp_path / "lab.tif", SAMPLE_LABELS, "binary", out=tmp_path / "m.json")
+    assert not (tmp_path / "m.json").exists()
 
 
 def test_an_image_given_as_labels_is_refused(tmp_path):
