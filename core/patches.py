@@ -376,12 +376,14 @@ def iter_export_patches(mixer_path: str | os.PathLike, bands: Sequence[str] = FE
     shape = (mixer.patch[1] + kernel, mixer.patch[0] + kernel)
     i = 0
     for batch in read_records(files, bands, shape, batch_size):
+        if i + len(batch) > mixer.total_patches:  # before any of them is placed beyond the image's last row
+            raise CorruptFileError(f"the image export has more patches than the {mixer.total_patches} its mixer "
+                                   "says; files of another export with the same prefix are mixed in")
         yield i, batch
         i += len(batch)
-    if i != mixer.total_patches:
-        fix = ("some files are missing" if i < mixer.total_patches else
-               "files of another export with the same prefix are mixed in")
-        raise CorruptFileError(f"the image export has {i} patches but its mixer says {mixer.total_patches}; {fix}")
+    if i < mixer.total_patches:
+        raise CorruptFileError(f"the image export has {i} patches but its mixer says {mixer.total_patches}; "
+                               "some files are missing")
 
 
 def first_record(path: str) -> bytes | None:

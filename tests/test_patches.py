@@ -158,6 +158,12 @@ def test_image_export_to_geotiff_is_placed_by_the_mixer(tmp_path):
     with pytest.raises(CorruptFileError, match="some files are missing"):
         export_to_geotiff(mixer_path, tmp_path / "other.tif")
     assert not list(tmp_path.glob("*other*")) and not list(tmp_path.glob(".other*"))
+    # more patches than the mixer says (8 left, it says 5): the same clear error before any is placed
+    mixer = json.loads(Path(mixer_path).read_text())
+    Path(mixer_path).write_text(json.dumps({**mixer, "totalPatches": 5}))
+    with pytest.raises(CorruptFileError, match="more patches than the 5 its mixer says"):
+        export_to_geotiff(mixer_path, tmp_path / "other.tif")
+    assert not list(tmp_path.glob("*other*")) and not list(tmp_path.glob(".other*"))
 
 
 def test_mixer_json_roundtrip_and_errors(tmp_path):
