@@ -359,6 +359,25 @@ def _raw_profile(grid: Grid) -> dict:
             "blockxsize": 256, "blockysize": 256, "compress": "zstd", "zstd_level": 1}
 
 
+def prediction_outputs(out_dir: str | os.PathLike, overwrite: bool) -> tuple[dict[str, Path], Path]:
+    """The paths ``{"probability": ..., "crop_mask": ...}`` and ``summary.json`` of a prediction
+    into ``out_dir``, checked before any work so that a run replaces all of them or none.
+
+    Raises:
+        OutputExistsError: one exists and ``overwrite`` is False.
+        ConfigError: ``out_dir`` is a file or lies under one, or an output's name is taken by a folder.
+    """
+    out_dir = check_output_dir(out_dir)
+    outputs = {k: out_dir / f"{k}.tif" for k in ("probability", "crop_mask")}
+    summary_path = out_dir / "summary.json"
+    existing = [p.name for p in [*outputs.values(), summary_path] if p.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them or choose another --out")
+    for p in [*outputs.values(), summary_path]:
+        check_output_file(p, overwrite=True)
+    return outputs, summary_path
+
+
 def predict_image(
     image_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -383,14 +402,7 @@ def predict_image(
     """
     from core.model import load_model
 
-    out_dir = check_output_dir(out_dir)
-    outputs = {k: out_dir / f"{k}.tif" for k in ("probability", "crop_mask")}
-    summary_path = out_dir / "summary.json"
-    existing = [p.name for p in [*outputs.values(), summary_path] if p.exists()]
-    if existing and not overwrite:
-        raise OutputExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them or choose another --out")
-    for p in [*outputs.values(), summary_path]:
-        check_output_file(p, overwrite=True)
+    outputs, summary_path = prediction_outputs(out_dir, overwrite)
     import rasterio
 
     t0 = time.time()

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from core.config import PredictConfig
-from core.errors import ConfigError, ModelMismatchError, NoDataError, OutputExistsError
-from core.files import check_output_dir, staging_dir
-from core.predict import ModelRunner, ProgressFn, _summary, _write_outputs
+from core.errors import ConfigError, ModelMismatchError, NoDataError
+from core.files import staging_dir
+from core.predict import ModelRunner, ProgressFn, _summary, _write_outputs, prediction_outputs
 from core.raster import FEATURE_BANDS, INPUT_BANDS, to_features, valid_pixels
 
 
@@ -92,10 +92,7 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
     """
     from core.model import load_model
 
-    out_dir = check_output_dir(out_dir)
-    finals = [out_dir / "probability.tif", out_dir / "crop_mask.tif", out_dir / "summary.json"]
-    if any(p.exists() for p in finals) and not overwrite:
-        raise OutputExistsError(f"{out_dir} already holds outputs; pass --overwrite to replace them or choose another --out")
+    outputs, summary_path = prediction_outputs(out_dir, overwrite)
     t0 = time.time()
     loaded = loaded or load_model(model_path)
     pred = ExportPredictor(mixer_path, loaded, config.batch_size or 4, config.views)
@@ -113,7 +110,7 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
         summary["source"] = "earth engine image export (mixer)"
         summary["kernel"] = pred.kernel
         (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
-        os.replace(tmpdir / "probability.cog.tif", finals[0])
-        os.replace(tmpdir / "crop_mask.cog.tif", finals[1])
-        os.replace(tmpdir / "summary.json", finals[2])
+        os.replace(tmpdir / "probability.cog.tif", outputs["probability"])
+        os.replace(tmpdir / "crop_mask.cog.tif", outputs["crop_mask"])
+        os.replace(tmpdir / "summary.json", summary_path)
     return summary

@@ -55,6 +55,16 @@ def test_export_errors(tiny_model_path, small_scene, tmp_path):
     with pytest.raises(CorruptFileError, match="missing"):
         predict_export(mixer, tmp_path / "p", tiny_model_path)
     assert not (tmp_path / "p" / "probability.tif").exists()
+    # an output's name taken by a folder: refused before any work, the earlier outputs untouched
+    with ImageReader(img) as r:
+        mixer = write_image_export(tmp_path / "ok", r, patch=128, kernel=64)
+    out = tmp_path / "q"
+    (out / "summary.json").mkdir(parents=True)
+    for name in ("probability.tif", "crop_mask.tif"):
+        (out / name).write_text("earlier")
+    with pytest.raises(ConfigError, match="summary.json is a folder"):
+        predict_export(mixer, out, tiny_model_path, overwrite=True)
+    assert [(out / n).read_text() for n in ("probability.tif", "crop_mask.tif")] == ["earlier", "earlier"]
 
 
 def _rescaled_export(mixer_path, prefix, factor):
