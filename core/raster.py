@@ -89,8 +89,10 @@ class Grid:
             return False
         if self.crs is not None and other.crs is not None and not _same_crs(self.crs, other.crs):
             return False
-        scale = max(abs(self.transform[0]), abs(self.transform[4]), 1.0)
-        return all(abs(a - b) <= tol * scale for a, b in zip(self.transform, other.transform))
+        # relative to the pixel size (not to 1: a degree grid's pixels are ~1e-4, so 1e-6 would be 1%)
+        a, b, _, d, e, _ = self.transform[:6]
+        scale = max(abs(a), abs(b), abs(d), abs(e))
+        return all(abs(x - y) <= tol * scale for x, y in zip(self.transform, other.transform))
 
     def describe(self) -> str:
         crs = self.crs if self.crs is None or len(self.crs) < 40 else self.crs[:40] + "..."

@@ -108,6 +108,17 @@ def test_labels_on_another_grid_are_refused(tmp_path):
     assert set(np.unique(mask)) == {0, 1}  # LC: 11 annual cropland, others not crop; no NaN in LC
 
 
+def test_grids_differing_by_a_fraction_of_a_degree_pixel_are_not_the_same():
+    # 10 m pixels in degrees: a 1% larger pixel puts the far edge of 5,000 px 48 px off
+    deg = Grid("EPSG:4326", (8.983e-5, 0, 10.0, 0, -8.983e-5, 45.0), 5000, 5000)
+    assert not deg.same_as(Grid("EPSG:4326", (9.07e-5, 0, 10.0, 0, -9.07e-5, 45.0), 5000, 5000))
+    assert not deg.same_as(Grid("EPSG:4326", (8.983e-5, 0, 10.0 + 4.5e-5, 0, -8.983e-5, 45.0), 5000, 5000))  # half a pixel
+    assert deg.same_as(Grid("EPSG:4326", (8.983e-5, 0, 10.0 + 1e-14, 0, -8.983e-5, 45.0), 5000, 5000))  # float noise
+    utm = Grid("EPSG:32633", (30.0, 0, 500000.0, 0, -30.0, 5e6), 100, 100)
+    assert utm.same_as(Grid("EPSG:32633", (30.0, 0, 500000.0 + 1e-9, 0, -30.0, 5e6), 100, 100))
+    assert not utm.same_as(Grid("EPSG:32633", (30.0, 0, 500015.0, 0, -30.0, 5e6), 100, 100))
+
+
 def test_geographic_pixel_area_follows_latitude():
     g = Grid("EPSG:4326", (0.001, 0, 10.0, 0, -0.001, 60.0), 10, 4)
     area = g.pixel_area_ha()
