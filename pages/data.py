@@ -25,10 +25,12 @@ MAX_DOWNLOAD_MB = 50
 navigation.require_app(__file__)
 st.title("Data")
 
+bar = st.progress(0.0, text="Preparing the region's scene...")
 try:
-    bar = st.progress(0.0, text="Preparing the region's scene...")
-    sc = scene.current_scene(progress=lambda done, total, msg="": bar.progress(done / max(total, 1), text=msg))
-    bar.empty()
+    try:
+        sc = scene.current_scene(progress=lambda done, total, msg="": bar.progress(done / max(total, 1), text=msg))
+    finally:
+        bar.empty()
     path = str(sc.image_path)
     feats, valid, grid = cached.image_arrays(path, cached.mtime(path))
 except CropMapError as err:
@@ -52,13 +54,14 @@ with ctrl:
         if show:
             chosen.append((key, opacity))
     has_labels = sc.labels_path is not None and sc.label_map is not None
-    prev = settings.get("labels", {"show": has_labels, "opacity": 0.5})
+    prev = settings.get("labels", {"show": True, "opacity": 0.5})
     show_labels = st.checkbox("Labels (crop / not crop / no data)", value=prev["show"] and has_labels,
                               disabled=not has_labels, key="data_show_labels",
                               help=None if has_labels else "this source has no labels")
     lab_opacity = st.slider("Labels opacity", 0.0, 1.0, prev["opacity"], 0.05, key="data_op_labels",
                             disabled=not show_labels, label_visibility="collapsed")
-    settings["labels"] = {"show": show_labels, "opacity": lab_opacity}
+    # a source without labels shows the box unticked but keeps the user's choice for the next source
+    settings["labels"] = {"show": show_labels if has_labels else prev["show"], "opacity": lab_opacity}
     state.put(state.LAYERS, settings)
 
 overlays, opacities = [], {}
@@ -122,7 +125,7 @@ if has_labels:
                "band R, G, B, NIR, NDVI and a `crop` label: 1 crop, 0 not crop, 255 no data), like the Earth "
                "Engine page's training export. Test patches come from a held-out block. Train on them on the "
                "Model page, or download them for your own TensorFlow code.")
-    asked = (state.get(state.PATCHES) or {}).get("asked", {})  # the form opens as it was last submitted
+    asked = state.get(state.PATCH_FORM)  # the form opens as it was last submitted (for any region)
     with st.form("patch_form"):
         f1, f2, f3, f4 = st.columns(4)
         size = f1.selectbox("Patch size", ui.PATCH_SIZES, index=ui.PATCH_SIZES.index(asked.get("size", 128)),
@@ -133,6 +136,7 @@ if has_labels:
         n_test = f4.number_input("Test patches", 1, 200, asked.get("test", 25), key="patch_test")
         cut = st.form_submit_button("Cut patches")
     if cut:
+        state.put(state.PATCH_FORM, {"size": int(size), "buffer": int(buffer), "train": int(n_train), "test": int(n_test)})
         with ui.errors_shown():
             bar = st.progress(0.0, text="Cutting patches...")
             root = state.workdir() / "patches"
@@ -147,9 +151,7 @@ if has_labels:
             state.put(state.PATCHES, {"train": str(made.train.path), "test": str(made.test.path), "note": made.note,
                                       "size": int(size), "stored": made.train.config.full_size,
                                       "crop": [made.train.crop_fraction, made.test.crop_fraction],
-                                      "count": [made.train.count, made.test.count],
-                                      "asked": {"size": int(size), "buffer": int(buffer), "train": int(n_train),
-                                                "test": int(n_test)}})
+                                      "count": [made.train.count, made.test.count]})
     cut_files = state.get(state.PATCHES)
     if cut_files and all(Path(cut_files[k]).exists() for k in ("train", "test")):
         st.success(f"{cut_files['count'][0]} training patches (crop {cut_files['crop'][0]:.0%} of labelled pixels) "

@@ -153,14 +153,14 @@ with upload_tab:
                 (folder / "summary.json").write_text(json.dumps({"threshold": threshold}))
                 project = ee_state.get("project")
                 task_id, asset_id = upload_prediction(folder, cfg, default_storage_client(project, secrets=cached.secrets()), project=project)
-                state.put(state.EE_ASSET, asset_id)
+                state.set_widget(state.EE_ASSET, asset_id)  # the box below (made later in this run) shows it
                 cached.ee_tasks.clear()
                 st.success(f"Uploaded; ingestion task {task_id} makes {asset_id} (follow it on the Tasks tab).",
                            icon=":material/check_circle:")
 
     st.markdown("**Show an asset on the map**")
-    shown = st.text_input("Image asset (crop probability, percent)", state.get(state.EE_ASSET) or "",
-                          placeholder="projects/PROJECT/assets/NAME", key="ee_show_asset")
+    shown = st.text_input("Image asset (crop probability, percent)", placeholder="projects/PROJECT/assets/NAME",
+                          key=state.sync_widget(state.EE_ASSET), on_change=state.store_widget, args=(state.EE_ASSET,))
     if shown.strip() and (region is None or region.is_image):
         st.info("The map centres on the region: choose an Earth Engine region (Region page) to see the asset.")
     elif shown.strip():

@@ -306,6 +306,47 @@ def test_data_page_cuts_patches_and_hands_them_to_training(fake_map):
     assert at.selectbox(key="train_patch").value == 64
 
 
+def test_data_page_keeps_the_label_layer_and_patch_form_across_sources_and_regions(fake_map):
+    at = new_app()
+    at.session_state["region"] = SQUARE_300
+    at.switch_page("pages/data.py").run()
+    assert at.checkbox(key="data_show_labels").value
+    by_label(at.selectbox, "Patch size").set_value(64)
+    by_label(at.number_input, "Training patches").set_value(3)
+    by_label(at.number_input, "Test patches").set_value(2)
+    by_label(at.button, "Cut patches").click().run()
+    assert not at.exception and not at.error
+    # an image without labels: the box is unticked and disabled ...
+    at.switch_page("pages/region.py").run()
+    at.session_state["source"] = own_image_app().session_state["source"]
+    at.session_state["region"] = at.session_state["scene"] = None  # as state.set_source leaves them
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    box = at.checkbox(key="data_show_labels")
+    assert not box.value and box.disabled
+    # ... and back on the sample, with another region, the labels show again and the form is as submitted
+    at.switch_page("pages/region.py").run()
+    at.session_state["source"] = {"kind": "sample"}
+    at.session_state["region"] = {**SQUARE_300, "properties": {"crs": "image", "name": "another"}}
+    at.session_state["scene"] = at.session_state["patches"] = None  # as a new region leaves them
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    assert at.checkbox(key="data_show_labels").value
+    assert fake_map.maps[-1][0].get_root().render().count("L.imageOverlay") == 2  # true colour + labels
+    assert by_label(at.selectbox, "Patch size").value == 64
+    assert by_label(at.number_input, "Training patches").value == 3 and by_label(at.number_input, "Test patches").value == 2
+
+
+def test_data_page_leaves_no_progress_bar_when_the_region_is_unusable(fake_map):
+    at = new_app()
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
+                                  "geometry": {"type": "Polygon", "coordinates": [[[2000, 2000], [2400, 2000], [2400, 2400], [2000, 2000]]]}}
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    assert any("outside the image" in e.value for e in at.error)
+    assert not at.get("progress")
+
+
 def test_model_page_trains_on_exported_patches(fake_map, small_scene, tmp_path, monkeypatch):
     from core import jobs
     from core.config import PatchConfig

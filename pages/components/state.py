@@ -23,10 +23,11 @@ PREVIOUS_REGION = "previous_region"  # [REGION value] the last change replaced (
 SCENE = "scene"  # dict of the fetched scene (paths as str) or None
 MODEL_PATH = "model_path"  # str path of the model in use, or None
 EE_PATCHES = "ee_patches"  # dict of the last Earth Engine patch export: train/test gs:// globs, patch size; or None
-EE_ASSET = "ee_asset"  # str id of the last asset uploaded from the Earth Engine page, or None
+EE_ASSET = "ee_asset"  # str id of the asset the Earth Engine page shows (the last uploaded, or typed in), or ""
 JOB_DIR = "job_dir"  # str path of the training job followed on the Model page, or None (= the newest job)
 MODEL_TAB = "model_tab"  # str: the Model page tab to open on the next visit (a hand-over to training), or None
 TRAIN_FORM = "train_settings"  # dict of the training form's last submitted values (preset, epochs, ...)
+PATCH_FORM = "patch_settings"  # dict of the Data page patch form's last submitted values (size, buffer, train, test)
 EE_EXPORT_FORM = "ee_export_settings"  # dict of the Earth Engine export form's last submitted values
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
 VIEWS = "views"  # int 1/2/4/8: tile views the prediction averages over (core.config.PredictConfig.views)
@@ -45,9 +46,10 @@ DEFAULTS: dict[str, Any] = {
     MODEL_PATH: None,
     JOB_DIR: None,
     TRAIN_FORM: {},
+    PATCH_FORM: {},
     EE_EXPORT_FORM: {},
     MODEL_TAB: None,
-    EE_ASSET: None,
+    EE_ASSET: "",
     EE_PATCHES: None,
     THRESHOLD: 0.5,
     VIEWS: 1,

@@ -251,8 +251,9 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert list(uploaded) == ["gs://crop-bucket/pred/camana.tif"] and uploaded["gs://crop-bucket/pred/camana.tif"][:2] == b"II"
     assert ingested[0]["name"] == "projects/p/assets/camana_pred"
     assert at.session_state["ee_asset"] == "projects/p/assets/camana_pred"
-    # the asset as a map layer (Earth Engine tiles) around the region
-    at.text_input(key="ee_show_asset").set_value("projects/p/assets/camana_pred").run()
+    # the asset just uploaded is in the box and shown as a map layer (Earth Engine tiles) around the region
+    assert at.text_input(key="w_ee_asset").value == "projects/p/assets/camana_pred"
+    at.run()
     assert not at.exception and other_errors(at) == []
     html = fake.maps[-1][0].get_root().render()
     assert "projects/p/assets/camana_pred (crop probability %)" in html and "fake-" in html
