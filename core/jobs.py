@@ -515,7 +515,9 @@ def run(job_dir: str | os.PathLike) -> int:
         _write_status(job_dir, st)
         raise
     if stopped == "cancelled" or should_stop():
-        st.state, st.message = "cancelled", f"cancelled after epoch {st.epoch}; the best checkpoint so far is kept"
+        done = len(st.history)  # st.epoch is the epoch in progress when it was cancelled
+        st.state, st.message = "cancelled", (f"cancelled after epoch {done}; the best checkpoint so far is kept" if done
+                                             else "cancelled before the first epoch ended; no model was saved")
     else:
         st.state = "done"
         st.message = f"finished after {st.epoch} epoch(s) ({stopped.replace('_', ' ')})"

@@ -298,10 +298,15 @@ def save_model(model: keras.Model, card: ModelCard, path: str | os.PathLike) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.keras")
     tmp_card = path.with_name(f".{path.stem}.tmp.json")
-    model.save(tmp)
-    tmp_card.write_text(json.dumps(card.to_dict(), indent=2))
-    os.replace(tmp, path)
-    os.replace(tmp_card, card_path(path))
+    try:
+        model.save(tmp)
+        tmp_card.write_text(json.dumps(card.to_dict(), indent=2))
+        os.replace(tmp, path)
+        os.replace(tmp_card, card_path(path))
+    except BaseException:  # e.g. a full disk or an interrupt: no temporary file is left behind
+        tmp.unlink(missing_ok=True)
+        tmp_card.unlink(missing_ok=True)
+        raise
     return path
 
 

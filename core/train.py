@@ -110,17 +110,32 @@ class _Reporter(keras.callbacks.Callback):
         except BaseException:  # e.g. a full disk: no partial checkpoint is left behind
             tmp.unlink(missing_ok=True)
             raise
-        _append_history(self.run_dir / "history.csv", epoch + 1, logs)
         val_loss = logs.get("val_loss", logs.get("loss", float("inf")))
-        if val_loss < self.best_loss:
+        if val_loss < self.best_loss:  # saved before the epoch counts as finished (the history row):
+            card = ModelCard(**{**self.card.__dict__, "metrics": {"val": dict(logs, epoch=epoch + 1)}})
+            save_model(self.model, card, self.run_dir / "best.keras")  # an interrupt here redoes the epoch
             self.best_loss = val_loss
             self.best_logs = dict(logs, epoch=epoch + 1)
-            card = ModelCard(**{**self.card.__dict__, "metrics": {"val": self.best_logs}})
-            save_model(self.model, card, self.run_dir / "best.keras")
+        _append_history(self.run_dir / "history.csv", epoch + 1, logs)
         if self.progress:
             self.progress({"event": "epoch", "epoch": epoch + 1, "epochs": self.epochs, "step": self.steps,
                            "steps": self.steps, "seconds": time.time() - self._t, "logs": logs,
                            "best_val_loss": self.best_loss})
+
+
+class _EarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's early stopping on val loss, started from a resumed run's best loss and the epochs
+    since it (Keras resets both at the start of every fit)."""
+
+    def __init__(self, patience: int, best: float, wait: int):
+        super().__init__(monitor="val_loss", patience=patience, restore_best_weights=False)
+        self._resume = (best, wait)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        best, wait = self._resume
+        if best != float("inf"):
+            self.best, self.wait = best, wait
 
 
 def _append_history(path: Path, epoch: int, logs: dict) -> None:
@@ -180,13 +195,15 @@ def _best_logs(history: list[dict], best_loss: float) -> dict:
     return {}
 
 
-def _read_run_info(path: Path, config: TrainConfig, data: dict | None = None) -> Normalization:
-    """The normalization a run was started with, from its ``run.json``.
+def _read_run_info(path: Path, config: TrainConfig, data: dict | None = None,
+                   pixel_size_m: float | None = None) -> tuple[Normalization, float | None]:
+    """The normalization and pixel size (m, or None) a run was started with, from its ``run.json``.
 
     Raises:
         CorruptFileError: ``run.json`` is truncated or not a run's record.
-        ConfigError: the run was started with another configuration than ``config``, or on other
-            ``data`` ({"train": [...], "val": [...], "label_map": ...}).
+        ConfigError: the run was started with another configuration than ``config``, on other
+            ``data`` ({"train": [...], "val": [...], "label_map": ...}), or with another
+            ``pixel_size_m`` (None accepts the run's own).
     """
     try:
         info = json.loads(path.read_text())
@@ -203,7 +220,13 @@ def _read_run_info(path: Path, config: TrainConfig, data: dict | None = None) ->
             option = {"label_map": "--label-map"}.get(key, f"--{key}")
             raise ConfigError(f"{path.parent} was started with other {option} ({info[key]}); resume with the same "
                               "data or use a new --out")
-    return norm
+    if "pixel_size_m" not in info:  # a run recorded before the pixel size was
+        return norm, pixel_size_m
+    started_px = info["pixel_size_m"]
+    if pixel_size_m is not None and (started_px is None or abs(pixel_size_m - started_px) > 1e-6):
+        was = f"--pixel-size-m {started_px:g}" if started_px is not None else "no --pixel-size-m (and images without a CRS)"
+        raise ConfigError(f"{path.parent} was started with {was}; resume with the same (or leave it out) or use a new --out")
+    return norm, started_px
 
 
 def _check_patch_fits(data: Sequence[str | os.PathLike], scenes: Sequence[Scene], size: int) -> None:
@@ -299,11 +322,28 @@ def train(
 
     # Check everything before writing: nothing below touches run_dir until the run starts.
     pixel_size_m = check_pixel_size_m(pixel_size_m)
-    get_preset(config.preset)
+    preset = get_preset(config.preset)
     init = _init_model(config) if config.init_model else None
+    if preset.input_size not in (None, config.patch_size):
+        raise ConfigError(f"the '{preset.name}' preset takes {preset.input_size} px patches only; "
+                          f"use --patch-size {preset.input_size} (or another preset)")
     data = {"train": [str(p) for p in train_data], "val": [str(p) for p in val_data], "label_map": label_map}
-    resumed_norm = _read_run_info(run_info_path, config, data) if resume and run_info_path.exists() else None
-    keras.utils.set_random_seed(config.seed)
+    resumed = _read_run_info(run_info_path, config, data, pixel_size_m) if resume and run_info_path.exists() else None
+    resumed_norm = resumed[0] if resumed else None
+    if resumed:
+        pixel_size_m = resumed[1]
+    fresh = not (resume and last.exists())
+    if fresh:
+        initial_epoch, best_loss, best_logs = 0, float("inf"), {}
+    else:
+        history = _read_history(history_path)
+        initial_epoch, best_loss = len(history), _best_val_loss(history, history_path)
+        best_logs = _best_logs(history, best_loss)
+    since_best = initial_epoch - int(best_logs.get("epoch", initial_epoch))  # finished epochs after the best one
+    # Training patches are drawn from a random stream that a resumed run must not replay from its
+    # start (it would see the first epochs' patches again); validation always uses config.seed.
+    data_seed = config.seed + 1_000_003 * initial_epoch
+    keras.utils.set_random_seed(data_seed)
     train_src = _open_data(train_data, config.patch_size, label_map, "--train")
     val_src = _open_data(val_data, config.patch_size, label_map, "--val")
     if resumed_norm is not None:
@@ -323,23 +363,18 @@ def train(
             xv, yv = xv[np.sort(keep)], yv[np.sort(keep)]
     if isinstance(train_src, PatchSet):
         data = tfrecord_dataset(train_src.files, norm, config.patch_size, batch_size=config.batch_size,
-                                augment=config.augment, seed=config.seed, record_size=train_src.record_size)
+                                augment=config.augment, seed=data_seed, record_size=train_src.record_size)
     else:
-        data = SceneSet(train_src, config.patch_size, norm, seed=config.seed).tf_dataset(config.batch_size, config.augment)
+        data = SceneSet(train_src, config.patch_size, norm, seed=data_seed).tf_dataset(config.batch_size, config.augment)
     if pixel_size_m is None and not isinstance(train_src, PatchSet):
         pixel_size_m = _training_pixel_size(train_data)
 
-    fresh = not (resume and last.exists())
     if fresh:
-        initial_epoch, best_loss, best_logs = 0, float("inf"), {}
         model = init.model if init is not None else build_unet(config.preset, len(FEATURE_BANDS))
         total = config.epochs * config.steps_per_epoch
         lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, total, alpha=0.02)
         compile_model(model, lr)
     else:
-        history = _read_history(history_path)
-        initial_epoch, best_loss = len(history), _best_val_loss(history, history_path)
-        best_logs = _best_logs(history, best_loss)
         try:
             model = keras.models.load_model(last, custom_objects=CUSTOM_OBJECTS)
         except (OSError, ValueError, KeyError, EOFError) as err:
@@ -352,7 +387,8 @@ def train(
             history_path.unlink(missing_ok=True)
         cmd = command or " ".join(shlex.quote(a) for a in ["python", "-m", "core", *sys.argv[1:]])
         run_info = {"config": config.to_dict(), "train": [str(p) for p in train_data], "val": [str(p) for p in val_data],
-                    "label_map": label_map, "normalization": {"mean": list(norm.mean), "std": list(norm.std)}, "command": cmd}
+                    "label_map": label_map, "normalization": {"mean": list(norm.mean), "std": list(norm.std)},
+                    "pixel_size_m": pixel_size_m, "command": cmd}
         with replacing(run_info_path) as tmp:  # creates run_dir
             tmp.write_text(json.dumps(run_info, indent=2))
 
@@ -368,10 +404,10 @@ def train(
         reporter = _Reporter(run_dir, card, config.epochs, config.steps_per_epoch, progress, should_stop, best_loss, best_logs)
         callbacks = [
             reporter,
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=False),
+            _EarlyStopping(config.patience, best_loss, since_best),
         ]
         stopped = "completed"
-        if initial_epoch < config.epochs:
+        if initial_epoch < config.epochs and since_best < config.patience:  # else it had stopped early
             model.fit(
                 data,
                 steps_per_epoch=config.steps_per_epoch,
@@ -399,8 +435,9 @@ RUN_FILES = ("last.keras", "best.keras", "best.json", "history.csv", "run.json")
 @contextmanager
 def _previous_run_kept(run_dir: Path, overwriting: bool) -> Iterator[None]:
     """When ``overwriting``, move a previous run's files into a hidden folder of ``run_dir`` for
-    the block; if the block fails before the new run has finished an epoch (no ``history.csv``),
-    the new files are removed and the previous ones put back, otherwise they are deleted."""
+    the block; if the block fails or ends (e.g. cancelled) before the new run has finished an epoch
+    (no ``history.csv``), the new files are removed and the previous ones put back, otherwise they
+    are deleted."""
     old = [run_dir / n for n in RUN_FILES if (run_dir / n).exists()] if overwriting else []
     if not old:
         yield
@@ -408,14 +445,20 @@ def _previous_run_kept(run_dir: Path, overwriting: bool) -> Iterator[None]:
     keep = Path(tempfile.mkdtemp(prefix=".previous-run-", dir=run_dir))
     for path in old:
         os.replace(path, keep / path.name)
+    def put_back() -> None:
+        for name in RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+        for path in keep.iterdir():
+            os.replace(path, run_dir / path.name)
+
     try:
         yield
     except BaseException:
         if not (run_dir / "history.csv").exists():
-            for name in RUN_FILES:
-                (run_dir / name).unlink(missing_ok=True)
-            for path in keep.iterdir():
-                os.replace(path, run_dir / path.name)
+            put_back()
         raise
+    else:  # e.g. cancelled before the first epoch ended: nothing new replaces the previous run
+        if not (run_dir / "history.csv").exists():
+            put_back()
     finally:
         shutil.rmtree(keep, ignore_errors=True)

@@ -46,6 +46,8 @@ def test_cancel_by_flag(tmp_path):
     st = wait_for(job_dir, ("cancelled", "done", "failed"))
     assert st.state == "cancelled"
     assert st.epoch < 50
+    done = len(st.history)  # the message names the last finished epoch, not the one cancelled
+    assert (f"cancelled after epoch {done};" if done else "before the first epoch ended") in st.message
 
 
 def test_cancel_by_terminate(tmp_path):

@@ -180,6 +180,9 @@ def test_an_overwrite_interrupted_before_its_first_epoch_ends_puts_the_previous_
         train(CFG, pair, pair, run, overwrite=True, command="second run")
     assert _files(run) == before  # the previous run, whole; no new file, no hidden folder left
     monkeypatch.undo()
+    # cancelled before its first epoch ends: the same
+    res = train(CFG, pair, pair, run, overwrite=True, command="cancelled run", should_stop=lambda: True)
+    assert res.stopped == "cancelled" and _files(run) == before
     # an overwrite that finishes an epoch and then fails keeps the new run (it can be resumed)
     calls = {"n": 0}
     from core import train as train_module
@@ -300,3 +303,113 @@ def test_training_images_without_band_names_point_to_patches_with_bands(tmp_path
     with pytest.raises(BandError, match="core patches --bands"):
         train(replace(CFG, patch_size=32), pair, pair, tmp_path / "run", label_map="binary")
     assert not (tmp_path / "run").exists()
+
+
+def test_early_stopping_resumes_from_the_runs_best_loss_and_patience():
+    import keras
+
+    from core.train import _EarlyStopping
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    cb = _EarlyStopping(patience=2, best=1.0, wait=1)  # one epoch since the best (1.0) before the resume
+    cb.set_model(model)
+    cb.on_train_begin()
+    cb.on_epoch_end(3, {"val_loss": 1.5})  # worse again: two epochs without improvement
+    assert model.stop_training
+    model.stop_training = False
+    fresh = _EarlyStopping(patience=2, best=float("inf"), wait=0)
+    fresh.set_model(model)
+    fresh.on_train_begin()
+    fresh.on_epoch_end(0, {"val_loss": 1.5})
+    assert not model.stop_training and fresh.best == 1.5
+
+
+def test_resuming_a_run_that_stopped_early_trains_no_more(small_scene, tmp_path):
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    cfg = replace(CFG, epochs=5, patience=1)
+    seen = []
+    train(cfg, pair, pair, tmp_path / "run", progress=seen.append,
+          should_stop=lambda: any(e["event"] == "epoch" for e in seen))  # stop in epoch 2
+    rows = _rows(tmp_path / "run" / "history.csv")
+    worse = dict(rows[0], epoch="2", val_loss=str(float(rows[0]["val_loss"]) + 1))
+    with open(tmp_path / "run" / "history.csv", "a", newline="") as f:  # as if epoch 2 was worse and stopped it
+        csv.DictWriter(f, fieldnames=list(rows[0])).writerow(worse)
+    res = train(cfg, pair, pair, tmp_path / "run", resume=True)
+    assert res.stopped == "early_stopping" and res.epochs_done == 2
+    assert res.best_metrics["epoch"] == 1
+
+
+def test_an_interrupt_while_saving_the_best_model_loses_it_not(small_scene, tmp_path, monkeypatch):
+    from core import train as train_module
+
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    real_save, seeds = train_module.save_model, []
+    real_set = train_module.SceneSet
+
+    def set_recorded(scenes, size, norm, seed=0, **kw):
+        seeds.append(seed)
+        return real_set(scenes, size, norm, seed=seed, **kw)
+
+    def interrupted_save(model, card, path):  # the first best model: interrupted as it is moved into place
+        import os
+
+        monkeypatch.setattr(train_module, "save_model", real_save)
+        real_replace = os.replace
+
+        def interrupt(*args):
+            raise KeyboardInterrupt
+
+        os.replace = interrupt
+        try:
+            real_save(model, card, path)
+        finally:
+            os.replace = real_replace
+
+    monkeypatch.setattr(train_module, "SceneSet", set_recorded)
+    monkeypatch.setattr(train_module, "save_model", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        train(replace(CFG, epochs=2), pair, pair, tmp_path / "run")
+    assert not (tmp_path / "run" / "history.csv").exists()  # epoch 1 did not count as finished
+    assert not [p.name for p in (tmp_path / "run").iterdir() if ".tmp." in p.name]  # no half-written model
+    res = train(replace(CFG, epochs=2), pair, pair, tmp_path / "run", resume=True)
+    assert res.best_model.exists() and load_model(res.best_model).card.metrics["val"]["epoch"] in (1, 2)
+    assert [r["epoch"] for r in _rows(tmp_path / "run" / "history.csv")] == ["1", "2"]
+    # epoch 1 is redone from its start: the same random patches
+    assert seeds == [CFG.seed, CFG.seed]
+
+
+def test_seed_preset_with_another_patch_size_is_refused_before_writing(capsys, small_scene, tmp_path):
+    img, lab = small_scene
+    pair = f"{img}:{lab}"
+    with pytest.raises(ConfigError, match="'seed' preset takes 256 px patches only; use --patch-size 256"):
+        train(replace(CFG, preset="seed"), [pair], [pair], tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    err = _cli_error(capsys, ["train", *TINY, "--preset", "seed", "--train", pair, "--val", pair, "--out", str(tmp_path / "r")])
+    assert "--patch-size 256" in err
+
+
+def test_resume_with_another_pixel_size_is_refused(small_scene, tmp_path, monkeypatch):
+    from core import train as train_module
+
+    seeds, real_set = [], train_module.SceneSet
+
+    def set_recorded(scenes, size, norm, seed=0, **kw):
+        seeds.append(seed)
+        return real_set(scenes, size, norm, seed=seed, **kw)
+
+    monkeypatch.setattr(train_module, "SceneSet", set_recorded)
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    cfg = replace(CFG, epochs=2)
+    seen = []
+    train(cfg, pair, pair, tmp_path / "run", pixel_size_m=30, progress=seen.append,
+          should_stop=lambda: any(e["event"] == "epoch" for e in seen))
+    with pytest.raises(ConfigError, match="--pixel-size-m 30"):
+        train(cfg, pair, pair, tmp_path / "run", pixel_size_m=10, resume=True)
+    res = train(cfg, pair, pair, tmp_path / "run", resume=True)  # left out: the run's own
+    assert load_model(res.best_model).card.pixel_size_m == 30
+    # resumed after epoch 1, the run draws its patches from a new random stream, not epoch 1's again
+    assert seeds[0] == CFG.seed and seeds[-1] != CFG.seed
