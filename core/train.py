@@ -445,20 +445,12 @@ def _previous_run_kept(run_dir: Path, overwriting: bool) -> Iterator[None]:
     keep = Path(tempfile.mkdtemp(prefix=".previous-run-", dir=run_dir))
     for path in old:
         os.replace(path, keep / path.name)
-    def put_back() -> None:
-        for name in RUN_FILES:
-            (run_dir / name).unlink(missing_ok=True)
-        for path in keep.iterdir():
-            os.replace(path, run_dir / path.name)
-
     try:
         yield
-    except BaseException:
+    finally:  # failed, interrupted or cancelled before a finished epoch: the previous run comes back
         if not (run_dir / "history.csv").exists():
-            put_back()
-        raise
-    else:  # e.g. cancelled before the first epoch ended: nothing new replaces the previous run
-        if not (run_dir / "history.csv").exists():
-            put_back()
-    finally:
+            for name in RUN_FILES:
+                (run_dir / name).unlink(missing_ok=True)
+            for path in keep.iterdir():
+                os.replace(path, run_dir / path.name)
         shutil.rmtree(keep, ignore_errors=True)
