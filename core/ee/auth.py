@@ -198,11 +198,16 @@ def initialize(
     env: Mapping[str, str] = os.environ,
     init: Callable[..., None] | None = None,
     reuse: bool = True,
+    set_client_retries: Callable[[int], None] | None = None,
 ) -> EEStatus:
     """Initialise Earth Engine (no prompts) and return an ok :class:`EEStatus`.
 
     ``init`` defaults to ``ee.Initialize``. With ``reuse``, a second call that resolves to the
     same credentials and project while Earth Engine is still initialised returns at once.
+    Afterwards the ee client's own retries are turned off (``set_client_retries``, default
+    ``ee.data.setMaxRetries``, gets 0): every request core makes is retried by
+    :func:`core.ee.errors.call_with_retries`, and two layers of retries would multiply
+    (5 x 5 tries, minutes of backoff) before the user hears of a failure.
 
     Raises:
         EENotConfiguredError: no credentials, no project, or Earth Engine refuses them.
@@ -231,6 +236,11 @@ def initialize(
         if not isinstance(err, EarthEngineError):
             err = EarthEngineError(str(err))
         raise type(err)(f"Earth Engine initialisation failed for project {chosen}: {err}") from None
+    if set_client_retries is None:
+        import ee
+
+        set_client_retries = ee.data.setMaxRetries
+    set_client_retries(0)
     log.info("Earth Engine initialised (project %s, %s)", chosen, found.method)
     st = EEStatus(True, chosen, found.method, f"Earth Engine ready: project {chosen} ({found.who})")
     _last_ok = (key, st)

@@ -59,6 +59,11 @@ class EERequestTooLargeError(EarthEngineError):
     """Too many pixels, or the request/response payload is over Earth Engine's size limit."""
 
 
+class EEPayloadTooLargeError(EarthEngineError):
+    """The request itself (the expression: a region polygon with very many vertices, a long list) is
+    over Earth Engine's request payload limit. Smaller tiles do not help; a simpler region does."""
+
+
 class EETaskFailedError(EarthEngineError):
     """A batch task (export or ingestion) ended in state FAILED."""
 
@@ -96,7 +101,13 @@ _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
         "it as a batch export, which has no interactive time limit",
     ),
     (
-        r"total request size|request payload size exceeds|too many pixels|response size exceeds|"
+        r"request payload size exceeds|payload size exceeds the limit",
+        EEPayloadTooLargeError,
+        "the request sent to Earth Engine is too large, usually because the region has very many "
+        "vertices; simplify the region (fewer points), draw it again, or upload it as a table asset",
+    ),
+    (
+        r"total request size|too many pixels|response size exceeds|"
         r"must be less than or equal to \d+ bytes|grid dimensions .* must be less than",
         EERequestTooLargeError,
         "the request is larger than Earth Engine allows (48 MB / 32768 px a side per request); "
@@ -279,8 +290,11 @@ def call_with_retries(
     sleep: Callable[[float], None] = time.sleep,
     rng: Callable[[], float] = random.random,
     on_retry: Callable[[int, EarthEngineError, float], None] | None = None,
+    retry_if: Callable[[EarthEngineError], bool] | None = None,
 ) -> T:
     """Call ``fn()``, retrying retryable Earth Engine failures with backoff.
+
+    ``retry_if`` narrows which retryable failures are retried (for a call that is not idempotent).
 
     Raises:
         EarthEngineError (a subclass from :func:`map_ee_error`) or NoDataError: when ``fn`` fails
@@ -296,7 +310,7 @@ def call_with_retries(
                 raise
             err = map_ee_error(exc)
             attempt += 1
-            if not getattr(err, "retryable", False):
+            if not getattr(err, "retryable", False) or (retry_if is not None and not retry_if(err)):
                 if err is exc:
                     raise
                 raise err from exc

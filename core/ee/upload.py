@@ -184,8 +184,13 @@ def start_ingestion(
 ) -> str:
     """Start an image ingestion; returns the task id (poll it with core.ee.tasks).
 
+    Only refusals (quota, HTTP 429) are retried: the ingestion request carries no id that would make
+    a repeat harmless, so after a server or network failure the ingestion may already be running,
+    and starting it again would ingest twice.
+
     Raises:
-        EarthEngineError subclasses: when Earth Engine refuses or fails (after retries).
+        EarthEngineError subclasses: when Earth Engine refuses or fails; a server or network failure
+        says to check the task list before starting again.
     """
     import time
 
@@ -193,8 +198,19 @@ def start_ingestion(
         import ee
 
         ingest = ee.data.startIngestion
-    rid = request_id or str(uuid.uuid4())  # same id on every retry: the request is idempotent
-    result = call_with_retries(lambda: ingest(rid, dict(manifest), allow_overwrite), retry, sleep=sleep or time.sleep)
+    rid = request_id or str(uuid.uuid4())
+    try:
+        result = call_with_retries(
+            lambda: ingest(rid, dict(manifest), allow_overwrite),
+            retry,
+            sleep=sleep or time.sleep,
+            retry_if=lambda err: isinstance(err, EEQuotaError),
+        )
+    except EEServerError as err:  # network failures included (EENetworkError is a subclass)
+        raise type(err)(
+            f"{err}; the ingestion of {manifest.get('name', 'the asset')} may have started anyway: check "
+            "the task list (Earth Engine page, or python -m core ee-tasks) before starting it again"
+        ) from err
     return str(result.get("id") or result.get("name", rid))
 
 

@@ -57,6 +57,7 @@ def init_calls(monkeypatch):
 
     calls = []
     monkeypatch.setattr(ee, "Initialize", lambda credentials=None, **kw: calls.append((credentials, kw)))
+    monkeypatch.setattr(ee.data, "setMaxRetries", lambda n: calls.append(("setMaxRetries", n)))
     return calls
 
 
@@ -69,6 +70,8 @@ def test_key_file_first(tmp_path, key_info, init_calls):
     creds, kw = init_calls[0]
     assert creds.service_account_email == key_info["client_email"]
     assert kw == {"project": "key-project"}
+    # then the ee client's own retries are off: core retries every request once, not 5 x 5 times
+    assert init_calls[1:] == [("setMaxRetries", 0)]
 
 
 def test_second_call_reuses_initialisation(tmp_path, key_info, init_calls, monkeypatch):
@@ -78,10 +81,10 @@ def test_second_call_reuses_initialisation(tmp_path, key_info, init_calls, monke
     env = {"GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "key.json")}
     (tmp_path / "key.json").write_text(json.dumps(key_info))
     first = auth.initialize(env=env)
-    assert auth.initialize(env=env) == first and len(init_calls) == 1
+    assert auth.initialize(env=env) == first and len(init_calls) == 2  # Initialize + setMaxRetries
     auth.initialize(env=dict(env, EE_PROJECT="other"))  # another project: initialise again
     auth.initialize(env=env, reuse=False)
-    assert len(init_calls) == 3
+    assert len(init_calls) == 6
 
 
 def test_project_precedence(tmp_path, key_info, init_calls):
@@ -98,7 +101,7 @@ def test_secrets_json_text_and_table(key_info, init_calls):
     assert st.ok and st.method == "service_account_secrets"
     st = auth.initialize(env={}, secrets={"gcp_service_account": dict(key_info), "ee_project": "p2"})
     assert st.project == "p2"
-    assert init_calls[-1][0].service_account_email == key_info["client_email"]
+    assert init_calls[-2][0].service_account_email == key_info["client_email"]
 
 
 def test_user_credentials(no_user_store, init_calls):

@@ -191,6 +191,24 @@ def test_download_splits_tiles_the_server_cannot_compute(tmp_path):
         P.download("I", small, tmp_path / "t.tif", compute=FakeServer(small, too_large_over=10))
 
 
+def test_download_does_not_split_when_the_request_itself_is_too_large(tmp_path):
+    import ee
+
+    from core.ee.errors import EEPayloadTooLargeError
+
+    plan = P.plan_requests((0, 0, 30 * 300, 30 * 300), 30, ("R",), "float32", "EPSG:32618")
+    calls = []
+
+    def compute(req):
+        calls.append(req)
+        raise ee.EEException("Request payload size exceeds the limit: 10485760 bytes.")
+
+    with pytest.raises(EEPayloadTooLargeError, match="simplify the region"):
+        P.download("I", plan, tmp_path / "p.tif", compute=compute, sleep=lambda s: None)
+    assert len(calls) == plan.requests == 1  # neither retried nor split into smaller tiles
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_download_never_overwrites_unless_asked(tmp_path):
     plan = P.plan_requests((0, 0, 300, 300), 30, ("R",), "float32", "EPSG:32618")
     target = tmp_path / "a.tif"

@@ -170,6 +170,40 @@ def test_upload_cog_and_ingest(tmp_path):
     assert overwrite is False
 
 
+def test_ingestion_retries_refusals_but_never_repeats_after_a_server_failure():
+    import ee
+
+    from core.ee.errors import EEQuotaError, EEServerError, RetryPolicy
+
+    manifest = U.image_manifest("projects/p/assets/x", ["gs://bkt/a.tif"])
+    calls = []
+
+    def refused_once(rid, m, o):
+        calls.append(rid)
+        if len(calls) == 1:
+            raise ee.EEException("Too many requests: quota exceeded")
+        return {"id": "T9"}
+
+    assert U.start_ingestion(manifest, ingest=refused_once, sleep=lambda s: None) == "T9"
+    assert len(calls) == 2 and calls[0] == calls[1]  # a refused request started nothing: retried
+
+    calls.clear()
+
+    def server_error(rid, m, o):
+        calls.append(rid)
+        raise ee.EEException("An internal error has occurred (request: 1234).")
+
+    with pytest.raises(EEServerError, match="may have started anyway: check the task list") as info:
+        U.start_ingestion(manifest, ingest=server_error, sleep=lambda s: None)
+    assert len(calls) == 1 and "projects/p/assets/x" in str(info.value)
+    assert not isinstance(info.value, EEQuotaError)
+    calls.clear()
+    with pytest.raises(EEQuotaError, match="failed 2 times"):
+        U.start_ingestion(manifest, ingest=lambda *a: calls.append(a) or (_ for _ in ()).throw(ee.EEException("quota exceeded")),
+                          retry=RetryPolicy(attempts=2), sleep=lambda s: None)
+    assert len(calls) == 2
+
+
 def test_ingest_manifest_is_accepted_by_ee_converter():
     from ee import _cloud_api_utils
 
