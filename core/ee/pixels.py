@@ -128,6 +128,18 @@ def _parallel_grid(height: int, width: int, min_rows: int, min_cols: int, worker
     return _cut_into(height, nr), _cut_into(width, nc)
 
 
+def snap_grid(bounds: Sequence[float], scale: float) -> tuple[Transform, int, int]:
+    """(transform, width, height) of the north-up grid of ``scale`` covering ``bounds`` =
+    (xmin, ymin, xmax, ymax), its origin snapped to multiples of ``scale``. Cheap: no tiles are
+    planned, so a region's size can be checked before planning it."""
+    xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    x0 = math.floor(round(xmin / scale, 9)) * scale
+    y0 = math.ceil(round(ymax / scale, 9)) * scale
+    width = max(1, math.ceil(round((xmax - x0) / scale, 9)))
+    height = max(1, math.ceil(round((y0 - ymin) / scale, 9)))
+    return (float(scale), 0.0, float(x0), 0.0, -float(scale), float(y0)), width, height
+
+
 def plan_requests(
     bounds: Sequence[float],
     scale: float,
@@ -164,11 +176,7 @@ def plan_requests(
     max_px = max_bytes // bpp
     if max_px < 1:
         raise ConfigError(f"max_bytes={max_bytes} is smaller than one pixel ({bpp} bytes)")
-    x0 = math.floor(round(xmin / scale, 9)) * scale
-    y0 = math.ceil(round(ymax / scale, 9)) * scale
-    width = max(1, math.ceil(round((xmax - x0) / scale, 9)))
-    height = max(1, math.ceil(round((y0 - ymin) / scale, 9)))
-    transform: Transform = (float(scale), 0.0, float(x0), 0.0, -float(scale), float(y0))
+    transform, width, height = snap_grid(bounds, scale)
 
     cap = min(max_side, tile_side or max_side)
     side = max(1, min(cap, math.isqrt(max_px)))
@@ -185,14 +193,12 @@ def plan_requests(
     return PixelPlan(str(crs), transform, width, height, tuple(bands), dt.name, tuple(tiles), int(max_bytes))
 
 
-def plan_for_geometry(
-    geometry: Mapping[str, Any], scale: float, bands: Sequence[str], dtype: str | np.dtype, crs: str, **kw: Any
-) -> PixelPlan:
-    """:func:`plan_requests` for a lon/lat GeoJSON geometry, its bounds reprojected to ``crs``.
+def geometry_bounds(geometry: Mapping[str, Any], scale: float, crs: str) -> tuple[float, float, float, float]:
+    """Bounds of a lon/lat GeoJSON geometry reprojected to ``crs``.
 
     Raises:
         ConfigError: ``crs`` is geographic (``scale`` is metres; in degrees the plan would be a few
-        pixels wide), or see :func:`plan_requests`.
+        pixels wide).
     """
     from rasterio.crs import CRS
     from rasterio.warp import transform_bounds
@@ -202,8 +208,18 @@ def plan_for_geometry(
     if CRS.from_user_input(crs).is_geographic:
         raise ConfigError(f"crs {crs} is geographic (degrees) but the scale {scale:g} is in metres; use a projected "
                           "CRS such as the region's UTM zone (e.g. EPSG:32718), or leave crs empty for the UTM zone")
-    bounds = transform_bounds("EPSG:4326", crs, *geojson_bounds(geometry), densify_pts=21)
-    return plan_requests(bounds, scale, bands, dtype, crs, **kw)
+    return transform_bounds("EPSG:4326", crs, *geojson_bounds(geometry), densify_pts=21)
+
+
+def plan_for_geometry(
+    geometry: Mapping[str, Any], scale: float, bands: Sequence[str], dtype: str | np.dtype, crs: str, **kw: Any
+) -> PixelPlan:
+    """:func:`plan_requests` for a lon/lat GeoJSON geometry, its bounds reprojected to ``crs``.
+
+    Raises:
+        ConfigError: see :func:`geometry_bounds` and :func:`plan_requests`.
+    """
+    return plan_requests(geometry_bounds(geometry, scale, crs), scale, bands, dtype, crs, **kw)
 
 
 def split_tile(tile: PixelTile, bytes_per_pixel: int) -> list[PixelTile]:

@@ -213,20 +213,25 @@ class EarthEngineSource:
         return geometry, image_plan, label_plan
 
     def check_region(self, region) -> RegionCheck:
-        """Size checks done locally (no Earth Engine request): area, pixels, limits."""
+        """Size checks done locally (no Earth Engine request): area, pixels, limits. The size comes
+        from the region's bounds, so a continent is refused at once, before any tile is planned."""
+        from core.ee.composites import region_geometry
+        from core.ee.pixels import geometry_bounds, snap_grid
         from core.errors import CropMapError
 
+        scale = self.composite.resolution
         try:
-            geometry, plan, _ = self.plans(region)
+            geometry = region_geometry(region)
+            crs = self.composite.crs_for(geometry)
+            _, width, height = snap_grid(geometry_bounds(geometry, scale, crs), scale)
         except CropMapError as err:
             return RegionCheck(False, str(err))
-        area_ha = _polygon_area_m2(geometry, plan.crs) / 1e4
-        pixels = plan.width * plan.height
-        scale = self.composite.resolution
-        if min(plan.width, plan.height) < MIN_SIDE:
+        area_ha = _polygon_area_m2(geometry, crs) / 1e4
+        pixels = width * height
+        if min(width, height) < MIN_SIDE:
             return RegionCheck(
                 False,
-                f"region is {plan.width}x{plan.height} px at {scale:g} m; it must be at least {MIN_SIDE} px a side "
+                f"region is {width}x{height} px at {scale:g} m; it must be at least {MIN_SIDE} px a side "
                 f"({MIN_SIDE * scale / 1000:.1f} km): draw a larger region or use a finer scale",
                 area_ha,
                 pixels,
@@ -235,15 +240,19 @@ class EarthEngineSource:
             side = math.sqrt(self.max_pixels) * scale / 1000
             return RegionCheck(
                 False,
-                f"region is {plan.width}x{plan.height} px ({pixels / 1e6:.0f} Mpx) at {scale:g} m, over the "
+                f"region is {width}x{height} px ({pixels / 1e6:.0f} Mpx) at {scale:g} m, over the "
                 f"{self.max_pixels / 1e6:.0f} Mpx direct-download limit (~{side:.0f} km a side): draw a smaller "
                 "region, use a coarser scale, or run it as a batch export",
                 area_ha,
                 pixels,
             )
+        try:
+            _, plan, _ = self.plans(region)
+        except CropMapError as err:
+            return RegionCheck(False, str(err), area_ha, pixels)
         return RegionCheck(
             True,
-            f"{area_ha:,.0f} ha, {plan.width}x{plan.height} px at {scale:g} m in {plan.crs}; {plan.describe()}",
+            f"{area_ha:,.0f} ha, {width}x{height} px at {scale:g} m in {crs}; {plan.describe()}",
             area_ha,
             pixels,
         )

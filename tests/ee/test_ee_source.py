@@ -69,6 +69,23 @@ def test_check_region_local():
     assert not bad.ok and "longitude/latitude" in bad.message
 
 
+def test_check_region_refuses_a_continent_before_planning_tiles(monkeypatch):
+    from core.ee import pixels
+
+    src = EarthEngineSource(initialize=ready)
+    planned = []
+    real = pixels.plan_requests
+    monkeypatch.setattr(pixels, "plan_requests", lambda *a, **k: planned.append(a) or real(*a, **k))
+    continent = {"type": "Polygon", "coordinates": [[[-120, -50], [20, -50], [20, 60], [-120, 60], [-120, -50]]]}
+    check = src.check_region(continent)
+    assert not check.ok and "direct-download limit" in check.message and check.pixels > 1e11
+    assert planned == []  # sized from its bounds: thousands of tiles are never planned
+    ok = src.check_region(CAMANA)
+    assert ok.ok and len(planned) == 2  # a usable region is planned (image and labels) for its message
+    _, plan, _ = src.plans(CAMANA)  # the size from the bounds is the planned grid's
+    assert ok.pixels == plan.width * plan.height and f"{plan.width}x{plan.height} px" in ok.message
+
+
 def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
     from core.labels import CLASS_MAPS
     from core.raster import ImageReader, read_labels
