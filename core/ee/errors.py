@@ -114,9 +114,11 @@ _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
         "split it into smaller tiles (core.ee.pixels plans this) or use a batch export",
     ),
     (
-        r"did not match any bands|image\.select: .*no band|collection is empty|empty collection",
+        r"did not match any bands|image\.select: .*no band|collection is empty|empty collection|"
+        r"parameter 'input' is required",
         EarthEngineError,  # replaced by NoDataError below
-        "no images matched the dates, region and cloud filter; widen the date range or raise max_cloud",
+        "no images matched the dates, region and cloud filter; widen the date range or raise max_cloud "
+        "(an annual label map such as CDL may not be published yet for the chosen year: pick an earlier one)",
     ),
     (
         r"please authorize access|earthengine authenticate|no project found|not signed up|"

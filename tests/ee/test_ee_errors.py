@@ -42,6 +42,8 @@ def ee_exc(message: str):
         (lambda: http_error(500, "User memory limit exceeded."), E.EEMemoryError, "coarser scale"),
         (lambda: ee_exc("Please authorize access to your Earth Engine account by running\n\nearthengine authenticate"), E.EENotConfiguredError, "EE_PROJECT"),
         (lambda: ee_exc("Image.select: Pattern 'R' did not match any bands."), NoDataError, "widen the date range"),
+        # a year an annual product does not have yet: ImageCollection.first() is null
+        (lambda: ee_exc("Image.select: Parameter 'input' is required."), NoDataError, "not be published yet"),
         (lambda: http_error(403, "Permission denied on asset"), E.EEPermissionError, "shared"),
         (lambda: ee_exc("Something odd"), EarthEngineError, "Something odd"),
         # the ee client raises HTTP failures as EEException(message), without the status code
