@@ -346,17 +346,30 @@ def write_image_export(
             feats, _ = reader.read(win)
             yield {b: feats[..., k] for k, b in enumerate(FEATURE_BANDS)}
 
-    written = set()
-    for n, start in enumerate(range(0, total, records_per_file)):
-        path = Path(f"{prefix}-{n:05d}{RECORD_SUFFIX}")
-        write_records(path, patches(start, min(start + records_per_file, total)), overwrite=overwrite)
-        written.add(str(path))
-    for stale in set(export_files(mixer_path)) - written:  # files of a larger export written here before
-        os.remove(stale)
+    from core.files import staging_dir
+
     mixer = Mixer(g.crs, g.transform, (pw, ph), per_row, total)
-    tmp = mixer_path.with_name(f".{mixer_path.name}.tmp")
-    tmp.write_text(json.dumps(mixer.to_json(), indent=2))
-    os.replace(tmp, mixer_path)
+    # Everything is written in a staging folder first and moved into place only when complete, so a
+    # failure (a bad read, a full disk) leaves any earlier export as it was, never a mix of the two.
+    starts = range(0, total, records_per_file)
+    names = [f"{prefix.name}-{n:05d}{RECORD_SUFFIX}" for n in range(len(starts))]
+    if not overwrite:
+        for name in names:
+            if (prefix.parent / name).exists():
+                raise OutputExistsError(f"{prefix.parent / name} already exists; pass --overwrite to replace it")
+    with staging_dir(prefix.parent, prefix=".export-") as tmp:
+        for name, start in zip(names, starts):
+            write_records(tmp / name, patches(start, min(start + records_per_file, total)))
+        (tmp / mixer_path.name).write_text(json.dumps(mixer.to_json(), indent=2))
+        try:
+            earlier = set(export_files(mixer_path))
+        except InputNotFoundError:
+            earlier = set()
+        for stale in earlier - {str(prefix.parent / n) for n in names}:  # files of a larger export written here before
+            os.remove(stale)
+        for name in names:
+            os.replace(tmp / name, prefix.parent / name)
+        os.replace(tmp / mixer_path.name, mixer_path)  # last: the mixer marks the export as complete
     return mixer_path
 
 

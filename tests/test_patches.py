@@ -130,6 +130,35 @@ def test_image_export_roundtrip(small_scene, tmp_path):
     assert sum(len(b) for _, b in iter_export_patches(mixer_path, FEATURE_BANDS)) == 9
 
 
+def test_image_export_that_fails_leaves_the_earlier_export_whole(small_scene, tmp_path, monkeypatch):
+    img, _ = small_scene
+    prefix = tmp_path / "exp" / "scene"
+    with ImageReader(img) as r:
+        mixer_path = write_image_export(prefix, r, patch=128, kernel=32, records_per_file=4)
+    before = {p.name: p.read_bytes() for p in prefix.parent.iterdir()}
+    with ImageReader(img) as r:
+        real, calls = r.read, []
+
+        def failing(*a, **k):  # the 6th patch cannot be read (a damaged block, a full disk ...)
+            calls.append(1)
+            if len(calls) == 6:
+                raise CorruptFileError("block unreadable")
+            return real(*a, **k)
+
+        monkeypatch.setattr(r, "read", failing)
+        with pytest.raises(CorruptFileError):
+            write_image_export(prefix, r, patch=64, kernel=16, records_per_file=2, overwrite=True)
+    # neither new record files beside the old mixer nor a staging folder: the earlier export as it was
+    assert {p.name: p.read_bytes() for p in prefix.parent.iterdir()} == before
+    assert sum(len(b) for _, b in iter_export_patches(mixer_path, FEATURE_BANDS)) == 9
+    # a first export that fails leaves no folder it made
+    with ImageReader(img) as r:
+        monkeypatch.setattr(r, "read", lambda *a, **k: (_ for _ in ()).throw(CorruptFileError("unreadable")))
+        with pytest.raises(CorruptFileError):
+            write_image_export(tmp_path / "new" / "scene", r, patch=128, kernel=32)
+    assert not (tmp_path / "new").exists()
+
+
 def test_image_export_to_geotiff_is_placed_by_the_mixer(tmp_path):
     """A georeferenced image -> image export (patches with a kernel buffer + mixer) -> one GeoTIFF:
     same CRS and transform, same reflectances, no data beyond the image; nothing left on failure."""
