@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from core.errors import CropMapError  # noqa: E402
+from core.errors import environment_error as _environment_error  # noqa: E402
 from core.labels import CLASS_MAPS  # noqa: E402
 from core.progress import TqdmProgress  # noqa: E402
 
@@ -353,20 +354,8 @@ def _interrupt(signum, _frame) -> None:
 
 
 def environment_error(err: BaseException) -> str | None:
-    """One line for a failure of the machine rather than of the command's inputs (a folder that
-    cannot be written, a full disk, no memory, Cloud Storage out of reach); None for anything else."""
-    if isinstance(err, MemoryError):
-        return "out of memory; use a smaller region (--window), a smaller --tile or --batch-size"
-    if isinstance(err, OSError):
-        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
-        return (f"{err.strerror or err}{where}; check that the folder exists and can be written, and that the "
-                "disk has space")
-    module = type(err).__module__ or ""
-    if module.startswith(("tensorflow", "rasterio")):  # TensorFlow's OpError, GDAL's CPLE_* errors
-        text = str(getattr(err, "message", "") or err).strip().splitlines()
-        return (text[0] if text else type(err).__name__) + ("; check the path, the network and your credentials"
-                                                            if "://" in str(err) else "")
-    return None
+    """:func:`core.errors.environment_error` with the CLI's advice for running out of memory."""
+    return _environment_error(err, "use a smaller region (--window), a smaller --tile or --batch-size")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,3 +58,21 @@ class EarthEngineError(CropMapError):
 
 class JobError(CropMapError):
     """A background job could not be started, was cancelled or failed."""
+
+
+def environment_error(err: BaseException, memory_advice: str = "use a smaller region") -> str | None:
+    """One line for a failure of the machine rather than of the user's inputs (a folder that cannot
+    be written, a full disk, no memory, Cloud Storage out of reach); None for anything else (a bug,
+    which keeps its traceback)."""
+    if isinstance(err, MemoryError):
+        return f"out of memory; {memory_advice}"
+    if isinstance(err, OSError):
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        return (f"{err.strerror or err}{where}; check that the folder exists and can be written, and that the "
+                "disk has space")
+    module = type(err).__module__ or ""
+    if module.startswith(("tensorflow", "rasterio")):  # TensorFlow's OpError, GDAL's CPLE_* errors
+        text = str(getattr(err, "message", "") or err).strip().splitlines()
+        return (text[0] if text else type(err).__name__) + ("; check the path, the network and your credentials"
+                                                            if "://" in str(err) else "")
+    return None

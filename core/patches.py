@@ -78,14 +78,15 @@ def list_records(source: str | os.PathLike | Sequence[str]) -> list[str]:
     """TFRecord files of a file, a folder, a glob or a ``gs://`` path (sorted, as Earth Engine numbers them).
 
     Raises:
-        InputNotFoundError: if nothing matches.
+        InputNotFoundError: if nothing matches (or a remote path cannot be reached).
     """
     if isinstance(source, (list, tuple)):
         return [f for s in source for f in list_records(s)]
     s = str(source)
     if "://" in s:  # Cloud Storage and other remote file systems, through TensorFlow's
-        gfile = _tf().io.gfile
-        exists, isdir, glob = gfile.exists, gfile.isdir, gfile.glob
+        from core import remotefs
+
+        exists, isdir, glob = remotefs.exists, remotefs.isdir, remotefs.glob
     else:
         exists, isdir, glob = os.path.exists, os.path.isdir, _glob.glob
     if exists(s) and isdir(s):
@@ -273,15 +274,15 @@ def read_mixer(path: str | os.PathLike) -> Mixer:
     """
     s = str(path)
     if "://" in s:
-        gfile = _tf().io.gfile
-        exists, opener = gfile.exists, gfile.GFile
+        from core import remotefs
+
+        exists, read = remotefs.exists, remotefs.read_bytes
     else:  # no TensorFlow import (seconds) just to read a local JSON file
-        exists, opener = os.path.isfile, open
+        exists, read = os.path.isfile, (lambda p: Path(p).read_bytes())
     if not exists(s):
         raise InputNotFoundError(f"mixer file not found: {s}")
     try:
-        with opener(s, "rb") as f:
-            d = json.loads(f.read())
+        d = json.loads(read(s))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CorruptFileError(f"mixer {s} is not valid JSON ({err})") from None
     except OSError as err:

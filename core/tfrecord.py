@@ -48,17 +48,16 @@ def open_records(path: str | os.PathLike) -> Iterator[BinaryIO]:
     Local paths are opened directly; ``gs://`` and other URLs through ``tf.io.gfile``.
 
     Raises:
-        InputNotFoundError: the file does not exist.
+        InputNotFoundError: the file does not exist (or, remote, cannot be reached).
+        CorruptFileError: a local file that cannot be opened.
     """
     path = str(path)
     with ExitStack() as stack:
         try:
             if "://" in path:
-                import tensorflow as tf
+                from core import remotefs
 
-                if not tf.io.gfile.exists(path):
-                    raise FileNotFoundError(path)
-                raw = stack.enter_context(tf.io.gfile.GFile(path, "rb"))
+                raw = stack.enter_context(remotefs.open_binary(path))
             else:
                 raw = stack.enter_context(open(path, "rb"))
         except FileNotFoundError:

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import streamlit as st
 
-from core.errors import CropMapError
+from core.errors import CropMapError, environment_error
 
 #: training patch sides the pages offer (the Data page cuts them, the Model page trains on them)
 PATCH_SIZES = [64, 128, 256]
@@ -15,11 +15,18 @@ PATCH_SIZES = [64, 128, 256]
 
 @contextmanager
 def errors_shown() -> Iterator[None]:
-    """Show a :class:`CropMapError` raised inside the block as ``st.error`` (its message only)."""
+    """Show a :class:`CropMapError` raised inside the block as ``st.error`` (its message only), and
+    so a failure of the machine (no memory, a disk that cannot be written, Cloud Storage out of
+    reach: :func:`core.errors.environment_error`). Anything else is a bug and is raised."""
     try:
         yield
     except CropMapError as err:
         st.error(str(err), icon=":material/error:")
+    except Exception as err:  # noqa: BLE001 - only the machine's failures are shown; bugs re-raised
+        text = environment_error(err, "use a smaller region")
+        if text is None:
+            raise
+        st.error(text, icon=":material/error:")
 
 
 class PageStopped(Exception):
@@ -47,6 +54,17 @@ def stop_on_error(err: CropMapError) -> None:
     """Show the error's message, then end the page."""
     st.error(str(err), icon=":material/error:")
     stop()
+
+
+@contextmanager
+def progress_bar(text: str) -> Iterator[object]:
+    """An ``st.progress`` bar for the block, removed when the block ends, also by an error (no bar
+    left standing above the error message)."""
+    bar = st.progress(0.0, text=text)
+    try:
+        yield bar
+    finally:
+        bar.empty()
 
 
 def progress_callback(bar) -> "callable":

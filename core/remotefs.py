@@ -1,0 +1,93 @@
+"""``gs://`` (and other remote) paths through TensorFlow's file system, its failures as project errors.
+
+``tf.io.gfile`` raises ``tf.errors.OpError`` subclasses when Cloud Storage cannot be reached (no
+network, no credentials TensorFlow can use, no access to the bucket). Every remote call in ``core``
+goes through here, so a user sees one clear line instead of a TensorFlow traceback.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from core.errors import InputNotFoundError
+
+
+def is_remote(path: Any) -> bool:
+    """Whether ``path`` is a URL (``gs://...``) rather than a local path."""
+    return "://" in str(path)
+
+
+def _gfile():
+    from core.tfimport import import_tensorflow
+
+    import_tensorflow()
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+@contextmanager
+def storage_errors(path: str) -> Iterator[None]:
+    """Turn a TensorFlow file-system failure on ``path`` into :class:`InputNotFoundError`.
+
+    Raises:
+        InputNotFoundError: the path does not exist or cannot be reached, with what to check.
+    """
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.NotFoundError:
+        raise InputNotFoundError(f"{path} not found; check the bucket and the path") from None
+    except tf.errors.OpError as err:
+        lines = str(getattr(err, "message", "") or err).strip().splitlines()
+        reason = lines[0] if lines else type(err).__name__
+        raise InputNotFoundError(
+            f"cannot read {path} ({reason}); check the network, that the path is right, and that this machine "
+            "has Cloud Storage credentials with access to the bucket (gcloud auth application-default login, "
+            "or GOOGLE_APPLICATION_CREDENTIALS)"
+        ) from None
+
+
+def exists(path: str) -> bool:
+    """``tf.io.gfile.exists``. Raises: InputNotFoundError (see :func:`storage_errors`)."""
+    gfile = _gfile()
+    with storage_errors(path):
+        return bool(gfile.exists(path))
+
+
+def isdir(path: str) -> bool:
+    """``tf.io.gfile.isdir``. Raises: InputNotFoundError (see :func:`storage_errors`)."""
+    gfile = _gfile()
+    with storage_errors(path):
+        return bool(gfile.isdir(path))
+
+
+def glob(pattern: str) -> list[str]:
+    """``tf.io.gfile.glob``. Raises: InputNotFoundError (see :func:`storage_errors`)."""
+    gfile = _gfile()
+    with storage_errors(pattern):
+        return list(gfile.glob(pattern))
+
+
+def read_bytes(path: str) -> bytes:
+    """The whole file. Raises: InputNotFoundError (see :func:`storage_errors`)."""
+    gfile = _gfile()
+    with storage_errors(path), gfile.GFile(path, "rb") as f:
+        return f.read()
+
+
+def open_binary(path: str):
+    """A binary read stream (``tf.io.gfile.GFile``); a missing file raises at once.
+
+    Raises:
+        InputNotFoundError (see :func:`storage_errors`).
+    """
+    if not exists(path):
+        raise InputNotFoundError(f"{path} not found; check the bucket and the path")
+    gfile = _gfile()
+    with storage_errors(path):
+        stream = gfile.GFile(path, "rb")
+        stream.read(0)  # GFile opens lazily: make an unreadable file fail here
+        return stream

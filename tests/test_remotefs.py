@@ -1,0 +1,54 @@
+"""gs:// paths through TensorFlow's file system: its failures become one clear project error."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import remotefs
+from core.errors import InputNotFoundError
+
+
+@pytest.fixture
+def unreachable(monkeypatch):
+    """Cloud Storage out of reach, as tf.io.gfile reports it offline (no network, no credentials)."""
+    import tensorflow as tf
+
+    def fail(path, *a, **k):
+        raise tf.errors.FailedPreconditionError(
+            None, None, f"Error executing an HTTP request: libcurl code 6 meaning 'Could not resolve hostname'\n\t when reading {path}")
+
+    for name in ("exists", "glob", "isdir"):
+        monkeypatch.setattr(tf.io.gfile, name, fail)
+
+
+def test_unreachable_storage_is_one_clear_input_error(unreachable):
+    from core.patches import list_records, read_mixer
+    from core.tfrecord import open_records
+
+    for call in (lambda: list_records("gs://b/exports/train_*.tfrecord.gz"),
+                 lambda: read_mixer("gs://b/exports/img-mixer.json"),
+                 lambda: open_records("gs://b/exports/img-00000.tfrecord.gz").__enter__(),
+                 lambda: remotefs.exists("gs://b/x")):
+        with pytest.raises(InputNotFoundError) as info:
+            call()
+        text = str(info.value)
+        assert "gs://b/" in text and "Could not resolve hostname" in text and "credentials" in text
+        assert "\n" not in text  # one line
+
+
+def test_a_missing_remote_file_is_not_found(monkeypatch):
+    import tensorflow as tf
+
+    def missing(path, *a, **k):
+        raise tf.errors.NotFoundError(None, None, f"{path} does not exist")
+
+    monkeypatch.setattr(tf.io.gfile, "exists", missing)
+    with pytest.raises(InputNotFoundError, match="gs://b/x.json not found; check the bucket"):
+        remotefs.exists("gs://b/x.json")
+    monkeypatch.setattr(tf.io.gfile, "exists", lambda p: False)
+    with pytest.raises(InputNotFoundError, match="not found"):
+        remotefs.open_binary("gs://b/y.tfrecord.gz")
+
+
+def test_is_remote():
+    assert remotefs.is_remote("gs://b/x") and not remotefs.is_remote("/data/x.tif")
