@@ -87,6 +87,10 @@ with tasks_tab:
     active_only = c1.toggle("Only waiting and running tasks", key="ee_tasks_active")
     if c2.button("Refresh", key="ee_tasks_refresh", use_container_width=True):
         cached.ee_tasks.clear()
+    notice = state.get(state.EE_TASK_NOTICE)
+    if notice:  # a cancel just done: said once, above the list that already shows it
+        st.success(notice, icon=":material/check_circle:")
+        state.put(state.EE_TASK_NOTICE, None)
     rows: list[dict] = []
     with ui.errors_shown():
         rows = cached.ee_tasks(active_only)
@@ -109,7 +113,8 @@ with tasks_tab:
             with ui.errors_shown():
                 info = cancel_task(tid)
                 cached.ee_tasks.clear()
-                st.success(f"{info.description or info.id}: {info.state}")
+                state.put(state.EE_TASK_NOTICE, f"{info.description or info.id}: {info.state}")
+                st.rerun()  # the list above was drawn before the cancel: draw it again
 
 # ------------------------------------------------------------------ exports
 with export_tab:
@@ -150,7 +155,9 @@ with upload_tab:
                 folder = state.workdir() / "ee_upload" / hashlib.sha1(json.dumps(list(key)).encode()).hexdigest()[:16]
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / "probability.tif").write_bytes(cached.probability_tif(key))
-                (folder / "summary.json").write_text(json.dumps({"threshold": threshold}))
+                stats = cached.crop_stats(key, threshold)  # the asset's properties, as the CLI's upload sets them
+                (folder / "summary.json").write_text(json.dumps({"threshold": threshold,
+                                                                 "crop_fraction": stats["crop_fraction"]}))
                 project = ee_state.get("project")
                 task_id, asset_id = upload_prediction(folder, cfg, default_storage_client(project, secrets=cached.secrets()), project=project)
                 state.set_widget(state.EE_ASSET, asset_id)  # the box below (made later in this run) shows it

@@ -86,11 +86,10 @@ with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSO
                           placeholder="/data/exports/camana-mixer.json")
     if st.button("Use this export", disabled=not mixer.strip()):
         with ui.errors_shown():
-            bar = st.progress(0.0, text="Assembling the export...")
             folder = state.workdir() / "exports" / hashlib.sha1(mixer.strip().encode()).hexdigest()[:16]
-            grid = export_to_geotiff(mixer.strip(), folder / "image.tif", overwrite=True,
-                                     progress=ui.progress_callback(bar))
-            bar.empty()
+            with ui.progress_bar("Assembling the export...") as bar:
+                grid = export_to_geotiff(mixer.strip(), folder / "image.tif", overwrite=True,
+                                         progress=ui.progress_callback(bar))
             name = mixer.strip().rstrip("/").rsplit("/", 1)[-1]
             state.set_source({"kind": "local", "image": str(folder / "image.tif"), "labels": None, "label_map": None,
                               "title": f"{name} (Earth Engine image export)"})

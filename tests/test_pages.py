@@ -704,3 +704,62 @@ def test_earth_engine_image_export_as_the_source(fake_map, tmp_path):
     at.switch_page("pages/data.py").run()
     assert not at.exception and not at.error
     assert {m.label: m.value for m in at.metric}["Area"].endswith(" ha")
+
+
+def _cloud_storage_unreachable(monkeypatch):
+    """Cloud Storage out of reach (offline, no credentials for TensorFlow's GCS filesystem, no access):
+    tf.io.gfile raises tf.errors.* (not a CropMapError). This sandbox has no network and the real calls
+    fail exactly like this (FailedPreconditionError, 'Could not resolve host'); the patch only makes
+    the test independent of the network."""
+    import tensorflow as tf
+
+    def unreachable(path, *a, **k):
+        raise tf.errors.FailedPreconditionError(
+            None, None, "Error executing an HTTP request: libcurl code 6 meaning 'Could not resolve hostname'"
+                        f"\n\t when reading metadata of {path}")
+
+    monkeypatch.setattr(tf.io.gfile, "exists", unreachable)
+    monkeypatch.setattr(tf.io.gfile, "glob", unreachable)
+    monkeypatch.setattr(tf.io.gfile, "isdir", unreachable)
+
+
+def test_gs_mixer_out_of_reach_is_an_error_message_not_a_crash(fake_map, monkeypatch):
+    """Region page > 'Use an Earth Engine image export' with a gs:// mixer while Cloud Storage is out
+    of reach: one st.error naming the path and what to check (it was a raw TensorFlow exception)."""
+    _cloud_storage_unreachable(monkeypatch)
+    at = new_app()
+    at.run()
+    at.text_input(key="upload_mixer").set_value("gs://my-bucket/exports/camana-mixer.json")
+    by_label(at.button, "Use this export").click().run()
+    assert not at.exception, at.exception[0].stack_trace[-1] if at.exception[0].stack_trace else at.exception[0].value
+    assert any("gs://my-bucket" in e.value and "check the network" in e.value for e in at.error)
+    assert not at.get("progress")
+
+
+def test_gs_patches_out_of_reach_is_an_error_message_not_a_crash(fake_map, monkeypatch):
+    """Model page > Train > 'TFRecord patches' with gs:// paths (what the Earth Engine page's
+    'Train on the exported patches' fills in) while Cloud Storage is out of reach: an error message."""
+    from core import jobs
+
+    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: "job")
+    _cloud_storage_unreachable(monkeypatch)
+    at = new_app()
+    at.switch_page("pages/model.py").run()
+    by_label(at.radio, "Train on").set_value("patches")
+    at.run()
+    by_label(at.text_input, "Training patches").set_value("gs://my-bucket/crops/train_*.tfrecord.gz")
+    by_label(at.text_input, "Validation patches").set_value("gs://my-bucket/crops/test_*.tfrecord.gz")
+    by_label(at.button, "Start training").click().run()
+    assert not at.exception, at.exception[0].value
+    assert at.error
+
+
+def test_failed_export_leaves_no_progress_bar(fake_map, tmp_path):
+    """Region page > 'Use this export' with a mixer that is not there: the error, and no
+    'Assembling the export...' bar left above it as if the assembly were still going on."""
+    at = new_app()
+    at.run()
+    at.text_input(key="upload_mixer").set_value(str(tmp_path / "missing-mixer.json"))
+    by_label(at.button, "Use this export").click().run()
+    assert any("mixer file not found" in e.value for e in at.error)
+    assert not at.get("progress"), [p.proto.text for p in at.get("progress")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -212,9 +213,15 @@ def predict(key: tuple, progress: Callable[[int, int], None] | None = None) -> P
     feats, valid, _ = image_arrays(image_path, image_mtime)
     prob = predict_array(model(model_path, model_mtime), feats, valid, PredictConfig(views=views), progress=progress)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp.npy")
-    np.save(tmp, prob.astype(np.float32))
-    os.replace(tmp, out)
+    # a temporary name of its own: two sessions predicting the same key never share a half-written file
+    fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".tmp.npy", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, prob.astype(np.float32))
+        os.replace(name, out)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
     return out
 
 

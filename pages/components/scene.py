@@ -63,6 +63,19 @@ def is_local(spec: dict | None = None) -> bool:
     return (spec or state.get(state.SOURCE)).get("kind") in ("sample", "local")
 
 
+#: the region Earth Engine pages work on until one is drawn (the original notebook's valley)
+DEFAULT_EE_REGION_NAME = "Camana valley, Arequipa, Peru"
+
+
+def region_label() -> str:
+    """What the pages' region is called (the sidebar's line), without building the source:
+    the stored region's name, else the fallback of :func:`current_region`."""
+    geo = state.get(state.REGION)
+    if geo is not None:
+        return (geo.get("properties") or {}).get("name") or "drawn/uploaded"
+    return DEFAULT_EE_REGION_NAME if state.get(state.SOURCE).get("kind") == "earthengine" else "whole image"
+
+
 def current_region() -> Region:
     """The region in session state, or the whole image of a local source.
 
@@ -77,7 +90,7 @@ def current_region() -> Region:
         return source.full_region()
     spec = state.get(state.SOURCE)
     if spec.get("kind") == "earthengine":
-        return Region.from_bbox(*CAMANA_BBOX, name="Camana valley, Arequipa, Peru")
+        return Region.from_bbox(*CAMANA_BBOX, name=DEFAULT_EE_REGION_NAME)
     raise RegionError("no region yet: draw one on the Region page")
 
 

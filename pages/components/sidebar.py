@@ -29,9 +29,7 @@ def show() -> None:
         source = {"sample": "sample scene", "local": spec.get("title", "your image"),
                   "earthengine": "Earth Engine"}.get(spec.get("kind"), "?")
         st.caption(f"Source: {source}")
-        region = state.get(state.REGION)
-        name = ((region or {}).get("properties") or {}).get("name") or "drawn/uploaded"
-        st.caption("Region: " + (name if region else "whole image"))
+        st.caption("Region: " + scene.region_label())
         model = state.get(state.MODEL_PATH)
         st.caption("Model: " + (Path(model).name if model else "none loaded (Model page)"))
         job = state.job_dir()

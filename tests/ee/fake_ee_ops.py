@@ -73,4 +73,5 @@ class FakeOps:
     def cancel_operation(self, name):
         tid = name.rsplit("/", 1)[-1]
         self.cancelled.append(tid)
-        self.script[tid] = [op(tid, "CANCELLING")]
+        description = self.script[tid][0]["metadata"]["description"] if tid in self.script else "d"
+        self.script[tid] = [op(tid, "CANCELLING", description=description)]

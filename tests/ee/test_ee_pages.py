@@ -213,8 +213,12 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     # tasks: the table, the failed task's own message, cancelling the running one
     assert any("camana_test_000 failed: User memory limit exceeded." in e.value for e in at.error)
     assert at.selectbox(key="ee_cancel_id").value == "A"
+    assert "RUNNING" in list(at.dataframe[0].value["state"])
     at.button(key="ee_cancel").click().run()
     assert ops.cancelled == ["A"]
+    # the list is drawn again after the cancel: no longer RUNNING; the outcome is said once
+    assert not at.exception and "RUNNING" not in list(at.dataframe[0].value["state"])
+    assert any("camana_train_000: CANCEL" in s.value for s in at.success), [s.value for s in at.success]
     # exports: a bad destination is explained, a good one starts the tasks
     at.text_input(key="ee_exp_dest").set_value("s3://nope")
     at.number_input(key="ee_exp_train").set_value(3)
@@ -250,6 +254,9 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert not at.exception and other_errors(at) == []
     assert list(uploaded) == ["gs://crop-bucket/pred/camana.tif"] and uploaded["gs://crop-bucket/pred/camana.tif"][:2] == b"II"
     assert ingested[0]["name"] == "projects/p/assets/camana_pred"
+    # the asset carries the threshold and the crop fraction, as an upload from the CLI does
+    props = ingested[0]["properties"]
+    assert props["threshold"] == 0.5 and 0.0 <= props["crop_fraction"] <= 1.0
     assert at.session_state["ee_asset"] == "projects/p/assets/camana_pred"
     # the asset just uploaded is in the box and shown as a map layer (Earth Engine tiles) around the region
     assert at.text_input(key="w_ee_asset").value == "projects/p/assets/camana_pred"
@@ -257,3 +264,17 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert not at.exception and other_errors(at) == []
     html = fake.maps[-1][0].get_root().render()
     assert "projects/p/assets/camana_pred (crop probability %)" in html and "fake-" in html
+
+
+def test_sidebar_names_the_camana_region_the_pages_fall_back_to(ee_configured):
+    """Earth Engine settings chosen while on the sample scene (no region drawn yet): every page works
+    on the Camana valley (scene.current_region's fallback), and the sidebar names it (it said 'whole
+    image', which Earth Engine does not have)."""
+    at = new_app()
+    at.run()
+    at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
+    assert not at.exception and not at.error
+    assert at.session_state["source"]["kind"] == "earthengine" and at.session_state["region"] is None
+    assert "Camana valley, Arequipa, Peru" in [m.value for m in at.markdown]  # Region page: Selected region
+    captions = [c.value for c in at.caption]
+    assert "Region: Camana valley, Arequipa, Peru" in captions, captions
