@@ -198,14 +198,19 @@ class SceneSet:
 _STRIDE = 16
 
 
-def _valid_windows(valid: np.ndarray, size: int, min_valid: float, stride: int = _STRIDE) -> np.ndarray:
-    """Top-left corners (on a ``stride`` grid) of windows with at least ``min_valid`` valid pixels."""
+def _valid_windows(valid: np.ndarray, size: int, min_valid: float, stride: int = _STRIDE,
+                   extra: Sequence[int] = ()) -> np.ndarray:
+    """Top-left corners (on a ``stride`` grid, plus the offsets ``extra`` along both axes where they
+    fit) of windows with at least ``min_valid`` valid pixels."""
     h, w = valid.shape
     if h < size or w < size:
         return np.zeros((0, 2), int)
     ii = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
     rows = np.arange(0, h - size + 1, stride)
     cols = np.arange(0, w - size + 1, stride)
+    if len(extra):
+        rows = np.union1d(rows, [e for e in extra if 0 <= e <= h - size]).astype(int)
+        cols = np.union1d(cols, [e for e in extra if 0 <= e <= w - size]).astype(int)
     r, c = np.meshgrid(rows, cols, indexing="ij")
     counts = ii[r + size, c + size] - ii[r, c + size] - ii[r + size, c] + ii[r, c]
     ok = counts >= min_valid * size * size

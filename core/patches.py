@@ -164,7 +164,10 @@ def sample_patches(
     h, w = labels.shape
     if h < size or w < size:
         raise RegionError(f"the image ({w}x{h} px) is smaller than one patch ({size}x{size} px); use a larger region or a smaller --size")
-    windows = _valid_windows(labels != NODATA, size, config.min_valid_fraction, stride=8)
+    # an 8 px grid, and also the patch-size grid (where a held-out block starts, core.dataset.spatial_holdout)
+    # and the last row and column (flush with the image's far edges, which an 8 px grid may miss)
+    extra = sorted({*range(0, max(h, w) - size + 1, size), h - size, w - size})
+    windows = _valid_windows(labels != NODATA, size, config.min_valid_fraction, stride=8, extra=extra)
     if not len(windows):
         raise NoDataError(f"no {size}x{size} window of {Path(image_path).name} has {config.min_valid_fraction:.0%} valid pixels")
     rng = np.random.default_rng(config.seed)

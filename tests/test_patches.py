@@ -81,6 +81,27 @@ def test_sample_patches_with_kernel_buffer(small_scene, tmp_path):
     assert len(hits) == 1
 
 
+def test_sample_patches_reaches_the_far_edges(tmp_path):
+    """Only the bottom-right 74 x 74 px of a 150 x 170 image are labelled (48 px patches + 13 px
+    buffer each side): the one window that fits starts at row 76, column 96, off the 8 px grid."""
+    from testdata import write_raster
+
+    h, w = 150, 170
+    rng = np.random.default_rng(0)
+    img = write_raster(tmp_path / "img.tif", rng.integers(200, 4000, (4, h, w)).astype(np.int16),
+                       descriptions=["R", "G", "B", "NIR"])
+    labels = np.full((h, w), 255, np.uint8)
+    labels[h - 74 :, w - 74 :] = 1
+    lab = write_raster(tmp_path / "corner.tif", labels, nodata=255)
+    cfg = PatchConfig(patch_size=48, kernel_buffer=13, count=2, min_valid_fraction=1.0)
+    made = sample_patches(img, lab, "binary", cfg, tmp_path / "edge.tfrecord.gz")
+    assert made.count == 2 and made.crop_fraction == 1.0
+    with ImageReader(img) as r:
+        feats, _ = r.read()
+    got = next(iter(read_records(str(tmp_path / "edge.tfrecord.gz"), [FEATURE_BANDS[0]], (74, 74))))
+    np.testing.assert_array_equal(got[0, ..., 0], feats[h - 74 :, w - 74 :, 0])
+
+
 def test_sample_patches_errors(small_scene, tmp_path):
     import rasterio
 

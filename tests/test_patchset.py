@@ -236,6 +236,18 @@ def test_cut_train_test_holds_out_the_test_block(small_scene, tmp_path):
     assert made.train.path.read_bytes() == before
 
 
+def test_test_patches_come_from_the_held_out_block_with_an_odd_kernel_buffer(tmp_path):
+    """With a 1 px buffer the stored side is 258 px and the held-out block spans columns 516-773 of
+    the sample scene; fully valid test windows must be found there (the 8 px grid of candidates has
+    none inside the block: each one reached 4 columns outside it)."""
+    from core.patchset import cut_train_test
+    from testdata import SAMPLE_IMAGE, SAMPLE_LABELS
+
+    cfg = PatchConfig(patch_size=256, kernel_buffer=1, count=2, min_valid_fraction=0.99)
+    made = cut_train_test(SAMPLE_IMAGE, SAMPLE_LABELS, "cdl", tmp_path / "p", cfg, test_count=2)
+    assert made.train.count == 2 and made.test.count == 2
+
+
 def test_cut_train_test_leaves_nothing_when_it_fails(small_scene, tmp_path, monkeypatch):
     import core.patchset as P
 
