@@ -116,7 +116,7 @@ if codes:
                  "counts as": ["crop" if r["crop"] else "not crop" for r in rows],
                  "share of labelled pixels": [f"{r['share']:.1%}" for r in rows]}
         table["area"] = [f"{r['area_ha']:,.1f} ha" for r in rows] if georef else [f"{r['pixels']:,} px" for r in rows]
-        st.dataframe(pd.DataFrame(table), hide_index=True, use_container_width=True)
+        st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
 
 if has_labels:
     st.divider()

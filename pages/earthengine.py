@@ -50,7 +50,7 @@ def export_form() -> None:
             started = start_jobs(jobs)
             cached.ee_tasks.clear()
             st.success(f"Started {len(started)} task(s); follow them on the Tasks tab.", icon=":material/check_circle:")
-            st.dataframe(started, hide_index=True, use_container_width=True)
+            st.dataframe(started, hide_index=True, width="stretch")
             if what == "patches":
                 globs = patch_globs(jobs)
                 state.put(state.EE_PATCHES, globs and {**globs, "size": min(int(patch), 256)})
@@ -85,7 +85,7 @@ tasks_tab, export_tab, upload_tab = st.tabs(["Tasks", "Export", "Upload a predic
 with tasks_tab:
     c1, c2 = st.columns([3, 1])
     active_only = c1.toggle("Only waiting and running tasks", key="ee_tasks_active")
-    if c2.button("Refresh", key="ee_tasks_refresh", use_container_width=True):
+    if c2.button("Refresh", key="ee_tasks_refresh", width="stretch"):
         cached.ee_tasks.clear()
     notice = state.get(state.EE_TASK_NOTICE)
     if notice:  # a cancel just done: said once, above the list that already shows it
@@ -95,7 +95,7 @@ with tasks_tab:
     with ui.errors_shown():
         rows = cached.ee_tasks(active_only)
     if rows:
-        st.dataframe(rows, hide_index=True, use_container_width=True,
+        st.dataframe(rows, hide_index=True, width="stretch",
                      column_order=["state", "description", "progress", "created", "error", "id"],
                      column_config={"progress": st.column_config.ProgressColumn(
                          "progress", min_value=0.0, max_value=1.0, format="percent",

@@ -120,4 +120,4 @@ if top:
         "predicted crop": [f"{r['predicted_crop']:.0%}" for r in top],
         "wrong pixels": [f"{r['errors']:,} {'missed crop' if r['crop'] else 'false crop'}" for r in top],
         "share": [f"{r['share']:.0%} of all {'missed' if r['crop'] else 'false'} crop" for r in top],
-    }), hide_index=True, use_container_width=True)
+    }), hide_index=True, width="stretch")

@@ -27,11 +27,11 @@ spec = state.get(state.SOURCE)
 st.markdown("**Presets**")
 c1, c2 = st.columns(2)
 if c1.button("Sample scene (whole image)", help="Landsat 8 scene with CDL labels, shipped with the app",
-             use_container_width=True):
+             width="stretch"):
     state.set_source({"kind": "sample"})
     st.rerun()
 if c2.button("Camana valley, Arequipa, Peru (Earth Engine)", disabled=not ee["ok"],
-             help=None if ee["ok"] else f"Needs Earth Engine: {ee['message']}", use_container_width=True):
+             help=None if ee["ok"] else f"Needs Earth Engine: {ee['message']}", width="stretch"):
     state.set_source({"kind": "earthengine", "preset": "camana"})
     state.set_region(Region.from_bbox(*scene.CAMANA_BBOX, name="Camana valley, Arequipa, Peru").to_geojson(),
                      remember=False)
