@@ -34,12 +34,24 @@ INPUT_BANDS: tuple[str, ...] = ("R", "G", "B", "NIR")
 FEATURE_BANDS: tuple[str, ...] = ("R", "G", "B", "NIR", "NDVI")
 
 # Band descriptions recognised for each input band (upper case). Bare numbers follow the
-# Sentinel-2 / Landsat 8-9 numbering; B5 is NIR only when there is no B8 (Landsat 8 files).
+# Sentinel-2 / Landsat 8-9 numbering; B5 is NIR only when there is no B8, B08 or B8A (Landsat 8
+# files: in Sentinel-2, B5 is red edge and B8A the narrow NIR of its 20 m bands).
 _ALIASES: dict[str, tuple[str, ...]] = {
-    "R": ("R", "RED", "B4", "B04", "SR_B4", "RED_SR"),
-    "G": ("G", "GREEN", "B3", "B03", "SR_B3", "GREEN_SR"),
-    "B": ("B", "BLUE", "B2", "B02", "SR_B2", "BLUE_SR"),
-    "NIR": ("NIR", "N", "B8", "B08", "NIR_SR", "SR_B5", "B5", "B05"),
+    "R": ("R", "RED", "B4", "B04", "RED_SR"),
+    "G": ("G", "GREEN", "B3", "B03", "GREEN_SR"),
+    "B": ("B", "BLUE", "B2", "B02", "BLUE_SR"),
+    "NIR": ("NIR", "N", "B8", "B08", "B8A", "NIR_SR", "B5", "B05"),
+}
+_SENTINEL2_NIR = frozenset({"B8", "B08", "B8A"})
+# Landsat Collection 2 surface reflectance names: SR_B<n> is another band on Landsat 4-7 (TM, ETM+)
+# than on Landsat 8-9 (OLI), so they are read only when a band that one of them alone has tells which.
+_LANDSAT_SR: dict[str, dict[str, str]] = {
+    "Landsat 4-7": {"R": "SR_B3", "G": "SR_B2", "B": "SR_B1", "NIR": "SR_B4"},
+    "Landsat 8-9": {"R": "SR_B4", "G": "SR_B3", "B": "SR_B2", "NIR": "SR_B5"},
+}
+_LANDSAT_MARKERS: dict[str, frozenset[str]] = {
+    "Landsat 4-7": frozenset({"ST_B6", "SR_ATMOS_OPACITY", "SR_CLOUD_QA"}),  # thermal band 6, TM/ETM+ QA
+    "Landsat 8-9": frozenset({"SR_B6", "ST_B10", "SR_QA_AEROSOL"}),  # SWIR 1 (4-7's band 6 is thermal), OLI QA
 }
 
 #: Reflectance below this (after scaling) is not surface reflectance; a few such pixels are real
@@ -47,7 +59,8 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 #: their offsets) and are clipped to 0, but more than :data:`MAX_NEGATIVE_SHARE` of a window's valid
 #: pixels, or any pixel below :data:`MIN_POSSIBLE_REFLECTANCE`, means a wrong scale or band order.
 MIN_REFLECTANCE = -0.05
-#: Share of a window's valid pixels that may lie below :data:`MIN_REFLECTANCE` (clipped to 0).
+#: Share of a window's valid pixels that may lie below :data:`MIN_REFLECTANCE` (clipped to 0); tested
+#: only on windows with at least :data:`MIN_CHECKED_PIXELS` valid pixels.
 MAX_NEGATIVE_SHARE = 0.05
 #: No product's offset reaches below this (Landsat Collection 2: -0.2): a pixel under it is an error.
 MIN_POSSIBLE_REFLECTANCE = -0.2
@@ -248,11 +261,15 @@ def resolve_bands(descriptions: Sequence[str | None], count: int, band_map: dict
     for band in INPUT_BANDS:
         for alias in _ALIASES[band]:
             if alias in names:
-                if band == "NIR" and alias in ("B5", "B05") and ({"B8", "B08"} & set(names)):
+                if band == "NIR" and alias in ("B5", "B05") and (_SENTINEL2_NIR & set(names)):
                     continue
                 found[band] = names.index(alias) + 1
                 break
     missing = [b for b in INPUT_BANDS if b not in found]
+    if missing and any(n.startswith("SR_B") for n in names):
+        landsat = _landsat_sr_names(names)
+        found.update({b: names.index(landsat[b]) + 1 for b in missing if landsat[b] in names})
+        missing = [b for b in INPUT_BANDS if b not in found]
     if missing:
         raise BandError(
             f"the image lacks band(s) {', '.join(missing)} (its bands are {', '.join(n or '?' for n in names)}); "
@@ -260,6 +277,27 @@ def resolve_bands(descriptions: Sequence[str | None], count: int, band_map: dict
             "(--bands on the command line, 'Band numbers' in the dashboard)"
         )
     return found
+
+
+def _landsat_sr_names(names: Sequence[str]) -> dict[str, str]:
+    """R, G, B, NIR -> Landsat Collection 2 ``SR_B<n>`` name, for the Landsat generation that the
+    image's band names (upper case) tell.
+
+    Raises:
+        BandError: no band (or bands of both) tells Landsat 4-7 from Landsat 8-9.
+    """
+    kinds = [kind for kind, marks in _LANDSAT_MARKERS.items() if marks & set(names)]
+    if len(kinds) == 1:
+        return _LANDSAT_SR[kinds[0]]
+    orders = [f"{','.join(str(names.index(m[b]) + 1) for b in INPUT_BANDS)} for {kind}"
+              for kind, m in _LANDSAT_SR.items() if all(m[b] in names for b in INPUT_BANDS)]
+    example = f", here {' or '.join(orders)}" if orders else ""
+    raise BandError(
+        "the bands are named SR_B<n> (Landsat Collection 2), whose numbers mean other bands on Landsat 4-7 "
+        "(SR_B3 red, SR_B4 NIR) than on Landsat 8-9 (SR_B4 red, SR_B5 NIR), and the file does not tell which; "
+        f"name the bands R, G, B, NIR or give their band numbers in the order R,G,B,NIR{example} "
+        "(--bands on the command line, 'Band numbers' in the dashboard)"
+    )
 
 
 def detect_scale(
@@ -394,7 +432,9 @@ def to_features(raw: np.ndarray, valid: np.ndarray, scale: np.ndarray, offset: n
     clipped to 0) and NDVI, from stored values (4, h, w); invalid pixels get features 0.
 
     Raises:
-        InvalidDataError: a valid pixel below :data:`MIN_POSSIBLE_REFLECTANCE`, or over :data:`MAX_NEGATIVE_SHARE` of them below :data:`MIN_REFLECTANCE`.
+        InvalidDataError: a valid pixel below :data:`MIN_POSSIBLE_REFLECTANCE`, or over
+            :data:`MAX_NEGATIVE_SHARE` of them below :data:`MIN_REFLECTANCE` (in a window with at
+            least :data:`MIN_CHECKED_PIXELS` valid pixels).
     """
     if (scale == scale[0]).all():
         refl = np.multiply(raw, np.float32(scale[0]), dtype=np.float32)
@@ -404,11 +444,15 @@ def to_features(raw: np.ndarray, valid: np.ndarray, scale: np.ndarray, offset: n
         refl += offset.astype(np.float32)[:, None, None]
     all_valid = bool(valid.all())
     # Cheap test on the whole window first; only a window with low values pays for the masked one.
-    if refl.size and refl.min() < MIN_REFLECTANCE and valid.any():
+    # fmin ignores NaN (a NaN no-data pixel would make min() NaN and skip the test) and never warns.
+    if refl.size and np.fmin.reduce(refl, axis=None) < MIN_REFLECTANCE and valid.any():
         vals = refl if all_valid else refl[:, valid]
         low = float(vals.min())
         share = float((vals < MIN_REFLECTANCE).any(axis=0).mean()) if low < MIN_REFLECTANCE else 0.0
-        if low < MIN_POSSIBLE_REFLECTANCE or share > MAX_NEGATIVE_SHARE:
+        # The share says something only of enough pixels: a tile's few valid pixels at an image's
+        # edge (2 dark ones of 20) would refuse an image that is accepted read whole.
+        enough = int(valid.sum()) >= MIN_CHECKED_PIXELS
+        if low < MIN_POSSIBLE_REFLECTANCE or (enough and share > MAX_NEGATIVE_SHARE):
             raise InvalidDataError(
                 f"{what} holds negative reflectance (down to {low:.3f}, {share:.1%} of the pixels below "
                 f"{MIN_REFLECTANCE}); surface reflectance must be 0-1 (or 0-10000 as integers): check the "

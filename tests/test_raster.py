@@ -7,6 +7,9 @@ from core.errors import BandError, CorruptFileError, GridMismatchError, InputNot
 from core.labels import get_class_map
 from core.raster import ImageReader, Grid, iter_windows, ndvi, parse_band_spec, read_image, read_labels, resolve_bands
 
+UTM = "EPSG:32631"
+T10 = Affine(10, 0, 500000, 0, -10, 5600000)
+
 
 def test_sample_scene_is_int16_x10000_without_crs():
     with ImageReader(SAMPLE_IMAGE) as r:
@@ -35,6 +38,39 @@ def test_landsat8_b05_is_nir_when_there_is_no_b08():
 
 def test_b08_wins_over_b05():
     assert resolve_bands(["B02", "B03", "B04", "B05", "B08"], 5)["NIR"] == 5
+
+
+def test_sentinel2_20m_stack_takes_b8a_not_the_red_edge_b05_as_nir():
+    """A Sentinel-2 20 m stack has B8A (narrow NIR) and no B08: its B05 is red edge (705 nm), not NIR."""
+    names = ["B02", "B03", "B04", "B05", "B06", "B07", "B8A", "B11", "B12"]
+    assert resolve_bands(names, len(names)) == {"R": 3, "G": 2, "B": 1, "NIR": 7}
+    assert resolve_bands(["B2", "B3", "B4", "B5", "B8A"], 5)["NIR"] == 5  # Earth Engine's names
+    every = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12"]
+    assert every[resolve_bands(every, len(every))["NIR"] - 1] == "B8"  # the 10 m NIR first
+    assert resolve_bands(["B2", "B3", "B4", "B5"], 4)["NIR"] == 4  # Landsat 8-9: B5 is NIR
+
+
+def test_landsat_sr_band_names_follow_the_satellite_or_are_refused(tmp_path):
+    """SR_B<n> are other bands on Landsat 4-7 (SR_B3 red, SR_B4 NIR) than on 8-9 (SR_B4 red, SR_B5 NIR):
+    a band that only one of them has decides; without one, the file is refused, never guessed."""
+    l89 = ["SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7"]
+    assert resolve_bands(l89, 7) == {"R": 4, "G": 3, "B": 2, "NIR": 5}
+    l47 = ["SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7", "ST_B6"]
+    assert resolve_bands(l47, 7) == {"R": 3, "G": 2, "B": 1, "NIR": 4}
+    assert resolve_bands(["SR_B2", "SR_B3", "SR_B4", "SR_B5", "ST_B10"], 5)["NIR"] == 4
+    for names in (["SR_B2", "SR_B3", "SR_B4", "SR_B5"], ["SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7"]):
+        with pytest.raises(BandError, match=r"Landsat 4-7 .* Landsat 8-9 .*name the bands R, G, B, NIR .*--bands"):
+            resolve_bands(names, len(names))
+    # the message gives the band numbers for either satellite where the file holds their bands
+    with pytest.raises(BandError, match=r"here 3,2,1,4 for Landsat 4-7 or 4,3,2,5 for Landsat 8-9"):
+        resolve_bands(["SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5"], 5)
+    # a file of such bands: refused on open, read with the band numbers given
+    data = np.full((4, 16, 16), 1000, np.int16)
+    p = write_raster(tmp_path / "sr.tif", data, descriptions=["SR_B2", "SR_B3", "SR_B4", "SR_B5"])
+    with pytest.raises(BandError, match="Landsat"):
+        ImageReader(p)
+    with ImageReader(p, parse_band_spec("3,2,1,4")) as r:
+        assert r.band_index == {"R": 3, "G": 2, "B": 1, "NIR": 4}
 
 
 def test_undescribed_bands_need_a_band_list():
@@ -281,6 +317,70 @@ def test_a_few_slightly_negative_pixels_are_clipped_many_are_refused(tmp_path):
     with ImageReader(_write_like(tmp_path / "many.tif", SAMPLE_IMAGE, many, scales=[2.75e-5] * 4,
                                  offsets=[-0.2] * 4, nodata=0)) as r, pytest.raises(InvalidDataError, match="negative"):
         r.read()
+
+
+@pytest.mark.parametrize("nodata", [-9999.0, float("nan")])
+def test_badly_scaled_negative_reflectance_is_refused_whatever_the_nodata(tmp_path, nodata):
+    """62% of the valid pixels at -0.5..-0.2 (a wrong offset) are refused, also beside a NaN no-data
+    pixel (whose NaN once made the window's minimum NaN and skipped the test)."""
+    rng = np.random.default_rng(1)
+    data = (rng.random((4, 64, 64)) * 0.3 - 0.5).astype(np.float32)
+    data[:, 40:, :] = rng.random((4, 24, 64)) * 0.3 + 0.05
+    data[:, 0, 0] = nodata  # one no-data pixel
+    p = write_raster(tmp_path / "img.tif", data, crs=UTM, transform=T10, nodata=nodata,
+                     descriptions=["R", "G", "B", "NIR"])
+    with pytest.raises(InvalidDataError, match="negative reflectance"):
+        with ImageReader(p) as r:
+            r.read()
+    # the share is refused too, not only the values under -0.2: 30% of the pixels at -0.1
+    data = rng.random((4, 64, 64)).astype(np.float32) * 0.3 + 0.05
+    data[3, :20, :] = -0.1
+    data[:, 0, 0] = nodata
+    p = write_raster(tmp_path / "share.tif", data, crs=UTM, transform=T10, nodata=nodata,
+                     descriptions=["R", "G", "B", "NIR"])
+    with ImageReader(p) as r, pytest.raises(InvalidDataError, match="31.2% of the pixels"):
+        r.read()
+
+
+def _scene_with_dark_corner(path, nodata, darkest=-0.06):
+    """A float32 reflectance image whose top-left 96 x 96 corner is no data except 20 valid pixels,
+    2 of them dark water at ``darkest`` (over-correction), of ~56,000 valid pixels."""
+    rng = np.random.default_rng(0)
+    data = (rng.random((4, 256, 256)) * 0.3 + 0.05).astype(np.float32)
+    data[:, :96, :96] = nodata
+    data[:, 10:12, 10:20] = 0.1
+    data[:, 10, 10:12] = darkest
+    return write_raster(path, data, crs=UTM, transform=T10, nodata=nodata, descriptions=["R", "G", "B", "NIR"])
+
+
+@pytest.mark.parametrize("nodata", [-9999.0, float("nan")])
+def test_the_negative_share_needs_enough_valid_pixels_in_the_window(tmp_path, nodata):
+    """2 dark pixels of a window's 20 valid ones (an edge tile mostly no data) are 10%, but 2 of the
+    image's 56,000: a window is accepted as the whole image is; a value no offset gives is refused anywhere."""
+    from rasterio.windows import Window
+
+    with ImageReader(_scene_with_dark_corner(tmp_path / "img.tif", nodata)) as r:
+        feats, valid = r.read()
+        assert valid.sum() == 256 * 256 - 96 * 96 + 20 and feats[10, 10, :4].max() == 0.0
+        feats, valid = r.read(Window(0, 0, 64, 64))
+        assert valid.sum() == 20 and feats[10, 10, :4].max() == 0.0 and feats[10, 12, 0] == pytest.approx(0.1)
+        feats, valid = r.read(Window(-32, -32, 64, 64))  # beyond the edge, as predict's first tile
+        assert valid.sum() == 20
+    with ImageReader(_scene_with_dark_corner(tmp_path / "bad.tif", nodata, darkest=-0.3)) as r:
+        with pytest.raises(InvalidDataError, match="down to -0.300"):
+            r.read(Window(0, 0, 64, 64))
+
+
+def test_predict_accepts_two_dark_pixels_in_an_edge_tile(tmp_path, tiny_model_path):
+    """Predict's first tile holds the corner's 20 valid pixels, 2 of them dark: it once failed the
+    whole prediction of an image that the dashboard, reading it whole, accepts."""
+    from core.config import PredictConfig
+    from core.model import load_model
+    from core.predict import predict_image
+
+    p = _scene_with_dark_corner(tmp_path / "img.tif", -9999.0)
+    summary = predict_image(p, tmp_path / "out", config=PredictConfig(tile=128), loaded=load_model(tiny_model_path))
+    assert summary["valid_pixels"] == 256 * 256 - 96 * 96 + 20
 
 
 def test_landsat_c2_values_without_their_metadata_are_refused(tmp_path):
