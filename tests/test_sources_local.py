@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from core.errors import BandError, GridMismatchError, InputNotFoundError, InvalidDataError, RegionError
+from core.errors import BandError, GridMismatchError, InputNotFoundError, InvalidDataError, NoDataError, RegionError
 from core.raster import ImageReader, read_image
 from core.region import Region
 from core.sources.base import Source
@@ -79,6 +79,21 @@ def test_invalid_regions_rejected(tmp_path):
     assert not check.ok and "not georeferenced" in check.message
     small = LocalSource(SAMPLE_IMAGE, max_pixels=100_000)
     assert "at most" in small.check_region(src.full_region()).message
+
+
+def test_a_region_without_valid_pixels_is_no_data_and_leaves_nothing(tmp_path):
+    """A region over no data only is valid as a region (NoDataError, not RegionError, as documented),
+    and is refused before the scene folder is made."""
+    from testdata import write_raster
+
+    data = np.full((4, 300, 300), 1000, np.int16)
+    data[:, :280, :280] = 0  # no data (0 in every band)
+    p = write_raster(tmp_path / "img.tif", data, descriptions=["R", "G", "B", "NIR"])
+    with pytest.raises(NoDataError, match="no valid pixels.*draw it over the image data"):
+        LocalSource(p).fetch(Region.from_bbox(0, 0, 270, 270, crs="image"), tmp_path / "out" / "scene")
+    assert not (tmp_path / "out").exists()
+    scene = LocalSource(p).fetch(Region.from_bbox(0, 0, 290, 290, crs="image"), tmp_path / "out" / "scene")
+    assert read_image(scene.image_path)[1].sum() == 290 * 290 - 280 * 280
 
 
 def test_georeferenced_fixture_stays_in_place(tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import CropMapError, InputNotFoundError, InvalidDataError, RegionError
+from core.errors import CropMapError, InputNotFoundError, InvalidDataError, NoDataError, RegionError
 from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem
 from core.labels import NODATA, get_class_map
 from core.raster import INPUT_BANDS, Grid, ImageReader, read_label_classes, read_labels, write_codes, write_mask
@@ -161,7 +161,6 @@ class LocalSource:
         if meta_out.exists() and image_out.exists():
             meta = json.loads(meta_out.read_text())
             return _scene_from_meta(out_dir, meta)
-        out_dir.mkdir(parents=True, exist_ok=True)
         if progress:
             progress(0, 3, "reading the image")
         with ImageReader(self.image_path, self.band_map) as reader:
@@ -170,7 +169,8 @@ class LocalSource:
         inside = region.mask(grid, window)
         valid &= inside
         if not valid.any():
-            raise RegionError("the region holds no valid pixels (all no data); draw it over the image data")
+            raise NoDataError("the region holds no valid pixels (all no data); draw it over the image data")
+        out_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused region leaves nothing behind
         from rasterio.transform import Affine
 
         transform = Affine(*grid.transform) * Affine.translation(window.col_off, window.row_off)
