@@ -305,7 +305,8 @@ def train(
         ConfigError: ``run_dir`` is a file; unknown preset or label map; bad ``pixel_size_m``; an image
             paired with itself; images and patches mixed in one list; another configuration than
             the run to resume.
-        ModelMismatchError, ConfigError: ``config.init_model`` has other bands or another preset.
+        ModelMismatchError, ConfigError: ``config.init_model`` has other bands or another preset
+            (it is loaded when a run starts; resuming after a finished epoch does not need it).
     """
     run_dir = Path(run_dir)
     last = run_dir / "last.keras"
@@ -323,7 +324,11 @@ def train(
     # Check everything before writing: nothing below touches run_dir until the run starts.
     pixel_size_m = check_pixel_size_m(pixel_size_m)
     preset = get_preset(config.preset)
-    init = _init_model(config) if config.init_model else None
+    fresh = not (resume and last.exists())
+    # A resumed run continues from last.keras with run.json's normalization: the model it was
+    # fine-tuned from is needed only to start (its weights) or where run.json is gone (its normalization).
+    need_init = config.init_model and (fresh or not run_info_path.exists())
+    init = _init_model(config) if need_init else None
     if preset.input_size not in (None, config.patch_size):
         raise ConfigError(f"the '{preset.name}' preset takes {preset.input_size} px patches only; "
                           f"use --patch-size {preset.input_size} (or another preset)")
@@ -332,7 +337,6 @@ def train(
     resumed_norm = resumed[0] if resumed else None
     if resumed:
         pixel_size_m = resumed[1]
-    fresh = not (resume and last.exists())
     if fresh:
         initial_epoch, best_loss, best_logs = 0, float("inf"), {}
     else:

@@ -91,6 +91,29 @@ def test_fine_tune_from_another_preset_fails_before_writing(small_scene, tmp_pat
     assert not (tmp_path / "ft").exists()
 
 
+def test_resuming_a_fine_tuning_run_does_not_need_its_init_model(small_scene, tiny_model_path, tmp_path):
+    """A resumed run continues from last.keras with run.json's normalization: the model it was
+    fine-tuned from may have moved since."""
+    from core.model import card_path
+
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    (tmp_path / "init").mkdir()
+    init = Path(shutil.copy(tiny_model_path, tmp_path / "init" / "tiny.keras"))
+    shutil.copy(card_path(tiny_model_path), card_path(init))
+    cfg = replace(CFG, epochs=2, init_model=str(init))
+    seen = []
+    res = train(cfg, pair, pair, tmp_path / "run", progress=seen.append,
+                should_stop=lambda: any(e["event"] == "epoch" for e in seen))  # stop in epoch 2
+    assert res.stopped == "cancelled" and res.epochs_done == 1
+    shutil.move(tmp_path / "init", tmp_path / "moved")
+    res = train(cfg, pair, pair, tmp_path / "run", resume=True)
+    assert res.stopped == "completed" and res.epochs_done == 2
+    tuned = load_model(res.best_model)
+    assert tuned.card.normalization == load_model(tiny_model_path).card.normalization
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["init_model"] == str(init)
+
+
 def test_training_pixel_size_comes_from_the_images_crs():
     from core.train import _training_pixel_size
     from testdata import FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE, SAMPLE_LABELS
