@@ -24,7 +24,7 @@ CDL = "USDA/NASS/CDL"
 
 #: product -> (title, class map name, first year, last year or None)
 PRODUCTS: dict[str, tuple[str, str, int, int | None]] = {
-    "worldcover": ("ESA WorldCover v200 (2021)", "worldcover", 2020, None),
+    "worldcover": ("ESA WorldCover v200 (2021)", "worldcover", 2021, 2021),  # v200 is the 2021 map alone
     "dynamicworld": ("Dynamic World V1 (mode of label)", "dynamicworld", 2015, None),
     "glcfcs30d": ("GLC-FCS30D annual (1985-2022)", "glcfcs30d", 1985, 2022),
     "cdl": ("USDA NASS Cropland Data Layer", "cdl", 1997, None),
@@ -58,9 +58,10 @@ def _whole(value: Any, field: str) -> int:
 class LabelConfig:
     """Which product labels a region, and for when.
 
-    ``year`` picks the annual map (GLC-FCS30D, CDL); ``start``/``end`` bound Dynamic World
-    (default: the year); ``asset_id``/``band``/``crop_values``/``nodata_values`` describe a
-    user asset (the original notebook: a GLC30 asset with crop value 10).
+    ``year`` picks the annual map (GLC-FCS30D, CDL); ``start``/``end`` (both or neither) bound
+    Dynamic World (default: the year; :class:`core.sources.earthengine.EarthEngineSource` gives it
+    the composite's dates when it has neither); ``asset_id``/``band``/``crop_values``/
+    ``nodata_values`` describe a user asset (the original notebook: a GLC30 asset with crop value 10).
 
     Raises (on construction):
         ConfigError: unknown product, a year that is not a whole number or that the product does not
@@ -93,7 +94,8 @@ class LabelConfig:
             object.__setattr__(self, name, tuple(_whole(v, name.replace("_", " ")[:-1]) for v in values))
         _, _, first, last = PRODUCTS[self.product]
         if self.year is not None and not (first <= int(self.year) <= (last or 2100)):
-            raise ConfigError(f"{PRODUCTS[self.product][0]} covers {first}-{last or 'today'}, not {self.year}")
+            span = f"only {first}" if first == last else f"{first}-{last or 'today'}"
+            raise ConfigError(f"{PRODUCTS[self.product][0]} covers {span}, not {self.year}")
         if self.product == "glcfcs30d" and self.year is not None and self.year < 2000 and self.year not in (1985, 1990, 1995):
             raise ConfigError(f"GLC-FCS30D before 2000 exists only for 1985, 1990 and 1995, not {self.year}")
         if self.product in ("glcfcs30d", "cdl") and self.year is None:
@@ -107,6 +109,10 @@ class LabelConfig:
                     _dt.date.fromisoformat(text)
                 except (TypeError, ValueError):
                     raise ConfigError(f"label dates must be YYYY-MM-DD, got {text!r}") from None
+        if (self.start is None) != (self.end is None):
+            raise ConfigError("label dates need both start and end (YYYY-MM-DD), or neither")
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ConfigError(f"label dates end ({self.end}) before they start ({self.start})")
 
     @property
     def class_map_name(self) -> str:
@@ -118,7 +124,7 @@ class LabelConfig:
         if self.start and self.end:
             end = _dt.date.fromisoformat(self.end) + _dt.timedelta(days=1)
             return self.start, end.isoformat()
-        year = self.year or 2021
+        year = self.year or 2021  # products without dates (WorldCover) are not filtered by them
         return f"{year}-01-01", f"{year + 1}-01-01"
 
 

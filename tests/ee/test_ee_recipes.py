@@ -204,6 +204,12 @@ def test_scene_summary_is_one_cached_getinfo(ee_offline):
         ({"composite": {}, "labels": {"product": "cdl", "year": [2020]}}, "label year must be a whole number"),
         ({"composite": {}, "labels": {"product": "asset", "asset_id": "users/a/b", "crop_values": ["ten"]}}, "crop value"),
         ({"composite": {}, "labels": {"product": "dynamicworld", "start": 5}}, "YYYY-MM-DD"),
+        # a one-sided or reversed range (it fell back to 2021 or to an empty collection)
+        ({"composite": {}, "labels": {"product": "dynamicworld", "start": "2019-03-01"}}, "both start and end"),
+        ({"composite": {}, "labels": {"product": "dynamicworld", "start": "2019-09-01", "end": "2019-03-01"}},
+         "end (2019-03-01) before they start"),
+        # WorldCover v200 is the 2021 map: 2020 would silently give 2021
+        ({"composite": {}, "labels": {"product": "worldcover", "year": 2020}}, "covers only 2021, not 2020"),
     ],
 )
 def test_recipes_from_settings_bad_values_are_config_errors(settings, words):
