@@ -207,7 +207,8 @@ def sample_points(
     """Disjoint ``train`` and ``test`` point FeatureCollections stratified by label (0/1).
 
     One ``stratifiedSample`` draws train + test points per class; a seeded random column orders
-    each class, the first ``test`` points are the test set and the next ``train`` the train set.
+    each class, the first ``test`` points are the test set and the next ``train`` the train set;
+    each set is then put in that random order, classes mixed.
     Points fall only where the composite has data (:func:`imaged_label`).
     """
     import ee
@@ -237,7 +238,9 @@ def sample_points(
             test = test.cat(ordered.toList(n_test, 0))
         if n_train:
             train = train.cat(ordered.toList(n_train, n_test))
-    return {"train": ee.FeatureCollection(train), "test": ee.FeatureCollection(test)}
+    # Both classes in one random order (the seeded column): cut into export tasks, each file then
+    # holds crop and not-crop patches alike, not the first files one class and the last the other.
+    return {"train": ee.FeatureCollection(train).sort("split_order"), "test": ee.FeatureCollection(test).sort("split_order")}
 
 
 def patch_image(composite: CompositeConfig, labels: LabelConfig, geometry: Mapping[str, Any], patches: PatchExportConfig):

@@ -42,6 +42,8 @@ def test_training_jobs_batching_and_selectors(ee_offline, graph, golden):
         assert fn in text
     assert '"EPSG:32718"' in text and "[275, 275]" not in text  # train+test drawn together: 325 per class
     assert "325" in text
+    # each class sorted by the random column to split it, then both together: tasks mix the classes
+    assert text.count('"Collection.limit"') == 3
 
 
 def test_patch_globs_name_the_files_training_reads(ee_offline):
