@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -359,17 +359,27 @@ def _raw_profile(grid: Grid) -> dict:
             "blockxsize": 256, "blockysize": 256, "compress": "zstd", "zstd_level": 1}
 
 
-def prediction_outputs(out_dir: str | os.PathLike, overwrite: bool) -> tuple[dict[str, Path], Path]:
+def prediction_outputs(out_dir: str | os.PathLike, overwrite: bool,
+                       inputs: Sequence[str | os.PathLike | None] = ()) -> tuple[dict[str, Path], Path]:
     """The paths ``{"probability": ..., "crop_mask": ...}`` and ``summary.json`` of a prediction
     into ``out_dir``, checked before any work so that a run replaces all of them or none.
 
     Raises:
         OutputExistsError: one exists and ``overwrite`` is False.
-        ConfigError: ``out_dir`` is a file or lies under one, or an output's name is taken by a folder.
+        ConfigError: ``out_dir`` is a file or lies under one, an output's name is taken by a folder,
+            or an output is one of the ``inputs`` (the image, the model or its card), which
+            ``overwrite`` would destroy.
     """
+    from core.errors import ConfigError
+
     out_dir = check_output_dir(out_dir)
     outputs = {k: out_dir / f"{k}.tif" for k in ("probability", "crop_mask")}
     summary_path = out_dir / "summary.json"
+    for p in [*outputs.values(), summary_path]:
+        for given in inputs:
+            if given is not None and p.exists() and os.path.exists(given) and os.path.samefile(p, given):
+                raise ConfigError(f"{p} is an input of this prediction ({given}) and would be replaced by its "
+                                  "output; choose another output folder")
     existing = [p.name for p in [*outputs.values(), summary_path] if p.exists()]
     if existing and not overwrite:
         raise OutputExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them or choose another --out")
@@ -402,7 +412,10 @@ def predict_image(
     """
     from core.model import load_model
 
-    outputs, summary_path = prediction_outputs(out_dir, overwrite)
+    from core.model import DEFAULT_MODEL_PATH, card_path
+
+    model_file = model_path or DEFAULT_MODEL_PATH
+    outputs, summary_path = prediction_outputs(out_dir, overwrite, [image_path, model_file, card_path(model_file)])
     import rasterio
 
     t0 = time.time()

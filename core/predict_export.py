@@ -92,7 +92,10 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
     """
     from core.model import load_model
 
-    outputs, summary_path = prediction_outputs(out_dir, overwrite)
+    from core.model import DEFAULT_MODEL_PATH, card_path
+
+    model_file = model_path or DEFAULT_MODEL_PATH
+    outputs, summary_path = prediction_outputs(out_dir, overwrite, [mixer_path, model_file, card_path(model_file)])
     t0 = time.time()
     loaded = loaded or load_model(model_path)
     pred = ExportPredictor(mixer_path, loaded, config.batch_size or 4, config.views)

@@ -153,6 +153,25 @@ def test_existing_outputs_are_kept(tiny_model_path, small_scene, tmp_path):
     assert json.loads((out / "summary.json").read_text())["pixels"] > 0
 
 
+def test_an_input_among_the_outputs_is_refused_even_with_overwrite(tiny_model_path, small_scene, tmp_path):
+    import shutil
+
+    img, _ = small_scene
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(img, out / "probability.tif")  # the image to predict, named as an output
+    before = (out / "probability.tif").read_bytes()
+    with pytest.raises(ConfigError, match="is an input of this prediction"):
+        predict_image(out / "probability.tif", out, tiny_model_path, overwrite=True)
+    assert (out / "probability.tif").read_bytes() == before and not (out / "crop_mask.tif").exists()
+    # a model whose card is DIR/summary.json: the card would be replaced by the summary
+    shutil.copy(tiny_model_path, out / "summary.keras")
+    shutil.copy(tiny_model_path.with_suffix(".json"), out / "summary.json")
+    with pytest.raises(ConfigError, match="summary.json is an input"):
+        predict_image(img, out, out / "summary.keras", overwrite=True)
+    assert json.loads((out / "summary.json").read_text())["preset"]
+
+
 def test_bad_regions(tiny_model_path, small_scene, tmp_path):
     img, _ = small_scene
     with pytest.raises(RegionError, match="not inside"):
