@@ -316,7 +316,12 @@ def train(
     if resume and overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it: choose one")
     if run_dir.exists() and any(run_dir.iterdir()) and not (resume or overwrite):
-        raise OutputExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or --overwrite to start again")
+        if any((run_dir / n).exists() for n in ("run.json", "last.keras", "best.keras", "history.csv")):
+            raise OutputExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or "
+                                    "--overwrite to start again")
+        names = sorted(p.name for p in run_dir.iterdir())
+        raise OutputExistsError(f"{run_dir} holds other files ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}), "
+                                "not a training run; choose a new or empty folder for --out")
     if resume and not (run_info_path.exists() or last.exists()):
         raise ConfigError(f"nothing to resume: {run_dir} holds no training run (check the --out folder); "
                           "leave out --resume to start a new run there")

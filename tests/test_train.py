@@ -36,6 +36,11 @@ def test_train_writes_checkpoints_history_and_card(small_scene, tmp_path):
     assert any(e["event"] == "epoch" for e in events) and any(e["event"] == "batch" for e in events)
     with pytest.raises(OutputExistsError, match="--resume"):
         train(CFG, pair, pair, tmp_path / "run")
+    # a folder of other files (say the training data) is not called a run to resume
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match=r"holds other files \(notes.txt\), not a training run; choose a new"):
+        train(CFG, pair, pair, tmp_path / "data")
 
 
 def test_cancel_then_resume_loses_no_finished_epoch(small_scene, tmp_path):
