@@ -170,3 +170,71 @@ def class_name(label_map: str, code: int) -> str:
 def with_class_names(rows: list[dict], label_map: str) -> list[dict]:
     """``rows`` (dicts with a ``code``) each with the class's ``name`` added (see :func:`class_name`)."""
     return [{**r, "name": class_name(label_map, r["code"])} for r in rows]
+
+
+def legend_codes(label_map: str) -> frozenset[int]:
+    """The class codes the product defines (CDL: from :data:`CDL_LEGEND`); empty when not known."""
+    names = _cdl_names() if label_map.lower() == "cdl" else _NAMES.get(label_map.lower(), {})
+    return frozenset(names)
+
+
+#: Share of labelled pixels whose codes the product does not define above which the labels are
+#: taken for another product's (a few unknown codes are tolerated: legends change between years).
+MAX_UNKNOWN_SHARE = 0.5
+
+
+def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | None = None, what: str = "the labels") -> None:
+    """Refuse labels that are evidently another product's than ``class_map`` says, before they give
+    wrong crop masks and metrics: a label band named as another product's band (e.g. WorldCereal's
+    ``LC``) whose codes all fit that product, or codes that mostly are not ``class_map``'s classes.
+
+    ``raw`` holds the label codes (masked or not); values that cannot be codes are left to
+    :meth:`ClassMap.to_mask`. Binary masks are checked there too.
+
+    Raises:
+        InvalidDataError: naming the label map(s) the codes fit.
+    """
+    if class_map.name == "binary":
+        return
+    data = np.ma.compressed(raw) if np.ma.isMaskedArray(raw) else np.asarray(raw).ravel()
+    if data.dtype.kind == "f":
+        data = data[np.isfinite(data)]
+        if data.size and (data != np.floor(data)).any():
+            return
+    data = data[(data >= 0) & (data <= MAX_CODE)]  # other values are no data (< 0) or refused by to_mask
+    counts = np.bincount(data.astype(np.int64), minlength=MAX_CODE + 1)
+    for code in class_map.nodata_codes:
+        if 0 <= code <= MAX_CODE:
+            counts[code] = 0
+    total = int(counts.sum())
+    if total == 0:
+        return
+
+    def share_in(codes: frozenset[int]) -> float:
+        return float(sum(int(counts[c]) for c in codes if 0 <= c <= MAX_CODE)) / total
+
+    def fitting() -> list[ClassMap]:
+        return [m for m in CLASS_MAPS.values() if m.name not in ("binary", class_map.name)
+                and legend_codes(m.name) and share_in(legend_codes(m.name) | m.nodata_codes) >= 0.95]
+
+    if band_name:
+        for other in fitting():
+            if other.band and other.band.upper() == band_name.upper() and (class_map.band or "").upper() != band_name.upper():
+                raise InvalidDataError(
+                    f"{what}: the label band is named {band_name!r}, the band of {other.title}, and its codes are "
+                    f"that product's classes, not {class_map.title}'s; choose the label map {other.name} "
+                    f"(--label-map {other.name} on the command line, the label product in the dashboard)"
+                )
+    known = legend_codes(class_map.name)
+    if not known:
+        return
+    unknown = 1.0 - share_in(known)
+    if unknown > MAX_UNKNOWN_SHARE:
+        top = [int(c) for c in np.argsort(counts)[::-1][:8] if counts[c] and c not in known][:5]
+        fits = [m.name for m in fitting()]
+        raise InvalidDataError(
+            f"{what}: {unknown:.0%} of the labelled pixels hold codes that {class_map.title} does not define "
+            f"(e.g. {', '.join(map(str, top))}), so these labels are another product's; choose its label map"
+            + (f" (the codes fit: {', '.join(fits)})" if fits else "")
+            + " (--label-map on the command line, the label product in the dashboard)"
+        )

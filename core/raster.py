@@ -635,11 +635,17 @@ def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band:
 
     Raises:
         InputNotFoundError, CorruptFileError, GridMismatchError.
+        InvalidDataError: the codes are evidently another product's (core.labels.check_label_codes).
     """
+    from core.labels import check_label_codes
+
     with _open(path) as src:
         check_same_grid(grid, grid_of(src), path)
         idx = label_band_index(src, class_map, band)
-        return read_pixels(src, path, idx, window=window, boundless=window is not None, masked=True)
+        raw = read_pixels(src, path, idx, window=window, boundless=window is not None, masked=True)
+        band_name = src.descriptions[idx - 1] if 0 < idx <= len(src.descriptions) else None
+    check_label_codes(raw, class_map, band_name, Path(path).name)
+    return raw
 
 
 def window_within(part: Grid, whole: Grid, tol: float = 1e-6):

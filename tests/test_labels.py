@@ -49,3 +49,31 @@ def test_class_names_come_from_the_products_legends():
     assert class_name("glc30", 10) == "Cultivated land" and class_name("worldcereal", 13) == "Grassland"
     assert class_name("glcfcs30d", 20) == "Irrigated cropland" and class_name("glcfcs30d", 202) == "Unconsolidated bare areas"
     assert class_name("glcfcs30d", 100) == "class 100" and class_name("cdl", 100) == "class 100"  # unknown: the code
+
+
+def test_labels_of_another_product_are_refused_with_the_map_they_fit():
+    """Read with the wrong label map, real label rasters gave wrong masks and metrics silently
+    (WorldCereal 13 grassland and 60 built-up are CDL crop codes)."""
+    from core.raster import read_labels
+    from testdata import FLANDERS_LABELS, SAMPLE_LABELS
+
+    with pytest.raises(InvalidDataError, match="named 'LC', the band of WorldCereal.*--label-map worldcereal"):
+        read_labels(FLANDERS_LABELS, CLASS_MAPS["cdl"])
+    with pytest.raises(InvalidDataError, match=r"100% of the labelled pixels hold codes that ESA WorldCover .*fit: cdl"):
+        read_labels(SAMPLE_LABELS, CLASS_MAPS["worldcover"])
+    # the right maps read them
+    assert (read_labels(FLANDERS_LABELS, CLASS_MAPS["worldcereal"]) == CROP).any()
+    assert (read_labels(SAMPLE_LABELS, CLASS_MAPS["cdl"]) == CROP).any()
+
+
+def test_a_few_unknown_codes_are_tolerated():
+    from core.labels import check_label_codes
+
+    cmap = CLASS_MAPS["worldcover"]
+    codes = np.array([10] * 60 + [40] * 30 + [77] * 10)  # 10% of codes WorldCover does not define
+    check_label_codes(codes, cmap)
+    with pytest.raises(InvalidDataError, match="60% of the labelled pixels"):
+        check_label_codes(np.array([10] * 40 + [77] * 60), cmap)
+    # no data and masked pixels are not counted; binary masks are checked by to_mask instead
+    check_label_codes(np.ma.masked_array([10, 77, 77, 0, 0], mask=[0, 1, 1, 0, 0]), cmap)
+    check_label_codes(np.array([0, 1, 1]), CLASS_MAPS["binary"])

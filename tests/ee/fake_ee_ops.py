@@ -9,6 +9,16 @@ import numpy as np
 #: The fake's class codes (left half, right half): GLC-FCS30D irrigated cropland and bare areas,
 #: which are crop and not crop in the CDL, GLC30 and GLC-FCS30D class maps alike.
 CODES = (20, 200)
+#: Crop and not-crop codes of the products whose legends differ (the request's expression names
+#: the product), so that the codes fit the label map they are read with.
+PRODUCT_CODES = {"GOOGLE/DYNAMICWORLD": (4, 7), "ESA/WorldCover": (40, 60)}
+
+
+def _codes_for(expression) -> tuple[int, int]:
+    import json
+
+    text = json.dumps(expression.serialize()) if hasattr(expression, "serialize") else str(expression)
+    return next((codes for key, codes in PRODUCT_CODES.items() if key in text), CODES)
 #: A code the GLC-FCS30D class map reads as no data (its fill value).
 FILL = 250
 
@@ -24,7 +34,7 @@ def fake_compute(requests: list, edges: bool = False):
         w, h = req["grid"]["dimensions"]["width"], req["grid"]["dimensions"]["height"]
         bands = req["bandIds"]
         if bands in (["label"], ["class"]):
-            crop, other, nodata, dtype = (1, 0, 255, "u1") if bands == ["label"] else (*CODES, FILL, "<i2")
+            crop, other, nodata, dtype = (1, 0, 255, "u1") if bands == ["label"] else (*_codes_for(req["expression"]), FILL, "<i2")
             out = np.full((h, w), other, dtype=[(bands[0], dtype)])
             out[bands[0]][:, : w // 2] = crop
             if edges:
