@@ -141,11 +141,28 @@ class Grid:
             try:
                 factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
             except CRSError:
-                raise InvalidDataError(f"the image's CRS has no known linear unit ({crs.to_string()[:60]}), so "
-                                       "areas cannot be given; reproject it to a UTM zone (gdalwarp -t_srs)") from None
+                factor = _local_unit_factor(crs.to_wkt())
+                if factor is None:
+                    raise InvalidDataError(f"the image's CRS has no known linear unit ({crs.to_string()[:60]}), so "
+                                           "areas cannot be given; reproject it to a UTM zone (gdalwarp -t_srs)") from None
             return abs(a * e - b * d) * factor * factor / 1e4
         band = np.abs(np.diff(np.sin(np.radians(lat)))) * EARTH_RADIUS_M**2 * math.radians(dlon)
         return (band / 1e4)[:, None]
+
+
+def _local_unit_factor(wkt: str) -> float | None:
+    """Metres per unit of a local (engineering) CRS, from its WKT's first length unit
+    (``UNIT["metre",1]``, ``LENGTHUNIT["foot",0.3048]``); None for other CRSs or no such unit."""
+    import re
+
+    if not re.match(r"\s*(LOCAL_CS|ENGCRS|ENGINEERINGCRS)\[", wkt):
+        return None
+    m = re.search(r'(?:LENGTHUNIT|UNIT)\["[^"]*",\s*([0-9.eE+-]+)', wkt)
+    try:
+        factor = float(m.group(1)) if m else None
+    except ValueError:
+        return None
+    return factor if factor and factor > 0 else None
 
 
 def _same_crs(a: str, b: str) -> bool:

@@ -444,3 +444,21 @@ def test_label_codes_keep_the_classes_and_mark_no_data(tmp_path):
     image = write_raster(tmp_path / "img.tif", np.full((1, 2, 2), 3000, np.int16))
     with pytest.raises(InvalidDataError):
         read_label_classes(image, get_class_map("cdl"))
+
+
+def test_local_engineering_crs_gives_areas_in_its_unit(tmp_path):
+    """A local CRS in metres (a drone survey's site grid) was refused as having no linear unit."""
+    import rasterio
+    from rasterio.crs import CRS
+
+    from core.raster import ImageReader
+    from testdata import write_raster
+
+    wkt = 'LOCAL_CS["site",UNIT["metre",1,AUTHORITY["EPSG","9001"]],AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
+    data = np.full((4, 40, 40), 1500, np.int16)
+    path = write_raster(tmp_path / "site.tif", data, crs=CRS.from_wkt(wkt), transform=rasterio.Affine(2, 0, 0, 0, -2, 80),
+                        descriptions=["R", "G", "B", "NIR"])
+    with ImageReader(path) as r:
+        assert r.grid.pixel_area_ha() == pytest.approx(4 / 1e4)  # 2 m x 2 m
+    feet = 'LOCAL_CS["site",UNIT["foot",0.3048],AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
+    assert Grid(feet, (10, 0, 0, 0, -10, 0), 5, 5).pixel_area_ha() == pytest.approx(100 * 0.3048**2 / 1e4)
