@@ -63,7 +63,7 @@ class ClassMap:
         if codes.size and codes.max() > MAX_CODE:
             raise InvalidDataError(
                 f"label codes of {self.title} are 0-{MAX_CODE}, but this raster holds {int(codes.max())}; it looks "
-                "like an image (reflectance) or another band: give the land-cover label raster (or --label-band)"
+                "like an image (reflectance) or another band: give the land-cover label raster (or, for evaluate, its band of class codes with --label-band)"
             )
         if self.name == "binary":
             bad = ~invalid & ~np.isin(codes, [0, 1, 255])

@@ -50,6 +50,11 @@ def _err(capsys, argv):
 def test_user_mistakes_are_one_line(capsys, tmp_path, small_scene, tiny_model_path):
     img, lab = small_scene
     assert "not found" in _err(capsys, ["predict", "--image", str(tmp_path / "x.tif"), "--out", str(tmp_path / "o")])
+    # an unknown option points to the command's own help, where the options are
+    with pytest.raises(SystemExit) as info:
+        main(["info", "--image", str(small_scene[0]), "--bogus"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: unrecognized arguments: --bogus; see python -m core info --help"
     rgb = write_raster(tmp_path / "rgb.tif", np.ones((3, 300, 300), np.int16), descriptions=["R", "G", "B"])
     assert "NIR" in _err(capsys, ["predict", "--image", str(rgb), "--model", str(tiny_model_path), "--out", str(tmp_path / "o")])
     assert "not inside" in _err(capsys, ["predict", "--image", str(img), "--model", str(tiny_model_path), "--out",

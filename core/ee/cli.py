@@ -305,9 +305,10 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_upload(args: argparse.Namespace) -> int:
     from core.ee import tasks as T
-    from core.ee.upload import UploadConfig, upload_prediction
+    from core.ee.upload import UploadConfig, prediction_file, upload_prediction
 
     cfg = UploadConfig(gcs_uri=args.gcs, asset_id=args.asset, pyramiding=args.pyramiding, overwrite=args.overwrite)
+    prediction_file(args.prediction)  # a local mistake is told before Earth Engine is contacted
     st = _initialize(args)
     task_id, asset = upload_prediction(args.prediction, cfg, storage_client(args, st.project), project=st.project)
     out = {"task_id": task_id, "asset": asset, "gcs": cfg.gcs_uri, "band": cfg.band}

@@ -314,6 +314,20 @@ def default_storage_client(project: str | None, secrets: Any = None) -> Any:
     return storage.Client(project=project, credentials=found.credentials)
 
 
+def prediction_file(prediction: str | os.PathLike) -> Path:
+    """The probability GeoTIFF of a prediction (its folder or the file).
+
+    Raises:
+        InputNotFoundError: there is none.
+    """
+    path = Path(prediction)
+    if path.is_dir():
+        path = path / "probability.tif"
+    if not path.is_file():
+        raise InputNotFoundError(f"prediction not found: {path}; give the probability.tif written by `python -m core predict`")
+    return path
+
+
 def upload_prediction(
     prediction: str | os.PathLike,
     cfg: UploadConfig,
@@ -330,11 +344,7 @@ def upload_prediction(
     Raises:
         InputNotFoundError: no probability.tif there; ConfigError, EarthEngineError subclasses.
     """
-    path = Path(prediction)
-    if path.is_dir():
-        path = path / "probability.tif"
-    if not path.is_file():
-        raise InputNotFoundError(f"prediction not found: {path}; give the probability.tif written by `python -m core predict`")
+    path = prediction_file(prediction)
     properties: dict[str, Any] = {"source": "crop-mapping", "file": path.name}
     summary = path.parent / "summary.json"
     if summary.is_file():

@@ -427,8 +427,10 @@ def test_upload(capsys, tmp_path, monkeypatch, ready, fake_ops):
     assert res["state"] == "COMPLETED" and ingested[-1][1] is True
     assert "gs://crop-bucket/pred/probability.tif" in storage.uploaded
 
+    ready.clear()
     assert "not found" in one_line_error(capsys, ["ee-upload", "--prediction", str(tmp_path / "none.tif"), "--gcs", "gs://crop-bucket/a.tif",
                                                   "--asset", "projects/p/assets/a"])
+    assert ready == []  # told before Earth Engine is contacted (offline that took 10 s, then a network error)
     assert "gs://" in one_line_error(capsys, ["ee-upload", "--prediction", str(pred), "--gcs", "s3://crop-bucket/a.tif",
                                               "--asset", "projects/p/assets/a"])
     assert "asset" in one_line_error(capsys, ["ee-upload", "--prediction", str(pred), "--gcs", "gs://crop-bucket/a.tif",
