@@ -136,9 +136,10 @@ class PredictConfig:
         if fixed_size is not None and tile != fixed_size:
             raise ConfigError(f"this model takes {fixed_size} px tiles, not {tile}; use --tile {fixed_size}")
         overlap = self.overlap if self.overlap is not None else tile // 4 // lattice * lattice
-        _require(overlap <= tile // 2, f"overlap must be 0-{tile // 2}, got {overlap}")
+        _require(overlap <= tile // 2, f"overlap (--overlap) must be 0-{tile // 2}, half the {tile} px tile, got {overlap}")
         for name, v in (("tile", tile), ("overlap", overlap)):
-            _require(v % lattice == 0, f"{name} must be a multiple of {lattice} for this model (its pooling lattice), got {v}")
+            _require(v % lattice == 0, f"{name} (--{name}) must be a multiple of {lattice} for this model (its pooling "
+                     f"lattice), got {v}")
         batch = self.batch_size or max(1, 8 * 256 * 256 // (tile * tile))
         return PredictConfig(tile, overlap, batch, self.threshold, self.views)
 

@@ -32,8 +32,10 @@ def test_config_resolves_for_the_model():
     assert (seed.tile, seed.overlap, seed.batch_size) == (256, 64, 8)
     with pytest.raises(ConfigError, match="256 px tiles"):
         PredictConfig(tile=512).resolve(256, 32)
-    with pytest.raises(ConfigError, match="multiple of 32"):
+    with pytest.raises(ConfigError, match=r"overlap \(--overlap\) must be a multiple of 32"):
         PredictConfig(tile=256, overlap=48).resolve(256, 32)
+    with pytest.raises(ConfigError, match=r"overlap \(--overlap\) must be 0-256, half the 512 px tile, got 512"):
+        PredictConfig(overlap=512).resolve(None, 16)
 
 
 def test_blend_weights_fall_to_the_edges():
