@@ -25,17 +25,17 @@ MAX_FIELDS = 200_000
 DECIMALS = 7
 
 
-def _sphere_area_ha(rings) -> float:
+def _ellipsoid_area_ha(rings) -> float:
     """Area in hectares of a lon/lat polygon whose edges follow meridians and parallels (a traced
-    group of pixels), on the sphere :meth:`core.raster.Grid.pixel_area_ha` uses, so that fields add
-    up to the crop area the app shows: each parallel edge adds R^2 * d(lon) * sin(lat)."""
-    from core.raster import EARTH_RADIUS_M
+    group of pixels), on the ellipsoid :meth:`core.raster.Grid.pixel_area_ha` uses, so that fields
+    add up to the crop area the app shows: each parallel edge adds a^2 * d(lon) * ellipsoid_sine(lat)."""
+    from core.raster import WGS84_A, ellipsoid_sine
 
     def ring(r) -> float:
-        xy = np.radians(np.asarray(r, dtype=np.float64))
-        return abs(float(np.sum(np.diff(xy[:, 0]) * np.sin(xy[1:, 1]))))
+        xy = np.asarray(r, dtype=np.float64)
+        return abs(float(np.sum(np.radians(np.diff(xy[:, 0])) * ellipsoid_sine(xy[1:, 1]))))
 
-    return (ring(rings[0]) - sum(ring(r) for r in rings[1:])) * EARTH_RADIUS_M**2 / 1e4
+    return (ring(rings[0]) - sum(ring(r) for r in rings[1:])) * WGS84_A**2 / 1e4
 
 
 def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
@@ -84,8 +84,8 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
     features = []
     for i, (pixels, geom) in enumerate(found, start=1):
         polygon = [next(parts) for _ in geom["coordinates"]]
-        if isinstance(pixel_ha, np.ndarray):  # lon/lat or Mercator grid: the area on the sphere, as for pixels
-            area_ha = _sphere_area_ha(polygon)  # (pixel edges follow meridians and parallels in both)
+        if isinstance(pixel_ha, np.ndarray):  # lon/lat or Mercator grid: the area on the ellipsoid, as for pixels
+            area_ha = _ellipsoid_area_ha(polygon)  # (pixel edges follow meridians and parallels in both)
         else:
             area_ha = pixels * float(pixel_ha)
         coords = [np.round(ring, DECIMALS).tolist() for ring in polygon]

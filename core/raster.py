@@ -66,8 +66,22 @@ MAX_NEGATIVE_SHARE = 0.05
 MIN_POSSIBLE_REFLECTANCE = -0.2
 
 
-#: Mean Earth radius (m): areas on geographic grids are taken on a sphere of this radius.
-EARTH_RADIUS_M = 6371008.8
+#: WGS 84 ellipsoid (semi-major axis in m, flattening): areas on geographic and Mercator grids are
+#: taken on it (a sphere of the mean radius was 0.2-0.3% off at mid latitudes).
+WGS84_A = 6378137.0
+WGS84_F = 1 / 298.257223563
+
+
+def ellipsoid_sine(lat_deg: np.ndarray | float) -> np.ndarray:
+    """Half the authalic ``q`` of the WGS 84 ellipsoid at latitude ``lat_deg``: the ellipsoid's
+    stand-in for sin(lat) in areas, so that the area between two parallels over ``dlon`` radians
+    is ``WGS84_A**2 * dlon * |ellipsoid_sine(lat2) - ellipsoid_sine(lat1)|`` (on a sphere of radius
+    ``WGS84_A`` it would be sin). Snyder, Map Projections: A Working Manual, eq. 3-12."""
+    e2 = WGS84_F * (2 - WGS84_F)
+    e = math.sqrt(e2)
+    s = np.sin(np.radians(np.asarray(lat_deg, dtype=np.float64)))
+    q = (1 - e2) * (s / (1 - e2 * s * s) - np.log((1 - e * s) / (1 + e * s)) / (2 * e))
+    return q / 2
 
 
 @dataclass(frozen=True)
@@ -146,7 +160,7 @@ class Grid:
                     raise InvalidDataError(f"the image's CRS has no known linear unit ({crs.to_string()[:60]}), so "
                                            "areas cannot be given; reproject it to a UTM zone (gdalwarp -t_srs)") from None
             return abs(a * e - b * d) * factor * factor / 1e4
-        band = np.abs(np.diff(np.sin(np.radians(lat)))) * EARTH_RADIUS_M**2 * math.radians(dlon)
+        band = np.abs(np.diff(ellipsoid_sine(lat))) * WGS84_A**2 * math.radians(dlon)
         return (band / 1e4)[:, None]
 
 

@@ -72,6 +72,22 @@ def _ring_area(ring: Sequence[Sequence[float]]) -> float:
     return float(abs(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))) / 2.0)
 
 
+def lonlat_area_ha(geometry: dict) -> float:
+    """Area in hectares of a lon/lat GeoJSON Polygon or MultiPolygon on the WGS 84 ellipsoid
+    (projected to a Lambert azimuthal equal-area about its centre)."""
+    from rasterio.warp import transform_geom
+
+    rings = [r for poly in ([geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"])
+             for r in poly]
+    lons = [p[0] for r in rings for p in r]
+    lats = [p[1] for r in rings for p in r]
+    laea = (f"+proj=laea +lat_0={(min(lats) + max(lats)) / 2} +lon_0={(min(lons) + max(lons)) / 2} "
+            "+datum=WGS84 +units=m +no_defs")
+    geom = transform_geom(LONLAT_CRS, laea, dict(geometry))
+    polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
+    return sum(polygon_area(p) for p in polys) / 1e4
+
+
 def polygon_area(poly: Polygon) -> float:
     """Planar area of a polygon (outer ring, then holes) in the units of its coordinates squared."""
     return _ring_area(poly[0]) - sum(_ring_area(h) for h in poly[1:])
@@ -230,14 +246,7 @@ class Region:
         None for image regions, which have no place on Earth."""
         if self.is_image:
             return None
-        from rasterio.warp import transform_geom
-
-        xmin, ymin, xmax, ymax = self.bounds
-        laea = f"+proj=laea +lat_0={(ymin + ymax) / 2} +lon_0={(xmin + xmax) / 2} +datum=WGS84 +units=m +no_defs"
-        geom = transform_geom(LONLAT_CRS, laea, self.geometry())
-        polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
-        m2 = sum(polygon_area(p) for p in polys)
-        return m2 / 1e4
+        return lonlat_area_ha(self.geometry())
 
     def describe_area(self) -> str:
         """Human text of the area: hectares for lon/lat, pixels for image regions."""

@@ -67,7 +67,8 @@ def test_geographic_grid_areas_add_up_like_the_pixel_areas():
     (field,) = crop_fields(mask, grid, min_pixels=1)["features"]
     assert field["properties"]["pixels"] == 6
     assert field["properties"]["area_ha"] == pytest.approx(float((mask == 1) @ np.ones(10) @ grid.pixel_area_ha()), rel=1e-4)
-    assert field["properties"]["area_ha"] == pytest.approx(6 * 1.2364, rel=1e-3)  # (111.2 m)^2 a pixel
+    # at the equator, 111.32 m east-west by 110.57 m north-south on the WGS 84 ellipsoid a pixel
+    assert field["properties"]["area_ha"] == pytest.approx(6 * 1.11319 * 1.10574, rel=1e-4)
 
 
 def test_web_mercator_field_areas_add_up_like_the_pixel_areas():

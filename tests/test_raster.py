@@ -173,14 +173,11 @@ def test_web_mercator_pixel_area_is_the_area_on_the_ground():
     assert area.shape == (8, 1)
     assert area[0, 0] == pytest.approx(0.09 * 0.5, rel=0.01)
     assert g.pixel_size_m() == pytest.approx(30.0 * 0.5**0.5, rel=0.01)
-    # at the equator it is the nominal area (to 0.3%: Web Mercator's sphere is 0.1% larger than Earth's mean radius)
-    assert Grid("EPSG:3857", (30.0, 0, 0.0, 0, -30.0, 0.0), 4, 4).pixel_area_ha()[0, 0] == pytest.approx(0.09, rel=3e-3)
-
-
-def test_a_crs_without_a_known_unit_has_no_area():
-    local = 'LOCAL_CS["arbitrary",UNIT["metre",1]]'  # GDAL cannot give its unit: no area, a clear error
-    with pytest.raises(InvalidDataError, match="reproject"):
-        Grid(local, (1.0, 0, 0, 0, -1.0, 0), 4, 4).pixel_area_ha()
+    # at the equator: 30 m east-west, and 30 (1 - e^2) m north-south on the ellipsoid (Web Mercator's
+    # northings are on a sphere of the equatorial radius, the ground's meridians are flatter there)
+    e2 = (1 / 298.257223563) * (2 - 1 / 298.257223563)
+    equator = Grid("EPSG:3857", (30.0, 0, 0.0, 0, -30.0, 0.0), 4, 4).pixel_area_ha()[0, 0]
+    assert equator == pytest.approx(0.09 * (1 - e2), rel=1e-4)
 
 
 def test_pixel_size_in_metres():
@@ -462,3 +459,17 @@ def test_local_engineering_crs_gives_areas_in_its_unit(tmp_path):
         assert r.grid.pixel_area_ha() == pytest.approx(4 / 1e4)  # 2 m x 2 m
     feet = 'LOCAL_CS["site",UNIT["foot",0.3048],AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
     assert Grid(feet, (10, 0, 0, 0, -10, 0), 5, 5).pixel_area_ha() == pytest.approx(100 * 0.3048**2 / 1e4)
+
+
+def test_geographic_areas_are_on_the_wgs84_ellipsoid():
+    """A 0.01 degree cell at 48 N against the ellipsoid's area element integrated numerically
+    (M(lat) N(lat) cos(lat) d(lat) d(lon)); a sphere of the mean radius was 0.3% under."""
+    from core.raster import WGS84_A, WGS84_F
+
+    e2 = WGS84_F * (2 - WGS84_F)
+    lat = np.radians(np.linspace(47.99, 48.0, 20001))
+    s = np.sin(lat)
+    element = WGS84_A**2 * (1 - e2) / (1 - e2 * s * s) ** 2 * np.cos(lat)  # M * N * cos(lat)
+    expected_ha = float(np.sum((element[1:] + element[:-1]) / 2 * np.diff(lat))) * np.radians(0.01) / 1e4
+    g = Grid("EPSG:4326", (0.01, 0, 10.0, 0, -0.01, 48.0), 1, 1)
+    assert g.pixel_area_ha()[0, 0] == pytest.approx(expected_ha, rel=1e-6)

@@ -43,14 +43,10 @@ _LABEL_ATTRIBUTION = {
 }
 
 
-def _polygon_area_m2(geometry: Mapping[str, Any], crs: str) -> float:
-    from rasterio.warp import transform_geom
+def _polygon_area_m2(geometry: Mapping[str, Any]) -> float:
+    from core.region import lonlat_area_ha
 
-    from core.region import polygon_area
-
-    g = transform_geom("EPSG:4326", crs, dict(geometry))
-    polys = [g["coordinates"]] if g["type"] == "Polygon" else g["coordinates"]
-    return sum(polygon_area(poly) for poly in polys)
+    return lonlat_area_ha(dict(geometry)) * 1e4
 
 
 class EarthEngineSource:
@@ -226,7 +222,7 @@ class EarthEngineSource:
             _, width, height = snap_grid(geometry_bounds(geometry, scale, crs), scale)
         except CropMapError as err:
             return RegionCheck(False, str(err))
-        area_ha = _polygon_area_m2(geometry, crs) / 1e4
+        area_ha = _polygon_area_m2(geometry) / 1e4
         pixels = width * height
         if min(width, height) < MIN_SIDE:
             return RegionCheck(
