@@ -143,13 +143,13 @@ def threshold_curve(prob: np.ndarray, label_mask: np.ndarray, thresholds: Sequen
     ok = np.isfinite(prob) & (label_mask != NODATA)
     if not ok.any():
         raise NoDataError("no pixel is valid in both the prediction and the labels")
-    from core.predict import percent_cut
+    from core.predict import percent_cut, whole_percent
 
     p = prob[ok]
     y = label_mask[ok] == CROP
     # Histogram of whole percents (as core.predict.threshold_mask compares them) once, then
     # cumulative sums: O(pixels) whatever the number of thresholds, and exactly the masks' counts.
-    bins = np.clip(np.rint(p * 100).astype(np.int64), 0, 100)
+    bins = np.clip(whole_percent(p), 0, 100)
     pos = np.bincount(bins[y], minlength=101)
     neg = np.bincount(bins[~y], minlength=101)
     pos_ge = np.cumsum(pos[::-1])[::-1]

@@ -377,7 +377,7 @@ def compose_png(
         f = max_side / max(shape)
         base = base.resize((max(1, int(shape[1] * f)), max(1, int(shape[0] * f))), Image.NEAREST)
     elif max(shape) < min_side:
-        k = min_side // max(shape)
+        k = -(-min_side // max(shape))  # the smallest whole factor that reaches min_side
         base = base.resize((shape[1] * k, shape[0] * k), Image.NEAREST)
     rows = list(legends)
     width = max(base.width, 360)

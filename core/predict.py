@@ -294,11 +294,17 @@ def predict_array(loaded, features: np.ndarray, valid: np.ndarray, config: Predi
 # ---------------------------------------------------------------- files
 
 
+def whole_percent(prob: np.ndarray) -> np.ndarray:
+    """Probabilities 0-1 rounded to whole percents (int64), halves up, in float64: float32
+    arithmetic with ties to even stored 0.95499998 as 96 and 0.98500001 as 98."""
+    return np.floor(np.asarray(prob, dtype=np.float64) * 100 + 0.5).astype(np.int64)
+
+
 def probability_to_uint8(prob: np.ndarray) -> np.ndarray:
     """Probability 0-1 (NaN = no data) -> uint8 percent 0-100, 255 = no data."""
     out = np.full(prob.shape, NODATA, np.uint8)
     ok = np.isfinite(prob)
-    out[ok] = np.rint(prob[ok] * 100).astype(np.uint8)
+    out[ok] = np.clip(whole_percent(prob[ok]), 0, 100).astype(np.uint8)
     return out
 
 
@@ -311,7 +317,7 @@ def threshold_mask(prob: np.ndarray, threshold: float) -> np.ndarray:
     """
     out = np.full(prob.shape, NODATA, np.uint8)
     ok = np.isfinite(prob)
-    out[ok] = (np.rint(prob[ok] * 100) >= percent_cut(threshold)).astype(np.uint8)
+    out[ok] = (whole_percent(prob[ok]) >= percent_cut(threshold)).astype(np.uint8)
     return out
 
 

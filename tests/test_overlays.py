@@ -126,8 +126,12 @@ def test_compose_png_and_geotiff_exports(tmp_path):
     top = ov.crop_colour(np.full((50, 60), 0.9, np.float32), 0.5)
     png = ov.compose_png([base, ov.with_opacity(top, 0.5)], [ov.class_legend("Crop", ["crop"])], "title")
     img = Image.open(io.BytesIO(png))
-    assert img.size[0] == 480 and img.size[1] > 400  # a small raster is enlarged 8x (whole pixels)
-    assert np.asarray(img)[:400].reshape(50, 8, 60, 8, 3).std(axis=(1, 3)).max() == 0
+    # a small raster is enlarged by the smallest whole factor that reaches 512 px: 9x (8x gave 480)
+    assert img.size[0] == 540 and img.size[1] > 450
+    assert np.asarray(img)[:450].reshape(50, 9, 60, 9, 3).std(axis=(1, 3)).max() == 0
+    mid = np.zeros((370, 390, 4), np.uint8)
+    mid[..., 3] = 255
+    assert Image.open(io.BytesIO(ov.compose_png([mid], [], "title"))).size[0] == 780  # 2x (it stayed 390)
     with pytest.raises(InvalidDataError):
         ov.compose_png([])
     # a long data credit wraps under the legend: more lines, never wider than the canvas

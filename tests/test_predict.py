@@ -38,6 +38,18 @@ def test_config_resolves_for_the_model():
         PredictConfig(overlap=512).resolve(None, 16)
 
 
+def test_whole_percents_round_halves_up_in_double_precision():
+    """float32 arithmetic with ties to even stored these as 96, 64 and 98 (off by one)."""
+    from core.predict import probability_to_uint8, threshold_mask, whole_percent
+
+    prob = np.array([0.9549999833, 0.6349999905, 0.9850000143, 0.5, 0.0, 1.0, np.nan], np.float32)
+    np.testing.assert_array_equal(whole_percent(prob[:6]), [95, 63, 99, 50, 0, 100])
+    np.testing.assert_array_equal(probability_to_uint8(prob), [95, 63, 99, 50, 0, 100, 255])
+    # the mask is the stored percent at the threshold: 63 is not crop at 0.64, 99 is at 0.99
+    np.testing.assert_array_equal(threshold_mask(prob, 0.64), [1, 0, 1, 0, 0, 1, 255])
+    np.testing.assert_array_equal(threshold_mask(prob, 0.99), [0, 0, 1, 0, 0, 1, 255])
+
+
 def test_blend_weights_fall_to_the_edges():
     w = blend_weights(256, 64)
     assert w[128] == 1 and w[0] < 0.01 and w[-1] < 0.01 and np.all(np.diff(w[:64]) > 0)
