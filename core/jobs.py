@@ -50,6 +50,8 @@ LOCK_FILE = ".start.lock"
 LOCK_TIMEOUT_S = 30.0
 #: How long :func:`cancel` waits for a worker to exit after SIGTERM before it sends SIGKILL.
 TERM_GRACE_S = 10.0
+#: A job still "starting" this long with no worker id recorded is taken as failed (the launcher died).
+START_TIMEOUT_S = 60.0
 TRAIN_SUBDIR = "train"
 #: What a job may run: kind -> ``module:function``. Nothing else can be started.
 ENTRIES: dict[str, str] = {"train": "core.train:train", "selftest": "core.jobs:selftest_train"}
@@ -115,7 +117,10 @@ def _write_status(job_dir: Path, status: JobStatus) -> None:
     _write_json(job_dir / STATUS_FILE, status.to_dict())
 
 
-def _pid_alive(pid: int | None) -> bool:
+def _pid_alive(pid: int | None, job_dir: Path | None = None) -> bool:
+    """Whether process ``pid`` lives (and, given ``job_dir`` and where /proc tells, is that job's
+    worker: after a restart the id may belong to another process, or be a thread's id, which
+    signal 0 takes for a live process)."""
     if not pid:
         return False
     try:
@@ -130,7 +135,29 @@ def _pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return _is_worker(pid, job_dir) if job_dir is not None else True
+
+
+def _is_worker(pid: int, job_dir: Path) -> bool:
+    """Whether /proc shows ``pid`` as a running (not zombie) process whose command runs ``job_dir``;
+    True where /proc cannot tell (another OS, no permission)."""
+    proc = Path("/proc") / str(pid)
+    try:
+        stat = (proc / "stat").read_text()
+        cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # a /proc without it: the process is gone
+    except OSError:
+        return True
+    if stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]:
+        return False  # a zombie: exited, not yet reaped by its parent
+    try:
+        if Path(f"/proc/{pid}/status").read_text().split("Tgid:")[1].split()[0] != str(pid):
+            return False  # a thread of some process, not a process
+    except (OSError, IndexError):
+        pass
+    wanted = str(Path(job_dir).resolve()).encode()
+    return any(arg == wanted for arg in cmdline)
 
 
 def new_job_dir(jobs_root: str | os.PathLike) -> Path:
@@ -323,7 +350,10 @@ def status(job_dir: str | os.PathLike) -> JobStatus:
     if st.pid is None:
         st.pid = _launched_pid(job_dir)
     cancel_requested = (job_dir / CANCEL_FILE).exists()
-    if st.pid is not None and not _pid_alive(st.pid):
+    if st.pid is None and st.state == "starting" and time.time() - (st.started or st.updated or 0) > START_TIMEOUT_S:
+        st.state = "failed"  # the launcher died before the worker's id was recorded
+        st.message = "the worker never started (the dashboard stopped while starting it): " + _log_tail(job_dir)
+    elif st.pid is not None and not _pid_alive(st.pid, job_dir):
         if cancel_requested:
             st.state = "cancelled"
             st.message = "stopped on request (the worker ended before it could record it): " + _log_tail(job_dir)
@@ -514,7 +544,7 @@ def run(job_dir: str | os.PathLike) -> int:
         st.state, st.message = "failed", f"training crashed: {type(err).__name__}: {err} (see {job_dir / LOG_FILE})"
         _write_status(job_dir, st)
         raise
-    if stopped == "cancelled" or should_stop():
+    if stopped == "cancelled":  # the trainer's word: a cancel that came after the last epoch finished changes nothing
         done = len(st.history)  # st.epoch is the epoch in progress when it was cancelled
         st.state, st.message = "cancelled", (f"cancelled after epoch {done}; the best checkpoint so far is kept" if done
                                              else "cancelled before the first epoch ended; no model was saved")

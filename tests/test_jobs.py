@@ -6,6 +6,9 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -165,15 +168,18 @@ def test_cancel_racing_a_finished_job_leaves_it_done(tmp_path, monkeypatch):
     assert st.state == "done" and not st.active and st.message == done.message
 
 
-def test_cancel_only_requests_and_status_reports_it(tmp_path):
+def test_cancel_only_requests_and_status_reports_it(tmp_path, request):
     """cancel() never writes the status file: status() shows "cancelling" while the worker lives,
     and "cancelled" (not failed) if it is gone without having written its final state."""
     job_dir = tmp_path / "j"
     job_dir.mkdir()
-    running = jobs.JobStatus(state="running", job_id="x", pid=os.getpid(), started=time.time(), message="epoch 1/5")
+    # a stand-in worker: a process whose command names the job folder, as the real one's does
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(job_dir.resolve())])
+    request.addfinalizer(worker.kill)
+    running = jobs.JobStatus(state="running", job_id="x", pid=worker.pid, started=time.time(), message="epoch 1/5")
     (job_dir / "status.json").write_text(json.dumps(running.to_dict()))
     before = (job_dir / "status.json").read_text()
-    jobs.cancel(job_dir)  # no terminate_after_s: it only raises the flag (the "worker" here is this process)
+    jobs.cancel(job_dir)  # no terminate_after_s: it only raises the flag
     assert (job_dir / "cancel").exists()
     assert (job_dir / "status.json").read_text() == before
     st = jobs.status(job_dir)
@@ -182,6 +188,30 @@ def test_cancel_only_requests_and_status_reports_it(tmp_path):
     (job_dir / "status.json").write_text(json.dumps(gone.to_dict()))
     st = jobs.status(job_dir)
     assert st.state == "cancelled" and not st.active
+
+
+def test_a_reused_pid_or_a_lost_start_is_not_a_live_worker(tmp_path, request):
+    """After a restart the worker's id can belong to another process (or be a thread's id), and a
+    dashboard stopped mid-start leaves "starting" with no id: neither may block training for good."""
+    job_dir = tmp_path / "j"
+    job_dir.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # alive, not the worker
+    request.addfinalizer(other.kill)
+    running = jobs.JobStatus(state="running", job_id="x", pid=other.pid, started=time.time(), message="epoch 1/5")
+    (job_dir / "status.json").write_text(json.dumps(running.to_dict()))
+    st = jobs.status(job_dir)
+    assert st.state == "failed" and "exited unexpectedly" in st.message
+    thread_ids = [int(t) for t in os.listdir(f"/proc/{os.getpid()}/task") if int(t) != os.getpid()]
+    if thread_ids:  # a thread of this process: signal 0 takes it for a live process
+        (job_dir / "status.json").write_text(json.dumps({**running.to_dict(), "pid": thread_ids[0]}))
+        assert jobs.status(job_dir).state == "failed"
+    lost = jobs.JobStatus(state="starting", job_id="x", pid=None, started=time.time() - jobs.START_TIMEOUT_S - 1)
+    (job_dir / "status.json").write_text(json.dumps(lost.to_dict()))
+    st = jobs.status(job_dir)
+    assert st.state == "failed" and "never started" in st.message and not st.active
+    fresh = jobs.JobStatus(state="starting", job_id="x", pid=None, started=time.time())
+    (job_dir / "status.json").write_text(json.dumps(fresh.to_dict()))
+    assert jobs.status(job_dir).state == "starting"  # still within the time a start takes
 
 
 def test_concurrent_status_writes_never_clash(tmp_path):
@@ -321,3 +351,26 @@ def test_worker_that_dies_before_reporting_is_failed(tmp_path):
     with pytest.raises(JobError, match="cannot start the worker .* check the Python interpreter"):
         jobs.start_job("selftest", {}, tmp_path / "k", python=str(tmp_path / "no-such-python"))
     assert jobs.status(tmp_path / "k").state == "failed"
+
+
+def test_a_cancel_after_the_last_epoch_finished_leaves_the_job_done(tmp_path, monkeypatch):
+    """The user clicks Cancel while the last epoch is being validated and saved: the trainer
+    finishes all epochs ("completed"), and the job is done (it was reported "cancelled after epoch N")."""
+    job_dir = tmp_path / "j"
+    job_dir.mkdir()
+    (job_dir / "job.json").write_text(json.dumps({"kind": "selftest", "job_id": "x", "params": {}, "note": ""}))
+    jobs._write_status(job_dir, jobs.JobStatus(state="starting", job_id="x", kind="selftest", started=time.time()))
+
+    def trainer(progress, should_stop, run_dir):
+        out = jobs.selftest_train(epochs=2, steps=1, delay=0.0, progress=progress, should_stop=should_stop)
+        (job_dir / jobs.CANCEL_FILE).write_text("late")  # clicked during the final save
+        return out
+
+    monkeypatch.setattr(jobs, "_import_entry", lambda spec: trainer)
+    old = signal.getsignal(signal.SIGTERM)
+    try:
+        jobs.run(job_dir)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    st = jobs.status(job_dir)
+    assert st.state == "done", f"all epochs finished, yet: {st.state}: {st.message}"
