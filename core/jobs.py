@@ -385,6 +385,26 @@ def find_jobs(root: str | os.PathLike) -> list[tuple[Path, JobStatus]]:
     return sorted(found, key=lambda js: js[1].started, reverse=True)
 
 
+def snapshot_checkpoint(model_path: str | os.PathLike, root: str | os.PathLike) -> Path:
+    """A copy of a checkpoint and its card under ``root`` (hash-named, see
+    :func:`core.model.store_uploaded_model`), for a model in use that a running job would
+    otherwise replace with every better epoch.
+
+    Raises:
+        InputNotFoundError: the checkpoint or its card is missing; CorruptFileError: a bad card.
+    """
+    from core.errors import InputNotFoundError
+    from core.model import card_path, store_uploaded_model
+
+    model_path = Path(model_path)
+    try:
+        model_bytes, card_bytes = model_path.read_bytes(), card_path(model_path).read_bytes()
+    except FileNotFoundError as err:
+        raise InputNotFoundError(f"{err.filename} is gone (the job may have been removed); train again") from None
+    name = f"{model_path.parent.parent.name}-{model_path.name}"  # job-...-best.keras
+    return store_uploaded_model(model_bytes, card_bytes, root, max_bytes=max(len(model_bytes), 1), name=name)
+
+
 def active_job(root: str | os.PathLike) -> Path | None:
     """The folder of a job under ``root`` that is still starting, running or cancelling, or None."""
     return next((d for d, st in find_jobs(root) if st.active), None)

@@ -158,16 +158,24 @@ with tab_train:
             c1, c2 = st.columns(2)
             c1.line_chart(hist[[c for c in ("loss", "val_loss") if c in hist]], height=220)
             c2.line_chart(hist[[c for c in ("iou", "val_iou", "dice", "val_dice") if c in hist]], height=220)
-        if js.active:
+        if js.state == "cancelling":  # the worker stops after its current batch; loading data has no batches
+            if st.button("Stop now", key="stop_job", help="end the worker process at once (the checkpoints of "
+                         "finished epochs are kept)"):
+                with st.spinner("Stopping the worker..."):
+                    jobs.cancel(job_dir, terminate_after_s=0)
+                st.rerun()
+        elif js.active:
             if st.button("Cancel training", key="cancel_job"):
                 jobs.cancel(job_dir)
-                st.rerun(scope="fragment")
+                st.rerun()
         elif running is not None and running == Path(job_dir):  # it finished: re-enable the form
             st.rerun()
         best = Path(job_dir) / jobs.TRAIN_SUBDIR / "best.keras"
-        if best.exists() and st.button("Use the best checkpoint", key="use_best"):
+        label = "Use the best checkpoint so far" if js.active else "Use the best checkpoint"
+        if best.exists() and st.button(label, key="use_best"):
             with ui.errors_shown():
-                use_model(str(best))
+                # while training runs, best.keras is replaced by every better epoch: use a copy of it now
+                use_model(str(jobs.snapshot_checkpoint(best, state.workdir() / "models")) if js.active else str(best))
                 st.rerun()
         if js.state == "failed":
             st.error(js.message)

@@ -162,11 +162,15 @@ def train_on_patches(train: str, val: str, patch_size: int) -> None:
 
 
 def job_dir() -> str | None:
-    """The training job this session follows: the one it started, or else (e.g. after a browser
-    reload) the newest job in the work folder; None when there is none."""
-    if not get(JOB_DIR):
-        from core.jobs import find_jobs
+    """The training job this session follows: a job that is running (one at a time; it may have
+    been started in another tab, and only its panel can cancel it), else the one this session
+    started, else (e.g. after a browser reload) the newest job in the work folder; None when there is none."""
+    from core.jobs import active_job, find_jobs
 
+    running = active_job(workdir() / "jobs")
+    if running is not None:
+        put(JOB_DIR, str(running))
+    elif not get(JOB_DIR):
         newest = find_jobs(workdir() / "jobs")
         if newest:
             put(JOB_DIR, str(newest[0][0]))
