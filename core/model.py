@@ -301,8 +301,9 @@ def save_model(model: keras.Model, card: ModelCard, path: str | os.PathLike) -> 
     try:
         model.save(tmp)
         tmp_card.write_text(json.dumps(card.to_dict(), indent=2))
-        os.replace(tmp, path)
+        # the card first: whoever finds the model (a page polling a training run) finds its card too
         os.replace(tmp_card, card_path(path))
+        os.replace(tmp, path)
     except BaseException:  # e.g. a full disk or an interrupt: no temporary file is left behind
         tmp.unlink(missing_ok=True)
         tmp_card.unlink(missing_ok=True)
