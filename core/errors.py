@@ -72,7 +72,11 @@ def environment_error(err: BaseException, memory_advice: str = "use a smaller re
                 "disk has space")
     module = type(err).__module__ or ""
     if module.startswith(("tensorflow", "rasterio")):  # TensorFlow's OpError, GDAL's CPLE_* errors
-        text = str(getattr(err, "message", "") or err).strip().splitlines()
-        return (text[0] if text else type(err).__name__) + ("; check the path, the network and your credentials"
-                                                            if "://" in str(err) else "")
+        return first_line(err) + ("; check the path, the network and your credentials" if "://" in str(err) else "")
     return None
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message (TensorFlow's ``message``), or its class name."""
+    text = str(getattr(err, "message", "") or err).strip().splitlines()
+    return text[0] if text else type(err).__name__

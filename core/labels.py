@@ -161,10 +161,14 @@ def _cdl_names() -> dict[int, str]:
     return names
 
 
+def _names(label_map: str) -> dict[int, str]:
+    """Code -> name of a product's classes ({} when not known)."""
+    return _cdl_names() if label_map.lower() == "cdl" else _NAMES.get(label_map.lower(), {})
+
+
 def class_name(label_map: str, code: int) -> str:
     """The product's name for class ``code`` (e.g. cdl 176 -> "Grassland/Pasture"); "class N" when unknown."""
-    names = _cdl_names() if label_map.lower() == "cdl" else _NAMES.get(label_map.lower(), {})
-    return names.get(int(code), f"class {int(code)}")
+    return _names(label_map).get(int(code), f"class {int(code)}")
 
 
 def with_class_names(rows: list[dict], label_map: str) -> list[dict]:
@@ -174,8 +178,7 @@ def with_class_names(rows: list[dict], label_map: str) -> list[dict]:
 
 def legend_codes(label_map: str) -> frozenset[int]:
     """The class codes the product defines (CDL: from :data:`CDL_LEGEND`); empty when not known."""
-    names = _cdl_names() if label_map.lower() == "cdl" else _NAMES.get(label_map.lower(), {})
-    return frozenset(names)
+    return frozenset(_names(label_map))
 
 
 #: Share of labelled pixels whose codes the product does not define above which the labels are

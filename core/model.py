@@ -281,6 +281,12 @@ def card_path(model_path: str | os.PathLike) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
+def model_files(model_path: str | os.PathLike | None) -> tuple[Path, Path]:
+    """(.keras, card .json) of a model path; None is the shipped model."""
+    path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
+    return path, card_path(path)
+
+
 @dataclass
 class LoadedModel:
     """A Keras model with its card."""
@@ -386,7 +392,7 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
         InputNotFoundError: the .keras file or its card is missing.
         CorruptFileError: either file is truncated or not what it claims.
     """
-    path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+    path = model_files(path)[0]
     if not path.exists():
         raise InputNotFoundError(f"model file not found: {path}")
     card = load_card(path)

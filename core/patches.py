@@ -24,9 +24,10 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from core import remotefs
 from core.config import PatchConfig
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, NoDataError, OutputExistsError
-from core.files import replacing
+from core.files import replacing, staging_dir
 from core.labels import NODATA, get_class_map
 from core.raster import FEATURE_BANDS, INPUT_BANDS, Grid, ImageReader, read_labels, reflectance_scaling, sample_valid
 from core.tfrecord import feature_layout, iter_records, open_records, read_batches
@@ -83,9 +84,7 @@ def list_records(source: str | os.PathLike | Sequence[str]) -> list[str]:
     if isinstance(source, (list, tuple)):
         return [f for s in source for f in list_records(s)]
     s = str(source)
-    if "://" in s:  # Cloud Storage and other remote file systems, through TensorFlow's
-        from core import remotefs
-
+    if remotefs.is_remote(s):  # Cloud Storage and other remote file systems, through TensorFlow's
         exists, isdir, glob = remotefs.exists, remotefs.isdir, remotefs.glob
     else:
         exists, isdir, glob = os.path.exists, os.path.isdir, _glob.glob
@@ -276,9 +275,7 @@ def read_mixer(path: str | os.PathLike) -> Mixer:
         CorruptFileError: not a mixer, or unreadable.
     """
     s = str(path)
-    if "://" in s:
-        from core import remotefs
-
+    if remotefs.is_remote(s):
         exists, read = remotefs.exists, remotefs.read_bytes
     else:  # no TensorFlow import (seconds) just to read a local JSON file
         exists, read = os.path.isfile, (lambda p: Path(p).read_bytes())
@@ -349,8 +346,6 @@ def write_image_export(
             win = Window(c * pw - half, r * ph - half, pw + kernel, ph + kernel)
             feats, _ = reader.read(win)
             yield {b: feats[..., k] for k, b in enumerate(FEATURE_BANDS)}
-
-    from core.files import staging_dir
 
     mixer = Mixer(g.crs, g.transform, (pw, ph), per_row, total)
     # Everything is written in a staging folder first and moved into place only when complete, so a

@@ -418,10 +418,9 @@ def predict_image(
     """
     from core.model import load_model
 
-    from core.model import DEFAULT_MODEL_PATH, card_path
+    from core.model import model_files
 
-    model_file = model_path or DEFAULT_MODEL_PATH
-    outputs, summary_path = prediction_outputs(out_dir, overwrite, [image_path, model_file, card_path(model_file)])
+    outputs, summary_path = prediction_outputs(out_dir, overwrite, [image_path, *model_files(model_path)])
     import rasterio
 
     t0 = time.time()

@@ -92,10 +92,9 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
     """
     from core.model import load_model
 
-    from core.model import DEFAULT_MODEL_PATH, card_path
+    from core.model import model_files
 
-    model_file = model_path or DEFAULT_MODEL_PATH
-    outputs, summary_path = prediction_outputs(out_dir, overwrite, [mixer_path, model_file, card_path(model_file)])
+    outputs, summary_path = prediction_outputs(out_dir, overwrite, [mixer_path, *model_files(model_path)])
     t0 = time.time()
     loaded = loaded or load_model(model_path)
     pred = ExportPredictor(mixer_path, loaded, config.batch_size or 4, config.views)

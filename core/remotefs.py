@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from core.errors import InputNotFoundError
+from core.errors import InputNotFoundError, first_line
 
 
 def is_remote(path: Any) -> bool:
@@ -41,10 +41,8 @@ def storage_errors(path: str) -> Iterator[None]:
     except tf.errors.NotFoundError:
         raise InputNotFoundError(f"{path} not found; check the bucket and the path") from None
     except tf.errors.OpError as err:
-        lines = str(getattr(err, "message", "") or err).strip().splitlines()
-        reason = lines[0] if lines else type(err).__name__
         raise InputNotFoundError(
-            f"cannot read {path} ({reason}); check the network, that the path is right, and that this machine "
+            f"cannot read {path} ({first_line(err)}); check the network, that the path is right, and that this machine "
             "has Cloud Storage credentials with access to the bucket (gcloud auth application-default login, "
             "or GOOGLE_APPLICATION_CREDENTIALS)"
         ) from None

@@ -24,6 +24,7 @@ import google_crc32c
 import numpy as np
 from isal import igzip, isal_zlib
 
+from core import remotefs
 from core.errors import CorruptFileError, CropMapError, InputNotFoundError
 from core.threads import background_priority
 
@@ -54,9 +55,7 @@ def open_records(path: str | os.PathLike) -> Iterator[BinaryIO]:
     path = str(path)
     with ExitStack() as stack:
         try:
-            if "://" in path:
-                from core import remotefs
-
+            if remotefs.is_remote(path):
                 raw = stack.enter_context(remotefs.open_binary(path))
             else:
                 raw = stack.enter_context(open(path, "rb"))
