@@ -765,34 +765,21 @@ def test_failed_export_leaves_no_progress_bar(fake_map, tmp_path):
     assert not at.get("progress"), [p.proto.text for p in at.get("progress")]
 
 
-def _wait_job(job_dir, states, timeout: float = 60):
-    import time
-
-    from core import jobs
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        st = jobs.status(job_dir)
-        if st.state in states:
-            return st
-        time.sleep(0.1)
-    raise AssertionError(f"job stuck in {jobs.status(job_dir)}")
-
-
 def test_model_page_follows_the_running_job_of_another_tab(fake_map):
     """This session followed a finished job; another tab starts one: the panel shows the running
     job with its Cancel (it showed the finished one, while the form said 'cancel it below')."""
     from core import jobs
+    from test_jobs import wait_for
 
     root = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs"
     jobs.start_job("selftest", {"epochs": 1, "steps": 1, "delay": 0.0}, root / "job-a", note="job A")
-    _wait_job(root / "job-a", ("done",))
+    wait_for(root / "job-a", ("done",))
     at = new_app()
     at.switch_page("pages/model.py").run()
     assert "job A" in texts(at)
     jobs.start_job("selftest", {"epochs": 50, "steps": 10, "delay": 0.1}, root / "job-b", note="job B")
     try:
-        _wait_job(root / "job-b", ("running",))
+        wait_for(root / "job-b", ("running",))
         at.run()
         start = by_label(at.button, "Start training")
         assert start.disabled and "cancel it below" in (start.help or "")
@@ -808,11 +795,12 @@ def test_best_checkpoint_of_a_running_job_is_used_as_a_copy(fake_map, tiny_model
 
     from core import jobs
     from core.model import build_unet, load_card, save_model
+    from test_jobs import wait_for
 
     job_dir = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs" / "job-run"
     jobs.start_job("selftest", {"epochs": 50, "steps": 10, "delay": 0.2}, job_dir)
     try:
-        _wait_job(job_dir, ("running",))
+        wait_for(job_dir, ("running",))
         (job_dir / "train").mkdir()
         best = job_dir / "train" / "best.keras"
         shutil.copy(tiny_model_path, best)
@@ -832,11 +820,12 @@ def test_a_cancel_the_worker_cannot_see_can_be_forced(fake_map):
     """A worker busy outside a batch (here a 60 s step; loading data or a stuck read) never sees
     the cancel flag: the page offers 'Stop now', which ends the process."""
     from core import jobs
+    from test_jobs import wait_for
 
     job_dir = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs" / "job-slow"
     jobs.start_job("selftest", {"epochs": 1, "steps": 2, "delay": 60.0}, job_dir)
     try:
-        _wait_job(job_dir, ("running",))
+        wait_for(job_dir, ("running",))
         at = new_app()
         at.switch_page("pages/model.py").run()
         by_label(at.button, "Cancel training").click().run()
