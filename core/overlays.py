@@ -294,9 +294,15 @@ def to_web_mercator(rgba: np.ndarray, grid: Grid, max_side: int = MAX_SIDE) -> t
     west, south, east, north = array_bounds(h, w, src_t)
     dst_t, dw, dh = calculate_default_transform(grid.crs, "EPSG:3857", w, h, west, south, east, north)
     scale = max(dw, dh) / max_side
-    if scale > 1:
+    if min(dw, dh) < 1:  # a strip thinner than one output pixel (GDAL makes it 0 px): 1 px across its bounds
+        from rasterio.transform import from_bounds
+
+        dw, dh = (max(1, int(n / max(scale, 1))) for n in (dw, dh))
+        dst_t = from_bounds(*transform_bounds(grid.crs, "EPSG:3857", west, south, east, north), dw, dh)
+    elif scale > 1:
         dst_t, dw, dh = calculate_default_transform(
-            grid.crs, "EPSG:3857", w, h, west, south, east, north, dst_width=int(dw / scale), dst_height=int(dh / scale)
+            grid.crs, "EPSG:3857", w, h, west, south, east, north, dst_width=max(1, int(dw / scale)),
+            dst_height=max(1, int(dh / scale)),
         )
     out = np.zeros((4, dh, dw), dtype=np.uint8)
     reproject(

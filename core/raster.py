@@ -448,10 +448,12 @@ def valid_pixels(raw: np.ndarray, nodata: float | None, what: str) -> np.ndarray
         if nodata is not None and np.isnan(nodata):
             valid &= finite.all(axis=0)
         elif not finite.all():
-            raise InvalidDataError(
-                f"{what} holds NaN or infinite reflectance in {int((~finite).any(axis=0).sum())} pixels "
-                "but declares no NaN nodata value; mark them as no data (nodata=nan) or fill them"
-            )
+            bad = ~finite if nodata is None else ~finite & (raw != nodata)  # an infinite nodata (-inf) is no data
+            if bad.any():
+                raise InvalidDataError(
+                    f"{what} holds NaN or infinite reflectance in {int(bad.any(axis=0).sum())} pixels "
+                    "but declares no NaN nodata value; mark them as no data (nodata=nan) or fill them"
+                )
     if nodata is not None and not np.isnan(nodata):
         valid &= ~(raw == nodata).any(axis=0)
     valid &= ~(raw == 0).all(axis=0)
@@ -531,6 +533,11 @@ class ImageReader:
             self.nodata = src.nodata
             sample = self._sample(src)
             sample = sample[:, sample_valid(sample, self.nodata)]
+            if sample.shape[1] < MIN_CHECKED_PIXELS:  # the windows fell in no-data margins: look at all of it
+                spread = self._decimated(src)
+                spread = spread[:, sample_valid(spread, self.nodata)]
+                if spread.shape[1] > sample.shape[1]:
+                    sample = spread
             self.scales, self.offsets = reflectance_scaling(
                 src.dtypes[0], sample, self.path.name,
                 [src.scales[i - 1] for i in self._indexes], [src.offsets[i - 1] for i in self._indexes])
@@ -549,6 +556,15 @@ class ImageReader:
         parts = [read_pixels(src, self.path, self._indexes, window=Window(int(c), int(r), w, h))
                  for r in sorted(set(rows)) for c in sorted(set(cols))]
         return np.concatenate([p.reshape(4, -1) for p in parts], axis=1).astype(np.float64)
+
+    def _decimated(self, src, side: int = 512) -> np.ndarray:
+        """Stored values of pixels spread evenly over the whole image (nearest, at most ``side`` x
+        ``side``): for images whose data the sampled windows miss (wide no-data margins)."""
+        from rasterio.enums import Resampling
+
+        shape = (len(self._indexes), min(side, src.height), min(side, src.width))
+        raw = read_pixels(src, self.path, self._indexes, out_shape=shape, resampling=Resampling.nearest)
+        return raw.reshape(len(self._indexes), -1).astype(np.float64)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -120,6 +120,20 @@ def test_large_georeferenced_overlay_is_capped():
     assert bounds[0][0] < bounds[1][0]
 
 
+@pytest.mark.parametrize("h,w", [(3000, 1), (1000, 1), (1, 3000), (5000, 2)])
+def test_a_thin_georeferenced_strip_is_put_on_the_web_map(h, w):
+    """GDAL sizes the web mercator copy of a strip narrower than one of its pixels 0 px wide: it
+    must be 1 px across the strip's bounds, not a crash."""
+    grid = Grid("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0), w, h)
+    o = ov.make_overlay("strip", np.full((h, w, 4), 200, np.uint8), grid)
+    img = np.asarray(Image.open(io.BytesIO(o.png)))
+    assert 1 <= min(img.shape[:2]) and max(img.shape[:2]) <= ov.MAX_SIDE and img[..., 3].any()
+    (s, west), (n, e) = o.bounds
+    (s2, w2), (n2, e2) = ov.lonlat_bounds(grid)
+    assert s == pytest.approx(s2, abs=1e-3) and n == pytest.approx(n2, abs=1e-3)
+    assert west == pytest.approx(w2, abs=1e-3) and e == pytest.approx(e2, abs=1e-3)
+
+
 def test_compose_png_and_geotiff_exports(tmp_path):
     base = np.zeros((50, 60, 4), np.uint8)
     base[..., 3] = 255

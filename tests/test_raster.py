@@ -133,6 +133,47 @@ def test_negative_nodata_value_is_not_negative_reflectance(tmp_path):
     assert feats[8, 8, 1] == 0.0 and feats[valid, :4].min() == 0.0
 
 
+def test_minus_infinity_as_the_declared_nodata_is_no_data(tmp_path):
+    """An infinite nodata value (-inf) is no data like any other, not 'infinite reflectance'."""
+    from rasterio.windows import Window
+
+    data = (np.random.default_rng(0).random((4, 300, 300)) * 0.3 + 0.01).astype(np.float32)
+    data[:, :10] = -np.inf
+    img = write_raster(tmp_path / "inf.tif", data, nodata=-np.inf, descriptions=["R", "G", "B", "NIR"])
+    with ImageReader(img) as r:
+        feats, valid = r.read()
+        assert valid.sum() == 290 * 300 and not valid[:10].any() and np.isfinite(feats).all()
+        _, valid = r.read(Window(-5, -5, 50, 50))  # beyond the edges: filled with the nodata value
+        assert valid.sum() == 45 * 35
+    data[0, 50, 50] = np.inf  # infinity that is not the nodata value is still refused
+    with ImageReader(write_raster(tmp_path / "inf2.tif", data, nodata=-np.inf, descriptions=["R", "G", "B", "NIR"])) as r:
+        with pytest.raises(InvalidDataError, match="infinite reflectance in 1 pixels"):
+            r.read()
+
+
+def test_the_scale_of_an_image_with_wide_no_data_margins_comes_from_its_data(tmp_path):
+    """The sampled windows can all fall in the no-data margins around a small block of data: the
+    scale is then detected (and the values checked) on pixels spread over the whole image, not
+    taken as 1 unchecked (float reflectance x 10000 was read as reflectance in the thousands)."""
+    import rasterio
+
+    with rasterio.open(SAMPLE_IMAGE) as src:
+        real = src.read(window=((0, 200), (0, 200)))
+    data = np.zeros((4, 2000, 2000), np.float32)
+    data[:, 400:600, 400:600] = real  # float reflectance x 10000
+    with ImageReader(write_raster(tmp_path / "f.tif", data, descriptions=["R", "G", "B", "NIR"])) as r:
+        feats, valid = r.read()
+        assert r.scale == pytest.approx(1e-4) and valid.sum() == 200 * 200
+    same, same_valid, _ = read_image(SAMPLE_IMAGE)
+    ok = same_valid[:200, :200] & valid[400:600, 400:600]
+    assert ok.mean() > 0.99
+    np.testing.assert_allclose(feats[400:600, 400:600][ok], same[:200, :200][ok], rtol=1e-6)
+    display = np.zeros((4, 2000, 2000), np.uint8)
+    display[:, 400:600, 400:600] = np.clip(real // 20, 1, 255)  # 8-bit display values are refused
+    with pytest.raises(InvalidDataError, match="8-bit"):
+        ImageReader(write_raster(tmp_path / "b.tif", display, descriptions=["R", "G", "B", "NIR"]))
+
+
 def test_labels_on_another_grid_are_refused(tmp_path):
     p = write_raster(tmp_path / "lab.tif", np.ones((1024, 1024), np.uint8), transform=Affine(30, 0, 60, 0, -30, 0))
     with ImageReader(SAMPLE_IMAGE) as r, pytest.raises(GridMismatchError, match="not on the image's grid"):
