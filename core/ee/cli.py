@@ -346,7 +346,7 @@ def _add_composite(p: argparse.ArgumentParser, short_start: bool) -> None:
     p.add_argument("--sensor", default=None, help="L5, L7, L8, L9 or S2 (default: the preset's, else L8)")
     p.add_argument(*starts, dest="start_date", default=None, help="first date YYYY-MM-DD (default: the preset's, else 2020-01-01)")
     p.add_argument("--end", "--end-date", dest="end_date", default=None, help="last date YYYY-MM-DD, inclusive")
-    p.add_argument("--max-cloud", type=float, default=None, help="max scene cloud cover in %% (default 20)")
+    p.add_argument("--max-cloud", type=float, default=None, help="keep scenes with cloud cover under this %% (above 0, at most 100; default 20)")
     p.add_argument("--scale", type=float, default=None, help="pixel size in metres (default: the sensor's)")
     p.add_argument("--crs", default=None, help="EPSG:XXXX (default: the UTM zone of the region)")
 

@@ -121,7 +121,7 @@ class CompositeConfig:
 
     Raises (on construction):
         ConfigError: unknown sensor, bad/inverted dates, dates outside the sensor's life,
-        max_cloud not a number 0-100, scale not a positive number, malformed, unknown or
+        max_cloud not a number in (0, 100] (scenes under it are kept), scale not a positive number, malformed, unknown or
         geographic CRS, bad cloud-score threshold.
     """
 
@@ -145,15 +145,16 @@ class CompositeConfig:
             raise ConfigError(f"{spec.title} has no images in {self.start}..{self.end} (it covers {life}); pick another sensor or dates")
         # Each number must be one; one given as text ("20") is replaced by its value (frozen:
         # object.__setattr__), while numbers keep their type (the expression graphs show them).
-        for name, what in (("max_cloud", "a number 0-100 (% of the scene)"), ("scale", "a positive number of metres"),
+        for name, what in (("max_cloud", "a number in (0, 100] (% of the scene)"), ("scale", "a positive number of metres"),
                            ("cs_threshold", "a number in (0, 1)")):
             value = getattr(self, name)
             if value is not None or name != "scale":  # scale None: the sensor's own
                 number = _number(value, name, what)
                 if isinstance(value, str):
                     object.__setattr__(self, name, number)
-        if not 0.0 <= self.max_cloud <= 100.0:
-            raise ConfigError(f"max_cloud must be 0-100 (% of the scene), got {self.max_cloud}")
+        if not 0.0 < self.max_cloud <= 100.0:  # scenes with cloud cover under it are kept: 0 would keep none
+            raise ConfigError(f"max_cloud must be above 0 and at most 100 (scenes with cloud cover under it, in % "
+                              f"of the scene, are kept), got {self.max_cloud}")
         if self.scale is not None and not (0 < self.scale <= 10000):
             raise ConfigError(f"scale must be a positive number of metres (at most 10000), got {self.scale}")
         if isinstance(self.crs, str) and not self.crs.strip():
@@ -318,7 +319,7 @@ def scene_collection(cfg: CompositeConfig, geometry: Mapping[str, Any]):
         ee.ImageCollection(spec.collection)
         .filterBounds(geom)
         .filterDate(cfg.start, cfg.end_exclusive)
-        .filter(ee.Filter.lt(spec.cloud_property, float(cfg.max_cloud)))
+        .filter(ee.Filter.lt(spec.cloud_property, float(cfg.max_cloud)))  # "under 20%", as the original notebook
     )
     if spec.family == "s2":
         col = col.linkCollection(ee.ImageCollection(CLOUD_SCORE_PLUS), ["cs_cdf"])

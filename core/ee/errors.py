@@ -107,7 +107,9 @@ _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
         "vertices; simplify the region (fewer points), draw it again, or upload it as a table asset",
     ),
     (
-        r"total request size|too many pixels|response size exceeds|"
+        # "Output of image computation is too large (N bands for M pixels = X MiB > 80.0 MiB)": a
+        # tile's computation over EE's per-tile output limit; smaller tiles do help
+        r"total request size|too many pixels|response size exceeds|output of image computation is too large|"
         r"must be less than or equal to \d+ bytes|grid dimensions .* must be less than",
         EERequestTooLargeError,
         "the request is larger than Earth Engine allows (48 MB / 32768 px a side per request); "

@@ -153,7 +153,10 @@ def to_binary(raw, crop_codes, nodata_codes):
     if nodata_codes:
         is_nodata = raw.remap(nodata_codes, [1] * len(nodata_codes), 0).eq(1)
         out = out.where(is_nodata, NODATA)
-    return out.unmask(NODATA).toUint8().rename("label")
+    # sameFootprint=False: outside a bounded image (a user asset, CDL's one image) the pixels are
+    # masked too, and unmask keeps them masked by default; they would come down (computePixels,
+    # exports) as 0, not crop, instead of no data
+    return out.unmask(NODATA, False).toUint8().rename("label")
 
 
 def raw_label_image(cfg: LabelConfig, geometry: Mapping[str, Any] | None = None):

@@ -440,10 +440,13 @@ def download(
 
 
 def prepare_image(image: Any, bands: Sequence[str], dtype: str, sentinel: float | int):
-    """``image.select(bands).unmask(sentinel)`` cast to ``dtype`` (float32 or uint8), for download."""
+    """``image.select(bands).unmask(sentinel)`` cast to ``dtype`` (float32 or uint8), for download.
+
+    The unmask extends the footprint (``sameFootprint=False``): pixels outside a bounded image are
+    masked as well, and computePixels would return them as 0, not as ``sentinel``."""
     import ee
 
-    img = ee.Image(image).select(list(bands)).unmask(sentinel)
+    img = ee.Image(image).select(list(bands)).unmask(sentinel, False)
     casts = {"float32": img.toFloat, "uint8": img.toUint8, "int16": img.toInt16, "uint16": img.toUint16, "float64": img.toDouble}
     if np.dtype(dtype).name not in casts:
         raise ConfigError(f"unsupported download dtype {dtype}")

@@ -83,7 +83,13 @@ def image_manifest(
     properties: Mapping[str, Any] | None = None,
 ) -> dict:
     """An ImageManifest for ``ee.data.startIngestion``: one tileset from ``uris`` (a GeoTIFF, or
-    TFRecord files + their mixer JSON), one band."""
+    TFRecord files + their mixer JSON), one band.
+
+    The manifest's ``name`` must be a Cloud asset name (``projects/*/assets/**``; the ee client
+    converts only an ``id``): a legacy ``users/...`` id becomes
+    ``projects/earthengine-legacy/assets/users/...``."""
+    if asset.startswith("users/"):
+        asset = f"projects/earthengine-legacy/assets/{asset}"
     band_entry: dict[str, Any] = {"id": band, "tilesetId": "0", "tilesetBandIndex": 0, "pyramidingPolicy": pyramiding}
     if nodata is not None:
         band_entry["missingData"] = {"values": [nodata]}

@@ -36,6 +36,8 @@ def ee_exc(message: str):
         (lambda: ee_exc("User memory limit exceeded."), E.EEMemoryError, "smaller region"),
         (lambda: ee_exc("Computation timed out."), E.EETimeoutError, "export"),
         (lambda: ee_exc("Total request size (55000000 bytes) must be less than or equal to 50331648 bytes."), E.EERequestTooLargeError, "split"),
+        (lambda: ee_exc("Output of image computation is too large (4 bands for 1048576 pixels = 96.0 MiB > 80.0 MiB)."),
+         E.EERequestTooLargeError, "smaller tiles"),
         (lambda: ee_exc("Request payload size exceeds the limit: 10485760 bytes."), E.EEPayloadTooLargeError, "simplify the region"),
         (lambda: ee_exc("Too many pixels in the region. Found 1e12, but maxPixels allows only 1e8."), E.EERequestTooLargeError, "export"),
         (lambda: http_error(503, "Service unavailable"), E.EEServerError, "503"),

@@ -191,6 +191,37 @@ def test_download_splits_tiles_the_server_cannot_compute(tmp_path):
         P.download("I", small, tmp_path / "t.tif", compute=FakeServer(small, too_large_over=10))
 
 
+def test_download_splits_tiles_whose_output_is_too_large_to_compute(tmp_path):
+    """EE's per-tile output limit ("Output of image computation is too large ... > 80.0 MiB") is
+    passed by smaller tiles, like a memory failure."""
+    import ee
+
+    msg = ("Output of image computation is too large (4 bands for 1048576 pixels = 96.0 MiB > 80.0 MiB). "
+           "If this is a reduction, try specifying a larger 'tileScale' parameter.")
+    plan = P.plan_requests((0, 0, 30 * 300, 30 * 300), 30, ("R",), "float32", "EPSG:32618")
+    assert plan.requests == 1
+
+    def compute(req):
+        dims = req["grid"]["dimensions"]
+        if dims["width"] * dims["height"] > 150 * 150:
+            raise ee.EEException(msg)
+        return np.zeros((dims["height"], dims["width"]), dtype=[("R", "<f4")])
+
+    stats = P.DownloadStats()
+    P.download("I", plan, tmp_path / "o.tif", compute=compute, stats=stats, sleep=lambda s: None)
+    assert stats.splits == 1 and stats.requests == 4
+
+
+def test_prepare_image_marks_pixels_outside_a_bounded_image(ee_offline, graph):
+    """The sentinel must reach pixels outside the image's footprint too (unmask sameFootprint=false):
+    computePixels returns masked pixels as 0, which is a valid value (a class code, reflectance)."""
+    import json
+
+    img = P.prepare_image(ee_offline.Image("users/someone/x").rename("class"), ("class",), "int16", -1)
+    text = json.dumps(graph(img))
+    assert '"functionName": "Image.unmask"' in text and '"sameFootprint": {"constantValue": false}' in text
+
+
 def test_download_does_not_split_when_the_request_itself_is_too_large(tmp_path):
     import ee
 

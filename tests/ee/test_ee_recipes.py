@@ -58,7 +58,8 @@ def test_composite_golden(ee_offline, graph, golden, sensor, start, end, collect
     assert start in consts and cfg.end_exclusive in consts  # filterDate end is exclusive
     assert ["R", "G", "B", "NIR", "NDVI"] in consts or all(b in consts for b in ("R", "G", "B", "NIR", "NDVI"))
     fns = _functions(g)
-    assert "reduce.median" in fns and "Image.updateMask" in fns and "Filter.lessThan" in fns
+    assert "reduce.median" in fns and "Image.updateMask" in fns
+    assert "Filter.lessThan" in fns and 30 in consts  # scenes with cloud cover under max_cloud
     if sensor == "S2":
         assert C.CLOUD_SCORE_PLUS in consts and ["cs_cdf"] in consts and 0.6 in consts and 0.0001 in consts
         assert "CLOUDY_PIXEL_PERCENTAGE" in consts
@@ -105,6 +106,44 @@ def test_label_golden(ee_offline, graph, golden, name, cfg, dataset, band, class
     assert 255 in consts and "label" in consts or ["label"] in consts
 
 
+def _unmask_arguments(graph: dict) -> list[dict]:
+    """The arguments of every Image.unmask in an expression graph."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            inv = node.get("functionInvocationValue")
+            if inv and inv.get("functionName") == "Image.unmask":
+                found.append(inv["arguments"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(graph)
+    return found
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [L.LabelConfig("asset", asset_id="users/someone/GLC30_camana", crop_values=(10,)), L.LabelConfig("cdl", year=2021)],
+)
+def test_label_no_data_reaches_beyond_a_bounded_image(ee_offline, graph, cfg):
+    """unmask keeps an image's footprint unless sameFootprint is false: outside a user asset (or CDL's
+    one CONUS image) the label would stay masked and come down / be exported as 0 (not crop), not 255."""
+    unmasks = _unmask_arguments(graph(L.label_image(cfg, REGION)))
+    assert unmasks and all(u.get("sameFootprint") == {"constantValue": False} for u in unmasks)
+
+
+def test_max_cloud_zero_is_refused():
+    """Scenes with cloud cover *under* max_cloud are kept (the issue's and the original notebook's
+    "under 20%"), so 0 would keep none: it is refused up front rather than giving "no scene" later."""
+    with pytest.raises(ConfigError, match="max_cloud must be above 0"):
+        C.CompositeConfig(sensor="L8", max_cloud=0)
+    assert C.CompositeConfig(sensor="L8", max_cloud=0.5).max_cloud == 0.5
+
+
 def test_label_config_validation():
     with pytest.raises(ConfigError):
         L.LabelConfig("nope")
@@ -129,6 +168,7 @@ def test_label_config_validation():
         ({"start": "2020-06-01", "end": "2020-01-01"}, "before start"),
         ({"sensor": "L5", "start": "2015-01-01", "end": "2015-12-31"}, "1984-2012"),
         ({"max_cloud": 120}, "max_cloud"),
+        ({"max_cloud": -1}, "max_cloud must be above 0"),
         ({"scale": 0}, "scale"),
         ({"crs": "UTM18S"}, "EPSG"),
         ({"cs_threshold": 1.5}, "cs_threshold"),
@@ -192,7 +232,7 @@ def test_scene_summary_is_one_cached_getinfo(ee_offline):
 @pytest.mark.parametrize(
     "settings, words",
     [
-        ({"composite": {"max_cloud": "x"}}, "max_cloud must be a number 0-100"),
+        ({"composite": {"max_cloud": "x"}}, "max_cloud must be a number in (0, 100]"),
         ({"composite": {"scale": "ten"}}, "scale must be a positive number"),
         ({"composite": {"cs_threshold": "high"}}, "cs_threshold must be a number"),
         ({"composite": {"crs": 32718}}, "EPSG:32718"),

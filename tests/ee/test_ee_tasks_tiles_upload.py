@@ -244,6 +244,14 @@ def test_upload_validation(tmp_path):
     assert U.asset_name("users/me/pred") == "users/me/pred"
 
 
+def test_manifest_name_is_a_cloud_asset_name():
+    """ImageManifest.name must be projects/*/assets/** (the ee client converts only an 'id'): a legacy
+    users/... id goes under projects/earthengine-legacy."""
+    assert U.image_manifest(U.asset_name("users/me/pred"), ["gs://bkt/p.tif"])["name"] == \
+        "projects/earthengine-legacy/assets/users/me/pred"
+    assert U.image_manifest("projects/p/assets/a", ["gs://bkt/p.tif"])["name"] == "projects/p/assets/a"
+
+
 def test_storage_client_finds_the_key_in_the_dashboards_secrets(monkeypatch):
     """Uploads use the same credentials as Earth Engine, including a key kept only in the secrets."""
     from google.auth.credentials import AnonymousCredentials
