@@ -108,6 +108,13 @@ def task_info(op: dict) -> TaskInfo:
     )
 
 
+#: what to change when a task of a kind (the operation's metadata type) ran out of memory
+_MEMORY_ADVICE = {
+    "EXPORT_FEATURES": "; use fewer points_per_task (--points-per-task) or a larger tile_scale",
+    "EXPORT_IMAGE": "; export a smaller region, or at a coarser scale",
+}
+
+
 def raise_for_state(info: TaskInfo) -> TaskInfo:
     """Return ``info`` unless the task FAILED.
 
@@ -119,7 +126,8 @@ def raise_for_state(info: TaskInfo) -> TaskInfo:
         advice = ""
         low = msg.lower()
         if "memory" in low:
-            advice = "; use fewer points_per_task or a larger tile_scale"
+            advice = (_MEMORY_ADVICE.get(info.task_type.upper())
+                      or "; try again with a smaller region or, for an export, a coarser scale")
         elif "too many" in low or "limit" in low:
             advice = "; split the export into more tasks or a smaller region"
         elif "permission" in low or "bucket" in low or "access" in low:

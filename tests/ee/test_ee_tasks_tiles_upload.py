@@ -46,6 +46,20 @@ def test_failed_task_raises_with_its_message():
     assert "camana_train_000" in str(info.value) and "points_per_task" in str(info.value)
 
 
+@pytest.mark.parametrize("task_type, advice, not_advice", [
+    ("EXPORT_IMAGE", "smaller region", "points_per_task"),
+    ("INGEST_IMAGE", "smaller region", "points_per_task"),
+    ("EXPORT_FEATURES", "points_per_task", "coarser"),
+])
+def test_memory_advice_fits_the_kind_of_task(task_type, advice, not_advice):
+    """Out of memory: fewer points per task only helps a patch (table) export, not an image export."""
+    info = T.TaskInfo("A", "projects/p/operations/A", "camana_image", "FAILED", task_type,
+                      error_message="User memory limit exceeded.")
+    with pytest.raises(EETaskFailedError) as err:
+        T.raise_for_state(info)
+    assert advice in str(err.value) and not_advice not in str(err.value)
+
+
 def test_cancelled_and_timeout():
     c = FakeOps({"A": [op("A", "CANCELLED")]})
     with pytest.raises(EarthEngineError, match="cancelled"):
