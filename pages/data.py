@@ -10,7 +10,6 @@ import pandas as pd
 import streamlit as st
 
 from core.config import PatchConfig
-from core.errors import CropMapError
 from core.labels import get_class_map
 from core.metrics import area_ha
 from core.patchset import cut_train_test
@@ -26,15 +25,13 @@ navigation.require_app(__file__)
 st.title("Data")
 
 bar = st.progress(0.0, text="Preparing the region's scene...")
-try:
+with ui.errors_shown(stop=True):
     try:
         sc = scene.current_scene(progress=lambda done, total, msg="": bar.progress(done / max(total, 1), text=msg))
     finally:
         bar.empty()
     path = str(sc.image_path)
     feats, valid, grid = cached.image_arrays(path, cached.mtime(path))
-except CropMapError as err:
-    ui.stop_on_error(err)
 
 offset = scene.scene_offset(sc)
 st.caption(sc.title + (f" -- {sc.attribution}" if sc.attribution else ""))

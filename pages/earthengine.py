@@ -14,7 +14,6 @@ import streamlit as st
 from core.ee.export import patch_globs, start_jobs
 from core.ee.tasks import cancel_task
 from core.ee.upload import UploadConfig, default_storage_client, upload_prediction
-from core.errors import CropMapError
 from pages.components import cached, mapview, navigation, scene, state, ui
 
 
@@ -130,12 +129,10 @@ with upload_tab:
     model_path = state.get(state.MODEL_PATH)
     pred = state.get(state.PREDICTION)
     sc = key = region = None
-    try:
+    with ui.errors_shown():
         region = scene.current_region()
         sc = scene.current_scene() if pred else None
         key = cached.prediction_key(str(sc.image_path), region.key(), model_path or "", state.get(state.VIEWS)) if sc else None
-    except CropMapError as err:
-        st.error(str(err), icon=":material/error:")
     if sc is not None and not sc.georeferenced:
         st.info("This scene has no location (image coordinates), so it cannot become an Earth Engine asset.")
     elif sc is None or not model_path or tuple(pred["key"]) != key:

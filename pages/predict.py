@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.errors import CropMapError
 from core.model import load_card, resolution_warning
 from core.overlays import map_bounds
 from pages.components import cached, mapview, navigation, scene, state, ui
@@ -18,13 +17,11 @@ st.title("Predict")
 model_path = state.get(state.MODEL_PATH)
 if not model_path:
     ui.stop_with("Load a model first.", "pages/model.py", "Go to the Model page")
-try:
+with ui.errors_shown(stop=True):
     sc = scene.current_scene()
     image_path = str(sc.image_path)
     feats, valid, grid = cached.image_arrays(image_path, cached.mtime(image_path))
     region_key = scene.current_region().key()
-except CropMapError as err:
-    ui.stop_on_error(err)
 
 offset = scene.scene_offset(sc)
 with ui.errors_shown():
@@ -71,7 +68,7 @@ with ctrl:
     state.put(state.LAYERS, settings)
     (show_prob, prob_opacity), (show_crop, crop_opacity) = shown["probability"], shown["crop"]
 
-try:
+with ui.errors_shown(stop=True):
     overlays = [cached.image_overlay(image_path, key[1], "true", offset)]
     opacities = {overlays[0].name: 1.0}
     if show_prob:
@@ -84,8 +81,6 @@ try:
         dynamic.append(o)
         opacities[o.name] = crop_opacity
     stats = cached.crop_stats(key, float(threshold))
-except CropMapError as err:
-    ui.stop_on_error(err)
 
 with map_col:
     mapview.render(mapview.MapSpec(bounds=map_bounds(grid, offset), image=not grid.georeferenced,

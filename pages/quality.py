@@ -7,7 +7,6 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.errors import CropMapError
 from core.model import DEFAULT_MODEL_PATH
 from core.overlays import map_bounds
 from pages.components import cached, mapview, navigation, scene, state, ui
@@ -22,13 +21,11 @@ model_path = state.get(state.MODEL_PATH)
 pred = state.get(state.PREDICTION)
 if not model_path or not pred:
     ui.stop_with("Run a prediction first.", "pages/predict.py", "Go to the Predict page")
-try:
+with ui.errors_shown(stop=True):
     sc = scene.current_scene()
     image_path = str(sc.image_path)
     grid = cached.image_arrays(image_path, cached.mtime(image_path))[2]
     key = cached.prediction_key(image_path, scene.current_region().key(), model_path, state.get(state.VIEWS))
-except CropMapError as err:
-    ui.stop_on_error(err)
 if tuple(pred["key"]) != key:
     ui.stop_with(f"The prediction is out of date ({cached.prediction_change(tuple(pred['key']), key)} changed): "
                  "predict again.", "pages/predict.py", "Go to the Predict page")
@@ -41,15 +38,13 @@ offset = scene.scene_offset(sc)
 wkey = state.sync_widget(state.THRESHOLD)
 threshold = st.slider("Crop threshold", 0.05, 0.95, step=0.01, key=wkey,
                       on_change=state.store_widget, args=(state.THRESHOLD,))
-try:
+with ui.errors_shown(stop=True):
     conf = cached.confusion(key, *lkey, float(threshold))
     curve = cached.threshold_curve(key, *lkey)
     base = cached.image_overlay(image_path, key[1], "true", offset)
     by_class = []
     if codes := scene.class_codes(sc):  # the label product's own classes
         by_class = cached.class_errors(key, codes[0], cached.mtime(codes[0]), codes[1], float(threshold))
-except CropMapError as err:
-    ui.stop_on_error(err)
 
 if state.get(state.SOURCE).get("kind") == "sample" and Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve():
     st.caption("The sample scene is one of the blocks the shipped model was trained on, so these are "
@@ -85,12 +80,10 @@ with left:
                          help="The disagreement map on one class of the label product (largest first; the table "
                               "below ranks them by wrong pixels)." if classes else
                               "Needs the label product's own classes (a land-cover product, not a 0/1 mask).")
-    try:
+    with ui.errors_shown(stop=True):
         only = None if shown == "all" else (codes[0], cached.mtime(codes[0]), codes[1], shown,
                                            f"{shown} {classes[shown]['name']}")
         dis = cached.disagreement_overlay(key, offset, *lkey, float(threshold), only)
-    except CropMapError as err:
-        ui.stop_on_error(err)
     mapview.render(mapview.MapSpec(bounds=map_bounds(grid, offset), image=not grid.georeferenced,
                                    overlays=[base, dis], opacities={dis.name: 0.9}), key="quality_map")
     st.markdown(mapview.legends_html([dis]), unsafe_allow_html=True)

@@ -122,13 +122,11 @@ spec = state.get(state.SOURCE)
 map_col, info_col = st.columns([3, 1])
 with map_col:
     if scene.is_local(spec):
-        try:
+        with ui.errors_shown(stop=True):
             source = scene.current_source()
             path = str(source.image_path)
             backdrop, grid = cached.source_preview(path, cached.mtime(path), source.band_map)
             region = scene.current_region()
-        except CropMapError as err:
-            ui.stop_on_error(err)
         result = mapview.render(
             mapview.MapSpec(bounds=backdrop.bounds, image=not grid.georeferenced, overlays=[backdrop],
                             region_geojson=region.to_map_geojson(), draw=True),
@@ -136,10 +134,8 @@ with map_col:
         )
         take_drawing(result, image=not grid.georeferenced)
     else:  # Earth Engine: the real map, the composite and labels as Earth Engine tiles, drawing tools
-        try:
+        with ui.errors_shown(stop=True):
             region = scene.current_region()
-        except CropMapError as err:
-            ui.stop_on_error(err)
         tiles: list[dict] = []
         try:
             tiles = cached.ee_map_layers(json.dumps(spec, sort_keys=True), json.dumps(region.to_geojson(), sort_keys=True))

@@ -836,3 +836,40 @@ def test_a_cancel_the_worker_cannot_see_can_be_forced(fake_map):
         assert not at.exception and not st.active and st.state == "cancelled"
     finally:
         jobs.cancel(job_dir, terminate_after_s=0)
+
+
+def test_a_full_disk_while_cutting_the_scene_is_an_error_message(fake_map, monkeypatch, tiny_model_path):
+    """The region's scene cannot be written (disk full, a folder that cannot be written): Data,
+    Predict and Quality show the machine's failure as an error, as the CLI does (it was a traceback)."""
+    import errno
+
+    from core.sources.local import LocalSource
+
+    def full(self, region, out_dir, progress=None):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / "image.tif"))
+
+    monkeypatch.setattr(LocalSource, "fetch", full)
+    at = new_app()
+    at.session_state["region"] = SQUARE_300
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.session_state["prediction"] = {"key": ["a prediction made earlier"]}
+    for page in ("pages/data.py", "pages/predict.py", "pages/quality.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception[0].value)
+        assert any("No space left on device" in e.value and "disk has space" in e.value for e in at.error), page
+        assert not at.get("progress"), page
+        assert "Model: tiny.keras" in texts(at)  # the page ended there, the sidebar is still drawn
+
+
+def test_out_of_memory_for_the_region_preview_is_an_error_message(fake_map, monkeypatch):
+    """A large own image whose preview does not fit in memory: the Region page says so (it was a traceback)."""
+    from pages.components import cached
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(cached, "source_preview", no_memory)
+    at = new_app()
+    at.run()
+    assert not at.exception
+    assert any(e.value.startswith("out of memory") for e in at.error)

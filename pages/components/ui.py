@@ -14,19 +14,22 @@ PATCH_SIZES = [64, 128, 256]
 
 
 @contextmanager
-def errors_shown() -> Iterator[None]:
+def errors_shown(stop: bool = False) -> Iterator[None]:
     """Show a :class:`CropMapError` raised inside the block as ``st.error`` (its message only), and
     so a failure of the machine (no memory, a disk that cannot be written, Cloud Storage out of
-    reach: :func:`core.errors.environment_error`). Anything else is a bug and is raised."""
+    reach: :func:`core.errors.environment_error`). Anything else is a bug and is raised.
+
+    With ``stop``, the page then ends (see :func:`stop`): for what the rest of the page needs.
+    """
     try:
         yield
-    except CropMapError as err:
-        st.error(str(err), icon=":material/error:")
-    except Exception as err:  # noqa: BLE001 - only the machine's failures are shown; bugs re-raised
-        text = environment_error(err, "use a smaller region")
+    except Exception as err:  # noqa: BLE001 - only the project's and the machine's failures are shown; bugs re-raised
+        text = str(err) if isinstance(err, CropMapError) else environment_error(err, "use a smaller region")
         if text is None:
             raise
         st.error(text, icon=":material/error:")
+        if stop:
+            raise PageStopped from None
 
 
 class PageStopped(Exception):
@@ -47,12 +50,6 @@ def stop_with(message: str, page: str | None = None, label: str = "Go there") ->
     st.info(message, icon=":material/info:")
     if page:
         st.page_link(page, label=label)
-    stop()
-
-
-def stop_on_error(err: CropMapError) -> None:
-    """Show the error's message, then end the page."""
-    st.error(str(err), icon=":material/error:")
     stop()
 
 
