@@ -117,6 +117,8 @@ class Region:
         for poly in self.polygons:
             if not poly or len({tuple(p) for p in poly[0]}) < 3:
                 raise RegionError("a region polygon needs at least 3 distinct corners")
+            if any(len({tuple(p) for p in hole}) < 3 for hole in poly[1:]):
+                raise RegionError("a hole in a region polygon needs at least 3 distinct corners; remove the empty hole")
             for ring in poly:
                 for x, y in ring:
                     if not (math.isfinite(x) and math.isfinite(y)):
@@ -148,10 +150,13 @@ class Region:
 
         Polygons and MultiPolygons are used; other geometry types are ignored. The CRS is
         ``crs`` if given, else ``"image"`` when the object says so (``"crs": "image"`` at the top
-        level or in a feature's properties, as :meth:`to_geojson` writes it), else lon/lat.
+        level or in a feature's properties, as :meth:`to_geojson` writes it), else lon/lat; a
+        lon/lat region whose GeoJSON names another CRS in a (2008 GeoJSON) ``crs`` member, as GDAL
+        writes it, is reprojected from that CRS to lon/lat.
 
         Raises:
-            RegionError: on invalid JSON, no polygon, or bad coordinates.
+            RegionError: on invalid JSON, no polygon, bad coordinates, or a ``crs`` member that
+                names no known CRS.
         """
         if isinstance(obj, (str, bytes)):
             try:
@@ -167,6 +172,9 @@ class Region:
         polys = tuple(_polygons_of(obj))
         if not polys:
             raise RegionError("the GeoJSON holds no Polygon or MultiPolygon; draw or upload an area, not points or lines")
+        named = _named_crs(obj) if found_crs == LONLAT_CRS else None
+        if named is not None:  # e.g. a layer saved in UTM by GDAL: its coordinates are metres
+            polys = _to_lonlat(polys, named)
         return cls(found_crs, polys, name)
 
     @classmethod
@@ -361,11 +369,65 @@ def _declared_crs(obj: dict) -> str | None:
     return None
 
 
+def _named_crs(obj: dict) -> str | None:
+    """The CRS named by a GeoJSON's ``crs`` member (GeoJSON 2008: ``{"type": "name", "properties":
+    {"name": "urn:ogc:def:crs:EPSG::32631"}}`` or ``{"type": "EPSG", "properties": {"code": 32631}}``)
+    when it is not lon/lat; None without such a member or for lon/lat (CRS84, EPSG:4326).
+
+    Raises:
+        RegionError: the member cannot be read or names no known CRS.
+    """
+    member = obj.get("crs")
+    if not isinstance(member, dict):  # absent, or the string "image" (see _declared_crs)
+        return None
+    props = member.get("properties") if isinstance(member.get("properties"), dict) else {}
+    name = str(props.get("name", "")) if member.get("type") == "name" else (
+        f"EPSG:{props.get('code')}" if member.get("type") == "EPSG" else "")
+    advice = "save the GeoJSON in longitude/latitude (EPSG:4326)"
+    if not name.strip():
+        raise RegionError(f"the GeoJSON's crs member {json.dumps(member)[:100]} names no CRS; {advice}")
+    if name.upper().endswith("CRS84"):
+        return None
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        parsed = CRS.from_user_input(name)
+    except CRSError:
+        raise RegionError(f"the GeoJSON's coordinates are in {name}, a CRS that is not known; {advice}") from None
+    return None if parsed.to_epsg() == 4326 else name
+
+
+def _to_lonlat(polys: tuple[Polygon, ...], crs: str) -> tuple[Polygon, ...]:
+    """Polygons in ``crs`` reprojected to lon/lat.
+
+    Raises:
+        RegionError: a coordinate cannot be reprojected (outside the CRS's area).
+    """
+    from rasterio._err import CPLE_BaseError
+    from rasterio.warp import transform_geom
+
+    try:
+        geom = transform_geom(crs, LONLAT_CRS, _geometry(polys))
+    except CPLE_BaseError:
+        raise RegionError(f"the GeoJSON's coordinates cannot be placed on Earth from {crs}; check them, or save the "
+                          "GeoJSON in longitude/latitude (EPSG:4326)") from None
+    coords = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
+    return tuple(tuple(_as_ring(ring) for ring in poly) for poly in coords)
+
+
 def _as_ring(raw: Any) -> Ring:
+    """A GeoJSON ring (a list of ``[x, y, ...]`` positions) as a tuple of (x, y) floats.
+
+    Raises:
+        RegionError: a position is not a list of at least two numbers, or a number is too large.
+    """
     try:
         ring = tuple((float(p[0]), float(p[1])) for p in raw)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, KeyError):  # KeyError: a position written as an object
         raise RegionError("GeoJSON polygon coordinates must be lists of [x, y] numbers") from None
+    except OverflowError:  # an integer too large for a float
+        raise RegionError("region coordinates must be finite numbers") from None
     return ring
 
 
@@ -405,7 +467,7 @@ def check_region(
     min_side: int = 256,
     max_pixels: int = 4096 * 4096,
 ) -> WindowCheck:
-    """Whether ``region`` can be used on ``grid``: it fits the grid's kind, overlaps the data, is at
+    """Whether ``region`` can be used on ``grid``: it fits the grid's kind, covers pixels of the data, is at
     least ``min_side`` pixels on each side (or the whole image where the image is smaller) and at
     most ``max_pixels`` pixels. Never raises for a bad region: ``ok`` is False and ``message``
     says why and what to do.
@@ -415,14 +477,15 @@ def check_region(
         window = region.window(grid, bounds)
     except RegionError as err:
         return WindowCheck(False, str(err))
+    # the pixels inside the outline (those outside it are no data), not the whole window; a region
+    # far too large anyway is not rasterized: the window's area is enough for the message
+    per_row = region.mask(grid, window).sum(axis=1) if window.pixels <= max_pixels else np.full(window.height, window.width)
+    if not per_row.any():  # e.g. parts either side of the image, or the image inside a hole
+        return WindowCheck(False, f"the region covers none of the image's pixels ({grid.width} x {grid.height} px), "
+                                  "only the space around them; draw it over the data")
     area_ha: float | None = None
     px_area = grid.pixel_area_ha()
     if px_area is not None:
-        # the pixels inside the outline (those outside it are no data), not the whole window
-        if window.pixels <= max_pixels:
-            per_row = region.mask(grid, window).sum(axis=1)
-        else:  # far too large anyway: the window's area is enough for the message
-            per_row = np.full(window.height, window.width)
         if isinstance(px_area, np.ndarray):
             rows = px_area[window.row_off : window.row_off + window.height, 0]  # (h, 1) -> (h,), as per_row
             area_ha = float((rows * per_row).sum())

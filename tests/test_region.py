@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import RegionError
 from core.raster import Grid
-from core.region import IMAGE_CRS, Region, check_region, image_to_map, map_to_image
+from core.region import IMAGE_CRS, PixelWindow, Region, check_region, image_to_map, map_to_image
 
 IMAGE_GRID = Grid(None, (30.0, 0.0, 61440.0, 0.0, -30.0, 107520.0), 1024, 1024)
 UTM_GRID = Grid("EPSG:32631", (10.0, 0.0, 501360.0, 0.0, -10.0, 5629680.0), 640, 640)
@@ -50,6 +50,9 @@ def test_image_region_area_in_pixels_only():
     ('{"type": "MultiPolygon", "coordinates": [5]}', "must be a list"),
     ('{"type": "FeatureCollection", "features": 5}', "must be a list"),
     ('{"type": "GeometryCollection", "geometries": "x"}', "must be a list"),
+    ('{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]], []]}', "hole .* 3 distinct"),
+    ('{"type": "Polygon", "coordinates": [[{"x": 0, "y": 0}, {"x": 1, "y": 0}, {"x": 1, "y": 1}]]}', "lists of"),
+    ('{"type": "Polygon", "coordinates": [[[1' + "0" * 400 + ', 0], [1, 0], [1, 1], [0, 0]]]}', "finite"),
 ])
 def test_bad_geojson_is_rejected_with_reason(text, msg):
     with pytest.raises(RegionError, match=msg):
@@ -174,3 +177,42 @@ def test_check_region_on_an_image_smaller_than_a_patch_says_so():
     grid = Grid(None, (1.0, 0.0, 0.0, 0.0, -1.0, 0.0), 64, 64)
     res = check_region(Region.from_bbox(0, 0, 20, 64, crs=IMAGE_CRS), grid)
     assert not res.ok and "at least 64 x 64 px" in res.message and "smaller than one 256-px patch" in res.message
+
+
+def test_a_region_around_the_image_but_over_none_of_its_pixels_is_refused():
+    """Parts either side of the image, or the image inside a hole: the bounding box overlaps the
+    image, no pixel is inside the region (the check said OK, and the fetch failed later)."""
+    sides = {"type": "MultiPolygon", "coordinates": [
+        [[[-400, 0], [-10, 0], [-10, 1024], [-400, 1024], [-400, 0]]],
+        [[[1100, 0], [1500, 0], [1500, 1024], [1100, 1024], [1100, 0]]]]}
+    ring = {"type": "Polygon", "coordinates": [
+        [[-100, -100], [1124, -100], [1124, 1124], [-100, 1124], [-100, -100]],
+        [[-50, -50], [1074, -50], [1074, 1074], [-50, 1074], [-50, -50]]]}
+    for geometry in (sides, ring):
+        res = check_region(Region.from_geojson(geometry, crs=IMAGE_CRS), IMAGE_GRID)
+        assert not res.ok and "none of the image's pixels" in res.message, res.message
+    # the same ring with a hole that leaves a corner of the image inside the region is fine
+    ring["coordinates"][1] = [[100, 100], [1074, 100], [1074, 1074], [100, 1074], [100, 100]]
+    res = check_region(Region.from_geojson(ring, crs=IMAGE_CRS), IMAGE_GRID)
+    assert res.ok and res.window == PixelWindow(0, 0, 1024, 1024), res.message
+
+
+def test_geojson_with_a_projected_crs_member_is_reprojected_to_lon_lat():
+    """GeoJSON with a (2008) "crs" member in UTM metres, as GDAL writes a layer saved in UTM: placed
+    where it is, not refused as 'not longitude/latitude'; CRS84 / EPSG:4326 members change nothing."""
+    x0, y1 = 501360.0, 5629680.0  # UTM_GRID's top-left corner (10 m pixels)
+    square = [[x0 + 100, y1 - 420], [x0 + 420, y1 - 420], [x0 + 420, y1 - 100], [x0 + 100, y1 - 100], [x0 + 100, y1 - 420]]
+    utm = {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32631"}},
+           "features": [{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [square]}}]}
+    region = Region.from_geojson(json.dumps(utm))
+    assert not region.is_image and 3.0 < region.bounds[0] < 3.1 and 50.7 < region.bounds[1] < 50.9
+    assert region.area_ha() == pytest.approx(10.24, rel=1e-3)  # 320 m x 320 m
+    assert region.window(UTM_GRID) == PixelWindow(10, 10, 32, 32)
+    assert Region.from_geojson({**utm, "crs": {"type": "EPSG", "properties": {"code": 32631}}}) == region
+    lonlat = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}
+    for name in ("urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:EPSG::4326"):
+        assert Region.from_geojson({**lonlat, "crs": {"type": "name", "properties": {"name": name}}}).bounds == (0, 0, 1, 1)
+    with pytest.raises(RegionError, match="EPSG:999999.*not known"):
+        Region.from_geojson({**utm, "crs": {"type": "name", "properties": {"name": "EPSG:999999"}}})
+    with pytest.raises(RegionError, match="names no CRS"):
+        Region.from_geojson({**utm, "crs": {"type": "link", "properties": {"href": "http://x/crs"}}})

@@ -146,3 +146,16 @@ def test_uploads(tmp_path):
         LocalSource(tmp_path / "missing.tif")
     with pytest.raises(InvalidDataError, match="label map"):
         LocalSource(p, FLANDERS_LABELS)
+
+
+def test_a_region_over_none_of_the_pixels_is_refused_before_anything_is_written(tmp_path):
+    """The sample inside the hole of a region: refused by the check (the Region page), as by the fetch."""
+    src = LocalSource.sample()
+    ring = Region.from_geojson({"type": "Polygon", "coordinates": [
+        [[-100, -100], [1124, -100], [1124, 1124], [-100, 1124], [-100, -100]],
+        [[-50, -50], [1074, -50], [1074, 1074], [-50, 1074], [-50, -50]]]}, crs="image")
+    check = src.check_region(ring)
+    assert not check.ok and "none of the image's pixels" in check.message
+    with pytest.raises(RegionError, match="none of the image's pixels"):
+        src.fetch(ring, tmp_path / "scene")
+    assert not (tmp_path / "scene").exists()
