@@ -530,6 +530,7 @@ class ImageReader:
             self.grid = grid_of(src)
             self.band_index = resolve_bands(src.descriptions, src.count, band_map)
             self._indexes = [self.band_index[b] for b in INPUT_BANDS]
+            check_real_numbers(src, self.path, "reflectance")
             self.nodata = src.nodata
             sample = self._sample(src)
             sample = sample[:, sample_valid(sample, self.nodata)]
@@ -677,6 +678,18 @@ def _mask_of(raw: np.ma.MaskedArray, class_map: ClassMap) -> np.ndarray:
     return mask
 
 
+def check_real_numbers(src, path: str | os.PathLike, what: str) -> None:
+    """Refuse a raster whose pixels are not real numbers (complex values, as radar data stores them).
+
+    Raises:
+        InvalidDataError: a complex data type.
+    """
+    dtype = np.dtype(src.dtypes[0])
+    if dtype.kind not in "biuf":
+        raise InvalidDataError(f"{Path(path).name} stores {dtype.name} values, not {what}; give an image of "
+                               "real numbers (integers or floats)")
+
+
 def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band: str | int | None) -> np.ma.MaskedArray:
     """The label band as a masked array (masked = the file's no data).
 
@@ -689,6 +702,7 @@ def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band:
     with _open(path) as src:
         check_same_grid(grid, grid_of(src), path)
         idx = label_band_index(src, class_map, band)
+        check_real_numbers(src, path, "class codes")
         raw = read_pixels(src, path, idx, window=window, boundless=window is not None, masked=True)
         band_name = src.descriptions[idx - 1] if 0 < idx <= len(src.descriptions) else None
     check_label_codes(raw, class_map, band_name, Path(path).name)

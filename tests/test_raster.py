@@ -133,6 +133,17 @@ def test_negative_nodata_value_is_not_negative_reflectance(tmp_path):
     assert feats[8, 8, 1] == 0.0 and feats[valid, :4].min() == 0.0
 
 
+def test_complex_values_are_refused(tmp_path):
+    """A complex raster (radar data) is neither reflectance nor class codes: one clear error."""
+    data = (np.random.default_rng(0).random((4, 64, 64)) * 0.3 + 0.01).astype(np.complex64)
+    img = write_raster(tmp_path / "c.tif", data, descriptions=["R", "G", "B", "NIR"])
+    with pytest.raises(InvalidDataError, match="complex64 values, not reflectance"):
+        ImageReader(img)
+    labels = write_raster(tmp_path / "l.tif", np.ones((64, 64), np.complex64))
+    with pytest.raises(InvalidDataError, match="not class codes"):
+        read_labels(labels, get_class_map("binary"))
+
+
 def test_minus_infinity_as_the_declared_nodata_is_no_data(tmp_path):
     """An infinite nodata value (-inf) is no data like any other, not 'infinite reflectance'."""
     from rasterio.windows import Window
