@@ -391,6 +391,8 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
     Raises:
         InputNotFoundError: the .keras file or its card is missing.
         CorruptFileError: either file is truncated or not what it claims.
+        ModelMismatchError: the model is not a crop segmentation model (one image in, one
+            probability per pixel out) taking the card's bands.
     """
     path = model_files(path)[0]
     if not path.exists():
@@ -403,7 +405,30 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
                                "version of core does not know; use a model saved by core") from None
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as err:
         raise CorruptFileError(f"cannot load model {path.name}: the file is truncated or not a Keras model ({type(err).__name__})") from None
+    _check_model_shape(model, card, path.name)
     return LoadedModel(model, card, path)
+
+
+def _check_model_shape(model, card: ModelCard, name: str) -> None:
+    """Refuse a model that does not take (n, H, W, bands of the card) and give (n, H, W, 1).
+
+    Raises:
+        ModelMismatchError: another kind of model (e.g. a classifier), or a card of another model.
+    """
+    try:
+        ins, outs = model.inputs, model.outputs
+    except AttributeError:  # a layer or another object saved as .keras, not a model
+        ins = outs = None
+    shape_in = tuple(ins[0].shape) if ins and len(ins) == 1 else None
+    shape_out = tuple(outs[0].shape) if outs and len(outs) == 1 else None
+    if shape_in is None or shape_out is None or len(shape_in) != 4 or shape_out[1:] != (*shape_in[1:3], 1):
+        raise ModelMismatchError(f"{name} is not a crop segmentation model (it takes {shape_in or 'no image'} and gives "
+                                 f"{shape_out or 'no image'}; a U-Net takes (n, H, W, bands) and gives (n, H, W, 1)); "
+                                 "use a model trained by core")
+    if shape_in[-1] != len(card.bands):
+        raise ModelMismatchError(f"{name} takes {shape_in[-1]} input bands but its card names {len(card.bands)} "
+                                 f"({', '.join(card.bands)}); the card belongs to another model: use the .json that "
+                                 "core wrote beside the .keras")
 
 
 def resolution_warning(card: ModelCard, grid) -> str | None:

@@ -63,7 +63,11 @@ def open_records(path: str | os.PathLike) -> Iterator[BinaryIO]:
             raise InputNotFoundError(f"TFRecord file not found: {path}") from None
         except OSError as err:
             raise CorruptFileError(f"cannot open {path}: {err.strerror or err}") from None
-        gzipped = raw.read(2) == _GZIP_MAGIC
+        head = raw.read(12)
+        # GZIP's magic number, unless the bytes are a plain file's first record header (whose
+        # length, e.g. 35615 bytes, can start with the same two bytes): its checksum tells them apart
+        gzipped = head[:2] == _GZIP_MAGIC and not (
+            len(head) == 12 and _U32.unpack_from(head, 8)[0] == _masked_crc(head[:8]))
         raw.seek(0)
         yield stack.enter_context(igzip.IGzipFile(fileobj=raw, mode="rb")) if gzipped else raw
 

@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -351,7 +352,7 @@ def train(
     since_best = initial_epoch - int(best_logs.get("epoch", initial_epoch))  # finished epochs after the best one
     # Training patches are drawn from a random stream that a resumed run must not replay from its
     # start (it would see the first epochs' patches again); validation always uses config.seed.
-    data_seed = config.seed + 1_000_003 * initial_epoch
+    data_seed = (config.seed + 1_000_003 * initial_epoch) % 2**32  # a seed numpy takes, as config.seed
     keras.utils.set_random_seed(data_seed)
     train_src = _open_data(train_data, config.patch_size, label_map, "--train")
     val_src = _open_data(val_data, config.patch_size, label_map, "--val")
@@ -386,7 +387,7 @@ def train(
     else:
         try:
             model = keras.models.load_model(last, custom_objects=CUSTOM_OBJECTS)
-        except (OSError, ValueError, KeyError, EOFError) as err:
+        except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError, TypeError) as err:  # as load_model's
             raise CorruptFileError(f"cannot resume: checkpoint {last} is unreadable ({type(err).__name__}); start a new run") from None
 
     # The run starts: only now are a previous run's files set aside (they come back if the new run

@@ -227,3 +227,17 @@ def test_keras_file_naming_an_unknown_class_is_corrupt(tmp_path, where):
     with pytest.raises(CorruptFileError, match="bad.keras") as err:
         load_model(bad)
     assert "\n" not in str(err.value)
+
+
+def test_model_that_does_not_fit_its_card_is_refused_on_loading(tmp_path):
+    """A card beside another model (4 input bands, the card names 5), or a model that is no U-Net
+    (a classifier): one ModelMismatchError when loading, not a Keras traceback when predicting."""
+    import keras
+
+    path = save_model(build_unet("light", n_bands=4), _card(), tmp_path / "four.keras")
+    with pytest.raises(ModelMismatchError, match="takes 4 input bands but its card names 5"):
+        load_model(path)
+    classifier = keras.Sequential([keras.Input((64, 64, 5)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    path = save_model(classifier, _card(), tmp_path / "classifier.keras")
+    with pytest.raises(ModelMismatchError, match="not a crop segmentation model"):
+        load_model(path)

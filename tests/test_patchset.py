@@ -304,3 +304,12 @@ def test_check_sources_says_what_training_will_use(records, small_scene):
         check_sources(str(img), test, 48)
     with pytest.raises(RegionError, match="use Patch size 64"):  # the page's name for the setting
         check_sources(train, test, 96)
+
+
+def test_cut_train_test_takes_the_largest_seed(small_scene, tmp_path):
+    """The test patches' seed (the training seed + 1) wraps around instead of refusing a valid --seed."""
+    from core.patchset import cut_train_test
+
+    img, lab = small_scene
+    made = cut_train_test(img, lab, "cdl", tmp_path / "cut", PatchConfig(patch_size=64, count=2, seed=2**32 - 1), 1)
+    assert made.train.count == 2 and made.test.count == 1

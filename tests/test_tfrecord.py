@@ -165,3 +165,13 @@ def test_background_readers_lower_their_priority(tmp_path, monkeypatch):
     assert calls == []
     list(read_batches([path], NAMES, (2, 2), 1, background=True))
     assert calls == ["tfrecord-0"]  # in the reader thread, not the caller's
+
+
+def test_plain_file_whose_first_length_starts_like_gzip(tmp_path):
+    """A plain file whose first record is 0x8b1f (35615) bytes long starts with GZIP's magic number
+    (1f 8b); the record header's checksum shows it is not GZIP."""
+    data = (bytes(range(256)) * 140)[:0x8B1F]
+    path = tmp_path / "plain.tfrecord"
+    path.write_bytes(_frame(data) * 2)
+    assert path.read_bytes()[:2] == b"\x1f\x8b"
+    assert [r for _, r in iter_file_records([str(path)])] == [data, data]

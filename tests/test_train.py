@@ -441,3 +441,27 @@ def test_resume_with_another_pixel_size_is_refused(small_scene, tmp_path, monkey
     assert load_model(res.best_model).card.pixel_size_m == 30
     # resumed after epoch 1, the run draws its patches from a new random stream, not epoch 1's again
     assert seeds[0] == CFG.seed and seeds[-1] != CFG.seed
+
+
+def test_resume_with_the_largest_seed_and_from_a_damaged_checkpoint(small_scene, tmp_path):
+    """The largest seed the config takes still resumes (the resumed data seed stays a valid numpy
+    seed), and a checkpoint whose weights fail their zip CRC is a CorruptFileError, not a traceback."""
+    import zipfile
+
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    cfg = replace(CFG, epochs=2, seed=2**32 - 1)
+    seen = []
+    train(cfg, pair, pair, tmp_path / "run", progress=seen.append,
+          should_stop=lambda: any(e["event"] == "epoch" for e in seen))  # stopped in epoch 2
+    shutil.copytree(tmp_path / "run", tmp_path / "damaged")
+    last = tmp_path / "damaged" / "last.keras"
+    data = bytearray(last.read_bytes())
+    with zipfile.ZipFile(last) as z:
+        info = z.getinfo("model.weights.h5")
+    data[info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size // 2] ^= 0xFF
+    last.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match="cannot resume: checkpoint .*last.keras is unreadable"):
+        train(cfg, pair, pair, tmp_path / "damaged", resume=True)
+    res = train(cfg, pair, pair, tmp_path / "run", resume=True)
+    assert res.stopped == "completed" and [r["epoch"] for r in _rows(tmp_path / "run" / "history.csv")] == ["1", "2"]
