@@ -297,12 +297,25 @@ _EXPORT_PART = re.compile(r"\d+\.tfrecord(\.gz)?")
 
 
 def export_files(mixer_path: str | os.PathLike) -> list[str]:
-    """The TFRecord files of the image export whose mixer is ``PREFIX-mixer.json`` (or ``PREFIXmixer.json``)."""
+    """The TFRecord files of the image export whose mixer is ``PREFIX-mixer.json`` (or
+    ``PREFIXmixer.json``): ``PREFIX-00000.tfrecord.gz``, ..., or a single unnumbered ``PREFIX.tfrecord.gz``.
+
+    Raises:
+        InputNotFoundError: no such file.
+    """
     s = str(mixer_path)
     prefix = s[: -len("mixer.json")] if s.endswith("mixer.json") else s
-    start = len(prefix.rsplit("/", 1)[-1])
+    base = prefix.rsplit("/", 1)[-1]
+    single = prefix.rstrip("-_")  # an export small enough for one file may not be numbered
+    try:
+        found = list_records(single + "*.tfrecord*")
+    except InputNotFoundError:
+        found = []
     # PREFIX-00000.tfrecord.gz, not PREFIX-b-00000.tfrecord.gz of another export in the same folder
-    files = [f for f in list_records(prefix + "*.tfrecord*") if _EXPORT_PART.fullmatch(f.rsplit("/", 1)[-1][start:])]
+    names = [(f, f.rsplit("/", 1)[-1]) for f in found]
+    files = [f for f, name in names if name.startswith(base) and _EXPORT_PART.fullmatch(name[len(base):])]
+    if not files and single != prefix:
+        files = [f for f in found if f in (single + ".tfrecord.gz", single + ".tfrecord")]
     if not files:
         raise InputNotFoundError(f"no TFRecord files of the image export {prefix}NNNNN.tfrecord.gz beside {s}")
     return files

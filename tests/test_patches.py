@@ -149,6 +149,16 @@ def test_image_export_roundtrip(small_scene, tmp_path):
         write_image_export(tmp_path / "exp" / "scene", r, patch=128, kernel=32, records_per_file=8, overwrite=True)
     assert [Path(f).name for f in export_files(mixer_path)] == ["scene-00000.tfrecord.gz", "scene-00001.tfrecord.gz"]
     assert sum(len(b) for _, b in iter_export_patches(mixer_path, FEATURE_BANDS)) == 9
+    # a one-file export without a number (PREFIX.tfrecord.gz beside PREFIX-mixer.json) is found too
+    for f in export_files(mixer_path):
+        Path(f).unlink()
+    with pytest.raises(InputNotFoundError, match="no TFRecord files of the image export"):
+        export_files(mixer_path)
+    with ImageReader(img) as r:
+        write_image_export(tmp_path / "exp" / "scene", r, patch=128, kernel=32, records_per_file=9, overwrite=True)
+    Path(export_files(mixer_path)[0]).rename(tmp_path / "exp" / "scene.tfrecord.gz")
+    assert export_files(mixer_path) == [str(tmp_path / "exp" / "scene.tfrecord.gz")]
+    assert sum(len(b) for _, b in iter_export_patches(mixer_path, FEATURE_BANDS)) == 9
 
 
 def test_image_export_that_fails_leaves_the_earlier_export_whole(small_scene, tmp_path, monkeypatch):
