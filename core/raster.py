@@ -56,11 +56,14 @@ _LANDSAT_MARKERS: dict[str, frozenset[str]] = {
 
 #: Reflectance below this (after scaling) is not surface reflectance; a few such pixels are real
 #: (atmospheric over-correction over water and shadow, as in Landsat Collection 2 and Sentinel-2 with
-#: their offsets) and are clipped to 0, but more than :data:`MAX_NEGATIVE_SHARE` of a window's valid
-#: pixels, or any pixel below :data:`MIN_POSSIBLE_REFLECTANCE`, means a wrong scale or band order.
+#: their offsets) and are clipped to 0, but more than :data:`MAX_NEGATIVE_SHARE` of the image's
+#: sampled valid pixels, or any pixel below :data:`MIN_POSSIBLE_REFLECTANCE`, means a wrong scale or
+#: band order.
 MIN_REFLECTANCE = -0.05
-#: Share of a window's valid pixels that may lie below :data:`MIN_REFLECTANCE` (clipped to 0); tested
-#: only on windows with at least :data:`MIN_CHECKED_PIXELS` valid pixels.
+#: Share of the image's sampled valid pixels (:func:`check_reflectance`) that may lie below
+#: :data:`MIN_REFLECTANCE` (clipped to 0). Tested on the image's sample, not on each window read: a
+#: window over a lake or a mountain's shadow may be mostly dark, and the image must not be accepted
+#: as a whole and then refused in the middle of a prediction.
 MAX_NEGATIVE_SHARE = 0.05
 #: No product's offset reaches below this (Landsat Collection 2: -0.2): a pixel under it is an error.
 MIN_POSSIBLE_REFLECTANCE = -0.2
@@ -370,6 +373,16 @@ MIN_DARK_REFLECTANCE = 0.4
 MIN_CHECKED_PIXELS = 100
 
 
+def _negative_reflectance(what: str, low: float, share: float | None = None) -> InvalidDataError:
+    """The error for reflectance that is too negative to be real (``share``: of the pixels below
+    :data:`MIN_REFLECTANCE`, where known)."""
+    many = "" if share is None else f", {share:.1%} of the pixels below {MIN_REFLECTANCE}"
+    return InvalidDataError(
+        f"{what} holds negative reflectance (down to {low:.3f}{many}); surface reflectance must be 0-1 (or "
+        "0-10000 as integers): check the scale factors or the band order"
+    )
+
+
 def check_reflectance(refl: np.ndarray, what: str, stored: np.ndarray | None = None) -> None:
     """Refuse values that cannot be surface reflectance, from robust statistics of a sample.
 
@@ -378,7 +391,9 @@ def check_reflectance(refl: np.ndarray, what: str, stored: np.ndarray | None = N
     :data:`MIN_CHECKED_PIXELS` pixels passes.
 
     Raises:
-        InvalidDataError: a band's median is above :data:`MAX_MEDIAN_REFLECTANCE` (values too
+        InvalidDataError: more than :data:`MAX_NEGATIVE_SHARE` of the pixels below
+            :data:`MIN_REFLECTANCE` or any below :data:`MIN_POSSIBLE_REFLECTANCE` (a wrong offset,
+            scale or band order), a band's median is above :data:`MAX_MEDIAN_REFLECTANCE` (values too
             large: a wrong scale), or the 99th percentile of every band is below
             :data:`MIN_BRIGHT_REFLECTANCE` (values too small: e.g. 8-bit display values), or the 1st
             percentile of every band is above :data:`MIN_DARK_REFLECTANCE` (an offset, e.g. Landsat
@@ -386,6 +401,10 @@ def check_reflectance(refl: np.ndarray, what: str, stored: np.ndarray | None = N
     """
     if refl.ndim != 2 or refl.shape[1] < MIN_CHECKED_PIXELS:
         return
+    low = float(refl.min())
+    share = float((refl < MIN_REFLECTANCE).any(axis=0).mean())
+    if low < MIN_POSSIBLE_REFLECTANCE or share > MAX_NEGATIVE_SHARE:
+        raise _negative_reflectance(what, low, share)
     p1, medians, p99 = np.percentile(refl, [1, 50, 99], axis=1)
     if medians.max() <= MAX_MEDIAN_REFLECTANCE and p99.max() >= MIN_BRIGHT_REFLECTANCE \
             and p1.min() <= MIN_DARK_REFLECTANCE:
@@ -465,9 +484,8 @@ def to_features(raw: np.ndarray, valid: np.ndarray, scale: np.ndarray, offset: n
     clipped to 0) and NDVI, from stored values (4, h, w); invalid pixels get features 0.
 
     Raises:
-        InvalidDataError: a valid pixel below :data:`MIN_POSSIBLE_REFLECTANCE`, or over
-            :data:`MAX_NEGATIVE_SHARE` of them below :data:`MIN_REFLECTANCE` (in a window with at
-            least :data:`MIN_CHECKED_PIXELS` valid pixels).
+        InvalidDataError: a valid pixel below :data:`MIN_POSSIBLE_REFLECTANCE` (the share of pixels
+            below :data:`MIN_REFLECTANCE` is judged once, on the image's sample: :func:`check_reflectance`).
     """
     if (scale == scale[0]).all():
         refl = np.multiply(raw, np.float32(scale[0]), dtype=np.float32)
@@ -476,21 +494,12 @@ def to_features(raw: np.ndarray, valid: np.ndarray, scale: np.ndarray, offset: n
     if (offset != 0).any():
         refl += offset.astype(np.float32)[:, None, None]
     all_valid = bool(valid.all())
-    # Cheap test on the whole window first; only a window with low values pays for the masked one.
+    # Cheap test on the whole window first; only a window with such values pays for the masked one.
     # fmin ignores NaN (a NaN no-data pixel would make min() NaN and skip the test) and never warns.
-    if refl.size and np.fmin.reduce(refl, axis=None) < MIN_REFLECTANCE and valid.any():
-        vals = refl if all_valid else refl[:, valid]
-        low = float(vals.min())
-        share = float((vals < MIN_REFLECTANCE).any(axis=0).mean()) if low < MIN_REFLECTANCE else 0.0
-        # The share says something only of enough pixels: a tile's few valid pixels at an image's
-        # edge (2 dark ones of 20) would refuse an image that is accepted read whole.
-        enough = int(valid.sum()) >= MIN_CHECKED_PIXELS
-        if low < MIN_POSSIBLE_REFLECTANCE or (enough and share > MAX_NEGATIVE_SHARE):
-            raise InvalidDataError(
-                f"{what} holds negative reflectance (down to {low:.3f}, {share:.1%} of the pixels below "
-                f"{MIN_REFLECTANCE}); surface reflectance must be 0-1 (or 0-10000 as integers): check the "
-                "scale factors or the band order"
-            )
+    if refl.size and np.fmin.reduce(refl, axis=None) < MIN_POSSIBLE_REFLECTANCE and valid.any():
+        low = float((refl if all_valid else refl[:, valid]).min())
+        if low < MIN_POSSIBLE_REFLECTANCE:
+            raise _negative_reflectance(what, low)
     np.maximum(refl, 0.0, out=refl)
     feats = np.empty(refl.shape[1:] + (5,), dtype=np.float32)
     for i in range(4):

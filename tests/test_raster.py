@@ -118,8 +118,21 @@ def test_negative_reflectance_is_an_error(tmp_path):
     data = np.full((4, 16, 16), 500, np.int16)
     data[0, 2, 2] = -3000
     p = write_raster(tmp_path / "neg.tif", data, descriptions=["R", "G", "B", "NIR"])
-    with ImageReader(p) as r, pytest.raises(InvalidDataError, match="negative"):
-        r.read()
+    with pytest.raises(InvalidDataError, match="negative"):
+        ImageReader(p)
+
+
+def test_a_value_no_offset_gives_is_refused_in_any_window():
+    """A pixel the image's sample missed is refused when its window is read (no product gives < -0.2)."""
+    from core.raster import to_features
+
+    raw = np.full((4, 8, 8), 0.1, np.float32)
+    raw[2, 3, 3] = -0.3
+    valid = np.ones((8, 8), bool)
+    with pytest.raises(InvalidDataError, match="down to -0.300"):
+        to_features(raw, valid, np.ones(4), np.zeros(4), "img.tif")
+    valid[3, 3] = False  # unless it is no data
+    assert to_features(raw, valid, np.ones(4), np.zeros(4), "img.tif")[3, 3].max() == 0.0
 
 
 def test_negative_nodata_value_is_not_negative_reflectance(tmp_path):
@@ -363,9 +376,9 @@ def test_a_few_slightly_negative_pixels_are_clipped_many_are_refused(tmp_path):
     assert valid[:5, :5].all() and (feats[:5, :5, 3] == 0).all()
     many = c2.copy()
     many[3, :, : many.shape[2] // 4] = 5000  # a quarter of the pixels: a wrong offset, not water
-    with ImageReader(_write_like(tmp_path / "many.tif", SAMPLE_IMAGE, many, scales=[2.75e-5] * 4,
-                                 offsets=[-0.2] * 4, nodata=0)) as r, pytest.raises(InvalidDataError, match="negative"):
-        r.read()
+    with pytest.raises(InvalidDataError, match="negative"):  # on opening: the image's sample shows it
+        ImageReader(_write_like(tmp_path / "many.tif", SAMPLE_IMAGE, many, scales=[2.75e-5] * 4,
+                                offsets=[-0.2] * 4, nodata=0))
 
 
 @pytest.mark.parametrize("nodata", [-9999.0, float("nan")])
@@ -387,49 +400,48 @@ def test_badly_scaled_negative_reflectance_is_refused_whatever_the_nodata(tmp_pa
     data[:, 0, 0] = nodata
     p = write_raster(tmp_path / "share.tif", data, crs=UTM, transform=T10, nodata=nodata,
                      descriptions=["R", "G", "B", "NIR"])
-    with ImageReader(p) as r, pytest.raises(InvalidDataError, match="31.2% of the pixels"):
-        r.read()
+    with pytest.raises(InvalidDataError, match="31.2% of the pixels"):
+        ImageReader(p)
 
 
-def _scene_with_dark_corner(path, nodata, darkest=-0.06):
-    """A float32 reflectance image whose top-left 96 x 96 corner is no data except 20 valid pixels,
-    2 of them dark water at ``darkest`` (over-correction), of ~56,000 valid pixels."""
+def _scene_with_dark_corner(path, nodata, darkest=-0.06, side=96):
+    """A float32 reflectance image (512 x 512) whose top-left ``side`` x ``side`` corner is dark water
+    at ``darkest`` (over-correction): 3.5% of its pixels by default; one no-data pixel."""
     rng = np.random.default_rng(0)
-    data = (rng.random((4, 256, 256)) * 0.3 + 0.05).astype(np.float32)
-    data[:, :96, :96] = nodata
-    data[:, 10:12, 10:20] = 0.1
-    data[:, 10, 10:12] = darkest
+    data = (rng.random((4, 512, 512)) * 0.3 + 0.05).astype(np.float32)
+    data[:, :side, :side] = darkest
+    data[:, 200, 200] = nodata
     return write_raster(path, data, crs=UTM, transform=T10, nodata=nodata, descriptions=["R", "G", "B", "NIR"])
 
 
 @pytest.mark.parametrize("nodata", [-9999.0, float("nan")])
-def test_the_negative_share_needs_enough_valid_pixels_in_the_window(tmp_path, nodata):
-    """2 dark pixels of a window's 20 valid ones (an edge tile mostly no data) are 10%, but 2 of the
-    image's 56,000: a window is accepted as the whole image is; a value no offset gives is refused anywhere."""
+def test_the_negative_share_is_judged_on_the_image_not_on_each_window(tmp_path, nodata):
+    """A window mostly over a dark lake (or a mountain's shadow) is read like the rest of an image
+    that is accepted as a whole, so a prediction cannot fail half-way; a value no offset gives is
+    refused wherever it is."""
     from rasterio.windows import Window
 
     with ImageReader(_scene_with_dark_corner(tmp_path / "img.tif", nodata)) as r:
         feats, valid = r.read()
-        assert valid.sum() == 256 * 256 - 96 * 96 + 20 and feats[10, 10, :4].max() == 0.0
-        feats, valid = r.read(Window(0, 0, 64, 64))
-        assert valid.sum() == 20 and feats[10, 10, :4].max() == 0.0 and feats[10, 12, 0] == pytest.approx(0.1)
-        feats, valid = r.read(Window(-32, -32, 64, 64))  # beyond the edge, as predict's first tile
-        assert valid.sum() == 20
-    with ImageReader(_scene_with_dark_corner(tmp_path / "bad.tif", nodata, darkest=-0.3)) as r:
-        with pytest.raises(InvalidDataError, match="down to -0.300"):
-            r.read(Window(0, 0, 64, 64))
+        assert valid.sum() == 512 * 512 - 1 and feats[:96, :96, :4].max() == 0.0
+        feats, valid = r.read(Window(0, 0, 128, 128))  # 56% dark
+        assert valid.all() and feats[:96, :96, :4].max() == 0.0 and feats[100, 100, 0] > 0
+    with pytest.raises(InvalidDataError, match="down to -0.300"):
+        ImageReader(_scene_with_dark_corner(tmp_path / "bad.tif", nodata, darkest=-0.3, side=2))
+    with pytest.raises(InvalidDataError, match=r"of the pixels below -0\.05"):  # 8.8% of the pixels
+        ImageReader(_scene_with_dark_corner(tmp_path / "lake.tif", nodata, side=152))
 
 
-def test_predict_accepts_two_dark_pixels_in_an_edge_tile(tmp_path, tiny_model_path):
-    """Predict's first tile holds the corner's 20 valid pixels, 2 of them dark: it once failed the
-    whole prediction of an image that the dashboard, reading it whole, accepts."""
+def test_predict_goes_through_a_tile_mostly_over_dark_water(tmp_path, tiny_model_path):
+    """Predict's first tile is mostly dark water: it once failed the whole prediction of an image
+    that the dashboard, reading it whole, accepts."""
     from core.config import PredictConfig
     from core.model import load_model
     from core.predict import predict_image
 
     p = _scene_with_dark_corner(tmp_path / "img.tif", -9999.0)
     summary = predict_image(p, tmp_path / "out", config=PredictConfig(tile=128), loaded=load_model(tiny_model_path))
-    assert summary["valid_pixels"] == 256 * 256 - 96 * 96 + 20
+    assert summary["valid_pixels"] == 512 * 512 - 1
 
 
 def test_landsat_c2_values_without_their_metadata_are_refused(tmp_path):
