@@ -10,6 +10,7 @@ import pytest
 from core.ee import export as X
 from core.ee.presets import CAMANA
 from core.errors import ConfigError
+from graph_walk import constants
 
 DEST = X.Destination("gcs", bucket="crop-bucket", prefix="camana")
 
@@ -67,27 +68,10 @@ def test_patch_globs_name_the_files_training_reads(ee_offline):
     assert X.patch_globs(no_test) is None
 
 
-def consts(g) -> list:
-    out = []
-
-    def walk(n):
-        if isinstance(n, dict):
-            if "constantValue" in n:
-                out.append(n["constantValue"])
-            for v in n.values():
-                walk(v)
-        elif isinstance(n, list):
-            for v in n:
-                walk(v)
-
-    walk(g)
-    return out
-
-
 def test_sampling_is_balanced_and_disjoint(ee_offline, graph):
     pts = X.sample_points(CAMANA.composite, CAMANA.labels, CAMANA.geojson, X.SampleConfig((275, 275), (50, 50), seed=3))
     train, test = graph(pts["train"]), graph(pts["test"])
-    c = consts(train)
+    c = constants(train)
     assert [325, 325] in c and [0, 1] in c and 3 in c  # train + test per class, classes 0/1, seed
     assert "EPSG:32718" in c and 30.0 in c
     # test = first 50 of each class, train = the next 275 (toList(count, offset)): disjoint
@@ -100,7 +84,7 @@ def test_patch_kernel(ee_offline, graph):
     cfg = X.PatchExportConfig(patch_size=128, kernel_buffer=32)
     assert cfg.full_size == 192
     g = graph(X.patch_image(CAMANA.composite, CAMANA.labels, CAMANA.geojson, cfg))
-    assert consts(g).count(192) >= 4  # x, y and both List.repeat counts of the fixed kernel
+    assert constants(g).count(192) >= 4  # x, y and both List.repeat counts of the fixed kernel
     assert "Image.neighborhoodToArray" in json.dumps(g)
 
 
@@ -111,7 +95,7 @@ def test_patch_labels_are_no_data_where_the_composite_is_masked(ee_offline, grap
     text = json.dumps(g)
     for fn in ("Image.mask", "Reducer.min", "Image.where", "Image.not"):
         assert f'"{fn}"' in text, fn
-    assert 255 in consts(g)
+    assert 255 in constants(g)
     # the same label feeds the stratified points (patch centres) and the patch arrays
     pts = json.dumps(graph(X.sample_points(CAMANA.composite, CAMANA.labels, CAMANA.geojson)["train"]))
     arrays = json.dumps(graph(X.patch_image(CAMANA.composite, CAMANA.labels, CAMANA.geojson, X.PatchExportConfig())))
@@ -132,7 +116,7 @@ def test_image_export_for_prediction(ee_offline, graph, golden):
     assert cfg["maxPixels"] == {"value": "10000000000"}
     golden("export_image_camana", config_view(job.task, graph))
     text = json.dumps(graph(cfg["expression"]))
-    c = consts(graph(cfg["expression"]))
+    c = constants(graph(cfg["expression"]))
     assert "Image.clipToBoundsAndScale" in text and "EPSG:32718" in c and 30.0 in c
 
 

@@ -11,25 +11,9 @@ from core.ee import labels as L
 from core.ee.presets import CAMANA, PRESETS, get_preset
 from core.errors import ConfigError, RegionError
 from core.labels import CLASS_MAPS
+from graph_walk import arguments_of, constants
 
 REGION = CAMANA.geojson
-
-
-def _all_constants(graph: dict) -> list:
-    out = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "constantValue" in node:
-                out.append(node["constantValue"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(graph)
-    return out
 
 
 def _functions(graph: dict) -> set[str]:
@@ -53,7 +37,7 @@ def test_composite_golden(ee_offline, graph, golden, sensor, start, end, collect
     cfg = C.CompositeConfig(sensor=sensor, start=start, end=end, max_cloud=30)
     g = graph(C.composite_image(cfg, REGION))
     golden(f"composite_{sensor}", g)
-    consts = _all_constants(g)
+    consts = constants(g)
     assert collection in consts and bands in consts
     assert start in consts and cfg.end_exclusive in consts  # filterDate end is exclusive
     assert ["R", "G", "B", "NIR", "NDVI"] in consts or all(b in consts for b in ("R", "G", "B", "NIR", "NDVI"))
@@ -77,7 +61,7 @@ def test_camana_preset(ee_offline, graph, golden):
     assert (CAMANA.labels.product, CAMANA.labels.year) == ("glcfcs30d", 2005)
     g = {"composite": graph(C.composite_image(cfg, CAMANA.geojson)), "labels": graph(L.label_image(CAMANA.labels, CAMANA.geojson))}
     golden("preset_camana", g)
-    consts = _all_constants(g)
+    consts = constants(g)
     assert 20.0 in consts and ["b6"] in consts and L.GLC_FCS30D_ANNUAL in consts
     with pytest.raises(ConfigError, match="camana"):
         get_preset("nowhere")
@@ -97,32 +81,13 @@ def test_camana_preset(ee_offline, graph, golden):
 def test_label_golden(ee_offline, graph, golden, name, cfg, dataset, band, class_map):
     g = graph(L.label_image(cfg, REGION))
     golden(f"labels_{name}", g)
-    consts = _all_constants(g)
+    consts = constants(g)
     assert dataset in consts
     if band:
         assert band in consts
     crop = sorted(CLASS_MAPS[class_map].crop_codes) if class_map else [10]
     assert crop in consts  # the codes come from core.labels, not a copy
     assert 255 in consts and "label" in consts or ["label"] in consts
-
-
-def _unmask_arguments(graph: dict) -> list[dict]:
-    """The arguments of every Image.unmask in an expression graph."""
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            inv = node.get("functionInvocationValue")
-            if inv and inv.get("functionName") == "Image.unmask":
-                found.append(inv["arguments"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(graph)
-    return found
 
 
 @pytest.mark.parametrize(
@@ -132,7 +97,7 @@ def _unmask_arguments(graph: dict) -> list[dict]:
 def test_label_no_data_reaches_beyond_a_bounded_image(ee_offline, graph, cfg):
     """unmask keeps an image's footprint unless sameFootprint is false: outside a user asset (or CDL's
     one CONUS image) the label would stay masked and come down / be exported as 0 (not crop), not 255."""
-    unmasks = _unmask_arguments(graph(L.label_image(cfg, REGION)))
+    unmasks = arguments_of(graph(L.label_image(cfg, REGION)), "Image.unmask")
     assert unmasks and all(u.get("sameFootprint") == {"constantValue": False} for u in unmasks)
 
 

@@ -1,0 +1,28 @@
+"""Walking serialized Earth Engine expression graphs (``ee.serializer.encode`` output) in tests."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+
+def nodes(graph: Any) -> Iterator[dict]:
+    """Every dict (value node) of a serialized graph, depth first."""
+    if isinstance(graph, dict):
+        yield graph
+        for v in graph.values():
+            yield from nodes(v)
+    elif isinstance(graph, list):
+        for v in graph:
+            yield from nodes(v)
+
+
+def constants(graph: Any) -> list:
+    """Every ``constantValue`` of a graph."""
+    return [n["constantValue"] for n in nodes(graph) if "constantValue" in n]
+
+
+def arguments_of(graph: Any, function: str) -> list[dict]:
+    """The arguments of every invocation of ``function`` (e.g. ``"Image.unmask"``) in a graph."""
+    return [n["functionInvocationValue"]["arguments"] for n in nodes(graph)
+            if isinstance(n.get("functionInvocationValue"), dict)
+            and n["functionInvocationValue"].get("functionName") == function]
