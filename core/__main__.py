@@ -1,4 +1,6 @@
-"""Command-line interface: ``python -m core {predict,evaluate,fields,patches,train,info}``.
+"""Command-line interface: ``python -m core {predict,evaluate,fields,patches,train,info}``, and the
+Earth Engine commands ``ee-status``, ``ee-fetch``, ``ee-export-patches``, ``ee-export-image``, ``ee-tasks``,
+``ee-upload`` (:mod:`core.ee.cli`).
 
 Every user mistake ends as one line on stderr and exit status 2; nothing prints a traceback for a
 :class:`~core.errors.CropMapError`.
@@ -253,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m core", description="Crop mapping with a U-Net: patches, training, prediction, evaluation.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a U-Net on image/label pairs")
+    t = sub.add_parser("train", help="train a U-Net on image/label pairs or TFRecord patches")
     t.add_argument("--train", nargs="+", required=True,
                    help="folders of *_rgbn.tif + *_cdl.tif, IMAGE:LABELS pairs, or TFRecord patches (Earth Engine's "
                         "training export or `patches`: files, folders, globs, gs:// paths)")
