@@ -27,6 +27,8 @@ def test_predict_then_evaluate_subprocess(tiny_model_path, small_scene, tmp_path
     res = json.loads(r.stdout)
     m = res["confusion_matrix"]["matrix"]
     assert sum(map(sum, m)) == res["valid_pixels"] > 0 and 0 <= res["iou"] <= 1
+    (tn, fp), (fn, tp) = m  # rows: labels not crop / crop; columns: predicted not crop / crop
+    assert res["iou"] == pytest.approx(tp / (tp + fp + fn)) and res["accuracy"] == pytest.approx((tp + tn) / sum(map(sum, m)))
     assert json.loads((out / "metrics.json").read_text()) == res
     by_class = res["errors_by_class"]  # CDL classes with the most wrong pixels, named
     assert 1 <= len(by_class) <= 10 and all(r["errors"] > 0 and r["name"] for r in by_class)
@@ -318,8 +320,10 @@ def test_a_killed_command_removes_its_temporary_files(small_scene, tmp_path):
     deadline = time.time() + 120
     while not any(p.name.startswith(".") for p in tmp_path.iterdir()) and time.time() < deadline:
         time.sleep(0.2)  # until the temporary file exists: writing has started
+    started = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
+    assert started, "the command never began writing: the kill would test nothing"
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     assert list(tmp_path.iterdir()) == []
 

@@ -26,8 +26,15 @@ def test_augmentation_moves_features_and_targets_together():
     rng = np.random.default_rng(0)
     x = rng.random((8, 16, 16, 5)).astype(np.float32)
     y = np.repeat(x[..., :1], 2, axis=-1)
+    before = x.copy()
     augment_batch(x, y, rng)
     np.testing.assert_array_equal(x[..., 0], y[..., 0])
+    np.testing.assert_array_equal(x[..., 0], y[..., 1])
+    # each sample is one of the 8 flips/rotations of itself (all bands alike), and some did move
+    views = lambda a: [np.rot90(a, k) for k in range(4)] + [np.rot90(a, k)[:, ::-1] for k in range(4)]  # noqa: E731
+    for i in range(len(x)):
+        assert any(np.array_equal(x[i], v) for v in views(before[i])), i
+    assert sum(not np.array_equal(x[i], before[i]) for i in range(len(x))) >= 1
 
 
 def test_encode_targets():
@@ -87,8 +94,12 @@ def test_spatial_holdout_splits_the_labels_into_disjoint_parts(tmp_path):
     from core.model import Normalization
 
     scenes = load_scenes([split.val], split.label_map)
-    x, _ = tiled_patches(scenes, 256, Normalization((0.0,) * 5, (1.0,) * 5))
-    assert len(x) >= 1
+    x, y = tiled_patches(scenes, 256, Normalization((0.0,) * 5, (1.0,) * 5))
+    # the 256 px tiles of the held-out block with at least a quarter labelled (tiled_patches' default), and only those
+    held_out = [r for r in range(0, 1024 - 255, 256) if (val[r : r + 256, 768:1024] != NODATA).mean() >= 0.25]
+    assert len(x) == len(held_out) >= 1
+    for k, r in enumerate(held_out):
+        np.testing.assert_array_equal(y[k, ..., 1] == 1, val[r : r + 256, 768:1024] != NODATA)
 
 
 def test_spatial_holdout_falls_back_on_small_regions(small_scene, tmp_path):

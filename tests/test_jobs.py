@@ -125,7 +125,8 @@ def test_real_training_job_leaves_checkpoint(tmp_path, small_scene):
     st = wait_for(job_dir, ("done", "failed", "cancelled"), timeout=300)
     assert st.state == "done", st.message
     assert (job_dir / "train" / "best.keras").exists()
-    assert st.best_model and st.history and "val_loss" in st.history[0]
+    assert st.best_model == str(job_dir / "train" / "best.keras")
+    assert [h["epoch"] for h in st.history] == [1] and "val_loss" in st.history[0]  # the one epoch asked for
 
 
 # ------------------------------------------------------------------ races (several sessions, one process)

@@ -77,13 +77,28 @@ def test_composites_of_real_sample():
     fc = ov.false_colour(feats, valid)
     nd = ov.ndvi_colour(feats, valid)
     assert fc.shape == nd.shape == tc.shape
+    assert (fc[..., 3] == valid * 255).all() and (nd[..., 3] == valid * 255).all()
+    # false colour is NIR, R, G: its green and blue are true colour's red and green (same per-band stretch)
+    assert np.array_equal(fc[..., 1:3], tc[..., 0:2])
+    # and its red follows NIR: brighter NIR is never shown darker
+    order = np.argsort(feats[valid, 3], kind="stable")
+    assert (np.diff(fc[valid, 0][order].astype(int)) >= 0).all() and fc[valid, 0].std() > 10
+    # NDVI colours come from the ndvi colormap, in NDVI order (the colormap's entries are all distinct)
+    index = {tuple(c): i for i, c in enumerate(ov.colormap("ndvi"))}
+    lut_pos = np.array([index[tuple(c)] for c in nd[valid, :3]])
+    order = np.argsort(feats[valid, 4], kind="stable")
+    assert (np.diff(lut_pos[order]) >= 0).all() and lut_pos.max() - lut_pos.min() > 50
 
 
 def test_downsample_and_png():
-    big = np.zeros((3000, 1500, 4), np.uint8)
+    rows, cols = np.mgrid[0:3000, 0:1500]
+    big = np.stack([rows % 256, cols % 256, rows // 256, cols // 256], axis=-1).astype(np.uint8)  # pixels say where they are
     small = ov.downsample(big, 1024)
     assert max(small.shape[:2]) <= 1024
-    assert ov.downsample(np.zeros((10, 10, 4), np.uint8)) is not None
+    # nearest neighbour with the smallest whole stride that fits: every 2nd pixel leaves 1500 rows, every 3rd 1000
+    np.testing.assert_array_equal(small, big[::3, ::3])
+    tiny = np.zeros((10, 10, 4), np.uint8)
+    assert ov.downsample(tiny) is tiny  # small enough: returned as it is, not copied
     png = ov.png_bytes(small)
     assert Image.open(io.BytesIO(png)).size == (small.shape[1], small.shape[0])
     assert ov.data_url(png).startswith("data:image/png;base64,")

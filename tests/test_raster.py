@@ -255,9 +255,12 @@ def test_pixel_size_in_metres():
 
 def test_windows_cover_the_image():
     seen = np.zeros((300, 500), int)
-    for r, c in iter_windows(300, 500, 128, 100):
+    windows = list(iter_windows(300, 500, 128, 100))
+    for r, c in windows:
+        assert 0 <= r <= 300 - 128 and 0 <= c <= 500 - 128, (r, c)  # whole windows, inside the image
         seen[r : r + 128, c : c + 128] += 1
     assert seen.min() >= 1
+    assert len(set(windows)) == len(windows)  # no window read twice
 
 
 def _write_like(path, src_path, data, scales=None, offsets=None, **changes):

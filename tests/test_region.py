@@ -158,7 +158,9 @@ def test_region_is_hashable_and_keyed():
     a = Region.from_bbox(0, 0, 300, 300, crs=IMAGE_CRS)
     b = Region.from_bbox(0, 0, 300, 300, crs=IMAGE_CRS)
     assert hash(a) == hash(b) and a.key() == b.key()
-    assert np.isfinite(a.area_pixels())
+    assert a.area_pixels() == 300 * 300
+    other = Region.from_bbox(0, 0, 300, 301, crs=IMAGE_CRS)  # one pixel row more: another key
+    assert other != a and other.key() != a.key() and other.area_pixels() == 300 * 301
 
 
 def test_check_region_hectares_on_a_geographic_grid():

@@ -116,7 +116,9 @@ def test_ftw_window_needs_band_map(tmp_path):
     with pytest.raises(BandError):
         validate_image(FTW)
     grid = LocalSource(FTW, band_map={"R": 1, "G": 2, "B": 3, "NIR": 4}).grid()
-    assert grid.georeferenced
+    with rasterio.open(FTW) as f:  # the file's own georeferencing, as GDAL reads it
+        assert grid.crs == f.crs.to_string() == "EPSG:32633"  # UTM 33N: Austria
+        assert grid.transform == tuple(f.transform)[:6] and grid.shape == (f.height, f.width)
 
 
 def test_uploads(tmp_path):

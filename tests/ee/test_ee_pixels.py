@@ -43,8 +43,10 @@ def test_plan_respects_byte_and_side_limits():
 
 def test_plan_is_pure_and_hashable():
     args = ((0, 0, 9000, 9000), 30, ("R",), "float32", "EPSG:32618")
-    assert P.plan_requests(*args) == P.plan_requests(*args)
-    hash(P.plan_requests(*args))
+    a, b = P.plan_requests(*args), P.plan_requests(*args)
+    assert a == b and a is not b and hash(a) == hash(b)
+    assert {a: 1}[b] == 1  # usable as a cache key
+    assert P.plan_requests((0, 0, 9000, 9030), 30, ("R",), "float32", "EPSG:32618") != a
 
 
 def test_plan_tile_side_and_errors():

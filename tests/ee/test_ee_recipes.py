@@ -87,7 +87,7 @@ def test_label_golden(ee_offline, graph, golden, name, cfg, dataset, band, class
         assert band in consts
     crop = sorted(CLASS_MAPS[class_map].crop_codes) if class_map else [10]
     assert crop in consts  # the codes come from core.labels, not a copy
-    assert 255 in consts and "label" in consts or ["label"] in consts
+    assert 255 in consts and ("label" in consts or ["label"] in consts)  # no data 255, band named label
 
 
 @pytest.mark.parametrize(

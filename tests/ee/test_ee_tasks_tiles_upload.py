@@ -24,7 +24,7 @@ def test_list_and_states():
     assert {i.id: i.state for i in infos} == {"A": "RUNNING", "B": "COMPLETED", "C": "READY"}
     assert [i.id for i in T.list_tasks(c, active_only=True)] == ["A", "C"]
     assert T.summarize(infos) == {"RUNNING": 1, "COMPLETED": 1, "READY": 1}
-    assert infos[0].destination_uris
+    assert infos[0].destination_uris == ("https://console.cloud.google.com/storage/browser/b/x/",)  # as the fake op has it
     # a finished task is 100 % done even when its metadata has no progress; a waiting one has no estimate
     assert {i.id: i.progress for i in infos}["B"] == 1.0
     assert {i.id: i.progress for i in infos}["C"] is None
