@@ -87,9 +87,27 @@ class JobStatus:
         """Progress 0-1 over all epochs and steps."""
         if not self.epochs:
             return 0.0
+        if self.state == "done":
+            return 1.0
+        if not self.active:  # cancelled or failed: the epochs it finished, not the one it broke off
+            return min(len(self.history) / self.epochs, 1.0)
         steps = max(self.steps, 1)
         done = (max(self.epoch - 1, 0) * steps + min(self.step, steps)) / (self.epochs * steps)
-        return 1.0 if self.state == "done" else max(0.0, min(done, 1.0))
+        return max(0.0, min(done, 1.0))
+
+    def progress_text(self) -> str:
+        """One line for a progress bar: the epoch and its metrics while it runs; the finished
+        epochs and the last finished epoch's metrics once it has stopped."""
+        of = self.epochs or "?"
+        if self.active:
+            text = f"{self.state}: " + (f"epoch {self.epoch}/{of}" if self.epoch else "loading data")
+            logs = self.logs if self.epoch else {}
+        else:
+            finished = len(self.history) if self.state != "done" else self.epoch
+            text = f"{self.state}: {finished} of {of} epochs finished"
+            logs = self.history[-1] if self.history else {}
+        shown = [f"{k} {float(v):.3f}" for k, v in logs.items() if k in ("loss", "val_loss", "iou", "val_iou")]
+        return ", ".join([text, *shown])
 
     def to_dict(self) -> dict:
         return asdict(self)

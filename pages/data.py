@@ -142,7 +142,7 @@ if has_labels:
             try:
                 made = cut_train_test(sc.image_path, sc.labels_path, sc.label_map, out,
                                       PatchConfig(patch_size=int(size), kernel_buffer=int(buffer), count=int(n_train)),
-                                      int(n_test), band_map=sc.extra.get("band_map"), progress=ui.progress_callback(bar))
+                                      int(n_test), band_map=sc.extra.get("band_map"), progress=ui.progress_callback(bar, "Cutting patches"))
             finally:
                 bar.empty()
             state.put(state.PATCHES, {"train": str(made.train.path), "test": str(made.test.path), "note": made.note,

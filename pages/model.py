@@ -143,10 +143,7 @@ with tab_train:
         except CropMapError as err:
             st.error(str(err))
             return
-        label = f"{Path(job_dir).name}, {js.state}: epoch {js.epoch}/{js.epochs or '?'}"
-        if js.logs:
-            label += ", " + ", ".join(f"{k} {v:.3f}" for k, v in js.logs.items() if k in ("loss", "val_loss", "iou", "val_iou"))
-        st.progress(js.fraction, text=label)
+        st.progress(js.fraction, text=f"{Path(job_dir).name}, {js.progress_text()}")
         st.caption(js.message)
         note = jobs.job_note(job_dir)
         if note:

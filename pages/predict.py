@@ -42,7 +42,7 @@ with button_col:
 if go:
     bar = st.progress(0.0, text="Predicting tiles...")
     with ui.errors_shown():
-        cached.predict(key, progress=ui.progress_callback(bar))
+        cached.predict(key, progress=ui.progress_callback(bar, "Predicting tiles"))
         state.put(state.PREDICTION, {"key": list(key)})
     bar.empty()
 

@@ -89,7 +89,8 @@ with left:
     st.markdown(mapview.legends_html([dis]), unsafe_allow_html=True)
 with right:
     st.markdown("**Confusion matrix** (pixels valid in both)")
-    st.table(pd.DataFrame({"label: crop": [conf["tp"], conf["fn"]], "label: not crop": [conf["fp"], conf["tn"]]},
+    st.table(pd.DataFrame({"label: crop": [f"{conf['tp']:,}", f"{conf['fn']:,}"],
+                          "label: not crop": [f"{conf['fp']:,}", f"{conf['tn']:,}"]},
                           index=["predicted crop", "predicted not crop"]))
     st.markdown("**F1 and IoU against the threshold**")
     df = pd.DataFrame(curve).set_index("threshold")

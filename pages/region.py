@@ -89,7 +89,7 @@ with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSO
             folder = state.workdir() / "exports" / hashlib.sha1(mixer.strip().encode()).hexdigest()[:16]
             with ui.progress_bar("Assembling the export...") as bar:
                 grid = export_to_geotiff(mixer.strip(), folder / "image.tif", overwrite=True,
-                                         progress=ui.progress_callback(bar))
+                                         progress=ui.progress_callback(bar, "Assembling patches"))
             name = mixer.strip().rstrip("/").rsplit("/", 1)[-1]
             state.set_source({"kind": "local", "image": str(folder / "image.tif"), "labels": None, "label_map": None,
                               "title": f"{name} (Earth Engine image export)"})

@@ -375,3 +375,20 @@ def test_a_cancel_after_the_last_epoch_finished_leaves_the_job_done(tmp_path, mo
         signal.signal(signal.SIGTERM, old)
     st = jobs.status(job_dir)
     assert st.state == "done", f"all epochs finished, yet: {st.state}: {st.message}"
+
+
+def test_a_stopped_job_shows_the_epochs_it_finished_not_the_one_it_broke_off():
+    """Cancelled during epoch 1 of 1: no full bar, no 'epoch 1/1' over 'no model was saved', no
+    metrics of the unfinished epoch; later epochs show the last finished epoch's metrics."""
+    cut = jobs.JobStatus(state="cancelled", epoch=1, epochs=1, step=1, steps=1, logs={"loss": 1.407, "iou": 0.315},
+                         message="cancelled before the first epoch ended; no model was saved")
+    assert cut.fraction == 0.0 and cut.progress_text() == "cancelled: 0 of 1 epochs finished"
+    later = jobs.JobStatus(state="failed", epoch=3, epochs=4, step=2, steps=5, logs={"loss": 9.0},
+                           history=[{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25, "val_iou": 0.75}])
+    assert later.fraction == 0.5 and later.progress_text() == "failed: 2 of 4 epochs finished, loss 0.250, val_iou 0.750"
+    loading = jobs.JobStatus(state="running", epochs=3)
+    assert loading.progress_text() == "running: loading data" and loading.fraction == 0.0
+    running = jobs.JobStatus(state="running", epoch=2, epochs=3, step=1, steps=2, logs={"loss": 0.5, "lr": 1e-3})
+    assert running.progress_text() == "running: epoch 2/3, loss 0.500" and running.fraction == 0.5
+    done = jobs.JobStatus(state="done", epoch=3, epochs=3, history=[{"epoch": 3, "iou": 0.8}])
+    assert done.fraction == 1.0 and done.progress_text() == "done: 3 of 3 epochs finished, iou 0.800"

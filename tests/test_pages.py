@@ -508,6 +508,11 @@ def test_quality_page_metrics(fake_map, tiny_model_path):
     labels = [m.label for m in at.metric]
     assert labels == ["Precision", "Recall", "F1", "IoU", "Accuracy"]
     assert len(at.table) == 1
+    # the confusion matrix (counts with thousands separators) gives the IoU shown
+    cm = at.table[0].value.map(lambda v: int(str(v).replace(",", "")))
+    tp, fp = cm.loc["predicted crop", "label: crop"], cm.loc["predicted crop", "label: not crop"]
+    fn = cm.loc["predicted not crop", "label: crop"]
+    assert float({m.label: m.value for m in at.metric}["IoU"]) == pytest.approx(tp / (tp + fp + fn), abs=5e-4)
     # errors by CDL class, named from the legend, most errors first
     errors = at.dataframe[0].value
     assert list(errors.columns) == ["class", "counts as", "pixels", "predicted crop", "wrong pixels", "share"]

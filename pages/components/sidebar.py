@@ -58,5 +58,5 @@ def training_line(job: str, show: bool = True) -> bool:
             st.caption(f"Training: {err}")
         return False
     if show:
-        st.caption(f"Training: {js.state}" + (f", epoch {js.epoch}/{js.epochs}" if js.epochs else ""))
+        st.caption(f"Training: {js.progress_text()}")
     return js.active

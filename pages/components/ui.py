@@ -64,11 +64,12 @@ def progress_bar(text: str) -> Iterator[object]:
         bar.empty()
 
 
-def progress_callback(bar) -> "callable":
-    """A ``progress(done, total)`` that moves an ``st.progress`` bar."""
+def progress_callback(bar, what: str) -> "callable":
+    """A ``progress(done, total)`` that moves an ``st.progress`` bar, saying what it counts
+    (``what``: e.g. "Predicting tiles")."""
 
     def update(done: int, total: int, *_: object) -> None:
         frac = 0.0 if not total else min(max(done / total, 0.0), 1.0)
-        bar.progress(frac, text=f"{done}/{total}")
+        bar.progress(frac, text=f"{what}: {done:,} of {total:,}")
 
     return update
