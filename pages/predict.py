@@ -88,7 +88,7 @@ with map_col:
     st.markdown(mapview.legends_html(overlays[1:] + dynamic), unsafe_allow_html=True)
 
 with stats_col:
-    st.markdown("**Crop area**")
+    st.markdown("**At this threshold**")
     if stats["crop_area_ha"] is not None:
         st.metric("Crop area", f"{stats['crop_area_ha']:,.1f} ha")
     else:
