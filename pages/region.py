@@ -63,21 +63,31 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
     band_spec = st.text_input("Band numbers of R, G, B, NIR (only for files that do not name their bands)",
                               placeholder="e.g. 1,2,3,4 or R=3,G=2,B=1,NIR=4", key="upload_bands")
     if st.button("Use these files", disabled=img_file is None):
-        with ui.errors_shown():
+        # the outcome stays shown on later runs (typing the band numbers it asks for, a map event)
+        state.put(state.UPLOAD_NOTICE, None)
+        with ui.errors_shown(remember=lambda text: state.put(state.UPLOAD_NOTICE, ("error", text))):
             band_map = parse_band_spec(band_spec.strip() or None)
             updir = state.workdir() / "uploads"
             image_path = save_upload(img_file.getvalue(), img_file.name, updir)
             grid = validate_image(image_path, band_map)
             labels_path = None
+            labelled = ""
             if lab_file is not None:
                 labels_path = save_upload(lab_file.getvalue(), lab_file.name, updir)
                 counts = validate_labels(labels_path, label_map, grid)
-                st.caption(f"Labels: {counts['valid']:,} labelled pixels, {counts['crop']:,} crop")
+                labelled = f" Labels: {counts['valid']:,} labelled pixels, {counts['crop']:,} crop."
             state.set_source({"kind": "local", "image": str(image_path), "labels": str(labels_path) if labels_path else None,
                               "label_map": label_map if labels_path else None, "title": img_file.name,
                               "band_map": band_map})
-            st.success(f"Using {img_file.name}: {grid.width} x {grid.height} px, "
-                       + ("georeferenced" if grid.georeferenced else "not georeferenced (image coordinates)"))
+            text = (f"Using {img_file.name}: {grid.width} x {grid.height} px, "
+                    + ("georeferenced" if grid.georeferenced else "not georeferenced (image coordinates)") + "." + labelled)
+            state.put(state.UPLOAD_NOTICE, ("success", text))
+            st.success(text)
+    elif img_file is None:
+        state.put(state.UPLOAD_NOTICE, None)
+    elif (notice := state.get(state.UPLOAD_NOTICE)) is not None:
+        kind, text = notice
+        (st.error if kind == "error" else st.success)(text, icon=":material/error:" if kind == "error" else None)
 
 with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSON)"):
     st.caption("What the Earth Engine page's image export writes (or the original notebook's): the export is "

@@ -28,6 +28,7 @@ JOB_DIR = "job_dir"  # str path of the training job followed on the Model page, 
 MODEL_TAB = "model_tab"  # str: the Model page tab to open on the next visit (a hand-over to training), or None
 TRAIN_FORM = "train_settings"  # dict of the training form's last submitted values (preset, epochs, ...)
 PATCH_FORM = "patch_settings"  # dict of the Data page patch form's last submitted values (size, buffer, train, test)
+UPLOAD_NOTICE = "upload_notice"  # ("error" | "success", text): outcome of the last "Use these files", kept while a file is chosen
 EE_TASK_NOTICE = "ee_task_notice"  # str: outcome of the last task cancel, shown once above the fresh task list, or None
 EE_EXPORT_FORM = "ee_export_settings"  # dict of the Earth Engine export form's last submitted values
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
@@ -50,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     PATCH_FORM: {},
     EE_EXPORT_FORM: {},
     EE_TASK_NOTICE: None,
+    UPLOAD_NOTICE: None,
     MODEL_TAB: None,
     EE_ASSET: "",
     EE_PATCHES: None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import streamlit as st
 
@@ -14,12 +14,13 @@ PATCH_SIZES = [64, 128, 256]
 
 
 @contextmanager
-def errors_shown(stop: bool = False) -> Iterator[None]:
+def errors_shown(stop: bool = False, remember: Callable[[str], None] | None = None) -> Iterator[None]:
     """Show a :class:`CropMapError` raised inside the block as ``st.error`` (its message only), and
     so a failure of the machine (no memory, a disk that cannot be written, Cloud Storage out of
     reach: :func:`core.errors.environment_error`). Anything else is a bug and is raised.
 
     With ``stop``, the page then ends (see :func:`stop`): for what the rest of the page needs.
+    ``remember`` is given the shown text (to show it again on later runs).
     """
     try:
         yield
@@ -28,6 +29,8 @@ def errors_shown(stop: bool = False) -> Iterator[None]:
         if text is None:
             raise
         st.error(text, icon=":material/error:")
+        if remember is not None:
+            remember(text)
         if stop:
             raise PageStopped from None
 

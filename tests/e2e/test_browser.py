@@ -193,6 +193,8 @@ def test_a_page_opened_by_its_url_on_a_fresh_server_is_the_dashboards(page, app_
 
 def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     """A user's GeoTIFF without band names: band numbers in the form, real place on the map, hectares."""
+    from playwright.sync_api import expect
+
     from tests.e2e.helpers import ROOT
 
     image = ROOT / "tests" / "data" / "georef" / "ftw_austria_s2_2021-06-17_window.tif"
@@ -203,14 +205,19 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     page.get_by_text("Use your own image").click()
     page.locator("input[type=file]").first.set_input_files(str(image))
     page.get_by_text(image.name).first.wait_for(timeout=30_000)
+    use = page.get_by_role("button", name="Use these files")
+    expect(use).to_be_enabled(timeout=60_000)  # the upload has reached the server (the name shows before)
     wait_script_idle(page)
-    page.get_by_role("button", name="Use these files").click()
+    use.click()
     # the file has 4 unnamed bands: the error says how to name them, and nothing is switched
-    page.get_by_text("cannot be told apart", exact=False).first.wait_for(timeout=60_000)
+    told = page.get_by_text("cannot be told apart", exact=False).first
+    told.wait_for(timeout=60_000)
     box = page.get_by_label("Band numbers of R, G, B, NIR", exact=False)
     box.fill("1,2,3,4")
     box.press("Enter")
     wait_script_idle(page)
+    expect(told).to_be_visible()  # still there while the user follows it (the Enter was a new run)
+    snapshot(page, artifacts / "08a_own_image_band_numbers.png", full_page=True)
     page.get_by_role("button", name="Use these files").click()
     page.get_by_text("288 x 272 px, georeferenced").wait_for(timeout=60_000)
     page.locator("[data-testid='stSidebar']").get_by_text(f"Source: {image.name}").wait_for(timeout=60_000)
