@@ -7,6 +7,7 @@ is a thin page in ``pages/``.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("USE_FOLIUM", "1")  # geemap must use folium; set before its first import
@@ -16,6 +17,7 @@ import streamlit as st  # noqa: E402
 from pages.components import navigation, sidebar, state, ui  # noqa: E402
 
 st.set_page_config(page_title="Crop mapping", page_icon=":seedling:", layout="wide")
+st.html(Path(__file__).parent / "assets" / "style.css")  # laptop and projector widths (takes no space)
 state.init()
 
 nav = st.navigation(navigation.pages())

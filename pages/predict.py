@@ -52,10 +52,13 @@ if not pred or tuple(pred["key"]) != key:
     ui.stop()
 
 wkey = state.sync_widget(state.THRESHOLD)
-ctrl, map_col, stats_col = st.columns([1, 3, 1])
+# the threshold's figures right under its slider (they stay in view on a small screen, where the
+# downloads column moves below the map); the layer settings after them
+ctrl, map_col, files_col = st.columns([1, 3, 1])
 with ctrl:
     threshold = st.slider("Crop threshold", 0.05, 0.95, step=0.01, key=wkey,
                           on_change=state.store_widget, args=(state.THRESHOLD,))
+    stats_box = st.container()
     # kept in the session's layer settings, so that they survive a visit to another page
     settings = dict(state.get(state.LAYERS))
     shown = {}
@@ -87,8 +90,7 @@ with map_col:
                                    overlays=overlays, opacities=opacities, dynamic=dynamic), key="predict_map")
     st.markdown(mapview.legends_html(overlays[1:] + dynamic), unsafe_allow_html=True)
 
-with stats_col:
-    st.markdown("**At this threshold**")
+with stats_box:
     if stats["crop_area_ha"] is not None:
         st.metric("Crop area", f"{stats['crop_area_ha']:,.1f} ha")
     else:
@@ -97,6 +99,9 @@ with stats_col:
     frac = stats["crop_fraction"]
     st.metric("Crop share of valid pixels", f"{frac:.1%}" if frac is not None else "n/a")
     st.caption(f"{stats['crop_pixels']:,} of {stats['valid_pixels']:,} valid pixels at threshold {threshold:.2f}")
+
+with files_col:
+    st.markdown("**Downloads**")
     with ui.errors_shown():
         files = cached.exports(key, float(threshold), f"{sc.title} -- crop at p >= {threshold:.2f}",
                                f"Data: {sc.attribution}" if sc.attribution else "")

@@ -403,6 +403,9 @@ def test_model_page_shows_the_shipped_cards_validation_figures(fake_map):
     shown = {m.label: m.value for m in at.metric}
     assert shown["IoU"] == f"{card.metrics['val_blocks']['iou']:.3f}"
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 6  # one row per val block
+    # the card's time, read as a time: "created 2026-11-25 15:22 UTC" (the card says ...T15:22:20+00:00)
+    created = card.created.replace("T", " ")[:16]
+    assert f"created {created} UTC" in texts(at) and card.created not in texts(at)
 
 
 def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypatch):

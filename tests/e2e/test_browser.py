@@ -106,6 +106,17 @@ def test_full_flow_offline(page, app_url, artifacts):
     wait_map_layers(page, 3)
     snapshot(page, artifacts / "06_threshold.png")
 
+    # a laptop or a projector (1024 x 768): the threshold's figures are in view, next to it, and whole
+    page.set_viewport_size({"width": 1024, "height": 768})
+    page.wait_for_timeout(500)
+    figure = page.locator("[data-testid='stMetric']", has_text="Crop area").first.locator("[data-testid='stMetricValue'] > div")
+    box = figure.bounding_box()
+    assert box["y"] + box["height"] <= 768 and box["x"] + box["width"] <= 1024, box
+    assert figure.evaluate("e => e.scrollWidth <= e.clientWidth"), "the crop area is cut off"
+    page.screenshot(path=str(artifacts / "06a_laptop_width.png"))
+    page.set_viewport_size({"width": 1500, "height": 1200})
+    page.wait_for_timeout(500)
+
     # full screen for an audience: the map fills the screen, with its legend and the image-coordinates note
     frame = map_frame(page)
     legend = frame.get_by_text("predicted crop")
