@@ -102,12 +102,15 @@ with stats_box:
 
 with files_col:
     st.markdown("**Downloads**")
+    # a download needs no new run (which would replace the file being fetched)
     with ui.errors_shown():
         files = cached.exports(key, float(threshold), f"{sc.title} -- crop at p >= {threshold:.2f}",
                                f"Data: {sc.attribution}" if sc.attribution else "")
-        st.download_button("Probability GeoTIFF", cached.probability_tif(key), "probability.tif", "image/tiff")
-        st.download_button("Crop mask GeoTIFF", files["crop_mask.tif"], "crop_mask.tif", "image/tiff")
-        st.download_button("Map view PNG", files["map.png"], "crop_map.png", "image/png")
+        st.download_button("Probability GeoTIFF", cached.probability_tif(key), "probability.tif", "image/tiff",
+                           on_click="ignore")
+        st.download_button("Crop mask GeoTIFF", files["crop_mask.tif"], "crop_mask.tif", "image/tiff",
+                           on_click="ignore")
+        st.download_button("Map view PNG", files["map.png"], "crop_map.png", "image/png", on_click="ignore")
     fields_for = [list(key), float(threshold)]
     if st.button("Crop fields GeoJSON", disabled=not grid.georeferenced,
                  help="The crop layer traced into polygons (groups of 4 or more crop pixels), each with its area, "
@@ -118,5 +121,5 @@ with files_col:
         with ui.errors_shown():
             data, n = cached.crop_fields(key, float(threshold))
             st.download_button(f"Download {n:,} fields", data, "crop_fields.geojson", "application/geo+json",
-                               type="primary", icon=":material/download:")
+                               type="primary", icon=":material/download:", on_click="ignore")
     st.page_link("pages/quality.py", label="Next: Quality", icon=":material/arrow_forward:")

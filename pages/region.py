@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.errors import CropMapError
 from core.raster import parse_band_spec
-from core.region import Region
+from core.region import MAX_GEOJSON_BYTES, Region
 from core.labels import CLASS_MAPS
 from core.patches import export_to_geotiff
 from core.sources.earthengine import recipes_from_settings
@@ -108,7 +108,9 @@ with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSO
 
 with st.expander("Upload a region (GeoJSON)"):
     geo_file = st.file_uploader("Polygon/MultiPolygon in lon/lat, or image pixels with \"crs\": \"image\"",
-                                type=["geojson", "json"], key="upload_geojson")
+                                type=["geojson", "json"], key="upload_geojson",
+                                help=f"Up to {MAX_GEOJSON_BYTES / 1e6:.0f} MB (the upload box's own limit is the "
+                                     "server's, for images).")
     if geo_file is not None and st.button("Use this GeoJSON region"):
         with ui.errors_shown():
             state.set_region(Region.from_upload(geo_file.getvalue(), name=geo_file.name).to_geojson())
@@ -189,7 +191,7 @@ with info_col:
         if isinstance(source, LocalSource) and source.attribution:
             st.caption(source.attribution)
         st.download_button("Download region GeoJSON", json.dumps(region.to_geojson()), "region.geojson",
-                           mime="application/geo+json")
+                           mime="application/geo+json", on_click="ignore")
     except CropMapError as err:
         st.error(str(err), icon=":material/error:")
     st.page_link("pages/data.py", label="Next: Data", icon=":material/arrow_forward:")
