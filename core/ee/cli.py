@@ -234,12 +234,13 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_export_patches(args: argparse.Namespace) -> int:
-    from core.ee.export import PatchExportConfig, SampleConfig, start_jobs, training_export_jobs
+    from core.ee.export import PatchExportConfig, SampleConfig, check_export_name, start_jobs, training_export_jobs
 
     preset, geometry = _region(args)
     composite = _composite(args, preset)
     labels = _labels(args, preset, composite)
     dest = parse_destination(args.dest)
+    check_export_name(args.name)  # before credentials are needed
     sample = SampleConfig(_points(args.train_points, "--train-points"), _points(args.test_points, "--test-points"), seed=args.seed)
     patches = PatchExportConfig(patch_size=args.patch, kernel_buffer=args.kernel, points_per_task=args.points_per_task)
     _initialize(args)
@@ -259,11 +260,12 @@ def cmd_export_patches(args: argparse.Namespace) -> int:
 
 
 def cmd_export_image(args: argparse.Namespace) -> int:
-    from core.ee.export import ImageExportConfig, image_export_job, start_jobs
+    from core.ee.export import ImageExportConfig, check_export_name, image_export_job, start_jobs
 
     preset, geometry = _region(args)
     composite = _composite(args, preset)
     dest = parse_destination(args.dest)
+    check_export_name(args.name)  # before credentials are needed
     image_cfg = ImageExportConfig(patch_size=args.patch, kernel_buffer=args.kernel, max_file_mb=args.max_file_mb)
     _initialize(args)
     job = image_export_job(composite, geometry, dest, name=args.name, image_cfg=image_cfg)

@@ -31,6 +31,7 @@ from core.raster import FEATURE_BANDS
 LABEL_BAND = "crop"
 MAX_PIXELS = 1e10
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
 
 def _require(cond: bool, msg: str) -> None:
@@ -43,6 +44,22 @@ def _some(values: Sequence[int]) -> str:
     if len(values) <= 6:
         return ", ".join(map(str, values))
     return f"{', '.join(map(str, values[:4]))}, ..., {values[-1]} (a multiple of {values[1] - values[0]})"
+
+
+def check_export_name(name: Any) -> str:
+    """``name`` if it can name an export: the folder of its files under the destination's prefix,
+    the start of its task descriptions and of the file globs training reads.
+
+    Raises:
+        ConfigError: empty, over 80 characters, or other than letters, digits, '.', '_' and '-'
+        (a space, '/' or '*' would make another folder or a glob that matches other files).
+    """
+    text = str(name) if name is not None else ""
+    if not _NAME_RE.match(text):
+        fixed = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip(".-_")[:80] or "crops"
+        raise ConfigError(f"export name {text!r} must be 1-80 letters, digits, '.', '_' or '-', starting with a letter "
+                          f"or digit (it names the folder of the exported files), e.g. {fixed!r}")
+    return text
 
 
 @dataclass(frozen=True)
@@ -290,9 +307,13 @@ def training_export_jobs(
     """Unstarted TFRecord table exports of training and test patches, ``points_per_task`` each.
 
     Files are ``<prefix>/<name>/<split>_<NNN>.tfrecord.gz`` (Earth Engine appends the suffix).
+
+    Raises:
+        ConfigError: a ``name`` :func:`check_export_name` refuses.
     """
     import ee
 
+    check_export_name(name)
     arrays = patch_image(composite, labels, geometry, patches)
     crs = composite.crs_for(geometry)
     points = sample_points(composite, labels, geometry, sample)
@@ -342,9 +363,13 @@ def image_export_job(
     """An unstarted TFRecord image export of the composite for prediction (patches + mixer JSON).
 
     Earth Engine writes ``<prefix>/<name>/image-NNNNN.tfrecord.gz`` and ``...mixer.json``.
+
+    Raises:
+        ConfigError: a ``name`` :func:`check_export_name` refuses.
     """
     import ee
 
+    check_export_name(name)
     image = features_image(composite, geometry, image_cfg.bands)
     geom = ee_geometry(geometry)
     prefix = f"{dest.prefix.rstrip('/')}/{name}/image"

@@ -181,6 +181,8 @@ def test_other_mistakes_are_one_line(capsys, tmp_path):
     assert "Sentinel-2" in one_line_error(capsys, ["ee-fetch", "--preset", "camana", "--sensor", "S2", "--out", str(tmp_path)])
     assert "patch_size" in one_line_error(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/x",
                                                    "--name", "n", "--patch", "100"])
+    assert "export name" in one_line_error(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/x",
+                                                    "--name", "my crops"])  # before credentials are asked for
     assert "at least 32 px" in one_line_error(capsys, ["ee-fetch", "--bbox=-72.7,-16.6,-72.699,-16.599", "--out", str(tmp_path)])
     # a valid request without credentials: told what to set up, nothing written
     err = one_line_error(capsys, ["ee-fetch", "--preset", "camana", "--out", str(tmp_path / "o")])

@@ -68,6 +68,17 @@ def test_patch_globs_name_the_files_training_reads(ee_offline):
     assert X.patch_globs(no_test) is None
 
 
+@pytest.mark.parametrize("name", ["", "my crops", "a/b", "../up", "crops*", ".hidden", "x" * 81])
+def test_export_name_with_odd_characters_is_refused(ee_offline, name):
+    """The name is a folder under the prefix and part of the globs training reads: an empty one gave
+    'prefix//train_000', a space, '/' or '*' another folder or a glob matching other files."""
+    with pytest.raises(ConfigError, match="export name"):
+        X.training_export_jobs(CAMANA.composite, CAMANA.labels, CAMANA.geojson, DEST, name=name)
+    with pytest.raises(ConfigError, match="export name"):
+        X.image_export_job(CAMANA.composite, CAMANA.geojson, DEST, name=name)
+    assert X.check_export_name("camana_2005-v1.2") == "camana_2005-v1.2"
+
+
 def test_sampling_is_balanced_and_disjoint(ee_offline, graph):
     pts = X.sample_points(CAMANA.composite, CAMANA.labels, CAMANA.geojson, X.SampleConfig((275, 275), (50, 50), seed=3))
     train, test = graph(pts["train"]), graph(pts["test"])
