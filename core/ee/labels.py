@@ -21,6 +21,8 @@ DYNAMIC_WORLD = "GOOGLE/DYNAMICWORLD/V1"
 GLC_FCS30D_ANNUAL = "projects/sat-io/open-datasets/GLC-FCS30D/annual"
 GLC_FCS30D_FIVE_YEARS = "projects/sat-io/open-datasets/GLC-FCS30D/five-years-map"
 CDL = "USDA/NASS/CDL"
+#: The first day of Dynamic World (its archive starts with Sentinel-2's in mid-2015).
+DYNAMIC_WORLD_FIRST_DAY = "2015-06-27"
 
 #: product -> (title, class map name, first year, last year or None)
 PRODUCTS: dict[str, tuple[str, str, int, int | None]] = {
@@ -160,13 +162,23 @@ def to_binary(raw, crop_codes, nodata_codes):
 
 
 def raw_label_image(cfg: LabelConfig, geometry: Mapping[str, Any] | None = None):
-    """The product's raw class-code image (one band) for the config."""
+    """The product's raw class-code image (one band) for the config.
+
+    Raises:
+        ConfigError: Dynamic World dates that end before its first map (2015-06-27).
+    """
     import ee
 
     if cfg.product == "worldcover":
         return ee.ImageCollection(WORLDCOVER).first().select(CLASS_MAPS["worldcover"].band or "Map")
     if cfg.product == "dynamicworld":
         start, end = cfg.dates()
+        if end <= DYNAMIC_WORLD_FIRST_DAY:  # [start, end): the mode of no image is an image without bands
+            last = (_dt.date.fromisoformat(end) - _dt.timedelta(days=1)).isoformat()
+            raise ConfigError(
+                f"Dynamic World has maps from {DYNAMIC_WORLD_FIRST_DAY} on, none for {start}..{last}; choose "
+                "label dates (or composite dates) from mid-2015 on, or GLC-FCS30D (1985-2022) for earlier years"
+            )
         col = ee.ImageCollection(DYNAMIC_WORLD).filterDate(start, end)
         if geometry is not None:
             from core.ee.composites import ee_geometry

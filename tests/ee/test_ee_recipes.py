@@ -101,6 +101,17 @@ def test_label_no_data_reaches_beyond_a_bounded_image(ee_offline, graph, cfg):
     assert unmasks and all(u.get("sameFootprint") == {"constantValue": False} for u in unmasks)
 
 
+def test_dynamic_world_before_its_first_map_is_refused(ee_offline):
+    """Dynamic World dates from the composite (the Camana preset's 2005-2006 with Dynamic World picked)
+    gave the mode of no image, an image without bands, and an obscure Earth Engine error later."""
+    with pytest.raises(ConfigError, match="2015-06-27 on, none for 2005-01-01..2006-12-31"):
+        L.label_image(L.LabelConfig("dynamicworld", start="2005-01-01", end="2006-12-31"), REGION)
+    with pytest.raises(ConfigError, match="GLC-FCS30D"):
+        L.raw_label_image(L.LabelConfig("dynamicworld", start="2015-01-01", end="2015-06-26"), REGION)
+    L.label_image(L.LabelConfig("dynamicworld", start="2015-01-01", end="2015-06-27"), REGION)  # its first day
+    L.label_image(L.LabelConfig("dynamicworld", year=2015), REGION)
+
+
 def test_max_cloud_zero_is_refused():
     """Scenes with cloud cover *under* max_cloud are kept (the issue's and the original notebook's
     "under 20%"), so 0 would keep none: it is refused up front rather than giving "no scene" later."""
