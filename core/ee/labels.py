@@ -21,6 +21,9 @@ DYNAMIC_WORLD = "GOOGLE/DYNAMICWORLD/V1"
 GLC_FCS30D_ANNUAL = "projects/sat-io/open-datasets/GLC-FCS30D/annual"
 GLC_FCS30D_FIVE_YEARS = "projects/sat-io/open-datasets/GLC-FCS30D/five-years-map"
 CDL = "USDA/NASS/CDL"
+#: A lon/lat box (west, south, east, north) around the CDL's one image, the contiguous United
+#: States (with a margin: only a region wholly outside it is refused).
+CDL_BOUNDS = (-128.0, 22.0, -65.0, 52.0)
 #: The first day of Dynamic World (its archive starts with Sentinel-2's in mid-2015).
 DYNAMIC_WORLD_FIRST_DAY = "2015-06-27"
 
@@ -165,7 +168,8 @@ def raw_label_image(cfg: LabelConfig, geometry: Mapping[str, Any] | None = None)
     """The product's raw class-code image (one band) for the config.
 
     Raises:
-        ConfigError: Dynamic World dates that end before its first map (2015-06-27).
+        ConfigError: Dynamic World dates that end before its first map (2015-06-27); CDL for a
+        ``geometry`` wholly outside the contiguous United States.
     """
     import ee
 
@@ -189,6 +193,17 @@ def raw_label_image(cfg: LabelConfig, geometry: Mapping[str, Any] | None = None)
         collection, band = glcfcs30d_band(int(cfg.year))  # type: ignore[arg-type]
         return ee.ImageCollection(collection).select(band).mosaic()
     if cfg.product == "cdl":
+        if geometry is not None:
+            from core.ee.composites import geojson_bounds
+
+            w, s, e, n = geojson_bounds(geometry)
+            cw, cs, ce, cn = CDL_BOUNDS
+            if e < cw or w > ce or n < cs or s > cn:  # masked everywhere there: labels all no data
+                raise ConfigError(
+                    f"the USDA NASS Cropland Data Layer covers the contiguous United States only, and this region "
+                    f"(lon {w:.2f}..{e:.2f}, lat {s:.2f}..{n:.2f}) lies outside it; choose WorldCover, Dynamic "
+                    "World or GLC-FCS30D, which cover the whole world"
+                )
         return (
             ee.ImageCollection(CDL)
             .filterDate(f"{cfg.year}-01-01", f"{int(cfg.year) + 1}-01-01")  # type: ignore[arg-type]

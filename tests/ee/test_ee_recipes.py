@@ -14,6 +14,8 @@ from core.labels import CLASS_MAPS
 from graph_walk import arguments_of, constants
 
 REGION = CAMANA.geojson
+#: A region in Iowa, for the CDL (contiguous United States only; its graph does not hold the region).
+IOWA = C.bbox_geojson(-93.7, 41.9, -93.5, 42.1)
 
 
 def _functions(graph: dict) -> set[str]:
@@ -79,7 +81,7 @@ def test_camana_preset(ee_offline, graph, golden):
     ],
 )
 def test_label_golden(ee_offline, graph, golden, name, cfg, dataset, band, class_map):
-    g = graph(L.label_image(cfg, REGION))
+    g = graph(L.label_image(cfg, IOWA if cfg.product == "cdl" else REGION))
     golden(f"labels_{name}", g)
     consts = constants(g)
     assert dataset in consts
@@ -97,7 +99,7 @@ def test_label_golden(ee_offline, graph, golden, name, cfg, dataset, band, class
 def test_label_no_data_reaches_beyond_a_bounded_image(ee_offline, graph, cfg):
     """unmask keeps an image's footprint unless sameFootprint is false: outside a user asset (or CDL's
     one CONUS image) the label would stay masked and come down / be exported as 0 (not crop), not 255."""
-    unmasks = arguments_of(graph(L.label_image(cfg, REGION)), "Image.unmask")
+    unmasks = arguments_of(graph(L.label_image(cfg, IOWA if cfg.product == "cdl" else REGION)), "Image.unmask")
     assert unmasks and all(u.get("sameFootprint") == {"constantValue": False} for u in unmasks)
 
 
@@ -110,6 +112,18 @@ def test_dynamic_world_before_its_first_map_is_refused(ee_offline):
         L.raw_label_image(L.LabelConfig("dynamicworld", start="2015-01-01", end="2015-06-26"), REGION)
     L.label_image(L.LabelConfig("dynamicworld", start="2015-01-01", end="2015-06-27"), REGION)  # its first day
     L.label_image(L.LabelConfig("dynamicworld", year=2015), REGION)
+
+
+def test_cdl_outside_the_united_states_is_refused(ee_offline):
+    """CDL's one image covers the contiguous United States: elsewhere (the Camana valley) the labels
+    came down all no data, silently; now the recipe says to pick a product that covers the region."""
+    with pytest.raises(ConfigError, match="contiguous United States only.*lon -72.78..-72.67"):
+        L.label_image(L.LabelConfig("cdl", year=2020), REGION)
+    with pytest.raises(ConfigError, match="WorldCover"):
+        L.raw_label_image(L.LabelConfig("cdl", year=2020), C.bbox_geojson(-156.1, 19.5, -155.9, 19.7))  # Hawaii
+    L.label_image(L.LabelConfig("cdl", year=2020), IOWA)
+    L.label_image(L.LabelConfig("cdl", year=2020), C.bbox_geojson(-123.0, 48.9, -122.6, 49.2))  # across the border
+    L.label_image(L.LabelConfig("cdl", year=2020))  # no region: nothing to check
 
 
 def test_max_cloud_zero_is_refused():
