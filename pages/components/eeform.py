@@ -39,7 +39,8 @@ def settings_form(current: dict | None) -> dict | None:
         start = c2.date_input("From", dt.date.fromisoformat(comp["start"]), key=f"ee_form_start_{v}",
                               min_value=dt.date(1984, 1, 1))
         end = c3.date_input("To", dt.date.fromisoformat(comp["end"]), key=f"ee_form_end_{v}", min_value=dt.date(1984, 1, 1))
-        cloud = c4.number_input("Cloud cover under %", 1.0, 100.0, float(comp.get("max_cloud", 20.0)), 5.0, key=f"ee_form_cloud_{v}")
+        cloud = c4.number_input("Cloud cover under %", 1.0, 100.0, float(comp.get("max_cloud", 20.0)), 5.0, format="%g",
+                                key=f"ee_form_cloud_{v}")
         d1, d2, d3, d4 = st.columns([2, 1, 1, 1])
         product = d1.selectbox("Labels", products, index=products.index(labels.get("product", "worldcover")),
                                format_func=lambda k: "no labels" if k == NO_LABELS else PRODUCTS[k][0],

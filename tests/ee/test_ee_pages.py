@@ -158,6 +158,8 @@ def test_settings_form_switches_the_source_and_checks_values(ee_configured):
     assert src["kind"] == "earthengine" and src["settings"]["composite"]["sensor"] == "S2"
     assert src["settings"]["labels"] == {"product": "dynamicworld"}
     assert at.selectbox(key=fk(at, "sensor")).value == "S2"  # the form shows the settings in use
+    cloud = at.number_input(key=fk(at, "cloud"))
+    assert cloud.value == 20 and cloud.proto.format == "%g"  # "20", not "20.00"
     html = fake.maps[-1][0].get_root().render()
     assert "Sentinel-2" in html and "Dynamic World" in html  # layer names in the layer control
 
