@@ -44,16 +44,31 @@ class SensorSpec:
     first_year: int
     last_year: int | None
     family: str  # "landsat" | "s2"
+    first_day: str = ""  # the collection's first and last image (YYYY-MM-DD) where the year alone is not enough
+    last_day: str = ""
+
+    @property
+    def archive(self) -> tuple[_dt.date, _dt.date | None]:
+        """(first, last or None for a running mission) day of the collection's images."""
+        first = _dt.date.fromisoformat(self.first_day) if self.first_day else _dt.date(self.first_year, 1, 1)
+        if self.last_day:
+            return first, _dt.date.fromisoformat(self.last_day)
+        return first, (_dt.date(self.last_year, 12, 31) if self.last_year is not None else None)
 
 
 SENSORS: dict[str, SensorSpec] = {
     s.key: s
     for s in (
-        SensorSpec("L5", "Landsat 5 TM", "LANDSAT/LT05/C02/T1_L2", ("SR_B3", "SR_B2", "SR_B1", "SR_B4"), 30.0, "CLOUD_COVER", 1984, 2012, "landsat"),
-        SensorSpec("L7", "Landsat 7 ETM+", "LANDSAT/LE07/C02/T1_L2", ("SR_B3", "SR_B2", "SR_B1", "SR_B4"), 30.0, "CLOUD_COVER", 1999, 2024, "landsat"),
-        SensorSpec("L8", "Landsat 8 OLI", "LANDSAT/LC08/C02/T1_L2", ("SR_B4", "SR_B3", "SR_B2", "SR_B5"), 30.0, "CLOUD_COVER", 2013, None, "landsat"),
-        SensorSpec("L9", "Landsat 9 OLI-2", "LANDSAT/LC09/C02/T1_L2", ("SR_B4", "SR_B3", "SR_B2", "SR_B5"), 30.0, "CLOUD_COVER", 2021, None, "landsat"),
-        SensorSpec("S2", "Sentinel-2 SR (harmonized)", "COPERNICUS/S2_SR_HARMONIZED", ("B4", "B3", "B2", "B8"), 10.0, "CLOUDY_PIXEL_PERCENTAGE", 2017, None, "s2"),
+        SensorSpec("L5", "Landsat 5 TM", "LANDSAT/LT05/C02/T1_L2", ("SR_B3", "SR_B2", "SR_B1", "SR_B4"), 30.0, "CLOUD_COVER", 1984, 2012, "landsat",
+                   "1984-03-16", "2012-05-05"),
+        SensorSpec("L7", "Landsat 7 ETM+", "LANDSAT/LE07/C02/T1_L2", ("SR_B3", "SR_B2", "SR_B1", "SR_B4"), 30.0, "CLOUD_COVER", 1999, 2024, "landsat",
+                   "1999-05-28"),
+        SensorSpec("L8", "Landsat 8 OLI", "LANDSAT/LC08/C02/T1_L2", ("SR_B4", "SR_B3", "SR_B2", "SR_B5"), 30.0, "CLOUD_COVER", 2013, None, "landsat",
+                   "2013-03-18"),
+        SensorSpec("L9", "Landsat 9 OLI-2", "LANDSAT/LC09/C02/T1_L2", ("SR_B4", "SR_B3", "SR_B2", "SR_B5"), 30.0, "CLOUD_COVER", 2021, None, "landsat",
+                   "2021-10-31"),
+        SensorSpec("S2", "Sentinel-2 SR (harmonized)", "COPERNICUS/S2_SR_HARMONIZED", ("B4", "B3", "B2", "B8"), 10.0, "CLOUDY_PIXEL_PERCENTAGE", 2017, None, "s2",
+                   "2017-03-28"),
     )
 }
 
@@ -140,8 +155,9 @@ class CompositeConfig:
         if end < start:
             raise ConfigError(f"end {self.end} is before start {self.start}")
         spec = SENSORS[self.sensor]
-        if end.year < spec.first_year or (spec.last_year is not None and start.year > spec.last_year):
-            life = f"{spec.first_year}-{spec.last_year or 'today'}"
+        first, last = spec.archive  # to the day: Landsat 9 in 2021-01..09, Landsat 5 after 2012-05 have no scene
+        if end < first or (last is not None and start > last):
+            life = f"{first}..{last or 'today'}"
             raise ConfigError(f"{spec.title} has no images in {self.start}..{self.end} (it covers {life}); pick another sensor or dates")
         # Each number must be one; one given as text ("20") is replaced by its value (frozen:
         # object.__setattr__), while numbers keep their type (the expression graphs show them).

@@ -156,7 +156,7 @@ def test_label_config_validation():
         ({"sensor": "L4"}, "unknown sensor"),
         ({"start": "2020-13-01"}, "YYYY-MM-DD"),
         ({"start": "2020-06-01", "end": "2020-01-01"}, "before start"),
-        ({"sensor": "L5", "start": "2015-01-01", "end": "2015-12-31"}, "1984-2012"),
+        ({"sensor": "L5", "start": "2015-01-01", "end": "2015-12-31"}, r"1984-03-16\.\.2012-05-05"),
         ({"max_cloud": 120}, "max_cloud"),
         ({"max_cloud": -1}, "max_cloud must be above 0"),
         ({"scale": 0}, "scale"),
@@ -167,6 +167,20 @@ def test_label_config_validation():
 def test_composite_config_validation(kwargs, words):
     with pytest.raises(ConfigError, match=words):
         C.CompositeConfig(**kwargs)
+
+
+@pytest.mark.parametrize("sensor, start, end, words", [
+    ("L9", "2021-01-01", "2021-09-30", "2021-10-31..today"),
+    ("L5", "2012-06-01", "2012-12-31", "1984-03-16..2012-05-05"),
+    ("S2", "2017-01-01", "2017-02-28", "2017-03-28..today"),
+])
+def test_sensor_dates_outside_its_archive_are_refused(sensor, start, end, words):
+    """Checked to the day, not the year: Landsat 9 before 2021-10-31 passed and found no scene, whose
+    error said to widen the dates or raise max_cloud."""
+    with pytest.raises(ConfigError, match=words):
+        C.CompositeConfig(sensor=sensor, start=start, end=end)
+    C.CompositeConfig(sensor="L9", start="2021-01-01", end="2021-12-31")  # overlapping the archive: kept
+    C.CompositeConfig(sensor="L5", start="2012-01-01", end="2012-12-31")
 
 
 def test_composite_config_is_frozen_and_hashable():
