@@ -133,6 +133,11 @@ def _from_secrets(secrets: Mapping[str, Any] | None) -> _Creds | None:
                     raise EENotConfiguredError(
                         f"secret {key} is not valid JSON; paste the whole service-account key file"
                     ) from None
+            if not isinstance(info, Mapping):  # JSON text of a string, a list, a number
+                raise EENotConfiguredError(
+                    f"secret {key} is JSON but not a service-account key (a JSON object {{...}}); paste the whole "
+                    "key file's text once, not quoted again"
+                )
             return _service_account(info, "service_account_secrets")
     for key in _SA_TABLE_KEYS:
         table = _as_mapping(secrets.get(key)) if key in secrets else None

@@ -104,6 +104,18 @@ def test_secrets_json_text_and_table(key_info, init_calls):
     assert init_calls[-2][0].service_account_email == key_info["client_email"]
 
 
+@pytest.mark.parametrize("twice", [True, False])
+def test_secret_json_that_is_not_a_key_object(key_info, init_calls, twice):
+    """A key pasted as a quoted JSON string (JSON encoded twice), or JSON that is a list or a number,
+    crashed status() with AttributeError ('str' object has no attribute 'get') instead of saying so."""
+    texts = [json.dumps(json.dumps(key_info))] if twice else ["[1, 2]", "42"]
+    for text in texts:
+        st = auth.status(env={}, secrets={"ee_service_account_json": text})
+        assert not st.ok and "ee_service_account_json is JSON but not a service-account key" in st.message
+        assert not any(secret in st.message for secret in secret_fragments(key_info))
+    assert init_calls == []
+
+
 def test_user_credentials(no_user_store, init_calls):
     no_user_store.parent.mkdir(parents=True)
     no_user_store.write_text(json.dumps({"refresh_token": "1//secret-refresh-token", "project": "user-project"}))
