@@ -137,8 +137,10 @@ _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
         "and that the project has the Earth Engine API enabled",
     ),
     (
-        # 5xx texts as the ee client raises them (an EEException without the status code)
-        r"internal error|service (is )?(currently )?unavailable|backend error|temporarily unavailable",
+        # 5xx texts as the ee client raises them (an EEException without the status code); a response
+        # that is not JSON (a front end's HTML error page) leaves only the HTTP reason phrase
+        r"internal error|service (is )?(currently )?unavailable|backend error|temporarily unavailable|"
+        r"^(internal server error|bad gateway|gateway time-?out)$",
         EEServerError,
         "Earth Engine had a transient server error; retrying usually helps",
     ),

@@ -53,6 +53,10 @@ def ee_exc(message: str):
         (lambda: ee_exc("Earth Engine memory capacity exceeded."), E.EEMemoryError, "smaller region"),
         (lambda: ee_exc("An internal error has occurred (request: 1234)."), E.EEServerError, "retrying"),
         (lambda: ee_exc("The service is currently unavailable."), E.EEServerError, "retrying"),
+        # a 5xx whose body is not JSON (a front end's HTML page): the ee client keeps only the reason phrase
+        (lambda: ee_exc("Bad Gateway"), E.EEServerError, "retrying"),
+        (lambda: ee_exc("Gateway Timeout"), E.EEServerError, "retrying"),
+        (lambda: ee_exc("Internal Server Error"), E.EEServerError, "retrying"),
     ],
 )
 def test_map_ee_error(exc, cls, words):
@@ -72,6 +76,8 @@ def test_retryable():
     assert E.is_retryable(ee_exc("Too many concurrent aggregations."))
     assert E.is_retryable(ee_exc("An internal error has occurred."))
     assert E.is_retryable(ee_exc("Earth Engine capacity exceeded."))
+    assert E.is_retryable(ee_exc("Bad Gateway"))  # HTTP 502 through the ee client (its own retries are off)
+    assert not E.is_retryable(ee_exc("Bad Gateway is not a band name"))  # only the bare reason phrase
     assert not E.is_retryable(ee_exc("Earth Engine memory capacity exceeded."))
     assert not E.is_retryable(ee_exc("User memory limit exceeded."))
     assert not E.is_retryable(http_error(400, "bad"))
