@@ -131,6 +131,15 @@ _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
         "project registered for Earth Engine",
     ),
     (
+        # the project (EE_PROJECT) itself cannot be used: not asset advice
+        r"required permission to use project|serviceusage\.services\.use|project '[^']*' not found|"
+        r"project \S+ (is )?not found or deleted",
+        EENotConfiguredError,
+        "this account cannot use the Cloud project: check that EE_PROJECT (or --project, or ee_project in the "
+        "app's secrets) names a project registered for Earth Engine, and that the account has the Service Usage "
+        "Consumer role (roles/serviceusage.serviceUsageConsumer) on it",
+    ),
+    (
         r"permission denied|caller does not have|not found|does not exist|access denied",
         EEPermissionError,
         "Earth Engine refused access: check that the asset id is right and shared with this account, "

@@ -47,6 +47,12 @@ def ee_exc(message: str):
         # a year an annual product does not have yet: ImageCollection.first() is null
         (lambda: ee_exc("Image.select: Parameter 'input' is required."), NoDataError, "not be published yet"),
         (lambda: http_error(403, "Permission denied on asset"), E.EEPermissionError, "shared"),
+        (lambda: ee_exc("Image.load: Image asset 'projects/my-proj/assets/glc30' not found (does not exist or caller "
+                        "does not have access)."), E.EEPermissionError, "asset id"),
+        # the project itself cannot be used (at initialisation): about EE_PROJECT and the role, not an asset id
+        (lambda: http_error(403, "Caller does not have required permission to use project my-proj. Grant the caller "
+                            "the roles/serviceusage.serviceUsageConsumer role"), E.EENotConfiguredError, "EE_PROJECT"),
+        (lambda: ee_exc("Project 'projects/my-proj' not found or deleted."), E.EENotConfiguredError, "serviceUsageConsumer"),
         (lambda: ee_exc("Something odd"), EarthEngineError, "Something odd"),
         # the ee client raises HTTP failures as EEException(message), without the status code
         (lambda: ee_exc("Earth Engine capacity exceeded."), E.EEQuotaError, "max_workers"),
