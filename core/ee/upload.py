@@ -57,7 +57,8 @@ def asset_name(asset_id: str, project: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class UploadConfig:
-    """Where the prediction goes: Cloud Storage URI (or prefix) and the asset to create."""
+    """Where the prediction goes: Cloud Storage URI (or prefix: a folder, or a bucket's root given
+    as ``gs://bucket/``) and the asset to create."""
 
     gcs_uri: str
     asset_id: str
@@ -67,7 +68,12 @@ class UploadConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        parse_gs_uri(self.gcs_uri)
+        root = re.match(r"^gs://([^/]+)/*$", self.gcs_uri)  # a bucket alone (gs://bucket/) is a folder: its root
+        try:
+            parse_gs_uri(f"gs://{root.group(1)}/x" if root else self.gcs_uri)
+        except ConfigError:
+            raise ConfigError(f"{self.gcs_uri!r} is not a Cloud Storage URI like gs://bucket/path/file.tif (or a folder "
+                              "such as gs://bucket/path/)") from None
         if self.pyramiding not in ("MEAN", "MODE", "MIN", "MAX", "SAMPLE", "MEDIAN"):
             raise ConfigError(f"pyramiding must be MEAN, MODE, MIN, MAX, SAMPLE or MEDIAN, got {self.pyramiding}")
         if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", self.band):

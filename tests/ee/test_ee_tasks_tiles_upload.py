@@ -246,6 +246,19 @@ def test_upload_tfrecord_with_mixer(tmp_path):
         U.upload_prediction_tfrecord([rec], bad, U.UploadConfig("gs://bkt/run1", "projects/p/assets/pred"), storage, ingest=lambda *a: {})
 
 
+@pytest.mark.parametrize("uri", ["gs://crop-bucket/", "gs://crop-bucket"])
+def test_upload_to_a_bucket_root(tmp_path, uri):
+    """A bucket given alone (the folder is its root) was refused as 'not a Cloud Storage URI'."""
+    cog = tmp_path / "probability.tif"
+    cog.write_bytes(b"II*\x00fake")
+    storage = FakeStorage()
+    cfg = U.UploadConfig(gcs_uri=uri, asset_id="projects/p/assets/x")
+    assert U.upload_prediction_cog(cog, cfg, storage, ingest=lambda *a: {"id": "T"}) == "T"
+    assert list(storage.uploaded) == ["gs://crop-bucket/probability.tif"]
+    with pytest.raises(ConfigError, match="'gs://Crop_Bucket/' is not a Cloud Storage URI"):
+        U.UploadConfig("gs://Crop_Bucket/", "projects/p/assets/a")
+
+
 def test_upload_validation(tmp_path):
     with pytest.raises(ConfigError):
         U.UploadConfig("s3://x/y", "projects/p/assets/a")
