@@ -231,6 +231,36 @@ def read_pixels(src, path: str | os.PathLike, *args, **kwargs) -> np.ndarray:
         raise CorruptFileError(f"cannot read pixels of {path}: {err}; the file is truncated or damaged") from None
 
 
+def read_padded(src, path: str | os.PathLike, indexes, window, fill, masked: bool = False) -> np.ndarray:
+    """:func:`read_pixels` of ``window`` (None: the whole raster), whose part beyond the raster's
+    edges is ``fill`` (masked, for a ``masked`` read). Not rasterio's ``boundless`` read: that goes
+    through a warped VRT, which turns a rotated grid north-up and so moves and resamples its pixels.
+
+    Raises:
+        CorruptFileError: see :func:`read_pixels`.
+    """
+    from rasterio.windows import Window
+
+    if window is None:
+        return read_pixels(src, path, indexes, masked=masked)
+    r, c, h, w = (int(round(v)) for v in (window.row_off, window.col_off, window.height, window.width))
+    r0, c0, r1, c1 = max(r, 0), max(c, 0), min(r + h, src.height), min(c + w, src.width)
+    if (r0, c0, r1, c1) == (r, c, r + h, c + w):
+        return read_pixels(src, path, indexes, window=window, masked=masked)
+    shape = (h, w) if isinstance(indexes, int) else (len(indexes), h, w)
+    dtype = src.dtypes[(indexes if isinstance(indexes, int) else indexes[0]) - 1]
+    try:
+        out = np.full(shape, fill, dtype)
+    except (OverflowError, ValueError):  # a nodata value the type cannot hold: 0, no data too
+        out = np.zeros(shape, dtype)
+    mask = np.ones(shape, bool)
+    if r1 > r0 and c1 > c0:
+        part = read_pixels(src, path, indexes, window=Window(c0, r0, c1 - c0, r1 - r0), masked=masked)
+        out[..., r0 - r : r1 - r, c0 - c : c1 - c] = np.ma.getdata(part)
+        mask[..., r0 - r : r1 - r, c0 - c : c1 - c] = np.ma.getmaskarray(part)
+    return np.ma.MaskedArray(out, mask=mask) if masked else out
+
+
 def parse_band_spec(spec: str | None) -> dict[str, int] | None:
     """Parse ``"1,2,3,4"`` or ``"R=1,G=2,B=3,NIR=4"`` (1-based band numbers) into a mapping.
 
@@ -592,13 +622,7 @@ class ImageReader:
     def read_raw(self, window=None) -> np.ndarray:
         """Stored values of R, G, B, NIR as (4, h, w); windows beyond the edge are filled with no data."""
         fill = self.nodata if self.nodata is not None else 0
-        inside = window is None or (
-            window.col_off >= 0 and window.row_off >= 0
-            and window.col_off + window.width <= self.grid.width and window.row_off + window.height <= self.grid.height
-        )
-        if inside:  # boundless reads go through a VRT: slower, needed only at the edges
-            return read_pixels(self._src, self.path, self._indexes, window=window)
-        return read_pixels(self._src, self.path, self._indexes, window=window, boundless=True, fill_value=fill)
+        return read_padded(self._src, self.path, self._indexes, window, fill)
 
     def read(self, window=None) -> tuple[np.ndarray, np.ndarray]:
         """Features (h, w, 5) float32 = R, G, B, NIR reflectance and NDVI, and a validity mask (h, w).
@@ -712,7 +736,7 @@ def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band:
         check_same_grid(grid, grid_of(src), path)
         idx = label_band_index(src, class_map, band)
         check_real_numbers(src, path, "class codes")
-        raw = read_pixels(src, path, idx, window=window, boundless=window is not None, masked=True)
+        raw = read_padded(src, path, idx, window, 0, masked=True)
         band_name = src.descriptions[idx - 1] if 0 < idx <= len(src.descriptions) else None
     check_label_codes(raw, class_map, band_name, Path(path).name)
     return raw

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from testdata import FLANDERS_L8, FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE, SAMPLE_LABELS, write_raster
+from testdata import FLANDERS_L8, FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE, SAMPLE_LABELS, cut, write_raster
 from core.errors import BandError, CorruptFileError, GridMismatchError, InputNotFoundError, InvalidDataError
 from core.labels import get_class_map
 from core.raster import ImageReader, Grid, iter_windows, ndvi, parse_band_spec, read_image, read_labels, resolve_bands
@@ -540,3 +540,21 @@ def test_geographic_areas_are_on_the_wgs84_ellipsoid():
     expected_ha = float(np.sum((element[1:] + element[:-1]) / 2 * np.diff(lat))) * np.radians(0.01) / 1e4
     g = Grid("EPSG:4326", (0.01, 0, 10.0, 0, -0.01, 48.0), 1, 1)
     assert g.pixel_area_ha()[0, 0] == pytest.approx(expected_ha, rel=1e-6)
+
+
+def test_windows_past_the_edge_of_a_rotated_image_hold_its_own_pixels(tmp_path):
+    """A rotated grid (as some aerial and rectified products have) is read pixel for pixel at the
+    edges too: rasterio's boundless reads warp such a grid north-up, which moved and resampled the
+    pixels of every edge tile of a prediction."""
+    from rasterio.windows import Window
+
+    win = Window(100, 100, 120, 90)
+    rotated = Affine.translation(500000, 5000000) * Affine.rotation(20) * Affine.scale(30, -30)
+    plain = cut(SAMPLE_IMAGE, tmp_path / "plain.tif", win)
+    turned = cut(SAMPLE_IMAGE, tmp_path / "rotated.tif", win, crs="EPSG:32633", transform=rotated)
+    with ImageReader(plain) as a, ImageReader(turned) as b:
+        for w in (Window(-40, -30, 100, 100), Window(60, 50, 100, 100), Window(-10, -10, 140, 110)):
+            fa, va = a.read(w)
+            fb, vb = b.read(w)
+            assert (va == vb).all() and np.array_equal(fa, fb)
+            assert not va[:10].any() if w.row_off < 0 else not va[-10:].any()
