@@ -101,7 +101,7 @@ class PredictConfig:
 
     ``None`` means "choose for the model" (see :meth:`resolve`): 512 px tiles for fully convolutional
     models (the model's own size otherwise), a quarter of the tile as overlap, and a batch that
-    keeps memory like 8 tiles of 256 px.
+    keeps memory like 8 tiles of 256 px (at most 256 tiles).
     """
 
     tile: int | None = None
@@ -140,7 +140,7 @@ class PredictConfig:
         for name, v in (("tile", tile), ("overlap", overlap)):
             _require(v % lattice == 0, f"{name} (--{name}) must be a multiple of {lattice} for this model (its pooling "
                      f"lattice), got {v}")
-        batch = self.batch_size or max(1, 8 * 256 * 256 // (tile * tile))
+        batch = self.batch_size or min(256, max(1, 8 * 256 * 256 // (tile * tile)))  # 256: the most allowed
         return PredictConfig(tile, overlap, batch, self.threshold, self.views)
 
     @property
