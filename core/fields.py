@@ -38,6 +38,14 @@ def _ellipsoid_area_ha(rings) -> float:
     return (ring(rings[0]) - sum(ring(r) for r in rings[1:])) * WGS84_A**2 / 1e4
 
 
+def _right_hand(ring: np.ndarray, exterior: bool) -> np.ndarray:
+    """A lon/lat ring (n, 2) in RFC 7946's orientation: counterclockwise for an exterior ring,
+    clockwise for a hole (tracing gives them the other way round on a north-down grid)."""
+    x, y = ring[:, 0], ring[:, 1]
+    counterclockwise = float(np.sum(x[:-1] * y[1:] - x[1:] * y[:-1])) > 0
+    return ring if counterclockwise == exterior else ring[::-1]
+
+
 def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
     """A GeoJSON FeatureCollection of the crop (1) areas of ``mask`` (uint8 1/0, 255 = no data) on
     ``grid``: one Polygon per 4-connected group of at least ``min_pixels`` crop pixels, with
@@ -83,7 +91,7 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
     parts = iter(np.split(exact, ends[:-1]))
     features = []
     for i, (pixels, geom) in enumerate(found, start=1):
-        polygon = [next(parts) for _ in geom["coordinates"]]
+        polygon = [_right_hand(next(parts), exterior=k == 0) for k in range(len(geom["coordinates"]))]
         if isinstance(pixel_ha, np.ndarray):  # lon/lat or Mercator grid: the area on the ellipsoid, as for pixels
             area_ha = _ellipsoid_area_ha(polygon)  # (pixel edges follow meridians and parallels in both)
         else:

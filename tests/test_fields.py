@@ -110,3 +110,22 @@ def test_write_fields_from_a_mask_file(flanders, tmp_path):
     with pytest.raises(InvalidDataError, match="not a crop mask"):
         write_fields(codes_path, tmp_path / "y.geojson")
     assert not (tmp_path / "y.geojson").exists() and not (tmp_path / "x.geojson").exists()
+
+
+def _signed_area(ring) -> float:
+    x, y = np.asarray(ring, dtype=np.float64).T
+    return 0.5 * float(np.sum(x[:-1] * y[1:] - x[1:] * y[:-1]))
+
+
+def test_fields_follow_the_right_hand_rule_on_any_grid_orientation():
+    """RFC 7946: exterior rings counterclockwise, holes clockwise. A north-down grid (positive y
+    pixel size) gave them the other way round, which strict readers (d3-geo) take for the whole
+    globe minus the field."""
+    mask = np.zeros((12, 12), np.uint8)
+    mask[2:10, 2:10] = 1
+    mask[5:7, 5:7] = 0  # a hole
+    for e, f in ((-10.0, 5_000_000.0), (10.0, 5_000_000.0)):
+        grid = Grid("EPSG:32633", (10.0, 0.0, 500_000.0, 0.0, e, f), 12, 12)
+        rings = crop_fields(mask, grid, min_pixels=1)["features"][0]["geometry"]["coordinates"]
+        assert len(rings) == 2
+        assert _signed_area(rings[0]) > 0 and _signed_area(rings[1]) < 0
