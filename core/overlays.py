@@ -421,7 +421,7 @@ def compose_png(
         draw.text((4, y), line, fill=(90, 90, 90, 255), font=small)
         y += 14
     buf = io.BytesIO()
-    canvas.convert("RGB").save(buf, format="PNG")
+    canvas.convert("RGB").save(buf, format="PNG", compress_level=3)  # made on every threshold change: 0.07 s less, 5% larger
     return buf.getvalue()
 
 
