@@ -100,8 +100,7 @@ with tasks_tab:
                          "progress", min_value=0.0, max_value=1.0, format="percent",
                          help="Earth Engine's own estimate; blank until it gives one")})
         for row in [r for r in rows if r["state"] == "FAILED"][:5]:
-            st.error(f"{row['description'] or row['id']} failed: {row['error'] or 'no error message'}",
-                     icon=":material/error:")
+            st.error(row["failure"], icon=":material/error:")
     else:
         st.info("No tasks.")
     active = [r for r in rows if r["active"]]

@@ -115,24 +115,33 @@ _MEMORY_ADVICE = {
 }
 
 
+def failure_message(info: TaskInfo) -> str:
+    """What to show about a FAILED task: its own error message and what to change ('' otherwise)."""
+    if info.state != "FAILED":
+        return ""
+    msg = info.error_message or "no error message"
+    advice = ""
+    low = msg.lower()
+    if "memory" in low:
+        advice = (_MEMORY_ADVICE.get(info.task_type.upper())
+                  or "; try again with a smaller region or, for an export, a coarser scale")
+    elif "too many" in low or "limit" in low:
+        advice = "; split the export into more tasks or a smaller region"
+    elif "permission" in low or "bucket" in low or "access" in low:
+        advice = "; check that the bucket exists and the Earth Engine account can write to it"
+    if advice:
+        msg = msg.rstrip(". ")  # "limit exceeded; use fewer ...", not "exceeded.; use"
+    return f"Earth Engine task {info.description or info.id} failed: {msg}{advice}"
+
+
 def raise_for_state(info: TaskInfo) -> TaskInfo:
     """Return ``info`` unless the task FAILED.
 
     Raises:
-        EETaskFailedError: with the task's own error message and advice.
+        EETaskFailedError: with the task's own error message and advice (:func:`failure_message`).
     """
     if info.state == "FAILED":
-        msg = info.error_message or "no error message"
-        advice = ""
-        low = msg.lower()
-        if "memory" in low:
-            advice = (_MEMORY_ADVICE.get(info.task_type.upper())
-                      or "; try again with a smaller region or, for an export, a coarser scale")
-        elif "too many" in low or "limit" in low:
-            advice = "; split the export into more tasks or a smaller region"
-        elif "permission" in low or "bucket" in low or "access" in low:
-            advice = "; check that the bucket exists and the Earth Engine account can write to it"
-        raise EETaskFailedError(f"Earth Engine task {info.description or info.id} failed: {msg}{advice}", info.id, msg)
+        raise EETaskFailedError(failure_message(info), info.id, info.error_message or "no error message")
     return info
 
 
@@ -235,9 +244,10 @@ def wait_for(
 
 
 def task_rows(infos: Iterable[TaskInfo]) -> list[dict]:
-    """Plain rows of tasks for tables and JSON: id, state, active, description, type, progress, created, error."""
+    """Plain rows of tasks for tables and JSON: id, state, active, description, type, progress, created, error,
+    failure (:func:`failure_message`: the error with what to change, '' unless FAILED)."""
     return [{"id": t.id, "state": t.state, "active": t.active, "description": t.description, "type": t.task_type,
-             "progress": t.progress, "created": t.created, "error": t.error_message,
+             "progress": t.progress, "created": t.created, "error": t.error_message, "failure": failure_message(t),
              "destinations": list(t.destination_uris)} for t in infos]
 
 

@@ -212,8 +212,9 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     [b for b in at.button if "Camana" in b.label][0].click().run()
     at.switch_page("pages/earthengine.py").run()
     assert not at.exception
-    # tasks: the table, the failed task's own message, cancelling the running one
-    assert any("camana_test_000 failed: User memory limit exceeded." in e.value for e in at.error)
+    # tasks: the table, the failed task's own message and what to change (as the CLI says it), cancelling the running one
+    assert any("camana_test_000 failed: User memory limit exceeded; use fewer points_per_task" in e.value
+               for e in at.error)
     assert at.selectbox(key="ee_cancel_id").value == "A"
     assert "RUNNING" in list(at.dataframe[0].value["state"])
     at.button(key="ee_cancel").click().run()

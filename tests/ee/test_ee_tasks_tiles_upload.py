@@ -44,6 +44,11 @@ def test_failed_task_raises_with_its_message():
         T.wait_for(["A"], c, sleep=lambda s: None)
     assert info.value.task_id == "A" and info.value.error_message == "User memory limit exceeded."
     assert "camana_train_000" in str(info.value) and "points_per_task" in str(info.value)
+    assert "exceeded; use fewer" in str(info.value)  # the message's own full stop gives way to the advice
+    # the task list (dashboard, ee-tasks) says the same as the error; nothing for tasks that did not fail
+    failed = op("A", "FAILED", "camana_train_000", error="User memory limit exceeded.")
+    rows = T.task_rows([T.task_info(failed), T.task_info(op("B", "RUNNING"))])
+    assert rows[0]["failure"] == str(info.value) and rows[1]["failure"] == ""
 
 
 @pytest.mark.parametrize("task_type, advice, not_advice", [
