@@ -303,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--pred", required=True, help="crop_mask.tif written by predict")
     e.add_argument("--labels", required=True, help="label raster on the same grid")
     e.add_argument("--label-map", default="cdl", help=f"class map of the labels: {LABEL_MAPS}")
-    e.add_argument("--label-band", default=None, help="band name of the labels in a multi-band file")
+    e.add_argument("--label-band", default=None, help="band name (or 1-based number) of the labels in a multi-band file")
     e.add_argument("--out", default=None, help="JSON file to write (default: metrics.json beside --pred)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     e.set_defaults(func=_cmd_evaluate)

@@ -654,16 +654,28 @@ def read_image(path: str | os.PathLike, band_map: dict[str, int] | None = None) 
 
 
 def label_band_index(src, class_map: ClassMap, band: str | int | None = None) -> int:
-    """1-based band index of the label band: explicit, by the class map's band name, or 1."""
+    """1-based band index of the label band: explicit (a band name, or a 1-based number as an int or
+    as text, e.g. ``--label-band 2`` for a file whose bands have no names), by the class map's band
+    name, or 1.
+
+    Raises:
+        BandError: no band of the name given, or a band number the file does not have.
+    """
+    names = [(d or "").upper() for d in src.descriptions]
+    if isinstance(band, str) and band.strip().isdigit() and band.strip().upper() not in names:
+        band = int(band)
     if isinstance(band, int):
+        if not 1 <= band <= src.count:
+            raise BandError(f"label band {band} does not exist: the file has {src.count} band"
+                            f"{'s' if src.count != 1 else ''}; give a number from 1 to {src.count} or a band name")
         return band
     wanted = band or class_map.band
     if wanted:
-        names = [(d or "").upper() for d in src.descriptions]
         if wanted.upper() in names:
             return names.index(wanted.upper()) + 1
         if band:
-            raise BandError(f"label band {band!r} not found (bands: {src.descriptions})")
+            raise BandError(f"label band {band!r} not found (bands: {src.descriptions}); give one of their names, "
+                            "or the band's number (1 = the first)")
     return 1
 
 

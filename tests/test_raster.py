@@ -558,3 +558,16 @@ def test_windows_past_the_edge_of_a_rotated_image_hold_its_own_pixels(tmp_path):
             fb, vb = b.read(w)
             assert (va == vb).all() and np.array_equal(fa, fb)
             assert not va[:10].any() if w.row_off < 0 else not va[-10:].any()
+
+
+def test_a_label_band_is_found_by_its_number_when_the_bands_have_no_names(tmp_path):
+    """evaluate --label-band 2 on a label file whose bands are unnamed was 'not found': only band 1
+    could be read. A number beyond the file's bands is one clear error (it was an IndexError)."""
+    codes = np.stack([np.full((8, 8), 176, np.uint8), np.full((8, 8), 1, np.uint8)])
+    path = write_raster(tmp_path / "two.tif", codes)
+    cdl = get_class_map("cdl")
+    assert (read_labels(path, cdl, band="2") == 1).all() and (read_labels(path, cdl, band=2) == 1).all()
+    assert (read_labels(path, cdl, band="1") == 0).all()
+    for bad in ("3", 3, 0, "0"):
+        with pytest.raises(BandError, match="has 2 bands"):
+            read_labels(path, cdl, band=bad)
