@@ -314,6 +314,16 @@ class EarthEngineSource:
 
         stats = DownloadStats()
         image = prepare_image(composite_image(cfg, geometry), INPUT_BANDS, "float32", SENTINEL)
+        # the label expression too before any pixel is fetched: a recipe it refuses (ConfigError, e.g.
+        # Dynamic World before 2015) must not cost the composite's download first
+        label_img = None
+        if self.labels is not None and self._keeps_codes():
+            import ee
+
+            label_img = prepare_image(ee.Image(raw_label_image(self.labels, geometry)).rename("class"), ("class",),
+                                      "int16", CODE_NODATA)
+        elif self.labels is not None:
+            label_img = prepare_image(label_image(self.labels, geometry), ("label",), "uint8", NODATA)
         image_path, labels_path = out / "image.tif", None
         codes = {}
         with staging_dir(out, prefix=".ee-fetch-") as tmp:  # a failed fetch leaves nothing new behind
@@ -336,16 +346,11 @@ class EarthEngineSource:
                 common = dict(compute=self._compute, max_workers=self.max_workers, progress=relay,
                               overwrite=True, stats=stats, geometry=geometry)
                 if self._keeps_codes():
-                    import ee
-
-                    raw = prepare_image(ee.Image(raw_label_image(self.labels, geometry)).rename("class"), ("class",),
-                                        "int16", CODE_NODATA)
-                    codes_path = download(raw, label_plan, tmp / CODES_FILE, nodata=CODE_NODATA, **common)
+                    codes_path = download(label_img, label_plan, tmp / CODES_FILE, nodata=CODE_NODATA, **common)
                     labels_from_codes(codes_path, tmp / "labels.tif", self.labels.class_map_name)
                     codes = {"codes": CODES_FILE, "class_map": self.labels.class_map_name}
                 else:
-                    lab = prepare_image(label_image(self.labels, geometry), ("label",), "uint8", NODATA)
-                    download(lab, label_plan, tmp / "labels.tif", nodata=NODATA, **common)
+                    download(label_img, label_plan, tmp / "labels.tif", nodata=NODATA, **common)
                 labels_path = out / "labels.tif"
             scene = self._scene(geometry, count, image_plan, stats, codes, image_path, labels_path)
             (tmp / "scene.json").write_text(json.dumps(scene.extra, indent=1, default=str), encoding="utf-8")

@@ -178,6 +178,19 @@ def test_fetch_no_scenes(ee_offline, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_label_recipe_it_refuses_costs_no_download(ee_offline, tmp_path):
+    """Dynamic World for the Camana preset's 2005-2006 is refused before the composite comes down."""
+    from core.ee.labels import LabelConfig
+    from core.errors import ConfigError
+
+    requests = []
+    src = EarthEngineSource(CAMANA.composite, LabelConfig("dynamicworld"), initialize=ready,
+                            compute=fake_compute(requests), getinfo=lambda d: {"count": 5, "dates": [1]}, max_workers=1)
+    with pytest.raises(ConfigError, match="2015-06-27"):
+        src.fetch(CAMANA, tmp_path)
+    assert requests == [] and list(tmp_path.iterdir()) == []
+
+
 def test_fetch_rejects_bad_region(tmp_path):
     src = EarthEngineSource(initialize=ready)
     with pytest.raises(RegionError):
