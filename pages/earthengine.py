@@ -94,7 +94,7 @@ with tasks_tab:
     with ui.errors_shown():
         rows = cached.ee_tasks(active_only)
     if rows:
-        st.dataframe(rows, hide_index=True, width="stretch",
+        st.dataframe([{**r, "created": ui.when(r["created"])} for r in rows], hide_index=True, width="stretch",
                      column_order=["state", "description", "progress", "created", "error", "id"],
                      column_config={"progress": st.column_config.ProgressColumn(
                          "progress", min_value=0.0, max_value=1.0, format="percent",

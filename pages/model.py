@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from pathlib import Path
 
@@ -25,17 +24,6 @@ SHIPPED = Path(os.environ.get("CROPMAP_SHIPPED_MODEL", DEFAULT_MODEL_PATH))
 
 def preset_label(name: str) -> str:
     return f"{name} (default)" if name == TrainConfig.preset else name
-
-
-def _when(created: str) -> str:
-    """A card's ISO 8601 time as '2026-11-25 15:22 UTC' (as written when it is not ISO 8601)."""
-    try:
-        t = dt.datetime.fromisoformat(created)
-    except ValueError:
-        return created
-    if t.utcoffset() is not None:
-        return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return t.strftime("%Y-%m-%d %H:%M")
 
 
 def use_model(path: str) -> None:
@@ -201,7 +189,7 @@ else:
         loaded = cached.model(current, cached.mtime(current))
         card = loaded.card
         st.write(f"**{Path(current).name}** -- preset `{card.preset}`, bands {', '.join(card.bands)}, "
-                 f"patch {card.patch_size} px" + (f", created {_when(card.created)}" if card.created else ""))
+                 f"patch {card.patch_size} px" + (f", created {ui.when(card.created)}" if card.created else ""))
         val = card.metrics.get("val_blocks")
         if val:
             st.markdown("**On the validation blocks** (not used for training; " + val.get("how", "") + ")")

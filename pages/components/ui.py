@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -76,3 +77,14 @@ def progress_callback(bar, what: str) -> "callable":
         bar.progress(frac, text=f"{what}: {done:,} of {total:,}")
 
     return update
+
+
+def when(iso: str) -> str:
+    """An ISO 8601 time as '2026-11-25 15:22 UTC' (as given when it is not ISO 8601, '' for '')."""
+    try:
+        t = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if t.utcoffset() is not None:
+        return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return t.strftime("%Y-%m-%d %H:%M")

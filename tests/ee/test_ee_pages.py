@@ -217,6 +217,7 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
                for e in at.error)
     assert at.selectbox(key="ee_cancel_id").value == "A"
     assert "RUNNING" in list(at.dataframe[0].value["state"])
+    assert set(at.dataframe[0].value["created"]) == {"2026-01-01 00:00 UTC"}  # read as a time, not ISO text
     at.button(key="ee_cancel").click().run()
     assert ops.cancelled == ["A"]
     # the list is drawn again after the cancel: no longer RUNNING; the outcome is said once
