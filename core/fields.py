@@ -26,14 +26,17 @@ DECIMALS = 7
 
 
 def _ellipsoid_area_ha(rings) -> float:
-    """Area in hectares of a lon/lat polygon whose edges follow meridians and parallels (a traced
-    group of pixels), on the ellipsoid :meth:`core.raster.Grid.pixel_area_ha` uses, so that fields
-    add up to the crop area the app shows: each parallel edge adds a^2 * d(lon) * ellipsoid_sine(lat)."""
+    """Area in hectares of a lon/lat polygon (a traced group of pixels) on the ellipsoid
+    :meth:`core.raster.Grid.pixel_area_ha` uses, so that fields add up to the crop area the app
+    shows: each edge adds a^2 * d(lon) * ellipsoid_sine(lat) at the mean of its ends' values, exact
+    for edges along meridians and parallels (a north-up grid) and close for the slanted edges of a
+    rotated one."""
     from core.raster import WGS84_A, ellipsoid_sine
 
     def ring(r) -> float:
         xy = np.asarray(r, dtype=np.float64)
-        return abs(float(np.sum(np.radians(np.diff(xy[:, 0])) * ellipsoid_sine(xy[1:, 1]))))
+        q = ellipsoid_sine(xy[:, 1])
+        return abs(float(np.sum(np.radians(np.diff(xy[:, 0])) * (q[1:] + q[:-1]) / 2)))
 
     return (ring(rings[0]) - sum(ring(r) for r in rings[1:])) * WGS84_A**2 / 1e4
 
@@ -93,7 +96,7 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
     for i, (pixels, geom) in enumerate(found, start=1):
         polygon = [_right_hand(next(parts), exterior=k == 0) for k in range(len(geom["coordinates"]))]
         if isinstance(pixel_ha, np.ndarray):  # lon/lat or Mercator grid: the area on the ellipsoid, as for pixels
-            area_ha = _ellipsoid_area_ha(polygon)  # (pixel edges follow meridians and parallels in both)
+            area_ha = _ellipsoid_area_ha(polygon)
         else:
             area_ha = pixels * float(pixel_ha)
         coords = [np.round(ring, DECIMALS).tolist() for ring in polygon]

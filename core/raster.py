@@ -131,8 +131,8 @@ class Grid:
     def pixel_area_ha(self) -> np.ndarray | float | None:
         """Area of one pixel in hectares on the ground: a float for projected CRSs, a per-row array
         (shape (height, 1)) for geographic and Mercator CRSs (whose pixels shrink on the ground away
-        from the equator: 1/2 of the nominal area at 45 degrees in Web Mercator), None when the grid
-        is not georeferenced.
+        from the equator: 1/2 of the nominal area at 45 degrees in Web Mercator; for a rotated such
+        grid, at each row's middle), None when the grid is not georeferenced.
 
         Raises:
             InvalidDataError: a CRS without a linear unit in metres or a known one (e.g. a local
@@ -146,9 +146,12 @@ class Grid:
         crs = CRS.from_user_input(self.crs)
         a, b, c, d, e, f = self.transform
         rows = np.arange(self.height + 1, dtype=np.float64)
+        mercator = crs.to_dict().get("proj") == "merc"
+        if (b or d) and (crs.is_geographic or mercator):
+            return self._rotated_pixel_area_ha(crs)
         if crs.is_geographic:
             lat, dlon = self.transform[5] + rows * e, abs(a)
-        elif crs.to_dict().get("proj") == "merc" and b == 0 and d == 0:
+        elif mercator:
             from rasterio.warp import transform as warp
 
             ys = list(f + rows * e)
@@ -164,6 +167,28 @@ class Grid:
                                            "areas cannot be given; reproject it to a UTM zone (gdalwarp -t_srs)") from None
             return abs(a * e - b * d) * factor * factor / 1e4
         band = np.abs(np.diff(ellipsoid_sine(lat))) * WGS84_A**2 * math.radians(dlon)
+        return (band / 1e4)[:, None]
+
+
+    def _rotated_pixel_area_ha(self, crs) -> np.ndarray:
+        """Per-row pixel areas (height, 1) in hectares of a rotated or sheared lon/lat or Mercator
+        grid, whose rows do not follow parallels: the ground area of a north-up square of the pixel's
+        size (in the CRS's units) at the row's centre (its middle column). The change of area along
+        a row (a row's span of latitude) is left out."""
+        from rasterio.warp import transform as warp
+
+        a, b, c, d, e, f = self.transform
+        rows = np.arange(self.height, dtype=np.float64) + 0.5
+        x, y = c + a * self.width / 2 + b * rows, f + d * self.width / 2 + e * rows
+        side = math.sqrt(abs(a * e - b * d))
+        if crs.is_geographic:
+            lat_lo, lat_hi, dlon = y - side / 2, y + side / 2, side
+        else:  # Mercator: meridians and parallels are the grid's axes before its rotation
+            n = len(rows)
+            lon, lat = warp(crs, "EPSG:4326", list(x - side / 2) + list(x + side / 2) + [c - side / 2, c + side / 2],
+                            list(y - side / 2) + list(y + side / 2) + [f, f])
+            lat_lo, lat_hi, dlon = np.asarray(lat[:n]), np.asarray(lat[n : 2 * n]), abs(lon[-1] - lon[-2])
+        band = np.abs(ellipsoid_sine(lat_hi) - ellipsoid_sine(lat_lo)) * WGS84_A**2 * math.radians(dlon)
         return (band / 1e4)[:, None]
 
 

@@ -571,3 +571,20 @@ def test_a_label_band_is_found_by_its_number_when_the_bands_have_no_names(tmp_pa
     for bad in ("3", 3, 0, "0"):
         with pytest.raises(BandError, match="has 2 bands"):
             read_labels(path, cdl, band=bad)
+
+
+@pytest.mark.parametrize("crs, origin, size", [("EPSG:4326", (10.0, 45.0), 0.001), ("EPSG:3857", (1113194.9, 5621521.5), 30.0)])
+def test_a_rotated_geographic_or_mercator_grid_has_the_ground_area_of_its_pixels(crs, origin, size):
+    """A rotated grid's pixels cover as much ground as north-up pixels of the same size at the same
+    place. Rows of a rotated lon/lat grid do not follow parallels: its area took a row's slant for
+    its height (cos^2 of the angle too small), and a rotated Mercator grid got the nominal area
+    (twice the ground's at 45 degrees)."""
+    north_up = Affine.translation(*origin) * Affine.scale(size, -size)
+    turned = Affine.translation(*origin) * Affine.rotation(30) * Affine.scale(size, -size)
+    # the rotated grid's middle row, centre column, lies where the north-up grid's pixel (row, col) does
+    mid = ~north_up * (turned * (50.5, 50.5))
+    assert 0 <= mid[1] < 101
+    expected = Grid(crs, tuple(north_up)[:6], 101, 101).pixel_area_ha()[int(mid[1]), 0]
+    area = Grid(crs, tuple(turned)[:6], 101, 101).pixel_area_ha()
+    assert area.shape == (101, 1)
+    assert area[50, 0] == pytest.approx(expected, rel=1e-3)
