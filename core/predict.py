@@ -507,14 +507,17 @@ def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: 
     return counts
 
 
-def _summary(image_path, grid: Grid, win, config: PredictConfig, loaded, stats: dict, seconds: float) -> dict:
+def prediction_summary(grid: Grid, stats: dict, card, threshold: float, views: int = 1, **about) -> dict:
+    """What a prediction found, as ``summary.json`` (CLI) and the dashboard's summary download say it:
+    ``about`` first (image, window, region, attribution...), then the grid, warnings, the figures of
+    :func:`core.metrics.crop_area` (``stats``) at ``threshold``, and the model card (a ModelCard).
+    """
     from core.model import resolution_warning
 
     v = stats["valid_pixels"]
-    warning = resolution_warning(loaded.card, grid)
+    warning = resolution_warning(card, grid)
     return {
-        "image": str(image_path),
-        "window": {"row": int(win.row_off), "col": int(win.col_off), "height": int(win.height), "width": int(win.width)},
+        **about,
         "georeferenced": grid.georeferenced,
         "crs": grid.crs,
         "note": "" if grid.georeferenced else NOT_GEOREFERENCED_NOTE,
@@ -524,13 +527,20 @@ def _summary(image_path, grid: Grid, win, config: PredictConfig, loaded, stats: 
         "crop_pixels": stats["crop_pixels"],
         "crop_fraction": stats["crop_pixels"] / v if v else None,
         "crop_area_ha": stats["crop_area_ha"],
-        "threshold": config.threshold,
+        "threshold": threshold,
+        "views": views,
+        "model_card": card.to_dict(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _summary(image_path, grid: Grid, win, config: PredictConfig, loaded, stats: dict, seconds: float) -> dict:
+    window = {"row": int(win.row_off), "col": int(win.col_off), "height": int(win.height), "width": int(win.width)}
+    return {
+        **prediction_summary(grid, stats, loaded.card, config.threshold, config.views, image=str(image_path),
+                             window=window, model=str(loaded.path)),
         "tile": config.tile,
         "overlap": config.overlap,
-        "views": config.views,
-        "model": str(loaded.path),
-        "model_card": loaded.card.to_dict(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(seconds, 2),
         "outputs": {"probability": "probability.tif (uint8 percent 0-100, 255 = no data)",
                     "crop_mask": "crop_mask.tif (uint8 1 crop / 0 not crop, 255 = no data)"},

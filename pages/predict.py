@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import streamlit as st
 
 from core.model import load_card, resolution_warning
 from core.overlays import map_bounds
+from core.predict import prediction_summary
 from pages.components import cached, mapview, navigation, scene, state, ui
 
 #: choices of PredictConfig.views for the dashboard, with their labels
@@ -111,6 +115,12 @@ with files_col:
         st.download_button("Crop mask GeoTIFF", files["crop_mask.tif"], "crop_mask.tif", "image/tiff",
                            on_click="ignore")
         st.download_button("Map view PNG", files["map.png"], "crop_map.png", "image/png", on_click="ignore")
+        about = {"image": sc.title, "attribution": sc.attribution, "region": scene.current_region().to_geojson(),
+                 "model": Path(model_path).name}
+        summary = prediction_summary(grid, stats, load_card(model_path), float(threshold), views, **about)
+        st.download_button("Summary JSON", json.dumps(summary, indent=1), "summary.json", "application/json",
+                           on_click="ignore", help="The figures at this threshold, the region, the image and the "
+                                                   "model card: what `python -m core predict` writes as summary.json")
     fields_for = [list(key), float(threshold)]
     if st.button("Crop fields GeoJSON", disabled=not grid.georeferenced,
                  help="The crop layer traced into polygons (groups of 4 or more crop pixels), each with its area, "

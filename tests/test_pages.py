@@ -451,7 +451,8 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     assert not at.exception
     at.switch_page("pages/predict.py").run()
     assert calls["n"] == 1
-    assert [d.label for d in at.get("download_button")] == ["Probability GeoTIFF", "Crop mask GeoTIFF", "Map view PNG"]
+    assert [d.label for d in at.get("download_button")] == ["Probability GeoTIFF", "Crop mask GeoTIFF", "Map view PNG",
+                                                             "Summary JSON"]
     # the probability GeoTIFF does not depend on the threshold: made once; the mask once per threshold
     assert tifs.count("crop probability (%)") == 1 and tifs.count("crop (1), not crop (0)") == 3
     fields = [b for b in at.button if b.label == "Crop fields GeoJSON"][0]

@@ -155,6 +155,28 @@ def test_georeferenced_prediction_has_area_in_hectares(tiny_model_path, tmp_path
     assert summary["warnings"] == []  # the test model's card gives no training pixel size
 
 
+def test_prediction_summary_is_the_clis_for_the_dashboard():
+    """The dashboard's summary download: its own facts first, the CLI summary's figures, warnings, card."""
+    from core.metrics import crop_area
+    from core.model import DEFAULT_MODEL_PATH, load_card
+    from core.predict import prediction_summary
+    from core.raster import Grid
+
+    card = load_card(DEFAULT_MODEL_PATH)  # trained on 30 m pixels
+    mask = np.array([[1, 0, 255], [1, 1, 0]], dtype=np.uint8)
+    utm10 = Grid("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 5300000.0), 3, 2)
+    s = prediction_summary(utm10, crop_area(mask, utm10.pixel_area_ha()), card, 0.4, 4, image="scene", region=None)
+    assert list(s)[:2] == ["image", "region"] and s["image"] == "scene"
+    assert (s["pixels"], s["valid_pixels"], s["crop_pixels"]) == (6, 5, 3)
+    assert s["crop_fraction"] == pytest.approx(0.6) and s["crop_area_ha"] == pytest.approx(0.03)
+    assert s["threshold"] == 0.4 and s["views"] == 4 and s["georeferenced"] and s["note"] == ""
+    assert len(s["warnings"]) == 1 and "30 m" in s["warnings"][0]  # a 30 m model on 10 m pixels
+    assert s["model_card"] == card.to_dict()
+    plain = prediction_summary(Grid(None, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), 3, 2), crop_area(mask, None), card, 0.5)
+    assert plain["crop_area_ha"] is None and "not georeferenced" in plain["note"] and plain["warnings"] == []
+    json.dumps(s)  # all of it serialisable
+
+
 def test_existing_outputs_are_kept(tiny_model_path, small_scene, tmp_path):
     img, _ = small_scene
     out = tmp_path / "out"

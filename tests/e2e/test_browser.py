@@ -252,7 +252,15 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     goto_page(page, "4. Predict")
     page.get_by_role("button", name="Predict").click()
     wait_map_layers(page, 3, timeout=300_000)
-    assert re.match(r"^[\d,.]+ ha$", metric_value(page, "Crop area"))
+    shown = metric_value(page, "Crop area")
+    assert re.match(r"^[\d,.]+ ha$", shown)
+    # the summary download gives the figures shown, with the image and the model they come from
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Summary JSON").click()
+    summary = json.loads(Path(download.value.path()).read_text())
+    assert f"{summary['crop_area_ha']:,.1f} ha" == shown and summary["threshold"] == 0.5
+    assert summary["image"] == image.name and summary["model_card"]["preset"] == "light"
+    assert summary["warnings"] and "30 m" in summary["warnings"][0]  # the shipped model on 10 m pixels
     page.get_by_role("button", name="Crop fields GeoJSON").click()
     offer = page.get_by_role("button", name=re.compile(r"Download [\d,]+ fields"))
     offer.wait_for(timeout=120_000)
