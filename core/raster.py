@@ -169,7 +169,6 @@ class Grid:
         band = np.abs(np.diff(ellipsoid_sine(lat))) * WGS84_A**2 * math.radians(dlon)
         return (band / 1e4)[:, None]
 
-
     def _rotated_pixel_area_ha(self, crs) -> np.ndarray:
         """Per-row pixel areas (height, 1) in hectares of a rotated or sheared lon/lat or Mercator
         grid, whose rows do not follow parallels: the ground area of a north-up square of the pixel's
