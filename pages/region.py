@@ -65,7 +65,7 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
     if st.button("Use these files", disabled=img_file is None):
         # the outcome stays shown on later runs (typing the band numbers it asks for, a map event)
         state.put(state.UPLOAD_NOTICE, None)
-        with ui.errors_shown(remember=lambda text: state.put(state.UPLOAD_NOTICE, ("error", text))):
+        with ui.errors_shown(remember=lambda text: state.put(state.UPLOAD_NOTICE, ("error", text, img_file.file_id))):
             band_map = parse_band_spec(band_spec.strip() or None)
             updir = state.workdir() / "uploads"
             image_path = save_upload(img_file.getvalue(), img_file.name, updir)
@@ -81,12 +81,10 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
                               "band_map": band_map})
             text = (f"Using {img_file.name}: {grid.width} x {grid.height} px, "
                     + ("georeferenced" if grid.georeferenced else "not georeferenced (image coordinates)") + "." + labelled)
-            state.put(state.UPLOAD_NOTICE, ("success", text))
+            state.put(state.UPLOAD_NOTICE, ("success", text, img_file.file_id))
             st.success(text)
-    elif img_file is None:
-        state.put(state.UPLOAD_NOTICE, None)
-    elif (notice := state.get(state.UPLOAD_NOTICE)) is not None:
-        kind, text = notice
+    elif (notice := state.get(state.UPLOAD_NOTICE)) is not None and img_file is not None and notice[2] == img_file.file_id:
+        kind, text, _ = notice  # said again while the same file is chosen; another file or none: nothing
         (st.error if kind == "error" else st.success)(text, icon=":material/error:" if kind == "error" else None)
 
 with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSON)"):
