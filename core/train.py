@@ -104,20 +104,23 @@ class _Reporter(keras.callbacks.Callback):
         logs = {k: float(v) for k, v in (logs or {}).items()}
         if self.cancelled:
             return  # an interrupted epoch is not a finished one: keep the previous checkpoints
+        # last.keras is put in place last: until then it holds the previous epoch's end, so that a
+        # run interrupted on the way redoes this epoch from its start (a history row written just
+        # before the interrupt is dropped on resume: the checkpoint's step count tells its epoch).
         tmp = self.run_dir / ".last.tmp.keras"
         try:
             self.model.save(tmp)
+            val_loss = logs.get("val_loss", logs.get("loss", float("inf")))
+            if val_loss < self.best_loss:  # saved before the epoch counts as finished (the history row)
+                card = ModelCard(**{**self.card.__dict__, "metrics": {"val": dict(logs, epoch=epoch + 1)}})
+                save_model(self.model, card, self.run_dir / "best.keras")
+                self.best_loss = val_loss
+                self.best_logs = dict(logs, epoch=epoch + 1)
+            _append_history(self.run_dir / "history.csv", epoch + 1, logs)
             os.replace(tmp, self.run_dir / "last.keras")
-        except BaseException:  # e.g. a full disk: no partial checkpoint is left behind
+        except BaseException:  # e.g. a full disk or an interrupt: no partial checkpoint is left behind
             tmp.unlink(missing_ok=True)
             raise
-        val_loss = logs.get("val_loss", logs.get("loss", float("inf")))
-        if val_loss < self.best_loss:  # saved before the epoch counts as finished (the history row):
-            card = ModelCard(**{**self.card.__dict__, "metrics": {"val": dict(logs, epoch=epoch + 1)}})
-            save_model(self.model, card, self.run_dir / "best.keras")  # an interrupt here redoes the epoch
-            self.best_loss = val_loss
-            self.best_logs = dict(logs, epoch=epoch + 1)
-        _append_history(self.run_dir / "history.csv", epoch + 1, logs)
         if self.progress:
             self.progress({"event": "epoch", "epoch": epoch + 1, "epochs": self.epochs, "step": self.steps,
                            "steps": self.steps, "seconds": time.time() - self._t, "logs": logs,
@@ -148,6 +151,29 @@ def _append_history(path: Path, epoch: int, logs: dict) -> None:
         if new:
             w.writerow(["epoch", *keys])
         w.writerow([epoch, *(f"{logs[k]:.6g}" for k in keys)])
+
+
+def _write_history(path: Path, rows: list[dict]) -> None:
+    """Replace the CSV history with ``rows`` (as :func:`_read_history` gives them); none removes it."""
+    if not rows:
+        path.unlink(missing_ok=True)
+        return
+    with replacing(path) as tmp, tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _load_checkpoint(path: Path) -> keras.Model:
+    """The model and optimizer of a run's ``last.keras``.
+
+    Raises:
+        CorruptFileError: the checkpoint is unreadable.
+    """
+    try:
+        return keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS)
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError, TypeError) as err:  # as load_model's
+        raise CorruptFileError(f"cannot resume: checkpoint {path} is unreadable ({type(err).__name__}); start a new run") from None
 
 
 def _init_model(config: TrainConfig) -> LoadedModel:
@@ -343,10 +369,15 @@ def train(
     resumed_norm = resumed[0] if resumed else None
     if resumed:
         pixel_size_m = resumed[1]
+    history_ahead = False  # history.csv holds an epoch that last.keras does not: dropped when the run starts
     if fresh:
         initial_epoch, best_loss, best_logs = 0, float("inf"), {}
     else:
+        model = _load_checkpoint(last)
         history = _read_history(history_path)
+        done = int(model.optimizer.iterations) // config.steps_per_epoch  # epochs the checkpoint has finished
+        if done < len(history):  # interrupted after the epoch's history row, before last.keras was replaced
+            history, history_ahead = history[:done], True
         initial_epoch, best_loss = len(history), _best_val_loss(history, history_path)
         best_logs = _best_logs(history, best_loss)
     since_best = initial_epoch - int(best_logs.get("epoch", initial_epoch))  # finished epochs after the best one
@@ -384,17 +415,14 @@ def train(
         total = config.epochs * config.steps_per_epoch
         lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, total, alpha=0.02)
         compile_model(model, lr)
-    else:
-        try:
-            model = keras.models.load_model(last, custom_objects=CUSTOM_OBJECTS)
-        except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError, TypeError) as err:  # as load_model's
-            raise CorruptFileError(f"cannot resume: checkpoint {last} is unreadable ({type(err).__name__}); start a new run") from None
 
     # The run starts: only now are a previous run's files set aside (they come back if the new run
     # fails or is interrupted before its first epoch ends) and the new ones written.
     with _previous_run_kept(run_dir, overwrite and not resume):
         if fresh:
             history_path.unlink(missing_ok=True)
+        elif history_ahead:
+            _write_history(history_path, history)
         cmd = command or " ".join(shlex.quote(a) for a in ["python", "-m", "core", *sys.argv[1:]])
         run_info = {"config": config.to_dict(), "train": [str(p) for p in train_data], "val": [str(p) for p in val_data],
                     "label_map": label_map, "normalization": {"mean": list(norm.mean), "std": list(norm.std)},

@@ -411,6 +411,44 @@ def test_an_interrupt_while_saving_the_best_model_loses_it_not(small_scene, tmp_
     assert seeds == [CFG.seed, CFG.seed]
 
 
+@pytest.mark.parametrize("where", ["history", "last"])
+def test_an_interrupt_at_an_epochs_end_neither_loses_nor_repeats_it(small_scene, tmp_path, monkeypatch, where):
+    """Interrupted before epoch 1's history row, or after it but before last.keras is in place: the
+    resumed run redoes epoch 1 from the weights it started from (it once went on from the epoch's end:
+    trained twice, 6 steps for 2 epochs of 2), and history.csv has each epoch once."""
+    import os
+
+    import keras
+
+    from core import train as train_module
+
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    cfg = replace(CFG, epochs=2)
+    real_replace = os.replace
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    def interrupted_replace(src, dst, *args, **kw):
+        if str(dst).endswith("last.keras"):
+            raise KeyboardInterrupt
+        return real_replace(src, dst, *args, **kw)
+
+    with monkeypatch.context() as m:
+        if where == "history":
+            m.setattr(train_module, "_append_history", interrupted)
+        else:
+            m.setattr(os, "replace", interrupted_replace)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, pair, pair, tmp_path / "run")
+    assert not [p.name for p in (tmp_path / "run").iterdir() if ".tmp." in p.name]
+    res = train(cfg, pair, pair, tmp_path / "run", resume=True)
+    assert [r["epoch"] for r in _rows(tmp_path / "run" / "history.csv")] == ["1", "2"] and res.epochs_done == 2
+    last = keras.models.load_model(tmp_path / "run" / "last.keras", custom_objects=train_module.CUSTOM_OBJECTS)
+    assert int(last.optimizer.iterations) == cfg.epochs * cfg.steps_per_epoch
+
+
 def test_seed_preset_with_another_patch_size_is_refused_before_writing(capsys, small_scene, tmp_path):
     img, lab = small_scene
     pair = f"{img}:{lab}"
