@@ -18,9 +18,7 @@ VIEW_CHOICES = {1: "1 (fastest)", 4: "4: mirrored (about 4x the time)", 8: "8: m
 navigation.require_app(__file__)
 st.title("Predict")
 
-model_path = state.get(state.MODEL_PATH)
-if not model_path:
-    ui.stop_with("Load a model first.", "pages/model.py", "Go to the Model page")
+model_path = ui.require_model(state.get(state.MODEL_PATH))
 with ui.errors_shown(stop=True):
     sc = scene.current_scene()
     image_path = str(sc.image_path)

@@ -21,6 +21,7 @@ model_path = state.get(state.MODEL_PATH)
 pred = state.get(state.PREDICTION)
 if not model_path or not pred:
     ui.stop_with("Run a prediction first.", "pages/predict.py", "Go to the Predict page")
+ui.require_model(model_path)
 with ui.errors_shown(stop=True):
     sc = scene.current_scene()
     image_path = str(sc.image_path)

@@ -1,0 +1,38 @@
+"""Dashboard state transitions driven with AppTest: what the pages show after the user (or the
+machine) changes something under an earlier step (a model deleted, a source without labels, ...).
+
+Helpers and the fake map come from test_pages.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from test_pages import fake_map, own_image_app, predict_page  # noqa: F401 - fake_map is a fixture
+
+
+def _copy_model(src, dst_dir):
+    dst = dst_dir / "model.keras"
+    shutil.copy(src, dst)
+    shutil.copy(src.with_suffix(".json"), dst.with_suffix(".json"))
+    return dst
+
+
+def test_a_deleted_model_is_said_to_be_gone_not_out_of_date(fake_map, tiny_model_path, tmp_path):
+    """The model in use deleted from disk after predicting (a cleaned work folder): Predict and
+    Quality say it is gone and send to the Model page; Quality said 'out of date (the model
+    changed): predict again', and Predict offered a Predict button that could only fail."""
+    model = _copy_model(tiny_model_path, tmp_path)
+    at = predict_page(model)
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    model.unlink()
+    for page in ("pages/predict.py", "pages/quality.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+        told = " ".join(i.value for i in at.info)
+        assert "model in use is no longer on disk (model.keras missing" in told and "out of date" not in told, (page, told)
+        assert not [b for b in at.button if b.label == "Predict"], page
+        assert [link for link in at.get("page_link") if link.proto.page == "model"], page
+        assert not at.error, (page, [e.value for e in at.error])
+
