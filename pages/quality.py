@@ -13,12 +13,18 @@ from pages.components import cached, mapview, navigation, scene, state, ui
 
 #: label classes listed under "Where the errors are"
 TOP_CLASSES = 6
+#: why the page has nothing to show for a source without labels, and what to do
+NO_LABELS = ("This image has no labels, so there is nothing to check a prediction against. To check one, choose "
+             "a source with labels on the Region page: the sample scene, your image with its labels GeoTIFF, or "
+             "Earth Engine settings with a label product.")
 
 navigation.require_app(__file__)
 st.title("Quality")
 
 model_path = state.get(state.MODEL_PATH)
 pred = state.get(state.PREDICTION)
+if not scene.has_labels():  # said before asking for a prediction that could not be checked
+    ui.stop_with(NO_LABELS, "pages/region.py", "Go to the Region page")
 if not model_path or not pred:
     ui.stop_with("Run a prediction first.", "pages/predict.py", "Go to the Predict page")
 ui.require_model(model_path)
@@ -31,7 +37,7 @@ if tuple(pred["key"]) != key:
     ui.stop_with(f"The prediction is out of date ({cached.prediction_change(tuple(pred['key']), key)} changed): "
                  "predict again.", "pages/predict.py", "Go to the Predict page")
 if sc.labels_path is None or sc.label_map is None:
-    ui.stop_with("This region has no labels, so the prediction cannot be checked against them.")
+    ui.stop_with(NO_LABELS, "pages/region.py", "Go to the Region page")
 
 lpath = str(sc.labels_path)
 lkey = (lpath, cached.mtime(lpath), sc.label_map)

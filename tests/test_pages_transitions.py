@@ -36,3 +36,18 @@ def test_a_deleted_model_is_said_to_be_gone_not_out_of_date(fake_map, tiny_model
         assert [link for link in at.get("page_link") if link.proto.page == "model"], page
         assert not at.error, (page, [e.value for e in at.error])
 
+
+def test_quality_says_an_image_without_labels_has_nothing_to_check_before_any_prediction(fake_map, tiny_model_path):
+    """An own image without labels: Quality says so at once (it said 'Run a prediction first', and
+    only after predicting that there were no labels to check it against)."""
+    at = own_image_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception
+    told = " ".join(i.value for i in at.info)
+    assert "no labels" in told and "Run a prediction first" not in told, told
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and not at.metric
+    assert "no labels" in " ".join(i.value for i in at.info)

@@ -59,6 +59,18 @@ def check_current_region(region: Region):
                                cached.mtime(image) if image else None)
 
 
+def has_labels(spec: dict | None = None) -> bool:
+    """Whether the source (of ``spec``, default the one in session state) comes with labels, read
+    from its spec alone (no source built, nothing fetched): an own image without a labels file, or
+    Earth Engine settings with "no labels", have none."""
+    spec = spec or state.get(state.SOURCE)
+    if spec.get("kind") == "local":
+        return bool(spec.get("labels"))
+    if spec.get("kind") == "earthengine" and spec.get("settings"):
+        return bool(spec["settings"].get("labels"))
+    return True
+
+
 def is_local(spec: dict | None = None) -> bool:
     return (spec or state.get(state.SOURCE)).get("kind") in ("sample", "local")
 
