@@ -96,22 +96,27 @@ def _label_beside(img: Path) -> Path:
     raise InputNotFoundError(f"no label raster beside {img.name} (expected {base}_cdl.tif); give IMAGE:LABELS")
 
 
-def load_scenes(paths: Sequence[str | os.PathLike], label_map: str = "cdl") -> list[Scene]:
-    """Read image/label pairs into memory; pixels invalid in either become no data.
+def load_scenes(paths: Sequence[str | os.PathLike], label_map: str = "cdl", role: str = "training") -> list[Scene]:
+    """Read image/label pairs into memory; pixels invalid in either become no data. ``role``
+    ("training", "validation") names the data in a message.
 
     Raises:
         InputNotFoundError, BandError, GridMismatchError, InvalidDataError, NoDataError.
     """
     cmap = get_class_map(label_map)
     scenes = []
-    for img, lab in pair_paths(paths):
+    pairs = pair_paths(paths)
+    for img, lab in pairs:
         with ImageReader(img) as reader:
             feats, valid = reader.read()
             labels = read_labels(lab, cmap, grid=reader.grid)
         labels[~valid] = NODATA
         scenes.append(Scene(feats, labels, img.stem))
     if not any(s.valid.any() for s in scenes):
-        raise NoDataError("the training scenes hold no pixel that is valid in both image and labels")
+        names = ", ".join(f"{img.name}:{lab.name}" for img, lab in pairs[:3]) + (", ..." if len(pairs) > 3 else "")
+        raise NoDataError(f"the {role} data ({names}) hold no pixel that is valid in both image and labels; give "
+                          f"labels of these images with some labelled pixels, read with their product's --label-map "
+                          f"(here {label_map})")
     return scenes
 
 

@@ -279,7 +279,7 @@ def _open_data(items: Sequence[str], size: int, label_map: str, flag: str) -> li
     if split_sources(items, flag):
         return open_patch_set(items, size)
     try:
-        scenes = load_scenes(items, label_map)
+        scenes = load_scenes(items, label_map, role="validation" if flag == "--val" else "training")
     except BandError as err:  # train reads images by their band names only
         text = str(err).replace("(--bands on the command line, 'Band numbers' in the dashboard)",
                                 "(train reads bands by name: cut patches with `python -m core patches --bands ...` "

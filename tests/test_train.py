@@ -449,6 +449,27 @@ def test_an_interrupt_at_an_epochs_end_neither_loses_nor_repeats_it(small_scene,
     assert int(last.optimizer.iterations) == cfg.epochs * cfg.steps_per_epoch
 
 
+def test_labels_without_a_valid_pixel_are_named_as_the_data_they_are(small_scene, tmp_path):
+    """Empty validation labels were reported as 'the training scenes hold no pixel ...'."""
+    import numpy as np
+    import rasterio
+
+    from core.errors import NoDataError
+
+    img, lab = small_scene
+    with rasterio.open(lab) as src:
+        profile, codes = src.profile, src.read(1)
+    empty = tmp_path / "empty_cdl.tif"
+    with rasterio.open(empty, "w", **profile) as dst:
+        dst.write(np.zeros_like(codes), 1)  # CDL 0: no data everywhere
+    cfg = replace(CFG, epochs=1, steps_per_epoch=1)
+    with pytest.raises(NoDataError, match=r"the validation data \(.*:empty_cdl.tif\) hold no pixel .*--label-map \(here cdl\)"):
+        train(cfg, [f"{img}:{lab}"], [f"{img}:{empty}"], tmp_path / "run")
+    with pytest.raises(NoDataError, match=r"the training data \(.*:empty_cdl.tif\) hold no pixel"):
+        train(cfg, [f"{img}:{empty}"], [f"{img}:{lab}"], tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_seed_preset_with_another_patch_size_is_refused_before_writing(capsys, small_scene, tmp_path):
     img, lab = small_scene
     pair = f"{img}:{lab}"
