@@ -86,13 +86,18 @@ def _record_side(layout: dict, name: str, label: str) -> int:
     """Side of the square patches in a record's layout.
 
     Raises:
-        CorruptFileError: a band or the label is missing, or the values do not make one square size.
+        CorruptFileError: a band or the label is missing or not floats, or the values do not make one square size.
     """
     missing = [b for b in [*FEATURE_BANDS, label] if b not in layout]
     if missing:
         raise CorruptFileError(f"records of {name} lack the feature(s) {', '.join(missing)} (they hold "
                                f"{', '.join(sorted(layout)) or 'none'}); training patches need the bands "
                                f"{', '.join(FEATURE_BANDS)} and a {label!r} label (1 crop, 0 not crop, 255 no data)")
+    kinds = {b: layout[b][0] for b in [*FEATURE_BANDS, label] if layout[b][0] not in ("float", "empty")}
+    if kinds:  # e.g. a label band exported as integers: Earth Engine keeps the band's type
+        band, kind = next(iter(kinds.items()))
+        raise CorruptFileError(f"the {band!r} feature of {name} holds {kind} values, not floats; export every band and "
+                               "the label as floats (in Earth Engine: image.toFloat() before the export)")
     counts = {b: (layout[b][1][1] if layout[b][0] == "float" and layout[b][1] else -1) for b in [*FEATURE_BANDS, label]}
     n = counts[label]
     side = math.isqrt(max(n, 0))

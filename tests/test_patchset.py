@@ -94,6 +94,21 @@ def test_open_patch_set_checks_the_layout(records, tmp_path):
         open_patch_set([tmp_path / "flat.tfrecord.gz"], 16)
 
 
+def test_an_integer_band_is_named_with_what_to_do(tmp_path):
+    """A label exported as integers (Earth Engine keeps a band's type) read as 'values per feature: crop: -1'."""
+    import tensorflow as tf
+
+    path = tmp_path / "int_label.tfrecord.gz"
+    with tf.io.TFRecordWriter(str(path), options=tf.io.TFRecordOptions(compression_type="GZIP")) as w:
+        feats = {b: tf.train.Feature(float_list=tf.train.FloatList(value=np.full(32 * 32, 0.1, np.float32)))
+                 for b in FEATURE_BANDS}
+        feats[LABEL] = tf.train.Feature(int64_list=tf.train.Int64List(value=np.ones(32 * 32, np.int64)))
+        w.write(tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString())
+    with pytest.raises(CorruptFileError, match=r"the 'crop' feature of int_label.tfrecord.gz holds int64 values, not "
+                                               r"floats; export .*toFloat\(\)"):
+        open_patch_set([path], 32)
+
+
 def test_normalization_is_over_the_valid_pixels(records):
     ps = open_patch_set([records / "train_000.tfrecord.gz"], 48)
     norm = patch_normalization(ps)
