@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-from test_pages import fake_map, own_image_app, predict_page  # noqa: F401 - fake_map is a fixture
+from test_pages import fake_map, new_app, own_image_app, predict_page  # noqa: F401 - fake_map is a fixture
 
 
 def _copy_model(src, dst_dir):
@@ -51,3 +51,33 @@ def test_quality_says_an_image_without_labels_has_nothing_to_check_before_any_pr
     at.switch_page("pages/quality.py").run()
     assert not at.exception and not at.metric
     assert "no labels" in " ".join(i.value for i in at.info)
+
+
+def test_a_deleted_job_folder_is_not_followed_forever(fake_map):
+    """The training job this session followed is deleted (its folder removed to free space, a
+    cleaned work folder): the Model page and the sidebar follow the newest job left, or none; they
+    showed 'no job in .../job-a' as an error on every visit, until another training was started."""
+    import os
+    from pathlib import Path
+
+    from core import jobs
+    from test_jobs import wait_for
+
+    root = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs"
+    for name in ("job-a", "job-b"):
+        jobs.start_job("selftest", {"epochs": 1, "steps": 1, "delay": 0.0}, root / name, note=name)
+        wait_for(root / name, ("done",))
+    at = new_app()
+    at.switch_page("pages/model.py").run()
+    followed = Path(at.session_state["job_dir"]).name
+    left = {"job-a": "job-b", "job-b": "job-a"}[followed]
+    shutil.rmtree(root / followed)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.session_state["job_dir"] == str(root / left) and left in " ".join(c.value for c in at.caption)
+    shutil.rmtree(root / left)
+    at.switch_page("pages/region.py").run()
+    at.switch_page("pages/model.py").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "No training job yet." in [c.value for c in at.caption]
+    assert not [c for c in at.caption if c.value.startswith("Training:")]

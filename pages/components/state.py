@@ -166,16 +166,16 @@ def train_on_patches(train: str, val: str, patch_size: int) -> None:
 def job_dir() -> str | None:
     """The training job this session follows: a job that is running (one at a time; it may have
     been started in another tab, and only its panel can cancel it), else the one this session
-    started, else (e.g. after a browser reload) the newest job in the work folder; None when there is none."""
+    started, else (e.g. after a browser reload) the newest job in the work folder; None when there is none.
+    A job whose folder has gone (deleted to free space, a cleaned work folder) is no longer followed."""
     from core.jobs import active_job, find_jobs
 
     running = active_job(workdir() / "jobs")
     if running is not None:
         put(JOB_DIR, str(running))
-    elif not get(JOB_DIR):
+    elif not get(JOB_DIR) or not Path(get(JOB_DIR)).is_dir():
         newest = find_jobs(workdir() / "jobs")
-        if newest:
-            put(JOB_DIR, str(newest[0][0]))
+        put(JOB_DIR, str(newest[0][0]) if newest else None)
     return get(JOB_DIR)
 
 
