@@ -94,7 +94,7 @@ with stats_col:
         crop = int((mask == 1).sum())
         st.metric("Crop fraction (labels)", f"{crop / labelled:.1%}" if labelled else "n/a")
         st.caption(f"{crop:,} crop / {labelled - crop:,} not crop / {int((mask == 255).sum()):,} no data pixels")
-    else:
+    elif not has_labels:  # (labels that cannot be read have their error above)
         st.caption("No labels for this source: the Quality page needs labels.")
     area = area_ha(valid, grid.pixel_area_ha())
     if area is not None:

@@ -81,3 +81,19 @@ def test_a_deleted_job_folder_is_not_followed_forever(fake_map):
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert "No training job yet." in [c.value for c in at.caption]
     assert not [c for c in at.caption if c.value.startswith("Training:")]
+
+
+def test_data_page_does_not_call_labels_it_cannot_read_missing(fake_map):
+    """The region's labels file gone from the work folder (a cleaner that removes old files one by
+    one): the Data page shows the error, and no longer adds 'No labels for this source: the Quality page
+    needs labels' under it, as if the source had none."""
+    from pathlib import Path
+
+    at = new_app()
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and not at.error
+    Path(at.session_state["scene"]["labels_path"]).unlink()
+    at.run()
+    assert not at.exception
+    assert any("labels.tif" in e.value for e in at.error)
+    assert not [c for c in at.caption if c.value.startswith("No labels for this source")]
