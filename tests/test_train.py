@@ -358,12 +358,15 @@ def test_resuming_a_run_that_stopped_early_trains_no_more(small_scene, tmp_path)
     pair = [f"{img}:{lab}"]
     cfg = replace(CFG, epochs=5, patience=1)
     seen = []
-    train(cfg, pair, pair, tmp_path / "run", progress=seen.append,
-          should_stop=lambda: any(e["event"] == "epoch" for e in seen))  # stop in epoch 2
+    train(cfg, pair, pair, tmp_path / "run", progress=seen.append,  # stopped in epoch 3 (or early after epoch 2)
+          should_stop=lambda: len([e for e in seen if e["event"] == "epoch"]) >= 2)
     rows = _rows(tmp_path / "run" / "history.csv")
-    worse = dict(rows[0], epoch="2", val_loss=str(float(rows[0]["val_loss"]) + 1))
-    with open(tmp_path / "run" / "history.csv", "a", newline="") as f:  # as if epoch 2 was worse and stopped it
-        csv.DictWriter(f, fieldnames=list(rows[0])).writerow(worse)
+    assert len(rows) == 2
+    rows[1]["val_loss"] = str(float(rows[0]["val_loss"]) + 1)
+    with open(tmp_path / "run" / "history.csv", "w", newline="") as f:  # as if epoch 2 was worse and stopped it
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
     res = train(cfg, pair, pair, tmp_path / "run", resume=True)
     assert res.stopped == "early_stopping" and res.epochs_done == 2
     assert res.best_metrics["epoch"] == 1
