@@ -58,6 +58,25 @@ def test_fetch_cuts_region_with_polygon_mask(tmp_path):
     assert again.image_path == scene.image_path
 
 
+@pytest.mark.parametrize("lost", ["labels.tif", "codes.tif", "image.tif", "scene.json"])
+def test_a_scene_folder_that_lost_a_file_is_cut_again(tmp_path, lost):
+    """A reused scene must be whole: a lost labels/codes file (a cleaned folder) is written again,
+    not left missing for every later page; a damaged scene.json too."""
+    src = LocalSource.sample()
+    box = Region("image", ((((10.0, 10.0), (300.0, 10.0), (300.0, 300.0), (10.0, 300.0), (10.0, 10.0)),),))
+    first = src.fetch(box, tmp_path / "s")
+    made = {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir()}
+    if lost == "scene.json":
+        (tmp_path / "s" / lost).write_text("{not json")
+    else:
+        (tmp_path / "s" / lost).unlink()
+    again = src.fetch(box, tmp_path / "s")
+    assert again.labels_path == first.labels_path and again.extra == first.extra
+    now = {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir()}
+    assert set(now) == set(made) and now[lost if lost != "scene.json" else "labels.tif"]
+    assert np.array_equal(read_image(again.image_path)[1], read_image(first.image_path)[1])
+
+
 def test_whole_turned_image_has_its_own_area_and_a_clipped_region_says_so():
     src = LocalSource(FTW, band_map={"R": 1, "G": 2, "B": 3, "NIR": 4})
     region = src.full_region()

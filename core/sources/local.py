@@ -158,8 +158,8 @@ class LocalSource:
         image_out, labels_out, meta_out = out_dir / "image.tif", out_dir / "labels.tif", out_dir / "scene.json"
         extra = {"row_off": window.row_off, "col_off": window.col_off, "height": window.height, "width": window.width,
                  "source": str(self.image_path)}
-        if meta_out.exists() and image_out.exists():
-            meta = json.loads(meta_out.read_text())
+        meta = _complete_scene(out_dir)
+        if meta is not None:
             return _scene_from_meta(out_dir, meta)
         if progress:
             progress(0, 3, "reading the image")
@@ -207,6 +207,22 @@ class LocalSource:
         if progress:
             progress(3, 3, "done")
         return _scene_from_meta(out_dir, meta)
+
+
+def _complete_scene(out_dir: Path) -> dict | None:
+    """The scene.json of a scene folder whose files are all there (image, and labels and class codes
+    where it says it has them), else None: a folder that lost a file, or whose scene.json cannot be
+    read, is written again rather than reused."""
+    try:
+        meta = json.loads((out_dir / "scene.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    needed = ["image.tif"]
+    if meta.get("labels"):
+        needed += ["labels.tif", (meta.get("extra") or {}).get("codes") or "labels.tif"]
+    return meta if all((out_dir / name).is_file() for name in needed) else None
 
 
 def _scene_from_meta(out_dir: Path, meta: dict) -> Scene:
