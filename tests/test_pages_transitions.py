@@ -35,6 +35,8 @@ def test_a_deleted_model_is_said_to_be_gone_not_out_of_date(fake_map, tiny_model
         assert not [b for b in at.button if b.label == "Predict"], page
         assert [link for link in at.get("page_link") if link.proto.page == "model"], page
         assert not at.error, (page, [e.value for e in at.error])
+        # the sidebar says so too (it named the file as if it were still there)
+        assert "Model: model.keras (no longer on disk" in " ".join(c.value for c in at.sidebar.caption), page
 
 
 def test_quality_says_an_image_without_labels_has_nothing_to_check_before_any_prediction(fake_map, tiny_model_path):

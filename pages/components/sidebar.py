@@ -31,7 +31,8 @@ def show() -> None:
         st.caption(f"Source: {source}")
         st.caption("Region: " + scene.region_label())
         model = state.get(state.MODEL_PATH)
-        st.caption("Model: " + (Path(model).name if model else "none loaded (Model page)"))
+        gone = " (no longer on disk: load one on the Model page)" if model and not Path(model).is_file() else ""
+        st.caption("Model: " + (Path(model).name + gone if model else "none loaded (Model page)"))
         job = state.job_dir()
         if job:
             # refreshed on its own every 3 s while the job runs (in another process); static after
