@@ -145,11 +145,17 @@ def sample_patches(
         RegionError: the image is smaller than one patch.
         NoDataError: no window has enough valid pixels.
         OutputExistsError: ``out_path`` exists and ``overwrite`` is False.
+        ConfigError: ``out_path`` does not end in ``.tfrecord.gz`` (the file is GZIP-compressed, as
+            Earth Engine writes it; a reader that goes by the name would take it for plain records).
     """
     from core.dataset import _valid_windows
     from core.errors import RegionError
 
     out_path = Path(out_path)
+    if not out_path.name.endswith(RECORD_SUFFIX) or out_path.name == RECORD_SUFFIX:
+        stem = out_path.name.split(".")[0] or "patches"
+        raise ConfigError(f"the patches file {out_path.name!r} must end in {RECORD_SUFFIX} (it is GZIP-compressed, as "
+                          f"Earth Engine writes patches), e.g. {out_path.with_name(stem + RECORD_SUFFIX)}")
     if out_path.exists() and not overwrite:
         raise OutputExistsError(f"{out_path} already exists; pass --overwrite to replace it")
     if tuple(config.bands) != FEATURE_BANDS:

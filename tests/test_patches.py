@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from core.config import PatchConfig
-from core.errors import CorruptFileError, InputNotFoundError, NoDataError, OutputExistsError, RegionError
+from core.errors import ConfigError, CorruptFileError, InputNotFoundError, NoDataError, OutputExistsError, RegionError
 from core.patches import (
     LABEL,
     Mixer,
@@ -115,6 +115,11 @@ def test_sample_patches_errors(small_scene, tmp_path):
     with pytest.raises(NoDataError):
         sample_patches(img, zeros, "cdl", PatchConfig(patch_size=64, count=1), tmp_path / "c.tfrecord.gz")
     assert not (tmp_path / "c.tfrecord.gz").exists()
+    # GZIP content under a name without .gz would be read as plain records by a reader going by the name
+    for name in ("train.tfrecord", "train.txt", ".tfrecord.gz"):
+        with pytest.raises(ConfigError, match=r"must end in \.tfrecord\.gz"):
+            sample_patches(img, lab, "cdl", PatchConfig(patch_size=64, count=1), tmp_path / name)
+        assert not (tmp_path / name).exists()
 
 
 def test_image_export_roundtrip(small_scene, tmp_path):
