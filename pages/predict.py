@@ -26,8 +26,10 @@ with ui.errors_shown(stop=True):
     region_key = scene.current_region().key()
 
 offset = scene.scene_offset(sc)
+card = None
 with ui.errors_shown():
-    warning = resolution_warning(load_card(model_path), grid)
+    card = load_card(model_path)
+    warning = resolution_warning(card, grid)
     if warning:
         st.warning(warning[0].upper() + warning[1:] + ".", icon=":material/warning:")
 
@@ -113,12 +115,13 @@ with files_col:
         st.download_button("Crop mask GeoTIFF", files["crop_mask.tif"], "crop_mask.tif", "image/tiff",
                            on_click="ignore")
         st.download_button("Map view PNG", files["map.png"], "crop_map.png", "image/png", on_click="ignore")
-        about = {"image": sc.title, "attribution": sc.attribution, "region": scene.current_region().to_geojson(),
-                 "model": Path(model_path).name}
-        summary = prediction_summary(grid, stats, load_card(model_path), float(threshold), views, **about)
-        st.download_button("Summary JSON", json.dumps(summary, indent=1), "summary.json", "application/json",
-                           on_click="ignore", help="The figures at this threshold, the region, the image and the "
-                                                   "model card: what `python -m core predict` writes as summary.json")
+        if card is not None:  # (an unreadable card's error is shown at the top)
+            about = {"image": sc.title, "attribution": sc.attribution, "region": scene.current_region().to_geojson(),
+                     "model": Path(model_path).name}
+            summary = prediction_summary(grid, stats, card, float(threshold), views, **about)
+            st.download_button("Summary JSON", json.dumps(summary, indent=1), "summary.json", "application/json",
+                               on_click="ignore", help="The figures at this threshold, the region, the image and "
+                                                       "the model card: what `python -m core predict` writes as summary.json")
     fields_for = [list(key), float(threshold)]
     if st.button("Crop fields GeoJSON", disabled=not grid.georeferenced,
                  help="The crop layer traced into polygons (groups of 4 or more crop pixels), each with its area, "
