@@ -219,9 +219,8 @@ def _complete_scene(out_dir: Path) -> dict | None:
         return None
     if not isinstance(meta, dict):
         return None
-    needed = ["image.tif"]
-    if meta.get("labels"):
-        needed += ["labels.tif", (meta.get("extra") or {}).get("codes") or "labels.tif"]
+    codes = (meta.get("extra") or {}).get("codes")
+    needed = ["image.tif", *(["labels.tif"] if meta.get("labels") else []), *([codes] if codes else [])]
     return meta if all((out_dir / name).is_file() for name in needed) else None
 
 
