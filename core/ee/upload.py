@@ -28,13 +28,16 @@ PREDICTION_NODATA = 255
 _ASSET_RE = re.compile(r"^(projects/[a-z0-9-]+/assets/|users/[A-Za-z0-9_.-]+/)[A-Za-z0-9_./-]+$")
 
 
+_BUCKET = r"[a-z0-9][a-z0-9._-]+[a-z0-9]"
+
+
 def parse_gs_uri(uri: str) -> tuple[str, str]:
     """(bucket, object) of ``gs://bucket/object``.
 
     Raises:
         ConfigError: if ``uri`` is not of that form.
     """
-    m = re.match(r"^gs://([a-z0-9][a-z0-9._-]+[a-z0-9])/(.+)$", uri)
+    m = re.match(rf"^gs://({_BUCKET})/(.+)$", uri)
     if not m:
         raise ConfigError(f"{uri!r} is not a Cloud Storage URI like gs://bucket/path/file.tif")
     return m.group(1), m.group(2)
@@ -68,12 +71,9 @@ class UploadConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        root = re.match(r"^gs://([^/]+)/*$", self.gcs_uri)  # a bucket alone (gs://bucket/) is a folder: its root
-        try:
-            parse_gs_uri(f"gs://{root.group(1)}/x" if root else self.gcs_uri)
-        except ConfigError:
+        if not re.match(rf"^gs://{_BUCKET}(/.*)?$", self.gcs_uri):  # a file, a folder, or a bucket's root
             raise ConfigError(f"{self.gcs_uri!r} is not a Cloud Storage URI like gs://bucket/path/file.tif (or a folder "
-                              "such as gs://bucket/path/)") from None
+                              "such as gs://bucket/path/)")
         if self.pyramiding not in ("MEAN", "MODE", "MIN", "MAX", "SAMPLE", "MEDIAN"):
             raise ConfigError(f"pyramiding must be MEAN, MODE, MIN, MAX, SAMPLE or MEDIAN, got {self.pyramiding}")
         if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", self.band):
