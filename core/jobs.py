@@ -372,6 +372,9 @@ def status(job_dir: str | os.PathLike) -> JobStatus:
         st.state = "failed"  # the launcher died before the worker's id was recorded
         st.message = "the worker never started (the dashboard stopped while starting it): " + _log_tail(job_dir)
     elif st.pid is not None and not _pid_alive(st.pid, job_dir):
+        final = _read_status(job_dir)
+        if not final.active:  # it wrote its final status and exited after the first read
+            return final
         if cancel_requested:
             st.state = "cancelled"
             st.message = "stopped on request (the worker ended before it could record it): " + _log_tail(job_dir)

@@ -79,6 +79,24 @@ def test_dead_worker_is_reported_failed(tmp_path):
     assert st.state == "failed" and "MemoryError" in st.message
 
 
+def test_a_worker_that_finished_while_it_was_checked_is_done_not_dead(tmp_path, monkeypatch):
+    """The worker writes its final status and exits between status()'s read and its process check:
+    that is a finished job, not one that died (CI once saw a finished selftest job as failed)."""
+    job_dir = tmp_path / "j"
+    job_dir.mkdir()
+    running = jobs.JobStatus(state="running", job_id="x", pid=2**22 + 12345, started=time.time())
+    (job_dir / "status.json").write_text(json.dumps(running.to_dict()))
+
+    def finishes_then_gone(pid, job_dir_=None):
+        done = jobs.JobStatus(state="done", job_id="x", pid=pid, started=running.started, message="finished")
+        (job_dir / "status.json").write_text(json.dumps(done.to_dict()))
+        return False
+
+    monkeypatch.setattr(jobs, "_pid_alive", finishes_then_gone)
+    st = jobs.status(job_dir)
+    assert st.state == "done" and st.message == "finished"
+
+
 def test_refuses_second_job_and_unknown_kind(tmp_path):
     job_dir = tmp_path / "j"
     jobs.start_job("selftest", {"epochs": 20, "steps": 10, "delay": 0.05}, job_dir)
