@@ -136,7 +136,8 @@ class Grid:
 
         Raises:
             InvalidDataError: a CRS without a linear unit in metres or a known one (e.g. a local
-                engineering CRS), so that no area can be given.
+                engineering CRS), so that no area can be given; a lon/lat grid whose rows reach beyond a
+                pole (a wrong CRS tag).
         """
         if self.crs is None:
             return None
@@ -150,7 +151,7 @@ class Grid:
         if (b or d) and (crs.is_geographic or mercator):
             return self._rotated_pixel_area_ha(crs)
         if crs.is_geographic:
-            lat, dlon = self.transform[5] + rows * e, abs(a)
+            lat, dlon = _latitudes(self.transform[5] + rows * e, abs(e), crs), abs(a)
         elif mercator:
             from rasterio.warp import transform as warp
 
@@ -181,7 +182,7 @@ class Grid:
         x, y = c + a * self.width / 2 + b * rows, f + d * self.width / 2 + e * rows
         side = math.sqrt(abs(a * e - b * d))
         if crs.is_geographic:
-            lat_lo, lat_hi, dlon = y - side / 2, y + side / 2, side
+            lat_lo, lat_hi, dlon = _latitudes(y - side / 2, side, crs), _latitudes(y + side / 2, side, crs), side
         else:  # Mercator: meridians and parallels are the grid's axes before its rotation
             n = len(rows)
             lon, lat = warp(crs, "EPSG:4326", list(x - side / 2) + list(x + side / 2) + [c - side / 2, c + side / 2],
@@ -189,6 +190,23 @@ class Grid:
             lat_lo, lat_hi, dlon = np.asarray(lat[:n]), np.asarray(lat[n : 2 * n]), abs(lon[-1] - lon[-2])
         band = np.abs(ellipsoid_sine(lat_hi) - ellipsoid_sine(lat_lo)) * WGS84_A**2 * math.radians(dlon)
         return (band / 1e4)[:, None]
+
+
+def _latitudes(lat: np.ndarray, pixel: float, crs) -> np.ndarray:
+    """Latitudes (degrees) of a lon/lat grid's rows, clipped to the poles: a global grid may reach
+    past a pole by up to a pixel (pixels centred on it), and that part has no area.
+
+    Raises:
+        InvalidDataError: rows further beyond a pole, which no image on Earth has: the CRS tag is wrong
+            (e.g. metres of a UTM zone tagged as EPSG:4326).
+    """
+    far = float(np.max(np.abs(lat))) if lat.size else 0.0
+    if far > 90 + pixel + 1e-9:
+        raise InvalidDataError(
+            f"the image's CRS ({crs.to_string()[:40]}) is in degrees of longitude/latitude, but its rows reach "
+            f"latitude {far:,.6g}, beyond the pole, so its coordinates are not degrees: the CRS tag is wrong; set "
+            "the image's real CRS (gdal_edit.py -a_srs EPSG:...) or reproject it (gdalwarp -t_srs)")
+    return np.clip(lat, -90.0, 90.0)
 
 
 def _local_unit_factor(wkt: str) -> float | None:

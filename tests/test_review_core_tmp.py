@@ -1,0 +1,52 @@
+"""Review of core/: realistic user inputs that broke a promise (one clear line, no data carried,
+nothing partial left behind), each with the fix's test."""
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
+
+from testdata import SAMPLE_IMAGE, SAMPLE_LABELS, write_raster
+from core.__main__ import main
+from core.errors import InvalidDataError
+from core.raster import Grid
+
+RGBN = ("R", "G", "B", "NIR")
+
+
+def _err(capsys, argv) -> str:
+    """The one line on stderr of a failing command."""
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def _block(rows: int = 64, cols: int = 64) -> np.ndarray:
+    with rasterio.open(SAMPLE_IMAGE) as src:
+        return src.read(window=Window(200, 300, cols, rows))
+
+
+def test_lonlat_grid_beyond_the_pole_is_refused():
+    # metres of a UTM zone tagged as EPSG:4326 (a common wrong tag): latitudes of millions of degrees
+    wrong = Grid("EPSG:4326", (30.0, 0, 500000.0, 0, -30.0, 4000000.0), 64, 64)
+    with pytest.raises(InvalidDataError, match="beyond the pole.*CRS tag is wrong"):
+        wrong.pixel_area_ha()
+    rotated = Grid("EPSG:4326", (21.0, 21.0, 500000.0, 21.0, -21.0, 4000000.0), 64, 64)
+    with pytest.raises(InvalidDataError, match="beyond the pole"):
+        rotated.pixel_area_ha()
+    # a global grid whose pixels are centred on the poles reaches half a pixel past them: no area there
+    polar = Grid("EPSG:4326", (0.25, 0, -180.125, 0, -0.25, 90.125), 1440, 721)
+    area = polar.pixel_area_ha()
+    assert area[0, 0] == pytest.approx(area[-1, 0]) and area[0, 0] > 0
+    assert float(area.sum()) * 1440 == pytest.approx(510_065_622 * 100, rel=1e-6)  # the WGS 84 ellipsoid, in ha
+
+
+def test_predict_refuses_utm_metres_tagged_as_degrees(capsys, tmp_path, tiny_model_path):
+    img = write_raster(tmp_path / "img.tif", _block(), crs="EPSG:4326", transform=Affine(30, 0, 500000, 0, -30, 4000000),
+                       descriptions=RGBN)
+    out = tmp_path / "pred"
+    assert "CRS tag is wrong" in _err(capsys, ["predict", "--image", str(img), "--model", str(tiny_model_path),
+                                               "--out", str(out)])
+    assert not out.exists()
