@@ -204,7 +204,9 @@ def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | Non
         data = data[np.isfinite(data)]
         if data.size and (data != np.floor(data)).any():
             return
-    data = data[(data >= 0) & (data <= MAX_CODE)]  # other values are no data (< 0) or refused by to_mask
+    if data.size and data.max() > MAX_CODE:  # an image or another band, not codes: to_mask says so
+        return
+    data = data[data >= 0]  # below 0: no data
     counts = np.bincount(data.astype(np.int64), minlength=MAX_CODE + 1)
     for code in class_map.nodata_codes:
         if 0 <= code <= MAX_CODE:

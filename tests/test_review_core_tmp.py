@@ -50,3 +50,11 @@ def test_predict_refuses_utm_metres_tagged_as_degrees(capsys, tmp_path, tiny_mod
     assert "CRS tag is wrong" in _err(capsys, ["predict", "--image", str(img), "--model", str(tiny_model_path),
                                                "--out", str(out)])
     assert not out.exists()
+
+
+def test_evaluate_with_the_image_as_labels_says_it_is_an_image(capsys, tmp_path):
+    # reflectance x 10000 read as class codes: most values are above any code, a few below 255 (dark water)
+    img = write_raster(tmp_path / "img.tif", _block(), descriptions=RGBN)
+    mask = write_raster(tmp_path / "crop_mask.tif", np.ones((64, 64), np.uint8), nodata=255)
+    err = _err(capsys, ["evaluate", "--pred", str(mask), "--labels", str(img)])
+    assert "looks like an image" in err and "another product" not in err
