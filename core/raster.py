@@ -445,10 +445,31 @@ MIN_DARK_REFLECTANCE = 0.4
 MIN_CHECKED_PIXELS = 100
 
 
-def _negative_reflectance(what: str, low: float, share: float | None = None) -> InvalidDataError:
+def _undeclared_fill(stored: np.ndarray | None) -> float | None:
+    """The stored value that most of the pixels ``stored`` (bands, n: those with impossible
+    reflectance) hold in every band, e.g. -9999: a no-data value that the file does not declare;
+    None when there is no such value."""
+    if stored is None or not stored.size:
+        return None
+    same = (stored == stored[:1]).all(axis=0)
+    if same.sum() * 2 < stored.shape[1]:
+        return None
+    values, counts = np.unique(stored[0, same], return_counts=True)
+    return float(values[counts.argmax()]) if counts.max() * 2 >= stored.shape[1] else None
+
+
+def _negative_reflectance(what: str, low: float, share: float | None = None,
+                          stored: np.ndarray | None = None) -> InvalidDataError:
     """The error for reflectance that is too negative to be real (``share``: of the pixels below
-    :data:`MIN_REFLECTANCE`, where known)."""
+    :data:`MIN_REFLECTANCE`, where known; ``stored``: those pixels' stored values, where known)."""
     many = "" if share is None else f", {share:.1%} of the pixels below {MIN_REFLECTANCE}"
+    fill = _undeclared_fill(stored)
+    if fill is not None:
+        return InvalidDataError(
+            f"{what} holds {fill:g} in every band of its pixels with negative reflectance (down to {low:.3f}{many}): "
+            f"a no-data value that the file does not declare; set it as the file's nodata value "
+            f"(gdal_edit.py -a_nodata {fill:g} FILE.tif) so that those pixels count as no data"
+        )
     return InvalidDataError(
         f"{what} holds negative reflectance (down to {low:.3f}{many}); surface reflectance must be 0-1 (or "
         "0-10000 as integers): check the scale factors or the band order"
@@ -476,7 +497,8 @@ def check_reflectance(refl: np.ndarray, what: str, stored: np.ndarray | None = N
     low = float(refl.min())
     share = float((refl < MIN_REFLECTANCE).any(axis=0).mean())
     if low < MIN_POSSIBLE_REFLECTANCE or share > MAX_NEGATIVE_SHARE:
-        raise _negative_reflectance(what, low, share)
+        below = (refl < MIN_REFLECTANCE).any(axis=0)
+        raise _negative_reflectance(what, low, share, None if stored is None else stored[:, below])
     p1, medians, p99 = np.percentile(refl, [1, 50, 99], axis=1)
     if medians.max() <= MAX_MEDIAN_REFLECTANCE and p99.max() >= MIN_BRIGHT_REFLECTANCE \
             and p1.min() <= MIN_DARK_REFLECTANCE:
@@ -571,7 +593,8 @@ def to_features(raw: np.ndarray, valid: np.ndarray, scale: np.ndarray, offset: n
     if refl.size and np.fmin.reduce(refl, axis=None) < MIN_POSSIBLE_REFLECTANCE and valid.any():
         low = float((refl if all_valid else refl[:, valid]).min())
         if low < MIN_POSSIBLE_REFLECTANCE:
-            raise _negative_reflectance(what, low)
+            below = (refl < MIN_POSSIBLE_REFLECTANCE).any(axis=0) & valid
+            raise _negative_reflectance(what, low, stored=raw[:, below])
     np.maximum(refl, 0.0, out=refl)
     feats = np.empty(refl.shape[1:] + (5,), dtype=np.float32)
     for i in range(4):

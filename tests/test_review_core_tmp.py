@@ -58,3 +58,20 @@ def test_evaluate_with_the_image_as_labels_says_it_is_an_image(capsys, tmp_path)
     mask = write_raster(tmp_path / "crop_mask.tif", np.ones((64, 64), np.uint8), nodata=255)
     err = _err(capsys, ["evaluate", "--pred", str(mask), "--labels", str(img)])
     assert "looks like an image" in err and "another product" not in err
+
+
+def test_undeclared_fill_value_is_named(capsys, tmp_path, tiny_model_path):
+    # -9999 fill without a nodata tag: "negative reflectance ... check the scale factors" did not say what to do
+    data = _block()
+    data[:, :8] = -9999
+    img = write_raster(tmp_path / "img.tif", data, descriptions=RGBN)
+    err = _err(capsys, ["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(tmp_path / "o")])
+    assert "holds -9999 in every band" in err and "-a_nodata -9999" in err
+    # fill where the opening sample does not look: refused when read, with the same advice
+    from core.raster import ImageReader
+
+    wide = np.tile(_block(), (1, 1, 16))  # 64 x 1024: the sample's windows start at columns 0, 298, 597, 896
+    wide[:, 10:12, 150:160] = -9999
+    img = write_raster(tmp_path / "wide.tif", wide, descriptions=RGBN)
+    with ImageReader(img) as reader, pytest.raises(InvalidDataError, match="-a_nodata -9999"):
+        reader.read(Window(128, 0, 64, 64))
