@@ -441,6 +441,9 @@ MIN_BRIGHT_REFLECTANCE = 0.03
 #: Collection 2 stored values read as x 10000 start at 0.727); real scenes have shadow, water and
 #: dark fields well below it.
 MIN_DARK_REFLECTANCE = 0.4
+#: Landsat Collection 2 Level-2 surface reflectance as stored: reflectance = stored * scale + offset.
+LANDSAT_C2_SCALE = 2.75e-5
+LANDSAT_C2_OFFSET = -0.2
 #: Fewer valid pixels than this in a sample say too little for the checks: they are skipped.
 MIN_CHECKED_PIXELS = 100
 
@@ -515,10 +518,15 @@ def check_reflectance(refl: np.ndarray, what: str, stored: np.ndarray | None = N
         )
     if medians.max() > MAX_MEDIAN_REFLECTANCE:
         band = INPUT_BANDS[int(medians.argmax())] if len(medians) == len(INPUT_BANDS) else "a band"
+        landsat = stored is not None and _reflectance_at(stored, LANDSAT_C2_SCALE, LANDSAT_C2_OFFSET)
         raise InvalidDataError(
             f"{what} does not look like surface reflectance: the median {band} pixel has reflectance "
-            f"{medians.max():.2f}{raw}, far above 1; the values are too large (a wrong scale?): give surface "
-            "reflectance as integers x 10000 or floats 0-1, or set the file's scale/offset metadata"
+            f"{medians.max():.2f}{raw}, far above 1; the values are too large (a wrong scale?): "
+            + ("they fit Landsat Collection 2 surface reflectance, whose values become reflectance x "
+               f"{LANDSAT_C2_SCALE:.7f} - {-LANDSAT_C2_OFFSET:g}: if that is what it is, set the file's scale/offset "
+               f"(gdal_edit.py -scale {LANDSAT_C2_SCALE:.7f} -offset {LANDSAT_C2_OFFSET:g} FILE.tif); otherwise give "
+               if landsat else "give ")
+            + "surface reflectance as integers x 10000 or floats 0-1, or set the file's scale/offset metadata"
         )
     raise InvalidDataError(
         f"{what} does not look like surface reflectance: even its brightest pixels have reflectance "
@@ -526,6 +534,15 @@ def check_reflectance(refl: np.ndarray, what: str, stored: np.ndarray | None = N
         "(0-255), percent or another unit, not reflectance: give surface reflectance as integers x 10000 or "
         "floats 0-1, or set the file's scale/offset metadata"
     )
+
+
+def _reflectance_at(stored: np.ndarray, scale: float, offset: float) -> bool:
+    """Whether stored values (bands, n) pass :func:`check_reflectance` at ``scale`` and ``offset``."""
+    try:
+        check_reflectance(stored * scale + offset, "")
+    except InvalidDataError:
+        return False
+    return True
 
 
 def reflectance_scaling(

@@ -75,3 +75,20 @@ def test_undeclared_fill_value_is_named(capsys, tmp_path, tiny_model_path):
     img = write_raster(tmp_path / "wide.tif", wide, descriptions=RGBN)
     with ImageReader(img) as reader, pytest.raises(InvalidDataError, match="-a_nodata -9999"):
         reader.read(Window(128, 0, 64, 64))
+
+
+def test_landsat_collection2_without_its_scale_says_so(capsys, tmp_path, tiny_model_path):
+    # Landsat C2 L2 stored values (reflectance = DN x 0.0000275 - 0.2) from a file that lost its scale/offset:
+    # read as x 10000 they were "far above 1; a wrong scale?", with no word of Landsat's scale
+    refl = _block().astype(np.float64) / 10000
+    dn = np.round((refl + 0.2) / 2.75e-5).astype(np.uint16)
+    img = write_raster(tmp_path / "LC08_SR.tif", dn, descriptions=RGBN)
+    err = _err(capsys, ["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(tmp_path / "o")])
+    assert "Landsat Collection 2" in err and "-scale 0.0000275 -offset -0.2" in err
+    with rasterio.open(img, "r+") as dst:  # with the metadata set as the error says, it is read
+        dst.scales, dst.offsets = (2.75e-5,) * 4, (-0.2,) * 4
+    from core.raster import ImageReader
+
+    with ImageReader(img) as reader:
+        feats, valid = reader.read()
+    assert np.allclose(feats[..., :4][valid], np.moveaxis(refl, 0, -1)[valid], atol=2e-5)
