@@ -18,6 +18,9 @@ NO_LABELS = ("This image has no labels, so there is nothing to check a predictio
              "a source with labels on the Region page: the sample scene, your image with its labels GeoTIFF, or "
              "Earth Engine settings with a label product.")
 
+#: the threshold curve's series, as the metrics above name them
+CURVE_NAMES = {"f1": "F1", "iou": "IoU", "precision": "Precision", "recall": "Recall"}
+
 navigation.require_app(__file__)
 st.title("Quality")
 
@@ -99,9 +102,10 @@ with right:
     st.table(pd.DataFrame({"label: crop": [f"{conf['tp']:,}", f"{conf['fn']:,}"],
                           "label: not crop": [f"{conf['fp']:,}", f"{conf['tn']:,}"]},
                           index=["predicted crop", "predicted not crop"]))
-    st.markdown("**F1 and IoU against the threshold**")
+    st.markdown("**Scores against the threshold**")
     df = pd.DataFrame(curve).set_index("threshold")
-    st.line_chart(df[[c for c in ("f1", "iou", "precision", "recall") if c in df]], height=260)
+    st.line_chart(df[[c for c in CURVE_NAMES if c in df]].rename(columns=CURVE_NAMES), height=260,
+                  x_label="crop threshold", y_label="score (0-1)")
     best = max(curve, key=lambda r: r["f1"])
     if label_crop:  # with no crop to find, no threshold is best
         st.caption(f"Best F1 {best['f1']:.3f} at threshold {best['threshold']:.2f}.")
