@@ -61,6 +61,9 @@ with tab_upload:
             st.success(f"Using {keras_file.name}.")
 
 JOBS = state.workdir() / "jobs"
+#: the training curves' series (history.csv columns), by what they are
+LOSS_CURVES = {"loss": "training loss", "val_loss": "validation loss"}
+SCORE_CURVES = {"iou": "training IoU", "val_iou": "validation IoU", "dice": "training Dice", "val_dice": "validation Dice"}
 
 with tab_train:
     st.write("Train a U-Net in a background process, on the current region's image and labels or on "
@@ -148,13 +151,16 @@ with tab_train:
         note = jobs.job_note(job_dir)
         if note:
             st.caption(note)
-        if js.history:
+        if len(js.history) >= 2:  # a line needs two epochs; one epoch's figures are in the bar's text
             import pandas as pd
 
             hist = pd.DataFrame(js.history).set_index("epoch")
             c1, c2 = st.columns(2)
-            c1.line_chart(hist[[c for c in ("loss", "val_loss") if c in hist]], height=220)
-            c2.line_chart(hist[[c for c in ("iou", "val_iou", "dice", "val_dice") if c in hist]], height=220)
+            for col, names, y_label in ((c1, LOSS_CURVES, "loss"), (c2, SCORE_CURVES, "score (0-1)")):
+                col.line_chart(hist[[c for c in names if c in hist]].rename(columns=names), height=220,
+                               x_label="epoch", y_label=y_label)
+        elif js.history:
+            st.caption("The training curves appear when a second epoch has finished.")
         if js.state == "cancelling":  # the worker stops after its current batch; loading data has no batches
             if st.button("Stop now", key="stop_job", help="end the worker process at once (the checkpoints of "
                          "finished epochs are kept)"):

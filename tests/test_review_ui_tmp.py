@@ -35,3 +35,39 @@ def test_quality_curve_names_its_series_and_axes_as_the_metrics_do(fake_map, tin
     assert series == {"F1", "IoU", "Precision", "Recall"}, series
     assert _axis_titles(spec) == ("crop threshold", "score (0-1)")
     assert "**Scores against the threshold**" in [m.value for m in at.markdown]
+
+
+def _finished_job(workdir, epochs: int) -> None:
+    """A finished training job in the work folder, with ``epochs`` rows of history."""
+    job = workdir / "jobs" / "job-20260101-000000-abcdef"
+    job.mkdir(parents=True)
+    rows = [{"epoch": e, "loss": 1.0 / e, "val_loss": 1.1 / e, "iou": 0.2 * e, "val_iou": 0.15 * e,
+             "dice": 0.3 * e, "val_dice": 0.25 * e} for e in range(1, epochs + 1)]
+    (job / "status.json").write_text(json.dumps({"state": "done", "job_id": job.name, "started": 1.0, "epoch": epochs,
+                                                 "epochs": epochs, "history": rows, "message": "finished"}))
+
+
+def test_training_curves_are_named_and_not_drawn_empty_after_one_epoch(fake_map, tmp_path):
+    """After a one-epoch training the Model page drew two empty charts (a line needs two
+    points); with more epochs the curves were named by raw history keys (loss, val_loss, iou,
+    val_iou, dice, val_dice) on unlabelled axes."""
+    _finished_job(tmp_path / "work", 1)
+    at = new_app()
+    at.switch_page("pages/model.py").run()
+    assert not at.exception and not at.error
+    assert not _charts(at)
+    assert any("second epoch" in c.value for c in at.caption)
+
+    at.switch_page("pages/region.py").run()
+    (tmp_path / "work" / "jobs" / "job-20260101-000000-abcdef" / "status.json").unlink()
+    (tmp_path / "work" / "jobs" / "job-20260101-000000-abcdef").rmdir()
+    _finished_job(tmp_path / "work", 3)
+    at.switch_page("pages/model.py").run()
+    assert not at.exception and not at.error
+    charts = _charts(at)
+    assert len(charts) == 2
+    (loss_spec, loss), (score_spec, score) = charts
+    names = lambda df: set(df[[c for c in df.columns if df[c].dtype == object][0]])  # noqa: E731
+    assert names(loss) == {"training loss", "validation loss"}
+    assert names(score) == {"training IoU", "validation IoU", "training Dice", "validation Dice"}
+    assert _axis_titles(loss_spec) == ("epoch", "loss") and _axis_titles(score_spec) == ("epoch", "score (0-1)")
