@@ -25,7 +25,7 @@ navigation.require_app(__file__)
 st.title("Data")
 
 bar = st.progress(0.0, text="Preparing the region's scene...")
-with ui.errors_shown(stop=True):
+with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     try:
         sc = scene.current_scene(progress=lambda done, total, msg="": bar.progress(done / max(total, 1), text=msg))
     finally:

@@ -19,7 +19,7 @@ navigation.require_app(__file__)
 st.title("Predict")
 
 model_path = ui.require_model(state.get(state.MODEL_PATH))
-with ui.errors_shown(stop=True):
+with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     sc = scene.current_scene()
     image_path = str(sc.image_path)
     feats, valid, grid = cached.image_arrays(image_path, cached.mtime(image_path))

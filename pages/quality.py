@@ -31,7 +31,7 @@ if not scene.has_labels():  # said before asking for a prediction that could not
 if not model_path or not pred:
     ui.stop_with("Run a prediction first.", "pages/predict.py", "Go to the Predict page")
 ui.require_model(model_path)
-with ui.errors_shown(stop=True):
+with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     sc = scene.current_scene()
     image_path = str(sc.image_path)
     grid = cached.image_arrays(image_path, cached.mtime(image_path))[2]

@@ -71,3 +71,21 @@ def test_training_curves_are_named_and_not_drawn_empty_after_one_epoch(fake_map,
     assert names(loss) == {"training loss", "validation loss"}
     assert names(score) == {"training IoU", "validation IoU", "training Dice", "validation Dice"}
     assert _axis_titles(loss_spec) == ("epoch", "loss") and _axis_titles(score_spec) == ("epoch", "score (0-1)")
+
+
+#: a region of the sample scene too small for a 256 px patch (drawn by a user zoomed in)
+SMALL_REGION = {"type": "Feature", "properties": {"crs": "image", "name": "drawn"},
+                "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [240, 0], [240, 240], [0, 240], [0, 0]]]}}
+
+
+def test_a_region_the_pages_cannot_use_links_back_to_the_region_page(fake_map, tiny_model_path):
+    """A region too small for the model (or any scene that cannot be made): Data and Predict showed
+    the error and nothing else, a dead end; they now link to the Region page, where it is redrawn."""
+    at = new_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.session_state["region"] = SMALL_REGION
+    for page in ("pages/data.py", "pages/predict.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert at.error and "at least 256 x 256 px" in at.error[0].value, page
+        assert [link for link in at.get("page_link") if link.proto.label == "Go to the Region page"], page

@@ -10,18 +10,23 @@ import streamlit as st
 
 from core.errors import CropMapError, environment_error
 
+#: where the region and the image in use are chosen (their errors link there)
+TO_REGION = ("pages/region.py", "Go to the Region page")
 #: training patch sides the pages offer (the Data page cuts them, the Model page trains on them)
 PATCH_SIZES = [64, 128, 256]
 
 
 @contextmanager
-def errors_shown(stop: bool = False, remember: Callable[[str], None] | None = None) -> Iterator[None]:
+def errors_shown(stop: bool = False, remember: Callable[[str], None] | None = None,
+                 fix_at: tuple[str, str] | None = None) -> Iterator[None]:
     """Show a :class:`CropMapError` raised inside the block as ``st.error`` (its message only), and
     so a failure of the machine (no memory, a disk that cannot be written, Cloud Storage out of
     reach: :func:`core.errors.environment_error`). Anything else is a bug and is raised.
 
     With ``stop``, the page then ends (see :func:`stop`): for what the rest of the page needs.
-    ``remember`` is given the shown text (to show it again on later runs).
+    ``remember`` is given the shown text (to show it again on later runs). ``fix_at`` (page file,
+    link label): a link under the error to the page where it is put right (e.g. a region too small
+    for the model is redrawn on the Region page), so that a page that stops is no dead end.
     """
     try:
         yield
@@ -30,6 +35,8 @@ def errors_shown(stop: bool = False, remember: Callable[[str], None] | None = No
         if text is None:
             raise
         st.error(text, icon=":material/error:")
+        if fix_at is not None:
+            st.page_link(fix_at[0], label=fix_at[1], icon=":material/arrow_back:")
         if remember is not None:
             remember(text)
         if stop:
