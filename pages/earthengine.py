@@ -74,7 +74,9 @@ st.caption("Batch jobs for large regions: TFRecord exports for training and pred
            "and a prediction uploaded back as an image asset.")
 ee_state = cached.ee_status()
 if not ee_state["ok"]:
-    ui.stop_with(f"Earth Engine is not available: {ee_state['message']}. Everything else works on local data.",
+    why = ee_state["message"]  # said once: "Earth Engine is not available: Earth Engine is not configured: ..."
+    why = why[0].upper() + why[1:] if why.lower().startswith("earth engine") else f"Earth Engine is not available: {why}"
+    ui.stop_with(f"{why.rstrip('.')}. Everything else works on local data.",
                  "pages/region.py", "Go to the Region page")
 
 spec = state.get(state.SOURCE)

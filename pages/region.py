@@ -36,8 +36,8 @@ if c2.button("Camana valley, Arequipa, Peru (Earth Engine)", disabled=not ee["ok
     state.set_region(Region.from_bbox(*scene.CAMANA_BBOX, name="Camana valley, Arequipa, Peru").to_geojson(),
                      remember=False)
     st.rerun()
-if not ee["ok"]:
-    c2.caption(f"Disabled: {ee['message']}")
+if not ee["ok"]:  # one line: the full reason (several lines of set-up) is in the sidebar and the button's help
+    c2.caption("Needs Earth Engine, which is not set up here (the sidebar's *Why* says how).")
 
 with st.expander("Earth Engine: any region on Earth (composite and labels settings)", expanded=False):
     if not ee["ok"]:

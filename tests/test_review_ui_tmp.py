@@ -89,3 +89,37 @@ def test_a_region_the_pages_cannot_use_links_back_to_the_region_page(fake_map, t
         assert not at.exception, page
         assert at.error and "at least 256 x 256 px" in at.error[0].value, page
         assert [link for link in at.get("page_link") if link.proto.label == "Go to the Region page"], page
+
+
+#: what core.ee.auth says on a machine without Earth Engine credentials
+EE_UNSET = ("Earth Engine is not configured: no credentials found; set GOOGLE_APPLICATION_CREDENTIALS to a "
+            "service-account JSON key, or run `earthengine authenticate` once; and set EE_PROJECT")
+
+
+def _no_earth_engine(monkeypatch):
+    from core.ee import auth
+
+    monkeypatch.setattr(auth, "status", lambda *a, **k: auth.EEStatus(False, None, "none", EE_UNSET))
+
+
+def test_without_earth_engine_the_region_page_says_so_in_one_line(fake_map, monkeypatch):
+    """Without Earth Engine, the caption under the disabled Camana preset repeated the whole
+    set-up text (five lines at 1024 px wide, pushing the map below the fold); it is one line
+    pointing to the sidebar, which (with the button's help) keeps the full reason."""
+    _no_earth_engine(monkeypatch)
+    at = new_app().run()
+    assert not at.exception
+    preset_col = at.columns[1]
+    assert [c.value for c in preset_col.caption] == ["Needs Earth Engine, which is not set up here (the sidebar's *Why* says how)."]
+    assert any(EE_UNSET in c.value for c in at.sidebar.caption)
+
+
+def test_the_earth_engine_page_says_earth_engine_once(fake_map, monkeypatch):
+    """It said 'Earth Engine is not available: Earth Engine is not configured: ...'."""
+    _no_earth_engine(monkeypatch)
+    at = new_app()
+    at.switch_page("pages/earthengine.py").run()
+    assert not at.exception
+    told = at.info[0].value
+    assert told.startswith("Earth Engine is not configured: no credentials found") and told.count("Earth Engine") == 1, told
+    assert told.endswith("EE_PROJECT. Everything else works on local data."), told
