@@ -28,8 +28,12 @@ model_path = state.get(state.MODEL_PATH)
 pred = state.get(state.PREDICTION)
 if not scene.has_labels():  # said before asking for a prediction that could not be checked
     ui.stop_with(NO_LABELS, "pages/region.py", "Go to the Region page")
-if not model_path or not pred:
-    ui.stop_with("Run a prediction first.", "pages/predict.py", "Go to the Predict page")
+if not model_path:  # (e.g. after a browser reload, which starts a new session): the Predict page would only say so
+    ui.stop_with("Run a prediction first: no model is loaded yet, so load one on the Model page, then predict.",
+                 "pages/model.py", "Go to the Model page")
+if not pred:
+    ui.stop_with("Run a prediction first: there is none for this region yet (a new region, image or model, or a "
+                 "browser reload, starts over).", "pages/predict.py", "Go to the Predict page")
 ui.require_model(model_path)
 with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     sc = scene.current_scene()

@@ -123,3 +123,20 @@ def test_the_earth_engine_page_says_earth_engine_once(fake_map, monkeypatch):
     told = at.info[0].value
     assert told.startswith("Earth Engine is not configured: no credentials found") and told.count("Earth Engine") == 1, told
     assert told.endswith("EE_PROJECT. Everything else works on local data."), told
+
+
+def test_quality_before_any_prediction_sends_to_the_step_that_is_missing(fake_map, tiny_model_path):
+    """Quality said 'Run a prediction first.' and linked to Predict even with no model loaded
+    (after a browser reload, for example), where Predict only says 'Load a model first'; and
+    after the region changed it said the same, as if nothing had ever been predicted."""
+    at = new_app()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception
+    assert "no model is loaded yet" in at.info[0].value
+    assert [link.proto.page for link in at.get("page_link")] == ["model"]
+
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception
+    assert "none for this region yet" in at.info[0].value and "a new region" in at.info[0].value
+    assert [link.proto.page for link in at.get("page_link")] == ["predict"]
