@@ -40,8 +40,10 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "R": ("R", "RED", "B4", "B04", "RED_SR"),
     "G": ("G", "GREEN", "B3", "B03", "GREEN_SR"),
     "B": ("B", "BLUE", "B2", "B02", "BLUE_SR"),
-    "NIR": ("NIR", "N", "B8", "B08", "B8A", "NIR_SR", "B5", "B05"),
+    "NIR": ("NIR", "N", "B8", "B08", "B8A", "NIR_SR", "NIR08", "B5", "B05"),
 }
+# NIR08: the STAC common name of the 0.85 um NIR band of Landsat 8-9 (band 5) and of Sentinel-2's B8A, as
+# Planetary Computer and Earth Search name them (with red, green, blue); their "nir" (Sentinel-2 B8) wins.
 _SENTINEL2_NIR = frozenset({"B8", "B08", "B8A"})
 # Landsat Collection 2 surface reflectance names: SR_B<n> is another band on Landsat 4-7 (TM, ETM+)
 # than on Landsat 8-9 (OLI), so they are read only when a band that one of them alone has tells which.

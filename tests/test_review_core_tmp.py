@@ -92,3 +92,12 @@ def test_landsat_collection2_without_its_scale_says_so(capsys, tmp_path, tiny_mo
     with ImageReader(img) as reader:
         feats, valid = reader.read()
     assert np.allclose(feats[..., :4][valid], np.moveaxis(refl, 0, -1)[valid], atol=2e-5)
+
+
+def test_stac_band_names_with_nir08_are_found():
+    # Landsat 8-9 stacked from a STAC catalogue (Planetary Computer): red, green, blue, nir08
+    from core.raster import resolve_bands
+
+    assert resolve_bands(["coastal", "blue", "green", "red", "nir08"], 5) == {"R": 4, "G": 3, "B": 2, "NIR": 5}
+    # Sentinel-2 from Earth Search: nir (B8) before nir08 (B8A)
+    assert resolve_bands(["blue", "green", "red", "nir08", "nir"], 5)["NIR"] == 5
