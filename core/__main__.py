@@ -380,6 +380,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; outputs already finished are kept (use --resume for training)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output's reader stopped reading (python -m core info ... | head): no error of ours
+        try:  # so that Python's flush of stdout at exit fails no more
+            fd = sys.stdout.fileno()
+            os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+        except (AttributeError, OSError, ValueError):
+            pass
+        return 141  # 128 + SIGPIPE, as a shell reports a command stopped by a closed pipe
     except Exception as err:
         text = environment_error(err)
         if text is None:

@@ -101,3 +101,21 @@ def test_stac_band_names_with_nir08_are_found():
     assert resolve_bands(["coastal", "blue", "green", "red", "nir08"], 5) == {"R": 4, "G": 3, "B": 2, "NIR": 5}
     # Sentinel-2 from Earth Search: nir (B8) before nir08 (B8A)
     assert resolve_bands(["blue", "green", "red", "nir08", "nir"], 5)["NIR"] == 5
+
+
+def test_a_closed_pipe_is_no_disk_error(capsys, monkeypatch):
+    # `python -m core info ... | head` printed "error: Broken pipe; check that the folder exists and can be
+    # written, and that the disk has space"
+    import sys
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["info", "--image", str(SAMPLE_IMAGE)]) == 141
+    monkeypatch.undo()
+    assert capsys.readouterr().err == ""
