@@ -198,7 +198,9 @@ else:
                  f"patch {card.patch_size} px" + (f", created {ui.when(card.created)}" if card.created else ""))
         val = card.metrics.get("val_blocks")
         if val:
-            st.markdown("**On the validation blocks** (not used for training; " + val.get("how", "") + ")")
+            st.markdown("**On the validation blocks** (not used for training)")
+            if val.get("how"):  # (the card's own words, with their own parentheses: a line of their own)
+                st.caption("How: " + val["how"] + ".")
             cols = st.columns(5)
             for col, (name, title) in zip(cols, (("iou", "IoU"), ("f1", "F1"), ("precision", "Precision"),
                                                  ("recall", "Recall"), ("accuracy", "Accuracy"))):

@@ -140,3 +140,18 @@ def test_quality_before_any_prediction_sends_to_the_step_that_is_missing(fake_ma
     assert not at.exception
     assert "none for this region yet" in at.info[0].value and "a new region" in at.info[0].value
     assert [link.proto.page for link in at.get("page_link")] == ["predict"]
+
+
+def test_the_shipped_model_card_reads_without_nested_parentheses(fake_map):
+    """'On the validation blocks (not used for training; whole-block tiled prediction (default
+    config: 512 px tiles, 128 px overlap), ... pooled over valid pixels)': the card's method is
+    now its own line under the heading."""
+    from core.model import DEFAULT_MODEL_PATH
+
+    at = new_app()
+    at.session_state["model_path"] = str(DEFAULT_MODEL_PATH)
+    at.switch_page("pages/model.py").run()
+    assert not at.exception and not at.error
+    assert "**On the validation blocks** (not used for training)" in [m.value for m in at.markdown]
+    assert any(c.value.startswith("How: whole-block tiled prediction (default config: 512 px tiles")
+               for c in at.caption)
