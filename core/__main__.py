@@ -16,6 +16,7 @@ import shlex
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -360,6 +361,15 @@ def environment_error(err: BaseException) -> str | None:
     return _environment_error(err, "use a smaller region (--window), a smaller --tile or --batch-size")
 
 
+def _quiet_rasterio() -> None:
+    """Leave out rasterio's warnings about a file without a geotransform (several lines of warning
+    text per file read or written): such an image is taken in image coordinates, and summary.json's
+    note says so."""
+    from rasterio.errors import NotGeoreferencedWarning
+
+    warnings.simplefilter("ignore", NotGeoreferencedWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -369,11 +379,13 @@ def main(argv: list[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)
                 if threading.current_thread() is threading.main_thread()}
     try:
-        if args.command in NEEDS_TENSORFLOW:
-            from core.tfimport import import_tensorflow
+        with warnings.catch_warnings():
+            _quiet_rasterio()
+            if args.command in NEEDS_TENSORFLOW:
+                from core.tfimport import import_tensorflow
 
-            import_tensorflow()  # without its start-up notices, so that an error stays one line
-        return args.func(args)
+                import_tensorflow()  # without its start-up notices, so that an error stays one line
+            return args.func(args)
     except CropMapError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -119,3 +119,21 @@ def test_a_closed_pipe_is_no_disk_error(capsys, monkeypatch):
     assert main(["info", "--image", str(SAMPLE_IMAGE)]) == 141
     monkeypatch.undo()
     assert capsys.readouterr().err == ""
+
+
+def test_an_image_without_geotransform_prints_no_rasterio_warnings(capsys, tmp_path, tiny_model_path):
+    # a plain TIFF (no geotransform): rasterio's NotGeoreferencedWarning put 4 lines of warning text on stderr
+    import warnings
+
+    img = tmp_path / "plain.tif"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(img, "w", driver="GTiff", width=64, height=64, count=4, dtype="int16") as dst:
+            dst.write(_block())
+            dst.descriptions = RGBN
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main(["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(tmp_path / "o")]) == 0
+        assert main(["info", "--image", str(img)]) == 0
+    assert [str(w.message) for w in seen if w.category.__name__ == "NotGeoreferencedWarning"] == []
+    assert (tmp_path / "o" / "crop_mask.tif").exists()
