@@ -1,5 +1,6 @@
-"""Review of core/: realistic user inputs that broke a promise (one clear line, no data carried,
-nothing partial left behind), each with the fix's test."""
+"""Realistic user inputs that once broke a promise of the CLI (one clear line that says what to do,
+areas from the right CRS, no stray warnings): a wrong CRS tag, an undeclared fill value, Landsat
+values without their scale, STAC band names, a closed pipe."""
 
 import numpy as np
 import pytest
