@@ -160,7 +160,8 @@ with tab_train:
                 col.line_chart(hist[[c for c in names if c in hist]].rename(columns=names), height=220,
                                x_label="epoch", y_label=y_label)
         elif js.history:
-            st.caption("The training curves appear when a second epoch has finished.")
+            st.caption("The training curves appear when a second epoch has finished." if js.active else
+                       "One epoch only, so no training curves: its figures are in the line above.")
         if js.state == "cancelling":  # the worker stops after its current batch; loading data has no batches
             if st.button("Stop now", key="stop_job", help="end the worker process at once (the checkpoints of "
                          "finished epochs are kept)"):
