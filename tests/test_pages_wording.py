@@ -1,4 +1,5 @@
-"""What a UI review in a real browser found, driven with AppTest (helpers and the fake map from test_pages)."""
+"""Page wording and layout that a review in a real browser found wrong, driven with AppTest: chart
+names and axes, where an error or an empty page sends the user, the Earth Engine note, the model card."""
 
 from __future__ import annotations
 
