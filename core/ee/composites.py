@@ -61,8 +61,10 @@ SENSORS: dict[str, SensorSpec] = {
     for s in (
         SensorSpec("L5", "Landsat 5 TM", "LANDSAT/LT05/C02/T1_L2", ("SR_B3", "SR_B2", "SR_B1", "SR_B4"), 30.0, "CLOUD_COVER", 1984, 2012, "landsat",
                    "1984-03-16", "2012-05-05"),
+        # Landsat 7's Collection 2 Tier 1 ends with its last science acquisitions on 2024-01-19 (the
+        # Earth Engine catalog's LE07/C02/T1_TOA and T1_RT availability); the L2 scenes are made from them
         SensorSpec("L7", "Landsat 7 ETM+", "LANDSAT/LE07/C02/T1_L2", ("SR_B3", "SR_B2", "SR_B1", "SR_B4"), 30.0, "CLOUD_COVER", 1999, 2024, "landsat",
-                   "1999-05-28"),
+                   "1999-05-28", "2024-01-19"),
         SensorSpec("L8", "Landsat 8 OLI", "LANDSAT/LC08/C02/T1_L2", ("SR_B4", "SR_B3", "SR_B2", "SR_B5"), 30.0, "CLOUD_COVER", 2013, None, "landsat",
                    "2013-03-18"),
         SensorSpec("L9", "Landsat 9 OLI-2", "LANDSAT/LC09/C02/T1_L2", ("SR_B4", "SR_B3", "SR_B2", "SR_B5"), 30.0, "CLOUD_COVER", 2021, None, "landsat",

@@ -173,6 +173,7 @@ def test_composite_config_validation(kwargs, words):
     ("L9", "2021-01-01", "2021-09-30", "2021-10-31..today"),
     ("L5", "2012-06-01", "2012-12-31", "1984-03-16..2012-05-05"),
     ("S2", "2017-01-01", "2017-02-28", "2017-03-28..today"),
+    ("L7", "2024-03-01", "2024-10-31", "1999-05-28..2024-01-19"),  # Collection 2 Tier 1 ends 2024-01-19
 ])
 def test_sensor_dates_outside_its_archive_are_refused(sensor, start, end, words):
     """Checked to the day, not the year: Landsat 9 before 2021-10-31 passed and found no scene, whose
@@ -181,6 +182,7 @@ def test_sensor_dates_outside_its_archive_are_refused(sensor, start, end, words)
         C.CompositeConfig(sensor=sensor, start=start, end=end)
     C.CompositeConfig(sensor="L9", start="2021-01-01", end="2021-12-31")  # overlapping the archive: kept
     C.CompositeConfig(sensor="L5", start="2012-01-01", end="2012-12-31")
+    C.CompositeConfig(sensor="L7", start="2023-06-01", end="2024-05-31")
 
 
 def test_composite_config_is_frozen_and_hashable():
