@@ -75,6 +75,12 @@ class Destination:
         if self.kind == "gcs":
             _require(bool(self.bucket), "a Cloud Storage export needs a bucket name")
             _require(bool(_BUCKET_RE.match(self.bucket or "")), f"{self.bucket!r} is not a valid bucket name (no gs://)")
+        else:
+            # Export.*.toDrive: "folder names with separators (e.g., 'path/to/file') are interpreted as
+            # literal strings, not system paths" (ee.batch): 'a/b' is one folder so named at the Drive root
+            _require(bool(self.prefix) and "/" not in self.prefix,
+                     f"a Drive destination is one folder name, got {self.prefix!r}: Earth Engine makes 'a/b' a single "
+                     "folder literally named 'a/b' at the Drive root, not a subfolder; give one name such as drive:crop_exports")
         _require(not self.prefix.startswith("/") and ".." not in self.prefix, f"bad prefix {self.prefix!r}")
 
     def uri(self, name: str) -> str:

@@ -116,7 +116,8 @@ def test_parse_helpers():
     assert (d.kind, d.bucket, d.prefix) == ("gcs", "crop-bucket", "crop-mapping")
     d = cli.parse_destination("drive:crop_exports")
     assert (d.kind, d.prefix) == ("drive", "crop_exports")
-    for bad in ("s3:bucket/x", "crop-bucket/x", "gcs:", "gcs:gs://x/y", "drive:"):
+    # a Drive folder is one name: Earth Engine takes "a/b" as a folder literally named "a/b", not a subfolder
+    for bad in ("s3:bucket/x", "crop-bucket/x", "gcs:", "gcs:gs://x/y", "drive:", "drive:crops/camana"):
         with pytest.raises(ConfigError):
             cli.parse_destination(bad)
     assert cli._points("275", "--train-points") == (275, 275)
