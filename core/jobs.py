@@ -106,11 +106,23 @@ class JobStatus:
             finished = len(self.history) if self.state != "done" else self.epoch
             text = f"{self.state}: {finished} of {of} epochs finished"
             logs = self.history[-1] if self.history else {}
-        shown = [f"{k} {float(v):.3f}" for k, v in logs.items() if k in ("loss", "val_loss", "iou", "val_iou")]
-        return ", ".join([text, *shown])
+        return ", ".join([text, *_metric_parts(logs)])
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _metric_parts(logs: dict) -> list[str]:
+    """The loss and IoU of an epoch's logs as people read them, training first and validation in
+    brackets: ``["loss 0.412 (val 0.455)", "IoU 0.710 (val 0.680)"]``; metrics not in the logs left out."""
+    parts = []
+    for key, name in (("loss", "loss"), ("iou", "IoU")):
+        train, val = logs.get(key), logs.get(f"val_{key}")
+        if train is not None:
+            parts.append(f"{name} {float(train):.3f}" + ("" if val is None else f" (val {float(val):.3f})"))
+        elif val is not None:
+            parts.append(f"val {name} {float(val):.3f}")
+    return parts
 
 
 def _write_text(path: Path, text: str) -> None:

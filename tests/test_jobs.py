@@ -403,10 +403,18 @@ def test_a_stopped_job_shows_the_epochs_it_finished_not_the_one_it_broke_off():
     assert cut.fraction == 0.0 and cut.progress_text() == "cancelled: 0 of 1 epochs finished"
     later = jobs.JobStatus(state="failed", epoch=3, epochs=4, step=2, steps=5, logs={"loss": 9.0},
                            history=[{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25, "val_iou": 0.75}])
-    assert later.fraction == 0.5 and later.progress_text() == "failed: 2 of 4 epochs finished, loss 0.250, val_iou 0.750"
+    assert later.fraction == 0.5 and later.progress_text() == "failed: 2 of 4 epochs finished, loss 0.250, val IoU 0.750"
     loading = jobs.JobStatus(state="running", epochs=3)
     assert loading.progress_text() == "running: loading data" and loading.fraction == 0.0
     running = jobs.JobStatus(state="running", epoch=2, epochs=3, step=1, steps=2, logs={"loss": 0.5, "lr": 1e-3})
     assert running.progress_text() == "running: epoch 2/3, loss 0.500" and running.fraction == 0.5
     done = jobs.JobStatus(state="done", epoch=3, epochs=3, history=[{"epoch": 3, "iou": 0.8}])
-    assert done.fraction == 1.0 and done.progress_text() == "done: 3 of 3 epochs finished, iou 0.800"
+    assert done.fraction == 1.0 and done.progress_text() == "done: 3 of 3 epochs finished, IoU 0.800"
+
+
+def test_progress_text_pairs_each_metric_with_its_validation_figure_in_a_fixed_order():
+    """Logs come in Keras's order (iou, loss, val_iou, val_loss); the line reads loss then IoU,
+    each with its validation figure in brackets, not four raw keys."""
+    js = jobs.JobStatus(state="running", epoch=2, epochs=5, step=3, steps=10,
+                        logs={"dice": 0.6, "iou": 0.222, "loss": 1.327, "val_iou": 0.31, "val_loss": 1.1})
+    assert js.progress_text() == "running: epoch 2/5, loss 1.327 (val 1.100), IoU 0.222 (val 0.310)"
