@@ -346,8 +346,15 @@ def resolve_bands(descriptions: Sequence[str | None], count: int, band_map: dict
 
     Raises:
         BandError: if a band is missing, named twice, or cannot be identified, or if ``band_map``
-            lacks one of them, gives one band number twice, or names a band the image lacks.
+            lacks one of them, gives one band number twice, or names a band the image lacks; an
+            image of fewer than four bands (an RGB or grey picture).
     """
+    if count < len(INPUT_BANDS):
+        raise BandError(
+            f"the image has {count} band{'s' if count != 1 else ''}, but a crop map needs four: R, G, B and NIR "
+            "(near infrared, for NDVI); a photo or a true-colour picture will not do: use the satellite "
+            "product's surface reflectance bands, NIR included"
+        )
     if band_map is not None:
         missing = [b for b in INPUT_BANDS if b not in band_map]
         if missing:

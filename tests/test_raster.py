@@ -88,6 +88,16 @@ def test_missing_band_is_named(tmp_path):
         ImageReader(p)
 
 
+@pytest.mark.parametrize("bands", [None, {"R": 1, "G": 2, "B": 3, "NIR": 3}])
+def test_too_few_bands_say_that_nir_is_needed_not_which_numbers_to_give(tmp_path, bands):
+    """A 3-band picture (an RGB export, a PNG renamed .tif) was told to give 'the band numbers of R,
+    G, B and NIR', which it does not have."""
+    p = write_raster(tmp_path / "rgb.tif", np.ones((3, 8, 8), np.int16))
+    with pytest.raises(BandError, match=r"has 3 bands, but a crop map needs four: R, G, B and NIR") as err:
+        ImageReader(p, bands)
+    assert "band numbers" not in str(err.value)
+
+
 @pytest.mark.parametrize("spec", ["1,2,3", "R=1,G=2,B=3", "a,b,c,d", "1,2,3,4,5", "1,1,1,1"])
 def test_bad_band_spec(spec):
     with pytest.raises(BandError):
