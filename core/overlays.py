@@ -142,14 +142,13 @@ def ndvi_colour(features: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def labels_colour(mask: np.ndarray, show_nodata: bool = False) -> np.ndarray:
     """(h, w, 4) RGBA of a crop mask (1 crop, 0 not crop, 255 no data)."""
     rgba = np.zeros(mask.shape + (4,), dtype=np.uint8)
-    for code, name in ((CROP, "crop"), (NOT_CROP, "not crop")):
+    # every class opaque, so that the layer's opacity alone sets how it looks, as for the legend's
+    # swatches (no data once had its own lower alpha: mid-grey on the map under a black swatch)
+    classes = [(CROP, "crop"), (NOT_CROP, "not crop")] + ([(NODATA, "no data")] if show_nodata else [])
+    for code, name in classes:
         sel = mask == code
         rgba[sel, :3] = CLASS_COLOURS[name]
         rgba[sel, 3] = 255
-    if show_nodata:
-        sel = mask == NODATA
-        rgba[sel, :3] = CLASS_COLOURS["no data"]
-        rgba[sel, 3] = 160
     return rgba
 
 

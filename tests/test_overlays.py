@@ -44,7 +44,9 @@ def test_class_and_probability_rendering():
     assert (ov.crop_colour(edge, 0.5)[..., 3] == 255).tolist() == (threshold_mask(edge, 0.5) == 1).tolist()
     assert ov.crop_colour(edge, 0.5)[0, :, 3].tolist() == [0, 255, 255, 255]
     lab = ov.labels_colour(np.array([[1, 0, 255]], np.uint8), show_nodata=True)
-    assert lab[0, 0, 3] == 255 and lab[0, 2, 3] == 160
+    # each class drawn opaque in its legend colour: the layer's opacity alone sets how all of them look
+    assert [tuple(px) for px in lab[0]] == [ov.CLASS_COLOURS[n] + (255,) for n in ("crop", "not crop", "no data")]
+    assert ov.labels_colour(np.array([[255]], np.uint8))[0, 0, 3] == 0  # no data left out unless shown
     dis = ov.disagreement_colour(np.array([[1, 0, 1, 255]], np.uint8), np.array([[0, 1, 1, 1]], np.uint8))
     assert tuple(dis[0, 0, :3]) == ov.CLASS_COLOURS["false crop"]
     assert tuple(dis[0, 1, :3]) == ov.CLASS_COLOURS["missed crop"]
