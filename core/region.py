@@ -161,8 +161,14 @@ class Region:
         if isinstance(obj, (str, bytes)):
             try:
                 obj = json.loads(obj)
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                raise RegionError(f"not valid GeoJSON text: {err}") from None
+            except json.JSONDecodeError as err:
+                raise RegionError(
+                    f"the file is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg.lower()}), so "
+                    "not GeoJSON; save the region as GeoJSON (a Polygon, Feature or FeatureCollection), e.g. "
+                    "with QGIS or geojson.io, or draw it on the map") from None
+            except UnicodeDecodeError:
+                raise RegionError("the file is not text, so not GeoJSON (a shapefile, a KML zip or an image?); "
+                                  "save the region as GeoJSON, e.g. with QGIS, or draw it on the map") from None
         if not isinstance(obj, dict):
             raise RegionError("GeoJSON must be an object (a Geometry, Feature or FeatureCollection)")
         found_crs = crs or _declared_crs(obj) or LONLAT_CRS

@@ -39,7 +39,8 @@ def test_image_region_area_in_pixels_only():
 
 
 @pytest.mark.parametrize("text, msg", [
-    ("{not json", "not valid GeoJSON"),
+    ("{not json", r"not valid JSON \(line 1, column 2: expecting property name .*\), so not GeoJSON; save the region as GeoJSON"),
+    ("", r"not valid JSON \(line 1, column 1: expecting value\)"),
     ('{"type": "Point", "coordinates": [1, 2]}', "no Polygon"),
     ('{"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]}', "3 distinct"),
     ('{"type": "Polygon", "coordinates": [[[500, 0], [501, 1], [500, 1], [500, 0]]]}', "not longitude/latitude"),
