@@ -39,11 +39,15 @@ if c2.button("Camana valley, Arequipa, Peru (Earth Engine)", disabled=not ee["ok
 if not ee["ok"]:  # one line: the full reason (several lines of set-up) is in the sidebar and the button's help
     c2.caption("Needs Earth Engine, which is not set up here (the sidebar's *Why* says how).")
 
+# The map comes right under the presets, the other sources below it; but they run first, so that a
+# source or region they set is already on the map in the same run.
+map_area = st.container()
+st.markdown("**Other sources**")
 with st.expander("Earth Engine: any region on Earth (composite and labels settings)", expanded=False):
     if not ee["ok"]:
         st.caption(f"Needs Earth Engine: {ee['message']}")
     else:
-        st.caption("Pick the imagery and labels, then draw the region on the map below (it starts on the Camana valley).")
+        st.caption("Pick the imagery and labels, then draw the region on the map above (it starts on the Camana valley).")
         with ui.errors_shown():
             current = scene.current_source().settings() if spec.get("kind") == "earthengine" else None
             settings = eeform.settings_form(current)
@@ -129,7 +133,8 @@ def take_drawing(result: dict | None, image: bool) -> None:
 
 
 spec = state.get(state.SOURCE)
-map_col, info_col = st.columns([3, 1])
+with map_area:
+    map_col, info_col = st.columns([3, 1])
 with map_col:
     if scene.is_local(spec):
         with ui.errors_shown(stop=True):
