@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import streamlit as st
@@ -11,30 +10,17 @@ from core import jobs
 from core.dataset import spatial_holdout
 from core.errors import CropMapError, InvalidDataError, JobError
 from core.config import TrainConfig
-from core.model import DEFAULT_MODEL_PATH, PRESETS, store_uploaded_model
+from core.model import PRESETS, store_uploaded_model
 from core.patchset import check_sources
-from core.raster import FEATURE_BANDS
-from pages.components import cached, navigation, scene, state, ui
+from pages.components import cached, models, navigation, scene, state, ui
 
 navigation.require_app(__file__)
 st.title("Model")
-#: The shipped weights; CROPMAP_SHIPPED_MODEL points elsewhere (e.g. a checkout without weights).
-SHIPPED = Path(os.environ.get("CROPMAP_SHIPPED_MODEL", DEFAULT_MODEL_PATH))
+SHIPPED = models.shipped()
 
 
 def preset_label(name: str) -> str:
     return f"{name} (default)" if name == TrainConfig.preset else name
-
-
-def use_model(path: str) -> None:
-    """Load (cached), check the bands, and make ``path`` the model in use. Raises CropMapError."""
-    from core.model import check_bands
-
-    loaded = cached.model(path, cached.mtime(path))
-    check_bands(loaded.card, FEATURE_BANDS)
-    if path != state.get(state.MODEL_PATH):  # the same model again keeps its prediction
-        state.put(state.MODEL_PATH, path)
-        state.put(state.PREDICTION, None)
 
 
 opening = state.get(state.MODEL_TAB)  # once: the Train tab after a hand-over of patches
@@ -46,7 +32,7 @@ with tab_ship:
     if st.button("Load shipped weights", type="primary", disabled=not SHIPPED.exists(),
                  help=None if SHIPPED.exists() else f"{SHIPPED} is missing"):
         with ui.errors_shown():
-            use_model(str(SHIPPED))
+            models.use_model(str(SHIPPED))
             st.success("Shipped weights loaded.")
 
 with tab_upload:
@@ -57,7 +43,7 @@ with tab_upload:
         with ui.errors_shown():
             final = store_uploaded_model(keras_file.getvalue(), card_file.getvalue(), state.workdir() / "models",
                                          name=keras_file.name)
-            use_model(str(final))
+            models.use_model(str(final))
             st.success(f"Using {keras_file.name}.")
 
 JOBS = state.workdir() / "jobs"
@@ -179,7 +165,7 @@ with tab_train:
         if best.exists() and st.button(label, key="use_best"):
             with ui.errors_shown():
                 # while training runs, best.keras is replaced by every better epoch: use a copy of it now
-                use_model(str(jobs.snapshot_checkpoint(best, state.workdir() / "models")) if js.active else str(best))
+                models.use_model(str(jobs.snapshot_checkpoint(best, state.workdir() / "models")) if js.active else str(best))
                 st.rerun()
         if js.state == "failed":
             st.error(js.message)

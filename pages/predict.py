@@ -10,7 +10,7 @@ import streamlit as st
 from core.model import load_card, resolution_warning
 from core.overlays import map_bounds
 from core.predict import prediction_summary
-from pages.components import cached, mapview, navigation, scene, state, ui
+from pages.components import cached, models, mapview, navigation, scene, state, ui
 
 #: choices of PredictConfig.views for the dashboard, with their labels
 VIEW_CHOICES = {1: "1 (fastest)", 4: "4: mirrored (about 4x the time)", 8: "8: mirrored and turned (about 8x the time)"}
@@ -18,7 +18,7 @@ VIEW_CHOICES = {1: "1 (fastest)", 4: "4: mirrored (about 4x the time)", 8: "8: m
 navigation.require_app(__file__)
 st.title("Predict")
 
-model_path = ui.require_model(state.get(state.MODEL_PATH))
+model_path = models.require_model(state.get(state.MODEL_PATH), offer_shipped=True)
 with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     sc = scene.current_scene()
     image_path = str(sc.image_path)

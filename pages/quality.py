@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.model import DEFAULT_MODEL_PATH
 from core.overlays import map_bounds
-from pages.components import cached, mapview, navigation, scene, state, ui
+from pages.components import cached, models, mapview, navigation, scene, state, ui
 
 #: label classes listed under "Where the errors are"
 TOP_CLASSES = 6
@@ -34,7 +34,7 @@ if not model_path:  # (e.g. after a browser reload, which starts a new session):
 if not pred:
     ui.stop_with("Run a prediction first: there is none for this region yet (a new region, image or model, or a "
                  "browser reload, starts over).", "pages/predict.py", "Go to the Predict page")
-ui.require_model(model_path)
+models.require_model(model_path)
 with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     sc = scene.current_scene()
     image_path = str(sc.image_path)

@@ -157,3 +157,18 @@ def test_the_shipped_model_card_reads_without_nested_parentheses(fake_map):
     assert "**On the validation blocks** (not used for training)" in [m.value for m in at.markdown]
     assert any(c.value.startswith("How: whole-block tiled prediction (default config: 512 px tiles")
                for c in at.caption)
+
+
+def test_predict_without_a_model_loads_the_shipped_weights_in_one_click(fake_map, tiny_model_path, monkeypatch):
+    """A fresh session (a bookmark, a browser reload) on Predict only said 'Load a model first' and
+    linked to the Model page; the usual choice, the shipped weights, is now a button right there."""
+    monkeypatch.setenv("CROPMAP_SHIPPED_MODEL", str(tiny_model_path))
+    at = new_app()
+    at.switch_page("pages/predict.py").run()
+    assert "Load a model first" in at.info[0].value
+    use = [b for b in at.button if b.label == "Use the shipped weights"]
+    assert len(use) == 1
+    use[0].click().run()
+    assert not at.exception
+    assert at.session_state["model_path"] == str(tiny_model_path)
+    assert "Predict" in [b.label for b in at.button] and not [i for i in at.info if "Load a model" in i.value]

@@ -64,21 +64,6 @@ def stop_with(message: str, page: str | None = None, label: str = "Go there") ->
     stop()
 
 
-def require_model(model_path: str | None) -> str:
-    """The model in use, or end the page saying what to do: none loaded yet, or its files gone
-    since it was loaded (deleted or moved, e.g. a cleaned work folder), which no prediction can fix."""
-    from core.model import model_files  # (not at import: core.model loads TensorFlow)
-
-    if not model_path:
-        stop_with("Load a model first.", "pages/model.py", "Go to the Model page")
-    keras_file, card = model_files(model_path)
-    missing = [p.name for p in (keras_file, card) if not p.exists()]
-    if missing:
-        stop_with(f"The model in use is no longer on disk ({' and '.join(missing)} missing from "
-                  f"{keras_file.parent}): load a model again.", "pages/model.py", "Go to the Model page")
-    return model_path
-
-
 @contextmanager
 def progress_bar(text: str) -> Iterator[object]:
     """An ``st.progress`` bar for the block, removed when the block ends, also by an error (no bar

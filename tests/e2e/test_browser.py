@@ -193,7 +193,8 @@ def test_a_page_opened_by_its_url_on_a_fresh_server_is_the_dashboards(page, app_
     come up inside the dashboard, with the sidebar drawn even though the page stops early."""
     page.goto(app_url.rstrip("/") + "/predict")
     page.get_by_role("heading", name="Predict").wait_for(timeout=60_000)
-    page.get_by_text("Load a model first.").wait_for()
+    page.get_by_text("Load a model first").wait_for()
+    page.get_by_role("button", name="Use the shipped weights").wait_for()  # the usual choice, right here
     side = page.locator("[data-testid='stSidebar']")
     side.get_by_text("3. Model").wait_for()  # the dashboard's navigation, not the files' names
     side.get_by_text("Status").wait_for()

@@ -1,0 +1,58 @@
+"""The model in use: the shipped weights, making a model the one in use, and pages that need one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from core.raster import FEATURE_BANDS
+from pages.components import cached, state, ui
+
+
+def shipped() -> Path:
+    """The shipped weights; CROPMAP_SHIPPED_MODEL points elsewhere (e.g. a checkout without weights)."""
+    from core.model import DEFAULT_MODEL_PATH  # (not at import: core.model loads TensorFlow)
+
+    return Path(os.environ.get("CROPMAP_SHIPPED_MODEL", DEFAULT_MODEL_PATH))
+
+
+def use_model(path: str) -> None:
+    """Load (cached), check the bands, and make ``path`` the model in use.
+
+    Raises:
+        CropMapError: the model cannot be loaded, or was trained on other bands.
+    """
+    from core.model import check_bands
+
+    loaded = cached.model(path, cached.mtime(path))
+    check_bands(loaded.card, FEATURE_BANDS)
+    if path != state.get(state.MODEL_PATH):  # the same model again keeps its prediction
+        state.put(state.MODEL_PATH, path)
+        state.put(state.PREDICTION, None)
+
+
+def require_model(model_path: str | None, offer_shipped: bool = False) -> str:
+    """The model in use, or end the page saying what to do: none loaded yet (with ``offer_shipped``,
+    a button that loads the shipped weights right here, the usual choice), or its files gone since
+    it was loaded (deleted or moved, e.g. a cleaned work folder), which no prediction can fix."""
+    from core.model import model_files
+
+    if not model_path:
+        if offer_shipped and shipped().exists():
+            st.info("Load a model first: the shipped weights here, or an uploaded or trained model on the Model page.",
+                    icon=":material/info:")
+            if st.button("Use the shipped weights", type="primary"):
+                with ui.errors_shown(stop=True):
+                    use_model(str(shipped()))
+                st.rerun()
+            st.page_link("pages/model.py", label="Go to the Model page")
+            ui.stop()
+        ui.stop_with("Load a model first.", "pages/model.py", "Go to the Model page")
+    keras_file, card = model_files(model_path)
+    missing = [p.name for p in (keras_file, card) if not p.exists()]
+    if missing:
+        ui.stop_with(f"The model in use is no longer on disk ({' and '.join(missing)} missing from "
+                     f"{keras_file.parent}): load a model again.", "pages/model.py", "Go to the Model page")
+    return model_path
