@@ -53,6 +53,13 @@ class Confusion:
     def __add__(self, other: "Confusion") -> "Confusion":
         return Confusion(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
 
+    def scores(self) -> dict:
+        """Precision, recall, F1 and IoU, None where undefined (as the Quality page's "n/a"): precision
+        without predicted crop; recall, F1 and IoU without crop in the labels."""
+        label_crop, pred_crop = self.tp + self.fn, self.tp + self.fp
+        return {"precision": self.precision if pred_crop else None, "recall": self.recall if label_crop else None,
+                "f1": self.f1 if label_crop else None, "iou": self.iou if label_crop else None}
+
     def to_dict(self) -> dict:
         return {
             "confusion_matrix": {"rows": "labels (not crop, crop)", "cols": "prediction (not crop, crop)",
@@ -60,10 +67,7 @@ class Confusion:
             **asdict(self),
             "valid_pixels": self.total,
             "accuracy": self.accuracy,
-            "precision": self.precision,
-            "recall": self.recall,
-            "f1": self.f1,
-            "iou": self.iou,
+            **self.scores(),
         }
 
 
@@ -133,7 +137,8 @@ def check_mask(mask: np.ndarray) -> None:
 
 
 def threshold_curve(prob: np.ndarray, label_mask: np.ndarray, thresholds: Sequence[float] | None = None) -> list[dict]:
-    """Precision, recall, F1 and IoU at each threshold (probabilities 0-1, NaN = no data).
+    """Precision, recall, F1 and IoU at each threshold (probabilities 0-1, NaN = no data); None where
+    undefined (:meth:`Confusion.scores`), as the figures at one threshold.
 
     Raises:
         NoDataError: no pixel is valid in both.
@@ -160,8 +165,8 @@ def threshold_curve(prob: np.ndarray, label_mask: np.ndarray, thresholds: Sequen
         k = max(percent_cut(t), 0)
         tp, fp = int(pos_ge[k]) if k <= 100 else 0, int(neg_ge[k]) if k <= 100 else 0
         c = Confusion(tp, fp, npos - tp, nneg - fp)
-        rows.append({"threshold": float(t), "precision": c.precision, "recall": c.recall, "f1": c.f1, "iou": c.iou,
-                     "accuracy": c.accuracy, "crop_fraction": (tp + fp) / max(npos + nneg, 1)})
+        rows.append({"threshold": float(t), **c.scores(), "accuracy": c.accuracy,
+                     "crop_fraction": (tp + fp) / max(npos + nneg, 1)})
     return rows
 
 

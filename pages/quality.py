@@ -107,10 +107,10 @@ with right:
                           "label: not crop": [f"{conf['fp']:,}", f"{conf['tn']:,}"]},
                           index=["predicted crop", "predicted not crop"]))
     st.markdown("**Scores against the threshold**")
-    df = pd.DataFrame(curve).set_index("threshold")
+    df = pd.DataFrame(curve).set_index("threshold").astype(float)  # undefined (None): a gap in the curve
     st.line_chart(df[[c for c in CURVE_NAMES if c in df]].rename(columns=CURVE_NAMES), height=260,
                   x_label="crop threshold", y_label="score (0-1)")
-    best = max(curve, key=lambda r: r["f1"])
+    best = max(curve, key=lambda r: r["f1"] or 0.0)
     if label_crop:  # with no crop to find, no threshold is best
         st.caption(f"Best F1 {best['f1']:.3f} at threshold {best['threshold']:.2f}.")
     if label_crop and abs(best["threshold"] - float(threshold)) > 1e-9:
