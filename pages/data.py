@@ -89,11 +89,12 @@ with stats_col:
     st.metric("Valid pixels", f"{int(valid.sum()):,}")
     st.caption(f"{valid.mean():.1%} of the {n:,} pixels around the region have data in every band "
                "(pixels outside the region's outline count as no data)")
-    if mask is not None:
-        labelled = int((mask != 255).sum())
-        crop = int((mask == 1).sum())
+    if mask is not None:  # over the valid pixels (labels where the image has no data are never counted)
+        labelled = int(((mask != 255) & valid).sum())
+        crop = int(((mask == 1) & valid).sum())
         st.metric("Crop fraction (labels)", f"{crop / labelled:.1%}" if labelled else "n/a")
-        st.caption(f"{crop:,} crop / {labelled - crop:,} not crop / {int((mask == 255).sum()):,} no data pixels")
+        st.caption(f"{crop:,} crop / {labelled - crop:,} not crop / {mask.size - labelled:,} no data pixels "
+                   "(in the labels or the image)")
     elif not has_labels:  # (labels that cannot be read have their error above)
         st.caption("No labels for this source: the Quality page needs labels.")
     area = area_ha(valid, grid.pixel_area_ha())
@@ -106,7 +107,7 @@ with stats_col:
 codes = scene.class_codes(sc)
 if codes:
     with ui.errors_shown():
-        rows = cached.class_areas(codes[0], cached.mtime(codes[0]), codes[1])[:TOP_CLASSES]
+        rows = cached.class_areas(codes[0], cached.mtime(codes[0]), codes[1], path, cached.mtime(path))[:TOP_CLASSES]
         georef = rows and rows[0]["area_ha"] is not None
         st.markdown(f"**Classes in the region** ({get_class_map(codes[1]).title}, largest first)")
         table = {"class": [f"{r['code']} {r['name']}" for r in rows],

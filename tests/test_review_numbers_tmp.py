@@ -89,3 +89,25 @@ def test_quality_page_with_labels_without_crop(fake_map, tiny_model_path, tmp_pa
     shown = {m.label: m.value for m in at.metric}
     assert shown["Recall"] == shown["F1"] == shown["IoU"] == "n/a"
     assert not [c for c in at.caption if c.value.startswith("Best F1")]
+
+
+def test_data_page_counts_labels_only_where_the_image_has_data(fake_map, tmp_path):
+    """Labels under the image's no data (1,200 px of Developed/Open Space here) were counted in the crop
+    fraction (48.5% instead of 49.2%) and the class table (121 Developed/Open Space at 12.0 ha instead of
+    none), unlike the Quality page."""
+    at = new_app()
+    at.session_state["source"], codes, img = _own_scene(tmp_path, crop=True)
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and not at.error
+    valid = (img != 0).all(axis=0)
+    ok = valid & (codes != 0)
+    crop = int((ok & (codes == 1)).sum())
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Valid pixels"] == f"{int(valid.sum()):,}"
+    assert shown["Crop fraction (labels)"] == f"{crop / ok.sum():.1%}"
+    assert any(c.value.startswith(f"{crop:,} crop / {int(ok.sum()) - crop:,} not crop / {codes.size - int(ok.sum()):,} no data")
+               for c in at.caption)
+    table = at.dataframe[0].value
+    assert not table["class"].str.startswith("121 ").any()  # only where the image has no data
+    areas = dict(zip(table["class"].str.split(" ").str[0], table["area"]))
+    assert areas["1"] == f"{(ok & (codes == 1)).sum() * 0.01:,.1f} ha" and areas["176"] == f"{(ok & (codes == 176)).sum() * 0.01:,.1f} ha"

@@ -329,13 +329,15 @@ def label_codes(path: str, path_mtime: float, label_map: str) -> np.ndarray:
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def class_areas(path: str, path_mtime: float, label_map: str) -> list[dict]:
-    """core.metrics.class_areas of a class-code raster (its own pixel areas), each row with the class's ``name``."""
+def class_areas(path: str, path_mtime: float, label_map: str, image_path: str, image_mtime: float) -> list[dict]:
+    """core.metrics.class_areas of a class-code raster (its own pixel areas) over the valid pixels of the
+    image on its grid (the scene's), each row with the class's ``name``."""
     from core.labels import get_class_map, with_class_names
     from core.metrics import class_areas as areas
 
     grid = image_grid_of_labels(path, path_mtime)
-    rows = areas(label_codes(path, path_mtime, label_map), get_class_map(label_map).crop_codes, grid.pixel_area_ha())
+    codes = np.where(image_arrays(image_path, image_mtime)[1], label_codes(path, path_mtime, label_map), -1)
+    rows = areas(codes, get_class_map(label_map).crop_codes, grid.pixel_area_ha())
     return with_class_names(rows, label_map)
 
 
