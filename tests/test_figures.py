@@ -1,4 +1,5 @@
-"""Review of the figures the CLI and the pages show: each test failed before its fix."""
+"""Figures the CLI and the pages show agree: undefined scores are null (n/a), not 0; the Data page
+counts labels only where the image has data, as the Quality page does."""
 
 from __future__ import annotations
 
