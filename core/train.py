@@ -40,7 +40,14 @@ from core.dataset import (  # noqa: E402
     tfrecord_dataset,
     tiled_patches,
 )
-from core.errors import BandError, ConfigError, CorruptFileError, OutputExistsError, RegionError  # noqa: E402
+from core.errors import (  # noqa: E402
+    BandError,
+    ConfigError,
+    CorruptFileError,
+    InvalidDataError,
+    OutputExistsError,
+    RegionError,
+)
 from core.files import check_output_dir, replacing  # noqa: E402
 from core.model import (  # noqa: E402
     LoadedModel,
@@ -93,6 +100,9 @@ class _Reporter(keras.callbacks.Callback):
         self._t = time.time()
 
     def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            raise self._diverged(f"the training loss became {float(loss)} at epoch {self.epoch + 1}, step {batch + 1}")
         if self.progress and (batch % 5 == 0 or batch + 1 == self.steps):
             self.progress({"event": "batch", "epoch": self.epoch + 1, "epochs": self.epochs, "step": batch + 1,
                            "steps": self.steps, "logs": {k: float(v) for k, v in (logs or {}).items()}})
@@ -104,6 +114,11 @@ class _Reporter(keras.callbacks.Callback):
         logs = {k: float(v) for k, v in (logs or {}).items()}
         if self.cancelled:
             return  # an interrupted epoch is not a finished one: keep the previous checkpoints
+        bad = {k: v for k, v in logs.items() if k.endswith("loss") and not np.isfinite(v)}
+        if bad:  # a NaN model is no checkpoint: the epoch is not recorded, the previous ones stay
+            k, v = next(iter(bad.items()))
+            raise self._diverged(f"the {'validation' if k.startswith('val_') else 'training'} loss was {v} at the end of "
+                                 f"epoch {epoch + 1}")
         # last.keras is put in place last: until then it holds the previous epoch's end, so that a
         # run interrupted on the way redoes this epoch from its start (a history row written just
         # before the interrupt is dropped on resume: the checkpoint's step count tells its epoch).
@@ -125,6 +140,15 @@ class _Reporter(keras.callbacks.Callback):
             self.progress({"event": "epoch", "epoch": epoch + 1, "epochs": self.epochs, "step": self.steps,
                            "steps": self.steps, "seconds": time.time() - self._t, "logs": logs,
                            "best_val_loss": self.best_loss})
+
+
+    def _diverged(self, what: str) -> InvalidDataError:
+        """The error that ends a run whose loss is no longer a number (NaN or infinite)."""
+        lr = float(self.card.training.get("learning_rate", 1e-3))
+        kept = (f"the checkpoints of the {self.epoch} finished epoch(s) in {self.run_dir} are kept" if self.epoch
+                else "no epoch had finished, so no model was saved")
+        return InvalidDataError(f"training diverged: {what}; start again with a lower learning rate (e.g. {lr / 10:g}: "
+                                f"--lr, or 'Learning rate' on the Model page), or check the training data; {kept}")
 
 
 class _EarlyStopping(keras.callbacks.EarlyStopping):
@@ -334,6 +358,8 @@ def train(
             the run to resume.
         ModelMismatchError, ConfigError: ``config.init_model`` has other bands or another preset
             (it is loaded when a run starts; resuming after a finished epoch does not need it).
+        InvalidDataError: the loss became NaN or infinite (the training diverged): the run stops at
+            once, and the epochs finished before are kept as checkpoints and history.
     """
     run_dir = Path(run_dir)
     last = run_dir / "last.keras"
