@@ -1,0 +1,67 @@
+"""Training workflow review: a diverging run, the worker's messages, the card's command, resume from the page."""
+
+from __future__ import annotations
+
+import csv
+
+import keras
+import pytest
+
+import core.train as train_module
+from core.config import TrainConfig
+from core.errors import InvalidDataError
+from core.model import MaskedDice, MaskedIoU, masked_bce_dice
+from core.train import train
+
+CFG = TrainConfig(epochs=3, steps_per_epoch=2, batch_size=2, patch_size=64, val_patches=4, patience=5)
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_loss_that_becomes_nan_stops_the_run_with_what_to_do(small_scene, tmp_path, monkeypatch):
+    """A NaN loss (say a learning rate far too high) ran every epoch to 'completed', wrote NaN
+    weights to last.keras and reported a best.keras that was never written."""
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    calls = []
+
+    def nan_after_first_epoch(y, p):
+        scale = keras.ops.where(keras.ops.convert_to_tensor(len(calls) > 0), float("nan"), 1.0)
+        return masked_bce_dice(y, p) * scale
+
+    def compile_model(model, lr):
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss=nan_after_first_epoch,
+                      metrics=[MaskedDice(), MaskedIoU()], run_eagerly=True)
+
+    monkeypatch.setattr(train_module, "compile_model", compile_model)
+    seen = []
+
+    def progress(event):
+        seen.append(event)
+        if event["event"] == "epoch":
+            calls.append(1)  # from the second epoch on the loss is NaN
+
+    with pytest.raises(InvalidDataError, match=r"training diverged: the training loss became nan at epoch 2, step 1; "
+                                               r"start again with a lower learning rate \(e.g. 0.0001.*1 finished epoch"):
+        train(CFG, pair, pair, tmp_path / "run", progress=progress)
+    run = tmp_path / "run"
+    assert [r["epoch"] for r in _rows(run / "history.csv")] == ["1"]  # the NaN epoch is not recorded
+    assert (run / "best.keras").exists() and (run / "last.keras").exists()  # epoch 1's, finite
+
+
+def test_a_nan_loss_in_the_first_epoch_saves_no_model(small_scene, tmp_path, monkeypatch):
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+
+    def compile_model(model, lr):
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss=lambda y, p: masked_bce_dice(y, p) * float("nan"),
+                      metrics=[MaskedDice(), MaskedIoU()])
+
+    monkeypatch.setattr(train_module, "compile_model", compile_model)
+    with pytest.raises(InvalidDataError, match="no epoch had finished, so no model was saved"):
+        train(CFG, pair, pair, tmp_path / "run")
+    assert not (tmp_path / "run" / "last.keras").exists() and not (tmp_path / "run" / "history.csv").exists()
+
