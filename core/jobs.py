@@ -444,11 +444,16 @@ def active_job(root: str | os.PathLike) -> Path | None:
 
 
 def _log_tail(job_dir: Path, lines: int = 3) -> str:
+    """The last ``lines`` lines of the worker's log, without TensorFlow's start-up notices (they
+    are no reason for anything); what the user can make of an empty log when there is nothing else."""
+    from core.tfimport import NOTICES
+
     try:
         text = (job_dir / LOG_FILE).read_text(errors="replace").strip().splitlines()
     except OSError:
         return "(no log)"
-    return " | ".join(text[-lines:]) or "(empty log)"
+    text = [line for line in text if line.strip() and not any(n in line for n in NOTICES)]
+    return " | ".join(text[-lines:]) or "no error in its log (it was killed: by the system when memory ran out, or by a user)"
 
 
 def cancel(job_dir: str | os.PathLike, terminate_after_s: float | None = None) -> None:
@@ -563,6 +568,10 @@ def run(job_dir: str | os.PathLike) -> int:
     signal.signal(signal.SIGTERM, on_term)
     kind, params = spec["kind"], dict(spec["params"])
     try:
+        if kind == "train":  # without TensorFlow's start-up notices, which would fill the log's tail
+            from core.tfimport import import_tensorflow
+
+            import_tensorflow()
         fn = _import_entry(ENTRIES[kind])
         if kind == "train":
             from core.config import TrainConfig

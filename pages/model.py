@@ -133,7 +133,8 @@ with tab_train:
             st.error(str(err))
             return
         st.progress(js.fraction, text=f"{Path(job_dir).name}, {js.progress_text()}")
-        st.caption(js.message)
+        if js.state != "failed":  # a failure's message is shown as an error below
+            st.caption(js.message)
         note = jobs.job_note(job_dir)
         if note:
             st.caption(note)

@@ -65,3 +65,22 @@ def test_a_nan_loss_in_the_first_epoch_saves_no_model(small_scene, tmp_path, mon
         train(CFG, pair, pair, tmp_path / "run")
     assert not (tmp_path / "run" / "last.keras").exists() and not (tmp_path / "run" / "history.csv").exists()
 
+
+def test_a_killed_worker_is_said_to_be_killed_not_shown_tensorflows_start_up_notices(tmp_path):
+    """kill -9 of a training worker: the page showed 'the worker process exited unexpectedly: I0000
+    ... oneDNN custom operations are on ...', TensorFlow's start-up notices, the only lines in its log."""
+    import json
+    import time
+
+    from core import jobs
+
+    job_dir = tmp_path / "j"
+    job_dir.mkdir()
+    (job_dir / "log.txt").write_text(
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1796126947.982201   15666 port.cc:153] oneDNN custom operations are on. You may see ...\n")
+    status = jobs.JobStatus(state="running", job_id="x", pid=2**22 + 12345, started=time.time())
+    (job_dir / "status.json").write_text(json.dumps(status.to_dict()))
+    st = jobs.status(job_dir)
+    assert st.state == "failed" and "oneDNN" not in st.message and "absl" not in st.message
+    assert "it was killed" in st.message
