@@ -575,18 +575,24 @@ def run(job_dir: str | os.PathLike) -> int:
         fn = _import_entry(ENTRIES[kind])
         if kind == "train":
             from core.config import TrainConfig
+            from core.train import train_command
 
             out = job_dir / TRAIN_SUBDIR
+            config = TrainConfig(**params.get("config", {}))
+            label_map = params.get("label_map", "cdl")
+            # the card says how to train the same model again (from the command line), and which job made it
+            command = (train_command(config, params["train_data"], params["val_data"], out, label_map)
+                       + f"  # dashboard training job {spec['job_id']}")
             result = fn(
-                TrainConfig(**params.get("config", {})),
+                config,
                 params["train_data"],
                 params["val_data"],
                 out,
-                label_map=params.get("label_map", "cdl"),
+                label_map=label_map,
                 overwrite=True,
                 progress=progress,
                 should_stop=should_stop,
-                command=f"dashboard training job {spec['job_id']}",
+                command=command,
             )
             stopped = getattr(result, "stopped", "completed")
             best = out / "best.keras"

@@ -323,6 +323,27 @@ def _training_pixel_size(train_data: Sequence[str]) -> float | None:
     return round(float(np.median(sizes)), 2)
 
 
+def train_command(config: TrainConfig, train_data: Sequence[str], val_data: Sequence[str], run_dir: str | os.PathLike,
+                  label_map: str = "cdl", pixel_size_m: float | None = None) -> str:
+    """The ``python -m core train`` command line that starts a run with these settings (for the
+    model card of a run started otherwise, e.g. from the dashboard, so that it can be reproduced)."""
+    defaults = TrainConfig()
+    args = ["python", "-m", "core", "train", "--train", *map(str, train_data), "--val", *map(str, val_data),
+            "--out", str(run_dir)]
+    if label_map != "cdl":
+        args += ["--label-map", label_map]
+    for field, option in (("preset", "--preset"), ("epochs", "--epochs"), ("steps_per_epoch", "--steps"),
+                          ("batch_size", "--batch-size"), ("learning_rate", "--lr"), ("patch_size", "--patch-size"),
+                          ("val_patches", "--val-patches"), ("patience", "--patience"), ("seed", "--seed"),
+                          ("init_model", "--init")):
+        value = getattr(config, field)
+        if value is not None and value != getattr(defaults, field):
+            args += [option, f"{value:g}" if isinstance(value, float) else str(value)]
+    if pixel_size_m is not None:
+        args += ["--pixel-size-m", f"{pixel_size_m:g}"]
+    return " ".join(shlex.quote(a) for a in args)
+
+
 def train(
     config: TrainConfig,
     train_data: Sequence[str],

@@ -84,3 +84,29 @@ def test_a_killed_worker_is_said_to_be_killed_not_shown_tensorflows_start_up_not
     st = jobs.status(job_dir)
     assert st.state == "failed" and "oneDNN" not in st.message and "absl" not in st.message
     assert "it was killed" in st.message
+
+
+def test_a_dashboard_jobs_model_card_carries_the_command_that_trains_it_again(small_scene, tmp_path):
+    """The card of a model trained from the Model page said 'dashboard training job train-...' as its
+    command: nothing that reproduces it. It is now the equivalent `python -m core train` command."""
+    import shlex
+
+    from core import jobs
+    from core.__main__ import build_parser
+    from core.model import load_model
+    from test_jobs import wait_for
+
+    img, lab = small_scene
+    job_dir = tmp_path / "job"
+    cfg = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch_size": 64, "val_patches": 4, "learning_rate": 3e-4}
+    jobs.start_training([f"{img}:{lab}"], [f"{img}:{lab}"], job_dir, label_map="cdl", config=cfg)
+    st = wait_for(job_dir, ("done", "failed", "cancelled"), timeout=300)
+    assert st.state == "done", st.message
+    command = load_model(job_dir / "train" / "best.keras").card.command
+    assert command.startswith("python -m core train --train ") and "# dashboard training job train-" in command
+    args = build_parser().parse_args(shlex.split(command, comments=True)[3:])
+    assert (args.train, args.val, args.out) == ([f"{img}:{lab}"], [f"{img}:{lab}"], str(job_dir / "train"))
+    assert (args.label_map, args.epochs, args.steps, args.batch_size, args.patch_size, args.val_patches, args.lr,
+            args.preset) == ("cdl", 1, 2, 2, 64, 4, 3e-4, "light")
+    log = (job_dir / "log.txt").read_text()
+    assert "oneDNN" not in log and "absl" not in log  # the worker's log holds no start-up notices
