@@ -345,6 +345,61 @@ def start_training(
     return start_job("train", params, job_dir, note=note, one_at_a_time=one_at_a_time)
 
 
+def resume_training(stopped_dir: str | os.PathLike, job_dir: str | os.PathLike, one_at_a_time: bool = False) -> str:
+    """Continue a cancelled or failed training job in a new job folder ``job_dir``: its run
+    (``train/``: checkpoints, history, ``run.json``) is copied there and trained on from the last
+    finished epoch, with the same data and settings (:func:`core.train.train` with ``resume``). The
+    stopped job stays as it was. ``one_at_a_time`` as in :func:`start_job`.
+
+    Returns the job id.
+
+    Raises:
+        JobError: ``stopped_dir`` holds no training job, it is still active, it finished no epoch
+            (nothing to resume: start a new training), or as :func:`start_job`.
+    """
+    import shutil
+
+    stopped_dir, job_dir = Path(stopped_dir), Path(job_dir)
+    st = status(stopped_dir)
+    try:
+        spec = json.loads((stopped_dir / JOB_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        spec = {}
+    if spec.get("kind") != "train":
+        raise JobError(f"{stopped_dir} holds no training job to resume")
+    if st.active:
+        raise JobError(f"the job in {stopped_dir} is still {st.state}; wait for it to stop before resuming it")
+    run = stopped_dir / TRAIN_SUBDIR
+    if not (run / "last.keras").exists():
+        raise JobError(f"the job in {stopped_dir} finished no epoch, so there is nothing to resume; start a new training")
+    if job_dir.exists():
+        raise JobError(f"{job_dir} exists; resume in a new folder (core.jobs.new_job_dir gives a free name)")
+    try:
+        shutil.copytree(run, job_dir / TRAIN_SUBDIR, ignore=shutil.ignore_patterns(".*"))
+    except OSError as err:
+        shutil.rmtree(job_dir, ignore_errors=True)
+        raise JobError(f"cannot copy the run of {stopped_dir} to {job_dir} ({err}); check the disk space") from None
+    note = " ".join(n for n in (job_note(stopped_dir), f"Resumed from {stopped_dir.name}.") if n)
+    try:
+        return start_job("train", {**spec["params"], "resume": True}, job_dir, note=note, one_at_a_time=one_at_a_time)
+    except JobError:
+        if not (job_dir / JOB_FILE).exists():  # refused before it was claimed: the copy goes
+            shutil.rmtree(job_dir, ignore_errors=True)
+        raise
+
+
+def _run_history(run_dir: Path) -> list[dict]:
+    """A run's ``history.csv`` as a job's history (numbers; ``epoch`` an int); [] when unreadable."""
+    import csv
+
+    try:
+        with (run_dir / "history.csv").open(newline="") as f:
+            return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items() if v not in (None, "")}
+                    for row in csv.DictReader(f)]
+    except (OSError, ValueError, csv.Error):
+        return []
+
+
 def _read_status(job_dir: Path) -> JobStatus:
     """The status file as written, with nothing inferred."""
     path = job_dir / STATUS_FILE
@@ -555,7 +610,8 @@ def run(job_dir: str | os.PathLike) -> int:
         logs = {k: float(v) for k, v in (event.get("logs") or {}).items() if isinstance(v, (int, float))}
         st.logs = logs
         if event.get("event") == "epoch":
-            st.history.append({"epoch": st.epoch, **logs})
+            # one row per epoch, as history.csv: a resumed run may have dropped a row it had to redo
+            st.history = [h for h in st.history if h.get("epoch", 0) < st.epoch] + [{"epoch": st.epoch, **logs}]
         if st.state == "running":
             st.message = f"epoch {st.epoch}/{st.epochs}, step {st.step}/{st.steps}"
         if should_stop():
@@ -579,6 +635,10 @@ def run(job_dir: str | os.PathLike) -> int:
 
             out = job_dir / TRAIN_SUBDIR
             config = TrainConfig(**params.get("config", {}))
+            resume = bool(params.get("resume"))
+            if resume:  # the finished epochs of the run it continues (curves, counts, the final message)
+                st.history, st.epochs = _run_history(out), config.epochs
+                st.epoch = len(st.history)
             label_map = params.get("label_map", "cdl")
             # the card says how to train the same model again (from the command line), and which job made it
             command = (train_command(config, params["train_data"], params["val_data"], out, label_map)
@@ -589,7 +649,8 @@ def run(job_dir: str | os.PathLike) -> int:
                 params["val_data"],
                 out,
                 label_map=label_map,
-                overwrite=True,
+                resume=resume,
+                overwrite=not resume,
                 progress=progress,
                 should_stop=should_stop,
                 command=command,

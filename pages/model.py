@@ -161,6 +161,17 @@ with tab_train:
                 st.rerun()
         elif running is not None and running == Path(job_dir):  # it finished: re-enable the form
             st.rerun()
+        elif js.state in ("cancelled", "failed") and (Path(job_dir) / jobs.TRAIN_SUBDIR / "last.keras").exists():
+            other = jobs.active_job(JOBS)
+            st.caption(f"Its {len(js.history)} finished epoch(s) are kept: resume it to train the other "
+                       f"{max(js.epochs - len(js.history), 0)} from the last one, with the same data and settings.")
+            if st.button("Resume training", key="resume_job", disabled=other is not None,
+                         help=f"a training job is running ({other.name})" if other else None):
+                with ui.errors_shown():
+                    resumed = jobs.new_job_dir(JOBS)
+                    jobs.resume_training(job_dir, resumed, one_at_a_time=True)
+                    state.put(state.JOB_DIR, str(resumed))
+                    st.rerun()
         best = Path(job_dir) / jobs.TRAIN_SUBDIR / "best.keras"
         label = "Use the best checkpoint so far" if js.active else "Use the best checkpoint"
         if best.exists() and st.button(label, key="use_best"):

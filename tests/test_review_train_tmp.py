@@ -110,3 +110,93 @@ def test_a_dashboard_jobs_model_card_carries_the_command_that_trains_it_again(sm
             args.preset) == ("cdl", 1, 2, 2, 64, 4, 3e-4, "light")
     log = (job_dir / "log.txt").read_text()
     assert "oneDNN" not in log and "absl" not in log  # the worker's log holds no start-up notices
+
+
+def _stopped_job(job_dir, small_scene, state="cancelled"):
+    """A training job folder as the worker leaves it when it is stopped during epoch 2 of 3."""
+    import json
+    import time
+
+    from core import jobs
+
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    cfg = {"epochs": 3, "steps_per_epoch": 2, "batch_size": 2, "patch_size": 64, "val_patches": 4}
+    seen = []
+    res = train(TrainConfig(**cfg), pair, pair, job_dir / "train", progress=seen.append,
+                should_stop=lambda: any(e["event"] == "epoch" for e in seen))
+    assert res.stopped == "cancelled"
+    (job_dir / "job.json").write_text(json.dumps({"kind": "train", "job_id": "train-x", "note": "held-out note",
+                                                  "params": {"train_data": pair, "val_data": pair, "label_map": "cdl",
+                                                             "config": cfg}}))
+    history = [{"epoch": 1, **{k: float(v) for k, v in _rows(job_dir / "train" / "history.csv")[0].items() if k != "epoch"}}]
+    st = jobs.JobStatus(state=state, job_id="train-x", started=time.time(), epoch=2, epochs=3, history=history,
+                        message="cancelled after epoch 1; the best checkpoint so far is kept")
+    (job_dir / "status.json").write_text(json.dumps(st.to_dict()))
+
+
+def test_a_stopped_training_job_resumes_in_a_new_job_without_losing_its_finished_epoch(small_scene, tmp_path):
+    """A training cancelled (or killed) from the Model page could only be started again from
+    scratch there: its finished epochs were on disk but nothing continued from them."""
+    from core import jobs
+    from test_jobs import wait_for
+
+    old, new = tmp_path / "jobs" / "job-a", tmp_path / "jobs" / "job-b"
+    _stopped_job(old, small_scene)
+    first = _rows(old / "train" / "history.csv")
+    jobs.resume_training(old, new, one_at_a_time=True)
+    st = wait_for(new, ("done", "failed", "cancelled"), timeout=300)
+    assert st.state == "done", st.message
+    rows = _rows(new / "train" / "history.csv")
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"] and rows[0] == first[0]  # epoch 1 kept, not redone
+    assert [h["epoch"] for h in st.history] == [1, 2, 3] and st.progress_text().startswith("done: 3 of 3 epochs")
+    assert "held-out note" in jobs.job_note(new) and "Resumed from job-a" in jobs.job_note(new)
+    assert [r["epoch"] for r in _rows(old / "train" / "history.csv")] == ["1"]  # the stopped job is left as it was
+    with pytest.raises(Exception, match="exists; resume in a new folder"):
+        jobs.resume_training(old, new)
+
+
+def test_a_job_that_finished_no_epoch_is_not_offered_to_resume(tmp_path):
+    import json
+    import time
+
+    from core import jobs
+    from core.errors import JobError
+
+    job = tmp_path / "job-a"
+    (job / "train").mkdir(parents=True)
+    (job / "job.json").write_text(json.dumps({"kind": "train", "job_id": "t", "params": {}}))
+    (job / "status.json").write_text(json.dumps(jobs.JobStatus(state="cancelled", started=time.time()).to_dict()))
+    with pytest.raises(JobError, match="finished no epoch, so there is nothing to resume; start a new training"):
+        jobs.resume_training(job, tmp_path / "job-b")
+    assert not (tmp_path / "job-b").exists()
+
+
+def test_the_model_page_offers_to_resume_a_stopped_training(small_scene, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from test_pages import by_label, new_app, texts
+
+    from core import jobs
+    from pages.components import mapview
+
+    monkeypatch.setattr(mapview, "_st_folium", lambda m, **k: None)
+    work = tmp_path / "work"
+    monkeypatch.setenv("CROPMAP_WORKDIR", str(work))
+    old = work / "jobs" / "job-20250101-000000-aaaaaa"
+    _stopped_job(old, small_scene, state="failed")
+    calls = []
+    def resume_training(stopped, resumed, **kw):
+        calls.append(((stopped, resumed), kw))
+        Path(resumed).mkdir()  # (the job folder this session then follows)
+        return "job"
+
+    monkeypatch.setattr(jobs, "resume_training", resume_training)
+    at = new_app()
+    at.switch_page("pages/model.py").run()
+    assert "Its 1 finished epoch(s) are kept: resume it to train the other 2 from the last one" in texts(at)
+    by_label(at.button, "Resume training").click().run()
+    assert not at.exception
+    (stopped, resumed), kw = calls[0]
+    assert Path(stopped) == old and Path(resumed).parent == work / "jobs" and kw == {"one_at_a_time": True}
+    assert at.session_state["job_dir"] == str(resumed)
