@@ -165,7 +165,9 @@ def open_patch_set(sources: Sequence[str | os.PathLike], patch_size: int, label:
         side = this
         check_labels(parse_patch(record, [label], (side, side)), name, label)
     if side is None:
-        raise NoDataError(f"the {len(files)} TFRecord file(s) at {', '.join(map(str, sources))} hold no records")
+        raise NoDataError(f"the {len(files)} TFRecord file(s) at {', '.join(map(str, sources))} hold no records (an "
+                          "export with no points, or a copy that failed); cut patches again (python -m core patches, "
+                          "or the Data page), or export again with points in the region")
     if side < patch_size:
         fit = side // 16 * 16
         fix = f"use {option} {fit}" if fit >= 32 else "export larger patches (at least 32 px)"

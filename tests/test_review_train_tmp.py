@@ -200,3 +200,13 @@ def test_the_model_page_offers_to_resume_a_stopped_training(small_scene, tmp_pat
     (stopped, resumed), kw = calls[0]
     assert Path(stopped) == old and Path(resumed).parent == work / "jobs" and kw == {"one_at_a_time": True}
     assert at.session_state["job_dir"] == str(resumed)
+
+
+def test_training_on_an_empty_patch_file_says_what_to_do(tmp_path):
+    """An empty TFRecord file ended in 'the 1 TFRecord file(s) at X hold no records', and no more."""
+    from core.errors import NoDataError
+    from core.patchset import open_patch_set
+
+    (tmp_path / "train.tfrecord.gz").write_bytes(b"")
+    with pytest.raises(NoDataError, match=r"hold no records \(.*\); cut patches again \(python -m core patches"):
+        open_patch_set([str(tmp_path / "train.tfrecord.gz")], 64)
