@@ -10,14 +10,14 @@ Engine's TFRecord layout (exported by Earth Engine or by ``python -m core patche
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
 from core.errors import ConfigError, InputNotFoundError, NoDataError, RegionError
-from core.labels import CROP, NODATA, get_class_map
+from core.labels import CROP, NODATA, NOT_CROP, get_class_map
 from core.model import Normalization
 from core.raster import FEATURE_BANDS, ImageReader, read_labels
 
@@ -341,8 +341,9 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
     The held-out block is the last ``size``-wide column (or row, along the image's longer side) of
     the non-overlapping tile grid that validation uses, so it yields whole validation tiles. Two
     binary label rasters go to ``out_dir``: ``train_labels.tif`` (the block set to no data) and
-    ``val_labels.tif`` (only the block). When the image is under two tiles along both sides, or
-    either part lacks labelled pixels, validation uses the training pixels and the note says so.
+    ``val_labels.tif`` (only the block). When the image is under two tiles along both sides, either
+    part lacks labelled pixels, or the block lacks crop or not-crop pixels (validation IoU would
+    then say nothing), validation uses the training pixels and the note says so.
 
     Raises:
         InputNotFoundError, CorruptFileError, GridMismatchError: as :func:`core.raster.read_labels`.
@@ -375,7 +376,12 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
         block[start : start + size, :] = True
     labelled = mask != NODATA
     val_tiles = len(_valid_windows(labelled & block, size, min_valid, stride=size))
-    if val_tiles == 0 or not _valid_windows(labelled & ~block, size, 0.5).size:
+    held = mask[block]
+    one_class = not ((held == CROP).any() and (held == NOT_CROP).any())  # validation IoU would say nothing
+    if val_tiles and one_class and _valid_windows(labelled & ~block, size, 0.5).size:
+        return replace(same, note="Validation uses the training pixels (the block that would be held out has only "
+                                  "one class, crop or not crop): a quick check, not an independent test.")
+    if val_tiles == 0 or one_class or not _valid_windows(labelled & ~block, size, 0.5).size:
         return same
     out = Path(out_dir)
     train_path = write_mask(out / "train_labels.tif", np.where(block, NODATA, mask), grid)

@@ -45,6 +45,7 @@ from core.errors import (  # noqa: E402
     ConfigError,
     CorruptFileError,
     InvalidDataError,
+    NoDataError,
     OutputExistsError,
     RegionError,
 )
@@ -294,6 +295,22 @@ def _check_patch_fits(data: Sequence[str | os.PathLike], scenes: Sequence[Scene]
             raise RegionError(f"{img.name} is {w} x {h} px, smaller than one {size} px patch; {fix}")
 
 
+def _check_validation_classes(yv: np.ndarray, name: str) -> None:
+    """Validation targets ``yv`` (n, s, s, 2 = crop, valid) hold both crop and not-crop pixels.
+
+    Raises:
+        NoDataError: one class is missing: validation IoU and Dice would say nothing, and the best
+            checkpoint (the lowest validation loss) would be the model that finds least (or most) crop.
+    """
+    crop, valid = yv[..., 0] > 0.5, yv[..., 1] > 0.5
+    missing = "crop" if not (crop & valid).any() else "not-crop" if not (~crop & valid).any() else None
+    if missing:
+        raise NoDataError(f"the validation data ({name}) hold no {missing} pixel: validation IoU and Dice would not "
+                          f"measure the model, and the best checkpoint would be the one that finds "
+                          f"{'least' if missing == 'crop' else 'most'} crop; validate on data with both crop and "
+                          "not-crop pixels (on the Model page: a region with some cropland and some other land)")
+
+
 def _open_data(items: Sequence[str], size: int, label_map: str, flag: str) -> list[Scene] | PatchSet:
     """The scenes (images read into memory) or the checked TFRecord patches of a --train/--val list.
 
@@ -379,6 +396,7 @@ def train(
             the run to resume.
         ModelMismatchError, ConfigError: ``config.init_model`` has other bands or another preset
             (it is loaded when a run starts; resuming after a finished epoch does not need it).
+        NoDataError: the validation data hold no crop pixel, or no not-crop pixel.
         InvalidDataError: the loss became NaN or infinite (the training diverged): the run stops at
             once, and the epochs finished before are kept as checkpoints and history.
     """
@@ -449,6 +467,7 @@ def train(
         if config.val_patches and len(xv) > config.val_patches:
             keep = np.random.default_rng(config.seed).choice(len(xv), config.val_patches, replace=False)
             xv, yv = xv[np.sort(keep)], yv[np.sort(keep)]
+    _check_validation_classes(yv, ", ".join(map(str, val_data)))
     if isinstance(train_src, PatchSet):
         data = tfrecord_dataset(train_src.files, norm, config.patch_size, batch_size=config.batch_size,
                                 augment=config.augment, seed=data_seed, record_size=train_src.record_size)

@@ -210,3 +210,45 @@ def test_training_on_an_empty_patch_file_says_what_to_do(tmp_path):
     (tmp_path / "train.tfrecord.gz").write_bytes(b"")
     with pytest.raises(NoDataError, match=r"hold no records \(.*\); cut patches again \(python -m core patches"):
         open_patch_set([str(tmp_path / "train.tfrecord.gz")], 64)
+
+
+def _binary_labels(small_scene, path, crop_cols=None):
+    """Binary labels on the small scene's grid: crop in columns ``crop_cols`` (a slice), not crop elsewhere."""
+    import numpy as np
+    import rasterio
+
+    img, _ = small_scene
+    with rasterio.open(img) as src:
+        profile = dict(src.profile, count=1, dtype="uint8", nodata=255)
+        mask = np.zeros((src.height, src.width), np.uint8)
+    if crop_cols is not None:
+        mask[:, crop_cols] = 1
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(mask, 1)
+    return path
+
+
+def test_validation_data_without_crop_pixels_are_refused_before_the_run_starts(small_scene, tmp_path):
+    """Validation on data with no crop pixel trained to the end with val IoU and Dice 0 in every
+    epoch and the card, and a 'best' checkpoint chosen for finding least crop."""
+    from core.errors import NoDataError
+
+    img, _ = small_scene
+    lab = _binary_labels(small_scene, tmp_path / "labels.tif", crop_cols=slice(0, 100))
+    no_crop = _binary_labels(small_scene, tmp_path / "no_crop.tif")
+    with pytest.raises(NoDataError, match=r"validation data \(.*no_crop.tif\) hold no crop pixel: .*both crop and not-crop"):
+        train(CFG, [f"{img}:{lab}"], [f"{img}:{no_crop}"], tmp_path / "run", label_map="binary")
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_a_held_out_block_with_one_class_is_not_the_validation_set(small_scene, tmp_path):
+    """The Model page's held-out block had no crop (crop only elsewhere in the region): validation
+    IoU 0 whatever the model. Validation then uses the training pixels, and the note says why."""
+    from core.dataset import spatial_holdout
+
+    img, _ = small_scene  # 320 x 288: held out with 128 px tiles are columns 128-255
+    lab = _binary_labels(small_scene, tmp_path / "labels.tif", crop_cols=slice(0, 100))
+    split = spatial_holdout(img, lab, "binary", tmp_path / "h", 128)
+    assert split.train == split.val and "only one class" in split.note
+    lab = _binary_labels(small_scene, tmp_path / "labels2.tif", crop_cols=slice(0, 200))  # both classes in the block
+    assert "columns 128-255" in spatial_holdout(img, lab, "binary", tmp_path / "h2", 128).note
