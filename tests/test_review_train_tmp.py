@@ -112,7 +112,7 @@ def test_a_dashboard_jobs_model_card_carries_the_command_that_trains_it_again(sm
     assert "oneDNN" not in log and "absl" not in log  # the worker's log holds no start-up notices
 
 
-def _stopped_job(job_dir, small_scene, state="cancelled"):
+def _stopped_job(job_dir, small_scene, state="cancelled", message="cancelled after epoch 1; the best checkpoint so far is kept"):
     """A training job folder as the worker leaves it when it is stopped during epoch 2 of 3."""
     import json
     import time
@@ -131,7 +131,7 @@ def _stopped_job(job_dir, small_scene, state="cancelled"):
                                                              "config": cfg}}))
     history = [{"epoch": 1, **{k: float(v) for k, v in _rows(job_dir / "train" / "history.csv")[0].items() if k != "epoch"}}]
     st = jobs.JobStatus(state=state, job_id="train-x", started=time.time(), epoch=2, epochs=3, history=history,
-                        message="cancelled after epoch 1; the best checkpoint so far is kept")
+                        message=message)
     (job_dir / "status.json").write_text(json.dumps(st.to_dict()))
 
 
@@ -252,3 +252,20 @@ def test_a_held_out_block_with_one_class_is_not_the_validation_set(small_scene, 
     assert split.train == split.val and "only one class" in split.note
     lab = _binary_labels(small_scene, tmp_path / "labels2.tif", crop_cols=slice(0, 200))  # both classes in the block
     assert "columns 128-255" in spatial_holdout(img, lab, "binary", tmp_path / "h2", 128).note
+
+
+def test_a_diverged_training_is_not_offered_to_resume(small_scene, tmp_path, monkeypatch):
+    """Resuming a run whose loss became NaN repeats it with the same learning rate: the page offered it."""
+    from test_pages import new_app, texts
+
+    from pages.components import mapview
+
+    monkeypatch.setattr(mapview, "_st_folium", lambda m, **k: None)
+    work = tmp_path / "work"
+    monkeypatch.setenv("CROPMAP_WORKDIR", str(work))
+    _stopped_job(work / "jobs" / "job-20250101-000000-aaaaaa", small_scene, state="failed",
+                 message="training diverged: the training loss became nan at epoch 2, step 1; start again with a lower "
+                         "learning rate (e.g. 0.0001: --lr, or 'Learning rate' on the Model page)")
+    at = new_app()
+    at.switch_page("pages/model.py").run()
+    assert "training diverged" in texts(at) and not [b for b in at.button if b.label == "Resume training"]
