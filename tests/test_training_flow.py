@@ -1,4 +1,5 @@
-"""Training workflow review: a diverging run, the worker's messages, the card's command, resume from the page."""
+"""The training workflow end to end: a diverging run, the worker's messages, the card's command,
+resume from the Model page, empty patches, validation data with one class."""
 
 from __future__ import annotations
 
