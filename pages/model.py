@@ -141,11 +141,20 @@ with tab_train:
         if len(js.history) >= 2:  # a line needs two epochs; one epoch's figures are in the bar's text
             import pandas as pd
 
-            hist = pd.DataFrame(js.history).set_index("epoch")
+            import altair as alt
+
+            hist = pd.DataFrame(js.history)
             c1, c2 = st.columns(2)
             for col, names, y_label in ((c1, LOSS_CURVES, "loss"), (c2, SCORE_CURVES, "score (0-1)")):
-                col.line_chart(hist[[c for c in names if c in hist]].rename(columns=names), height=220,
-                               x_label="epoch", y_label=y_label)
+                long = hist.melt("epoch", [c for c in names if c in hist], "curve", "value")
+                long["curve"] = long["curve"].map(names)
+                # whole epochs on the x axis (a line chart's default ticks read 1.0, 1.5, 2.0)
+                col.altair_chart(alt.Chart(long, height=220).mark_line(point=True).encode(
+                    x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
+                    y=alt.Y("value:Q", title=y_label),
+                    color=alt.Color("curve:N", title=None, sort=list(names.values()), legend=alt.Legend(orient="bottom")),
+                    tooltip=["epoch", "curve", alt.Tooltip("value:Q", title=y_label, format=".3f")],
+                ), width="stretch")
         elif js.history:
             st.caption("The training curves appear when a second epoch has finished." if js.active else
                        "One epoch only, so no training curves: its figures are in the line above.")

@@ -73,6 +73,8 @@ def test_training_curves_are_named_and_not_drawn_empty_after_one_epoch(fake_map,
     assert names(loss) == {"training loss", "validation loss"}
     assert names(score) == {"training IoU", "validation IoU", "training Dice", "validation Dice"}
     assert _axis_titles(loss_spec) == ("epoch", "loss") and _axis_titles(score_spec) == ("epoch", "score (0-1)")
+    # whole epochs on the x axis, not the 1.0, 1.5, 2.0 of a line chart's default ticks
+    assert loss_spec["encoding"]["x"]["axis"] == {"format": "d", "tickMinStep": 1}
 
 
 #: a region of the sample scene too small for a 256 px patch (drawn by a user zoomed in)
