@@ -679,7 +679,9 @@ def run(job_dir: str | os.PathLike) -> int:
                                              else "cancelled before the first epoch ended; no model was saved")
     else:
         st.state = "done"
-        st.message = f"finished after {st.epoch} epoch(s) ({stopped.replace('_', ' ')})"
+        n = f"{st.epoch} epoch{'s' if st.epoch != 1 else ''}"
+        st.message = (f"stopped early after {n} of {st.epochs}: the validation loss had stopped improving; the best "
+                      "checkpoint is kept" if stopped == "early_stopping" else f"finished: all {n} done")
     _write_status(job_dir, st)
     return 0
 

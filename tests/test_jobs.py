@@ -418,3 +418,32 @@ def test_progress_text_pairs_each_metric_with_its_validation_figure_in_a_fixed_o
     js = jobs.JobStatus(state="running", epoch=2, epochs=5, step=3, steps=10,
                         logs={"dice": 0.6, "iou": 0.222, "loss": 1.327, "val_iou": 0.31, "val_loss": 1.1})
     assert js.progress_text() == "running: epoch 2/5, loss 1.327 (val 1.100), IoU 0.222 (val 0.310)"
+
+
+@pytest.mark.parametrize("stopped, message", [
+    ("completed", "finished: all 2 epochs done"),
+    ("early_stopping", "stopped early after 2 epochs of 5: the validation loss had stopped improving; the best "
+                       "checkpoint is kept"),
+])
+def test_a_finished_job_says_whether_it_ran_all_epochs_or_stopped_early(tmp_path, monkeypatch, stopped, message):
+    """It said 'finished after 2 epoch(s) (early stopping)', the trainer's word, with no total."""
+    job_dir = tmp_path / "j"
+    job_dir.mkdir()
+    (job_dir / "job.json").write_text(json.dumps({"kind": "selftest", "job_id": "x", "params": {}, "note": ""}))
+    jobs._write_status(job_dir, jobs.JobStatus(state="starting", job_id="x", kind="selftest", started=time.time()))
+
+    def trainer(progress, should_stop, run_dir):
+        # 2 epochs of the 5 asked for (for "completed", as a run whose epochs were set to 2 reports)
+        total = 5 if stopped == "early_stopping" else 2
+        jobs.selftest_train(epochs=2, steps=1, delay=0.0, progress=lambda e: progress({**e, "epochs": total}),
+                            should_stop=should_stop)
+        return {"stopped": stopped}
+
+    monkeypatch.setattr(jobs, "_import_entry", lambda spec: trainer)
+    old = signal.getsignal(signal.SIGTERM)
+    try:
+        jobs.run(job_dir)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    st = jobs.status(job_dir)
+    assert st.state == "done" and st.message == message
