@@ -29,6 +29,25 @@ def wait_for(job_dir: Path, states: tuple[str, ...], timeout: float = 60) -> job
     raise AssertionError(f"job stuck in {jobs.status(job_dir)}")
 
 
+def _selftest_job_dir(job_dir: Path) -> Path:
+    """A job folder as start_job leaves it, for :func:`jobs.run` to be called in this process."""
+    job_dir.mkdir()
+    (job_dir / "job.json").write_text(json.dumps({"kind": "selftest", "job_id": "x", "params": {}, "note": ""}))
+    jobs._write_status(job_dir, jobs.JobStatus(state="starting", job_id="x", kind="selftest", started=time.time()))
+    return job_dir
+
+
+def _run_in_process(job_dir: Path, trainer, monkeypatch) -> jobs.JobStatus:
+    """Run the job in ``job_dir`` here with ``trainer`` as its entry point; its final status."""
+    monkeypatch.setattr(jobs, "_import_entry", lambda spec: trainer)
+    old = signal.getsignal(signal.SIGTERM)
+    try:
+        jobs.run(job_dir)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    return jobs.status(job_dir)
+
+
 def test_selftest_job_runs_to_completion(tmp_path):
     job_id = jobs.start_job("selftest", {"epochs": 3, "steps": 2, "delay": 0.01}, tmp_path / "j")
     assert job_id.startswith("selftest-")
@@ -375,23 +394,14 @@ def test_worker_that_dies_before_reporting_is_failed(tmp_path):
 def test_a_cancel_after_the_last_epoch_finished_leaves_the_job_done(tmp_path, monkeypatch):
     """The user clicks Cancel while the last epoch is being validated and saved: the trainer
     finishes all epochs ("completed"), and the job is done (it was reported "cancelled after epoch N")."""
-    job_dir = tmp_path / "j"
-    job_dir.mkdir()
-    (job_dir / "job.json").write_text(json.dumps({"kind": "selftest", "job_id": "x", "params": {}, "note": ""}))
-    jobs._write_status(job_dir, jobs.JobStatus(state="starting", job_id="x", kind="selftest", started=time.time()))
+    job_dir = _selftest_job_dir(tmp_path / "j")
 
     def trainer(progress, should_stop, run_dir):
         out = jobs.selftest_train(epochs=2, steps=1, delay=0.0, progress=progress, should_stop=should_stop)
         (job_dir / jobs.CANCEL_FILE).write_text("late")  # clicked during the final save
         return out
 
-    monkeypatch.setattr(jobs, "_import_entry", lambda spec: trainer)
-    old = signal.getsignal(signal.SIGTERM)
-    try:
-        jobs.run(job_dir)
-    finally:
-        signal.signal(signal.SIGTERM, old)
-    st = jobs.status(job_dir)
+    st = _run_in_process(job_dir, trainer, monkeypatch)
     assert st.state == "done", f"all epochs finished, yet: {st.state}: {st.message}"
 
 
@@ -427,10 +437,7 @@ def test_progress_text_pairs_each_metric_with_its_validation_figure_in_a_fixed_o
 ])
 def test_a_finished_job_says_whether_it_ran_all_epochs_or_stopped_early(tmp_path, monkeypatch, stopped, message):
     """It said 'finished after 2 epoch(s) (early stopping)', the trainer's word, with no total."""
-    job_dir = tmp_path / "j"
-    job_dir.mkdir()
-    (job_dir / "job.json").write_text(json.dumps({"kind": "selftest", "job_id": "x", "params": {}, "note": ""}))
-    jobs._write_status(job_dir, jobs.JobStatus(state="starting", job_id="x", kind="selftest", started=time.time()))
+    job_dir = _selftest_job_dir(tmp_path / "j")
 
     def trainer(progress, should_stop, run_dir):
         # 2 epochs of the 5 asked for (for "completed", as a run whose epochs were set to 2 reports)
@@ -439,11 +446,5 @@ def test_a_finished_job_says_whether_it_ran_all_epochs_or_stopped_early(tmp_path
                             should_stop=should_stop)
         return {"stopped": stopped}
 
-    monkeypatch.setattr(jobs, "_import_entry", lambda spec: trainer)
-    old = signal.getsignal(signal.SIGTERM)
-    try:
-        jobs.run(job_dir)
-    finally:
-        signal.signal(signal.SIGTERM, old)
-    st = jobs.status(job_dir)
+    st = _run_in_process(job_dir, trainer, monkeypatch)
     assert st.state == "done" and st.message == message
