@@ -180,7 +180,7 @@ def test_training_on_patches_cut_from_the_region(page, app_url, artifacts):
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Training on 1 TFRecord file(s) of 64 px patches", exact=False).wait_for(timeout=120_000)
     page.get_by_role("button", name="Use the best checkpoint").wait_for(timeout=300_000)
-    page.get_by_text("completed", exact=False).first.wait_for(timeout=300_000)
+    page.get_by_text("finished: all 2 epochs done", exact=False).first.wait_for(timeout=300_000)
     snapshot(page, artifacts / "04c_model_trained_on_patches.png")
     page.get_by_role("button", name="Use the best checkpoint").click()
     page.locator("[data-testid='stSidebar']").get_by_text("Model: best.keras").wait_for(timeout=60_000)
