@@ -376,13 +376,12 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
         block[start : start + size, :] = True
     labelled = mask != NODATA
     val_tiles = len(_valid_windows(labelled & block, size, min_valid, stride=size))
+    if val_tiles == 0 or not _valid_windows(labelled & ~block, size, 0.5).size:
+        return same
     held = mask[block]
-    one_class = not ((held == CROP).any() and (held == NOT_CROP).any())  # validation IoU would say nothing
-    if val_tiles and one_class and _valid_windows(labelled & ~block, size, 0.5).size:
+    if not ((held == CROP).any() and (held == NOT_CROP).any()):  # one class: validation IoU would say nothing
         return replace(same, note="Validation uses the training pixels (the block that would be held out has only "
                                   "one class, crop or not crop): a quick check, not an independent test.")
-    if val_tiles == 0 or one_class or not _valid_windows(labelled & ~block, size, 0.5).size:
-        return same
     out = Path(out_dir)
     train_path = write_mask(out / "train_labels.tif", np.where(block, NODATA, mask), grid)
     val_path = write_mask(out / "val_labels.tif", np.where(block, mask, NODATA), grid)
