@@ -20,12 +20,12 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 from core.errors import ConfigError
-from core.raster import FEATURE_BANDS, INPUT_BANDS
+from core.raster import FEATURE_BANDS, INPUT_BANDS, LANDSAT_C2_OFFSET, LANDSAT_C2_SCALE
 
 #: QA_PIXEL bits that must all be 0: fill(0), dilated cloud(1), cirrus(2), cloud(3), shadow(4).
 LANDSAT_QA_MASK = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4)
-LANDSAT_SCALE = 0.0000275
-LANDSAT_OFFSET = -0.2
+#: Collection 2 Level 2 surface reflectance = stored x scale + offset (the same for local files)
+LANDSAT_SCALE, LANDSAT_OFFSET = LANDSAT_C2_SCALE, LANDSAT_C2_OFFSET
 S2_SCALE = 1.0 / 10000.0
 CLOUD_SCORE_PLUS = "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"
 NDVI_EPS = 1e-6
