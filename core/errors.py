@@ -36,6 +36,11 @@ class InvalidDataError(CropMapError):
     """Pixel values that cannot be reflectance (NaN, negative, out of range) or bad labels."""
 
 
+#: how the message of a training stopped by a NaN or infinite loss starts (a job's status keeps only
+#: the text, and such a run is not offered to resume: it would diverge again)
+DIVERGED = "training diverged"
+
+
 class CorruptFileError(CropMapError):
     """A TFRecord, model or raster file is truncated or unreadable."""
 

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from core.errors import CropMapError, JobError
+from core.errors import DIVERGED, CropMapError, JobError
 
 JOB_FILE = "job.json"
 STATUS_FILE = "status.json"
@@ -343,6 +343,14 @@ def start_training(
     TrainConfig(**(config or {}))  # validate now, in the caller's process
     params = {"train_data": list(train_data), "val_data": list(val_data), "label_map": label_map, "config": config or {}}
     return start_job("train", params, job_dir, note=note, one_at_a_time=one_at_a_time)
+
+
+def can_resume(job_dir: str | os.PathLike, st: JobStatus) -> bool:
+    """Whether a stopped training job (``st``: its status) can go on from its last finished epoch:
+    cancelled or failed, a checkpoint on disk, and not stopped by a diverged loss (which a resume
+    with the same settings would only repeat)."""
+    return (st.state in ("cancelled", "failed")
+            and (Path(job_dir) / TRAIN_SUBDIR / "last.keras").exists() and not st.message.startswith(DIVERGED))
 
 
 def resume_training(stopped_dir: str | os.PathLike, job_dir: str | os.PathLike, one_at_a_time: bool = False) -> str:

@@ -43,6 +43,7 @@ from core.dataset import (  # noqa: E402
 from core.errors import (  # noqa: E402
     BandError,
     ConfigError,
+    DIVERGED,
     CorruptFileError,
     InvalidDataError,
     NoDataError,
@@ -148,7 +149,7 @@ class _Reporter(keras.callbacks.Callback):
         lr = float(self.card.training.get("learning_rate", 1e-3))
         kept = (f"the checkpoints of the {self.epoch} finished epoch(s) in {self.run_dir} are kept" if self.epoch
                 else "no epoch had finished, so no model was saved")
-        return InvalidDataError(f"training diverged: {what}; start again with a lower learning rate (e.g. {lr / 10:g}: "
+        return InvalidDataError(f"{DIVERGED}: {what}; start again with a lower learning rate (e.g. {lr / 10:g}: "
                                 f"--lr, or 'Learning rate' on the Model page), or check the training data; {kept}")
 
 

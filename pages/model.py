@@ -170,8 +170,7 @@ with tab_train:
                 st.rerun()
         elif running is not None and running == Path(job_dir):  # it finished: re-enable the form
             st.rerun()
-        elif (js.state in ("cancelled", "failed") and (Path(job_dir) / jobs.TRAIN_SUBDIR / "last.keras").exists()
-              and not js.message.startswith("training diverged")):  # (resumed, it would diverge again)
+        elif jobs.can_resume(job_dir, js):
             other = jobs.active_job(JOBS)
             st.caption(f"Its {len(js.history)} finished epoch(s) are kept: resume it to train the other "
                        f"{max(js.epochs - len(js.history), 0)} from the last one, with the same data and settings.")
