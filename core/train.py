@@ -539,23 +539,24 @@ RUN_FILES = ("last.keras", "best.keras", "best.json", "history.csv", "run.json")
 
 @contextmanager
 def _previous_run_kept(run_dir: Path, overwriting: bool) -> Iterator[None]:
-    """When ``overwriting``, move a previous run's files into a hidden folder of ``run_dir`` for
-    the block; if the block fails or ends (e.g. cancelled) before the new run has finished an epoch
-    (no ``history.csv``), the new files are removed and the previous ones put back, otherwise they
-    are deleted."""
+    """Leave ``run_dir`` as it was if the block fails or ends (e.g. cancelled) before the new run
+    has finished an epoch (no ``history.csv``): the new files are removed, a folder the block
+    created goes too, and when ``overwriting``, the previous run's files (moved into a hidden folder
+    of ``run_dir`` for the block) are put back. Once an epoch has finished, they are deleted."""
+    created = not run_dir.exists()
     old = [run_dir / n for n in RUN_FILES if (run_dir / n).exists()] if overwriting else []
-    if not old:
-        yield
-        return
-    keep = Path(tempfile.mkdtemp(prefix=".previous-run-", dir=run_dir))
+    keep = Path(tempfile.mkdtemp(prefix=".previous-run-", dir=run_dir)) if old else None
     for path in old:
         os.replace(path, keep / path.name)
     try:
         yield
-    finally:  # failed, interrupted or cancelled before a finished epoch: the previous run comes back
+    finally:  # failed, interrupted or cancelled before a finished epoch: as it was before
         if not (run_dir / "history.csv").exists():
             for name in RUN_FILES:
                 (run_dir / name).unlink(missing_ok=True)
-            for path in keep.iterdir():
-                os.replace(path, run_dir / path.name)
-        shutil.rmtree(keep, ignore_errors=True)
+            for path in old:
+                os.replace(keep / path.name, path)
+        if keep is not None:
+            shutil.rmtree(keep, ignore_errors=True)
+        if created and run_dir.exists() and not any(run_dir.iterdir()):
+            run_dir.rmdir()

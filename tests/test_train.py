@@ -252,6 +252,32 @@ def test_a_failed_start_writes_nothing_so_the_corrected_retry_runs(capsys, small
     assert json.loads((run / "best.json").read_text())["pixel_size_m"] == 30.0
 
 
+def test_a_new_run_that_fails_in_its_first_epoch_leaves_nothing_so_a_retry_needs_no_overwrite(
+        small_scene, tmp_path, monkeypatch):
+    import keras
+
+    img, lab = small_scene
+    pair = f"{img}:{lab}"
+    run, kept = tmp_path / "run", tmp_path / "kept"
+    kept.mkdir()
+
+    def fails(self, *args, **kwargs):
+        assert (run / "run.json").exists()  # the run had started
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(keras.Model, "fit", fails)
+    with pytest.raises(MemoryError):
+        train(CFG, [pair], [pair], run)
+    assert not run.exists()  # the folder it made goes too
+    run = kept  # an empty folder that was there stays
+    with pytest.raises(MemoryError):
+        train(CFG, [pair], [pair], run)
+    assert kept.is_dir() and _files(kept) == {}
+    monkeypatch.undo()
+    res = train(CFG, [pair], [pair], kept)  # the retry: no --overwrite needed
+    assert res.epochs_done == CFG.epochs and (kept / "best.keras").exists()
+
+
 def test_resume_from_a_damaged_run_json_is_one_line_and_touches_nothing(capsys, small_scene, finished_run, tmp_path):
     img, lab = small_scene
     pair = f"{img}:{lab}"
