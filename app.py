@@ -25,4 +25,6 @@ try:
     nav.run()
 except ui.PageStopped:
     pass  # the page has said why it cannot go on
+finally:
+    state.save()  # also when the page reruns or stops: a browser reload comes back to this
 sidebar.show()  # after the page, so that it shows what the page just changed

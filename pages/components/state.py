@@ -7,7 +7,11 @@ scene's paths, the model path, the job folder, the threshold, layer settings. Ne
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +70,124 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+#: the keys a browser reload brings back (:func:`save` and :func:`init`); the first group goes
+#: back only as a whole and only when every file it names is still there (a region belongs to its
+#: source, a prediction to its scene)
+KEPT_TOGETHER = (SOURCE, REGION, PREVIOUS_REGION, SCENE, PATCHES, PREDICTION, FIELDS)
+KEPT = KEPT_TOGETHER + (MODEL_PATH, THRESHOLD, VIEWS, LAYERS, QUALITY_CLASS, EE_ASSET, EE_PATCHES, TRAIN_FORM,
+                        PATCH_FORM, EE_EXPORT_FORM)
+SESSION_PARAM = "session"  # the URL's query parameter that names the session's saved state
+SESSION_ID = "_session_id"  # this browser session's id (32 hex digits)
+SAVED = "_saved_state"  # the JSON text last saved for this session (so that an unchanged run writes nothing)
+SESSION_DAYS = 30  # saved sessions older than this are removed when a new session starts
+
+
 def init() -> None:
-    """Set every key that is missing to its default (call once per run, from app.py)."""
+    """Set every key that is missing to its default (call once per run, from app.py). On a
+    session's first run, bring back what the session in the URL had (a browser reload)."""
+    first = SESSION_ID not in st.session_state
     for key, value in DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = value.copy() if isinstance(value, dict) else value
+    if first:
+        _start_session()
+
+
+def _start_session() -> None:
+    sid = st.query_params.get(SESSION_PARAM, "")
+    if re.fullmatch(r"[0-9a-f]{32}", sid or ""):
+        try:
+            text = (sessions_dir() / f"{sid}.json").read_text()
+        except OSError:
+            text = ""
+        st.session_state.update(restored(text))
+        st.session_state[SAVED] = text
+    else:
+        sid = uuid.uuid4().hex
+        _prune(sessions_dir(), SESSION_DAYS * 86400)
+    st.session_state[SESSION_ID] = sid
+
+
+def save() -> None:
+    """Keep this session's :data:`KEPT` keys on disk under the id the URL carries, so that a
+    browser reload (or the link opened again) comes back to the same region, model, prediction
+    and settings (call at the end of every run, from app.py). Never raises for a full disk or a
+    read-only work folder: the session then just is not kept."""
+    sid = st.session_state.get(SESSION_ID)
+    if sid is None:
+        return
+    if st.query_params.get(SESSION_PARAM) != sid:  # page changes clear the URL's parameters
+        st.query_params[SESSION_PARAM] = sid
+    text = snapshot({k: st.session_state[k] for k in KEPT if k in st.session_state})
+    if text == st.session_state.get(SAVED):
+        return
+    path = sessions_dir() / f"{sid}.json"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return
+    st.session_state[SAVED] = text
+
+
+def snapshot(values: dict[str, Any]) -> str:
+    """The JSON text that :func:`restored` reads back: the values that JSON can hold (a value it
+    cannot hold is left out, and comes back as its default)."""
+    kept = {}
+    for key, value in values.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            continue
+        kept[key] = value
+    return json.dumps(kept, sort_keys=True, allow_nan=False)
+
+
+def restored(text: str, exists=os.path.exists) -> dict[str, Any]:
+    """The session values to bring back from :func:`snapshot`'s ``text``: only :data:`KEPT` keys;
+    :data:`KEPT_TOGETHER` all or none, and none when a file they name is gone (``exists``: the
+    check, injected for tests); {} for damaged text."""
+    try:
+        values = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(values, dict):
+        return {}
+    together = {k: values[k] for k in KEPT_TOGETHER if k in values}
+    out = {k: v for k, v in values.items() if k in KEPT and k not in together and _files_there(v, exists)}
+    if together and _files_there(list(together.values()), exists):
+        out.update(together)
+    return out
+
+
+def _files_there(value: Any, exists) -> bool:
+    """Whether every absolute path among ``value``'s strings (nested) names something on disk."""
+    if isinstance(value, str):
+        return not os.path.isabs(value) or exists(value)
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return all(_files_there(v, exists) for v in value)
+    return True
+
+
+def _prune(folder: Path, age_s: float) -> None:
+    """Remove saved sessions not changed for ``age_s`` seconds (best effort)."""
+    cutoff = time.time() - age_s
+    for path in folder.glob("*.json"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:
+            pass
+
+
+def sessions_dir() -> Path:
+    path = workdir() / "sessions"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def get(key: str) -> Any:

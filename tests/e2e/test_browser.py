@@ -129,6 +129,14 @@ def test_full_flow_offline(page, app_url, artifacts):
     frame.locator(".leaflet-control-zoom-fullscreen").click()
     legend.wait_for(state="hidden", timeout=10_000)
 
+    # a browser reload (F5 in a demo) comes back to the same prediction at the same threshold
+    assert "session=" in page.url
+    page.reload()
+    page.get_by_role("heading", name="Predict").first.wait_for(timeout=60_000)
+    wait_map_layers(page, 3)
+    snapshot(page, artifacts / "06c_after_reload.png")
+    assert metric_value(page, "Crop area") == after
+
     # 5. Quality: metrics, confusion matrix and the disagreement map against the CDL labels
     goto_page(page, "5. Quality")
     page.get_by_text("Confusion matrix").wait_for(timeout=120_000)

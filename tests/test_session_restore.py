@@ -1,0 +1,82 @@
+"""A browser reload comes back to the session it left (pages.components.state: save, init, snapshot,
+restored): the URL names the session, its small state is kept on disk, files it names are checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from pages.components import state
+from test_pages import by_label, fake_map, new_app, predict_page  # noqa: F401 - fake_map is a fixture
+
+REGION = {"type": "Feature", "properties": {"crs": "image"},
+          "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [256, 0], [256, 256], [0, 256], [0, 0]]]}}
+
+
+def test_snapshot_round_trip_keeps_only_kept_keys_and_json_values(tmp_path):
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"x")
+    values = {state.MODEL_PATH: str(model), state.THRESHOLD: 0.37, state.REGION: REGION,
+              state.SOURCE: {"kind": "sample"}, state.LAST_DRAWING: "{}", state.VIEWS: object()}
+    back = state.restored(state.snapshot(values))
+    assert back == {state.MODEL_PATH: str(model), state.THRESHOLD: 0.37, state.REGION: REGION,
+                    state.SOURCE: {"kind": "sample"}}  # not the drawing (not kept), not what JSON cannot hold
+
+
+def test_restored_drops_what_names_a_file_that_is_gone(tmp_path):
+    image = tmp_path / "own.tif"
+    image.write_bytes(b"x")
+    source = {"kind": "local", "image": str(image), "labels": None, "title": "own.tif"}
+    text = state.snapshot({state.SOURCE: source, state.REGION: REGION, state.PREDICTION: {"key": [str(image), 1.0]},
+                           state.MODEL_PATH: str(tmp_path / "gone.keras"), state.THRESHOLD: 0.6})
+    assert state.restored(text) == {state.SOURCE: source, state.REGION: REGION,
+                                    state.PREDICTION: {"key": [str(image), 1.0]}, state.THRESHOLD: 0.6}
+    image.unlink()  # the source's image is gone: its region and prediction do not come back without it
+    assert state.restored(text) == {state.THRESHOLD: 0.6}
+
+
+@pytest.mark.parametrize("text", ["", "{not json", "[1, 2]", "null"])
+def test_restored_from_damaged_text_is_nothing(text):
+    assert state.restored(text) == {}
+
+
+def _saved(sid: str) -> dict:
+    return json.loads((state.sessions_dir() / f"{sid}.json").read_text())
+
+
+def test_a_reload_comes_back_to_the_prediction_and_threshold(fake_map, tiny_model_path):
+    at = predict_page(tiny_model_path)
+    by_label(at.button, "Predict").click().run()
+    at.slider(key="w_threshold").set_value(0.3).run()
+    assert not at.exception
+    area = {m.label: m.value for m in at.metric}["Crop area"]
+    sid = at.query_params[state.SESSION_PARAM][0]  # the URL now names the session
+    assert len(sid) == 32 and _saved(sid)[state.THRESHOLD] == pytest.approx(0.3)
+
+    again = new_app()  # the reload: a new browser session with the same URL
+    again.query_params[state.SESSION_PARAM] = sid
+    again.switch_page("pages/predict.py").run()
+    assert not again.exception
+    assert again.session_state[state.MODEL_PATH] == str(tiny_model_path)
+    assert again.session_state[state.REGION] == REGION
+    assert {m.label: m.value for m in again.metric}["Crop area"] == area  # the prediction, not "Press Predict"
+    assert again.slider(key="w_threshold").value == pytest.approx(0.3)
+
+    other = new_app()  # a URL without a session (or a made-up one) starts afresh, under a new id
+    other.query_params[state.SESSION_PARAM] = "../../etc/passwd"
+    other.switch_page("pages/predict.py").run()
+    assert not other.exception and other.session_state[state.MODEL_PATH] is None
+    assert other.query_params[state.SESSION_PARAM][0] not in (sid, "../../etc/passwd")
+
+
+def test_old_sessions_are_removed_when_a_new_one_starts(fake_map):
+    old, recent = state.sessions_dir() / ("a" * 32 + ".json"), state.sessions_dir() / ("b" * 32 + ".json")
+    for path in (old, recent):
+        path.write_text("{}")
+    past = time.time() - (state.SESSION_DAYS + 1) * 86400
+    os.utime(old, (past, past))
+    new_app().run()
+    assert not old.exists() and recent.exists()
