@@ -87,6 +87,15 @@ with tab_train:
                              key="train_patch")
         lr = c6.number_input("Learning rate", 1e-5, 0.1, prev.get("learning_rate", 1e-3), format="%.5f",
                              key="train_lr")
+        with st.expander("Validation and early stopping"):
+            c7, c8 = st.columns(2)
+            val_n = c7.number_input("Validation patches", 1, 512, prev.get("val_patches", 32), key="train_val_n",
+                                    help="patches taken once from the validation data and scored after every "
+                                         "epoch (at most this many); more gives steadier figures and slower epochs")
+            patience = c8.number_input("Stop after epochs without improvement", 1, 200,
+                                       prev.get("patience", TrainConfig.patience), key="train_patience",
+                                       help="early stopping: the run ends when the validation loss has not improved "
+                                            "for this many epochs; the best epoch's model is kept")
         in_use = state.get(state.MODEL_PATH)
         fine_tune = st.checkbox(
             "Start from the model in use (fine-tune it)", value=False, disabled=not in_use, key="train_fine_tune",
@@ -98,7 +107,8 @@ with tab_train:
     if start:
         with ui.errors_shown():
             config = {"preset": preset, "epochs": int(epochs), "steps_per_epoch": int(steps), "batch_size": int(batch),
-                      "patch_size": int(patch), "learning_rate": float(lr), "val_patches": 32}
+                      "patch_size": int(patch), "learning_rate": float(lr), "val_patches": int(val_n),
+                      "patience": int(patience)}
             state.put(state.TRAIN_FORM, {**config, "source": source, **(
                 {"train_patches": train_path, "val_patches_path": val_path} if source == "patches" else {})})
             if jobs.active_job(JOBS):  # started meanwhile (another tab)

@@ -245,14 +245,18 @@ def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, m
     by_label(at.number_input, "Epochs").set_value(3)
     by_label(at.number_input, "Steps per epoch").set_value(4)
     by_label(at.selectbox, "Patch size").set_value(128)
+    by_label(at.number_input, "Stop after epochs without improvement").set_value(2)
+    by_label(at.number_input, "Validation patches").set_value(12)
     by_label(at.button, "Start training").click()
     at.run()
     assert calls[-1]["config"]["epochs"] == 3 and calls[-1]["config"]["patch_size"] == 128
+    assert calls[-1]["config"]["patience"] == 2 and calls[-1]["config"]["val_patches"] == 12
     at.switch_page("pages/data.py")
     at.run()
     at.switch_page("pages/model.py")
     at.run()
     assert by_label(at.number_input, "Epochs").value == 3  # not back at the default 5
+    assert by_label(at.number_input, "Stop after epochs without improvement").value == 2
     assert by_label(at.number_input, "Steps per epoch").value == 4
     assert by_label(at.selectbox, "Patch size").value == 128
     # a job running in the work folder (e.g. started before a browser reload) is found again, and a
