@@ -21,6 +21,27 @@ NO_LABELS = ("This image has no labels, so there is nothing to check a predictio
 #: the threshold curve's series, as the metrics above name them
 CURVE_NAMES = {"f1": "F1", "iou": "IoU", "precision": "Precision", "recall": "Recall"}
 
+
+
+def curve_chart(curve: list[dict], threshold: float):
+    """The scores against the threshold (undefined scores, None, leave a gap), with the chosen
+    threshold as a dashed rule; the legend above the plot, where a narrow column does not cut it."""
+    import altair as alt
+
+    df = pd.DataFrame(curve).set_index("threshold").astype(float)
+    long = (df[[c for c in CURVE_NAMES if c in df]].rename(columns=CURVE_NAMES).reset_index()
+            .melt("threshold", var_name="score", value_name="value"))
+    lines = alt.Chart(long, height=340).mark_line().encode(
+        x=alt.X("threshold:Q", title="crop threshold", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("value:Q", title="score (0-1)", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("score:N", title=None, sort=list(CURVE_NAMES.values()), legend=alt.Legend(orient="top")),
+        tooltip=[alt.Tooltip("threshold:Q", format=".2f"), "score", alt.Tooltip("value:Q", format=".3f")],
+    )
+    rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[4, 3], color="gray").encode(
+        x="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", title="chosen threshold", format=".2f")])
+    return lines + rule
+
+
 navigation.require_app(__file__)
 st.title("Quality")
 
@@ -28,18 +49,18 @@ model_path = state.get(state.MODEL_PATH)
 pred = state.get(state.PREDICTION)
 if not scene.has_labels():  # said before asking for a prediction that could not be checked
     ui.stop_with(NO_LABELS, "pages/region.py", "Go to the Region page")
-if not model_path:  # (e.g. after a browser reload, which starts a new session): the Predict page would only say so
+if not model_path:  # the Predict page would only say so
     ui.stop_with("Run a prediction first: no model is loaded yet, so load one on the Model page, then predict.",
                  "pages/model.py", "Go to the Model page")
-if not pred:
-    ui.stop_with("Run a prediction first: there is none for this region yet (a new region, image or model, or a "
-                 "browser reload, starts over).", "pages/predict.py", "Go to the Predict page")
 models.require_model(model_path)
-with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
+with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):  # a region that cannot be used is said first
     sc = scene.current_scene()
     image_path = str(sc.image_path)
     grid = cached.image_arrays(image_path, cached.mtime(image_path))[2]
     key = cached.prediction_key(image_path, scene.current_region().key(), model_path, state.get(state.VIEWS))
+if not pred:
+    ui.stop_with("Run a prediction first: there is none for this region yet (a new region, image or model "
+                 "starts over).", "pages/predict.py", "Go to the Predict page")
 if tuple(pred["key"]) != key:
     ui.stop_with(f"The prediction is out of date ({cached.prediction_change(tuple(pred['key']), key)} changed): "
                  "predict again.", "pages/predict.py", "Go to the Predict page")
@@ -107,9 +128,7 @@ with right:
                           "label: not crop": [f"{conf['fp']:,}", f"{conf['tn']:,}"]},
                           index=["predicted crop", "predicted not crop"]))
     st.markdown("**Scores against the threshold**")
-    df = pd.DataFrame(curve).set_index("threshold").astype(float)  # undefined (None): a gap in the curve
-    st.line_chart(df[[c for c in CURVE_NAMES if c in df]].rename(columns=CURVE_NAMES), height=260,
-                  x_label="crop threshold", y_label="score (0-1)")
+    st.altair_chart(curve_chart(curve, float(threshold)), width="stretch")
     best = max(curve, key=lambda r: r["f1"] or 0.0)
     if label_crop:  # with no crop to find, no threshold is best
         st.caption(f"Best F1 {best['f1']:.3f} at threshold {best['threshold']:.2f}.")

@@ -115,7 +115,7 @@ with st.expander("Upload a region (GeoJSON)"):
                                      "server's, for images).")
     if geo_file is not None and st.button("Use this GeoJSON region"):
         with ui.errors_shown():
-            state.set_region(Region.from_upload(geo_file.getvalue(), name=geo_file.name).to_geojson())
+            scene.use_uploaded_region(geo_file.getvalue(), geo_file.name)
             st.rerun()
 
 # ------------------------------------------------------------------ map
@@ -184,8 +184,10 @@ with info_col:
                              help="Use the region this one replaced"):
                     state.restore_previous_region()
                     st.rerun()
-        if check.area_ha is not None:
-            st.caption(f"Ground area of the pixels used: {check.area_ha:,.1f} ha")
+        if check.area_ha is not None:  # beside the shape's own area: why the two differ
+            st.caption(f"The pixels used cover {check.area_ha:,.1f} ha: "
+                       + ("those inside the image whose centre lies inside the shape." if check.clipped else
+                          "those whose centre lies inside the shape, so its edge makes a small difference."))
         reset = "Reset to the whole image" if scene.is_local() else "Reset to the Camana valley"
         if state.get(state.REGION) is not None and st.button(reset):
             state.set_region(None)

@@ -246,7 +246,7 @@ def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, m
     by_label(at.number_input, "Steps per epoch").set_value(4)
     by_label(at.selectbox, "Patch size").set_value(128)
     by_label(at.number_input, "Stop after epochs without improvement").set_value(2)
-    by_label(at.number_input, "Validation patches").set_value(12)
+    by_label(at.number_input, "Patches scored after each epoch").set_value(12)
     by_label(at.button, "Start training").click()
     at.run()
     assert calls[-1]["config"]["epochs"] == 3 and calls[-1]["config"]["patch_size"] == 128
@@ -459,7 +459,7 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
                                                              "Summary JSON"]
     # the probability GeoTIFF does not depend on the threshold: made once; the mask once per threshold
     assert tifs.count("crop probability (%)") == 1 and tifs.count("crop (1), not crop (0)") == 3
-    fields = [b for b in at.button if b.label == "Crop fields GeoJSON"][0]
+    fields = [b for b in at.button if b.label == "Crop areas GeoJSON"][0]
     assert fields.disabled  # the sample has no place on Earth, so no polygons in lon/lat
 
 
@@ -471,15 +471,15 @@ def test_predict_page_traces_crop_fields_of_a_georeferenced_image(fake_map, tiny
     at.button[0].click().run()  # Predict
     assert not at.exception and not at.error
     at.slider(key="w_threshold").set_value(0.05).run()  # the tiny model's crop is sparse: keep most of it
-    assert not [d for d in at.get("download_button") if "fields" in d.label]  # nothing traced before asked
-    fields = [b for b in at.button if b.label == "Crop fields GeoJSON"][0]
+    assert not [d for d in at.get("download_button") if "crop areas" in d.label]  # nothing traced before asked
+    fields = [b for b in at.button if b.label == "Crop areas GeoJSON"][0]
     assert not fields.disabled
     fields.click().run()
     assert not at.exception and not at.error
-    offered = [d.label for d in at.get("download_button") if "fields" in d.label]
-    assert len(offered) == 1 and re.fullmatch(r"Download [\d,]+ fields", offered[0])
+    offered = [d.label for d in at.get("download_button") if "crop areas" in d.label]
+    assert len(offered) == 1 and re.fullmatch(r"Download [\d,]+ crop areas", offered[0])
     at.slider(key="w_threshold").set_value(0.9).run()  # another threshold: asked for again, not stale
-    assert not [d for d in at.get("download_button") if "fields" in d.label]
+    assert not [d for d in at.get("download_button") if "crop areas" in d.label]
 
 
 def test_predict_views_make_a_new_prediction_that_quality_follows(fake_map, tiny_model_path, monkeypatch):
@@ -642,6 +642,44 @@ def test_uploaded_geojson_outside_image(fake_map):
     at.run()
     assert not at.exception
     assert any("outside the image" in e.value for e in at.error)
+
+
+def _upload_regions_script():
+    import json
+
+    import streamlit as st
+
+    from core.errors import CropMapError
+    from pages.components import scene, state
+
+    for name, geo in st.session_state["uploads"]:
+        try:
+            scene.use_uploaded_region(json.dumps(geo).encode(), name)
+        except CropMapError as err:
+            st.error(str(err))
+    st.session_state["region_after"] = state.get(state.REGION)
+
+
+def test_an_uploaded_region_the_source_cannot_use_is_refused_and_the_region_kept(fake_map):
+    def poly(coords, crs=None):
+        return {"type": "Feature", "properties": {"crs": crs} if crs else {},
+                "geometry": {"type": "Polygon", "coordinates": [coords]}}
+
+    at = AppTest.from_function(_upload_regions_script, default_timeout=TIMEOUT)
+    at.session_state["uploads"] = [
+        ("inside.geojson", poly([[0, 0], [300, 0], [300, 300], [0, 300], [0, 0]], "image")),
+        ("outside.geojson", poly([[2000, 2000], [2400, 2000], [2400, 2400], [2000, 2000]], "image")),
+        ("lonlat.geojson", poly([[-72.7, -16.6], [-72.69, -16.6], [-72.69, -16.59], [-72.7, -16.6]])),
+        ("tiny.geojson", poly([[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]], "image")),
+    ]
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 3 and all(e.endswith("The region in use is kept.") for e in errors)
+    assert errors[0].startswith("outside.geojson cannot be used: the region lies outside the image")
+    assert "lonlat.geojson cannot be used: this image is not georeferenced" in errors[1]
+    assert "at least 256 x 256 px" in errors[2]
+    assert at.session_state["region_after"]["properties"]["name"] == "inside.geojson"  # the usable one, kept
 
 
 def test_region_drawn_outside_the_image_can_be_taken_back(fake_map):

@@ -99,3 +99,15 @@ def test_data_page_does_not_call_labels_it_cannot_read_missing(fake_map):
     assert not at.exception
     assert any("labels.tif" in e.value for e in at.error)
     assert not [c for c in at.caption if c.value.startswith("No labels for this source")]
+
+
+def test_a_new_source_starts_at_the_default_threshold(fake_map):
+    """A threshold tuned on one image's labels (Quality's "Use threshold ...") did not follow the user,
+    unsaid, to another image."""
+    at = own_image_app()
+    at.session_state["threshold"] = 0.45
+    at.run()
+    assert at.session_state["threshold"] == 0.45  # kept while the source stays
+    next(b for b in at.button if b.label == "Sample scene (whole image)").click().run()
+    assert not at.exception
+    assert at.session_state["source"] == {"kind": "sample"} and at.session_state["threshold"] == 0.5

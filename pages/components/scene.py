@@ -59,6 +59,24 @@ def check_current_region(region: Region):
                                cached.mtime(image) if image else None)
 
 
+def use_uploaded_region(data: bytes, name: str) -> None:
+    """Make an uploaded GeoJSON the region, if the current source can use it.
+
+    Raises:
+        RegionError: the file is not a usable polygon, or the source cannot use it (outside the
+            image, lon/lat on an image without a place on Earth, too small or too large); the
+            region in use is kept.
+    """
+    region = Region.from_upload(data, name=name)
+    try:
+        check = check_current_region(region)
+    except RegionError as err:
+        raise RegionError(f"{name} cannot be used: {err}. The region in use is kept.") from None
+    if not check.ok:
+        raise RegionError(f"{name} cannot be used: {check.message.rstrip('.')}. The region in use is kept.")
+    state.set_region(region.to_geojson())
+
+
 def has_labels(spec: dict | None = None) -> bool:
     """Whether the source (of ``spec``, default the one in session state) comes with labels, read
     from its spec alone (no source built, nothing fetched): an own image without a labels file, or
