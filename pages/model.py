@@ -89,9 +89,9 @@ with tab_train:
                              key="train_lr")
         with st.expander("Validation and early stopping"):
             c7, c8 = st.columns(2)
-            val_n = c7.number_input("Validation patches", 1, 512, prev.get("val_patches", 32), key="train_val_n",
-                                    help="patches taken once from the validation data and scored after every "
-                                         "epoch (at most this many); more gives steadier figures and slower epochs")
+            val_n = c7.number_input("Patches scored after each epoch", 1, 512, prev.get("val_patches", 32), key="train_val_n",
+                                    help="validation patches, taken once from the validation data (at most this "
+                                         "many); more gives steadier figures and slower epochs")
             patience = c8.number_input("Stop after epochs without improvement", 1, 200,
                                        prev.get("patience", TrainConfig.patience), key="train_patience",
                                        help="early stopping: the run ends when the validation loss has not improved "
@@ -158,16 +158,19 @@ with tab_train:
             for col, names, y_label in ((c1, LOSS_CURVES, "loss"), (c2, SCORE_CURVES, "score (0-1)")):
                 long = hist.melt("epoch", [c for c in names if c in hist], "curve", "value")
                 long["curve"] = long["curve"].map(names)
-                # whole epochs on the x axis (a line chart's default ticks read 1.0, 1.5, 2.0)
-                col.altair_chart(alt.Chart(long, height=220).mark_line(point=True).encode(
-                    x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
-                    y=alt.Y("value:Q", title=y_label),
-                    color=alt.Color("curve:N", title=None, sort=list(names.values()), legend=alt.Legend(orient="bottom")),
+                # whole epochs on the x axis, each once (the default ticks, 1, 1.5, 2..., read "1 2 2 3");
+                # the y axis fitted to the figures (from 0, a loss going from 1.28 to 1.05 looks flat)
+                last = int(hist["epoch"].max())
+                ticks = list(range(1, last + 1, -(-last // 10)))
+                col.altair_chart(alt.Chart(long, height=300).mark_line(point=True).encode(
+                    x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(values=ticks, format="d")),
+                    y=alt.Y("value:Q", title=y_label, scale=alt.Scale(zero=False)),
+                    color=alt.Color("curve:N", title=None, sort=list(names.values()), legend=alt.Legend(orient="top")),
                     tooltip=["epoch", "curve", alt.Tooltip("value:Q", title=y_label, format=".3f")],
                 ), width="stretch")
         elif js.history:
             st.caption("The training curves appear when a second epoch has finished." if js.active else
-                       "One epoch only, so no training curves: its figures are in the line above.")
+                       "One finished epoch only, so no training curves: its figures are in the line above.")
         if js.state == "cancelling":  # the worker stops after its current batch; loading data has no batches
             if st.button("Stop now", key="stop_job", help="end the worker process at once (the checkpoints of "
                          "finished epochs are kept)"):

@@ -14,8 +14,9 @@ def _charts(at) -> list[tuple[dict, "object"]]:
     """(Vega-Lite spec, data as a DataFrame) of every chart on the page."""
     out = []
     for el in at.get("arrow_vega_lite_chart"):
-        data = el.proto.data.data or next(iter(el.proto.datasets)).data.data
-        out.append((json.loads(el.proto.spec), pa.ipc.open_stream(data).read_all().to_pandas()))
+        frames = [pa.ipc.open_stream(d).read_all().to_pandas()
+                  for d in [el.proto.data.data, *(ds.data.data for ds in el.proto.datasets)] if d]
+        out.append((json.loads(el.proto.spec), max(frames, key=len)))  # the curves' data (not a rule's one row)
     return out
 
 
@@ -36,6 +37,10 @@ def test_quality_curve_names_its_series_and_axes_as_the_metrics_do(fake_map, tin
     assert series == {"F1", "IoU", "Precision", "Recall"}, series
     assert _axis_titles(spec) == ("crop threshold", "score (0-1)")
     assert "**Scores against the threshold**" in [m.value for m in at.markdown]
+    # the legend above the plot (at the right, a 1024 px screen cut it to "F1 IoU Precision Re"),
+    # and the chosen threshold drawn as a rule
+    assert spec["layer"][0]["encoding"]["color"]["legend"] == {"orient": "top"}
+    assert spec["layer"][1]["mark"]["type"] == "rule"
 
 
 def _finished_job(workdir, epochs: int) -> None:
@@ -58,7 +63,7 @@ def test_training_curves_are_named_and_not_drawn_empty_after_one_epoch(fake_map,
     assert not at.exception and not at.error
     assert not _charts(at)
     # a finished job will have no second epoch: it says why there are no curves
-    assert any(c.value.startswith("One epoch only, so no training curves") for c in at.caption)
+    assert any(c.value.startswith("One finished epoch only, so no training curves") for c in at.caption)
 
     at.switch_page("pages/region.py").run()
     (tmp_path / "work" / "jobs" / "job-20260101-000000-abcdef" / "status.json").unlink()
@@ -73,8 +78,10 @@ def test_training_curves_are_named_and_not_drawn_empty_after_one_epoch(fake_map,
     assert names(loss) == {"training loss", "validation loss"}
     assert names(score) == {"training IoU", "validation IoU", "training Dice", "validation Dice"}
     assert _axis_titles(loss_spec) == ("epoch", "loss") and _axis_titles(score_spec) == ("epoch", "score (0-1)")
-    # whole epochs on the x axis, not the 1.0, 1.5, 2.0 of a line chart's default ticks
-    assert loss_spec["encoding"]["x"]["axis"] == {"format": "d", "tickMinStep": 1}
+    # whole epochs on the x axis, each once, not the 1.0, 1.5, 2.0 of a line chart's default ticks
+    # (they read "1 2 2 3"); the loss axis fitted to the figures, not from 0 (where a drop looks flat)
+    assert loss_spec["encoding"]["x"]["axis"] == {"format": "d", "values": [1, 2, 3]}
+    assert loss_spec["encoding"]["y"]["scale"] == {"zero": False}
 
 
 #: a region of the sample scene too small for a 256 px patch (drawn by a user zoomed in)
