@@ -1,7 +1,8 @@
 """Crop fields as polygons: the crop pixels of a mask traced into GeoJSON, for GIS tools.
 
 Each polygon is a 4-connected group of crop pixels (holes kept), traced along pixel edges, with its
-size in pixels and hectares, in longitude/latitude (RFC 7946), largest first. Groups smaller than
+size in pixels and hectares, in longitude/latitude (RFC 7946), largest first. Fields that touch in the
+mask make one polygon: these are connected crop areas, not field boundaries. Groups smaller than
 ``min_pixels`` (isolated pixels, speckle) are left out, so the fields' total area can be a little
 below the crop area of the mask.
 """

@@ -123,14 +123,15 @@ with files_col:
                                on_click="ignore", help="The figures at this threshold, the region, the image and "
                                                        "the model card: what `python -m core predict` writes as summary.json")
     fields_for = [list(key), float(threshold)]
-    if st.button("Crop fields GeoJSON", disabled=not grid.georeferenced,
-                 help="The crop layer traced into polygons (groups of 4 or more crop pixels), each with its area, "
-                      "in longitude/latitude, for a GIS" if grid.georeferenced else
-                      "Needs a georeferenced image: this one has no place on Earth."):
+    if st.button("Crop areas GeoJSON", disabled=not grid.georeferenced,
+                 help="The crop layer traced into polygons, each with its area, in longitude/latitude, for a GIS: "
+                      "one polygon per connected group of 4 or more crop pixels. Fields that touch in the crop "
+                      "layer come out as one polygon, so these are crop areas, not field boundaries."
+                      if grid.georeferenced else "Needs a georeferenced image: this one has no place on Earth."):
         state.put(state.FIELDS, fields_for)
     if state.get(state.FIELDS) == fields_for:
         with ui.errors_shown():
             data, n = cached.crop_fields(key, float(threshold))
-            st.download_button(f"Download {n:,} fields", data, "crop_fields.geojson", "application/geo+json",
+            st.download_button(f"Download {n:,} crop areas", data, "crop_areas.geojson", "application/geo+json",
                                type="primary", icon=":material/download:", on_click="ignore")
     st.page_link("pages/quality.py", label="Next: Quality", icon=":material/arrow_forward:")
