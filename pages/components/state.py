@@ -248,11 +248,13 @@ def set_region(geojson: dict | None, *, remember: bool = True) -> None:
 
 
 def set_source(spec: dict) -> None:
-    """A new source invalidates the region, the scene and the prediction."""
+    """A new source invalidates the region, the scene and the prediction; the threshold goes back
+    to its default (one tuned on the Quality page was tuned on the old source's labels)."""
     put(SOURCE, spec)
     set_region(None, remember=False)
     put(PREVIOUS_REGION, None)  # a region of another source
     put(LAST_DRAWING, None)
+    put(THRESHOLD, DEFAULTS[THRESHOLD])
 
 
 def previous_region() -> list | None:
