@@ -128,12 +128,25 @@ def take_drawing(result: dict | None, image: bool) -> None:
     if text != state.get(state.LAST_DRAWING):
         state.put(state.LAST_DRAWING, text)
         with ui.errors_shown():
-            state.set_region(Region.from_map_geojson(drawn, image=image, name="drawn").to_geojson())
+            # "Back to the previous region" goes back to the last usable one, not to a mistake before this one
+            state.set_region(Region.from_map_geojson(drawn, image=image, name="drawn").to_geojson(),
+                             remember=current_region_usable())
             st.rerun()
+
+
+def current_region_usable() -> bool:
+    """Whether the current source can use the current region."""
+    try:
+        return scene.check_current_region(scene.current_region()).ok
+    except CropMapError:
+        return False
 
 
 spec = state.get(state.SOURCE)
 with map_area:
+    if spec.get("kind") == "earthengine":  # what the map's Earth Engine layers and the next pages fetch
+        with ui.errors_shown():
+            st.caption("Earth Engine: " + eeform.describe(scene.current_source().settings()))
     map_col, info_col = st.columns([3, 1])
 with map_col:
     if scene.is_local(spec):
@@ -179,12 +192,14 @@ with info_col:
             st.error(check.message, icon=":material/error:")
             prev = state.previous_region()
             if prev is not None and prev[0] is not None:  # (back to the whole image is the Reset button)
-                name = prev[0].get("properties", {}).get("name")
-                if st.button("Back to the previous region" + (f" ({name})" if name else ""),
+                back = Region.from_geojson(prev[0])
+                about = ", ".join(t for t in (back.name, back.describe_area().split(" (")[0]) if t)
+                if st.button(f"Back to the previous region ({about})",
                              help="Use the region this one replaced"):
                     state.restore_previous_region()
                     st.rerun()
-        if check.area_ha is not None:  # beside the shape's own area: why the two differ
+        if check.area_ha is not None and scene.is_local():  # beside the shape's own area: why the two differ
+            # (for Earth Engine the check's area is the shape's: the pixels are only known once fetched)
             st.caption(f"The pixels used cover {check.area_ha:,.1f} ha: "
                        + ("those inside the image whose centre lies inside the shape." if check.clipped else
                           "those whose centre lies inside the shape, so its edge makes a small difference."))

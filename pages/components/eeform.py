@@ -17,6 +17,7 @@ from core.ee.labels import PRODUCTS
 from core.errors import ConfigError
 
 NO_LABELS = "none"
+DEFAULT_SCALE_M = 30.0  # the shipped model's pixel size (Landsat)
 VERSION = "ee_form__v"  # see _version
 
 
@@ -32,28 +33,40 @@ def settings_form(current: dict | None) -> dict | None:
     labels = (current or {}).get("labels") or {"product": "worldcover"}
     sensors = list(SENSORS)
     products = [*PRODUCTS, NO_LABELS]
+    start0 = dt.date.fromisoformat(comp["start"])
+    # a label year that is the composite's own is shown empty, so that it follows new dates
+    year0 = labels.get("year")
+    year0 = "" if year0 in (None, start0.year) else str(year0)
+    # without a max_value, Streamlit caps a date input at ten years after its first value
+    first, last = dt.date(1984, 1, 1), dt.date.today()
     with st.form(f"ee_form_{v}"):
-        c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+        c1, c2, c3, c4, c5 = st.columns([2, 1, 1, 1, 1])
         sensor = c1.selectbox("Sensor", sensors, index=sensors.index(comp.get("sensor", "L8")),
                               format_func=lambda k: SENSORS[k].title, key=f"ee_form_sensor_{v}")
-        start = c2.date_input("From", dt.date.fromisoformat(comp["start"]), key=f"ee_form_start_{v}",
-                              min_value=dt.date(1984, 1, 1))
-        end = c3.date_input("To", dt.date.fromisoformat(comp["end"]), key=f"ee_form_end_{v}", min_value=dt.date(1984, 1, 1))
+        start = c2.date_input("From", start0, key=f"ee_form_start_{v}", min_value=first, max_value=last)
+        end = c3.date_input("To", dt.date.fromisoformat(comp["end"]), key=f"ee_form_end_{v}", min_value=first,
+                            max_value=last)
         cloud = c4.number_input("Cloud cover under %", 1.0, 100.0, float(comp.get("max_cloud", 20.0)), 5.0, format="%g",
                                 key=f"ee_form_cloud_{v}")
+        scale = c5.number_input("Pixel size (m)", 10.0, 1000.0, float(comp.get("scale") or DEFAULT_SCALE_M), 10.0,
+                                format="%g", key=f"ee_form_scale_{v}",
+                                help="the grid the imagery and labels are fetched on. The shipped model was trained "
+                                     "on 30 m Landsat pixels: keep 30 m for it (Sentinel-2 is then resampled); a "
+                                     "coarser size fits a larger region into one direct download")
         d1, d2, d3, d4 = st.columns([2, 1, 1, 1])
         product = d1.selectbox("Labels", products, index=products.index(labels.get("product", "worldcover")),
                                format_func=lambda k: "no labels" if k == NO_LABELS else PRODUCTS[k][0],
                                key=f"ee_form_labels_{v}")
-        year = d2.text_input("Label year", str(labels.get("year") or ""), key=f"ee_form_year_{v}",
-                             help="GLC-FCS30D and CDL: the annual map (leave empty for the composite's year)")
+        year = d2.text_input("Label year", year0, key=f"ee_form_year_{v}", placeholder="the composite's",
+                             help="GLC-FCS30D and CDL: the annual map (empty: the year the composite starts)")
         asset = d3.text_input("Asset id", labels.get("asset_id") or "", key=f"ee_form_asset_{v}",
                               help="for 'User asset': an image asset, e.g. users/me/glc30")
         crop = d4.text_input("Crop value(s)", ",".join(str(v) for v in labels.get("crop_values") or ()),
                              key=f"ee_form_crop_{v}", help="for 'User asset': the class value(s) meaning crop, e.g. 10")
         if not st.form_submit_button("Use Earth Engine with these settings"):
             return None
-    composite = {"sensor": sensor, "start": start.isoformat(), "end": end.isoformat(), "max_cloud": float(cloud)}
+    composite = {"sensor": sensor, "start": start.isoformat(), "end": end.isoformat(), "max_cloud": float(cloud),
+                 "scale": float(scale)}
     if product == NO_LABELS:
         return {"composite": composite, "labels": None}
     label_settings: dict = {"product": product}
@@ -81,3 +94,17 @@ def _whole(text: str, what: str) -> int:
         return int(text.strip())
     except ValueError:
         raise ConfigError(f"{what} must be a whole number, got {text.strip()!r}") from None
+
+
+def describe(settings: dict) -> str:
+    """One line for the Region page: the imagery and labels that Earth Engine ``settings`` fetch."""
+    comp, labels = settings.get("composite") or {}, settings.get("labels")
+    sensor = SENSORS[comp["sensor"]].title if comp.get("sensor") in SENSORS else comp.get("sensor", "?")
+    scale = comp.get("scale") or (SENSORS[comp["sensor"]].scale if comp.get("sensor") in SENSORS else None)
+    text = (f"{sensor}, median of {comp.get('start')} to {comp.get('end')}, scenes under {comp.get('max_cloud', 20):g}% "
+            "cloud" + (f", {scale:g} m pixels" if scale else ""))
+    if not labels:
+        return text + "; no labels"
+    name = PRODUCTS[labels["product"]][0] if labels.get("product") in PRODUCTS else labels.get("product", "?")
+    year = labels.get("year")
+    return text + f"; labels: {name}" + (f", {year}" if year and labels.get("product") in ("glcfcs30d", "cdl") else "")

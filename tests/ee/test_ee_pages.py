@@ -11,7 +11,7 @@ import pytest
 
 from core.ee.auth import EEStatus
 from tests.ee.test_ee_source import fake_compute
-from tests.test_pages import new_app
+from tests.test_pages import by_label, new_app
 
 TILE_URL = "https://earthengine.googleapis.com/v1/projects/p/maps/fake-{n}/tiles/{{z}}/{{x}}/{{y}}"
 
@@ -94,7 +94,7 @@ def test_camana_preset_drawn_region_through_every_page(ee_configured, tiny_model
     assert not at.exception and not at.error
     assert at.session_state["source"] == {"kind": "earthengine", "preset": "camana"}
     assert at.selectbox(key=fk(at, "sensor")).value == "L5"  # the form shows the preset's settings
-    assert at.text_input(key=fk(at, "year")).value == "2005"
+    assert at.text_input(key=fk(at, "year")).value == ""  # 2005: the composite's year, which it then follows
     html = fake.maps[-1][0].get_root().render()
     assert "L.CRS.Simple" not in html
     assert html.count("fake-") == 4  # true colour, false colour, NDVI, labels: Earth Engine tiles
@@ -174,6 +174,33 @@ def test_settings_form_switches_the_source_and_checks_values(ee_configured):
     assert any("whole number" in e.value for e in at.error)
 
 
+def test_settings_form_from_the_preset_reaches_recent_years_and_says_what_it_fetches(ee_configured):
+    """From the Camana preset (Landsat 5, 2005-2006, GLC-FCS30D 2005): dates could not go past ten
+    years after the preset's (Streamlit's cap without a max_value), the label year stayed 2005 for
+    new dates, no pixel size could be set, and nothing on the page said which imagery was in use."""
+    import datetime as dt
+
+    at = new_app()
+    at.run()
+    by_label(at.button, "Camana valley, Arequipa, Peru (Earth Engine)").click().run()
+    assert not at.exception
+    told = [c.value for c in at.caption if c.value.startswith("Earth Engine: ")]
+    assert told == ["Earth Engine: Landsat 5 TM, median of 2005-01-01 to 2006-12-31, scenes under 20% cloud, 30 m pixels; "
+                    "labels: GLC-FCS30D annual (1985-2022), 2005"], told
+    start = at.date_input(key=fk(at, "start"))
+    assert start.proto.max == dt.date.today().strftime("%Y/%m/%d")  # not 2015/01/01
+    assert at.text_input(key=fk(at, "year")).value == ""  # the composite's year, so it follows the dates
+    assert at.number_input(key=fk(at, "scale")).value == 30
+    at.selectbox(key=fk(at, "sensor")).set_value("L8")
+    start.set_value(dt.date(2021, 1, 1))
+    at.date_input(key=fk(at, "end")).set_value(dt.date(2021, 12, 31))
+    at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
+    assert not at.exception and not at.error
+    settings = at.session_state["source"]["settings"]
+    assert settings["composite"]["start"] == "2021-01-01" and settings["composite"]["scale"] == 30
+    assert settings["labels"]["product"] == "glcfcs30d" and settings["labels"]["year"] == 2021
+
+
 def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, tiny_model_path, monkeypatch):
     """Task monitor (list, failed task's error, cancel), export start, upload + ingestion, asset layer."""
     import ee
@@ -213,7 +240,7 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     at.switch_page("pages/earthengine.py").run()
     assert not at.exception
     # tasks: the table, the failed task's own message and what to change (as the CLI says it), cancelling the running one
-    assert any("camana_test_000 failed: User memory limit exceeded; use fewer points_per_task" in e.value
+    assert any("camana_test_000 failed: User memory limit exceeded; export again with fewer points per task ('Points per task'" in e.value
                for e in at.error)
     assert at.selectbox(key="ee_cancel_id").value == "A"
     assert "RUNNING" in list(at.dataframe[0].value["state"])
@@ -230,9 +257,11 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     at.button(key="FormSubmitter:ee_export-Start export").click().run()
     assert any("gcs:BUCKET/PREFIX or drive:FOLDER" in e.value for e in at.error) and not exported
     at.text_input(key="ee_exp_dest").set_value("gcs:crop-bucket/camana")
+    at.number_input(key="ee_exp_per_task").set_value(2)  # 6 training points in 3 tasks, 2 test points in 1
     at.button(key="FormSubmitter:ee_export-Start export").click().run()
     assert not at.exception
     assert exported and all(d.startswith("crops_") for d in exported)
+    assert sorted(exported) == ["crops_test_000", "crops_train_000", "crops_train_001", "crops_train_002"], exported
     assert any("Started" in s.value for s in at.success)
     assert at.session_state["ee_patches"] == {"train": "gs://crop-bucket/camana/crops/train_*.tfrecord.gz",
                                               "test": "gs://crop-bucket/camana/crops/test_*.tfrecord.gz", "size": 256}
