@@ -30,22 +30,27 @@ def export_form() -> None:
         dest = c1.text_input("Destination", prev.get("dest", ""), placeholder="gcs:BUCKET/PREFIX or drive:FOLDER",
                              key="ee_exp_dest")
         name = c2.text_input("Export name", prev.get("name", "crops"), key="ee_exp_name")
-        d1, d2, d3, d4 = st.columns(4)
+        d1, d2, d3, d4, d5 = st.columns(5)
         train = d1.number_input("Training points per class", 1, 5000, prev.get("train", 275), key="ee_exp_train")
         test = d2.number_input("Test points per class", 0, 5000, prev.get("test", 50), key="ee_exp_test")
-        patch = d3.selectbox("Patch size", sizes, index=sizes.index(prev.get("patch", 256)), key="ee_exp_patch")
-        kernel = d4.number_input("Kernel buffer (px each side)", 0, 256, prev.get("kernel", 32), step=8,
+        per_task = d3.number_input("Points per task", 1, 2000, prev.get("per_task", 100), key="ee_exp_per_task",
+                                   help="patch exports are split into tasks of this many points; fewer per task "
+                                        "when a task runs out of memory")
+        patch = d4.selectbox("Patch size", sizes, index=sizes.index(prev.get("patch", 256)), key="ee_exp_patch")
+        kernel = d5.number_input("Kernel buffer (px each side)", 0, 256, prev.get("kernel", 32), step=8,
                                  key="ee_exp_kernel",
                                  help="context around each patch; image exports need it for seamless prediction "
                                       "(a multiple of 8, at most half the patch size)")
         go = st.form_submit_button("Start export")
     if go:
         state.put(state.EE_EXPORT_FORM, {"what": what, "dest": dest, "name": name, "train": int(train),
-                                         "test": int(test), "patch": int(patch), "kernel": int(kernel)})
+                                         "test": int(test), "per_task": int(per_task), "patch": int(patch),
+                                         "kernel": int(kernel)})
         with ui.errors_shown():
             jobs = scene.current_source().export_jobs(
                 scene.current_region(), what, dest, name.strip(), train_points=(int(train), int(train)),
-                test_points=(int(test), int(test)), patch_size=int(patch), kernel_buffer=int(kernel))
+                test_points=(int(test), int(test)), patch_size=int(patch), kernel_buffer=int(kernel),
+                points_per_task=int(per_task))
             started = start_jobs(jobs)
             cached.ee_tasks.clear()
             st.success(f"Started {len(started)} task(s); follow them on the Tasks tab.", icon=":material/check_circle:")

@@ -691,7 +691,11 @@ def test_region_drawn_outside_the_image_can_be_taken_back(fake_map):
     at.run()
     assert not at.exception
     assert any("outside the image" in e.value for e in at.error)
-    back = by_label(at.button, "Back to the previous region")  # SQUARE_300 has no name
+    # a second mistake (too small) does not make the first one the region to go back to
+    fake_map.value = {"all_drawings": [drawn_feature([(10, 10), (20, 10), (20, 20), (10, 20)])]}
+    at.run()
+    assert any("at least 256 x 256 px" in e.value for e in at.error)
+    back = by_label(at.button, "Back to the previous region (90,000 pixels)")  # SQUARE_300 has no name
     back.click().run()
     assert not at.exception
     assert at.session_state["region"] == SQUARE_300

@@ -110,7 +110,8 @@ def task_info(op: dict) -> TaskInfo:
 
 #: what to change when a task of a kind (the operation's metadata type) ran out of memory
 _MEMORY_ADVICE = {
-    "EXPORT_FEATURES": "; use fewer points_per_task (--points-per-task) or a larger tile_scale",
+    "EXPORT_FEATURES": "; export again with fewer points per task ('Points per task' in the dashboard's export "
+                       "form, --points-per-task on the command line)",
     "EXPORT_IMAGE": "; export a smaller region, or at a coarser scale",
 }
 

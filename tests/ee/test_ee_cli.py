@@ -347,7 +347,7 @@ def test_tasks_wait(capsys, fake_ops):
 
     fake_ops({"A": [op("A", "RUNNING"), op("A", "FAILED", "camana_train_000", error="User memory limit exceeded.")]})
     err = one_line_error(capsys, ["ee-tasks", "--wait", "A", "--poll", "0"])
-    assert "camana_train_000 failed: User memory limit exceeded; use fewer points_per_task" in err and "points_per_task" in err
+    assert "camana_train_000 failed: User memory limit exceeded; export again with fewer points per task" in err and "--points-per-task" in err
 
     fake_ops({"A": [op("A", "CANCELLED", "a")]})
     assert "cancelled" in one_line_error(capsys, ["ee-tasks", "--wait", "A", "--poll", "0"])

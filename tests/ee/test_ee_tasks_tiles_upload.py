@@ -43,8 +43,8 @@ def test_failed_task_raises_with_its_message():
     with pytest.raises(EETaskFailedError) as info:
         T.wait_for(["A"], c, sleep=lambda s: None)
     assert info.value.task_id == "A" and info.value.error_message == "User memory limit exceeded."
-    assert "camana_train_000" in str(info.value) and "points_per_task" in str(info.value)
-    assert "exceeded; use fewer" in str(info.value)  # the message's own full stop gives way to the advice
+    assert "camana_train_000" in str(info.value) and "--points-per-task" in str(info.value)
+    assert "exceeded; export again with fewer" in str(info.value)  # the message's own full stop gives way to the advice
     # the task list (dashboard, ee-tasks) says the same as the error; nothing for tasks that did not fail
     failed = op("A", "FAILED", "camana_train_000", error="User memory limit exceeded.")
     rows = T.task_rows([T.task_info(failed), T.task_info(op("B", "RUNNING"))])
@@ -52,9 +52,9 @@ def test_failed_task_raises_with_its_message():
 
 
 @pytest.mark.parametrize("task_type, advice, not_advice", [
-    ("EXPORT_IMAGE", "smaller region", "points_per_task"),
-    ("INGEST_IMAGE", "smaller region", "points_per_task"),
-    ("EXPORT_FEATURES", "points_per_task", "coarser"),
+    ("EXPORT_IMAGE", "smaller region", "points per task"),
+    ("INGEST_IMAGE", "smaller region", "points per task"),
+    ("EXPORT_FEATURES", "points per task", "coarser"),
 ])
 def test_memory_advice_fits_the_kind_of_task(task_type, advice, not_advice):
     """Out of memory: fewer points per task only helps a patch (table) export, not an image export."""
