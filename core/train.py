@@ -90,6 +90,7 @@ class _Reporter(keras.callbacks.Callback):
                  should_stop: Callable[[], bool] | None, best_loss: float, best_logs: dict):
         super().__init__()
         self.run_dir, self.card, self.epochs, self.steps = run_dir, card, epochs, steps
+        self.batch_size = int(card.training.get("batch_size", 1))
         self.progress, self.should_stop = progress, should_stop
         self.best_loss = best_loss
         self.best_logs = dict(best_logs)  # a resumed run starts from its best epoch so far
@@ -129,7 +130,10 @@ class _Reporter(keras.callbacks.Callback):
             self.model.save(tmp)
             val_loss = logs.get("val_loss", logs.get("loss", float("inf")))
             if val_loss < self.best_loss:  # saved before the epoch counts as finished (the history row)
-                card = ModelCard(**{**self.card.__dict__, "metrics": {"val": dict(logs, epoch=epoch + 1)}})
+                # patches seen: by this checkpoint, not in the whole planned run (which may stop early)
+                training = {**self.card.training, "patches_seen": (epoch + 1) * self.steps * self.batch_size}
+                card = ModelCard(**{**self.card.__dict__, "training": training,
+                                    "metrics": {"val": dict(logs, epoch=epoch + 1)}})
                 save_model(self.model, card, self.run_dir / "best.keras")
                 self.best_loss = val_loss
                 self.best_logs = dict(logs, epoch=epoch + 1)
@@ -267,7 +271,10 @@ def _read_run_info(path: Path, config: TrainConfig, data: dict | None = None,
         raise CorruptFileError(f"cannot resume: {path} is truncated or damaged; start again with --overwrite "
                                "or use a new --out") from None
     if started != config:
-        raise ConfigError(f"{path.parent} was started with another configuration; resume with the same options or use a new --out")
+        changed = ", ".join(f"{option} {_shown(getattr(started, field))} (now {_shown(getattr(config, field))})"
+                            for field, option in TRAIN_OPTIONS if getattr(started, field) != getattr(config, field))
+        raise ConfigError(f"{path.parent} was started with {changed or 'another configuration'}; resume with the "
+                          "same options, or train in a new --out (to train longer, fine-tune its best.keras with --init)")
     for key, value in (data or {}).items():
         if key in info and info[key] != value:
             option = {"label_map": "--label-map"}.get(key, f"--{key}")
@@ -341,6 +348,17 @@ def _training_pixel_size(train_data: Sequence[str]) -> float | None:
     return round(float(np.median(sizes)), 2)
 
 
+#: TrainConfig fields and the train command's options that set them
+TRAIN_OPTIONS = (("preset", "--preset"), ("epochs", "--epochs"), ("steps_per_epoch", "--steps"),
+                 ("batch_size", "--batch-size"), ("learning_rate", "--lr"), ("patch_size", "--patch-size"),
+                 ("val_patches", "--val-patches"), ("patience", "--patience"), ("seed", "--seed"),
+                 ("init_model", "--init"))
+
+
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def train_command(config: TrainConfig, train_data: Sequence[str], val_data: Sequence[str], run_dir: str | os.PathLike,
                   label_map: str = "cdl", pixel_size_m: float | None = None) -> str:
     """The ``python -m core train`` command line that starts a run with these settings (for the
@@ -350,13 +368,10 @@ def train_command(config: TrainConfig, train_data: Sequence[str], val_data: Sequ
             "--out", str(run_dir)]
     if label_map != "cdl":
         args += ["--label-map", label_map]
-    for field, option in (("preset", "--preset"), ("epochs", "--epochs"), ("steps_per_epoch", "--steps"),
-                          ("batch_size", "--batch-size"), ("learning_rate", "--lr"), ("patch_size", "--patch-size"),
-                          ("val_patches", "--val-patches"), ("patience", "--patience"), ("seed", "--seed"),
-                          ("init_model", "--init")):
+    for field, option in TRAIN_OPTIONS:
         value = getattr(config, field)
         if value is not None and value != getattr(defaults, field):
-            args += [option, f"{value:g}" if isinstance(value, float) else str(value)]
+            args += [option, _shown(value)]
     if pixel_size_m is not None:
         args += ["--pixel-size-m", f"{pixel_size_m:g}"]
     return " ".join(shlex.quote(a) for a in args)
@@ -500,7 +515,7 @@ def train(
         card = ModelCard(
             preset=config.preset, bands=FEATURE_BANDS, normalization=norm, patch_size=config.patch_size,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=cmd,
-            training={**config.to_dict(), "patches_seen": config.epochs * config.steps_per_epoch * config.batch_size},
+            training=config.to_dict(),  # + patches_seen, by each best checkpoint (_Reporter)
             data=f"train: {', '.join(map(str, train_data))}; val: {', '.join(map(str, val_data))}; labels: "
                  + (f"{label_map}" if not (isinstance(train_src, PatchSet) and isinstance(val_src, PatchSet))
                     else f"the patches' {train_src.label!r} feature"),

@@ -33,6 +33,8 @@ def test_train_writes_checkpoints_history_and_card(small_scene, tmp_path):
     assert best.card.metrics["val"]["val_loss"] == pytest.approx(min(float(r["val_loss"]) for r in rows), rel=1e-4)
     assert best.card.command == "python -m core train ..."
     assert best.card.pixel_size_m is None  # the sample scene has no CRS: its pixel size is not known
+    # the patches the best model saw by its epoch (it said the whole planned run's, even after an early stop)
+    assert best.card.training["patches_seen"] == best.card.metrics["val"]["epoch"] * 2 * 2
     assert any(e["event"] == "epoch" for e in events) and any(e["event"] == "batch" for e in events)
     with pytest.raises(OutputExistsError, match="--resume"):
         train(CFG, pair, pair, tmp_path / "run")
@@ -342,6 +344,10 @@ def test_resume_on_other_data_is_refused(small_scene, finished_run, tmp_path):
         train(replace(CFG, epochs=1), pair, pair, run, label_map="glc30", resume=True)
     with pytest.raises(ConfigError, match="other --val"):
         train(replace(CFG, epochs=1), pair, [f"{lab}:{lab}"], run, resume=True)
+    # another option: named, with what the run was started with
+    with pytest.raises(ConfigError, match=r"started with --epochs 1 \(now 4\), --lr 0.001 \(now 0.0003\); resume "
+                                          r"with the same options.*fine-tune its best.keras with --init"):
+        train(replace(CFG, epochs=4, learning_rate=3e-4), pair, pair, run, resume=True)
     assert _files(run) == before
 
 
