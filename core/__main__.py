@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; outputs already finished are kept (use --resume for training)", file=sys.stderr)
+        print(f"error: interrupted; {interrupted_note(args.command)}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the output's reader stopped reading (python -m core info ... | head): no error of ours
         try:  # so that Python's flush of stdout at exit fails no more
@@ -408,6 +408,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def interrupted_note(command: str) -> str:
+    """What an interrupted (Ctrl-C) ``command`` has left, for its one-line message."""
+    if command == "train":
+        return "the epochs already finished are kept: continue with the same command and --resume"
+    if command in ("ee-export-patches", "ee-export-image", "ee-upload", "ee-tasks"):
+        return "Earth Engine tasks already started keep running (python -m core ee-tasks lists them)"
+    return "no output was written or replaced"
 
 
 if __name__ == "__main__":

@@ -65,7 +65,8 @@ def pair_paths(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
             continue
         p = Path(s)
         if not p.exists():
-            raise InputNotFoundError(f"training data not found: {p}")
+            raise InputNotFoundError(f"training data not found: {p}; check the path (an image file, a folder of "
+                                     "*_rgbn.tif images, or IMAGE:LABELS)")
         images = sorted(p.glob("*_rgbn.tif")) if p.is_dir() else [p]
         if not images:
             raise InputNotFoundError(f"no *_rgbn.tif images in {p}; name images X_rgbn.tif beside X_cdl.tif, or give IMAGE:LABELS")

@@ -404,7 +404,10 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
         raise CorruptFileError(f"cannot load model {path.name}: its configuration names a layer or object that this "
                                "version of core does not know; use a model saved by core") from None
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as err:
-        raise CorruptFileError(f"cannot load model {path.name}: the file is truncated or not a Keras model ({type(err).__name__})") from None
+        hint = ("; give the model's .keras file (its card, the .json beside it, is read with it)"
+                if path.suffix.lower() != ".keras" else "; save or download it again")
+        raise CorruptFileError(f"cannot load model {path.name}: the file is truncated or not a Keras model "
+                               f"({type(err).__name__}){hint}") from None
     _check_model_shape(model, card, path.name)
     return LoadedModel(model, card, path)
 

@@ -324,8 +324,17 @@ def test_a_killed_command_removes_its_temporary_files(small_scene, tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert started, "the command never began writing: the kill would test nothing"
-    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "error: interrupted; no output was written or replaced", err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interruption_says_what_each_command_leaves():
+    from core.__main__ import interrupted_note
+
+    assert "--resume" in interrupted_note("train")  # finished epochs are kept
+    assert "ee-tasks" in interrupted_note("ee-export-image")  # started tasks run on
+    assert interrupted_note("predict") == "no output was written or replaced"
 
 
 def test_argument_mistakes_are_one_line(capsys):
