@@ -31,16 +31,17 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
         OutputExistsError: the JSON exists and ``overwrite`` is False.
         ConfigError: the JSON's path is a folder or lies under a file.
     """
-    out_path = check_output_file(out or Path(pred_path).with_name("metrics.json"), overwrite)
+    class_map = get_class_map(label_map)
     with _open(pred_path) as src:
         if src.count != 1:
             raise InvalidDataError(f"{pred_path} has {src.count} bands, but a crop mask has one; "
                                    "give the crop_mask.tif written by predict (not an image)")
         grid = grid_of(src)
         pred = read_pixels(src, pred_path, 1)
-    class_map = get_class_map(label_map)
     whole = grid_of_file(labels_path)
     inside = None if whole.same_as(grid) else window_within(grid, whole)
+    # the inputs' own mistakes first (each told at once), then an output in the way
+    out_path = check_output_file(out or Path(pred_path).with_name("metrics.json"), overwrite)
     if inside is not None:  # a prediction of a window of the labels' image (predict --window)
         labels, codes = read_label_classes(labels_path, class_map, grid=whole, window=inside, band=label_band)
     else:

@@ -50,6 +50,12 @@ def _right_hand(ring: np.ndarray, exterior: bool) -> np.ndarray:
     return ring if counterclockwise == exterior else ring[::-1]
 
 
+def _require_crs(grid: Grid) -> None:
+    if not grid.georeferenced:
+        raise InvalidDataError("crop fields need a georeferenced image: this one has no CRS, so its fields "
+                               "would have no place on Earth; use the crop mask GeoTIFF itself")
+
+
 def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
     """A GeoJSON FeatureCollection of the crop (1) areas of ``mask`` (uint8 1/0, 255 = no data) on
     ``grid``: one Polygon per 4-connected group of at least ``min_pixels`` crop pixels, with
@@ -64,9 +70,7 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
     from rasterio.transform import Affine
     from rasterio.warp import transform
 
-    if not grid.georeferenced:
-        raise InvalidDataError("crop fields need a georeferenced image: this one has no CRS, so its fields "
-                               "would have no place on Earth; download the crop mask GeoTIFF instead")
+    _require_crs(grid)
     if min_pixels < 1:
         raise ConfigError(f"the smallest field must be at least 1 pixel, got {min_pixels}")
     if mask.shape != grid.shape:
@@ -119,7 +123,7 @@ def write_fields(mask_path: str | os.PathLike, out_path: str | os.PathLike, min_
 
     Raises:
         OutputExistsError, ConfigError: ``out_path`` exists and ``overwrite`` is False, or is a folder
-            (checked first).
+            (checked once the mask has been read, before tracing).
         InputNotFoundError, CorruptFileError: the mask cannot be read.
         InvalidDataError: the file holds values other than 0, 1 and 255, or has no CRS.
         ConfigError, NoDataError: as :func:`crop_fields`.
@@ -128,13 +132,14 @@ def write_fields(mask_path: str | os.PathLike, out_path: str | os.PathLike, min_
     from core.labels import CLASS_MAPS
     from core.raster import grid_of_file, read_labels
 
-    out = check_output_file(out_path, overwrite)
     grid = grid_of_file(mask_path)
     try:
         mask = read_labels(mask_path, CLASS_MAPS["binary"])
     except InvalidDataError:
         raise InvalidDataError(f"{Path(mask_path).name} is not a crop mask (1 crop, 0 not crop, 255 no data); "
                                "give the crop_mask.tif that predict wrote") from None
+    _require_crs(grid)  # said before an output that exists
+    out = check_output_file(out_path, overwrite)  # after the input's own mistakes, before the tracing
     collection = crop_fields(mask, grid, min_pixels)
     with replacing(out) as tmp:
         Path(tmp).write_bytes(fields_bytes(collection, min_pixels=min_pixels, source=Path(mask_path).name))

@@ -152,6 +152,15 @@ def test_predict_warns_when_the_pixels_differ_from_the_training_pixels(capsys, t
     no_crs = write_raster(tmp_path / "no_crs.tif", np.ones((40, 40), np.uint8))
     assert "georeferenced" in _err(capsys, ["fields", "--mask", str(no_crs), "--out", str(tmp_path / "s.geojson")])
     assert not (tmp_path / "s.geojson").exists()
+    # the input's own mistake is told first, not an output in the way (fixed, it would be the next error)
+    probability = str(tmp_path / "o" / "probability.tif")
+    assert "is not a crop mask" in _err(capsys, ["fields", "--mask", probability, "--out", str(tmp_path / "o" / "crop_fields.geojson")])
+    assert "georeferenced" in _err(capsys, ["fields", "--mask", str(no_crs), "--out", str(tmp_path / "o" / "crop_fields.geojson")])
+    assert main(["evaluate", "--pred", str(tmp_path / "o" / "crop_mask.tif"), "--labels", str(tmp_path / "o" / "crop_mask.tif"),
+                 "--label-map", "binary"]) == 0
+    capsys.readouterr()
+    assert "unknown label map 'cld'" in _err(capsys, ["evaluate", "--pred", str(tmp_path / "o" / "crop_mask.tif"), "--labels",
+                                                      str(tmp_path / "o" / "crop_mask.tif"), "--label-map", "cld"])
 
 
 def _like(lab, path, make):
