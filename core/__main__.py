@@ -70,7 +70,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         logs = ev["logs"]
         bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("loss", "iou", "val_loss", "val_iou")})
         if ev["event"] == "epoch":
-            bar.write(f"epoch {ev['epoch']}/{ev['epochs']} " + " ".join(f"{k}={v:.4f}" for k, v in sorted(logs.items())))
+            # on stderr with the bar: stdout carries the result (JSON) alone, so that a closed pipe
+            # (train ... | head) or a redirection never stops or clutters the run
+            bar.write(f"epoch {ev['epoch']}/{ev['epochs']} " + " ".join(f"{k}={v:.4f}" for k, v in sorted(logs.items())),
+                      file=sys.stderr)
         bar.refresh()
 
     cmd = " ".join(["python", "-m", "core", *(shlex.quote(a) for a in sys.argv[1:])])
@@ -370,9 +373,21 @@ def _quiet_rasterio() -> None:
     warnings.simplefilter("ignore", NotGeoreferencedWarning)
 
 
+def _negative_lists_joined(argv: list[str]) -> list[str]:
+    """``--bbox -72.8,-16.7,...`` as ``--bbox=-72.8,-16.7,...``: argparse takes a value that starts
+    with '-' (a western or southern coordinate) for an option and says "expected at least one argument"."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--bbox" and re.match(r"-\d|-\.\d", arg) and "," in arg:
+            out[-1] = f"--bbox={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(_negative_lists_joined(sys.argv[1:] if argv is None else list(argv)))
     if extra:  # told by the command's own parser, so that the message points to its --help
         commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
         commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")

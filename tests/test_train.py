@@ -250,8 +250,12 @@ def test_a_failed_start_writes_nothing_so_the_corrected_retry_runs(capsys, small
     assert "is a file" in _cli_error(capsys, ["train", *TINY, "--train", pair, "--val", pair, "--out", str(tmp_path / "afile")])
     assert "is a file" in _cli_error(capsys, ["train", *TINY, "--train", pair, "--val", pair, "--out",
                                               str(tmp_path / "afile" / "run")])  # under a file, too
+    capsys.readouterr()
     assert main(["train", *TINY, "--train", pair, "--val", pair, "--out", str(run), "--pixel-size-m", "30"]) == 0
     assert json.loads((run / "best.json").read_text())["pixel_size_m"] == 30.0
+    out, err = capsys.readouterr()
+    # stdout is the result alone (epoch lines on stderr: train ... | head stopped the run at the next epoch)
+    assert json.loads(out)["best_model"] == str(run / "best.keras") and "epoch 1/" in err
 
 
 def test_a_new_run_that_fails_in_its_first_epoch_leaves_nothing_so_a_retry_needs_no_overwrite(

@@ -166,6 +166,16 @@ def test_status_ready_prints_no_key_material(capsys, tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------ user mistakes
 
 
+def test_a_western_bbox_after_a_space_is_read_as_the_bbox():
+    """``--bbox -72.8,...`` (no '='): argparse took the value for an option ("expected at least one argument")."""
+    from core.__main__ import _negative_lists_joined
+
+    assert _negative_lists_joined(["ee-fetch", "--bbox", "-72.78,-16.65,-72.67,-16.58", "--out", "x"]) == [
+        "ee-fetch", "--bbox=-72.78,-16.65,-72.67,-16.58", "--out", "x"]
+    args = ["ee-fetch", "--bbox", "-72.78", "-16.65", "-72.67", "-16.58", "--out", "x"]  # spaces: as before
+    assert _negative_lists_joined(args) == args
+
+
 @pytest.mark.parametrize("bbox", ["1,2,3", "a,b,c,d", "10,0,5,1", "0,-95,1,1"])
 def test_bad_bbox_is_one_clean_line(capsys, bbox):
     err = one_line_error(capsys, ["ee-fetch", f"--bbox={bbox}", "--out", "never-written"])
