@@ -22,7 +22,6 @@ NO_LABELS = ("This image has no labels, so there is nothing to check a predictio
 CURVE_NAMES = {"f1": "F1", "iou": "IoU", "precision": "Precision", "recall": "Recall"}
 
 
-
 def curve_chart(curve: list[dict], threshold: float):
     """The scores against the threshold (undefined scores, None, leave a gap), with the chosen
     threshold as a dashed rule; the legend above the plot, where a narrow column does not cut it."""
@@ -53,14 +52,16 @@ if not model_path:  # the Predict page would only say so
     ui.stop_with("Run a prediction first: no model is loaded yet, so load one on the Model page, then predict.",
                  "pages/model.py", "Go to the Model page")
 models.require_model(model_path)
-with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):  # a region that cannot be used is said first
+if not pred:
+    with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):  # a region that cannot be used is the first thing to fix
+        scene.require_usable_region()
+    ui.stop_with("Run a prediction first: there is none for this region yet (a new region, image or model "
+                 "starts over).", "pages/predict.py", "Go to the Predict page")
+with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     sc = scene.current_scene()
     image_path = str(sc.image_path)
     grid = cached.image_arrays(image_path, cached.mtime(image_path))[2]
     key = cached.prediction_key(image_path, scene.current_region().key(), model_path, state.get(state.VIEWS))
-if not pred:
-    ui.stop_with("Run a prediction first: there is none for this region yet (a new region, image or model "
-                 "starts over).", "pages/predict.py", "Go to the Predict page")
 if tuple(pred["key"]) != key:
     ui.stop_with(f"The prediction is out of date ({cached.prediction_change(tuple(pred['key']), key)} changed): "
                  "predict again.", "pages/predict.py", "Go to the Predict page")

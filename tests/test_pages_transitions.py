@@ -111,3 +111,21 @@ def test_a_new_source_starts_at_the_default_threshold(fake_map):
     next(b for b in at.button if b.label == "Sample scene (whole image)").click().run()
     assert not at.exception
     assert at.session_state["source"] == {"kind": "sample"} and at.session_state["threshold"] == 0.5
+
+
+def test_quality_without_a_prediction_says_first_that_the_region_cannot_be_used(fake_map, tiny_model_path):
+    """It said 'Run a prediction first ... (a new region, image or model, or a browser reload, starts
+    over)' and sent the user to Predict, which only showed the region's error."""
+    at = new_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
+                                  "geometry": {"type": "Polygon", "coordinates": [[[2000, 2000], [2400, 2000],
+                                                                                   [2400, 2400], [2000, 2000]]]}}
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception
+    assert any("outside the image" in e.value for e in at.error)
+    assert not any("Run a prediction first" in i.value for i in at.info)
+    at.session_state["region"] = None  # a usable region: then the missing prediction is what to fix
+    at.run()
+    told = " ".join(i.value for i in at.info)
+    assert "Run a prediction first" in told and "reload" not in told

@@ -59,6 +59,18 @@ def check_current_region(region: Region):
                                cached.mtime(image) if image else None)
 
 
+def require_usable_region() -> None:
+    """Raise unless the current source can use the current region (cheap: nothing is fetched).
+
+    Raises:
+        RegionError: why it cannot (outside the image, too small, too large...); CropMapError
+            from the source.
+    """
+    check = check_current_region(current_region())
+    if not check.ok:
+        raise RegionError(check.message)
+
+
 def use_uploaded_region(data: bytes, name: str) -> None:
     """Make an uploaded GeoJSON the region, if the current source can use it.
 
