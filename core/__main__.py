@@ -428,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
 def interrupted_note(command: str) -> str:
     """What an interrupted (Ctrl-C) ``command`` has left, for its one-line message."""
     if command == "train":
-        return "the epochs already finished are kept: continue with the same command and --resume"
+        return ("the epochs already finished are kept: continue with the same command and --resume (stopped "
+                "before its first epoch ended, a run leaves nothing: run the same command again)")
     if command in ("ee-export-patches", "ee-export-image", "ee-upload", "ee-tasks"):
         return "Earth Engine tasks already started keep running (python -m core ee-tasks lists them)"
     return "no output was written or replaced"

@@ -399,7 +399,9 @@ def train(
 
     ``pixel_size_m`` (recorded in the card) defaults to the training images' pixel size when they
     all have a CRS and share it. Everything is checked before ``run_dir`` is touched: a mistake
-    leaves a previous run there as it was (even with ``overwrite``), and writes nothing.
+    leaves a previous run there as it was (even with ``overwrite``), and writes nothing. A run that
+    fails or is stopped before its first epoch ends leaves ``run_dir`` as it was too (a folder it
+    made is removed), so the same command can simply run again.
 
     Raises:
         OutputExistsError: ``run_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.

@@ -439,9 +439,10 @@ def test_an_interrupt_while_saving_the_best_model_loses_it_not(small_scene, tmp_
     monkeypatch.setattr(train_module, "save_model", interrupted_save)
     with pytest.raises(KeyboardInterrupt):
         train(replace(CFG, epochs=2), pair, pair, tmp_path / "run")
-    assert not (tmp_path / "run" / "history.csv").exists()  # epoch 1 did not count as finished
-    assert not [p.name for p in (tmp_path / "run").iterdir() if ".tmp." in p.name]  # no half-written model
-    res = train(replace(CFG, epochs=2), pair, pair, tmp_path / "run", resume=True)
+    # epoch 1 did not count as finished, so the run left nothing (no half-written model either): the
+    # same command runs again, with no --resume or --overwrite
+    assert not (tmp_path / "run").exists()
+    res = train(replace(CFG, epochs=2), pair, pair, tmp_path / "run")
     rows = _rows(tmp_path / "run" / "history.csv")
     assert [r["epoch"] for r in rows] == ["1", "2"]
     best_epoch = min(rows, key=lambda r: float(r["val_loss"]))["epoch"]  # the epoch of the lowest validation loss
@@ -481,8 +482,12 @@ def test_an_interrupt_at_an_epochs_end_neither_loses_nor_repeats_it(small_scene,
             m.setattr(os, "replace", interrupted_replace)
         with pytest.raises(KeyboardInterrupt):
             train(cfg, pair, pair, tmp_path / "run")
-    assert not [p.name for p in (tmp_path / "run").iterdir() if ".tmp." in p.name]
-    res = train(cfg, pair, pair, tmp_path / "run", resume=True)
+    if where == "history":  # no epoch finished: nothing is left, and the same command runs again
+        assert not (tmp_path / "run").exists()
+        res = train(cfg, pair, pair, tmp_path / "run")
+    else:  # epoch 1's row is written: the run is kept, to resume
+        assert not [p.name for p in (tmp_path / "run").iterdir() if ".tmp." in p.name]
+        res = train(cfg, pair, pair, tmp_path / "run", resume=True)
     assert [r["epoch"] for r in _rows(tmp_path / "run" / "history.csv")] == ["1", "2"] and res.epochs_done == 2
     last = keras.models.load_model(tmp_path / "run" / "last.keras", custom_objects=train_module.CUSTOM_OBJECTS)
     assert int(last.optimizer.iterations) == cfg.epochs * cfg.steps_per_epoch
