@@ -57,7 +57,7 @@ def settings_form(current: dict | None) -> dict | None:
         product = d1.selectbox("Labels", products, index=products.index(labels.get("product", "worldcover")),
                                format_func=lambda k: "no labels" if k == NO_LABELS else PRODUCTS[k][0],
                                key=f"ee_form_labels_{v}")
-        year = d2.text_input("Label year", year0, key=f"ee_form_year_{v}", placeholder="the composite's",
+        year = d2.text_input("Label year", year0, key=f"ee_form_year_{v}", placeholder="composite's year",
                              help="GLC-FCS30D and CDL: the annual map (empty: the year the composite starts)")
         asset = d3.text_input("Asset id", labels.get("asset_id") or "", key=f"ee_form_asset_{v}",
                               help="for 'User asset': an image asset, e.g. users/me/glc30")
