@@ -137,9 +137,10 @@ def take_drawing(result: dict | None, image: bool) -> None:
 def current_region_usable() -> bool:
     """Whether the current source can use the current region."""
     try:
-        return scene.check_current_region(scene.current_region()).ok
+        scene.require_usable_region()
     except CropMapError:
         return False
+    return True
 
 
 spec = state.get(state.SOURCE)

@@ -59,14 +59,15 @@ def check_current_region(region: Region):
                                cached.mtime(image) if image else None)
 
 
-def require_usable_region() -> None:
-    """Raise unless the current source can use the current region (cheap: nothing is fetched).
+def require_usable_region(region: Region | None = None) -> None:
+    """Raise unless the current source can use ``region`` (default: the current region); cheap:
+    nothing is fetched.
 
     Raises:
-        RegionError: why it cannot (outside the image, too small, too large...); CropMapError
-            from the source.
+        RegionError: why it cannot (outside the image, too small, too large, lon/lat on an image
+            without a place on Earth...); CropMapError from the source.
     """
-    check = check_current_region(current_region())
+    check = check_current_region(region or current_region())
     if not check.ok:
         raise RegionError(check.message)
 
@@ -81,11 +82,9 @@ def use_uploaded_region(data: bytes, name: str) -> None:
     """
     region = Region.from_upload(data, name=name)
     try:
-        check = check_current_region(region)
+        require_usable_region(region)
     except RegionError as err:
-        raise RegionError(f"{name} cannot be used: {err}. The region in use is kept.") from None
-    if not check.ok:
-        raise RegionError(f"{name} cannot be used: {check.message.rstrip('.')}. The region in use is kept.")
+        raise RegionError(f"{name} cannot be used: {str(err).rstrip('.')}. The region in use is kept.") from None
     state.set_region(region.to_geojson())
 
 
