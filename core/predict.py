@@ -525,8 +525,9 @@ def prediction_summary(grid: Grid, stats: dict, card, threshold: float, views: i
         "pixels": stats["pixels"],
         "valid_pixels": v,
         "crop_pixels": stats["crop_pixels"],
-        "crop_fraction": stats["crop_pixels"] / v if v else None,
-        "crop_area_ha": stats["crop_area_ha"],
+        "crop_fraction": round(stats["crop_pixels"] / v, 6) if v else None,
+        # a sum of floats: rounded to 1 m2, so that the same prediction always writes the same figure
+        "crop_area_ha": None if stats["crop_area_ha"] is None else round(float(stats["crop_area_ha"]), 4),
         "threshold": threshold,
         "views": views,
         "model_card": card.to_dict(),

@@ -151,6 +151,7 @@ def test_georeferenced_prediction_has_area_in_hectares(tiny_model_path, tmp_path
         crop = int((m.read(1) == 1).sum())
     assert summary["crop_pixels"] == crop
     assert summary["crop_area_ha"] == pytest.approx(crop * 0.01)  # 10 m pixels
+    assert summary["crop_area_ha"] == round(summary["crop_area_ha"], 4)  # to 1 m2, no float-sum digits
     assert summary["georeferenced"] and summary["note"] == ""
     assert summary["warnings"] == []  # the test model's card gives no training pixel size
 
