@@ -297,13 +297,22 @@ class LoadedModel:
 
 
 def save_model(model: keras.Model, card: ModelCard, path: str | os.PathLike) -> Path:
-    """Write ``path`` (.keras) and its card (.json) atomically (temporary names, then rename)."""
+    """Write ``path`` (.keras) and its card (.json) atomically (temporary names, then rename).
+
+    The file holds what prediction and fine-tuning need, without a compiled model's optimizer state
+    (a third of the size; a training run's ``last.keras`` keeps that state for resuming).
+
+    Raises:
+        ConfigError: ``path`` does not end in .keras.
+    """
     path = Path(path)
     if path.suffix != ".keras":
         raise ConfigError(f"model files end in .keras, got {path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.keras")
     tmp_card = path.with_name(f".{path.stem}.tmp.json")
+    if getattr(model, "optimizer", None) is not None:
+        model = keras.Model(model.inputs, model.outputs, name=model.name)  # the same layers, uncompiled
     try:
         model.save(tmp)
         tmp_card.write_text(json.dumps(card.to_dict(), indent=2))

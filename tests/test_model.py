@@ -72,6 +72,22 @@ def test_save_load_roundtrip(tmp_path):
     assert loaded.card == _card()
 
 
+def test_saved_model_leaves_the_optimizer_state_out(tmp_path):
+    from core.model import compile_model
+
+    m = compile_model(build_unet("light"))
+    rng = np.random.default_rng(2)
+    m.fit(rng.random((2, 64, 64, 5), dtype=np.float32), rng.integers(0, 2, (2, 64, 64, 2)).astype(np.float32),
+          epochs=1, verbose=0)  # Adam now holds two moments per weight
+    m.save(tmp_path / "with_optimizer.keras")
+    path = save_model(m, _card(), tmp_path / "m.keras")
+    loaded = load_model(path)
+    x = rng.random((1, 64, 64, 5), dtype=np.float32)
+    np.testing.assert_array_equal(loaded.model(x), m(x))
+    assert path.stat().st_size < 0.5 * (tmp_path / "with_optimizer.keras").stat().st_size
+    assert m.optimizer is not None  # the model given is left as it was (still trainable)
+
+
 def test_model_errors(tmp_path):
     with pytest.raises(InputNotFoundError):
         load_model(tmp_path / "none.keras")
