@@ -159,10 +159,17 @@ class TiledPredictor:
     offset: tuple[int, int] = (0, 0)
     lattice: int = 16
 
+    frame: tuple[int, int] = (0, 0)  # where (row, col) 0 of what is predicted lies in the image
+
+    def origins(self, length: int, axis: int) -> list[int]:
+        """Tile starts along ``axis`` (0 rows, 1 columns) in the predicted frame: the image's own tile
+        grid, so that a window of an image is predicted exactly as that part of the whole image."""
+        f = self.frame[axis]
+        starts = tile_origins(f + length, self.config.tile, self.config.step, self.offset[axis], self.lattice)
+        return [p - f for p in starts if p + self.config.tile > f]
+
     def count_tiles(self, height: int, width: int) -> int:
-        t, s = self.config.tile, self.config.step
-        return (len(tile_origins(height, t, s, self.offset[0], self.lattice))
-                * len(tile_origins(width, t, s, self.offset[1], self.lattice)))
+        return len(self.origins(height, 0)) * len(self.origins(width, 1))
 
     def strips(self, read: ReadFn, height: int, width: int, progress: ProgressFn | None = None
                ) -> Iterator[tuple[int, np.ndarray]]:
@@ -172,8 +179,7 @@ class TiledPredictor:
         the accumulators of one strip of ``tile`` rows are as wide as the image.
         """
         t, s, ov = self.config.tile, self.config.step, self.config.overlap
-        rows = tile_origins(height, t, s, self.offset[0], self.lattice)
-        cols = tile_origins(width, t, s, self.offset[1], self.lattice)
+        rows, cols = self.origins(height, 0), self.origins(width, 1)
         c0, span = cols[0], cols[-1] + t - cols[0]
         w1 = blend_weights(t, ov)
         w2 = w1[:, None] * w1[None, :]
@@ -240,8 +246,10 @@ def model_lattice(model) -> int:
     return 2**n
 
 
-def make_predictor(loaded, config: PredictConfig = PredictConfig(), offset: tuple[int, int] = (0, 0)) -> TiledPredictor:
-    """A :class:`TiledPredictor` for a :class:`~core.model.LoadedModel`, with ``config`` resolved for it.
+def make_predictor(loaded, config: PredictConfig = PredictConfig(), offset: tuple[int, int] = (0, 0),
+                   frame: tuple[int, int] = (0, 0)) -> TiledPredictor:
+    """A :class:`TiledPredictor` for a :class:`~core.model.LoadedModel`, with ``config`` resolved for it;
+    ``frame`` is where the predicted window starts in its image (see :meth:`TiledPredictor.origins`).
 
     Raises:
         ModelMismatchError: the model's bands are not R, G, B, NIR, NDVI.
@@ -254,7 +262,7 @@ def make_predictor(loaded, config: PredictConfig = PredictConfig(), offset: tupl
     lattice = model_lattice(loaded.model)
     config = config.resolve(shape[1] if shape[1] is not None else None, lattice)
     runner = ModelRunner(loaded.model, config.batch_size, config.views)
-    return TiledPredictor(runner, loaded.card.normalization.apply, config, offset, lattice)
+    return TiledPredictor(runner, loaded.card.normalization.apply, config, offset, lattice, frame)
 
 
 def array_reader(features: np.ndarray, valid: np.ndarray) -> ReadFn:
@@ -431,7 +439,7 @@ def predict_image(
         win = region_window(reader.grid, window, loaded.card.patch_size if window is not None else 1)
         grid = _window_grid(reader.grid, win)
         grid.pixel_area_ha()  # a CRS without a known unit is refused here, before the model runs
-        predictor = make_predictor(loaded, config)
+        predictor = make_predictor(loaded, config, frame=(int(win.row_off), int(win.col_off)))
 
         def read(r, c, h, w):
             from rasterio.windows import Window

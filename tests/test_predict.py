@@ -293,3 +293,13 @@ def test_a_model_used_for_prediction_can_be_freed():
     del model
     gc.collect()
     assert ref() is None
+
+
+def test_a_window_is_predicted_as_that_part_of_the_whole_image(shipped, tmp_path):
+    # the tile grid is the image's, wherever the window starts (here off the model's 16-px lattice)
+    predict_image(SAMPLE_IMAGE, tmp_path / "a", loaded=shipped, window=(0, 0, 512, 512))
+    predict_image(SAMPLE_IMAGE, tmp_path / "b", loaded=shipped, window=(8, 8, 504, 504))
+    with rasterio.open(tmp_path / "a" / "probability.tif") as a, rasterio.open(tmp_path / "b" / "probability.tif") as b:
+        whole, part = a.read(1)[8:, 8:].astype(int), b.read(1).astype(int)
+    assert np.array_equal(whole == 255, part == 255)
+    assert np.abs(whole - part).max() <= 1  # whole percents: at most a rounding apart
