@@ -573,7 +573,7 @@ def reflectance_scaling(
     return scale, offset
 
 
-def valid_pixels(raw: np.ndarray, nodata: float | None, what: str) -> np.ndarray:
+def valid_pixels(raw: np.ndarray, nodata: float | None, what: str, pixels: str = "pixels") -> np.ndarray:
     """Validity mask (h, w) of stored values (bands, h, w): not no data in any band, not zero in
     every band (a gap in every product we know: Landsat fill, Ag-Net missing tiles, Earth Engine's
     masked pixels), and NaN only where the nodata value is NaN.
@@ -590,7 +590,7 @@ def valid_pixels(raw: np.ndarray, nodata: float | None, what: str) -> np.ndarray
             bad = ~finite if nodata is None else ~finite & (raw != nodata)  # an infinite nodata (-inf) is no data
             if bad.any():
                 raise InvalidDataError(
-                    f"{what} holds NaN or infinite reflectance in {int(bad.any(axis=0).sum())} pixels "
+                    f"{what} holds NaN or infinite reflectance in {int(bad.any(axis=0).sum())} {pixels} "
                     "but declares no NaN nodata value; mark them as no data (nodata=nan) or fill them"
                 )
     if nodata is not None and not np.isnan(nodata):
@@ -649,7 +649,8 @@ class ImageReader:
 
     Raises (on open):
         InputNotFoundError, CorruptFileError, BandError;
-        InvalidDataError: a sample of the pixels does not look like reflectance (see :func:`check_reflectance`).
+        InvalidDataError: a sample of the pixels does not look like reflectance (see :func:`check_reflectance`)
+            or holds NaN without a NaN nodata value.
     """
 
     def __init__(self, path: str | os.PathLike, band_map: dict[str, int] | None = None):
@@ -663,6 +664,9 @@ class ImageReader:
             check_real_numbers(src, self.path, "reflectance")
             self.nodata = src.nodata
             sample = self._sample(src)
+            # NaN without a NaN nodata value is refused now if the sample shows it (reading does
+            # it anyway), so that a prediction does not stop part of the way through
+            valid_pixels(sample, self.nodata, self.path.name, pixels="sampled pixels")
             sample = sample[:, sample_valid(sample, self.nodata)]
             if sample.shape[1] < MIN_CHECKED_PIXELS:  # the windows fell in no-data margins: look at all of it
                 spread = self._decimated(src)
