@@ -359,8 +359,9 @@ def cut_train_test(image: str | os.PathLike, labels: str | os.PathLike, label_ma
             (img, lab), = pair_paths([spec])
             out[name] = sample_patches(img, lab, split.label_map, cfg, stage / paths[name].name,
                                        band_map=band_map, progress=step(offset))
+        # an overwritten set never keeps the held-out block of the set it replaces
+        shutil.rmtree(out_dir / "holdout", ignore_errors=True)
         if (stage / "holdout").exists():
-            shutil.rmtree(out_dir / "holdout", ignore_errors=True)
             os.replace(stage / "holdout", out_dir / "holdout")
         for name, path in paths.items():
             os.replace(stage / path.name, path)

@@ -251,6 +251,17 @@ def test_cut_train_test_holds_out_the_test_block(small_scene, tmp_path):
     assert made.train.path.read_bytes() == before
 
 
+def test_an_overwritten_set_keeps_no_old_held_out_block(small_scene, tmp_path):
+    from core.patchset import cut_train_test
+
+    img, lab = small_scene
+    cut_train_test(img, lab, "cdl", tmp_path / "cut", PatchConfig(patch_size=64, count=2), 1)
+    assert (tmp_path / "cut" / "holdout").is_dir()
+    made = cut_train_test(img, lab, "cdl", tmp_path / "cut", PatchConfig(patch_size=256, count=2), 1, overwrite=True)
+    assert "too small to hold out" in made.note
+    assert not (tmp_path / "cut" / "holdout").exists()  # not the first set's block beside the new files
+
+
 def test_test_patches_come_from_the_held_out_block_with_an_odd_kernel_buffer(tmp_path):
     """With a 1 px buffer the stored side is 258 px and the held-out block spans columns 516-773 of
     the sample scene; fully valid test windows must be found there (the 8 px grid of candidates has
