@@ -399,6 +399,7 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
 
     Raises:
         InputNotFoundError: the .keras file or its card is missing.
+        ConfigError: ``path`` is a folder.
         CorruptFileError: either file is truncated or not what it claims.
         ModelMismatchError: the model is not a crop segmentation model (one image in, one
             probability per pixel out) taking the card's bands.
@@ -406,6 +407,8 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
     path = model_files(path)[0]
     if not path.exists():
         raise InputNotFoundError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give the model's .keras file (e.g. {path / 'best.keras'} of a training run)")
     card = load_card(path)
     try:
         model = keras.models.load_model(path, compile=False)

@@ -394,6 +394,10 @@ def prediction_outputs(out_dir: str | os.PathLike, overwrite: bool,
             if given is not None and p.exists() and os.path.exists(given) and os.path.samefile(p, given):
                 raise ConfigError(f"{p} is an input of this prediction ({given}) and would be replaced by its "
                                   "output; choose another output folder")
+    for p in [*outputs.values(), summary_path]:
+        if p.is_dir():  # said first: --overwrite would not help
+            raise ConfigError(f"{p} is a folder, so the output of that name cannot be written; move it away or choose "
+                              "another --out")
     existing = [p.name for p in [*outputs.values(), summary_path] if p.exists()]
     if existing and not overwrite:
         raise OutputExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them or choose another --out")

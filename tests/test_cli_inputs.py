@@ -138,3 +138,13 @@ def test_an_image_without_geotransform_prints_no_rasterio_warnings(capsys, tmp_p
         assert main(["info", "--image", str(img)]) == 0
     assert [str(w.message) for w in seen if w.category.__name__ == "NotGeoreferencedWarning"] == []
     assert (tmp_path / "o" / "crop_mask.tif").exists()
+
+
+def test_a_folder_where_a_file_is_expected_is_named(capsys, tmp_path, tiny_model_path):
+    # a training run's folder given as the model
+    assert "is a folder; give the model's .keras file" in _err(
+        capsys, ["predict", "--image", str(SAMPLE_IMAGE), "--model", str(tiny_model_path.parent), "--out", str(tmp_path / "o")])
+    # a folder named like an output: said at once, not "pass --overwrite" first
+    (tmp_path / "p" / "probability.tif").mkdir(parents=True)
+    err = _err(capsys, ["predict", "--image", str(SAMPLE_IMAGE), "--model", str(tiny_model_path), "--out", str(tmp_path / "p")])
+    assert "probability.tif is a folder" in err and "--overwrite" not in err
