@@ -26,8 +26,9 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
         InputNotFoundError, CorruptFileError: a file is missing or unreadable.
         InvalidDataError: the prediction is not a crop mask (more than one band, or other values than 0/1/255).
         NoDataError: no pixel is valid in both.
-        GridMismatchError: the label raster is not on the prediction's grid, nor is the prediction a
-            pixel-aligned window of it (as ``predict --window`` writes).
+        GridMismatchError: the label raster is not on the prediction's grid, nor is one a pixel-aligned
+            window of the other (a prediction of ``predict --window``; labels of part of an Earth
+            Engine export, which is padded to whole patches).
         OutputExistsError: the JSON exists and ``overwrite`` is False.
         ConfigError: the JSON's path is a folder or lies under a file.
     """
@@ -40,6 +41,12 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
         pred = read_pixels(src, pred_path, 1)
     whole = grid_of_file(labels_path)
     inside = None if whole.same_as(grid) else window_within(grid, whole)
+    if inside is None and not whole.same_as(grid):
+        around = window_within(whole, grid)
+        if around is not None:  # labels of part of the prediction (an Earth Engine export padded to whole
+            # patches): outside them no pixel has a label, so the pixels valid in both are inside
+            pred = pred[around.row_off : around.row_off + around.height, around.col_off : around.col_off + around.width]
+            grid = whole
     # the inputs' own mistakes first (each told at once), then an output in the way
     out_path = check_output_file(out or Path(pred_path).with_name("metrics.json"), overwrite)
     if inside is not None:  # a prediction of a window of the labels' image (predict --window)

@@ -289,6 +289,16 @@ def test_mistakes_found_in_review_are_one_line_and_lose_nothing(capsys, tmp_path
     with rasterio.open(win / "crop_mask.tif") as src:
         expected = confusion(src.read(1), read_labels(lab, get_class_map("cdl"))[16:272, 32:304])
     assert res["confusion_matrix"]["matrix"] == expected.to_dict()["confusion_matrix"]["matrix"]
+    # labels of part of a prediction (an Earth Engine export padded to whole patches) count there only
+    with rasterio.open(win / "crop_mask.tif") as src:
+        at, crs = src.transform * src.transform.translation(40, 20), src.crs
+    part_labels = read_labels(lab, get_class_map("cdl"))[16 + 20 : 16 + 120, 32 + 40 : 32 + 240]
+    part = write_raster(tmp_path / "part_cdl.tif", part_labels, crs=crs, transform=at, nodata=255)
+    assert main(["evaluate", "--pred", str(win / "crop_mask.tif"), "--labels", str(part), "--label-map", "binary",
+                 "--out", str(tmp_path / "part.json")]) == 0
+    with rasterio.open(win / "crop_mask.tif") as src:
+        expected = confusion(src.read(1)[20:120, 40:240], read_labels(part, get_class_map("binary")))
+    assert json.loads(capsys.readouterr().out)["confusion_matrix"]["matrix"] == expected.to_dict()["confusion_matrix"]["matrix"]
     # an Earth Engine export names its bands: --bands is refused, not ignored
     mixer = tmp_path / "exp-mixer.json"
     mixer.write_text("{}")
