@@ -226,8 +226,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps({"image": str(args.image), "width": g.width, "height": g.height, "crs": g.crs,
                           "georeferenced": g.georeferenced, "transform": list(g.transform), "bands": r.band_index,
                           "scale": r.scale, "pixel_area_ha": None if g.crs is None else
-                          (float(np.mean(g.pixel_area_ha())) if not np.isscalar(g.pixel_area_ha()) else g.pixel_area_ha())},
+                          (float(np.mean(g.pixel_area_ha())) if not np.isscalar(g.pixel_area_ha()) else g.pixel_area_ha()),
+                          "warnings": list(r.warnings)},
                          indent=2))
+        for warning in r.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -454,7 +454,7 @@ def predict_image(
             stats = _write_outputs(predictor, read, grid, tmpdir, config.threshold, progress)
             if stats["valid_pixels"] == 0:
                 raise NoDataError("the region holds no valid pixels (all no data); nothing was written; choose another region")
-            summary = _summary(image_path, grid, win, predictor.config, loaded, stats, time.time() - t0)
+            summary = _summary(image_path, grid, win, predictor.config, loaded, stats, time.time() - t0, reader.warnings)
             (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
             for key, final in outputs.items():
                 os.replace(tmpdir / f"{key}.cog.tif", final)
@@ -519,7 +519,8 @@ def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: 
     return counts
 
 
-def prediction_summary(grid: Grid, stats: dict, card, threshold: float, views: int = 1, **about) -> dict:
+def prediction_summary(grid: Grid, stats: dict, card, threshold: float, views: int = 1,
+                       image_warnings: tuple[str, ...] = (), **about) -> dict:
     """What a prediction found, as ``summary.json`` (CLI) and the dashboard's summary download say it:
     ``about`` first (image, window, region, attribution...), then the grid, warnings, the figures of
     :func:`core.metrics.crop_area` (``stats``) at ``threshold``, and the model card (a ModelCard).
@@ -533,7 +534,7 @@ def prediction_summary(grid: Grid, stats: dict, card, threshold: float, views: i
         "georeferenced": grid.georeferenced,
         "crs": grid.crs,
         "note": "" if grid.georeferenced else NOT_GEOREFERENCED_NOTE,
-        "warnings": [warning] if warning else [],
+        "warnings": [*image_warnings, *([warning] if warning else [])],
         "pixels": stats["pixels"],
         "valid_pixels": v,
         "crop_pixels": stats["crop_pixels"],
@@ -547,11 +548,12 @@ def prediction_summary(grid: Grid, stats: dict, card, threshold: float, views: i
     }
 
 
-def _summary(image_path, grid: Grid, win, config: PredictConfig, loaded, stats: dict, seconds: float) -> dict:
+def _summary(image_path, grid: Grid, win, config: PredictConfig, loaded, stats: dict, seconds: float,
+             image_warnings: tuple[str, ...] = ()) -> dict:
     window = {"row": int(win.row_off), "col": int(win.col_off), "height": int(win.height), "width": int(win.width)}
     return {
-        **prediction_summary(grid, stats, loaded.card, config.threshold, config.views, image=str(image_path),
-                             window=window, model=str(loaded.path)),
+        **prediction_summary(grid, stats, loaded.card, config.threshold, config.views, image_warnings,
+                             image=str(image_path), window=window, model=str(loaded.path)),
         "tile": config.tile,
         "overlap": config.overlap,
         "seconds": round(seconds, 2),

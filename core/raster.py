@@ -450,6 +450,26 @@ MIN_BRIGHT_REFLECTANCE = 0.03
 #: Collection 2 stored values read as x 10000 start at 0.727); real scenes have shadow, water and
 #: dark fields well below it.
 MIN_DARK_REFLECTANCE = 0.4
+#: Below MIN_DARK_REFLECTANCE but above this, the darkest pixels are only suspect: real scenes with
+#: crops have them at 0.006-0.024 (the sample scene, the Ag-Net blocks, the Sentinel-2 and Landsat
+#: fixtures), while Sentinel-2 L2A stored as reflectance x 10000 + 1000 (processing baseline 04.00,
+#: 2022 on) read as x 10000 puts them at 0.1 and more. A scene of bright desert or snow may be
+#: right there, so this is a warning, not a refusal.
+DARK_OFFSET_WARNING = 0.08
+
+
+def reflectance_warnings(refl: np.ndarray, what: str) -> tuple[str, ...]:
+    """Warnings about reflectance that is possible but suspect (``refl``: bands x valid pixels of a
+    sample, after scale and offset); empty for samples of fewer than MIN_CHECKED_PIXELS pixels."""
+    if refl.ndim != 2 or refl.shape[1] < MIN_CHECKED_PIXELS:
+        return ()
+    dark = float(np.percentile(refl, 1, axis=1).min())
+    if dark <= DARK_OFFSET_WARNING:
+        return ()
+    return (f"even the darkest pixels of {what} have reflectance {dark:.2f} or more (1st percentile of the "
+            "darkest band), where fields, water and shadow are usually below 0.03: if it is Sentinel-2 L2A from "
+            "2022 on (reflectance x 10000 + 1000), set its offset (gdal_edit.py -scale 0.0001 -offset -0.1 "
+            "FILE.tif) or subtract 1000, or the crop map will be wrong",)
 #: Landsat Collection 2 Level-2 surface reflectance as stored: reflectance = stored * scale + offset.
 LANDSAT_C2_SCALE = 2.75e-5
 LANDSAT_C2_OFFSET = -0.2
@@ -677,6 +697,8 @@ class ImageReader:
                 src.dtypes[0], sample, self.path.name,
                 [src.scales[i - 1] for i in self._indexes], [src.offsets[i - 1] for i in self._indexes])
             self.scale, self.offset = float(self.scales[0]), float(self.offsets[0])
+            #: suspect but possible values (see :func:`reflectance_warnings`), for the user to check
+            self.warnings = reflectance_warnings(sample * self.scales[:, None] + self.offsets[:, None], self.path.name)
         except Exception:
             self._src.close()
             raise

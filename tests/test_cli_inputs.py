@@ -2,6 +2,8 @@
 areas from the right CRS, no stray warnings): a wrong CRS tag, an undeclared fill value, Landsat
 values without their scale, STAC band names, a closed pipe."""
 
+import json
+
 import numpy as np
 import pytest
 import rasterio
@@ -93,6 +95,26 @@ def test_landsat_collection2_without_its_scale_says_so(capsys, tmp_path, tiny_mo
     with ImageReader(img) as reader:
         feats, valid = reader.read()
     assert np.allclose(feats[..., :4][valid], np.moveaxis(refl, 0, -1)[valid], atol=2e-5)
+
+
+def test_sentinel2_with_its_1000_offset_is_warned_about(capsys, tmp_path, tiny_model_path):
+    # Sentinel-2 L2A from processing baseline 04.00 stores reflectance x 10000 + 1000: read as x 10000 every
+    # band is 0.1 too bright (NDVI of crops falls), possible but suspect: a warning with the fix, not a refusal
+    data = _block().astype(np.uint16)
+    data[:, (data != 0).any(axis=0)] += 1000
+    img = write_raster(tmp_path / "S2_L2A.tif", data, descriptions=RGBN)
+    assert main(["info", "--image", str(img)]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["warnings"] and "warning: even the darkest pixels of S2_L2A.tif" in out.err
+    assert "-scale 0.0001 -offset -0.1" in out.err
+    assert main(["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(tmp_path / "o")]) == 0
+    assert "warning: even the darkest pixels" in capsys.readouterr().err
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert len(summary["warnings"]) == 1 and "Sentinel-2 L2A" in summary["warnings"][0]
+    # the same scene without the offset is not warned about
+    assert main(["info", "--image", str(write_raster(tmp_path / "plain.tif", _block(), descriptions=RGBN))]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["warnings"] == [] and "warning" not in out.err
 
 
 def test_stac_band_names_with_nir08_are_found():

@@ -184,6 +184,25 @@ def test_own_image_with_band_numbers_on_region_and_data_pages(fake_map):
     assert any("cannot be told apart" in e.value for e in at.error)
 
 
+def test_region_page_warns_about_sentinel2_values_with_their_offset(fake_map, tmp_path):
+    """Sentinel-2 L2A with its +1000 offset: the page says what to fix when the image is shown."""
+    import rasterio
+
+    with rasterio.open(OWN_IMAGE) as src:
+        data, profile = src.read(), src.profile
+    data[:, (data != 0).any(axis=0)] += 1000
+    with rasterio.open(tmp_path / "s2_offset.tif", "w", **profile) as dst:
+        dst.write(data)
+    at = own_image_app()
+    at.run()
+    assert not at.exception and not at.warning  # the file as it is: nothing to say
+    at.session_state["source"] = {**at.session_state["source"], "image": str(tmp_path / "s2_offset.tif")}
+    at.session_state["scene"] = None
+    at.run()
+    assert not at.exception and not at.error
+    assert any("Sentinel-2 L2A" in w.value and "-offset -0.1" in w.value for w in at.warning)
+
+
 def test_predict_page_warns_about_another_pixel_size(fake_map):
     """Shipped model (30 m) on a 10 m image: the Predict page says so before anything is predicted."""
     from core.model import DEFAULT_MODEL_PATH

@@ -166,14 +166,15 @@ def region_check(spec_json: str, region_json: str, image_mtime: float | None):
 
 @st.cache_data(max_entries=4, show_spinner="Rendering the image preview...")
 def source_preview(path: str, path_mtime: float, band_map: dict[str, int] | None = None,
-                   max_side: int = 1024) -> tuple[ov.Overlay, Grid]:
-    """True-colour preview of a whole source image (the Region page's backdrop) and its grid."""
+                   max_side: int = 1024) -> tuple[ov.Overlay, Grid, tuple[str, ...]]:
+    """True-colour preview of a whole source image (the Region page's backdrop), its grid, and the
+    reader's warnings about its values (:func:`core.raster.reflectance_warnings`)."""
     from core.raster import ImageReader
 
     with ImageReader(path, band_map) as reader:
-        grid = reader.grid
+        grid, warnings = reader.grid, reader.warnings
         feats, valid = reader.read()
-    return ov.make_overlay("Image", ov.true_colour(feats, valid), grid, (0, 0), None, 1.0, max_side), grid
+    return ov.make_overlay("Image", ov.true_colour(feats, valid), grid, (0, 0), None, 1.0, max_side), grid, warnings
 
 
 # ---------------------------------------------------------------------- models and predictions
