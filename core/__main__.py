@@ -219,13 +219,14 @@ def _cmd_patches(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from core.raster import ImageReader, parse_band_spec
+    from core.raster import INPUT_BANDS, ImageReader, parse_band_spec
 
     with ImageReader(args.image, parse_band_spec(args.bands)) as r:
         g = r.grid
         print(json.dumps({"image": str(args.image), "width": g.width, "height": g.height, "crs": g.crs,
                           "georeferenced": g.georeferenced, "transform": list(g.transform), "bands": r.band_index,
-                          "scale": r.scale, "pixel_area_ha": None if g.crs is None else
+                          "scale": r.scale, "scales": dict(zip(INPUT_BANDS, map(float, r.scales))),
+                          "offsets": dict(zip(INPUT_BANDS, map(float, r.offsets))), "pixel_area_ha": None if g.crs is None else
                           (float(np.mean(g.pixel_area_ha())) if not np.isscalar(g.pixel_area_ha()) else g.pixel_area_ha()),
                           "warnings": list(r.warnings)},
                          indent=2))

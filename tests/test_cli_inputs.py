@@ -95,6 +95,9 @@ def test_landsat_collection2_without_its_scale_says_so(capsys, tmp_path, tiny_mo
     with ImageReader(img) as reader:
         feats, valid = reader.read()
     assert np.allclose(feats[..., :4][valid], np.moveaxis(refl, 0, -1)[valid], atol=2e-5)
+    assert main(["info", "--image", str(img)]) == 0  # info gives each band's scale and offset
+    info = json.loads(capsys.readouterr().out)
+    assert info["scales"] == {b: 2.75e-5 for b in RGBN} and info["offsets"] == {b: -0.2 for b in RGBN}
 
 
 def test_sentinel2_with_its_1000_offset_is_warned_about(capsys, tmp_path, tiny_model_path):
