@@ -15,7 +15,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -25,7 +25,6 @@ from core.errors import (
     GridMismatchError,
     InputNotFoundError,
     InvalidDataError,
-    NoDataError,
 )
 from core.labels import NODATA, ClassMap
 
@@ -900,25 +899,6 @@ def check_same_grid(expected: Grid | None, actual: Grid, path) -> None:
             f"{Path(path).name} is not on the image's grid: labels {actual.describe()} vs image {expected.describe()}; "
             "resample the labels onto the image grid first (e.g. gdalwarp -te/-tr/-t_srs of the image)"
         )
-
-
-def iter_windows(height: int, width: int, size: int, step: int) -> Iterator[tuple[int, int]]:
-    """Top-left (row, col) of windows of ``size`` every ``step`` pixels covering the whole image."""
-    rows = list(range(0, max(height - size, 0) + 1, step))
-    cols = list(range(0, max(width - size, 0) + 1, step))
-    if rows[-1] + size < height:
-        rows.append(height - size)
-    if cols[-1] + size < width:
-        cols.append(width - size)
-    for r in rows:
-        for c in cols:
-            yield r, c
-
-
-def require_valid(valid: np.ndarray, what: str) -> None:
-    """Raises NoDataError if ``valid`` has no True pixel."""
-    if not valid.any():
-        raise NoDataError(f"{what} holds no valid pixels (all no data); choose another region or image")
 
 
 def write_mask(path: str | os.PathLike, mask: np.ndarray, grid: Grid) -> Path:

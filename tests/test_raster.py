@@ -6,7 +6,7 @@ from affine import Affine
 from testdata import FLANDERS_L8, FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE, SAMPLE_LABELS, cut, write_raster
 from core.errors import BandError, CorruptFileError, GridMismatchError, InputNotFoundError, InvalidDataError
 from core.labels import get_class_map
-from core.raster import ImageReader, Grid, iter_windows, ndvi, parse_band_spec, read_image, read_labels, resolve_bands
+from core.raster import ImageReader, Grid, ndvi, parse_band_spec, read_image, read_labels, resolve_bands
 
 UTM = "EPSG:32631"
 T10 = Affine(10, 0, 500000, 0, -10, 5600000)
@@ -267,16 +267,6 @@ def test_pixel_size_in_metres():
     g = Grid("EPSG:4326", (0.001, 0, 10.0, 0, -0.001, 60.0), 10, 4)
     assert g.pixel_size_m() == pytest.approx((111.32 * 55.8) ** 0.5, rel=0.01)
     assert Grid(None, (30.0, 0, 0, 0, -30.0, 0), 4, 4).pixel_size_m() is None  # no CRS: unknown
-
-
-def test_windows_cover_the_image():
-    seen = np.zeros((300, 500), int)
-    windows = list(iter_windows(300, 500, 128, 100))
-    for r, c in windows:
-        assert 0 <= r <= 300 - 128 and 0 <= c <= 500 - 128, (r, c)  # whole windows, inside the image
-        seen[r : r + 128, c : c + 128] += 1
-    assert seen.min() >= 1
-    assert len(set(windows)) == len(windows)  # no window read twice
 
 
 def _write_like(path, src_path, data, scales=None, offsets=None, **changes):
