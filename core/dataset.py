@@ -163,7 +163,8 @@ class SceneSet:
             self.candidates.append(_valid_windows(s.valid, size, min_valid))
         self.weights = np.array([len(c) for c in self.candidates], dtype=np.float64)
         if self.weights.sum() == 0:
-            raise NoDataError(f"no {size} x {size} window with {min_valid:.0%} valid pixels in the training scenes")
+            raise NoDataError(f"no {size} x {size} window with {min_valid:.0%} valid pixels (image and labels) in the "
+                              "training scenes; use a smaller patch size or scenes with more labelled pixels")
         self.weights /= self.weights.sum()
 
     def sample(self, n: int, augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -235,7 +236,8 @@ def tiled_patches(scenes: Sequence[Scene], size: int, norm: Normalization, min_v
                     xs.append(norm.apply(sc.features[r : r + size, c : c + size], lab != NODATA))
                     ys.append(encode_targets(lab))
     if not xs:
-        raise NoDataError(f"no {size} x {size} validation tile has {min_valid:.0%} valid pixels")
+        raise NoDataError(f"no {size} x {size} validation tile has {min_valid:.0%} valid pixels (image and labels); use "
+                          "a smaller patch size or validation scenes with more labelled pixels")
     return np.stack(xs), np.stack(ys)
 
 

@@ -72,7 +72,7 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
 
     _require_crs(grid)
     if min_pixels < 1:
-        raise ConfigError(f"the smallest field must be at least 1 pixel, got {min_pixels}")
+        raise ConfigError(f"the smallest field must be at least 1 pixel (--min-pixels), got {min_pixels}")
     if mask.shape != grid.shape:
         raise ConfigError(f"mask is {mask.shape[1]}x{mask.shape[0]} px, grid is {grid.width}x{grid.height}")
     crop = mask == CROP

@@ -174,7 +174,9 @@ def sample_patches(
     extra = sorted({*range(0, max(h, w) - size + 1, size), h - size, w - size})
     windows = _valid_windows(labels != NODATA, size, config.min_valid_fraction, stride=8, extra=extra)
     if not len(windows):
-        raise NoDataError(f"no {size}x{size} window of {Path(image_path).name} has {config.min_valid_fraction:.0%} valid pixels")
+        raise NoDataError(f"no {size}x{size} window of {Path(image_path).name} has {config.min_valid_fraction:.0%} valid "
+                          "pixels (image and labels); use a smaller patch size (--size; 'Patch size' in the dashboard), a "
+                          "lower --min-valid or a region with more labelled pixels")
     rng = np.random.default_rng(config.seed)
     picks = windows[rng.choice(len(windows), config.count, replace=len(windows) < config.count)]
     crop_px = valid_px = 0
