@@ -457,7 +457,8 @@ def status(job_dir: str | os.PathLike) -> JobStatus:
             st.state = "failed"
             st.message = "the worker process exited unexpectedly: " + _log_tail(job_dir)
     elif cancel_requested and st.state != "cancelling":
-        st.state, st.message = "cancelling", "cancel requested; stopping after the current batch"
+        st.state, st.message = "cancelling", ("cancel requested; stopping after the current batch" if st.step else
+                                              "cancel requested; stopping when the data has loaded")
     return st
 
 

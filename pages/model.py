@@ -25,6 +25,12 @@ def preset_label(name: str) -> str:
 
 opening = state.get(state.MODEL_TAB)  # once: the Train tab after a hand-over of patches
 state.put(state.MODEL_TAB, None)
+followed = state.job_dir()
+try:
+    training_now = bool(followed) and jobs.status(followed).active
+except CropMapError:  # the panel shows why
+    training_now = False
+opening = opening or ("Train" if training_now else None)  # a running job's progress and Cancel button
 tab_ship, tab_upload, tab_train = st.tabs(["Shipped weights", "Upload a model", "Train"], default=opening)
 
 with tab_ship:
@@ -54,6 +60,83 @@ SCORE_CURVES = {"iou": "training IoU", "val_iou": "validation IoU", "dice": "tra
 with tab_train:
     st.write("Train a U-Net in a background process, on the current region's image and labels or on "
              "exported patches. It keeps running while you use other pages.")
+    @st.fragment(run_every=2.0)
+    def job_panel() -> None:
+        job_dir = state.job_dir()
+        if not job_dir:
+            st.caption("No training job yet.")
+            return
+        try:
+            js = jobs.status(job_dir)
+        except CropMapError as err:
+            st.error(str(err))
+            return
+        st.progress(js.fraction, text=f"{Path(job_dir).name}, {js.progress_text()}")
+        if js.state != "failed":  # a failure's message is shown as an error below
+            st.caption(js.message)
+        note = jobs.job_note(job_dir)
+        if note:
+            st.caption(note)
+        if len(js.history) >= 2:  # a line needs two epochs; one epoch's figures are in the bar's text
+            import pandas as pd
+
+            import altair as alt
+
+            hist = pd.DataFrame(js.history)
+            c1, c2 = st.columns(2)
+            for col, names, y_label in ((c1, LOSS_CURVES, "loss"), (c2, SCORE_CURVES, "score (0-1)")):
+                long = hist.melt("epoch", [c for c in names if c in hist], "curve", "value")
+                long["curve"] = long["curve"].map(names)
+                # whole epochs on the x axis, each once (the default ticks, 1, 1.5, 2..., read "1 2 2 3");
+                # the y axis fitted to the figures (from 0, a loss going from 1.28 to 1.05 looks flat)
+                last = int(hist["epoch"].max())
+                ticks = list(range(1, last + 1, -(-last // 10)))
+                col.altair_chart(alt.Chart(long, height=300).mark_line(point=True).encode(
+                    x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(values=ticks, format="d")),
+                    y=alt.Y("value:Q", title=y_label, scale=alt.Scale(zero=False)),
+                    color=alt.Color("curve:N", title=None, sort=list(names.values()), legend=alt.Legend(orient="top")),
+                    tooltip=["epoch", "curve", alt.Tooltip("value:Q", title=y_label, format=".3f")],
+                ), width="stretch")
+        elif js.history:
+            st.caption("The training curves appear when a second epoch has finished." if js.active else
+                       "One finished epoch only, so no training curves: its figures are in the line above.")
+        if js.state == "cancelling":  # the worker stops after its current batch; loading data has no batches
+            if st.button("Stop now", key="stop_job", help="end the worker process at once (the checkpoints of "
+                         "finished epochs are kept)"):
+                with st.spinner("Stopping the worker..."):
+                    jobs.cancel(job_dir, terminate_after_s=0)
+                st.rerun()
+        elif js.active:
+            if st.button("Cancel training", key="cancel_job"):
+                # before its first batch nothing would be kept anyway: end the worker now rather than
+                # after it has loaded the data (tens of seconds); later, after the current batch
+                jobs.cancel(job_dir, terminate_after_s=0 if js.step == 0 else None)
+                st.rerun()
+        elif running is not None and running == Path(job_dir):  # it finished: re-enable the form
+            st.rerun()
+        elif jobs.can_resume(job_dir, js):
+            other = jobs.active_job(JOBS)
+            st.caption(f"Its {len(js.history)} finished epoch(s) are kept: resume it to train the other "
+                       f"{max(js.epochs - len(js.history), 0)} from the last one, with the same data and settings.")
+            if st.button("Resume training", key="resume_job", disabled=other is not None,
+                         help=f"a training job is running ({other.name})" if other else None):
+                with ui.errors_shown():
+                    resumed = jobs.new_job_dir(JOBS)
+                    jobs.resume_training(job_dir, resumed, one_at_a_time=True)
+                    state.put(state.JOB_DIR, str(resumed))
+                    st.rerun()
+        best = Path(job_dir) / jobs.TRAIN_SUBDIR / "best.keras"
+        label = "Use the best checkpoint so far" if js.active else "Use the best checkpoint"
+        if best.exists() and st.button(label, key="use_best"):
+            with ui.errors_shown():
+                # while training runs, best.keras is replaced by every better epoch: use a copy of it now
+                models.use_model(str(jobs.snapshot_checkpoint(best, state.workdir() / "models")) if js.active else str(best))
+                st.rerun()
+        if js.state == "failed":
+            st.error(js.message)
+
+    if training_now:  # its progress first, above the form (which is disabled meanwhile)
+        job_panel()
     running = jobs.active_job(JOBS)
     # The last submitted values, so that navigation keeps them. The widgets have keys, so that a
     # submission that fails (and so changes these defaults) does not make them new widgets that
@@ -130,81 +213,9 @@ with tab_train:
                                     note=split.note, one_at_a_time=True)
             state.put(state.JOB_DIR, str(job_dir))
             st.rerun()  # redraw the form with the button disabled while the job runs
+    if not training_now:
+        job_panel()
 
-    @st.fragment(run_every=2.0)
-    def job_panel() -> None:
-        job_dir = state.job_dir()
-        if not job_dir:
-            st.caption("No training job yet.")
-            return
-        try:
-            js = jobs.status(job_dir)
-        except CropMapError as err:
-            st.error(str(err))
-            return
-        st.progress(js.fraction, text=f"{Path(job_dir).name}, {js.progress_text()}")
-        if js.state != "failed":  # a failure's message is shown as an error below
-            st.caption(js.message)
-        note = jobs.job_note(job_dir)
-        if note:
-            st.caption(note)
-        if len(js.history) >= 2:  # a line needs two epochs; one epoch's figures are in the bar's text
-            import pandas as pd
-
-            import altair as alt
-
-            hist = pd.DataFrame(js.history)
-            c1, c2 = st.columns(2)
-            for col, names, y_label in ((c1, LOSS_CURVES, "loss"), (c2, SCORE_CURVES, "score (0-1)")):
-                long = hist.melt("epoch", [c for c in names if c in hist], "curve", "value")
-                long["curve"] = long["curve"].map(names)
-                # whole epochs on the x axis, each once (the default ticks, 1, 1.5, 2..., read "1 2 2 3");
-                # the y axis fitted to the figures (from 0, a loss going from 1.28 to 1.05 looks flat)
-                last = int(hist["epoch"].max())
-                ticks = list(range(1, last + 1, -(-last // 10)))
-                col.altair_chart(alt.Chart(long, height=300).mark_line(point=True).encode(
-                    x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(values=ticks, format="d")),
-                    y=alt.Y("value:Q", title=y_label, scale=alt.Scale(zero=False)),
-                    color=alt.Color("curve:N", title=None, sort=list(names.values()), legend=alt.Legend(orient="top")),
-                    tooltip=["epoch", "curve", alt.Tooltip("value:Q", title=y_label, format=".3f")],
-                ), width="stretch")
-        elif js.history:
-            st.caption("The training curves appear when a second epoch has finished." if js.active else
-                       "One finished epoch only, so no training curves: its figures are in the line above.")
-        if js.state == "cancelling":  # the worker stops after its current batch; loading data has no batches
-            if st.button("Stop now", key="stop_job", help="end the worker process at once (the checkpoints of "
-                         "finished epochs are kept)"):
-                with st.spinner("Stopping the worker..."):
-                    jobs.cancel(job_dir, terminate_after_s=0)
-                st.rerun()
-        elif js.active:
-            if st.button("Cancel training", key="cancel_job"):
-                jobs.cancel(job_dir)
-                st.rerun()
-        elif running is not None and running == Path(job_dir):  # it finished: re-enable the form
-            st.rerun()
-        elif jobs.can_resume(job_dir, js):
-            other = jobs.active_job(JOBS)
-            st.caption(f"Its {len(js.history)} finished epoch(s) are kept: resume it to train the other "
-                       f"{max(js.epochs - len(js.history), 0)} from the last one, with the same data and settings.")
-            if st.button("Resume training", key="resume_job", disabled=other is not None,
-                         help=f"a training job is running ({other.name})" if other else None):
-                with ui.errors_shown():
-                    resumed = jobs.new_job_dir(JOBS)
-                    jobs.resume_training(job_dir, resumed, one_at_a_time=True)
-                    state.put(state.JOB_DIR, str(resumed))
-                    st.rerun()
-        best = Path(job_dir) / jobs.TRAIN_SUBDIR / "best.keras"
-        label = "Use the best checkpoint so far" if js.active else "Use the best checkpoint"
-        if best.exists() and st.button(label, key="use_best"):
-            with ui.errors_shown():
-                # while training runs, best.keras is replaced by every better epoch: use a copy of it now
-                models.use_model(str(jobs.snapshot_checkpoint(best, state.workdir() / "models")) if js.active else str(best))
-                st.rerun()
-        if js.state == "failed":
-            st.error(js.message)
-
-    job_panel()
 
 st.divider()
 st.subheader("Model in use")

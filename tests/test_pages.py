@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -856,6 +857,7 @@ def test_model_page_follows_the_running_job_of_another_tab(fake_map):
     jobs.start_job("selftest", {"epochs": 1, "steps": 1, "delay": 0.0}, root / "job-a", note="job A")
     wait_for(root / "job-a", ("done",))
     at = new_app()
+    at.session_state["job_dir"] = str(root / "job-a")  # this session started it
     at.switch_page("pages/model.py").run()
     assert "job A" in texts(at)
     jobs.start_job("selftest", {"epochs": 50, "steps": 10, "delay": 0.1}, root / "job-b", note="job B")
@@ -867,6 +869,45 @@ def test_model_page_follows_the_running_job_of_another_tab(fake_map):
         assert any(b.label == "Cancel training" for b in at.button) and "job B" in texts(at)
     finally:
         jobs.cancel(root / "job-b", terminate_after_s=5)
+
+
+def _opening_tab(at) -> int:
+    """The index of the tab a page's (only) st.tabs opens on."""
+    def find(node):
+        for child in getattr(node, "children", {}).values():
+            if getattr(child, "type", "") == "tab_container":
+                return child.proto.tab_container.default_tab_index
+            found = find(child)
+            if found is not None:
+                return found
+        return None
+
+    return find(at.main)
+
+
+def test_model_page_opens_on_the_running_job(fake_map):
+    """Back on the Model page while a job runs: the Train tab, with the job's progress and Cancel above
+    the (disabled) form; it opened on 'Shipped weights', the job hidden a tab away and below the form."""
+    from core import jobs
+    from test_jobs import wait_for
+
+    at = new_app()
+    at.switch_page("pages/model.py").run()
+    assert _opening_tab(at) == 0
+    job_dir = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs" / "job-run"
+    jobs.start_job("selftest", {"epochs": 50, "steps": 10, "delay": 0.1}, job_dir)
+    try:
+        wait_for(job_dir, ("running",))
+        at.switch_page("pages/region.py").run()
+        at.switch_page("pages/model.py").run()
+        assert not at.exception and _opening_tab(at) == 2
+        kinds = [getattr(c, "type", "") for c in at.tabs[2].children.values()]
+        assert kinds.index("flex_container") < kinds.index("form")  # the job panel (a fragment), then the form
+        assert any(b.label == "Cancel training" for b in at.tabs[2].button)
+    finally:
+        jobs.cancel(job_dir, terminate_after_s=5)
+    at.run()
+    assert _opening_tab(at) == 0  # finished: the page opens as usual again
 
 
 def test_best_checkpoint_of_a_running_job_is_used_as_a_copy(fake_map, tiny_model_path):
@@ -909,12 +950,33 @@ def test_a_cancel_the_worker_cannot_see_can_be_forced(fake_map):
         wait_for(job_dir, ("running",))
         at = new_app()
         at.switch_page("pages/model.py").run()
-        by_label(at.button, "Cancel training").click().run()
+        jobs.cancel(job_dir)  # asked (e.g. from another tab): the worker will not see it for a minute
         assert jobs.status(job_dir).state == "cancelling"
         at.run()  # the panel drawn again: the job is cancelling
+        assert "stopping when the data has loaded" in texts(at)  # no batch has run: not "after the current batch"
         by_label(at.button, "Stop now").click().run()
         st = jobs.status(job_dir)
         assert not at.exception and not st.active and st.state == "cancelled"
+    finally:
+        jobs.cancel(job_dir, terminate_after_s=0)
+
+
+def test_cancel_before_the_first_batch_ends_the_worker_at_once(fake_map):
+    """While the worker loads the data (here a 60 s first step) nothing would be kept: Cancel ends it
+    at once; it said 'stopping after the current batch' and took as long as the loading."""
+    from core import jobs
+    from test_jobs import wait_for
+
+    job_dir = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs" / "job-loading"
+    jobs.start_job("selftest", {"epochs": 1, "steps": 2, "delay": 60.0}, job_dir)
+    try:
+        wait_for(job_dir, ("running",))
+        at = new_app()
+        at.switch_page("pages/model.py").run()
+        t0 = time.monotonic()
+        by_label(at.button, "Cancel training").click().run()
+        st = jobs.status(job_dir)
+        assert not at.exception and st.state == "cancelled" and time.monotonic() - t0 < 30
     finally:
         jobs.cancel(job_dir, terminate_after_s=0)
 

@@ -57,8 +57,9 @@ def test_quality_says_an_image_without_labels_has_nothing_to_check_before_any_pr
 
 def test_a_deleted_job_folder_is_not_followed_forever(fake_map):
     """The training job this session followed is deleted (its folder removed to free space, a
-    cleaned work folder): the Model page and the sidebar follow the newest job left, or none; they
-    showed 'no job in .../job-a' as an error on every visit, until another training was started."""
+    cleaned work folder): the Model page and the sidebar no longer show it; they showed 'no job in
+    .../job-a' as an error on every visit, until another training was started. Another session's
+    finished job is not taken for this session's."""
     import os
     from pathlib import Path
 
@@ -70,18 +71,16 @@ def test_a_deleted_job_folder_is_not_followed_forever(fake_map):
         jobs.start_job("selftest", {"epochs": 1, "steps": 1, "delay": 0.0}, root / name, note=name)
         wait_for(root / name, ("done",))
     at = new_app()
+    at.session_state["job_dir"] = str(root / "job-a")  # this session started job-a (job-b is another's)
     at.switch_page("pages/model.py").run()
-    followed = Path(at.session_state["job_dir"]).name
-    left = {"job-a": "job-b", "job-b": "job-a"}[followed]
-    shutil.rmtree(root / followed)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "job-a" in " ".join(c.value for c in at.caption) and "job-b" not in " ".join(c.value for c in at.caption)
+    shutil.rmtree(root / "job-a")
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert at.session_state["job_dir"] == str(root / left) and left in " ".join(c.value for c in at.caption)
-    shutil.rmtree(root / left)
+    assert at.session_state["job_dir"] is None and "No training job yet." in [c.value for c in at.caption]
     at.switch_page("pages/region.py").run()
-    at.switch_page("pages/model.py").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert "No training job yet." in [c.value for c in at.caption]
     assert not [c for c in at.caption if c.value.startswith("Training:")]
 
 

@@ -28,7 +28,7 @@ SCENE = "scene"  # dict of the fetched scene (paths as str) or None
 MODEL_PATH = "model_path"  # str path of the model in use, or None
 EE_PATCHES = "ee_patches"  # dict of the last Earth Engine patch export: train/test gs:// globs, patch size; or None
 EE_ASSET = "ee_asset"  # str id of the asset the Earth Engine page shows (the last uploaded, or typed in), or ""
-JOB_DIR = "job_dir"  # str path of the training job followed on the Model page, or None (= the newest job)
+JOB_DIR = "job_dir"  # str path of the training job this session started (or resumed), or None
 MODEL_TAB = "model_tab"  # str: the Model page tab to open on the next visit (a hand-over to training), or None
 TRAIN_FORM = "train_settings"  # dict of the training form's last submitted values (preset, epochs, ...)
 PATCH_FORM = "patch_settings"  # dict of the Data page patch form's last submitted values (size, buffer, train, test)
@@ -75,7 +75,7 @@ DEFAULTS: dict[str, Any] = {
 #: source, a prediction to its scene)
 KEPT_TOGETHER = (SOURCE, REGION, PREVIOUS_REGION, SCENE, PATCHES, PREDICTION, FIELDS)
 KEPT = KEPT_TOGETHER + (MODEL_PATH, THRESHOLD, VIEWS, LAYERS, QUALITY_CLASS, EE_ASSET, EE_PATCHES, TRAIN_FORM,
-                        PATCH_FORM, EE_EXPORT_FORM)
+                        PATCH_FORM, EE_EXPORT_FORM, JOB_DIR)
 SESSION_PARAM = "session"  # the URL's query parameter that names the session's saved state
 SESSION_ID = "_session_id"  # this browser session's id (32 hex digits)
 SAVED = "_saved_state"  # the JSON text last saved for this session (so that an unchanged run writes nothing)
@@ -284,18 +284,18 @@ def train_on_patches(train: str, val: str, patch_size: int) -> None:
 
 def job_dir() -> str | None:
     """The training job this session follows: a job that is running (one at a time; it may have
-    been started in another tab, and only its panel can cancel it), else the one this session
-    started, else (e.g. after a browser reload) the newest job in the work folder; None when there is none.
-    A job whose folder has gone (deleted to free space, a cleaned work folder) is no longer followed."""
-    from core.jobs import active_job, find_jobs
+    been started in another tab or session, and only its panel can cancel it), else the one this
+    session started (kept across a browser reload with the session); None when there is none.
+    Another session's finished job is not this session's. A job whose folder has gone (deleted to
+    free space, a cleaned work folder) is no longer followed."""
+    from core.jobs import active_job
 
+    own = get(JOB_DIR)
+    if own and not Path(own).is_dir():
+        put(JOB_DIR, None)
+        own = None
     running = active_job(workdir() / "jobs")
-    if running is not None:
-        put(JOB_DIR, str(running))
-    elif not get(JOB_DIR) or not Path(get(JOB_DIR)).is_dir():
-        newest = find_jobs(workdir() / "jobs")
-        put(JOB_DIR, str(newest[0][0]) if newest else None)
-    return get(JOB_DIR)
+    return str(running) if running is not None else own
 
 
 def workdir() -> Path:
