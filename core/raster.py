@@ -257,7 +257,12 @@ def _open(path: str | os.PathLike):
     try:
         return rasterio.open(p)
     except RasterioIOError as err:
-        raise CorruptFileError(f"cannot read raster {p}: {err}; is it a GeoTIFF?") from None
+        # GDAL's text names the file by its whole path (for an upload, a folder of the server's): by name here
+        reason = str(err).replace(f"'{p}'", "").replace(str(p), p.name).strip().rstrip(".")
+        if "not recognized as being in a supported file format" in reason:
+            raise CorruptFileError(f"{p.name} is not a GeoTIFF (nor another raster format that GDAL reads); "
+                                   "give the image or labels as a GeoTIFF (.tif)") from None
+        raise CorruptFileError(f"cannot read {p.name}: {reason}; is it a GeoTIFF?") from None
 
 
 def read_pixels(src, path: str | os.PathLike, *args, **kwargs) -> np.ndarray:

@@ -110,8 +110,13 @@ def test_missing_and_corrupt_files(tmp_path):
         ImageReader(tmp_path / "nope.tif")
     bad = tmp_path / "bad.tif"
     bad.write_bytes(b"II*\x00garbage")
-    with pytest.raises(CorruptFileError):
+    with pytest.raises(CorruptFileError) as err:
         ImageReader(bad)
+    assert str(tmp_path) not in str(err.value)  # named, not by a server folder (an upload's)
+    text = tmp_path / "notes.tif"
+    text.write_text("field notes, not an image")
+    with pytest.raises(CorruptFileError, match=r"^notes.tif is not a GeoTIFF") as err:
+        ImageReader(text)
 
 
 def test_nan_reflectance_is_an_error_unless_declared_nodata(tmp_path):
