@@ -12,6 +12,7 @@ downsampled to at most ``max_side`` pixels so pages stay responsive. Placement:
 from __future__ import annotations
 
 import base64
+import html
 import io
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -78,19 +79,23 @@ class Legend:
     low: str = ""
     high: str = ""
 
-    def to_html(self) -> str:
-        """A small self-contained HTML block (inline styles, no external resources)."""
-        parts = [f"<div style='font-size:0.85rem'><b>{self.title}</b><br/>"]
+    def to_html(self, opacity: float = 1.0, title_key: str | None = None) -> str:
+        """A small self-contained HTML block (inline styles, no external resources); the colours at
+        the layer's ``opacity``, as the map shows them (black at 0.5 is grey there). ``title_key``
+        marks the title (``data-cropmap-legend``) for a script to change it in place."""
+        mark = f" data-cropmap-legend='{html.escape(title_key, quote=True)}'" if title_key else ""
+        parts = [f"<div style='font-size:0.85rem'><b{mark}>{html.escape(self.title)}</b><br/>"]
+        fade = f"opacity:{opacity:.2f};" if opacity < 1 else ""
         for label, colour in self.items:
             parts.append(
-                f"<span style='display:inline-block;width:12px;height:12px;background:{colour};"
+                f"<span style='display:inline-block;width:12px;height:12px;background:{colour};{fade}"
                 f"border:1px solid #888;margin-right:4px'></span>{label}&nbsp;&nbsp;"
             )
         if self.gradient:
             stops = ",".join(self.gradient)
             parts.append(
                 f"<span>{self.low}</span><span style='display:inline-block;width:140px;height:12px;margin:0 6px;"
-                f"background:linear-gradient(to right,{stops});border:1px solid #888'></span><span>{self.high}</span>"
+                f"background:linear-gradient(to right,{stops});{fade}border:1px solid #888'></span><span>{self.high}</span>"
             )
         parts.append("</div>")
         return "".join(parts)
@@ -139,14 +144,18 @@ def ndvi_colour(features: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return _rgba(colormap("ndvi")[idx], valid * 255)
 
 
-def labels_colour(mask: np.ndarray, show_nodata: bool = False) -> np.ndarray:
-    """(h, w, 4) RGBA of a crop mask (1 crop, 0 not crop, 255 no data)."""
+def labels_colour(mask: np.ndarray, show_nodata: bool = False, imaged: np.ndarray | None = None) -> np.ndarray:
+    """(h, w, 4) RGBA of a crop mask (1 crop, 0 not crop, 255 no data); with ``show_nodata``, no data
+    is painted where ``imaged`` (where the image has data; default everywhere): a pixel outside the
+    region or the image stays clear, one of the image without a label is shown as no data."""
     rgba = np.zeros(mask.shape + (4,), dtype=np.uint8)
     # every class opaque, so that the layer's opacity alone sets how it looks, as for the legend's
     # swatches (no data once had its own lower alpha: mid-grey on the map under a black swatch)
     classes = [(CROP, "crop"), (NOT_CROP, "not crop")] + ([(NODATA, "no data")] if show_nodata else [])
     for code, name in classes:
         sel = mask == code
+        if code == NODATA and imaged is not None:
+            sel &= imaged
         rgba[sel, :3] = CLASS_COLOURS[name]
         rgba[sel, 3] = 255
     return rgba

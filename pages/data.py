@@ -72,7 +72,7 @@ with ui.errors_shown():
         lpath = str(sc.labels_path)
         mask = cached.label_mask(lpath, cached.mtime(lpath), sc.label_map)
         if show_labels:
-            o = cached.labels_overlay(lpath, cached.mtime(lpath), sc.label_map, offset)
+            o = cached.labels_overlay(lpath, cached.mtime(lpath), sc.label_map, offset, path, cached.mtime(path))
             overlays.append(o)
             opacities[o.name] = lab_opacity
 
@@ -81,7 +81,7 @@ with map_col:
 
     mapview.render(mapview.MapSpec(bounds=map_bounds(grid, offset), image=not grid.georeferenced,
                                    overlays=overlays, opacities=opacities), key="data_map")
-    st.markdown(mapview.legends_html(overlays), unsafe_allow_html=True)
+    st.markdown(mapview.legends_html(overlays, opacities), unsafe_allow_html=True)
 
 with stats_col:
     st.markdown("**Statistics**")

@@ -47,6 +47,12 @@ def test_class_and_probability_rendering():
     # each class drawn opaque in its legend colour: the layer's opacity alone sets how all of them look
     assert [tuple(px) for px in lab[0]] == [ov.CLASS_COLOURS[n] + (255,) for n in ("crop", "not crop", "no data")]
     assert ov.labels_colour(np.array([[255]], np.uint8))[0, 0, 3] == 0  # no data left out unless shown
+    # no data is shown where the image has data (a pixel without a label), not outside the region's polygon
+    inside = ov.labels_colour(np.array([[255, 255, 1]], np.uint8), True, imaged=np.array([[True, False, False]]))
+    assert inside[0, :, 3].tolist() == [255, 0, 255]
+    # legend swatches at the layer's opacity, as the map draws the layer
+    legend = ov.class_legend("Labels", ["crop", "no data"])
+    assert "opacity" not in legend.to_html() and legend.to_html(0.5).count("opacity:0.50") == 2
     dis = ov.disagreement_colour(np.array([[1, 0, 1, 255]], np.uint8), np.array([[0, 1, 1, 1]], np.uint8))
     assert tuple(dis[0, 0, :3]) == ov.CLASS_COLOURS["false crop"]
     assert tuple(dis[0, 1, :3]) == ov.CLASS_COLOURS["missed crop"]

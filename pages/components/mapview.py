@@ -91,6 +91,8 @@ def _classes():
             " var d = L.DomUtil.create('div', 'cropmap-note');"
             " d.style.cssText = 'background:rgba(255,255,255,.85);padding:2px 6px;font:12px sans-serif;border-radius:3px';"
             "{% if this.html %} d.innerHTML = {{ this.content|tojson }};"
+            " var t = window.cropmapTitles || {}; d.querySelectorAll('[data-cropmap-legend]').forEach(function (e) {"
+            " var v = t[e.getAttribute('data-cropmap-legend')]; if (v) { e.textContent = v; } });"
             "{% else %} d.textContent = {{ this.content|tojson }};{% endif %}"
             "{% if this.fullscreen_only %} d.style.display = 'none';"
             " {{ this._parent.get_name() }}.on('enterFullscreen', function () { d.style.display = 'block'; });"
@@ -121,7 +123,27 @@ def _classes():
             self._name = "CropmapFit"
             self.bounds = bounds
 
-    return OfflineMap, OfflineDraw, OfflineFullscreen, Control, FitOnFullscreen
+    class DynamicTitle(MacroElement):
+        """Sets the full-screen legend's title of the dynamic layer ``key`` to ``title`` (e.g. the
+        crop layer's threshold), in place: sent with the layer, so the map is not reloaded. The
+        title is also kept for a legend drawn later (entering full screen draws none anew, but a
+        legend control added after this script runs reads it)."""
+
+        _template = Template(
+            "{% macro script(this, kwargs) %}"
+            "(function () { var t = window.cropmapTitles = window.cropmapTitles || {};"
+            " t[{{ this.key|tojson }}] = {{ this.title|tojson }};"
+            " document.querySelectorAll('[data-cropmap-legend]').forEach(function (e) {"
+            " var v = t[e.getAttribute('data-cropmap-legend')]; if (v) { e.textContent = v; } }); })();"
+            "{% endmacro %}"
+        )
+
+        def __init__(self, key: str, title: str):
+            super().__init__()
+            self._name = "CropmapTitle"
+            self.key, self.title = key, title
+
+    return OfflineMap, OfflineDraw, OfflineFullscreen, Control, FitOnFullscreen, DynamicTitle
 
 
 @functools.lru_cache(maxsize=1)
@@ -133,7 +155,7 @@ def build(spec: MapSpec):
     """A folium map (geemap.foliumap.Map, offline assets) for ``spec``; not rendered."""
     import folium
 
-    OfflineMap, OfflineDraw, OfflineFullscreen, Control, FitOnFullscreen = _map_classes()
+    OfflineMap, OfflineDraw, OfflineFullscreen, Control, FitOnFullscreen, _ = _map_classes()
     (s, w), (n, e) = spec.bounds
     centre = [(s + n) / 2, (w + e) / 2]
     common: dict[str, Any] = dict(
@@ -176,11 +198,14 @@ def build(spec: MapSpec):
     if spec.image:
         Control(IMAGE_NOTE, "bottomleft").add_to(m)
     legends = [o.legend for o in spec.overlays if o.legend is not None]
-    # the dynamic layers' legends without their changing title (e.g. the threshold): the map's script
-    # must not change when they do, or the browser would reload the map
-    legends += [replace(o.legend, title=o.name) for o in spec.dynamic if o.legend is not None]
-    if legends:  # below the map on the page; inside it only in full screen, where the page is hidden
-        Control("".join(lg.to_html() for lg in legends), "bottomright", html=True, fullscreen_only=True).add_to(m)
+    # the dynamic layers' legends with their name for a title (their own changes with the threshold,
+    # and the map's script must not change when it does, or the browser would reload the map)
+    # (their titles are set in place by the feature group that brings the layers: DynamicTitle)
+    html = "".join(lg.to_html() for lg in legends)
+    html += "".join(replace(o.legend, title=o.name).to_html(title_key=o.name)
+                    for o in spec.dynamic if o.legend is not None)
+    if html:  # below the map on the page; inside it only in full screen, where the page is hidden
+        Control(html, "bottomright", html=True, fullscreen_only=True).add_to(m)
     if spec.tile_layers:  # last: its script names every layer added before it
         folium.LayerControl(collapsed=True).add_to(m)
     m.fit_bounds([[s, w], [n, e]])
@@ -209,6 +234,8 @@ def render(spec: MapSpec, key: str, returned_objects: Sequence[str] = ()) -> dic
         group = folium.FeatureGroup(name="dynamic layers")
         for ov in spec.dynamic:
             _image_overlay(ov, spec).add_to(group)
+            if ov.legend is not None:
+                _map_classes()[-1](ov.name, ov.legend.title).add_to(group)
     fn = _st_folium
     if fn is None:
         from streamlit_folium import st_folium as fn
@@ -230,6 +257,8 @@ def last_drawing(result: dict | None) -> dict | None:
     return None
 
 
-def legends_html(overlays: Sequence[Overlay]) -> str:
-    """Legends of the overlays that have one, as one HTML block."""
-    return "".join(o.legend.to_html() for o in overlays if o.legend is not None)
+def legends_html(overlays: Sequence[Overlay], opacities: dict[str, float] | None = None) -> str:
+    """Legends of the overlays that have one, as one HTML block, each at its layer's opacity
+    (``opacities`` by overlay name, as :class:`MapSpec` has them; else the overlay's own)."""
+    opacities = opacities or {}
+    return "".join(o.legend.to_html(opacities.get(o.name, o.opacity)) for o in overlays if o.legend is not None)

@@ -125,6 +125,8 @@ def test_full_flow_offline(page, app_url, artifacts):
     frame.locator(".leaflet-control-zoom-fullscreen").click()
     legend.wait_for(state="visible", timeout=10_000)
     frame.get_by_text("not georeferenced: image coordinates").wait_for(state="visible")
+    # the crop layer's legend names the threshold moved to above (set in place, without reloading the map)
+    frame.get_by_text("Crop (p >= 0.75)").wait_for(state="visible", timeout=10_000)
     page.wait_for_timeout(500)  # the map refits the data to the screen
     page.screenshot(path=str(artifacts / "06b_fullscreen.png"))
     frame.locator(".leaflet-control-zoom-fullscreen").click()
