@@ -10,7 +10,7 @@ import streamlit as st
 from core.model import load_card, resolution_warning
 from core.overlays import map_bounds
 from core.predict import prediction_summary
-from pages.components import cached, models, mapview, navigation, scene, state, ui
+from pages.components import cached, models, mapview, navigation, predictions, scene, state, ui
 
 #: choices of PredictConfig.views for the dashboard, with their labels
 VIEW_CHOICES = {1: "1 (fastest)", 4: "4: mirrored (about 4x the time)", 8: "8: mirrored and turned (about 8x the time)"}
@@ -43,12 +43,30 @@ with views_col:
 key = cached.prediction_key(image_path, region_key, model_path, views)
 with button_col:
     go = st.button("Predict", type="primary")
-if go:
-    bar = st.progress(0.0, text="Predicting tiles...")
+pending = state.get(state.PREDICTING)
+if go or (pending is not None and tuple(pending) == key):
+    # the model runs in a thread of the server: a visit to another page meanwhile (which ends this
+    # script) loses nothing, and coming back here shows the same run
+    run = None
     with ui.errors_shown():
-        cached.predict(key, progress=ui.progress_callback(bar, "Predicting tiles"))
-        state.put(state.PREDICTION, {"key": list(key)})
-    bar.empty()
+        run = predictions.start(key, cached.prediction_work(key)) if go else predictions.get(key)
+    if run is not None:
+        state.put(state.PREDICTING, list(key))
+        box = st.empty()
+        with box.container():
+            bar = st.progress(run.fraction, text="Predicting tiles...")
+            st.caption("The prediction goes on if you open another page meanwhile.")
+        while not run.finished.wait(0.25):  # (each redraw is where a page change ends this script)
+            bar.progress(run.fraction, text=f"Predicting tiles: {run.done:,} of {run.total:,}" if run.total
+                         else "Predicting tiles...")
+        predictions.collect(key)
+        box.empty()
+    state.put(state.PREDICTING, None)
+    if run is not None:
+        with ui.errors_shown():
+            if run.error is not None:
+                raise run.error
+            state.put(state.PREDICTION, {"key": list(key)})
 
 pred = state.get(state.PREDICTION)
 if not pred or tuple(pred["key"]) != key:
@@ -92,7 +110,7 @@ with ui.errors_shown(stop=True):
 with map_col:
     mapview.render(mapview.MapSpec(bounds=map_bounds(grid, offset), image=not grid.georeferenced,
                                    overlays=overlays, opacities=opacities, dynamic=dynamic), key="predict_map")
-    st.markdown(mapview.legends_html(overlays[1:] + dynamic), unsafe_allow_html=True)
+    st.markdown(mapview.legends_html(overlays[1:] + dynamic, opacities), unsafe_allow_html=True)
 
 with stats_box:
     if stats["crop_area_ha"] is not None:

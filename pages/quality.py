@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.model import DEFAULT_MODEL_PATH
 from core.overlays import map_bounds
-from pages.components import cached, models, mapview, navigation, scene, state, ui
+from pages.components import cached, models, mapview, navigation, predictions, scene, state, ui
 
 #: label classes listed under "Where the errors are"
 TOP_CLASSES = 6
@@ -45,6 +45,9 @@ navigation.require_app(__file__)
 st.title("Quality")
 
 model_path = state.get(state.MODEL_PATH)
+running = None
+with ui.errors_shown():
+    running = predictions.settle()  # a prediction left running on the Predict page
 pred = state.get(state.PREDICTION)
 if not scene.has_labels():  # said before asking for a prediction that could not be checked
     ui.stop_with(NO_LABELS, "pages/region.py", "Go to the Region page")
@@ -52,6 +55,17 @@ if not model_path:  # the Predict page would only say so
     ui.stop_with("Run a prediction first: no model is loaded yet, so load one on the Model page, then predict.",
                  "pages/model.py", "Go to the Model page")
 models.require_model(model_path)
+if running is not None:
+    @st.fragment(run_every=1.0)
+    def wait_for_the_prediction() -> None:
+        if running.finished.is_set():
+            st.rerun()  # the whole page, now with the prediction
+        st.progress(running.fraction, text=f"Predicting tiles: {running.done:,} of {running.total:,}"
+                    if running.total else "Predicting tiles...")
+
+    wait_for_the_prediction()
+    ui.stop_with("A prediction started on the Predict page is running; its figures appear here when it is done.",
+                 "pages/predict.py", "Go to the Predict page")
 if not pred:
     with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):  # a region that cannot be used is the first thing to fix
         scene.require_usable_region()
@@ -116,13 +130,23 @@ with left:
                          help="The disagreement map on one class of the label product (largest first; the table "
                               "below ranks them by wrong pixels)." if classes else
                               "Needs the label product's own classes (a land-cover product, not a 0/1 mask).")
+    # the errors on and off, and their opacity: to look at the image under them (kept as the Data page's layers)
+    settings = dict(state.get(state.LAYERS))
+    prev = settings.get("disagreement", {"show": True, "opacity": 0.9})
+    c_show, c_op = st.columns([1, 2], vertical_alignment="center")
+    show_dis = c_show.checkbox("Disagreement layer", value=prev["show"], key="quality_show_dis")
+    dis_opacity = c_op.slider("Disagreement opacity", 0.0, 1.0, prev["opacity"], 0.05, key="quality_op_dis",
+                              disabled=not show_dis, label_visibility="collapsed")
+    settings["disagreement"] = {"show": show_dis, "opacity": dis_opacity}
+    state.put(state.LAYERS, settings)
     with ui.errors_shown(stop=True):
         only = None if shown == "all" else (codes[0], cached.mtime(codes[0]), codes[1], shown,
                                            f"{shown} {classes[shown]['name']}")
         dis = cached.disagreement_overlay(key, offset, *lkey, float(threshold), only)
     mapview.render(mapview.MapSpec(bounds=map_bounds(grid, offset), image=not grid.georeferenced,
-                                   overlays=[base, dis], opacities={dis.name: 0.9}), key="quality_map")
-    st.markdown(mapview.legends_html([dis]), unsafe_allow_html=True)
+                                   overlays=[base, dis] if show_dis else [base], opacities={dis.name: dis_opacity}),
+                   key="quality_map")
+    st.markdown(mapview.legends_html([dis], {dis.name: dis_opacity}), unsafe_allow_html=True)
 with right:
     st.markdown("**Confusion matrix** (pixels valid in both)")
     st.table(pd.DataFrame({"label: crop": [f"{conf['tp']:,}", f"{conf['fn']:,}"],

@@ -460,7 +460,14 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     assert "enterFullscreen" in html and "Crop probability" in html and "predicted crop" in html
     assert "p &gt;=" not in html and "p >=" not in html
     group = kwargs["feature_group_to_add"]  # the crop layer is swapped in place, without reloading the map
-    assert group is not None and len(group._children) == 1
+    assert group is not None and len(group._children) == 2
+    # with a script that gives the full-screen legend its threshold in place (an audience sees which one)
+    title = [c for c in group._children.values() if type(c).__name__ == "DynamicTitle"][0]
+    assert title.title == "Crop (p >= 0.50)" and "data-cropmap-legend=\\u0027Crop\\u0027" in html
+    from streamlit_folium import generate_leaflet_string
+
+    script = generate_leaflet_string(title)
+    assert '"Crop (p \\u003e= 0.50)"' in script or '"Crop (p >= 0.50)"' in script
     area_before = {m.label: m.value for m in at.metric}["Crop area"]
     at.slider(key="w_threshold").set_value(0.05).run()
     area_low = {m.label: m.value for m in at.metric}["Crop area"]
@@ -579,12 +586,63 @@ def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
     assert not at.exception and not at.error
     html = fake_map.maps[-1][0].get_root().render()
     assert html.count("L.imageOverlay") == 2 and html != every
-    assert f"Disagreement on {wrong}" in "".join(md.value for md in at.markdown)  # the legend says which class
+    legend = "".join(md.value for md in at.markdown if "Disagreement on" in md.value)
+    assert f"Disagreement on {wrong}" in legend  # the legend says which class, and the one error it can have
+    from core.labels import get_class_map
+
+    is_crop = code in get_class_map("cdl").crop_codes
+    assert ("missed crop" in legend) == is_crop and ("false crop" in legend) == (not is_crop)
+    # the layer can be faded or hidden, to see the image under the errors
+    at.slider(key="quality_op_dis").set_value(0.4).run()
+    assert '"opacity": 0.4' in fake_map.maps[-1][0].get_root().render()
+    assert "opacity:0.40" in "".join(md.value for md in at.markdown if "Disagreement on" in md.value)  # its swatches too
+    at.checkbox(key="quality_show_dis").uncheck().run()
+    assert not at.exception and fake_map.maps[-1][0].get_root().render().count("L.imageOverlay") == 1
+    at.checkbox(key="quality_show_dis").check().run()
     at.slider[0].set_value(0.3).run()
     assert at.selectbox(key="w_quality_class").value == code  # the choice survives a threshold change
     at.switch_page("pages/predict.py").run()
     at.switch_page("pages/quality.py").run()
     assert at.selectbox(key="w_quality_class").value == code  # and a visit to another page
+
+
+def test_a_prediction_goes_on_while_another_page_is_open(fake_map, tiny_model_path, monkeypatch):
+    """The model runs in a thread of the server: Quality (or any page) opened meanwhile says it is
+    running and shows it when done; back on Predict, the same run is followed (leaving the page
+    during a prediction threw it away)."""
+    import threading
+
+    from core.region import Region
+    from pages.components import cached, predictions
+
+    at = predict_page(tiny_model_path)  # the page drawn once: the scene is cut, nothing predicted yet
+    assert not at.exception and not at.error
+    image = at.session_state["scene"]["image_path"]
+    key = cached.prediction_key(image, Region.from_geojson(at.session_state["region"]).key(), str(tiny_model_path))
+    gate, started = threading.Event(), threading.Event()
+    work = cached.prediction_work(key)
+    run = predictions.start(key, lambda progress: (started.set(), gate.wait(60), work(progress))[-1])
+    at.session_state["predicting"] = list(key)  # as the Predict button leaves it, the page then left
+    started.wait(10)
+    try:
+        at.switch_page("pages/quality.py").run()
+        assert not at.exception and not at.error
+        assert "A prediction started on the Predict page is running" in texts(at) and at.get("progress")
+    finally:
+        gate.set()
+    assert run.finished.wait(60) and run.error is None
+    at.run()  # done: Quality shows it without a visit to Predict
+    assert not at.exception and not at.error and "IoU" in [m.label for m in at.metric]
+    assert at.session_state["prediction"]["key"] == list(key) and at.session_state["predicting"] is None
+    assert predictions.get(key) is None  # collected
+    # a second run, followed on the Predict page it was started from
+    gate.clear()
+    monkeypatch.setattr(cached, "prediction_work", lambda k: (lambda progress=None: gate.wait(60) and cached.prediction_file(k)))
+    at.switch_page("pages/predict.py").run()
+    threading.Timer(1.0, gate.set).start()
+    by_label(at.button, "Predict").click().run()
+    assert not at.exception and not at.error and at.session_state["predicting"] is None
+    assert "Crop area" in [m.label for m in at.metric]
 
 
 def test_predict_layer_settings_survive_other_pages(fake_map, tiny_model_path):

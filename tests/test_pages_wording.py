@@ -43,22 +43,24 @@ def test_quality_curve_names_its_series_and_axes_as_the_metrics_do(fake_map, tin
     assert spec["layer"][1]["mark"]["type"] == "rule"
 
 
-def _finished_job(workdir, epochs: int) -> None:
-    """A finished training job in the work folder, with ``epochs`` rows of history."""
+def _finished_job(workdir, epochs: int) -> str:
+    """A finished training job in the work folder, with ``epochs`` rows of history; returns its folder."""
     job = workdir / "jobs" / "job-20260101-000000-abcdef"
     job.mkdir(parents=True)
     rows = [{"epoch": e, "loss": 1.0 / e, "val_loss": 1.1 / e, "iou": 0.2 * e, "val_iou": 0.15 * e,
              "dice": 0.3 * e, "val_dice": 0.25 * e} for e in range(1, epochs + 1)]
     (job / "status.json").write_text(json.dumps({"state": "done", "job_id": job.name, "started": 1.0, "epoch": epochs,
                                                  "epochs": epochs, "history": rows, "message": "finished"}))
+    return str(job)
 
 
 def test_training_curves_are_named_and_not_drawn_empty_after_one_epoch(fake_map, tmp_path):
     """After a one-epoch training the Model page drew two empty charts (a line needs two
     points); with more epochs the curves were named by raw history keys (loss, val_loss, iou,
     val_iou, dice, val_dice) on unlabelled axes."""
-    _finished_job(tmp_path / "work", 1)
+    job = _finished_job(tmp_path / "work", 1)
     at = new_app()
+    at.session_state["job_dir"] = job  # this session's job
     at.switch_page("pages/model.py").run()
     assert not at.exception and not at.error
     assert not _charts(at)
@@ -68,7 +70,7 @@ def test_training_curves_are_named_and_not_drawn_empty_after_one_epoch(fake_map,
     at.switch_page("pages/region.py").run()
     (tmp_path / "work" / "jobs" / "job-20260101-000000-abcdef" / "status.json").unlink()
     (tmp_path / "work" / "jobs" / "job-20260101-000000-abcdef").rmdir()
-    _finished_job(tmp_path / "work", 3)
+    at.session_state["job_dir"] = _finished_job(tmp_path / "work", 3)
     at.switch_page("pages/model.py").run()
     assert not at.exception and not at.error
     charts = _charts(at)

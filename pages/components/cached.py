@@ -135,12 +135,15 @@ def image_overlay(path: str, path_mtime: float, layer: str, offset: tuple[int, i
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def labels_overlay(path: str, path_mtime: float, label_map: str, offset: tuple[int, int] = (0, 0)) -> ov.Overlay:
-    """The label layer: crop / not crop / no data."""
+def labels_overlay(path: str, path_mtime: float, label_map: str, offset: tuple[int, int] = (0, 0),
+                   image_path: str | None = None, image_mtime: float = 0.0) -> ov.Overlay:
+    """The label layer: crop / not crop / no data (no data only where the image on the same grid,
+    ``image_path``, has data: not over the rest of the region's bounding box)."""
     mask = label_mask(path, path_mtime, label_map)
     grid = image_grid_of_labels(path, path_mtime)
+    imaged = image_arrays(image_path, image_mtime)[1] if image_path is not None else None
     legend = ov.class_legend("Labels", ["crop", "not crop", "no data"])
-    return ov.make_overlay("Labels", ov.labels_colour(mask, show_nodata=True), grid, offset, legend)
+    return ov.make_overlay("Labels", ov.labels_colour(mask, show_nodata=True, imaged=imaged), grid, offset, legend)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -194,36 +197,42 @@ def prediction_file(key: tuple) -> Path:
     return state.workdir() / "predictions" / f"{digest}.npy"
 
 
-def predict(key: tuple, progress: Callable[[int, int], None] | None = None) -> Path:
-    """Run the model over the scene of ``key`` (unless already done) and store the probability.
+def prediction_work(key: tuple) -> Callable[[Callable[[int, int], None] | None], Path]:
+    """What predicting ``key`` takes, as a function of a progress callback that runs the model over
+    the key's scene (unless already done) and stores the probability; the image and the model are
+    fetched here, through the caches, so that the function can run in another thread
+    (:mod:`pages.components.predictions`). The array is then served by :func:`probability`.
 
-    Not cached itself (a progress bar cannot be drawn from inside ``st.cache_data``); the array is
-    then served by :func:`probability`.
-
-    Raises:
+    Raises (here or when called):
         CropMapError subclasses (ModelMismatchError, NoDataError, ...).
     """
+    from core.config import PredictConfig
     from core.predict import predict_array
 
     out = prediction_file(key)
-    if out.exists():
-        return out
-    from core.config import PredictConfig
-
     image_path, image_mtime, _region, model_path, model_mtime, views = key
+    if out.exists():
+        return lambda progress=None: out
     feats, valid, _ = image_arrays(image_path, image_mtime)
-    prob = predict_array(model(model_path, model_mtime), feats, valid, PredictConfig(views=views), progress=progress)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # a temporary name of its own: two sessions predicting the same key never share a half-written file
-    fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".tmp.npy", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, prob.astype(np.float32))
-        os.replace(name, out)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return out
+    loaded = model(model_path, model_mtime)
+
+    def work(progress: Callable[[int, int], None] | None = None) -> Path:
+        if out.exists():  # made meanwhile (another session's run of the same key)
+            return out
+        prob = predict_array(loaded, feats, valid, PredictConfig(views=views), progress=progress)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # a temporary name of its own: two sessions predicting the same key never share a half-written file
+        fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".tmp.npy", dir=out.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, prob.astype(np.float32))
+            os.replace(name, out)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+        return out
+
+    return work
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -234,7 +243,7 @@ def probability(key: tuple) -> np.ndarray:
     Raises:
         CropMapError subclasses.
     """
-    return np.load(predict(key))
+    return np.load(prediction_work(key)())
 
 
 def prediction_key(image_path: str, region_key: str, model_path: str, views: int = 1) -> tuple:
@@ -373,4 +382,9 @@ def disagreement_overlay(key: tuple, offset: tuple[int, int], labels_path: str, 
     rgba = ov.disagreement_colour(threshold_mask(cached_probability(key), threshold),
                                   label_mask(labels_path, labels_mtime, label_map), where)
     title = "Disagreement" if only is None else f"Disagreement on {only[4]}"
-    return ov.make_overlay(title, rgba, grid, offset, ov.class_legend(title, ["false crop", "missed crop"]))
+    names = ["false crop", "missed crop"]
+    if only is not None:  # on one class, one kind of error only: a crop class is missed, another taken for crop
+        from core.labels import get_class_map
+
+        names = ["missed crop"] if only[3] in get_class_map(only[2]).crop_codes else ["false crop"]
+    return ov.make_overlay(title, rgba, grid, offset, ov.class_legend(title, names))

@@ -38,6 +38,7 @@ EE_EXPORT_FORM = "ee_export_settings"  # dict of the Earth Engine export form's 
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
 VIEWS = "views"  # int 1/2/4/8: tile views the prediction averages over (core.config.PredictConfig.views)
 PREDICTION = "prediction"  # dict(image, model) of the last requested prediction, or None
+PREDICTING = "predicting"  # list: the key of a prediction this session started that is running (a thread), or None
 FIELDS = "fields"  # [prediction key, threshold] whose crop fields the user asked for, or None
 LAST_DRAWING = "last_drawing"  # JSON text of the last drawing taken from the map
 LAYERS = "layers"  # dict layer name -> {"show": bool, "opacity": float}
@@ -62,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     THRESHOLD: 0.5,
     VIEWS: 1,
     PREDICTION: None,
+    PREDICTING: None,
     FIELDS: None,
     LAST_DRAWING: None,
     LAYERS: {},

@@ -1,0 +1,100 @@
+"""Predictions that run in a thread of the server, so that leaving the Predict page does not throw
+one away (a page change stops the script that draws the page, and with it anything it runs).
+
+One run per prediction key at a time, shared by every session that asks for the same key (the
+result is the same file, :func:`pages.components.cached.prediction_file`). The registry holds run
+states only (counts, an error); the arrays live in the thread while it works and on disk after it;
+sessions keep the key alone (:data:`pages.components.state.PREDICTING`).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+#: Runs by prediction key (finished runs stay until asked for once more, then go).
+_RUNS: dict[tuple, "Run"] = {}
+_LOCK = threading.Lock()
+
+
+@dataclass
+class Run:
+    """A prediction running (or finished) in a thread: tiles done of total, or the error that ended it."""
+
+    key: tuple
+    done: int = 0
+    total: int = 0
+    error: BaseException | None = None
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    def update(self, done: int, total: int, *_: object) -> None:
+        self.done, self.total = done, total
+
+    @property
+    def fraction(self) -> float:
+        return 0.0 if not self.total else min(max(self.done / self.total, 0.0), 1.0)
+
+
+def start(key: tuple, work: Callable[[Callable[[int, int], None]], object]) -> Run:
+    """The run of ``key``: the one already going, or a new thread that calls ``work(progress)``
+    (which writes the prediction's file). Never raises for what ``work`` raises: the run keeps it."""
+    with _LOCK:
+        run = _RUNS.get(key)
+        if run is not None and not (run.finished.is_set() and run.error is not None):
+            return run
+        run = _RUNS[key] = Run(key)
+
+    def target() -> None:
+        try:
+            work(run.update)
+        except BaseException as err:  # noqa: BLE001 - kept for the page to show (a bug is re-raised there)
+            run.error = err
+        finally:
+            run.finished.set()
+
+    threading.Thread(target=target, name=f"predict-{abs(hash(key)) % 10**8}", daemon=True).start()
+    return run
+
+
+def get(key: tuple) -> Run | None:
+    """The run of ``key`` if one was started and has not been collected."""
+    with _LOCK:
+        return _RUNS.get(key)
+
+
+def collect(key: tuple) -> Run | None:
+    """The run of ``key`` if it has finished, removed from the registry (its error, if any, is
+    the caller's to show); None while it runs or when there is none."""
+    with _LOCK:
+        run = _RUNS.get(key)
+        if run is None or not run.finished.is_set():
+            return None
+        del _RUNS[key]
+        return run
+
+
+def settle() -> Run | None:
+    """For the pages that show a prediction: the session's prediction still running (None when
+    none runs); one that has finished becomes the session's prediction here.
+
+    Raises:
+        what the run raised (CropMapError subclasses, a machine failure), once.
+    """
+    from pages.components import cached, state
+
+    pending = state.get(state.PREDICTING)
+    if pending is None:
+        return None
+    key = tuple(pending)
+    run = get(key)
+    if run is not None and not run.finished.is_set():
+        return run
+    state.put(state.PREDICTING, None)
+    if run is not None:
+        collect(key)
+        if run.error is not None:
+            raise run.error
+    if cached.prediction_file(key).exists():  # (a run collected by another session made it too)
+        state.put(state.PREDICTION, {"key": list(key)})
+    return None
