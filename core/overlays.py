@@ -395,39 +395,43 @@ def compose_png(
         base = base.resize((shape[1] * k, shape[0] * k), Image.NEAREST)
     rows = list(legends)
     width = max(base.width, 360)
-    font = ImageFont.load_default(size=13)
-    small = ImageFont.load_default(size=11)
+    # text and swatches grow with the image (13 px text on a 1000 px map is hard to read on a projector)
+    u = max(1.0, width / 700)
+    font = ImageFont.load_default(size=round(13 * u))
+    small = ImageFont.load_default(size=round(11 * u))
+    line, small_line, sw = round(18 * u), round(14 * u), round(10 * u)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     title_lines = _wrap(title, lambda text: measure.textlength(text, font=font), width - 8) if title else []
     credit_lines = _wrap(credit, lambda text: measure.textlength(text, font=small), width - 8) if credit else []
-    strip_h = 18 * (len(rows) + len(title_lines)) + 14 * len(credit_lines) + 8
+    strip_h = line * (len(rows) + len(title_lines)) + small_line * len(credit_lines) + 8
     canvas = Image.new("RGBA", (width, base.height + strip_h), (255, 255, 255, 255))
     canvas.paste(base, (0, 0))
     draw = ImageDraw.Draw(canvas)
     y = base.height + 4
-    for line in title_lines:
-        draw.text((4, y), line, fill=(0, 0, 0, 255), font=font)
-        y += 18
+    for text in title_lines:
+        draw.text((4, y), text, fill=(0, 0, 0, 255), font=font)
+        y += line
     for legend in rows:
         x = 4
         draw.text((x, y), legend.title + ":", fill=(0, 0, 0, 255), font=font)
         x += 8 + int(draw.textlength(legend.title + ":", font=font))
+        top = y + (line - sw) // 2 - 1
         for label, colour in legend.items:
-            draw.rectangle([x, y + 2, x + 10, y + 12], fill=colour, outline=(80, 80, 80))
-            draw.text((x + 14, y), label, fill=(0, 0, 0, 255), font=font)
-            x += 24 + int(draw.textlength(label, font=font))
+            draw.rectangle([x, top, x + sw, top + sw], fill=colour, outline=(80, 80, 80))
+            draw.text((x + sw + 4, y), label, fill=(0, 0, 0, 255), font=font)
+            x += sw + 14 + int(draw.textlength(label, font=font))
         if legend.gradient:
             draw.text((x, y), legend.low, fill=(0, 0, 0, 255), font=font)
             x += 6 + int(draw.textlength(legend.low, font=font))
             n = len(legend.gradient)
             for i, colour in enumerate(legend.gradient):
-                draw.rectangle([x + i * 20, y + 2, x + (i + 1) * 20, y + 12], fill=colour)
-            x += n * 20 + 6
+                draw.rectangle([x + i * 2 * sw, top, x + (i + 1) * 2 * sw, top + sw], fill=colour)
+            x += n * 2 * sw + 6
             draw.text((x, y), legend.high, fill=(0, 0, 0, 255), font=font)
-        y += 18
-    for line in credit_lines:
-        draw.text((4, y), line, fill=(90, 90, 90, 255), font=small)
-        y += 14
+        y += line
+    for text in credit_lines:
+        draw.text((4, y), text, fill=(90, 90, 90, 255), font=small)
+        y += small_line
     buf = io.BytesIO()
     canvas.convert("RGB").save(buf, format="PNG", compress_level=3)  # made on every threshold change: 0.07 s less, 5% larger
     return buf.getvalue()

@@ -180,6 +180,13 @@ def test_compose_png_and_geotiff_exports(tmp_path):
     long_title = Image.open(io.BytesIO(ov.compose_png([base], [], "title " * 40, min_side=1)))
     assert long_title.size[0] == 360 and long_title.size[1] >= plain.size[1] + 2 * 18
     assert ov._wrap("a bb ccc", len, 4) == ["a bb", "ccc"]
+    # on a large map the text grows with it, to stay readable when projected
+    big = np.zeros((1000, 1000, 4), np.uint8)
+    big[..., 3] = 255
+    small_strip = Image.open(io.BytesIO(ov.compose_png([base], [ov.class_legend("Crop", ["crop"])], "title",
+                                                      min_side=1))).size[1] - 50
+    big_strip = Image.open(io.BytesIO(ov.compose_png([big], [ov.class_legend("Crop", ["crop"])], "title"))).size[1] - 1000
+    assert big_strip >= 1.3 * small_strip
     grid = Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5630000.0), 60, 50)
     prob = np.full((50, 60), 0.42, np.float32)
     prob[0, 0] = np.nan
