@@ -504,7 +504,7 @@ def check_region(
             f"the region covers {window.width} x {window.height} px of the image; it must be at least "
             f"{need_w} x {need_h} px " + (f"(one {min_side}-px patch)" if (need_w, need_h) == (min_side, min_side)
                                           else f"(the image is smaller than one {min_side}-px patch, so all of it)")
-            + ": draw a larger region",
+            + ": draw a larger region, or use the whole image (it gives the model the context it needs)",
             area_ha,
             window.pixels,
             window,
