@@ -126,7 +126,8 @@ def test_full_flow_offline(page, app_url, artifacts):
     legend.wait_for(state="visible", timeout=10_000)
     frame.get_by_text("not georeferenced: image coordinates").wait_for(state="visible")
     # the crop layer's legend names the threshold moved to above (set in place, without reloading the map)
-    frame.get_by_text("Crop (p >= 0.75)").wait_for(state="visible", timeout=10_000)
+    chosen = float(page.get_by_role("slider").first.get_attribute("aria-valuenow"))
+    frame.get_by_text(f"Crop (p >= {chosen:.2f})").wait_for(state="visible", timeout=10_000)
     page.wait_for_timeout(500)  # the map refits the data to the screen
     page.screenshot(path=str(artifacts / "06b_fullscreen.png"))
     frame.locator(".leaflet-control-zoom-fullscreen").click()
