@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -56,9 +57,13 @@ if go or (pending is not None and tuple(pending) == key):
         with box.container():
             bar = st.progress(run.fraction, text="Predicting tiles...")
             st.caption("The prediction goes on if you open another page meanwhile.")
-        while not run.finished.wait(0.25):  # (each redraw is where a page change ends this script)
-            bar.progress(run.fraction, text=f"Predicting tiles: {run.done:,} of {run.total:,}" if run.total
-                         else "Predicting tiles...")
+        shown, redrawn = None, 0.0
+        while not run.finished.wait(0.1):
+            # a redraw is also where a page change ends this script: at least every half second
+            if (run.done, run.total) != shown or time.monotonic() - redrawn > 0.5:
+                shown, redrawn = (run.done, run.total), time.monotonic()
+                bar.progress(run.fraction, text=f"Predicting tiles: {run.done:,} of {run.total:,}" if run.total
+                             else "Predicting tiles...")
         predictions.collect(key)
         box.empty()
     state.put(state.PREDICTING, None)
