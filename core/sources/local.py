@@ -84,8 +84,10 @@ class LocalSource:
             grid = self.grid()
         except CropMapError as err:
             return False, str(err)
-        where = "georeferenced" if grid.georeferenced else "shown in image coordinates"
-        return True, f"{self.title}: {grid.width} x {grid.height} px, {where}"
+        # short: it stands in the sidebar (the sample's title says "not georeferenced" already)
+        where = (f", {grid.crs}" if grid.georeferenced else
+                 "" if "not georeferenced" in self.title else " (not georeferenced)")
+        return True, f"{self.title}: {grid.width} x {grid.height} px{where}"
 
     def grid(self) -> Grid:
         """The image grid.

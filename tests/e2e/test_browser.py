@@ -243,7 +243,7 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     expect(told).to_be_visible()  # still there while the user follows it (the Enter was a new run)
     snapshot(page, artifacts / "08a_own_image_band_numbers.png", full_page=True)
     page.get_by_role("button", name="Use these files").click()
-    page.get_by_text("288 x 272 px, georeferenced").wait_for(timeout=60_000)
+    page.get_by_text("288 x 272 px, EPSG:32633").wait_for(timeout=60_000)
     page.locator("[data-testid='stSidebar']").get_by_text(f"Source: {image.name}").wait_for(timeout=60_000)
     wait_script_idle(page)
     frame = map_frame(page)
