@@ -323,6 +323,11 @@ def test_data_page_cuts_patches_and_hands_them_to_training(fake_map):
     assert by_label(at.number_input, "Training patches").value == 5 and by_label(at.number_input, "Test patches").value == 2
     downloads = [d for d in at.get("download_button")]
     assert len(downloads) == 2
+    # a held-out block unlike the rest of the region is pointed out (the review's 26% and 63% crop)
+    for crop, warned in (([0.26, 0.63], True), ([0.44, 0.5], False)):
+        at.session_state["patches"] = {**made, "crop": crop}
+        at.run()
+        assert any("crop share differs" in w.value for w in at.warning) == warned
     by_label(at.button, "Train on these patches").click()
     at.run()
     assert not at.exception
