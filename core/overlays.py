@@ -485,15 +485,23 @@ def probability_download(prob: np.ndarray, grid: Grid) -> bytes:
 
 
 def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarray, grid: Grid, threshold: float,
-                        title: str, credit: str = "") -> dict[str, bytes]:
+                        title: str, credit: str = "", probability_opacity: float | None = None,
+                        crop_opacity: float | None = 0.6) -> dict[str, bytes]:
     """The downloads that change with the threshold: ``crop_mask.tif`` (as :func:`core.predict.threshold_mask`)
-    and ``map.png``, the map view (true colour and the crop layer, titled, with the data ``credit``),
+    and ``map.png``, the map view (true colour under the probability and crop layers at the map's
+    opacities, a layer left out where its opacity is None; titled, with the data ``credit``),
     coloured from every n-th pixel where the image is larger than the PNG (at most ``MAX_SIDE`` px a side)."""
     from core.predict import threshold_mask
 
     step = max(1, -(-max(valid.shape) // MAX_SIDE))
     f, v, p = features[::step, ::step], valid[::step, ::step], prob[::step, ::step]
-    png = compose_png([true_colour(f, v), with_opacity(crop_colour(p, threshold), 0.6)],
-                      [class_legend(f"Crop (p >= {threshold:.2f})", ["predicted crop"])], title, credit=credit)
+    layers, legends = [true_colour(f, v)], []
+    if probability_opacity is not None:
+        layers.append(with_opacity(probability_colour(p), probability_opacity))
+        legends.append(gradient_legend("Crop probability", "probability", "0", "1"))
+    if crop_opacity is not None:
+        layers.append(with_opacity(crop_colour(p, threshold), crop_opacity))
+        legends.append(class_legend(f"Crop (p >= {threshold:.2f})", ["predicted crop"]))
+    png = compose_png(layers, legends, title, credit=credit)
     return {"crop_mask.tif": geotiff_bytes(threshold_mask(prob, threshold), grid, 255, "crop (1), not crop (0)"),
             "map.png": png}

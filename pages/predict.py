@@ -132,7 +132,8 @@ with files_col:
     # a download needs no new run (which would replace the file being fetched)
     with ui.errors_shown():
         files = cached.exports(key, float(threshold), f"{sc.title} -- crop at p >= {threshold:.2f}",
-                               f"Data: {sc.attribution}" if sc.attribution else "")
+                               f"Data: {sc.attribution}" if sc.attribution else "",
+                               prob_opacity if show_prob else None, crop_opacity if show_crop else None)
         st.download_button("Probability GeoTIFF", cached.probability_tif(key), "probability.tif", "image/tiff",
                            on_click="ignore")
         st.download_button("Crop mask GeoTIFF", files["crop_mask.tif"], "crop_mask.tif", "image/tiff",

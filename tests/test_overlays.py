@@ -223,5 +223,12 @@ def test_threshold_downloads_keep_the_mask_whole_and_the_png_small():
         np.testing.assert_array_equal(src.read(1), threshold_mask(prob, 0.4))  # every pixel, not a sample
     png = Image.open(io.BytesIO(files["map.png"]))
     assert max(png.size) <= ov.MAX_SIDE + 1 and png.size[1] > 700
+    # the map view as the page shows it: with the probability layer, or with no crop layer
+    both = Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.4, "title", "", 0.7, 0.8)["map.png"]))
+    plain = Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.4, "title", "", None, None)["map.png"]))
+    assert both.size[1] > png.size[1] > plain.size[1]  # a legend row per layer
+    top = (slice(20, 300), slice(0, 300))
+    assert not np.array_equal(np.asarray(both)[top], np.asarray(png)[top])
+    assert not np.array_equal(np.asarray(plain)[top], np.asarray(png)[top])
     with rasterio.MemoryFile(ov.probability_download(prob, grid)) as mem, mem.open() as src:
         assert src.read(1)[0, 0] == 255 and src.read(1)[20, 20] == round(float(prob[20, 20]) * 100)
