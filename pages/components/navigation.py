@@ -18,14 +18,16 @@ APP = Path(__file__).resolve().parent.parent.parent / "app.py"
 
 
 def pages() -> list:
-    """The steps, in order (``st.Page`` objects for ``st.navigation``)."""
+    """The steps, in order (``st.Page`` objects for ``st.navigation``), numbered and without icons:
+    a page's icon becomes the favicon, and a material icon's is fetched from fonts.gstatic.com (which
+    an offline browser cannot reach), an emoji's needs an emoji font (boxes on many Linux systems)."""
     return [
-        st.Page("pages/region.py", title="1. Region", icon=":material/map:", default=True, url_path="region"),
-        st.Page("pages/data.py", title="2. Data", icon=":material/layers:", url_path="data"),
-        st.Page("pages/model.py", title="3. Model", icon=":material/neurology:", url_path="model"),
-        st.Page("pages/predict.py", title="4. Predict", icon=":material/grass:", url_path="predict"),
-        st.Page("pages/quality.py", title="5. Quality", icon=":material/fact_check:", url_path="quality"),
-        st.Page("pages/earthengine.py", title="6. Earth Engine", icon=":material/cloud_sync:", url_path="earthengine"),
+        st.Page("pages/region.py", title="1. Region", default=True, url_path="region"),
+        st.Page("pages/data.py", title="2. Data", url_path="data"),
+        st.Page("pages/model.py", title="3. Model", url_path="model"),
+        st.Page("pages/predict.py", title="4. Predict", url_path="predict"),
+        st.Page("pages/quality.py", title="5. Quality", url_path="quality"),
+        st.Page("pages/earthengine.py", title="6. Earth Engine", url_path="earthengine"),
     ]
 
 

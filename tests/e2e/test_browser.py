@@ -213,6 +213,9 @@ def test_a_page_opened_by_its_url_on_a_fresh_server_is_the_dashboards(page, app_
     side.get_by_text("Model: none loaded (Model page)").wait_for()
     assert urlparse(page.url).path.rstrip("/").endswith("/predict")
     snapshot(page, artifacts / "00_direct_url_predict.png")
+    # the page's icon became the favicon; a material icon's was fetched from fonts.gstatic.com
+    ext = external_requests(page.requests)
+    assert not ext, f"external requests: {ext[:5]}"
 
 
 def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
