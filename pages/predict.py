@@ -44,34 +44,30 @@ with views_col:
 key = cached.prediction_key(image_path, region_key, model_path, views)
 with button_col:
     go = st.button("Predict", type="primary")
-pending = state.get(state.PREDICTING)
-if go or (pending is not None and tuple(pending) == key):
-    # the model runs in a thread of the server: a visit to another page meanwhile (which ends this
-    # script) loses nothing, and coming back here shows the same run
-    run = None
+if go:
     with ui.errors_shown():
-        run = predictions.start(key, cached.prediction_work(key)) if go else predictions.get(key)
-    if run is not None:
+        predictions.start(key, cached.prediction_work(key))
         state.put(state.PREDICTING, list(key))
-        box = st.empty()
-        with box.container():
-            bar = st.progress(run.fraction, text="Predicting tiles...")
-            st.caption("The prediction goes on if you open another page meanwhile.")
-        shown, redrawn = None, 0.0
-        while not run.finished.wait(0.1):
-            # a redraw is also where a page change ends this script: at least every half second
-            if (run.done, run.total) != shown or time.monotonic() - redrawn > 0.5:
-                shown, redrawn = (run.done, run.total), time.monotonic()
-                bar.progress(run.fraction, text=f"Predicting tiles: {run.done:,} of {run.total:,}" if run.total
-                             else "Predicting tiles...")
-        predictions.collect(key)
-        box.empty()
-    state.put(state.PREDICTING, None)
-    if run is not None:
-        with ui.errors_shown():
-            if run.error is not None:
-                raise run.error
-            state.put(state.PREDICTION, {"key": list(key)})
+# the model runs in a thread of the server: a visit to another page meanwhile (which ends this
+# script) loses nothing, and coming back here follows the same run
+running = None
+with ui.errors_shown():
+    running = predictions.settle()
+if running is not None and running.key == key:
+    box = st.empty()
+    with box.container():
+        bar = st.progress(running.fraction, text="Predicting tiles...")
+        st.caption("The prediction goes on if you open another page meanwhile.")
+    shown, redrawn = None, 0.0
+    while not running.finished.wait(0.1):
+        # a redraw is also where a page change ends this script: at least every half second
+        if (running.done, running.total) != shown or time.monotonic() - redrawn > 0.5:
+            shown, redrawn = (running.done, running.total), time.monotonic()
+            bar.progress(running.fraction, text=f"Predicting tiles: {running.done:,} of {running.total:,}"
+                         if running.total else "Predicting tiles...")
+    box.empty()
+    with ui.errors_shown():
+        predictions.settle()  # now the session's prediction (or its error, shown)
 
 pred = state.get(state.PREDICTION)
 if not pred or tuple(pred["key"]) != key:

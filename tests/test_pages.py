@@ -650,6 +650,26 @@ def test_a_prediction_goes_on_while_another_page_is_open(fake_map, tiny_model_pa
     assert "Crop area" in [m.label for m in at.metric]
 
 
+def test_a_prediction_that_fails_in_its_thread_is_an_error_message(fake_map, tiny_model_path, monkeypatch):
+    from core.errors import NoDataError
+    from pages.components import cached, predictions
+
+    def failing(key):
+        def work(progress=None):
+            raise NoDataError("the region holds no valid pixels (all no data); choose another region")
+        return work
+
+    monkeypatch.setattr(cached, "prediction_work", failing)
+    at = predict_page(tiny_model_path)
+    by_label(at.button, "Predict").click().run()
+    assert not at.exception and [e.value for e in at.error] == [
+        "the region holds no valid pixels (all no data); choose another region"]
+    assert at.session_state["predicting"] is None and at.session_state["prediction"] is None
+    assert not predictions._RUNS  # collected, not kept
+    at.run()
+    assert not at.error  # said once
+
+
 def test_predict_layer_settings_survive_other_pages(fake_map, tiny_model_path):
     at = predict_page(tiny_model_path)
     at.button[0].click().run()

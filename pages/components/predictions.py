@@ -9,9 +9,12 @@ sessions keep the key alone (:data:`pages.components.state.PREDICTING`).
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
+
+from core.errors import CropMapError
 
 #: Runs by prediction key (finished runs stay until asked for once more, then go).
 _RUNS: dict[tuple, "Run"] = {}
@@ -49,7 +52,10 @@ def start(key: tuple, work: Callable[[Callable[[int, int], None]], object]) -> R
         try:
             work(run.update)
         except BaseException as err:  # noqa: BLE001 - kept for the page to show (a bug is re-raised there)
-            run.error = err
+            if not isinstance(err, CropMapError):  # a bug or the machine: its traceback in the server's log
+                logging.getLogger(__name__).exception("prediction %s failed", key)
+            # without its traceback, whose frames hold the image and the model until the run is collected
+            run.error = err.with_traceback(None)
         finally:
             run.finished.set()
 
