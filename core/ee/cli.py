@@ -357,7 +357,7 @@ def _add_labels(p: argparse.ArgumentParser, allow_none: bool) -> None:
     choices = LABEL_PRODUCTS + (("none",) if allow_none else ())
     p.add_argument("--labels", choices=choices, default=None,
                    help="label product (default: the preset's, else worldcover)" + ("; none: image only" if allow_none else ""))
-    p.add_argument("--label-year", type=int, default=None, help="year of the label map (default: middle of the dates)")
+    p.add_argument("--label-year", type=int, default=None, help="year of the label map (default: the year the composite starts)")
 
 
 def add_commands(sub: Any) -> None:

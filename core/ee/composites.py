@@ -200,9 +200,9 @@ class CompositeConfig:
 
     @property
     def year(self) -> int:
-        """The year a label map should describe: the middle of the date range."""
-        a, b = _dt.date.fromisoformat(self.start), _dt.date.fromisoformat(self.end)
-        return (a + (b - a) / 2).year
+        """The year a label map should describe: the year the composite starts (the Camana preset:
+        2005-2006 with 2005 labels), as the dashboard's empty label year has it."""
+        return _dt.date.fromisoformat(self.start).year
 
     def crs_for(self, geometry: Mapping[str, Any]) -> str:
         """The CRS to use for a region: ``crs`` if set, else the UTM zone of its centre."""

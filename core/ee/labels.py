@@ -37,6 +37,38 @@ PRODUCTS: dict[str, tuple[str, str, int, int | None]] = {
 }
 
 
+#: products still made each year -> years after a year ends before its map is out (CDL: early the next year)
+PUBLISHED_AFTER: dict[str, int] = {"cdl": 1, "dynamicworld": 0, "asset": 0}
+
+
+def last_year(product: str, today: _dt.date | None = None) -> int:
+    """The last year ``product`` has a map for: its fixed last year, or (a product still made)
+    ``today``'s year less the time its maps take to come out."""
+    last = PRODUCTS[product][3]
+    return last if last is not None else (today or _dt.date.today()).year - PUBLISHED_AFTER.get(product, 0)
+
+
+def check_coverage(cfg: "LabelConfig", geometry: Mapping[str, Any] | None) -> None:
+    """Refuse a label product that has no map over the region (GeoJSON in lon/lat; None: nothing to
+    check): CDL outside the contiguous United States. Local, no Earth Engine request.
+
+    Raises:
+        ConfigError: the region lies outside the product's coverage (the message names products that cover it).
+    """
+    if cfg.product != "cdl" or geometry is None:
+        return
+    from core.ee.composites import geojson_bounds
+
+    w, s, e, n = geojson_bounds(geometry)
+    cw, cs, ce, cn = CDL_BOUNDS
+    if e < cw or w > ce or n < cs or s > cn:  # masked everywhere there: labels all no data
+        raise ConfigError(
+            f"the USDA NASS Cropland Data Layer covers the contiguous United States only, and this region "
+            f"(lon {w:.2f}..{e:.2f}, lat {s:.2f}..{n:.2f}) lies outside it; choose WorldCover, Dynamic "
+            "World or GLC-FCS30D, which cover the whole world"
+        )
+
+
 def _whole(value: Any, field: str) -> int:
     """``value`` as an int (a whole number, or text that is one).
 
@@ -97,9 +129,9 @@ class LabelConfig:
             if not isinstance(values, (tuple, list)):
                 raise ConfigError(f"{name} must be a list of whole numbers, got {values!r}")
             object.__setattr__(self, name, tuple(_whole(v, name.replace("_", " ")[:-1]) for v in values))
-        _, _, first, last = PRODUCTS[self.product]
-        if self.year is not None and not (first <= int(self.year) <= (last or 2100)):
-            span = f"only {first}" if first == last else f"{first}-{last or 'today'}"
+        first, last = PRODUCTS[self.product][2], last_year(self.product)
+        if self.year is not None and not (first <= int(self.year) <= last):
+            span = f"only {first}" if first == last else f"{first}-{last}"
             raise ConfigError(f"{PRODUCTS[self.product][0]} covers {span}, not {self.year}")
         if self.product == "glcfcs30d" and self.year is not None and self.year < 2000 and self.year not in (1985, 1990, 1995):
             raise ConfigError(f"GLC-FCS30D before 2000 exists only for 1985, 1990 and 1995, not {self.year}")
@@ -193,17 +225,7 @@ def raw_label_image(cfg: LabelConfig, geometry: Mapping[str, Any] | None = None)
         collection, band = glcfcs30d_band(int(cfg.year))  # type: ignore[arg-type]
         return ee.ImageCollection(collection).select(band).mosaic()
     if cfg.product == "cdl":
-        if geometry is not None:
-            from core.ee.composites import geojson_bounds
-
-            w, s, e, n = geojson_bounds(geometry)
-            cw, cs, ce, cn = CDL_BOUNDS
-            if e < cw or w > ce or n < cs or s > cn:  # masked everywhere there: labels all no data
-                raise ConfigError(
-                    f"the USDA NASS Cropland Data Layer covers the contiguous United States only, and this region "
-                    f"(lon {w:.2f}..{e:.2f}, lat {s:.2f}..{n:.2f}) lies outside it; choose WorldCover, Dynamic "
-                    "World or GLC-FCS30D, which cover the whole world"
-                )
+        check_coverage(cfg, geometry)
         return (
             ee.ImageCollection(CDL)
             .filterDate(f"{cfg.year}-01-01", f"{int(cfg.year) + 1}-01-01")  # type: ignore[arg-type]

@@ -243,6 +243,10 @@ class EarthEngineSource:
                 pixels,
             )
         try:
+            if self.labels is not None:  # a label product with no map there (CDL outside the US)
+                from core.ee.labels import check_coverage
+
+                check_coverage(self.labels, geometry)
             _, plan, _ = self.plans(region)
         except CropMapError as err:
             return RegionCheck(False, str(err), area_ha, pixels)

@@ -535,3 +535,7 @@ def test_preset_labels_follow_the_composite_dates():
                       "--end-date", "2015-12-31", "--out", "o"])
     labels = cli._labels(a, preset, cli._composite(a, preset))
     assert (labels.product, labels.year) == ("glcfcs30d", 2015)
+    # two years of dates: the year the composite starts, as the dashboard's empty label year (was the middle)
+    a = p.parse_args(["ee-fetch", "--preset", "camana", "--sensor", "L8", "--start-date", "2015-01-01",
+                      "--end-date", "2016-12-31", "--out", "o"])
+    assert cli._labels(a, preset, cli._composite(a, preset)).year == 2015

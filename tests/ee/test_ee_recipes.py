@@ -126,6 +126,18 @@ def test_cdl_outside_the_united_states_is_refused(ee_offline):
     L.label_image(L.LabelConfig("cdl", year=2020))  # no region: nothing to check
 
 
+def test_a_label_year_after_the_last_map_is_refused():
+    """A CDL year with no map yet (2031) passed until the download; CDL's map of a year comes out early
+    the next year, so the last year is last year."""
+    import datetime as dt
+
+    assert L.last_year("cdl", dt.date(2026, 12, 1)) == 2025 and L.last_year("glcfcs30d") == 2022
+    this_year = dt.date.today().year
+    with pytest.raises(ConfigError, match=f"Cropland Data Layer covers 1997-{this_year - 1}, not {this_year + 5}"):
+        L.LabelConfig("cdl", year=this_year + 5)
+    L.LabelConfig("cdl", year=this_year - 1)
+
+
 def test_max_cloud_zero_is_refused():
     """Scenes with cloud cover *under* max_cloud are kept (the issue's and the original notebook's
     "under 20%"), so 0 would keep none: it is refused up front rather than giving "no scene" later."""

@@ -69,6 +69,16 @@ def test_check_region_local():
     assert not bad.ok and "longitude/latitude" in bad.message
 
 
+def test_check_region_refuses_labels_that_have_no_map_there():
+    """CDL over the Camana valley got a green 'region OK' and failed only on the Data page."""
+    from core.ee.labels import LabelConfig
+
+    src = EarthEngineSource(CAMANA.composite, LabelConfig("cdl", year=2005), initialize=ready)
+    check = src.check_region(CAMANA)
+    assert not check.ok and "contiguous United States only" in check.message and check.area_ha > 9_000
+    assert EarthEngineSource(CAMANA.composite, CAMANA.labels, initialize=ready).check_region(CAMANA).ok
+
+
 def test_check_region_refuses_a_continent_before_planning_tiles(monkeypatch):
     from core.ee import pixels
 
