@@ -49,11 +49,15 @@ with st.expander("Earth Engine: any region on Earth (composite and labels settin
     else:
         st.caption("Pick the imagery and labels, then draw the region on the map above (it starts on the Camana valley).")
         with ui.errors_shown():
-            current = scene.current_source().settings() if spec.get("kind") == "earthengine" else None
+            # the settings in use, or those left for another source (back to Earth Engine, where it was)
+            on_ee = spec.get("kind") == "earthengine"
+            last = None if on_ee else state.get(state.EE_LAST)
+            ee_spec = spec if on_ee else (last or {}).get("spec")
+            current = scene.source_from_spec(ee_spec).settings() if ee_spec else None
             settings = eeform.settings_form(current)
             if settings is not None:
                 recipes_from_settings(settings)  # validate before switching (ConfigError says what is wrong)
-                region_geo = state.get(state.REGION) if spec.get("kind") == "earthengine" else None
+                region_geo = state.get(state.REGION) if on_ee else (last or {}).get("region")
                 state.set_source({"kind": "earthengine", "settings": settings})
                 state.set_region(region_geo, remember=False)  # keep a lon/lat region already drawn for Earth Engine
                 st.rerun()

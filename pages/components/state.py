@@ -38,6 +38,7 @@ EE_EXPORT_FORM = "ee_export_settings"  # dict of the Earth Engine export form's 
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
 VIEWS = "views"  # int 1/2/4/8: tile views the prediction averages over (core.config.PredictConfig.views)
 PREDICTION = "prediction"  # dict(image, model) of the last requested prediction, or None
+EE_LAST = "ee_last"  # dict(spec, region): the Earth Engine source and region left for another source, to come back to
 PREDICTING = "predicting"  # list: the key of a prediction this session started that is running (a thread), or None
 FIELDS = "fields"  # [prediction key, threshold] whose crop fields the user asked for, or None
 LAST_DRAWING = "last_drawing"  # JSON text of the last drawing taken from the map
@@ -64,6 +65,7 @@ DEFAULTS: dict[str, Any] = {
     VIEWS: 1,
     PREDICTION: None,
     PREDICTING: None,
+    EE_LAST: None,
     FIELDS: None,
     LAST_DRAWING: None,
     LAYERS: {},
@@ -77,7 +79,7 @@ DEFAULTS: dict[str, Any] = {
 #: source, a prediction to its scene)
 KEPT_TOGETHER = (SOURCE, REGION, PREVIOUS_REGION, SCENE, PATCHES, PREDICTION, FIELDS)
 KEPT = KEPT_TOGETHER + (MODEL_PATH, THRESHOLD, VIEWS, LAYERS, QUALITY_CLASS, EE_ASSET, EE_PATCHES, TRAIN_FORM,
-                        PATCH_FORM, EE_EXPORT_FORM, JOB_DIR)
+                        PATCH_FORM, EE_EXPORT_FORM, JOB_DIR, EE_LAST)
 SESSION_PARAM = "session"  # the URL's query parameter that names the session's saved state
 SESSION_ID = "_session_id"  # this browser session's id (32 hex digits)
 SAVED = "_saved_state"  # the JSON text last saved for this session (so that an unchanged run writes nothing)
@@ -251,7 +253,11 @@ def set_region(geojson: dict | None, *, remember: bool = True) -> None:
 
 def set_source(spec: dict) -> None:
     """A new source invalidates the region, the scene and the prediction; the threshold goes back
-    to its default (one tuned on the Quality page was tuned on the old source's labels)."""
+    to its default (one tuned on the Quality page was tuned on the old source's labels). Earth
+    Engine settings and region left for another source are kept (:data:`EE_LAST`) for the way back."""
+    old = get(SOURCE)
+    if old.get("kind") == "earthengine" and spec.get("kind") != "earthengine":
+        put(EE_LAST, {"spec": old, "region": get(REGION)})
     put(SOURCE, spec)
     set_region(None, remember=False)
     put(PREVIOUS_REGION, None)  # a region of another source

@@ -174,6 +174,30 @@ def test_settings_form_switches_the_source_and_checks_values(ee_configured):
     assert any("whole number" in e.value for e in at.error)
 
 
+def test_back_to_earth_engine_after_the_sample_scene_finds_the_settings_and_region(ee_configured):
+    """A look at the sample scene and back threw away the Earth Engine recipe and the drawn region
+    (the form came back at its defaults, the region at the Camana valley)."""
+    from core.region import Region
+
+    submit = "FormSubmitter:ee_form_{}-Use Earth Engine with these settings"
+    at = new_app()
+    at.run()
+    at.selectbox(key=fk(at, "sensor")).set_value("S2")
+    at.number_input(key=fk(at, "cloud")).set_value(35)
+    at.button(key=submit.format(at.session_state["ee_form__v"])).click().run()
+    drawn = Region.from_bbox(-72.76, -16.64, -72.70, -16.59).to_geojson()
+    at.session_state["region"] = drawn
+    at.run()
+    used = at.session_state["source"]
+    by_label(at.button, "Sample scene (whole image)").click().run()
+    assert not at.exception and at.session_state["source"]["kind"] == "sample"
+    # the form shows the recipe left, and using it again brings the region back too
+    assert at.selectbox(key=fk(at, "sensor")).value == "S2" and at.number_input(key=fk(at, "cloud")).value == 35
+    at.button(key=submit.format(at.session_state["ee_form__v"])).click().run()
+    assert not at.exception and not other_errors(at)
+    assert at.session_state["source"] == used and at.session_state["region"] == drawn
+
+
 def test_settings_form_from_the_preset_reaches_recent_years_and_says_what_it_fetches(ee_configured):
     """From the Camana preset (Landsat 5, 2005-2006, GLC-FCS30D 2005): dates could not go past ten
     years after the preset's (Streamlit's cap without a max_value), the label year stayed 2005 for
