@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 from core.progress import TqdmProgress
 
-LABEL_PRODUCTS = ("worldcover", "dynamicworld", "glcfcs30d", "cdl")
+LABEL_PRODUCTS = ("worldcover", "dynamicworld", "glcfcs30d", "cdl", "asset")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -123,6 +123,9 @@ def _labels(args: argparse.Namespace, preset: Any, composite: Any):
         # the preset's product, for the dates given (its label year follows the composite's)
         product = preset.labels.product if preset is not None else "worldcover"
     year = args.label_year
+    if product == "asset":  # LabelConfig says what is missing
+        values = [v.strip() for v in (getattr(args, "crop_values", None) or "").split(",") if v.strip()]
+        return LabelConfig("asset", asset_id=getattr(args, "asset_id", None), crop_values=tuple(values))
     if product == "dynamicworld" and year is None:
         return LabelConfig(product, start=composite.start, end=composite.end)
     if product in ("glcfcs30d", "cdl") and year is None:
@@ -358,6 +361,9 @@ def _add_labels(p: argparse.ArgumentParser, allow_none: bool) -> None:
     p.add_argument("--labels", choices=choices, default=None,
                    help="label product (default: the preset's, else worldcover)" + ("; none: image only" if allow_none else ""))
     p.add_argument("--label-year", type=int, default=None, help="year of the label map (default: the year the composite starts)")
+    p.add_argument("--asset-id", default=None, help="--labels asset: your image asset, e.g. users/me/glc30")
+    p.add_argument("--crop-values", default=None,
+                   help="--labels asset: the class value(s) that mean crop, comma-separated (the 2019 notebook's GLC30: 10)")
 
 
 def add_commands(sub: Any) -> None:

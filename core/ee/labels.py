@@ -139,7 +139,8 @@ class LabelConfig:
             raise ConfigError(f"label product {self.product} needs a year")
         if self.product == "asset":
             if not self.asset_id or not self.crop_values:
-                raise ConfigError("a user asset label needs asset_id and crop_values (e.g. crop_values=(10,))")
+                raise ConfigError("a user asset label needs its asset id and the class value(s) meaning crop, e.g. 10 "
+                                  "(--asset-id and --crop-values; 'Asset id' and 'Crop value(s)' in the dashboard)")
         for text in (self.start, self.end):
             if text is not None:
                 try:

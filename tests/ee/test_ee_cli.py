@@ -523,6 +523,21 @@ def test_fetch_no_scenes_is_one_line(capsys, tmp_path, ready, ee_offline, monkey
     assert not (tmp_path / "o" / "image.tif").exists()
 
 
+def test_a_user_asset_as_labels_from_the_command_line(capsys):
+    """The 2019 notebook's labels were a GLC30 asset with .eq(10): --labels asset with --asset-id and
+    --crop-values (the docs spoke of it, the command had no way to give it)."""
+    from core.__main__ import build_parser, main
+
+    p = build_parser()
+    a = p.parse_args(["ee-fetch", "--preset", "camana", "--labels", "asset", "--asset-id", "users/me/glc30",
+                      "--crop-values", "10, 11", "--out", "o"])
+    preset, _ = cli._region(a)
+    labels = cli._labels(a, preset, cli._composite(a, preset))
+    assert (labels.product, labels.asset_id, labels.crop_values) == ("asset", "users/me/glc30", (10, 11))
+    assert main(["ee-fetch", "--preset", "camana", "--labels", "asset", "--out", "o"]) == 2
+    assert "needs its asset id and the class value(s) meaning crop" in capsys.readouterr().err
+
+
 def test_preset_labels_follow_the_composite_dates():
     """The Camana preset's GLC-FCS30D 2005 labels, unless the dates move the composite to another year."""
     from core.__main__ import build_parser
