@@ -110,7 +110,8 @@ with tasks_tab:
             st.error(row["failure"], icon=":material/error:")
     else:
         st.info("No tasks.")
-    active = [r for r in rows if r["active"]]
+    # waiting or running; one whose cancel was asked for is on its way out (nothing more to ask)
+    active = [r for r in rows if r["active"] and r["state"] != "CANCEL_REQUESTED"]
     if active:
         tid = st.selectbox("Waiting or running", [r["id"] for r in active], key="ee_cancel_id",
                            format_func=lambda i: next(f"{r['description']} ({r['state']}, {i})" for r in active if r["id"] == i))

@@ -155,9 +155,12 @@ with right:
     st.markdown("**Scores against the threshold**")
     st.altair_chart(curve_chart(curve, float(threshold)), width="stretch")
     best = max(curve, key=lambda r: r["f1"] or 0.0)
-    if label_crop:  # with no crop to find, no threshold is best
+    found = label_crop and (best["f1"] or 0.0) > 0  # with no crop found (or none to find), no threshold is best
+    if label_crop and not found:
+        st.caption("No threshold finds any of the labels' crop: the model takes none of it for crop here.")
+    elif found:
         st.caption(f"Best F1 {best['f1']:.3f} at threshold {best['threshold']:.2f}.")
-    if label_crop and abs(best["threshold"] - float(threshold)) > 1e-9:
+    if found and abs(best["threshold"] - float(threshold)) > 1e-9:
         st.button(f"Use threshold {best['threshold']:.2f}", key="quality_use_best",
                   on_click=state.set_widget, args=(state.THRESHOLD, float(best["threshold"])),
                   help="Sets the threshold of the Predict and Quality pages. It is chosen on these labels, "

@@ -720,6 +720,24 @@ def test_quality_without_crop_in_the_labels_recommends_no_threshold(fake_map, ti
     assert not [b for b in at.button if b.key == "quality_use_best"]
 
 
+def test_quality_when_no_threshold_finds_crop_recommends_none(fake_map, tiny_model_path, monkeypatch):
+    """Labels with crop, a model that finds none of it (a desert region, an unsuited model): the page
+    offered 'Best F1 0.000 at threshold 0.05' and a button to use it."""
+    import numpy as np
+
+    from pages.components import cached
+
+    monkeypatch.setattr(cached, "threshold_curve", lambda *a: [
+        {"threshold": t, "f1": 0.0, "iou": 0.0, "precision": None, "recall": 0.0} for t in np.arange(0.05, 1, 0.05)])
+    at = predict_page(tiny_model_path)
+    at.button[0].click().run()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception
+    assert any(c.value.startswith("No threshold finds any of the labels' crop") for c in at.caption)
+    assert not [c for c in at.caption if c.value.startswith("Best F1")]
+    assert not [b for b in at.button if b.key == "quality_use_best"]
+
+
 def test_quality_without_prediction_says_what_to_do(fake_map):
     at = new_app()
     at.switch_page("pages/quality.py").run()

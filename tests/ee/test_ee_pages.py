@@ -274,6 +274,9 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     # the list is drawn again after the cancel: no longer RUNNING; the outcome is said once
     assert not at.exception and "RUNNING" not in list(at.dataframe[0].value["state"])
     assert any("camana_train_000: CANCEL" in s.value for s in at.success), [s.value for s in at.success]
+    # on its way out (CANCEL_REQUESTED): no longer offered to cancel
+    assert "CANCEL_REQUESTED" in list(at.dataframe[0].value["state"]) and not [
+        b for b in at.button if b.key == "ee_cancel"]
     # exports: a bad destination is explained, a good one starts the tasks
     at.text_input(key="ee_exp_dest").set_value("s3://nope")
     at.number_input(key="ee_exp_train").set_value(3)

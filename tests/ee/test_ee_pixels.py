@@ -297,3 +297,10 @@ def test_geotiff_response(tmp_path):
     P.download("I", plan, tmp_path / "g.tif", compute=compute, file_format="GEO_TIFF", nodata=255)
     with rasterio.open(tmp_path / "g.tif") as src:
         assert (src.read(1) == 7).all() and src.nodata == 255
+
+
+def test_a_small_download_is_said_in_kilobytes():
+    """A small region's plan read "= 0.0 MB in 1 request(s)"."""
+    from core.ee.pixels import _size
+
+    assert _size(40_000) == "40.0 kB" and _size(12) == "0.1 kB" and _size(2_500_000) == "2.5 MB"
