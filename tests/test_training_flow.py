@@ -194,6 +194,7 @@ def test_the_model_page_offers_to_resume_a_stopped_training(small_scene, tmp_pat
 
     monkeypatch.setattr(jobs, "resume_training", resume_training)
     at = new_app()
+    at.session_state["job_dir"] = str(old)  # this session's job (kept with the session across a reload)
     at.switch_page("pages/model.py").run()
     assert "Its 1 finished epoch(s) are kept: resume it to train the other 2 from the last one" in texts(at)
     by_label(at.button, "Resume training").click().run()
@@ -264,9 +265,11 @@ def test_a_diverged_training_is_not_offered_to_resume(small_scene, tmp_path, mon
     monkeypatch.setattr(mapview, "_st_folium", lambda m, **k: None)
     work = tmp_path / "work"
     monkeypatch.setenv("CROPMAP_WORKDIR", str(work))
-    _stopped_job(work / "jobs" / "job-20250101-000000-aaaaaa", small_scene, state="failed",
+    job = work / "jobs" / "job-20250101-000000-aaaaaa"
+    _stopped_job(job, small_scene, state="failed",
                  message="training diverged: the training loss became nan at epoch 2, step 1; start again with a lower "
                          "learning rate (e.g. 0.0001: --lr, or 'Learning rate' on the Model page)")
     at = new_app()
+    at.session_state["job_dir"] = str(job)  # this session's job
     at.switch_page("pages/model.py").run()
     assert "training diverged" in texts(at) and not [b for b in at.button if b.label == "Resume training"]
