@@ -13,7 +13,7 @@ import json
 import streamlit as st
 
 from core.ee.composites import SENSORS
-from core.ee.labels import PRODUCTS
+from core.ee.labels import PRODUCTS, last_year
 from core.errors import ConfigError
 
 NO_LABELS = "none"
@@ -71,7 +71,7 @@ def settings_form(current: dict | None) -> dict | None:
         return {"composite": composite, "labels": None}
     label_settings: dict = {"product": product}
     if product in ("glcfcs30d", "cdl"):
-        label_settings["year"] = _whole(year, "label year") if year.strip() else start.year
+        label_settings["year"] = _whole(year, "label year") if year.strip() else _composite_year(product, start.year)
     if product == "asset":
         label_settings["asset_id"] = asset.strip() or None
         label_settings["crop_values"] = [_whole(v, "crop value") for v in crop.split(",") if v.strip()]
@@ -87,6 +87,20 @@ def _version(current: dict | None) -> str:
         del st.session_state[key]
     st.session_state[VERSION] = v
     return v
+
+
+def _composite_year(product: str, year: int) -> int:
+    """The composite's ``year`` for an empty label year, if ``product`` has a map for it.
+
+    Raises:
+        ConfigError: it has none (the message says the year came from the composite, and which to enter).
+    """
+    first, last = PRODUCTS[product][2], last_year(product)
+    if not first <= year <= last:
+        nearest = min(max(year, first), last)
+        raise ConfigError(f"the label year is empty, so the composite's year {year} was taken, but {PRODUCTS[product][0].split(' (')[0]} "
+                          f"has maps for {first}-{last}: enter a label year (e.g. {nearest}) or change the dates")
+    return year
 
 
 def _whole(text: str, what: str) -> int:

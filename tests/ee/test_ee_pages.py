@@ -223,6 +223,14 @@ def test_settings_form_from_the_preset_reaches_recent_years_and_says_what_it_fet
     settings = at.session_state["source"]["settings"]
     assert settings["composite"]["start"] == "2021-01-01" and settings["composite"]["scale"] == 30
     assert settings["labels"]["product"] == "glcfcs30d" and settings["labels"]["year"] == 2021
+    # dates past the product's last map with the year left empty: said so, and which year to enter
+    at.date_input(key=fk(at, "start")).set_value(dt.date(2024, 1, 1))
+    at.date_input(key=fk(at, "end")).set_value(dt.date(2024, 12, 31))
+    at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
+    assert [e.value for e in at.error] == [
+        "the label year is empty, so the composite's year 2024 was taken, but GLC-FCS30D annual has maps for "
+        "1985-2022: enter a label year (e.g. 2022) or change the dates"]
+    assert at.session_state["source"]["settings"]["labels"]["year"] == 2021  # the source stays as it was
 
 
 def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, tiny_model_path, monkeypatch):
