@@ -115,7 +115,7 @@ with map_col:
 
 with stats_box:
     if stats["crop_area_ha"] is not None:
-        st.metric("Crop area", f"{stats['crop_area_ha']:,.1f} ha")
+        st.metric("Crop area", ui.hectares(stats["crop_area_ha"]))
     else:
         st.metric("Crop area", f"{stats['crop_pixels']:,} px")
         st.caption("Not georeferenced: area in pixels.")

@@ -204,6 +204,13 @@ def test_region_page_warns_about_sentinel2_values_with_their_offset(fake_map, tm
     assert any("Sentinel-2 L2A" in w.value and "-offset -0.1" in w.value for w in at.warning)
 
 
+def test_large_areas_are_shown_in_whole_hectares():
+    from pages.components.ui import hectares
+
+    assert hectares(783.36) == "783.4 ha" and hectares(9_999.94) == "9,999.9 ha"
+    assert hectares(1_537_572.5) == "1,537,572 ha"  # fits a metric's column (round half to even)
+
+
 def test_predict_page_warns_about_another_pixel_size(fake_map):
     """Shipped model (30 m) on a 10 m image: the Predict page says so before anything is predicted."""
     from core.model import DEFAULT_MODEL_PATH

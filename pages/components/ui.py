@@ -95,3 +95,9 @@ def when(iso: str) -> str:
     if t.utcoffset() is not None:
         return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return t.strftime("%Y-%m-%d %H:%M")
+
+
+def hectares(ha: float) -> str:
+    """An area for a metric: tenths of a hectare up to 10,000 ha, whole hectares above (a large
+    region's "1,537,572.5 ha" did not fit its column)."""
+    return f"{ha:,.1f} ha" if ha < 10_000 else f"{ha:,.0f} ha"
