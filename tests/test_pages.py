@@ -6,6 +6,7 @@ the folium map and returns what the browser would (e.g. a drawn polygon).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -1050,14 +1051,8 @@ def test_a_cancel_the_worker_cannot_see_can_be_forced(fake_map):
     """A worker busy outside a batch (here a 60 s step; loading data or a stuck read) never sees
     the cancel flag: the page offers 'Stop now', which ends the process."""
     from core import jobs
-    from test_jobs import wait_for
 
-    job_dir = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs" / "job-slow"
-    jobs.start_job("selftest", {"epochs": 1, "steps": 2, "delay": 60.0}, job_dir)
-    try:
-        wait_for(job_dir, ("running",))
-        at = new_app()
-        at.switch_page("pages/model.py").run()
+    with _slow_job_on_the_model_page("job-slow") as (at, job_dir):
         jobs.cancel(job_dir)  # asked (e.g. from another tab): the worker will not see it for a minute
         assert jobs.status(job_dir).state == "cancelling"
         at.run()  # the panel drawn again: the job is cancelling
@@ -1065,26 +1060,34 @@ def test_a_cancel_the_worker_cannot_see_can_be_forced(fake_map):
         by_label(at.button, "Stop now").click().run()
         st = jobs.status(job_dir)
         assert not at.exception and not st.active and st.state == "cancelled"
-    finally:
-        jobs.cancel(job_dir, terminate_after_s=0)
 
 
 def test_cancel_before_the_first_batch_ends_the_worker_at_once(fake_map):
     """While the worker loads the data (here a 60 s first step) nothing would be kept: Cancel ends it
     at once; it said 'stopping after the current batch' and took as long as the loading."""
     from core import jobs
+
+    with _slow_job_on_the_model_page("job-loading") as (at, job_dir):
+        t0 = time.monotonic()
+        by_label(at.button, "Cancel training").click().run()
+        st = jobs.status(job_dir)
+        assert not at.exception and st.state == "cancelled" and time.monotonic() - t0 < 30
+
+
+@contextlib.contextmanager
+def _slow_job_on_the_model_page(name: str):
+    """(app on the Model page, job folder) while a self-test job whose first step takes a minute
+    runs (as a worker loading its data); the job is ended afterwards."""
+    from core import jobs
     from test_jobs import wait_for
 
-    job_dir = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs" / "job-loading"
+    job_dir = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs" / name
     jobs.start_job("selftest", {"epochs": 1, "steps": 2, "delay": 60.0}, job_dir)
     try:
         wait_for(job_dir, ("running",))
         at = new_app()
         at.switch_page("pages/model.py").run()
-        t0 = time.monotonic()
-        by_label(at.button, "Cancel training").click().run()
-        st = jobs.status(job_dir)
-        assert not at.exception and st.state == "cancelled" and time.monotonic() - t0 < 30
+        yield at, job_dir
     finally:
         jobs.cancel(job_dir, terminate_after_s=0)
 
