@@ -60,6 +60,8 @@ SCORE_CURVES = {"iou": "training IoU", "val_iou": "validation IoU", "dice": "tra
 with tab_train:
     st.write("Train a U-Net in a background process, on the current region's image and labels or on "
              "exported patches. It keeps running while you use other pages.")
+    running = jobs.active_job(JOBS)  # (before the panel, which reads it)
+
     @st.fragment(run_every=2.0)
     def job_panel() -> None:
         job_dir = state.job_dir()
@@ -137,7 +139,6 @@ with tab_train:
 
     if training_now:  # its progress first, above the form (which is disabled meanwhile)
         job_panel()
-    running = jobs.active_job(JOBS)
     # The last submitted values, so that navigation keeps them. The widgets have keys, so that a
     # submission that fails (and so changes these defaults) does not make them new widgets that
     # forget what the user types next.
@@ -186,7 +187,7 @@ with tab_train:
             if in_use else "load or train a model first")
         start = st.form_submit_button(
             "Start training", type="primary", disabled=running is not None,
-            help=f"a training job is running ({running.name}); cancel it below or wait for it" if running else None)
+            help=f"a training job is running ({running.name}); cancel it above or wait for it" if running else None)
     if start:
         with ui.errors_shown():
             config = {"preset": preset, "epochs": int(epochs), "steps_per_epoch": int(steps), "batch_size": int(batch),

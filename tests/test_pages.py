@@ -974,7 +974,7 @@ def test_model_page_follows_the_running_job_of_another_tab(fake_map):
         wait_for(root / "job-b", ("running",))
         at.run()
         start = by_label(at.button, "Start training")
-        assert start.disabled and "cancel it below" in (start.help or "")
+        assert start.disabled and "cancel it above" in (start.help or "")
         assert any(b.label == "Cancel training" for b in at.button) and "job B" in texts(at)
     finally:
         jobs.cancel(root / "job-b", terminate_after_s=5)
