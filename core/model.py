@@ -312,7 +312,7 @@ def save_model(model: keras.Model, card: ModelCard, path: str | os.PathLike) -> 
     tmp = path.with_name(f".{path.stem}.tmp.keras")
     tmp_card = path.with_name(f".{path.stem}.tmp.json")
     if getattr(model, "optimizer", None) is not None:
-        model = keras.Model(model.inputs, model.outputs, name=model.name)  # the same layers, uncompiled
+        model = keras.Model(model.input, model.output, name=model.name)  # the same layers, uncompiled
     try:
         model.save(tmp)
         tmp_card.write_text(json.dumps(card.to_dict(), indent=2))
