@@ -25,11 +25,9 @@ def preset_label(name: str) -> str:
 
 opening = state.get(state.MODEL_TAB)  # once: the Train tab after a hand-over of patches
 state.put(state.MODEL_TAB, None)
-followed = state.job_dir()
-try:
-    training_now = bool(followed) and jobs.status(followed).active
-except CropMapError:  # the panel shows why
-    training_now = False
+JOBS = state.workdir() / "jobs"
+running = jobs.active_job(JOBS)  # one at a time; the panel below reads it too
+training_now = running is not None
 opening = opening or ("Train" if training_now else None)  # a running job's progress and Cancel button
 tab_ship, tab_upload, tab_train = st.tabs(["Shipped weights", "Upload a model", "Train"], default=opening)
 
@@ -52,7 +50,6 @@ with tab_upload:
             models.use_model(str(final))
             st.success(f"Using {keras_file.name}.")
 
-JOBS = state.workdir() / "jobs"
 #: the training curves' series (history.csv columns), by what they are
 LOSS_CURVES = {"loss": "training loss", "val_loss": "validation loss"}
 SCORE_CURVES = {"iou": "training IoU", "val_iou": "validation IoU", "dice": "training Dice", "val_dice": "validation Dice"}
@@ -60,7 +57,6 @@ SCORE_CURVES = {"iou": "training IoU", "val_iou": "validation IoU", "dice": "tra
 with tab_train:
     st.write("Train a U-Net in a background process, on the current region's image and labels or on "
              "exported patches. It keeps running while you use other pages.")
-    running = jobs.active_job(JOBS)  # (before the panel, which reads it)
 
     @st.fragment(run_every=2.0)
     def job_panel() -> None:
