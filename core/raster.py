@@ -688,10 +688,9 @@ class ImageReader:
             check_real_numbers(src, self.path, "reflectance")
             self.nodata = src.nodata
             sample = self._sample(src)
-            # NaN without a NaN nodata value is refused now if the sample shows it (reading does
-            # it anyway), so that a prediction does not stop part of the way through
-            valid_pixels(sample, self.nodata, self.path.name, pixels="sampled pixels")
-            sample = sample[:, sample_valid(sample, self.nodata)]
+            # valid_pixels, as reading has it: NaN without a NaN nodata value is refused now if the
+            # sample shows it, so that a prediction does not stop part of the way through
+            sample = sample[:, valid_pixels(sample, self.nodata, self.path.name, pixels="sampled pixels")]
             if sample.shape[1] < MIN_CHECKED_PIXELS:  # the windows fell in no-data margins: look at all of it
                 spread = self._decimated(src)
                 spread = spread[:, sample_valid(spread, self.nodata)]
