@@ -24,7 +24,7 @@ import numpy as np
 
 from core.config import PredictConfig
 from core.errors import ConfigError, NoDataError, OutputExistsError, RegionError
-from core.files import check_output_dir, check_output_file, staging_dir
+from core.files import check_output_dir, staging_dir
 from core.labels import NODATA
 from core.raster import FEATURE_BANDS, Grid, ImageReader
 from core.threads import background_priority
@@ -389,20 +389,17 @@ def prediction_outputs(out_dir: str | os.PathLike, overwrite: bool,
     out_dir = check_output_dir(out_dir)
     outputs = {k: out_dir / f"{k}.tif" for k in ("probability", "crop_mask")}
     summary_path = out_dir / "summary.json"
-    for p in [*outputs.values(), summary_path]:
+    for p in [*outputs.values(), summary_path]:  # (out_dir's own path was checked above)
         for given in inputs:
             if given is not None and p.exists() and os.path.exists(given) and os.path.samefile(p, given):
                 raise ConfigError(f"{p} is an input of this prediction ({given}) and would be replaced by its "
                                   "output; choose another output folder")
-    for p in [*outputs.values(), summary_path]:
-        if p.is_dir():  # said first: --overwrite would not help
+        if p.is_dir():  # said before "pass --overwrite", which would not help
             raise ConfigError(f"{p} is a folder, so the output of that name cannot be written; move it away or choose "
                               "another --out")
     existing = [p.name for p in [*outputs.values(), summary_path] if p.exists()]
     if existing and not overwrite:
         raise OutputExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them or choose another --out")
-    for p in [*outputs.values(), summary_path]:
-        check_output_file(p, overwrite=True)
     return outputs, summary_path
 
 
