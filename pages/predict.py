@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import streamlit as st
@@ -56,15 +55,11 @@ with ui.errors_shown():
 if running is not None and running.key == key:
     box = st.empty()
     with box.container():
-        bar = st.progress(running.fraction, text="Predicting tiles...")
+        bar = st.progress(running.fraction, text=running.text)
         st.caption("The prediction goes on if you open another page meanwhile.")
-    shown, redrawn = None, 0.0
-    while not running.finished.wait(0.1):
-        # a redraw is also where a page change ends this script: at least every half second
-        if (running.done, running.total) != shown or time.monotonic() - redrawn > 0.5:
-            shown, redrawn = (running.done, running.total), time.monotonic()
-            bar.progress(running.fraction, text=f"Predicting tiles: {running.done:,} of {running.total:,}"
-                         if running.total else "Predicting tiles...")
+    # the wait ends as soon as the run does; each redraw is also where a page change ends this script
+    while not running.finished.wait(0.25):
+        bar.progress(running.fraction, text=running.text)
     box.empty()
     with ui.errors_shown():
         predictions.settle()  # now the session's prediction (or its error, shown)

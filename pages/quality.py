@@ -60,8 +60,7 @@ if running is not None:
     def wait_for_the_prediction() -> None:
         if running.finished.is_set():
             st.rerun()  # the whole page, now with the prediction
-        st.progress(running.fraction, text=f"Predicting tiles: {running.done:,} of {running.total:,}"
-                    if running.total else "Predicting tiles...")
+        st.progress(running.fraction, text=running.text)
 
     wait_for_the_prediction()
     ui.stop_with("A prediction started on the Predict page is running; its figures appear here when it is done.",

@@ -235,7 +235,8 @@ def render(spec: MapSpec, key: str, returned_objects: Sequence[str] = ()) -> dic
         for ov in spec.dynamic:
             _image_overlay(ov, spec).add_to(group)
             if ov.legend is not None:
-                _map_classes()[-1](ov.name, ov.legend.title).add_to(group)
+                DynamicTitle = _map_classes()[-1]
+                DynamicTitle(ov.name, ov.legend.title).add_to(group)
     fn = _st_folium
     if fn is None:
         from streamlit_folium import st_folium as fn

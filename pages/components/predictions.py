@@ -38,6 +38,11 @@ class Run:
     def fraction(self) -> float:
         return 0.0 if not self.total else min(max(self.done / self.total, 0.0), 1.0)
 
+    @property
+    def text(self) -> str:
+        """The progress bar's text."""
+        return f"Predicting tiles: {self.done:,} of {self.total:,}" if self.total else "Predicting tiles..."
+
 
 def start(key: tuple, work: Callable[[Callable[[int, int], None]], object]) -> Run:
     """The run of ``key``: the one already going, or a new thread that calls ``work(progress)``
