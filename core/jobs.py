@@ -52,6 +52,8 @@ LOCK_TIMEOUT_S = 30.0
 TERM_GRACE_S = 10.0
 #: A job still "starting" this long with no worker id recorded is taken as failed (the launcher died).
 START_TIMEOUT_S = 60.0
+#: How long an empty /proc command line (a process in the middle of its exec) is read again.
+EXEC_SETTLE_S = 0.5
 TRAIN_SUBDIR = "train"
 #: What a job may run: kind -> ``module:function``. Nothing else can be started.
 ENTRIES: dict[str, str] = {"train": "core.train:train", "selftest": "core.jobs:selftest_train"}
@@ -168,13 +170,30 @@ def _pid_alive(pid: int | None, job_dir: Path | None = None) -> bool:
     return _is_worker(pid, job_dir) if job_dir is not None else True
 
 
+def _cmdline(pid: int) -> list[bytes]:
+    """The arguments /proc shows for ``pid``. A process caught in the middle of its exec (the
+    launcher has its id, the kernel has not yet set up the new arguments) shows none for a moment:
+    that is read again for up to :data:`EXEC_SETTLE_S` seconds rather than taken for some other
+    process (a kernel thread's stays empty).
+
+    Raises:
+        OSError: if /proc cannot be read for ``pid`` (FileNotFoundError: it is gone).
+    """
+    deadline = time.monotonic() + EXEC_SETTLE_S
+    while True:
+        args = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+        if args != [b""] or time.monotonic() >= deadline:
+            return args
+        time.sleep(0.01)
+
+
 def _is_worker(pid: int, job_dir: Path) -> bool:
     """Whether /proc shows ``pid`` as a running (not zombie) process whose command runs ``job_dir``;
     True where /proc cannot tell (another OS, no permission)."""
     proc = Path("/proc") / str(pid)
     try:
         stat = (proc / "stat").read_text()
-        cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        cmdline = _cmdline(pid)
     except FileNotFoundError:
         return not Path("/proc/self").exists()  # a /proc without it: the process is gone
     except OSError:

@@ -252,6 +252,33 @@ def test_a_reused_pid_or_a_lost_start_is_not_a_live_worker(tmp_path, request):
     assert jobs.status(job_dir).state == "starting"  # still within the time a start takes
 
 
+def test_a_worker_caught_in_the_middle_of_its_exec_is_alive(tmp_path, request, monkeypatch):
+    """For a moment after the launcher has the worker's id, /proc shows no command line (the exec is
+    under way): that is the worker starting, not some other process (CI saw a just-started job as
+    'exited unexpectedly')."""
+    job_dir = tmp_path / "j"
+    job_dir.mkdir()
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(job_dir.resolve())])
+    request.addfinalizer(worker.kill)
+    real_read = Path.read_bytes
+    reads = []
+
+    def mid_exec(self):
+        if self.name == "cmdline" and self.parent.name == str(worker.pid):
+            reads.append(self)
+            if len(reads) <= 3:
+                return b""  # what the kernel shows before the new arguments are in place
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", mid_exec)
+    assert jobs._pid_alive(worker.pid, job_dir)
+    assert len(reads) == 4  # read again until the arguments appeared
+    reads.clear()
+    monkeypatch.setattr(Path, "read_bytes", lambda self: b"" if self.name == "cmdline" else real_read(self))
+    monkeypatch.setattr(jobs, "EXEC_SETTLE_S", 0.1)
+    assert not jobs._pid_alive(worker.pid, job_dir)  # empty for good (a kernel thread): not the worker
+
+
 def test_concurrent_status_writes_never_clash(tmp_path):
     """Dashboard sessions are threads of one process: their atomic writes must not share a temp file."""
     path = tmp_path / "status.json"
