@@ -133,7 +133,8 @@ with files_col:
         if card is not None:  # (an unreadable card's error is shown at the top)
             about = {"image": sc.title, "attribution": sc.attribution, "region": scene.current_region().to_geojson(),
                      "model": Path(model_path).name}
-            summary = prediction_summary(grid, stats, card, float(threshold), views, **about)
+            summary = prediction_summary(grid, stats, card, float(threshold), views,
+                                         cached.image_warnings(image_path, cached.mtime(image_path)), **about)
             st.download_button("Summary JSON", json.dumps(summary, indent=1), "summary.json", "application/json",
                                on_click="ignore", help="The figures at this threshold, the region, the image and "
                                                        "the model card: what `python -m core predict` writes as summary.json")

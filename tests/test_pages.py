@@ -186,8 +186,10 @@ def test_own_image_with_band_numbers_on_region_and_data_pages(fake_map):
     assert any("cannot be told apart" in e.value for e in at.error)
 
 
-def test_region_page_warns_about_sentinel2_values_with_their_offset(fake_map, tmp_path):
-    """Sentinel-2 L2A with its +1000 offset: the page says what to fix when the image is shown."""
+def test_region_page_warns_about_sentinel2_values_with_their_offset(fake_map, tmp_path, tiny_model_path, monkeypatch):
+    """Sentinel-2 L2A with its +1000 offset: the page says what to fix when the image is shown, and
+    the prediction's summary download carries the warning (as the CLI's summary.json does)."""
+    import core.predict
     import rasterio
 
     with rasterio.open(OWN_IMAGE) as src:
@@ -203,6 +205,14 @@ def test_region_page_warns_about_sentinel2_values_with_their_offset(fake_map, tm
     at.run()
     assert not at.exception and not at.error
     assert any("Sentinel-2 L2A" in w.value and "-offset -0.1" in w.value for w in at.warning)
+    summaries, real_summary = [], core.predict.prediction_summary
+    monkeypatch.setattr(core.predict, "prediction_summary",
+                        lambda *a, **k: summaries.append(real_summary(*a, **k)) or summaries[-1])
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()  # Predict
+    assert not at.exception and not at.error
+    assert summaries and any("Sentinel-2 L2A" in w for w in summaries[-1]["warnings"])
 
 
 def test_large_areas_are_shown_in_whole_hectares():

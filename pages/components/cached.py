@@ -115,6 +115,16 @@ def image_arrays(path: str, path_mtime: float) -> tuple[np.ndarray, np.ndarray, 
     return read_image(path)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def image_warnings(path: str, path_mtime: float) -> tuple[str, ...]:
+    """The reader's warnings about an image's values (:func:`core.raster.reflectance_warnings`),
+    from a sample it reads on opening. Raises CropMapError subclasses."""
+    from core.raster import ImageReader
+
+    with ImageReader(path) as reader:
+        return reader.warnings
+
+
 @st.cache_data(max_entries=4, show_spinner=False)
 def label_mask(path: str, path_mtime: float, label_map: str) -> np.ndarray:
     """uint8 crop mask (1/0/255) of a label raster. Raises CropMapError subclasses."""
