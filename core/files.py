@@ -6,7 +6,7 @@ import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from core.errors import ConfigError, OutputExistsError
 
@@ -123,3 +123,45 @@ def staging_dir(out_dir: str | os.PathLike, prefix: str = ".predict-") -> Iterat
             yield tmpdir
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def move_into_place(moves: Sequence[tuple[str | os.PathLike | None, str | os.PathLike]],
+                    aside: str | os.PathLike) -> None:
+    """Move each finished ``(staged, final)`` file or folder onto its final path (``staged`` None:
+    only remove what stands there), all of them or none: what stands at a final path is first moved into the folder ``aside`` (on the same file
+    system, e.g. the staging folder), and if a move fails or the process is interrupted, the moves
+    made are undone and what stood there is put back; on success it is deleted. Readers see each file whole,
+    old or new.
+
+    Raises:
+        OSError: the move that failed (after everything was put back as it was).
+    """
+    placed: list[Path] = []
+    set_aside: list[tuple[Path, Path]] = []
+    try:
+        for i, (staged, final) in enumerate(moves):
+            final = Path(final)
+            if os.path.lexists(final):
+                keep = Path(aside) / f".old-{i}-{final.name}"
+                os.replace(final, keep)
+                set_aside.append((keep, final))
+            if staged is not None:
+                os.replace(staged, final)
+                placed.append(final)
+    except BaseException:
+        for final in placed:
+            _remove(final)
+        for keep, final in set_aside:
+            os.replace(keep, final)
+        raise
+    for keep, _ in set_aside:  # replaced for good
+        _remove(keep)
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)

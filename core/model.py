@@ -26,7 +26,7 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError  # noqa: E402
-from core.files import MAX_UPLOAD_BYTES, safe_stem  # noqa: E402
+from core.files import MAX_UPLOAD_BYTES, move_into_place, safe_stem  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_MODEL_PATH = ASSETS / "models" / "crop_unet_light.keras"
@@ -316,9 +316,9 @@ def save_model(model: keras.Model, card: ModelCard, path: str | os.PathLike) -> 
     try:
         model.save(tmp)
         tmp_card.write_text(json.dumps(card.to_dict(), indent=2))
-        # the card first: whoever finds the model (a page polling a training run) finds its card too
-        os.replace(tmp_card, card_path(path))
-        os.replace(tmp, path)
+        # the card first: whoever finds the model (a page polling a training run) finds its card too;
+        # both or neither (an old model never goes with a new card)
+        move_into_place([(tmp_card, card_path(path)), (tmp, path)], path.parent)
     except BaseException:  # e.g. a full disk or an interrupt: no temporary file is left behind
         tmp.unlink(missing_ok=True)
         tmp_card.unlink(missing_ok=True)

@@ -27,7 +27,7 @@ import numpy as np
 from core import remotefs
 from core.config import PatchConfig
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, NoDataError, OutputExistsError
-from core.files import replacing, staging_dir
+from core.files import move_into_place, replacing, staging_dir
 from core.labels import NODATA, get_class_map
 from core.raster import FEATURE_BANDS, INPUT_BANDS, Grid, ImageReader, read_labels, reflectance_scaling, sample_valid
 from core.tfrecord import feature_layout, iter_records, open_records, read_batches
@@ -385,11 +385,10 @@ def write_image_export(
             earlier = set(export_files(mixer_path))
         except InputNotFoundError:
             earlier = set()
-        for stale in earlier - {str(prefix.parent / n) for n in names}:  # files of a larger export written here before
-            os.remove(stale)
-        for name in names:
-            os.replace(tmp / name, prefix.parent / name)
-        os.replace(tmp / mixer_path.name, mixer_path)  # last: the mixer marks the export as complete
+        stale = earlier - {str(prefix.parent / n) for n in names}  # files of a larger export written here before
+        # all or none; the mixer last: it marks the export as complete
+        move_into_place([*((None, s) for s in sorted(stale)), *((tmp / n, prefix.parent / n) for n in names),
+                         (tmp / mixer_path.name, mixer_path)], tmp)
     return mixer_path
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -332,7 +331,7 @@ def cut_train_test(image: str | os.PathLike, labels: str | os.PathLike, label_ma
     from dataclasses import replace
 
     from core.dataset import pair_paths, spatial_holdout
-    from core.files import check_output_dir, staging_dir
+    from core.files import check_output_dir, move_into_place, staging_dir
 
     if test_count < 1:
         raise ConfigError(f"the number of test patches must be at least 1, got {test_count}")
@@ -360,11 +359,10 @@ def cut_train_test(image: str | os.PathLike, labels: str | os.PathLike, label_ma
             out[name] = sample_patches(img, lab, split.label_map, cfg, stage / paths[name].name,
                                        band_map=band_map, progress=step(offset))
         # an overwritten set never keeps the held-out block of the set it replaces
-        shutil.rmtree(out_dir / "holdout", ignore_errors=True)
-        if (stage / "holdout").exists():
-            os.replace(stage / "holdout", out_dir / "holdout")
+        holdout = stage / "holdout" if (stage / "holdout").exists() else None
+        move_into_place([(holdout, out_dir / "holdout"),
+                         *((stage / path.name, path) for path in paths.values())], stage)
         for name, path in paths.items():
-            os.replace(stage / path.name, path)
             out[name] = replace(out[name], path=path)
     if split.held_out:
         note = f"The test patches come from {split.held_out}, held out: no training patch holds its labels."

@@ -24,7 +24,7 @@ import numpy as np
 
 from core.config import PredictConfig
 from core.errors import ConfigError, NoDataError, OutputExistsError, RegionError
-from core.files import check_output_dir, staging_dir
+from core.files import check_output_dir, move_into_place, staging_dir
 from core.labels import NODATA
 from core.raster import FEATURE_BANDS, Grid, ImageReader
 from core.threads import background_priority
@@ -453,9 +453,8 @@ def predict_image(
                 raise NoDataError("the region holds no valid pixels (all no data); nothing was written; choose another region")
             summary = _summary(image_path, grid, win, predictor.config, loaded, stats, time.time() - t0, reader.warnings)
             (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
-            for key, final in outputs.items():
-                os.replace(tmpdir / f"{key}.cog.tif", final)
-            os.replace(tmpdir / "summary.json", summary_path)
+            move_into_place([*((tmpdir / f"{key}.cog.tif", final) for key, final in outputs.items()),
+                             (tmpdir / "summary.json", summary_path)], tmpdir)
     return summary
 
 

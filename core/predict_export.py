@@ -11,7 +11,6 @@ the same scale detection, checks and conversion as a GeoTIFF's (:func:`core.patc
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from core.config import PredictConfig
 from core.errors import ConfigError, ModelMismatchError, NoDataError
-from core.files import staging_dir
+from core.files import move_into_place, staging_dir
 from core.predict import ModelRunner, ProgressFn, _summary, _write_outputs, prediction_outputs
 from core.raster import FEATURE_BANDS, INPUT_BANDS, to_features, valid_pixels
 
@@ -112,7 +111,7 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
         summary["source"] = "earth engine image export (mixer)"
         summary["kernel"] = pred.kernel
         (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
-        os.replace(tmpdir / "probability.cog.tif", outputs["probability"])
-        os.replace(tmpdir / "crop_mask.cog.tif", outputs["crop_mask"])
-        os.replace(tmpdir / "summary.json", summary_path)
+        move_into_place([(tmpdir / "probability.cog.tif", outputs["probability"]),
+                         (tmpdir / "crop_mask.cog.tif", outputs["crop_mask"]), (tmpdir / "summary.json", summary_path)],
+                        tmpdir)
     return summary

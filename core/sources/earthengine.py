@@ -284,7 +284,7 @@ class EarthEngineSource:
         from core.ee.labels import label_image, raw_label_image
         from core.ee.pixels import DownloadStats, download, prepare_image
         from core.errors import NoDataError, OutputExistsError, RegionError
-        from core.files import check_output_dir, staging_dir
+        from core.files import check_output_dir, move_into_place, staging_dir
         from core.labels import NODATA
         from core.raster import INPUT_BANDS
 
@@ -358,12 +358,10 @@ class EarthEngineSource:
                 labels_path = out / "labels.tif"
             scene = self._scene(geometry, count, image_plan, stats, codes, image_path, labels_path)
             (tmp / "scene.json").write_text(json.dumps(scene.extra, indent=1, default=str), encoding="utf-8")
-            for name in names:  # each file appears whole (same folder: rename); scene.json last
-                os.replace(tmp / name, out / name)
-        if self.overwrite:  # the folder now holds this scene: drop an earlier fetch's outputs it does not have
-            for name in ("image.tif", CODES_FILE, "labels.tif"):
-                if name not in names:
-                    (out / name).unlink(missing_ok=True)
+            # each file appears whole (same folder: rename), all or none; scene.json last. With
+            # overwrite, an earlier fetch's outputs that this scene does not have go with it.
+            stale = [n for n in ("image.tif", CODES_FILE, "labels.tif") if n not in names] if self.overwrite else []
+            move_into_place([*((None, out / n) for n in stale), *((tmp / n, out / n) for n in names)], tmp)
         return scene
 
     def _scene(self, geometry, count, image_plan, stats, codes, image_path, labels_path) -> Scene:

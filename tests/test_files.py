@@ -1,0 +1,66 @@
+"""core.files: outputs appear whole, all of them or none."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from core.files import move_into_place
+
+
+def _folder(tmp_path, **files):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def test_moves_replace_old_files_and_leave_nothing_set_aside(tmp_path):
+    out = _folder(tmp_path, **{"a.tif": "old a", "summary.json": "old s"})
+    stage = out / ".stage"
+    stage.mkdir()
+    _folder(stage, **{"a.tif": "new a", "b.tif": "new b", "summary.json": "new s"})
+    move_into_place([(stage / n, out / n) for n in ("a.tif", "b.tif", "summary.json")], stage)
+    assert {p.name: p.read_text() for p in out.iterdir() if p.is_file()} == {
+        "a.tif": "new a", "b.tif": "new b", "summary.json": "new s"}
+    assert list(stage.iterdir()) == []  # the old files were deleted, not left in the staging folder
+
+
+@pytest.mark.parametrize("failure", [OSError("disk full"), KeyboardInterrupt()])
+def test_a_failed_move_puts_every_old_file_back(tmp_path, monkeypatch, failure):
+    """The third move fails (or Ctrl-C comes): the first two are undone, so the folder never holds a
+    new probability beside an old mask and summary."""
+    out = _folder(tmp_path, **{"a.tif": "old a", "summary.json": "old s"})
+    stage = out / ".stage"
+    stage.mkdir()
+    _folder(stage, **{"a.tif": "new a", "b.tif": "new b", "summary.json": "new s"})
+    real_replace = os.replace
+
+    def failing(src, dst):
+        if src == stage / "summary.json":  # the new summary's move
+            raise failure
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(type(failure)):
+        move_into_place([(stage / n, out / n) for n in ("a.tif", "b.tif", "summary.json")], stage)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert {p.name: p.read_text() for p in out.iterdir() if p.is_file()} == {"a.tif": "old a", "summary.json": "old s"}
+
+
+def test_a_move_without_a_file_removes_what_stands_there_only_on_success(tmp_path):
+    out = _folder(tmp_path, **{"stale-00001.tfrecord.gz": "old part", "mixer.json": "old"})
+    (out / "holdout").mkdir()
+    (out / "holdout" / "image.tif").write_text("old block")
+    stage = out / ".stage"
+    stage.mkdir()
+    _folder(stage, **{"mixer.json": "new"})
+    with pytest.raises(OSError):  # the staged mixer is missing: nothing may change
+        move_into_place([(None, out / "stale-00001.tfrecord.gz"), (None, out / "holdout"),
+                         (stage / "gone.json", out / "mixer.json")], stage)
+    assert (out / "stale-00001.tfrecord.gz").read_text() == "old part" and (out / "mixer.json").read_text() == "old"
+    assert (out / "holdout" / "image.tif").read_text() == "old block"
+    move_into_place([(None, out / "stale-00001.tfrecord.gz"), (None, out / "holdout"),
+                     (stage / "mixer.json", out / "mixer.json")], stage)
+    assert sorted(p.name for p in out.iterdir()) == [".stage", "mixer.json"]
+    assert (out / "mixer.json").read_text() == "new" and list(stage.iterdir()) == []
