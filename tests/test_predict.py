@@ -190,6 +190,30 @@ def test_existing_outputs_are_kept(tiny_model_path, small_scene, tmp_path):
     assert json.loads((out / "summary.json").read_text())["pixels"] > 0
 
 
+def test_an_overwrite_interrupted_while_moving_outputs_keeps_the_old_set(tiny_model_path, small_scene, tmp_path,
+                                                                         monkeypatch):
+    """Ctrl-C as the new files are moved into place: the folder keeps the old probability, mask and
+    summary together (never a new probability beside an old summary)."""
+    import os
+
+    img, _ = small_scene
+    out = tmp_path / "out"
+    predict_image(img, out, tiny_model_path)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real_replace = os.replace
+
+    def interrupted(src, dst):
+        if os.fspath(dst) == os.fspath(out / "summary.json") and ".predict-" in str(src) and ".old-" not in str(src):
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        predict_image(img, out, tiny_model_path, config=PredictConfig(threshold=0.3), overwrite=True)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_an_input_among_the_outputs_is_refused_even_with_overwrite(tiny_model_path, small_scene, tmp_path):
     import shutil
 
