@@ -23,7 +23,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from core.config import PredictConfig
-from core.errors import ConfigError, NoDataError, OutputExistsError, RegionError
+from core.errors import ConfigError, InvalidDataError, NoDataError, OutputExistsError, RegionError
 from core.files import check_output_dir, move_into_place, staging_dir
 from core.labels import NODATA
 from core.raster import FEATURE_BANDS, Grid, ImageReader
@@ -297,6 +297,32 @@ def predict_array(loaded, features: np.ndarray, valid: np.ndarray, config: Predi
     for r, strip in pred.strips(array_reader(features, valid), h, w, progress):
         out[r : r + len(strip)] = strip
     return out
+
+
+def predict_in_context(loaded, features: np.ndarray, valid: np.ndarray, context=None,
+                       config: PredictConfig = PredictConfig(), progress: ProgressFn | None = None) -> np.ndarray:
+    """:func:`predict_array` for a scene, run over its context image where it has one
+    (:class:`core.sources.base.SceneContext`: the region's surroundings, unmasked), then cut to the
+    scene and NaN wherever the scene has no data (outside the region's outline): a field's
+    probability does not depend on how tightly the region was drawn around it.
+
+    Raises:
+        InvalidDataError: the context image does not hold the scene where it says.
+        as :func:`predict_array`.
+    """
+    if context is None:
+        return predict_array(loaded, features, valid, config, progress)
+    from core.raster import read_image
+
+    ctx_features, ctx_valid, _ = read_image(context.path)
+    h, w = valid.shape
+    r, c = context.row_off, context.col_off
+    if r < 0 or c < 0 or r + h > ctx_valid.shape[0] or c + w > ctx_valid.shape[1]:
+        raise InvalidDataError(f"{context.path} does not hold the scene at row {r}, column {c}; "
+                               "choose the region again to make the scene anew")
+    prob = predict_array(loaded, ctx_features, ctx_valid, config, progress)[r : r + h, c : c + w].copy()
+    prob[~valid] = np.nan
+    return prob
 
 
 # ---------------------------------------------------------------- files

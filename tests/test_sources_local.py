@@ -58,7 +58,31 @@ def test_fetch_cuts_region_with_polygon_mask(tmp_path):
     assert again.image_path == scene.image_path
 
 
-@pytest.mark.parametrize("lost", ["labels.tif", "codes.tif", "image.tif", "scene.json"])
+def test_a_scene_keeps_the_regions_surroundings_for_prediction(tmp_path):
+    """The triangle's scene is masked to the triangle, but its context image holds the window grown
+    by the margin (within the image), unmasked, and says where the scene lies in it; a region that
+    is the whole image needs none."""
+    from core.sources.base import scene_context
+    from core.sources.local import CONTEXT_MARGIN
+
+    src = LocalSource.sample()
+    tri = Region("image", ((((10.0, 100.0), (500.0, 100.0), (10.0, 500.0), (10.0, 100.0)),),))
+    scene = src.fetch(tri, tmp_path / "s")
+    ctx = scene_context(scene.image_path)
+    assert ctx is not None and (ctx.row_off, ctx.col_off) == (CONTEXT_MARGIN, 10)  # 10 px left of the window only
+    ctx_feats, ctx_valid, ctx_grid = read_image(ctx.path)
+    assert ctx_grid.shape == (400 + 2 * CONTEXT_MARGIN, 490 + 10 + CONTEXT_MARGIN)
+    with ImageReader(SAMPLE_IMAGE) as reader:
+        orig, orig_valid = reader.read(rasterio.windows.Window(0, 100 - CONTEXT_MARGIN, ctx_grid.width, ctx_grid.height))
+    assert np.array_equal(ctx_valid, orig_valid) and np.allclose(ctx_feats[ctx_valid], orig[orig_valid], atol=1e-6)
+    feats, valid, _ = read_image(scene.image_path)
+    in_window = ctx_valid[ctx.row_off : ctx.row_off + 400, ctx.col_off : ctx.col_off + 490]
+    assert not (valid & ~in_window).any() and (in_window & ~valid).sum() > 50_000  # outside the outline: kept here
+    whole = src.fetch(src.full_region(), tmp_path / "whole")
+    assert scene_context(whole.image_path) is None and not (tmp_path / "whole" / "context.tif").exists()
+
+
+@pytest.mark.parametrize("lost", ["labels.tif", "codes.tif", "image.tif", "scene.json", "context.tif"])
 def test_a_scene_folder_that_lost_a_file_is_cut_again(tmp_path, lost):
     """A reused scene must be whole: a lost labels/codes file (a cleaned folder) is written again,
     not left missing for every later page; a damaged scene.json too."""

@@ -20,6 +20,37 @@ Progress = Callable[[int, int, str], None]
 #: classes and of errors by class; named in ``Scene.extra["codes"]`` with ``extra["class_map"]``.
 CODES_FILE = "codes.tif"
 
+#: The scene file with the image around the region, for prediction: the region's window grown by a
+#: margin (within the image) and without the region's outline masked, so that the model sees a
+#: field's surroundings as it does in the whole image, however tightly the region is drawn. Named
+#: in ``Scene.extra["context"]`` (``{"file", "row_off", "col_off"}``: where the scene's first pixel
+#: lies in it); a scene without one is its own context.
+CONTEXT_FILE = "context.tif"
+
+
+@dataclass(frozen=True)
+class SceneContext:
+    """Where a scene's context image is, and where the scene lies in it."""
+
+    path: Path
+    row_off: int
+    col_off: int
+
+
+def scene_context(scene_image: str | Path) -> SceneContext | None:
+    """The context of the scene whose ``image.tif`` is ``scene_image`` (from the ``scene.json``
+    beside it), or None: no scene folder, or a scene that is its own context."""
+    import json
+
+    folder = Path(scene_image).parent
+    try:
+        meta = json.loads((folder / "scene.json").read_text())
+        ctx = meta["extra"]["context"]
+        found = SceneContext(folder / ctx["file"], int(ctx["row_off"]), int(ctx["col_off"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return found if found.path.is_file() else None
+
 
 @dataclass(frozen=True)
 class Scene:

@@ -2,7 +2,9 @@
 
 :meth:`LocalSource.fetch` cuts the region's window out of the image (and labels) and writes a
 small scene: ``image.tif`` (float32 reflectance, bands R, G, B, NIR, NaN = no data, pixels outside
-the region's polygon set to no data) and ``labels.tif`` (binary mask 1/0/255). The scene keeps the
+the region's polygon set to no data), ``labels.tif`` (binary mask 1/0/255) and, where the region is
+not the whole image, ``context.tif`` (the window grown by :data:`CONTEXT_MARGIN` pixels, unmasked,
+which prediction sees). The scene keeps the
 source's CRS and transform; a non-georeferenced source stays non-georeferenced.
 """
 
@@ -20,8 +22,8 @@ from core.errors import CropMapError, InputNotFoundError, InvalidDataError, NoDa
 from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem
 from core.labels import NODATA, get_class_map
 from core.raster import INPUT_BANDS, Grid, ImageReader, read_label_classes, read_labels, write_codes, write_mask
-from core.region import LONLAT_CRS, Region, WindowCheck, check_region
-from core.sources.base import CODES_FILE, Progress, RegionCheck, Scene
+from core.region import LONLAT_CRS, PixelWindow, Region, WindowCheck, check_region
+from core.sources.base import CODES_FILE, CONTEXT_FILE, Progress, RegionCheck, Scene
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SAMPLE_DIR = ROOT / "assets" / "sample"
@@ -36,7 +38,9 @@ SAMPLE_ATTRIBUTION = (
 #: Largest region (pixels) a local source fetches for the dashboard.
 MAX_REGION_PIXELS = 4096 * 4096
 #: Largest uploaded raster accepted (bytes).
-SCENE_VERSION = 2  # 2: scenes keep the label product's class codes (codes.tif)
+SCENE_VERSION = 3  # 2: scenes keep the label product's class codes (codes.tif); 3: and a context image
+#: Pixels of image around a region's window that prediction sees (:data:`CONTEXT_FILE`).
+CONTEXT_MARGIN = 32
 
 
 class LocalSource:
@@ -150,8 +154,6 @@ class LocalSource:
             NoDataError: if the region holds no valid pixel.
             InputNotFoundError, CorruptFileError, BandError, GridMismatchError, InvalidDataError.
         """
-        import rasterio
-
         out_dir = Path(out_dir)
         check = self.check_window(region)
         if not check.ok or check.window is None:
@@ -167,28 +169,25 @@ class LocalSource:
             progress(0, 3, "reading the image")
         with ImageReader(self.image_path, self.band_map) as reader:
             grid = reader.grid
-            feats, valid = reader.read(window.to_rasterio())
+            context = _grown(window, CONTEXT_MARGIN, grid)
+            ctx_feats, ctx_valid = reader.read(context.to_rasterio())
+        r0, c0 = window.row_off - context.row_off, window.col_off - context.col_off
         inside = region.mask(grid, window)
-        valid &= inside
+        feats = ctx_feats[r0 : r0 + window.height, c0 : c0 + window.width]
+        valid = ctx_valid[r0 : r0 + window.height, c0 : c0 + window.width] & inside
         if not valid.any():
             raise NoDataError("the region holds no valid pixels (all no data); draw it over the image data")
         out_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused region leaves nothing behind
         from rasterio.transform import Affine
 
         transform = Affine(*grid.transform) * Affine.translation(window.col_off, window.row_off)
-        profile = {"driver": "GTiff", "width": window.width, "height": window.height, "dtype": "float32",
-                   "transform": transform, "compress": "deflate", "tiled": window.width >= 256 and window.height >= 256,
-                   "nodata": float("nan")}
-        if grid.crs:
-            profile["crs"] = grid.crs
-        data = np.moveaxis(feats[..., :4], -1, 0).copy()
-        data[:, ~valid] = np.nan
         if progress:
             progress(1, 3, "writing the image")
-        with replacing(image_out) as tmp, rasterio.open(tmp, "w", count=4, **profile) as dst:
-            dst.write(data)
-            for i, band in enumerate(INPUT_BANDS, start=1):
-                dst.set_band_description(i, band)
+        _write_image(image_out, feats, valid, grid.crs, transform)
+        if context != window or not inside.all():  # else the scene is its own context
+            _write_image(out_dir / CONTEXT_FILE, ctx_feats, ctx_valid, grid.crs,
+                         Affine(*grid.transform) * Affine.translation(context.col_off, context.row_off))
+            extra["context"] = {"file": CONTEXT_FILE, "row_off": r0, "col_off": c0}
         has_labels = False
         if self.labels_path is not None and self.label_map is not None:
             if progress:
@@ -211,6 +210,32 @@ class LocalSource:
         return _scene_from_meta(out_dir, meta)
 
 
+def _grown(window: PixelWindow, margin: int, grid: Grid) -> PixelWindow:
+    """``window`` grown by ``margin`` pixels on each side, within the grid."""
+    top, left = max(0, window.row_off - margin), max(0, window.col_off - margin)
+    bottom = min(grid.height, window.row_off + window.height + margin)
+    right = min(grid.width, window.col_off + window.width + margin)
+    return PixelWindow(top, left, bottom - top, right - left)
+
+
+def _write_image(path: Path, feats: np.ndarray, valid: np.ndarray, crs, transform) -> None:
+    """A scene image: float32 reflectance, bands R, G, B, NIR (described), NaN = no data; whole or not at all."""
+    import rasterio
+
+    height, width = valid.shape
+    profile = {"driver": "GTiff", "width": width, "height": height, "dtype": "float32", "count": 4,
+               "transform": transform, "compress": "deflate", "tiled": width >= 256 and height >= 256,
+               "nodata": float("nan")}
+    if crs:
+        profile["crs"] = crs
+    data = np.moveaxis(feats[..., :4], -1, 0).copy()
+    data[:, ~valid] = np.nan
+    with replacing(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(data)
+        for i, band in enumerate(INPUT_BANDS, start=1):
+            dst.set_band_description(i, band)
+
+
 def _complete_scene(out_dir: Path) -> dict | None:
     """The scene.json of a scene folder whose files are all there (image, and labels and class codes
     where it says it has them), else None: a folder that lost a file, or whose scene.json cannot be
@@ -221,8 +246,10 @@ def _complete_scene(out_dir: Path) -> dict | None:
         return None
     if not isinstance(meta, dict):
         return None
-    codes = (meta.get("extra") or {}).get("codes")
-    needed = ["image.tif", *(["labels.tif"] if meta.get("labels") else []), *([codes] if codes else [])]
+    extra = meta.get("extra") or {}
+    codes, context = extra.get("codes"), (extra.get("context") or {}).get("file")
+    needed = ["image.tif", *(["labels.tif"] if meta.get("labels") else []), *([codes] if codes else []),
+              *([context] if context else [])]
     return meta if all((out_dir / name).is_file() for name in needed) else None
 
 

@@ -217,7 +217,8 @@ def prediction_work(key: tuple) -> Callable[[Callable[[int, int], None] | None],
         CropMapError subclasses (ModelMismatchError, NoDataError, ...).
     """
     from core.config import PredictConfig
-    from core.predict import predict_array
+    from core.predict import predict_in_context
+    from core.sources.base import scene_context
 
     out = prediction_file(key)
     image_path, image_mtime, _region, model_path, model_mtime, views = key
@@ -229,7 +230,8 @@ def prediction_work(key: tuple) -> Callable[[Callable[[int, int], None] | None],
     def work(progress: Callable[[int, int], None] | None = None) -> Path:
         if out.exists():  # made meanwhile (another session's run of the same key)
             return out
-        prob = predict_array(loaded, feats, valid, PredictConfig(views=views), progress=progress)
+        # over the region's surroundings where the scene has them: the model sees what it would in the whole image
+        prob = predict_in_context(loaded, feats, valid, scene_context(image_path), PredictConfig(views=views), progress)
         out.parent.mkdir(parents=True, exist_ok=True)
         # a temporary name of its own: two sessions predicting the same key never share a half-written file
         fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".tmp.npy", dir=out.parent)
