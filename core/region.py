@@ -28,6 +28,8 @@ IMAGE_CRS = "image"
 LONLAT_CRS = "EPSG:4326"
 #: Largest GeoJSON text accepted from an upload.
 MAX_GEOJSON_BYTES = 5 * 1024 * 1024
+#: How far (in pixels) a region's vertex may lie past a pixel edge and still count as on it.
+EDGE_TOLERANCE_PX = 0.01
 
 Ring = tuple[tuple[float, float], ...]
 Polygon = tuple[Ring, ...]  # exterior ring first, then holes
@@ -310,10 +312,11 @@ class Region:
         geom = self.geometry_in(grid)
         polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
         pts = np.array([p for poly in polys for p in poly[0]], dtype=np.float64)
-        # round first: a vertex on a pixel edge may come back a hair off it from a reprojection
-        c0, r0 = np.floor(np.round(pts.min(axis=0), 6)).astype(int)
-        c1, r1 = np.ceil(np.round(pts.max(axis=0), 6)).astype(int)
-        return int(c0), int(r0), int(c1), int(r1)
+        # a vertex within EDGE_TOLERANCE_PX of a pixel edge is on it: a reprojection, or coordinates
+        # rounded to 7 decimals (a GeoJSON of this image's own crop areas), leave it a hair off
+        c0, r0 = np.floor(pts.min(axis=0) + EDGE_TOLERANCE_PX).astype(int)
+        c1, r1 = np.ceil(pts.max(axis=0) - EDGE_TOLERANCE_PX).astype(int)
+        return int(c0), int(r0), int(max(c1, c0 + 1)), int(max(r1, r0 + 1))
 
     def window(self, grid: Grid, bounds: tuple[int, int, int, int] | None = None) -> PixelWindow:
         """The pixel window of ``grid`` covering the region (``bounds``: its :meth:`pixel_bounds`,

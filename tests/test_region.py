@@ -110,6 +110,27 @@ def test_window_clipped_and_outside():
         Region.from_bbox(2000, 2000, 2500, 2500, crs=IMAGE_CRS).window(IMAGE_GRID)
 
 
+def test_a_region_a_few_millimetres_past_the_image_edge_is_not_clipped():
+    """A GeoJSON of this image's own crop areas, its lon/lat rounded to 7 decimals, overshoots the
+    image edge by millimetres: that is not "part of the region lies outside the image"; a region
+    a third of a pixel past the edge is."""
+    from rasterio.warp import transform
+
+    def region_to(col_past_edge: float) -> Region:
+        cols = [340.0, UTM_GRID.width + col_past_edge]
+        xs = [501360.0 + 10.0 * c for c in cols]
+        ys = [5629680.0 - 10.0 * 100, 5629680.0 - 10.0 * 400]
+        lon, lat = transform("EPSG:32631", "EPSG:4326", [xs[0], xs[1], xs[1], xs[0]], [ys[0], ys[0], ys[1], ys[1]])
+        ring = tuple((round(x, 7), round(y, 7)) for x, y in zip(lon, lat))
+        return Region("EPSG:4326", ((ring + ring[:1],),))
+
+    near = check_region(region_to(0.0005), UTM_GRID)  # 5 mm on 10 m pixels
+    assert near.ok and not near.clipped and "outside" not in near.message
+    assert near.window.col_off + near.window.width == UTM_GRID.width
+    past = check_region(region_to(0.33), UTM_GRID)
+    assert past.ok and past.clipped and "outside the image" in past.message
+
+
 def test_kind_mismatch_is_explained():
     with pytest.raises(RegionError, match="not georeferenced"):
         Region.from_bbox(0, 0, 1, 1).window(IMAGE_GRID)
