@@ -82,19 +82,22 @@ class Legend:
     def to_html(self, opacity: float = 1.0, title_key: str | None = None) -> str:
         """A small self-contained HTML block (inline styles, no external resources); the colours at
         the layer's ``opacity``, as the map shows them (black at 0.5 is grey there). ``title_key``
-        marks the title (``data-cropmap-legend``) for a script to change it in place."""
-        mark = f" data-cropmap-legend='{html.escape(title_key, quote=True)}'" if title_key else ""
+        marks the title (``data-cropmap-legend``) and the colours (``data-cropmap-swatch``) for a
+        script to change them in place."""
+        key = html.escape(title_key, quote=True) if title_key else ""
+        mark = f" data-cropmap-legend='{key}'" if title_key else ""
+        swatch = f" data-cropmap-swatch='{key}'" if title_key else ""
         parts = [f"<div style='font-size:0.85rem'><b{mark}>{html.escape(self.title)}</b><br/>"]
         fade = f"opacity:{opacity:.2f};" if opacity < 1 else ""
         for label, colour in self.items:
             parts.append(
-                f"<span style='display:inline-block;width:12px;height:12px;background:{colour};{fade}"
+                f"<span{swatch} style='display:inline-block;width:12px;height:12px;background:{colour};{fade}"
                 f"border:1px solid #888;margin-right:4px'></span>{label}&nbsp;&nbsp;"
             )
         if self.gradient:
             stops = ",".join(self.gradient)
             parts.append(
-                f"<span>{self.low}</span><span style='display:inline-block;width:140px;height:12px;margin:0 6px;"
+                f"<span>{self.low}</span><span{swatch} style='display:inline-block;width:140px;height:12px;margin:0 6px;"
                 f"background:linear-gradient(to right,{stops});{fade}border:1px solid #888'></span><span>{self.high}</span>"
             )
         parts.append("</div>")

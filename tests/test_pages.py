@@ -162,6 +162,10 @@ def test_data_page_layers_and_statistics(fake_map):
     assert kwargs["returned_objects"] == []
     html = m.get_root().render()
     assert html.count("L.imageOverlay") == 2  # true colour + labels by default
+    # the full-screen legend inside the map fades the label colours as the layer is faded (0.5)
+    assert "opacity:0.50" in html
+    at.slider(key="data_op_labels").set_value(0.3).run()
+    assert "opacity:0.30" in fake_map.maps[-1][0].get_root().render()
     at.checkbox(key="data_show_ndvi").check().run()
     assert fake_map.maps[-1][0].get_root().render().count("L.imageOverlay") == 3
     assert "NDVI" in "".join(md.value for md in at.markdown)
@@ -487,6 +491,8 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     # with a script that gives the full-screen legend its threshold in place (an audience sees which one)
     title = [c for c in group._children.values() if type(c).__name__ == "DynamicTitle"][0]
     assert title.title == "Crop (p >= 0.50)" and "data-cropmap-legend=\\u0027Crop\\u0027" in html
+    # and its colours at the layer's opacity, as on the page (set in place too: no map reload)
+    assert title.opacity == 0.8 and "data-cropmap-swatch=\\u0027Crop\\u0027" in html
     from streamlit_folium import generate_leaflet_string
 
     script = generate_leaflet_string(title)

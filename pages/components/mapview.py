@@ -91,8 +91,7 @@ def _classes():
             " var d = L.DomUtil.create('div', 'cropmap-note');"
             " d.style.cssText = 'background:rgba(255,255,255,.85);padding:2px 6px;font:12px sans-serif;border-radius:3px';"
             "{% if this.html %} d.innerHTML = {{ this.content|tojson }};"
-            " var t = window.cropmapTitles || {}; d.querySelectorAll('[data-cropmap-legend]').forEach(function (e) {"
-            " var v = t[e.getAttribute('data-cropmap-legend')]; if (v) { e.textContent = v; } });"
+            " if (window.cropmapLegends) { window.cropmapLegends(d); }"
             "{% else %} d.textContent = {{ this.content|tojson }};{% endif %}"
             "{% if this.fullscreen_only %} d.style.display = 'none';"
             " {{ this._parent.get_name() }}.on('enterFullscreen', function () { d.style.display = 'block'; });"
@@ -124,24 +123,29 @@ def _classes():
             self.bounds = bounds
 
     class DynamicTitle(MacroElement):
-        """Sets the full-screen legend's title of the dynamic layer ``key`` to ``title`` (e.g. the
-        crop layer's threshold), in place: sent with the layer, so the map is not reloaded. The
-        title is also kept for a legend drawn later (entering full screen draws none anew, but a
-        legend control added after this script runs reads it)."""
+        """Sets the full-screen legend of the dynamic layer ``key`` to ``title`` (e.g. the crop
+        layer's threshold) and its colours to the layer's ``opacity``, in place: sent with the
+        layer, so the map is not reloaded. Both are also kept for a legend drawn later (entering
+        full screen draws none anew, but a legend control added after this script runs reads them)."""
 
         _template = Template(
             "{% macro script(this, kwargs) %}"
             "(function () { var t = window.cropmapTitles = window.cropmapTitles || {};"
-            " t[{{ this.key|tojson }}] = {{ this.title|tojson }};"
-            " document.querySelectorAll('[data-cropmap-legend]').forEach(function (e) {"
-            " var v = t[e.getAttribute('data-cropmap-legend')]; if (v) { e.textContent = v; } }); })();"
+            " var o = window.cropmapOpacity = window.cropmapOpacity || {};"
+            " t[{{ this.key|tojson }}] = {{ this.title|tojson }}; o[{{ this.key|tojson }}] = {{ this.opacity|tojson }};"
+            " window.cropmapLegends = function (root) {"
+            " root.querySelectorAll('[data-cropmap-legend]').forEach(function (e) {"
+            " var v = t[e.getAttribute('data-cropmap-legend')]; if (v) { e.textContent = v; } });"
+            " root.querySelectorAll('[data-cropmap-swatch]').forEach(function (e) {"
+            " var v = o[e.getAttribute('data-cropmap-swatch')]; if (v !== undefined) { e.style.opacity = v; } }); };"
+            " window.cropmapLegends(document); })();"
             "{% endmacro %}"
         )
 
-        def __init__(self, key: str, title: str):
+        def __init__(self, key: str, title: str, opacity: float = 1.0):
             super().__init__()
             self._name = "CropmapTitle"
-            self.key, self.title = key, title
+            self.key, self.title, self.opacity = key, title, round(float(opacity), 2)
 
     return OfflineMap, OfflineDraw, OfflineFullscreen, Control, FitOnFullscreen, DynamicTitle
 
@@ -197,11 +201,11 @@ def build(spec: MapSpec):
         ).add_to(m)
     if spec.image:
         Control(IMAGE_NOTE, "bottomleft").add_to(m)
-    legends = [o.legend for o in spec.overlays if o.legend is not None]
-    # the dynamic layers' legends with their name for a title (their own changes with the threshold,
-    # and the map's script must not change when it does, or the browser would reload the map)
-    # (their titles are set in place by the feature group that brings the layers: DynamicTitle)
-    html = "".join(lg.to_html() for lg in legends)
+    # the legends at their layers' opacities, as the page shows them below the map; the dynamic layers'
+    # with their name for a title (their own changes with the threshold, and the map's script must not
+    # change when it does, or the browser would reload the map): their titles and opacities are set in
+    # place by the feature group that brings the layers (DynamicTitle)
+    html = "".join(o.legend.to_html(spec.opacities.get(o.name, o.opacity)) for o in spec.overlays if o.legend is not None)
     html += "".join(replace(o.legend, title=o.name).to_html(title_key=o.name)
                     for o in spec.dynamic if o.legend is not None)
     if html:  # below the map on the page; inside it only in full screen, where the page is hidden
@@ -236,7 +240,7 @@ def render(spec: MapSpec, key: str, returned_objects: Sequence[str] = ()) -> dic
             _image_overlay(ov, spec).add_to(group)
             if ov.legend is not None:
                 DynamicTitle = _map_classes()[-1]
-                DynamicTitle(ov.name, ov.legend.title).add_to(group)
+                DynamicTitle(ov.name, ov.legend.title, spec.opacities.get(ov.name, ov.opacity)).add_to(group)
     fn = _st_folium
     if fn is None:
         from streamlit_folium import st_folium as fn
