@@ -186,6 +186,26 @@ def legend_codes(label_map: str) -> frozenset[int]:
 MAX_UNKNOWN_SHARE = 0.5
 
 
+def _refuse_a_crop_mask(counts: np.ndarray, class_map: ClassMap, what: str) -> None:
+    """Refuse a 0/1 crop mask (255 = no data, as this project and Earth Engine fetches write them)
+    read with a product's class map in which 0 is no data: its not-crop pixels would be dropped and
+    every score would look perfect. Maps with a real class 0 (Dynamic World's water) are left alone.
+
+    Raises:
+        InvalidDataError: saying to use the binary label map.
+    """
+    if 0 not in class_map.nodata_codes or 0 in legend_codes(class_map.name):
+        return
+    zeros, ones = int(counts[0]), int(counts[1])
+    others = int(counts.sum()) - zeros - ones - int(counts[NODATA])
+    if others == 0 and min(zeros, ones) >= 0.01 * (zeros + ones) > 0:
+        raise InvalidDataError(
+            f"{what}: the codes are only 0 and 1 (and 255), a crop mask, not {class_map.title}'s classes (in which "
+            f"0 is no data: the not-crop pixels would be dropped); choose the label map binary (--label-map binary on "
+            f"the command line, the label product in the dashboard)"
+        )
+
+
 def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | None = None, what: str = "the labels") -> None:
     """Refuse labels that are evidently another product's than ``class_map`` says, before they give
     wrong crop masks and metrics: a label band named as another product's band (e.g. WorldCereal's
@@ -208,6 +228,7 @@ def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | Non
         return
     data = data[data >= 0]  # below 0: no data
     counts = np.bincount(data.astype(np.int64), minlength=MAX_CODE + 1)
+    _refuse_a_crop_mask(counts, class_map, what)
     for code in class_map.nodata_codes:
         if 0 <= code <= MAX_CODE:
             counts[code] = 0

@@ -66,6 +66,30 @@ def test_labels_of_another_product_are_refused_with_the_map_they_fit():
     assert (read_labels(SAMPLE_LABELS, CLASS_MAPS["cdl"]) == CROP).any()
 
 
+def test_a_crop_mask_read_as_a_products_codes_is_refused(tmp_path):
+    """A 0/1 crop mask (255 = no data; what an Earth Engine fetch writes) evaluated with the default
+    CDL map lost every not-crop pixel as no data and scored a perfect precision, silently."""
+    import rasterio
+
+    from core.raster import read_labels
+    from testdata import SAMPLE_LABELS
+
+    with rasterio.open(SAMPLE_LABELS) as src:
+        profile, codes = src.profile, src.read(1)
+    binary = CLASS_MAPS["cdl"].to_mask(codes)  # the sample's own crop mask, 1/0/255
+    profile.update(dtype="uint8", nodata=255)
+    with rasterio.open(tmp_path / "mask.tif", "w", **profile) as dst:
+        dst.write(binary, 1)
+    for name in ("cdl", "glc30", "worldcover", "glcfcs30d", "worldcereal"):
+        with pytest.raises(InvalidDataError, match="only 0 and 1.*a crop mask.*--label-map binary"):
+            read_labels(tmp_path / "mask.tif", CLASS_MAPS[name])
+    assert np.array_equal(read_labels(tmp_path / "mask.tif", CLASS_MAPS["binary"]), binary)
+    from core.labels import check_label_codes
+
+    check_label_codes(np.array([0] * 50 + [1] * 50), CLASS_MAPS["dynamicworld"])  # water and trees: real classes
+    check_label_codes(np.array([0] * 1 + [1] * 300), CLASS_MAPS["cdl"])  # corn with a speck of background
+
+
 def test_a_few_unknown_codes_are_tolerated():
     from core.labels import check_label_codes
 
