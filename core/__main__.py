@@ -165,6 +165,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_files(args.pred, args.labels, args.label_map, out=args.out, overwrite=args.overwrite,
                             label_band=args.label_band)
     print(json.dumps(result, indent=2))
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.errors import InvalidDataError
 from core.files import check_output_file, replacing
-from core.labels import get_class_map, with_class_names
+from core.labels import NODATA, get_class_map, with_class_names
 from core.metrics import class_errors, confusion
 from core.raster import _open, grid_of, grid_of_file, read_label_classes, read_pixels, window_within
 
@@ -20,7 +20,8 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
                    out: str | os.PathLike | None = None, overwrite: bool = False, label_band: str | None = None) -> dict:
     """Confusion matrix, accuracy, precision, recall, F1 and IoU over pixels valid in both, and (for a
     land-cover product, not a binary mask) the label classes with the most wrong pixels; writes JSON
-    (default ``metrics.json`` beside the prediction).
+    (default ``metrics.json`` beside the prediction). Labels that cover only part of the predicted
+    pixels are compared there, with a line in ``warnings`` that says so.
 
     Raises:
         InputNotFoundError, CorruptFileError: a file is missing or unreadable.
@@ -41,12 +42,21 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
         pred = read_pixels(src, pred_path, 1)
     whole = grid_of_file(labels_path)
     inside = None if whole.same_as(grid) else window_within(grid, whole)
+    warnings = []
     if inside is None and not whole.same_as(grid):
         around = window_within(whole, grid)
         if around is not None:  # labels of part of the prediction (an Earth Engine export padded to whole
             # patches): outside them no pixel has a label, so the pixels valid in both are inside
+            predicted = int((pred != NODATA).sum())
             pred = pred[around.row_off : around.row_off + around.height, around.col_off : around.col_off + around.width]
             grid = whole
+            left_out = predicted - int((pred != NODATA).sum())
+            if left_out:  # (an export's padding holds no prediction: nothing to say then)
+                warnings.append(
+                    f"the labels cover only {predicted - left_out:,} of the {predicted:,} predicted pixels "
+                    f"({1 - left_out / predicted:.2%}: rows "
+                    f"{around.row_off}-{around.row_off + around.height - 1}, columns {around.col_off}-"
+                    f"{around.col_off + around.width - 1} of the prediction); the figures are for that part only")
     # the inputs' own mistakes first (each told at once), then an output in the way
     out_path = check_output_file(out or Path(pred_path).with_name("metrics.json"), overwrite)
     if inside is not None:  # a prediction of a window of the labels' image (predict --window)
@@ -54,7 +64,7 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
     else:
         labels, codes = read_label_classes(labels_path, class_map, grid=grid, band=label_band)
     result = {"prediction": str(pred_path), "labels": str(labels_path), "label_map": label_map,
-              **confusion(pred, labels).to_dict()}
+              **confusion(pred, labels).to_dict(), "warnings": warnings}
     if class_map.name != "binary":  # which of the product's classes the errors fall in
         rows = [r for r in class_errors(codes, labels, pred) if r["errors"]][:BY_CLASS_ROWS]
         result["errors_by_class"] = with_class_names(rows, label_map)

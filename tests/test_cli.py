@@ -297,8 +297,18 @@ def test_mistakes_found_in_review_are_one_line_and_lose_nothing(capsys, tmp_path
     assert main(["evaluate", "--pred", str(win / "crop_mask.tif"), "--labels", str(part), "--label-map", "binary",
                  "--out", str(tmp_path / "part.json")]) == 0
     with rasterio.open(win / "crop_mask.tif") as src:
-        expected = confusion(src.read(1)[20:120, 40:240], read_labels(part, get_class_map("binary")))
-    assert json.loads(capsys.readouterr().out)["confusion_matrix"]["matrix"] == expected.to_dict()["confusion_matrix"]["matrix"]
+        whole_mask = src.read(1)
+        expected = confusion(whole_mask[20:120, 40:240], read_labels(part, get_class_map("binary")))
+    said = capsys.readouterr()
+    res = json.loads(said.out)
+    assert res["confusion_matrix"]["matrix"] == expected.to_dict()["confusion_matrix"]["matrix"]
+    # and the user is told that the figures cover only that part of what was predicted
+    covered, predicted = int((whole_mask[20:120, 40:240] != 255).sum()), int((whole_mask != 255).sum())
+    assert res["warnings"] == [f"the labels cover only {covered:,} of the {predicted:,} predicted pixels "
+                               f"({covered / predicted:.2%}: rows 20-119, columns 40-239 of the prediction); the "
+                               "figures are for that part only"]
+    assert said.err == f"warning: {res['warnings'][0]}\n"
+    assert res["warnings"] == json.loads((tmp_path / "part.json").read_text())["warnings"]
     # an Earth Engine export names its bands: --bands is refused, not ignored
     mixer = tmp_path / "exp-mixer.json"
     mixer.write_text("{}")
