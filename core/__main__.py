@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="a .keras model with its .json card (default: the shipped weights)")
     p.add_argument("--out", required=True, help="output folder for probability.tif, crop_mask.tif, summary.json")
     p.add_argument("--threshold", type=float, default=0.5, help="crop where the probability is at least this (0-1)")
-    p.add_argument("--window", default=None, help="ROW,COL,HEIGHT,WIDTH: predict only this pixel window")
+    p.add_argument("--window", default=None, help="ROW,COL,HEIGHT,WIDTH: predict only this pixel window (the image around it gives the model context); at least one patch of the model (256 px for the shipped one) on each side, or all of a smaller image")
     p.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
     p.add_argument("--tile", type=int, default=None, help="tile side in px (default: 512, or the model's fixed size)")
     p.add_argument("--overlap", type=int, default=None, help="overlap between tiles in px (default: a quarter tile)")

@@ -364,7 +364,8 @@ def region_window(grid: Grid, window: tuple[int, int, int, int] | None, min_size
     """Validate a pixel window (row, col, height, width) inside ``grid``; None = the whole image.
 
     Raises:
-        RegionError: the window is outside the image or smaller than ``min_size`` on a side.
+        RegionError: the window is outside the image or smaller than ``min_size`` on a side (or
+            than the image, where the image is smaller).
     """
     from rasterio.windows import Window
 
@@ -377,9 +378,9 @@ def region_window(grid: Grid, window: tuple[int, int, int, int] | None, min_size
                 f"the window (rows {r} to {r + h}, cols {c} to {c + w}) is not inside the image ({grid.width}x{grid.height} px): "
                 "give ROW,COL,HEIGHT,WIDTH with a positive height and width inside the image"
             )
-    if h < min_size or w < min_size:
-        raise RegionError(f"the region is {w}x{h} px, smaller than one {min_size}x{min_size} patch; "
-                          "choose a larger region (or --window), or predict the whole image")
+    if h < min(min_size, grid.height) or w < min(min_size, grid.width):
+        raise RegionError(f"the window is {h} x {w} px (rows x columns), smaller than one {min_size} x {min_size} px "
+                          "patch of the model; give a larger --window, or leave it out to predict the whole image")
     return Window(c, r, w, h)
 
 
