@@ -237,8 +237,18 @@ def test_bad_regions(tiny_model_path, small_scene, tmp_path):
     img, _ = small_scene
     with pytest.raises(RegionError, match="not inside"):
         predict_image(img, tmp_path / "a", tiny_model_path, window=(200, 200, 256, 256))
-    with pytest.raises(RegionError, match="smaller than one"):
+    with pytest.raises(RegionError, match=r"the window is 100 x 300 px \(rows x columns\), smaller than one 256 x 256"):
         predict_image(img, tmp_path / "b", tiny_model_path, window=(0, 0, 100, 300))
+    # an image smaller than a patch: its whole window is the whole image, predicted as without --window
+    rng = np.random.default_rng(3)
+    small = write_raster(tmp_path / "small.tif", rng.integers(200, 3000, (4, 10, 13)).astype(np.int16),
+                         descriptions=["R", "G", "B", "NIR"])
+    as_window = predict_image(small, tmp_path / "w", tiny_model_path, window=(0, 0, 10, 13))
+    plain = predict_image(small, tmp_path / "p", tiny_model_path)
+    assert as_window["pixels"] == plain["pixels"] == 130
+    assert (tmp_path / "w" / "probability.tif").read_bytes() == (tmp_path / "p" / "probability.tif").read_bytes()
+    with pytest.raises(RegionError, match="smaller than one"):
+        predict_image(small, tmp_path / "c", tiny_model_path, window=(0, 0, 9, 13))
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
 
 
