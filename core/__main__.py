@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"error: interrupted; {interrupted_note(args.command)}", file=sys.stderr)
+        print(f"error: interrupted; {interrupted_note(args.command, getattr(args, 'overwrite', False))}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the output's reader stopped reading (python -m core info ... | head): no error of ours
         try:  # so that Python's flush of stdout at exit fails no more
@@ -431,8 +431,13 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(sig, handler)
 
 
-def interrupted_note(command: str) -> str:
-    """What an interrupted (Ctrl-C) ``command`` has left, for its one-line message."""
+def interrupted_note(command: str, overwrite: bool = False) -> str:
+    """What an interrupted (Ctrl-C) ``command`` (run with ``--overwrite`` or not) has left, for its
+    one-line message."""
+    if command == "train" and overwrite:
+        return ("if an epoch had finished, the new run's epochs are kept: continue with the same command, --resume in "
+                "place of --overwrite; if none had, the run it was replacing is left as it was: run the same command "
+                "again")
     if command == "train":
         return ("the epochs already finished are kept: continue with the same command and --resume (stopped "
                 "before its first epoch ended, a run leaves nothing: run the same command again)")

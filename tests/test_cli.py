@@ -362,6 +362,8 @@ def test_an_interruption_says_what_each_command_leaves():
     from core.__main__ import interrupted_note
 
     assert "--resume" in interrupted_note("train")  # finished epochs are kept
+    # with --overwrite, "the same command and --resume" would be refused (choose one): the advice says so
+    assert "--resume in place of --overwrite" in interrupted_note("train", overwrite=True)
     assert "ee-tasks" in interrupted_note("ee-export-image")  # started tasks run on
     assert interrupted_note("predict") == "no output was written or replaced"
 
