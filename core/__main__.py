@@ -181,8 +181,9 @@ def _cmd_fields(args: argparse.Namespace) -> int:
 
 def _cmd_patches(args: argparse.Namespace) -> int:
     from core.config import PatchConfig
+    from core.errors import ConfigError
     from core.files import check_output_file
-    from core.patches import sample_patches
+    from core.patches import RECORD_SUFFIX, sample_patches
     from core.raster import parse_band_spec
 
     cfg = _config(PatchConfig, {"patch_size": "--size"}, patch_size=args.size, kernel_buffer=args.buffer, count=args.count,
@@ -198,6 +199,9 @@ def _cmd_patches(args: argparse.Namespace) -> int:
         from core.files import check_output_dir
         from core.patchset import cut_train_test
 
+        if str(args.out).endswith(RECORD_SUFFIX):
+            raise ConfigError(f"with --test, --out is a folder (train{RECORD_SUFFIX} and test{RECORD_SUFFIX} go in "
+                              f"it), not a patches file: give a folder name such as {Path(args.out).parent / 'patches'}")
         check_output_dir(args.out)
         try:
             made = cut_train_test(args.image, args.labels, args.label_map, args.out, cfg, args.test,
@@ -300,8 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.5, help="crop where the probability is at least this (0-1)")
     p.add_argument("--window", default=None, help="ROW,COL,HEIGHT,WIDTH: predict only this pixel window (the image around it gives the model context); at least one patch of the model (256 px for the shipped one) on each side, or all of a smaller image")
     p.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
-    p.add_argument("--tile", type=int, default=None, help="tile side in px (default: 512, or the model's fixed size)")
-    p.add_argument("--overlap", type=int, default=None, help="overlap between tiles in px (default: a quarter tile)")
+    p.add_argument("--tile", type=int, default=None, help="tile side in px, a multiple of 16 (default: 512, or the "
+                                                           "model's fixed size)")
+    p.add_argument("--overlap", type=int, default=None, help="overlap between tiles in px, a multiple of 16 (default: "
+                                                              "a quarter tile)")
     p.add_argument("--batch-size", type=int, default=None, help="tiles per model call (default: by tile size)")
     p.add_argument("--views", type=int, default=1, metavar="N",
                    help="average the model over N views of each tile: 1 (default), 2, 4 (mirrored) or 8 (and "

@@ -114,6 +114,10 @@ def test_patches_command_with_a_test_split(capsys, small_scene, tmp_path):
     again = _patches(img, lab, out, "--size", "64", "--test", "1")
     assert "already exists" in _err(capsys, again)
     assert "the number of test patches must be at least 1, got 0" in _err(capsys, [*again[:-1], "0", "--overwrite"])
+    # with --test, --out is a folder: a patches file's name is refused, not made into a folder
+    named = tmp_path / "a.tfrecord.gz"
+    assert "with --test, --out is a folder" in _err(capsys, _patches(img, lab, named, "--size", "64", "--test", "1"))
+    assert not named.exists()
 
 
 def test_out_of_range_options_are_named_as_typed(capsys, small_scene, tmp_path):
