@@ -201,6 +201,28 @@ def crop_area(mask: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> dic
             "crop_fraction": n_crop / n_valid if n_valid else None, "crop_area_ha": area_ha(crop, pixel_area_ha)}
 
 
+def format_hectares(ha: float) -> str:
+    """An area for people: tenths of a hectare up to 10,000 ha, whole hectares above (a large
+    region's "1,537,572.5 ha" did not fit a column)."""
+    return f"{ha:,.1f} ha" if ha < 10_000 else f"{ha:,.0f} ha"
+
+
+def describe_crop(stats: dict, grid) -> str:
+    """One line for a map handout: the crop area (hectares where the grid has a CRS, pixels
+    otherwise) and share of the valid pixels of :func:`crop_area`'s ``stats``, and the grid's CRS
+    and pixel size, or that it has none."""
+    share = f"{stats['crop_fraction']:.1%}" if stats["crop_fraction"] is not None else "n/a"
+    if stats["crop_area_ha"] is None:
+        return (f"Crop {stats['crop_pixels']:,} px, {share} of {stats['valid_pixels']:,} valid pixels. "
+                "Image coordinates: not georeferenced.")
+    from rasterio.crs import CRS
+
+    crs = CRS.from_user_input(grid.crs)
+    name = crs.to_string() if crs.to_epsg() else (crs.to_dict().get("proj") or "custom CRS")
+    return (f"Crop {format_hectares(stats['crop_area_ha'])}, {share} of the {stats['valid_pixels']:,} valid "
+            f"pixels. {name}, {grid.pixel_size_m():.0f} m pixels.")
+
+
 def area_ha(selected: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> float | None:
     """Ground area in hectares of the True pixels of ``selected`` (None without a CRS); the pixel
     area is one number, or a per-row column (h, 1) for geographic and Mercator CRSs (Grid.pixel_area_ha)."""

@@ -371,9 +371,10 @@ def compose_png(
     max_side: int = MAX_SIDE,
     credit: str = "",
     min_side: int = MIN_SIDE,
+    subtitle: str = "",
 ) -> bytes:
-    """Alpha-composite RGBA layers (same shape, bottom first) into one PNG with a title, legend
-    strip and data credit (title and credit wrapped to the width) under the image: the "map view"
+    """Alpha-composite RGBA layers (same shape, bottom first) into one PNG with a title, a
+    subtitle (e.g. the figures), legend strip and data credit (the text wrapped to the width) under the image: the "map view"
     download, rendered from arrays with PIL. Images over ``max_side`` are reduced; images under
     ``min_side`` are enlarged by a whole factor (each pixel a visible square).
 
@@ -406,7 +407,8 @@ def compose_png(
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     title_lines = _wrap(title, lambda text: measure.textlength(text, font=font), width - 8) if title else []
     credit_lines = _wrap(credit, lambda text: measure.textlength(text, font=small), width - 8) if credit else []
-    strip_h = line * (len(rows) + len(title_lines)) + small_line * len(credit_lines) + 8
+    sub_lines = _wrap(subtitle, lambda text: measure.textlength(text, font=small), width - 8) if subtitle else []
+    strip_h = line * (len(rows) + len(title_lines)) + small_line * (len(credit_lines) + len(sub_lines)) + 8
     canvas = Image.new("RGBA", (width, base.height + strip_h), (255, 255, 255, 255))
     canvas.paste(base, (0, 0))
     draw = ImageDraw.Draw(canvas)
@@ -414,6 +416,9 @@ def compose_png(
     for text in title_lines:
         draw.text((4, y), text, fill=(0, 0, 0, 255), font=font)
         y += line
+    for text in sub_lines:
+        draw.text((4, y), text, fill=(40, 40, 40, 255), font=small)
+        y += small_line
     for legend in rows:
         x = 4
         draw.text((x, y), legend.title + ":", fill=(0, 0, 0, 255), font=font)
@@ -441,9 +446,18 @@ def compose_png(
 
 
 def _wrap(text: str, length, width: float) -> list[str]:
-    """Greedy word wrap of ``text`` into lines no longer than ``width`` (as measured by ``length``)."""
+    """Greedy word wrap of ``text`` into lines no longer than ``width`` (as measured by ``length``);
+    a comparison stays whole ("p >= 0.50" is not broken at its spaces)."""
+    words: list[str] = []
+    glue = False
+    for token in text.split():
+        if words and (glue or token in (">=", "<=", ">", "<", "=")):
+            words[-1] += " " + token
+        else:
+            words.append(token)
+        glue = token in (">=", "<=", ">", "<", "=")
     lines: list[str] = []
-    for word in text.split():
+    for word in words:
         if lines and length(lines[-1] + " " + word) <= width:
             lines[-1] += " " + word
         else:
@@ -493,9 +507,13 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     """The downloads that change with the threshold: ``crop_mask.tif`` (as :func:`core.predict.threshold_mask`)
     and ``map.png``, the map view (true colour under the probability and crop layers at the map's
     opacities, a layer left out where its opacity is None; titled, with the data ``credit``),
-    coloured from every n-th pixel where the image is larger than the PNG (at most ``MAX_SIDE`` px a side)."""
+    coloured from every n-th pixel where the image is larger than the PNG (at most ``MAX_SIDE`` px a side),
+    with the crop area and the grid's CRS under the title (:func:`core.metrics.describe_crop`)."""
+    from core.metrics import crop_area, describe_crop
     from core.predict import threshold_mask
 
+    mask = threshold_mask(prob, threshold)
+    figures = describe_crop(crop_area(mask, grid.pixel_area_ha()), grid)
     step = max(1, -(-max(valid.shape) // MAX_SIDE))
     f, v, p = features[::step, ::step], valid[::step, ::step], prob[::step, ::step]
     layers, legends = [true_colour(f, v)], []
@@ -505,6 +523,5 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     if crop_opacity is not None:
         layers.append(with_opacity(crop_colour(p, threshold), crop_opacity))
         legends.append(class_legend(f"Crop (p >= {threshold:.2f})", ["predicted crop"]))
-    png = compose_png(layers, legends, title, credit=credit)
-    return {"crop_mask.tif": geotiff_bytes(threshold_mask(prob, threshold), grid, 255, "crop (1), not crop (0)"),
-            "map.png": png}
+    png = compose_png(layers, legends, title, credit=credit, subtitle=figures)
+    return {"crop_mask.tif": geotiff_bytes(mask, grid, 255, "crop (1), not crop (0)"), "map.png": png}

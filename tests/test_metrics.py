@@ -98,3 +98,20 @@ def test_class_areas_count_each_class_and_leave_out_no_data():
     assert class_areas(codes, frozenset({5}), 0.09)[1]["area_ha"] == pytest.approx(0.18)  # 30 m pixels
     per_row = np.array([[0.1], [0.2]])  # geographic CRS: pixel area per row
     assert class_areas(codes, frozenset({5}), per_row)[0]["area_ha"] == pytest.approx(0.1 + 0.2 + 0.2)
+
+
+def test_a_map_handout_says_the_crop_area_and_the_grid():
+    """The Map view PNG's line under its title: hectares and CRS for a georeferenced image, pixels and
+    'not georeferenced' otherwise (a handout without them said nothing of what it shows)."""
+    from core.metrics import crop_area, describe_crop
+    from core.raster import Grid
+
+    mask = np.array([[1, 1, 0], [0, 255, 1]], np.uint8)
+    utm = Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5630000.0), 3, 2)
+    assert describe_crop(crop_area(mask, utm.pixel_area_ha()), utm) == (
+        "Crop 0.0 ha, 60.0% of the 5 valid pixels. EPSG:32631, 10 m pixels.")
+    big = Grid("EPSG:32631", (1000.0, 0.0, 500000.0, 0.0, -1000.0, 5630000.0), 3, 2)
+    assert describe_crop(crop_area(mask, big.pixel_area_ha()), big).startswith("Crop 300.0 ha, 60.0%")
+    plain = Grid(None, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), 3, 2)
+    assert describe_crop(crop_area(mask, None), plain) == (
+        "Crop 3 px, 60.0% of 5 valid pixels. Image coordinates: not georeferenced.")

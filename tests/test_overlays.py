@@ -180,6 +180,7 @@ def test_compose_png_and_geotiff_exports(tmp_path):
     long_title = Image.open(io.BytesIO(ov.compose_png([base], [], "title " * 40, min_side=1)))
     assert long_title.size[0] == 360 and long_title.size[1] >= plain.size[1] + 2 * 18
     assert ov._wrap("a bb ccc", len, 4) == ["a bb", "ccc"]
+    assert ov._wrap("crop at p >= 0.50", len, 12) == ["crop at", "p >= 0.50"]  # a threshold is not broken apart
     # on a large map the text grows with it, to stay readable when projected
     big = np.zeros((1000, 1000, 4), np.uint8)
     big[..., 3] = 255

@@ -98,6 +98,7 @@ def when(iso: str) -> str:
 
 
 def hectares(ha: float) -> str:
-    """An area for a metric: tenths of a hectare up to 10,000 ha, whole hectares above (a large
-    region's "1,537,572.5 ha" did not fit its column)."""
-    return f"{ha:,.1f} ha" if ha < 10_000 else f"{ha:,.0f} ha"
+    """An area for a metric (:func:`core.metrics.format_hectares`)."""
+    from core.metrics import format_hectares
+
+    return format_hectares(ha)
