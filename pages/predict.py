@@ -65,6 +65,11 @@ if running is not None and running.key == key:
         predictions.settle()  # now the session's prediction (or its error, shown)
 
 pred = state.get(state.PREDICTION)
+if (not pred or tuple(pred["key"]) != key) and cached.prediction_file(key).exists():
+    # this image, region, model and views were predicted before (e.g. before a visit to another
+    # source): shown again at once, not recomputed
+    pred = {"key": list(key)}
+    state.put(state.PREDICTION, pred)
 if not pred or tuple(pred["key"]) != key:
     st.info("Press Predict to map crops in this region with the model in use.")
     ui.stop()

@@ -562,6 +562,10 @@ def test_predict_views_make_a_new_prediction_that_quality_follows(fake_map, tiny
     assert any(c.value == "Prediction by tiny.keras, averaged over 4 views of each tile." for c in at.caption)
     at.switch_page("pages/predict.py").run()
     assert at.selectbox(key="w_views").value == 4 and len(configs) == 2  # kept, and not predicted again
+    # back to 1 view (or back from another source): the result made before is shown at once, not made again
+    at.selectbox(key="w_views").set_value(1).run()
+    assert not at.exception and not any("Press Predict" in i.value for i in at.info)
+    assert "Crop area" in [m.label for m in at.metric] and len(configs) == 2
 
 
 def test_quality_page_metrics(fake_map, tiny_model_path):
