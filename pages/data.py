@@ -99,9 +99,9 @@ with stats_col:
         st.caption("No labels for this source: the Quality page needs labels.")
     area = area_ha(valid, grid.pixel_area_ha())
     if area is not None:
-        st.metric("Area", ui.hectares(area), help="Ground area of the pixels with data (inside the region, not cloud-masked): those whose "
-                                                      "centre lies inside the region, so it can differ a little from the "
-                                                      "region's own area on the Region page")
+        st.metric("Area", ui.hectares(area),
+                  help="Ground area of the pixels with data (inside the region, not cloud-masked): those whose centre "
+                       "lies inside the region, so it can differ a little from the region's own area on the Region page")
     else:
         st.caption("Not georeferenced: sizes are in pixels.")
     st.page_link("pages/model.py", label="Next: Model", icon=":material/arrow_forward:")
