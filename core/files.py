@@ -128,10 +128,10 @@ def staging_dir(out_dir: str | os.PathLike, prefix: str = ".predict-") -> Iterat
 def move_into_place(moves: Sequence[tuple[str | os.PathLike | None, str | os.PathLike]],
                     aside: str | os.PathLike) -> None:
     """Move each finished ``(staged, final)`` file or folder onto its final path (``staged`` None:
-    only remove what stands there), all of them or none: what stands at a final path is first moved into the folder ``aside`` (on the same file
-    system, e.g. the staging folder), and if a move fails or the process is interrupted, the moves
-    made are undone and what stood there is put back; on success it is deleted. Readers see each file whole,
-    old or new.
+    only remove what stands there), all of them or none: what stands at a final path is first moved
+    into the folder ``aside`` (on the same file system, e.g. the staging folder), and if a move
+    fails or the process is interrupted, the moves made are undone and what stood there is put
+    back; on success it is deleted. Readers see each file whole, old or new.
 
     Raises:
         OSError: the move that failed (after everything was put back as it was).

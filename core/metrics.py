@@ -220,7 +220,7 @@ def describe_crop(stats: dict, grid) -> str:
     crs = CRS.from_user_input(grid.crs)
     name = crs.to_string() if crs.to_epsg() else (crs.to_dict().get("proj") or "custom CRS")
     return (f"Crop {format_hectares(stats['crop_area_ha'])}, {share} of the {stats['valid_pixels']:,} valid "
-            f"pixels. {name}, {grid.pixel_size_m():.0f} m pixels.")
+            f"pixels. {name}, {grid.pixel_size_m():.3g} m pixels.")
 
 
 def area_ha(selected: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> float | None:

@@ -374,9 +374,10 @@ def compose_png(
     subtitle: str = "",
 ) -> bytes:
     """Alpha-composite RGBA layers (same shape, bottom first) into one PNG with a title, a
-    subtitle (e.g. the figures), legend strip and data credit (the text wrapped to the width) under the image: the "map view"
-    download, rendered from arrays with PIL. Images over ``max_side`` are reduced; images under
-    ``min_side`` are enlarged by a whole factor (each pixel a visible square).
+    subtitle (e.g. the figures), legend strip and data credit (the text wrapped to the width)
+    under the image: the "map view" download, rendered from arrays with PIL. Images over
+    ``max_side`` are reduced; images under ``min_side`` are enlarged by a whole factor (each pixel a
+    visible square).
 
     Raises:
         InvalidDataError: if there is no layer or the layers differ in shape.

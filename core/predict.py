@@ -477,7 +477,8 @@ def predict_image(
         with staging_dir(out_dir) as tmpdir:  # a failure leaves no folder made here
             stats = _write_outputs(predictor, read, grid, tmpdir, config.threshold, progress)
             if stats["valid_pixels"] == 0:
-                raise NoDataError("the image (or its --window) holds no valid pixels (all no data); nothing was written; choose another image or window")
+                raise NoDataError("the image (or its --window) holds no valid pixels (all no data); nothing was "
+                                  "written; choose another image or window")
             summary = _summary(image_path, grid, win, predictor.config, loaded, stats, time.time() - t0, reader.warnings)
             (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
             move_into_place([*((tmpdir / f"{key}.cog.tif", final) for key, final in outputs.items()),

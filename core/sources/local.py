@@ -4,8 +4,8 @@
 small scene: ``image.tif`` (float32 reflectance, bands R, G, B, NIR, NaN = no data, pixels outside
 the region's polygon set to no data), ``labels.tif`` (binary mask 1/0/255) and, where the region is
 not the whole image, ``context.tif`` (the window grown by :data:`CONTEXT_MARGIN` pixels, unmasked,
-which prediction sees). The scene keeps the
-source's CRS and transform; a non-georeferenced source stays non-georeferenced.
+which prediction sees). The scene keeps the source's CRS and transform; a non-georeferenced source
+stays non-georeferenced.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ SAMPLE_ATTRIBUTION = (
 )
 #: Largest region (pixels) a local source fetches for the dashboard.
 MAX_REGION_PIXELS = 4096 * 4096
-#: Largest uploaded raster accepted (bytes).
 SCENE_VERSION = 3  # 2: scenes keep the label product's class codes (codes.tif); 3: and a context image
 #: Pixels of image around a region's window that prediction sees (:data:`CONTEXT_FILE`).
 CONTEXT_MARGIN = 32
