@@ -18,6 +18,8 @@ VIEW_CHOICES = {1: "1 (fastest)", 4: "4: mirrored (about 4x the time)", 8: "8: m
 navigation.require_app(__file__)
 st.title("Predict")
 
+with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):  # a region that cannot be used is the first thing to fix
+    scene.require_usable_region()
 model_path = models.require_model(state.get(state.MODEL_PATH), offer_shipped=True)
 with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     sc = scene.current_scene()

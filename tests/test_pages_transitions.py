@@ -128,3 +128,16 @@ def test_quality_without_a_prediction_says_first_that_the_region_cannot_be_used(
     at.run()
     told = " ".join(i.value for i in at.info)
     assert "Run a prediction first" in told and "reload" not in told
+
+
+def test_predict_without_a_model_says_first_that_the_region_cannot_be_used(fake_map):
+    """No model yet and a region outside the image: the region's error came second, after 'Load a
+    model first', though it is what has to be fixed before anything can be predicted."""
+    at = new_app()
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
+                                  "geometry": {"type": "Polygon", "coordinates": [[[2000, 2000], [2400, 2000],
+                                                                                   [2400, 2400], [2000, 2000]]]}}
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception
+    assert any("outside the image" in e.value for e in at.error)
+    assert not any("Load a model first" in i.value for i in at.info)
