@@ -114,12 +114,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     window = _parse_window(args.window)
     export = str(args.image).endswith("mixer.json")
     if export and (window is not None or args.bands):
-        from core.errors import ConfigError
-
-        option = "--window" if window is not None else "--bands"
-        raise ConfigError(f"{option} works on GeoTIFF images only, not on an Earth Engine export (*mixer.json, "
-                          "whose patches name their bands); leave it out" +
-                          (", or export only the region you want" if option == "--window" else ""))
+        _refuse_for_an_export("--window" if window is not None else "--bands")
     check_output_dir(args.out)
     bar = TqdmProgress("predict", "tile")
     try:
@@ -227,6 +222,8 @@ def _cmd_patches(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from core.raster import INPUT_BANDS, ImageReader, parse_band_spec
 
+    if str(args.image).endswith("mixer.json"):  # an Earth Engine image export, as predict takes it
+        return _export_info(args)
     with ImageReader(args.image, parse_band_spec(args.bands)) as r:
         g = r.grid
         print(json.dumps({"image": str(args.image), "width": g.width, "height": g.height, "crs": g.crs,
@@ -238,6 +235,29 @@ def _cmd_info(args: argparse.Namespace) -> int:
                          indent=2))
         for warning in r.warnings:
             print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _refuse_for_an_export(option: str) -> None:
+    """Raises ConfigError: ``option`` (--window, --bands) has no meaning for an Earth Engine export."""
+    from core.errors import ConfigError
+
+    raise ConfigError(f"{option} works on GeoTIFF images only, not on an Earth Engine export (*mixer.json, "
+                      "whose patches name their bands); leave it out" +
+                      (", or export only the region you want" if option == "--window" else ""))
+
+
+def _export_info(args: argparse.Namespace) -> int:
+    from core.patches import export_files, read_mixer
+
+    if args.bands:
+        _refuse_for_an_export("--bands")
+    mixer = read_mixer(args.image)
+    g = mixer.grid
+    print(json.dumps({"image": str(args.image), "kind": "earth engine image export", "width": g.width,
+                      "height": g.height, "crs": g.crs, "georeferenced": g.georeferenced, "transform": list(g.transform),
+                      "patch": {"width": mixer.patch[0], "height": mixer.patch[1]}, "patches": mixer.total_patches,
+                      "patches_per_row": mixer.patches_per_row, "files": export_files(args.image)}, indent=2))
     return 0
 
 
@@ -349,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_patches)
 
     i = sub.add_parser("info", help="describe an image: size, CRS, bands, scale")
-    i.add_argument("--image", required=True, help="GeoTIFF to describe")
+    i.add_argument("--image", required=True, help="GeoTIFF to describe, or an Earth Engine image export's *mixer.json")
     i.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
     i.set_defaults(func=_cmd_info)
 

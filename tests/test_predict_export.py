@@ -41,6 +41,23 @@ def test_georeferenced_export_keeps_its_crs(tiny_model_path, tmp_path):
     assert s["crop_area_ha"] == pytest.approx(s["crop_pixels"] * 0.01)
 
 
+def test_info_describes_an_export_as_predict_takes_it(capsys, tmp_path):
+    """`info --image X-mixer.json` said "not a GeoTIFF", while predict takes the same file."""
+    from core.__main__ import main
+
+    with ImageReader(FLANDERS_S2) as r:
+        mixer = write_image_export(tmp_path / "s2", r, patch=32, kernel=32)
+        grid = r.grid
+    assert main(["info", "--image", str(mixer)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "earth engine image export" and info["crs"] == "EPSG:32631"
+    assert (info["width"], info["height"]) == (64, 64) == (grid.width, grid.height)  # 2 x 2 patches of 32
+    assert info["transform"][:3] == [10.0, 0.0, 501360.0] and info["patches"] == 4
+    assert info["files"] == export_files(mixer)
+    assert main(["info", "--image", str(mixer), "--bands", "1,2,3,4"]) == 2
+    assert "--bands works on GeoTIFF images only" in capsys.readouterr().err
+
+
 def test_export_errors(tiny_model_path, small_scene, tmp_path):
     img, _ = small_scene
     with ImageReader(img) as r:
