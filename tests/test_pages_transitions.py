@@ -112,14 +112,18 @@ def test_a_new_source_starts_at_the_default_threshold(fake_map):
     assert at.session_state["source"] == {"kind": "sample"} and at.session_state["threshold"] == 0.5
 
 
+#: a region beyond the sample image's 1024 x 1024 px
+OUTSIDE_THE_SAMPLE = {"type": "Feature", "properties": {"crs": "image"},
+                      "geometry": {"type": "Polygon",
+                                   "coordinates": [[[2000, 2000], [2400, 2000], [2400, 2400], [2000, 2000]]]}}
+
+
 def test_quality_without_a_prediction_says_first_that_the_region_cannot_be_used(fake_map, tiny_model_path):
     """It said 'Run a prediction first ... (a new region, image or model, or a browser reload, starts
     over)' and sent the user to Predict, which only showed the region's error."""
     at = new_app()
     at.session_state["model_path"] = str(tiny_model_path)
-    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
-                                  "geometry": {"type": "Polygon", "coordinates": [[[2000, 2000], [2400, 2000],
-                                                                                   [2400, 2400], [2000, 2000]]]}}
+    at.session_state["region"] = OUTSIDE_THE_SAMPLE
     at.switch_page("pages/quality.py").run()
     assert not at.exception
     assert any("outside the image" in e.value for e in at.error)
@@ -134,9 +138,7 @@ def test_predict_without_a_model_says_first_that_the_region_cannot_be_used(fake_
     """No model yet and a region outside the image: the region's error came second, after 'Load a
     model first', though it is what has to be fixed before anything can be predicted."""
     at = new_app()
-    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
-                                  "geometry": {"type": "Polygon", "coordinates": [[[2000, 2000], [2400, 2000],
-                                                                                   [2400, 2400], [2000, 2000]]]}}
+    at.session_state["region"] = OUTSIDE_THE_SAMPLE
     at.switch_page("pages/predict.py").run()
     assert not at.exception
     assert any("outside the image" in e.value for e in at.error)
