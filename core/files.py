@@ -128,34 +128,52 @@ def staging_dir(out_dir: str | os.PathLike, prefix: str = ".predict-") -> Iterat
 def move_into_place(moves: Sequence[tuple[str | os.PathLike | None, str | os.PathLike]],
                     aside: str | os.PathLike) -> None:
     """Move each finished ``(staged, final)`` file or folder onto its final path (``staged`` None:
-    only remove what stands there), all of them or none: what stands at a final path is first moved
-    into the folder ``aside`` (on the same file system, e.g. the staging folder), and if a move
-    fails or the process is interrupted, the moves made are undone and what stood there is put
-    back; on success it is deleted. Readers see each file whole, old or new.
+    only remove what stands there), all of them or none: what stands at a final path is first kept
+    in the folder ``aside`` (on the same file system, e.g. the staging folder; a file as a second
+    link, so that it stays in place until the new one replaces it in one step and a reader never
+    finds it missing), and if a move fails or the process is interrupted, the moves made are undone
+    and what stood there is put back; on success it is deleted. Readers see each file whole, old or
+    new.
 
     Raises:
         OSError: the move that failed (after everything was put back as it was).
     """
     placed: list[Path] = []
-    set_aside: list[tuple[Path, Path]] = []
+    kept: list[tuple[Path, Path]] = []
     try:
         for i, (staged, final) in enumerate(moves):
             final = Path(final)
             if os.path.lexists(final):
                 keep = Path(aside) / f".old-{i}-{final.name}"
-                os.replace(final, keep)
-                set_aside.append((keep, final))
+                if staged is not None and final.is_file() and not final.is_symlink():
+                    _second_link(final, keep)
+                else:  # a folder, a link, or a file to remove: moved out of the way
+                    os.replace(final, keep)
+                kept.append((keep, final))
             if staged is not None:
                 os.replace(staged, final)
                 placed.append(final)
     except BaseException:
-        for final in placed:
-            _remove(final)
-        for keep, final in set_aside:
+        restored = {final for _, final in kept}
+        for final in placed:  # a file put back below replaces the new one in one step
+            if final not in restored or (final.is_dir() and not final.is_symlink()):
+                _remove(final)
+        for keep, final in kept:
             os.replace(keep, final)
+            _remove(keep)  # (still there when it was a second link of the file it replaced)
         raise
-    for keep, _ in set_aside:  # replaced for good
+    for keep, _ in kept:  # replaced for good
         _remove(keep)
+
+
+def _second_link(path: Path, link: Path) -> None:
+    """``link`` becomes a second name of the file ``path`` (a copy where hard links are not supported)."""
+    import shutil
+
+    try:
+        os.link(path, link)
+    except OSError:
+        shutil.copy2(path, link)
 
 
 def _remove(path: Path) -> None:

@@ -64,3 +64,24 @@ def test_a_move_without_a_file_removes_what_stands_there_only_on_success(tmp_pat
                      (stage / "mixer.json", out / "mixer.json")], stage)
     assert sorted(p.name for p in out.iterdir()) == [".stage", "mixer.json"]
     assert (out / "mixer.json").read_text() == "new" and list(stage.iterdir()) == []
+
+
+def test_a_file_being_replaced_never_goes_missing(tmp_path, monkeypatch):
+    """A page polling a training run's best.keras (or its card) must always find one, old or new:
+    the old file stays in place until the new one replaces it in one step."""
+    out = _folder(tmp_path, **{"best.json": "old card", "best.keras": "old model"})
+    stage = out / ".stage"
+    stage.mkdir()
+    _folder(stage, **{"best.json": "new card", "best.keras": "new model"})
+    real_replace, seen = os.replace, []
+
+    def watching(src, dst):
+        seen.append(all((out / n).is_file() for n in ("best.json", "best.keras")))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", watching)
+    move_into_place([(stage / "best.json", out / "best.json"), (stage / "best.keras", out / "best.keras")], stage)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert seen and all(seen)
+    assert (out / "best.json").read_text() == "new card" and (out / "best.keras").read_text() == "new model"
+    assert list(stage.iterdir()) == []
