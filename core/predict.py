@@ -282,8 +282,10 @@ def array_reader(features: np.ndarray, valid: np.ndarray) -> ReadFn:
 
 
 def predict_array(loaded, features: np.ndarray, valid: np.ndarray, config: PredictConfig = PredictConfig(),
-                  progress: ProgressFn | None = None, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Probability of crop (H, W) float32 for in-memory features; NaN where invalid.
+                  progress: ProgressFn | None = None, offset: tuple[int, int] = (0, 0),
+                  frame: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Probability of crop (H, W) float32 for in-memory features; NaN where invalid. ``frame``:
+    where the arrays start in their image, whose tile grid the tiles then follow.
 
     Raises:
         NoDataError: no valid pixel.
@@ -291,7 +293,7 @@ def predict_array(loaded, features: np.ndarray, valid: np.ndarray, config: Predi
     """
     if not valid.any():
         raise NoDataError("the region holds no valid pixels (all no data); choose another region")
-    pred = make_predictor(loaded, config, offset)
+    pred = make_predictor(loaded, config, offset, frame)
     h, w = valid.shape
     out = np.empty((h, w), np.float32)
     for r, strip in pred.strips(array_reader(features, valid), h, w, progress):
@@ -320,7 +322,8 @@ def predict_in_context(loaded, features: np.ndarray, valid: np.ndarray, context=
     if r < 0 or c < 0 or r + h > ctx_valid.shape[0] or c + w > ctx_valid.shape[1]:
         raise InvalidDataError(f"{context.path} does not hold the scene at row {r}, column {c}; "
                                "choose the region again to make the scene anew")
-    prob = predict_array(loaded, ctx_features, ctx_valid, config, progress)[r : r + h, c : c + w].copy()
+    # on the source image's tile grid: a region is predicted as that part of the whole image
+    prob = predict_array(loaded, ctx_features, ctx_valid, config, progress, frame=context.frame)[r : r + h, c : c + w].copy()
     prob[~valid] = np.nan
     return prob
 

@@ -70,6 +70,7 @@ def test_a_scene_keeps_the_regions_surroundings_for_prediction(tmp_path):
     scene = src.fetch(tri, tmp_path / "s")
     ctx = scene_context(scene.image_path)
     assert ctx is not None and (ctx.row_off, ctx.col_off) == (CONTEXT_MARGIN, 10)  # 10 px left of the window only
+    assert ctx.frame == (100 - CONTEXT_MARGIN, 0)  # where the context starts in the image: its tile grid
     ctx_feats, ctx_valid, ctx_grid = read_image(ctx.path)
     assert ctx_grid.shape == (400 + 2 * CONTEXT_MARGIN, 490 + 10 + CONTEXT_MARGIN)
     with ImageReader(SAMPLE_IMAGE) as reader:

@@ -30,11 +30,13 @@ CONTEXT_FILE = "context.tif"
 
 @dataclass(frozen=True)
 class SceneContext:
-    """Where a scene's context image is, and where the scene lies in it."""
+    """Where a scene's context image is, where the scene lies in it, and where it lies in the
+    source image (``frame``: its first pixel's row and column there, for the model's tile grid)."""
 
     path: Path
     row_off: int
     col_off: int
+    frame: tuple[int, int] = (0, 0)
 
 
 def scene_context(scene_image: str | Path) -> SceneContext | None:
@@ -45,8 +47,11 @@ def scene_context(scene_image: str | Path) -> SceneContext | None:
     folder = Path(scene_image).parent
     try:
         meta = json.loads((folder / "scene.json").read_text())
-        ctx = meta["extra"]["context"]
-        found = SceneContext(folder / ctx["file"], int(ctx["row_off"]), int(ctx["col_off"]))
+        extra = meta["extra"]
+        ctx = extra["context"]
+        r, c = int(ctx["row_off"]), int(ctx["col_off"])
+        frame = (int(extra.get("row_off", r)) - r, int(extra.get("col_off", c)) - c)
+        found = SceneContext(folder / ctx["file"], r, c, frame)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return found if found.path.is_file() else None
