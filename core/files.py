@@ -138,29 +138,34 @@ def move_into_place(moves: Sequence[tuple[str | os.PathLike | None, str | os.Pat
     Raises:
         OSError: the move that failed (after everything was put back as it was).
     """
-    placed: list[Path] = []
+    # each step is noted before it is taken (an interrupt can come just after a step, before the
+    # next line), and the undoing looks at what was done
+    placed: list[tuple[Path, Path]] = []
     kept: list[tuple[Path, Path]] = []
     try:
         for i, (staged, final) in enumerate(moves):
             final = Path(final)
             if os.path.lexists(final):
                 keep = Path(aside) / f".old-{i}-{final.name}"
+                kept.append((keep, final))
                 if staged is not None and final.is_file() and not final.is_symlink():
                     _second_link(final, keep)
                 else:  # a folder, a link, or a file to remove: moved out of the way
                     os.replace(final, keep)
-                kept.append((keep, final))
             if staged is not None:
+                placed.append((Path(staged), final))
                 os.replace(staged, final)
-                placed.append(final)
     except BaseException:
-        restored = {final for _, final in kept}
-        for final in placed:  # a file put back below replaces the new one in one step
-            if final not in restored or (final.is_dir() and not final.is_symlink()):
+        restored = {final for keep, final in kept if os.path.lexists(keep)}
+        for staged, final in placed:
+            moved = not os.path.lexists(staged)
+            # a file put back below replaces the new one in one step
+            if moved and (final not in restored or (final.is_dir() and not final.is_symlink())):
                 _remove(final)
         for keep, final in kept:
-            os.replace(keep, final)
-            _remove(keep)  # (still there when it was a second link of the file it replaced)
+            if os.path.lexists(keep):
+                os.replace(keep, final)
+                _remove(keep)  # (still there when it was a second link of the file it replaced)
         raise
     for keep, _ in kept:  # replaced for good
         _remove(keep)

@@ -26,7 +26,7 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError  # noqa: E402
-from core.files import MAX_UPLOAD_BYTES, move_into_place, safe_stem  # noqa: E402
+from core.files import MAX_UPLOAD_BYTES, move_into_place, safe_stem, staging_dir  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_MODEL_PATH = ASSETS / "models" / "crop_unet_light.keras"
@@ -308,21 +308,17 @@ def save_model(model: keras.Model, card: ModelCard, path: str | os.PathLike) -> 
     path = Path(path)
     if path.suffix != ".keras":
         raise ConfigError(f"model files end in .keras, got {path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    tmp_card = path.with_name(f".{path.stem}.tmp.json")
     if getattr(model, "optimizer", None) is not None:
         model = keras.Model(model.input, model.output, name=model.name)  # the same layers, uncompiled
-    try:
+    # a hidden folder beside the model, removed whatever happens (a full disk, an interrupt): no
+    # temporary or replaced file is left in the model's folder
+    with staging_dir(path.parent, prefix=f".{path.stem}.save-") as tmpdir:
+        tmp, tmp_card = tmpdir / path.name, tmpdir / card_path(path).name
         model.save(tmp)
         tmp_card.write_text(json.dumps(card.to_dict(), indent=2))
         # the card first: whoever finds the model (a page polling a training run) finds its card too;
         # both or neither (an old model never goes with a new card)
-        move_into_place([(tmp_card, card_path(path)), (tmp, path)], path.parent)
-    except BaseException:  # e.g. a full disk or an interrupt: no temporary file is left behind
-        tmp.unlink(missing_ok=True)
-        tmp_card.unlink(missing_ok=True)
-        raise
+        move_into_place([(tmp_card, card_path(path)), (tmp, path)], tmpdir)
     return path
 
 

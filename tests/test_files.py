@@ -85,3 +85,36 @@ def test_a_file_being_replaced_never_goes_missing(tmp_path, monkeypatch):
     assert seen and all(seen)
     assert (out / "best.json").read_text() == "new card" and (out / "best.keras").read_text() == "new model"
     assert list(stage.iterdir()) == []
+
+
+@pytest.mark.parametrize("at_call", [1, 2, 3])
+def test_an_interrupt_just_after_a_move_is_undone_too(tmp_path, monkeypatch, at_call):
+    """Ctrl-C lands just after a rename returns, before the step is noted: the step must still be
+    undone (the new holdout/ beside the old train file, or the old holdout/ lost)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "holdout").mkdir()
+    (out / "holdout" / "labels.tif").write_text("old block")
+    (out / "train.tfrecord.gz").write_text("old train")
+    stage = out / ".stage"
+    stage.mkdir()
+    (stage / "holdout").mkdir()
+    (stage / "holdout" / "labels.tif").write_text("new block")
+    (stage / "train.tfrecord.gz").write_text("new train")
+    real_replace, calls = os.replace, []
+
+    def then_interrupted(src, dst):
+        real_replace(src, dst)
+        calls.append(dst)
+        if len(calls) == at_call:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        move_into_place([(stage / "holdout", out / "holdout"), (stage / "train.tfrecord.gz", out / "train.tfrecord.gz")],
+                        stage)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert (out / "holdout" / "labels.tif").read_text() == "old block"
+    assert (out / "train.tfrecord.gz").read_text() == "old train"
+    assert sorted(p.name for p in out.iterdir()) == [".stage", "holdout", "train.tfrecord.gz"]
+    assert not [p for p in stage.iterdir() if p.name.startswith(".old-")]

@@ -87,6 +87,9 @@ def test_a_crop_mask_read_as_a_products_codes_is_refused(tmp_path):
     from core.labels import check_label_codes
 
     check_label_codes(np.array([0] * 50 + [1] * 50), CLASS_MAPS["dynamicworld"])  # water and trees: real classes
+    little_crop = np.array([1] * 5 + [0] * 995, np.uint8)  # 0.5% crop: its precision would be 1 by construction
+    with pytest.raises(InvalidDataError, match="--label-map binary"):
+        check_label_codes(little_crop, CLASS_MAPS["cdl"])
     check_label_codes(np.array([0] * 1 + [1] * 300), CLASS_MAPS["cdl"])  # corn with a speck of background
 
 
