@@ -52,9 +52,10 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
             grid = whole
             left_out = predicted - int((pred != NODATA).sum())
             if left_out:  # (an export's padding holds no prediction: nothing to say then)
+                share = f"{1 - left_out / predicted:.2%}"
                 warnings.append(
                     f"the labels cover only {predicted - left_out:,} of the {predicted:,} predicted pixels "
-                    f"({1 - left_out / predicted:.2%}: rows "
+                    f"({'over 99.99%' if share == '100.00%' else share}: rows "
                     f"{around.row_off}-{around.row_off + around.height - 1}, columns {around.col_off}-"
                     f"{around.col_off + around.width - 1} of the prediction); the figures are for that part only")
     # the inputs' own mistakes first (each told at once), then an output in the way

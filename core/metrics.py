@@ -204,6 +204,8 @@ def crop_area(mask: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> dic
 def format_hectares(ha: float) -> str:
     """An area for people: tenths of a hectare up to 10,000 ha, whole hectares above (a large
     region's "1,537,572.5 ha" did not fit a column)."""
+    if ha < 1:
+        return f"{ha:.2f} ha"  # (a small field's "0.0 ha" said nothing)
     return f"{ha:,.1f} ha" if ha < 10_000 else f"{ha:,.0f} ha"
 
 
@@ -218,9 +220,11 @@ def describe_crop(stats: dict, grid) -> str:
     from rasterio.crs import CRS
 
     crs = CRS.from_user_input(grid.crs)
-    name = crs.to_string() if crs.to_epsg() else (crs.to_dict().get("proj") or "custom CRS")
+    authority = crs.to_authority()
+    name = ":".join(authority) if authority else (crs.to_dict().get("proj") or "custom CRS")
+    size = grid.pixel_size_m()
     return (f"Crop {format_hectares(stats['crop_area_ha'])}, {share} of the {stats['valid_pixels']:,} valid "
-            f"pixels. {name}, {grid.pixel_size_m():.3g} m pixels.")
+            f"pixels. {name}, {f'{size:,.0f}' if size >= 10 else f'{size:.2g}'} m pixels.")
 
 
 def area_ha(selected: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> float | None:

@@ -381,11 +381,11 @@ def write_image_export(
         for name, start in zip(names, starts):
             write_records(tmp / name, patches(start, min(start + records_per_file, total)))
         (tmp / mixer_path.name).write_text(json.dumps(mixer.to_json(), indent=2))
-        try:
-            earlier = set(export_files(mixer_path))
+        try:  # the files of an export written here before (only where its mixer says there was one)
+            earlier = set(export_files(mixer_path)) if mixer_path.exists() else set()
         except InputNotFoundError:
             earlier = set()
-        stale = earlier - {str(prefix.parent / n) for n in names}  # files of a larger export written here before
+        stale = earlier - {str(prefix.parent / n) for n in names}  # those of a larger export
         # all or none; the mixer last: it marks the export as complete
         move_into_place([*((None, s) for s in sorted(stale)), *((tmp / n, prefix.parent / n) for n in names),
                          (tmp / mixer_path.name, mixer_path)], tmp)

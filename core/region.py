@@ -489,7 +489,11 @@ def check_region(
     # the pixels inside the outline (those outside it are no data), not the whole window; a region
     # far too large anyway is not rasterized: the window's area is enough for the message
     per_row = region.mask(grid, window).sum(axis=1) if window.pixels <= max_pixels else np.full(window.height, window.width)
-    if not per_row.any():  # e.g. parts either side of the image, or the image inside a hole
+    if not per_row.any():  # e.g. parts either side of the image, the image inside a hole, or a sliver
+        c0, r0, c1, r1 = bounds
+        if c0 >= 0 and r0 >= 0 and c1 <= grid.width and r1 <= grid.height:
+            return WindowCheck(False, "the region holds no pixel's centre: it is thinner than a pixel of the image; "
+                                      "draw a larger region")
         return WindowCheck(False, f"the region covers none of the image's pixels ({grid.width} x {grid.height} px), "
                                   "only the space around them; draw it over the data")
     area_ha: float | None = None

@@ -109,9 +109,14 @@ def test_a_map_handout_says_the_crop_area_and_the_grid():
     mask = np.array([[1, 1, 0], [0, 255, 1]], np.uint8)
     utm = Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5630000.0), 3, 2)
     assert describe_crop(crop_area(mask, utm.pixel_area_ha()), utm) == (
-        "Crop 0.0 ha, 60.0% of the 5 valid pixels. EPSG:32631, 10 m pixels.")
+        "Crop 0.03 ha, 60.0% of the 5 valid pixels. EPSG:32631, 10 m pixels.")
     big = Grid("EPSG:32631", (1000.0, 0.0, 500000.0, 0.0, -1000.0, 5630000.0), 3, 2)
-    assert describe_crop(crop_area(mask, big.pixel_area_ha()), big).startswith("Crop 300.0 ha, 60.0%")
+    assert describe_crop(crop_area(mask, big.pixel_area_ha()), big) == (
+        "Crop 300.0 ha, 60.0% of the 5 valid pixels. EPSG:32631, 1,000 m pixels.")
+    drone = Grid("EPSG:32631", (0.5, 0.0, 500000.0, 0.0, -0.5, 5630000.0), 3, 2)
+    assert describe_crop(crop_area(mask, drone.pixel_area_ha()), drone).endswith("EPSG:32631, 0.5 m pixels.")
+    mollweide = Grid("ESRI:54009", (1000.0, 0.0, 0.0, 0.0, -1000.0, 5000000.0), 3, 2)
+    assert "ESRI:54009, 1,000 m pixels" in describe_crop(crop_area(mask, mollweide.pixel_area_ha()), mollweide)
     plain = Grid(None, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), 3, 2)
     assert describe_crop(crop_area(mask, None), plain) == (
         "Crop 3 px, 60.0% of 5 valid pixels. Image coordinates: not georeferenced.")

@@ -131,6 +131,13 @@ def test_a_region_a_few_millimetres_past_the_image_edge_is_not_clipped():
     assert past.ok and past.clipped and "outside the image" in past.message
 
 
+def test_a_region_thinner_than_a_pixel_is_said_to_be_so():
+    """A sliver inside the image was told it covers "only the space around" the image's pixels."""
+    sliver = Region.from_bbox(10.2, 10.2, 10.4, 300, crs=IMAGE_CRS)
+    res = check_region(sliver, IMAGE_GRID)
+    assert not res.ok and "thinner than a pixel" in res.message and "space around" not in res.message
+
+
 def test_kind_mismatch_is_explained():
     with pytest.raises(RegionError, match="not georeferenced"):
         Region.from_bbox(0, 0, 1, 1).window(IMAGE_GRID)
