@@ -346,12 +346,14 @@ def start_training(
     config: dict | None = None,
     note: str = "",
     one_at_a_time: bool = False,
+    trained_on: str | None = None,
 ) -> str:
     """Start ``core.train.train`` in the background; the run lands in ``job_dir/train``.
 
     ``train_data``/``val_data`` are what :func:`core.train.train` accepts (folders or
     ``IMAGE:LABELS`` pairs); ``config`` holds :class:`core.config.TrainConfig` fields;
-    ``one_at_a_time`` as in :func:`start_job`.
+    ``one_at_a_time`` as in :func:`start_job`; ``trained_on`` names the image the training pixels
+    were cut from (a region's scene), kept with the job for :func:`trained_on`.
 
     Raises:
         ConfigError: if ``config`` is invalid (checked before anything starts).
@@ -361,7 +363,25 @@ def start_training(
 
     TrainConfig(**(config or {}))  # validate now, in the caller's process
     params = {"train_data": list(train_data), "val_data": list(val_data), "label_map": label_map, "config": config or {}}
+    if trained_on:
+        params["trained_on"] = str(trained_on)
     return start_job("train", params, job_dir, note=note, one_at_a_time=one_at_a_time)
+
+
+def trained_on(model_path: str | os.PathLike) -> tuple[str, str] | None:
+    """(the image, the job's note) of a model that a training job (``JOB/train/best.keras`` or
+    ``last.keras``) made from an image's pixels (:func:`start_training`'s ``trained_on``), or None:
+    scores on that image are, but for its held-out block, training-set figures."""
+    path = Path(model_path)
+    job_dir = path.parent.parent
+    if path.parent.name != TRAIN_SUBDIR:
+        return None
+    try:
+        spec = json.loads((job_dir / JOB_FILE).read_text())
+        image = spec["params"]["trained_on"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(image), job_note(job_dir)
 
 
 def can_resume(job_dir: str | os.PathLike, st: JobStatus) -> bool:

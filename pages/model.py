@@ -207,7 +207,7 @@ with tab_train:
                                            "sample scene or upload labels on the Region page")
                 split = spatial_holdout(sc.image_path, sc.labels_path, sc.label_map, job_dir / "holdout", int(patch))
                 jobs.start_training([split.train], [split.val], job_dir, label_map=split.label_map, config=config,
-                                    note=split.note, one_at_a_time=True)
+                                    note=split.note, one_at_a_time=True, trained_on=str(sc.image_path))
             state.put(state.JOB_DIR, str(job_dir))
             st.rerun()  # redraw the form with the button disabled while the job runs
     if not training_now:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core import jobs
 from core.model import DEFAULT_MODEL_PATH
 from core.overlays import map_bounds
 from pages.components import cached, models, mapview, navigation, predictions, scene, state, ui
@@ -98,6 +99,10 @@ with ui.errors_shown(stop=True):
 if state.get(state.SOURCE).get("kind") == "sample" and Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve():
     st.caption("The sample scene is one of the blocks the shipped model was trained on, so these are "
                "training-set figures; the model card (Model page) gives its figures on the validation blocks.")
+elif (origin := jobs.trained_on(model_path)) is not None and Path(origin[0]).resolve() == Path(image_path).resolve():
+    st.warning("This model was trained on this region's pixels, all but a held-out block, so these are mostly "
+               "training-set figures: they flatter it. " + (origin[1] + " " if origin[1] else "")
+               + "The training's validation figures (Model page) are the honest ones.", icon=":material/warning:")
 views = key[-1]
 st.caption(f"Prediction by {Path(model_path).name}" + (f", averaged over {views} views of each tile." if views > 1 else "."))
 # Without crop in the labels (or in the prediction) recall (precision), F1 and IoU are undefined, not 0.

@@ -475,3 +475,15 @@ def test_a_finished_job_says_whether_it_ran_all_epochs_or_stopped_early(tmp_path
 
     st = _run_in_process(job_dir, trainer, monkeypatch)
     assert st.state == "done" and st.message == message
+
+
+def test_a_model_knows_the_image_its_training_job_was_cut_from(tmp_path):
+    """trained_on: kept in the job (and in a resumed one, which copies the params), found from the model's path."""
+    job = tmp_path / "job"
+    (job / "train").mkdir(parents=True)
+    (job / "job.json").write_text(json.dumps({"kind": "train", "note": "held out: columns 768-1023",
+                                              "params": {"trained_on": "/scenes/a/image.tif"}}))
+    assert jobs.trained_on(job / "train" / "best.keras") == ("/scenes/a/image.tif", "held out: columns 768-1023")
+    assert jobs.trained_on(tmp_path / "elsewhere.keras") is None  # not a job's model
+    (job / "job.json").write_text(json.dumps({"kind": "train", "params": {}}))  # trained on patches
+    assert jobs.trained_on(job / "train" / "best.keras") is None
