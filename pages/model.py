@@ -223,7 +223,7 @@ else:
     with ui.errors_shown():
         loaded = cached.model(current, cached.mtime(current))
         card = loaded.card
-        st.write(f"**{Path(current).name}** -- preset `{card.preset}`, bands {', '.join(card.bands)}, "
+        st.write(f"**{models.label(current)}** -- preset `{card.preset}`, bands {', '.join(card.bands)}, "
                  f"patch {card.patch_size} px" + (f", created {ui.when(card.created)}" if card.created else ""))
         val = card.metrics.get("val_blocks")
         if val:

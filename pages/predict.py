@@ -139,7 +139,7 @@ with files_col:
         st.download_button("Map view PNG", files["map.png"], "crop_map.png", "image/png", on_click="ignore")
         if card is not None:  # (an unreadable card's error is shown at the top)
             about = {"image": sc.title, "attribution": sc.attribution, "region": scene.current_region().to_geojson(),
-                     "model": Path(model_path).name}
+                     "model": models.label(model_path)}
             summary = prediction_summary(grid, stats, card, float(threshold), views,
                                          cached.image_warnings(image_path, cached.mtime(image_path)), **about)
             st.download_button("Summary JSON", json.dumps(summary, indent=1), "summary.json", "application/json",

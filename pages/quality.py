@@ -104,7 +104,7 @@ elif (origin := jobs.trained_on(model_path)) is not None and Path(origin[0]).res
                "training-set figures: they flatter it. " + (origin[1] + " " if origin[1] else "")
                + "The training's validation figures (Model page) are the honest ones.", icon=":material/warning:")
 views = key[-1]
-st.caption(f"Prediction by {Path(model_path).name}" + (f", averaged over {views} views of each tile." if views > 1 else "."))
+st.caption(f"Prediction by {models.label(model_path)}" + (f", averaged over {views} views of each tile." if views > 1 else "."))
 # Without crop in the labels (or in the prediction) recall (precision), F1 and IoU are undefined, not 0.
 label_crop, pred_crop = conf["tp"] + conf["fn"], conf["tp"] + conf["fp"]
 if not label_crop:

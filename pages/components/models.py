@@ -18,6 +18,21 @@ def shipped() -> Path:
     return Path(os.environ.get("CROPMAP_SHIPPED_MODEL", DEFAULT_MODEL_PATH))
 
 
+def label(path: str | os.PathLike) -> str:
+    """The model's file name, with when its training job started for a job's model (every training
+    leaves a best.keras: "best.keras (training of 2026-12-01 21:40)")."""
+    import re
+
+    from core.jobs import TRAIN_SUBDIR
+
+    p = Path(path)
+    job = re.fullmatch(r"job-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})\d{2}-\w+", p.parent.parent.name)
+    if p.parent.name != TRAIN_SUBDIR or job is None:
+        return p.name
+    y, m, d, hh, mm = job.groups()
+    return f"{p.name} (training of {y}-{m}-{d} {hh}:{mm})"
+
+
 def use_model(path: str) -> None:
     """Load (cached), check the bands, and make ``path`` the model in use.
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.errors import CropMapError
-from pages.components import cached, scene, state
+from pages.components import cached, models, scene, state
 
 
 def show() -> None:
@@ -32,7 +32,7 @@ def show() -> None:
         st.caption("Region: " + scene.region_label())
         model = state.get(state.MODEL_PATH)
         gone = " (no longer on disk: load one on the Model page)" if model and not Path(model).is_file() else ""
-        st.caption("Model: " + (Path(model).name + gone if model else "none loaded (Model page)"))
+        st.caption("Model: " + (models.label(model) + gone if model else "none loaded (Model page)"))
         job = state.job_dir()
         if job:
             # refreshed on its own every 3 s while the job runs (in another process); static after
