@@ -28,7 +28,19 @@ state.put(state.MODEL_TAB, None)
 JOBS = state.workdir() / "jobs"
 running = jobs.active_job(JOBS)  # one at a time; the panel below reads it too
 training_now = running is not None
-opening = opening or ("Train" if training_now else None)  # a running job's progress and Cancel button
+
+
+def _resumable() -> bool:
+    """Whether the job this session follows stopped and can go on (its Resume button is on Train)."""
+    followed = state.job_dir()
+    try:
+        return bool(followed) and jobs.can_resume(followed, jobs.status(followed))
+    except CropMapError:
+        return False
+
+
+# a running job's progress and Cancel button, or a stopped one's Resume button (after a reload too)
+opening = opening or ("Train" if training_now or _resumable() else None)
 tab_ship, tab_upload, tab_train = st.tabs(["Shipped weights", "Upload a model", "Train"], default=opening)
 
 with tab_ship:

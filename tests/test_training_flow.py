@@ -193,10 +193,15 @@ def test_the_model_page_offers_to_resume_a_stopped_training(small_scene, tmp_pat
         return "job"
 
     monkeypatch.setattr(jobs, "resume_training", resume_training)
+    import streamlit
+
+    opened, real_tabs = [], streamlit.tabs
+    monkeypatch.setattr(streamlit, "tabs", lambda labels, **kw: opened.append(kw.get("default")) or real_tabs(labels, **kw))
     at = new_app()
     at.session_state["job_dir"] = str(old)  # this session's job (kept with the session across a reload)
     at.switch_page("pages/model.py").run()
     assert "Its 1 finished epoch(s) are kept: resume it to train the other 2 from the last one" in texts(at)
+    assert opened[-1] == "Train"  # the page opens where its Resume button is (after a reload, it opened elsewhere)
     by_label(at.button, "Resume training").click().run()
     assert not at.exception
     (stopped, resumed), kw = calls[0]
