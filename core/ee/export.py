@@ -98,6 +98,9 @@ def parse_destination(text: str, flag: str = "destination") -> Destination:
     text = str(text).strip()
     if text.startswith("gs://"):
         text = "gcs:" + text[len("gs://"):]
+    if not text:
+        raise ConfigError(f"no {flag} given: enter drive:FOLDER for a Google Drive folder, or gcs:BUCKET/PREFIX "
+                          "for Cloud Storage")
     kind, sep, rest = text.partition(":")
     rest = rest.strip("/")
     if not sep or kind not in ("gcs", "drive") or not rest:

@@ -120,6 +120,8 @@ def test_parse_helpers():
     for bad in ("s3:bucket/x", "crop-bucket/x", "gcs:", "gcs:gs://x/y", "drive:", "drive:crops/camana"):
         with pytest.raises(ConfigError):
             cli.parse_destination(bad)
+    with pytest.raises(ConfigError, match="no --dest given: enter drive:FOLDER for a Google Drive folder"):
+        cli.parse_destination("  ")  # the export form left empty
     assert cli._points("275", "--train-points") == (275, 275)
     assert cli._points("300,250", "--train-points") == (300, 250)
     with pytest.raises(ConfigError):
