@@ -204,6 +204,8 @@ def crop_area(mask: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> dic
 def format_hectares(ha: float) -> str:
     """An area for people: tenths of a hectare up to 10,000 ha, whole hectares above (a large
     region's "1,537,572.5 ha" did not fit a column)."""
+    if ha == 0:
+        return "0 ha"
     if ha < 1:
         return f"{ha:.2f} ha"  # (a small field's "0.0 ha" said nothing)
     return f"{ha:,.1f} ha" if ha < 10_000 else f"{ha:,.0f} ha"

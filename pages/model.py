@@ -257,8 +257,9 @@ else:
                 })
         elif card.metrics.get("val"):
             logs = card.metrics["val"]
-            st.caption("Validation patches at the best epoch: " + ", ".join(
-                f"{k} {v:.3f}" for k, v in logs.items() if k.startswith("val_") and isinstance(v, (int, float))))
+            names = {"val_iou": "IoU", "val_dice": "Dice", "val_loss": "loss"}  # the page's words, not Keras's
+            shown = [f"{names[k]} {logs[k]:.3f}" for k in names if isinstance(logs.get(k), (int, float))]
+            st.caption("Validation patches at the best epoch: " + ", ".join(shown) + ".")
         with st.expander("Model card"):
             st.json(card.to_dict())
     st.page_link("pages/predict.py", label="Next: Predict", icon=":material/arrow_forward:")

@@ -117,6 +117,9 @@ def test_a_map_handout_says_the_crop_area_and_the_grid():
     assert describe_crop(crop_area(mask, drone.pixel_area_ha()), drone).endswith("EPSG:32631, 0.5 m pixels.")
     mollweide = Grid("ESRI:54009", (1000.0, 0.0, 0.0, 0.0, -1000.0, 5000000.0), 3, 2)
     assert "ESRI:54009, 1,000 m pixels" in describe_crop(crop_area(mask, mollweide.pixel_area_ha()), mollweide)
+    from core.metrics import format_hectares
+
+    assert [format_hectares(a) for a in (0, 0.03, 24.26, 12_345.6)] == ["0 ha", "0.03 ha", "24.3 ha", "12,346 ha"]
     plain = Grid(None, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), 3, 2)
     assert describe_crop(crop_area(mask, None), plain) == (
         "Crop 3 px, 60.0% of 5 valid pixels. Image coordinates: not georeferenced.")

@@ -183,3 +183,19 @@ def test_predict_without_a_model_loads_the_shipped_weights_in_one_click(fake_map
     assert not at.exception
     assert at.session_state["model_path"] == str(tiny_model_path)
     assert "Predict" in [b.label for b in at.button] and not [i for i in at.info if "Load a model" in i.value]
+
+
+def test_a_trained_models_validation_figures_are_named_in_words(fake_map, tiny_model_path, tmp_path):
+    """The Model page showed Keras's keys: "val_dice 0.874, val_iou 0.777, val_loss 0.626"."""
+    import shutil
+
+    model = tmp_path / "best.keras"
+    shutil.copy(tiny_model_path, model)
+    card = json.loads(tiny_model_path.with_suffix(".json").read_text())
+    card["metrics"] = {"val": {"val_dice": 0.874, "val_iou": 0.777, "val_loss": 0.626, "loss": 0.5}}
+    model.with_suffix(".json").write_text(json.dumps(card))
+    at = new_app()
+    at.session_state["model_path"] = str(model)
+    at.switch_page("pages/model.py").run()
+    assert not at.exception
+    assert "Validation patches at the best epoch: IoU 0.777, Dice 0.874, loss 0.626." in [c.value for c in at.caption]
