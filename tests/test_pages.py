@@ -820,11 +820,13 @@ def test_an_uploaded_region_the_source_cannot_use_is_refused_and_the_region_kept
         ("outside.geojson", poly([[2000, 2000], [2400, 2000], [2400, 2400], [2000, 2000]], "image")),
         ("lonlat.geojson", poly([[-72.7, -16.6], [-72.69, -16.6], [-72.69, -16.59], [-72.7, -16.6]])),
         ("tiny.geojson", poly([[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]], "image")),
+        ("line.geojson", poly([[0, 0], [300, 0], [0, 0]], "image")),  # not a polygon at all
     ]
     at.run()
     assert not at.exception
     errors = [e.value for e in at.error]
-    assert len(errors) == 3 and all(e.endswith("The region in use is kept.") for e in errors)
+    assert len(errors) == 4 and all(e.endswith("The region in use is kept.") for e in errors)
+    assert errors[3].startswith("line.geojson cannot be used: ")
     assert errors[0].startswith("outside.geojson cannot be used: the region lies outside the image")
     assert "lonlat.geojson cannot be used: this image is not georeferenced" in errors[1]
     assert "at least 256 x 256 px" in errors[2]

@@ -80,8 +80,8 @@ def use_uploaded_region(data: bytes, name: str) -> None:
             image, lon/lat on an image without a place on Earth, too small or too large); the
             region in use is kept.
     """
-    region = Region.from_upload(data, name=name)
     try:
+        region = Region.from_upload(data, name=name)
         require_usable_region(region)
     except RegionError as err:
         raise RegionError(f"{name} cannot be used: {str(err).rstrip('.')}. The region in use is kept.") from None
