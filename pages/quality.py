@@ -100,8 +100,8 @@ if state.get(state.SOURCE).get("kind") == "sample" and Path(model_path).resolve(
     st.caption("The sample scene is one of the blocks the shipped model was trained on, so these are "
                "training-set figures; the model card (Model page) gives its figures on the validation blocks.")
 elif (origin := jobs.trained_on(model_path)) is not None and Path(origin[0]).resolve() == Path(image_path).resolve():
-    st.warning("This model was trained on this region's pixels, all but a held-out block, so these are mostly "
-               "training-set figures: they flatter it. " + (origin[1] + " " if origin[1] else "")
+    st.warning("This model was trained on this region's pixels, so these are mostly training-set figures: they "
+               "flatter it. " + (origin[1] + " " if origin[1] else "")
                + "The training's validation figures (Model page) are the honest ones.", icon=":material/warning:")
 views = key[-1]
 st.caption(f"Prediction by {models.label(model_path)}" + (f", averaged over {views} views of each tile." if views > 1 else "."))
