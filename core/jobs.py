@@ -221,6 +221,18 @@ def new_job_dir(jobs_root: str | os.PathLike) -> Path:
             return path
 
 
+def started_at(job_dir: str | os.PathLike) -> str | None:
+    """When the job in a folder named by :func:`new_job_dir` started ("YYYY-mm-dd HH:MM", from the
+    name: nothing is read), or None for a folder named otherwise."""
+    import re
+
+    found = re.fullmatch(r"job-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})\d{2}-\w+", Path(job_dir).name)
+    if found is None:
+        return None
+    y, m, d, hh, mm = found.groups()
+    return f"{y}-{m}-{d} {hh}:{mm}"
+
+
 class _StartLock:
     """An exclusive lock on ``root/.start.lock`` (``flock``: it excludes other threads as well as
     other processes, and the system releases it if its holder dies, so it never goes stale)."""

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.config import PatchConfig
 from core.labels import get_class_map
-from core.metrics import area_ha
+from core.metrics import area_ha, format_hectares
 from core.patchset import cut_train_test
 from pages.components import cached, mapview, navigation, scene, state, ui
 
@@ -99,7 +99,7 @@ with stats_col:
         st.caption("No labels for this source: the Quality page needs labels.")
     area = area_ha(valid, grid.pixel_area_ha())
     if area is not None:
-        st.metric("Area", ui.hectares(area),
+        st.metric("Area", format_hectares(area),
                   help="Ground area of the pixels with data (inside the region, not cloud-masked): those whose centre "
                        "lies inside the region, so it can differ a little from the region's own area on the Region page")
     else:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.metrics import format_hectares
 from core.model import load_card, resolution_warning
 from core.overlays import map_bounds
 from core.predict import prediction_summary
@@ -67,11 +68,8 @@ if running is not None and running.key == key:
         predictions.settle()  # now the session's prediction (or its error, shown)
 
 pred = state.get(state.PREDICTION)
-if (not pred or tuple(pred["key"]) != key) and cached.prediction_file(key).exists():
-    # this image, region, model and views were predicted before (e.g. before a visit to another
-    # source): shown again at once, not recomputed
-    pred = {"key": list(key)}
-    state.put(state.PREDICTION, pred)
+if (not pred or tuple(pred["key"]) != key) and predictions.adopt(key):  # predicted before: shown at once
+    pred = state.get(state.PREDICTION)
 if not pred or tuple(pred["key"]) != key:
     st.info("Press Predict to map crops in this region with the model in use.")
     ui.stop()
@@ -117,7 +115,7 @@ with map_col:
 
 with stats_box:
     if stats["crop_area_ha"] is not None:
-        st.metric("Crop area", ui.hectares(stats["crop_area_ha"]))
+        st.metric("Crop area", format_hectares(stats["crop_area_ha"]))
     else:
         st.metric("Crop area", f"{stats['crop_pixels']:,} px")
         st.caption("Not georeferenced: area in pixels.")

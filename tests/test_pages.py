@@ -220,7 +220,7 @@ def test_region_page_warns_about_sentinel2_values_with_their_offset(fake_map, tm
 
 
 def test_large_areas_are_shown_in_whole_hectares():
-    from pages.components.ui import hectares
+    from core.metrics import format_hectares as hectares
 
     assert hectares(783.36) == "783.4 ha" and hectares(9_999.94) == "9,999.9 ha"
     assert hectares(1_537_572.5) == "1,537,572 ha"  # fits a metric's column (round half to even)

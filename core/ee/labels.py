@@ -48,6 +48,11 @@ def last_year(product: str, today: _dt.date | None = None) -> int:
     return last if last is not None else (today or _dt.date.today()).year - PUBLISHED_AFTER.get(product, 0)
 
 
+def year_span(product: str) -> tuple[int, int]:
+    """(first, last) year ``product`` has maps for (:func:`last_year`)."""
+    return PRODUCTS[product][2], last_year(product)
+
+
 def check_coverage(cfg: "LabelConfig", geometry: Mapping[str, Any] | None) -> None:
     """Refuse a label product that has no map over the region (GeoJSON in lon/lat; None: nothing to
     check): CDL outside the contiguous United States. Local, no Earth Engine request.
@@ -129,7 +134,7 @@ class LabelConfig:
             if not isinstance(values, (tuple, list)):
                 raise ConfigError(f"{name} must be a list of whole numbers, got {values!r}")
             object.__setattr__(self, name, tuple(_whole(v, name.replace("_", " ")[:-1]) for v in values))
-        first, last = PRODUCTS[self.product][2], last_year(self.product)
+        first, last = year_span(self.product)
         if self.year is not None and not (first <= int(self.year) <= last):
             span = f"only {first}" if first == last else f"{first}-{last}"
             raise ConfigError(f"{PRODUCTS[self.product][0]} covers {span}, not {self.year}")

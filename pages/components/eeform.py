@@ -13,7 +13,7 @@ import json
 import streamlit as st
 
 from core.ee.composites import SENSORS
-from core.ee.labels import PRODUCTS, last_year
+from core.ee.labels import PRODUCTS, year_span
 from core.errors import ConfigError
 
 NO_LABELS = "none"
@@ -95,7 +95,7 @@ def _composite_year(product: str, year: int) -> int:
     Raises:
         ConfigError: it has none (the message says the year came from the composite, and which to enter).
     """
-    first, last = PRODUCTS[product][2], last_year(product)
+    first, last = year_span(product)
     if not first <= year <= last:
         nearest = min(max(year, first), last)
         raise ConfigError(f"the label year is empty, so the composite's year {year} was taken, but {PRODUCTS[product][0].split(' (')[0]} "

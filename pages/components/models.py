@@ -21,16 +21,11 @@ def shipped() -> Path:
 def label(path: str | os.PathLike) -> str:
     """The model's file name, with when its training job started for a job's model (every training
     leaves a best.keras: "best.keras (training of 2026-12-01 21:40)")."""
-    import re
-
-    from core.jobs import TRAIN_SUBDIR
+    from core.jobs import TRAIN_SUBDIR, started_at
 
     p = Path(path)
-    job = re.fullmatch(r"job-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})\d{2}-\w+", p.parent.parent.name)
-    if p.parent.name != TRAIN_SUBDIR or job is None:
-        return p.name
-    y, m, d, hh, mm = job.groups()
-    return f"{p.name} (training of {y}-{m}-{d} {hh}:{mm})"
+    started = started_at(p.parent.parent) if p.parent.name == TRAIN_SUBDIR else None
+    return f"{p.name} (training of {started})" if started else p.name
 
 
 def use_model(path: str) -> None:

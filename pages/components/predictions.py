@@ -92,7 +92,7 @@ def settle() -> Run | None:
     Raises:
         what the run raised (CropMapError subclasses, a machine failure), once.
     """
-    from pages.components import cached, state
+    from pages.components import state
 
     pending = state.get(state.PREDICTING)
     if pending is None:
@@ -106,6 +106,16 @@ def settle() -> Run | None:
         collect(key)
         if run.error is not None:
             raise run.error
-    if cached.prediction_file(key).exists():  # (a run collected by another session made it too)
-        state.put(state.PREDICTION, {"key": list(key)})
+    adopt(key)  # (a run collected by another session made it too)
     return None
+
+
+def adopt(key: tuple) -> bool:
+    """Make ``key`` the session's prediction if its probability is on disk (made by a run of this
+    session or another, e.g. before a visit to another source: shown, not recomputed); whether it is."""
+    from pages.components import cached, state
+
+    if not cached.prediction_file(key).exists():
+        return False
+    state.put(state.PREDICTION, {"key": list(key)})
+    return True

@@ -96,9 +96,3 @@ def when(iso: str) -> str:
         return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return t.strftime("%Y-%m-%d %H:%M")
 
-
-def hectares(ha: float) -> str:
-    """An area for a metric (:func:`core.metrics.format_hectares`)."""
-    from core.metrics import format_hectares
-
-    return format_hectares(ha)
