@@ -377,7 +377,7 @@ def add_commands(sub: Any) -> None:
     _add_region(f)
     _add_composite(f, short_start=True)
     _add_labels(f, allow_none=True)
-    f.add_argument("--out", required=True, help="output folder for image.tif, labels.tif, scene.json")
+    f.add_argument("--out", required=True, help="output folder for image.tif, labels.tif, codes.tif, context.tif, scene.json")
     f.add_argument("--workers", type=int, default=8, help="parallel computePixels requests")
     f.add_argument("--overwrite", action="store_true", help="replace image.tif/labels.tif in --out")
     _add_project(f)

@@ -380,25 +380,7 @@ def download(
         outside = geometry_mask([shape], out_shape=(tile.height, tile.width), transform=rasterio.Affine(*tile.transform))
         return np.where(outside, np.asarray(nodata, dtype=arr.dtype), arr)
 
-    profile = {
-        "driver": "GTiff",
-        "width": plan.width,
-        "height": plan.height,
-        "count": len(plan.bands),
-        "dtype": plan.dtype,
-        "crs": plan.crs,
-        "transform": rasterio.Affine(*plan.transform),
-        "nodata": nodata,
-        "tiled": True,
-        "blockxsize": 256,
-        "blockysize": 256,
-        "compress": "deflate",
-        "BIGTIFF": "IF_SAFER",
-    }
-    if plan.width < 256 or plan.height < 256:
-        profile.update(tiled=False)
-        profile.pop("blockxsize")
-        profile.pop("blockysize")
+    profile = _profile(plan, nodata)
     total = len(plan.tiles)
     done = 0
     try:
@@ -444,6 +426,93 @@ def download(
     return out
 
 
+def _profile(plan: PixelPlan, nodata: float | int | None) -> dict:
+    """The GeoTIFF profile of a download on ``plan``'s grid (tiled where at least 256 px a side)."""
+    import rasterio
+
+    profile = {"driver": "GTiff", "width": plan.width, "height": plan.height, "count": len(plan.bands),
+               "dtype": plan.dtype, "crs": plan.crs, "transform": rasterio.Affine(*plan.transform), "nodata": nodata,
+               "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+    if plan.width >= 256 and plan.height >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    return profile
+
+
+def grown_plan(plan: PixelPlan, margin: int, **kw: Any) -> PixelPlan:
+    """The requests for ``plan``'s grid grown by ``margin`` pixels on each side, on the same pixel
+    lattice: ``plan``'s grid is the window at row ``margin``, column ``margin`` of it. ``kw`` as
+    for :func:`plan_requests` (the byte limit is ``plan``'s).
+
+    Raises:
+        ConfigError: margin < 0, or a grid that is not north-up with square pixels.
+    """
+    a, b, x0, d, e, y0 = plan.transform
+    if margin < 0 or b or d or a <= 0 or abs(e + a) > 1e-9 * a:
+        raise ConfigError(f"cannot grow a grid of transform {plan.transform} by {margin} px")
+    bounds = (x0 - margin * a, y0 - (plan.height + margin) * a, x0 + (plan.width + margin) * a, y0 + margin * a)
+    grown = plan_requests(bounds, a, plan.bands, plan.dtype, plan.crs, max_bytes=plan.max_request_bytes, **kw)
+    gx, gy = grown.transform[2], grown.transform[5]
+    if ((grown.width, grown.height) != (plan.width + 2 * margin, plan.height + 2 * margin)
+            or abs(gx - (x0 - margin * a)) > 1e-6 * a or abs(gy - (y0 + margin * a)) > 1e-6 * a):
+        raise ConfigError(f"the grid of transform {plan.transform} is not on multiples of its pixel size; "
+                          "it cannot be grown in whole pixels")
+    return grown
+
+
+def cut_out(
+    src_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    plan: PixelPlan,
+    row_off: int,
+    col_off: int,
+    geometry: Mapping[str, Any] | None = None,
+    rows_at_once: int = 1024,
+) -> Path:
+    """Write ``plan``'s grid, read from the download at ``src_path`` (whose window at ``row_off``,
+    ``col_off`` it is, as after :func:`grown_plan`), with the pixels whose centre lies outside
+    ``geometry`` (lon/lat GeoJSON) set to the source's no-data value, as :func:`download` does.
+    Band descriptions and no data as in the source. Reads and writes strips of ``rows_at_once``
+    rows; the file appears only when complete.
+
+    Raises:
+        OutputExistsError: ``out_path`` exists.
+        ConfigError: the window does not lie inside the source.
+    """
+    import rasterio
+    from rasterio.features import geometry_mask
+    from rasterio.windows import Window
+
+    out = Path(out_path)
+    if out.exists():
+        raise OutputExistsError(f"{out} already exists; choose another name")
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with rasterio.open(src_path) as src:
+            if row_off < 0 or col_off < 0 or row_off + plan.height > src.height or col_off + plan.width > src.width:
+                raise ConfigError(f"{src_path} ({src.width} x {src.height} px) does not hold a {plan.width} x "
+                                  f"{plan.height} px window at row {row_off}, column {col_off}")
+            shape = None
+            if geometry is not None and src.nodata is not None:
+                from rasterio.warp import transform_geom
+
+                shape = transform_geom("EPSG:4326", plan.crs, dict(geometry))
+            with rasterio.open(tmp, "w", **_profile(plan, src.nodata)) as dst:
+                dst.descriptions = src.descriptions
+                for r in range(0, plan.height, rows_at_once):
+                    h = min(rows_at_once, plan.height - r)
+                    arr = src.read(window=Window(col_off, row_off + r, plan.width, h))
+                    if shape is not None:
+                        outside = geometry_mask([shape], out_shape=(h, plan.width),
+                                                transform=rasterio.Affine(*_tile_transform(plan.transform, r, 0)))
+                        arr[:, outside] = np.asarray(src.nodata, dtype=arr.dtype)
+                    dst.write(arr, window=Window(0, r, plan.width, h))
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
 def prepare_image(image: Any, bands: Sequence[str], dtype: str, sentinel: float | int):
     """``image.select(bands).unmask(sentinel)`` cast to ``dtype`` (float32 or uint8), for download.
 
@@ -470,5 +539,7 @@ __all__ = [
     "request_for",
     "to_band_array",
     "download",
+    "grown_plan",
+    "cut_out",
     "prepare_image",
 ]

@@ -26,6 +26,8 @@ CODES_FILE = "codes.tif"
 #: in ``Scene.extra["context"]`` (``{"file", "row_off", "col_off"}``: where the scene's first pixel
 #: lies in it); a scene without one is its own context.
 CONTEXT_FILE = "context.tif"
+#: Pixels of image around a region's window that prediction sees (:data:`CONTEXT_FILE`).
+CONTEXT_MARGIN = 32
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def scene_context(scene_image: str | Path) -> SceneContext | None:
     folder = Path(scene_image).parent
     try:
         meta = json.loads((folder / "scene.json").read_text())
-        extra = meta["extra"]
+        extra = meta["extra"] if "extra" in meta else meta  # a local scene's Scene, or an Earth Engine scene's extra
         ctx = extra["context"]
         r, c = int(ctx["row_off"]), int(ctx["col_off"])
         frame = (int(extra.get("row_off", r)) - r, int(extra.get("col_off", c)) - c)

@@ -19,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from core.sources.base import CODES_FILE, Progress, RegionCheck, Scene
+from core.sources.base import CODES_FILE, CONTEXT_FILE, CONTEXT_MARGIN, Progress, RegionCheck, Scene
 
 #: Direct downloads above this many pixels (per band) should be batch exports instead.
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -262,10 +262,14 @@ class EarthEngineSource:
         """The files a fetch writes, in the order they are put in place (scene.json last: it marks
         the scene as complete)."""
         labels = ([CODES_FILE, "labels.tif"] if self._keeps_codes() else ["labels.tif"]) if self.labels is not None else []
-        return ["image.tif", *labels, "scene.json"]
+        return [CONTEXT_FILE, "image.tif", *labels, "scene.json"]
 
     def fetch(self, region, out_dir: Path, progress: Progress | None = None) -> Scene:
         """Download the region's composite (image.tif) and labels (labels.tif) into ``out_dir``.
+
+        The composite comes down over the region's grid grown by :data:`CONTEXT_MARGIN` pixels
+        (``context.tif``, unmasked, named in ``extra["context"]``), and ``image.tif`` is cut from it,
+        so that prediction sees a field's surroundings however tightly the region was drawn.
 
         Everything is downloaded into a temporary folder inside ``out_dir`` and moved into place
         only when all of it is there, so a fetch that fails leaves no new file behind (and no
@@ -282,7 +286,7 @@ class EarthEngineSource:
         """
         from core.ee.composites import composite_image, scene_summary
         from core.ee.labels import label_image, raw_label_image
-        from core.ee.pixels import DownloadStats, download, prepare_image
+        from core.ee.pixels import DownloadStats, cut_out, download, grown_plan, prepare_image
         from core.errors import NoDataError, OutputExistsError, RegionError
         from core.files import check_output_dir, move_into_place, staging_dir
         from core.labels import NODATA
@@ -299,6 +303,7 @@ class EarthEngineSource:
                 raise OutputExistsError(f"{existing[0]} already exists; choose another output folder or pass overwrite=True")
         self._require_ready()
         geometry, image_plan, label_plan = self.plans(region)
+        context_plan = grown_plan(image_plan, CONTEXT_MARGIN, target_requests=self.max_workers)
         cfg = self.composite
 
         summary = scene_summary(cfg, geometry, self._getinfo)
@@ -309,7 +314,7 @@ class EarthEngineSource:
                 f"{cfg.start} and {cfg.end}; widen the dates or raise max_cloud"
             )
 
-        total = image_plan.requests + (label_plan.requests if self.labels is not None else 0)
+        total = context_plan.requests + (label_plan.requests if self.labels is not None else 0)
         offset = 0
 
         def relay(done: int, n: int, msg: str) -> None:
@@ -334,8 +339,8 @@ class EarthEngineSource:
             # overwrite=True: the staging folder is new; existing outputs in ``out`` were checked above
             download(
                 image,
-                image_plan,
-                tmp / "image.tif",
+                context_plan,
+                tmp / CONTEXT_FILE,
                 compute=self._compute,
                 max_workers=self.max_workers,
                 progress=relay,
@@ -343,10 +348,10 @@ class EarthEngineSource:
                 nodata=float("nan"),
                 sentinel=SENTINEL,
                 stats=stats,
-                geometry=geometry,
             )
+            cut_out(tmp / CONTEXT_FILE, tmp / "image.tif", image_plan, CONTEXT_MARGIN, CONTEXT_MARGIN, geometry)
             if self.labels is not None:
-                offset = image_plan.requests
+                offset = context_plan.requests
                 common = dict(compute=self._compute, max_workers=self.max_workers, progress=relay,
                               overwrite=True, stats=stats, geometry=geometry)
                 if self._keeps_codes():
@@ -388,6 +393,7 @@ class EarthEngineSource:
             "crs": image_plan.crs,
             "scale": cfg.resolution,
             "grid": [image_plan.width, image_plan.height],
+            "context": {"file": CONTEXT_FILE, "row_off": CONTEXT_MARGIN, "col_off": CONTEXT_MARGIN},
             "requests": stats.requests,
             "retries": stats.retries,
             "seconds": round(stats.seconds, 2),

@@ -23,7 +23,7 @@ from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem
 from core.labels import NODATA, get_class_map
 from core.raster import INPUT_BANDS, Grid, ImageReader, read_label_classes, read_labels, write_codes, write_mask
 from core.region import LONLAT_CRS, PixelWindow, Region, WindowCheck, check_region
-from core.sources.base import CODES_FILE, CONTEXT_FILE, Progress, RegionCheck, Scene
+from core.sources.base import CODES_FILE, CONTEXT_FILE, CONTEXT_MARGIN, Progress, RegionCheck, Scene
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SAMPLE_DIR = ROOT / "assets" / "sample"
@@ -38,8 +38,6 @@ SAMPLE_ATTRIBUTION = (
 #: Largest region (pixels) a local source fetches for the dashboard.
 MAX_REGION_PIXELS = 4096 * 4096
 SCENE_VERSION = 3  # 2: scenes keep the label product's class codes (codes.tif); 3: and a context image
-#: Pixels of image around a region's window that prediction sees (:data:`CONTEXT_FILE`).
-CONTEXT_MARGIN = 32
 
 
 class LocalSource:

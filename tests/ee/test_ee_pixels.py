@@ -304,3 +304,48 @@ def test_a_small_download_is_said_in_kilobytes():
     from core.ee.pixels import _size
 
     assert _size(40_000) == "40.0 kB" and _size(12) == "0.1 kB" and _size(2_500_000) == "2.5 MB"
+
+
+def test_grown_plan_lies_on_the_same_lattice_and_holds_the_plan_at_its_margin():
+    plan = P.plan_requests((600, 900, 30 * 130 + 600, 30 * 70 + 900), 30, ("R", "NIR"), "float32", "EPSG:32718")
+    grown = P.grown_plan(plan, 32, target_requests=4)
+    assert (grown.width, grown.height) == (130 + 64, 70 + 64)
+    assert grown.transform == (30.0, 0.0, 600.0 - 32 * 30, 0.0, -30.0, 30 * 70 + 900 + 32 * 30)
+    assert (grown.crs, grown.bands, grown.dtype) == (plan.crs, plan.bands, plan.dtype)
+    assert sum(t.width * t.height for t in grown.tiles) == grown.width * grown.height
+    assert P.grown_plan(plan, 0).transform == plan.transform
+    with pytest.raises(ConfigError, match="cannot grow"):
+        P.grown_plan(plan, -1)
+    off_lattice = P.PixelPlan("EPSG:32718", (30.0, 0.0, 15.0, 0.0, -30.0, 45.0), 10, 10, ("R",), "float32", ())
+    with pytest.raises(ConfigError, match="not on multiples of its pixel size"):
+        P.grown_plan(off_lattice, 2)
+
+
+def test_cut_out_writes_the_window_masked_to_the_geometry(tmp_path):
+    """The region's image cut from a download of its surroundings: the same pixels, the outline's
+    outside as no data (strips of a few rows, so the strip edges are crossed), the source untouched."""
+    from rasterio.warp import transform_geom
+
+    plan = P.plan_requests((300000, 8150010, 300000 + 30 * 40, 8150010 + 30 * 30), 30, ("R", "NIR"), "float32", "EPSG:32718")
+    grown = P.grown_plan(plan, 5)
+    P.download("IMAGE", grown, tmp_path / "ctx.tif", compute=FakeServer(grown), nodata=float("nan"))
+    # a triangle over the plan's grid, given in lon/lat as a drawn region is
+    x0, y1 = plan.transform[2], plan.transform[5]
+    x1, y0 = x0 + 30 * plan.width, y1 - 30 * plan.height
+    tri = transform_geom("EPSG:32718", "EPSG:4326", {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x0, y1], [x0, y0]]]})
+    out = P.cut_out(tmp_path / "ctx.tif", tmp_path / "img.tif", plan, 5, 5, tri, rows_at_once=7)
+    with rasterio.open(out) as img, rasterio.open(tmp_path / "ctx.tif") as ctx:
+        assert (img.width, img.height, img.crs, img.descriptions) == (40, 30, ctx.crs, ("R", "NIR"))
+        assert tuple(img.transform)[:6] == plan.transform and np.isnan(img.nodata)
+        got, around = img.read(), ctx.read()
+    inner = around[:, 5:35, 5:45]
+    inside = np.isfinite(got[0])
+    rows, cols = np.mgrid[0:30, 0:40]
+    assert (inside == ((cols + 0.5) / 40 < (rows + 0.5) / 30)).mean() > 0.97  # the lower left half
+    assert 0.4 < inside.mean() < 0.6 and np.isfinite(inner).all()
+    np.testing.assert_array_equal(got[:, inside], inner[:, inside])
+    with pytest.raises(OutputExistsError):
+        P.cut_out(tmp_path / "ctx.tif", out, plan, 5, 5)
+    with pytest.raises(ConfigError, match="does not hold"):
+        P.cut_out(tmp_path / "ctx.tif", tmp_path / "other.tif", plan, 11, 5)
+    assert not (tmp_path / "other.tif").exists() and not list(tmp_path.glob(".*part"))

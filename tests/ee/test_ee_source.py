@@ -13,7 +13,7 @@ from core.ee.composites import _scene_summary_cached
 from core.ee.errors import EENotConfiguredError
 from core.ee.presets import CAMANA
 from core.errors import EarthEngineError, NoDataError, RegionError
-from core.sources.base import Source
+from core.sources.base import Source, scene_context
 from core.sources.earthengine import EarthEngineSource, presets
 from tests.ee.fake_ee_ops import CODES, FILL
 from tests.ee.fake_ee_ops import fake_compute as _fake_compute
@@ -130,7 +130,21 @@ def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
     # the codes stay beside it (the fill value and pixels outside the region as -1) for class tables
     label_req = [r for r in requests if r["bandIds"] == ["class"]][0]
     image_req = [r for r in requests if r["bandIds"] != ["class"]][0]
-    assert label_req["grid"] == image_req["grid"]  # same grid for image and labels
+    # the composite came down with 32 px of surroundings (context.tif, for prediction) on the labels' lattice
+    lab, img = label_req["grid"], image_req["grid"]
+    assert (img["dimensions"]["width"], img["dimensions"]["height"]) == (grid.width + 64, grid.height + 64)
+    assert (lab["dimensions"]["width"], lab["dimensions"]["height"]) == (grid.width, grid.height)
+    assert img["affineTransform"]["translateX"] == lab["affineTransform"]["translateX"] - 32 * 30
+    assert img["affineTransform"]["translateY"] == lab["affineTransform"]["translateY"] + 32 * 30
+    ctx = scene_context(scene.image_path)
+    assert (ctx.path, ctx.row_off, ctx.col_off, ctx.frame) == (tmp_path / "context.tif", 32, 32, (0, 0))
+    with ImageReader(ctx.path) as reader:
+        ctx_feats, ctx_valid = reader.read()
+        assert reader.grid.crs == grid.crs and reader.band_index == {"R": 1, "G": 2, "B": 3, "NIR": 4}
+    inner = np.s_[32 : 32 + grid.height, 32 : 32 + grid.width]
+    assert ctx_valid[inner][~inside].any()  # not masked to the region's outline there ...
+    assert (valid == (ctx_valid[inner] & inside)).all()  # ... but the scene is, and the same pixels otherwise
+    np.testing.assert_array_equal(feats[valid], ctx_feats[inner][valid])
     assert (scene.extra["codes"], scene.extra["class_map"]) == ("codes.tif", "glcfcs30d")
     with rasterio.open(tmp_path / "codes.tif") as f:
         codes = f.read(1)
@@ -266,7 +280,7 @@ def test_failed_label_download_leaves_nothing_behind(ee_offline, tmp_path):
     assert list(out.iterdir()) == []
     # the rerun, without overwrite, works
     scene = _fetching_source(fake_compute([]), overwrite=False).fetch(CAMANA, out)
-    assert sorted(p.name for p in out.iterdir()) == ["codes.tif", "image.tif", "labels.tif", "scene.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["codes.tif", "context.tif", "image.tif", "labels.tif", "scene.json"]
     assert scene.image_path.is_file() and scene.labels_path.is_file()
 
 
@@ -315,5 +329,5 @@ def test_overwrite_drops_outputs_the_new_recipe_lacks(ee_offline, tmp_path):
                             getinfo=lambda d: {"count": 3, "dates": [1]}, max_workers=1)
     scene = src.fetch(CAMANA, tmp_path)
     assert scene.labels_path is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.tif", "scene.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["context.tif", "image.tif", "scene.json"]
     assert json.loads((tmp_path / "scene.json").read_text())["labels"] is None
