@@ -57,12 +57,13 @@ def settings_form(current: dict | None) -> dict | None:
         product = d1.selectbox("Labels", products, index=products.index(labels.get("product", "worldcover")),
                                format_func=lambda k: "no labels" if k == NO_LABELS else PRODUCTS[k][0],
                                key=f"ee_form_labels_{v}")
-        year = d2.text_input("Label year", year0, key=f"ee_form_year_{v}", placeholder="composite's year",
-                             help="GLC-FCS30D and CDL: the annual map (empty: the year the composite starts)")
-        asset = d3.text_input("Asset id", labels.get("asset_id") or "", key=f"ee_form_asset_{v}",
-                              help="for 'User asset': an image asset, e.g. users/me/glc30")
-        crop = d4.text_input("Crop value(s)", ",".join(str(v) for v in labels.get("crop_values") or ()),
-                             key=f"ee_form_crop_{v}", help="for 'User asset': the class value(s) meaning crop, e.g. 10")
+        year = d2.text_input("Label year (GLC-FCS30D, CDL)", year0, key=f"ee_form_year_{v}", placeholder="composite's year",
+                             help="which annual map of GLC-FCS30D or CDL (empty: the year the composite starts); the other "
+                                  "products have no year to choose")
+        asset = d3.text_input("Asset id (User asset)", labels.get("asset_id") or "", key=f"ee_form_asset_{v}",
+                              help="only for 'User asset' labels: an image asset, e.g. users/me/glc30")
+        crop = d4.text_input("Crop value(s) (User asset)", ",".join(str(v) for v in labels.get("crop_values") or ()),
+                             key=f"ee_form_crop_{v}", help="only for 'User asset' labels: the class value(s) meaning crop, e.g. 10")
         if not st.form_submit_button("Use Earth Engine with these settings"):
             return None
     composite = {"sensor": sensor, "start": start.isoformat(), "end": end.isoformat(), "max_cloud": float(cloud),
