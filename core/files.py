@@ -95,7 +95,7 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
         ConfigError: ``path`` is a folder, or a file stands where one of its folders would be.
     """
     path = check_output_file(path, overwrite=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temp_name(path)
     with made_dir(path.parent):
         try:
             yield tmp
@@ -103,6 +103,29 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+
+def temp_name(path: str | os.PathLike) -> Path:
+    """A hidden temporary name beside ``path``, unique to the call: writers of the same file at once
+    (two sessions of the dashboard are threads of one process) never share one."""
+    import uuid
+
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
+def write_bytes_whole(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` under a temporary name and rename it into place: readers find the
+    file whole or not at all, and a failed write leaves nothing behind. Returns ``path``."""
+    path = Path(path)
+    tmp = temp_name(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 @contextmanager
@@ -147,10 +170,11 @@ def move_into_place(moves: Sequence[tuple[str | os.PathLike | None, str | os.Pat
             final = Path(final)
             if os.path.lexists(final):
                 keep = Path(aside) / f".old-{i}-{final.name}"
-                kept.append((keep, final))
                 if staged is not None and final.is_file() and not final.is_symlink():
-                    _second_link(final, keep)
+                    _second_link(final, keep)  # noted after: a copy that failed half-way is not put back
+                    kept.append((keep, final))
                 else:  # a folder, a link, or a file to remove: moved out of the way
+                    kept.append((keep, final))
                     os.replace(final, keep)
             if staged is not None:
                 placed.append((Path(staged), final))
@@ -178,7 +202,11 @@ def _second_link(path: Path, link: Path) -> None:
     try:
         os.link(path, link)
     except OSError:
-        shutil.copy2(path, link)
+        try:
+            shutil.copy2(path, link)
+        except BaseException:
+            link.unlink(missing_ok=True)
+            raise
 
 
 def _remove(path: Path) -> None:

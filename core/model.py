@@ -26,7 +26,7 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError  # noqa: E402
-from core.files import MAX_UPLOAD_BYTES, move_into_place, safe_stem, staging_dir  # noqa: E402
+from core.files import MAX_UPLOAD_BYTES, move_into_place, safe_stem, staging_dir, temp_name  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEFAULT_MODEL_PATH = ASSETS / "models" / "crop_unet_light.keras"
@@ -375,15 +375,19 @@ def store_uploaded_model(model_bytes: bytes, card_bytes: bytes, root: str | os.P
     final = folder / f"{stem}.keras"
     if final.exists() and card_path(final).exists():
         return final
-    tmp = root / f".{digest}.{os.getpid()}.tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / final.name).write_bytes(model_bytes)
-    (tmp / card_path(final).name).write_bytes(card_bytes)
+    import shutil
+
+    tmp = temp_name(root / digest)
+    tmp.mkdir(parents=True)
+    try:
+        (tmp / final.name).write_bytes(model_bytes)
+        (tmp / card_path(final).name).write_bytes(card_bytes)
+    except BaseException:  # e.g. a full disk: nothing half-written stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     try:
         os.replace(tmp, folder)
     except OSError:  # another session stored the same upload meanwhile (or a stale partial folder)
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
         if not (final.exists() and card_path(final).exists()):
             raise

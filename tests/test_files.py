@@ -118,3 +118,61 @@ def test_an_interrupt_just_after_a_move_is_undone_too(tmp_path, monkeypatch, at_
     assert (out / "train.tfrecord.gz").read_text() == "old train"
     assert sorted(p.name for p in out.iterdir()) == [".stage", "holdout", "train.tfrecord.gz"]
     assert not [p for p in stage.iterdir() if p.name.startswith(".old-")]
+
+
+def test_a_copy_that_fails_half_way_never_replaces_the_original(tmp_path, monkeypatch):
+    """Where hard links are not supported the old file is kept aside as a copy; a copy cut short (a
+    full disk) must not be put back over the intact original."""
+    import shutil
+
+    out = _folder(tmp_path, **{"best.keras": "x" * 10_000})
+    stage = out / ".stage"
+    stage.mkdir()
+    _folder(stage, **{"best.keras": "new"})
+
+    def no_link(src, dst):
+        raise OSError("links not supported here")
+
+    def partial_copy(src, dst, **kw):
+        with open(dst, "w") as f:
+            f.write("x" * 100)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "link", no_link)
+    monkeypatch.setattr(shutil, "copy2", partial_copy)
+    with pytest.raises(OSError, match="No space"):
+        move_into_place([(stage / "best.keras", out / "best.keras")], stage)
+    assert (out / "best.keras").read_text() == "x" * 10_000
+    assert sorted(p.name for p in stage.iterdir()) == ["best.keras"]  # no partial copy left aside
+
+
+def test_temporary_names_are_unique_per_writer(tmp_path):
+    """Two writers of the same file at once (two sessions: threads of one process) never share a
+    temporary file, so neither finds its file taken away before its rename."""
+    import threading
+
+    from core.files import replacing, temp_name, write_bytes_whole
+
+    assert temp_name(tmp_path / "a.tif") != temp_name(tmp_path / "a.tif")
+    errors, start = [], threading.Barrier(4)
+
+    def write(i):
+        try:
+            start.wait()
+            for _ in range(20):
+                with replacing(tmp_path / "image.tif") as tmp:
+                    tmp.write_bytes(bytes([i]) * 50_000)
+                write_bytes_whole(tmp_path / "upload.bin", bytes([i]) * 50_000)
+        except Exception as err:  # noqa: BLE001 - collected for the assertion
+            errors.append(err)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for name in ("image.tif", "upload.bin"):
+        data = (tmp_path / name).read_bytes()
+        assert len(data) == 50_000 and len(set(data)) == 1  # one writer's file, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.tif", "upload.bin"]

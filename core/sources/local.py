@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, NoDataError, RegionError
-from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem
+from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem, write_bytes_whole
 from core.labels import NODATA, get_class_map
 from core.raster import INPUT_BANDS, Grid, ImageReader, read_label_classes, read_labels, write_codes, write_mask
 from core.region import LONLAT_CRS, PixelWindow, Region, WindowCheck, check_region
@@ -280,9 +280,7 @@ def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: i
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stem}{suffix}"
     if not path.exists():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        write_bytes_whole(path, data)
     return path
 
 
