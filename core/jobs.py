@@ -55,6 +55,8 @@ START_TIMEOUT_S = 60.0
 #: How long an empty /proc command line (a process in the middle of its exec) is read again.
 EXEC_SETTLE_S = 0.5
 TRAIN_SUBDIR = "train"
+#: Beside a :func:`snapshot_checkpoint` copy: the folder of the job it was taken from.
+SNAPSHOT_SOURCE = "from-job.txt"
 #: What a job may run: kind -> ``module:function``. Nothing else can be started.
 ENTRIES: dict[str, str] = {"train": "core.train:train", "selftest": "core.jobs:selftest_train"}
 ACTIVE_STATES = ("starting", "running", "cancelling")
@@ -380,13 +382,24 @@ def start_training(
     return start_job("train", params, job_dir, note=note, one_at_a_time=one_at_a_time)
 
 
-def trained_on(model_path: str | os.PathLike) -> tuple[str, str] | None:
-    """(the image, the job's note) of a model that a training job (``JOB/train/best.keras`` or
-    ``last.keras``) made from an image's pixels (:func:`start_training`'s ``trained_on``), or None:
-    scores on that image are, but for its held-out block, training-set figures."""
+def source_job(model_path: str | os.PathLike) -> Path | None:
+    """The folder of the training job that made a model: ``JOB`` for ``JOB/train/best.keras`` (or
+    ``last.keras``), or the job a :func:`snapshot_checkpoint` copy was taken from; else None."""
     path = Path(model_path)
-    job_dir = path.parent.parent
-    if path.parent.name != TRAIN_SUBDIR:
+    if path.parent.name == TRAIN_SUBDIR:
+        return path.parent.parent
+    try:
+        return Path((path.parent / SNAPSHOT_SOURCE).read_text(encoding="utf-8").strip()) or None
+    except OSError:
+        return None
+
+
+def trained_on(model_path: str | os.PathLike) -> tuple[str, str] | None:
+    """(the image, the job's note) of a model that a training job made from an image's pixels
+    (:func:`start_training`'s ``trained_on``; the job's own checkpoint or a snapshot of it), or
+    None: scores on that image are, but for its held-out block, training-set figures."""
+    job_dir = source_job(model_path)
+    if job_dir is None:
         return None
     try:
         spec = json.loads((job_dir / JOB_FILE).read_text())
@@ -549,8 +562,14 @@ def snapshot_checkpoint(model_path: str | os.PathLike, root: str | os.PathLike) 
         model_bytes, card_bytes = model_path.read_bytes(), card_path(model_path).read_bytes()
     except FileNotFoundError as err:
         raise InputNotFoundError(f"{err.filename} is gone (the job may have been removed); train again") from None
-    name = f"{model_path.parent.parent.name}-{model_path.name}"  # job-...-best.keras
-    return store_uploaded_model(model_bytes, card_bytes, root, max_bytes=max(len(model_bytes), 1), name=name)
+    job_dir = model_path.parent.parent
+    name = f"{job_dir.name}-{model_path.name}"  # job-...-best.keras
+    stored = store_uploaded_model(model_bytes, card_bytes, root, max_bytes=max(len(model_bytes), 1), name=name)
+    if not (stored.parent / SNAPSHOT_SOURCE).exists():  # the job it came from (see source_job)
+        from core.files import write_bytes_whole
+
+        write_bytes_whole(stored.parent / SNAPSHOT_SOURCE, str(job_dir.resolve()).encode("utf-8"))
+    return stored
 
 
 def active_job(root: str | os.PathLike) -> Path | None:

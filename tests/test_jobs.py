@@ -487,3 +487,25 @@ def test_a_model_knows_the_image_its_training_job_was_cut_from(tmp_path):
     assert jobs.trained_on(tmp_path / "elsewhere.keras") is None  # not a job's model
     (job / "job.json").write_text(json.dumps({"kind": "train", "params": {}}))  # trained on patches
     assert jobs.trained_on(job / "train" / "best.keras") is None
+
+
+def test_a_snapshot_of_a_running_jobs_checkpoint_still_knows_its_job(tmp_path):
+    """The Model page's "use the best checkpoint so far" copies it out of the job (a running job
+    replaces it with every better epoch): the copy keeps the job's image (Quality's warning about
+    training-set figures) and start time (its label)."""
+    from core.model import DEFAULT_MODEL_PATH, card_path
+
+    job = tmp_path / "jobs" / "job-20261201-214005-ab12"
+    (job / "train").mkdir(parents=True)
+    (job / "job.json").write_text(json.dumps({"kind": "train", "note": "held out: rows 0-255",
+                                              "params": {"trained_on": "/scenes/a/image.tif"}}))
+    best = job / "train" / "best.keras"
+    best.write_bytes(b"model bytes")
+    card_path(best).write_text(card_path(DEFAULT_MODEL_PATH).read_text())
+    copy = jobs.snapshot_checkpoint(best, tmp_path / "models")
+    assert copy.parent.parent == tmp_path / "models" and copy.read_bytes() == b"model bytes"
+    assert jobs.source_job(copy) == job.resolve() and jobs.source_job(best) == job
+    assert jobs.trained_on(copy) == ("/scenes/a/image.tif", "held out: rows 0-255")
+    assert jobs.started_at(jobs.source_job(copy)) == "2026-12-01 21:40"
+    assert jobs.snapshot_checkpoint(best, tmp_path / "models") == copy  # the same checkpoint again: the same copy
+    assert jobs.source_job(tmp_path / "elsewhere" / "model.keras") is None

@@ -21,10 +21,10 @@ def shipped() -> Path:
 def label(path: str | os.PathLike) -> str:
     """The model's file name, with when its training job started for a job's model (every training
     leaves a best.keras: "best.keras (training of 2026-12-01 21:40)")."""
-    from core.jobs import TRAIN_SUBDIR, started_at
+    from core.jobs import source_job, started_at
 
-    p = Path(path)
-    started = started_at(p.parent.parent) if p.parent.name == TRAIN_SUBDIR else None
+    p, job_dir = Path(path), source_job(path)
+    started = started_at(job_dir) if job_dir is not None else None
     return f"{p.name} (training of {started})" if started else p.name
 
 
