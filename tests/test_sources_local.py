@@ -140,6 +140,28 @@ def test_a_region_without_valid_pixels_is_no_data_and_leaves_nothing(tmp_path):
     assert read_image(scene.image_path)[1].sum() == 290 * 290 - 280 * 280
 
 
+def test_pixels_dark_in_every_band_stay_valid_in_the_scene(tmp_path):
+    """Reflectance just below 0 in every band (deep shadow, water) is clipped to 0: the scene's
+    files must not write those valid pixels as 0 in every band, which reads as no data."""
+    from core.sources.base import scene_context
+    from testdata import write_raster
+
+    data = np.full((4, 300, 300), 0.1, np.float32)
+    data[:, 140:150, 140:150] = -0.01
+    p = write_raster(tmp_path / "img.tif", data, descriptions=["R", "G", "B", "NIR"])
+    assert read_image(p)[1].all()
+    region = Region.from_geojson({"type": "Polygon", "coordinates": [[[20, 20], [280, 20], [280, 280], [150, 280], [20, 150], [20, 20]]]},
+                                 crs="image")
+    scene = LocalSource(p).fetch(region, tmp_path / "scene")
+    feats, valid, _ = read_image(scene.image_path)
+    grid = LocalSource(p).grid()
+    expected = region.mask(grid, region.window(grid))
+    assert valid[120:130, 120:130].all() and (valid == expected).all()
+    np.testing.assert_allclose(feats[120:130, 120:130, :4], 0, atol=1e-30)
+    ctx = scene_context(scene.image_path)
+    assert ctx is not None and read_image(ctx.path)[1].all()  # the context is not masked: all valid
+
+
 def test_georeferenced_fixture_stays_in_place(tmp_path):
     src = LocalSource(FLANDERS_S2, FLANDERS_LABELS, "worldcereal", "Flanders")
     ok, msg = src.available()

@@ -37,7 +37,7 @@ SAMPLE_ATTRIBUTION = (
 )
 #: Largest region (pixels) a local source fetches for the dashboard.
 MAX_REGION_PIXELS = 4096 * 4096
-SCENE_VERSION = 3  # 2: scenes keep the label product's class codes (codes.tif); 3: and a context image
+SCENE_VERSION = 4  # 2: scenes keep the label product's class codes (codes.tif); 3: and a context image; 4: dark pixels kept
 
 
 class LocalSource:
@@ -216,7 +216,11 @@ def _grown(window: PixelWindow, margin: int, grid: Grid) -> PixelWindow:
 
 
 def _write_image(path: Path, feats: np.ndarray, valid: np.ndarray, crs, transform) -> None:
-    """A scene image: float32 reflectance, bands R, G, B, NIR (described), NaN = no data; whole or not at all."""
+    """A scene image: float32 reflectance, bands R, G, B, NIR (described), NaN = no data; whole or not at all.
+
+    A valid pixel of reflectance 0 in every band (negatives are clipped to 0) is written as the
+    smallest positive float32 instead: zero in every band reads as no data (:func:`core.raster.valid_pixels`),
+    and the pixel would drop out of the scene's predictions, areas and metrics."""
     import rasterio
 
     height, width = valid.shape
@@ -226,6 +230,7 @@ def _write_image(path: Path, feats: np.ndarray, valid: np.ndarray, crs, transfor
     if crs:
         profile["crs"] = crs
     data = np.moveaxis(feats[..., :4], -1, 0).copy()
+    data[:, valid & (data == 0).all(axis=0)] = np.finfo(np.float32).tiny
     data[:, ~valid] = np.nan
     with replacing(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         dst.write(data)
