@@ -882,12 +882,17 @@ def window_within(part: Grid, whole: Grid, tol: float = 1e-6):
 
     if (part.crs is None) != (whole.crs is None) or (part.crs and whole.crs and not _same_crs(part.crs, whole.crs)):
         return None
+    from affine import Affine, TransformNotInvertibleError
+
     a, b, c, d, e, f = part.transform
     A, B, C, D, E, F = whole.transform
-    scale = max(abs(A), abs(E), 1e-12)
-    if any(abs(x - y) > tol * scale for x, y in ((a, A), (b, B), (d, D), (e, E))) or b or d:
+    scale = max(abs(A), abs(B), abs(D), abs(E), 1e-12)
+    if any(abs(x - y) > tol * scale for x, y in ((a, A), (b, B), (d, D), (e, E))):
         return None
-    col, row = (c - C) / A, (f - F) / E
+    try:  # where the part's first pixel lies in the whole's pixels (a turned grid as well)
+        col, row = ~Affine(A, B, C, D, E, F) * (c, f)
+    except TransformNotInvertibleError:  # a degenerate transform: no window of it
+        return None
     if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
         return None
     col, row = int(round(col)), int(round(row))

@@ -599,3 +599,29 @@ def test_a_rotated_geographic_or_mercator_grid_has_the_ground_area_of_its_pixels
     area = Grid(crs, tuple(turned)[:6], 101, 101).pixel_area_ha()
     assert area.shape == (101, 1)
     assert area[50, 0] == pytest.approx(expected, rel=1e-3)
+
+
+@pytest.mark.parametrize("turn", [0.0, 20.0, 180.0])
+def test_a_window_of_a_turned_grid_is_found_as_on_a_north_up_one(turn):
+    """window_within: a part on the whole's pixels at a whole-pixel offset, for a grid turned by any
+    angle (``predict --window`` output evaluated on its image's labels); not at a half pixel, not at
+    another angle or pixel size, not past the edge."""
+    from affine import Affine
+    from rasterio.windows import Window
+
+    from core.raster import Grid, window_within
+
+    whole_t = Affine.translation(500000, 8150000) * Affine.rotation(turn) * Affine.scale(30, -30)
+    whole = Grid("EPSG:32718", tuple(whole_t)[:6], 300, 200)
+
+    def part(dc, dr, w=100, h=50, t=whole_t):
+        return Grid("EPSG:32718", tuple(t * Affine.translation(dc, dr))[:6], w, h)
+
+    assert window_within(part(40, 30), whole) == Window(40, 30, 100, 50)
+    assert window_within(part(200, 150), whole) == Window(200, 150, 100, 50)
+    assert window_within(part(40.5, 30), whole) is None
+    assert window_within(part(201, 150), whole) is None  # past the right edge
+    assert window_within(part(-1, 0), whole) is None
+    other_angle = Affine.translation(500000, 8150000) * Affine.rotation(turn + 5) * Affine.scale(30, -30)
+    assert window_within(part(40, 30, t=other_angle), whole) is None
+    assert window_within(part(40, 30, t=whole_t * Affine.scale(2)), whole) is None
