@@ -47,5 +47,8 @@ def require_app(page_file: str) -> None:
     the navigation and switch to the same page through it; otherwise do nothing."""
     if inside_app():
         return
+    from pages.components import state
+
+    state.keep_url_session()  # a reload of the page's link (?session=...) comes back to its session
     st.navigation(pages(), position="hidden")  # leaves the old multipage mode for this server
     st.switch_page("pages/" + Path(page_file).name)

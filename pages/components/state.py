@@ -84,6 +84,7 @@ SESSION_PARAM = "session"  # the URL's query parameter that names the session's 
 SESSION_ID = "_session_id"  # this browser session's id (32 hex digits)
 SAVED = "_saved_state"  # the JSON text last saved for this session (so that an unchanged run writes nothing)
 SESSION_DAYS = 30  # saved sessions older than this are removed when a new session starts
+URL_SESSION = "_url_session"  # the URL's session id, kept while a page opened by itself is sent into the app
 
 
 def init() -> None:
@@ -97,8 +98,16 @@ def init() -> None:
         _start_session()
 
 
+def keep_url_session() -> None:
+    """Keep the URL's session id in this session's state: ``st.switch_page`` drops the URL's
+    parameters, and the first run in the app must still find it (see :func:`init`)."""
+    sid = st.query_params.get(SESSION_PARAM)
+    if sid:
+        st.session_state[URL_SESSION] = sid
+
+
 def _start_session() -> None:
-    sid = st.query_params.get(SESSION_PARAM, "")
+    sid = st.query_params.get(SESSION_PARAM) or st.session_state.pop(URL_SESSION, "")
     if re.fullmatch(r"[0-9a-f]{32}", sid or ""):
         try:
             text = (sessions_dir() / f"{sid}.json").read_text()

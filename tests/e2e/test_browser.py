@@ -221,6 +221,27 @@ def test_a_page_opened_by_its_url_on_a_fresh_server_is_the_dashboards(page, app_
     assert not ext, f"external requests: {ext[:5]}"
 
 
+def test_a_page_link_with_its_session_on_a_fresh_server_comes_back_to_the_session(page, app_url, tmp_path, artifacts):
+    """A demo laptop restarts the app and the open tab is reloaded: the first request names a page
+    and the session (``/predict?session=...``); sending the page into the dashboard must not lose
+    the session (st.switch_page drops the URL's parameters)."""
+    from core.model import DEFAULT_MODEL_PATH
+
+    sid = "0123456789abcdef0123456789abcdef"
+    (tmp_path / "sessions").mkdir(exist_ok=True)
+    (tmp_path / "sessions" / f"{sid}.json").write_text(json.dumps({"model_path": str(DEFAULT_MODEL_PATH),
+                                                                   "threshold": 0.35}))
+    page.goto(app_url.rstrip("/") + f"/predict?session={sid}")
+    page.get_by_role("heading", name="Predict").wait_for(timeout=60_000)
+    side = page.locator("[data-testid='stSidebar']")
+    side.get_by_text(f"Model: {DEFAULT_MODEL_PATH.name}").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Predict").first.wait_for()
+    assert page.get_by_text("Load a model first").count() == 0
+    wait_script_idle(page)
+    assert f"session={sid}" in page.url and urlparse(page.url).path.rstrip("/").endswith("/predict")
+    snapshot(page, artifacts / "00b_direct_url_with_session.png")
+
+
 def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     """A user's GeoTIFF without band names: band numbers in the form, real place on the map, hectares."""
     from playwright.sync_api import expect
