@@ -311,6 +311,22 @@ class TrainTestPatches:
     note: str
 
 
+#: Crop shares of training and test patches further apart than this get :func:`crop_share_gap`'s note.
+CROP_SHARE_GAP = 0.2
+
+
+def crop_share_gap(train_crop: float, test_crop: float, limit: float = CROP_SHARE_GAP) -> str | None:
+    """A note when the test patches' crop share (0-1) is far from the training patches': the held-out
+    block is then unlike the rest of the region; None when they are within ``limit`` of each other."""
+    gap = abs(train_crop - test_crop)
+    if gap < limit:
+        return None
+    return (f"The test patches' crop share ({test_crop:.0%}) differs from the training patches' ({train_crop:.0%}) by "
+            f"{gap * 100:.0f} percentage points: the held-out block is not like the rest of the region, so test "
+            "figures will say more about that block than about the region; a larger region (or more test patches) "
+            "evens it out.")
+
+
 def cut_train_test(image: str | os.PathLike, labels: str | os.PathLike, label_map: str, out_dir: str | os.PathLike,
                    config: PatchConfig, test_count: int, overwrite: bool = False,
                    band_map: dict[str, int] | None = None, progress=None) -> TrainTestPatches:

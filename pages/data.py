@@ -12,7 +12,7 @@ import streamlit as st
 from core.config import PatchConfig
 from core.labels import get_class_map
 from core.metrics import area_ha, format_hectares
-from core.patchset import cut_train_test
+from core.patchset import crop_share_gap, cut_train_test
 from pages.components import cached, mapview, navigation, scene, state, ui
 
 #: label classes listed under "Classes in the region"
@@ -157,12 +157,9 @@ if has_labels:
         st.success(f"{cut_files['count'][0]} training patches (crop {cut_files['crop'][0]:.0%} of labelled pixels) "
                    f"and {cut_files['count'][1]} test patches (crop {cut_files['crop'][1]:.0%}), "
                    f"{cut_files['stored']} x {cut_files['stored']} px. {cut_files['note']}")
-        gap = abs(cut_files["crop"][0] - cut_files["crop"][1])
-        if gap >= 0.2:  # the held-out block is one part of the region, and may not look like the rest
-            st.warning(f"The test patches' crop share differs from the training patches' by {gap:.0%}: the held-out "
-                       "block is not like the rest of the region, so test figures will say more about that block than "
-                       "about the region; a larger region (or more test patches) evens it out.",
-                       icon=":material/warning:")
+        gap_note = crop_share_gap(*cut_files["crop"])
+        if gap_note:  # the held-out block is one part of the region, and may not look like the rest
+            st.warning(gap_note, icon=":material/warning:")
         d1, d2, d3 = st.columns(3)
         for col, split in ((d1, "train"), (d2, "test")):
             path = Path(cut_files[split])

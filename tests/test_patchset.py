@@ -339,3 +339,12 @@ def test_cut_train_test_takes_the_largest_seed(small_scene, tmp_path):
     img, lab = small_scene
     made = cut_train_test(img, lab, "cdl", tmp_path / "cut", PatchConfig(patch_size=64, count=2, seed=2**32 - 1), 1)
     assert made.train.count == 2 and made.test.count == 1
+
+
+def test_a_test_block_unlike_the_training_patches_is_noted_in_percentage_points():
+    from core.patchset import crop_share_gap
+
+    assert crop_share_gap(0.40, 0.55) is None
+    note = crop_share_gap(0.28, 0.74)
+    assert "(74%)" in note and "(28%)" in note and "by 46 percentage points" in note
+    assert crop_share_gap(0.74, 0.28).startswith("The test patches' crop share (28%) differs from the training patches' (74%)")
