@@ -25,7 +25,7 @@ CURVE_NAMES = {"f1": "F1", "iou": "IoU", "precision": "Precision", "recall": "Re
 
 def curve_chart(curve: list[dict], threshold: float):
     """The scores against the threshold (undefined scores, None, leave a gap), with the chosen
-    threshold as a dashed rule; the legend above the plot, where a narrow column does not cut it."""
+    threshold as a dashed rule; the legend (titled) above the plot, where a narrow column does not cut it."""
     import altair as alt
 
     df = pd.DataFrame(curve).set_index("threshold").astype(float)
@@ -34,7 +34,8 @@ def curve_chart(curve: list[dict], threshold: float):
     lines = alt.Chart(long, height=340).mark_line().encode(
         x=alt.X("threshold:Q", title="crop threshold", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("value:Q", title="score (0-1)", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("score:N", title=None, sort=list(CURVE_NAMES.values()), legend=alt.Legend(orient="top")),
+        # a legend title: layered with the rule, an untitled legend made Vega draw at translate(61, Infinity)
+        color=alt.Color("score:N", title="score", sort=list(CURVE_NAMES.values()), legend=alt.Legend(orient="top")),
         tooltip=[alt.Tooltip("threshold:Q", format=".2f"), "score", alt.Tooltip("value:Q", format=".3f")],
     )
     rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[4, 3], color="gray").encode(

@@ -50,4 +50,6 @@ def page():
         _require(False, "the playwright package is not installed")
     with browser_page() as (pg, requests):
         pg.requests = requests
+        pg.console_errors = []  # the text of every console error, for tests that look at them
+        pg.on("console", lambda msg: pg.console_errors.append(msg.text) if msg.type == "error" else None)
         yield pg

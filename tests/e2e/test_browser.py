@@ -150,6 +150,9 @@ def test_full_flow_offline(page, app_url, artifacts):
     wait_map_layers(page, 2)
     iou = float(metric_value(page, "IoU"))
     assert 0.0 <= iou <= 1.0
+    page.get_by_text("crop threshold").first.wait_for(timeout=60_000)  # the threshold curve's axis
+    drawn_badly = [e for e in page.console_errors if "Infinity" in e or "NaN" in e]
+    assert not drawn_badly, drawn_badly  # e.g. Vega's "<g> attribute transform: translate(61,Infinity)"
     snapshot(page, artifacts / "07_quality.png", full_page=True)
     page.get_by_text("Where the errors are").wait_for()  # by CDL class, under the map
     page.locator("[data-testid='stDataFrame']").last.scroll_into_view_if_needed()
