@@ -229,6 +229,11 @@ class ModelCard:
         if not isinstance(d, dict):
             raise CorruptFileError(f"the model card is a JSON {type(d).__name__}, not an object of fields (preset, "
                                    "bands, normalization, ...); " + DAMAGED_CARD)
+        if not {"preset", "bands", "normalization"} & d.keys():  # another JSON file (e.g. a summary.json)
+            has = f"its fields are {', '.join(sorted(map(str, d))[:6])}" if d else "it is empty"
+            raise CorruptFileError(f"this JSON is not a model card: it has none of a card's fields (preset, bands, "
+                                   f"normalization), {has}; use the .json that core wrote beside the .keras, "
+                                   "with the same name")
         try:
             if not isinstance(d["bands"], list) or not all(isinstance(b, str) for b in d["bands"]):
                 raise CorruptFileError(f"the model card's bands are {d['bands']!r}, not a list of band names; "

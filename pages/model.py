@@ -55,7 +55,11 @@ with tab_upload:
     keras_file = st.file_uploader("Model (.keras)", type=["keras"], key="upload_model")
     card_file = st.file_uploader("Its model card (.json, written beside the .keras by core)", type=["json"],
                                  key="upload_card")
-    if st.button("Use uploaded model", disabled=keras_file is None or card_file is None):
+    missing = [what for what, f in (("the model (.keras)", keras_file), ("its model card (.json)", card_file)) if f is None]
+    if missing:  # said, not only a greyed-out button
+        st.caption("Both files are needed: upload " + " and ".join(missing) + ". The card holds the model's bands, "
+                   "normalization and patch size.")
+    if st.button("Use uploaded model", disabled=bool(missing)):
         with ui.errors_shown():
             final = store_uploaded_model(keras_file.getvalue(), card_file.getvalue(), state.workdir() / "models",
                                          name=keras_file.name)
@@ -177,8 +181,9 @@ with tab_train:
         batch = c4.number_input("Batch size", 1, 64, prev.get("batch_size", 8), key="train_batch")
         patch = c5.selectbox("Patch size", ui.PATCH_SIZES, index=ui.PATCH_SIZES.index(prev.get("patch_size", 256)),
                              key="train_patch")
-        lr = c6.number_input("Learning rate", 1e-5, 0.1, prev.get("learning_rate", 1e-3), format="%.5f",
-                             key="train_lr")
+        lr = c6.number_input("Learning rate", 1e-5, 0.1, prev.get("learning_rate", 1e-3), 1e-4, format="%.5f",
+                             key="train_lr", help="steps of 0.0001; lower it (e.g. to 0.0005) if the loss turns NaN or "
+                                                  "jumps about")
         with st.expander("Validation and early stopping"):
             c7, c8 = st.columns(2)
             val_n = c7.number_input("Patches scored after each epoch", 1, 512, prev.get("val_patches", 32), key="train_val_n",

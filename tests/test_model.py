@@ -177,7 +177,7 @@ def test_uploaded_model_never_replaces_another_models_card(tiny_model_path, tmp_
         store_uploaded_model(data, b"\xff not json", tmp_path)
     with pytest.raises(CorruptFileError, match="a JSON list, not an object"):
         store_uploaded_model(data, b"[]", tmp_path)
-    with pytest.raises(CorruptFileError, match="no 'bands' field"):
+    with pytest.raises(CorruptFileError, match="not a model card: .*, it is empty"):
         store_uploaded_model(data, b"{}", tmp_path)
     named = store_uploaded_model(data, card, tmp_path.parent / f"{tmp_path.name}-named", name="C:\\models\\my wheat model.keras")
     assert named.name == "my_wheat_model.keras" and card_path(named).read_bytes() == card
@@ -222,6 +222,16 @@ def test_card_with_bad_bands_or_pixel_size_is_refused():
         with pytest.raises(CorruptFileError):
             ModelCard.from_dict(d)
     assert ModelCard.from_dict({**_card().to_dict(), "pixel_size_m": 30}).pixel_size_m == 30.0
+
+
+def test_another_json_given_as_the_card_is_named_as_such():
+    """A prediction's summary.json picked as the card: not 'damaged', but not a card at all."""
+    summary = {"pixels": 1048576, "crop_pixels": 400000, "threshold": 0.5, "model": {}}
+    with pytest.raises(CorruptFileError, match="is not a model card: it has none of a card's fields .*, its fields are "
+                                               "crop_pixels, model, pixels, threshold; use the .json that core wrote beside"):
+        ModelCard.from_dict(summary)
+    with pytest.raises(CorruptFileError, match="no 'normalization' field; the card is damaged"):  # a card missing a field
+        ModelCard.from_dict({k: v for k, v in _card().to_dict().items() if k != "normalization"})
 
 
 @pytest.mark.parametrize("where", ["model", "layer"])

@@ -781,7 +781,18 @@ def test_bad_model_path_shows_project_error(fake_map, tmp_path):
     at.session_state["model_path"] = str(bad)
     at.switch_page("pages/model.py").run()
     assert not at.exception
-    assert at.error and "the model card has no 'bands' field" in at.error[0].value
+    assert at.error and "this JSON is not a model card" in at.error[0].value
+
+
+def test_model_page_says_what_an_upload_needs_and_steps_the_learning_rate_finely(fake_map):
+    at = new_app()
+    at.switch_page("pages/model.py").run()
+    assert not at.exception
+    assert any(c.value.startswith("Both files are needed: upload the model (.keras) and its model card (.json).")
+               for c in at.caption)
+    assert next(b for b in at.button if b.label == "Use uploaded model").disabled
+    lr = at.number_input(key="train_lr")
+    assert lr.value == 0.001 and lr.step == 0.0001  # "+" gave 0.011 (11 times), "-" was greyed out
 
 
 def test_uploaded_geojson_outside_image(fake_map):
