@@ -85,16 +85,19 @@ with map_col:
 
 with stats_col:
     st.markdown("**Statistics**")
-    n = valid.size
+    inside = sc.extra.get("region_pixels")  # the pixels inside the outline (a local scene says how many)
+    known = isinstance(inside, int) and valid.sum() <= inside <= valid.size
+    n = int(inside) if known else valid.size
     st.metric("Valid pixels", f"{int(valid.sum()):,}")
-    st.caption(f"{valid.mean():.1%} of the {n:,} pixels around the region have data in every band "
+    st.caption(f"{valid.sum() / n:.1%} of the region's {n:,} pixels have data in every band" if known else
+               f"{valid.mean():.1%} of the {n:,} pixels around the region have data in every band "
                "(pixels outside the region's outline count as no data)")
     if mask is not None:  # over the valid pixels (labels where the image has no data are never counted)
         labelled = int(((mask != 255) & valid).sum())
         crop = int(((mask == 1) & valid).sum())
         st.metric("Crop fraction (labels)", f"{crop / labelled:.1%}" if labelled else "n/a")
-        st.caption(f"{crop:,} crop / {labelled - crop:,} not crop / {mask.size - labelled:,} no data pixels "
-                   "(in the labels or the image)")
+        st.caption(f"{crop:,} crop / {labelled - crop:,} not crop / {n - labelled:,} no data pixels "
+                   + ("in the region (in the labels or the image)" if known else "(in the labels or the image)"))
     elif not has_labels:  # (labels that cannot be read have their error above)
         st.caption("No labels for this source: the Quality page needs labels.")
     area = area_ha(valid, grid.pixel_area_ha())

@@ -11,6 +11,7 @@ from core.errors import CropMapError
 from core.raster import parse_band_spec
 from core.region import MAX_GEOJSON_BYTES, Region
 from core.labels import CLASS_MAPS
+from core.metrics import format_hectares
 from core.patches import export_to_geotiff
 from core.sources.earthengine import recipes_from_settings
 from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
@@ -191,8 +192,16 @@ with info_col:
         source = scene.current_source()
         st.write(region.name or "(unnamed)")
         check = scene.check_current_region(region)
-        st.metric("Area drawn" if check.clipped else "Area", region.describe_area().split(" (")[0],
-                  help="the whole shape; only its part inside the image is used" if check.clipped else None)
+        # one area for a local image: that of the pixels used, which every other page counts (for Earth
+        # Engine the check's area is the shape's: the pixels are only known once fetched)
+        pixel_area = check.area_ha if check.area_ha is not None and scene.is_local() else None
+        if pixel_area is not None:
+            st.metric("Area", format_hectares(pixel_area),
+                      help="the ground area of the pixels used: those whose centre lies inside the shape"
+                           + (" and inside the image" if check.clipped else ""))
+        else:
+            st.metric("Area drawn" if check.clipped else "Area", region.describe_area().split(" (")[0],
+                      help="the whole shape; only its part inside the image is used" if check.clipped else None)
         if check.ok:
             st.success(check.message, icon=":material/check_circle:")
         else:
@@ -205,11 +214,8 @@ with info_col:
                              help="Use the region this one replaced"):
                     state.restore_previous_region()
                     st.rerun()
-        if check.area_ha is not None and scene.is_local():  # beside the shape's own area: why the two differ
-            # (for Earth Engine the check's area is the shape's: the pixels are only known once fetched)
-            st.caption(f"The pixels used cover {check.area_ha:,.1f} ha: "
-                       + ("those inside the image whose centre lies inside the shape." if check.clipped else
-                          "those whose centre lies inside the shape, so its edge makes a small difference."))
+        if pixel_area is not None and check.clipped:  # the shape's own area, of which only a part is used
+            st.caption(f"The shape drawn covers {region.describe_area()}; the part outside the image is left out.")
         reset = "Reset to the whole image" if scene.is_local() else "Reset to the Camana valley"
         if state.get(state.REGION) is not None and st.button(reset):
             state.set_region(None)

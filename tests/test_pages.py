@@ -178,11 +178,15 @@ def test_own_image_with_band_numbers_on_region_and_data_pages(fake_map):
     assert not at.exception and not at.error
     html = fake_map.maps[-1][0].get_root().render()
     assert "L.CRS.Simple" not in html and "not georeferenced" not in html
+    # one area, the pixels' (the whole image's footprint in lon/lat gave 0.2 ha more beside it)
+    assert {m.label: m.value for m in at.metric}["Area"] == f"{288 * 272 * 100 / 10_000:,.1f} ha"
+    assert not [c.value for c in at.caption if "ha" in c.value and "shape" in c.value]
     at.switch_page("pages/data.py")
     at.run()
     assert not at.exception and not at.error
     area = {m.label: m.value for m in at.metric}["Area"]
     assert area == f"{288 * 272 * 100 / 10_000:,.1f} ha"
+    assert f"of the region's {288 * 272:,} pixels have data in every band" in " ".join(c.value for c in at.caption)
     # without band numbers, the same file is refused with a message saying how to fix it
     at.session_state["source"] = {**at.session_state["source"], "band_map": None}
     at.session_state["scene"] = None
@@ -349,7 +353,7 @@ def test_data_page_cuts_patches_and_hands_them_to_training(fake_map):
     for crop, warned in (([0.26, 0.63], True), ([0.44, 0.5], False)):
         at.session_state["patches"] = {**made, "crop": crop}
         at.run()
-        assert any("crop share differs" in w.value for w in at.warning) == warned
+        assert any("percentage points" in w.value for w in at.warning) == warned
     by_label(at.button, "Train on these patches").click()
     at.run()
     assert not at.exception

@@ -174,6 +174,7 @@ class LocalSource:
         valid = ctx_valid[r0 : r0 + window.height, c0 : c0 + window.width] & inside
         if not valid.any():
             raise NoDataError("the region holds no valid pixels (all no data); draw it over the image data")
+        extra["region_pixels"] = int(inside.sum())  # the pixels inside the outline, with data or not
         out_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused region leaves nothing behind
         from rasterio.transform import Affine
 
