@@ -67,9 +67,15 @@ with st.expander("Earth Engine: any region on Earth (composite and labels settin
 with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
     img_file = st.file_uploader("Image GeoTIFF", type=["tif", "tiff"], key="upload_image")
     lab_file = st.file_uploader("Labels GeoTIFF (optional, same grid)", type=["tif", "tiff"], key="upload_labels")
-    label_map = st.selectbox("Label map", sorted(CLASS_MAPS), index=sorted(CLASS_MAPS).index("cdl"),
+    # the choices of the files in use when the page is opened again (widgets forget them on other pages)
+    in_use = state.get(state.SOURCE) or {}
+    in_use = in_use if in_use.get("kind") == "local" else {}
+    map_in_use = in_use.get("label_map") if in_use.get("label_map") in CLASS_MAPS else "cdl"
+    label_map = st.selectbox("Label map", sorted(CLASS_MAPS), index=sorted(CLASS_MAPS).index(map_in_use),
                              format_func=lambda k: f"{k}: {CLASS_MAPS[k].title}")
+    bands_in_use = in_use.get("band_map") or {}
     band_spec = st.text_input("Band numbers of R, G, B, NIR (only for files that do not name their bands)",
+                              ",".join(f"{b}={i}" for b, i in bands_in_use.items()),
                               placeholder="e.g. 1,2,3,4 or R=3,G=2,B=1,NIR=4", key="upload_bands")
     if st.button("Use these files", disabled=img_file is None):
         # the outcome stays shown on later runs (typing the band numbers it asks for, a map event)

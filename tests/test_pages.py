@@ -194,6 +194,20 @@ def test_own_image_with_band_numbers_on_region_and_data_pages(fake_map):
     assert any("cannot be told apart" in e.value for e in at.error)
 
 
+def test_own_files_form_comes_back_with_the_choices_in_use(fake_map):
+    """Back on the Region page after the other pages, the own-files form showed cdl and no band
+    numbers again, so using the files once more failed with the error fixed before."""
+    at = own_image_app()
+    at.session_state["source"] = {**at.session_state["source"], "labels": str(OWN_IMAGE), "label_map": "worldcereal"}
+    at.run()
+    assert next(s for s in at.selectbox if s.label == "Label map").value == "worldcereal"
+    assert at.text_input(key="upload_bands").value == "R=1,G=2,B=3,NIR=4"
+    at = new_app()  # the sample scene: the defaults
+    at.run()
+    assert next(s for s in at.selectbox if s.label == "Label map").value == "cdl"
+    assert at.text_input(key="upload_bands").value == ""
+
+
 def test_region_page_warns_about_sentinel2_values_with_their_offset(fake_map, tmp_path, tiny_model_path, monkeypatch):
     """Sentinel-2 L2A with its +1000 offset: the page says what to fix when the image is shown, and
     the prediction's summary download carries the warning (as the CLI's summary.json does)."""
