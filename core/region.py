@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -174,9 +174,7 @@ class Region:
         if not isinstance(obj, dict):
             raise RegionError("GeoJSON must be an object (a Geometry, Feature or FeatureCollection)")
         found_crs = crs or _declared_crs(obj) or LONLAT_CRS
-        if not name:
-            props = obj.get("properties") if isinstance(obj.get("properties"), dict) else {}
-            name = str(props.get("name", "")) if props else ""
+        name = name or _geojson_name(obj)
         polys = tuple(_polygons_of(obj))
         if not polys:
             raise RegionError("the GeoJSON holds no Polygon or MultiPolygon; draw or upload an area, not points or lines")
@@ -198,7 +196,8 @@ class Region:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise RegionError("the uploaded file is not UTF-8 text; upload a .geojson/.json file") from None
-        return cls.from_geojson(text, name=name)
+        region = cls.from_geojson(text)  # the name the GeoJSON gives its area, else ``name`` (e.g. the file's)
+        return region if region.name or not name else replace(region, name=name)
 
     @classmethod
     def from_map_geojson(cls, feature: dict, image: bool, name: str = "") -> "Region":
@@ -468,6 +467,24 @@ def _polygons_of(obj: dict) -> Iterable[Polygon]:
     elif kind == "MultiPolygon":
         for poly in _list(obj.get("coordinates"), "MultiPolygon coordinates"):
             yield tuple(_as_ring(r) for r in _list(poly, "MultiPolygon coordinates"))
+
+
+def _geojson_name(obj: dict, most: int = 3) -> str:
+    """The ``name`` property of a Feature, or the names of a FeatureCollection's features (the first
+    ``most`` of them, and how many more); "" when none has one."""
+    def name_of(feature) -> str:
+        props = feature.get("properties") if isinstance(feature, dict) else None
+        value = props.get("name") if isinstance(props, dict) else None
+        return str(value).strip() if value not in (None, "") else ""
+
+    if obj.get("type") != "FeatureCollection":
+        return name_of(obj)
+    feats = [f for f in (obj.get("features") if isinstance(obj.get("features"), list) else [])
+             if isinstance(f, dict) and isinstance(f.get("geometry"), dict)
+             and f["geometry"].get("type") in ("Polygon", "MultiPolygon", "GeometryCollection")]  # the areas only
+    names = list(dict.fromkeys(n for n in map(name_of, feats) if n))  # in order, each once
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def check_region(

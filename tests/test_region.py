@@ -73,6 +73,21 @@ def test_upload_feature_collection_multipolygon_and_image_marker():
     assert r.geometry()["type"] == "MultiPolygon"
 
 
+def test_an_uploaded_region_takes_the_name_its_geojson_gives_it():
+    """The name the file gives its area (a Feature's, or its features'), not the file's name, which
+    is only the fallback."""
+    square = {"type": "Polygon", "coordinates": [[[-72.7, -16.6], [-72.6, -16.6], [-72.6, -16.5], [-72.7, -16.6]]]}
+    feature = {"type": "Feature", "properties": {"name": "North fields"}, "geometry": square}
+    assert Region.from_upload(json.dumps(feature).encode(), name="inside.geojson").name == "North fields"
+    fc = {"type": "FeatureCollection", "features": [
+        {**feature, "properties": {"name": f"field {i}"}} for i in range(5)] + [
+        {"type": "Feature", "properties": {"name": "a well"}, "geometry": {"type": "Point", "coordinates": [-72.65, -16.55]}}]}
+    assert Region.from_upload(json.dumps(fc).encode(), name="x.geojson").name == "field 0, field 1, field 2 and 2 more"
+    unnamed = {"type": "Feature", "properties": {}, "geometry": square}
+    assert Region.from_upload(json.dumps(unnamed).encode(), name="inside.geojson").name == "inside.geojson"
+    assert Region.from_upload(json.dumps(square).encode()).name == ""
+
+
 def test_upload_limits():
     with pytest.raises(RegionError, match="limit"):
         Region.from_upload(b" " * (6 * 1024 * 1024))
