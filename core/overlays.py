@@ -504,17 +504,20 @@ def probability_download(prob: np.ndarray, grid: Grid) -> bytes:
 
 def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarray, grid: Grid, threshold: float,
                         title: str, credit: str = "", probability_opacity: float | None = None,
-                        crop_opacity: float | None = 0.6) -> dict[str, bytes]:
+                        crop_opacity: float | None = 0.6, caveat: str = "") -> dict[str, bytes]:
     """The downloads that change with the threshold: ``crop_mask.tif`` (as :func:`core.predict.threshold_mask`)
     and ``map.png``, the map view (true colour under the probability and crop layers at the map's
     opacities, a layer left out where its opacity is None; titled, with the data ``credit``),
     coloured from every n-th pixel where the image is larger than the PNG (at most ``MAX_SIDE`` px a side),
-    with the crop area and the grid's CRS under the title (:func:`core.metrics.describe_crop`)."""
+    with the crop area and the grid's CRS under the title (:func:`core.metrics.describe_crop`), and
+    ``caveat`` after them (e.g. the model's resolution warning: a handout must not lose it)."""
     from core.metrics import crop_area, describe_crop
     from core.predict import threshold_mask
 
     mask = threshold_mask(prob, threshold)
     figures = describe_crop(crop_area(mask, grid.pixel_area_ha()), grid)
+    if caveat:
+        figures += f". Caution: {caveat.rstrip('.')}."
     step = max(1, -(-max(valid.shape) // MAX_SIDE))
     f, v, p = features[::step, ::step], valid[::step, ::step], prob[::step, ::step]
     layers, legends = [true_colour(f, v)], []

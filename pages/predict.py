@@ -29,7 +29,7 @@ with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     region_key = scene.current_region().key()
 
 offset = scene.scene_offset(sc)
-card = None
+card, warning = None, None
 with ui.errors_shown():
     card = load_card(model_path)
     warning = resolution_warning(card, grid)
@@ -129,7 +129,8 @@ with files_col:
     with ui.errors_shown():
         files = cached.exports(key, float(threshold), f"{sc.title} -- crop at p >= {threshold:.2f}",
                                f"Data: {sc.attribution}" if sc.attribution else "",
-                               prob_opacity if show_prob else None, crop_opacity if show_crop else None)
+                               prob_opacity if show_prob else None, crop_opacity if show_crop else None,
+                               warning or "")
         st.download_button("Probability GeoTIFF", cached.probability_tif(key), "probability.tif", "image/tiff",
                            on_click="ignore")
         st.download_button("Crop mask GeoTIFF", files["crop_mask.tif"], "crop_mask.tif", "image/tiff",

@@ -205,6 +205,25 @@ def test_compose_png_and_geotiff_exports(tmp_path):
         assert src.crs is None
 
 
+def test_the_map_view_png_keeps_the_pages_caveat(monkeypatch):
+    """A handout for stakeholders carries the warning the page gives (e.g. the model's pixel size)."""
+    from core.raster import Grid
+
+    feats = np.full((64, 64, 5), 0.1, np.float32)
+    valid = np.ones((64, 64), bool)
+    prob = np.full((64, 64), 0.7, np.float32)
+    grid = Grid("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 5300000.0), 64, 64)
+    seen = []
+    real = ov.compose_png
+    monkeypatch.setattr(ov, "compose_png", lambda *a, **k: seen.append(k["subtitle"]) or real(*a, **k))
+    plain = Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.5, "title")["map.png"]))
+    told = Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.5, "title",
+                                                        caveat="the model was trained on 30 m pixels")["map.png"]))
+    assert seen[0].startswith("Crop 41.0 ha") and "Caution" not in seen[0]
+    assert seen[1] == seen[0] + ". Caution: the model was trained on 30 m pixels."
+    assert told.size[1] > plain.size[1]  # the caveat's line is drawn
+
+
 def test_threshold_downloads_keep_the_mask_whole_and_the_png_small():
     import rasterio
 

@@ -312,12 +312,12 @@ def probability_tif(key: tuple) -> bytes:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def exports(key: tuple, threshold: float, title: str, credit: str = "", probability_opacity: float | None = None,
-            crop_opacity: float | None = 0.6) -> dict[str, bytes]:
+            crop_opacity: float | None = 0.6, caveat: str = "") -> dict[str, bytes]:
     """The downloads that depend on the threshold (core.overlays.threshold_downloads), the map view
-    PNG with the page's layers at their opacities (None: a layer not shown)."""
+    PNG with the page's layers at their opacities (None: a layer not shown) and the page's ``caveat``."""
     feats, valid, grid = image_arrays(key[0], key[1])
     return ov.threshold_downloads(feats, valid, cached_probability(key), grid, threshold, title, credit,
-                                  probability_opacity, crop_opacity)
+                                  probability_opacity, crop_opacity, caveat)
 
 
 @st.cache_data(max_entries=4, show_spinner="Tracing the crop fields...")
