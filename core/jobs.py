@@ -389,9 +389,10 @@ def source_job(model_path: str | os.PathLike) -> Path | None:
     if path.parent.name == TRAIN_SUBDIR:
         return path.parent.parent
     try:
-        return Path((path.parent / SNAPSHOT_SOURCE).read_text(encoding="utf-8").strip()) or None
-    except OSError:
+        named = (path.parent / SNAPSHOT_SOURCE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
         return None
+    return Path(named) if named else None
 
 
 def trained_on(model_path: str | os.PathLike) -> tuple[str, str] | None:

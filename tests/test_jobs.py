@@ -509,3 +509,5 @@ def test_a_snapshot_of_a_running_jobs_checkpoint_still_knows_its_job(tmp_path):
     assert jobs.started_at(jobs.source_job(copy)) == "2026-12-01 21:40"
     assert jobs.snapshot_checkpoint(best, tmp_path / "models") == copy  # the same checkpoint again: the same copy
     assert jobs.source_job(tmp_path / "elsewhere" / "model.keras") is None
+    (copy.parent / jobs.SNAPSHOT_SOURCE).write_text("\n")  # an empty note names no job
+    assert jobs.source_job(copy) is None and jobs.trained_on(copy) is None
