@@ -149,7 +149,10 @@ with tab_train:
         if js.state == "failed":
             st.error(js.message)
 
-    if training_now:  # its progress first, above the form (which is disabled meanwhile)
+    # a job's progress, then its results, above the form (disabled while it runs), in one place
+    # from start to finish; below it only the note that there is no job yet
+    panel_first = training_now or bool(state.job_dir())
+    if panel_first:
         job_panel()
     # The last submitted values, so that navigation keeps them. The widgets have keys, so that a
     # submission that fails (and so changes these defaults) does not make them new widgets that
@@ -227,7 +230,7 @@ with tab_train:
                                     note=split.note, one_at_a_time=True, trained_on=str(sc.image_path))
             state.put(state.JOB_DIR, str(job_dir))
             st.rerun()  # redraw the form with the button disabled while the job runs
-    if not training_now:
+    if not panel_first:
         job_panel()
 
 
