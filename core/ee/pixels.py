@@ -467,12 +467,13 @@ def cut_out(
     col_off: int,
     geometry: Mapping[str, Any] | None = None,
     rows_at_once: int = 1024,
-) -> Path:
+) -> int:
     """Write ``plan``'s grid, read from the download at ``src_path`` (whose window at ``row_off``,
     ``col_off`` it is, as after :func:`grown_plan`), with the pixels whose centre lies outside
     ``geometry`` (lon/lat GeoJSON) set to the source's no-data value, as :func:`download` does.
     Band descriptions and no data as in the source. Reads and writes strips of ``rows_at_once``
-    rows; the file appears only when complete.
+    rows; the file appears only when complete. Returns the number of pixels inside ``geometry``
+    (with data or not; every pixel without a geometry).
 
     Raises:
         OutputExistsError: ``out_path`` exists.
@@ -486,6 +487,7 @@ def cut_out(
     if out.exists():
         raise OutputExistsError(f"{out} already exists; choose another name")
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
+    inside = plan.width * plan.height
     try:
         with rasterio.open(src_path) as src:
             if row_off < 0 or col_off < 0 or row_off + plan.height > src.height or col_off + plan.width > src.width:
@@ -505,12 +507,13 @@ def cut_out(
                         outside = geometry_mask([shape], out_shape=(h, plan.width),
                                                 transform=rasterio.Affine(*_tile_transform(plan.transform, r, 0)))
                         arr[:, outside] = np.asarray(src.nodata, dtype=arr.dtype)
+                        inside -= int(outside.sum())
                     dst.write(arr, window=Window(0, r, plan.width, h))
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return out
+    return inside
 
 
 def prepare_image(image: Any, bands: Sequence[str], dtype: str, sentinel: float | int):

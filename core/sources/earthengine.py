@@ -349,7 +349,7 @@ class EarthEngineSource:
                 sentinel=SENTINEL,
                 stats=stats,
             )
-            cut_out(tmp / CONTEXT_FILE, tmp / "image.tif", image_plan, CONTEXT_MARGIN, CONTEXT_MARGIN, geometry)
+            inside = cut_out(tmp / CONTEXT_FILE, tmp / "image.tif", image_plan, CONTEXT_MARGIN, CONTEXT_MARGIN, geometry)
             if self.labels is not None:
                 offset = context_plan.requests
                 common = dict(compute=self._compute, max_workers=self.max_workers, progress=relay,
@@ -361,7 +361,8 @@ class EarthEngineSource:
                 else:
                     download(label_img, label_plan, tmp / "labels.tif", nodata=NODATA, **common)
                 labels_path = out / "labels.tif"
-            scene = self._scene(geometry, count, image_plan, stats, codes, image_path, labels_path)
+            scene = self._scene(geometry, count, image_plan, stats, {**codes, "region_pixels": inside}, image_path,
+                                labels_path)
             (tmp / "scene.json").write_text(json.dumps(scene.extra, indent=1, default=str), encoding="utf-8")
             # each file appears whole (same folder: rename), all or none; scene.json last. With
             # overwrite, an earlier fetch's outputs that this scene does not have go with it.

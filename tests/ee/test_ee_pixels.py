@@ -333,7 +333,8 @@ def test_cut_out_writes_the_window_masked_to_the_geometry(tmp_path):
     x0, y1 = plan.transform[2], plan.transform[5]
     x1, y0 = x0 + 30 * plan.width, y1 - 30 * plan.height
     tri = transform_geom("EPSG:32718", "EPSG:4326", {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x0, y1], [x0, y0]]]})
-    out = P.cut_out(tmp_path / "ctx.tif", tmp_path / "img.tif", plan, 5, 5, tri, rows_at_once=7)
+    inside_count = P.cut_out(tmp_path / "ctx.tif", tmp_path / "img.tif", plan, 5, 5, tri, rows_at_once=7)
+    out = tmp_path / "img.tif"
     with rasterio.open(out) as img, rasterio.open(tmp_path / "ctx.tif") as ctx:
         assert (img.width, img.height, img.crs, img.descriptions) == (40, 30, ctx.crs, ("R", "NIR"))
         assert tuple(img.transform)[:6] == plan.transform and np.isnan(img.nodata)
@@ -344,6 +345,7 @@ def test_cut_out_writes_the_window_masked_to_the_geometry(tmp_path):
     assert (inside == ((cols + 0.5) / 40 < (rows + 0.5) / 30)).mean() > 0.97  # the lower left half
     assert 0.4 < inside.mean() < 0.6 and np.isfinite(inner).all()
     np.testing.assert_array_equal(got[:, inside], inner[:, inside])
+    assert inside_count == inside.sum()  # every pixel inside has data here
     with pytest.raises(OutputExistsError):
         P.cut_out(tmp_path / "ctx.tif", out, plan, 5, 5)
     with pytest.raises(ConfigError, match="does not hold"):

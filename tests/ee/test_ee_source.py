@@ -117,6 +117,7 @@ def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
         assert reader.band_index == {"R": 1, "G": 2, "B": 3, "NIR": 4}
         grid = reader.grid
     inside = _inside(CAMANA.geojson, grid)
+    assert scene.extra["region_pixels"] == inside.sum()  # for the Data page's counts
     # the lon/lat box is a slightly turned box in UTM: the grid's corners fall outside it
     assert 0.97 < inside.mean() < 1.0 and not inside[0, 0]
     assert not valid[-1, -5:].any() and (valid[:-1] == inside[:-1]).all()
