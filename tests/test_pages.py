@@ -194,6 +194,41 @@ def test_own_image_with_band_numbers_on_region_and_data_pages(fake_map):
     assert any("cannot be told apart" in e.value for e in at.error)
 
 
+def test_map_image_layers_carry_their_data_urls_whole_without_compiling_them():
+    """The image layers' data URLs (the PNGs) join the map's script as text: the same page as
+    folium's own ImageOverlay makes, without a Jinja compile of each URL on every rerun."""
+    import folium
+    from branca import element
+
+    from core.overlays import Overlay, png_bytes
+
+    rng = np.random.default_rng(1)
+    png = png_bytes(rng.integers(0, 255, (300, 400, 4), dtype=np.uint8))
+    layer = Overlay("True colour", png, ((-300.0, 0.0), (0.0, 400.0)), 400, 300, opacity=0.7)
+    spec = mapview.MapSpec(bounds=layer.bounds, image=True, overlays=[layer], opacities={"True colour": 0.7})
+    m = mapview.build(spec)
+    compiled = []
+    real = element.Template
+    element.Template = lambda text, *a, **k: compiled.append(len(text)) or real(text, *a, **k)
+    try:
+        html = m.get_root().render()
+    finally:
+        element.Template = real
+    assert html.count(layer.data_url) == 1 and mapview._map_classes().ImageLayer.STAND_IN not in html
+    assert max(compiled) < len(layer.data_url) // 2  # no template as long as the data URL
+    # the same script as folium's own layer gives, but for the element's generated name
+    plain = folium.raster_layers.ImageOverlay(image=layer.data_url, bounds=[[-300.0, 0.0], [0.0, 400.0]],
+                                              name="True colour", opacity=0.7, interactive=False, cross_origin=False,
+                                              zindex=1)
+    ours = mapview._image_overlay(layer, spec)
+    for one in (plain, ours):
+        folium.Map(tiles=None).add_child(one)
+        one.get_root().render()
+    text = {k: one.get_root().script._children[one.get_name()].render().replace(one.get_name(), "LAYER")
+            for k, one in (("plain", plain), ("ours", ours))}
+    assert text["plain"] == text["ours"] and layer.data_url in text["ours"]
+
+
 def test_own_files_form_comes_back_with_the_choices_in_use(fake_map):
     """Back on the Region page after the other pages, the own-files form showed cdl and no band
     numbers again, so using the files once more failed with the error fixed before."""

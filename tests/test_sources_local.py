@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from core.errors import BandError, GridMismatchError, InputNotFoundError, InvalidDataError, NoDataError, RegionError
+from core.errors import BandError, CropMapError, GridMismatchError, InputNotFoundError, InvalidDataError, NoDataError, RegionError
 from core.raster import ImageReader, read_image
 from core.region import Region
 from core.sources.base import Source
@@ -160,6 +160,34 @@ def test_pixels_dark_in_every_band_stay_valid_in_the_scene(tmp_path):
     np.testing.assert_allclose(feats[120:130, 120:130, :4], 0, atol=1e-30)
     ctx = scene_context(scene.image_path)
     assert ctx is not None and read_image(ctx.path)[1].all()  # the context is not masked: all valid
+
+
+def test_the_grid_is_read_once_per_version_of_the_file(tmp_path, monkeypatch):
+    """A dashboard run asks for the grid several times (region checks, the whole-image region):
+    the image is opened (and its sample read) once per version of the file, and a bad file is
+    refused every time."""
+    import os
+
+    import core.sources.local as local
+    from testdata import write_raster
+
+    p = write_raster(tmp_path / "img.tif", np.full((4, 40, 30), 0.1, np.float32), descriptions=["R", "G", "B", "NIR"])
+    opened = []
+    real = local.ImageReader
+    monkeypatch.setattr(local, "ImageReader", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
+    src = LocalSource(p)
+    assert src.grid().shape == (40, 30) and LocalSource(p).grid() == src.grid()
+    assert len(opened) == 1
+    write_raster(p, np.full((4, 50, 30), 0.1, np.float32), descriptions=["R", "G", "B", "NIR"])
+    os.utime(p, ns=(1, 1))  # another version of the file, whatever the clock's resolution
+    assert LocalSource(p).grid().shape == (50, 30) and len(opened) == 2
+    p.write_bytes(b"not a tiff")
+    for _ in range(2):
+        with pytest.raises(CropMapError):
+            LocalSource(p).grid()
+    p.unlink()
+    with pytest.raises(InputNotFoundError):
+        LocalSource(p).grid()
 
 
 def test_georeferenced_fixture_stays_in_place(tmp_path):

@@ -10,6 +10,7 @@ stays non-georeferenced.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -96,8 +97,15 @@ class LocalSource:
         Raises:
             InputNotFoundError, CorruptFileError, BandError: if the image cannot be used.
         """
-        with ImageReader(self.image_path, self.band_map) as reader:
-            return reader.grid
+        try:
+            st = os.stat(self.image_path)
+        except OSError:  # said by ImageReader, in the project's words
+            st = None
+        if st is None:
+            with ImageReader(self.image_path, self.band_map) as reader:
+                return reader.grid
+        bands = tuple(sorted(self.band_map.items())) if self.band_map else None
+        return _checked_grid(str(self.image_path), bands, st.st_mtime_ns, st.st_size)
 
     def full_region(self) -> Region:
         """The whole image as a region (image coordinates, or lon/lat of its footprint).
@@ -206,6 +214,15 @@ class LocalSource:
         if progress:
             progress(3, 3, "done")
         return _scene_from_meta(out_dir, meta)
+
+
+@functools.lru_cache(maxsize=32)
+def _checked_grid(path: str, bands: tuple | None, mtime_ns: int, size: int) -> Grid:
+    """The grid of an image opened as every step opens it (bands, scale, a sample of its pixels),
+    kept per version of the file: a dashboard run asks for it several times, and each opening reads
+    the sample again. A file that cannot be used raises every time (errors are not kept)."""
+    with ImageReader(path, dict(bands) if bands else None) as reader:
+        return reader.grid
 
 
 def _grown(window: PixelWindow, margin: int, grid: Grid) -> PixelWindow:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+from types import SimpleNamespace
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,6 +31,8 @@ STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
 # Declaring registers a path with the server; it renders nothing.
 _ASSETS = components.declare_component("offline_assets", path=str(STATIC_DIR))
 STATIC = f"/component/{_ASSETS.name}"
+#: A URL that JSON writes as it is (data URLs of PNGs: base64), so that it can stand in the script as text.
+_PLAIN_URL = re.compile(r"[A-Za-z0-9+/=:;,._-]*")
 LEAFLET_JS = [("leaflet", f"{STATIC}/leaflet/leaflet.js")]
 LEAFLET_CSS = [("leaflet_css", f"{STATIC}/leaflet/leaflet.css")]
 DRAW_JS = [("leaflet_draw_js", f"{STATIC}/leaflet-draw/leaflet.draw.js")]
@@ -65,7 +69,7 @@ def _classes():
     os.environ.setdefault("USE_FOLIUM", "1")  # before geemap's first import
     import folium.plugins
     import geemap.foliumap as gm
-    from branca.element import MacroElement
+    from branca.element import Element, MacroElement
     from jinja2 import Template
 
     class OfflineMap(gm.Map):
@@ -147,7 +151,39 @@ def _classes():
             self._name = "CropmapTitle"
             self.key, self.title, self.opacity = key, title, round(float(opacity), 2)
 
-    return OfflineMap, OfflineDraw, OfflineFullscreen, Control, FitOnFullscreen, DynamicTitle
+    class ImageLayer(folium.raster_layers.ImageOverlay):
+        """folium's image overlay, whose data URL (the PNG, up to a few MB of base64) joins the page's
+        script as text. branca compiles every macro's output as a Jinja template, and tokenizing
+        the data URLs took about a second of each rerun (a threshold change) on the sample scene:
+        the script is rendered with a short stand-in for the URL, which is then put in its place."""
+
+        STAND_IN = "cropmap-image-url"
+
+        def render(self, **kwargs):
+            url = self.url
+            if not isinstance(url, str) or not _PLAIN_URL.fullmatch(url):  # (anything JSON would escape)
+                return super().render(**kwargs)
+            self.url = self.STAND_IN
+            try:
+                super().render(**kwargs)
+            finally:
+                self.url = url
+            script = self.get_root().script
+            rendered = script._children[self.get_name()].render()
+            script._children[self.get_name()] = _Text(rendered.replace(f'"{self.STAND_IN}"', f'"{url}"', 1))
+
+    class _Text(Element):
+        """Text that renders as itself (not compiled as a template)."""
+
+        _template = Template("{{ this.text }}")
+
+        def __init__(self, text: str):
+            super().__init__()
+            self.text = text
+
+    return SimpleNamespace(OfflineMap=OfflineMap, OfflineDraw=OfflineDraw, OfflineFullscreen=OfflineFullscreen,
+                           Control=Control, FitOnFullscreen=FitOnFullscreen, DynamicTitle=DynamicTitle,
+                           ImageLayer=ImageLayer)
 
 
 @functools.lru_cache(maxsize=1)
@@ -159,7 +195,9 @@ def build(spec: MapSpec):
     """A folium map (geemap.foliumap.Map, offline assets) for ``spec``; not rendered."""
     import folium
 
-    OfflineMap, OfflineDraw, OfflineFullscreen, Control, FitOnFullscreen, _ = _map_classes()
+    c = _map_classes()
+    OfflineMap, OfflineDraw, OfflineFullscreen = c.OfflineMap, c.OfflineDraw, c.OfflineFullscreen
+    Control, FitOnFullscreen = c.Control, c.FitOnFullscreen
     (s, w), (n, e) = spec.bounds
     centre = [(s + n) / 2, (w + e) / 2]
     common: dict[str, Any] = dict(
@@ -218,9 +256,7 @@ def build(spec: MapSpec):
 
 
 def _image_overlay(ov, spec: MapSpec):
-    import folium
-
-    return folium.raster_layers.ImageOverlay(
+    return _map_classes().ImageLayer(
         image=ov.data_url, bounds=[list(ov.bounds[0]), list(ov.bounds[1])], name=ov.name,
         opacity=spec.opacities.get(ov.name, ov.opacity), interactive=False, cross_origin=False, zindex=1,
     )
@@ -239,8 +275,7 @@ def render(spec: MapSpec, key: str, returned_objects: Sequence[str] = ()) -> dic
         for ov in spec.dynamic:
             _image_overlay(ov, spec).add_to(group)
             if ov.legend is not None:
-                DynamicTitle = _map_classes()[-1]
-                DynamicTitle(ov.name, ov.legend.title, spec.opacities.get(ov.name, ov.opacity)).add_to(group)
+                _map_classes().DynamicTitle(ov.name, ov.legend.title, spec.opacities.get(ov.name, ov.opacity)).add_to(group)
     fn = _st_folium
     if fn is None:
         from streamlit_folium import st_folium as fn
