@@ -134,13 +134,11 @@ def save() -> None:
     text = snapshot({k: st.session_state[k] for k in KEPT if k in st.session_state})
     if text == st.session_state.get(SAVED):
         return
-    path = sessions_dir() / f"{sid}.json"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from core.files import write_bytes_whole
+
     try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_bytes_whole(sessions_dir() / f"{sid}.json", text.encode("utf-8"))
     except OSError:
-        tmp.unlink(missing_ok=True)
         return
     st.session_state[SAVED] = text
 
