@@ -14,7 +14,7 @@ os.environ.setdefault("USE_FOLIUM", "1")  # geemap must use folium; set before i
 
 import streamlit as st  # noqa: E402
 
-from pages.components import navigation, sidebar, state, ui  # noqa: E402
+from pages.components import cached, navigation, sidebar, state, ui  # noqa: E402
 
 st.set_page_config(page_title="Crop mapping", page_icon=":seedling:", layout="wide")
 st.html(Path(__file__).parent / "assets" / "style.css")  # laptop and projector widths (takes no space)
@@ -28,3 +28,4 @@ except ui.PageStopped:
 finally:
     state.save()  # also when the page reruns or stops: a browser reload comes back to this
 sidebar.show()  # after the page, so that it shows what the page just changed
+cached.freeze_long_lived()  # once TensorFlow is loaded: reruns no longer sweep its objects

@@ -13,6 +13,16 @@ from rasterio.windows import Window
 from testdata import SAMPLE_IMAGE, SAMPLE_LABELS, cut
 
 
+@pytest.fixture(autouse=True)
+def _no_frozen_objects_between_tests():
+    """The dashboard freezes the objects alive once TensorFlow is loaded (pages.components.cached.
+    freeze_long_lived): in the test process that would keep every earlier test's cyclic garbage."""
+    import gc
+
+    yield
+    gc.unfreeze()
+
+
 @pytest.fixture(scope="session")
 def small_scene(tmp_path_factory) -> tuple[Path, Path]:
     """A real 320 x 288 window of the sample scene (image, CDL labels)."""

@@ -229,6 +229,22 @@ def test_map_image_layers_carry_their_data_urls_whole_without_compiling_them():
     assert text["plain"] == text["ours"] and layer.data_url in text["ours"]
 
 
+def test_the_server_freezes_the_long_lived_objects_once_tensorflow_is_loaded(fake_map):
+    """Streamlit's full collection after every run skipped TensorFlow's objects once frozen: done
+    once per server process, after a run with TensorFlow loaded."""
+    import gc
+
+    import core.model  # noqa: F401 - TensorFlow loaded, as the Model and Predict pages load it
+
+    gc.unfreeze()
+    at = new_app()
+    at.run()
+    assert not at.exception and gc.get_freeze_count() > 100_000
+    gc.unfreeze()
+    at.run()
+    assert gc.get_freeze_count() == 0  # once only: later objects are collected as before
+
+
 def test_own_files_form_comes_back_with_the_choices_in_use(fake_map):
     """Back on the Region page after the other pages, the own-files form showed cdl and no band
     numbers again, so using the files once more failed with the error fixed before."""

@@ -403,3 +403,27 @@ def disagreement_overlay(key: tuple, offset: tuple[int, int], labels_path: str, 
 
         names = ["missed crop"] if only[3] in get_class_map(only[2]).crop_codes else ["false crop"]
     return ov.make_overlay(title, rgba, grid, offset, ov.class_legend(title, names))
+
+
+# ---------------------------------------------------------------------- memory
+@st.cache_resource(show_spinner=False)
+def _frozen() -> dict:
+    """Whether the long-lived objects were frozen in this server process (see :func:`freeze_long_lived`)."""
+    return {"done": False}
+
+
+def freeze_long_lived() -> None:
+    """Once TensorFlow is loaded in the server, move the objects alive now (TensorFlow's and Keras's
+    modules, most of them) to the garbage collector's permanent generation (``gc.freeze``). Streamlit
+    clears Keras's session after every run, which runs a full collection: over those 400,000 objects
+    it took 0.2 s of every rerun (a threshold change, an opacity slider), frozen they are skipped.
+    Objects made later are collected as before; memory is freed by reference counts as always."""
+    import gc
+    import sys
+
+    flag = _frozen()
+    if flag["done"] or "tensorflow" not in sys.modules:
+        return
+    flag["done"] = True
+    gc.collect()
+    gc.freeze()
