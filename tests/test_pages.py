@@ -767,6 +767,33 @@ def test_a_prediction_that_fails_in_its_thread_is_an_error_message(fake_map, tin
     assert not at.error  # said once
 
 
+def test_a_run_that_another_tab_collected_without_a_result_is_said(fake_map, tiny_model_path):
+    """Two tabs predicting the same key share one run; when the other tab collected it and it had
+    failed, this tab's pending prediction did not vanish without a word."""
+    from core.errors import NoDataError
+    from core.region import Region
+    from pages.components import cached, predictions
+
+    at = predict_page(tiny_model_path)
+    image = at.session_state["scene"]["image_path"]
+    key = cached.prediction_key(image, Region.from_geojson(at.session_state["region"]).key(), str(tiny_model_path))
+
+    def failing(progress):
+        raise NoDataError("no valid pixels")
+
+    run = predictions.start(key, failing)
+    at.session_state["predicting"] = list(key)  # as this tab's Predict button left it, the page then left
+    assert run.finished.wait(60)
+    assert predictions.collect(key).error is not None  # the other tab took the run (and showed its error)
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and [e.value for e in at.error] == [
+        "the prediction started here was also run by another tab (the same region and model), and it did not "
+        "finish there; press Predict to run it again"]
+    assert at.session_state["predicting"] is None and at.session_state["prediction"] is None
+    at.run()
+    assert not [e.value for e in at.error if "another tab" in e.value]  # said once
+
+
 def test_predict_layer_settings_survive_other_pages(fake_map, tiny_model_path):
     at = predict_page(tiny_model_path)
     at.button[0].click().run()

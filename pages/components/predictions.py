@@ -90,7 +90,8 @@ def settle() -> Run | None:
     none runs); one that has finished becomes the session's prediction here.
 
     Raises:
-        what the run raised (CropMapError subclasses, a machine failure), once.
+        what the run raised (CropMapError subclasses, a machine failure), once; CropMapError when
+        another session collected the run and it left no prediction.
     """
     from pages.components import state
 
@@ -106,7 +107,9 @@ def settle() -> Run | None:
         collect(key)
         if run.error is not None:
             raise run.error
-    adopt(key)  # (a run collected by another session made it too)
+    if not adopt(key) and run is None:  # (a run collected by another session made it too, or failed)
+        raise CropMapError("the prediction started here was also run by another tab (the same region and model), "
+                           "and it did not finish there; press Predict to run it again")
     return None
 
 
