@@ -101,7 +101,11 @@ def test_full_flow_offline(page, app_url, artifacts):
     thumb.focus()
     for _ in range(25):
         thumb.press("ArrowRight")
-    after = wait_metric_change(page, "Crop area", before)
+    wait_metric_change(page, "Crop area", before)  # the first press answered ...
+    final = float(thumb.get_attribute("aria-valuenow"))  # ... then the last: the figures of where the slider ends
+    page.get_by_text(f"valid pixels at threshold {final:.2f}").wait_for(timeout=60_000)
+    wait_script_idle(page)
+    after = metric_value(page, "Crop area")
     assert after != before
     assert re.match(r"^[\d,]+ px$", after), after  # sample scene: pixels, no hectares
     wait_map_layers(page, 3)
