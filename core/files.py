@@ -115,17 +115,15 @@ def temp_name(path: str | os.PathLike) -> Path:
 
 
 def write_bytes_whole(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` under a temporary name and rename it into place: readers find the
-    file whole or not at all, and a failed write leaves nothing behind. Returns ``path``."""
-    path = Path(path)
-    tmp = temp_name(path)
-    try:
+    """Write ``data`` to ``path`` through :func:`replacing`: readers find the file whole or not at
+    all, and a failed write leaves nothing behind. Returns ``path``.
+
+    Raises:
+        ConfigError: as :func:`replacing`; OSError: the write or the rename failed.
+    """
+    with replacing(path) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 @contextmanager

@@ -99,13 +99,11 @@ class LocalSource:
         """
         try:
             st = os.stat(self.image_path)
-        except OSError:  # said by ImageReader, in the project's words
-            st = None
-        if st is None:
-            with ImageReader(self.image_path, self.band_map) as reader:
-                return reader.grid
+            version = (st.st_mtime_ns, st.st_size)
+        except OSError:  # ImageReader says what is wrong, in the project's words (errors are not kept)
+            version = None
         bands = tuple(sorted(self.band_map.items())) if self.band_map else None
-        return _checked_grid(str(self.image_path), bands, st.st_mtime_ns, st.st_size)
+        return _checked_grid(str(self.image_path), bands, version)
 
     def full_region(self) -> Region:
         """The whole image as a region (image coordinates, or lon/lat of its footprint).
@@ -217,10 +215,10 @@ class LocalSource:
 
 
 @functools.lru_cache(maxsize=32)
-def _checked_grid(path: str, bands: tuple | None, mtime_ns: int, size: int) -> Grid:
+def _checked_grid(path: str, bands: tuple | None, version: tuple[int, int] | None) -> Grid:
     """The grid of an image opened as every step opens it (bands, scale, a sample of its pixels),
-    kept per version of the file: a dashboard run asks for it several times, and each opening reads
-    the sample again. A file that cannot be used raises every time (errors are not kept)."""
+    kept per ``version`` of the file (modification time, size): a dashboard run asks for it several
+    times, and each opening reads the sample again. A file that cannot be used raises every time."""
     with ImageReader(path, dict(bands) if bands else None) as reader:
         return reader.grid
 
