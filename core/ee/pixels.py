@@ -75,11 +75,11 @@ class PixelPlan:
     def describe(self) -> str:
         return (
             f"{self.width}x{self.height} px x {len(self.bands)} bands {self.dtype} "
-            f"= {_size(self.total_bytes)} in {self.requests} request(s)"
+            f"= {size_text(self.total_bytes)} in {self.requests} request(s)"
         )
 
 
-def _size(n_bytes: int) -> str:
+def size_text(n_bytes: int) -> str:
     """``n_bytes`` for people: MB, or kB under 0.1 MB (a small region read "0.0 MB")."""
     return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 100_000 else f"{max(n_bytes / 1e3, 0.1):.1f} kB"
 
@@ -544,5 +544,6 @@ __all__ = [
     "download",
     "grown_plan",
     "cut_out",
+    "size_text",
     "prepare_image",
 ]

@@ -247,15 +247,36 @@ class EarthEngineSource:
                 from core.ee.labels import check_coverage
 
                 check_coverage(self.labels, geometry)
-            _, plan, _ = self.plans(region)
+            _, image_plan, label_plan = self.plans(region)
+            context_plan = self.context_plan(image_plan)
         except CropMapError as err:
             return RegionCheck(False, str(err), area_ha, pixels)
         return RegionCheck(
             True,
-            f"{area_ha:,.0f} ha, {width}x{height} px at {scale:g} m in {crs}; {plan.describe()}",
+            f"{area_ha:,.0f} ha, {width}x{height} px at {scale:g} m in {crs}; "
+            + self._describe_download(context_plan, label_plan),
             area_ha,
             pixels,
         )
+
+    def context_plan(self, image_plan):
+        """The plan of the composite that :meth:`fetch` downloads: ``image_plan``'s grid grown by
+        :data:`CONTEXT_MARGIN` pixels on each side."""
+        from core.ee.pixels import grown_plan
+
+        return grown_plan(image_plan, CONTEXT_MARGIN, target_requests=self.max_workers)
+
+    def _describe_download(self, context_plan, label_plan) -> str:
+        """What a fetch downloads, for people: size and requests in all, then each part's grid."""
+        from core.ee.pixels import size_text
+
+        plans = [context_plan] + ([label_plan] if self.labels is not None else [])
+        size = size_text(sum(p.total_bytes for p in plans))
+        requests = sum(p.requests for p in plans)
+        each = f"the composite {context_plan.width}x{context_plan.height} px ({CONTEXT_MARGIN} px around the region for context)"
+        if self.labels is not None:
+            each += f" and the labels {label_plan.width}x{label_plan.height} px"
+        return f"downloads {size} in {requests} request(s): {each}"
 
     # -------------------------------------------------------------- fetch
     def _outputs(self) -> list[str]:
@@ -286,7 +307,7 @@ class EarthEngineSource:
         """
         from core.ee.composites import composite_image, scene_summary
         from core.ee.labels import label_image, raw_label_image
-        from core.ee.pixels import DownloadStats, cut_out, download, grown_plan, prepare_image
+        from core.ee.pixels import DownloadStats, cut_out, download, prepare_image
         from core.errors import NoDataError, OutputExistsError, RegionError
         from core.files import check_output_dir, move_into_place, staging_dir
         from core.labels import NODATA
@@ -303,7 +324,7 @@ class EarthEngineSource:
                 raise OutputExistsError(f"{existing[0]} already exists; choose another output folder or pass overwrite=True")
         self._require_ready()
         geometry, image_plan, label_plan = self.plans(region)
-        context_plan = grown_plan(image_plan, CONTEXT_MARGIN, target_requests=self.max_workers)
+        context_plan = self.context_plan(image_plan)
         cfg = self.composite
 
         summary = scene_summary(cfg, geometry, self._getinfo)

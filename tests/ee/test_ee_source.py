@@ -91,9 +91,25 @@ def test_check_region_refuses_a_continent_before_planning_tiles(monkeypatch):
     assert not check.ok and "direct-download limit" in check.message and check.pixels > 1e11
     assert planned == []  # sized from its bounds: thousands of tiles are never planned
     ok = src.check_region(CAMANA)
-    assert ok.ok and len(planned) == 2  # a usable region is planned (image and labels) for its message
+    assert ok.ok and len(planned) == 3  # a usable region is planned (image, its context, labels) for its message
     _, plan, _ = src.plans(CAMANA)  # the size from the bounds is the planned grid's
     assert ok.pixels == plan.width * plan.height and f"{plan.width}x{plan.height} px" in ok.message
+
+
+def test_the_region_check_says_what_the_fetch_downloads(ee_offline, tmp_path):
+    """The check described the region's own grid, while the fetch downloads the composite with 32 px
+    around it: the size and request count it gave were low."""
+    requests = []
+    src = EarthEngineSource(preset="camana", initialize=ready, compute=fake_compute(requests),
+                            getinfo=lambda d: {"count": 12, "dates": [1]}, max_workers=2)
+    message = src.check_region(CAMANA).message
+    src.fetch(CAMANA, tmp_path)
+    sent = sum(r["grid"]["dimensions"]["width"] * r["grid"]["dimensions"]["height"] * (4 * len(r["bandIds"])
+               if r["bandIds"] != ["class"] else 2) for r in requests)
+    assert f"downloads {sent / 1e6:.1f} MB in {len(requests)} request(s)" in message
+    _, plan, _ = src.plans(CAMANA)
+    assert f"composite {plan.width + 64}x{plan.height + 64} px (32 px around" in message
+    assert f"labels {plan.width}x{plan.height} px" in message
 
 
 def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
