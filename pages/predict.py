@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
@@ -125,17 +126,18 @@ with stats_box:
 
 with files_col:
     st.markdown("**Downloads**")
-    # a download needs no new run (which would replace the file being fetched)
+    # a download needs no new run (which would replace the file being fetched); the files are made
+    # when asked for (in a thread of the server), not on every threshold change
     with ui.errors_shown():
-        files = cached.exports(key, float(threshold), f"{sc.title} -- crop at p >= {threshold:.2f}",
-                               f"Data: {sc.attribution}" if sc.attribution else "",
-                               prob_opacity if show_prob else None, crop_opacity if show_crop else None,
-                               warning or "")
-        st.download_button("Probability GeoTIFF", cached.probability_tif(key), "probability.tif", "image/tiff",
+        made = (key, float(threshold), f"{sc.title} -- crop at p >= {threshold:.2f}",
+                f"Data: {sc.attribution}" if sc.attribution else "", prob_opacity if show_prob else None,
+                crop_opacity if show_crop else None, warning or "")
+        st.download_button("Probability GeoTIFF", partial(cached.probability_tif, key), "probability.tif",
+                           "image/tiff", on_click="ignore")
+        st.download_button("Crop mask GeoTIFF", partial(cached.export_file, "crop_mask.tif", *made), "crop_mask.tif",
+                           "image/tiff", on_click="ignore")
+        st.download_button("Map view PNG", partial(cached.export_file, "map.png", *made), "crop_map.png", "image/png",
                            on_click="ignore")
-        st.download_button("Crop mask GeoTIFF", files["crop_mask.tif"], "crop_mask.tif", "image/tiff",
-                           on_click="ignore")
-        st.download_button("Map view PNG", files["map.png"], "crop_map.png", "image/png", on_click="ignore")
         if card is not None:  # (an unreadable card's error is shown at the top)
             about = {"image": sc.title, "attribution": sc.attribution, "region": scene.current_region().to_geojson(),
                      "model": models.label(model_path)}

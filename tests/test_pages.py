@@ -544,6 +544,12 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     tifs = []
     real_tif = core.overlays.geotiff_bytes
     monkeypatch.setattr(core.overlays, "geotiff_bytes", lambda *a, **k: tifs.append(a[3]) or real_tif(*a, **k))
+    deferred = {}  # file name -> what the download button calls when clicked
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    real_defer = MediaFileManager.add_deferred
+    monkeypatch.setattr(MediaFileManager, "add_deferred", lambda self, fn, mime, coords, file_name=None:
+                        deferred.__setitem__(file_name, fn) or real_defer(self, fn, mime, coords, file_name))
     at = predict_page(tiny_model_path)
     assert not at.exception
     at.button[0].click().run()  # Predict
@@ -567,6 +573,10 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     script = generate_leaflet_string(title)
     assert '"Crop (p \\u003e= 0.50)"' in script or '"Crop (p >= 0.50)"' in script
     area_before = {m.label: m.value for m in at.metric}["Crop area"]
+    # a run does not send the slider's value back to the browser unless it changed it: that value
+    # overwrote arrow presses made while the run was on its way (presses were lost)
+    at.run()
+    assert not at.slider(key="w_threshold").proto.set_value
     at.slider(key="w_threshold").set_value(0.05).run()
     area_low = {m.label: m.value for m in at.metric}["Crop area"]
     at.slider(key="w_threshold").set_value(0.95).run()
@@ -583,7 +593,20 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     assert [d.label for d in at.get("download_button")] == ["Probability GeoTIFF", "Crop mask GeoTIFF", "Map view PNG",
                                                              "Summary JSON"]
     # the probability GeoTIFF does not depend on the threshold: made once; the mask once per threshold
-    assert tifs.count("crop probability (%)") == 1 and tifs.count("crop (1), not crop (0)") == 3
+    # the files are made when a download is clicked, not for each threshold the slider passes
+    assert tifs == [] and set(deferred) == {"probability.tif", "crop_mask.tif", "crop_map.png"}
+    import rasterio.io
+
+    from core.predict import threshold_mask
+
+    with rasterio.io.MemoryFile(deferred["crop_mask.tif"]()) as mem, mem.open() as src:
+        mask = src.read(1)
+    from pages.components import cached
+
+    prob = cached.cached_probability(deferred["probability.tif"].args[0])  # the prediction's key
+    assert (mask == threshold_mask(prob, 0.95)).all()  # the slider's threshold, on the server's probability
+    assert deferred["crop_map.png"]()[:8] == b"\x89PNG\r\n\x1a\n" and deferred["probability.tif"]()[:2] in (b"II", b"MM")
+    assert tifs.count("crop probability (%)") == 1 and tifs.count("crop (1), not crop (0)") == 1  # PNG: same call
     fields = [b for b in at.button if b.label == "Crop areas GeoJSON"][0]
     assert fields.disabled  # the sample has no place on Earth, so no polygons in lon/lat
 

@@ -320,6 +320,11 @@ def exports(key: tuple, threshold: float, title: str, credit: str = "", probabil
                                   probability_opacity, crop_opacity, caveat)
 
 
+def export_file(name: str, *args) -> bytes:
+    """One of :func:`exports`'s files (``args`` as for it): what a deferred download button calls."""
+    return exports(*args)[name]
+
+
 @st.cache_data(max_entries=4, show_spinner="Tracing the crop fields...")
 def crop_fields(key: tuple, threshold: float, min_pixels: int = 4) -> tuple[bytes, int]:
     """(GeoJSON bytes, number of fields) of the crop layer at ``threshold`` (core.fields).
