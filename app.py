@@ -21,6 +21,7 @@ st.html(Path(__file__).parent / "assets" / "style.css")  # laptop and projector 
 state.init()
 
 nav = st.navigation(navigation.pages())
+state.on_page(nav.url_path)
 try:
     nav.run()
 except ui.PageStopped:

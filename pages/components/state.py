@@ -85,6 +85,8 @@ SESSION_ID = "_session_id"  # this browser session's id (32 hex digits)
 SAVED = "_saved_state"  # the JSON text last saved for this session (so that an unchanged run writes nothing)
 SESSION_DAYS = 30  # saved sessions older than this are removed when a new session starts
 URL_SESSION = "_url_session"  # the URL's session id, kept while a page opened by itself is sent into the app
+PAGE = "_page"  # url path of the page this run shows (set by app.py before the page runs)
+WIDGET_PAGES = "_widget_pages"  # dict widget key -> the page on which it was last drawn (see sync_widget)
 
 
 def init() -> None:
@@ -216,17 +218,28 @@ def widget_key(key: str) -> str:
     return f"w_{key}"
 
 
-def sync_widget(key: str) -> str:
-    """Set the widget of ``key`` from the canonical value, every run, before the widget draws;
-    returns the widget's key.
+def on_page(page: str) -> None:
+    """Note the page this run shows (app.py, before the page runs; see :func:`sync_widget`)."""
+    st.session_state[PAGE] = page
 
-    Every run, not only the first: when the user changes page, Streamlit may keep the widget's key
-    but drop its value, and the widget would then come back at its minimum (0.05 for the
-    threshold) on the next page. ``store_widget`` (the widget's on_change) keeps the canonical
-    value current, so this never undoes a user's change.
+
+def sync_widget(key: str) -> str:
+    """Set the widget of ``key`` from the canonical value before the widget draws; returns the
+    widget's key.
+
+    On a page other than the one that drew the widget last: when the user changes page, Streamlit
+    keeps the widget's key but the widget would come back at its minimum (0.05 for the threshold).
+    On the same page only a value that differs (set by a button, say): setting the widget's state
+    sends its value to the browser, which then overwrote changes made while the run was on its way
+    (arrow presses on the threshold slider in quick succession were lost). ``store_widget`` (the
+    widget's on_change) keeps the canonical value current, so this never undoes a user's change.
     """
     wkey = widget_key(key)
-    st.session_state[wkey] = get(key)
+    value, page = get(key), st.session_state.get(PAGE)
+    drawn = st.session_state.setdefault(WIDGET_PAGES, {})
+    if drawn.get(wkey) != page or wkey not in st.session_state or st.session_state[wkey] != value:
+        st.session_state[wkey] = value
+    drawn[wkey] = page
     return wkey
 
 
