@@ -322,11 +322,21 @@ def start_job(kind: str, params: dict, job_dir: str | os.PathLike, python: str |
         return _start(kind, params, job_dir, python, note)
 
 
+def _planned_epochs(kind: str, params: dict) -> int:
+    """The epochs a job is to run, from its parameters (0 when they do not say): a job cancelled
+    before its first epoch reads "0 of 3 epochs", not "0 of ?"."""
+    from core.config import TrainConfig
+
+    given = params.get("config", {}).get("epochs", TrainConfig.epochs) if kind == "train" else params.get("epochs", 0)
+    return given if isinstance(given, int) and given > 0 else 0
+
+
 def _start(kind: str, params: dict, job_dir: Path, python: str | None, note: str) -> str:
     job_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     _claim(job_dir, {"kind": kind, "job_id": job_id, "params": params, "note": note})
     (job_dir / CANCEL_FILE).unlink(missing_ok=True)
-    st = JobStatus(state="starting", job_id=job_id, kind=kind, started=time.time(), message="starting the worker process")
+    st = JobStatus(state="starting", job_id=job_id, kind=kind, started=time.time(), epochs=_planned_epochs(kind, params),
+                   message="starting the worker process")
     _write_status(job_dir, st)  # before the worker exists: from now on only the worker writes it
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     root = Path(__file__).resolve().parent.parent

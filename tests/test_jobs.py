@@ -79,6 +79,16 @@ def test_cancel_by_terminate(tmp_path):
     jobs.cancel(job_dir, terminate_after_s=0.2)
     st = jobs.status(job_dir)
     assert st.state == "cancelled" and not st.active
+    # stopped before its worker said how many epochs: the job's own parameters say it ("0 of ?" was shown)
+    assert st.progress_text().startswith("cancelled: 0 of 1 epochs finished")
+
+
+def test_a_job_knows_its_epochs_before_its_worker_reports():
+    from core.config import TrainConfig
+
+    assert jobs._planned_epochs("train", {"config": {"epochs": 7}}) == 7
+    assert jobs._planned_epochs("train", {"config": {}}) == TrainConfig().epochs
+    assert jobs._planned_epochs("selftest", {"epochs": 3}) == 3 and jobs._planned_epochs("selftest", {}) == 0
 
 
 def test_failure_is_recorded(tmp_path):
