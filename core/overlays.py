@@ -517,7 +517,7 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     mask = threshold_mask(prob, threshold)
     figures = describe_crop(crop_area(mask, grid.pixel_area_ha()), grid)
     if caveat:
-        figures += f". Caution: {caveat.rstrip('.')}."
+        figures = f"{figures.rstrip('.')}. Caution: {caveat.rstrip('.')}."
     step = max(1, -(-max(valid.shape) // MAX_SIDE))
     f, v, p = features[::step, ::step], valid[::step, ::step], prob[::step, ::step]
     layers, legends = [true_colour(f, v)], []

@@ -220,7 +220,7 @@ def test_the_map_view_png_keeps_the_pages_caveat(monkeypatch):
     told = Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.5, "title",
                                                         caveat="the model was trained on 30 m pixels")["map.png"]))
     assert seen[0].startswith("Crop 41.0 ha") and "Caution" not in seen[0]
-    assert seen[1] == seen[0] + ". Caution: the model was trained on 30 m pixels."
+    assert seen[0].endswith(".") and seen[1] == seen[0] + " Caution: the model was trained on 30 m pixels."  # one full stop
     assert told.size[1] > plain.size[1]  # the caveat's line is drawn
 
 
