@@ -209,7 +209,8 @@ def build(spec: MapSpec):
         m = OfflineMap(crs="Simple", tiles=None, zoom_start=-1, zoom_snap=0.25, **common)
         m.options.update(minZoom=-5, maxZoom=5)  # folium gives these to tile layers only; there are none
     else:
-        m = OfflineMap(tiles=None, zoom_start=12, **common)
+        # quarter zoom steps, as for an image: whole steps left the region at half the map's size
+        m = OfflineMap(tiles=None, zoom_start=12, zoom_snap=0.25, **common)
         if spec.basemap:
             # added here, not by geemap's basemap option: that one rendered the layer's addTo on some
             # reruns only, so the map's script (streamlit-folium's component key) changed between reruns,
