@@ -21,6 +21,9 @@ NO_LABELS = ("This image has no labels, so there is nothing to check a predictio
 
 #: the threshold curve's series, as the metrics above name them
 CURVE_NAMES = {"f1": "F1", "iou": "IoU", "precision": "Precision", "recall": "Recall"}
+#: one distinct colour per score (Okabe-Ito, safe for colour-blind readers); the theme's paired
+#: palette gave F1/IoU and precision/recall two shades of one hue, hard to tell apart on a projector
+CURVE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7"]
 
 
 def curve_chart(curve: list[dict], threshold: float):
@@ -35,7 +38,8 @@ def curve_chart(curve: list[dict], threshold: float):
         x=alt.X("threshold:Q", title="crop threshold", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("value:Q", title="score (0-1)", scale=alt.Scale(domain=[0, 1])),
         # a legend title: layered with the rule, an untitled legend made Vega draw at translate(61, Infinity)
-        color=alt.Color("score:N", title="score", sort=list(CURVE_NAMES.values()), legend=alt.Legend(orient="top")),
+        color=alt.Color("score:N", title="score", sort=list(CURVE_NAMES.values()), legend=alt.Legend(orient="top"),
+                        scale=alt.Scale(domain=list(CURVE_NAMES.values()), range=CURVE_COLOURS)),
         tooltip=[alt.Tooltip("threshold:Q", format=".2f"), "score", alt.Tooltip("value:Q", format=".3f")],
     )
     rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[4, 3], color="gray").encode(

@@ -41,6 +41,9 @@ def test_quality_curve_names_its_series_and_axes_as_the_metrics_do(fake_map, tin
     # and the chosen threshold drawn as a rule
     assert spec["layer"][0]["encoding"]["color"]["legend"] == {"orient": "top"}
     assert spec["layer"][1]["mark"]["type"] == "rule"
+    # four hues, one per score (the theme gave F1/IoU and precision/recall two shades of one hue)
+    scale = spec["layer"][0]["encoding"]["color"]["scale"]
+    assert scale["domain"] == ["F1", "IoU", "Precision", "Recall"] and len(set(scale["range"])) == 4
 
 
 def _finished_job(workdir, epochs: int) -> str:
