@@ -106,7 +106,7 @@ def _parse_window(text: str | None) -> tuple[int, int, int, int] | None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from core.config import PredictConfig
     from core.files import check_output_dir
-    from core.predict import predict_image
+    from core.predict import DERIVED_OUTPUTS, predict_image
     from core.raster import parse_band_spec
 
     cfg = _config(PredictConfig, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, threshold=args.threshold,
@@ -116,6 +116,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if export and (window is not None or args.bands):
         _refuse_for_an_export("--window" if window is not None else "--bands")
     check_output_dir(args.out)
+    context = None
+    if not export and window is None and not args.no_context:
+        from core.sources.base import scene_context
+
+        context = scene_context(args.image)
+        if context is not None:
+            print(f"predicting with {context.path.name} around the image (the surroundings of the region, as the "
+                  "dashboard does); --no-context to predict the image alone", file=sys.stderr)
+    derived = [Path(args.out) / n for n in DERIVED_OUTPUTS if (Path(args.out) / n).is_file()] if args.overwrite else []
     bar = TqdmProgress("predict", "tile")
     try:
         if export:
@@ -124,20 +133,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             summary = predict_export(args.image, args.out, args.model, cfg, overwrite=args.overwrite, progress=bar)
         else:
             summary = predict_image(args.image, args.out, args.model, cfg, window=window, overwrite=args.overwrite,
-                                    progress=bar, band_map=parse_band_spec(args.bands))
+                                    progress=bar, band_map=parse_band_spec(args.bands), context=context)
     finally:
         bar.close()
+    args.completed = f"the new outputs in {args.out} were written whole"  # for an interrupt from here on
     short = {k: summary[k] for k in ("pixels", "valid_pixels", "crop_pixels", "crop_fraction", "crop_area_ha", "threshold", "note")}
     print(json.dumps(short, indent=2))
     for warning in summary.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {Path(args.out) / 'probability.tif'}, crop_mask.tif and summary.json", file=sys.stderr)
-    if args.overwrite:  # what evaluate and fields made of the replaced crop mask no longer describes it
-        for name in ("metrics.json", "crop_fields.geojson"):
-            old = Path(args.out) / name
-            if old.is_file():
-                old.unlink()
-                print(f"removed {old}: it described the replaced crop mask", file=sys.stderr)
+    for old in derived:  # removed with the outputs they described (predict_image's stale)
+        if not old.exists():
+            print(f"removed {old}: it described the replaced crop mask", file=sys.stderr)
     return 0
 
 
@@ -324,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.5, help="crop where the probability is at least this (0-1)")
     p.add_argument("--window", default=None, help="ROW,COL,HEIGHT,WIDTH: predict only this pixel window (the image around it gives the model context); at least one patch of the model (256 px for the shipped one) on each side, or all of a smaller image")
     p.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
+    p.add_argument("--no-context", action="store_true",
+                   help="for the image.tif of a fetched scene (Earth Engine or the dashboard's): predict it alone, not "
+                        "with the context.tif around it that the dashboard's prediction uses")
     p.add_argument("--tile", type=int, default=None, help="tile side in px, a multiple of 16 (default: 512, or the "
                                                            "model's fixed size)")
     p.add_argument("--overlap", type=int, default=None, help="overlap between tiles in px, a multiple of 16 (default: "
@@ -437,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"error: interrupted; {interrupted_note(args.command, getattr(args, 'overwrite', False))}", file=sys.stderr)
+        note = getattr(args, "completed", None) or interrupted_note(args.command, getattr(args, "overwrite", False))
+        print(f"error: interrupted; {note}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the output's reader stopped reading (python -m core info ... | head): no error of ours
         try:  # so that Python's flush of stdout at exit fails no more

@@ -15,6 +15,7 @@ import os
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +28,7 @@ from core.errors import ConfigError, InvalidDataError, NoDataError, OutputExists
 from core.files import check_output_dir, move_into_place, staging_dir
 from core.labels import NODATA
 from core.raster import FEATURE_BANDS, Grid, ImageReader
+from core.sources.base import SceneContext
 from core.threads import background_priority
 
 #: progress(done, total)
@@ -433,6 +435,11 @@ def prediction_outputs(out_dir: str | os.PathLike, overwrite: bool,
     return outputs, summary_path
 
 
+#: Files that ``python -m core evaluate`` and ``fields`` write beside a prediction, from its crop
+#: mask: a prediction that replaces the mask removes them (they would describe the old one).
+DERIVED_OUTPUTS = ("metrics.json", "crop_fields.geojson")
+
+
 def predict_image(
     image_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -443,9 +450,19 @@ def predict_image(
     progress: ProgressFn | None = None,
     band_map: dict[str, int] | None = None,
     loaded=None,
+    context: SceneContext | None = None,
+    stale: Sequence[str] = DERIVED_OUTPUTS,
 ) -> dict:
     """Predict a GeoTIFF (or a pixel window of it) and write ``probability.tif``, ``crop_mask.tif``
     and ``summary.json`` (Cloud Optimized GeoTIFFs) into ``out_dir``; returns the summary.
+
+    With a ``context`` (a scene's, :func:`core.sources.base.scene_context`; not with ``window``), the
+    model sees the context image around the scene, as the dashboard's prediction does
+    (:func:`predict_in_context`), and the outputs cover the scene's grid, no data wherever the scene
+    has none (outside the region's outline).
+
+    With ``overwrite``, the files named in ``stale`` in ``out_dir`` (made from an earlier crop mask
+    there) are removed together with the outputs' replacement, all in one step.
 
     Raises:
         OutputExistsError: an output exists and ``overwrite`` is False (nothing is written).
@@ -462,36 +479,75 @@ def predict_image(
     outputs, summary_path = prediction_outputs(out_dir, overwrite, [image_path, *model_files(model_path)])
     import rasterio
 
+    if context is not None and window is not None:
+        raise ConfigError("a window of a scene cannot be predicted in its context; predict the scene whole")
     t0 = time.time()
     loaded = loaded or load_model(model_path)
     # GDAL's block cache (5% of RAM by default) would keep every block read or written, so memory
     # would grow with the image; tiles are read at most twice, so a small cache loses nothing.
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ImageReader(image_path, band_map) as reader:
-        win = region_window(reader.grid, window, loaded.card.patch_size if window is not None else 1)
-        grid = _window_grid(reader.grid, win)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as opened:
+        from rasterio.windows import Window
+
+        scene = opened.enter_context(ImageReader(image_path, band_map))
+        reader = opened.enter_context(ImageReader(context.path, band_map)) if context is not None else scene
+        frame = (0, 0)
+        if context is None:
+            win = region_window(reader.grid, window, loaded.card.patch_size if window is not None else 1)
+        else:  # the scene is the window of the context image at its offset
+            win = _scene_in_context(scene.grid, reader.grid, context)
+            frame = context.frame
+        grid = scene.grid if context is not None else _window_grid(reader.grid, win)
         grid.pixel_area_ha()  # a CRS without a known unit is refused here, before the model runs
-        predictor = make_predictor(loaded, config, frame=(int(win.row_off), int(win.col_off)))
+        predictor = make_predictor(loaded, config, frame=(frame[0] + int(win.row_off), frame[1] + int(win.col_off)))
 
         def read(r, c, h, w):
-            from rasterio.windows import Window
-
             return reader.read(Window(win.col_off + c, win.row_off + r, w, h))
 
+        def keep(r, n):  # the scene's own pixels with data (the context's beyond its outline are not output)
+            return scene.read(Window(0, r, grid.width, n))[1]
+
         with staging_dir(out_dir) as tmpdir:  # a failure leaves no folder made here
-            stats = _write_outputs(predictor, read, grid, tmpdir, config.threshold, progress)
+            stats = _write_outputs(predictor, read, grid, tmpdir, config.threshold, progress,
+                                   keep if context is not None else None)
             if stats["valid_pixels"] == 0:
                 raise NoDataError("the image (or its --window) holds no valid pixels (all no data); nothing was "
                                   "written; choose another image or window")
-            summary = _summary(image_path, grid, win, predictor.config, loaded, stats, time.time() - t0, reader.warnings)
+            summary = _summary(image_path, grid, win if context is None else Window(0, 0, grid.width, grid.height),
+                               predictor.config, loaded, stats, time.time() - t0, reader.warnings)
+            if context is not None:
+                summary["context"] = {"file": str(context.path), "row_off": context.row_off, "col_off": context.col_off}
             (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
-            move_into_place([*((tmpdir / f"{key}.cog.tif", final) for key, final in outputs.items()),
+            old = [(None, Path(out_dir) / n) for n in stale if overwrite and os.path.lexists(Path(out_dir) / n)]
+            move_into_place([*old, *((tmpdir / f"{key}.cog.tif", final) for key, final in outputs.items()),
                              (tmpdir / "summary.json", summary_path)], tmpdir)
     return summary
 
 
+def _scene_in_context(scene: Grid, context: Grid, where: SceneContext):
+    """The window of ``context``'s grid that ``scene``'s grid is (at ``where``'s offset).
+
+    Raises:
+        InvalidDataError: the context image does not hold the scene there.
+    """
+    from rasterio.windows import Window
+
+    r, c = where.row_off, where.col_off
+    win = Window(c, r, scene.width, scene.height)
+    inside = r >= 0 and c >= 0 and r + scene.height <= context.height and c + scene.width <= context.width
+    same = _window_grid(context, win) if inside else None
+    if same is not None and scene.georeferenced:  # (an image without a CRS has no place to compare)
+        inside = same.crs == scene.crs and all(abs(a - b) <= 1e-6 * max(1.0, abs(b))
+                                                for a, b in zip(same.transform, scene.transform))
+    if not inside:
+        raise InvalidDataError(f"{where.path} does not hold the scene at row {r}, column {c}; fetch the region "
+                               "again to make the scene anew")
+    return win
+
+
 def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: Path, threshold: float,
-                   progress: ProgressFn | None) -> dict:
-    """Stream strips into tiled GeoTIFFs, then copy them to COGs. Returns pixel counts.
+                   progress: ProgressFn | None, keep: Callable[[int, int], np.ndarray] | None = None) -> dict:
+    """Stream strips into tiled GeoTIFFs, then copy them to COGs. Returns pixel counts. ``keep(row,
+    rows)``: the pixels of those rows to output (the others become no data).
 
     Strips are thresholded, compressed and written in a thread while the model works on the next tiles; the
     intermediate files use fast ZSTD (level 1), and the two COG copies (DEFLATE level 1) run side by side.
@@ -528,6 +584,8 @@ def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: 
         for r, strip in predictor.strips(read, grid.height, grid.width, progress):
             if pending is not None:
                 add(pending.result())  # one strip in flight at most; a write error surfaces here
+            if keep is not None:
+                strip[~keep(r, len(strip))] = np.nan
             pending = writer.submit(write, dp, dm, r, strip)
         if pending is not None:
             add(pending.result())

@@ -9,6 +9,8 @@ class TqdmProgress:
     def __init__(self, desc: str, unit: str):
         from tqdm import tqdm
 
+        # no monitor thread: a Ctrl-C during its exit handler printed a traceback
+        tqdm.monitor_interval = 0
         self.bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, disable=None)
 
     def __call__(self, done: int, total: int, *_: object) -> None:

@@ -362,6 +362,31 @@ def test_a_killed_command_removes_its_temporary_files(small_scene, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_interruption_after_predict_has_written_says_so(small_scene, tiny_model_path, tmp_path, capsys, monkeypatch):
+    """Ctrl-C just after the outputs were put in place said "no output was written or replaced",
+    and the old metrics.json (removed after the new mask was in place) could stay beside it."""
+    import core.__main__ as cli
+
+    img, lab = small_scene
+    pred = tmp_path / "p"
+    assert main(["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(pred)]) == 0
+    assert main(["evaluate", "--pred", str(pred / "crop_mask.tif"), "--labels", str(lab)]) == 0
+    capsys.readouterr()
+
+    real = cli.json.dumps
+
+    def interrupted(obj, *a, **k):  # the Ctrl-C comes as the figures are printed (not summary.json's)
+        if isinstance(obj, dict) and "crop_fraction" in obj and "model_card" not in obj:
+            raise KeyboardInterrupt
+        return real(obj, *a, **k)
+
+    monkeypatch.setattr(cli.json, "dumps", interrupted)
+    assert main(["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(pred), "--overwrite"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"error: interrupted; the new outputs in {pred} were written whole", err
+    assert not (pred / "metrics.json").exists()  # gone with the mask it described, in the same step
+
+
 def test_an_interruption_says_what_each_command_leaves():
     from core.__main__ import interrupted_note
 

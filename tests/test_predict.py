@@ -362,3 +362,49 @@ def test_a_tightly_drawn_region_is_predicted_as_in_the_whole_image(tmp_path):
     off_context = np.percentile(np.abs(in_context[valid] - whole[valid]), 99)
     off_alone = np.percentile(np.abs(alone[valid] - whole[valid]), 99)
     assert off_context <= 0.02 and off_alone > 4 * off_context, (off_context, off_alone)
+
+
+def test_a_scene_file_is_predicted_in_its_context_as_the_dashboard_does(tmp_path, capsys):
+    """``python -m core predict --image <scene>/image.tif`` predicted the masked scene alone, while the
+    dashboard (and docs/EARTH_ENGINE.md's command for a fetched scene) use the context around it:
+    the two maps differed by up to 86 points near the outline. Now the files hold the dashboard's
+    probabilities (whole percents), no data outside the outline, and --no-context keeps the old way."""
+    from core.__main__ import main
+    from core.model import load_model
+    from core.predict import predict_in_context, whole_percent
+    from core.region import Region
+    from core.sources.base import scene_context
+    from core.sources.local import LocalSource
+
+    loaded = load_model(None)
+    scene = LocalSource.sample().fetch(
+        Region("image", ((((300.0, 300.0), (620.0, 300.0), (300.0, 600.0), (300.0, 300.0)),),)), tmp_path / "s")
+    context = scene_context(scene.image_path)
+    assert context is not None
+    feats, valid, _ = read_image(scene.image_path)
+    shown = whole_percent(np.nan_to_num(predict_in_context(loaded, feats, valid, context)))
+    summary = predict_image(scene.image_path, tmp_path / "p", loaded=loaded, context=context)
+    with rasterio.open(tmp_path / "p" / "probability.tif") as src:
+        written = src.read(1)
+    assert np.array_equal(written == 255, ~valid)  # the outline's no data, not the context's pixels
+    assert np.abs(written[valid].astype(int) - shown[valid].astype(int)).max() <= 1  # rounding apart at most
+    assert summary["valid_pixels"] == int(valid.sum()) and summary["context"]["file"] == str(context.path)
+    # the command line finds the context by itself and says so; --no-context predicts the image alone
+    assert main(["predict", "--image", str(scene.image_path), "--out", str(tmp_path / "cli")]) == 0
+    assert "context.tif around the image" in capsys.readouterr().err
+    assert main(["predict", "--image", str(scene.image_path), "--out", str(tmp_path / "alone"), "--no-context"]) == 0
+    with rasterio.open(tmp_path / "cli" / "probability.tif") as a, rasterio.open(tmp_path / "alone" / "probability.tif") as b:
+        cli, alone = a.read(1).astype(int), b.read(1).astype(int)
+    assert np.array_equal(cli, written) and np.abs(alone[valid] - cli[valid]).max() > 10
+    assert "context" not in json.loads((tmp_path / "alone" / "summary.json").read_text())
+    with pytest.raises(ConfigError, match="window"):
+        predict_image(scene.image_path, tmp_path / "w", loaded=loaded, context=context, window=(0, 0, 256, 256))
+
+
+def test_a_context_that_does_not_hold_the_scene_is_refused(tmp_path):
+    from core.sources.base import SceneContext
+
+    # a georeferenced fixture (UTM) as the scene, and as its own context 5 px off: outside it
+    with pytest.raises(InvalidDataError, match="does not hold the scene"):
+        predict_image(FTW, tmp_path / "p", context=SceneContext(FTW, 5, 5), band_map=parse_band_spec("1,2,3,4"))
+    assert not (tmp_path / "p").exists()
