@@ -398,6 +398,22 @@ def resolve_bands(descriptions: Sequence[str | None], count: int, band_map: dict
     return found
 
 
+def band_map_warnings(descriptions: Sequence[str | None], count: int, band_map: dict[str, int], what: str) -> tuple[str, ...]:
+    """A warning when band numbers given by the user (``band_map``) contradict the file's own band
+    names: R and NIR swapped, say, give a plausible but wrong crop map. () when they agree or the
+    names do not tell the bands."""
+    try:
+        named = resolve_bands(descriptions, count)
+    except BandError:
+        return ()
+    if named == band_map:
+        return ()
+    given = ", ".join(f"{b}={band_map[b]}" for b in INPUT_BANDS)
+    own = ", ".join(f"{b}={named[b]}" for b in INPUT_BANDS)
+    return (f"{what}: the band numbers given ({given}) differ from what the file's band names say ({own}); "
+            "check them: bands in the wrong places give a wrong crop map",)
+
+
 def _landsat_sr_names(names: Sequence[str]) -> dict[str, str]:
     """R, G, B, NIR -> Landsat Collection 2 ``SR_B<n>`` name, for the Landsat generation that the
     image's band names (upper case) tell.
@@ -702,6 +718,7 @@ class ImageReader:
             self.scale, self.offset = float(self.scales[0]), float(self.offsets[0])
             #: suspect but possible values (see :func:`reflectance_warnings`), for the user to check
             self.warnings = reflectance_warnings(sample * self.scales[:, None] + self.offsets[:, None], self.path.name)
+            self.warnings += band_map_warnings(src.descriptions, src.count, self.band_index, self.path.name)
         except Exception:
             self._src.close()
             raise

@@ -625,3 +625,17 @@ def test_a_window_of_a_turned_grid_is_found_as_on_a_north_up_one(turn):
     other_angle = Affine.translation(500000, 8150000) * Affine.rotation(turn + 5) * Affine.scale(30, -30)
     assert window_within(part(40, 30, t=other_angle), whole) is None
     assert window_within(part(40, 30, t=whole_t * Affine.scale(2)), whole) is None
+
+
+def test_band_numbers_that_contradict_the_files_band_names_are_warned_of(tmp_path):
+    """--bands 4,3,2,1 on a file whose bands are named R, G, B, NIR gave a plausible crop map of 1.4%
+    crop (52% without it) and no word."""
+    from core.raster import ImageReader, parse_band_spec
+    from testdata import SAMPLE_IMAGE
+
+    with ImageReader(SAMPLE_IMAGE, parse_band_spec("4,3,2,1")) as reader:
+        assert any("differ from what the file's band names say (R=1, G=2, B=3, NIR=4)" in w for w in reader.warnings)
+    with ImageReader(SAMPLE_IMAGE, parse_band_spec("1,2,3,4")) as reader:  # the same as the names: no word
+        assert not any("band names" in w for w in reader.warnings)
+    with ImageReader(SAMPLE_IMAGE) as reader:
+        assert not any("band names" in w for w in reader.warnings)
