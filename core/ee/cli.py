@@ -200,7 +200,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     preset, geometry = _region(args)
     composite = _composite(args, preset)
     labels = _labels(args, preset, composite)
-    out = Path(args.out)
+    from core.files import check_output_dir
+
+    out = check_output_dir(args.out)  # a file given as --out is said before credentials are needed
     if not args.overwrite:
         existing = [p for p in (out / "image.tif", out / "labels.tif") if p.exists()]
         if existing:
@@ -310,10 +312,10 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_upload(args: argparse.Namespace) -> int:
     from core.ee import tasks as T
-    from core.ee.upload import UploadConfig, prediction_file, upload_prediction
+    from core.ee.upload import UploadConfig, check_probability_file, prediction_file, upload_prediction
 
     cfg = UploadConfig(gcs_uri=args.gcs, asset_id=args.asset, pyramiding=args.pyramiding, overwrite=args.overwrite)
-    prediction_file(args.prediction)  # a local mistake is told before Earth Engine is contacted
+    check_probability_file(prediction_file(args.prediction))  # a local mistake is told before Earth Engine is contacted
     st = _initialize(args)
     task_id, asset = upload_prediction(args.prediction, cfg, storage_client(args, st.project), project=st.project)
     out = {"task_id": task_id, "asset": asset, "gcs": cfg.gcs_uri, "band": cfg.band}

@@ -340,6 +340,37 @@ def prediction_file(prediction: str | os.PathLike) -> Path:
     return path
 
 
+def check_probability_file(path: Path) -> None:
+    """Refuse a file that is not a crop probability GeoTIFF as ``python -m core predict`` writes it
+    (one uint8 band of percent 0-100, 255 = no data, with a CRS) before any upload: a crop mask, a
+    reflectance image or an image without a place would cost an upload and make a wrong asset.
+
+    Raises:
+        CorruptFileError: not a readable GeoTIFF; ConfigError: another kind of file, said which.
+    """
+    import rasterio
+
+    fix = "give the probability.tif that `python -m core predict` (or the Predict page) wrote"
+    try:
+        with rasterio.open(path) as src:
+            count, dtype, crs = src.count, src.dtypes[0], src.crs
+            words = " ".join([src.descriptions[0] or "", *src.tags(1).values()]).lower()
+            step = max(1, max(src.width, src.height) // 512)  # a few hundred thousand pixels tell
+            sample = src.read(1, out_shape=(max(1, src.height // step), max(1, src.width // step))) if count else None
+    except rasterio.errors.RasterioIOError as err:
+        raise CorruptFileError(f"cannot read {path} as a GeoTIFF ({err}); {fix}") from None
+    if count != 1 or dtype != "uint8":
+        raise ConfigError(f"{path} has {count} band(s) of {dtype}, not the one uint8 band of a crop probability "
+                          f"(percent); {fix}")
+    if "crop (1)" in words:
+        raise ConfigError(f"{path} is a crop mask (0/1), not the crop probability; {fix}")
+    if sample is not None and int(sample[sample != 255].max(initial=0)) > 100:
+        raise ConfigError(f"{path} holds values above 100, so it is not a crop probability in percent; {fix}")
+    if crs is None:
+        raise ConfigError(f"{path} has no CRS (an image in pixel coordinates, as the sample scene), so Earth Engine "
+                          "could not place it; upload the prediction of a georeferenced image")
+
+
 def upload_prediction(
     prediction: str | os.PathLike,
     cfg: UploadConfig,
@@ -354,9 +385,11 @@ def upload_prediction(
     Returns (ingestion task id, asset name).
 
     Raises:
-        InputNotFoundError: no probability.tif there; ConfigError, EarthEngineError subclasses.
+        InputNotFoundError: no probability.tif there; CorruptFileError, ConfigError: not a crop
+            probability GeoTIFF with a CRS (see :func:`check_probability_file`); EarthEngineError subclasses.
     """
     path = prediction_file(prediction)
+    check_probability_file(path)
     properties: dict[str, Any] = {"source": "crop-mapping", "file": path.name}
     summary = path.parent / "summary.json"
     if summary.is_file():

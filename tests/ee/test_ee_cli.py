@@ -407,9 +407,15 @@ class FakeStorage:
 def test_upload(capsys, tmp_path, monkeypatch, ready, fake_ops):
     import ee
 
+    from affine import Affine
+
+    from testdata import write_raster
+
     pred = tmp_path / "pred"
     pred.mkdir()
-    (pred / "probability.tif").write_bytes(b"II*\x00fake cog")
+    utm = {"crs": "EPSG:32718", "transform": Affine(30, 0, 735960, 0, -30, 8167050)}
+    write_raster(pred / "probability.tif", np.array([[0, 40], [100, 255]], np.uint8), nodata=255, **utm)
+    cog = (pred / "probability.tif").read_bytes()
     (pred / "summary.json").write_text(json.dumps({"threshold": 0.5, "crop_fraction": 0.25, "note": "x"}))
     storage, ingested = FakeStorage(), []
     monkeypatch.setattr(cli, "storage_client", lambda args, project: storage)
@@ -425,7 +431,7 @@ def test_upload(capsys, tmp_path, monkeypatch, ready, fake_ops):
     res = json.loads(out)
     assert res == {"task_id": "ING1", "asset": "projects/my-proj/assets/camana_pred", "gcs": "gs://crop-bucket/pred/camana.tif",
                    "band": "crop_probability"}
-    assert storage.uploaded == {"gs://crop-bucket/pred/camana.tif": b"II*\x00fake cog"}
+    assert storage.uploaded == {"gs://crop-bucket/pred/camana.tif": cog}
     manifest, overwrite = ingested[0]
     assert manifest["name"] == "projects/my-proj/assets/camana_pred" and overwrite is False
     assert manifest["tilesets"][0]["sources"][0]["uris"] == ["gs://crop-bucket/pred/camana.tif"]
@@ -446,6 +452,19 @@ def test_upload(capsys, tmp_path, monkeypatch, ready, fake_ops):
     assert "not found" in one_line_error(capsys, ["ee-upload", "--prediction", str(tmp_path / "none.tif"), "--gcs", "gs://crop-bucket/a.tif",
                                                   "--asset", "projects/p/assets/a"])
     assert ready == []  # told before Earth Engine is contacted (offline that took 10 s, then a network error)
+    # what is not a crop probability with a place on Earth is refused before any upload, and said
+    wrong = {"mask.tif": (np.array([[0, 1], [1, 255]], np.uint8), utm, ["crop (1), not crop (0)"], "crop mask"),
+             "plain.tif": (np.array([[0, 40], [100, 255]], np.uint8), {}, None, "no CRS"),
+             "image.tif": (np.full((4, 2, 2), 900, np.int16), utm, None, "4 band(s) of int16"),
+             "other.tif": (np.array([[0, 180], [7, 255]], np.uint8), utm, None, "above 100")}
+    for name, (data, grid, names, said) in wrong.items():
+        write_raster(tmp_path / name, data, nodata=255 if data.dtype == np.uint8 else None, descriptions=names, **grid)
+        assert said in one_line_error(capsys, ["ee-upload", "--prediction", str(tmp_path / name), "--gcs",
+                                               "gs://crop-bucket/a.tif", "--asset", "projects/p/assets/a"]), name
+    (tmp_path / "junk.tif").write_bytes(b"II*\x00not a tiff")
+    assert "cannot read" in one_line_error(capsys, ["ee-upload", "--prediction", str(tmp_path / "junk.tif"), "--gcs",
+                                                    "gs://crop-bucket/a.tif", "--asset", "projects/p/assets/a"])
+    assert ready == [] and len(storage.uploaded) == 2  # nothing more uploaded
     assert "gs://" in one_line_error(capsys, ["ee-upload", "--prediction", str(pred), "--gcs", "s3://crop-bucket/a.tif",
                                               "--asset", "projects/p/assets/a"])
     assert "asset" in one_line_error(capsys, ["ee-upload", "--prediction", str(pred), "--gcs", "gs://crop-bucket/a.tif",
@@ -495,6 +514,10 @@ def test_fetch_writes_image_and_labels(capsys, tmp_path, ready, fake_pixels):
     assert 0.4 < mask[mask != 255].mean() < 0.6
 
     assert "already exists" in one_line_error(capsys, ["ee-fetch", "--preset", "camana", "--out", str(out_dir)])
+    # a file given as the output folder is said at once, not after Earth Engine's set-up
+    asked = len(ready)
+    assert "is a file" in one_line_error(capsys, ["ee-fetch", "--preset", "camana", "--out", str(out_dir / "image.tif")])
+    assert len(ready) == asked
     assert run(capsys, ["ee-fetch", "--preset", "camana", "--out", str(out_dir), "--overwrite", "--workers", "1"])[0] == 0
 
 
