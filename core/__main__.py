@@ -82,6 +82,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     bar.close()
     print(json.dumps({"best_model": str(result.best_model), "epochs": result.epochs_done,
                       "best_val_loss": result.best_val_loss, "best": result.best_metrics, "stopped": result.stopped}, indent=2))
+    from core.model import card_path, load_card
+
+    if card_path(result.best_model).is_file() and load_card(result.best_model).pixel_size_m is None:
+        print("note: the training data did not say its pixel size (TFRecord patches do not), so the model card does "
+              "not either and predictions on another pixel size get no warning; train with --pixel-size-m (30 for "
+              "Landsat, 10 for Sentinel-2) to record it", file=sys.stderr)
     return 0
 
 

@@ -405,3 +405,17 @@ def test_argument_mistakes_are_one_line(capsys):
             main(argv)
         err = capsys.readouterr().err.strip()
         assert exit_.value.code == 2 and len(err.splitlines()) == 1 and err.startswith("error: ") and words in err, err
+
+
+def test_training_on_patches_without_a_pixel_size_says_how_to_record_it(capsys, small_scene, tmp_path):
+    """Trained on TFRecord patches, the card's pixel size was null without a word, so predictions on
+    10 m pixels got no resolution warning."""
+    from core.model import load_card
+
+    img, lab = small_scene
+    assert main(_patches(img, lab, tmp_path / "p.tfrecord.gz", "--count", "4", "--size", "64")) == 0
+    capsys.readouterr()
+    assert main(["train", "--train", str(tmp_path / "p.tfrecord.gz"), "--val", str(tmp_path / "p.tfrecord.gz"),
+                 "--patch-size", "64", "--epochs", "1", "--steps", "1", "--batch-size", "2", "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert load_card(tmp_path / "r" / "best.keras").pixel_size_m is None and "--pixel-size-m" in err.splitlines()[-1]
