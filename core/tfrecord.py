@@ -87,12 +87,17 @@ def iter_records(stream: BinaryIO, name: str) -> Iterator[bytes]:
         except OSError as err:  # gzip.BadGzipFile: not GZIP after all, or a failed GZIP checksum
             raise CorruptFileError(f"{name} is corrupt ({err}); export or copy it again") from None
 
+    first = True
     while True:
         head = read(12)
         if not head:
             return
+        if len(head) < 12 and first:  # a few bytes of something else (a GZIP stream is unpacked first)
+            raise CorruptFileError(f"{name} is not a TFRecord file (it holds {len(head)} byte(s), less than one record's "
+                                   "header); give the .tfrecord.gz files that patches or an Earth Engine export wrote")
         if len(head) < 12:
             raise CorruptFileError(f"{name} is truncated (its last record is cut short); export or copy it again")
+        first = False
         (length,) = _U64.unpack_from(head)
         if _U32.unpack_from(head, 8)[0] != _masked_crc(head[:8]):
             raise CorruptFileError(f"{name} is corrupt or not a TFRecord file (a record length fails its checksum)")

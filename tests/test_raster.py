@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 from rasterio.windows import Window
 import pytest
@@ -639,3 +641,23 @@ def test_band_numbers_that_contradict_the_files_band_names_are_warned_of(tmp_pat
         assert not any("band names" in w for w in reader.warnings)
     with ImageReader(SAMPLE_IMAGE) as reader:
         assert not any("band names" in w for w in reader.warnings)
+
+
+def test_a_small_image_counts_each_sampled_pixel_once(tmp_path):
+    """On a 300 px image the 4 x 4 sample windows of 128 px overlapped: a block of 2,500 NaN pixels
+    was reported as "NaN ... in 12996 sampled pixels"."""
+    data = np.full((4, 300, 300), 0.2, np.float32)
+    data[:, 100:150, 100:150] = np.nan
+    with pytest.raises(InvalidDataError) as info:
+        ImageReader(write_raster(tmp_path / "nan.tif", data, descriptions=["R", "G", "B", "NIR"]))
+    counted = int(re.search(r"in (\d+) sampled pixels", str(info.value)).group(1))
+    assert 0 < counted <= 2500
+
+
+def test_a_folder_given_as_an_image_is_named(tmp_path, monkeypatch):
+    """``info --image .`` said "error:  is not a GeoTIFF" (the folder "." has no name)."""
+    from core.errors import CorruptFileError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CorruptFileError, match=r"^\. is a folder; give the image"):
+        ImageReader(".")

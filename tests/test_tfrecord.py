@@ -175,3 +175,11 @@ def test_plain_file_whose_first_length_starts_like_gzip(tmp_path):
     path.write_bytes(_frame(data) * 2)
     assert path.read_bytes()[:2] == b"\x1f\x8b"
     assert [r for _, r in iter_file_records([str(path)])] == [data, data]
+
+
+def test_a_few_bytes_of_something_else_are_not_called_a_truncated_tfrecord(tmp_path):
+    """A short text file named .tfrecord.gz was "truncated (its last record is cut short)"."""
+    path = tmp_path / "notes.tfrecord.gz"
+    path.write_text("hello\n")
+    with pytest.raises(CorruptFileError, match="is not a TFRecord file"):
+        list(iter_file_records([str(path)]))
