@@ -59,6 +59,10 @@ with ctrl:
                             disabled=not show_labels, label_visibility="collapsed")
     # a source without labels shows the box unticked but keeps the user's choice for the next source
     settings["labels"] = {"show": show_labels if has_labels else prev["show"], "opacity": lab_opacity}
+    hidden = [layers[k] for i, (k, _) in enumerate(chosen) if any(op >= 1.0 for _, op in chosen[i + 1:])]
+    if hidden:  # layers are drawn in this order, each over the last: a full-opacity one hides those under it
+        st.caption(f"{' and '.join(hidden)} {'is' if len(hidden) == 1 else 'are'} hidden under a layer at full "
+                   "opacity: lower its opacity or untick it.")
     state.put(state.LAYERS, settings)
 
 overlays, opacities = [], {}

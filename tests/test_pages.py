@@ -166,9 +166,15 @@ def test_data_page_layers_and_statistics(fake_map):
     assert "opacity:0.50" in html
     at.slider(key="data_op_labels").set_value(0.3).run()
     assert "opacity:0.30" in fake_map.maps[-1][0].get_root().render()
+    assert not [c for c in at.caption if "hidden under" in c.value]
     at.checkbox(key="data_show_ndvi").check().run()
     assert fake_map.maps[-1][0].get_root().render().count("L.imageOverlay") == 3
     assert "NDVI" in "".join(md.value for md in at.markdown)
+    # true colour at full opacity under NDVI at full opacity cannot be seen: the page says so
+    assert [c.value for c in at.caption if "hidden under" in c.value] == [
+        "True colour (R,G,B) is hidden under a layer at full opacity: lower its opacity or untick it."]
+    at.slider(key="data_op_ndvi").set_value(0.5).run()
+    assert not [c for c in at.caption if "hidden under" in c.value]
 
 
 def test_own_image_with_band_numbers_on_region_and_data_pages(fake_map):
