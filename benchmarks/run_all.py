@@ -33,6 +33,7 @@ def main() -> None:
     run(str(HERE / "bench_exports.py"))
     run(str(HERE / "bench_ee.py"))
     run(str(HERE / "bench_ui.py"))
+    run(str(HERE / "bench_rerun.py"))
     run(str(HERE / "report.py"))
 
 
