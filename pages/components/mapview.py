@@ -111,13 +111,23 @@ def _classes():
             self.content, self.position, self.html, self.fullscreen_only = content, position, html, fullscreen_only
 
     class FitOnFullscreen(MacroElement):
-        """Fit ``bounds`` to the screen when the map enters or leaves full screen."""
+        """Fit ``bounds`` to the screen when the map enters or leaves full screen, and when the
+        window is resized (a laptop put on a projector) unless the user has zoomed or moved the map."""
 
         _template = Template(
             "{% macro script(this, kwargs) %}"
-            "{{ this._parent.get_name() }}.on('enterFullscreen exitFullscreen', function () {"
-            " var map = {{ this._parent.get_name() }};"
-            " setTimeout(function () { map.invalidateSize(); map.fitBounds({{ this.bounds|tojson }}); }, 250); });"
+            "(function () { var map = {{ this._parent.get_name() }}; var b = L.latLngBounds({{ this.bounds|tojson }});"
+            " var t = null;"
+            # Leaflet's own resize handling keeps the centre and zoom; this one decides first, with the
+            # size from before the resize, whether the view was the fitted region (not zoomed or moved)
+            " L.DomEvent.off(window, 'resize', map._onResize, map);"
+            " function fitted() { var c = map.latLngToContainerPoint(b.getCenter()), s = map.getSize();"
+            " return Math.abs(map.getZoom() - map.getBoundsZoom(b)) < 1e-6 && Math.abs(c.x - s.x / 2) < 3"
+            " && Math.abs(c.y - s.y / 2) < 3; }"
+            " function fit() { map.invalidateSize(); map.fitBounds(b, {animate: false}); }"
+            " map.on('enterFullscreen exitFullscreen', function () { setTimeout(fit, 250); });"
+            " window.addEventListener('resize', function () { clearTimeout(t); t = setTimeout(function () {"
+            " if (fitted()) { fit(); } else { map.invalidateSize(); } }, 200); }); })();"
             "{% endmacro %}"
         )
 
