@@ -128,12 +128,12 @@ def test_full_flow_offline(page, app_url, artifacts):
     page.wait_for_timeout(1000)
     crop, room = frame.locator(".leaflet-image-layer").last.bounding_box(), frame.locator(".leaflet-container").bounding_box()
     assert crop["x"] >= room["x"] - 2 and crop["x"] + crop["width"] <= room["x"] + room["width"] + 2, (crop, room)
+    page.screenshot(path=str(artifacts / "06a_laptop_width.png"))
     # a view the user zoomed into is kept when the window changes again
     frame.locator(".leaflet-control-zoom-in").click()
     page.wait_for_timeout(800)
     zoomed = frame.locator(".leaflet-image-layer").last.bounding_box()["width"]
     assert zoomed > 1.5 * crop["width"]
-    page.screenshot(path=str(artifacts / "06a_laptop_width.png"))
     page.set_viewport_size({"width": 1500, "height": 1200})
     page.wait_for_timeout(1000)
     assert map_frame(page).locator(".leaflet-image-layer").last.bounding_box()["width"] == pytest.approx(zoomed, abs=2)
