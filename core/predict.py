@@ -490,30 +490,29 @@ def predict_image(
 
         scene = opened.enter_context(ImageReader(image_path, band_map))
         reader = opened.enter_context(ImageReader(context.path, band_map)) if context is not None else scene
-        frame = (0, 0)
-        if context is None:
+        keep = None
+        if context is None:  # the image, or a window of it (``win``, also in the summary)
             win = region_window(reader.grid, window, loaded.card.patch_size if window is not None else 1)
-        else:  # the scene is the window of the context image at its offset
+            grid, shown, frame = _window_grid(reader.grid, win), win, (0, 0)
+        else:  # the scene is the window ``win`` of the context image; the summary's window is all of the scene
             win = _scene_in_context(scene.grid, reader.grid, context)
-            frame = context.frame
-        grid = scene.grid if context is not None else _window_grid(reader.grid, win)
+            grid, shown, frame = scene.grid, Window(0, 0, scene.grid.width, scene.grid.height), context.frame
+
+            def keep(r, n):  # the scene's own pixels with data (the context's beyond its outline are not output)
+                return scene.read_valid(Window(0, r, grid.width, n))
         grid.pixel_area_ha()  # a CRS without a known unit is refused here, before the model runs
         predictor = make_predictor(loaded, config, frame=(frame[0] + int(win.row_off), frame[1] + int(win.col_off)))
 
         def read(r, c, h, w):
             return reader.read(Window(win.col_off + c, win.row_off + r, w, h))
 
-        def keep(r, n):  # the scene's own pixels with data (the context's beyond its outline are not output)
-            return scene.read(Window(0, r, grid.width, n))[1]
-
         with staging_dir(out_dir) as tmpdir:  # a failure leaves no folder made here
-            stats = _write_outputs(predictor, read, grid, tmpdir, config.threshold, progress,
-                                   keep if context is not None else None)
+            stats = _write_outputs(predictor, read, grid, tmpdir, config.threshold, progress, keep)
             if stats["valid_pixels"] == 0:
                 raise NoDataError("the image (or its --window) holds no valid pixels (all no data); nothing was "
                                   "written; choose another image or window")
-            summary = _summary(image_path, grid, win if context is None else Window(0, 0, grid.width, grid.height),
-                               predictor.config, loaded, stats, time.time() - t0, reader.warnings)
+            summary = _summary(image_path, grid, shown, predictor.config, loaded, stats, time.time() - t0,
+                               reader.warnings)
             if context is not None:
                 summary["context"] = {"file": str(context.path), "row_off": context.row_off, "col_off": context.col_off}
             (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -768,6 +768,14 @@ class ImageReader:
         fill = self.nodata if self.nodata is not None else 0
         return read_padded(self._src, self.path, self._indexes, window, fill)
 
+    def read_valid(self, window=None) -> np.ndarray:
+        """The validity mask (h, w) of :meth:`read`, without making the features.
+
+        Raises:
+            InvalidDataError: on NaN reflectance without a NaN nodata value.
+        """
+        return valid_pixels(self.read_raw(window), self.nodata, self.path.name)
+
     def read(self, window=None) -> tuple[np.ndarray, np.ndarray]:
         """Features (h, w, 5) float32 = R, G, B, NIR reflectance and NDVI, and a validity mask (h, w).
 
