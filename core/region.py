@@ -490,7 +490,7 @@ def _geojson_name(obj: dict, most: int = 3) -> str:
 def check_region(
     region: Region,
     grid: Grid,
-    min_side: int = 256,
+    min_side: int = 32,
     max_pixels: int = 4096 * 4096,
 ) -> WindowCheck:
     """Whether ``region`` can be used on ``grid``: it fits the grid's kind, covers pixels of the data, is at
@@ -523,12 +523,12 @@ def check_region(
             area_ha = float(px_area) * float(per_row.sum())
     need_h, need_w = min(min_side, grid.height), min(min_side, grid.width)
     if window.height < need_h or window.width < need_w:
+        whole = "" if (need_w, need_h) == (min_side, min_side) else \
+            f" (the image is smaller than {min_side} px a side, so all of it)"
         return WindowCheck(
             False,
             f"the region covers {window.width} x {window.height} px of the image; it must be at least "
-            f"{need_w} x {need_h} px " + (f"(one {min_side}-px patch)" if (need_w, need_h) == (min_side, min_side)
-                                          else f"(the image is smaller than one {min_side}-px patch, so all of it)")
-            + ": draw a larger region, or use the whole image (it gives the model the context it needs)",
+            f"{need_w} x {need_h} px{whole}: draw a larger region",
             area_ha,
             window.pixels,
             window,

@@ -137,10 +137,36 @@ def test_drawn_polygon_becomes_the_region(fake_map):
 def test_too_small_region_is_explained(fake_map):
     at = new_app()
     at.run()
-    fake_map.value = {"all_drawings": [drawn_feature([(10, 10), (60, 10), (60, 60), (10, 60)])]}
+    fake_map.value = {"all_drawings": [drawn_feature([(10, 10), (40, 10), (40, 40), (10, 40)])]}
     at.run()
     assert not at.exception
-    assert any("at least 256 x 256 px" in e.value for e in at.error)
+    assert any("at least 32 x 32 px" in e.value for e in at.error)
+
+
+def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map, monkeypatch):
+    """A 40 x 40 px region (one field; 32 px a side is enough, the model sees the image around it)
+    is accepted and shown on the Data page; training on it says it is under one training patch,
+    starts nothing and leaves no job folder."""
+    from core import jobs
+
+    calls = []
+    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: calls.append(k) or "job")
+    at = new_app()
+    at.run()
+    fake_map.value = {"all_drawings": [drawn_feature([(500, 500), (540, 500), (540, 540), (500, 540)])]}
+    at.run()
+    assert not at.exception and not at.error
+    assert at.metric[0].value.startswith("1,600")
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and not at.error
+    assert {m.label for m in at.metric} >= {"Valid pixels", "Crop fraction (labels)"}
+    at.switch_page("pages/model.py").run()
+    by_label(at.button, "Start training").click().run()
+    assert not at.exception and not calls
+    assert [e.value for e in at.error] == ["the region is 40 x 40 px, smaller than one 256 x 256 px training patch; "
+                                           "draw a larger region or choose a smaller patch size"]
+    jobs_root = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs"
+    assert not jobs_root.exists() or not any(jobs_root.iterdir())
 
 
 def test_data_page_layers_and_statistics(fake_map):
@@ -965,7 +991,7 @@ def test_an_uploaded_region_the_source_cannot_use_is_refused_and_the_region_kept
     assert errors[3].startswith("line.geojson cannot be used: ")
     assert errors[0].startswith("outside.geojson cannot be used: the region lies outside the image")
     assert "lonlat.geojson cannot be used: this image is not georeferenced" in errors[1]
-    assert "at least 256 x 256 px" in errors[2]
+    assert "at least 32 x 32 px" in errors[2]
     assert at.session_state["region_after"]["properties"]["name"] == "inside.geojson"  # the usable one, kept
 
 
@@ -981,7 +1007,7 @@ def test_region_drawn_outside_the_image_can_be_taken_back(fake_map):
     # a second mistake (too small) does not make the first one the region to go back to
     fake_map.value = {"all_drawings": [drawn_feature([(10, 10), (20, 10), (20, 20), (10, 20)])]}
     at.run()
-    assert any("at least 256 x 256 px" in e.value for e in at.error)
+    assert any("at least 32 x 32 px" in e.value for e in at.error)
     back = by_label(at.button, "Back to the previous region (90,000 pixels)")  # SQUARE_300 has no name
     back.click().run()
     assert not at.exception

@@ -364,6 +364,28 @@ def test_a_tightly_drawn_region_is_predicted_as_in_the_whole_image(tmp_path):
     assert off_context <= 0.02 and off_alone > 4 * off_context, (off_context, off_alone)
 
 
+def test_one_field_is_predicted_as_in_the_whole_image(shipped, tmp_path):
+    """A region of 40 x 40 px (a field; regions need only 32 px a side) near the image's edge: its
+    context holds a whole 256 px patch, and the probabilities are the whole image's within 0.01
+    (with the 32 px margin alone they were up to 0.09 off here)."""
+    from core.predict import predict_in_context
+    from core.region import Region
+    from core.sources.base import scene_context
+    from core.sources.local import LocalSource
+
+    src = LocalSource.sample()
+    field = Region.from_bbox(10, 700, 50, 740, crs="image")
+    assert src.check_region(field).ok
+    scene = src.fetch(field, tmp_path / "s")
+    context = scene_context(scene.image_path)
+    assert read_image(context.path)[2].shape == (256, 256)
+    feats, valid, _ = read_image(scene.image_path)
+    whole_feats, whole_valid, _ = read_image(src.image_path)
+    whole = predict_array(shipped, whole_feats, whole_valid)[700:740, 10:50]
+    in_context = predict_in_context(shipped, feats, valid, context)
+    assert valid.all() and np.abs(in_context - whole).max() <= 0.01
+
+
 def test_a_scene_file_is_predicted_in_its_context_as_the_dashboard_does(tmp_path, capsys):
     """``python -m core predict --image <scene>/image.tif`` predicted the masked scene alone, while the
     dashboard (and docs/EARTH_ENGINE.md's command for a fetched scene) use the context around it:

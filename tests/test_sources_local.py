@@ -83,6 +83,29 @@ def test_a_scene_keeps_the_regions_surroundings_for_prediction(tmp_path):
     assert scene_context(whole.image_path) is None and not (tmp_path / "whole" / "context.tif").exists()
 
 
+def test_the_context_of_a_small_region_is_at_least_one_patch_where_the_image_allows():
+    """A region smaller than a training patch (one field) gets a context of at least CONTEXT_LEAST
+    px a side, holding the window and its margin, moved inside the image at the edges; a large
+    region gets the margin only; an image smaller than that gives all of itself."""
+    from core.raster import Grid
+    from core.region import PixelWindow
+    from core.sources.local import CONTEXT_LEAST, CONTEXT_MARGIN, context_window
+
+    grid = Grid(None, (1.0, 0.0, 0.0, 0.0, -1.0, 0.0), 1024, 1000)
+    assert context_window(PixelWindow(400, 300, 40, 41), grid) == PixelWindow(292, 193, 256, 256)  # centred
+    assert context_window(PixelWindow(0, 990, 40, 34), grid) == PixelWindow(0, 768, 256, 256)  # in a corner
+    assert context_window(PixelWindow(100, 100, 500, 300), grid) == PixelWindow(
+        100 - CONTEXT_MARGIN, 100 - CONTEXT_MARGIN, 500 + 2 * CONTEXT_MARGIN, 300 + 2 * CONTEXT_MARGIN)
+    small = Grid(None, (1.0, 0.0, 0.0, 0.0, -1.0, 0.0), 100, 300)
+    assert context_window(PixelWindow(250, 30, 40, 40), small) == PixelWindow(44, 0, CONTEXT_LEAST, 100)
+    for win, g in [(PixelWindow(r, c, h, w), grid) for r, c, h, w in [(3, 5, 33, 250), (960, 0, 40, 1024), (17, 900, 300, 100)]]:
+        ctx = context_window(win, g)
+        assert ctx.row_off <= max(0, win.row_off - CONTEXT_MARGIN) and ctx.col_off <= max(0, win.col_off - CONTEXT_MARGIN)
+        assert ctx.row_off + ctx.height >= min(g.height, win.row_off + win.height + CONTEXT_MARGIN)
+        assert ctx.col_off + ctx.width >= min(g.width, win.col_off + win.width + CONTEXT_MARGIN)
+        assert min(ctx.height, ctx.width) >= CONTEXT_LEAST and ctx.row_off + ctx.height <= g.height
+
+
 @pytest.mark.parametrize("lost", ["labels.tif", "codes.tif", "image.tif", "scene.json", "context.tif"])
 def test_a_scene_folder_that_lost_a_file_is_cut_again(tmp_path, lost):
     """A reused scene must be whole: a lost labels/codes file (a cleaned folder) is written again,
@@ -117,8 +140,9 @@ def test_whole_turned_image_has_its_own_area_and_a_clipped_region_says_so():
 
 def test_invalid_regions_rejected(tmp_path):
     src = LocalSource.sample()
-    with pytest.raises(RegionError, match="at least 256"):
-        src.fetch(Region.from_bbox(0, 0, 100, 100, crs="image"), tmp_path)
+    with pytest.raises(RegionError, match="it must be at least 32 x 32 px: draw a larger region"):
+        src.fetch(Region.from_bbox(0, 0, 100, 20, crs="image"), tmp_path / "thin")
+    assert not (tmp_path / "thin").exists()
     check = src.check_region(Region.from_bbox(-72.778645, -16.651663, -72.66865, -16.57553))
     assert not check.ok and "not georeferenced" in check.message
     small = LocalSource(SAMPLE_IMAGE, max_pixels=100_000)

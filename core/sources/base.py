@@ -28,6 +28,9 @@ CODES_FILE = "codes.tif"
 CONTEXT_FILE = "context.tif"
 #: Pixels of image around a region's window that prediction sees (:data:`CONTEXT_FILE`).
 CONTEXT_MARGIN = 32
+#: The smallest region side, in pixels of the source's grid, for every source: a region is
+#: predicted in its context (:data:`CONTEXT_FILE`), so it need not hold a whole model patch.
+MIN_REGION_SIDE = 32
 
 
 @dataclass(frozen=True)

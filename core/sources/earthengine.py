@@ -19,12 +19,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from core.sources.base import CODES_FILE, CONTEXT_FILE, CONTEXT_MARGIN, Progress, RegionCheck, Scene
+from core.sources.base import CODES_FILE, CONTEXT_FILE, CONTEXT_MARGIN, MIN_REGION_SIDE, Progress, RegionCheck, Scene
 
 #: Direct downloads above this many pixels (per band) should be batch exports instead.
 DEFAULT_MAX_PIXELS = 40_000_000
-#: Smallest region side in pixels (one U-Net patch needs at least this much).
-MIN_SIDE = 32
+#: Smallest region side in pixels (the region is predicted with :data:`CONTEXT_MARGIN` px around it).
+MIN_SIDE = MIN_REGION_SIDE
 #: Masked composite pixels travel as this value and become NaN on disk.
 SENTINEL = -9999.0
 #: Class codes where the label product has no data (masked, or outside the region).

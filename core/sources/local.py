@@ -3,8 +3,8 @@
 :meth:`LocalSource.fetch` cuts the region's window out of the image (and labels) and writes a
 small scene: ``image.tif`` (float32 reflectance, bands R, G, B, NIR, NaN = no data, pixels outside
 the region's polygon set to no data), ``labels.tif`` (binary mask 1/0/255) and, where the region is
-not the whole image, ``context.tif`` (the window grown by :data:`CONTEXT_MARGIN` pixels, unmasked,
-which prediction sees). The scene keeps the source's CRS and transform; a non-georeferenced source
+not the whole image, ``context.tif`` (the window grown by :data:`CONTEXT_MARGIN` pixels, and to at
+least :data:`CONTEXT_LEAST` pixels a side where the image allows, unmasked, which prediction sees). The scene keeps the source's CRS and transform; a non-georeferenced source
 stays non-georeferenced.
 """
 
@@ -24,7 +24,7 @@ from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem, write_bytes_whole
 from core.labels import NODATA, get_class_map
 from core.raster import INPUT_BANDS, Grid, ImageReader, read_label_classes, read_labels, write_codes, write_mask
 from core.region import LONLAT_CRS, PixelWindow, Region, WindowCheck, check_region
-from core.sources.base import CODES_FILE, CONTEXT_FILE, CONTEXT_MARGIN, Progress, RegionCheck, Scene
+from core.sources.base import CODES_FILE, CONTEXT_FILE, CONTEXT_MARGIN, MIN_REGION_SIDE, Progress, RegionCheck, Scene
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SAMPLE_DIR = ROOT / "assets" / "sample"
@@ -38,7 +38,10 @@ SAMPLE_ATTRIBUTION = (
 )
 #: Largest region (pixels) a local source fetches for the dashboard.
 MAX_REGION_PIXELS = 4096 * 4096
-SCENE_VERSION = 4  # 2: scenes keep the label product's class codes (codes.tif); 3: and a context image; 4: dark pixels kept
+SCENE_VERSION = 5  # 2: scenes keep the label product's class codes (codes.tif); 3: and a context image; 4: dark pixels kept; 5: context >= CONTEXT_LEAST
+#: The context image of a small region is at least this many pixels a side (where the image allows):
+#: the model then sees around a field as much as one training patch holds, as in the whole image.
+CONTEXT_LEAST = 256
 
 
 class LocalSource:
@@ -58,7 +61,7 @@ class LocalSource:
         title: str | None = None,
         attribution: str = "",
         band_map: dict[str, int] | None = None,
-        min_side: int = 256,
+        min_side: int = MIN_REGION_SIDE,
         max_pixels: int = MAX_REGION_PIXELS,
     ):
         self.image_path = Path(image_path)
@@ -172,7 +175,7 @@ class LocalSource:
             progress(0, 3, "reading the image")
         with ImageReader(self.image_path, self.band_map) as reader:
             grid = reader.grid
-            context = _grown(window, CONTEXT_MARGIN, grid)
+            context = context_window(window, grid)
             ctx_feats, ctx_valid = reader.read(context.to_rasterio())
         r0, c0 = window.row_off - context.row_off, window.col_off - context.col_off
         inside = region.mask(grid, window)
@@ -223,12 +226,21 @@ def _checked_grid(path: str, bands: tuple | None, version: tuple[int, int] | Non
         return reader.grid
 
 
-def _grown(window: PixelWindow, margin: int, grid: Grid) -> PixelWindow:
-    """``window`` grown by ``margin`` pixels on each side, within the grid."""
-    top, left = max(0, window.row_off - margin), max(0, window.col_off - margin)
-    bottom = min(grid.height, window.row_off + window.height + margin)
-    right = min(grid.width, window.col_off + window.width + margin)
-    return PixelWindow(top, left, bottom - top, right - left)
+def context_window(window: PixelWindow, grid: Grid, margin: int = CONTEXT_MARGIN,
+                   least: int = CONTEXT_LEAST) -> PixelWindow:
+    """``window`` grown by ``margin`` pixels on each side and, where that is under ``least`` pixels
+    a side, further (evenly, then towards the side with room), all within the grid."""
+    def span(off: int, size: int, total: int) -> tuple[int, int]:
+        start, end = max(0, off - margin), min(total, off + size + margin)
+        want = min(total, least)
+        if end - start < want:  # centred on the window, then moved inside the grid: it keeps the margin
+            start = min(max(0, off - (want - size) // 2), total - want)
+            end = start + want
+        return start, end - start
+
+    top, height = span(window.row_off, window.height, grid.height)
+    left, width = span(window.col_off, window.width, grid.width)
+    return PixelWindow(top, left, height, width)
 
 
 def _write_image(path: Path, feats: np.ndarray, valid: np.ndarray, crs, transform) -> None:
