@@ -401,10 +401,19 @@ LABEL_MAPS = ", ".join(sorted(CLASS_MAPS))
 NEEDS_TENSORFLOW = ("train", "predict", "patches")
 
 
+class _Signalled(KeyboardInterrupt):
+    """A command ended by a signal other than SIGINT (its number in ``signum``)."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
 def _interrupt(signum, _frame) -> None:
     """SIGTERM / SIGHUP (a kill, a timeout, a closed terminal) end a command as Ctrl-C does, so
-    that its temporary files are removed."""
-    raise KeyboardInterrupt(f"signal {signum}")
+    that its temporary files are removed; the exit status is 128 + the signal's number, as a shell
+    reports a command the signal stopped (143 for SIGTERM; Ctrl-C: 130)."""
+    raise _Signalled(signum)
 
 
 def environment_error(err: BaseException) -> str | None:
@@ -452,10 +461,10 @@ def main(argv: list[str] | None = None) -> int:
     except CropMapError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         note = getattr(args, "completed", None) or interrupted_note(args.command, getattr(args, "overwrite", False))
         print(f"error: interrupted; {note}", file=sys.stderr)
-        return 130
+        return 128 + (err.signum if isinstance(err, _Signalled) else signal.SIGINT)
     except BrokenPipeError:  # the output's reader stopped reading (python -m core info ... | head): no error of ours
         try:  # so that Python's flush of stdout at exit fails no more
             fd = sys.stdout.fileno()
