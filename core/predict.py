@@ -28,7 +28,7 @@ from core.errors import ConfigError, InvalidDataError, NoDataError, OutputExists
 from core.files import check_output_dir, move_into_place, staging_dir
 from core.labels import NODATA
 from core.raster import FEATURE_BANDS, Grid, ImageReader
-from core.sources.base import SceneContext
+from core.sources.base import MIN_REGION_SIDE, SceneContext
 from core.threads import background_priority
 
 #: progress(done, total)
@@ -384,8 +384,9 @@ def region_window(grid: Grid, window: tuple[int, int, int, int] | None, min_size
                 "give ROW,COL,HEIGHT,WIDTH with a positive height and width inside the image"
             )
     if h < min(min_size, grid.height) or w < min(min_size, grid.width):
-        raise RegionError(f"the window is {h} x {w} px (rows x columns), smaller than one {min_size} x {min_size} px "
-                          "patch of the model; give a larger --window, or leave it out to predict the whole image")
+        raise RegionError(f"the window is {h} x {w} px (rows x columns); it must be at least {min_size} px on each "
+                          "side (or all of a smaller image): give a larger --window, or leave it out to predict the "
+                          "whole image")
     return Window(c, r, w, h)
 
 
@@ -492,7 +493,7 @@ def predict_image(
         reader = opened.enter_context(ImageReader(context.path, band_map)) if context is not None else scene
         keep = None
         if context is None:  # the image, or a window of it (``win``, also in the summary)
-            win = region_window(reader.grid, window, loaded.card.patch_size if window is not None else 1)
+            win = region_window(reader.grid, window, MIN_REGION_SIDE if window is not None else 1)
             grid, shown, frame = _window_grid(reader.grid, win), win, (0, 0)
         else:  # the scene is the window ``win`` of the context image; the summary's window is all of the scene
             win = _scene_in_context(scene.grid, reader.grid, context)

@@ -237,8 +237,8 @@ def test_bad_regions(tiny_model_path, small_scene, tmp_path):
     img, _ = small_scene
     with pytest.raises(RegionError, match="not inside"):
         predict_image(img, tmp_path / "a", tiny_model_path, window=(200, 200, 256, 256))
-    with pytest.raises(RegionError, match=r"the window is 100 x 300 px \(rows x columns\), smaller than one 256 x 256"):
-        predict_image(img, tmp_path / "b", tiny_model_path, window=(0, 0, 100, 300))
+    with pytest.raises(RegionError, match=r"the window is 20 x 300 px \(rows x columns\); it must be at least 32 px"):
+        predict_image(img, tmp_path / "b", tiny_model_path, window=(0, 0, 20, 300))
     # an image smaller than a patch: its whole window is the whole image, predicted as without --window
     rng = np.random.default_rng(3)
     small = write_raster(tmp_path / "small.tif", rng.integers(200, 3000, (4, 10, 13)).astype(np.int16),
@@ -247,7 +247,7 @@ def test_bad_regions(tiny_model_path, small_scene, tmp_path):
     plain = predict_image(small, tmp_path / "p", tiny_model_path)
     assert as_window["pixels"] == plain["pixels"] == 130
     assert (tmp_path / "w" / "probability.tif").read_bytes() == (tmp_path / "p" / "probability.tif").read_bytes()
-    with pytest.raises(RegionError, match="smaller than one"):
+    with pytest.raises(RegionError, match=r"at least 32 px on each side \(or all of a smaller image\)"):
         predict_image(small, tmp_path / "c", tiny_model_path, window=(0, 0, 9, 13))
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
 
@@ -330,13 +330,18 @@ def test_a_model_used_for_prediction_can_be_freed():
 
 
 def test_a_window_is_predicted_as_that_part_of_the_whole_image(shipped, tmp_path):
-    # the tile grid is the image's, wherever the window starts (here off the model's 16-px lattice)
+    # the tile grid is the image's, wherever the window starts (here off the model's 16-px lattice),
+    # and the image around the window is read: a 40 px window (one field) too
     predict_image(SAMPLE_IMAGE, tmp_path / "a", loaded=shipped, window=(0, 0, 512, 512))
     predict_image(SAMPLE_IMAGE, tmp_path / "b", loaded=shipped, window=(8, 8, 504, 504))
+    predict_image(SAMPLE_IMAGE, tmp_path / "c", loaded=shipped, window=(300, 201, 40, 40))
     with rasterio.open(tmp_path / "a" / "probability.tif") as a, rasterio.open(tmp_path / "b" / "probability.tif") as b:
-        whole, part = a.read(1)[8:, 8:].astype(int), b.read(1).astype(int)
-    assert np.array_equal(whole == 255, part == 255)
-    assert np.abs(whole - part).max() <= 1  # whole percents: at most a rounding apart
+        whole, part = a.read(1).astype(int), b.read(1).astype(int)
+    with rasterio.open(tmp_path / "c" / "probability.tif") as c:
+        field = c.read(1).astype(int)
+    assert np.array_equal(whole[8:, 8:] == 255, part == 255)
+    assert np.abs(whole[8:, 8:] - part).max() <= 1  # whole percents: at most a rounding apart
+    assert field.shape == (40, 40) and np.abs(whole[300:340, 201:241] - field).max() <= 1
 
 
 def test_a_tightly_drawn_region_is_predicted_as_in_the_whole_image(tmp_path):
