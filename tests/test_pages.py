@@ -143,6 +143,37 @@ def test_too_small_region_is_explained(fake_map):
     assert any("at least 32 x 32 px" in e.value for e in at.error)
 
 
+def test_the_basemap_can_be_switched_off_for_a_georeferenced_image(fake_map, monkeypatch):
+    """A georeferenced image's maps show OpenStreetMap tiles, credited as its tile policy asks; the
+    sidebar's switch (only there for a georeferenced source) turns them off on every page, and
+    CROPMAP_BASEMAP=none starts a session with them off (no request leaves for a tile server)."""
+    osm = "tile.openstreetmap.org"
+    at = own_image_app()
+    at.run()
+    assert not at.exception
+    html = fake_map.maps[-1][0].get_root().render()
+    assert osm in html and "openstreetmap.org/copyright" in html and "contributors" in html
+    switch = at.sidebar.toggle(key="w_basemap")
+    assert switch.value is True and switch.label == "Basemap (OpenStreetMap)"
+    switch.set_value(False).run()
+    assert osm not in fake_map.maps[-1][0].get_root().render()
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and at.sidebar.toggle(key="w_basemap").value is False
+    assert osm not in fake_map.maps[-1][0].get_root().render()
+    at.sidebar.toggle(key="w_basemap").set_value(True).run()
+    assert osm in fake_map.maps[-1][0].get_root().render()
+    # the sample scene has no place on Earth: no basemap, and no switch
+    sample = new_app()
+    sample.run()
+    assert not [t for t in sample.sidebar.toggle if t.key == "w_basemap"]
+    assert osm not in fake_map.maps[-1][0].get_root().render()
+    monkeypatch.setenv("CROPMAP_BASEMAP", "none")
+    off = own_image_app()
+    off.run()
+    assert off.sidebar.toggle(key="w_basemap").value is False
+    assert osm not in fake_map.maps[-1][0].get_root().render()
+
+
 def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map, monkeypatch):
     """A 40 x 40 px region (one field; 32 px a side is enough, the model sees the image around it)
     is accepted and shown on the Data page; training on it says it is under one training patch,

@@ -22,6 +22,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from core.overlays import Bounds, Overlay
+from pages.components import state
 
 LEAFLET_VERSION = "1.9.4"
 LEAFLET_DRAW_VERSION = "1.0.4"
@@ -41,6 +42,8 @@ FULLSCREEN_VERSION = "3.0.0"
 FULLSCREEN_JS = [("Control.Fullscreen.js", f"{STATIC}/leaflet-fullscreen/Control.FullScreen.js")]
 FULLSCREEN_CSS = [("Control.FullScreen.css", f"{STATIC}/leaflet-fullscreen/Control.FullScreen.css")]
 IMAGE_NOTE = "not georeferenced: image coordinates"
+#: the credit that OpenStreetMap's tile usage policy asks for, linked to its copyright page
+OSM_ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 #: streamlit-folium's component (tests replace it to inject what the browser would return).
 _st_folium = None
 
@@ -55,7 +58,7 @@ class MapSpec:
     opacities: dict[str, float] = field(default_factory=dict)
     region_geojson: dict | None = None  # in map coordinates
     draw: bool = False
-    basemap: bool = True  # georeferenced maps only (OpenStreetMap tiles; needs internet)
+    basemap: bool = True  # georeferenced maps only (OpenStreetMap tiles; needs internet), if the sidebar's switch is on
     height: int = 560
     #: Overlays that change often (the thresholded crop layer): sent as a feature group that the
     #: map swaps in place, so that changing them does not reload the map and its other layers.
@@ -225,7 +228,7 @@ def build(spec: MapSpec):
             # added here, not by geemap's basemap option: that one rendered the layer's addTo on some
             # reruns only, so the map's script (streamlit-folium's component key) changed between reruns,
             # the browser remounted the map and dropped shapes drawn on it
-            folium.TileLayer("OpenStreetMap", name="OpenStreetMap", attr="OpenStreetMap", overlay=False,
+            folium.TileLayer("OpenStreetMap", name="OpenStreetMap", attr=OSM_ATTRIBUTION, overlay=False,
                              control=True, show=True, max_zoom=19).add_to(m)
     for layer in spec.tile_layers:
         folium.TileLayer(tiles=layer["url"], attr=layer.get("attribution", ""), name=layer["name"], overlay=True,
@@ -279,7 +282,7 @@ def render(spec: MapSpec, key: str, returned_objects: Sequence[str] = ()) -> dic
         st.caption("This image is not georeferenced: the map shows it in image coordinates (pixels; row 0 at the top). No location is implied.")
     import folium
 
-    m = build(spec)
+    m = build(replace(spec, basemap=spec.basemap and bool(state.get(state.BASEMAP))))
     group = None
     if spec.dynamic:
         group = folium.FeatureGroup(name="dynamic layers")

@@ -30,6 +30,12 @@ def show() -> None:
                   "earthengine": "Earth Engine"}.get(spec.get("kind"), "?")
         st.caption(f"Source: {source}")
         st.caption("Region: " + scene.region_label())
+        if spec.get("kind") == "earthengine" or (spec.get("kind") in ("sample", "local") and georeferenced(spec)):
+            st.toggle("Basemap (OpenStreetMap)", key=state.sync_widget(state.BASEMAP), on_change=state.store_widget,
+                      args=(state.BASEMAP,),
+                      help="Street map tiles from openstreetmap.org under the layers. They need internet, and the tile "
+                           "server learns which places you look at. Off: the layers on a plain background. "
+                           f"`{state.BASEMAP_ENV}=none` starts every session with it off.")
         model = state.get(state.MODEL_PATH)
         gone = " (no longer on disk: load one on the Model page)" if model and not Path(model).is_file() else ""
         st.caption("Model: " + (models.label(model) + gone if model else "none loaded (Model page)"))
@@ -46,6 +52,14 @@ def local_status(spec: dict) -> tuple[bool, str]:
     except CropMapError as err:
         return False, str(err)
     return src.available()
+
+
+def georeferenced(spec: dict) -> bool:
+    """Whether the local image of ``spec`` has a place on Earth (False when it cannot be opened)."""
+    try:
+        return scene.source_from_spec(spec).grid().georeferenced
+    except CropMapError:
+        return False
 
 
 def training_line(job: str, show: bool = True) -> bool:

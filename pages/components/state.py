@@ -45,6 +45,9 @@ LAST_DRAWING = "last_drawing"  # JSON text of the last drawing taken from the ma
 LAYERS = "layers"  # dict layer name -> {"show": bool, "opacity": float}
 QUALITY_CLASS = "quality_class"  # int code of the label class whose errors the Quality map shows alone, or "all"
 PATCHES = "patches"  # dict of the last training/test patch files cut from the scene (paths as str), or None
+BASEMAP = "basemap"  # bool: georeferenced maps show OpenStreetMap tiles (default: see basemap_default)
+#: the environment variable that sets :data:`BASEMAP`'s default: "none" (or "off") for no basemap
+BASEMAP_ENV = "CROPMAP_BASEMAP"
 
 DEFAULTS: dict[str, Any] = {
     SOURCE: {"kind": "sample"},
@@ -71,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
     LAYERS: {},
     PATCHES: None,
     QUALITY_CLASS: "all",
+    BASEMAP: True,  # (init sets it from basemap_default)
 }
 
 
@@ -79,7 +83,7 @@ DEFAULTS: dict[str, Any] = {
 #: source, a prediction to its scene)
 KEPT_TOGETHER = (SOURCE, REGION, PREVIOUS_REGION, SCENE, PATCHES, PREDICTION, FIELDS)
 KEPT = KEPT_TOGETHER + (MODEL_PATH, THRESHOLD, VIEWS, LAYERS, QUALITY_CLASS, EE_ASSET, EE_PATCHES, TRAIN_FORM,
-                        PATCH_FORM, EE_EXPORT_FORM, JOB_DIR, EE_LAST)
+                        PATCH_FORM, EE_EXPORT_FORM, JOB_DIR, EE_LAST, BASEMAP)
 SESSION_PARAM = "session"  # the URL's query parameter that names the session's saved state
 SESSION_ID = "_session_id"  # this browser session's id (32 hex digits)
 SAVED = "_saved_state"  # the JSON text last saved for this session (so that an unchanged run writes nothing)
@@ -96,8 +100,17 @@ def init() -> None:
     for key, value in DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = value.copy() if isinstance(value, dict) else value
+            if key == BASEMAP:
+                st.session_state[key] = basemap_default()
     if first:
         _start_session()
+
+
+def basemap_default(environ=os.environ) -> bool:
+    """Whether maps start with the OpenStreetMap basemap: yes, unless :data:`BASEMAP_ENV` is "none"
+    or "off" (a machine with no internet, or where the places looked at should not reach a tile
+    server)."""
+    return environ.get(BASEMAP_ENV, "").strip().lower() not in ("none", "off")
 
 
 def keep_url_session() -> None:
