@@ -124,6 +124,21 @@ def class_errors(codes: np.ndarray, label_mask: np.ndarray, pred_mask: np.ndarra
     return sorted(rows, key=lambda r: (-r["errors"], r["code"]))
 
 
+#: Fewer labelled pixels than this of either class make the scores of a region a rough guide only.
+FEW_PIXELS = 1000
+
+
+def few_pixels_note(tp: int, fp: int, fn: int, tn: int, least: int = FEW_PIXELS) -> str | None:
+    """A caution when the labels hold under ``least`` pixels of crop or of not crop (one field, say):
+    a few pixels then move the scores, and the threshold that scores best is a guess. None when
+    both classes have enough (or the labels hold no crop, which is said otherwise)."""
+    crop, other = tp + fn, fp + tn
+    if not crop or min(crop, other) >= least:
+        return None
+    return (f"Few labelled pixels of one class ({crop:,} crop, {other:,} not crop): a handful of pixels moves "
+            "these scores, and the best threshold found here is a guess; judge the model on a larger region.")
+
+
 def check_mask(mask: np.ndarray) -> None:
     """Check that ``mask`` is a crop mask: values 0 (not crop), 1 (crop) and 255 (no data) only.
 

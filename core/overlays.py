@@ -356,6 +356,18 @@ def make_overlay(
     return Overlay(name, png_bytes(img), bounds, img.shape[1], img.shape[0], legend, opacity)
 
 
+def focus_bounds(inner: Bounds, outer: Bounds, inner_shape: tuple[int, int], margin_px: int = 40,
+                 least: float = 0.05) -> Bounds:
+    """A map view of a region with its surroundings: ``inner`` (the region's map bounds, ``inner_shape``
+    (rows, columns) pixels) grown on each side by ``margin_px`` pixels' worth, and by at least
+    ``least`` of its size, within ``outer`` (the image's bounds; the view always holds ``inner``)."""
+    (s, w), (n, e) = inner
+    (o_s, o_w), (o_n, o_e) = outer
+    dy = (n - s) * max(least, margin_px / max(inner_shape[0], 1))
+    dx = (e - w) * max(least, margin_px / max(inner_shape[1], 1))
+    return ((max(s - dy, min(o_s, s)), max(w - dx, min(o_w, w))), (min(n + dy, max(o_n, n)), min(e + dx, max(o_e, e))))
+
+
 def map_bounds(grid: Grid, offset: tuple[int, int] = (0, 0)) -> Bounds:
     """Map bounds of a grid: Simple-CRS pixel bounds or lat/lon."""
     if grid.georeferenced:

@@ -81,10 +81,11 @@ with ui.errors_shown():
             opacities[o.name] = lab_opacity
 
 with map_col:
-    from core.overlays import map_bounds
-
-    mapview.render(mapview.MapSpec(bounds=map_bounds(grid, offset), image=not grid.georeferenced,
-                                   overlays=overlays, opacities=opacities), key="data_map")
+    with ui.errors_shown(stop=True):
+        view, under = scene.map_view(sc, grid, offset)
+        outline = scene.current_region().to_map_geojson() if under else None
+    mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced, overlays=under + overlays,
+                                   opacities=opacities, region_geojson=outline), key="data_map")
     st.markdown(mapview.legends_html(overlays, opacities), unsafe_allow_html=True)
 
 with stats_col:

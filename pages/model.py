@@ -163,6 +163,12 @@ with tab_train:
         "Train on", sources, index=sources.index(prev.get("source", "region")), horizontal=True, key="train_source",
         format_func={"region": "This region's image and labels",
                      "patches": "TFRecord patches (cut on the Data page, or an Earth Engine export)"}.get)
+    shape, least = scene.fetched_shape() if source == "region" else None, min(ui.PATCH_SIZES)
+    too_small = shape is not None and min(shape) < least  # (one field: it can be predicted, not trained on)
+    if too_small:
+        st.info(f"This region is {shape[1]} x {shape[0]} px: training needs at least one {least} x {least} px patch "
+                "of it. Draw a larger region to train on, or train on TFRecord patches; the model in use still "
+                "predicts this region.", icon=":material/info:")
     with st.form("train_form"):
         if source == "patches":
             st.caption("Patches in Earth Engine's TFRecord layout, with bands R, G, B, NIR, NDVI and a `crop` "
@@ -202,8 +208,9 @@ with tab_train:
             help="keeps its preset and normalization; a lower learning rate (e.g. 0.0003) suits fine-tuning"
             if in_use else "load or train a model first")
         start = st.form_submit_button(
-            "Start training", type="primary", disabled=running is not None,
-            help=f"a training job is running ({running.name}); cancel it above or wait for it" if running else None)
+            "Start training", type="primary", disabled=running is not None or too_small,
+            help=f"a training job is running ({running.name}); cancel it above or wait for it" if running else
+            "the region is smaller than the smallest patch" if too_small else None)
     if start:
         with ui.errors_shown():
             config = {"preset": preset, "epochs": int(epochs), "steps_per_epoch": int(steps), "batch_size": int(batch),

@@ -10,7 +10,6 @@ import streamlit as st
 
 from core.metrics import format_hectares
 from core.model import load_card, resolution_warning
-from core.overlays import map_bounds
 from core.predict import prediction_summary
 from pages.components import cached, models, mapview, navigation, predictions, scene, state, ui
 
@@ -110,8 +109,11 @@ with ui.errors_shown(stop=True):
     stats = cached.crop_stats(key, float(threshold))
 
 with map_col:
-    mapview.render(mapview.MapSpec(bounds=map_bounds(grid, offset), image=not grid.georeferenced,
-                                   overlays=overlays, opacities=opacities, dynamic=dynamic), key="predict_map")
+    with ui.errors_shown(stop=True):
+        view, under = scene.map_view(sc, grid, offset)
+        outline = scene.current_region().to_map_geojson() if under else None
+    mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced, overlays=under + overlays,
+                                   opacities=opacities, dynamic=dynamic, region_geojson=outline), key="predict_map")
     st.markdown(mapview.legends_html(overlays[1:] + dynamic, opacities), unsafe_allow_html=True)
 
 with stats_box:

@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from core import jobs
+from core.metrics import few_pixels_note
 from core.model import DEFAULT_MODEL_PATH
-from core.overlays import map_bounds
 from pages.components import cached, models, mapview, navigation, predictions, scene, state, ui
 
 #: label classes listed under "Where the errors are"
@@ -121,6 +121,8 @@ m2.metric("Recall", f"{conf['recall']:.3f}" if label_crop else "n/a")
 m3.metric("F1", f"{conf['f1']:.3f}" if label_crop else "n/a")
 m4.metric("IoU", f"{conf['iou']:.3f}" if label_crop else "n/a")
 m5.metric("Accuracy", f"{conf['accuracy']:.3f}")
+if note := few_pixels_note(conf["tp"], conf["fp"], conf["fn"], conf["tn"]):
+    st.caption(note)
 
 left, right = st.columns([3, 2])
 with left:
@@ -152,8 +154,12 @@ with left:
         only = None if shown == "all" else (codes[0], cached.mtime(codes[0]), codes[1], shown,
                                            f"{shown} {classes[shown]['name']}")
         dis = cached.disagreement_overlay(key, offset, *lkey, float(threshold), only)
-    mapview.render(mapview.MapSpec(bounds=map_bounds(grid, offset), image=not grid.georeferenced,
-                                   overlays=[base, dis] if show_dis else [base], opacities={dis.name: dis_opacity}),
+    with ui.errors_shown(stop=True):
+        view, under = scene.map_view(sc, grid, offset)
+        outline = scene.current_region().to_map_geojson() if under else None
+    mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced,
+                                   overlays=under + ([base, dis] if show_dis else [base]),
+                                   opacities={dis.name: dis_opacity}, region_geojson=outline),
                    key="quality_map")
     st.markdown(mapview.legends_html([dis], {dis.name: dis_opacity}), unsafe_allow_html=True)
 with right:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from core.errors import GridMismatchError, InvalidDataError, NoDataError
-from core.metrics import area_ha, confusion, crop_area, threshold_curve
+from core.metrics import area_ha, confusion, crop_area, few_pixels_note, threshold_curve
 from core.predict import threshold_mask
 
 
@@ -123,3 +123,12 @@ def test_a_map_handout_says_the_crop_area_and_the_grid():
     plain = Grid(None, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), 3, 2)
     assert describe_crop(crop_area(mask, None), plain) == (
         "Crop 3 px, 60.0% of 5 valid pixels. Image coordinates: not georeferenced.")
+
+
+def test_few_pixels_of_a_class_come_with_a_caution():
+    assert few_pixels_note(tp=900, fp=50, fn=100, tn=949) == (
+        "Few labelled pixels of one class (1,000 crop, 999 not crop): a handful of pixels moves these scores, "
+        "and the best threshold found here is a guess; judge the model on a larger region.")
+    assert few_pixels_note(tp=900, fp=50, fn=100, tn=950) is None  # 1,000 of each: enough
+    assert few_pixels_note(tp=0, fp=5, fn=0, tn=10) is None  # no crop in the labels: said otherwise
+    assert few_pixels_note(tp=10, fp=5000, fn=0, tn=10) is not None

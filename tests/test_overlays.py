@@ -252,3 +252,20 @@ def test_threshold_downloads_keep_the_mask_whole_and_the_png_small():
     assert not np.array_equal(np.asarray(plain)[top], np.asarray(png)[top])
     with rasterio.MemoryFile(ov.probability_download(prob, grid)) as mem, mem.open() as src:
         assert src.read(1)[0, 0] == 255 and src.read(1)[20, 20] == round(float(prob[20, 20]) * 100)
+
+
+def test_focus_bounds_shows_a_small_region_with_its_surroundings_inside_the_image():
+    from core.overlays import focus_bounds
+
+    image = ((-1024.0, 0.0), (0.0, 1024.0))  # a 1024 px image in image coordinates (lat = -row)
+    field = ((-540.0, 500.0), (-500.0, 540.0))  # 40 x 40 px
+    assert focus_bounds(field, image, (40, 40)) == ((-580.0, 460.0), (-460.0, 580.0))  # 40 px each side
+    big = ((-900.0, 100.0), (-100.0, 900.0))  # 800 px: 5 % each side (40 px)
+    assert focus_bounds(big, image, (800, 800)) == ((-940.0, 60.0), (-60.0, 940.0))
+    corner = ((-40.0, 984.0), (0.0, 1024.0))  # at the image's corner: the view stays inside the image
+    assert focus_bounds(corner, image, (40, 40)) == ((-80.0, 944.0), (0.0, 1024.0))
+    over = ((-40.0, 1000.0), (10.0, 1100.0))  # a region over the image's edge is still all in view
+    (s, w), (n, e) = focus_bounds(over, image, (50, 100))
+    assert s < -40.0 and w < 1000.0 and (n, e) == (10.0, 1100.0)
+    thin = ((-540.0, 0.0), (-500.0, 1000.0))  # 40 rows x 1000 columns: 40 px of rows each side, 5 % of columns
+    assert focus_bounds(thin, image, (40, 1000)) == ((-580.0, 0.0), (-460.0, 1024.0))

@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from pages.components import mapview  # noqa: E402
+from pages.components import mapview, scene  # noqa: E402
 
 TIMEOUT = 120
 
@@ -94,6 +94,18 @@ def texts(at: AppTest) -> str:
     parts = [e.value for e in at.markdown] + [e.value for e in at.caption] + [e.value for e in at.info]
     parts += [e.value for e in at.success] + [e.value for e in at.error] + [e.value for e in at.warning]
     return "\n".join(str(p) for p in parts)
+
+
+def layer_names(m) -> list[str]:
+    """The names of a folium map's image layers, bottom first."""
+    import folium
+
+    return [c.layer_name for c in m._children.values() if isinstance(c, folium.raster_layers.ImageOverlay)]
+
+
+def scene_layers(m) -> list[str]:
+    """:func:`layer_names` of the region's own layers (not the image around the region under them)."""
+    return [n for n in layer_names(m) if n != scene.SURROUNDINGS]
 
 
 def drawn_feature(cols_rows: list[tuple[float, float]]) -> dict:
@@ -174,10 +186,11 @@ def test_the_basemap_can_be_switched_off_for_a_georeferenced_image(fake_map, mon
     assert osm not in fake_map.maps[-1][0].get_root().render()
 
 
-def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map, monkeypatch):
+def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map, tiny_model_path, monkeypatch):
     """A 40 x 40 px region (one field; 32 px a side is enough, the model sees the image around it)
-    is accepted and shown on the Data page; training on it says it is under one training patch,
-    starts nothing and leaves no job folder."""
+    is accepted and shown on the Data page; the Model page says it is under the smallest training
+    patch and cannot start training on it; a region under the chosen patch size only is refused on
+    Start, with nothing started and no job folder left."""
     from core import jobs
 
     calls = []
@@ -191,13 +204,46 @@ def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map,
     at.switch_page("pages/data.py").run()
     assert not at.exception and not at.error
     assert {m.label for m in at.metric} >= {"Valid pixels", "Crop fraction (labels)"}
+    # the field is seen where it lies: over the image around it (dimmed), with 40 px of it in view on each side
+    m = fake_map.maps[-1][0]
+    assert layer_names(m) == [scene.SURROUNDINGS, "True colour (R,G,B)", "Labels"]
+    assert "[[-580.0, 460.0], [-460.0, 580.0]]" in m.get_root().render()
     at.switch_page("pages/model.py").run()
+    assert [i.value for i in at.info if i.value.startswith("This region is")] == [
+        "This region is 40 x 40 px: training needs at least one 64 x 64 px patch of it. Draw a larger region to "
+        "train on, or train on TFRecord patches; the model in use still predicts this region."]
+    assert by_label(at.button, "Start training").disabled
+    at.radio(key="train_source").set_value("patches").run()
+    assert not [i for i in at.info if i.value.startswith("This region is")]
+    assert not by_label(at.button, "Start training").disabled
+    at.radio(key="train_source").set_value("region").run()
+    at.switch_page("pages/region.py").run()  # a 100 px field: the 64 px patch fits, the default 256 px one does not
+    fake_map.value = {"all_drawings": [drawn_feature([(500, 500), (600, 500), (600, 600), (500, 600)])]}
+    at.run()
+    at.switch_page("pages/data.py").run()
+    at.switch_page("pages/model.py").run()
+    assert not [i for i in at.info if i.value.startswith("This region is")]
     by_label(at.button, "Start training").click().run()
     assert not at.exception and not calls
-    assert [e.value for e in at.error] == ["the region is 40 x 40 px, smaller than one 256 x 256 px training patch; "
+    assert [e.value for e in at.error] == ["the region is 100 x 100 px, smaller than one 256 x 256 px training patch; "
                                            "draw a larger region or choose a smaller patch size"]
+    fake_map.value = {"all_drawings": [drawn_feature([(500, 500), (540, 500), (540, 540), (500, 540)])]}
+    at.switch_page("pages/region.py").run()
+    at.run()
     jobs_root = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs"
     assert not jobs_root.exists() or not any(jobs_root.iterdir())
+    # its scores come with a caution: a few pixels move them
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and not at.error
+    cm = at.table[0].value.map(lambda v: int(str(v).replace(",", "")))
+    crop, other = int(cm["label: crop"].sum()), int(cm["label: not crop"].sum())
+    assert 0 < crop + other <= 1600 and min(crop, other) < 1000
+    assert [c.value for c in at.caption if c.value.startswith("Few labelled pixels")] == [
+        f"Few labelled pixels of one class ({crop:,} crop, {other:,} not crop): a handful of pixels moves these "
+        "scores, and the best threshold found here is a guess; judge the model on a larger region."]
 
 
 def test_data_page_layers_and_statistics(fake_map):
@@ -218,14 +264,15 @@ def test_data_page_layers_and_statistics(fake_map):
     m, kwargs = fake_map.maps[-1]
     assert kwargs["returned_objects"] == []
     html = m.get_root().render()
-    assert html.count("L.imageOverlay") == 2  # true colour + labels by default
+    assert scene_layers(m) == ["True colour (R,G,B)", "Labels"]  # by default, over the image around the region
+    assert layer_names(m)[0] == scene.SURROUNDINGS and '"opacity": 0.5' in html and "#ff3d00" in html  # and its outline
     # the full-screen legend inside the map fades the label colours as the layer is faded (0.5)
     assert "opacity:0.50" in html
     at.slider(key="data_op_labels").set_value(0.3).run()
     assert "opacity:0.30" in fake_map.maps[-1][0].get_root().render()
     assert not [c for c in at.caption if "hidden under" in c.value]
     at.checkbox(key="data_show_ndvi").check().run()
-    assert fake_map.maps[-1][0].get_root().render().count("L.imageOverlay") == 3
+    assert len(scene_layers(fake_map.maps[-1][0])) == 3
     assert "NDVI" in "".join(md.value for md in at.markdown)
     # true colour at full opacity under NDVI at full opacity cannot be seen: the page says so
     assert [c.value for c in at.caption if "hidden under" in c.value] == [
@@ -518,7 +565,7 @@ def test_data_page_keeps_the_label_layer_and_patch_form_across_sources_and_regio
     at.switch_page("pages/data.py").run()
     assert not at.exception
     assert at.checkbox(key="data_show_labels").value
-    assert fake_map.maps[-1][0].get_root().render().count("L.imageOverlay") == 2  # true colour + labels
+    assert len(scene_layers(fake_map.maps[-1][0])) == 2  # true colour + labels
     assert by_label(at.selectbox, "Patch size").value == 64
     assert by_label(at.number_input, "Training patches").value == 3 and by_label(at.number_input, "Test patches").value == 2
 
@@ -620,7 +667,7 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     assert calls["n"] == 1
     m, kwargs = fake_map.maps[-1]
     html = m.get_root().render()
-    assert html.count("L.imageOverlay") == 2  # imagery, probability
+    assert len(scene_layers(m)) == 2  # imagery, probability
     # legends inside the map for full screen, without the threshold (the map's script must not change with it)
     assert "enterFullscreen" in html and "Crop probability" in html and "predicted crop" in html
     assert "p &gt;=" not in html and "p >=" not in html
@@ -731,6 +778,7 @@ def test_quality_page_metrics(fake_map, tiny_model_path):
     labels = [m.label for m in at.metric]
     assert labels == ["Precision", "Recall", "F1", "IoU", "Accuracy"]
     assert len(at.table) == 1
+    assert not [c for c in at.caption if c.value.startswith("Few labelled pixels")]  # 65,536 px: enough of each
     # the confusion matrix (counts with thousands separators) gives the IoU shown
     cm = at.table[0].value.map(lambda v: int(str(v).replace(",", "")))
     tp, fp = cm.loc["predicted crop", "label: crop"], cm.loc["predicted crop", "label: not crop"]
@@ -743,7 +791,7 @@ def test_quality_page_metrics(fake_map, tiny_model_path):
     wrong = errors["wrong pixels"].str.split(" ").str[0].str.replace(",", "").astype(int)
     assert (wrong.diff().dropna() <= 0).all()
     html = fake_map.maps[-1][0].get_root().render()
-    assert html.count("L.imageOverlay") == 2
+    assert len(scene_layers(fake_map.maps[-1][0])) == 2
     # the threshold left untouched on Predict arrives as it was (not reset to the slider's minimum)
     assert at.slider[0].value == pytest.approx(0.5)
     # the best-F1 threshold from the curve, one click away; it becomes the shared threshold
@@ -773,7 +821,7 @@ def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
     pick.set_value(code).run()
     assert not at.exception and not at.error
     html = fake_map.maps[-1][0].get_root().render()
-    assert html.count("L.imageOverlay") == 2 and html != every
+    assert len(scene_layers(fake_map.maps[-1][0])) == 2 and html != every
     legend = "".join(md.value for md in at.markdown if "Disagreement on" in md.value)
     assert f"Disagreement on {wrong}" in legend  # the legend says which class, and the one error it can have
     from core.labels import get_class_map
@@ -785,7 +833,7 @@ def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
     assert '"opacity": 0.4' in fake_map.maps[-1][0].get_root().render()
     assert "opacity:0.40" in "".join(md.value for md in at.markdown if "Disagreement on" in md.value)  # its swatches too
     at.checkbox(key="quality_show_dis").uncheck().run()
-    assert not at.exception and fake_map.maps[-1][0].get_root().render().count("L.imageOverlay") == 1
+    assert not at.exception and len(scene_layers(fake_map.maps[-1][0])) == 1
     at.checkbox(key="quality_show_dis").check().run()
     at.slider[0].set_value(0.3).run()
     assert at.selectbox(key="w_quality_class").value == code  # the choice survives a threshold change
@@ -891,7 +939,7 @@ def test_predict_layer_settings_survive_other_pages(fake_map, tiny_model_path):
     assert at.checkbox(key="predict_show_probability").value is False
     assert at.slider(key="predict_op_probability").disabled
     assert at.slider(key="predict_op_crop").value == pytest.approx(0.3)
-    assert fake_map.maps[-1][0].get_root().render().count("L.imageOverlay") == 1  # imagery only; crop is dynamic
+    assert len(scene_layers(fake_map.maps[-1][0])) == 1  # imagery only; crop is dynamic
 
 
 def test_quality_says_which_setting_made_the_prediction_out_of_date(fake_map, tiny_model_path):

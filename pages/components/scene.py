@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
-from core.errors import EarthEngineError, RegionError
+from core.errors import CropMapError, EarthEngineError, RegionError
+from core.overlays import Bounds, Overlay, focus_bounds, map_bounds
 from core.region import Region
 from core.sources.base import Progress, Scene
 from core.sources.local import LocalSource
 from pages.components import cached, state
 
 CAMANA_BBOX = (-72.778645, -16.651663, -72.66865, -16.57553)
+#: the layer of a local image around a scene, under the scene's own layers (see :func:`map_view`)
+SURROUNDINGS = "Surroundings (the image around the region)"
+SURROUNDINGS_OPACITY = 0.5
 
 
 def source_from_spec(spec: dict):
@@ -160,6 +165,18 @@ def current_scene(progress: Progress | None = None) -> Scene:
     return scene
 
 
+def fetched_shape() -> tuple[int, int] | None:
+    """(rows, columns) of the current region's scene when it has been fetched already (nothing is
+    fetched here); None otherwise, or when its image cannot be read."""
+    d = state.get(state.SCENE)
+    if not d or not Path(d["image_path"]).exists():
+        return None
+    try:
+        return cached.image_arrays(d["image_path"], cached.mtime(d["image_path"]))[2].shape
+    except CropMapError:
+        return None
+
+
 def _scene_to_dict(scene: Scene) -> dict:
     return {
         "image_path": str(scene.image_path),
@@ -182,6 +199,27 @@ def scene_offset(scene: Scene) -> tuple[int, int]:
     if scene.georeferenced:
         return (0, 0)
     return (int(scene.extra.get("row_off", 0)), int(scene.extra.get("col_off", 0)))
+
+
+def map_view(sc: Scene, grid, offset: tuple[int, int]) -> tuple[Bounds, list[Overlay]]:
+    """Where a scene's page map looks, and the layers under the scene's own. For a region of a local
+    image: a view a little wider than the scene, over the whole image dimmed (the Region page's
+    preview, already made), so that a small region (one field) is seen where it lies. Otherwise
+    (the whole image; Earth Engine, whose maps have a basemap) the scene's bounds and no layer.
+
+    Raises:
+        CropMapError subclasses: the source image cannot be read.
+    """
+    bounds = map_bounds(grid, offset)
+    spec = state.get(state.SOURCE)
+    if not is_local(spec):
+        return bounds, []
+    src = current_source()
+    path = str(src.image_path)
+    preview, whole, _ = cached.source_preview(path, cached.mtime(path), src.band_map)
+    if whole.shape == grid.shape:  # the scene is the whole image
+        return bounds, []
+    return focus_bounds(bounds, preview.bounds, grid.shape), [replace(preview, name=SURROUNDINGS, opacity=SURROUNDINGS_OPACITY)]
 
 
 def class_codes(sc) -> tuple[str, str] | None:
