@@ -170,8 +170,8 @@ with map_col:
         for warning in warnings:
             st.warning(warning[0].upper() + warning[1:] + ".", icon=":material/warning:")
         result = mapview.render(
-            mapview.MapSpec(bounds=backdrop.bounds, image=not grid.georeferenced, overlays=[backdrop],
-                            region_geojson=region.to_map_geojson(), draw=True),
+            mapview.MapSpec(bounds=scene.region_view(region, grid, backdrop.bounds), image=not grid.georeferenced,
+                            overlays=[backdrop], region_geojson=region.to_map_geojson(), draw=True),
             key="region_map", returned_objects=["all_drawings"],
         )
         take_drawing(result, image=not grid.georeferenced)

@@ -201,6 +201,8 @@ def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map,
     at.run()
     assert not at.exception and not at.error
     assert at.metric[0].value.startswith("1,600")
+    # the map, drawn again with the field, looks at the field and 100 px around it (not at the whole image)
+    assert "[[-640.0, 400.0], [-400.0, 640.0]]" in fake_map.maps[-1][0].get_root().render()
     at.switch_page("pages/data.py").run()
     assert not at.exception and not at.error
     assert {m.label for m in at.metric} >= {"Valid pixels", "Crop fraction (labels)"}

@@ -201,6 +201,21 @@ def scene_offset(scene: Scene) -> tuple[int, int]:
     return (int(scene.extra.get("row_off", 0)), int(scene.extra.get("col_off", 0)))
 
 
+def region_view(region: Region, grid, whole: Bounds, margin_px: int = 100) -> Bounds:
+    """The Region page's view of a local image: all of it, or once a region is drawn (or uploaded)
+    the region with about ``margin_px`` pixels of image around it, so that a small one stays in view
+    when the map is drawn again with it."""
+    if state.get(state.REGION) is None:
+        return whole
+    try:
+        c0, r0, c1, r1 = region.pixel_bounds(grid)
+    except RegionError:  # (its check says why)
+        return whole
+    x0, y0, x1, y1 = region.bounds
+    inner = ((-y1, x0), (-y0, x1)) if region.is_image else ((y0, x0), (y1, x1))
+    return focus_bounds(inner, whole, (max(1, r1 - r0), max(1, c1 - c0)), margin_px)
+
+
 def map_view(sc: Scene, grid, offset: tuple[int, int]) -> tuple[Bounds, list[Overlay]]:
     """Where a scene's page map looks, and the layers under the scene's own. For a region of a local
     image: a view a little wider than the scene, over the whole image dimmed (the Region page's
