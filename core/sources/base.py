@@ -28,6 +28,9 @@ CODES_FILE = "codes.tif"
 CONTEXT_FILE = "context.tif"
 #: Pixels of image around a region's window that prediction sees (:data:`CONTEXT_FILE`).
 CONTEXT_MARGIN = 32
+#: The context image of a small region is at least this many pixels a side (where the image allows):
+#: the model then sees around a field as much as one training patch holds, as in the whole image.
+CONTEXT_LEAST = 256
 #: The smallest region side, in pixels of the source's grid, for every source: a region is
 #: predicted in its context (:data:`CONTEXT_FILE`), so it need not hold a whole model patch.
 MIN_REGION_SIDE = 32
@@ -104,3 +107,10 @@ class Source(Protocol):
     def fetch(self, region, out_dir: Path, progress: Progress | None = None) -> Scene:
         """Write the region's image (and labels) under ``out_dir``; raises CropMapError subclasses."""
         ...
+
+
+def context_margin(height: int, width: int) -> int:
+    """Pixels of context on each side of a region's grid of ``height`` x ``width`` where the source
+    has image all around it (Earth Engine): :data:`CONTEXT_MARGIN`, or more for a small region, so
+    that its context is at least :data:`CONTEXT_LEAST` pixels a side."""
+    return max(CONTEXT_MARGIN, -(-(CONTEXT_LEAST - min(height, width)) // 2))

@@ -19,11 +19,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from core.sources.base import CODES_FILE, CONTEXT_FILE, CONTEXT_MARGIN, MIN_REGION_SIDE, Progress, RegionCheck, Scene
+from core.sources.base import (CODES_FILE, CONTEXT_FILE, CONTEXT_MARGIN, MIN_REGION_SIDE, Progress, RegionCheck, Scene,
+                               context_margin)
 
 #: Direct downloads above this many pixels (per band) should be batch exports instead.
 DEFAULT_MAX_PIXELS = 40_000_000
-#: Smallest region side in pixels (the region is predicted with :data:`CONTEXT_MARGIN` px around it).
+#: Smallest region side in pixels (the region is predicted with the image around it: context_margin).
 MIN_SIDE = MIN_REGION_SIDE
 #: Masked composite pixels travel as this value and become NaN on disk.
 SENTINEL = -9999.0
@@ -254,26 +255,28 @@ class EarthEngineSource:
         return RegionCheck(
             True,
             f"{area_ha:,.0f} ha, {width}x{height} px at {scale:g} m in {crs}; "
-            + self._describe_download(context_plan, label_plan),
+            + self._describe_download(context_plan, label_plan, context_margin(image_plan.height, image_plan.width)),
             area_ha,
             pixels,
         )
 
     def context_plan(self, image_plan):
         """The plan of the composite that :meth:`fetch` downloads: ``image_plan``'s grid grown by
-        :data:`CONTEXT_MARGIN` pixels on each side."""
+        :func:`~core.sources.base.context_margin` pixels on each side (:data:`CONTEXT_MARGIN`, more
+        for a small region)."""
         from core.ee.pixels import grown_plan
 
-        return grown_plan(image_plan, CONTEXT_MARGIN, target_requests=self.max_workers)
+        return grown_plan(image_plan, context_margin(image_plan.height, image_plan.width),
+                          target_requests=self.max_workers)
 
-    def _describe_download(self, context_plan, label_plan) -> str:
+    def _describe_download(self, context_plan, label_plan, margin: int) -> str:
         """What a fetch downloads, for people: size and requests in all, then each part's grid."""
         from core.ee.pixels import size_text
 
         plans = [context_plan] + ([label_plan] if self.labels is not None else [])
         size = size_text(sum(p.total_bytes for p in plans))
         requests = sum(p.requests for p in plans)
-        each = f"the composite {context_plan.width}x{context_plan.height} px ({CONTEXT_MARGIN} px around the region for context)"
+        each = f"the composite {context_plan.width}x{context_plan.height} px ({margin} px around the region for context)"
         if self.labels is not None:
             each += f" and the labels {label_plan.width}x{label_plan.height} px"
         return f"downloads {size} in {requests} request(s): {each}"
@@ -288,9 +291,10 @@ class EarthEngineSource:
     def fetch(self, region, out_dir: Path, progress: Progress | None = None) -> Scene:
         """Download the region's composite (image.tif) and labels (labels.tif) into ``out_dir``.
 
-        The composite comes down over the region's grid grown by :data:`CONTEXT_MARGIN` pixels
-        (``context.tif``, unmasked, named in ``extra["context"]``), and ``image.tif`` is cut from it,
-        so that prediction sees a field's surroundings however tightly the region was drawn.
+        The composite comes down over the region's grid grown by :data:`CONTEXT_MARGIN` pixels, more
+        for a small region, to :data:`~core.sources.base.CONTEXT_LEAST` a side (``context.tif``,
+        unmasked, named in ``extra["context"]``), and ``image.tif`` is cut from it, so that
+        prediction sees a field's surroundings however tightly the region was drawn.
 
         Everything is downloaded into a temporary folder inside ``out_dir`` and moved into place
         only when all of it is there, so a fetch that fails leaves no new file behind (and no
@@ -370,7 +374,8 @@ class EarthEngineSource:
                 sentinel=SENTINEL,
                 stats=stats,
             )
-            inside = cut_out(tmp / CONTEXT_FILE, tmp / "image.tif", image_plan, CONTEXT_MARGIN, CONTEXT_MARGIN, geometry)
+            margin = context_margin(image_plan.height, image_plan.width)
+            inside = cut_out(tmp / CONTEXT_FILE, tmp / "image.tif", image_plan, margin, margin, geometry)
             if self.labels is not None:
                 offset = context_plan.requests
                 common = dict(compute=self._compute, max_workers=self.max_workers, progress=relay,
@@ -415,7 +420,8 @@ class EarthEngineSource:
             "crs": image_plan.crs,
             "scale": cfg.resolution,
             "grid": [image_plan.width, image_plan.height],
-            "context": {"file": CONTEXT_FILE, "row_off": CONTEXT_MARGIN, "col_off": CONTEXT_MARGIN},
+            "context": {"file": CONTEXT_FILE, "row_off": context_margin(image_plan.height, image_plan.width),
+                        "col_off": context_margin(image_plan.height, image_plan.width)},
             "requests": stats.requests,
             "retries": stats.retries,
             "seconds": round(stats.seconds, 2),

@@ -24,7 +24,8 @@ from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem, write_bytes_whole
 from core.labels import NODATA, get_class_map
 from core.raster import INPUT_BANDS, Grid, ImageReader, read_label_classes, read_labels, write_codes, write_mask
 from core.region import LONLAT_CRS, PixelWindow, Region, WindowCheck, check_region
-from core.sources.base import CODES_FILE, CONTEXT_FILE, CONTEXT_MARGIN, MIN_REGION_SIDE, Progress, RegionCheck, Scene
+from core.sources.base import (CODES_FILE, CONTEXT_FILE, CONTEXT_LEAST, CONTEXT_MARGIN, MIN_REGION_SIDE, Progress,
+                               RegionCheck, Scene)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SAMPLE_DIR = ROOT / "assets" / "sample"
@@ -39,9 +40,6 @@ SAMPLE_ATTRIBUTION = (
 #: Largest region (pixels) a local source fetches for the dashboard.
 MAX_REGION_PIXELS = 4096 * 4096
 SCENE_VERSION = 5  # 2: scenes keep the label product's class codes (codes.tif); 3: and a context image; 4: dark pixels kept; 5: context >= CONTEXT_LEAST
-#: The context image of a small region is at least this many pixels a side (where the image allows):
-#: the model then sees around a field as much as one training patch holds, as in the whole image.
-CONTEXT_LEAST = 256
 
 
 class LocalSource:

@@ -112,6 +112,31 @@ def test_the_region_check_says_what_the_fetch_downloads(ee_offline, tmp_path):
     assert f"labels {plan.width}x{plan.height} px" in message
 
 
+def test_a_field_from_earth_engine_comes_with_a_whole_patch_of_context(ee_offline, tmp_path):
+    """A region of about 40 x 40 px (one field, in the Camana valley at 30 m): the composite comes
+    down 256 px a side around it (not 32 px), as a local image's context, so that it is predicted as
+    it would be in a larger region; the check says so."""
+    from core.raster import grid_of_file
+    from core.region import Region
+    from core.sources.base import context_margin
+
+    assert context_margin(40, 40) == 108 and context_margin(300, 40) == 108 and context_margin(400, 300) == 32
+    requests = []
+    src = EarthEngineSource(preset="camana", initialize=ready, compute=fake_compute(requests),
+                            getinfo=lambda d: {"count": 12, "dates": [1]}, max_workers=1)
+    field = Region.from_bbox(-72.73, -16.62, -72.7188, -16.6092)  # about 1.2 km a side
+    _, plan, _ = src.plans(field)
+    assert 35 <= min(plan.width, plan.height) and max(plan.width, plan.height) <= 45
+    margin = context_margin(plan.height, plan.width)
+    check = src.check_region(field)
+    assert check.ok and f"({margin} px around the region for context)" in check.message
+    scene = src.fetch(field, tmp_path)
+    ctx = scene_context(scene.image_path)
+    assert (ctx.row_off, ctx.col_off) == (margin, margin)
+    assert grid_of_file(ctx.path).shape == (plan.height + 2 * margin, plan.width + 2 * margin)
+    assert min(grid_of_file(ctx.path).shape) >= 256 and grid_of_file(scene.image_path).shape == (plan.height, plan.width)
+
+
 def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
     from core.labels import CLASS_MAPS
     from core.raster import ImageReader, read_labels
