@@ -95,26 +95,7 @@ with ctrl:
     (show_prob, prob_opacity), (show_crop, crop_opacity) = shown["probability"], shown["crop"]
 
 with ui.errors_shown(stop=True):
-    overlays = [cached.image_overlay(image_path, key[1], "true", offset)]
-    opacities = {overlays[0].name: 1.0}
-    if show_prob:
-        o = cached.probability_overlay(key, offset)
-        overlays.append(o)
-        opacities[o.name] = prob_opacity
-    dynamic = []
-    if show_crop:
-        o = cached.crop_overlay(key, offset, float(threshold))
-        dynamic.append(o)
-        opacities[o.name] = crop_opacity
     stats = cached.crop_stats(key, float(threshold))
-
-with map_col:
-    with ui.errors_shown(stop=True):
-        view, under = scene.map_view(sc, grid, offset)
-        outline = scene.current_region().to_map_geojson() if under else None
-    mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced, overlays=under + overlays,
-                                   opacities=opacities, dynamic=dynamic, region_geojson=outline), key="predict_map")
-    st.markdown(mapview.legends_html(overlays[1:] + dynamic, opacities), unsafe_allow_html=True)
 
 with stats_box:
     if stats["crop_area_ha"] is not None:
@@ -129,25 +110,29 @@ with stats_box:
 with files_col:
     st.markdown("**Downloads**")
     # a download needs no new run (which would replace the file being fetched); the files are made
-    # when asked for (in a thread of the server), not on every threshold change
+    # when asked for (in a thread of the server), not on every threshold change. The buttons come
+    # before the map in the run (the map takes longest), so that quick threshold changes leave them
+    # without a file for as short a time as possible; the threshold-made files name their threshold.
     with ui.errors_shown():
         made = (key, float(threshold), f"{sc.title} -- crop at p >= {threshold:.2f}",
                 f"Data: {sc.attribution}" if sc.attribution else "", prob_opacity if show_prob else None,
                 crop_opacity if show_crop else None, warning or "")
         st.download_button("Probability GeoTIFF", partial(cached.probability_tif, key), "probability.tif",
                            "image/tiff", on_click="ignore")
-        st.download_button("Crop mask GeoTIFF", partial(cached.export_file, "crop_mask.tif", *made), "crop_mask.tif",
-                           "image/tiff", on_click="ignore")
-        st.download_button("Map view PNG", partial(cached.export_file, "map.png", *made), "crop_map.png", "image/png",
-                           on_click="ignore")
+        tag = f"t{threshold:.2f}"  # the threshold, in the names of the files made with it
+        st.download_button("Crop mask GeoTIFF", partial(cached.export_file, "crop_mask.tif", *made),
+                           f"crop_mask_{tag}.tif", "image/tiff", on_click="ignore")
+        st.download_button("Map view PNG", partial(cached.export_file, "map.png", *made), f"crop_map_{tag}.png",
+                           "image/png", on_click="ignore")
         if card is not None:  # (an unreadable card's error is shown at the top)
             about = {"image": sc.title, "attribution": sc.attribution, "region": scene.current_region().to_geojson(),
                      "model": models.label(model_path)}
             summary = prediction_summary(grid, stats, card, float(threshold), views,
                                          cached.image_warnings(image_path, cached.mtime(image_path)), **about)
-            st.download_button("Summary JSON", json.dumps(summary, indent=1), "summary.json", "application/json",
-                               on_click="ignore", help="The figures at this threshold, the region, the image and "
-                                                       "the model card: what `python -m core predict` writes as summary.json")
+            st.download_button("Summary JSON", partial(json.dumps, summary, indent=1), f"summary_{tag}.json",
+                               "application/json", on_click="ignore",
+                               help="The figures at this threshold, the region, the image and the model card: what "
+                                    "`python -m core predict` writes as summary.json")
     fields_for = [list(key), float(threshold)]
     if st.button("Crop areas GeoJSON", disabled=not grid.georeferenced,
                  help="The crop layer traced into polygons, each with its area, in longitude/latitude, for a GIS: "
@@ -158,6 +143,27 @@ with files_col:
     if state.get(state.FIELDS) == fields_for:
         with ui.errors_shown():
             data, n = cached.crop_fields(key, float(threshold))
-            st.download_button(f"Download {n:,} crop areas", data, "crop_areas.geojson", "application/geo+json",
-                               type="primary", icon=":material/download:", on_click="ignore")
+            st.download_button(f"Download {n:,} crop areas", data, f"crop_areas_t{threshold:.2f}.geojson",
+                               "application/geo+json", type="primary", icon=":material/download:", on_click="ignore")
     st.page_link("pages/quality.py", label="Next: Quality", icon=":material/arrow_forward:")
+
+with ui.errors_shown(stop=True):
+    overlays = [cached.image_overlay(image_path, key[1], "true", offset)]
+    opacities = {overlays[0].name: 1.0}
+    if show_prob:
+        o = cached.probability_overlay(key, offset)
+        overlays.append(o)
+        opacities[o.name] = prob_opacity
+    dynamic = []
+    if show_crop:
+        o = cached.crop_overlay(key, offset, float(threshold))
+        dynamic.append(o)
+        opacities[o.name] = crop_opacity
+
+with map_col:
+    with ui.errors_shown(stop=True):
+        view, under = scene.map_view(sc, grid, offset)
+        outline = scene.current_region().to_map_geojson() if under else None
+    mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced, overlays=under + overlays,
+                                   opacities=opacities, dynamic=dynamic, region_geojson=outline), key="predict_map")
+    st.markdown(mapview.legends_html(overlays[1:] + dynamic, opacities), unsafe_allow_html=True)

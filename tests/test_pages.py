@@ -7,6 +7,7 @@ the folium map and returns what the browser would (e.g. a drawn polygon).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import sys
@@ -706,18 +707,22 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
                                                              "Summary JSON"]
     # the probability GeoTIFF does not depend on the threshold: made once; the mask once per threshold
     # the files are made when a download is clicked, not for each threshold the slider passes
-    assert tifs == [] and set(deferred) == {"probability.tif", "crop_mask.tif", "crop_map.png"}
+    # (the files made with a threshold name it: a download clicked as the threshold moves says which it has)
+    assert tifs == [] and set(deferred) >= {"probability.tif", "crop_mask_t0.95.tif", "crop_map_t0.95.png",
+                                             "summary_t0.95.json", "crop_mask_t0.05.tif", "summary_t0.50.json"}
+    summary = json.loads(deferred["summary_t0.95.json"]())
+    assert summary["threshold"] == 0.95 and f"{summary['crop_pixels']:,} px" == area_high
     import rasterio.io
 
     from core.predict import threshold_mask
 
-    with rasterio.io.MemoryFile(deferred["crop_mask.tif"]()) as mem, mem.open() as src:
+    with rasterio.io.MemoryFile(deferred["crop_mask_t0.95.tif"]()) as mem, mem.open() as src:
         mask = src.read(1)
     from pages.components import cached
 
     prob = cached.cached_probability(deferred["probability.tif"].args[0])  # the prediction's key
     assert (mask == threshold_mask(prob, 0.95)).all()  # the slider's threshold, on the server's probability
-    assert deferred["crop_map.png"]()[:8] == b"\x89PNG\r\n\x1a\n" and deferred["probability.tif"]()[:2] in (b"II", b"MM")
+    assert deferred["crop_map_t0.95.png"]()[:8] == b"\x89PNG\r\n\x1a\n" and deferred["probability.tif"]()[:2] in (b"II", b"MM")
     assert tifs.count("crop probability (%)") == 1 and tifs.count("crop (1), not crop (0)") == 1  # PNG: same call
     fields = [b for b in at.button if b.label == "Crop areas GeoJSON"][0]
     assert fields.disabled  # the sample has no place on Earth, so no polygons in lon/lat

@@ -329,7 +329,7 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
         page.get_by_role("button", name="Crop mask GeoTIFF").click()
     with rasterio.open(download.value.path()) as src:
         mask, crs = src.read(1), src.crs
-    assert download.value.suggested_filename == "crop_mask.tif" and crs.to_epsg() == 32633
+    assert download.value.suggested_filename == "crop_mask_t0.50.tif" and crs.to_epsg() == 32633
     assert int((mask == 1).sum()) == summary["crop_pixels"] and set(np.unique(mask)) <= {0, 1, 255}
     page.get_by_role("button", name="Crop areas GeoJSON").click()
     offer = page.get_by_role("button", name=re.compile(r"Download [\d,]+ crop areas"))
@@ -337,7 +337,7 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     with page.expect_download() as download:
         offer.click()
     fields = json.loads(Path(download.value.path()).read_text())
-    assert download.value.suggested_filename == "crop_areas.geojson" and fields["features"]
+    assert download.value.suggested_filename == "crop_areas_t0.50.geojson" and fields["features"]
     lon, lat = zip(*(xy for f in fields["features"] for xy in f["geometry"]["coordinates"][0]))
     assert 9 < min(lon) <= max(lon) < 17 and 46 < min(lat) <= max(lat) < 49  # Austria
     snapshot(page, artifacts / "08b_own_image_fields.png")
