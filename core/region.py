@@ -23,6 +23,7 @@ import numpy as np
 
 from core.errors import RegionError
 from core.raster import Grid
+from core.sources.base import MIN_REGION_SIDE
 
 IMAGE_CRS = "image"
 LONLAT_CRS = "EPSG:4326"
@@ -490,7 +491,7 @@ def _geojson_name(obj: dict, most: int = 3) -> str:
 def check_region(
     region: Region,
     grid: Grid,
-    min_side: int = 32,
+    min_side: int = MIN_REGION_SIDE,
     max_pixels: int = 4096 * 4096,
 ) -> WindowCheck:
     """Whether ``region`` can be used on ``grid``: it fits the grid's kind, covers pixels of the data, is at

@@ -409,6 +409,7 @@ class EarthEngineSource:
             # the preset's name only for the preset's own box: a region drawn elsewhere is not "Camana"
             title = self.preset.title if inside else f"{title} (recipe of the {self.preset.key} preset)"
         attribution = _ATTRIBUTION[cfg.spec.family]
+        margin = context_margin(image_plan.height, image_plan.width)  # (where the scene lies in context.tif)
         if self.labels is not None:
             attribution += "; labels: " + _LABEL_ATTRIBUTION[self.labels.product]
         extra = {
@@ -420,8 +421,7 @@ class EarthEngineSource:
             "crs": image_plan.crs,
             "scale": cfg.resolution,
             "grid": [image_plan.width, image_plan.height],
-            "context": {"file": CONTEXT_FILE, "row_off": context_margin(image_plan.height, image_plan.width),
-                        "col_off": context_margin(image_plan.height, image_plan.width)},
+            "context": {"file": CONTEXT_FILE, "row_off": margin, "col_off": margin},
             "requests": stats.requests,
             "retries": stats.retries,
             "seconds": round(stats.seconds, 2),

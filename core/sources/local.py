@@ -4,8 +4,8 @@
 small scene: ``image.tif`` (float32 reflectance, bands R, G, B, NIR, NaN = no data, pixels outside
 the region's polygon set to no data), ``labels.tif`` (binary mask 1/0/255) and, where the region is
 not the whole image, ``context.tif`` (the window grown by :data:`CONTEXT_MARGIN` pixels, and to at
-least :data:`CONTEXT_LEAST` pixels a side where the image allows, unmasked, which prediction sees). The scene keeps the source's CRS and transform; a non-georeferenced source
-stays non-georeferenced.
+least :data:`CONTEXT_LEAST` pixels a side where the image allows, unmasked, which prediction sees).
+The scene keeps the source's CRS and transform; a non-georeferenced source stays non-georeferenced.
 """
 
 from __future__ import annotations
