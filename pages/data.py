@@ -117,7 +117,8 @@ with stats_col:
 codes = scene.class_codes(sc)
 if codes:
     with ui.errors_shown():
-        rows = cached.class_areas(codes[0], cached.mtime(codes[0]), codes[1], path, cached.mtime(path))[:TOP_CLASSES]
+        every = cached.class_areas(codes[0], cached.mtime(codes[0]), codes[1], path, cached.mtime(path))
+        rows, rest = every[:TOP_CLASSES], every[TOP_CLASSES:]
         georef = rows and rows[0]["area_ha"] is not None
         st.markdown(f"**Classes in the region** ({get_class_map(codes[1]).title}, largest first)")
         table = {"class": [f"{r['code']} {r['name']}" for r in rows],
@@ -125,6 +126,10 @@ if codes:
                  "share of labelled pixels": [f"{r['share']:.1%}" for r in rows]}
         table["area"] = [f"{r['area_ha']:,.1f} ha" for r in rows] if georef else [f"{r['pixels']:,} px" for r in rows]
         st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+        if rest:  # so that the crop rows are not taken for all of the crop
+            st.caption(f"The {len(rows)} largest of {len(every)} classes. The other {len(rest)} hold "
+                       f"{sum(r['share'] for r in rest):.1%} of the labelled pixels "
+                       f"({sum(r['share'] for r in rest if r['crop']):.1%} in classes that count as crop).")
 
 if has_labels:
     st.divider()

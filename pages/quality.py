@@ -9,7 +9,7 @@ import streamlit as st
 
 from core import jobs
 from core.metrics import few_pixels_note
-from core.model import DEFAULT_MODEL_PATH
+from core.model import DEFAULT_MODEL_PATH, load_card, resolution_warning
 from pages.components import cached, models, mapview, navigation, predictions, scene, state, ui
 
 #: label classes listed under "Where the errors are"
@@ -108,6 +108,9 @@ elif (origin := jobs.trained_on(model_path)) is not None and Path(origin[0]).res
     st.warning("This model was trained on this region's pixels, so these are mostly training-set figures: they "
                "flatter it. " + (origin[1] + " " if origin[1] else "")
                + "The training's validation figures (Model page) are the honest ones.", icon=":material/warning:")
+with ui.errors_shown():  # (the figures are the model's on pixels of another size than it learned on)
+    if warning := resolution_warning(load_card(model_path), grid):
+        st.warning(warning[0].upper() + warning[1:] + ".", icon=":material/warning:")
 views = key[-1]
 st.caption(f"Prediction by {models.label(model_path)}" + (f", averaged over {views} views of each tile." if views > 1 else "."))
 # Without crop in the labels (or in the prediction) recall (precision), F1 and IoU are undefined, not 0.

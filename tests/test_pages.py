@@ -263,12 +263,19 @@ def test_data_page_layers_and_statistics(fake_map):
     assert classes["area"].str.endswith(" px").all()
     px = classes["area"].str.split(" ").str[0].str.replace(",", "").astype(int)
     assert (px.diff().dropna() <= 0).all() and px.sum() <= 300 * 300
+    # the region has more classes than are listed: the caption says what the others hold, so that
+    # the crop rows are not taken for all of the crop
+    shares = classes["share of labelled pixels"].str.rstrip("%").astype(float)
+    rest = [c.value for c in at.caption if c.value.startswith(f"The {len(classes)} largest of ")]
+    assert len(classes) == 8 and len(rest) == 1
+    held = float(re.search(r"hold ([\d.]+)% of the labelled pixels", rest[0]).group(1))
+    assert held == pytest.approx(100 - shares.sum(), abs=0.2)
     assert any("Classes in the region" in md.value and "Cropland Data Layer" in md.value for md in at.markdown)
     m, kwargs = fake_map.maps[-1]
     assert kwargs["returned_objects"] == []
     html = m.get_root().render()
     assert scene_layers(m) == ["True colour (R,G,B)", "Labels"]  # by default, over the image around the region
-    assert layer_names(m)[0] == scene.SURROUNDINGS and '"opacity": 0.5' in html and "#ff3d00" in html  # and its outline
+    assert layer_names(m)[0] == scene.SURROUNDINGS and '"opacity": 0.5' in html and "6 4" in html and "#202020" in html  # its outline, cased
     # the full-screen legend inside the map fades the label colours as the layer is faded (0.5)
     assert "opacity:0.50" in html
     at.slider(key="data_op_labels").set_value(0.3).run()
@@ -406,6 +413,23 @@ def test_large_areas_are_shown_in_whole_hectares():
 
     assert hectares(783.36) == "783.4 ha" and hectares(9_999.94) == "9,999.9 ha"
     assert hectares(1_537_572.5) == "1,537,572 ha"  # fits a metric's column (round half to even)
+
+
+def test_quality_page_keeps_the_pixel_size_warning(fake_map):
+    """The shipped model (30 m) scored against labels of a 10 m Sentinel-2 image: the Quality page
+    says what the Predict page said (its figures are those of a model on pixels of another size)."""
+    from core.model import DEFAULT_MODEL_PATH
+    from testdata import FLANDERS_LABELS, FLANDERS_S2
+
+    at = new_app()
+    at.session_state["source"] = {"kind": "local", "image": str(FLANDERS_S2), "labels": str(FLANDERS_LABELS),
+                                  "label_map": "worldcereal", "title": FLANDERS_S2.name, "band_map": None}
+    at.session_state["model_path"] = str(DEFAULT_MODEL_PATH)
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and not at.error
+    assert len(at.warning) == 1 and "trained on 30 m pixels" in at.warning[0].value
 
 
 def test_predict_page_warns_about_another_pixel_size(fake_map):

@@ -42,6 +42,10 @@ FULLSCREEN_VERSION = "3.0.0"
 FULLSCREEN_JS = [("Control.Fullscreen.js", f"{STATIC}/leaflet-fullscreen/Control.FullScreen.js")]
 FULLSCREEN_CSS = [("Control.FullScreen.css", f"{STATIC}/leaflet-fullscreen/Control.FullScreen.css")]
 IMAGE_NOTE = "not georeferenced: image coordinates"
+#: the region's outline on the drawing map, and (two lines, bottom first) over a region's layers
+OUTLINE_DRAWN = {"color": "#ff3d00", "weight": 2, "fill": False}
+OUTLINE_CASED = [{"color": "#202020", "weight": 4, "opacity": 0.8, "fill": False},
+                 {"color": "#ffffff", "weight": 2, "dashArray": "6 4", "fill": False}]
 #: the credit that OpenStreetMap's tile usage policy asks for, linked to its copyright page
 OSM_ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 #: streamlit-folium's component (tests replace it to inject what the browser would return).
@@ -237,10 +241,12 @@ def build(spec: MapSpec):
     for ov in spec.overlays:
         _image_overlay(ov, spec).add_to(m)
     if spec.region_geojson is not None:
-        folium.GeoJson(
-            spec.region_geojson, name="Region",
-            style_function=lambda _f: {"color": "#ff3d00", "weight": 2, "fill": False},
-        ).add_to(m)
+        # on the drawing map, the drawing tools' colour; over the layers of a region's results (whose
+        # reds are false crop), a white dashed line on a dark casing, seen on any background
+        styles = [OUTLINE_DRAWN] if spec.draw else OUTLINE_CASED
+        for i, style in enumerate(styles):
+            folium.GeoJson(spec.region_geojson, name="Region" if i == len(styles) - 1 else "Region (casing)",
+                           control=i == len(styles) - 1, style_function=lambda _f, st_=style: st_).add_to(m)
     # a full-screen button for showing the map to an audience (the map fills the screen, layers kept)
     OfflineFullscreen(position="topleft", title="Full screen", title_cancel="Leave full screen").add_to(m)
     if spec.draw:
