@@ -150,10 +150,10 @@ def test_drawn_polygon_becomes_the_region(fake_map):
 def test_too_small_region_is_explained(fake_map):
     at = new_app()
     at.run()
-    fake_map.value = {"all_drawings": [drawn_feature([(10, 10), (40, 10), (40, 40), (10, 40)])]}
+    fake_map.value = {"all_drawings": [drawn_feature([(10, 10), (16, 10), (16, 16), (10, 16)])]}
     at.run()
     assert not at.exception
-    assert any("at least 32 x 32 px" in e.value for e in at.error)
+    assert any("at least 8 x 8 px" in e.value for e in at.error)
 
 
 def test_the_basemap_can_be_switched_off_for_a_georeferenced_image(fake_map, monkeypatch):
@@ -188,7 +188,7 @@ def test_the_basemap_can_be_switched_off_for_a_georeferenced_image(fake_map, mon
 
 
 def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map, tiny_model_path, monkeypatch):
-    """A 40 x 40 px region (one field; 32 px a side is enough, the model sees the image around it)
+    """A 40 x 40 px region (one field; 8 px a side is enough, the model sees the image around it)
     is accepted and shown on the Data page; the Model page says it is under the smallest training
     patch and cannot start training on it; a region under the chosen patch size only is refused on
     Start, with nothing started and no job folder left."""
@@ -1091,7 +1091,7 @@ def test_an_uploaded_region_the_source_cannot_use_is_refused_and_the_region_kept
         ("inside.geojson", poly([[0, 0], [300, 0], [300, 300], [0, 300], [0, 0]], "image")),
         ("outside.geojson", poly([[2000, 2000], [2400, 2000], [2400, 2400], [2000, 2000]], "image")),
         ("lonlat.geojson", poly([[-72.7, -16.6], [-72.69, -16.6], [-72.69, -16.59], [-72.7, -16.6]])),
-        ("tiny.geojson", poly([[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]], "image")),
+        ("tiny.geojson", poly([[0, 0], [5, 0], [5, 5], [0, 5], [0, 0]], "image")),
         ("line.geojson", poly([[0, 0], [300, 0], [0, 0]], "image")),  # not a polygon at all
     ]
     at.run()
@@ -1101,7 +1101,7 @@ def test_an_uploaded_region_the_source_cannot_use_is_refused_and_the_region_kept
     assert errors[3].startswith("line.geojson cannot be used: ")
     assert errors[0].startswith("outside.geojson cannot be used: the region lies outside the image")
     assert "lonlat.geojson cannot be used: this image is not georeferenced" in errors[1]
-    assert "at least 32 x 32 px" in errors[2]
+    assert "at least 8 x 8 px" in errors[2]
     assert at.session_state["region_after"]["properties"]["name"] == "inside.geojson"  # the usable one, kept
 
 
@@ -1115,9 +1115,9 @@ def test_region_drawn_outside_the_image_can_be_taken_back(fake_map):
     assert not at.exception
     assert any("outside the image" in e.value for e in at.error)
     # a second mistake (too small) does not make the first one the region to go back to
-    fake_map.value = {"all_drawings": [drawn_feature([(10, 10), (20, 10), (20, 20), (10, 20)])]}
+    fake_map.value = {"all_drawings": [drawn_feature([(10, 10), (15, 10), (15, 15), (10, 15)])]}
     at.run()
-    assert any("at least 32 x 32 px" in e.value for e in at.error)
+    assert any("at least 8 x 8 px" in e.value for e in at.error)
     back = by_label(at.button, "Back to the previous region (90,000 pixels)")  # SQUARE_300 has no name
     back.click().run()
     assert not at.exception

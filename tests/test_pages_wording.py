@@ -89,9 +89,9 @@ def test_training_curves_are_named_and_not_drawn_empty_after_one_epoch(fake_map,
     assert loss_spec["encoding"]["y"]["scale"] == {"zero": False}
 
 
-#: a region of the sample scene under 32 px a side (drawn by a user zoomed in)
+#: a region of the sample scene under 8 px a side (drawn by a user zoomed in)
 SMALL_REGION = {"type": "Feature", "properties": {"crs": "image", "name": "drawn"},
-                "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [24, 0], [24, 24], [0, 24], [0, 0]]]}}
+                "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [6, 0], [6, 6], [0, 6], [0, 0]]]}}
 
 
 def test_a_region_the_pages_cannot_use_links_back_to_the_region_page(fake_map, tiny_model_path):
@@ -103,7 +103,7 @@ def test_a_region_the_pages_cannot_use_links_back_to_the_region_page(fake_map, t
     for page in ("pages/data.py", "pages/predict.py"):
         at.switch_page(page).run()
         assert not at.exception, page
-        assert at.error and "at least 32 x 32 px" in at.error[0].value, page
+        assert at.error and "at least 8 x 8 px" in at.error[0].value, page
         assert [link for link in at.get("page_link") if link.proto.label == "Go to the Region page"], page
 
 

@@ -237,18 +237,18 @@ def test_bad_regions(tiny_model_path, small_scene, tmp_path):
     img, _ = small_scene
     with pytest.raises(RegionError, match="not inside"):
         predict_image(img, tmp_path / "a", tiny_model_path, window=(200, 200, 256, 256))
-    with pytest.raises(RegionError, match=r"the window is 20 x 300 px \(rows x columns\); it must be at least 32 px"):
-        predict_image(img, tmp_path / "b", tiny_model_path, window=(0, 0, 20, 300))
+    with pytest.raises(RegionError, match=r"the window is 5 x 300 px \(rows x columns\); it must be at least 8 px"):
+        predict_image(img, tmp_path / "b", tiny_model_path, window=(0, 0, 5, 300))
     # an image smaller than a patch: its whole window is the whole image, predicted as without --window
     rng = np.random.default_rng(3)
-    small = write_raster(tmp_path / "small.tif", rng.integers(200, 3000, (4, 10, 13)).astype(np.int16),
+    small = write_raster(tmp_path / "small.tif", rng.integers(200, 3000, (4, 6, 13)).astype(np.int16),
                          descriptions=["R", "G", "B", "NIR"])
-    as_window = predict_image(small, tmp_path / "w", tiny_model_path, window=(0, 0, 10, 13))
+    as_window = predict_image(small, tmp_path / "w", tiny_model_path, window=(0, 0, 6, 13))
     plain = predict_image(small, tmp_path / "p", tiny_model_path)
-    assert as_window["pixels"] == plain["pixels"] == 130
+    assert as_window["pixels"] == plain["pixels"] == 78
     assert (tmp_path / "w" / "probability.tif").read_bytes() == (tmp_path / "p" / "probability.tif").read_bytes()
-    with pytest.raises(RegionError, match=r"at least 32 px on each side \(or all of a smaller image\)"):
-        predict_image(small, tmp_path / "c", tiny_model_path, window=(0, 0, 9, 13))
+    with pytest.raises(RegionError, match=r"at least 8 px on each side \(or all of a smaller image\)"):
+        predict_image(small, tmp_path / "c", tiny_model_path, window=(0, 0, 6, 7))
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())
 
 
@@ -370,7 +370,7 @@ def test_a_tightly_drawn_region_is_predicted_as_in_the_whole_image(tmp_path):
 
 
 def test_one_field_is_predicted_as_in_the_whole_image(shipped, tmp_path):
-    """A region of 40 x 40 px (a field; regions need only 32 px a side) near the image's edge: its
+    """A region of 40 x 40 px (a field; regions need only 8 px a side) near the image's edge: its
     context holds a whole 256 px patch, and the probabilities are the whole image's within 0.01
     (with the 32 px margin alone they were up to 0.09 off here)."""
     from core.predict import predict_in_context

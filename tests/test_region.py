@@ -173,9 +173,9 @@ def test_lonlat_window_on_utm_grid():
 def test_check_region_rules():
     ok = check_region(Region.from_bbox(0, 0, 300, 300, crs=IMAGE_CRS), IMAGE_GRID)
     assert ok.ok and ok.area_ha is None and ok.pixels == 90000
-    small = check_region(Region.from_bbox(0, 0, 31, 300, crs=IMAGE_CRS), IMAGE_GRID)
-    assert not small.ok and "covers 31 x 300 px of the image; it must be at least 32 x 32 px" in small.message
-    assert check_region(Region.from_bbox(0, 0, 32, 32, crs=IMAGE_CRS), IMAGE_GRID).ok  # one field, seen in context
+    small = check_region(Region.from_bbox(0, 0, 7, 300, crs=IMAGE_CRS), IMAGE_GRID)
+    assert not small.ok and "covers 7 x 300 px of the image; it must be at least 8 x 8 px" in small.message
+    assert check_region(Region.from_bbox(0, 0, 8, 8, crs=IMAGE_CRS), IMAGE_GRID).ok  # one field, seen in context
     assert not check_region(Region.from_bbox(0, 0, 100, 300, crs=IMAGE_CRS), IMAGE_GRID, min_side=128).ok
     big = check_region(Region.from_bbox(0, 0, 1024, 1024, crs=IMAGE_CRS), IMAGE_GRID, max_pixels=500_000)
     assert not big.ok and "at most 500,000" in big.message
@@ -223,7 +223,7 @@ def test_check_region_hectares_on_a_geographic_grid():
 
 def test_check_region_on_an_image_smaller_than_a_patch_says_so():
     grid = Grid(None, (1.0, 0.0, 0.0, 0.0, -1.0, 0.0), 24, 64)
-    res = check_region(Region.from_bbox(0, 0, 24, 20, crs=IMAGE_CRS), grid)
+    res = check_region(Region.from_bbox(0, 0, 24, 20, crs=IMAGE_CRS), grid, min_side=32)
     assert not res.ok and "at least 24 x 32 px (the image is smaller than 32 px a side, so all of it)" in res.message
 
 

@@ -140,8 +140,8 @@ def test_whole_turned_image_has_its_own_area_and_a_clipped_region_says_so():
 
 def test_invalid_regions_rejected(tmp_path):
     src = LocalSource.sample()
-    with pytest.raises(RegionError, match="it must be at least 32 x 32 px: draw a larger region"):
-        src.fetch(Region.from_bbox(0, 0, 100, 20, crs="image"), tmp_path / "thin")
+    with pytest.raises(RegionError, match="it must be at least 8 x 8 px: draw a larger region"):
+        src.fetch(Region.from_bbox(0, 0, 100, 5, crs="image"), tmp_path / "thin")
     assert not (tmp_path / "thin").exists()
     check = src.check_region(Region.from_bbox(-72.778645, -16.651663, -72.66865, -16.57553))
     assert not check.ok and "not georeferenced" in check.message

@@ -32,8 +32,9 @@ CONTEXT_MARGIN = 32
 #: the model then sees around a field as much as one training patch holds, as in the whole image.
 CONTEXT_LEAST = 256
 #: The smallest region side, in pixels of the source's grid, for every source: a region is
-#: predicted in its context (:data:`CONTEXT_FILE`), so it need not hold a whole model patch.
-MIN_REGION_SIDE = 32
+#: predicted in its context (:data:`CONTEXT_FILE`), so it need not hold a whole model patch; one
+#: field will do (8 px: 80 m of Sentinel-2, 240 m of Landsat).
+MIN_REGION_SIDE = 8
 
 
 @dataclass(frozen=True)

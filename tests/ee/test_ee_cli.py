@@ -196,7 +196,7 @@ def test_other_mistakes_are_one_line(capsys, tmp_path):
                                                    "--name", "n", "--patch", "100"])
     assert "export name" in one_line_error(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/x",
                                                     "--name", "my crops"])  # before credentials are asked for
-    assert "at least 32 px" in one_line_error(capsys, ["ee-fetch", "--bbox=-72.7,-16.6,-72.699,-16.599", "--out", str(tmp_path)])
+    assert "at least 8 px" in one_line_error(capsys, ["ee-fetch", "--bbox=-72.7,-16.6,-72.699,-16.599", "--out", str(tmp_path)])
     # a valid request without credentials: told what to set up, nothing written
     err = one_line_error(capsys, ["ee-fetch", "--preset", "camana", "--out", str(tmp_path / "o")])
     assert "earthengine authenticate" in err and not (tmp_path / "o").exists()

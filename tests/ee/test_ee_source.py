@@ -59,7 +59,7 @@ def test_check_region_local():
     assert 9_000 <= check.area_ha <= 11_000  # ~11.7 km x 8.4 km
     tiny = {"type": "Polygon", "coordinates": [[[-72.7, -16.6], [-72.699, -16.6], [-72.699, -16.599], [-72.7, -16.599], [-72.7, -16.6]]]}
     small = src.check_region(tiny)
-    assert not small.ok and "at least 32 px" in small.message
+    assert not small.ok and "at least 8 px" in small.message
     big = {"type": "Polygon", "coordinates": [[[-75, -18], [-70, -18], [-70, -14], [-75, -14], [-75, -18]]]}
     large = src.check_region(big)
     assert not large.ok and "batch export" in large.message
