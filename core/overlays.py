@@ -114,14 +114,27 @@ def class_legend(title: str, names: Sequence[str]) -> Legend:
 
 
 # ---------------------------------------------------------------------- rendering to RGBA
-def _stretch(bands: np.ndarray, valid: np.ndarray, lo_pct: float = 2, hi_pct: float = 98) -> np.ndarray:
-    """Per-band percentile stretch of (h, w, 3) reflectance to uint8 over valid pixels."""
+#: (low, high) reflectance of each band R, G, B, NIR that a colour layer stretches to 0-255
+Limits = tuple[tuple[float, float], ...]
+
+
+def band_limits(features: np.ndarray, valid: np.ndarray, lo_pct: float = 2, hi_pct: float = 98) -> Limits | None:
+    """The 2-98 % stretch of bands R, G, B, NIR over the valid pixels (None when there is none): one
+    stretch for a whole image, so that a region's colours match the image's around it."""
+    if not valid.any():
+        return None
+    return tuple((float(lo), float(hi)) for lo, hi in
+                 (np.percentile(features[..., i][valid], [lo_pct, hi_pct]) for i in range(4)))
+
+
+def _stretch(bands: np.ndarray, valid: np.ndarray, limits: Limits | None = None) -> np.ndarray:
+    """Per-band stretch of (h, w, k) reflectance to uint8: to ``limits`` (one (low, high) per band),
+    or the 2-98 % percentiles of the valid pixels."""
     out = np.zeros(bands.shape, dtype=np.uint8)
     if not valid.any():
         return out
     for i in range(bands.shape[-1]):
-        vals = bands[..., i][valid]
-        lo, hi = np.percentile(vals, [lo_pct, hi_pct])
+        lo, hi = limits[i] if limits is not None else np.percentile(bands[..., i][valid], [2, 98])
         scale = 255.0 / max(hi - lo, 1e-6)
         out[..., i] = np.clip((bands[..., i] - lo) * scale, 0, 255).astype(np.uint8)
     return out
@@ -131,14 +144,15 @@ def _rgba(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.dstack([rgb, alpha.astype(np.uint8)])
 
 
-def true_colour(features: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(h, w, 4) uint8 RGBA of R, G, B with a 2-98 % stretch; invalid pixels transparent."""
-    return _rgba(_stretch(features[..., [0, 1, 2]], valid), valid * 255)
+def true_colour(features: np.ndarray, valid: np.ndarray, limits: Limits | None = None) -> np.ndarray:
+    """(h, w, 4) uint8 RGBA of R, G, B with a 2-98 % stretch (or ``limits``, :func:`band_limits`);
+    invalid pixels transparent."""
+    return _rgba(_stretch(features[..., [0, 1, 2]], valid, limits and tuple(limits[i] for i in (0, 1, 2))), valid * 255)
 
 
-def false_colour(features: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(h, w, 4) RGBA of NIR, R, G (vegetation red)."""
-    return _rgba(_stretch(features[..., [3, 0, 1]], valid), valid * 255)
+def false_colour(features: np.ndarray, valid: np.ndarray, limits: Limits | None = None) -> np.ndarray:
+    """(h, w, 4) RGBA of NIR, R, G (vegetation red); stretched as :func:`true_colour`."""
+    return _rgba(_stretch(features[..., [3, 0, 1]], valid, limits and tuple(limits[i] for i in (3, 0, 1))), valid * 255)
 
 
 def ndvi_colour(features: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -68,7 +68,7 @@ with ctrl:
 overlays, opacities = [], {}
 with ui.errors_shown():
     for key, opacity in chosen:
-        o = cached.image_overlay(path, cached.mtime(path), key, offset)
+        o = cached.image_overlay(path, cached.mtime(path), key, offset, scene.colour_limits())
         overlays.append(o)
         opacities[o.name] = opacity
     mask = None

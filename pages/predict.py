@@ -148,7 +148,7 @@ with files_col:
     st.page_link("pages/quality.py", label="Next: Quality", icon=":material/arrow_forward:")
 
 with ui.errors_shown(stop=True):
-    overlays = [cached.image_overlay(image_path, key[1], "true", offset)]
+    overlays = [cached.image_overlay(image_path, key[1], "true", offset, scene.colour_limits())]
     opacities = {overlays[0].name: 1.0}
     if show_prob:
         o = cached.probability_overlay(key, offset)

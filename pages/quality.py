@@ -96,7 +96,7 @@ threshold = st.slider("Crop threshold", 0.05, 0.95, step=0.01, key=wkey,
 with ui.errors_shown(stop=True):
     conf = cached.confusion(key, *lkey, float(threshold))
     curve = cached.threshold_curve(key, *lkey)
-    base = cached.image_overlay(image_path, key[1], "true", offset)
+    base = cached.image_overlay(image_path, key[1], "true", offset, scene.colour_limits())
     by_class = []
     if codes := scene.class_codes(sc):  # the label product's own classes
         by_class = cached.class_errors(key, codes[0], cached.mtime(codes[0]), codes[1], float(threshold))

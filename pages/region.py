@@ -165,7 +165,7 @@ with map_col:
         with ui.errors_shown(stop=True):
             source = scene.current_source()
             path = str(source.image_path)
-            backdrop, grid, warnings = cached.source_preview(path, cached.mtime(path), source.band_map)
+            backdrop, grid, warnings, _ = cached.source_preview(path, cached.mtime(path), source.band_map)
             region = scene.current_region()
         for warning in warnings:
             st.warning(warning[0].upper() + warning[1:] + ".", icon=":material/warning:")

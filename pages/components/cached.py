@@ -135,13 +135,16 @@ def label_mask(path: str, path_mtime: float, label_map: str) -> np.ndarray:
 
 
 @st.cache_data(max_entries=24, show_spinner=False)
-def image_overlay(path: str, path_mtime: float, layer: str, offset: tuple[int, int] = (0, 0)) -> ov.Overlay:
-    """A composite layer of an image: ``layer`` in {"true", "false", "ndvi"}."""
+def image_overlay(path: str, path_mtime: float, layer: str, offset: tuple[int, int] = (0, 0),
+                  limits: ov.Limits | None = None) -> ov.Overlay:
+    """A composite layer of an image: ``layer`` in {"true", "false", "ndvi"}; the colours stretched
+    to ``limits`` (the whole source image's, :func:`source_preview`) or the image's own."""
     feats, valid, grid = image_arrays(path, path_mtime)
-    render = {"true": ov.true_colour, "false": ov.false_colour, "ndvi": ov.ndvi_colour}[layer]
     legend = ov.gradient_legend("NDVI", "ndvi", "-1", "1") if layer == "ndvi" else None
     names = {"true": "True colour (R,G,B)", "false": "False colour (NIR,R,G)", "ndvi": "NDVI"}
-    return ov.make_overlay(names[layer], render(feats, valid), grid, offset, legend)
+    rgba = (ov.ndvi_colour(feats, valid) if layer == "ndvi" else
+            {"true": ov.true_colour, "false": ov.false_colour}[layer](feats, valid, limits))
+    return ov.make_overlay(names[layer], rgba, grid, offset, legend)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -179,15 +182,18 @@ def region_check(spec_json: str, region_json: str, image_mtime: float | None):
 
 @st.cache_data(max_entries=4, show_spinner="Rendering the image preview...")
 def source_preview(path: str, path_mtime: float, band_map: dict[str, int] | None = None,
-                   max_side: int = 1024) -> tuple[ov.Overlay, Grid, tuple[str, ...]]:
-    """True-colour preview of a whole source image (the Region page's backdrop), its grid, and the
-    reader's warnings about its values (:func:`core.raster.reflectance_warnings`)."""
+                   max_side: int = 1024) -> tuple[ov.Overlay, Grid, tuple[str, ...], ov.Limits | None]:
+    """True-colour preview of a whole source image (the Region page's backdrop), its grid, the
+    reader's warnings about its values (:func:`core.raster.reflectance_warnings`) and its colour
+    stretch (:func:`core.overlays.band_limits`, for its regions' layers)."""
     from core.raster import ImageReader
 
     with ImageReader(path, band_map) as reader:
         grid, warnings = reader.grid, reader.warnings
         feats, valid = reader.read()
-    return ov.make_overlay("Image", ov.true_colour(feats, valid), grid, (0, 0), None, 1.0, max_side), grid, warnings
+    limits = ov.band_limits(feats, valid)
+    preview = ov.make_overlay("Image", ov.true_colour(feats, valid, limits), grid, (0, 0), None, 1.0, max_side)
+    return preview, grid, warnings, limits
 
 
 # ---------------------------------------------------------------------- models and predictions

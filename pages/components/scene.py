@@ -216,6 +216,21 @@ def region_view(region: Region, grid, whole: Bounds, margin_px: int = 100) -> Bo
     return focus_bounds(inner, whole, (max(1, r1 - r0), max(1, c1 - c0)), margin_px)
 
 
+def colour_limits():
+    """The colour stretch of the current local source's whole image (:func:`core.overlays.band_limits`),
+    so that a region's imagery looks as the image around it and as its other regions; None for Earth
+    Engine, whose scenes are stretched each on its own.
+
+    Raises:
+        CropMapError subclasses: the source image cannot be read.
+    """
+    if not is_local(state.get(state.SOURCE)):
+        return None
+    src = current_source()
+    path = str(src.image_path)
+    return cached.source_preview(path, cached.mtime(path), src.band_map)[3]
+
+
 def map_view(sc: Scene, grid, offset: tuple[int, int]) -> tuple[Bounds, list[Overlay]]:
     """Where a scene's page map looks, and the layers under the scene's own. For a region of a local
     image: a view a little wider than the scene, over the whole image dimmed (the Region page's
@@ -231,7 +246,7 @@ def map_view(sc: Scene, grid, offset: tuple[int, int]) -> tuple[Bounds, list[Ove
         return bounds, []
     src = current_source()
     path = str(src.image_path)
-    preview, whole, _ = cached.source_preview(path, cached.mtime(path), src.band_map)
+    preview, whole, _, _ = cached.source_preview(path, cached.mtime(path), src.band_map)
     if whole.shape == grid.shape:  # the scene is the whole image
         return bounds, []
     return focus_bounds(bounds, preview.bounds, grid.shape), [replace(preview, name=SURROUNDINGS, opacity=SURROUNDINGS_OPACITY)]
