@@ -87,6 +87,8 @@ with map_col:
     mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced, overlays=under + overlays,
                                    opacities=opacities, region_geojson=outline), key="data_map")
     st.markdown(mapview.legends_html(overlays, opacities), unsafe_allow_html=True)
+    if note := scene.nodata_note(sc, valid):
+        st.caption(note)
 
 with stats_col:
     st.markdown("**Statistics**")

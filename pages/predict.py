@@ -167,3 +167,5 @@ with map_col:
     mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced, overlays=under + overlays,
                                    opacities=opacities, dynamic=dynamic, region_geojson=outline), key="predict_map")
     st.markdown(mapview.legends_html(overlays[1:] + dynamic, opacities), unsafe_allow_html=True)
+    if note := scene.nodata_note(sc, valid):
+        st.caption(note)

@@ -165,6 +165,8 @@ with left:
                                    opacities={dis.name: dis_opacity}, region_geojson=outline),
                    key="quality_map")
     st.markdown(mapview.legends_html([dis], {dis.name: dis_opacity}), unsafe_allow_html=True)
+    if note := scene.nodata_note(sc, cached.image_arrays(image_path, key[1])[1]):
+        st.caption(note)
 with right:
     st.markdown("**Confusion matrix** (pixels valid in both)")
     st.table(pd.DataFrame({"label: crop": [f"{conf['tp']:,}", f"{conf['fn']:,}"],

@@ -207,6 +207,11 @@ def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map,
     at.switch_page("pages/data.py").run()
     assert not at.exception and not at.error
     assert {m.label for m in at.metric} >= {"Valid pixels", "Crop fraction (labels)"}
+    # part of it lies on one of the sample's gaps: the light grey there is named under the map
+    valid_px = int({m.label: m.value for m in at.metric}["Valid pixels"].replace(",", ""))
+    assert 0 < valid_px < 1600 and [c.value for c in at.caption if c.value.startswith("Light grey")] == [
+        f"Light grey on the map: no image data ({1600 - valid_px:,} px of the region: gaps, clouds or masked pixels); "
+        "they are never predicted or counted."]
     # the field is seen where it lies: over the image around it (dimmed), with 40 px of it in view on each side
     m = fake_map.maps[-1][0]
     assert layer_names(m) == [scene.SURROUNDINGS, "True colour (R,G,B)", "Labels"]

@@ -216,6 +216,17 @@ def region_view(region: Region, grid, whole: Bounds, margin_px: int = 100) -> Bo
     return focus_bounds(inner, whole, (max(1, r1 - r0), max(1, c1 - c0)), margin_px)
 
 
+def nodata_note(sc: Scene, valid) -> str | None:
+    """A line for under a region's map when pixels inside it have no image data: they show as the
+    map's light grey background, which no legend names (the label layer's "no data" is another grey)."""
+    inside = sc.extra.get("region_pixels")  # the pixels inside the outline, with data or not
+    missing = (int(inside) if isinstance(inside, int) else int(valid.size)) - int(valid.sum())
+    if missing <= 0:
+        return None
+    return (f"Light grey on the map: no image data ({missing:,} px of the region: gaps, clouds or masked pixels); "
+            "they are never predicted or counted.")
+
+
 def colour_limits():
     """The colour stretch of the current local source's whole image (:func:`core.overlays.band_limits`),
     so that a region's imagery looks as the image around it and as its other regions; None for Earth
