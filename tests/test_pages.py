@@ -166,10 +166,13 @@ def test_the_basemap_can_be_switched_off_for_a_georeferenced_image(fake_map, mon
     assert not at.exception
     html = fake_map.maps[-1][0].get_root().render()
     assert osm in html and "openstreetmap.org/copyright" in html and "contributors" in html
+    # with no internet the tiles fail, and the map says so (else it looks the same as with the switch off)
+    assert "'tileerror'" in html and mapview.BASEMAP_FAILED in html
     switch = at.sidebar.toggle(key="w_basemap")
     assert switch.value is True and switch.label == "Basemap (OpenStreetMap)"
     switch.set_value(False).run()
     assert osm not in fake_map.maps[-1][0].get_root().render()
+    assert mapview.BASEMAP_FAILED not in fake_map.maps[-1][0].get_root().render()
     at.switch_page("pages/data.py").run()
     assert not at.exception and at.sidebar.toggle(key="w_basemap").value is False
     assert osm not in fake_map.maps[-1][0].get_root().render()

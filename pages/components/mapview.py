@@ -46,6 +46,8 @@ IMAGE_NOTE = "not georeferenced: image coordinates"
 OUTLINE_DRAWN = {"color": "#ff3d00", "weight": 2, "fill": False}
 OUTLINE_CASED = [{"color": "#202020", "weight": 4, "opacity": 0.8, "fill": False},
                  {"color": "#ffffff", "weight": 2, "dashArray": "6 4", "fill": False}]
+#: shown inside a map whose basemap tiles do not load
+BASEMAP_FAILED = "Basemap tiles did not load (no internet?)"
 #: the credit that OpenStreetMap's tile usage policy asks for, linked to its copyright page
 OSM_ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 #: streamlit-folium's component (tests replace it to inject what the browser would return).
@@ -198,9 +200,30 @@ def _classes():
             super().__init__()
             self.text = text
 
+    class TilesFailedNote(MacroElement):
+        """A note inside the map when the first tile of ``layer`` fails to load (no internet): a
+        basemap that shows nothing otherwise looks the same as one switched off."""
+
+        _template = Template(
+            "{% macro script(this, kwargs) %}"
+            "(function () { var map = {{ this._parent.get_name() }};"
+            " {{ this.layer.get_name() }}.once('tileerror', function () {"
+            " var c = L.control({position: 'topright'});"
+            " c.onAdd = function () { var d = L.DomUtil.create('div', 'cropmap-note cropmap-tiles-failed');"
+            " d.style.cssText = 'background:rgba(255,255,255,.85);padding:2px 6px;font:12px sans-serif;border-radius:3px';"
+            " d.textContent = {{ this.text|tojson }}; return d; };"
+            " c.addTo(map); }); })();"
+            "{% endmacro %}"
+        )
+
+        def __init__(self, layer, text: str):
+            super().__init__()
+            self._name = "TilesFailedNote"
+            self.layer, self.text = layer, text
+
     return SimpleNamespace(OfflineMap=OfflineMap, OfflineDraw=OfflineDraw, OfflineFullscreen=OfflineFullscreen,
                            Control=Control, FitOnFullscreen=FitOnFullscreen, DynamicTitle=DynamicTitle,
-                           ImageLayer=ImageLayer)
+                           ImageLayer=ImageLayer, TilesFailedNote=TilesFailedNote)
 
 
 @functools.lru_cache(maxsize=1)
@@ -232,8 +255,9 @@ def build(spec: MapSpec):
             # added here, not by geemap's basemap option: that one rendered the layer's addTo on some
             # reruns only, so the map's script (streamlit-folium's component key) changed between reruns,
             # the browser remounted the map and dropped shapes drawn on it
-            folium.TileLayer("OpenStreetMap", name="OpenStreetMap", attr=OSM_ATTRIBUTION, overlay=False,
-                             control=True, show=True, max_zoom=19).add_to(m)
+            osm = folium.TileLayer("OpenStreetMap", name="OpenStreetMap", attr=OSM_ATTRIBUTION, overlay=False,
+                                   control=True, show=True, max_zoom=19).add_to(m)
+            c.TilesFailedNote(osm, BASEMAP_FAILED).add_to(m)
     for layer in spec.tile_layers:
         folium.TileLayer(tiles=layer["url"], attr=layer.get("attribution", ""), name=layer["name"], overlay=True,
                          control=True, opacity=layer.get("opacity", 1.0), max_zoom=20,
