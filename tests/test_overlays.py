@@ -284,3 +284,21 @@ def test_a_region_stretched_as_its_whole_image_has_the_colours_of_the_image_arou
         assert np.array_equal(render(feats[win], valid[win], limits), whole)
         assert not np.array_equal(render(feats[win], valid[win]), whole)  # its own stretch differs
     assert ov.band_limits(feats, np.zeros_like(valid)) is None
+
+
+def test_the_map_png_draws_legend_swatches_at_their_layers_opacity():
+    """The map view PNG's layers are faded (0.8 crop, 0.7 probability by default): full-strength
+    swatches under it did not look like the map's colours."""
+    base = np.zeros((64, 64, 4), np.uint8)
+    base[..., 3] = 255
+    legends = [ov.class_legend("Crop", ["predicted crop"]), ov.gradient_legend("P", "probability", "0", "1")]
+    full = np.asarray(Image.open(io.BytesIO(ov.compose_png([base], legends, "t", min_side=1))).convert("RGB")).astype(int)
+    faded = np.asarray(Image.open(io.BytesIO(ov.compose_png([base], legends, "t", min_side=1,
+                                                             legend_opacities=[0.5, 0.5]))).convert("RGB")).astype(int)
+    assert full.shape == faded.shape
+    diff = (full != faded).any(axis=-1)
+    assert diff.any() and not diff[:64].any()  # only the legend's swatches change, not the map
+    assert (faded[diff] >= full[diff]).all()  # lighter: over white
+    crop = np.array([int(ov.hex_colour(ov.CLASS_COLOURS["predicted crop"])[i : i + 2], 16) for i in (1, 3, 5)])
+    swatch = (np.abs(full - crop).sum(axis=-1) == 0)
+    assert swatch.sum() > 20 and np.abs(faded[swatch] - (255 + (crop - 255) * 0.5)).max() <= 1
