@@ -196,6 +196,13 @@ def source_preview(path: str, path_mtime: float, band_map: dict[str, int] | None
     return preview, grid, warnings, limits
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def colour_limits(path: str, path_mtime: float, band_map: dict[str, int] | None = None) -> ov.Limits | None:
+    """The colour stretch of a whole source image (:func:`source_preview`'s): kept on its own, as
+    every rerun of a region's page asks for it, and the preview's PNG is large to copy out of the cache."""
+    return source_preview(path, path_mtime, band_map)[3]
+
+
 # ---------------------------------------------------------------------- models and predictions
 @st.cache_resource(max_entries=3, show_spinner="Loading the model...")
 def model(path: str, path_mtime: float):

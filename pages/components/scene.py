@@ -239,7 +239,7 @@ def colour_limits():
         return None
     src = current_source()
     path = str(src.image_path)
-    return cached.source_preview(path, cached.mtime(path), src.band_map)[3]
+    return cached.colour_limits(path, cached.mtime(path), src.band_map)
 
 
 def map_view(sc: Scene, grid, offset: tuple[int, int]) -> tuple[Bounds, list[Overlay]]:
@@ -256,10 +256,10 @@ def map_view(sc: Scene, grid, offset: tuple[int, int]) -> tuple[Bounds, list[Ove
     if not is_local(spec):
         return bounds, []
     src = current_source()
-    path = str(src.image_path)
-    preview, whole, _, _ = cached.source_preview(path, cached.mtime(path), src.band_map)
-    if whole.shape == grid.shape:  # the scene is the whole image
+    if src.grid().shape == grid.shape:  # the scene is the whole image (the grid is kept per file version)
         return bounds, []
+    path = str(src.image_path)
+    preview = cached.source_preview(path, cached.mtime(path), src.band_map)[0]
     return focus_bounds(bounds, preview.bounds, grid.shape), [replace(preview, name=SURROUNDINGS, opacity=SURROUNDINGS_OPACITY)]
 
 
