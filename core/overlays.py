@@ -49,6 +49,8 @@ CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
     "no data": (0, 0, 0),
     "false crop": (229, 57, 53),  # predicted crop, labelled not crop
     "missed crop": (30, 136, 229),  # labelled crop, predicted not crop
+    # pixels without image data: the web map's own background (Leaflet's #ddd), in the map PNG too
+    "no image data": (221, 221, 221),
 }
 
 
@@ -545,7 +547,8 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     opacities, a layer left out where its opacity is None; titled, with the data ``credit``),
     coloured from every n-th pixel where the image is larger than the PNG (at most ``MAX_SIDE`` px a side),
     with the crop area and the grid's CRS under the title (:func:`core.metrics.describe_crop`), and
-    ``caveat`` after them (e.g. the model's resolution warning: a handout must not lose it)."""
+    ``caveat`` after them (e.g. the model's resolution warning: a handout must not lose it). Pixels
+    without image data are light grey, as on the web map, and the legend says so."""
     from core.metrics import crop_area, describe_crop
     from core.predict import threshold_mask
 
@@ -556,6 +559,12 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     step = max(1, -(-max(valid.shape) // MAX_SIDE))
     f, v, p = features[::step, ::step], valid[::step, ::step], prob[::step, ::step]
     layers, legends, fades = [true_colour(f, v)], [], []
+    if not v.all():  # as on the map, where its light grey background shows through
+        gaps = np.zeros(v.shape + (4,), np.uint8)
+        gaps[..., :3], gaps[..., 3] = CLASS_COLOURS["no image data"], np.where(v, 0, 255)
+        layers.insert(0, gaps)
+        legends.append(class_legend("Light grey", ["no image data"]))
+        fades.append(1.0)
     if probability_opacity is not None:
         layers.append(with_opacity(probability_colour(p), probability_opacity))
         legends.append(gradient_legend("Crop probability", "probability", "0", "1"))

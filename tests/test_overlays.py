@@ -302,3 +302,20 @@ def test_the_map_png_draws_legend_swatches_at_their_layers_opacity():
     crop = np.array([int(ov.hex_colour(ov.CLASS_COLOURS["predicted crop"])[i : i + 2], 16) for i in (1, 3, 5)])
     swatch = (np.abs(full - crop).sum(axis=-1) == 0)
     assert swatch.sum() > 20 and np.abs(faded[swatch] - (255 + (crop - 255) * 0.5)).max() <= 1
+
+
+def test_the_map_png_shows_pixels_without_data_light_grey_as_the_map_does():
+    from core.raster import Grid
+
+    feats = np.full((64, 64, 5), 0.1, np.float32)
+    valid = np.ones((64, 64), bool)
+    prob = np.full((64, 64), 0.2, np.float32)
+    grid = Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 64, 64)
+    whole = Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.5, "t", "", None, None)["map.png"]))
+    valid[:16, :16] = False  # a gap (white in the PNG before, where the map shows its light grey)
+    prob[~valid] = np.nan
+    gap = Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.5, "t", "", None, None)["map.png"]))
+    px = np.asarray(gap.convert("RGB"))
+    k = gap.size[0] // 64  # small images are enlarged by a whole factor
+    assert tuple(px[2 * k, 2 * k]) == (221, 221, 221) and tuple(px[40 * k, 40 * k]) != (221, 221, 221)
+    assert gap.size[1] > whole.size[1]  # its legend row ("Light grey: no image data")
