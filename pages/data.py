@@ -13,7 +13,7 @@ from core.config import PatchConfig
 from core.labels import get_class_map
 from core.metrics import area_ha, format_hectares
 from core.patchset import crop_share_gap, cut_train_test
-from pages.components import cached, mapview, navigation, scene, state, ui
+from pages.components import cached, navigation, regionmap, scene, state, ui
 
 #: label classes listed under "Classes in the region"
 TOP_CLASSES = 8
@@ -81,14 +81,7 @@ with ui.errors_shown():
             opacities[o.name] = lab_opacity
 
 with map_col:
-    with ui.errors_shown(stop=True):
-        view, under = scene.map_view(sc, grid, offset)
-        outline = scene.current_region().to_map_geojson() if under else None
-    mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced, overlays=under + overlays,
-                                   opacities=opacities, region_geojson=outline), key="data_map")
-    st.markdown(mapview.legends_html(overlays, opacities), unsafe_allow_html=True)
-    if note := scene.nodata_note(sc, valid):
-        st.caption(note)
+    regionmap.show(sc, grid, offset, valid, overlays, opacities, "data_map", overlays)
 
 with stats_col:
     st.markdown("**Statistics**")

@@ -11,7 +11,7 @@ import streamlit as st
 from core.metrics import format_hectares
 from core.model import load_card, resolution_warning
 from core.predict import prediction_summary
-from pages.components import cached, models, mapview, navigation, predictions, scene, state, ui
+from pages.components import cached, models, navigation, predictions, regionmap, scene, state, ui
 
 #: choices of PredictConfig.views for the dashboard, with their labels
 VIEW_CHOICES = {1: "1 (fastest)", 4: "4: mirrored (about 4x the time)", 8: "8: mirrored and turned (about 8x the time)"}
@@ -161,11 +161,4 @@ with ui.errors_shown(stop=True):
         opacities[o.name] = crop_opacity
 
 with map_col:
-    with ui.errors_shown(stop=True):
-        view, under = scene.map_view(sc, grid, offset)
-        outline = scene.current_region().to_map_geojson() if under else None
-    mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced, overlays=under + overlays,
-                                   opacities=opacities, dynamic=dynamic, region_geojson=outline), key="predict_map")
-    st.markdown(mapview.legends_html(overlays[1:] + dynamic, opacities), unsafe_allow_html=True)
-    if note := scene.nodata_note(sc, valid):
-        st.caption(note)
+    regionmap.show(sc, grid, offset, valid, overlays, opacities, "predict_map", overlays[1:] + dynamic, dynamic)

@@ -10,7 +10,7 @@ import streamlit as st
 from core import jobs
 from core.metrics import few_pixels_note
 from core.model import DEFAULT_MODEL_PATH, load_card, resolution_warning
-from pages.components import cached, models, mapview, navigation, predictions, scene, state, ui
+from pages.components import cached, models, navigation, predictions, regionmap, scene, state, ui
 
 #: label classes listed under "Where the errors are"
 TOP_CLASSES = 6
@@ -157,16 +157,8 @@ with left:
         only = None if shown == "all" else (codes[0], cached.mtime(codes[0]), codes[1], shown,
                                            f"{shown} {classes[shown]['name']}")
         dis = cached.disagreement_overlay(key, offset, *lkey, float(threshold), only)
-    with ui.errors_shown(stop=True):
-        view, under = scene.map_view(sc, grid, offset)
-        outline = scene.current_region().to_map_geojson() if under else None
-    mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced,
-                                   overlays=under + ([base, dis] if show_dis else [base]),
-                                   opacities={dis.name: dis_opacity}, region_geojson=outline),
-                   key="quality_map")
-    st.markdown(mapview.legends_html([dis], {dis.name: dis_opacity}), unsafe_allow_html=True)
-    if note := scene.nodata_note(sc, cached.image_arrays(image_path, key[1])[1]):
-        st.caption(note)
+    regionmap.show(sc, grid, offset, cached.image_arrays(image_path, key[1])[1], [base, dis] if show_dis else [base],
+                   {dis.name: dis_opacity}, "quality_map", [dis])
 with right:
     st.markdown("**Confusion matrix** (pixels valid in both)")
     st.table(pd.DataFrame({"label: crop": [f"{conf['tp']:,}", f"{conf['fn']:,}"],
