@@ -193,11 +193,13 @@ with map_col:
 
 with info_col:
     st.markdown("**Selected region**")
+    usable = False
     try:
         region = scene.current_region()
         source = scene.current_source()
         st.write(region.name or "(unnamed)")
         check = scene.check_current_region(region)
+        usable = check.ok
         # one area for a local image: that of the pixels used, which every other page counts (for Earth
         # Engine the check's area is the shape's: the pixels are only known once fetched)
         pixel_area = check.area_ha if check.area_ha is not None and scene.is_local() else None
@@ -233,4 +235,5 @@ with info_col:
                            mime="application/geo+json", on_click="ignore")
     except CropMapError as err:
         st.error(str(err), icon=":material/error:")
-    st.page_link("pages/data.py", label="Next: Data", icon=":material/arrow_forward:")
+    st.page_link("pages/data.py", label="Next: Data", icon=":material/arrow_forward:", disabled=not usable,
+                 help=None if usable else "first a region the source can use (the message above says what is wrong)")

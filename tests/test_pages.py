@@ -150,10 +150,12 @@ def test_drawn_polygon_becomes_the_region(fake_map):
 def test_too_small_region_is_explained(fake_map):
     at = new_app()
     at.run()
+    assert not [link for link in at.get("page_link") if link.proto.label == "Next: Data"][0].proto.disabled
     fake_map.value = {"all_drawings": [drawn_feature([(10, 10), (16, 10), (16, 16), (10, 16)])]}
     at.run()
     assert not at.exception
     assert any("at least 8 x 8 px" in e.value for e in at.error)
+    assert [link for link in at.get("page_link") if link.proto.label == "Next: Data"][0].proto.disabled  # (a dead end)
 
 
 def test_the_basemap_can_be_switched_off_for_a_georeferenced_image(fake_map, monkeypatch):
