@@ -309,7 +309,7 @@ def _image_overlay(ov, spec: MapSpec):
 def render(spec: MapSpec, key: str, returned_objects: Sequence[str] = ()) -> dict | None:
     """Build and show the map; returns what streamlit-folium sends back (only ``returned_objects``)."""
     if spec.image:
-        st.caption("This image is not georeferenced: the map shows it in image coordinates (pixels; row 0 at the top). No location is implied.")
+        st.caption("Not georeferenced: shown in image coordinates (pixels, row 0 at the top); no location is implied.")
     import folium
 
     m = build(replace(spec, basemap=spec.basemap and bool(state.get(state.BASEMAP))))
