@@ -116,30 +116,41 @@ def class_legend(title: str, names: Sequence[str]) -> Legend:
 
 
 # ---------------------------------------------------------------------- rendering to RGBA
-#: (low, high) reflectance of each band R, G, B, NIR that a colour layer stretches to 0-255
+#: (low, high) reflectance of each band that a colour layer stretches to 0-255
 Limits = tuple[tuple[float, float], ...]
+#: the percentiles of the valid pixels that a colour layer's stretch runs between
+STRETCH_PERCENTILES = (2, 98)
 
 
-def band_limits(features: np.ndarray, valid: np.ndarray, lo_pct: float = 2, hi_pct: float = 98) -> Limits | None:
-    """The 2-98 % stretch of bands R, G, B, NIR over the valid pixels (None when there is none): one
-    stretch for a whole image, so that a region's colours match the image's around it."""
-    if not valid.any():
-        return None
+def _percentile_limits(bands: np.ndarray, valid: np.ndarray) -> Limits:
+    """:data:`STRETCH_PERCENTILES` of each band of (h, w, k) over the valid pixels (some must be valid)."""
     return tuple((float(lo), float(hi)) for lo, hi in
-                 (np.percentile(features[..., i][valid], [lo_pct, hi_pct]) for i in range(4)))
+                 (np.percentile(bands[..., i][valid], STRETCH_PERCENTILES) for i in range(bands.shape[-1])))
+
+
+def band_limits(features: np.ndarray, valid: np.ndarray) -> Limits | None:
+    """The stretch of bands R, G, B, NIR over the valid pixels (None when there is none): one
+    stretch for a whole image, so that a region's colours match the image's around it."""
+    return _percentile_limits(features[..., :4], valid) if valid.any() else None
 
 
 def _stretch(bands: np.ndarray, valid: np.ndarray, limits: Limits | None = None) -> np.ndarray:
     """Per-band stretch of (h, w, k) reflectance to uint8: to ``limits`` (one (low, high) per band),
-    or the 2-98 % percentiles of the valid pixels."""
+    or those of the valid pixels themselves."""
     out = np.zeros(bands.shape, dtype=np.uint8)
     if not valid.any():
         return out
-    for i in range(bands.shape[-1]):
-        lo, hi = limits[i] if limits is not None else np.percentile(bands[..., i][valid], [2, 98])
+    for i, (lo, hi) in enumerate(limits if limits is not None else _percentile_limits(bands, valid)):
         scale = 255.0 / max(hi - lo, 1e-6)
         out[..., i] = np.clip((bands[..., i] - lo) * scale, 0, 255).astype(np.uint8)
     return out
+
+
+def _composite(features: np.ndarray, valid: np.ndarray, bands: tuple[int, ...], limits: Limits | None) -> np.ndarray:
+    """(h, w, 4) RGBA of three of the feature ``bands``, stretched (to their ``limits`` of
+    :func:`band_limits` when given); invalid pixels transparent."""
+    picked = None if limits is None else tuple(limits[i] for i in bands)
+    return _rgba(_stretch(features[..., list(bands)], valid, picked), valid * 255)
 
 
 def _rgba(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -149,12 +160,12 @@ def _rgba(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 def true_colour(features: np.ndarray, valid: np.ndarray, limits: Limits | None = None) -> np.ndarray:
     """(h, w, 4) uint8 RGBA of R, G, B with a 2-98 % stretch (or ``limits``, :func:`band_limits`);
     invalid pixels transparent."""
-    return _rgba(_stretch(features[..., [0, 1, 2]], valid, limits and tuple(limits[i] for i in (0, 1, 2))), valid * 255)
+    return _composite(features, valid, (0, 1, 2), limits)
 
 
 def false_colour(features: np.ndarray, valid: np.ndarray, limits: Limits | None = None) -> np.ndarray:
     """(h, w, 4) RGBA of NIR, R, G (vegetation red); stretched as :func:`true_colour`."""
-    return _rgba(_stretch(features[..., [3, 0, 1]], valid, limits and tuple(limits[i] for i in (3, 0, 1))), valid * 255)
+    return _composite(features, valid, (3, 0, 1), limits)
 
 
 def ndvi_colour(features: np.ndarray, valid: np.ndarray) -> np.ndarray:
