@@ -74,7 +74,7 @@ DEFAULTS: dict[str, Any] = {
     LAYERS: {},
     PATCHES: None,
     QUALITY_CLASS: "all",
-    BASEMAP: True,  # (init sets it from basemap_default)
+    BASEMAP: lambda: basemap_default(),  # a function: read when a session starts (the environment may change)
 }
 
 
@@ -99,9 +99,7 @@ def init() -> None:
     first = SESSION_ID not in st.session_state
     for key, value in DEFAULTS.items():
         if key not in st.session_state:
-            st.session_state[key] = value.copy() if isinstance(value, dict) else value
-            if key == BASEMAP:
-                st.session_state[key] = basemap_default()
+            st.session_state[key] = value() if callable(value) else value.copy() if isinstance(value, dict) else value
     if first:
         _start_session()
 
