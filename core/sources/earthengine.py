@@ -24,8 +24,6 @@ from core.sources.base import (CODES_FILE, CONTEXT_FILE, CONTEXT_MARGIN, MIN_REG
 
 #: Direct downloads above this many pixels (per band) should be batch exports instead.
 DEFAULT_MAX_PIXELS = 40_000_000
-#: Smallest region side in pixels (the region is predicted with the image around it: context_margin).
-MIN_SIDE = MIN_REGION_SIDE
 #: Masked composite pixels travel as this value and become NaN on disk.
 SENTINEL = -9999.0
 #: Class codes where the label product has no data (masked, or outside the region).
@@ -225,11 +223,11 @@ class EarthEngineSource:
             return RegionCheck(False, str(err))
         area_ha = _polygon_area_m2(geometry) / 1e4
         pixels = width * height
-        if min(width, height) < MIN_SIDE:
+        if min(width, height) < MIN_REGION_SIDE:  # (predicted with the image around it: context_margin)
             return RegionCheck(
                 False,
-                f"region is {width}x{height} px at {scale:g} m; it must be at least {MIN_SIDE} px a side "
-                f"({MIN_SIDE * scale / 1000:.1f} km): draw a larger region or use a finer scale",
+                f"region is {width}x{height} px at {scale:g} m; it must be at least {MIN_REGION_SIDE} px a side "
+                f"({MIN_REGION_SIDE * scale / 1000:.1f} km): draw a larger region or use a finer scale",
                 area_ha,
                 pixels,
             )
