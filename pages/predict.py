@@ -113,13 +113,13 @@ with files_col:
     # when asked for (in a thread of the server), not on every threshold change. The buttons come
     # before the map in the run (the map takes longest), so that quick threshold changes leave them
     # without a file for as short a time as possible; the threshold-made files name their threshold.
+    tag = f"t{threshold:.2f}"
     with ui.errors_shown():
         made = (key, float(threshold), f"{sc.title} -- crop at p >= {threshold:.2f}",
                 f"Data: {sc.attribution}" if sc.attribution else "", prob_opacity if show_prob else None,
                 crop_opacity if show_crop else None, warning or "")
         st.download_button("Probability GeoTIFF", partial(cached.probability_tif, key), "probability.tif",
                            "image/tiff", on_click="ignore")
-        tag = f"t{threshold:.2f}"  # the threshold, in the names of the files made with it
         st.download_button("Crop mask GeoTIFF", partial(cached.export_file, "crop_mask.tif", *made),
                            f"crop_mask_{tag}.tif", "image/tiff", on_click="ignore")
         st.download_button("Map view PNG", partial(cached.export_file, "map.png", *made), f"crop_map_{tag}.png",
@@ -143,7 +143,7 @@ with files_col:
     if state.get(state.FIELDS) == fields_for:
         with ui.errors_shown():
             data, n = cached.crop_fields(key, float(threshold))
-            st.download_button(f"Download {n:,} crop areas", data, f"crop_areas_t{threshold:.2f}.geojson",
+            st.download_button(f"Download {n:,} crop areas", data, f"crop_areas_{tag}.geojson",
                                "application/geo+json", type="primary", icon=":material/download:", on_click="ignore")
     st.page_link("pages/quality.py", label="Next: Quality", icon=":material/arrow_forward:")
 
