@@ -776,6 +776,24 @@ class ImageReader:
         """
         return valid_pixels(self.read_raw(window), self.nodata, self.path.name)
 
+    def read_valid_spread(self, window, side: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The validity mask of ``window`` (inside the raster) at pixels spread evenly over it, at
+        most ``side`` x ``side`` of them (all of them in a smaller window), and the window's rows and
+        columns they are at: a cheap look at how much of a large window has data.
+
+        Raises:
+            InvalidDataError: on NaN reflectance without a NaN nodata value.
+            CorruptFileError: see :func:`read_pixels`.
+        """
+        from rasterio.enums import Resampling
+
+        h, w = int(window.height), int(window.width)
+        rows = ((np.arange(min(side, h)) + 0.5) * h / min(side, h)).astype(int)
+        cols = ((np.arange(min(side, w)) + 0.5) * w / min(side, w)).astype(int)
+        raw = read_pixels(self._src, self.path, self._indexes, window=window,
+                          out_shape=(len(self._indexes), len(rows), len(cols)), resampling=Resampling.nearest)
+        return valid_pixels(raw, self.nodata, self.path.name), rows, cols
+
     def read(self, window=None) -> tuple[np.ndarray, np.ndarray]:
         """Features (h, w, 5) float32 = R, G, B, NIR reflectance and NDVI, and a validity mask (h, w).
 

@@ -212,6 +212,8 @@ with info_col:
                       help="the whole shape; only its part inside the image is used" if check.clipped else None)
         if check.ok:
             st.success(check.message, icon=":material/check_circle:")
+            if check.warning:
+                st.warning(check.warning, icon=":material/warning:")
         else:
             st.error(check.message, icon=":material/error:")
             prev = state.previous_region()

@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from core.region import Region  # noqa: E402
 from pages.components import mapview, scene  # noqa: E402
 
 TIMEOUT = 120
@@ -322,6 +323,29 @@ def test_own_image_with_band_numbers_on_region_and_data_pages(fake_map):
     at.session_state["scene"] = None
     at.run()
     assert any("cannot be told apart" in e.value for e in at.error)
+
+
+def test_region_page_refuses_a_region_over_no_data_and_warns_of_one_mostly_over_it(fake_map, tmp_path):
+    """The Region page looks at the data: over no data only, no way on to the Data page (which
+    would only then say so); mostly over no data, on with a warning of the share with data."""
+    from testdata import write_raster
+
+    data = np.full((4, 300, 300), 1000, np.int16)
+    data[:, :280, :280] = 0  # no data
+    image = write_raster(tmp_path / "img.tif", data, descriptions=["R", "G", "B", "NIR"])
+    at = new_app()
+    at.session_state["source"] = {"kind": "local", "image": str(image), "labels": None, "label_map": None,
+                                  "title": "img.tif", "band_map": None}
+    at.session_state["region"] = Region.from_bbox(0, 0, 270, 270, crs="image").to_geojson()
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["the region lies over no image data (no data: light grey on the map); "
+                                           "draw it over the image"]
+    at.session_state["region"] = Region.from_bbox(0, 0, 290, 290, crs="image").to_geojson()
+    at.run()
+    assert not at.exception and not at.error
+    assert "only 7% of the region has image data; the rest is no data (light grey on the map) and is left out" in [
+        w.value for w in at.warning]
 
 
 def test_map_image_layers_carry_their_data_urls_whole_without_compiling_them():

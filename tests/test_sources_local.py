@@ -164,6 +164,32 @@ def test_a_region_without_valid_pixels_is_no_data_and_leaves_nothing(tmp_path):
     assert read_image(scene.image_path)[1].sum() == 290 * 290 - 280 * 280
 
 
+def test_region_check_reads_how_much_of_the_region_has_data(tmp_path):
+    """The Region page's check looks at the data too: a region over no data only is refused there
+    (not first on the Data page), and one mostly over no data passes with its share said."""
+    from testdata import write_raster
+
+    data = np.full((4, 300, 300), 1000, np.int16)
+    data[:, :280, :280] = 0
+    src = LocalSource(write_raster(tmp_path / "img.tif", data, descriptions=["R", "G", "B", "NIR"]))
+    none = src.check_region(Region.from_bbox(0, 0, 270, 270, crs="image"))
+    assert not none.ok and "no image data" in none.message and "draw it over the image" in none.message
+    some = src.check_region(Region.from_bbox(0, 0, 290, 290, crs="image"))  # 290^2 - 280^2 of 290^2 = 6.8%
+    assert some.ok and some.message.startswith("region OK") and some.warning.startswith(
+        "only 7% of the region has image data; the rest is no data")
+    full = src.check_region(Region.from_bbox(200, 200, 300, 300, crs="image"))  # 100^2 - 80^2 of 100^2 = 36%
+    assert full.ok and full.warning.startswith("only 36% of")
+    assert src.check_region(Region.from_bbox(250, 250, 300, 300, crs="image")).warning == ""  # 64%
+    # a large window is looked at through pixels spread over it, and only inside the outline
+    big = np.full((4, 1500, 1500), 1000, np.int16)
+    big[:, :, :1050] = 0  # 70% of the columns: no data
+    src = LocalSource(write_raster(tmp_path / "big.tif", big, descriptions=["R", "G", "B", "NIR"]))
+    assert src.check_region(src.full_region()).warning.startswith("only 30% of")
+    tri = Region("image", ((((0.0, 0.0), (1500.0, 0.0), (1500.0, 1500.0), (0.0, 0.0)),),))  # the upper right half
+    share = src.data_share(tri, src.check_window(tri).window)
+    assert abs(share - (1 - 0.7 ** 2)) < 0.01  # its data: (1500^2 - 1050^2) / 2 of 1500^2 / 2, 51%
+
+
 def test_pixels_dark_in_every_band_stay_valid_in_the_scene(tmp_path):
     """Reflectance just below 0 in every band (deep shadow, water) is clipped to 0: the scene's
     files must not write those valid pixels as 0 in every band, which reads as no data."""

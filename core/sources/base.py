@@ -89,6 +89,8 @@ class RegionCheck:
     pixels: int | None = None
     #: part of the region lies outside the data (only the part inside is used)
     clipped: bool = False
+    #: something to know about a usable region (e.g. that most of it has no data); "" when nothing
+    warning: str = ""
 
 
 @runtime_checkable

@@ -37,6 +37,8 @@ SAMPLE_ATTRIBUTION = (
     "Ag-Net Sample Training Dataset (Ziheng Sun, 2019, MIT); Landsat 8 OLI (USGS) and "
     "USDA NASS Cropland Data Layer 2015 (public domain)"
 )
+#: A usable region with image data in less of it than this is accepted with a note saying so.
+LOW_DATA_SHARE = 0.5
 #: Largest region (pixels) a local source fetches for the dashboard.
 MAX_REGION_PIXELS = 4096 * 4096
 SCENE_VERSION = 5  # 2: scenes keep the label product's class codes (codes.tif); 3: and a context image; 4: dark pixels kept; 5: context >= CONTEXT_LEAST
@@ -135,12 +137,35 @@ class LocalSource:
         return check_region(region, self.grid(), self.min_side, self.max_pixels)
 
     def check_region(self, region: Region) -> RegionCheck:
-        """Whether ``region`` is inside the image, at least one patch and within the size limit."""
+        """Whether ``region`` is inside the image, at least one patch, within the size limit and over
+        image data (a region mostly over no data passes, with a warning giving its share with data)."""
         try:
             res = self.check_window(region)
+            share = self.data_share(region, res.window) if res.ok and res.window is not None else None
         except CropMapError as err:
             return RegionCheck(False, str(err))
-        return RegionCheck(res.ok, res.message, res.area_ha, res.pixels, res.clipped)
+        if share is None or share >= LOW_DATA_SHARE:
+            return RegionCheck(res.ok, res.message, res.area_ha, res.pixels, res.clipped)
+        if share == 0:
+            return RegionCheck(False, "the region lies over no image data (no data: light grey on the map); "
+                                      "draw it over the image", res.area_ha, res.pixels, res.clipped)
+        part = f"only {share:.0%}" if share >= 0.01 else "under 1%"
+        return RegionCheck(True, res.message, res.area_ha, res.pixels, res.clipped,
+                           f"{part} of the region has image data; the rest is no data (light grey on the map) "
+                           "and is left out")
+
+    def data_share(self, region: Region, window: PixelWindow) -> float:
+        """Share of the region's pixels (inside its outline, in ``window``) that have image data,
+        from at most 512 x 512 of them spread evenly over the window.
+
+        Raises:
+            InputNotFoundError, CorruptFileError, BandError, InvalidDataError: if the image cannot be read.
+        """
+        with ImageReader(self.image_path, self.band_map) as reader:
+            valid, rows, cols = reader.read_valid_spread(window.to_rasterio())
+            inside = region.mask(reader.grid, window)[np.ix_(rows, cols)]
+        n = int(inside.sum())
+        return float((valid & inside).sum()) / n if n else 0.0
 
     def scene_key(self, region: Region) -> str:
         """A short hash of the inputs (files, mtimes, region) naming the scene folder."""
