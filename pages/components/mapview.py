@@ -48,6 +48,8 @@ OUTLINE_CASED = [{"color": "#202020", "weight": 4, "opacity": 0.8, "fill": False
                  {"color": "#ffffff", "weight": 2, "dashArray": "6 4", "fill": False}]
 #: shown inside a map whose basemap tiles do not load
 BASEMAP_FAILED = "Basemap tiles did not load (no internet?)"
+#: Shown over a map when the wheel is turned over it before it is clicked (the wheel then scrolls the page).
+WHEEL_HINT = "Click the map to zoom with the mouse wheel"
 #: the credit that OpenStreetMap's tile usage policy asks for, linked to its copyright page
 OSM_ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 #: streamlit-folium's component (tests replace it to inject what the browser would return).
@@ -221,9 +223,38 @@ def _classes():
             self._name = "TilesFailedNote"
             self.layer, self.text = layer, text
 
+    class WheelAfterClick(MacroElement):
+        """The mouse wheel scrolls the page, not the map, until the map is clicked (and again once the
+        pointer leaves it): a map that fills a laptop's screen otherwise swallows the wheel of a user
+        scrolling to the legend below it and zooms out instead. A wheel turned over the map meanwhile
+        shows ``text`` for a moment; in full screen the wheel zooms at once."""
+
+        _template = Template(
+            "{% macro script(this, kwargs) %}"
+            "(function () { var map = {{ this._parent.get_name() }}, box = map.getContainer(), hint = null, t = null;"
+            " map.scrollWheelZoom.disable();"
+            " function on() { map.scrollWheelZoom.enable(); if (hint) { hint.style.display = 'none'; } }"
+            " map.on('mousedown click enterFullscreen', on);"
+            " map.on('mouseout exitFullscreen', function () { if (!map._isFullscreen) { map.scrollWheelZoom.disable(); } });"
+            " box.addEventListener('wheel', function () { if (map.scrollWheelZoom.enabled()) { return; }"
+            " if (!hint) { hint = L.DomUtil.create('div', 'cropmap-wheel-hint', box);"
+            " hint.style.cssText = 'position:absolute;left:50%;top:50%;transform:translate(-50%,-50%);z-index:1000;"
+            "background:rgba(0,0,0,.65);color:#fff;padding:6px 12px;font:14px sans-serif;border-radius:4px;"
+            "pointer-events:none;white-space:nowrap';"
+            " hint.textContent = {{ this.text|tojson }}; }"
+            " hint.style.display = 'block'; clearTimeout(t); t = setTimeout(function () { hint.style.display = 'none'; }, 1500);"
+            " }, {passive: true}); })();"
+            "{% endmacro %}"
+        )
+
+        def __init__(self, text: str):
+            super().__init__()
+            self._name = "CropmapWheel"
+            self.text = text
+
     return SimpleNamespace(OfflineMap=OfflineMap, OfflineDraw=OfflineDraw, OfflineFullscreen=OfflineFullscreen,
                            Control=Control, FitOnFullscreen=FitOnFullscreen, DynamicTitle=DynamicTitle,
-                           ImageLayer=ImageLayer, TilesFailedNote=TilesFailedNote)
+                           ImageLayer=ImageLayer, TilesFailedNote=TilesFailedNote, WheelAfterClick=WheelAfterClick)
 
 
 @functools.lru_cache(maxsize=1)
@@ -296,6 +327,7 @@ def build(spec: MapSpec):
         folium.LayerControl(collapsed=True).add_to(m)
     m.fit_bounds([[s, w], [n, e]])
     FitOnFullscreen([[s, w], [n, e]]).add_to(m)
+    c.WheelAfterClick(WHEEL_HINT).add_to(m)
     return m
 
 
