@@ -85,7 +85,9 @@ with ctrl:
     # kept in the session's layer settings, so that they survive a visit to another page
     settings = dict(state.get(state.LAYERS))
     shown = {}
-    for name, title, opacity in (("probability", "Probability", 0.7), ("crop", "Crop", 0.8)):
+    # at first half see-through, so that the fields show under them (the crop layer a little stronger:
+    # it is the answer, over the probability)
+    for name, title, opacity in (("probability", "Probability", 0.5), ("crop", "Crop", 0.6)):
         prev = settings.get(f"predict_{name}", {"show": True, "opacity": opacity})
         show = st.checkbox(f"{title} layer", value=prev["show"], key=f"predict_show_{name}")
         shown[name] = (show, st.slider(f"{title} opacity", 0.0, 1.0, prev["opacity"], 0.05, disabled=not show,
