@@ -203,7 +203,7 @@ def _refuse_a_crop_mask(counts: np.ndarray, class_map: ClassMap, what: str) -> N
         raise InvalidDataError(
             f"{what}: the codes are only 0 and 1 (and 255), a crop mask, not {class_map.title}'s classes (in which "
             f"0 is no data: the not-crop pixels would be dropped); choose the label map binary (--label-map binary on "
-            f"the command line, the label product in the dashboard)"
+            f"the command line, 'Label map' in the dashboard)"
         )
 
 
@@ -250,7 +250,7 @@ def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | Non
                 raise InvalidDataError(
                     f"{what}: the label band is named {band_name!r}, the band of {other.title}, and its codes are "
                     f"that product's classes, not {class_map.title}'s; choose the label map {other.name} "
-                    f"(--label-map {other.name} on the command line, the label product in the dashboard)"
+                    f"(--label-map {other.name} on the command line, 'Label map' in the dashboard)"
                 )
     known = legend_codes(class_map.name)
     if not known:
@@ -263,5 +263,5 @@ def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | Non
             f"{what}: {unknown:.0%} of the labelled pixels hold codes that {class_map.title} does not define "
             f"(e.g. {', '.join(map(str, top))}), so these labels are another product's; choose its label map"
             + (f" (the codes fit: {', '.join(fits)})" if fits else "")
-            + " (--label-map on the command line, the label product in the dashboard)"
+            + " (--label-map on the command line, 'Label map' in the dashboard)"
         )
