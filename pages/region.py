@@ -64,6 +64,19 @@ with st.expander("Earth Engine: any region on Earth (composite and labels settin
                 st.rerun()
 
 # ------------------------------------------------------------------ own files
+def next_steps() -> None:
+    """What to do once a source is in use (the form that set it lies below the map, out of view on a laptop)."""
+    try:
+        scene.require_usable_region()
+    except CropMapError:
+        st.caption("The map above now shows the whole image: draw a region on it (the whole image cannot be "
+                   "used as it is; the message beside the map says why).")
+        return
+    st.caption("The map above now shows the whole image, which is the region: draw a smaller one on it, "
+               "or go on with the whole image.")
+    st.page_link("pages/data.py", label="Next: Data (whole image)", icon=":material/arrow_forward:")
+
+
 with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
     img_file = st.file_uploader("Image GeoTIFF", type=["tif", "tiff"], key="upload_image")
     lab_file = st.file_uploader("Labels GeoTIFF (optional, same grid)", type=["tif", "tiff"], key="upload_labels")
@@ -98,9 +111,12 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
                     + ("georeferenced" if grid.georeferenced else "not georeferenced (image coordinates)") + "." + labelled)
             state.put(state.UPLOAD_NOTICE, ("success", text, img_file.file_id))
             st.success(text)
+            next_steps()
     elif (notice := state.get(state.UPLOAD_NOTICE)) is not None and img_file is not None and notice[2] == img_file.file_id:
         kind, text, _ = notice  # said again while the same file is chosen; another file or none: nothing
         (st.error if kind == "error" else st.success)(text, icon=":material/error:" if kind == "error" else None)
+        if kind == "success":
+            next_steps()
 
 with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSON)"):
     st.caption("What the Earth Engine page's image export writes (or the original notebook's): the export is "
@@ -118,6 +134,7 @@ with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSO
                               "title": f"{name} (Earth Engine image export)"})
             st.success(f"Using {name}: {grid.width} x {grid.height} px, "
                        + ("georeferenced" if grid.georeferenced else "not georeferenced (image coordinates)"))
+            next_steps()
 
 with st.expander("Upload a region (GeoJSON)"):
     geo_file = st.file_uploader("Polygon/MultiPolygon in lon/lat, or image pixels with \"crs\": \"image\"",

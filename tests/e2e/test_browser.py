@@ -310,7 +310,9 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     frame = map_frame(page)
     assert frame.get_by_text("not georeferenced: image coordinates").count() == 0
 
-    goto_page(page, "2. Data")
+    # the form lies below the map: the way on is said there, where the user is
+    page.get_by_role("link", name="Next: Data (whole image)").click()
+    page.get_by_role("heading", name="Data").first.wait_for(timeout=60_000)
     wait_map_layers(page, 1)
     page.get_by_text("No labels for this source", exact=False).wait_for(timeout=60_000)
     area = metric_value(page, "Area")
