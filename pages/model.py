@@ -10,7 +10,7 @@ from core import jobs
 from core.dataset import spatial_holdout
 from core.errors import CropMapError, InvalidDataError, JobError
 from core.config import TrainConfig
-from core.model import PRESETS, store_uploaded_model
+from core.model import PRESETS, resolution_warning, store_uploaded_model
 from core.patchset import check_sources
 from pages.components import cached, models, navigation, scene, state, ui
 
@@ -275,6 +275,13 @@ else:
             names = {"val_iou": "IoU", "val_dice": "Dice", "val_loss": "loss"}  # the page's words, not Keras's
             shown = [f"{names[k]} {logs[k]:.3f}" for k in names if isinstance(logs.get(k), (int, float))]
             st.caption("Validation patches at the best epoch: " + ", ".join(shown) + ".")
+        # here too, beside the figures, which a demo would quote for an image they do not hold for
+        grid = scene.known_grid()
+        warning = resolution_warning(card, grid) if grid is not None else None
+        if warning:
+            figures = (f" The validation figures above are for images of {card.pixel_size_m:g} m pixels, like its "
+                       "training images." if val or card.metrics.get("val") else "")
+            st.warning(f"On the image in use, {warning}.{figures}", icon=":material/warning:")
         with st.expander("Model card"):
             st.json(card.to_dict())
     st.page_link("pages/predict.py", label="Next: Predict", icon=":material/arrow_forward:")

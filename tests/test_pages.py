@@ -697,6 +697,21 @@ def test_model_page_shows_the_shipped_cards_validation_figures(fake_map):
     # the card's time, read as a time: "created 2026-11-25 15:22 UTC" (the card says ...T15:22:20+00:00)
     created = card.created.replace("T", " ")[:16]
     assert f"created {created} UTC" in texts(at) and card.created not in texts(at)
+    assert not at.warning  # the sample scene: 30 m Landsat, as the model's training images
+
+
+def test_model_page_warns_that_its_figures_are_for_another_pixel_size(fake_map):
+    """The shipped model's validation figures are for 30 m pixels: beside them, a 10 m image in use is warned of."""
+    from core.model import DEFAULT_MODEL_PATH
+
+    at = own_image_app()  # Sentinel-2, 10 m
+    at.session_state["model_path"] = str(DEFAULT_MODEL_PATH)
+    at.switch_page("pages/model.py")
+    at.run()
+    assert not at.exception and not at.error
+    [warning] = [w.value for w in at.warning]
+    assert warning.startswith("On the image in use, the model was trained on 30 m pixels and this image has 10 m pixels")
+    assert warning.endswith("The validation figures above are for images of 30 m pixels, like its training images.")
 
 
 def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypatch):

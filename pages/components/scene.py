@@ -177,6 +177,20 @@ def fetched_shape() -> tuple[int, int] | None:
         return None
 
 
+def known_grid():
+    """The grid of the images the model will see, where known without fetching anything: the
+    fetched scene's, else a local source's; None otherwise (an Earth Engine region not yet fetched)
+    or when the image cannot be read (the pages that use it say why)."""
+    d = state.get(state.SCENE)
+    try:
+        if d and Path(d["image_path"]).exists():
+            return cached.image_arrays(d["image_path"], cached.mtime(d["image_path"]))[2]
+        source = current_source()
+        return source.grid() if isinstance(source, LocalSource) else None
+    except CropMapError:
+        return None
+
+
 def _scene_to_dict(scene: Scene) -> dict:
     return {
         "image_path": str(scene.image_path),
