@@ -134,10 +134,15 @@ if has_labels:
                "Engine page's training export. Test patches come from a held-out block. Train on them on the "
                "Model page, or download them for your own TensorFlow code.")
     asked = state.get(state.PATCH_FORM)  # the form opens as it was last submitted (for any region)
+    fits, index, size_help = ui.patch_size_choice(grid.shape, asked.get("size", 128))
+    if not fits:
+        st.info(f"The region is {grid.width} x {grid.height} px, smaller than the smallest patch "
+                f"({ui.PATCH_SIZES[0]} x {ui.PATCH_SIZES[0]} px): draw a larger region on the Region page to cut "
+                "training patches of it.", icon=":material/info:")
+        ui.stop()
     with st.form("patch_form"):
         f1, f2, f3, f4 = st.columns(4)
-        size = f1.selectbox("Patch size", ui.PATCH_SIZES, index=ui.PATCH_SIZES.index(asked.get("size", 128)),
-                            key="patch_size")
+        size = f1.selectbox("Patch size", fits, index=index, key="patch_size", help=size_help)
         buffer = f2.number_input("Kernel buffer (px each side)", 0, 64, asked.get("buffer", 0), key="patch_buffer",
                                  help="extra context around each patch, as Earth Engine's kernelSize")
         n_train = f3.number_input("Training patches", 1, 500, asked.get("train", 100), key="patch_train")

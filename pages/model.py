@@ -188,8 +188,9 @@ with tab_train:
         steps = c3.number_input("Steps per epoch", 1, 1000, prev.get("steps_per_epoch", 20), key="train_steps")
         c4, c5, c6 = st.columns(3)
         batch = c4.number_input("Batch size", 1, 64, prev.get("batch_size", 8), key="train_batch")
-        patch = c5.selectbox("Patch size", ui.PATCH_SIZES, index=ui.PATCH_SIZES.index(prev.get("patch_size", 256)),
-                             key="train_patch")
+        # on the region: the sizes it holds (a 100 px field offered 256 px, refused on Start)
+        sizes, index, size_help = ui.patch_size_choice(None if too_small else shape, prev.get("patch_size", 256))
+        patch = c5.selectbox("Patch size", sizes, index=index, key="train_patch", help=size_help)
         lr = c6.number_input("Learning rate", 1e-5, 0.1, prev.get("learning_rate", 1e-3), 1e-4, format="%.5f",
                              key="train_lr", help="steps of 0.0001; lower it (e.g. to 0.0005) if the loss turns NaN or "
                                                   "jumps about")

@@ -195,9 +195,9 @@ def test_the_basemap_can_be_switched_off_for_a_georeferenced_image(fake_map, mon
 
 def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map, tiny_model_path, monkeypatch):
     """A 40 x 40 px region (one field; 8 px a side is enough, the model sees the image around it)
-    is accepted and shown on the Data page; the Model page says it is under the smallest training
-    patch and cannot start training on it; a region under the chosen patch size only is refused on
-    Start, with nothing started and no job folder left."""
+    is accepted and shown on the Data page, which says it is under the smallest patch to cut; the
+    Model page says so too and cannot start training on it; a 100 px region is offered the patch
+    sizes it holds only, on both pages; nothing is started and no job folder is left."""
     from core import jobs
 
     calls = []
@@ -222,6 +222,10 @@ def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map,
     m = fake_map.maps[-1][0]
     assert layer_names(m) == [scene.SURROUNDINGS, "True colour (R,G,B)", "Labels"]
     assert "[[-580.0, 460.0], [-460.0, 580.0]]" in m.get_root().render()
+    assert [i.value for i in at.info if "smallest patch" in i.value] == [
+        "The region is 40 x 40 px, smaller than the smallest patch (64 x 64 px): draw a larger region on the "
+        "Region page to cut training patches of it."]
+    assert not [b for b in at.button if b.label == "Cut patches"]
     at.switch_page("pages/model.py").run()
     assert [i.value for i in at.info if i.value.startswith("This region is")] == [
         "This region is 40 x 40 px: training needs at least one 64 x 64 px patch of it. Draw a larger region to "
@@ -235,12 +239,13 @@ def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map,
     fake_map.value = {"all_drawings": [drawn_feature([(500, 500), (600, 500), (600, 600), (500, 600)])]}
     at.run()
     at.switch_page("pages/data.py").run()
+    assert at.selectbox(key="patch_size").options == ["64"] and at.selectbox(key="patch_size").value == 64
     at.switch_page("pages/model.py").run()
     assert not [i for i in at.info if i.value.startswith("This region is")]
-    by_label(at.button, "Start training").click().run()
-    assert not at.exception and not calls
-    assert [e.value for e in at.error] == ["the region is 100 x 100 px, smaller than one 256 x 256 px training patch; "
-                                           "draw a larger region or choose a smaller patch size"]
+    patch = at.selectbox(key="train_patch")
+    assert patch.options == ["64"] and patch.value == 64  # (256 by default, which a 100 px region does not hold)
+    assert "Sizes up to the region's 100 px" in patch.help
+    assert not calls
     fake_map.value = {"all_drawings": [drawn_feature([(500, 500), (540, 500), (540, 540), (500, 540)])]}
     at.switch_page("pages/region.py").run()
     at.run()

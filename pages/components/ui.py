@@ -16,6 +16,16 @@ TO_REGION = ("pages/region.py", "Go to the Region page")
 PATCH_SIZES = [64, 128, 256]
 
 
+def patch_size_choice(shape: tuple[int, int] | None, wanted: int) -> tuple[list[int], int, str | None]:
+    """The patch sizes a region of ``shape`` (rows, columns; None: unknown, all sizes) can be cut
+    into, the index of ``wanted`` among them (else of the largest), and a help text when some are
+    left out. The list is empty when none fits."""
+    fits = [s for s in PATCH_SIZES if shape is None or s <= min(shape)]
+    index = fits.index(wanted) if wanted in fits else max(len(fits) - 1, 0)
+    help_ = None if fits == PATCH_SIZES else f"Sizes up to the region's {min(shape)} px; a larger region allows larger patches."
+    return fits, index, help_
+
+
 @contextmanager
 def errors_shown(stop: bool = False, remember: Callable[[str], None] | None = None,
                  fix_at: tuple[str, str] | None = None) -> Iterator[None]:
