@@ -91,8 +91,9 @@ lpath = str(sc.labels_path)
 lkey = (lpath, cached.mtime(lpath), sc.label_map)
 offset = scene.scene_offset(sc)
 wkey = state.sync_widget(state.THRESHOLD)
-threshold = st.slider("Crop threshold", 0.05, 0.95, step=0.01, key=wkey,
-                      on_change=state.store_widget, args=(state.THRESHOLD,))
+# as wide as on the Predict page: across the whole page, a step of the keyboard or mouse was a few pixels
+threshold = st.columns([1, 2])[0].slider("Crop threshold", 0.05, 0.95, step=0.01, key=wkey,
+                                         on_change=state.store_widget, args=(state.THRESHOLD,))
 with ui.errors_shown(stop=True):
     conf = cached.confusion(key, *lkey, float(threshold))
     curve = cached.threshold_curve(key, *lkey)
@@ -147,10 +148,10 @@ with left:
     # the errors on and off, and their opacity: to look at the image under them (kept as the Data page's layers)
     settings = dict(state.get(state.LAYERS))
     prev = settings.get("disagreement", {"show": True, "opacity": 0.9})
-    c_show, c_op = st.columns([1, 2], vertical_alignment="center")
+    c_show, c_op = st.columns([1, 2], vertical_alignment="bottom")
     show_dis = c_show.checkbox("Disagreement layer", value=prev["show"], key="quality_show_dis")
     dis_opacity = c_op.slider("Disagreement opacity", 0.0, 1.0, prev["opacity"], 0.05, key="quality_op_dis",
-                              disabled=not show_dis, label_visibility="collapsed")
+                              disabled=not show_dis)
     settings["disagreement"] = {"show": show_dis, "opacity": dis_opacity}
     state.put(state.LAYERS, settings)
     with ui.errors_shown(stop=True):
@@ -180,6 +181,7 @@ with right:
 
 top = [r for r in by_class if r["errors"]][:TOP_CLASSES]
 if top:
+    st.divider()  # (the map's legend ends just above)
     st.markdown("**Where the errors are**, by class of the labels")
     st.dataframe(pd.DataFrame({
         "class": [f"{r['code']} {r['name']}" for r in top],
