@@ -8,6 +8,7 @@ used for local rasters (here) and for Earth Engine label recipes (``core.ee.labe
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -101,6 +102,15 @@ CLASS_MAPS: dict[str, ClassMap] = {
         ClassMap("binary", "Binary mask (1 = crop, 0 = not crop)", frozenset({1}), frozenset({255})),
     )
 }
+
+
+def label_map_named_by(descriptions: Sequence[str | None]) -> str | None:
+    """The label map whose product's band name one of ``descriptions`` is, matched as
+    :func:`core.raster.label_band_index` matches it (e.g. WorldCereal's ``LC``, WorldCover's ``Map``);
+    None when no band, or bands of several products, are so named."""
+    names = {(d or "").strip().upper() for d in descriptions}
+    found = [m.name for m in CLASS_MAPS.values() if m.band and m.band.upper() in names]
+    return found[0] if len(found) == 1 else None
 
 
 def get_class_map(name: str) -> ClassMap:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 
@@ -14,7 +15,7 @@ from core.labels import CLASS_MAPS
 from core.metrics import format_hectares
 from core.patches import export_to_geotiff
 from core.sources.earthengine import recipes_from_settings
-from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
+from core.sources.local import LocalSource, label_map_of_file, save_upload, validate_image, validate_labels
 from pages.components import cached, eeform, mapview, navigation, scene, state, ui
 
 navigation.require_app(__file__)
@@ -84,8 +85,15 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
     in_use = state.get(state.SOURCE) or {}
     in_use = in_use if in_use.get("kind") == "local" else {}
     map_in_use = in_use.get("label_map") if in_use.get("label_map") in CLASS_MAPS else "cdl"
-    label_map = st.selectbox("Label map", sorted(CLASS_MAPS), index=sorted(CLASS_MAPS).index(map_in_use),
-                             format_func=lambda k: f"{k}: {CLASS_MAPS[k].title}")
+    # a labels file whose band names its product (WorldCereal's LC, WorldCover's Map) starts on that map
+    named = None
+    if lab_file is not None:
+        with contextlib.suppress(CropMapError):  # (a file too large or empty: "Use these files" says so)
+            named = label_map_of_file(save_upload(lab_file.getvalue(), lab_file.name, state.workdir() / "uploads"))
+    label_map = st.selectbox("Label map", sorted(CLASS_MAPS), index=sorted(CLASS_MAPS).index(named or map_in_use),
+                             format_func=lambda k: f"{k}: {CLASS_MAPS[k].title}",
+                             help=f"Chosen from the labels file's band name ({CLASS_MAPS[named].band})." if named else
+                                  "How the labels' codes read as crop / not crop: the land-cover product they come from.")
     bands_in_use = in_use.get("band_map") or {}
     band_spec = st.text_input("Band numbers of R, G, B, NIR (only for files that do not name their bands)",
                               ",".join(f"{b}={i}" for b, i in bands_in_use.items()),

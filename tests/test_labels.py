@@ -104,3 +104,12 @@ def test_a_few_unknown_codes_are_tolerated():
     # no data and masked pixels are not counted; binary masks are checked by to_mask instead
     check_label_codes(np.ma.masked_array([10, 77, 77, 0, 0], mask=[0, 1, 1, 0, 0]), cmap)
     check_label_codes(np.array([0, 1, 1]), CLASS_MAPS["binary"])
+
+
+def test_a_label_band_named_as_a_products_band_names_its_label_map():
+    from core.labels import label_map_named_by
+
+    assert label_map_named_by(["LC", "CT"]) == "worldcereal"  # WorldCereal's label files (tests/data/georef)
+    assert label_map_named_by(["map"]) == "worldcover" and label_map_named_by([" Label "]) == "dynamicworld"
+    assert label_map_named_by([None]) is None and label_map_named_by(["B1"]) is None
+    assert label_map_named_by(["LC", "Map"]) is None  # two products: no guess

@@ -758,7 +758,7 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     title = [c for c in group._children.values() if type(c).__name__ == "DynamicTitle"][0]
     assert title.title == "Crop (p >= 0.50)" and "data-cropmap-legend=\\u0027Crop\\u0027" in html
     # and its colours at the layer's opacity, as on the page (set in place too: no map reload)
-    assert title.opacity == 0.8 and "data-cropmap-swatch=\\u0027Crop\\u0027" in html
+    assert title.opacity == 0.6 and "data-cropmap-swatch=\\u0027Crop\\u0027" in html
     from streamlit_folium import generate_leaflet_string
 
     script = generate_leaflet_string(title)

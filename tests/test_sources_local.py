@@ -305,3 +305,13 @@ def test_a_region_over_none_of_the_pixels_is_refused_before_anything_is_written(
     with pytest.raises(RegionError, match="none of the image's pixels"):
         src.fetch(ring, tmp_path / "scene")
     assert not (tmp_path / "scene").exists()
+
+
+def test_label_map_of_a_file_is_read_from_its_band_names(tmp_path):
+    from core.sources.local import label_map_of_file
+    from testdata import SAMPLE_LABELS
+
+    assert label_map_of_file(FLANDERS_LABELS) == "worldcereal"  # band "LC"
+    assert label_map_of_file(SAMPLE_LABELS) is None  # no band names: the form keeps its choice
+    (tmp_path / "notes.tif").write_text("not a raster")
+    assert label_map_of_file(tmp_path / "notes.tif") is None and label_map_of_file(tmp_path / "gone.tif") is None

@@ -354,6 +354,20 @@ def validate_image(path: str | os.PathLike, band_map: dict[str, int] | None = No
         return reader.grid
 
 
+def label_map_of_file(path: str | os.PathLike) -> str | None:
+    """The label map a label raster names by its band (e.g. a band described ``LC``: WorldCereal),
+    for a form to start on; None when its bands name no product or the file cannot be read (the
+    reading proper says why)."""
+    from core.labels import label_map_named_by
+    from core.raster import _open
+
+    try:
+        with _open(path) as src:
+            return label_map_named_by(src.descriptions)
+    except CropMapError:
+        return None
+
+
 def validate_labels(path: str | os.PathLike, label_map: str, grid: Grid) -> dict:
     """Read a label raster through ``label_map`` on ``grid``; returns crop/valid counts.
 
