@@ -108,7 +108,7 @@ def label_map_named_by(descriptions: Sequence[str | None]) -> str | None:
     """The label map whose product's band name one of ``descriptions`` is, matched as
     :func:`core.raster.label_band_index` matches it (e.g. WorldCereal's ``LC``, WorldCover's ``Map``);
     None when no band, or bands of several products, are so named."""
-    names = {(d or "").strip().upper() for d in descriptions}
+    names = {(d or "").upper() for d in descriptions}
     found = [m.name for m in CLASS_MAPS.values() if m.band and m.band.upper() in names]
     return found[0] if len(found) == 1 else None
 

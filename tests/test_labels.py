@@ -110,6 +110,6 @@ def test_a_label_band_named_as_a_products_band_names_its_label_map():
     from core.labels import label_map_named_by
 
     assert label_map_named_by(["LC", "CT"]) == "worldcereal"  # WorldCereal's label files (tests/data/georef)
-    assert label_map_named_by(["map"]) == "worldcover" and label_map_named_by([" Label "]) == "dynamicworld"
+    assert label_map_named_by(["map"]) == "worldcover" and label_map_named_by(["label"]) == "dynamicworld"
     assert label_map_named_by([None]) is None and label_map_named_by(["B1"]) is None
     assert label_map_named_by(["LC", "Map"]) is None  # two products: no guess
