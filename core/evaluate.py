@@ -9,7 +9,7 @@ from pathlib import Path
 from core.errors import InvalidDataError
 from core.files import check_output_file, replacing
 from core.labels import NODATA, get_class_map, with_class_names
-from core.metrics import class_errors, confusion
+from core.metrics import class_errors, confusion, crop_area_agreement
 from core.raster import _open, grid_of, grid_of_file, read_label_classes, read_pixels, window_within
 
 #: classes listed in ``errors_by_class`` (those with the most wrong pixels)
@@ -18,7 +18,8 @@ BY_CLASS_ROWS = 10
 
 def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike, label_map: str = "cdl",
                    out: str | os.PathLike | None = None, overwrite: bool = False, label_band: str | None = None) -> dict:
-    """Confusion matrix, accuracy, precision, recall, F1 and IoU over pixels valid in both, and (for a
+    """Confusion matrix, accuracy, precision, recall, F1 and IoU over pixels valid in both, the crop
+    area predicted against the labels' (:func:`core.metrics.crop_area_agreement`), and (for a
     land-cover product, not a binary mask) the label classes with the most wrong pixels; writes JSON
     (default ``metrics.json`` beside the prediction). Labels that cover only part of the predicted
     pixels are compared there, with a line in ``warnings`` that says so.
@@ -65,7 +66,9 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
     else:
         labels, codes = read_label_classes(labels_path, class_map, grid=grid, band=label_band)
     result = {"prediction": str(pred_path), "labels": str(labels_path), "label_map": label_map,
-              **confusion(pred, labels).to_dict(), "warnings": warnings}
+              **confusion(pred, labels).to_dict(),
+              # the prediction as an area estimate (hectares where the grid has a CRS)
+              "crop_area": crop_area_agreement(pred, labels, grid.pixel_area_ha()), "warnings": warnings}
     if class_map.name != "binary":  # which of the product's classes the errors fall in
         rows = [r for r in class_errors(codes, labels, pred) if r["errors"]][:BY_CLASS_ROWS]
         result["errors_by_class"] = with_class_names(rows, label_map)

@@ -216,6 +216,30 @@ def crop_area(mask: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> dic
             "crop_fraction": n_crop / n_valid if n_valid else None, "crop_area_ha": area_ha(crop, pixel_area_ha)}
 
 
+def crop_area_agreement(pred_mask: np.ndarray, label_mask: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> dict:
+    """The crop area of the prediction against that of the labels, over pixels valid in both: their
+    crop pixels, hectares (None without a CRS) and the prediction's relative difference (None without
+    crop in the labels). Pixel errors of both kinds cancel here, which is what an area estimate needs.
+
+    Raises:
+        GridMismatchError: the shapes differ.
+    """
+    if pred_mask.shape != label_mask.shape:
+        raise GridMismatchError(f"prediction {pred_mask.shape} and labels {label_mask.shape} differ in shape; use labels on the prediction's grid")
+    ok = (pred_mask != NODATA) & (label_mask != NODATA)
+    pred, lab = ok & (pred_mask == CROP), ok & (label_mask == CROP)
+    n_pred, n_lab = int(np.count_nonzero(pred)), int(np.count_nonzero(lab))
+    pred_ha, lab_ha = area_ha(pred, pixel_area_ha), area_ha(lab, pixel_area_ha)
+    if not n_lab:
+        difference = None
+    elif isinstance(pixel_area_ha, np.ndarray):  # pixels of different sizes (by row): by area
+        difference = (pred_ha - lab_ha) / lab_ha
+    else:
+        difference = (n_pred - n_lab) / n_lab
+    return {"predicted_pixels": n_pred, "labelled_pixels": n_lab, "predicted_ha": pred_ha, "labelled_ha": lab_ha,
+            "difference": difference}
+
+
 def format_hectares(ha: float) -> str:
     """An area for people: tenths of a hectare up to 10,000 ha, whole hectares above (a large
     region's "1,537,572.5 ha" did not fit a column)."""

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core import jobs
-from core.metrics import few_pixels_note
+from core.metrics import few_pixels_note, format_hectares
 from core.model import DEFAULT_MODEL_PATH, load_card, resolution_warning
 from pages.components import cached, models, navigation, predictions, regionmap, scene, state, ui
 
@@ -45,6 +45,19 @@ def curve_chart(curve: list[dict], threshold: float):
     rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[4, 3], color="gray").encode(
         x="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", title="chosen threshold", format=".2f")])
     return lines + rule
+
+
+def area_line(areas: dict) -> str:
+    """The crop area predicted against the labels' (core.metrics.crop_area_agreement), in one line."""
+    if areas["predicted_ha"] is not None:
+        pred, lab = format_hectares(areas["predicted_ha"]), format_hectares(areas["labelled_ha"])
+    else:
+        pred, lab = f"{areas['predicted_pixels']:,} px", f"{areas['labelled_pixels']:,} px"
+    diff = areas["difference"]
+    how = ("" if diff is None else ": the same" if abs(diff) < 0.0005 else
+           f": **{abs(diff):.1%} {'more' if diff > 0 else 'less'}** than the labels")
+    return (f"**Crop area** predicted {pred}, in the labels {lab}{how} (pixels valid in both; false and missed "
+            "crop cancel out in an area)")
 
 
 navigation.require_app(__file__)
@@ -96,6 +109,7 @@ threshold = st.columns([1, 2])[0].slider("Crop threshold", 0.05, 0.95, step=0.01
                                          on_change=state.store_widget, args=(state.THRESHOLD,))
 with ui.errors_shown(stop=True):
     conf = cached.confusion(key, *lkey, float(threshold))
+    areas = cached.area_agreement(key, *lkey, float(threshold))
     curve = cached.threshold_curve(key, *lkey)
     base = cached.image_overlay(image_path, key[1], "true", offset, scene.colour_limits())
     by_class = []
@@ -127,6 +141,7 @@ m4.metric("IoU", f"{conf['iou']:.3f}" if label_crop else "n/a")
 m5.metric("Accuracy", f"{conf['accuracy']:.3f}")
 if note := few_pixels_note(conf["tp"], conf["fp"], conf["fn"], conf["tn"]):
     st.caption(note)
+st.markdown(area_line(areas))
 
 left, right = st.columns([3, 2])
 with left:

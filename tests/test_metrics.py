@@ -132,3 +132,24 @@ def test_few_pixels_of_a_class_come_with_a_caution():
     assert few_pixels_note(tp=900, fp=50, fn=100, tn=950) is None  # 1,000 of each: enough
     assert few_pixels_note(tp=0, fp=5, fn=0, tn=10) is None  # no crop in the labels: said otherwise
     assert few_pixels_note(tp=10, fp=5000, fn=0, tn=10) is not None
+
+
+
+def test_crop_area_agreement_compares_areas_over_pixels_valid_in_both():
+    from core.metrics import crop_area_agreement
+
+    pred = np.array([[1, 1, 0, 255], [1, 0, 0, 1]], np.uint8)
+    labels = np.array([[1, 0, 1, 1], [1, 1, 255, 0]], np.uint8)
+    # valid in both: all but (0, 3) and (1, 2); 4 crop pixels each, 2 of them the same: the errors cancel
+    assert crop_area_agreement(pred, labels, 0.09) == {
+        "predicted_pixels": 4, "labelled_pixels": 4, "predicted_ha": 0.36, "labelled_ha": 0.36, "difference": 0.0}
+    pred[1, 3] = 0  # one crop pixel fewer: 25% under
+    got = crop_area_agreement(pred, labels, None)
+    assert got["difference"] == -0.25 and got["predicted_ha"] is None and got["labelled_ha"] is None
+    rows = np.array([[0.1], [0.3]])  # pixel areas by row (a geographic grid): the difference by area
+    got = crop_area_agreement(pred, labels, rows)
+    assert got["predicted_ha"] == pytest.approx(0.5) and got["labelled_ha"] == pytest.approx(0.8)
+    assert got["difference"] == pytest.approx(-0.375)
+    assert crop_area_agreement(pred, np.zeros_like(labels), 0.09)["difference"] is None  # no crop in the labels
+    with pytest.raises(GridMismatchError):
+        crop_area_agreement(pred, labels[:, :3], 0.09)

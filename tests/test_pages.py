@@ -457,6 +457,7 @@ def test_large_areas_are_shown_in_whole_hectares():
 def test_quality_page_keeps_the_pixel_size_warning(fake_map):
     """The shipped model (30 m) scored against labels of a 10 m Sentinel-2 image: the Quality page
     says what the Predict page said (its figures are those of a model on pixels of another size)."""
+    from core.metrics import format_hectares as hectares
     from core.model import DEFAULT_MODEL_PATH
     from testdata import FLANDERS_LABELS, FLANDERS_S2
 
@@ -469,6 +470,13 @@ def test_quality_page_keeps_the_pixel_size_warning(fake_map):
     at.switch_page("pages/quality.py").run()
     assert not at.exception and not at.error
     assert len(at.warning) == 1 and "trained on 30 m pixels" in at.warning[0].value
+    # the crop areas in hectares (10 m pixels: 0.01 ha each), as the confusion matrix counts them
+    cm = at.table[0].value.map(lambda v: int(str(v).replace(",", "")))
+    tp, fp = cm.loc["predicted crop", "label: crop"], cm.loc["predicted crop", "label: not crop"]
+    fn = cm.loc["predicted not crop", "label: crop"]
+    [line] = [md.value for md in at.markdown if md.value.startswith("**Crop area**")]
+    assert line.startswith(f"**Crop area** predicted {hectares((tp + fp) * 0.01)}, in the labels "
+                           f"{hectares((tp + fn) * 0.01)}")
 
 
 def test_predict_page_warns_about_another_pixel_size(fake_map):
@@ -869,6 +877,11 @@ def test_quality_page_metrics(fake_map, tiny_model_path):
     tp, fp = cm.loc["predicted crop", "label: crop"], cm.loc["predicted crop", "label: not crop"]
     fn = cm.loc["predicted not crop", "label: crop"]
     assert float({m.label: m.value for m in at.metric}["IoU"]) == pytest.approx(tp / (tp + fp + fn), abs=5e-4)
+    # the crop areas, predicted and labelled, from the same matrix (image coordinates: pixels)
+    [line] = [md.value for md in at.markdown if md.value.startswith("**Crop area**")]
+    diff = (tp + fp) / (tp + fn) - 1
+    assert line.startswith(f"**Crop area** predicted {tp + fp:,} px, in the labels {tp + fn:,} px: "
+                           f"**{abs(diff):.1%} {'more' if diff > 0 else 'less'}** than the labels")
     # errors by CDL class, named from the legend, most errors first
     errors = at.dataframe[0].value
     assert list(errors.columns) == ["class", "counts as", "pixels", "predicted crop", "wrong pixels", "share"]

@@ -362,6 +362,17 @@ def confusion(key: tuple, labels_path: str, labels_mtime: float, label_map: str,
     return c.to_dict()
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def area_agreement(key: tuple, labels_path: str, labels_mtime: float, label_map: str, threshold: float) -> dict:
+    """core.metrics.crop_area_agreement at ``threshold`` (hectares only where the image has a CRS)."""
+    from core.metrics import crop_area_agreement
+    from core.predict import threshold_mask
+
+    grid = image_arrays(key[0], key[1])[2]
+    return crop_area_agreement(threshold_mask(cached_probability(key), threshold),
+                               label_mask(labels_path, labels_mtime, label_map), grid.pixel_area_ha())
+
+
 @st.cache_data(max_entries=4, show_spinner=False)
 def label_codes(path: str, path_mtime: float, label_map: str) -> np.ndarray:
     """int16 class codes (-1 = no data) of a label raster. Raises CropMapError subclasses."""

@@ -1,0 +1,35 @@
+"""core.evaluate: a crop mask scored against a label raster, as `python -m core evaluate` does."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.evaluate import evaluate_files
+from core.labels import NODATA, get_class_map
+from core.raster import grid_of_file, read_labels, write_mask
+
+from testdata import FLANDERS_LABELS, FLANDERS_S2
+
+
+def test_evaluate_gives_the_crop_area_against_the_labels_in_hectares(tmp_path):
+    """On a georeferenced 10 m grid the crop areas are in hectares (0.01 ha a pixel), over pixels
+    valid in both, and written with the rest."""
+    grid = grid_of_file(FLANDERS_S2)
+    labels = read_labels(FLANDERS_LABELS, get_class_map("worldcereal"), grid)
+    pred = labels.copy()
+    crop = np.argwhere(pred == 1)
+    pred[tuple(crop[: len(crop) // 4].T)] = 0  # a quarter of the crop missed
+    pred[0, :] = NODATA
+    write_mask(tmp_path / "crop_mask.tif", pred, grid)
+    result = evaluate_files(tmp_path / "crop_mask.tif", FLANDERS_LABELS, "worldcereal")
+    both = (pred != NODATA) & (labels != NODATA)
+    n_pred, n_lab = int(((pred == 1) & both).sum()), int(((labels == 1) & both).sum())
+    assert n_lab > 0 and n_pred < n_lab
+    area = result["crop_area"]
+    assert area["predicted_pixels"] == n_pred and area["labelled_pixels"] == n_lab
+    assert area["predicted_ha"] == pytest.approx(n_pred * 0.01) and area["labelled_ha"] == pytest.approx(n_lab * 0.01)
+    assert area["difference"] == pytest.approx(n_pred / n_lab - 1)
+    assert json.loads((tmp_path / "metrics.json").read_text())["crop_area"] == area
