@@ -173,8 +173,10 @@ with left:
         only = None if shown == "all" else (codes[0], cached.mtime(codes[0]), codes[1], shown,
                                            f"{shown} {classes[shown]['name']}")
         dis = cached.disagreement_overlay(key, offset, *lkey, float(threshold), only)
-    regionmap.show(sc, grid, offset, cached.image_arrays(image_path, key[1])[1], [base, dis] if show_dis else [base],
-                   {dis.name: dis_opacity}, "quality_map", [dis])
+    feats, valid = cached.image_arrays(image_path, key[1])[:2]
+    regionmap.show(sc, grid, offset, valid, [base, dis] if show_dis else [base], {dis.name: dis_opacity},
+                   "quality_map", [dis], inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key),
+                                                                         float(threshold)))
 with right:
     st.markdown("**Confusion matrix** (pixels valid in both)")
     st.table(pd.DataFrame({"label: crop": [f"{conf['tp']:,}", f"{conf['fn']:,}"],

@@ -288,7 +288,8 @@ def test_data_page_layers_and_statistics(fake_map):
     assert held == pytest.approx(100 - shares.sum(), abs=0.2)
     assert any("Classes in the region" in md.value and "Cropland Data Layer" in md.value for md in at.markdown)
     m, kwargs = fake_map.maps[-1]
-    assert kwargs["returned_objects"] == []
+    assert kwargs["returned_objects"] == ["last_clicked"]  # clicks only: moving the map runs nothing
+    assert "Click a place on the map to read its pixel's values." in [c.value for c in at.caption]
     html = m.get_root().render()
     assert scene_layers(m) == ["True colour (R,G,B)", "Labels"]  # by default, over the image around the region
     assert layer_names(m)[0] == scene.SURROUNDINGS and '"opacity": 0.5' in html and "6 4" in html and "#202020" in html  # its outline, cased
@@ -303,6 +304,24 @@ def test_data_page_layers_and_statistics(fake_map):
     # true colour at full opacity under NDVI at full opacity cannot be seen: the page says so
     assert [c.value for c in at.caption if "hidden under" in c.value] == [
         "True colour (R,G,B) is hidden under a layer at full opacity: lower its opacity or untick it."]
+    # a click on the map reads the pixel there: its image values, its label and the product's class
+    from core.labels import class_name, get_class_map
+    from core.raster import read_image, read_label_classes
+    from testdata import SAMPLE_IMAGE, SAMPLE_LABELS
+
+    feats, valid, _ = read_image(SAMPLE_IMAGE)
+    mask, codes = read_label_classes(SAMPLE_LABELS, get_class_map("cdl"))
+    row, col = next((r, c) for r in range(120, 300) for c in range(40, 300) if valid[r, c] and mask[r, c] == 1)
+    fake_map.value = {"last_clicked": {"lat": -(row + 0.5), "lng": col + 0.5}}
+    at.run()
+    assert not at.exception
+    [info] = [i.value for i in at.info if i.value.startswith("Pixel row")]
+    assert info == (f"Pixel row {row}, column {col}: NDVI {feats[row, col, 4]:.2f} (reflectance R {feats[row, col, 0]:.3f}, "
+                    f"G {feats[row, col, 1]:.3f}, B {feats[row, col, 2]:.3f}, NIR {feats[row, col, 3]:.3f}); labelled "
+                    f"crop ({codes[row, col]} {class_name('cdl', codes[row, col])}).")
+    fake_map.value = {"last_clicked": {"lat": -310.5, "lng": 5.5}}  # on the image around the region: not its pixel
+    at.run()
+    assert not [i for i in at.info if i.value.startswith("Pixel row")]
     at.slider(key="data_op_ndvi").set_value(0.5).run()
     assert not [c for c in at.caption if "hidden under" in c.value]
 
@@ -812,6 +831,19 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     assert tifs.count("crop probability (%)") == 1 and tifs.count("crop (1), not crop (0)") == 1  # PNG: same call
     fields = [b for b in at.button if b.label == "Crop areas GeoJSON"][0]
     assert fields.disabled  # the sample has no place on Earth, so no polygons in lon/lat
+    # a click on the map reads the pixel's probability, at the threshold the crop layer shows
+    from core.predict import percent_cut, whole_percent
+
+    row, col = 100, 120
+    assert np.isfinite(prob[row, col])
+    fake_map.value = {"last_clicked": {"lat": -(row + 0.5), "lng": col + 0.5}}
+    at.run()
+    threshold = at.slider[0].value
+    [info] = [i.value for i in at.info if i.value.startswith("Pixel row")]
+    pct = int(whole_percent(prob[row, col]))
+    crop = "crop" if pct >= percent_cut(threshold) else "not crop"
+    assert info.startswith(f"Pixel row {row}, column {col}: NDVI ")
+    assert f"; crop probability {pct}%: {crop} at threshold {threshold:.2f}; labelled " in info
 
 
 def test_predict_page_traces_crop_fields_of_a_georeferenced_image(fake_map, tiny_model_path):

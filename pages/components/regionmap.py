@@ -3,27 +3,61 @@ region, the region's outline, the legends and the note on pixels without data un
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import streamlit as st
 
+from core.inspect import describe_pixel, pixel_at, place
 from core.overlays import Overlay
-from pages.components import mapview, scene, ui
+from pages.components import cached, mapview, scene, ui
 
 
 def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequence[Overlay],
-         opacities: dict[str, float], key: str, legends: Sequence[Overlay], dynamic: Sequence[Overlay] = ()) -> None:
+         opacities: dict[str, float], key: str, legends: Sequence[Overlay], dynamic: Sequence[Overlay] = (),
+         inspect: Callable[[int, int], str] | None = None) -> None:
     """Draw the map of scene ``sc`` (its ``grid``, drawn at ``offset`` in image coordinates, ``valid``
     its pixels with data): ``overlays`` bottom first (and ``dynamic``, see :class:`mapview.MapSpec`)
     over the image around the region (a local source's; see :func:`scene.map_view`), then the
     legends of ``legends`` at their ``opacities`` and, where the region has pixels without data, a
-    line naming their light grey."""
+    line naming their light grey. With ``inspect`` (row, col -> a line on that pixel of the scene,
+    e.g. :func:`core.inspect.describe_pixel`), a click on the map says what its layers hold there."""
     with ui.errors_shown(stop=True):
         view, under = scene.map_view(sc, grid, offset)
         outline = scene.current_region().to_map_geojson() if under else None
-    mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced, overlays=[*under, *overlays],
-                                   opacities=opacities, dynamic=dynamic, region_geojson=outline), key=key)
+    result = mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced, overlays=[*under, *overlays],
+                                            opacities=opacities, dynamic=dynamic, region_geojson=outline), key=key,
+                            returned_objects=["last_clicked"] if inspect else ())
     st.markdown(mapview.legends_html(legends, opacities), unsafe_allow_html=True)
     if note := scene.nodata_note(sc, valid):
         st.caption(note)
+    if inspect is not None:
+        clicked = (result or {}).get("last_clicked") or {}
+        pixel = None
+        with ui.errors_shown():
+            if isinstance(clicked.get("lng"), (int, float)) and isinstance(clicked.get("lat"), (int, float)):
+                pixel = pixel_at(float(clicked["lng"]), float(clicked["lat"]), grid, offset)
+            if pixel is not None:  # (outside the region's scene: as if not clicked)
+                where = place(float(clicked["lng"]), float(clicked["lat"]), *pixel, grid, offset)
+                st.info(f"{where}: {inspect(*pixel)}", icon=":material/my_location:")
+            else:
+                st.caption("Click a place on the map to read its pixel's values.")
+
+
+def pixel_reader(sc, features: np.ndarray, valid: np.ndarray, probability: np.ndarray | None = None,
+                 threshold: float | None = None) -> Callable[[int, int], str]:
+    """What a click on the map of scene ``sc`` reads (see :func:`show`): its image (``features``,
+    ``valid``), its labels and the label product's classes where it has them, and a prediction's
+    ``probability`` at ``threshold``. The labels are read on the first click."""
+    def read(row: int, col: int) -> str:
+        labels = codes = None
+        if sc.labels_path is not None and sc.label_map is not None:
+            path = str(sc.labels_path)
+            labels = cached.label_mask(path, cached.mtime(path), sc.label_map)
+        classes = scene.class_codes(sc)
+        if classes is not None:
+            codes = cached.label_codes(classes[0], cached.mtime(classes[0]), classes[1])
+        return describe_pixel(row, col, features, valid, probability, threshold, labels, codes,
+                              classes[1] if classes else None)
+
+    return read
