@@ -4,14 +4,16 @@ The whole Earth Engine -> TensorFlow -> Earth Engine workflow from a shell::
 
     python -m core ee-status
     python -m core ee-fetch --preset camana --out runs/camana            # image.tif + labels.tif
-    python -m core ee-export-patches --preset camana --dest gcs:BUCKET/crops --name camana [--start]
-    python -m core ee-export-image --preset camana --dest gcs:BUCKET/crops --name camana [--start]
+    python -m core ee-export-patches --preset camana --dest gcs:BUCKET/crops --name camana [--submit]
+    python -m core ee-export-image --preset camana --dest gcs:BUCKET/crops --name camana [--submit]
     python -m core ee-tasks [--active] | --cancel ID | --wait ID... [--timeout S]
     python -m core ee-upload --prediction OUT/probability.tif --gcs gs://BUCKET/p.tif --asset projects/P/assets/NAME
 
 Every command builds on the functions of :mod:`core.ee` (no recipe is repeated here). ``ee`` is
 never imported when this module is imported (the parser is built without it); each command
-imports what it needs. User mistakes are :class:`~core.errors.CropMapError` subclasses, which
+imports what it needs. In every command ``--start``/``--end`` (or ``--start-date``/``--end-date``)
+are the composite's dates; the export commands are dry runs unless ``--submit`` starts their tasks.
+User mistakes are :class:`~core.errors.CropMapError` subclasses, which
 ``core.__main__.main`` prints as one line with exit status 2.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -31,6 +34,26 @@ LABEL_PRODUCTS = ("worldcover", "dynamicworld", "glcfcs30d", "cdl", "asset")
 
 # ----------------------------------------------------------------------------- helpers
 
+
+
+#: export config fields -> the options that set them, for the configs' messages
+_EXPORT_OPTIONS = {"patch_size": "--patch", "kernel_buffer": "--kernel", "points_per_task": "--points-per-task",
+                   "max_file_mb": "--max-file-mb", "train_points": "--train-points", "test_points": "--test-points"}
+
+
+def _export_config(cls: type, **values: Any) -> Any:
+    """``cls(**values)`` (an export config); a ConfigError names the options (``--kernel``), not the fields.
+
+    Raises:
+        ConfigError: a value is out of range.
+    """
+    from core.errors import ConfigError
+
+    try:
+        return cls(**values)
+    except ConfigError as err:
+        text = re.sub(r"\b(" + "|".join(_EXPORT_OPTIONS) + r")\b", lambda m: _EXPORT_OPTIONS[m.group(1)], str(err))
+        raise ConfigError(text) from None
 
 
 def _print_json(obj: Any) -> None:
@@ -246,17 +269,19 @@ def cmd_export_patches(args: argparse.Namespace) -> int:
     labels = _labels(args, preset, composite)
     dest = parse_destination(args.dest)
     check_export_name(args.name)  # before credentials are needed
-    sample = SampleConfig(_points(args.train_points, "--train-points"), _points(args.test_points, "--test-points"), seed=args.seed)
-    patches = PatchExportConfig(patch_size=args.patch, kernel_buffer=args.kernel, points_per_task=args.points_per_task)
+    sample = _export_config(SampleConfig, train_points=_points(args.train_points, "--train-points"),
+                            test_points=_points(args.test_points, "--test-points"), seed=args.seed)
+    patches = _export_config(PatchExportConfig, patch_size=args.patch, kernel_buffer=args.kernel,
+                             points_per_task=args.points_per_task)
     _initialize(args)
     jobs = training_export_jobs(composite, labels, geometry, dest, name=args.name, sample=sample, patches=patches)
     summary = {"name": args.name, "composite": asdict(composite), "labels": asdict(labels),
                "selectors": patches.selectors, "patch_size": patches.patch_size, "kernel_buffer": patches.kernel_buffer,
                "patchDimensions": [patches.full_size, patches.full_size],
                "train_points": list(sample.train_points), "test_points": list(sample.test_points)}
-    if not args.start:
+    if not args.submit:
         _print_json({**summary, "dry_run": True, "tasks": [_job_view(j) for j in jobs]})
-        print(f"dry run: {len(jobs)} export task(s) not started; add --start to start them", file=sys.stderr)
+        print(f"dry run: {len(jobs)} export task(s) not started; add --submit to start them", file=sys.stderr)
         return 0
     started = start_jobs(jobs)
     _print_json({**summary, "dry_run": False, "tasks": started})
@@ -271,16 +296,17 @@ def cmd_export_image(args: argparse.Namespace) -> int:
     composite = _composite(args, preset)
     dest = parse_destination(args.dest)
     check_export_name(args.name)  # before credentials are needed
-    image_cfg = ImageExportConfig(patch_size=args.patch, kernel_buffer=args.kernel, max_file_mb=args.max_file_mb)
+    image_cfg = _export_config(ImageExportConfig, patch_size=args.patch, kernel_buffer=args.kernel,
+                               max_file_mb=args.max_file_mb)
     _initialize(args)
     job = image_export_job(composite, geometry, dest, name=args.name, image_cfg=image_cfg)
     summary = {"name": args.name, "composite": asdict(composite), "bands": list(image_cfg.bands),
                "formatOptions": image_cfg.format_options, "patchDimensions": image_cfg.format_options["patchDimensions"],
                "kernelSize": image_cfg.format_options.get("kernelSize", [0, 0]),
                "mixer": f"{job.uri_prefix}*mixer.json"}
-    if not args.start:
+    if not args.submit:
         _print_json({**summary, "dry_run": True, "tasks": [_job_view(job)]})
-        print("dry run: the image export was not started; add --start to start it", file=sys.stderr)
+        print("dry run: the image export was not started; add --submit to start it", file=sys.stderr)
         return 0
     started = start_jobs([job])
     _print_json({**summary, "dry_run": False, "tasks": started})
@@ -347,11 +373,10 @@ def _add_region(p: argparse.ArgumentParser) -> None:
                         "when the first value is negative")
 
 
-def _add_composite(p: argparse.ArgumentParser, short_start: bool) -> None:
-    """Composite options; ``--start`` is a date only where it is not the export's start flag."""
-    starts = ("--start", "--start-date") if short_start else ("--start-date",)
+def _add_composite(p: argparse.ArgumentParser) -> None:
+    """Composite options (``--start`` is the first date in every command; exports start with ``--submit``)."""
     p.add_argument("--sensor", default=None, help="L5, L7, L8, L9 or S2 (default: the preset's, else L8)")
-    p.add_argument(*starts, dest="start_date", default=None, help="first date YYYY-MM-DD (default: the preset's, else 2020-01-01)")
+    p.add_argument("--start", "--start-date", dest="start_date", default=None, help="first date YYYY-MM-DD (default: the preset's, else 2020-01-01)")
     p.add_argument("--end", "--end-date", dest="end_date", default=None, help="last date YYYY-MM-DD, inclusive")
     p.add_argument("--max-cloud", type=float, default=None, help="keep scenes with cloud cover under this %% (above 0, at most 100; default 20)")
     p.add_argument("--scale", type=float, default=None, help="pixel size in metres (default: the sensor's)")
@@ -377,7 +402,7 @@ def add_commands(sub: Any) -> None:
 
     f = sub.add_parser("ee-fetch", help="Earth Engine: download a region's composite (image.tif) and labels (labels.tif)")
     _add_region(f)
-    _add_composite(f, short_start=True)
+    _add_composite(f)
     _add_labels(f, allow_none=True)
     f.add_argument("--out", required=True, help="output folder for image.tif, labels.tif, codes.tif, context.tif, scene.json")
     f.add_argument("--workers", type=int, default=8, help="parallel computePixels requests")
@@ -385,32 +410,37 @@ def add_commands(sub: Any) -> None:
     _add_project(f)
     f.set_defaults(func=cmd_fetch)
 
-    x = sub.add_parser("ee-export-patches", help="Earth Engine: TFRecord export of training/test patches (dry run unless --start)")
+    x = sub.add_parser("ee-export-patches", help="Earth Engine: TFRecord export of training/test patches (dry run unless --submit)")
     _add_region(x)
-    _add_composite(x, short_start=False)
+    _add_composite(x)
     _add_labels(x, allow_none=False)
     x.add_argument("--dest", required=True, help="gcs:BUCKET/PREFIX or drive:FOLDER")
     x.add_argument("--name", required=True, help="export name (folder under the prefix, task descriptions)")
     x.add_argument("--train-points", default="275", help="training points per class: N or NOT_CROP,CROP (default 275)")
     x.add_argument("--test-points", default="50", help="test points per class: N or NOT_CROP,CROP (default 50)")
-    x.add_argument("--patch", type=int, default=256, help="patch side in pixels (multiple of 16)")
-    x.add_argument("--kernel", type=int, default=0, help="kernel buffer: extra context pixels on each side")
+    x.add_argument("--patch", "--patch-size", dest="patch", type=int, default=256,
+                   help="patch side in pixels (multiple of 16)")
+    x.add_argument("--kernel", "--buffer", dest="kernel", type=int, default=0,
+                   help="kernel buffer: extra context pixels on each side")
     x.add_argument("--points-per-task", type=int, default=100, help="points per export task")
-    x.add_argument("--seed", type=int, default=0)
-    x.add_argument("--start", action="store_true", help="start the tasks (default: print their configuration)")
+    x.add_argument("--seed", type=int, default=0, help="random seed of the sample points")
+    x.add_argument("--submit", action="store_true", help="start the tasks (default: a dry run that prints their "
+                   "configuration)")
     _add_project(x)
     x.set_defaults(func=cmd_export_patches)
 
-    i = sub.add_parser("ee-export-image", help="Earth Engine: TFRecord image export for prediction (patches + mixer; dry run unless --start)")
+    i = sub.add_parser("ee-export-image", help="Earth Engine: TFRecord image export for prediction (patches + mixer; dry run unless --submit)")
     _add_region(i)
-    _add_composite(i, short_start=False)
+    _add_composite(i)
     i.add_argument("--dest", required=True, help="gcs:BUCKET/PREFIX or drive:FOLDER")
     i.add_argument("--name", required=True, help="export name")
-    i.add_argument("--patch", type=int, default=256, help="patchDimensions side in pixels (multiple of 16)")
-    i.add_argument("--kernel", type=int, default=32, help="kernel buffer each side, a multiple of 8 (patch + 2 x kernel must be a multiple of 16 to "
+    i.add_argument("--patch", "--patch-size", dest="patch", type=int, default=256,
+                   help="patchDimensions side in pixels (multiple of 16)")
+    i.add_argument("--kernel", "--buffer", dest="kernel", type=int, default=32, help="kernel buffer each side, a multiple of 8 (patch + 2 x kernel must be a multiple of 16 to "
                    "predict the export); Earth Engine's kernelSize is twice this")
     i.add_argument("--max-file-mb", type=int, default=100, help="max size of one exported file")
-    i.add_argument("--start", action="store_true", help="start the task (default: print its configuration)")
+    i.add_argument("--submit", action="store_true", help="start the task (default: a dry run that prints its "
+                   "configuration)")
     _add_project(i)
     i.set_defaults(func=cmd_export_image)
 

@@ -73,7 +73,7 @@ def test_parser_imports_no_ee():
         "p = build_parser()\n"
         "p.parse_args(['ee-tasks', '--active'])\n"
         "p.parse_args(['ee-fetch', '--bbox', '-72.78', '-16.65', '-72.67', '-16.58', '--out', 'x'])\n"
-        "p.parse_args(['ee-export-image', '--bbox=-72.78,-16.65,-72.67,-16.58', '--dest', 'drive:f', '--name', 'n', '--start'])\n"
+        "p.parse_args(['ee-export-image', '--bbox=-72.78,-16.65,-72.67,-16.58', '--dest', 'drive:f', '--name', 'n', '--submit'])\n"
         "assert not [m for m in sys.modules if m == 'ee' or m.startswith('ee.')], 'ee imported'\n"
         "print('ok')\n"
     )
@@ -96,9 +96,17 @@ def test_every_command_is_registered():
         }[name]).func)
     a = p.parse_args(["ee-fetch", "--preset", "camana", "--start", "2005-03-01", "--end", "2005-09-30", "--out", "o"])
     assert (a.start_date, a.end_date) == ("2005-03-01", "2005-09-30")
-    a = p.parse_args(["ee-export-patches", "--preset", "camana", "--dest", "gcs:b/p", "--name", "n", "--start",
-                      "--start-date", "2005-03-01"])
-    assert a.start is True and a.start_date == "2005-03-01"
+    # --start is the first date in every command (it started the export tasks once: that is --submit)
+    for command in ("ee-export-patches", "ee-export-image"):
+        a = p.parse_args([command, "--preset", "camana", "--dest", "gcs:b/p", "--name", "n", "--submit",
+                          "--start", "2005-03-01", "--end", "2005-09-30"])
+        assert a.submit is True and (a.start_date, a.end_date) == ("2005-03-01", "2005-09-30")
+        a = p.parse_args([command, "--preset", "camana", "--dest", "gcs:b/p", "--name", "n", "--start-date", "2005-03-01"])
+        assert a.submit is False and a.start_date == "2005-03-01"
+        # the side and buffer take the names the other commands give them
+        a = p.parse_args([command, "--preset", "camana", "--dest", "gcs:b/p", "--name", "n", "--patch-size", "128",
+                          "--buffer", "16"])
+        assert (a.patch, a.kernel) == (128, 16)
     with pytest.raises(SystemExit):  # --preset and --bbox exclude each other
         p.parse_args(["ee-fetch", "--preset", "camana", "--bbox=1,2,3,4", "--out", "o"])
 
@@ -192,8 +200,21 @@ def test_other_mistakes_are_one_line(capsys, tmp_path):
     assert "--dest" in one_line_error(capsys, ["ee-export-image", "--preset", "camana", "--dest", "s3:b/x", "--name", "n"])
     assert "sensor" in one_line_error(capsys, ["ee-fetch", "--preset", "camana", "--sensor", "L99", "--out", str(tmp_path)])
     assert "Sentinel-2" in one_line_error(capsys, ["ee-fetch", "--preset", "camana", "--sensor", "S2", "--out", str(tmp_path)])
-    assert "patch_size" in one_line_error(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/x",
-                                                   "--name", "n", "--patch", "100"])
+    assert "--patch must be a multiple of 16" in one_line_error(
+        capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/x", "--name", "n", "--patch", "100"])
+    # the options are named as typed, not as the fields they set
+    err = one_line_error(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/x", "--name", "n",
+                                  "--kernel", "30"])
+    assert err.startswith("error: --kernel 30 does not fit prediction: --patch + 2 x --kernel must be a multiple of 16")
+    assert "kernel_buffer" not in err and "patch_size" not in err
+    assert "--kernel must be 0-64" in one_line_error(capsys, ["ee-export-patches", "--preset", "camana", "--dest",
+                                                              "gcs:crop-bucket/x", "--name", "n", "--patch", "128",
+                                                              "--kernel", "65"])
+    # --start, once the export's start flag, is a date: left without one, the message points to --submit
+    with pytest.raises(SystemExit):
+        main(["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/x", "--name", "n", "--start"])
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--submit starts export tasks" in err, err
     assert "export name" in one_line_error(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/x",
                                                     "--name", "my crops"])  # before credentials are asked for
     assert "at least 8 px" in one_line_error(capsys, ["ee-fetch", "--bbox=-72.7,-16.6,-72.699,-16.599", "--out", str(tmp_path)])
@@ -212,7 +233,7 @@ def test_export_patches_dry_run(ee_offline, ready, capsys):
     code, out, err = run(capsys, ["ee-export-patches", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "camana"])
     assert code == 0, err
     res = json.loads(out)
-    assert res["dry_run"] is True and "--start" in err
+    assert res["dry_run"] is True and err.strip().endswith("not started; add --submit to start them")
     assert res["selectors"] == ["R", "G", "B", "NIR", "NDVI", "crop"]
     assert res["patchDimensions"] == [256, 256] and res["kernel_buffer"] == 0
     assert res["train_points"] == [275, 275] and res["test_points"] == [50, 50]
@@ -249,7 +270,7 @@ def test_export_patches_start(ee_offline, ready, capsys, monkeypatch):
 
     monkeypatch.setattr(ee_offline.data, "exportTable", export_table)
     code, out, err = run(capsys, ["ee-export-patches", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "s",
-                                  "--train-points", "3", "--test-points", "1", "--points-per-task", "4", "--start"])
+                                  "--train-points", "3", "--test-points", "1", "--points-per-task", "4", "--submit"])
     assert code == 0, err
     res = json.loads(out)
     assert res["dry_run"] is False and sent == ["s_train_000", "s_train_001", "s_test_000"]
@@ -265,7 +286,7 @@ def test_export_patches_start(ee_offline, ready, capsys, monkeypatch):
     sent.clear()
     monkeypatch.setattr(ee_offline.data, "exportTable", failing)
     err = one_line_error(capsys, ["ee-export-patches", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "s",
-                                  "--train-points", "3", "--test-points", "1", "--points-per-task", "1", "--start"])
+                                  "--train-points", "3", "--test-points", "1", "--points-per-task", "1", "--submit"])
     assert "already started" in err and "FIRST" in err and "--cancel" in err
 
 
@@ -274,7 +295,7 @@ def test_export_image_dry_run(ee_offline, ready, capsys):
                                   "--patch", "256", "--kernel", "32"])
     assert code == 0, err
     res = json.loads(out)
-    assert res["dry_run"] is True and "--start" in err
+    assert res["dry_run"] is True and err.strip() == "dry run: the image export was not started; add --submit to start it"
     assert res["patchDimensions"] == [256, 256] and res["kernelSize"] == [64, 64]
     assert res["formatOptions"] == {"patchDimensions": [256, 256], "kernelSize": [64, 64], "compressed": True,
                                     "maxFileSize": 100 * 1024 * 1024}
@@ -296,7 +317,7 @@ def test_export_image_dry_run(ee_offline, ready, capsys):
 
 def test_export_image_start(ee_offline, ready, capsys, monkeypatch):
     monkeypatch.setattr(ee_offline.data, "exportImage", lambda rid, params: {"name": "projects/p/operations/IMG1"})
-    code, out, err = run(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "c", "--start"])
+    code, out, err = run(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "c", "--submit"])
     assert code == 0, err
     assert json.loads(out)["tasks"] == [{"id": "IMG1", "description": "c_image", "destination": "gs://crop-bucket/camana/c/image"}]
     assert "mixer.json" in err and "ee-tasks --wait IMG1" in err
