@@ -54,8 +54,10 @@ def _config(cls, option: dict[str, str] | None = None, **values):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from core.config import TrainConfig
+    from core.raster import parse_band_spec
     from core.train import train
 
+    band_map = parse_band_spec(args.bands)
     cfg = _config(
         TrainConfig, preset=args.preset, epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
         learning_rate=args.lr, patch_size=args.patch_size, val_patches=args.val_patches, patience=args.patience,
@@ -78,7 +80,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cmd = " ".join(["python", "-m", "core", *(shlex.quote(a) for a in sys.argv[1:])])
     result = train(cfg, args.train, args.val, args.out, label_map=args.label_map, resume=args.resume,
-                   overwrite=args.overwrite, progress=progress, command=cmd, pixel_size_m=args.pixel_size_m)
+                   overwrite=args.overwrite, progress=progress, command=cmd, pixel_size_m=args.pixel_size_m,
+                   band_map=band_map)
     bar.close()
     print(json.dumps({"best_model": str(result.best_model), "epochs": result.epochs_done,
                       "best_val_loss": result.best_val_loss, "best": result.best_metrics, "stopped": result.stopped}, indent=2))
@@ -175,6 +178,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(json.dumps(result, indent=2))
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
+    print(f"wrote {args.out or Path(args.pred).with_name('metrics.json')}", file=sys.stderr)
     return 0
 
 
@@ -220,6 +224,9 @@ def _cmd_patches(args: argparse.Namespace) -> int:
                         shlex.quote(str(made.test.path)), "--patch-size", str(cfg.patch_size), "--out runs/NAME"])
         print(json.dumps({"train": summary(made.train), "test": summary(made.test), "note": made.note,
                           "train_with": nxt}, indent=2))
+        for warning in (*(f"training patches: {w}" for w in made.train.warnings),
+                        *(f"test patches: {w}" for w in made.test.warnings)):
+            print(f"warning: {warning}", file=sys.stderr)
         return 0
     _not_an_input(args.out, image=args.image, labels=args.labels)
     check_output_file(args.out, args.overwrite)
@@ -229,6 +236,8 @@ def _cmd_patches(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     print(json.dumps(summary(s), indent=2))
+    for warning in s.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -293,7 +302,9 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
     def error(self, message: str):
-        if "expected one argument" in message:
+        if "--start/--start-date: expected one argument" in message:  # the export commands' start flag of old
+            message += " (--start is the composite's first date, YYYY-MM-DD; --submit starts export tasks)"
+        elif "expected one argument" in message:
             message += " (a value that starts with '-' is written --option=VALUE, e.g. --window=-10,0,256,256)"
         self.exit(2, f"error: {message}; see {self.prog} --help\n")
 
@@ -311,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run folder (checkpoints, history)")
     t.add_argument("--label-map", default="cdl", help=f"class map of image label rasters: {LABEL_MAPS} (patches carry "
                    "1/0/255 labels)")
+    t.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the images do not name "
+                   "them (every IMAGE:LABELS pair of --train and --val)")
     t.add_argument("--preset", default="light", help="model preset: light (default) or seed")
     t.add_argument("--epochs", type=int, default=20, help="passes of --steps batches each")
     t.add_argument("--steps", type=int, default=50, help="steps per epoch")
@@ -376,8 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--test", type=int, default=None, metavar="N",
                    help="also cut N test patches from a held-out block: --out is then a folder that receives "
                         "train.tfrecord.gz and test.tfrecord.gz, as Earth Engine's training export")
-    s.add_argument("--size", type=int, default=256, help="patch side in pixels")
-    s.add_argument("--buffer", type=int, default=0, help="kernel buffer: extra context pixels on each side")
+    s.add_argument("--size", "--patch-size", dest="size", type=int, default=256, help="patch side in pixels")
+    s.add_argument("--buffer", "--kernel", dest="buffer", type=int, default=0,
+                   help="kernel buffer: extra context pixels on each side")
     s.add_argument("--min-valid", type=float, default=0.5, help="minimum fraction of valid pixels in a patch")
     s.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
     s.add_argument("--seed", type=int, default=0, help="random seed of the patch places")

@@ -97,9 +97,12 @@ def _label_beside(img: Path) -> Path:
     raise InputNotFoundError(f"no label raster beside {img.name} (expected {base}_cdl.tif); give IMAGE:LABELS")
 
 
-def load_scenes(paths: Sequence[str | os.PathLike], label_map: str = "cdl", role: str = "training") -> list[Scene]:
+def load_scenes(paths: Sequence[str | os.PathLike], label_map: str = "cdl", role: str = "training",
+                band_map: dict[str, int] | None = None) -> list[Scene]:
     """Read image/label pairs into memory; pixels invalid in either become no data. ``role``
-    ("training", "validation") names the data in a message.
+    ("training", "validation") names the data in a message; ``band_map`` (1-based numbers of R, G,
+    B, NIR, as :func:`core.raster.parse_band_spec` gives them) applies to every image, None reads
+    the bands by their names.
 
     Raises:
         InputNotFoundError, BandError, GridMismatchError, InvalidDataError, NoDataError.
@@ -108,7 +111,7 @@ def load_scenes(paths: Sequence[str | os.PathLike], label_map: str = "cdl", role
     scenes = []
     pairs = pair_paths(paths)
     for img, lab in pairs:
-        with ImageReader(img) as reader:
+        with ImageReader(img, band_map) as reader:
             feats, valid = reader.read()
             labels = read_labels(lab, cmap, grid=reader.grid)
         labels[~valid] = NODATA

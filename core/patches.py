@@ -124,6 +124,8 @@ class PatchSummary:
     count: int
     config: PatchConfig
     crop_fraction: float
+    #: sentences about the patches (e.g. that some repeat), for a warning line each
+    warnings: tuple[str, ...] = ()
 
 
 def sample_patches(
@@ -138,7 +140,9 @@ def sample_patches(
 ) -> PatchSummary:
     """Cut ``config.count`` random patches (with kernel buffer) of image + labels into one TFRecord file.
 
-    Each example has one feature per band of ``config.bands`` and ``crop`` (1/0/255).
+    Each example has one feature per band of ``config.bands`` and ``crop`` (1/0/255). Where the
+    image holds fewer places for a patch than ``config.count``, patches repeat and the summary's
+    ``warnings`` say so.
 
     Raises:
         InputNotFoundError, BandError, GridMismatchError, InvalidDataError: bad inputs.
@@ -179,6 +183,12 @@ def sample_patches(
                           "lower --min-valid or a region with more labelled pixels")
     rng = np.random.default_rng(config.seed)
     picks = windows[rng.choice(len(windows), config.count, replace=len(windows) < config.count)]
+    warnings: tuple[str, ...] = ()
+    if len(windows) < config.count:
+        warnings = (f"only {len(np.unique(picks, axis=0))} of the {config.count} patches differ: "
+                    f"{Path(image_path).name} holds {len(windows)} place(s) for a {size} px patch with "
+                    f"{config.min_valid_fraction:.0%} valid pixels, so the others repeat them; use a larger image, "
+                    "a smaller patch size (--size) or fewer patches (--count)",)
     crop_px = valid_px = 0
 
     def examples():
@@ -194,7 +204,7 @@ def sample_patches(
             yield ex
 
     n = write_records(out_path, examples(), overwrite=overwrite)
-    return PatchSummary(out_path, n, config, crop_px / max(valid_px, 1))
+    return PatchSummary(out_path, n, config, crop_px / max(valid_px, 1), warnings)
 
 
 # ---------------------------------------------------------------- image exports (prediction input/output)

@@ -191,6 +191,8 @@ class TiledPredictor:
         b = self.runner.batch_size if isinstance(self.runner, ModelRunner) else len(cols)
         batches = [(p, cols[i : i + b]) for p in rows for i in range(0, len(cols), b)]
         total, done = len(rows) * len(cols), 0
+        if progress:  # the total from the start (a bar shows it before the first batch is done)
+            progress(0, total)
 
         def load(batch):
             """Read and normalize a batch of tiles, stacked for the model (off the model's thread)."""
@@ -378,11 +380,13 @@ def region_window(grid: Grid, window: tuple[int, int, int, int] | None, min_size
         r, c, h, w = 0, 0, grid.height, grid.width
     else:
         r, c, h, w = (int(v) for v in window)
-        if r < 0 or c < 0 or r + h > grid.height or c + w > grid.width or h <= 0 or w <= 0:
-            raise RegionError(
-                f"the window (rows {r} to {r + h}, cols {c} to {c + w}) is not inside the image ({grid.width}x{grid.height} px): "
-                "give ROW,COL,HEIGHT,WIDTH with a positive height and width inside the image"
-            )
+        size = f"the image is {grid.height} rows x {grid.width} columns"
+        if h <= 0 or w <= 0:
+            raise RegionError(f"the window's height and width must be positive, got {h} x {w} (rows x columns); give "
+                              f"ROW,COL,HEIGHT,WIDTH inside the image ({size})")
+        if r < 0 or c < 0 or r + h > grid.height or c + w > grid.width:
+            raise RegionError(f"the window (rows {r}-{r + h - 1}, columns {c}-{c + w - 1}) is not inside the image: "
+                              f"{size}; give ROW,COL,HEIGHT,WIDTH inside it")
     if h < min(min_size, grid.height) or w < min(min_size, grid.width):
         raise RegionError(f"the window is {h} x {w} px (rows x columns); it must be at least {min_size} px on each "
                           "side (or all of a smaller image): give a larger --window, or leave it out to predict the "
@@ -435,6 +439,10 @@ def prediction_outputs(out_dir: str | os.PathLike, overwrite: bool,
         raise OutputExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them or choose another --out")
     return outputs, summary_path
 
+
+#: The band descriptions of ``probability.tif`` and ``crop_mask.tif``.
+PROBABILITY_DESCRIPTION = "crop probability (%)"
+MASK_DESCRIPTION = "crop mask (1 crop, 0 not crop)"
 
 #: Files that ``python -m core evaluate`` and ``fields`` write beside a prediction, from its crop
 #: mask: a prediction that replaces the mask removes them (they would describe the old one).
@@ -591,6 +599,8 @@ def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: 
             add(pending.result())
         dp.update_tags(1, units="percent crop probability (0-100), 255 = no data")
         dm.update_tags(1, units=f"crop (1) / not crop (0) at threshold {threshold}, 255 = no data")
+        dp.set_band_description(1, PROBABILITY_DESCRIPTION)  # what a GIS shows as the band's name
+        dm.set_band_description(1, MASK_DESCRIPTION)
     if area is not None:
         counts["crop_area_ha"] = crop_ha if isinstance(area, np.ndarray) else counts["crop_pixels"] * float(area)
     if counts["valid_pixels"]:

@@ -62,6 +62,8 @@ class ExportPredictor:
         row = np.full((ph, width), np.nan, np.float32)
         current = 0
         what = f"the image export {Path(str(self.mixer_path)).name}"
+        if progress:  # the total from the start (a bar shows it before the first batch is done)
+            progress(0, m.total_patches)
         for first, batch in iter_export_patches(self.mixer_path, INPUT_BANDS, self.kernel, batch_size=self.runner.batch_size):
             raws = batch.transpose(0, 3, 1, 2)  # band-first views, as a GeoTIFF window is read
             valid = [valid_pixels(raw, None, what) for raw in raws]

@@ -41,7 +41,6 @@ from core.dataset import (  # noqa: E402
     tiled_patches,
 )
 from core.errors import (  # noqa: E402
-    BandError,
     ConfigError,
     DIVERGED,
     CorruptFileError,
@@ -51,6 +50,7 @@ from core.errors import (  # noqa: E402
     RegionError,
 )
 from core.files import check_output_dir, replacing  # noqa: E402
+from core.labels import get_class_map  # noqa: E402
 from core.model import (  # noqa: E402
     LoadedModel,
     MaskedDice,
@@ -66,7 +66,7 @@ from core.model import (  # noqa: E402
     save_model,
 )
 from core.patchset import PatchSet, open_patch_set, patch_normalization, patch_validation, split_sources  # noqa: E402
-from core.raster import FEATURE_BANDS  # noqa: E402
+from core.raster import FEATURE_BANDS, INPUT_BANDS  # noqa: E402
 
 #: ``progress(event)``: event is a dict with "epoch", "epochs", "step", "steps" and the latest logs.
 ProgressFn = Callable[[dict], None]
@@ -259,8 +259,8 @@ def _read_run_info(path: Path, config: TrainConfig, data: dict | None = None,
     Raises:
         CorruptFileError: ``run.json`` is truncated or not a run's record.
         ConfigError: the run was started with another configuration than ``config``, on other
-            ``data`` ({"train": [...], "val": [...], "label_map": ...}), or with another
-            ``pixel_size_m`` (None accepts the run's own).
+            ``data`` ({"train": [...], "val": [...], "label_map": ..., and "bands" where given}), or
+            with another ``pixel_size_m`` (None accepts the run's own).
     """
     try:
         info = json.loads(path.read_text())
@@ -276,10 +276,13 @@ def _read_run_info(path: Path, config: TrainConfig, data: dict | None = None,
         raise ConfigError(f"{path.parent} was started with {changed or 'another configuration'}; resume with the "
                           "same options, or train in a new --out (to train longer, fine-tune its best.keras with --init)")
     for key, value in (data or {}).items():
-        if key in info and info[key] != value:
+        if key != "bands" and key in info and info[key] != value:
             option = {"label_map": "--label-map"}.get(key, f"--{key}")
             raise ConfigError(f"{path.parent} was started with other {option} ({info[key]}); resume with the same "
                               "data or use a new --out")
+    if data is not None and info.get("bands") != data.get("bands"):  # recorded only where given
+        was = f"--bands {info['bands']}" if info.get("bands") else "no --bands (bands read by their names)"
+        raise ConfigError(f"{path.parent} was started with {was}; resume with the same or use a new --out")
     if "pixel_size_m" not in info:  # a run recorded before the pixel size was
         return norm, pixel_size_m
     started_px = info["pixel_size_m"]
@@ -319,23 +322,24 @@ def _check_validation_classes(yv: np.ndarray, name: str) -> None:
                           "not-crop pixels (on the Model page: a region with some cropland and some other land)")
 
 
-def _open_data(items: Sequence[str], size: int, label_map: str, flag: str) -> list[Scene] | PatchSet:
-    """The scenes (images read into memory) or the checked TFRecord patches of a --train/--val list.
+def _open_data(items: Sequence[str], size: int, label_map: str, flag: str,
+               band_map: dict[str, int] | None = None) -> list[Scene] | PatchSet:
+    """The scenes (images read into memory, their bands by ``band_map`` where given) or the checked
+    TFRecord patches of a --train/--val list.
 
     Raises:
         as :func:`train` for its data.
     """
     if split_sources(items, flag):
         return open_patch_set(items, size)
-    try:
-        scenes = load_scenes(items, label_map, role="validation" if flag == "--val" else "training")
-    except BandError as err:  # train reads images by their band names only
-        text = str(err).replace("(--bands on the command line, 'Band numbers' in the dashboard)",
-                                "(train reads bands by name: cut patches with `python -m core patches --bands ...` "
-                                "and train on them)")
-        raise BandError(text) from None
+    scenes = load_scenes(items, label_map, role="validation" if flag == "--val" else "training", band_map=band_map)
     _check_patch_fits(items, scenes, size)
     return scenes
+
+
+def band_spec(band_map: dict[str, int]) -> str:
+    """``band_map`` as ``--bands`` takes it: the numbers of R, G, B, NIR (``"3,2,1,4"``)."""
+    return ",".join(str(band_map[b]) for b in INPUT_BANDS)
 
 
 def _training_pixel_size(train_data: Sequence[str]) -> float | None:
@@ -389,13 +393,16 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     command: str | None = None,
     pixel_size_m: float | None = None,
+    band_map: dict[str, int] | None = None,
 ) -> TrainResult:
     """Train a U-Net on image/label pairs (folders of ``*_rgbn.tif`` + ``*_cdl.tif``, or ``IMAGE:LABELS``)
     or on TFRecord patches (Earth Engine's training export or ``python -m core patches``: files,
     folders, globs or ``gs://`` paths; see :mod:`core.patchset`). ``train_data`` and ``val_data``
     each hold one kind; patches carry their own 1/0/255 labels, so ``label_map`` applies to images.
     From patches, training draws a random ``patch_size`` crop of each stored patch and validation
-    uses their centres.
+    uses their centres. ``band_map`` (1-based numbers of R, G, B, NIR, as
+    :func:`core.raster.parse_band_spec` gives them) applies to every image; None reads the bands by
+    their names.
 
     ``pixel_size_m`` (recorded in the card) defaults to the training images' pixel size when they
     all have a CRS and share it. Everything is checked before ``run_dir`` is touched: a mistake
@@ -410,8 +417,8 @@ def train(
         CorruptFileError: TFRecord patches are damaged or lack a band or the label.
         RegionError: an image or a stored patch is smaller than one patch.
         ConfigError: ``run_dir`` is a file; unknown preset or label map; bad ``pixel_size_m``; an image
-            paired with itself; images and patches mixed in one list; another configuration than
-            the run to resume.
+            paired with itself; images and patches mixed in one list; ``band_map`` with patches only;
+            another configuration (or data, or ``band_map``) than the run to resume.
         ModelMismatchError, ConfigError: ``config.init_model`` has other bands or another preset
             (it is loaded when a run starts; resuming after a finished epoch does not need it).
         NoDataError: the validation data hold no crop pixel, or no not-crop pixel.
@@ -423,6 +430,7 @@ def train(
     history_path = run_dir / "history.csv"
     run_info_path = run_dir / "run.json"
     check_output_dir(run_dir)  # a file, or under a file: refused before any work
+    get_class_map(label_map)  # an unknown map is refused whatever the data (patches do not read it)
     if resume and overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it: choose one")
     if run_dir.exists() and any(run_dir.iterdir()) and not (resume or overwrite):
@@ -447,8 +455,13 @@ def train(
     if preset.input_size not in (None, config.patch_size):
         raise ConfigError(f"the '{preset.name}' preset takes {preset.input_size} px patches only; "
                           f"use --patch-size {preset.input_size} (or another preset)")
-    data = {"train": [str(p) for p in train_data], "val": [str(p) for p in val_data], "label_map": label_map}
-    resumed = _read_run_info(run_info_path, config, data, pixel_size_m) if resume and run_info_path.exists() else None
+    if band_map and split_sources(train_data, "--train") and split_sources(val_data, "--val"):
+        raise ConfigError("--bands gives the band numbers of images; TFRecord patches name their bands, so leave "
+                          "it out")
+    described = {"train": [str(p) for p in train_data], "val": [str(p) for p in val_data], "label_map": label_map}
+    if band_map:  # only where given, so that a run recorded before --bands existed resumes
+        described["bands"] = band_spec(band_map)
+    resumed = _read_run_info(run_info_path, config, described, pixel_size_m) if resume and run_info_path.exists() else None
     resumed_norm = resumed[0] if resumed else None
     if resumed:
         pixel_size_m = resumed[1]
@@ -468,8 +481,8 @@ def train(
     # start (it would see the first epochs' patches again); validation always uses config.seed.
     data_seed = (config.seed + 1_000_003 * initial_epoch) % 2**32  # a seed numpy takes, as config.seed
     keras.utils.set_random_seed(data_seed)
-    train_src = _open_data(train_data, config.patch_size, label_map, "--train")
-    val_src = _open_data(val_data, config.patch_size, label_map, "--val")
+    train_src = _open_data(train_data, config.patch_size, label_map, "--train", band_map)
+    val_src = _open_data(val_data, config.patch_size, label_map, "--val", band_map)
     if resumed_norm is not None:
         norm = resumed_norm
     elif init is not None:
@@ -508,8 +521,8 @@ def train(
         elif history_ahead:
             _write_history(history_path, history)
         cmd = command or " ".join(shlex.quote(a) for a in ["python", "-m", "core", *sys.argv[1:]])
-        run_info = {"config": config.to_dict(), "train": [str(p) for p in train_data], "val": [str(p) for p in val_data],
-                    "label_map": label_map, "normalization": {"mean": list(norm.mean), "std": list(norm.std)},
+        run_info = {"config": config.to_dict(), **described,
+                    "normalization": {"mean": list(norm.mean), "std": list(norm.std)},
                     "pixel_size_m": pixel_size_m, "command": cmd}
         with replacing(run_info_path) as tmp:  # creates run_dir
             tmp.write_text(json.dumps(run_info, indent=2))

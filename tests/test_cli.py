@@ -59,8 +59,11 @@ def test_user_mistakes_are_one_line(capsys, tmp_path, small_scene, tiny_model_pa
     assert capsys.readouterr().err.strip() == "error: unrecognized arguments: --bogus; see python -m core info --help"
     rgb = write_raster(tmp_path / "rgb.tif", np.ones((3, 300, 300), np.int16), descriptions=["R", "G", "B"])
     assert "NIR" in _err(capsys, ["predict", "--image", str(rgb), "--model", str(tiny_model_path), "--out", str(tmp_path / "o")])
-    assert "not inside" in _err(capsys, ["predict", "--image", str(img), "--model", str(tiny_model_path), "--out",
-                                         str(tmp_path / "o"), "--window", "0,0,9999,256"])
+    # the image's size in the terms of --window (ROW,COL,HEIGHT,WIDTH): rows and columns, not "320x288"
+    assert _err(capsys, ["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(tmp_path / "o"),
+                         "--window", "0,0,9999,256"]) == (
+        "error: the window (rows 0-9998, columns 0-255) is not inside the image: the image is 288 rows x 320 columns; "
+        "give ROW,COL,HEIGHT,WIDTH inside it")
     with rasterio.open(lab) as src:
         shifted = write_raster(tmp_path / "shifted.tif", src.read(1), transform=src.transform * src.transform.translation(1, 0))
     pred = tmp_path / "p"
@@ -71,6 +74,7 @@ def test_user_mistakes_are_one_line(capsys, tmp_path, small_scene, tiny_model_pa
     # what evaluate wrote of a crop mask goes when --overwrite replaces the mask
     assert main(["evaluate", "--pred", str(pred / "crop_mask.tif"), "--labels", str(lab)]) == 0
     assert (pred / "metrics.json").exists()
+    assert capsys.readouterr().err == f"wrote {pred / 'metrics.json'}\n"  # where it went, as predict says
     assert main(["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(pred), "--overwrite"]) == 0
     assert not (pred / "metrics.json").exists() and "removed" in capsys.readouterr().err
     assert "label map" in _err(capsys, ["evaluate", "--pred", str(pred / "crop_mask.tif"), "--labels", str(lab),
@@ -100,6 +104,26 @@ def test_patches_command(capsys, small_scene, tmp_path):
     assert "--buffer must be 0-64" in _err(capsys, _patches(img, lab, tmp_path / "z.tfrecord.gz", "--size", "64",
                                                             "--buffer", "65"))
     assert not (tmp_path / "z.tfrecord.gz").exists()
+    # the side and the buffer also take the names train and ee-export-* give them
+    assert main(_patches(img, lab, tmp_path / "a.tfrecord.gz", "--count", "1", "--patch-size", "32", "--kernel", "8")) == 0
+    assert json.loads(capsys.readouterr().out)["side"] == 48
+
+
+def test_patches_that_must_repeat_are_warned_of(capsys, tmp_path):
+    """An image exactly one patch large gave --count 5 identical patches without a word."""
+    from rasterio.windows import Window
+    from testdata import SAMPLE_IMAGE, SAMPLE_LABELS, cut
+
+    win = Window(200, 300, 64, 64)
+    img, lab = cut(SAMPLE_IMAGE, tmp_path / "one.tif", win), cut(SAMPLE_LABELS, tmp_path / "one_cdl.tif", win)
+    assert main(_patches(img, lab, tmp_path / "p.tfrecord.gz", "--count", "5", "--size", "64")) == 0
+    said = capsys.readouterr()
+    assert json.loads(said.out)["patches"] == 5
+    assert said.err == ("warning: only 1 of the 5 patches differ: one.tif holds 1 place(s) for a 64 px patch with 50% "
+                        "valid pixels, so the others repeat them; use a larger image, a smaller patch size (--size) or "
+                        "fewer patches (--count)\n")
+    assert main(_patches(img, lab, tmp_path / "q.tfrecord.gz", "--count", "1", "--size", "64")) == 0
+    assert capsys.readouterr().err == ""  # as many places as patches: nothing to say
 
 
 def test_patches_command_with_a_test_split(capsys, small_scene, tmp_path):
@@ -311,7 +335,7 @@ def test_mistakes_found_in_review_are_one_line_and_lose_nothing(capsys, tmp_path
     assert res["warnings"] == [f"the labels cover only {covered:,} of the {predicted:,} predicted pixels "
                                f"({covered / predicted:.2%}: rows 20-119, columns 40-239 of the prediction); the "
                                "figures are for that part only"]
-    assert said.err == f"warning: {res['warnings'][0]}\n"
+    assert said.err == f"warning: {res['warnings'][0]}\nwrote {tmp_path / 'part.json'}\n"
     assert res["warnings"] == json.loads((tmp_path / "part.json").read_text())["warnings"]
     # an Earth Engine export names its bands: --bands is refused, not ignored
     mixer = tmp_path / "exp-mixer.json"
@@ -321,6 +345,45 @@ def test_mistakes_found_in_review_are_one_line_and_lose_nothing(capsys, tmp_path
     # a machine failure (here: an output folder that cannot be made) is one line too, not a traceback
     assert "check that the folder exists" in _err(capsys, ["predict", "--image", str(img), "--model",
                                                            str(tiny_model_path), "--out", "/proc/cropmap-test/out"])
+
+
+def test_train_refuses_at_once_what_the_patches_would_ignore(capsys, small_scene, tmp_path):
+    """On TFRecord patches, --label-map foo trained a whole run and recorded "label_map": "foo"."""
+    img, lab = small_scene
+    patches = tmp_path / "p.tfrecord.gz"
+    assert main(_patches(img, lab, patches, "--count", "2", "--size", "64")) == 0
+    capsys.readouterr()
+    train = ["train", "--train", str(patches), "--val", str(patches), "--patch-size", "64", "--out", str(tmp_path / "r")]
+    assert _err(capsys, [*train, "--label-map", "foo"]).startswith("error: unknown label map 'foo'; choose one of: ")
+    # --bands numbers the bands of images; patches name theirs
+    assert "TFRecord patches name their bands, so leave it out" in _err(capsys, [*train, "--bands", "1,2,3,4"])
+    assert "bad band list" in _err(capsys, [*train, "--bands", "1,2"])
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_progress_bar_is_made_with_its_total():
+    """predict's bar showed "predict: 0tile [00:00, ?tile/s]" until the first tiles were done."""
+    from core.progress import TqdmProgress
+
+    bar = TqdmProgress("predict", "tile")
+    assert bar.bar is None  # nothing shown while the model loads
+    bar(0, 12)
+    assert (bar.bar.n, bar.bar.total) == (0, 12)
+    bar(12, 12)
+    bar.close()
+    TqdmProgress("unused", "tile").close()  # a command that fails before its first step
+
+
+def test_every_option_says_what_it_does():
+    import argparse
+
+    from core.__main__ import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    missing = [f"{name} {action.option_strings[0]}" for name, sub in commands.items() for action in sub._actions
+               if action.option_strings and action.help is None]
+    assert missing == []
 
 
 def test_tile_sizes_get_an_overlap_on_the_models_lattice():

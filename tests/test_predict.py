@@ -129,6 +129,8 @@ def test_predict_image_writes_cogs_and_summary(tiny_model_path, small_scene, tmp
         for ds in (p, m):  # Cloud Optimized GeoTIFF, DEFLATE (too small here for overviews)
             assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
             assert ds.compression.name.lower() == "deflate"
+        # the band's name, as a GIS shows it (they had none)
+        assert p.descriptions == ("crop probability (%)",) and m.descriptions == ("crop mask (1 crop, 0 not crop)",)
     _, valid, _ = read_image(img)
     assert np.array_equal(prob != 255, valid) and np.array_equal(mask != 255, valid)
     assert prob[valid].max() <= 100
@@ -140,7 +142,7 @@ def test_predict_image_writes_cogs_and_summary(tiny_model_path, small_scene, tmp
     assert s["crop_area_ha"] is None and "not georeferenced" in s["note"] and s["threshold"] == 0.4
     assert s["views"] == 1
     assert s["model_card"]["preset"] == "light"
-    assert events[-1][0] == events[-1][1]
+    assert events[0] == (0, events[-1][1]) and events[-1][0] == events[-1][1]  # the total from the start
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
@@ -235,8 +237,11 @@ def test_an_input_among_the_outputs_is_refused_even_with_overwrite(tiny_model_pa
 
 def test_bad_regions(tiny_model_path, small_scene, tmp_path):
     img, _ = small_scene
-    with pytest.raises(RegionError, match="not inside"):
+    with pytest.raises(RegionError, match=r"\(rows 200-455, columns 200-455\) is not inside the image: the image is "
+                                          r"288 rows x 320 columns"):
         predict_image(img, tmp_path / "a", tiny_model_path, window=(200, 200, 256, 256))
+    with pytest.raises(RegionError, match=r"height and width must be positive, got 0 x 16 \(rows x columns\)"):
+        predict_image(img, tmp_path / "a", tiny_model_path, window=(0, 0, 0, 16))
     with pytest.raises(RegionError, match=r"the window is 5 x 300 px \(rows x columns\); it must be at least 8 px"):
         predict_image(img, tmp_path / "b", tiny_model_path, window=(0, 0, 5, 300))
     # an image smaller than a patch: its whole window is the whole image, predicted as without --window

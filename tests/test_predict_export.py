@@ -17,11 +17,14 @@ def test_image_export_predicts_like_the_geotiff(tiny_model_path, small_scene, tm
     img, _ = small_scene
     with ImageReader(img) as r:
         mixer = write_image_export(tmp_path / "exp" / "img", r, patch=128, kernel=64)
-    s = predict_export(mixer, tmp_path / "a", tiny_model_path)
+    events = []
+    s = predict_export(mixer, tmp_path / "a", tiny_model_path, progress=lambda d, t: events.append((d, t)))
+    assert events[0] == (0, 9) and events[-1] == (9, 9)  # the total from the start (a bar shows it)
     predict_image(img, tmp_path / "b", tiny_model_path)
     with rasterio.open(tmp_path / "a" / "probability.tif") as a, rasterio.open(tmp_path / "b" / "probability.tif") as b:
         pa, pb = a.read(1), b.read(1)
         assert a.transform == b.transform  # placed by the mixer
+        assert a.descriptions == b.descriptions == ("crop probability (%)",)
         assert a.width == 384 and a.height == 384  # whole patches, as Earth Engine pads them
     pa = pa[: pb.shape[0], : pb.shape[1]]
     assert np.array_equal(pa == 255, pb == 255)

@@ -348,6 +348,10 @@ def test_resume_on_other_data_is_refused(small_scene, finished_run, tmp_path):
         train(replace(CFG, epochs=1), pair, pair, run, label_map="glc30", resume=True)
     with pytest.raises(ConfigError, match="other --val"):
         train(replace(CFG, epochs=1), pair, [f"{lab}:{lab}"], run, resume=True)
+    # a run started without --bands (whose run.json has none, as those recorded before --bands) resumes so only
+    assert "bands" not in json.loads((run / "run.json").read_text())
+    with pytest.raises(ConfigError, match=r"started with no --bands \(bands read by their names\)"):
+        train(replace(CFG, epochs=1), pair, pair, run, band_map={"R": 1, "G": 2, "B": 3, "NIR": 4}, resume=True)
     # another option: named, with what the run was started with
     with pytest.raises(ConfigError, match=r"started with --epochs 1 \(now 4\), --lr 0.001 \(now 0.0003\); resume "
                                           r"with the same options.*fine-tune its best.keras with --init"):
@@ -355,18 +359,33 @@ def test_resume_on_other_data_is_refused(small_scene, finished_run, tmp_path):
     assert _files(run) == before
 
 
-def test_training_images_without_band_names_point_to_patches_with_bands(tmp_path):
+def test_training_images_without_band_names_take_their_numbers(capsys, tmp_path):
+    """train had no --bands (its error sent the user to cut patches with them first)."""
     import numpy as np
     from testdata import write_raster
 
     from core.errors import BandError
+    from core.raster import parse_band_spec
 
-    img = write_raster(tmp_path / "img.tif", np.full((4, 64, 64), 500, np.int16))
-    lab = write_raster(tmp_path / "lab.tif", np.ones((64, 64), np.uint8))
-    pair = [f"{img}:{lab}"]
-    with pytest.raises(BandError, match="core patches --bands"):
-        train(replace(CFG, patch_size=32), pair, pair, tmp_path / "run", label_map="binary")
-    assert not (tmp_path / "run").exists()
+    rng = np.random.default_rng(0)
+    img = write_raster(tmp_path / "img.tif", rng.integers(300, 3000, (4, 64, 64)).astype(np.int16))  # bands unnamed
+    lab = write_raster(tmp_path / "lab.tif", (np.indices((64, 64))[1] % 2).astype(np.uint8))  # crop every other column
+    pair = f"{img}:{lab}"
+    run = tmp_path / "run"
+    with pytest.raises(BandError, match=r"give the band numbers of R, G, B and NIR, e.g. 1,2,3,4 \(--bands on the command"):
+        train(replace(CFG, patch_size=32), [pair], [pair], run, label_map="binary")
+    assert not run.exists()
+    assert main(["train", *TINY, "--patch-size", "32", "--train", pair, "--val", pair, "--label-map", "binary",
+                 "--bands", "4,3,2,1", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert json.loads((run / "run.json").read_text())["bands"] == "4,3,2,1"
+    # resumed with the bands it was started with only
+    cfg = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, patch_size=32, val_patches=2)
+    for other, said in ((None, "--bands 4,3,2,1"), ("R=4,G=3,B=1,NIR=2", "--bands 4,3,2,1")):
+        with pytest.raises(ConfigError, match=f"was started with {said}; resume with the same"):
+            train(cfg, [pair], [pair], run, label_map="binary", band_map=parse_band_spec(other), resume=True)
+    res = train(cfg, [pair], [pair], run, label_map="binary", band_map=parse_band_spec("R=4,G=3,B=2,NIR=1"), resume=True)
+    assert res.epochs_done == 1
 
 
 def test_early_stopping_resumes_from_the_runs_best_loss_and_patience():
