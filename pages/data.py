@@ -165,12 +165,16 @@ if has_labels:
             state.put(state.PATCHES, {"train": str(made.train.path), "test": str(made.test.path), "note": made.note,
                                       "size": int(size), "stored": made.train.config.full_size,
                                       "crop": [made.train.crop_fraction, made.test.crop_fraction],
-                                      "count": [made.train.count, made.test.count]})
+                                      "count": [made.train.count, made.test.count],
+                                      "warnings": [*(f"Training patches: {w}" for w in made.train.warnings),
+                                                   *(f"Test patches: {w}" for w in made.test.warnings)]})
     cut_files = state.get(state.PATCHES)
     if cut_files and all(Path(cut_files[k]).exists() for k in ("train", "test")):
         st.success(f"{cut_files['count'][0]} training patches (crop {cut_files['crop'][0]:.0%} of labelled pixels) "
                    f"and {cut_files['count'][1]} test patches (crop {cut_files['crop'][1]:.0%}), "
                    f"{cut_files['stored']} x {cut_files['stored']} px. {cut_files['note']}")
+        for warning in cut_files.get("warnings", []):  # e.g. patches that repeat on a small region
+            st.warning(warning, icon=":material/warning:")
         gap_note = crop_share_gap(*cut_files["crop"])
         if gap_note:  # the held-out block is one part of the region, and may not look like the rest
             st.warning(gap_note, icon=":material/warning:")

@@ -606,6 +606,7 @@ def test_data_page_cuts_patches_and_hands_them_to_training(fake_map):
     made = at.session_state["patches"]
     assert made["count"] == [5, 2] and "held out" in made["note"]
     assert "5 training patches" in texts(at) and "2 test patches" in texts(at)
+    assert not [w for w in at.warning if "repeat" in w.value]  # 300 px holds many different 64 px patches
     from core.patchset import open_patch_set
 
     assert open_patch_set([made["train"]], 64).record_size == 64 and open_patch_set([made["test"]], 64).record_size == 64
@@ -630,6 +631,22 @@ def test_data_page_cuts_patches_and_hands_them_to_training(fake_map):
     assert by_label(at.text_input, "Training patches").value == made["train"]
     assert by_label(at.text_input, "Validation patches").value == made["test"]
     assert at.selectbox(key="train_patch").value == 64
+
+
+def test_data_page_says_when_patches_repeat_on_a_small_region(fake_map):
+    """A region one patch large holds one place for it: the copies the count asks for are said."""
+    at = new_app()
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
+                                  "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [64, 0], [64, 64], [0, 64], [0, 0]]]}}
+    at.switch_page("pages/data.py").run()
+    assert at.selectbox(key="patch_size").options == ["64"]
+    by_label(at.number_input, "Training patches").set_value(5)
+    by_label(at.number_input, "Test patches").set_value(2)
+    by_label(at.button, "Cut patches").click().run()
+    assert not at.exception and not at.error
+    repeats = [w.value for w in at.warning if "repeat" in w.value]
+    assert len(repeats) == 2 and repeats[0].startswith("Training patches: only 1 of the 5 patches differ")
+    assert repeats[1].startswith("Test patches: only 1 of the 2 patches differ")
 
 
 def test_data_page_keeps_the_label_layer_and_patch_form_across_sources_and_regions(fake_map):
