@@ -66,7 +66,10 @@ with st.expander("Earth Engine: any region on Earth (composite and labels settin
 
 # ------------------------------------------------------------------ own files
 def next_steps() -> None:
-    """What to do once a source is in use (the form that set it lies below the map, out of view on a laptop)."""
+    """What to do once a source is in use (the form that set it lies below the map, out of view on a laptop);
+    nothing once a region is drawn on it (the notice stays while the file is chosen)."""
+    if state.get(state.REGION) is not None:
+        return
     try:
         scene.require_usable_region()
     except CropMapError:
