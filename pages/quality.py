@@ -109,7 +109,6 @@ threshold = st.columns([1, 2])[0].slider("Crop threshold", 0.05, 0.95, step=0.01
                                          on_change=state.store_widget, args=(state.THRESHOLD,))
 with ui.errors_shown(stop=True):
     conf = cached.confusion(key, *lkey, float(threshold))
-    areas = cached.area_agreement(key, *lkey, float(threshold))
     curve = cached.threshold_curve(key, *lkey)
     base = cached.image_overlay(image_path, key[1], "true", offset, scene.colour_limits())
     by_class = []
@@ -141,7 +140,7 @@ m4.metric("IoU", f"{conf['iou']:.3f}" if label_crop else "n/a")
 m5.metric("Accuracy", f"{conf['accuracy']:.3f}")
 if note := few_pixels_note(conf["tp"], conf["fp"], conf["fn"], conf["tn"]):
     st.caption(note)
-st.markdown(area_line(areas))
+st.markdown(area_line(conf["crop_area"]))
 
 left, right = st.columns([3, 2])
 with left:

@@ -354,23 +354,15 @@ def crop_fields(key: tuple, threshold: float, min_pixels: int = 4) -> tuple[byte
 # ---------------------------------------------------------------------- quality
 @st.cache_data(max_entries=16, show_spinner=False)
 def confusion(key: tuple, labels_path: str, labels_mtime: float, label_map: str, threshold: float) -> dict:
-    """core.metrics.confusion at ``threshold`` as a dict with precision, recall, f1, iou."""
-    from core.metrics import confusion as conf
+    """core.metrics.confusion at ``threshold`` as a dict with precision, recall, f1, iou, and
+    ``crop_area``: core.metrics.crop_area_agreement of the same masks (hectares only where the
+    image has a CRS), as ``python -m core evaluate`` writes them."""
+    from core.metrics import confusion as conf, crop_area_agreement
     from core.predict import threshold_mask
 
-    c = conf(threshold_mask(cached_probability(key), threshold), label_mask(labels_path, labels_mtime, label_map))
-    return c.to_dict()
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def area_agreement(key: tuple, labels_path: str, labels_mtime: float, label_map: str, threshold: float) -> dict:
-    """core.metrics.crop_area_agreement at ``threshold`` (hectares only where the image has a CRS)."""
-    from core.metrics import crop_area_agreement
-    from core.predict import threshold_mask
-
+    pred, labels = threshold_mask(cached_probability(key), threshold), label_mask(labels_path, labels_mtime, label_map)
     grid = image_arrays(key[0], key[1])[2]
-    return crop_area_agreement(threshold_mask(cached_probability(key), threshold),
-                               label_mask(labels_path, labels_mtime, label_map), grid.pixel_area_ha())
+    return {**conf(pred, labels).to_dict(), "crop_area": crop_area_agreement(pred, labels, grid.pixel_area_ha())}
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
