@@ -71,6 +71,12 @@ class Confusion:
         }
 
 
+def _check_same_shape(pred_mask: np.ndarray, label_mask: np.ndarray) -> None:
+    """Raises GridMismatchError if a prediction and its labels differ in shape."""
+    if pred_mask.shape != label_mask.shape:
+        raise GridMismatchError(f"prediction {pred_mask.shape} and labels {label_mask.shape} differ in shape; use labels on the prediction's grid")
+
+
 def confusion(pred_mask: np.ndarray, label_mask: np.ndarray) -> Confusion:
     """Confusion of two uint8 masks (1 crop, 0 not crop, 255 no data) over pixels valid in both.
 
@@ -79,8 +85,7 @@ def confusion(pred_mask: np.ndarray, label_mask: np.ndarray) -> Confusion:
         InvalidDataError: the prediction holds values other than 0, 1 and 255 (not a crop mask).
         NoDataError: no pixel is valid in both.
     """
-    if pred_mask.shape != label_mask.shape:
-        raise GridMismatchError(f"prediction {pred_mask.shape} and labels {label_mask.shape} differ in shape; use labels on the prediction's grid")
+    _check_same_shape(pred_mask, label_mask)
     check_mask(pred_mask)
     ok = (pred_mask != NODATA) & (label_mask != NODATA)
     if not ok.any():
@@ -224,8 +229,7 @@ def crop_area_agreement(pred_mask: np.ndarray, label_mask: np.ndarray, pixel_are
     Raises:
         GridMismatchError: the shapes differ.
     """
-    if pred_mask.shape != label_mask.shape:
-        raise GridMismatchError(f"prediction {pred_mask.shape} and labels {label_mask.shape} differ in shape; use labels on the prediction's grid")
+    _check_same_shape(pred_mask, label_mask)
     ok = (pred_mask != NODATA) & (label_mask != NODATA)
     pred, lab = ok & (pred_mask == CROP), ok & (label_mask == CROP)
     n_pred, n_lab = int(np.count_nonzero(pred)), int(np.count_nonzero(lab))
