@@ -165,30 +165,40 @@ def current_scene(progress: Progress | None = None) -> Scene:
     return scene
 
 
-def fetched_shape() -> tuple[int, int] | None:
-    """(rows, columns) of the current region's scene when it has been fetched already (nothing is
-    fetched here); None otherwise, or when its image cannot be read."""
+def _fetched_grid():
+    """The grid of the current region's scene when it has been fetched already (nothing is fetched
+    here); None otherwise.
+
+    Raises:
+        CropMapError: its image cannot be read.
+    """
     d = state.get(state.SCENE)
     if not d or not Path(d["image_path"]).exists():
         return None
+    return cached.image_arrays(d["image_path"], cached.mtime(d["image_path"]))[2]
+
+
+def fetched_shape() -> tuple[int, int] | None:
+    """(rows, columns) of the current region's scene when it has been fetched already (nothing is
+    fetched here); None otherwise, or when its image cannot be read."""
     try:
-        return cached.image_arrays(d["image_path"], cached.mtime(d["image_path"]))[2].shape
+        grid = _fetched_grid()
     except CropMapError:
         return None
+    return grid.shape if grid is not None else None
 
 
 def known_grid():
     """The grid of the images the model will see, where known without fetching anything: the
     fetched scene's, else a local source's; None otherwise (an Earth Engine region not yet fetched)
     or when the image cannot be read (the pages that use it say why)."""
-    d = state.get(state.SCENE)
     try:
-        if d and Path(d["image_path"]).exists():
-            return cached.image_arrays(d["image_path"], cached.mtime(d["image_path"]))[2]
-        source = current_source()
-        return source.grid() if isinstance(source, LocalSource) else None
+        grid = _fetched_grid()
+        if grid is None and isinstance(source := current_source(), LocalSource):
+            grid = source.grid()
     except CropMapError:
         return None
+    return grid
 
 
 def _scene_to_dict(scene: Scene) -> dict:
