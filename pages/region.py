@@ -15,7 +15,7 @@ from core.labels import CLASS_MAPS
 from core.metrics import format_hectares
 from core.patches import export_to_geotiff
 from core.sources.earthengine import recipes_from_settings
-from core.sources.local import LocalSource, label_map_of_file, save_upload, validate_image, validate_labels
+from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
 from pages.components import cached, eeform, mapview, navigation, scene, state, ui
 
 navigation.require_app(__file__)
@@ -92,7 +92,8 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
     named = None
     if lab_file is not None:
         with contextlib.suppress(CropMapError):  # (a file too large or empty: "Use these files" says so)
-            named = label_map_of_file(save_upload(lab_file.getvalue(), lab_file.name, state.workdir() / "uploads"))
+            named = cached.upload_label_map(lab_file.file_id, lab_file.name, str(state.workdir() / "uploads"),
+                                            lab_file.getvalue())
     label_map = st.selectbox("Label map", sorted(CLASS_MAPS), index=sorted(CLASS_MAPS).index(named or map_in_use),
                              format_func=lambda k: f"{k}: {CLASS_MAPS[k].title}",
                              help=f"Chosen from the labels file's band name ({CLASS_MAPS[named].band})." if named else

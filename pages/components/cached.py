@@ -180,6 +180,20 @@ def region_check(spec_json: str, region_json: str, image_mtime: float | None):
     return source_from_spec(json.loads(spec_json)).check_region(Region.from_geojson(region_json))
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def upload_label_map(file_id: str, name: str, folder: str, _data: bytes) -> str | None:
+    """The label map an uploaded labels file names by its band (core.sources.local.label_map_of_file),
+    stored in ``folder`` as "Use these files" stores it: once per upload (``file_id``), not on every
+    rerun of the page (each would hash all of its bytes again).
+
+    Raises:
+        InvalidDataError: the upload is empty or too large.
+    """
+    from core.sources.local import label_map_of_file, save_upload
+
+    return label_map_of_file(save_upload(_data, name, folder))
+
+
 @st.cache_data(max_entries=4, show_spinner="Rendering the image preview...")
 def source_preview(path: str, path_mtime: float, band_map: dict[str, int] | None = None,
                    max_side: int = 1024) -> tuple[ov.Overlay, Grid, tuple[str, ...], ov.Limits | None]:
