@@ -74,6 +74,9 @@ class MapSpec:
     #: XYZ tile layers over the basemap (dicts with name, url, attribution, opacity, show; e.g. the
     #: Earth Engine layers of core.ee.tiles.TileLayer); georeferenced maps only.
     tile_layers: Sequence[dict] = ()
+    #: Where a click reads a pixel (the region's scene, in map coordinates): a click there is marked on
+    #: the map (the pixel's outline on an image map), in the browser, so that the mark comes at once.
+    click_marker: Bounds | None = None
 
 
 def _classes():
@@ -252,7 +255,31 @@ def _classes():
             self._name = "CropmapWheel"
             self.text = text
 
-    return SimpleNamespace(OfflineMap=OfflineMap, OfflineDraw=OfflineDraw, OfflineFullscreen=OfflineFullscreen,
+    class ClickMarker(MacroElement):
+        """Marks the place clicked inside ``bounds`` (a ring: a dark casing and a white line, seen on any
+        layer); on an image map (``image``) also the outline of the clicked pixel. Drawn by the map
+        itself, so the map's script, and the map, stay as they are (the page reads the pixel)."""
+
+        _template = Template(
+            "{% macro script(this, kwargs) %}"
+            "(function () { var map = {{ this._parent.get_name() }}, b = L.latLngBounds({{ this.bounds|tojson }}), mark = null;"
+            " map.on('click', function (e) { if (mark) { map.removeLayer(mark); mark = null; }"
+            " var p = e.latlng; if (!b.contains(p)) { return; }"
+            " var o = {interactive: false, fill: false, className: 'cropmap-click-mark'}, layers = [];"
+            "{% if this.image %} var c = Math.floor(p.lng), r = Math.floor(-p.lat); p = L.latLng(-r - 0.5, c + 0.5);"
+            " layers.push(L.rectangle([[-r - 1, c], [-r, c + 1]], L.extend({color: '#ffffff', weight: 1.5}, o)));{% endif %}"
+            " layers.push(L.circleMarker(p, L.extend({radius: 8, color: '#202020', weight: 4, opacity: 0.8}, o)));"
+            " layers.push(L.circleMarker(p, L.extend({radius: 8, color: '#ffffff', weight: 2}, o)));"
+            " mark = L.layerGroup(layers).addTo(map); }); })();"
+            "{% endmacro %}"
+        )
+
+        def __init__(self, bounds, image: bool):
+            super().__init__()
+            self._name = "CropmapClickMarker"
+            self.bounds, self.image = [list(bounds[0]), list(bounds[1])], bool(image)
+
+    return SimpleNamespace(OfflineMap=OfflineMap, ClickMarker=ClickMarker, OfflineDraw=OfflineDraw, OfflineFullscreen=OfflineFullscreen,
                            Control=Control, FitOnFullscreen=FitOnFullscreen, DynamicTitle=DynamicTitle,
                            ImageLayer=ImageLayer, TilesFailedNote=TilesFailedNote, WheelAfterClick=WheelAfterClick)
 
@@ -328,6 +355,8 @@ def build(spec: MapSpec):
     m.fit_bounds([[s, w], [n, e]])
     FitOnFullscreen([[s, w], [n, e]]).add_to(m)
     c.WheelAfterClick(WHEEL_HINT).add_to(m)
+    if spec.click_marker is not None:
+        c.ClickMarker(spec.click_marker, spec.image).add_to(m)
     return m
 
 

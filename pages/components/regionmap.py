@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from core.inspect import describe_pixel, pixel_at, place
-from core.overlays import Overlay
+from core.overlays import Overlay, map_bounds
 from pages.components import cached, mapview, scene, ui
 
 
@@ -26,7 +26,8 @@ def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequenc
         view, under = scene.map_view(sc, grid, offset)
         outline = scene.current_region().to_map_geojson() if under else None
     result = mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced, overlays=[*under, *overlays],
-                                            opacities=opacities, dynamic=dynamic, region_geojson=outline), key=key,
+                                            opacities=opacities, dynamic=dynamic, region_geojson=outline,
+                                            click_marker=map_bounds(grid, offset) if inspect else None), key=key,
                             returned_objects=["last_clicked"] if inspect else ())
     st.markdown(mapview.legends_html(legends, opacities), unsafe_allow_html=True)
     if note := scene.nodata_note(sc, valid):

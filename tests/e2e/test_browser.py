@@ -126,6 +126,14 @@ def test_full_flow_offline(page, app_url, artifacts):
     wait_map_layers(page, 3)
     snapshot(page, artifacts / "06_threshold.png")
 
+    # a click on the map reads that pixel below the map and marks it on the map, which stays as it was
+    crop = map_frame(page).locator(".leaflet-image-layer").last.bounding_box()
+    page.mouse.click(crop["x"] + crop["width"] * 0.7, crop["y"] + crop["height"] * 0.3)  # (data there)
+    page.get_by_text(re.compile(r"Pixel row [\d,]+, column [\d,]+: .*crop probability \d+%: (not )?crop at threshold")).wait_for(timeout=60_000)
+    wait_script_idle(page)
+    assert map_frame(page).locator(".cropmap-click-mark").count() == 3  # the pixel's outline, the ring and its casing
+    snapshot(page, artifacts / "06_pixel_clicked.png")
+
     # a laptop or a projector (1024 x 768): the threshold's figures are in view, next to it, and whole
     page.set_viewport_size({"width": 1024, "height": 768})
     page.wait_for_timeout(500)
