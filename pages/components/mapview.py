@@ -230,12 +230,17 @@ def _classes():
         """The mouse wheel scrolls the page, not the map, until the map is clicked (and again once the
         pointer leaves it): a map that fills a laptop's screen otherwise swallows the wheel of a user
         scrolling to the legend below it and zooms out instead. A wheel turned over the map meanwhile
-        shows ``text`` for a moment; in full screen the wheel zooms at once."""
+        shows ``text`` for a moment; in full screen the wheel zooms at once. Taking the focus on a press
+        does not scroll the page (the click lands where it was aimed)."""
 
         _template = Template(
             "{% macro script(this, kwargs) %}"
             "(function () { var map = {{ this._parent.get_name() }}, box = map.getContainer(), hint = null, t = null;"
             " map.scrollWheelZoom.disable();"
+            # Leaflet focuses the map on a press (for its keys), and focusing scrolls the page to show the
+            # whole map: on a laptop, where the map's foot is below the screen, the page moved between the
+            # press and the release, and a click read the pixel some rows below the one aimed at
+            " box.focus = function () { HTMLElement.prototype.focus.call(box, {preventScroll: true}); };"
             " function on() { map.scrollWheelZoom.enable(); if (hint) { hint.style.display = 'none'; } }"
             " map.on('mousedown click enterFullscreen', on);"
             " map.on('mouseout exitFullscreen', function () { if (!map._isFullscreen) { map.scrollWheelZoom.disable(); } });"
