@@ -12,9 +12,11 @@ downsampled to at most ``max_side`` pixels so pages stay responsive. Placement:
 from __future__ import annotations
 
 import base64
+import functools
 import html
+import importlib.util
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -403,6 +405,77 @@ def map_bounds(grid: Grid, offset: tuple[int, int] = (0, 0)) -> Bounds:
 
 
 # ---------------------------------------------------------------------- server-side PNG, GeoTIFF
+#: The map PNG's typeface: DejaVu Sans (proportional figures, a full word space, the em dash and
+#: "≥"). PIL's own ``load_default`` font (Aileron) has a 3 px space, so "901,109 valid" read as
+#: "901,109valid", and no "—" or "≥" (they came out as boxes).
+FONT_FILE = "DejaVuSans.ttf"
+#: Characters of the PNG's texts that fonts may lack, and what stands for them there (PIL's own font)
+_ASCII = {"—": "--", "≥": ">=", "≤": "<="}
+
+
+@functools.lru_cache(maxsize=1)
+def font_path() -> str | None:
+    """The file of the map PNG's typeface (:data:`FONT_FILE`): matplotlib's copy (matplotlib is
+    pinned in requirements.txt; found, not imported), else where PIL finds it among
+    the system's fonts; None where there is none (the PNG then falls back to PIL's own font)."""
+    from PIL import ImageFont
+
+    try:
+        spec = importlib.util.find_spec("matplotlib")
+    except (ImportError, ValueError):
+        spec = None
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = f"{root}/mpl-data/fonts/ttf/{FONT_FILE}"
+        try:
+            return ImageFont.truetype(path, 10).path
+        except OSError:
+            continue
+    try:
+        return ImageFont.truetype(FONT_FILE, 10).path  # PIL searches the system's font folders
+    except OSError:
+        return None
+
+
+def map_font(size: int):
+    """The map PNG's font at ``size`` px: :data:`FONT_FILE`, or PIL's default font where that is
+    not found or cannot be read (never an error). A new object each call: PNGs are made in the
+    server's threads."""
+    from PIL import ImageFont
+
+    path = font_path()
+    if path:
+        try:
+            return ImageFont.truetype(path, size)
+        except OSError:
+            pass
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError):  # PIL without FreeType: the bitmap font, one size
+        return ImageFont.load_default()
+
+
+def has_glyphs(font, text: str) -> bool:
+    """Whether ``font`` draws every character of ``text`` as itself, not as the missing-glyph box
+    (a character no font has, U+FFFF, shows that box)."""
+    try:
+        missing = font.getmask("\uffff")
+        box = (missing.size, bytes(missing))
+        for ch in text:
+            mask = font.getmask(ch)
+            if mask.getbbox() is None or (mask.size, bytes(mask)) == box:
+                return False
+    except (UnicodeError, ValueError, OSError):  # PIL's bitmap font: Latin-1 only
+        return False
+    return True
+
+
+def typeset(text: str, font) -> str:
+    """``text`` as ``font`` can draw it: the em dash, "≥" and "≤" as ASCII where it lacks them (no boxes)."""
+    if any(char in text for char in _ASCII) and not has_glyphs(font, "".join(_ASCII)):
+        text = text.translate(str.maketrans({char: ascii_ for char, ascii_ in _ASCII.items()}))
+    return text
+
+
 def compose_png(
     layers: Sequence[np.ndarray],
     legends: Sequence[Legend] = (),
@@ -418,12 +491,13 @@ def compose_png(
     under the image: the "map view" download, rendered from arrays with PIL. Images over
     ``max_side`` are reduced; images under ``min_side`` are enlarged by a whole factor (each pixel a
     visible square). ``legend_opacities`` (one per legend): their layers' opacities, at which the
-    swatches are drawn over white, as the colours look on the map.
+    swatches are drawn over white, as the colours look on the map. The text is set in
+    :func:`map_font` (see :func:`typeset`).
 
     Raises:
         InvalidDataError: if there is no layer or the layers differ in shape.
     """
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     if not layers:
         raise InvalidDataError("nothing to render: no layer")
@@ -439,12 +513,14 @@ def compose_png(
     elif max(shape) < min_side:
         k = -(-min_side // max(shape))  # the smallest whole factor that reaches min_side
         base = base.resize((shape[1] * k, shape[0] * k), Image.NEAREST)
-    rows = list(legends)
     width = max(base.width, 360)
     # text and swatches grow with the image (13 px text on a 1000 px map is hard to read on a projector)
     u = max(1.0, width / 700)
-    font = ImageFont.load_default(size=round(13 * u))
-    small = ImageFont.load_default(size=round(11 * u))
+    font, small = map_font(round(13 * u)), map_font(round(11 * u))
+    title, credit, subtitle = typeset(title, font), typeset(credit, small), typeset(subtitle, small)
+    rows = [replace(legend, title=typeset(legend.title, font), low=typeset(legend.low, font), high=typeset(legend.high, font),
+                    items=tuple((typeset(label, font), colour) for label, colour in legend.items))
+            for legend in legends]
     line, small_line, sw = round(18 * u), round(14 * u), round(10 * u)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     title_lines = _wrap(title, lambda text: measure.textlength(text, font=font), width - 8) if title else []
@@ -496,15 +572,16 @@ def _over_white(colour: str, opacity: float) -> tuple[int, int, int]:
 
 def _wrap(text: str, length, width: float) -> list[str]:
     """Greedy word wrap of ``text`` into lines no longer than ``width`` (as measured by ``length``);
-    a comparison stays whole ("p >= 0.50" is not broken at its spaces)."""
+    a comparison stays whole ("p >= 0.50", "p ≥ 0.50" is not broken at its spaces)."""
+    signs = (">=", "<=", ">", "<", "=", "≥", "≤")
     words: list[str] = []
     glue = False
     for token in text.split():
-        if words and (glue or token in (">=", "<=", ">", "<", "=")):
+        if words and (glue or token in signs):
             words[-1] += " " + token
         else:
             words.append(token)
-        glue = token in (">=", "<=", ">", "<", "=")
+        glue = token in signs
     lines: list[str] = []
     for word in words:
         if lines and length(lines[-1] + " " + word) <= width:
@@ -582,7 +659,7 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
         fades.append(probability_opacity)
     if crop_opacity is not None:
         layers.append(with_opacity(crop_colour(p, threshold), crop_opacity))
-        legends.append(class_legend(f"Crop (p >= {threshold:.2f})", ["predicted crop"]))
+        legends.append(class_legend(f"Crop (p ≥ {threshold:.2f})", ["predicted crop"]))
         fades.append(crop_opacity)
     png = compose_png(layers, legends, title, credit=credit, subtitle=figures, legend_opacities=fades)
     return {"crop_mask.tif": geotiff_bytes(mask, grid, 255, "crop (1), not crop (0)"), "map.png": png}

@@ -117,7 +117,7 @@ with files_col:
     # without a file for as short a time as possible; the threshold-made files name their threshold.
     tag = f"t{threshold:.2f}"
     with ui.errors_shown():
-        made = (key, float(threshold), f"{sc.title} -- crop at p >= {threshold:.2f}",
+        made = (key, float(threshold), f"{sc.title} — crop at p ≥ {threshold:.2f}",
                 f"Data: {sc.attribution}" if sc.attribution else "", prob_opacity if show_prob else None,
                 crop_opacity if show_crop else None, warning or "")
         st.download_button("Probability GeoTIFF", partial(cached.probability_tif, key), "probability.tif",

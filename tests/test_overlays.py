@@ -181,6 +181,7 @@ def test_compose_png_and_geotiff_exports(tmp_path):
     assert long_title.size[0] == 360 and long_title.size[1] >= plain.size[1] + 2 * 18
     assert ov._wrap("a bb ccc", len, 4) == ["a bb", "ccc"]
     assert ov._wrap("crop at p >= 0.50", len, 12) == ["crop at", "p >= 0.50"]  # a threshold is not broken apart
+    assert ov._wrap("crop at p ≥ 0.50", len, 12) == ["crop at", "p ≥ 0.50"]
     # on a large map the text grows with it, to stay readable when projected
     big = np.zeros((1000, 1000, 4), np.uint8)
     big[..., 3] = 255
@@ -319,3 +320,52 @@ def test_the_map_png_shows_pixels_without_data_light_grey_as_the_map_does():
     k = gap.size[0] // 64  # small images are enlarged by a whole factor
     assert tuple(px[2 * k, 2 * k]) == (221, 221, 221) and tuple(px[40 * k, 40 * k]) != (221, 221, 221)
     assert gap.size[1] > whole.size[1]  # its legend row ("Light grey: no image data")
+
+
+def test_the_map_png_text_is_set_in_a_truetype_font_with_its_characters(monkeypatch):
+    """The handout's text is DejaVu Sans, not PIL's default font (Aileron), whose 3 px word space ran
+    "901,109 valid" together (and "433,431" read as "433, 431") and which has no "—" or "≥"."""
+    from PIL import ImageFont
+
+    assert ov.font_path() is not None  # installed with the requirements (matplotlib ships it)
+    font = ov.map_font(19)
+    assert isinstance(font, ImageFont.FreeTypeFont) and font.getname()[0] == "DejaVu Sans"
+    assert ov.has_glyphs(font, "—≥≤0123456789,") and not ov.has_glyphs(font, "\u4e00")  # (no CJK in DejaVu Sans)
+    # a word space is a clear gap (a third of an em), so "901,109 valid" and "433,431" keep their shapes
+    for spaced, tight in (("901,109 valid", "901,109valid"), ("433, 431", "433,431")):
+        assert font.getlength(spaced) - font.getlength(tight) >= 0.3 * font.size
+    assert ov.typeset("Scene — crop at p ≥ 0.70, x ≤ 1", font) == "Scene — crop at p ≥ 0.70, x ≤ 1"
+
+    base = np.zeros((64, 64, 4), np.uint8)
+    base[..., 3] = 255
+
+    def png(title, legend="Crop (p ≥ 0.70)"):
+        return ov.compose_png([base], [ov.class_legend(legend, ["predicted crop"])], title, min_side=1)
+
+    drawn = png("Scene — crop at p ≥ 0.70")
+    assert png("Scene \uffff crop at p \uffff 0.70") != drawn  # the characters are not the missing-glyph box
+    assert png("Scene crop at p 0.70") != drawn
+    # the download's legend says "≥" too
+    seen = []
+    real = ov.compose_png
+    monkeypatch.setattr(ov, "compose_png", lambda layers, legends, *a, **k: seen.extend(legends) or real(layers, legends, *a, **k))
+    ov.threshold_downloads(np.full((64, 64, 5), 0.1, np.float32), np.ones((64, 64), bool), np.full((64, 64), 0.7, np.float32),
+                           Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 64, 64), 0.7, "t")
+    assert [legend.title for legend in seen] == ["Crop (p ≥ 0.70)"]
+
+
+def test_the_map_png_falls_back_to_pils_font_without_boxes(monkeypatch):
+    """Without the TrueType file (or with an unreadable one) the PNG is still made, in PIL's own
+    font, and a character that font lacks is written in ASCII rather than drawn as a box."""
+    monkeypatch.setattr(ov, "font_path", lambda: "/nonexistent/no-such-font.ttf")
+    fallback = ov.map_font(19)
+    assert fallback.getname()[0] != "DejaVu Sans"
+    text = ov.typeset("Scene — crop at p ≥ 0.70", fallback)
+    assert text == "Scene -- crop at p >= 0.70" and ov.has_glyphs(fallback, "".join(text.split()))
+    base = np.zeros((64, 64, 4), np.uint8)
+    base[..., 3] = 255
+    made = Image.open(io.BytesIO(ov.compose_png([base], [ov.class_legend("Crop (p ≥ 0.70)", ["predicted crop"])],
+                                                "Scene — crop at p ≥ 0.70", min_side=1)))
+    assert made.size[0] == 360
+    monkeypatch.setattr(ov, "font_path", lambda: None)
+    assert ov.map_font(11) is not None
