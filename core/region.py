@@ -62,6 +62,8 @@ class WindowCheck:
     ok: bool
     message: str
     area_ha: float | None = None
+    #: the pixels used: those whose centre lies inside the region and the image (for a region too large
+    #: to rasterize, its window's)
     pixels: int | None = None
     window: PixelWindow | None = None
     #: part of the region lies outside the image (only the part inside is used)
@@ -522,6 +524,7 @@ def check_region(
             area_ha = float((rows * per_row).sum())
         else:
             area_ha = float(px_area) * float(per_row.sum())
+    used = int(per_row.sum())
     need_h, need_w = min(min_side, grid.height), min(min_side, grid.width)
     if window.height < need_h or window.width < need_w:
         whole = "" if (need_w, need_h) == (min_side, min_side) else \
@@ -531,7 +534,7 @@ def check_region(
             f"the region covers {window.width} x {window.height} px of the image; it must be at least "
             f"{need_w} x {need_h} px{whole}: draw a larger region",
             area_ha,
-            window.pixels,
+            used,
             window,
         )
     if window.pixels > max_pixels:
@@ -540,7 +543,7 @@ def check_region(
             f"the region covers {window.pixels:,} px; this source handles at most {max_pixels:,} px "
             f"(about {int(math.sqrt(max_pixels))} x {int(math.sqrt(max_pixels))}): draw a smaller region",
             area_ha,
-            window.pixels,
+            used,
             window,
         )
     size = f"{window.width} x {window.height} px"
@@ -548,4 +551,4 @@ def check_region(
     c0, r0, c1, r1 = bounds
     clipped = c0 < 0 or r0 < 0 or c1 > grid.width or r1 > grid.height
     note = "; part of the region lies outside the image and is left out" if clipped else ""
-    return WindowCheck(True, f"region OK: {size}{where}{note}", area_ha, window.pixels, window, clipped)
+    return WindowCheck(True, f"region OK: {size}{where}{note}", area_ha, used, window, clipped)

@@ -194,7 +194,7 @@ with map_col:
         with ui.errors_shown(stop=True):
             source = scene.current_source()
             path = str(source.image_path)
-            backdrop, grid, warnings, _ = cached.source_preview(path, cached.mtime(path), source.band_map)
+            backdrop, grid, warnings, _, missing = cached.source_preview(path, cached.mtime(path), source.band_map)
             region = scene.current_region()
         for warning in warnings:
             st.warning(warning[0].upper() + warning[1:] + ".", icon=":material/warning:")
@@ -203,6 +203,9 @@ with map_col:
                             overlays=[backdrop], region_geojson=region.to_map_geojson(), draw=True),
             key="region_map", returned_objects=["all_drawings"],
         )
+        if missing:  # (the sample scene has large gaps; without a word they look like a fault of the map)
+            st.caption(f"Light grey on the map: no image data ({missing / (grid.width * grid.height):.0%} of the image: "
+                       "gaps, clouds or masked pixels); those pixels are never predicted or counted.")
         take_drawing(result, image=not grid.georeferenced)
     else:  # Earth Engine: the real map, the composite and labels as Earth Engine tiles, drawing tools
         with ui.errors_shown(stop=True):
@@ -231,11 +234,13 @@ with info_col:
         usable = check.ok
         # one area for a local image: that of the pixels used, which every other page counts (for Earth
         # Engine the check's area is the shape's: the pixels are only known once fetched)
+        # (on an image without a place on Earth, the number of those pixels)
         pixel_area = check.area_ha if check.area_ha is not None and scene.is_local() else None
-        if pixel_area is not None:
-            st.metric("Area", format_hectares(pixel_area),
-                      help="the ground area of the pixels used: those whose centre lies inside the shape"
-                           + (" and inside the image" if check.clipped else ""))
+        used = check.pixels if scene.is_local() and pixel_area is None else None
+        if pixel_area is not None or used is not None:
+            st.metric("Area", format_hectares(pixel_area) if pixel_area is not None else f"{used:,} pixels",
+                      help=("the ground area of the pixels used" if pixel_area is not None else "the pixels used")
+                           + ": those whose centre lies inside the shape" + (" and inside the image" if check.clipped else ""))
         else:
             st.metric("Area drawn" if check.clipped else "Area", region.describe_area().split(" (")[0],
                       help="the whole shape; only its part inside the image is used" if check.clipped else None)
@@ -253,7 +258,7 @@ with info_col:
                              help="Use the region this one replaced"):
                     state.restore_previous_region()
                     st.rerun()
-        if pixel_area is not None and check.clipped:  # the shape's own area, of which only a part is used
+        if (pixel_area is not None or used is not None) and check.clipped:  # the shape's own area, of which only a part is used
             st.caption(f"The shape drawn covers {region.describe_area()}; the part outside the image is left out.")
         reset = "Reset to the whole image" if scene.is_local() else "Reset to the Camana valley"
         if state.get(state.REGION) is not None and st.button(reset):

@@ -173,6 +173,10 @@ def test_lonlat_window_on_utm_grid():
 def test_check_region_rules():
     ok = check_region(Region.from_bbox(0, 0, 300, 300, crs=IMAGE_CRS), IMAGE_GRID)
     assert ok.ok and ok.area_ha is None and ok.pixels == 90000
+    # the pixels used are those inside the shape, not its bounding box's
+    tri = check_region(Region.from_geojson({"type": "Polygon", "coordinates": [[[0, 0], [300, 0], [0, 300], [0, 0]]]},
+                                           crs=IMAGE_CRS), IMAGE_GRID)
+    assert tri.ok and tri.window.pixels == 90000 and abs(tri.pixels - 45000) <= 300
     small = check_region(Region.from_bbox(0, 0, 7, 300, crs=IMAGE_CRS), IMAGE_GRID)
     assert not small.ok and "covers 7 x 300 px of the image; it must be at least 8 x 8 px" in small.message
     assert check_region(Region.from_bbox(0, 0, 8, 8, crs=IMAGE_CRS), IMAGE_GRID).ok  # one field, seen in context

@@ -155,8 +155,11 @@ def labels_overlay(path: str, path_mtime: float, label_map: str, offset: tuple[i
     mask = label_mask(path, path_mtime, label_map)
     grid = image_grid_of_labels(path, path_mtime)
     imaged = image_arrays(image_path, image_mtime)[1] if image_path is not None else None
-    legend = ov.class_legend("Labels", ["crop", "not crop", "no data"])
-    return ov.make_overlay("Labels", ov.labels_colour(mask, show_nodata=True, imaged=imaged), grid, offset, legend)
+    rgba = ov.labels_colour(mask, show_nodata=True, imaged=imaged)
+    # "no data" in the legend only where the layer shows some (a swatch for nothing is looked for in vain)
+    shown_nodata = bool(((mask == 255) & (imaged if imaged is not None else True)).any())
+    legend = ov.class_legend("Labels", ["crop", "not crop"] + (["no data"] if shown_nodata else []))
+    return ov.make_overlay("Labels", rgba, grid, offset, legend)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -196,10 +199,10 @@ def upload_label_map(file_id: str, name: str, folder: str, _data: bytes) -> str 
 
 @st.cache_data(max_entries=4, show_spinner="Rendering the image preview...")
 def source_preview(path: str, path_mtime: float, band_map: dict[str, int] | None = None,
-                   max_side: int = 1024) -> tuple[ov.Overlay, Grid, tuple[str, ...], ov.Limits | None]:
+                   max_side: int = 1024) -> tuple[ov.Overlay, Grid, tuple[str, ...], ov.Limits | None, int]:
     """True-colour preview of a whole source image (the Region page's backdrop), its grid, the
-    reader's warnings about its values (:func:`core.raster.reflectance_warnings`) and its colour
-    stretch (:func:`core.overlays.band_limits`, for its regions' layers)."""
+    reader's warnings about its values (:func:`core.raster.reflectance_warnings`), its colour
+    stretch (:func:`core.overlays.band_limits`, for its regions' layers) and its pixels without data."""
     from core.raster import ImageReader
 
     with ImageReader(path, band_map) as reader:
@@ -207,7 +210,7 @@ def source_preview(path: str, path_mtime: float, band_map: dict[str, int] | None
         feats, valid = reader.read()
     limits = ov.band_limits(feats, valid)
     preview = ov.make_overlay("Image", ov.true_colour(feats, valid, limits), grid, (0, 0), None, 1.0, max_side)
-    return preview, grid, warnings, limits
+    return preview, grid, warnings, limits, int(valid.size - valid.sum())
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
