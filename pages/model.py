@@ -47,8 +47,11 @@ with tab_ship:
     st.write(f"`{SHIPPED.name}`: the U-Net trained on the Ag-Net Landsat 8 / CDL blocks.")
     if st.button("Load shipped weights", type="primary", disabled=not SHIPPED.exists(),
                  help=None if SHIPPED.exists() else f"{SHIPPED} is missing"):
-        with ui.errors_shown():
+        ok = False
+        with ui.errors_shown(), st.spinner("Loading the model..."):
             models.use_model(str(SHIPPED))
+            ok = True
+        if ok:
             st.success("Shipped weights loaded.")
 
 with tab_upload:

@@ -133,10 +133,11 @@ if not label_crop:
     st.info("The labels of this region hold no crop pixel, so recall, F1 and IoU are undefined here; every "
             "pixel predicted crop is a false crop (the map shows where).")
 m1, m2, m3, m4, m5 = st.columns(5)
-m1.metric("Precision", f"{conf['precision']:.3f}" if pred_crop else "n/a")
-m2.metric("Recall", f"{conf['recall']:.3f}" if label_crop else "n/a")
-m3.metric("F1", f"{conf['f1']:.3f}" if label_crop else "n/a")
-m4.metric("IoU", f"{conf['iou']:.3f}" if label_crop else "n/a")
+# in the Model page's order (its validation figures), so that the two read side by side
+m1.metric("IoU", f"{conf['iou']:.3f}" if label_crop else "n/a")
+m2.metric("F1", f"{conf['f1']:.3f}" if label_crop else "n/a")
+m3.metric("Precision", f"{conf['precision']:.3f}" if pred_crop else "n/a")
+m4.metric("Recall", f"{conf['recall']:.3f}" if label_crop else "n/a")
 m5.metric("Accuracy", f"{conf['accuracy']:.3f}")
 if note := few_pixels_note(conf["tp"], conf["fp"], conf["fn"], conf["tn"]):
     st.caption(note)

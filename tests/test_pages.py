@@ -293,8 +293,8 @@ def test_data_page_layers_and_statistics(fake_map):
     html = m.get_root().render()
     assert scene_layers(m) == ["True colour (R,G,B)", "Labels"]  # by default, over the image around the region
     assert layer_names(m)[0] == scene.SURROUNDINGS and '"opacity": 0.5' in html and "6 4" in html and "#202020" in html  # its outline, cased
-    # the full-screen legend inside the map fades the label colours as the layer is faded (0.5)
-    assert "opacity:0.50" in html
+    # the full-screen legend inside the map fades the label colours as the layer is faded (0.7 by default)
+    assert "opacity:0.70" in html
     at.slider(key="data_op_labels").set_value(0.3).run()
     assert "opacity:0.30" in fake_map.maps[-1][0].get_root().render()
     assert not [c for c in at.caption if "hidden under" in c.value]
@@ -902,7 +902,7 @@ def test_predict_views_make_a_new_prediction_that_quality_follows(fake_map, tiny
     at.button[0].click().run()
     assert not at.exception and [c.views for c in configs] == [1, 4]
     at.switch_page("pages/quality.py").run()
-    assert not at.exception and [m.label for m in at.metric][:1] == ["Precision"]
+    assert not at.exception and [m.label for m in at.metric][:1] == ["IoU"]
     assert any(c.value == "Prediction by tiny.keras, averaged over 4 views of each tile." for c in at.caption)
     at.switch_page("pages/predict.py").run()
     assert at.selectbox(key="w_views").value == 4 and len(configs) == 2  # kept, and not predicted again
@@ -918,7 +918,7 @@ def test_quality_page_metrics(fake_map, tiny_model_path):
     at.switch_page("pages/quality.py").run()
     assert not at.exception and not at.error
     labels = [m.label for m in at.metric]
-    assert labels == ["Precision", "Recall", "F1", "IoU", "Accuracy"]
+    assert labels == ["IoU", "F1", "Precision", "Recall", "Accuracy"]  # as the Model page has them
     assert len(at.table) == 1
     assert not [c for c in at.caption if c.value.startswith("Few labelled pixels")]  # 65,536 px: enough of each
     # the confusion matrix (counts with thousands separators) gives the IoU shown
@@ -1245,6 +1245,20 @@ def test_region_drawn_outside_the_image_can_be_taken_back(fake_map):
     assert at.session_state["region"] == SQUARE_300
 
 
+def test_region_page_area_is_the_pixels_used_of_a_shape_partly_outside_the_image(fake_map):
+    """The headline area is that of the pixels every other page counts (inside the shape and the
+    image), not the whole shape's, with the shape's own area in a line under it; and the sample's
+    gaps (light grey) are named under the map."""
+    at = new_app()
+    at.run()
+    assert any(c.value.startswith("Light grey on the map: no image data (") for c in at.caption)
+    fake_map.value = {"all_drawings": [drawn_feature([(900, 100), (1124, 100), (1124, 300), (900, 300)])]}
+    at.run()
+    assert not at.exception and not at.error
+    assert at.metric[0].label == "Area" and at.metric[0].value == f"{124 * 200:,} pixels"  # columns 900-1023
+    assert any(c.value.startswith(f"The shape drawn covers {224 * 200:,} pixels") for c in at.caption)
+
+
 def test_region_outside_the_image_offers_the_whole_image_back_once(fake_map):
     at = new_app()
     at.run()
@@ -1537,3 +1551,19 @@ def test_out_of_memory_for_the_region_preview_is_an_error_message(fake_map, monk
     at.run()
     assert not at.exception
     assert any(e.value.startswith("out of memory") for e in at.error)
+
+
+def test_the_labels_legend_names_no_data_only_where_the_layer_shows_some(tmp_path):
+    from pages.components import cached
+    from testdata import write_raster
+
+    whole = np.zeros((1, 16, 16), np.uint8)
+    whole[0, :8] = 1
+    gappy = whole.copy()
+    gappy[0, 0, 0] = 255
+    items = {}
+    for name, data in (("whole", whole), ("gappy", gappy)):
+        path = write_raster(tmp_path / f"{name}.tif", data)
+        legend = cached.labels_overlay(str(path), cached.mtime(str(path)), "binary").legend
+        items[name] = [label for label, _ in legend.items]
+    assert items == {"whole": ["crop", "not crop"], "gappy": ["crop", "not crop", "no data"]}
