@@ -104,9 +104,11 @@ lpath = str(sc.labels_path)
 lkey = (lpath, cached.mtime(lpath), sc.label_map)
 offset = scene.scene_offset(sc)
 wkey = state.sync_widget(state.THRESHOLD)
-# as wide as on the Predict page: across the whole page, a step of the keyboard or mouse was a few pixels
-threshold = st.columns([1, 2])[0].slider("Crop threshold", 0.05, 0.95, step=0.01, key=wkey,
-                                         on_change=state.store_widget, args=(state.THRESHOLD,))
+# the controls in one row, so that the map and the figures beside it start near the top of the page (the
+# disagreement map, the page's answer to "where is it wrong", was below a laptop's screen)
+t_col, class_col, show_col, op_col = st.columns([3, 4, 2, 3], vertical_alignment="bottom")
+threshold = t_col.slider("Crop threshold", 0.05, 0.95, step=0.01, key=wkey,
+                         on_change=state.store_widget, args=(state.THRESHOLD,))
 with ui.errors_shown(stop=True):
     conf = cached.confusion(key, *lkey, float(threshold))
     curve = cached.threshold_curve(key, *lkey)
@@ -114,6 +116,30 @@ with ui.errors_shown(stop=True):
     by_class = []
     if codes := scene.class_codes(sc):  # the label product's own classes
         by_class = cached.class_errors(key, codes[0], cached.mtime(codes[0]), codes[1], float(threshold))
+
+# the errors on one class of the labels alone, e.g. where grassland is taken for crop; the choices
+# (largest class first) do not depend on the threshold, so moving it keeps the choice
+classes = {r["code"]: r for r in sorted(by_class, key=lambda r: (-r["pixels"], r["code"]))}
+# "all" rather than None: a selectbox whose state is None shows no choice at all
+if state.get(state.QUALITY_CLASS) not in classes:  # kept across pages while the region has that class
+    state.put(state.QUALITY_CLASS, "all")
+shown = class_col.selectbox("Show the errors on", ["all", *classes], disabled=not classes,
+                            key=state.sync_widget(state.QUALITY_CLASS), on_change=state.store_widget,
+                            args=(state.QUALITY_CLASS,),
+                            format_func=lambda c: "every class of the labels" if c == "all" else
+                            f"{c} {classes[c]['name']} ({'crop' if classes[c]['crop'] else 'not crop'}, "
+                            f"{classes[c]['pixels']:,} px)",
+                            help="The disagreement map on one class of the label product (largest first; the table "
+                                 "below ranks them by wrong pixels)." if classes else
+                                 "Needs the label product's own classes (a land-cover product, not a 0/1 mask).")
+# the errors on and off, and their opacity: to look at the image under them (kept as the Data page's layers)
+settings = dict(state.get(state.LAYERS))
+prev = settings.get("disagreement", {"show": True, "opacity": 0.9})
+show_dis = show_col.checkbox("Disagreement layer", value=prev["show"], key="quality_show_dis")
+dis_opacity = op_col.slider("Disagreement opacity", 0.0, 1.0, prev["opacity"], 0.05, key="quality_op_dis",
+                            disabled=not show_dis)
+settings["disagreement"] = {"show": show_dis, "opacity": dis_opacity}
+state.put(state.LAYERS, settings)
 
 if state.get(state.SOURCE).get("kind") == "sample" and Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve():
     st.caption("The sample scene is one of the blocks the shipped model was trained on, so these are "
@@ -125,50 +151,14 @@ elif (origin := jobs.trained_on(model_path)) is not None and Path(origin[0]).res
 with ui.errors_shown():  # (the figures are the model's on pixels of another size than it learned on)
     if warning := resolution_warning(load_card(model_path), grid):
         st.warning(warning[0].upper() + warning[1:] + ".", icon=":material/warning:")
-views = key[-1]
-st.caption(f"Prediction by {models.label(model_path)}" + (f", averaged over {views} views of each tile." if views > 1 else "."))
 # Without crop in the labels (or in the prediction) recall (precision), F1 and IoU are undefined, not 0.
 label_crop, pred_crop = conf["tp"] + conf["fn"], conf["tp"] + conf["fp"]
 if not label_crop:
     st.info("The labels of this region hold no crop pixel, so recall, F1 and IoU are undefined here; every "
             "pixel predicted crop is a false crop (the map shows where).")
-m1, m2, m3, m4, m5 = st.columns(5)
-# in the Model page's order (its validation figures), so that the two read side by side
-m1.metric("IoU", f"{conf['iou']:.3f}" if label_crop else "n/a")
-m2.metric("F1", f"{conf['f1']:.3f}" if label_crop else "n/a")
-m3.metric("Precision", f"{conf['precision']:.3f}" if pred_crop else "n/a")
-m4.metric("Recall", f"{conf['recall']:.3f}" if label_crop else "n/a")
-m5.metric("Accuracy", f"{conf['accuracy']:.3f}")
-if note := few_pixels_note(conf["tp"], conf["fp"], conf["fn"], conf["tn"]):
-    st.caption(note)
-st.markdown(area_line(conf["crop_area"]))
 
 left, right = st.columns([3, 2])
 with left:
-    # the errors on one class of the labels alone, e.g. where grassland is taken for crop; the choices
-    # (largest class first) do not depend on the threshold, so moving it keeps the choice
-    classes = {r["code"]: r for r in sorted(by_class, key=lambda r: (-r["pixels"], r["code"]))}
-    # "all" rather than None: a selectbox whose state is None shows no choice at all
-    if state.get(state.QUALITY_CLASS) not in classes:  # kept across pages while the region has that class
-        state.put(state.QUALITY_CLASS, "all")
-    shown = st.selectbox("Show the errors on", ["all", *classes], disabled=not classes,
-                         key=state.sync_widget(state.QUALITY_CLASS), on_change=state.store_widget,
-                         args=(state.QUALITY_CLASS,),
-                         format_func=lambda c: "every class of the labels" if c == "all" else
-                         f"{c} {classes[c]['name']} ({'crop' if classes[c]['crop'] else 'not crop'}, "
-                         f"{classes[c]['pixels']:,} px)",
-                         help="The disagreement map on one class of the label product (largest first; the table "
-                              "below ranks them by wrong pixels)." if classes else
-                              "Needs the label product's own classes (a land-cover product, not a 0/1 mask).")
-    # the errors on and off, and their opacity: to look at the image under them (kept as the Data page's layers)
-    settings = dict(state.get(state.LAYERS))
-    prev = settings.get("disagreement", {"show": True, "opacity": 0.9})
-    c_show, c_op = st.columns([1, 2], vertical_alignment="bottom")
-    show_dis = c_show.checkbox("Disagreement layer", value=prev["show"], key="quality_show_dis")
-    dis_opacity = c_op.slider("Disagreement opacity", 0.0, 1.0, prev["opacity"], 0.05, key="quality_op_dis",
-                              disabled=not show_dis)
-    settings["disagreement"] = {"show": show_dis, "opacity": dis_opacity}
-    state.put(state.LAYERS, settings)
     with ui.errors_shown(stop=True):
         only = None if shown == "all" else (codes[0], cached.mtime(codes[0]), codes[1], shown,
                                            f"{shown} {classes[shown]['name']}")
@@ -178,6 +168,20 @@ with left:
                    "quality_map", [dis], inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key),
                                                                          float(threshold)))
 with right:
+    views = key[-1]
+    st.caption(f"Prediction by {models.label(model_path)}"
+               + (f", averaged over {views} views of each tile." if views > 1 else "."))
+    # in the Model page's order (its validation figures), so that the two read side by side
+    m1, m2, m3 = st.columns(3)
+    m1.metric("IoU", f"{conf['iou']:.3f}" if label_crop else "n/a")
+    m2.metric("F1", f"{conf['f1']:.3f}" if label_crop else "n/a")
+    m3.metric("Precision", f"{conf['precision']:.3f}" if pred_crop else "n/a")
+    m4, m5, _ = st.columns(3)
+    m4.metric("Recall", f"{conf['recall']:.3f}" if label_crop else "n/a")
+    m5.metric("Accuracy", f"{conf['accuracy']:.3f}")
+    if note := few_pixels_note(conf["tp"], conf["fp"], conf["fn"], conf["tn"]):
+        st.caption(note)
+    st.markdown(area_line(conf["crop_area"]))
     st.markdown("**Confusion matrix** (pixels valid in both)")
     st.table(pd.DataFrame({"label: crop": [f"{conf['tp']:,}", f"{conf['fn']:,}"],
                           "label: not crop": [f"{conf['fp']:,}", f"{conf['tn']:,}"]},
