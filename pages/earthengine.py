@@ -107,7 +107,7 @@ with tasks_tab:
                          "progress", min_value=0.0, max_value=1.0, format="percent",
                          help="Earth Engine's own estimate; blank until it gives one")})
         for row in [r for r in rows if r["state"] == "FAILED"][:5]:
-            st.error(row["failure"], icon=":material/error:")
+            st.error(ui.sentence(row["failure"]), icon=":material/error:")
     else:
         st.info("No tasks.")
     # waiting or running; one whose cancel was asked for is on its way out (nothing more to ask)

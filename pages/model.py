@@ -86,7 +86,7 @@ with tab_train:
         try:
             js = jobs.status(job_dir)
         except CropMapError as err:
-            st.error(str(err))
+            st.error(ui.sentence(str(err)))
             return
         st.progress(js.fraction, text=f"{Path(job_dir).name}, {js.progress_text()}")
         if js.state != "failed":  # a failure's message is shown as an error below
@@ -150,7 +150,7 @@ with tab_train:
                 models.use_model(str(jobs.snapshot_checkpoint(best, state.workdir() / "models")) if js.active else str(best))
                 st.rerun()
         if js.state == "failed":
-            st.error(js.message)
+            st.error(ui.sentence(js.message))
 
     # a job's progress, then its results, above the form (disabled while it runs), in one place
     # from start to finish; below it only the note that there is no job yet

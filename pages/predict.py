@@ -34,7 +34,7 @@ with ui.errors_shown():
     card = load_card(model_path)
     warning = resolution_warning(card, grid)
     if warning:
-        st.warning(warning[0].upper() + warning[1:] + ".", icon=":material/warning:")
+        st.warning(ui.sentence(warning, "."), icon=":material/warning:")
 
 button_col, views_col, _ = st.columns([1, 2, 3], vertical_alignment="bottom")
 with views_col:

@@ -150,7 +150,7 @@ elif (origin := jobs.trained_on(model_path)) is not None and Path(origin[0]).res
                + "The training's validation figures (Model page) are the honest ones.", icon=":material/warning:")
 with ui.errors_shown():  # (the figures are the model's on pixels of another size than it learned on)
     if warning := resolution_warning(load_card(model_path), grid):
-        st.warning(warning[0].upper() + warning[1:] + ".", icon=":material/warning:")
+        st.warning(ui.sentence(warning, "."), icon=":material/warning:")
 # Without crop in the labels (or in the prediction) recall (precision), F1 and IoU are undefined, not 0.
 label_crop, pred_crop = conf["tp"] + conf["fn"], conf["tp"] + conf["fp"]
 if not label_crop:

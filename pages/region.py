@@ -197,7 +197,7 @@ with map_col:
             backdrop, grid, warnings, _, missing = cached.source_preview(path, cached.mtime(path), source.band_map)
             region = scene.current_region()
         for warning in warnings:
-            st.warning(warning[0].upper() + warning[1:] + ".", icon=":material/warning:")
+            st.warning(ui.sentence(warning, "."), icon=":material/warning:")
         result = mapview.render(
             mapview.MapSpec(bounds=scene.region_view(region, grid, backdrop.bounds), image=not grid.georeferenced,
                             overlays=[backdrop], region_geojson=region.to_map_geojson(), draw=True),
@@ -245,11 +245,11 @@ with info_col:
             st.metric("Area drawn" if check.clipped else "Area", region.describe_area().split(" (")[0],
                       help="the whole shape; only its part inside the image is used" if check.clipped else None)
         if check.ok:
-            st.success(check.message, icon=":material/check_circle:")
+            st.success(ui.sentence(check.message), icon=":material/check_circle:")
             if check.warning:
-                st.warning(check.warning, icon=":material/warning:")
+                st.warning(ui.sentence(check.warning), icon=":material/warning:")
         else:
-            st.error(check.message, icon=":material/error:")
+            st.error(ui.sentence(check.message), icon=":material/error:")
             prev = state.previous_region()
             if prev is not None and prev[0] is not None:  # (back to the whole image is the Reset button)
                 back = Region.from_geojson(prev[0])
@@ -270,6 +270,6 @@ with info_col:
         st.download_button("Download region GeoJSON", json.dumps(region.to_geojson()), "region.geojson",
                            mime="application/geo+json", on_click="ignore")
     except CropMapError as err:
-        st.error(str(err), icon=":material/error:")
+        st.error(ui.sentence(str(err)), icon=":material/error:")
     st.page_link("pages/data.py", label="Next: Data", icon=":material/arrow_forward:", disabled=not usable,
                  help=None if usable else "first a region the source can use (the message above says what is wrong)")

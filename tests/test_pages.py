@@ -145,7 +145,7 @@ def test_drawn_polygon_becomes_the_region(fake_map):
     region = at.session_state["region"]
     assert region["properties"]["crs"] == "image"
     assert at.metric[0].value.startswith("128,000")
-    assert any("region OK: 400 x 320 px" in s.value for s in at.success)
+    assert any("Region OK: 400 x 320 px" in s.value for s in at.success)
 
 
 def test_too_small_region_is_explained(fake_map):
@@ -363,12 +363,12 @@ def test_region_page_refuses_a_region_over_no_data_and_warns_of_one_mostly_over_
     at.session_state["region"] = Region.from_bbox(0, 0, 270, 270, crs="image").to_geojson()
     at.run()
     assert not at.exception
-    assert [e.value for e in at.error] == ["the region lies over no image data (no data: light grey on the map); "
+    assert [e.value for e in at.error] == ["The region lies over no image data (no data: light grey on the map); "
                                            "draw it over the image"]
     at.session_state["region"] = Region.from_bbox(0, 0, 290, 290, crs="image").to_geojson()
     at.run()
     assert not at.exception and not at.error
-    assert "only 7% of the region has image data; the rest is no data (light grey on the map) and is left out" in [
+    assert "Only 7% of the region has image data; the rest is no data (light grey on the map) and is left out" in [
         w.value for w in at.warning]
 
 
@@ -714,7 +714,7 @@ def test_model_page_trains_on_exported_patches(fake_map, small_scene, tmp_path, 
     by_label(at.button, "Start training").click()
     at.run()
     assert not at.exception and not calls
-    assert any("no TFRecord files" in e.value for e in at.error)  # the project's message, in the page
+    assert any("No TFRecord files" in e.value for e in at.error)  # the project's message, in the page
     by_label(at.text_input, "Training patches").set_value(str(tmp_path / "train_*.tfrecord.gz"))
     by_label(at.button, "Start training").click()
     at.run()
@@ -1041,7 +1041,7 @@ def test_a_prediction_that_fails_in_its_thread_is_an_error_message(fake_map, tin
     at = predict_page(tiny_model_path)
     by_label(at.button, "Predict").click().run()
     assert not at.exception and [e.value for e in at.error] == [
-        "the region holds no valid pixels (all no data); choose another region"]
+        "The region holds no valid pixels (all no data); choose another region"]
     assert at.session_state["predicting"] is None and at.session_state["prediction"] is None
     assert not predictions._RUNS  # collected, not kept
     at.run()
@@ -1068,7 +1068,7 @@ def test_a_run_that_another_tab_collected_without_a_result_is_said(fake_map, tin
     assert predictions.collect(key).error is not None  # the other tab took the run (and showed its error)
     at.switch_page("pages/quality.py").run()
     assert not at.exception and [e.value for e in at.error] == [
-        "the prediction started here was also run by another tab (the same region and model), and it did not "
+        "The prediction started here was also run by another tab (the same region and model), and it did not "
         "finish there; press Predict to run it again"]
     assert at.session_state["predicting"] is None and at.session_state["prediction"] is None
     at.run()
@@ -1158,7 +1158,7 @@ def test_bad_model_path_shows_project_error(fake_map, tmp_path):
     at.session_state["model_path"] = str(bad)
     at.switch_page("pages/model.py").run()
     assert not at.exception
-    assert at.error and "this JSON is not a model card" in at.error[0].value
+    assert at.error and "This JSON is not a model card" in at.error[0].value
 
 
 def test_model_page_says_what_an_upload_needs_and_steps_the_learning_rate_finely(fake_map):
@@ -1304,7 +1304,7 @@ def test_earth_engine_image_export_as_the_source(fake_map, tmp_path):
     at.text_input(key="upload_mixer").set_value(str(tmp_path / "missing-mixer.json"))
     [b for b in at.button if b.label == "Use this export"][0].click()
     at.run()
-    assert any("mixer file not found" in e.value for e in at.error)
+    assert any("Mixer file not found" in e.value for e in at.error)
     assert at.session_state["source"] == {"kind": "sample"}  # unchanged
     at.text_input(key="upload_mixer").set_value(str(mixer))
     [b for b in at.button if b.label == "Use this export"][0].click()
@@ -1376,7 +1376,7 @@ def test_failed_export_leaves_no_progress_bar(fake_map, tmp_path):
     at.run()
     at.text_input(key="upload_mixer").set_value(str(tmp_path / "missing-mixer.json"))
     by_label(at.button, "Use this export").click().run()
-    assert any("mixer file not found" in e.value for e in at.error)
+    assert any("Mixer file not found" in e.value for e in at.error)
     assert not at.get("progress"), [p.proto.text for p in at.get("progress")]
 
 
@@ -1550,7 +1550,7 @@ def test_out_of_memory_for_the_region_preview_is_an_error_message(fake_map, monk
     at = new_app()
     at.run()
     assert not at.exception
-    assert any(e.value.startswith("out of memory") for e in at.error)
+    assert any(e.value.startswith("Out of memory") for e in at.error)
 
 
 def test_the_labels_legend_names_no_data_only_where_the_layer_shows_some(tmp_path):

@@ -277,4 +277,4 @@ def test_a_diverged_training_is_not_offered_to_resume(small_scene, tmp_path, mon
     at = new_app()
     at.session_state["job_dir"] = str(job)  # this session's job
     at.switch_page("pages/model.py").run()
-    assert "training diverged" in texts(at) and not [b for b in at.button if b.label == "Resume training"]
+    assert "Training diverged: the training loss" in texts(at) and not [b for b in at.button if b.label == "Resume training"]

@@ -26,6 +26,14 @@ def patch_size_choice(shape: tuple[int, int] | None, wanted: int) -> tuple[list[
     return fits, index, help_
 
 
+def sentence(text: str, end: str = "") -> str:
+    """``text`` as the page shows it: a capital first letter (core's messages begin in lower case, as
+    a line on stderr does) and ``end`` (e.g. ".") unless it ends in a stop already."""
+    if text[:1].islower():
+        text = text[0].upper() + text[1:]
+    return text + end if end and not text.endswith((".", "!", "?")) else text
+
+
 @contextmanager
 def errors_shown(stop: bool = False, remember: Callable[[str], None] | None = None,
                  fix_at: tuple[str, str] | None = None) -> Iterator[None]:
@@ -44,7 +52,7 @@ def errors_shown(stop: bool = False, remember: Callable[[str], None] | None = No
         text = str(err) if isinstance(err, CropMapError) else environment_error(err, "use a smaller region")
         if text is None:
             raise
-        st.error(text, icon=":material/error:")
+        st.error(sentence(text), icon=":material/error:")
         if fix_at is not None:
             st.page_link(fix_at[0], label=fix_at[1], icon=":material/arrow_back:")
         if remember is not None:
