@@ -898,7 +898,10 @@ def test_predict_views_make_a_new_prediction_that_quality_follows(fake_map, tiny
     assert [c.views for c in configs] == [1]
     at.selectbox(key="w_views").set_value(4).run()
     assert at.session_state["views"] == 4
-    assert any("Press Predict" in i.value for i in at.info)  # the 1-view result is not shown as a 4-view one
+    # the 1-view result stays on the page until Predict makes the 4-view one, and says it is the 1-view one
+    assert any(i.value.startswith("Press Predict to map crops with 4 views of each tile; meanwhile the page shows "
+                                  "the prediction made with 1 view.") for i in at.info)
+    assert "Crop area" in [m.label for m in at.metric] and len(configs) == 1
     at.button[0].click().run()
     assert not at.exception and [c.views for c in configs] == [1, 4]
     at.switch_page("pages/quality.py").run()
