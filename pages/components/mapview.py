@@ -284,8 +284,8 @@ def _classes():
             self._name = "CropmapClickMarker"
             self.bounds, self.image = [list(bounds[0]), list(bounds[1])], bool(image)
 
-    return SimpleNamespace(OfflineMap=OfflineMap, ClickMarker=ClickMarker, OfflineDraw=OfflineDraw, OfflineFullscreen=OfflineFullscreen,
-                           Control=Control, FitOnFullscreen=FitOnFullscreen, DynamicTitle=DynamicTitle,
+    return SimpleNamespace(OfflineMap=OfflineMap, OfflineDraw=OfflineDraw, OfflineFullscreen=OfflineFullscreen,
+                           ClickMarker=ClickMarker, Control=Control, FitOnFullscreen=FitOnFullscreen, DynamicTitle=DynamicTitle,
                            ImageLayer=ImageLayer, TilesFailedNote=TilesFailedNote, WheelAfterClick=WheelAfterClick)
 
 
