@@ -128,6 +128,7 @@ def test_region_page_opens_on_sample_scene(fake_map):
     assert "L.CRS.Simple" in html
     assert "cdn.jsdelivr" not in html and "cdnjs" not in html and "unpkg" not in html
     assert "L.control.fullscreen" in html and "leaflet-fullscreen/Control.FullScreen.js" in html  # served locally
+    assert "cropmap-click-mark" not in html  # a click on the drawing map draws, it does not read a pixel
     assert "not georeferenced" in texts(at)
     assert at.metric[0].value.startswith("1,048,576")
     # The Earth Engine preset is disabled with the reason shown
@@ -292,6 +293,7 @@ def test_data_page_layers_and_statistics(fake_map):
     assert "Click a place on the map to read its pixel's values." in [c.value for c in at.caption]
     html = m.get_root().render()
     assert scene_layers(m) == ["True colour (R,G,B)", "Labels"]  # by default, over the image around the region
+    assert "cropmap-click-mark" in html  # a click is marked on the map by the map itself
     assert layer_names(m)[0] == scene.SURROUNDINGS and '"opacity": 0.5' in html and "6 4" in html and "#202020" in html  # its outline, cased
     # the full-screen legend inside the map fades the label colours as the layer is faded (0.7 by default)
     assert "opacity:0.70" in html
