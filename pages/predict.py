@@ -55,8 +55,10 @@ if go:
 running = None
 with ui.errors_shown():
     running = predictions.settle()
+# the progress's place, there on every run: a page whose elements before the map differed in number
+# between the run that ends a prediction and the next (a click on the map) reloaded the map then
+box = st.empty()
 if running is not None and running.key == key:
-    box = st.empty()
     with box.container():
         bar = st.progress(running.fraction, text=running.text)
         st.caption("The prediction goes on if you open another page meanwhile.")
