@@ -44,6 +44,19 @@ class FakeMap:
         return self.value
 
 
+def click_map(at: AppTest, key: str, lat: float, lng: float) -> None:
+    """A click on the map drawn with ``key``, as streamlit-folium hands it to the next run: under the
+    map's key in the session state, before the page runs."""
+    at.session_state[key] = {"last_clicked": {"lat": lat, "lng": lng}}
+
+
+def readout(fake: "FakeMap") -> list | None:
+    """What the last map drawn shows inside it of the clicked pixel ([text, lat, lng]; None: the hint)."""
+    group = fake.maps[-1][1]["feature_group_to_add"]
+    [value] = [c.value for c in group._children.values() if type(c).__name__ == "Readout"]
+    return value
+
+
 @pytest.fixture()
 def fake_map(monkeypatch, tmp_path):
     fake = FakeMap()
@@ -290,7 +303,7 @@ def test_data_page_layers_and_statistics(fake_map):
     assert any("Classes in the region" in md.value and "Cropland Data Layer" in md.value for md in at.markdown)
     m, kwargs = fake_map.maps[-1]
     assert kwargs["returned_objects"] == ["last_clicked"]  # clicks only: moving the map runs nothing
-    assert "Click a place on the map to read its pixel's values." in [c.value for c in at.caption]
+    assert readout(fake_map) is None  # (the map says to click it)
     html = m.get_root().render()
     assert scene_layers(m) == ["True colour (R,G,B)", "Labels"]  # by default, over the image around the region
     assert "cropmap-click-mark" in html  # a click is marked on the map by the map itself
@@ -314,16 +327,17 @@ def test_data_page_layers_and_statistics(fake_map):
     feats, valid, _ = read_image(SAMPLE_IMAGE)
     mask, codes = read_label_classes(SAMPLE_LABELS, get_class_map("cdl"))
     row, col = next((r, c) for r in range(120, 300) for c in range(40, 300) if valid[r, c] and mask[r, c] == 1)
-    fake_map.value = {"last_clicked": {"lat": -(row + 0.5), "lng": col + 0.5}}
+    click_map(at, "data_map", -(row + 0.5), col + 0.5)
     at.run()
     assert not at.exception
-    [info] = [i.value for i in at.info if i.value.startswith("Pixel row")]
+    info, lat, lng = readout(fake_map)  # shown inside the map, with the click it reads
+    assert (lat, lng) == (-(row + 0.5), col + 0.5)
     assert info == (f"Pixel row {row}, column {col}: NDVI {feats[row, col, 4]:.2f} (reflectance R {feats[row, col, 0]:.3f}, "
                     f"G {feats[row, col, 1]:.3f}, B {feats[row, col, 2]:.3f}, NIR {feats[row, col, 3]:.3f}); labelled "
                     f"crop ({codes[row, col]} {class_name('cdl', codes[row, col])}).")
-    fake_map.value = {"last_clicked": {"lat": -310.5, "lng": 5.5}}  # on the image around the region: not its pixel
+    click_map(at, "data_map", -310.5, 5.5)  # on the image around the region: not its pixel
     at.run()
-    assert not [i for i in at.info if i.value.startswith("Pixel row")]
+    assert readout(fake_map) is None
     at.slider(key="data_op_ndvi").set_value(0.5).run()
     assert not [c for c in at.caption if "hidden under" in c.value]
 
@@ -799,7 +813,7 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     assert "enterFullscreen" in html and "Crop probability" in html and "predicted crop" in html
     assert "p &gt;=" not in html and "p >=" not in html
     group = kwargs["feature_group_to_add"]  # the crop layer is swapped in place, without reloading the map
-    assert group is not None and len(group._children) == 2
+    assert group is not None and len(group._children) == 3  # the layer, its title, the click reading
     # with a script that gives the full-screen legend its threshold in place (an audience sees which one)
     title = [c for c in group._children.values() if type(c).__name__ == "DynamicTitle"][0]
     assert title.title == "Crop (p >= 0.50)" and "data-cropmap-legend=\\u0027Crop\\u0027" in html
@@ -855,10 +869,10 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
 
     row, col = 100, 120
     assert np.isfinite(prob[row, col])
-    fake_map.value = {"last_clicked": {"lat": -(row + 0.5), "lng": col + 0.5}}
+    click_map(at, "predict_map", -(row + 0.5), col + 0.5)
     at.run()
     threshold = at.slider[0].value
-    [info] = [i.value for i in at.info if i.value.startswith("Pixel row")]
+    info = readout(fake_map)[0]
     pct = int(whole_percent(prob[row, col]))
     crop = "crop" if pct >= percent_cut(threshold) else "not crop"
     assert info.startswith(f"Pixel row {row}, column {col}: NDVI ")

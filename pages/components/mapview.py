@@ -48,6 +48,10 @@ OUTLINE_CASED = [{"color": "#202020", "weight": 4, "opacity": 0.8, "fill": False
                  {"color": "#ffffff", "weight": 2, "dashArray": "6 4", "fill": False}]
 #: shown inside a map whose basemap tiles do not load
 BASEMAP_FAILED = "Basemap tiles did not load (no internet?)"
+#: Inside a map that reads a clicked pixel, until one is clicked (see MapSpec.click_marker).
+CLICK_HINT = "Click the map to read a pixel"
+#: Inside that map between a click and the page's reading of it.
+CLICK_READING = "Reading the pixel..."
 #: Shown over a map when the wheel is turned over it before it is clicked (the wheel then scrolls the page).
 WHEEL_HINT = "Click the map to zoom with the mouse wheel"
 #: the credit that OpenStreetMap's tile usage policy asks for, linked to its copyright page
@@ -77,6 +81,9 @@ class MapSpec:
     #: Where a click reads a pixel (the region's scene, in map coordinates): a click there is marked on
     #: the map (the pixel's outline on an image map), in the browser, so that the mark comes at once.
     click_marker: Bounds | None = None
+    #: What the page read at the click: (text, lat, lng of the click), shown inside the map (top right)
+    #: while that click is the map's last; sent with the dynamic layers, so the map is not reloaded.
+    readout: tuple[str, float, float] | None = None
 
 
 def _classes():
@@ -262,30 +269,60 @@ def _classes():
 
     class ClickMarker(MacroElement):
         """Marks the place clicked inside ``bounds`` (a ring: a dark casing and a white line, seen on any
-        layer); on an image map (``image``) also the outline of the clicked pixel. Drawn by the map
-        itself, so the map's script, and the map, stay as they are (the page reads the pixel)."""
+        layer; on an image map, ``image``, also the clicked pixel's outline), and shows in a box inside
+        the map (top right) what the page read there (:class:`Readout`), or ``hint`` before a click.
+        Drawn by the map itself: the mark comes at once, and the map's script, and the map, stay as
+        they are. A reading is shown only while its click is the map's last (not after a reload)."""
 
         _template = Template(
             "{% macro script(this, kwargs) %}"
-            "(function () { var map = {{ this._parent.get_name() }}, b = L.latLngBounds({{ this.bounds|tojson }}), mark = null;"
+            "(function () { var map = {{ this._parent.get_name() }}, b = L.latLngBounds({{ this.bounds|tojson }}),"
+            " mark = null, at = null, box = L.control({position: 'topright'});"
+            " box.onAdd = function () { var d = L.DomUtil.create('div', 'cropmap-note cropmap-readout');"
+            " d.style.cssText = 'background:rgba(255,255,255,.9);padding:4px 8px;font:13px/1.35 sans-serif;"
+            "border-radius:3px;max-width:26em';"
+            " L.DomEvent.disableClickPropagation(d); L.DomEvent.disableScrollPropagation(d); return d; };"
+            " box.addTo(map);"
+            " function show() { var r = window.cropmapReadoutValue, d = box.getContainer();"
+            " var same = at && r && Math.abs(r[1] - at.lat) < 1e-9 && Math.abs(r[2] - at.lng) < 1e-9;"
+            " d.textContent = same ? r[0] : at ? {{ this.reading|tojson }} : {{ this.hint|tojson }};"
+            " d.style.color = same ? '#1f2937' : '#6b7280'; }"
+            " window.cropmapReadout = function (r) { window.cropmapReadoutValue = r; show(); };"
             " map.on('click', function (e) { if (mark) { map.removeLayer(mark); mark = null; }"
-            " var p = e.latlng; if (!b.contains(p)) { return; }"
+            " var p = e.latlng; at = b.contains(p) ? p : null; show(); if (!at) { return; }"
             " var o = {interactive: false, fill: false, className: 'cropmap-click-mark'}, layers = [];"
             "{% if this.image %} var c = Math.floor(p.lng), r = Math.floor(-p.lat); p = L.latLng(-r - 0.5, c + 0.5);"
             " layers.push(L.rectangle([[-r - 1, c], [-r, c + 1]], L.extend({color: '#ffffff', weight: 1.5}, o)));{% endif %}"
             " layers.push(L.circleMarker(p, L.extend({radius: 8, color: '#202020', weight: 4, opacity: 0.8}, o)));"
             " layers.push(L.circleMarker(p, L.extend({radius: 8, color: '#ffffff', weight: 2}, o)));"
-            " mark = L.layerGroup(layers).addTo(map); }); })();"
+            " mark = L.layerGroup(layers).addTo(map); }); show(); })();"
             "{% endmacro %}"
         )
 
-        def __init__(self, bounds, image: bool):
+        def __init__(self, bounds, image: bool, hint: str, reading: str):
             super().__init__()
             self._name = "CropmapClickMarker"
             self.bounds, self.image = [list(bounds[0]), list(bounds[1])], bool(image)
+            self.hint, self.reading = hint, reading
+
+    class Readout(MacroElement):
+        """Hands the page's reading of a click, ``value`` = [text, lat, lng] or None, to the map's
+        :class:`ClickMarker` box; sent with the dynamic layers (see :func:`render`)."""
+
+        _template = Template(
+            "{% macro script(this, kwargs) %}"
+            "if (window.cropmapReadout) { window.cropmapReadout({{ this.value|tojson }}); }"
+            " else { window.cropmapReadoutValue = {{ this.value|tojson }}; }"
+            "{% endmacro %}"
+        )
+
+        def __init__(self, value):
+            super().__init__()
+            self._name = "CropmapReadout"
+            self.value = list(value) if value is not None else None
 
     return SimpleNamespace(OfflineMap=OfflineMap, OfflineDraw=OfflineDraw, OfflineFullscreen=OfflineFullscreen,
-                           ClickMarker=ClickMarker, Control=Control, FitOnFullscreen=FitOnFullscreen, DynamicTitle=DynamicTitle,
+                           ClickMarker=ClickMarker, Readout=Readout, Control=Control, FitOnFullscreen=FitOnFullscreen, DynamicTitle=DynamicTitle,
                            ImageLayer=ImageLayer, TilesFailedNote=TilesFailedNote, WheelAfterClick=WheelAfterClick)
 
 
@@ -361,7 +398,7 @@ def build(spec: MapSpec):
     FitOnFullscreen([[s, w], [n, e]]).add_to(m)
     c.WheelAfterClick(WHEEL_HINT).add_to(m)
     if spec.click_marker is not None:
-        c.ClickMarker(spec.click_marker, spec.image).add_to(m)
+        c.ClickMarker(spec.click_marker, spec.image, CLICK_HINT, CLICK_READING).add_to(m)
     return m
 
 
@@ -380,17 +417,27 @@ def render(spec: MapSpec, key: str, returned_objects: Sequence[str] = ()) -> dic
 
     m = build(replace(spec, basemap=spec.basemap and bool(state.get(state.BASEMAP))))
     group = None
-    if spec.dynamic:
+    if spec.dynamic or spec.click_marker is not None:
         group = folium.FeatureGroup(name="dynamic layers")
         for ov in spec.dynamic:
             _image_overlay(ov, spec).add_to(group)
             if ov.legend is not None:
                 _map_classes().DynamicTitle(ov.name, ov.legend.title, spec.opacities.get(ov.name, ov.opacity)).add_to(group)
+        if spec.click_marker is not None:
+            _map_classes().Readout(spec.readout).add_to(group)
     fn = _st_folium
     if fn is None:
         from streamlit_folium import st_folium as fn
     return fn(m, key=key, height=spec.height, use_container_width=True, returned_objects=list(returned_objects),
               pixelated=spec.image, feature_group_to_add=group)
+
+
+def returned(key: str) -> dict | None:
+    """What the map rendered with ``key`` sent back last, known before the page draws it again:
+    streamlit-folium keeps the browser's latest value under ``key`` in the session state, set when it
+    changes, before the page runs (the value :func:`render` returns comes only after drawing)."""
+    value = st.session_state.get(key)
+    return value if isinstance(value, dict) else None
 
 
 def last_drawing(result: dict | None) -> dict | None:

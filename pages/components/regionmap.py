@@ -21,32 +21,28 @@ def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequenc
     over the image around the region (a local source's; see :func:`scene.map_view`), then the
     legends of ``legends`` at their ``opacities`` and, where the region has pixels without data, a
     line naming their light grey. With ``inspect`` (row, col -> a line on that pixel of the scene,
-    e.g. :func:`core.inspect.describe_pixel`), a click on the map says what its layers hold there,
-    above the map."""
+    e.g. :func:`core.inspect.describe_pixel`), a click on the map marks the pixel and says what its
+    layers hold there, inside the map (:class:`mapview.MapSpec` ``readout``)."""
     with ui.errors_shown(stop=True):
         view, under = scene.map_view(sc, grid, offset)
         outline = scene.current_region().to_map_geojson() if under else None
-    # what a click reads comes above the map, where it is seen (under the map and its legends it was
-    # below a laptop's screen)
-    readout = st.empty() if inspect is not None else None
-    result = mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced, overlays=[*under, *overlays],
-                                            opacities=opacities, dynamic=dynamic, region_geojson=outline,
-                                            click_marker=map_bounds(grid, offset) if inspect else None), key=key,
-                            returned_objects=["last_clicked"] if inspect else ())
+    readout = None
+    if inspect is not None:  # the click that ran this page, read before the map is drawn: its reading goes with it
+        clicked = (mapview.returned(key) or {}).get("last_clicked") or {}
+        lng, lat = clicked.get("lng"), clicked.get("lat")
+        if isinstance(lng, (int, float)) and isinstance(lat, (int, float)):
+            with ui.errors_shown():
+                pixel = pixel_at(float(lng), float(lat), grid, offset)
+                if pixel is not None:  # (outside the region's scene: as if not clicked)
+                    readout = (f"{place(float(lng), float(lat), *pixel, grid, offset)}: {inspect(*pixel)}",
+                               float(lat), float(lng))
+    mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced, overlays=[*under, *overlays],
+                                   opacities=opacities, dynamic=dynamic, region_geojson=outline,
+                                   click_marker=map_bounds(grid, offset) if inspect else None, readout=readout),
+                   key=key, returned_objects=["last_clicked"] if inspect else ())
     st.markdown(mapview.legends_html(legends, opacities), unsafe_allow_html=True)
     if note := scene.nodata_note(sc, valid):
         st.caption(note)
-    if readout is not None:
-        clicked = (result or {}).get("last_clicked") or {}
-        pixel = None
-        with readout.container(), ui.errors_shown():
-            if isinstance(clicked.get("lng"), (int, float)) and isinstance(clicked.get("lat"), (int, float)):
-                pixel = pixel_at(float(clicked["lng"]), float(clicked["lat"]), grid, offset)
-            if pixel is not None:  # (outside the region's scene: as if not clicked)
-                where = place(float(clicked["lng"]), float(clicked["lat"]), *pixel, grid, offset)
-                st.info(f"{where}: {inspect(*pixel)}", icon=":material/my_location:")
-            else:
-                st.caption("Click a place on the map to read its pixel's values.")
 
 
 def pixel_reader(sc, features: np.ndarray, valid: np.ndarray, probability: np.ndarray | None = None,

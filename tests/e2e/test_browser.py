@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 import rasterio
+from playwright.sync_api import expect
 
 from tests.e2e.helpers import (MAP_FRAME, external_requests, goto_page, map_frame, snapshot, wait_map_layers,
                                wait_script_idle)
@@ -111,6 +112,17 @@ def test_full_flow_offline(page, app_url, artifacts):
     before = metric_value(page, "Crop area")
     snapshot(page, artifacts / "05_predict.png")
 
+    # a click on the map, right after the prediction, marks that pixel and reads it inside the map; the
+    # map stays as it was (a page that changed before the map on the next run reloaded it, mark and all)
+    frame = map_frame(page)
+    frame.locator(".cropmap-readout").get_by_text("Click the map to read a pixel").wait_for()
+    crop = frame.locator(".leaflet-image-layer").last.bounding_box()
+    page.mouse.click(crop["x"] + crop["width"] * 0.7, crop["y"] + crop["height"] * 0.3)  # (data there)
+    expect(frame.locator(".cropmap-readout")).to_have_text(
+        re.compile(r"Pixel row [\d,]+, column [\d,]+: .*crop probability \d+%: (not )?crop at threshold"), timeout=60_000)
+    wait_script_idle(page)
+    assert map_frame(page).locator(".cropmap-click-mark").count() == 3  # the pixel's outline, the ring and its casing
+
     # threshold: keyboard on the slider thumb
     thumb = page.get_by_role("slider").first
     thumb.focus()
@@ -126,12 +138,9 @@ def test_full_flow_offline(page, app_url, artifacts):
     wait_map_layers(page, 3)
     snapshot(page, artifacts / "06_threshold.png")
 
-    # a click on the map reads that pixel below the map and marks it on the map, which stays as it was
-    crop = map_frame(page).locator(".leaflet-image-layer").last.bounding_box()
-    page.mouse.click(crop["x"] + crop["width"] * 0.7, crop["y"] + crop["height"] * 0.3)  # (data there)
-    page.get_by_text(re.compile(r"Pixel row [\d,]+, column [\d,]+: .*crop probability \d+%: (not )?crop at threshold")).wait_for(timeout=60_000)
-    wait_script_idle(page)
-    assert map_frame(page).locator(".cropmap-click-mark").count() == 3  # the pixel's outline, the ring and its casing
+    # the reading follows the threshold (the same click, read again)
+    readout = map_frame(page).locator(".cropmap-readout")
+    expect(readout).to_contain_text(f"at threshold {final:.2f}", timeout=30_000)
     snapshot(page, artifacts / "06_pixel_clicked.png")
 
     # a laptop or a projector (1024 x 768): the threshold's figures are in view, next to it, and whole
@@ -296,8 +305,6 @@ def test_a_page_link_with_its_session_on_a_fresh_server_comes_back_to_the_sessio
 
 def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     """A user's GeoTIFF without band names: band numbers in the form, real place on the map, hectares."""
-    from playwright.sync_api import expect
-
     from tests.e2e.helpers import ROOT
 
     image = ROOT / "tests" / "data" / "georef" / "ftw_austria_s2_2021-06-17_window.tif"
