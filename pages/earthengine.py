@@ -119,7 +119,9 @@ with tasks_tab:
             with ui.errors_shown():
                 info = cancel_task(tid)
                 cached.ee_tasks.clear()
-                state.put(state.EE_TASK_NOTICE, f"{info.description or info.id}: {info.state}")
+                said = ("cancel requested; Earth Engine stops it shortly" if info.state == "CANCEL_REQUESTED"
+                        else info.state.lower().replace("_", " "))
+                state.put(state.EE_TASK_NOTICE, f"{info.description or info.id}: {said}")
                 st.rerun()  # the list above was drawn before the cancel: draw it again
 
 # ------------------------------------------------------------------ exports

@@ -90,7 +90,7 @@ with tab_train:
             return
         st.progress(js.fraction, text=f"{Path(job_dir).name}, {js.progress_text()}")
         if js.state != "failed":  # a failure's message is shown as an error below
-            st.caption(js.message)
+            st.caption(ui.sentence(js.message))
         note = jobs.job_note(job_dir)
         if note:
             st.caption(note)

@@ -202,3 +202,15 @@ def test_a_trained_models_validation_figures_are_named_in_words(fake_map, tiny_m
     at.switch_page("pages/model.py").run()
     assert not at.exception
     assert "Validation patches at the best epoch: IoU 0.777, Dice 0.874, loss 0.626." in [c.value for c in at.caption]
+
+
+def test_core_messages_are_shown_as_sentences_but_names_as_written():
+    from pages.components.ui import sentence
+
+    assert sentence("the region lies outside the image") == "The region lies outside the image"
+    assert sentence("training diverged: the loss became nan", ".") == "Training diverged: the loss became nan."
+    assert sentence("Already a sentence.", ".") == "Already a sentence."
+    # a file, a path or an identifier first keeps its spelling (fake_png.tif is not Fake_png.tif)
+    for name in ("fake_png.tif is not on the image's grid", "gs://bucket/x: not found", "crop_unet.keras: unreadable",
+                 "ee.Initialize failed"):
+        assert sentence(name) == name

@@ -28,8 +28,10 @@ def patch_size_choice(shape: tuple[int, int] | None, wanted: int) -> tuple[list[
 
 def sentence(text: str, end: str = "") -> str:
     """``text`` as the page shows it: a capital first letter (core's messages begin in lower case, as
-    a line on stderr does) and ``end`` (e.g. ".") unless it ends in a stop already."""
-    if text[:1].islower():
+    a line on stderr does) and ``end`` (e.g. ".") unless it ends in a stop already. A first word that
+    is a name (a file, a path, an identifier: not all letters) is left as it is written."""
+    first = text.split(" ", 1)[0].rstrip(":,;")
+    if first.isalpha() and first.islower():
         text = text[0].upper() + text[1:]
     return text + end if end and not text.endswith((".", "!", "?")) else text
 

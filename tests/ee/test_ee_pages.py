@@ -283,7 +283,8 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert ops.cancelled == ["A"]
     # the list is drawn again after the cancel: no longer RUNNING; the outcome is said once
     assert not at.exception and "RUNNING" not in list(at.dataframe[0].value["state"])
-    assert any("camana_train_000: CANCEL" in s.value for s in at.success), [s.value for s in at.success]
+    assert any(s.value == "camana_train_000: cancel requested; Earth Engine stops it shortly" for s in at.success), \
+        [s.value for s in at.success]
     # on its way out (CANCEL_REQUESTED): no longer offered to cancel
     assert "CANCEL_REQUESTED" in list(at.dataframe[0].value["state"]) and not [
         b for b in at.button if b.key == "ee_cancel"]
