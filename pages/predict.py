@@ -152,9 +152,11 @@ with files_col:
         state.put(state.FIELDS, fields_for)
     if state.get(state.FIELDS) == fields_for:
         with ui.errors_shown():
-            data, n = cached.crop_fields(key, float(threshold))
+            data, n, area = cached.crop_fields(key, float(threshold))
             st.download_button(f"Download {n:,} crop areas", data, f"crop_areas_{tag}.geojson",
                                "application/geo+json", type="primary", icon=":material/download:", on_click="ignore")
+            # (not quite the crop area shown: groups of 1-3 crop pixels are no polygon)
+            st.caption(f"{format_hectares(area)} in all; groups under 4 crop pixels are left out.")
     st.page_link("pages/quality.py", label="Next: Quality", icon=":material/arrow_forward:")
 
 with ui.errors_shown(stop=True):

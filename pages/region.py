@@ -184,6 +184,7 @@ def current_region_usable() -> bool:
 
 
 spec = state.get(state.SOURCE)
+gaps_note = None  # said beside the map (under it, it was below a laptop's screen)
 with map_area:
     if spec.get("kind") == "earthengine":  # what the map's Earth Engine layers and the next pages fetch
         with ui.errors_shown():
@@ -204,8 +205,8 @@ with map_col:
             key="region_map", returned_objects=["all_drawings"],
         )
         if missing:  # (the sample scene has large gaps; without a word they look like a fault of the map)
-            st.caption(f"Light grey on the map: no image data ({missing / (grid.width * grid.height):.0%} of the image: "
-                       "gaps, clouds or masked pixels); those pixels are never predicted or counted.")
+            gaps_note = (f"Light grey on the map: no image data ({missing / (grid.width * grid.height):.0%} of the "
+                         "image: gaps, clouds or masked pixels); those pixels are never predicted or counted.")
         take_drawing(result, image=not grid.georeferenced)
     else:  # Earth Engine: the real map, the composite and labels as Earth Engine tiles, drawing tools
         with ui.errors_shown(stop=True):
@@ -248,6 +249,9 @@ with info_col:
             st.success(ui.sentence(check.message), icon=":material/check_circle:")
             if check.warning:
                 st.warning(ui.sentence(check.warning), icon=":material/warning:")
+            elif check.data_share is not None and check.data_share < 0.995:  # (the area above counts every pixel)
+                st.caption(f"About {check.data_share:.0%} of the region has image data; only that part is predicted "
+                           "and counted.")
         else:
             st.error(ui.sentence(check.message), icon=":material/error:")
             prev = state.previous_region()
@@ -260,6 +264,8 @@ with info_col:
                     st.rerun()
         if (pixel_area is not None or used is not None) and check.clipped:  # the shape's own area, of which only a part is used
             st.caption(f"The shape drawn covers {region.describe_area()}; the part outside the image is left out.")
+        if gaps_note:
+            st.caption(gaps_note)
         reset = "Reset to the whole image" if scene.is_local() else "Reset to the Camana valley"
         if state.get(state.REGION) is not None and st.button(reset):
             state.set_region(None)

@@ -894,6 +894,7 @@ def test_predict_page_traces_crop_fields_of_a_georeferenced_image(fake_map, tiny
     assert not at.exception and not at.error
     offered = [d.label for d in at.get("download_button") if "crop areas" in d.label]
     assert len(offered) == 1 and re.fullmatch(r"Download [\d,]+ crop areas", offered[0])
+    assert any(re.fullmatch(r"[\d,.]+ ha in all; groups under 4 crop pixels are left out\.", c.value) for c in at.caption)
     at.slider(key="w_threshold").set_value(0.9).run()  # another threshold: asked for again, not stale
     assert not [d for d in at.get("download_button") if "crop areas" in d.label]
 
@@ -1276,6 +1277,13 @@ def test_region_page_area_is_the_pixels_used_of_a_shape_partly_outside_the_image
     assert not at.exception and not at.error
     assert at.metric[0].label == "Area" and at.metric[0].value == f"{124 * 200:,} pixels"  # columns 900-1023
     assert any(c.value.startswith(f"The shape drawn covers {224 * 200:,} pixels") for c in at.caption)
+    assert not [c for c in at.caption if c.value.startswith("About ")]  # all of it has data
+    # a region partly over a gap: the share with data (the area counts every pixel), from the check's sample
+    fake_map.value = {"all_drawings": [drawn_feature([(650, 800), (900, 800), (900, 1000), (650, 1000)])]}
+    at.run()
+    assert at.metric[0].value == f"{250 * 200:,} pixels"
+    [share] = [c.value for c in at.caption if c.value.startswith("About ")]
+    assert share == "About 73% of the region has image data; only that part is predicted and counted."  # 128 x 104 px gap
 
 
 def test_region_outside_the_image_offers_the_whole_image_back_once(fake_map):

@@ -91,6 +91,8 @@ class RegionCheck:
     clipped: bool = False
     #: something to know about a usable region (e.g. that most of it has no data); "" when nothing
     warning: str = ""
+    #: the share of the region's pixels with image data (from a sample of them), where the source knows it
+    data_share: float | None = None
 
 
 @runtime_checkable

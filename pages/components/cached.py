@@ -356,16 +356,17 @@ def export_file(name: str, *args) -> bytes:
 
 
 @st.cache_data(max_entries=4, show_spinner="Tracing the crop fields...")
-def crop_fields(key: tuple, threshold: float, min_pixels: int = 4) -> tuple[bytes, int]:
-    """(GeoJSON bytes, number of fields) of the crop layer at ``threshold`` (core.fields).
-    Raises CropMapError subclasses (e.g. no CRS, no field)."""
+def crop_fields(key: tuple, threshold: float, min_pixels: int = 4) -> tuple[bytes, int, float]:
+    """(GeoJSON bytes, number of fields, their area in hectares) of the crop layer at ``threshold``
+    (core.fields). Raises CropMapError subclasses (e.g. no CRS, no field)."""
     from core.fields import crop_fields as trace
     from core.fields import fields_bytes
     from core.predict import threshold_mask
 
     grid = image_arrays(key[0], key[1])[2]
     fc = trace(threshold_mask(cached_probability(key), threshold), grid, min_pixels)
-    return fields_bytes(fc, threshold=threshold, min_pixels=min_pixels), len(fc["features"])
+    area = sum(f["properties"]["area_ha"] for f in fc["features"])
+    return fields_bytes(fc, threshold=threshold, min_pixels=min_pixels), len(fc["features"]), area
 
 
 # ---------------------------------------------------------------------- quality
