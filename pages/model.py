@@ -105,13 +105,15 @@ with tab_train:
                 long = hist.melt("epoch", [c for c in names if c in hist], "curve", "value")
                 long["curve"] = long["curve"].map(names)
                 # whole epochs on the x axis, each once (the default ticks, 1, 1.5, 2..., read "1 2 2 3");
-                # the y axis fitted to the figures (from 0, a loss going from 1.28 to 1.05 looks flat)
+                # the y axis fitted to the figures (from 0, a loss going from 1.28 to 1.05 looks flat); the
+                # legend in two columns (in one row, a 1366 px screen cut it to "validation Di...")
                 last = int(hist["epoch"].max())
                 ticks = list(range(1, last + 1, -(-last // 10)))
                 col.altair_chart(alt.Chart(long, height=300).mark_line(point=True).encode(
                     x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(values=ticks, format="d")),
                     y=alt.Y("value:Q", title=y_label, scale=alt.Scale(zero=False)),
-                    color=alt.Color("curve:N", title=None, sort=list(names.values()), legend=alt.Legend(orient="top")),
+                    color=alt.Color("curve:N", title=None, sort=list(names.values()),
+                                    legend=alt.Legend(orient="top", columns=2)),
                     tooltip=["epoch", "curve", alt.Tooltip("value:Q", title=y_label, format=".3f")],
                 ), width="stretch")
         elif js.history:

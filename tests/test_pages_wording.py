@@ -87,6 +87,8 @@ def test_training_curves_are_named_and_not_drawn_empty_after_one_epoch(fake_map,
     # (they read "1 2 2 3"); the loss axis fitted to the figures, not from 0 (where a drop looks flat)
     assert loss_spec["encoding"]["x"]["axis"] == {"format": "d", "values": [1, 2, 3]}
     assert loss_spec["encoding"]["y"]["scale"] == {"zero": False}
+    # the four scores' legend in two columns above the plot (in one row a laptop's half column cut it)
+    assert score_spec["encoding"]["color"]["legend"] == {"orient": "top", "columns": 2}
 
 
 #: a region of the sample scene under 8 px a side (drawn by a user zoomed in)
