@@ -158,6 +158,7 @@ with tab_train:
     # from start to finish; below it only the note that there is no job yet
     panel_first = training_now or bool(state.job_dir())
     if panel_first:
+        ui.anchor("job")  # (the Start button is far below it: the job's progress is brought into view)
         job_panel()
     # The last submitted values, so that navigation keeps them. The widgets have keys, so that a
     # submission that fails (and so changes these defaults) does not make them new widgets that
@@ -242,6 +243,7 @@ with tab_train:
                 jobs.start_training([split.train], [split.val], job_dir, label_map=split.label_map, config=config,
                                     note=split.note, one_at_a_time=True, trained_on=str(sc.image_path))
             state.put(state.JOB_DIR, str(job_dir))
+            state.put(state.SCROLL_TO, "job")
             st.rerun()  # redraw the form with the button disabled while the job runs
     if not panel_first:
         job_panel()

@@ -30,6 +30,7 @@ EE_PATCHES = "ee_patches"  # dict of the last Earth Engine patch export: train/t
 EE_ASSET = "ee_asset"  # str id of the asset the Earth Engine page shows (the last uploaded, or typed in), or ""
 JOB_DIR = "job_dir"  # str path of the training job this session started (or resumed), or None
 MODEL_TAB = "model_tab"  # str: the Model page tab to open on the next visit (a hand-over to training), or None
+SCROLL_TO = "scroll_to"  # str: the page anchor (ui.anchor) to bring into view on the next run, once; or None
 TRAIN_FORM = "train_settings"  # dict of the training form's last submitted values (preset, epochs, ...)
 PATCH_FORM = "patch_settings"  # dict of the Data page patch form's last submitted values (size, buffer, train, test)
 UPLOAD_NOTICE = "upload_notice"  # ("error" | "success", text, file id): outcome of the last "Use these files" for that file
@@ -62,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     EE_TASK_NOTICE: None,
     UPLOAD_NOTICE: None,
     MODEL_TAB: None,
+    SCROLL_TO: None,
     EE_ASSET: "",
     EE_PATCHES: None,
     THRESHOLD: 0.5,

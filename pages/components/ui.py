@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -34,6 +35,21 @@ def sentence(text: str, end: str = "") -> str:
     if first.isalpha() and first.islower():
         text = text[0].upper() + text[1:]
     return text + end if end and not text.endswith((".", "!", "?")) else text
+
+
+def anchor(name: str) -> None:
+    """A place on the page that :data:`state.SCROLL_TO` = ``name`` brings into view on the next run
+    (e.g. a training's progress at the top of the form whose button, far below, started it)."""
+    from pages.components import state
+
+    st.markdown(f'<div id="cropmap-anchor-{name}"></div>', unsafe_allow_html=True)
+    if state.get(state.SCROLL_TO) == name:
+        state.put(state.SCROLL_TO, None)
+        import streamlit.components.v1 as components
+
+        # Streamlit scrolls nothing itself; a zero-height frame of the same origin can scroll its page
+        components.html("<script>var e = window.parent.document.getElementById(" + json.dumps(f"cropmap-anchor-{name}")
+                        + "); if (e) { e.scrollIntoView({block: 'start', behavior: 'instant'}); }</script>", height=0)
 
 
 @contextmanager

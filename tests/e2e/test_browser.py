@@ -262,6 +262,20 @@ def test_training_on_patches_cut_from_the_region(page, app_url, artifacts):
     page.locator("[data-testid='stSidebar']").get_by_text("Model: best.keras").wait_for(timeout=60_000)
     page.get_by_text("patch 64 px", exact=False).first.wait_for(timeout=60_000)
 
+    # a second training on a laptop: the Start button is far below the finished job's panel; the new
+    # job's progress there is brought into view (it stayed above the screen, unseen, until the end)
+    page.set_viewport_size({"width": 1366, "height": 768})
+    wait_script_idle(page)
+    page.evaluate("() => { const m = document.querySelector(\"[data-testid='stMain']\"); m.scrollTo(0, m.scrollHeight); }")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_role("button", name="Cancel training").wait_for(timeout=120_000)
+    page.wait_for_function("() => { const e = document.querySelector(\"[data-testid='stProgress']\");"
+                           " if (!e) return false; const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= 768; }",
+                           timeout=30_000)
+    snapshot(page, artifacts / "04d_second_training_laptop.png")
+    page.get_by_role("button", name="Cancel training").click()
+    page.get_by_text("cancelled", exact=False).first.wait_for(timeout=120_000)
+
 
 def test_a_page_opened_by_its_url_on_a_fresh_server_is_the_dashboards(page, app_url, artifacts):
     """A bookmark, or a reload after the server restarted: the first request names a page. Streamlit
