@@ -952,12 +952,34 @@ def window_within(part: Grid, whole: Grid, tol: float = 1e-6):
     return Window(col, row, part.width, part.height)
 
 
+def grid_difference(expected: Grid, actual: Grid) -> str:
+    """How ``actual`` differs from ``expected``, first in words (no georeferencing, another CRS, size,
+    pixel size or place), for an error message."""
+    if actual.crs is None and expected.crs is not None:
+        return "it has no georeferencing (no CRS; not a GeoTIFF of the image's place?)"
+    if expected.crs is None and actual.crs is not None:
+        return "it is georeferenced and the image is not"
+    if actual.crs is not None and expected.crs is not None and not _same_crs(actual.crs, expected.crs):
+        return "it is in another CRS than the image"
+    if actual.shape != expected.shape:
+        return f"it is {actual.width} x {actual.height} px, the image {expected.width} x {expected.height} px"
+    (a, b, _, d, e, _), (A, B, _, D, E, _) = actual.transform, expected.transform
+    scale = max(abs(A), abs(B), abs(D), abs(E), 1e-12)
+    if any(abs(x - y) > 1e-6 * scale for x, y in ((a, A), (b, B), (d, D), (e, E))):
+        return "its pixels are of another size than the image's"
+    from affine import Affine
+
+    col, row = ~Affine(*expected.transform) * actual.transform[2::3]
+    return f"it lies elsewhere: its first pixel is at column {col:,.1f}, row {row:,.1f} of the image"
+
+
 def check_same_grid(expected: Grid | None, actual: Grid, path) -> None:
     """Raises GridMismatchError if ``actual`` is not ``expected`` (skipped when expected is None)."""
     if expected is not None and not expected.same_as(actual):
         raise GridMismatchError(
-            f"{Path(path).name} is not on the image's grid: labels {actual.describe()} vs image {expected.describe()}; "
-            "resample the labels onto the image grid first (e.g. gdalwarp -te/-tr/-t_srs of the image)"
+            f"{Path(path).name} is not on the image's grid: {grid_difference(expected, actual)}; resample the labels "
+            "onto the image grid first (e.g. gdalwarp -te/-tr/-t_srs of the image). Labels "
+            f"{actual.describe()}; image {expected.describe()}"
         )
 
 

@@ -223,11 +223,15 @@ def test_the_scale_of_an_image_with_wide_no_data_margins_comes_from_its_data(tmp
 
 def test_labels_on_another_grid_are_refused(tmp_path):
     p = write_raster(tmp_path / "lab.tif", np.ones((1024, 1024), np.uint8), transform=Affine(30, 0, 60, 0, -30, 0))
-    with ImageReader(SAMPLE_IMAGE) as r, pytest.raises(GridMismatchError, match="not on the image's grid"):
+    with ImageReader(SAMPLE_IMAGE) as r, pytest.raises(GridMismatchError, match="not on the image's grid: it lies "
+                                                        r"elsewhere: its first pixel is at column -2,046.0, row 3,584.0"):
         read_labels(p, get_class_map("cdl"), grid=r.grid)
-    with ImageReader(FLANDERS_S2) as r:
-        with pytest.raises(GridMismatchError):
+    with ImageReader(FLANDERS_S2) as r:  # what differs is said first, in words; the grids' figures after
+        with pytest.raises(GridMismatchError, match=r"it has no georeferencing \(no CRS; not a GeoTIFF"):
             read_labels(SAMPLE_LABELS, get_class_map("cdl"), grid=r.grid)
+        with pytest.raises(GridMismatchError, match=r"it is 64 x 32 px, the image \d+ x \d+ px; resample"):
+            read_labels(write_raster(tmp_path / "small.tif", np.ones((32, 64), np.uint8), crs=r.grid.crs,
+                                     transform=Affine(*r.grid.transform)), get_class_map("binary"), grid=r.grid)
         mask = read_labels(FLANDERS_LABELS, get_class_map("worldcereal"), grid=r.grid)
     assert set(np.unique(mask)) == {0, 1}  # LC: 11 annual cropland, others not crop; no NaN in LC
 
