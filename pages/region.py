@@ -249,7 +249,8 @@ with info_col:
             st.success(ui.sentence(check.message), icon=":material/check_circle:")
             if check.warning:
                 st.warning(ui.sentence(check.warning), icon=":material/warning:")
-            elif check.data_share is not None and check.data_share < 0.995:  # (the area above counts every pixel)
+            # (the area above counts every pixel; for the whole image the gaps' line below says it)
+            elif check.data_share is not None and check.data_share < 0.995 and state.get(state.REGION) is not None:
                 st.caption(f"About {check.data_share:.0%} of the region has image data; only that part is predicted "
                            "and counted.")
         else:
@@ -262,7 +263,7 @@ with info_col:
                              help="Use the region this one replaced"):
                     state.restore_previous_region()
                     st.rerun()
-        if (pixel_area is not None or used is not None) and check.clipped:  # the shape's own area, of which only a part is used
+        if (pixel_area is not None or used is not None) and check.clipped:  # the shape's own area, a part of it used
             st.caption(f"The shape drawn covers {region.describe_area()}; the part outside the image is left out.")
         if gaps_note:
             st.caption(gaps_note)

@@ -1272,6 +1272,7 @@ def test_region_page_area_is_the_pixels_used_of_a_shape_partly_outside_the_image
     at = new_app()
     at.run()
     assert any(c.value.startswith("Light grey on the map: no image data (") for c in at.caption)
+    assert not [c for c in at.caption if c.value.startswith("About ")]  # (the whole image: the line above says it)
     fake_map.value = {"all_drawings": [drawn_feature([(900, 100), (1124, 100), (1124, 300), (900, 300)])]}
     at.run()
     assert not at.exception and not at.error
