@@ -110,6 +110,11 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
     return {"type": "FeatureCollection", "features": features}
 
 
+def fields_area_ha(collection: dict) -> float:
+    """The area of all the crop areas of a :func:`crop_fields` collection, in hectares."""
+    return sum(f["properties"]["area_ha"] for f in collection["features"])
+
+
 def fields_bytes(collection: dict, **members) -> bytes:
     """The collection as compact UTF-8 GeoJSON, with ``members`` (e.g. threshold, min_pixels) added
     at the top level as descriptive foreign members."""
@@ -147,4 +152,4 @@ def write_fields(mask_path: str | os.PathLike, out_path: str | os.PathLike, min_
         Path(tmp).write_bytes(fields_bytes(collection, min_pixels=min_pixels, source=Path(mask_path).name))
     props = [f["properties"] for f in collection["features"]]
     return {"fields": len(props), "pixels": sum(p["pixels"] for p in props),
-            "area_ha": round(sum(p["area_ha"] for p in props), 2), "out": str(out)}
+            "area_ha": round(fields_area_ha(collection), 2), "out": str(out)}

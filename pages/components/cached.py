@@ -19,6 +19,7 @@ import streamlit as st
 
 from core import overlays as ov
 from core.errors import CropMapError
+from core.labels import NODATA
 from core.raster import Grid
 
 
@@ -157,7 +158,7 @@ def labels_overlay(path: str, path_mtime: float, label_map: str, offset: tuple[i
     imaged = image_arrays(image_path, image_mtime)[1] if image_path is not None else None
     rgba = ov.labels_colour(mask, show_nodata=True, imaged=imaged)
     # "no data" in the legend only where the layer shows some (a swatch for nothing is looked for in vain)
-    shown_nodata = bool(((mask == 255) & (imaged if imaged is not None else True)).any())
+    shown_nodata = bool(((mask == NODATA) & (imaged if imaged is not None else True)).any())
     legend = ov.class_legend("Labels", ["crop", "not crop"] + (["no data"] if shown_nodata else []))
     return ov.make_overlay("Labels", rgba, grid, offset, legend)
 
@@ -360,13 +361,12 @@ def crop_fields(key: tuple, threshold: float, min_pixels: int = 4) -> tuple[byte
     """(GeoJSON bytes, number of fields, their area in hectares) of the crop layer at ``threshold``
     (core.fields). Raises CropMapError subclasses (e.g. no CRS, no field)."""
     from core.fields import crop_fields as trace
-    from core.fields import fields_bytes
+    from core.fields import fields_area_ha, fields_bytes
     from core.predict import threshold_mask
 
     grid = image_arrays(key[0], key[1])[2]
     fc = trace(threshold_mask(cached_probability(key), threshold), grid, min_pixels)
-    area = sum(f["properties"]["area_ha"] for f in fc["features"])
-    return fields_bytes(fc, threshold=threshold, min_pixels=min_pixels), len(fc["features"]), area
+    return fields_bytes(fc, threshold=threshold, min_pixels=min_pixels), len(fc["features"]), fields_area_ha(fc)
 
 
 # ---------------------------------------------------------------------- quality

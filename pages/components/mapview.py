@@ -322,7 +322,8 @@ def _classes():
             self.value = list(value) if value is not None else None
 
     return SimpleNamespace(OfflineMap=OfflineMap, OfflineDraw=OfflineDraw, OfflineFullscreen=OfflineFullscreen,
-                           ClickMarker=ClickMarker, Readout=Readout, Control=Control, FitOnFullscreen=FitOnFullscreen, DynamicTitle=DynamicTitle,
+                           ClickMarker=ClickMarker, Readout=Readout, Control=Control, FitOnFullscreen=FitOnFullscreen,
+                           DynamicTitle=DynamicTitle,
                            ImageLayer=ImageLayer, TilesFailedNote=TilesFailedNote, WheelAfterClick=WheelAfterClick)
 
 
