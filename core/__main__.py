@@ -270,16 +270,22 @@ def _refuse_for_an_export(option: str) -> None:
 
 
 def _export_info(args: argparse.Namespace) -> int:
-    from core.patches import export_files, read_mixer
+    from core.patches import export_files, export_reflectance, read_mixer
+    from core.raster import INPUT_BANDS
 
     if args.bands:
         _refuse_for_an_export("--bands")
     mixer = read_mixer(args.image)
     g = mixer.grid
+    scales, offsets, warnings = export_reflectance(args.image)  # as predict reads it
     print(json.dumps({"image": str(args.image), "kind": "earth engine image export", "width": g.width,
                       "height": g.height, "crs": g.crs, "georeferenced": g.georeferenced, "transform": list(g.transform),
                       "patch": {"width": mixer.patch[0], "height": mixer.patch[1]}, "patches": mixer.total_patches,
-                      "patches_per_row": mixer.patches_per_row, "files": export_files(args.image)}, indent=2))
+                      "patches_per_row": mixer.patches_per_row, "files": export_files(args.image),
+                      "scales": dict(zip(INPUT_BANDS, map(float, scales))),
+                      "offsets": dict(zip(INPUT_BANDS, map(float, offsets))), "warnings": list(warnings)}, indent=2))
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

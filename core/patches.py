@@ -29,7 +29,8 @@ from core.config import PatchConfig
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, NoDataError, OutputExistsError
 from core.files import move_into_place, replacing, staging_dir
 from core.labels import NODATA, get_class_map
-from core.raster import FEATURE_BANDS, INPUT_BANDS, Grid, ImageReader, read_labels, reflectance_scaling, sample_valid
+from core.raster import (FEATURE_BANDS, INPUT_BANDS, Grid, ImageReader, read_labels, reflectance_scaling,
+                         reflectance_warnings, sample_valid)
 from core.tfrecord import feature_layout, iter_records, open_records, read_batches
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -483,9 +484,23 @@ EXPORT_SAMPLE_PATCHES = 16
 
 def export_scaling(mixer_path: str | os.PathLike, kernel: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-band (scale, offset) that turn the R, G, B, NIR values of an image export into
+    reflectance: the first two of :func:`export_reflectance`.
+
+    Raises:
+        InputNotFoundError, CorruptFileError: missing or damaged export;
+        InvalidDataError: the values are not reflectance.
+    """
+    scales, offsets, _ = export_reflectance(mixer_path, kernel)
+    return scales, offsets
+
+
+def export_reflectance(mixer_path: str | os.PathLike,
+                       kernel: int | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Per-band (scale, offset) that turn the R, G, B, NIR values of an image export into
     reflectance, detected and checked on a sample of its patches exactly as for a GeoTIFF
     (:func:`core.raster.reflectance_scaling`: reflectance x 10000 or 0-1; values that are not
-    reflectance are refused).
+    reflectance are refused), and the warnings about suspect values a GeoTIFF gets
+    (:func:`core.raster.reflectance_warnings`).
 
     The sample is the first patches holding valid pixels of up to :data:`EXPORT_SAMPLE_PATCHES`
     files spread over the export (of its first patches when it is one file).
@@ -516,7 +531,9 @@ def export_scaling(mixer_path: str | os.PathLike, kernel: int | None = None) -> 
             if found >= per_file:
                 break
     sample = np.concatenate(parts, axis=1) if parts else np.empty((len(INPUT_BANDS), 0))
-    return reflectance_scaling("float32", sample, f"the image export {Path(str(mixer_path)).name}")
+    what = f"the image export {Path(str(mixer_path)).name}"
+    scales, offsets = reflectance_scaling("float32", sample, what)
+    return scales, offsets, reflectance_warnings(sample * scales[:, None] + offsets[:, None], what)
 
 
 #: No-data value of the GeoTIFFs assembled from image exports (reflectance is never negative).

@@ -449,6 +449,12 @@ MASK_DESCRIPTION = "crop mask (1 crop, 0 not crop)"
 DERIVED_OUTPUTS = ("metrics.json", "crop_fields.geojson")
 
 
+def stale_outputs(out_dir, stale: Sequence[str], overwrite: bool) -> list[tuple[None, Path]]:
+    """The removals, for :func:`core.files.move_into_place`, of the files named in ``stale`` that
+    exist in ``out_dir`` (none without ``overwrite``: nothing is replaced then)."""
+    return [(None, Path(out_dir) / n) for n in stale if overwrite and os.path.lexists(Path(out_dir) / n)]
+
+
 def predict_image(
     image_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -525,8 +531,7 @@ def predict_image(
             if context is not None:
                 summary["context"] = {"file": str(context.path), "row_off": context.row_off, "col_off": context.col_off}
             (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
-            old = [(None, Path(out_dir) / n) for n in stale if overwrite and os.path.lexists(Path(out_dir) / n)]
-            move_into_place([*old, *((tmpdir / f"{key}.cog.tif", final) for key, final in outputs.items()),
+            move_into_place([*stale_outputs(out_dir, stale, overwrite), *((tmpdir / f"{key}.cog.tif", final) for key, final in outputs.items()),
                              (tmpdir / "summary.json", summary_path)], tmpdir)
     return summary
 

@@ -4,7 +4,7 @@ Each record is a patch plus ``kernelSize`` of context (half on each side); the m
 whole buffered patch and only the central patch is kept, so neighbouring patches meet without
 seams. The result is placed by the mixer (georeferenced from its projection) and written exactly
 like :func:`core.predict.predict_image` writes a GeoTIFF prediction. The export's values go through
-the same scale detection, checks and conversion as a GeoTIFF's (:func:`core.patches.export_scaling`,
+the same scale detection, checks and conversion as a GeoTIFF's (:func:`core.patches.export_reflectance`,
 :func:`core.raster.valid_pixels`, :func:`core.raster.to_features`).
 """
 
@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from core.config import PredictConfig
 from core.errors import ConfigError, ModelMismatchError, NoDataError
 from core.files import move_into_place, staging_dir
-from core.predict import ModelRunner, ProgressFn, _summary, _write_outputs, prediction_outputs
+from core.predict import (DERIVED_OUTPUTS, ModelRunner, ProgressFn, _summary, _write_outputs, prediction_outputs,
+                          stale_outputs)
 from core.raster import FEATURE_BANDS, INPUT_BANDS, to_features, valid_pixels
 
 
@@ -34,7 +36,7 @@ class ExportPredictor:
 
     def __init__(self, mixer_path, loaded, batch_size: int = 8, views: int = 1):
         from core.model import check_bands
-        from core.patches import _infer_kernel, export_files, export_scaling, read_mixer
+        from core.patches import _infer_kernel, export_files, export_reflectance, read_mixer
 
         check_bands(loaded.card, FEATURE_BANDS)
         self.mixer_path = mixer_path
@@ -52,7 +54,8 @@ class ExportPredictor:
             raise ModelMismatchError(f"the export's patches are {size} with their buffer but the model takes {fixed} px")
         if width % 16 or height % 16:
             raise ModelMismatchError(f"buffered patches of {size} do not fit a U-Net (needs multiples of 16): export with a kernelSize that makes patch + kernel a multiple of 16")
-        self.scales, self.offsets = export_scaling(mixer_path, self.kernel)
+        #: suspect but possible values, as a GeoTIFF's reader finds them (in the summary's warnings)
+        self.scales, self.offsets, self.warnings = export_reflectance(mixer_path, self.kernel)
 
     def strips(self, read, height: int, width: int, progress: ProgressFn | None = None):
         from core.patches import iter_export_patches
@@ -86,8 +89,10 @@ class ExportPredictor:
 
 
 def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig = PredictConfig(), overwrite: bool = False,
-                   progress: ProgressFn | None = None, loaded=None) -> dict:
-    """Predict an image export (``*-mixer.json`` + TFRecords, local or gs://) into ``out_dir``.
+                   progress: ProgressFn | None = None, loaded=None, stale: Sequence[str] = DERIVED_OUTPUTS) -> dict:
+    """Predict an image export (``*-mixer.json`` + TFRecords, local or gs://) into ``out_dir``; with
+    ``overwrite``, the files named in ``stale`` there go with the outputs they replace (as for
+    :func:`core.predict.predict_image`).
 
     Raises the same errors as :func:`core.predict.predict_image`, plus CorruptFileError for bad records.
     """
@@ -109,11 +114,11 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
             row_off = col_off = 0
             height, width = grid.height, grid.width
 
-        summary = _summary(mixer_path, grid, _Win, config, loaded, stats, time.time() - t0)
+        summary = _summary(mixer_path, grid, _Win, config, loaded, stats, time.time() - t0, pred.warnings)
         summary["source"] = "earth engine image export (mixer)"
         summary["kernel"] = pred.kernel
         (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
-        move_into_place([(tmpdir / "probability.cog.tif", outputs["probability"]),
+        move_into_place([*stale_outputs(out_dir, stale, overwrite), (tmpdir / "probability.cog.tif", outputs["probability"]),
                          (tmpdir / "crop_mask.cog.tif", outputs["crop_mask"]), (tmpdir / "summary.json", summary_path)],
                         tmpdir)
     return summary

@@ -6,7 +6,7 @@ import rasterio
 
 from testdata import FLANDERS_S2
 from core.config import PredictConfig
-from core.errors import ConfigError, CorruptFileError, ModelMismatchError
+from core.errors import ConfigError, CorruptFileError, ModelMismatchError, OutputExistsError
 from core.patches import export_files, write_image_export
 from core.predict import predict_image
 from core.predict_export import predict_export
@@ -57,6 +57,8 @@ def test_info_describes_an_export_as_predict_takes_it(capsys, tmp_path):
     assert (info["width"], info["height"]) == (64, 64) == (grid.width, grid.height)  # 2 x 2 patches of 32
     assert info["transform"][:3] == [10.0, 0.0, 501360.0] and info["patches"] == 4
     assert info["files"] == export_files(mixer)
+    # its scale as predict detects it (write_image_export writes reflectance 0-1, as Earth Engine's composites), no warning
+    assert info["scales"] == {b: 1.0 for b in ("R", "G", "B", "NIR")} and info["warnings"] == []
     assert main(["info", "--image", str(mixer), "--bands", "1,2,3,4"]) == 2
     assert "--bands works on GeoTIFF images only" in capsys.readouterr().err
 
@@ -87,8 +89,9 @@ def test_export_errors(tiny_model_path, small_scene, tmp_path):
     assert [(out / n).read_text() for n in ("probability.tif", "crop_mask.tif")] == ["earlier", "earlier"]
 
 
-def _rescaled_export(mixer_path, prefix, factor):
-    """A copy of an image export whose R, G, B, NIR values are multiplied by ``factor`` (NDVI kept), in one file."""
+def _rescaled_export(mixer_path, prefix, factor, add=0.0):
+    """A copy of an image export whose R, G, B, NIR values are multiplied by ``factor``, plus ``add``
+    (NDVI kept), in one file."""
     import shutil
     from pathlib import Path
 
@@ -96,7 +99,7 @@ def _rescaled_export(mixer_path, prefix, factor):
     from core.raster import FEATURE_BANDS
 
     patches = np.concatenate([b for _, b in iter_export_patches(mixer_path, FEATURE_BANDS)])
-    patches[..., :4] *= factor
+    patches[..., :4] = patches[..., :4] * factor + add
     prefix.parent.mkdir(parents=True, exist_ok=True)
     write_records(Path(f"{prefix}-00000.tfrecord.gz"), ({b: p[..., k] for k, b in enumerate(FEATURE_BANDS)} for p in patches))
     shutil.copy(mixer_path, f"{prefix}-mixer.json")
@@ -176,3 +179,34 @@ def test_export_with_oblong_patches_predicts_like_the_square_one(tiny_model_path
     assert v.any() and np.abs(pa[v].astype(int) - pb[v]).mean() < 3
     with pytest.raises(ConfigError, match="square"):
         predict_export(oblong, tmp_path / "c", tiny_model_path, config=PredictConfig(views=8))
+
+
+def test_overwriting_an_export_prediction_removes_what_was_made_from_the_old_mask(tiny_model_path, tmp_path):
+    """metrics.json and crop_fields.geojson described the replaced crop mask: they go with it, as
+    for a GeoTIFF's prediction (they stayed, beside a new mask at another threshold)."""
+    with ImageReader(FLANDERS_S2) as r:
+        mixer = write_image_export(tmp_path / "s2", r, patch=32, kernel=32)
+    out = tmp_path / "o"
+    predict_export(mixer, out, tiny_model_path)
+    for name in ("metrics.json", "crop_fields.geojson"):
+        (out / name).write_text("from the old mask")
+    with pytest.raises(OutputExistsError):  # without --overwrite nothing changes
+        predict_export(mixer, out, tiny_model_path, PredictConfig(threshold=0.3))
+    assert (out / "metrics.json").read_text() == "from the old mask"
+    s = predict_export(mixer, out, tiny_model_path, PredictConfig(threshold=0.3), overwrite=True)
+    assert s["threshold"] == 0.3
+    assert sorted(p.name for p in out.iterdir()) == ["crop_mask.tif", "probability.tif", "summary.json"]
+
+
+def test_export_with_the_sentinel2_offset_gets_the_geotiffs_warning(tiny_model_path, small_scene, tmp_path):
+    """Reflectance x 10000 + 1000 (Sentinel-2 L2A from 2022 on) is possible but suspect: an export's
+    summary warns as a GeoTIFF's does (it said nothing)."""
+    img, _ = small_scene
+    with ImageReader(img) as r:
+        mixer = write_image_export(tmp_path / "exp" / "img", r, patch=128, kernel=64, records_per_file=4)
+    plain = predict_export(mixer, tmp_path / "a", tiny_model_path)
+    shifted = _rescaled_export(mixer, tmp_path / "s2" / "img", 10000.0, add=1000.0)
+    s = predict_export(shifted, tmp_path / "b", tiny_model_path)
+    assert plain["warnings"] == []
+    assert len(s["warnings"]) == 1 and "darkest pixels of the image export img-mixer.json" in s["warnings"][0]
+    assert "subtract 1000" in s["warnings"][0]
