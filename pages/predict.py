@@ -72,11 +72,10 @@ if running is not None and running.key == key:
 pred = state.get(state.PREDICTION)
 if (not pred or tuple(pred["key"]) != key) and predictions.adopt(key):  # predicted before: shown at once
     pred = state.get(state.PREDICTION)
-if pred and tuple(pred["key"])[:-1] == key[:-1] and tuple(pred["key"]) != key:
+if (made := predictions.views_behind(pred, key)) is not None:
     # only the views of each tile changed: the map made with the others stays until Predict makes the new one
-    made = pred["key"][-1]
-    st.info(f"Press Predict to map crops with {views} view{'s' if views > 1 else ''} of each tile; meanwhile the "
-            f"page shows the prediction made with {made} view{'s' if made > 1 else ''}.", icon=":material/info:")
+    st.info(f"Press Predict to map crops with {predictions.views_text(views)} of each tile; meanwhile the page shows "
+            f"the prediction made with {predictions.views_text(made)}.", icon=":material/info:")
     key, views = tuple(pred["key"]), made
 elif not pred or tuple(pred["key"]) != key:
     st.info("Press Predict to map crops in this region with the model in use.")

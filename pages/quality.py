@@ -94,6 +94,11 @@ with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     image_path = str(sc.image_path)
     grid = cached.image_arrays(image_path, cached.mtime(image_path))[2]
     key = cached.prediction_key(image_path, scene.current_region().key(), model_path, state.get(state.VIEWS))
+if (made := predictions.views_behind(pred, key)) is not None:  # as the Predict page, which still shows it
+    wanted = predictions.views_text(key[-1])
+    st.info(f"These figures are of the prediction made with {predictions.views_text(made)} of each tile: press "
+            f"Predict on the Predict page to map crops with {wanted}.", icon=":material/info:")
+    key = tuple(pred["key"])
 if tuple(pred["key"]) != key:
     ui.stop_with(f"The prediction is out of date ({cached.prediction_change(tuple(pred['key']), key)} changed): "
                  "predict again.", "pages/predict.py", "Go to the Predict page")

@@ -122,3 +122,17 @@ def adopt(key: tuple) -> bool:
         return False
     state.put(state.PREDICTION, {"key": list(key)})
     return True
+
+
+def views_behind(pred: dict | None, key: tuple) -> int | None:
+    """The views of each tile of the session's prediction ``pred`` when it differs from ``key`` in
+    them alone (the setting changed, Predict not pressed yet: the Predict and Quality pages go on
+    showing it, and say so); None otherwise."""
+    if pred and tuple(pred["key"])[:-1] == tuple(key)[:-1] and tuple(pred["key"]) != tuple(key):
+        return int(pred["key"][-1])
+    return None
+
+
+def views_text(n: int) -> str:
+    """ "1 view", "4 views"."""
+    return f"{n} view{'s' if n > 1 else ''}"
