@@ -80,3 +80,27 @@ def test_old_sessions_are_removed_when_a_new_one_starts(fake_map):
     os.utime(old, (past, past))
     new_app().run()
     assert not old.exists() and recent.exists()
+
+
+def test_predictions_no_session_used_for_as_long_are_removed_when_a_new_one_starts(fake_map, tiny_model_path):
+    """Each prediction is kept on disk (a float16 copy of its region): those of a month ago filled the
+    disk of a long-running server. A session brought back marks its prediction as used."""
+    from pages.components import cached
+
+    at = predict_page(tiny_model_path)
+    by_label(at.button, "Predict").click().run()
+    sid = at.query_params[state.SESSION_PARAM][0]
+    kept = cached.prediction_file(tuple(at.session_state[state.PREDICTION]["key"]))
+    old, recent = kept.parent / "old.npy", kept.parent / "recent.npy"
+    for path in (old, recent):
+        path.write_bytes(b"x")
+    past = time.time() - (state.SESSION_DAYS + 1) * 86400
+    for path in (old, kept):
+        os.utime(path, (past, past))
+
+    again = new_app()  # the session's link opened again: its prediction is in use again
+    again.query_params[state.SESSION_PARAM] = sid
+    again.run()
+    assert kept.stat().st_mtime > past + 86400
+    new_app().run()  # a new session: what no session used for a month goes
+    assert not old.exists() and recent.exists() and kept.exists()

@@ -238,6 +238,15 @@ def prediction_file(key: tuple) -> Path:
     return state.workdir() / "predictions" / f"{digest}.npy"
 
 
+def used(path: Path) -> None:
+    """Mark a kept prediction as used now: what has not been used for 30 days is removed when a
+    session starts (:func:`pages.components.state._prune`)."""
+    try:
+        os.utime(path)
+    except OSError:  # removed meanwhile, or a read-only work folder: nothing to keep
+        pass
+
+
 def prediction_work(key: tuple) -> Callable[[Callable[[int, int], None] | None], Path]:
     """What predicting ``key`` takes, as a function of a progress callback that runs the model over
     the key's scene (unless already done) and stores the probability; the image and the model are
@@ -254,6 +263,7 @@ def prediction_work(key: tuple) -> Callable[[Callable[[int, int], None] | None],
     out = prediction_file(key)
     image_path, image_mtime, _region, model_path, model_mtime, views = key
     if out.exists():
+        used(out)
         return lambda progress=None: out
     feats, valid, _ = image_arrays(image_path, image_mtime)
     loaded = model(model_path, model_mtime)

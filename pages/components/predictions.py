@@ -120,6 +120,7 @@ def adopt(key: tuple) -> bool:
 
     if not cached.prediction_file(key).exists():
         return False
+    cached.used(cached.prediction_file(key))
     state.put(state.PREDICTION, {"key": list(key)})
     return True
 

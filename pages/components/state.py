@@ -130,9 +130,16 @@ def _start_session() -> None:
             text = ""
         st.session_state.update(restored(text))
         st.session_state[SAVED] = text
+        if pred := st.session_state.get(PREDICTION):  # back in use: kept as long again
+            from pages.components import cached
+
+            cached.used(cached.prediction_file(tuple(pred["key"])))
     else:
         sid = uuid.uuid4().hex
         _prune(sessions_dir(), SESSION_DAYS * 86400)
+        # the predictions no session has shown for as long (each is a float16 copy of its region: they
+        # would fill the disk of a long-running server; one needed again is predicted again)
+        _prune(workdir() / "predictions", SESSION_DAYS * 86400, "*.npy")
     st.session_state[SESSION_ID] = sid
 
 
@@ -199,10 +206,11 @@ def _files_there(value: Any, exists) -> bool:
     return True
 
 
-def _prune(folder: Path, age_s: float) -> None:
-    """Remove saved sessions not changed for ``age_s`` seconds (best effort)."""
+def _prune(folder: Path, age_s: float, pattern: str = "*.json") -> None:
+    """Remove the files of ``folder`` matching ``pattern`` (saved sessions) not changed for ``age_s``
+    seconds (best effort)."""
     cutoff = time.time() - age_s
-    for path in folder.glob("*.json"):
+    for path in folder.glob(pattern):
         try:
             if path.stat().st_mtime < cutoff:
                 path.unlink()
