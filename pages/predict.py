@@ -58,6 +58,9 @@ with ui.errors_shown():
 # the progress's place, there on every run: a page whose elements before the map differed in number
 # between the run that ends a prediction and the next (a click on the map) reloaded the map then
 box = st.empty()
+# and the note's place: it is cleared as a run starts (a "Press Predict" from the run before stayed,
+# greyed, under the progress bar)
+note = st.empty()
 if running is not None and running.key == key:
     with box.container():
         bar = st.progress(running.fraction, text=running.text)
@@ -74,11 +77,11 @@ if (not pred or tuple(pred["key"]) != key) and predictions.adopt(key):  # predic
     pred = state.get(state.PREDICTION)
 if (made := predictions.views_behind(pred, key)) is not None:
     # only the views of each tile changed: the map made with the others stays until Predict makes the new one
-    st.info(f"Press Predict to map crops with {predictions.views_text(views)} of each tile; meanwhile the page shows "
-            f"the prediction made with {predictions.views_text(made)}.", icon=":material/info:")
+    note.info(f"Press Predict to map crops with {predictions.views_text(views)} of each tile; meanwhile the page shows "
+              f"the prediction made with {predictions.views_text(made)}.", icon=":material/info:")
     key, views = tuple(pred["key"]), made
 elif not pred or tuple(pred["key"]) != key:
-    st.info("Press Predict to map crops in this region with the model in use.")
+    note.info("Press Predict to map crops in this region with the model in use.")
     ui.stop()
 
 wkey = state.sync_widget(state.THRESHOLD)
