@@ -96,7 +96,7 @@ class Legend:
         for label, colour in self.items:
             parts.append(
                 f"<span{swatch} style='display:inline-block;width:12px;height:12px;background:{colour};{fade}"
-                f"border:1px solid #888;margin-right:4px'></span>{label}&nbsp;&nbsp;"
+                f"border:1px solid #888;margin-right:4px'></span>{html.escape(label)}&nbsp;&nbsp;"
             )
         if self.gradient:
             stops = ",".join(self.gradient)

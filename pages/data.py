@@ -82,7 +82,7 @@ with ui.errors_shown():
             opacities[o.name] = lab_opacity
 
 with map_col:
-    regionmap.show(sc, grid, offset, valid, overlays, opacities, "data_map", overlays,
+    regionmap.show(sc, grid, offset, valid, overlays, opacities, "data_map",
                    inspect=regionmap.pixel_reader(sc, feats, valid))
 
 with stats_col:

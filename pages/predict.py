@@ -175,5 +175,5 @@ with ui.errors_shown(stop=True):
         opacities[o.name] = crop_opacity
 
 with map_col:
-    regionmap.show(sc, grid, offset, valid, overlays, opacities, "predict_map", overlays[1:] + dynamic, dynamic,
+    regionmap.show(sc, grid, offset, valid, overlays, opacities, "predict_map", dynamic,
                    inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key), float(threshold)))

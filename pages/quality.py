@@ -170,8 +170,8 @@ with left:
         dis = cached.disagreement_overlay(key, offset, *lkey, float(threshold), only)
     feats, valid = cached.image_arrays(image_path, key[1])[:2]
     regionmap.show(sc, grid, offset, valid, [base, dis] if show_dis else [base], {dis.name: dis_opacity},
-                   "quality_map", [dis], inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key),
-                                                                         float(threshold)))
+                   "quality_map", inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key),
+                                                                 float(threshold)))
 with right:
     views = key[-1]
     st.caption(f"Prediction by {models.label(model_path)}"

@@ -239,7 +239,7 @@ with info_col:
         pixel_area = check.area_ha if check.area_ha is not None and scene.is_local() else None
         used = check.pixels if scene.is_local() and pixel_area is None else None
         if pixel_area is not None or used is not None:
-            st.metric("Area", format_hectares(pixel_area) if pixel_area is not None else f"{used:,} pixels",
+            st.metric("Area", format_hectares(pixel_area) if pixel_area is not None else f"{used:,} px",
                       help=("the ground area of the pixels used" if pixel_area is not None else "the pixels used")
                            + ": those whose centre lies inside the shape" + (" and inside the image" if check.clipped else ""))
         else:

@@ -57,6 +57,13 @@ def readout(fake: "FakeMap") -> list | None:
     return value
 
 
+def map_legends(fake: "FakeMap") -> str:
+    """The legends' HTML inside the last map drawn (the map's script holds it as a JSON string)."""
+    html = fake.maps[-1][0].get_root().render()
+    texts = [json.loads(t) for t in re.findall(r'innerHTML = ("(?:[^"\\]|\\.)*");', html)]
+    return "".join(t for t in texts if "<b" in t)
+
+
 @pytest.fixture()
 def fake_map(monkeypatch, tmp_path):
     fake = FakeMap()
@@ -308,14 +315,14 @@ def test_data_page_layers_and_statistics(fake_map):
     assert scene_layers(m) == ["True colour (R,G,B)", "Labels"]  # by default, over the image around the region
     assert "cropmap-click-mark" in html  # a click is marked on the map by the map itself
     assert layer_names(m)[0] == scene.SURROUNDINGS and '"opacity": 0.5' in html and "6 4" in html and "#202020" in html  # its outline, cased
-    # the full-screen legend inside the map fades the label colours as the layer is faded (0.7 by default)
+    # the legend inside the map fades the label colours as the layer is faded (0.7 by default)
     assert "opacity:0.70" in html
     at.slider(key="data_op_labels").set_value(0.3).run()
     assert "opacity:0.30" in fake_map.maps[-1][0].get_root().render()
     assert not [c for c in at.caption if "hidden under" in c.value]
     at.checkbox(key="data_show_ndvi").check().run()
     assert len(scene_layers(fake_map.maps[-1][0])) == 3
-    assert "NDVI" in "".join(md.value for md in at.markdown)
+    assert "NDVI" in map_legends(fake_map)  # its legend inside the map, in view with it
     # true colour at full opacity under NDVI at full opacity cannot be seen: the page says so
     assert [c.value for c in at.caption if "hidden under" in c.value] == [
         "True colour (R,G,B) is hidden under a layer at full opacity: lower its opacity or untick it."]
@@ -809,20 +816,21 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     m, kwargs = fake_map.maps[-1]
     html = m.get_root().render()
     assert len(scene_layers(m)) == 2  # imagery, probability
-    # legends inside the map for full screen, without the threshold (the map's script must not change with it)
+    # legends inside the map (in view with it, and in full screen), without the threshold (the map's
+    # script must not change with it)
     assert "enterFullscreen" in html and "Crop probability" in html and "predicted crop" in html
-    assert "p &gt;=" not in html and "p >=" not in html
+    assert "Crop probability" in map_legends(fake_map) and "(p " not in map_legends(fake_map)
     group = kwargs["feature_group_to_add"]  # the crop layer is swapped in place, without reloading the map
     assert group is not None and len(group._children) == 3  # the layer, its title, the click reading
     # with a script that gives the full-screen legend its threshold in place (an audience sees which one)
     title = [c for c in group._children.values() if type(c).__name__ == "DynamicTitle"][0]
-    assert title.title == "Crop (p >= 0.50)" and "data-cropmap-legend=\\u0027Crop\\u0027" in html
+    assert title.title == "Crop (p ≥ 0.50)" and "data-cropmap-legend=\\u0027Crop\\u0027" in html
     # and its colours at the layer's opacity, as on the page (set in place too: no map reload)
     assert title.opacity == 0.6 and "data-cropmap-swatch=\\u0027Crop\\u0027" in html
     from streamlit_folium import generate_leaflet_string
 
     script = generate_leaflet_string(title)
-    assert '"Crop (p \\u003e= 0.50)"' in script or '"Crop (p >= 0.50)"' in script
+    assert '"Crop (p \\u2265 0.50)"' in script or '"Crop (p ≥ 0.50)"' in script
     area_before = {m.label: m.value for m in at.metric}["Crop area"]
     # a run does not send the slider's value back to the browser unless it changed it: that value
     # overwrote arrow presses made while the run was on its way (presses were lost)
@@ -989,8 +997,10 @@ def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
     assert not at.exception and not at.error
     html = fake_map.maps[-1][0].get_root().render()
     assert len(scene_layers(fake_map.maps[-1][0])) == 2 and html != every
-    legend = "".join(md.value for md in at.markdown if "Disagreement on" in md.value)
-    assert f"Disagreement on {wrong}" in legend  # the legend says which class, and the one error it can have
+    from html import escape
+
+    legend = map_legends(fake_map)
+    assert f"Disagreement on {escape(wrong)}" in legend  # the legend says which class, and the one error it can have
     from core.labels import get_class_map
 
     is_crop = code in get_class_map("cdl").crop_codes
@@ -998,9 +1008,10 @@ def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
     # the layer can be faded or hidden, to see the image under the errors
     at.slider(key="quality_op_dis").set_value(0.4).run()
     assert '"opacity": 0.4' in fake_map.maps[-1][0].get_root().render()
-    assert "opacity:0.40" in "".join(md.value for md in at.markdown if "Disagreement on" in md.value)  # its swatches too
+    assert "opacity:0.40" in map_legends(fake_map)  # its swatches too
     at.checkbox(key="quality_show_dis").uncheck().run()
     assert not at.exception and len(scene_layers(fake_map.maps[-1][0])) == 1
+    assert "Disagreement" not in map_legends(fake_map)  # a hidden layer's legend goes with it
     at.checkbox(key="quality_show_dis").check().run()
     at.slider[0].set_value(0.3).run()
     assert at.selectbox(key="w_quality_class").value == code  # the choice survives a threshold change
@@ -1280,13 +1291,13 @@ def test_region_page_area_is_the_pixels_used_of_a_shape_partly_outside_the_image
     fake_map.value = {"all_drawings": [drawn_feature([(900, 100), (1124, 100), (1124, 300), (900, 300)])]}
     at.run()
     assert not at.exception and not at.error
-    assert at.metric[0].label == "Area" and at.metric[0].value == f"{124 * 200:,} pixels"  # columns 900-1023
+    assert at.metric[0].label == "Area" and at.metric[0].value == f"{124 * 200:,} px"  # columns 900-1023
     assert any(c.value.startswith(f"The shape drawn covers {224 * 200:,} pixels") for c in at.caption)
     assert not [c for c in at.caption if c.value.startswith("About ")]  # all of it has data
     # a region partly over a gap: the share with data (the area counts every pixel), from the check's sample
     fake_map.value = {"all_drawings": [drawn_feature([(650, 800), (900, 800), (900, 1000), (650, 1000)])]}
     at.run()
-    assert at.metric[0].value == f"{250 * 200:,} pixels"
+    assert at.metric[0].value == f"{250 * 200:,} px"
     [share] = [c.value for c in at.caption if c.value.startswith("About ")]
     assert share == "About 73% of the region has image data; only that part is predicted and counted."  # 128 x 104 px gap
 

@@ -331,7 +331,7 @@ def probability_overlay(key: tuple, offset: tuple[int, int]) -> ov.Overlay:
 def crop_overlay(key: tuple, offset: tuple[int, int], threshold: float) -> ov.Overlay:
     prob = cached_probability(key)
     grid = image_arrays(key[0], key[1])[2]
-    legend = ov.class_legend(f"Crop (p >= {threshold:.2f})", ["predicted crop"])
+    legend = ov.class_legend(f"Crop (p ≥ {threshold:.2f})", ["predicted crop"])
     return ov.make_overlay("Crop", ov.crop_colour(prob, threshold), grid, offset, legend)
 
 

@@ -71,7 +71,7 @@ class MapSpec:
     region_geojson: dict | None = None  # in map coordinates
     draw: bool = False
     basemap: bool = True  # georeferenced maps only (OpenStreetMap tiles; needs internet), if the sidebar's switch is on
-    height: int = 560
+    height: int = 480
     #: Overlays that change often (the thresholded crop layer): sent as a feature group that the
     #: map swaps in place, so that changing them does not reload the map and its other layers.
     dynamic: Sequence[Overlay] = ()
@@ -107,7 +107,7 @@ def _classes():
 
     class Control(MacroElement):
         """A Leaflet control showing ``content`` (text, or our own HTML when ``html``) inside the map,
-        so that it stays visible in full screen; ``fullscreen_only`` shows it only there."""
+        so that it stays visible in full screen."""
 
         _template = Template(
             "{% macro script(this, kwargs) %}"
@@ -118,18 +118,15 @@ def _classes():
             "{% if this.html %} d.innerHTML = {{ this.content|tojson }};"
             " if (window.cropmapLegends) { window.cropmapLegends(d); }"
             "{% else %} d.textContent = {{ this.content|tojson }};{% endif %}"
-            "{% if this.fullscreen_only %} d.style.display = 'none';"
-            " {{ this._parent.get_name() }}.on('enterFullscreen', function () { d.style.display = 'block'; });"
-            " {{ this._parent.get_name() }}.on('exitFullscreen', function () { d.style.display = 'none'; });"
-            "{% endif %} return d; };"
+            " return d; };"
             "{{ this.get_name() }}.addTo({{ this._parent.get_name() }});"
             "{% endmacro %}"
         )
 
-        def __init__(self, content: str, position: str, html: bool = False, fullscreen_only: bool = False):
+        def __init__(self, content: str, position: str, html: bool = False):
             super().__init__()
             self._name = "CropmapControl"
-            self.content, self.position, self.html, self.fullscreen_only = content, position, html, fullscreen_only
+            self.content, self.position, self.html = content, position, html
 
     class FitOnFullscreen(MacroElement):
         """Fit ``bounds`` to the screen when the map enters or leaves full screen, and when the
@@ -236,7 +233,7 @@ def _classes():
     class WheelAfterClick(MacroElement):
         """The mouse wheel scrolls the page, not the map, until the map is clicked (and again once the
         pointer leaves it): a map that fills a laptop's screen otherwise swallows the wheel of a user
-        scrolling to the legend below it and zooms out instead. A wheel turned over the map meanwhile
+        scrolling to the figures below it and zooms out instead. A wheel turned over the map meanwhile
         shows ``text`` for a moment; in full screen the wheel zooms at once. Taking the focus on a press
         does not scroll the page (the click lands where it was aimed)."""
 
@@ -384,15 +381,16 @@ def build(spec: MapSpec):
         ).add_to(m)
     if spec.image:
         Control(IMAGE_NOTE, "bottomleft").add_to(m)
-    # the legends at their layers' opacities, as the page shows them below the map; the dynamic layers'
-    # with their name for a title (their own changes with the threshold, and the map's script must not
-    # change when it does, or the browser would reload the map): their titles and opacities are set in
-    # place by the feature group that brings the layers (DynamicTitle)
-    html = "".join(o.legend.to_html(spec.opacities.get(o.name, o.opacity)) for o in spec.overlays if o.legend is not None)
+    # the legends at their layers' opacities, inside the map (in view with it on a laptop's screen, where
+    # a legend under the map was below the screen, and in full screen); the dynamic layers' with their
+    # name for a title (their own changes with the threshold, and the map's script must not change when
+    # it does, or the browser would reload the map): their titles and opacities are set in place by the
+    # feature group that brings the layers (DynamicTitle)
+    html = legends_html(spec.overlays, spec.opacities)
     html += "".join(replace(o.legend, title=o.name).to_html(title_key=o.name)
                     for o in spec.dynamic if o.legend is not None)
-    if html:  # below the map on the page; inside it only in full screen, where the page is hidden
-        Control(html, "bottomright", html=True, fullscreen_only=True).add_to(m)
+    if html:
+        Control(html, "bottomright", html=True).add_to(m)
     if spec.tile_layers:  # last: its script names every layer added before it
         folium.LayerControl(collapsed=True).add_to(m)
     m.fit_bounds([[s, w], [n, e]])

@@ -1,5 +1,5 @@
 """The map of a region's results (Data, Predict, Quality): its layers over the image around the
-region, the region's outline, the legends and the note on pixels without data under it."""
+region, the region's outline, the legends inside it and the note on pixels without data under it."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from pages.components import cached, mapview, scene, ui
 
 
 def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequence[Overlay],
-         opacities: dict[str, float], key: str, legends: Sequence[Overlay], dynamic: Sequence[Overlay] = (),
+         opacities: dict[str, float], key: str, dynamic: Sequence[Overlay] = (),
          inspect: Callable[[int, int], str] | None = None) -> None:
     """Draw the map of scene ``sc`` (its ``grid``, drawn at ``offset`` in image coordinates, ``valid``
     its pixels with data): ``overlays`` bottom first (and ``dynamic``, see :class:`mapview.MapSpec`)
-    over the image around the region (a local source's; see :func:`scene.map_view`), then the
-    legends of ``legends`` at their ``opacities`` and, where the region has pixels without data, a
-    line naming their light grey. With ``inspect`` (row, col -> a line on that pixel of the scene,
+    over the image around the region (a local source's; see :func:`scene.map_view`), with the layers'
+    legends inside the map at their ``opacities``, and under it, where the region has pixels without
+    data, a line naming their light grey. With ``inspect`` (row, col -> a line on that pixel of the scene,
     e.g. :func:`core.inspect.describe_pixel`), a click on the map marks the pixel and says what its
     layers hold there, inside the map (:class:`mapview.MapSpec` ``readout``)."""
     with ui.errors_shown(stop=True):
@@ -40,7 +40,6 @@ def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequenc
                                    opacities=opacities, dynamic=dynamic, region_geojson=outline,
                                    click_marker=map_bounds(grid, offset) if inspect else None, readout=readout),
                    key=key, returned_objects=["last_clicked"] if inspect else ())
-    st.markdown(mapview.legends_html(legends, opacities), unsafe_allow_html=True)
     if note := scene.nodata_note(sc, valid):
         st.caption(note)
 
