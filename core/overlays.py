@@ -27,8 +27,13 @@ from core.raster import Grid
 
 #: Default largest side of an overlay image, in pixels.
 MAX_SIDE = 1024
-#: The map view PNG enlarges smaller rasters (whole pixel factors, no smoothing) to at least this side.
-MIN_SIDE = 512
+#: The map view PNG enlarges smaller rasters (whole pixel factors, no smoothing) to at least this side
+#: (a slide's width: a 500 px region at one pixel each was small there).
+MIN_SIDE = 1000
+#: The map view PNG's image outside a region's outline: faded over white, as the web map dims it.
+SURROUNDINGS_OPACITY = 0.4
+#: Its legend swatch: a mid grey faded as the image is.
+FADED_SWATCH = (200, 200, 200)
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]  # ((south, west), (north, east))
 
@@ -629,14 +634,18 @@ def probability_download(prob: np.ndarray, grid: Grid) -> bytes:
 
 def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarray, grid: Grid, threshold: float,
                         title: str, credit: str = "", probability_opacity: float | None = None,
-                        crop_opacity: float | None = 0.6, caveat: str = "") -> dict[str, bytes]:
+                        crop_opacity: float | None = 0.6, caveat: str = "",
+                        surroundings: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, bytes]:
     """The downloads that change with the threshold: ``crop_mask.tif`` (as :func:`core.predict.threshold_mask`)
     and ``map.png``, the map view (true colour under the probability and crop layers at the map's
     opacities, a layer left out where its opacity is None; titled, with the data ``credit``),
     coloured from every n-th pixel where the image is larger than the PNG (at most ``MAX_SIDE`` px a side),
     with the crop area and the grid's CRS under the title (:func:`core.metrics.describe_crop`), and
     ``caveat`` after them (e.g. the model's resolution warning: a handout must not lose it). Pixels
-    without image data are light grey, as on the web map, and the legend says so."""
+    without image data are light grey, as on the web map, and the legend says so. ``surroundings``
+    (features, valid of the image at the same pixels, :func:`core.sources.base.scene_surroundings`):
+    the image outside a region's outline, shown faded as on the web map (it was the same light grey
+    as the gaps in the data), and named in the legend."""
     from core.metrics import crop_area, describe_crop
     from core.predict import threshold_mask
 
@@ -646,10 +655,20 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
         figures = f"{figures.rstrip('.')}. Caution: {caveat.rstrip('.')}."
     step = max(1, -(-max(valid.shape) // MAX_SIDE))
     f, v, p = features[::step, ::step], valid[::step, ::step], prob[::step, ::step]
-    layers, legends, fades = [true_colour(f, v)], [], []
-    if not v.all():  # as on the map, where its light grey background shows through
+    outside = np.zeros_like(v)
+    limits = None
+    if surroundings is not None:  # one stretch for the region and the image around it, as on the web map
+        sf, sv = surroundings[0][::step, ::step], surroundings[1][::step, ::step]
+        outside = sv & ~v
+        limits = band_limits(sf, sv | v)
+    layers, legends, fades = [true_colour(f, v, limits)], [], []
+    if outside.any():
+        layers.insert(0, with_opacity(true_colour(sf, outside, limits), SURROUNDINGS_OPACITY))
+        legends.append(Legend("Faded", items=(("outside the region", hex_colour(FADED_SWATCH)),)))
+        fades.append(1.0)
+    if not (v | outside).all():  # as on the map, where its light grey background shows through
         gaps = np.zeros(v.shape + (4,), np.uint8)
-        gaps[..., :3], gaps[..., 3] = CLASS_COLOURS["no image data"], np.where(v, 0, 255)
+        gaps[..., :3], gaps[..., 3] = CLASS_COLOURS["no image data"], np.where(v | outside, 0, 255)
         layers.insert(0, gaps)
         legends.append(class_legend("Light grey", ["no image data"]))
         fades.append(1.0)

@@ -163,12 +163,15 @@ def test_compose_png_and_geotiff_exports(tmp_path):
     top = ov.crop_colour(np.full((50, 60), 0.9, np.float32), 0.5)
     png = ov.compose_png([base, ov.with_opacity(top, 0.5)], [ov.class_legend("Crop", ["crop"])], "title")
     img = Image.open(io.BytesIO(png))
-    # a small raster is enlarged by the smallest whole factor that reaches 512 px: 9x (8x gave 480)
-    assert img.size[0] == 540 and img.size[1] > 450
-    assert np.asarray(img)[:450].reshape(50, 9, 60, 9, 3).std(axis=(1, 3)).max() == 0
+    # a small raster is enlarged by the smallest whole factor that reaches 1000 px (a slide's width): 17x (16x gave 960)
+    assert img.size[0] == 1020 and img.size[1] > 850
+    assert np.asarray(img)[:850].reshape(50, 17, 60, 17, 3).std(axis=(1, 3)).max() == 0
     mid = np.zeros((370, 390, 4), np.uint8)
     mid[..., 3] = 255
-    assert Image.open(io.BytesIO(ov.compose_png([mid], [], "title"))).size[0] == 780  # 2x (it stayed 390)
+    assert Image.open(io.BytesIO(ov.compose_png([mid], [], "title"))).size[0] == 1170  # 3x (it stayed 390)
+    big = np.zeros((370, 1100, 4), np.uint8)
+    big[..., 3] = 255
+    assert Image.open(io.BytesIO(ov.compose_png([big], [], "title"))).size[0] == ov.MAX_SIDE  # reduced
     with pytest.raises(InvalidDataError):
         ov.compose_png([])
     # a long data credit wraps under the legend: more lines, never wider than the canvas
@@ -222,7 +225,8 @@ def test_the_map_view_png_keeps_the_pages_caveat(monkeypatch):
                                                         caveat="the model was trained on 30 m pixels")["map.png"]))
     assert seen[0].startswith("Crop 41.0 ha") and "Caution" not in seen[0]
     assert seen[0].endswith(".") and seen[1] == seen[0] + " Caution: the model was trained on 30 m pixels."  # one full stop
-    assert told.size[1] > plain.size[1]  # the caveat's line is drawn
+    strip = slice(1024, None)  # (the 64 px image enlarged 16x, then the text)
+    assert (np.asarray(told.convert("L"))[strip] < 128).sum() > (np.asarray(plain.convert("L"))[strip] < 128).sum()  # drawn
 
 
 def test_threshold_downloads_keep_the_mask_whole_and_the_png_small():
@@ -243,7 +247,8 @@ def test_threshold_downloads_keep_the_mask_whole_and_the_png_small():
         assert (src.width, src.height) == (w, h)
         np.testing.assert_array_equal(src.read(1), threshold_mask(prob, 0.4))  # every pixel, not a sample
     png = Image.open(io.BytesIO(files["map.png"]))
-    assert max(png.size) <= ov.MAX_SIDE + 1 and png.size[1] > 700
+    # coloured from every 3rd pixel (700 x 500), then enlarged 2x for a slide
+    assert png.size[0] == 1000 and 1400 < png.size[1] < 1700
     # the map view as the page shows it: with the probability layer, or with no crop layer
     both = Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.4, "title", "", 0.7, 0.8)["map.png"]))
     plain = Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.4, "title", "", None, None)["map.png"]))
@@ -320,6 +325,33 @@ def test_the_map_png_shows_pixels_without_data_light_grey_as_the_map_does():
     k = gap.size[0] // 64  # small images are enlarged by a whole factor
     assert tuple(px[2 * k, 2 * k]) == (221, 221, 221) and tuple(px[40 * k, 40 * k]) != (221, 221, 221)
     assert gap.size[1] > whole.size[1]  # its legend row ("Light grey: no image data")
+
+
+def test_the_map_png_shows_the_image_outside_a_regions_outline_faded_not_as_missing_data():
+    """Outside a drawn polygon the PNG was the light grey that its legend calls "no image data": a
+    stakeholder read the corners as missing data. The image there is faded, as on the web map."""
+    from core.raster import Grid
+
+    feats = np.full((64, 64, 5), 0.1, np.float32)
+    feats[..., :3] += np.linspace(0, 0.2, 64)[None, :, None]  # brighter to the east: a column's pixels alike
+    around_valid = np.ones((64, 64), bool)
+    around_valid[:, :8] = False  # no data in the image itself: light grey, as before
+    valid = np.tril(np.ones((64, 64), bool)) & around_valid  # the region: a triangle
+    prob = np.where(valid, 0.2, np.nan).astype(np.float32)
+    grid = Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 64, 64)
+
+    def png(surroundings):
+        out = ov.threshold_downloads(feats, valid, prob, grid, 0.5, "t", "", None, None, surroundings=surroundings)
+        return Image.open(io.BytesIO(out["map.png"]))
+
+    plain, faded = png(None), png((feats, around_valid))
+    k = faded.size[0] // 64
+    px, before = np.asarray(faded.convert("RGB")).astype(int), np.asarray(plain.convert("RGB")).astype(int)
+    outside, inside, gap = px[4 * k, 40 * k], px[50 * k, 40 * k], px[40 * k, 2 * k]  # (inside: the same column)
+    assert tuple(before[4 * k, 40 * k]) == (221, 221, 221)  # (what it was)
+    assert tuple(gap) == (221, 221, 221) and tuple(outside) != (221, 221, 221)
+    assert (np.abs(outside - (255 + (inside - 255) * ov.SURROUNDINGS_OPACITY)) <= 2).all()  # faded over white
+    assert faded.size[1] > plain.size[1]  # its legend row ("Faded: outside the region")
 
 
 def test_the_map_png_text_is_set_in_a_truetype_font_with_its_characters(monkeypatch):

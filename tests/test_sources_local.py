@@ -79,8 +79,14 @@ def test_a_scene_keeps_the_regions_surroundings_for_prediction(tmp_path):
     feats, valid, _ = read_image(scene.image_path)
     in_window = ctx_valid[ctx.row_off : ctx.row_off + 400, ctx.col_off : ctx.col_off + 490]
     assert not (valid & ~in_window).any() and (in_window & ~valid).sum() > 50_000  # outside the outline: kept here
+    # the image at the scene's own pixels, for the map view PNG: the same where the scene has data
+    from core.sources.base import scene_surroundings
+
+    around, around_valid = scene_surroundings(scene.image_path)
+    assert np.array_equal(around_valid, in_window) and np.array_equal(around[valid], feats[valid])
     whole = src.fetch(src.full_region(), tmp_path / "whole")
     assert scene_context(whole.image_path) is None and not (tmp_path / "whole" / "context.tif").exists()
+    assert scene_surroundings(whole.image_path) is None
 
 
 def test_the_context_of_a_small_region_is_at_least_one_patch_where_the_image_allows():

@@ -66,6 +66,28 @@ def scene_context(scene_image: str | Path) -> SceneContext | None:
     return found if found.path.is_file() else None
 
 
+def scene_surroundings(scene_image: str | Path):
+    """The context image's features and validity (as :meth:`core.raster.ImageReader.read` gives
+    them) at the pixels of the scene whose ``image.tif`` is ``scene_image``: what lies there outside
+    the region's outline, which the scene leaves without data. None for a scene that is its own
+    context (nothing of the image around it is kept).
+
+    Raises:
+        InputNotFoundError, CorruptFileError, InvalidDataError: a missing or damaged scene or context image.
+    """
+    from rasterio.windows import Window
+
+    from core.raster import ImageReader
+
+    ctx = scene_context(scene_image)
+    if ctx is None:
+        return None
+    with ImageReader(scene_image) as scene:
+        height, width = scene.grid.height, scene.grid.width
+    with ImageReader(ctx.path) as reader:
+        return reader.read(Window(ctx.col_off, ctx.row_off, width, height))
+
+
 @dataclass(frozen=True)
 class Scene:
     """A region materialised on disk: image, optional labels, and what they are."""

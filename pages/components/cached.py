@@ -355,10 +355,13 @@ def probability_tif(key: tuple) -> bytes:
 def exports(key: tuple, threshold: float, title: str, credit: str = "", probability_opacity: float | None = None,
             crop_opacity: float | None = 0.6, caveat: str = "") -> dict[str, bytes]:
     """The downloads that depend on the threshold (core.overlays.threshold_downloads), the map view
-    PNG with the page's layers at their opacities (None: a layer not shown) and the page's ``caveat``."""
+    PNG with the page's layers at their opacities (None: a layer not shown) and the page's ``caveat``,
+    over the image around the region's outline (faded)."""
+    from core.sources.base import scene_surroundings
+
     feats, valid, grid = image_arrays(key[0], key[1])
     return ov.threshold_downloads(feats, valid, cached_probability(key), grid, threshold, title, credit,
-                                  probability_opacity, crop_opacity, caveat)
+                                  probability_opacity, crop_opacity, caveat, scene_surroundings(key[0]))
 
 
 def export_file(name: str, *args) -> bytes:

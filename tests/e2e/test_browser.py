@@ -142,6 +142,16 @@ def test_full_flow_offline(page, app_url, artifacts):
     readout = map_frame(page).locator(".cropmap-readout")
     expect(readout).to_contain_text(f"at threshold {final:.2f}", timeout=30_000)
     snapshot(page, artifacts / "06_pixel_clicked.png")
+    # the map view PNG, a handout: at a slide's size, with the crop area shown, over the image around
+    # the polygon (faded, not the light grey of missing data)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Map view PNG").click()
+    assert download.value.suggested_filename == f"crop_map_t{final:.2f}.png"
+    download.value.save_as(artifacts / "06e_map_view.png")
+    from PIL import Image
+
+    with Image.open(artifacts / "06e_map_view.png") as png:
+        assert png.size[0] >= 1000
 
     # a laptop or a projector (1024 x 768): the threshold's figures are in view, next to it, and whole
     page.set_viewport_size({"width": 1024, "height": 768})
