@@ -465,6 +465,55 @@ def resolution_warning(card: ModelCard, grid) -> str | None:
             f"poorer results; resample the image to {card.pixel_size_m:g} m, or fine-tune the model on images like it")
 
 
+def card_facts(card: ModelCard) -> list[tuple[str, str]]:
+    """The card in words, for people (the dashboard's model card): (what, text) rows for the model,
+    its input, its training data, how it was trained, its best epoch, when it was made, the command
+    that made it and its notes; rows the card has nothing for are left out. Never raises: a card
+    written by hand may lack any of the optional fields, or hold them in another form."""
+    rows: list[tuple[str, str]] = []
+    preset = PRESETS.get(card.preset)
+    rows.append(("Model", f"U-Net, {card.preset} preset" + (f": {preset.description}" if preset else "")))
+    size = f" of {card.pixel_size_m:g} m pixels" if card.pixel_size_m else " (pixel size not recorded)"
+    rows.append(("Input", f"{', '.join(card.bands)}; {card.patch_size} x {card.patch_size} px patches{size}"))
+    if card.data:
+        rows.append(("Trained on", card.data))
+    t = card.training if isinstance(card.training, dict) else {}
+
+    def number(key: str):
+        value = t.get(key)
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    how = []
+    if number("patches_seen") is not None:
+        how.append(f"{int(number('patches_seen')):,} patches seen")
+    if number("epochs_run") is not None or number("epochs") is not None:
+        how.append(f"{int(number('epochs_run') or number('epochs'))} epochs")
+    if number("batch_size") is not None:
+        how.append(f"batches of {int(number('batch_size'))}")
+    if number("learning_rate") is not None:
+        how.append(f"learning rate {number('learning_rate'):g}")
+    if t.get("augment") is True:
+        how.append("flips and 90-degree turns")
+    if t.get("init_model"):
+        how.append("fine-tuned from an earlier model")
+    if how:
+        rows.append(("Training", ", ".join(how)))
+    best = card.metrics.get("val") or card.metrics.get("val_patches_at_best_epoch") if isinstance(card.metrics, dict) else None
+    if isinstance(best, dict):
+        scores = [f"{name} {best[key]:.3f}" for key, name in (("val_iou", "IoU"), ("val_dice", "Dice"), ("val_loss", "loss"))
+                  if isinstance(best.get(key), (int, float))]
+        if scores:
+            at = f"epoch {best['epoch']}" if isinstance(best.get("epoch"), int) else "the best epoch"
+            rows.append(("Chosen at", f"{at}, on validation patches: " + ", ".join(scores)))
+    if card.created:
+        rows.append(("Created", card.created.replace("T", " ")[:16] + (" UTC" if card.created.endswith("+00:00") else "")))
+    if card.command:
+        rows.append(("Made by", card.command))
+    if card.notes:
+        rows.append(("Notes", card.notes))
+    return rows
+
+
 def check_bands(card: ModelCard, bands: Sequence[str]) -> None:
     """Raises ModelMismatchError if the image's feature bands are not the model's."""
     if tuple(card.bands) != tuple(bands):

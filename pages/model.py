@@ -10,7 +10,7 @@ from core import jobs
 from core.dataset import spatial_holdout
 from core.errors import CropMapError, InvalidDataError, JobError
 from core.config import TrainConfig
-from core.model import PRESETS, resolution_warning, store_uploaded_model
+from core.model import PRESETS, card_facts, resolution_warning, store_uploaded_model
 from core.patchset import check_sources
 from pages.components import cached, models, navigation, scene, state, ui
 
@@ -291,5 +291,10 @@ else:
                        "training images." if val or card.metrics.get("val") else "")
             st.warning(f"On the image in use, {warning}.{figures}", icon=":material/warning:")
         with st.expander("Model card"):
-            st.json(card.to_dict())
+            words, raw = st.tabs(["In words", "All fields (JSON)"])
+            with words:  # (the JSON's 17-digit statistics and Keras names are for programs)
+                for what, text in card_facts(card):
+                    st.markdown(f"**{what}:** " + (f"`{text}`" if what == "Made by" else ui.plain(text)))
+            with raw:
+                st.json(card.to_dict())
     st.page_link("pages/predict.py", label="Next: Predict", icon=":material/arrow_forward:")

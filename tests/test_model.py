@@ -271,3 +271,27 @@ def test_model_that_does_not_fit_its_card_is_refused_on_loading(tmp_path):
     path = save_model(classifier, _card(), tmp_path / "classifier.keras")
     with pytest.raises(ModelMismatchError, match="not a crop segmentation model"):
         load_model(path)
+
+
+def test_the_card_in_words_gives_what_people_ask_of_a_model():
+    """The Model page showed the card as raw JSON (17-digit statistics, Keras names): these rows say it."""
+    from core.model import DEFAULT_MODEL_PATH, card_facts, load_card
+
+    facts = dict(card_facts(load_card(DEFAULT_MODEL_PATH)))
+    assert list(facts) == ["Model", "Input", "Trained on", "Training", "Chosen at", "Created", "Made by", "Notes"]
+    assert facts["Model"].startswith("U-Net, light preset: Base-16, depth-4")
+    assert facts["Input"] == "R, G, B, NIR, NDVI; 256 x 256 px patches of 30 m pixels"
+    assert facts["Training"].startswith("24,000 patches seen, 30 epochs, batches of 16, learning rate 0.0005")
+    assert facts["Chosen at"] == "epoch 25, on validation patches: IoU 0.791, Dice 0.883, loss 0.473"
+    assert facts["Created"] == "2026-11-25 15:22 UTC" and facts["Made by"].startswith("python -m core train")
+
+
+def test_the_card_in_words_of_a_hand_written_card_has_the_rows_it_can_give():
+    from core.model import ModelCard, Normalization, card_facts
+
+    norm = Normalization(tuple([0.0] * 5), tuple([1.0] * 5))
+    card = ModelCard("mine", tuple(FEATURE_BANDS), norm, 128, training={"epochs": "many", "augment": "yes"},
+                     metrics={"val": {"val_iou": 0.5}})
+    assert card_facts(card) == [("Model", "U-Net, mine preset"),
+                                ("Input", "R, G, B, NIR, NDVI; 128 x 128 px patches (pixel size not recorded)"),
+                                ("Chosen at", "the best epoch, on validation patches: IoU 0.500")]

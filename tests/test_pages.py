@@ -770,6 +770,12 @@ def test_model_page_shows_the_shipped_cards_validation_figures(fake_map):
     created = card.created.replace("T", " ")[:16]
     assert f"created {created} UTC" in texts(at) and card.created not in texts(at)
     assert not at.warning  # the sample scene: 30 m Landsat, as the model's training images
+    # the card in words (its JSON beside it, for programs), the card's own characters kept as they are
+    [card_box] = [e for e in at.expander if e.label == "Model card"]
+    told = [md.value for md in card_box.tabs[0].markdown]
+    assert told[0].startswith("**Model:** U\\-Net, light preset") and "**Trained on:** Ag\\-Net" in told[2]
+    assert any(t.startswith("**Made by:** `python -m core train") for t in told)
+    assert card_box.tabs[1].json[0].value is not None
 
 
 def test_model_page_warns_that_its_figures_are_for_another_pixel_size(fake_map):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -35,6 +36,12 @@ def sentence(text: str, end: str = "") -> str:
     if first.isalpha() and first.islower():
         text = text[0].upper() + text[1:]
     return text + end if end and not text.endswith((".", "!", "?")) else text
+
+
+def plain(text: str) -> str:
+    """``text`` for st.markdown as it is: its Markdown and LaTeX characters (``*``, ``_``, ``$``...)
+    escaped, so that a file's own words (a model card's notes) show unchanged."""
+    return re.sub(r"([\\`*_{}\[\]<>()#+\-.!|$~])", r"\\\1", text)
 
 
 def anchor(name: str) -> None:
