@@ -199,6 +199,11 @@ with right:
         st.caption("No threshold finds any of the labels' crop: the model takes none of it for crop here.")
     elif found:
         st.caption(f"Best F1 {best['f1']:.3f} at threshold {best['threshold']:.2f}.")
+        # chosen on the labels it is scored against: say so, and what it does to the crop area
+        ratio = best["recall"] / best["precision"] if best["precision"] else None  # predicted / labelled crop
+        there = (f"There the predicted crop area is {abs(ratio - 1):.1%} {'more' if ratio > 1 else 'less'} than the "
+                 "labels'. " if ratio is not None and abs(ratio - 1) >= 0.0005 else "")
+        st.caption(there + "The threshold is picked on these labels, so its figures are optimistic for other regions.")
     if found and abs(best["threshold"] - float(threshold)) > 1e-9:
         st.button(f"Use threshold {best['threshold']:.2f}", key="quality_use_best",
                   on_click=state.set_widget, args=(state.THRESHOLD, float(best["threshold"])),
@@ -207,7 +212,7 @@ with right:
 
 top = [r for r in by_class if r["errors"]][:TOP_CLASSES]
 if top:
-    st.divider()  # (the map's legend ends just above)
+    st.divider()
     st.markdown("**Where the errors are**, by class of the labels")
     st.dataframe(pd.DataFrame({
         "class": [f"{r['code']} {r['name']}" for r in top],

@@ -946,7 +946,12 @@ def test_predict_views_make_a_new_prediction_that_quality_follows(fake_map, tiny
     assert "Crop area" in [m.label for m in at.metric] and len(configs) == 2
 
 
-def test_quality_page_metrics(fake_map, tiny_model_path):
+def test_quality_page_metrics(fake_map, tiny_model_path, monkeypatch):
+    from pages.components import cached
+
+    curves = []
+    real_curve = cached.threshold_curve
+    monkeypatch.setattr(cached, "threshold_curve", lambda *a: curves.append(real_curve(*a)) or curves[-1])
     at = predict_page(tiny_model_path)
     at.button[0].click().run()
     at.switch_page("pages/quality.py").run()
@@ -978,6 +983,13 @@ def test_quality_page_metrics(fake_map, tiny_model_path):
     # the best-F1 threshold from the curve, one click away; it becomes the shared threshold
     best = [c for c in at.caption if c.value.startswith("Best F1")][0].value
     best_t = float(best.rstrip(".").rsplit(" ", 1)[1])
+    # picked on the labels it is scored on: said, with what it does to the crop area (here, at the
+    # threshold the curve says: predicted / labelled crop = recall / precision)
+    row = [r for r in curves[-1] if r["threshold"] == pytest.approx(best_t)][0]
+    d = row["recall"] / row["precision"] - 1
+    told = [c.value for c in at.caption if "picked on these labels" in c.value]
+    assert told == [f"There the predicted crop area is {abs(d):.1%} {'more' if d > 0 else 'less'} than the labels'. "
+                    "The threshold is picked on these labels, so its figures are optimistic for other regions."]
     other = 0.9 if best_t < 0.5 else 0.1
     at.slider[0].set_value(other).run()
     use = [b for b in at.button if b.key == "quality_use_best"]
