@@ -143,8 +143,8 @@ with files_col:
                                          cached.image_warnings(image_path, cached.mtime(image_path)), **about)
             st.download_button("Summary JSON", partial(json.dumps, summary, indent=1), f"summary_{tag}.json",
                                "application/json", on_click="ignore",
-                               help="The figures at this threshold, the region, the image and the model card: what "
-                                    "`python -m core predict` writes as summary.json")
+                               help="The figures at this threshold, the region, the image and the model card, in one "
+                                    "file for other programs or a report (the summary.json of the command line)")
     fields_for = [list(key), float(threshold)]
     if st.button("Crop areas GeoJSON", disabled=not grid.georeferenced,
                  help="The crop layer traced into polygons, each with its area, in longitude/latitude, for a GIS: "
