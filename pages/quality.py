@@ -169,8 +169,10 @@ with left:
                                            f"{shown} {classes[shown]['name']}")
         dis = cached.disagreement_overlay(key, offset, *lkey, float(threshold), only)
     feats, valid = cached.image_arrays(image_path, key[1])[:2]
-    regionmap.show(sc, grid, offset, valid, [base, dis] if show_dis else [base], {dis.name: dis_opacity},
-                   "quality_map", inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key),
+    # the errors as a layer swapped in place: a threshold change keeps the map where the user zoomed,
+    # and the pixel clicked (a reloaded map went back to the whole region)
+    regionmap.show(sc, grid, offset, valid, [base], {dis.name: dis_opacity}, "quality_map", [dis] if show_dis else [],
+                   inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key),
                                                                  float(threshold)))
 with right:
     views = key[-1]

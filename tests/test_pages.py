@@ -130,6 +130,15 @@ def scene_layers(m) -> list[str]:
     return [n for n in layer_names(m) if n != scene.SURROUNDINGS]
 
 
+def swapped_layers(fake: "FakeMap") -> dict[str, float]:
+    """The image layers the last map drawn swaps in place (its feature group), by name: their opacity."""
+    import folium
+
+    group = fake.maps[-1][1]["feature_group_to_add"]
+    children = group._children.values() if group is not None else []
+    return {c.layer_name: c.options["opacity"] for c in children if isinstance(c, folium.raster_layers.ImageOverlay)}
+
+
 def drawn_feature(cols_rows: list[tuple[float, float]]) -> dict:
     """A polygon as Leaflet.draw returns it on the image map (lng = col, lat = -row)."""
     ring = [[c, -r] for c, r in cols_rows] + [[cols_rows[0][0], -cols_rows[0][1]]]
@@ -976,8 +985,8 @@ def test_quality_page_metrics(fake_map, tiny_model_path, monkeypatch):
     assert 1 <= len(errors) <= 6 and errors["class"].str.match(r"^\d+ \S").all()
     wrong = errors["wrong pixels"].str.split(" ").str[0].str.replace(",", "").astype(int)
     assert (wrong.diff().dropna() <= 0).all()
-    html = fake_map.maps[-1][0].get_root().render()
-    assert len(scene_layers(fake_map.maps[-1][0])) == 2
+    # the errors swapped in place over the imagery: a threshold change keeps the map's zoom and the click
+    assert len(scene_layers(fake_map.maps[-1][0])) == 1 and list(swapped_layers(fake_map)) == ["Disagreement"]
     # the threshold left untouched on Predict arrives as it was (not reset to the slider's minimum)
     assert at.slider[0].value == pytest.approx(0.5)
     # the best-F1 threshold from the curve, one click away; it becomes the shared threshold
@@ -1014,7 +1023,8 @@ def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
     pick.set_value(code).run()
     assert not at.exception and not at.error
     html = fake_map.maps[-1][0].get_root().render()
-    assert len(scene_layers(fake_map.maps[-1][0])) == 2 and html != every
+    assert len(scene_layers(fake_map.maps[-1][0])) == 1 and html != every
+    assert list(swapped_layers(fake_map)) == [f"Disagreement on {wrong}"]
     from html import escape
 
     legend = map_legends(fake_map)
@@ -1025,10 +1035,11 @@ def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
     assert ("missed crop" in legend) == is_crop and ("false crop" in legend) == (not is_crop)
     # the layer can be faded or hidden, to see the image under the errors
     at.slider(key="quality_op_dis").set_value(0.4).run()
-    assert '"opacity": 0.4' in fake_map.maps[-1][0].get_root().render()
-    assert "opacity:0.40" in map_legends(fake_map)  # its swatches too
+    assert swapped_layers(fake_map) == {f"Disagreement on {wrong}": 0.4}
+    group = fake_map.maps[-1][1]["feature_group_to_add"]  # its legend's swatches too, set in place
+    assert [c.opacity for c in group._children.values() if type(c).__name__ == "DynamicTitle"] == [0.4]
     at.checkbox(key="quality_show_dis").uncheck().run()
-    assert not at.exception and len(scene_layers(fake_map.maps[-1][0])) == 1
+    assert not at.exception and len(scene_layers(fake_map.maps[-1][0])) == 1 and swapped_layers(fake_map) == {}
     assert "Disagreement" not in map_legends(fake_map)  # a hidden layer's legend goes with it
     at.checkbox(key="quality_show_dis").check().run()
     at.slider[0].set_value(0.3).run()

@@ -234,6 +234,21 @@ def test_full_flow_offline(page, app_url, artifacts):
     wait_map_layers(page, 2)
     page.get_by_text("Show the errors on").scroll_into_view_if_needed()
     snapshot(page, artifacts / "07c_quality_one_class.png")
+    # zoomed into some fields, a threshold change swaps the errors in place: the map stays where it is
+    # (it was reloaded, back to the whole region)
+    frame = map_frame(page)
+    frame.locator(".leaflet-control-zoom-in").click()
+    page.wait_for_timeout(800)
+    zoomed = frame.locator(".leaflet-image-layer").last.bounding_box()["width"]
+    before = metric_value(page, "IoU")
+    thumb = page.get_by_role("slider").first
+    thumb.focus()
+    for _ in range(10):
+        thumb.press("ArrowLeft")
+    wait_metric_change(page, "IoU", before)
+    wait_script_idle(page)
+    page.wait_for_timeout(1000)
+    assert map_frame(page).locator(".leaflet-image-layer").last.bounding_box()["width"] == pytest.approx(zoomed, abs=2)
 
     ext = external_requests(page.requests)
     assert not ext, f"external requests: {ext[:5]}"
