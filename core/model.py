@@ -498,15 +498,17 @@ def card_facts(card: ModelCard) -> list[tuple[str, str]]:
         how.append("fine-tuned from an earlier model")
     if how:
         rows.append(("Training", ", ".join(how)))
-    best = card.metrics.get("val") or card.metrics.get("val_patches_at_best_epoch") if isinstance(card.metrics, dict) else None
+    metrics = card.metrics if isinstance(card.metrics, dict) else {}
+    best = metrics.get("val") or metrics.get("val_patches_at_best_epoch")
     if isinstance(best, dict):
-        scores = [f"{name} {best[key]:.3f}" for key, name in (("val_iou", "IoU"), ("val_dice", "Dice"), ("val_loss", "loss"))
-                  if isinstance(best.get(key), (int, float))]
+        names = (("val_iou", "IoU"), ("val_dice", "Dice"), ("val_loss", "loss"))
+        scores = [f"{name} {best[key]:.3f}" for key, name in names if isinstance(best.get(key), (int, float))]
         if scores:
             at = f"epoch {best['epoch']}" if isinstance(best.get("epoch"), int) else "the best epoch"
             rows.append(("Chosen at", f"{at}, on validation patches: " + ", ".join(scores)))
     if card.created:
-        rows.append(("Created", card.created.replace("T", " ")[:16] + (" UTC" if card.created.endswith("+00:00") else "")))
+        utc = " UTC" if card.created.endswith("+00:00") else ""
+        rows.append(("Created", card.created.replace("T", " ")[:16] + utc))
     if card.command:
         rows.append(("Made by", card.command))
     if card.notes:

@@ -531,7 +531,8 @@ def predict_image(
             if context is not None:
                 summary["context"] = {"file": str(context.path), "row_off": context.row_off, "col_off": context.col_off}
             (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
-            move_into_place([*stale_outputs(out_dir, stale, overwrite), *((tmpdir / f"{key}.cog.tif", final) for key, final in outputs.items()),
+            move_into_place([*stale_outputs(out_dir, stale, overwrite),
+                             *((tmpdir / f"{key}.cog.tif", final) for key, final in outputs.items()),
                              (tmpdir / "summary.json", summary_path)], tmpdir)
     return summary
 

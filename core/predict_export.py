@@ -118,7 +118,8 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
         summary["source"] = "earth engine image export (mixer)"
         summary["kernel"] = pred.kernel
         (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
-        move_into_place([*stale_outputs(out_dir, stale, overwrite), (tmpdir / "probability.cog.tif", outputs["probability"]),
+        move_into_place([*stale_outputs(out_dir, stale, overwrite),
+                         (tmpdir / "probability.cog.tif", outputs["probability"]),
                          (tmpdir / "crop_mask.cog.tif", outputs["crop_mask"]), (tmpdir / "summary.json", summary_path)],
                         tmpdir)
     return summary

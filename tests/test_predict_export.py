@@ -57,7 +57,8 @@ def test_info_describes_an_export_as_predict_takes_it(capsys, tmp_path):
     assert (info["width"], info["height"]) == (64, 64) == (grid.width, grid.height)  # 2 x 2 patches of 32
     assert info["transform"][:3] == [10.0, 0.0, 501360.0] and info["patches"] == 4
     assert info["files"] == export_files(mixer)
-    # its scale as predict detects it (write_image_export writes reflectance 0-1, as Earth Engine's composites), no warning
+    # its scale as predict detects it (write_image_export writes reflectance 0-1, as Earth Engine's
+    # composites), and no warning
     assert info["scales"] == {b: 1.0 for b in ("R", "G", "B", "NIR")} and info["warnings"] == []
     assert main(["info", "--image", str(mixer), "--bands", "1,2,3,4"]) == 2
     assert "--bands works on GeoTIFF images only" in capsys.readouterr().err
