@@ -106,10 +106,15 @@ class JobStatus:
         if self.active:
             text = f"{self.state}: " + (f"epoch {self.epoch}/{of}" if self.epoch else "loading data")
             logs = self.logs if self.epoch else {}
-        else:
-            finished = len(self.history) if self.state != "done" else self.epoch
-            text = f"{self.state}: {finished} of {of} epochs finished"
-            logs = self.history[-1] if self.history else {}
+            last = self.history[-1] if self.history and not any(k.startswith("val_") for k in logs) else {}
+            # within an epoch (training figures only), the validation figures of the last one finished
+            val = [f"{name} {float(last[key]):.3f}" for key, name in (("val_loss", "loss"), ("val_iou", "IoU"))
+                   if last.get(key) is not None]
+            return ", ".join([text, *_metric_parts(logs)] + (["validation after the last epoch: " + ", ".join(val)]
+                                                             if val else []))
+        finished = len(self.history) if self.state != "done" else self.epoch
+        text = f"{self.state}: {finished} of {of} epochs finished"
+        logs = self.history[-1] if self.history else {}
         return ", ".join([text, *_metric_parts(logs)])
 
     def to_dict(self) -> dict:

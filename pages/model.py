@@ -88,7 +88,12 @@ with tab_train:
         except CropMapError as err:
             st.error(ui.sentence(str(err)))
             return
-        st.progress(js.fraction, text=f"{Path(job_dir).name}, {js.progress_text()}")
+        started = jobs.started_at(job_dir)  # (the job's id means nothing to a user; when it started does)
+        st.progress(js.fraction, text=f"Training of {started}, {js.progress_text()}" if started
+                    else f"{Path(job_dir).name}, {js.progress_text()}")
+        notice = state.get(state.MODEL_NOTICE)  # said here, where the button was (the sidebar may be off screen)
+        if notice and notice[0] == state.get(state.MODEL_PATH):  # while that model is the one in use
+            st.success(notice[1], icon=":material/check_circle:")
         if js.state != "failed":  # a failure's message is shown as an error below
             st.caption(ui.sentence(js.message))
         note = jobs.job_note(job_dir)
@@ -149,7 +154,9 @@ with tab_train:
         if best.exists() and st.button(label, key="use_best"):
             with ui.errors_shown():
                 # while training runs, best.keras is replaced by every better epoch: use a copy of it now
-                models.use_model(str(jobs.snapshot_checkpoint(best, state.workdir() / "models")) if js.active else str(best))
+                in_use = str(jobs.snapshot_checkpoint(best, state.workdir() / "models")) if js.active else str(best)
+                models.use_model(in_use)
+                state.put(state.MODEL_NOTICE, [in_use, f"Using {models.label(in_use)}: predict with it on the Predict page."])
                 st.rerun()
         if js.state == "failed":
             st.error(ui.sentence(js.message))

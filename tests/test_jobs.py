@@ -455,6 +455,12 @@ def test_a_stopped_job_shows_the_epochs_it_finished_not_the_one_it_broke_off():
     assert loading.progress_text() == "running: loading data" and loading.fraction == 0.0
     running = jobs.JobStatus(state="running", epoch=2, epochs=3, step=1, steps=2, logs={"loss": 0.5, "lr": 1e-3})
     assert running.progress_text() == "running: epoch 2/3, loss 0.500" and running.fraction == 0.5
+    # within an epoch, the last finished epoch's validation figures stay in view (they showed only
+    # for a moment between epochs)
+    after = jobs.JobStatus(state="running", epoch=3, epochs=4, step=1, steps=5, logs={"loss": 0.3, "iou": 0.6},
+                           history=[{"epoch": 2, "loss": 0.35, "val_loss": 0.41, "val_iou": 0.552}])
+    assert after.progress_text() == ("running: epoch 3/4, loss 0.300, IoU 0.600, "
+                                     "validation after the last epoch: loss 0.410, IoU 0.552")
     done = jobs.JobStatus(state="done", epoch=3, epochs=3, history=[{"epoch": 3, "iou": 0.8}])
     assert done.fraction == 1.0 and done.progress_text() == "done: 3 of 3 epochs finished, IoU 0.800"
 

@@ -942,6 +942,7 @@ def test_predict_views_make_a_new_prediction_that_quality_follows(fake_map, tiny
     assert any(i.value.startswith("Press Predict to map crops with 4 views of each tile; meanwhile the page shows "
                                   "the prediction made with 1 view.") for i in at.info)
     assert "Crop area" in [m.label for m in at.metric] and len(configs) == 1
+    assert "Prediction by tiny.keras." in [c.value for c in at.caption]  # the model that made the map shown
     at.button[0].click().run()
     assert not at.exception and [c.views for c in configs] == [1, 4]
     at.switch_page("pages/quality.py").run()
@@ -1537,6 +1538,10 @@ def test_best_checkpoint_of_a_running_job_is_used_as_a_copy(fake_map, tiny_model
         by_label(at.button, "Use the best checkpoint so far").click().run()
         in_use = Path(at.session_state["model_path"])
         assert not at.exception and in_use != best and in_use.read_bytes() == best.read_bytes()
+        # said where the button is (the sidebar's model line may be below a laptop's screen)
+        from pages.components import models
+
+        assert [s.value for s in at.main.success] == [f"Using {models.label(in_use)}: predict with it on the Predict page."]
         save_model(build_unet("light"), load_card(best), best)  # a better epoch is saved over it
         assert in_use.read_bytes() != best.read_bytes()  # the model in use stayed as it was
     finally:

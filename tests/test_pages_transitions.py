@@ -156,7 +156,9 @@ def test_quality_warns_that_a_model_trained_on_this_region_is_scored_on_its_trai
     job = tmp_path / "job-20261201-214012-ab12cd"  # as core.jobs.new_job_dir names it
     (job / "train").mkdir(parents=True)
     shutil.copy(tiny_model_path, job / "train" / "best.keras")
-    shutil.copy(tiny_model_path.with_suffix(".json"), job / "train" / "best.json")
+    card = json.loads(tiny_model_path.with_suffix(".json").read_text())
+    card["metrics"] = {"val": {"val_loss": 0.4, "epoch": 8}}  # as a job's best checkpoint has it
+    (job / "train" / "best.json").write_text(json.dumps(card))
     (job / "job.json").write_text(json.dumps({"kind": "train", "params": {"trained_on": image},
                                               "note": "Validated on the held-out columns 192-255."}))
     at.session_state["model_path"] = str(job / "train" / "best.keras")
@@ -167,8 +169,8 @@ def test_quality_warns_that_a_model_trained_on_this_region_is_scored_on_its_trai
     warned = [w.value for w in at.warning if "trained on this region's pixels" in w.value]
     assert len(warned) == 1 and "held-out columns 192-255" in warned[0]
     # which training made it (every training leaves a best.keras), here and in the sidebar
-    assert any(c.value == "Prediction by best.keras (training of 2026-12-01 21:40)." for c in at.caption)
-    assert "Model: best.keras (training of 2026-12-01 21:40)" in " ".join(c.value for c in at.sidebar.caption)
+    assert any(c.value == "Prediction by best.keras (training of 2026-12-01 21:40, epoch 8)." for c in at.caption)
+    assert "Model: best.keras (training of 2026-12-01 21:40, epoch 8)" in " ".join(c.value for c in at.sidebar.caption)
     at.session_state["model_path"] = str(tiny_model_path)  # a model trained elsewhere: nothing to say
     at.switch_page("pages/predict.py").run()
     at.button[0].click().run()

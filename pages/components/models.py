@@ -19,13 +19,29 @@ def shipped() -> Path:
 
 
 def label(path: str | os.PathLike) -> str:
-    """The model's file name, with when its training job started for a job's model (every training
-    leaves a best.keras: "best.keras (training of 2026-12-01 21:40)")."""
+    """The model's file name, with when its training job started and the epoch its card was saved
+    at for a job's model (every training leaves a best.keras, and a copy taken while a job runs is
+    an earlier epoch of it: "best.keras (training of 2026-12-01 21:40, epoch 8)")."""
     from core.jobs import source_job, started_at
 
     p, job_dir = Path(path), source_job(path)
     started = started_at(job_dir) if job_dir is not None else None
-    return f"{p.name} (training of {started})" if started else p.name
+    if not started:
+        return p.name
+    epoch = _card_epoch(p)
+    name = "best.keras" if p.name.endswith("best.keras") else p.name  # (a copy's name starts with its job's)
+    return f"{name} (training of {started}" + (f", epoch {epoch})" if epoch else ")")
+
+
+def _card_epoch(model_path: Path) -> int | None:
+    """The epoch a training checkpoint's card was written at (its ``metrics.val.epoch``), or None."""
+    import json
+
+    try:  # the card beside the model (core.model.card_path; read here without loading TensorFlow)
+        epoch = json.loads(model_path.with_suffix(".json").read_text())["metrics"]["val"]["epoch"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
 
 
 def use_model(path: str) -> None:

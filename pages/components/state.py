@@ -34,6 +34,7 @@ SCROLL_TO = "scroll_to"  # str: the page anchor (ui.anchor) to bring into view o
 TRAIN_FORM = "train_settings"  # dict of the training form's last submitted values (preset, epochs, ...)
 PATCH_FORM = "patch_settings"  # dict of the Data page patch form's last submitted values (size, buffer, train, test)
 UPLOAD_NOTICE = "upload_notice"  # ("error" | "success", text, file id): outcome of the last "Use these files" for that file
+MODEL_NOTICE = "model_notice"  # [path, text]: a checkpoint made the model in use on the Model page, said while it is; or None
 EE_TASK_NOTICE = "ee_task_notice"  # str: outcome of the last task cancel, shown once above the fresh task list, or None
 EE_EXPORT_FORM = "ee_export_settings"  # dict of the Earth Engine export form's last submitted values
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
@@ -61,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     PATCH_FORM: {},
     EE_EXPORT_FORM: {},
     EE_TASK_NOTICE: None,
+    MODEL_NOTICE: None,
     UPLOAD_NOTICE: None,
     MODEL_TAB: None,
     SCROLL_TO: None,
