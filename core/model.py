@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -214,6 +215,9 @@ class ModelCard:
     notes: str = ""
     #: ground size of the training pixels in metres, None when unknown (training images without a CRS)
     pixel_size_m: float | None = None
+    #: the model's weights fingerprint (:func:`weights_fingerprint`), written by :func:`save_model`, so
+    #: that a card is never used with another model's weights; "" in cards written before it was
+    weights: str = ""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -260,11 +264,33 @@ class ModelCard:
                 data=d.get("data", ""),
                 notes=d.get("notes", ""),
                 pixel_size_m=None if size is None else float(size),
+                weights=_weights_field(d.get("weights", "")),
             )
         except KeyError as err:
             raise CorruptFileError(f"the model card has no {err.args[0]!r} field; " + DAMAGED_CARD) from None
         except (TypeError, ValueError) as err:
             raise CorruptFileError(f"the model card's fields are not what core writes ({err}); " + DAMAGED_CARD) from None
+
+
+def _weights_field(value) -> str:
+    """Raises CorruptFileError: a card's weights fingerprint that is not a hex digest."""
+    if not isinstance(value, str) or (value and not re.fullmatch(r"[0-9a-f]{64}", value)):
+        raise CorruptFileError(f"the model card's weights are {str(value)[:40]!r}, not a fingerprint of the model's "
+                               "weights; " + DAMAGED_CARD)
+    return value
+
+
+def weights_fingerprint(model) -> str:
+    """SHA-256 of a model's weights (each array's shape, type and values, in the model's order): the
+    same for a model and the file it was saved to, and for nothing else in practice."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        w = np.ascontiguousarray(w)
+        digest.update(f"{w.shape}{w.dtype.str};".encode())
+        digest.update(w.tobytes())
+    return digest.hexdigest()
 
 
 def _check_normalization(norm: Normalization, n_bands: int) -> None:
@@ -315,6 +341,7 @@ def save_model(model: keras.Model, card: ModelCard, path: str | os.PathLike) -> 
         raise ConfigError(f"model files end in .keras, got {path.name}")
     if getattr(model, "optimizer", None) is not None:
         model = keras.Model(model.input, model.output, name=model.name)  # the same layers, uncompiled
+    card = replace(card, weights=weights_fingerprint(model))  # whatever card it was given: this model's
     # a hidden folder beside the model, removed whatever happens (a full disk, an interrupt): no
     # temporary or replaced file is left in the model's folder
     with staging_dir(path.parent, prefix=f".{path.stem}.save-") as tmpdir:
@@ -426,6 +453,11 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
         raise CorruptFileError(f"cannot load model {path.name}: the file is truncated or not a Keras model "
                                f"({type(err).__name__}){hint}") from None
     _check_model_shape(model, card, path.name)
+    if card.weights and card.weights != weights_fingerprint(model):
+        raise ModelMismatchError(f"the model card {card_path(path).name} is not this model's: it was written for a "
+                                 "model with other weights (another training's card, or the shipped model's), so its "
+                                 "normalization and figures do not hold; use the .json that core wrote beside this "
+                                 ".keras file")
     return LoadedModel(model, card, path)
 
 

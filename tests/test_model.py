@@ -69,7 +69,11 @@ def test_save_load_roundtrip(tmp_path):
     loaded = load_model(path)
     x = np.random.default_rng(1).random((1, 64, 64, 5)).astype(np.float32)
     np.testing.assert_allclose(loaded.model(x), m(x), atol=1e-6)
-    assert loaded.card == _card()
+    from dataclasses import replace
+
+    from core.model import weights_fingerprint
+
+    assert loaded.card == replace(_card(), weights=weights_fingerprint(m))  # the card, and whose weights it is for
 
 
 def test_saved_model_leaves_the_optimizer_state_out(tmp_path):
@@ -295,3 +299,39 @@ def test_the_card_in_words_of_a_hand_written_card_has_the_rows_it_can_give():
     assert card_facts(card) == [("Model", "U-Net, mine preset"),
                                 ("Input", "R, G, B, NIR, NDVI; 128 x 128 px patches (pixel size not recorded)"),
                                 ("Chosen at", "the best epoch, on validation patches: IoU 0.500")]
+
+
+def test_a_card_written_for_other_weights_is_refused(tmp_path):
+    """A .keras uploaded with another model's card (the shipped one's, another training's) was used
+    with that card's normalization and shown with its validation figures."""
+    import json
+    import shutil
+
+    from core.model import card_path, load_card, weights_fingerprint
+
+    norm = Normalization(tuple([0.1] * 5), tuple([0.2] * 5))
+    card = ModelCard("light", tuple(FEATURE_BANDS), norm)
+    a, b = build_unet("light"), build_unet("light")
+    save_model(a, card, tmp_path / "a" / "m.keras")
+    save_model(b, card, tmp_path / "b" / "m.keras")
+    written = load_card(tmp_path / "a" / "m.keras").weights
+    assert written == weights_fingerprint(a) != weights_fingerprint(b) and len(written) == 64
+    assert load_model(tmp_path / "a" / "m.keras").card.weights == written  # its own card: loads
+    shutil.copy(card_path(tmp_path / "b" / "m.keras"), card_path(tmp_path / "a" / "m.keras"))
+    with pytest.raises(ModelMismatchError, match="model card m.json is not this model's"):
+        load_model(tmp_path / "a" / "m.keras")
+    # a card written before cards held the fingerprint still loads; a damaged fingerprint does not
+    old = json.loads(card_path(tmp_path / "b" / "m.keras").read_text())
+    del old["weights"]
+    card_path(tmp_path / "a" / "m.keras").write_text(json.dumps(old))
+    assert load_model(tmp_path / "a" / "m.keras").card.weights == ""
+    card_path(tmp_path / "a" / "m.keras").write_text(json.dumps(dict(old, weights=12)))
+    with pytest.raises(CorruptFileError, match="not a fingerprint"):
+        load_model(tmp_path / "a" / "m.keras")
+
+
+def test_the_shipped_card_holds_the_shipped_weights_fingerprint():
+    from core.model import DEFAULT_MODEL_PATH, weights_fingerprint
+
+    loaded = load_model(DEFAULT_MODEL_PATH)
+    assert loaded.card.weights == weights_fingerprint(loaded.model)
