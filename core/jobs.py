@@ -376,13 +376,15 @@ def start_training(
     note: str = "",
     one_at_a_time: bool = False,
     trained_on: str | None = None,
+    pixel_size_m: float | None = None,
 ) -> str:
     """Start ``core.train.train`` in the background; the run lands in ``job_dir/train``.
 
     ``train_data``/``val_data`` are what :func:`core.train.train` accepts (folders or
     ``IMAGE:LABELS`` pairs); ``config`` holds :class:`core.config.TrainConfig` fields;
     ``one_at_a_time`` as in :func:`start_job`; ``trained_on`` names the image the training pixels
-    were cut from (a region's scene), kept with the job for :func:`trained_on`.
+    were cut from (a region's scene), kept with the job for :func:`trained_on`; ``pixel_size_m``
+    is the training pixels' size for images without a CRS (:func:`core.train.train`'s).
 
     Raises:
         ConfigError: if ``config`` is invalid (checked before anything starts).
@@ -394,6 +396,8 @@ def start_training(
     params = {"train_data": list(train_data), "val_data": list(val_data), "label_map": label_map, "config": config or {}}
     if trained_on:
         params["trained_on"] = str(trained_on)
+    if pixel_size_m is not None:
+        params["pixel_size_m"] = float(pixel_size_m)
     return start_job("train", params, job_dir, note=note, one_at_a_time=one_at_a_time)
 
 
@@ -467,7 +471,8 @@ def resume_training(stopped_dir: str | os.PathLike, job_dir: str | os.PathLike, 
     except OSError as err:
         shutil.rmtree(job_dir, ignore_errors=True)
         raise JobError(f"cannot copy the run of {stopped_dir} to {job_dir} ({err}); check the disk space") from None
-    note = " ".join(n for n in (job_note(stopped_dir), f"Resumed from {stopped_dir.name}.") if n)
+    was = f"the training of {started_at(stopped_dir)}" if started_at(stopped_dir) else stopped_dir.name
+    note = " ".join(n for n in (job_note(stopped_dir), f"Resumed from {was}.") if n)
     try:
         return start_job("train", {**spec["params"], "resume": True}, job_dir, note=note, one_at_a_time=one_at_a_time)
     except JobError:
@@ -736,7 +741,8 @@ def run(job_dir: str | os.PathLike) -> int:
                 st.epoch = len(st.history)
             label_map = params.get("label_map", "cdl")
             # the card says how to train the same model again (from the command line), and which job made it
-            command = (train_command(config, params["train_data"], params["val_data"], out, label_map)
+            pixel_size_m = params.get("pixel_size_m")
+            command = (train_command(config, params["train_data"], params["val_data"], out, label_map, pixel_size_m)
                        + f"  # dashboard training job {spec['job_id']}")
             result = fn(
                 config,
@@ -749,6 +755,7 @@ def run(job_dir: str | os.PathLike) -> int:
                 progress=progress,
                 should_stop=should_stop,
                 command=command,
+                pixel_size_m=pixel_size_m,
             )
             stopped = getattr(result, "stopped", "completed")
             best = out / "best.keras"

@@ -248,7 +248,8 @@ with tab_train:
                                            "sample scene or upload labels on the Region page")
                 split = spatial_holdout(sc.image_path, sc.labels_path, sc.label_map, job_dir / "holdout", int(patch))
                 jobs.start_training([split.train], [split.val], job_dir, label_map=split.label_map, config=config,
-                                    note=split.note, one_at_a_time=True, trained_on=str(sc.image_path))
+                                    note=split.note, one_at_a_time=True, trained_on=str(sc.image_path),
+                                    pixel_size_m=sc.extra.get("pixel_size_m"))
             state.put(state.JOB_DIR, str(job_dir))
             state.put(state.SCROLL_TO, "job")
             st.rerun()  # redraw the form with the button disabled while the job runs

@@ -87,6 +87,9 @@ def test_a_scene_keeps_the_regions_surroundings_for_prediction(tmp_path):
     whole = src.fetch(src.full_region(), tmp_path / "whole")
     assert scene_context(whole.image_path) is None and not (tmp_path / "whole" / "context.tif").exists()
     assert scene_surroundings(whole.image_path) is None
+    # the sample's pixels are Landsat 8's 30 m, which its file cannot say (no CRS): its scenes carry it
+    assert scene.extra["pixel_size_m"] == whole.extra["pixel_size_m"] == 30.0
+    assert "pixel_size_m" not in LocalSource(SAMPLE_IMAGE).fetch(tri, tmp_path / "plain").extra
 
 
 def test_the_context_of_a_small_region_is_at_least_one_patch_where_the_image_allows():

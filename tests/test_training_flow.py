@@ -100,15 +100,19 @@ def test_a_dashboard_jobs_model_card_carries_the_command_that_trains_it_again(sm
     img, lab = small_scene
     job_dir = tmp_path / "job"
     cfg = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch_size": 64, "val_patches": 4, "learning_rate": 3e-4}
-    jobs.start_training([f"{img}:{lab}"], [f"{img}:{lab}"], job_dir, label_map="cdl", config=cfg)
+    # the sample's pixels are 30 m, which its file (no CRS) cannot say: the card records it, so that the
+    # model warns when it is used on images of other pixels (it said "pixel size not recorded")
+    jobs.start_training([f"{img}:{lab}"], [f"{img}:{lab}"], job_dir, label_map="cdl", config=cfg, pixel_size_m=30.0)
     st = wait_for(job_dir, ("done", "failed", "cancelled"), timeout=300)
     assert st.state == "done", st.message
-    command = load_model(job_dir / "train" / "best.keras").card.command
+    card = load_model(job_dir / "train" / "best.keras").card
+    assert card.pixel_size_m == 30.0
+    command = card.command
     assert command.startswith("python -m core train --train ") and "# dashboard training job train-" in command
     args = build_parser().parse_args(shlex.split(command, comments=True)[3:])
     assert (args.train, args.val, args.out) == ([f"{img}:{lab}"], [f"{img}:{lab}"], str(job_dir / "train"))
     assert (args.label_map, args.epochs, args.steps, args.batch_size, args.patch_size, args.val_patches, args.lr,
-            args.preset) == ("cdl", 1, 2, 2, 64, 4, 3e-4, "light")
+            args.preset, args.pixel_size_m) == ("cdl", 1, 2, 2, 64, 4, 3e-4, "light", 30.0)
     log = (job_dir / "log.txt").read_text()
     assert "oneDNN" not in log and "absl" not in log  # the worker's log holds no start-up notices
 
@@ -151,7 +155,7 @@ def test_a_stopped_training_job_resumes_in_a_new_job_without_losing_its_finished
     rows = _rows(new / "train" / "history.csv")
     assert [r["epoch"] for r in rows] == ["1", "2", "3"] and rows[0] == first[0]  # epoch 1 kept, not redone
     assert [h["epoch"] for h in st.history] == [1, 2, 3] and st.progress_text().startswith("done: 3 of 3 epochs")
-    assert "held-out note" in jobs.job_note(new) and "Resumed from job-a" in jobs.job_note(new)
+    assert "held-out note" in jobs.job_note(new) and "Resumed from job-a." in jobs.job_note(new)
     assert [r["epoch"] for r in _rows(old / "train" / "history.csv")] == ["1"]  # the stopped job is left as it was
     with pytest.raises(Exception, match="exists; resume in a new folder"):
         jobs.resume_training(old, new)

@@ -32,6 +32,8 @@ SAMPLE_DIR = ROOT / "assets" / "sample"
 SAMPLE_IMAGE = SAMPLE_DIR / "sample_rgbn.tif"
 SAMPLE_LABELS = SAMPLE_DIR / "sample_cdl.tif"
 SAMPLE_LABEL_MAP = "cdl"
+#: The sample's pixels are Landsat 8's 30 m (assets/sample/README.md); the file has no CRS to say so.
+SAMPLE_PIXEL_SIZE_M = 30.0
 SAMPLE_TITLE = "Sample scene: Landsat 8, 2015-09-02, northern Great Plains, USA (not georeferenced)"
 SAMPLE_ATTRIBUTION = (
     "Ag-Net Sample Training Dataset (Ziheng Sun, 2019, MIT); Landsat 8 OLI (USGS) and "
@@ -63,8 +65,12 @@ class LocalSource:
         band_map: dict[str, int] | None = None,
         min_side: int = MIN_REGION_SIDE,
         max_pixels: int = MAX_REGION_PIXELS,
+        pixel_size_m: float | None = None,
     ):
         self.image_path = Path(image_path)
+        #: ground size of the pixels (m) where the image's grid cannot say it (no CRS), from what is
+        #: known of the image (the sample: Landsat 8, 30 m); a scene of it passes it on to training
+        self.pixel_size_m = pixel_size_m
         self.labels_path = Path(labels_path) if labels_path else None
         self.label_map = label_map if self.labels_path else None
         self.title = title or self.image_path.name
@@ -81,7 +87,8 @@ class LocalSource:
     @classmethod
     def sample(cls) -> "LocalSource":
         """The shipped sample scene (not georeferenced, with CDL labels)."""
-        return cls(SAMPLE_IMAGE, SAMPLE_LABELS, SAMPLE_LABEL_MAP, SAMPLE_TITLE, SAMPLE_ATTRIBUTION)
+        return cls(SAMPLE_IMAGE, SAMPLE_LABELS, SAMPLE_LABEL_MAP, SAMPLE_TITLE, SAMPLE_ATTRIBUTION,
+                   pixel_size_m=SAMPLE_PIXEL_SIZE_M)
 
     def available(self) -> tuple[bool, str]:
         """(True, description) when the image opens; (False, the reason) otherwise."""
@@ -207,6 +214,8 @@ class LocalSource:
         if not valid.any():
             raise NoDataError("the region holds no valid pixels (all no data); draw it over the image data")
         extra["region_pixels"] = int(inside.sum())  # the pixels inside the outline, with data or not
+        if self.pixel_size_m and not grid.georeferenced:  # (a CRS says it itself)
+            extra["pixel_size_m"] = float(self.pixel_size_m)
         out_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused region leaves nothing behind
         from rasterio.transform import Affine
 
