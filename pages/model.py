@@ -156,7 +156,8 @@ with tab_train:
                 # while training runs, best.keras is replaced by every better epoch: use a copy of it now
                 in_use = str(jobs.snapshot_checkpoint(best, state.workdir() / "models")) if js.active else str(best)
                 models.use_model(in_use)
-                state.put(state.MODEL_NOTICE, [in_use, f"Using {models.label(in_use)}: predict with it on the Predict page."])
+                said = f"Using {models.label(in_use)}: predict with it on the Predict page."
+                state.put(state.MODEL_NOTICE, [in_use, said])
                 st.rerun()
         if js.state == "failed":
             st.error(ui.sentence(js.message))

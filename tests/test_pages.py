@@ -1541,7 +1541,8 @@ def test_best_checkpoint_of_a_running_job_is_used_as_a_copy(fake_map, tiny_model
         # said where the button is (the sidebar's model line may be below a laptop's screen)
         from pages.components import models
 
-        assert [s.value for s in at.main.success] == [f"Using {models.label(in_use)}: predict with it on the Predict page."]
+        said = f"Using {models.label(in_use)}: predict with it on the Predict page."
+        assert [s.value for s in at.main.success] == [said]
         save_model(build_unet("light"), load_card(best), best)  # a better epoch is saved over it
         assert in_use.read_bytes() != best.read_bytes()  # the model in use stayed as it was
     finally:

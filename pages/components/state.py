@@ -34,7 +34,8 @@ SCROLL_TO = "scroll_to"  # str: the page anchor (ui.anchor) to bring into view o
 TRAIN_FORM = "train_settings"  # dict of the training form's last submitted values (preset, epochs, ...)
 PATCH_FORM = "patch_settings"  # dict of the Data page patch form's last submitted values (size, buffer, train, test)
 UPLOAD_NOTICE = "upload_notice"  # ("error" | "success", text, file id): outcome of the last "Use these files" for that file
-MODEL_NOTICE = "model_notice"  # [path, text]: a checkpoint made the model in use on the Model page, said while it is; or None
+#: [path, text]: a checkpoint made the model in use on the Model page, said there while it is; or None
+MODEL_NOTICE = "model_notice"
 EE_TASK_NOTICE = "ee_task_notice"  # str: outcome of the last task cancel, shown once above the fresh task list, or None
 EE_EXPORT_FORM = "ee_export_settings"  # dict of the Earth Engine export form's last submitted values
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
@@ -132,7 +133,8 @@ def _start_session() -> None:
             text = ""
         st.session_state.update(restored(text))
         st.session_state[SAVED] = text
-        if pred := st.session_state.get(PREDICTION):  # back in use: kept as long again
+        pred = st.session_state.get(PREDICTION)
+        if isinstance(pred, dict) and isinstance(pred.get("key"), list):  # back in use: kept as long again
             from pages.components import cached
 
             cached.used(cached.prediction_file(tuple(pred["key"])))
