@@ -342,6 +342,9 @@ def _start(kind: str, params: dict, job_dir: Path, python: str | None, note: str
     (job_dir / CANCEL_FILE).unlink(missing_ok=True)
     st = JobStatus(state="starting", job_id=job_id, kind=kind, started=time.time(), epochs=_planned_epochs(kind, params),
                    message="starting the worker process")
+    if kind == "train" and params.get("resume"):  # its finished epochs, shown from the start (as the worker will)
+        st.history = _run_history(job_dir / TRAIN_SUBDIR)
+        st.epoch = len(st.history)
     _write_status(job_dir, st)  # before the worker exists: from now on only the worker writes it
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     root = Path(__file__).resolve().parent.parent

@@ -150,6 +150,8 @@ def test_a_stopped_training_job_resumes_in_a_new_job_without_losing_its_finished
     _stopped_job(old, small_scene)
     first = _rows(old / "train" / "history.csv")
     jobs.resume_training(old, new, one_at_a_time=True)
+    # its finished epoch shows at once (its curves and bar were empty while the worker loaded TensorFlow)
+    assert [h["epoch"] for h in jobs.status(new).history][:1] == [1]
     st = wait_for(new, ("done", "failed", "cancelled"), timeout=300)
     assert st.state == "done", st.message
     rows = _rows(new / "train" / "history.csv")
