@@ -106,12 +106,14 @@ class JobStatus:
         if self.active:
             text = f"{self.state}: " + (f"epoch {self.epoch}/{of}" if self.epoch else "loading data")
             logs = self.logs if self.epoch else {}
-            last = self.history[-1] if self.history and not any(k.startswith("val_") for k in logs) else {}
+            parts = [text, *_metric_parts(logs)]
             # within an epoch (training figures only), the validation figures of the last one finished
+            last = self.history[-1] if self.history and not any(k.startswith("val_") for k in logs) else {}
             val = [f"{name} {float(last[key]):.3f}" for key, name in (("val_loss", "loss"), ("val_iou", "IoU"))
                    if last.get(key) is not None]
-            return ", ".join([text, *_metric_parts(logs)] + (["validation after the last epoch: " + ", ".join(val)]
-                                                             if val else []))
+            if val:
+                parts.append("validation after the last epoch: " + ", ".join(val))
+            return ", ".join(parts)
         finished = len(self.history) if self.state != "done" else self.epoch
         text = f"{self.state}: {finished} of {of} epochs finished"
         logs = self.history[-1] if self.history else {}
@@ -342,7 +344,7 @@ def _start(kind: str, params: dict, job_dir: Path, python: str | None, note: str
     (job_dir / CANCEL_FILE).unlink(missing_ok=True)
     st = JobStatus(state="starting", job_id=job_id, kind=kind, started=time.time(), epochs=_planned_epochs(kind, params),
                    message="starting the worker process")
-    if kind == "train" and params.get("resume"):  # its finished epochs, shown from the start (as the worker will)
+    if kind == "train" and params.get("resume"):  # the finished epochs of the run it continues, shown from the start
         st.history = _run_history(job_dir / TRAIN_SUBDIR)
         st.epoch = len(st.history)
     _write_status(job_dir, st)  # before the worker exists: from now on only the worker writes it
@@ -738,10 +740,7 @@ def run(job_dir: str | os.PathLike) -> int:
 
             out = job_dir / TRAIN_SUBDIR
             config = TrainConfig(**params.get("config", {}))
-            resume = bool(params.get("resume"))
-            if resume:  # the finished epochs of the run it continues (curves, counts, the final message)
-                st.history, st.epochs = _run_history(out), config.epochs
-                st.epoch = len(st.history)
+            resume = bool(params.get("resume"))  # (its finished epochs are in the status _start wrote)
             label_map = params.get("label_map", "cdl")
             # the card says how to train the same model again (from the command line), and which job made it
             pixel_size_m = params.get("pixel_size_m")

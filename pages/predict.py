@@ -119,8 +119,7 @@ with stats_box:
     st.metric("Crop share of valid pixels", f"{frac:.1%}" if frac is not None else "n/a")
     st.caption(f"{stats['crop_pixels']:,} of {stats['valid_pixels']:,} valid pixels at threshold {threshold:.2f}")
     # which model made the map, in view with it (the sidebar's line may be below a laptop's screen)
-    st.caption(f"Prediction by {models.label(model_path)}"
-               + (f", averaged over {views} views of each tile." if views > 1 else "."))
+    st.caption(models.made_by(model_path, views))
 
 with files_col:
     st.markdown("**Downloads**")

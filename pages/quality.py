@@ -175,9 +175,7 @@ with left:
                    inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key),
                                                                  float(threshold)))
 with right:
-    views = key[-1]
-    st.caption(f"Prediction by {models.label(model_path)}"
-               + (f", averaged over {views} views of each tile." if views > 1 else "."))
+    st.caption(models.made_by(model_path, key[-1]))  # (the views of each tile the prediction was made with)
     # in the Model page's order (its validation figures), so that the two read side by side
     m1, m2, m3 = st.columns(3)
     m1.metric("IoU", f"{conf['iou']:.3f}" if label_crop else "n/a")

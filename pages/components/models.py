@@ -33,6 +33,11 @@ def label(path: str | os.PathLike) -> str:
     return f"{name} (training of {started}" + (f", epoch {epoch})" if epoch else ")")
 
 
+def made_by(model_path: str | os.PathLike, views: int) -> str:
+    """The line that names the model behind a prediction shown (Predict and Quality pages)."""
+    return f"Prediction by {label(model_path)}" + (f", averaged over {views} views of each tile." if views > 1 else ".")
+
+
 def _card_epoch(model_path: Path) -> int | None:
     """The epoch a training checkpoint's card was written at (its ``metrics.val.epoch``), or None."""
     import json
