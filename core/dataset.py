@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from core.errors import ConfigError, InputNotFoundError, NoDataError, RegionError
-from core.labels import CROP, NODATA, NOT_CROP, get_class_map
+from core.labels import CLASS_MAPS, CROP, NODATA, NOT_CROP, get_class_map
 from core.model import Normalization
 from core.raster import FEATURE_BANDS, ImageReader, read_labels
 
@@ -337,6 +337,16 @@ class Holdout:
     note: str
     #: what was held out (e.g. "columns 768-1023 of the region"), "" when validation uses the training pixels
     held_out: str = ""
+
+    def describe(self, image_title: str, shape: tuple[int, int], label_map: str) -> str:
+        """The training data in words, for a model card: the region of ``image_title`` (``shape``:
+        its rows and columns), how validation was split off, and the label product (``label_map``,
+        the product the region's labels came from, before they were made crop / not crop)."""
+        rows, cols = shape
+        product = CLASS_MAPS[label_map].title if label_map in CLASS_MAPS else label_map
+        validation = (f"validation on {self.held_out}, held out from training" if self.held_out
+                      else "validation on the training pixels")
+        return f"a {cols} x {rows} px region of {image_title}; {validation}; labels: {product}"
 
 
 def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_map: str,

@@ -382,6 +382,7 @@ def start_training(
     one_at_a_time: bool = False,
     trained_on: str | None = None,
     pixel_size_m: float | None = None,
+    data_text: str | None = None,
 ) -> str:
     """Start ``core.train.train`` in the background; the run lands in ``job_dir/train``.
 
@@ -389,7 +390,8 @@ def start_training(
     ``IMAGE:LABELS`` pairs); ``config`` holds :class:`core.config.TrainConfig` fields;
     ``one_at_a_time`` as in :func:`start_job`; ``trained_on`` names the image the training pixels
     were cut from (a region's scene), kept with the job for :func:`trained_on`; ``pixel_size_m``
-    is the training pixels' size for images without a CRS (:func:`core.train.train`'s).
+    is the training pixels' size for images without a CRS, and ``data_text`` the training data in
+    words for the model card (both :func:`core.train.train`'s).
 
     Raises:
         ConfigError: if ``config`` is invalid (checked before anything starts).
@@ -403,6 +405,8 @@ def start_training(
         params["trained_on"] = str(trained_on)
     if pixel_size_m is not None:
         params["pixel_size_m"] = float(pixel_size_m)
+    if data_text:
+        params["data_text"] = str(data_text)
     return start_job("train", params, job_dir, note=note, one_at_a_time=one_at_a_time)
 
 
@@ -758,6 +762,7 @@ def run(job_dir: str | os.PathLike) -> int:
                 should_stop=should_stop,
                 command=command,
                 pixel_size_m=pixel_size_m,
+                data_text=params.get("data_text"),
             )
             stopped = getattr(result, "stopped", "completed")
             best = out / "best.keras"

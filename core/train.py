@@ -394,6 +394,7 @@ def train(
     command: str | None = None,
     pixel_size_m: float | None = None,
     band_map: dict[str, int] | None = None,
+    data_text: str | None = None,
 ) -> TrainResult:
     """Train a U-Net on image/label pairs (folders of ``*_rgbn.tif`` + ``*_cdl.tif``, or ``IMAGE:LABELS``)
     or on TFRecord patches (Earth Engine's training export or ``python -m core patches``: files,
@@ -402,7 +403,8 @@ def train(
     From patches, training draws a random ``patch_size`` crop of each stored patch and validation
     uses their centres. ``band_map`` (1-based numbers of R, G, B, NIR, as
     :func:`core.raster.parse_band_spec` gives them) applies to every image; None reads the bands by
-    their names.
+    their names. ``data_text`` says in words what the model is trained on, for its card (the
+    dashboard's region and its held-out block); by default the card lists the data's paths.
 
     ``pixel_size_m`` (recorded in the card) defaults to the training images' pixel size when they
     all have a CRS and share it. Everything is checked before ``run_dir`` is touched: a mistake
@@ -531,9 +533,10 @@ def train(
             preset=config.preset, bands=FEATURE_BANDS, normalization=norm, patch_size=config.patch_size,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=cmd,
             training=config.to_dict(),  # + patches_seen, by each best checkpoint (_Reporter)
-            data=f"train: {', '.join(map(str, train_data))}; val: {', '.join(map(str, val_data))}; labels: "
-                 + (f"{label_map}" if not (isinstance(train_src, PatchSet) and isinstance(val_src, PatchSet))
-                    else f"the patches' {train_src.label!r} feature"),
+            data=data_text or (
+                f"train: {', '.join(map(str, train_data))}; val: {', '.join(map(str, val_data))}; labels: "
+                + (f"{label_map}" if not (isinstance(train_src, PatchSet) and isinstance(val_src, PatchSet))
+                   else f"the patches' {train_src.label!r} feature")),
             pixel_size_m=pixel_size_m,
         )
         reporter = _Reporter(run_dir, card, config.epochs, config.steps_per_epoch, progress, should_stop, best_loss, best_logs)

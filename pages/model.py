@@ -12,6 +12,7 @@ from core.errors import CropMapError, InvalidDataError, JobError
 from core.config import TrainConfig
 from core.model import PRESETS, card_facts, resolution_warning, store_uploaded_model
 from core.patchset import check_sources
+from core.raster import grid_of_file
 from pages.components import cached, models, navigation, scene, state, ui
 
 navigation.require_app(__file__)
@@ -250,7 +251,9 @@ with tab_train:
                 split = spatial_holdout(sc.image_path, sc.labels_path, sc.label_map, job_dir / "holdout", int(patch))
                 jobs.start_training([split.train], [split.val], job_dir, label_map=split.label_map, config=config,
                                     note=split.note, one_at_a_time=True, trained_on=str(sc.image_path),
-                                    pixel_size_m=sc.extra.get("pixel_size_m"))
+                                    pixel_size_m=sc.extra.get("pixel_size_m"),
+                                    data_text=split.describe(sc.title, grid_of_file(sc.image_path).shape,
+                                                            sc.extra.get("class_map", sc.label_map)))
             state.put(state.JOB_DIR, str(job_dir))
             state.put(state.SCROLL_TO, "job")
             st.rerun()  # redraw the form with the button disabled while the job runs

@@ -78,6 +78,9 @@ def test_spatial_holdout_splits_the_labels_into_disjoint_parts(tmp_path):
 
     split = spatial_holdout(SAMPLE_IMAGE, SAMPLE_LABELS, "cdl", tmp_path / "holdout", 256)
     assert split.label_map == "binary" and "columns 768-1023" in split.note
+    assert split.describe("the sample", (1024, 1024), "cdl") == (
+        "a 1024 x 1024 px region of the sample; validation on columns 768-1023 of the region (25%, 4 tile(s) of "
+        "256 px), held out from training; labels: USDA NASS Cropland Data Layer")
     full = read_labels(SAMPLE_LABELS, get_class_map("cdl"), grid=grid_of_file(SAMPLE_IMAGE))
     parts = {}
     for name, pair in (("train", split.train), ("val", split.val)):
@@ -108,6 +111,8 @@ def test_spatial_holdout_falls_back_on_small_regions(small_scene, tmp_path):
     img, lab = small_scene  # 320 x 288: under two 256 px tiles both ways
     split = spatial_holdout(img, lab, "cdl", tmp_path / "h", 256)
     assert split.train == split.val == f"{img}:{lab}" and split.label_map == "cdl"
+    assert split.describe("a scene", (288, 320), "cdl").endswith("validation on the training pixels; labels: "
+                                                                  "USDA NASS Cropland Data Layer")
     assert "too small" in split.note and not (tmp_path / "h").exists()
     # with 128 px tiles the same region is split (rows or columns, along its longer side)
     split = spatial_holdout(img, lab, "cdl", tmp_path / "h128", 128)

@@ -578,6 +578,9 @@ def test_model_page_fine_tunes_the_model_in_use(fake_map, tiny_model_path, monke
     # validation is a held-out block of the region, not the training pixels
     assert train != val and train[0].endswith("train_labels.tif") and val[0].endswith("val_labels.tif")
     assert kw["label_map"] == "binary" and "holds out" in kw["note"]
+    # the model card will say what it was trained on in words, not by the job folder's paths
+    assert kw["data_text"].startswith("a 1024 x 1024 px region of Sample scene: Landsat 8")
+    assert "validation on columns 768-1023" in kw["data_text"] and "Cropland Data Layer" in kw["data_text"]
 
 
 def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, monkeypatch):

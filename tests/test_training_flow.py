@@ -102,11 +102,14 @@ def test_a_dashboard_jobs_model_card_carries_the_command_that_trains_it_again(sm
     cfg = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch_size": 64, "val_patches": 4, "learning_rate": 3e-4}
     # the sample's pixels are 30 m, which its file (no CRS) cannot say: the card records it, so that the
     # model warns when it is used on images of other pixels (it said "pixel size not recorded")
-    jobs.start_training([f"{img}:{lab}"], [f"{img}:{lab}"], job_dir, label_map="cdl", config=cfg, pixel_size_m=30.0)
+    words = "a 320 x 288 px region of a test scene; validation on the training pixels; labels: CDL"
+    jobs.start_training([f"{img}:{lab}"], [f"{img}:{lab}"], job_dir, label_map="cdl", config=cfg, pixel_size_m=30.0,
+                        data_text=words)
     st = wait_for(job_dir, ("done", "failed", "cancelled"), timeout=300)
     assert st.state == "done", st.message
     card = load_model(job_dir / "train" / "best.keras").card
     assert card.pixel_size_m == 30.0
+    assert card.data == words  # the card says in words what it was trained on (it listed the job's internal paths)
     command = card.command
     assert command.startswith("python -m core train --train ") and "# dashboard training job train-" in command
     args = build_parser().parse_args(shlex.split(command, comments=True)[3:])
