@@ -125,10 +125,6 @@ class Grid:
         scale = max(abs(a), abs(b), abs(d), abs(e))
         return all(abs(x - y) <= tol * scale for x, y in zip(self.transform, other.transform))
 
-    def describe(self) -> str:
-        crs = self.crs if self.crs is None or len(self.crs) < 40 else self.crs[:40] + "..."
-        return f"{self.width}x{self.height} px, CRS {crs}, transform {tuple(round(v, 6) for v in self.transform)}"
-
     def pixel_area_ha(self) -> np.ndarray | float | None:
         """Area of one pixel in hectares on the ground: a float for projected CRSs, a per-row array
         (shape (height, 1)) for geographic and Mercator CRSs (whose pixels shrink on the ground away
@@ -953,20 +949,25 @@ def window_within(part: Grid, whole: Grid, tol: float = 1e-6):
 
 
 def grid_difference(expected: Grid, actual: Grid) -> str:
-    """How ``actual`` differs from ``expected``, first in words (no georeferencing, another CRS, size,
-    pixel size or place), for an error message."""
+    """How ``actual`` differs from ``expected``, in words with the figures that differ (no
+    georeferencing, another CRS, size, pixel size or place), for an error message."""
+
+    def crs(g: Grid) -> str:
+        return g.crs if len(g.crs) <= 40 else g.crs[:40] + "..."
+
     if actual.crs is None and expected.crs is not None:
         return "it has no georeferencing (no CRS; not a GeoTIFF of the image's place?)"
     if expected.crs is None and actual.crs is not None:
         return "it is georeferenced and the image is not"
     if actual.crs is not None and expected.crs is not None and not _same_crs(actual.crs, expected.crs):
-        return "it is in another CRS than the image"
+        return f"it is in {crs(actual)}, the image in {crs(expected)}"
     if actual.shape != expected.shape:
         return f"it is {actual.width} x {actual.height} px, the image {expected.width} x {expected.height} px"
     (a, b, _, d, e, _), (A, B, _, D, E, _) = actual.transform, expected.transform
     scale = max(abs(A), abs(B), abs(D), abs(E), 1e-12)
     if any(abs(x - y) > 1e-6 * scale for x, y in ((a, A), (b, B), (d, D), (e, E))):
-        return "its pixels are of another size than the image's"
+        return (f"its pixels are {np.hypot(a, d):.6g} x {np.hypot(b, e):.6g}, the image's {np.hypot(A, D):.6g} x "
+                f"{np.hypot(B, E):.6g} (CRS units)")
     from affine import Affine
 
     col, row = ~Affine(*expected.transform) * actual.transform[2::3]
@@ -978,8 +979,7 @@ def check_same_grid(expected: Grid | None, actual: Grid, path) -> None:
     if expected is not None and not expected.same_as(actual):
         raise GridMismatchError(
             f"{Path(path).name} is not on the image's grid: {grid_difference(expected, actual)}; resample the labels "
-            "onto the image grid first (e.g. gdalwarp -te/-tr/-t_srs of the image). Labels "
-            f"{actual.describe()}; image {expected.describe()}"
+            "onto the image's grid first (e.g. gdalwarp with the image's -t_srs, -te and -tr)"
         )
 
 

@@ -226,13 +226,22 @@ def test_labels_on_another_grid_are_refused(tmp_path):
     with ImageReader(SAMPLE_IMAGE) as r, pytest.raises(GridMismatchError, match="not on the image's grid: it lies "
                                                         r"elsewhere: its first pixel is at column -2,046.0, row 3,584.0"):
         read_labels(p, get_class_map("cdl"), grid=r.grid)
-    with ImageReader(FLANDERS_S2) as r:  # what differs is said first, in words; the grids' figures after
+    with ImageReader(FLANDERS_S2) as r:  # what differs, in words with its figures
         with pytest.raises(GridMismatchError, match=r"it has no georeferencing \(no CRS; not a GeoTIFF"):
             read_labels(SAMPLE_LABELS, get_class_map("cdl"), grid=r.grid)
         with pytest.raises(GridMismatchError, match=r"it is 64 x 32 px, the image \d+ x \d+ px; resample"):
             read_labels(write_raster(tmp_path / "small.tif", np.ones((32, 64), np.uint8), crs=r.grid.crs,
                                      transform=Affine(*r.grid.transform)), get_class_map("binary"), grid=r.grid)
         mask = read_labels(FLANDERS_LABELS, get_class_map("worldcereal"), grid=r.grid)
+        t = r.grid.transform
+        with pytest.raises(GridMismatchError, match=r"it is in EPSG:4326, the image in EPSG:32631; resample"):
+            read_labels(write_raster(tmp_path / "deg.tif", mask, crs="EPSG:4326", transform=Affine(*t)),
+                        get_class_map("binary"), grid=r.grid)
+        coarse = Affine(t[0] * 3, 0, t[2], 0, t[4] * 3, t[5])
+        with pytest.raises(GridMismatchError, match=r"its pixels are 30 x 30, the image's 10 x 10 \(CRS units\); "
+                                                    r"resample the labels onto the image's grid first \(e.g. gdalwarp"):
+            read_labels(write_raster(tmp_path / "30m.tif", mask, crs=r.grid.crs, transform=coarse),
+                        get_class_map("binary"), grid=r.grid)
     assert set(np.unique(mask)) == {0, 1}  # LC: 11 annual cropland, others not crop; no NaN in LC
 
 
