@@ -22,7 +22,7 @@ from core.errors import ConfigError, ModelMismatchError, NoDataError
 from core.files import move_into_place, staging_dir
 from core.predict import (DERIVED_OUTPUTS, ModelRunner, ProgressFn, _summary, _write_outputs, prediction_outputs,
                           stale_outputs)
-from core.raster import FEATURE_BANDS, INPUT_BANDS, to_features, valid_pixels
+from core.raster import FEATURE_BANDS, INPUT_BANDS, stored_ceiling, to_features, valid_pixels
 
 
 class ExportPredictor:
@@ -56,6 +56,7 @@ class ExportPredictor:
             raise ModelMismatchError(f"buffered patches of {size} do not fit a U-Net (needs multiples of 16): export with a kernelSize that makes patch + kernel a multiple of 16")
         #: suspect but possible values, as a GeoTIFF's reader finds them (in the summary's warnings)
         self.scales, self.offsets, self.warnings = export_reflectance(mixer_path, self.kernel)
+        self.ceiling = stored_ceiling(self.scales, self.offsets)
 
     def strips(self, read, height: int, width: int, progress: ProgressFn | None = None):
         from core.patches import iter_export_patches
@@ -69,7 +70,7 @@ class ExportPredictor:
             progress(0, m.total_patches)
         for first, batch in iter_export_patches(self.mixer_path, INPUT_BANDS, self.kernel, batch_size=self.runner.batch_size):
             raws = batch.transpose(0, 3, 1, 2)  # band-first views, as a GeoTIFF window is read
-            valid = [valid_pixels(raw, None, what) for raw in raws]
+            valid = [valid_pixels(raw, None, what, ceiling=self.ceiling) for raw in raws]
             x = np.stack([self.loaded.card.normalization.apply(to_features(raw, v, self.scales, self.offsets, what), v)
                           for raw, v in zip(raws, valid)])
             probs = self.runner(x)

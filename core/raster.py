@@ -68,6 +68,10 @@ MIN_REFLECTANCE = -0.05
 MAX_NEGATIVE_SHARE = 0.05
 #: No product's offset reaches below this (Landsat Collection 2: -0.2): a pixel under it is an error.
 MIN_POSSIBLE_REFLECTANCE = -0.2
+#: No surface reflectance reaches above this (Landsat Collection 2's largest stored value gives 1.6;
+#: Sentinel-2 over bright cloud about 1.5): a pixel above it in any band (a saturated pixel, or an
+#: undeclared fill such as 65535 or 32767) is read as no data, never fed to the model.
+MAX_POSSIBLE_REFLECTANCE = 2.0
 
 
 #: WGS 84 ellipsoid (semi-major axis in m, flattening): areas on geographic and Mercator grids are
@@ -491,6 +495,29 @@ def reflectance_warnings(refl: np.ndarray, what: str) -> tuple[str, ...]:
             "darkest band), where fields, water and shadow are usually below 0.03: if it is Sentinel-2 L2A from "
             "2022 on (reflectance x 10000 + 1000), set its offset (gdal_edit.py -scale 0.0001 -offset -0.1 "
             "FILE.tif) or subtract 1000, or the crop map will be wrong",)
+
+
+def stored_ceiling(scales: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per band, the stored value above which a pixel's reflectance (``stored * scale + offset``)
+    exceeds :data:`MAX_POSSIBLE_REFLECTANCE` (for :func:`valid_pixels`); scales are positive."""
+    return (MAX_POSSIBLE_REFLECTANCE - np.asarray(offsets, np.float64)) / np.asarray(scales, np.float64)
+
+
+def high_value_warnings(stored: np.ndarray, ceiling: np.ndarray, what: str) -> tuple[str, ...]:
+    """A warning when some pixels of a sample (``stored``: bands x pixels with data) hold values
+    above ``ceiling`` (:func:`stored_ceiling`): they are read as no data; it names the value most of
+    them hold in every band, a fill value that the file could declare."""
+    high = (stored > ceiling[:, None]).any(axis=0)
+    if not high.any():
+        return ()
+    fill = _undeclared_fill(stored[:, high])
+    what_fill = (f": most hold {fill:g} in every band, a no-data value that the file does not declare (set it: "
+                 f"gdal_edit.py -a_nodata {fill:g} FILE.tif)" if fill is not None else " (saturated pixels?)")
+    return (f"{high.mean():.1%} of the sampled pixels of {what} have reflectance above "
+            f"{MAX_POSSIBLE_REFLECTANCE:g} in some band, which no surface reflectance reaches; they are read as no "
+            f"data{what_fill}",)
+
+
 #: Landsat Collection 2 Level-2 surface reflectance as stored: reflectance = stored * scale + offset.
 LANDSAT_C2_SCALE = 2.75e-5
 LANDSAT_C2_OFFSET = -0.2
@@ -614,10 +641,12 @@ def reflectance_scaling(
     return scale, offset
 
 
-def valid_pixels(raw: np.ndarray, nodata: float | None, what: str, pixels: str = "pixels") -> np.ndarray:
+def valid_pixels(raw: np.ndarray, nodata: float | None, what: str, pixels: str = "pixels",
+                 ceiling: np.ndarray | None = None) -> np.ndarray:
     """Validity mask (h, w) of stored values (bands, h, w): not no data in any band, not zero in
     every band (a gap in every product we know: Landsat fill, Ag-Net missing tiles, Earth Engine's
-    masked pixels), and NaN only where the nodata value is NaN.
+    masked pixels), not above ``ceiling`` in any band (per band: :func:`stored_ceiling`, values that
+    cannot be reflectance), and NaN only where the nodata value is NaN.
 
     Raises:
         InvalidDataError: NaN or infinite values without a NaN nodata value.
@@ -637,6 +666,14 @@ def valid_pixels(raw: np.ndarray, nodata: float | None, what: str, pixels: str =
     if nodata is not None and not np.isnan(nodata):
         valid &= ~(raw == nodata).any(axis=0)
     valid &= ~(raw == 0).all(axis=0)
+    if ceiling is not None:
+        if raw.dtype.kind in "iu":  # compared in the stored type (no float copy of the window): raw > floor(c)
+            top = np.iinfo(raw.dtype).max
+            c = np.floor(np.asarray(ceiling, np.float64))
+            if (c < top).any():
+                valid &= ~(raw > np.clip(c, np.iinfo(raw.dtype).min, top).astype(raw.dtype)[:, None, None]).any(axis=0)
+        else:
+            valid &= ~(raw > np.asarray(ceiling).astype(raw.dtype)[:, None, None]).any(axis=0)
     return valid
 
 
@@ -666,7 +703,8 @@ def to_features(raw: np.ndarray, valid: np.ndarray, scale: np.ndarray, offset: n
     feats = np.empty(refl.shape[1:] + (5,), dtype=np.float32)
     for i in range(4):
         feats[..., i] = refl[i]
-    feats[..., 4] = ndvi(refl[0], refl[3])
+    with np.errstate(over="ignore", invalid="ignore"):  # invalid pixels' values (e.g. float32's largest), zeroed below
+        feats[..., 4] = ndvi(refl[0], refl[3])
     if not all_valid:
         feats[~valid] = 0.0
     return feats
@@ -717,8 +755,11 @@ class ImageReader:
                 src.dtypes[0], sample, self.path.name,
                 [src.scales[i - 1] for i in self._indexes], [src.offsets[i - 1] for i in self._indexes])
             self.scale, self.offset = float(self.scales[0]), float(self.offsets[0])
+            self._ceiling = stored_ceiling(self.scales, self.offsets)
             #: suspect but possible values (see :func:`reflectance_warnings`), for the user to check
-            self.warnings = reflectance_warnings(sample * self.scales[:, None] + self.offsets[:, None], self.path.name)
+            self.warnings = high_value_warnings(sample, self._ceiling, self.path.name)
+            sample = sample[:, ~(sample > self._ceiling[:, None]).any(axis=0)]
+            self.warnings += reflectance_warnings(sample * self.scales[:, None] + self.offsets[:, None], self.path.name)
             self.warnings += band_map_warnings(src.descriptions, src.count, self.band_index, self.path.name)
         except Exception:
             self._src.close()
@@ -770,7 +811,7 @@ class ImageReader:
         Raises:
             InvalidDataError: on NaN reflectance without a NaN nodata value.
         """
-        return valid_pixels(self.read_raw(window), self.nodata, self.path.name)
+        return valid_pixels(self.read_raw(window), self.nodata, self.path.name, ceiling=self._ceiling)
 
     def read_valid_spread(self, window, side: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The validity mask of ``window`` (inside the raster) at pixels spread evenly over it, at
@@ -788,18 +829,19 @@ class ImageReader:
         cols = ((np.arange(min(side, w)) + 0.5) * w / min(side, w)).astype(int)
         raw = read_pixels(self._src, self.path, self._indexes, window=window,
                           out_shape=(len(self._indexes), len(rows), len(cols)), resampling=Resampling.nearest)
-        return valid_pixels(raw, self.nodata, self.path.name), rows, cols
+        return valid_pixels(raw, self.nodata, self.path.name, ceiling=self._ceiling), rows, cols
 
     def read(self, window=None) -> tuple[np.ndarray, np.ndarray]:
         """Features (h, w, 5) float32 = R, G, B, NIR reflectance and NDVI, and a validity mask (h, w).
 
-        Invalid pixels (no data in any band) have features 0.
+        Invalid pixels (no data in any band, or a value no reflectance reaches:
+        :data:`MAX_POSSIBLE_REFLECTANCE`) have features 0.
 
         Raises:
             InvalidDataError: on NaN reflectance without a NaN nodata value, or negative reflectance.
         """
         raw = self.read_raw(window)
-        valid = valid_pixels(raw, self.nodata, self.path.name)
+        valid = valid_pixels(raw, self.nodata, self.path.name, ceiling=self._ceiling)
         return to_features(raw, valid, self.scales, self.offsets, self.path.name), valid
 
 

@@ -1,4 +1,5 @@
 import re
+import warnings
 
 import numpy as np
 from rasterio.windows import Window
@@ -168,6 +169,39 @@ def test_negative_nodata_value_is_not_negative_reflectance(tmp_path):
         feats, valid = r.read()
     assert valid.sum() == 256 - 9 and feats[~valid].max() == 0
     assert feats[8, 8, 1] == 0.0 and feats[valid, :4].min() == 0.0
+
+
+@pytest.mark.parametrize("dtype, fill, named", [("uint16", 65535, "65535"), ("int16", 32767, "32767"),
+                                                 ("float32", np.finfo(np.float32).max, "3.40282e+38")])
+def test_values_above_any_reflectance_are_no_data_with_a_warning(tmp_path, dtype, fill, named):
+    """An undeclared fill above any reflectance (65535, 32767, float32's largest) is read as no data:
+    fed to the model, it moved the probabilities around it (float32's largest made NaN that wiped a
+    188 px square of the map); the warning names the value to declare."""
+    rng = np.random.default_rng(0)
+    refl = rng.uniform(0.02, 0.4, (4, 64, 64))
+    data = (refl * 10000).astype(dtype) if dtype != "float32" else refl.astype(dtype)
+    data[:, 10:20, 10:20] = fill  # in the sampled window
+    data[2, 40, 40] = fill  # one band alone is enough
+    p = write_raster(tmp_path / "fill.tif", data, descriptions=["R", "G", "B", "NIR"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow RuntimeWarning from the fill's values
+        with ImageReader(p) as r:
+            feats, valid = r.read()
+            assert np.array_equal(r.read_valid(), valid)
+            text = " ".join(r.warnings)
+    assert valid.sum() == 64 * 64 - 101 and not valid[10:20, 10:20].any() and not valid[40, 40]
+    assert np.isfinite(feats).all() and feats[~valid].max() == 0 and feats[valid, :4].max() < 0.5
+    assert "2.5% of the sampled pixels of fill.tif have reflectance above 2" in text
+    assert f"most hold {named} in every band" in text and f"gdal_edit.py -a_nodata {named}" in text
+
+
+def test_bright_but_possible_reflectance_is_kept(tmp_path):
+    """Reflectance up to 2 (bright cloud, snow; Landsat Collection 2 stores up to 1.6) is data."""
+    data = np.random.default_rng(0).integers(50, 4000, (4, 32, 32)).astype(np.int16)
+    data[:, :4, :4] = 16000
+    with ImageReader(write_raster(tmp_path / "b.tif", data, descriptions=["R", "G", "B", "NIR"])) as r:
+        feats, valid = r.read()
+        assert valid.all() and r.warnings == () and feats[0, 0, 0] == pytest.approx(1.6)
 
 
 def test_complex_values_are_refused(tmp_path):
