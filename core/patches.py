@@ -90,7 +90,7 @@ def list_records(source: str | os.PathLike | Sequence[str]) -> list[str]:
     else:
         exists, isdir, glob = os.path.exists, os.path.isdir, _glob.glob
     if exists(s) and isdir(s):
-        files = glob(s.rstrip("/") + "/*.tfrecord*")
+        files = glob(_literal(s.rstrip("/")) + "/*.tfrecord*")
     elif exists(s):  # before globbing: a real name may hold [ or ]
         files = [s]
     elif any(ch in s for ch in "*?["):
@@ -100,6 +100,12 @@ def list_records(source: str | os.PathLike | Sequence[str]) -> list[str]:
     if not files:
         raise InputNotFoundError(f"no TFRecord files at {s}")
     return sorted(files)
+
+
+def _literal(path: str) -> str:
+    """``path`` as a glob pattern that matches itself (a local folder may be named e.g. ``exp [2024]``);
+    remote paths as they are."""
+    return path if remotefs.is_remote(path) else _glob.escape(path)
 
 
 def read_records(
@@ -327,7 +333,7 @@ def export_files(mixer_path: str | os.PathLike) -> list[str]:
     base = prefix.rsplit("/", 1)[-1]
     single = prefix.rstrip("-_")  # an export small enough for one file may not be numbered
     try:
-        found = list_records(single + "*.tfrecord*")
+        found = list_records(_literal(single) + "*.tfrecord*")
     except InputNotFoundError:
         found = []
     # PREFIX-00000.tfrecord.gz, not PREFIX-b-00000.tfrecord.gz of another export in the same folder

@@ -166,6 +166,19 @@ def test_image_export_roundtrip(small_scene, tmp_path):
     assert sum(len(b) for _, b in iter_export_patches(mixer_path, FEATURE_BANDS)) == 9
 
 
+def test_exports_in_folders_named_with_glob_characters_are_found(small_scene, tmp_path):
+    """A folder such as "exp [2024]" is a name, not a pattern (it found no file: "no TFRecord files")."""
+    from core.patches import list_records
+
+    img, _ = small_scene
+    folder = tmp_path / "exp [2024] *?"
+    with ImageReader(img) as r:
+        mixer_path = write_image_export(folder / "scene", r, patch=128, kernel=32, records_per_file=4)
+    assert [Path(f).name for f in export_files(mixer_path)] == [f"scene-0000{i}.tfrecord.gz" for i in range(3)]
+    assert sum(len(b) for _, b in iter_export_patches(mixer_path, FEATURE_BANDS)) == 9
+    assert list_records(folder) == export_files(mixer_path)  # a folder of records (train --train FOLDER)
+
+
 def test_image_export_that_fails_leaves_the_earlier_export_whole(small_scene, tmp_path, monkeypatch):
     img, _ = small_scene
     prefix = tmp_path / "exp" / "scene"
