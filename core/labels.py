@@ -62,6 +62,14 @@ class ClassMap:
             )
         codes = arr.astype(np.int64, copy=False)
         if codes.size and codes.max() > MAX_CODE:
+            high = np.unique(codes[codes > MAX_CODE])
+            if len(high) == 1:  # one value beside the codes: a fill value that the file does not declare
+                share = float((codes == high[0]).mean())
+                raise InvalidDataError(
+                    f"label codes of {self.title} are 0-{MAX_CODE}, but {share:.1%} of this raster's pixels hold "
+                    f"{int(high[0])}, a no-data value that the file does not declare; set it as the file's nodata "
+                    f"(gdal_edit.py -a_nodata {int(high[0])} FILE.tif) so that those pixels count as no data"
+                )
             raise InvalidDataError(
                 f"label codes of {self.title} are 0-{MAX_CODE}, but this raster holds {int(codes.max())}; it looks "
                 "like an image (reflectance) or another band: give the land-cover label raster (or, for evaluate, its band of class codes with --label-band)"
@@ -86,12 +94,13 @@ CLASS_MAPS: dict[str, ClassMap] = {
             "cdl",
             "USDA NASS Cropland Data Layer",
             _ranges((1, 61), (66, 77), (204, 254)),
-            frozenset({0}),
+            frozenset({0, 255}),
             band="cropland",
         ),
         ClassMap("glc30", "GLC30 / GlobeLand30 (10 = cultivated land)", frozenset({10}), frozenset({0, 255})),
-        ClassMap("worldcover", "ESA WorldCover (40 = cropland)", frozenset({40}), frozenset({0}), band="Map"),
-        ClassMap("dynamicworld", "Dynamic World (4 = crops)", frozenset({4}), frozenset(), band="label"),
+        # 255 is no class of any product here; it is the usual byte fill (and this project's no data)
+        ClassMap("worldcover", "ESA WorldCover (40 = cropland)", frozenset({40}), frozenset({0, 255}), band="Map"),
+        ClassMap("dynamicworld", "Dynamic World (4 = crops)", frozenset({4}), frozenset({255}), band="label"),
         ClassMap(
             "glcfcs30d",
             "GLC-FCS30D (10, 11, 12, 20 = cropland)",

@@ -8,10 +8,11 @@ from core.labels import CLASS_MAPS, CROP, NODATA, NOT_CROP, get_class_map
 @pytest.mark.parametrize(
     "name, crop, not_crop, nodata",
     [
-        ("cdl", [1, 61, 66, 77, 204, 254], [62, 65, 78, 111, 121, 176, 203], [0]),
+        # 255: no class of CDL, WorldCover or Dynamic World; the usual byte fill, undeclared it was "not crop"
+        ("cdl", [1, 61, 66, 77, 204, 254], [62, 65, 78, 111, 121, 176, 203], [0, 255]),
         ("glc30", [10], [20, 30, 60, 80], [0, 255]),
-        ("worldcover", [40], [10, 30, 50, 80], [0]),
-        ("dynamicworld", [4], [0, 1, 2, 3, 5, 6, 7, 8], []),
+        ("worldcover", [40], [10, 30, 50, 80], [0, 255]),
+        ("dynamicworld", [4], [0, 1, 2, 3, 5, 6, 7, 8], [255]),
         ("glcfcs30d", [10, 11, 12, 20], [51, 71, 130, 190, 210], [0, 250, 255]),
         ("worldcereal", [11], [13, 60, 99], [0, 255]),
         ("binary", [1], [0], [255]),
@@ -22,6 +23,18 @@ def test_class_maps(name, crop, not_crop, nodata):
     codes = np.array(crop + not_crop + nodata)
     want = np.array([CROP] * len(crop) + [NOT_CROP] * len(not_crop) + [NODATA] * len(nodata), np.uint8)
     np.testing.assert_array_equal(cmap.to_mask(codes), want)
+
+
+def test_an_undeclared_fill_above_the_codes_is_named_with_the_fix():
+    codes = np.full((10, 10), 176, np.uint16)
+    codes[:2] = 65535
+    with pytest.raises(InvalidDataError, match=r"20.0% of this raster's pixels hold 65535, a no-data value that the "
+                                               r"file does not declare; set it as the file's nodata \(gdal_edit.py "
+                                               r"-a_nodata 65535 FILE.tif\)"):
+        get_class_map("cdl").to_mask(codes)
+    codes[0, 0] = 4000  # several values above the codes: an image, not labels
+    with pytest.raises(InvalidDataError, match="holds 65535; it looks like an image"):
+        get_class_map("cdl").to_mask(codes)
 
 
 def test_nan_is_nodata_in_float_labels():
