@@ -74,6 +74,12 @@ MIN_POSSIBLE_REFLECTANCE = -0.2
 MAX_POSSIBLE_REFLECTANCE = 2.0
 
 
+#: A projected CRS's pixel area is taken as it is (as GIS give it) where it is within this share of
+#: the area on the ground over the whole grid (UTM: 0.1%); beyond, areas are corrected row by row.
+AREA_SCALE_TOLERANCE = 0.01
+#: Equal-area on the WGS 84 ellipsoid (EASE-Grid 2.0 global): the ground areas of projected pixels.
+EQUAL_AREA_CRS = "EPSG:6933"
+
 #: WGS 84 ellipsoid (semi-major axis in m, flattening): areas on geographic and Mercator grids are
 #: taken on it (a sphere of the mean radius was 0.2-0.3% off at mid latitudes).
 WGS84_A = 6378137.0
@@ -133,7 +139,9 @@ class Grid:
         """Area of one pixel in hectares on the ground: a float for projected CRSs, a per-row array
         (shape (height, 1)) for geographic and Mercator CRSs (whose pixels shrink on the ground away
         from the equator: 1/2 of the nominal area at 45 degrees in Web Mercator; for a rotated such
-        grid, at each row's middle), None when the grid is not georeferenced.
+        grid, at each row's middle) and for projected CRSs whose pixels' area differs from the ground's
+        by over :data:`AREA_SCALE_TOLERANCE` (e.g. plate carree, a conformal projection far from its
+        centre), None when the grid is not georeferenced.
 
         Raises:
             InvalidDataError: a CRS without a linear unit in metres or a known one (e.g. a local
@@ -167,9 +175,61 @@ class Grid:
                 if factor is None:
                     raise InvalidDataError(f"the image's CRS has no known linear unit ({crs.to_string()[:60]}), so "
                                            "areas cannot be given; reproject it to a UTM zone (gdalwarp -t_srs)") from None
-            return abs(a * e - b * d) * factor * factor / 1e4
+            nominal = abs(a * e - b * d) * factor * factor / 1e4
+            scale = self._areal_scale_by_row(crs, factor)
+            return nominal if scale is None else nominal / scale
         band = np.abs(np.diff(ellipsoid_sine(lat))) * WGS84_A**2 * math.radians(dlon)
         return (band / 1e4)[:, None]
+
+    def _areal_scale_by_row(self, crs, factor: float, probe: int = 5, columns: int = 9, max_rows: int = 1024) -> np.ndarray | None:
+        """For a projected CRS, how much larger than on the ground its pixels' area is, per row (height,
+        1), where that differs by over :data:`AREA_SCALE_TOLERANCE` somewhere in the grid (e.g. plate
+        carree: 1.5 times at 49 degrees); None where it does not (UTM and national grids: their
+        pixels' nominal area, as GIS give it). Measured at the pixels' centres by mapping each
+        pixel's sides onto an equal-area CRS (:data:`EQUAL_AREA_CRS`); a row's figure is the mean over
+        ``columns`` spread along it, and rows are measured every ``height / max_rows`` rows and
+        interpolated between. Points the CRS cannot place are left out (None when all are)."""
+        rows = np.linspace(0.5, self.height - 0.5, probe)
+        cols = np.linspace(0.5, self.width - 0.5, probe)
+        first = self._areal_scale(crs, factor, *np.meshgrid(rows, cols, indexing="ij"))
+        if not np.isfinite(first).any() or np.nanmax(np.abs(first - 1)) <= AREA_SCALE_TOLERANCE:
+            return None
+        rows = np.linspace(0.5, self.height - 0.5, min(self.height, max_rows))
+        cols = np.linspace(0.5, self.width - 0.5, min(self.width, columns))
+        scale = self._areal_scale(crs, factor, *np.meshgrid(rows, cols, indexing="ij"))
+        ok = np.isfinite(scale).any(axis=1)
+        if not ok.any():
+            return None
+        by_row = 1.0 / np.nanmean(np.where(np.isfinite(scale), 1.0 / scale, np.nan)[ok], axis=1)  # mean true area
+        return np.interp(np.arange(self.height) + 0.5, rows[ok], by_row)[:, None]
+
+    def _areal_scale(self, crs, factor: float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Nominal over true area of the pixels at fractional ``rows``/``cols`` (same shape; ``factor``:
+        metres per CRS unit): their two
+        sides mapped to :data:`EQUAL_AREA_CRS`, a tenth of a pixel long; NaN where that fails."""
+        from affine import Affine
+        from rasterio._err import CPLE_BaseError  # (GDAL's errors; rasterio.errors does not name them)
+        from rasterio.errors import CRSError
+        from rasterio.warp import transform as warp
+
+        t = Affine(*self.transform)
+        r, c = rows.ravel(), cols.ravel()
+        xs, ys = [], []
+        for dr, dc in ((0, 0), (0, 0.1), (0.1, 0)):
+            x, y = t * (c + dc, r + dr)
+            xs.append(np.asarray(x, np.float64))
+            ys.append(np.asarray(y, np.float64))
+        try:
+            ex, ey = warp(crs, EQUAL_AREA_CRS, np.concatenate(xs).tolist(), np.concatenate(ys).tolist())
+        except (CPLE_BaseError, CRSError):  # a local (engineering) CRS: no place on Earth to measure
+            return np.full(rows.shape, np.nan)
+        ex, ey = np.asarray(ex, np.float64).reshape(3, -1), np.asarray(ey, np.float64).reshape(3, -1)
+        true = np.abs((ex[1] - ex[0]) * (ey[2] - ey[0]) - (ey[1] - ey[0]) * (ex[2] - ex[0])) / 0.01
+        a, b, _, d, e, _ = self.transform
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = abs(a * e - b * d) * factor**2 / true
+        out[~np.isfinite(out) | (out <= 0)] = np.nan
+        return out.reshape(rows.shape)
 
     def _rotated_pixel_area_ha(self, crs) -> np.ndarray:
         """Per-row pixel areas (height, 1) in hectares of a rotated or sheared lon/lat or Mercator

@@ -298,6 +298,31 @@ def test_geographic_pixel_area_follows_latitude():
     assert area[0, 0] == pytest.approx(0.62, rel=0.01)
 
 
+def test_projected_pixel_area_is_the_area_on_the_ground_where_the_projection_distorts_it():
+    """Plate carree (EPSG:4087) pixels of 30 m at 49 N cover 0.0586 ha, not the nominal 0.09 (+53%):
+    each row is measured; UTM's pixels keep their nominal area (within 0.1% of the ground's)."""
+    from rasterio.warp import transform as warp
+
+    from core.raster import WGS84_A, ellipsoid_sine
+
+    g = Grid("EPSG:4087", (30.0, 0, 1e6, 0, -30.0, 5.5e6), 50, 40)
+    area = g.pixel_area_ha()
+    assert area.shape == (40, 1)
+    # reference: the rows' edges as latitudes, each row's band of the ellipsoid between them
+    ys = [5.5e6 - 30.0 * k for k in range(41)]
+    lon, lat = warp("EPSG:4087", "EPSG:4326", [1e6] * 41 + [1e6 + 30.0], ys + [ys[0]])
+    band = np.abs(np.diff(ellipsoid_sine(np.asarray(lat[:-1])))) * WGS84_A**2 * np.radians(lon[-1] - lon[0]) / 1e4
+    np.testing.assert_allclose(area[:, 0], band, rtol=1e-4)
+    assert area[0, 0] == pytest.approx(0.0586, rel=1e-3)
+    assert Grid("EPSG:32633", (30.0, 0, 5e5, 0, -30.0, 5.5e6), 50, 40).pixel_area_ha() == pytest.approx(0.09, rel=1e-12)
+    # a large grid is measured on some rows and interpolated between: still the ground's area
+    big = Grid("EPSG:4087", (30.0, 0, 1e6, 0, -30.0, 5.5e6), 100, 5000).pixel_area_ha()
+    ys = [5.5e6 - 30.0 * k for k in (4999, 5000)]
+    _, lat = warp("EPSG:4087", "EPSG:4326", [1e6, 1e6], ys)
+    last = abs(np.diff(ellipsoid_sine(np.asarray(lat)))[0]) * WGS84_A**2 * np.radians(lon[-1] - lon[0]) / 1e4
+    assert big[-1, 0] == pytest.approx(last, rel=1e-4)
+
+
 def test_web_mercator_pixel_area_is_the_area_on_the_ground():
     # 30 m Web Mercator pixels at 45 N cover 30 cos(45) m on each side on the ground: half the area
     from rasterio.warp import transform
