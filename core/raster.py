@@ -292,9 +292,24 @@ def _same_crs(a: str, b: str) -> bool:
 
 
 def grid_of(src) -> Grid:
-    """The :class:`Grid` of an open rasterio dataset."""
-    crs = src.crs.to_string() if src.crs else None
+    """The :class:`Grid` of an open rasterio dataset. A CRS without a geotransform (rasterio then
+    gives the identity: 1 unit pixels at the CRS's origin) places nothing: not georeferenced."""
+    crs = src.crs.to_string() if src.crs and not _no_geotransform(src) else None
     return Grid(crs, tuple(src.transform)[:6], src.width, src.height)
+
+
+def _no_geotransform(src) -> bool:
+    return src.transform.is_identity
+
+
+def georeferencing_warnings(src, what: str) -> tuple[str, ...]:
+    """A warning for a file that names a CRS but has no geotransform (:func:`grid_of` reads it as
+    not georeferenced: no areas in hectares, no place on a map)."""
+    if src.crs and _no_geotransform(src):
+        return (f"{what} names a CRS ({src.crs.to_string()[:40]}) but has no geotransform (where its pixels lie), "
+                "so it is read as not georeferenced: areas are in pixels; set its geotransform (e.g. gdal_translate "
+                "-a_ullr, or gdalwarp from its ground control points)",)
+    return ()
 
 
 def grid_of_file(path: str | os.PathLike) -> Grid:
@@ -821,6 +836,7 @@ class ImageReader:
             sample = sample[:, ~(sample > self._ceiling[:, None]).any(axis=0)]
             self.warnings += reflectance_warnings(sample * self.scales[:, None] + self.offsets[:, None], self.path.name)
             self.warnings += band_map_warnings(src.descriptions, src.count, self.band_index, self.path.name)
+            self.warnings += georeferencing_warnings(src, self.path.name)
         except Exception:
             self._src.close()
             raise

@@ -323,6 +323,19 @@ def test_projected_pixel_area_is_the_area_on_the_ground_where_the_projection_dis
     assert big[-1, 0] == pytest.approx(last, rel=1e-4)
 
 
+def test_a_crs_without_a_geotransform_is_not_georeferenced(tmp_path):
+    """Its pixels were taken as 1 m squares at the CRS's origin: crop areas of 0.03 ha, and a warning
+    that the image's pixels were 30 times smaller than the model's."""
+    data = np.random.default_rng(0).integers(50, 4000, (4, 32, 32)).astype(np.int16)
+    p = write_raster(tmp_path / "t.tif", data, crs="EPSG:32633", transform=Affine.identity(),
+                     descriptions=["R", "G", "B", "NIR"])
+    with ImageReader(p) as r:
+        assert r.grid.crs is None and r.grid.pixel_area_ha() is None
+        assert any("names a CRS (EPSG:32633) but has no geotransform" in w for w in r.warnings)
+    with ImageReader(write_raster(tmp_path / "g.tif", data, crs="EPSG:32633", descriptions=["R", "G", "B", "NIR"])) as r:
+        assert r.grid.crs == "EPSG:32633" and r.warnings == ()
+
+
 def test_web_mercator_pixel_area_is_the_area_on_the_ground():
     # 30 m Web Mercator pixels at 45 N cover 30 cos(45) m on each side on the ground: half the area
     from rasterio.warp import transform
