@@ -6,10 +6,12 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from core.errors import InvalidDataError
 from core.files import check_output_file, replacing
 from core.labels import NODATA, get_class_map, with_class_names
-from core.metrics import class_errors, confusion, crop_area_agreement
+from core.metrics import check_mask, class_errors, confusion, crop_area_agreement
 from core.raster import _open, grid_of, grid_of_file, read_label_classes, read_pixels, window_within
 
 #: classes listed in ``errors_by_class`` (those with the most wrong pixels)
@@ -41,9 +43,19 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
                                    "give the crop_mask.tif written by predict (not an image)")
         grid = grid_of(src)
         pred = read_pixels(src, pred_path, 1)
+        nodata = src.nodata
+    if nodata is not None:  # the mask's own no-data value (0 in some tools' masks, NaN in a float one) is no data
+        missing = np.isnan(pred) if np.isnan(nodata) else pred == nodata
+        pred = np.where(missing, NODATA, pred)
+    check_mask(pred)
+    pred = pred.astype(np.uint8, copy=False)
+    warnings = []
+    if nodata in (0, 1):
+        warnings.append(f"{Path(pred_path).name} declares {nodata:g} as no data, so its pixels of value {nodata:g} "
+                        f"({'not crop' if nodata == 0 else 'crop'} in a crop mask) are left out; if they are "
+                        f"{'not crop' if nodata == 0 else 'crop'}, remove the declaration (gdal_edit.py -unsetnodata)")
     whole = grid_of_file(labels_path)
     inside = None if whole.same_as(grid) else window_within(grid, whole)
-    warnings = []
     if inside is None and not whole.same_as(grid):
         around = window_within(whole, grid)
         if around is not None:  # labels of part of the prediction (an Earth Engine export padded to whole

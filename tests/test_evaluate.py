@@ -33,3 +33,29 @@ def test_evaluate_gives_the_crop_area_against_the_labels_in_hectares(tmp_path):
     assert area["predicted_ha"] == pytest.approx(n_pred * 0.01) and area["labelled_ha"] == pytest.approx(n_lab * 0.01)
     assert area["difference"] == pytest.approx(n_pred / n_lab - 1)
     assert json.loads((tmp_path / "metrics.json").read_text())["crop_area"] == area
+
+
+def test_a_mask_with_its_own_no_data_value_is_read_with_it(tmp_path):
+    """A float mask with nodata=NaN is scored (it was refused: "holds the value nan"); a mask that
+    declares 0 as no data leaves its 0 pixels out, as `fields` does, and says so."""
+    import rasterio
+
+    grid = grid_of_file(FLANDERS_S2)
+    labels = read_labels(FLANDERS_LABELS, get_class_map("worldcereal"), grid)
+    pred = labels.astype(np.float32)
+    pred[labels == NODATA] = np.nan
+    pred[:3] = np.nan
+    profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1, "crs": grid.crs,
+               "transform": rasterio.Affine(*grid.transform)}
+    with rasterio.open(tmp_path / "float.tif", "w", dtype="float32", nodata=np.nan, **profile) as dst:
+        dst.write(pred, 1)
+    result = evaluate_files(tmp_path / "float.tif", FLANDERS_LABELS, "worldcereal", out=tmp_path / "f.json")
+    valid = (labels != NODATA).copy()
+    valid[:3] = False
+    assert result["valid_pixels"] == int(valid.sum()) and result["iou"] == 1.0 and result["warnings"] == []
+    with rasterio.open(tmp_path / "zero.tif", "w", dtype="uint8", nodata=0, **profile) as dst:
+        dst.write(labels, 1)
+    result = evaluate_files(tmp_path / "zero.tif", FLANDERS_LABELS, "worldcereal", out=tmp_path / "z.json")
+    assert result["valid_pixels"] == int((labels == 1).sum()) and result["fp"] == result["tn"] == 0
+    assert "zero.tif declares 0 as no data, so its pixels of value 0 (not crop in a crop mask) are left out" \
+        in result["warnings"][0]
