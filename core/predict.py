@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from core.config import PredictConfig
-from core.errors import ConfigError, InvalidDataError, NoDataError, OutputExistsError, RegionError
+from core.errors import ConfigError, InputNotFoundError, InvalidDataError, NoDataError, OutputExistsError, RegionError
 from core.files import check_output_dir, move_into_place, staging_dir
 from core.labels import NODATA
 from core.raster import FEATURE_BANDS, Grid, ImageReader
@@ -487,10 +487,13 @@ def predict_image(
         NoDataError: the region holds no valid pixel (nothing is written, and no folder is left behind).
         ModelMismatchError: the model was trained on other bands.
     """
-    from core.model import load_model
+    from core.model import load_model, model_files
 
-    from core.model import model_files
-
+    # the inputs' own mistakes first (as evaluate), then an output in the way; opened fully below
+    if not Path(image_path).exists():
+        raise InputNotFoundError(f"file not found: {image_path} (check the path)")
+    if loaded is None and not model_files(model_path)[0].exists():
+        raise InputNotFoundError(f"model file not found: {model_files(model_path)[0]}")
     outputs, summary_path = prediction_outputs(out_dir, overwrite, [image_path, *model_files(model_path)])
     import rasterio
 

@@ -52,6 +52,12 @@ def _err(capsys, argv):
 def test_user_mistakes_are_one_line(capsys, tmp_path, small_scene, tiny_model_path):
     img, lab = small_scene
     assert "not found" in _err(capsys, ["predict", "--image", str(tmp_path / "x.tif"), "--out", str(tmp_path / "o")])
+    # a missing input is said before an output in the way (whose --overwrite would not help)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "summary.json").write_text("{}")
+    for argv, said in ((["--image", str(tmp_path / "x.tif")], "file not found: "),
+                       (["--image", str(img), "--model", str(tmp_path / "m.keras")], "model file not found: ")):
+        assert said in _err(capsys, ["predict", *argv, "--out", str(tmp_path / "full")])
     # an unknown option points to the command's own help, where the options are
     with pytest.raises(SystemExit) as info:
         main(["info", "--image", str(small_scene[0]), "--bogus"])
