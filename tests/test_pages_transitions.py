@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-from test_pages import fake_map, new_app, own_image_app, predict_page  # noqa: F401 - fake_map is a fixture
+from test_pages import SQUARE_300, fake_map, new_app, own_image_app, predict_page  # noqa: F401 - fake_map is a fixture
 
 
 def _copy_model(src, dst_dir):
@@ -110,6 +110,20 @@ def test_a_new_source_starts_at_the_default_threshold(fake_map):
     next(b for b in at.button if b.label == "Sample scene (whole image)").click().run()
     assert not at.exception
     assert at.session_state["source"] == {"kind": "sample"} and at.session_state["threshold"] == 0.5
+
+
+
+def test_the_sample_preset_pressed_on_the_sample_keeps_the_threshold_and_the_way_back(fake_map):
+    """On the sample already, its preset button goes back to the whole image as Reset does: it set
+    the threshold back to 0.50 and dropped the way back to the drawn region, unsaid."""
+    at = new_app()
+    at.session_state["region"] = SQUARE_300
+    at.session_state["threshold"] = 0.65
+    at.run()
+    next(b for b in at.button if b.label == "Sample scene (whole image)").click().run()
+    assert not at.exception
+    assert at.session_state["region"] is None and at.session_state["threshold"] == 0.65
+    assert at.session_state["previous_region"] == [SQUARE_300]
 
 
 #: a region beyond the sample image's 1024 x 1024 px

@@ -299,8 +299,14 @@ def set_region(geojson: dict | None, *, remember: bool = True) -> None:
 def set_source(spec: dict) -> None:
     """A new source invalidates the region, the scene and the prediction; the threshold goes back
     to its default (one tuned on the Quality page was tuned on the old source's labels). Earth
-    Engine settings and region left for another source are kept (:data:`EE_LAST`) for the way back."""
+    Engine settings and region left for another source are kept (:data:`EE_LAST`) for the way back.
+    The source in use again (its preset pressed once more) only goes back to its whole image, as the
+    Region page's Reset does: threshold and the way back to the region it replaces are kept."""
     old = get(SOURCE)
+    if spec == old:
+        set_region(None)
+        put(LAST_DRAWING, None)
+        return
     if old.get("kind") == "earthengine" and spec.get("kind") != "earthengine":
         put(EE_LAST, {"spec": old, "region": get(REGION)})
     put(SOURCE, spec)
