@@ -84,6 +84,9 @@ class MapSpec:
     #: What the page read at the click: (text, lat, lng of the click), shown inside the map (top right)
     #: while that click is the map's last; sent with the dynamic layers, so the map is not reloaded.
     readout: tuple[str, float, float] | None = None
+    #: Keep the user's view when the map is built anew with the same bounds (a layer turned on or off):
+    #: see FitOnFullscreen. Not on the Region page, whose map looks at each new region (and Reset at the image).
+    keep_view: bool = False
 
 
 def _classes():
@@ -130,29 +133,47 @@ def _classes():
 
     class FitOnFullscreen(MacroElement):
         """Fit ``bounds`` to the screen when the map enters or leaves full screen, and when the
-        window is resized (a laptop put on a projector) unless the user has zoomed or moved the map."""
+        window is resized (a laptop put on a projector) unless the user has zoomed or moved the map.
+
+        With ``store`` (the map's key and bounds), the user's view (centre and zoom) is kept in the
+        browser tab and restored when the map is built anew with the same bounds: a map whose layers
+        change (a layer turned on or off, the class the errors are shown on) came back to the whole
+        region, and the fields being looked at were lost. A map of other bounds starts fitted."""
 
         _template = Template(
             "{% macro script(this, kwargs) %}"
             "(function () { var map = {{ this._parent.get_name() }}; var b = L.latLngBounds({{ this.bounds|tojson }});"
-            " var t = null;"
-            # Leaflet's own resize handling keeps the centre and zoom; this one decides first, with the
-            # size from before the resize, whether the view was the fitted region (not zoomed or moved)
+            " var t = null, ours = false, moved = false, k = {{ this.store|tojson }};"
+            # Leaflet's own resize handling keeps the centre and zoom; this one refits the region unless the
+            # user has moved the map (``moved``: set by moves that are not this script's own)
             " L.DomEvent.off(window, 'resize', map._onResize, map);"
             " function fitted() { var c = map.latLngToContainerPoint(b.getCenter()), s = map.getSize();"
             " return Math.abs(map.getZoom() - map.getBoundsZoom(b)) < 1e-6 && Math.abs(c.x - s.x / 2) < 3"
             " && Math.abs(c.y - s.y / 2) < 3; }"
-            " function fit() { map.invalidateSize(); map.fitBounds(b, {animate: false}); }"
+            " function quietly(f) { ours = true; try { f(); } finally { ours = false; } }"
+            " function fit() { quietly(function () { map.invalidateSize(); map.fitBounds(b, {animate: false}); });"
+            " moved = false; }"
+            " var v = null; if (k) { try { v = JSON.parse(window.sessionStorage.getItem('cropmap-view:' + k) || 'null');"
+            " } catch (e) {} }"
+            " function restore() { moved = true; quietly(function () { map.setView([v.lat, v.lng], v.zoom, {animate: false}); }); }"
+            # after the map's first fit, which zooms in an animation that starts on the next frame: a view
+            # set now was undone at its end (at once after its zoom, or in 0.6 s where it does not zoom)
+            " if (v) { var done = false; function once() { if (!done) { done = true; restore(); } }"
+            " map.once('zoomend', function () { setTimeout(once, 0); }); setTimeout(once, 600); }"
+            " map.on('moveend', function () { if (!ours) { moved = !fitted(); }"
+            " if (k) { try { var c = map.getCenter(); window.sessionStorage.setItem('cropmap-view:' + k,"
+            " JSON.stringify(moved ? {lat: c.lat, lng: c.lng, zoom: map.getZoom()} : null)); } catch (e) {} } });"
             " map.on('enterFullscreen exitFullscreen', function () { setTimeout(fit, 250); });"
             " window.addEventListener('resize', function () { clearTimeout(t); t = setTimeout(function () {"
-            " if (fitted()) { fit(); } else { map.invalidateSize(); } }, 200); }); })();"
+            " if (!moved) { fit(); } else { quietly(function () { map.invalidateSize(); }); } }, 200); }); })();"
             "{% endmacro %}"
         )
 
-        def __init__(self, bounds):
+        def __init__(self, bounds, store: str | None = None):
             super().__init__()
             self._name = "CropmapFit"
             self.bounds = bounds
+            self.store = store
 
     class DynamicTitle(MacroElement):
         """Sets the full-screen legend of the dynamic layer ``key`` to ``title`` (e.g. the crop
@@ -329,8 +350,9 @@ def _map_classes():
     return _classes()
 
 
-def build(spec: MapSpec):
-    """A folium map (geemap.foliumap.Map, offline assets) for ``spec``; not rendered."""
+def build(spec: MapSpec, view_key: str | None = None):
+    """A folium map (geemap.foliumap.Map, offline assets) for ``spec``; not rendered. ``view_key``
+    (the map's key) keeps the user's view across rebuilds with the same bounds (:class:`FitOnFullscreen`)."""
     import folium
 
     c = _map_classes()
@@ -394,7 +416,8 @@ def build(spec: MapSpec):
     if spec.tile_layers:  # last: its script names every layer added before it
         folium.LayerControl(collapsed=True).add_to(m)
     m.fit_bounds([[s, w], [n, e]])
-    FitOnFullscreen([[s, w], [n, e]]).add_to(m)
+    store = f"{view_key}|{s:.6g},{w:.6g},{n:.6g},{e:.6g}" if view_key else None  # the view kept for this map and bounds
+    FitOnFullscreen([[s, w], [n, e]], store=store).add_to(m)
     c.WheelAfterClick(WHEEL_HINT).add_to(m)
     if spec.click_marker is not None:
         c.ClickMarker(spec.click_marker, spec.image, CLICK_HINT, CLICK_READING).add_to(m)
@@ -414,7 +437,7 @@ def render(spec: MapSpec, key: str, returned_objects: Sequence[str] = ()) -> dic
         st.caption("Not georeferenced: shown in image coordinates (pixels, row 0 at the top); no location is implied.")
     import folium
 
-    m = build(replace(spec, basemap=spec.basemap and bool(state.get(state.BASEMAP))))
+    m = build(replace(spec, basemap=spec.basemap and bool(state.get(state.BASEMAP))), key if spec.keep_view else None)
     group = None
     if spec.dynamic or spec.click_marker is not None:
         group = folium.FeatureGroup(name="dynamic layers")

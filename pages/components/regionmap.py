@@ -38,7 +38,8 @@ def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequenc
                                float(lat), float(lng))
     mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced, overlays=[*under, *overlays],
                                    opacities=opacities, dynamic=dynamic, region_geojson=outline,
-                                   click_marker=map_bounds(grid, offset) if inspect else None, readout=readout),
+                                   click_marker=map_bounds(grid, offset) if inspect else None, readout=readout,
+                                   keep_view=True),
                    key=key, returned_objects=["last_clicked"] if inspect else ())
     if note := scene.nodata_note(sc, valid):
         st.caption(note)

@@ -249,6 +249,16 @@ def test_full_flow_offline(page, app_url, artifacts):
     wait_script_idle(page)
     page.wait_for_timeout(1000)
     assert map_frame(page).locator(".leaflet-image-layer").last.bounding_box()["width"] == pytest.approx(zoomed, abs=2)
+    # the errors on every class again: the map is built anew, at the view it was zoomed to (it went back
+    # to the whole region, and the fields being checked were lost)
+    page.locator("[data-testid='stSelectbox']", has_text="Show the errors on").click()
+    page.get_by_role("option").filter(has_text="every class of the labels").first.click()
+    expect(map_frame(page).get_by_text("Disagreement on 176 Grassland/Pasture")).to_have_count(0, timeout=60_000)
+    wait_map_layers(page, 2)
+    wait_script_idle(page)
+    page.wait_for_timeout(1000)
+    assert map_frame(page).locator(".leaflet-image-layer").last.bounding_box()["width"] == pytest.approx(zoomed, abs=2)
+    snapshot(page, artifacts / "07d_quality_view_kept.png")
 
     ext = external_requests(page.requests)
     assert not ext, f"external requests: {ext[:5]}"
