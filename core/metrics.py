@@ -254,6 +254,15 @@ def format_hectares(ha: float) -> str:
     return f"{ha:,.1f} ha" if ha < 10_000 else f"{ha:,.0f} ha"
 
 
+def nominal_area(pixels: int, pixel_size_m: float | None) -> str | None:
+    """For an image without a CRS whose pixel size is known otherwise (the sample: Landsat's 30 m),
+    the ground area of ``pixels`` in words ("about 9,966 ha at 30 m pixels"); None when the size is not
+    known. Only an estimate: nothing places such an image, so its pixels' true size is not checked."""
+    if not pixel_size_m or pixel_size_m <= 0:
+        return None
+    return f"about {format_hectares(pixels * pixel_size_m**2 / 1e4)} at {pixel_size_m:g} m pixels"
+
+
 def describe_crop(stats: dict, grid) -> str:
     """One line for a map handout: the crop area (hectares where the grid has a CRS, pixels
     otherwise) and share of the valid pixels of :func:`crop_area`'s ``stats``, and the grid's CRS

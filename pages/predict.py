@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.metrics import format_hectares
+from core.metrics import format_hectares, nominal_area
 from core.model import load_card, resolution_warning
 from core.predict import prediction_summary
 from pages.components import cached, models, navigation, predictions, regionmap, scene, state, ui
@@ -114,7 +114,8 @@ with stats_box:
         st.metric("Crop area", format_hectares(stats["crop_area_ha"]))
     else:
         st.metric("Crop area", f"{stats['crop_pixels']:,} px")
-        st.caption("Not georeferenced: area in pixels.")
+        ground = nominal_area(stats["crop_pixels"], sc.extra.get("pixel_size_m"))
+        st.caption("Not georeferenced: area in pixels" + (f"; {ground} (the image's stated pixel size)." if ground else "."))
     frac = stats["crop_fraction"]
     st.metric("Crop share of valid pixels", f"{frac:.1%}" if frac is not None else "n/a")
     st.caption(f"{stats['crop_pixels']:,} of {stats['valid_pixels']:,} valid pixels at threshold {threshold:.2f}")

@@ -12,7 +12,7 @@ from core.errors import CropMapError
 from core.raster import parse_band_spec
 from core.region import MAX_GEOJSON_BYTES, Region
 from core.labels import CLASS_MAPS
-from core.metrics import format_hectares
+from core.metrics import format_hectares, nominal_area
 from core.patches import export_to_geotiff
 from core.sources.earthengine import recipes_from_settings
 from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
@@ -242,6 +242,9 @@ with info_col:
             st.metric("Area", format_hectares(pixel_area) if pixel_area is not None else f"{used:,} px",
                       help=("the ground area of the pixels used" if pixel_area is not None else "the pixels used")
                            + ": those whose centre lies inside the shape" + (" and inside the image" if check.clipped else ""))
+            ground = nominal_area(used, getattr(source, "pixel_size_m", None)) if used is not None else None
+            if ground:  # (an image without a CRS, whose pixel size is known otherwise: the sample's Landsat 30 m)
+                st.caption(f"Not georeferenced: {ground} (the image's stated pixel size).")
         else:
             st.metric("Area drawn" if check.clipped else "Area", region.describe_area().split(" (")[0],
                       help="the whole shape; only its part inside the image is used" if check.clipped else None)

@@ -160,6 +160,8 @@ def test_region_page_opens_on_sample_scene(fake_map):
     assert "cropmap-click-mark" not in html  # a click on the drawing map draws, it does not read a pixel
     assert "not georeferenced" in texts(at)
     assert at.metric[0].value.startswith("1,048,576")
+    # its ground area, from Landsat's 30 m pixels (stated by the source; the file has no CRS): 1,048,576 x 0.09 ha
+    assert "Not georeferenced: about 94,372 ha at 30 m pixels (the image's stated pixel size)." in texts(at)
     # The Earth Engine preset is disabled with the reason shown
     camana = [b for b in at.button if "Camana" in b.label][0]
     assert camana.disabled
@@ -805,6 +807,8 @@ def test_model_page_warns_that_its_figures_are_for_another_pixel_size(fake_map):
 
 
 def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypatch):
+    from core.metrics import format_hectares as hectares
+
     import core.predict
 
     calls = {"n": 0}
@@ -860,6 +864,8 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     area_high = {m.label: m.value for m in at.metric}["Crop area"]
     px = [int(a.removesuffix(" px").replace(",", "")) for a in (area_low, area_before, area_high)]
     assert px[0] >= px[1] >= px[2] and px[0] > px[2]  # a lower threshold keeps more crop
+    # and about its ground area, from the sample's stated 30 m pixels (0.09 ha a pixel)
+    assert f"Not georeferenced: area in pixels; about {hectares(px[2] * 0.09)} at 30 m pixels" in texts(at)
     assert at.session_state["threshold"] == pytest.approx(0.95)
     # Reruns and navigation never recompute the prediction or reload the model
     at.run()
