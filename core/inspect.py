@@ -51,7 +51,8 @@ def describe_pixel(row: int, col: int, features: np.ndarray, valid: np.ndarray,
                    label_map: str | None = None) -> str:
     """One line on the pixel (``row``, ``col``) of a scene: its R, G, B, NIR reflectance and NDVI
     (``features``, (h, w, 5)) or that it has no data, the crop ``probability`` (0-1, NaN = no data) and what it is at ``threshold``, and the
-    ``labels`` (1/0/255) with the product's class (``codes``, -1 = none, named by ``label_map``).
+    ``labels`` (1/0/255) with the product's class (``codes``, -1 = none, named by ``label_map``) and,
+    with both, the verdict: "agrees", "false crop" or "missed crop".
 
     Raises:
         IndexError: the pixel is outside the arrays (see :func:`pixel_at`).
@@ -62,14 +63,16 @@ def describe_pixel(row: int, col: int, features: np.ndarray, valid: np.ndarray,
     else:
         r, g, b, nir, ndvi = (float(v) for v in features[row, col, :5])
         parts.append(f"NDVI {ndvi:.2f} (reflectance R {r:.3f}, G {g:.3f}, B {b:.3f}, NIR {nir:.3f})")
+    predicted = None  # crop or not at the threshold
     if probability is not None:
         p = float(probability[row, col])
         if not math.isfinite(p):
             parts.append("no prediction")
         else:  # in whole percent, as probability.tif stores it and the crop layer thresholds it
             pct = int(whole_percent(np.array(p)))
-            at = "" if threshold is None else \
-                f": {'crop' if pct >= percent_cut(threshold) else 'not crop'} at threshold {threshold:.2f}"
+            if threshold is not None:
+                predicted = pct >= percent_cut(threshold)
+            at = "" if predicted is None else f": {'crop' if predicted else 'not crop'} at threshold {threshold:.2f}"
             parts.append(f"crop probability {pct}%{at}")
     if labels is not None:
         lab = int(labels[row, col])
@@ -77,5 +80,7 @@ def describe_pixel(row: int, col: int, features: np.ndarray, valid: np.ndarray,
         code = int(codes[row, col]) if codes is not None else -1
         if code >= 0 and label_map and label_map != "binary":
             text += f" ({code} {class_name(label_map, code)})"
+        if predicted is not None and lab != NODATA:  # the verdict, in the disagreement map's words
+            text += (": agrees" if predicted == (lab == CROP) else ": false crop" if predicted else ": missed crop")
         parts.append(text)
     return "; ".join(parts) + "." if parts else ""

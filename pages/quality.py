@@ -162,6 +162,14 @@ if not label_crop:
     st.info("The labels of this region hold no crop pixel, so recall, F1 and IoU are undefined here; every "
             "pixel predicted crop is a false crop (the map shows where).")
 
+
+
+def use_threshold(value: float) -> None:
+    """The best threshold's button: set it, and say so (the button goes, and the slider may be out of view)."""
+    state.set_widget(state.THRESHOLD, value)
+    st.toast(f"Threshold set to {value:.2f}, the best F1 here; the Predict page uses it too.", icon=":material/check:")
+
+
 left, right = st.columns([3, 2])
 with left:
     with ui.errors_shown(stop=True):
@@ -176,6 +184,9 @@ with left:
                                                                  float(threshold)))
 with right:
     st.caption(models.made_by(model_path, key[-1]))  # (the views of each tile the prediction was made with)
+    if shown != "all":  # the map shows one class's errors; the figures stay the whole region's
+        st.caption(f"The figures are for every class; the map shows the errors on {shown} {classes[shown]['name']} "
+                   "alone.")
     # in the Model page's order (its validation figures), so that the two read side by side
     m1, m2, m3 = st.columns(3)
     m1.metric("IoU", f"{conf['iou']:.3f}" if label_crop else "n/a")
@@ -206,7 +217,7 @@ with right:
         st.caption(there + "The threshold is picked on these labels, so its figures are optimistic for other regions.")
     if found and abs(best["threshold"] - float(threshold)) > 1e-9:
         st.button(f"Use threshold {best['threshold']:.2f}", key="quality_use_best",
-                  on_click=state.set_widget, args=(state.THRESHOLD, float(best["threshold"])),
+                  on_click=use_threshold, args=(float(best["threshold"]),),
                   help="Sets the threshold of the Predict and Quality pages. It is chosen on these labels, "
                        "so expect somewhat lower figures on other regions.")
 

@@ -1017,6 +1017,9 @@ def test_quality_page_metrics(fake_map, tiny_model_path, monkeypatch):
     assert not at.exception and at.slider[0].value == pytest.approx(best_t)
     assert at.session_state["threshold"] == pytest.approx(best_t)
     assert not [b for b in at.button if b.key == "quality_use_best"]  # at the best already: no button
+    # and says so (the button goes, and the slider may be out of view, at the top of the page)
+    assert [t.value for t in at.toast] == [f"Threshold set to {best_t:.2f}, the best F1 here; the Predict page uses "
+                                           "it too."]
 
 
 def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
@@ -1035,6 +1038,8 @@ def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
     html = fake_map.maps[-1][0].get_root().render()
     assert len(scene_layers(fake_map.maps[-1][0])) == 1 and html != every
     assert list(swapped_layers(fake_map)) == [f"Disagreement on {wrong}"]
+    # the figures beside it stay the whole region's, and the page says so
+    assert f"The figures are for every class; the map shows the errors on {wrong} alone." in texts(at)
     from html import escape
 
     legend = map_legends(fake_map)
