@@ -846,13 +846,16 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     assert group is not None and len(group._children) == 3  # the layer, its title, the click reading
     # with a script that gives the full-screen legend its threshold in place (an audience sees which one)
     title = [c for c in group._children.values() if type(c).__name__ == "DynamicTitle"][0]
-    assert title.title == "Crop (p ≥ 0.50)" and "data-cropmap-legend=\\u0027Crop\\u0027" in html
+    # and its figures, as the page gives them (in full screen the page's figures are out of view)
+    figures = {m.label: m.value for m in at.metric}
+    assert title.title == f"Crop (p ≥ 0.50): {figures['Crop area']}, {float(figures['Crop share of valid pixels'][:-1]):.0f}%"
+    assert "data-cropmap-legend=\\u0027Crop\\u0027" in html
     # and its colours at the layer's opacity, as on the page (set in place too: no map reload)
     assert title.opacity == 0.6 and "data-cropmap-swatch=\\u0027Crop\\u0027" in html
     from streamlit_folium import generate_leaflet_string
 
     script = generate_leaflet_string(title)
-    assert '"Crop (p \\u2265 0.50)"' in script or '"Crop (p ≥ 0.50)"' in script
+    assert '"Crop (p \\u2265 0.50): ' in script or '"Crop (p ≥ 0.50): ' in script
     area_before = {m.label: m.value for m in at.metric}["Crop area"]
     # a run does not send the slider's value back to the browser unless it changed it: that value
     # overwrote arrow presses made while the run was on its way (presses were lost)

@@ -331,7 +331,13 @@ def probability_overlay(key: tuple, offset: tuple[int, int]) -> ov.Overlay:
 def crop_overlay(key: tuple, offset: tuple[int, int], threshold: float) -> ov.Overlay:
     prob = cached_probability(key)
     grid = image_arrays(key[0], key[1])[2]
-    legend = ov.class_legend(f"Crop (p ≥ {threshold:.2f})", ["predicted crop"])
+    # the figures in the legend's title, in view in full screen, where the page's figures are not
+    stats = crop_stats(key, threshold)
+    from core.metrics import format_hectares
+
+    area = format_hectares(stats["crop_area_ha"]) if stats["crop_area_ha"] is not None else f"{stats['crop_pixels']:,} px"
+    share = f", {stats['crop_fraction']:.0%}" if stats["crop_fraction"] is not None else ""
+    legend = ov.class_legend(f"Crop (p ≥ {threshold:.2f}): {area}{share}", ["predicted crop"])
     return ov.make_overlay("Crop", ov.crop_colour(prob, threshold), grid, offset, legend)
 
 
