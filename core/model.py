@@ -533,7 +533,7 @@ def card_facts(card: ModelCard) -> list[tuple[str, str]]:
     metrics = card.metrics if isinstance(card.metrics, dict) else {}
     best = metrics.get("val") or metrics.get("val_patches_at_best_epoch")
     if isinstance(best, dict):
-        names = (("val_iou", "IoU"), ("val_dice", "Dice"), ("val_loss", "loss"))
+        names = (("val_iou", "IoU"), ("val_dice", "F1 (Dice)"), ("val_loss", "loss"))  # Dice is F1
         scores = [f"{name} {best[key]:.3f}" for key, name in names if isinstance(best.get(key), (int, float))]
         if scores:
             at = f"epoch {best['epoch']}" if isinstance(best.get("epoch"), int) else "the best epoch"

@@ -275,7 +275,12 @@ else:
         val = card.metrics.get("val_blocks")
         if val:
             st.markdown("**On the validation blocks** (not used for training)")
-            if val.get("how"):  # (the card's own words, with their own parentheses: a line of their own)
+            blocks = len(val.get("per_block") or {})
+            if blocks:  # in plain words (the card's own technical words are in its JSON, below)
+                st.caption(f"How: each of the {blocks} validation blocks predicted whole, as the Predict page does; a "
+                           "pixel is crop at probability 0.5 or more; the figures count the pixels of all blocks "
+                           "together.", help=val.get("how"))
+            elif val.get("how"):  # (the card's own words, with their own parentheses: a line of their own)
                 st.caption("How: " + val["how"] + ".")
             cols = st.columns(5)
             for col, (name, title) in zip(cols, (("iou", "IoU"), ("f1", "F1"), ("precision", "Precision"),
@@ -284,7 +289,9 @@ else:
             if val.get("per_block"):
                 import pandas as pd
 
-                st.dataframe(pd.DataFrame(val["per_block"]).T, width="content", column_config={
+                table = pd.DataFrame(val["per_block"]).T
+                table.index = [str(name).removesuffix(".tif").removesuffix("_rgbn") for name in table.index]
+                st.dataframe(table, width="content", column_config={
                     "_index": st.column_config.TextColumn("validation block"),
                     "iou": st.column_config.NumberColumn("IoU", format="%.3f"),
                     "f1": st.column_config.NumberColumn("F1", format="%.3f"),
@@ -292,7 +299,8 @@ else:
                 })
         elif card.metrics.get("val"):
             logs = card.metrics["val"]
-            names = {"val_iou": "IoU", "val_dice": "Dice", "val_loss": "loss"}  # the page's words, not Keras's
+            # the page's words, not Keras's (Dice is F1, as the figures of the validation blocks call it)
+            names = {"val_iou": "IoU", "val_dice": "F1 (Dice)", "val_loss": "loss"}
             shown = [f"{names[k]} {logs[k]:.3f}" for k in names if isinstance(logs.get(k), (int, float))]
             st.caption("Validation patches at the best epoch: " + ", ".join(shown) + ".")
         # here too, beside the figures, which a demo would quote for an image they do not hold for

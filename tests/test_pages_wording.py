@@ -171,8 +171,12 @@ def test_the_shipped_model_card_reads_without_nested_parentheses(fake_map):
     at.switch_page("pages/model.py").run()
     assert not at.exception and not at.error
     assert "**On the validation blocks** (not used for training)" in [m.value for m in at.markdown]
-    assert any(c.value.startswith("How: whole-block tiled prediction (default config: 512 px tiles")
-               for c in at.caption)
+    # in plain words; the card's own (technical) words in its help
+    [how] = [c for c in at.caption if c.value.startswith("How: ")]
+    assert how.value == ("How: each of the 6 validation blocks predicted whole, as the Predict page does; a pixel is "
+                         "crop at probability 0.5 or more; the figures count the pixels of all blocks together.")
+    assert how.help.startswith("whole-block tiled prediction (default config: 512 px tiles")
+    assert list(at.dataframe[0].value.index)[0] == "block_r1_c1"  # the blocks by name, not by file
 
 
 def test_predict_without_a_model_loads_the_shipped_weights_in_one_click(fake_map, tiny_model_path, monkeypatch):
@@ -203,7 +207,7 @@ def test_a_trained_models_validation_figures_are_named_in_words(fake_map, tiny_m
     at.session_state["model_path"] = str(model)
     at.switch_page("pages/model.py").run()
     assert not at.exception
-    assert "Validation patches at the best epoch: IoU 0.777, Dice 0.874, loss 0.626." in [c.value for c in at.caption]
+    assert "Validation patches at the best epoch: IoU 0.777, F1 (Dice) 0.874, loss 0.626." in [c.value for c in at.caption]
 
 
 def test_core_messages_are_shown_as_sentences_but_names_as_written():
