@@ -297,6 +297,9 @@ else:
                     "f1": st.column_config.NumberColumn("F1", format="%.3f"),
                     "valid_pixels": st.column_config.NumberColumn("valid pixels", format="localized"),
                 })
+            source = scene.current_source() if scene.is_local() else None
+            if source is not None and (note := models.trained_on_this_image(current, source.image_path)):
+                st.caption(note)  # (the shipped model on the sample: why the Quality page's figures are higher)
         elif card.metrics.get("val"):
             logs = card.metrics["val"]
             # the page's words, not Keras's (Dice is F1, as the figures of the validation blocks call it)

@@ -121,6 +121,8 @@ with stats_box:
     st.caption(f"{stats['crop_pixels']:,} of {stats['valid_pixels']:,} valid pixels at threshold {threshold:.2f}")
     # which model made the map, in view with it (the sidebar's line may be below a laptop's screen)
     st.caption(models.made_by(model_path, views))
+    if note := models.trained_on_this_image(model_path, image_path):  # (why Quality's figures beat the model card's)
+        st.caption(note)
 
 with files_col:
     st.markdown("**Downloads**")

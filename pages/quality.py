@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
-from core import jobs
 from core.metrics import few_pixels_note, format_hectares
-from core.model import DEFAULT_MODEL_PATH, load_card, resolution_warning
+from core.model import load_card, resolution_warning
 from pages.components import cached, models, navigation, predictions, regionmap, scene, state, ui
 
 #: label classes listed under "Where the errors are"
@@ -146,13 +143,11 @@ dis_opacity = op_col.slider("Disagreement opacity", 0.0, 1.0, prev["opacity"], 0
 settings["disagreement"] = {"show": show_dis, "opacity": dis_opacity}
 state.put(state.LAYERS, settings)
 
-if state.get(state.SOURCE).get("kind") == "sample" and Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve():
-    st.caption("The sample scene is one of the blocks the shipped model was trained on, so these are "
-               "training-set figures; the model card (Model page) gives its figures on the validation blocks.")
-elif (origin := jobs.trained_on(model_path)) is not None and Path(origin[0]).resolve() == Path(image_path).resolve():
-    st.warning("This model was trained on this region's pixels, so these are mostly training-set figures: they "
-               "flatter it. " + (origin[1] + " " if origin[1] else "")
-               + "The training's validation figures (Model page) are the honest ones.", icon=":material/warning:")
+if note := models.trained_on_this_image(model_path, image_path):  # (the sample: a fact of the demo; a region: a warning)
+    if state.get(state.SOURCE).get("kind") == "sample":
+        st.caption(note)
+    else:
+        st.warning(note, icon=":material/warning:")
 with ui.errors_shown():  # (the figures are the model's on pixels of another size than it learned on)
     if warning := resolution_warning(load_card(model_path), grid):
         st.warning(ui.sentence(warning, "."), icon=":material/warning:")
