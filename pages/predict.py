@@ -139,8 +139,10 @@ with files_col:
                            "image/tiff", on_click="ignore")
         st.download_button("Crop mask GeoTIFF", partial(cached.export_file, "crop_mask.tif", *made),
                            f"crop_mask_{tag}.tif", "image/tiff", on_click="ignore")
-        st.download_button("Map view PNG", partial(cached.export_file, "map.png", *made), f"crop_map_{tag}.png",
-                           "image/png", on_click="ignore")
+        st.download_button("Region map PNG", partial(cached.export_file, "map.png", *made), f"crop_map_{tag}.png",
+                           "image/png", on_click="ignore",
+                           help="The whole region as on the map (its layers at their opacities), with its legend "
+                                "and crop area, at least 1,000 px wide for a slide")
         if card is not None:  # (an unreadable card's error is shown at the top)
             about = {"image": sc.title, "attribution": sc.attribution, "region": scene.current_region().to_geojson(),
                      "model": models.label(model_path)}

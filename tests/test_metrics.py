@@ -101,7 +101,7 @@ def test_class_areas_count_each_class_and_leave_out_no_data():
 
 
 def test_a_map_handout_says_the_crop_area_and_the_grid():
-    """The Map view PNG's line under its title: hectares and CRS for a georeferenced image, pixels and
+    """The Region map PNG's line under its title: hectares and CRS for a georeferenced image, pixels and
     'not georeferenced' otherwise (a handout without them said nothing of what it shows)."""
     from core.metrics import crop_area, describe_crop
     from core.raster import Grid

@@ -876,7 +876,7 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     assert not at.exception
     at.switch_page("pages/predict.py").run()
     assert calls["n"] == 1
-    assert [d.label for d in at.get("download_button")] == ["Probability GeoTIFF", "Crop mask GeoTIFF", "Map view PNG",
+    assert [d.label for d in at.get("download_button")] == ["Probability GeoTIFF", "Crop mask GeoTIFF", "Region map PNG",
                                                              "Summary JSON"]
     # the probability GeoTIFF does not depend on the threshold: made once; the mask once per threshold
     # the files are made when a download is clicked, not for each threshold the slider passes

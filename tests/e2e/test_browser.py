@@ -145,7 +145,7 @@ def test_full_flow_offline(page, app_url, artifacts):
     # the map view PNG, a handout: at a slide's size, with the crop area shown, over the image around
     # the polygon (faded, not the light grey of missing data)
     with page.expect_download() as download:
-        page.get_by_role("button", name="Map view PNG").click()
+        page.get_by_role("button", name="Region map PNG").click()
     assert download.value.suggested_filename == f"crop_map_t{final:.2f}.png"
     download.value.save_as(artifacts / "06e_map_view.png")
     from PIL import Image
