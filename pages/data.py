@@ -145,8 +145,9 @@ if has_labels:
     with st.form("patch_form"):
         f1, f2, f3, f4 = st.columns(4)
         size = f1.selectbox("Patch size", fits, index=index, key="patch_size", help=size_help)
-        buffer = f2.number_input("Kernel buffer (px each side)", 0, 64, asked.get("buffer", 0), key="patch_buffer",
-                                 help="extra context around each patch, as Earth Engine's kernelSize")
+        buffer = f2.number_input("Context margin (px each side)", 0, 64, asked.get("buffer", 0), key="patch_buffer",
+                                 help="Extra image around each patch (the kernel buffer of Earth Engine's exports, its "
+                                      "kernelSize)")
         n_train = f3.number_input("Training patches", 1, 500, asked.get("train", 100), key="patch_train")
         n_test = f4.number_input("Test patches", 1, 200, asked.get("test", 25), key="patch_test")
         cut = st.form_submit_button("Cut patches")

@@ -37,7 +37,7 @@ def export_form() -> None:
                                    help="patch exports are split into tasks of this many points; fewer per task "
                                         "when a task runs out of memory")
         patch = d4.selectbox("Patch size", sizes, index=sizes.index(prev.get("patch", 256)), key="ee_exp_patch")
-        kernel = d5.number_input("Kernel buffer (px each side)", 0, 256, prev.get("kernel", 32), step=8,
+        kernel = d5.number_input("Context margin (kernel buffer, px each side)", 0, 256, prev.get("kernel", 32), step=8,
                                  key="ee_exp_kernel",
                                  help="context around each patch; image exports need it for seamless prediction "
                                       "(a multiple of 8, at most half the patch size)")

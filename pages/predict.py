@@ -159,6 +159,8 @@ with files_col:
                       "layer come out as one polygon, so these are crop areas, not field boundaries."
                       if grid.georeferenced else "Needs a georeferenced image: this one has no place on Earth."):
         state.put(state.FIELDS, fields_for)
+    if not grid.georeferenced:  # (said on the page: a greyed button's help is only seen by pointing at it)
+        st.caption("Crop areas as GeoJSON polygons need a georeferenced image; this one has no place on Earth.")
     if state.get(state.FIELDS) == fields_for:
         with ui.errors_shown():
             data, n, area = cached.crop_fields(key, float(threshold))
