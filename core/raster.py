@@ -181,7 +181,8 @@ class Grid:
         band = np.abs(np.diff(ellipsoid_sine(lat))) * WGS84_A**2 * math.radians(dlon)
         return (band / 1e4)[:, None]
 
-    def _areal_scale_by_row(self, crs, factor: float, probe: int = 5, columns: int = 9, max_rows: int = 1024) -> np.ndarray | None:
+    def _areal_scale_by_row(self, crs, factor: float, probe: int = 5, columns: int = 9,
+                            max_rows: int = 1024) -> np.ndarray | None:
         """For a projected CRS, how much larger than on the ground its pixels' area is, per row (height,
         1), where that differs by over :data:`AREA_SCALE_TOLERANCE` somewhere in the grid (e.g. plate
         carree: 1.5 times at 49 degrees); None where it does not (UTM and national grids: their
@@ -205,8 +206,8 @@ class Grid:
 
     def _areal_scale(self, crs, factor: float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Nominal over true area of the pixels at fractional ``rows``/``cols`` (same shape; ``factor``:
-        metres per CRS unit): their two
-        sides mapped to :data:`EQUAL_AREA_CRS`, a tenth of a pixel long; NaN where that fails."""
+        metres per CRS unit), from their two sides, a tenth of a pixel long, mapped onto
+        :data:`EQUAL_AREA_CRS`; NaN where that fails."""
         from affine import Affine
         from rasterio._err import CPLE_BaseError  # (GDAL's errors; rasterio.errors does not name them)
         from rasterio.errors import CRSError

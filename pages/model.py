@@ -298,8 +298,8 @@ else:
                     "valid_pixels": st.column_config.NumberColumn("valid pixels", format="localized"),
                 })
             source = scene.current_source() if scene.is_local() else None
-            if source is not None and (note := models.trained_on_this_image(current, source.image_path)):
-                st.caption(note)  # (the shipped model on the sample: why the Quality page's figures are higher)
+            if source is not None:  # (the shipped model on the sample: why the Quality page's figures are higher)
+                models.show_trained_on_this_image(current, source.image_path)
         elif card.metrics.get("val"):
             logs = card.metrics["val"]
             # the page's words, not Keras's (Dice is F1, as the figures of the validation blocks call it)

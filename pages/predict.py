@@ -115,14 +115,14 @@ with stats_box:
     else:
         st.metric("Crop area", f"{stats['crop_pixels']:,} px")
         ground = nominal_area(stats["crop_pixels"], sc.extra.get("pixel_size_m"))
-        st.caption("Not georeferenced: area in pixels" + (f"; {ground} (the image's stated pixel size)." if ground else "."))
+        st.caption("Not georeferenced: area in pixels"
+                   + (f"; {ground} (the image's stated pixel size)." if ground else "."))
     frac = stats["crop_fraction"]
     st.metric("Crop share of valid pixels", f"{frac:.1%}" if frac is not None else "n/a")
     st.caption(f"{stats['crop_pixels']:,} of {stats['valid_pixels']:,} valid pixels at threshold {threshold:.2f}")
     # which model made the map, in view with it (the sidebar's line may be below a laptop's screen)
     st.caption(models.made_by(model_path, views))
-    if note := models.trained_on_this_image(model_path, image_path):  # (why Quality's figures beat the model card's)
-        st.caption(note)
+    models.show_trained_on_this_image(model_path, image_path)  # (why Quality's figures beat the model card's)
 
 with files_col:
     st.markdown("**Downloads**")

@@ -143,11 +143,7 @@ dis_opacity = op_col.slider("Disagreement opacity", 0.0, 1.0, prev["opacity"], 0
 settings["disagreement"] = {"show": show_dis, "opacity": dis_opacity}
 state.put(state.LAYERS, settings)
 
-if note := models.trained_on_this_image(model_path, image_path):  # (the sample: a fact of the demo; a region: a warning)
-    if state.get(state.SOURCE).get("kind") == "sample":
-        st.caption(note)
-    else:
-        st.warning(note, icon=":material/warning:")
+models.show_trained_on_this_image(model_path, image_path)
 with ui.errors_shown():  # (the figures are the model's on pixels of another size than it learned on)
     if warning := resolution_warning(load_card(model_path), grid):
         st.warning(ui.sentence(warning, "."), icon=":material/warning:")

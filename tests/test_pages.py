@@ -848,7 +848,8 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     title = [c for c in group._children.values() if type(c).__name__ == "DynamicTitle"][0]
     # and its figures, as the page gives them (in full screen the page's figures are out of view)
     figures = {m.label: m.value for m in at.metric}
-    assert title.title == f"Crop (p ≥ 0.50): {figures['Crop area']}, {float(figures['Crop share of valid pixels'][:-1]):.0f}%"
+    share = float(figures["Crop share of valid pixels"][:-1])
+    assert title.title == f"Crop (p ≥ 0.50): {figures['Crop area']}, {share:.0f}%"
     assert "data-cropmap-legend=\\u0027Crop\\u0027" in html
     # and its colours at the layer's opacity, as on the page (set in place too: no map reload)
     assert title.opacity == 0.6 and "data-cropmap-swatch=\\u0027Crop\\u0027" in html

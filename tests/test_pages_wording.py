@@ -210,7 +210,8 @@ def test_a_trained_models_validation_figures_are_named_in_words(fake_map, tiny_m
     at.session_state["model_path"] = str(model)
     at.switch_page("pages/model.py").run()
     assert not at.exception
-    assert "Validation patches at the best epoch: IoU 0.777, F1 (Dice) 0.874, loss 0.626." in [c.value for c in at.caption]
+    assert ("Validation patches at the best epoch: IoU 0.777, F1 (Dice) 0.874, loss 0.626."
+            in [c.value for c in at.caption])
 
 
 def test_core_messages_are_shown_as_sentences_but_names_as_written():

@@ -335,7 +335,8 @@ def crop_overlay(key: tuple, offset: tuple[int, int], threshold: float) -> ov.Ov
     stats = crop_stats(key, threshold)
     from core.metrics import format_hectares
 
-    area = format_hectares(stats["crop_area_ha"]) if stats["crop_area_ha"] is not None else f"{stats['crop_pixels']:,} px"
+    ha = stats["crop_area_ha"]
+    area = format_hectares(ha) if ha is not None else f"{stats['crop_pixels']:,} px"
     share = f", {stats['crop_fraction']:.0%}" if stats["crop_fraction"] is not None else ""
     legend = ov.class_legend(f"Crop (p ≥ {threshold:.2f}): {area}{share}", ["predicted crop"])
     return ov.make_overlay("Crop", ov.crop_colour(prob, threshold), grid, offset, legend)

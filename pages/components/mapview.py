@@ -153,9 +153,10 @@ def _classes():
             " function quietly(f) { ours = true; try { f(); } finally { ours = false; } }"
             " function fit() { quietly(function () { map.invalidateSize(); map.fitBounds(b, {animate: false}); });"
             " moved = false; }"
-            " var v = null; if (k) { try { v = JSON.parse(window.sessionStorage.getItem('cropmap-view:' + k) || 'null');"
-            " } catch (e) {} }"
-            " function restore() { moved = true; quietly(function () { map.setView([v.lat, v.lng], v.zoom, {animate: false}); }); }"
+            " var v = null; if (k) { try {"
+            " v = JSON.parse(window.sessionStorage.getItem('cropmap-view:' + k) || 'null'); } catch (e) {} }"
+            " function restore() { moved = true;"
+            " quietly(function () { map.setView([v.lat, v.lng], v.zoom, {animate: false}); }); }"
             # after the map's first fit, which zooms in an animation that starts on the next frame: a view
             # set now was undone at its end (at once after its zoom, or in 0.6 s where it does not zoom)
             " if (v) { var done = false; function once() { if (!done) { done = true; restore(); } }"

@@ -41,7 +41,8 @@ def made_by(model_path: str | os.PathLike, views: int) -> str:
 def trained_on_this_image(model_path: str | os.PathLike, image_path: str | os.PathLike) -> str | None:
     """A sentence when the model was trained on the image in use (the shipped model on the sample
     scene, one of its training blocks; a dashboard training on this region's pixels): figures against
-    its labels are then training-set figures, higher than the model's validation figures. None otherwise."""
+    its labels are then training-set figures, higher than the model's validation figures. None otherwise.
+    Shown by :func:`show_trained_on_this_image`."""
     from core import jobs
     from core.model import DEFAULT_MODEL_PATH
 
@@ -55,6 +56,18 @@ def trained_on_this_image(model_path: str | os.PathLike, image_path: str | os.Pa
                 "they flatter it. " + (origin[1] + " " if origin[1] else "")
                 + "The training's validation figures (Model page) are the honest ones.")
     return None
+
+
+def show_trained_on_this_image(model_path: str | os.PathLike, image_path: str | os.PathLike) -> None:
+    """:func:`trained_on_this_image`'s sentence, if any: a caption for the shipped model on the sample
+    (a known fact of the demo), a warning for a model trained on the region itself (its figures flatter it)."""
+    note = trained_on_this_image(model_path, image_path)
+    if note is None:
+        return
+    if note.startswith("The sample scene"):
+        st.caption(note)
+    else:
+        st.warning(note, icon=":material/warning:")
 
 
 def _card_epoch(model_path: Path) -> int | None:
