@@ -1047,7 +1047,11 @@ def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
     from html import escape
 
     legend = map_legends(fake_map)
-    assert f"Disagreement on {escape(wrong)}" in legend  # the legend says which class, and the one error it can have
+    # the legend says which class, and the one error it can have; at which threshold, set in place
+    assert f"Disagreement on {escape(wrong)}" in legend
+    group = fake_map.maps[-1][1]["feature_group_to_add"]
+    [title] = [c.title for c in group._children.values() if type(c).__name__ == "DynamicTitle"]
+    assert title == f"Disagreement on {wrong} (p ≥ {at.session_state['threshold']:.2f})"
     from core.labels import get_class_map
 
     is_crop = code in get_class_map("cdl").crop_codes

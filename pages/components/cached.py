@@ -461,7 +461,8 @@ def disagreement_overlay(key: tuple, offset: tuple[int, int], labels_path: str, 
         from core.labels import get_class_map
 
         names = ["missed crop"] if only[3] in get_class_map(only[2]).crop_codes else ["false crop"]
-    return ov.make_overlay(title, rgba, grid, offset, ov.class_legend(title, names))
+    # the legend names the threshold, as the crop layer's does (the layer's name stays: opacities are kept by it)
+    return ov.make_overlay(title, rgba, grid, offset, ov.class_legend(f"{title} (p ≥ {threshold:.2f})", names))
 
 
 # ---------------------------------------------------------------------- memory
