@@ -143,7 +143,6 @@ dis_opacity = op_col.slider("Disagreement opacity", 0.0, 1.0, prev["opacity"], 0
 settings["disagreement"] = {"show": show_dis, "opacity": dis_opacity}
 state.put(state.LAYERS, settings)
 
-models.show_trained_on_this_image(model_path, image_path)
 with ui.errors_shown():  # (the figures are the model's on pixels of another size than it learned on)
     if warning := resolution_warning(load_card(model_path), grid):
         st.warning(ui.sentence(warning, "."), icon=":material/warning:")
@@ -175,6 +174,8 @@ with left:
                                                                  float(threshold)))
 with right:
     st.caption(models.made_by(model_path, key[-1]))  # (the views of each tile the prediction was made with)
+    # beside the figures it is about (above the map, it pushed the map's foot below a laptop's screen)
+    models.show_trained_on_this_image(model_path, image_path)
     if shown != "all":  # the map shows one class's errors; the figures stay the whole region's
         st.caption(f"The figures are for every class; the map shows the errors on {shown} {classes[shown]['name']} "
                    "alone.")
