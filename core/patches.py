@@ -29,8 +29,8 @@ from core.config import PatchConfig
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, NoDataError, OutputExistsError
 from core.files import move_into_place, replacing, staging_dir
 from core.labels import NODATA, get_class_map
-from core.raster import (FEATURE_BANDS, INPUT_BANDS, Grid, ImageReader, high_value_warnings, read_labels,
-                         reflectance_scaling, reflectance_warnings, sample_valid, stored_ceiling)
+from core.raster import (FEATURE_BANDS, INPUT_BANDS, Grid, ImageReader, read_labels, reflectance_scaling,
+                         sample_valid, sample_warnings)
 from core.tfrecord import feature_layout, iter_records, open_records, read_batches
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -506,7 +506,7 @@ def export_reflectance(mixer_path: str | os.PathLike,
     reflectance, detected and checked on a sample of its patches exactly as for a GeoTIFF
     (:func:`core.raster.reflectance_scaling`: reflectance x 10000 or 0-1; values that are not
     reflectance are refused), and the warnings about suspect values a GeoTIFF gets
-    (:func:`core.raster.high_value_warnings`, :func:`core.raster.reflectance_warnings`).
+    (:func:`core.raster.sample_warnings`).
 
     The sample is the first patches holding valid pixels of up to :data:`EXPORT_SAMPLE_PATCHES`
     files spread over the export (of its first patches when it is one file).
@@ -539,10 +539,7 @@ def export_reflectance(mixer_path: str | os.PathLike,
     sample = np.concatenate(parts, axis=1) if parts else np.empty((len(INPUT_BANDS), 0))
     what = f"the image export {Path(str(mixer_path)).name}"
     scales, offsets = reflectance_scaling("float32", sample, what)
-    ceiling = stored_ceiling(scales, offsets)
-    warnings = high_value_warnings(sample, ceiling, what)
-    sample = sample[:, ~(sample > ceiling[:, None]).any(axis=0)]
-    return scales, offsets, warnings + reflectance_warnings(sample * scales[:, None] + offsets[:, None], what)
+    return scales, offsets, sample_warnings(sample, scales, offsets, what)
 
 
 #: No-data value of the GeoTIFFs assembled from image exports (reflectance is never negative).

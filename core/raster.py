@@ -579,19 +579,22 @@ def stored_ceiling(scales: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return (MAX_POSSIBLE_REFLECTANCE - np.asarray(offsets, np.float64)) / np.asarray(scales, np.float64)
 
 
-def high_value_warnings(stored: np.ndarray, ceiling: np.ndarray, what: str) -> tuple[str, ...]:
-    """A warning when some pixels of a sample (``stored``: bands x pixels with data) hold values
-    above ``ceiling`` (:func:`stored_ceiling`): they are read as no data; it names the value most of
-    them hold in every band, a fill value that the file could declare."""
-    high = (stored > ceiling[:, None]).any(axis=0)
-    if not high.any():
-        return ()
-    fill = _undeclared_fill(stored[:, high])
-    what_fill = (f": most hold {fill:g} in every band, a no-data value that the file does not declare (set it: "
-                 f"gdal_edit.py -a_nodata {fill:g} FILE.tif)" if fill is not None else " (saturated pixels?)")
-    return (f"{high.mean():.1%} of the sampled pixels of {what} have reflectance above "
-            f"{MAX_POSSIBLE_REFLECTANCE:g} in some band, which no surface reflectance reaches; they are read as no "
-            f"data{what_fill}",)
+def sample_warnings(stored: np.ndarray, scales: np.ndarray, offsets: np.ndarray, what: str) -> tuple[str, ...]:
+    """Warnings about a sample (``stored``: bands x pixels with data, as stored) read with ``scales``
+    and ``offsets``: pixels above any reflectance (:func:`stored_ceiling`; read as no data), naming
+    the value most of them hold in every band, a fill value that the file could declare; then the
+    rest's suspect but possible values (:func:`reflectance_warnings`)."""
+    high = (stored > stored_ceiling(scales, offsets)[:, None]).any(axis=0)
+    warnings: tuple[str, ...] = ()
+    if high.any():
+        fill = _undeclared_fill(stored[:, high])
+        what_fill = (f": most hold {fill:g} in every band, a no-data value that the file does not declare (set it: "
+                     f"gdal_edit.py -a_nodata {fill:g} FILE.tif)" if fill is not None else " (saturated pixels?)")
+        warnings = (f"{high.mean():.1%} of the sampled pixels of {what} have reflectance above "
+                    f"{MAX_POSSIBLE_REFLECTANCE:g} in some band, which no surface reflectance reaches; they are "
+                    f"read as no data{what_fill}",)
+    rest = stored[:, ~high]
+    return warnings + reflectance_warnings(rest * scales[:, None] + offsets[:, None], what)
 
 
 #: Landsat Collection 2 Level-2 surface reflectance as stored: reflectance = stored * scale + offset.
@@ -832,10 +835,8 @@ class ImageReader:
                 [src.scales[i - 1] for i in self._indexes], [src.offsets[i - 1] for i in self._indexes])
             self.scale, self.offset = float(self.scales[0]), float(self.offsets[0])
             self._ceiling = stored_ceiling(self.scales, self.offsets)
-            #: suspect but possible values (see :func:`reflectance_warnings`), for the user to check
-            self.warnings = high_value_warnings(sample, self._ceiling, self.path.name)
-            sample = sample[:, ~(sample > self._ceiling[:, None]).any(axis=0)]
-            self.warnings += reflectance_warnings(sample * self.scales[:, None] + self.offsets[:, None], self.path.name)
+            #: suspect but possible values (see :func:`sample_warnings`), for the user to check
+            self.warnings = sample_warnings(sample, self.scales, self.offsets, self.path.name)
             self.warnings += band_map_warnings(src.descriptions, src.count, self.band_index, self.path.name)
             self.warnings += georeferencing_warnings(src, self.path.name)
         except Exception:
