@@ -254,6 +254,12 @@ def format_hectares(ha: float) -> str:
     return f"{ha:,.1f} ha" if ha < 10_000 else f"{ha:,.0f} ha"
 
 
+def crop_area_text(stats: dict) -> str:
+    """The crop area of :func:`crop_area`'s ``stats`` in short: hectares where the grid has a CRS, pixels otherwise."""
+    ha = stats["crop_area_ha"]
+    return format_hectares(ha) if ha is not None else f"{stats['crop_pixels']:,} px"
+
+
 def nominal_area(pixels: int, pixel_size_m: float | None) -> str | None:
     """For an image without a CRS whose pixel size is known otherwise (the sample: Landsat's 30 m),
     the ground area of ``pixels`` in words ("about 9,966 ha at 30 m pixels"); None when the size is not

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.metrics import format_hectares, nominal_area
+from core.metrics import crop_area_text, format_hectares, nominal_area
 from core.model import load_card, resolution_warning
 from core.predict import prediction_summary
 from pages.components import cached, models, navigation, predictions, regionmap, scene, state, ui
@@ -110,10 +110,8 @@ with ui.errors_shown(stop=True):
     stats = cached.crop_stats(key, float(threshold))
 
 with stats_box:
-    if stats["crop_area_ha"] is not None:
-        st.metric("Crop area", format_hectares(stats["crop_area_ha"]))
-    else:
-        st.metric("Crop area", f"{stats['crop_pixels']:,} px")
+    st.metric("Crop area", crop_area_text(stats))
+    if stats["crop_area_ha"] is None:
         ground = nominal_area(stats["crop_pixels"], sc.extra.get("pixel_size_m"))
         st.caption("Not georeferenced: area in pixels"
                    + (f"; {ground} (the image's stated pixel size)." if ground else "."))

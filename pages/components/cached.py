@@ -332,13 +332,11 @@ def crop_overlay(key: tuple, offset: tuple[int, int], threshold: float) -> ov.Ov
     prob = cached_probability(key)
     grid = image_arrays(key[0], key[1])[2]
     # the figures in the legend's title, in view in full screen, where the page's figures are not
-    stats = crop_stats(key, threshold)
-    from core.metrics import format_hectares
+    from core.metrics import crop_area_text
 
-    ha = stats["crop_area_ha"]
-    area = format_hectares(ha) if ha is not None else f"{stats['crop_pixels']:,} px"
+    stats = crop_stats(key, threshold)
     share = f", {stats['crop_fraction']:.0%}" if stats["crop_fraction"] is not None else ""
-    legend = ov.class_legend(f"Crop (p ≥ {threshold:.2f}): {area}{share}", ["predicted crop"])
+    legend = ov.class_legend(f"Crop (p ≥ {threshold:.2f}): {crop_area_text(stats)}{share}", ["predicted crop"])
     return ov.make_overlay("Crop", ov.crop_colour(prob, threshold), grid, offset, legend)
 
 
