@@ -497,6 +497,11 @@ def resolution_warning(card: ModelCard, grid) -> str | None:
             f"poorer results; resample the image to {card.pixel_size_m:g} m, or fine-tune the model on images like it")
 
 
+#: A card's validation figures at its best epoch (Keras's keys) and their names for people (Dice is F1,
+#: as the figures on the validation blocks call it)
+VALIDATION_FIGURES = (("val_iou", "IoU"), ("val_dice", "F1 (Dice)"), ("val_loss", "loss"))
+
+
 def card_facts(card: ModelCard) -> list[tuple[str, str]]:
     """The card in words, for people (the dashboard's model card): (what, text) rows for the model,
     its input, its training data, how it was trained, its best epoch, when it was made, the command
@@ -533,8 +538,8 @@ def card_facts(card: ModelCard) -> list[tuple[str, str]]:
     metrics = card.metrics if isinstance(card.metrics, dict) else {}
     best = metrics.get("val") or metrics.get("val_patches_at_best_epoch")
     if isinstance(best, dict):
-        names = (("val_iou", "IoU"), ("val_dice", "F1 (Dice)"), ("val_loss", "loss"))  # Dice is F1
-        scores = [f"{name} {best[key]:.3f}" for key, name in names if isinstance(best.get(key), (int, float))]
+        scores = [f"{name} {best[key]:.3f}" for key, name in VALIDATION_FIGURES
+                  if isinstance(best.get(key), (int, float))]
         if scores:
             at = f"epoch {best['epoch']}" if isinstance(best.get("epoch"), int) else "the best epoch"
             rows.append(("Chosen at", f"{at}, on validation patches: " + ", ".join(scores)))

@@ -10,7 +10,7 @@ from core import jobs
 from core.dataset import spatial_holdout
 from core.errors import CropMapError, InvalidDataError, JobError
 from core.config import TrainConfig
-from core.model import PRESETS, card_facts, resolution_warning, store_uploaded_model
+from core.model import PRESETS, VALIDATION_FIGURES, card_facts, resolution_warning, store_uploaded_model
 from core.patchset import check_sources
 from core.raster import grid_of_file
 from pages.components import cached, models, navigation, scene, state, ui
@@ -302,9 +302,8 @@ else:
                 models.show_trained_on_this_image(current, source.image_path)
         elif card.metrics.get("val"):
             logs = card.metrics["val"]
-            # the page's words, not Keras's (Dice is F1, as the figures of the validation blocks call it)
-            names = {"val_iou": "IoU", "val_dice": "F1 (Dice)", "val_loss": "loss"}
-            shown = [f"{names[k]} {logs[k]:.3f}" for k in names if isinstance(logs.get(k), (int, float))]
+            # the page's words, not Keras's
+            shown = [f"{name} {logs[k]:.3f}" for k, name in VALIDATION_FIGURES if isinstance(logs.get(k), (int, float))]
             st.caption("Validation patches at the best epoch: " + ", ".join(shown) + ".")
         # here too, beside the figures, which a demo would quote for an image they do not hold for
         grid = scene.known_grid()
