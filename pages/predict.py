@@ -46,8 +46,8 @@ with views_col:
 key = cached.prediction_key(image_path, region_key, model_path, views)
 with button_col:
     go = st.button("Predict", type="primary")
-if go:
-    with ui.errors_shown():
+with ui.errors_shown():  # (entered on every run: it holds a place in the page, see ui.errors_shown)
+    if go:
         predictions.start(key, cached.prediction_work(key))
         state.put(state.PREDICTING, list(key))
 # the model runs in a thread of the server: a visit to another page meanwhile (which ends this
@@ -68,8 +68,7 @@ if running is not None and running.key == key:
     # the wait ends as soon as the run does; each redraw is also where a page change ends this script
     while not running.finished.wait(0.25):
         bar.progress(running.fraction, text=running.text)
-    box.empty()
-    with ui.errors_shown():
+    with box.container(), ui.errors_shown():  # (in the progress's place)
         predictions.settle()  # now the session's prediction (or its error, shown)
 
 pred = state.get(state.PREDICTION)

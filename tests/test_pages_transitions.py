@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-from test_pages import SQUARE_300, fake_map, new_app, own_image_app, predict_page  # noqa: F401 - fake_map is a fixture
+from test_pages import SQUARE_300, by_label, fake_map, new_app, own_image_app, predict_page  # noqa: F401 - fake_map is a fixture
 
 
 def _copy_model(src, dst_dir):
@@ -191,3 +191,50 @@ def test_quality_warns_that_a_model_trained_on_this_region_is_scored_on_its_trai
     at.switch_page("pages/quality.py").run()
     assert "Precision" in [m.label for m in at.metric]
     assert not [w for w in at.warning if "trained on this region's pixels" in w.value]
+
+
+def _map_path(at) -> tuple:
+    """Where the map stands in the page's element tree (its delta path under the main area)."""
+    def find(node, path):
+        for i, child in getattr(node, "children", {}).items():
+            if getattr(child, "type", "") == "markdown" and child.value == "MAP HERE":
+                return (*path, i)
+            if (found := find(child, (*path, i))) is not None:
+                return found
+        return None
+
+    return find(at.main, ())
+
+
+def test_the_maps_stay_in_place_when_the_caches_are_warm(fake_map, tiny_model_path, monkeypatch):
+    """A map moved in the page's element tree is a new map to the browser, drawn anew: the first
+    click on the Data map (which reruns the page) read nothing, as the cached reads' spinners of the
+    first run ("Reading the image...") had stood before the map and were gone in the second."""
+    import streamlit as st
+
+    from pages.components import mapview, state
+
+    def marking(m, **kwargs):  # the fake map, and an element where streamlit-folium's would be
+        st.markdown("MAP HERE")
+        return fake_map(m, **kwargs)
+
+    monkeypatch.setattr(mapview, "_st_folium", marking)
+    at = predict_page(tiny_model_path)  # (the caches are emptied by the fake map's fixture)
+    at.button[0].click().run()
+    for page, key in (("pages/region.py", "region_map"), ("pages/data.py", "data_map"),
+                      ("pages/predict.py", "predict_map"), ("pages/quality.py", "quality_map")):
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at.switch_page(page).run()
+        first = _map_path(at)
+        at.session_state[key] = {"last_clicked": {"lat": -10.5, "lng": 10.5}}
+        at.run()
+        assert not at.exception and first is not None, page
+        assert _map_path(at) == first, page
+    # nor when a prediction ends (the run of the Predict button) and the threshold then moves
+    at.switch_page("pages/predict.py").run()
+    at.selectbox(key="w_views").set_value(4).run()  # other views: predicts anew when pressed
+    by_label(at.button, "Predict").click().run()
+    first = _map_path(at)
+    at.slider(key=state.widget_key(state.THRESHOLD)).set_value(0.3).run()
+    assert not at.exception and first is not None and _map_path(at) == first

@@ -30,8 +30,8 @@ def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequenc
     if inspect is not None:  # the click that ran this page, read before the map is drawn: its reading goes with it
         clicked = (mapview.returned(key) or {}).get("last_clicked") or {}
         lng, lat = clicked.get("lng"), clicked.get("lat")
-        if isinstance(lng, (int, float)) and isinstance(lat, (int, float)):
-            with ui.errors_shown():
+        with ui.errors_shown():  # (on every run, clicked or not: it holds a place in the page, see errors_shown)
+            if isinstance(lng, (int, float)) and isinstance(lat, (int, float)):
                 pixel = pixel_at(float(lng), float(lat), grid, offset)
                 if pixel is not None:  # (outside the region's scene: as if not clicked)
                     readout = (f"{place(float(lng), float(lat), *pixel, grid, offset)}: {inspect(*pixel)}",

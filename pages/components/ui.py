@@ -70,9 +70,14 @@ def errors_shown(stop: bool = False, remember: Callable[[str], None] | None = No
     ``remember`` is given the shown text (to show it again on later runs). ``fix_at`` (page file,
     link label): a link under the error to the page where it is put right (e.g. a region too small
     for the model is redrawn on the Region page), so that a page that stops is no dead end.
+
+    What the block shows (a cached read's spinner, the error) stays in one container, one element of
+    the page however many it holds: a spinner shown on one run and not on the next (the read then
+    cached) moved the elements after it, and a map moved in the page is a new map to the browser.
     """
     try:
-        yield
+        with st.container():
+            yield
     except Exception as err:  # noqa: BLE001 - only the project's and the machine's failures are shown; bugs re-raised
         text = str(err) if isinstance(err, CropMapError) else environment_error(err, "use a smaller region")
         if text is None:
