@@ -546,9 +546,9 @@ def check_region(
             used,
             window,
         )
-    size = f"{window.width} x {window.height} px"
-    where = f", {area_ha:,.1f} ha" if area_ha is not None else " (image coordinates)"
+    # (its area is the pixels used, ``used``/``area_ha``, said beside it: the box's size is another figure)
     c0, r0, c1, r1 = bounds
     clipped = c0 < 0 or r0 < 0 or c1 > grid.width or r1 > grid.height
     note = "; part of the region lies outside the image and is left out" if clipped else ""
-    return WindowCheck(True, f"region OK: {size}{where}{note}", area_ha, used, window, clipped)
+    return WindowCheck(True, f"region OK: it fits a box of {window.width} x {window.height} px{note}", area_ha, used,
+                       window, clipped)

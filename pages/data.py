@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.config import PatchConfig
 from core.labels import get_class_map
-from core.metrics import area_ha, format_hectares
+from core.metrics import area_ha, format_hectares, nominal_area
 from core.patchset import crop_share_gap, cut_train_test
 from pages.components import cached, navigation, regionmap, scene, state, ui
 
@@ -108,7 +108,9 @@ with stats_col:
                   help="Ground area of the pixels with data (inside the region, not cloud-masked): those whose centre "
                        "lies inside the region, so it can differ a little from the region's own area on the Region page")
     else:
-        st.caption("Not georeferenced: sizes are in pixels.")
+        ground = nominal_area(int(valid.sum()), sc.extra.get("pixel_size_m"))
+        st.caption("Not georeferenced: sizes are in pixels"
+                   + (f"; the valid pixels cover {ground} (the image's stated pixel size)." if ground else "."))
     st.page_link("pages/model.py", label="Next: Model", icon=":material/arrow_forward:")
 
 codes = scene.class_codes(sc)

@@ -267,7 +267,7 @@ with info_col:
                     state.restore_previous_region()
                     st.rerun()
         if (pixel_area is not None or used is not None) and check.clipped:  # the shape's own area, a part of it used
-            st.caption(f"The shape drawn covers {region.describe_area()}; the part outside the image is left out.")
+            st.caption(f"The region's shape covers {region.describe_area()}; the part outside the image is left out.")
         if gaps_note:
             st.caption(gaps_note)
         reset = "Reset to the whole image" if scene.is_local() else "Reset to the Camana valley"
