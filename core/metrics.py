@@ -99,13 +99,15 @@ def confusion(pred_mask: np.ndarray, label_mask: np.ndarray) -> Confusion:
     return Confusion(tp, fp, fn, int(p.size) - tp - fp - fn)
 
 
-def class_errors(codes: np.ndarray, label_mask: np.ndarray, pred_mask: np.ndarray) -> list[dict]:
+def class_errors(codes: np.ndarray, label_mask: np.ndarray, pred_mask: np.ndarray,
+                 pixel_area_ha: float | np.ndarray | None = None) -> list[dict]:
     """Where the errors are, by class of the label product, over pixels valid in both masks.
 
     One row per class code: ``code``, ``crop`` (whether the class counts as crop), ``pixels``,
     ``predicted_crop`` (the share of its pixels predicted crop), ``errors`` (its pixels predicted
     wrong: missed crop for a crop class, false crop otherwise) and ``share`` (of all missed crop,
-    or of all false crop); most errors first.
+    or of all false crop); most errors first. With ``pixel_area_ha`` (see :func:`area_ha`), also the
+    ground area of its pixels, ``area_ha``, and of its errors, ``errors_ha`` (None without).
 
     Raises:
         GridMismatchError: the shapes differ.
@@ -123,10 +125,29 @@ def class_errors(codes: np.ndarray, label_mask: np.ndarray, pred_mask: np.ndarra
     is_crop = np.bincount(idx, weights=y, minlength=len(found)) > pixels / 2  # one class: one kind of label
     errors = np.where(is_crop, pixels - as_crop, as_crop)
     missed, false = int(errors[is_crop].sum()), int(errors[~is_crop].sum())
+    areas = wrong_areas = [None] * len(found)
+    if pixel_area_ha is not None:  # each pixel's area (one number, or one per row)
+        weights = np.broadcast_to(np.asarray(pixel_area_ha, dtype=np.float64), codes.shape)[ok]
+        areas = np.bincount(idx, weights=weights, minlength=len(found)).tolist()
+        wrong = np.where(is_crop[idx], ~p, p)
+        wrong_areas = np.bincount(idx, weights=weights * wrong, minlength=len(found)).tolist()
     rows = [{"code": int(k), "crop": bool(crop), "pixels": int(n), "predicted_crop": float(a / n), "errors": int(e),
-             "share": float(e / (missed if crop else false)) if (missed if crop else false) else 0.0}
-            for k, crop, n, a, e in zip(found, is_crop, pixels, as_crop, errors)]
+             "share": float(e / (missed if crop else false)) if (missed if crop else false) else 0.0,
+             "area_ha": ha, "errors_ha": wrong_ha}
+            for k, crop, n, a, e, ha, wrong_ha in zip(found, is_crop, pixels, as_crop, errors, areas, wrong_areas)]
     return sorted(rows, key=lambda r: (-r["errors"], r["code"]))
+
+
+#: What each score of a crop map against its labels means, in plain words (the dashboard's help on them).
+SCORE_HELP = {
+    "iou": "Intersection over union: the crop that both the map and the labels show, as a share of the crop "
+           "either shows. 1 is a perfect match; both kinds of error (false and missed crop) lower it.",
+    "f1": "The balance of precision and recall (their harmonic mean; the Dice score): high only when both are.",
+    "precision": "Of the pixels the map calls crop, the share the labels call crop too (low: much false crop).",
+    "recall": "Of the pixels the labels call crop, the share the map finds (low: much missed crop).",
+    "accuracy": "The share of all pixels, crop or not, on which the map and the labels agree. High even for a poor "
+                "crop map where crop is rare: IoU and F1 say more.",
+}
 
 
 #: Fewer labelled pixels than this of either class make the scores of a region a rough guide only.
@@ -140,7 +161,8 @@ def few_pixels_note(tp: int, fp: int, fn: int, tn: int, least: int = FEW_PIXELS)
     crop, other = tp + fn, fp + tn
     if not crop or min(crop, other) >= least:
         return None
-    return (f"Few labelled pixels of one class ({crop:,} crop, {other:,} not crop): a handful of pixels moves "
+    which = "either class" if max(crop, other) < least else "crop" if crop < least else "not crop"
+    return (f"Few labelled pixels of {which} ({crop:,} crop, {other:,} not crop): a handful of pixels moves "
             "these scores, and the best threshold found here is a guess; judge the model on a larger region.")
 
 

@@ -11,6 +11,7 @@ from core.dataset import spatial_holdout
 from core.errors import CropMapError, InvalidDataError, JobError
 from core.config import TrainConfig
 from core.model import PRESETS, VALIDATION_FIGURES, card_facts, resolution_warning, store_uploaded_model
+from core.metrics import SCORE_HELP
 from core.patchset import check_sources
 from core.raster import grid_of_file
 from pages.components import cached, models, navigation, scene, state, ui
@@ -285,7 +286,7 @@ else:
             cols = st.columns(5)
             for col, (name, title) in zip(cols, (("iou", "IoU"), ("f1", "F1"), ("precision", "Precision"),
                                                  ("recall", "Recall"), ("accuracy", "Accuracy"))):
-                col.metric(title, f"{val[name]:.3f}")
+                col.metric(title, f"{val[name]:.3f}", help=SCORE_HELP[name])
             if val.get("per_block"):
                 import pandas as pd
 
@@ -299,7 +300,7 @@ else:
                 })
             source = scene.current_source() if scene.is_local() else None
             if source is not None:  # (the shipped model on the sample: why the Quality page's figures are higher)
-                models.show_trained_on_this_image(current, source.image_path)
+                models.show_trained_on_this_image(current, source.image_path, beside_card=True)
         elif card.metrics.get("val"):
             logs = card.metrics["val"]
             # the page's words, not Keras's

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.metrics import few_pixels_note, format_hectares
+from core.metrics import SCORE_HELP, few_pixels_note, format_hectares
 from core.model import load_card, resolution_warning
 from pages.components import cached, models, navigation, predictions, regionmap, scene, state, ui
 
@@ -181,12 +181,12 @@ with right:
                    "alone.")
     # in the Model page's order (its validation figures), so that the two read side by side
     m1, m2, m3 = st.columns(3)
-    m1.metric("IoU", f"{conf['iou']:.3f}" if label_crop else "n/a")
-    m2.metric("F1", f"{conf['f1']:.3f}" if label_crop else "n/a")
-    m3.metric("Precision", f"{conf['precision']:.3f}" if pred_crop else "n/a")
+    m1.metric("IoU", f"{conf['iou']:.3f}" if label_crop else "n/a", help=SCORE_HELP["iou"])
+    m2.metric("F1", f"{conf['f1']:.3f}" if label_crop else "n/a", help=SCORE_HELP["f1"])
+    m3.metric("Precision", f"{conf['precision']:.3f}" if pred_crop else "n/a", help=SCORE_HELP["precision"])
     m4, m5, _ = st.columns(3)
-    m4.metric("Recall", f"{conf['recall']:.3f}" if label_crop else "n/a")
-    m5.metric("Accuracy", f"{conf['accuracy']:.3f}")
+    m4.metric("Recall", f"{conf['recall']:.3f}" if label_crop else "n/a", help=SCORE_HELP["recall"])
+    m5.metric("Accuracy", f"{conf['accuracy']:.3f}", help=SCORE_HELP["accuracy"])
     if note := few_pixels_note(conf["tp"], conf["fp"], conf["fn"], conf["tn"]):
         st.caption(note)
     st.markdown(area_line(conf["crop_area"]))
@@ -217,11 +217,15 @@ top = [r for r in by_class if r["errors"]][:TOP_CLASSES]
 if top:
     st.divider()
     st.markdown("**Where the errors are**, by class of the labels")
+    ha = top[0]["area_ha"] is not None  # (in hectares, as the Data page's classes, where the image has a CRS)
     st.dataframe(pd.DataFrame({
         "class": [f"{r['code']} {r['name']}" for r in top],
         "counts as": ["crop" if r["crop"] else "not crop" for r in top],
-        "pixels": [f"{r['pixels']:,}" for r in top],
+        **({"area": [format_hectares(r["area_ha"]) for r in top]} if ha else
+           {"pixels": [f"{r['pixels']:,}" for r in top]}),
         "predicted crop": [f"{r['predicted_crop']:.0%}" for r in top],
-        "wrong pixels": [f"{r['errors']:,} {'missed crop' if r['crop'] else 'false crop'}" for r in top],
+        "wrong" if ha else "wrong pixels": [
+            f"{format_hectares(r['errors_ha']) if ha else format(r['errors'], ',')} "
+            f"{'missed crop' if r['crop'] else 'false crop'}" for r in top],
         "share": [f"{r['share']:.0%} of all {'missed' if r['crop'] else 'false'} crop" for r in top],
     }), hide_index=True, width="stretch")

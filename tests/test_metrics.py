@@ -79,7 +79,16 @@ def test_class_errors_say_which_classes_are_confused():
     by = {r["code"]: r for r in rows}
     assert [r["code"] for r in rows] == [37, 176, 5, 111]  # most errors first, no-data pixels left out
     assert by[37] == {"code": 37, "crop": True, "pixels": 3, "predicted_crop": pytest.approx(1 / 3), "errors": 2,
-                      "share": pytest.approx(2 / 3)}  # 2 of the 3 missed crop pixels
+                      "share": pytest.approx(2 / 3), "area_ha": None, "errors_ha": None}  # 2 of the 3 missed crop pixels
+    # with the pixels' area (30 m: 0.09 ha), the ground of each class and of its errors
+    at_30m = {r["code"]: r for r in class_errors(codes, lab, pred, 0.09)}
+    assert at_30m[37]["area_ha"] == pytest.approx(0.27) and at_30m[37]["errors_ha"] == pytest.approx(0.18)
+    assert at_30m[176]["errors_ha"] == pytest.approx(0.18) and at_30m[111]["errors_ha"] == 0.0
+    # or one area per row (geographic CRSs): the missed crop of class 5 lies in the second row
+    per_row = np.array([[0.1], [0.2]])
+    rows2 = {r["code"]: r for r in class_errors(codes.reshape(2, 7), lab.reshape(2, 7), pred.reshape(2, 7), per_row)}
+    assert rows2[5]["area_ha"] == pytest.approx(0.4) and rows2[5]["errors_ha"] == pytest.approx(0.1)
+    assert rows2[37]["errors_ha"] == pytest.approx(0.1 + 0.1) and rows2[176]["errors_ha"] == pytest.approx(0.2 + 0.2)
     assert by[176]["errors"] == 2 and not by[176]["crop"] and by[176]["share"] == pytest.approx(1.0)
     assert by[111]["errors"] == 0 and by[111]["share"] == 0.0
     with pytest.raises(GridMismatchError):
@@ -127,11 +136,12 @@ def test_a_map_handout_says_the_crop_area_and_the_grid():
 
 def test_few_pixels_of_a_class_come_with_a_caution():
     assert few_pixels_note(tp=900, fp=50, fn=100, tn=949) == (
-        "Few labelled pixels of one class (1,000 crop, 999 not crop): a handful of pixels moves these scores, "
+        "Few labelled pixels of not crop (1,000 crop, 999 not crop): a handful of pixels moves these scores, "
         "and the best threshold found here is a guess; judge the model on a larger region.")
     assert few_pixels_note(tp=900, fp=50, fn=100, tn=950) is None  # 1,000 of each: enough
     assert few_pixels_note(tp=0, fp=5, fn=0, tn=10) is None  # no crop in the labels: said otherwise
-    assert few_pixels_note(tp=10, fp=5000, fn=0, tn=10) is not None
+    assert few_pixels_note(tp=10, fp=5000, fn=0, tn=10).startswith("Few labelled pixels of crop (10 crop, 5,010 not ")
+    assert few_pixels_note(tp=10, fp=5, fn=0, tn=10).startswith("Few labelled pixels of either class (10 crop, 15 not ")
 
 
 

@@ -292,8 +292,9 @@ def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map,
     cm = at.table[0].value.map(lambda v: int(str(v).replace(",", "")))
     crop, other = int(cm["label: crop"].sum()), int(cm["label: not crop"].sum())
     assert 0 < crop + other <= 1600 and min(crop, other) < 1000
+    which = "either class" if max(crop, other) < 1000 else "crop" if crop < 1000 else "not crop"
     assert [c.value for c in at.caption if c.value.startswith("Few labelled pixels")] == [
-        f"Few labelled pixels of one class ({crop:,} crop, {other:,} not crop): a handful of pixels moves these "
+        f"Few labelled pixels of {which} ({crop:,} crop, {other:,} not crop): a handful of pixels moves these "
         "scores, and the best threshold found here is a guess; judge the model on a larger region."]
 
 
@@ -305,6 +306,13 @@ def test_data_page_layers_and_statistics(fake_map):
     assert not at.exception and not at.error
     labels = {m.label: m.value for m in at.metric}
     assert "Valid pixels" in labels and "Crop fraction (labels)" in labels
+    # no hectares from a CRS (it has none), but the ground the valid pixels cover at Landsat's 30 m, as
+    # the Region and Predict pages say
+    valid = int(labels["Valid pixels"].replace(",", ""))
+    from core.metrics import format_hectares
+
+    assert (f"Not georeferenced: sizes are in pixels; the valid pixels cover about {format_hectares(valid * 0.09)} at 30 m "
+            "pixels (the image's stated pixel size).") in [c.value for c in at.caption]
     # the CDL classes of the region, named, largest first, in pixels (the sample has no CRS)
     classes = at.dataframe[0].value
     assert list(classes.columns) == ["class", "counts as", "share of labelled pixels", "area"] and 1 <= len(classes) <= 8
@@ -530,6 +538,13 @@ def test_quality_page_keeps_the_pixel_size_warning(fake_map):
     [line] = [md.value for md in at.markdown if md.value.startswith("**Crop area**")]
     assert line.startswith(f"**Crop area** predicted {hectares((tp + fp) * 0.01)}, in the labels "
                            f"{hectares((tp + fn) * 0.01)}")
+    # where the errors are, in hectares too (as the Data page's classes), adding up to the matrix's errors
+    errors = at.dataframe[0].value
+    assert list(errors.columns) == ["class", "counts as", "area", "predicted crop", "wrong", "share"]
+    wrong = errors["wrong"].str.extract(r"^([\d,.]+) ha (missed|false) crop$")
+    assert wrong.notna().all().all()
+    every = wrong[0].str.replace(",", "").astype(float)
+    assert every.sum() == pytest.approx((fp + fn) * 0.01, abs=0.05 * len(errors))  # (each rounded to 0.1 ha)
 
 
 def test_predict_page_warns_about_another_pixel_size(fake_map):
@@ -981,6 +996,9 @@ def test_quality_page_metrics(fake_map, tiny_model_path, monkeypatch):
     assert not at.exception and not at.error
     labels = [m.label for m in at.metric]
     assert labels == ["IoU", "F1", "Precision", "Recall", "Accuracy"]  # as the Model page has them
+    from core.metrics import SCORE_HELP  # each explained in plain words where it is shown
+
+    assert [m.proto.help for m in at.metric] == [SCORE_HELP[k] for k in ("iou", "f1", "precision", "recall", "accuracy")]
     assert len(at.table) == 1
     assert not [c for c in at.caption if c.value.startswith("Few labelled pixels")]  # 65,536 px: enough of each
     # the confusion matrix (counts with thousands separators) gives the IoU shown
@@ -1344,7 +1362,7 @@ def test_region_page_area_is_the_pixels_used_of_a_shape_partly_outside_the_image
     at.run()
     assert not at.exception and not at.error
     assert at.metric[0].label == "Area" and at.metric[0].value == f"{124 * 200:,} px"  # columns 900-1023
-    assert any(c.value.startswith(f"The shape drawn covers {224 * 200:,} pixels") for c in at.caption)
+    assert any(c.value.startswith(f"The region's shape covers {224 * 200:,} pixels") for c in at.caption)
     assert not [c for c in at.caption if c.value.startswith("About ")]  # all of it has data
     # a region partly over a gap: the share with data (the area counts every pixel), from the check's sample
     fake_map.value = {"all_drawings": [drawn_feature([(650, 800), (900, 800), (900, 1000), (650, 1000)])]}

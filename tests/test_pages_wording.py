@@ -178,8 +178,9 @@ def test_the_shipped_model_card_reads_without_nested_parentheses(fake_map):
     assert how.help.startswith("whole-block tiled prediction (default config: 512 px tiles")
     assert list(at.dataframe[0].value.index)[0] == "block_r1_c1"  # the blocks by name, not by file
     # the sample scene is a training block: said beside these figures (the Quality page's are higher)
-    assert any(c.value.startswith("The sample scene is one of the blocks the shipped model was trained on")
-               for c in at.caption)
+    [said] = [c.value for c in at.caption
+              if c.value.startswith("The sample scene is one of the blocks the shipped model was trained on")]
+    assert said.endswith("the figures above are on the validation blocks.")  # (it sent to the Model page, from there)
 
 
 def test_predict_without_a_model_loads_the_shipped_weights_in_one_click(fake_map, tiny_model_path, monkeypatch):

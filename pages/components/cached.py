@@ -425,13 +425,13 @@ def class_areas(path: str, path_mtime: float, label_map: str, image_path: str, i
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def class_errors(key: tuple, labels_path: str, labels_mtime: float, label_map: str, threshold: float) -> list[dict]:
-    """core.metrics.class_errors at ``threshold``, each row with the class's ``name``."""
+    """core.metrics.class_errors at ``threshold`` (with areas where the image has a CRS), each row with the class's ``name``."""
     from core.labels import with_class_names
     from core.metrics import class_errors as by_class
     from core.predict import threshold_mask
 
     rows = by_class(label_codes(labels_path, labels_mtime, label_map), label_mask(labels_path, labels_mtime, label_map),
-                    threshold_mask(cached_probability(key), threshold))
+                    threshold_mask(cached_probability(key), threshold), image_arrays(key[0], key[1])[2].pixel_area_ha())
     return with_class_names(rows, label_map)
 
 

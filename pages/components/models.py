@@ -38,24 +38,28 @@ def made_by(model_path: str | os.PathLike, views: int) -> str:
     return f"Prediction by {label(model_path)}" + (f", averaged over {views} views of each tile." if views > 1 else ".")
 
 
-def show_trained_on_this_image(model_path: str | os.PathLike, image_path: str | os.PathLike) -> None:
+def show_trained_on_this_image(model_path: str | os.PathLike, image_path: str | os.PathLike,
+                               beside_card: bool = False) -> None:
     """Say so when the model was trained on the image in use, whose figures against its labels are
     then training-set figures, higher than the model's validation figures: a caption for the shipped
     model on the sample scene (one of its training blocks: a known fact of the demo), a warning for a
-    dashboard training on this region's pixels (its figures flatter it); nothing otherwise."""
+    dashboard training on this region's pixels (its figures flatter it); nothing otherwise.
+    ``beside_card``: said on the Model page, beside those figures (elsewhere it sends there)."""
     from core import jobs
     from core.model import DEFAULT_MODEL_PATH
 
     if state.get(state.SOURCE).get("kind") == "sample" and Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve():
         st.caption("The sample scene is one of the blocks the shipped model was trained on, so its figures against the "
-                   "sample's labels are training-set figures, higher than on new images; the model card (Model page) "
-                   "gives its figures on the validation blocks.")
+                   "sample's labels are training-set figures, higher than on new images; "
+                   + ("the figures above are on the validation blocks." if beside_card else
+                      "the model card (Model page) gives its figures on the validation blocks."))
         return
     origin = jobs.trained_on(model_path)
     if origin is not None and Path(origin[0]).resolve() == Path(image_path).resolve():
         st.warning("This model was trained on this region's pixels, so its figures here are mostly training-set "
                    "figures: they flatter it. " + (origin[1] + " " if origin[1] else "")
-                   + "The training's validation figures (Model page) are the honest ones.", icon=":material/warning:")
+                   + ("The training's validation figures are the honest ones." if beside_card else
+                      "The training's validation figures (Model page) are the honest ones."), icon=":material/warning:")
 
 
 def _card_epoch(model_path: Path) -> int | None:
