@@ -177,7 +177,7 @@ def test_drawn_polygon_becomes_the_region(fake_map):
     region = at.session_state["region"]
     assert region["properties"]["crs"] == "image"
     assert at.metric[0].value.startswith("128,000")
-    assert any("Region OK: 400 x 320 px" in s.value for s in at.success)
+    assert any("Region OK: it fits a box of 400 x 320 px" in s.value for s in at.success)
 
 
 def test_too_small_region_is_explained(fake_map):

@@ -10,9 +10,11 @@ Non-georeferenced images are shown in Leaflet's Simple CRS in pixel units (``lat
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
+import sys
 from types import SimpleNamespace
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -438,7 +440,13 @@ def render(spec: MapSpec, key: str, returned_objects: Sequence[str] = ()) -> dic
         st.caption("Not georeferenced: shown in image coordinates (pixels, row 0 at the top); no location is implied.")
     import folium
 
-    m = build(replace(spec, basemap=spec.basemap and bool(state.get(state.BASEMAP))), key if spec.keep_view else None)
+    # the first map of a server loads geemap and folium (about 3 s): said in a place there on every run
+    # (an element there on one run only would move the map, see ui.errors_shown)
+    slot = st.empty()
+    with slot.container() if "geemap.foliumap" not in sys.modules else contextlib.nullcontext():
+        with st.spinner("Loading the map...") if "geemap.foliumap" not in sys.modules else contextlib.nullcontext():
+            m = build(replace(spec, basemap=spec.basemap and bool(state.get(state.BASEMAP))),
+                      key if spec.keep_view else None)
     group = None
     if spec.dynamic or spec.click_marker is not None:
         group = folium.FeatureGroup(name="dynamic layers")
