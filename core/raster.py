@@ -79,6 +79,8 @@ MAX_POSSIBLE_REFLECTANCE = 2.0
 AREA_SCALE_TOLERANCE = 0.01
 #: Equal-area on the WGS 84 ellipsoid (EASE-Grid 2.0 global): the ground areas of projected pixels.
 EQUAL_AREA_CRS = "EPSG:6933"
+#: The width of :data:`EQUAL_AREA_CRS`'s map in metres, from 180° W to 180° E (its x at 180° E, twice).
+EQUAL_AREA_WIDTH = 2 * 17_367_530.445161372
 
 #: WGS 84 ellipsoid (semi-major axis in m, flattening): areas on geographic and Mercator grids are
 #: taken on it (a sphere of the mean radius was 0.2-0.3% off at mid latitudes).
@@ -225,7 +227,11 @@ class Grid:
         except (CPLE_BaseError, CRSError):  # a local (engineering) CRS: no place on Earth to measure
             return np.full(rows.shape, np.nan)
         ex, ey = np.asarray(ex, np.float64).reshape(3, -1), np.asarray(ey, np.float64).reshape(3, -1)
-        true = np.abs((ex[1] - ex[0]) * (ey[2] - ey[0]) - (ey[1] - ey[0]) * (ex[2] - ex[0])) / 0.01
+        # a side across the 180th meridian runs from one edge of the equal-area map to the other: the
+        # short way round instead (the map's width is a turn of longitude; its area came out 10^6 too large)
+        dx = ex[1:] - ex[0]
+        dx -= EQUAL_AREA_WIDTH * np.round(dx / EQUAL_AREA_WIDTH)
+        true = np.abs(dx[0] * (ey[2] - ey[0]) - (ey[1] - ey[0]) * dx[1]) / 0.01
         a, b, _, d, e, _ = self.transform
         with np.errstate(divide="ignore", invalid="ignore"):
             out = abs(a * e - b * d) * factor**2 / true

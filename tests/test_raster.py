@@ -323,6 +323,22 @@ def test_projected_pixel_area_is_the_area_on_the_ground_where_the_projection_dis
     assert big[-1, 0] == pytest.approx(last, rel=1e-4)
 
 
+def test_pixel_areas_across_the_180th_meridian_are_those_of_their_neighbours():
+    """Taveuni (Fiji) lies across 180 degrees: a pixel's side measured there ran from one edge of the
+    equal-area map to the other, and a UTM grid's 30 m pixels came out at up to 1.3e5 ha."""
+    from rasterio.warp import transform as warp
+
+    x180, y = warp("EPSG:4326", "EPSG:32760", [180.0], [-16.8])
+    for x0 in (round(x180[0]) - 3000, round(x180[0]) - 300):  # west of it, and across it
+        g = Grid("EPSG:32760", (30.0, 0.0, x0, 0.0, -30.0, round(y[0]) + 300), 20, 20)
+        assert g.pixel_area_ha() == pytest.approx(0.09, rel=1e-12)  # UTM: nominal
+    # plate carree distorts areas and is measured row by row: the same rows across 180 degrees as beside it
+    x180, _ = warp("EPSG:4326", "EPSG:4087", [180.0], [0.0])
+    beside = Grid("EPSG:4087", (30.0, 0, x180[0] - 3000.0, 0, -30.0, -1.8e6), 20, 20).pixel_area_ha()
+    across = Grid("EPSG:4087", (30.0, 0, x180[0] - 300.0, 0, -30.0, -1.8e6), 20, 20).pixel_area_ha()
+    np.testing.assert_allclose(across, beside, rtol=1e-6)
+
+
 def test_a_crs_without_a_geotransform_is_not_georeferenced(tmp_path):
     """Its pixels were taken as 1 m squares at the CRS's origin: crop areas of 0.03 ha, and a warning
     that the image's pixels were 30 times smaller than the model's."""
