@@ -58,7 +58,8 @@ def _require_crs(grid: Grid) -> None:
 
 def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
     """A GeoJSON FeatureCollection of the crop (1) areas of ``mask`` (uint8 1/0, 255 = no data) on
-    ``grid``: one Polygon per 4-connected group of at least ``min_pixels`` crop pixels, with
+    ``grid``: one Polygon per 4-connected group of at least ``min_pixels`` crop pixels (a MultiPolygon
+    of its two sides where it lies across the 180th meridian), with
     properties ``id`` (1 = largest), ``pixels`` and ``area_ha``, in longitude/latitude.
 
     Raises:
@@ -100,14 +101,29 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
     features = []
     for i, (pixels, geom) in enumerate(found, start=1):
         polygon = [_right_hand(next(parts), exterior=k == 0) for k in range(len(geom["coordinates"]))]
+        polygons = _cut_at_180(geom, grid.crs) if np.ptp(polygon[0][:, 0]) > 180 else [polygon]
         if isinstance(pixel_ha, np.ndarray):  # lon/lat or Mercator grid: the area on the ellipsoid, as for pixels
-            area_ha = _ellipsoid_area_ha(polygon)
+            area_ha = sum(_ellipsoid_area_ha(part) for part in polygons)
         else:
             area_ha = pixels * float(pixel_ha)
-        coords = [np.round(ring, DECIMALS).tolist() for ring in polygon]
-        features.append({"type": "Feature", "id": i, "geometry": {"type": "Polygon", "coordinates": coords},
+        coords = [[np.round(ring, DECIMALS).tolist() for ring in part] for part in polygons]
+        shape = {"type": "Polygon", "coordinates": coords[0]} if len(coords) == 1 else \
+            {"type": "MultiPolygon", "coordinates": coords}
+        features.append({"type": "Feature", "id": i, "geometry": shape,
                          "properties": {"id": i, "pixels": pixels, "area_ha": round(area_ha, 4)}})
     return {"type": "FeatureCollection", "features": features}
+
+
+def _cut_at_180(geom: dict, crs: str) -> list[list[np.ndarray]]:
+    """A traced polygon (in the grid's CRS) that lies across the 180th meridian, in lon/lat as the parts
+    on either side of it (RFC 7946, 3.1.9), each a list of rings in its orientation: vertex by vertex
+    its ring ran from 180 E to 180 W, round the Earth the other way, and GIS drew a band round the globe."""
+    from rasterio.warp import transform_geom
+
+    cut = transform_geom(crs, "EPSG:4326", geom, antimeridian_cutting=True, precision=-1)
+    parts = cut["coordinates"] if cut["type"] == "MultiPolygon" else [cut["coordinates"]]
+    return [[_right_hand(np.asarray(r, dtype=np.float64)[:, :2], exterior=k == 0) for k, r in enumerate(part)]
+            for part in parts]
 
 
 def fields_area_ha(collection: dict) -> float:

@@ -147,3 +147,28 @@ def test_fields_of_a_rotated_lon_lat_grid_add_up_to_its_crop_area():
         grid = Grid(crs, tuple(Affine.translation(*origin) * Affine.rotation(30) * Affine.scale(size, -size))[:6], 200, 200)
         field = crop_fields(mask, grid, 1)["features"][0]["properties"]
         assert field["area_ha"] == pytest.approx(area_ha(mask == 1, grid.pixel_area_ha()), rel=1e-3)
+
+
+def test_a_field_across_the_180th_meridian_is_cut_there():
+    """Taveuni (Fiji, UTM 60S) lies across 180 degrees: a field there was one ring from 179.9985 E to
+    179.9987 W, which GIS draw as a band round the globe; it is two polygons meeting at the meridian
+    (RFC 7946, 3.1.9), each in the right-hand order, with the field's pixels and area."""
+    from rasterio.warp import transform
+
+    x180, y = transform("EPSG:4326", "EPSG:32760", [180.0], [-16.8])
+    grid = Grid("EPSG:32760", (30.0, 0.0, round(x180[0]) - 290, 0.0, -30.0, round(y[0]) + 300), 20, 20)
+    mask = np.zeros((20, 20), np.uint8)
+    mask[5:15, 5:15] = 1  # 10 x 10 px, 3 px west of 180 degrees and 7 east
+    mask[8:11, 8:11] = 0  # with a hole on the meridian
+    mask[0:2, 0:2] = 1  # and a field west of it
+    fields = crop_fields(mask, grid, min_pixels=4)["features"]
+    big, small = fields[0]["geometry"], fields[1]["geometry"]
+    assert big["type"] == "MultiPolygon" and len(big["coordinates"]) == 2 and small["type"] == "Polygon"
+    for part in big["coordinates"]:
+        lons = [p[0] for p in part[0]]
+        assert max(lons) - min(lons) < 0.01 and (max(lons) == 180.0 or min(lons) == -180.0)
+        assert _signed_area(part[0]) > 0
+    assert fields[0]["properties"] == {"id": 1, "pixels": 91, "area_ha": pytest.approx(91 * 0.09)}
+    # the parts rasterized back on the grid are the field's pixels, less its hole
+    back = back_to_mask({"features": fields[:1]}, grid)
+    assert (back == (mask == 1) & (np.arange(20)[:, None] >= 5)).all()
