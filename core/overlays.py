@@ -16,6 +16,7 @@ import functools
 import html
 import importlib.util
 import io
+import math
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
@@ -305,7 +306,13 @@ def lonlat_bounds(grid: Grid) -> Bounds:
 
     west, south, east, north = array_bounds(grid.height, grid.width, _affine(grid))
     w, s, e, n = transform_bounds(grid.crs, "EPSG:4326", west, south, east, north, densify_pts=21)
+    if w > e:  # across the 180th meridian: its east in longitudes past 180, as web maps take them
+        e += 360.0
     return ((s, w), (n, e))
+
+
+#: Spherical Mercator (EPSG:3857's) centred on the 180th meridian, for images that lie across it.
+MERCATOR_180 = "+proj=merc +a=6378137 +b=6378137 +lat_ts=0 +lon_0=180 +x_0=0 +y_0=0 +k=1 +units=m +no_defs"
 
 
 def _affine(grid: Grid):
@@ -328,6 +335,10 @@ def to_web_mercator(rgba: np.ndarray, grid: Grid, max_side: int = MAX_SIDE) -> t
     from rasterio.transform import array_bounds
     from rasterio.warp import Resampling, calculate_default_transform, reproject, transform_bounds
 
+    # an image across the 180th meridian, on EPSG:3857, is split between the map's two edges (it came
+    # out a 1 px transparent strip): it is drawn on the same Mercator turned half a turn instead
+    across = lonlat_bounds(grid)[1][1] > 180
+    web = MERCATOR_180 if across else "EPSG:3857"
     src_t = _affine(grid)
     h, w = rgba.shape[:2]
     small = downsample(rgba, max_side)
@@ -337,16 +348,16 @@ def to_web_mercator(rgba: np.ndarray, grid: Grid, max_side: int = MAX_SIDE) -> t
         src_t = src_t * Affine.scale(w / small.shape[1], h / small.shape[0])
         h, w = small.shape[:2]
     west, south, east, north = array_bounds(h, w, src_t)
-    dst_t, dw, dh = calculate_default_transform(grid.crs, "EPSG:3857", w, h, west, south, east, north)
+    dst_t, dw, dh = calculate_default_transform(grid.crs, web, w, h, west, south, east, north)
     scale = max(dw, dh) / max_side
     if min(dw, dh) < 1:  # a strip thinner than one output pixel (GDAL makes it 0 px): 1 px across its bounds
         from rasterio.transform import from_bounds
 
         dw, dh = (max(1, int(n / max(scale, 1))) for n in (dw, dh))
-        dst_t = from_bounds(*transform_bounds(grid.crs, "EPSG:3857", west, south, east, north), dw, dh)
+        dst_t = from_bounds(*transform_bounds(grid.crs, web, west, south, east, north), dw, dh)
     elif scale > 1:
         dst_t, dw, dh = calculate_default_transform(
-            grid.crs, "EPSG:3857", w, h, west, south, east, north, dst_width=max(1, int(dw / scale)),
+            grid.crs, web, w, h, west, south, east, north, dst_width=max(1, int(dw / scale)),
             dst_height=max(1, int(dh / scale)),
         )
     out = np.zeros((4, dh, dw), dtype=np.uint8)
@@ -356,13 +367,15 @@ def to_web_mercator(rgba: np.ndarray, grid: Grid, max_side: int = MAX_SIDE) -> t
         src_transform=src_t,
         src_crs=grid.crs,
         dst_transform=dst_t,
-        dst_crs="EPSG:3857",
+        dst_crs=web,
         resampling=Resampling.nearest,
         src_nodata=None,
         dst_nodata=0,
     )
     mw, ms, me, mn = array_bounds(dh, dw, dst_t)
-    w_, s_, e_, n_ = transform_bounds("EPSG:3857", "EPSG:4326", mw, ms, me, mn)
+    w_, s_, e_, n_ = transform_bounds(web, "EPSG:4326", mw, ms, me, mn)
+    if across:  # its x counts from the 180th meridian: longitudes past 180 east of it (web maps take them)
+        w_, e_ = 180.0 + math.degrees(mw / 6378137.0), 180.0 + math.degrees(me / 6378137.0)
     return np.moveaxis(out, 0, -1), ((s_, w_), (n_, e_))
 
 

@@ -210,11 +210,12 @@ class Region:
         otherwise the geometry is lon/lat already.
 
         Raises:
-            RegionError: if the drawing is not a polygon or is degenerate.
+            RegionError: if the drawing is not a polygon or is degenerate, or lies across the 180th
+                meridian.
         """
-        region = cls.from_geojson(feature, crs=LONLAT_CRS if not image else IMAGE_CRS, name=name)
         if not image:
-            return region
+            return cls.from_geojson(_onto_first_world(feature), crs=LONLAT_CRS, name=name)
+        region = cls.from_geojson(feature, crs=IMAGE_CRS, name=name)
         polys = tuple(tuple(tuple(map_to_image(x, y) for x, y in ring) for ring in p) for p in region.polygons)
         return cls(IMAGE_CRS, polys, name)
 
@@ -552,3 +553,49 @@ def check_region(
     note = "; part of the region lies outside the image and is left out" if clipped else ""
     return WindowCheck(True, f"region OK: it fits a box of {window.width} x {window.height} px{note}", area_ha, used,
                        window, clipped)
+
+
+def _lons(c, shift: float = 0.0, found: list | None = None):
+    """GeoJSON coordinates ``c`` (any nesting) with ``shift`` added to every longitude, each
+    longitude (before it) appended to ``found``."""
+    if isinstance(c, (list, tuple)) and len(c) >= 2 and all(isinstance(v, (int, float)) for v in c[:2]):
+        if found is not None:
+            found.append(float(c[0]))
+        return [c[0] + shift, *c[1:]]
+    return [_lons(x, shift, found) for x in c] if isinstance(c, (list, tuple)) else c
+
+
+def _onto_first_world(feature: dict) -> dict:
+    """A drawing on a web map in longitudes -180..180: Leaflet repeats the world east and west, and a
+    drawing on a copy (Fiji's west at longitude -182.5) was refused as "not longitude/latitude".
+
+    Raises:
+        RegionError: the drawing lies across the 180th meridian.
+    """
+    geometry = feature.get("geometry", feature) if isinstance(feature, dict) else None
+    coords = geometry.get("coordinates") if isinstance(geometry, dict) else None
+    lons: list[float] = []
+    _lons(coords, 0.0, lons)
+    finite = [x for x in lons if math.isfinite(x)]
+    if not finite or (-180 <= min(finite) and max(finite) <= 180):
+        return feature  # (or nothing to shift: the region's own checks say what is wrong)
+    shift = -360.0 * math.floor((min(finite) + 180) / 360)
+    if max(finite) + shift > 180:
+        raise RegionError("the region drawn lies across the 180th meridian (longitude 180), which is not handled: "
+                          "draw it on one side of the meridian")
+    moved = {**geometry, "coordinates": _lons(coords, shift)}
+    return {**feature, "geometry": moved} if "geometry" in feature else moved
+
+
+def east_past_180(feature: dict) -> dict:
+    """A lon/lat GeoJSON Feature with its western longitudes (below 0) past 180 (+360): drawn over an
+    image across the 180th meridian, which the map shows there (see core.overlays.lonlat_bounds)."""
+    geometry = feature["geometry"]
+    lons: list[float] = []
+    _lons(geometry["coordinates"], 0.0, lons)
+    if not lons or min(lons) >= 0:
+        return feature
+    coords = [[[[x + 360.0 if x < 0 else x, *rest] for x, *rest in ring] for ring in poly]
+              for poly in (geometry["coordinates"] if geometry["type"] == "MultiPolygon" else [geometry["coordinates"]])]
+    shifted = {"type": geometry["type"], "coordinates": coords if geometry["type"] == "MultiPolygon" else coords[0]}
+    return {**feature, "geometry": shifted}

@@ -135,6 +135,27 @@ def test_georeferenced_overlay_is_reprojected_to_web_mercator():
     assert img.mode == "RGBA" and 50 < img.size[0] < 80
 
 
+def test_an_image_across_the_180th_meridian_is_put_on_the_web_map_whole():
+    """An image of eastern Fiji (UTM 60S) across 180 degrees came out a 1 px transparent strip with
+    bounds round the whole globe: it is drawn whole, its east in longitudes past 180 (web maps take them)."""
+    from rasterio.warp import transform
+
+    x180, y = transform("EPSG:4326", "EPSG:32760", [180.0], [-16.8])
+    for x0, across in ((round(x180[0]) - 3600, False), (round(x180[0]) - 1500, True)):
+        grid = Grid("EPSG:32760", (30.0, 0.0, x0, 0.0, -30.0, round(y[0])), 100, 100)
+        img, ((s, w), (n, e)) = ov.to_web_mercator(np.full((100, 100, 4), 255, np.uint8), grid)
+        assert (img[..., 3] > 0).mean() > 0.95 and 95 <= img.shape[0] <= 105 and 95 <= img.shape[1] <= 105
+        assert -16.83 < s < n < -16.79 and 179.9 < w < e < 180.1 and (e > 180) == across
+        (s2, w2), (n2, e2) = ov.lonlat_bounds(grid)
+        assert (w2, e2) == (pytest.approx(w, abs=1e-3), pytest.approx(e, abs=1e-3))
+    # a region's outline on that map: its western longitudes past 180 too
+    from core.region import east_past_180
+
+    outline = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [
+        [[179.99, -16.81], [-179.99, -16.81], [-179.99, -16.8], [179.99, -16.81]]]}}
+    assert east_past_180(outline)["geometry"]["coordinates"][0][1] == [pytest.approx(180.01), -16.81]
+
+
 def test_large_georeferenced_overlay_is_capped():
     grid = Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5630000.0), 3000, 2000)
     rgba = np.full((2000, 3000, 4), 200, np.uint8)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from test_pages import SQUARE_300, by_label, fake_map, new_app, own_image_app, predict_page  # noqa: F401 - fake_map is a fixture
 
 
@@ -238,3 +240,41 @@ def test_the_maps_stay_in_place_when_the_caches_are_warm(fake_map, tiny_model_pa
     first = _map_path(at)
     at.slider(key=state.widget_key(state.THRESHOLD)).set_value(0.3).run()
     assert not at.exception and first is not None and _map_path(at) == first
+
+
+def test_an_image_across_the_180th_meridian_is_shown_and_used_whole(fake_map, tmp_path):
+    """An image of eastern Fiji (UTM 60S) across 180 degrees (a block of the sample's reflectance on
+    that grid): the map showed nothing (a 1 px transparent strip round the globe), and pixel areas
+    measured across the meridian were 10^6 too large. Now: the image and the region's outline on
+    the map past 180, hectares of 30 m pixels, and a region drawn on the image on that side used."""
+    import rasterio
+    from affine import Affine
+    from rasterio.warp import transform
+    from rasterio.windows import Window
+
+    from testdata import SAMPLE_IMAGE, write_raster
+
+    with rasterio.open(SAMPLE_IMAGE) as src:
+        data, names = src.read(window=Window(0, 0, 300, 300)), src.descriptions
+    x180, y = transform("EPSG:4326", "EPSG:32760", [180.0], [-16.8])
+    image = write_raster(tmp_path / "fiji.tif", data, crs="EPSG:32760",
+                         transform=Affine(30.0, 0.0, round(x180[0]) - 4500, 0.0, -30.0, round(y[0])), descriptions=names)
+    at = new_app()
+    at.session_state["source"] = {"kind": "local", "image": str(image), "labels": None, "label_map": None,
+                                  "title": image.name, "band_map": None}
+    at.run()
+    assert not at.exception and not at.error
+    import folium
+
+    m, _ = fake_map.maps[-1]
+    [[(s, w), (n, e)]] = [c.bounds for c in m._children.values() if isinstance(c, folium.raster_layers.ImageOverlay)]
+    assert -16.9 < s < n < -16.7 and 179.9 < w < 180 < e < 180.1  # the image's east past 180, as Leaflet shows it
+    assert at.metric[0].value == "8,100.0 ha"  # 300 x 300 px of 0.09 ha
+    # a rectangle drawn on its eastern side, where Leaflet reports longitudes past 180
+    fake_map.value = {"all_drawings": [{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [
+        [[180.01, -16.85], [180.04, -16.85], [180.04, -16.82], [180.01, -16.82], [180.01, -16.85]]]}}]}
+    at.run()
+    assert not at.exception and not at.error
+    assert at.session_state["region"]["geometry"]["coordinates"][0][0][0] == pytest.approx(-179.99)
+    assert "Region OK" in " ".join(s.value for s in at.success)
+    assert at.metric[0].value.endswith(" ha") and 800 < float(at.metric[0].value[:-3].replace(",", "")) < 1200

@@ -105,6 +105,13 @@ def test_map_coordinates_of_image_regions():
     assert r.to_map_geojson()["geometry"]["coordinates"][0][0] == [10.0, -20.0]
     lonlat = Region.from_map_geojson({"type": "Polygon", "coordinates": [[[1, 1], [2, 1], [2, 2], [1, 1]]]}, image=False)
     assert lonlat.crs == "EPSG:4326"
+    # Leaflet repeats the world east and west: a drawing on a copy is the same place (Viti Levu, Fiji)
+    copy = Region.from_map_geojson({"type": "Polygon", "coordinates": [
+        [[-182.6, -17.7], [-182.4, -17.7], [-182.4, -17.5], [-182.6, -17.7]]]}, image=False)
+    assert copy.bounds == pytest.approx((177.4, -17.7, 177.6, -17.5))
+    with pytest.raises(RegionError, match="across the 180th meridian"):  # (it said: not longitude/latitude)
+        Region.from_map_geojson({"type": "Polygon", "coordinates": [
+            [[179.9, -16.7], [180.1, -16.7], [180.1, -16.6], [179.9, -16.7]]]}, image=False)
 
 
 def test_window_and_mask_on_image_grid():

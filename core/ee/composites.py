@@ -266,7 +266,8 @@ def geojson_bounds(geometry: Mapping[str, Any]) -> tuple[float, float, float, fl
     """(west, south, east, north) of a Polygon/MultiPolygon in lon/lat.
 
     Raises:
-        RegionError: if coordinates are outside lon -180..180 / lat -90..90.
+        RegionError: if coordinates are outside lon -180..180 / lat -90..90, or span over 180 degrees of
+            longitude (a region cut at the 180th meridian, whose box would be the whole globe).
     """
     from core.errors import RegionError
 
@@ -275,6 +276,9 @@ def geojson_bounds(geometry: Mapping[str, Any]) -> tuple[float, float, float, fl
     w, s, e, n = min(xs), min(ys), max(xs), max(ys)
     if not (-180 <= w <= e <= 180 and -90 <= s <= n <= 90):
         raise RegionError(f"region bounds {w, s, e, n} are not lon/lat degrees (EPSG:4326)")
+    if e - w > 180:  # (its parts on either side of the meridian: the box between them goes round the Earth)
+        raise RegionError(f"the region spans longitudes {w:g} to {e:g}: a region across the 180th meridian is not "
+                          "handled with Earth Engine; draw it on one side of the meridian (or two regions)")
     return w, s, e, n
 
 

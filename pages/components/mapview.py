@@ -388,6 +388,10 @@ def build(spec: MapSpec, view_key: str | None = None):
     for ov in spec.overlays:
         _image_overlay(ov, spec).add_to(m)
     if spec.region_geojson is not None:
+        if not spec.image and e > 180:  # a map across the 180th meridian: the outline on the image's side
+            from core.region import east_past_180
+
+            spec = replace(spec, region_geojson=east_past_180(spec.region_geojson))
         # on the drawing map, the drawing tools' colour; over the layers of a region's results (whose
         # reds are false crop), a white dashed line on a dark casing, seen on any background
         styles = [OUTLINE_DRAWN] if spec.draw else OUTLINE_CASED

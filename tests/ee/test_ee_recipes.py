@@ -218,6 +218,12 @@ def test_utm_and_region_parsing():
 
     r = Region.from_bbox(*CAMANA.bbox)
     assert C.geojson_bounds(C.region_geometry(r)) == pytest.approx(CAMANA.bbox)
+    # a region cut at the 180th meridian (RFC 7946): its box went round the globe, and it was refused as
+    # hundreds of thousands of megapixels in UTM zone 31 ("draw a smaller region")
+    cut = {"type": "MultiPolygon", "coordinates": [[[[179.99, -16.8], [180, -16.8], [180, -16.7], [179.99, -16.8]]],
+                                                   [[[-180, -16.8], [-179.99, -16.8], [-180, -16.7], [-180, -16.8]]]]}
+    with pytest.raises(RegionError, match="across the 180th meridian"):
+        C.geojson_bounds(cut)
     with pytest.raises(RegionError, match="longitude/latitude"):
         C.region_geometry(Region.from_bbox(0, 0, 100, 100, crs="image"))
     with pytest.raises(RegionError):
