@@ -122,8 +122,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                   views=args.views)
     window = _parse_window(args.window)
     export = str(args.image).endswith("mixer.json")
-    if export and (window is not None or args.bands):
-        _refuse_for_an_export("--window" if window is not None else "--bands")
+    if export:  # (options an export has no use for: said, not left without effect)
+        for option, given in (("--window", window is not None), ("--bands", args.bands),
+                              ("--tile", args.tile is not None), ("--overlap", args.overlap is not None)):
+            if given:
+                _refuse_for_an_export(option)
     check_output_dir(args.out)
     context = None
     if not export and window is None and not args.no_context:
@@ -261,9 +264,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _refuse_for_an_export(option: str) -> None:
-    """Raises ConfigError: ``option`` (--window, --bands) has no meaning for an Earth Engine export."""
+    """Raises ConfigError: ``option`` (--window, --bands, --tile, --overlap) has no meaning for an Earth
+    Engine export."""
     from core.errors import ConfigError
 
+    if option in ("--tile", "--overlap"):
+        raise ConfigError(f"{option} works on GeoTIFF images only: an Earth Engine export is predicted patch by patch "
+                          "as exported (its patchDimensions, overlapping by its kernelSize); leave it out")
     raise ConfigError(f"{option} works on GeoTIFF images only, not on an Earth Engine export (*mixer.json, "
                       "whose patches name their bands); leave it out" +
                       (", or export only the region you want" if option == "--window" else ""))

@@ -348,6 +348,11 @@ def test_mistakes_found_in_review_are_one_line_and_lose_nothing(capsys, tmp_path
     mixer.write_text("{}")
     assert "--bands works on GeoTIFF images only" in _err(capsys, ["predict", "--image", str(mixer), "--bands",
                                                                   "9,9,9,9", "--out", str(tmp_path / "e")])
+    # and is predicted patch by patch as exported: --tile and --overlap are refused too (they had no effect)
+    for option in ("--tile", "--overlap"):
+        said = _err(capsys, ["predict", "--image", str(mixer), option, "128", "--out", str(tmp_path / "e")])
+        assert f"{option} works on GeoTIFF images only: an Earth Engine export is predicted patch by patch" in said
+    assert not (tmp_path / "e").exists()
     # a machine failure (here: an output folder that cannot be made) is one line too, not a traceback
     assert "check that the folder exists" in _err(capsys, ["predict", "--image", str(img), "--model",
                                                            str(tiny_model_path), "--out", "/proc/cropmap-test/out"])
