@@ -1097,7 +1097,29 @@ def grid_difference(expected: Grid, actual: Grid) -> str:
     from affine import Affine
 
     col, row = ~Affine(*expected.transform) * actual.transform[2::3]
-    return f"it lies elsewhere: its first pixel is at column {col:,.1f}, row {row:,.1f} of the image"
+    return (f"it lies elsewhere: its first pixel is at column {col:,.1f}, row {row:,.1f} of the image"
+            + _how_far(expected, actual))
+
+
+def _how_far(expected: Grid, actual: Grid) -> str:
+    """`` (about 73 km east and 7 km south of the image's)``: how far a grid's corner lies from another's
+    on the same projected CRS, in words (nothing for other grids)."""
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    if expected.crs is None:
+        return ""
+    try:
+        crs = CRS.from_user_input(expected.crs)
+        metres = crs.linear_units_factor[1] if crs.is_projected else None
+    except CRSError:  # (a CRS without linear units: nothing to add)
+        metres = None
+    if not metres:
+        return ""
+    dx, dy = ((actual.transform[k] - expected.transform[k]) * metres / 1000 for k in (2, 5))
+    parts = [f"{abs(d):,.{0 if abs(d) >= 10 else 1}f} km {name}" for d, name in
+             ((dx, "east" if dx > 0 else "west"), (dy, "north" if dy > 0 else "south")) if abs(d) >= 0.05]
+    return f" (about {' and '.join(parts)} of the image's)" if parts else ""
 
 
 def check_same_grid(expected: Grid | None, actual: Grid, path) -> None:

@@ -276,6 +276,12 @@ def test_labels_on_another_grid_are_refused(tmp_path):
                                                     r"resample the labels onto the image's grid first \(e.g. gdalwarp"):
             read_labels(write_raster(tmp_path / "30m.tif", mask, crs=r.grid.crs, transform=coarse),
                         get_class_map("binary"), grid=r.grid)
+        # labels of another place on the same CRS: how far, in words (the columns and rows alone said little)
+        moved = Affine(t[0], 0, t[2] + 73_200.0, 0, t[4], t[5] - 6_950.0)
+        with pytest.raises(GridMismatchError, match=r"its first pixel is at column 7,320.0, row 695.0 of the image \(about "
+                                                    r"73 km east and 7.0 km south of the image's\); resample"):
+            read_labels(write_raster(tmp_path / "moved.tif", mask, crs=r.grid.crs, transform=moved),
+                        get_class_map("binary"), grid=r.grid)
     assert set(np.unique(mask)) == {0, 1}  # LC: 11 annual cropland, others not crop; no NaN in LC
 
 
