@@ -1074,6 +1074,27 @@ def window_within(part: Grid, whole: Grid, tol: float = 1e-6):
     return Window(col, row, part.width, part.height)
 
 
+def crs_words(crs: str | None) -> str:
+    """A CRS for people: its code and name ("EPSG:32631, WGS 84 / UTM zone 31N"), the name alone for a
+    CRS without a code, "no CRS" for None. Never raises (a CRS GDAL cannot read: its text, cut short)."""
+    if crs is None:
+        return "no CRS"
+    import re
+
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        parsed = CRS.from_user_input(crs)
+        authority, wkt = parsed.to_authority(), parsed.to_wkt()
+    except CRSError:
+        return crs if len(crs) <= 40 else crs[:40] + "..."
+    m = re.match(r'\s*\w+\["([^"]+)"', wkt)
+    name = m.group(1) if m and m.group(1).lower() != "unknown" else None
+    code = ":".join(authority) if authority else None
+    return ", ".join(t for t in (code, name) if t) or (crs if len(crs) <= 40 else crs[:40] + "...")
+
+
 def grid_difference(expected: Grid, actual: Grid) -> str:
     """How ``actual`` differs from ``expected``, in words with the figures that differ (no
     georeferencing, another CRS, size, pixel size or place), for an error message."""

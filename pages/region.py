@@ -14,6 +14,7 @@ from core.region import MAX_GEOJSON_BYTES, Region
 from core.labels import CLASS_MAPS
 from core.metrics import format_hectares, nominal_area
 from core.patches import export_to_geotiff
+from core.raster import crs_words
 from core.sources.earthengine import recipes_from_settings
 from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
 from pages.components import cached, eeform, mapview, navigation, scene, state, ui
@@ -120,7 +121,8 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
                               "label_map": label_map if labels_path else None, "title": img_file.name,
                               "band_map": band_map})
             text = (f"Using {img_file.name}: {grid.width} x {grid.height} px, "
-                    + ("georeferenced" if grid.georeferenced else "not georeferenced (image coordinates)") + "." + labelled)
+                    + (f"georeferenced ({crs_words(grid.crs)})" if grid.georeferenced else
+                       "not georeferenced (image coordinates)") + "." + labelled)
             state.put(state.UPLOAD_NOTICE, ("success", text, img_file.file_id))
             st.success(text)
             next_steps()
@@ -145,7 +147,8 @@ with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSO
             state.set_source({"kind": "local", "image": str(folder / "image.tif"), "labels": None, "label_map": None,
                               "title": f"{name} (Earth Engine image export)"})
             st.success(f"Using {name}: {grid.width} x {grid.height} px, "
-                       + ("georeferenced" if grid.georeferenced else "not georeferenced (image coordinates)"))
+                       + (f"georeferenced ({crs_words(grid.crs)})" if grid.georeferenced else
+                          "not georeferenced (image coordinates)"))
             next_steps()
 
 with st.expander("Upload a region (GeoJSON)"):

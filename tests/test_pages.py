@@ -373,6 +373,8 @@ def test_own_image_with_band_numbers_on_region_and_data_pages(fake_map):
     at = own_image_app()
     at.run()
     assert not at.exception and not at.error
+    # the sidebar names its CRS in words beside the code (an agronomist knows "UTM zone 33N", not "EPSG:32633")
+    assert any(", EPSG:32633, WGS 84 / UTM zone 33N" in e.value for e in at.sidebar.success)
     html = fake_map.maps[-1][0].get_root().render()
     assert "L.CRS.Simple" not in html and "not georeferenced" not in html
     # one area, the pixels' (the whole image's footprint in lon/lat gave 0.2 ha more beside it)

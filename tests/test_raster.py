@@ -285,6 +285,15 @@ def test_labels_on_another_grid_are_refused(tmp_path):
     assert set(np.unique(mask)) == {0, 1}  # LC: 11 annual cropland, others not crop; no NaN in LC
 
 
+def test_a_crs_in_words():
+    from core.raster import crs_words
+
+    assert crs_words("EPSG:32631") == "EPSG:32631, WGS 84 / UTM zone 31N"
+    assert crs_words("EPSG:4326") == "EPSG:4326, WGS 84"
+    assert crs_words(None) == "no CRS"
+    assert crs_words("+proj=merc +lon_0=180 +a=6378137 +b=6378137 +units=m") == "+proj=merc +lon_0=180 +a=6378137 +b=6378..."
+
+
 def test_grids_differing_by_a_fraction_of_a_degree_pixel_are_not_the_same():
     # 10 m pixels in degrees: a 1% larger pixel puts the far edge of 5,000 px 48 px off
     deg = Grid("EPSG:4326", (8.983e-5, 0, 10.0, 0, -8.983e-5, 45.0), 5000, 5000)

@@ -22,7 +22,7 @@ import numpy as np
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, NoDataError, RegionError
 from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem, write_bytes_whole
 from core.labels import NODATA, get_class_map
-from core.raster import INPUT_BANDS, Grid, ImageReader, read_label_classes, read_labels, write_codes, write_mask
+from core.raster import INPUT_BANDS, Grid, ImageReader, crs_words, read_label_classes, read_labels, write_codes, write_mask
 from core.region import LONLAT_CRS, PixelWindow, Region, WindowCheck, check_region
 from core.sources.base import (CODES_FILE, CONTEXT_FILE, CONTEXT_LEAST, CONTEXT_MARGIN, MIN_REGION_SIDE, Progress,
                                RegionCheck, Scene)
@@ -97,7 +97,7 @@ class LocalSource:
         except CropMapError as err:
             return False, str(err)
         # short: it stands in the sidebar (the sample's title says "not georeferenced" already)
-        where = (f", {grid.crs}" if grid.georeferenced else
+        where = (f", {crs_words(grid.crs)}" if grid.georeferenced else
                  "" if "not georeferenced" in self.title else " (not georeferenced)")
         return True, f"{self.title}: {grid.width} x {grid.height} px{where}"
 
