@@ -314,6 +314,27 @@ def test_a_region_stretched_as_its_whole_image_has_the_colours_of_the_image_arou
     assert ov.band_limits(feats, np.zeros_like(valid)) is None
 
 
+def test_the_map_png_of_an_image_with_a_crs_has_a_scale_bar():
+    """A handout of a georeferenced image had no scale: a bar of a round length, a fifth of the width
+    at most, in its lower left corner; none for an image without a CRS (the sample)."""
+    from core.raster import Grid
+
+    assert [ov.scale_length(30.0, 200), ov.scale_length(10.0, 57.6), ov.scale_length(0.5, 100)] == [5000.0, 500.0, 50.0]
+    rng = np.random.default_rng(1)
+    feats = (rng.random((288, 288, 5), dtype=np.float32) * 0.2 + 0.1).astype(np.float32)
+    valid = np.ones((288, 288), bool)
+    prob = np.full((288, 288), 0.9, np.float32)  # all crop: no black in the map itself
+    corner = {}
+    for crs in ("EPSG:32633", None):
+        grid = Grid(crs, (10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0), 288, 288)
+        png = np.asarray(Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.5, "t")["map.png"])))
+        assert png.shape[1] == 4 * 288  # (enlarged 4x for a slide)
+        corner[crs] = png[4 * 288 - 80 : 4 * 288, :400]  # the image's lower left corner (the text is under it)
+    # 2880 m wide, shown 4x: a 500 m bar of 50 px, 200 px in the PNG; black half of it and the outline
+    black = (corner["EPSG:32633"] < 30).all(axis=-1)
+    assert black.any(axis=0).sum() >= 200 and not (corner[None] < 30).all(axis=-1).any()
+
+
 def test_the_map_png_draws_legend_swatches_at_their_layers_opacity():
     """The map view PNG's layers are faded (0.8 crop, 0.7 probability by default): full-strength
     swatches under it did not look like the map's colours."""
