@@ -225,3 +225,12 @@ def test_core_messages_are_shown_as_sentences_but_names_as_written():
     for name in ("fake_png.tif is not on the image's grid", "gs://bucket/x: not found", "crop_unet.keras: unreadable",
                  "ee.Initialize failed"):
         assert sentence(name) == name
+
+
+def test_long_file_names_are_cut_in_the_middle_for_the_sidebar():
+    """A Sentinel-2 tile's name in the sidebar's status box broke mid-word over two lines."""
+    from pages.components.ui import cut_long_words
+
+    said = cut_long_words("00002806639B424A_S2L2A_2017-08-27_B02_B03_B04_B08.tif: 64 x 64 px, EPSG:32631, WGS 84")
+    assert said == "00002806639B4…_B04_B08.tif: 64 x 64 px, EPSG:32631, WGS 84"
+    assert cut_long_words("sample scene: 1024 x 1024 px") == "sample scene: 1024 x 1024 px"

@@ -241,7 +241,7 @@ def _classes():
             "{% macro script(this, kwargs) %}"
             "(function () { var map = {{ this._parent.get_name() }};"
             " {{ this.layer.get_name() }}.once('tileerror', function () {"
-            " var c = L.control({position: 'topright'});"
+            " var c = L.control({position: 'bottomleft'});"
             " c.onAdd = function () { var d = L.DomUtil.create('div', 'cropmap-note cropmap-tiles-failed');"
             " d.style.cssText = 'background:rgba(255,255,255,.85);padding:2px 6px;font:12px sans-serif;border-radius:3px';"
             " d.textContent = {{ this.text|tojson }}; return d; };"

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.errors import CropMapError
-from pages.components import cached, models, scene, state
+from pages.components import cached, models, scene, state, ui
 
 
 def show() -> None:
@@ -17,7 +17,7 @@ def show() -> None:
         spec = state.get(state.SOURCE)
         if spec.get("kind") in ("sample", "local"):  # the image in use (Earth Engine's is named below)
             ok, msg = local_status(spec)
-            (st.success if ok else st.error)(msg, icon=":material/image:")
+            (st.success if ok else st.error)(ui.cut_long_words(msg), icon=":material/image:")
         ee = cached.ee_status()
         if ee["ok"]:
             st.success(ee["message"], icon=":material/public:")
@@ -28,7 +28,7 @@ def show() -> None:
                 st.caption(ee["message"])
         source = {"sample": "sample scene", "local": spec.get("title", "your image"),
                   "earthengine": "Earth Engine"}.get(spec.get("kind"), "?")
-        st.caption(f"Source: {source}")
+        st.caption(f"Source: {ui.cut_long_words(source)}")
         st.caption("Region: " + scene.region_label())
         if spec.get("kind") == "earthengine" or (spec.get("kind") in ("sample", "local") and georeferenced(spec)):
             st.toggle("Basemap (OpenStreetMap)", key=state.sync_widget(state.BASEMAP), on_change=state.store_widget,

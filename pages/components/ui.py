@@ -144,3 +144,9 @@ def when(iso: str) -> str:
         return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return t.strftime("%Y-%m-%d %H:%M")
 
+
+def cut_long_words(text: str, longest: int = 28) -> str:
+    """``text`` with each word (run of characters without spaces) longer than ``longest`` cut in the middle
+    ("00002806639B…_B04_B08.tif"): a file name in the narrow sidebar was broken mid-word over two lines."""
+    keep = (longest - 1) // 2
+    return " ".join(w if len(w) <= longest else f"{w[:keep]}…{w[-keep:]}" for w in text.split(" "))
