@@ -446,11 +446,10 @@ def render(spec: MapSpec, key: str, returned_objects: Sequence[str] = ()) -> dic
 
     # the first map of a server loads geemap and folium (about 3 s): said in a place there on every run
     # (an element there on one run only would move the map, see ui.errors_shown)
-    slot = st.empty()
-    with slot.container() if "geemap.foliumap" not in sys.modules else contextlib.nullcontext():
-        with st.spinner("Loading the map...") if "geemap.foliumap" not in sys.modules else contextlib.nullcontext():
-            m = build(replace(spec, basemap=spec.basemap and bool(state.get(state.BASEMAP))),
-                      key if spec.keep_view else None)
+    slot, cold = st.empty(), "geemap.foliumap" not in sys.modules
+    with slot.container() if cold else contextlib.nullcontext(), \
+            st.spinner("Loading the map...") if cold else contextlib.nullcontext():
+        m = build(replace(spec, basemap=spec.basemap and bool(state.get(state.BASEMAP))), key if spec.keep_view else None)
     group = None
     if spec.dynamic or spec.click_marker is not None:
         group = folium.FeatureGroup(name="dynamic layers")
