@@ -1,4 +1,5 @@
-"""Dashboard timings in headless Chromium: server start -> map visible, Predict click -> overlays
+"""Dashboard timings in headless Chromium: server start -> map visible, Region -> Data page's map (its first
+visit), Predict click -> overlays
 visible, threshold change -> crop area updated, and -> the page's run finished. Prints one JSON line.
 
     .venv/bin/python benchmarks/bench_ui.py [--model PATH]
@@ -43,6 +44,12 @@ def main() -> int:
             map_frame(page).locator(".leaflet-image-layer").first.wait_for(state="visible")
             res["start_to_map_s"] = round(time.perf_counter() - t0, 2)
             res["server_healthy_s"] = round(healthy_s, 2)
+            wait_script_idle(page)
+            t = time.perf_counter()  # the Data page's first visit: the region's scene, its layers and figures
+            goto_page(page, "2. Data")
+            wait_map_layers(page, 2)
+            page.get_by_text("Crop fraction (labels)").wait_for()
+            res["region_to_data_map_s"] = round(time.perf_counter() - t, 2)
             goto_page(page, "3. Model")
             page.get_by_role("button", name="Load shipped weights").click()
             page.get_by_text("Shipped weights loaded.").wait_for(timeout=120_000)
