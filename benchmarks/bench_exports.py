@@ -22,7 +22,8 @@ def main() -> None:
     import core.overlays as ov
     from core.model import DEFAULT_MODEL_PATH, load_model
     from core.predict import predict_array, probability_to_uint8, threshold_mask
-    from core.raster import Grid, read_image
+    from core.grid import Grid
+    from core.raster import read_image
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, nargs="+", default=[1, 2, 4])

@@ -25,7 +25,9 @@ def main() -> None:
     from core.fields import crop_fields, fields_bytes
     from core.model import DEFAULT_MODEL_PATH, load_model
     from core.predict import predict_array, threshold_mask
-    from core.raster import Grid, parse_band_spec, read_image
+    from core.bands import parse_band_spec
+    from core.grid import Grid
+    from core.raster import read_image
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, nargs="+", default=[1, 4, 16])

@@ -28,8 +28,8 @@ def main() -> None:
 
     from core.config import PatchConfig
     from core.patches import LABEL, sample_patches
-    from core.raster import FEATURE_BANDS
-    from core.tfrecord import parse_patch, read_batches
+    from core.bands import FEATURE_BANDS
+    from core.tfrecord import read_batches
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--patches", type=int, default=256)

@@ -54,7 +54,7 @@ def _config(cls, option: dict[str, str] | None = None, **values):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from core.config import TrainConfig
-    from core.raster import parse_band_spec
+    from core.bands import parse_band_spec
     from core.train import train
 
     band_map = parse_band_spec(args.bands)
@@ -116,7 +116,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from core.config import PredictConfig
     from core.files import check_output_dir
     from core.predict import DERIVED_OUTPUTS, predict_image
-    from core.raster import parse_band_spec
+    from core.bands import parse_band_spec
 
     cfg = _config(PredictConfig, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, threshold=args.threshold,
                   views=args.views)
@@ -199,7 +199,7 @@ def _cmd_patches(args: argparse.Namespace) -> int:
     from core.errors import ConfigError
     from core.files import check_output_file
     from core.patches import RECORD_SUFFIX, sample_patches
-    from core.raster import parse_band_spec
+    from core.bands import parse_band_spec
 
     cfg = _config(PatchConfig, {"patch_size": "--size"}, patch_size=args.size, kernel_buffer=args.buffer, count=args.count,
                   seed=args.seed, min_valid_fraction=args.min_valid)
@@ -245,7 +245,8 @@ def _cmd_patches(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from core.raster import INPUT_BANDS, ImageReader, parse_band_spec
+    from core.bands import INPUT_BANDS, parse_band_spec
+    from core.raster import ImageReader
 
     if str(args.image).endswith("mixer.json"):  # an Earth Engine image export, as predict takes it
         return _export_info(args)
@@ -278,7 +279,7 @@ def _refuse_for_an_export(option: str) -> None:
 
 def _export_info(args: argparse.Namespace) -> int:
     from core.patches import export_files, export_reflectance, read_mixer
-    from core.raster import INPUT_BANDS
+    from core.bands import INPUT_BANDS
 
     if args.bands:
         _refuse_for_an_export("--bands")

@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from core.errors import ConfigError
-from core.raster import FEATURE_BANDS
+from core.bands import FEATURE_BANDS
 
 
 def _require(cond: bool, msg: str) -> None:

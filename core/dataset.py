@@ -19,7 +19,8 @@ import numpy as np
 from core.errors import ConfigError, InputNotFoundError, NoDataError, RegionError
 from core.labels import CLASS_MAPS, CROP, NODATA, NOT_CROP, get_class_map
 from core.model import Normalization
-from core.raster import FEATURE_BANDS, ImageReader, read_labels
+from core.bands import FEATURE_BANDS
+from core.raster import ImageReader, read_labels
 
 
 @dataclass
@@ -101,7 +102,7 @@ def load_scenes(paths: Sequence[str | os.PathLike], label_map: str = "cdl", role
                 band_map: dict[str, int] | None = None) -> list[Scene]:
     """Read image/label pairs into memory; pixels invalid in either become no data. ``role``
     ("training", "validation") names the data in a message; ``band_map`` (1-based numbers of R, G,
-    B, NIR, as :func:`core.raster.parse_band_spec` gives them) applies to every image, None reads
+    B, NIR, as :func:`core.bands.parse_band_spec` gives them) applies to every image, None reads
     the bands by their names.
 
     Raises:

@@ -12,7 +12,8 @@ from core.errors import InvalidDataError
 from core.files import check_output_file, replacing
 from core.labels import NODATA, get_class_map, with_class_names
 from core.metrics import check_mask, class_errors, confusion, crop_area_agreement
-from core.raster import _open, grid_of, grid_of_file, read_label_classes, read_pixels, window_within
+from core.grid import grid_of, window_within
+from core.raster import _open, grid_of_file, read_label_classes, read_pixels
 
 #: classes listed in ``errors_by_class`` (those with the most wrong pixels)
 BY_CLASS_ROWS = 10

@@ -17,7 +17,7 @@ import numpy as np
 
 from core.errors import ConfigError, InvalidDataError, NoDataError
 from core.labels import CROP
-from core.raster import Grid
+from core.grid import Grid
 from core.region import polygon_area
 
 #: More polygons than this make a file too large to be useful in a browser or a GIS.
@@ -28,11 +28,11 @@ DECIMALS = 7
 
 def _ellipsoid_area_ha(rings) -> float:
     """Area in hectares of a lon/lat polygon (a traced group of pixels) on the ellipsoid
-    :meth:`core.raster.Grid.pixel_area_ha` uses, so that fields add up to the crop area the app
+    :meth:`core.grid.Grid.pixel_area_ha` uses, so that fields add up to the crop area the app
     shows: each edge adds a^2 * d(lon) * ellipsoid_sine(lat) at the mean of its ends' values, exact
     for edges along meridians and parallels (a north-up grid) and close for the slanted edges of a
     rotated one."""
-    from core.raster import WGS84_A, ellipsoid_sine
+    from core.grid import WGS84_A, ellipsoid_sine
 
     def ring(r) -> float:
         xy = np.asarray(r, dtype=np.float64)

@@ -14,7 +14,7 @@ import numpy as np
 
 from core.labels import CROP, NODATA, class_name
 from core.predict import percent_cut, whole_percent
-from core.raster import Grid
+from core.grid import Grid
 
 
 def pixel_at(lng: float, lat: float, grid: Grid, offset: tuple[int, int] = (0, 0)) -> tuple[int, int] | None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from core.errors import InvalidDataError
 from core.labels import CROP, NODATA, NOT_CROP
-from core.raster import Grid
+from core.grid import Grid
 
 #: Default largest side of an overlay image, in pixels.
 MAX_SIDE = 1024

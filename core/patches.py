@@ -29,8 +29,10 @@ from core.config import PatchConfig
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, NoDataError, OutputExistsError
 from core.files import move_into_place, replacing, staging_dir
 from core.labels import NODATA, get_class_map
-from core.raster import (FEATURE_BANDS, INPUT_BANDS, Grid, ImageReader, read_labels, reflectance_scaling,
-                         sample_valid, sample_warnings)
+from core.bands import FEATURE_BANDS, INPUT_BANDS
+from core.grid import Grid
+from core.raster import ImageReader, read_labels
+from core.reflectance import reflectance_scaling, sample_valid, sample_warnings
 from core.tfrecord import feature_layout, iter_records, open_records, read_batches
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -504,9 +506,9 @@ def export_reflectance(mixer_path: str | os.PathLike,
                        kernel: int | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Per-band (scale, offset) that turn the R, G, B, NIR values of an image export into
     reflectance, detected and checked on a sample of its patches exactly as for a GeoTIFF
-    (:func:`core.raster.reflectance_scaling`: reflectance x 10000 or 0-1; values that are not
+    (:func:`core.reflectance.reflectance_scaling`: reflectance x 10000 or 0-1; values that are not
     reflectance are refused), and the warnings about suspect values a GeoTIFF gets
-    (:func:`core.raster.sample_warnings`).
+    (:func:`core.reflectance.sample_warnings`).
 
     The sample is the first patches holding valid pixels of up to :data:`EXPORT_SAMPLE_PATCHES`
     files spread over the export (of its first patches when it is one file).

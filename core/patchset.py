@@ -25,7 +25,8 @@ from core.config import PatchConfig
 from core.errors import ConfigError, CorruptFileError, InvalidDataError, NoDataError, OutputExistsError, RegionError
 from core.labels import NODATA
 from core.patches import LABEL, RECORD_SUFFIX, PatchSummary, first_record, list_records, record_layout, sample_patches
-from core.raster import FEATURE_BANDS, check_reflectance
+from core.bands import FEATURE_BANDS
+from core.reflectance import check_reflectance
 from core.tfrecord import parse_patch, read_batches
 
 if TYPE_CHECKING:  # (core.model loads TensorFlow: 4 s the Data page, which cuts patches, need not wait)

@@ -27,7 +27,9 @@ from core.config import PredictConfig
 from core.errors import ConfigError, InputNotFoundError, InvalidDataError, NoDataError, OutputExistsError, RegionError
 from core.files import check_output_dir, move_into_place, staging_dir
 from core.labels import NODATA
-from core.raster import FEATURE_BANDS, Grid, ImageReader
+from core.bands import FEATURE_BANDS
+from core.grid import Grid
+from core.raster import ImageReader
 from core.sources.base import MIN_REGION_SIDE, SceneContext
 from core.threads import background_priority
 

@@ -5,7 +5,7 @@ whole buffered patch and only the central patch is kept, so neighbouring patches
 seams. The result is placed by the mixer (georeferenced from its projection) and written exactly
 like :func:`core.predict.predict_image` writes a GeoTIFF prediction. The export's values go through
 the same scale detection, checks and conversion as a GeoTIFF's (:func:`core.patches.export_reflectance`,
-:func:`core.raster.valid_pixels`, :func:`core.raster.to_features`).
+:func:`core.reflectance.valid_pixels`, :func:`core.reflectance.to_features`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from core.errors import ConfigError, ModelMismatchError, NoDataError
 from core.files import move_into_place, staging_dir
 from core.predict import (DERIVED_OUTPUTS, ModelRunner, ProgressFn, _summary, _write_outputs, prediction_outputs,
                           stale_outputs)
-from core.raster import FEATURE_BANDS, INPUT_BANDS, stored_ceiling, to_features, valid_pixels
+from core.bands import FEATURE_BANDS, INPUT_BANDS
+from core.reflectance import stored_ceiling, to_features, valid_pixels
 
 
 class ExportPredictor:

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from core.errors import RegionError
-from core.raster import Grid
+from core.grid import Grid
 from core.sources.base import MIN_REGION_SIDE
 
 IMAGE_CRS = "image"

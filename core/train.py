@@ -66,7 +66,7 @@ from core.model import (  # noqa: E402
     save_model,
 )
 from core.patchset import PatchSet, open_patch_set, patch_normalization, patch_validation, split_sources  # noqa: E402
-from core.raster import FEATURE_BANDS, INPUT_BANDS  # noqa: E402
+from core.bands import FEATURE_BANDS, INPUT_BANDS  # noqa: E402
 
 #: ``progress(event)``: event is a dict with "epoch", "epochs", "step", "steps" and the latest logs.
 ProgressFn = Callable[[dict], None]
@@ -402,7 +402,7 @@ def train(
     each hold one kind; patches carry their own 1/0/255 labels, so ``label_map`` applies to images.
     From patches, training draws a random ``patch_size`` crop of each stored patch and validation
     uses their centres. ``band_map`` (1-based numbers of R, G, B, NIR, as
-    :func:`core.raster.parse_band_spec` gives them) applies to every image; None reads the bands by
+    :func:`core.bands.parse_band_spec` gives them) applies to every image; None reads the bands by
     their names. ``data_text`` says in words what the model is trained on, for its card (the
     dashboard's region and its held-out block); by default the card lists the data's paths.
 

@@ -9,12 +9,12 @@ import json
 import streamlit as st
 
 from core.errors import CropMapError
-from core.raster import parse_band_spec
+from core.bands import parse_band_spec
 from core.region import MAX_GEOJSON_BYTES, Region
 from core.labels import CLASS_MAPS
 from core.metrics import format_hectares, nominal_area
 from core.patches import export_to_geotiff
-from core.raster import crs_words
+from core.grid import crs_words
 from core.sources.earthengine import recipes_from_settings
 from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
 from pages.components import cached, eeform, mapview, navigation, scene, state, ui

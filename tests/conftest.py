@@ -36,7 +36,7 @@ def tiny_model_path(tmp_path_factory) -> Path:
     """An untrained light U-Net saved with a real card (normalization from the sample scene)."""
     from core.dataset import compute_normalization, load_scenes
     from core.model import ModelCard, build_unet, save_model
-    from core.raster import FEATURE_BANDS
+    from core.bands import FEATURE_BANDS
 
     norm = compute_normalization(load_scenes([f"{SAMPLE_IMAGE}:{SAMPLE_LABELS}"]))
     model = build_unet("light")

@@ -10,10 +10,10 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
-from testdata import SAMPLE_IMAGE, SAMPLE_LABELS, write_raster
+from testdata import SAMPLE_IMAGE, write_raster
 from core.__main__ import main
 from core.errors import InvalidDataError
-from core.raster import Grid
+from core.grid import Grid
 
 RGBN = ("R", "G", "B", "NIR")
 
@@ -122,7 +122,7 @@ def test_sentinel2_with_its_1000_offset_is_warned_about(capsys, tmp_path, tiny_m
 
 def test_stac_band_names_with_nir08_are_found():
     # Landsat 8-9 stacked from a STAC catalogue (Planetary Computer): red, green, blue, nir08
-    from core.raster import resolve_bands
+    from core.bands import resolve_bands
 
     assert resolve_bands(["coastal", "blue", "green", "red", "nir08"], 5) == {"R": 4, "G": 3, "B": 2, "NIR": 5}
     # Sentinel-2 from Earth Search: nir (B8) before nir08 (B8A)

@@ -57,7 +57,7 @@ def test_tfrecord_pipeline_matches_records(small_scene, tmp_path):
     assert np.all(x.numpy()[~v] == 0)
     # the same patches read plainly: centre crop, normalized, crop/valid targets
     from core.patches import LABEL, read_records
-    from core.raster import FEATURE_BANDS
+    from core.bands import FEATURE_BANDS
 
     raw = next(read_records(s.path, [*FEATURE_BANDS, LABEL], (80, 80), batch_size=5))[:, 8:72, 8:72]
     lab = raw[..., -1]

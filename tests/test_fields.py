@@ -14,7 +14,8 @@ from rasterio.warp import transform_geom
 from core.errors import ConfigError, InputNotFoundError, InvalidDataError, NoDataError, OutputExistsError
 from core.fields import crop_fields, write_fields
 from core.labels import CLASS_MAPS
-from core.raster import Grid, grid_of_file, read_labels, write_mask
+from core.grid import Grid
+from core.raster import grid_of_file, read_labels, write_mask
 from testdata import FLANDERS_LABELS, SAMPLE_LABELS
 
 

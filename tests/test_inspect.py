@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from core.inspect import describe_pixel, pixel_at
-from core.raster import Grid, grid_of_file
+from core.grid import Grid
+from core.raster import grid_of_file
 
 from testdata import FLANDERS_S2
 

@@ -113,7 +113,7 @@ def test_a_map_handout_says_the_crop_area_and_the_grid():
     """The Region map PNG's line under its title: hectares and CRS for a georeferenced image, pixels and
     'not georeferenced' otherwise (a handout without them said nothing of what it shows)."""
     from core.metrics import crop_area, describe_crop
-    from core.raster import Grid
+    from core.grid import Grid
 
     mask = np.array([[1, 1, 0], [0, 255, 1]], np.uint8)
     utm = Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5630000.0), 3, 2)

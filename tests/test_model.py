@@ -12,7 +12,7 @@ from core.model import (
     masked_bce_dice,
     save_model,
 )
-from core.raster import FEATURE_BANDS
+from core.bands import FEATURE_BANDS
 
 
 def test_seed_preset_is_the_notebook_unet():
@@ -121,7 +121,7 @@ def test_card_keeps_the_training_pixel_size(tmp_path):
 
 def test_resolution_warning():
     from core.model import resolution_warning
-    from core.raster import Grid
+    from core.grid import Grid
 
     card = ModelCard("light", FEATURE_BANDS, Normalization((0.1,) * 5, (0.2,) * 5), pixel_size_m=30.0)
     s2 = Grid("EPSG:32633", (10.0, 0, 500000.0, 0, -10.0, 5e6), 8, 8)

@@ -12,7 +12,8 @@ from PIL import Image
 from core import overlays as ov
 from core.errors import InvalidDataError
 from core.predict import probability_to_uint8, threshold_mask
-from core.raster import Grid, read_image
+from core.grid import Grid
+from core.raster import read_image
 
 from testdata import FLANDERS_S2, SAMPLE_IMAGE
 
@@ -232,7 +233,7 @@ def test_compose_png_and_geotiff_exports(tmp_path):
 
 def test_the_map_view_png_keeps_the_pages_caveat(monkeypatch):
     """A handout for stakeholders carries the warning the page gives (e.g. the model's pixel size)."""
-    from core.raster import Grid
+    from core.grid import Grid
 
     feats = np.full((64, 64, 5), 0.1, np.float32)
     valid = np.ones((64, 64), bool)
@@ -255,7 +256,7 @@ def test_threshold_downloads_keep_the_mask_whole_and_the_png_small():
     import rasterio
 
     from core.predict import threshold_mask
-    from core.raster import Grid
+    from core.grid import Grid
 
     rng = np.random.default_rng(0)
     h, w = 2100, 1500  # larger than the PNG: coloured from every 3rd pixel
@@ -317,7 +318,7 @@ def test_a_region_stretched_as_its_whole_image_has_the_colours_of_the_image_arou
 def test_the_map_png_of_an_image_with_a_crs_has_a_scale_bar():
     """A handout of a georeferenced image had no scale: a bar of a round length, a fifth of the width
     at most, in its lower left corner; none for an image without a CRS (the sample)."""
-    from core.raster import Grid
+    from core.grid import Grid
 
     assert [ov.scale_length(30.0, 200), ov.scale_length(10.0, 57.6), ov.scale_length(0.5, 100)] == [5000.0, 500.0, 50.0]
     rng = np.random.default_rng(1)
@@ -354,7 +355,7 @@ def test_the_map_png_draws_legend_swatches_at_their_layers_opacity():
 
 
 def test_the_map_png_shows_pixels_without_data_light_grey_as_the_map_does():
-    from core.raster import Grid
+    from core.grid import Grid
 
     feats = np.full((64, 64, 5), 0.1, np.float32)
     valid = np.ones((64, 64), bool)
@@ -373,7 +374,7 @@ def test_the_map_png_shows_pixels_without_data_light_grey_as_the_map_does():
 def test_the_map_png_shows_the_image_outside_a_regions_outline_faded_not_as_missing_data():
     """Outside a drawn polygon the PNG was the light grey that its legend calls "no image data": a
     stakeholder read the corners as missing data. The image there is faded, as on the web map."""
-    from core.raster import Grid
+    from core.grid import Grid
 
     feats = np.full((64, 64, 5), 0.1, np.float32)
     feats[..., :3] += np.linspace(0, 0.2, 64)[None, :, None]  # brighter to the east: a column's pixels alike

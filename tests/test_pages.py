@@ -571,7 +571,7 @@ def test_model_page_loads_uploaded_card_model(fake_map, tiny_model_path):
     at.switch_page("pages/model.py")
     at.run()
     assert not at.exception and not at.error
-    from core.raster import FEATURE_BANDS
+    from core.bands import FEATURE_BANDS
 
     # the card of the model in use (conftest's tiny model: the light preset on the five feature bands)
     assert f"**tiny.keras** -- preset `light`, bands {', '.join(FEATURE_BANDS)}" in texts(at)

@@ -17,7 +17,8 @@ from core.patches import (
     write_image_export,
     write_records,
 )
-from core.raster import FEATURE_BANDS, ImageReader
+from core.bands import FEATURE_BANDS
+from core.raster import ImageReader
 
 
 def _examples(n, h, w, seed=0):

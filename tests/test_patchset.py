@@ -15,7 +15,7 @@ from core.labels import NODATA
 from core.model import Normalization, load_model
 from core.patches import LABEL, read_records, sample_patches, write_records
 from core.patchset import is_patch_source, open_patch_set, patch_normalization, patch_validation, split_sources, valid_pixels
-from core.raster import FEATURE_BANDS
+from core.bands import FEATURE_BANDS
 
 NAMES = [*FEATURE_BANDS, LABEL]
 

@@ -9,7 +9,8 @@ from core.config import PredictConfig
 from core.errors import ConfigError, InvalidDataError, ModelMismatchError, NoDataError, OutputExistsError, RegionError
 from core.model import ModelCard, Normalization, build_unet, save_model
 from core.predict import blend_weights, predict_array, predict_image, tile_origins
-from core.raster import parse_band_spec, read_image
+from core.bands import parse_band_spec
+from core.raster import read_image
 
 
 def test_tile_origins_cover_and_shift():
@@ -163,7 +164,7 @@ def test_prediction_summary_is_the_clis_for_the_dashboard():
     from core.metrics import crop_area
     from core.model import DEFAULT_MODEL_PATH, load_card
     from core.predict import prediction_summary
-    from core.raster import Grid
+    from core.grid import Grid
 
     card = load_card(DEFAULT_MODEL_PATH)  # trained on 30 m pixels
     mask = np.array([[1, 0, 255], [1, 1, 0]], dtype=np.uint8)

@@ -97,7 +97,7 @@ def _rescaled_export(mixer_path, prefix, factor, add=0.0):
     from pathlib import Path
 
     from core.patches import iter_export_patches, write_records
-    from core.raster import FEATURE_BANDS
+    from core.bands import FEATURE_BANDS
 
     patches = np.concatenate([b for _, b in iter_export_patches(mixer_path, FEATURE_BANDS)])
     patches[..., :4] = patches[..., :4] * factor + add
@@ -136,7 +136,7 @@ def test_export_that_is_not_reflectance_is_refused(tiny_model_path, small_scene,
 def test_export_with_negative_reflectance_is_refused_like_a_geotiff(tiny_model_path, small_scene, tmp_path):
     from core.errors import InvalidDataError
     from core.patches import iter_export_patches, write_records
-    from core.raster import FEATURE_BANDS
+    from core.bands import FEATURE_BANDS
 
     img, _ = small_scene
     with ImageReader(img) as r:

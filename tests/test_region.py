@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from core.errors import RegionError
-from core.raster import Grid
+from core.grid import Grid
 from core.region import IMAGE_CRS, PixelWindow, Region, check_region, image_to_map, map_to_image
 
 IMAGE_GRID = Grid(None, (30.0, 0.0, 61440.0, 0.0, -30.0, 107520.0), 1024, 1024)

@@ -96,7 +96,7 @@ def test_the_context_of_a_small_region_is_at_least_one_patch_where_the_image_all
     """A region smaller than a training patch (one field) gets a context of at least CONTEXT_LEAST
     px a side, holding the window and its margin, moved inside the image at the edges; a large
     region gets the margin only; an image smaller than that gives all of itself."""
-    from core.raster import Grid
+    from core.grid import Grid
     from core.region import PixelWindow
     from core.sources.local import CONTEXT_LEAST, CONTEXT_MARGIN, context_window
 

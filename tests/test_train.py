@@ -365,7 +365,7 @@ def test_training_images_without_band_names_take_their_numbers(capsys, tmp_path)
     from testdata import write_raster
 
     from core.errors import BandError
-    from core.raster import parse_band_spec
+    from core.bands import parse_band_spec
 
     rng = np.random.default_rng(0)
     img = write_raster(tmp_path / "img.tif", rng.integers(300, 3000, (4, 64, 64)).astype(np.int16))  # bands unnamed

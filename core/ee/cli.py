@@ -24,7 +24,6 @@ import json
 import re
 import sys
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any, Sequence
 
 from core.progress import TqdmProgress

@@ -4,7 +4,7 @@ Landsat Collection 2 Level 2 (TM, ETM+, OLI, OLI-2) are masked with QA_PIXEL bit
 dilated cloud, cirrus, cloud, cloud shadow) and QA_RADSAT, then scaled x 0.0000275 - 0.2.
 Sentinel-2 SR harmonized is masked with Cloud Score+ (``cs_cdf`` >= threshold) and scaled
 / 10000. NDVI is (NIR - R) / (NIR + R) on reflectance clipped at 0, 0 where the sum is ~0,
-exactly as :func:`core.raster.ndvi` computes it locally.
+exactly as :func:`core.reflectance.ndvi` computes it locally.
 
 The composite keeps no fixed projection (so map tiles render at every zoom); the scale and CRS
 of :class:`CompositeConfig` are applied by every request that materialises pixels (direct
@@ -20,7 +20,8 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 from core.errors import ConfigError
-from core.raster import FEATURE_BANDS, INPUT_BANDS, LANDSAT_C2_OFFSET, LANDSAT_C2_SCALE
+from core.bands import FEATURE_BANDS, INPUT_BANDS
+from core.reflectance import LANDSAT_C2_OFFSET, LANDSAT_C2_SCALE
 
 #: QA_PIXEL bits that must all be 0: fill(0), dilated cloud(1), cirrus(2), cloud(3), shadow(4).
 LANDSAT_QA_MASK = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4)

@@ -25,7 +25,7 @@ from core.ee.errors import RetryPolicy, call_with_retries
 from core.ee.labels import LabelConfig, label_image
 from core.errors import ConfigError
 from core.labels import CROP, NODATA, NOT_CROP
-from core.raster import FEATURE_BANDS
+from core.bands import FEATURE_BANDS
 
 #: Name of the label feature in exported patches: the one core.patches reads.
 LABEL_BAND = "crop"

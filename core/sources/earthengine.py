@@ -19,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from core.sources.base import (CODES_FILE, CONTEXT_FILE, CONTEXT_MARGIN, MIN_REGION_SIDE, Progress, RegionCheck, Scene,
+from core.sources.base import (CODES_FILE, CONTEXT_FILE, MIN_REGION_SIDE, Progress, RegionCheck, Scene,
                                context_margin)
 
 #: Direct downloads above this many pixels (per band) should be batch exports instead.
@@ -196,7 +196,7 @@ class EarthEngineSource:
         codes (``class``) or, for a user asset, a uint8 crop mask (``label``)."""
         from core.ee.composites import region_geometry
         from core.ee.pixels import plan_for_geometry
-        from core.raster import INPUT_BANDS
+        from core.bands import INPUT_BANDS
 
         geometry = region_geometry(region)
         crs = self.composite.crs_for(geometry)
@@ -313,7 +313,7 @@ class EarthEngineSource:
         from core.errors import NoDataError, OutputExistsError, RegionError
         from core.files import check_output_dir, move_into_place, staging_dir
         from core.labels import NODATA
-        from core.raster import INPUT_BANDS
+        from core.bands import INPUT_BANDS
 
         check = self.check_region(region)
         if not check.ok:

@@ -22,7 +22,9 @@ import numpy as np
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, NoDataError, RegionError
 from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem, write_bytes_whole
 from core.labels import NODATA, get_class_map
-from core.raster import INPUT_BANDS, Grid, ImageReader, crs_words, read_label_classes, read_labels, write_codes, write_mask
+from core.bands import INPUT_BANDS
+from core.grid import Grid, crs_words
+from core.raster import ImageReader, read_label_classes, read_labels, write_codes, write_mask
 from core.region import LONLAT_CRS, PixelWindow, Region, WindowCheck, check_region
 from core.sources.base import (CODES_FILE, CONTEXT_FILE, CONTEXT_LEAST, CONTEXT_MARGIN, MIN_REGION_SIDE, Progress,
                                RegionCheck, Scene)
@@ -279,7 +281,7 @@ def _write_image(path: Path, feats: np.ndarray, valid: np.ndarray, crs, transfor
     """A scene image: float32 reflectance, bands R, G, B, NIR (described), NaN = no data; whole or not at all.
 
     A valid pixel of reflectance 0 in every band (negatives are clipped to 0) is written as the
-    smallest positive float32 instead: zero in every band reads as no data (:func:`core.raster.valid_pixels`),
+    smallest positive float32 instead: zero in every band reads as no data (:func:`core.reflectance.valid_pixels`),
     and the pixel would drop out of the scene's predictions, areas and metrics."""
     import rasterio
 

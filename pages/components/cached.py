@@ -20,7 +20,7 @@ import streamlit as st
 from core import overlays as ov
 from core.errors import CropMapError
 from core.labels import NODATA
-from core.raster import Grid
+from core.grid import Grid
 
 
 def mtime(path: str | os.PathLike | None) -> float:
@@ -118,7 +118,7 @@ def image_arrays(path: str, path_mtime: float) -> tuple[np.ndarray, np.ndarray, 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def image_warnings(path: str, path_mtime: float) -> tuple[str, ...]:
-    """The reader's warnings about an image's values (:func:`core.raster.reflectance_warnings`),
+    """The reader's warnings about an image's values (:func:`core.reflectance.reflectance_warnings`),
     from a sample it reads on opening. Raises CropMapError subclasses."""
     from core.raster import ImageReader
 
@@ -168,7 +168,7 @@ def image_grid_of_labels(path: str, path_mtime: float) -> Grid:
     """Grid of a label raster (any band layout)."""
     import rasterio
 
-    from core.raster import grid_of
+    from core.grid import grid_of
 
     with rasterio.open(path) as src:
         return grid_of(src)
@@ -202,7 +202,7 @@ def upload_label_map(file_id: str, name: str, folder: str, _data: bytes) -> str 
 def source_preview(path: str, path_mtime: float, band_map: dict[str, int] | None = None,
                    max_side: int = 1024) -> tuple[ov.Overlay, Grid, tuple[str, ...], ov.Limits | None, int]:
     """True-colour preview of a whole source image (the Region page's backdrop), its grid, the
-    reader's warnings about its values (:func:`core.raster.reflectance_warnings`), its colour
+    reader's warnings about its values (:func:`core.reflectance.reflectance_warnings`), its colour
     stretch (:func:`core.overlays.band_limits`, for its regions' layers) and its pixels without data."""
     from core.raster import ImageReader
 

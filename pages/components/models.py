@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.raster import FEATURE_BANDS
+from core.bands import FEATURE_BANDS
 from pages.components import cached, state, ui
 
 

@@ -231,7 +231,7 @@ def test_utm_and_region_parsing():
 
 
 def test_ndvi_formula_matches_core(ee_offline, graph):
-    """Server NDVI: (NIR - R) / (NIR + R), 0 where the sum is ~0, clamped: core.raster.ndvi's rule."""
+    """Server NDVI: (NIR - R) / (NIR + R), 0 where the sum is ~0, clamped: core.reflectance.ndvi's rule."""
     g = json.dumps(graph(C.add_ndvi(ee_offline.Image.constant([0.1, 0.2, 0.3, 0.4]).rename(["R", "G", "B", "NIR"]))))
     for fn in ("Image.subtract", "Image.divide", "Image.where", "Image.clamp", "Image.lte", "Image.abs"):
         assert fn in g

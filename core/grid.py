@@ -1,0 +1,364 @@
+"""Where a raster's pixels are: its :class:`Grid` (CRS, affine transform, size), the ground area of
+its pixels (hectares from the CRS, on the WGS 84 ellipsoid where the projection distorts areas),
+and how two grids relate (the same grid, a window of another, or how far apart they are).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import GridMismatchError, InvalidDataError
+
+
+#: A projected CRS's pixel area is taken as it is (as GIS give it) where it is within this share of
+#: the area on the ground over the whole grid (UTM: 0.1%); beyond, areas are corrected row by row.
+AREA_SCALE_TOLERANCE = 0.01
+#: Equal-area on the WGS 84 ellipsoid (EASE-Grid 2.0 global): the ground areas of projected pixels.
+EQUAL_AREA_CRS = "EPSG:6933"
+#: The width of :data:`EQUAL_AREA_CRS`'s map in metres, from 180° W to 180° E (its x at 180° E, twice).
+EQUAL_AREA_WIDTH = 2 * 17_367_530.445161372
+
+#: WGS 84 ellipsoid (semi-major axis in m, flattening): areas on geographic and Mercator grids are
+#: taken on it (a sphere of the mean radius was 0.2-0.3% off at mid latitudes).
+WGS84_A = 6378137.0
+WGS84_F = 1 / 298.257223563
+
+
+def ellipsoid_sine(lat_deg: np.ndarray | float) -> np.ndarray:
+    """Half the authalic ``q`` of the WGS 84 ellipsoid at latitude ``lat_deg``: the ellipsoid's
+    stand-in for sin(lat) in areas, so that the area between two parallels over ``dlon`` radians
+    is ``WGS84_A**2 * dlon * |ellipsoid_sine(lat2) - ellipsoid_sine(lat1)|`` (on a sphere of radius
+    ``WGS84_A`` it would be sin). Snyder, Map Projections: A Working Manual, eq. 3-12."""
+    e2 = WGS84_F * (2 - WGS84_F)
+    e = math.sqrt(e2)
+    s = np.sin(np.radians(np.asarray(lat_deg, dtype=np.float64)))
+    q = (1 - e2) * (s / (1 - e2 * s * s) - np.log((1 - e * s) / (1 + e * s)) / (2 * e))
+    return q / 2
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The pixel grid of a raster: CRS (WKT/EPSG string or None), affine transform, size."""
+
+    crs: str | None
+    transform: tuple[float, float, float, float, float, float]
+    width: int
+    height: int
+
+    @property
+    def georeferenced(self) -> bool:
+        return self.crs is not None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    def pixel_size_m(self) -> float | None:
+        """Ground size of a pixel in metres (the square root of its area, at the grid's centre for
+        geographic CRSs); None when the grid is not georeferenced."""
+        area = self.pixel_area_ha()
+        if area is None:
+            return None
+        if isinstance(area, np.ndarray):
+            area = float(area[len(area) // 2, 0])
+        return math.sqrt(float(area) * 1e4)
+
+    def same_as(self, other: "Grid", tol: float = 1e-6) -> bool:
+        if self.shape != other.shape or (self.crs is None) != (other.crs is None):
+            return False
+        if self.crs is not None and other.crs is not None and not _same_crs(self.crs, other.crs):
+            return False
+        # relative to the pixel size (not to 1: a degree grid's pixels are ~1e-4, so 1e-6 would be 1%)
+        a, b, _, d, e, _ = self.transform[:6]
+        scale = max(abs(a), abs(b), abs(d), abs(e))
+        return all(abs(x - y) <= tol * scale for x, y in zip(self.transform, other.transform))
+
+    def pixel_area_ha(self) -> np.ndarray | float | None:
+        """Area of one pixel in hectares on the ground: a float for projected CRSs, a per-row array
+        (shape (height, 1)) for geographic and Mercator CRSs (whose pixels shrink on the ground away
+        from the equator: 1/2 of the nominal area at 45 degrees in Web Mercator; for a rotated such
+        grid, at each row's middle) and for projected CRSs whose pixels' area differs from the ground's
+        by over :data:`AREA_SCALE_TOLERANCE` (e.g. plate carree, a conformal projection far from its
+        centre), None when the grid is not georeferenced.
+
+        Raises:
+            InvalidDataError: a CRS without a linear unit in metres or a known one (e.g. a local
+                engineering CRS), so that no area can be given; a lon/lat grid whose rows reach beyond a
+                pole (a wrong CRS tag).
+        """
+        if self.crs is None:
+            return None
+        from rasterio.crs import CRS
+        from rasterio.errors import CRSError
+
+        crs = CRS.from_user_input(self.crs)
+        a, b, c, d, e, f = self.transform
+        rows = np.arange(self.height + 1, dtype=np.float64)
+        mercator = crs.to_dict().get("proj") == "merc"
+        if (b or d) and (crs.is_geographic or mercator):
+            return self._rotated_pixel_area_ha(crs)
+        if crs.is_geographic:
+            lat, dlon = _latitudes(self.transform[5] + rows * e, abs(e), crs), abs(a)
+        elif mercator:
+            from rasterio.warp import transform as warp
+
+            ys = list(f + rows * e)
+            lon, lat = warp(crs, "EPSG:4326", [c] * len(ys) + [c + a], ys + [ys[0]])
+            lat, dlon = np.asarray(lat[:-1]), abs(lon[-1] - lon[0])
+        else:
+            try:
+                factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+            except CRSError:
+                factor = _local_unit_factor(crs.to_wkt())
+                if factor is None:
+                    raise InvalidDataError(f"the image's CRS has no known linear unit ({crs.to_string()[:60]}), so "
+                                           "areas cannot be given; reproject it to a UTM zone (gdalwarp -t_srs)") from None
+            nominal = abs(a * e - b * d) * factor * factor / 1e4
+            scale = self._areal_scale_by_row(crs, factor)
+            return nominal if scale is None else nominal / scale
+        band = np.abs(np.diff(ellipsoid_sine(lat))) * WGS84_A**2 * math.radians(dlon)
+        return (band / 1e4)[:, None]
+
+    def _areal_scale_by_row(self, crs, factor: float, probe: int = 5, columns: int = 9,
+                            max_rows: int = 1024) -> np.ndarray | None:
+        """For a projected CRS, how much larger than on the ground its pixels' area is, per row (height,
+        1), where that differs by over :data:`AREA_SCALE_TOLERANCE` somewhere in the grid (e.g. plate
+        carree: 1.5 times at 49 degrees); None where it does not (UTM and national grids: their
+        pixels' nominal area, as GIS give it). Measured at the pixels' centres by mapping each
+        pixel's sides onto an equal-area CRS (:data:`EQUAL_AREA_CRS`); a row's figure is the mean over
+        ``columns`` spread along it, and rows are measured every ``height / max_rows`` rows and
+        interpolated between. Points the CRS cannot place are left out (None when all are)."""
+        rows = np.linspace(0.5, self.height - 0.5, probe)
+        cols = np.linspace(0.5, self.width - 0.5, probe)
+        first = self._areal_scale(crs, factor, *np.meshgrid(rows, cols, indexing="ij"))
+        if not np.isfinite(first).any() or np.nanmax(np.abs(first - 1)) <= AREA_SCALE_TOLERANCE:
+            return None
+        rows = np.linspace(0.5, self.height - 0.5, min(self.height, max_rows))
+        cols = np.linspace(0.5, self.width - 0.5, min(self.width, columns))
+        scale = self._areal_scale(crs, factor, *np.meshgrid(rows, cols, indexing="ij"))
+        ok = np.isfinite(scale).any(axis=1)
+        if not ok.any():
+            return None
+        by_row = 1.0 / np.nanmean(np.where(np.isfinite(scale), 1.0 / scale, np.nan)[ok], axis=1)  # mean true area
+        return np.interp(np.arange(self.height) + 0.5, rows[ok], by_row)[:, None]
+
+    def _areal_scale(self, crs, factor: float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Nominal over true area of the pixels at fractional ``rows``/``cols`` (same shape; ``factor``:
+        metres per CRS unit), from their two sides, a tenth of a pixel long, mapped onto
+        :data:`EQUAL_AREA_CRS`; NaN where that fails."""
+        from affine import Affine
+        from rasterio._err import CPLE_BaseError  # (GDAL's errors; rasterio.errors does not name them)
+        from rasterio.errors import CRSError
+        from rasterio.warp import transform as warp
+
+        t = Affine(*self.transform)
+        r, c = rows.ravel(), cols.ravel()
+        xs, ys = [], []
+        for dr, dc in ((0, 0), (0, 0.1), (0.1, 0)):
+            x, y = t * (c + dc, r + dr)
+            xs.append(np.asarray(x, np.float64))
+            ys.append(np.asarray(y, np.float64))
+        try:
+            ex, ey = warp(crs, EQUAL_AREA_CRS, np.concatenate(xs).tolist(), np.concatenate(ys).tolist())
+        except (CPLE_BaseError, CRSError):  # a local (engineering) CRS: no place on Earth to measure
+            return np.full(rows.shape, np.nan)
+        ex, ey = np.asarray(ex, np.float64).reshape(3, -1), np.asarray(ey, np.float64).reshape(3, -1)
+        # a side across the 180th meridian runs from one edge of the equal-area map to the other: the
+        # short way round instead (the map's width is a turn of longitude; its area came out 10^6 too large)
+        dx = ex[1:] - ex[0]
+        dx -= EQUAL_AREA_WIDTH * np.round(dx / EQUAL_AREA_WIDTH)
+        true = np.abs(dx[0] * (ey[2] - ey[0]) - (ey[1] - ey[0]) * dx[1]) / 0.01
+        a, b, _, d, e, _ = self.transform
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = abs(a * e - b * d) * factor**2 / true
+        out[~np.isfinite(out) | (out <= 0)] = np.nan
+        return out.reshape(rows.shape)
+
+    def _rotated_pixel_area_ha(self, crs) -> np.ndarray:
+        """Per-row pixel areas (height, 1) in hectares of a rotated or sheared lon/lat or Mercator
+        grid, whose rows do not follow parallels: the ground area of a north-up square of the pixel's
+        size (in the CRS's units) at the row's centre (its middle column). The change of area along
+        a row (a row's span of latitude) is left out."""
+        from rasterio.warp import transform as warp
+
+        a, b, c, d, e, f = self.transform
+        rows = np.arange(self.height, dtype=np.float64) + 0.5
+        x, y = c + a * self.width / 2 + b * rows, f + d * self.width / 2 + e * rows
+        side = math.sqrt(abs(a * e - b * d))
+        if crs.is_geographic:
+            lat_lo, lat_hi, dlon = _latitudes(y - side / 2, side, crs), _latitudes(y + side / 2, side, crs), side
+        else:  # Mercator: meridians and parallels are the grid's axes before its rotation
+            n = len(rows)
+            lon, lat = warp(crs, "EPSG:4326", list(x - side / 2) + list(x + side / 2) + [c - side / 2, c + side / 2],
+                            list(y - side / 2) + list(y + side / 2) + [f, f])
+            lat_lo, lat_hi, dlon = np.asarray(lat[:n]), np.asarray(lat[n : 2 * n]), abs(lon[-1] - lon[-2])
+        band = np.abs(ellipsoid_sine(lat_hi) - ellipsoid_sine(lat_lo)) * WGS84_A**2 * math.radians(dlon)
+        return (band / 1e4)[:, None]
+
+
+def _latitudes(lat: np.ndarray, pixel: float, crs) -> np.ndarray:
+    """Latitudes (degrees) of a lon/lat grid's rows, clipped to the poles: a global grid may reach
+    past a pole by up to a pixel (pixels centred on it), and that part has no area.
+
+    Raises:
+        InvalidDataError: rows further beyond a pole, which no image on Earth has: the CRS tag is wrong
+            (e.g. metres of a UTM zone tagged as EPSG:4326).
+    """
+    far = float(np.max(np.abs(lat))) if lat.size else 0.0
+    if far > 90 + pixel + 1e-9:
+        raise InvalidDataError(
+            f"the image's CRS ({crs.to_string()[:40]}) is in degrees of longitude/latitude, but its rows reach "
+            f"latitude {far:,.6g}, beyond the pole, so its coordinates are not degrees: the CRS tag is wrong; set "
+            "the image's real CRS (gdal_edit.py -a_srs EPSG:...) or reproject it (gdalwarp -t_srs)")
+    return np.clip(lat, -90.0, 90.0)
+
+
+def _local_unit_factor(wkt: str) -> float | None:
+    """Metres per unit of a local (engineering) CRS, from its WKT's first length unit
+    (``UNIT["metre",1]``, ``LENGTHUNIT["foot",0.3048]``); None for other CRSs or no such unit."""
+    import re
+
+    if not re.match(r"\s*(LOCAL_CS|ENGCRS|ENGINEERINGCRS)\[", wkt):
+        return None
+    m = re.search(r'(?:LENGTHUNIT|UNIT)\["[^"]*",\s*([0-9.eE+-]+)', wkt)
+    try:
+        factor = float(m.group(1)) if m else None
+    except ValueError:
+        return None
+    return factor if factor and factor > 0 else None
+
+
+def _same_crs(a: str, b: str) -> bool:
+    from rasterio.crs import CRS
+
+    return CRS.from_user_input(a) == CRS.from_user_input(b)
+
+
+def grid_of(src) -> Grid:
+    """The :class:`Grid` of an open rasterio dataset. A CRS without a geotransform (rasterio then
+    gives the identity: 1 unit pixels at the CRS's origin) places nothing: not georeferenced."""
+    crs = src.crs.to_string() if src.crs and not _no_geotransform(src) else None
+    return Grid(crs, tuple(src.transform)[:6], src.width, src.height)
+
+
+def _no_geotransform(src) -> bool:
+    return src.transform.is_identity
+
+
+def georeferencing_warnings(src, what: str) -> tuple[str, ...]:
+    """A warning for a file that names a CRS but has no geotransform (:func:`grid_of` reads it as
+    not georeferenced: no areas in hectares, no place on a map)."""
+    if src.crs and _no_geotransform(src):
+        return (f"{what} names a CRS ({src.crs.to_string()[:40]}) but has no geotransform (where its pixels lie), "
+                "so it is read as not georeferenced: areas are in pixels; set its geotransform (e.g. gdal_translate "
+                "-a_ullr, or gdalwarp from its ground control points)",)
+    return ()
+
+
+def window_within(part: Grid, whole: Grid, tol: float = 1e-6):
+    """The rasterio Window of ``whole`` that ``part`` covers, pixel for pixel (same CRS and pixel
+    size, a whole-pixel offset, inside ``whole``: e.g. ``predict --window`` output on its image's
+    labels); None when ``part`` is not such a window."""
+    from rasterio.windows import Window
+
+    if (part.crs is None) != (whole.crs is None) or (part.crs and whole.crs and not _same_crs(part.crs, whole.crs)):
+        return None
+    from affine import Affine, TransformNotInvertibleError
+
+    a, b, c, d, e, f = part.transform
+    A, B, C, D, E, F = whole.transform
+    scale = max(abs(A), abs(B), abs(D), abs(E), 1e-12)
+    if any(abs(x - y) > tol * scale for x, y in ((a, A), (b, B), (d, D), (e, E))):
+        return None
+    try:  # where the part's first pixel lies in the whole's pixels (a turned grid as well)
+        col, row = ~Affine(A, B, C, D, E, F) * (c, f)
+    except TransformNotInvertibleError:  # a degenerate transform: no window of it
+        return None
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    col, row = int(round(col)), int(round(row))
+    if col < 0 or row < 0 or col + part.width > whole.width or row + part.height > whole.height:
+        return None
+    return Window(col, row, part.width, part.height)
+
+
+def crs_words(crs: str | None) -> str:
+    """A CRS for people: its code and name ("EPSG:32631, WGS 84 / UTM zone 31N"), the name alone for a
+    CRS without a code, "no CRS" for None. Never raises (a CRS GDAL cannot read: its text, cut short)."""
+    if crs is None:
+        return "no CRS"
+    import re
+
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        parsed = CRS.from_user_input(crs)
+        authority, wkt = parsed.to_authority(), parsed.to_wkt()
+    except CRSError:
+        return crs if len(crs) <= 40 else crs[:40] + "..."
+    m = re.match(r'\s*\w+\["([^"]+)"', wkt)
+    name = m.group(1) if m and m.group(1).lower() != "unknown" else None
+    code = ":".join(authority) if authority else None
+    return ", ".join(t for t in (code, name) if t) or (crs if len(crs) <= 40 else crs[:40] + "...")
+
+
+def grid_difference(expected: Grid, actual: Grid) -> str:
+    """How ``actual`` differs from ``expected``, in words with the figures that differ (no
+    georeferencing, another CRS, size, pixel size or place), for an error message."""
+
+    def crs(g: Grid) -> str:
+        return g.crs if len(g.crs) <= 40 else g.crs[:40] + "..."
+
+    if actual.crs is None and expected.crs is not None:
+        return "it has no georeferencing (no CRS; not a GeoTIFF of the image's place?)"
+    if expected.crs is None and actual.crs is not None:
+        return "it is georeferenced and the image is not"
+    if actual.crs is not None and expected.crs is not None and not _same_crs(actual.crs, expected.crs):
+        return f"it is in {crs(actual)}, the image in {crs(expected)}"
+    if actual.shape != expected.shape:
+        return f"it is {actual.width} x {actual.height} px, the image {expected.width} x {expected.height} px"
+    (a, b, _, d, e, _), (A, B, _, D, E, _) = actual.transform, expected.transform
+    scale = max(abs(A), abs(B), abs(D), abs(E), 1e-12)
+    if any(abs(x - y) > 1e-6 * scale for x, y in ((a, A), (b, B), (d, D), (e, E))):
+        return (f"its pixels are {np.hypot(a, d):.6g} x {np.hypot(b, e):.6g}, the image's {np.hypot(A, D):.6g} x "
+                f"{np.hypot(B, E):.6g} (CRS units)")
+    from affine import Affine
+
+    col, row = ~Affine(*expected.transform) * actual.transform[2::3]
+    return (f"it lies elsewhere: its first pixel is at column {col:,.1f}, row {row:,.1f} of the image"
+            + _how_far(expected, actual))
+
+
+def _how_far(expected: Grid, actual: Grid) -> str:
+    """`` (about 73 km east and 7 km south of the image's)``: how far a grid's corner lies from another's
+    on the same projected CRS, in words (nothing for other grids)."""
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    if expected.crs is None:
+        return ""
+    try:
+        crs = CRS.from_user_input(expected.crs)
+        metres = crs.linear_units_factor[1] if crs.is_projected else None
+    except CRSError:  # (a CRS without linear units: nothing to add)
+        metres = None
+    if not metres:
+        return ""
+    dx, dy = ((actual.transform[k] - expected.transform[k]) * metres / 1000 for k in (2, 5))
+    parts = [f"{abs(d):,.{0 if abs(d) >= 10 else 1}f} km {name}" for d, name in
+             ((dx, "east" if dx > 0 else "west"), (dy, "north" if dy > 0 else "south")) if abs(d) >= 0.05]
+    return f" (about {' and '.join(parts)} of the image's)" if parts else ""
+
+
+def check_same_grid(expected: Grid | None, actual: Grid, path) -> None:
+    """Raises GridMismatchError if ``actual`` is not ``expected`` (skipped when expected is None)."""
+    if expected is not None and not expected.same_as(actual):
+        raise GridMismatchError(
+            f"{Path(path).name} is not on the image's grid: {grid_difference(expected, actual)}; resample the labels "
+            "onto the image's grid first (e.g. gdalwarp with the image's -t_srs, -te and -tr)"
+        )

@@ -1,0 +1,192 @@
+import numpy as np
+import pytest
+from affine import Affine
+
+from testdata import write_raster
+from core.grid import Grid
+from core.raster import ImageReader
+
+UTM = "EPSG:32631"
+T10 = Affine(10, 0, 500000, 0, -10, 5600000)
+
+
+def test_a_crs_in_words():
+    from core.grid import crs_words
+
+    assert crs_words("EPSG:32631") == "EPSG:32631, WGS 84 / UTM zone 31N"
+    assert crs_words("EPSG:4326") == "EPSG:4326, WGS 84"
+    assert crs_words(None) == "no CRS"
+    assert crs_words("+proj=merc +lon_0=180 +a=6378137 +b=6378137 +units=m") == "+proj=merc +lon_0=180 +a=6378137 +b=6378..."
+
+
+def test_grids_differing_by_a_fraction_of_a_degree_pixel_are_not_the_same():
+    # 10 m pixels in degrees: a 1% larger pixel puts the far edge of 5,000 px 48 px off
+    deg = Grid("EPSG:4326", (8.983e-5, 0, 10.0, 0, -8.983e-5, 45.0), 5000, 5000)
+    assert not deg.same_as(Grid("EPSG:4326", (9.07e-5, 0, 10.0, 0, -9.07e-5, 45.0), 5000, 5000))
+    assert not deg.same_as(Grid("EPSG:4326", (8.983e-5, 0, 10.0 + 4.5e-5, 0, -8.983e-5, 45.0), 5000, 5000))  # half a pixel
+    assert deg.same_as(Grid("EPSG:4326", (8.983e-5, 0, 10.0 + 1e-14, 0, -8.983e-5, 45.0), 5000, 5000))  # float noise
+    utm = Grid("EPSG:32633", (30.0, 0, 500000.0, 0, -30.0, 5e6), 100, 100)
+    assert utm.same_as(Grid("EPSG:32633", (30.0, 0, 500000.0 + 1e-9, 0, -30.0, 5e6), 100, 100))
+    assert not utm.same_as(Grid("EPSG:32633", (30.0, 0, 500015.0, 0, -30.0, 5e6), 100, 100))
+
+
+def test_geographic_pixel_area_follows_latitude():
+    g = Grid("EPSG:4326", (0.001, 0, 10.0, 0, -0.001, 60.0), 10, 4)
+    area = g.pixel_area_ha()
+    assert area.shape == (4, 1)
+    # 0.001 deg at 60 N: about 111.32 m * 55.8 m = 0.62 ha
+    assert area[0, 0] == pytest.approx(0.62, rel=0.01)
+
+
+def test_projected_pixel_area_is_the_area_on_the_ground_where_the_projection_distorts_it():
+    """Plate carree (EPSG:4087) pixels of 30 m at 49 N cover 0.0586 ha, not the nominal 0.09 (+53%):
+    each row is measured; UTM's pixels keep their nominal area (within 0.1% of the ground's)."""
+    from rasterio.warp import transform as warp
+
+    from core.grid import WGS84_A, ellipsoid_sine
+
+    g = Grid("EPSG:4087", (30.0, 0, 1e6, 0, -30.0, 5.5e6), 50, 40)
+    area = g.pixel_area_ha()
+    assert area.shape == (40, 1)
+    # reference: the rows' edges as latitudes, each row's band of the ellipsoid between them
+    ys = [5.5e6 - 30.0 * k for k in range(41)]
+    lon, lat = warp("EPSG:4087", "EPSG:4326", [1e6] * 41 + [1e6 + 30.0], ys + [ys[0]])
+    band = np.abs(np.diff(ellipsoid_sine(np.asarray(lat[:-1])))) * WGS84_A**2 * np.radians(lon[-1] - lon[0]) / 1e4
+    np.testing.assert_allclose(area[:, 0], band, rtol=1e-4)
+    assert area[0, 0] == pytest.approx(0.0586, rel=1e-3)
+    assert Grid("EPSG:32633", (30.0, 0, 5e5, 0, -30.0, 5.5e6), 50, 40).pixel_area_ha() == pytest.approx(0.09, rel=1e-12)
+    # a large grid is measured on some rows and interpolated between: still the ground's area
+    big = Grid("EPSG:4087", (30.0, 0, 1e6, 0, -30.0, 5.5e6), 100, 5000).pixel_area_ha()
+    ys = [5.5e6 - 30.0 * k for k in (4999, 5000)]
+    _, lat = warp("EPSG:4087", "EPSG:4326", [1e6, 1e6], ys)
+    last = abs(np.diff(ellipsoid_sine(np.asarray(lat)))[0]) * WGS84_A**2 * np.radians(lon[-1] - lon[0]) / 1e4
+    assert big[-1, 0] == pytest.approx(last, rel=1e-4)
+
+
+def test_pixel_areas_across_the_180th_meridian_are_those_of_their_neighbours():
+    """Taveuni (Fiji) lies across 180 degrees: a pixel's side measured there ran from one edge of the
+    equal-area map to the other, and a UTM grid's 30 m pixels came out at up to 1.3e5 ha."""
+    from rasterio.warp import transform as warp
+
+    x180, y = warp("EPSG:4326", "EPSG:32760", [180.0], [-16.8])
+    for x0 in (round(x180[0]) - 3000, round(x180[0]) - 300):  # west of it, and across it
+        g = Grid("EPSG:32760", (30.0, 0.0, x0, 0.0, -30.0, round(y[0]) + 300), 20, 20)
+        assert g.pixel_area_ha() == pytest.approx(0.09, rel=1e-12)  # UTM: nominal
+    # plate carree distorts areas and is measured row by row: the same rows across 180 degrees as beside it
+    x180, _ = warp("EPSG:4326", "EPSG:4087", [180.0], [0.0])
+    beside = Grid("EPSG:4087", (30.0, 0, x180[0] - 3000.0, 0, -30.0, -1.8e6), 20, 20).pixel_area_ha()
+    across = Grid("EPSG:4087", (30.0, 0, x180[0] - 300.0, 0, -30.0, -1.8e6), 20, 20).pixel_area_ha()
+    np.testing.assert_allclose(across, beside, rtol=1e-6)
+
+
+def test_a_crs_without_a_geotransform_is_not_georeferenced(tmp_path):
+    """Its pixels were taken as 1 m squares at the CRS's origin: crop areas of 0.03 ha, and a warning
+    that the image's pixels were 30 times smaller than the model's."""
+    data = np.random.default_rng(0).integers(50, 4000, (4, 32, 32)).astype(np.int16)
+    p = write_raster(tmp_path / "t.tif", data, crs="EPSG:32633", transform=Affine.identity(),
+                     descriptions=["R", "G", "B", "NIR"])
+    with ImageReader(p) as r:
+        assert r.grid.crs is None and r.grid.pixel_area_ha() is None
+        assert any("names a CRS (EPSG:32633) but has no geotransform" in w for w in r.warnings)
+    with ImageReader(write_raster(tmp_path / "g.tif", data, crs="EPSG:32633", descriptions=["R", "G", "B", "NIR"])) as r:
+        assert r.grid.crs == "EPSG:32633" and r.warnings == ()
+
+
+def test_web_mercator_pixel_area_is_the_area_on_the_ground():
+    # 30 m Web Mercator pixels at 45 N cover 30 cos(45) m on each side on the ground: half the area
+    from rasterio.warp import transform
+
+    x, y = transform("EPSG:4326", "EPSG:3857", [10.0], [45.0])
+    g = Grid("EPSG:3857", (30.0, 0, x[0], 0, -30.0, y[0]), 8, 8)
+    area = g.pixel_area_ha()
+    assert area.shape == (8, 1)
+    assert area[0, 0] == pytest.approx(0.09 * 0.5, rel=0.01)
+    assert g.pixel_size_m() == pytest.approx(30.0 * 0.5**0.5, rel=0.01)
+    # at the equator: 30 m east-west, and 30 (1 - e^2) m north-south on the ellipsoid (Web Mercator's
+    # northings are on a sphere of the equatorial radius, the ground's meridians are flatter there)
+    e2 = (1 / 298.257223563) * (2 - 1 / 298.257223563)
+    equator = Grid("EPSG:3857", (30.0, 0, 0.0, 0, -30.0, 0.0), 4, 4).pixel_area_ha()[0, 0]
+    assert equator == pytest.approx(0.09 * (1 - e2), rel=1e-4)
+
+
+def test_pixel_size_in_metres():
+    assert Grid("EPSG:32633", (10.0, 0, 500000.0, 0, -10.0, 5e6), 4, 4).pixel_size_m() == pytest.approx(10.0)
+    # geographic: the square root of the area at the grid's centre row (0.001 deg at 60 N: ~78.8 m)
+    g = Grid("EPSG:4326", (0.001, 0, 10.0, 0, -0.001, 60.0), 10, 4)
+    assert g.pixel_size_m() == pytest.approx((111.32 * 55.8) ** 0.5, rel=0.01)
+    assert Grid(None, (30.0, 0, 0, 0, -30.0, 0), 4, 4).pixel_size_m() is None  # no CRS: unknown
+
+
+def test_local_engineering_crs_gives_areas_in_its_unit(tmp_path):
+    """A local CRS in metres (a drone survey's site grid) was refused as having no linear unit."""
+    import rasterio
+    from rasterio.crs import CRS
+
+    from core.raster import ImageReader
+    from testdata import write_raster
+
+    wkt = 'LOCAL_CS["site",UNIT["metre",1,AUTHORITY["EPSG","9001"]],AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
+    data = np.full((4, 40, 40), 1500, np.int16)
+    path = write_raster(tmp_path / "site.tif", data, crs=CRS.from_wkt(wkt), transform=rasterio.Affine(2, 0, 0, 0, -2, 80),
+                        descriptions=["R", "G", "B", "NIR"])
+    with ImageReader(path) as r:
+        assert r.grid.pixel_area_ha() == pytest.approx(4 / 1e4)  # 2 m x 2 m
+    feet = 'LOCAL_CS["site",UNIT["foot",0.3048],AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
+    assert Grid(feet, (10, 0, 0, 0, -10, 0), 5, 5).pixel_area_ha() == pytest.approx(100 * 0.3048**2 / 1e4)
+
+
+def test_geographic_areas_are_on_the_wgs84_ellipsoid():
+    """A 0.01 degree cell at 48 N against the ellipsoid's area element integrated numerically
+    (M(lat) N(lat) cos(lat) d(lat) d(lon)); a sphere of the mean radius was 0.3% under."""
+    from core.grid import WGS84_A, WGS84_F
+
+    e2 = WGS84_F * (2 - WGS84_F)
+    lat = np.radians(np.linspace(47.99, 48.0, 20001))
+    s = np.sin(lat)
+    element = WGS84_A**2 * (1 - e2) / (1 - e2 * s * s) ** 2 * np.cos(lat)  # M * N * cos(lat)
+    expected_ha = float(np.sum((element[1:] + element[:-1]) / 2 * np.diff(lat))) * np.radians(0.01) / 1e4
+    g = Grid("EPSG:4326", (0.01, 0, 10.0, 0, -0.01, 48.0), 1, 1)
+    assert g.pixel_area_ha()[0, 0] == pytest.approx(expected_ha, rel=1e-6)
+
+
+@pytest.mark.parametrize("crs, origin, size", [("EPSG:4326", (10.0, 45.0), 0.001), ("EPSG:3857", (1113194.9, 5621521.5), 30.0)])
+def test_a_rotated_geographic_or_mercator_grid_has_the_ground_area_of_its_pixels(crs, origin, size):
+    """A rotated grid's pixels cover as much ground as north-up pixels of the same size at the same
+    place. Rows of a rotated lon/lat grid do not follow parallels: its area took a row's slant for
+    its height (cos^2 of the angle too small), and a rotated Mercator grid got the nominal area
+    (twice the ground's at 45 degrees)."""
+    north_up = Affine.translation(*origin) * Affine.scale(size, -size)
+    turned = Affine.translation(*origin) * Affine.rotation(30) * Affine.scale(size, -size)
+    # the rotated grid's middle row, centre column, lies where the north-up grid's pixel (row, col) does
+    mid = ~north_up * (turned * (50.5, 50.5))
+    assert 0 <= mid[1] < 101
+    expected = Grid(crs, tuple(north_up)[:6], 101, 101).pixel_area_ha()[int(mid[1]), 0]
+    area = Grid(crs, tuple(turned)[:6], 101, 101).pixel_area_ha()
+    assert area.shape == (101, 1)
+    assert area[50, 0] == pytest.approx(expected, rel=1e-3)
+
+
+@pytest.mark.parametrize("turn", [0.0, 20.0, 180.0])
+def test_a_window_of_a_turned_grid_is_found_as_on_a_north_up_one(turn):
+    """window_within: a part on the whole's pixels at a whole-pixel offset, for a grid turned by any
+    angle (``predict --window`` output evaluated on its image's labels); not at a half pixel, not at
+    another angle or pixel size, not past the edge."""
+    from affine import Affine
+    from rasterio.windows import Window
+
+    from core.grid import Grid, window_within
+
+    whole_t = Affine.translation(500000, 8150000) * Affine.rotation(turn) * Affine.scale(30, -30)
+    whole = Grid("EPSG:32718", tuple(whole_t)[:6], 300, 200)
+
+    def part(dc, dr, w=100, h=50, t=whole_t):
+        return Grid("EPSG:32718", tuple(t * Affine.translation(dc, dr))[:6], w, h)
+
+    assert window_within(part(40, 30), whole) == Window(40, 30, 100, 50)
+    assert window_within(part(200, 150), whole) == Window(200, 150, 100, 50)
+    assert window_within(part(40.5, 30), whole) is None
+    assert window_within(part(201, 150), whole) is None  # past the right edge
+    assert window_within(part(-1, 0), whole) is None
+    other_angle = Affine.translation(500000, 8150000) * Affine.rotation(turn + 5) * Affine.scale(30, -30)
+    assert window_within(part(40, 30, t=other_angle), whole) is None
+    assert window_within(part(40, 30, t=whole_t * Affine.scale(2)), whole) is None
