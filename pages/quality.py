@@ -172,6 +172,12 @@ with left:
     regionmap.show(sc, grid, offset, valid, [base], {dis.name: dis_opacity}, "quality_map", [dis] if show_dis else [],
                    inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key),
                                                                  float(threshold)))
+    # under the map whose colours it counts (beside it, the right column ran far below the map's foot)
+    st.markdown(area_line(conf["crop_area"]))
+    st.markdown("**Confusion matrix** (pixels valid in both; on the map, false crop in red and missed crop in blue)")
+    st.table(pd.DataFrame({"label: crop": [f"{conf['tp']:,}", f"{conf['fn']:,}"],
+                          "label: not crop": [f"{conf['fp']:,}", f"{conf['tn']:,}"]},
+                          index=["predicted crop", "predicted not crop"]))
 with right:
     st.caption(models.made_by(model_path, key[-1]))  # (the views of each tile the prediction was made with)
     # beside the figures it is about (above the map, it pushed the map's foot below a laptop's screen)
@@ -189,11 +195,6 @@ with right:
     m5.metric("Accuracy", f"{conf['accuracy']:.3f}", help=SCORE_HELP["accuracy"])
     if note := few_pixels_note(conf["tp"], conf["fp"], conf["fn"], conf["tn"]):
         st.caption(note)
-    st.markdown(area_line(conf["crop_area"]))
-    st.markdown("**Confusion matrix** (pixels valid in both)")
-    st.table(pd.DataFrame({"label: crop": [f"{conf['tp']:,}", f"{conf['fn']:,}"],
-                          "label: not crop": [f"{conf['fp']:,}", f"{conf['tn']:,}"]},
-                          index=["predicted crop", "predicted not crop"]))
     st.markdown("**Scores against the threshold**")
     st.altair_chart(curve_chart(curve, float(threshold)), width="stretch")
     best = max(curve, key=lambda r: r["f1"] or 0.0)
