@@ -18,7 +18,13 @@ from pages.components import cached, navigation, sidebar, state, ui  # noqa: E40
 
 st.set_page_config(page_title="Crop mapping", page_icon=":seedling:", layout="wide")
 st.html(Path(__file__).parent / "assets" / "style.css")  # laptop and projector widths (takes no space)
-state.init()
+first = state.init()
+# the status block, drawn after the page (it shows what the page changed); on a first visit the page
+# takes seconds, so it says what it is doing meanwhile (later runs keep the last status until redrawn)
+slot = st.sidebar.empty() if first else None
+if slot is not None:
+    with slot.container():  # (an empty holds one element)
+        sidebar.waiting()
 
 nav = st.navigation(navigation.pages())
 state.on_page(nav.url_path)
@@ -28,5 +34,6 @@ except ui.PageStopped:
     pass  # the page has said why it cannot go on
 finally:
     state.save()  # also when the page reruns or stops: a browser reload comes back to this
-sidebar.show()  # after the page, so that it shows what the page just changed
+with (slot or st.sidebar).container():  # after the page, so that it shows what the page just changed
+    sidebar.show()
 cached.freeze_long_lived()  # once TensorFlow is loaded: reruns no longer sweep its objects

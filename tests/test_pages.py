@@ -168,6 +168,21 @@ def test_region_page_opens_on_sample_scene(fake_map):
     assert "Earth Engine" in texts(at)
 
 
+def test_the_first_runs_waiting_status_is_replaced_by_the_status(fake_map):
+    """A session's first run shows a waiting line in the sidebar while its page runs (the sidebar was
+    empty for seconds); when the page is done, the status block stands in its place, once, on that
+    run and on the next."""
+    at = new_app()
+    for _ in range(2):
+        at.run()
+        assert not at.exception
+        side = [m.value for m in at.sidebar.markdown]
+        assert side.count("### Status") == 1, side
+        captions = " ".join(c.value for c in at.sidebar.caption)
+        assert "Checking the image" not in captions and "Source: sample scene" in captions
+        assert any(s.value.startswith("Sample scene: Landsat 8") for s in at.sidebar.success)
+
+
 def test_drawn_polygon_becomes_the_region(fake_map):
     at = new_app()
     at.run()

@@ -11,38 +11,45 @@ from pages.components import cached, models, scene, state, ui
 
 
 def show() -> None:
-    """Draw the sidebar status block (never raises for user-caused problems)."""
-    with st.sidebar:
-        st.markdown("### Status")
-        spec = state.get(state.SOURCE)
-        if spec.get("kind") in ("sample", "local"):  # the image in use (Earth Engine's is named below)
-            ok, msg = local_status(spec)
-            (st.success if ok else st.error)(ui.cut_long_words(msg), icon=":material/image:")
-        ee = cached.ee_status()
-        if ee["ok"]:
-            st.success(ee["message"], icon=":material/public:")
-        else:
-            st.info("Earth Engine: not available (the sample scene and your own files work offline)",
-                    icon=":material/public_off:")
-            with st.expander("Why"):
-                st.caption(ee["message"])
-        source = {"sample": "sample scene", "local": spec.get("title", "your image"),
-                  "earthengine": "Earth Engine"}.get(spec.get("kind"), "?")
-        st.caption(f"Source: {ui.cut_long_words(source)}")
-        st.caption("Region: " + scene.region_label())
-        if spec.get("kind") == "earthengine" or (spec.get("kind") in ("sample", "local") and georeferenced(spec)):
-            st.toggle("Basemap (OpenStreetMap)", key=state.sync_widget(state.BASEMAP), on_change=state.store_widget,
-                      args=(state.BASEMAP,),
-                      help="Street map tiles from openstreetmap.org under the layers. They need internet, and the tile "
-                           "server learns which places you look at. Off: the layers on a plain background. "
-                           f"`{state.BASEMAP_ENV}=none` starts every session with it off.")
-        model = state.get(state.MODEL_PATH)
-        gone = " (no longer on disk: load one on the Model page)" if model and not Path(model).is_file() else ""
-        st.caption("Model: " + (models.label(model) + gone if model else "none loaded (Model page)"))
-        job = state.job_dir()
-        if job:
-            # refreshed on its own every 3 s while the job runs (in another process); static after
-            st.fragment(training_line, run_every=3.0 if training_line(job, show=False) else None)(job)
+    """Draw the status block where the caller puts it (app.py: the sidebar, after the page);
+    never raises for user-caused problems."""
+    st.markdown("### Status")
+    spec = state.get(state.SOURCE)
+    if spec.get("kind") in ("sample", "local"):  # the image in use (Earth Engine's is named below)
+        ok, msg = local_status(spec)
+        (st.success if ok else st.error)(ui.cut_long_words(msg), icon=":material/image:")
+    ee = cached.ee_status()
+    if ee["ok"]:
+        st.success(ee["message"], icon=":material/public:")
+    else:
+        st.info("Earth Engine: not available (the sample scene and your own files work offline)",
+                icon=":material/public_off:")
+        with st.expander("Why"):
+            st.caption(ee["message"])
+    source = {"sample": "sample scene", "local": spec.get("title", "your image"),
+              "earthengine": "Earth Engine"}.get(spec.get("kind"), "?")
+    st.caption(f"Source: {ui.cut_long_words(source)}")
+    st.caption("Region: " + scene.region_label())
+    if spec.get("kind") == "earthengine" or (spec.get("kind") in ("sample", "local") and georeferenced(spec)):
+        st.toggle("Basemap (OpenStreetMap)", key=state.sync_widget(state.BASEMAP), on_change=state.store_widget,
+                  args=(state.BASEMAP,),
+                  help="Street map tiles from openstreetmap.org under the layers. They need internet, and the tile "
+                       "server learns which places you look at. Off: the layers on a plain background. "
+                       f"`{state.BASEMAP_ENV}=none` starts every session with it off.")
+    model = state.get(state.MODEL_PATH)
+    gone = " (no longer on disk: load one on the Model page)" if model and not Path(model).is_file() else ""
+    st.caption("Model: " + (models.label(model) + gone if model else "none loaded (Model page)"))
+    job = state.job_dir()
+    if job:
+        # refreshed on its own every 3 s while the job runs (in another process); static after
+        st.fragment(training_line, run_every=3.0 if training_line(job, show=False) else None)(job)
+
+
+def waiting() -> None:
+    """What the status block shows while a session's first page runs (seconds on a first visit,
+    with the map and, on some pages, TensorFlow loading): it was empty until the page had run."""
+    st.markdown("### Status")
+    st.caption("Checking the image, Earth Engine and the model...")
 
 
 def local_status(spec: dict) -> tuple[bool, str]:

@@ -98,15 +98,17 @@ PAGE = "_page"  # url path of the page this run shows (set by app.py before the 
 WIDGET_PAGES = "_widget_pages"  # dict widget key -> the page on which it was last drawn (see sync_widget)
 
 
-def init() -> None:
+def init() -> bool:
     """Set every key that is missing to its default (call once per run, from app.py). On a
-    session's first run, bring back what the session in the URL had (a browser reload)."""
+    session's first run, bring back what the session in the URL had (a browser reload). Returns
+    whether this is the session's first run."""
     first = SESSION_ID not in st.session_state
     for key, value in DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = value() if callable(value) else value.copy() if isinstance(value, dict) else value
     if first:
         _start_session()
+    return first
 
 
 def basemap_default(environ=os.environ) -> bool:
