@@ -182,7 +182,7 @@ class TiledPredictor:
         Tiles are read one by one (a batch ahead, in a thread, while the model works), so only
         the accumulators of one strip of ``tile`` rows are as wide as the image.
         """
-        t, s, ov = self.config.tile, self.config.step, self.config.overlap
+        t, ov = self.config.tile, self.config.overlap
         rows, cols = self.origins(height, 0), self.origins(width, 1)
         c0, span = cols[0], cols[-1] + t - cols[0]
         w1 = blend_weights(t, ov)
@@ -510,10 +510,10 @@ def predict_image(
 
         scene = opened.enter_context(ImageReader(image_path, band_map))
         reader = opened.enter_context(ImageReader(context.path, band_map)) if context is not None else scene
-        keep = None
         if context is None:  # the image, or a window of it (``win``, also in the summary)
             win = region_window(reader.grid, window, MIN_REGION_SIDE if window is not None else 1)
             grid, shown, frame = _window_grid(reader.grid, win), win, (0, 0)
+            keep = None
         else:  # the scene is the window ``win`` of the context image; the summary's window is all of the scene
             win = _scene_in_context(scene.grid, reader.grid, context)
             grid, shown, frame = scene.grid, Window(0, 0, scene.grid.width, scene.grid.height), context.frame
