@@ -194,6 +194,18 @@ def _cmd_fields(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_resample(args: argparse.Namespace) -> int:
+    from core.bands import parse_band_spec
+    from core.resample import resample_files
+
+    if args.labels and not args.labels_out:
+        args.labels_out = str(Path(args.out).with_name(Path(args.out).stem + "_labels.tif"))
+    done = resample_files(args.image, args.out, args.pixel_size, args.labels, args.labels_out, args.label_map,
+                          parse_band_spec(args.bands), args.overwrite)
+    print(json.dumps(done, indent=2))
+    return 0
+
+
 def _cmd_patches(args: argparse.Namespace) -> int:
     from core.config import PatchConfig
     from core.errors import ConfigError
@@ -411,6 +423,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed of the patch places")
     s.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     s.set_defaults(func=_cmd_patches)
+
+    r = sub.add_parser("resample", help="average an image (and take the most frequent class of its labels) to "
+                                        "another pixel size, e.g. 10 m Sentinel-2 to the shipped model's 30 m")
+    r.add_argument("--image", required=True, help="georeferenced GeoTIFF with bands R, G, B, NIR (a CRS in metres)")
+    r.add_argument("--out", required=True, help="GeoTIFF to write: R, G, B, NIR reflectance 0-1 (float32, NaN = no data)")
+    r.add_argument("--pixel-size", type=float, default=30.0, help="new pixel size in metres (default 30, the shipped "
+                                                                  "model's)")
+    r.add_argument("--labels", default=None, help="label raster on the image's grid, resampled with it")
+    r.add_argument("--labels-out", default=None, help="where the labels go (default: OUT's name + _labels.tif)")
+    r.add_argument("--label-map", default="cdl", help=f"class map of the labels: {LABEL_MAPS}")
+    r.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
+    r.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    r.set_defaults(func=_cmd_resample)
 
     i = sub.add_parser("info", help="describe an image: size, CRS, bands, scale")
     i.add_argument("--image", required=True, help="GeoTIFF to describe, or an Earth Engine image export's *mixer.json")

@@ -494,7 +494,7 @@ def resolution_warning(card: ModelCard, grid) -> str | None:
         return None
     return (f"the model was trained on {card.pixel_size_m:g} m pixels and this image has {size:.3g} m pixels, so "
             f"fields look {max(ratio, 1 / ratio):.1f} times {'smaller' if ratio > 1 else 'larger'} to it: expect "
-            f"poorer results; resample the image to {card.pixel_size_m:g} m, or fine-tune the model on images like it")
+            f"poorer results; resample the image to {card.pixel_size_m:g} m (python -m core resample), or fine-tune the model on images like it")
 
 
 #: A card's validation figures at its best epoch (Keras's keys) and their names for people (Dice is F1,

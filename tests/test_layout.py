@@ -40,7 +40,7 @@ def test_pages_do_not_call_ee_or_tf():
 
 
 def test_light_modules_import_without_tensorflow_or_ee():
-    code = ("import sys; import core, core.raster, core.labels, core.metrics, core.region, core.overlays, "
+    code = ("import sys; import core, core.grid, core.bands, core.reflectance, core.raster, core.resample, core.labels, core.metrics, core.region, core.overlays, "
             "core.predict, core.patches, core.patchset, core.config, core.sources.local, core.ee.auth, core.ee.composites; "
             "print(sorted(m for m in ('tensorflow', 'ee', 'streamlit', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

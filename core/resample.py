@@ -1,0 +1,142 @@
+"""Resampling an image and its labels to another pixel size: a model sees fields at the scale it
+learned (the shipped model: 30 m Landsat pixels), e.g. a 10 m Sentinel-2 image averaged to 30 m.
+
+Reflectance is the mean of the valid pixels under each new pixel (no data never enters a mean);
+labels take the most frequent class (their no data is not a class). The new grid keeps the image's
+CRS, origin and orientation, and covers all of it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from core.bands import INPUT_BANDS
+from core.errors import InvalidDataError
+from core.grid import Grid
+
+#: resampling is refused when it would change the pixel size by less than this (nothing to gain)
+MIN_CHANGE = 1.05
+
+
+def resampled_grid(grid: Grid, pixel_size_m: float) -> Grid:
+    """The grid of ``grid``'s area in pixels of ``pixel_size_m`` metres (same CRS, origin and axes).
+
+    Raises:
+        InvalidDataError: the grid is not georeferenced, or its CRS is not projected in metres; the
+            pixel size is not positive, or leaves less than one pixel.
+    """
+    from rasterio.crs import CRS
+
+    if not grid.georeferenced:
+        raise InvalidDataError("the image is not georeferenced, so its pixels have no size in metres to resample "
+                               "to; use it as it is")
+    crs = CRS.from_user_input(grid.crs)
+    unit, factor = crs.linear_units_factor if crs.is_projected else (None, None)
+    if factor != 1.0:
+        raise InvalidDataError(f"the image's CRS ({grid.crs}) is not projected in metres; reproject it first "
+                               "(e.g. gdalwarp -t_srs to its UTM zone), then resample it")
+    if not (pixel_size_m > 0 and math.isfinite(pixel_size_m)):
+        raise InvalidDataError(f"pixel size {pixel_size_m} m: give a positive size in metres")
+    a, b, c, d, e, f = grid.transform
+    sx, sy = pixel_size_m / math.hypot(a, d), pixel_size_m / math.hypot(b, e)  # per axis: pixels need not be square
+    width, height = math.ceil(grid.width / sx - 1e-9), math.ceil(grid.height / sy - 1e-9)
+    if width < 1 or height < 1:
+        raise InvalidDataError(f"{pixel_size_m:g} m pixels leave no pixel of the image")
+    return Grid(grid.crs, (a * sx, b * sy, c, d * sx, e * sy, f), width, height)
+
+
+def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_m: float,
+                   labels: str | os.PathLike | None = None, labels_out: str | os.PathLike | None = None,
+                   label_map: str | None = None, band_map: dict[str, int] | None = None,
+                   overwrite: bool = False) -> dict:
+    """Write the R, G, B, NIR reflectance of ``image`` in ``pixel_size_m`` pixels to ``out``
+    (float32 0-1, NaN = no data, bands named) and, given ``labels`` (on the image's grid, read with
+    ``label_map``), their class codes on the same new grid to ``labels_out`` (int16, -1 = no data).
+    Everything is computed before anything is written, each file atomically. The image is read
+    whole (images up to a few hundred MB, as uploads are). Returns what was done: the grids'
+    pixel sizes and sizes, and the files.
+
+    Raises:
+        InputNotFoundError, BandError, CorruptFileError, InvalidDataError: reading ``image`` (see
+            :class:`core.raster.ImageReader`) or :func:`resampled_grid`, or a change of less than
+            :data:`MIN_CHANGE` times;
+        GridMismatchError, InvalidDataError: reading ``labels`` (:func:`core.raster.read_label_classes`);
+        ConfigError: labels without ``labels_out`` or ``label_map``, an unknown label map, or an output
+            that is an input;
+        OutputExistsError: an output exists and ``overwrite`` is False.
+    """
+    from core.errors import ConfigError
+    from core.files import check_output_file
+    from core.labels import get_class_map
+    from core.raster import read_image, read_label_classes
+
+    if labels is not None and (labels_out is None or label_map is None):
+        raise ConfigError("resampling labels needs the file to write them to and their label map")
+    outs = [out] + ([labels_out] if labels is not None else [])
+    ins = [image] + ([labels] if labels is not None else [])
+    for path in outs:
+        if any(Path(path).resolve() == Path(p).resolve() for p in ins):
+            raise ConfigError(f"{path} is an input: write the resampled copy to another file")
+        check_output_file(path, overwrite)
+    if len(outs) == 2 and Path(outs[0]).resolve() == Path(outs[1]).resolve():
+        raise ConfigError("the image and the labels need two different output files")
+    class_map = get_class_map(label_map) if labels is not None else None
+    feats, valid, grid = read_image(image, band_map)
+    target = _checked_target(grid, pixel_size_m)
+    refl = np.moveaxis(feats[..., : len(INPUT_BANDS)], -1, 0).copy()
+    del feats
+    refl[:, ~valid] = np.nan
+    bands = _reproject(refl, grid, target, "average", np.nan)
+    bands[:, np.isnan(bands).any(axis=0)] = np.nan  # a pixel is valid in every band or none
+    codes = None
+    if class_map is not None:
+        _, raw = read_label_classes(labels, class_map, grid)
+        codes = _reproject(raw[None], grid, target, "mode", -1)
+    _write(out, bands, target, np.nan, INPUT_BANDS)
+    if codes is not None:
+        _write(labels_out, codes, target, -1, (class_map.band or "class",))
+    return {"image": str(out), "labels": str(labels_out) if codes is not None else None,
+            "pixel_size_m": {"from": round(grid.pixel_size_m(), 3), "to": pixel_size_m},
+            "size_px": {"from": [grid.width, grid.height], "to": [target.width, target.height]},
+            "valid_pixels": int((~np.isnan(bands[0])).sum())}
+
+
+def _checked_target(grid: Grid, pixel_size_m: float) -> Grid:
+    target = resampled_grid(grid, pixel_size_m)
+    now = grid.pixel_size_m()
+    if now and max(now, pixel_size_m) / min(now, pixel_size_m) < MIN_CHANGE:
+        raise InvalidDataError(f"the image already has {now:.3g} m pixels: resampling to {pixel_size_m:g} m would "
+                               "change nothing; use it as it is")
+    return target
+
+
+def _reproject(bands: np.ndarray, grid: Grid, target: Grid, how: str, nodata) -> np.ndarray:
+    from rasterio import Affine
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject
+
+    out = np.full((bands.shape[0], target.height, target.width), nodata, bands.dtype)
+    for i in range(bands.shape[0]):
+        reproject(bands[i], out[i], src_transform=Affine(*grid.transform), src_crs=grid.crs,
+                  dst_transform=Affine(*target.transform), dst_crs=target.crs, src_nodata=nodata,
+                  dst_nodata=nodata, resampling=getattr(Resampling, how))
+    return out
+
+
+def _write(path: str | os.PathLike, bands: np.ndarray, grid: Grid, nodata, names) -> None:
+    import rasterio
+
+    from core.files import replacing
+
+    count, h, w = bands.shape
+    profile = {"driver": "GTiff", "width": w, "height": h, "count": count, "dtype": bands.dtype.name,
+               "nodata": nodata, "crs": grid.crs, "transform": rasterio.Affine(*grid.transform),
+               "compress": "deflate", "tiled": w >= 256 and h >= 256}
+    with replacing(path) as tmp, rasterio.open(tmp, "w", **profile) as out:
+        out.write(bands)
+        for i, name in enumerate(names, 1):
+            out.set_band_description(i, name)

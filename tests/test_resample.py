@@ -1,0 +1,116 @@
+"""core.resample: an image averaged (and its labels' most frequent class taken) to another pixel
+size, on a grid that keeps the CRS and origin; refusals that lose nothing; the CLI command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
+
+from testdata import FTW, SAMPLE_IMAGE, write_raster
+from core.__main__ import main
+from core.errors import ConfigError, GridMismatchError, InvalidDataError, OutputExistsError
+from core.grid import Grid
+from core.labels import CLASS_MAPS
+from core.raster import read_image, read_label_classes
+from core.resample import resample_files, resampled_grid
+
+RGBN = ("R", "G", "B", "NIR")
+UTM = "EPSG:32633"
+ORIGIN = (360630.0, 5351440.0)
+
+
+def _image(path, rows=60, cols=60, size=10.0, nodata_at=()):
+    """Real Landsat values from the sample scene (int16 x 10000, 0 = no data) on a UTM grid of ``size`` m pixels."""
+    with rasterio.open(SAMPLE_IMAGE) as src:
+        data = src.read(window=Window(200, 300, cols, rows))
+    assert (data != 0).all()  # a window of the scene with data everywhere, so the test decides where none is
+    for r, c in nodata_at:
+        data[:, r, c] = 0
+    return write_raster(path, data, crs=UTM, transform=Affine(size, 0, ORIGIN[0], 0, -size, ORIGIN[1]), nodata=0,
+                        descriptions=RGBN)
+
+
+def test_the_new_grid_keeps_the_crs_and_origin_and_covers_the_image():
+    grid = Grid(UTM, (10.0, 0.0, *ORIGIN[:1], 0.0, -10.0, ORIGIN[1]), 288, 272)
+    new = resampled_grid(grid, 30)
+    assert new.crs == UTM and new.transform == (30.0, 0.0, ORIGIN[0], 0.0, -30.0, ORIGIN[1])
+    assert (new.width, new.height) == (96, 91)  # 272 / 3 = 90.7: the last row covers the image's last rows too
+    assert resampled_grid(grid, 20).shape == (136, 144)
+
+
+@pytest.mark.parametrize("grid, match", [
+    (Grid(None, (1.0, 0, 0, 0, -1.0, 0), 64, 64), "not georeferenced"),
+    (Grid("EPSG:4326", (0.0003, 0, 10.0, 0, -0.0003, 48.0), 64, 64), "not projected in metres"),
+])
+def test_a_grid_without_metres_is_refused(grid, match):
+    with pytest.raises(InvalidDataError, match=match):
+        resampled_grid(grid, 30)
+
+
+def test_reflectance_is_the_mean_of_the_valid_pixels_under_each_new_pixel(tmp_path):
+    # one pixel of the first 3 x 3 block has no data: the mean is of the other 8; a block with none at all is no data
+    src = _image(tmp_path / "s2.tif", nodata_at=[(0, 0)] + [(r, c) for r in range(3, 6) for c in range(3, 6)])
+    done = resample_files(src, tmp_path / "s2_30m.tif", 30)
+    feats, valid, grid = read_image(src)
+    out_feats, out_valid, out_grid = read_image(tmp_path / "s2_30m.tif")
+    assert out_grid.transform == (30.0, 0.0, ORIGIN[0], 0.0, -30.0, ORIGIN[1]) and out_grid.shape == (20, 20)
+    blocks = feats[..., :4].reshape(20, 3, 20, 3, 4)
+    vblocks = valid.reshape(20, 3, 20, 3)
+    expected = (blocks * vblocks[..., None]).sum((1, 3)) / np.maximum(vblocks.sum((1, 3)), 1)[..., None]
+    assert not out_valid[1, 1] and out_valid.sum() == 399
+    assert np.allclose(out_feats[..., :4][out_valid], expected[out_valid], atol=1e-6)
+    assert done["valid_pixels"] == 399 and done["size_px"] == {"from": [60, 60], "to": [20, 20]}
+    with rasterio.open(tmp_path / "s2_30m.tif") as out:  # named bands: the dashboard and the CLI need no band numbers
+        assert out.descriptions == RGBN and out.dtypes[0] == "float32"
+
+
+def test_labels_take_the_most_frequent_class_and_ignore_no_data(tmp_path):
+    src = _image(tmp_path / "s2.tif", rows=6, cols=60)
+    codes = np.full((6, 60), 176, np.uint8)  # grassland
+    codes[0:2, 0:3] = 1  # 6 of 9 corn: corn
+    codes[2, 0:2] = 0  # the rest of the block no data: not a class
+    codes[3:6, 3:6] = 0  # a block with no label at all
+    labels = write_raster(tmp_path / "cdl.tif", codes, crs=UTM, transform=Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1]),
+                          nodata=0)
+    resample_files(src, tmp_path / "img.tif", 30, labels, tmp_path / "lab.tif", "cdl")
+    _, out = read_label_classes(tmp_path / "lab.tif", CLASS_MAPS["cdl"], read_image(tmp_path / "img.tif")[2])
+    assert out[0, 0] == 1 and out[1, 1] == -1 and out[0, 1] == 176 and out.shape == (2, 20)
+
+
+def test_refusals_write_nothing_and_keep_what_is_there(tmp_path):
+    src = _image(tmp_path / "s2.tif")
+    (tmp_path / "taken.tif").write_bytes(b"keep me")
+    with pytest.raises(OutputExistsError):
+        resample_files(src, tmp_path / "taken.tif", 30)
+    assert (tmp_path / "taken.tif").read_bytes() == b"keep me"
+    with pytest.raises(ConfigError, match="is an input"):
+        resample_files(src, src, 30, overwrite=True)
+    with pytest.raises(InvalidDataError, match="already has 10 m pixels"):
+        resample_files(src, tmp_path / "same.tif", 10.2)
+    other = write_raster(tmp_path / "other.tif", np.ones((30, 30), np.uint8), crs=UTM,
+                         transform=Affine(20, 0, ORIGIN[0], 0, -20, ORIGIN[1]))
+    with pytest.raises(GridMismatchError):  # labels on another grid: found before the image is written
+        resample_files(src, tmp_path / "img.tif", 30, other, tmp_path / "lab.tif", "binary")
+    with pytest.raises(ConfigError, match="label map"):
+        resample_files(src, tmp_path / "img.tif", 30, other, tmp_path / "lab.tif", "nonsense")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.tif", "s2.tif", "taken.tif"]
+
+
+def test_cli_resamples_a_sentinel2_image_to_the_shipped_models_pixels(tmp_path, capsys):
+    assert main(["resample", "--image", str(FTW), "--bands", "1,2,3,4", "--out", str(tmp_path / "ftw_30m.tif")]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["pixel_size_m"] == {"from": 10.0, "to": 30.0} and done["size_px"]["to"] == [96, 91]
+    _, valid, grid = read_image(tmp_path / "ftw_30m.tif")
+    assert round(grid.pixel_size_m(), 6) == 30.0 and valid.all()
+    # a second run does not replace it, and says how to
+    assert main(["resample", "--image", str(FTW), "--bands", "1,2,3,4", "--out", str(tmp_path / "ftw_30m.tif")]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    # the sample scene has no place on Earth: one clear line
+    assert main(["resample", "--image", str(SAMPLE_IMAGE), "--out", str(tmp_path / "s.tif")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not georeferenced" in err[0] and not (tmp_path / "s.tif").exists()
