@@ -18,6 +18,8 @@ from core.bands import INPUT_BANDS
 from core.errors import InvalidDataError
 from core.grid import Grid
 
+#: the shipped model's pixel size (Landsat's 30 m; its card's ``pixel_size_m``): the dashboard's choice
+SHIPPED_PIXEL_SIZE_M = 30.0
 #: resampling is refused when it would change the pixel size by less than this (nothing to gain)
 MIN_CHANGE = 1.05
 
@@ -103,6 +105,25 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
             "pixel_size_m": {"from": round(grid.pixel_size_m(), 3), "to": pixel_size_m},
             "size_px": {"from": [grid.width, grid.height], "to": [target.width, target.height]},
             "valid_pixels": int((~np.isnan(bands[0])).sum())}
+
+
+def resampled_copies(image: str | os.PathLike, pixel_size_m: float, labels: str | os.PathLike | None = None,
+                     label_map: str | None = None, band_map: dict[str, int] | None = None) -> tuple[Path, Path | None]:
+    """The image (and labels) in ``pixel_size_m`` pixels, beside them as ``<name>_<size>m.tif`` (labels:
+    ``<name>_<size>m_<label map>.tif``): made
+    by :func:`resample_files`, or the copies made before (they are written whole or not at all).
+
+    Raises:
+        as :func:`resample_files`.
+    """
+    def copy_of(path, tag=""):
+        return Path(path).with_name(f"{Path(path).stem}_{pixel_size_m:g}m{tag}.tif")
+
+    # the labels' copy depends on their map too (which codes are no data)
+    out, labels_out = copy_of(image), copy_of(labels, f"_{label_map}") if labels is not None else None
+    if not (out.is_file() and (labels_out is None or labels_out.is_file())):
+        resample_files(image, out, pixel_size_m, labels, labels_out, label_map, band_map, overwrite=True)
+    return out, labels_out
 
 
 def _checked_target(grid: Grid, pixel_size_m: float) -> Grid:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from pathlib import Path
 
 import streamlit as st
 
 from core.errors import CropMapError
 from core.bands import parse_band_spec
 from core.region import MAX_GEOJSON_BYTES, Region
+from core.resample import SHIPPED_PIXEL_SIZE_M, resampled_copies
 from core.labels import CLASS_MAPS
 from core.metrics import format_hectares, nominal_area
 from core.patches import export_to_geotiff
@@ -103,6 +105,11 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
     band_spec = st.text_input("Band numbers of R, G, B, NIR (only for files that do not name their bands)",
                               ",".join(f"{b}={i}" for b, i in bands_in_use.items()),
                               placeholder="e.g. 1,2,3,4 or R=3,G=2,B=1,NIR=4", key="upload_bands")
+    coarser = st.checkbox(f"Average to {SHIPPED_PIXEL_SIZE_M:g} m pixels", key="upload_resample",
+                          help=f"For 10-20 m images such as Sentinel-2: the shipped model learned fields on "
+                               f"{SHIPPED_PIXEL_SIZE_M:g} m Landsat pixels, and finer pixels make them look larger to it. "
+                               "Reflectance is averaged over the pixels with data, labels take their most frequent "
+                               "class. Needs a CRS in metres (e.g. UTM).")
     if st.button("Use these files", disabled=img_file is None):
         # the outcome stays shown on later runs (typing the band numbers it asks for, a map event)
         state.put(state.UPLOAD_NOTICE, None)
@@ -117,10 +124,20 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
                 labels_path = save_upload(lab_file.getvalue(), lab_file.name, updir)
                 counts = validate_labels(labels_path, label_map, grid)
                 labelled = f" Labels: {counts['valid']:,} labelled pixels, {counts['crop']:,} crop."
+            title, was = img_file.name, ""
+            if coarser:  # the copies are the source from here on (they name their bands)
+                was = f" (averaged from {grid.width} x {grid.height} px of {grid.pixel_size_m() or 0:.3g} m)"
+                image_path, labels_path = resampled_copies(image_path, SHIPPED_PIXEL_SIZE_M, labels_path,
+                                                           label_map if labels_path else None, band_map)
+                band_map, title = None, f"{Path(img_file.name).stem} ({SHIPPED_PIXEL_SIZE_M:g} m)"
+                grid = validate_image(image_path)
+                if labels_path is not None:
+                    counts = validate_labels(labels_path, label_map, grid)
+                    labelled = f" Labels: {counts['valid']:,} labelled pixels, {counts['crop']:,} crop."
             state.set_source({"kind": "local", "image": str(image_path), "labels": str(labels_path) if labels_path else None,
-                              "label_map": label_map if labels_path else None, "title": img_file.name,
+                              "label_map": label_map if labels_path else None, "title": title,
                               "band_map": band_map})
-            text = (f"Using {img_file.name}: {grid.width} x {grid.height} px, "
+            text = (f"Using {title}: {grid.width} x {grid.height} px{was}, "
                     + (f"georeferenced ({crs_words(grid.crs)})" if grid.georeferenced else
                        "not georeferenced (image coordinates)") + "." + labelled)
             state.put(state.UPLOAD_NOTICE, ("success", text, img_file.file_id))

@@ -11,13 +11,13 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
-from testdata import FTW, SAMPLE_IMAGE, write_raster
+from testdata import FTW, ROOT, SAMPLE_IMAGE, write_raster
 from core.__main__ import main
 from core.errors import ConfigError, GridMismatchError, InvalidDataError, OutputExistsError
 from core.grid import Grid
 from core.labels import CLASS_MAPS
 from core.raster import read_image, read_label_classes
-from core.resample import resample_files, resampled_grid
+from core.resample import SHIPPED_PIXEL_SIZE_M, resample_files, resampled_copies, resampled_grid
 
 RGBN = ("R", "G", "B", "NIR")
 UTM = "EPSG:32633"
@@ -114,3 +114,17 @@ def test_cli_resamples_a_sentinel2_image_to_the_shipped_models_pixels(tmp_path, 
     assert main(["resample", "--image", str(SAMPLE_IMAGE), "--out", str(tmp_path / "s.tif")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not georeferenced" in err[0] and not (tmp_path / "s.tif").exists()
+
+
+def test_the_dashboards_size_is_the_shipped_models_and_copies_are_made_once(tmp_path):
+    card = json.loads((ROOT / "assets" / "models" / "crop_unet_light.json").read_text())
+    assert SHIPPED_PIXEL_SIZE_M == card["pixel_size_m"]
+    src = _image(tmp_path / "s2.tif", rows=6, cols=60)
+    codes = np.where(np.arange(60) < 30, 1, 176).astype(np.uint8)[None].repeat(6, 0)
+    labels = write_raster(tmp_path / "cdl.tif", codes, crs=UTM, transform=Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1]),
+                          nodata=0)
+    image_copy, labels_copy = resampled_copies(src, 30, labels, "cdl")
+    assert (image_copy.name, labels_copy.name) == ("s2_30m.tif", "cdl_30m_cdl.tif")
+    made = image_copy.stat().st_mtime_ns
+    assert resampled_copies(src, 30, labels, "cdl") == (image_copy, labels_copy)
+    assert image_copy.stat().st_mtime_ns == made  # the copy made before is used

@@ -443,6 +443,21 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     assert 9 < min(lon) <= max(lon) < 17 and 46 < min(lat) <= max(lat) < 49  # Austria
     snapshot(page, artifacts / "08b_own_image_fields.png")
 
+    # the same file averaged to the shipped model's 30 m pixels: the source is the copy, and the Predict
+    # page no longer warns that fields look 3 times larger to the model
+    goto_page(page, "1. Region")
+    page.get_by_text("Use your own image").click()
+    page.get_by_text("Average to 30 m pixels").click()
+    wait_script_idle(page)
+    page.get_by_role("button", name="Use these files").click()
+    page.get_by_text("96 x 91 px (averaged from 288 x 272 px of 10 m), georeferenced").wait_for(timeout=60_000)
+    page.locator("[data-testid='stSidebar']").get_by_text("(30 m)", exact=False).first.wait_for(timeout=60_000)
+    snapshot(page, artifacts / "08c_own_image_30m.png", full_page=True)
+    goto_page(page, "4. Predict")
+    page.get_by_role("button", name="Predict").wait_for(timeout=60_000)
+    wait_script_idle(page)
+    assert page.get_by_text("fields look", exact=False).count() == 0
+
     # only basemap tiles may come from elsewhere (they are optional); scripts and styles are local
     ext = [u for u in external_requests(page.requests) if not re.search(r"/\d+/\d+/\d+\.png", u)]
     assert not ext, f"external requests other than basemap tiles: {ext[:5]}"
