@@ -447,9 +447,12 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     # page no longer warns that fields look 3 times larger to the model
     goto_page(page, "1. Region")
     page.get_by_text("Use your own image").click()
+    page.locator("input[type=file]").first.set_input_files(str(image))  # (the upload box forgets on other pages)
+    use = page.get_by_role("button", name="Use these files")
+    expect(use).to_be_enabled(timeout=60_000)
     page.get_by_text("Average to 30 m pixels").click()
     wait_script_idle(page)
-    page.get_by_role("button", name="Use these files").click()
+    use.click()
     page.get_by_text("96 x 91 px (averaged from 288 x 272 px of 10 m), georeferenced").wait_for(timeout=60_000)
     page.locator("[data-testid='stSidebar']").get_by_text("(30 m)", exact=False).first.wait_for(timeout=60_000)
     snapshot(page, artifacts / "08c_own_image_30m.png", full_page=True)
