@@ -127,6 +127,9 @@ def test_resolution_warning():
     s2 = Grid("EPSG:32633", (10.0, 0, 500000.0, 0, -10.0, 5e6), 8, 8)
     warning = resolution_warning(card, s2)
     assert warning and "30 m" in warning and "10 m" in warning and "3.0 times larger" in warning
+    assert "python -m core resample; the upload's 'Average to 30 m pixels') and compare" in warning
+    other = ModelCard("light", FEATURE_BANDS, Normalization((0.1,) * 5, (0.2,) * 5), pixel_size_m=60.0)
+    assert "(python -m core resample) and compare" in resolution_warning(other, s2)  # the upload's choice is 30 m only
     assert resolution_warning(card, Grid("EPSG:32633", (35.0, 0, 0, 0, -35.0, 0), 8, 8)) is None  # close enough
     assert resolution_warning(card, Grid(None, (1.0, 0, 0, 0, -1.0, 0), 8, 8)) is None  # image size unknown
     assert resolution_warning(_card(), s2) is None  # training size unknown
