@@ -347,28 +347,45 @@ def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band:
 def write_mask(path: str | os.PathLike, mask: np.ndarray, grid: Grid) -> Path:
     """Write a crop mask (uint8 1/0, 255 = no data) on ``grid`` as a one-band GeoTIFF, atomically
     (temporary name, then rename; an existing file is replaced)."""
-    return _write_band(path, mask.astype(np.uint8), grid, NODATA, "crop")
+    return _write_bands(path, mask.astype(np.uint8)[None], grid, NODATA, ("crop",))
 
 
-def write_codes(path: str | os.PathLike, codes: np.ndarray, grid: Grid) -> Path:
+def write_codes(path: str | os.PathLike, codes: np.ndarray, grid: Grid, description: str = "class") -> Path:
     """Write class codes (int16, -1 = no data; :func:`read_label_classes`) on ``grid``, atomically."""
-    return _write_band(path, codes.astype(np.int16), grid, -1, "class")
+    return _write_bands(path, codes.astype(np.int16)[None], grid, -1, (description,))
 
 
-def _write_band(path: str | os.PathLike, band: np.ndarray, grid: Grid, nodata, description: str) -> Path:
+def write_reflectance(path: str | os.PathLike, feats: np.ndarray, valid: np.ndarray, grid: Grid) -> Path:
+    """Write R, G, B, NIR reflectance (``feats[..., :4]``, (h, w, >= 4)) on ``grid`` as float32 with
+    NaN = no data where not ``valid``, bands described, atomically: the images that scenes and
+    resampled copies are made of.
+
+    A valid pixel of reflectance 0 in every band (negatives are clipped to 0) is written as the
+    smallest positive float32 instead: zero in every band reads as no data (:func:`core.reflectance.valid_pixels`),
+    and the pixel would drop out of predictions, areas and metrics."""
+    data = np.moveaxis(feats[..., :4], -1, 0).astype(np.float32)
+    data[:, valid & (data == 0).all(axis=0)] = np.finfo(np.float32).tiny
+    data[:, ~valid] = np.nan
+    return _write_bands(path, data, grid, float("nan"), INPUT_BANDS)
+
+
+def _write_bands(path: str | os.PathLike, bands: np.ndarray, grid: Grid, nodata, descriptions) -> Path:
+    """Write (count, h, w) ``bands`` on ``grid`` as a tiled, deflated GeoTIFF, atomically (temporary
+    name, then rename; an existing file is replaced)."""
     import rasterio
 
     from core.files import replacing
 
     path = Path(path)
-    h, w = band.shape
+    count, h, w = bands.shape
     if (h, w) != grid.shape:
-        raise ValueError(f"band is {w}x{h} px, grid is {grid.width}x{grid.height}")
-    profile = {"driver": "GTiff", "width": w, "height": h, "count": 1, "dtype": band.dtype.name, "nodata": nodata,
+        raise ValueError(f"bands are {w}x{h} px, grid is {grid.width}x{grid.height}")
+    profile = {"driver": "GTiff", "width": w, "height": h, "count": count, "dtype": bands.dtype.name, "nodata": nodata,
                "transform": rasterio.Affine(*grid.transform), "compress": "deflate", "tiled": w >= 256 and h >= 256}
     if grid.crs:
         profile["crs"] = grid.crs
     with replacing(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(band, 1)
-        dst.set_band_description(1, description)
+        dst.write(bands)
+        for i, description in enumerate(descriptions, start=1):
+            dst.set_band_description(i, description)
     return path

@@ -74,7 +74,7 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
     from core.errors import ConfigError
     from core.files import check_output_file
     from core.labels import get_class_map
-    from core.raster import read_image, read_label_classes
+    from core.raster import read_image, read_label_classes, write_codes, write_reflectance
 
     if labels is not None and (labels_out is None or label_map is None):
         raise ConfigError("resampling labels needs the file to write them to and their label map")
@@ -93,18 +93,18 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
     del feats
     refl[:, ~valid] = np.nan
     bands = _reproject(refl, grid, target, "average", np.nan)
-    bands[:, np.isnan(bands).any(axis=0)] = np.nan  # a pixel is valid in every band or none
+    valid = ~np.isnan(bands).any(axis=0)  # a pixel is valid in every band or none
     codes = None
     if class_map is not None:
         _, raw = read_label_classes(labels, class_map, grid)
         codes = _reproject(raw[None], grid, target, "mode", -1)
-    _write(out, bands, target, np.nan, INPUT_BANDS)
+    write_reflectance(out, np.moveaxis(bands, 0, -1), valid, target)
     if codes is not None:
-        _write(labels_out, codes, target, -1, (class_map.band or "class",))
+        write_codes(labels_out, codes[0], target, class_map.band or "class")
     return {"image": str(out), "labels": str(labels_out) if codes is not None else None,
             "pixel_size_m": {"from": round(grid.pixel_size_m(), 3), "to": pixel_size_m},
             "size_px": {"from": [grid.width, grid.height], "to": [target.width, target.height]},
-            "valid_pixels": int((~np.isnan(bands[0])).sum())}
+            "valid_pixels": int(valid.sum())}
 
 
 def resampled_copies(image: str | os.PathLike, pixel_size_m: float, labels: str | os.PathLike | None = None,
@@ -146,18 +146,3 @@ def _reproject(bands: np.ndarray, grid: Grid, target: Grid, how: str, nodata) ->
                   dst_transform=Affine(*target.transform), dst_crs=target.crs, src_nodata=nodata,
                   dst_nodata=nodata, resampling=getattr(Resampling, how))
     return out
-
-
-def _write(path: str | os.PathLike, bands: np.ndarray, grid: Grid, nodata, names) -> None:
-    import rasterio
-
-    from core.files import replacing
-
-    count, h, w = bands.shape
-    profile = {"driver": "GTiff", "width": w, "height": h, "count": count, "dtype": bands.dtype.name,
-               "nodata": nodata, "crs": grid.crs, "transform": rasterio.Affine(*grid.transform),
-               "compress": "deflate", "tiled": w >= 256 and h >= 256}
-    with replacing(path) as tmp, rasterio.open(tmp, "w", **profile) as out:
-        out.write(bands)
-        for i, name in enumerate(names, 1):
-            out.set_band_description(i, name)

@@ -22,9 +22,8 @@ import numpy as np
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, NoDataError, RegionError
 from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem, write_bytes_whole
 from core.labels import NODATA, get_class_map
-from core.bands import INPUT_BANDS
 from core.grid import Grid, crs_words
-from core.raster import ImageReader, read_label_classes, read_labels, write_codes, write_mask
+from core.raster import ImageReader, read_label_classes, read_labels, write_codes, write_mask, write_reflectance
 from core.region import LONLAT_CRS, PixelWindow, Region, WindowCheck, check_region
 from core.sources.base import (CODES_FILE, CONTEXT_FILE, CONTEXT_LEAST, CONTEXT_MARGIN, MIN_REGION_SIDE, Progress,
                                RegionCheck, Scene)
@@ -224,10 +223,12 @@ class LocalSource:
         transform = Affine(*grid.transform) * Affine.translation(window.col_off, window.row_off)
         if progress:
             progress(1, 3, "writing the image")
-        _write_image(image_out, feats, valid, grid.crs, transform)
+        scene_grid = Grid(grid.crs, tuple(transform)[:6], window.width, window.height)
+        write_reflectance(image_out, feats, valid, scene_grid)
         if context != window or not inside.all():  # else the scene is its own context
-            _write_image(out_dir / CONTEXT_FILE, ctx_feats, ctx_valid, grid.crs,
-                         Affine(*grid.transform) * Affine.translation(context.col_off, context.row_off))
+            ctx_transform = Affine(*grid.transform) * Affine.translation(context.col_off, context.row_off)
+            write_reflectance(out_dir / CONTEXT_FILE, ctx_feats, ctx_valid,
+                              Grid(grid.crs, tuple(ctx_transform)[:6], context.width, context.height))
             extra["context"] = {"file": CONTEXT_FILE, "row_off": r0, "col_off": c0}
         has_labels = False
         if self.labels_path is not None and self.label_map is not None:
@@ -237,7 +238,6 @@ class LocalSource:
             mask, codes = read_label_classes(self.labels_path, get_class_map(self.label_map), grid, window.to_rasterio())
             mask[~inside] = NODATA
             codes[~inside] = -1
-            scene_grid = Grid(grid.crs, tuple(transform)[:6], window.width, window.height)
             write_mask(labels_out, mask, scene_grid)
             write_codes(out_dir / CODES_FILE, codes, scene_grid)
             extra.update(codes=CODES_FILE, class_map=self.label_map)
@@ -275,29 +275,6 @@ def context_window(window: PixelWindow, grid: Grid, margin: int = CONTEXT_MARGIN
     top, height = span(window.row_off, window.height, grid.height)
     left, width = span(window.col_off, window.width, grid.width)
     return PixelWindow(top, left, height, width)
-
-
-def _write_image(path: Path, feats: np.ndarray, valid: np.ndarray, crs, transform) -> None:
-    """A scene image: float32 reflectance, bands R, G, B, NIR (described), NaN = no data; whole or not at all.
-
-    A valid pixel of reflectance 0 in every band (negatives are clipped to 0) is written as the
-    smallest positive float32 instead: zero in every band reads as no data (:func:`core.reflectance.valid_pixels`),
-    and the pixel would drop out of the scene's predictions, areas and metrics."""
-    import rasterio
-
-    height, width = valid.shape
-    profile = {"driver": "GTiff", "width": width, "height": height, "dtype": "float32", "count": 4,
-               "transform": transform, "compress": "deflate", "tiled": width >= 256 and height >= 256,
-               "nodata": float("nan")}
-    if crs:
-        profile["crs"] = crs
-    data = np.moveaxis(feats[..., :4], -1, 0).copy()
-    data[:, valid & (data == 0).all(axis=0)] = np.finfo(np.float32).tiny
-    data[:, ~valid] = np.nan
-    with replacing(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(data)
-        for i, band in enumerate(INPUT_BANDS, start=1):
-            dst.set_band_description(i, band)
 
 
 def _complete_scene(out_dir: Path) -> dict | None:
