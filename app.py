@@ -18,11 +18,11 @@ from pages.components import cached, navigation, sidebar, state, ui  # noqa: E40
 
 st.set_page_config(page_title="Crop mapping", page_icon=":seedling:", layout="wide")
 st.html(Path(__file__).parent / "assets" / "style.css")  # laptop and projector widths (takes no space)
-first = state.init()
 # the status block, drawn after the page (it shows what the page changed); on a first visit the page
 # takes seconds, so it says what it is doing meanwhile (later runs keep the last status until redrawn)
-slot = st.sidebar.empty() if first else None
-if slot is not None:
+slot = None
+if state.init():  # the session's first run
+    slot = st.sidebar.empty()
     with slot.container():  # (an empty holds one element)
         sidebar.waiting()
 

@@ -120,22 +120,19 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
             updir = state.workdir() / "uploads"
             image_path = save_upload(img_file.getvalue(), img_file.name, updir)
             grid = validate_image(image_path, band_map)
-            labels_path = None
-            labelled = ""
-            if lab_file is not None:
-                labels_path = save_upload(lab_file.getvalue(), lab_file.name, updir)
-                counts = validate_labels(labels_path, label_map, grid)
-                labelled = f" Labels: {counts['valid']:,} labelled pixels, {counts['crop']:,} crop."
+            labels_path = save_upload(lab_file.getvalue(), lab_file.name, updir) if lab_file is not None else None
             title, was = img_file.name, ""
-            if coarser:  # the copies are the source from here on (they name their bands)
+            if coarser:  # the copies are the source from here on (they name their bands; the labels' grid and
+                # codes are checked as they are read for their copy)
                 was = f" (averaged from {grid.width} x {grid.height} px of {grid.pixel_size_m() or 0:.3g} m)"
                 image_path, labels_path = resampled_copies(image_path, SHIPPED_PIXEL_SIZE_M, labels_path,
                                                            label_map if labels_path else None, band_map)
                 band_map, title = None, f"{Path(img_file.name).stem} ({SHIPPED_PIXEL_SIZE_M:g} m)"
                 grid = validate_image(image_path)
-                if labels_path is not None:
-                    counts = validate_labels(labels_path, label_map, grid)
-                    labelled = f" Labels: {counts['valid']:,} labelled pixels, {counts['crop']:,} crop."
+            labelled = ""
+            if labels_path is not None:  # the counts of the labels in use
+                counts = validate_labels(labels_path, label_map, grid)
+                labelled = f" Labels: {counts['valid']:,} labelled pixels, {counts['crop']:,} crop."
             state.set_source({"kind": "local", "image": str(image_path), "labels": str(labels_path) if labels_path else None,
                               "label_map": label_map if labels_path else None, "title": title,
                               "band_map": band_map})
