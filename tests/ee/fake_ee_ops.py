@@ -13,14 +13,15 @@ CODES = (20, 200)
 #: the product), so that the codes fit the label map they are read with.
 PRODUCT_CODES = {"GOOGLE/DYNAMICWORLD": (4, 7), "ESA/WorldCover": (40, 60)}
 
+#: A code the GLC-FCS30D class map reads as no data (its fill value).
+FILL = 250
+
 
 def _codes_for(expression) -> tuple[int, int]:
     import json
 
     text = json.dumps(expression.serialize()) if hasattr(expression, "serialize") else str(expression)
     return next((codes for key, codes in PRODUCT_CODES.items() if key in text), CODES)
-#: A code the GLC-FCS30D class map reads as no data (its fill value).
-FILL = 250
 
 
 def fake_compute(requests: list, edges: bool = False):
@@ -85,3 +86,27 @@ class FakeOps:
         self.cancelled.append(tid)
         description = self.script[tid][0]["metadata"]["description"] if tid in self.script else "d"
         self.script[tid] = [op(tid, "CANCELLING", description=description)]
+
+
+class FakeStorage:
+    """A ``google.cloud.storage`` client that keeps each uploaded file's bytes in ``uploaded`` (by gs:// URI)."""
+
+    def __init__(self):
+        self.uploaded: dict[str, bytes] = {}
+
+    def bucket(self, name):
+        storage = self
+
+        class Blob:
+            def __init__(self, path):
+                self.path = path
+
+            def upload_from_filename(self, filename):
+                with open(filename, "rb") as fh:
+                    storage.uploaded[f"gs://{name}/{self.path}"] = fh.read()
+
+        class Bucket:
+            def blob(self, path):
+                return Blob(path)
+
+        return Bucket()

@@ -326,7 +326,7 @@ def test_export_image_start(ee_offline, ready, capsys, monkeypatch):
 # ------------------------------------------------------------------------------------ tasks
 
 
-from fake_ee_ops import FakeOps, fake_compute, op  # noqa: E402
+from fake_ee_ops import FakeOps, FakeStorage, fake_compute, op  # noqa: E402
 
 
 @pytest.fixture
@@ -401,28 +401,6 @@ def test_wait_raises_task_failed_error(fake_ops):
 
 
 # ------------------------------------------------------------------------------------ upload
-
-
-class FakeStorage:
-    def __init__(self):
-        self.uploaded: dict[str, bytes] = {}
-
-    def bucket(self, name):
-        storage = self
-
-        class Blob:
-            def __init__(self, path):
-                self.path = path
-
-            def upload_from_filename(self, filename):
-                with open(filename, "rb") as fh:
-                    storage.uploaded[f"gs://{name}/{self.path}"] = fh.read()
-
-        class Bucket:
-            def blob(self, path):
-                return Blob(path)
-
-        return Bucket()
 
 
 def test_upload(capsys, tmp_path, monkeypatch, ready, fake_ops):

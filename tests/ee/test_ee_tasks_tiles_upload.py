@@ -12,7 +12,7 @@ from core.ee import tiles
 from core.ee import upload as U
 from core.ee.errors import EETaskFailedError
 from core.errors import ConfigError, EarthEngineError, InputNotFoundError
-from fake_ee_ops import FakeOps, op
+from fake_ee_ops import FakeOps, FakeStorage, op
 
 
 
@@ -141,28 +141,6 @@ def test_tile_url_cache_ttl(ee_offline):
 
 
 # ------------------------------------------------------------------------------------ upload
-
-
-class FakeStorage:
-    def __init__(self):
-        self.uploaded: dict[str, bytes] = {}
-
-    def bucket(self, name):
-        storage = self
-
-        class Blob:
-            def __init__(self, path):
-                self.path = path
-
-            def upload_from_filename(self, filename):
-                with open(filename, "rb") as fh:
-                    storage.uploaded[f"gs://{name}/{self.path}"] = fh.read()
-
-        class Bucket:
-            def blob(self, path):
-                return Blob(path)
-
-        return Bucket()
 
 
 def test_upload_cog_and_ingest(tmp_path):
