@@ -55,6 +55,10 @@ def export_form() -> None:
             cached.ee_tasks.clear()
             st.success(f"Started {len(started)} task(s); follow them on the Tasks tab.", icon=":material/check_circle:")
             st.dataframe(started, hide_index=True, width="stretch")
+            if what == "image" and (g := jobs[0].grid) is not None:
+                st.caption(f"The image covers {g.width:,} x {g.height:,} px in {g.crs}: the region's box of "
+                           f"{g.region_width:,} x {g.region_height:,} px grown east and south to whole {int(patch)} px "
+                           "patches (Earth Engine leaves out patches that do not fit whole).")
             if what == "patches":
                 globs = patch_globs(jobs)
                 state.put(state.EE_PATCHES, globs and {**globs, "size": min(int(patch), 256)})

@@ -302,7 +302,11 @@ def cmd_export_image(args: argparse.Namespace) -> int:
     summary = {"name": args.name, "composite": asdict(composite), "bands": list(image_cfg.bands),
                "formatOptions": image_cfg.format_options, "patchDimensions": image_cfg.format_options["patchDimensions"],
                "kernelSize": image_cfg.format_options.get("kernelSize", [0, 0]),
-               "mixer": f"{job.uri_prefix}*mixer.json"}
+               "mixer": f"{job.uri_prefix}*mixer.json",
+               # the region's box grown to whole patches (Earth Engine drops patches that do not fit whole)
+               "grid": {"crs": job.grid.crs, "transform": list(job.grid.transform), "width": job.grid.width,
+                        "height": job.grid.height, "region_width": job.grid.region_width,
+                        "region_height": job.grid.region_height}}
     if not args.submit:
         _print_json({**summary, "dry_run": True, "tasks": [_job_view(job)]})
         print("dry run: the image export was not started; add --submit to start it", file=sys.stderr)

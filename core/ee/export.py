@@ -7,7 +7,9 @@
   (TFRecord, selectors = bands + label) to Cloud Storage or Drive.
 * Prediction input: the composite as an image TFRecord export with ``patchDimensions`` and
   ``kernelSize`` = 2 x kernel buffer (patches overlap, so predictions have no seams) plus
-  Earth Engine's mixer JSON.
+  Earth Engine's mixer JSON, on a grid grown to whole patches (:func:`image_export_grid`: Earth
+  Engine drops the border patches that do not fit whole, which would leave the region's east and
+  south edges unpredicted).
 
 Functions here build ``ee.batch.Task`` objects without starting them; :func:`start_tasks`
 starts them (with retries). Nothing is sent to Earth Engine until then.
@@ -198,6 +200,53 @@ class ExportJob:
     points: int | None
     task: Any  # ee.batch.Task
     uri_prefix: str
+    #: the pixel grid an image export writes (:class:`ExportGrid`); None for table exports
+    grid: "ExportGrid | None" = None
+
+
+@dataclass(frozen=True)
+class ExportGrid:
+    """The pixel grid of an image export: the region's bounding box in ``crs``, snapped to the
+    scale, grown east and south to whole patches."""
+
+    crs: str
+    transform: tuple[float, float, float, float, float, float]
+    width: int
+    height: int
+    #: the region's own box, in pixels from the grid's origin (the rest is padding)
+    region_width: int
+    region_height: int
+
+    @property
+    def dimensions(self) -> str:
+        """``"WIDTHxHEIGHT"``, as Earth Engine's export takes it."""
+        return f"{self.width}x{self.height}"
+
+
+def image_export_grid(geometry: Mapping[str, Any], scale: float, crs: str, patch_size: int) -> ExportGrid:
+    """The grid of an image export of ``geometry`` (lon/lat GeoJSON) at ``scale`` metres in ``crs``.
+
+    Earth Engine's TFRecord image export tiles the grid into ``patchDimensions`` patches and drops
+    the border patches that do not fit whole, so the region's box (its origin snapped to multiples
+    of ``scale``, as :func:`core.ee.pixels.snap_grid`) is grown east and south to a whole number
+    of patches; the padding holds the composite's pixels around the region.
+
+    Raises:
+        ConfigError: a geographic ``crs`` (:func:`core.ee.pixels.geometry_bounds`).
+    """
+    from core.ee.pixels import geometry_bounds
+
+    return patch_grid(geometry_bounds(geometry, scale, crs), scale, crs, patch_size)
+
+
+def patch_grid(bounds: Sequence[float], scale: float, crs: str, patch_size: int) -> ExportGrid:
+    """The grid of ``scale`` covering ``bounds`` = (xmin, ymin, xmax, ymax) in ``crs`` units (origin
+    snapped to multiples of ``scale``), grown east and south to whole ``patch_size`` patches."""
+    from core.ee.pixels import snap_grid
+
+    transform, width, height = snap_grid(bounds, scale)
+    whole = lambda n: -(-n // patch_size) * patch_size  # noqa: E731
+    return ExportGrid(str(crs), transform, whole(width), whole(height), width, height)
 
 
 def task_description(*parts: Any) -> str:
@@ -369,26 +418,27 @@ def image_export_job(
     name: str = "image",
     image_cfg: ImageExportConfig = ImageExportConfig(),
 ) -> ExportJob:
-    """An unstarted TFRecord image export of the composite for prediction (patches + mixer JSON).
+    """An unstarted TFRecord image export of the composite for prediction (patches + mixer JSON),
+    on the grid of :func:`image_export_grid` (the region's box grown to whole patches).
 
     Earth Engine writes ``<prefix>/<name>/image-NNNNN.tfrecord.gz`` and ``...mixer.json``.
 
     Raises:
-        ConfigError: a ``name`` :func:`check_export_name` refuses.
+        ConfigError: a ``name`` :func:`check_export_name` refuses; a geographic CRS.
     """
     import ee
 
     check_export_name(name)
     image = features_image(composite, geometry, image_cfg.bands)
-    geom = ee_geometry(geometry)
+    grid = image_export_grid(geometry, composite.resolution, composite.crs_for(geometry), image_cfg.patch_size)
     prefix = f"{dest.prefix.rstrip('/')}/{name}/image"
     desc = task_description(name, "image")
-    common = dict(
+    common = dict(  # crs + crsTransform + dimensions, no region or scale: exactly this rectangle of pixels
         image=image,
         description=desc,
-        region=geom,
-        scale=composite.resolution,
-        crs=composite.crs_for(geometry),
+        crs=grid.crs,
+        crsTransform=list(grid.transform),
+        dimensions=grid.dimensions,
         fileFormat="TFRecord",
         formatOptions=image_cfg.format_options,
         maxPixels=MAX_PIXELS,
@@ -397,7 +447,8 @@ def image_export_job(
         task = ee.batch.Export.image.toCloudStorage(bucket=dest.bucket, fileNamePrefix=prefix, **common)
     else:
         task = ee.batch.Export.image.toDrive(folder=dest.prefix, fileNamePrefix=f"{name}_image", **common)
-    return ExportJob("image", 0, desc, None, task, dest.uri(f"{name}/image") if dest.kind == "gcs" else f"drive:{dest.prefix}/{name}_image")
+    return ExportJob("image", 0, desc, None, task,
+                     dest.uri(f"{name}/image") if dest.kind == "gcs" else f"drive:{dest.prefix}/{name}_image", grid)
 
 
 def start_tasks(

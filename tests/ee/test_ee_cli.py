@@ -300,6 +300,10 @@ def test_export_image_dry_run(ee_offline, ready, capsys):
     assert res["formatOptions"] == {"patchDimensions": [256, 256], "kernelSize": [64, 64], "compressed": True,
                                     "maxFileSize": 100 * 1024 * 1024}
     assert res["bands"] == ["R", "G", "B", "NIR", "NDVI"] and res["mixer"] == "gs://crop-bucket/camana/camana/image*mixer.json"
+    # the region's box grown to whole patches: 2 x 2 of 256 px for Camana's ~395 x 286 px at 30 m
+    grid = res["grid"]
+    assert (grid["crs"], grid["width"], grid["height"]) == ("EPSG:32718", 512, 512)
+    assert 256 < grid["region_width"] <= 512 and 256 < grid["region_height"] <= 512 and grid["transform"][0] == 30.0
     (task,) = res["tasks"]
     assert task["task_type"] == "EXPORT_IMAGE" and task["description"] == "camana_image"
     opts = task["config"]["fileExportOptions"]

@@ -10,7 +10,7 @@ import pytest
 from core.ee import export as X
 from core.ee.presets import CAMANA
 from core.errors import ConfigError
-from graph_walk import constants
+from graph_walk import arguments_of, constants
 
 DEST = X.Destination("gcs", bucket="crop-bucket", prefix="camana")
 
@@ -126,9 +126,40 @@ def test_image_export_for_prediction(ee_offline, graph, golden):
     assert opts["cloudStorageDestination"]["filenamePrefix"] == "camana/camana/image"
     assert cfg["maxPixels"] == {"value": "10000000000"}
     golden("export_image_camana", config_view(job.task, graph))
-    text = json.dumps(graph(cfg["expression"]))
-    c = constants(graph(cfg["expression"]))
-    assert "Image.clipToBoundsAndScale" in text and "EPSG:32718" in c and 30.0 in c
+    # exactly the grid of whole patches: reprojected onto its transform, clipped to its W x H pixels
+    g = graph(cfg["expression"])
+    grid = job.grid
+    (reproject,) = arguments_of(g, "Image.reproject")
+    assert reproject["crsTransform"]["constantValue"] == list(grid.transform)
+    assert "EPSG:32718" in constants(g) and grid.transform[0] == 30.0
+    (rect,) = arguments_of(g, "GeometryConstructors.Rectangle")
+    assert rect["coordinates"]["constantValue"] == [0, 0, grid.width, grid.height]
+    assert len(arguments_of(g, "Image.clipToBoundsAndScale")) == 1
+
+
+def test_image_export_grid_holds_the_region_in_whole_patches(ee_offline):
+    # Earth Engine drops the border patches that do not fit whole: the grid is grown to whole patches
+    from rasterio.warp import transform_bounds
+
+    from core.ee.composites import geojson_bounds
+
+    grid = X.image_export_job(CAMANA.composite, CAMANA.geojson, DEST, name="c").grid
+    assert grid.crs == "EPSG:32718" and grid.width % 256 == 0 and grid.height % 256 == 0
+    assert 0 <= grid.width - grid.region_width < 256 and 0 <= grid.height - grid.region_height < 256
+    # Camana at 30 m: about 395 x 286 px, of which one 256 px patch (all that an export of the region's box
+    # keeps) covers 58 %; four patches cover it all
+    assert 256 < grid.region_width < 512 and 256 < grid.region_height < 512 and (grid.width, grid.height) == (512, 512)
+    a, _, x0, _, e, y0 = grid.transform
+    west, south, east, north = transform_bounds("EPSG:4326", grid.crs, *geojson_bounds(CAMANA.geojson), densify_pts=21)
+    assert x0 <= west and y0 >= north and x0 + grid.width * a >= east and y0 + grid.height * e <= south
+    assert x0 + grid.region_width * a >= east and x0 + (grid.region_width - 1) * a < east
+    # a box of exactly two patches is not grown; a metre more takes a third
+    w, s = 736920.0, 8150730.0
+    exact = X.patch_grid((w, s, w + 2 * 7680, s + 7680), 30.0, "EPSG:32718", 256)
+    assert (exact.width, exact.height) == (512, 256) == (exact.region_width, exact.region_height)
+    assert exact.transform == (30.0, 0.0, w, 0.0, -30.0, s + 7680) and exact.dimensions == "512x256"
+    wider = X.patch_grid((w, s, w + 2 * 7680 + 1, s + 7680), 30.0, "EPSG:32718", 256)
+    assert (wider.region_width, wider.width, wider.height) == (513, 768, 256)
 
 
 def test_drive_destination(ee_offline):

@@ -241,7 +241,7 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
 
     from core.ee import tasks as T
     from core.ee import upload as U
-    from fake_ee_ops import FakeOps, op
+    from fake_ee_ops import FakeOps, FakeStorage, op
 
     fake, calls = ee_configured
     ops = FakeOps({"A": [op("A", "RUNNING", description="camana_train_000")],
@@ -250,21 +250,9 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     exported = []
     monkeypatch.setattr(ee.data, "exportTable",
                         lambda request_id, params: exported.append(params["description"]) or {"name": f"projects/p/operations/X{len(exported)}"})
-    uploaded, ingested = {}, []
-
-    class Storage:
-        def bucket(self, bucket):
-            class Blob:
-                def __init__(self, path):
-                    self.path = path
-
-                def upload_from_filename(self, filename):
-                    with open(filename, "rb") as fh:
-                        uploaded[f"gs://{bucket}/{self.path}"] = fh.read()
-
-            return type("Bucket", (), {"blob": lambda _self, path: Blob(path)})()
-
-    monkeypatch.setattr(U, "default_storage_client", lambda project, secrets=None: Storage())
+    storage, ingested = FakeStorage(), []
+    uploaded = storage.uploaded
+    monkeypatch.setattr(U, "default_storage_client", lambda project, secrets=None: storage)
     monkeypatch.setattr(ee.data, "startIngestion", lambda request_id, manifest, allow_overwrite: ingested.append(manifest)
                         or {"id": "ING1", "name": "projects/p/operations/ING1"})
 
@@ -313,6 +301,14 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     # back on the page, the export form shows what was last submitted
     assert at.text_input(key="ee_exp_dest").value == "gcs:crop-bucket/camana"
     assert at.number_input(key="ee_exp_train").value == 3 and at.number_input(key="ee_exp_test").value == 1
+    # an image export for prediction: the region's box grown to whole patches, said under the started task
+    monkeypatch.setattr(ee.data, "exportImage",
+                        lambda request_id, params: exported.append(params["description"]) or {"name": "projects/p/operations/IMG"})
+    at.radio(key="ee_exp_kind").set_value("image")
+    at.button(key="FormSubmitter:ee_export-Start export").click().run()
+    assert not at.exception and exported[-1] == "crops_image"
+    assert any(c.value.startswith("The image covers 512 x 512 px in EPSG:32718: the region's box of ") for c in at.caption), \
+        [c.value for c in at.caption]
 
     # upload: needs a prediction of the region first
     assert any("Predict this region first" in i.value for i in at.info)
