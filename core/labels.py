@@ -94,7 +94,8 @@ CLASS_MAPS: dict[str, ClassMap] = {
             "cdl",
             "USDA NASS Cropland Data Layer",
             _ranges((1, 61), (66, 77), (204, 254)),
-            frozenset({0, 255}),
+            # 81 "Clouds/No Data": a class of the CDLs of 2007 and before (none in the shipped scene's 2015)
+            frozenset({0, 81, 255}),
             band="cropland",
         ),
         ClassMap("glc30", "GLC30 / GlobeLand30 (10 = cultivated land)", frozenset({10}), frozenset({0, 255})),

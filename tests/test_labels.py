@@ -9,7 +9,8 @@ from core.labels import CLASS_MAPS, CROP, NODATA, NOT_CROP, get_class_map
     "name, crop, not_crop, nodata",
     [
         # 255: no class of CDL, WorldCover or Dynamic World; the usual byte fill, undeclared it was "not crop"
-        ("cdl", [1, 61, 66, 77, 204, 254], [62, 65, 78, 111, 121, 176, 203], [0, 255]),
+        # 81: "Clouds/No Data" in the CDLs of 2007 and before; 88 "Nonag/Undefined" is land, not crop
+        ("cdl", [1, 61, 66, 77, 204, 254], [62, 65, 78, 88, 111, 121, 176, 203], [0, 81, 255]),
         ("glc30", [10], [20, 30, 60, 80], [0, 255]),
         ("worldcover", [40], [10, 30, 50, 80], [0, 255]),
         ("dynamicworld", [4], [0, 1, 2, 3, 5, 6, 7, 8], [255]),
