@@ -196,9 +196,9 @@ def start_ingestion(
 ) -> str:
     """Start an image ingestion; returns the task id (poll it with core.ee.tasks).
 
-    Only refusals (quota, HTTP 429) are retried: the ingestion request carries no id that would make
-    a repeat harmless, so after a server or network failure the ingestion may already be running,
-    and starting it again would ingest twice.
+    Refusals (quota, HTTP 429) and server or network failures are retried with the same request id,
+    which makes a repeat harmless (Earth Engine starts one ingestion per id; ``ee.data.startIngestion``:
+    without an id the request "cannot be safely retried").
 
     Raises:
         EarthEngineError subclasses: when Earth Engine refuses or fails; a server or network failure
@@ -216,9 +216,8 @@ def start_ingestion(
             lambda: ingest(rid, dict(manifest), allow_overwrite),
             retry,
             sleep=sleep or time.sleep,
-            retry_if=lambda err: isinstance(err, EEQuotaError),
         )
-    except EEServerError as err:  # network failures included (EENetworkError is a subclass)
+    except EEServerError as err:  # network failures included (EENetworkError is a subclass), retried in vain
         raise type(err)(
             f"{err}; the ingestion of {manifest.get('name', 'the asset')} may have started anyway: check "
             "the task list (Earth Engine page, or python -m core ee-tasks) before starting it again"

@@ -167,7 +167,8 @@ def test_upload_cog_and_ingest(tmp_path):
     assert overwrite is False
 
 
-def test_ingestion_retries_refusals_but_never_repeats_after_a_server_failure():
+def test_ingestion_is_retried_with_its_request_id():
+    # one request id for every try: Earth Engine starts one ingestion per id, so a repeat is harmless
     import ee
 
     from core.ee.errors import EEQuotaError, EEServerError, RetryPolicy
@@ -175,15 +176,18 @@ def test_ingestion_retries_refusals_but_never_repeats_after_a_server_failure():
     manifest = U.image_manifest("projects/p/assets/x", ["gs://bkt/a.tif"])
     calls = []
 
-    def refused_once(rid, m, o):
-        calls.append(rid)
-        if len(calls) == 1:
-            raise ee.EEException("Too many requests: quota exceeded")
-        return {"id": "T9"}
+    def failing_once(message):
+        def ingest(rid, m, o):
+            calls.append(rid)
+            if len(calls) == 1:
+                raise ee.EEException(message)
+            return {"id": "T9"}
+        return ingest
 
-    assert U.start_ingestion(manifest, ingest=refused_once, sleep=lambda s: None) == "T9"
-    assert len(calls) == 2 and calls[0] == calls[1]  # a refused request started nothing: retried
-
+    for message in ("Too many requests: quota exceeded", "An internal error has occurred (request: 1234)."):
+        calls.clear()
+        assert U.start_ingestion(manifest, ingest=failing_once(message), sleep=lambda s: None) == "T9"
+        assert len(calls) == 2 and calls[0] == calls[1], message
     calls.clear()
 
     def server_error(rid, m, o):
@@ -191,14 +195,20 @@ def test_ingestion_retries_refusals_but_never_repeats_after_a_server_failure():
         raise ee.EEException("An internal error has occurred (request: 1234).")
 
     with pytest.raises(EEServerError, match="may have started anyway: check the task list") as info:
-        U.start_ingestion(manifest, ingest=server_error, sleep=lambda s: None)
-    assert len(calls) == 1 and "projects/p/assets/x" in str(info.value)
+        U.start_ingestion(manifest, ingest=server_error, retry=RetryPolicy(attempts=3), sleep=lambda s: None)
+    assert len(calls) == 3 and len(set(calls)) == 1 and "projects/p/assets/x" in str(info.value)
     assert not isinstance(info.value, EEQuotaError)
     calls.clear()
     with pytest.raises(EEQuotaError, match="failed 2 times"):
         U.start_ingestion(manifest, ingest=lambda *a: calls.append(a) or (_ for _ in ()).throw(ee.EEException("quota exceeded")),
                           retry=RetryPolicy(attempts=2), sleep=lambda s: None)
     assert len(calls) == 2
+    # a mistake is not retried
+    calls.clear()
+    with pytest.raises(EarthEngineError):
+        U.start_ingestion(manifest, ingest=lambda *a: calls.append(a) or (_ for _ in ()).throw(
+            ee.EEException("Asset projects/p/assets/x already exists.")), sleep=lambda s: None)
+    assert len(calls) == 1
 
 
 def test_ingest_manifest_is_accepted_by_ee_converter():
