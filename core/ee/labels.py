@@ -226,7 +226,13 @@ def raw_label_image(cfg: LabelConfig, geometry: Mapping[str, Any] | None = None)
             from core.ee.composites import ee_geometry
 
             col = col.filterBounds(ee_geometry(geometry))
-        return col.select(CLASS_MAPS["dynamicworld"].band or "label").mode()
+        band = CLASS_MAPS["dynamicworld"].band or "label"
+        # The mode of no image is an image without bands, on which every later step fails with an error
+        # that names no cause. A wholly masked image in the collection keeps the band where no map covers
+        # the region in those dates (its pixels no data, as label_image unmasks them); elsewhere the mode
+        # ignores it.
+        none = ee.Image.constant(NODATA).toUint8().rename(band).updateMask(0)
+        return col.select(band).merge(ee.ImageCollection([none])).mode()
     if cfg.product == "glcfcs30d":
         collection, band = glcfcs30d_band(int(cfg.year))  # type: ignore[arg-type]
         return ee.ImageCollection(collection).select(band).mosaic()

@@ -114,6 +114,17 @@ def test_dynamic_world_before_its_first_map_is_refused(ee_offline):
     L.label_image(L.LabelConfig("dynamicworld", year=2015), REGION)
 
 
+def test_dynamic_world_without_a_map_in_the_region_and_dates_is_no_data(ee_offline, graph):
+    # dates after its first day that no map of the region falls in (a short window, a cloudy season)
+    # gave the mode of no image again, and an error naming no cause: a wholly masked image in the
+    # collection keeps the label band, no data (255) where no map covers the region
+    g = graph(L.raw_label_image(L.LabelConfig("dynamicworld", start="2021-07-01", end="2021-07-02"), REGION))
+    assert len(arguments_of(g, "ImageCollection.merge")) == 1 and len(arguments_of(g, "reduce.mode")) == 1
+    (mask,) = arguments_of(g, "Image.updateMask")
+    assert mask["mask"]["functionInvocationValue"]["arguments"]["value"] == {"constantValue": 0}
+    assert 255 in constants(g) and "label" in constants(g)
+
+
 def test_cdl_outside_the_united_states_is_refused(ee_offline):
     """CDL's one image covers the contiguous United States: elsewhere (the Camana valley) the labels
     came down all no data, silently; now the recipe says to pick a product that covers the region."""
