@@ -122,7 +122,7 @@ def test_dynamic_world_without_a_map_in_the_region_and_dates_is_no_data(ee_offli
     assert len(arguments_of(g, "ImageCollection.merge")) == 1 and len(arguments_of(g, "reduce.mode")) == 1
     (mask,) = arguments_of(g, "Image.updateMask")
     assert mask["mask"]["functionInvocationValue"]["arguments"]["value"] == {"constantValue": 0}
-    assert 255 in constants(g) and "label" in constants(g)
+    assert 255 in constants(g) and ["label"] in constants(g)
 
 
 def test_cdl_outside_the_united_states_is_refused(ee_offline):
