@@ -10,13 +10,14 @@ Engine's TFRecord layout (exported by Earth Engine or by ``python -m core patche
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from core.errors import ConfigError, InputNotFoundError, NoDataError, RegionError
+from core.errors import ConfigError, CropMapError, InputNotFoundError, NoDataError, RegionError
 from core.labels import CLASS_MAPS, CROP, NODATA, NOT_CROP, get_class_map
 from core.model import Normalization
 from core.bands import FEATURE_BANDS
@@ -245,6 +246,32 @@ def tiled_patches(scenes: Sequence[Scene], size: int, norm: Normalization, min_v
     return np.stack(xs), np.stack(ys)
 
 
+#: errors of this project raised by :func:`tfrecord_dataset` readers, which run inside TensorFlow
+_reader_errors: list[CropMapError] = []
+
+
+@contextmanager
+def reader_errors_raised() -> Iterator[None]:
+    """Raise, for a TensorFlow error out of the block that a :func:`tfrecord_dataset` reader caused
+    (a file truncated or damaged beyond the records checked before the run, records of another
+    size), the reader's own error: TensorFlow's names only the graph ("Graph execution error").
+
+    Raises:
+        CorruptFileError, InputNotFoundError: what the reader raised (the message names the file).
+    """
+    import tensorflow as tf
+
+    del _reader_errors[:]
+    try:
+        yield
+    except tf.errors.OpError as err:
+        if not _reader_errors:
+            raise
+        raise _reader_errors[-1] from err
+    finally:
+        del _reader_errors[:]
+
+
 def tfrecord_dataset(
     source,
     norm: Normalization,
@@ -265,9 +292,11 @@ def tfrecord_dataset(
     in a pool of ``shuffle``, each band copied straight into band-last batches. Stored patches are
     ``record_size`` px a side (default ``patch_size + 2 * kernel_buffer``). Then crops a
     ``patch_size`` window (at random when augmenting, the centre otherwise), normalizes with ``norm``,
-    applies flips and 90-degree rotations, and prefetches. A pixel is valid where its label is not
-    no data and its features are finite and not all zero (Earth Engine's masked pixels). Yields
-    ``x`` (n, s, s, 5) and ``y`` (n, s, s, 2) = crop, valid, like :class:`SceneSet`.
+    applies flips and 90-degree rotations, and prefetches. A pixel is valid where its label is crop (1)
+    or not crop (0) and its features are finite and not all zero (Earth Engine's masked pixels).
+    Yields ``x`` (n, s, s, 5) and ``y`` (n, s, s, 2) = crop, valid, like :class:`SceneSet`. A file
+    found damaged while the pipeline runs raises TensorFlow's error; :func:`reader_errors_raised`
+    turns it back into this project's.
 
     Raises:
         InputNotFoundError: no TFRecord files at ``source``.
@@ -292,7 +321,9 @@ def tfrecord_dataset(
         feats, lab = data[..., :-1], data[..., -1:]
         finite = tf.reduce_all(tf.math.is_finite(feats), axis=-1, keepdims=True)
         some = tf.reduce_any(tf.not_equal(feats, 0.0), axis=-1, keepdims=True)
-        labelled = tf.logical_and(tf.math.is_finite(lab), tf.not_equal(lab, float(NODATA)))
+        # crop or not crop; anything else (no data, NaN, a code that slipped past patchset's check of
+        # the first records) is never trained on
+        labelled = tf.logical_or(tf.equal(lab, float(CROP)), tf.equal(lab, float(NOT_CROP)))
         ok = tf.logical_and(labelled, tf.logical_and(finite, some))
         crop = tf.cast(tf.logical_and(ok, tf.equal(lab, float(CROP))), tf.float32)
         x = tf.where(ok, (feats - mean) / std, 0.0)  # where, not a product: NaN x 0 is NaN
@@ -314,8 +345,12 @@ def tfrecord_dataset(
 
     def batches():
         # background: the reader threads work in the training step's gaps instead of preempting it
-        return read_batches(files, names, (full, full), batch_size, interleave=True, shuffle=shuffle, repeat=repeat,
-                            seed=seed, drop_remainder=repeat, background=True)
+        try:
+            yield from read_batches(files, names, (full, full), batch_size, interleave=True, shuffle=shuffle,
+                                    repeat=repeat, seed=seed, drop_remainder=repeat, background=True)
+        except CropMapError as err:  # TensorFlow raises its own error instead, whose first line says nothing
+            _reader_errors.append(err)
+            raise
 
     spec = tf.TensorSpec((None, full, full, len(names)), tf.float32)
     ds = tf.data.Dataset.from_generator(batches, output_signature=spec)

@@ -179,9 +179,10 @@ def open_patch_set(sources: Sequence[str | os.PathLike], patch_size: int, label:
 
 
 def valid_pixels(batch: np.ndarray) -> np.ndarray:
-    """(n, H, W, bands + label) -> (n, H, W) bool: labelled (not 255 or NaN), finite, not all-zero features."""
+    """(n, H, W, bands + label) -> (n, H, W) bool: labelled crop (1) or not crop (0), finite, not
+    all-zero features (as :func:`core.dataset.tfrecord_dataset` has it)."""
     feats, lab = batch[..., :-1], batch[..., -1]
-    return np.isfinite(lab) & (lab != NODATA) & np.isfinite(feats).all(axis=-1) & (feats != 0).any(axis=-1)
+    return ((lab == 0) | (lab == 1)) & np.isfinite(feats).all(axis=-1) & (feats != 0).any(axis=-1)
 
 
 def _batches(patches: PatchSet, files: Sequence[str] | None = None, batch_size: int = 16):

@@ -37,11 +37,13 @@ from core.dataset import (  # noqa: E402
     compute_normalization,
     load_scenes,
     pair_paths,
+    reader_errors_raised,
     tfrecord_dataset,
     tiled_patches,
 )
 from core.errors import (  # noqa: E402
     ConfigError,
+    CropMapError,
     DIVERGED,
     CorruptFileError,
     InvalidDataError,
@@ -546,17 +548,18 @@ def train(
         ]
         stopped = "completed"
         if initial_epoch < config.epochs and since_best < config.patience:  # else it had stopped early
-            model.fit(
-                data,
-                steps_per_epoch=config.steps_per_epoch,
-                epochs=config.epochs,
-                initial_epoch=initial_epoch,
-                validation_data=(xv, yv),
-                validation_batch_size=config.batch_size,
-                callbacks=callbacks,
-                shuffle=False,  # both inputs draw patches at random already (Keras warns that it ignores True)
-                verbose=0,
-            )
+            with _finished_epochs_said(history_path), reader_errors_raised():
+                model.fit(
+                    data,
+                    steps_per_epoch=config.steps_per_epoch,
+                    epochs=config.epochs,
+                    initial_epoch=initial_epoch,
+                    validation_data=(xv, yv),
+                    validation_batch_size=config.batch_size,
+                    callbacks=callbacks,
+                    shuffle=False,  # both inputs draw patches at random already (Keras warns that it ignores True)
+                    verbose=0,
+                )
         epochs_done = len(_read_history(history_path))
         if reporter.cancelled:
             stopped = "cancelled"
@@ -564,6 +567,24 @@ def train(
             stopped = "early_stopping"
         best = run_dir / "best.keras"
         return TrainResult(run_dir, best, epochs_done, reporter.best_loss, reporter.best_logs, stopped)
+
+
+@contextmanager
+def _finished_epochs_said(history_path: Path) -> Iterator[None]:
+    """Add to an error of the inputs (a training file found damaged mid-run) the epochs that had
+    finished and stay in the run's folder, so that the user knows a resume goes on from them."""
+    try:
+        yield
+    except CropMapError as err:
+        done = len(_read_history(history_path))
+        if not done:
+            raise
+        try:
+            again = type(err)(f"{err} ({done} finished epoch(s) are kept in {history_path.parent}: replace the file, "
+                              "then resume the run to go on from them)")
+        except TypeError:  # an error class that takes other arguments: as it was
+            raise err from None
+        raise again from err
 
 
 #: the files of a training run in its folder

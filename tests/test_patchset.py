@@ -348,3 +348,46 @@ def test_a_test_block_unlike_the_training_patches_is_noted_in_percentage_points(
     note = crop_share_gap(0.28, 0.74)
     assert "(74%)" in note and "(28%)" in note and "by 46 percentage points" in note
     assert crop_share_gap(0.74, 0.28).startswith("The test patches' crop share (28%) differs from the training patches' (74%)")
+
+
+def test_a_file_found_damaged_mid_run_is_named_in_one_line(records, tmp_path, capsys, monkeypatch):
+    """A file damaged beyond the records checked before the run (the first, and those read for the
+    normalization) is found by the training pipeline, inside TensorFlow: the error is still the
+    project's one line naming the file, not TensorFlow's "Graph execution error"."""
+    import core.patchset
+
+    from core.__main__ import main
+
+    # the normalization reads 32 patches of each of the two files (4096 in all by default: small
+    # test files are read whole before the run)
+    monkeypatch.setattr(core.patchset, "NORMALIZATION_READ", 64)
+    patches = np.concatenate(list(read_records(records / "train_000.tfrecord.gz", NAMES, (64, 64))))
+    data = tmp_path / "data"
+    data.mkdir()
+    examples = [{name: patches[i % len(patches)][..., k] for k, name in enumerate(NAMES)} for i in range(80)]
+    write_records(data / "train_001.tfrecord.gz", examples)
+    whole = (data / "train_001.tfrecord.gz").read_bytes()
+    (data / "train_001.tfrecord.gz").write_bytes(whole[: int(len(whole) * 0.8)])  # 64 records stay whole
+    shutil.copy(records / "train_000.tfrecord.gz", data / "train_000.tfrecord.gz")
+    out = tmp_path / "run"
+    rc = main(["train", "--train", f"{data}/train_*.tfrecord.gz", "--val", str(records / "test_000.tfrecord.gz"),
+               "--out", str(out), "--epochs", "2", "--steps", "2", "--batch-size", "4", "--patch-size", "48",
+               "--val-patches", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "train_001.tfrecord.gz" in err and "truncated" in err and "Graph execution" not in err
+    assert not out.exists()  # no epoch had finished: nothing is left
+
+
+def test_an_input_error_after_finished_epochs_says_they_are_kept(tmp_path):
+    from core.train import _finished_epochs_said, _write_history
+
+    history = tmp_path / "history.csv"
+    _write_history(history, [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4}])
+    with pytest.raises(CorruptFileError, match=r"^x.tfrecord.gz is truncated \(2 finished epoch\(s\) are kept in "):
+        with _finished_epochs_said(history):
+            raise CorruptFileError("x.tfrecord.gz is truncated")
+    history.unlink()
+    with pytest.raises(CorruptFileError, match=r"^x.tfrecord.gz is truncated$"):
+        with _finished_epochs_said(history):
+            raise CorruptFileError("x.tfrecord.gz is truncated")
