@@ -78,12 +78,13 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
         labels, codes = read_label_classes(labels_path, class_map, grid=whole, window=inside, band=label_band)
     else:
         labels, codes = read_label_classes(labels_path, class_map, grid=grid, band=label_band)
+    pixel_ha = grid.pixel_area_ha()
     result = {"prediction": str(pred_path), "labels": str(labels_path), "label_map": label_map,
               **confusion(pred, labels).to_dict(),
               # the prediction as an area estimate (hectares where the grid has a CRS)
-              "crop_area": crop_area_agreement(pred, labels, grid.pixel_area_ha()), "warnings": warnings}
-    if class_map.name != "binary":  # which of the product's classes the errors fall in
-        rows = [r for r in class_errors(codes, labels, pred) if r["errors"]][:BY_CLASS_ROWS]
+              "crop_area": crop_area_agreement(pred, labels, pixel_ha), "warnings": warnings}
+    if class_map.name != "binary":  # which of the product's classes the errors fall in (hectares, as above)
+        rows = [r for r in class_errors(codes, labels, pred, pixel_ha) if r["errors"]][:BY_CLASS_ROWS]
         result["errors_by_class"] = with_class_names(rows, label_map)
     with replacing(out_path) as tmp:
         tmp.write_text(json.dumps(result, indent=2))

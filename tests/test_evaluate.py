@@ -33,6 +33,10 @@ def test_evaluate_gives_the_crop_area_against_the_labels_in_hectares(tmp_path):
     assert area["predicted_ha"] == pytest.approx(n_pred * 0.01) and area["labelled_ha"] == pytest.approx(n_lab * 0.01)
     assert area["difference"] == pytest.approx(n_pred / n_lab - 1)
     assert json.loads((tmp_path / "metrics.json").read_text())["crop_area"] == area
+    # the label classes the errors fall in, in hectares too: the quarter of the crop missed is all annual cropland (11)
+    (row,) = result["errors_by_class"]
+    assert row["code"] == 11 and row["errors"] == n_lab - n_pred
+    assert row["errors_ha"] == pytest.approx(row["errors"] * 0.01) and row["area_ha"] == pytest.approx(row["pixels"] * 0.01)
 
 
 def test_a_mask_with_its_own_no_data_value_is_read_with_it(tmp_path):
