@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", required=True, help="GeoTIFF with bands R,G,B,NIR, or an Earth Engine image export's *mixer.json")
     p.add_argument("--model", default=None, help="a .keras model with its .json card (default: the shipped weights)")
     p.add_argument("--out", required=True, help="output folder for probability.tif, crop_mask.tif, summary.json")
-    p.add_argument("--threshold", type=float, default=0.5, help="crop where the probability is at least this (0-1)")
+    p.add_argument("--threshold", type=float, default=0.5, help="crop where the probability, in whole percent as probability.tif stores it, is at least this (0-1; 0.5: 50 %% and up, so 0.496 rounds to 50 and is crop)")
     p.add_argument("--window", default=None, help="ROW,COL,HEIGHT,WIDTH: predict only this pixel window (the image around it gives the model context, so it is predicted as in the whole image); at least 8 px on each side, or all of a smaller image")
     p.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
     p.add_argument("--no-context", action="store_true",
