@@ -246,6 +246,25 @@ def _best_val_loss(history: list[dict], path: Path) -> float:
                                "or use a new --out") from None
 
 
+def _unrecorded_best(best: Path, recorded: int, best_loss: float) -> dict | None:
+    """The validation figures of ``best`` (from its card) where they are of an epoch after the
+    ``recorded`` ones and better than their ``best_loss``: a run interrupted between saving an
+    epoch's best model and its history row (the epoch is redone on resume). None otherwise, or when
+    the card cannot be read (the history's best stands)."""
+    from core.errors import CropMapError
+    from core.model import load_card
+
+    if not best.exists():
+        return None
+    try:
+        val = dict((load_card(best).metrics or {}).get("val") or {})
+        if int(val.get("epoch", 0)) > recorded and float(val["val_loss"]) < best_loss:
+            return {k: int(v) if k == "epoch" else float(v) for k, v in val.items()}
+    except (CropMapError, KeyError, TypeError, ValueError):
+        pass
+    return None
+
+
 def _best_logs(history: list[dict], best_loss: float) -> dict:
     """The history row of the epoch with ``best_loss`` as numbers (``epoch`` an int); {} when none."""
     for row in history:
@@ -480,7 +499,11 @@ def train(
             history, history_ahead = history[:done], True
         initial_epoch, best_loss = len(history), _best_val_loss(history, history_path)
         best_logs = _best_logs(history, best_loss)
-    since_best = initial_epoch - int(best_logs.get("epoch", initial_epoch))  # finished epochs after the best one
+        unrecorded = _unrecorded_best(run_dir / "best.keras", initial_epoch, best_loss)
+        if unrecorded:  # best.keras is of the epoch being redone: the best so far, as the file is
+            best_loss, best_logs = float(unrecorded["val_loss"]), unrecorded
+    # finished epochs after the best one (none where the best is of the epoch being redone)
+    since_best = max(0, initial_epoch - int(best_logs.get("epoch", initial_epoch)))
     # Training patches are drawn from a random stream that a resumed run must not replay from its
     # start (it would see the first epochs' patches again); validation always uses config.seed.
     data_seed = (config.seed + 1_000_003 * initial_epoch) % 2**32  # a seed numpy takes, as config.seed

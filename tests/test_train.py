@@ -589,3 +589,28 @@ def test_resume_with_the_largest_seed_and_from_a_damaged_checkpoint(small_scene,
         train(cfg, pair, pair, tmp_path / "damaged", resume=True)
     res = train(cfg, pair, pair, tmp_path / "run", resume=True)
     assert res.stopped == "completed" and [r["epoch"] for r in _rows(tmp_path / "run" / "history.csv")] == ["1", "2"]
+
+
+def test_a_best_model_of_an_epoch_left_out_of_the_history_stays_the_best_on_resume(tiny_model_path, tmp_path):
+    """Interrupted between saving an epoch's best.keras and writing its history row, a run redoes the
+    epoch on resume; the best so far is then the file's (better than any recorded epoch), so that
+    the figures reported and the model kept are of the same epoch."""
+    from core.model import card_path
+    from core.train import _unrecorded_best
+
+    best = tmp_path / "best.keras"
+    shutil.copy(tiny_model_path, best)
+    card = json.loads(card_path(tiny_model_path).read_text())
+
+    def with_val(**val):
+        card_path(best).write_text(json.dumps({**card, "metrics": {"val": val}}))
+
+    with_val(epoch=3, val_loss=0.30, val_iou=0.7)
+    assert _unrecorded_best(best, 2, 0.35) == {"epoch": 3, "val_loss": 0.30, "val_iou": 0.7}
+    assert _unrecorded_best(best, 3, 0.35) is None  # epoch 3 is recorded: the history has it
+    assert _unrecorded_best(best, 2, 0.25) is None  # not better than the recorded best (cannot happen; ignored)
+    with_val(epoch=1, val_loss=0.30)
+    assert _unrecorded_best(best, 2, 0.35) is None
+    card_path(best).write_text("{")  # a damaged card: the history's best stands
+    assert _unrecorded_best(best, 2, 0.35) is None
+    assert _unrecorded_best(tmp_path / "none.keras", 2, 0.35) is None
