@@ -366,6 +366,15 @@ def composite_image(cfg: CompositeConfig, geometry: Mapping[str, Any]):
     return image.set({"crop_mapping:sensor": cfg.sensor, "crop_mapping:start": cfg.start, "crop_mapping:end": cfg.end})
 
 
+class _NoSceneYet(Exception):
+    """A scene summary with no scene, raised so that the cache keeps it not (an exception is never
+    cached): scenes keep arriving for recent dates, and a later look may find some."""
+
+    def __init__(self, summary: dict):
+        super().__init__("no scene")
+        self.summary = summary
+
+
 @lru_cache(maxsize=64)
 def _scene_summary_cached(cfg: CompositeConfig, geometry_json: str, getinfo: Any) -> dict:
     import json
@@ -380,12 +389,15 @@ def _scene_summary_cached(cfg: CompositeConfig, geometry_json: str, getinfo: Any
             "dates": ee.List(col.aggregate_array("system:time_start")).sort(),
         }
     )
-    return (getinfo or (lambda obj: obj.getInfo()))(stats)
+    summary = (getinfo or (lambda obj: obj.getInfo()))(stats)
+    if not summary.get("count"):
+        raise _NoSceneYet(summary)
+    return summary
 
 
 def scene_summary(cfg: CompositeConfig, geometry: Mapping[str, Any], getinfo: Any = None) -> dict:
     """Number of scenes and their acquisition times (ms), in ONE ``getInfo`` call, cached per
-    (config, geometry) for the life of the process.
+    (config, geometry) for the life of the process once there is a scene (none: asked again next time).
 
     Raises:
         EarthEngineError subclasses (mapped) when the request fails.
@@ -395,4 +407,11 @@ def scene_summary(cfg: CompositeConfig, geometry: Mapping[str, Any], getinfo: An
     from core.ee.errors import call_with_retries
 
     key = json.dumps(geometry, sort_keys=True)
-    return dict(call_with_retries(lambda: _scene_summary_cached(cfg, key, getinfo)))
+
+    def fetch() -> dict:
+        try:
+            return _scene_summary_cached(cfg, key, getinfo)
+        except _NoSceneYet as none:
+            return none.summary
+
+    return dict(call_with_retries(fetch))

@@ -262,6 +262,18 @@ def test_scene_summary_is_one_cached_getinfo(ee_offline):
     b = C.scene_summary(cfg, dict(REGION), getinfo)
     assert a == b == {"count": 7, "dates": [1, 2]}
     assert len(calls) == 1 and isinstance(calls[0], ee_offline.Dictionary)
+    # no scene (yet): asked again next time, since scenes keep arriving for recent dates
+    C._scene_summary_cached.cache_clear()
+    calls.clear()
+    found = iter([{"count": 0, "dates": []}, {"count": 1, "dates": [3]}])
+
+    def later(obj):
+        calls.append(obj)
+        return next(found)
+
+    assert C.scene_summary(cfg, REGION, later) == {"count": 0, "dates": []}
+    assert C.scene_summary(cfg, REGION, later) == {"count": 1, "dates": [3]}
+    assert C.scene_summary(cfg, REGION, later) == {"count": 1, "dates": [3]} and len(calls) == 2
 
 
 @pytest.mark.parametrize(
