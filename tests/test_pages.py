@@ -1146,6 +1146,36 @@ def test_a_prediction_goes_on_while_another_page_is_open(fake_map, tiny_model_pa
     assert "Crop area" in [m.label for m in at.metric]
 
 
+def test_a_prediction_still_running_when_the_region_changes_is_not_followed(fake_map, tiny_model_path):
+    """Predict pressed for one region, another drawn while it runs: the pages no longer wait for the
+    first run, and it does not come back as the prediction of the new region when it ends."""
+    import threading
+
+    from core.region import Region
+    from pages.components import cached, predictions
+
+    at = predict_page(tiny_model_path)
+    image = at.session_state["scene"]["image_path"]
+    key = cached.prediction_key(image, Region.from_geojson(at.session_state["region"]).key(), str(tiny_model_path))
+    gate = threading.Event()
+    work = cached.prediction_work(key)
+    run = predictions.start(key, lambda progress: (gate.wait(60), work(progress))[-1])
+    at.session_state["predicting"] = list(key)
+    try:
+        at.switch_page("pages/region.py").run()
+        [b for b in at.button if "Sample scene" in b.label][0].click().run()  # the whole image: another region
+        assert not at.exception and at.session_state["predicting"] is None
+        at.switch_page("pages/quality.py").run()
+        assert not at.exception and "A prediction started on the Predict page is running" not in texts(at)
+    finally:
+        gate.set()
+    assert run.finished.wait(60) and run.error is None
+    at.run()
+    assert not at.exception and at.session_state["prediction"] is None  # not the old region's
+    assert cached.prediction_file(key).exists()  # kept on disk: shown again if the region comes back
+    assert predictions.collect(key) is run  # (left in the registry until asked for: taken here for the next tests)
+
+
 def test_a_prediction_that_fails_in_its_thread_is_an_error_message(fake_map, tiny_model_path, monkeypatch):
     from core.errors import NoDataError
     from pages.components import cached, predictions

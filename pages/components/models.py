@@ -85,7 +85,7 @@ def use_model(path: str) -> None:
     check_bands(loaded.card, FEATURE_BANDS)
     if path != state.get(state.MODEL_PATH):  # the same model again keeps its prediction
         state.put(state.MODEL_PATH, path)
-        state.put(state.PREDICTION, None)
+        state.forget_prediction()
 
 
 def require_model(model_path: str | None, offer_shipped: bool = False) -> str:

@@ -294,8 +294,16 @@ def set_region(geojson: dict | None, *, remember: bool = True) -> None:
         put(PREVIOUS_REGION, [current])
     put(REGION, geojson)
     put(SCENE, None)
-    put(PREDICTION, None)
+    forget_prediction()
     put(PATCHES, None)
+
+
+def forget_prediction() -> None:
+    """The session's prediction no longer stands (another region, source or model): neither the
+    one shown nor one of its still running (which goes on in its thread and is found on disk if the
+    session comes back to what it predicts; followed here, it would come back as the prediction)."""
+    put(PREDICTION, None)
+    put(PREDICTING, None)
 
 
 def set_source(spec: dict) -> None:
