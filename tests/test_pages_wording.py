@@ -234,3 +234,15 @@ def test_long_file_names_are_cut_in_the_middle_for_the_sidebar():
     said = cut_long_words("00002806639B424A_S2L2A_2017-08-27_B02_B03_B04_B08.tif: 64 x 64 px, EPSG:32631, WGS 84")
     assert said == "00002806639B4…_B04_B08.tif: 64 x 64 px, EPSG:32631, WGS 84"
     assert cut_long_words("sample scene: 1024 x 1024 px") == "sample scene: 1024 x 1024 px"
+
+
+def test_an_out_of_date_prediction_names_what_changed_and_only_that():
+    """A local image's scene is cut anew for every region, so its path changes with the region: a new
+    region alone is "the region", not "the image, the region"."""
+    from pages.components.cached import prediction_change
+
+    made = ("scenes/a/image.tif", 1.0, "box-a", "m.keras", 5.0, 1)
+    assert prediction_change(made, ("scenes/b/image.tif", 2.0, "box-b", "m.keras", 5.0, 1)) == "the region"
+    assert prediction_change(made, ("scenes/a/image.tif", 3.0, "box-a", "m.keras", 5.0, 1)) == "the image"
+    assert prediction_change(made, ("scenes/b/image.tif", 2.0, "box-b", "n.keras", 6.0, 1)) == "the region, the model"
+    assert prediction_change(made, made[:-1] + (4,)) == "the views of each tile (predicted with 1, now set to 4)"

@@ -309,6 +309,8 @@ def prediction_change(made: tuple, wanted: tuple) -> str:
     :func:`prediction_key` tuples), in words: "the region", "the model", "the views of each tile"..."""
     names = ("the image", "the image", "the region", "the model", "the model", None)
     what = [n for n, a, b in zip(names, made, wanted) if n and a != b]
+    if "the region" in what:  # the image predicted is the region's scene, cut anew for every region
+        what = [n for n in what if n != "the image"]
     if made[-1] != wanted[-1]:
         what.append(f"the views of each tile (predicted with {made[-1]}, now set to {wanted[-1]})")
     return ", ".join(dict.fromkeys(what)) or "the settings"
