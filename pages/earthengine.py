@@ -14,7 +14,26 @@ import streamlit as st
 from core.ee.export import patch_globs, start_jobs
 from core.ee.tasks import cancel_task
 from core.ee.upload import UploadConfig, default_storage_client, upload_prediction
-from pages.components import cached, mapview, navigation, scene, state, ui
+from pages.components import cached, mapview, navigation, predictions, scene, state, ui
+
+
+def ingestion_pending(asset_id: str) -> tuple[bool, str] | None:
+    """(failed, what to say) instead of the map while the asset uploaded last is still being ingested
+    (its tiles do not exist yet: asking for them would only fail) or when its ingestion failed; None
+    when it is done, or not this session's upload, or its task is not among the recent ones listed."""
+    made = state.get(state.EE_INGESTION)
+    if not made or made[0] != asset_id:
+        return None
+    rows: list[dict] = []
+    with ui.errors_shown():
+        rows = cached.ee_tasks(False)
+    row = next((r for r in rows if r["id"] == made[1]), None)
+    if row is None or row["state"] == "COMPLETED":
+        return None
+    if row["state"] == "FAILED":
+        return True, f"{asset_id} was not made. {ui.sentence(row['failure'])}"
+    return False, (f"{asset_id} is being made by ingestion task {made[1]} ({row['state'].lower().replace('_', ' ')}); "
+            "it shows here when the task has completed (Refresh on the Tasks tab to look again).")
 
 
 def export_form() -> None:
@@ -146,6 +165,9 @@ with upload_tab:
         region = scene.current_region()
         sc = scene.current_scene() if pred else None
         key = cached.prediction_key(str(sc.image_path), region.key(), model_path or "", state.get(state.VIEWS)) if sc else None
+    if (made := predictions.views_behind(pred, key)) is not None:  # the prediction the Predict page shows
+        st.caption(f"The prediction shown on the Predict page, made with {predictions.views_text(made)} of each tile.")
+        key = tuple(pred["key"])
     if sc is not None and not sc.georeferenced:
         st.info("This scene has no location (image coordinates), so it cannot become an Earth Engine asset.")
     elif sc is None or not model_path or tuple(pred["key"]) != key:
@@ -171,6 +193,7 @@ with upload_tab:
                 project = ee_state.get("project")
                 task_id, asset_id = upload_prediction(folder, cfg, default_storage_client(project, secrets=cached.secrets()), project=project)
                 state.set_widget(state.EE_ASSET, asset_id)  # the box below (made later in this run) shows it
+                state.put(state.EE_INGESTION, [asset_id, task_id])
                 cached.ee_tasks.clear()
                 st.success(f"Uploaded; ingestion task {task_id} makes {asset_id} (follow it on the Tasks tab).",
                            icon=":material/check_circle:")
@@ -180,9 +203,16 @@ with upload_tab:
                           key=state.sync_widget(state.EE_ASSET), on_change=state.store_widget, args=(state.EE_ASSET,))
     if shown.strip() and (region is None or region.is_image):
         st.info("The map centres on the region: choose an Earth Engine region (Region page) to see the asset.")
+    elif shown.strip() and (waiting := ingestion_pending(shown.strip())):
+        failed, text = waiting
+        if failed:
+            st.error(text, icon=":material/error:")
+        else:
+            st.info(text, icon=":material/hourglass_top:")
     elif shown.strip():
         with ui.errors_shown():
-            layer = cached.ee_asset_layer(shown.strip())
+            made = state.get(state.EE_INGESTION) or ["", ""]
+            layer = cached.ee_asset_layer(shown.strip(), made[1] if made[0] == shown.strip() else "")
             w, s_, e, n = region.bounds
             mapview.render(mapview.MapSpec(bounds=((s_, w), (n, e)), image=False, tile_layers=[layer],
                                            region_geojson=region.to_map_geojson()), key="ee_asset_map")

@@ -84,8 +84,9 @@ def ee_tasks(active_only: bool) -> list[dict]:
 
 
 @st.cache_data(ttl=20 * 60, max_entries=8, show_spinner="Asking Earth Engine for the asset's map tiles...")
-def ee_asset_layer(asset_id: str) -> dict:
-    """A tile layer of an image asset (an uploaded prediction), for mapview.MapSpec.tile_layers.
+def ee_asset_layer(asset_id: str, version: str = "") -> dict:
+    """A tile layer of an image asset (an uploaded prediction), for mapview.MapSpec.tile_layers;
+    ``version`` (the ingestion task that made it) tells an asset replaced under the same id apart.
 
     Raises:
         EarthEngineError subclasses: unknown asset, no access, getMapId failures.

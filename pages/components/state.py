@@ -28,6 +28,8 @@ SCENE = "scene"  # dict of the fetched scene (paths as str) or None
 MODEL_PATH = "model_path"  # str path of the model in use, or None
 EE_PATCHES = "ee_patches"  # dict of the last Earth Engine patch export: train/test gs:// globs, patch size; or None
 EE_ASSET = "ee_asset"  # str id of the asset the Earth Engine page shows (the last uploaded, or typed in), or ""
+#: [asset id, ingestion task id] of the last upload: the asset is shown once that task has completed; or None
+EE_INGESTION = "ee_ingestion"
 JOB_DIR = "job_dir"  # str path of the training job this session started (or resumed), or None
 MODEL_TAB = "model_tab"  # str: the Model page tab to open on the next visit (a hand-over to training), or None
 SCROLL_TO = "scroll_to"  # str: the page anchor (ui.anchor) to bring into view on the next run, once; or None
@@ -68,6 +70,7 @@ DEFAULTS: dict[str, Any] = {
     MODEL_TAB: None,
     SCROLL_TO: None,
     EE_ASSET: "",
+    EE_INGESTION: None,
     EE_PATCHES: None,
     THRESHOLD: 0.5,
     VIEWS: 1,
@@ -87,7 +90,7 @@ DEFAULTS: dict[str, Any] = {
 #: back only as a whole and only when every file it names is still there (a region belongs to its
 #: source, a prediction to its scene)
 KEPT_TOGETHER = (SOURCE, REGION, PREVIOUS_REGION, SCENE, PATCHES, PREDICTION, FIELDS)
-KEPT = KEPT_TOGETHER + (MODEL_PATH, THRESHOLD, VIEWS, LAYERS, QUALITY_CLASS, EE_ASSET, EE_PATCHES, TRAIN_FORM,
+KEPT = KEPT_TOGETHER + (MODEL_PATH, THRESHOLD, VIEWS, LAYERS, QUALITY_CLASS, EE_ASSET, EE_INGESTION, EE_PATCHES, TRAIN_FORM,
                         PATCH_FORM, EE_EXPORT_FORM, JOB_DIR, EE_LAST, BASEMAP)
 SESSION_PARAM = "session"  # the URL's query parameter that names the session's saved state
 SESSION_ID = "_session_id"  # this browser session's id (32 hex digits)

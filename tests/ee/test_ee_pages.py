@@ -242,6 +242,7 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     from core.ee import tasks as T
     from core.ee import upload as U
     from fake_ee_ops import FakeOps, FakeStorage, op
+    from pages.components import cached
 
     fake, calls = ee_configured
     ops = FakeOps({"A": [op("A", "RUNNING", description="camana_train_000")],
@@ -319,6 +320,7 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     at.switch_page("pages/earthengine.py").run()
     at.text_input(key="ee_up_gcs").set_value("gs://crop-bucket/pred/camana.tif")
     at.text_input(key="ee_up_asset").set_value("camana_pred")
+    ops.script["ING1"] = [op("ING1", "RUNNING", description="Ingest camana_pred")]  # listed once started
     at.button(key="FormSubmitter:ee_upload-Upload and start the ingestion").click().run()
     assert not at.exception and other_errors(at) == []
     assert list(uploaded) == ["gs://crop-bucket/pred/camana.tif"] and uploaded["gs://crop-bucket/pred/camana.tif"][:2] == b"II"
@@ -327,12 +329,34 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     props = ingested[0]["properties"]
     assert props["threshold"] == 0.5 and 0.0 <= props["crop_fraction"] <= 1.0
     assert at.session_state["ee_asset"] == "projects/p/assets/camana_pred"
-    # the asset just uploaded is in the box and shown as a map layer (Earth Engine tiles) around the region
+    # the asset just uploaded is in the box; while its ingestion runs, the page says so instead of a
+    # map of tiles that do not exist yet (asking for them failed, under the upload's success)
     assert at.text_input(key="w_ee_asset").value == "projects/p/assets/camana_pred"
+    maps = len(fake.maps)
+    assert any(i.value.startswith("projects/p/assets/camana_pred is being made by ingestion task ING1 (running)")
+               for i in at.info), [i.value for i in at.info]
+    assert len(fake.maps) == maps or "camana_pred" not in fake.maps[-1][0].get_root().render()
+    # done: shown as a map layer (Earth Engine tiles) around the region
+    ops.script["ING1"] = [op("ING1", "SUCCEEDED", description="Ingest camana_pred")]
+    cached.ee_tasks.clear()
     at.run()
     assert not at.exception and other_errors(at) == []
     html = fake.maps[-1][0].get_root().render()
     assert "projects/p/assets/camana_pred (crop probability %)" in html and "fake-" in html
+    # a failed ingestion says why, with no map
+    ops.script["ING1"] = [op("ING1", "FAILED", description="Ingest camana_pred", error="Asset already exists.")]
+    cached.ee_tasks.clear()
+    at.run()
+    assert any(e.value.startswith("projects/p/assets/camana_pred was not made. Earth Engine task Ingest camana_pred "
+                                  "failed: Asset already exists")
+               for e in at.error), [e.value for e in at.error]
+    # the views setting changed, Predict not pressed again: the prediction the Predict page shows is
+    # still the one to upload (the tab said "Predict this region first")
+    at.session_state["views"] = 4
+    at.run()
+    assert not at.exception and at.text_input(key="ee_up_gcs") is not None
+    assert "The prediction shown on the Predict page, made with 1 view of each tile." in [c.value for c in at.caption]
+    assert not any("Predict this region first" in i.value for i in at.info)
 
 
 def test_sidebar_names_the_camana_region_the_pages_fall_back_to(ee_configured):
