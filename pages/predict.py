@@ -60,10 +60,13 @@ box = st.empty()
 # and the note's place: it is cleared as a run starts (a "Press Predict" from the run before stayed,
 # greyed, under the progress bar)
 note = st.empty()
-if running is not None and running.key == key:
+# (a run of this region and model, followed also after the views setting changed under it)
+if running is not None and tuple(running.key)[:-1] == tuple(key)[:-1]:
     with box.container():
         bar = st.progress(running.fraction, text=running.text)
-        st.caption("The prediction goes on if you open another page meanwhile.")
+        st.caption("The prediction goes on if you open another page meanwhile."
+                   + (f" It uses {predictions.views_text(running.key[-1])} of each tile, as set when Predict was "
+                      "pressed." if running.key[-1] != key[-1] else ""))
     # the wait ends as soon as the run does; each redraw is also where a page change ends this script
     while not running.finished.wait(0.25):
         bar.progress(running.fraction, text=running.text)

@@ -1176,6 +1176,31 @@ def test_a_prediction_still_running_when_the_region_changes_is_not_followed(fake
     assert predictions.collect(key) is run  # (left in the registry until asked for: taken here for the next tests)
 
 
+def test_a_run_is_followed_after_the_views_setting_changed_under_it(fake_map, tiny_model_path):
+    """Predict pressed with 1 view, the views setting changed while it runs: the page follows the run
+    (it said "Press Predict" with no sign of it, and a second press ran the model twice at once) and
+    then shows it, saying that the setting asks for more views."""
+    import threading
+
+    from core.region import Region
+    from pages.components import cached, predictions
+
+    at = predict_page(tiny_model_path)
+    image = at.session_state["scene"]["image_path"]
+    key = cached.prediction_key(image, Region.from_geojson(at.session_state["region"]).key(), str(tiny_model_path))
+    gate = threading.Event()
+    work = cached.prediction_work(key)
+    run = predictions.start(key, lambda progress: (gate.wait(60), work(progress))[-1])
+    at.session_state["predicting"] = list(key)
+    at.session_state["views"] = 4
+    threading.Timer(1.0, gate.set).start()
+    at.run()
+    assert not at.exception and not at.error and run.finished.is_set()
+    assert at.session_state["prediction"]["key"] == list(key) and at.session_state["predicting"] is None
+    assert any(i.value.startswith("Press Predict to map crops with 4 views of each tile; meanwhile the page shows the "
+                                  "prediction made with 1 view") for i in at.info), [i.value for i in at.info]
+
+
 def test_a_prediction_that_fails_in_its_thread_is_an_error_message(fake_map, tiny_model_path, monkeypatch):
     from core.errors import NoDataError
     from pages.components import cached, predictions
