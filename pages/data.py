@@ -189,7 +189,7 @@ if has_labels:
             if mb > MAX_DOWNLOAD_MB:  # the browser download goes through the server's memory
                 col.caption(f"{path.name}: {mb:,.0f} MB, too large to download here; copy it from the folder below")
             else:
-                col.download_button(f"{path.name} ({mb:.1f} MB)", path.read_bytes(), file_name=path.name,
+                col.download_button(f"{path.name} ({mb:.1f} MB)", path.read_bytes, file_name=path.name,  # read on click
                                     mime="application/gzip", on_click="ignore", key=f"patch_download_{split}")
         if d3.button("Train on these patches", key="patch_train_here", type="primary"):
             state.train_on_patches(cut_files["train"], cut_files["test"], cut_files["size"])

@@ -97,6 +97,11 @@ def test_full_flow_offline(page, app_url, artifacts):
     page.get_by_role("button", name="Train on these patches").scroll_into_view_if_needed()
     wait_script_idle(page)
     page.screenshot(path=str(artifacts / "03c_data_patches.png"))
+    # a patch file downloads whole (read when its button is clicked, not on every run of the page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name=re.compile(r"^train\.tfrecord\.gz \(")).click()
+    got = Path(download.value.path()).read_bytes()
+    assert download.value.suggested_filename == "train.tfrecord.gz" and got[:2] == b"\x1f\x8b" and len(got) > 1000
 
     # 3. Model page: shipped weights
     goto_page(page, "3. Model")
