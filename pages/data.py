@@ -123,7 +123,7 @@ if codes:
         table = {"class": [f"{r['code']} {r['name']}" for r in rows],
                  "counts as": ["crop" if r["crop"] else "not crop" for r in rows],
                  "share of labelled pixels": [f"{r['share']:.1%}" for r in rows]}
-        table["area"] = [f"{r['area_ha']:,.1f} ha" for r in rows] if georef else [f"{r['pixels']:,} px" for r in rows]
+        table["area"] = [format_hectares(r["area_ha"]) for r in rows] if georef else [f"{r['pixels']:,} px" for r in rows]
         st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
         if rest:  # so that the crop rows are not taken for all of the crop
             st.caption(f"The {len(rows)} largest of {len(every)} classes. The other {len(rest)} hold "

@@ -562,6 +562,15 @@ def test_quality_page_keeps_the_pixel_size_warning(fake_map):
     assert wrong.notna().all().all()
     every = wrong[0].str.replace(",", "").astype(float)
     assert every.sum() == pytest.approx((fp + fn) * 0.01, abs=0.05 * len(errors))  # (each rounded to 0.1 ha)
+    # the Data page's classes in hectares as written everywhere (a small class's "0.0 ha" said nothing)
+    at.switch_page("pages/data.py").run()
+    from pages.components import cached, scene
+
+    classes = next(d.value for d in at.dataframe if "share of labelled pixels" in d.value.columns)
+    image = at.session_state["scene"]["image_path"]
+    codes, label_map = scene.class_codes(scene._scene_from_dict(at.session_state["scene"]))
+    rows = cached.class_areas(codes, cached.mtime(codes), label_map, image, cached.mtime(image))
+    assert list(classes["area"]) == [hectares(r["area_ha"]) for r in rows]
 
 
 def test_predict_page_warns_about_another_pixel_size(fake_map):

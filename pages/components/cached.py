@@ -232,7 +232,7 @@ def model(path: str, path_mtime: float):
 
 
 def prediction_file(key: tuple) -> Path:
-    """Where the probability of a prediction key is kept on disk (float16 .npy, NaN = no data)."""
+    """Where the probability of a prediction key is kept on disk (float32 .npy, NaN = no data)."""
     from pages.components import state
 
     digest = hashlib.sha1(repr(key).encode()).hexdigest()[:20]

@@ -146,7 +146,7 @@ def _start_session() -> None:
     else:
         sid = uuid.uuid4().hex
         _prune(sessions_dir(), SESSION_DAYS * 86400)
-        # the predictions no session has shown for as long (each is a float16 copy of its region: they
+        # the predictions no session has shown for as long (each is a float32 copy of its region: they
         # would fill the disk of a long-running server; one needed again is predicted again)
         _prune(workdir() / "predictions", SESSION_DAYS * 86400, "*.npy")
     st.session_state[SESSION_ID] = sid
