@@ -113,7 +113,8 @@ tasks_tab, export_tab, upload_tab = st.tabs(["Tasks", "Export", "Upload a predic
 # ------------------------------------------------------------------ task monitor
 with tasks_tab:
     c1, c2 = st.columns([3, 1])
-    active_only = c1.toggle("Only waiting and running tasks", key="ee_tasks_active")
+    active_only = c1.toggle("Only waiting and running tasks", key=state.sync_widget(state.EE_TASKS_ACTIVE),
+                            on_change=state.store_widget, args=(state.EE_TASKS_ACTIVE,))
     if c2.button("Refresh", key="ee_tasks_refresh", width="stretch"):
         cached.ee_tasks.clear()
     notice = state.get(state.EE_TASK_NOTICE)
@@ -174,13 +175,17 @@ with upload_tab:
         st.info("Predict this region first (Predict page); its crop probability is what gets uploaded.")
         st.page_link("pages/predict.py", label="Go to the Predict page")
     else:
+        prev = state.get(state.EE_UPLOAD_FORM)  # the form opens as it was last submitted
         with st.form("ee_upload"):
             c1, c2 = st.columns(2)
-            gcs = c1.text_input("Cloud Storage path", placeholder="gs://BUCKET/predictions/region.tif", key="ee_up_gcs")
-            asset = c2.text_input("Asset", placeholder="projects/PROJECT/assets/NAME or NAME", key="ee_up_asset")
+            gcs = c1.text_input("Cloud Storage path", prev.get("gcs", ""), placeholder="gs://BUCKET/predictions/region.tif",
+                                key="ee_up_gcs")
+            asset = c2.text_input("Asset", prev.get("asset", ""), placeholder="projects/PROJECT/assets/NAME or NAME",
+                                  key="ee_up_asset")
             overwrite = st.checkbox("Replace an existing asset", key="ee_up_overwrite")
             go = st.form_submit_button("Upload and start the ingestion")
         if go:
+            state.put(state.EE_UPLOAD_FORM, {"gcs": gcs, "asset": asset})
             with ui.errors_shown():
                 cfg = UploadConfig(gcs_uri=gcs.strip(), asset_id=asset.strip(), overwrite=overwrite)
                 threshold = float(state.get(state.THRESHOLD))

@@ -177,6 +177,9 @@ with tab_train:
     sources = ["region", "patches"]
     source = st.radio(
         "Train on", sources, index=sources.index(prev.get("source", "region")), horizontal=True, key="train_source",
+        # kept when changed without a training started, too (a visit to the Data page to cut patches)
+        on_change=lambda: state.put(state.TRAIN_FORM, {**state.get(state.TRAIN_FORM),
+                                                       "source": st.session_state["train_source"]}),
         format_func={"region": "This region's image and labels",
                      "patches": "TFRecord patches (cut on the Data page, or an Earth Engine export)"}.get)
     shape, least = scene.fetched_shape() if source == "region" else None, min(ui.PATCH_SIZES)

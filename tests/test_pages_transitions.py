@@ -278,3 +278,15 @@ def test_an_image_across_the_180th_meridian_is_shown_and_used_whole(fake_map, tm
     assert at.session_state["region"]["geometry"]["coordinates"][0][0][0] == pytest.approx(-179.99)
     assert "Region OK" in " ".join(s.value for s in at.success)
     assert at.metric[0].value.endswith(" ha") and 800 < float(at.metric[0].value[:-3].replace(",", "")) < 1200
+
+
+def test_what_to_train_on_is_kept_across_pages_before_a_training_starts(fake_map):
+    """'Train on' changed to patches, then the Data page visited to cut some: back on the Model page the
+    choice stands (it went back to the region's image, the last submitted choice)."""
+    at = new_app()
+    at.switch_page("pages/model.py").run()
+    assert not at.exception
+    by_label(at.radio, "Train on").set_value("patches").run()
+    at.switch_page("pages/data.py").run()
+    at.switch_page("pages/model.py").run()
+    assert not at.exception and by_label(at.radio, "Train on").value == "patches"

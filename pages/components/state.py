@@ -40,6 +40,8 @@ UPLOAD_NOTICE = "upload_notice"  # ("error" | "success", text, file id): outcome
 MODEL_NOTICE = "model_notice"
 EE_TASK_NOTICE = "ee_task_notice"  # str: outcome of the last task cancel, shown once above the fresh task list, or None
 EE_EXPORT_FORM = "ee_export_settings"  # dict of the Earth Engine export form's last submitted values
+EE_UPLOAD_FORM = "ee_upload_settings"  # dict of the Earth Engine upload form's last submitted values (gcs, asset)
+EE_TASKS_ACTIVE = "ee_tasks_active"  # bool: the task list shows waiting and running tasks only
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
 VIEWS = "views"  # int 1/2/4/8: tile views the prediction averages over (core.config.PredictConfig.views)
 PREDICTION = "prediction"  # dict(image, model) of the last requested prediction, or None
@@ -64,6 +66,8 @@ DEFAULTS: dict[str, Any] = {
     TRAIN_FORM: {},
     PATCH_FORM: {},
     EE_EXPORT_FORM: {},
+    EE_UPLOAD_FORM: {},
+    EE_TASKS_ACTIVE: False,
     EE_TASK_NOTICE: None,
     MODEL_NOTICE: None,
     UPLOAD_NOTICE: None,
@@ -91,7 +95,7 @@ DEFAULTS: dict[str, Any] = {
 #: source, a prediction to its scene)
 KEPT_TOGETHER = (SOURCE, REGION, PREVIOUS_REGION, SCENE, PATCHES, PREDICTION, FIELDS)
 KEPT = KEPT_TOGETHER + (MODEL_PATH, THRESHOLD, VIEWS, LAYERS, QUALITY_CLASS, EE_ASSET, EE_INGESTION, EE_PATCHES, TRAIN_FORM,
-                        PATCH_FORM, EE_EXPORT_FORM, JOB_DIR, EE_LAST, BASEMAP)
+                        PATCH_FORM, EE_EXPORT_FORM, EE_UPLOAD_FORM, EE_TASKS_ACTIVE, JOB_DIR, EE_LAST, BASEMAP)
 SESSION_PARAM = "session"  # the URL's query parameter that names the session's saved state
 SESSION_ID = "_session_id"  # this browser session's id (32 hex digits)
 SAVED = "_saved_state"  # the JSON text last saved for this session (so that an unchanged run writes nothing)

@@ -357,6 +357,12 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert not at.exception and at.text_input(key="ee_up_gcs") is not None
     assert "The prediction shown on the Predict page, made with 1 view of each tile." in [c.value for c in at.caption]
     assert not any("Predict this region first" in i.value for i in at.info)
+    # a visit to another page keeps what was typed into the upload form and the task list's filter
+    at.toggle(key="w_ee_tasks_active").set_value(True).run()
+    at.switch_page("pages/data.py").run()
+    at.switch_page("pages/earthengine.py").run()
+    assert not at.exception and at.text_input(key="ee_up_gcs").value == "gs://crop-bucket/pred/camana.tif"
+    assert at.text_input(key="ee_up_asset").value == "camana_pred" and at.toggle(key="w_ee_tasks_active").value is True
 
 
 def test_sidebar_names_the_camana_region_the_pages_fall_back_to(ee_configured):
