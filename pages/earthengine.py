@@ -164,7 +164,7 @@ with upload_tab:
     sc = key = region = None
     with ui.errors_shown():
         region = scene.current_region()
-        sc = scene.current_scene() if pred else None
+        sc = scene.current_scene_shown() if pred else None
         key = cached.prediction_key(str(sc.image_path), region.key(), model_path or "", state.get(state.VIEWS)) if sc else None
     if (made := predictions.views_behind(pred, key)) is not None:  # the prediction the Predict page shows
         st.caption(f"The prediction shown on the Predict page, made with {predictions.views_text(made)} of each tile.")

@@ -248,7 +248,7 @@ with tab_train:
                 jobs.start_training([train_path.strip()], [val_path.strip()], job_dir, config=config, note=note,
                                     one_at_a_time=True)
             else:
-                sc = scene.current_scene()
+                sc = scene.current_scene_shown()
                 if sc.labels_path is None or sc.label_map is None:
                     raise InvalidDataError("this region has no labels, so there is nothing to train on; use the "
                                            "sample scene or upload labels on the Region page")

@@ -22,7 +22,7 @@ with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):  # a region that cannot be
     scene.require_usable_region()
 model_path = models.require_model(state.get(state.MODEL_PATH), offer_shipped=True)
 with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
-    sc = scene.current_scene()
+    sc = scene.current_scene_shown()
     image_path = str(sc.image_path)
     feats, valid, grid = cached.image_arrays(image_path, cached.mtime(image_path))
     region_key = scene.current_region().key()

@@ -87,7 +87,7 @@ if not pred:
     ui.stop_with("Run a prediction first: there is none for this region yet (a new region, image or model "
                  "starts over).", "pages/predict.py", "Go to the Predict page")
 with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
-    sc = scene.current_scene()
+    sc = scene.current_scene_shown()
     image_path = str(sc.image_path)
     grid = cached.image_arrays(image_path, cached.mtime(image_path))[2]
     key = cached.prediction_key(image_path, scene.current_region().key(), model_path, state.get(state.VIEWS))

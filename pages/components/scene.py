@@ -165,6 +165,24 @@ def current_scene(progress: Progress | None = None) -> Scene:
     return scene
 
 
+def current_scene_shown(text: str = "Preparing the region's scene...") -> Scene:
+    """:func:`current_scene`, its progress (an Earth Engine download, an image cut) in a bar while it
+    works. The bar's place is there on every run (``st.empty``), so that the page has as many
+    elements before its map on every run (a page whose count changed reloaded its map).
+
+    Raises:
+        as :func:`current_scene`.
+    """
+    import streamlit as st
+
+    slot = st.empty()
+    try:
+        return current_scene(progress=lambda done, total, msg="": slot.progress(
+            min(max(done / max(total, 1), 0.0), 1.0), text=msg or text))
+    finally:
+        slot.empty()
+
+
 def _fetched_grid():
     """The grid of the current region's scene when it has been fetched already (nothing is fetched
     here); None otherwise.

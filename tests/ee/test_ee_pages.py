@@ -377,3 +377,27 @@ def test_sidebar_names_the_camana_region_the_pages_fall_back_to(ee_configured):
     assert "Camana valley, Arequipa, Peru" in [m.value for m in at.markdown]  # Region page: Selected region
     captions = [c.value for c in at.caption]
     assert "Region: Camana valley, Arequipa, Peru" in captions, captions
+
+
+def test_a_scene_fetched_from_the_predict_or_quality_page_shows_its_progress(ee_configured, tiny_model_path, monkeypatch):
+    """Region -> Predict with an Earth Engine region: the download runs on the Predict page, with a
+    progress bar as on the Data page (it ran with none: a page standing still for the whole download)."""
+    from pages.components import scene
+
+    updates = []
+    real = scene.current_scene
+
+    def recorded(progress=None):
+        def seen(done, total, msg=""):
+            updates.append((done, total, msg))
+            progress(done, total, msg)
+        return real(progress=seen if progress else None)
+
+    monkeypatch.setattr(scene, "current_scene", recorded)
+    at = new_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.run()
+    [b for b in at.button if "Camana" in b.label][0].click().run()
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception and not at.error
+    assert updates and updates[-1][0] == updates[-1][1] > 0  # the download's requests, counted to the end
