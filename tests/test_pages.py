@@ -1155,21 +1155,30 @@ def test_a_prediction_goes_on_while_another_page_is_open(fake_map, tiny_model_pa
     assert "Crop area" in [m.label for m in at.metric]
 
 
-def test_a_prediction_still_running_when_the_region_changes_is_not_followed(fake_map, tiny_model_path):
-    """Predict pressed for one region, another drawn while it runs: the pages no longer wait for the
-    first run, and it does not come back as the prediction of the new region when it ends."""
+def _held_prediction(model_path):
+    """The Predict page drawn for a 256 px box, then a prediction of it started and held at a gate,
+    as the Predict button leaves it: (app, key, run, gate)."""
     import threading
 
     from core.region import Region
     from pages.components import cached, predictions
 
-    at = predict_page(tiny_model_path)
+    at = predict_page(model_path)
     image = at.session_state["scene"]["image_path"]
-    key = cached.prediction_key(image, Region.from_geojson(at.session_state["region"]).key(), str(tiny_model_path))
+    key = cached.prediction_key(image, Region.from_geojson(at.session_state["region"]).key(), str(model_path))
     gate = threading.Event()
     work = cached.prediction_work(key)
     run = predictions.start(key, lambda progress: (gate.wait(60), work(progress))[-1])
     at.session_state["predicting"] = list(key)
+    return at, key, run, gate
+
+
+def test_a_prediction_still_running_when_the_region_changes_is_not_followed(fake_map, tiny_model_path):
+    """Predict pressed for one region, another drawn while it runs: the pages no longer wait for the
+    first run, and it does not come back as the prediction of the new region when it ends."""
+    from pages.components import cached, predictions
+
+    at, key, run, gate = _held_prediction(tiny_model_path)
     try:
         at.switch_page("pages/region.py").run()
         [b for b in at.button if "Sample scene" in b.label][0].click().run()  # the whole image: another region
@@ -1191,16 +1200,7 @@ def test_a_run_is_followed_after_the_views_setting_changed_under_it(fake_map, ti
     then shows it, saying that the setting asks for more views."""
     import threading
 
-    from core.region import Region
-    from pages.components import cached, predictions
-
-    at = predict_page(tiny_model_path)
-    image = at.session_state["scene"]["image_path"]
-    key = cached.prediction_key(image, Region.from_geojson(at.session_state["region"]).key(), str(tiny_model_path))
-    gate = threading.Event()
-    work = cached.prediction_work(key)
-    run = predictions.start(key, lambda progress: (gate.wait(60), work(progress))[-1])
-    at.session_state["predicting"] = list(key)
+    at, key, run, gate = _held_prediction(tiny_model_path)
     at.session_state["views"] = 4
     threading.Timer(1.0, gate.set).start()
     at.run()
