@@ -604,7 +604,6 @@ def test_model_page_loads_uploaded_card_model(fake_map, tiny_model_path):
 def test_model_page_fine_tunes_the_model_in_use(fake_map, tiny_model_path, monkeypatch):
     from core import jobs
 
-    started = []
     calls = []
     monkeypatch.setattr(jobs, "start_training", lambda *a, **k: calls.append((a, k)) or "job")
     at = new_app()
