@@ -77,7 +77,8 @@ def export_form() -> None:
             if what == "image" and (g := jobs[0].grid) is not None:
                 st.caption(f"The image covers {g.width:,} x {g.height:,} px in {g.crs}: the region's box of "
                            f"{g.region_width:,} x {g.region_height:,} px grown east and south to whole {int(patch)} px "
-                           "patches (Earth Engine leaves out patches that do not fit whole).")
+                           "patches (Earth Engine leaves out patches that do not fit whole). Its prediction covers "
+                           "all of it: the Predict page on this region gives the region's own crop area.")
             if what == "patches":
                 globs = patch_globs(jobs)
                 state.put(state.EE_PATCHES, globs and {**globs, "size": min(int(patch), 256)})

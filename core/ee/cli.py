@@ -313,8 +313,12 @@ def cmd_export_image(args: argparse.Namespace) -> int:
         return 0
     started = start_jobs([job])
     _print_json({**summary, "dry_run": False, "tasks": started})
+    g = job.grid
     print(f"when it completes, copy the files locally and run: python -m core predict --image <folder>/<...>mixer.json "
-          f"--out OUT  (then ee-upload); follow it with: python -m core ee-tasks --wait {started[0]['id']}", file=sys.stderr)
+          f"--out OUT  (then ee-upload); follow it with: python -m core ee-tasks --wait {started[0]['id']}. The export "
+          f"is {g.width} x {g.height} px, the region's box grown east and south to whole patches (the box is its "
+          f"top-left {g.region_width} x {g.region_height} px), and the prediction covers all of it: for the crop area "
+          "of the region alone, fetch it (ee-fetch) and predict that", file=sys.stderr)
     return 0
 
 

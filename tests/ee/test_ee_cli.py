@@ -325,6 +325,7 @@ def test_export_image_start(ee_offline, ready, capsys, monkeypatch):
     assert code == 0, err
     assert json.loads(out)["tasks"] == [{"id": "IMG1", "description": "c_image", "destination": "gs://crop-bucket/camana/c/image"}]
     assert "mixer.json" in err and "ee-tasks --wait IMG1" in err
+    assert "The export is 512 x 512 px, the region's box grown east and south to whole patches" in err
 
 
 # ------------------------------------------------------------------------------------ tasks
