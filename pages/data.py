@@ -100,6 +100,10 @@ with stats_col:
         st.metric("Crop fraction (labels)", f"{crop / labelled:.1%}" if labelled else "n/a")
         st.caption(f"{crop:,} crop / {labelled - crop:,} not crop / {n - labelled:,} no data pixels "
                    + ("in the region (in the labels or the image)" if known else "(in the labels or the image)"))
+        if not labelled and valid.any():  # nothing to train on or to score against
+            st.warning("The labels hold no class where the image has data: the label product does not cover this "
+                       "region or year (the CDL covers the contiguous United States, and before 2008 only some "
+                       "states). Choose another label product or year.", icon=":material/warning:")
     elif not has_labels:  # (labels that cannot be read have their error above)
         st.caption("No labels for this source: the Quality page needs labels.")
     area = area_ha(valid, grid.pixel_area_ha())

@@ -290,3 +290,23 @@ def test_what_to_train_on_is_kept_across_pages_before_a_training_starts(fake_map
     at.switch_page("pages/data.py").run()
     at.switch_page("pages/model.py").run()
     assert not at.exception and by_label(at.radio, "Train on").value == "patches"
+
+
+def test_labels_with_no_class_over_the_image_are_said_on_the_data_page(fake_map, tmp_path):
+    """Labels all no data where the image has data (a product that does not cover the region or the
+    year, as the CDL of 2007 outside the states it covered): said beside the figures, not a quiet
+    "n/a" crop fraction that the Model and Quality pages only explain later."""
+    import numpy as np
+
+    from core.raster import grid_of_file, write_codes
+    from testdata import FLANDERS_S2
+
+    grid = grid_of_file(FLANDERS_S2)
+    empty = write_codes(tmp_path / "labels.tif", np.zeros((grid.height, grid.width), np.int16), grid)
+    at = new_app()
+    at.session_state["source"] = {"kind": "local", "image": str(FLANDERS_S2), "labels": str(empty),
+                                  "label_map": "worldcereal", "title": FLANDERS_S2.name, "band_map": None}
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    assert any(w.value.startswith("The labels hold no class where the image has data") for w in at.warning), \
+        [w.value for w in at.warning] + [e.value for e in at.error]
