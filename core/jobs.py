@@ -175,7 +175,7 @@ def _pid_alive(pid: int | None, job_dir: Path | None = None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # alive, another user's: after a restart, the id may have gone to some other user's process
     return _is_worker(pid, job_dir) if job_dir is not None else True
 
 
@@ -627,7 +627,8 @@ def cancel(job_dir: str | os.PathLike, terminate_after_s: float | None = None) -
     worker reported, such as "done" written just before the request.
 
     Raises:
-        JobError: if ``job_dir`` holds no job.
+        JobError: if ``job_dir`` holds no job, or its worker runs as another user (it cannot be
+            signalled; the flag file asks it to stop all the same).
     """
     job_dir = Path(job_dir)
     if not status(job_dir).active:
@@ -647,6 +648,9 @@ def cancel(job_dir: str | os.PathLike, terminate_after_s: float | None = None) -
             os.killpg(st.pid, sig)
         except ProcessLookupError:
             return
+        except PermissionError:
+            raise JobError(f"the training's process {st.pid} runs as another user and cannot be stopped from here; it "
+                           "stops by itself shortly (asked to), or stop it as that user") from None
         until = time.monotonic() + wait_s
         while time.monotonic() < until:
             if not _pid_alive(st.pid):

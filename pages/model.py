@@ -129,15 +129,22 @@ with tab_train:
         if js.state == "cancelling":  # the worker stops after its current batch; loading data has no batches
             if st.button("Stop now", key="stop_job", help="end the worker process at once (the checkpoints of "
                          "finished epochs are kept)"):
-                with st.spinner("Stopping the worker..."):
+                stopped = False
+                with st.spinner("Stopping the worker..."), ui.errors_shown():  # (another user's process: said)
                     jobs.cancel(job_dir, terminate_after_s=0)
-                st.rerun()
+                    stopped = True
+                if stopped:
+                    st.rerun()
         elif js.active:
             if st.button("Cancel training", key="cancel_job"):
                 # before its first batch nothing would be kept anyway: end the worker now rather than
                 # after it has loaded the data (tens of seconds); later, after the current batch
-                jobs.cancel(job_dir, terminate_after_s=0 if js.step == 0 else None)
-                st.rerun()
+                asked = False
+                with ui.errors_shown():
+                    jobs.cancel(job_dir, terminate_after_s=0 if js.step == 0 else None)
+                    asked = True
+                if asked:
+                    st.rerun()
         elif running is not None and running == Path(job_dir):  # it finished: re-enable the form
             st.rerun()
         elif jobs.can_resume(job_dir, js):

@@ -527,3 +527,32 @@ def test_a_snapshot_of_a_running_jobs_checkpoint_still_knows_its_job(tmp_path):
     assert jobs.source_job(tmp_path / "elsewhere" / "model.keras") is None
     (copy.parent / jobs.SNAPSHOT_SOURCE).write_text("\n")  # an empty note names no job
     assert jobs.source_job(copy) is None and jobs.trained_on(copy) is None
+
+
+def test_a_reused_pid_of_another_users_process_is_not_a_live_worker(tmp_path, request, monkeypatch):
+    """After a reboot the worker's id can go to a process of another user, which signal 0 answers
+    with EPERM: that is no reason to take it for the worker (the job looked running for good, and
+    blocked every new training). A worker really run by another user cannot be stopped: said."""
+    job_dir = tmp_path / "j"
+    job_dir.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # alive, not the worker
+    request.addfinalizer(other.kill)
+    real_kill = os.kill
+
+    def another_users(pid, sig):
+        if pid == other.pid:
+            raise PermissionError(1, "Operation not permitted")
+        return real_kill(pid, sig)
+
+    running = jobs.JobStatus(state="running", job_id="x", pid=other.pid, started=time.time(), message="epoch 1/5")
+    with monkeypatch.context() as m:  # (undone before the finalizer kills the process)
+        m.setattr(os, "kill", another_users)
+        (job_dir / "status.json").write_text(json.dumps(running.to_dict()))
+        assert jobs.status(job_dir).state == "failed" and jobs.active_job(tmp_path) is None
+        # the worker itself, as another user: the cancel is asked for (flag file) and the signal's refusal said
+        m.setattr(jobs, "_is_worker", lambda pid, job_dir: True)
+        m.setattr(os, "killpg", lambda pid, sig: (_ for _ in ()).throw(PermissionError(1, "Operation not permitted")))
+        (job_dir / "status.json").write_text(json.dumps(running.to_dict()))
+        with pytest.raises(jobs.JobError, match=f"process {other.pid} runs as another user"):
+            jobs.cancel(job_dir, terminate_after_s=0)
+        assert (job_dir / jobs.CANCEL_FILE).exists()
