@@ -93,6 +93,30 @@ def lonlat_area_ha(geometry: dict) -> float:
     return sum(polygon_area(p) for p in polys) / 1e4
 
 
+def _crosses_itself(ring: Sequence[Sequence[float]], most: int = 2000) -> bool:
+    """Whether two edges of ``ring`` that are not neighbours cross (checked for rings of up to
+    ``most`` corners: each pair of edges is looked at)."""
+    pts = [tuple(p) for p in ring]
+    if pts and pts[0] != pts[-1]:
+        pts.append(pts[0])
+    n = len(pts) - 1
+    if n < 4 or n > most:
+        return False
+
+    def side(a, b, c) -> float:
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    for i in range(n):
+        a, b = pts[i], pts[i + 1]
+        for j in range(i + 2, n):
+            if i == 0 and j == n - 1:
+                continue  # the last edge meets the first at the ring's start
+            c, d = pts[j], pts[j + 1]
+            if side(a, b, c) * side(a, b, d) < 0 and side(c, d, a) * side(c, d, b) < 0:
+                return True
+    return False
+
+
 def polygon_area(poly: Polygon) -> float:
     """Planar area of a polygon (outer ring, then holes) in the units of its coordinates squared."""
     return _ring_area(poly[0]) - sum(_ring_area(h) for h in poly[1:])
@@ -134,6 +158,9 @@ class Region:
                             "lon -180..180, lat -90..90)"
                         )
         if all(polygon_area(p) <= 0 for p in self.polygons):
+            if any(_crosses_itself(p[0]) for p in self.polygons):  # a bowtie's two halves cancel out
+                raise RegionError("the region's outline crosses itself (its corners are not in order around it); "
+                                  "draw it again, corner after corner around the area")
             raise RegionError("the region has zero area; draw a polygon or rectangle with some extent")
 
     # ------------------------------------------------------------------ construction
@@ -174,6 +201,9 @@ class Region:
             except UnicodeDecodeError:
                 raise RegionError("the file is not text, so not GeoJSON (a shapefile, a KML zip or an image?); "
                                   "save the region as GeoJSON, e.g. with QGIS, or draw it on the map") from None
+            except RecursionError:
+                raise RegionError("the file nests its JSON too deeply to be GeoJSON; save the region as GeoJSON (a "
+                                  "Polygon, Feature or FeatureCollection), or draw it on the map") from None
         if not isinstance(obj, dict):
             raise RegionError("GeoJSON must be an object (a Geometry, Feature or FeatureCollection)")
         found_crs = crs or _declared_crs(obj) or LONLAT_CRS

@@ -94,6 +94,23 @@ def test_upload_limits():
         Region.from_upload(b"\xff\xfe\x00bad")
 
 
+def test_a_file_nested_too_deeply_is_refused_in_words():
+    with pytest.raises(RegionError, match="nests its JSON too deeply"):
+        Region.from_upload(b"[" * 100_000)
+
+
+def test_an_outline_that_crosses_itself_is_named_so():
+    # a bowtie (corners out of order): its two halves cancel out to zero area
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]], "crs": "image"}
+    with pytest.raises(RegionError, match="outline crosses itself"):
+        Region.from_geojson(bowtie, crs=IMAGE_CRS)
+    flat = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [2, 2], [0, 0]]]}
+    with pytest.raises(RegionError, match="zero area"):
+        Region.from_geojson(flat, crs=IMAGE_CRS)
+    square = {"type": "Polygon", "coordinates": [[[0, 0], [2, 0], [2, 2], [0, 2], [0, 0]]]}
+    assert Region.from_geojson(square, crs=IMAGE_CRS).bounds == (0, 0, 2, 2)
+
+
 def test_map_coordinates_of_image_regions():
     assert image_to_map(10, 20) == (10.0, -20.0)
     assert map_to_image(10, -20) == (10.0, 20.0)
