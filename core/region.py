@@ -93,6 +93,103 @@ def lonlat_area_ha(geometry: dict) -> float:
     return sum(polygon_area(p) for p in polys) / 1e4
 
 
+#: Longest edge (degrees) of a lon/lat region reprojected as it is; longer edges are cut into
+#: pieces this long (at most :data:`DENSIFY_MOST` a ring)
+DENSIFY_DEG = 0.05
+DENSIFY_MOST = 4096
+
+
+def _around(grid: Grid) -> tuple[float, float, float, float] | None:
+    """The lon/lat box (west, south, east, north) of ``grid``'s footprint grown by its own size on
+    each side (by 1 degree at least), within the world's bounds; None for a grid across the 180th
+    meridian (or one that cannot be placed in lon/lat)."""
+    from rasterio.warp import transform_bounds
+
+    a, b, c, d, e, f = grid.transform
+    xs = [c, c + a * grid.width, c + b * grid.height, c + a * grid.width + b * grid.height]
+    ys = [f, f + d * grid.width, f + e * grid.height, f + d * grid.width + e * grid.height]
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioError
+
+    try:
+        w, s, e_, n = transform_bounds(grid.crs, LONLAT_CRS, min(xs), min(ys), max(xs), max(ys), densify_pts=21)
+    except (CPLE_BaseError, RasterioError):  # a grid GDAL cannot place in lon/lat: not cut, as before
+        return None
+    if not all(map(math.isfinite, (w, s, e_, n))) or w > e_:
+        return None
+    dx, dy = max(e_ - w, 1.0), max(n - s, 1.0)
+    return max(w - dx, -180.0), max(s - dy, -90.0), min(e_ + dx, 180.0), min(n + dy, 90.0)
+
+
+def _clipped_to_box(geometry: dict, box: tuple[float, float, float, float]) -> dict | None:
+    """A lon/lat Polygon or MultiPolygon cut to ``box`` (west, south, east, north) (Sutherland-Hodgman,
+    ring by ring: pixels inside the box are inside the cut region as they were inside the region);
+    as it is when it lies within the box; None when nothing of it is inside."""
+    polys = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+    pts = [p for poly in polys for ring in poly for p in ring]
+    w, s, e, n = box
+    if all(w <= p[0] <= e and s <= p[1] <= n for p in pts):
+        return geometry
+
+    def cut(ring, inside, cross):
+        out = []
+        for i, cur in enumerate(ring):
+            prev = ring[i - 1]
+            if inside(cur):
+                if not inside(prev):
+                    out.append(cross(prev, cur))
+                out.append(cur)
+            elif inside(prev):
+                out.append(cross(prev, cur))
+        return out
+
+    def at_x(x):
+        return lambda p, q: [x, p[1] + (q[1] - p[1]) * (x - p[0]) / (q[0] - p[0])]
+
+    def at_y(y):
+        return lambda p, q: [p[0] + (q[0] - p[0]) * (y - p[1]) / (q[1] - p[1]), y]
+
+    edges = ((lambda p: p[0] >= w, at_x(w)), (lambda p: p[0] <= e, at_x(e)),
+             (lambda p: p[1] >= s, at_y(s)), (lambda p: p[1] <= n, at_y(n)))
+    kept = []
+    for poly in polys:
+        rings = []
+        for ring in poly:
+            r = [list(map(float, p[:2])) for p in ring[:-1]] if ring[0] == ring[-1] else [list(map(float, p[:2])) for p in ring]
+            for inside, cross in edges:
+                r = cut(r, inside, cross) if r else r
+            if len(r) >= 3:
+                rings.append(r + [r[0]])
+            elif not rings:  # the outer ring is gone: so is the polygon
+                break
+        if rings and polygon_area(rings) > 0:
+            kept.append(rings)
+    if not kept:
+        return None
+    return {"type": "Polygon", "coordinates": kept[0]} if len(kept) == 1 else {"type": "MultiPolygon", "coordinates": kept}
+
+
+def _densified(geometry: dict) -> dict:
+    """A lon/lat Polygon or MultiPolygon with corners added along its edges longer than
+    :data:`DENSIFY_DEG` (rings of a few km, as drawn regions are, come back as they were)."""
+
+    def ring(r: Sequence[Sequence[float]]) -> list[list[float]]:
+        pts = [list(map(float, p[:2])) for p in r]
+        edges = [max(abs(b[0] - a[0]), abs(b[1] - a[1])) for a, b in zip(pts, pts[1:])]
+        step = max(DENSIFY_DEG, sum(edges) / DENSIFY_MOST)
+        if not edges or max(edges) <= step:
+            return pts
+        out = [pts[0]]
+        for (a, b), length in zip(zip(pts, pts[1:]), edges):
+            n = max(1, math.ceil(length / step))
+            out += [[a[0] + (b[0] - a[0]) * k / n, a[1] + (b[1] - a[1]) * k / n] for k in range(1, n + 1)]
+        return out
+
+    if geometry["type"] == "Polygon":
+        return {"type": "Polygon", "coordinates": [ring(r) for r in geometry["coordinates"]]}
+    return {"type": "MultiPolygon", "coordinates": [[ring(r) for r in p] for p in geometry["coordinates"]]}
+
+
 def _crosses_itself(ring: Sequence[Sequence[float]], most: int = 2000) -> bool:
     """Whether two edges of ``ring`` that are not neighbours cross (checked for rings of up to
     ``most`` corners: each pair of edges is looked at)."""
@@ -325,7 +422,14 @@ class Region:
         from rasterio.transform import Affine
         from rasterio.warp import transform_geom
 
-        geom = transform_geom(LONLAT_CRS, grid.crs, self.geometry())
+        # Only the part near the image is reprojected (a region reaching far beyond a UTM image held
+        # points its zone cannot project, and GDAL refused it or placed it wrong), and edges longer
+        # than DENSIFY_DEG get corners in between: a straight lon/lat edge bends in most CRSs.
+        box = _around(grid)
+        near = self.geometry() if box is None else _clipped_to_box(self.geometry(), box)
+        if near is None:
+            raise RegionError("the region lies outside the image; draw it over the image")
+        geom = transform_geom(LONLAT_CRS, grid.crs, _densified(near))
         inv = ~Affine(*grid.transform)
 
         def conv(ring: Iterable[Sequence[float]]) -> list[list[float]]:

@@ -292,3 +292,38 @@ def test_geojson_with_a_projected_crs_member_is_reprojected_to_lon_lat():
         Region.from_geojson({**utm, "crs": {"type": "name", "properties": {"name": "EPSG:999999"}}})
     with pytest.raises(RegionError, match="names no CRS"):
         Region.from_geojson({**utm, "crs": {"type": "link", "properties": {"href": "http://x/crs"}}})
+
+
+def test_long_lon_lat_edges_are_reprojected_with_corners_in_between():
+    """A straight lon/lat edge bends in UTM: edges longer than DENSIFY_DEG get corners in between
+    before they are reprojected; a drawn region's few-km edges are reprojected as they are."""
+    from core.region import DENSIFY_DEG, _densified
+
+    small = Region.from_bbox(14.0, 48.0, 14.03, 48.02).geometry()
+    assert _densified(small) == {"type": "Polygon", "coordinates": [[list(map(float, p)) for p in small["coordinates"][0]]]}
+    big = _densified(Region.from_bbox(10.0, 45.0, 12.0, 46.0).geometry())["coordinates"][0]
+    steps = [max(abs(b[0] - a[0]), abs(b[1] - a[1])) for a, b in zip(big, big[1:])]
+    assert max(steps) <= DENSIFY_DEG + 1e-9 and len(big) == 1 + 2 * (40 + 20) and big[0] == big[-1]
+
+
+def test_a_region_reaching_far_beyond_a_utm_image_is_cut_to_its_surroundings():
+    """A region reaching 100 degrees from a UTM image (an upload of a country or a continent):
+    GDAL refused to reproject it whole (a traceback), or its corners alone missed the image."""
+    from testdata import FTW
+
+    from core.raster import grid_of_file
+    from core.region import _clipped_to_box
+
+    grid = grid_of_file(FTW)  # Upper Austria, UTM zone 33N
+    for box in [(-100, 0, 100, 80), (-179, -80, 179, 80)]:
+        check = check_region(Region.from_bbox(*box), grid)
+        assert check.ok and check.clipped and check.pixels == grid.height * grid.width, (box, check.message)
+    # the cut: a ring within the box is as it was; one across it is cut to it, holes too; one outside is gone
+    ring = [[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]
+    inside = {"type": "Polygon", "coordinates": [ring]}
+    assert _clipped_to_box(inside, (-1, -1, 11, 11)) is inside
+    cut = _clipped_to_box({"type": "Polygon", "coordinates": [ring, [[4, 4], [8, 4], [8, 8], [4, 8], [4, 4]]]}, (5, -1, 20, 20))
+    assert Region.from_geojson(cut).bounds == (5, 0, 10, 10)
+    assert [sorted(map(tuple, r[:-1])) for r in cut["coordinates"]] == [
+        [(5.0, 0.0), (5.0, 10.0), (10.0, 0.0), (10.0, 10.0)], [(5.0, 4.0), (5.0, 8.0), (8.0, 4.0), (8.0, 8.0)]]
+    assert _clipped_to_box(inside, (20, 20, 30, 30)) is None
