@@ -175,7 +175,9 @@ def _densified(geometry: dict) -> dict:
 
     def ring(r: Sequence[Sequence[float]]) -> list[list[float]]:
         pts = [list(map(float, p[:2])) for p in r]
-        edges = [max(abs(b[0] - a[0]), abs(b[1] - a[1])) for a, b in zip(pts, pts[1:])]
+        # an edge across the 180th meridian (a jump of more than 180 degrees in longitude) stays as it is:
+        # cut, it would run round the world the other way
+        edges = [0.0 if abs(b[0] - a[0]) > 180 else max(abs(b[0] - a[0]), abs(b[1] - a[1])) for a, b in zip(pts, pts[1:])]
         step = max(DENSIFY_DEG, sum(edges) / DENSIFY_MOST)
         if not edges or max(edges) <= step:
             return pts

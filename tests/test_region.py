@@ -304,6 +304,10 @@ def test_long_lon_lat_edges_are_reprojected_with_corners_in_between():
     big = _densified(Region.from_bbox(10.0, 45.0, 12.0, 46.0).geometry())["coordinates"][0]
     steps = [max(abs(b[0] - a[0]), abs(b[1] - a[1])) for a, b in zip(big, big[1:])]
     assert max(steps) <= DENSIFY_DEG + 1e-9 and len(big) == 1 + 2 * (40 + 20) and big[0] == big[-1]
+    # an edge across the 180th meridian (Fiji) is not cut: it would run round the world the other way
+    fiji = {"type": "Polygon", "coordinates": [[[179.9, -17.0], [-179.9, -17.0], [-179.9, -16.9], [179.9, -16.9], [179.9, -17.0]]]}
+    cut = _densified(fiji)["coordinates"][0]
+    assert all(abs(lon) >= 179.9 for lon, _ in cut) and len(cut) < 12  # only the two short edges get corners
 
 
 def test_a_region_reaching_far_beyond_a_utm_image_is_cut_to_its_surroundings():
