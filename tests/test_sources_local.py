@@ -324,3 +324,18 @@ def test_label_map_of_a_file_is_read_from_its_band_names(tmp_path):
     assert label_map_of_file(SAMPLE_LABELS) is None  # no band names: the form keeps its choice
     (tmp_path / "notes.tif").write_text("not a raster")
     assert label_map_of_file(tmp_path / "notes.tif") is None and label_map_of_file(tmp_path / "gone.tif") is None
+
+
+def test_a_lon_lat_image_of_0_to_360_degrees_is_refused_with_the_fix(tmp_path):
+    """A lon/lat image whose longitudes run past 180 (the 0-360 convention): its whole-image region
+    was refused as "not longitude/latitude", which named no fix."""
+    from affine import Affine
+
+    from testdata import write_raster
+
+    with rasterio.open(SAMPLE_IMAGE) as src:
+        data, names = src.read(window=rasterio.windows.Window(0, 0, 200, 100)), src.descriptions
+    image = write_raster(tmp_path / "east.tif", data, crs="EPSG:4326",
+                         transform=Affine(0.0005, 0.0, 179.95, 0.0, -0.0005, -16.7), descriptions=names)
+    with pytest.raises(InvalidDataError, match=r"longitudes run past 180 degrees \(to 180\.05\).*gdalwarp"):
+        LocalSource(image).full_region()

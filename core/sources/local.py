@@ -133,6 +133,11 @@ class LocalSource:
         aff = Affine(*grid.transform)
         corners = [aff * (c, r) for c, r in ((0, 0), (grid.width, 0), (grid.width, grid.height), (0, grid.height))]
         lon, lat = transform(grid.crs, "EPSG:4326", [x for x, _ in corners], [y for _, y in corners])
+        if any(abs(x) > 180 for x in lon):  # a lon/lat image of 0-360 degrees (as climate grids have it)
+            raise InvalidDataError(
+                f"the image's longitudes run past 180 degrees (to {max(lon, key=abs):g}), so lon/lat regions cannot be "
+                "placed on it; warp it to -180..180 first, e.g. gdalwarp -t_srs EPSG:4326 --config CENTER_LONG 0 "
+                "IN.tif OUT.tif, or to its UTM zone")
         ring = tuple(zip(lon, lat)) + ((lon[0], lat[0]),)
         return Region(LONLAT_CRS, ((ring,),), "whole image")
 
