@@ -103,14 +103,13 @@ def _around(grid: Grid) -> tuple[float, float, float, float] | None:
     """The lon/lat box (west, south, east, north) of ``grid``'s footprint grown by its own size on
     each side (by 1 degree at least), within the world's bounds; None for a grid across the 180th
     meridian (or one that cannot be placed in lon/lat)."""
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioError
     from rasterio.warp import transform_bounds
 
     a, b, c, d, e, f = grid.transform
     xs = [c, c + a * grid.width, c + b * grid.height, c + a * grid.width + b * grid.height]
     ys = [f, f + d * grid.width, f + e * grid.height, f + d * grid.width + e * grid.height]
-    from rasterio._err import CPLE_BaseError
-    from rasterio.errors import RasterioError
-
     try:
         w, s, e_, n = transform_bounds(grid.crs, LONLAT_CRS, min(xs), min(ys), max(xs), max(ys), densify_pts=21)
     except (CPLE_BaseError, RasterioError):  # a grid GDAL cannot place in lon/lat: not cut, as before
@@ -155,7 +154,9 @@ def _clipped_to_box(geometry: dict, box: tuple[float, float, float, float]) -> d
     for poly in polys:
         rings = []
         for ring in poly:
-            r = [list(map(float, p[:2])) for p in ring[:-1]] if ring[0] == ring[-1] else [list(map(float, p[:2])) for p in ring]
+            r = [list(map(float, p[:2])) for p in ring]
+            if r[0] == r[-1]:
+                r.pop()  # (the cut closes it again)
             for inside, cross in edges:
                 r = cut(r, inside, cross) if r else r
             if len(r) >= 3:
