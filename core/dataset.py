@@ -13,7 +13,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -251,10 +251,11 @@ _reader_errors: list[CropMapError] = []
 
 
 @contextmanager
-def reader_errors_raised() -> Iterator[None]:
+def reader_errors_raised(note: Callable[[], str] | None = None) -> Iterator[None]:
     """Raise, for a TensorFlow error out of the block that a :func:`tfrecord_dataset` reader caused
     (a file truncated or damaged beyond the records checked before the run, records of another
     size), the reader's own error: TensorFlow's names only the graph ("Graph execution error").
+    ``note()``, when it gives text, is added to its message (e.g. what of the run is kept).
 
     Raises:
         CorruptFileError, InputNotFoundError: what the reader raised (the message names the file).
@@ -264,10 +265,11 @@ def reader_errors_raised() -> Iterator[None]:
     del _reader_errors[:]
     try:
         yield
-    except tf.errors.OpError as err:
+    except tf.errors.OpError as op:
         if not _reader_errors:
             raise
-        raise _reader_errors[-1] from err
+        err, extra = _reader_errors[-1], note() if note else ""
+        raise (type(err)(f"{err} {extra}") if extra else err) from op
     finally:
         del _reader_errors[:]
 

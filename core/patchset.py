@@ -23,7 +23,7 @@ import numpy as np
 
 from core.config import PatchConfig
 from core.errors import ConfigError, CorruptFileError, InvalidDataError, NoDataError, OutputExistsError, RegionError
-from core.labels import NODATA
+from core.labels import CROP, NODATA, NOT_CROP
 from core.patches import LABEL, RECORD_SUFFIX, PatchSummary, first_record, list_records, record_layout, sample_patches
 from core.bands import FEATURE_BANDS
 from core.reflectance import check_reflectance
@@ -182,7 +182,7 @@ def valid_pixels(batch: np.ndarray) -> np.ndarray:
     """(n, H, W, bands + label) -> (n, H, W) bool: labelled crop (1) or not crop (0), finite, not
     all-zero features (as :func:`core.dataset.tfrecord_dataset` has it)."""
     feats, lab = batch[..., :-1], batch[..., -1]
-    return ((lab == 0) | (lab == 1)) & np.isfinite(feats).all(axis=-1) & (feats != 0).any(axis=-1)
+    return ((lab == CROP) | (lab == NOT_CROP)) & np.isfinite(feats).all(axis=-1) & (feats != 0).any(axis=-1)
 
 
 def _batches(patches: PatchSet, files: Sequence[str] | None = None, batch_size: int = 16):

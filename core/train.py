@@ -251,7 +251,6 @@ def _unrecorded_best(best: Path, recorded: int, best_loss: float) -> dict | None
     ``recorded`` ones and better than their ``best_loss``: a run interrupted between saving an
     epoch's best model and its history row (the epoch is redone on resume). None otherwise, or when
     the card cannot be read (the history's best stands)."""
-    from core.errors import CropMapError
     from core.model import load_card
 
     if not best.exists():
@@ -571,7 +570,7 @@ def train(
         ]
         stopped = "completed"
         if initial_epoch < config.epochs and since_best < config.patience:  # else it had stopped early
-            with _finished_epochs_said(history_path), reader_errors_raised():
+            with reader_errors_raised(lambda: _kept_epochs_note(history_path)):
                 model.fit(
                     data,
                     steps_per_epoch=config.steps_per_epoch,
@@ -592,22 +591,12 @@ def train(
         return TrainResult(run_dir, best, epochs_done, reporter.best_loss, reporter.best_logs, stopped)
 
 
-@contextmanager
-def _finished_epochs_said(history_path: Path) -> Iterator[None]:
-    """Add to an error of the inputs (a training file found damaged mid-run) the epochs that had
-    finished and stay in the run's folder, so that the user knows a resume goes on from them."""
-    try:
-        yield
-    except CropMapError as err:
-        done = len(_read_history(history_path))
-        if not done:
-            raise
-        try:
-            again = type(err)(f"{err} ({done} finished epoch(s) are kept in {history_path.parent}: replace the file, "
-                              "then resume the run to go on from them)")
-        except TypeError:  # an error class that takes other arguments: as it was
-            raise err from None
-        raise again from err
+def _kept_epochs_note(history_path: Path) -> str:
+    """For an error of the inputs mid-run (a training file found damaged): the epochs that had finished
+    and stay in the run's folder, so that the user knows a resume goes on from them; "" for none."""
+    done = len(_read_history(history_path))
+    return (f"({done} finished epoch(s) are kept in {history_path.parent}: replace the file, then resume the run "
+            "to go on from them)") if done else ""
 
 
 #: the files of a training run in its folder

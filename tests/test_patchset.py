@@ -380,14 +380,20 @@ def test_a_file_found_damaged_mid_run_is_named_in_one_line(records, tmp_path, ca
 
 
 def test_an_input_error_after_finished_epochs_says_they_are_kept(tmp_path):
-    from core.train import _finished_epochs_said, _write_history
+    import tensorflow as tf
+
+    from core import dataset
+    from core.train import _kept_epochs_note, _write_history
+
+    def reader_fails_in_the_run():  # as TensorFlow raises a reader's error: its own, the reader's kept aside
+        with dataset.reader_errors_raised(lambda: _kept_epochs_note(history)):
+            dataset._reader_errors.append(CorruptFileError("x.tfrecord.gz is truncated"))
+            raise tf.errors.UnknownError(None, None, "Graph execution error:")
 
     history = tmp_path / "history.csv"
     _write_history(history, [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4}])
     with pytest.raises(CorruptFileError, match=r"^x.tfrecord.gz is truncated \(2 finished epoch\(s\) are kept in "):
-        with _finished_epochs_said(history):
-            raise CorruptFileError("x.tfrecord.gz is truncated")
+        reader_fails_in_the_run()
     history.unlink()
     with pytest.raises(CorruptFileError, match=r"^x.tfrecord.gz is truncated$"):
-        with _finished_epochs_said(history):
-            raise CorruptFileError("x.tfrecord.gz is truncated")
+        reader_fails_in_the_run()
