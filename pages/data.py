@@ -24,12 +24,8 @@ MAX_DOWNLOAD_MB = 50
 navigation.require_app(__file__)
 st.title("Data")
 
-bar = st.progress(0.0, text="Preparing the region's scene...")
 with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
-    try:
-        sc = scene.current_scene(progress=lambda done, total, msg="": bar.progress(done / max(total, 1), text=msg))
-    finally:
-        bar.empty()
+    sc = scene.current_scene_shown(at_once=True)
     path = str(sc.image_path)
     feats, valid, grid = cached.image_arrays(path, cached.mtime(path))
 

@@ -129,21 +129,15 @@ with tab_train:
         if js.state == "cancelling":  # the worker stops after its current batch; loading data has no batches
             if st.button("Stop now", key="stop_job", help="end the worker process at once (the checkpoints of "
                          "finished epochs are kept)"):
-                stopped = False
                 with st.spinner("Stopping the worker..."), ui.errors_shown():  # (another user's process: said)
                     jobs.cancel(job_dir, terminate_after_s=0)
-                    stopped = True
-                if stopped:
-                    st.rerun()
+                    st.rerun()  # (not an error: errors_shown lets Streamlit's rerun through)
         elif js.active:
             if st.button("Cancel training", key="cancel_job"):
                 # before its first batch nothing would be kept anyway: end the worker now rather than
                 # after it has loaded the data (tens of seconds); later, after the current batch
-                asked = False
                 with ui.errors_shown():
                     jobs.cancel(job_dir, terminate_after_s=0 if js.step == 0 else None)
-                    asked = True
-                if asked:
                     st.rerun()
         elif running is not None and running == Path(job_dir):  # it finished: re-enable the form
             st.rerun()

@@ -165,9 +165,10 @@ def current_scene(progress: Progress | None = None) -> Scene:
     return scene
 
 
-def current_scene_shown(text: str = "Preparing the region's scene...") -> Scene:
+def current_scene_shown(text: str = "Preparing the region's scene...", at_once: bool = False) -> Scene:
     """:func:`current_scene`, its progress (an Earth Engine download, an image cut) in a bar while it
-    works. The bar's place is there on every run (``st.empty``), so that the page has as many
+    works; with ``at_once``, the bar stands from the start (``text``), also where the scene is cut
+    already. The bar's place is there on every run (``st.empty``), so that the page has as many
     elements before its map on every run (a page whose count changed reloaded its map).
 
     Raises:
@@ -176,6 +177,8 @@ def current_scene_shown(text: str = "Preparing the region's scene...") -> Scene:
     import streamlit as st
 
     slot = st.empty()
+    if at_once:
+        slot.progress(0.0, text=text)
     try:
         return current_scene(progress=lambda done, total, msg="": slot.progress(
             min(max(done / max(total, 1), 0.0), 1.0), text=msg or text))
