@@ -24,6 +24,8 @@ def pixel_at(lng: float, lat: float, grid: Grid, offset: tuple[int, int] = (0, 0
     if not (math.isfinite(lng) and math.isfinite(lat)):
         return None
     if grid.georeferenced:
+        if abs(lat) > 90:  # no place (PROJ refuses it), e.g. a click in another image's pixel coordinates
+            return None
         from rasterio.transform import Affine
         from rasterio.warp import transform
 

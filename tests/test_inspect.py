@@ -34,6 +34,8 @@ def test_pixel_at_a_longitude_latitude_finds_the_pixel_of_a_projected_grid():
     x, y = aff * (grid.width + 3, 0)
     lng, lat = transform(grid.crs, "EPSG:4326", [x], [y])
     assert pixel_at(lng[0], lat[0], grid) is None
+    # a point in another image's pixel coordinates (e.g. row 150 of the sample) is no place: PROJ raised
+    assert pixel_at(120.5, -150.5, grid) is None and pixel_at(0.0, 95.0, grid) is None
 
 
 def test_describe_pixel_says_what_each_layer_holds_there():

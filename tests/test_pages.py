@@ -383,6 +383,33 @@ def test_data_page_layers_and_statistics(fake_map):
     assert not [c for c in at.caption if "hidden under" in c.value]
 
 
+def test_a_click_on_the_sample_is_not_read_on_another_images_map(fake_map):
+    """The browser sends a map's last click again: a point in the sample's pixels (row 150: "latitude"
+    -150) was read on the map of a georeferenced image chosen next, and PROJ's "utm: Invalid latitude"
+    stood above the Data map. Now the click belongs to the image it was made on; a new one is read."""
+    from testdata import FLANDERS_LABELS, FLANDERS_S2
+
+    at = new_app()
+    at.switch_page("pages/data.py").run()
+    click_map(at, "data_map", -150.5, 120.5)
+    at.run()
+    assert not at.exception and readout(fake_map)[0].startswith("Pixel row 150, column 120: ")
+    at.session_state["source"] = {"kind": "local", "image": str(FLANDERS_S2), "labels": str(FLANDERS_LABELS),
+                                  "label_map": "worldcereal", "title": FLANDERS_S2.name, "band_map": None}
+    at.session_state["region"] = at.session_state["scene"] = None  # as state.set_source leaves them
+    at.run()
+    assert not at.exception and not at.error
+    assert readout(fake_map) is None
+    lat, lng = 50.816, 3.024  # a pixel of the Flanders image, clicked on its map
+    from core.inspect import pixel_at
+    from core.raster import grid_of_file
+
+    assert pixel_at(lng, lat, grid_of_file(FLANDERS_S2)) is not None
+    click_map(at, "data_map", lat, lng)
+    at.run()
+    assert not at.exception and readout(fake_map)[0].startswith("50.81600° N, 3.02400° E: ")
+
+
 def test_own_image_with_band_numbers_on_region_and_data_pages(fake_map):
     """A user's GeoTIFF without band names, used with band numbers: real place, hectares."""
     at = own_image_app()

@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.inspect import describe_pixel, pixel_at, place
 from core.overlays import Overlay, map_bounds
-from pages.components import cached, mapview, scene, ui
+from pages.components import cached, mapview, scene, state, ui
 
 
 def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequence[Overlay],
@@ -28,7 +28,7 @@ def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequenc
         outline = scene.current_region().to_map_geojson() if under else None
     readout = None
     if inspect is not None:  # the click that ran this page, read before the map is drawn: its reading goes with it
-        clicked = (mapview.returned(key) or {}).get("last_clicked") or {}
+        clicked = fresh_click(key, (str(sc.image_path), grid.crs))
         lng, lat = clicked.get("lng"), clicked.get("lat")
         with ui.errors_shown():  # (on every run, clicked or not: it holds a place in the page, see errors_shown)
             if isinstance(lng, (int, float)) and isinstance(lat, (int, float)):
@@ -43,6 +43,20 @@ def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequenc
                    key=key, returned_objects=["last_clicked"] if inspect else ())
     if note := scene.nodata_note(sc, valid):
         st.caption(note)
+
+
+def fresh_click(key: str, shown: tuple) -> dict:
+    """The last click on the map ``key`` ({"lat", "lng"}), or {} where it was made on another scene
+    than ``shown`` (its image and CRS): the browser keeps a map's last click and sends it again, e.g.
+    after another image was chosen, where a point in the sample's pixels is no place on the new map."""
+    clicked = (mapview.returned(key) or {}).get("last_clicked") or {}
+    clicks = dict(state.get(state.MAP_CLICKS))
+    scene_then, stale = clicks.get(key) or (None, None)
+    if list(shown) != scene_then:  # (lists: the session's state is saved as JSON)
+        clicks[key] = [list(shown), clicked or None]
+        state.put(state.MAP_CLICKS, clicks)
+        return {} if scene_then is not None else clicked
+    return {} if clicked == stale else clicked
 
 
 def pixel_reader(sc, features: np.ndarray, valid: np.ndarray, probability: np.ndarray | None = None,

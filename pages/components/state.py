@@ -50,6 +50,9 @@ PREDICTING = "predicting"  # list: the key of a prediction this session started 
 FIELDS = "fields"  # [prediction key, threshold] whose crop fields the user asked for, or None
 LAST_DRAWING = "last_drawing"  # JSON text of the last drawing taken from the map
 LAYERS = "layers"  # dict layer name -> {"show": bool, "opacity": float}
+#: dict map key -> [scene the map last showed, the click it held then]: a click on another scene's map
+#: (the browser sends a map's last click again) is not read on this one (see regionmap.show)
+MAP_CLICKS = "map_clicks"
 QUALITY_CLASS = "quality_class"  # int code of the label class whose errors the Quality map shows alone, or "all"
 PATCHES = "patches"  # dict of the last training/test patch files cut from the scene (paths as str), or None
 BASEMAP = "basemap"  # bool: georeferenced maps show OpenStreetMap tiles (default: see basemap_default)
@@ -84,6 +87,7 @@ DEFAULTS: dict[str, Any] = {
     FIELDS: None,
     LAST_DRAWING: None,
     LAYERS: {},
+    MAP_CLICKS: {},
     PATCHES: None,
     QUALITY_CLASS: "all",
     BASEMAP: lambda: basemap_default(),  # a function: read when a session starts (the environment may change)
