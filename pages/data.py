@@ -144,7 +144,7 @@ if has_labels:
                 f"({ui.PATCH_SIZES[0]} x {ui.PATCH_SIZES[0]} px): draw a larger region on the Region page to cut "
                 "training patches of it.", icon=":material/info:")
         ui.stop()
-    with st.form("patch_form"):
+    with st.form("patch_form", enter_to_submit=False):
         f1, f2, f3, f4 = st.columns(4)
         size = f1.selectbox("Patch size", fits, index=index, key="patch_size", help=size_help)
         buffer = f2.number_input("Context margin (px each side)", 0, 64, asked.get("buffer", 0), key="patch_buffer",

@@ -40,7 +40,7 @@ def export_form() -> None:
     """The export form for the current Earth Engine region; starts the tasks when submitted."""
     kinds, sizes = ["patches", "image"], [128, 256, 512]
     prev = state.get(state.EE_EXPORT_FORM)  # the form opens as it was last submitted
-    with st.form("ee_export"):
+    with st.form("ee_export", enter_to_submit=False):
         what = st.radio("What", kinds, index=kinds.index(prev.get("what", "patches")), horizontal=True,
                         key="ee_exp_kind",
                         format_func=lambda k: {"patches": "Training and test patches (TFRecord)",
@@ -177,7 +177,7 @@ with upload_tab:
         st.page_link("pages/predict.py", label="Go to the Predict page")
     else:
         prev = state.get(state.EE_UPLOAD_FORM)  # the form opens as it was last submitted
-        with st.form("ee_upload"):
+        with st.form("ee_upload", enter_to_submit=False):
             c1, c2 = st.columns(2)
             gcs = c1.text_input("Cloud Storage path", prev.get("gcs", ""), placeholder="gs://BUCKET/predictions/region.tif",
                                 key="ee_up_gcs")

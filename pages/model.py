@@ -189,7 +189,7 @@ with tab_train:
         st.info(f"This region is {shape[1]} x {shape[0]} px: training needs at least one {least} x {least} px patch "
                 "of it. Draw a larger region to train on, or train on TFRecord patches; the model in use still "
                 "predicts this region.", icon=":material/info:")
-    with st.form("train_form"):
+    with st.form("train_form", enter_to_submit=False):
         if source == "patches":
             st.caption("Patches in Earth Engine's TFRecord layout, with bands R, G, B, NIR, NDVI and a `crop` "
                        "label: the Data page's, the Earth Engine page's training export, or `python -m core patches`.")

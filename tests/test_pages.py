@@ -112,6 +112,21 @@ def by_label(elements, label: str):
     return next(e for e in elements if e.label == label)
 
 
+def forms(at: AppTest) -> dict:
+    """The forms the page drew: form id -> its settings (the Block.Form proto)."""
+    found = {}
+
+    def walk(node) -> None:
+        for child in (getattr(node, "children", None) or {}).values():
+            proto = getattr(child, "proto", None)
+            if type(child).__name__ == "Block" and proto is not None and proto.HasField("form"):
+                found[proto.form.form_id] = proto.form
+            walk(child)
+
+    walk(at._tree)
+    return found
+
+
 def texts(at: AppTest) -> str:
     parts = [e.value for e in at.markdown] + [e.value for e in at.caption] + [e.value for e in at.info]
     parts += [e.value for e in at.success] + [e.value for e in at.error] + [e.value for e in at.warning]
@@ -665,6 +680,8 @@ def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, m
     by_label(at.selectbox, "Patch size").set_value(128)
     by_label(at.number_input, "Stop after epochs without improvement").set_value(2)
     by_label(at.number_input, "Patches scored after each epoch").set_value(12)
+    # Enter in a box does not start the job: it started with the settings typed so far (Streamlit's default)
+    assert not forms(at)["train_form"].enter_to_submit
     by_label(at.button, "Start training").click()
     at.run()
     assert calls[-1]["config"]["epochs"] == 3 and calls[-1]["config"]["patch_size"] == 128
@@ -704,6 +721,7 @@ def test_data_page_cuts_patches_and_hands_them_to_training(fake_map):
     by_label(at.selectbox, "Patch size").set_value(64)
     by_label(at.number_input, "Training patches").set_value(5)
     by_label(at.number_input, "Test patches").set_value(2)
+    assert not forms(at)["patch_form"].enter_to_submit  # (Enter in a box cut patches of half-typed settings)
     by_label(at.button, "Cut patches").click()
     at.run()
     assert not at.exception and not at.error

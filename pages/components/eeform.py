@@ -39,7 +39,7 @@ def settings_form(current: dict | None) -> dict | None:
     year0 = "" if year0 in (None, start0.year) else str(year0)
     # without a max_value, Streamlit caps a date input at ten years after its first value
     first, last = dt.date(1984, 1, 1), dt.date.today()
-    with st.form(f"ee_form_{v}"):
+    with st.form(f"ee_form_{v}", enter_to_submit=False):
         c1, c2, c3, c4, c5 = st.columns([2, 1, 1, 1, 1])
         sensor = c1.selectbox("Sensor", sensors, index=sensors.index(comp.get("sensor", "L8")),
                               format_func=lambda k: SENSORS[k].title, key=f"ee_form_sensor_{v}")

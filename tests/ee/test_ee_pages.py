@@ -11,7 +11,7 @@ import pytest
 
 from core.ee.auth import EEStatus
 from tests.ee.test_ee_source import fake_compute
-from tests.test_pages import by_label, new_app
+from tests.test_pages import by_label, forms, new_app
 
 TILE_URL = "https://earthengine.googleapis.com/v1/projects/p/maps/fake-{n}/tiles/{{z}}/{{x}}/{{y}}"
 
@@ -154,6 +154,7 @@ def test_settings_form_switches_the_source_and_checks_values(ee_configured):
     at.run()
     at.selectbox(key=fk(at, "sensor")).set_value("S2")
     at.selectbox(key=fk(at, "labels")).set_value("dynamicworld")
+    assert not forms(at)[f"ee_form_{at.session_state['ee_form__v']}"].enter_to_submit  # (Enter fetched half-typed)
     at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
     assert not at.exception and not at.error
     src = at.session_state["source"]
@@ -280,6 +281,8 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert "CANCEL_REQUESTED" in list(at.dataframe[0].value["state"]) and not [
         b for b in at.button if b.key == "ee_cancel"]
     # exports: a bad destination is explained, a good one starts the tasks
+    # Enter in a box starts no task (of half-typed settings: Streamlit's default)
+    assert not forms(at)["ee_export"].enter_to_submit
     at.text_input(key="ee_exp_dest").set_value("s3://nope")
     at.number_input(key="ee_exp_train").set_value(3)
     at.number_input(key="ee_exp_test").set_value(1)
@@ -320,6 +323,7 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     at.switch_page("pages/earthengine.py").run()
     at.text_input(key="ee_up_gcs").set_value("gs://crop-bucket/pred/camana.tif")
     at.text_input(key="ee_up_asset").set_value("camana_pred")
+    assert not forms(at)["ee_upload"].enter_to_submit
     ops.script["ING1"] = [op("ING1", "RUNNING", description="Ingest camana_pred")]  # listed once started
     at.button(key="FormSubmitter:ee_upload-Upload and start the ingestion").click().run()
     assert not at.exception and other_errors(at) == []
