@@ -49,6 +49,10 @@ class ModelMismatchError(CropMapError):
     """A model's input bands or shape do not fit the image it is applied to."""
 
 
+class CardMismatchError(ModelMismatchError):
+    """A model card written for another model's weights (see core.model.card_mismatch)."""
+
+
 class OutputExistsError(CropMapError):
     """An output already exists and ``overwrite`` was not requested."""
 

@@ -26,7 +26,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError  # noqa: E402
+from core.errors import (CardMismatchError, ConfigError, CorruptFileError, InputNotFoundError,  # noqa: E402
+                         ModelMismatchError)
 from core.files import MAX_UPLOAD_BYTES, move_into_place, safe_stem, staging_dir, temp_name  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -433,6 +434,7 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
         InputNotFoundError: the .keras file or its card is missing.
         ConfigError: ``path`` is a folder.
         CorruptFileError: either file is truncated or not what it claims.
+        CardMismatchError: its card was written for another model's weights.
         ModelMismatchError: the model is not a crop segmentation model (one image in, one
             probability per pixel out) taking the card's bands.
     """
@@ -454,11 +456,15 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
                                f"({type(err).__name__}){hint}") from None
     _check_model_shape(model, card, path.name)
     if card.weights and card.weights != weights_fingerprint(model):
-        raise ModelMismatchError(f"the model card {card_path(path).name} is not this model's: it was written for a "
-                                 "model with other weights (another training's card, or the shipped model's), so its "
-                                 "normalization and figures do not hold; use the .json that core wrote beside this "
-                                 ".keras file")
+        raise card_mismatch(card_path(path).name, "this model")
     return LoadedModel(model, card, path)
+
+
+def card_mismatch(card_name: str, model_name: str) -> CardMismatchError:
+    """The error for a model card ``card_name`` that is not ``model_name``'s (its weights differ)."""
+    return CardMismatchError(f"the model card {card_name} is not {model_name}'s: it was written for a model with "
+                             "other weights (another training's card, or the shipped model's), so its normalization "
+                             "and figures do not hold; use the .json that core wrote beside the .keras file")
 
 
 def _check_model_shape(model, card: ModelCard, name: str) -> None:

@@ -8,9 +8,10 @@ import streamlit as st
 
 from core import jobs
 from core.dataset import spatial_holdout
-from core.errors import CropMapError, InvalidDataError, JobError
+from core.errors import CardMismatchError, CropMapError, InvalidDataError, JobError
 from core.config import TrainConfig
-from core.model import PRESETS, VALIDATION_FIGURES, card_facts, resolution_warning, store_uploaded_model
+from core.model import (PRESETS, VALIDATION_FIGURES, card_facts, card_mismatch, resolution_warning,
+                        store_uploaded_model)
 from core.metrics import SCORE_HELP
 from core.patchset import check_sources
 from core.raster import grid_of_file
@@ -68,7 +69,10 @@ with tab_upload:
         with ui.errors_shown():
             final = store_uploaded_model(keras_file.getvalue(), card_file.getvalue(), state.workdir() / "models",
                                          name=keras_file.name)
-            models.use_model(str(final))
+            try:
+                models.use_model(str(final))
+            except CardMismatchError:  # (named by the copy stored beside the model: the user's file names)
+                raise card_mismatch(card_file.name, keras_file.name) from None
             st.success(f"Using {keras_file.name}.")
 
 #: the training curves' series (history.csv columns), by what they are

@@ -713,6 +713,33 @@ def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, m
         jobs.cancel(job_dir, terminate_after_s=5)
 
 
+def test_model_page_names_the_uploaded_files_when_the_card_is_another_models(fake_map, tiny_model_path, monkeypatch,
+                                                                              tmp_path):
+    """A model and the card of another model, uploaded: the error named the copy of the card stored
+    beside the model (``tiny.json``), not the file the user chose; a matching card is used."""
+    from core.model import DEFAULT_MODEL_PATH, card_path
+
+    class Upload:  # what st.file_uploader gives (AppTest cannot drive the upload box)
+        def __init__(self, path: Path, name: str) -> None:
+            self.name, self.data = name, path.read_bytes()
+
+        def getvalue(self) -> bytes:
+            return self.data
+
+    files = {"upload_model": Upload(tiny_model_path, "tiny.keras"),
+             "upload_card": Upload(card_path(DEFAULT_MODEL_PATH), "card_of_run_B.json")}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files[key])
+    at = new_app()
+    at.switch_page("pages/model.py").run()
+    by_label(at.button, "Use uploaded model").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error if "card_of_run_B.json is not tiny.keras's" in e.value], texts(at)
+    assert at.session_state["model_path"] is None  # (nothing in use changed)
+    files["upload_card"] = Upload(card_path(tiny_model_path), "tiny.json")
+    by_label(at.button, "Use uploaded model").click().run()
+    assert not at.exception and not at.error and "Using tiny.keras." in texts(at)
+
+
 def test_data_page_cuts_patches_and_hands_them_to_training(fake_map):
     at = new_app()
     at.session_state["region"] = SQUARE_300
