@@ -123,6 +123,9 @@ def test_full_flow_offline(page, app_url, artifacts):
     wait_map_layers(page, 3, timeout=300_000)
     map_frame(page).get_by_text("Crop probability", exact=False).first.wait_for()  # its legend, inside the map
     before = metric_value(page, "Crop area")
+    # the run's progress and its note gone with it (the note stayed, then went on the next run: the
+    # slider and map jumped up under the user's pointer)
+    expect(page.get_by_text("The prediction goes on if you open another page")).to_have_count(0)
     snapshot(page, artifacts / "05_predict.png")
 
     # a click on the map, right after the prediction, marks that pixel and reads it inside the map; the
