@@ -267,13 +267,14 @@ def crop_area_agreement(pred_mask: np.ndarray, label_mask: np.ndarray, pixel_are
 
 
 def format_hectares(ha: float) -> str:
-    """An area for people: tenths of a hectare up to 10,000 ha, whole hectares above (a large
-    region's "1,537,572.5 ha" did not fit a column)."""
+    """An area for people: tenths of a hectare below 1,000 ha, whole hectares from there (a large
+    region's "1,537,572.5 ha" did not fit a column, and "8,510.0 ha" beside "16,671 ha" read as two
+    precisions; a tenth of a hectare is about one 30 m pixel)."""
     if ha == 0:
         return "0 ha"
     if ha < 1:
         return f"{ha:.2f} ha"  # (a small field's "0.0 ha" said nothing)
-    return f"{ha:,.1f} ha" if ha < 10_000 else f"{ha:,.0f} ha"
+    return f"{ha:,.1f} ha" if round(ha, 1) < 1_000 else f"{ha:,.0f} ha"
 
 
 def crop_area_text(stats: dict) -> str:

@@ -401,7 +401,9 @@ class Region:
         """Human text of the area: hectares for lon/lat, pixels for image regions."""
         if self.is_image:
             return f"{self.area_pixels():,.0f} pixels (image coordinates, no ground area)"
-        return f"{self.area_ha():,.1f} ha"
+        from core.metrics import format_hectares
+
+        return format_hectares(self.area_ha())
 
     # ------------------------------------------------------------------ grids
     def geometry_in(self, grid: Grid) -> dict:

@@ -570,7 +570,8 @@ def test_region_page_warns_about_sentinel2_values_with_their_offset(fake_map, tm
 def test_large_areas_are_shown_in_whole_hectares():
     from core.metrics import format_hectares as hectares
 
-    assert hectares(783.36) == "783.4 ha" and hectares(9_999.94) == "9,999.9 ha"
+    assert hectares(783.36) == "783.4 ha" and hectares(999.94) == "999.9 ha" and hectares(999.96) == "1,000 ha"
+    assert hectares(8_509.96) == "8,510 ha"  # (one precision from 1,000 ha: "8,510.0 ha" beside "16,671 ha")
     assert hectares(1_537_572.5) == "1,537,572 ha"  # fits a metric's column (round half to even)
 
 

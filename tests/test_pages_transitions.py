@@ -269,7 +269,7 @@ def test_an_image_across_the_180th_meridian_is_shown_and_used_whole(fake_map, tm
     m, _ = fake_map.maps[-1]
     [[(s, w), (n, e)]] = [c.bounds for c in m._children.values() if isinstance(c, folium.raster_layers.ImageOverlay)]
     assert -16.9 < s < n < -16.7 and 179.9 < w < 180 < e < 180.1  # the image's east past 180, as Leaflet shows it
-    assert at.metric[0].value == "8,100.0 ha"  # 300 x 300 px of 0.09 ha
+    assert at.metric[0].value == "8,100 ha"  # 300 x 300 px of 0.09 ha
     # a rectangle drawn on its eastern side, where Leaflet reports longitudes past 180
     fake_map.value = {"all_drawings": [{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [
         [[180.01, -16.85], [180.04, -16.85], [180.04, -16.82], [180.01, -16.82], [180.01, -16.85]]]}}]}

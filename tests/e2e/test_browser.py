@@ -16,6 +16,7 @@ import pytest
 import rasterio
 from playwright.sync_api import expect
 
+from core.metrics import format_hectares
 from pages.components.ui import cut_long_words
 from tests.e2e.helpers import (MAP_FRAME, external_requests, goto_page, map_frame, snapshot, wait_map_layers,
                                wait_script_idle)
@@ -430,7 +431,7 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     with page.expect_download() as download:
         page.get_by_role("button", name="Summary JSON").click()
     summary = json.loads(Path(download.value.path()).read_text())
-    assert f"{summary['crop_area_ha']:,.1f} ha" == shown and summary["threshold"] == 0.5
+    assert format_hectares(summary["crop_area_ha"]) == shown and summary["threshold"] == 0.5
     assert summary["image"] == image.name and summary["model_card"]["preset"] == "light"
     assert summary["warnings"] and "30 m" in summary["warnings"][0]  # the shipped model on 10 m pixels
     # the crop mask GeoTIFF (made when clicked) holds the crop pixels shown, in the image's CRS
