@@ -535,7 +535,8 @@ def card_facts(card: ModelCard) -> list[tuple[str, str]]:
     if number("patches_seen") is not None:
         how.append(f"{int(number('patches_seen')):,} patches seen")
     if number("epochs_run") is not None or number("epochs") is not None:
-        how.append(f"{int(number('epochs_run') or number('epochs'))} epochs")
+        n = int(number('epochs_run') or number('epochs'))
+        how.append(f"{n} epoch{'s' if n != 1 else ''}")
     if number("batch_size") is not None:
         how.append(f"batches of {int(number('batch_size'))}")
     if number("learning_rate") is not None:

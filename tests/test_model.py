@@ -302,6 +302,8 @@ def test_the_card_in_words_of_a_hand_written_card_has_the_rows_it_can_give():
     assert card_facts(card) == [("Model", "U-Net, mine preset"),
                                 ("Input", "R, G, B, NIR, NDVI; 128 x 128 px patches (pixel size not recorded)"),
                                 ("Chosen at", "the best epoch, on validation patches: IoU 0.500")]
+    one = ModelCard("mine", tuple(FEATURE_BANDS), norm, 128, training={"epochs_run": 1, "batch_size": 8})
+    assert ("Training", "1 epoch, batches of 8") in card_facts(one)  # (not "1 epochs")
 
 
 def test_a_card_written_for_other_weights_is_refused(tmp_path):
