@@ -25,7 +25,8 @@ CURVE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7"]
 
 def curve_chart(curve: list[dict], threshold: float):
     """The scores against the threshold (undefined scores, None, leave a gap), with the chosen
-    threshold as a dashed rule; the legend (titled) above the plot, where a narrow column does not cut it."""
+    threshold as a dashed rule; the legend (titled) above the plot in two columns, where a narrow column
+    (a laptop's) does not cut it (in one row, "Recall" was cut to "Re" at 1024 px)."""
     import altair as alt
 
     df = pd.DataFrame(curve).set_index("threshold").astype(float)
@@ -35,7 +36,7 @@ def curve_chart(curve: list[dict], threshold: float):
         x=alt.X("threshold:Q", title="crop threshold", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("value:Q", title="score (0-1)", scale=alt.Scale(domain=[0, 1])),
         # a legend title: layered with the rule, an untitled legend made Vega draw at translate(61, Infinity)
-        color=alt.Color("score:N", title="score", sort=list(CURVE_NAMES.values()), legend=alt.Legend(orient="top"),
+        color=alt.Color("score:N", title="score", sort=list(CURVE_NAMES.values()), legend=alt.Legend(orient="top", columns=2),
                         scale=alt.Scale(domain=list(CURVE_NAMES.values()), range=CURVE_COLOURS)),
         tooltip=[alt.Tooltip("threshold:Q", format=".2f"), "score", alt.Tooltip("value:Q", format=".3f")],
     )
