@@ -144,7 +144,8 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
             next_steps()
     elif (notice := state.get(state.UPLOAD_NOTICE)) is not None and img_file is not None and notice[2] == img_file.file_id:
         kind, text, _ = notice  # said again while the same file is chosen; another file or none: nothing
-        (st.error if kind == "error" else st.success)(text, icon=":material/error:" if kind == "error" else None)
+        # (as errors_shown showed it the first time: with a capital letter)
+        (st.error if kind == "error" else st.success)(ui.sentence(text), icon=":material/error:" if kind == "error" else None)
         if kind == "success":
             next_steps()
 

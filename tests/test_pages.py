@@ -127,6 +127,18 @@ def forms(at: AppTest) -> dict:
     return found
 
 
+class Upload:
+    """What st.file_uploader gives for a file (AppTest cannot drive the upload box: tests put it in
+    with ``monkeypatch.setattr(st, "file_uploader", ...)``)."""
+
+    def __init__(self, path: Path, name: str | None = None) -> None:
+        self.name, self.data = name or path.name, path.read_bytes()
+        self.file_id = f"{self.name}-{len(self.data)}"
+
+    def getvalue(self) -> bytes:
+        return self.data
+
+
 def texts(at: AppTest) -> str:
     parts = [e.value for e in at.markdown] + [e.value for e in at.caption] + [e.value for e in at.info]
     parts += [e.value for e in at.success] + [e.value for e in at.error] + [e.value for e in at.warning]
@@ -714,22 +726,31 @@ def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, m
         jobs.cancel(job_dir, terminate_after_s=5)
 
 
+def test_an_upload_error_said_again_on_later_runs_is_written_as_at_first(fake_map, monkeypatch):
+    """A bad band list for an uploaded image: its error, said again while the file is chosen (e.g.
+    after a region is drawn), lost its capital letter ("bad band list ...")."""
+    files = {"upload_image": Upload(OWN_IMAGE), "upload_labels": None}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
+    at = new_app()
+    at.run()
+    at.text_input(key="upload_bands").set_value("a,b,c,d")
+    by_label(at.button, "Use these files").click().run()
+    assert not at.exception
+    [first] = [e.value for e in at.error]
+    assert first.startswith("Bad band list")
+    at.run()  # another run, the file still chosen: the same words
+    assert [e.value for e in at.error] == [first]
+
+
 def test_model_page_names_the_uploaded_files_when_the_card_is_another_models(fake_map, tiny_model_path, monkeypatch,
                                                                               tmp_path):
     """A model and the card of another model, uploaded: the error named the copy of the card stored
     beside the model (``tiny.json``), not the file the user chose; a matching card is used."""
     from core.model import DEFAULT_MODEL_PATH, card_path
 
-    class Upload:  # what st.file_uploader gives (AppTest cannot drive the upload box)
-        def __init__(self, path: Path, name: str) -> None:
-            self.name, self.data = name, path.read_bytes()
-
-        def getvalue(self) -> bytes:
-            return self.data
-
     files = {"upload_model": Upload(tiny_model_path, "tiny.keras"),
              "upload_card": Upload(card_path(DEFAULT_MODEL_PATH), "card_of_run_B.json")}
-    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files[key])
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
     at = new_app()
     at.switch_page("pages/model.py").run()
     by_label(at.button, "Use uploaded model").click().run()
