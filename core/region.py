@@ -420,7 +420,8 @@ class Region:
         if not self.is_image and not grid.georeferenced:
             raise RegionError(
                 "this image is not georeferenced (no CRS), so a lon/lat region cannot be placed on it; "
-                "draw the region on the image instead (image coordinates)"
+                "draw the region on the image instead, or give a GeoJSON in the image's columns and rows "
+                "with \"crs\": \"image\" at its top level"
             )
         if self.is_image:
             return self.geometry()

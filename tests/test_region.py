@@ -177,8 +177,12 @@ def test_a_region_thinner_than_a_pixel_is_said_to_be_so():
 
 
 def test_kind_mismatch_is_explained():
-    with pytest.raises(RegionError, match="not georeferenced"):
+    with pytest.raises(RegionError, match="not georeferenced") as err:
         Region.from_bbox(0, 0, 1, 1).window(IMAGE_GRID)
+    # the fix it names for a GeoJSON of the image's pixels does what it says
+    assert '"crs": "image" at its top level' in str(err.value)
+    fixed = {**Region.from_bbox(0, 0, 20, 20).to_geojson()["geometry"], "crs": "image"}
+    assert Region.from_geojson(json.dumps(fixed)).window(IMAGE_GRID) is not None
     with pytest.raises(RegionError, match="georeferenced"):
         Region.from_bbox(0, 0, 10, 10, crs=IMAGE_CRS).window(UTM_GRID)
 
