@@ -1859,3 +1859,28 @@ def test_the_labels_legend_names_no_data_only_where_the_layer_shows_some(tmp_pat
         legend = cached.labels_overlay(str(path), cached.mtime(str(path)), "binary").legend
         items[name] = [label for label, _ in legend.items]
     assert items == {"whole": ["crop", "not crop"], "gappy": ["crop", "not crop", "no data"]}
+
+
+def test_the_sidebar_follows_a_prediction_left_running_on_another_page(fake_map, monkeypatch):
+    """A prediction goes on while other pages are open: their sidebar says how far it has got (only
+    the Predict and Quality pages said so), then that it is done, until the Predict page shows it."""
+    from pages.components import predictions
+
+    key = ("image.tif", "region", "model.keras", 1)
+    run = predictions.Run(key, done=2, total=9)
+    monkeypatch.setitem(predictions._RUNS, key, run)
+    at = new_app()
+    at.session_state["predicting"] = list(key)
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    assert "Prediction: 2 of 9 tiles" in [c.value for c in at.sidebar.caption]
+    run.done = 9
+    run.finished.set()
+    at.run()
+    assert "Prediction: done; see it on the Predict page" in [c.value for c in at.sidebar.caption]
+    run.error = RuntimeError("boom")
+    at.run()
+    assert "Prediction: failed; the Predict page says why" in [c.value for c in at.sidebar.caption]
+    at.session_state["predicting"] = None  # (shown by the Predict page)
+    at.run()
+    assert not [c for c in at.sidebar.caption if c.value.startswith("Prediction:")]

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.errors import CropMapError
-from pages.components import cached, models, scene, state, ui
+from pages.components import cached, models, predictions, scene, state, ui
 
 
 def show() -> None:
@@ -39,6 +39,8 @@ def show() -> None:
     model = state.get(state.MODEL_PATH)
     gone = " (no longer on disk: load one on the Model page)" if model and not Path(model).is_file() else ""
     st.caption("Model: " + (models.label(model) + gone if model else "none loaded (Model page)"))
+    if prediction_line(show=False):  # refreshed on its own while it runs (in a thread of the server)
+        st.fragment(prediction_line, run_every=2.0)()
     job = state.job_dir()
     if job:
         # refreshed on its own every 3 s while the job runs (in another process); static after
@@ -82,3 +84,19 @@ def training_line(job: str, show: bool = True) -> bool:
     if show:
         st.caption(f"Training: {js.progress_text()}")
     return js.active
+
+
+def prediction_line(show: bool = True) -> bool:
+    """Show how far the prediction this session started has got, on any page (unless ``show`` is
+    False), or that it has ended, for the Predict page to show; returns whether one is pending."""
+    pending = state.get(state.PREDICTING)
+    run = predictions.get(tuple(pending)) if pending else None
+    if run is None:  # none, or collected (the pages then show it)
+        return False
+    if show:
+        if not run.finished.is_set():
+            st.caption(f"Prediction: {run.done:,} of {run.total:,} tiles" if run.total else "Prediction: starting")
+        else:
+            st.caption("Prediction: " + ("failed; the Predict page says why" if run.error is not None else
+                                         "done; see it on the Predict page"))
+    return True
