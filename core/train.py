@@ -99,6 +99,7 @@ class _Reporter(keras.callbacks.Callback):
         self.cancelled = False
         self.epoch = 0
         self._t = time.time()
+        self._reported = time.monotonic()  # (of the last batch reported)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -108,7 +109,11 @@ class _Reporter(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(float(loss)):
             raise self._diverged(f"the training loss became {float(loss)} at epoch {self.epoch + 1}, step {batch + 1}")
-        if self.progress and (batch % 5 == 0 or batch + 1 == self.steps):
+        # every 5th step, an epoch's first and last, and any step a second after the last report
+        # (short epochs of few steps were reported an epoch late)
+        now = time.monotonic()
+        if self.progress and (batch % 5 == 0 or batch + 1 == self.steps or now - self._reported >= 1.0):
+            self._reported = now
             self.progress({"event": "batch", "epoch": self.epoch + 1, "epochs": self.epochs, "step": batch + 1,
                            "steps": self.steps, "logs": {k: float(v) for k, v in (logs or {}).items()}})
         if self.should_stop and self.should_stop():
