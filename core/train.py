@@ -439,7 +439,8 @@ def train(
 
     Raises:
         OutputExistsError: ``run_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
-        CorruptFileError: the checkpoint, ``run.json`` or history to resume from is unreadable.
+        CorruptFileError: the checkpoint, ``run.json`` or history to resume from is unreadable, or
+            the checkpoint is missing from a run that has finished epochs.
         InputNotFoundError, BandError, GridMismatchError, InvalidDataError, NoDataError: bad training data.
         CorruptFileError: TFRecord patches are damaged or lack a band or the label.
         RegionError: an image or a stored patch is smaller than one patch.
@@ -470,6 +471,11 @@ def train(
     if resume and not (run_info_path.exists() or last.exists()):
         raise ConfigError(f"nothing to resume: {run_dir} holds no training run (check the --out folder); "
                           "leave out --resume to start a new run there")
+    if resume and not last.exists() and (_read_history(history_path) or (run_dir / "best.keras").exists()):
+        # (started again from nothing, the run replaced its finished epochs' history and best model)
+        raise CorruptFileError(f"cannot resume: {last} is missing, though the run has finished epochs (its history.csv "
+                               "or best.keras); put last.keras back, or start again with --overwrite (which "
+                               "replaces them) or in a new --out")
 
     # Check everything before writing: nothing below touches run_dir until the run starts.
     pixel_size_m = check_pixel_size_m(pixel_size_m)
