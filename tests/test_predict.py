@@ -432,6 +432,18 @@ def test_a_scene_file_is_predicted_in_its_context_as_the_dashboard_does(tmp_path
     assert "context" not in json.loads((tmp_path / "alone" / "summary.json").read_text())
     with pytest.raises(ConfigError, match="window"):
         predict_image(scene.image_path, tmp_path / "w", loaded=loaded, context=context, window=(0, 0, 256, 256))
+    # another image of the folder (e.g. the scene resampled beside it, or the context) is not that scene:
+    # its pixels were replaced by the context's at the scene's place (or refused as not holding it)
+    other = scene.image_path.parent / "other_area.tif"  # (another block of the sample, as large as the scene)
+    with rasterio.open(SAMPLE_IMAGE) as src:
+        block = src.read(window=rasterio.windows.Window(700, 700, valid.shape[1], valid.shape[0]))
+        write_raster(other, block, descriptions=src.descriptions, nodata=src.nodata)
+    assert scene_context(other) is None and scene_context(context.path) is None
+    assert main(["predict", "--image", str(other), "--out", str(tmp_path / "other")]) == 0
+    assert "around the image" not in capsys.readouterr().err
+    assert main(["predict", "--image", str(other), "--out", str(tmp_path / "other1"), "--no-context"]) == 0
+    with rasterio.open(tmp_path / "other" / "probability.tif") as a, rasterio.open(tmp_path / "other1" / "probability.tif") as b:
+        assert np.array_equal(a.read(1), b.read(1))  # its own pixels' probabilities
 
 
 def test_a_context_that_does_not_hold_the_scene_is_refused(tmp_path):

@@ -48,11 +48,18 @@ class SceneContext:
     frame: tuple[int, int] = (0, 0)
 
 
+#: the file name of a scene's image in its folder (local and Earth Engine scenes)
+SCENE_IMAGE = "image.tif"
+
+
 def scene_context(scene_image: str | Path) -> SceneContext | None:
     """The context of the scene whose ``image.tif`` is ``scene_image`` (from the ``scene.json``
-    beside it), or None: no scene folder, or a scene that is its own context."""
+    beside it), or None: no scene folder, a scene that is its own context, or another file of the
+    folder (e.g. the scene resampled beside it, or the context itself)."""
     import json
 
+    if Path(scene_image).name != SCENE_IMAGE:  # (its pixels are not the scene's: read at the scene's place)
+        return None
     folder = Path(scene_image).parent
     try:
         meta = json.loads((folder / "scene.json").read_text())

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from core.sources.base import (CODES_FILE, CONTEXT_FILE, MIN_REGION_SIDE, Progress, RegionCheck, Scene,
-                               context_margin)
+                               SCENE_IMAGE, context_margin)
 
 #: Direct downloads above this many pixels (per band) should be batch exports instead.
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -284,7 +284,7 @@ class EarthEngineSource:
         """The files a fetch writes, in the order they are put in place (scene.json last: it marks
         the scene as complete)."""
         labels = ([CODES_FILE, "labels.tif"] if self._keeps_codes() else ["labels.tif"]) if self.labels is not None else []
-        return [CONTEXT_FILE, "image.tif", *labels, "scene.json"]
+        return [CONTEXT_FILE, SCENE_IMAGE, *labels, "scene.json"]
 
     def fetch(self, region, out_dir: Path, progress: Progress | None = None) -> Scene:
         """Download the region's composite (image.tif) and labels (labels.tif) into ``out_dir``.
@@ -356,7 +356,7 @@ class EarthEngineSource:
                                       "int16", CODE_NODATA)
         elif self.labels is not None:
             label_img = prepare_image(label_image(self.labels, geometry), ("label",), "uint8", NODATA)
-        image_path, labels_path = out / "image.tif", None
+        image_path, labels_path = out / SCENE_IMAGE, None
         codes = {}
         with staging_dir(out, prefix=".ee-fetch-") as tmp:  # a failed fetch leaves nothing new behind
             # overwrite=True: the staging folder is new; existing outputs in ``out`` were checked above
@@ -373,7 +373,7 @@ class EarthEngineSource:
                 stats=stats,
             )
             margin = context_margin(image_plan.height, image_plan.width)
-            inside = cut_out(tmp / CONTEXT_FILE, tmp / "image.tif", image_plan, margin, margin, geometry)
+            inside = cut_out(tmp / CONTEXT_FILE, tmp / SCENE_IMAGE, image_plan, margin, margin, geometry)
             if self.labels is not None:
                 offset = context_plan.requests
                 common = dict(compute=self._compute, max_workers=self.max_workers, progress=relay,
@@ -390,7 +390,7 @@ class EarthEngineSource:
             (tmp / "scene.json").write_text(json.dumps(scene.extra, indent=1, default=str), encoding="utf-8")
             # each file appears whole (same folder: rename), all or none; scene.json last. With
             # overwrite, an earlier fetch's outputs that this scene does not have go with it.
-            stale = [n for n in ("image.tif", CODES_FILE, "labels.tif") if n not in names] if self.overwrite else []
+            stale = [n for n in (SCENE_IMAGE, CODES_FILE, "labels.tif") if n not in names] if self.overwrite else []
             move_into_place([*((None, out / n) for n in stale), *((tmp / n, out / n) for n in names)], tmp)
         return scene
 

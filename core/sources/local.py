@@ -26,7 +26,7 @@ from core.grid import Grid, crs_words
 from core.raster import ImageReader, read_label_classes, read_labels, write_codes, write_mask, write_reflectance
 from core.region import LONLAT_CRS, PixelWindow, Region, WindowCheck, check_region
 from core.sources.base import (CODES_FILE, CONTEXT_FILE, CONTEXT_LEAST, CONTEXT_MARGIN, MIN_REGION_SIDE, Progress,
-                               RegionCheck, Scene)
+                               RegionCheck, SCENE_IMAGE, Scene)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SAMPLE_DIR = ROOT / "assets" / "sample"
@@ -201,7 +201,7 @@ class LocalSource:
         if not check.ok or check.window is None:
             raise RegionError(check.message)
         window = check.window
-        image_out, labels_out, meta_out = out_dir / "image.tif", out_dir / "labels.tif", out_dir / "scene.json"
+        image_out, labels_out, meta_out = out_dir / SCENE_IMAGE, out_dir / "labels.tif", out_dir / "scene.json"
         extra = {"row_off": window.row_off, "col_off": window.col_off, "height": window.height, "width": window.width,
                  "source": str(self.image_path)}
         meta = _complete_scene(out_dir)
@@ -294,14 +294,14 @@ def _complete_scene(out_dir: Path) -> dict | None:
         return None
     extra = meta.get("extra") or {}
     codes, context = extra.get("codes"), (extra.get("context") or {}).get("file")
-    needed = ["image.tif", *(["labels.tif"] if meta.get("labels") else []), *([codes] if codes else []),
+    needed = [SCENE_IMAGE, *(["labels.tif"] if meta.get("labels") else []), *([codes] if codes else []),
               *([context] if context else [])]
     return meta if all((out_dir / name).is_file() for name in needed) else None
 
 
 def _scene_from_meta(out_dir: Path, meta: dict) -> Scene:
     return Scene(
-        image_path=out_dir / "image.tif",
+        image_path=out_dir / SCENE_IMAGE,
         labels_path=(out_dir / "labels.tif") if meta.get("labels") else None,
         label_map=meta.get("label_map"),
         georeferenced=bool(meta.get("georeferenced")),
