@@ -140,6 +140,16 @@ def _reproject(bands: np.ndarray, grid: Grid, target: Grid, how: str, nodata) ->
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
 
+    # the source padded with no data to the new grid's last row and column: GDAL counted the image's
+    # last row and column twice in a new pixel only partly over it (a biased mean, another mode)
+    a, b, _, d, e, _ = grid.transform
+    ta, tb, _, td, te, _ = target.transform
+    rows = math.ceil(target.height * math.hypot(tb, te) / math.hypot(b, e) - 1e-9)
+    cols = math.ceil(target.width * math.hypot(ta, td) / math.hypot(a, d) - 1e-9)
+    if rows > grid.height or cols > grid.width:
+        padded = np.full((bands.shape[0], max(rows, grid.height), max(cols, grid.width)), nodata, bands.dtype)
+        padded[:, : grid.height, : grid.width] = bands
+        bands = padded
     out = np.full((bands.shape[0], target.height, target.width), nodata, bands.dtype)
     for i in range(bands.shape[0]):
         reproject(bands[i], out[i], src_transform=Affine(*grid.transform), src_crs=grid.crs,

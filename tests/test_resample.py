@@ -82,6 +82,26 @@ def test_labels_take_the_most_frequent_class_and_ignore_no_data(tmp_path):
     assert out[0, 0] == 1 and out[1, 1] == -1 and out[0, 1] == 176 and out.shape == (2, 20)
 
 
+def test_a_new_pixel_over_the_images_edge_is_the_mean_and_mode_of_the_pixels_it_covers(tmp_path):
+    """An image of 64 x 65 px of 10 m: the last 30 m row and column cover 1 and 2 px of it. GDAL counted
+    the image's last row and column twice there (a biased mean, and a mode that another class won)."""
+    src = _image(tmp_path / "s2.tif", rows=64, cols=65)
+    feats, valid, _ = read_image(src)
+    codes = np.full((64, 65), 176, np.uint8)
+    codes[60:63, 63:65] = [[24, 24], [24, 24], [5, 5]]  # under one 30 m pixel of the last column: 24 x4, 5 x2
+    labels = write_raster(tmp_path / "cdl.tif", codes, crs=UTM, transform=Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1]),
+                          nodata=0)
+    resample_files(src, tmp_path / "img.tif", 30, labels, tmp_path / "lab.tif", "cdl")
+    out_feats, out_valid, out_grid = read_image(tmp_path / "img.tif")
+    assert out_grid.shape == (22, 22) and out_valid.all()
+    # the last row of 30 m pixels covers row 63 alone; the last column, columns 63-64
+    assert np.allclose(out_feats[21, 5, :4], feats[63, 15:18, :4].mean(0), atol=1e-6)
+    assert np.allclose(out_feats[5, 21, :4], feats[15:18, 63:65, :4].mean((0, 1)), atol=1e-6)
+    assert np.allclose(out_feats[21, 21, :4], feats[63, 63:65, :4].mean(0), atol=1e-6)
+    _, out = read_label_classes(tmp_path / "lab.tif", CLASS_MAPS["cdl"], out_grid)
+    assert out[20, 21] == 24  # rows 60-62, columns 63-64: 24 x4, 5 x2 (column 64 counted twice: 24 x6, 5 x3)
+
+
 def test_refusals_write_nothing_and_keep_what_is_there(tmp_path):
     src = _image(tmp_path / "s2.tif")
     (tmp_path / "taken.tif").write_bytes(b"keep me")
