@@ -453,8 +453,10 @@ DERIVED_OUTPUTS = ("metrics.json", "crop_fields.geojson")
 
 def stale_outputs(out_dir, stale: Sequence[str], overwrite: bool) -> list[tuple[None, Path]]:
     """The removals, for :func:`core.files.move_into_place`, of the files named in ``stale`` that
-    exist in ``out_dir`` (none without ``overwrite``: nothing is replaced then)."""
-    return [(None, Path(out_dir) / n) for n in stale if overwrite and os.path.lexists(Path(out_dir) / n)]
+    exist in ``out_dir`` (none without ``overwrite``: nothing is replaced then). A folder of such a
+    name is no file of ours, and stays (it was removed with all it held)."""
+    paths = (Path(out_dir) / n for n in stale)
+    return [(None, p) for p in paths if overwrite and (p.is_symlink() or p.is_file())]
 
 
 def predict_image(

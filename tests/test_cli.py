@@ -83,6 +83,12 @@ def test_user_mistakes_are_one_line(capsys, tmp_path, small_scene, tiny_model_pa
     assert capsys.readouterr().err == f"wrote {pred / 'metrics.json'}\n"  # where it went, as predict says
     assert main(["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(pred), "--overwrite"]) == 0
     assert not (pred / "metrics.json").exists() and "removed" in capsys.readouterr().err
+    # a folder of a derived file's name is no file of ours: it stays, with what it holds (it was removed whole)
+    (pred / "crop_fields.geojson").mkdir()
+    (pred / "crop_fields.geojson" / "notes.txt").write_text("mine")
+    assert main(["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(pred), "--overwrite"]) == 0
+    assert (pred / "crop_fields.geojson" / "notes.txt").read_text() == "mine"
+    capsys.readouterr()
     assert "label map" in _err(capsys, ["evaluate", "--pred", str(pred / "crop_mask.tif"), "--labels", str(lab),
                                         "--label-map", "nope"])
     bad = tmp_path / "bad.keras"
