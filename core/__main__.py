@@ -469,9 +469,19 @@ def _interrupt(signum, _frame) -> None:
     raise _Signalled(signum)
 
 
-def environment_error(err: BaseException) -> str | None:
-    """:func:`core.errors.environment_error` with the CLI's advice for running out of memory."""
-    return _environment_error(err, "use a smaller region (--window), a smaller --tile or --batch-size")
+#: what to do when a command runs out of memory, in its own options (by command; others: the default)
+MEMORY_ADVICE = {
+    "predict": "use a smaller region (--window), a smaller --tile or --batch-size",
+    "train": "use a smaller --batch-size or --patch-size, or fewer --val-patches",
+    "patches": "cut fewer patches (--count) or smaller ones (--size)",
+    "resample": "resample a smaller image (e.g. cut it with gdal_translate -srcwin)",
+    "ee-fetch": "fetch a smaller region, or export it (ee-export-image)",
+}
+
+
+def environment_error(err: BaseException, command: str | None = None) -> str | None:
+    """:func:`core.errors.environment_error` with ``command``'s advice for running out of memory."""
+    return _environment_error(err, MEMORY_ADVICE.get(command or "", "use a smaller region or image"))
 
 
 def _quiet_rasterio() -> None:
@@ -526,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 141  # 128 + SIGPIPE, as a shell reports a command stopped by a closed pipe
     except Exception as err:
-        text = environment_error(err)
+        text = environment_error(err, args.command)
         if text is None:
             raise
         print(f"error: {text}", file=sys.stderr)

@@ -417,6 +417,10 @@ def test_machine_failures_in_words():
     from core.__main__ import environment_error
 
     assert "out of memory" in environment_error(MemoryError())
+    # in the command's own options ("patches" was told of --window, --tile and --batch-size, which it has not)
+    assert environment_error(MemoryError(), "patches") == "out of memory; cut fewer patches (--count) or smaller ones (--size)"
+    assert "--window" in environment_error(MemoryError(), "predict")
+    assert "--batch-size" in environment_error(MemoryError(), "train")
     assert environment_error(OSError(28, "No space left on device", "/x/y.tif")).startswith("No space left on device (/x/y.tif)")
     assert environment_error(ValueError("a bug")) is None  # not the machine's: a traceback, to be fixed
 
