@@ -498,13 +498,15 @@ def predict_image(
         raise InputNotFoundError(f"file not found: {image_path} (check the path)")
     if loaded is None and not model_files(model_path)[0].exists():
         raise InputNotFoundError(f"model file not found: {model_files(model_path)[0]}")
-    outputs, summary_path = prediction_outputs(out_dir, overwrite, [image_path, *model_files(model_path)])
-    import rasterio
-
+    with ImageReader(image_path, band_map):  # (not a GeoTIFF, or without the bands: said before "--overwrite")
+        pass
     if context is not None and window is not None:
         raise ConfigError("a window of a scene cannot be predicted in its context; predict the scene whole")
     t0 = time.time()
     loaded = loaded or load_model(model_path)
+    outputs, summary_path = prediction_outputs(out_dir, overwrite, [image_path, *model_files(model_path)])
+    import rasterio
+
     # GDAL's block cache (5% of RAM by default) would keep every block read or written, so memory
     # would grow with the image; tiles are read at most twice, so a small cache loses nothing.
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), ExitStack() as opened:

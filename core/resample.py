@@ -74,10 +74,13 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
     from core.errors import ConfigError
     from core.files import check_output_file
     from core.labels import get_class_map
-    from core.raster import read_image, read_label_classes, write_codes, write_reflectance
+    from core.raster import ImageReader, read_image, read_label_classes, write_codes, write_reflectance
 
     if labels is not None and (labels_out is None or label_map is None):
         raise ConfigError("resampling labels needs the file to write them to and their label map")
+    class_map = get_class_map(label_map) if labels is not None else None
+    with ImageReader(image, band_map) as reader:  # the inputs' own mistakes before an output in the way
+        _checked_target(reader.grid, pixel_size_m)
     outs = [out] + ([labels_out] if labels is not None else [])
     ins = [image] + ([labels] if labels is not None else [])
     for path in outs:
@@ -86,7 +89,6 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
         check_output_file(path, overwrite)
     if len(outs) == 2 and Path(outs[0]).resolve() == Path(outs[1]).resolve():
         raise ConfigError("the image and the labels need two different output files")
-    class_map = get_class_map(label_map) if labels is not None else None
     feats, valid, grid = read_image(image, band_map)
     target = _checked_target(grid, pixel_size_m)
     refl = np.moveaxis(feats[..., : len(INPUT_BANDS)], -1, 0).copy()

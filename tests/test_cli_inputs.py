@@ -173,3 +173,21 @@ def test_a_folder_where_a_file_is_expected_is_named(capsys, tmp_path, tiny_model
     (tmp_path / "p" / "probability.tif").mkdir(parents=True)
     err = _err(capsys, ["predict", "--image", str(SAMPLE_IMAGE), "--model", str(tiny_model_path), "--out", str(tmp_path / "p")])
     assert "probability.tif is a folder" in err and "--overwrite" not in err
+
+
+def test_an_input_mistake_is_said_before_an_output_in_the_way(capsys, tmp_path, tiny_model_path):
+    """A text file as the image, or a pixel size that is no number, with outputs already there: the
+    user was told to pass --overwrite, then (having done so) that the input was wrong."""
+    done = tmp_path / "done"
+    (done).mkdir()
+    for name in ("probability.tif", "crop_mask.tif", "summary.json", "out.tif"):
+        (done / name).write_bytes(b"earlier")
+    notes = tmp_path / "README.md"
+    notes.write_text("# not an image\n")
+    err = _err(capsys, ["predict", "--image", str(notes), "--model", str(tiny_model_path), "--out", str(done)])
+    assert "--overwrite" not in err and "GeoTIFF" in err
+    image = write_raster(tmp_path / "s2.tif", _block(), crs="EPSG:32633",
+                         transform=Affine(10, 0, 360630.0, 0, -10, 5351440.0), nodata=0, descriptions=RGBN)
+    err = _err(capsys, ["resample", "--image", str(image), "--out", str(done / "out.tif"), "--pixel-size", "nan"])
+    assert "--overwrite" not in err and "pixel size nan" in err
+    assert all((done / n).read_bytes() == b"earlier" for n in ("probability.tif", "summary.json", "out.tif"))
