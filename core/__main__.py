@@ -121,7 +121,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     cfg = _config(PredictConfig, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, threshold=args.threshold,
                   views=args.views)
     window = _parse_window(args.window)
-    export = str(args.image).endswith("mixer.json")
+    export = _is_mixer(args.image)
     if export:  # (options an export has no use for: said, not left without effect)
         for option, given in (("--window", window is not None), ("--bands", args.bands),
                               ("--tile", args.tile is not None), ("--overlap", args.overlap is not None)):
@@ -260,7 +260,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from core.bands import INPUT_BANDS, parse_band_spec
     from core.raster import ImageReader
 
-    if str(args.image).endswith("mixer.json"):  # an Earth Engine image export, as predict takes it
+    if _is_mixer(args.image):  # an Earth Engine image export, as predict takes it
         return _export_info(args)
     with ImageReader(args.image, parse_band_spec(args.bands)) as r:
         g = r.grid
@@ -467,6 +467,12 @@ def _interrupt(signum, _frame) -> None:
     that its temporary files are removed; the exit status is 128 + the signal's number, as a shell
     reports a command the signal stopped (143 for SIGTERM; Ctrl-C: 130)."""
     raise _Signalled(signum)
+
+
+def _is_mixer(image: str) -> bool:
+    """Whether ``--image`` names an Earth Engine export's mixer (a .json file; Earth Engine names it
+    ``*mixer.json``, a browser's copy may be ``... mixer (1).json``), not a GeoTIFF."""
+    return Path(image).suffix.lower() == ".json"
 
 
 #: what to do when a command runs out of memory, in its own options (by command; others: the default)

@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from core.patches import (
     write_image_export,
     write_records,
 )
+from core.__main__ import main
 from core.bands import FEATURE_BANDS
 from core.raster import ImageReader
 
@@ -123,7 +125,7 @@ def test_sample_patches_errors(small_scene, tmp_path):
         assert not (tmp_path / name).exists()
 
 
-def test_image_export_roundtrip(small_scene, tmp_path):
+def test_image_export_roundtrip(small_scene, tmp_path, capsys):
     img, _ = small_scene
     with ImageReader(img) as r:
         mixer_path = write_image_export(tmp_path / "exp" / "scene", r, patch=128, kernel=32, records_per_file=4)
@@ -150,6 +152,13 @@ def test_image_export_roundtrip(small_scene, tmp_path):
     with ImageReader(img) as r:
         other = write_image_export(tmp_path / "exp" / "scene-b", r, patch=128, kernel=32, records_per_file=2)
     assert len(export_files(other)) == 5 and len(export_files(mixer_path)) == 3
+    # a mixer renamed (a browser's copy): said, and the predict command takes it for a mixer, not a GeoTIFF
+    renamed = shutil.copy(mixer_path, tmp_path / "exp" / "scene-mixer (1).json")
+    with pytest.raises(InputNotFoundError, match="not named as an Earth Engine export's mixer"):
+        export_files(renamed)
+    assert main(["predict", "--image", str(renamed), "--out", str(tmp_path / "p")]) == 2
+    assert "not named as an Earth Engine export's mixer" in capsys.readouterr().err
+    Path(renamed).unlink()
     # overwritten with fewer files: none of the earlier, larger export's files is left to be read
     with ImageReader(img) as r:
         write_image_export(tmp_path / "exp" / "scene", r, patch=128, kernel=32, records_per_file=8, overwrite=True)
