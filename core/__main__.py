@@ -88,9 +88,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from core.model import card_path, load_card
 
     if card_path(result.best_model).is_file() and load_card(result.best_model).pixel_size_m is None:
-        print("note: the training data did not say its pixel size (TFRecord patches do not), so the model card does "
+        print("note: the training data did not say its pixel size (TFRecord patches and images without a CRS do "
+              "not), so the model card does "
               "not either and predictions on another pixel size get no warning; train with --pixel-size-m (30 for "
               "Landsat, 10 for Sentinel-2) to record it", file=sys.stderr)
+    if sorted(map(str, args.train)) == sorted(map(str, args.val)):  # (after the run: an error stays one line)
+        print("note: --val is --train's data, so the best epoch was chosen on training pixels and its validation "
+              "figures are optimistic; validate on data held out from training (python -m core patches --test N "
+              "cuts test patches from a held-out block)", file=sys.stderr)
     return 0
 
 

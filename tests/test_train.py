@@ -256,6 +256,8 @@ def test_a_failed_start_writes_nothing_so_the_corrected_retry_runs(capsys, small
     out, err = capsys.readouterr()
     # stdout is the result alone (epoch lines on stderr: train ... | head stopped the run at the next epoch)
     assert json.loads(out)["best_model"] == str(run / "best.keras") and "epoch 1/" in err
+    # validated on its training data: said after the run (the README's Earth Engine example did so)
+    assert "note: --val is --train's data, so the best epoch was chosen on training pixels" in err
 
 
 def test_a_new_run_that_fails_in_its_first_epoch_leaves_nothing_so_a_retry_needs_no_overwrite(
