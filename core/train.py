@@ -471,11 +471,12 @@ def train(
     if resume and not (run_info_path.exists() or last.exists()):
         raise ConfigError(f"nothing to resume: {run_dir} holds no training run (check the --out folder); "
                           "leave out --resume to start a new run there")
-    if resume and not last.exists() and (_read_history(history_path) or (run_dir / "best.keras").exists()):
-        # (started again from nothing, the run replaced its finished epochs' history and best model)
-        raise CorruptFileError(f"cannot resume: {last} is missing, though the run has finished epochs (its history.csv "
-                               "or best.keras); put last.keras back, or start again with --overwrite (which "
-                               "replaces them) or in a new --out")
+    if resume and not last.exists() and len(finished := _read_history(history_path)) > 1:
+        # (started again from nothing, the run replaced its finished epochs' history and best model; with one
+        # row, the run was stopped as its first epoch ended, before last.keras was put in place: redone)
+        raise CorruptFileError(f"cannot resume: {last} is missing, though the run has finished {len(finished)} epochs "
+                               "(history.csv); put last.keras back, or start again with --overwrite (which replaces "
+                               "its history and best model) or in a new --out")
 
     # Check everything before writing: nothing below touches run_dir until the run starts.
     pixel_size_m = check_pixel_size_m(pixel_size_m)

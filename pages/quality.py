@@ -36,7 +36,8 @@ def curve_chart(curve: list[dict], threshold: float):
         x=alt.X("threshold:Q", title="crop threshold", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("value:Q", title="score (0-1)", scale=alt.Scale(domain=[0, 1])),
         # a legend title: layered with the rule, an untitled legend made Vega draw at translate(61, Infinity)
-        color=alt.Color("score:N", title="score", sort=list(CURVE_NAMES.values()), legend=alt.Legend(orient="top", columns=2),
+        color=alt.Color("score:N", title="score", sort=list(CURVE_NAMES.values()),
+                        legend=alt.Legend(orient="top", columns=2),
                         scale=alt.Scale(domain=list(CURVE_NAMES.values()), range=CURVE_COLOURS)),
         tooltip=[alt.Tooltip("threshold:Q", format=".2f"), "score", alt.Tooltip("value:Q", format=".3f")],
     )

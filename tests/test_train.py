@@ -329,16 +329,17 @@ def test_resume_needs_a_run_to_resume(capsys, small_scene, tmp_path):
     assert not (tmp_path / "typo").exists()  # a mistyped folder is not made into a new run
 
 
-def test_resume_without_the_checkpoint_of_finished_epochs_touches_nothing(capsys, small_scene, finished_run, tmp_path):
+def test_resume_without_the_checkpoint_of_finished_epochs_touches_nothing(capsys, small_scene, tmp_path):
     """last.keras gone from a run with finished epochs: --resume started the run again from nothing
     and replaced its history and best model. Now it is refused, and the run stays as it was."""
     img, lab = small_scene
     pair = f"{img}:{lab}"
-    run = shutil.copytree(finished_run, tmp_path / "run")
+    run = tmp_path / "run"
+    train(replace(CFG, epochs=2), [pair], [pair], run)
     (run / "last.keras").unlink()
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     err = _cli_error(capsys, ["train", *TINY, "--train", pair, "--val", pair, "--out", str(run), "--resume"])
-    assert "last.keras is missing, though the run has finished epochs" in err and "--overwrite" in err
+    assert "last.keras is missing, though the run has finished 2 epochs" in err and "--overwrite" in err
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
