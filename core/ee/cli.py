@@ -146,8 +146,11 @@ def _labels(args: argparse.Namespace, preset: Any, composite: Any):
         product = preset.labels.product if preset is not None else "worldcover"
     year = args.label_year
     if product == "asset":  # LabelConfig says what is missing
-        values = [v.strip() for v in (getattr(args, "crop_values", None) or "").split(",") if v.strip()]
-        return LabelConfig("asset", asset_id=getattr(args, "asset_id", None), crop_values=tuple(values))
+        def values(option: str) -> tuple[str, ...]:
+            return tuple(v.strip() for v in (getattr(args, option, None) or "").split(",") if v.strip())
+
+        return LabelConfig("asset", asset_id=getattr(args, "asset_id", None), crop_values=values("crop_values"),
+                           nodata_values=values("nodata_values"))
     if product == "dynamicworld" and year is None:
         return LabelConfig(product, start=composite.start, end=composite.end)
     if product in ("glcfcs30d", "cdl") and year is None:
@@ -398,6 +401,10 @@ def _add_labels(p: argparse.ArgumentParser, allow_none: bool) -> None:
     p.add_argument("--asset-id", default=None, help="--labels asset: your image asset, e.g. users/me/glc30")
     p.add_argument("--crop-values", default=None,
                    help="--labels asset: the class value(s) that mean crop, comma-separated (the 2019 notebook's GLC30: 10)")
+    p.add_argument("--nodata-values", default=None,
+                   help="--labels asset: the class value(s) that mean no data (never trained on or scored), "
+                        "comma-separated, e.g. GLC30's 0,255; masked pixels are no data anyway; every other value is "
+                        "not crop")
 
 
 def add_commands(sub: Any) -> None:

@@ -53,7 +53,7 @@ def settings_form(current: dict | None) -> dict | None:
                                 help="the grid the imagery and labels are fetched on. The shipped model was trained "
                                      "on 30 m Landsat pixels: keep 30 m for it (Sentinel-2 is then resampled); a "
                                      "coarser size fits a larger region into one direct download")
-        d1, d2, d3, d4 = st.columns([2, 1, 1, 1])
+        d1, d2, d3, d4, d5 = st.columns([2, 1, 1, 1, 1])
         product = d1.selectbox("Labels", products, index=products.index(labels.get("product", "worldcover")),
                                format_func=lambda k: "no labels" if k == NO_LABELS else PRODUCTS[k][0],
                                key=f"ee_form_labels_{v}")
@@ -64,6 +64,11 @@ def settings_form(current: dict | None) -> dict | None:
                               help="only for 'User asset' labels: an image asset, e.g. users/me/glc30")
         crop = d4.text_input("Crop value(s) (User asset)", ",".join(str(v) for v in labels.get("crop_values") or ()),
                              key=f"ee_form_crop_{v}", help="only for 'User asset' labels: the class value(s) meaning crop, e.g. 10")
+        nodata = d5.text_input("No-data value(s) (User asset)",
+                               ",".join(str(v) for v in labels.get("nodata_values") or ()), key=f"ee_form_nodata_{v}",
+                               help="only for 'User asset' labels: the class value(s) meaning no data, never trained "
+                                    "on or scored, e.g. GLC30's 0,255 (masked pixels are no data anyway); every "
+                                    "other value is not crop")
         if not st.form_submit_button("Use Earth Engine with these settings"):
             return None
     composite = {"sensor": sensor, "start": start.isoformat(), "end": end.isoformat(), "max_cloud": float(cloud),
@@ -76,6 +81,7 @@ def settings_form(current: dict | None) -> dict | None:
     if product == "asset":
         label_settings["asset_id"] = asset.strip() or None
         label_settings["crop_values"] = [_whole(v, "crop value") for v in crop.split(",") if v.strip()]
+        label_settings["nodata_values"] = [_whole(v, "no-data value") for v in nodata.split(",") if v.strip()]
     return {"composite": composite, "labels": label_settings}
 
 

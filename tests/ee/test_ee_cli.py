@@ -559,10 +559,12 @@ def test_a_user_asset_as_labels_from_the_command_line(capsys):
 
     p = build_parser()
     a = p.parse_args(["ee-fetch", "--preset", "camana", "--labels", "asset", "--asset-id", "users/me/glc30",
-                      "--crop-values", "10, 11", "--out", "o"])
+                      "--crop-values", "10, 11", "--nodata-values", "0,255", "--out", "o"])
     preset, _ = cli._region(a)
     labels = cli._labels(a, preset, cli._composite(a, preset))
     assert (labels.product, labels.asset_id, labels.crop_values) == ("asset", "users/me/glc30", (10, 11))
+    # its no-data values (GLC30's fill) were not crop, and trained on as such
+    assert labels.nodata_values == (0, 255)
     assert main(["ee-fetch", "--preset", "camana", "--labels", "asset", "--out", "o"]) == 2
     assert "needs its asset id and the class value(s) meaning crop" in capsys.readouterr().err
 

@@ -177,6 +177,22 @@ def test_settings_form_switches_the_source_and_checks_values(ee_configured):
     assert any("whole number" in e.value for e in at.error)
 
 
+def test_settings_form_takes_a_user_assets_crop_and_no_data_values(ee_configured):
+    """A user asset's labels (the 2019 notebook's GLC30): its no-data values (0, 255) could not be
+    given, so they were not crop, and trained on as such."""
+    at = new_app()
+    at.run()
+    at.selectbox(key=fk(at, "labels")).set_value("asset")
+    at.text_input(key=fk(at, "asset")).set_value("users/me/glc30")
+    at.text_input(key=fk(at, "crop")).set_value("10")
+    at.text_input(key=fk(at, "nodata")).set_value("0, 255")
+    at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
+    assert not at.exception and not at.error
+    assert at.session_state["source"]["settings"]["labels"] == {
+        "product": "asset", "asset_id": "users/me/glc30", "crop_values": [10], "nodata_values": [0, 255]}
+    assert at.text_input(key=fk(at, "nodata")).value == "0,255"  # the form shows the settings in use
+
+
 def test_back_to_earth_engine_after_the_sample_scene_finds_the_settings_and_region(ee_configured):
     """A look at the sample scene and back threw away the Earth Engine recipe and the drawn region
     (the form came back at its defaults, the region at the Camana valley)."""
