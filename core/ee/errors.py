@@ -120,7 +120,8 @@ _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
         r"parameter 'input' is required",
         EarthEngineError,  # replaced by NoDataError below
         "no images matched the dates, region and cloud filter; widen the date range or raise max_cloud "
-        "(an annual label map such as CDL may not be published yet for the chosen year: pick an earlier one)",
+        "(an annual label map such as CDL may not be published yet for the chosen year: pick an earlier one). "
+        "For a user asset as labels: check that its id is right and that it has the band asked for",
     ),
     (
         r"please authorize access|earthengine authenticate|no project found|not signed up|"
