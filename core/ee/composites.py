@@ -366,9 +366,14 @@ def composite_image(cfg: CompositeConfig, geometry: Mapping[str, Any]):
     return image.set({"crop_mapping:sensor": cfg.sensor, "crop_mapping:start": cfg.start, "crop_mapping:end": cfg.end})
 
 
+#: scenes of dates newer than this many days may still be arriving (Landsat Collection 2 Level 2
+#: scenes are published days to weeks after acquisition): a summary reaching them is not cached
+SETTLED_DAYS = 60
+
+
 class _NoSceneYet(Exception):
-    """A scene summary with no scene, raised so that the cache keeps it not (an exception is never
-    cached): scenes keep arriving for recent dates, and a later look may find some."""
+    """A scene summary that may change, raised so that the cache keeps it not (an exception is never
+    cached): none found, or dates too recent to have all their scenes, which keep arriving."""
 
     def __init__(self, summary: dict):
         super().__init__("no scene")
@@ -390,14 +395,16 @@ def _scene_summary_cached(cfg: CompositeConfig, geometry_json: str, getinfo: Any
         }
     )
     summary = (getinfo or (lambda obj: obj.getInfo()))(stats)
-    if not summary.get("count"):
+    recent = _dt.date.fromisoformat(cfg.end) > _dt.date.today() - _dt.timedelta(days=SETTLED_DAYS)
+    if not summary.get("count") or recent:
         raise _NoSceneYet(summary)
     return summary
 
 
 def scene_summary(cfg: CompositeConfig, geometry: Mapping[str, Any], getinfo: Any = None) -> dict:
     """Number of scenes and their acquisition times (ms), in ONE ``getInfo`` call, cached per
-    (config, geometry) for the life of the process once there is a scene (none: asked again next time).
+    (config, geometry) for the life of the process once there is a scene and the dates are older than
+    :data:`SETTLED_DAYS` (else asked again next time: one call per fetch, which downloads far more).
 
     Raises:
         EarthEngineError subclasses (mapped) when the request fails.

@@ -140,6 +140,7 @@ def test_cdl_outside_the_united_states_is_refused(ee_offline):
 def test_a_label_year_after_the_last_map_is_refused():
     """A CDL year with no map yet (2031) passed until the download; CDL's map of a year comes out early
     the next year, so the last year is last year."""
+    import dataclasses
     import datetime as dt
 
     assert L.last_year("cdl", dt.date(2026, 12, 1)) == 2025 and L.last_year("glcfcs30d") == 2022
@@ -274,6 +275,15 @@ def test_scene_summary_is_one_cached_getinfo(ee_offline):
     assert C.scene_summary(cfg, REGION, later) == {"count": 0, "dates": []}
     assert C.scene_summary(cfg, REGION, later) == {"count": 1, "dates": [3]}
     assert C.scene_summary(cfg, REGION, later) == {"count": 1, "dates": [3]} and len(calls) == 2
+    # dates up to last week: scenes still arriving, so the count is asked again (it stayed until a restart)
+    import dataclasses
+    import datetime as dt
+
+    recent = dataclasses.replace(cfg, end=(dt.date.today() - dt.timedelta(days=7)).isoformat())
+    calls.clear()
+    found = iter([{"count": 3, "dates": [1, 2, 3]}, {"count": 4, "dates": [1, 2, 3, 4]}])
+    assert C.scene_summary(recent, REGION, later)["count"] == 3
+    assert C.scene_summary(recent, REGION, later)["count"] == 4 and len(calls) == 2
 
 
 @pytest.mark.parametrize(
