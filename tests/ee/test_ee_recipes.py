@@ -140,7 +140,6 @@ def test_cdl_outside_the_united_states_is_refused(ee_offline):
 def test_a_label_year_after_the_last_map_is_refused():
     """A CDL year with no map yet (2031) passed until the download; CDL's map of a year comes out early
     the next year, so the last year is last year."""
-    import dataclasses
     import datetime as dt
 
     assert L.last_year("cdl", dt.date(2026, 12, 1)) == 2025 and L.last_year("glcfcs30d") == 2022
