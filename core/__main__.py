@@ -483,6 +483,7 @@ def _is_mixer(image: str) -> bool:
 #: what to do when a command runs out of memory, in its own options (by command; others: the default)
 MEMORY_ADVICE = {
     "predict": "use a smaller region (--window), a smaller --tile or --batch-size",
+    "predict-export": "use a smaller --batch-size or fewer --views",  # (an export takes no --window or --tile)
     "train": "use a smaller --batch-size or --patch-size, or fewer --val-patches",
     "patches": "cut fewer patches (--count) or smaller ones (--size)",
     "resample": "resample a smaller image (e.g. cut it with gdal_translate -srcwin)",
@@ -547,7 +548,8 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 141  # 128 + SIGPIPE, as a shell reports a command stopped by a closed pipe
     except Exception as err:
-        text = environment_error(err, args.command)
+        export = args.command == "predict" and _is_mixer(args.image)
+        text = environment_error(err, "predict-export" if export else args.command)
         if text is None:
             raise
         print(f"error: {text}", file=sys.stderr)

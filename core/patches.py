@@ -345,7 +345,8 @@ def export_files(mixer_path: str | os.PathLike) -> list[str]:
         files = [f for f in found if f in (single + ".tfrecord.gz", single + ".tfrecord")]
     if not files and not s.endswith("mixer.json"):  # e.g. a browser's copy, "ftw-mixer (1).json"
         raise InputNotFoundError(f"{s} is not named as an Earth Engine export's mixer, PREFIX-mixer.json beside its "
-                                 "PREFIX-00000.tfrecord.gz ...: the patches are found by that name; give it back")
+                                 "PREFIX-00000.tfrecord.gz ...: its patches are found by that name; rename it back "
+                                 "to PREFIX-mixer.json")
     if not files:
         raise InputNotFoundError(f"no TFRecord files of the image export {prefix}NNNNN.tfrecord.gz beside {s}")
     return files

@@ -502,9 +502,9 @@ def predict_image(
         pass
     if context is not None and window is not None:
         raise ConfigError("a window of a scene cannot be predicted in its context; predict the scene whole")
+    outputs, summary_path = prediction_outputs(out_dir, overwrite, [image_path, *model_files(model_path)])
     t0 = time.time()
     loaded = loaded or load_model(model_path)
-    outputs, summary_path = prediction_outputs(out_dir, overwrite, [image_path, *model_files(model_path)])
     import rasterio
 
     # GDAL's block cache (5% of RAM by default) would keep every block read or written, so memory

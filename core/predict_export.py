@@ -98,10 +98,11 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
 
     Raises the same errors as :func:`core.predict.predict_image`, plus CorruptFileError for bad records.
     """
-    from core.model import load_model
+    from core.model import load_model, model_files
+    from core.patches import export_files, read_mixer
 
-    from core.model import model_files
-
+    read_mixer(mixer_path)  # the export's own mistakes (a bad or renamed mixer) before "--overwrite"
+    export_files(mixer_path)
     outputs, summary_path = prediction_outputs(out_dir, overwrite, [mixer_path, *model_files(model_path)])
     t0 = time.time()
     loaded = loaded or load_model(model_path)

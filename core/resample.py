@@ -74,13 +74,15 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
     from core.errors import ConfigError
     from core.files import check_output_file
     from core.labels import get_class_map
-    from core.raster import ImageReader, read_image, read_label_classes, write_codes, write_reflectance
+    from core.raster import ImageReader, grid_of_file, read_image, read_label_classes, write_codes, write_reflectance
 
     if labels is not None and (labels_out is None or label_map is None):
         raise ConfigError("resampling labels needs the file to write them to and their label map")
     class_map = get_class_map(label_map) if labels is not None else None
     with ImageReader(image, band_map) as reader:  # the inputs' own mistakes before an output in the way
         _checked_target(reader.grid, pixel_size_m)
+    if labels is not None:
+        grid_of_file(labels)  # (missing, or not a raster)
     outs = [out] + ([labels_out] if labels is not None else [])
     ins = [image] + ([labels] if labels is not None else [])
     for path in outs:
@@ -148,13 +150,14 @@ def _reproject(bands: np.ndarray, grid: Grid, target: Grid, how: str, nodata) ->
     ta, tb, _, td, te, _ = target.transform
     rows = math.ceil(target.height * math.hypot(tb, te) / math.hypot(b, e) - 1e-9)
     cols = math.ceil(target.width * math.hypot(ta, td) / math.hypot(a, d) - 1e-9)
-    if rows > grid.height or cols > grid.width:
-        padded = np.full((bands.shape[0], max(rows, grid.height), max(cols, grid.width)), nodata, bands.dtype)
-        padded[:, : grid.height, : grid.width] = bands
-        bands = padded
+    shape = (max(rows, grid.height), max(cols, grid.width))
     out = np.full((bands.shape[0], target.height, target.width), nodata, bands.dtype)
     for i in range(bands.shape[0]):
-        reproject(bands[i], out[i], src_transform=Affine(*grid.transform), src_crs=grid.crs,
+        band = bands[i]
+        if shape != band.shape:  # (band by band: one band's copy at a time)
+            band = np.full(shape, nodata, bands.dtype)
+            band[: grid.height, : grid.width] = bands[i]
+        reproject(band, out[i], src_transform=Affine(*grid.transform), src_crs=grid.crs,
                   dst_transform=Affine(*target.transform), dst_crs=target.crs, src_nodata=nodata,
                   dst_nodata=nodata, resampling=getattr(Resampling, how))
     return out

@@ -420,6 +420,7 @@ def test_machine_failures_in_words():
     # in the command's own options ("patches" was told of --window, --tile and --batch-size, which it has not)
     assert environment_error(MemoryError(), "patches") == "out of memory; cut fewer patches (--count) or smaller ones (--size)"
     assert "--window" in environment_error(MemoryError(), "predict")
+    assert "--window" not in environment_error(MemoryError(), "predict-export")  # (an export takes no --window)
     assert "--batch-size" in environment_error(MemoryError(), "train")
     assert environment_error(OSError(28, "No space left on device", "/x/y.tif")).startswith("No space left on device (/x/y.tif)")
     assert environment_error(ValueError("a bug")) is None  # not the machine's: a traceback, to be fixed
