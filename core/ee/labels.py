@@ -146,6 +146,9 @@ class LabelConfig:
             if not self.asset_id or not self.crop_values:
                 raise ConfigError("a user asset label needs its asset id and the class value(s) meaning crop, e.g. 10 "
                                   "(--asset-id and --crop-values; 'Asset id' and 'Crop value(s)' in the dashboard)")
+            if both := sorted(set(self.crop_values) & set(self.nodata_values)):  # (crop would all be no data)
+                raise ConfigError(f"value(s) {', '.join(map(str, both))} given both as crop and as no data; give each "
+                                  "value once")
         for text in (self.start, self.end):
             if text is not None:
                 try:

@@ -565,6 +565,9 @@ def test_a_user_asset_as_labels_from_the_command_line(capsys):
     assert (labels.product, labels.asset_id, labels.crop_values) == ("asset", "users/me/glc30", (10, 11))
     # its no-data values (GLC30's fill) were not crop, and trained on as such
     assert labels.nodata_values == (0, 255)
+    assert main(["ee-fetch", "--preset", "camana", "--labels", "asset", "--asset-id", "users/me/glc30",
+                 "--crop-values", "10", "--nodata-values", "10,255", "--out", "o"]) == 2
+    assert "value(s) 10 given both as crop and as no data" in capsys.readouterr().err
     assert main(["ee-fetch", "--preset", "camana", "--labels", "asset", "--out", "o"]) == 2
     assert "needs its asset id and the class value(s) meaning crop" in capsys.readouterr().err
 
