@@ -39,8 +39,11 @@ def show() -> None:
     model = state.get(state.MODEL_PATH)
     gone = " (no longer on disk: load one on the Model page)" if model and not Path(model).is_file() else ""
     st.caption("Model: " + (models.label(model) + gone if model else "none loaded (Model page)"))
-    if prediction_line(show=False):  # refreshed on its own while it runs (in a thread of the server)
-        st.fragment(prediction_line, run_every=2.0)()
+    running = prediction_line(show=False)
+    if running:  # refreshed on its own while it runs (in a thread of the server); static after
+        st.fragment(prediction_line, run_every=2.0)(live=True)
+    elif running is not None:
+        prediction_line()
     job = state.job_dir()
     if job:
         # refreshed on its own every 3 s while the job runs (in another process); static after
@@ -86,17 +89,22 @@ def training_line(job: str, show: bool = True) -> bool:
     return js.active
 
 
-def prediction_line(show: bool = True) -> bool:
+def prediction_line(show: bool = True, live: bool = False) -> bool | None:
     """Show how far the prediction this session started has got, on any page (unless ``show`` is
-    False), or that it has ended, for the Predict page to show; returns whether one is pending."""
+    False), or that it has ended, for the Predict page to show; returns whether it runs (None: no
+    prediction pending). Its end, seen by the ``live`` line (refreshed on its own), reruns the page
+    once, which draws the line without the refresh (it went on every 2 s until a page collected it)."""
     pending = state.get(state.PREDICTING)
     run = predictions.get(tuple(pending)) if pending else None
     if run is None:  # none, or collected (the pages then show it)
-        return False
+        return None
+    running = not run.finished.is_set()
     if show:
-        if not run.finished.is_set():
+        if running:
             st.caption(f"Prediction: {run.done:,} of {run.total:,} tiles" if run.total else "Prediction: starting")
+        elif live:
+            st.rerun(scope="app")
         else:
             st.caption("Prediction: " + ("failed; the Predict page says why" if run.error is not None else
                                          "done; see it on the Predict page"))
-    return True
+    return running
