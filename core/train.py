@@ -440,7 +440,7 @@ def train(
     Raises:
         OutputExistsError: ``run_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
         CorruptFileError: the checkpoint, ``run.json`` or history to resume from is unreadable, or
-            the checkpoint is missing from a run that has finished epochs.
+            the checkpoint is missing from a run that has finished more than one epoch.
         InputNotFoundError, BandError, GridMismatchError, InvalidDataError, NoDataError: bad training data.
         CorruptFileError: TFRecord patches are damaged or lack a band or the label.
         RegionError: an image or a stored patch is smaller than one patch.

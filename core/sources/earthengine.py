@@ -213,6 +213,7 @@ class EarthEngineSource:
         from core.ee.composites import region_geometry
         from core.ee.pixels import geometry_bounds, snap_grid
         from core.errors import CropMapError
+        from core.metrics import format_hectares
 
         scale = self.composite.resolution
         try:
@@ -252,7 +253,7 @@ class EarthEngineSource:
             return RegionCheck(False, str(err), area_ha, pixels)
         return RegionCheck(
             True,
-            f"{area_ha:,.0f} ha, {width}x{height} px at {scale:g} m in {crs}; "
+            f"{format_hectares(area_ha)}, {width}x{height} px at {scale:g} m in {crs}; "
             + self._describe_download(context_plan, label_plan, context_margin(image_plan.height, image_plan.width)),
             area_ha,
             pixels,

@@ -52,7 +52,7 @@ def fresh_click(key: str, shown: tuple) -> dict:
     clicked = (mapview.returned(key) or {}).get("last_clicked") or {}
     clicks = dict(state.get(state.MAP_CLICKS))
     scene_then, stale = clicks.get(key) or (None, None)
-    if list(shown) != scene_then:  # (lists: the session's state is saved as JSON)
+    if list(shown) != scene_then:  # (kept as a list, as JSON would give it back)
         clicks[key] = [list(shown), clicked or None]
         state.put(state.MAP_CLICKS, clicks)
         return {} if scene_then is not None else clicked
