@@ -144,8 +144,8 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
             next_steps()
     elif (notice := state.get(state.UPLOAD_NOTICE)) is not None and img_file is not None and notice[2] == img_file.file_id:
         kind, text, _ = notice  # said again while the same file is chosen; another file or none: nothing
-        if kind == "error":  # (as errors_shown showed it the first time: with a capital letter)
-            st.error(ui.sentence(text), icon=":material/error:")
+        if kind == "error":  # (the text errors_shown showed the first time)
+            st.error(text, icon=":material/error:")
         else:
             st.success(text)
             next_steps()

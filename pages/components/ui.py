@@ -82,11 +82,12 @@ def errors_shown(stop: bool = False, remember: Callable[[str], None] | None = No
         text = str(err) if isinstance(err, CropMapError) else environment_error(err, "use a smaller region")
         if text is None:
             raise
-        st.error(sentence(text), icon=":material/error:")
+        shown = sentence(text)
+        st.error(shown, icon=":material/error:")
         if fix_at is not None:
             st.page_link(fix_at[0], label=fix_at[1], icon=":material/arrow_back:")
         if remember is not None:
-            remember(text)
+            remember(shown)
         if stop:
             raise PageStopped from None
 
