@@ -120,7 +120,7 @@ def _parse_window(text: str | None) -> tuple[int, int, int, int] | None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from core.config import PredictConfig
     from core.files import check_output_dir
-    from core.predict import DERIVED_OUTPUTS, predict_image
+    from core.predict import DERIVED_OUTPUTS, predict_image, stale_outputs
     from core.bands import parse_band_spec
 
     cfg = _config(PredictConfig, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, threshold=args.threshold,
@@ -141,7 +141,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if context is not None:
             print(f"predicting with {context.path.name} around the image (the surroundings of the region, as the "
                   "dashboard does); --no-context to predict the image alone", file=sys.stderr)
-    derived = [Path(args.out) / n for n in DERIVED_OUTPUTS if (Path(args.out) / n).is_file()] if args.overwrite else []
+    derived = [p for _, p in stale_outputs(args.out, DERIVED_OUTPUTS, args.overwrite)]  # (to say they went)
     bar = TqdmProgress("predict", "tile")
     try:
         if export:
