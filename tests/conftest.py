@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("USE_FOLIUM", "1")  # before geemap is first imported
 
 import pytest
 from rasterio.windows import Window
@@ -34,11 +35,14 @@ def small_scene(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     """An untrained light U-Net saved with a real card (normalization from the sample scene)."""
+    import keras
+
+    from core.bands import FEATURE_BANDS
     from core.dataset import compute_normalization, load_scenes
     from core.model import ModelCard, build_unet, save_model
-    from core.bands import FEATURE_BANDS
 
     norm = compute_normalization(load_scenes([f"{SAMPLE_IMAGE}:{SAMPLE_LABELS}"]))
+    keras.utils.set_random_seed(0)  # the same weights in every run: a test sees the same prediction each time
     model = build_unet("light")
     card = ModelCard(preset="light", bands=FEATURE_BANDS, normalization=norm, notes="untrained, for tests")
     return save_model(model, card, tmp_path_factory.mktemp("model") / "tiny.keras")
@@ -50,3 +54,22 @@ def shipped():
     from core.model import load_model
 
     return load_model()
+
+
+@pytest.fixture()
+def fake_map(monkeypatch, tmp_path):
+    """The dashboard's map component replaced by an :class:`apptest.FakeMap` (what it records and returns),
+    a work folder of the test's own, and Streamlit's caches cleared around the test."""
+    import streamlit as st
+
+    from apptest import FakeMap
+    from pages.components import mapview
+
+    fake = FakeMap()
+    monkeypatch.setattr(mapview, "_st_folium", fake)
+    monkeypatch.setenv("CROPMAP_WORKDIR", str(tmp_path / "work"))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield fake
+    st.cache_data.clear()
+    st.cache_resource.clear()

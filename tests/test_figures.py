@@ -11,7 +11,7 @@ from affine import Affine
 
 from core.evaluate import evaluate_files
 from core.metrics import threshold_curve
-from test_pages import fake_map, new_app  # noqa: F401 - fake_map is a fixture
+from apptest import new_app
 from testdata import write_raster
 
 UTM = "EPSG:32633"

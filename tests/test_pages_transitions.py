@@ -1,7 +1,7 @@
 """Dashboard state transitions driven with AppTest: what the pages show after the user (or the
 machine) changes something under an earlier step (a model deleted, a source without labels, ...).
 
-Helpers and the fake map come from test_pages.
+Helpers come from apptest.py, the fake map from conftest.py.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from test_pages import SQUARE_300, by_label, fake_map, new_app, own_image_app, predict_page  # noqa: F401 - fake_map is a fixture
+from apptest import SQUARE_300, by_label, new_app, own_image_app, predict_page
 
 
 def _copy_model(src, dst_dir):

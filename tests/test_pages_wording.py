@@ -7,7 +7,7 @@ import json
 
 import pyarrow as pa
 
-from test_pages import fake_map, new_app, predict_page  # noqa: F401 - fake_map is a fixture
+from apptest import new_app, predict_page
 
 
 def _charts(at) -> list[tuple[dict, "object"]]:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pages.components import state
-from test_pages import by_label, fake_map, new_app, predict_page  # noqa: F401 - fake_map is a fixture
+from apptest import by_label, new_app, predict_page
 
 REGION = {"type": "Feature", "properties": {"crs": "image"},
           "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [256, 0], [256, 256], [0, 256], [0, 0]]]}}

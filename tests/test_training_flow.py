@@ -185,7 +185,7 @@ def test_a_job_that_finished_no_epoch_is_not_offered_to_resume(tmp_path):
 def test_the_model_page_offers_to_resume_a_stopped_training(small_scene, tmp_path, monkeypatch):
     from pathlib import Path
 
-    from test_pages import by_label, new_app, texts
+    from apptest import by_label, new_app, texts
 
     from core import jobs
     from pages.components import mapview
@@ -272,7 +272,7 @@ def test_a_held_out_block_with_one_class_is_not_the_validation_set(small_scene, 
 
 def test_a_diverged_training_is_not_offered_to_resume(small_scene, tmp_path, monkeypatch):
     """Resuming a run whose loss became NaN repeats it with the same learning rate: the page offered it."""
-    from test_pages import new_app, texts
+    from apptest import new_app, texts
 
     from pages.components import mapview
 

@@ -11,7 +11,7 @@ import pytest
 
 from core.ee.auth import EEStatus
 from tests.ee.test_ee_source import fake_compute
-from tests.test_pages import by_label, forms, new_app
+from apptest import by_label, forms, new_app
 
 TILE_URL = "https://earthengine.googleapis.com/v1/projects/p/maps/fake-{n}/tiles/{{z}}/{{x}}/{{y}}"
 
@@ -25,7 +25,7 @@ def ee_configured(ee_offline, monkeypatch, tmp_path):
     from core.ee import auth, tiles
     from core.ee.composites import _scene_summary_cached
     from pages.components import mapview
-    from tests.test_pages import FakeMap
+    from apptest import FakeMap
 
     ready = EEStatus(True, "p", "test", "Earth Engine ready: project p (test)")
     monkeypatch.setattr(auth, "status", lambda *a, **k: ready)

@@ -1,0 +1,111 @@
+"""The app around the pages: the sidebar's status lines, the map's image layers, what the server keeps.
+
+Driven with AppTest; the helpers are in apptest.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pages.components import mapview
+
+from apptest import new_app, predict_page
+
+
+def test_the_first_runs_waiting_status_is_replaced_by_the_status(fake_map):
+    """A session's first run shows a waiting line in the sidebar while its page runs (the sidebar was
+    empty for seconds); when the page is done, the status block stands in its place, once, on that
+    run and on the next."""
+    at = new_app()
+    for _ in range(2):
+        at.run()
+        assert not at.exception
+        side = [m.value for m in at.sidebar.markdown]
+        assert side.count("### Status") == 1, side
+        captions = " ".join(c.value for c in at.sidebar.caption)
+        assert "Checking the image" not in captions and "Source: sample scene" in captions
+        assert any(s.value.startswith("Sample scene: Landsat 8") for s in at.sidebar.success)
+
+
+def test_map_image_layers_carry_their_data_urls_whole_without_compiling_them():
+    """The image layers' data URLs (the PNGs) join the map's script as text: the same page as
+    folium's own ImageOverlay makes, without a Jinja compile of each URL on every rerun."""
+    import folium
+    from branca import element
+
+    from core.overlays import Overlay, png_bytes
+
+    rng = np.random.default_rng(1)
+    png = png_bytes(rng.integers(0, 255, (300, 400, 4), dtype=np.uint8))
+    layer = Overlay("True colour", png, ((-300.0, 0.0), (0.0, 400.0)), 400, 300, opacity=0.7)
+    spec = mapview.MapSpec(bounds=layer.bounds, image=True, overlays=[layer], opacities={"True colour": 0.7})
+    m = mapview.build(spec)
+    compiled = []
+    real = element.Template
+    element.Template = lambda text, *a, **k: compiled.append(len(text)) or real(text, *a, **k)
+    try:
+        html = m.get_root().render()
+    finally:
+        element.Template = real
+    assert html.count(layer.data_url) == 1 and mapview._map_classes().ImageLayer.STAND_IN not in html
+    assert max(compiled) < len(layer.data_url) // 2  # no template as long as the data URL
+    # the same script as folium's own layer gives, but for the element's generated name
+    plain = folium.raster_layers.ImageOverlay(image=layer.data_url, bounds=[[-300.0, 0.0], [0.0, 400.0]],
+                                              name="True colour", opacity=0.7, interactive=False, cross_origin=False,
+                                              zindex=1)
+    ours = mapview._image_overlay(layer, spec)
+    for one in (plain, ours):
+        folium.Map(tiles=None).add_child(one)
+        one.get_root().render()
+    text = {k: one.get_root().script._children[one.get_name()].render().replace(one.get_name(), "LAYER")
+            for k, one in (("plain", plain), ("ours", ours))}
+    assert text["plain"] == text["ours"] and layer.data_url in text["ours"]
+
+
+def test_the_server_freezes_the_long_lived_objects_once_tensorflow_is_loaded(fake_map):
+    """Streamlit's full collection after every run skipped TensorFlow's objects once frozen: done
+    once per server process, after a run with TensorFlow loaded."""
+    import gc
+
+    import core.model  # noqa: F401 - TensorFlow loaded, as the Model and Predict pages load it
+
+    gc.unfreeze()
+    at = new_app()
+    at.run()
+    assert not at.exception and gc.get_freeze_count() > 100_000
+    gc.unfreeze()
+    at.run()
+    assert gc.get_freeze_count() == 0  # once only: later objects are collected as before
+
+
+def test_probability_array_not_in_session_state(fake_map, tiny_model_path):
+    at = predict_page(tiny_model_path)
+    at.button[0].click().run()
+    for key in at.session_state.filtered_state:
+        value = at.session_state[key]
+        assert not isinstance(value, np.ndarray), key
+
+
+def test_the_sidebar_follows_a_prediction_left_running_on_another_page(fake_map, monkeypatch):
+    """A prediction goes on while other pages are open: their sidebar says how far it has got (only
+    the Predict and Quality pages said so), then that it is done, until the Predict page shows it."""
+    from pages.components import predictions
+
+    key = ("image.tif", "region", "model.keras", 1)
+    run = predictions.Run(key, done=2, total=9)
+    monkeypatch.setitem(predictions._RUNS, key, run)
+    at = new_app()
+    at.session_state["predicting"] = list(key)
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    assert "Prediction: 2 of 9 tiles" in [c.value for c in at.sidebar.caption]
+    run.done = 9
+    run.finished.set()
+    at.run()
+    assert "Prediction: done; see it on the Predict page" in [c.value for c in at.sidebar.caption]
+    run.error = RuntimeError("boom")
+    at.run()
+    assert "Prediction: failed; the Predict page says why" in [c.value for c in at.sidebar.caption]
+    at.session_state["predicting"] = None  # (shown by the Predict page)
+    at.run()
+    assert not [c for c in at.sidebar.caption if c.value.startswith("Prediction:")]

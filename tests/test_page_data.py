@@ -1,0 +1,240 @@
+"""The Data page: image and label layers, class statistics, training patches cut from the region.
+
+Driven with AppTest; the helpers are in apptest.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from pages.components import scene
+
+from apptest import (
+    click_map, readout, map_legends, new_app, own_image_app, SQUARE_300, by_label, forms, texts,
+    layer_names, scene_layers,
+)
+
+
+def test_data_page_layers_and_statistics(fake_map):
+    at = new_app()
+    at.session_state["region"] = SQUARE_300
+    at.switch_page("pages/data.py")
+    at.run()
+    assert not at.exception and not at.error
+    labels = {m.label: m.value for m in at.metric}
+    assert "Valid pixels" in labels and "Crop fraction (labels)" in labels
+    # no hectares from a CRS (it has none), but the ground the valid pixels cover at Landsat's 30 m, as
+    # the Region and Predict pages say
+    valid = int(labels["Valid pixels"].replace(",", ""))
+    from core.metrics import format_hectares
+
+    assert (f"Not georeferenced: sizes are in pixels; the valid pixels cover about {format_hectares(valid * 0.09)} at 30 m "
+            "pixels (the image's stated pixel size).") in [c.value for c in at.caption]
+    # the CDL classes of the region, named, largest first, in pixels (the sample has no CRS)
+    classes = at.dataframe[0].value
+    assert list(classes.columns) == ["class", "counts as", "share of labelled pixels", "area"] and 1 <= len(classes) <= 8
+    assert classes["area"].str.endswith(" px").all()
+    px = classes["area"].str.split(" ").str[0].str.replace(",", "").astype(int)
+    assert (px.diff().dropna() <= 0).all() and px.sum() <= 300 * 300
+    # the region has more classes than are listed: the caption says what the others hold, so that
+    # the crop rows are not taken for all of the crop
+    shares = classes["share of labelled pixels"].str.rstrip("%").astype(float)
+    rest = [c.value for c in at.caption if c.value.startswith(f"The {len(classes)} largest of ")]
+    assert len(classes) == 8 and len(rest) == 1
+    held = float(re.search(r"hold ([\d.]+)% of the labelled pixels", rest[0]).group(1))
+    assert held == pytest.approx(100 - shares.sum(), abs=0.2)
+    assert any("Classes in the region" in md.value and "Cropland Data Layer" in md.value for md in at.markdown)
+    m, kwargs = fake_map.maps[-1]
+    assert kwargs["returned_objects"] == ["last_clicked"]  # clicks only: moving the map runs nothing
+    assert readout(fake_map) is None  # (the map says to click it)
+    html = m.get_root().render()
+    assert scene_layers(m) == ["True colour (R,G,B)", "Labels"]  # by default, over the image around the region
+    assert "cropmap-click-mark" in html  # a click is marked on the map by the map itself
+    assert layer_names(m)[0] == scene.SURROUNDINGS and '"opacity": 0.5' in html and "6 4" in html and "#202020" in html  # its outline, cased
+    # the legend inside the map fades the label colours as the layer is faded (0.7 by default)
+    assert "opacity:0.70" in html
+    at.slider(key="data_op_labels").set_value(0.3).run()
+    assert "opacity:0.30" in fake_map.maps[-1][0].get_root().render()
+    assert not [c for c in at.caption if "hidden under" in c.value]
+    at.checkbox(key="data_show_ndvi").check().run()
+    assert len(scene_layers(fake_map.maps[-1][0])) == 3
+    assert "NDVI" in map_legends(fake_map)  # its legend inside the map, in view with it
+    # true colour at full opacity under NDVI at full opacity cannot be seen: the page says so
+    assert [c.value for c in at.caption if "hidden under" in c.value] == [
+        "True colour (R,G,B) is hidden under a layer at full opacity: lower its opacity or untick it."]
+    # a click on the map reads the pixel there: its image values, its label and the product's class
+    from core.labels import class_name, get_class_map
+    from core.raster import read_image, read_label_classes
+    from testdata import SAMPLE_IMAGE, SAMPLE_LABELS
+
+    feats, valid, _ = read_image(SAMPLE_IMAGE)
+    mask, codes = read_label_classes(SAMPLE_LABELS, get_class_map("cdl"))
+    row, col = next((r, c) for r in range(120, 300) for c in range(40, 300) if valid[r, c] and mask[r, c] == 1)
+    click_map(at, "data_map", -(row + 0.5), col + 0.5)
+    at.run()
+    assert not at.exception
+    info, lat, lng = readout(fake_map)  # shown inside the map, with the click it reads
+    assert (lat, lng) == (-(row + 0.5), col + 0.5)
+    assert info == (f"Pixel row {row}, column {col}: NDVI {feats[row, col, 4]:.2f} (reflectance R {feats[row, col, 0]:.3f}, "
+                    f"G {feats[row, col, 1]:.3f}, B {feats[row, col, 2]:.3f}, NIR {feats[row, col, 3]:.3f}); labelled "
+                    f"crop ({codes[row, col]} {class_name('cdl', codes[row, col])}).")
+    click_map(at, "data_map", -310.5, 5.5)  # on the image around the region: not its pixel
+    at.run()
+    assert readout(fake_map) is None
+    at.slider(key="data_op_ndvi").set_value(0.5).run()
+    assert not [c for c in at.caption if "hidden under" in c.value]
+
+
+def test_data_page_cuts_patches_and_hands_them_to_training(fake_map):
+    at = new_app()
+    at.session_state["region"] = SQUARE_300
+    at.switch_page("pages/data.py")
+    at.run()
+    by_label(at.selectbox, "Patch size").set_value(64)
+    by_label(at.number_input, "Training patches").set_value(5)
+    by_label(at.number_input, "Test patches").set_value(2)
+    assert not forms(at)["patch_form"].enter_to_submit  # (Enter in a box cut patches of half-typed settings)
+    by_label(at.button, "Cut patches").click()
+    at.run()
+    assert not at.exception and not at.error
+    made = at.session_state["patches"]
+    assert made["count"] == [5, 2] and "held out" in made["note"]
+    assert "5 training patches" in texts(at) and "2 test patches" in texts(at)
+    assert not [w for w in at.warning if "repeat" in w.value]  # 300 px holds many different 64 px patches
+    from core.patchset import open_patch_set
+
+    assert open_patch_set([made["train"]], 64).record_size == 64 and open_patch_set([made["test"]], 64).record_size == 64
+    at.switch_page("pages/region.py")
+    at.run()
+    at.switch_page("pages/data.py")
+    at.run()  # back on the page, the form shows what was last cut
+    assert by_label(at.selectbox, "Patch size").value == 64
+    assert by_label(at.number_input, "Training patches").value == 5 and by_label(at.number_input, "Test patches").value == 2
+    downloads = [d for d in at.get("download_button")]
+    assert len(downloads) == 2
+    # a held-out block unlike the rest of the region is pointed out (the review's 26% and 63% crop)
+    for crop, warned in (([0.26, 0.63], True), ([0.44, 0.5], False)):
+        at.session_state["patches"] = {**made, "crop": crop}
+        at.run()
+        assert any("percentage points" in w.value for w in at.warning) == warned
+    by_label(at.button, "Train on these patches").click()
+    at.run()
+    assert not at.exception
+    # the Model page opens with the patches chosen and their paths filled in
+    assert by_label(at.radio, "Train on").value == "patches"
+    assert by_label(at.text_input, "Training patches").value == made["train"]
+    assert by_label(at.text_input, "Validation patches").value == made["test"]
+    assert at.selectbox(key="train_patch").value == 64
+
+
+def test_data_page_says_when_patches_repeat_on_a_small_region(fake_map):
+    """A region one patch large holds one place for it: the copies the count asks for are said."""
+    at = new_app()
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
+                                  "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [64, 0], [64, 64], [0, 64], [0, 0]]]}}
+    at.switch_page("pages/data.py").run()
+    assert at.selectbox(key="patch_size").options == ["64"]
+    by_label(at.number_input, "Training patches").set_value(5)
+    by_label(at.number_input, "Test patches").set_value(2)
+    by_label(at.button, "Cut patches").click().run()
+    assert not at.exception and not at.error
+    repeats = [w.value for w in at.warning if "repeat" in w.value]
+    assert len(repeats) == 2 and repeats[0].startswith("Training patches: only 1 of the 5 patches differ")
+    assert repeats[1].startswith("Test patches: only 1 of the 2 patches differ")
+
+
+def test_data_page_keeps_the_label_layer_and_patch_form_across_sources_and_regions(fake_map):
+    at = new_app()
+    at.session_state["region"] = SQUARE_300
+    at.switch_page("pages/data.py").run()
+    assert at.checkbox(key="data_show_labels").value
+    by_label(at.selectbox, "Patch size").set_value(64)
+    by_label(at.number_input, "Training patches").set_value(3)
+    by_label(at.number_input, "Test patches").set_value(2)
+    by_label(at.button, "Cut patches").click().run()
+    assert not at.exception and not at.error
+    # an image without labels: the box is unticked and disabled ...
+    at.switch_page("pages/region.py").run()
+    at.session_state["source"] = own_image_app().session_state["source"]
+    at.session_state["region"] = at.session_state["scene"] = None  # as state.set_source leaves them
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    box = at.checkbox(key="data_show_labels")
+    assert not box.value and box.disabled
+    # ... and back on the sample, with another region, the labels show again and the form is as submitted
+    at.switch_page("pages/region.py").run()
+    at.session_state["source"] = {"kind": "sample"}
+    at.session_state["region"] = {**SQUARE_300, "properties": {"crs": "image", "name": "another"}}
+    at.session_state["scene"] = at.session_state["patches"] = None  # as a new region leaves them
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    assert at.checkbox(key="data_show_labels").value
+    assert len(scene_layers(fake_map.maps[-1][0])) == 2  # true colour + labels
+    assert by_label(at.selectbox, "Patch size").value == 64
+    assert by_label(at.number_input, "Training patches").value == 3 and by_label(at.number_input, "Test patches").value == 2
+
+
+def test_data_page_leaves_no_progress_bar_when_the_region_is_unusable(fake_map):
+    at = new_app()
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
+                                  "geometry": {"type": "Polygon", "coordinates": [[[2000, 2000], [2400, 2000], [2400, 2400], [2000, 2000]]]}}
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    assert any("outside the image" in e.value for e in at.error)
+    assert not at.get("progress")
+
+
+def test_a_full_disk_while_cutting_the_scene_is_an_error_message(fake_map, monkeypatch, tiny_model_path):
+    """The region's scene cannot be written (disk full, a folder that cannot be written): Data,
+    Predict and Quality show the machine's failure as an error, as the CLI does (it was a traceback)."""
+    import errno
+
+    from core.sources.local import LocalSource
+
+    def full(self, region, out_dir, progress=None):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / "image.tif"))
+
+    monkeypatch.setattr(LocalSource, "fetch", full)
+    at = new_app()
+    at.session_state["region"] = SQUARE_300
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.session_state["prediction"] = {"key": ["a prediction made earlier"]}
+    for page in ("pages/data.py", "pages/predict.py", "pages/quality.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception[0].value)
+        assert any("No space left on device" in e.value and "disk has space" in e.value for e in at.error), page
+        assert not at.get("progress"), page
+        assert "Model: tiny.keras" in texts(at)  # the page ended there, the sidebar is still drawn
+
+
+def test_out_of_memory_for_the_region_preview_is_an_error_message(fake_map, monkeypatch):
+    """A large own image whose preview does not fit in memory: the Region page says so (it was a traceback)."""
+    from pages.components import cached
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(cached, "source_preview", no_memory)
+    at = new_app()
+    at.run()
+    assert not at.exception
+    assert any(e.value.startswith("Out of memory") for e in at.error)
+
+
+def test_the_labels_legend_names_no_data_only_where_the_layer_shows_some(tmp_path):
+    from pages.components import cached
+    from testdata import write_raster
+
+    whole = np.zeros((1, 16, 16), np.uint8)
+    whole[0, :8] = 1
+    gappy = whole.copy()
+    gappy[0, 0, 0] = 255
+    items = {}
+    for name, data in (("whole", whole), ("gappy", gappy)):
+        path = write_raster(tmp_path / f"{name}.tif", data)
+        legend = cached.labels_overlay(str(path), cached.mtime(str(path)), "binary").legend
+        items[name] = [label for label, _ in legend.items]
+    assert items == {"whole": ["crop", "not crop"], "gappy": ["crop", "not crop", "no data"]}

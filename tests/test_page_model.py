@@ -1,0 +1,359 @@
+"""The Model page: shipped, uploaded and fine-tuned models; training jobs followed, cancelled and found again.
+
+Driven with AppTest; the helpers are in apptest.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from apptest import new_app, own_image_app, by_label, forms, Upload, texts
+
+
+def test_model_page_loads_uploaded_card_model(fake_map, tiny_model_path):
+    at = new_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.switch_page("pages/model.py")
+    at.run()
+    assert not at.exception and not at.error
+    from core.bands import FEATURE_BANDS
+
+    # the card of the model in use (conftest's tiny model: the light preset on the five feature bands)
+    assert f"**tiny.keras** -- preset `light`, bands {', '.join(FEATURE_BANDS)}" in texts(at)
+
+
+def test_model_page_fine_tunes_the_model_in_use(fake_map, tiny_model_path, monkeypatch):
+    from core import jobs
+
+    calls = []
+    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: calls.append((a, k)) or "job")
+    at = new_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.switch_page("pages/model.py")
+    at.run()
+    assert by_label(at.selectbox, "Preset").value == "light"  # the default preset
+    at.checkbox[0].check()
+    by_label(at.button, "Start training").click()
+    at.run()
+    assert not at.exception  # (the job panel then reports that the faked job does not exist)
+    (train, val, _job), kw = calls[0]
+    assert kw["config"]["init_model"] == str(tiny_model_path) and kw["config"]["preset"] == "light"
+    # validation is a held-out block of the region, not the training pixels
+    assert train != val and train[0].endswith("train_labels.tif") and val[0].endswith("val_labels.tif")
+    assert kw["label_map"] == "binary" and "holds out" in kw["note"]
+    # the model card will say what it was trained on in words, not by the job folder's paths
+    assert kw["data_text"].startswith("a 1024 x 1024 px region of Sample scene: Landsat 8")
+    assert "validation on columns 768-1023" in kw["data_text"] and "Cropland Data Layer" in kw["data_text"]
+
+
+def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, monkeypatch):
+    from core import jobs
+
+    calls = []
+    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: calls.append(k) or "job")
+    at = new_app()
+    at.switch_page("pages/model.py")
+    at.run()
+    by_label(at.number_input, "Epochs").set_value(3)
+    by_label(at.number_input, "Steps per epoch").set_value(4)
+    by_label(at.selectbox, "Patch size").set_value(128)
+    by_label(at.number_input, "Stop after epochs without improvement").set_value(2)
+    by_label(at.number_input, "Patches scored after each epoch").set_value(12)
+    # Enter in a box does not start the job: it started with the settings typed so far (Streamlit's default)
+    assert not forms(at)["train_form"].enter_to_submit
+    by_label(at.button, "Start training").click()
+    at.run()
+    assert calls[-1]["config"]["epochs"] == 3 and calls[-1]["config"]["patch_size"] == 128
+    assert calls[-1]["config"]["patience"] == 2 and calls[-1]["config"]["val_patches"] == 12
+    at.switch_page("pages/data.py")
+    at.run()
+    at.switch_page("pages/model.py")
+    at.run()
+    assert by_label(at.number_input, "Epochs").value == 3  # not back at the default 5
+    assert by_label(at.number_input, "Stop after epochs without improvement").value == 2
+    assert by_label(at.number_input, "Steps per epoch").value == 4
+    assert by_label(at.selectbox, "Patch size").value == 128
+    # a job running in the work folder (e.g. started before a browser reload) is found again, and a
+    # second one cannot be started beside it
+    job_dir = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs" / "job-running"
+    jobs.start_job("selftest", {"epochs": 50, "steps": 10, "delay": 0.05}, job_dir, note="held-out note")
+    try:
+        fresh = new_app()  # a new browser session: nothing in its session state
+        fresh.switch_page("pages/model.py")
+        fresh.run()
+        assert not fresh.exception
+        assert by_label(fresh.button, "Start training").disabled
+        assert "held-out note" in texts(fresh)
+        side = new_app()  # another new session, on the first page: the sidebar follows the job too
+        side.run()
+        assert "Training: running" in texts(side) or "Training: starting" in texts(side)
+        assert any(b.label == "Cancel training" for b in fresh.button)
+    finally:
+        jobs.cancel(job_dir, terminate_after_s=5)
+
+
+def test_model_page_names_the_uploaded_files_when_the_card_is_another_models(fake_map, tiny_model_path, monkeypatch,
+                                                                              tmp_path):
+    """A model and the card of another model, uploaded: the error named the copy of the card stored
+    beside the model (``tiny.json``), not the file the user chose; a matching card is used."""
+    from core.model import DEFAULT_MODEL_PATH, card_path
+
+    files = {"upload_model": Upload(tiny_model_path, "tiny.keras"),
+             "upload_card": Upload(card_path(DEFAULT_MODEL_PATH), "card_of_run_B.json")}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
+    at = new_app()
+    at.switch_page("pages/model.py").run()
+    by_label(at.button, "Use uploaded model").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error if "card_of_run_B.json is not tiny.keras's" in e.value], texts(at)
+    assert at.session_state["model_path"] is None  # (nothing in use changed)
+    files["upload_card"] = Upload(card_path(tiny_model_path), "tiny.json")
+    by_label(at.button, "Use uploaded model").click().run()
+    assert not at.exception and not at.error and "Using tiny.keras." in texts(at)
+
+
+def test_model_page_trains_on_exported_patches(fake_map, small_scene, tmp_path, monkeypatch):
+    from core import jobs
+    from core.config import PatchConfig
+    from core.patches import sample_patches
+
+    img, lab = small_scene
+    for name, seed in (("train_000", 1), ("test_000", 2)):
+        sample_patches(img, lab, "cdl", PatchConfig(patch_size=128, kernel_buffer=16, count=3, seed=seed),
+                       tmp_path / f"{name}.tfrecord.gz")
+    calls = []
+    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: calls.append((a, k)) or "job")
+    at = new_app()
+    at.switch_page("pages/model.py")
+    at.run()
+    by_label(at.radio, "Train on").set_value("patches")
+    at.run()
+    by_label(at.selectbox, "Patch size").set_value(128)
+    train_box = by_label(at.text_input, "Training patches")
+    val_box = by_label(at.text_input, "Validation patches")
+    train_box.set_value(str(tmp_path / "missing_*.tfrecord.gz"))
+    val_box.set_value(str(tmp_path / "test_000.tfrecord.gz"))
+    by_label(at.button, "Start training").click()
+    at.run()
+    assert not at.exception and not calls
+    assert any("No TFRecord files" in e.value for e in at.error)  # the project's message, in the page
+    by_label(at.text_input, "Training patches").set_value(str(tmp_path / "train_*.tfrecord.gz"))
+    by_label(at.button, "Start training").click()
+    at.run()
+    assert not at.exception
+    (train, val, _job), kw = calls[-1]
+    assert train == [str(tmp_path / "train_*.tfrecord.gz")] and val == [str(tmp_path / "test_000.tfrecord.gz")]
+    assert kw["note"] == ("Training on 1 TFRecord file(s) of 160 px patches (a random 128 px crop of each); "
+                          "validation on the centre 128 px of 1 TFRecord file(s) of 160 px patches.")
+    at.switch_page("pages/data.py")
+    at.run()
+    at.switch_page("pages/model.py")
+    at.run()  # the choice and the paths are kept
+    assert by_label(at.radio, "Train on").value == "patches"
+    assert by_label(at.text_input, "Training patches").value == str(tmp_path / "train_*.tfrecord.gz")
+
+
+def test_model_page_shows_the_shipped_cards_validation_figures(fake_map):
+    from core.model import DEFAULT_MODEL_PATH, load_card
+
+    card = load_card(DEFAULT_MODEL_PATH)
+    at = new_app()
+    at.session_state["model_path"] = str(DEFAULT_MODEL_PATH)
+    at.switch_page("pages/model.py")
+    at.run()
+    assert not at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["IoU"] == f"{card.metrics['val_blocks']['iou']:.3f}"
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 6  # one row per val block
+    # the card's time, read as a time: "created 2026-11-25 15:22 UTC" (the card says ...T15:22:20+00:00)
+    created = card.created.replace("T", " ")[:16]
+    assert f"created {created} UTC" in texts(at) and card.created not in texts(at)
+    assert not at.warning  # the sample scene: 30 m Landsat, as the model's training images
+    # the card in words (its JSON beside it, for programs), the card's own characters kept as they are
+    [card_box] = [e for e in at.expander if e.label == "Model card"]
+    told = [md.value for md in card_box.tabs[0].markdown]
+    assert told[0].startswith("**Model:** U\\-Net, light preset") and "**Trained on:** Ag\\-Net" in told[2]
+    assert any(t.startswith("**Made by:** `python -m core train") for t in told)
+    assert card_box.tabs[1].json[0].value is not None
+
+
+def test_model_page_warns_that_its_figures_are_for_another_pixel_size(fake_map):
+    """The shipped model's validation figures are for 30 m pixels: beside them, a 10 m image in use is warned of."""
+    from core.model import DEFAULT_MODEL_PATH
+
+    at = own_image_app()  # Sentinel-2, 10 m
+    at.session_state["model_path"] = str(DEFAULT_MODEL_PATH)
+    at.switch_page("pages/model.py")
+    at.run()
+    assert not at.exception and not at.error
+    [warning] = [w.value for w in at.warning]
+    assert warning.startswith("On the image in use, the model was trained on 30 m pixels and this image has 10 m pixels")
+    assert warning.endswith("The validation figures above are for images of 30 m pixels, like its training images.")
+
+
+def test_bad_model_path_shows_project_error(fake_map, tmp_path):
+    at = new_app()
+    bad = tmp_path / "broken.keras"
+    bad.write_bytes(b"not a zip")
+    bad.with_suffix(".json").write_text("{}")
+    at.session_state["model_path"] = str(bad)
+    at.switch_page("pages/model.py").run()
+    assert not at.exception
+    assert at.error and "This JSON is not a model card" in at.error[0].value
+
+
+def test_model_page_says_what_an_upload_needs_and_steps_the_learning_rate_finely(fake_map):
+    at = new_app()
+    at.switch_page("pages/model.py").run()
+    assert not at.exception
+    assert any(c.value.startswith("Both files are needed: upload the model (.keras) and its model card (.json).")
+               for c in at.caption)
+    assert next(b for b in at.button if b.label == "Use uploaded model").disabled
+    lr = at.number_input(key="train_lr")
+    assert lr.value == 0.001 and lr.step == 0.0001  # "+" gave 0.011 (11 times), "-" was greyed out
+
+
+def test_model_page_follows_the_running_job_of_another_tab(fake_map):
+    """This session followed a finished job; another tab starts one: the panel shows the running
+    job with its Cancel (it showed the finished one, while the form said 'cancel it below')."""
+    from core import jobs
+    from test_jobs import wait_for
+
+    root = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs"
+    jobs.start_job("selftest", {"epochs": 1, "steps": 1, "delay": 0.0}, root / "job-a", note="job A")
+    wait_for(root / "job-a", ("done",))
+    at = new_app()
+    at.session_state["job_dir"] = str(root / "job-a")  # this session started it
+    at.switch_page("pages/model.py").run()
+    assert "job A" in texts(at)
+    jobs.start_job("selftest", {"epochs": 50, "steps": 10, "delay": 0.1}, root / "job-b", note="job B")
+    try:
+        wait_for(root / "job-b", ("running",))
+        at.run()
+        start = by_label(at.button, "Start training")
+        assert start.disabled and "cancel it above" in (start.help or "")
+        assert any(b.label == "Cancel training" for b in at.button) and "job B" in texts(at)
+    finally:
+        jobs.cancel(root / "job-b", terminate_after_s=5)
+
+
+def _opening_tab(at) -> int:
+    """The index of the tab a page's (only) st.tabs opens on."""
+    def find(node):
+        for child in getattr(node, "children", {}).values():
+            if getattr(child, "type", "") == "tab_container":
+                return child.proto.tab_container.default_tab_index
+            found = find(child)
+            if found is not None:
+                return found
+        return None
+
+    return find(at.main)
+
+
+def test_model_page_opens_on_the_running_job(fake_map):
+    """Back on the Model page while a job runs: the Train tab, with the job's progress and Cancel above
+    the (disabled) form; it opened on 'Shipped weights', the job hidden a tab away and below the form."""
+    from core import jobs
+    from test_jobs import wait_for
+
+    at = new_app()
+    at.switch_page("pages/model.py").run()
+    assert _opening_tab(at) == 0
+    job_dir = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs" / "job-run"
+    jobs.start_job("selftest", {"epochs": 50, "steps": 10, "delay": 0.1}, job_dir)
+    try:
+        wait_for(job_dir, ("running",))
+        at.switch_page("pages/region.py").run()
+        at.switch_page("pages/model.py").run()
+        assert not at.exception and _opening_tab(at) == 2
+        kinds = [getattr(c, "type", "") for c in at.tabs[2].children.values()]
+        assert kinds.index("flex_container") < kinds.index("form")  # the job panel (a fragment), then the form
+        assert any(b.label == "Cancel training" for b in at.tabs[2].button)
+    finally:
+        jobs.cancel(job_dir, terminate_after_s=5)
+    at.run()
+    assert _opening_tab(at) == 0  # finished: the page opens as usual again
+
+
+def test_best_checkpoint_of_a_running_job_is_used_as_a_copy(fake_map, tiny_model_path):
+    """While the job runs, every better epoch replaces best.keras: the model in use is a copy,
+    so it does not change behind the user's back."""
+    import shutil
+
+    from core import jobs
+    from core.model import build_unet, load_card, save_model
+    from test_jobs import wait_for
+
+    job_dir = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs" / "job-run"
+    jobs.start_job("selftest", {"epochs": 50, "steps": 10, "delay": 0.2}, job_dir)
+    try:
+        wait_for(job_dir, ("running",))
+        (job_dir / "train").mkdir()
+        best = job_dir / "train" / "best.keras"
+        shutil.copy(tiny_model_path, best)
+        shutil.copy(tiny_model_path.with_suffix(".json"), best.with_suffix(".json"))
+        at = new_app()
+        at.switch_page("pages/model.py").run()
+        by_label(at.button, "Use the best checkpoint so far").click().run()
+        in_use = Path(at.session_state["model_path"])
+        assert not at.exception and in_use != best and in_use.read_bytes() == best.read_bytes()
+        # said where the button is (the sidebar's model line may be below a laptop's screen)
+        from pages.components import models
+
+        said = f"Using {models.label(in_use)}: predict with it on the Predict page."
+        assert [s.value for s in at.main.success] == [said]
+        save_model(build_unet("light"), load_card(best), best)  # a better epoch is saved over it
+        assert in_use.read_bytes() != best.read_bytes()  # the model in use stayed as it was
+    finally:
+        jobs.cancel(job_dir, terminate_after_s=5)
+
+
+def test_a_cancel_the_worker_cannot_see_can_be_forced(fake_map):
+    """A worker busy outside a batch (here a 60 s step; loading data or a stuck read) never sees
+    the cancel flag: the page offers 'Stop now', which ends the process."""
+    from core import jobs
+
+    with _slow_job_on_the_model_page("job-slow") as (at, job_dir):
+        jobs.cancel(job_dir)  # asked (e.g. from another tab): the worker will not see it for a minute
+        assert jobs.status(job_dir).state == "cancelling"
+        at.run()  # the panel drawn again: the job is cancelling
+        assert "stopping when the data has loaded" in texts(at)  # no batch has run: not "after the current batch"
+        by_label(at.button, "Stop now").click().run()
+        st = jobs.status(job_dir)
+        assert not at.exception and not st.active and st.state == "cancelled"
+
+
+def test_cancel_before_the_first_batch_ends_the_worker_at_once(fake_map):
+    """While the worker loads the data (here a 60 s first step) nothing would be kept: Cancel ends it
+    at once; it said 'stopping after the current batch' and took as long as the loading."""
+    from core import jobs
+
+    with _slow_job_on_the_model_page("job-loading") as (at, job_dir):
+        t0 = time.monotonic()
+        by_label(at.button, "Cancel training").click().run()
+        st = jobs.status(job_dir)
+        assert not at.exception and st.state == "cancelled" and time.monotonic() - t0 < 30
+
+
+@contextlib.contextmanager
+def _slow_job_on_the_model_page(name: str):
+    """(app on the Model page, job folder) while a self-test job whose first step takes a minute
+    runs (as a worker loading its data); the job is ended afterwards."""
+    from core import jobs
+    from test_jobs import wait_for
+
+    job_dir = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs" / name
+    jobs.start_job("selftest", {"epochs": 1, "steps": 2, "delay": 60.0}, job_dir)
+    try:
+        wait_for(job_dir, ("running",))
+        at = new_app()
+        at.switch_page("pages/model.py").run()
+        yield at, job_dir
+    finally:
+        jobs.cancel(job_dir, terminate_after_s=0)

@@ -1,0 +1,351 @@
+"""The Predict page: the background prediction, its layers, threshold and downloads, and the runs it follows.
+
+Driven with AppTest; the helpers are in apptest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from apptest import (
+    click_map, readout, map_legends, own_image_app, predict_page, by_label, texts, scene_layers,
+)
+
+
+def test_predict_page_warns_about_another_pixel_size(fake_map):
+    """Shipped model (30 m) on a 10 m image: the Predict page says so before anything is predicted."""
+    from core.model import DEFAULT_MODEL_PATH
+
+    at = own_image_app()
+    at.session_state["model_path"] = str(DEFAULT_MODEL_PATH)
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception and not at.error
+    assert len(at.warning) == 1 and "trained on 30 m pixels" in at.warning[0].value
+    # the sample scene (no CRS) gets no warning: its pixel size is unknown
+    at.session_state["source"] = {"kind": "sample"}
+    at.session_state["scene"] = None
+    at.run()
+    assert not at.exception and not at.warning
+
+
+def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypatch):
+    from core.metrics import format_hectares as hectares
+
+    import core.predict
+
+    calls = {"n": 0}
+    real = core.predict.predict_array
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core.predict, "predict_array", counting)
+    import core.overlays
+
+    tifs = []
+    real_tif = core.overlays.geotiff_bytes
+    monkeypatch.setattr(core.overlays, "geotiff_bytes", lambda *a, **k: tifs.append(a[3]) or real_tif(*a, **k))
+    deferred = {}  # file name -> what the download button calls when clicked
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    real_defer = MediaFileManager.add_deferred
+    monkeypatch.setattr(MediaFileManager, "add_deferred", lambda self, fn, mime, coords, file_name=None:
+                        deferred.__setitem__(file_name, fn) or real_defer(self, fn, mime, coords, file_name))
+    at = predict_page(tiny_model_path)
+    assert not at.exception
+    at.button[0].click().run()  # Predict
+    assert not at.exception and not at.error
+    assert calls["n"] == 1
+    m, kwargs = fake_map.maps[-1]
+    html = m.get_root().render()
+    assert len(scene_layers(m)) == 2  # imagery, probability
+    # legends inside the map (in view with it, and in full screen), without the threshold (the map's
+    # script must not change with it)
+    assert "enterFullscreen" in html and "Crop probability" in html and "predicted crop" in html
+    assert "Crop probability" in map_legends(fake_map) and "(p " not in map_legends(fake_map)
+    group = kwargs["feature_group_to_add"]  # the crop layer is swapped in place, without reloading the map
+    assert group is not None and len(group._children) == 3  # the layer, its title, the click reading
+    # with a script that gives the full-screen legend its threshold in place (an audience sees which one)
+    title = [c for c in group._children.values() if type(c).__name__ == "DynamicTitle"][0]
+    # and its figures, as the page gives them (in full screen the page's figures are out of view)
+    figures = {m.label: m.value for m in at.metric}
+    share = float(figures["Crop share of valid pixels"][:-1])  # to 0.1 %: the title's whole percent is within 0.55 of it
+    head, percent = title.title.rsplit(", ", 1)
+    assert head == f"Crop (p ≥ 0.50): {figures['Crop area']}" and abs(int(percent.rstrip("%")) - share) <= 0.55, title.title
+    assert "data-cropmap-legend=\\u0027Crop\\u0027" in html
+    # and its colours at the layer's opacity, as on the page (set in place too: no map reload)
+    assert title.opacity == 0.6 and "data-cropmap-swatch=\\u0027Crop\\u0027" in html
+    from streamlit_folium import generate_leaflet_string
+
+    script = generate_leaflet_string(title)
+    assert '"Crop (p \\u2265 0.50): ' in script or '"Crop (p ≥ 0.50): ' in script
+    area_before = {m.label: m.value for m in at.metric}["Crop area"]
+    # a run does not send the slider's value back to the browser unless it changed it: that value
+    # overwrote arrow presses made while the run was on its way (presses were lost)
+    at.run()
+    assert not at.slider(key="w_threshold").proto.set_value
+    at.slider(key="w_threshold").set_value(0.05).run()
+    area_low = {m.label: m.value for m in at.metric}["Crop area"]
+    at.slider(key="w_threshold").set_value(0.95).run()
+    area_high = {m.label: m.value for m in at.metric}["Crop area"]
+    px = [int(a.removesuffix(" px").replace(",", "")) for a in (area_low, area_before, area_high)]
+    assert px[0] >= px[1] >= px[2] and px[0] > px[2]  # a lower threshold keeps more crop
+    # and about its ground area, from the sample's stated 30 m pixels (0.09 ha a pixel)
+    assert f"Not georeferenced: area in pixels; about {hectares(px[2] * 0.09)} at 30 m pixels" in texts(at)
+    assert at.session_state["threshold"] == pytest.approx(0.95)
+    # Reruns and navigation never recompute the prediction or reload the model
+    at.run()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception
+    at.switch_page("pages/predict.py").run()
+    assert calls["n"] == 1
+    assert [d.label for d in at.get("download_button")] == ["Probability GeoTIFF", "Crop mask GeoTIFF", "Region map PNG",
+                                                             "Summary JSON"]
+    # the probability GeoTIFF does not depend on the threshold: made once; the mask once per threshold
+    # the files are made when a download is clicked, not for each threshold the slider passes
+    # (the files made with a threshold name it: a download clicked as the threshold moves says which it has)
+    assert tifs == [] and set(deferred) >= {"probability.tif", "crop_mask_t0.95.tif", "crop_map_t0.95.png",
+                                             "summary_t0.95.json", "crop_mask_t0.05.tif", "summary_t0.50.json"}
+    summary = json.loads(deferred["summary_t0.95.json"]())
+    assert summary["threshold"] == 0.95 and f"{summary['crop_pixels']:,} px" == area_high
+    import rasterio.io
+
+    from core.predict import threshold_mask
+
+    with rasterio.io.MemoryFile(deferred["crop_mask_t0.95.tif"]()) as mem, mem.open() as src:
+        mask = src.read(1)
+    from pages.components import cached
+
+    prob = cached.cached_probability(deferred["probability.tif"].args[0])  # the prediction's key
+    assert (mask == threshold_mask(prob, 0.95)).all()  # the slider's threshold, on the server's probability
+    assert deferred["crop_map_t0.95.png"]()[:8] == b"\x89PNG\r\n\x1a\n" and deferred["probability.tif"]()[:2] in (b"II", b"MM")
+    assert tifs.count("crop probability (%)") == 1 and tifs.count("crop (1), not crop (0)") == 1  # PNG: same call
+    fields = [b for b in at.button if b.label == "Crop areas GeoJSON"][0]
+    assert fields.disabled  # the sample has no place on Earth, so no polygons in lon/lat
+    # a click on the map reads the pixel's probability, at the threshold the crop layer shows
+    from core.predict import percent_cut, whole_percent
+
+    row, col = 100, 120
+    assert np.isfinite(prob[row, col])
+    click_map(at, "predict_map", -(row + 0.5), col + 0.5)
+    at.run()
+    threshold = at.slider[0].value
+    info = readout(fake_map)[0]
+    pct = int(whole_percent(prob[row, col]))
+    crop = "crop" if pct >= percent_cut(threshold) else "not crop"
+    assert info.startswith(f"Pixel row {row}, column {col}: NDVI ")
+    assert f"; crop probability {pct}%: {crop} at threshold {threshold:.2f}; labelled " in info
+
+
+def test_predict_page_traces_crop_fields_of_a_georeferenced_image(fake_map, tiny_model_path):
+    """Own GeoTIFF (UTM): the crop layer traced into GeoJSON polygons on request, per threshold."""
+    at = own_image_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()  # Predict
+    assert not at.exception and not at.error
+    at.slider(key="w_threshold").set_value(0.05).run()  # the tiny model's crop is sparse: keep most of it
+    assert not [d for d in at.get("download_button") if "crop areas" in d.label]  # nothing traced before asked
+    fields = [b for b in at.button if b.label == "Crop areas GeoJSON"][0]
+    assert not fields.disabled
+    fields.click().run()
+    assert not at.exception and not at.error
+    offered = [d.label for d in at.get("download_button") if "crop areas" in d.label]
+    assert len(offered) == 1 and re.fullmatch(r"Download [\d,]+ crop areas", offered[0])
+    assert any(re.fullmatch(r"[\d,.]+ ha in all; groups under 4 crop pixels are left out\.", c.value) for c in at.caption)
+    at.slider(key="w_threshold").set_value(0.9).run()  # another threshold: asked for again, not stale
+    assert not [d for d in at.get("download_button") if "crop areas" in d.label]
+
+
+def test_predict_views_make_a_new_prediction_that_quality_follows(fake_map, tiny_model_path, monkeypatch):
+    import core.predict
+
+    configs = []
+    real = core.predict.predict_array
+
+    def recording(loaded, feats, valid, config, *args, **kwargs):
+        configs.append(config)
+        return real(loaded, feats, valid, config, *args, **kwargs)
+
+    monkeypatch.setattr(core.predict, "predict_array", recording)
+    at = predict_page(tiny_model_path)
+    at.button[0].click().run()
+    assert [c.views for c in configs] == [1]
+    at.selectbox(key="w_views").set_value(4).run()
+    assert at.session_state["views"] == 4
+    # the 1-view result stays on the page until Predict makes the 4-view one, and says it is the 1-view one
+    assert any(i.value.startswith("Press Predict to map crops with 4 views of each tile; meanwhile the page shows "
+                                  "the prediction made with 1 view.") for i in at.info)
+    assert "Crop area" in [m.label for m in at.metric] and len(configs) == 1
+    assert "Prediction by tiny.keras." in [c.value for c in at.caption]  # the model that made the map shown
+    at.button[0].click().run()
+    assert not at.exception and [c.views for c in configs] == [1, 4]
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and [m.label for m in at.metric][:1] == ["IoU"]
+    assert any(c.value == "Prediction by tiny.keras, averaged over 4 views of each tile." for c in at.caption)
+    at.switch_page("pages/predict.py").run()
+    assert at.selectbox(key="w_views").value == 4 and len(configs) == 2  # kept, and not predicted again
+    # back to 1 view (or back from another source): the result made before is shown at once, not made again
+    at.selectbox(key="w_views").set_value(1).run()
+    assert not at.exception and not any("Press Predict" in i.value for i in at.info)
+    assert "Crop area" in [m.label for m in at.metric] and len(configs) == 2
+
+
+def test_a_prediction_goes_on_while_another_page_is_open(fake_map, tiny_model_path, monkeypatch):
+    """The model runs in a thread of the server: Quality (or any page) opened meanwhile says it is
+    running and shows it when done; back on Predict, the same run is followed (leaving the page
+    during a prediction threw it away)."""
+    import threading
+
+    from core.region import Region
+    from pages.components import cached, predictions
+
+    at = predict_page(tiny_model_path)  # the page drawn once: the scene is cut, nothing predicted yet
+    assert not at.exception and not at.error
+    image = at.session_state["scene"]["image_path"]
+    key = cached.prediction_key(image, Region.from_geojson(at.session_state["region"]).key(), str(tiny_model_path))
+    gate, started = threading.Event(), threading.Event()
+    work = cached.prediction_work(key)
+    run = predictions.start(key, lambda progress: (started.set(), gate.wait(60), work(progress))[-1])
+    at.session_state["predicting"] = list(key)  # as the Predict button leaves it, the page then left
+    started.wait(10)
+    try:
+        at.switch_page("pages/quality.py").run()
+        assert not at.exception and not at.error
+        assert "A prediction started on the Predict page is running" in texts(at) and at.get("progress")
+    finally:
+        gate.set()
+    assert run.finished.wait(60) and run.error is None
+    at.run()  # done: Quality shows it without a visit to Predict
+    assert not at.exception and not at.error and "IoU" in [m.label for m in at.metric]
+    assert at.session_state["prediction"]["key"] == list(key) and at.session_state["predicting"] is None
+    assert predictions.get(key) is None  # collected
+    # a second run, followed on the Predict page it was started from
+    gate.clear()
+    monkeypatch.setattr(cached, "prediction_work", lambda k: (lambda progress=None: gate.wait(60) and cached.prediction_file(k)))
+    at.switch_page("pages/predict.py").run()
+    threading.Timer(1.0, gate.set).start()
+    by_label(at.button, "Predict").click().run()
+    assert not at.exception and not at.error and at.session_state["predicting"] is None
+    assert "Crop area" in [m.label for m in at.metric]
+
+
+def _held_prediction(model_path):
+    """The Predict page drawn for a 256 px box, then a prediction of it started and held at a gate,
+    as the Predict button leaves it: (app, key, run, gate)."""
+    import threading
+
+    from core.region import Region
+    from pages.components import cached, predictions
+
+    at = predict_page(model_path)
+    image = at.session_state["scene"]["image_path"]
+    key = cached.prediction_key(image, Region.from_geojson(at.session_state["region"]).key(), str(model_path))
+    gate = threading.Event()
+    work = cached.prediction_work(key)
+    run = predictions.start(key, lambda progress: (gate.wait(60), work(progress))[-1])
+    at.session_state["predicting"] = list(key)
+    return at, key, run, gate
+
+
+def test_a_prediction_still_running_when_the_region_changes_is_not_followed(fake_map, tiny_model_path):
+    """Predict pressed for one region, another drawn while it runs: the pages no longer wait for the
+    first run, and it does not come back as the prediction of the new region when it ends."""
+    from pages.components import cached, predictions
+
+    at, key, run, gate = _held_prediction(tiny_model_path)
+    try:
+        at.switch_page("pages/region.py").run()
+        [b for b in at.button if "Sample scene" in b.label][0].click().run()  # the whole image: another region
+        assert not at.exception and at.session_state["predicting"] is None
+        at.switch_page("pages/quality.py").run()
+        assert not at.exception and "A prediction started on the Predict page is running" not in texts(at)
+    finally:
+        gate.set()
+    assert run.finished.wait(60) and run.error is None
+    at.run()
+    assert not at.exception and at.session_state["prediction"] is None  # not the old region's
+    assert cached.prediction_file(key).exists()  # kept on disk: shown again if the region comes back
+    assert predictions.collect(key) is run  # (left in the registry until asked for: taken here for the next tests)
+
+
+def test_a_run_is_followed_after_the_views_setting_changed_under_it(fake_map, tiny_model_path):
+    """Predict pressed with 1 view, the views setting changed while it runs: the page follows the run
+    (it said "Press Predict" with no sign of it, and a second press ran the model twice at once) and
+    then shows it, saying that the setting asks for more views."""
+    import threading
+
+    at, key, run, gate = _held_prediction(tiny_model_path)
+    at.session_state["views"] = 4
+    threading.Timer(1.0, gate.set).start()
+    at.run()
+    assert not at.exception and not at.error and run.finished.is_set()
+    assert at.session_state["prediction"]["key"] == list(key) and at.session_state["predicting"] is None
+    assert any(i.value.startswith("Press Predict to map crops with 4 views of each tile; meanwhile the page shows the "
+                                  "prediction made with 1 view") for i in at.info), [i.value for i in at.info]
+
+
+def test_a_prediction_that_fails_in_its_thread_is_an_error_message(fake_map, tiny_model_path, monkeypatch):
+    from core.errors import NoDataError
+    from pages.components import cached, predictions
+
+    def failing(key):
+        def work(progress=None):
+            raise NoDataError("the region holds no valid pixels (all no data); choose another region")
+        return work
+
+    monkeypatch.setattr(cached, "prediction_work", failing)
+    at = predict_page(tiny_model_path)
+    by_label(at.button, "Predict").click().run()
+    assert not at.exception and [e.value for e in at.error] == [
+        "The region holds no valid pixels (all no data); choose another region"]
+    assert at.session_state["predicting"] is None and at.session_state["prediction"] is None
+    assert not predictions._RUNS  # collected, not kept
+    at.run()
+    assert not at.error  # said once
+
+
+def test_a_run_that_another_tab_collected_without_a_result_is_said(fake_map, tiny_model_path):
+    """Two tabs predicting the same key share one run; when the other tab collected it and it had
+    failed, this tab's pending prediction did not vanish without a word."""
+    from core.errors import NoDataError
+    from core.region import Region
+    from pages.components import cached, predictions
+
+    at = predict_page(tiny_model_path)
+    image = at.session_state["scene"]["image_path"]
+    key = cached.prediction_key(image, Region.from_geojson(at.session_state["region"]).key(), str(tiny_model_path))
+
+    def failing(progress):
+        raise NoDataError("no valid pixels")
+
+    run = predictions.start(key, failing)
+    at.session_state["predicting"] = list(key)  # as this tab's Predict button left it, the page then left
+    assert run.finished.wait(60)
+    assert predictions.collect(key).error is not None  # the other tab took the run (and showed its error)
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and [e.value for e in at.error] == [
+        "The prediction started here was also run by another tab (the same region and model), and it did not "
+        "finish there; press Predict to run it again"]
+    assert at.session_state["predicting"] is None and at.session_state["prediction"] is None
+    at.run()
+    assert not [e.value for e in at.error if "another tab" in e.value]  # said once
+
+
+def test_predict_layer_settings_survive_other_pages(fake_map, tiny_model_path):
+    at = predict_page(tiny_model_path)
+    at.button[0].click().run()
+    at.checkbox(key="predict_show_probability").uncheck().run()
+    at.slider(key="predict_op_crop").set_value(0.3).run()
+    at.switch_page("pages/quality.py").run()
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception
+    assert at.checkbox(key="predict_show_probability").value is False
+    assert at.slider(key="predict_op_probability").disabled
+    assert at.slider(key="predict_op_crop").value == pytest.approx(0.3)
+    assert len(scene_layers(fake_map.maps[-1][0])) == 1  # imagery only; crop is dynamic

@@ -1,0 +1,424 @@
+"""The Region page: the sample scene and own images on the map, drawn and uploaded regions, their checks.
+
+Driven with AppTest; the helpers are in apptest.py.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from core.region import Region
+from pages.components import mapview, scene
+
+from apptest import (
+    click_map, readout, new_app, OWN_IMAGE, own_image_app, SQUARE_300, by_label, Upload, texts,
+    layer_names, drawn_feature, TIMEOUT,
+)
+
+
+def test_region_page_opens_on_sample_scene(fake_map):
+    at = new_app()
+    at.run()
+    assert not at.exception
+    assert not at.error
+    m, kwargs = fake_map.maps[-1]
+    assert kwargs["returned_objects"] == ["all_drawings"]
+    html = m.get_root().render()
+    assert "not georeferenced: image coordinates" in html
+    assert "L.CRS.Simple" in html
+    assert "cdn.jsdelivr" not in html and "cdnjs" not in html and "unpkg" not in html
+    assert "L.control.fullscreen" in html and "leaflet-fullscreen/Control.FullScreen.js" in html  # served locally
+    assert "cropmap-click-mark" not in html  # a click on the drawing map draws, it does not read a pixel
+    assert "not georeferenced" in texts(at)
+    assert at.metric[0].value.startswith("1,048,576")
+    # its ground area, from Landsat's 30 m pixels (stated by the source; the file has no CRS): 1,048,576 x 0.09 ha
+    assert "Not georeferenced: about 94,372 ha at 30 m pixels (the image's stated pixel size)." in texts(at)
+    # The Earth Engine preset is disabled with the reason shown
+    camana = [b for b in at.button if "Camana" in b.label][0]
+    assert camana.disabled
+    assert "Earth Engine" in texts(at)
+
+
+def test_drawn_polygon_becomes_the_region(fake_map):
+    at = new_app()
+    at.run()
+    fake_map.value = {"all_drawings": [drawn_feature([(100, 100), (500, 100), (500, 420), (100, 420)])]}
+    at.run()
+    assert not at.exception
+    region = at.session_state["region"]
+    assert region["properties"]["crs"] == "image"
+    assert at.metric[0].value.startswith("128,000")
+    assert any("Region OK: it fits a box of 400 x 320 px" in s.value for s in at.success)
+
+
+def test_too_small_region_is_explained(fake_map):
+    at = new_app()
+    at.run()
+    assert not [link for link in at.get("page_link") if link.proto.label == "Next: Data"][0].proto.disabled
+    fake_map.value = {"all_drawings": [drawn_feature([(10, 10), (16, 10), (16, 16), (10, 16)])]}
+    at.run()
+    assert not at.exception
+    assert any("at least 8 x 8 px" in e.value for e in at.error)
+    assert [link for link in at.get("page_link") if link.proto.label == "Next: Data"][0].proto.disabled  # (a dead end)
+
+
+def test_the_basemap_can_be_switched_off_for_a_georeferenced_image(fake_map, monkeypatch):
+    """A georeferenced image's maps show OpenStreetMap tiles, credited as its tile policy asks; the
+    sidebar's switch (only there for a georeferenced source) turns them off on every page, and
+    CROPMAP_BASEMAP=none starts a session with them off (no request leaves for a tile server)."""
+    osm = "tile.openstreetmap.org"
+    at = own_image_app()
+    at.run()
+    assert not at.exception
+    html = fake_map.maps[-1][0].get_root().render()
+    assert osm in html and "openstreetmap.org/copyright" in html and "contributors" in html
+    # with no internet the tiles fail, and the map says so (else it looks the same as with the switch off)
+    assert "'tileerror'" in html and mapview.BASEMAP_FAILED in html
+    switch = at.sidebar.toggle(key="w_basemap")
+    assert switch.value is True and switch.label == "Basemap (OpenStreetMap)"
+    switch.set_value(False).run()
+    assert osm not in fake_map.maps[-1][0].get_root().render()
+    assert mapview.BASEMAP_FAILED not in fake_map.maps[-1][0].get_root().render()
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and at.sidebar.toggle(key="w_basemap").value is False
+    assert osm not in fake_map.maps[-1][0].get_root().render()
+    at.sidebar.toggle(key="w_basemap").set_value(True).run()
+    assert osm in fake_map.maps[-1][0].get_root().render()
+    # the sample scene has no place on Earth: no basemap, and no switch
+    sample = new_app()
+    sample.run()
+    assert not [t for t in sample.sidebar.toggle if t.key == "w_basemap"]
+    assert osm not in fake_map.maps[-1][0].get_root().render()
+    monkeypatch.setenv("CROPMAP_BASEMAP", "none")
+    off = own_image_app()
+    off.run()
+    assert off.sidebar.toggle(key="w_basemap").value is False
+    assert osm not in fake_map.maps[-1][0].get_root().render()
+
+
+def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map, tiny_model_path, monkeypatch):
+    """A 40 x 40 px region (one field; 8 px a side is enough, the model sees the image around it)
+    is accepted and shown on the Data page, which says it is under the smallest patch to cut; the
+    Model page says so too and cannot start training on it; a 100 px region is offered the patch
+    sizes it holds only, on both pages; nothing is started and no job folder is left."""
+    from core import jobs
+
+    calls = []
+    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: calls.append(k) or "job")
+    at = new_app()
+    at.run()
+    fake_map.value = {"all_drawings": [drawn_feature([(500, 500), (540, 500), (540, 540), (500, 540)])]}
+    at.run()
+    assert not at.exception and not at.error
+    assert at.metric[0].value.startswith("1,600")
+    # the map, drawn again with the field, looks at the field and 100 px around it (not at the whole image)
+    assert "[[-640.0, 400.0], [-400.0, 640.0]]" in fake_map.maps[-1][0].get_root().render()
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and not at.error
+    assert {m.label for m in at.metric} >= {"Valid pixels", "Crop fraction (labels)"}
+    # part of it lies on one of the sample's gaps: the light grey there is named under the map
+    valid_px = int({m.label: m.value for m in at.metric}["Valid pixels"].replace(",", ""))
+    assert 0 < valid_px < 1600 and [c.value for c in at.caption if c.value.startswith("Light grey")] == [
+        f"Light grey on the map: no image data ({1600 - valid_px:,} px of the region: gaps, clouds or masked pixels); "
+        "they are never predicted or counted."]
+    # the field is seen where it lies: over the image around it (dimmed), with 40 px of it in view on each side
+    m = fake_map.maps[-1][0]
+    assert layer_names(m) == [scene.SURROUNDINGS, "True colour (R,G,B)", "Labels"]
+    assert "[[-580.0, 460.0], [-460.0, 580.0]]" in m.get_root().render()
+    assert [i.value for i in at.info if "smallest patch" in i.value] == [
+        "The region is 40 x 40 px, smaller than the smallest patch (64 x 64 px): draw a larger region on the "
+        "Region page to cut training patches of it."]
+    assert not [b for b in at.button if b.label == "Cut patches"]
+    at.switch_page("pages/model.py").run()
+    assert [i.value for i in at.info if i.value.startswith("This region is")] == [
+        "This region is 40 x 40 px: training needs at least one 64 x 64 px patch of it. Draw a larger region to "
+        "train on, or train on TFRecord patches; the model in use still predicts this region."]
+    assert by_label(at.button, "Start training").disabled
+    at.radio(key="train_source").set_value("patches").run()
+    assert not [i for i in at.info if i.value.startswith("This region is")]
+    assert not by_label(at.button, "Start training").disabled
+    at.radio(key="train_source").set_value("region").run()
+    at.switch_page("pages/region.py").run()  # a 100 px field: the 64 px patch fits, the default 256 px one does not
+    fake_map.value = {"all_drawings": [drawn_feature([(500, 500), (600, 500), (600, 600), (500, 600)])]}
+    at.run()
+    at.switch_page("pages/data.py").run()
+    assert at.selectbox(key="patch_size").options == ["64"] and at.selectbox(key="patch_size").value == 64
+    at.switch_page("pages/model.py").run()
+    assert not [i for i in at.info if i.value.startswith("This region is")]
+    patch = at.selectbox(key="train_patch")
+    assert patch.options == ["64"] and patch.value == 64  # (256 by default, which a 100 px region does not hold)
+    assert "Sizes up to the region's 100 px" in patch.help
+    assert not calls
+    fake_map.value = {"all_drawings": [drawn_feature([(500, 500), (540, 500), (540, 540), (500, 540)])]}
+    at.switch_page("pages/region.py").run()
+    at.run()
+    jobs_root = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs"
+    assert not jobs_root.exists() or not any(jobs_root.iterdir())
+    # its scores come with a caution: a few pixels move them
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and not at.error
+    cm = at.table[0].value.map(lambda v: int(str(v).replace(",", "")))
+    crop, other = int(cm["label: crop"].sum()), int(cm["label: not crop"].sum())
+    assert 0 < crop + other <= 1600 and min(crop, other) < 1000
+    which = "either class" if max(crop, other) < 1000 else "crop" if crop < 1000 else "not crop"
+    assert [c.value for c in at.caption if c.value.startswith("Few labelled pixels")] == [
+        f"Few labelled pixels of {which} ({crop:,} crop, {other:,} not crop): a handful of pixels moves these "
+        "scores, and the best threshold found here is a guess; judge the model on a larger region."]
+
+
+def test_a_click_on_the_sample_is_not_read_on_another_images_map(fake_map):
+    """The browser sends a map's last click again: a point in the sample's pixels (row 150: "latitude"
+    -150) was read on the map of a georeferenced image chosen next, and PROJ's "utm: Invalid latitude"
+    stood above the Data map. Now the click belongs to the image it was made on; a new one is read."""
+    from testdata import FLANDERS_LABELS, FLANDERS_S2
+
+    at = new_app()
+    at.switch_page("pages/data.py").run()
+    click_map(at, "data_map", -150.5, 120.5)
+    at.run()
+    assert not at.exception and readout(fake_map)[0].startswith("Pixel row 150, column 120: ")
+    at.session_state["source"] = {"kind": "local", "image": str(FLANDERS_S2), "labels": str(FLANDERS_LABELS),
+                                  "label_map": "worldcereal", "title": FLANDERS_S2.name, "band_map": None}
+    at.session_state["region"] = at.session_state["scene"] = None  # as state.set_source leaves them
+    at.run()
+    assert not at.exception and not at.error
+    assert readout(fake_map) is None
+    lat, lng = 50.816, 3.024  # a pixel of the Flanders image, clicked on its map
+    from core.inspect import pixel_at
+    from core.raster import grid_of_file
+
+    assert pixel_at(lng, lat, grid_of_file(FLANDERS_S2)) is not None
+    click_map(at, "data_map", lat, lng)
+    at.run()
+    assert not at.exception and readout(fake_map)[0].startswith("50.81600° N, 3.02400° E: ")
+
+
+def test_own_image_with_band_numbers_on_region_and_data_pages(fake_map):
+    """A user's GeoTIFF without band names, used with band numbers: real place, hectares."""
+    at = own_image_app()
+    at.run()
+    assert not at.exception and not at.error
+    # the sidebar names its CRS in words beside the code (an agronomist knows "UTM zone 33N", not "EPSG:32633")
+    assert any(", EPSG:32633, WGS 84 / UTM zone 33N" in e.value for e in at.sidebar.success)
+    html = fake_map.maps[-1][0].get_root().render()
+    assert "L.CRS.Simple" not in html and "not georeferenced" not in html
+    # one area, the pixels' (the whole image's footprint in lon/lat gave 0.2 ha more beside it)
+    assert {m.label: m.value for m in at.metric}["Area"] == f"{288 * 272 * 100 / 10_000:,.1f} ha"
+    assert not [c.value for c in at.caption if "ha" in c.value and "shape" in c.value]
+    at.switch_page("pages/data.py")
+    at.run()
+    assert not at.exception and not at.error
+    area = {m.label: m.value for m in at.metric}["Area"]
+    assert area == f"{288 * 272 * 100 / 10_000:,.1f} ha"
+    assert f"of the region's {288 * 272:,} pixels have data in every band" in " ".join(c.value for c in at.caption)
+    # without band numbers, the same file is refused with a message saying how to fix it
+    at.session_state["source"] = {**at.session_state["source"], "band_map": None}
+    at.session_state["scene"] = None
+    at.run()
+    assert any("cannot be told apart" in e.value for e in at.error)
+
+
+def test_region_page_refuses_a_region_over_no_data_and_warns_of_one_mostly_over_it(fake_map, tmp_path):
+    """The Region page looks at the data: over no data only, no way on to the Data page (which
+    would only then say so); mostly over no data, on with a warning of the share with data."""
+    from testdata import write_raster
+
+    data = np.full((4, 300, 300), 1000, np.int16)
+    data[:, :280, :280] = 0  # no data
+    image = write_raster(tmp_path / "img.tif", data, descriptions=["R", "G", "B", "NIR"])
+    at = new_app()
+    at.session_state["source"] = {"kind": "local", "image": str(image), "labels": None, "label_map": None,
+                                  "title": "img.tif", "band_map": None}
+    at.session_state["region"] = Region.from_bbox(0, 0, 270, 270, crs="image").to_geojson()
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["The region lies over no image data (no data: light grey on the map); "
+                                           "draw it over the image"]
+    at.session_state["region"] = Region.from_bbox(0, 0, 290, 290, crs="image").to_geojson()
+    at.run()
+    assert not at.exception and not at.error
+    assert "Only 7% of the region has image data; the rest is no data (light grey on the map) and is left out" in [
+        w.value for w in at.warning]
+
+
+def test_own_files_form_comes_back_with_the_choices_in_use(fake_map):
+    """Back on the Region page after the other pages, the own-files form showed cdl and no band
+    numbers again, so using the files once more failed with the error fixed before."""
+    at = own_image_app()
+    at.session_state["source"] = {**at.session_state["source"], "labels": str(OWN_IMAGE), "label_map": "worldcereal"}
+    at.run()
+    assert next(s for s in at.selectbox if s.label == "Label map").value == "worldcereal"
+    assert at.text_input(key="upload_bands").value == "R=1,G=2,B=3,NIR=4"
+    at = new_app()  # the sample scene: the defaults
+    at.run()
+    assert next(s for s in at.selectbox if s.label == "Label map").value == "cdl"
+    assert at.text_input(key="upload_bands").value == ""
+
+
+def test_region_page_warns_about_sentinel2_values_with_their_offset(fake_map, tmp_path, tiny_model_path, monkeypatch):
+    """Sentinel-2 L2A with its +1000 offset: the page says what to fix when the image is shown, and
+    the prediction's summary download carries the warning (as the CLI's summary.json does)."""
+    import core.predict
+    import rasterio
+
+    with rasterio.open(OWN_IMAGE) as src:
+        data, profile = src.read(), src.profile
+    data[:, (data != 0).any(axis=0)] += 1000
+    with rasterio.open(tmp_path / "s2_offset.tif", "w", **profile) as dst:
+        dst.write(data)
+    at = own_image_app()
+    at.run()
+    assert not at.exception and not at.warning  # the file as it is: nothing to say
+    at.session_state["source"] = {**at.session_state["source"], "image": str(tmp_path / "s2_offset.tif")}
+    at.session_state["scene"] = None
+    at.run()
+    assert not at.exception and not at.error
+    assert any("Sentinel-2 L2A" in w.value and "-offset -0.1" in w.value for w in at.warning)
+    summaries, real_summary = [], core.predict.prediction_summary
+    monkeypatch.setattr(core.predict, "prediction_summary",
+                        lambda *a, **k: summaries.append(real_summary(*a, **k)) or summaries[-1])
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()  # Predict
+    assert not at.exception and not at.error
+    assert summaries and any("Sentinel-2 L2A" in w for w in summaries[-1]["warnings"])
+
+
+def test_large_areas_are_shown_in_whole_hectares():
+    from core.metrics import format_hectares as hectares
+
+    assert hectares(783.36) == "783.4 ha" and hectares(999.94) == "999.9 ha" and hectares(999.96) == "1,000 ha"
+    assert hectares(8_509.96) == "8,510 ha"  # (one precision from 1,000 ha: "8,510.0 ha" beside "16,671 ha")
+    assert hectares(1_537_572.5) == "1,537,572 ha"  # fits a metric's column (round half to even)
+
+
+def test_an_upload_error_said_again_on_later_runs_is_written_as_at_first(fake_map, monkeypatch):
+    """A bad band list for an uploaded image: its error, said again while the file is chosen (e.g.
+    after a region is drawn), lost its capital letter ("bad band list ...")."""
+    files = {"upload_image": Upload(OWN_IMAGE), "upload_labels": None}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
+    at = new_app()
+    at.run()
+    at.text_input(key="upload_bands").set_value("a,b,c,d")
+    by_label(at.button, "Use these files").click().run()
+    assert not at.exception
+    [first] = [e.value for e in at.error]
+    assert first.startswith("Bad band list")
+    at.run()  # another run, the file still chosen: the same words
+    assert [e.value for e in at.error] == [first]
+
+
+def test_uploaded_geojson_outside_image(fake_map):
+    at = new_app()
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
+                                  "geometry": {"type": "Polygon", "coordinates": [[[2000, 2000], [2400, 2000], [2400, 2400], [2000, 2000]]]}}
+    at.run()
+    assert not at.exception
+    assert any("outside the image" in e.value for e in at.error)
+
+
+def _upload_regions_script():
+    import json
+
+    import streamlit as st
+
+    from core.errors import CropMapError
+    from pages.components import scene, state
+
+    for name, geo in st.session_state["uploads"]:
+        try:
+            scene.use_uploaded_region(json.dumps(geo).encode(), name)
+        except CropMapError as err:
+            st.error(str(err))
+    st.session_state["region_after"] = state.get(state.REGION)
+
+
+def test_an_uploaded_region_the_source_cannot_use_is_refused_and_the_region_kept(fake_map):
+    def poly(coords, crs=None):
+        return {"type": "Feature", "properties": {"crs": crs} if crs else {},
+                "geometry": {"type": "Polygon", "coordinates": [coords]}}
+
+    at = AppTest.from_function(_upload_regions_script, default_timeout=TIMEOUT)
+    at.session_state["uploads"] = [
+        ("inside.geojson", poly([[0, 0], [300, 0], [300, 300], [0, 300], [0, 0]], "image")),
+        ("outside.geojson", poly([[2000, 2000], [2400, 2000], [2400, 2400], [2000, 2000]], "image")),
+        ("lonlat.geojson", poly([[-72.7, -16.6], [-72.69, -16.6], [-72.69, -16.59], [-72.7, -16.6]])),
+        ("tiny.geojson", poly([[0, 0], [5, 0], [5, 5], [0, 5], [0, 0]], "image")),
+        ("line.geojson", poly([[0, 0], [300, 0], [0, 0]], "image")),  # not a polygon at all
+    ]
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 4 and all(e.endswith("The region in use is kept.") for e in errors)
+    assert errors[3].startswith("line.geojson cannot be used: ")
+    assert errors[0].startswith("outside.geojson cannot be used: the region lies outside the image")
+    assert "lonlat.geojson cannot be used: this image is not georeferenced" in errors[1]
+    assert "at least 8 x 8 px" in errors[2]
+    assert at.session_state["region_after"]["properties"]["name"] == "inside.geojson"  # the usable one, kept
+
+
+def test_region_drawn_outside_the_image_can_be_taken_back(fake_map):
+    at = new_app()
+    at.session_state["region"] = SQUARE_300
+    at.run()
+    assert not at.error
+    fake_map.value = {"all_drawings": [drawn_feature([(2000, 2000), (2400, 2000), (2400, 2400), (2000, 2400)])]}
+    at.run()
+    assert not at.exception
+    assert any("outside the image" in e.value for e in at.error)
+    # a second mistake (too small) does not make the first one the region to go back to
+    fake_map.value = {"all_drawings": [drawn_feature([(10, 10), (15, 10), (15, 15), (10, 15)])]}
+    at.run()
+    assert any("at least 8 x 8 px" in e.value for e in at.error)
+    back = by_label(at.button, "Back to the previous region (90,000 pixels)")  # SQUARE_300 has no name
+    back.click().run()
+    assert not at.exception
+    assert at.session_state["region"] == SQUARE_300
+    assert not at.error
+    assert at.metric[0].value.startswith("90,000")
+    # The same drawing, still in the map's drawings, is not taken again
+    at.run()
+    assert at.session_state["region"] == SQUARE_300
+
+
+def test_region_page_area_is_the_pixels_used_of_a_shape_partly_outside_the_image(fake_map):
+    """The headline area is that of the pixels every other page counts (inside the shape and the
+    image), not the whole shape's, with the shape's own area in a line under it; and the sample's
+    gaps (light grey) are named under the map."""
+    at = new_app()
+    at.run()
+    assert any(c.value.startswith("Light grey on the map: no image data (") for c in at.caption)
+    assert not [c for c in at.caption if c.value.startswith("About ")]  # (the whole image: the line above says it)
+    fake_map.value = {"all_drawings": [drawn_feature([(900, 100), (1124, 100), (1124, 300), (900, 300)])]}
+    at.run()
+    assert not at.exception and not at.error
+    assert at.metric[0].label == "Area" and at.metric[0].value == f"{124 * 200:,} px"  # columns 900-1023
+    assert any(c.value.startswith(f"The region's shape covers {224 * 200:,} pixels") for c in at.caption)
+    assert not [c for c in at.caption if c.value.startswith("About ")]  # all of it has data
+    # a region partly over a gap: the share with data (the area counts every pixel), from the check's sample
+    fake_map.value = {"all_drawings": [drawn_feature([(650, 800), (900, 800), (900, 1000), (650, 1000)])]}
+    at.run()
+    assert at.metric[0].value == f"{250 * 200:,} px"
+    [share] = [c.value for c in at.caption if c.value.startswith("About ")]
+    assert share == "About 73% of the region has image data; only that part is predicted and counted."  # 128 x 104 px gap
+
+
+def test_region_outside_the_image_offers_the_whole_image_back_once(fake_map):
+    at = new_app()
+    at.run()
+    fake_map.value = {"all_drawings": [drawn_feature([(2000, 2000), (2400, 2000), (2400, 2400), (2000, 2400)])]}
+    at.run()
+    assert at.error
+    assert [b.label for b in at.button if b.label.startswith(("Back", "Reset"))] == ["Reset to the whole image"]
+    fake_map.value = None  # the map, drawn again around the new region, has no drawings
+    by_label(at.button, "Reset to the whole image").click().run()
+    assert at.session_state["region"] is None
+    assert not at.error and at.metric[0].value.startswith("1,048,576")
