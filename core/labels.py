@@ -206,10 +206,11 @@ def legend_codes(label_map: str) -> frozenset[int]:
 MAX_UNKNOWN_SHARE = 0.5
 
 
-def _refuse_a_crop_mask(counts: np.ndarray, class_map: ClassMap, what: str) -> None:
+def _refuse_a_crop_mask(counts: np.ndarray, class_map: ClassMap, what: str, zeros_declared: bool = False) -> None:
     """Refuse a 0/1 crop mask (255 = no data, as this project and Earth Engine fetches write them)
     read with a product's class map in which 0 is no data: its not-crop pixels would be dropped and
     every score would look perfect. Maps with a real class 0 (Dynamic World's water) are left alone.
+    ``zeros_declared``: the file declares 0 as no data (the zeros in ``counts`` were masked).
 
     Raises:
         InvalidDataError: saying to use the binary label map.
@@ -224,20 +225,45 @@ def _refuse_a_crop_mask(counts: np.ndarray, class_map: ClassMap, what: str) -> N
             f"{what}: the codes are only 0 and 1 (and 255), a crop mask, not {class_map.title}'s classes (in which "
             f"0 is no data: the not-crop pixels would be dropped); choose the label map binary (--label-map binary on "
             f"the command line, 'Label map' in the dashboard)"
+            + (f", and remove the file's declaration of 0 as no data ({UNSET_NODATA})" if zeros_declared else "")
         )
 
 
-def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | None = None, what: str = "the labels") -> None:
+#: How a user removes a raster's no-data declaration.
+UNSET_NODATA = "e.g. gdal_edit.py -unsetnodata FILE, or write no data as 255"
+
+
+def _refuse_a_declared_class(declared: float | None, class_map: ClassMap, what: str) -> None:
+    """Refuse a 0/1 crop mask whose file declares one of its two classes (0 or 1) as no data, as
+    rasterizing tools often write them: those pixels would be dropped from training and every score
+    (with 0 declared, every score would look perfect).
+
+    Raises:
+        InvalidDataError: saying how to remove the declaration.
+    """
+    if class_map.name == "binary" and declared in (0, 1):
+        meaning = "not crop" if declared == 0 else "crop"
+        raise InvalidDataError(
+            f"{what} declares {int(declared)} as no data, but in a crop mask {int(declared)} is {meaning}: those "
+            f"pixels would be left out of training and of every score; remove the declaration ({UNSET_NODATA})"
+        )
+
+
+def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | None = None, what: str = "the labels",
+                      declared_nodata: float | None = None) -> None:
     """Refuse labels that are evidently another product's than ``class_map`` says, before they give
     wrong crop masks and metrics: a label band named as another product's band (e.g. WorldCereal's
     ``LC``) whose codes all fit that product, or codes that mostly are not ``class_map``'s classes.
 
     ``raw`` holds the label codes (masked or not); values that cannot be codes are left to
-    :meth:`ClassMap.to_mask`. Binary masks are checked there too.
+    :meth:`ClassMap.to_mask`. Binary masks are checked there too. ``declared_nodata`` is the file's
+    no-data value (masked in ``raw``): a 0/1 crop mask may not declare its 0 or 1 as no data.
 
     Raises:
-        InvalidDataError: naming the label map(s) the codes fit.
+        InvalidDataError: naming the label map(s) the codes fit, or a crop mask whose file declares a
+            class as no data.
     """
+    _refuse_a_declared_class(declared_nodata, class_map, what)
     if class_map.name == "binary":
         return
     data = np.ma.compressed(raw) if np.ma.isMaskedArray(raw) else np.asarray(raw).ravel()
@@ -249,7 +275,10 @@ def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | Non
         return
     data = data[data >= 0]  # below 0: no data
     counts = np.bincount(data.astype(np.int64), minlength=MAX_CODE + 1)
-    _refuse_a_crop_mask(counts, class_map, what)
+    zeros_declared = declared_nodata == 0 and np.ma.isMaskedArray(raw)
+    if zeros_declared:  # the file's zeros are masked: a crop mask's not-crop pixels, maybe
+        counts[0] += int(np.count_nonzero(np.ma.getdata(raw)[np.ma.getmaskarray(raw)] == 0))
+    _refuse_a_crop_mask(counts, class_map, what, zeros_declared)
     for code in class_map.nodata_codes:
         if 0 <= code <= MAX_CODE:
             counts[code] = 0

@@ -330,7 +330,8 @@ def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band:
 
     Raises:
         InputNotFoundError, CorruptFileError, GridMismatchError.
-        InvalidDataError: the codes are evidently another product's (core.labels.check_label_codes).
+        InvalidDataError: the codes are evidently another product's, or a 0/1 crop mask declares a class as
+            no data (core.labels.check_label_codes).
     """
     from core.labels import check_label_codes
 
@@ -340,7 +341,8 @@ def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band:
         check_real_numbers(src, path, "class codes")
         raw = read_padded(src, path, idx, window, 0, masked=True)
         band_name = src.descriptions[idx - 1] if 0 < idx <= len(src.descriptions) else None
-    check_label_codes(raw, class_map, band_name, Path(path).name)
+        declared = src.nodatavals[idx - 1]
+    check_label_codes(raw, class_map, band_name, Path(path).name, declared)
     return raw
 
 

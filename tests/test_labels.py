@@ -107,6 +107,41 @@ def test_a_crop_mask_read_as_a_products_codes_is_refused(tmp_path):
     check_label_codes(np.array([0] * 1 + [1] * 300), CLASS_MAPS["cdl"])  # corn with a speck of background
 
 
+def test_a_crop_mask_that_declares_a_class_as_no_data_is_refused(tmp_path):
+    """A 0/1 crop mask declaring 0 as no data (as gdal_rasterize and gdal_calc often write them) lost
+    every not-crop pixel and scored as perfect, with any label map; one declaring 1 lost the crop."""
+    import rasterio
+
+    from core.evaluate import evaluate_files
+    from core.raster import grid_of_file, read_labels, write_mask
+    from testdata import SAMPLE_LABELS
+
+    with rasterio.open(SAMPLE_LABELS) as src:
+        profile, codes = src.profile, src.read(1)
+    binary = CLASS_MAPS["cdl"].to_mask(codes)
+    profile.update(dtype="uint8")
+    for declared in (0, 1):
+        profile.update(nodata=declared)
+        path = tmp_path / f"mask_nd{declared}.tif"
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(np.where(binary == NODATA, 0, binary).astype(np.uint8), 1)
+        with pytest.raises(InvalidDataError, match=f"mask_nd{declared}.tif declares {declared} as no data, but in a crop "
+                                                   "mask .* -unsetnodata"):
+            read_labels(path, CLASS_MAPS["binary"])
+    for name in ("cdl", "glc30"):  # a product's map: it is a crop mask, and its zeros were declared no data
+        with pytest.raises(InvalidDataError, match="only 0 and 1.*--label-map binary.*declaration of 0 as no data"):
+            read_labels(tmp_path / "mask_nd0.tif", CLASS_MAPS[name])
+    # the prediction scored against it: refused, not a perfect score
+    pred = write_mask(tmp_path / "pred.tif", binary, grid_of_file(SAMPLE_LABELS))
+    with pytest.raises(InvalidDataError, match="declares 0 as no data"):
+        evaluate_files(pred, tmp_path / "mask_nd0.tif", "binary")
+    # a product that declares 0 as no data, with its real classes, is read as before
+    profile.update(nodata=0)
+    with rasterio.open(tmp_path / "cdl_nd0.tif", "w", **profile) as dst:
+        dst.write(codes, 1)
+    assert np.array_equal(read_labels(tmp_path / "cdl_nd0.tif", CLASS_MAPS["cdl"]), binary)
+
+
 def test_a_few_unknown_codes_are_tolerated():
     from core.labels import check_label_codes
 
