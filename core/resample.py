@@ -28,8 +28,9 @@ def resampled_grid(grid: Grid, pixel_size_m: float) -> Grid:
     """The grid of ``grid``'s area in pixels of ``pixel_size_m`` metres (same CRS, origin and axes).
 
     Raises:
-        InvalidDataError: the grid is not georeferenced, or its CRS is not projected in metres; the
-            pixel size is not positive, or leaves less than one pixel.
+        InvalidDataError: the grid is not georeferenced, or its CRS is not projected in metres or does
+            not keep ground sizes (e.g. Web Mercator); the pixel size is not positive, or leaves less
+            than one pixel.
     """
     from rasterio.crs import CRS
 
@@ -41,6 +42,10 @@ def resampled_grid(grid: Grid, pixel_size_m: float) -> Grid:
     if factor != 1.0:
         raise InvalidDataError(f"the image's CRS ({grid.crs}) is not projected in metres; reproject it first "
                                "(e.g. gdalwarp -t_srs to its UTM zone), then resample it")
+    if isinstance(grid.pixel_area_ha(), np.ndarray):  # a metre of the CRS is not a metre on the ground
+        raise InvalidDataError(f"the image's CRS ({grid.crs}) does not keep ground sizes (its pixels are "
+                               f"{grid.pixel_size_m():.3g} m on the ground at the image's centre, not their size in "
+                               "the CRS); reproject it first (e.g. gdalwarp -t_srs to its UTM zone), then resample it")
     if not (pixel_size_m > 0 and math.isfinite(pixel_size_m)):
         raise InvalidDataError(f"pixel size {pixel_size_m} m: give a positive size in metres")
     a, b, c, d, e, f = grid.transform

@@ -110,8 +110,8 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
                                f"{SHIPPED_PIXEL_SIZE_M:g} m Landsat pixels, and finer pixels make them look larger to it. "
                                "Reflectance is averaged over the pixels with data, labels take their most frequent "
                                "class. Coarser pixels also lose small fields and edges, so whether it helps depends "
-                               "on the image: with labels, compare both on the Quality page. Needs a CRS in metres "
-                               "(e.g. UTM).")
+                               "on the image: with labels, compare both on the Quality page. Needs a CRS in ground metres "
+                               "(e.g. UTM, not Web Mercator).")
     if st.button("Use these files", disabled=img_file is None):
         # the outcome stays shown on later runs (typing the band numbers it asks for, a map event)
         state.put(state.UPLOAD_NOTICE, None)

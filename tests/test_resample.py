@@ -46,6 +46,9 @@ def test_the_new_grid_keeps_the_crs_and_origin_and_covers_the_image():
 @pytest.mark.parametrize("grid, match", [
     (Grid(None, (1.0, 0, 0, 0, -1.0, 0), 64, 64), "not georeferenced"),
     (Grid("EPSG:4326", (0.0003, 0, 10.0, 0, -0.0003, 48.0), 64, 64), "not projected in metres"),
+    # Web Mercator at 50 N: its 10 m pixels are 6.4 m on the ground (made 19 m ones of "30 m" before)
+    (Grid("EPSG:3857", (10.0, 0, 1_113_195.0, 0, -10.0, 6_446_276.0), 64, 64),
+     r"does not keep ground sizes \(its pixels are 6.43 m on the ground"),
 ])
 def test_a_grid_without_metres_is_refused(grid, match):
     with pytest.raises(InvalidDataError, match=match):
