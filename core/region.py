@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import lru_cache
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
 
@@ -193,28 +194,52 @@ def _densified(geometry: dict) -> dict:
     return {"type": "MultiPolygon", "coordinates": [[ring(r) for r in p] for p in geometry["coordinates"]]}
 
 
-def _crosses_itself(ring: Sequence[Sequence[float]], most: int = 2000) -> bool:
-    """Whether two edges of ``ring`` that are not neighbours cross (checked for rings of up to
-    ``most`` corners: each pair of edges is looked at)."""
-    pts = [tuple(p) for p in ring]
-    if pts and pts[0] != pts[-1]:
-        pts.append(pts[0])
-    n = len(pts) - 1
-    if n < 4 or n > most:
+def _edges(poly: Polygon) -> np.ndarray:
+    """Every edge of every ring of ``poly`` as rows (x0, y0, x1, y1)."""
+    rows = []
+    for ring in poly:
+        xy = np.asarray(ring, dtype=np.float64)[:, :2]
+        if len(xy) and (xy[0] != xy[-1]).any():
+            xy = np.vstack([xy, xy[:1]])
+        rows.append(np.hstack([xy[:-1], xy[1:]]))
+    return np.vstack(rows)
+
+
+def _outline_crosses(poly: Polygon, most: int = 5000, chunk: int = 200) -> bool:
+    """Whether two edges of the rings of ``poly`` cross (a ring crossing itself, a hole its outer
+    ring or another hole); edges that only touch (at a corner, as a traced field's holes may) do not
+    cross. Checked for up to ``most`` edges, ``chunk`` edges against all at a time."""
+    e = _edges(poly)
+    if len(e) > most:
         return False
+    ax, ay, bx, by = (e[:, k] for k in range(4))
 
-    def side(a, b, c) -> float:
-        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+    def side(px, py, qx, qy, rx, ry):
+        return (qx - px) * (ry - py) - (qy - py) * (rx - px)
 
-    for i in range(n):
-        a, b = pts[i], pts[i + 1]
-        for j in range(i + 2, n):
-            if i == 0 and j == n - 1:
-                continue  # the last edge meets the first at the ring's start
-            c, d = pts[j], pts[j + 1]
-            if side(a, b, c) * side(a, b, d) < 0 and side(c, d, a) * side(c, d, b) < 0:
-                return True
+    for i in range(0, len(e), chunk):
+        c = e[i : i + chunk, :, None]  # this chunk's edges against every edge
+        cx, cy, dx, dy = c[:, 0], c[:, 1], c[:, 2], c[:, 3]
+        apart = (side(cx, cy, dx, dy, ax, ay) * side(cx, cy, dx, dy, bx, by) < 0) & \
+                (side(ax, ay, bx, by, cx, cy) * side(ax, ay, bx, by, dx, dy) < 0)
+        if apart.any():
+            return True
     return False
+
+
+@lru_cache(maxsize=64)
+def _outline_problem(polygons: tuple[Polygon, ...]) -> str | None:
+    """What is wrong with the outlines of a region's ``polygons`` (None: nothing): an outline that
+    crosses itself (a bowtie's area is not that of the pixels inside it, and its two halves may cancel
+    out). Polygons may overlap one another (fields of a file that overlap): the pixels inside any of
+    them are the region. Cached: a page builds the same region on every run."""
+    if any(_outline_crosses(p) for p in polygons):
+        return ("the region's outline crosses itself (its corners are not in order around it); draw it again, "
+                "corner after corner around the area (or, for a file, mend its geometry, e.g. with QGIS's Fix "
+                "geometries)")
+    if all(polygon_area(p) <= 0 for p in polygons):
+        return "the region has zero area; draw a polygon or rectangle with some extent"
+    return None
 
 
 def polygon_area(poly: Polygon) -> float:
@@ -231,7 +256,7 @@ class Region:
 
     Raises:
         RegionError: on fewer than 3 distinct points, non-finite or out-of-range coordinates,
-            zero area, or an unknown CRS.
+            an outline that crosses itself, zero area, or an unknown CRS.
     """
 
     crs: str
@@ -257,11 +282,9 @@ class Region:
                             f"coordinate ({x}, {y}) is not longitude/latitude (GeoJSON order is lon, lat; "
                             "lon -180..180, lat -90..90)"
                         )
-        if all(polygon_area(p) <= 0 for p in self.polygons):
-            if any(_crosses_itself(p[0]) for p in self.polygons):  # a bowtie's two halves cancel out
-                raise RegionError("the region's outline crosses itself (its corners are not in order around it); "
-                                  "draw it again, corner after corner around the area")
-            raise RegionError("the region has zero area; draw a polygon or rectangle with some extent")
+        problem = _outline_problem(self.polygons)
+        if problem:
+            raise RegionError(problem)
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -109,6 +109,22 @@ def test_an_outline_that_crosses_itself_is_named_so():
         Region.from_geojson(flat, crs=IMAGE_CRS)
     square = {"type": "Polygon", "coordinates": [[[0, 0], [2, 0], [2, 2], [0, 2], [0, 0]]]}
     assert Region.from_geojson(square, crs=IMAGE_CRS).bounds == (0, 0, 2, 2)
+    # an uneven figure of eight (its halves do not cancel out): its area was not its pixels' (50 for 385)
+    eight = {"type": "Polygon", "coordinates": [[[0, 0], [30, 20], [40, 10], [40, 20], [30, 0], [0, 20], [0, 0]]]}
+    with pytest.raises(RegionError, match="outline crosses itself"):
+        Region.from_geojson(eight, crs=IMAGE_CRS)
+    across = {"type": "Polygon", "coordinates": [[[0, 0], [20, 0], [20, 20], [0, 20], [0, 0]],  # a hole across the outline
+                                                 [[15, 5], [25, 5], [25, 10], [15, 10], [15, 5]]]}
+    with pytest.raises(RegionError, match="outline crosses itself"):
+        Region.from_geojson(across, crs=IMAGE_CRS)
+    # a hole that touches its outline at a corner (as traced fields' may), and overlapping polygons of a
+    # file (the region is the pixels inside any of them): kept
+    touching = {"type": "Polygon", "coordinates": [[[0, 0], [40, 0], [40, 40], [0, 40], [0, 0]],
+                                                   [[0, 0], [10, 5], [5, 10], [0, 0]]]}
+    assert Region.from_geojson(touching, crs=IMAGE_CRS).area_pixels() == 1600 - 37.5
+    overlapping = {"type": "MultiPolygon", "coordinates": [[[[0, 0], [20, 0], [20, 20], [0, 20], [0, 0]]],
+                                                           [[[10, 10], [30, 10], [30, 30], [10, 30], [10, 10]]]]}
+    assert len(Region.from_geojson(overlapping, crs=IMAGE_CRS).polygons) == 2
 
 
 def test_map_coordinates_of_image_regions():
