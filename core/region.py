@@ -672,7 +672,8 @@ def check_region(
         return WindowCheck(False, str(err))
     # the pixels inside the outline (those outside it are no data), not the whole window; a region
     # far too large anyway is not rasterized: the window's area is enough for the message
-    per_row = region.mask(grid, window).sum(axis=1) if window.pixels <= max_pixels else np.full(window.height, window.width)
+    inside = region.mask(grid, window) if window.pixels <= max_pixels else None
+    per_row = inside.sum(axis=1) if inside is not None else np.full(window.height, window.width)
     if not per_row.any():  # e.g. parts either side of the image, the image inside a hole, or a sliver
         c0, r0, c1, r1 = bounds
         if c0 >= 0 and r0 >= 0 and c1 <= grid.width and r1 <= grid.height:
@@ -690,12 +691,16 @@ def check_region(
             area_ha = float(px_area) * float(per_row.sum())
     used = int(per_row.sum())
     need_h, need_w = min(min_side, grid.height), min(min_side, grid.width)
-    if window.height < need_h or window.width < need_w:
+    span_h, span_w = window.height, window.width  # the rows and columns of the pixels used (not those only touched)
+    if inside is not None:
+        rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        span_h, span_w = int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+    if span_h < need_h or span_w < need_w:
         whole = "" if (need_w, need_h) == (min_side, min_side) else \
             f" (the image is smaller than {min_side} px a side, so all of it)"
         return WindowCheck(
             False,
-            f"the region covers {window.width} x {window.height} px of the image; it must be at least "
+            f"the region covers {span_w} x {span_h} px of the image; it must be at least "
             f"{need_w} x {need_h} px{whole}: draw a larger region",
             area_ha,
             used,

@@ -223,6 +223,11 @@ def test_check_region_rules():
     small = check_region(Region.from_bbox(0, 0, 7, 300, crs=IMAGE_CRS), IMAGE_GRID)
     assert not small.ok and "covers 7 x 300 px of the image; it must be at least 8 x 8 px" in small.message
     assert check_region(Region.from_bbox(0, 0, 8, 8, crs=IMAGE_CRS), IMAGE_GRID).ok  # one field, seen in context
+    # the size is that of the pixels used (centres inside), not of those the outline only touches: a box from
+    # 0.6 to 7.4 px touches 8 x 8 pixels but uses 6 x 6 of them
+    touched = check_region(Region.from_bbox(0.6, 0.6, 7.4, 7.4, crs=IMAGE_CRS), IMAGE_GRID)
+    assert not touched.ok and "covers 6 x 6 px of the image" in touched.message
+    assert check_region(Region.from_bbox(0.6, 0.6, 8.6, 8.6, crs=IMAGE_CRS), IMAGE_GRID).ok  # 8 x 8 used of 9 x 9
     assert not check_region(Region.from_bbox(0, 0, 100, 300, crs=IMAGE_CRS), IMAGE_GRID, min_side=128).ok
     big = check_region(Region.from_bbox(0, 0, 1024, 1024, crs=IMAGE_CRS), IMAGE_GRID, max_pixels=500_000)
     assert not big.ok and "at most 500,000" in big.message
