@@ -101,7 +101,13 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
     features = []
     for i, (pixels, geom) in enumerate(found, start=1):
         polygon = [_right_hand(next(parts), exterior=k == 0) for k in range(len(geom["coordinates"]))]
-        polygons = _cut_at_180(geom, grid.crs) if np.ptp(polygon[0][:, 0]) > 180 else [polygon]
+        lons = polygon[0][:, 0]
+        if np.ptp(lons) > 180:  # its ring ran round the Earth the other way
+            polygons = _cut_at_180(geom, grid.crs)
+        elif lons.min() < -180 or lons.max() > 180:  # a lon/lat grid's longitudes past 180 (e.g. a 0-360 grid)
+            polygons = _cut_at_180(_ring_geometry(polygon, EQC_180), EQC_180)
+        else:
+            polygons = [polygon]
         if isinstance(pixel_ha, np.ndarray):  # lon/lat or Mercator grid: the area on the ellipsoid, as for pixels
             area_ha = sum(_ellipsoid_area_ha(part) for part in polygons)
         else:
@@ -112,6 +118,18 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
         features.append({"type": "Feature", "id": i, "geometry": shape,
                          "properties": {"id": i, "pixels": pixels, "area_ha": round(area_ha, 4)}})
     return {"type": "FeatureCollection", "features": features}
+
+
+#: Plate carree centred on the 180th meridian: lon/lat rings past 180 are continuous in it, to be cut there.
+EQC_180 = "+proj=eqc +lon_0=180 +datum=WGS84 +units=m +no_defs"
+
+
+def _ring_geometry(polygon: list[np.ndarray], crs: str) -> dict:
+    """A lon/lat polygon (rings as arrays) as a GeoJSON Polygon in ``crs``."""
+    from rasterio.warp import transform_geom
+
+    geom = {"type": "Polygon", "coordinates": [ring.tolist() for ring in polygon]}
+    return transform_geom("EPSG:4326", crs, geom, precision=-1)
 
 
 def _cut_at_180(geom: dict, crs: str) -> list[list[np.ndarray]]:

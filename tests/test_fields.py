@@ -173,3 +173,30 @@ def test_a_field_across_the_180th_meridian_is_cut_there():
     # the parts rasterized back on the grid are the field's pixels, less its hole
     back = back_to_mask({"features": fields[:1]}, grid)
     assert (back == (mask == 1) & (np.arange(20)[:, None] >= 5)).all()
+
+
+def test_fields_of_a_lon_lat_grid_past_180_have_longitudes_within_180():
+    """A lon/lat grid whose longitudes run past 180 (a 0-360 grid, or one across the meridian, here
+    179.9 to 180.1 E) wrote fields at longitudes over 180: not RFC 7946, and refused when uploaded
+    back as a region. They are cut at 180 as a projected grid's are, and moved to -180..180."""
+    from core.region import Region
+
+    grid = Grid("EPSG:4326", (0.001, 0.0, 179.9, 0.0, -0.001, -16.7), 200, 100)
+    mask = np.zeros((100, 200), np.uint8)
+    mask[10:20, 90:110] = 1  # 10 px west of 180 and 10 east
+    mask[50:60, 150:170] = 1  # all east of it: at 180.05 to 180.07 E, i.e. 179.95 to 179.93 W
+    fields = crop_fields(mask, grid, min_pixels=4)["features"]
+    assert [f["geometry"]["type"] for f in fields] == ["MultiPolygon", "Polygon"]
+    across, east = (f["geometry"] for f in fields)
+    for part in across["coordinates"]:
+        lons = [p[0] for p in part[0]]
+        assert max(lons) - min(lons) == pytest.approx(0.01) and (max(lons) == 180.0 or min(lons) == -180.0)
+        assert _signed_area(part[0]) > 0
+    assert [min(p[0] for p in east["coordinates"][0]), max(p[0] for p in east["coordinates"][0])] == \
+        pytest.approx([-179.95, -179.93])
+    pixel_ha = grid.pixel_area_ha()
+    for field, block in zip(fields, ((slice(10, 20), slice(90, 110)), (slice(50, 60), slice(150, 170)))):
+        assert field["properties"]["pixels"] == 200
+        assert field["properties"]["area_ha"] == pytest.approx(float(pixel_ha[block[0], 0].sum()) * 20, rel=1e-4)
+    # and they are a region again, on either side of the meridian
+    Region.from_geojson({"type": "FeatureCollection", "features": fields[1:]})
