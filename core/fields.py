@@ -54,6 +54,7 @@ def _require_crs(grid: Grid) -> None:
     if not grid.georeferenced:
         raise InvalidDataError("crop fields need a georeferenced image: this one has no CRS, so its fields "
                                "would have no place on Earth; use the crop mask GeoTIFF itself")
+    grid.require_place_on_earth()
 
 
 def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
@@ -63,7 +64,7 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
     properties ``id`` (1 = largest), ``pixels`` and ``area_ha``, in longitude/latitude.
 
     Raises:
-        InvalidDataError: the grid has no CRS (fields would have no place on Earth).
+        InvalidDataError: the grid has no CRS, or a local one (fields would have no place on Earth).
         ConfigError: ``min_pixels`` below 1, or more than :data:`MAX_FIELDS` fields.
         NoDataError: no group of crop pixels is large enough.
     """

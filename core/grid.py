@@ -53,6 +53,25 @@ class Grid:
     def georeferenced(self) -> bool:
         return self.crs is not None
 
+    def require_place_on_earth(self, error: type[Exception] = InvalidDataError) -> None:
+        """Refuse a CRS with no place on Earth: a local (engineering) CRS, which gives areas in its
+        unit but no longitude or latitude, so no map, lon/lat region or GeoJSON (GDAL's own error was
+        a page of the CRS's definition). A grid without a CRS is left to its caller.
+
+        Raises:
+            ``error`` (InvalidDataError by default): saying to give the image its real CRS.
+        """
+        if self.crs is None:
+            return
+        from rasterio.crs import CRS
+
+        crs = CRS.from_user_input(self.crs)
+        if not (crs.is_geographic or crs.is_projected):
+            name = crs.to_wkt().split('"')[1] if '"' in crs.to_wkt() else crs.to_string()[:40]
+            raise error(f"the image's CRS ({name!r}) is a local one, with no place on Earth, so it cannot be shown "
+                        "on a map nor placed in longitude/latitude; give the image its real CRS (e.g. gdal_edit.py "
+                        "-a_srs EPSG:32618 for UTM zone 18N); python -m core predict takes it as it is")
+
     @property
     def shape(self) -> tuple[int, int]:
         return (self.height, self.width)

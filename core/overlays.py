@@ -297,10 +297,11 @@ def lonlat_bounds(grid: Grid) -> Bounds:
     """((south, west), (north, east)) of a georeferenced grid in lon/lat.
 
     Raises:
-        InvalidDataError: if the grid has no CRS.
+        InvalidDataError: if the grid has no CRS, or a local one (no place on Earth).
     """
     if not grid.georeferenced:
         raise InvalidDataError("the image is not georeferenced: it has no place on Earth (image coordinates only)")
+    grid.require_place_on_earth()
     from rasterio.transform import array_bounds
     from rasterio.warp import transform_bounds
 

@@ -434,7 +434,8 @@ class Region:
 
         Raises:
             RegionError: if the region's kind does not fit the grid (image region on a
-                georeferenced grid or lon/lat region on a non-georeferenced one).
+                georeferenced grid or lon/lat region on a non-georeferenced one, or on a grid whose
+                CRS has no place on Earth).
         """
         if self.is_image and grid.georeferenced:
             raise RegionError(
@@ -448,6 +449,7 @@ class Region:
             )
         if self.is_image:
             return self.geometry()
+        grid.require_place_on_earth(RegionError)
         from rasterio.transform import Affine
         from rasterio.warp import transform_geom
 

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 from affine import Affine
@@ -133,6 +135,38 @@ def test_local_engineering_crs_gives_areas_in_its_unit(tmp_path):
         assert r.grid.pixel_area_ha() == pytest.approx(4 / 1e4)  # 2 m x 2 m
     feet = 'LOCAL_CS["site",UNIT["foot",0.3048],AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
     assert Grid(feet, (10, 0, 0, 0, -10, 0), 5, 5).pixel_area_ha() == pytest.approx(100 * 0.3048**2 / 1e4)
+
+
+def test_a_local_crs_has_no_place_on_a_map_and_says_so(tmp_path, capsys):
+    """A local CRS gives areas but no longitude or latitude: maps, lon/lat regions and crop fields gave
+    GDAL's error with a page of the CRS's definition (and the CLI added "check the network")."""
+    import rasterio
+    from rasterio.crs import CRS
+
+    from core.__main__ import main
+    from core.errors import InvalidDataError
+    from core.fields import crop_fields
+    from core.overlays import lonlat_bounds
+    from core.raster import grid_of_file, write_mask
+    from core.region import Region, check_region
+    from core.sources.local import LocalSource, validate_image
+    from testdata import write_raster
+
+    wkt = 'LOCAL_CS["site",UNIT["metre",1,AUTHORITY["EPSG","9001"]],AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
+    path = write_raster(tmp_path / "site.tif", np.full((4, 40, 40), 1500, np.int16), crs=CRS.from_wkt(wkt),
+                        transform=rasterio.Affine(2, 0, 0, 0, -2, 80), descriptions=["R", "G", "B", "NIR"])
+    grid = grid_of_file(path)
+    told = "the image's CRS ('site') is a local one, with no place on Earth"
+    for refused in (lambda: lonlat_bounds(grid), lambda: crop_fields(np.ones((40, 40), np.uint8), grid),
+                    lambda: validate_image(path), lambda: LocalSource(path).full_region()):
+        with pytest.raises(InvalidDataError, match=re.escape(told)):
+            refused()
+    check = check_region(Region.from_bbox(10.0, 45.0, 10.1, 45.1), grid)
+    assert not check.ok and told in check.message
+    mask = write_mask(tmp_path / "mask.tif", np.ones((40, 40), np.uint8), grid)
+    assert main(["fields", "--mask", str(mask), "--out", str(tmp_path / "f.geojson")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert told in err and "\n" not in err and "network" not in err and "schema" not in err
 
 
 def test_geographic_areas_are_on_the_wgs84_ellipsoid():

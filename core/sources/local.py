@@ -120,9 +120,10 @@ class LocalSource:
         """The whole image as a region (image coordinates, or lon/lat of its footprint).
 
         Raises:
-            as :meth:`grid`.
+            as :meth:`grid`; InvalidDataError: a local CRS, or longitudes past 180 (no lon/lat region).
         """
         grid = self.grid()
+        grid.require_place_on_earth()
         if not grid.georeferenced:
             return Region.from_bbox(0, 0, grid.width, grid.height, crs="image", name="whole image")
         # The footprint itself (its four corners), not its lon/lat bounding box: a UTM image is
@@ -334,12 +335,15 @@ def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: i
 
 
 def validate_image(path: str | os.PathLike, band_map: dict[str, int] | None = None) -> Grid:
-    """Open an image the way every step will (bands, scale, a sample of pixels) and return its grid.
+    """Open an image the way every step of the dashboard will (bands, scale, a sample of pixels, a
+    place on a map) and return its grid.
 
     Raises:
-        InputNotFoundError, CorruptFileError, BandError, InvalidDataError.
+        InputNotFoundError, CorruptFileError, BandError, InvalidDataError (also for a local CRS:
+            no place on a map).
     """
     with ImageReader(path, band_map) as reader:
+        reader.grid.require_place_on_earth()
         h, w = reader.shape
         from rasterio.windows import Window
 
