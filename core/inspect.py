@@ -43,6 +43,7 @@ def place(lng: float, lat: float, row: int, col: int, grid: Grid, offset: tuple[
     """Where a clicked pixel is, for people: latitude and longitude on a georeferenced grid, else
     its row and column in the source image (the scene drawn at ``offset``)."""
     if grid.georeferenced:
+        lng = (lng + 180.0) % 360.0 - 180.0  # a map over the 180th meridian goes on past 180 (181 E is 179 W)
         return f"{abs(lat):.5f}° {'N' if lat >= 0 else 'S'}, {abs(lng):.5f}° {'E' if lng >= 0 else 'W'}"
     return f"Pixel row {row + offset[0]:,}, column {col + offset[1]:,}"
 
@@ -57,8 +58,10 @@ def describe_pixel(row: int, col: int, features: np.ndarray, valid: np.ndarray,
     with both, the verdict: "agrees", "false crop" or "missed crop".
 
     Raises:
-        IndexError: the pixel is outside the arrays (see :func:`pixel_at`).
+        IndexError: the pixel is outside the arrays (see :func:`pixel_at`), negative indices too.
     """
+    if not (0 <= row < valid.shape[0] and 0 <= col < valid.shape[1]):  # (numpy reads -1 as the last one)
+        raise IndexError(f"pixel ({row}, {col}) is outside the scene's {valid.shape[0]} x {valid.shape[1]} px")
     parts = []
     if not valid[row, col]:
         parts.append("no image data")

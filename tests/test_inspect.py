@@ -61,8 +61,9 @@ def test_describe_pixel_says_what_each_layer_holds_there():
     assert describe_pixel(1, 0, feats, valid, labels=labels, codes=codes, label_map="cdl").endswith(
         "; labelled not crop (176 Grassland/Pasture).")
     assert describe_pixel(1, 1, feats, valid, probability=prob).endswith("; crop probability 90%.")
-    with pytest.raises(IndexError):
-        describe_pixel(2, 0, feats, valid)
+    for outside in ((2, 0), (-1, 0), (0, -1)):  # (-1 read the last row's pixel)
+        with pytest.raises(IndexError):
+            describe_pixel(*outside, feats, valid)
 
 
 def test_place_is_latitude_longitude_or_the_row_and_column_in_the_source_image():
@@ -73,3 +74,5 @@ def test_place_is_latitude_longitude_or_the_row_and_column_in_the_source_image()
     utm = grid_of_file(FLANDERS_S2)
     assert place(-72.7, -16.6, 0, 0, utm) == "16.60000° S, 72.70000° W"
     assert place(4.25, 51.0, 0, 0, utm) == "51.00000° N, 4.25000° E"
+    # a map over the 180th meridian goes on east past 180: a point there is in the western hemisphere
+    assert place(180.002, -16.8, 0, 0, utm) == place(-179.998, -16.8, 0, 0, utm) == "16.80000° S, 179.99800° W"
