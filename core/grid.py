@@ -278,12 +278,10 @@ def georeferencing_warnings(src, what: str) -> tuple[str, ...]:
     return ()
 
 
-def window_within(part: Grid, whole: Grid, tol: float = 1e-6):
-    """The rasterio Window of ``whole`` that ``part`` covers, pixel for pixel (same CRS and pixel
-    size, a whole-pixel offset, inside ``whole``: e.g. ``predict --window`` output on its image's
-    labels); None when ``part`` is not such a window."""
-    from rasterio.windows import Window
-
+def pixel_offset(part: Grid, whole: Grid, tol: float = 1e-6) -> tuple[int, int] | None:
+    """(col, row) of ``part``'s first pixel in ``whole``'s pixels, where ``part`` lies on ``whole``'s
+    pixel grid (same CRS and pixel size, a whole-pixel offset; it may reach beyond ``whole``); None
+    where it does not."""
     if (part.crs is None) != (whole.crs is None) or (part.crs and whole.crs and not _same_crs(part.crs, whole.crs)):
         return None
     from affine import Affine, TransformNotInvertibleError
@@ -299,7 +297,19 @@ def window_within(part: Grid, whole: Grid, tol: float = 1e-6):
         return None
     if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
         return None
-    col, row = int(round(col)), int(round(row))
+    return int(round(col)), int(round(row))
+
+
+def window_within(part: Grid, whole: Grid, tol: float = 1e-6):
+    """The rasterio Window of ``whole`` that ``part`` covers, pixel for pixel (same CRS and pixel
+    size, a whole-pixel offset, inside ``whole``: e.g. ``predict --window`` output on its image's
+    labels); None when ``part`` is not such a window."""
+    from rasterio.windows import Window
+
+    offset = pixel_offset(part, whole, tol)
+    if offset is None:
+        return None
+    col, row = offset
     if col < 0 or row < 0 or col + part.width > whole.width or row + part.height > whole.height:
         return None
     return Window(col, row, part.width, part.height)
@@ -339,8 +349,6 @@ def grid_difference(expected: Grid, actual: Grid) -> str:
         return "it is georeferenced and the image is not"
     if actual.crs is not None and expected.crs is not None and not _same_crs(actual.crs, expected.crs):
         return f"it is in {crs(actual)}, the image in {crs(expected)}"
-    if actual.shape != expected.shape:
-        return f"it is {actual.width} x {actual.height} px, the image {expected.width} x {expected.height} px"
     (a, b, _, d, e, _), (A, B, _, D, E, _) = actual.transform, expected.transform
     scale = max(abs(A), abs(B), abs(D), abs(E), 1e-12)
     if any(abs(x - y) > 1e-6 * scale for x, y in ((a, A), (b, B), (d, D), (e, E))):
@@ -348,8 +356,19 @@ def grid_difference(expected: Grid, actual: Grid) -> str:
                 f"{np.hypot(B, E):.6g} (CRS units)")
     from affine import Affine
 
-    col, row = ~Affine(*expected.transform) * actual.transform[2::3]
-    return (f"it lies elsewhere: its first pixel is at column {col:,.1f}, row {row:,.1f} of the image"
+    offset = pixel_offset(actual, expected)
+    if offset is None:  # between the image's pixels
+        col, row = ~Affine(*expected.transform) * actual.transform[2::3]
+        return (f"its pixels lie between the image's: its first pixel is at column {col:,.2f}, row {row:,.2f} of "
+                "the image" + _how_far(expected, actual))
+    col, row = offset
+    overlaps = col < expected.width and row < expected.height and col + actual.width > 0 and row + actual.height > 0
+    if actual.shape != expected.shape and overlaps:
+        covers = col <= 0 and row <= 0 and col + actual.width >= expected.width and row + actual.height >= expected.height
+        return (f"it {'is larger than' if covers else 'covers only part of'} the image ({actual.width} x "
+                f"{actual.height} px from column {col:,}, row {row:,} of the image's {expected.width} x "
+                f"{expected.height} px; its pixels are the image's)")
+    return (f"it lies elsewhere: its first pixel is at column {col:,}, row {row:,} of the image"
             + _how_far(expected, actual))
 
 

@@ -21,7 +21,7 @@ from core.errors import (
     InputNotFoundError,
     InvalidDataError,
 )
-from core.grid import Grid, check_same_grid, georeferencing_warnings, grid_of
+from core.grid import Grid, check_same_grid, georeferencing_warnings, grid_of, window_within
 from core.labels import NODATA, ClassMap
 from core.reflectance import (
     MIN_CHECKED_PIXELS,
@@ -276,11 +276,14 @@ def read_labels(
     window=None,
     band: str | int | None = None,
 ) -> np.ndarray:
-    """Crop mask (uint8: 1 crop, 0 not crop, 255 no data) of a label raster.
+    """Crop mask (uint8: 1 crop, 0 not crop, 255 no data) of a label raster: of ``window`` (None: all)
+    of the image on ``grid``, where given; a label raster on the image's pixel grid that covers more
+    than the image (a larger tile) gives the image's part.
 
     Raises:
-        InputNotFoundError, CorruptFileError, GridMismatchError (if ``grid`` is given and differs),
-        InvalidDataError (values that cannot be the class map's codes).
+        InputNotFoundError, CorruptFileError, GridMismatchError (if ``grid`` is given and the labels
+        are on another grid or cover only part of it), InvalidDataError (values that cannot be the
+        class map's codes).
     """
     return _mask_of(_read_label_band(path, class_map, grid, window, band), class_map)
 
@@ -325,6 +328,26 @@ def check_real_numbers(src, path: str | os.PathLike, what: str) -> None:
                                "real numbers (integers or floats)")
 
 
+def _window_in_labels(grid: Grid | None, labels: Grid, window, path):
+    """The window of a label file on ``labels`` to read for ``window`` (None: all) of an image on
+    ``grid``: the same one where the file is on the image's grid; moved where the file lies on the
+    image's pixel grid and covers all of it (a larger tile of the same product, e.g. CDL).
+
+    Raises:
+        GridMismatchError: the file is on another grid, or covers only part of the image.
+    """
+    from rasterio.windows import Window
+
+    if grid is None or grid.same_as(labels):
+        return window
+    inside = window_within(grid, labels)
+    if inside is None:
+        check_same_grid(grid, labels, path)  # (raises, saying how the grids differ)
+    if window is None:
+        return inside
+    return Window(window.col_off + inside.col_off, window.row_off + inside.row_off, window.width, window.height)
+
+
 def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band: str | int | None) -> np.ma.MaskedArray:
     """The label band as a masked array (masked = the file's no data).
 
@@ -336,7 +359,7 @@ def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band:
     from core.labels import check_label_codes
 
     with _open(path) as src:
-        check_same_grid(grid, grid_of(src), path)
+        window = _window_in_labels(grid, grid_of(src), window, path)
         idx = label_band_index(src, class_map, band)
         check_real_numbers(src, path, "class codes")
         raw = read_padded(src, path, idx, window, 0, masked=True)

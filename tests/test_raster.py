@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import rasterio
 from affine import Affine
 
 from testdata import FLANDERS_LABELS, FLANDERS_S2, SAMPLE_IMAGE, SAMPLE_LABELS, cut, write_raster
@@ -34,15 +35,42 @@ def test_missing_and_corrupt_files(tmp_path):
         ImageReader(text)
 
 
+def test_labels_of_a_larger_tile_on_the_images_pixels_give_the_images_part(tmp_path):
+    """A label tile larger than the image on the same pixels (a product's tile the image was cut
+    from) was refused as "not on the image's grid: it is 84 x 84 px" though the image lies on it."""
+    from rasterio.windows import Window
+
+    from core.raster import grid_of_file
+
+    grid = grid_of_file(FLANDERS_S2)
+    exact = read_labels(FLANDERS_LABELS, get_class_map("worldcereal"), grid=grid)
+    with rasterio.open(FLANDERS_LABELS) as src:
+        codes = src.read(1)
+    tile = np.zeros((84, 84), codes.dtype)
+    tile[10:74, 10:74] = codes
+    a, _, c, _, e, f = grid.transform
+    path = write_raster(tmp_path / "tile.tif", tile, crs=grid.crs, transform=Affine(a, 0, c - 10 * a, 0, e, f - 10 * e),
+                        descriptions=["LC"])
+    assert np.array_equal(read_labels(path, get_class_map("worldcereal"), grid=grid), exact)
+    part = read_labels(path, get_class_map("worldcereal"), grid=grid, window=Window(5, 6, 20, 30))
+    assert np.array_equal(part, exact[6:36, 5:25])
+    # half a pixel off: said so (it said "lies elsewhere: its first pixel is at column 0.5, row 0.0")
+    shifted = write_raster(tmp_path / "half.tif", codes, crs=grid.crs, transform=Affine(a, 0, c + a / 2, 0, e, f))
+    with pytest.raises(GridMismatchError, match=r"its pixels lie between the image's: its first pixel is at column "
+                                                r"0.50, row 0.00 of the image; resample"):
+        read_labels(shifted, get_class_map("worldcereal"), grid=grid)
+
+
 def test_labels_on_another_grid_are_refused(tmp_path):
     p = write_raster(tmp_path / "lab.tif", np.ones((1024, 1024), np.uint8), transform=Affine(30, 0, 60, 0, -30, 0))
     with ImageReader(SAMPLE_IMAGE) as r, pytest.raises(GridMismatchError, match="not on the image's grid: it lies "
-                                                        r"elsewhere: its first pixel is at column -2,046.0, row 3,584.0"):
+                                                        r"elsewhere: its first pixel is at column -2,046, row 3,584 of"):
         read_labels(p, get_class_map("cdl"), grid=r.grid)
     with ImageReader(FLANDERS_S2) as r:  # what differs, in words with its figures
         with pytest.raises(GridMismatchError, match=r"it has no georeferencing \(no CRS; not a GeoTIFF"):
             read_labels(SAMPLE_LABELS, get_class_map("cdl"), grid=r.grid)
-        with pytest.raises(GridMismatchError, match=r"it is 64 x 32 px, the image \d+ x \d+ px; resample"):
+        with pytest.raises(GridMismatchError, match=r"it covers only part of the image \(64 x 32 px from column 0, row 0 "
+                                                    r"of the image's 64 x 64 px; its pixels are the image's\); resample"):
             read_labels(write_raster(tmp_path / "small.tif", np.ones((32, 64), np.uint8), crs=r.grid.crs,
                                      transform=Affine(*r.grid.transform)), get_class_map("binary"), grid=r.grid)
         mask = read_labels(FLANDERS_LABELS, get_class_map("worldcereal"), grid=r.grid)
@@ -57,7 +85,7 @@ def test_labels_on_another_grid_are_refused(tmp_path):
                         get_class_map("binary"), grid=r.grid)
         # labels of another place on the same CRS: how far, in words (the columns and rows alone said little)
         moved = Affine(t[0], 0, t[2] + 73_200.0, 0, t[4], t[5] - 6_950.0)
-        with pytest.raises(GridMismatchError, match=r"its first pixel is at column 7,320.0, row 695.0 of the image \(about "
+        with pytest.raises(GridMismatchError, match=r"its first pixel is at column 7,320, row 695 of the image \(about "
                                                     r"73 km east and 7.0 km south of the image's\); resample"):
             read_labels(write_raster(tmp_path / "moved.tif", mask, crs=r.grid.crs, transform=moved),
                         get_class_map("binary"), grid=r.grid)
