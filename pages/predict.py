@@ -34,6 +34,9 @@ with ui.errors_shown():
     warning = resolution_warning(card, grid)
     if warning:
         st.warning(ui.sentence(warning, "."), icon=":material/warning:")
+with ui.errors_shown():  # the image's own (its values, its band numbers): said on the Region page, and here by its figures
+    for text in scene.image_warnings(sc):
+        st.warning(ui.sentence(text, "."), icon=":material/warning:")
 
 button_col, views_col, _ = st.columns([1, 2, 3], vertical_alignment="bottom")
 with views_col:
@@ -149,8 +152,7 @@ with files_col:
         if card is not None:  # (an unreadable card's error is shown at the top)
             about = {"image": sc.title, "attribution": sc.attribution, "region": scene.current_region().to_geojson(),
                      "model": models.label(model_path)}
-            summary = prediction_summary(grid, stats, card, float(threshold), views,
-                                         cached.image_warnings(image_path, cached.mtime(image_path)), **about)
+            summary = prediction_summary(grid, stats, card, float(threshold), views, scene.image_warnings(sc), **about)
             st.download_button("Summary JSON", partial(json.dumps, summary, indent=1), f"summary_{tag}.json",
                                "application/json", on_click="ignore",
                                help="The figures at this threshold, the region, the image and the model card, in one "

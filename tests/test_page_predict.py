@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from apptest import (
-    click_map, readout, map_legends, own_image_app, predict_page, by_label, texts, scene_layers,
+    click_map, new_app, readout, map_legends, own_image_app, predict_page, by_label, texts, scene_layers,
 )
-
 
 def test_predict_page_warns_about_another_pixel_size(fake_map):
     """Shipped model (30 m) on a 10 m image: the Predict page says so before anything is predicted."""
@@ -349,3 +348,25 @@ def test_predict_layer_settings_survive_other_pages(fake_map, tiny_model_path):
     assert at.slider(key="predict_op_probability").disabled
     assert at.slider(key="predict_op_crop").value == pytest.approx(0.3)
     assert len(scene_layers(fake_map.maps[-1][0])) == 1  # imagery only; crop is dynamic
+
+
+def test_predict_page_and_summary_keep_the_warnings_about_the_source_image(fake_map, tiny_model_path, monkeypatch):
+    """Band numbers that differ from the file's band names: the Region page warned, but the Predict
+    page and its summary JSON (read from the region's copy, whose bands are named R, G, B, NIR) did
+    not, while the CLI's summary.json does."""
+    import core.predict
+    from testdata import FLANDERS_S2
+
+    at = new_app()
+    at.session_state["source"] = {"kind": "local", "image": str(FLANDERS_S2), "labels": None, "label_map": None,
+                                  "title": FLANDERS_S2.name, "band_map": {"R": 1, "G": 2, "B": 3, "NIR": 4}}
+    at.session_state["model_path"] = str(tiny_model_path)
+    summaries, real_summary = [], core.predict.prediction_summary
+    monkeypatch.setattr(core.predict, "prediction_summary",
+                        lambda *a, **k: summaries.append(real_summary(*a, **k)) or summaries[-1])
+    at.switch_page("pages/predict.py").run()
+    told = "the band numbers given (R=1, G=2, B=3, NIR=4) differ from what the file's band names say"
+    assert not at.exception and any(told in w.value for w in at.warning), [w.value for w in at.warning]
+    at.button[0].click().run()  # Predict
+    assert not at.exception and not at.error
+    assert summaries and any(told in w for w in summaries[-1]["warnings"]), summaries[-1]["warnings"]

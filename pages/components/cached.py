@@ -118,12 +118,12 @@ def image_arrays(path: str, path_mtime: float) -> tuple[np.ndarray, np.ndarray, 
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def image_warnings(path: str, path_mtime: float) -> tuple[str, ...]:
+def image_warnings(path: str, path_mtime: float, band_map: dict[str, int] | None = None) -> tuple[str, ...]:
     """The reader's warnings about an image's values (:func:`core.reflectance.reflectance_warnings`),
-    from a sample it reads on opening. Raises CropMapError subclasses."""
+    from a sample it reads on opening, and its band numbers. Raises CropMapError subclasses."""
     from core.raster import ImageReader
 
-    with ImageReader(path) as reader:
+    with ImageReader(path, band_map) as reader:
         return reader.warnings
 
 

@@ -287,6 +287,22 @@ def colour_limits():
     return cached.colour_limits(path, cached.mtime(path), src.band_map)
 
 
+def image_warnings(sc: Scene) -> tuple[str, ...]:
+    """The warnings about the image a scene was cut from (its values, its band numbers), as the
+    Region page gives them: of the local source's own file (the scene's copy has its bands named and
+    its no data declared, so it raises none), else of the scene's image.
+
+    Raises:
+        CropMapError subclasses: the image cannot be read.
+    """
+    if is_local(state.get(state.SOURCE)):
+        src = current_source()
+        path, band_map = str(src.image_path), src.band_map
+    else:
+        path, band_map = str(sc.image_path), None
+    return cached.image_warnings(path, cached.mtime(path), band_map)
+
+
 def map_view(sc: Scene, grid, offset: tuple[int, int]) -> tuple[Bounds, list[Overlay]]:
     """Where a scene's page map looks, and the layers under the scene's own. For a region of a local
     image: a view a little wider than the scene, over the whole image dimmed (the Region page's
