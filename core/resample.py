@@ -25,7 +25,8 @@ MIN_CHANGE = 1.05
 
 
 def resampled_grid(grid: Grid, pixel_size_m: float) -> Grid:
-    """The grid of ``grid``'s area in pixels of ``pixel_size_m`` metres (same CRS, origin and axes).
+    """The grid of ``grid``'s area in pixels of ``pixel_size_m`` metres (same CRS, origin and axes), as
+    many as fit to the nearest whole pixel on each axis.
 
     Raises:
         InvalidDataError: the grid is not georeferenced, or its CRS is not projected in metres or does
@@ -50,7 +51,10 @@ def resampled_grid(grid: Grid, pixel_size_m: float) -> Grid:
         raise InvalidDataError(f"pixel size {pixel_size_m} m: give a positive size in metres")
     a, b, c, d, e, f = grid.transform
     sx, sy = pixel_size_m / math.hypot(a, d), pixel_size_m / math.hypot(b, e)  # per axis: pixels need not be square
-    width, height = math.ceil(grid.width / sx - 1e-9), math.ceil(grid.height / sy - 1e-9)
+    # to the nearest whole pixel, as gdalwarp -tr: a last row or column of new pixels at least half over the
+    # image is kept (the mean of the pixels it covers), a thinner one left out; the area stays within half a
+    # new pixel of the image's on each side (every partial pixel kept made a 64 px image's 41 ha 43.6 ha)
+    width, height = math.floor(grid.width / sx + 0.5), math.floor(grid.height / sy + 0.5)
     if width < 1 or height < 1:
         raise InvalidDataError(f"{pixel_size_m:g} m pixels leave no pixel of the image")
     return Grid(grid.crs, (a * sx, b * sy, c, d * sx, e * sy, f), width, height)

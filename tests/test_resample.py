@@ -39,8 +39,11 @@ def test_the_new_grid_keeps_the_crs_and_origin_and_covers_the_image():
     grid = Grid(UTM, (10.0, 0.0, *ORIGIN[:1], 0.0, -10.0, ORIGIN[1]), 288, 272)
     new = resampled_grid(grid, 30)
     assert new.crs == UTM and new.transform == (30.0, 0.0, ORIGIN[0], 0.0, -30.0, ORIGIN[1])
-    assert (new.width, new.height) == (96, 91)  # 272 / 3 = 90.7: the last row covers the image's last rows too
+    assert (new.width, new.height) == (96, 91)  # 272 / 3 = 90.7: the last row covers the image's last 2 rows
     assert resampled_grid(grid, 20).shape == (136, 144)
+    # to the nearest whole pixel: the area stays within half a new pixel of the image's on each side
+    assert resampled_grid(Grid(UTM, grid.transform, 64, 64), 30).shape == (21, 21)  # 39.7 ha for 41.0
+    assert resampled_grid(Grid(UTM, grid.transform, 65, 65), 30).shape == (22, 22)  # 43.6 ha for 42.3
 
 
 @pytest.mark.parametrize("grid, match", [
@@ -86,8 +89,10 @@ def test_labels_take_the_most_frequent_class_and_ignore_no_data(tmp_path):
 
 
 def test_a_new_pixel_over_the_images_edge_is_the_mean_and_mode_of_the_pixels_it_covers(tmp_path):
-    """An image of 64 x 65 px of 10 m: the last 30 m row and column cover 1 and 2 px of it. GDAL counted
-    the image's last row and column twice there (a biased mean, and a mode that another class won)."""
+    """An image of 64 x 65 px of 10 m: a last 30 m column would cover 2 px of it, a last row 1 px. The
+    column is kept (GDAL counted the image's last column twice there: a biased mean, and a mode that
+    another class won); the row, less than half over the image, is left out (every such pixel kept
+    made the image's area larger, a 64 x 64 px image's 41.0 ha 43.6 ha)."""
     src = _image(tmp_path / "s2.tif", rows=64, cols=65)
     feats, valid, _ = read_image(src)
     codes = np.full((64, 65), 176, np.uint8)
@@ -96,11 +101,11 @@ def test_a_new_pixel_over_the_images_edge_is_the_mean_and_mode_of_the_pixels_it_
                           nodata=0)
     resample_files(src, tmp_path / "img.tif", 30, labels, tmp_path / "lab.tif", "cdl")
     out_feats, out_valid, out_grid = read_image(tmp_path / "img.tif")
-    assert out_grid.shape == (22, 22) and out_valid.all()
-    # the last row of 30 m pixels covers row 63 alone; the last column, columns 63-64
-    assert np.allclose(out_feats[21, 5, :4], feats[63, 15:18, :4].mean(0), atol=1e-6)
+    assert out_grid.shape == (21, 22) and out_valid.all()  # 64 / 3 = 21.3 rows, 65 / 3 = 21.7 columns
+    # the last column of 30 m pixels covers columns 63-64
     assert np.allclose(out_feats[5, 21, :4], feats[15:18, 63:65, :4].mean((0, 1)), atol=1e-6)
-    assert np.allclose(out_feats[21, 21, :4], feats[63, 63:65, :4].mean(0), atol=1e-6)
+    assert np.allclose(out_feats[20, 21, :4], feats[60:63, 63:65, :4].mean((0, 1)), atol=1e-6)
+    assert np.allclose(out_feats[20, 5, :4], feats[60:63, 15:18, :4].mean((0, 1)), atol=1e-6)
     _, out = read_label_classes(tmp_path / "lab.tif", CLASS_MAPS["cdl"], out_grid)
     assert out[20, 21] == 24  # rows 60-62, columns 63-64: 24 x4, 5 x2 (column 64 counted twice: 24 x6, 5 x3)
 
