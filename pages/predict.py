@@ -97,7 +97,7 @@ wkey = state.sync_widget(state.THRESHOLD)
 # downloads column moves below the map); the layer settings after them
 ctrl, map_col, files_col = st.columns([1, 3, 1])
 with ctrl:
-    threshold = st.slider("Crop threshold", 0.05, 0.95, step=0.01, key=wkey,
+    threshold = st.slider("Crop threshold", **state.THRESHOLD_SLIDER, key=wkey,
                           on_change=state.store_widget, args=(state.THRESHOLD,))
     stats_box = st.container()
     # kept in the session's layer settings, so that they survive a visit to another page

@@ -111,7 +111,7 @@ wkey = state.sync_widget(state.THRESHOLD)
 # the controls in one row, so that the map and the figures beside it start near the top of the page (the
 # disagreement map, the page's answer to "where is it wrong", was below a laptop's screen)
 t_col, class_col, show_col, op_col = st.columns([3, 4, 2, 3], vertical_alignment="bottom")
-threshold = t_col.slider("Crop threshold", 0.05, 0.95, step=0.01, key=wkey,
+threshold = t_col.slider("Crop threshold", **state.THRESHOLD_SLIDER, key=wkey,
                          on_change=state.store_widget, args=(state.THRESHOLD,))
 with ui.errors_shown(stop=True):
     conf = cached.confusion(key, *lkey, float(threshold))

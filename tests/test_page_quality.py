@@ -94,6 +94,9 @@ def test_quality_page_metrics(fake_map, tiny_model_path, monkeypatch):
     # picked on the labels it is scored on: said, with what it does to the crop area (here, at the
     # threshold the curve says: predicted / labelled crop = recall / precision)
     row = [r for r in curves[-1] if r["threshold"] == pytest.approx(best_t)][0]
+    # searched at every value the slider takes (0.05 apart, a better one between was missed)
+    assert [r["threshold"] for r in curves[-1]] == pytest.approx([round(0.05 + 0.01 * i, 2) for i in range(91)])
+    assert row["f1"] == max(r["f1"] or 0 for r in curves[-1])
     d = row["recall"] / row["precision"] - 1
     told = [c.value for c in at.caption if "picked on these labels" in c.value]
     assert told == [f"There the predicted crop area is {abs(d):.1%} {'more' if d > 0 else 'less'} than the labels'. "

@@ -440,9 +440,13 @@ def class_errors(key: tuple, labels_path: str, labels_mtime: float, label_map: s
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def threshold_curve(key: tuple, labels_path: str, labels_mtime: float, label_map: str) -> list[dict]:
+    """The scores at every value of the threshold slider (so that the best one is a value it can take)."""
     from core.metrics import threshold_curve as curve
+    from pages.components import state
 
-    return curve(cached_probability(key), label_mask(labels_path, labels_mtime, label_map))
+    low, high, step = (state.THRESHOLD_SLIDER[k] for k in ("min_value", "max_value", "step"))
+    thresholds = np.round(np.arange(low, high + step / 2, step), 2)
+    return curve(cached_probability(key), label_mask(labels_path, labels_mtime, label_map), thresholds)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -43,6 +43,8 @@ EE_EXPORT_FORM = "ee_export_settings"  # dict of the Earth Engine export form's 
 EE_UPLOAD_FORM = "ee_upload_settings"  # dict of the Earth Engine upload form's last submitted values (gcs, asset)
 EE_TASKS_ACTIVE = "ee_tasks_active"  # bool: the task list shows waiting and running tasks only
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
+#: The threshold slider's range and step (Predict and Quality; the Quality page's best threshold is one of its values).
+THRESHOLD_SLIDER = {"min_value": 0.05, "max_value": 0.95, "step": 0.01}
 VIEWS = "views"  # int 1/2/4/8: tile views the prediction averages over (core.config.PredictConfig.views)
 PREDICTION = "prediction"  # dict(image, model) of the last requested prediction, or None
 EE_LAST = "ee_last"  # dict(spec, region): the Earth Engine source and region left for another source, to come back to
