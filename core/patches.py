@@ -32,7 +32,7 @@ from core.labels import NODATA, get_class_map
 from core.bands import FEATURE_BANDS, INPUT_BANDS
 from core.grid import Grid
 from core.raster import ImageReader, read_labels
-from core.reflectance import reflectance_scaling, sample_valid, sample_warnings
+from core.reflectance import MIN_CHECKED_PIXELS, reflectance_scaling, sample_valid, sample_warnings
 from core.tfrecord import feature_layout, iter_records, open_records, read_batches
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -515,11 +515,13 @@ def export_reflectance(mixer_path: str | os.PathLike,
     (:func:`core.reflectance.sample_warnings`).
 
     The sample is the first patches holding valid pixels of up to :data:`EXPORT_SAMPLE_PATCHES`
-    files spread over the export (of its first patches when it is one file).
+    files spread over the export (of its first patches when it is one file), and of the other files
+    in turn while it holds fewer than :data:`core.reflectance.MIN_CHECKED_PIXELS` pixels.
 
     Raises:
         InputNotFoundError, CorruptFileError: missing or damaged export;
-        InvalidDataError: the values are not reflectance.
+        InvalidDataError: the values are not reflectance;
+        NoDataError: no patch holds a valid pixel.
     """
     mixer = read_mixer(mixer_path)
     files = export_files(mixer_path)
@@ -531,19 +533,32 @@ def export_reflectance(mixer_path: str | os.PathLike,
     per_file = math.ceil(n / len(chosen))
     step = max(1, max(shape) // 64)  # about 64 x 64 pixels of each patch
     parts: list[np.ndarray] = []
-    for path in chosen:
-        found = 0
-        for batch in read_records(path, INPUT_BANDS, shape, batch_size=per_file):
-            for patch in batch:
-                raw = patch[::step, ::step].reshape(-1, len(INPUT_BANDS)).T.astype(np.float64)
-                raw = raw[:, sample_valid(raw, None)]
-                if raw.size:
-                    parts.append(raw)
-                    found += 1
-            if found >= per_file:
-                break
+
+    def sample_files(paths: list[str]) -> None:
+        for path in paths:
+            found = 0
+            for batch in read_records(path, INPUT_BANDS, shape, batch_size=per_file):
+                for patch in batch:
+                    raw = patch[::step, ::step].reshape(-1, len(INPUT_BANDS)).T.astype(np.float64)
+                    raw = raw[:, sample_valid(raw, None)]
+                    if raw.size:
+                        parts.append(raw)
+                        found += 1
+                if found >= per_file:
+                    break
+
+    sample_files(chosen)
+    # the data may all lie in files not sampled (a small region of a large export): the others then, in turn
+    # (an empty sample read x 10000 values as 0-1, and every pixel was then out of range: no data)
+    rest = [f for f in files if f not in set(chosen)]
+    while rest and sum(part.shape[1] for part in parts) < MIN_CHECKED_PIXELS:
+        sample_files(rest[:EXPORT_SAMPLE_PATCHES])
+        rest = rest[EXPORT_SAMPLE_PATCHES:]
     sample = np.concatenate(parts, axis=1) if parts else np.empty((len(INPUT_BANDS), 0))
     what = f"the image export {Path(str(mixer_path)).name}"
+    if not sample.size:
+        raise NoDataError(f"{what} holds no valid pixels (every band 0 or no data in every patch): it has nothing to "
+                          "predict; export the image again over the region's data")
     scales, offsets = reflectance_scaling("float32", sample, what)
     return scales, offsets, sample_warnings(sample, scales, offsets, what)
 

@@ -211,3 +211,35 @@ def test_export_with_the_sentinel2_offset_gets_the_geotiffs_warning(tiny_model_p
     assert plain["warnings"] == []
     assert len(s["warnings"]) == 1 and "darkest pixels of the image export img-mixer.json" in s["warnings"][0]
     assert "subtract 1000" in s["warnings"][0]
+
+
+def test_export_whose_data_lie_in_files_not_sampled_gets_its_scale_from_them(tiny_model_path, small_scene, tmp_path):
+    """A small region's data in a few files of a large export (x 10000): the files sampled for the
+    scale held none, so it was taken as 0-1, and every pixel was then out of range (no data)."""
+    import shutil
+
+    from core.bands import FEATURE_BANDS
+    from core.errors import NoDataError
+    from core.patches import EXPORT_SAMPLE_PATCHES, export_reflectance, iter_export_patches, write_records
+
+    img, _ = small_scene
+    with ImageReader(img) as r:
+        mixer = write_image_export(tmp_path / "exp" / "img", r, patch=64, kernel=32, records_per_file=1)
+    patches = np.concatenate([b for _, b in iter_export_patches(mixer, FEATURE_BANDS)])
+    sampled = set(np.linspace(0, len(patches) - 1, EXPORT_SAMPLE_PATCHES).astype(int))
+    kept = [i for i in range(len(patches)) if i not in sampled][:2]  # the data: in two files not sampled
+    out = tmp_path / "x10k"
+    out.mkdir()
+    for i, patch in enumerate(patches):
+        values = patch[..., :4] * 10000.0 if i in kept else np.zeros_like(patch[..., :4])
+        write_records(out / f"img-{i:05d}.tfrecord.gz", [{b: values[..., k] for k, b in enumerate(FEATURE_BANDS[:4])}])
+    shutil.copy(mixer, out / "img-mixer.json")
+    scales, _, _ = export_reflectance(out / "img-mixer.json")
+    assert np.allclose(scales, 1e-4)
+    result = predict_export(out / "img-mixer.json", tmp_path / "pred", tiny_model_path)
+    core = [patches[i][16:80, 16:80, :4] for i in kept]  # (the kernel's 16 px a side are the neighbours')
+    assert result["valid_pixels"] == sum(int((c != 0).any(axis=-1).sum()) for c in core) > 0
+    for path in out.glob("*.tfrecord.gz"):  # no data at all: said, not a guess
+        write_records(path, [{b: np.zeros((96, 96), np.float32) for b in FEATURE_BANDS[:4]}], overwrite=True)
+    with pytest.raises(NoDataError, match="holds no valid pixels"):
+        export_reflectance(out / "img-mixer.json")
