@@ -341,7 +341,7 @@ def export_files(mixer_path: str | os.PathLike) -> list[str]:
     # PREFIX-00000.tfrecord.gz, not PREFIX-b-00000.tfrecord.gz of another export in the same folder
     names = [(f, f.rsplit("/", 1)[-1]) for f in found]
     files = [f for f, name in names if name.startswith(base) and _EXPORT_PART.fullmatch(name[len(base):])]
-    if not files and single != prefix:
+    if not files:
         files = [f for f in found if f in (single + ".tfrecord.gz", single + ".tfrecord")]
     if not files and not s.endswith("mixer.json"):  # e.g. a browser's copy, "ftw-mixer (1).json"
         raise InputNotFoundError(f"{s} is not named as an Earth Engine export's mixer, PREFIX-mixer.json beside its "

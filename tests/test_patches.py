@@ -177,6 +177,9 @@ def test_image_export_roundtrip(small_scene, tmp_path, capsys):
     Path(export_files(mixer_path)[0]).rename(tmp_path / "exp" / "scene.tfrecord.gz")
     assert export_files(mixer_path) == [str(tmp_path / "exp" / "scene.tfrecord.gz")]
     assert sum(len(b) for _, b in iter_export_patches(mixer_path, FEATURE_BANDS)) == 9
+    # and beside PREFIXmixer.json (no separator), as the docstring says (it was not)
+    Path(mixer_path).rename(tmp_path / "exp" / "scenemixer.json")
+    assert export_files(tmp_path / "exp" / "scenemixer.json") == [str(tmp_path / "exp" / "scene.tfrecord.gz")]
 
 
 def test_exports_in_folders_named_with_glob_characters_are_found(small_scene, tmp_path):
