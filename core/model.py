@@ -427,6 +427,27 @@ def store_uploaded_model(model_bytes: bytes, card_bytes: bytes, root: str | os.P
     return final
 
 
+def check_model_files(path: str | os.PathLike | None = None) -> tuple[Path, ModelCard]:
+    """A model's .keras file (default: the shipped weights) and its card, checked without loading the
+    model (in a moment: a command says of them before an output in its way).
+
+    Raises:
+        InputNotFoundError: the .keras file or its card is missing.
+        ConfigError: ``path`` is a folder.
+        CorruptFileError: the card is unreadable, or a .keras file is not a Keras archive (a zip).
+    """
+    path = model_files(path)[0]
+    if not path.exists():
+        raise InputNotFoundError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give the model's .keras file (e.g. {path / 'best.keras'} of a training run)")
+    card = load_card(path)
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise CorruptFileError(f"cannot load model {path.name}: the file is truncated or not a Keras model (not a "
+                               ".keras archive); save or download it again")
+    return path, card
+
+
 def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
     """Load a model and its card (default: the shipped weights).
 
@@ -438,12 +459,7 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
         ModelMismatchError: the model is not a crop segmentation model (one image in, one
             probability per pixel out) taking the card's bands.
     """
-    path = model_files(path)[0]
-    if not path.exists():
-        raise InputNotFoundError(f"model file not found: {path}")
-    if path.is_dir():
-        raise ConfigError(f"{path} is a folder; give the model's .keras file (e.g. {path / 'best.keras'} of a training run)")
-    card = load_card(path)
+    path, card = check_model_files(path)
     try:
         model = keras.models.load_model(path, compile=False)
     except TypeError:  # Keras: "Could not locate class ..." for a layer or object it does not know

@@ -491,13 +491,13 @@ def predict_image(
         NoDataError: the region holds no valid pixel (nothing is written, and no folder is left behind).
         ModelMismatchError: the model was trained on other bands.
     """
-    from core.model import load_model, model_files
+    from core.model import check_model_files, load_model, model_files
 
     # the inputs' own mistakes first (as evaluate), then an output in the way; opened fully below
     if not Path(image_path).exists():
         raise InputNotFoundError(f"file not found: {image_path} (check the path)")
-    if loaded is None and not model_files(model_path)[0].exists():
-        raise InputNotFoundError(f"model file not found: {model_files(model_path)[0]}")
+    if loaded is None:
+        check_model_files(model_path)
     with ImageReader(image_path, band_map):  # (not a GeoTIFF, or without the bands: said before "--overwrite")
         pass
     if context is not None and window is not None:

@@ -98,11 +98,13 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
 
     Raises the same errors as :func:`core.predict.predict_image`, plus CorruptFileError for bad records.
     """
-    from core.model import load_model, model_files
+    from core.model import check_model_files, load_model, model_files
     from core.patches import export_files, read_mixer
 
     read_mixer(mixer_path)  # the export's own mistakes (a bad or renamed mixer) before "--overwrite"
     export_files(mixer_path)
+    if loaded is None:
+        check_model_files(model_path)
     outputs, summary_path = prediction_outputs(out_dir, overwrite, [mixer_path, *model_files(model_path)])
     t0 = time.time()
     loaded = loaded or load_model(model_path)

@@ -191,3 +191,11 @@ def test_an_input_mistake_is_said_before_an_output_in_the_way(capsys, tmp_path, 
     err = _err(capsys, ["resample", "--image", str(image), "--out", str(done / "out.tif"), "--pixel-size", "nan"])
     assert "--overwrite" not in err and "pixel size nan" in err
     assert all((done / n).read_bytes() == b"earlier" for n in ("probability.tif", "summary.json", "out.tif"))
+    # the model's own mistakes too: no card, a folder, a .keras file that is no Keras archive
+    (tmp_path / "models").mkdir()
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(tiny_model_path.read_bytes()[:5000])  # truncated
+    bad.with_suffix(".json").write_bytes(tiny_model_path.with_suffix(".json").read_bytes())
+    for model, told in ((SAMPLE_IMAGE, "model card"), (tmp_path / "models", "is a folder"), (bad, "truncated")):
+        err = _err(capsys, ["predict", "--image", str(SAMPLE_IMAGE), "--model", str(model), "--out", str(done)])
+        assert "--overwrite" not in err and told in err, err
