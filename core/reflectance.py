@@ -276,7 +276,8 @@ def valid_pixels(raw: np.ndarray, nodata: float | None, what: str, pixels: str =
 
 def to_features(raw: np.ndarray, valid: np.ndarray, scale: np.ndarray, offset: np.ndarray, what: str) -> np.ndarray:
     """Features (h, w, 5) float32 = R, G, B, NIR reflectance (``raw * scale + offset``, negatives
-    clipped to 0) and NDVI, from stored values (4, h, w); invalid pixels get features 0.
+    clipped to 0; a valid pixel of 0 in every band is the smallest positive float32, as 0 in every
+    band is no data in patches) and NDVI, from stored values (4, h, w); invalid pixels get features 0.
 
     Raises:
         InvalidDataError: a valid pixel below :data:`MIN_POSSIBLE_REFLECTANCE` (the share of pixels
@@ -297,6 +298,11 @@ def to_features(raw: np.ndarray, valid: np.ndarray, scale: np.ndarray, offset: n
             below = (refl < MIN_POSSIBLE_REFLECTANCE).any(axis=0) & valid
             raise _negative_reflectance(what, low, stored=raw[:, below])
     np.maximum(refl, 0.0, out=refl)
+    # a valid pixel of 0 in every band (all four clipped) is the smallest positive float32 instead: 0 in every
+    # band marks no data in patches and image exports (Earth Engine's masked pixels), where it was dropped
+    black = (refl[0] == 0) & (refl[1] == 0) & (refl[2] == 0) & (refl[3] == 0) & valid
+    if black.any():
+        refl[:, black] = np.finfo(np.float32).tiny
     feats = np.empty(refl.shape[1:] + (5,), dtype=np.float32)
     for i in range(4):
         feats[..., i] = refl[i]

@@ -300,9 +300,9 @@ def test_the_negative_share_is_judged_on_the_image_not_on_each_window(tmp_path, 
 
     with ImageReader(_scene_with_dark_corner(tmp_path / "img.tif", nodata)) as r:
         feats, valid = r.read()
-        assert valid.sum() == 512 * 512 - 1 and feats[:96, :96, :4].max() == 0.0
+        assert valid.sum() == 512 * 512 - 1 and feats[:96, :96, :4].max() < 1e-30  # clipped (to the least float > 0)
         feats, valid = r.read(Window(0, 0, 128, 128))  # 56% dark
-        assert valid.all() and feats[:96, :96, :4].max() == 0.0 and feats[100, 100, 0] > 0
+        assert valid.all() and feats[:96, :96, :4].max() < 1e-30 and feats[100, 100, 0] > 0
     with pytest.raises(InvalidDataError, match="down to -0.300"):
         ImageReader(_scene_with_dark_corner(tmp_path / "bad.tif", nodata, darkest=-0.3, side=2))
     with pytest.raises(InvalidDataError, match=r"of the pixels below -0\.05"):  # 8.8% of the pixels
@@ -339,3 +339,21 @@ def test_a_small_image_counts_each_sampled_pixel_once(tmp_path):
         ImageReader(write_raster(tmp_path / "nan.tif", data, descriptions=["R", "G", "B", "NIR"]))
     counted = int(re.search(r"in (\d+) sampled pixels", str(info.value)).group(1))
     assert 0 < counted <= 2500
+
+
+def test_a_valid_pixel_clipped_to_zero_in_every_band_stays_valid_in_patches():
+    """A valid pixel slightly negative in all four bands (deep shadow) was clipped to 0 in each, which
+    patches and image exports read as no data (Earth Engine's masked pixels): dropped from training
+    and left a hole in the prediction of an export."""
+    from core.patchset import valid_pixels
+    from core.reflectance import to_features
+
+    raw = np.full((4, 8, 8), 0.1, np.float32)
+    raw[:, 2, 5] = -0.01
+    valid = np.ones((8, 8), bool)
+    valid[0, 0] = False
+    feats = to_features(raw, valid, np.ones(4), np.zeros(4), "img.tif")
+    assert 0 < feats[2, 5, :4].max() < 1e-30 and feats[2, 5, 4] == 0.0  # reflectance ~0, NDVI 0
+    assert (feats[0, 0] == 0).all()  # no data is still 0 in every band
+    labelled = np.concatenate([feats, np.zeros((8, 8, 1), np.float32)], axis=-1)  # not crop everywhere
+    assert np.array_equal(valid_pixels(labelled[None])[0], valid)
