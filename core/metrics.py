@@ -133,7 +133,7 @@ def class_errors(codes: np.ndarray, label_mask: np.ndarray, pred_mask: np.ndarra
         wrong_areas = np.bincount(idx, weights=weights * wrong, minlength=len(found)).tolist()
     rows = [{"code": int(k), "crop": bool(crop), "pixels": int(n), "predicted_crop": float(a / n), "errors": int(e),
              "share": float(e / (missed if crop else false)) if (missed if crop else false) else 0.0,
-             "area_ha": ha, "errors_ha": wrong_ha}
+             "area_ha": None if ha is None else round(ha, 4), "errors_ha": None if wrong_ha is None else round(wrong_ha, 4)}
             for k, crop, n, a, e, ha, wrong_ha in zip(found, is_crop, pixels, as_crop, errors, areas, wrong_areas)]
     return sorted(rows, key=lambda r: (-r["errors"], r["code"]))
 

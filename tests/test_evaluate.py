@@ -37,6 +37,7 @@ def test_evaluate_gives_the_crop_area_against_the_labels_in_hectares(tmp_path):
     (row,) = result["errors_by_class"]
     assert row["code"] == 11 and row["errors"] == n_lab - n_pred
     assert row["errors_ha"] == pytest.approx(row["errors"] * 0.01) and row["area_ha"] == pytest.approx(row["pixels"] * 0.01)
+    assert all(round(row[k], 4) == row[k] for k in ("errors_ha", "area_ha"))  # to 1 m2, as summary.json (not 8.349999...)
 
 
 def test_a_mask_with_its_own_no_data_value_is_read_with_it(tmp_path):
