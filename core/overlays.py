@@ -508,9 +508,9 @@ def compose_png(
 ) -> bytes:
     """Alpha-composite RGBA layers (same shape, bottom first) into one PNG with a title, a
     subtitle (e.g. the figures), legend strip and data credit (the text wrapped to the width)
-    under the image: the "map view" download, rendered from arrays with PIL. Images over
-    ``max_side`` are reduced; images under ``min_side`` are enlarged by a whole factor (each pixel a
-    visible square). ``legend_opacities`` (one per legend): their layers' opacities, at which the
+    under the image: the "map view" download, rendered from arrays with PIL. Images wider than
+    ``max_side`` (or taller than twice that) are reduced; images narrower than ``min_side`` are
+    enlarged by a whole factor (each pixel a visible square), as far as twice ``max_side`` in height. ``legend_opacities`` (one per legend): their layers' opacities, at which the
     swatches are drawn over white, as the colours look on the map. ``metres_per_px`` (the ground
     size of the layers' pixels): a scale bar in the image's lower left corner. The text is set in
     :func:`map_font` (see :func:`typeset`).
@@ -528,12 +528,14 @@ def compose_png(
     base = Image.new("RGBA", (shape[1], shape[0]), (255, 255, 255, 255))
     for layer in layers:
         base = Image.alpha_composite(base, Image.fromarray(np.ascontiguousarray(layer), "RGBA"))
-    if max(shape) > max_side:
-        f = max_side / max(shape)
-        base = base.resize((max(1, int(shape[1] * f)), max(1, int(shape[0] * f))), Image.NEAREST)
-    elif max(shape) < min_side:
-        k = -(-min_side // max(shape))  # the smallest whole factor that reaches min_side
-        base = base.resize((shape[1] * k, shape[0] * k), Image.NEAREST)
+    h, w = shape
+    tallest = 2 * max_side  # (a portrait region: as tall as two slides' widths at most)
+    if w > max_side or h > tallest:
+        f = min(max_side / w, tallest / h)
+        base = base.resize((max(1, int(w * f)), max(1, int(h * f))), Image.NEAREST)
+    elif w < min_side:  # a slide's width: the smallest whole factor that reaches it (each pixel a visible square)
+        k = max(1, min(-(-min_side // w), tallest // h))
+        base = base.resize((w * k, h * k), Image.NEAREST)
     width = max(base.width, 360)
     # text and swatches grow with the image (13 px text on a 1000 px map is hard to read on a projector)
     u = max(1.0, width / 700)

@@ -103,10 +103,10 @@ with ctrl:
     # kept in the session's layer settings, so that they survive a visit to another page
     settings = dict(state.get(state.LAYERS))
     shown = {}
-    # at first half see-through, so that the fields show under them (the crop layer a little stronger:
-    # it is the answer, over the probability)
-    for name, title, opacity in (("probability", "Probability", 0.5), ("crop", "Crop", 0.6)):
-        prev = settings.get(f"predict_{name}", {"show": True, "opacity": opacity})
+    # at first the crop layer alone (the answer), half see-through so that the fields show under it: the
+    # two at once blended into a pink that matched neither legend; the probability is one tick away
+    for name, title, opacity, first in (("probability", "Probability", 0.5, False), ("crop", "Crop", 0.6, True)):
+        prev = settings.get(f"predict_{name}", {"show": first, "opacity": opacity})
         show = st.checkbox(f"{title} layer", value=prev["show"], key=f"predict_show_{name}")
         shown[name] = (show, st.slider(f"{title} opacity", 0.0, 1.0, prev["opacity"], 0.05, disabled=not show,
                                        key=f"predict_op_{name}"))
@@ -128,6 +128,7 @@ with stats_box:
     st.caption(f"{stats['crop_pixels']:,} of {stats['valid_pixels']:,} valid pixels at threshold {threshold:.2f}")
     # which model made the map, in view with it (the sidebar's line may be below a laptop's screen)
     st.caption(models.made_by(model_path, views))
+with ctrl:  # under the layers' settings (above them, its lines pushed them below a laptop's screen)
     models.show_trained_on_this_image(model_path, image_path)  # (why Quality's figures beat the model card's)
 
 with files_col:

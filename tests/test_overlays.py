@@ -194,6 +194,13 @@ def test_compose_png_and_geotiff_exports(tmp_path):
     big = np.zeros((370, 1100, 4), np.uint8)
     big[..., 3] = 255
     assert Image.open(io.BytesIO(ov.compose_png([big], [], "title"))).size[0] == ov.MAX_SIDE  # reduced
+    # a portrait region at least 1,000 px wide too (it was enlarged on its height: 986 px wide for 493 x 621)
+    tall = np.zeros((621, 493, 4), np.uint8)
+    tall[..., 3] = 255
+    assert Image.open(io.BytesIO(ov.compose_png([tall], [], "title"))).size[0] == 3 * 493
+    very_tall = np.zeros((1900, 300, 4), np.uint8)  # as tall as two slides' widths at most
+    very_tall[..., 3] = 255
+    assert Image.open(io.BytesIO(ov.compose_png([very_tall], [], "title"))).size[1] < 2 * ov.MAX_SIDE + 400
     with pytest.raises(InvalidDataError):
         ov.compose_png([])
     # a long data credit wraps under the legend: more lines, never wider than the canvas

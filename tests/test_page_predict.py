@@ -60,6 +60,11 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     at.button[0].click().run()  # Predict
     assert not at.exception and not at.error
     assert calls["n"] == 1
+    # at first the crop layer alone over the imagery (with the probability under it, the two blended
+    # into a pink that matched neither legend); the probability is one tick away
+    assert len(scene_layers(fake_map.maps[-1][0])) == 1 and at.checkbox(key="predict_show_crop").value
+    at.checkbox(key="predict_show_probability").check().run()
+    assert calls["n"] == 1
     m, kwargs = fake_map.maps[-1]
     html = m.get_root().render()
     assert len(scene_layers(m)) == 2  # imagery, probability
@@ -339,6 +344,8 @@ def test_a_run_that_another_tab_collected_without_a_result_is_said(fake_map, tin
 def test_predict_layer_settings_survive_other_pages(fake_map, tiny_model_path):
     at = predict_page(tiny_model_path)
     at.button[0].click().run()
+    assert at.checkbox(key="predict_show_probability").value is False  # at first
+    at.checkbox(key="predict_show_probability").check().run()
     at.checkbox(key="predict_show_probability").uncheck().run()
     at.slider(key="predict_op_crop").set_value(0.3).run()
     at.switch_page("pages/quality.py").run()

@@ -121,8 +121,11 @@ def test_full_flow_offline(page, app_url, artifacts):
     # 4. Predict
     goto_page(page, "4. Predict")
     page.get_by_role("button", name="Predict").click()
-    wait_map_layers(page, 3, timeout=300_000)
-    map_frame(page).get_by_text("Crop probability", exact=False).first.wait_for()  # its legend, inside the map
+    wait_map_layers(page, 2, timeout=300_000)  # the imagery and the crop layer (the answer) at first
+    map_frame(page).get_by_text("predicted crop", exact=False).first.wait_for()  # its legend, inside the map
+    page.get_by_text("Probability layer").click()  # and the probability, one tick away
+    wait_map_layers(page, 3, timeout=60_000)
+    map_frame(page).get_by_text("Crop probability", exact=False).first.wait_for()
     before = metric_value(page, "Crop area")
     # the run's progress and its note gone with it (the note stayed, then went on the next run: the
     # slider and map jumped up under the user's pointer)
