@@ -52,7 +52,7 @@ def main() -> int:
             t = time.perf_counter()  # the Data page's first visit: the region's scene, its layers and figures
             goto_page(page, "2. Data")
             wait_map_layers(page, 2)
-            page.get_by_text("Crop fraction (labels)").wait_for()
+            page.get_by_text("Crop share (labels)").wait_for()
             res["region_to_data_map_s"] = round(time.perf_counter() - t, 2)
             goto_page(page, "3. Model")
             page.get_by_role("button", name="Load shipped weights").click()

@@ -498,7 +498,7 @@ class Region:
         c1, r1 = min(c1, grid.width), min(r1, grid.height)
         if c1 <= c0 or r1 <= r0:
             raise RegionError(
-                f"the region lies outside the image ({grid.width} x {grid.height} px); draw it over the data"
+                f"the region lies outside the image ({grid.width:,} x {grid.height:,} px); draw it over the data"
             )
         return PixelWindow(int(r0), int(c0), int(r1 - r0), int(c1 - c0))
 
@@ -681,7 +681,7 @@ def check_region(
         if c0 >= 0 and r0 >= 0 and c1 <= grid.width and r1 <= grid.height:
             return WindowCheck(False, "the region holds no pixel's centre: it is thinner than a pixel of the image; "
                                       "draw a larger region")
-        return WindowCheck(False, f"the region covers none of the image's pixels ({grid.width} x {grid.height} px), "
+        return WindowCheck(False, f"the region covers none of the image's pixels ({grid.width:,} x {grid.height:,} px), "
                                   "only the space around them; draw it over the data")
     area_ha: float | None = None
     px_area = grid.pixel_area_ha()
@@ -721,7 +721,7 @@ def check_region(
     c0, r0, c1, r1 = bounds
     clipped = c0 < 0 or r0 < 0 or c1 > grid.width or r1 > grid.height
     note = "; part of the region lies outside the image and is left out" if clipped else ""
-    return WindowCheck(True, f"region OK: it fits a box of {window.width} x {window.height} px{note}", area_ha, used,
+    return WindowCheck(True, f"region OK: it fits a box of {window.width:,} x {window.height:,} px{note}", area_ha, used,
                        window, clipped)
 
 

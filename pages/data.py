@@ -93,7 +93,7 @@ with stats_col:
     if mask is not None:  # over the valid pixels (labels where the image has no data are never counted)
         labelled = int(((mask != 255) & valid).sum())
         crop = int(((mask == 1) & valid).sum())
-        st.metric("Crop fraction (labels)", f"{crop / labelled:.1%}" if labelled else "n/a")
+        st.metric("Crop share (labels)", f"{crop / labelled:.1%}" if labelled else "n/a")
         st.caption(f"{crop:,} crop / {labelled - crop:,} not crop / {n - labelled:,} no data pixels "
                    + ("in the region (in the labels or the image)" if known else "(in the labels or the image)"))
         if not labelled and valid.any():  # nothing to train on or to score against
@@ -140,7 +140,7 @@ if has_labels:
     asked = state.get(state.PATCH_FORM)  # the form opens as it was last submitted (for any region)
     fits, index, size_help = ui.patch_size_choice(grid.shape, asked.get("size", 128))
     if not fits:
-        st.info(f"The region is {grid.width} x {grid.height} px, smaller than the smallest patch "
+        st.info(f"The region is {grid.width:,} x {grid.height:,} px, smaller than the smallest patch "
                 f"({ui.PATCH_SIZES[0]} x {ui.PATCH_SIZES[0]} px): draw a larger region on the Region page to cut "
                 "training patches of it.", icon=":material/info:")
         ui.stop()

@@ -207,8 +207,9 @@ with right:
         st.caption(f"Best F1 {best['f1']:.3f} at threshold {best['threshold']:.2f}.")
         # chosen on the labels it is scored against: say so, and what it does to the crop area
         ratio = best["recall"] / best["precision"] if best["precision"] else None  # predicted / labelled crop
-        there = (f"There the predicted crop area is {abs(ratio - 1):.1%} {'more' if ratio > 1 else 'less'} than the "
-                 "labels'. " if ratio is not None and abs(ratio - 1) >= 0.0005 else "")
+        there = (f"At threshold {best['threshold']:.2f} the predicted crop area is {abs(ratio - 1):.1%} "
+                 f"{'larger' if ratio > 1 else 'smaller'} than the labelled one. "
+                 if ratio is not None and abs(ratio - 1) >= 0.0005 else "")
         st.caption(there + "The threshold is picked on these labels, so its figures are optimistic for other regions.")
     if found and abs(best["threshold"] - float(threshold)) > 1e-9:
         st.button(f"Use threshold {best['threshold']:.2f}", key="quality_use_best",

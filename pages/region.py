@@ -126,7 +126,7 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
             title, was = img_file.name, ""
             if coarser:  # the copies are the source from here on (they name their bands; the labels' grid and
                 # codes are checked as they are read for their copy)
-                was = f" (averaged from {grid.width} x {grid.height} px of {grid.pixel_size_m() or 0:.3g} m)"
+                was = f" (averaged from {grid.width:,} x {grid.height:,} px of {grid.pixel_size_m() or 0:.3g} m)"
                 image_path, labels_path = resampled_copies(image_path, SHIPPED_PIXEL_SIZE_M, labels_path,
                                                            label_map if labels_path else None, band_map)
                 band_map, title = None, f"{Path(img_file.name).stem} ({SHIPPED_PIXEL_SIZE_M:g} m)"
@@ -138,7 +138,7 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
             state.set_source({"kind": "local", "image": str(image_path), "labels": str(labels_path) if labels_path else None,
                               "label_map": label_map if labels_path else None, "title": title,
                               "band_map": band_map})
-            text = (f"Using {title}: {grid.width} x {grid.height} px{was}, "
+            text = (f"Using {title}: {grid.width:,} x {grid.height:,} px{was}, "
                     + (f"georeferenced ({crs_words(grid.crs)})" if grid.georeferenced else
                        "not georeferenced (image coordinates)") + "." + labelled)
             state.put(state.UPLOAD_NOTICE, ("success", text, img_file.file_id))
@@ -166,7 +166,7 @@ with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSO
             name = mixer.strip().rstrip("/").rsplit("/", 1)[-1]
             state.set_source({"kind": "local", "image": str(folder / "image.tif"), "labels": None, "label_map": None,
                               "title": f"{name} (Earth Engine image export)"})
-            st.success(f"Using {name}: {grid.width} x {grid.height} px, "
+            st.success(f"Using {name}: {grid.width:,} x {grid.height:,} px, "
                        + (f"georeferenced ({crs_words(grid.crs)})" if grid.georeferenced else
                           "not georeferenced (image coordinates)"))
             next_steps()

@@ -105,7 +105,7 @@ def test_data_page_counts_labels_only_where_the_image_has_data(fake_map, tmp_pat
     crop = int((ok & (codes == 1)).sum())
     shown = {m.label: m.value for m in at.metric}
     assert shown["Valid pixels"] == f"{int(valid.sum()):,}"
-    assert shown["Crop fraction (labels)"] == f"{crop / ok.sum():.1%}"
+    assert shown["Crop share (labels)"] == f"{crop / ok.sum():.1%}"
     assert any(c.value.startswith(f"{crop:,} crop / {int(ok.sum()) - crop:,} not crop / {codes.size - int(ok.sum()):,} no data")
                for c in at.caption)
     table = at.dataframe[0].value

@@ -25,7 +25,7 @@ def test_data_page_layers_and_statistics(fake_map):
     at.run()
     assert not at.exception and not at.error
     labels = {m.label: m.value for m in at.metric}
-    assert "Valid pixels" in labels and "Crop fraction (labels)" in labels
+    assert "Valid pixels" in labels and "Crop share (labels)" in labels
     # no hectares from a CRS (it has none), but the ground the valid pixels cover at Landsat's 30 m, as
     # the Region and Predict pages say
     valid = int(labels["Valid pixels"].replace(",", ""))

@@ -99,7 +99,8 @@ def test_quality_page_metrics(fake_map, tiny_model_path, monkeypatch):
     assert row["f1"] == max(r["f1"] or 0 for r in curves[-1])
     d = row["recall"] / row["precision"] - 1
     told = [c.value for c in at.caption if "picked on these labels" in c.value]
-    assert told == [f"There the predicted crop area is {abs(d):.1%} {'more' if d > 0 else 'less'} than the labels'. "
+    assert told == [f"At threshold {best_t:.2f} the predicted crop area is {abs(d):.1%} "
+                    f"{'larger' if d > 0 else 'smaller'} than the labelled one. "
                     "The threshold is picked on these labels, so its figures are optimistic for other regions."]
     other = 0.9 if best_t < 0.5 else 0.1
     at.slider[0].set_value(other).run()

@@ -120,7 +120,7 @@ def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map,
     assert "[[-640.0, 400.0], [-400.0, 640.0]]" in fake_map.maps[-1][0].get_root().render()
     at.switch_page("pages/data.py").run()
     assert not at.exception and not at.error
-    assert {m.label for m in at.metric} >= {"Valid pixels", "Crop fraction (labels)"}
+    assert {m.label for m in at.metric} >= {"Valid pixels", "Crop share (labels)"}
     # part of it lies on one of the sample's gaps: the light grey there is named under the map
     valid_px = int({m.label: m.value for m in at.metric}["Valid pixels"].replace(",", ""))
     assert 0 < valid_px < 1600 and [c.value for c in at.caption if c.value.startswith("Light grey")] == [

@@ -19,7 +19,7 @@ def test_sample_is_a_source_and_not_georeferenced():
     src = LocalSource.sample()
     assert isinstance(src, Source)
     ok, msg = src.available()
-    assert ok and msg.count("not georeferenced") == 1 and msg.endswith("1024 x 1024 px")  # short, for the sidebar
+    assert ok and msg.count("not georeferenced") == 1 and msg.endswith("1,024 x 1,024 px")  # short, for the sidebar
     assert not src.grid().georeferenced
     full = src.full_region()
     assert full.is_image and full.bounds == (0, 0, 1024, 1024)

@@ -100,7 +100,7 @@ class LocalSource:
         # short: it stands in the sidebar (the sample's title says "not georeferenced" already)
         where = (f", {crs_words(grid.crs)}" if grid.georeferenced else
                  "" if "not georeferenced" in self.title else " (not georeferenced)")
-        return True, f"{self.title}: {grid.width} x {grid.height} px{where}"
+        return True, f"{self.title}: {grid.width:,} x {grid.height:,} px{where}"
 
     def grid(self) -> Grid:
         """The image grid.

@@ -70,7 +70,7 @@ def test_full_flow_offline(page, app_url, artifacts):
     # 2. Data page
     goto_page(page, "2. Data")
     wait_map_layers(page, 2)
-    page.get_by_text("Crop fraction (labels)").wait_for()
+    page.get_by_text("Crop share (labels)").wait_for()
     snapshot(page, artifacts / "03_data.png")
     # the wheel over the map scrolls the page (to the figures below it), not the map, until it is clicked
     top = page.evaluate(MAIN_SCROLL)
@@ -289,7 +289,7 @@ def test_training_on_patches_cut_from_the_region(page, app_url, artifacts):
     page.goto(app_url)
     page.get_by_role("heading", name="Region").wait_for(timeout=60_000)
     goto_page(page, "2. Data")
-    page.get_by_text("Crop fraction (labels)").wait_for(timeout=120_000)
+    page.get_by_text("Crop share (labels)").wait_for(timeout=120_000)
     page.locator("[data-testid='stSelectbox']", has_text="Patch size").click()
     page.get_by_role("option", name="64").click()
     page.get_by_label("Training patches").fill("16")
@@ -515,7 +515,7 @@ def test_earth_engine_region_drawn_on_the_real_map(page, tmp_path, artifacts):
         snapshot(page, artifacts / "09_ee_region_drawn.png")
 
         goto_page(page, "2. Data")
-        page.get_by_text("Crop fraction (labels)").wait_for(timeout=120_000)
+        page.get_by_text("Crop share (labels)").wait_for(timeout=120_000)
         wait_map_layers(page, 2)
         assert metric_value(page, "Area").endswith(" ha")
         snapshot(page, artifacts / "10_ee_data.png")

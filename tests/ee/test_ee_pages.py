@@ -119,7 +119,7 @@ def test_camana_preset_drawn_region_through_every_page(ee_configured, tiny_model
     at.switch_page("pages/data.py").run()
     assert not at.exception and not at.error
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Area"].endswith(" ha") and "Crop fraction (labels)" in metrics
+    assert metrics["Area"].endswith(" ha") and "Crop share (labels)" in metrics
     region_px = at.session_state["scene"]["extra"]["region_pixels"]
     assert any(f"of the region's {region_px:,} pixels have data" in c.value for c in at.caption)  # not its box's
     title = at.caption[0].value
