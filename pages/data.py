@@ -42,7 +42,7 @@ with ctrl:
         prev = settings.get(key, {"show": key == "true", "opacity": 1.0})
         show = st.checkbox(title, value=prev["show"], key=f"data_show_{key}")
         opacity = st.slider("Opacity", 0.0, 1.0, prev["opacity"], 0.05, key=f"data_op_{key}", disabled=not show,
-                            label_visibility="collapsed")
+                            label_visibility="collapsed", format="opacity %.2f")  # (its value says what it is)
         settings[key] = {"show": show, "opacity": opacity}
         if show:
             chosen.append((key, opacity))
@@ -53,7 +53,7 @@ with ctrl:
                               disabled=not has_labels, key="data_show_labels",
                               help=None if has_labels else "this source has no labels")
     lab_opacity = st.slider("Labels opacity", 0.0, 1.0, prev["opacity"], 0.05, key="data_op_labels",
-                            disabled=not show_labels, label_visibility="collapsed")
+                            disabled=not show_labels, label_visibility="collapsed", format="opacity %.2f")
     # a source without labels shows the box unticked but keeps the user's choice for the next source
     settings["labels"] = {"show": show_labels if has_labels else prev["show"], "opacity": lab_opacity}
     hidden = [layers[k] for i, (k, _) in enumerate(chosen) if any(op >= 1.0 for _, op in chosen[i + 1:])]
