@@ -171,6 +171,29 @@ def true_colour(features: np.ndarray, valid: np.ndarray, limits: Limits | None =
     return _composite(features, valid, (0, 1, 2), limits)
 
 
+#: Grey hatching of the pixels without image data on a web map (light grey with darker diagonal lines):
+#: transparent, they showed the map's light grey background, and gaps at an image's edge looked like
+#: a ragged outline of it.
+HATCH_COLOURS = ((221, 221, 221), (160, 160, 160))
+
+
+def hatch_gaps(rgba: np.ndarray, valid: np.ndarray, max_side: int = MAX_SIDE, period: int = 6) -> np.ndarray:
+    """``rgba`` (h, w, 4) with its pixels without data (not ``valid``) drawn opaque in grey hatching:
+    a diagonal line every ``period`` pixels of the overlay it becomes (``max_side`` a side at most,
+    :func:`downsample`), so that the lines survive its downsampling."""
+    h, w = valid.shape
+    step = int(np.ceil(max(h, w) / max_side)) if max(h, w) > max_side else 1
+    out = rgba.copy()
+    gaps = ~valid
+    if gaps.any():
+        rows = (np.arange(h, dtype=np.int64) // step % period).astype(np.uint8)
+        cols = (np.arange(w, dtype=np.int64) // step % period).astype(np.uint8)
+        line = (rows[:, None] + cols[None, :]) % period == 0
+        out[gaps & ~line] = (*HATCH_COLOURS[0], 255)
+        out[gaps & line] = (*HATCH_COLOURS[1], 255)
+    return out
+
+
 def false_colour(features: np.ndarray, valid: np.ndarray, limits: Limits | None = None) -> np.ndarray:
     """(h, w, 4) RGBA of NIR, R, G (vegetation red); stretched as :func:`true_colour`."""
     return _composite(features, valid, (3, 0, 1), limits)

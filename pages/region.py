@@ -228,7 +228,7 @@ with map_col:
             key="region_map", returned_objects=["all_drawings"],
         )
         if missing:  # (the sample scene has large gaps; without a word they look like a fault of the map)
-            gaps_note = (f"Light grey on the map: no image data ({missing / (grid.width * grid.height):.0%} of the "
+            gaps_note = (f"Grey hatching on the map: no image data ({missing / (grid.width * grid.height):.0%} of the "
                          "image: gaps, clouds or masked pixels); those pixels are never predicted or counted.")
         take_drawing(result, image=not grid.georeferenced)
     else:  # Earth Engine: the real map, the composite and labels as Earth Engine tiles, drawing tools

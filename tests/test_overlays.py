@@ -452,3 +452,18 @@ def test_the_map_png_falls_back_to_pils_font_without_boxes(monkeypatch):
     assert made.size[0] == 360
     monkeypatch.setattr(ov, "font_path", lambda: None)
     assert ov.map_font(11) is not None
+
+
+def test_gaps_in_an_image_are_hatched_grey_and_the_hatching_survives_its_downsampling():
+    """Pixels without data were transparent: the map's light grey background showed through, and gaps at
+    an image's edge looked like a ragged outline of the image."""
+    rgba = np.full((3000, 2000, 4), 90, np.uint8)
+    valid = np.ones((3000, 2000), bool)
+    valid[:600, :900] = False
+    out = ov.hatch_gaps(rgba, valid)
+    assert (out[valid] == rgba[valid]).all() and (out[~valid][:, 3] == 255).all()
+    small = ov.downsample(out)[: 600 // 3, : 900 // 3]  # the overlay the map gets (3x smaller)
+    colours = {tuple(c) for c in small.reshape(-1, 4)[:, :3]}
+    assert colours == set(ov.HATCH_COLOURS)  # both the light grey and its lines, not one of them
+    share = (small[..., 0] == ov.HATCH_COLOURS[1][0]).mean()
+    assert 0.1 < share < 0.25  # one line in 6 pixels

@@ -123,8 +123,8 @@ def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map,
     assert {m.label for m in at.metric} >= {"Valid pixels", "Crop share (labels)"}
     # part of it lies on one of the sample's gaps: the light grey there is named under the map
     valid_px = int({m.label: m.value for m in at.metric}["Valid pixels"].replace(",", ""))
-    assert 0 < valid_px < 1600 and [c.value for c in at.caption if c.value.startswith("Light grey")] == [
-        f"Light grey on the map: no image data ({1600 - valid_px:,} px of the region: gaps, clouds or masked pixels); "
+    assert 0 < valid_px < 1600 and [c.value for c in at.caption if c.value.startswith("Grey hatching")] == [
+        f"Grey hatching on the map: no image data ({1600 - valid_px:,} px of the region: gaps, clouds or masked pixels); "
         "they are never predicted or counted."]
     # the field is seen where it lies: over the image around it (dimmed), with 40 px of it in view on each side
     m = fake_map.maps[-1][0]
@@ -395,7 +395,7 @@ def test_region_page_area_is_the_pixels_used_of_a_shape_partly_outside_the_image
     gaps (light grey) are named under the map."""
     at = new_app()
     at.run()
-    assert any(c.value.startswith("Light grey on the map: no image data (") for c in at.caption)
+    assert any(c.value.startswith("Grey hatching on the map: no image data (") for c in at.caption)
     assert not [c for c in at.caption if c.value.startswith("About ")]  # (the whole image: the line above says it)
     fake_map.value = {"all_drawings": [drawn_feature([(900, 100), (1124, 100), (1124, 300), (900, 300)])]}
     at.run()

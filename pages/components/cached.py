@@ -211,7 +211,8 @@ def source_preview(path: str, path_mtime: float, band_map: dict[str, int] | None
         grid, warnings = reader.grid, reader.warnings
         feats, valid = reader.read()
     limits = ov.band_limits(feats, valid)
-    preview = ov.make_overlay("Image", ov.true_colour(feats, valid, limits), grid, (0, 0), None, 1.0, max_side)
+    rgba = ov.hatch_gaps(ov.true_colour(feats, valid, limits), valid, max_side)  # (the gaps: not the map's background)
+    preview = ov.make_overlay("Image", rgba, grid, (0, 0), None, 1.0, max_side)
     return preview, grid, warnings, limits, int(valid.size - valid.sum())
 
 

@@ -262,13 +262,15 @@ def region_view(region: Region, grid, whole: Bounds, margin_px: int = 100) -> Bo
 
 
 def nodata_note(sc: Scene, valid) -> str | None:
-    """A line for under a region's map when pixels inside it have no image data: they show as the
-    map's light grey background, which no legend names (the label layer's "no data" is another grey)."""
+    """A line for under a region's map when pixels inside it have no image data, which no legend
+    names (the label layer's "no data" is another grey): on a local image they show the grey
+    hatching of the image around the region under them, on Earth Engine's the map's background."""
     inside = sc.extra.get("region_pixels")  # the pixels inside the outline, with data or not
     missing = (int(inside) if isinstance(inside, int) else int(valid.size)) - int(valid.sum())
     if missing <= 0:
         return None
-    return (f"Light grey on the map: no image data ({missing:,} px of the region: gaps, clouds or masked pixels); "
+    shown = "Grey hatching on the map" if is_local(state.get(state.SOURCE)) else "Gaps in the imagery on the map"
+    return (f"{shown}: no image data ({missing:,} px of the region: gaps, clouds or masked pixels); "
             "they are never predicted or counted.")
 
 
