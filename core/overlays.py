@@ -593,8 +593,8 @@ def compose_png(
         top = y + (line - sw) // 2 - 1
         for label, colour in legend.items:
             draw.rectangle([x, top, x + sw, top + sw], fill=_over_white(colour, fade), outline=(80, 80, 80))
-            draw.text((x + sw + 4, y), label, fill=(0, 0, 0, 255), font=font)
-            x += sw + 14 + int(draw.textlength(label, font=font))
+            draw.text((x + sw + round(6 * u), y), label, fill=(0, 0, 0, 255), font=font)  # (a space from its swatch)
+            x += sw + round(6 * u) + 10 + int(draw.textlength(label, font=font))
         if legend.gradient:
             draw.text((x, y), legend.low, fill=(0, 0, 0, 255), font=font)
             x += 6 + int(draw.textlength(legend.low, font=font))
@@ -710,7 +710,7 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     coloured from every n-th pixel where the image is larger than the PNG (at most ``MAX_SIDE`` px a side),
     with the crop area and the grid's CRS under the title (:func:`core.metrics.describe_crop`), and
     ``caveat`` after them (e.g. the model's resolution warning: a handout must not lose it). Pixels
-    without image data are light grey, as on the web map, and the legend says so. ``surroundings``
+    without image data are grey hatching, as on the web map, and the legend says so. ``surroundings``
     (features, valid of the image at the same pixels, :func:`core.sources.base.scene_surroundings`):
     the image outside a region's outline, shown faded as on the web map (it was the same light grey
     as the gaps in the data), and named in the legend. An image with a CRS gets a scale bar."""
@@ -734,11 +734,9 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
         layers.insert(0, with_opacity(true_colour(sf, outside, limits), SURROUNDINGS_OPACITY))
         legends.append(Legend("Faded", items=(("outside the region", hex_colour(FADED_SWATCH)),)))
         fades.append(1.0)
-    if not (v | outside).all():  # as on the map, where its light grey background shows through
-        gaps = np.zeros(v.shape + (4,), np.uint8)
-        gaps[..., :3], gaps[..., 3] = CLASS_COLOURS["no image data"], np.where(v | outside, 0, 255)
-        layers.insert(0, gaps)
-        legends.append(class_legend("Light grey", ["no image data"]))
+    if not (v | outside).all():  # as on the map: grey hatching
+        layers.insert(0, hatch_gaps(np.zeros(v.shape + (4,), np.uint8), v | outside, max(v.shape)))
+        legends.append(class_legend("Grey hatching", ["no image data"]))
         fades.append(1.0)
     if probability_opacity is not None:
         layers.append(with_opacity(probability_colour(p), probability_opacity))
