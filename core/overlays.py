@@ -194,6 +194,16 @@ def hatch_gaps(rgba: np.ndarray, valid: np.ndarray, max_side: int = MAX_SIDE, pe
     return out
 
 
+def grey_colour(features: np.ndarray, valid: np.ndarray, limits: Limits | None = None) -> np.ndarray:
+    """:func:`true_colour` in grey (its luminance): imagery under coloured layers whose colours must
+    stand out from it for every viewer (red on green fields is olive on olive to the commonest
+    colour blindness)."""
+    rgba = true_colour(features, valid, limits)
+    grey = (rgba[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.uint8)
+    rgba[..., :3] = grey[..., None]
+    return rgba
+
+
 def false_colour(features: np.ndarray, valid: np.ndarray, limits: Limits | None = None) -> np.ndarray:
     """(h, w, 4) RGBA of NIR, R, G (vegetation red); stretched as :func:`true_colour`."""
     return _composite(features, valid, (3, 0, 1), limits)

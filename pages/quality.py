@@ -116,7 +116,9 @@ threshold = t_col.slider("Crop threshold", **state.THRESHOLD_SLIDER, key=wkey,
 with ui.errors_shown(stop=True):
     conf = cached.confusion(key, *lkey, float(threshold))
     curve = cached.threshold_curve(key, *lkey)
-    base = cached.image_overlay(image_path, key[1], "true", offset, scene.colour_limits())
+    # in grey: the errors' red and blue stand out from it for every viewer (red on green fields was olive
+    # on olive to the commonest colour blindness)
+    base = cached.image_overlay(image_path, key[1], "grey", offset, scene.colour_limits())
     by_class = []
     if codes := scene.class_codes(sc):  # the label product's own classes
         by_class = cached.class_errors(key, codes[0], cached.mtime(codes[0]), codes[1], float(threshold))

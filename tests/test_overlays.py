@@ -469,3 +469,15 @@ def test_gaps_in_an_image_are_hatched_grey_and_the_hatching_survives_its_downsam
     assert colours == set(ov.HATCH_COLOURS)  # both the light grey and its lines, not one of them
     share = (small[..., 0] == ov.HATCH_COLOURS[1][0]).mean()
     assert 0.1 < share < 0.25  # one line in 6 pixels
+
+
+def test_grey_imagery_is_the_true_colours_luminance():
+    """Under the Quality page's errors: red on green fields is olive on olive to deuteranopes."""
+    feats = np.zeros((2, 2, 5), np.float32)
+    feats[0, 0, :3] = (0.02, 0.2, 0.02)  # green vegetation
+    feats[0, 1, :3] = (0.2, 0.02, 0.02)
+    valid = np.array([[True, True], [True, False]])
+    limits = ((0.0, 0.2),) * 4
+    rgb, grey = ov.true_colour(feats, valid, limits), ov.grey_colour(feats, valid, limits)
+    assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+    assert (grey[..., 3] == rgb[..., 3]).all() and grey[0, 0, 0] > grey[0, 1, 0]  # green is the lighter

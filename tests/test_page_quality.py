@@ -86,6 +86,7 @@ def test_quality_page_metrics(fake_map, tiny_model_path, monkeypatch):
     assert (wrong.diff().dropna() <= 0).all()
     # the errors swapped in place over the imagery: a threshold change keeps the map's zoom and the click
     assert len(scene_layers(fake_map.maps[-1][0])) == 1 and list(swapped_layers(fake_map)) == ["Disagreement"]
+    assert scene_layers(fake_map.maps[-1][0]) == ["True colour in grey"]  # the errors' colours stand out from it
     # the threshold left untouched on Predict arrives as it was (not reset to the slider's minimum)
     assert at.slider[0].value == pytest.approx(0.5)
     # the best-F1 threshold from the curve, one click away; it becomes the shared threshold

@@ -139,13 +139,14 @@ def label_mask(path: str, path_mtime: float, label_map: str) -> np.ndarray:
 @st.cache_data(max_entries=24, show_spinner=False)
 def image_overlay(path: str, path_mtime: float, layer: str, offset: tuple[int, int] = (0, 0),
                   limits: ov.Limits | None = None) -> ov.Overlay:
-    """A composite layer of an image: ``layer`` in {"true", "false", "ndvi"}; the colours stretched
-    to ``limits`` (the whole source image's, :func:`source_preview`) or the image's own."""
+    """A composite layer of an image: ``layer`` in {"true", "grey", "false", "ndvi"}; the colours
+    stretched to ``limits`` (the whole source image's, :func:`source_preview`) or the image's own."""
     feats, valid, grid = image_arrays(path, path_mtime)
     legend = ov.gradient_legend("NDVI", "ndvi", "-1", "1") if layer == "ndvi" else None
-    names = {"true": "True colour (R,G,B)", "false": "False colour (NIR,R,G)", "ndvi": "NDVI"}
+    names = {"true": "True colour (R,G,B)", "grey": "True colour in grey", "false": "False colour (NIR,R,G)",
+             "ndvi": "NDVI"}
     rgba = (ov.ndvi_colour(feats, valid) if layer == "ndvi" else
-            {"true": ov.true_colour, "false": ov.false_colour}[layer](feats, valid, limits))
+            {"true": ov.true_colour, "grey": ov.grey_colour, "false": ov.false_colour}[layer](feats, valid, limits))
     return ov.make_overlay(names[layer], rgba, grid, offset, legend)
 
 
