@@ -109,3 +109,15 @@ def test_the_sidebar_follows_a_prediction_left_running_on_another_page(fake_map,
     at.session_state["predicting"] = None  # (shown by the Predict page)
     at.run()
     assert not [c for c in at.sidebar.caption if c.value.startswith("Prediction:")]
+
+
+def test_the_maps_height_is_the_sidebars_choice_and_kept(fake_map):
+    """A projector showed a 480 px map in a 1080 px screen, with nothing to make it taller."""
+    at = new_app()
+    at.run()
+    assert not at.exception and fake_map.maps[-1][1]["height"] == 480
+    at.selectbox(key="w_map_height").set_value(720).run()
+    assert not at.exception and fake_map.maps[-1][1]["height"] == 720
+    at.switch_page("pages/data.py").run()  # every map, and on other pages
+    assert not at.exception and fake_map.maps[-1][1]["height"] == 720
+    assert at.session_state["map_height"] == 720

@@ -58,6 +58,9 @@ MAP_CLICKS = "map_clicks"
 QUALITY_CLASS = "quality_class"  # int code of the label class whose errors the Quality map shows alone, or "all"
 PATCHES = "patches"  # dict of the last training/test patch files cut from the scene (paths as str), or None
 BASEMAP = "basemap"  # bool: georeferenced maps show OpenStreetMap tiles (default: see basemap_default)
+MAP_HEIGHT = "map_height"  # int: the maps' height in px (the sidebar's choice: MAP_HEIGHTS)
+#: the maps' heights to choose from: a laptop's screen, and a projector's or a large monitor's
+MAP_HEIGHTS = {480: "Standard", 720: "Tall (projector, large screen)"}
 #: the environment variable that sets :data:`BASEMAP`'s default: "none" (or "off") for no basemap
 BASEMAP_ENV = "CROPMAP_BASEMAP"
 
@@ -93,6 +96,7 @@ DEFAULTS: dict[str, Any] = {
     PATCHES: None,
     QUALITY_CLASS: "all",
     BASEMAP: lambda: basemap_default(),  # a function: read when a session starts (the environment may change)
+    MAP_HEIGHT: 480,
 }
 
 
@@ -101,7 +105,8 @@ DEFAULTS: dict[str, Any] = {
 #: source, a prediction to its scene)
 KEPT_TOGETHER = (SOURCE, REGION, PREVIOUS_REGION, SCENE, PATCHES, PREDICTION, FIELDS)
 KEPT = KEPT_TOGETHER + (MODEL_PATH, THRESHOLD, VIEWS, LAYERS, QUALITY_CLASS, EE_ASSET, EE_INGESTION, EE_PATCHES, TRAIN_FORM,
-                        PATCH_FORM, EE_EXPORT_FORM, EE_UPLOAD_FORM, EE_TASKS_ACTIVE, JOB_DIR, EE_LAST, BASEMAP)
+                        PATCH_FORM, EE_EXPORT_FORM, EE_UPLOAD_FORM, EE_TASKS_ACTIVE, JOB_DIR, EE_LAST, BASEMAP,
+                        MAP_HEIGHT)
 SESSION_PARAM = "session"  # the URL's query parameter that names the session's saved state
 SESSION_ID = "_session_id"  # this browser session's id (32 hex digits)
 SAVED = "_saved_state"  # the JSON text last saved for this session (so that an unchanged run writes nothing)
