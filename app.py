@@ -18,6 +18,7 @@ from pages.components import cached, navigation, sidebar, state, ui  # noqa: E40
 
 st.set_page_config(page_title="Crop mapping", page_icon=":seedling:", layout="wide")
 st.html(Path(__file__).parent / "assets" / "style.css")  # laptop and projector widths (takes no space)
+st.logo(Path(__file__).parent / "assets" / "logo.svg", size="large")  # the app's name above the steps
 # the status block, drawn after the page (it shows what the page changed); on a first visit the page
 # takes seconds, so it says what it is doing meanwhile (later runs keep the last status until redrawn)
 slot = None
