@@ -56,6 +56,8 @@ with tab_ship:
             ok = True
         if ok:
             st.success("Shipped weights loaded.")
+    elif (current := state.get(state.MODEL_PATH)) and Path(current).resolve() == SHIPPED.resolve():
+        st.success("The shipped weights are in use.")  # (the button alone did not say whether they were)
 
 with tab_upload:
     keras_file = st.file_uploader("Model (.keras)", type=["keras"], key="upload_model")

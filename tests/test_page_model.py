@@ -167,6 +167,7 @@ def test_model_page_shows_the_shipped_cards_validation_figures(fake_map):
     at.switch_page("pages/model.py")
     at.run()
     assert not at.exception
+    assert "The shipped weights are in use." in [s.value for s in at.success]  # (the button alone did not say)
     shown = {m.label: m.value for m in at.metric}
     assert shown["IoU"] == f"{card.metrics['val_blocks']['iou']:.3f}"
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 6  # one row per val block
