@@ -388,8 +388,7 @@ class Holdout:
 
 
 def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_map: str,
-                    out_dir: str | os.PathLike, size: int, min_valid: float = 0.25,
-                    train_min_valid: float = 0.5) -> Holdout:
+                    out_dir: str | os.PathLike, size: int, min_valid: float = 0.25) -> Holdout:
     """Hold out one block of an image for validation, so that the validation figures come from
     pixels the model never trained on.
 
@@ -398,15 +397,12 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
     binary label rasters go to ``out_dir``: ``train_labels.tif`` (the block set to no data) and
     ``val_labels.tif`` (only the block). When the image is under two tiles along both sides, either
     part lacks labelled pixels, or the block lacks crop or not-crop pixels (validation IoU would
-    then say nothing), validation uses the training pixels and the note says so. A validation tile
-    needs ``min_valid`` of its pixels labelled, a training patch ``train_min_valid`` (the patches'
-    own rule: a block held out must leave a patch to train on).
+    then say nothing), validation uses the training pixels and the note says so.
 
     Raises:
         InputNotFoundError, CorruptFileError, GridMismatchError: as :func:`core.raster.read_labels`.
         RegionError: the image is smaller than one ``size`` px patch.
-        NoDataError: no ``size`` px window has ``train_min_valid`` of its pixels labelled, so
-            training would find no patch.
+        NoDataError: no ``size`` px window is half labelled, so training would find no patch.
     """
     from core.raster import grid_of_file, write_mask
 
@@ -416,9 +412,9 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
     if h < size or w < size:
         raise RegionError(f"the region is {w} x {h} px, smaller than one {size} x {size} px training patch; "
                           "draw a larger region or choose a smaller patch size")
-    if not _valid_windows(mask != NODATA, size, train_min_valid).size:
-        raise NoDataError(f"no {size} x {size} px window of the region has {train_min_valid:.0%} of its pixels labelled, "
-                          "so there is nothing to train on; draw a region with more labelled pixels")
+    if not _valid_windows(mask != NODATA, size, 0.5).size:
+        raise NoDataError(f"no {size} x {size} px window of the region has half of its pixels labelled, so there "
+                          "is nothing to train on; draw a region with more labelled pixels")
     same = Holdout(f"{image}:{labels}", f"{image}:{labels}", label_map,
                    "Validation uses the training pixels (the region is too small to hold out a "
                    f"{size} px block): a quick check, not an independent test.")
@@ -434,7 +430,7 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
         block[start : start + size, :] = True
     labelled = mask != NODATA
     val_tiles = len(_valid_windows(labelled & block, size, min_valid, stride=size))
-    if val_tiles == 0 or not _valid_windows(labelled & ~block, size, train_min_valid).size:
+    if val_tiles == 0 or not _valid_windows(labelled & ~block, size, 0.5).size:
         return same
     held = mask[block]
     if not ((held == CROP).any() and (held == NOT_CROP).any()):  # one class: validation IoU would say nothing

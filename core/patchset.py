@@ -374,7 +374,7 @@ def cut_train_test(image: str | os.PathLike, labels: str | os.PathLike, label_ma
         # the same valid fraction for the held-out block as for its patches, or the block could be
         # accepted and then yield no patch
         split = spatial_holdout(image, labels, label_map, stage / "holdout", config.full_size,
-                                min_valid=config.min_valid_fraction, train_min_valid=config.min_valid_fraction)
+                                min_valid=config.min_valid_fraction)
         test_cfg = replace(config, count=test_count, seed=(config.seed + 1) % 2**32)
         for name, spec, cfg, offset in (("train", split.train, config, 0), ("test", split.val, test_cfg, config.count)):
             (img, lab), = pair_paths([spec])
