@@ -206,11 +206,10 @@ def legend_codes(label_map: str) -> frozenset[int]:
 MAX_UNKNOWN_SHARE = 0.5
 
 
-def _refuse_a_crop_mask(counts: np.ndarray, class_map: ClassMap, what: str, zeros_declared: bool = False) -> None:
+def _refuse_a_crop_mask(counts: np.ndarray, class_map: ClassMap, what: str) -> None:
     """Refuse a 0/1 crop mask (255 = no data, as this project and Earth Engine fetches write them)
     read with a product's class map in which 0 is no data: its not-crop pixels would be dropped and
     every score would look perfect. Maps with a real class 0 (Dynamic World's water) are left alone.
-    ``zeros_declared``: the file declares 0 as no data (the zeros in ``counts`` were masked).
 
     Raises:
         InvalidDataError: saying to use the binary label map.
@@ -225,7 +224,6 @@ def _refuse_a_crop_mask(counts: np.ndarray, class_map: ClassMap, what: str, zero
             f"{what}: the codes are only 0 and 1 (and 255), a crop mask, not {class_map.title}'s classes (in which "
             f"0 is no data: the not-crop pixels would be dropped); choose the label map binary (--label-map binary on "
             f"the command line, 'Label map' in the dashboard)"
-            + (f", and remove the file's declaration of 0 as no data ({UNSET_NODATA})" if zeros_declared else "")
         )
 
 
@@ -275,10 +273,9 @@ def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | Non
         return
     data = data[data >= 0]  # below 0: no data
     counts = np.bincount(data.astype(np.int64), minlength=MAX_CODE + 1)
-    zeros_declared = declared_nodata == 0 and np.ma.isMaskedArray(raw)
-    if zeros_declared:  # the file's zeros are masked: a crop mask's not-crop pixels, maybe
-        counts[0] += int(np.count_nonzero(np.ma.getdata(raw)[np.ma.getmaskarray(raw)] == 0))
-    _refuse_a_crop_mask(counts, class_map, what, zeros_declared)
+    # (a file declaring 0 as no data is left as it is here: a crop mask's not-crop pixels, or a product's
+    # background around one class, as CDL clipped to a corn field; only the binary map says which)
+    _refuse_a_crop_mask(counts, class_map, what)
     for code in class_map.nodata_codes:
         if 0 <= code <= MAX_CODE:
             counts[code] = 0
