@@ -12,11 +12,39 @@ from core.errors import InvalidDataError
 from core.files import check_output_file, replacing
 from core.labels import NODATA, get_class_map, with_class_names
 from core.metrics import check_mask, class_errors, confusion, crop_area_agreement
-from core.grid import grid_of, window_within
+from core.grid import Grid, grid_of, window_within
 from core.raster import _open, grid_of_file, read_label_classes, read_pixels
 
 #: classes listed in ``errors_by_class`` (those with the most wrong pixels)
 BY_CLASS_ROWS = 10
+
+
+def read_crop_mask(path: str | os.PathLike) -> tuple[np.ndarray, "Grid", list[str]]:
+    """A predicted crop mask (``predict``'s ``crop_mask.tif``, or another tool's 0/1 mask) as uint8 1/0/255,
+    its grid, and warnings: its own no-data value (0 in some tools' masks, NaN in a float one) is no
+    data, and a declared 0 or 1 is said to leave those pixels out.
+
+    Raises:
+        InputNotFoundError, CorruptFileError: the file is missing or unreadable.
+        InvalidDataError: not a crop mask (more than one band, or values other than 0, 1 and no data).
+    """
+    with _open(path) as src:
+        if src.count != 1:
+            raise InvalidDataError(f"{Path(path).name} has {src.count} bands, but a crop mask has one; "
+                                   "give the crop_mask.tif written by predict (not an image)")
+        grid = grid_of(src)
+        pred = read_pixels(src, path, 1)
+        nodata = src.nodata
+    if nodata is not None:
+        missing = np.isnan(pred) if np.isnan(nodata) else pred == nodata
+        pred = np.where(missing, NODATA, pred)
+    check_mask(pred)
+    warnings = []
+    if nodata in (0, 1):
+        warnings.append(f"{Path(path).name} declares {nodata:g} as no data, so its pixels of value {nodata:g} "
+                        f"({'not crop' if nodata == 0 else 'crop'} in a crop mask) are left out; if they are "
+                        f"{'not crop' if nodata == 0 else 'crop'}, remove the declaration (gdal_edit.py -unsetnodata)")
+    return pred.astype(np.uint8, copy=False), grid, warnings
 
 
 def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike, label_map: str = "cdl",
@@ -38,23 +66,7 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
         ConfigError: the JSON's path is a folder or lies under a file.
     """
     class_map = get_class_map(label_map)
-    with _open(pred_path) as src:
-        if src.count != 1:
-            raise InvalidDataError(f"{pred_path} has {src.count} bands, but a crop mask has one; "
-                                   "give the crop_mask.tif written by predict (not an image)")
-        grid = grid_of(src)
-        pred = read_pixels(src, pred_path, 1)
-        nodata = src.nodata
-    if nodata is not None:  # the mask's own no-data value (0 in some tools' masks, NaN in a float one) is no data
-        missing = np.isnan(pred) if np.isnan(nodata) else pred == nodata
-        pred = np.where(missing, NODATA, pred)
-    check_mask(pred)
-    pred = pred.astype(np.uint8, copy=False)
-    warnings = []
-    if nodata in (0, 1):
-        warnings.append(f"{Path(pred_path).name} declares {nodata:g} as no data, so its pixels of value {nodata:g} "
-                        f"({'not crop' if nodata == 0 else 'crop'} in a crop mask) are left out; if they are "
-                        f"{'not crop' if nodata == 0 else 'crop'}, remove the declaration (gdal_edit.py -unsetnodata)")
+    pred, grid, warnings = read_crop_mask(pred_path)
     whole = grid_of_file(labels_path)
     inside = None if whole.same_as(grid) else window_within(grid, whole)
     if inside is None and not whole.same_as(grid):

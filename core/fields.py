@@ -168,13 +168,11 @@ def write_fields(mask_path: str | os.PathLike, out_path: str | os.PathLike, min_
         InvalidDataError: the file holds values other than 0, 1 and 255, or has no CRS.
         ConfigError, NoDataError: as :func:`crop_fields`.
     """
+    from core.evaluate import read_crop_mask
     from core.files import check_output_file, replacing
-    from core.labels import CLASS_MAPS
-    from core.raster import grid_of_file, read_labels
 
-    grid = grid_of_file(mask_path)
-    try:
-        mask = read_labels(mask_path, CLASS_MAPS["binary"])
+    try:  # read as evaluate reads a prediction (a declared 0, as some tools write, leaves the crop as it is)
+        mask, grid, _ = read_crop_mask(mask_path)
     except InvalidDataError:
         raise InvalidDataError(f"{Path(mask_path).name} is not a crop mask (1 crop, 0 not crop, 255 no data); "
                                "give the crop_mask.tif that predict wrote") from None

@@ -200,3 +200,16 @@ def test_fields_of_a_lon_lat_grid_past_180_have_longitudes_within_180():
         assert field["properties"]["area_ha"] == pytest.approx(float(pixel_ha[block[0], 0].sum()) * 20, rel=1e-4)
     # and they are a region again, on either side of the meridian
     Region.from_geojson({"type": "FeatureCollection", "features": fields[1:]})
+
+
+def test_a_crop_mask_that_declares_0_as_no_data_is_traced(tmp_path):
+    """Some tools write a 0/1 mask with 0 declared as no data: tracing its crop (1) is unaffected, and
+    it was refused as "not a crop mask" once the labels' reader refused such files."""
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:25, 10:25] = 1
+    path = tmp_path / "mask_nd0.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=40, height=40, count=1, dtype="uint8", crs="EPSG:32631",
+                       transform=Affine(10, 0, 500000, 0, -10, 5600000), nodata=0) as dst:
+        dst.write(mask, 1)
+    done = write_fields(path, tmp_path / "f.geojson")
+    assert done["fields"] == 1 and done["pixels"] == 225 and done["area_ha"] == pytest.approx(2.25)
