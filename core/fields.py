@@ -106,7 +106,11 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
         if np.ptp(lons) > 180:  # its ring ran round the Earth the other way
             polygons = _cut_at_180(geom, grid.crs)
         elif lons.min() < -180 or lons.max() > 180:  # a lon/lat grid's longitudes past 180 (e.g. a 0-360 grid)
-            polygons = _cut_at_180(_ring_geometry(polygon, EQC_180), EQC_180)
+            wrapped = [np.column_stack([(ring[:, 0] + 180.0) % 360.0 - 180.0, ring[:, 1]]) for ring in polygon]
+            if np.ptp(wrapped[0][:, 0]) > 180:  # across 180 (in plate carree about 180, its ring is whole)
+                polygons = _cut_at_180(_ring_geometry(polygon, EQC_180), EQC_180)
+            else:  # on one side of it (e.g. across Greenwich on a 0-360 grid): moved by 360 degrees
+                polygons = [wrapped]
         else:
             polygons = [polygon]
         if isinstance(pixel_ha, np.ndarray):  # lon/lat or Mercator grid: the area on the ellipsoid, as for pixels

@@ -200,6 +200,14 @@ def test_fields_of_a_lon_lat_grid_past_180_have_longitudes_within_180():
         assert field["properties"]["area_ha"] == pytest.approx(float(pixel_ha[block[0], 0].sum()) * 20, rel=1e-4)
     # and they are a region again, on either side of the meridian
     Region.from_geojson({"type": "FeatureCollection", "features": fields[1:]})
+    # a field across Greenwich on a 0-360 grid (359.99 to 360.02 E): moved, not cut (it went round the globe)
+    zero = Grid("EPSG:4326", (0.001, 0.0, 359.99, 0.0, -0.001, 10.0), 40, 20)
+    block = np.zeros((20, 40), np.uint8)
+    block[5:15, 5:35] = 1
+    (greenwich,) = crop_fields(block, zero, min_pixels=4)["features"]
+    lons = [p[0] for p in greenwich["geometry"]["coordinates"][0]]
+    assert greenwich["geometry"]["type"] == "Polygon" and min(lons) == pytest.approx(-0.005) and max(lons) == pytest.approx(0.025)
+    assert greenwich["properties"]["area_ha"] == pytest.approx(float(zero.pixel_area_ha()[5:15, 0].sum()) * 30, rel=1e-4)
 
 
 def test_a_crop_mask_that_declares_0_as_no_data_is_traced(tmp_path):
