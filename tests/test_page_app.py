@@ -121,3 +121,8 @@ def test_the_maps_height_is_the_sidebars_choice_and_kept(fake_map):
     at.switch_page("pages/data.py").run()  # every map, and on other pages
     assert not at.exception and fake_map.maps[-1][1]["height"] == 720
     assert at.session_state["map_height"] == 720
+    # a session saved with another choice than those offered (a later version's): set back, not a crash
+    again = new_app()
+    again.session_state["map_height"] = 600
+    again.run()
+    assert not again.exception and fake_map.maps[-1][1]["height"] == 480

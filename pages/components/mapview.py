@@ -441,7 +441,7 @@ def _image_overlay(ov, spec: MapSpec):
 def render(spec: MapSpec, key: str, returned_objects: Sequence[str] = ()) -> dict | None:
     """Build and show the map; returns what streamlit-folium sends back (only ``returned_objects``)."""
     if spec.height == MapSpec.height:  # the sidebar's choice, unless the map sets its own
-        spec = replace(spec, height=int(state.get(state.MAP_HEIGHT)))
+        spec = replace(spec, height=state.map_height())
     if spec.image:
         st.caption("Not georeferenced: shown in image coordinates (pixels, row 0 at the top); no location is implied.")
     import folium

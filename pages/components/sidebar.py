@@ -36,6 +36,7 @@ def show() -> None:
                   help="Street map tiles from openstreetmap.org under the layers. They need internet, and the tile "
                        "server learns which places you look at. Off: the layers on a plain background. "
                        f"`{state.BASEMAP_ENV}=none` starts every session with it off.")
+    state.map_height()  # (a value it does not offer set back first)
     st.selectbox("Map height", list(state.MAP_HEIGHTS), format_func=state.MAP_HEIGHTS.get,
                  key=state.sync_widget(state.MAP_HEIGHT), on_change=state.store_widget, args=(state.MAP_HEIGHT,),
                  help="Taller maps for a projector or a large screen (and full screen: the button on the map).")

@@ -129,6 +129,16 @@ def init() -> bool:
     return first
 
 
+def map_height() -> int:
+    """The maps' height in px (:data:`MAP_HEIGHT`): one of :data:`MAP_HEIGHTS`; any other value (a session
+    saved when the choices were others) is set back to the first."""
+    value = get(MAP_HEIGHT)
+    if value not in MAP_HEIGHTS:
+        value = next(iter(MAP_HEIGHTS))
+        put(MAP_HEIGHT, value)
+    return int(value)
+
+
 def basemap_default(environ=os.environ) -> bool:
     """Whether maps start with the OpenStreetMap basemap: yes, unless :data:`BASEMAP_ENV` is "none"
     or "off" (a machine with no internet, or where the places looked at should not reach a tile
