@@ -177,12 +177,11 @@ def true_colour(features: np.ndarray, valid: np.ndarray, limits: Limits | None =
 HATCH_COLOURS = ((221, 221, 221), (160, 160, 160))
 
 
-def hatch_gaps(rgba: np.ndarray, valid: np.ndarray, max_side: int = MAX_SIDE, period: int = 6) -> np.ndarray:
+def hatch_gaps(rgba: np.ndarray, valid: np.ndarray, step: int = 1, period: int = 6) -> np.ndarray:
     """``rgba`` (h, w, 4) with its pixels without data (not ``valid``) drawn opaque in grey hatching:
-    a diagonal line every ``period`` pixels of the overlay it becomes (``max_side`` a side at most,
-    :func:`downsample`), so that the lines survive its downsampling."""
+    a diagonal line every ``period`` pixels of the overlay it becomes, which keeps every ``step``-th
+    pixel (:func:`downsample_step`), so that the lines survive its downsampling."""
     h, w = valid.shape
-    step = int(np.ceil(max(h, w) / max_side)) if max(h, w) > max_side else 1
     out = rgba.copy()
     gaps = ~valid
     if gaps.any():
@@ -282,10 +281,15 @@ def with_opacity(rgba: np.ndarray, opacity: float) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- sizing, PNG, placement
+def downsample_step(shape: tuple[int, ...], max_side: int = MAX_SIDE) -> int:
+    """Every how many pixels :func:`downsample` keeps one of an array of ``shape`` (h, w, ...)."""
+    longest = max(shape[:2])
+    return int(np.ceil(longest / max_side)) if longest > max_side else 1
+
+
 def downsample(arr: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
     """Nearest-neighbour stride so that neither side exceeds ``max_side`` (no copy if small)."""
-    h, w = arr.shape[:2]
-    step = int(np.ceil(max(h, w) / max_side)) if max(h, w) > max_side else 1
+    step = downsample_step(arr.shape, max_side)
     return arr[::step, ::step] if step > 1 else arr
 
 
@@ -731,7 +735,7 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     figures = describe_crop(crop_area(mask, grid.pixel_area_ha()), grid)
     if caveat:
         figures = f"{figures.rstrip('.')}. Caution: {caveat.rstrip('.')}."
-    step = max(1, -(-max(valid.shape) // MAX_SIDE))
+    step = downsample_step(valid.shape)
     f, v, p = features[::step, ::step], valid[::step, ::step], prob[::step, ::step]
     outside = np.zeros_like(v)
     limits = None
@@ -745,7 +749,7 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
         legends.append(Legend("Faded", items=(("outside the region", hex_colour(FADED_SWATCH)),)))
         fades.append(1.0)
     if not (v | outside).all():  # as on the map: grey hatching
-        layers.insert(0, hatch_gaps(np.zeros(v.shape + (4,), np.uint8), v | outside, max(v.shape)))
+        layers.insert(0, hatch_gaps(np.zeros(v.shape + (4,), np.uint8), v | outside))
         legends.append(class_legend("Grey hatching", ["no image data"]))
         fades.append(1.0)
     if probability_opacity is not None:

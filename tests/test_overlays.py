@@ -462,7 +462,7 @@ def test_gaps_in_an_image_are_hatched_grey_and_the_hatching_survives_its_downsam
     rgba = np.full((3000, 2000, 4), 90, np.uint8)
     valid = np.ones((3000, 2000), bool)
     valid[:600, :900] = False
-    out = ov.hatch_gaps(rgba, valid)
+    out = ov.hatch_gaps(rgba, valid, ov.downsample_step(valid.shape))
     assert (out[valid] == rgba[valid]).all() and (out[~valid][:, 3] == 255).all()
     small = ov.downsample(out)[: 600 // 3, : 900 // 3]  # the overlay the map gets (3x smaller)
     colours = {tuple(c) for c in small.reshape(-1, 4)[:, :3]}

@@ -212,7 +212,8 @@ def source_preview(path: str, path_mtime: float, band_map: dict[str, int] | None
         grid, warnings = reader.grid, reader.warnings
         feats, valid = reader.read()
     limits = ov.band_limits(feats, valid)
-    rgba = ov.hatch_gaps(ov.true_colour(feats, valid, limits), valid, max_side)  # (the gaps: not the map's background)
+    # the gaps in grey hatching (transparent, they were the map's background), lines kept by the downsampling
+    rgba = ov.hatch_gaps(ov.true_colour(feats, valid, limits), valid, ov.downsample_step(valid.shape, max_side))
     preview = ov.make_overlay("Image", rgba, grid, (0, 0), None, 1.0, max_side)
     return preview, grid, warnings, limits, int(valid.size - valid.sum())
 
