@@ -25,6 +25,7 @@ from core.grid import Grid, check_same_grid, georeferencing_warnings, grid_of, w
 from core.labels import NODATA, ClassMap
 from core.reflectance import (
     MIN_CHECKED_PIXELS,
+    lift_zeros,
     reflectance_scaling,
     sample_valid,
     sample_warnings,
@@ -388,8 +389,7 @@ def write_reflectance(path: str | os.PathLike, feats: np.ndarray, valid: np.ndar
     A valid pixel of reflectance 0 in every band (negatives are clipped to 0) is written as the
     smallest positive float32 instead: zero in every band reads as no data (:func:`core.reflectance.valid_pixels`),
     and the pixel would drop out of predictions, areas and metrics."""
-    data = np.moveaxis(feats[..., :4], -1, 0).astype(np.float32)
-    data[:, valid & (data == 0).all(axis=0)] = np.finfo(np.float32).tiny
+    data = lift_zeros(np.moveaxis(feats[..., :4], -1, 0).astype(np.float32), valid)
     data[:, ~valid] = np.nan
     return _write_bands(path, data, grid, float("nan"), INPUT_BANDS)
 

@@ -274,6 +274,16 @@ def valid_pixels(raw: np.ndarray, nodata: float | None, what: str, pixels: str =
     return valid
 
 
+def lift_zeros(bands: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Set a valid pixel of 0 in every band of ``bands`` (bands, h, w; e.g. all four clipped) to the
+    smallest positive float32, in place, and return ``bands``: 0 in every band marks no data in patches,
+    image exports (Earth Engine's masked pixels) and the reader (:func:`valid_pixels`), where it was dropped."""
+    black = valid & (bands == 0).all(axis=0)
+    if black.any():
+        bands[:, black] = np.finfo(np.float32).tiny
+    return bands
+
+
 def to_features(raw: np.ndarray, valid: np.ndarray, scale: np.ndarray, offset: np.ndarray, what: str) -> np.ndarray:
     """Features (h, w, 5) float32 = R, G, B, NIR reflectance (``raw * scale + offset``, negatives
     clipped to 0; a valid pixel of 0 in every band is the smallest positive float32, as 0 in every
@@ -298,11 +308,7 @@ def to_features(raw: np.ndarray, valid: np.ndarray, scale: np.ndarray, offset: n
             below = (refl < MIN_POSSIBLE_REFLECTANCE).any(axis=0) & valid
             raise _negative_reflectance(what, low, stored=raw[:, below])
     np.maximum(refl, 0.0, out=refl)
-    # a valid pixel of 0 in every band (all four clipped) is the smallest positive float32 instead: 0 in every
-    # band marks no data in patches and image exports (Earth Engine's masked pixels), where it was dropped
-    black = (refl[0] == 0) & (refl[1] == 0) & (refl[2] == 0) & (refl[3] == 0) & valid
-    if black.any():
-        refl[:, black] = np.finfo(np.float32).tiny
+    lift_zeros(refl, valid)
     feats = np.empty(refl.shape[1:] + (5,), dtype=np.float32)
     for i in range(4):
         feats[..., i] = refl[i]
