@@ -550,7 +550,8 @@ def export_reflectance(mixer_path: str | os.PathLike,
     sample_files(chosen)
     # the data may all lie in files not sampled (a small region of a large export): the others then, in turn
     # (an empty sample read x 10000 values as 0-1, and every pixel was then out of range: no data)
-    rest = [f for f in files if f not in set(chosen)]
+    sampled = set(chosen)
+    rest = [f for f in files if f not in sampled]  # (the set once, not for every file)
     while rest and sum(part.shape[1] for part in parts) < MIN_CHECKED_PIXELS:
         sample_files(rest[:EXPORT_SAMPLE_PATCHES])
         rest = rest[EXPORT_SAMPLE_PATCHES:]
