@@ -262,22 +262,30 @@ def _cmd_patches(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    """Prints the image's size, CRS and band names, then the bands R, G, B and NIR and their scales;
+    an image whose bands cannot be told apart is still described before its error (exit 2)."""
     from core.bands import INPUT_BANDS, parse_band_spec
-    from core.raster import ImageReader
+    from core.errors import BandError
+    from core.raster import ImageReader, file_bands, grid_of_file
 
     if _is_mixer(args.image):  # an Earth Engine image export, as predict takes it
         return _export_info(args)
-    with ImageReader(args.image, parse_band_spec(args.bands)) as r:
-        g = r.grid
-        print(json.dumps({"image": str(args.image), "width": g.width, "height": g.height, "crs": g.crs,
-                          "georeferenced": g.georeferenced, "transform": list(g.transform), "bands": r.band_index,
-                          "scale": r.scale, "scales": dict(zip(INPUT_BANDS, map(float, r.scales))),
-                          "offsets": dict(zip(INPUT_BANDS, map(float, r.offsets))), "pixel_area_ha": None if g.crs is None else
-                          (float(np.mean(g.pixel_area_ha())) if not np.isscalar(g.pixel_area_ha()) else g.pixel_area_ha()),
-                          "warnings": list(r.warnings)},
-                         indent=2))
-        for warning in r.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
+    g, names = grid_of_file(args.image), file_bands(args.image)
+    info = {"image": str(args.image), "width": g.width, "height": g.height, "crs": g.crs,
+            "georeferenced": g.georeferenced, "transform": list(g.transform), "band_names": list(names)}
+    try:
+        reader = ImageReader(args.image, parse_band_spec(args.bands))
+    except BandError:
+        print(json.dumps({**info, "bands": None}, indent=2))
+        raise
+    with reader as r:
+        area = None if g.crs is None else g.pixel_area_ha()
+        info.update({"bands": r.band_index, "scale": r.scale, "scales": dict(zip(INPUT_BANDS, map(float, r.scales))),
+                     "offsets": dict(zip(INPUT_BANDS, map(float, r.offsets))),
+                     "pixel_area_ha": None if area is None else float(np.mean(area)), "warnings": list(r.warnings)})
+    print(json.dumps(info, indent=2))
+    for warning in info["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -45,6 +45,16 @@ def grid_of_file(path: str | os.PathLike) -> Grid:
         return grid_of(src)
 
 
+def file_bands(path: str | os.PathLike) -> tuple[str | None, ...]:
+    """The band descriptions of a raster file, one per band (None for a band without one).
+
+    Raises:
+        InputNotFoundError, CorruptFileError.
+    """
+    with _open(path) as src:
+        return tuple(src.descriptions)
+
+
 def _open(path: str | os.PathLike):
     import rasterio
     from rasterio.errors import RasterioIOError

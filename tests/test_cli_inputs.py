@@ -199,3 +199,16 @@ def test_an_input_mistake_is_said_before_an_output_in_the_way(capsys, tmp_path, 
     for model, told in ((SAMPLE_IMAGE, "model card"), (tmp_path / "models", "is a folder"), (bad, "truncated")):
         err = _err(capsys, ["predict", "--image", str(SAMPLE_IMAGE), "--model", str(model), "--out", str(done)])
         assert "--overwrite" not in err and told in err, err
+
+
+def test_info_describes_an_image_whose_bands_are_not_named_before_its_error(capsys, tmp_path):
+    # info refused such an image outright, so the command meant to show a file's bands showed nothing of it
+    img = write_raster(tmp_path / "unnamed.tif", _block())
+    err = _err(capsys, ["info", "--image", str(img)])
+    assert "without descriptions" in err and "--bands" in err
+    assert main(["info", "--image", str(img)]) == 2
+    info = json.loads(capsys.readouterr().out)
+    assert (info["width"], info["height"], info["band_names"], info["bands"]) == (64, 64, [None] * 4, None)
+    assert main(["info", "--image", str(img), "--bands", "1,2,3,4"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["bands"] == {"R": 1, "G": 2, "B": 3, "NIR": 4} and info["band_names"] == [None] * 4
