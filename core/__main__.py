@@ -217,6 +217,7 @@ def _cmd_patches(args: argparse.Namespace) -> int:
     from core.files import check_output_file
     from core.patches import RECORD_SUFFIX, sample_patches
     from core.bands import parse_band_spec
+    from core.raster import grid_of_file
 
     cfg = _config(PatchConfig, {"patch_size": "--size"}, patch_size=args.size, kernel_buffer=args.buffer, count=args.count,
                   seed=args.seed, min_valid_fraction=args.min_valid)
@@ -242,6 +243,9 @@ def _cmd_patches(args: argparse.Namespace) -> int:
             bar.close()
         nxt = " ".join(["python -m core train --train", shlex.quote(str(made.train.path)), "--val",
                         shlex.quote(str(made.test.path)), "--patch-size", str(cfg.patch_size), "--out runs/NAME"])
+        size = grid_of_file(args.image).pixel_size_m()
+        if size is not None:  # patches do not carry it, and the model card needs it for its pixel size warning
+            nxt += f" --pixel-size-m {size:.3g}"
         print(json.dumps({"train": summary(made.train), "test": summary(made.test), "note": made.note,
                           "train_with": nxt}, indent=2))
         for warning in (*(f"training patches: {w}" for w in made.train.warnings),

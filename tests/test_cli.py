@@ -156,6 +156,17 @@ def test_patches_command_with_a_test_split(capsys, small_scene, tmp_path):
     assert not named.exists()
 
 
+def test_patches_of_a_georeferenced_image_suggest_training_with_its_pixel_size(capsys, tmp_path):
+    # patches do not carry the pixel size, so a model trained on them had none in its card (and no warning
+    # for images of another pixel size) unless the user knew to add --pixel-size-m
+    from testdata import FLANDERS_LABELS, FLANDERS_S2
+
+    args = ["patches", "--image", str(FLANDERS_S2), "--labels", str(FLANDERS_LABELS), "--label-map", "worldcereal",
+            "--out", str(tmp_path / "cut"), "--count", "2", "--size", "32", "--test", "1"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["train_with"].endswith("--out runs/NAME --pixel-size-m 10")
+
+
 def test_out_of_range_options_are_named_as_typed(capsys, small_scene, tmp_path):
     img, lab = small_scene
     pair = f"{img}:{lab}"
