@@ -47,6 +47,11 @@ class SensorSpec:
     family: str  # "landsat" | "s2"
     first_day: str = ""  # the collection's first and last image (YYYY-MM-DD) where the year alone is not enough
     last_day: str = ""
+    #: Where the collection's pixel corners fall in its UTM grid, in metres modulo its pixel size:
+    #: Landsat's at 15 m (pixel centres on multiples of 30 m), Sentinel-2's on multiples of 10 m (0).
+    #: A grid snapped to this takes each pixel as it is; one off by half a pixel puts every pixel
+    #: centre on a corner of four source pixels, and nearest-neighbour picks one of them: a shift.
+    grid_origin: float = 0.0
 
     @property
     def archive(self) -> tuple[_dt.date, _dt.date | None]:
@@ -61,15 +66,15 @@ SENSORS: dict[str, SensorSpec] = {
     s.key: s
     for s in (
         SensorSpec("L5", "Landsat 5 TM", "LANDSAT/LT05/C02/T1_L2", ("SR_B3", "SR_B2", "SR_B1", "SR_B4"), 30.0, "CLOUD_COVER", 1984, 2012, "landsat",
-                   "1984-03-16", "2012-05-05"),
+                   "1984-03-16", "2012-05-05", grid_origin=15.0),
         # Landsat 7's Collection 2 Tier 1 ends with its last science acquisitions on 2024-01-19 (the
         # Earth Engine catalog's LE07/C02/T1_TOA and T1_RT availability); the L2 scenes are made from them
         SensorSpec("L7", "Landsat 7 ETM+", "LANDSAT/LE07/C02/T1_L2", ("SR_B3", "SR_B2", "SR_B1", "SR_B4"), 30.0, "CLOUD_COVER", 1999, 2024, "landsat",
-                   "1999-05-28", "2024-01-19"),
+                   "1999-05-28", "2024-01-19", grid_origin=15.0),
         SensorSpec("L8", "Landsat 8 OLI", "LANDSAT/LC08/C02/T1_L2", ("SR_B4", "SR_B3", "SR_B2", "SR_B5"), 30.0, "CLOUD_COVER", 2013, None, "landsat",
-                   "2013-03-18"),
+                   "2013-03-18", grid_origin=15.0),
         SensorSpec("L9", "Landsat 9 OLI-2", "LANDSAT/LC09/C02/T1_L2", ("SR_B4", "SR_B3", "SR_B2", "SR_B5"), 30.0, "CLOUD_COVER", 2021, None, "landsat",
-                   "2021-10-31"),
+                   "2021-10-31", grid_origin=15.0),
         SensorSpec("S2", "Sentinel-2 SR (harmonized)", "COPERNICUS/S2_SR_HARMONIZED", ("B4", "B3", "B2", "B8"), 10.0, "CLOUDY_PIXEL_PERCENTAGE", 2017, None, "s2",
                    "2017-03-28"),
     )
@@ -193,6 +198,12 @@ class CompositeConfig:
     def resolution(self) -> float:
         """The scale in metres actually used."""
         return float(self.scale) if self.scale is not None else self.spec.scale
+
+    @property
+    def grid_origin(self) -> float:
+        """Where pixel corners fall, modulo the pixel size, in metres (:attr:`SensorSpec.grid_origin`):
+        every grid of this composite (downloads, exports, sample points) is snapped to it."""
+        return self.spec.grid_origin
 
     @property
     def end_exclusive(self) -> str:

@@ -223,28 +223,29 @@ class ExportGrid:
         return f"{self.width}x{self.height}"
 
 
-def image_export_grid(geometry: Mapping[str, Any], scale: float, crs: str, patch_size: int) -> ExportGrid:
+def image_export_grid(geometry: Mapping[str, Any], scale: float, crs: str, patch_size: int,
+                      origin: float = 0.0) -> ExportGrid:
     """The grid of an image export of ``geometry`` (lon/lat GeoJSON) at ``scale`` metres in ``crs``.
 
     Earth Engine's TFRecord image export tiles the grid into ``patchDimensions`` patches and drops
-    the border patches that do not fit whole, so the region's box (its origin snapped to multiples
-    of ``scale``, as :func:`core.ee.pixels.snap_grid`) is grown east and south to a whole number
-    of patches; the padding holds the composite's pixels around the region.
+    the border patches that do not fit whole, so the region's box (its corner snapped to ``origin``
+    + multiples of ``scale``, as :func:`core.ee.pixels.snap_grid`) is grown east and south to a
+    whole number of patches; the padding holds the composite's pixels around the region.
 
     Raises:
         ConfigError: a geographic ``crs`` (:func:`core.ee.pixels.geometry_bounds`).
     """
     from core.ee.pixels import geometry_bounds
 
-    return patch_grid(geometry_bounds(geometry, scale, crs), scale, crs, patch_size)
+    return patch_grid(geometry_bounds(geometry, scale, crs), scale, crs, patch_size, origin)
 
 
-def patch_grid(bounds: Sequence[float], scale: float, crs: str, patch_size: int) -> ExportGrid:
-    """The grid of ``scale`` covering ``bounds`` = (xmin, ymin, xmax, ymax) in ``crs`` units (origin
-    snapped to multiples of ``scale``), grown east and south to whole ``patch_size`` patches."""
+def patch_grid(bounds: Sequence[float], scale: float, crs: str, patch_size: int, origin: float = 0.0) -> ExportGrid:
+    """The grid of ``scale`` covering ``bounds`` = (xmin, ymin, xmax, ymax) in ``crs`` units (corner
+    snapped to ``origin`` + multiples of ``scale``), grown east and south to whole ``patch_size`` patches."""
     from core.ee.pixels import snap_grid
 
-    transform, width, height = snap_grid(bounds, scale)
+    transform, width, height = snap_grid(bounds, scale, origin)
     whole = lambda n: -(-n // patch_size) * patch_size  # noqa: E731
     return ExportGrid(str(crs), transform, whole(width), whole(height), width, height)
 
@@ -273,6 +274,17 @@ def imaged_label(composite: CompositeConfig, labels: LabelConfig, geometry: Mapp
     return label_image(labels, geometry).where(imaged.Not(), NODATA).rename(LABEL_BAND)
 
 
+def sampling_projection(composite: CompositeConfig, geometry: Mapping[str, Any]):
+    """The projection that points and patches are sampled in: the composite's CRS for the region at
+    its scale, its pixel corners at the sensor's own (:attr:`CompositeConfig.grid_origin`), as the
+    downloads' and image exports' grids. (A bare CRS with a scale puts corners on multiples of the
+    scale: half a Landsat pixel off its pixels.)"""
+    import ee
+
+    s, o = composite.resolution, composite.grid_origin
+    return ee.Projection(composite.crs_for(geometry), [s, 0, o, 0, -s, o])
+
+
 def sample_points(
     composite: CompositeConfig,
     labels: LabelConfig,
@@ -289,7 +301,6 @@ def sample_points(
     import ee
 
     geom = ee_geometry(geometry)
-    crs = composite.crs_for(geometry)
     lab = imaged_label(composite, labels, geometry)
     lab = lab.updateMask(lab.neq(NODATA))
     per_class = [sample.train_points[0] + sample.test_points[0], sample.train_points[1] + sample.test_points[1]]
@@ -297,8 +308,7 @@ def sample_points(
         numPoints=max(per_class),
         classBand=LABEL_BAND,
         region=geom,
-        scale=composite.resolution,
-        projection=crs,
+        projection=sampling_projection(composite, geometry),
         seed=sample.seed,
         classValues=[NOT_CROP, CROP],
         classPoints=per_class,
@@ -373,7 +383,7 @@ def training_export_jobs(
 
     check_export_name(name)
     arrays = patch_image(composite, labels, geometry, patches)
-    crs = composite.crs_for(geometry)
+    projection = sampling_projection(composite, geometry)
     points = sample_points(composite, labels, geometry, sample)
     jobs: list[ExportJob] = []
     for split, counts in (("train", sample.train_points), ("test", sample.test_points)):
@@ -386,8 +396,7 @@ def training_export_jobs(
             samples = arrays.sampleRegions(
                 collection=batch,
                 properties=[],
-                scale=composite.resolution,
-                projection=crs,
+                projection=projection,
                 tileScale=patches.tile_scale,
                 geometries=False,
             )
@@ -430,7 +439,8 @@ def image_export_job(
 
     check_export_name(name)
     image = features_image(composite, geometry, image_cfg.bands)
-    grid = image_export_grid(geometry, composite.resolution, composite.crs_for(geometry), image_cfg.patch_size)
+    grid = image_export_grid(geometry, composite.resolution, composite.crs_for(geometry), image_cfg.patch_size,
+                             composite.grid_origin)
     prefix = f"{dest.prefix.rstrip('/')}/{name}/image"
     desc = task_description(name, "image")
     common = dict(  # crs + crsTransform + dimensions, no region or scale: exactly this rectangle of pixels

@@ -1,7 +1,7 @@
 """Direct pixel download with ``ee.data.computePixels``: plan, fetch concurrently, assemble.
 
 :func:`plan_requests` is a pure function of (bounds in the target CRS, scale, bands, dtype):
-it snaps the grid to multiples of the scale and cuts it into requests that each stay under
+it snaps the grid to the sensor's own pixel corners (an origin + multiples of the scale) and cuts it into requests that each stay under
 Earth Engine's limits (48 MiB uncompressed, 32768 px a side). :func:`download` runs the
 requests with bounded parallelism, retries 429/5xx with backoff, splits a tile in four if the
 server still finds it too large or runs out of memory, reports progress, and streams the tiles
@@ -133,15 +133,16 @@ def _parallel_grid(height: int, width: int, min_rows: int, min_cols: int, worker
     return _cut_into(height, nr), _cut_into(width, nc)
 
 
-def snap_grid(bounds: Sequence[float], scale: float) -> tuple[Transform, int, int]:
+def snap_grid(bounds: Sequence[float], scale: float, origin: float = 0.0) -> tuple[Transform, int, int]:
     """(transform, width, height) of the north-up grid of ``scale`` covering ``bounds`` =
-    (xmin, ymin, xmax, ymax), its origin snapped to multiples of ``scale``. Cheap: no tiles are
+    (xmin, ymin, xmax, ymax), its corner snapped to ``origin`` + multiples of ``scale`` (the source's
+    own pixel corners: :attr:`core.ee.composites.SensorSpec.grid_origin`). Cheap: no tiles are
     planned, so a region's size can be checked before planning it."""
-    xmin, ymin, xmax, ymax = (float(v) for v in bounds)
-    x0 = math.floor(round(xmin / scale, 9)) * scale
-    y0 = math.ceil(round(ymax / scale, 9)) * scale
-    width = max(1, math.ceil(round((xmax - x0) / scale, 9)))
-    height = max(1, math.ceil(round((y0 - ymin) / scale, 9)))
+    xmin, ymin, xmax, ymax = (float(v) - origin for v in bounds)
+    x0 = math.floor(round(xmin / scale, 9)) * scale + origin
+    y0 = math.ceil(round(ymax / scale, 9)) * scale + origin
+    width = max(1, math.ceil(round((xmax + origin - x0) / scale, 9)))
+    height = max(1, math.ceil(round((y0 - origin - ymin) / scale, 9)))
     return (float(scale), 0.0, float(x0), 0.0, -float(scale), float(y0)), width, height
 
 
@@ -157,11 +158,12 @@ def plan_requests(
     tile_side: int | None = None,
     target_requests: int = 1,
     min_tile_side: int = 256,
+    origin: float = 0.0,
 ) -> PixelPlan:
     """Plan computePixels requests covering ``bounds`` = (xmin, ymin, xmax, ymax) in ``crs`` units.
 
-    The grid origin is snapped to multiples of ``scale`` (so neighbouring downloads align), north
-    up. Tiles are as large as the limits allow (or ``tile_side``), balanced in size. With
+    The grid's corner is snapped to ``origin`` + multiples of ``scale`` (the source's own pixel
+    corners, :func:`snap_grid`; neighbouring downloads align), north up. Tiles are as large as the limits allow (or ``tile_side``), balanced in size. With
     ``target_requests`` > 1 (the number of parallel workers) the grid is chosen for whole rounds
     of requests (see :func:`_parallel_grid`; tiles not below ``min_tile_side``), so that latency
     overlaps.
@@ -181,7 +183,7 @@ def plan_requests(
     max_px = max_bytes // bpp
     if max_px < 1:
         raise ConfigError(f"max_bytes={max_bytes} is smaller than one pixel ({bpp} bytes)")
-    transform, width, height = snap_grid(bounds, scale)
+    transform, width, height = snap_grid(bounds, scale, origin)
 
     cap = min(max_side, tile_side or max_side)
     side = max(1, min(cap, math.isqrt(max_px)))
@@ -450,12 +452,13 @@ def grown_plan(plan: PixelPlan, margin: int, **kw: Any) -> PixelPlan:
     if margin < 0 or b or d or a <= 0 or abs(e + a) > 1e-9 * a:
         raise ConfigError(f"cannot grow a grid of transform {plan.transform} by {margin} px")
     bounds = (x0 - margin * a, y0 - (plan.height + margin) * a, x0 + (plan.width + margin) * a, y0 + margin * a)
-    grown = plan_requests(bounds, a, plan.bands, plan.dtype, plan.crs, max_bytes=plan.max_request_bytes, **kw)
+    grown = plan_requests(bounds, a, plan.bands, plan.dtype, plan.crs, max_bytes=plan.max_request_bytes,
+                          origin=math.fmod(x0, a), **kw)
     gx, gy = grown.transform[2], grown.transform[5]
     if ((grown.width, grown.height) != (plan.width + 2 * margin, plan.height + 2 * margin)
             or abs(gx - (x0 - margin * a)) > 1e-6 * a or abs(gy - (y0 + margin * a)) > 1e-6 * a):
-        raise ConfigError(f"the grid of transform {plan.transform} is not on multiples of its pixel size; "
-                          "it cannot be grown in whole pixels")
+        raise ConfigError(f"the grid of transform {plan.transform} has its corner at other offsets from multiples of "
+                          "its pixel size in x and y; it cannot be grown in whole pixels")
     return grown
 
 

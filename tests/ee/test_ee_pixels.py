@@ -316,8 +316,10 @@ def test_grown_plan_lies_on_the_same_lattice_and_holds_the_plan_at_its_margin():
     assert P.grown_plan(plan, 0).transform == plan.transform
     with pytest.raises(ConfigError, match="cannot grow"):
         P.grown_plan(plan, -1)
-    off_lattice = P.PixelPlan("EPSG:32718", (30.0, 0.0, 15.0, 0.0, -30.0, 45.0), 10, 10, ("R",), "float32", ())
-    with pytest.raises(ConfigError, match="not on multiples of its pixel size"):
+    landsat = P.PixelPlan("EPSG:32718", (30.0, 0.0, 15.0, 0.0, -30.0, 45.0), 10, 10, ("R",), "float32", ())
+    assert P.grown_plan(landsat, 2).transform == (30.0, 0.0, -45.0, 0.0, -30.0, 105.0)  # on Landsat's lattice
+    off_lattice = P.PixelPlan("EPSG:32718", (30.0, 0.0, 15.0, 0.0, -30.0, 40.0), 10, 10, ("R",), "float32", ())
+    with pytest.raises(ConfigError, match="other offsets from multiples of its pixel size in x and y"):
         P.grown_plan(off_lattice, 2)
 
 
@@ -351,3 +353,22 @@ def test_cut_out_writes_the_window_masked_to_the_geometry(tmp_path):
     with pytest.raises(ConfigError, match="does not hold"):
         P.cut_out(tmp_path / "ctx.tif", tmp_path / "other.tif", plan, 11, 5)
     assert not (tmp_path / "other.tif").exists() and not list(tmp_path.glob(".*part"))
+
+
+def test_grids_lie_on_the_sensors_own_pixels():
+    """Landsat's pixel corners are at 15 m + multiples of 30 m in UTM; a grid on multiples of 30 m put
+    each pixel's centre on a corner of four Landsat pixels (half a pixel's shift by nearest neighbour)."""
+    from core.ee.composites import CompositeConfig
+    from core.ee.export import image_export_grid
+    from core.ee.presets import CAMANA
+
+    assert CompositeConfig("L5", "2005-01-01", "2006-12-31").grid_origin == 15.0
+    assert CompositeConfig("L9", "2023-01-01", "2023-12-31").grid_origin == 15.0
+    assert CompositeConfig("S2", "2023-01-01", "2023-12-31").grid_origin == 0.0
+    transform, width, height = P.snap_grid((100, 200, 190, 290), 30, origin=15.0)
+    assert transform == (30.0, 0.0, 75.0, 0.0, -30.0, 315.0) and (width, height) == (4, 4)  # covers the bounds
+    assert P.snap_grid((105, 195, 195, 285), 30, origin=15.0) == ((30.0, 0.0, 105.0, 0.0, -30.0, 285.0), 3, 3)
+    plan = P.plan_requests((100, 200, 190, 290), 30, ("R",), "float32", "EPSG:32718", origin=15.0)
+    assert plan.transform == transform
+    x0, y0 = image_export_grid(CAMANA.geojson, 30.0, "EPSG:32718", 256, origin=15.0).transform[2::3]
+    assert (x0 % 30, y0 % 30) == (15.0, 15.0)
