@@ -256,8 +256,11 @@ def map_ee_error(exc: BaseException) -> EarthEngineError | NoDataError:
     if status == 429:
         return EEQuotaError(f"Earth Engine rate limit (HTTP 429); wait and retry, or lower max_workers ({short})")
     if status is not None and 500 <= status < 600:
-        # EE reports some user errors as 5xx too: check the message before calling it transient.
+        # EE reports some user errors as 5xx too: check the message before calling it transient. A
+        # 504 "Deadline exceeded" is a front end's, worth retrying; "Computation timed out" is not.
         for pattern, cls, advice in _RULES[1:4]:
+            if cls is EETimeoutError:
+                pattern = r"computation timed out"
             if re.search(pattern, raw, re.IGNORECASE):
                 return cls(f"{advice} ({short})")
         return EEServerError(f"Earth Engine server error (HTTP {status}); retrying usually helps ({short})")

@@ -42,6 +42,9 @@ def ee_exc(message: str):
         (lambda: ee_exc("Too many pixels in the region. Found 1e12, but maxPixels allows only 1e8."), E.EERequestTooLargeError, "export"),
         (lambda: http_error(503, "Service unavailable"), E.EEServerError, "503"),
         (lambda: http_error(500, "User memory limit exceeded."), E.EEMemoryError, "coarser scale"),
+        # a front end's deadline (504) is transient, retried; a computation over its time limit is not
+        (lambda: http_error(504, "Deadline exceeded"), E.EEServerError, "retrying"),
+        (lambda: http_error(500, "Computation timed out."), E.EETimeoutError, "export"),
         (lambda: ee_exc("Please authorize access to your Earth Engine account by running\n\nearthengine authenticate"), E.EENotConfiguredError, "EE_PROJECT"),
         (lambda: ee_exc("Image.select: Pattern 'R' did not match any bands."), NoDataError, "widen the date range"),
         # a year an annual product does not have yet: ImageCollection.first() is null
