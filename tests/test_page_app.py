@@ -116,8 +116,15 @@ def test_the_maps_height_is_the_sidebars_choice_and_kept(fake_map):
     at = new_app()
     at.run()
     assert not at.exception and fake_map.maps[-1][1]["height"] == 480
+    from streamlit_folium import generate_leaflet_string
+
+    before = generate_leaflet_string(fake_map.maps[-1][0])
     at.selectbox(key="w_map_height").set_value(720).run()
     assert not at.exception and fake_map.maps[-1][1]["height"] == 720
+    # and in the map's script: streamlit-folium keeps a map whose script is the same and sets only its
+    # frame's height (a 720 px frame round a 480 px map until a reload)
+    after = generate_leaflet_string(fake_map.maps[-1][0])
+    assert '.style.height = "720px"' in after and '.style.height = "480px"' in before and before != after
     at.switch_page("pages/data.py").run()  # every map, and on other pages
     assert not at.exception and fake_map.maps[-1][1]["height"] == 720
     assert at.session_state["map_height"] == 720

@@ -122,6 +122,10 @@ def _classes():
             " d.style.cssText = 'background:rgba(255,255,255,.85);padding:2px 6px;font:12px sans-serif;border-radius:3px';"
             "{% if this.html %} d.innerHTML = {{ this.content|tojson }};"
             " if (window.cropmapLegends) { window.cropmapLegends(d); }"
+            # a legend lies over the image's corner: pointed at, it fades, and what is under it shows
+            " d.style.transition = 'opacity .15s';"
+            " d.addEventListener('mouseenter', function () { d.style.opacity = '0.15'; });"
+            " d.addEventListener('mouseleave', function () { d.style.opacity = ''; });"
             "{% else %} d.textContent = {{ this.content|tojson }};{% endif %}"
             " return d; };"
             "{{ this.get_name() }}.addTo({{ this._parent.get_name() }});"
@@ -132,6 +136,24 @@ def _classes():
             super().__init__()
             self._name = "CropmapControl"
             self.content, self.position, self.html = content, position, html
+
+    class Height(MacroElement):
+        """Sets the map's height in its script. streamlit-folium keeps a map whose script is unchanged
+        and sets only its frame's height: the sidebar's *Map height* gave a 720 px frame around a 480
+        px map (or a 720 px map cut to 480) until a reload. With the height in the script, a new height
+        is a new map."""
+
+        _template = Template(
+            "{% macro script(this, kwargs) %}"
+            "{{ this._parent.get_name() }}.getContainer().style.height = {{ this.css|tojson }};"
+            " {{ this._parent.get_name() }}.invalidateSize();"
+            "{% endmacro %}"
+        )
+
+        def __init__(self, height: int):
+            super().__init__()
+            self._name = "CropmapHeight"
+            self.css = f"{int(height)}px"
 
     class FitOnFullscreen(MacroElement):
         """Fit ``bounds`` to the screen when the map enters or leaves full screen, and when the
@@ -291,23 +313,32 @@ def _classes():
     class ClickMarker(MacroElement):
         """Marks the place clicked inside ``bounds`` (a ring: a dark casing and a white line, seen on any
         layer; on an image map, ``image``, also the clicked pixel's outline), and shows in a box inside
-        the map (top right) what the page read there (:class:`Readout`), or ``hint`` before a click.
+        the map (top right, or bottom left where it would cover the place clicked) what the page read there
+        (:class:`Readout`), or ``hint`` before a click.
         Drawn by the map itself: the mark comes at once, and the map's script, and the map, stay as
         they are. A reading is shown only while its click is the map's last (not after a reload)."""
 
         _template = Template(
             "{% macro script(this, kwargs) %}"
             "(function () { var map = {{ this._parent.get_name() }}, b = L.latLngBounds({{ this.bounds|tojson }}),"
-            " mark = null, at = null, box = L.control({position: 'topright'});"
-            " box.onAdd = function () { var d = L.DomUtil.create('div', 'cropmap-note cropmap-readout');"
+            " mark = null, at = null, box = L.control({position: 'topright'}), div = null;"
+            " box.onAdd = function () { if (div) { return div; }"
+            " var d = div = L.DomUtil.create('div', 'cropmap-note cropmap-readout');"
             " d.style.cssText = 'background:rgba(255,255,255,.9);padding:4px 8px;font:13px/1.35 sans-serif;"
             "border-radius:3px;max-width:26em';"
             " L.DomEvent.disableClickPropagation(d); L.DomEvent.disableScrollPropagation(d); return d; };"
             " box.addTo(map);"
+            # the box is at the top right, unless it would cover the place clicked: then at the bottom left
+            " function covers() { var p = map.latLngToContainerPoint(at), r = div.getBoundingClientRect(),"
+            " m = map.getContainer().getBoundingClientRect();"
+            " return p.x > r.left - m.left - 14 && p.x < r.right - m.left + 14 && p.y > r.top - m.top - 14"
+            " && p.y < r.bottom - m.top + 14; }"
+            " function place() { var want = 'topright'; if (at) { if (box.getPosition() !== want) { box.setPosition(want); }"
+            " if (covers()) { want = 'bottomleft'; } } if (box.getPosition() !== want) { box.setPosition(want); } }"
             " function show() { var r = window.cropmapReadoutValue, d = box.getContainer();"
             " var same = at && r && Math.abs(r[1] - at.lat) < 1e-9 && Math.abs(r[2] - at.lng) < 1e-9;"
             " d.textContent = same ? r[0] : at ? {{ this.reading|tojson }} : {{ this.hint|tojson }};"
-            " d.style.color = same ? '#1f2937' : '#6b7280'; }"
+            " d.style.color = same ? '#1f2937' : '#6b7280'; place(); }"
             " window.cropmapReadout = function (r) { window.cropmapReadoutValue = r; show(); };"
             " map.on('click', function (e) { if (mark) { map.removeLayer(mark); mark = null; }"
             " var p = e.latlng; at = b.contains(p) ? p : null; show(); if (!at) { return; }"
@@ -344,6 +375,7 @@ def _classes():
 
     return SimpleNamespace(OfflineMap=OfflineMap, OfflineDraw=OfflineDraw, OfflineFullscreen=OfflineFullscreen,
                            ClickMarker=ClickMarker, Readout=Readout, Control=Control, FitOnFullscreen=FitOnFullscreen,
+                           Height=Height,
                            DynamicTitle=DynamicTitle,
                            ImageLayer=ImageLayer, TilesFailedNote=TilesFailedNote, WheelAfterClick=WheelAfterClick)
 
@@ -422,6 +454,7 @@ def build(spec: MapSpec, view_key: str | None = None):
         Control(html, "bottomright", html=True).add_to(m)
     if spec.tile_layers:  # last: its script names every layer added before it
         folium.LayerControl(collapsed=True).add_to(m)
+    c.Height(spec.height).add_to(m)  # before the fit: a map of a new height is fitted at that height
     m.fit_bounds([[s, w], [n, e]])
     store = f"{view_key}|{s:.6g},{w:.6g},{n:.6g},{e:.6g}" if view_key else None  # the view kept for this map and bounds
     FitOnFullscreen([[s, w], [n, e]], store=store).add_to(m)
