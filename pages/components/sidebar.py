@@ -39,7 +39,8 @@ def show() -> None:
     state.map_height()  # (a value it does not offer set back first)
     st.selectbox("Map height", list(state.MAP_HEIGHTS), format_func=state.MAP_HEIGHTS.get,
                  key=state.sync_widget(state.MAP_HEIGHT), on_change=state.store_widget, args=(state.MAP_HEIGHT,),
-                 help="Taller maps for a projector or a large screen (and full screen: the button on the map).")
+                 help="Taller maps for a large screen or a full HD projector (1080 px high or more). On a smaller "
+                      "screen, show a map to an audience with its full-screen button (top left of the map).")
     model = state.get(state.MODEL_PATH)
     gone = " (no longer on disk: load one on the Model page)" if model and not Path(model).is_file() else ""
     st.caption("Model: " + (models.label(model) + gone if model else "none loaded (Model page)"))

@@ -59,8 +59,9 @@ QUALITY_CLASS = "quality_class"  # int code of the label class whose errors the 
 PATCHES = "patches"  # dict of the last training/test patch files cut from the scene (paths as str), or None
 BASEMAP = "basemap"  # bool: georeferenced maps show OpenStreetMap tiles (default: see basemap_default)
 MAP_HEIGHT = "map_height"  # int: the maps' height in px (the sidebar's choice: MAP_HEIGHTS)
-#: the maps' heights to choose from: a laptop's screen, and a projector's or a large monitor's
-MAP_HEIGHTS = {480: "Standard", 720: "Tall (projector, large screen)"}
+#: the maps' heights to choose from: a laptop's screen, and a screen 1080 px high or more (a 720 px map
+#: does not fit in a 720 px screen under the page's title: there, the map's full-screen button)
+MAP_HEIGHTS = {480: "Standard", 720: "Tall (1080p screen or larger)"}
 #: the environment variable that sets :data:`BASEMAP`'s default: "none" (or "off") for no basemap
 BASEMAP_ENV = "CROPMAP_BASEMAP"
 
