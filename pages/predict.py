@@ -73,12 +73,10 @@ if running is not None and tuple(running.key)[:-1] == tuple(key)[:-1]:
     # the wait ends as soon as the run does; each redraw is also where a page change ends this script
     while not running.finished.wait(0.25):
         bar.progress(running.fraction, text=running.text)
-    with box.container():  # in the progress's place
-        with ui.errors_shown():
-            predictions.settle()  # now the session's prediction (or its error, shown)
-        # over the progress's note: the browser keeps what a container replacing another does not
-        # replace, and the note, written in this run, stayed until the next (the page then jumped)
-        st.empty()
+    # the next run settles it (the session's prediction, or its error, shown at the top) and draws the map,
+    # with the progress's place empty as on every later run: settled here, in that place, it left a 16 px
+    # gap that the first click on the map closed (the page jumped under the mouse)
+    st.rerun()
 
 pred = state.get(state.PREDICTION)
 if (not pred or tuple(pred["key"]) != key) and predictions.adopt(key):  # predicted before: shown at once
