@@ -49,7 +49,7 @@ with ctrl:
     has_labels = sc.labels_path is not None and sc.label_map is not None
     # (at 0.5 the crop colour over dark and bright fields looked like two classes)
     prev = settings.get("labels", {"show": True, "opacity": 0.7})
-    show_labels = st.checkbox("Labels (crop / not crop / no data)", value=prev["show"] and has_labels,
+    show_labels = st.checkbox("Labels (crop / not crop)", value=prev["show"] and has_labels,
                               disabled=not has_labels, key="data_show_labels",
                               help=None if has_labels else "this source has no labels")
     lab_opacity = st.slider("Labels opacity", 0.0, 1.0, prev["opacity"], 0.05, key="data_op_labels",
