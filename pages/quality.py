@@ -11,6 +11,8 @@ from pages.components import cached, models, navigation, predictions, regionmap,
 
 #: label classes listed under "Where the errors are"
 TOP_CLASSES = 6
+#: the F1 that the best threshold must add to the threshold in use for the page to offer it
+BEST_F1_GAIN = 0.005
 #: why the page has nothing to show for a source without labels, and what to do
 NO_LABELS = ("This image has no labels, so there is nothing to check a prediction against. To check one, choose "
              "a source with labels on the Region page: the sample scene, your image with its labels GeoTIFF, or "
@@ -213,7 +215,12 @@ with right:
                  f"{'larger' if ratio > 1 else 'smaller'} than the labelled one. "
                  if ratio is not None and abs(ratio - 1) >= 0.0005 else "")
         st.caption(there + "The threshold is picked on these labels, so its figures are optimistic for other regions.")
-    if found and abs(best["threshold"] - float(threshold)) > 1e-9:
+    gain = (best["f1"] or 0.0) - (conf["f1"] or 0.0) if found else 0.0
+    if found and abs(best["threshold"] - float(threshold)) > 1e-9 and gain < BEST_F1_GAIN:
+        # a button for a gain in the third decimal moved the crop area by several percent for nothing
+        st.caption(f"F1 at threshold {float(threshold):.2f} is within {BEST_F1_GAIN} of the best: little to gain "
+                   "by moving it.")
+    elif found and abs(best["threshold"] - float(threshold)) > 1e-9:
         st.button(f"Use threshold {best['threshold']:.2f}", key="quality_use_best",
                   on_click=use_threshold, args=(float(best["threshold"]),),
                   help="Sets the threshold of the Predict and Quality pages. It is chosen on these labels, "

@@ -103,6 +103,14 @@ def test_quality_page_metrics(fake_map, tiny_model_path, monkeypatch):
     assert told == [f"At threshold {best_t:.2f} the predicted crop area is {abs(d):.1%} "
                     f"{'larger' if d > 0 else 'smaller'} than the labelled one. "
                     "The threshold is picked on these labels, so its figures are optimistic for other regions."]
+    # a threshold within 0.005 F1 of the best is not worth moving: said, and no button (that moved the crop
+    # area by several percent for +0.001 F1)
+    near = [r for r in curves[-1] if r["threshold"] != pytest.approx(best_t) and row["f1"] - r["f1"] < 0.005]
+    assert near
+    at.slider[0].set_value(near[0]["threshold"]).run()
+    assert not [b for b in at.button if b.key == "quality_use_best"]
+    assert f"F1 at threshold {near[0]['threshold']:.2f} is within 0.005 of the best: little to gain by moving it." in [
+        c.value for c in at.caption]
     other = 0.9 if best_t < 0.5 else 0.1
     at.slider[0].set_value(other).run()
     use = [b for b in at.button if b.key == "quality_use_best"]
