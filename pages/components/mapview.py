@@ -313,7 +313,7 @@ def _classes():
     class ClickMarker(MacroElement):
         """Marks the place clicked inside ``bounds`` (a ring: a dark casing and a white line, seen on any
         layer; on an image map, ``image``, also the clicked pixel's outline), and shows in a box inside
-        the map (top right, or bottom left where it would cover the place clicked) what the page read there
+        the map (top right, or top or bottom left where it would cover the place clicked) what the page read there
         (:class:`Readout`), or ``hint`` before a click.
         Drawn by the map itself: the mark comes at once, and the map's script, and the map, stay as
         they are. A reading is shown only while its click is the map's last (not after a reload)."""
@@ -328,13 +328,15 @@ def _classes():
             "border-radius:3px;max-width:26em';"
             " L.DomEvent.disableClickPropagation(d); L.DomEvent.disableScrollPropagation(d); return d; };"
             " box.addTo(map);"
-            # the box is at the top right, unless it would cover the place clicked: then at the bottom left
+            # the box is at the top right, unless it would cover the place clicked: then at the top left, under
+            # the map's buttons (in view on a small screen, where the map's foot is below it), or the bottom left
             " function covers() { var p = map.latLngToContainerPoint(at), r = div.getBoundingClientRect(),"
             " m = map.getContainer().getBoundingClientRect();"
             " return p.x > r.left - m.left - 14 && p.x < r.right - m.left + 14 && p.y > r.top - m.top - 14"
             " && p.y < r.bottom - m.top + 14; }"
-            " function place() { var want = 'topright'; if (at) { if (box.getPosition() !== want) { box.setPosition(want); }"
-            " if (covers()) { want = 'bottomleft'; } } if (box.getPosition() !== want) { box.setPosition(want); } }"
+            " function place() { var corners = at ? ['topright', 'topleft', 'bottomleft'] : ['topright'];"
+            " for (var i = 0; i < corners.length; i++) { if (box.getPosition() !== corners[i]) {"
+            " box.setPosition(corners[i]); } if (!at || !covers()) { return; } } box.setPosition('topright'); }"
             " function show() { var r = window.cropmapReadoutValue, d = box.getContainer();"
             " var same = at && r && Math.abs(r[1] - at.lat) < 1e-9 && Math.abs(r[2] - at.lng) < 1e-9;"
             " d.textContent = same ? r[0] : at ? {{ this.reading|tojson }} : {{ this.hint|tojson }};"
