@@ -151,6 +151,8 @@ with files_col:
         if card is not None:  # (an unreadable card's error is shown at the top)
             about = {"image": sc.title, "attribution": sc.attribution, "region": scene.current_region().to_geojson(),
                      "model": models.label(model_path)}
+            if sc.extra.get("region_pixels") is not None:  # beside "pixels", the outline's bounding box
+                about["region_pixels"] = int(sc.extra["region_pixels"])
             summary = prediction_summary(grid, stats, card, float(threshold), views, scene.image_warnings(sc), **about)
             st.download_button("Summary JSON", partial(json.dumps, summary, indent=1), f"summary_{tag}.json",
                                "application/json", on_click="ignore",

@@ -117,6 +117,8 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
                                              "summary_t0.95.json", "crop_mask_t0.05.tif", "summary_t0.50.json"}
     summary = json.loads(deferred["summary_t0.95.json"]())
     assert summary["threshold"] == 0.95 and f"{summary['crop_pixels']:,} px" == area_high
+    # the pixels inside the outline, as the pages count them, beside the box's ("pixels")
+    assert summary["valid_pixels"] <= summary["region_pixels"] <= summary["pixels"]
     import rasterio.io
 
     from core.predict import threshold_mask
