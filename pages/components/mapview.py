@@ -38,6 +38,8 @@ STATIC = f"/component/{_ASSETS.name}"
 _PLAIN_URL = re.compile(r"[A-Za-z0-9+/=:;,._-]*")
 LEAFLET_JS = [("leaflet", f"{STATIC}/leaflet/leaflet.js")]
 LEAFLET_CSS = [("leaflet_css", f"{STATIC}/leaflet/leaflet.css")]
+#: the project's own map styles (static/cropmap/map.css: larger legends in full screen on a large screen)
+CROPMAP_CSS = [("cropmap_css", f"{STATIC}/cropmap/map.css")]
 DRAW_JS = [("leaflet_draw_js", f"{STATIC}/leaflet-draw/leaflet.draw.js")]
 DRAW_CSS = [("leaflet_draw_css", f"{STATIC}/leaflet-draw/leaflet.draw.css")]
 FULLSCREEN_VERSION = "3.0.0"
@@ -100,7 +102,7 @@ def _classes():
 
     class OfflineMap(gm.Map):
         default_js = LEAFLET_JS
-        default_css = LEAFLET_CSS
+        default_css = LEAFLET_CSS + CROPMAP_CSS
 
     class OfflineDraw(folium.plugins.Draw):
         default_js = DRAW_JS
