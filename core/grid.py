@@ -121,7 +121,8 @@ class Grid:
         if (b or d) and (crs.is_geographic or mercator):
             return self._rotated_pixel_area_ha(crs)
         if crs.is_geographic:
-            lat, dlon = _latitudes(self.transform[5] + rows * e, abs(e), crs), abs(a)
+            deg = _degrees_per_unit(crs)  # (grads: EPSG:4807's 0.9 degree)
+            lat, dlon = _latitudes((f + rows * e) * deg, abs(e) * deg, crs), abs(a) * deg
         elif mercator:
             from rasterio.warp import transform as warp
 
@@ -209,7 +210,9 @@ class Grid:
         x, y = c + a * self.width / 2 + b * rows, f + d * self.width / 2 + e * rows
         side = math.sqrt(abs(a * e - b * d))
         if crs.is_geographic:
-            lat_lo, lat_hi, dlon = _latitudes(y - side / 2, side, crs), _latitudes(y + side / 2, side, crs), side
+            deg = _degrees_per_unit(crs)
+            lat_lo, lat_hi = _latitudes((y - side / 2) * deg, side * deg, crs), _latitudes((y + side / 2) * deg, side * deg, crs)
+            dlon = side * deg
         else:  # Mercator: meridians and parallels are the grid's axes before its rotation
             n = len(rows)
             lon, lat = warp(crs, "EPSG:4326", list(x - side / 2) + list(x + side / 2) + [c - side / 2, c + side / 2],
@@ -217,6 +220,17 @@ class Grid:
             lat_lo, lat_hi, dlon = np.asarray(lat[:n]), np.asarray(lat[n : 2 * n]), abs(lon[-1] - lon[-2])
         band = np.abs(ellipsoid_sine(lat_hi) - ellipsoid_sine(lat_lo)) * WGS84_A**2 * math.radians(dlon)
         return (band / 1e4)[:, None]
+
+
+def _degrees_per_unit(crs) -> float:
+    """Degrees per angular unit of a geographic CRS: 1 for degrees, 0.9 for grads (EPSG:4807, NTF Paris)."""
+    from rasterio.errors import CRSError
+
+    try:
+        unit = crs.units_factor
+    except CRSError:
+        return 1.0
+    return math.degrees(unit[1]) if unit and unit[1] else 1.0
 
 
 def _latitudes(lat: np.ndarray, pixel: float, crs) -> np.ndarray:

@@ -183,6 +183,17 @@ def test_geographic_areas_are_on_the_wgs84_ellipsoid():
     assert g.pixel_area_ha()[0, 0] == pytest.approx(expected_ha, rel=1e-6)
 
 
+def test_a_geographic_crs_in_grads_has_the_area_of_its_degrees():
+    """EPSG:4807 (NTF Paris) counts angles in grads (0.9 degree): read as degrees, its pixels were
+    given 10% too much area (and a latitude of 54 grads, 48.6 degrees, was taken for 54)."""
+    grads = Grid("EPSG:4807", (0.001, 0, 2.0, 0, -0.001, 54.0), 64, 64)
+    degrees = Grid("EPSG:4326", (0.0009, 0, 4.0, 0, -0.0009, 48.6), 64, 64)
+    assert grads.pixel_area_ha() == pytest.approx(degrees.pixel_area_ha(), rel=1e-9)
+    turned = Affine.translation(2.0, 54.0) * Affine.rotation(30) * Affine.scale(0.001, -0.001)
+    assert Grid("EPSG:4807", tuple(turned)[:6], 8, 8).pixel_area_ha()[4, 0] == pytest.approx(
+        degrees.pixel_area_ha()[0, 0], rel=2e-3)
+
+
 @pytest.mark.parametrize("crs, origin, size", [("EPSG:4326", (10.0, 45.0), 0.001), ("EPSG:3857", (1113194.9, 5621521.5), 30.0)])
 def test_a_rotated_geographic_or_mercator_grid_has_the_ground_area_of_its_pixels(crs, origin, size):
     """A rotated grid's pixels cover as much ground as north-up pixels of the same size at the same
