@@ -80,9 +80,11 @@ def _ring_area(ring: Sequence[Sequence[float]]) -> float:
 
 def lonlat_area_ha(geometry: dict) -> float:
     """Area in hectares of a lon/lat GeoJSON Polygon or MultiPolygon on the WGS 84 ellipsoid
-    (projected to a Lambert azimuthal equal-area about its centre)."""
+    (projected to a Lambert azimuthal equal-area about its centre, its edges straight in lon/lat as
+    :func:`geometry_in` takes them: corners added along long edges, which the projection curves)."""
     from rasterio.warp import transform_geom
 
+    geometry = _densified(geometry)
     rings = [r for poly in ([geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"])
              for r in poly]
     lons = [p[0] for r in rings for p in r]
