@@ -15,7 +15,8 @@ from core.errors import GridMismatchError, InvalidDataError
 
 
 #: A projected CRS's pixel area is taken as it is (as GIS give it) where it is within this share of
-#: the area on the ground over the whole grid (UTM: 0.1%); beyond, areas are corrected row by row.
+#: the area on the ground over the whole grid (in a UTM zone: from 0.08% under at its central meridian
+#: to about 0.2% over at its edges near the equator); beyond, areas are corrected row by row.
 AREA_SCALE_TOLERANCE = 0.01
 #: Equal-area on the WGS 84 ellipsoid (EASE-Grid 2.0 global): the ground areas of projected pixels.
 EQUAL_AREA_CRS = "EPSG:6933"
