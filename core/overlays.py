@@ -359,6 +359,23 @@ def _affine(grid: Grid):
     return Affine(*grid.transform)
 
 
+def _finest_side(crs, web: str, transform, width: int, height: int) -> float | None:
+    """The shorter side, in ``web`` metres, of the image's pixel at its centre (None where the
+    projection cannot place it)."""
+    from rasterio._err import CPLE_BaseError  # (GDAL's errors; rasterio.errors does not name them)
+    from rasterio.errors import CRSError
+    from rasterio.warp import transform as warp
+
+    cx, cy = width / 2, height / 2
+    pts = [transform * (cx, cy), transform * (cx + 1, cy), transform * (cx, cy + 1)]
+    try:
+        xs, ys = warp(crs, web, [p[0] for p in pts], [p[1] for p in pts])
+    except (CPLE_BaseError, CRSError, ValueError):  # GDAL's default resolution then
+        return None
+    sides = [math.hypot(xs[i] - xs[0], ys[i] - ys[0]) for i in (1, 2)]
+    return min(sides) if all(math.isfinite(v) and v > 0 for v in sides) else None
+
+
 def to_web_mercator(rgba: np.ndarray, grid: Grid, max_side: int = MAX_SIDE) -> tuple[np.ndarray, Bounds]:
     """Reproject an RGBA image on ``grid`` to EPSG:3857 (nearest neighbour, transparent outside);
     returns the new image and its lat/lon bounds.
@@ -386,7 +403,11 @@ def to_web_mercator(rgba: np.ndarray, grid: Grid, max_side: int = MAX_SIDE) -> t
         src_t = src_t * Affine.scale(w / small.shape[1], h / small.shape[0])
         h, w = small.shape[:2]
     west, south, east, north = array_bounds(h, w, src_t)
-    dst_t, dw, dh = calculate_default_transform(grid.crs, web, w, h, west, south, east, north)
+    # pixels as fine as the image's finer side on the web map: GDAL's default squares them on their mean,
+    # and a lon/lat image's pixels, taller than wide there away from the equator, lost columns (37% at 60°)
+    res = _finest_side(grid.crs, web, src_t, w, h)
+    dst_t, dw, dh = calculate_default_transform(grid.crs, web, w, h, west, south, east, north,
+                                                **({"resolution": res} if res else {}))
     scale = max(dw, dh) / max_side
     if min(dw, dh) < 1:  # a strip thinner than one output pixel (GDAL makes it 0 px): 1 px across its bounds
         from rasterio.transform import from_bounds

@@ -157,6 +157,20 @@ def test_an_image_across_the_180th_meridian_is_put_on_the_web_map_whole():
     assert east_past_180(outline)["geometry"]["coordinates"][0][1] == [pytest.approx(180.01), -16.81]
 
 
+@pytest.mark.parametrize("lat", [0.1, 45.0, 60.0, 70.0])
+def test_a_lon_lat_image_keeps_its_columns_on_the_web_map(lat):
+    """Square-degree pixels are taller than wide on the web map away from the equator; GDAL's default
+    squared them on their mean, and a 256 px wide image at 60° came out 162 px wide (37% of its
+    columns dropped, fields' edges blurred)."""
+    grid = Grid("EPSG:4326", (0.0003, 0.0, 10.0, 0.0, -0.0003, lat + 256 * 0.0003), 256, 256)
+    rgba = np.zeros((256, 256, 4), np.uint8)
+    rgba[..., 3], rgba[:, ::2, 0] = 255, 255  # columns in turn red and black
+    img, _ = ov.to_web_mercator(rgba, grid)
+    assert 256 <= img.shape[1] <= 258 and img.shape[0] <= ov.MAX_SIDE
+    row = img[img.shape[0] // 2, :, 0][img[img.shape[0] // 2, :, 3] > 0]
+    assert np.count_nonzero(np.diff(row.astype(int))) >= 250  # every column is still there, in turn
+
+
 def test_large_georeferenced_overlay_is_capped():
     grid = Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5630000.0), 3000, 2000)
     rgba = np.full((2000, 3000, 4), 200, np.uint8)
