@@ -65,18 +65,24 @@ box = st.empty()
 note = st.empty()
 # (a run of this region and model, followed also after the views setting changed under it)
 if running is not None and tuple(running.key)[:-1] == tuple(key)[:-1]:
-    with box.container():
-        bar = st.progress(running.fraction, text=running.text)
-        st.caption("The prediction goes on if you open another page meanwhile."
-                   + (f" It uses {predictions.views_text(running.key[-1])} of each tile, as set when Predict was "
-                      "pressed." if running.key[-1] != key[-1] else ""))
+    # the bar and its note each in its own place, emptied when it ends (in one container, the note stayed
+    # when a container without it replaced that one; and any container left there was a 16 px gap, gone at
+    # the first click on the map: the page jumped under the mouse)
+    bar = box.progress(running.fraction, text=running.text)
+    note.caption("The prediction goes on if you open another page meanwhile."
+                 + (f" It uses {predictions.views_text(running.key[-1])} of each tile, as set when Predict was "
+                    "pressed." if running.key[-1] != key[-1] else ""))
     # the wait ends as soon as the run does; each redraw is also where a page change ends this script
     while not running.finished.wait(0.25):
         bar.progress(running.fraction, text=running.text)
-    # the next run settles it (the session's prediction, or its error, shown at the top) and draws the map,
-    # with the progress's place empty as on every later run: settled here, in that place, it left a 16 px
-    # gap that the first click on the map closed (the page jumped under the mouse)
-    st.rerun()
+    note.empty()
+    settled = False
+    with box.container():  # in the progress's place
+        with ui.errors_shown():
+            predictions.settle()  # now the session's prediction (or its error, shown)
+            settled = True
+    if settled:  # an empty place, as on the next runs: a container, even with nothing in it, is 16 px more
+        box.empty()
 
 pred = state.get(state.PREDICTION)
 if (not pred or tuple(pred["key"]) != key) and predictions.adopt(key):  # predicted before: shown at once
