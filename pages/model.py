@@ -252,8 +252,10 @@ with tab_train:
                 config.update(init_model=in_use, preset=cached.model(in_use, cached.mtime(in_use)).card.preset)
             if source == "patches":
                 note = check_sources(train_path, val_path, int(patch))
+                cut = state.get(state.PATCHES) or {}  # the Data page's patches know their pixel size; others do not
+                mine = (train_path.strip(), val_path.strip()) == (cut.get("train"), cut.get("test"))
                 jobs.start_training([train_path.strip()], [val_path.strip()], job_dir, config=config, note=note,
-                                    one_at_a_time=True)
+                                    one_at_a_time=True, pixel_size_m=cut.get("pixel_size_m") if mine else None)
             else:
                 sc = scene.current_scene_shown()
                 if sc.labels_path is None or sc.label_map is None:
