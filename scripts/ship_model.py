@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Ag-Net's pixel size (Landsat 8 OLI, 30 m: the data README), which its files do not carry
+AGNET_PIXEL_SIZE_M = 30.0
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -90,7 +92,13 @@ def main() -> None:
         parent = load_card(init)
         training["init_model_made_by"] = parent.command
         training["init_model_patches_seen"] = parent.training.get("patches_seen")
+    # the Ag-Net blocks carry no CRS, so the training could not read their pixel size (unless given
+    # --pixel-size-m): the data README's 30 m Landsat 8 pixels, for the card's pixel size warning
+    pixel_note = "" if card.pixel_size_m is not None else (
+        " pixel_size_m: the Ag-Net blocks are 30 m Landsat 8 pixels (data README); the files carry no CRS, so the "
+        "training command could not read it from them.")
     new = ModelCard(**{**card.__dict__, "metrics": metrics, "command": info["command"],
+                       "pixel_size_m": card.pixel_size_m if card.pixel_size_m is not None else AGNET_PIXEL_SIZE_M,
                        "training": training,
                        "data": "Ag-Net (Landsat 8 OLI 2015-09-02 + USDA CDL 2015): 23 train blocks, 6 val blocks "
                                "(1024 x 1024 px); the model was selected on val loss",
@@ -98,7 +106,7 @@ def main() -> None:
                                 "normalized with the statistics below. Output: crop probability (CDL crop codes "
                                 "1-61, 66-77, 204-254)." + (
                                     " Trained in two runs: from random weights (training.init_model_made_by), then "
-                                    "fine-tuned from that run's best checkpoint (command)." if init else "")})
+                                    "fine-tuned from that run's best checkpoint (command)." if init else "") + pixel_note})
     out = ROOT / "assets" / "models" / f"{args.name}.keras"
     save_model(loaded.model, new, out)
     shutil.copy(run / "history.csv", out.with_name(f"{args.name}_history.csv"))
