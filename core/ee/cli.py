@@ -379,8 +379,8 @@ def _add_region(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--preset", help="a named region with its recipes (camana)")
     g.add_argument("--bbox", nargs="+", metavar="W,S,E,N",
-                   help="WEST,SOUTH,EAST,NORTH in degrees; write --bbox=W,S,E,N (with =) or --bbox W S E N "
-                        "when the first value is negative")
+                   help="WEST,SOUTH,EAST,NORTH in degrees, e.g. --bbox -72.8,-16.7,-72.6,-16.5 (or --bbox=W,S,E,N, "
+                        "or --bbox W S E N)")
 
 
 def _add_composite(p: argparse.ArgumentParser) -> None:
