@@ -552,7 +552,8 @@ def card_facts(card: ModelCard) -> list[tuple[str, str]]:
         how.append(f"{int(number('patches_seen')):,} patches seen")
     if number("epochs_run") is not None or number("epochs") is not None:
         n = int(number('epochs_run') or number('epochs'))
-        how.append(f"{n} epoch{'s' if n != 1 else ''}")
+        # without epochs_run (a job's card, written at its best epoch), the epochs asked for
+        how.append(f"{n} epoch{'s' if n != 1 else ''}" + ("" if number("epochs_run") is not None else " planned"))
     if number("batch_size") is not None:
         how.append(f"batches of {int(number('batch_size'))}")
     if number("learning_rate") is not None:
@@ -560,7 +561,8 @@ def card_facts(card: ModelCard) -> list[tuple[str, str]]:
     if t.get("augment") is True:
         how.append("flips and 90-degree turns")
     if t.get("init_model"):
-        how.append("fine-tuned from an earlier model")
+        init = Path(str(t["init_model"]))  # a job's checkpoint is named by its job's folder
+        how.append(f"fine-tuned from {init.name}" + (f" ({init.parent.parent.name})" if init.parent.name == "train" else ""))
     if how:
         rows.append(("Training", ", ".join(how)))
     metrics = card.metrics if isinstance(card.metrics, dict) else {}

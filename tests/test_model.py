@@ -304,6 +304,11 @@ def test_the_card_in_words_of_a_hand_written_card_has_the_rows_it_can_give():
                                 ("Chosen at", "the best epoch, on validation patches: IoU 0.500")]
     one = ModelCard("mine", tuple(FEATURE_BANDS), norm, 128, training={"epochs_run": 1, "batch_size": 8})
     assert ("Training", "1 epoch, batches of 8") in card_facts(one)  # (not "1 epochs")
+    # a job's checkpoint: the epochs asked for (it may be epoch 1's), and the model it was fine-tuned from by name
+    job = ModelCard("light", tuple(FEATURE_BANDS), norm, 64, training={
+        "epochs": 40, "patches_seen": 160, "init_model": "/w/jobs/job-20261203-1644/train/best.keras"})
+    assert ("Training", "160 patches seen, 40 epochs planned, fine-tuned from best.keras (job-20261203-1644)") in \
+        card_facts(job)
 
 
 def test_a_card_written_for_other_weights_is_refused(tmp_path):
