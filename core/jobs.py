@@ -438,6 +438,19 @@ def trained_on(model_path: str | os.PathLike) -> tuple[str, str] | None:
     return str(image), job_note(job_dir)
 
 
+def fine_tuned_from(model_path: str | os.PathLike) -> str | None:
+    """The model that a training job's model was fine-tuned from (its config's ``init_model``), or
+    None (trained from random weights, or not a job's model)."""
+    job_dir = source_job(model_path)
+    if job_dir is None:
+        return None
+    try:
+        init = json.loads((job_dir / JOB_FILE).read_text())["params"]["config"].get("init_model")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return str(init) if init else None
+
+
 def can_resume(job_dir: str | os.PathLike, st: JobStatus) -> bool:
     """Whether a stopped training job (``st``: its status) can go on from its last finished epoch:
     cancelled or failed, a checkpoint on disk, and not stopped by a diverged loss (which a resume

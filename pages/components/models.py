@@ -43,23 +43,57 @@ def show_trained_on_this_image(model_path: str | os.PathLike, image_path: str | 
     """Say so when the model was trained on the image in use, whose figures against its labels are
     then training-set figures, higher than the model's validation figures: a caption for the shipped
     model on the sample scene (one of its training blocks: a known fact of the demo), a warning for a
-    dashboard training on this region's pixels (its figures flatter it); nothing otherwise.
-    ``beside_card``: said on the Model page, beside those figures (elsewhere it sends there)."""
+    dashboard training on this region's pixels (its figures flatter it; and its validation figures
+    too where it was fine-tuned from a model trained on this image, held-out block included);
+    nothing otherwise. ``beside_card``: said on the Model page, beside those figures (elsewhere it
+    sends there)."""
     from core import jobs
-    from core.model import DEFAULT_MODEL_PATH
 
-    if state.get(state.SOURCE).get("kind") == "sample" and Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve():
+    if _shipped_on_sample(model_path):
         st.caption("The sample scene is one of the blocks the shipped model was trained on, so its figures against the "
                    "sample's labels are training-set figures, higher than on new images; "
                    + ("the figures above are on the validation blocks." if beside_card else
                       "the model card (Model page) gives its figures on the validation blocks."))
         return
     origin = jobs.trained_on(model_path)
-    if origin is not None and Path(origin[0]).resolve() == Path(image_path).resolve():
-        st.warning("This model was trained on this region's pixels, so its figures here are mostly training-set "
-                   "figures: they flatter it. " + (origin[1] + " " if origin[1] else "")
-                   + ("The training's validation figures are the honest ones." if beside_card else
-                      "The training's validation figures (Model page) are the honest ones."), icon=":material/warning:")
+    if origin is None or Path(origin[0]).resolve() != Path(image_path).resolve():
+        return
+    base = _base_trained_here(model_path, image_path)
+    if base is not None:
+        st.warning(f"This model was trained on this region's pixels, fine-tuned from {label(base)}, which was "
+                   "trained on this image too, its held-out block included: its figures here and its training's "
+                   "validation figures all flatter it. Compare models on an image that none of them was trained "
+                   "on.", icon=":material/warning:")
+        return
+    st.warning("This model was trained on this region's pixels, so its figures here are mostly training-set "
+               "figures: they flatter it. " + (origin[1] + " " if origin[1] else "")
+               + ("The training's validation figures are the honest ones." if beside_card else
+                  "The training's validation figures (Model page) are the honest ones."), icon=":material/warning:")
+
+
+def _shipped_on_sample(model_path: str | os.PathLike) -> bool:
+    """Whether ``model_path`` is the shipped model and the source the sample scene, one of its training blocks."""
+    from core.model import DEFAULT_MODEL_PATH
+
+    return (state.get(state.SOURCE).get("kind") == "sample"
+            and Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve())
+
+
+def _base_trained_here(model_path: str | os.PathLike, image_path: str | os.PathLike) -> str | None:
+    """The model that ``model_path`` was fine-tuned from (or one further back) where that one was
+    trained on ``image_path`` (the shipped model on the sample scene included), so that the held-out
+    block of this model's training was not held out from it; else None."""
+    from core import jobs
+
+    seen: set[str] = set()
+    base = jobs.fine_tuned_from(model_path)
+    while base is not None and base not in seen and len(seen) < 10:
+        seen.add(base)
+        origin = jobs.trained_on(base)
+        if _shipped_on_sample(base) or (origin is not None and Path(origin[0]).resolve() == Path(image_path).resolve()):
+            return base
+        base = jobs.fine_tuned_from(base)
+    return None
 
 
 def _card_epoch(model_path: Path) -> int | None:
