@@ -189,7 +189,9 @@ with tab_train:
                                                        "source": st.session_state["train_source"]}),
         format_func={"region": "This region's image and labels",
                      "patches": "TFRecord patches (cut on the Data page, or an Earth Engine export)"}.get)
-    shape, least = scene.fetched_shape() if source == "region" else None, min(ui.PATCH_SIZES)
+    # (known before the region's scene is cut: on the way from the Region page, all sizes were offered to a
+    # 58 px region, and Start said to pick a smaller one than the smallest)
+    shape, least = scene.region_shape() if source == "region" else None, min(ui.PATCH_SIZES)
     too_small = shape is not None and min(shape) < least  # (one field: it can be predicted, not trained on)
     if too_small:
         st.info(f"This region is {shape[1]} x {shape[0]} px: training needs at least one {least} x {least} px patch "

@@ -101,6 +101,19 @@ def test_the_basemap_can_be_switched_off_for_a_georeferenced_image(fake_map, mon
     assert osm not in fake_map.maps[-1][0].get_root().render()
 
 
+def test_a_small_region_taken_straight_to_the_model_page_is_not_offered_training(fake_map):
+    """From the Region page straight to the Model page (the region's scene not cut yet): a 40 px region was
+    offered every patch size and Start, which then said to choose a smaller patch size than the smallest."""
+    at = new_app()
+    at.run()
+    fake_map.value = {"all_drawings": [drawn_feature([(500, 500), (540, 500), (540, 540), (500, 540)])]}
+    at.run()
+    at.switch_page("pages/model.py").run()
+    assert not at.exception and at.session_state["scene"] is None  # (nothing cut)
+    assert [i.value for i in at.info if i.value.startswith("This region is 40 x 40 px")]
+    assert by_label(at.button, "Start training").disabled
+
+
 def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map, tiny_model_path, monkeypatch):
     """A 40 x 40 px region (one field; 8 px a side is enough, the model sees the image around it)
     is accepted and shown on the Data page, which says it is under the smallest patch to cut; the

@@ -209,6 +209,23 @@ def fetched_shape() -> tuple[int, int] | None:
     return grid.shape if grid is not None else None
 
 
+def region_shape() -> tuple[int, int] | None:
+    """(rows, columns) of the current region's scene: the fetched one's, else the region's box on a
+    local image (nothing is fetched or cut); None where it is not known without fetching (an Earth
+    Engine region) or cannot be read."""
+    shape = fetched_shape()
+    if shape is not None:
+        return shape
+    try:
+        source = current_source()
+        if not isinstance(source, LocalSource):
+            return None
+        window = current_region().window(source.grid())
+    except CropMapError:
+        return None
+    return window.height, window.width
+
+
 def known_grid():
     """The grid of the images the model will see, where known without fetching anything: the
     fetched scene's, else a local source's; None otherwise (an Earth Engine region not yet fetched)
