@@ -117,7 +117,17 @@ class JobStatus:
         finished = len(self.history) if self.state != "done" else self.epoch
         text = f"{self.state}: {finished} of {of} epochs finished"
         logs = self.history[-1] if self.history else {}
-        return ", ".join([text, *_metric_parts(logs)])
+        best = self.best()
+        told = ([f"best (the checkpoint kept): epoch {best['epoch']}" + "".join(
+            f", val {name} {float(best[key]):.3f}" for key, name in (("val_loss", "loss"), ("val_iou", "IoU"))
+            if best.get(key) is not None)] if best and best is not self.history[-1] else [])
+        return ", ".join([text, *_metric_parts(logs), *told])
+
+    def best(self) -> dict | None:
+        """The finished epoch whose checkpoint is the best one (``best.keras``: the lowest validation
+        loss, the first of equal ones), or None before one has finished with a validation loss."""
+        rows = [h for h in self.history if isinstance(h.get("val_loss"), (int, float)) and "epoch" in h]
+        return min(rows, key=lambda h: float(h["val_loss"])) if rows else None
 
     def to_dict(self) -> dict:
         return asdict(self)

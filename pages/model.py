@@ -113,6 +113,7 @@ with tab_train:
             import altair as alt
 
             hist = pd.DataFrame(js.history)
+            best = js.best()
             c1, c2 = st.columns(2)
             for col, names, y_label in ((c1, LOSS_CURVES, "loss"), (c2, SCORE_CURVES, "score (0-1)")):
                 long = hist.melt("epoch", [c for c in names if c in hist], "curve", "value")
@@ -122,13 +123,19 @@ with tab_train:
                 # legend in two columns (in one row, a 1366 px screen cut it to "validation Di...")
                 last = int(hist["epoch"].max())
                 ticks = list(range(1, last + 1, -(-last // 10)))
-                col.altair_chart(alt.Chart(long, height=300).mark_line(point=True).encode(
+                lines = alt.Chart(long, height=300).mark_line(point=True).encode(
                     x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(values=ticks, format="d")),
                     y=alt.Y("value:Q", title=y_label, scale=alt.Scale(zero=False)),
                     color=alt.Color("curve:N", title=None, sort=list(names.values()),
                                     legend=alt.Legend(orient="top", columns=2)),
                     tooltip=["epoch", "curve", alt.Tooltip("value:Q", title=y_label, format=".3f")],
-                ), width="stretch")
+                )
+                if best is not None and best is not js.history[-1]:  # the epoch whose checkpoint is kept, marked
+                    mark = pd.DataFrame({"epoch": [best["epoch"]], "label": ["best"]})
+                    lines += alt.Chart(mark).mark_rule(color="#6b7280", strokeDash=[4, 3]).encode(x="epoch:Q")
+                    lines += alt.Chart(mark).mark_text(align="left", dx=3, dy=-135, color="#6b7280").encode(
+                        x="epoch:Q", text="label:N")
+                col.altair_chart(lines, width="stretch")
         elif js.history:
             st.caption("The training curves appear when a second epoch has finished." if js.active else
                        "One finished epoch only, so no training curves: its figures are in the line above.")
@@ -160,6 +167,9 @@ with tab_train:
                     st.rerun()
         best = Path(job_dir) / jobs.TRAIN_SUBDIR / "best.keras"
         label = "Use the best checkpoint so far" if js.active else "Use the best checkpoint"
+        if (kept := js.best()) is not None:  # which epoch it is, and its figure (not the last epoch's)
+            label += f" (epoch {kept['epoch']}" + (f", val IoU {float(kept['val_iou']):.3f})"
+                                                   if kept.get("val_iou") is not None else ")")
         if best.exists() and st.button(label, key="use_best"):
             with ui.errors_shown():
                 # while training runs, best.keras is replaced by every better epoch: use a copy of it now

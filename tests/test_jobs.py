@@ -463,6 +463,13 @@ def test_a_stopped_job_shows_the_epochs_it_finished_not_the_one_it_broke_off():
                                      "validation after the last epoch: loss 0.410, IoU 0.552")
     done = jobs.JobStatus(state="done", epoch=3, epochs=3, history=[{"epoch": 3, "iou": 0.8}])
     assert done.fraction == 1.0 and done.progress_text() == "done: 3 of 3 epochs finished, IoU 0.800"
+    # a best epoch before the last (its checkpoint is the one kept, best.keras) is named: the last epoch's
+    # figures alone were quoted as the model's
+    rows = [{"epoch": 1, "val_loss": 0.62, "val_iou": 0.697}, {"epoch": 2, "val_loss": 1.39, "val_iou": 0.471}]
+    worse = jobs.JobStatus(state="done", epoch=2, epochs=2, history=rows)
+    assert worse.best() is rows[0] and worse.progress_text() == (
+        "done: 2 of 2 epochs finished, val loss 1.390, val IoU 0.471, best (the checkpoint kept): epoch 1, "
+        "val loss 0.620, val IoU 0.697")
 
 
 def test_progress_text_pairs_each_metric_with_its_validation_figure_in_a_fixed_order():

@@ -4,6 +4,7 @@ names and axes, where an error or an empty page sends the user, the Earth Engine
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -89,6 +90,28 @@ def test_training_curves_are_named_and_not_drawn_empty_after_one_epoch(fake_map,
     assert loss_spec["encoding"]["y"]["scale"] == {"zero": False}
     # the four scores' legend in two columns above the plot (in one row a laptop's half column cut it)
     assert score_spec["encoding"]["color"]["legend"] == {"orient": "top", "columns": 2}
+
+
+def test_the_best_epoch_is_named_where_it_is_not_the_last(fake_map, tmp_path, tiny_model_path):
+    """The best checkpoint was epoch 1 of 3, yet the bar and the curves gave only the last epoch's figures,
+    and "Use the best checkpoint" did not say which it was: a presenter quoted the wrong number."""
+    import shutil
+
+    job = Path(_finished_job(tmp_path / "work", 3))
+    status = json.loads((job / "status.json").read_text())
+    status["history"][0].update(val_loss=0.3, val_iou=0.697)  # epoch 1 the best (the others: 0.55, 0.37)
+    (job / "status.json").write_text(json.dumps(status))
+    (job / "train").mkdir()
+    shutil.copy(tiny_model_path, job / "train" / "best.keras")
+    at = new_app()
+    at.session_state["job_dir"] = str(job)
+    at.switch_page("pages/model.py").run()
+    assert not at.exception and not at.error
+    assert [b for b in at.button if b.label == "Use the best checkpoint (epoch 1, val IoU 0.697)"]
+    assert "best (the checkpoint kept): epoch 1, val loss 0.300, val IoU 0.697" in at.get("progress")[0].proto.text
+    for spec, _ in _charts(at):  # a dashed rule at epoch 1 on both charts
+        rule = [layer for layer in spec["layer"] if layer["mark"].get("type", layer["mark"]) == "rule"]
+        assert rule and rule[0]["encoding"]["x"]["field"] == "epoch"
 
 
 #: a region of the sample scene under 8 px a side (drawn by a user zoomed in)
