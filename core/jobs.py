@@ -115,7 +115,7 @@ class JobStatus:
                 parts.append("validation after the last epoch: " + ", ".join(val))
             return ", ".join(parts)
         finished = len(self.history) if self.state != "done" else self.epoch
-        text = f"{self.state}: {finished} of {of} epochs finished"
+        text = f"{self.state}: {finished} of {of} epoch{'s' if of != 1 else ''} finished"
         logs = self.history[-1] if self.history else {}
         best = self.best()
         told = ([f"best (the checkpoint kept): epoch {best['epoch']}" + "".join(
@@ -817,7 +817,8 @@ def run(job_dir: str | os.PathLike) -> int:
         st.state = "done"
         n = f"{st.epoch} epoch{'s' if st.epoch != 1 else ''}"
         st.message = (f"stopped early after {n} of {st.epochs}: the validation loss had stopped improving; the best "
-                      "checkpoint is kept" if stopped == "early_stopping" else f"finished: all {n} done")
+                      "checkpoint is kept" if stopped == "early_stopping" else
+                      f"finished: all {n} done" if st.epoch != 1 else "finished: its one epoch done")
     _write_status(job_dir, st)
     return 0
 

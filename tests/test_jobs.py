@@ -80,7 +80,7 @@ def test_cancel_by_terminate(tmp_path):
     st = jobs.status(job_dir)
     assert st.state == "cancelled" and not st.active
     # stopped before its worker said how many epochs: the job's own parameters say it ("0 of ?" was shown)
-    assert st.progress_text().startswith("cancelled: 0 of 1 epochs finished")
+    assert st.progress_text().startswith("cancelled: 0 of 1 epoch finished")
 
 
 def test_a_job_knows_its_epochs_before_its_worker_reports():
@@ -447,7 +447,7 @@ def test_a_stopped_job_shows_the_epochs_it_finished_not_the_one_it_broke_off():
     metrics of the unfinished epoch; later epochs show the last finished epoch's metrics."""
     cut = jobs.JobStatus(state="cancelled", epoch=1, epochs=1, step=1, steps=1, logs={"loss": 1.407, "iou": 0.315},
                          message="cancelled before the first epoch ended; no model was saved")
-    assert cut.fraction == 0.0 and cut.progress_text() == "cancelled: 0 of 1 epochs finished"
+    assert cut.fraction == 0.0 and cut.progress_text() == "cancelled: 0 of 1 epoch finished"
     later = jobs.JobStatus(state="failed", epoch=3, epochs=4, step=2, steps=5, logs={"loss": 9.0},
                            history=[{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25, "val_iou": 0.75}])
     assert later.fraction == 0.5 and later.progress_text() == "failed: 2 of 4 epochs finished, loss 0.250, val IoU 0.750"
