@@ -372,6 +372,18 @@ def load_card(path: str | os.PathLike) -> ModelCard:
 MAX_CARD_BYTES = 1_000_000
 
 
+def discard_stored_model(path: str | os.PathLike) -> None:
+    """Remove a model that :func:`store_uploaded_model` stored (``root/<hash>/NAME.keras`` and its card:
+    its folder), e.g. one refused when loaded; anything else is left alone."""
+    import shutil
+
+    path = Path(path)
+    folder = path.parent
+    if re.fullmatch(r"[0-9a-f]{16}", folder.name) and path.suffix == ".keras" and \
+            {p.name for p in folder.iterdir()} <= {path.name, card_path(path).name}:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def store_uploaded_model(model_bytes: bytes, card_bytes: bytes, root: str | os.PathLike,
                          max_bytes: int = MAX_UPLOAD_BYTES, name: str = "model.keras") -> Path:
     """Store an uploaded model and its card as ``root/<hash>/NAME.keras`` + ``NAME.json`` (``name``:

@@ -10,8 +10,8 @@ from core import jobs
 from core.dataset import spatial_holdout
 from core.errors import CardMismatchError, CropMapError, InvalidDataError, JobError
 from core.config import TrainConfig
-from core.model import (PRESETS, VALIDATION_FIGURES, card_facts, card_mismatch, resolution_warning,
-                        store_uploaded_model)
+from core.model import (PRESETS, VALIDATION_FIGURES, card_facts, card_mismatch, discard_stored_model,
+                        resolution_warning, store_uploaded_model)
 from core.metrics import SCORE_HELP
 from core.patchset import check_sources
 from core.raster import grid_of_file
@@ -73,8 +73,11 @@ with tab_upload:
                                          name=keras_file.name)
             try:
                 models.use_model(str(final))
-            except CardMismatchError:  # (named by the copy stored beside the model: the user's file names)
-                raise card_mismatch(card_file.name, keras_file.name) from None
+            except CropMapError as err:  # refused: its stored copy goes (refused uploads piled up in the work folder)
+                discard_stored_model(final)
+                if isinstance(err, CardMismatchError):  # (named by the copy stored beside the model: the user's names)
+                    raise card_mismatch(card_file.name, keras_file.name) from None
+                raise
             st.success(f"Using {keras_file.name}.")
 
 #: the training curves' series (history.csv columns), by what they are

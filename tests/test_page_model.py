@@ -112,9 +112,12 @@ def test_model_page_names_the_uploaded_files_when_the_card_is_another_models(fak
     assert not at.exception
     assert [e.value for e in at.error if "card_of_run_B.json is not tiny.keras's" in e.value], texts(at)
     assert at.session_state["model_path"] is None  # (nothing in use changed)
+    stored = Path(os.environ["CROPMAP_WORKDIR"]) / "models"
+    assert not list(stored.glob("*/tiny.keras"))  # the refused upload's copy is not kept
     files["upload_card"] = Upload(card_path(tiny_model_path), "tiny.json")
     by_label(at.button, "Use uploaded model").click().run()
     assert not at.exception and not at.error and "Using tiny.keras." in texts(at)
+    assert len(list(stored.glob("*/tiny.keras"))) == 1
 
 
 def test_model_page_trains_on_exported_patches(fake_map, small_scene, tmp_path, monkeypatch):
