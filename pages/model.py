@@ -33,17 +33,26 @@ running = jobs.active_job(JOBS)  # one at a time; the panel below reads it too
 training_now = running is not None
 
 
-def _resumable() -> bool:
-    """Whether the job this session follows stopped and can go on (its Resume button is on Train)."""
+def _train_tab_has_news() -> bool:
+    """Whether the job this session follows stopped and can go on (its Resume button is on Train), or
+    finished with a best checkpoint that is not the model in use (its "Use the best checkpoint")."""
     followed = state.job_dir()
+    if not followed:
+        return False
     try:
-        return bool(followed) and jobs.can_resume(followed, jobs.status(followed))
+        js = jobs.status(followed)
     except CropMapError:
         return False
+    if jobs.can_resume(followed, js):
+        return True
+    in_use = state.get(state.MODEL_PATH)
+    made_here = in_use is not None and jobs.source_job(in_use) == Path(followed)
+    return js.state == "done" and (Path(followed) / jobs.TRAIN_SUBDIR / "best.keras").exists() and not made_here
 
 
-# a running job's progress and Cancel button, or a stopped one's Resume button (after a reload too)
-opening = opening or ("Train" if training_now or _resumable() else None)
+# a running job's progress and Cancel button, a stopped one's Resume button, or a finished one's best checkpoint
+# not yet in use (after a reload too: it opened on the shipped weights, the training's result a tab away)
+opening = opening or ("Train" if training_now or _train_tab_has_news() else None)
 tab_ship, tab_upload, tab_train = st.tabs(["Shipped weights", "Upload a model", "Train"], default=opening)
 
 with tab_ship:

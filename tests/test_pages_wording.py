@@ -103,6 +103,7 @@ def test_the_best_epoch_is_named_where_it_is_not_the_last(fake_map, tmp_path, ti
     (job / "status.json").write_text(json.dumps(status))
     (job / "train").mkdir()
     shutil.copy(tiny_model_path, job / "train" / "best.keras")
+    shutil.copy(tiny_model_path.with_suffix(".json"), job / "train" / "best.json")
     at = new_app()
     at.session_state["job_dir"] = str(job)
     at.switch_page("pages/model.py").run()
@@ -112,6 +113,15 @@ def test_the_best_epoch_is_named_where_it_is_not_the_last(fake_map, tmp_path, ti
     for spec, _ in _charts(at):  # a dashed rule at epoch 1 on both charts
         rule = [layer for layer in spec["layer"] if layer["mark"].get("type", layer["mark"]) == "rule"]
         assert rule and rule[0]["encoding"]["x"]["field"] == "epoch"
+    # the page opens where that result is (after a reload it opened on the shipped weights, a tab away)
+    from test_page_model import _opening_tab
+
+    assert _opening_tab(at) == 2
+    [b for b in at.button if b.label.startswith("Use the best checkpoint")][0].click().run()
+    assert not at.exception and at.session_state["model_path"] == str(job / "train" / "best.keras")
+    at.switch_page("pages/region.py").run()
+    at.switch_page("pages/model.py").run()
+    assert _opening_tab(at) == 0  # in use: nothing new there
 
 
 #: a region of the sample scene under 8 px a side (drawn by a user zoomed in)
