@@ -95,7 +95,7 @@ _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
         "or run it as a batch export (exports have far larger limits)",
     ),
     (
-        r"computation timed out|deadline exceeded|timed out",
+        r"computation timed out|timed out",
         EETimeoutError,
         "the Earth Engine computation timed out; use a smaller region or a shorter date range, or run "
         "it as a batch export, which has no interactive time limit",
@@ -149,7 +149,9 @@ _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
     (
         # 5xx texts as the ee client raises them (an EEException without the status code); a response
         # that is not JSON (a front end's HTML error page) leaves only the HTTP reason phrase
-        r"internal error|service (is )?(currently )?unavailable|backend error|temporarily unavailable|"
+        # "Deadline exceeded" (504, DEADLINE_EXCEEDED) is a front end's time limit: retried; a computation
+        # over its own limit says "Computation timed out" (the timeout rule above)
+        r"internal error|service (is )?(currently )?unavailable|backend error|temporarily unavailable|deadline exceeded|"
         r"^(internal server error|bad gateway|gateway time-?out)$",
         EEServerError,
         "Earth Engine had a transient server error; retrying usually helps",
@@ -256,11 +258,8 @@ def map_ee_error(exc: BaseException) -> EarthEngineError | NoDataError:
     if status == 429:
         return EEQuotaError(f"Earth Engine rate limit (HTTP 429); wait and retry, or lower max_workers ({short})")
     if status is not None and 500 <= status < 600:
-        # EE reports some user errors as 5xx too: check the message before calling it transient. A
-        # 504 "Deadline exceeded" is a front end's, worth retrying; "Computation timed out" is not.
+        # EE reports some user errors as 5xx too: check the message before calling it transient
         for pattern, cls, advice in _RULES[1:4]:
-            if cls is EETimeoutError:
-                pattern = r"computation timed out"
             if re.search(pattern, raw, re.IGNORECASE):
                 return cls(f"{advice} ({short})")
         return EEServerError(f"Earth Engine server error (HTTP {status}); retrying usually helps ({short})")

@@ -44,6 +44,7 @@ def ee_exc(message: str):
         (lambda: http_error(500, "User memory limit exceeded."), E.EEMemoryError, "coarser scale"),
         # a front end's deadline (504) is transient, retried; a computation over its time limit is not
         (lambda: http_error(504, "Deadline exceeded"), E.EEServerError, "retrying"),
+        (lambda: ee_exc("Deadline exceeded"), E.EEServerError, "retrying"),  # as the ee client raises it (no status)
         (lambda: http_error(500, "Computation timed out."), E.EETimeoutError, "export"),
         (lambda: ee_exc("Please authorize access to your Earth Engine account by running\n\nearthengine authenticate"), E.EENotConfiguredError, "EE_PROJECT"),
         (lambda: ee_exc("Image.select: Pattern 'R' did not match any bands."), NoDataError, "widen the date range"),
