@@ -379,8 +379,11 @@ def discard_stored_model(path: str | os.PathLike) -> None:
 
     path = Path(path)
     folder = path.parent
-    if re.fullmatch(r"[0-9a-f]{16}", folder.name) and path.suffix == ".keras" and \
-            {p.name for p in folder.iterdir()} <= {path.name, card_path(path).name}:
+    try:
+        ours = {p.name for p in folder.iterdir()} <= {path.name, card_path(path).name}
+    except OSError:  # gone already
+        return
+    if re.fullmatch(r"[0-9a-f]{16}", folder.name) and path.suffix == ".keras" and ours:
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -573,8 +576,10 @@ def card_facts(card: ModelCard) -> list[tuple[str, str]]:
     if t.get("augment") is True:
         how.append("flips and 90-degree turns")
     if t.get("init_model"):
-        init = Path(str(t["init_model"]))  # a job's checkpoint is named by its job's folder
-        how.append(f"fine-tuned from {init.name}" + (f" ({init.parent.parent.name})" if init.parent.name == "train" else ""))
+        init = Path(str(t["init_model"]))  # a run's checkpoint (best.keras, last.keras) is named by its run's folder
+        run = init.parent.parent if init.parent.name == "train" else init.parent
+        named = init.name in ("best.keras", "last.keras") and run.name
+        how.append(f"fine-tuned from {init.name}" + (f" of {run.name}" if named else ""))
     if how:
         rows.append(("Training", ", ".join(how)))
     metrics = card.metrics if isinstance(card.metrics, dict) else {}

@@ -289,6 +289,7 @@ def test_the_card_in_words_gives_what_people_ask_of_a_model():
     assert facts["Model"].startswith("U-Net, light preset: Base-16, depth-4")
     assert facts["Input"] == "R, G, B, NIR, NDVI; 256 x 256 px patches of 30 m pixels"
     assert facts["Training"].startswith("24,000 patches seen, 30 epochs, batches of 16, learning rate 0.0005")
+    assert facts["Training"].endswith("fine-tuned from best.keras of light")  # (runs/light/best.keras: the first run)
     assert facts["Chosen at"] == "epoch 25, on validation patches: IoU 0.791, F1 (Dice) 0.883, loss 0.473"
     assert facts["Created"] == "2026-11-25 15:22 UTC" and facts["Made by"].startswith("python -m core train")
 
@@ -307,7 +308,7 @@ def test_the_card_in_words_of_a_hand_written_card_has_the_rows_it_can_give():
     # a job's checkpoint: the epochs asked for (it may be epoch 1's), and the model it was fine-tuned from by name
     job = ModelCard("light", tuple(FEATURE_BANDS), norm, 64, training={
         "epochs": 40, "patches_seen": 160, "init_model": "/w/jobs/job-20261203-1644/train/best.keras"})
-    assert ("Training", "160 patches seen, 40 epochs planned, fine-tuned from best.keras (job-20261203-1644)") in \
+    assert ("Training", "160 patches seen, 40 epochs planned, fine-tuned from best.keras of job-20261203-1644") in \
         card_facts(job)
 
 
