@@ -209,6 +209,13 @@ def test_quality_warns_that_a_model_trained_on_this_region_is_scored_on_its_trai
     at.run()
     warned = [w.value for w in at.warning if "trained on this region's pixels" in w.value]
     assert "fine-tuned from best.keras (training of 2026-12-01 21:40, epoch 8), which was trained" in warned[0]
+    # trained on another image, from a model that saw this one: its figures here flatter it too
+    (tuned / "job.json").write_text(json.dumps({"kind": "train", "params": {
+        "trained_on": str(tmp_path / "elsewhere.tif"), "config": {"init_model": str(DEFAULT_MODEL_PATH)}}}))
+    at.run()
+    assert [w.value for w in at.warning if w.value.startswith(
+        "This model was fine-tuned from crop_unet_light.keras, which was trained on this image: its figures here "
+        "flatter it.")]
     at.session_state["model_path"] = str(tiny_model_path)  # a model trained elsewhere: nothing to say
     at.switch_page("pages/predict.py").run()
     at.button[0].click().run()

@@ -56,14 +56,20 @@ def show_trained_on_this_image(model_path: str | os.PathLike, image_path: str | 
                       "the model card (Model page) gives its figures on the validation blocks."))
         return
     origin = jobs.trained_on(model_path)
-    if origin is None or Path(origin[0]).resolve() != Path(image_path).resolve():
-        return
+    here = origin is not None and Path(origin[0]).resolve() == Path(image_path).resolve()
     base = _base_trained_here(model_path, image_path)
-    if base is not None:
+    if base is not None and here:
         st.warning(f"This model was trained on this region's pixels, fine-tuned from {label(base)}, which was "
                    "trained on this image too, its held-out block included: its figures here and its training's "
                    "validation figures all flatter it. Compare models on an image that none of them was trained "
                    "on.", icon=":material/warning:")
+        return
+    if base is not None:  # trained elsewhere, from a model that saw this image
+        st.warning(f"This model was fine-tuned from {label(base)}, which was trained on this image: its figures "
+                   "here flatter it. Compare models on an image that none of them was trained on.",
+                   icon=":material/warning:")
+        return
+    if not here:
         return
     st.warning("This model was trained on this region's pixels, so its figures here are mostly training-set "
                "figures: they flatter it. " + (origin[1] + " " if origin[1] else "")
