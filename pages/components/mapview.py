@@ -344,6 +344,8 @@ def _classes():
             " d.textContent = same ? r[0] : at ? {{ this.reading|tojson }} : {{ this.hint|tojson }};"
             " d.style.color = same ? '#1f2937' : '#6b7280'; place(); }"
             " window.cropmapReadout = function (r) { window.cropmapReadoutValue = r; show(); };"
+            # (placed again when the map moves under it: a zoom, a resize, full screen)
+            " map.on('moveend zoomend resize', function () { if (at) { place(); } });"
             " map.on('click', function (e) { if (mark) { map.removeLayer(mark); mark = null; }"
             " var p = e.latlng; at = b.contains(p) ? p : null; show(); if (!at) { return; }"
             " var o = {interactive: false, fill: false, className: 'cropmap-click-mark'}, layers = [];"
