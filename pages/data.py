@@ -13,7 +13,6 @@ from core.config import PatchConfig
 from core.labels import get_class_map
 from core.metrics import area_ha, format_hectares, nominal_area
 from core.patchset import crop_share_gap, cut_train_test
-from core.raster import grid_of_file
 from pages.components import cached, navigation, regionmap, scene, state, ui
 
 #: label classes listed under "Classes in the region"
@@ -168,7 +167,7 @@ if has_labels:
             finally:
                 bar.empty()
             # the patches do not carry their pixel size: kept here for the model trained on them (its card)
-            pixel_m = grid_of_file(sc.image_path).pixel_size_m() or sc.extra.get("pixel_size_m")
+            pixel_m = grid.pixel_size_m() or sc.extra.get("pixel_size_m")
             state.put(state.PATCHES, {"train": str(made.train.path), "test": str(made.test.path), "note": made.note,
                                       "pixel_size_m": pixel_m, "size": int(size), "stored": made.train.config.full_size,
                                       "crop": [made.train.crop_fraction, made.test.crop_fraction],

@@ -46,7 +46,8 @@ def _train_tab_has_news() -> bool:
     if jobs.can_resume(followed, js):
         return True
     in_use = state.get(state.MODEL_PATH)
-    made_here = in_use is not None and jobs.source_job(in_use) == Path(followed)
+    source = jobs.source_job(in_use) if in_use is not None else None
+    made_here = source is not None and source.resolve() == Path(followed).resolve()
     return js.state == "done" and (Path(followed) / jobs.TRAIN_SUBDIR / "best.keras").exists() and not made_here
 
 

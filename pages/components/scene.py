@@ -216,6 +216,8 @@ def region_shape() -> tuple[int, int] | None:
     shape = fetched_shape()
     if shape is not None:
         return shape
+    if state.get(state.SOURCE).get("kind") == "earthengine":  # (its region's size needs its grid, not built here)
+        return None
     try:
         source = current_source()
         if not isinstance(source, LocalSource):
