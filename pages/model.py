@@ -136,7 +136,7 @@ with tab_train:
                 # legend in two columns (in one row, a 1366 px screen cut it to "validation Di...")
                 last = int(hist["epoch"].max())
                 ticks = list(range(1, last + 1, -(-last // 10)))
-                lines = alt.Chart(long, height=300).mark_line(point=True).encode(
+                lines = alt.Chart(long).mark_line(point=True).encode(
                     x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(values=ticks, format="d")),
                     y=alt.Y("value:Q", title=y_label, scale=alt.Scale(zero=False)),
                     color=alt.Color("curve:N", title=None, sort=list(names.values()),
@@ -146,9 +146,9 @@ with tab_train:
                 if best is not None and best is not js.history[-1]:  # the epoch whose checkpoint is kept, marked
                     mark = pd.DataFrame({"epoch": [best["epoch"]], "label": ["best"]})
                     lines += alt.Chart(mark).mark_rule(color="#6b7280", strokeDash=[4, 3]).encode(x="epoch:Q")
-                    lines += alt.Chart(mark).mark_text(align="left", dx=3, dy=-135, color="#6b7280").encode(
-                        x="epoch:Q", text="label:N")
-                col.altair_chart(lines, width="stretch")
+                    lines += alt.Chart(mark).mark_text(align="left", dx=3, color="#6b7280").encode(
+                        x="epoch:Q", y=alt.value(8), text="label:N")  # (at the plot's top)
+                col.altair_chart(lines.properties(height=300), width="stretch")
         elif js.history:
             st.caption("The training curves appear when a second epoch has finished." if js.active else
                        "One finished epoch only, so no training curves: its figures are in the line above.")
