@@ -118,9 +118,9 @@ class JobStatus:
         text = f"{self.state}: {finished} of {of} epoch{'s' if of != 1 else ''} finished"
         logs = self.history[-1] if self.history else {}
         best = self.best()
-        told = ([f"best (the checkpoint kept): epoch {best['epoch']}" + "".join(
-            f", val {name} {float(best[key]):.3f}" for key, name in (("val_loss", "loss"), ("val_iou", "IoU"))
-            if best.get(key) is not None)] if best and best is not self.history[-1] else [])
+        told = ([f"best (the checkpoint kept): epoch {best['epoch']}",
+                 *_metric_parts({k: v for k, v in best.items() if k.startswith("val_")})]
+                if best and best is not self.history[-1] else [])
         return ", ".join([text, *_metric_parts(logs), *told])
 
     def best(self) -> dict | None:
@@ -437,28 +437,30 @@ def trained_on(model_path: str | os.PathLike) -> tuple[str, str] | None:
     """(the image, the job's note) of a model that a training job made from an image's pixels
     (:func:`start_training`'s ``trained_on``; the job's own checkpoint or a snapshot of it), or
     None: scores on that image are, but for its held-out block, training-set figures."""
-    job_dir = source_job(model_path)
-    if job_dir is None:
-        return None
-    try:
-        spec = json.loads((job_dir / JOB_FILE).read_text())
-        image = spec["params"]["trained_on"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return str(image), job_note(job_dir)
+    job_dir, params = _model_job(model_path)
+    image = params.get("trained_on")
+    return (str(image), job_note(job_dir)) if image else None
 
 
 def fine_tuned_from(model_path: str | os.PathLike) -> str | None:
     """The model that a training job's model was fine-tuned from (its config's ``init_model``), or
     None (trained from random weights, or not a job's model)."""
+    config = _model_job(model_path)[1].get("config")
+    init = config.get("init_model") if isinstance(config, dict) else None
+    return str(init) if init else None
+
+
+def _model_job(model_path: str | os.PathLike) -> tuple[Path | None, dict]:
+    """(folder, params) of the training job that made a model (:func:`source_job`); params are {} where
+    there is none or its job file cannot be read."""
     job_dir = source_job(model_path)
     if job_dir is None:
-        return None
+        return None, {}
     try:
-        init = json.loads((job_dir / JOB_FILE).read_text())["params"]["config"].get("init_model")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    return str(init) if init else None
+        params = json.loads((job_dir / JOB_FILE).read_text())["params"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return job_dir, {}
+    return job_dir, params if isinstance(params, dict) else {}
 
 
 def can_resume(job_dir: str | os.PathLike, st: JobStatus) -> bool:

@@ -56,7 +56,7 @@ def show_trained_on_this_image(model_path: str | os.PathLike, image_path: str | 
                       "the model card (Model page) gives its figures on the validation blocks."))
         return
     origin = jobs.trained_on(model_path)
-    here = origin is not None and Path(origin[0]).resolve() == Path(image_path).resolve()
+    here = _trained_here(model_path, image_path)
     base = _base_trained_here(model_path, image_path)
     if base is not None and here:
         st.warning(f"This model was trained on this region's pixels, fine-tuned from {label(base)}, which was "
@@ -85,6 +85,14 @@ def _shipped_on_sample(model_path: str | os.PathLike) -> bool:
             and Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve())
 
 
+def _trained_here(model_path: str | os.PathLike, image_path: str | os.PathLike) -> bool:
+    """Whether a training job made ``model_path`` from ``image_path``'s pixels (:func:`core.jobs.trained_on`)."""
+    from core import jobs
+
+    origin = jobs.trained_on(model_path)
+    return origin is not None and Path(origin[0]).resolve() == Path(image_path).resolve()
+
+
 def _base_trained_here(model_path: str | os.PathLike, image_path: str | os.PathLike) -> str | None:
     """The model that ``model_path`` was fine-tuned from (or one further back) where that one was
     trained on ``image_path`` (the shipped model on the sample scene included), so that the held-out
@@ -95,8 +103,7 @@ def _base_trained_here(model_path: str | os.PathLike, image_path: str | os.PathL
     base = jobs.fine_tuned_from(model_path)
     while base is not None and base not in seen and len(seen) < 10:
         seen.add(base)
-        origin = jobs.trained_on(base)
-        if _shipped_on_sample(base) or (origin is not None and Path(origin[0]).resolve() == Path(image_path).resolve()):
+        if _shipped_on_sample(base) or _trained_here(base, image_path):
             return base
         base = jobs.fine_tuned_from(base)
     return None
