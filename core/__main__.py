@@ -55,7 +55,7 @@ def _config(cls, option: dict[str, str] | None = None, **values):
 def _cmd_train(args: argparse.Namespace) -> int:
     from core.config import TrainConfig
     from core.bands import parse_band_spec
-    from core.train import train
+    from core.train import shared_inputs, train
 
     band_map = parse_band_spec(args.bands)
     cfg = _config(
@@ -92,10 +92,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
               "not), so the model card does "
               "not either and predictions on another pixel size get no warning; train with --pixel-size-m (30 for "
               "Landsat, 10 for Sentinel-2) to record it", file=sys.stderr)
-    if sorted(map(str, args.train)) == sorted(map(str, args.val)):  # (after the run: an error stays one line)
-        print("note: --val is --train's data, so the best epoch was chosen on training pixels and its validation "
-              "figures are optimistic; validate on data held out from training (python -m core patches --test N "
-              "cuts test patches from a held-out block)", file=sys.stderr)
+    shared = shared_inputs(args.train, args.val)  # (after the run: an error stays one line)
+    if shared:
+        said = ", ".join(shared[:3]) + (f" and {len(shared) - 3} more" if len(shared) > 3 else "")
+        print(f"note: --val reads {said}, which --train reads too, so the best epoch was chosen partly on training "
+              "pixels and its validation figures are optimistic; validate on data held out from training (python "
+              "-m core patches --test N cuts test patches from a held-out block)", file=sys.stderr)
     return 0
 
 

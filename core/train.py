@@ -362,6 +362,23 @@ def _open_data(items: Sequence[str], size: int, label_map: str, flag: str,
     return scenes
 
 
+def shared_inputs(train_data: Sequence[str], val_data: Sequence[str]) -> list[str]:
+    """Names of the files that both the training and the validation data read (the images of
+    image/label pairs, the files of TFRecord patches), however their paths are written; [] when
+    none. Called on data that :func:`train` has read."""
+    from core.patches import list_records
+
+    def files(items: Sequence[str]) -> dict[str, str]:
+        if split_sources(items, "--val"):
+            found = [f for item in items for f in list_records(item)]
+        else:
+            found = [str(img) for img, _ in pair_paths(items)]
+        return {f if "://" in f else os.path.realpath(f): os.path.basename(f) for f in found}
+
+    train_files, val_files = files(train_data), files(val_data)
+    return sorted(val_files[k] for k in train_files.keys() & val_files.keys())
+
+
 def band_spec(band_map: dict[str, int]) -> str:
     """``band_map`` as ``--bands`` takes it: the numbers of R, G, B, NIR (``"3,2,1,4"``)."""
     return ",".join(str(band_map[b]) for b in INPUT_BANDS)

@@ -257,7 +257,27 @@ def test_a_failed_start_writes_nothing_so_the_corrected_retry_runs(capsys, small
     # stdout is the result alone (epoch lines on stderr: train ... | head stopped the run at the next epoch)
     assert json.loads(out)["best_model"] == str(run / "best.keras") and "epoch 1/" in err
     # validated on its training data: said after the run (the README's Earth Engine example did so)
-    assert "note: --val is --train's data, so the best epoch was chosen on training pixels" in err
+    assert "note: --val reads small_rgbn.tif, which --train reads too, so the best epoch was chosen partly" in err
+
+
+def test_validation_files_shared_with_training_are_found_however_their_paths_are_written(
+        small_scene, block, tmp_path, monkeypatch):
+    from core.train import shared_inputs
+
+    img, lab = small_scene
+    other = f"{block[0]}:{block[1]}"
+    monkeypatch.chdir(img.parent)
+    link = tmp_path / "link_rgbn.tif"
+    link.symlink_to(img)
+    assert shared_inputs([f"{img}:{lab}"], ["small_rgbn.tif"]) == ["small_rgbn.tif"]  # absolute pair, relative file
+    assert shared_inputs([str(img.parent), other], [f"{link}:{lab}"]) == ["link_rgbn.tif"]  # a folder, a link
+    assert shared_inputs([f"{img}:{lab}"], [other]) == []
+    records = tmp_path / "patches"
+    records.mkdir()
+    for name in ("a.tfrecord.gz", "b.tfrecord.gz"):
+        (records / name).write_bytes(b"")
+    assert shared_inputs([str(records)], [str(records / "b.tfrecord.gz")]) == ["b.tfrecord.gz"]
+    assert shared_inputs([str(records / "a.tfrecord.gz")], [str(records / "b*.tfrecord.gz")]) == []
 
 
 def test_a_new_run_that_fails_in_its_first_epoch_leaves_nothing_so_a_retry_needs_no_overwrite(
