@@ -4,6 +4,7 @@ Collection 2 names, STAC common names) or from an explicit ``R=3,G=2,B=1,NIR=4``
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 from core.errors import BandError
@@ -13,18 +14,31 @@ from core.errors import BandError
 INPUT_BANDS: tuple[str, ...] = ("R", "G", "B", "NIR")
 FEATURE_BANDS: tuple[str, ...] = ("R", "G", "B", "NIR", "NDVI")
 
-# Band descriptions recognised for each input band (upper case). Bare numbers follow the
-# Sentinel-2 / Landsat 8-9 numbering; B5 is NIR only when there is no B8, B08 or B8A (Landsat 8
-# files: in Sentinel-2, B5 is red edge and B8A the narrow NIR of its 20 m bands).
+# Band descriptions recognised for each input band (upper case); numbered names (B4, B04, B8A) are
+# read by :func:`_numbered`, as their satellite numbers them.
 _ALIASES: dict[str, tuple[str, ...]] = {
-    "R": ("R", "RED", "B4", "B04", "RED_SR"),
-    "G": ("G", "GREEN", "B3", "B03", "GREEN_SR"),
-    "B": ("B", "BLUE", "B2", "B02", "BLUE_SR"),
-    "NIR": ("NIR", "N", "B8", "B08", "B8A", "NIR_SR", "NIR08", "B5", "B05"),
+    "R": ("R", "RED", "RED_SR"),
+    "G": ("G", "GREEN", "GREEN_SR"),
+    "B": ("B", "BLUE", "BLUE_SR"),
+    "NIR": ("NIR", "N", "NIR_SR", "NIR08"),
 }
 # NIR08: the STAC common name of the 0.85 um NIR band of Landsat 8-9 (band 5) and of Sentinel-2's B8A, as
 # Planetary Computer and Earth Search name them (with red, green, blue); their "nir" (Sentinel-2 B8) wins.
-_SENTINEL2_NIR = frozenset({"B8", "B08", "B8A"})
+# Bare band numbers (B4, or B04 as Harmonized Landsat Sentinel-2 writes them) mean other bands on each
+# satellite: red is B4 on Sentinel-2 and Landsat 8-9 but B3 on Landsat 4-7, whose B4 is NIR; NIR is B8
+# (10 m) or B8A (20 m) on Sentinel-2, whose B5 is red edge, and B5 on Landsat 8-9, whose B8 is panchromatic.
+_NUMBERED: dict[str, dict[str, tuple[str, ...]]] = {
+    "Sentinel-2": {"R": ("B4",), "G": ("B3",), "B": ("B2",), "NIR": ("B8", "B8A")},
+    "Landsat 8-9": {"R": ("B4",), "G": ("B3",), "B": ("B2",), "NIR": ("B5",)},
+    "Landsat 4-7": {"R": ("B3",), "G": ("B2",), "B": ("B1",), "NIR": ("B4",)},
+}
+# bands that only one of them has: Sentinel-2's narrow NIR and second SWIR (its L1C has a B10, cirrus, as
+# well), Landsat 8-9's thermal B10 and B11, Landsat 7's two gains of thermal B6
+_NUMBERED_MARKERS: dict[str, frozenset[str]] = {
+    "Sentinel-2": frozenset({"B8A", "B12"}),
+    "Landsat 8-9": frozenset({"B10", "B11"}),
+    "Landsat 4-7": frozenset({"B6_VCID_1", "B6_VCID_2"}),
+}
 # Landsat Collection 2 surface reflectance names: SR_B<n> is another band on Landsat 4-7 (TM, ETM+)
 # than on Landsat 8-9 (OLI), so they are read only when a band that one of them alone has tells which.
 _LANDSAT_SR: dict[str, dict[str, str]] = {
@@ -108,11 +122,12 @@ def resolve_bands(descriptions: Sequence[str | None], count: int, band_map: dict
     for band in INPUT_BANDS:
         for alias in _ALIASES[band]:
             if alias in names:
-                if band == "NIR" and alias in ("B5", "B05") and (_SENTINEL2_NIR & set(names)):
-                    continue
                 found[band] = names.index(alias) + 1
                 break
     missing = [b for b in INPUT_BANDS if b not in found]
+    if missing and any(re.fullmatch(r"B\d+A?", n) for n in names):
+        found.update(_numbered(names, missing))
+        missing = [b for b in INPUT_BANDS if b not in found]
     if missing and any(n.startswith("SR_B") for n in names):
         landsat = _landsat_sr_names(names)
         found.update({b: names.index(landsat[b]) + 1 for b in missing if landsat[b] in names})
@@ -140,6 +155,40 @@ def band_map_warnings(descriptions: Sequence[str | None], count: int, band_map: 
     own = ", ".join(f"{b}={named[b]}" for b in INPUT_BANDS)
     return (f"{what}: the band numbers given ({given}) differ from what the file's band names say ({own}); "
             "check them: bands in the wrong places give a wrong crop map",)
+
+
+def _numbered(names: Sequence[str], missing: Sequence[str]) -> dict[str, int]:
+    """1-based indices of the ``missing`` bands among band names (upper case) numbered as a
+    satellite numbers its bands (B4, B04, B8A): that of the satellite a band of its own tells, else of
+    the one whose numbers the file holds (Sentinel-2 before Landsat 8-9, whose B8 is panchromatic).
+    Bands the file lacks are left out.
+
+    Raises:
+        BandError: the numbers fit Landsat 4-7 and another satellite, and no band tells which.
+    """
+    plain = [re.sub(r"^B0+(?=\d)", "B", n) for n in names]  # B04 -> B4
+
+    def index(kind: str) -> dict[str, int]:  # the bands found, each by the first of its names the file has
+        held = {b: next((a for a in _NUMBERED[kind][b] if a in plain), None) for b in missing}
+        return {b: plain.index(a) + 1 for b, a in held.items() if a is not None}
+
+    told = [kind for kind, marks in _NUMBERED_MARKERS.items() if marks & set(plain)]
+    if told:
+        return index(told[0])
+    fits = [kind for kind in _NUMBERED if len(index(kind)) == len(missing)]
+    if "Sentinel-2" in fits and "Landsat 8-9" in fits:
+        fits.remove("Landsat 8-9")
+    if len({tuple(index(kind).items()) for kind in fits}) <= 1:
+        return index(fits[0]) if fits else {}
+    orders = [f"{','.join(map(str, index(kind).values()))} for {kind}" for kind in fits
+              if len(missing) == len(INPUT_BANDS)]
+    example = f", here {' or '.join(orders)}" if orders else ""
+    raise BandError(
+        "the bands are named by number (B1, B2, ...), and the numbers mean other bands on Landsat 4-7 (B3 red, "
+        "B4 NIR) than on Landsat 8-9 (B4 red, B5 NIR) and Sentinel-2 (B4 red, B8 NIR), and the file does "
+        f"not tell which; name the bands R, G, B, NIR or give their band numbers in the order R,G,B,NIR{example} "
+        "(--bands on the command line, 'Band numbers' in the dashboard)"
+    )
 
 
 def _landsat_sr_names(names: Sequence[str]) -> dict[str, str]:

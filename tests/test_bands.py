@@ -33,6 +33,26 @@ def test_sentinel2_20m_stack_takes_b8a_not_the_red_edge_b05_as_nir():
     assert resolve_bands(["B2", "B3", "B4", "B5"], 4)["NIR"] == 4  # Landsat 8-9: B5 is NIR
 
 
+def test_numbered_band_names_follow_the_satellite_a_band_tells_or_are_refused():
+    """B<n> are other bands on Landsat 4-7 (B3 red, B4 NIR) than on Landsat 8-9 and Sentinel-2: Earth
+    Engine's Landsat 5/7 exports (B1-B7) were read as Landsat 8, R = NIR and NIR = SWIR 1, silently."""
+    tm = ["B1", "B2", "B3", "B4", "B5", "B6", "B7"]
+    with pytest.raises(BandError, match=r"Landsat 4-7 .*here 4,3,2,5 for Landsat 8-9 or 3,2,1,4 for Landsat 4-7"):
+        resolve_bands(tm, 7)
+    with pytest.raises(BandError, match=r"4,3,2,8 for Sentinel-2 or 3,2,1,4 for Landsat 4-7"):
+        resolve_bands([*tm, "B8"], 8)  # Landsat 7's panchromatic B8, or Sentinel-2's NIR
+    etm = ["B1", "B2", "B3", "B4", "B5", "B6_VCID_1", "B6_VCID_2", "B7", "B8"]
+    assert resolve_bands(etm, 9) == {"R": 3, "G": 2, "B": 1, "NIR": 4}
+    # Landsat 8-9 with its thermal bands: B5 is NIR, its B8 (panchromatic) is not
+    oli = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11"]
+    assert resolve_bands(oli, 11) == {"R": 4, "G": 3, "B": 2, "NIR": 5}
+    assert resolve_bands(["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B09", "B10", "B11"], 10)["NIR"] == 5  # HLS L30
+    # Sentinel-2 told by B12 but without a NIR band: its B5 (red edge) is not taken for one
+    with pytest.raises(BandError, match="lacks band.s. NIR"):
+        resolve_bands(["B2", "B3", "B4", "B5", "B12"], 5)
+    assert resolve_bands(["RED", "GREEN", "BLUE", "B8"], 4)["NIR"] == 4  # only the missing band by number
+
+
 def test_landsat_sr_band_names_follow_the_satellite_or_are_refused(tmp_path):
     """SR_B<n> are other bands on Landsat 4-7 (SR_B3 red, SR_B4 NIR) than on 8-9 (SR_B4 red, SR_B5 NIR):
     a band that only one of them has decides; without one, the file is refused, never guessed."""
