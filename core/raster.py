@@ -232,6 +232,29 @@ class ImageReader:
                           out_shape=(len(self._indexes), len(rows), len(cols)), resampling=Resampling.nearest)
         return valid_pixels(raw, self.nodata, self.path.name, ceiling=self._ceiling), rows, cols
 
+    def read_overview(self, side: int) -> tuple[np.ndarray, np.ndarray, Grid]:
+        """:meth:`read` of the whole image at most ``side`` x ``side`` pixels (nearest: every
+        ``k``-th pixel; the file's overviews where it has them) and the grid of those pixels, whose
+        bounds are the image's: a look at an image too large to read whole. The whole image when it
+        fits.
+
+        Raises:
+            as :meth:`read`.
+        """
+        from rasterio.enums import Resampling
+        from rasterio.transform import Affine
+
+        g = self.grid
+        step = max(1, -(-max(g.height, g.width) // side))
+        if step == 1:
+            return (*self.read(), g)
+        h, w = -(-g.height // step), -(-g.width // step)
+        raw = read_pixels(self._src, self.path, self._indexes, out_shape=(len(self._indexes), h, w),
+                          resampling=Resampling.nearest)
+        grid = Grid(g.crs, tuple(Affine(*g.transform) * Affine.scale(g.width / w, g.height / h))[:6], w, h)
+        valid = valid_pixels(raw, self.nodata, self.path.name, ceiling=self._ceiling)
+        return to_features(raw, valid, self.scales, self.offsets, self.path.name), valid, grid
+
     def read(self, window=None) -> tuple[np.ndarray, np.ndarray]:
         """Features (h, w, 5) float32 = R, G, B, NIR reflectance and NDVI, and a validity mask (h, w).
 

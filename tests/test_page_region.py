@@ -435,3 +435,25 @@ def test_region_outside_the_image_offers_the_whole_image_back_once(fake_map):
     by_label(at.button, "Reset to the whole image").click().run()
     assert at.session_state["region"] is None
     assert not at.error and at.metric[0].value.startswith("1,048,576")
+
+
+def test_the_backdrop_of_a_large_image_is_read_as_an_overview_in_the_images_own_bounds(monkeypatch):
+    """The whole image was read at full size for the backdrop: 8 GB for a Sentinel-2 tile."""
+    from core.overlays import map_bounds
+    from core.raster import ImageReader
+    from pages.components import cached
+    from testdata import SAMPLE_IMAGE
+
+    path = str(SAMPLE_IMAGE)
+    cached.source_preview.clear()
+    with monkeypatch.context() as m:  # as a full-size read of a large image
+        m.setattr(ImageReader, "read", lambda *a, **k: (_ for _ in ()).throw(MemoryError("read whole")))
+        small = cached.source_preview(path, cached.mtime(path), None, max_side=128)  # read at 256 px of 1,024
+    whole = cached.source_preview(path, cached.mtime(path), None, max_side=1024)
+    with ImageReader(path) as r:
+        _, valid = r.read()
+    assert small[1] == whole[1] == r.grid  # the image's grid, and its bounds on the map
+    assert small[0].bounds == whole[0].bounds == map_bounds(r.grid) and small[0].width == 128
+    assert whole[4] == int((~valid).sum())  # pixels without data: counted, or estimated from the overview
+    assert abs(small[4] - whole[4]) < 0.01 * valid.size
+    assert np.allclose(small[3], whole[3], atol=0.01)  # the colour stretch

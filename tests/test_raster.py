@@ -184,3 +184,23 @@ def test_a_folder_given_as_an_image_is_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CorruptFileError, match=r"^\. is a folder; give the image"):
         ImageReader(".")
+
+
+def test_an_overview_of_a_large_image_holds_every_kth_pixel_on_a_grid_of_the_same_bounds():
+    """What a look at a whole image reads (the Region page's backdrop read a Sentinel-2 tile whole: 8 GB)."""
+
+    for path, side, step in ((SAMPLE_IMAGE, 256, 4), (FLANDERS_S2, 20, 4)):
+        with ImageReader(path) as r:
+            feats, valid = r.read()
+            small, small_valid, grid = r.read_overview(side)
+            whole = r.grid
+        assert small.shape == (whole.height // step, whole.width // step, 5) and grid.crs == whole.crs
+        # the centre pixel of each step x step block (GDAL's nearest), features and no data alike
+        mid = step // 2
+        assert np.array_equal(small, feats[mid::step, mid::step]) and np.array_equal(small_valid, valid[mid::step, mid::step])
+        assert (grid.width * grid.transform[0], grid.height * grid.transform[4]) == \
+            (whole.width * whole.transform[0], whole.height * whole.transform[4])
+        assert grid.transform[2::3] == whole.transform[2::3]  # the same corner
+        with ImageReader(path) as r:  # an image that fits is read whole, on its own grid
+            again, _, same = r.read_overview(max(whole.shape))
+        assert same == whole and np.array_equal(again, feats)

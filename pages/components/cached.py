@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -210,12 +211,16 @@ def source_preview(path: str, path_mtime: float, band_map: dict[str, int] | None
 
     with ImageReader(path, band_map) as reader:
         grid, warnings = reader.grid, reader.warnings
-        feats, valid = reader.read()
+        # a large image at twice the preview's side (a whole Sentinel-2 tile read at full size took 8 GB)
+        feats, valid, seen = reader.read_overview(2 * max_side)
     limits = ov.band_limits(feats, valid)
     # the gaps in grey hatching (transparent, they were the map's background), lines kept by the downsampling
     rgba = ov.hatch_gaps(ov.true_colour(feats, valid, limits), valid, ov.downsample_step(valid.shape, max_side))
-    preview = ov.make_overlay("Image", rgba, grid, (0, 0), None, 1.0, max_side)
-    return preview, grid, warnings, limits, int(valid.size - valid.sum())
+    preview = ov.make_overlay("Image", rgba, seen, (0, 0), None, 1.0, max_side)
+    if not grid.georeferenced:  # in the image's own pixels, not the overview's
+        preview = replace(preview, bounds=ov.map_bounds(grid))
+    missing = valid.size - valid.sum() if seen is grid else round(grid.width * grid.height * (1 - valid.mean()))
+    return preview, grid, warnings, limits, int(missing)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
