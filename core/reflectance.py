@@ -75,6 +75,11 @@ MIN_DARK_REFLECTANCE = 0.4
 #: 2022 on) read as x 10000 puts them at 0.1 and more. A scene of bright desert or snow may be
 #: right there, so this is a warning, not a refusal.
 DARK_OFFSET_WARNING = 0.08
+#: Above MIN_BRIGHT_REFLECTANCE but below this, the brightest pixels are only suspect: vegetation's NIR
+#: (0.3-0.5), bare soil and built-up land put the 99th percentile of the brightest band well above it
+#: in every real scene here (0.38-0.65), while reflectance stored x 1000 and read as x 10000 puts it
+#: at a tenth of that. A scene of water alone may be right there, so this is a warning.
+DIM_SCALE_WARNING = 0.1
 
 
 def reflectance_warnings(refl: np.ndarray, what: str) -> tuple[str, ...]:
@@ -82,6 +87,12 @@ def reflectance_warnings(refl: np.ndarray, what: str) -> tuple[str, ...]:
     sample, after scale and offset); empty for samples of fewer than MIN_CHECKED_PIXELS pixels."""
     if refl.ndim != 2 or refl.shape[1] < MIN_CHECKED_PIXELS:
         return ()
+    bright = float(np.percentile(refl, 99, axis=1).max())
+    if bright < DIM_SCALE_WARNING:
+        return (f"even the brightest pixels of {what} have reflectance {bright:.3f} or less (99th percentile of the "
+                "brightest band), where vegetation's NIR is usually 0.3 or more: if the values are reflectance x "
+                f"1000, not x 10000, set the file's scale (gdal_edit.py -scale 0.001 FILE.tif), or the crop map "
+                "will be wrong",)
     dark = float(np.percentile(refl, 1, axis=1).min())
     if dark <= DARK_OFFSET_WARNING:
         return ()

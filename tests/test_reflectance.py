@@ -225,6 +225,20 @@ def test_every_real_image_passes_the_reflectance_checks():
         with ImageReader(path, bands) as r:
             feats, valid = r.read()
             assert valid.any() and feats[valid, :4].max() <= 1.0, path
+            assert r.warnings == (), path
+
+
+def test_reflectance_stored_x_1000_read_as_x_10000_is_warned_of(tmp_path):
+    """A tenth of the true reflectance passed every check, and the crop map came out with a third of the crop."""
+    import rasterio
+
+    with rasterio.open(SAMPLE_IMAGE) as src:
+        stored, descriptions = src.read(), src.descriptions
+    dim = write_raster(tmp_path / "x1000.tif", (stored // 10).astype(np.int16), nodata=-32768, descriptions=descriptions)
+    with ImageReader(dim) as r:
+        assert len(r.warnings) == 1
+        assert re.search(r"brightest pixels of x1000.tif have reflectance 0.0\d\d or less .* reflectance x 1000, not "
+                         r"x 10000, set the file's scale \(gdal_edit.py -scale 0.001 FILE.tif\)", r.warnings[0])
 
 
 def test_bright_clouds_and_snow_are_still_reflectance(tmp_path):
