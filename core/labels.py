@@ -227,6 +227,46 @@ def _refuse_a_crop_mask(counts: np.ndarray, class_map: ClassMap, what: str) -> N
         )
 
 
+#: Labels that read as crop at this share or more, and that another product's legend fits, get
+#: :func:`label_map_warning`: codes of another product read with the wrong map (WorldCover's 10-100
+#: or Dynamic World's 0-8 are all crop codes of CDL) looked like a region of crop alone.
+ALL_CROP_SHARE = 0.99
+
+
+def label_map_warning(codes: np.ndarray, class_map: ClassMap, what: str = "the labels") -> str | None:
+    """A warning when labels read with ``class_map`` are crop almost everywhere (:data:`ALL_CROP_SHARE`)
+    while their codes are also the classes of another product that reads much less of them as crop:
+    the label map is then likely not the labels' product, and every score would be wrong (a whole
+    region of crop may be right, so this is a warning). ``codes``: the raw class codes, -1 = no data
+    (:func:`core.raster.read_label_classes`). None when there is nothing to say.
+    """
+    codes = np.asarray(codes).ravel()
+    codes = codes[(codes >= 0) & (codes <= MAX_CODE)]
+    counts = np.bincount(codes.astype(np.int64), minlength=MAX_CODE + 1)
+    for code in class_map.nodata_codes:
+        if 0 <= code <= MAX_CODE:
+            counts[code] = 0
+    total = int(counts.sum())
+    if class_map.name == "binary" or total < 100:
+        return None
+
+    def share(codes: frozenset[int]) -> float:
+        return float(sum(int(counts[c]) for c in codes if 0 <= c <= MAX_CODE)) / total
+
+    if share(class_map.crop_codes) < ALL_CROP_SHARE:
+        return None
+    others = [f"{m.name} ({share(m.crop_codes):.0%} crop)" for m in CLASS_MAPS.values()
+              if m.name not in ("binary", class_map.name) and legend_codes(m.name)
+              and share(legend_codes(m.name) | m.nodata_codes) >= 0.95 and share(m.crop_codes) < 0.9]
+    if not others:
+        return None
+    found = ", ".join(str(int(c)) for c in np.flatnonzero(counts)[:8]) + (", ..." if np.count_nonzero(counts) > 8 else "")
+    return (f"{what}: {share(class_map.crop_codes):.1%} of the labelled pixels read as crop with "
+            f"{class_map.title}, and their codes ({found}) are also classes of {', '.join(others)}; if the labels "
+            f"come from another product, choose its label map (--label-map on the command line, 'Label map' in "
+            f"the dashboard), or every figure is wrong")
+
+
 #: How a user removes a raster's no-data declaration.
 UNSET_NODATA = "e.g. gdal_edit.py -unsetnodata FILE, or write no data as 255"
 

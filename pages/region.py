@@ -131,25 +131,26 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
                                                            label_map if labels_path else None, band_map)
                 band_map, title = None, f"{Path(img_file.name).stem} ({SHIPPED_PIXEL_SIZE_M:g} m)"
                 grid = validate_image(image_path)
-            labelled = ""
+            labelled, doubt = "", None
             if labels_path is not None:  # the counts of the labels in use
                 counts = validate_labels(labels_path, label_map, grid)
-                labelled = f" Labels: {counts['valid']:,} labelled pixels, {counts['crop']:,} crop."
+                labelled, doubt = f" Labels: {counts['valid']:,} labelled pixels, {counts['crop']:,} crop.", counts["warning"]
             state.set_source({"kind": "local", "image": str(image_path), "labels": str(labels_path) if labels_path else None,
                               "label_map": label_map if labels_path else None, "title": title,
                               "band_map": band_map})
             text = (f"Using {title}: {grid.width:,} x {grid.height:,} px{was}, "
                     + (f"georeferenced ({crs_words(grid.crs)})" if grid.georeferenced else
                        "not georeferenced (image coordinates)") + "." + labelled)
-            state.put(state.UPLOAD_NOTICE, ("success", text, img_file.file_id))
-            st.success(text)
+            text += f" {ui.sentence(doubt, '.')}" if doubt else ""
+            state.put(state.UPLOAD_NOTICE, ("warning" if doubt else "success", text, img_file.file_id))
+            (st.warning if doubt else st.success)(text)
             next_steps()
     elif (notice := state.get(state.UPLOAD_NOTICE)) is not None and img_file is not None and notice[2] == img_file.file_id:
         kind, text, _ = notice  # said again while the same file is chosen; another file or none: nothing
         if kind == "error":  # (the text errors_shown showed the first time)
             st.error(text, icon=":material/error:")
         else:
-            st.success(text)
+            (st.warning if kind == "warning" else st.success)(text)
             next_steps()
 
 with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSON)"):

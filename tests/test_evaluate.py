@@ -64,3 +64,46 @@ def test_a_mask_with_its_own_no_data_value_is_read_with_it(tmp_path):
     assert result["valid_pixels"] == int((labels == 1).sum()) and result["fp"] == result["tn"] == 0
     assert "zero.tif declares 0 as no data, so its pixels of value 0 (not crop in a crop mask) are left out" \
         in result["warnings"][0]
+
+
+def in_worldcover_codes(path):
+    """The WorldCereal labels written in ESA WorldCover's codes (annual cropland 11 -> cropland 40, the
+    other classes -> 30, 50, 10), with no band name to tell the product: labels of another product
+    than the default label map's."""
+    import rasterio
+
+    with rasterio.open(FLANDERS_LABELS) as src:
+        codes, profile = src.read(1), src.profile
+    out = np.full(codes.shape, 0, np.uint8)
+    for was, now in ((11, 40), (13, 30), (60, 50), (99, 10)):
+        out[codes == was] = now
+    profile.update(dtype="uint8", nodata=0, count=1)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(out, 1)
+    return path
+
+
+def test_labels_read_with_another_products_map_as_all_crop_are_warned_of(tmp_path):
+    """WorldCover's codes 10-60 are all crop codes of CDL: read with the default map they were a
+    region of crop alone, scored without a word (IoU 0.59 for a model whose true IoU is 0.53)."""
+    from core.labels import label_map_warning
+    from core.raster import read_label_classes
+    from core.sources.local import validate_labels
+
+    labels = in_worldcover_codes(tmp_path / "worldcover.tif")
+    grid = grid_of_file(FLANDERS_S2)
+    write_mask(tmp_path / "crop_mask.tif", read_labels(FLANDERS_LABELS, get_class_map("worldcereal"), grid), grid)
+    said = evaluate_files(tmp_path / "crop_mask.tif", labels, "cdl", out=tmp_path / "a.json")["warnings"]
+    assert said == ["worldcover.tif: 100.0% of the labelled pixels read as crop with USDA NASS Cropland Data Layer, "
+                    "and their codes (10, 30, 40, 50) are also classes of glc30 (43% crop), worldcover (34% crop); if "
+                    "the labels come from another product, choose its label map "
+                    "(--label-map on the command line, 'Label map' in the dashboard), or every figure is wrong"]
+    assert validate_labels(labels, "cdl", grid)["warning"] == said[0]
+    # read with their own map, or with another that does not make them all crop: nothing to say
+    assert evaluate_files(tmp_path / "crop_mask.tif", labels, "worldcover", out=tmp_path / "b.json")["warnings"] == []
+    assert validate_labels(labels, "glc30", grid)["warning"] is None
+    # real CDL read as CDL (the sample scene): nothing either
+    from testdata import SAMPLE_LABELS
+
+    _, codes = read_label_classes(SAMPLE_LABELS, get_class_map("cdl"))
+    assert label_map_warning(codes, get_class_map("cdl")) is None

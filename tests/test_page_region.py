@@ -457,3 +457,25 @@ def test_the_backdrop_of_a_large_image_is_read_as_an_overview_in_the_images_own_
     assert whole[4] == int((~valid).sum())  # pixels without data: counted, or estimated from the overview
     assert abs(small[4] - whole[4]) < 0.01 * valid.size
     assert np.allclose(small[3], whole[3], atol=0.01)  # the colour stretch
+
+
+def test_uploaded_labels_that_read_as_all_crop_with_the_chosen_map_are_warned_of(fake_map, monkeypatch, tmp_path):
+    """Labels without a band name start on CDL: WorldCover's codes read so were all crop, with a green box."""
+    from test_evaluate import in_worldcover_codes
+    from testdata import FLANDERS_S2
+
+    files = {"upload_image": Upload(FLANDERS_S2), "upload_labels": Upload(in_worldcover_codes(tmp_path / "wc.tif"))}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
+    at = new_app()
+    at.run()
+    by_label(at.button, "Use these files").click().run()
+    assert not at.exception and not [e for e in at.success if e.value.startswith("Using")]
+    [said] = [e.value for e in at.warning if "read as crop" in e.value]
+    assert said.startswith(f"Using {FLANDERS_S2.name}: 64 x 64 px")
+    assert "Labels: 4,096 labelled pixels, 4,096 crop. wc.tif: 100.0% of the labelled pixels read as crop" in said
+    at.run()  # said again on a later run while the files are chosen
+    assert [e.value for e in at.warning if "read as crop" in e.value] == [said]
+    by_label(at.selectbox, "Label map").set_value("worldcover")
+    by_label(at.button, "Use these files").click().run()
+    assert not [e for e in at.warning if "read as crop" in e.value]
+    assert any("Labels: 4,096 labelled pixels, 1,401 crop." in e.value for e in at.success)

@@ -21,9 +21,9 @@ import numpy as np
 
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, NoDataError, RegionError
 from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem, write_bytes_whole
-from core.labels import NODATA, get_class_map
+from core.labels import NODATA, get_class_map, label_map_warning
 from core.grid import Grid, crs_words
-from core.raster import ImageReader, read_label_classes, read_labels, write_codes, write_mask, write_reflectance
+from core.raster import ImageReader, read_label_classes, write_codes, write_mask, write_reflectance
 from core.region import LONLAT_CRS, PixelWindow, Region, WindowCheck, check_region
 from core.sources.base import (CODES_FILE, CONTEXT_FILE, CONTEXT_LEAST, CONTEXT_MARGIN, MIN_REGION_SIDE, Progress,
                                RegionCheck, SCENE_IMAGE, Scene)
@@ -366,7 +366,8 @@ def label_map_of_file(path: str | os.PathLike) -> str | None:
 
 
 def validate_labels(path: str | os.PathLike, label_map: str, grid: Grid) -> dict:
-    """Read a label raster through ``label_map`` on ``grid``; returns crop/valid counts.
+    """Read a label raster through ``label_map`` on ``grid``; returns crop/valid counts and a
+    warning that the label map may not be the labels' product (:func:`core.labels.label_map_warning`, or None).
 
     Raises:
         ConfigError (unknown map), InputNotFoundError, CorruptFileError, GridMismatchError,
@@ -374,8 +375,9 @@ def validate_labels(path: str | os.PathLike, label_map: str, grid: Grid) -> dict
     """
     from core.errors import NoDataError
 
-    mask = read_labels(path, get_class_map(label_map), grid)
+    class_map = get_class_map(label_map)
+    mask, codes = read_label_classes(path, class_map, grid)
     valid = int((mask != NODATA).sum())
     if valid == 0:
         raise NoDataError(f"{Path(path).name} holds no labelled pixel with label map {label_map!r}; check the label map")
-    return {"valid": valid, "crop": int((mask == 1).sum())}
+    return {"valid": valid, "crop": int((mask == 1).sum()), "warning": label_map_warning(codes, class_map, Path(path).name)}
