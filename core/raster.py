@@ -135,6 +135,8 @@ class ImageReader:
     """
 
     def __init__(self, path: str | os.PathLike, band_map: dict[str, int] | None = None):
+        from rasterio.enums import MaskFlags
+
         self.path = Path(path)
         self._src = _open(self.path)
         try:
@@ -144,6 +146,10 @@ class ImageReader:
             self._indexes = [self.band_index[b] for b in INPUT_BANDS]
             check_real_numbers(src, self.path, "reflectance")
             self.nodata = src.nodata
+            # a mask band (GDAL's internal .msk or an alpha band: a cloud mask, the edge of a warped scene)
+            # hides pixels whose values remain; they are no data, as the nodata value's are
+            self._has_mask = any(MaskFlags.per_dataset in src.mask_flag_enums[i - 1]
+                                 or MaskFlags.alpha in src.mask_flag_enums[i - 1] for i in self._indexes)
             sample = self._sample(src)
             # valid_pixels, as reading has it: NaN without a NaN nodata value is refused now if the
             # sample shows it, so that a prediction does not stop part of the way through
@@ -175,8 +181,7 @@ class ImageReader:
         # had 4 overlapping windows a side, and "NaN in 12996 sampled pixels" for 2500 of them)
         rows = np.linspace(0, src.height - h, max(1, min(n, src.height // h))).astype(int)
         cols = np.linspace(0, src.width - w, max(1, min(n, src.width // w))).astype(int)
-        parts = [read_pixels(src, self.path, self._indexes, window=Window(int(c), int(r), w, h))
-                 for r in sorted(set(rows)) for c in sorted(set(cols))]
+        parts = [self._stored(window=Window(int(c), int(r), w, h)) for r in sorted(set(rows)) for c in sorted(set(cols))]
         return np.concatenate([p.reshape(4, -1) for p in parts], axis=1).astype(np.float64)
 
     def _decimated(self, src, side: int = 512) -> np.ndarray:
@@ -185,7 +190,7 @@ class ImageReader:
         from rasterio.enums import Resampling
 
         shape = (len(self._indexes), min(side, src.height), min(side, src.width))
-        raw = read_pixels(src, self.path, self._indexes, out_shape=shape, resampling=Resampling.nearest)
+        raw = self._stored(out_shape=shape, resampling=Resampling.nearest)
         return raw.reshape(len(self._indexes), -1).astype(np.float64)
 
     @property
@@ -201,10 +206,30 @@ class ImageReader:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def read_raw(self, window=None) -> np.ndarray:
-        """Stored values of R, G, B, NIR as (4, h, w); windows beyond the edge are filled with no data."""
+    def _stored(self, window=None, **kwargs) -> np.ndarray:
+        """Stored values of R, G, B, NIR as (4, h, w) of ``window`` (None: all; ``kwargs`` as
+        rasterio's read takes them, e.g. ``out_shape``); pixels beyond the edges, or hidden by the
+        file's mask band, hold the no-data value (0 without one: no data too, see :func:`valid_pixels`).
+
+        Raises:
+            CorruptFileError: see :func:`read_pixels`.
+        """
         fill = self.nodata if self.nodata is not None else 0
-        return read_padded(self._src, self.path, self._indexes, window, fill)
+        if kwargs:
+            raw = read_pixels(self._src, self.path, self._indexes, window=window, masked=self._has_mask, **kwargs)
+        else:
+            raw = read_padded(self._src, self.path, self._indexes, window, fill, masked=self._has_mask)
+        return raw.filled(fill) if self._has_mask else raw
+
+    def _stored_and_valid(self, window=None, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_stored` and which of its pixels are valid (:func:`valid_pixels`).
+
+        Raises:
+            InvalidDataError: on NaN reflectance without a NaN nodata value.
+            CorruptFileError: see :func:`read_pixels`.
+        """
+        raw = self._stored(window, **kwargs)
+        return raw, valid_pixels(raw, self.nodata, self.path.name, ceiling=self._ceiling)
 
     def read_valid(self, window=None) -> np.ndarray:
         """The validity mask (h, w) of :meth:`read`, without making the features.
@@ -212,7 +237,7 @@ class ImageReader:
         Raises:
             InvalidDataError: on NaN reflectance without a NaN nodata value.
         """
-        return valid_pixels(self.read_raw(window), self.nodata, self.path.name, ceiling=self._ceiling)
+        return self._stored_and_valid(window)[1]
 
     def read_valid_spread(self, window, side: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The validity mask of ``window`` (inside the raster) at pixels spread evenly over it, at
@@ -228,9 +253,9 @@ class ImageReader:
         h, w = int(window.height), int(window.width)
         rows = ((np.arange(min(side, h)) + 0.5) * h / min(side, h)).astype(int)
         cols = ((np.arange(min(side, w)) + 0.5) * w / min(side, w)).astype(int)
-        raw = read_pixels(self._src, self.path, self._indexes, window=window,
-                          out_shape=(len(self._indexes), len(rows), len(cols)), resampling=Resampling.nearest)
-        return valid_pixels(raw, self.nodata, self.path.name, ceiling=self._ceiling), rows, cols
+        _, valid = self._stored_and_valid(window, out_shape=(len(self._indexes), len(rows), len(cols)),
+                                          resampling=Resampling.nearest)
+        return valid, rows, cols
 
     def read_overview(self, side: int) -> tuple[np.ndarray, np.ndarray, Grid]:
         """:meth:`read` of the whole image at most ``side`` x ``side`` pixels (nearest: every
@@ -249,10 +274,8 @@ class ImageReader:
         if step == 1:
             return (*self.read(), g)
         h, w = -(-g.height // step), -(-g.width // step)
-        raw = read_pixels(self._src, self.path, self._indexes, out_shape=(len(self._indexes), h, w),
-                          resampling=Resampling.nearest)
+        raw, valid = self._stored_and_valid(out_shape=(len(self._indexes), h, w), resampling=Resampling.nearest)
         grid = Grid(g.crs, tuple(Affine(*g.transform) * Affine.scale(g.width / w, g.height / h))[:6], w, h)
-        valid = valid_pixels(raw, self.nodata, self.path.name, ceiling=self._ceiling)
         return to_features(raw, valid, self.scales, self.offsets, self.path.name), valid, grid
 
     def read(self, window=None) -> tuple[np.ndarray, np.ndarray]:
@@ -264,8 +287,7 @@ class ImageReader:
         Raises:
             InvalidDataError: on NaN reflectance without a NaN nodata value, or negative reflectance.
         """
-        raw = self.read_raw(window)
-        valid = valid_pixels(raw, self.nodata, self.path.name, ceiling=self._ceiling)
+        raw, valid = self._stored_and_valid(window)
         return to_features(raw, valid, self.scales, self.offsets, self.path.name), valid
 
 

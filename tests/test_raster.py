@@ -204,3 +204,30 @@ def test_an_overview_of_a_large_image_holds_every_kth_pixel_on_a_grid_of_the_sam
         with ImageReader(path) as r:  # an image that fits is read whole, on its own grid
             again, _, same = r.read_overview(max(whole.shape))
         assert same == whole and np.array_equal(again, feats)
+
+
+def test_pixels_hidden_by_the_files_mask_band_are_no_data(tmp_path):
+    """A GDAL mask band (an internal mask, as a cloud mask or a warped scene's edge is written) was
+    ignored: its hidden pixels, whose values remain, were predicted and counted."""
+    import shutil
+
+    from rasterio.windows import Window
+
+    path = tmp_path / "masked.tif"
+    shutil.copy(FLANDERS_S2, path)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "r+") as dst:
+        hidden = np.zeros((dst.height, dst.width), bool)
+        hidden[:, :24] = True
+        dst.write_mask(np.where(hidden, 0, 255).astype(np.uint8))
+    with ImageReader(FLANDERS_S2) as r:
+        feats, valid = r.read()
+    assert valid.all()  # the values under the mask are data
+    with ImageReader(path) as r:
+        got, got_valid = r.read()
+        assert np.array_equal(got_valid, ~hidden) and np.array_equal(got[~hidden], feats[~hidden])
+        assert not got[hidden].any()  # no data has features 0
+        assert np.array_equal(r.read_valid(Window(-8, 0, 40, 40)), np.pad(~hidden[:40, :32], ((0, 0), (8, 0))))
+        spread, rows, cols = r.read_valid_spread(Window(0, 0, 64, 64), 16)
+        assert np.array_equal(spread, ~hidden[np.ix_(rows, cols)])
+        _, small_valid, _ = r.read_overview(16)
+        assert np.array_equal(small_valid, ~hidden[2::4, 2::4])
