@@ -270,25 +270,6 @@ def test_outputs_under_a_file_or_onto_a_folder(capsys, small_scene, tmp_path):
     assert not any(folder.iterdir()) and not any(records.iterdir())
 
 
-def test_replacing_refuses_a_folder_and_leaves_no_folder_it_made(tmp_path):
-    """The library path (no CLI pre-check): core.files.replacing."""
-    from core.errors import ConfigError
-    from core.files import replacing
-
-    (tmp_path / "d").mkdir()
-    with pytest.raises(ConfigError, match="is a folder"):
-        with replacing(tmp_path / "d"):
-            pass
-    with pytest.raises(RuntimeError):
-        with replacing(tmp_path / "new" / "deeper" / "x.bin") as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("write failed")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
-    with replacing(tmp_path / "new" / "x.bin") as tmp:
-        tmp.write_bytes(b"whole")
-    assert (tmp_path / "new" / "x.bin").read_bytes() == b"whole" and len(list((tmp_path / "new").iterdir())) == 1
-
-
 def test_predict_views_reach_the_summary(capsys, small_scene, tiny_model_path, tmp_path):
     img, _ = small_scene
     out = tmp_path / "o"

@@ -176,3 +176,43 @@ def test_temporary_names_are_unique_per_writer(tmp_path):
         data = (tmp_path / name).read_bytes()
         assert len(data) == 50_000 and len(set(data)) == 1  # one writer's file, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["image.tif", "upload.bin"]
+
+
+def test_replacing_refuses_a_folder_and_leaves_no_folder_it_made(tmp_path):
+    """The library path (no CLI pre-check): core.files.replacing."""
+    from core.errors import ConfigError
+    from core.files import replacing
+
+    (tmp_path / "d").mkdir()
+    with pytest.raises(ConfigError, match="is a folder"):
+        with replacing(tmp_path / "d"):
+            pass
+    with pytest.raises(RuntimeError):
+        with replacing(tmp_path / "new" / "deeper" / "x.bin") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("write failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+    with replacing(tmp_path / "new" / "x.bin") as tmp:
+        tmp.write_bytes(b"whole")
+    assert (tmp_path / "new" / "x.bin").read_bytes() == b"whole" and len(list((tmp_path / "new").iterdir())) == 1
+
+
+def test_a_failed_replacing_write_keeps_the_old_file_whole(tmp_path):
+    """Written straight to the final path, a write that fails half-way destroys the old file (a
+    model card, an uploaded image) and readers meanwhile find half a file: the block writes
+    elsewhere, and the old bytes stay in place until the new file is complete."""
+    from core.files import replacing
+
+    target = tmp_path / "best.json"
+    target.write_bytes(b"old card")
+    with pytest.raises(RuntimeError, match="write failed"):
+        with replacing(target) as tmp:
+            tmp.write_bytes(b"half")
+            assert target.read_bytes() == b"old card"  # readers during the write find the old file
+            raise RuntimeError("write failed")
+    assert target.read_bytes() == b"old card"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.json"]  # no temporary file left
+    with replacing(target) as tmp:
+        tmp.write_bytes(b"new card")
+        assert target.read_bytes() == b"old card"
+    assert target.read_bytes() == b"new card"
