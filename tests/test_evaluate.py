@@ -107,3 +107,26 @@ def test_labels_read_with_another_products_map_as_all_crop_are_warned_of(tmp_pat
 
     _, codes = read_label_classes(SAMPLE_LABELS, get_class_map("cdl"))
     assert label_map_warning(codes, get_class_map("cdl")) is None
+
+
+def test_metrics_already_written_are_kept_unless_overwrite_is_given(tmp_path):
+    """Scoring a second prediction to the same JSON replaced the first run's figures without a word
+    (the CLI checks first, but the library path did not): it must refuse, leaving the file's bytes
+    as they were, and replace them only with overwrite=True."""
+    from core.errors import OutputExistsError
+
+    grid = grid_of_file(FLANDERS_S2)
+    labels = read_labels(FLANDERS_LABELS, get_class_map("worldcereal"), grid)
+    write_mask(tmp_path / "right.tif", labels, grid)
+    wrong = labels.copy()
+    wrong[labels == 1] = 0  # all the crop missed
+    write_mask(tmp_path / "wrong.tif", wrong, grid)
+    out = tmp_path / "metrics.json"
+    evaluate_files(tmp_path / "right.tif", FLANDERS_LABELS, "worldcereal", out=out)
+    before = out.read_bytes()
+    with pytest.raises(OutputExistsError, match="already exists"):
+        evaluate_files(tmp_path / "wrong.tif", FLANDERS_LABELS, "worldcereal", out=out)
+    assert out.read_bytes() == before
+    result = evaluate_files(tmp_path / "wrong.tif", FLANDERS_LABELS, "worldcereal", out=out, overwrite=True)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result)) and out.read_bytes() != before
+    assert json.loads(before)["iou"] == 1.0 and result["tp"] == 0
