@@ -48,6 +48,22 @@ def tiny_model_path(tmp_path_factory) -> Path:
     return save_model(model, card, tmp_path_factory.mktemp("model") / "tiny.keras")
 
 
+@pytest.fixture()
+def swir_model_path(tiny_model_path, tmp_path) -> Path:
+    """The tiny model with a card naming SWIR1 where ours have NDVI: a model trained on other bands
+    (5 inputs like ours, so only its card tells it apart)."""
+    import json
+    import shutil
+
+    from core.model import card_path
+
+    path = Path(shutil.copy(tiny_model_path, tmp_path / "swir.keras"))
+    card = json.loads(card_path(tiny_model_path).read_text())
+    card["bands"] = ["R", "G", "B", "NIR", "SWIR1"]
+    card_path(path).write_text(json.dumps(card))
+    return path
+
+
 @pytest.fixture(scope="session")
 def shipped():
     """The shipped weights (the real trained model)."""

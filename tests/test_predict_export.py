@@ -243,3 +243,14 @@ def test_export_whose_data_lie_in_files_not_sampled_gets_its_scale_from_them(tin
         write_records(path, [{b: np.zeros((96, 96), np.float32) for b in FEATURE_BANDS[:4]}], overwrite=True)
     with pytest.raises(NoDataError, match="holds no valid pixels"):
         export_reflectance(out / "img-mixer.json")
+
+
+def test_export_refuses_a_model_trained_on_other_bands(swir_model_path, tmp_path):
+    """A model whose card names a SWIR band takes 5 inputs like ours, so without the band check it
+    predicted an export's R, G, B, NIR, NDVI as if they were its own bands: crops from the wrong
+    features, without a word. It must be refused, as a GeoTIFF's prediction refuses it."""
+    with ImageReader(FLANDERS_S2) as r:
+        mixer = write_image_export(tmp_path / "s2", r, patch=32, kernel=32)
+    with pytest.raises(ModelMismatchError, match="SWIR1"):
+        predict_export(mixer, tmp_path / "o", swir_model_path)
+    assert not (tmp_path / "o").exists()

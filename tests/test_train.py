@@ -650,3 +650,16 @@ def test_a_best_model_of_an_epoch_left_out_of_the_history_stays_the_best_on_resu
     card_path(best).write_text("{")  # a damaged card: the history's best stands
     assert _unrecorded_best(best, 2, 0.35) is None
     assert _unrecorded_best(tmp_path / "none.keras", 2, 0.35) is None
+
+
+def test_fine_tune_from_a_model_of_other_bands_fails_before_writing(small_scene, swir_model_path, tmp_path):
+    """Without the band check a model trained on SWIR was fine-tuned on R, G, B, NIR, NDVI (the same
+    number of inputs): a run of epochs on the wrong features, and a card that says SWIR. It must
+    stop at once, before the run folder is made."""
+    from core.errors import ModelMismatchError
+
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    with pytest.raises(ModelMismatchError, match="SWIR1"):
+        train(replace(CFG, epochs=1, init_model=str(swir_model_path)), pair, pair, tmp_path / "ft")
+    assert not (tmp_path / "ft").exists()
