@@ -51,6 +51,12 @@ def ee_exc(message: str):
         # a year an annual product does not have yet: ImageCollection.first() is null
         (lambda: ee_exc("Image.select: Parameter 'input' is required."), NoDataError, "not be published yet"),
         (lambda: http_error(403, "Permission denied on asset"), E.EEPermissionError, "shared"),
+        # credentials refused: sign in again (not "Earth Engine request failed" with nothing to do)
+        (lambda: http_error(401, "Request had invalid authentication credentials. Expected OAuth 2 access token."),
+         E.EENotConfiguredError, "earthengine authenticate"),
+        # a request Earth Engine rejects says so, with its status and Earth Engine's own words
+        (lambda: http_error(400, "Invalid JSON payload received."), EarthEngineError,
+         "Earth Engine rejected the request (HTTP 400): "),
         (lambda: ee_exc("Image.load: Image asset 'projects/my-proj/assets/glc30' not found (does not exist or caller "
                         "does not have access)."), E.EEPermissionError, "asset id"),
         # the project itself cannot be used (at initialisation): about EE_PROJECT and the role, not an asset id
@@ -215,6 +221,8 @@ def test_certificate_failure_is_not_retried():
     with pytest.raises(EarthEngineError, match="certificate") as info:
         E.call_with_retries(fn, sleep=sleeps.append)
     assert sleeps == [] and not getattr(info.value, "retryable", False)
+    # nor counted as a network failure where that is asked directly (a Cloud Storage upload)
+    assert not E.is_network_failure(ssl.SSLCertVerificationError(1, "certificate verify failed"))
 
 
 def test_local_os_errors_are_not_network_failures():

@@ -369,6 +369,22 @@ def test_upload_retries_transient_storage_failures(tmp_path):
     assert storage.uploaded == {"gs://bkt/a.tif": b"II*\x00fake"}
 
 
+def test_upload_certificate_failure_is_not_retried_as_a_network_failure(tmp_path):
+    """A certificate that cannot be verified (a proxy that inspects TLS, a wrong clock) fails the same
+    way every time: counted as a network failure it was retried with backoff and ended as "check the
+    network connection". One try, and the certificate advice."""
+    import ssl
+
+    cog = tmp_path / "prediction.tif"
+    cog.write_bytes(b"x")
+    cert = ssl.SSLCertVerificationError(1, "certificate verify failed: unable to get local issuer certificate")
+    storage, sleeps = FailingStorage([cert] * 3), []
+    with pytest.raises(EarthEngineError, match="TLS certificate could not be verified") as info:
+        U.upload_file(cog, "gs://bkt/a.tif", storage, sleep=sleeps.append)
+    assert "network connection" not in str(info.value)
+    assert storage.calls == 1 and sleeps == [] and storage.uploaded == {}
+
+
 def test_upload_gives_up_on_persistent_server_errors(tmp_path):
     from core.ee.errors import EEServerError, RetryPolicy
 
