@@ -175,6 +175,21 @@ def test_no_secret_leaks(tmp_path, key_info, monkeypatch, caplog, capsys):
         auth.initialize(env={}, secrets={"gcp_service_account": bad})
     outputs.append(str(info.value))
 
+    # A damaged authorized-user file (gcloud ADC, or Credentials.to_json's): its refresh token pasted
+    # into the expiry field. google.auth's error quotes the value it could not read; neither our
+    # message nor its traceback (as a log of the failure would show it) may carry it on.
+    import traceback
+
+    refresh_token = "1//0gRefreshTokenThatMustNotLeak-abcdefghijklmnopqrstuvwxyz0123456789"
+    adc = tmp_path / "adc.json"
+    adc.write_text(json.dumps({"type": "authorized_user", "client_id": "123-abc.apps.googleusercontent.com",
+                               "client_secret": "GOCSPX-ClientSecretThatMustNotLeak", "refresh_token": refresh_token,
+                               "expiry": refresh_token}))
+    with pytest.raises(EENotConfiguredError, match="holds credentials that cannot be used") as info:
+        auth.initialize(env={"GOOGLE_APPLICATION_CREDENTIALS": str(adc)})
+    outputs += [str(info.value), "".join(traceback.format_exception(info.value))]
+    outputs.append(repr(auth.status(env={"GOOGLE_APPLICATION_CREDENTIALS": str(adc)})))
+
     def failing(c=None, **kw):
         raise ee.EEException("Invalid JWT Signature.")
 
@@ -189,7 +204,8 @@ def test_no_secret_leaks(tmp_path, key_info, monkeypatch, caplog, capsys):
         assert fragment not in blob
     assert "BROKEN" not in blob
     assert "PRIVATE KEY" not in blob
-    assert len(list(tmp_path.iterdir())) == 1  # nothing written besides the key we created
+    assert "RefreshTokenThatMustNotLeak" not in blob and "ClientSecretThatMustNotLeak" not in blob
+    assert len(list(tmp_path.iterdir())) == 2  # nothing written besides the two files we created
 
 
 def test_import_does_nothing():
