@@ -65,6 +65,25 @@ def test_negative_nodata_value_is_not_negative_reflectance(tmp_path):
     assert feats[8, 8, 1] == 0.0 and feats[valid, :4].min() == 0.0
 
 
+def test_no_data_in_one_band_makes_the_pixel_no_data(tmp_path):
+    """A pixel whose fill value is in one band only (a band's own gap, e.g. a Landsat 7 stripe in
+    one band) was kept while the others were real: its fill value then read as reflectance (-0.9999),
+    refused as "negative" or predicted from. No data in any band is no data."""
+    raw = _sample_window()
+    want = _write_like(tmp_path / "whole.tif", SAMPLE_IMAGE, raw, nodata=-9999)
+    with ImageReader(want) as r:
+        _, want_valid = r.read()
+    gaps = np.zeros(raw.shape[1:], bool)
+    gaps[100:103, 50:52] = gaps[7, 7] = True
+    assert want_valid[gaps].all()
+    raw[2, 100:103, 50:52] = -9999  # blue only
+    raw[0, 7, 7] = -9999  # red only
+    with ImageReader(_write_like(tmp_path / "gaps.tif", SAMPLE_IMAGE, raw, nodata=-9999)) as r:
+        feats, valid = r.read()
+    assert np.array_equal(valid, want_valid & ~gaps)
+    assert feats[gaps].max() == 0
+
+
 @pytest.mark.parametrize("dtype, fill, named", [("uint16", 65535, "65535"), ("int16", 32767, "32767"),
                                                  ("float32", np.finfo(np.float32).max, "3.40282e+38")])
 def test_values_above_any_reflectance_are_no_data_with_a_warning(tmp_path, dtype, fill, named):
