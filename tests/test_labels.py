@@ -43,6 +43,14 @@ def test_nan_is_nodata_in_float_labels():
     np.testing.assert_array_equal(mask, [CROP, NODATA, NOT_CROP])
 
 
+@pytest.mark.parametrize("name", sorted(set(CLASS_MAPS) - {"binary"}))
+def test_negative_codes_are_nodata(name):
+    """No land-cover product has a negative class: a fill of -1 or -9999 in a signed label raster
+    that does not declare it (where 0 is a class, as Dynamic World's water) was scored as "not crop"."""
+    codes = np.array([[-1, -9999, -32768]], np.int16)
+    np.testing.assert_array_equal(get_class_map(name).to_mask(codes), [[NODATA] * 3])
+
+
 def test_binary_rejects_class_codes():
     with pytest.raises(InvalidDataError, match="binary"):
         get_class_map("binary").to_mask(np.array([0, 1, 40]))
