@@ -133,3 +133,37 @@ def test_the_maps_height_is_the_sidebars_choice_and_kept(fake_map):
     again.session_state["map_height"] = 600
     again.run()
     assert not again.exception and fake_map.maps[-1][1]["height"] == 480
+
+
+def _errors_shown_script():
+    import errno
+
+    import streamlit as st
+
+    from core.errors import InvalidDataError
+    from pages.components.ui import errors_shown
+
+    failures = {"project": InvalidDataError("the labels hold no crop"),
+                "machine": OSError(errno.ENOSPC, "No space left on device", "/w/image.tif"),
+                "bug": RuntimeError("a bug: index out of range")}
+    with errors_shown():
+        raise failures[st.session_state["failure"]]
+
+
+def test_a_bug_inside_errors_shown_is_raised_not_shown_as_an_error_message():
+    """The project's errors and the machine's failures are shown as one line; anything else is a bug:
+    shown as a red box like a user's mistake, it reads as something to put right on the page and
+    hides the traceback that would get it fixed."""
+    from streamlit.testing.v1 import AppTest
+
+    from apptest import TIMEOUT
+
+    said = {}
+    for failure in ("project", "machine", "bug"):
+        at = AppTest.from_function(_errors_shown_script, default_timeout=TIMEOUT)
+        at.session_state["failure"] = failure
+        at.run()
+        said[failure] = ([e.value for e in at.error], len(at.exception))
+    assert said["project"] == (["The labels hold no crop"], 0)
+    assert said["machine"][1] == 0 and said["machine"][0][0].startswith("No space left on device")
+    assert said["bug"] == ([], 1)  # Streamlit's exception box (its details hidden by the app's config)
