@@ -20,7 +20,9 @@ from typing import Sequence
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from core.tfimport import import_tensorflow
+
+import_tensorflow()  # the model's library, without TensorFlow's start-up notices (see core.tfimport)
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -35,16 +35,14 @@ from core.raster import ImageReader, read_labels
 from core.reflectance import MIN_CHECKED_PIXELS, reflectance_scaling, sample_valid, sample_warnings
 from core.tfrecord import feature_layout, iter_records, open_records, read_batches
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 LABEL = "crop"
 RECORD_SUFFIX = ".tfrecord.gz"
 
 
 def _tf():
-    import tensorflow as tf
+    from core.tfimport import import_tensorflow
 
-    return tf
+    return import_tensorflow()
 
 
 # ---------------------------------------------------------------- records

@@ -17,14 +17,15 @@ import tempfile
 NOTICES = ("All log messages before absl::InitializeLog() is called", "oneDNN custom operations are on")
 
 
-def import_tensorflow() -> None:
-    """Import ``tensorflow`` and ``keras`` (once), dropping only :data:`NOTICES` from stderr.
+def import_tensorflow():
+    """Import ``tensorflow`` and ``keras`` (once), dropping only :data:`NOTICES` from stderr;
+    returns the ``tensorflow`` module.
 
     Raises:
         ImportError: as the plain import would.
     """
     if "tensorflow" in sys.modules and "keras" in sys.modules:
-        return
+        return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
     saved = os.dup(2)
@@ -43,3 +44,4 @@ def import_tensorflow() -> None:
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
+    return tensorflow

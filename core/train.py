@@ -25,7 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from core.tfimport import import_tensorflow
+
+import_tensorflow()  # quietly, as core.model
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

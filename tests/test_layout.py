@@ -2,6 +2,7 @@
 heavy, and pages never call Earth Engine or TensorFlow directly."""
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,17 @@ def test_pages_do_not_call_ee_or_tf():
 def test_light_modules_import_without_tensorflow_or_ee():
     code = ("import sys; import core, core.grid, core.bands, core.reflectance, core.raster, core.resample, core.labels, core.metrics, core.region, core.overlays, "
             "core.predict, core.patches, core.patchset, core.config, core.sources.local, core.ee.auth, core.ee.composites; "
-            "print(sorted(m for m in ('tensorflow', 'ee', 'streamlit', 'keras') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+            "import os; print(sorted(m for m in ('tensorflow', 'ee', 'streamlit', 'keras') if m in sys.modules), "
+            "os.environ.get('TF_CPP_MIN_LOG_LEVEL'))")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "[] None"  # nor do they set the user's environment
+
+
+def test_the_model_modules_load_tensorflow_without_a_word():
+    """The Model page imports core.dataset: TensorFlow's two start-up notices were printed to the
+    server's console, twice."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-c", "import core.dataset, core.train, core.patches, core.ee.upload"],
+                         cwd=ROOT, capture_output=True, text=True, check=True, env=env)
+    assert out.stderr == ""

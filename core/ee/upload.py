@@ -256,8 +256,9 @@ def write_prediction_tfrecord(
 
     The records pair with the mixer JSON of the image export they were predicted from.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    from core.tfimport import import_tensorflow
+
+    tf = import_tensorflow()
 
     options = tf.io.TFRecordOptions(compression_type="GZIP" if compress else "")
     n = 0
