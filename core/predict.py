@@ -110,14 +110,30 @@ def tile_unview(k: int, y: np.ndarray) -> np.ndarray:
     return y
 
 
+def north_up_view(grid: Grid | None) -> int:
+    """The :func:`tile_view` that turns tiles of ``grid`` north-up and east-right, as the model
+    learned fields (Landsat and Sentinel-2 scenes are stored so): mirrored up-down for a grid whose
+    rows run north (a "south-up" GeoTIFF, as written from data with rising latitudes), left-right for
+    one whose columns run west; 0 for a north-up, a rotated or a non-georeferenced grid (image
+    coordinates: row 0 at the top)."""
+    if grid is None or not grid.georeferenced:
+        return 0
+    a, b, _, d, e, _ = grid.transform
+    if b or d:
+        return 0
+    return (1 if a < 0 else 0) | (2 if e > 0 else 0)
+
+
 class ModelRunner:
     """Applies a Keras model to batches of normalized tiles with one compiled function, averaging
-    its output over ``views`` mirrored/transposed views of each tile (see PredictConfig.views)."""
+    its output over ``views`` mirrored/transposed views of each tile (see PredictConfig.views);
+    each tile is first turned by the view ``orient`` (:func:`north_up_view`), and its output back."""
 
-    def __init__(self, model, batch_size: int = 8, views: int = 1):
+    def __init__(self, model, batch_size: int = 8, views: int = 1, orient: int = 0):
         self.model = model
         self.batch_size = batch_size
         self.views = views
+        self.orient = orient
         self._fn = _compiled(model)
 
     @property
@@ -131,14 +147,15 @@ class ModelRunner:
         Raises:
             ConfigError: 8 views (transposes) of tiles that are not square.
         """
-        if self.views == 1:
-            return self._run(x)
         if self.views > 4 and x.shape[1] != x.shape[2]:
             raise ConfigError(f"8 views need square tiles, these are {x.shape[1]} x {x.shape[2]} px; use 4 views")
+        x = tile_view(self.orient, x)
+        if self.views == 1:
+            return tile_unview(self.orient, self._run(np.ascontiguousarray(x)))
         out = np.zeros(x.shape[:3], np.float32)
         for k in range(self.views):
             out += tile_unview(k, self._run(np.ascontiguousarray(tile_view(k, x))))
-        return out / np.float32(self.views)
+        return tile_unview(self.orient, out / np.float32(self.views))
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         """One model pass; pads the last batch so that nothing retraces."""
@@ -253,9 +270,10 @@ def model_lattice(model) -> int:
 
 
 def make_predictor(loaded, config: PredictConfig = PredictConfig(), offset: tuple[int, int] = (0, 0),
-                   frame: tuple[int, int] = (0, 0)) -> TiledPredictor:
+                   frame: tuple[int, int] = (0, 0), grid: Grid | None = None) -> TiledPredictor:
     """A :class:`TiledPredictor` for a :class:`~core.model.LoadedModel`, with ``config`` resolved for it;
-    ``frame`` is where the predicted window starts in its image (see :meth:`TiledPredictor.origins`).
+    ``frame`` is where the predicted window starts in its image (see :meth:`TiledPredictor.origins`),
+    ``grid`` the image's (tiles of a south-up image are turned north-up for the model: :func:`north_up_view`).
 
     Raises:
         ModelMismatchError: the model's bands are not R, G, B, NIR, NDVI.
@@ -267,7 +285,7 @@ def make_predictor(loaded, config: PredictConfig = PredictConfig(), offset: tupl
     shape = loaded.model.input_shape
     lattice = model_lattice(loaded.model)
     config = config.resolve(shape[1] if shape[1] is not None else None, lattice)
-    runner = ModelRunner(loaded.model, config.batch_size, config.views)
+    runner = ModelRunner(loaded.model, config.batch_size, config.views, north_up_view(grid))
     return TiledPredictor(runner, loaded.card.normalization.apply, config, offset, lattice, frame)
 
 
@@ -289,9 +307,10 @@ def array_reader(features: np.ndarray, valid: np.ndarray) -> ReadFn:
 
 def predict_array(loaded, features: np.ndarray, valid: np.ndarray, config: PredictConfig = PredictConfig(),
                   progress: ProgressFn | None = None, offset: tuple[int, int] = (0, 0),
-                  frame: tuple[int, int] = (0, 0)) -> np.ndarray:
+                  frame: tuple[int, int] = (0, 0), grid: Grid | None = None) -> np.ndarray:
     """Probability of crop (H, W) float32 for in-memory features; NaN where invalid. ``frame``:
-    where the arrays start in their image, whose tile grid the tiles then follow.
+    where the arrays start in their image, whose tile grid the tiles then follow; ``grid``: the
+    arrays' (or their image's) grid, which tells how the model sees them (:func:`make_predictor`).
 
     Raises:
         NoDataError: no valid pixel.
@@ -299,7 +318,7 @@ def predict_array(loaded, features: np.ndarray, valid: np.ndarray, config: Predi
     """
     if not valid.any():
         raise NoDataError("the region holds no valid pixels (all no data); choose another region")
-    pred = make_predictor(loaded, config, offset, frame)
+    pred = make_predictor(loaded, config, offset, frame, grid)
     h, w = valid.shape
     out = np.empty((h, w), np.float32)
     for r, strip in pred.strips(array_reader(features, valid), h, w, progress):
@@ -308,8 +327,9 @@ def predict_array(loaded, features: np.ndarray, valid: np.ndarray, config: Predi
 
 
 def predict_in_context(loaded, features: np.ndarray, valid: np.ndarray, context=None,
-                       config: PredictConfig = PredictConfig(), progress: ProgressFn | None = None) -> np.ndarray:
-    """:func:`predict_array` for a scene, run over its context image where it has one
+                       config: PredictConfig = PredictConfig(), progress: ProgressFn | None = None,
+                       grid: Grid | None = None) -> np.ndarray:
+    """:func:`predict_array` for a scene (on ``grid``), run over its context image where it has one
     (:class:`core.sources.base.SceneContext`: the region's surroundings, unmasked), then cut to the
     scene and NaN wherever the scene has no data (outside the region's outline): a field's
     probability does not depend on how tightly the region was drawn around it.
@@ -319,17 +339,18 @@ def predict_in_context(loaded, features: np.ndarray, valid: np.ndarray, context=
         as :func:`predict_array`.
     """
     if context is None:
-        return predict_array(loaded, features, valid, config, progress)
+        return predict_array(loaded, features, valid, config, progress, grid=grid)
     from core.raster import read_image
 
-    ctx_features, ctx_valid, _ = read_image(context.path)
+    ctx_features, ctx_valid, ctx_grid = read_image(context.path)
     h, w = valid.shape
     r, c = context.row_off, context.col_off
     if r < 0 or c < 0 or r + h > ctx_valid.shape[0] or c + w > ctx_valid.shape[1]:
         raise InvalidDataError(f"{context.path} does not hold the scene at row {r}, column {c}; "
                                "choose the region again to make the scene anew")
     # on the source image's tile grid: a region is predicted as that part of the whole image
-    prob = predict_array(loaded, ctx_features, ctx_valid, config, progress, frame=context.frame)[r : r + h, c : c + w].copy()
+    prob = predict_array(loaded, ctx_features, ctx_valid, config, progress, frame=context.frame,
+                         grid=ctx_grid)[r : r + h, c : c + w].copy()
     prob[~valid] = np.nan
     return prob
 
@@ -525,7 +546,8 @@ def predict_image(
             def keep(r, n):  # the scene's own pixels with data (the context's beyond its outline are not output)
                 return scene.read_valid(Window(0, r, grid.width, n))
         grid.pixel_area_ha()  # a CRS without a known unit is refused here, before the model runs
-        predictor = make_predictor(loaded, config, frame=(frame[0] + int(win.row_off), frame[1] + int(win.col_off)))
+        predictor = make_predictor(loaded, config, frame=(frame[0] + int(win.row_off), frame[1] + int(win.col_off)),
+                                   grid=reader.grid)
 
         def read(r, c, h, w):
             return reader.read(Window(win.col_off + c, win.row_off + r, w, h))

@@ -453,3 +453,34 @@ def test_a_context_that_does_not_hold_the_scene_is_refused(tmp_path):
     with pytest.raises(InvalidDataError, match="does not hold the scene"):
         predict_image(FTW, tmp_path / "p", context=SceneContext(FTW, 5, 5), band_map=parse_band_spec("1,2,3,4"))
     assert not (tmp_path / "p").exists()
+
+
+def test_a_south_up_image_is_shown_to_the_model_north_up(shipped, tmp_path):
+    """A GeoTIFF whose rows run north (as written from data with rising latitudes) was fed to the
+    model mirrored: 10 pp of probability apart from the same pixels stored north-up."""
+    from affine import Affine
+
+    from core.grid import Grid
+    from core.predict import north_up_view
+    from testdata import FLANDERS_S2
+
+    with rasterio.open(FLANDERS_S2) as src:
+        data, profile, t, names = src.read(), src.profile, src.transform, src.descriptions
+    profile.update(transform=Affine(t.a, 0, t.c, 0, -t.e, t.f + t.e * data.shape[1]))
+    with rasterio.open(tmp_path / "south_up.tif", "w", **profile) as dst:
+        dst.write(data[:, ::-1])
+        dst.descriptions = names
+    north = predict_image(FLANDERS_S2, tmp_path / "n", loaded=shipped)
+    south = predict_image(tmp_path / "south_up.tif", tmp_path / "s", loaded=shipped)
+    with rasterio.open(tmp_path / "n" / "probability.tif") as a, rasterio.open(tmp_path / "s" / "probability.tif") as b:
+        gap = np.abs(a.read(1).astype(float) - b.read(1)[::-1])
+    assert gap.mean() < 2 and abs(north["crop_pixels"] - south["crop_pixels"]) < 0.005 * north["valid_pixels"]
+    # in memory, as the dashboard predicts: by the grid given
+    feats, valid, grid = read_image(tmp_path / "south_up.tif")
+    assert grid.transform[4] > 0 and north_up_view(grid) == 2
+    on_grid = predict_array(shipped, feats, valid, grid=grid)
+    assert np.abs(on_grid - predict_array(shipped, feats[::-1], valid[::-1])[::-1]).mean() < 0.02
+    # which grids are turned: by the signs of a north-up grid's steps; not a rotated or an image-coordinate one
+    assert [north_up_view(Grid("EPSG:32631", tr, 8, 8)) for tr in
+            ((10, 0, 0, 0, -10, 0), (-10, 0, 0, 0, -10, 0), (-10, 0, 0, 0, 10, 0), (7, 7, 0, 7, -7, 0))] == [0, 1, 3, 0]
+    assert north_up_view(Grid(None, (1, 0, 0, 0, 1, 0), 8, 8)) == 0 and north_up_view(None) == 0

@@ -274,14 +274,15 @@ def prediction_work(key: tuple) -> Callable[[Callable[[int, int], None] | None],
     if out.exists():
         used(out)
         return lambda progress=None: out
-    feats, valid, _ = image_arrays(image_path, image_mtime)
+    feats, valid, grid = image_arrays(image_path, image_mtime)
     loaded = model(model_path, model_mtime)
 
     def work(progress: Callable[[int, int], None] | None = None) -> Path:
         if out.exists():  # made meanwhile (another session's run of the same key)
             return out
         # over the region's surroundings where the scene has them: the model sees what it would in the whole image
-        prob = predict_in_context(loaded, feats, valid, scene_context(image_path), PredictConfig(views=views), progress)
+        prob = predict_in_context(loaded, feats, valid, scene_context(image_path), PredictConfig(views=views), progress,
+                                  grid)
         out.parent.mkdir(parents=True, exist_ok=True)
         # a temporary name of its own: two sessions predicting the same key never share a half-written file
         fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".tmp.npy", dir=out.parent)
