@@ -367,6 +367,10 @@ def grid_difference(expected: Grid, actual: Grid) -> str:
     (a, b, _, d, e, _), (A, B, _, D, E, _) = actual.transform, expected.transform
     scale = max(abs(A), abs(B), abs(D), abs(E), 1e-12)
     if any(abs(x - y) > 1e-6 * scale for x, y in ((a, A), (b, B), (d, D), (e, E))):
+        if np.allclose(np.abs([a, b, d, e]), np.abs([A, B, D, E]), rtol=1e-6, atol=1e-6 * scale):
+            ways = [w for w, x, y in (("rows", e or d, E or D), ("columns", a or b, A or B)) if x * y < 0]
+            return (f"its {' and '.join(ways) or 'pixels'} run the other way than the image's (one of them is stored "
+                    f"{'south-up' if 'rows' in ways else 'mirrored'}: gdalwarp IN.tif OUT.tif writes it north-up)")
         return (f"its pixels are {np.hypot(a, d):.6g} x {np.hypot(b, e):.6g}, the image's {np.hypot(A, D):.6g} x "
                 f"{np.hypot(B, E):.6g} (CRS units)")
     from affine import Affine

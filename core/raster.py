@@ -21,7 +21,7 @@ from core.errors import (
     InputNotFoundError,
     InvalidDataError,
 )
-from core.grid import Grid, check_same_grid, georeferencing_warnings, grid_of, window_within
+from core.grid import Grid, check_same_grid, georeferencing_warnings, grid_of, pixel_offset, window_within
 from core.labels import NODATA, ClassMap
 from core.reflectance import (
     MIN_CHECKED_PIXELS,
@@ -387,16 +387,20 @@ def check_real_numbers(src, path: str | os.PathLike, what: str) -> None:
 def _window_in_labels(grid: Grid | None, labels: Grid, window, path):
     """The window of a label file on ``labels`` to read for ``window`` (None: all) of an image on
     ``grid``: the same one where the file is on the image's grid; moved where the file lies on the
-    image's pixel grid and covers all of it (a larger tile of the same product, e.g. CDL).
+    image's pixel grid (a larger tile of the same product, e.g. CDL, or labels of only some of the
+    image's fields: the window's part beyond the file is no data, see :func:`read_padded`).
 
     Raises:
-        GridMismatchError: the file is on another grid, or covers only part of the image.
+        GridMismatchError: the file is on another grid, or on the image's pixels but beside the image.
     """
     from rasterio.windows import Window
 
     if grid is None or grid.same_as(labels):
         return window
     inside = window_within(grid, labels)
+    offset = pixel_offset(grid, labels) if inside is None else None  # (column, row) of the image in the file
+    if offset is not None and -grid.width < offset[0] < labels.width and -grid.height < offset[1] < labels.height:
+        inside = Window(offset[0], offset[1], grid.width, grid.height)  # they overlap: the rest is no data
     if inside is None:
         check_same_grid(grid, labels, path)  # (raises, saying how the grids differ)
     if window is None:

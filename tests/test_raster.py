@@ -69,12 +69,28 @@ def test_labels_on_another_grid_are_refused(tmp_path):
     with ImageReader(FLANDERS_S2) as r:  # what differs, in words with its figures
         with pytest.raises(GridMismatchError, match=r"it has no georeferencing \(no CRS; not a GeoTIFF"):
             read_labels(SAMPLE_LABELS, get_class_map("cdl"), grid=r.grid)
-        with pytest.raises(GridMismatchError, match=r"it covers only part of the image \(64 x 32 px from column 0, row 0 "
-                                                    r"of the image's 64 x 64 px; its pixels are the image's\); resample"):
-            read_labels(write_raster(tmp_path / "small.tif", np.ones((32, 64), np.uint8), crs=r.grid.crs,
-                                     transform=Affine(*r.grid.transform)), get_class_map("binary"), grid=r.grid)
-        mask = read_labels(FLANDERS_LABELS, get_class_map("worldcereal"), grid=r.grid)
+        # labels of part of the image on its pixels (the fields surveyed): no data elsewhere (they were refused,
+        # with advice to resample what needed no resampling)
         t = r.grid.transform
+        part = write_raster(tmp_path / "small.tif", np.ones((32, 40), np.uint8), crs=r.grid.crs,
+                            transform=Affine(t[0], 0, t[2] + 30 * t[0], 0, t[4], t[5] + 16 * t[4]))  # from column 30, row 16
+        expected = np.full((72, 72), 255, np.uint8)  # (its last columns reach beyond the image's 64)
+        expected[16:48, 30:70] = 1
+        assert np.array_equal(read_labels(part, get_class_map("binary"), grid=r.grid), expected[:64, :64])
+        from rasterio.windows import Window
+
+        assert np.array_equal(read_labels(part, get_class_map("binary"), grid=r.grid, window=Window(40, 40, 32, 32)),
+                              expected[40:, 40:])
+        south_up = Affine(t[0], 0, t[2], 0, -t[4], t[5] + 64 * t[4])  # the same place, rows running north
+        with pytest.raises(GridMismatchError, match=r"its rows run the other way than the image's \(one of them is "
+                                                    r"stored south-up: gdalwarp IN.tif OUT.tif writes it north-up\)"):
+            read_labels(write_raster(tmp_path / "south.tif", np.ones((64, 64), np.uint8), crs=r.grid.crs, transform=south_up),
+                        get_class_map("binary"), grid=r.grid)
+        # ... but not beside it
+        with pytest.raises(GridMismatchError, match=r"it lies elsewhere: its first pixel is at column 64, row 0"):
+            read_labels(write_raster(tmp_path / "beside.tif", np.ones((32, 40), np.uint8), crs=r.grid.crs,
+                                     transform=Affine(t[0], 0, t[2] + 64 * t[0], 0, t[4], t[5])), get_class_map("binary"), grid=r.grid)
+        mask = read_labels(FLANDERS_LABELS, get_class_map("worldcereal"), grid=r.grid)
         with pytest.raises(GridMismatchError, match=r"it is in EPSG:4326, the image in EPSG:32631; resample"):
             read_labels(write_raster(tmp_path / "deg.tif", mask, crs="EPSG:4326", transform=Affine(*t)),
                         get_class_map("binary"), grid=r.grid)
