@@ -472,6 +472,14 @@ class Region:
             return {"type": "Polygon", "coordinates": [conv(r) for r in geom["coordinates"]]}
         return {"type": "MultiPolygon", "coordinates": [[conv(r) for r in p] for p in geom["coordinates"]]}
 
+    def reaches_far_beyond(self, grid: Grid) -> bool:
+        """Whether part of a lon/lat region lies far beyond the image (out of the box around it that
+        :meth:`geometry_in` cuts the region to, so that its pixel bounds do not show it)."""
+        if self.is_image or not grid.georeferenced:
+            return False
+        box, geometry = _around(grid), self.geometry()
+        return box is not None and _clipped_to_box(geometry, box) is not geometry  # (as it is when inside)
+
     def pixel_bounds(self, grid: Grid) -> tuple[int, int, int, int]:
         """(col0, row0, col1, row1): the whole pixels the region touches on ``grid``, not clipped
         to the grid (so a region partly outside the image reaches below 0 or past its size).
@@ -721,7 +729,7 @@ def check_region(
         )
     # (its area is the pixels used, ``used``/``area_ha``, said beside it: the box's size is another figure)
     c0, r0, c1, r1 = bounds
-    clipped = c0 < 0 or r0 < 0 or c1 > grid.width or r1 > grid.height
+    clipped = c0 < 0 or r0 < 0 or c1 > grid.width or r1 > grid.height or region.reaches_far_beyond(grid)
     note = "; part of the region lies outside the image and is left out" if clipped else ""
     return WindowCheck(True, f"region OK: it fits a box of {window.width:,} x {window.height:,} px{note}", area_ha, used,
                        window, clipped)

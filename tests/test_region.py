@@ -185,6 +185,22 @@ def test_a_region_a_few_millimetres_past_the_image_edge_is_not_clipped():
     assert past.ok and past.clipped and "outside the image" in past.message
 
 
+def test_a_multipolygon_part_far_from_the_image_is_said_to_be_left_out():
+    """A part 5 degrees away was dropped before the pixel bounds were taken: "region OK", no word."""
+    from rasterio.warp import transform
+
+    xs = [501360.0 + 10.0 * c for c in (100, 500)]
+    ys = [5629680.0 - 10.0 * r for r in (100, 400)]
+    lon, lat = transform("EPSG:32631", "EPSG:4326", [xs[0], xs[1], xs[1], xs[0]], [ys[0], ys[0], ys[1], ys[1]])
+    over = tuple(zip(lon, lat))
+    far = tuple((x + 5.0, y) for x, y in over)
+    alone = check_region(Region("EPSG:4326", ((over + over[:1],),)), UTM_GRID)
+    both = check_region(Region("EPSG:4326", ((over + over[:1],), (far + far[:1],))), UTM_GRID)
+    assert alone.ok and not alone.clipped
+    assert both.ok and both.clipped and "part of the region lies outside the image and is left out" in both.message
+    assert both.window == alone.window and both.pixels == alone.pixels and both.area_ha == alone.area_ha
+
+
 def test_a_region_thinner_than_a_pixel_is_said_to_be_so():
     """A sliver inside the image was told it covers "only the space around" the image's pixels."""
     sliver = Region.from_bbox(10.2, 10.2, 10.4, 300, crs=IMAGE_CRS)
