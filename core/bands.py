@@ -109,7 +109,8 @@ def resolve_bands(descriptions: Sequence[str | None], count: int, band_map: dict
         _check_distinct(band_map, ",".join(f"{b}={i}" for b, i in band_map.items()))
         for name, idx in band_map.items():
             if not 1 <= idx <= count:
-                raise BandError(f"band {name}={idx} does not exist: the image has {count} band{'s' if count != 1 else ''}")
+                raise BandError(f"band {name}={idx} does not exist: the image has {count} band{'s' if count != 1 else ''}"
+                                + (", numbered from 1" if idx < 1 else ""))
         return band_map
     names = [(d or "").strip().upper() for d in descriptions]
     if not any(names):

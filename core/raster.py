@@ -73,6 +73,10 @@ def _open(path: str | os.PathLike):
         if "not recognized as being in a supported file format" in reason:
             raise CorruptFileError(f"{name} is not a GeoTIFF (nor another raster format that GDAL reads); "
                                    "give the image or labels as a GeoTIFF (.tif)") from None
+        reason = reason.removeprefix(f"{name}:").strip()  # (GDAL's text may start with the name once more)
+        if p.suffix.lower() in (".tif", ".tiff"):  # a GeoTIFF by name that GDAL cannot open: cut short or damaged
+            raise CorruptFileError(f"cannot read {name} ({reason}): the file is truncated or damaged; copy or "
+                                   "download it again") from None
         raise CorruptFileError(f"cannot read {name}: {reason}; is it a GeoTIFF?") from None
 
 

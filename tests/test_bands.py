@@ -33,6 +33,11 @@ def test_sentinel2_20m_stack_takes_b8a_not_the_red_edge_b05_as_nir():
     assert resolve_bands(["B2", "B3", "B4", "B5"], 4)["NIR"] == 4  # Landsat 8-9: B5 is NIR
 
 
+def test_band_number_zero_is_said_to_be_one_too_low():
+    with pytest.raises(BandError, match=r"^band R=0 does not exist: the image has 4 bands, numbered from 1$"):
+        resolve_bands([None] * 4, 4, parse_band_spec("0,1,2,3"))
+
+
 def test_numbered_band_names_follow_the_satellite_a_band_tells_or_are_refused():
     """B<n> are other bands on Landsat 4-7 (B3 red, B4 NIR) than on Landsat 8-9 and Sentinel-2: Earth
     Engine's Landsat 5/7 exports (B1-B7) were read as Landsat 8, R = NIR and NIR = SWIR 1, silently."""

@@ -129,6 +129,12 @@ def test_truncated_rasters_are_one_clear_error(tmp_path):
             r.read()
     with pytest.raises(CorruptFileError):
         read_labels(tmp_path / "lab.tif", get_class_map("cdl"))
+    # a file whose header is cut (not a COG): said as plainly, the file named once ("cannot read x.tif:
+    # x.tif: TIFFReadDirectory...; is it a GeoTIFF?")
+    (tmp_path / "cut.tif").write_bytes(SAMPLE_IMAGE.read_bytes()[:3000])
+    with pytest.raises(CorruptFileError, match=r"^cannot read cut.tif \(TIFFReadDirectory:[^;]*\): the file is "
+                                               r"truncated or damaged; copy or download it again$"):
+        ImageReader(tmp_path / "cut.tif")
     from core.evaluate import evaluate_files
 
     with pytest.raises(CorruptFileError, match="truncated or damaged"):  # a damaged crop mask (one band)
