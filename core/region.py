@@ -102,6 +102,25 @@ DENSIFY_DEG = 0.05
 DENSIFY_MOST = 4096
 
 
+def _other_text(data: bytes) -> str:
+    """The text of a GeoJSON file that is not UTF-8: UTF-16 with its byte order mark (as Windows tools
+    save "Unicode" text), else Latin-1 (a field named "Feld Müller" by an older GIS), where the
+    bytes are JSON's characters outside its strings.
+
+    Raises:
+        RegionError: the bytes are no such text (a binary file, a shapefile).
+    """
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
+    elif b"\x00" not in data:  # Latin-1 decodes any bytes: only text without NULs
+        return data.decode("latin-1")
+    raise RegionError("the uploaded file is not GeoJSON text (UTF-8, UTF-16 or Latin-1); upload a .geojson/.json "
+                      "file (a shapefile or KML: convert it first, e.g. ogr2ogr -f GeoJSON out.geojson in.shp)")
+
+
 def _around(grid: Grid) -> tuple[float, float, float, float] | None:
     """The lon/lat box (west, south, east, north) of ``grid``'s footprint grown by its own size on
     each side (by 1 degree at least), within the world's bounds; None for a grid across the 180th
@@ -280,6 +299,12 @@ class Region:
                     if not (math.isfinite(x) and math.isfinite(y)):
                         raise RegionError("region coordinates must be finite numbers")
                     if self.crs == LONLAT_CRS and not (-180 <= x <= 180 and -90 <= y <= 90):
+                        if abs(x) > 360 or abs(y) > 360:  # metres or feet: a projected CRS (UTM, Web Mercator)
+                            raise RegionError(
+                                f"coordinate ({x}, {y}) is not longitude/latitude but looks like metres or feet of "
+                                "a projected CRS (e.g. UTM); GeoJSON is in longitude/latitude: save the file in "
+                                "EPSG:4326 (WGS 84), e.g. ogr2ogr -t_srs EPSG:4326 out.geojson in.geojson"
+                            )
                         raise RegionError(
                             f"coordinate ({x}, {y}) is not longitude/latitude (GeoJSON order is lon, lat; "
                             "lon -180..180, lat -90..90)"
@@ -353,7 +378,7 @@ class Region:
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise RegionError("the uploaded file is not UTF-8 text; upload a .geojson/.json file") from None
+            text = _other_text(data)
         region = cls.from_geojson(text)  # the name the GeoJSON gives its area, else ``name`` (e.g. the file's)
         return region if region.name or not name else replace(region, name=name)
 

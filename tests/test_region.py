@@ -90,7 +90,7 @@ def test_an_uploaded_region_takes_the_name_its_geojson_gives_it():
 def test_upload_limits():
     with pytest.raises(RegionError, match="limit"):
         Region.from_upload(b" " * (6 * 1024 * 1024))
-    with pytest.raises(RegionError, match="UTF-8"):
+    with pytest.raises(RegionError, match="not valid JSON"):  # (text in UTF-16, but no JSON)
         Region.from_upload(b"\xff\xfe\x00bad")
 
 
@@ -387,3 +387,20 @@ def test_a_large_regions_area_is_that_of_its_lon_lat_box():
         box = {"type": "Polygon", "coordinates": [[[w, s], [w + size, s], [w + size, s + size], [w, s + size], [w, s]]]}
         band = abs(ellipsoid_sine(s + size) - ellipsoid_sine(s)) * WGS84_A**2 * math.radians(size) / 1e4
         assert lonlat_area_ha(box) == pytest.approx(band, rel=2e-4)
+
+
+def test_geojson_saved_as_utf16_or_latin1_is_read_and_projected_coordinates_are_named():
+    """Windows tools save "Unicode" (UTF-16) and older GIS Latin-1: both were refused as "not UTF-8 text;
+    upload a .geojson/.json file", which it was; UTM metres were said to be lon/lat in the wrong order."""
+    feature = {"type": "Feature", "properties": {"name": "Feld Müller"},
+               "geometry": {"type": "Polygon", "coordinates": [[[4.0, 50.8], [4.01, 50.8], [4.01, 50.81], [4.0, 50.8]]]}}
+    text = json.dumps(feature, ensure_ascii=False)
+    for data in (text.encode("utf-16"), text.encode("latin-1"), text.encode("utf-8")):
+        region = Region.from_upload(data)
+        assert region.name == "Feld Müller" and region.bounds == pytest.approx((4.0, 50.8, 4.01, 50.81))
+    with pytest.raises(RegionError, match=r"not GeoJSON text \(UTF-8, UTF-16 or Latin-1\).*ogr2ogr"):
+        Region.from_upload(b"\x00\x00\x27\x0a" + bytes(range(256)))  # a shapefile's header
+    metres = {**feature, "geometry": {"type": "Polygon", "coordinates": [
+        [[361206.0, 5349264.0], [362206.0, 5349264.0], [362206.0, 5350264.0], [361206.0, 5349264.0]]]}}
+    with pytest.raises(RegionError, match=r"looks like metres or feet of a projected CRS .*save the file in EPSG:4326"):
+        Region.from_upload(json.dumps(metres).encode())
