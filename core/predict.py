@@ -189,9 +189,6 @@ class TiledPredictor:
         starts = tile_origins(f + length, self.config.tile, self.config.step, self.offset[axis], self.lattice)
         return [p - f for p in starts if p + self.config.tile > f]
 
-    def count_tiles(self, height: int, width: int) -> int:
-        return len(self.origins(height, 0)) * len(self.origins(width, 1))
-
     def strips(self, read: ReadFn, height: int, width: int, progress: ProgressFn | None = None
                ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (first row, probabilities (rows, width) float32, NaN where invalid) top to bottom.
