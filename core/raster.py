@@ -395,7 +395,8 @@ def _window_in_labels(grid: Grid | None, labels: Grid, window, path):
     image's fields: the window's part beyond the file is no data, see :func:`read_padded`).
 
     Raises:
-        GridMismatchError: the file is on another grid, or on the image's pixels but beside the image.
+        GridMismatchError: the file is on another grid, or on the image's pixels but beside the image
+            or of its size but moved (an export off by some pixels).
     """
     from rasterio.windows import Window
 
@@ -403,8 +404,11 @@ def _window_in_labels(grid: Grid | None, labels: Grid, window, path):
         return window
     inside = window_within(grid, labels)
     offset = pixel_offset(grid, labels) if inside is None else None  # (column, row) of the image in the file
-    if offset is not None and -grid.width < offset[0] < labels.width and -grid.height < offset[1] < labels.height:
-        inside = Window(offset[0], offset[1], grid.width, grid.height)  # they overlap: the rest is no data
+    # labels overlapping the image (the rest is no data), unless they are of its size: a copy moved by
+    # some pixels is a mistake (an export off by a pixel), not labels of part of it
+    if (offset is not None and labels.shape != grid.shape
+            and -grid.width < offset[0] < labels.width and -grid.height < offset[1] < labels.height):
+        inside = Window(offset[0], offset[1], grid.width, grid.height)
     if inside is None:
         check_same_grid(grid, labels, path)  # (raises, saying how the grids differ)
     if window is None:
