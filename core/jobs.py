@@ -147,15 +147,11 @@ def _metric_parts(logs: dict) -> list[str]:
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write a file atomically: a temporary file in the same folder, then ``os.replace``. The
-    temporary name is unique per call (dashboard sessions are threads of one process)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write a file atomically (:func:`core.files.write_bytes_whole`: a temporary name unique per
+    call, as dashboard sessions are threads of one process, then a rename)."""
+    from core.files import write_bytes_whole
+
+    write_bytes_whole(path, text.encode("utf-8"))
 
 
 def _write_json(path: Path, data: dict) -> None:

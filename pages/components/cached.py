@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -20,6 +19,7 @@ import streamlit as st
 
 from core import overlays as ov
 from core.errors import CropMapError
+from core.files import replacing
 from core.labels import NODATA
 from core.grid import Grid
 
@@ -283,16 +283,9 @@ def prediction_work(key: tuple) -> Callable[[Callable[[int, int], None] | None],
         # over the region's surroundings where the scene has them: the model sees what it would in the whole image
         prob = predict_in_context(loaded, feats, valid, scene_context(image_path), PredictConfig(views=views), progress,
                                   grid)
-        out.parent.mkdir(parents=True, exist_ok=True)
         # a temporary name of its own: two sessions predicting the same key never share a half-written file
-        fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".tmp.npy", dir=out.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, prob.astype(np.float32))
-            os.replace(name, out)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+        with replacing(out) as tmp, open(tmp, "wb") as f:
+            np.save(f, prob.astype(np.float32))
         return out
 
     return work
