@@ -12,7 +12,7 @@ from core.errors import InvalidDataError
 from core.files import check_output_file, replacing
 from core.labels import NODATA, get_class_map, label_map_warning, with_class_names
 from core.metrics import check_mask, class_errors, confusion, crop_area_agreement
-from core.grid import Grid, grid_of, window_within
+from core.grid import Grid, grid_of, pixel_offset, window_within
 from core.raster import _open, grid_of_file, read_label_classes, read_pixels
 
 #: classes listed in ``errors_by_class`` (those with the most wrong pixels)
@@ -70,20 +70,22 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
     whole = grid_of_file(labels_path)
     inside = None if whole.same_as(grid) else window_within(grid, whole)
     if inside is None and not whole.same_as(grid):
-        around = window_within(whole, grid)
-        if around is not None:  # labels of part of the prediction (an Earth Engine export padded to whole
-            # patches): outside them no pixel has a label, so the pixels valid in both are inside
-            predicted = int((pred != NODATA).sum())
-            pred = pred[around.row_off : around.row_off + around.height, around.col_off : around.col_off + around.width]
-            grid = whole
-            left_out = predicted - int((pred != NODATA).sum())
-            if left_out:  # (an export's padding holds no prediction: nothing to say then)
-                share = f"{1 - left_out / predicted:.2%}"
+        # labels of part of the prediction (an Earth Engine export padded to whole patches, labels of
+        # the fields surveyed): outside them no pixel has a label, so the pixels valid in both are inside
+        offset = pixel_offset(whole, grid)  # (column, row) of the labels' first pixel in the prediction
+        if offset is not None:
+            (c, r), predicted = offset, int((pred != NODATA).sum())
+            rows, cols = slice(max(r, 0), max(r + whole.height, 0)), slice(max(c, 0), max(c + whole.width, 0))
+            covered = int((pred[rows, cols] != NODATA).sum())
+            last_row, last_col = min(r + whole.height, pred.shape[0]) - 1, min(c + whole.width, pred.shape[1]) - 1
+            if window_within(whole, grid) is not None:  # all of them inside: compared on their grid
+                pred, grid = pred[rows, cols], whole
+            if predicted > covered:  # (an export's padding holds no prediction: nothing to say then)
+                share = f"{covered / predicted:.2%}"
                 warnings.append(
-                    f"the labels cover only {predicted - left_out:,} of the {predicted:,} predicted pixels "
-                    f"({'over 99.99%' if share == '100.00%' else share}: rows "
-                    f"{around.row_off}-{around.row_off + around.height - 1}, columns {around.col_off}-"
-                    f"{around.col_off + around.width - 1} of the prediction); the figures are for that part only")
+                    f"the labels cover only {covered:,} of the {predicted:,} predicted pixels "
+                    f"({'over 99.99%' if share == '100.00%' else share}: rows {rows.start}-{last_row}, columns "
+                    f"{cols.start}-{last_col} of the prediction); the figures are for that part only")
     # the inputs' own mistakes first (each told at once), then an output in the way
     out_path = check_output_file(out or Path(pred_path).with_name("metrics.json"), overwrite)
     if inside is not None:  # a prediction of a window of the labels' image (predict --window)

@@ -130,3 +130,27 @@ def test_metrics_already_written_are_kept_unless_overwrite_is_given(tmp_path):
     result = evaluate_files(tmp_path / "wrong.tif", FLANDERS_LABELS, "worldcereal", out=out, overwrite=True)
     assert json.loads(out.read_text()) == json.loads(json.dumps(result)) and out.read_bytes() != before
     assert json.loads(before)["iou"] == 1.0 and result["tp"] == 0
+
+
+def test_labels_of_part_of_the_prediction_reaching_beyond_it_are_scored_on_their_part(tmp_path):
+    """Labels of the fields surveyed, on the prediction's pixels, overlapping one of its edges: the
+    pixels they label are scored and the warning says which part that is."""
+    import rasterio
+    from affine import Affine
+    from rasterio.windows import Window
+
+    grid = grid_of_file(FLANDERS_S2)
+    labels = read_labels(FLANDERS_LABELS, get_class_map("worldcereal"), grid)
+    write_mask(tmp_path / "crop_mask.tif", labels, grid)
+    t = grid.transform
+    with rasterio.open(FLANDERS_LABELS) as src:  # its rows 20-63 and 12 rows beyond the prediction's last
+        part, profile = src.read(1, window=Window(0, 20, 64, 44)), src.profile
+    part = np.concatenate([part, np.full((12, 64), np.nan, part.dtype)])
+    profile.update(height=56, transform=Affine(t[0], 0, t[2], 0, t[4], t[5] + 20 * t[4]))
+    with rasterio.open(tmp_path / "part.tif", "w", **profile) as dst:
+        dst.write(part, 1)
+    result = evaluate_files(tmp_path / "crop_mask.tif", tmp_path / "part.tif", "worldcereal")
+    scored = labels[20:]
+    assert result["valid_pixels"] == int((scored != NODATA).sum()) and result["iou"] == 1.0
+    assert result["warnings"] == [f"the labels cover only {44 * 64:,} of the {64 * 64:,} predicted pixels (68.75%: rows "
+                                  "20-63, columns 0-63 of the prediction); the figures are for that part only"]
