@@ -32,12 +32,13 @@ _NUMBERED: dict[str, dict[str, tuple[str, ...]]] = {
     "Landsat 8-9": {"R": ("B4",), "G": ("B3",), "B": ("B2",), "NIR": ("B5",)},
     "Landsat 4-7": {"R": ("B3",), "G": ("B2",), "B": ("B1",), "NIR": ("B4",)},
 }
-# bands that only one of them has: Sentinel-2's narrow NIR and second SWIR (its L1C has a B10, cirrus, as
-# well), Landsat 8-9's thermal B10 and B11, Landsat 7's two gains of thermal B6
-_NUMBERED_MARKERS: dict[str, frozenset[str]] = {
-    "Sentinel-2": frozenset({"B8A", "B12"}),
-    "Landsat 8-9": frozenset({"B10", "B11"}),
-    "Landsat 4-7": frozenset({"B6_VCID_1", "B6_VCID_2"}),
+# bands that only one of them has (all of a set): Sentinel-2's narrow NIR or second SWIR; Landsat 8-9's
+# two thermal bands together (Sentinel-2 has a B10, cirrus, in L1C, and a B11, SWIR 1, but with B12);
+# Landsat 7's two gains of thermal B6
+_NUMBERED_MARKERS: dict[str, tuple[frozenset[str], ...]] = {
+    "Sentinel-2": (frozenset({"B8A"}), frozenset({"B12"})),
+    "Landsat 8-9": (frozenset({"B10", "B11"}),),
+    "Landsat 4-7": (frozenset({"B6_VCID_1"}), frozenset({"B6_VCID_2"})),
 }
 # Landsat Collection 2 surface reflectance names: SR_B<n> is another band on Landsat 4-7 (TM, ETM+)
 # than on Landsat 8-9 (OLI), so they are read only when a band that one of them alone has tells which.
@@ -173,7 +174,7 @@ def _numbered(names: Sequence[str], missing: Sequence[str]) -> dict[str, int]:
         held = {b: next((a for a in _NUMBERED[kind][b] if a in plain), None) for b in missing}
         return {b: plain.index(a) + 1 for b, a in held.items() if a is not None}
 
-    told = [kind for kind, marks in _NUMBERED_MARKERS.items() if marks & set(plain)]
+    told = [kind for kind, sets in _NUMBERED_MARKERS.items() if any(marks <= set(plain) for marks in sets)]
     if told:
         return index(told[0])
     fits = [kind for kind in _NUMBERED if len(index(kind)) == len(missing)]

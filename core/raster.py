@@ -342,8 +342,8 @@ def read_labels(
 
     Raises:
         InputNotFoundError, CorruptFileError, GridMismatchError (if ``grid`` is given and the labels
-        are on another grid or cover only part of it), InvalidDataError (values that cannot be the
-        class map's codes).
+        are on another grid: see :func:`_window_in_labels`), InvalidDataError (values that cannot be
+        the class map's codes).
     """
     return _mask_of(_read_label_band(path, class_map, grid, window, band), class_map)
 
@@ -406,7 +406,8 @@ def _window_in_labels(grid: Grid | None, labels: Grid, window, path):
     offset = pixel_offset(grid, labels) if inside is None else None  # (column, row) of the image in the file
     # labels overlapping the image (the rest is no data), unless they are of its size: a copy moved by
     # some pixels is a mistake (an export off by a pixel), not labels of part of it
-    if (offset is not None and labels.shape != grid.shape
+    # (both georeferenced: a TIFF without a geotransform has GDAL's identity, "the same pixels" by default)
+    if (offset is not None and labels.shape != grid.shape and grid.georeferenced and labels.georeferenced
             and -grid.width < offset[0] < labels.width and -grid.height < offset[1] < labels.height):
         inside = Window(offset[0], offset[1], grid.width, grid.height)
     if inside is None:

@@ -56,6 +56,10 @@ def test_numbered_band_names_follow_the_satellite_a_band_tells_or_are_refused():
     with pytest.raises(BandError, match="lacks band.s. NIR"):
         resolve_bands(["B2", "B3", "B4", "B5", "B12"], 5)
     assert resolve_bands(["RED", "GREEN", "BLUE", "B8"], 4)["NIR"] == 4  # only the missing band by number
+    # Sentinel-2 has a B11 (SWIR 1) and, in L1C, a B10 (cirrus): one of them alone tells nothing
+    s2 = ["B2", "B3", "B4", "B5", "B6", "B7", "B8", "B11"]
+    assert resolve_bands(s2, 8)["NIR"] == 7 and resolve_bands(["B02", "B03", "B04", "B08", "B11"], 5)["NIR"] == 4
+    assert resolve_bands(["B2", "B3", "B4", "B8", "B10"], 5)["NIR"] == 4
 
 
 def test_landsat_sr_band_names_follow_the_satellite_or_are_refused(tmp_path):

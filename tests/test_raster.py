@@ -86,7 +86,11 @@ def test_labels_on_another_grid_are_refused(tmp_path):
                                                     r"stored south-up: gdalwarp IN.tif OUT.tif writes it north-up\)"):
             read_labels(write_raster(tmp_path / "south.tif", np.ones((64, 64), np.uint8), crs=r.grid.crs, transform=south_up),
                         get_class_map("binary"), grid=r.grid)
-        # ... but not beside it
+        # ... but not beside it, nor without a CRS (a TIFF without a geotransform has GDAL's identity: any
+        # smaller labels would be "on the same pixels")
+        with ImageReader(SAMPLE_IMAGE) as s, pytest.raises(GridMismatchError):
+            read_labels(write_raster(tmp_path / "half.tif", np.ones((512, 512), np.uint8),
+                                     transform=Affine(*s.grid.transform)), get_class_map("binary"), grid=s.grid)
         with pytest.raises(GridMismatchError, match=r"it lies elsewhere: its first pixel is at column 64, row 0"):
             read_labels(write_raster(tmp_path / "beside.tif", np.ones((32, 40), np.uint8), crs=r.grid.crs,
                                      transform=Affine(t[0], 0, t[2] + 64 * t[0], 0, t[4], t[5])), get_class_map("binary"), grid=r.grid)
