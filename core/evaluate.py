@@ -13,7 +13,7 @@ from core.files import check_output_file, replacing
 from core.labels import NODATA, get_class_map, label_map_warning, with_class_names
 from core.metrics import check_mask, class_errors, confusion, crop_area_agreement
 from core.grid import Grid, grid_of, pixel_offset, window_within
-from core.raster import _open, grid_of_file, read_label_classes, read_pixels
+from core.raster import _open, file_bands, grid_of_file, read_label_classes, read_pixels
 
 #: classes listed in ``errors_by_class`` (those with the most wrong pixels)
 BY_CLASS_ROWS = 10
@@ -92,7 +92,7 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
         labels, codes = read_label_classes(labels_path, class_map, grid=whole, window=inside, band=label_band)
     else:
         labels, codes = read_label_classes(labels_path, class_map, grid=grid, band=label_band)
-    said = label_map_warning(codes, class_map, Path(labels_path).name)
+    said = label_map_warning(codes, class_map, Path(labels_path).name, file_bands(labels_path))
     warnings += [said] if said else []
     pixel_ha = grid.pixel_area_ha()
     result = {"prediction": str(pred_path), "labels": str(labels_path), "label_map": label_map,

@@ -228,18 +228,27 @@ def _refuse_a_crop_mask(counts: np.ndarray, class_map: ClassMap, what: str) -> N
 
 
 #: Labels that read as crop at this share or more, and that another product's legend fits, get
-#: :func:`label_map_warning`: codes of another product read with the wrong map (WorldCover's 10-100
-#: or Dynamic World's 0-8 are all crop codes of CDL) looked like a region of crop alone.
+#: :func:`label_map_warning`: codes of another product read with the wrong map (WorldCover's 10-60
+#: and Dynamic World's 1-8 are crop codes of CDL) looked like a region of crop alone.
 ALL_CROP_SHARE = 0.99
+#: ... when the other product reads at least this share of them as crop: one that reads (almost) none
+#: tells nothing (a region of CDL's corn and soy, 1 and 5, is Dynamic World's trees and shrub).
+MIN_OTHER_CROP_SHARE = 0.05
 
 
-def label_map_warning(codes: np.ndarray, class_map: ClassMap, what: str = "the labels") -> str | None:
+def label_map_warning(codes: np.ndarray, class_map: ClassMap, what: str = "the labels",
+                      descriptions: Sequence[str | None] = ()) -> str | None:
     """A warning when labels read with ``class_map`` are crop almost everywhere (:data:`ALL_CROP_SHARE`)
-    while their codes are also the classes of another product that reads much less of them as crop:
-    the label map is then likely not the labels' product, and every score would be wrong (a whole
-    region of crop may be right, so this is a warning). ``codes``: the raw class codes, -1 = no data
-    (:func:`core.raster.read_label_classes`). None when there is nothing to say.
+    while their codes are also the classes of another product that reads some (:data:`MIN_OTHER_CROP_SHARE`)
+    but much less of them as crop: the label map is then likely not the labels' product, and every score would be wrong (a
+    whole region of crop may be right, so this is a warning; a product that reads none of them as
+    crop tells nothing: CDL's corn and soy, 1 and 5, are Dynamic World's trees and shrub). ``codes``:
+    the raw class codes, -1 = no data (:func:`core.raster.read_label_classes`); ``descriptions``:
+    the file's band names (a band named as ``class_map``'s product's, e.g. CDL's ``cropland``,
+    settles it). None when there is nothing to say.
     """
+    if label_map_named_by(descriptions) == class_map.name:
+        return None
     codes = np.asarray(codes).ravel()
     codes = codes[(codes >= 0) & (codes <= MAX_CODE)]
     counts = np.bincount(codes.astype(np.int64), minlength=MAX_CODE + 1)
@@ -257,7 +266,7 @@ def label_map_warning(codes: np.ndarray, class_map: ClassMap, what: str = "the l
         return None
     others = [f"{m.name} ({share(m.crop_codes):.0%} crop)" for m in CLASS_MAPS.values()
               if m.name not in ("binary", class_map.name) and legend_codes(m.name)
-              and share(legend_codes(m.name) | m.nodata_codes) >= 0.95 and share(m.crop_codes) < 0.9]
+              and share(legend_codes(m.name) | m.nodata_codes) >= 0.95 and MIN_OTHER_CROP_SHARE <= share(m.crop_codes) < 0.9]
     if not others:
         return None
     found = ", ".join(str(int(c)) for c in np.flatnonzero(counts)[:8]) + (", ..." if np.count_nonzero(counts) > 8 else "")

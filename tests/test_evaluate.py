@@ -105,8 +105,17 @@ def test_labels_read_with_another_products_map_as_all_crop_are_warned_of(tmp_pat
     # real CDL read as CDL (the sample scene): nothing either
     from testdata import SAMPLE_LABELS
 
-    _, codes = read_label_classes(SAMPLE_LABELS, get_class_map("cdl"))
-    assert label_map_warning(codes, get_class_map("cdl")) is None
+    cdl = get_class_map("cdl")
+    _, codes = read_label_classes(SAMPLE_LABELS, cdl)
+    assert label_map_warning(codes, cdl) is None
+    # nor on a field-sized part of it that is all corn and soy (1, 5: Dynamic World's trees and shrub, no crop)
+    window = codes[:200, :200].copy()
+    window[(window >= 0) & ~np.isin(window, [1, 5])] = 1
+    assert np.isin(window[window >= 0], [1, 5]).all() and label_map_warning(window, cdl) is None
+    # ... nor on labels whose band names the product chosen (CDL's "cropland"), whatever they hold
+    _, codes = read_label_classes(labels, cdl, grid)
+    assert label_map_warning(codes, cdl, "worldcover.tif") == said[0]
+    assert label_map_warning(codes, cdl, "worldcover.tif", descriptions=["cropland"]) is None
 
 
 def test_metrics_already_written_are_kept_unless_overwrite_is_given(tmp_path):

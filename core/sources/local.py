@@ -23,7 +23,7 @@ from core.errors import CropMapError, InputNotFoundError, InvalidDataError, NoDa
 from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem, write_bytes_whole
 from core.labels import NODATA, get_class_map, label_map_warning
 from core.grid import Grid, crs_words
-from core.raster import ImageReader, read_label_classes, write_codes, write_mask, write_reflectance
+from core.raster import ImageReader, file_bands, read_label_classes, write_codes, write_mask, write_reflectance
 from core.region import LONLAT_CRS, PixelWindow, Region, WindowCheck, check_region
 from core.sources.base import (CODES_FILE, CONTEXT_FILE, CONTEXT_LEAST, CONTEXT_MARGIN, MIN_REGION_SIDE, Progress,
                                RegionCheck, SCENE_IMAGE, Scene)
@@ -380,4 +380,5 @@ def validate_labels(path: str | os.PathLike, label_map: str, grid: Grid) -> dict
     valid = int((mask != NODATA).sum())
     if valid == 0:
         raise NoDataError(f"{Path(path).name} holds no labelled pixel with label map {label_map!r}; check the label map")
-    return {"valid": valid, "crop": int((mask == 1).sum()), "warning": label_map_warning(codes, class_map, Path(path).name)}
+    return {"valid": valid, "crop": int((mask == 1).sum()), "warning": label_map_warning(codes, class_map, Path(path).name,
+                                                                           file_bands(path))}
