@@ -381,6 +381,9 @@ def grid_difference(expected: Grid, actual: Grid) -> str:
         return (f"its pixels lie between the image's: its first pixel is at column {col:,.2f}, row {row:,.2f} of "
                 "the image" + _how_far(expected, actual))
     col, row = offset
+    if actual.shape == expected.shape and abs(col) < actual.width and abs(row) < actual.height:
+        return (f"it is of the image's size but moved by {col:,} column(s) and {row:,} row(s) of its pixels (an "
+                "export off by some pixels?); export it again on the image's grid, or correct its georeferencing")
     overlaps = col < expected.width and row < expected.height and col + actual.width > 0 and row + actual.height > 0
     if actual.shape != expected.shape and overlaps:
         covers = col <= 0 and row <= 0 and col + actual.width >= expected.width and row + actual.height >= expected.height

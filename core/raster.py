@@ -74,6 +74,10 @@ def _open(path: str | os.PathLike):
             raise CorruptFileError(f"{name} is not a GeoTIFF (nor another raster format that GDAL reads); "
                                    "give the image or labels as a GeoTIFF (.tif)") from None
         reason = reason.removeprefix(f"{name}:").strip()  # (GDAL's text may start with the name once more)
+        if "missing codec" in reason:  # compressed in a way this GDAL does not read (e.g. JPEG-XL)
+            raise CorruptFileError(f"cannot read {name}: it is compressed with a codec this installation lacks "
+                                   f"({reason}); write it with another compression, e.g. gdal_translate -co "
+                                   "COMPRESS=DEFLATE IN.tif OUT.tif") from None
         if p.suffix.lower() in (".tif", ".tiff"):  # a GeoTIFF by name that GDAL cannot open: cut short or damaged
             raise CorruptFileError(f"cannot read {name} ({reason}): the file is truncated or damaged; copy or "
                                    "download it again") from None
@@ -139,7 +143,7 @@ class ImageReader:
     """
 
     def __init__(self, path: str | os.PathLike, band_map: dict[str, int] | None = None):
-        from rasterio.enums import MaskFlags
+        from rasterio.enums import ColorInterp, MaskFlags
 
         self.path = Path(path)
         self._src = _open(self.path)
@@ -152,8 +156,10 @@ class ImageReader:
             self.nodata = src.nodata
             # a mask band (GDAL's internal .msk or an alpha band: a cloud mask, the edge of a warped scene)
             # hides pixels whose values remain; they are no data, as the nodata value's are
-            self._has_mask = any(MaskFlags.per_dataset in src.mask_flag_enums[i - 1]
-                                 or MaskFlags.alpha in src.mask_flag_enums[i - 1] for i in self._indexes)
+            # (not where the band GDAL takes for alpha is one of R, G, B, NIR: a 4-band file written as RGBA)
+            alpha_used = any(src.colorinterp[i - 1] == ColorInterp.alpha for i in self._indexes)
+            self._has_mask = not alpha_used and any(MaskFlags.per_dataset in src.mask_flag_enums[i - 1]
+                                                    or MaskFlags.alpha in src.mask_flag_enums[i - 1] for i in self._indexes)
             sample = self._sample(src)
             # valid_pixels, as reading has it: NaN without a NaN nodata value is refused now if the
             # sample shows it, so that a prediction does not stop part of the way through
@@ -262,7 +268,7 @@ class ImageReader:
         return valid, rows, cols
 
     def read_overview(self, side: int) -> tuple[np.ndarray, np.ndarray, Grid]:
-        """:meth:`read` of the whole image at most ``side`` x ``side`` pixels (nearest: every
+        """:meth:`read` of the whole image at most ``side`` x ``side`` pixels (nearest: about every
         ``k``-th pixel; the file's overviews where it has them) and the grid of those pixels, whose
         bounds are the image's: a look at an image too large to read whole. The whole image when it
         fits.

@@ -86,6 +86,12 @@ def test_labels_on_another_grid_are_refused(tmp_path):
                                                     r"stored south-up: gdalwarp IN.tif OUT.tif writes it north-up\)"):
             read_labels(write_raster(tmp_path / "south.tif", np.ones((64, 64), np.uint8), crs=r.grid.crs, transform=south_up),
                         get_class_map("binary"), grid=r.grid)
+        # ... nor a copy of the image's size moved by a pixel (an export off by one), said so
+        with pytest.raises(GridMismatchError, match=r"it is of the image's size but moved by 1 column\(s\) and -2 "
+                                                    r"row\(s\) of its pixels \(an export off by some pixels\?\)"):
+            read_labels(write_raster(tmp_path / "off.tif", np.ones((64, 64), np.uint8), crs=r.grid.crs,
+                                     transform=Affine(t[0], 0, t[2] + t[0], 0, t[4], t[5] - 2 * t[4])),
+                        get_class_map("binary"), grid=r.grid)
         # ... but not beside it, nor without a CRS (a TIFF without a geotransform has GDAL's identity: any
         # smaller labels would be "on the same pixels")
         with ImageReader(SAMPLE_IMAGE) as s, pytest.raises(GridMismatchError):
@@ -139,6 +145,17 @@ def test_truncated_rasters_are_one_clear_error(tmp_path):
     with pytest.raises(CorruptFileError, match=r"^cannot read cut.tif \(TIFFReadDirectory:[^;]*\): the file is "
                                                r"truncated or damaged; copy or download it again$"):
         ImageReader(tmp_path / "cut.tif")
+    # compressed with a codec this GDAL lacks (the tag of a deflated file set to LERC's 34892): not "damaged"
+    with rasterio.open(tmp_path / "deflated.tif", "w", driver="GTiff", width=16, height=16, count=4, dtype="uint16",
+                       compress="deflate", crs="EPSG:32631", transform=Affine(10, 0, 0, 0, -10, 0)) as dst:
+        dst.write(np.ones((4, 16, 16), np.uint16))
+    data = (tmp_path / "deflated.tif").read_bytes()
+    deflate = b"\x03\x01\x03\x00\x01\x00\x00\x00\x08\x00"  # tag 259 (compression), SHORT, 1, deflate
+    assert data.count(deflate) == 1
+    (tmp_path / "codec.tif").write_bytes(data.replace(deflate, deflate[:8] + (34892).to_bytes(2, "little")))
+    with pytest.raises(CorruptFileError, match=r"^cannot read codec.tif: it is compressed with a codec this "
+                                               r"installation lacks .*gdal_translate -co COMPRESS=DEFLATE"):
+        ImageReader(tmp_path / "codec.tif")
     from core.evaluate import evaluate_files
 
     with pytest.raises(CorruptFileError, match="truncated or damaged"):  # a damaged crop mask (one band)
@@ -257,3 +274,15 @@ def test_pixels_hidden_by_the_files_mask_band_are_no_data(tmp_path):
         assert np.array_equal(spread, ~hidden[np.ix_(rows, cols)])
         _, small_valid, _ = r.read_overview(16)
         assert np.array_equal(small_valid, ~hidden[2::4, 2::4])
+    # a 4-band file written as RGBA: GDAL takes its NIR for alpha, but it is data, not a mask
+    with rasterio.open(FLANDERS_S2) as src:
+        profile, data, names = src.profile, src.read(), src.descriptions
+    profile.update(photometric="RGB", alpha="YES", dtype="uint16", nodata=None)  # (GDAL's alpha: integers)
+    data = np.round(data * 10000).astype(np.uint16)
+    data[3, :, :8] = 0  # NIR 0 (as "transparent" alpha) in some pixels
+    with rasterio.open(tmp_path / "rgba.tif", "w", **profile) as dst:
+        dst.write(data)
+        dst.descriptions = names
+    with ImageReader(tmp_path / "rgba.tif") as r, rasterio.open(tmp_path / "rgba.tif") as src:
+        assert src.colorinterp[3] == rasterio.enums.ColorInterp.alpha and r.band_index["NIR"] == 4
+        assert r.read()[1].all()
