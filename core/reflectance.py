@@ -82,13 +82,14 @@ DARK_OFFSET_WARNING = 0.08
 DIM_SCALE_WARNING = 0.1
 
 
-def reflectance_warnings(refl: np.ndarray, what: str) -> tuple[str, ...]:
+def reflectance_warnings(refl: np.ndarray, what: str, scaled: bool = True) -> tuple[str, ...]:
     """Warnings about reflectance that is possible but suspect (``refl``: bands x valid pixels of a
-    sample, after scale and offset); empty for samples of fewer than MIN_CHECKED_PIXELS pixels."""
+    sample, after scale and offset; ``scaled``: stored as scaled numbers, e.g. x 10000, which may be
+    the wrong scale); empty for samples of fewer than MIN_CHECKED_PIXELS pixels."""
     if refl.ndim != 2 or refl.shape[1] < MIN_CHECKED_PIXELS:
         return ()
     bright = float(np.percentile(refl, 99, axis=1).max())
-    if bright < DIM_SCALE_WARNING:
+    if scaled and bright < DIM_SCALE_WARNING:
         return (f"even the brightest pixels of {what} have reflectance {bright:.3f} or less (99th percentile of the "
                 "brightest band), where vegetation's NIR is usually 0.3 or more: if the values are reflectance x "
                 f"1000, not x 10000, set the file's scale (gdal_edit.py -scale 0.001 FILE.tif), or the crop map "
@@ -123,7 +124,8 @@ def sample_warnings(stored: np.ndarray, scales: np.ndarray, offsets: np.ndarray,
                     f"{MAX_POSSIBLE_REFLECTANCE:g} in some band, which no surface reflectance reaches; they are "
                     f"read as no data{what_fill}",)
     rest = stored[:, ~high]
-    return warnings + reflectance_warnings(rest * scales[:, None] + offsets[:, None], what)
+    scaled = bool(np.any(np.asarray(scales) != 1.0))  # (a dim scene stored as reflectance 0-1 is just dim)
+    return warnings + reflectance_warnings(rest * scales[:, None] + offsets[:, None], what, scaled)
 
 
 #: Landsat Collection 2 Level-2 surface reflectance as stored: reflectance = stored * scale + offset.

@@ -258,6 +258,12 @@ def test_reflectance_stored_x_1000_read_as_x_10000_is_warned_of(tmp_path):
         assert len(r.warnings) == 1
         assert re.search(r"brightest pixels of x1000.tif have reflectance 0.0\d\d or less .* reflectance x 1000, not "
                          r"x 10000, set the file's scale \(gdal_edit.py -scale 0.001 FILE.tif\)", r.warnings[0])
+    # the same dim values stored as reflectance 0-1 (a scene over a lake, say): nothing to set, nothing said
+    dim_floats = write_raster(tmp_path / "dim.tif", np.where(stored == -32768, np.nan, (stored // 10) / 10000).astype(np.float32),
+                              nodata=float("nan"), descriptions=descriptions)
+    with ImageReader(dim_floats) as r:
+        assert r.scale == 1.0 and r.warnings == ()
+
 
 
 def test_bright_clouds_and_snow_are_still_reflectance(tmp_path):
