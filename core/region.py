@@ -104,8 +104,9 @@ DENSIFY_MOST = 4096
 
 def _other_text(data: bytes) -> str:
     """The text of a GeoJSON file that is not UTF-8: UTF-16 with its byte order mark (as Windows tools
-    save "Unicode" text), else Latin-1 (a field named "Feld Müller" by an older GIS), where the
-    bytes are JSON's characters outside its strings.
+    save "Unicode" text), else Windows-1252 or Latin-1 (a field named "Feld Müller" by an older
+    GIS; a UTF-8 byte order mark before it is dropped), where the bytes are JSON's characters outside
+    its strings.
 
     Raises:
         RegionError: the bytes are no such text (a binary file, a shapefile).
@@ -116,7 +117,11 @@ def _other_text(data: bytes) -> str:
         except UnicodeDecodeError:
             pass
     elif b"\x00" not in data:  # Latin-1 decodes any bytes: only text without NULs
-        return data.decode("latin-1")
+        data = data.removeprefix(b"\xef\xbb\xbf")
+        try:
+            return data.decode("cp1252")  # (Windows' quotes and euro sign, where Latin-1 has control codes)
+        except UnicodeDecodeError:
+            return data.decode("latin-1")
     raise RegionError("the uploaded file is not GeoJSON text (UTF-8, UTF-16 or Latin-1); upload a .geojson/.json "
                       "file (a shapefile or KML: convert it first, e.g. ogr2ogr -f GeoJSON out.geojson in.shp)")
 

@@ -86,7 +86,7 @@ def next_steps() -> None:
 
 with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
     img_file = st.file_uploader("Image GeoTIFF", type=["tif", "tiff"], key="upload_image")
-    lab_file = st.file_uploader("Labels GeoTIFF (optional, same grid)", type=["tif", "tiff"], key="upload_labels",
+    lab_file = st.file_uploader("Labels GeoTIFF (optional, on the image's pixels)", type=["tif", "tiff"], key="upload_labels",
                                 help="On the image's pixels: the image's grid, or a larger or smaller tile on the "
                                      "same pixels (its part under the image is used; outside a smaller one, no "
                                      "pixel has a label).")

@@ -395,9 +395,11 @@ def test_geojson_saved_as_utf16_or_latin1_is_read_and_projected_coordinates_are_
     feature = {"type": "Feature", "properties": {"name": "Feld Müller"},
                "geometry": {"type": "Polygon", "coordinates": [[[4.0, 50.8], [4.01, 50.8], [4.01, 50.81], [4.0, 50.8]]]}}
     text = json.dumps(feature, ensure_ascii=False)
-    for data in (text.encode("utf-16"), text.encode("latin-1"), text.encode("utf-8")):
+    for data in (text.encode("utf-16"), text.encode("latin-1"), text.encode("utf-8"), b"\xef\xbb\xbf" + text.encode("cp1252")):
         region = Region.from_upload(data)
         assert region.name == "Feld Müller" and region.bounds == pytest.approx((4.0, 50.8, 4.01, 50.81))
+    quoted = text.replace("Feld Müller", "“Feld” 5 €")
+    assert Region.from_upload(quoted.encode("cp1252")).name == "“Feld” 5 €"  # Windows' quotes and euro sign
     with pytest.raises(RegionError, match=r"not GeoJSON text \(UTF-8, UTF-16 or Latin-1\).*ogr2ogr"):
         Region.from_upload(b"\x00\x00\x27\x0a" + bytes(range(256)))  # a shapefile's header
     metres = {**feature, "geometry": {"type": "Polygon", "coordinates": [
