@@ -38,7 +38,7 @@ ProgressFn = Callable[[int, int], None]
 #: read(row, col, height, width) -> (features (h, w, 5), valid (h, w)); windows may extend past the edges
 ReadFn = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
 
-GDAL_CACHE_BYTES = 128 * 2**20  # rasterio passes GDAL_CACHEMAX to GDALSetCacheMax64: bytes
+from core.raster import GDAL_CACHE_BYTES  # noqa: E402  (GDAL's block cache while predicting)
 NOT_GEOREFERENCED_NOTE = "not georeferenced: image coordinates only, no location; areas are given in pixels"
 
 

@@ -55,6 +55,14 @@ def file_bands(path: str | os.PathLike) -> tuple[str | None, ...]:
         return tuple(src.descriptions)
 
 
+#: GDAL's block cache while a whole image is read once, block by block (a prediction, an overview):
+#: its default, 5% of RAM, keeps every block read, so memory grew with the image. Bytes (rasterio
+#: passes GDAL_CACHEMAX to GDALSetCacheMax64).
+GDAL_CACHE_BYTES = 128 * 2**20
+#: Pixels in each strip of rows :meth:`ImageReader.read_overview` reads (four bands: 32 MB of int16).
+OVERVIEW_STRIP_PIXELS = 4 * 2**20
+
+
 def _open(path: str | os.PathLike):
     import rasterio
     from rasterio.errors import RasterioIOError
@@ -269,22 +277,40 @@ class ImageReader:
 
     def read_overview(self, side: int) -> tuple[np.ndarray, np.ndarray, Grid]:
         """:meth:`read` of the whole image at most ``side`` x ``side`` pixels (nearest: about every
-        ``k``-th pixel; the file's overviews where it has them) and the grid of those pixels, whose
-        bounds are the image's: a look at an image too large to read whole. The whole image when it
-        fits.
+        ``k``-th pixel, from the file's overviews where it has them, else from strips of rows read in
+        turn, each block once) and the grid of those pixels, whose bounds are the image's: a look at
+        an image too large to read whole, in memory that does not grow with it. The whole image when
+        it fits.
 
         Raises:
             as :meth:`read`.
         """
         from rasterio.enums import Resampling
         from rasterio.transform import Affine
+        from rasterio.windows import Window
 
         g = self.grid
         step = max(1, -(-max(g.height, g.width) // side))
         if step == 1:
             return (*self.read(), g)
         h, w = -(-g.height // step), -(-g.width // step)
-        raw, valid = self._stored_and_valid(out_shape=(len(self._indexes), h, w), resampling=Resampling.nearest)
+        import rasterio
+
+        if self._src.overviews(self._indexes[0]):  # GDAL reads the overview of the nearest size
+            raw = self._stored(out_shape=(len(self._indexes), h, w), resampling=Resampling.nearest)
+        else:  # GDAL's own decimated read thrashed a small block cache (and filled its default one:
+            # 1.5 GB for a 12,288 px image); strips read in turn need each block once
+            rows = ((np.arange(h) + 0.5) * g.height / h).astype(int)
+            cols = ((np.arange(w) + 0.5) * g.width / w).astype(int)
+            raw = np.empty((len(self._indexes), h, w), self._src.dtypes[self._indexes[0] - 1])
+            strip = max(1, OVERVIEW_STRIP_PIXELS // g.width)
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+                for r0 in range(0, g.height, strip):
+                    picked = np.flatnonzero((rows >= r0) & (rows < r0 + strip))
+                    if picked.size:
+                        part = self._stored(Window(0, r0, g.width, min(strip, g.height - r0)))
+                        raw[:, picked] = part[:, rows[picked] - r0][:, :, cols]
+        valid = valid_pixels(raw, self.nodata, self.path.name, ceiling=self._ceiling)
         grid = Grid(g.crs, tuple(Affine(*g.transform) * Affine.scale(g.width / w, g.height / h))[:6], w, h)
         return to_features(raw, valid, self.scales, self.offsets, self.path.name), valid, grid
 

@@ -229,7 +229,7 @@ def test_a_folder_given_as_an_image_is_named(tmp_path, monkeypatch):
         ImageReader(".")
 
 
-def test_an_overview_of_a_large_image_holds_every_kth_pixel_on_a_grid_of_the_same_bounds():
+def test_an_overview_of_a_large_image_holds_every_kth_pixel_on_a_grid_of_the_same_bounds(tmp_path):
     """What a look at a whole image reads (the Region page's backdrop read a Sentinel-2 tile whole: 8 GB)."""
 
     for path, side, step in ((SAMPLE_IMAGE, 256, 4), (FLANDERS_S2, 20, 4)):
@@ -247,6 +247,19 @@ def test_an_overview_of_a_large_image_holds_every_kth_pixel_on_a_grid_of_the_sam
         with ImageReader(path) as r:  # an image that fits is read whole, on its own grid
             again, _, same = r.read_overview(max(whole.shape))
         assert same == whole and np.array_equal(again, feats)
+    # a file with overviews: read from them (GDAL picks the level), on a grid of the same bounds
+    import shutil
+
+    from rasterio.enums import Resampling
+
+    shutil.copy(FLANDERS_S2, tmp_path / "ovr.tif")
+    with rasterio.open(tmp_path / "ovr.tif", "r+") as dst:
+        dst.build_overviews([2, 4], Resampling.average)
+    with ImageReader(tmp_path / "ovr.tif") as r:
+        small, small_valid, grid = r.read_overview(16)
+        assert small.shape == (16, 16, 5) and small_valid.all() and grid.transform[0] == 4 * r.grid.transform[0]
+        with rasterio.open(tmp_path / "ovr.tif", overview_level=1) as level:  # (the 4x level: its averages)
+            assert np.allclose(small[..., 0], level.read(r.band_index["R"]), atol=1e-6)
 
 
 def test_pixels_hidden_by_the_files_mask_band_are_no_data(tmp_path):
