@@ -26,6 +26,7 @@ def main() -> None:
     if "--skip-schedule" not in sys.argv:
         run(str(HERE / "bench_presets.py"), "--only", "schedule")
     run(str(HERE / "bench_predict.py"))
+    run(str(HERE / "bench_backdrop.py"))
     run(str(HERE / "bench_views.py"))
     run(str(HERE / "bench_parse.py"))
     run(str(HERE / "bench_train_input.py"))
