@@ -18,18 +18,14 @@ import tempfile
 from pathlib import Path
 
 from bench_predict import mosaic
-from common import ROOT, save
+from common import HWM_CODE, ROOT, save
 
 CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
 import rasterio
 from pages.components import cached
-def hwm():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-t = time.perf_counter()
+{hwm}t = time.perf_counter()
 width = cached.source_preview({img!r}, 0.0, None)[0].width if {img!r} else 0
 print(json.dumps({{"seconds": time.perf_counter() - t, "peak_rss_mb": hwm(), "preview_width": width}}))
 """
@@ -37,7 +33,7 @@ print(json.dumps({{"seconds": time.perf_counter() - t, "peak_rss_mb": hwm(), "pr
 
 def preview(size: int, workdir: Path) -> dict:
     img = str(mosaic(workdir / f"mosaic_{size}.tif", size)) if size else ""
-    r = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT), img=img)], capture_output=True,
+    r = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT), img=img, hwm=HWM_CODE)], capture_output=True,
                        text=True, check=True)
     if img:
         Path(img).unlink()

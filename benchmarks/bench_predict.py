@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, ROOT, save
+from common import HWM_CODE, RESULTS, ROOT, save
 
 SAMPLE = ROOT / "assets" / "sample" / "sample_rgbn.tif"
 
@@ -87,16 +87,12 @@ def throughput(size: int, workdir: Path, repeat: int = 2) -> dict:
             "ratio_pipeline_over_bare": bare / pipeline, "crop_fraction": summary["crop_fraction"], "best_of": repeat}
 
 
-# Peak RSS from /proc/self/status (VmHWM): ru_maxrss would carry over the parent's RSS at fork.
+# Peak RSS: hwm() of common.HWM_CODE.
 CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
 from core.predict import predict_image
-def hwm():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-t = time.perf_counter()
+{hwm}t = time.perf_counter()
 s = predict_image({img!r}, {out!r}, overwrite=True)
 print(json.dumps({{"seconds": time.perf_counter() - t, "peak_rss_mb": hwm(), "pixels": s["pixels"]}}))
 """
@@ -104,7 +100,7 @@ print(json.dumps({{"seconds": time.perf_counter() - t, "peak_rss_mb": hwm(), "pi
 
 def memory(size: int, workdir: Path) -> dict:
     img = mosaic(workdir / f"mosaic_{size}.tif", size)
-    code = CHILD.format(root=str(ROOT), img=str(img), out=str(workdir / f"mem_{size}"))
+    code = CHILD.format(root=str(ROOT), img=str(img), out=str(workdir / f"mem_{size}"), hwm=HWM_CODE)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     res = json.loads(r.stdout.strip().splitlines()[-1])
     img.unlink()

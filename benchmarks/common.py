@@ -17,6 +17,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 AGNET = Path(os.environ.get("AGNET_DATA", ROOT.parent / "shared" / "data" / "agnet"))
 
 
+#: Source of ``hwm()``, the peak resident memory in MB of the process it runs in, for the child
+#: processes benchmarks measure: VmHWM from /proc/self/status (ru_maxrss carries over the parent's
+#: RSS at fork).
+HWM_CODE = '''def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+'''
+
+
 def machine() -> dict:
     import tensorflow as tf
 
