@@ -227,6 +227,26 @@ def _refuse_a_crop_mask(counts: np.ndarray, class_map: ClassMap, what: str) -> N
         )
 
 
+def _labelled(counts: np.ndarray, class_map: ClassMap) -> np.ndarray:
+    """``counts`` (pixels per code 0-:data:`MAX_CODE`) without ``class_map``'s no-data codes."""
+    counts = counts.copy()
+    for code in class_map.nodata_codes:
+        if 0 <= code <= MAX_CODE:
+            counts[code] = 0
+    return counts
+
+
+def _share_in(counts: np.ndarray, codes: frozenset[int]) -> float:
+    """The share of the pixels counted in ``counts`` (not all zero) that hold one of ``codes``."""
+    return float(sum(int(counts[c]) for c in codes if 0 <= c <= MAX_CODE)) / int(counts.sum())
+
+
+def _fitting(counts: np.ndarray, class_map: ClassMap) -> list[ClassMap]:
+    """The other products (not binary masks) whose classes and no-data codes hold 95% of ``counts``."""
+    return [m for m in CLASS_MAPS.values() if m.name not in ("binary", class_map.name)
+            and legend_codes(m.name) and _share_in(counts, legend_codes(m.name) | m.nodata_codes) >= 0.95]
+
+
 #: Labels that read as crop at this share or more, and that another product's legend fits, get
 #: :func:`label_map_warning`: codes of another product read with the wrong map (WorldCover's 10-60
 #: and Dynamic World's 1-8 are crop codes of CDL) looked like a region of crop alone.
@@ -251,22 +271,17 @@ def label_map_warning(codes: np.ndarray, class_map: ClassMap, what: str = "the l
         return None
     codes = np.asarray(codes).ravel()
     codes = codes[(codes >= 0) & (codes <= MAX_CODE)]
-    counts = np.bincount(codes.astype(np.int64), minlength=MAX_CODE + 1)
-    for code in class_map.nodata_codes:
-        if 0 <= code <= MAX_CODE:
-            counts[code] = 0
-    total = int(counts.sum())
-    if class_map.name == "binary" or total < 100:
+    counts = _labelled(np.bincount(codes.astype(np.int64), minlength=MAX_CODE + 1), class_map)
+    if class_map.name == "binary" or counts.sum() < 100:
         return None
 
     def share(codes: frozenset[int]) -> float:
-        return float(sum(int(counts[c]) for c in codes if 0 <= c <= MAX_CODE)) / total
+        return _share_in(counts, codes)
 
     if share(class_map.crop_codes) < ALL_CROP_SHARE:
         return None
-    others = [f"{m.name} ({share(m.crop_codes):.0%} crop)" for m in CLASS_MAPS.values()
-              if m.name not in ("binary", class_map.name) and legend_codes(m.name)
-              and share(legend_codes(m.name) | m.nodata_codes) >= 0.95 and MIN_OTHER_CROP_SHARE <= share(m.crop_codes) < 0.9]
+    others = [f"{m.name} ({share(m.crop_codes):.0%} crop)" for m in _fitting(counts, class_map)
+              if MIN_OTHER_CROP_SHARE <= share(m.crop_codes) < 0.9]
     if not others:
         return None
     found = ", ".join(str(int(c)) for c in np.flatnonzero(counts)[:8]) + (", ..." if np.count_nonzero(counts) > 8 else "")
@@ -325,22 +340,15 @@ def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | Non
     # (a file declaring 0 as no data is left as it is here: a crop mask's not-crop pixels, or a product's
     # background around one class, as CDL clipped to a corn field; only the binary map says which)
     _refuse_a_crop_mask(counts, class_map, what)
-    for code in class_map.nodata_codes:
-        if 0 <= code <= MAX_CODE:
-            counts[code] = 0
-    total = int(counts.sum())
-    if total == 0:
+    counts = _labelled(counts, class_map)
+    if counts.sum() == 0:
         return
 
     def share_in(codes: frozenset[int]) -> float:
-        return float(sum(int(counts[c]) for c in codes if 0 <= c <= MAX_CODE)) / total
-
-    def fitting() -> list[ClassMap]:
-        return [m for m in CLASS_MAPS.values() if m.name not in ("binary", class_map.name)
-                and legend_codes(m.name) and share_in(legend_codes(m.name) | m.nodata_codes) >= 0.95]
+        return _share_in(counts, codes)
 
     if band_name:
-        for other in fitting():
+        for other in _fitting(counts, class_map):
             if other.band and other.band.upper() == band_name.upper() and (class_map.band or "").upper() != band_name.upper():
                 raise InvalidDataError(
                     f"{what}: the label band is named {band_name!r}, the band of {other.title}, and its codes are "
@@ -353,7 +361,7 @@ def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | Non
     unknown = 1.0 - share_in(known)
     if unknown > MAX_UNKNOWN_SHARE:
         top = [int(c) for c in np.argsort(counts)[::-1][:8] if counts[c] and c not in known][:5]
-        fits = [m.name for m in fitting()]
+        fits = [m.name for m in _fitting(counts, class_map)]
         raise InvalidDataError(
             f"{what}: {unknown:.0%} of the labelled pixels hold codes that {class_map.title} does not define "
             f"(e.g. {', '.join(map(str, top))}), so these labels are another product's; choose its label map"
