@@ -29,7 +29,7 @@ from core.files import check_output_dir, move_into_place, staging_dir
 from core.labels import NODATA
 from core.bands import FEATURE_BANDS
 from core.grid import Grid
-from core.raster import ImageReader
+from core.raster import GDAL_CACHE_BYTES, ImageReader
 from core.sources.base import MIN_REGION_SIDE, SceneContext
 from core.threads import background_priority
 
@@ -38,7 +38,6 @@ ProgressFn = Callable[[int, int], None]
 #: read(row, col, height, width) -> (features (h, w, 5), valid (h, w)); windows may extend past the edges
 ReadFn = Callable[[int, int, int, int], tuple[np.ndarray, np.ndarray]]
 
-from core.raster import GDAL_CACHE_BYTES  # noqa: E402  (GDAL's block cache while predicting)
 NOT_GEOREFERENCED_NOTE = "not georeferenced: image coordinates only, no location; areas are given in pixels"
 
 

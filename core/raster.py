@@ -63,6 +63,12 @@ GDAL_CACHE_BYTES = 128 * 2**20
 OVERVIEW_STRIP_PIXELS = 4 * 2**20
 
 
+def spread(n: int, length: int) -> np.ndarray:
+    """Indices of ``n`` pixels spread evenly over ``length`` (the centre pixel of each of ``n``
+    equal parts, as GDAL's nearest resampling picks them)."""
+    return ((np.arange(n) + 0.5) * length / n).astype(int)
+
+
 def _open(path: str | os.PathLike):
     import rasterio
     from rasterio.errors import RasterioIOError
@@ -205,11 +211,36 @@ class ImageReader:
     def _decimated(self, src, side: int = 512) -> np.ndarray:
         """Stored values of pixels spread evenly over the whole image (nearest, at most ``side`` x
         ``side``): for images whose data the sampled windows miss (wide no-data margins)."""
-        from rasterio.enums import Resampling
-
-        shape = (len(self._indexes), min(side, src.height), min(side, src.width))
-        raw = self._stored(out_shape=shape, resampling=Resampling.nearest)
+        raw = self._stored_spread(min(side, src.height), min(side, src.width))
         return raw.reshape(len(self._indexes), -1).astype(np.float64)
+
+    def _stored_spread(self, h: int, w: int) -> np.ndarray:
+        """:meth:`_stored` of ``h`` x ``w`` pixels spread evenly over the whole image (nearest): from
+        the file's overviews where it has them (GDAL picks the level), else from strips of rows read
+        in turn, each block once and GDAL's block cache small (GDAL's own decimated read thrashed a
+        small cache and filled its default one: 1.5 GB for a 12,288 px image), so that memory does
+        not grow with the image.
+
+        Raises:
+            CorruptFileError: see :func:`read_pixels`.
+        """
+        import rasterio
+        from rasterio.enums import Resampling
+        from rasterio.windows import Window
+
+        if self._src.overviews(self._indexes[0]):
+            return self._stored(out_shape=(len(self._indexes), h, w), resampling=Resampling.nearest)
+        height, width = self._src.height, self._src.width
+        rows, cols = spread(h, height), spread(w, width)
+        raw = np.empty((len(self._indexes), h, w), self._src.dtypes[self._indexes[0] - 1])
+        strip = max(1, OVERVIEW_STRIP_PIXELS // width)
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+            for r0 in range(0, height, strip):
+                picked = np.flatnonzero((rows >= r0) & (rows < r0 + strip))
+                if picked.size:
+                    part = self._stored(Window(0, r0, width, min(strip, height - r0)))
+                    raw[:, picked] = part[:, rows[picked] - r0][:, :, cols]
+        return raw
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -269,8 +300,7 @@ class ImageReader:
         from rasterio.enums import Resampling
 
         h, w = int(window.height), int(window.width)
-        rows = ((np.arange(min(side, h)) + 0.5) * h / min(side, h)).astype(int)
-        cols = ((np.arange(min(side, w)) + 0.5) * w / min(side, w)).astype(int)
+        rows, cols = spread(min(side, h), h), spread(min(side, w), w)
         _, valid = self._stored_and_valid(window, out_shape=(len(self._indexes), len(rows), len(cols)),
                                           resampling=Resampling.nearest)
         return valid, rows, cols
@@ -285,31 +315,14 @@ class ImageReader:
         Raises:
             as :meth:`read`.
         """
-        from rasterio.enums import Resampling
         from rasterio.transform import Affine
-        from rasterio.windows import Window
 
         g = self.grid
         step = max(1, -(-max(g.height, g.width) // side))
         if step == 1:
             return (*self.read(), g)
         h, w = -(-g.height // step), -(-g.width // step)
-        import rasterio
-
-        if self._src.overviews(self._indexes[0]):  # GDAL reads the overview of the nearest size
-            raw = self._stored(out_shape=(len(self._indexes), h, w), resampling=Resampling.nearest)
-        else:  # GDAL's own decimated read thrashed a small block cache (and filled its default one:
-            # 1.5 GB for a 12,288 px image); strips read in turn need each block once
-            rows = ((np.arange(h) + 0.5) * g.height / h).astype(int)
-            cols = ((np.arange(w) + 0.5) * g.width / w).astype(int)
-            raw = np.empty((len(self._indexes), h, w), self._src.dtypes[self._indexes[0] - 1])
-            strip = max(1, OVERVIEW_STRIP_PIXELS // g.width)
-            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
-                for r0 in range(0, g.height, strip):
-                    picked = np.flatnonzero((rows >= r0) & (rows < r0 + strip))
-                    if picked.size:
-                        part = self._stored(Window(0, r0, g.width, min(strip, g.height - r0)))
-                        raw[:, picked] = part[:, rows[picked] - r0][:, :, cols]
+        raw = self._stored_spread(h, w)
         valid = valid_pixels(raw, self.nodata, self.path.name, ceiling=self._ceiling)
         grid = Grid(g.crs, tuple(Affine(*g.transform) * Affine.scale(g.width / w, g.height / h))[:6], w, h)
         return to_features(raw, valid, self.scales, self.offsets, self.path.name), valid, grid

@@ -14,6 +14,7 @@ inside the data, at least one patch large, not larger than a limit.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from functools import lru_cache
@@ -126,6 +127,7 @@ def _other_text(data: bytes) -> str:
                       "file (a shapefile or KML: convert it first, e.g. ogr2ogr -f GeoJSON out.geojson in.shp)")
 
 
+@functools.lru_cache(maxsize=16)  # (asked twice per region check: geometry_in, reaches_far_beyond)
 def _around(grid: Grid) -> tuple[float, float, float, float] | None:
     """The lon/lat box (west, south, east, north) of ``grid``'s footprint grown by its own size on
     each side (by 1 degree at least), within the world's bounds; None for a grid across the 180th
