@@ -47,18 +47,15 @@ def show_trained_on_this_image(model_path: str | os.PathLike, image_path: str | 
     too where it was fine-tuned from a model trained on this image, held-out block included);
     nothing otherwise. ``beside_card``: said on the Model page, beside those figures (elsewhere it
     sends there)."""
-    from core import jobs
-
     if _shipped_on_sample(model_path):
         st.caption("The sample scene is one of the blocks the shipped model was trained on, so its figures against the "
                    "sample's labels are training-set figures, higher than on new images; "
                    + ("the figures above are on the validation blocks." if beside_card else
                       "the model card (Model page) gives its figures on the validation blocks."))
         return
-    origin = jobs.trained_on(model_path)
-    here = _trained_here(model_path, image_path)
+    origin = _trained_here(model_path, image_path)  # (the image, the job's note) or None
     base = _base_trained_here(model_path, image_path)
-    if base is not None and here:
+    if base is not None and origin is not None:
         st.warning(f"This model was trained on this region's pixels, fine-tuned from {label(base)}, which was "
                    "trained on this image too, its held-out block included: its figures here and its training's "
                    "validation figures all flatter it. Compare models on an image that none of them was trained "
@@ -69,7 +66,7 @@ def show_trained_on_this_image(model_path: str | os.PathLike, image_path: str | 
                    "here flatter it. Compare models on an image that none of them was trained on.",
                    icon=":material/warning:")
         return
-    if not here:
+    if origin is None:
         return
     st.warning("This model was trained on this region's pixels, so its figures here are mostly training-set "
                "figures: they flatter it. " + (origin[1] + " " if origin[1] else "")
@@ -85,12 +82,13 @@ def _shipped_on_sample(model_path: str | os.PathLike) -> bool:
             and Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve())
 
 
-def _trained_here(model_path: str | os.PathLike, image_path: str | os.PathLike) -> bool:
-    """Whether a training job made ``model_path`` from ``image_path``'s pixels (:func:`core.jobs.trained_on`)."""
+def _trained_here(model_path: str | os.PathLike, image_path: str | os.PathLike) -> tuple[str, str] | None:
+    """(the image, the job's note) where a training job made ``model_path`` from ``image_path``'s
+    pixels (:func:`core.jobs.trained_on`), else None."""
     from core import jobs
 
     origin = jobs.trained_on(model_path)
-    return origin is not None and Path(origin[0]).resolve() == Path(image_path).resolve()
+    return origin if origin is not None and Path(origin[0]).resolve() == Path(image_path).resolve() else None
 
 
 def _base_trained_here(model_path: str | os.PathLike, image_path: str | os.PathLike) -> str | None:
@@ -103,7 +101,7 @@ def _base_trained_here(model_path: str | os.PathLike, image_path: str | os.PathL
     base = jobs.fine_tuned_from(model_path)
     while base is not None and base not in seen and len(seen) < 10:
         seen.add(base)
-        if _shipped_on_sample(base) or _trained_here(base, image_path):
+        if _shipped_on_sample(base) or _trained_here(base, image_path) is not None:
             return base
         base = jobs.fine_tuned_from(base)
     return None
