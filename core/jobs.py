@@ -467,6 +467,15 @@ def can_resume(job_dir: str | os.PathLike, st: JobStatus) -> bool:
             and (Path(job_dir) / TRAIN_SUBDIR / "last.keras").exists() and not st.message.startswith(DIVERGED))
 
 
+def best_not_in_use(job_dir: str | os.PathLike, st: JobStatus, model_in_use: str | os.PathLike | None) -> bool:
+    """Whether a finished training job (``st``: its status) left a best checkpoint that is not the
+    model in use (neither its ``best.keras`` nor a copy taken of it: :func:`source_job`)."""
+    if st.state != "done" or not (Path(job_dir) / TRAIN_SUBDIR / "best.keras").exists():
+        return False
+    made_by = source_job(model_in_use) if model_in_use is not None else None
+    return made_by is None or made_by.resolve() != Path(job_dir).resolve()
+
+
 def resume_training(stopped_dir: str | os.PathLike, job_dir: str | os.PathLike, one_at_a_time: bool = False) -> str:
     """Continue a cancelled or failed training job in a new job folder ``job_dir``: its run
     (``train/``: checkpoints, history, ``run.json``) is copied there and trained on from the last

@@ -43,12 +43,7 @@ def _train_tab_has_news() -> bool:
         js = jobs.status(followed)
     except CropMapError:
         return False
-    if jobs.can_resume(followed, js):
-        return True
-    in_use = state.get(state.MODEL_PATH)
-    source = jobs.source_job(in_use) if in_use is not None else None
-    made_here = source is not None and source.resolve() == Path(followed).resolve()
-    return js.state == "done" and (Path(followed) / jobs.TRAIN_SUBDIR / "best.keras").exists() and not made_here
+    return jobs.can_resume(followed, js) or jobs.best_not_in_use(followed, js, state.get(state.MODEL_PATH))
 
 
 # a running job's progress and Cancel button, a stopped one's Resume button, or a finished one's best checkpoint
