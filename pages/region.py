@@ -135,7 +135,10 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
             labelled, doubt = "", None
             if labels_path is not None:  # the counts of the labels in use
                 counts = validate_labels(labels_path, label_map, grid)
-                labelled, doubt = f" Labels: {counts['valid']:,} labelled pixels, {counts['crop']:,} crop.", counts["warning"]
+                share = counts["labelled_share"]  # (labels of the fields surveyed: the rest has no label)
+                part = f" ({share:.0%} of the image's pixels; the others have no label)" if share < 0.995 else ""
+                labelled = f" Labels: {counts['valid']:,} labelled pixels{part}, {counts['crop']:,} crop."
+                doubt = counts["warning"]
             state.set_source({"kind": "local", "image": str(image_path), "labels": str(labels_path) if labels_path else None,
                               "label_map": label_map if labels_path else None, "title": title,
                               "band_map": band_map})

@@ -479,3 +479,28 @@ def test_uploaded_labels_that_read_as_all_crop_with_the_chosen_map_are_warned_of
     by_label(at.button, "Use these files").click().run()
     assert not [e for e in at.warning if "read as crop" in e.value]
     assert any("Labels: 4,096 labelled pixels, 1,401 crop." in e.value for e in at.success)
+
+
+def test_uploaded_labels_of_part_of_the_image_say_how_much_of_it_they_label(fake_map, monkeypatch, tmp_path):
+    """Labels of the fields surveyed (a smaller raster on the image's pixels) were counted with no word
+    that most of the image has no label, which the Quality page's figures then leave out."""
+    import rasterio
+    from rasterio.windows import Window
+    from testdata import FLANDERS_LABELS, FLANDERS_S2
+
+    part = tmp_path / "surveyed.tif"
+    with rasterio.open(FLANDERS_LABELS) as src:
+        window = Window(8, 16, 32, 24)  # 768 of the 4,096 pixels
+        profile = src.profile | {"width": 32, "height": 24, "transform": src.window_transform(window)}
+        with rasterio.open(part, "w", **profile) as dst:
+            dst.write(src.read(window=window))
+            dst.descriptions = src.descriptions
+    files = {"upload_image": Upload(FLANDERS_S2), "upload_labels": Upload(part)}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
+    at = new_app()
+    at.run()
+    by_label(at.selectbox, "Label map").set_value("worldcereal")
+    by_label(at.button, "Use these files").click().run()
+    assert not at.exception
+    [said] = [e.value for e in at.success if e.value.startswith("Using")]
+    assert "Labels: 768 labelled pixels (19% of the image's pixels; the others have no label)," in said

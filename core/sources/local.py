@@ -366,8 +366,10 @@ def label_map_of_file(path: str | os.PathLike) -> str | None:
 
 
 def validate_labels(path: str | os.PathLike, label_map: str, grid: Grid) -> dict:
-    """Read a label raster through ``label_map`` on ``grid``; returns crop/valid counts and a
-    warning that the label map may not be the labels' product (:func:`core.labels.label_map_warning`, or None).
+    """Read a label raster through ``label_map`` on ``grid``; returns crop/valid counts, the share of
+    the grid's pixels that have a label (``labelled_share``: labels of part of the image leave the rest
+    unlabelled) and a warning that the label map may not be the labels' product
+    (:func:`core.labels.label_map_warning`, or None).
 
     Raises:
         ConfigError (unknown map), InputNotFoundError, CorruptFileError, GridMismatchError,
@@ -380,5 +382,5 @@ def validate_labels(path: str | os.PathLike, label_map: str, grid: Grid) -> dict
     valid = int((mask != NODATA).sum())
     if valid == 0:
         raise NoDataError(f"{Path(path).name} holds no labelled pixel with label map {label_map!r}; check the label map")
-    return {"valid": valid, "crop": int((mask == 1).sum()), "warning": label_map_warning(codes, class_map, Path(path).name,
-                                                                           file_bands(path))}
+    return {"valid": valid, "crop": int((mask == 1).sum()), "labelled_share": valid / mask.size,
+            "warning": label_map_warning(codes, class_map, Path(path).name, file_bands(path))}
