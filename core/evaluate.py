@@ -83,7 +83,7 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
             if predicted > covered:  # (an export's padding holds no prediction: nothing to say then)
                 share = f"{covered / predicted:.2%}"
                 warnings.append(
-                    f"the labels cover only {covered:,} of the {predicted:,} predicted pixels "
+                    f"the labels' raster covers only {covered:,} of the {predicted:,} predicted pixels "
                     f"({'over 99.99%' if share == '100.00%' else share}: rows {rows.start}-{last_row}, columns "
                     f"{cols.start}-{last_col} of the prediction); the figures are for that part only")
     # the inputs' own mistakes first (each told at once), then an output in the way

@@ -262,7 +262,10 @@ def crop_area_agreement(pred_mask: np.ndarray, label_mask: np.ndarray, pixel_are
         difference = (pred_ha - lab_ha) / lab_ha
     else:
         difference = (n_pred - n_lab) / n_lab
-    return {"predicted_pixels": n_pred, "labelled_pixels": n_lab, "predicted_ha": pred_ha, "labelled_ha": lab_ha,
+    def ha(value: float | None) -> float | None:  # (to a square metre, as summary.json: no 9.620000000000001)
+        return None if value is None else round(value, 4)
+
+    return {"predicted_pixels": n_pred, "labelled_pixels": n_lab, "predicted_ha": ha(pred_ha), "labelled_ha": ha(lab_ha),
             "difference": difference}
 
 

@@ -336,7 +336,7 @@ def test_mistakes_found_in_review_are_one_line_and_lose_nothing(capsys, tmp_path
     assert res["confusion_matrix"]["matrix"] == expected.to_dict()["confusion_matrix"]["matrix"]
     # and the user is told that the figures cover only that part of what was predicted
     covered, predicted = int((whole_mask[20:120, 40:240] != 255).sum()), int((whole_mask != 255).sum())
-    assert res["warnings"] == [f"the labels cover only {covered:,} of the {predicted:,} predicted pixels "
+    assert res["warnings"] == [f"the labels' raster covers only {covered:,} of the {predicted:,} predicted pixels "
                                f"({covered / predicted:.2%}: rows 20-119, columns 40-239 of the prediction); the "
                                "figures are for that part only"]
     assert said.err == f"warning: {res['warnings'][0]}\nwrote {tmp_path / 'part.json'}\n"

@@ -161,5 +161,5 @@ def test_labels_of_part_of_the_prediction_reaching_beyond_it_are_scored_on_their
     result = evaluate_files(tmp_path / "crop_mask.tif", tmp_path / "part.tif", "worldcereal")
     scored = labels[20:]
     assert result["valid_pixels"] == int((scored != NODATA).sum()) and result["iou"] == 1.0
-    assert result["warnings"] == [f"the labels cover only {44 * 64:,} of the {64 * 64:,} predicted pixels (68.75%: rows "
+    assert result["warnings"] == [f"the labels' raster covers only {44 * 64:,} of the {64 * 64:,} predicted pixels (68.75%: rows "
                                   "20-63, columns 0-63 of the prediction); the figures are for that part only"]

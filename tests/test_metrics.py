@@ -163,3 +163,5 @@ def test_crop_area_agreement_compares_areas_over_pixels_valid_in_both():
     assert crop_area_agreement(pred, np.zeros_like(labels), 0.09)["difference"] is None  # no crop in the labels
     with pytest.raises(GridMismatchError):
         crop_area_agreement(pred, labels[:, :3], 0.09)
+    many = np.ones((26, 37), np.uint8)  # 962 pixels of 0.01 ha: 9.62 ha, not float noise in metrics.json
+    assert crop_area_agreement(many, many, 0.01)["labelled_ha"] == 9.62 != 962 * 0.01
