@@ -33,6 +33,10 @@ _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 #: Records each file's reader thread holds ready ahead of the consumer.
 _DEPTH = 32
+#: The longest record read (bytes): far above any patch (a 1,024 x 1,024 px patch of 13 float32 bands
+#: is 55 MB), so that a few bytes claiming a huge record (a corrupt file, or a small GZIP stream that
+#: unpacks to gigabytes) are refused before memory is taken for them
+MAX_RECORD_BYTES = 256 * 2**20
 _END = object()
 
 
@@ -101,6 +105,10 @@ def iter_records(stream: BinaryIO, name: str) -> Iterator[bytes]:
         (length,) = _U64.unpack_from(head)
         if _U32.unpack_from(head, 8)[0] != _masked_crc(head[:8]):
             raise CorruptFileError(f"{name} is corrupt or not a TFRecord file (a record length fails its checksum)")
+        if length > MAX_RECORD_BYTES:
+            raise CorruptFileError(f"{name} has a record of {length / 2**20:,.0f} MB, more than any patch holds (at most "
+                                   f"{MAX_RECORD_BYTES // 2**20} MB are read); it is corrupt or not patches: export or "
+                                   "copy it again")
         data = read(length)
         crc = read(4)
         if len(data) < length or len(crc) < 4:

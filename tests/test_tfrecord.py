@@ -186,3 +186,22 @@ def test_a_few_bytes_of_something_else_are_not_called_a_truncated_tfrecord(tmp_p
     path.write_text("hello\n")
     with pytest.raises(CorruptFileError, match="is not a TFRecord file"):
         list(iter_file_records([str(path)]))
+
+
+def test_a_record_claiming_gigabytes_is_refused_before_memory_is_taken(tmp_path):
+    """A 1 MB GZIP file whose one record claimed 1 GiB took 1 GB of the server's memory to read."""
+    import gzip
+    import resource
+
+    claim = 2**30
+    head = struct.pack("<Q", claim)
+    path = tmp_path / "bomb.tfrecord.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(head + struct.pack("<I", _masked_crc(head)))
+        for _ in range(20):  # 320 MB of it: read whole, as it was, it took them
+            f.write(bytes(2**24))
+    assert path.stat().st_size < 2**20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CorruptFileError, match="bomb.tfrecord.gz has a record of 1,024 MB, more than any patch holds"):
+        list(iter_file_records([str(path)]))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 2**18  # KB: under 256 MB more
