@@ -279,7 +279,7 @@ def test_uploads(tmp_path):
     p = save_upload(data, "img.TIF", tmp_path)
     assert p.name == "img.tif" and p.read_bytes() == data  # the user's name, so messages name their file
     assert save_upload(data, "img.tif", tmp_path) == p
-    other = save_upload(b"other bytes", "img.tif", tmp_path)  # same name, other content: kept apart
+    other = save_upload(SAMPLE_IMAGE.read_bytes(), "img.tif", tmp_path)  # same name, other content: kept apart
     assert other != p and p.read_bytes() == data
     assert save_upload(data, "../../etc/My field (2).TIFF", tmp_path).name == "My_field_2.tiff"
     with pytest.raises(InvalidDataError, match="limited"):
@@ -339,3 +339,26 @@ def test_a_lon_lat_image_of_0_to_360_degrees_is_refused_with_the_fix(tmp_path):
                          transform=Affine(0.0005, 0.0, 179.95, 0.0, -0.0005, -16.7), descriptions=names)
     with pytest.raises(InvalidDataError, match=r"longitudes run past 180 degrees \(to 180\.05\).*gdalwarp"):
         LocalSource(image).full_region()
+
+
+def test_an_upload_that_is_not_a_tiff_is_refused_and_cannot_read_the_servers_files(tmp_path):
+    """A VRT named .tif was taken as an image: its bands read the bytes of any file of the server
+    (here a secret beside the uploads), which the map's pixel readout and the patches gave back."""
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"token=" + b"s3cr3t" * 200)
+    vrt = (f'<VRTDataset rasterXSize="16" rasterYSize="16">' + "".join(
+        f'<VRTRasterBand dataType="Byte" band="{i}" subClass="VRTRawRasterBand"><Description>{b}</Description>'
+        f'<SourceFilename relativetoVRT="0">{secret}</SourceFilename><ImageOffset>0</ImageOffset>'
+        f'<PixelOffset>1</PixelOffset><LineOffset>16</LineOffset></VRTRasterBand>'
+        for i, b in enumerate(("R", "G", "B", "NIR"), 1)) + "</VRTDataset>").encode()
+    with pytest.raises(InvalidDataError, match=r"^fields\.tif is not a GeoTIFF .*gdal_translate -of GTiff"):
+        save_upload(vrt, "fields.tif", tmp_path / "uploads")
+    assert not (tmp_path / "uploads").exists() or not any((tmp_path / "uploads").rglob("*.tif"))
+    for junk in (b"not a tiff", b"\x1f\x8b\x08\x00" + bytes(64)):  # text; a GZIP stream
+        with pytest.raises(InvalidDataError, match="is not a GeoTIFF"):
+            save_upload(junk, "x.tif", tmp_path / "uploads")
+    bigtiff = tmp_path / "big.tif"  # a BigTIFF is a TIFF
+    with rasterio.open(bigtiff, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8", BIGTIFF="YES",
+                       crs="EPSG:32633", transform=rasterio.Affine(10, 0, 500000, 0, -10, 5300000)) as f:
+        f.write(np.zeros((1, 8, 8), np.uint8))
+    assert save_upload(bigtiff.read_bytes(), "big.tif", tmp_path / "uploads").read_bytes()[:4] == b"II+\x00"

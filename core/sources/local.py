@@ -312,17 +312,27 @@ def _scene_from_meta(out_dir: Path, meta: dict) -> Scene:
     )
 
 
+#: The first bytes of a TIFF (little- and big-endian) and a BigTIFF file.
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
 def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
-    """Store uploaded bytes as ``out_dir/<content hash>/<name>`` (suffix lower-cased, unsafe
+    """Store an uploaded GeoTIFF as ``out_dir/<content hash>/<name>`` (suffix lower-cased, unsafe
     characters replaced), so that messages about the file name the file the user chose.
 
+    Only TIFF (and BigTIFF) files are taken: GDAL tells a format by a file's content, not its name, and
+    other formats can read other files of the server (a VRT's bands may point at any path or URL).
+
     Raises:
-        InvalidDataError: if the upload is empty or larger than ``max_bytes``.
+        InvalidDataError: if the upload is empty, larger than ``max_bytes`` or not a TIFF file.
     """
     if not data:
         raise InvalidDataError(f"the uploaded file {name} is empty")
     if len(data) > max_bytes:
         raise InvalidDataError(f"{name} is {len(data) / 1e6:.0f} MB; uploads are limited to {max_bytes / 1e6:.0f} MB")
+    if data[:4] not in TIFF_MAGIC:
+        raise InvalidDataError(f"{name} is not a GeoTIFF (it does not start as a TIFF file does); save the raster as "
+                               "a GeoTIFF, e.g. gdal_translate -of GTiff IN OUT.tif, or export it from QGIS as GeoTIFF")
     base = Path(name.replace("\\", "/")).name
     stem = safe_stem(base, "upload")
     suffix = re.sub(r"[^a-z0-9.]", "", Path(base).suffix.lower()) or ".bin"
