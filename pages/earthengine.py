@@ -183,7 +183,9 @@ with upload_tab:
                                 key="ee_up_gcs")
             asset = c2.text_input("Asset", prev.get("asset", ""), placeholder="projects/PROJECT/assets/NAME or NAME",
                                   key="ee_up_asset")
-            overwrite = st.checkbox("Replace an existing asset", key="ee_up_overwrite")
+            overwrite = st.checkbox("Replace existing files and asset", key="ee_up_overwrite",
+                                    help="Replace the Cloud Storage file and the asset if they exist; without "
+                                         "it, an existing one is left as it is and the upload stops.")
             go = st.form_submit_button("Upload and start the ingestion")
         if go:
             state.put(state.EE_UPLOAD_FORM, {"gcs": gcs, "asset": asset})

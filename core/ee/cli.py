@@ -475,7 +475,7 @@ def add_commands(sub: Any) -> None:
     u.add_argument("--gcs", required=True, help="gs://BUCKET/path.tif (or a gs:// folder)")
     u.add_argument("--asset", required=True, help="projects/PROJECT/assets/NAME (or NAME with --project)")
     u.add_argument("--pyramiding", default="MEAN", help="pyramiding policy (MEAN, MODE, ...)")
-    u.add_argument("--overwrite", action="store_true", help="replace an existing asset")
+    u.add_argument("--overwrite", action="store_true", help="replace an existing Cloud Storage file and asset")
     u.add_argument("--wait", action="store_true", help="wait for the ingestion task to finish")
     u.add_argument("--timeout", type=float, default=None, help="with --wait: give up after S seconds")
     u.add_argument("--poll", type=float, default=15.0, help="with --wait: seconds between polls")

@@ -21,7 +21,7 @@ import numpy as np
 
 from core.ee.errors import (EENetworkError, EENotConfiguredError, EEPermissionError, EEQuotaError, EEServerError,
                             RetryPolicy, call_with_retries, http_status, is_network_failure)
-from core.errors import ConfigError, CorruptFileError, CropMapError, EarthEngineError, InputNotFoundError
+from core.errors import ConfigError, CorruptFileError, CropMapError, EarthEngineError, InputNotFoundError, OutputExistsError
 
 PREDICTION_BAND = "crop_probability"
 PREDICTION_NODATA = 255
@@ -115,7 +115,8 @@ def storage_error(exc: BaseException, gcs_uri: str) -> CropMapError | None:
 
     A ``google.api_core`` ``GoogleAPICallError`` is mapped by its ``.code``: 429 and 5xx become
     retryable :class:`EEQuotaError` / :class:`EEServerError`, 403 and 404 a
-    :class:`EEPermissionError` naming the bucket, 401 :class:`EENotConfiguredError`; a network
+    :class:`EEPermissionError` naming the bucket, 401 :class:`EENotConfiguredError`, 412 (an
+    object is there: see :func:`upload_file`) :class:`OutputExistsError`; a network
     failure becomes a retryable :class:`EENetworkError`.
     """
     if isinstance(exc, CropMapError):
@@ -141,6 +142,9 @@ def storage_error(exc: BaseException, gcs_uri: str) -> CropMapError | None:
         return EEPermissionError(f"Cloud Storage refused the upload to {gcs_uri} (HTTP 403): this account may not "
                                  f"write to bucket {bucket!r}; grant it a role that can create objects there "
                                  f"(e.g. Storage Object Creator) or choose a bucket it can write to ({short})")
+    if code == 412:  # the upload's condition, that no object is there (see upload_file)
+        return OutputExistsError(f"{gcs_uri} already exists in Cloud Storage; choose another path, or replace it (the "
+                                 "Earth Engine page's \"Replace existing files and asset\", or --overwrite)")
     if code == 404:
         return EEPermissionError(f"Cloud Storage bucket {bucket!r} was not found (HTTP 404) uploading to {gcs_uri}: "
                                  f"check the bucket name, or create the bucket first ({short})")
@@ -152,15 +156,18 @@ def upload_file(
     gcs_uri: str,
     storage_client: Any,
     *,
+    overwrite: bool = False,
     retry: RetryPolicy = RetryPolicy(),
     sleep: Callable[[float], None] | None = None,
 ) -> str:
     """Copy a local file to Cloud Storage (retrying rate limits, 5xx and network failures); returns
-    the URI.
+    the URI. An object already at ``gcs_uri`` is replaced only with ``overwrite`` (the upload is
+    conditional on there being none: no look first that another upload could race).
 
     Raises:
         InputNotFoundError: the local file does not exist.
         ConfigError: malformed URI.
+        OutputExistsError: the object exists and ``overwrite`` is False.
         EarthEngineError subclasses (see :func:`storage_error`): Cloud Storage refused the upload
         (403/404 name the bucket), or it still failed after retries.
     """
@@ -174,7 +181,7 @@ def upload_file(
 
     def send() -> None:
         try:
-            blob.upload_from_filename(str(path))
+            blob.upload_from_filename(str(path), if_generation_match=None if overwrite else 0)
         except Exception as exc:  # noqa: BLE001 - Cloud Storage/network failures mapped, others re-raised
             err = storage_error(exc, gcs_uri)
             if err is None or err is exc:
@@ -242,7 +249,7 @@ def upload_prediction_cog(
         InputNotFoundError, ConfigError, EarthEngineError subclasses.
     """
     uri = cfg.gcs_uri if cfg.gcs_uri.endswith((".tif", ".tiff")) else cfg.gcs_uri.rstrip("/") + "/" + Path(cog_path).name
-    upload_file(cog_path, uri, storage_client)
+    upload_file(cog_path, uri, storage_client, overwrite=cfg.overwrite)
     manifest = image_manifest(asset_name(cfg.asset_id, project), [uri], cfg.band, cfg.nodata, cfg.pyramiding, properties)
     return start_ingestion(manifest, ingest=ingest, allow_overwrite=cfg.overwrite)
 
@@ -303,8 +310,8 @@ def upload_prediction_tfrecord(
     if not isinstance(mixer, dict) or "patchDimensions" not in mixer or "projection" not in mixer:
         raise ConfigError(f"{mixer_path} is not an Earth Engine mixer (no patchDimensions/projection)")
     prefix = cfg.gcs_uri.rstrip("/")
-    uris = [upload_file(p, f"{prefix}/{Path(p).name}", storage_client) for p in tfrecord_paths]
-    uris.append(upload_file(mixer_path, f"{prefix}/{Path(mixer_path).name}", storage_client))
+    uris = [upload_file(p, f"{prefix}/{Path(p).name}", storage_client, overwrite=cfg.overwrite) for p in tfrecord_paths]
+    uris.append(upload_file(mixer_path, f"{prefix}/{Path(mixer_path).name}", storage_client, overwrite=cfg.overwrite))
     manifest = image_manifest(asset_name(cfg.asset_id, project), uris, cfg.band, None, cfg.pyramiding)
     return start_ingestion(manifest, ingest=ingest, allow_overwrite=cfg.overwrite)
 

@@ -101,7 +101,12 @@ class FakeStorage:
             def __init__(self, path):
                 self.path = path
 
-            def upload_from_filename(self, filename):
+            def upload_from_filename(self, filename, if_generation_match=None):
+                uri = f"gs://{name}/{self.path}"
+                if if_generation_match == 0 and uri in storage.uploaded:  # as Cloud Storage: 412
+                    from google.api_core.exceptions import PreconditionFailed
+
+                    raise PreconditionFailed(f"At least one of the pre-conditions you specified did not hold: {uri}")
                 with open(filename, "rb") as fh:
                     storage.uploaded[f"gs://{name}/{self.path}"] = fh.read()
 

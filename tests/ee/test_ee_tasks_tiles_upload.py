@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -167,6 +168,23 @@ def test_upload_cog_and_ingest(tmp_path):
     assert overwrite is False
 
 
+def test_an_object_already_in_cloud_storage_is_replaced_only_when_asked(tmp_path):
+    """The upload replaced whatever was at the path typed; "Replace" spoke only of the asset."""
+    from core.errors import OutputExistsError
+
+    cog = tmp_path / "prediction.tif"
+    cog.write_bytes(b"II*\x00new")
+    storage, ingested = FakeStorage(), []
+    uri = "gs://crop-bucket/predictions/prediction.tif"
+    storage.uploaded[uri] = b"II*\x00someone's map"
+    cfg = U.UploadConfig(gcs_uri=uri, asset_id="projects/p/assets/x")
+    with pytest.raises(OutputExistsError, match=f"^{uri} already exists in Cloud Storage; choose another path, or replace"):
+        U.upload_prediction_cog(cog, cfg, storage, ingest=lambda *a: ingested.append(a) or {"id": "T"})
+    assert storage.uploaded[uri] == b"II*\x00someone's map" and ingested == []  # kept, and nothing ingested
+    U.upload_prediction_cog(cog, replace(cfg, overwrite=True), storage, ingest=lambda *a: ingested.append(a) or {"id": "T"})
+    assert storage.uploaded[uri] == b"II*\x00new" and ingested[0][2] is True
+
+
 def test_ingestion_is_retried_with_its_request_id():
     # one request id for every try: Earth Engine starts one ingestion per id, so a repeat is harmless
     import ee
@@ -306,11 +324,11 @@ class FailingStorage(FakeStorage):
                 blob = real.blob(path)
                 upload = blob.upload_from_filename
 
-                def failing(filename):
+                def failing(filename, **kwargs):
                     storage.calls += 1
                     if storage.failures:
                         raise storage.failures.pop(0)
-                    upload(filename)
+                    upload(filename, **kwargs)
 
                 blob.upload_from_filename = failing
                 return blob
