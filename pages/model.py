@@ -303,7 +303,8 @@ else:
     with ui.errors_shown():
         loaded = cached.model(current, cached.mtime(current))
         card = loaded.card
-        st.write(f"**{models.label(current)}** -- preset `{card.preset}`, bands {', '.join(card.bands)}, "
+        st.write(f"**{ui.plain(models.label(current))}** -- preset {ui.plain(card.preset)}, "
+                 f"bands {ui.plain(', '.join(card.bands))}, "
                  f"patch {card.patch_size} px" + (f", created {ui.when(card.created)}" if card.created else ""))
         val = card.metrics.get("val_blocks")
         if val:
@@ -312,9 +313,9 @@ else:
             if blocks:  # in plain words (the card's own technical words are in its JSON, below)
                 st.caption(f"How: each of the {blocks} validation blocks predicted whole, as the Predict page does; a "
                            "pixel is crop at probability 0.5 or more; the figures count the pixels of all blocks "
-                           "together.", help=val.get("how"))
+                           "together.", help=ui.plain(val["how"]) if val.get("how") else None)
             elif val.get("how"):  # (the card's own words, with their own parentheses: a line of their own)
-                st.caption("How: " + val["how"] + ".")
+                st.caption("How: " + ui.plain(val["how"]) + ".")
             cols = st.columns(5)
             for col, (name, title) in zip(cols, (("iou", "IoU"), ("f1", "F1"), ("precision", "Precision"),
                                                  ("recall", "Recall"), ("accuracy", "Accuracy"))):

@@ -258,7 +258,7 @@ with info_col:
     try:
         region = scene.current_region()
         source = scene.current_source()
-        st.write(region.name or "(unnamed)")
+        st.markdown(ui.plain(region.name) if region.name else "(unnamed)")
         check = scene.check_current_region(region)
         usable = check.ok
         # one area for a local image: that of the pixels used, which every other page counts (for Earth
@@ -290,7 +290,7 @@ with info_col:
             if prev is not None and prev[0] is not None:  # (back to the whole image is the Reset button)
                 back = Region.from_geojson(prev[0])
                 about = ", ".join(t for t in (back.name, back.describe_area().split(" (")[0]) if t)
-                if st.button(f"Back to the previous region ({about})",
+                if st.button(f"Back to the previous region ({ui.plain(about)})",
                              help="Use the region this one replaced"):
                     state.restore_previous_region()
                     st.rerun()

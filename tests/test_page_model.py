@@ -23,7 +23,7 @@ def test_model_page_loads_uploaded_card_model(fake_map, tiny_model_path):
     from core.bands import FEATURE_BANDS
 
     # the card of the model in use (conftest's tiny model: the light preset on the five feature bands)
-    assert f"**tiny.keras** -- preset `light`, bands {', '.join(FEATURE_BANDS)}" in texts(at)
+    assert f"**tiny\\.keras** -- preset light, bands {', '.join(FEATURE_BANDS)}" in texts(at)  # (as text: "." escaped)
 
 
 def test_model_page_fine_tunes_the_model_in_use(fake_map, tiny_model_path, monkeypatch):

@@ -504,3 +504,19 @@ def test_uploaded_labels_of_part_of_the_image_say_how_much_of_it_they_label(fake
     assert not at.exception
     [said] = [e.value for e in at.success if e.value.startswith("Using")]
     assert "Labels: 768 labelled pixels (19% of the image's pixels; the others have no label)," in said
+
+
+def test_a_region_name_from_a_file_shows_as_text_not_markdown(fake_map):
+    """A GeoJSON's name went into the sidebar as Markdown: a remote image (a request the offline app
+    never makes otherwise) and a link, shown to whoever opened the session's link."""
+    at = new_app()
+    name = "![t](https://tracker.example/p.png) [Log in again](https://phish.example) *fields*"
+    at.session_state["region"] = {**SQUARE_300, "properties": {"crs": "image", "name": name}}
+    at.run()
+    assert not at.exception
+    shown = [e.value for e in at.caption if e.value.startswith("Region: ")] + \
+            [e.value for e in at.markdown if "tracker" in e.value]
+    assert len(shown) == 2
+    for text in shown:  # every Markdown character escaped: no image, link or emphasis
+        assert "\\!\\[t\\]\\(https://tracker\\.example/p\\.png\\)" in text and "\\*fields\\*" in text
+        assert "](" not in text

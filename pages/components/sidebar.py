@@ -29,7 +29,7 @@ def show() -> None:
     source = {"sample": "sample scene", "local": spec.get("title", "your image"),
               "earthengine": "Earth Engine"}.get(spec.get("kind"), "?")
     st.caption(f"Source: {ui.cut_long_words(source)}")
-    st.caption("Region: " + scene.region_label())
+    st.caption("Region: " + ui.plain(scene.region_label()))  # (a GeoJSON's own name: Markdown shown as text)
     if spec.get("kind") == "earthengine" or (spec.get("kind") in ("sample", "local") and georeferenced(spec)):
         st.toggle("Basemap (OpenStreetMap)", key=state.sync_widget(state.BASEMAP), on_change=state.store_widget,
                   args=(state.BASEMAP,),
