@@ -483,6 +483,10 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
         raise CorruptFileError(f"cannot load model {path.name}: its configuration names a layer or object that this "
                                "version of core does not know; use a model saved by core") from None
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as err:
+        if "safe_mode" in str(err):  # Keras's safe mode: a Lambda layer's Python code is not run from a file
+            raise CorruptFileError(f"cannot load model {path.name}: it holds Python code (a Lambda layer), which is "
+                                   "never run from a file, for safety; use a model that core saved (its U-Nets hold "
+                                   "no code)") from None
         hint = ("; give the model's .keras file (its card, the .json beside it, is read with it)"
                 if path.suffix.lower() != ".keras" else "; save or download it again")
         raise CorruptFileError(f"cannot load model {path.name}: the file is truncated or not a Keras model "

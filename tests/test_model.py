@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -264,6 +266,23 @@ def test_keras_file_naming_an_unknown_class_is_corrupt(tmp_path, where):
     with pytest.raises(CorruptFileError, match="bad.keras") as err:
         load_model(bad)
     assert "\n" not in str(err.value)
+
+
+def test_a_model_holding_python_code_is_refused_as_such_and_its_code_never_runs(tmp_path):
+    """A .keras with a Lambda layer (a Python function, which Keras's safe mode never runs from a file)
+    was called "truncated or not a Keras model", which hid why."""
+    import keras
+
+    ran = tmp_path / "ran"
+    inp = keras.Input((16, 16, 5))
+    out = keras.layers.Lambda(lambda x, f=str(ran): (open(f, "w").close(), x[..., :1])[1])(inp)
+    keras.Model(inp, out).save(tmp_path / "lam.keras")
+    (tmp_path / "lam.json").write_text(json.dumps(_card().to_dict()))
+    ran.unlink(missing_ok=True)  # (building the model ran it once here)
+    with pytest.raises(CorruptFileError, match=r"^cannot load model lam\.keras: it holds Python code \(a Lambda layer\), "
+                                               "which is never run from a file, for safety"):
+        load_model(tmp_path / "lam.keras")
+    assert not ran.exists()
 
 
 def test_model_that_does_not_fit_its_card_is_refused_on_loading(tmp_path):
