@@ -58,6 +58,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from core.train import shared_inputs, train
 
     band_map = parse_band_spec(args.bands)
+    if band_map:
+        from core.dataset import pair_paths
+        from core.patchset import split_sources
+
+        _warn_band_map(band_map, [img for items, flag in ((args.train, "--train"), (args.val, "--val"))
+                                  if not split_sources(items, flag) for img, _ in pair_paths(items)])
     cfg = _config(
         TrainConfig, preset=args.preset, epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
         learning_rate=args.lr, patch_size=args.patch_size, val_patches=args.val_patches, patience=args.patience,
@@ -99,6 +105,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
               "pixels and its validation figures are optimistic; validate on data held out from training (python "
               "-m core patches --test N cuts test patches from a held-out block)", file=sys.stderr)
     return 0
+
+
+def _warn_band_map(band_map: dict[str, int] | None, images) -> None:
+    """Prints a warning for each of ``images`` whose band names contradict the --bands given (info and
+    predict say it with the reader's other warnings)."""
+    from core.raster import band_map_check
+
+    for image in images:
+        for warning in band_map_check(image, band_map):
+            print(f"warning: {warning}", file=sys.stderr)
 
 
 def _parse_window(text: str | None) -> tuple[int, int, int, int] | None:
@@ -205,10 +221,12 @@ def _cmd_resample(args: argparse.Namespace) -> int:
     from core.bands import parse_band_spec
     from core.resample import resample_files
 
+    band_map = parse_band_spec(args.bands)
+    _warn_band_map(band_map, [args.image])
     if args.labels and not args.labels_out:
         args.labels_out = str(Path(args.out).with_name(Path(args.out).stem + "_labels.tif"))
     done = resample_files(args.image, args.out, args.pixel_size, args.labels, args.labels_out, args.label_map,
-                          parse_band_spec(args.bands), args.overwrite)
+                          band_map, args.overwrite)
     print(json.dumps(done, indent=2))
     return 0
 
@@ -224,6 +242,7 @@ def _cmd_patches(args: argparse.Namespace) -> int:
     cfg = _config(PatchConfig, {"patch_size": "--size"}, patch_size=args.size, kernel_buffer=args.buffer, count=args.count,
                   seed=args.seed, min_valid_fraction=args.min_valid)
     band_map = parse_band_spec(args.bands)
+    _warn_band_map(band_map, [args.image])
     bar = TqdmProgress("patches", "patch")
 
     def summary(s) -> dict:

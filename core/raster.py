@@ -55,6 +55,19 @@ def file_bands(path: str | os.PathLike) -> tuple[str | None, ...]:
         return tuple(src.descriptions)
 
 
+def band_map_check(path: str | os.PathLike, band_map: dict[str, int] | None) -> tuple[str, ...]:
+    """The warning of :func:`core.bands.band_map_warnings` for the file at ``path``: band numbers given
+    by the user that contradict its band names. () without ``band_map``.
+
+    Raises:
+        InputNotFoundError, CorruptFileError.
+    """
+    if not band_map:
+        return ()
+    with _open(path) as src:
+        return band_map_warnings(src.descriptions, src.count, band_map, Path(path).name)
+
+
 #: GDAL's block cache while a whole image is read once, block by block (a prediction, an overview):
 #: its default, 5% of RAM, keeps every block read, so memory grew with the image. Bytes (rasterio
 #: passes GDAL_CACHEMAX to GDALSetCacheMax64).

@@ -498,3 +498,23 @@ def test_training_on_patches_without_a_pixel_size_says_how_to_record_it(capsys, 
     err = capsys.readouterr().err
     [note] = [line for line in err.splitlines() if "did not say its pixel size" in line]
     assert load_card(tmp_path / "r" / "best.keras").pixel_size_m is None and "--pixel-size-m" in note
+
+
+def test_band_numbers_against_the_file_s_band_names_are_warned_of_by_every_command(capsys, small_scene, tmp_path):
+    """--bands with R and G swapped was warned of by info and predict only; patches, train and resample
+    went on in silence (the README says such numbers are warned of)."""
+    img, lab = small_scene
+    swapped = ["--bands", "R=2,G=1,B=3,NIR=4"]
+    told = "the band numbers given (R=2, G=1, B=3, NIR=4) differ from what the file's band names say"
+    assert main([*_patches(img, lab, tmp_path / "p.tfrecord.gz", "--count", "1", "--size", "64"), *swapped]) == 0
+    assert told in capsys.readouterr().err
+    pair = f"{img}:{lab}"
+    # warned of before the run starts (here it stops at once, on its --steps)
+    assert main(["train", "--train", pair, "--val", pair, "--out", str(tmp_path / "run"), "--steps", "0", *swapped]) == 2
+    assert told in capsys.readouterr().err
+    main(["resample", "--image", str(img), "--pixel-size", "60", "--out", str(tmp_path / "r.tif"), *swapped])
+    assert told in capsys.readouterr().err
+    # the file's own order, given as numbers, is no contradiction
+    assert main([*_patches(img, lab, tmp_path / "q.tfrecord.gz", "--count", "1", "--size", "64"),
+                 "--bands", "1,2,3,4"]) == 0
+    assert "differ from what the file" not in capsys.readouterr().err
