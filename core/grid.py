@@ -54,6 +54,12 @@ class Grid:
     def georeferenced(self) -> bool:
         return self.crs is not None
 
+    @property
+    def placed(self) -> bool:
+        """Whether the file says where its pixels lie: a CRS, or at least a geotransform of its own
+        (a TIFF without one reads as GDAL's identity, which every such file shares)."""
+        return self.crs is not None or tuple(self.transform) != (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
     def require_place_on_earth(self, error: type[Exception] = InvalidDataError) -> None:
         """Refuse a CRS with no place on Earth: a local (engineering) CRS, which gives areas in its
         unit but no longitude or latitude, so no map, lon/lat region or GeoJSON (GDAL's own error was
@@ -364,6 +370,10 @@ def grid_difference(expected: Grid, actual: Grid) -> str:
         return "it is georeferenced and the image is not"
     if actual.crs is not None and expected.crs is not None and not _same_crs(actual.crs, expected.crs):
         return f"it is in {crs(actual)}, the image in {crs(expected)}"
+    if actual.placed != expected.placed:  # (no CRS either: one has a geotransform, the other GDAL's identity)
+        return (f"{'the image has' if actual.placed else 'it has'} no geotransform (where its pixels lie) and "
+                f"{'it has' if actual.placed else 'the image has'} one, so they cannot be matched; give labels with "
+                "the image's geotransform (e.g. gdal_edit.py -a_ullr with the image's corners)")
     (a, b, _, d, e, _), (A, B, _, D, E, _) = actual.transform, expected.transform
     scale = max(abs(A), abs(B), abs(D), abs(E), 1e-12)
     if any(abs(x - y) > 1e-6 * scale for x, y in ((a, A), (b, B), (d, D), (e, E))):
@@ -386,10 +396,13 @@ def grid_difference(expected: Grid, actual: Grid) -> str:
                 "export off by some pixels?); export it again on the image's grid, or correct its georeferencing")
     overlaps = col < expected.width and row < expected.height and col + actual.width > 0 and row + actual.height > 0
     if actual.shape != expected.shape and overlaps:
+        sizes = f"{actual.width} x {actual.height} px, the image's {expected.width} x {expected.height} px"
+        if not (actual.placed and expected.placed):  # (else read as the image's part: core.raster._window_in_labels)
+            return (f"it is {sizes}, and neither file says where its pixels lie (no geotransform), so they cannot be "
+                    "matched; give labels of the image's size, or both files with their geotransform")
         covers = col <= 0 and row <= 0 and col + actual.width >= expected.width and row + actual.height >= expected.height
-        return (f"it {'is larger than' if covers else 'covers only part of'} the image ({actual.width} x "
-                f"{actual.height} px from column {col:,}, row {row:,} of the image's {expected.width} x "
-                f"{expected.height} px; its pixels are the image's)")
+        return (f"it {'is larger than' if covers else 'covers only part of'} the image ({sizes}, from column {col:,}, "
+                f"row {row:,} of the image; its pixels are the image's)")
     return (f"it lies elsewhere: its first pixel is at column {col:,}, row {row:,} of the image"
             + _how_far(expected, actual))
 
@@ -418,7 +431,7 @@ def _how_far(expected: Grid, actual: Grid) -> str:
 def check_same_grid(expected: Grid | None, actual: Grid, path) -> None:
     """Raises GridMismatchError if ``actual`` is not ``expected`` (skipped when expected is None)."""
     if expected is not None and not expected.same_as(actual):
-        raise GridMismatchError(
-            f"{Path(path).name} is not on the image's grid: {grid_difference(expected, actual)}; resample the labels "
-            "onto the image's grid first (e.g. gdalwarp with the image's -t_srs, -te and -tr)"
-        )
+        said = grid_difference(expected, actual)
+        fix = ("" if "; give " in said else  # (it says what to do itself)
+               "; resample the labels onto the image's grid first (e.g. gdalwarp with the image's -t_srs, -te and -tr)")
+        raise GridMismatchError(f"{Path(path).name} is not on the image's grid: {said}{fix}")

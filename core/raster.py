@@ -464,8 +464,9 @@ def _window_in_labels(grid: Grid | None, labels: Grid, window, path):
     offset = pixel_offset(grid, labels) if inside is None else None  # (column, row) of the image in the file
     # labels overlapping the image (the rest is no data), unless they are of its size: a copy moved by
     # some pixels is a mistake (an export off by a pixel), not labels of part of it
-    # (both georeferenced: a TIFF without a geotransform has GDAL's identity, "the same pixels" by default)
-    if (offset is not None and labels.shape != grid.shape and grid.georeferenced and labels.georeferenced
+    # (both placed, by a CRS or a geotransform of their own: a TIFF without one has GDAL's identity, "the
+    # same pixels" by default)
+    if (offset is not None and labels.shape != grid.shape and grid.placed and labels.placed
             and -grid.width < offset[0] < labels.width and -grid.height < offset[1] < labels.height):
         inside = Window(offset[0], offset[1], grid.width, grid.height)
     if inside is None:

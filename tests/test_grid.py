@@ -235,3 +235,14 @@ def test_a_window_of_a_turned_grid_is_found_as_on_a_north_up_one(turn):
     other_angle = Affine.translation(500000, 8150000) * Affine.rotation(turn + 5) * Affine.scale(30, -30)
     assert window_within(part(40, 30, t=other_angle), whole) is None
     assert window_within(part(40, 30, t=whole_t * Affine.scale(2)), whole) is None
+
+
+def test_grids_without_a_geotransform_are_said_to_be_unmatchable():
+    """Two TIFFs without a geotransform share GDAL's identity: a smaller one cannot be placed on the other."""
+    from core.grid import grid_difference
+
+    bare = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    assert not Grid(None, bare, 4, 4).placed and Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 4, 4).placed
+    assert grid_difference(Grid(None, bare, 8, 8), Grid(None, bare, 4, 4)) == (
+        "it is 4 x 4 px, the image's 8 x 8 px, and neither file says where its pixels lie (no geotransform), so they "
+        "cannot be matched; give labels of the image's size, or both files with their geotransform")

@@ -92,11 +92,24 @@ def test_labels_on_another_grid_are_refused(tmp_path):
             read_labels(write_raster(tmp_path / "off.tif", np.ones((64, 64), np.uint8), crs=r.grid.crs,
                                      transform=Affine(t[0], 0, t[2] + t[0], 0, t[4], t[5] - 2 * t[4])),
                         get_class_map("binary"), grid=r.grid)
-        # ... but not beside it, nor without a CRS (a TIFF without a geotransform has GDAL's identity: any
-        # smaller labels would be "on the same pixels")
-        with ImageReader(SAMPLE_IMAGE) as s, pytest.raises(GridMismatchError):
-            read_labels(write_raster(tmp_path / "half.tif", np.ones((512, 512), np.uint8),
-                                     transform=Affine(*s.grid.transform)), get_class_map("binary"), grid=s.grid)
+        # ... nor without a CRS where both files have a geotransform of their own (the sample scene's): patches
+        # and train refused such labels, saying "its pixels are the image's; resample the labels"
+        with ImageReader(SAMPLE_IMAGE) as s:
+            a, _, c, _, e, f = s.grid.transform
+            quarter = read_labels(write_raster(tmp_path / "half.tif", np.ones((512, 512), np.uint8),
+                                               transform=Affine(a, 0, c + 512 * a, 0, e, f)), get_class_map("binary"), grid=s.grid)
+            assert (quarter[:512, 512:] == 1).all() and (quarter[512:] == 255).all() and (quarter[:, :512] == 255).all()
+            # but not without a geotransform (GDAL's identity, which every such TIFF has: any smaller labels would
+            # be "on the same pixels"), said so with what to do instead of "resample"
+            with rasterio.open(tmp_path / "bare.tif", "w", driver="GTiff", width=512, height=512, count=1,
+                               dtype="uint8") as dst:
+                dst.write(np.ones((1, 512, 512), np.uint8))
+            with pytest.raises(GridMismatchError) as err:
+                read_labels(tmp_path / "bare.tif", get_class_map("binary"), grid=s.grid)
+            assert str(err.value) == (  # (it said "its pixels are 1 x 1, the image's 30 x 30 (CRS units); resample")
+                "bare.tif is not on the image's grid: it has no geotransform (where its pixels lie) and the image has one, "
+                "so they cannot be matched; give labels with the image's geotransform (e.g. gdal_edit.py -a_ullr with "
+                "the image's corners)")
         with pytest.raises(GridMismatchError, match=r"it lies elsewhere: its first pixel is at column 64, row 0"):
             read_labels(write_raster(tmp_path / "beside.tif", np.ones((32, 40), np.uint8), crs=r.grid.crs,
                                      transform=Affine(t[0], 0, t[2] + 64 * t[0], 0, t[4], t[5])), get_class_map("binary"), grid=r.grid)
