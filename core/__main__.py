@@ -74,10 +74,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     bar = tqdm(total=cfg.epochs * cfg.steps_per_epoch, unit="step", dynamic_ncols=True, disable=None)
 
     def progress(ev: dict) -> None:
+        if bar.n == 0 and ev["epoch"] > 1:  # a resumed run: its earlier epochs are not steps done at this run's rate
+            bar.reset()
+            bar.initial = (ev["epoch"] - 1) * ev["steps"]
         bar.n = (ev["epoch"] - 1) * ev["steps"] + ev["step"]
         logs = ev["logs"]
         bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("loss", "iou", "val_loss", "val_iou")})
         if ev["event"] == "epoch":
+            args.completed = epoch_kept_note(ev["epoch"], ev["epochs"], args.resume, args.overwrite)  # (an interrupt)
             # on stderr with the bar: stdout carries the result (JSON) alone, so that a closed pipe
             # (train ... | head) or a redirection never stops or clutters the run
             bar.write(f"epoch {ev['epoch']}/{ev['epochs']} " + " ".join(f"{k}={v:.4f}" for k, v in sorted(logs.items())),
@@ -570,7 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        note = getattr(args, "completed", None) or interrupted_note(args.command, getattr(args, "overwrite", False))
+        note = getattr(args, "completed", None) or interrupted_note(args.command, getattr(args, "overwrite", False),
+                                                                    getattr(args, "resume", False))
         print(f"error: interrupted; {note}", file=sys.stderr)
         return 128 + (err.signum if isinstance(err, _Signalled) else signal.SIGINT)
     except BrokenPipeError:  # the output's reader stopped reading (python -m core info ... | head): no error of ours
@@ -592,19 +597,26 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(sig, handler)
 
 
-def interrupted_note(command: str, overwrite: bool = False) -> str:
-    """What an interrupted (Ctrl-C) ``command`` (run with ``--overwrite`` or not) has left, for its
-    one-line message."""
+def interrupted_note(command: str, overwrite: bool = False, resume: bool = False) -> str:
+    """What an interrupted (Ctrl-C) ``command`` (run with ``--overwrite``, ``--resume`` or not) has
+    left, for its one-line message; a training that had finished an epoch says
+    :func:`epoch_kept_note` instead."""
+    if command == "train" and resume:
+        return "no further epoch had finished; the run is kept as it was: run the same command again"
     if command == "train" and overwrite:
-        return ("if an epoch had finished, the new run's epochs are kept: continue with the same command, --resume in "
-                "place of --overwrite; if none had, the run it was replacing is left as it was: run the same command "
-                "again")
+        return "no epoch had finished, so the run it was replacing is left as it was: run the same command again"
     if command == "train":
-        return ("the epochs already finished are kept: continue with the same command and --resume (stopped "
-                "before its first epoch ended, a run leaves nothing: run the same command again)")
+        return "no epoch had finished, so the run left nothing: run the same command again"
     if command in ("ee-export-patches", "ee-export-image", "ee-upload", "ee-tasks"):
         return "Earth Engine tasks already started keep running (python -m core ee-tasks lists them)"
     return "no output was written or replaced"
+
+
+def epoch_kept_note(epoch: int, epochs: int, resume: bool, overwrite: bool) -> str:
+    """What a training interrupted after finishing ``epoch`` (of ``epochs``) has kept, and how to go on."""
+    how = "the same command" if resume else (
+        "the same command, --resume in place of --overwrite" if overwrite else "the same command and --resume")
+    return f"epoch {epoch} of {epochs} had finished and is kept, with those before it: continue with {how}"
 
 
 if __name__ == "__main__":

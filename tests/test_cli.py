@@ -468,9 +468,10 @@ def test_an_interruption_after_predict_has_written_says_so(small_scene, tiny_mod
 def test_an_interruption_says_what_each_command_leaves():
     from core.__main__ import interrupted_note
 
-    assert "--resume" in interrupted_note("train")  # finished epochs are kept
-    # with --overwrite, "the same command and --resume" would be refused (choose one): the advice says so
-    assert "--resume in place of --overwrite" in interrupted_note("train", overwrite=True)
+    # before an epoch has finished: the one case that applies (it said both "if an epoch had finished, ...; if none had")
+    assert interrupted_note("train") == "no epoch had finished, so the run left nothing: run the same command again"
+    assert "the run it was replacing is left as it was" in interrupted_note("train", overwrite=True)
+    assert "the run is kept as it was" in interrupted_note("train", resume=True)
     assert "ee-tasks" in interrupted_note("ee-export-image")  # started tasks run on
     assert interrupted_note("predict") == "no output was written or replaced"
 
@@ -518,3 +519,23 @@ def test_band_numbers_against_the_file_s_band_names_are_warned_of_by_every_comma
     assert main([*_patches(img, lab, tmp_path / "q.tfrecord.gz", "--count", "1", "--size", "64"),
                  "--bands", "1,2,3,4"]) == 0
     assert "differ from what the file" not in capsys.readouterr().err
+
+
+def test_an_interrupted_training_says_which_epoch_it_kept(capsys, monkeypatch, small_scene, tmp_path):
+    """After a finished epoch, an interrupt names it and how to go on; with --overwrite, "the same command and
+    --resume" would be refused (choose one), so the advice says --resume in place of --overwrite."""
+    import core.train
+
+    def interrupted(*_args, progress, **_kwargs):
+        progress({"event": "epoch", "epoch": 3, "epochs": 20, "step": 50, "steps": 50, "logs": {"loss": 0.4}})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(core.train, "train", interrupted)
+    img, lab = small_scene
+    train = ["train", "--train", f"{img}:{lab}", "--val", f"{img}:{lab}", "--out", str(tmp_path / "run")]
+    for more, how in (([], "the same command and --resume"),
+                      (["--overwrite"], "the same command, --resume in place of --overwrite"),
+                      (["--resume"], "the same command")):
+        assert main([*train, *more]) == 130
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"error: interrupted; epoch 3 of 20 had finished and is kept, with those before it: continue with {how}")
