@@ -554,12 +554,23 @@ def _negative_lists_joined(argv: list[str]) -> list[str]:
     return out
 
 
+def _refuse_empty_values(command: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exits (one line, status 2) where an option was given an empty value: ``--out ""`` (an unset
+    shell variable) wrote into the current folder."""
+    for action in command._actions:
+        value = getattr(args, action.dest, None) if action.option_strings else None
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values) and value != action.default:
+            command.error(f"{action.option_strings[0]} is empty; give it a value (an unset shell variable?)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(_negative_lists_joined(sys.argv[1:] if argv is None else list(argv)))
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     if extra:  # told by the command's own parser, so that the message points to its --help
-        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
         commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    _refuse_empty_values(commands[args.command], args)
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)
                 if threading.current_thread() is threading.main_thread()}
     try:

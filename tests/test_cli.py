@@ -539,3 +539,16 @@ def test_an_interrupted_training_says_which_epoch_it_kept(capsys, monkeypatch, s
         assert main([*train, *more]) == 130
         assert capsys.readouterr().err.strip().splitlines()[-1] == (
             f"error: interrupted; epoch 3 of 20 had finished and is kept, with those before it: continue with {how}")
+
+
+def test_an_empty_value_is_refused_before_anything_is_written(capsys, tmp_path, monkeypatch):
+    """``--out ""`` (an unset shell variable) wrote probability.tif and the rest into the current folder."""
+    monkeypatch.chdir(tmp_path)
+    for argv, option in ((["predict", "--image", "x.tif", "--out", ""], "--out"),
+                         (["train", "--train", "a", " ", "--val", "b", "--out", "r"], "--train"),
+                         (["evaluate", "--pred", "", "--labels", "l.tif"], "--pred")):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 2
+        assert capsys.readouterr().err.startswith(f"error: {option} is empty; give it a value")
+    assert not list(tmp_path.iterdir())
