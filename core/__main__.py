@@ -467,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_patches)
 
     r = sub.add_parser("resample", help="average an image (and take the most frequent class of its labels) to "
-                                        "another pixel size, e.g. 10 m Sentinel-2 to the shipped model's 30 m")
+                                        "larger pixels, e.g. 10 m Sentinel-2 to the shipped model's 30 m (to "
+                                        "smaller ones, each pixel is split: no detail is added)")
     r.add_argument("--image", required=True, help="georeferenced GeoTIFF with bands R, G, B, NIR (a CRS in metres)")
     r.add_argument("--out", required=True, help="GeoTIFF to write: R, G, B, NIR reflectance 0-1 (float32, NaN = no data)")
     r.add_argument("--pixel-size", type=float, default=30.0, help="new pixel size in metres (default 30, the shipped "

@@ -31,7 +31,7 @@ def resampled_grid(grid: Grid, pixel_size_m: float) -> Grid:
     Raises:
         InvalidDataError: the grid is not georeferenced, or its CRS is not projected in metres or does
             not keep ground sizes (e.g. Web Mercator); the pixel size is not positive, or leaves less
-            than one pixel.
+            than one pixel or is larger than the image.
     """
     from rasterio.crs import CRS
 
@@ -51,6 +51,10 @@ def resampled_grid(grid: Grid, pixel_size_m: float) -> Grid:
         raise InvalidDataError(f"pixel size {pixel_size_m} m: give a positive size in metres")
     a, b, c, d, e, f = grid.transform
     sx, sy = pixel_size_m / math.hypot(a, d), pixel_size_m / math.hypot(b, e)  # per axis: pixels need not be square
+    if sx > grid.width or sy > grid.height:  # one new pixel over the whole image and beyond: area invented
+        across, down = grid.width * math.hypot(a, d), grid.height * math.hypot(b, e)
+        raise InvalidDataError(f"{pixel_size_m:g} m pixels are larger than the image ({across:,.0f} x {down:,.0f} m); "
+                               "give a pixel size smaller than the image")
     # to the nearest whole pixel, as gdalwarp -tr: a last row or column of new pixels at least half over the
     # image is kept (the mean of the pixels it covers), a thinner one left out; the area stays within half a
     # new pixel of the image's on each side (every partial pixel kept made a 64 px image's 41 ha 43.6 ha)

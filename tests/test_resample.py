@@ -44,6 +44,10 @@ def test_the_new_grid_keeps_the_crs_and_origin_and_covers_the_image():
     # to the nearest whole pixel: the area stays within half a new pixel of the image's on each side
     assert resampled_grid(Grid(UTM, grid.transform, 64, 64), 30).shape == (21, 21)  # 39.7 ha for 41.0
     assert resampled_grid(Grid(UTM, grid.transform, 65, 65), 30).shape == (22, 22)  # 43.6 ha for 42.3
+    # a new pixel larger than the image: refused (one 1 km pixel stood for a 640 m image: 100 ha for 41)
+    assert resampled_grid(Grid(UTM, grid.transform, 64, 64), 640).shape == (1, 1)
+    with pytest.raises(InvalidDataError, match=r"^1000 m pixels are larger than the image \(640 x 640 m\)"):
+        resampled_grid(Grid(UTM, grid.transform, 64, 64), 1000)
 
 
 @pytest.mark.parametrize("grid, match", [
