@@ -22,6 +22,29 @@ def safe_stem(name: str, default: str) -> str:
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
 
+def size_text(n_bytes: int) -> str:
+    """``n_bytes`` for people: GB from 1 GB, MB, or kB under 0.1 MB (a small region read "0.0 MB")."""
+    if n_bytes >= 1e9:
+        return f"{n_bytes / 1e9:.1f} GB"
+    return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 100_000 else f"{max(n_bytes / 1e3, 0.1):.1f} kB"
+
+
+def check_free_space(path: str | os.PathLike, needed: int, what: str, fix: str) -> None:
+    """Refuse to start writing ``what`` (``needed`` bytes at least) at ``path`` where its disk has less
+    free space, rather than fail when the disk is full.
+
+    Raises:
+        ConfigError: saying how much is needed and free, and ``fix``.
+    """
+    import shutil
+
+    folder = next((p for p in Path(path).absolute().parents if p.is_dir()), Path("/"))
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise ConfigError(f"{what} would take at least {size_text(needed)} and {folder} has {size_text(free)} free; "
+                          f"{fix}")
+
+
 def _file_in_the_way(path: Path) -> Path | None:
     """The nearest existing ancestor of ``path`` if it is not a folder (so ``path`` cannot be made), else None."""
     for parent in path.absolute().parents:

@@ -354,3 +354,23 @@ def test_image_export_scale_is_detected_and_checked(small_scene, tmp_path):
     with pytest.raises(InvalidDataError, match="8-bit"):
         export_to_geotiff(display, tmp_path / "c.tif")
     assert not (tmp_path / "c.tif").exists()
+
+
+def test_patches_larger_than_the_free_disk_are_refused_before_any_is_cut(monkeypatch, small_scene, tmp_path):
+    """--count 100000 of 256 px patches (tens of GB) ran until the disk was full."""
+    import shutil
+    from collections import namedtuple
+
+    from core.config import PatchConfig
+    from core.errors import ConfigError
+    from core.patches import sample_patches
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage(10**9, 10**9 - 50_000_000, 50_000_000))
+    img, lab = small_scene
+    cfg = PatchConfig(patch_size=64, count=1000)  # >= 1000 * 64 * 64 * 6 * 4 * 0.2 bytes = 19.7 MB: fits in 50 MB
+    assert sample_patches(img, lab, "cdl", cfg, tmp_path / "fits.tfrecord.gz").count == 1000
+    with pytest.raises(ConfigError, match=r"^10,000 patches of 64 px would take at least 196.6 MB and .* has 50.0 MB "
+                                          r"free; cut fewer \(--count"):
+        sample_patches(img, lab, "cdl", PatchConfig(patch_size=64, count=10_000), tmp_path / "big.tfrecord.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fits.tfrecord.gz"]

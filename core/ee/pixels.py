@@ -27,6 +27,7 @@ import numpy as np
 
 from core.ee.errors import EEMemoryError, EERequestTooLargeError, RetryPolicy, call_with_retries
 from core.errors import ConfigError, OutputExistsError
+from core.files import size_text
 
 #: computePixels limits (bytes of the uncompressed response, pixels per side).
 MAX_REQUEST_BYTES = 48 * 1024 * 1024
@@ -77,11 +78,6 @@ class PixelPlan:
             f"{self.width}x{self.height} px x {len(self.bands)} bands {self.dtype} "
             f"= {size_text(self.total_bytes)} in {self.requests} request(s)"
         )
-
-
-def size_text(n_bytes: int) -> str:
-    """``n_bytes`` for people: MB, or kB under 0.1 MB (a small region read "0.0 MB")."""
-    return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 100_000 else f"{max(n_bytes / 1e3, 0.1):.1f} kB"
 
 
 def _tile_transform(transform: Transform, row_off: int, col_off: int) -> Transform:
@@ -547,6 +543,5 @@ __all__ = [
     "download",
     "grown_plan",
     "cut_out",
-    "size_text",
     "prepare_image",
 ]

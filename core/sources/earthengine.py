@@ -270,7 +270,7 @@ class EarthEngineSource:
 
     def _describe_download(self, context_plan, label_plan, margin: int) -> str:
         """What a fetch downloads, for people: size and requests in all, then each part's grid."""
-        from core.ee.pixels import size_text
+        from core.files import size_text
 
         plans = [context_plan] + ([label_plan] if self.labels is not None else [])
         size = size_text(sum(p.total_bytes for p in plans))

@@ -301,9 +301,10 @@ def test_geotiff_response(tmp_path):
 
 def test_a_small_download_is_said_in_kilobytes():
     """A small region's plan read "= 0.0 MB in 1 request(s)"."""
-    from core.ee.pixels import size_text
+    from core.files import size_text
 
     assert size_text(40_000) == "40.0 kB" and size_text(12) == "0.1 kB" and size_text(2_500_000) == "2.5 MB"
+    assert size_text(62_000_000_000) == "62.0 GB"
 
 
 def test_grown_plan_lies_on_the_same_lattice_and_holds_the_plan_at_its_margin():
