@@ -53,8 +53,8 @@ def _file_in_the_way(path: Path) -> Path | None:
     return None
 
 
-def check_output_file(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Check that a file can be written at ``path``; returns it as a Path.
+def check_output_file(path: str | os.PathLike, overwrite: bool = False, option: str = "--out") -> Path:
+    """Check that a file can be written at ``path`` (given as ``option``); returns it as a Path.
 
     Raises:
         ConfigError: ``path`` is a folder, or a file stands where one of its folders would be.
@@ -67,7 +67,7 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = False) -> Path:
     if path.is_dir():
         raise ConfigError(f"{path} is a folder; give a file name")
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it or choose another --out")
+        raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it or choose another {option}")
     return path
 
 

@@ -98,10 +98,10 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
         grid_of_file(labels)  # (missing, or not a raster)
     outs = [out] + ([labels_out] if labels is not None else [])
     ins = [image] + ([labels] if labels is not None else [])
-    for path in outs:
+    for path, option in zip(outs, ("--out", "--labels-out")):
         if any(Path(path).resolve() == Path(p).resolve() for p in ins):
             raise ConfigError(f"{path} is an input: write the resampled copy to another file")
-        check_output_file(path, overwrite)
+        check_output_file(path, overwrite, option)
     if len(outs) == 2 and Path(outs[0]).resolve() == Path(outs[1]).resolve():
         raise ConfigError("the image and the labels need two different output files")
     feats, valid, grid = read_image(image, band_map)

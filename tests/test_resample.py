@@ -131,6 +131,9 @@ def test_refusals_write_nothing_and_keep_what_is_there(tmp_path):
     with pytest.raises(ConfigError, match="label map"):
         resample_files(src, tmp_path / "img.tif", 30, other, tmp_path / "lab.tif", "nonsense")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.tif", "s2.tif", "taken.tif"]
+    # labels to a file that exists: the option named is theirs (it said "choose another --out")
+    with pytest.raises(OutputExistsError, match=r"choose another --labels-out$"):
+        resample_files(src, tmp_path / "img.tif", 30, src, tmp_path / "taken.tif", "binary")
 
 
 def test_cli_resamples_a_sentinel2_image_to_the_shipped_models_pixels(tmp_path, capsys):
