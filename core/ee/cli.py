@@ -166,7 +166,15 @@ def _initialize(args: argparse.Namespace):
     """
     from core.ee import auth
 
+    _connecting()
     return auth.initialize(project=getattr(args, "project", None))
+
+
+def _connecting() -> None:
+    """On a terminal, says that Earth Engine is being reached: without a network that takes 30-50 s
+    before its error, which was a silent wait (a pipe or a log gets nothing, as a progress bar)."""
+    if sys.stderr.isatty():
+        print("connecting to Earth Engine...", file=sys.stderr, flush=True)
 
 
 def tasks_client(args: argparse.Namespace):
@@ -211,6 +219,7 @@ def _job_view(job: Any) -> dict:
 def cmd_status(args: argparse.Namespace) -> int:
     from core.ee import auth
 
+    _connecting()
     st = auth.status(project=args.project)
     _print_json(asdict(st))  # ok, project, method, message: never key material
     return 0 if (st.ok or not args.strict) else 1

@@ -146,6 +146,14 @@ def test_status_without_credentials(capsys):
     assert st["ok"] is False and st["method"] == "none"
     assert "earthengine authenticate" in st["message"] and "EE_PROJECT" in st["message"]
     assert run(capsys, ["ee-status", "--strict"])[0] == 1
+    assert "connecting" not in err  # a pipe or a log gets only the result
+
+
+def test_a_terminal_is_told_that_earth_engine_is_being_reached(capsys, monkeypatch):
+    """Offline, reaching Earth Engine took 30-50 s before its error, in silence."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(capsys, ["ee-status"])
+    assert err.startswith("connecting to Earth Engine...") and json.loads(out)["method"] == "none"
 
 
 def test_status_ready_prints_no_key_material(capsys, tmp_path, monkeypatch):
