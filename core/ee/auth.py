@@ -258,8 +258,16 @@ def status(
     env: Mapping[str, str] = os.environ,
     init: Callable[..., None] | None = None,
 ) -> EEStatus:
-    """Like :func:`initialize` but never raises: a failed status carries the reason (for the UI)."""
+    """Like :func:`initialize` but never raises: a failed status carries the reason (for the UI) and
+    the project it was for, wherever it came from (the secrets' or the credentials' own too)."""
     try:
         return initialize(project, secrets, env, init)
     except EarthEngineError as err:
-        return EEStatus(False, project or env.get("EE_PROJECT"), "none", str(err))
+        chosen = project or env.get("EE_PROJECT")
+        if not chosen:
+            mapping = _as_mapping(secrets) if secrets is not None else None
+            try:
+                chosen = _secret_project(mapping) or find_credentials(mapping, env).project
+            except EarthEngineError:  # no credentials (the reason said already)
+                chosen = None
+        return EEStatus(False, chosen, "none", str(err))

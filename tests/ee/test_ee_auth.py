@@ -229,3 +229,20 @@ print('clean')
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "clean"
+
+
+def test_a_failed_status_names_the_project_it_was_for(tmp_path, key_info, monkeypatch):
+    """ee-status printed "project": null while its message named the key's project."""
+    import ee
+
+    keyfile = tmp_path / "key.json"
+    keyfile.write_text(json.dumps(key_info))
+
+    def failing(c=None, **kw):
+        raise ee.EEException("Invalid JWT Signature.")
+
+    monkeypatch.setattr(ee, "Initialize", failing)
+    st = auth.status(env={"GOOGLE_APPLICATION_CREDENTIALS": str(keyfile)})
+    assert not st.ok and st.project == "key-project"
+    assert auth.status(env={"GOOGLE_APPLICATION_CREDENTIALS": str(keyfile)}, secrets={"ee_project": "mine"}).project == "mine"
+    assert auth.status(env={}).project is None  # no credentials: no project to name
