@@ -457,7 +457,10 @@ def check_model_files(path: str | os.PathLike | None = None) -> tuple[Path, Mode
     if not path.exists():
         raise InputNotFoundError(f"model file not found: {path}")
     if path.is_dir():
-        raise ConfigError(f"{path} is a folder; give the model's .keras file (e.g. {path / 'best.keras'} of a training run)")
+        held = sorted(path.glob("*.keras"))  # the models it holds, by name (a run's best.keras among them)
+        named = (f"it holds {', '.join(str(p) for p in held[:3])}{' ...' if len(held) > 3 else ''}" if held
+                 else f"e.g. {path / 'best.keras'} of a training run")
+        raise ConfigError(f"{path} is a folder; give the model's .keras file ({named})")
     card = load_card(path)
     if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
         raise CorruptFileError(f"cannot load model {path.name}: the file is truncated or not a Keras model (not a "

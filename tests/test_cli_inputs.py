@@ -166,9 +166,12 @@ def test_an_image_without_geotransform_prints_no_rasterio_warnings(capsys, tmp_p
 
 
 def test_a_folder_where_a_file_is_expected_is_named(capsys, tmp_path, tiny_model_path):
-    # a training run's folder given as the model
-    assert "is a folder; give the model's .keras file" in _err(
+    # a folder of models given as the model: the ones it holds are named (it suggested a best.keras it lacked)
+    assert f"is a folder; give the model's .keras file (it holds {tiny_model_path})" in _err(
         capsys, ["predict", "--image", str(SAMPLE_IMAGE), "--model", str(tiny_model_path.parent), "--out", str(tmp_path / "o")])
+    (tmp_path / "run").mkdir()  # an empty one (a run not started): what it would hold
+    assert f"(e.g. {tmp_path / 'run' / 'best.keras'} of a training run)" in _err(
+        capsys, ["predict", "--image", str(SAMPLE_IMAGE), "--model", str(tmp_path / "run"), "--out", str(tmp_path / "o")])
     # a folder named like an output: said at once, not "pass --overwrite" first
     (tmp_path / "p" / "probability.tif").mkdir(parents=True)
     err = _err(capsys, ["predict", "--image", str(SAMPLE_IMAGE), "--model", str(tiny_model_path), "--out", str(tmp_path / "p")])
