@@ -51,8 +51,18 @@ def _export_config(cls: type, **values: Any) -> Any:
     try:
         return cls(**values)
     except ConfigError as err:
-        text = re.sub(r"\b(" + "|".join(_EXPORT_OPTIONS) + r")\b", lambda m: _EXPORT_OPTIONS[m.group(1)], str(err))
-        raise ConfigError(text) from None
+        raise ConfigError(_optioned(str(err), _EXPORT_OPTIONS)) from None
+
+
+#: the composite's fields and the options that set them (their messages name the fields)
+_COMPOSITE_OPTIONS = {"sensor": "--sensor", "start": "--start", "end": "--end", "max_cloud": "--max-cloud",
+                      "scale": "--scale", "crs": "--crs"}
+
+
+def _optioned(text: str, names: dict[str, str]) -> str:
+    """A config's message with its field names (``max_cloud``) as the options that set them (``--max-cloud``)."""
+    text = text.replace("leave crs empty", "leave out crs")
+    return re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: names[m.group(1)], text)
 
 
 def _print_json(obj: Any) -> None:
@@ -123,13 +133,17 @@ def _region(args: argparse.Namespace) -> tuple[Any, dict]:
 def _composite(args: argparse.Namespace, preset: Any):
     """The preset's composite (or the defaults for a --bbox) with the options given applied."""
     from core.ee.composites import CompositeConfig
+    from core.errors import ConfigError
 
     changes = {k: v for k, v in (("sensor", args.sensor), ("start", args.start_date), ("end", args.end_date),
                                  ("max_cloud", args.max_cloud), ("scale", args.scale), ("crs", args.crs)) if v is not None}
     if "sensor" in changes:
         changes["sensor"] = str(changes["sensor"]).upper()
     base = preset.composite if preset is not None else CompositeConfig()
-    return replace(base, **changes) if changes else base
+    try:
+        return replace(base, **changes) if changes else base
+    except ConfigError as err:
+        raise ConfigError(_optioned(str(err), _COMPOSITE_OPTIONS)) from None
 
 
 def _labels(args: argparse.Namespace, preset: Any, composite: Any):

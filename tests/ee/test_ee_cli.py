@@ -596,3 +596,15 @@ def test_preset_labels_follow_the_composite_dates():
     a = p.parse_args(["ee-fetch", "--preset", "camana", "--sensor", "L8", "--start-date", "2015-01-01",
                       "--end-date", "2016-12-31", "--out", "o"])
     assert cli._labels(a, preset, cli._composite(a, preset)).year == 2015
+
+
+def test_composite_mistakes_name_the_options_as_typed(capsys, tmp_path):
+    """ee-fetch --max-cloud 200 said "max_cloud must be ...", --crs "leave crs empty": the config's names."""
+    fetch = ["ee-fetch", "--bbox", "-72.8,-16.7,-72.6,-16.5", "--out", str(tmp_path / "f")]
+    for more, said in ((["--max-cloud", "200"], "error: --max-cloud must be above 0 and at most 100"),
+                       (["--start", "2021-01-01", "--end", "2020-01-01"], "error: --end 2020-01-01 is before --start 2021-01-01"),
+                       (["--crs", "EPSG:99999"], "error: --crs EPSG:99999 is not a known EPSG code")):
+        code, out, err = run(capsys, [*fetch, *more])
+        assert code == 2 and err.startswith(said), err
+    assert "leave out --crs for the region's UTM zone" in err
+    assert not (tmp_path / "f").exists()
