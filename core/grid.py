@@ -272,6 +272,12 @@ def _local_unit_factor(wkt: str) -> float | None:
     return factor if factor and factor > 0 else None
 
 
+def metres_text(value: float) -> str:
+    """A length in metres for a message: 3 significant digits below 100 m (29.98 -> "30"), whole metres
+    with thousands separators above ("1,000", where ``:.3g`` wrote "1e+03")."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def _same_crs(a: str, b: str) -> bool:
     from rasterio.crs import CRS
 

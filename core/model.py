@@ -538,11 +538,12 @@ def resolution_warning(card: ModelCard, grid) -> str | None:
     ratio = size / card.pixel_size_m
     if 1 / 1.5 <= ratio <= 1.5:
         return None
+    from core.grid import metres_text
     from core.resample import SHIPPED_PIXEL_SIZE_M
 
     shipped = card.pixel_size_m == SHIPPED_PIXEL_SIZE_M  # the Region page's upload offers that size
     upload = f"; the upload's 'Average to {SHIPPED_PIXEL_SIZE_M:g} m pixels'" if shipped else ""
-    return (f"the model was trained on {card.pixel_size_m:g} m pixels and this image has {size:.3g} m pixels, so "
+    return (f"the model was trained on {card.pixel_size_m:g} m pixels and this image has {metres_text(size)} m pixels, so "
             f"fields look {max(ratio, 1 / ratio):.1f} times {'smaller' if ratio > 1 else 'larger'} to it: expect "
             f"poorer results; fine-tune the model on images like it, or try the image averaged to {card.pixel_size_m:g} m "
             f"(python -m core resample{upload}) and compare")

@@ -16,7 +16,7 @@ import numpy as np
 
 from core.bands import INPUT_BANDS
 from core.errors import InvalidDataError
-from core.grid import Grid
+from core.grid import Grid, metres_text
 
 #: the shipped model's pixel size (Landsat's 30 m; its card's ``pixel_size_m``): the dashboard's choice
 SHIPPED_PIXEL_SIZE_M = 30.0
@@ -45,7 +45,7 @@ def resampled_grid(grid: Grid, pixel_size_m: float) -> Grid:
                                "(e.g. gdalwarp -t_srs to its UTM zone), then resample it")
     if isinstance(grid.pixel_area_ha(), np.ndarray):  # a metre of the CRS is not a metre on the ground
         raise InvalidDataError(f"the image's CRS ({grid.crs}) does not keep ground sizes (its pixels are "
-                               f"{grid.pixel_size_m():.3g} m on the ground at the image's centre, not their size in "
+                               f"{metres_text(grid.pixel_size_m())} m on the ground at the image's centre, not their size in "
                                "the CRS); reproject it first (e.g. gdalwarp -t_srs to its UTM zone), then resample it")
     if not (pixel_size_m > 0 and math.isfinite(pixel_size_m)):
         raise InvalidDataError(f"pixel size {pixel_size_m} m: give a positive size in metres")
@@ -147,7 +147,7 @@ def _checked_target(grid: Grid, pixel_size_m: float) -> Grid:
     target = resampled_grid(grid, pixel_size_m)
     now = grid.pixel_size_m()
     if now and max(now, pixel_size_m) / min(now, pixel_size_m) < MIN_CHANGE:
-        raise InvalidDataError(f"the image already has {now:.3g} m pixels: resampling to {pixel_size_m:g} m would "
+        raise InvalidDataError(f"the image already has {metres_text(now)} m pixels: resampling to {pixel_size_m:g} m would "
                                "change nothing; use it as it is")
     return target
 

@@ -246,3 +246,10 @@ def test_grids_without_a_geotransform_are_said_to_be_unmatchable():
     assert grid_difference(Grid(None, bare, 8, 8), Grid(None, bare, 4, 4)) == (
         "it is 4 x 4 px, the image's 8 x 8 px, and neither file says where its pixels lie (no geotransform), so they "
         "cannot be matched; give labels of the image's size, or both files with their geotransform")
+
+
+def test_lengths_in_messages_are_written_out():
+    """A 1 km pixel read "1e+03 m pixels"."""
+    from core.grid import metres_text
+
+    assert [metres_text(v) for v in (1000.0, 29.98, 10.0, 0.5, 12345.6)] == ["1,000", "30", "10", "0.5", "12,346"]
