@@ -86,7 +86,11 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
         raise RegionError(f"--bbox takes four numbers WEST,SOUTH,EAST,NORTH in degrees (e.g. -72.78,-16.65,-72.67,-16.58), got {text!r}")
     w, s, e, n = values
     if not (-180 <= w < e <= 180):
-        raise RegionError(f"--bbox: west {w:g} and east {e:g} must be longitudes -180..180 with west < east")
+        # a box a few degrees wide across the 180th meridian (Fiji, Chukotka), not west and east swapped
+        across = -180 <= e < w <= 180 and (e - w) % 360 <= 10
+        raise RegionError(f"--bbox: west {w:g} and east {e:g} must be longitudes -180..180 with west < east"
+                          + ("; give a region across the 180th meridian as two boxes, one on each side, in two commands "
+                             f"(e.g. {w:g},{s:g},180,{n:g} and -180,{s:g},{e:g},{n:g})" if across else ""))
     if not (-90 <= s < n <= 90):
         raise RegionError(f"--bbox: south {s:g} and north {n:g} must be latitudes -90..90 with south < north")
     return w, s, e, n

@@ -118,6 +118,12 @@ def test_parse_helpers():
     for bad in ("1,2,3", "a,b,c,d", "10,0,5,1", "0,5,1,0", "0,-95,1,1", "-190,0,1,1", "nan,0,1,1"):
         with pytest.raises(RegionError):
             cli.parse_bbox(bad)
+    with pytest.raises(RegionError, match=r"; give a region across the 180th meridian as two boxes, one on each side, "
+                                          r"in two commands \(e.g. 179.5,-17,180,-16 and -180,-17,-179.5,-16\)$"):
+        cli.parse_bbox("179.5,-17,-179.5,-16")  # Fiji: said how (only "west < east" before)
+    with pytest.raises(RegionError) as err:
+        cli.parse_bbox("10,0,5,1")  # a slip, not across the meridian: no such advice
+    assert "180th meridian" not in str(err.value)
     d = cli.parse_destination("gcs:crop-bucket/runs/camana")
     assert (d.kind, d.bucket, d.prefix) == ("gcs", "crop-bucket", "runs/camana")
     d = cli.parse_destination("gs://crop-bucket")
