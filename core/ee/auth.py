@@ -258,16 +258,18 @@ def status(
     env: Mapping[str, str] = os.environ,
     init: Callable[..., None] | None = None,
 ) -> EEStatus:
-    """Like :func:`initialize` but never raises: a failed status carries the reason (for the UI) and
-    the project it was for, wherever it came from (the secrets' or the credentials' own too)."""
+    """Like :func:`initialize` but never raises: a failed status carries the reason (for the UI),
+    the project it was for, wherever it came from (the secrets' or the credentials' own too), and
+    the credentials that were found (``method`` is "none" only when there were none)."""
     try:
         return initialize(project, secrets, env, init)
     except EarthEngineError as err:
-        chosen = project or env.get("EE_PROJECT")
-        if not chosen:
-            mapping = _as_mapping(secrets) if secrets is not None else None
-            try:
-                chosen = _secret_project(mapping) or find_credentials(mapping, env).project
-            except EarthEngineError:  # no credentials (the reason said already)
-                chosen = None
-        return EEStatus(False, chosen, "none", str(err))
+        mapping = _as_mapping(secrets) if secrets is not None else None
+        try:
+            found: _Creds | None = find_credentials(mapping, env)
+        except EarthEngineError:  # no usable credentials (the reason said already)
+            found = None
+        chosen = (
+            project or env.get("EE_PROJECT") or _secret_project(mapping) or (found.project if found else None)
+        )
+        return EEStatus(False, chosen, found.method if found else "none", str(err))

@@ -244,5 +244,7 @@ def test_a_failed_status_names_the_project_it_was_for(tmp_path, key_info, monkey
     monkeypatch.setattr(ee, "Initialize", failing)
     st = auth.status(env={"GOOGLE_APPLICATION_CREDENTIALS": str(keyfile)})
     assert not st.ok and st.project == "key-project"
+    assert st.method == "service_account_file"  # the key was found; Earth Engine refused it ("none" before)
     assert auth.status(env={"GOOGLE_APPLICATION_CREDENTIALS": str(keyfile)}, secrets={"ee_project": "mine"}).project == "mine"
-    assert auth.status(env={}).project is None  # no credentials: no project to name
+    nothing = auth.status(env={})
+    assert nothing.project is None and nothing.method == "none"  # no credentials: nothing to name
