@@ -42,6 +42,18 @@ RECORD_SUFFIX = ".tfrecord.gz"
 MIN_COMPRESSED_SHARE = 0.2
 
 
+def check_patch_space(out_path: str | os.PathLike, count: int, full_size: int) -> None:
+    """Refuse ``count`` patches of ``full_size`` px where the disk of ``out_path`` cannot hold them
+    (a lower estimate: :data:`MIN_COMPRESSED_SHARE` of their float32 bands and label).
+
+    Raises:
+        ConfigError: saying how much is needed and free, and what to do.
+    """
+    values = count * full_size**2 * (len(FEATURE_BANDS) + 1)
+    check_free_space(out_path, int(values * 4 * MIN_COMPRESSED_SHARE), f"{count:,} patches of {full_size} px",
+                     "cut fewer (--count; 'Patches' in the dashboard) or write them to another disk")
+
+
 def _tf():
     from core.tfimport import import_tensorflow
 
@@ -174,9 +186,7 @@ def sample_patches(
         raise OutputExistsError(f"{out_path} already exists; pass --overwrite to replace it")
     if tuple(config.bands) != FEATURE_BANDS:
         raise ConfigError(f"patches hold the bands {', '.join(FEATURE_BANDS)}")
-    values = config.count * config.full_size**2 * (len(FEATURE_BANDS) + 1)  # (the bands and the label)
-    check_free_space(out_path, int(values * 4 * MIN_COMPRESSED_SHARE), f"{config.count:,} patches of {config.full_size} px",
-                     "cut fewer (--count; 'Patches' in the dashboard) or write them to another disk")
+    check_patch_space(out_path, config.count, config.full_size)
     cmap = get_class_map(label_map)
     with ImageReader(image_path, band_map) as reader:
         feats, valid = reader.read()

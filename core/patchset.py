@@ -24,7 +24,7 @@ import numpy as np
 from core.config import PatchConfig
 from core.errors import ConfigError, CorruptFileError, InvalidDataError, NoDataError, OutputExistsError, RegionError
 from core.labels import CROP, NODATA, NOT_CROP
-from core.patches import LABEL, RECORD_SUFFIX, PatchSummary, first_record, list_records, record_layout, sample_patches
+from core.patches import LABEL, RECORD_SUFFIX, PatchSummary, check_patch_space, first_record, list_records, record_layout, sample_patches
 from core.bands import FEATURE_BANDS
 from core.reflectance import check_reflectance
 from core.tfrecord import parse_patch, read_batches
@@ -363,6 +363,7 @@ def cut_train_test(image: str | os.PathLike, labels: str | os.PathLike, label_ma
         if path.exists() and not overwrite:
             raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it (or choose another --out)")
     total = config.count + test_count
+    check_patch_space(paths["train"], total, config.full_size)  # both files, before either is cut
 
     def step(offset: int):
         return (lambda done, _n: progress(offset + done, total)) if progress else None

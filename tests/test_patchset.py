@@ -251,6 +251,21 @@ def test_cut_train_test_holds_out_the_test_block(small_scene, tmp_path):
     assert made.train.path.read_bytes() == before
 
 
+def test_a_train_and_test_set_that_would_not_fit_together_is_refused_before_either_is_cut(small_scene, tmp_path, monkeypatch):
+    """The disk check ran per file: a train file that fitted was cut, then the test file filled the disk."""
+    from collections import namedtuple
+
+    from core.patchset import cut_train_test
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage(10**9, 10**9 - 30_000_000, 30_000_000))
+    img, lab = small_scene
+    # each at least 600 * 64 * 64 * 6 * 4 * 0.2 bytes = 11.8 MB, which fits in 30 MB; together 23.6 + 11.8 do not
+    with pytest.raises(ConfigError, match=r"^1,800 patches of 64 px would take at least 35.4 MB and .* has 30.0 MB free"):
+        cut_train_test(img, lab, "cdl", tmp_path / "cut", PatchConfig(patch_size=64, count=1200), 600)
+    assert not (tmp_path / "cut").exists() or not any((tmp_path / "cut").iterdir())
+
+
 def test_an_overwritten_set_keeps_no_old_held_out_block(small_scene, tmp_path):
     from core.patchset import cut_train_test
 
