@@ -52,9 +52,15 @@ class ExportPredictor:
         size = f"{width} px" if width == height else f"{width} x {height} px"
         fixed = self.runner.fixed_size
         if fixed is not None and (width, height) != (fixed, fixed):
-            raise ModelMismatchError(f"the export's patches are {size} with their buffer but the model takes {fixed} px")
+            example = f" (e.g. --patch {fixed - 64} --kernel 32)" if fixed >= 80 else ""
+            raise ModelMismatchError(
+                f"the export's patches are {size} with their buffer but the model takes {fixed} px: export the image "
+                f"again with patch + 2 x kernel = {fixed}{example}, Earth Engine's patchDimensions + kernelSize, or "
+                "predict with a model that takes any size (the shipped one does)")
         if width % 16 or height % 16:
-            raise ModelMismatchError(f"buffered patches of {size} do not fit a U-Net (needs multiples of 16): export with a kernelSize that makes patch + kernel a multiple of 16")
+            raise ModelMismatchError(
+                f"buffered patches of {size} do not fit a U-Net (it needs multiples of 16): export the image again with "
+                "a --kernel that makes patch + 2 x kernel a multiple of 16 (Earth Engine's patchDimensions + kernelSize)")
         #: suspect but possible values, as a GeoTIFF's reader finds them (in the summary's warnings)
         self.scales, self.offsets, self.warnings = export_reflectance(mixer_path, self.kernel)
         self.ceiling = stored_ceiling(self.scales, self.offsets)

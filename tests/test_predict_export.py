@@ -254,3 +254,20 @@ def test_export_refuses_a_model_trained_on_other_bands(swir_model_path, tmp_path
     with pytest.raises(ModelMismatchError, match="SWIR1"):
         predict_export(mixer, tmp_path / "o", swir_model_path)
     assert not (tmp_path / "o").exists()
+
+
+def test_an_export_the_fixed_size_model_cannot_take_says_how_to_export_it(small_scene, tmp_path):
+    """A seed-preset model (256 px only) and an export of 96 + 32 px patches said that they differ, and no more."""
+    from core.bands import FEATURE_BANDS
+    from core.model import ModelCard, Normalization, Preset, build_unet, save_model
+
+    fixed = build_unet(Preset("fixed", (4,), 8, 96, "a 96 px only U-Net"))
+    norm = Normalization((0.0,) * 5, (1.0,) * 5)
+    path = save_model(fixed, ModelCard(preset="light", bands=FEATURE_BANDS, normalization=norm), tmp_path / "f.keras")
+    img, _ = small_scene
+    with ImageReader(img) as r:
+        mixer = write_image_export(tmp_path / "x", r, patch=96, kernel=32)
+    with pytest.raises(ModelMismatchError, match=r"are 128 px with their buffer but the model takes 96 px: export the "
+                                                 r"image again with patch \+ 2 x kernel = 96 \(e.g. --patch 32 --kernel 32\)"):
+        predict_export(mixer, tmp_path / "o", path)
+    assert not (tmp_path / "o").exists()
