@@ -406,3 +406,33 @@ def test_geojson_saved_as_utf16_or_latin1_is_read_and_projected_coordinates_are_
         [[361206.0, 5349264.0], [362206.0, 5349264.0], [362206.0, 5350264.0], [361206.0, 5349264.0]]]}}
     with pytest.raises(RegionError, match=r"looks like metres or feet of a projected CRS .*save the file in EPSG:4326"):
         Region.from_upload(json.dumps(metres).encode())
+
+
+def _square(x: float, y: float, side: float):
+    return (((x, y), (x + side, y), (x + side, y + side), (x, y + side), (x, y)),)
+
+
+def test_polygons_that_overlap_count_their_common_area_once():
+    """A GeoJSON of fields that overlap (or the same field twice) gave an area larger than the fields."""
+    from core.region import union_area
+
+    assert union_area((_square(0, 0, 10), _square(10, 0, 10), _square(30, 30, 5))) == 225.0  # apart or touching: exact
+    assert union_area((_square(0, 0, 10), _square(0, 0, 10))) == 100.0
+    assert union_area((_square(0, 0, 10), _square(3.3, 3.3, 10))) == pytest.approx(200 - 6.7**2, rel=1e-3)
+    holed = (_square(0, 0, 10)[0], _square(2, 2, 2)[0][::-1])  # a 2 x 2 hole inside, then a square over the hole
+    assert union_area((holed, _square(1, 1, 4))) == pytest.approx(100.0, rel=1e-3)
+    # a valley of 6,400 fields that each overlap their neighbours by 1 m: within 0.1 %
+    fields = tuple(_square(i * 9.0, j * 9.0, 10) for i in range(80) for j in range(80))
+    assert union_area(fields) == pytest.approx((79 * 9 + 10) ** 2, rel=1e-3)
+
+
+def test_a_file_holding_the_same_field_twice_has_the_field_s_area():
+    field = [[-72.70, -16.60], [-72.69, -16.60], [-72.69, -16.59], [-72.70, -16.59], [-72.70, -16.60]]
+    one = Region.from_geojson(json.dumps({"type": "Polygon", "coordinates": [field]}))
+    both = Region.from_geojson(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [field]}}] * 2}))
+    assert len(both.polygons) == 2
+    assert both.area_ha() == pytest.approx(one.area_ha(), rel=1e-9) and 100 < one.area_ha() < 130
+    pixels = Region.from_geojson(json.dumps({**{"type": "MultiPolygon", "coordinates": [[[list(p) for p in _square(0, 0, 40)[0]]]] * 2},
+                                             "crs": "image"}))
+    assert pixels.area_pixels() == 1600.0
