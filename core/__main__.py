@@ -221,6 +221,20 @@ def _cmd_fields(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_zones(args: argparse.Namespace) -> int:
+    from core.zones import write_zones
+
+    if args.out:
+        _not_an_input(args.out, pred=args.pred, zones=args.zones)
+    result = write_zones(args.pred, args.zones, args.out, args.overwrite)
+    print(json.dumps(result["zones"], indent=2))
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    if result["out"]:
+        print(f"wrote {result['out']}", file=sys.stderr)
+    return 0
+
+
 def _cmd_resample(args: argparse.Namespace) -> int:
     from core.bands import parse_band_spec
     from core.resample import resample_files
@@ -447,6 +461,15 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--min-pixels", type=int, default=4, help="leave out groups of fewer crop pixels (speckle)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     f.set_defaults(func=_cmd_fields)
+
+    z = sub.add_parser("zones", help="crop area in each field, farm or district of a GeoJSON file (one row per feature)")
+    z.add_argument("--pred", required=True, help="crop_mask.tif written by predict")
+    z.add_argument("--zones", required=True, help="GeoJSON of the zones: lon/lat polygons, or image columns and rows "
+                   "with \"crs\": \"image\" for an image without a CRS; each feature is a zone, named by its "
+                   "name (or Name, NAME, label, id) property")
+    z.add_argument("--out", default=None, help="also write the table to this .csv or .json file")
+    z.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    z.set_defaults(func=_cmd_zones)
 
     s = sub.add_parser("patches", help="sample training patches into a TFRecord file (Earth Engine layout)")
     s.add_argument("--image", required=True, help="GeoTIFF with bands R, G, B, NIR")

@@ -359,12 +359,17 @@ class Region:
     crs: str
     polygons: tuple[Polygon, ...]
     name: str = ""
+    #: for a region of several features (a file of fields or farms): each polygon's feature, by its
+    #: name (:func:`part_names`); empty for one drawn shape
+    parts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.crs not in (IMAGE_CRS, LONLAT_CRS):
             raise RegionError(f"unknown region CRS {self.crs!r}: use {IMAGE_CRS!r} (image pixels) or {LONLAT_CRS!r} (lon/lat)")
         if not self.polygons:
             raise RegionError("the region holds no polygon; draw a polygon or rectangle, or upload a GeoJSON polygon")
+        if self.parts and len(self.parts) != len(self.polygons):
+            raise RegionError(f"the region names the parts of {len(self.parts)} polygons but holds {len(self.polygons)}")
         for poly in self.polygons:
             if not poly or len({tuple(p) for p in poly[0]}) < 3:
                 raise RegionError("a region polygon needs at least 3 distinct corners")
@@ -440,7 +445,7 @@ class Region:
         named = _named_crs(obj) if found_crs == LONLAT_CRS else None
         if named is not None:  # e.g. a layer saved in UTM by GDAL: its coordinates are metres
             polys = _to_lonlat(polys, named)
-        return cls(found_crs, polys, name)
+        return cls(found_crs, polys, name, part_names(obj, len(polys)))
 
     @classmethod
     def from_upload(cls, data: bytes, name: str = "") -> "Region":
@@ -491,8 +496,10 @@ class Region:
         return _geometry(self.polygons)
 
     def to_geojson(self) -> dict:
-        """A GeoJSON Feature; image regions carry ``"crs": "image"`` in their properties."""
-        return {"type": "Feature", "properties": {"name": self.name, "crs": self.crs}, "geometry": self.geometry()}
+        """A GeoJSON Feature; image regions carry ``"crs": "image"`` in their properties, and a region of
+        several features the part of each polygon (``"parts"``, read back by :meth:`from_geojson`)."""
+        props = {"name": self.name, "crs": self.crs, **({"parts": list(self.parts)} if self.parts else {})}
+        return {"type": "Feature", "properties": props, "geometry": self.geometry()}
 
     def to_map_geojson(self) -> dict:
         """The Feature in map coordinates (image regions: ``lat = -row``, ``lng = col``)."""
@@ -747,6 +754,46 @@ def _polygons_of(obj: dict) -> Iterable[Polygon]:
     elif kind == "MultiPolygon":
         for poly in _list(obj.get("coordinates"), "MultiPolygon coordinates"):
             yield tuple(_as_ring(r) for r in _list(poly, "MultiPolygon coordinates"))
+
+
+#: Properties that name a feature, in the order looked for (GIS layers spell "name" many ways)
+NAME_KEYS = ("name", "Name", "NAME", "label", "id", "ID")
+
+
+def _feature_name(feature: dict) -> str:
+    props = feature.get("properties") if isinstance(feature.get("properties"), dict) else {}
+    for value in [*(props.get(k) for k in NAME_KEYS), feature.get("id")]:
+        if value not in (None, "") and not isinstance(value, (dict, list)):
+            return str(value).strip()
+    return ""
+
+
+def part_names(obj: dict, n_polygons: int) -> tuple[str, ...]:
+    """The part each of the ``n_polygons`` polygons of a GeoJSON belongs to: its feature's name (its
+    ``name`` property, or ``Name``, ``NAME``, ``label``, ``id``, or the feature's id), "part N" for a
+    feature without one, "NAME (2)" for a second feature of the same name; () for a GeoJSON of one
+    feature (nothing to tell apart), or for a Feature written by :meth:`Region.to_geojson`, its own
+    ``parts``.
+    """
+    props = obj.get("properties") if isinstance(obj.get("properties"), dict) else {}
+    kept = props.get("parts") if obj.get("type") == "Feature" else None
+    if isinstance(kept, list) and len(kept) == n_polygons and all(isinstance(k, str) for k in kept):
+        return tuple(kept)
+    if obj.get("type") != "FeatureCollection" or not isinstance(obj.get("features"), list):
+        return ()
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    areas = [f for f in obj["features"] if isinstance(f, dict) and isinstance(f.get("geometry"), dict)]
+    counts = [sum(1 for _ in _polygons_of(f)) for f in areas]
+    if sum(1 for c in counts if c) < 2:
+        return ()
+    for i, (feature, count) in enumerate(zip(areas, counts), 1):
+        if not count:
+            continue
+        name = _feature_name(feature) or f"part {i}"
+        seen[name] = seen.get(name, 0) + 1
+        names += [name if seen[name] == 1 else f"{name} ({seen[name]})"] * count
+    return tuple(names) if len(names) == n_polygons else ()
 
 
 def _geojson_name(obj: dict, most: int = 3) -> str:

@@ -1,0 +1,168 @@
+"""Crop area by zone: the crop mask summed inside each part of a region (each field, farm or district
+of a GeoJSON file), as an agronomist's table.
+
+A zone is one feature of the GeoJSON (all its polygons), named as :func:`core.region.part_names`
+names it. Each zone's pixels are those whose centre lies inside it, as for the region itself;
+zones that overlap each count their common pixels. No data (255 in the mask) is never counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import GridMismatchError, RegionError
+from core.grid import Grid
+from core.labels import CROP, NODATA
+from core.metrics import area_ha
+from core.region import IMAGE_CRS, Region
+
+
+@dataclass(frozen=True)
+class ZoneArea:
+    """One zone's figures; areas in hectares are None on an image without a CRS."""
+
+    name: str
+    pixels: int  # inside the zone and the image, with data or not
+    valid_pixels: int
+    crop_pixels: int
+    crop_fraction: float | None  # of the valid pixels
+    valid_area_ha: float | None
+    crop_area_ha: float | None
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def zones_of(region: Region) -> list[tuple[str, Region]]:
+    """The region's zones, (name, region) in the order of its file: one per part
+    (:attr:`Region.parts`), or each polygon of a region without parts ("part N"); one zone, the
+    whole region, for a region of one polygon."""
+    names = region.parts or (tuple(f"part {i}" for i in range(1, len(region.polygons) + 1))
+                             if len(region.polygons) > 1 else (region.name or "region",))
+    grouped: dict[str, list] = {}
+    for name, poly in zip(names, region.polygons):
+        grouped.setdefault(name, []).append(poly)
+    return [(name, Region(region.crs, tuple(polys), name)) for name, polys in grouped.items()]
+
+
+def _shifted(region: Region, offset: tuple[int, int]) -> Region:
+    """An image region moved into a scene cut from its image at ``offset`` (row, col)."""
+    if not region.is_image or offset == (0, 0):
+        return region
+    r0, c0 = offset
+    polys = tuple(tuple(tuple((x - c0, y - r0) for x, y in ring) for ring in poly) for poly in region.polygons)
+    return Region(IMAGE_CRS, polys, region.name)
+
+
+def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
+                 offset: tuple[int, int] = (0, 0)) -> list[ZoneArea]:
+    """The crop of ``mask`` (uint8: 1 crop, 0 not, 255 no data, on ``grid``) in each zone.
+
+    ``offset``: (row, col) of ``grid`` in the image an image-coordinate zone was drawn on (a scene
+    cut from it); lon/lat zones are placed by the grid's CRS.
+
+    Raises:
+        GridMismatchError: ``mask`` is not of ``grid``'s shape.
+        RegionError: a zone's kind does not fit the grid (lon/lat zones on an image without a CRS, or
+            image zones on a georeferenced one).
+    """
+    if mask.shape != (grid.height, grid.width):
+        raise GridMismatchError(f"the crop mask is {mask.shape[1]} x {mask.shape[0]} px but its grid "
+                                f"{grid.width} x {grid.height} px")
+    pixel_ha = grid.pixel_area_ha()
+    rows = []
+    for name, zone in zones:
+        zone = _shifted(zone, offset)
+        try:
+            window = zone.window(grid)
+        except RegionError as err:
+            if "outside" not in str(err):
+                raise
+            rows.append(ZoneArea(name, 0, 0, 0, None, 0.0 if pixel_ha is not None else None,
+                                 0.0 if pixel_ha is not None else None, "outside the image"))
+            continue
+        inside = zone.mask(grid, window)
+        sub = mask[window.row_off : window.row_off + window.height, window.col_off : window.col_off + window.width]
+        valid, crop = inside & (sub != NODATA), inside & (sub == CROP)
+        area = pixel_ha
+        if isinstance(pixel_ha, np.ndarray):  # per row on some CRSs
+            area = pixel_ha[window.row_off : window.row_off + window.height]
+        n_valid, n_crop = int(valid.sum()), int(crop.sum())
+        note = "" if n_valid else ("no pixel's centre inside" if not inside.any() else "no data")
+        rows.append(ZoneArea(name, int(inside.sum()), n_valid, n_crop, round(n_crop / n_valid, 4) if n_valid else None,
+                             _rounded(area_ha(valid, area)), _rounded(area_ha(crop, area)), note))
+    return rows
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def zones_csv(rows: list[ZoneArea]) -> str:
+    """The table as CSV text (a header, one line per zone; empty cells where a figure is None)."""
+    out = io.StringIO()
+    fields = list(ZoneArea.__dataclass_fields__)
+    writer = csv.DictWriter(out, fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.to_dict().items()})
+    return out.getvalue()
+
+
+def read_zones(path: str | os.PathLike) -> list[tuple[str, Region]]:
+    """The zones of a GeoJSON file (each feature one zone).
+
+    Raises:
+        InputNotFoundError: the file does not exist.
+        RegionError: it is not GeoJSON with polygons (the message says what it is).
+    """
+    from core.errors import InputNotFoundError
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputNotFoundError(f"{p} does not exist" if not p.exists() else f"{p} is a folder, not a GeoJSON file")
+    try:
+        data = p.read_bytes()
+    except OSError as err:
+        raise InputNotFoundError(f"{p} cannot be read ({err.strerror})") from None
+    return zones_of(Region.from_upload(data, p.stem))
+
+
+def write_zones(mask_path: str | os.PathLike, zones_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
+                overwrite: bool = False) -> dict:
+    """The crop area in each zone of a GeoJSON file, of a crop-mask GeoTIFF (``predict``'s
+    ``crop_mask.tif``); with ``out_path`` (.csv or .json) also written there, atomically.
+    Returns {"zones": [rows], "warnings": [...], "out": path or None}.
+
+    Raises:
+        InputNotFoundError, CorruptFileError, InvalidDataError: as :func:`core.evaluate.read_crop_mask`.
+        RegionError: the GeoJSON is not usable, or its zones do not fit the mask's kind of grid.
+        ConfigError, OutputExistsError: ``out_path`` is not .csv/.json, is a folder, or exists
+            without ``overwrite`` (checked before the zones are counted).
+    """
+    from core.errors import ConfigError
+    from core.evaluate import read_crop_mask
+    from core.files import check_output_file, replacing
+
+    zones = read_zones(zones_path)
+    mask, grid, warnings = read_crop_mask(mask_path)
+    out = None
+    if out_path is not None:
+        if Path(out_path).suffix.lower() not in (".csv", ".json"):
+            raise ConfigError(f"{out_path}: the table is written as CSV or JSON; give a name ending in .csv or .json")
+        out = check_output_file(out_path, overwrite)
+    rows = crop_by_zone(mask, grid, zones)
+    result = {"zones": [r.to_dict() for r in rows], "warnings": list(warnings), "out": str(out) if out else None}
+    if out is not None:
+        text = zones_csv(rows) if out.suffix.lower() == ".csv" else json.dumps(result["zones"], indent=1)
+        with replacing(out) as tmp:
+            Path(tmp).write_text(text, encoding="utf-8")
+    return result

@@ -1,0 +1,140 @@
+"""Crop area by zone (core.zones) and the parts of a region (core.region.part_names)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from rasterio.warp import transform as warp
+
+from core.__main__ import main
+from core.errors import ConfigError, GridMismatchError, InputNotFoundError, OutputExistsError, RegionError
+from core.grid import Grid
+from core.labels import CLASS_MAPS
+from core.raster import grid_of_file, read_labels, write_mask
+from core.region import Region
+from core.zones import crop_by_zone, write_zones, zones_csv, zones_of
+from testdata import FLANDERS_LABELS
+
+
+def err_line(capsys, argv) -> str:
+    """The one line a user mistake prints (exit status 2, no traceback)."""
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def _box(x0, y0, x1, y1):
+    return [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]
+
+
+def _collection(*features, **top):
+    return {"type": "FeatureCollection", **top, "features": [
+        {"type": "Feature", "properties": props, "geometry": {"type": "Polygon", "coordinates": coords}}
+        for props, coords in features]}
+
+
+def test_each_feature_is_a_part_named_by_its_file():
+    fc = _collection(({"name": "Farm A"}, _box(0, 0, 1, 1)), ({}, _box(2, 0, 3, 1)), ({"NAME": "Farm A"}, _box(4, 0, 5, 1)),
+                     ({"id": 7}, _box(6, 0, 7, 1)))
+    fc["features"][1]["geometry"] = {"type": "MultiPolygon", "coordinates": [_box(2, 0, 3, 1), _box(2, 2, 3, 3)]}
+    region = Region.from_geojson(fc)
+    assert region.parts == ("Farm A", "part 2", "part 2", "Farm A (2)", "7")
+    assert [name for name, _ in zones_of(region)] == ["Farm A", "part 2", "Farm A (2)", "7"]
+    assert len(zones_of(region)[1][1].polygons) == 2  # a MultiPolygon feature is one zone
+    # kept through the session's GeoJSON (to_geojson -> from_geojson), and not part of the region's cache key
+    again = Region.from_geojson(json.dumps(region.to_geojson()))
+    assert again == region and again.key() == Region(region.crs, region.polygons).key()
+    # one feature, or a drawn shape: one zone, the region
+    one = Region.from_geojson(_collection(({"name": "valley"}, _box(0, 0, 1, 1))))
+    assert one.parts == () and [n for n, _ in zones_of(one)] == ["valley"]
+    with pytest.raises(RegionError, match="names the parts of 1 polygons but holds 2"):
+        Region("EPSG:4326", region.polygons[:2], parts=("x",))
+
+
+def test_crop_by_zone_counts_each_zone_s_pixels_on_an_image_without_a_crs():
+    mask = np.zeros((40, 60), np.uint8)
+    mask[:, 30:] = 1
+    mask[:5, :] = 255
+    grid = Grid(None, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), 60, 40)
+    zones = zones_of(Region.from_geojson(_collection(({"name": "west"}, _box(0, 0, 30, 40)), ({"name": "middle"}, _box(20, 0, 40, 40)),
+                                                     ({"name": "far"}, _box(100, 100, 120, 120)), crs="image")))
+    west, middle, far = crop_by_zone(mask, grid, zones)
+    assert (west.pixels, west.valid_pixels, west.crop_pixels, west.crop_fraction) == (1200, 1050, 0, 0.0)
+    # zones that overlap each count their common pixels; no data is never counted
+    assert (middle.pixels, middle.valid_pixels, middle.crop_pixels, middle.crop_fraction) == (800, 700, 350, 0.5)
+    assert west.crop_area_ha is None and (far.pixels, far.note) == (0, "outside the image")
+    # a scene cut from the image at (row 5, col 20): the zones drawn on the image are moved with it
+    cut = crop_by_zone(mask[5:, 20:], Grid(None, (1.0, 0.0, 20.0, 0.0, 1.0, 5.0), 40, 35), zones, offset=(5, 20))
+    assert [(z.pixels, z.crop_pixels) for z in cut[:2]] == [(350, 0), (700, 350)]
+    with pytest.raises(GridMismatchError):
+        crop_by_zone(mask[1:], grid, zones)
+
+
+@pytest.fixture(scope="module")
+def flanders_mask():
+    grid = grid_of_file(FLANDERS_LABELS)  # the real WorldCereal labels: UTM 31N, 10 m pixels
+    return read_labels(FLANDERS_LABELS, CLASS_MAPS["worldcereal"], grid, band="LC"), grid
+
+
+def test_lon_lat_zones_on_a_utm_mask_count_the_pixels_whose_centres_lie_inside(flanders_mask):
+    mask, grid = flanders_mask
+    boxes = {"north": (3.0200, 50.8160, 3.0260, 50.8185), "east": (3.0240, 50.8140, 3.0280, 50.8180)}
+    fc = _collection(*(({"name": k}, _box(*b)) for k, b in boxes.items()))
+    rows = crop_by_zone(mask, grid, zones_of(Region.from_geojson(fc)))
+    # independently: each pixel centre taken to lon/lat and tested against the box
+    a, _, c, _, e, f = grid.transform
+    cols, rows_ = np.meshgrid(np.arange(grid.width) + 0.5, np.arange(grid.height) + 0.5)
+    lon, lat = (np.array(v).reshape(cols.shape) for v in warp(grid.crs, "EPSG:4326", (c + a * cols).ravel(), (f + e * rows_).ravel()))
+    for row, (x0, y0, x1, y1) in zip(rows, boxes.values()):
+        inside = (lon > x0) & (lon < x1) & (lat > y0) & (lat < y1)
+        crop = inside & (mask == 1)
+        assert row.pixels == int(inside.sum()) > 100 and row.crop_pixels == int(crop.sum()) > 0
+        assert row.valid_pixels == int((inside & (mask != 255)).sum())
+        assert row.crop_area_ha == pytest.approx(row.crop_pixels * 0.01)  # 10 m pixels: 0.01 ha each
+        assert row.valid_area_ha == pytest.approx(row.valid_pixels * 0.01)
+    text = zones_csv(rows)
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert [r["name"] for r in table] == ["north", "east"] and table[0]["crop_pixels"] == str(rows[0].crop_pixels)
+    image_zone = zones_of(Region.from_geojson(_collection(({}, _box(0, 0, 9, 9)), ({}, _box(0, 0, 8, 8)), crs="image")))
+    with pytest.raises(RegionError, match="image coordinates but the image is georeferenced"):
+        crop_by_zone(mask, grid, image_zone)
+
+
+def test_zones_from_the_command_line(flanders_mask, tmp_path, capsys):
+    mask, grid = flanders_mask
+    mask_path = write_mask(tmp_path / "crop_mask.tif", mask, grid)
+    zones = tmp_path / "fields.geojson"
+    zones.write_text(json.dumps(_collection(({"name": "Hof ter Linden"}, _box(3.0200, 50.8160, 3.0260, 50.8185)),
+                                            ({"name": "Kouter"}, _box(3.0240, 50.8140, 3.0280, 50.8180)))))
+    assert main(["zones", "--pred", str(mask_path), "--zones", str(zones), "--out", str(tmp_path / "z.csv")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [z["name"] for z in printed] == ["Hof ter Linden", "Kouter"]
+    table = list(csv.DictReader((tmp_path / "z.csv").open(encoding="utf-8")))
+    assert [int(r["crop_pixels"]) for r in table] == [z["crop_pixels"] for z in printed]
+    before = (tmp_path / "z.csv").read_bytes()
+    assert "already exists" in err_line(capsys, ["zones", "--pred", str(mask_path), "--zones", str(zones),
+                                                 "--out", str(tmp_path / "z.csv")])
+    assert (tmp_path / "z.csv").read_bytes() == before
+    assert "CSV or JSON" in err_line(capsys, ["zones", "--pred", str(mask_path), "--zones", str(zones),
+                                              "--out", str(tmp_path / "z.tif")])
+    assert "does not exist" in err_line(capsys, ["zones", "--pred", str(mask_path), "--zones", str(tmp_path / "no.geojson")])
+    zones.write_text("not json")
+    assert "not valid JSON" in err_line(capsys, ["zones", "--pred", str(mask_path), "--zones", str(zones)])
+    assert not (tmp_path / "z.tif").exists()
+    with pytest.raises(OutputExistsError):
+        write_zones(mask_path, _fields(tmp_path), tmp_path / "z.csv")
+    with pytest.raises(ConfigError):
+        write_zones(mask_path, _fields(tmp_path), tmp_path)  # a folder
+    with pytest.raises(InputNotFoundError):
+        write_zones(tmp_path / "none.tif", _fields(tmp_path))
+
+
+def _fields(tmp_path):
+    path = tmp_path / "ok.geojson"
+    path.write_text(json.dumps(_collection(({}, _box(3.0200, 50.8160, 3.0260, 50.8185)))))
+    return path
