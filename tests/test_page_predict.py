@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from apptest import (
-    click_map, new_app, readout, map_legends, own_image_app, predict_page, by_label, texts, scene_layers,
+    click_map, new_app, readout, map_legends, own_image_app, predict_page, by_label, texts, scene_layers, SQUARE_300,
 )
 
 def test_predict_page_warns_about_another_pixel_size(fake_map):
@@ -379,3 +379,39 @@ def test_predict_page_and_summary_keep_the_warnings_about_the_source_image(fake_
     at.button[0].click().run()  # Predict
     assert not at.exception and not at.error
     assert summaries and any(told in w for w in summaries[-1]["warnings"]), summaries[-1]["warnings"]
+
+
+def test_a_region_of_several_parts_gets_the_crop_of_each(fake_map, tiny_model_path):
+    """A GeoJSON of fields or farms: the Predict page gives each part's crop (the region's in all), and a CSV."""
+    import rasterio
+    from rasterio.windows import Window
+
+    from core.region import Region
+    from testdata import SAMPLE_IMAGE
+
+    fields = {"type": "FeatureCollection", "crs": "image", "features": [
+        {"type": "Feature", "properties": {"name": name}, "geometry": {"type": "Polygon", "coordinates": [
+            [[c0, 300], [c1, 300], [c1, 420], [c0, 420], [c0, 300]]]}} for name, c0, c1 in (("west", 200, 290), ("east", 290, 400))]}
+    at = new_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.session_state["region"] = Region.from_geojson(fields).to_geojson()  # as an upload on the Region page stores it
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()  # Predict
+    assert not at.exception and not at.error
+    at.slider(key="w_threshold").set_value(0.3).run()
+    table = at.dataframe[0].value
+    assert list(table["part"]) == ["west", "east"]
+    def pixels(column):
+        return [int(v.replace(",", "").removesuffix(" px")) for v in table[column]]
+
+    # the parts add up to the region, whose pixels with data are the sample's under them
+    with rasterio.open(SAMPLE_IMAGE) as src:
+        with_data = src.read_masks(1, window=Window(200, 300, 200, 120)) > 0
+    assert pixels("with data") == [int(with_data[:, :90].sum()), int(with_data[:, 90:].sum())]
+    stated = next(c.value for c in at.caption if "valid pixels at threshold 0.30" in c.value)
+    assert f"{sum(pixels('crop')):,} of {int(with_data.sum()):,} valid pixels" in stated
+    assert any(d.label == "Crop by part CSV" for d in at.get("download_button"))
+    # one drawn shape: no table
+    at.session_state["region"] = SQUARE_300
+    at.run()
+    assert not at.exception and not at.dataframe

@@ -355,6 +355,19 @@ def crop_stats(key: tuple, threshold: float) -> dict:
     return crop_area(threshold_mask(cached_probability(key), threshold), grid.pixel_area_ha())
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def zone_areas(key: tuple, threshold: float, region_json: str, offset: tuple[int, int]) -> list[dict]:
+    """core.zones.crop_by_zone of the thresholded mask in each part of the region (its GeoJSON, as
+    Region.to_geojson writes it; ``offset``: the scene's (row, col) in its image). Raises CropMapError subclasses."""
+    from core.predict import threshold_mask
+    from core.region import Region
+    from core.zones import crop_by_zone, zones_of
+
+    grid = image_arrays(key[0], key[1])[2]
+    zones = zones_of(Region.from_geojson(region_json))
+    return [z.to_dict() for z in crop_by_zone(threshold_mask(cached_probability(key), threshold), grid, zones, offset)]
+
+
 @st.cache_data(max_entries=4, show_spinner=False)
 def probability_tif(key: tuple) -> bytes:
     """The probability GeoTIFF download: once per prediction (it does not depend on the threshold)."""
