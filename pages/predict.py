@@ -213,7 +213,7 @@ if len(region.polygons) > 1:  # a file of fields, farms or districts: the crop i
             "crop": [format_hectares(r["crop_area_ha"]) if ha else f"{r['crop_pixels']:,} px" for r in rows],
             "crop share": [f"{r['crop_fraction']:.1%}" if r["crop_fraction"] is not None else "n/a" for r in rows],
             "with data": [format_hectares(r["valid_area_ha"]) if ha else f"{r['valid_pixels']:,} px" for r in rows],
-            "note": [r["note"] for r in rows],
+            **({"note": [r["note"] for r in rows]} if any(r["note"] for r in rows) else {}),
         }), hide_index=True, width="stretch")
         st.caption("Each part counts the pixels whose centre lies inside it (parts that overlap both count theirs); "
                    "the crop share is of its pixels with data." + ("" if ha else " Not georeferenced: in pixels."))

@@ -400,7 +400,7 @@ def test_a_region_of_several_parts_gets_the_crop_of_each(fake_map, tiny_model_pa
     assert not at.exception and not at.error
     at.slider(key="w_threshold").set_value(0.3).run()
     table = at.dataframe[0].value
-    assert list(table["part"]) == ["west", "east"]
+    assert list(table["part"]) == ["west", "east"] and "note" not in table  # (no part outside the image)
     def pixels(column):
         return [int(v.replace(",", "").removesuffix(" px")) for v in table[column]]
 
