@@ -520,3 +520,24 @@ def test_a_region_name_from_a_file_shows_as_text_not_markdown(fake_map):
     for text in shown:  # every Markdown character escaped: no image, link or emphasis
         assert "\\!\\[t\\]\\(https://tracker\\.example/p\\.png\\)" in text and "\\*fields\\*" in text
         assert "](" not in text
+
+
+def test_an_uploaded_file_of_several_fields_keeps_them_apart(fake_map):
+    """A GeoJSON of named fields (one twice as large, overlapping another): one region whose parts the
+    Region page counts, whose area counts the overlap once, and which the session keeps by name."""
+    import json
+
+    fields = {"type": "FeatureCollection", "crs": "image", "features": [
+        {"type": "Feature", "properties": {"name": name}, "geometry": {"type": "Polygon", "coordinates": [
+            [[c0, 100], [c1, 100], [c1, 200], [c0, 200], [c0, 100]]]}} for name, c0, c1 in (("A", 100, 200), ("B", 150, 300))]}
+    at = AppTest.from_function(_upload_regions_script, default_timeout=TIMEOUT)
+    at.session_state["uploads"] = [("fields.geojson", fields)]
+    at.run()
+    stored = at.session_state["region_after"]
+    assert stored["properties"]["parts"] == ["A", "B"] and stored["properties"]["name"] == "A, B"
+    at = new_app()
+    at.session_state["region"] = json.loads(json.dumps(stored))
+    at.run()
+    assert not at.exception and not at.error
+    assert any(c.value.startswith("2 parts (one per feature of the file)") for c in at.caption)
+    assert at.metric[0].value.startswith("20,000")  # 100 x 100 and 150 x 100 px, 50 x 100 of them in both
