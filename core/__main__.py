@@ -222,11 +222,14 @@ def _cmd_fields(args: argparse.Namespace) -> int:
 
 
 def _cmd_zones(args: argparse.Namespace) -> int:
+    from core.errors import ConfigError
     from core.zones import write_zones
 
     if args.out:
-        _not_an_input(args.out, pred=args.pred, zones=args.zones)
-    result = write_zones(args.pred, args.zones, args.out, args.overwrite)
+        _not_an_input(args.out, pred=args.pred, zones=args.zones, labels=args.labels)
+    if args.label_map != "cdl" and not args.labels:
+        raise ConfigError("--label-map is for --labels; give the labels file too")
+    result = write_zones(args.pred, args.zones, args.out, args.overwrite, args.labels, args.label_map, args.label_band)
     print(json.dumps(result["zones"], indent=2))
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
@@ -467,6 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--zones", required=True, help="GeoJSON of the zones: lon/lat polygons, or image columns and rows "
                    "with \"crs\": \"image\" for an image without a CRS; each feature is a zone, named by its "
                    "name (or Name, NAME, label, id) property")
+    z.add_argument("--labels", default=None, help="also compare with this label raster in each zone (its crop, IoU, "
+                   "F1), placed as evaluate places it")
+    z.add_argument("--label-map", default="cdl", help=f"class map of --labels: {LABEL_MAPS}")
+    z.add_argument("--label-band", default=None, help="band name (or 1-based number) of the labels in a multi-band file")
     z.add_argument("--out", default=None, help="also write the table to this .csv or .json file")
     z.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     z.set_defaults(func=_cmd_zones)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,63 @@ def read_crop_mask(path: str | os.PathLike) -> tuple[np.ndarray, "Grid", list[st
     return pred.astype(np.uint8, copy=False), grid, warnings
 
 
+@dataclass(frozen=True)
+class PlacedLabels:
+    """Where a label raster lies on a prediction: the prediction (cut to the labels where they lie
+    inside it), its grid, the labels' own grid, the window of the labels' image the prediction is
+    (``predict --window``; None otherwise), and warnings."""
+
+    pred: np.ndarray
+    grid: Grid
+    whole: Grid
+    inside: object | None
+    warnings: list[str]
+
+
+def place_labels(pred: np.ndarray, grid: Grid, labels_path: str | os.PathLike) -> PlacedLabels:
+    """Place a label raster on a prediction (``grid``): the same grid, the prediction a window of the
+    labels' image, or labels of part of the prediction, which is then cut to them (with a warning
+    saying how many predicted pixels are left out). Reads no label pixel.
+
+    Raises:
+        InputNotFoundError, CorruptFileError: the labels cannot be opened.
+        GridMismatchError: neither is on the other's pixels.
+    """
+    warnings: list[str] = []
+    whole = grid_of_file(labels_path)
+    inside = None if whole.same_as(grid) else window_within(grid, whole)
+    if inside is None and not whole.same_as(grid):
+        # labels of part of the prediction (an Earth Engine export padded to whole patches, labels of
+        # the fields surveyed): outside them no pixel has a label, so the pixels valid in both are inside
+        offset = pixel_offset(whole, grid)  # (column, row) of the labels' first pixel in the prediction
+        if offset is not None:
+            (c, r), predicted = offset, int((pred != NODATA).sum())
+            rows, cols = slice(max(r, 0), max(r + whole.height, 0)), slice(max(c, 0), max(c + whole.width, 0))
+            covered = int((pred[rows, cols] != NODATA).sum())
+            last_row, last_col = min(r + whole.height, pred.shape[0]) - 1, min(c + whole.width, pred.shape[1]) - 1
+            if window_within(whole, grid) is not None:  # all of them inside: compared on their grid
+                pred, grid = pred[rows, cols], whole
+            if predicted > covered:  # (an export's padding holds no prediction: nothing to say then)
+                share = f"{covered / predicted:.2%}"
+                warnings.append(
+                    f"the labels' raster covers only {covered:,} of the {predicted:,} predicted pixels "
+                    f"({'over 99.99%' if share == '100.00%' else share}: rows {rows.start}-{last_row}, columns "
+                    f"{cols.start}-{last_col} of the prediction); the figures are for that part only")
+    return PlacedLabels(pred, grid, whole, inside, warnings)
+
+
+def read_placed_labels(placed: PlacedLabels, labels_path: str | os.PathLike, class_map, label_band: str | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The crop mask and class codes of the labels, on ``placed.grid`` (see :func:`place_labels`).
+
+    Raises:
+        as :func:`core.raster.read_label_classes`.
+    """
+    if placed.inside is not None:  # a prediction of a window of the labels' image (predict --window)
+        return read_label_classes(labels_path, class_map, grid=placed.whole, window=placed.inside, band=label_band)
+    return read_label_classes(labels_path, class_map, grid=placed.grid, band=label_band)
+
+
 def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike, label_map: str = "cdl",
                    out: str | os.PathLike | None = None, overwrite: bool = False, label_band: str | None = None) -> dict:
     """Confusion matrix, accuracy, precision, recall, F1 and IoU over pixels valid in both, the crop
@@ -67,31 +125,11 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
     """
     class_map = get_class_map(label_map)
     pred, grid, warnings = read_crop_mask(pred_path)
-    whole = grid_of_file(labels_path)
-    inside = None if whole.same_as(grid) else window_within(grid, whole)
-    if inside is None and not whole.same_as(grid):
-        # labels of part of the prediction (an Earth Engine export padded to whole patches, labels of
-        # the fields surveyed): outside them no pixel has a label, so the pixels valid in both are inside
-        offset = pixel_offset(whole, grid)  # (column, row) of the labels' first pixel in the prediction
-        if offset is not None:
-            (c, r), predicted = offset, int((pred != NODATA).sum())
-            rows, cols = slice(max(r, 0), max(r + whole.height, 0)), slice(max(c, 0), max(c + whole.width, 0))
-            covered = int((pred[rows, cols] != NODATA).sum())
-            last_row, last_col = min(r + whole.height, pred.shape[0]) - 1, min(c + whole.width, pred.shape[1]) - 1
-            if window_within(whole, grid) is not None:  # all of them inside: compared on their grid
-                pred, grid = pred[rows, cols], whole
-            if predicted > covered:  # (an export's padding holds no prediction: nothing to say then)
-                share = f"{covered / predicted:.2%}"
-                warnings.append(
-                    f"the labels' raster covers only {covered:,} of the {predicted:,} predicted pixels "
-                    f"({'over 99.99%' if share == '100.00%' else share}: rows {rows.start}-{last_row}, columns "
-                    f"{cols.start}-{last_col} of the prediction); the figures are for that part only")
+    placed = place_labels(pred, grid, labels_path)
+    pred, grid, warnings = placed.pred, placed.grid, warnings + placed.warnings
     # the inputs' own mistakes first (each told at once), then an output in the way
     out_path = check_output_file(out or Path(pred_path).with_name("metrics.json"), overwrite)
-    if inside is not None:  # a prediction of a window of the labels' image (predict --window)
-        labels, codes = read_label_classes(labels_path, class_map, grid=whole, window=inside, band=label_band)
-    else:
-        labels, codes = read_label_classes(labels_path, class_map, grid=grid, band=label_band)
+    labels, codes = read_placed_labels(placed, labels_path, class_map, label_band)
     said = label_map_warning(codes, class_map, Path(labels_path).name, file_bands(labels_path))
     warnings += [said] if said else []
     pixel_ha = grid.pixel_area_ha()

@@ -36,6 +36,12 @@ class ZoneArea:
     valid_area_ha: float | None
     crop_area_ha: float | None
     note: str = ""
+    # against labels (None without them): over the zone's pixels valid in both
+    compared_pixels: int | None = None
+    label_crop_pixels: int | None = None
+    label_crop_area_ha: float | None = None
+    iou: float | None = None  # None where neither has crop
+    f1: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,20 +69,22 @@ def _shifted(region: Region, offset: tuple[int, int]) -> Region:
 
 
 def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
-                 offset: tuple[int, int] = (0, 0)) -> list[ZoneArea]:
-    """The crop of ``mask`` (uint8: 1 crop, 0 not, 255 no data, on ``grid``) in each zone.
+                 offset: tuple[int, int] = (0, 0), labels: np.ndarray | None = None) -> list[ZoneArea]:
+    """The crop of ``mask`` (uint8: 1 crop, 0 not, 255 no data, on ``grid``) in each zone, and with
+    ``labels`` (a mask of the same kind on the same grid) the labels' crop, IoU and F1 there.
 
     ``offset``: (row, col) of ``grid`` in the image an image-coordinate zone was drawn on (a scene
     cut from it); lon/lat zones are placed by the grid's CRS.
 
     Raises:
-        GridMismatchError: ``mask`` is not of ``grid``'s shape.
+        GridMismatchError: ``mask`` (or ``labels``) is not of ``grid``'s shape.
         RegionError: a zone's kind does not fit the grid (lon/lat zones on an image without a CRS, or
             image zones on a georeferenced one).
     """
-    if mask.shape != (grid.height, grid.width):
-        raise GridMismatchError(f"the crop mask is {mask.shape[1]} x {mask.shape[0]} px but its grid "
-                                f"{grid.width} x {grid.height} px")
+    for what, array in (("crop mask", mask), ("labels", labels)):
+        if array is not None and array.shape != (grid.height, grid.width):
+            raise GridMismatchError(f"the {what} is {array.shape[1]} x {array.shape[0]} px but the grid "
+                                    f"{grid.width} x {grid.height} px")
     pixel_ha = grid.pixel_area_ha()
     rows = []
     for name, zone in zones:
@@ -86,8 +94,9 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
         except RegionError as err:
             if "outside" not in str(err):
                 raise
-            rows.append(ZoneArea(name, 0, 0, 0, None, 0.0 if pixel_ha is not None else None,
-                                 0.0 if pixel_ha is not None else None, "outside the image"))
+            none = 0.0 if pixel_ha is not None else None
+            against = dict(compared_pixels=0, label_crop_pixels=0, label_crop_area_ha=none) if labels is not None else {}
+            rows.append(ZoneArea(name, 0, 0, 0, None, none, none, "outside the image", **against))
             continue
         inside = zone.mask(grid, window)
         sub = mask[window.row_off : window.row_off + window.height, window.col_off : window.col_off + window.width]
@@ -97,8 +106,20 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
             area = pixel_ha[window.row_off : window.row_off + window.height]
         n_valid, n_crop = int(valid.sum()), int(crop.sum())
         note = "" if n_valid else ("no pixel's centre inside" if not inside.any() else "no data")
+        against = {}
+        if labels is not None:
+            lab = labels[window.row_off : window.row_off + window.height, window.col_off : window.col_off + window.width]
+            both = valid & (lab != NODATA)
+            p, y = crop & both, both & (lab == CROP)
+            tp, fp, fn = int((p & y).sum()), int((p & ~y).sum()), int((~p & y).sum())
+            against = dict(compared_pixels=int(both.sum()), label_crop_pixels=int(y.sum()),
+                           label_crop_area_ha=_rounded(area_ha(y, area)),
+                           iou=round(tp / (tp + fp + fn), 4) if tp + fp + fn else None,
+                           f1=round(2 * tp / (2 * tp + fp + fn), 4) if tp + fp + fn else None)
+            if n_valid and not against["compared_pixels"]:
+                note = "no labels"
         rows.append(ZoneArea(name, int(inside.sum()), n_valid, n_crop, round(n_crop / n_valid, 4) if n_valid else None,
-                             _rounded(area_ha(valid, area)), _rounded(area_ha(crop, area)), note))
+                             _rounded(area_ha(valid, area)), _rounded(area_ha(crop, area)), note, **against))
     return rows
 
 
@@ -136,15 +157,43 @@ def read_zones(path: str | os.PathLike) -> list[tuple[str, Region]]:
     return zones_of(Region.from_upload(data, p.stem))
 
 
+def read_labels_on(mask: np.ndarray, grid: Grid, labels_path: str | os.PathLike, label_map: str,
+                   label_band: str | None = None) -> tuple[np.ndarray, list[str]]:
+    """A label raster's crop mask on ``grid`` (the mask's), as ``evaluate`` places it (the same grid,
+    a larger image of the same pixels, or labels of part of it: no data elsewhere), and warnings.
+
+    Raises:
+        as :func:`core.evaluate.place_labels` and :func:`core.evaluate.read_placed_labels`.
+    """
+    from core.evaluate import place_labels, read_placed_labels
+    from core.grid import pixel_offset
+    from core.labels import get_class_map, label_map_warning
+    from core.raster import file_bands
+
+    cmap = get_class_map(label_map)
+    placed = place_labels(mask, grid, labels_path)
+    labels, codes = read_placed_labels(placed, labels_path, cmap, label_band)
+    if placed.grid is not grid:  # labels of part of the mask: on the mask's grid, no data around them
+        col, row = pixel_offset(placed.grid, grid)
+        full = np.full(mask.shape, NODATA, np.uint8)
+        full[row : row + labels.shape[0], col : col + labels.shape[1]] = labels
+        labels = full
+    said = label_map_warning(codes, cmap, Path(labels_path).name, file_bands(labels_path))
+    return labels, placed.warnings + ([said] if said else [])
+
+
 def write_zones(mask_path: str | os.PathLike, zones_path: str | os.PathLike, out_path: str | os.PathLike | None = None,
-                overwrite: bool = False) -> dict:
+                overwrite: bool = False, labels_path: str | os.PathLike | None = None, label_map: str = "cdl",
+                label_band: str | None = None) -> dict:
     """The crop area in each zone of a GeoJSON file, of a crop-mask GeoTIFF (``predict``'s
-    ``crop_mask.tif``); with ``out_path`` (.csv or .json) also written there, atomically.
+    ``crop_mask.tif``), and with ``labels_path`` the labels' crop, IoU and F1 in each; with
+    ``out_path`` (.csv or .json) also written there, atomically.
     Returns {"zones": [rows], "warnings": [...], "out": path or None}.
 
     Raises:
         InputNotFoundError, CorruptFileError, InvalidDataError: as :func:`core.evaluate.read_crop_mask`.
         RegionError: the GeoJSON is not usable, or its zones do not fit the mask's kind of grid.
+        GridMismatchError, LabelError: the labels are not on the mask's pixels, or not of ``label_map``.
         ConfigError, OutputExistsError: ``out_path`` is not .csv/.json, is a folder, or exists
             without ``overwrite`` (checked before the zones are counted).
     """
@@ -154,12 +203,16 @@ def write_zones(mask_path: str | os.PathLike, zones_path: str | os.PathLike, out
 
     zones = read_zones(zones_path)
     mask, grid, warnings = read_crop_mask(mask_path)
+    labels = None
+    if labels_path is not None:
+        labels, said = read_labels_on(mask, grid, labels_path, label_map, label_band)
+        warnings += said
     out = None
     if out_path is not None:
         if Path(out_path).suffix.lower() not in (".csv", ".json"):
             raise ConfigError(f"{out_path}: the table is written as CSV or JSON; give a name ending in .csv or .json")
         out = check_output_file(out_path, overwrite)
-    rows = crop_by_zone(mask, grid, zones)
+    rows = crop_by_zone(mask, grid, zones, labels=labels)
     result = {"zones": [r.to_dict() for r in rows], "warnings": list(warnings), "out": str(out) if out else None}
     if out is not None:
         text = zones_csv(rows) if out.suffix.lower() == ".csv" else json.dumps(result["zones"], indent=1)

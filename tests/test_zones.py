@@ -123,6 +123,8 @@ def test_zones_from_the_command_line(flanders_mask, tmp_path, capsys):
     assert "CSV or JSON" in err_line(capsys, ["zones", "--pred", str(mask_path), "--zones", str(zones),
                                               "--out", str(tmp_path / "z.tif")])
     assert "does not exist" in err_line(capsys, ["zones", "--pred", str(mask_path), "--zones", str(tmp_path / "no.geojson")])
+    assert "--label-map is for --labels" in err_line(capsys, ["zones", "--pred", str(mask_path), "--zones", str(zones),
+                                                             "--label-map", "worldcover"])
     zones.write_text("not json")
     assert "not valid JSON" in err_line(capsys, ["zones", "--pred", str(mask_path), "--zones", str(zones)])
     assert not (tmp_path / "z.tif").exists()
@@ -138,3 +140,48 @@ def _fields(tmp_path):
     path = tmp_path / "ok.geojson"
     path.write_text(json.dumps(_collection(({}, _box(3.0200, 50.8160, 3.0260, 50.8185)))))
     return path
+
+
+def test_zones_against_labels_give_each_zone_s_iou_and_f1(flanders_mask, tmp_path, capsys):
+    """Each zone compared with the labels on its own pixels; labels of part of the mask are placed as
+    evaluate places them (no data around them), and a zone covering the whole mask gives evaluate's figures."""
+    from rasterio.transform import Affine
+
+    labels, grid = flanders_mask
+    pred = labels.copy()
+    pred[::3, ::2] = np.where(pred[::3, ::2] == 255, 255, 1 - pred[::3, ::2])  # a wrong pixel in six
+    mask_path = write_mask(tmp_path / "crop_mask.tif", pred, grid)
+    a, _, c, _, e, f = grid.transform
+    box = ((3.0200, 50.8160, 3.0260, 50.8185), (3.0240, 50.8140, 3.0280, 50.8180))
+    west, south = warp(grid.crs, "EPSG:4326", [c], [f + e * grid.height])
+    east, north = warp(grid.crs, "EPSG:4326", [c + a * grid.width], [f])
+    zones = tmp_path / "z.geojson"
+    zones.write_text(json.dumps(_collection(({"name": "n"}, _box(*box[0])), ({"name": "e"}, _box(*box[1])),
+                                            ({"name": "all"}, _box(west[0] - 0.01, south[0] - 0.01, east[0] + 0.01, north[0] + 0.01)))))
+    assert main(["zones", "--pred", str(mask_path), "--zones", str(zones), "--labels", str(FLANDERS_LABELS),
+                 "--label-map", "worldcereal", "--label-band", "LC"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    for row, bounds in zip(rows, box):  # against a confusion of the zone's own pixels
+        zone = Region.from_geojson(_collection(({}, _box(*bounds))))
+        window = zone.window(grid)
+        inside = zone.mask(grid, window)
+        sl = (slice(window.row_off, window.row_off + window.height), slice(window.col_off, window.col_off + window.width))
+        p, y = pred[sl][inside], labels[sl][inside]
+        ok = (p != 255) & (y != 255)
+        tp, fp, fn = (int((ok & (p == u) & (y == v)).sum()) for u, v in ((1, 1), (1, 0), (0, 1)))
+        assert fp + fn > 0 and row["compared_pixels"] == int(ok.sum()) and row["label_crop_pixels"] == tp + fn
+        assert row["iou"] == round(tp / (tp + fp + fn), 4) and row["f1"] == round(2 * tp / (2 * tp + fp + fn), 4)
+    # the whole mask: evaluate's figures
+    assert main(["evaluate", "--pred", str(mask_path), "--labels", str(FLANDERS_LABELS), "--label-map", "worldcereal",
+                 "--label-band", "LC", "--out", str(tmp_path / "m.json")]) == 0
+    whole = json.loads((tmp_path / "m.json").read_text())
+    capsys.readouterr()
+    assert rows[2]["iou"] == round(whole["iou"], 4) and rows[2]["compared_pixels"] == whole["valid_pixels"]
+    # labels of the mask's top-left 32 x 40 px only: compared there, no data elsewhere
+    part = write_mask(tmp_path / "part.tif", labels[:32, :40],
+                      Grid(grid.crs, tuple(Affine(*grid.transform))[:6], 40, 32))
+    assert main(["zones", "--pred", str(mask_path), "--zones", str(zones), "--labels", str(part), "--label-map", "binary"]) == 0
+    out = capsys.readouterr()
+    partial = json.loads(out.out)
+    assert partial[2]["compared_pixels"] == int(((pred[:32, :40] != 255) & (labels[:32, :40] != 255)).sum())
+    assert "covers only 1,280 of the 4,096 predicted pixels" in out.err
