@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 from functools import partial
 
-import pandas as pd
 import streamlit as st
 
 from core.metrics import crop_area_text, format_hectares, nominal_area
 from core.model import load_card, resolution_warning
 from core.predict import prediction_summary
-from core.zones import ZoneArea, zones_csv
-from pages.components import cached, models, navigation, predictions, regionmap, scene, state, ui
+from pages.components import cached, models, navigation, parts, predictions, regionmap, scene, state, ui
 
 #: choices of PredictConfig.views for the dashboard, with their labels
 VIEW_CHOICES = {1: "1 (fastest)", 4: "4: mirrored (about 4x the time)", 8: "8: mirrored and turned (about 8x the time)"}
@@ -201,21 +199,5 @@ with map_col:
     regionmap.show(sc, grid, offset, valid, overlays, opacities, "predict_map", dynamic,
                    inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key), float(threshold)))
 
-region = scene.current_region()
-if len(region.polygons) > 1:  # a file of fields, farms or districts: the crop in each
-    st.divider()
-    st.markdown(f"**Crop by part of the region** at threshold {threshold:.2f}")
-    with ui.errors_shown():
-        rows = cached.zone_areas(key, float(threshold), json.dumps(region.to_geojson()), offset)
-        ha = grid.georeferenced
-        st.dataframe(pd.DataFrame({
-            "part": [r["name"] for r in rows],
-            "crop": [format_hectares(r["crop_area_ha"]) if ha else f"{r['crop_pixels']:,} px" for r in rows],
-            "crop share": [f"{r['crop_fraction']:.1%}" if r["crop_fraction"] is not None else "n/a" for r in rows],
-            "with data": [format_hectares(r["valid_area_ha"]) if ha else f"{r['valid_pixels']:,} px" for r in rows],
-            **({"note": [r["note"] for r in rows]} if any(r["note"] for r in rows) else {}),
-        }), hide_index=True, width="stretch")
-        st.caption("Each part counts the pixels whose centre lies inside it (parts that overlap both count theirs); "
-                   "the crop share is of its pixels with data." + ("" if ha else " Not georeferenced: in pixels."))
-        st.download_button("Crop by part CSV", zones_csv([ZoneArea(**r) for r in rows]), f"crop_by_part_{tag}.csv",
-                           "text/csv", on_click="ignore")
+with ui.errors_shown():
+    parts.show(scene.current_region(), key, float(threshold), offset, grid.georeferenced, file_tag=tag)

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.metrics import SCORE_HELP, few_pixels_note, format_hectares
 from core.model import load_card, resolution_warning
-from pages.components import cached, models, navigation, predictions, regionmap, scene, state, ui
+from pages.components import cached, models, navigation, parts, predictions, regionmap, scene, state, ui
 
 #: label classes listed under "Where the errors are"
 TOP_CLASSES = 6
@@ -242,3 +242,6 @@ if top:
             f"{'missed crop' if r['crop'] else 'false crop'}" for r in top],
         "share": [f"{r['share']:.0%} of all {'missed' if r['crop'] else 'false'} crop" for r in top],
     }), hide_index=True, width="stretch")
+
+with ui.errors_shown():  # a file of fields or farms: how well each is mapped
+    parts.show(scene.current_region(), key, float(threshold), offset, grid.georeferenced, lkey, f"t{threshold:.2f}")

@@ -409,7 +409,7 @@ def test_a_region_of_several_parts_gets_the_crop_of_each(fake_map, tiny_model_pa
         with_data = src.read_masks(1, window=Window(200, 300, 200, 120)) > 0
     assert pixels("with data") == [int(with_data[:, :90].sum()), int(with_data[:, 90:].sum())]
     stated = next(c.value for c in at.caption if "valid pixels at threshold 0.30" in c.value)
-    assert f"{sum(pixels('crop')):,} of {int(with_data.sum()):,} valid pixels" in stated
+    assert f"{sum(pixels('predicted crop')):,} of {int(with_data.sum()):,} valid pixels" in stated
     assert any(d.label == "Crop by part CSV" for d in at.get("download_button"))
     # one drawn shape: no table
     at.session_state["region"] = SQUARE_300

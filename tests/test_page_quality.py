@@ -233,3 +233,27 @@ def test_quality_without_prediction_says_what_to_do(fake_map):
     at.switch_page("pages/quality.py").run()
     assert not at.exception
     assert any("Run a prediction first" in i.value for i in at.info)
+
+
+def test_quality_gives_the_agreement_of_each_part_of_the_region(fake_map, tiny_model_path):
+    """A region of two fields side by side: each field's labelled crop, IoU and F1; together, the page's matrix."""
+    from core.region import Region
+
+    halves = {"type": "FeatureCollection", "crs": "image", "features": [
+        {"type": "Feature", "properties": {"name": name}, "geometry": {"type": "Polygon", "coordinates": [
+            [[c0, 0], [c1, 0], [c1, 256], [c0, 256], [c0, 0]]]}} for name, c0, c1 in (("left", 0, 128), ("right", 128, 256))]}
+    at = new_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.session_state["region"] = Region.from_geojson(halves).to_geojson()
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and not at.error
+    cm = at.table[0].value.map(lambda v: int(str(v).replace(",", "")))
+    tp, fn = cm.loc["predicted crop", "label: crop"], cm.loc["predicted not crop", "label: crop"]
+    parts = at.dataframe[-1].value
+    assert list(parts["part"]) == ["left", "right"] and list(parts.columns) == [
+        "part", "predicted crop", "crop in the labels", "IoU", "F1"]
+    labelled = [int(v.replace(",", "").removesuffix(" px")) for v in parts["crop in the labels"]]
+    assert sum(labelled) == tp + fn and all(0 <= float(v) <= 1 for v in parts["IoU"])
+    assert any(d.label == "Agreement by part CSV" for d in at.get("download_button"))

@@ -356,16 +356,20 @@ def crop_stats(key: tuple, threshold: float) -> dict:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def zone_areas(key: tuple, threshold: float, region_json: str, offset: tuple[int, int]) -> list[dict]:
+def zone_areas(key: tuple, threshold: float, region_json: str, offset: tuple[int, int],
+               labels: tuple[str, float, str] | None = None) -> list[dict]:
     """core.zones.crop_by_zone of the thresholded mask in each part of the region (its GeoJSON, as
-    Region.to_geojson writes it; ``offset``: the scene's (row, col) in its image). Raises CropMapError subclasses."""
+    Region.to_geojson writes it; ``offset``: the scene's (row, col) in its image), and with ``labels``
+    (the scene's labels: path, mtime, label map) each part's IoU and F1. Raises CropMapError subclasses."""
     from core.predict import threshold_mask
     from core.region import Region
     from core.zones import crop_by_zone, zones_of
 
     grid = image_arrays(key[0], key[1])[2]
     zones = zones_of(Region.from_geojson(region_json))
-    return [z.to_dict() for z in crop_by_zone(threshold_mask(cached_probability(key), threshold), grid, zones, offset)]
+    truth = label_mask(*labels) if labels is not None else None
+    return [z.to_dict() for z in crop_by_zone(threshold_mask(cached_probability(key), threshold), grid, zones, offset,
+                                              labels=truth)]
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

@@ -1,0 +1,56 @@
+"""The table of a region's parts (a file of fields, farms or districts): the crop of each on the
+Predict page, and its agreement with the labels on the Quality page (core.zones)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from core.metrics import format_hectares
+from core.region import Region
+from core.zones import ZoneArea, zones_csv
+from pages.components import cached, ui
+
+
+def _amount(ha: float | None, pixels: int | None, georeferenced: bool) -> str:
+    if pixels is None:
+        return "n/a"
+    return format_hectares(ha) if georeferenced and ha is not None else f"{pixels:,} px"
+
+
+def _score(value: float | None) -> str:
+    return f"{value:.3f}" if value is not None else "n/a"
+
+
+def show(region: Region, key: tuple, threshold: float, offset: tuple[int, int], georeferenced: bool,
+         labels: tuple[str, float, str] | None = None, file_tag: str = "") -> None:
+    """The parts' table (nothing for a region of one polygon) with its CSV download; with ``labels``
+    (path, mtime, label map) the labels' crop, IoU and F1 of each part."""
+    if len(region.polygons) < 2:
+        return
+    st.divider()
+    st.markdown(f"**{'Agreement' if labels else 'Crop'} by part of the region** at threshold {threshold:.2f}")
+    with ui.errors_shown():
+        rows = cached.zone_areas(key, float(threshold), json.dumps(region.to_geojson()), offset, labels)
+        table = {"part": [r["name"] for r in rows],
+                 "predicted crop": [_amount(r["crop_area_ha"], r["crop_pixels"], georeferenced) for r in rows]}
+        if labels:
+            table["crop in the labels"] = [_amount(r["label_crop_area_ha"], r["label_crop_pixels"], georeferenced)
+                                           for r in rows]
+            table["IoU"] = [_score(r["iou"]) for r in rows]
+            table["F1"] = [_score(r["f1"]) for r in rows]
+        else:
+            table["crop share"] = [f"{r['crop_fraction']:.1%}" if r["crop_fraction"] is not None else "n/a" for r in rows]
+            table["with data"] = [_amount(r["valid_area_ha"], r["valid_pixels"], georeferenced) for r in rows]
+        if any(r["note"] for r in rows):
+            table["note"] = [r["note"] for r in rows]
+        st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+        st.caption("Each part counts the pixels whose centre lies inside it (parts that overlap both count theirs)"
+                   + ("; the labels' crop and the scores are over its pixels with both data and a label" if labels else
+                      "; the crop share is of its pixels with data")
+                   + ("." if georeferenced else ". Not georeferenced: in pixels."))
+        name = f"{'agreement' if labels else 'crop'}_by_part{'_' + file_tag if file_tag else ''}.csv"
+        st.download_button(f"{'Agreement' if labels else 'Crop'} by part CSV", zones_csv([ZoneArea(**r) for r in rows]),
+                           name, "text/csv", on_click="ignore")
