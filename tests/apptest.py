@@ -86,6 +86,23 @@ def predict_page(model_path) -> AppTest:
     return at
 
 
+def predicted_fields(model_path, fields: list[tuple[str, int, int]], rows: tuple[int, int]) -> AppTest:
+    """The app on the Predict page after Predict, with ``model_path`` in use and a region of named fields of
+    the sample (name, first column, end column; all over ``rows``, first and end), stored as an upload is."""
+    from core.region import Region
+
+    r0, r1 = rows
+    collection = {"type": "FeatureCollection", "crs": "image", "features": [
+        {"type": "Feature", "properties": {"name": name}, "geometry": {"type": "Polygon", "coordinates": [
+            [[c0, r0], [c1, r0], [c1, r1], [c0, r1], [c0, r0]]]}} for name, c0, c1 in fields]}
+    at = new_app()
+    at.session_state["model_path"] = str(model_path)
+    at.session_state["region"] = Region.from_geojson(collection).to_geojson()
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()  # Predict
+    return at
+
+
 #: A 300 x 300 px square of the sample scene, as the Region page stores a drawn region.
 SQUARE_300 = {"type": "Feature", "properties": {"crs": "image"},
               "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [300, 0], [300, 300], [0, 300], [0, 0]]]}}

@@ -13,6 +13,7 @@ import pytest
 
 from apptest import (
     click_map, new_app, readout, map_legends, own_image_app, predict_page, by_label, texts, scene_layers, SQUARE_300,
+    predicted_fields,
 )
 
 def test_predict_page_warns_about_another_pixel_size(fake_map):
@@ -386,21 +387,14 @@ def test_a_region_of_several_parts_gets_the_crop_of_each(fake_map, tiny_model_pa
     import rasterio
     from rasterio.windows import Window
 
-    from core.region import Region
     from testdata import SAMPLE_IMAGE
 
-    fields = {"type": "FeatureCollection", "crs": "image", "features": [
-        {"type": "Feature", "properties": {"name": name}, "geometry": {"type": "Polygon", "coordinates": [
-            [[c0, 300], [c1, 300], [c1, 420], [c0, 420], [c0, 300]]]}} for name, c0, c1 in (("west", 200, 290), ("east", 290, 400))]}
-    at = new_app()
-    at.session_state["model_path"] = str(tiny_model_path)
-    at.session_state["region"] = Region.from_geojson(fields).to_geojson()  # as an upload on the Region page stores it
-    at.switch_page("pages/predict.py").run()
-    at.button[0].click().run()  # Predict
+    at = predicted_fields(tiny_model_path, [("west", 200, 290), ("east", 290, 400)], (300, 420))
     assert not at.exception and not at.error
     at.slider(key="w_threshold").set_value(0.3).run()
     table = at.dataframe[0].value
     assert list(table["part"]) == ["west", "east"] and "note" not in table  # (no part outside the image)
+
     def pixels(column):
         return [int(v.replace(",", "").removesuffix(" px")) for v in table[column]]
 

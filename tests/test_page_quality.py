@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from apptest import map_legends, new_app, predict_page, texts, scene_layers, swapped_layers
+from apptest import map_legends, new_app, predict_page, predicted_fields, texts, scene_layers, swapped_layers
 
 
 def test_quality_page_keeps_the_pixel_size_warning(fake_map):
@@ -237,16 +237,7 @@ def test_quality_without_prediction_says_what_to_do(fake_map):
 
 def test_quality_gives_the_agreement_of_each_part_of_the_region(fake_map, tiny_model_path):
     """A region of two fields side by side: each field's labelled crop, IoU and F1; together, the page's matrix."""
-    from core.region import Region
-
-    halves = {"type": "FeatureCollection", "crs": "image", "features": [
-        {"type": "Feature", "properties": {"name": name}, "geometry": {"type": "Polygon", "coordinates": [
-            [[c0, 0], [c1, 0], [c1, 256], [c0, 256], [c0, 0]]]}} for name, c0, c1 in (("left", 0, 128), ("right", 128, 256))]}
-    at = new_app()
-    at.session_state["model_path"] = str(tiny_model_path)
-    at.session_state["region"] = Region.from_geojson(halves).to_geojson()
-    at.switch_page("pages/predict.py").run()
-    at.button[0].click().run()
+    at = predicted_fields(tiny_model_path, [("left", 0, 128), ("right", 128, 256)], (0, 256))
     at.switch_page("pages/quality.py").run()
     assert not at.exception and not at.error
     cm = at.table[0].value.map(lambda v: int(str(v).replace(",", "")))
