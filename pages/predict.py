@@ -159,6 +159,8 @@ with files_col:
                      "model": models.label(model_path)}
             if sc.extra.get("region_pixels") is not None:  # beside "pixels", the outline's bounding box
                 about["region_pixels"] = int(sc.extra["region_pixels"])
+            if parts.several(scene.current_region()):  # (the table below the map, in the report too)
+                about["parts"] = parts.rows(scene.current_region(), key, float(threshold), offset)
             summary = prediction_summary(grid, stats, card, float(threshold), views, scene.image_warnings(sc), **about)
             st.download_button("Summary JSON", partial(json.dumps, summary, indent=1), f"summary_{tag}.json",
                                "application/json", on_click="ignore",

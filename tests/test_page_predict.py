@@ -382,13 +382,18 @@ def test_predict_page_and_summary_keep_the_warnings_about_the_source_image(fake_
     assert summaries and any(told in w for w in summaries[-1]["warnings"]), summaries[-1]["warnings"]
 
 
-def test_a_region_of_several_parts_gets_the_crop_of_each(fake_map, tiny_model_path):
-    """A GeoJSON of fields or farms: the Predict page gives each part's crop (the region's in all), and a CSV."""
+def test_a_region_of_several_parts_gets_the_crop_of_each(fake_map, tiny_model_path, monkeypatch):
+    """A GeoJSON of fields or farms: the Predict page gives each part's crop (the region's in all), a CSV,
+    and the parts in the summary JSON."""
     import rasterio
     from rasterio.windows import Window
 
+    import core.predict
     from testdata import SAMPLE_IMAGE
 
+    summaries, real_summary = [], core.predict.prediction_summary
+    monkeypatch.setattr(core.predict, "prediction_summary",
+                        lambda *a, **k: summaries.append(real_summary(*a, **k)) or summaries[-1])
     at = predicted_fields(tiny_model_path, [("west", 200, 290), ("east", 290, 400)], (300, 420))
     assert not at.exception and not at.error
     at.slider(key="w_threshold").set_value(0.3).run()
@@ -404,6 +409,8 @@ def test_a_region_of_several_parts_gets_the_crop_of_each(fake_map, tiny_model_pa
     assert pixels("with data") == [int(with_data[:, :90].sum()), int(with_data[:, 90:].sum())]
     stated = next(c.value for c in at.caption if "valid pixels at threshold 0.30" in c.value)
     assert f"{sum(pixels('predicted crop')):,} of {int(with_data.sum()):,} valid pixels" in stated
+    assert [(p["name"], p["crop_pixels"]) for p in summaries[-1]["parts"]] == list(zip(table["part"], pixels("predicted crop")))
+    assert summaries[-1]["threshold"] == 0.3
     assert any(d.label == "Crop by part CSV" for d in at.get("download_button"))
     # one drawn shape: no table
     at.session_state["region"] = SQUARE_300

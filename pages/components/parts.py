@@ -24,33 +24,44 @@ def _score(value: float | None) -> str:
     return f"{value:.3f}" if value is not None else "n/a"
 
 
+def several(region: Region) -> bool:
+    """Whether the region has parts to tell apart (more than one polygon)."""
+    return len(region.polygons) > 1
+
+
+def rows(region: Region, key: tuple, threshold: float, offset: tuple[int, int],
+         labels: tuple[str, float, str] | None = None) -> list[dict]:
+    """The parts' figures (core.zones.ZoneArea as dicts; cached). Raises CropMapError subclasses."""
+    return cached.zone_areas(key, float(threshold), json.dumps(region.to_geojson()), offset, labels)
+
+
 def show(region: Region, key: tuple, threshold: float, offset: tuple[int, int], georeferenced: bool,
          labels: tuple[str, float, str] | None = None, file_tag: str = "") -> None:
     """The parts' table (nothing for a region of one polygon) with its CSV download; with ``labels``
     (path, mtime, label map) the labels' crop, IoU and F1 of each part."""
-    if len(region.polygons) < 2:
+    if not several(region):
         return
     st.divider()
     st.markdown(f"**{'Agreement' if labels else 'Crop'} by part of the region** at threshold {threshold:.2f}")
     with ui.errors_shown():
-        rows = cached.zone_areas(key, float(threshold), json.dumps(region.to_geojson()), offset, labels)
-        table = {"part": [r["name"] for r in rows],
-                 "predicted crop": [_amount(r["crop_area_ha"], r["crop_pixels"], georeferenced) for r in rows]}
+        found = rows(region, key, threshold, offset, labels)
+        table = {"part": [r["name"] for r in found],
+                 "predicted crop": [_amount(r["crop_area_ha"], r["crop_pixels"], georeferenced) for r in found]}
         if labels:
             table["crop in the labels"] = [_amount(r["label_crop_area_ha"], r["label_crop_pixels"], georeferenced)
-                                           for r in rows]
-            table["IoU"] = [_score(r["iou"]) for r in rows]
-            table["F1"] = [_score(r["f1"]) for r in rows]
+                                           for r in found]
+            table["IoU"] = [_score(r["iou"]) for r in found]
+            table["F1"] = [_score(r["f1"]) for r in found]
         else:
-            table["crop share"] = [f"{r['crop_fraction']:.1%}" if r["crop_fraction"] is not None else "n/a" for r in rows]
-            table["with data"] = [_amount(r["valid_area_ha"], r["valid_pixels"], georeferenced) for r in rows]
-        if any(r["note"] for r in rows):
-            table["note"] = [r["note"] for r in rows]
+            table["crop share"] = [f"{r['crop_fraction']:.1%}" if r["crop_fraction"] is not None else "n/a" for r in found]
+            table["with data"] = [_amount(r["valid_area_ha"], r["valid_pixels"], georeferenced) for r in found]
+        if any(r["note"] for r in found):
+            table["note"] = [r["note"] for r in found]
         st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
         st.caption("Each part counts the pixels whose centre lies inside it (parts that overlap both count theirs)"
                    + ("; the labels' crop and the scores are over its pixels with both data and a label" if labels else
                       "; the crop share is of its pixels with data")
                    + ("." if georeferenced else ". Not georeferenced: in pixels."))
         name = f"{'agreement' if labels else 'crop'}_by_part{'_' + file_tag if file_tag else ''}.csv"
-        st.download_button(f"{'Agreement' if labels else 'Crop'} by part CSV", zones_csv([ZoneArea(**r) for r in rows]),
+        st.download_button(f"{'Agreement' if labels else 'Crop'} by part CSV", zones_csv([ZoneArea(**r) for r in found]),
                            name, "text/csv", on_click="ignore")
