@@ -416,3 +416,38 @@ def test_a_region_of_several_parts_gets_the_crop_of_each(fake_map, tiny_model_pa
     at.session_state["region"] = SQUARE_300
     at.run()
     assert not at.exception and not at.dataframe
+
+
+def test_predictions_beyond_the_server_s_limit_wait_their_turn(monkeypatch):
+    """Each prediction uses every core: a third one started while two run waits (and says so), then runs."""
+    import threading
+
+    from pages.components import predictions
+
+    monkeypatch.setattr(predictions, "MAX_RUNNING", 2)
+    monkeypatch.setattr(predictions, "_SLOTS", threading.BoundedSemaphore(2))
+    gates = [threading.Event() for _ in range(3)]
+    begun = [threading.Event() for _ in range(3)]
+
+    def work(i):
+        def run(progress):
+            begun[i].set()
+            progress(1, 4)
+            assert gates[i].wait(30)
+        return run
+
+    runs = [predictions.start(("limit-test", i), work(i)) for i in range(3)]
+    try:
+        assert begun[0].wait(10) and begun[1].wait(10)
+        assert not begun[2].wait(0.5) and runs[2].waiting
+        assert runs[2].text.startswith("Waiting for another prediction on this server to finish (at most 2 run at once")
+        assert runs[0].text == "Predicting tiles: 1 of 4"
+        gates[0].set()  # one ends: the waiting one starts
+        assert runs[0].finished.wait(10) and begun[2].wait(10) and not runs[2].waiting
+    finally:
+        for gate in gates:
+            gate.set()
+    assert all(r.finished.wait(10) and r.error is None for r in runs)
+    for i in range(3):
+        predictions.collect(("limit-test", i))
+    assert predictions._SLOTS.acquire(blocking=False) and predictions._SLOTS.acquire(blocking=False)  # all given back

@@ -10,6 +10,7 @@ sessions keep the key alone (:data:`pages.components.state.PREDICTING`).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
@@ -19,6 +20,10 @@ from core.errors import CropMapError
 #: Runs by prediction key (finished runs stay until asked for once more, then go).
 _RUNS: dict[tuple, "Run"] = {}
 _LOCK = threading.Lock()
+#: Predictions that run at once on the server (``CROPMAP_MAX_PREDICTIONS``); others wait their turn:
+#: each uses every core already, and more at once only share them and add to the memory in use
+MAX_RUNNING = max(1, int(os.environ.get("CROPMAP_MAX_PREDICTIONS", "2") or 2))
+_SLOTS = threading.BoundedSemaphore(MAX_RUNNING)
 
 
 @dataclass
@@ -30,6 +35,8 @@ class Run:
     total: int = 0
     error: BaseException | None = None
     finished: threading.Event = field(default_factory=threading.Event)
+    #: waiting for one of the :data:`MAX_RUNNING` predictions running on the server to finish
+    waiting: bool = False
 
     def update(self, done: int, total: int, *_: object) -> None:
         self.done, self.total = done, total
@@ -41,12 +48,16 @@ class Run:
     @property
     def text(self) -> str:
         """The progress bar's text."""
+        if self.waiting:
+            return (f"Waiting for another prediction on this server to finish (at most {MAX_RUNNING} run at once; "
+                    "this one starts then)")
         return f"Predicting tiles: {self.done:,} of {self.total:,}" if self.total else "Predicting tiles..."
 
 
 def start(key: tuple, work: Callable[[Callable[[int, int], None]], object]) -> Run:
     """The run of ``key``: the one already going, or a new thread that calls ``work(progress)``
-    (which writes the prediction's file). Never raises for what ``work`` raises: the run keeps it."""
+    (which writes the prediction's file) once fewer than :data:`MAX_RUNNING` others run. Never raises
+    for what ``work`` raises: the run keeps it."""
     with _LOCK:
         run = _RUNS.get(key)
         if run is not None and not (run.finished.is_set() and run.error is not None):
@@ -55,7 +66,14 @@ def start(key: tuple, work: Callable[[Callable[[int, int], None]], object]) -> R
 
     def target() -> None:
         try:
-            work(run.update)
+            if not _SLOTS.acquire(blocking=False):  # its turn once another run ends
+                run.waiting = True
+                _SLOTS.acquire()
+                run.waiting = False
+            try:
+                work(run.update)
+            finally:
+                _SLOTS.release()
         except BaseException as err:  # noqa: BLE001 - kept for the page to show (a bug is re-raised there)
             if not isinstance(err, CropMapError):  # a bug or the machine: its traceback in the server's log
                 logging.getLogger(__name__).exception("prediction %s failed", key)

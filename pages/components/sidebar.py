@@ -106,7 +106,8 @@ def prediction_line(show: bool = True, live: bool = False) -> bool | None:
     running = not run.finished.is_set()
     if show:
         if running:
-            st.caption(f"Prediction: {run.done:,} of {run.total:,} tiles" if run.total else "Prediction: starting")
+            st.caption("Prediction: waiting for another to finish" if run.waiting else
+                       f"Prediction: {run.done:,} of {run.total:,} tiles" if run.total else "Prediction: starting")
         elif live:
             st.rerun(scope="app")
         else:
