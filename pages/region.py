@@ -18,7 +18,7 @@ from core.metrics import format_hectares, nominal_area
 from core.patches import export_to_geotiff
 from core.grid import crs_words
 from core.sources.earthengine import recipes_from_settings
-from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
+from core.sources.local import LocalSource, discarded_if_refused, save_upload, validate_image, validate_labels
 from pages.components import cached, eeform, mapview, navigation, scene, state, ui
 
 navigation.require_app(__file__)
@@ -98,8 +98,7 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
     named = None
     if lab_file is not None:
         with contextlib.suppress(CropMapError):  # (a file too large or empty: "Use these files" says so)
-            named = cached.upload_label_map(lab_file.file_id, lab_file.name, str(state.workdir() / "uploads"),
-                                            lab_file.getvalue())
+            named = cached.upload_label_map(lab_file.file_id, lab_file.name, lab_file.getvalue())
     label_map = st.selectbox("Label map", sorted(CLASS_MAPS), index=sorted(CLASS_MAPS).index(named or map_in_use),
                              format_func=lambda k: f"{k}: {CLASS_MAPS[k].title}",
                              help=f"Chosen from the labels file's band name ({CLASS_MAPS[named].band})." if named else
@@ -118,12 +117,14 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
     if st.button("Use these files", disabled=img_file is None):
         # the outcome stays shown on later runs (typing the band numbers it asks for, a map event)
         state.put(state.UPLOAD_NOTICE, None)
-        with ui.errors_shown(remember=lambda text: state.put(state.UPLOAD_NOTICE, ("error", text, img_file.file_id))):
+        with ui.errors_shown(remember=lambda text: state.put(state.UPLOAD_NOTICE, ("error", text, img_file.file_id))), \
+                discarded_if_refused() as created:
             band_map = parse_band_spec(band_spec.strip() or None)
             updir = state.workdir() / "uploads"
-            image_path = save_upload(img_file.getvalue(), img_file.name, updir)
+            image_path = save_upload(img_file.getvalue(), img_file.name, updir, created=created)
             grid = validate_image(image_path, band_map)
-            labels_path = save_upload(lab_file.getvalue(), lab_file.name, updir) if lab_file is not None else None
+            labels_path = (save_upload(lab_file.getvalue(), lab_file.name, updir, created=created)
+                           if lab_file is not None else None)
             title, was = img_file.name, ""
             if coarser:  # the copies are the source from here on (they name their bands; the labels' grid and
                 # codes are checked as they are read for their copy)

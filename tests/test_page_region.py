@@ -541,3 +541,29 @@ def test_an_uploaded_file_of_several_fields_keeps_them_apart(fake_map):
     assert not at.exception and not at.error
     assert any(c.value.startswith("2 parts (one per feature of the file)") for c in at.caption)
     assert at.metric[0].value.startswith("20,000")  # 100 x 100 and 150 x 100 px, 50 x 100 of them in both
+
+
+def test_an_uploaded_image_that_is_refused_is_not_kept_in_the_work_folder(fake_map, monkeypatch, tmp_path):
+    """A refused upload (here: bands that cannot be told apart) stayed in the work folder, up to 200 MB a
+    time; the same file accepted stays, and a refusal later (other labels) leaves it where it is in use."""
+    import os
+
+    files = {"upload_image": Upload(OWN_IMAGE), "upload_labels": None}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
+    uploads = Path(os.environ["CROPMAP_WORKDIR"]) / "uploads"
+
+    def kept():
+        return sorted(p.name for p in uploads.rglob("*") if p.is_file()) if uploads.exists() else []
+
+    at = new_app()
+    at.run()
+    by_label(at.button, "Use these files").click().run()
+    assert not at.exception and any("cannot be told apart" in e.value for e in at.error)
+    assert kept() == [] and (not uploads.exists() or not any(uploads.iterdir()))  # no empty hash folder either
+    at.text_input(key="upload_bands").set_value("1,2,3,4")
+    by_label(at.button, "Use these files").click().run()
+    assert not at.exception and not at.error and kept() == [OWN_IMAGE.name]
+    files["upload_labels"] = Upload(OWN_IMAGE, "labels.tif")  # an image given as labels: refused
+    by_label(at.button, "Use these files").click().run()
+    assert not at.exception and at.error
+    assert kept() == [OWN_IMAGE.name]  # the image in use stays; the refused labels file went

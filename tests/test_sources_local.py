@@ -316,14 +316,18 @@ def test_a_region_over_none_of_the_pixels_is_refused_before_anything_is_written(
     assert not (tmp_path / "scene").exists()
 
 
-def test_label_map_of_a_file_is_read_from_its_band_names(tmp_path):
-    from core.sources.local import label_map_of_file
+def test_label_map_of_an_upload_is_read_from_its_band_names_in_memory(tmp_path):
+    """Read without storing the file (a labels file chosen and then refused stayed in the work folder)."""
+    from core.errors import InvalidDataError
+    from core.sources.local import label_map_of_upload
     from testdata import SAMPLE_LABELS
 
-    assert label_map_of_file(FLANDERS_LABELS) == "worldcereal"  # band "LC"
-    assert label_map_of_file(SAMPLE_LABELS) is None  # no band names: the form keeps its choice
-    (tmp_path / "notes.tif").write_text("not a raster")
-    assert label_map_of_file(tmp_path / "notes.tif") is None and label_map_of_file(tmp_path / "gone.tif") is None
+    assert label_map_of_upload(FLANDERS_LABELS.read_bytes(), "lc.tif") == "worldcereal"  # band "LC"
+    assert label_map_of_upload(SAMPLE_LABELS.read_bytes(), "cdl.tif") is None  # no band names: the form keeps its choice
+    assert label_map_of_upload(b"II*\x00 but not a raster", "broken.tif") is None  # (Use these files says why)
+    with pytest.raises(InvalidDataError, match="notes.txt is not a GeoTIFF"):
+        label_map_of_upload(b"not a raster", "notes.txt")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_lon_lat_image_of_0_to_360_degrees_is_refused_with_the_fix(tmp_path):

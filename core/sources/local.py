@@ -10,12 +10,14 @@ The scene keeps the source's CRS and transform; a non-georeferenced source stays
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import re
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -316,16 +318,8 @@ def _scene_from_meta(out_dir: Path, meta: dict) -> Scene:
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
-    """Store an uploaded GeoTIFF as ``out_dir/<content hash>/<name>`` (suffix lower-cased, unsafe
-    characters replaced), so that messages about the file name the file the user chose.
-
-    Only TIFF (and BigTIFF) files are taken: GDAL tells a format by a file's content, not its name, and
-    other formats can read other files of the server (a VRT's bands may point at any path or URL).
-
-    Raises:
-        InvalidDataError: if the upload is empty, larger than ``max_bytes`` or not a TIFF file.
-    """
+def _check_upload(data: bytes, name: str, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
+    """Raises InvalidDataError unless ``data`` is a TIFF file of at most ``max_bytes`` (see :func:`save_upload`)."""
     if not data:
         raise InvalidDataError(f"the uploaded file {name} is empty")
     if len(data) > max_bytes:
@@ -333,6 +327,21 @@ def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: i
     if data[:4] not in TIFF_MAGIC:
         raise InvalidDataError(f"{name} is not a GeoTIFF (it does not start as a TIFF file does); save the raster as "
                                "a GeoTIFF, e.g. gdal_translate -of GTiff IN OUT.tif, or export it from QGIS as GeoTIFF")
+
+
+def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: int = MAX_UPLOAD_BYTES,
+                created: list[Path] | None = None) -> Path:
+    """Store an uploaded GeoTIFF as ``out_dir/<content hash>/<name>`` (suffix lower-cased, unsafe
+    characters replaced), so that messages about the file name the file the user chose. A file
+    written by this call (not there already) is appended to ``created`` (for :func:`discard_uploads`).
+
+    Only TIFF (and BigTIFF) files are taken: GDAL tells a format by a file's content, not its name, and
+    other formats can read other files of the server (a VRT's bands may point at any path or URL).
+
+    Raises:
+        InvalidDataError: if the upload is empty, larger than ``max_bytes`` or not a TIFF file.
+    """
+    _check_upload(data, name, max_bytes)
     base = Path(name.replace("\\", "/")).name
     stem = safe_stem(base, "upload")
     suffix = re.sub(r"[^a-z0-9.]", "", Path(base).suffix.lower()) or ".bin"
@@ -341,7 +350,35 @@ def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: i
     path = folder / f"{stem}{suffix}"
     if not path.exists():
         write_bytes_whole(path, data)
+        if created is not None:
+            created.append(path)
     return path
+
+
+@contextlib.contextmanager
+def discarded_if_refused() -> Iterator[list[Path]]:
+    """A list for :func:`save_upload`'s ``created``: the uploads it holds are removed when the block
+    fails (a file refused when checked), and kept when it ends well."""
+    created: list[Path] = []
+    try:
+        yield created
+    except BaseException:
+        discard_uploads(created)
+        raise
+
+
+def discard_uploads(paths: list[Path]) -> None:
+    """Remove uploads that :func:`save_upload` stored (``<content hash>/<name>``, with their folder when
+    nothing else is in it), e.g. files refused when checked, which piled up in the work folder."""
+    for path in paths:
+        path = Path(path)
+        if not re.fullmatch(r"[0-9a-f]{16}", path.parent.name):
+            continue
+        try:
+            path.unlink(missing_ok=True)
+            path.parent.rmdir()  # (only when empty: the same content under another name stays)
+        except OSError:
+            pass
 
 
 def validate_image(path: str | os.PathLike, band_map: dict[str, int] | None = None) -> Grid:
@@ -361,17 +398,25 @@ def validate_image(path: str | os.PathLike, band_map: dict[str, int] | None = No
         return reader.grid
 
 
-def label_map_of_file(path: str | os.PathLike) -> str | None:
-    """The label map a label raster names by its band (e.g. a band described ``LC``: WorldCereal),
-    for a form to start on; None when its bands name no product or the file cannot be read (the
-    reading proper says why)."""
-    from core.labels import label_map_named_by
-    from core.raster import _open
+def label_map_of_upload(data: bytes, name: str) -> str | None:
+    """The label map an uploaded label raster names by its band (e.g. a band described ``LC``:
+    WorldCereal), for a form to start on; None when its bands name no product or it cannot be read
+    (the reading proper says why). Read in memory (a TIFF only, as :func:`save_upload` takes):
+    nothing is stored before the user chooses to use it.
 
+    Raises:
+        InvalidDataError: the upload is empty, too large or not a TIFF file.
+    """
+    from rasterio.errors import RasterioError
+    from rasterio.io import MemoryFile
+
+    from core.labels import label_map_named_by
+
+    _check_upload(data, name)
     try:
-        with _open(path) as src:
+        with MemoryFile(data) as mem, mem.open() as src:
             return label_map_named_by(src.descriptions)
-    except CropMapError:
+    except RasterioError:  # (unreadable: "Use these files" says why)
         return None
 
 

@@ -188,17 +188,16 @@ def region_check(spec_json: str, region_json: str, image_mtime: float | None):
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def upload_label_map(file_id: str, name: str, folder: str, _data: bytes) -> str | None:
-    """The label map an uploaded labels file names by its band (core.sources.local.label_map_of_file),
-    stored in ``folder`` as "Use these files" stores it: once per upload (``file_id``), not on every
-    rerun of the page (each would hash all of its bytes again).
+def upload_label_map(file_id: str, name: str, _data: bytes) -> str | None:
+    """The label map an uploaded labels file names by its band (core.sources.local.label_map_of_upload,
+    read in memory: stored only when used): once per upload (``file_id``), not on every rerun of the page.
 
     Raises:
-        InvalidDataError: the upload is empty or too large.
+        InvalidDataError: the upload is empty, too large or not a TIFF file.
     """
-    from core.sources.local import label_map_of_file, save_upload
+    from core.sources.local import label_map_of_upload
 
-    return label_map_of_file(save_upload(_data, name, folder))
+    return label_map_of_upload(_data, name)
 
 
 @st.cache_data(max_entries=4, show_spinner="Rendering the image preview...")
