@@ -448,14 +448,14 @@ class Region:
         return cls(found_crs, polys, name, part_names(obj, len(polys)))
 
     @classmethod
-    def from_upload(cls, data: bytes, name: str = "") -> "Region":
-        """Region from uploaded GeoJSON bytes (UTF-8, at most :data:`MAX_GEOJSON_BYTES`).
+    def from_upload(cls, data: bytes, name: str = "", max_bytes: int = MAX_GEOJSON_BYTES) -> "Region":
+        """Region from uploaded GeoJSON bytes (UTF-8, at most ``max_bytes``).
 
         Raises:
             RegionError: if the file is too large, not UTF-8 JSON, or holds no polygon.
         """
-        if len(data) > MAX_GEOJSON_BYTES:
-            raise RegionError(f"the GeoJSON file is {len(data) / 1e6:.1f} MB; the limit is {MAX_GEOJSON_BYTES / 1e6:.0f} MB")
+        if len(data) > max_bytes:
+            raise RegionError(f"the GeoJSON file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:

@@ -24,6 +24,10 @@ from core.metrics import area_ha
 from core.region import IMAGE_CRS, Region
 
 
+#: Largest zones file read (a district's field boundaries; the dashboard's uploads stop at 5 MB)
+MAX_ZONES_BYTES = 200 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class ZoneArea:
     """One zone's figures; areas in hectares are None on an image without a CRS."""
@@ -139,7 +143,7 @@ def zones_csv(rows: list[ZoneArea]) -> str:
 
 
 def read_zones(path: str | os.PathLike) -> list[tuple[str, Region]]:
-    """The zones of a GeoJSON file (each feature one zone).
+    """The zones of a GeoJSON file (each feature one zone), of at most :data:`MAX_ZONES_BYTES`.
 
     Raises:
         InputNotFoundError: the file does not exist.
@@ -154,7 +158,7 @@ def read_zones(path: str | os.PathLike) -> list[tuple[str, Region]]:
         data = p.read_bytes()
     except OSError as err:
         raise InputNotFoundError(f"{p} cannot be read ({err.strerror})") from None
-    return zones_of(Region.from_upload(data, p.stem))
+    return zones_of(Region.from_upload(data, p.stem, MAX_ZONES_BYTES))
 
 
 def read_labels_on(mask: np.ndarray, grid: Grid, labels_path: str | os.PathLike, label_map: str,
