@@ -185,3 +185,14 @@ def test_zones_against_labels_give_each_zone_s_iou_and_f1(flanders_mask, tmp_pat
     partial = json.loads(out.out)
     assert partial[2]["compared_pixels"] == int(((pred[:32, :40] != 255) & (labels[:32, :40] != 255)).sum())
     assert "covers only 1,280 of the 4,096 predicted pixels" in out.err
+
+
+def test_a_zones_file_larger_than_the_dashboard_s_upload_limit_is_read(flanders_mask, tmp_path):
+    """The command line reads a district's field boundaries (the dashboard's uploads stop at 5 MB)."""
+    mask, grid = flanders_mask
+    mask_path = write_mask(tmp_path / "crop_mask.tif", mask, grid)
+    big = _collection(({"name": "n", "notes": "x" * 6_000_000}, _box(3.0200, 50.8160, 3.0260, 50.8185)))
+    (tmp_path / "big.geojson").write_text(json.dumps(big))
+    assert [z["name"] for z in write_zones(mask_path, tmp_path / "big.geojson")["zones"]] == ["n"]
+    with pytest.raises(RegionError, match="the limit is 5 MB"):
+        Region.from_upload((tmp_path / "big.geojson").read_bytes())
