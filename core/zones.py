@@ -100,7 +100,7 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
                 raise
             none = 0.0 if pixel_ha is not None else None
             against = dict(compared_pixels=0, label_crop_pixels=0, label_crop_area_ha=none) if labels is not None else {}
-            rows.append(ZoneArea(name, 0, 0, 0, None, none, none, "outside the image", **against))
+            rows.append(ZoneArea(name, 0, 0, 0, None, none, none, "outside the prediction", **against))
             continue
         inside = zone.mask(grid, window)
         sub = mask[window.row_off : window.row_off + window.height, window.col_off : window.col_off + window.width]
@@ -140,6 +140,20 @@ def zones_csv(rows: list[ZoneArea]) -> str:
     for row in rows:
         writer.writerow({k: "" if v is None else v for k, v in row.to_dict().items()})
     return out.getvalue()
+
+
+def window_offset(mask_path: str | os.PathLike, grid: Grid) -> tuple[int, int]:
+    """(row, col) of a crop mask in the image it was predicted from, where that is told by the
+    ``summary.json`` beside it (``predict --window``) and the mask has no CRS: zones in image
+    coordinates are in that image's pixels, as the Region page draws and downloads them. (0, 0) otherwise.
+    """
+    if grid.georeferenced:
+        return (0, 0)
+    try:
+        window = json.loads(Path(mask_path).with_name("summary.json").read_text(encoding="utf-8")).get("window")
+        return (int(window["row"]), int(window["col"]))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):  # no summary, or no window in it
+        return (0, 0)
 
 
 def read_zones(path: str | os.PathLike) -> list[tuple[str, Region]]:
@@ -216,7 +230,7 @@ def write_zones(mask_path: str | os.PathLike, zones_path: str | os.PathLike, out
         if Path(out_path).suffix.lower() not in (".csv", ".json"):
             raise ConfigError(f"{out_path}: the table is written as CSV or JSON; give a name ending in .csv or .json")
         out = check_output_file(out_path, overwrite)
-    rows = crop_by_zone(mask, grid, zones, labels=labels)
+    rows = crop_by_zone(mask, grid, zones, window_offset(mask_path, grid), labels=labels)
     result = {"zones": [r.to_dict() for r in rows], "warnings": list(warnings), "out": str(out) if out else None}
     if out is not None:
         text = zones_csv(rows) if out.suffix.lower() == ".csv" else json.dumps(result["zones"], indent=1)

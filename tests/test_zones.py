@@ -67,7 +67,7 @@ def test_crop_by_zone_counts_each_zone_s_pixels_on_an_image_without_a_crs():
     assert (west.pixels, west.valid_pixels, west.crop_pixels, west.crop_fraction) == (1200, 1050, 0, 0.0)
     # zones that overlap each count their common pixels; no data is never counted
     assert (middle.pixels, middle.valid_pixels, middle.crop_pixels, middle.crop_fraction) == (800, 700, 350, 0.5)
-    assert west.crop_area_ha is None and (far.pixels, far.note) == (0, "outside the image")
+    assert west.crop_area_ha is None and (far.pixels, far.note) == (0, "outside the prediction")
     # a scene cut from the image at (row 5, col 20): the zones drawn on the image are moved with it
     cut = crop_by_zone(mask[5:, 20:], Grid(None, (1.0, 0.0, 20.0, 0.0, 1.0, 5.0), 40, 35), zones, offset=(5, 20))
     assert [(z.pixels, z.crop_pixels) for z in cut[:2]] == [(350, 0), (700, 350)]
@@ -196,3 +196,22 @@ def test_a_zones_file_larger_than_the_dashboard_s_upload_limit_is_read(flanders_
     assert [z["name"] for z in write_zones(mask_path, tmp_path / "big.geojson")["zones"]] == ["n"]
     with pytest.raises(RegionError, match="the limit is 5 MB"):
         Region.from_upload((tmp_path / "big.geojson").read_bytes())
+
+
+def test_image_zones_of_a_window_prediction_are_in_the_pixels_of_its_image(tmp_path):
+    """predict --window on an image without a CRS: the zones, drawn on the whole image, are placed by the
+    window its summary.json gives (they were taken for the mask's own pixels)."""
+    from rasterio.transform import Affine
+
+    mask = np.zeros((40, 60), np.uint8)
+    mask[:, 30:] = 1
+    placed = Affine(30, 0, 61440, 0, -30, 107520) * Affine.translation(200, 100)  # the sample's, at col 200, row 100
+    mask_path = write_mask(tmp_path / "crop_mask.tif", mask, Grid(None, tuple(placed)[:6], 60, 40))
+    (tmp_path / "summary.json").write_text(json.dumps({"window": {"row": 100, "col": 200, "height": 40, "width": 60}}))
+    zones = tmp_path / "z.geojson"
+    zones.write_text(json.dumps(_collection(({"name": "east half"}, _box(230, 100, 260, 140)),
+                                            ({"name": "elsewhere"}, _box(0, 0, 50, 50)), crs="image")))
+    east, elsewhere = write_zones(mask_path, zones)["zones"]
+    assert (east["pixels"], east["crop_pixels"]) == (1200, 1200) and elsewhere["note"] == "outside the prediction"
+    (tmp_path / "summary.json").unlink()  # without it: the mask's own pixels
+    assert write_zones(mask_path, zones)["zones"][1]["crop_pixels"] == 20 * 40
