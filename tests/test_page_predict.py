@@ -451,3 +451,32 @@ def test_predictions_beyond_the_server_s_limit_wait_their_turn(monkeypatch):
     for i in range(3):
         predictions.collect(("limit-test", i))
     assert predictions._SLOTS.acquire(blocking=False) and predictions._SLOTS.acquire(blocking=False)  # all given back
+
+
+def test_the_parts_of_a_region_on_a_georeferenced_image_are_in_hectares(fake_map, tiny_model_path):
+    """Lon/lat fields on a UTM image (10 m pixels): each part's crop and area with data in hectares,
+    placed by the image's CRS."""
+    from core.region import Region
+
+    def box(w, s, e, n):
+        return [[[w, s], [e, s], [e, n], [w, n], [w, s]]]
+
+    fields = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": name}, "geometry": {"type": "Polygon", "coordinates": box(*b)}}
+        for name, b in (("north", (13.125, 48.290, 13.140, 48.298)), ("south", (13.125, 48.280, 13.140, 48.288)))]}
+    at = own_image_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.session_state["region"] = Region.from_geojson(fields).to_geojson()
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()  # Predict
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert list(table["part"]) == ["north", "south"]
+    # each box's area on the authalic sphere (within 0.3 % of the ellipsoid's), within the pixels along its
+    # edges (10 m: about 2 %)
+    import math
+
+    for value, (w, s, e, n) in zip(table["with data"], ((13.125, 48.290, 13.140, 48.298), (13.125, 48.280, 13.140, 48.288))):
+        sphere = 6371007.2**2 * math.radians(e - w) * (math.sin(math.radians(n)) - math.sin(math.radians(s))) / 1e4
+        assert value.endswith(" ha") and float(value.split()[0].replace(",", "")) == pytest.approx(sphere, rel=0.03)
+    assert all(v.endswith(" ha") for v in table["predicted crop"])
