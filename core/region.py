@@ -508,6 +508,19 @@ class Region:
         polys = tuple(tuple(tuple(image_to_map(x, y) for x, y in ring) for ring in p) for p in self.polygons)
         return {"type": "Feature", "properties": {"name": self.name, "crs": "map"}, "geometry": _geometry(polys)}
 
+    def outline_geojson(self) -> dict:
+        """The outline to draw on the dashboard map (map coordinates): :meth:`to_map_geojson`, or for
+        a region of several parts a FeatureCollection of one Feature per part with its ``name`` (a map
+        can name the part pointed at)."""
+        if not self.parts:
+            return self.to_map_geojson()
+        grouped: dict[str, list] = {}
+        for name, poly in zip(self.parts, self.polygons):
+            grouped.setdefault(name, []).append(poly)
+        return {"type": "FeatureCollection", "features": [
+            {**Region(self.crs, tuple(polys), name).to_map_geojson(), "properties": {"name": name}}
+            for name, polys in grouped.items()]}
+
     def key(self) -> str:
         """A stable text key of the region (for caches and file names)."""
         return json.dumps([self.crs, self.polygons], separators=(",", ":"))
@@ -916,8 +929,11 @@ def _onto_first_world(feature: dict) -> dict:
 
 
 def east_past_180(feature: dict) -> dict:
-    """A lon/lat GeoJSON Feature with its western longitudes (below 0) past 180 (+360): drawn over an
-    image across the 180th meridian, which the map shows there (see core.overlays.lonlat_bounds)."""
+    """A lon/lat GeoJSON Feature (or each of a FeatureCollection's) with its western longitudes (below 0)
+    past 180 (+360): drawn over an image across the 180th meridian, which the map shows there (see
+    core.overlays.lonlat_bounds)."""
+    if feature.get("type") == "FeatureCollection":
+        return {**feature, "features": [east_past_180(f) for f in feature["features"]]}
     geometry = feature["geometry"]
     lons: list[float] = []
     _lons(geometry["coordinates"], 0.0, lons)

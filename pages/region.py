@@ -230,7 +230,7 @@ with map_col:
             st.warning(ui.sentence(warning, "."), icon=":material/warning:")
         result = mapview.render(
             mapview.MapSpec(bounds=scene.region_view(region, grid, backdrop.bounds), image=not grid.georeferenced,
-                            overlays=[backdrop], region_geojson=region.to_map_geojson(), draw=True),
+                            overlays=[backdrop], region_geojson=region.outline_geojson(), draw=True),
             key="region_map", returned_objects=["all_drawings"],
         )
         if missing:  # (the sample scene has large gaps; without a word they look like a fault of the map)
@@ -248,7 +248,7 @@ with map_col:
         w, s_, e, n = region.bounds
         result = mapview.render(
             mapview.MapSpec(bounds=((s_, w), (n, e)), image=False, tile_layers=tiles,
-                            region_geojson=region.to_map_geojson(), draw=True),
+                            region_geojson=region.outline_geojson(), draw=True),
             key="region_map_ee", returned_objects=["all_drawings"],
         )
         take_drawing(result, image=False)

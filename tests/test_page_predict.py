@@ -418,6 +418,18 @@ def test_a_region_of_several_parts_gets_the_crop_of_each(fake_map, tiny_model_pa
     assert not at.exception and not at.dataframe
 
 
+def test_the_map_names_each_part_of_the_region_when_pointed_at_as_text(fake_map, tiny_model_path):
+    """The parts' outlines carry their names in a tooltip (HTML: a name from a file is escaped)."""
+    at = predicted_fields(tiny_model_path, [("<b>west</b>", 200, 290), ("east & co", 290, 400)], (300, 420))
+    assert not at.exception and not at.error
+    m = fake_map.maps[-1][0]
+    html = m.get_root().render()
+    [outline] = [c for c in m._children.values() if type(c).__name__ == "GeoJson" and c.layer_name == "Region"]
+    assert [f["properties"]["name"] for f in outline.data["features"]] == ["&lt;b&gt;west&lt;/b&gt;", "east &amp; co"]
+    assert f"{outline.get_name()}.bindTooltip(" in html and "<b>west</b>" not in html
+    assert list(at.dataframe[0].value["part"]) == ["<b>west</b>", "east & co"]  # (a table cell is text already)
+
+
 def test_predictions_beyond_the_server_s_limit_wait_their_turn(monkeypatch):
     """Each prediction uses every core: a third one started while two run waits (and says so), then runs."""
     import threading

@@ -436,3 +436,19 @@ def test_a_file_holding_the_same_field_twice_has_the_field_s_area():
     pixels = Region.from_geojson(json.dumps({**{"type": "MultiPolygon", "coordinates": [[[list(p) for p in _square(0, 0, 40)[0]]]] * 2},
                                              "crs": "image"}))
     assert pixels.area_pixels() == 1600.0
+
+
+def test_the_outline_of_a_region_of_several_parts_names_each_part():
+    from core.region import east_past_180
+
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": n}, "geometry": {"type": "Polygon", "coordinates": [
+            [[x, -17.0], [x + 0.5, -17.0], [x + 0.5, -16.5], [x, -16.5], [x, -17.0]]]}} for n, x in (("a", 179.0), ("b", -179.9))]}
+    region = Region.from_geojson(fc)
+    outline = region.outline_geojson()
+    assert [f["properties"]["name"] for f in outline["features"]] == ["a", "b"]
+    assert outline["features"][1]["geometry"]["coordinates"][0][0] == [-179.9, -17.0]
+    moved = east_past_180(outline)  # (over an image across the 180th meridian)
+    assert moved["features"][1]["geometry"]["coordinates"][0][0][0] == pytest.approx(180.1)
+    one = Region.from_geojson(fc["features"][0])
+    assert one.outline_geojson() == one.to_map_geojson()  # one shape: as before

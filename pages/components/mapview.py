@@ -11,6 +11,7 @@ Non-georeferenced images are shown in Leaflet's Simple CRS in pixel units (``lat
 from __future__ import annotations
 
 import contextlib
+from html import escape as html_escape
 import functools
 import os
 import re
@@ -433,9 +434,18 @@ def build(spec: MapSpec, view_key: str | None = None):
         # on the drawing map, the drawing tools' colour; over the layers of a region's results (whose
         # reds are false crop), a white dashed line on a dark casing, seen on any background
         styles = [OUTLINE_DRAWN] if spec.draw else OUTLINE_CASED
+        # the parts of a region of several (fields, farms) named when pointed at, as in their table; the
+        # names come from a user's file and the tooltip is HTML: escaped, they show as text
+        named = spec.region_geojson.get("type") == "FeatureCollection"
+        if named:
+            spec = replace(spec, region_geojson={**spec.region_geojson, "features": [
+                {**f, "properties": {"name": html_escape(str(f["properties"].get("name", "")))}}
+                for f in spec.region_geojson["features"]]})
         for i, style in enumerate(styles):
-            folium.GeoJson(spec.region_geojson, name="Region" if i == len(styles) - 1 else "Region (casing)",
-                           control=i == len(styles) - 1, style_function=lambda _f, st_=style: st_).add_to(m)
+            top = i == len(styles) - 1
+            folium.GeoJson(spec.region_geojson, name="Region" if top else "Region (casing)", control=top,
+                           style_function=lambda _f, st_=style: st_,
+                           tooltip=folium.GeoJsonTooltip(["name"], labels=False) if named and top else None).add_to(m)
     # a full-screen button for showing the map to an audience (the map fills the screen, layers kept)
     OfflineFullscreen(position="topleft", title="Full screen", title_cancel="Leave full screen").add_to(m)
     if spec.draw:

@@ -25,7 +25,7 @@ def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequenc
     layers hold there, inside the map (:class:`mapview.MapSpec` ``readout``)."""
     with ui.errors_shown(stop=True):
         view, under = scene.map_view(sc, grid, offset)
-        outline = scene.current_region().to_map_geojson() if under else None
+        outline = scene.current_region().outline_geojson() if under else None
     readout = None
     if inspect is not None:  # the click that ran this page, read before the map is drawn: its reading goes with it
         clicked = fresh_click(key, (str(sc.image_path), grid.crs))
