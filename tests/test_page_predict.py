@@ -463,6 +463,7 @@ def test_predictions_beyond_the_server_s_limit_wait_their_turn(monkeypatch):
     for i in range(3):
         predictions.collect(("limit-test", i))
     assert predictions._SLOTS.acquire(blocking=False) and predictions._SLOTS.acquire(blocking=False)  # all given back
+    assert [predictions._max_running(t) for t in (None, "", "4", "0", "two")] == [2, 2, 4, 1, 2]
 
 
 def test_the_parts_of_a_region_on_a_georeferenced_image_are_in_hectares(fake_map, tiny_model_path):

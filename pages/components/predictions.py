@@ -22,7 +22,16 @@ _RUNS: dict[tuple, "Run"] = {}
 _LOCK = threading.Lock()
 #: Predictions that run at once on the server (``CROPMAP_MAX_PREDICTIONS``); others wait their turn:
 #: each uses every core already, and more at once only share them and add to the memory in use
-MAX_RUNNING = max(1, int(os.environ.get("CROPMAP_MAX_PREDICTIONS", "2") or 2))
+def _max_running(text: str | None) -> int:
+    """``CROPMAP_MAX_PREDICTIONS`` as a count of at least 1 (2 when unset or not a whole number)."""
+    try:
+        return max(1, int(text or 2))
+    except ValueError:
+        logging.getLogger(__name__).warning("CROPMAP_MAX_PREDICTIONS=%r is not a whole number; 2 are run at once", text)
+        return 2
+
+
+MAX_RUNNING = _max_running(os.environ.get("CROPMAP_MAX_PREDICTIONS"))
 _SLOTS = threading.BoundedSemaphore(MAX_RUNNING)
 
 
