@@ -521,12 +521,26 @@ def test_earth_engine_region_drawn_on_the_real_map(page, tmp_path, artifacts):
         snapshot(page, artifacts / "10_ee_data.png")
 
 
+def _parts_table(page, kind: str, shot: Path) -> list[dict]:
+    """The rows of the page's table of the region's parts ("Crop" or "Agreement"), from its CSV download,
+    once the table is in view (its screenshot saved as ``shot``)."""
+    import csv
+
+    heading = page.get_by_text(f"{kind} by part of the region")
+    heading.wait_for(timeout=120_000)
+    wait_script_idle(page)
+    heading.scroll_into_view_if_needed()
+    snapshot(page, shot)
+    with page.expect_download() as download:
+        page.get_by_role("button", name=f"{kind} by part CSV").click()
+    with open(download.value.path(), encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
 def test_a_file_of_fields_gets_the_crop_and_the_agreement_of_each(page, app_url, tmp_path, artifacts):
     """An agronomist's GeoJSON of fields (in the sample's pixels, as it has no place on Earth): the Region
     page keeps them apart, Predict gives each field's crop (the fields' crop adds up to the region's),
     Quality each field's agreement with the labels, and the CSV the same figures."""
-    import csv
-
     fields = {"type": "FeatureCollection", "crs": "image", "features": [
         {"type": "Feature", "properties": {"name": name}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
         for name, ring in (("Upper terrace", [[120, 150], [330, 150], [330, 330], [120, 330], [120, 150]]),
@@ -547,25 +561,11 @@ def test_a_file_of_fields_gets_the_crop_and_the_agreement_of_each(page, app_url,
     goto_page(page, "4. Predict")
     page.get_by_role("button", name="Predict").click()
     wait_map_layers(page, 2, timeout=300_000)
-    heading = page.get_by_text("Crop by part of the region")
-    heading.wait_for(timeout=60_000)
-    wait_script_idle(page)
-    heading.scroll_into_view_if_needed()
-    snapshot(page, artifacts / "11_fields_crop_by_part.png")
-    with page.expect_download() as download:
-        page.get_by_role("button", name="Crop by part CSV").click()
-    rows = list(csv.DictReader(open(download.value.path(), encoding="utf-8")))
+    rows = _parts_table(page, "Crop", artifacts / "11_fields_crop_by_part.png")
     assert [r["name"] for r in rows] == ["Upper terrace", "River bend"]
     crop = metric_value(page, "Crop area")  # the region's, in pixels (the sample has no CRS)
     assert sum(int(r["crop_pixels"]) for r in rows) == int(crop.split()[0].replace(",", "")) > 0
     goto_page(page, "5. Quality")
-    heading = page.get_by_text("Agreement by part of the region")
-    heading.wait_for(timeout=120_000)
-    wait_script_idle(page)
-    heading.scroll_into_view_if_needed()
-    snapshot(page, artifacts / "11b_fields_agreement_by_part.png")
-    with page.expect_download() as download:
-        page.get_by_role("button", name="Agreement by part CSV").click()
-    scored = list(csv.DictReader(open(download.value.path(), encoding="utf-8")))
+    scored = _parts_table(page, "Agreement", artifacts / "11b_fields_agreement_by_part.png")
     assert [r["crop_pixels"] for r in scored] == [r["crop_pixels"] for r in rows]  # the same prediction
     assert all(0 < float(r["iou"]) <= 1 for r in scored)
