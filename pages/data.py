@@ -13,7 +13,7 @@ from core.config import PatchConfig
 from core.labels import get_class_map
 from core.metrics import area_ha, format_hectares, nominal_area
 from core.patchset import crop_share_gap, cut_train_test
-from pages.components import cached, navigation, regionmap, scene, state, ui
+from pages.components import cached, navigation, parts, regionmap, scene, state, ui
 
 #: label classes listed under "Classes in the region"
 TOP_CLASSES = 8
@@ -129,6 +129,10 @@ if codes:
             st.caption(f"The {len(rows)} largest of {len(every)} classes. The other {len(rest)} hold "
                        f"{sum(r['share'] for r in rest):.1%} of the labelled pixels "
                        f"({sum(r['share'] for r in rest if r['crop']):.1%} in classes that count as crop).")
+
+if mask is not None:  # a file of fields or farms: how much of each the labels call crop
+    parts.show_labels(scene.current_region(), (lpath, cached.mtime(lpath), sc.label_map), (path, cached.mtime(path)),
+                      offset, grid.georeferenced)
 
 if has_labels:
     st.divider()

@@ -261,7 +261,7 @@ with info_col:
         source = scene.current_source()
         st.markdown(ui.plain(region.name) if region.name else "(unnamed)")
         if region.parts:  # a file of fields or farms: said, with where their figures are
-            st.caption(f"{len(set(region.parts))} parts (one per feature of the file); the Predict and Quality pages give the figures of each.")
+            st.caption(f"{len(set(region.parts))} parts (one per feature of the file); the Data, Predict and Quality pages give the figures of each.")
         check = scene.check_current_region(region)
         usable = check.ok
         # one area for a local image: that of the pixels used, which every other page counts (for Earth

@@ -239,3 +239,33 @@ def test_the_labels_legend_names_no_data_only_where_the_layer_shows_some(tmp_pat
         legend = cached.labels_overlay(str(path), cached.mtime(str(path)), "binary").legend
         items[name] = [label for label, _ in legend.items]
     assert items == {"whole": ["crop", "not crop"], "gappy": ["crop", "not crop", "no data"]}
+
+
+def test_the_data_page_gives_the_labels_crop_of_each_part_of_the_region(fake_map):
+    """A file of two fields: the labels' crop of each (CDL crop codes over the pixels with image data),
+    before any model is loaded."""
+    import rasterio
+    from rasterio.windows import Window
+
+    from apptest import new_app
+    from core.region import Region
+    from testdata import SAMPLE_IMAGE, SAMPLE_LABELS
+
+    fields = {"type": "FeatureCollection", "crs": "image", "features": [
+        {"type": "Feature", "properties": {"name": name}, "geometry": {"type": "Polygon", "coordinates": [
+            [[c0, 300], [c1, 300], [c1, 420], [c0, 420], [c0, 300]]]}} for name, c0, c1 in (("west", 200, 290), ("east", 290, 400))]}
+    at = new_app()
+    at.session_state["region"] = Region.from_geojson(fields).to_geojson()
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and not at.error
+    [table] = [d.value for d in at.dataframe if "part" in d.value.columns]
+    assert list(table["part"]) == ["west", "east"]
+    # independently: the CDL's crop codes (1-61, 66-77, 204-254) where the image has data
+    with rasterio.open(SAMPLE_LABELS) as src:
+        codes = src.read(1, window=Window(200, 300, 200, 120))
+    with rasterio.open(SAMPLE_IMAGE) as src:
+        data = src.read_masks(1, window=Window(200, 300, 200, 120)) > 0
+    crop = data & (((codes >= 1) & (codes <= 61)) | ((codes >= 66) & (codes <= 77)) | ((codes >= 204) & (codes <= 254)))
+    expected = [f"{int(crop[:, :90].sum()):,} px", f"{int(crop[:, 90:].sum()):,} px"]
+    assert list(table["crop (labels)"]) == expected and int(crop.sum()) > 0
+    assert any(d.label == "Labels by part CSV" for d in at.get("download_button"))

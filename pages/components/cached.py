@@ -371,6 +371,19 @@ def zone_areas(key: tuple, threshold: float, region_json: str, offset: tuple[int
                                               labels=truth)]
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def zone_label_areas(labels: tuple[str, float, str], image: tuple[str, float], region_json: str,
+                     offset: tuple[int, int]) -> list[dict]:
+    """core.zones.crop_by_zone of the labels' crop mask (over the image's pixels with data) in each part of
+    the region: the labels' crop of each part, before any prediction. Raises CropMapError subclasses."""
+    from core.region import Region
+    from core.zones import crop_by_zone, zones_of
+
+    _, valid, grid = image_arrays(*image)
+    mask = np.where(valid, label_mask(*labels), NODATA).astype(np.uint8)
+    return [z.to_dict() for z in crop_by_zone(mask, grid, zones_of(Region.from_geojson(region_json)), offset)]
+
+
 @st.cache_data(max_entries=4, show_spinner=False)
 def probability_tif(key: tuple) -> bytes:
     """The probability GeoTIFF download: once per prediction (it does not depend on the threshold)."""

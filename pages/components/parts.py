@@ -1,5 +1,6 @@
-"""The table of a region's parts (a file of fields, farms or districts): the crop of each on the
-Predict page, and its agreement with the labels on the Quality page (core.zones)."""
+"""The table of a region's parts (a file of fields, farms or districts): the labels' crop of each on
+the Data page, the predicted crop on the Predict page, and its agreement with the labels on the
+Quality page (core.zones)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,24 @@ def show(region: Region, key: tuple, threshold: float, offset: tuple[int, int], 
         name = f"{'agreement' if labels else 'crop'}_by_part{'_' + file_tag if file_tag else ''}.csv"
         st.download_button(f"{'Agreement' if labels else 'Crop'} by part CSV", zones_csv([ZoneArea(**r) for r in found]),
                            name, "text/csv", on_click="ignore")
+
+
+def show_labels(region: Region, labels: tuple[str, float, str], image: tuple[str, float], offset: tuple[int, int],
+                georeferenced: bool) -> None:
+    """The labels' crop in each part (nothing for a region of one polygon), with its CSV download."""
+    if not several(region):
+        return
+    st.markdown("**Crop in the labels by part of the region**")
+    with ui.errors_shown():
+        found = cached.zone_label_areas(labels, image, json.dumps(region.to_geojson()), offset)
+        table = {"part": [r["name"] for r in found],
+                 "crop (labels)": [_amount(r["crop_area_ha"], r["crop_pixels"], georeferenced) for r in found],
+                 "crop share": [f"{r['crop_fraction']:.1%}" if r["crop_fraction"] is not None else "n/a" for r in found],
+                 "labelled": [_amount(r["valid_area_ha"], r["valid_pixels"], georeferenced) for r in found]}
+        if any(r["note"] for r in found):
+            table["note"] = [r["note"] for r in found]
+        st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+        st.caption("Over each part's pixels with both image data and a label" + ("." if georeferenced else
+                                                                                  "; not georeferenced: in pixels."))
+        st.download_button("Labels by part CSV", zones_csv([ZoneArea(**r) for r in found]), "labels_by_part.csv",
+                           "text/csv", on_click="ignore")
