@@ -514,12 +514,18 @@ class Region:
         can name the part pointed at)."""
         if not self.parts:
             return self.to_map_geojson()
-        grouped: dict[str, list] = {}
-        for name, poly in zip(self.parts, self.polygons):
-            grouped.setdefault(name, []).append(poly)
         return {"type": "FeatureCollection", "features": [
-            {**Region(self.crs, tuple(polys), name).to_map_geojson(), "properties": {"name": name}}
-            for name, polys in grouped.items()]}
+            {**part.to_map_geojson(), "properties": {"name": name}} for name, part in self.part_regions()]}
+
+    def part_regions(self) -> list[tuple[str, "Region"]]:
+        """(name, region) of each part, in the order of its file: its polygons by :attr:`parts`, or each
+        polygon of a region without parts ("part N"); the region itself for a region of one polygon."""
+        names = self.parts or (tuple(f"part {i}" for i in range(1, len(self.polygons) + 1))
+                               if len(self.polygons) > 1 else (self.name or "region",))
+        grouped: dict[str, list] = {}
+        for name, poly in zip(names, self.polygons):
+            grouped.setdefault(name, []).append(poly)
+        return [(name, Region(self.crs, tuple(polys), name)) for name, polys in grouped.items()]
 
     def key(self) -> str:
         """A stable text key of the region (for caches and file names)."""

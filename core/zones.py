@@ -2,8 +2,9 @@
 of a GeoJSON file), as an agronomist's table.
 
 A zone is one feature of the GeoJSON (all its polygons), named as :func:`core.region.part_names`
-names it. Each zone's pixels are those whose centre lies inside it, as for the region itself;
-zones that overlap each count their common pixels. No data (255 in the mask) is never counted.
+names it (:meth:`core.region.Region.part_regions`). Each zone's pixels are those whose centre lies
+inside it, as for the region itself; zones that overlap each count their common pixels. No data
+(255 in the mask) is never counted.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from core.errors import GridMismatchError, RegionError
 from core.grid import Grid
 from core.labels import CROP, NODATA
-from core.metrics import area_ha
+from core.metrics import Confusion, area_ha
 from core.region import IMAGE_CRS, Region
 
 
@@ -49,18 +50,6 @@ class ZoneArea:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def zones_of(region: Region) -> list[tuple[str, Region]]:
-    """The region's zones, (name, region) in the order of its file: one per part
-    (:attr:`Region.parts`), or each polygon of a region without parts ("part N"); one zone, the
-    whole region, for a region of one polygon."""
-    names = region.parts or (tuple(f"part {i}" for i in range(1, len(region.polygons) + 1))
-                             if len(region.polygons) > 1 else (region.name or "region",))
-    grouped: dict[str, list] = {}
-    for name, poly in zip(names, region.polygons):
-        grouped.setdefault(name, []).append(poly)
-    return [(name, Region(region.crs, tuple(polys), name)) for name, polys in grouped.items()]
 
 
 def _shifted(region: Region, offset: tuple[int, int]) -> Region:
@@ -116,10 +105,11 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
             both = valid & (lab != NODATA)
             p, y = crop & both, both & (lab == CROP)
             tp, fp, fn = int((p & y).sum()), int((p & ~y).sum()), int((~p & y).sum())
-            against = dict(compared_pixels=int(both.sum()), label_crop_pixels=int(y.sum()),
+            scores = Confusion(tp, fp, fn, int(both.sum()) - tp - fp - fn)
+            against = dict(compared_pixels=scores.total, label_crop_pixels=tp + fn,
                            label_crop_area_ha=_rounded(area_ha(y, area)),
-                           iou=round(tp / (tp + fp + fn), 4) if tp + fp + fn else None,
-                           f1=round(2 * tp / (2 * tp + fp + fn), 4) if tp + fp + fn else None)
+                           iou=round(scores.iou, 4) if tp + fp + fn else None,
+                           f1=round(scores.f1, 4) if tp + fp + fn else None)
             if n_valid and not against["compared_pixels"]:
                 note = "no labels"
         rows.append(ZoneArea(name, int(inside.sum()), n_valid, n_crop, round(n_crop / n_valid, 4) if n_valid else None,
@@ -172,7 +162,7 @@ def read_zones(path: str | os.PathLike) -> list[tuple[str, Region]]:
         data = p.read_bytes()
     except OSError as err:
         raise InputNotFoundError(f"{p} cannot be read ({err.strerror})") from None
-    return zones_of(Region.from_upload(data, p.stem, MAX_ZONES_BYTES))
+    return Region.from_upload(data, p.stem, MAX_ZONES_BYTES).part_regions()
 
 
 def read_labels_on(mask: np.ndarray, grid: Grid, labels_path: str | os.PathLike, label_map: str,

@@ -16,7 +16,7 @@ from core.grid import Grid
 from core.labels import CLASS_MAPS
 from core.raster import grid_of_file, read_labels, write_mask
 from core.region import Region
-from core.zones import crop_by_zone, write_zones, zones_csv, zones_of
+from core.zones import crop_by_zone, write_zones, zones_csv
 from testdata import FLANDERS_LABELS
 
 
@@ -44,14 +44,14 @@ def test_each_feature_is_a_part_named_by_its_file():
     fc["features"][1]["geometry"] = {"type": "MultiPolygon", "coordinates": [_box(2, 0, 3, 1), _box(2, 2, 3, 3)]}
     region = Region.from_geojson(fc)
     assert region.parts == ("Farm A", "part 2", "part 2", "Farm A (2)", "7")
-    assert [name for name, _ in zones_of(region)] == ["Farm A", "part 2", "Farm A (2)", "7"]
-    assert len(zones_of(region)[1][1].polygons) == 2  # a MultiPolygon feature is one zone
+    assert [name for name, _ in region.part_regions()] == ["Farm A", "part 2", "Farm A (2)", "7"]
+    assert len(region.part_regions()[1][1].polygons) == 2  # a MultiPolygon feature is one zone
     # kept through the session's GeoJSON (to_geojson -> from_geojson), and not part of the region's cache key
     again = Region.from_geojson(json.dumps(region.to_geojson()))
     assert again == region and again.key() == Region(region.crs, region.polygons).key()
     # one feature, or a drawn shape: one zone, the region
     one = Region.from_geojson(_collection(({"name": "valley"}, _box(0, 0, 1, 1))))
-    assert one.parts == () and [n for n, _ in zones_of(one)] == ["valley"]
+    assert one.parts == () and [n for n, _ in one.part_regions()] == ["valley"]
     with pytest.raises(RegionError, match="names the parts of 1 polygons but holds 2"):
         Region("EPSG:4326", region.polygons[:2], parts=("x",))
 
@@ -61,8 +61,8 @@ def test_crop_by_zone_counts_each_zone_s_pixels_on_an_image_without_a_crs():
     mask[:, 30:] = 1
     mask[:5, :] = 255
     grid = Grid(None, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), 60, 40)
-    zones = zones_of(Region.from_geojson(_collection(({"name": "west"}, _box(0, 0, 30, 40)), ({"name": "middle"}, _box(20, 0, 40, 40)),
-                                                     ({"name": "far"}, _box(100, 100, 120, 120)), crs="image")))
+    zones = Region.from_geojson(_collection(({"name": "west"}, _box(0, 0, 30, 40)), ({"name": "middle"}, _box(20, 0, 40, 40)),
+                                                     ({"name": "far"}, _box(100, 100, 120, 120)), crs="image")).part_regions()
     west, middle, far = crop_by_zone(mask, grid, zones)
     assert (west.pixels, west.valid_pixels, west.crop_pixels, west.crop_fraction) == (1200, 1050, 0, 0.0)
     # zones that overlap each count their common pixels; no data is never counted
@@ -85,7 +85,7 @@ def test_lon_lat_zones_on_a_utm_mask_count_the_pixels_whose_centres_lie_inside(f
     mask, grid = flanders_mask
     boxes = {"north": (3.0200, 50.8160, 3.0260, 50.8185), "east": (3.0240, 50.8140, 3.0280, 50.8180)}
     fc = _collection(*(({"name": k}, _box(*b)) for k, b in boxes.items()))
-    rows = crop_by_zone(mask, grid, zones_of(Region.from_geojson(fc)))
+    rows = crop_by_zone(mask, grid, Region.from_geojson(fc).part_regions())
     # independently: each pixel centre taken to lon/lat and tested against the box
     a, _, c, _, e, f = grid.transform
     cols, rows_ = np.meshgrid(np.arange(grid.width) + 0.5, np.arange(grid.height) + 0.5)
@@ -100,7 +100,7 @@ def test_lon_lat_zones_on_a_utm_mask_count_the_pixels_whose_centres_lie_inside(f
     text = zones_csv(rows)
     table = list(csv.DictReader(io.StringIO(text)))
     assert [r["name"] for r in table] == ["north", "east"] and table[0]["crop_pixels"] == str(rows[0].crop_pixels)
-    image_zone = zones_of(Region.from_geojson(_collection(({}, _box(0, 0, 9, 9)), ({}, _box(0, 0, 8, 8)), crs="image")))
+    image_zone = Region.from_geojson(_collection(({}, _box(0, 0, 9, 9)), ({}, _box(0, 0, 8, 8)), crs="image")).part_regions()
     with pytest.raises(RegionError, match="image coordinates but the image is georeferenced"):
         crop_by_zone(mask, grid, image_zone)
 

@@ -362,10 +362,10 @@ def zone_areas(key: tuple, threshold: float, region_json: str, offset: tuple[int
     (the scene's labels: path, mtime, label map) each part's IoU and F1. Raises CropMapError subclasses."""
     from core.predict import threshold_mask
     from core.region import Region
-    from core.zones import crop_by_zone, zones_of
+    from core.zones import crop_by_zone
 
     grid = image_arrays(key[0], key[1])[2]
-    zones = zones_of(Region.from_geojson(region_json))
+    zones = Region.from_geojson(region_json).part_regions()
     truth = label_mask(*labels) if labels is not None else None
     return [z.to_dict() for z in crop_by_zone(threshold_mask(cached_probability(key), threshold), grid, zones, offset,
                                               labels=truth)]
@@ -377,11 +377,11 @@ def zone_label_areas(labels: tuple[str, float, str], image: tuple[str, float], r
     """core.zones.crop_by_zone of the labels' crop mask (over the image's pixels with data) in each part of
     the region: the labels' crop of each part, before any prediction. Raises CropMapError subclasses."""
     from core.region import Region
-    from core.zones import crop_by_zone, zones_of
+    from core.zones import crop_by_zone
 
     _, valid, grid = image_arrays(*image)
     mask = np.where(valid, label_mask(*labels), NODATA).astype(np.uint8)
-    return [z.to_dict() for z in crop_by_zone(mask, grid, zones_of(Region.from_geojson(region_json)), offset)]
+    return [z.to_dict() for z in crop_by_zone(mask, grid, Region.from_geojson(region_json).part_regions(), offset)]
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
