@@ -28,6 +28,10 @@ class RegionError(CropMapError):
     """A region is outside the data, too small for one patch, too large, or malformed."""
 
 
+class OutsideImageError(RegionError):
+    """A region (or a zone of it) lies wholly outside an image."""
+
+
 class NoDataError(CropMapError):
     """A region or image holds no valid pixels at all."""
 

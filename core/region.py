@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from core.errors import RegionError
+from core.errors import OutsideImageError, RegionError
 from core.grid import Grid
 from core.sources.base import MIN_REGION_SIDE
 
@@ -588,7 +588,7 @@ class Region:
         box = _around(grid)
         near = self.geometry() if box is None else _clipped_to_box(self.geometry(), box)
         if near is None:
-            raise RegionError("the region lies outside the image; draw it over the image")
+            raise OutsideImageError("the region lies outside the image; draw it over the image")
         geom = transform_geom(LONLAT_CRS, grid.crs, _densified(near))
         inv = ~Affine(*grid.transform)
 
@@ -628,13 +628,14 @@ class Region:
         when already known), clipped to the grid.
 
         Raises:
-            RegionError: if the region's kind does not fit the grid, or it lies outside the data.
+            RegionError: if the region's kind does not fit the grid; OutsideImageError (a RegionError) if
+                it lies outside the data.
         """
         c0, r0, c1, r1 = bounds or self.pixel_bounds(grid)
         c0, r0 = max(c0, 0), max(r0, 0)
         c1, r1 = min(c1, grid.width), min(r1, grid.height)
         if c1 <= c0 or r1 <= r0:
-            raise RegionError(
+            raise OutsideImageError(
                 f"the region lies outside the image ({grid.width:,} x {grid.height:,} px); draw it over the data"
             )
         return PixelWindow(int(r0), int(c0), int(r1 - r0), int(c1 - c0))

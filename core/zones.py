@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import GridMismatchError, RegionError
+from core.errors import GridMismatchError, OutsideImageError
 from core.grid import Grid
 from core.labels import CROP, NODATA
 from core.metrics import Confusion, area_ha
@@ -84,9 +84,7 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
         zone = _shifted(zone, offset)
         try:
             window = zone.window(grid)
-        except RegionError as err:
-            if "outside" not in str(err):
-                raise
+        except OutsideImageError:
             none = 0.0 if pixel_ha is not None else None
             against = dict(compared_pixels=0, label_crop_pixels=0, label_crop_area_ha=none) if labels is not None else {}
             rows.append(ZoneArea(name, 0, 0, 0, None, none, none, "outside the prediction", **against))
