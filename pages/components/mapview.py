@@ -11,11 +11,11 @@ Non-georeferenced images are shown in Leaflet's Simple CRS in pixel units (``lat
 from __future__ import annotations
 
 import contextlib
-from html import escape as html_escape
 import functools
 import os
 import re
 import sys
+from html import escape as html_escape
 from types import SimpleNamespace
 from dataclasses import dataclass, field, replace
 from pathlib import Path

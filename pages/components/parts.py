@@ -36,36 +36,47 @@ def rows(region: Region, key: tuple, threshold: float, offset: tuple[int, int],
     return cached.zone_areas(key, float(threshold), json.dumps(region.to_geojson()), offset, labels)
 
 
+def _table(found: list[dict], table: dict, caption: str, what: str, file_name: str) -> None:
+    """``table`` (its columns after "part"; a note column where a part has one), ``caption`` under it,
+    and the parts' CSV download ("``what`` by part CSV", saved as ``file_name``)."""
+    table = {"part": [r["name"] for r in found], **table}
+    if any(r["note"] for r in found):
+        table["note"] = [r["note"] for r in found]
+    st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+    st.caption(caption)
+    st.download_button(f"{what} by part CSV", zones_csv([ZoneArea(**r) for r in found]), file_name, "text/csv",
+                       on_click="ignore")
+
+
+def _share(found: list[dict]) -> list[str]:
+    return [f"{r['crop_fraction']:.1%}" if r["crop_fraction"] is not None else "n/a" for r in found]
+
+
 def show(region: Region, key: tuple, threshold: float, offset: tuple[int, int], georeferenced: bool,
          labels: tuple[str, float, str] | None = None, file_tag: str = "") -> None:
     """The parts' table (nothing for a region of one polygon) with its CSV download; with ``labels``
     (path, mtime, label map) the labels' crop, IoU and F1 of each part."""
     if not several(region):
         return
+    what = "Agreement" if labels else "Crop"
     st.divider()
-    st.markdown(f"**{'Agreement' if labels else 'Crop'} by part of the region** at threshold {threshold:.2f}")
+    st.markdown(f"**{what} by part of the region** at threshold {threshold:.2f}")
     with ui.errors_shown():
         found = rows(region, key, threshold, offset, labels)
-        table = {"part": [r["name"] for r in found],
-                 "predicted crop": [_amount(r["crop_area_ha"], r["crop_pixels"], georeferenced) for r in found]}
+        table = {"predicted crop": [_amount(r["crop_area_ha"], r["crop_pixels"], georeferenced) for r in found]}
         if labels:
             table["crop in the labels"] = [_amount(r["label_crop_area_ha"], r["label_crop_pixels"], georeferenced)
                                            for r in found]
             table["IoU"] = [_score(r["iou"]) for r in found]
             table["F1"] = [_score(r["f1"]) for r in found]
         else:
-            table["crop share"] = [f"{r['crop_fraction']:.1%}" if r["crop_fraction"] is not None else "n/a" for r in found]
+            table["crop share"] = _share(found)
             table["with data"] = [_amount(r["valid_area_ha"], r["valid_pixels"], georeferenced) for r in found]
-        if any(r["note"] for r in found):
-            table["note"] = [r["note"] for r in found]
-        st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
-        st.caption("Each part counts the pixels whose centre lies inside it (parts that overlap both count theirs)"
+        caption = ("Each part counts the pixels whose centre lies inside it (parts that overlap both count theirs)"
                    + ("; the labels' crop and the scores are over its pixels with both data and a label" if labels else
                       "; the crop share is of its pixels with data")
                    + ("." if georeferenced else ". Not georeferenced: in pixels."))
-        name = f"{'agreement' if labels else 'crop'}_by_part{'_' + file_tag if file_tag else ''}.csv"
-        st.download_button(f"{'Agreement' if labels else 'Crop'} by part CSV", zones_csv([ZoneArea(**r) for r in found]),
-                           name, "text/csv", on_click="ignore")
+        _table(found, table, caption, what, f"{what.lower()}_by_part{'_' + file_tag if file_tag else ''}.csv")
 
 
 def show_labels(region: Region, labels: tuple[str, float, str], image: tuple[str, float], offset: tuple[int, int],
@@ -76,14 +87,9 @@ def show_labels(region: Region, labels: tuple[str, float, str], image: tuple[str
     st.markdown("**Crop in the labels by part of the region**")
     with ui.errors_shown():
         found = cached.zone_label_areas(labels, image, json.dumps(region.to_geojson()), offset)
-        table = {"part": [r["name"] for r in found],
-                 "crop (labels)": [_amount(r["crop_area_ha"], r["crop_pixels"], georeferenced) for r in found],
-                 "crop share": [f"{r['crop_fraction']:.1%}" if r["crop_fraction"] is not None else "n/a" for r in found],
+        table = {"crop (labels)": [_amount(r["crop_area_ha"], r["crop_pixels"], georeferenced) for r in found],
+                 "crop share": _share(found),
                  "labelled": [_amount(r["valid_area_ha"], r["valid_pixels"], georeferenced) for r in found]}
-        if any(r["note"] for r in found):
-            table["note"] = [r["note"] for r in found]
-        st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
-        st.caption("Over each part's pixels with both image data and a label" + ("." if georeferenced else
-                                                                                  "; not georeferenced: in pixels."))
-        st.download_button("Labels by part CSV", zones_csv([ZoneArea(**r) for r in found]), "labels_by_part.csv",
-                           "text/csv", on_click="ignore")
+        caption = "Over each part's pixels with both image data and a label" + (
+            "." if georeferenced else "; not georeferenced: in pixels.")
+        _table(found, table, caption, "Labels", "labels_by_part.csv")

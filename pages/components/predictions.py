@@ -20,8 +20,8 @@ from core.errors import CropMapError
 #: Runs by prediction key (finished runs stay until asked for once more, then go).
 _RUNS: dict[tuple, "Run"] = {}
 _LOCK = threading.Lock()
-#: Predictions that run at once on the server (``CROPMAP_MAX_PREDICTIONS``); others wait their turn:
-#: each uses every core already, and more at once only share them and add to the memory in use
+
+
 def _max_running(text: str | None) -> int:
     """``CROPMAP_MAX_PREDICTIONS`` as a count of at least 1 (2 when unset or not a whole number)."""
     try:
@@ -31,6 +31,8 @@ def _max_running(text: str | None) -> int:
         return 2
 
 
+#: Predictions that run at once on the server (``CROPMAP_MAX_PREDICTIONS``); others wait their turn:
+#: each uses every core already, and more at once only share them and add to the memory in use
 MAX_RUNNING = _max_running(os.environ.get("CROPMAP_MAX_PREDICTIONS"))
 _SLOTS = threading.BoundedSemaphore(MAX_RUNNING)
 
