@@ -107,6 +107,14 @@ def wait_map_layers(page, count: int, timeout: float = 120_000) -> None:
     frame.locator(f".leaflet-image-layer >> nth={count - 1}").wait_for(state="attached", timeout=timeout)
 
 
+def open_region_page(page, url: str) -> None:
+    """Open the dashboard and wait for its Region page to be drawn and idle (the sample scene on its map)."""
+    page.goto(url)
+    page.get_by_role("heading", name="Region").wait_for(timeout=60_000)
+    wait_map_layers(page, 1)
+    wait_script_idle(page)
+
+
 def goto_page(page, title: str) -> None:
     """Open a dashboard page from the sidebar navigation."""
     page.get_by_role("link", name=title).first.click()

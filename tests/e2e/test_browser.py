@@ -18,8 +18,8 @@ from playwright.sync_api import expect
 
 from core.metrics import format_hectares
 from pages.components.ui import cut_long_words
-from tests.e2e.helpers import (MAP_FRAME, external_requests, goto_page, map_frame, snapshot, wait_map_layers,
-                               wait_script_idle)
+from tests.e2e.helpers import (MAP_FRAME, external_requests, goto_page, map_frame, open_region_page, snapshot,
+                               wait_map_layers, wait_script_idle)
 
 #: how far the page's main area (which scrolls, not the window) is scrolled down
 MAIN_SCROLL = "() => document.querySelector(\"[data-testid='stMain']\").scrollTop"
@@ -382,10 +382,7 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     from tests.e2e.helpers import ROOT
 
     image = ROOT / "tests" / "data" / "georef" / "ftw_austria_s2_2021-06-17_window.tif"
-    page.goto(app_url)
-    page.get_by_role("heading", name="Region").wait_for(timeout=60_000)
-    wait_map_layers(page, 1)
-    wait_script_idle(page)
+    open_region_page(page, app_url)
     page.get_by_text("Use your own image").click()
     page.locator("input[type=file]").first.set_input_files(str(image))
     page.get_by_text(image.name).first.wait_for(timeout=30_000)
@@ -547,10 +544,7 @@ def test_a_file_of_fields_gets_the_crop_and_the_agreement_of_each(page, app_url,
                            ("River bend", [[340, 200], [520, 180], [560, 360], [360, 400], [340, 200]]))]}
     path = tmp_path / "fields.geojson"
     path.write_text(json.dumps(fields))
-    page.goto(app_url)
-    page.get_by_role("heading", name="Region").wait_for(timeout=60_000)
-    wait_map_layers(page, 1)
-    wait_script_idle(page)
+    open_region_page(page, app_url)
     page.get_by_text("Upload a region (GeoJSON)").click()
     page.locator("input[type=file]").last.set_input_files(str(path))
     page.get_by_role("button", name="Use this GeoJSON region").click(timeout=60_000)
