@@ -25,7 +25,8 @@ with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     sc = scene.current_scene_shown()
     image_path = str(sc.image_path)
     feats, valid, grid = cached.image_arrays(image_path, cached.mtime(image_path))
-    region_key = scene.current_region().key()
+    region = scene.current_region()
+    region_key = region.key()
 
 offset = scene.scene_offset(sc)
 card, warning = None, None
@@ -155,12 +156,12 @@ with files_col:
                            help="The whole region as on the map (its layers at their opacities), with its legend "
                                 "and crop area, at least 1,000 px wide for a slide")
         if card is not None:  # (an unreadable card's error is shown at the top)
-            about = {"image": sc.title, "attribution": sc.attribution, "region": scene.current_region().to_geojson(),
+            about = {"image": sc.title, "attribution": sc.attribution, "region": region.to_geojson(),
                      "model": models.label(model_path)}
             if sc.extra.get("region_pixels") is not None:  # beside "pixels", the outline's bounding box
                 about["region_pixels"] = int(sc.extra["region_pixels"])
-            if parts.several(scene.current_region()):  # (the table below the map, in the report too)
-                about["parts"] = parts.rows(scene.current_region(), key, float(threshold), offset)
+            if parts.several(region):  # (the table below the map, in the report too)
+                about["parts"] = parts.rows(region, key, float(threshold), offset)
             summary = prediction_summary(grid, stats, card, float(threshold), views, scene.image_warnings(sc), **about)
             st.download_button("Summary JSON", partial(json.dumps, summary, indent=1), f"summary_{tag}.json",
                                "application/json", on_click="ignore",
@@ -202,4 +203,4 @@ with map_col:
                    inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key), float(threshold)))
 
 with ui.errors_shown():
-    parts.show(scene.current_region(), key, float(threshold), offset, grid.georeferenced, file_tag=tag)
+    parts.show(region, key, float(threshold), offset, grid.georeferenced, file_tag=tag)

@@ -94,7 +94,8 @@ with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     sc = scene.current_scene_shown()
     image_path = str(sc.image_path)
     grid = cached.image_arrays(image_path, cached.mtime(image_path))[2]
-    key = cached.prediction_key(image_path, scene.current_region().key(), model_path, state.get(state.VIEWS))
+    region = scene.current_region()
+    key = cached.prediction_key(image_path, region.key(), model_path, state.get(state.VIEWS))
 if (made := predictions.views_behind(pred, key)) is not None:  # as the Predict page, which still shows it
     wanted = predictions.views_text(key[-1])
     st.info(f"These figures are of the prediction made with {predictions.views_text(made)} of each tile: press "
@@ -244,4 +245,4 @@ if top:
     }), hide_index=True, width="stretch")
 
 with ui.errors_shown():  # a file of fields or farms: how well each is mapped
-    parts.show(scene.current_region(), key, float(threshold), offset, grid.georeferenced, lkey, f"t{threshold:.2f}")
+    parts.show(region, key, float(threshold), offset, grid.georeferenced, lkey, f"t{threshold:.2f}")
