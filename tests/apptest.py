@@ -7,9 +7,7 @@ conftest.py) with a :class:`FakeMap` that records the folium map and returns wha
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -44,18 +42,21 @@ def click_map(at: AppTest, key: str, lat: float, lng: float) -> None:
     at.session_state[key] = {"last_clicked": {"lat": lat, "lng": lng}}
 
 
+def map_calls(element, function: str) -> list[tuple]:
+    """The arguments of each call of map.js's ``function`` that ``element`` (a map or the feature group
+    of its dynamic layers) makes in its script (mapview's ``Call`` elements)."""
+    return [c.args for c in element._children.values() if getattr(c, "function", None) == function]
+
+
 def readout(fake: "FakeMap") -> list | None:
     """What the last map drawn shows inside it of the clicked pixel ([text, lat, lng]; None: the hint)."""
-    group = fake.maps[-1][1]["feature_group_to_add"]
-    [value] = [c.value for c in group._children.values() if type(c).__name__ == "Readout"]
+    [(value,)] = map_calls(fake.maps[-1][1]["feature_group_to_add"], "readout")
     return value
 
 
 def map_legends(fake: "FakeMap") -> str:
-    """The legends' HTML inside the last map drawn (the map's script holds it as a JSON string)."""
-    html = fake.maps[-1][0].get_root().render()
-    texts = [json.loads(t) for t in re.findall(r'innerHTML = ("(?:[^"\\]|\\.)*");', html)]
-    return "".join(t for t in texts if "<b" in t)
+    """The legends' HTML inside the last map drawn (the HTML boxes that its script puts in the map)."""
+    return "".join(content for content, _, html in map_calls(fake.maps[-1][0], "note") if html)
 
 
 

@@ -62,6 +62,43 @@ def test_map_image_layers_carry_their_data_urls_whole_without_compiling_them():
     assert text["plain"] == text["ours"] and layer.data_url in text["ours"]
 
 
+def test_the_maps_behaviours_are_calls_of_the_served_map_script():
+    """The map's own behaviours (notes, legends, the click's mark, the wheel, full screen) live in
+    static/cropmap/map.js; the map's script calls them. Every function called is one that map.js
+    defines; the arguments stand in the script as data (a name with braces or a closing script tag
+    from a user's file changes nothing); map.js and map.css are asked for by their content's hash,
+    so that a browser's cached copy is not used once they change."""
+    import hashlib
+    import re
+
+    from core.overlays import Overlay, png_bytes
+
+    js = (mapview.STATIC_DIR / "cropmap" / "map.js").read_text()
+    defined = set(re.findall(r"^  cropmap\.(\w+) = function", js, flags=re.M))
+    layer = Overlay("Crop", png_bytes(np.zeros((4, 4, 4), np.uint8)), ((-4.0, 0.0), (0.0, 4.0)), 4, 4)
+    name = "Field {{ 1 }} {% x </script><b>"
+    outline = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": name},
+         "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [2, 0], [2, -2], [0, 0]]]}}]}
+    spec = mapview.MapSpec(bounds=layer.bounds, image=True, overlays=[layer], region_geojson=outline,
+                           click_marker=layer.bounds)
+    html = mapview.build(spec, view_key="k").get_root().render()
+    called = set(re.findall(r"\bcropmap\.(\w+)\(", html))
+    assert {"note", "height", "fitOnFullscreen", "wheelAfterClick", "clickMarker"} <= called <= defined, (called, defined)
+    assert {"dynamicTitle", "readout", "tilesFailed", "legends"} <= defined
+    # (the outline's tooltip: HTML text, braces as character references, read by no template)
+    assert "</script><b>" not in html and "{{" not in html.split("<script>", 1)[1]
+    assert "Field &#123;&#123; 1 &#125;&#125; &#123;% x &lt;/script&gt;&lt;b&gt;" in html.replace("\\u0026", "&")
+    note = mapview._map_classes().Call("note", name, "topleft", False)
+    m = mapview.build(spec)
+    note.add_to(m)
+    assert 'cropmap.note(map_div, "Field {{ 1 }} {% x \\u003c/script\\u003e\\u003cb\\u003e", "topleft", false)' in \
+        m.get_root().render().replace(m.get_name(), "map_div")
+    for path in ("cropmap/map.js", "cropmap/map.css"):
+        digest = hashlib.sha256((mapview.STATIC_DIR / path).read_bytes()).hexdigest()[:12]
+        assert f"{mapview.STATIC}/{path}?v={digest}" in html
+
+
 def test_the_server_freezes_the_long_lived_objects_once_tensorflow_is_loaded(fake_map):
     """Streamlit's full collection after every run skipped TensorFlow's objects once frozen: done
     once per server process, after a run with TensorFlow loaded."""
@@ -124,7 +161,7 @@ def test_the_maps_height_is_the_sidebars_choice_and_kept(fake_map):
     # and in the map's script: streamlit-folium keeps a map whose script is the same and sets only its
     # frame's height (a 720 px frame round a 480 px map until a reload)
     after = generate_leaflet_string(fake_map.maps[-1][0])
-    assert '.style.height = "720px"' in after and '.style.height = "480px"' in before and before != after
+    assert 'cropmap.height(map_div, "720px")' in after and 'cropmap.height(map_div, "480px")' in before and before != after
     at.switch_page("pages/data.py").run()  # every map, and on other pages
     assert not at.exception and fake_map.maps[-1][1]["height"] == 720
     assert at.session_state["map_height"] == 720

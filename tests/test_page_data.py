@@ -52,7 +52,7 @@ def test_data_page_layers_and_statistics(fake_map):
     assert readout(fake_map) is None  # (the map says to click it)
     html = m.get_root().render()
     assert scene_layers(m) == ["True colour (R,G,B)", "Labels"]  # by default, over the image around the region
-    assert "cropmap-click-mark" in html  # a click is marked on the map by the map itself
+    assert "cropmap.clickMarker(" in html  # a click is marked on the map by the map itself
     assert layer_names(m)[0] == scene.SURROUNDINGS and '"opacity": 0.5' in html and "6 4" in html and "#202020" in html  # its outline, cased
     # the legend inside the map fades the label colours as the layer is faded (0.7 by default)
     assert "opacity:0.70" in html

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from apptest import (
-    click_map, new_app, readout, map_legends, own_image_app, predict_page, by_label, texts, scene_layers, SQUARE_300,
+    click_map, new_app, readout, map_calls, map_legends, own_image_app, predict_page, by_label, texts, scene_layers, SQUARE_300,
     predicted_fields,
 )
 
@@ -71,23 +71,23 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     assert len(scene_layers(m)) == 2  # imagery, probability
     # legends inside the map (in view with it, and in full screen), without the threshold (the map's
     # script must not change with it)
-    assert "enterFullscreen" in html and "Crop probability" in html and "predicted crop" in html
+    assert "cropmap.fitOnFullscreen(" in html and "Crop probability" in html and "predicted crop" in html
     assert "Crop probability" in map_legends(fake_map) and "(p " not in map_legends(fake_map)
     group = kwargs["feature_group_to_add"]  # the crop layer is swapped in place, without reloading the map
     assert group is not None and len(group._children) == 3  # the layer, its title, the click reading
     # with a script that gives the full-screen legend its threshold in place (an audience sees which one)
-    title = [c for c in group._children.values() if type(c).__name__ == "DynamicTitle"][0]
+    [(_, title, opacity)] = map_calls(group, "dynamicTitle")
     # and its figures, as the page gives them (in full screen the page's figures are out of view)
     figures = {m.label: m.value for m in at.metric}
     share = float(figures["Crop share of valid pixels"][:-1])  # to 0.1 %: the title's whole percent is within 0.55 of it
-    head, percent = title.title.rsplit(", ", 1)
-    assert head == f"Crop (p ≥ 0.50): {figures['Crop area']}" and abs(int(percent.rstrip("%")) - share) <= 0.55, title.title
+    head, percent = title.rsplit(", ", 1)
+    assert head == f"Crop (p ≥ 0.50): {figures['Crop area']}" and abs(int(percent.rstrip("%")) - share) <= 0.55, title
     assert "data-cropmap-legend=\\u0027Crop\\u0027" in html
     # and its colours at the layer's opacity, as on the page (set in place too: no map reload)
-    assert title.opacity == 0.6 and "data-cropmap-swatch=\\u0027Crop\\u0027" in html
+    assert opacity == 0.6 and "data-cropmap-swatch=\\u0027Crop\\u0027" in html
     from streamlit_folium import generate_leaflet_string
 
-    script = generate_leaflet_string(title)
+    script = generate_leaflet_string(group)
     assert '"Crop (p \\u2265 0.50): ' in script or '"Crop (p ≥ 0.50): ' in script
     area_before = {m.label: m.value for m in at.metric}["Crop area"]
     # a run does not send the slider's value back to the browser unless it changed it: that value

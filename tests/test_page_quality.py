@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from apptest import map_legends, new_app, predict_page, predicted_fields, texts, scene_layers, swapped_layers
+from apptest import map_calls, map_legends, new_app, predict_page, predicted_fields, texts, scene_layers, swapped_layers
 
 
 def test_quality_page_keeps_the_pixel_size_warning(fake_map):
@@ -148,7 +148,7 @@ def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
     # the legend says which class, and the one error it can have; at which threshold, set in place
     assert f"Disagreement on {escape(wrong)}" in legend
     group = fake_map.maps[-1][1]["feature_group_to_add"]
-    [title] = [c.title for c in group._children.values() if type(c).__name__ == "DynamicTitle"]
+    [(_, title, _)] = map_calls(group, "dynamicTitle")
     assert title == f"Disagreement on {wrong} (p ≥ {at.session_state['threshold']:.2f})"
     from core.labels import get_class_map
 
@@ -158,7 +158,7 @@ def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
     at.slider(key="quality_op_dis").set_value(0.4).run()
     assert swapped_layers(fake_map) == {f"Disagreement on {wrong}": 0.4}
     group = fake_map.maps[-1][1]["feature_group_to_add"]  # its legend's swatches too, set in place
-    assert [c.opacity for c in group._children.values() if type(c).__name__ == "DynamicTitle"] == [0.4]
+    assert [opacity for _, _, opacity in map_calls(group, "dynamicTitle")] == [0.4]
     at.checkbox(key="quality_show_dis").uncheck().run()
     assert not at.exception and len(scene_layers(fake_map.maps[-1][0])) == 1 and swapped_layers(fake_map) == {}
     assert "Disagreement" not in map_legends(fake_map)  # a hidden layer's legend goes with it

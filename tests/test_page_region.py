@@ -33,7 +33,7 @@ def test_region_page_opens_on_sample_scene(fake_map):
     assert "L.CRS.Simple" in html
     assert "cdn.jsdelivr" not in html and "cdnjs" not in html and "unpkg" not in html
     assert "L.control.fullscreen" in html and "leaflet-fullscreen/Control.FullScreen.js" in html  # served locally
-    assert "cropmap-click-mark" not in html  # a click on the drawing map draws, it does not read a pixel
+    assert "cropmap.clickMarker(" not in html  # a click on the drawing map draws, it does not read a pixel
     assert "not georeferenced" in texts(at)
     assert at.metric[0].value.startswith("1,048,576")
     # its ground area, from Landsat's 30 m pixels (stated by the source; the file has no CRS): 1,048,576 x 0.09 ha
@@ -78,7 +78,7 @@ def test_the_basemap_can_be_switched_off_for_a_georeferenced_image(fake_map, mon
     html = fake_map.maps[-1][0].get_root().render()
     assert osm in html and "openstreetmap.org/copyright" in html and "contributors" in html
     # with no internet the tiles fail, and the map says so (else it looks the same as with the switch off)
-    assert "'tileerror'" in html and mapview.BASEMAP_FAILED in html
+    assert "cropmap.tilesFailed(" in html and mapview.BASEMAP_FAILED in html
     switch = at.sidebar.toggle(key="w_basemap")
     assert switch.value is True and switch.label == "Basemap (OpenStreetMap)"
     switch.set_value(False).run()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import re
 import sys
@@ -39,7 +40,9 @@ STATIC = f"/component/{_ASSETS.name}"
 _PLAIN_URL = re.compile(r"[A-Za-z0-9+/=:;,._-]*")
 LEAFLET_JS = [("leaflet", f"{STATIC}/leaflet/leaflet.js")]
 LEAFLET_CSS = [("leaflet_css", f"{STATIC}/leaflet/leaflet.css")]
-#: the project's own map styles (static/cropmap/map.css: larger legends in full screen on a large screen)
+#: the project's own map behaviours and styles (static/cropmap/: boxes inside the map, the click's mark,
+#: the wheel, full screen), versioned by their content (a browser's cached copy is not used after a change)
+CROPMAP_JS = [("cropmap_js", f"{STATIC}/cropmap/map.js")]
 CROPMAP_CSS = [("cropmap_css", f"{STATIC}/cropmap/map.css")]
 DRAW_JS = [("leaflet_draw_js", f"{STATIC}/leaflet-draw/leaflet.draw.js")]
 DRAW_CSS = [("leaflet_draw_css", f"{STATIC}/leaflet-draw/leaflet.draw.css")]
@@ -90,7 +93,7 @@ class MapSpec:
     #: while that click is the map's last; sent with the dynamic layers, so the map is not reloaded.
     readout: tuple[str, float, float] | None = None
     #: Keep the user's view when the map is built anew with the same bounds (a layer turned on or off):
-    #: see FitOnFullscreen. Not on the Region page, whose map looks at each new region (and Reset at the image).
+    #: see map.js's fitOnFullscreen. Not on the Region page, whose map looks at each new region (and Reset at the image).
     keep_view: bool = False
 
 
@@ -100,10 +103,11 @@ def _classes():
     import geemap.foliumap as gm
     from branca.element import Element, MacroElement
     from jinja2 import Template
+    from jinja2.utils import htmlsafe_json_dumps
 
     class OfflineMap(gm.Map):
-        default_js = LEAFLET_JS
-        default_css = LEAFLET_CSS + CROPMAP_CSS
+        default_js = LEAFLET_JS + _versioned(CROPMAP_JS)
+        default_css = LEAFLET_CSS + _versioned(CROPMAP_CSS)
 
     class OfflineDraw(folium.plugins.Draw):
         default_js = DRAW_JS
@@ -113,120 +117,29 @@ def _classes():
         default_js = FULLSCREEN_JS
         default_css = FULLSCREEN_CSS
 
-    class Control(MacroElement):
-        """A Leaflet control showing ``content`` (text, or our own HTML when ``html``) inside the map,
-        so that it stays visible in full screen."""
+    class Call(MacroElement):
+        """A call of one of ``static/cropmap/map.js``'s functions in the map's script:
+        ``cropmap.<function>(map, *args)``, the element's parent (the map) first unless ``on_map`` is
+        False (a feature group's script). ``args`` are JSON values (written as Jinja's ``tojson``
+        writes them, safe inside a script element) or folium elements (passed as their variable)."""
 
-        _template = Template(
-            "{% macro script(this, kwargs) %}"
-            "var {{ this.get_name() }} = L.control({position: {{ this.position|tojson }}});"
-            "{{ this.get_name() }}.onAdd = function () {"
-            " var d = L.DomUtil.create('div', 'cropmap-note');"
-            " d.style.cssText = 'background:rgba(255,255,255,.85);padding:2px 6px;font:12px sans-serif;border-radius:3px';"
-            "{% if this.html %} d.innerHTML = {{ this.content|tojson }};"
-            " if (window.cropmapLegends) { window.cropmapLegends(d); }"
-            # a legend lies over the image's corner: pointed at, it fades, and what is under it shows
-            " d.style.transition = 'opacity .15s';"
-            " d.addEventListener('mouseenter', function () { d.style.opacity = '0.15'; });"
-            " d.addEventListener('mouseleave', function () { d.style.opacity = ''; });"
-            "{% else %} d.textContent = {{ this.content|tojson }};{% endif %}"
-            " return d; };"
-            "{{ this.get_name() }}.addTo({{ this._parent.get_name() }});"
-            "{% endmacro %}"
-        )
+        _template = Template("{% macro script(this, kwargs) %}{{ this.js() }}{% endmacro %}")
 
-        def __init__(self, content: str, position: str, html: bool = False):
+        def __init__(self, function: str, *args, on_map: bool = True):
             super().__init__()
-            self._name = "CropmapControl"
-            self.content, self.position, self.html = content, position, html
+            self._name = "Cropmap_" + function
+            self.function, self.args, self.on_map = function, args, on_map
 
-    class Height(MacroElement):
-        """Sets the map's height in its script. streamlit-folium keeps a map whose script is unchanged
-        and sets only its frame's height: the sidebar's *Map height* gave a 720 px frame around a 480
-        px map (or a 720 px map cut to 480) until a reload. With the height in the script, a new height
-        is a new map."""
+        def js(self) -> str:
+            values = [a.get_name() if isinstance(a, Element) else htmlsafe_json_dumps(a) for a in self.args]
+            if self.on_map:
+                values.insert(0, self._parent.get_name())
+            return f"cropmap.{self.function}({', '.join(values)});"
 
-        _template = Template(
-            "{% macro script(this, kwargs) %}"
-            "{{ this._parent.get_name() }}.getContainer().style.height = {{ this.css|tojson }};"
-            " {{ this._parent.get_name() }}.invalidateSize();"
-            "{% endmacro %}"
-        )
-
-        def __init__(self, height: int):
-            super().__init__()
-            self._name = "CropmapHeight"
-            self.css = f"{int(height)}px"
-
-    class FitOnFullscreen(MacroElement):
-        """Fit ``bounds`` to the screen when the map enters or leaves full screen, and when the
-        window is resized (a laptop put on a projector) unless the user has zoomed or moved the map.
-
-        With ``store`` (the map's key and bounds), the user's view (centre and zoom) is kept in the
-        browser tab and restored when the map is built anew with the same bounds: a map whose layers
-        change (a layer turned on or off, the class the errors are shown on) came back to the whole
-        region, and the fields being looked at were lost. A map of other bounds starts fitted."""
-
-        _template = Template(
-            "{% macro script(this, kwargs) %}"
-            "(function () { var map = {{ this._parent.get_name() }}; var b = L.latLngBounds({{ this.bounds|tojson }});"
-            " var t = null, ours = false, moved = false, k = {{ this.store|tojson }};"
-            # Leaflet's own resize handling keeps the centre and zoom; this one refits the region unless the
-            # user has moved the map (``moved``: set by moves that are not this script's own)
-            " L.DomEvent.off(window, 'resize', map._onResize, map);"
-            " function fitted() { var c = map.latLngToContainerPoint(b.getCenter()), s = map.getSize();"
-            " return Math.abs(map.getZoom() - map.getBoundsZoom(b)) < 1e-6 && Math.abs(c.x - s.x / 2) < 3"
-            " && Math.abs(c.y - s.y / 2) < 3; }"
-            " function quietly(f) { ours = true; try { f(); } finally { ours = false; } }"
-            " function fit() { quietly(function () { map.invalidateSize(); map.fitBounds(b, {animate: false}); });"
-            " moved = false; }"
-            " var v = null; if (k) { try {"
-            " v = JSON.parse(window.sessionStorage.getItem('cropmap-view:' + k) || 'null'); } catch (e) {} }"
-            " function restore() { moved = true;"
-            " quietly(function () { map.setView([v.lat, v.lng], v.zoom, {animate: false}); }); }"
-            # after the map's first fit, which zooms in an animation that starts on the next frame: a view
-            # set now was undone at its end (at once after its zoom, or in 0.6 s where it does not zoom)
-            " if (v) { var done = false; function once() { if (!done) { done = true; restore(); } }"
-            " map.once('zoomend', function () { setTimeout(once, 0); }); setTimeout(once, 600); }"
-            " map.on('moveend', function () { if (!ours) { moved = !fitted(); }"
-            " if (k) { try { var c = map.getCenter(); window.sessionStorage.setItem('cropmap-view:' + k,"
-            " JSON.stringify(moved ? {lat: c.lat, lng: c.lng, zoom: map.getZoom()} : null)); } catch (e) {} } });"
-            " map.on('enterFullscreen exitFullscreen', function () { setTimeout(fit, 250); });"
-            " window.addEventListener('resize', function () { clearTimeout(t); t = setTimeout(function () {"
-            " if (!moved) { fit(); } else { quietly(function () { map.invalidateSize(); }); } }, 200); }); })();"
-            "{% endmacro %}"
-        )
-
-        def __init__(self, bounds, store: str | None = None):
-            super().__init__()
-            self._name = "CropmapFit"
-            self.bounds = bounds
-            self.store = store
-
-    class DynamicTitle(MacroElement):
-        """Sets the full-screen legend of the dynamic layer ``key`` to ``title`` (e.g. the crop
-        layer's threshold) and its colours to the layer's ``opacity``, in place: sent with the
-        layer, so the map is not reloaded. Both are also kept for a legend drawn later (entering
-        full screen draws none anew, but a legend control added after this script runs reads them)."""
-
-        _template = Template(
-            "{% macro script(this, kwargs) %}"
-            "(function () { var t = window.cropmapTitles = window.cropmapTitles || {};"
-            " var o = window.cropmapOpacity = window.cropmapOpacity || {};"
-            " t[{{ this.key|tojson }}] = {{ this.title|tojson }}; o[{{ this.key|tojson }}] = {{ this.opacity|tojson }};"
-            " window.cropmapLegends = function (root) {"
-            " root.querySelectorAll('[data-cropmap-legend]').forEach(function (e) {"
-            " var v = t[e.getAttribute('data-cropmap-legend')]; if (v) { e.textContent = v; } });"
-            " root.querySelectorAll('[data-cropmap-swatch]').forEach(function (e) {"
-            " var v = o[e.getAttribute('data-cropmap-swatch')]; if (v !== undefined) { e.style.opacity = v; } }); };"
-            " window.cropmapLegends(document); })();"
-            "{% endmacro %}"
-        )
-
-        def __init__(self, key: str, title: str, opacity: float = 1.0):
-            super().__init__()
-            self._name = "CropmapTitle"
-            self.key, self.title, self.opacity = key, title, round(float(opacity), 2)
+        def render(self, **kwargs):
+            # put in the page's script as text: branca's MacroElement compiles a macro's output as a
+            # template, and braces in an argument ("{{ 1 }}" or "{%" in a name) changed it or failed
+            self.get_root().script.add_child(_Text(self.js()), name=self.get_name())
 
     class ImageLayer(folium.raster_layers.ImageOverlay):
         """folium's image overlay, whose data URL (the PNG, up to a few MB of base64) joins the page's
@@ -258,133 +171,22 @@ def _classes():
             super().__init__()
             self.text = text
 
-    class TilesFailedNote(MacroElement):
-        """A note inside the map when the first tile of ``layer`` fails to load (no internet): a
-        basemap that shows nothing otherwise looks the same as one switched off."""
-
-        _template = Template(
-            "{% macro script(this, kwargs) %}"
-            "(function () { var map = {{ this._parent.get_name() }};"
-            " {{ this.layer.get_name() }}.once('tileerror', function () {"
-            " var c = L.control({position: 'bottomleft'});"
-            " c.onAdd = function () { var d = L.DomUtil.create('div', 'cropmap-note cropmap-tiles-failed');"
-            " d.style.cssText = 'background:rgba(255,255,255,.85);padding:2px 6px;font:12px sans-serif;border-radius:3px';"
-            " d.textContent = {{ this.text|tojson }}; return d; };"
-            " c.addTo(map); }); })();"
-            "{% endmacro %}"
-        )
-
-        def __init__(self, layer, text: str):
-            super().__init__()
-            self._name = "TilesFailedNote"
-            self.layer, self.text = layer, text
-
-    class WheelAfterClick(MacroElement):
-        """The mouse wheel scrolls the page, not the map, until the map is clicked (and again once the
-        pointer leaves it): a map that fills a laptop's screen otherwise swallows the wheel of a user
-        scrolling to the figures below it and zooms out instead. A wheel turned over the map meanwhile
-        shows ``text`` for a moment; in full screen the wheel zooms at once. Taking the focus on a press
-        does not scroll the page (the click lands where it was aimed)."""
-
-        _template = Template(
-            "{% macro script(this, kwargs) %}"
-            "(function () { var map = {{ this._parent.get_name() }}, box = map.getContainer(), hint = null, t = null;"
-            " map.scrollWheelZoom.disable();"
-            # Leaflet focuses the map on a press (for its keys), and focusing scrolls the page to show the
-            # whole map: on a laptop, where the map's foot is below the screen, the page moved between the
-            # press and the release, and a click read the pixel some rows below the one aimed at
-            " box.focus = function () { HTMLElement.prototype.focus.call(box, {preventScroll: true}); };"
-            " function on() { map.scrollWheelZoom.enable(); if (hint) { hint.style.display = 'none'; } }"
-            " map.on('mousedown click enterFullscreen', on);"
-            " map.on('mouseout exitFullscreen', function () { if (!map._isFullscreen) { map.scrollWheelZoom.disable(); } });"
-            " box.addEventListener('wheel', function () { if (map.scrollWheelZoom.enabled()) { return; }"
-            " if (!hint) { hint = L.DomUtil.create('div', 'cropmap-wheel-hint', box);"
-            " hint.style.cssText = 'position:absolute;left:50%;top:50%;transform:translate(-50%,-50%);z-index:1000;"
-            "background:rgba(0,0,0,.65);color:#fff;padding:6px 12px;font:14px sans-serif;border-radius:4px;"
-            "pointer-events:none;white-space:nowrap';"
-            " hint.textContent = {{ this.text|tojson }}; }"
-            " hint.style.display = 'block'; clearTimeout(t); t = setTimeout(function () { hint.style.display = 'none'; }, 1500);"
-            " }, {passive: true}); })();"
-            "{% endmacro %}"
-        )
-
-        def __init__(self, text: str):
-            super().__init__()
-            self._name = "CropmapWheel"
-            self.text = text
-
-    class ClickMarker(MacroElement):
-        """Marks the place clicked inside ``bounds`` (a ring: a dark casing and a white line, seen on any
-        layer; on an image map, ``image``, also the clicked pixel's outline), and shows in a box inside
-        the map (top right, or top or bottom left where it would cover the place clicked) what the page read there
-        (:class:`Readout`), or ``hint`` before a click.
-        Drawn by the map itself: the mark comes at once, and the map's script, and the map, stay as
-        they are. A reading is shown only while its click is the map's last (not after a reload)."""
-
-        _template = Template(
-            "{% macro script(this, kwargs) %}"
-            "(function () { var map = {{ this._parent.get_name() }}, b = L.latLngBounds({{ this.bounds|tojson }}),"
-            " mark = null, at = null, box = L.control({position: 'topright'}), div = null;"
-            " box.onAdd = function () { if (div) { return div; }"
-            " var d = div = L.DomUtil.create('div', 'cropmap-note cropmap-readout');"
-            " d.style.cssText = 'background:rgba(255,255,255,.9);padding:4px 8px;font:13px/1.35 sans-serif;"
-            "border-radius:3px;max-width:26em';"
-            " L.DomEvent.disableClickPropagation(d); L.DomEvent.disableScrollPropagation(d); return d; };"
-            " box.addTo(map);"
-            # the box is at the top right, unless it would cover the place clicked: then at the top left, under
-            # the map's buttons (in view on a small screen, where the map's foot is below it), or the bottom left
-            " function covers() { var p = map.latLngToContainerPoint(at), r = div.getBoundingClientRect(),"
-            " m = map.getContainer().getBoundingClientRect();"
-            " return p.x > r.left - m.left - 14 && p.x < r.right - m.left + 14 && p.y > r.top - m.top - 14"
-            " && p.y < r.bottom - m.top + 14; }"
-            " function place() { var corners = at ? ['topright', 'topleft', 'bottomleft'] : ['topright'];"
-            " for (var i = 0; i < corners.length; i++) { if (box.getPosition() !== corners[i]) {"
-            " box.setPosition(corners[i]); } if (!at || !covers()) { return; } } box.setPosition('topright'); }"
-            " function show() { var r = window.cropmapReadoutValue, d = box.getContainer();"
-            " var same = at && r && Math.abs(r[1] - at.lat) < 1e-9 && Math.abs(r[2] - at.lng) < 1e-9;"
-            " d.textContent = same ? r[0] : at ? {{ this.reading|tojson }} : {{ this.hint|tojson }};"
-            " d.style.color = same ? '#1f2937' : '#6b7280'; place(); }"
-            " window.cropmapReadout = function (r) { window.cropmapReadoutValue = r; show(); };"
-            # (placed again when the map moves under it: a zoom, a resize, full screen)
-            " map.on('moveend zoomend resize', function () { if (at) { place(); } });"
-            " map.on('click', function (e) { if (mark) { map.removeLayer(mark); mark = null; }"
-            " var p = e.latlng; at = b.contains(p) ? p : null; show(); if (!at) { return; }"
-            " var o = {interactive: false, fill: false, className: 'cropmap-click-mark'}, layers = [];"
-            "{% if this.image %} var c = Math.floor(p.lng), r = Math.floor(-p.lat); p = L.latLng(-r - 0.5, c + 0.5);"
-            " layers.push(L.rectangle([[-r - 1, c], [-r, c + 1]], L.extend({color: '#ffffff', weight: 1.5}, o)));{% endif %}"
-            " layers.push(L.circleMarker(p, L.extend({radius: 8, color: '#202020', weight: 4, opacity: 0.8}, o)));"
-            " layers.push(L.circleMarker(p, L.extend({radius: 8, color: '#ffffff', weight: 2}, o)));"
-            " mark = L.layerGroup(layers).addTo(map); }); show(); })();"
-            "{% endmacro %}"
-        )
-
-        def __init__(self, bounds, image: bool, hint: str, reading: str):
-            super().__init__()
-            self._name = "CropmapClickMarker"
-            self.bounds, self.image = [list(bounds[0]), list(bounds[1])], bool(image)
-            self.hint, self.reading = hint, reading
-
-    class Readout(MacroElement):
-        """Hands the page's reading of a click, ``value`` = [text, lat, lng] or None, to the map's
-        :class:`ClickMarker` box; sent with the dynamic layers (see :func:`render`)."""
-
-        _template = Template(
-            "{% macro script(this, kwargs) %}"
-            "if (window.cropmapReadout) { window.cropmapReadout({{ this.value|tojson }}); }"
-            " else { window.cropmapReadoutValue = {{ this.value|tojson }}; }"
-            "{% endmacro %}"
-        )
-
-        def __init__(self, value):
-            super().__init__()
-            self._name = "CropmapReadout"
-            self.value = list(value) if value is not None else None
-
     return SimpleNamespace(OfflineMap=OfflineMap, OfflineDraw=OfflineDraw, OfflineFullscreen=OfflineFullscreen,
-                           ClickMarker=ClickMarker, Readout=Readout, Control=Control, FitOnFullscreen=FitOnFullscreen,
-                           Height=Height,
-                           DynamicTitle=DynamicTitle,
-                           ImageLayer=ImageLayer, TilesFailedNote=TilesFailedNote, WheelAfterClick=WheelAfterClick)
+                           Call=Call, ImageLayer=ImageLayer)
+
+
+def _html_text(value) -> str:
+    """``value`` as HTML text that no template reads as its own (braces as character references)."""
+    return html_escape(str(value)).replace("{", "&#123;").replace("}", "&#125;")
+
+
+def _versioned(assets: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``assets`` (name, URL of a file in ``static/``) with the file's content hash as a query."""
+    out = []
+    for name, url in assets:
+        digest = hashlib.sha256((STATIC_DIR / url.removeprefix(STATIC + "/")).read_bytes()).hexdigest()[:12]
+        out.append((name, f"{url}?v={digest}"))
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -394,12 +196,11 @@ def _map_classes():
 
 def build(spec: MapSpec, view_key: str | None = None):
     """A folium map (geemap.foliumap.Map, offline assets) for ``spec``; not rendered. ``view_key``
-    (the map's key) keeps the user's view across rebuilds with the same bounds (:class:`FitOnFullscreen`)."""
+    (the map's key) keeps the user's view across rebuilds with the same bounds (map.js's ``fitOnFullscreen``)."""
     import folium
 
     c = _map_classes()
-    OfflineMap, OfflineDraw, OfflineFullscreen = c.OfflineMap, c.OfflineDraw, c.OfflineFullscreen
-    Control, FitOnFullscreen = c.Control, c.FitOnFullscreen
+    OfflineMap, OfflineDraw, OfflineFullscreen, Call = c.OfflineMap, c.OfflineDraw, c.OfflineFullscreen, c.Call
     (s, w), (n, e) = spec.bounds
     centre = [(s + n) / 2, (w + e) / 2]
     common: dict[str, Any] = dict(
@@ -419,7 +220,7 @@ def build(spec: MapSpec, view_key: str | None = None):
             # the browser remounted the map and dropped shapes drawn on it
             osm = folium.TileLayer("OpenStreetMap", name="OpenStreetMap", attr=OSM_ATTRIBUTION, overlay=False,
                                    control=True, show=True, max_zoom=19).add_to(m)
-            c.TilesFailedNote(osm, BASEMAP_FAILED).add_to(m)
+            Call("tilesFailed", osm, BASEMAP_FAILED).add_to(m)
     for layer in spec.tile_layers:
         folium.TileLayer(tiles=layer["url"], attr=layer.get("attribution", ""), name=layer["name"], overlay=True,
                          control=True, opacity=layer.get("opacity", 1.0), max_zoom=20,
@@ -435,11 +236,12 @@ def build(spec: MapSpec, view_key: str | None = None):
         # reds are false crop), a white dashed line on a dark casing, seen on any background
         styles = [OUTLINE_DRAWN] if spec.draw else OUTLINE_CASED
         # the parts of a region of several (fields, farms) named when pointed at, as in their table; the
-        # names come from a user's file and the tooltip is HTML: escaped, they show as text
+        # names come from a user's file and the tooltip is HTML: escaped, they show as text (braces too:
+        # branca compiles the layer's script as a template, and "{{ 1 }}" showed as "1", "{%" failed the map)
         named = spec.region_geojson.get("type") == "FeatureCollection"
         if named:
             spec = replace(spec, region_geojson={**spec.region_geojson, "features": [
-                {**f, "properties": {"name": html_escape(str(f["properties"].get("name", "")))}}
+                {**f, "properties": {"name": _html_text(f["properties"].get("name", ""))}}
                 for f in spec.region_geojson["features"]]})
         for i, style in enumerate(styles):
             top = i == len(styles) - 1
@@ -457,26 +259,29 @@ def build(spec: MapSpec, view_key: str | None = None):
             edit_options={"edit": False, "remove": False},
         ).add_to(m)
     if spec.image:
-        Control(IMAGE_NOTE, "bottomleft").add_to(m)
+        Call("note", IMAGE_NOTE, "bottomleft", False).add_to(m)
     # the legends at their layers' opacities, inside the map (in view with it on a laptop's screen, where
     # a legend under the map was below the screen, and in full screen); the dynamic layers' with their
     # name for a title (their own changes with the threshold, and the map's script must not change when
     # it does, or the browser would reload the map): their titles and opacities are set in place by the
-    # feature group that brings the layers (DynamicTitle)
+    # feature group that brings the layers (map.js's dynamicTitle)
     html = legends_html(spec.overlays, spec.opacities)
     html += "".join(replace(o.legend, title=o.name).to_html(title_key=o.name)
                     for o in spec.dynamic if o.legend is not None)
     if html:
-        Control(html, "bottomright", html=True).add_to(m)
+        Call("note", html, "bottomright", True).add_to(m)
     if spec.tile_layers:  # last: its script names every layer added before it
         folium.LayerControl(collapsed=True).add_to(m)
-    c.Height(spec.height).add_to(m)  # before the fit: a map of a new height is fitted at that height
+    # the height in the map's script: streamlit-folium keeps a map whose script is unchanged and sets only its
+    # frame's height (the sidebar's Map height gave a 720 px frame around a 480 px map until a reload)
+    Call("height", f"{int(spec.height)}px").add_to(m)  # before the fit: a map of a new height is fitted at that height
     m.fit_bounds([[s, w], [n, e]])
     store = f"{view_key}|{s:.6g},{w:.6g},{n:.6g},{e:.6g}" if view_key else None  # the view kept for this map and bounds
-    FitOnFullscreen([[s, w], [n, e]], store=store).add_to(m)
-    c.WheelAfterClick(WHEEL_HINT).add_to(m)
+    Call("fitOnFullscreen", [[s, w], [n, e]], store).add_to(m)
+    Call("wheelAfterClick", WHEEL_HINT).add_to(m)
     if spec.click_marker is not None:
-        c.ClickMarker(spec.click_marker, spec.image, CLICK_HINT, CLICK_READING).add_to(m)
+        bounds = [list(spec.click_marker[0]), list(spec.click_marker[1])]
+        Call("clickMarker", bounds, bool(spec.image), CLICK_HINT, CLICK_READING).add_to(m)
     return m
 
 
@@ -507,9 +312,11 @@ def render(spec: MapSpec, key: str, returned_objects: Sequence[str] = ()) -> dic
         for ov in spec.dynamic:
             _image_overlay(ov, spec).add_to(group)
             if ov.legend is not None:
-                _map_classes().DynamicTitle(ov.name, ov.legend.title, spec.opacities.get(ov.name, ov.opacity)).add_to(group)
+                opacity = round(float(spec.opacities.get(ov.name, ov.opacity)), 2)
+                _map_classes().Call("dynamicTitle", ov.name, ov.legend.title, opacity, on_map=False).add_to(group)
         if spec.click_marker is not None:
-            _map_classes().Readout(spec.readout).add_to(group)
+            _map_classes().Call("readout", list(spec.readout) if spec.readout is not None else None,
+                                on_map=False).add_to(group)
     fn = _st_folium
     if fn is None:
         from streamlit_folium import st_folium as fn

@@ -1,0 +1,211 @@
+/* The dashboard's own map behaviours (written for this project, not from npm).
+ *
+ * Each is a function of window.cropmap that a map's script calls with its Leaflet map and the
+ * options Python gives it (pages/components/mapview.py: one small element per call). Loaded once
+ * per map frame, after Leaflet; the styles of what they draw are in map.css. */
+(function () {
+  'use strict';
+  var cropmap = window.cropmap = window.cropmap || {};
+  // the dynamic layers' legend titles and colours' opacities, by layer name (see dynamicTitle)
+  var titles = {}, opacities = {};
+  // what the page read at the last click: [text, lat, lng] or null (see readout)
+  var reading = null, showReading = null;
+
+  /* Sets the titles and swatch opacities of the legends under ``root`` to those of their dynamic layers. */
+  cropmap.legends = function (root) {
+    root.querySelectorAll('[data-cropmap-legend]').forEach(function (e) {
+      var v = titles[e.getAttribute('data-cropmap-legend')];
+      if (v) { e.textContent = v; }
+    });
+    root.querySelectorAll('[data-cropmap-swatch]').forEach(function (e) {
+      var v = opacities[e.getAttribute('data-cropmap-swatch')];
+      if (v !== undefined) { e.style.opacity = v; }
+    });
+  };
+
+  /* A box inside the map at ``position`` showing ``content``: text, or (``html``) the project's own
+   * HTML (legends, whose dynamic titles are filled in). Pointed at, a legend fades, so that what lies
+   * under it shows. */
+  cropmap.note = function (map, content, position, html) {
+    var control = L.control({position: position});
+    control.onAdd = function () {
+      var d = L.DomUtil.create('div', 'cropmap-note');
+      if (html) {
+        d.innerHTML = content;
+        cropmap.legends(d);
+        d.classList.add('cropmap-fades');
+      } else {
+        d.textContent = content;
+      }
+      return d;
+    };
+    control.addTo(map);
+    return control;
+  };
+
+  /* The map's height (CSS), set in its script: a new height is a new script, so a new map. */
+  cropmap.height = function (map, css) {
+    map.getContainer().style.height = css;
+    map.invalidateSize();
+  };
+
+  /* Fit ``bounds`` when the map enters or leaves full screen, and when the window is resized unless
+   * the user has moved the map. With ``store`` (the map's key and bounds), the user's view is kept in
+   * the browser tab and restored when the map is built anew with the same bounds. */
+  cropmap.fitOnFullscreen = function (map, bounds, store) {
+    var b = L.latLngBounds(bounds), timer = null, ours = false, moved = false, saved = null;
+    // Leaflet's own resize handling keeps the centre and zoom; this one refits the region
+    L.DomEvent.off(window, 'resize', map._onResize, map);
+    function fitted() {
+      var c = map.latLngToContainerPoint(b.getCenter()), s = map.getSize();
+      return Math.abs(map.getZoom() - map.getBoundsZoom(b)) < 1e-6 && Math.abs(c.x - s.x / 2) < 3 &&
+        Math.abs(c.y - s.y / 2) < 3;
+    }
+    function quietly(f) { ours = true; try { f(); } finally { ours = false; } }
+    function fit() {
+      quietly(function () { map.invalidateSize(); map.fitBounds(b, {animate: false}); });
+      moved = false;
+    }
+    if (store) {
+      try { saved = JSON.parse(window.sessionStorage.getItem('cropmap-view:' + store) || 'null'); } catch (e) {}
+    }
+    if (saved) {
+      // after the map's first fit, which zooms in an animation that starts on the next frame: a view
+      // set now was undone at its end (at once after its zoom, or in 0.6 s where it does not zoom)
+      var done = false;
+      var restore = function () {
+        if (done) { return; }
+        done = true;
+        moved = true;
+        quietly(function () { map.setView([saved.lat, saved.lng], saved.zoom, {animate: false}); });
+      };
+      map.once('zoomend', function () { setTimeout(restore, 0); });
+      setTimeout(restore, 600);
+    }
+    map.on('moveend', function () {
+      if (!ours) { moved = !fitted(); }
+      if (!store) { return; }
+      try {
+        var c = map.getCenter();
+        window.sessionStorage.setItem('cropmap-view:' + store,
+          JSON.stringify(moved ? {lat: c.lat, lng: c.lng, zoom: map.getZoom()} : null));
+      } catch (e) {}
+    });
+    map.on('enterFullscreen exitFullscreen', function () { setTimeout(fit, 250); });
+    window.addEventListener('resize', function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        if (!moved) { fit(); } else { quietly(function () { map.invalidateSize(); }); }
+      }, 200);
+    });
+  };
+
+  /* Sets the legend title of the dynamic layer ``key`` (e.g. the crop layer's threshold) and its
+   * colours' opacity, in place; kept for a legend drawn later. */
+  cropmap.dynamicTitle = function (key, title, opacity) {
+    titles[key] = title;
+    opacities[key] = opacity;
+    cropmap.legends(document);
+  };
+
+  /* A note at the bottom left when the first tile of ``layer`` fails to load (no internet). */
+  cropmap.tilesFailed = function (map, layer, text) {
+    layer.once('tileerror', function () {
+      cropmap.note(map, text, 'bottomleft', false).getContainer().classList.add('cropmap-tiles-failed');
+    });
+  };
+
+  /* The mouse wheel scrolls the page, not the map, until the map is clicked (and again once the
+   * pointer leaves it); a wheel turned over the map meanwhile shows ``text`` for a moment. In full
+   * screen the wheel zooms at once. */
+  cropmap.wheelAfterClick = function (map, text) {
+    var box = map.getContainer(), hint = null, timer = null;
+    map.scrollWheelZoom.disable();
+    // Leaflet focuses the map on a press (for its keys), and focusing scrolls the page to show the whole
+    // map: on a laptop the page moved between the press and the release, and a click read another pixel
+    box.focus = function () { HTMLElement.prototype.focus.call(box, {preventScroll: true}); };
+    function on() {
+      map.scrollWheelZoom.enable();
+      if (hint) { hint.style.display = 'none'; }
+    }
+    map.on('mousedown click enterFullscreen', on);
+    map.on('mouseout exitFullscreen', function () {
+      if (!map._isFullscreen) { map.scrollWheelZoom.disable(); }
+    });
+    box.addEventListener('wheel', function () {
+      if (map.scrollWheelZoom.enabled()) { return; }
+      if (!hint) {
+        hint = L.DomUtil.create('div', 'cropmap-wheel-hint', box);
+        hint.textContent = text;
+      }
+      hint.style.display = 'block';
+      clearTimeout(timer);
+      timer = setTimeout(function () { hint.style.display = 'none'; }, 1500);
+    }, {passive: true});
+  };
+
+  /* Marks the place clicked inside ``bounds`` (a ring; on an image map, ``image``, also the clicked
+   * pixel's outline) and shows in a box inside the map what the page read there (see readout), ``hint``
+   * before a click and ``pending`` until the reading comes. The box is at the top right unless it would
+   * cover the place clicked: then at the top left or the bottom left. */
+  cropmap.clickMarker = function (map, bounds, image, hint, pending) {
+    var b = L.latLngBounds(bounds), mark = null, at = null, div = null;
+    var box = L.control({position: 'topright'});
+    box.onAdd = function () {
+      if (div) { return div; }
+      div = L.DomUtil.create('div', 'cropmap-note cropmap-readout');
+      L.DomEvent.disableClickPropagation(div);
+      L.DomEvent.disableScrollPropagation(div);
+      return div;
+    };
+    box.addTo(map);
+    function covers() {
+      var p = map.latLngToContainerPoint(at), r = div.getBoundingClientRect(),
+        m = map.getContainer().getBoundingClientRect();
+      return p.x > r.left - m.left - 14 && p.x < r.right - m.left + 14 && p.y > r.top - m.top - 14 &&
+        p.y < r.bottom - m.top + 14;
+    }
+    function place() {
+      var corners = at ? ['topright', 'topleft', 'bottomleft'] : ['topright'];
+      for (var i = 0; i < corners.length; i++) {
+        if (box.getPosition() !== corners[i]) { box.setPosition(corners[i]); }
+        if (!at || !covers()) { return; }
+      }
+      box.setPosition('topright');
+    }
+    function show() {
+      var r = reading, d = box.getContainer();
+      var same = at && r && Math.abs(r[1] - at.lat) < 1e-9 && Math.abs(r[2] - at.lng) < 1e-9;
+      d.textContent = same ? r[0] : at ? pending : hint;
+      d.classList.toggle('cropmap-readout-waiting', !same);
+      place();
+    }
+    showReading = show;
+    // placed again when the map moves under it: a zoom, a resize, full screen
+    map.on('moveend zoomend resize', function () { if (at) { place(); } });
+    map.on('click', function (e) {
+      if (mark) { map.removeLayer(mark); mark = null; }
+      var p = e.latlng;
+      at = b.contains(p) ? p : null;
+      show();
+      if (!at) { return; }
+      var o = {interactive: false, fill: false, className: 'cropmap-click-mark'}, layers = [];
+      if (image) {
+        var col = Math.floor(p.lng), row = Math.floor(-p.lat);
+        p = L.latLng(-row - 0.5, col + 0.5);
+        layers.push(L.rectangle([[-row - 1, col], [-row, col + 1]], L.extend({color: '#ffffff', weight: 1.5}, o)));
+      }
+      layers.push(L.circleMarker(p, L.extend({radius: 8, color: '#202020', weight: 4, opacity: 0.8}, o)));
+      layers.push(L.circleMarker(p, L.extend({radius: 8, color: '#ffffff', weight: 2}, o)));
+      mark = L.layerGroup(layers).addTo(map);
+    });
+    show();
+  };
+
+  /* The page's reading of a click, [text, lat, lng] or null, for the map's click box: shown while
+   * that click is the map's last. */
+  cropmap.readout = function (value) {
+    reading = value;
+    if (showReading) { showReading(); }
+  };
+})();
