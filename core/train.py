@@ -20,7 +20,7 @@ import tempfile
 import time
 import zipfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -298,8 +298,8 @@ def _read_run_info(path: Path, config: TrainConfig, data: dict | None = None,
         raise CorruptFileError(f"cannot resume: {path} is truncated or damaged; start again with --overwrite "
                                "or use a new --out") from None
     if started != config:
-        changed = ", ".join(f"{option} {_shown(getattr(started, field))} (now {_shown(getattr(config, field))})"
-                            for field, option in TRAIN_OPTIONS if getattr(started, field) != getattr(config, field))
+        changed = ", ".join(f"{option} {_shown(getattr(started, name))} (now {_shown(getattr(config, name))})"
+                            for name, option in TRAIN_OPTIONS if getattr(started, name) != getattr(config, name))
         raise ConfigError(f"{path.parent} was started with {changed or 'another configuration'}; resume with the "
                           "same options, or train in a new --out (to train longer, fine-tune its best.keras with --init)")
     for key, value in (data or {}).items():
@@ -416,9 +416,9 @@ def train_command(config: TrainConfig, train_data: Sequence[str], val_data: Sequ
             "--out", str(run_dir)]
     if label_map != "cdl":
         args += ["--label-map", label_map]
-    for field, option in TRAIN_OPTIONS:
-        value = getattr(config, field)
-        if value is not None and value != getattr(defaults, field):
+    for name, option in TRAIN_OPTIONS:
+        value = getattr(config, name)
+        if value is not None and value != getattr(defaults, name):
             args += [option, _shown(value)]
     if pixel_size_m is not None:
         args += ["--pixel-size-m", f"{pixel_size_m:g}"]
@@ -473,34 +473,14 @@ def train(
             once, and the epochs finished before are kept as checkpoints and history.
     """
     run_dir = Path(run_dir)
-    last = run_dir / "last.keras"
     history_path = run_dir / "history.csv"
     run_info_path = run_dir / "run.json"
-    check_output_dir(run_dir)  # a file, or under a file: refused before any work
-    get_class_map(label_map)  # an unknown map is refused whatever the data (patches do not read it)
-    if resume and overwrite:
-        raise ConfigError("--resume continues the run in --out and --overwrite replaces it: choose one")
-    if run_dir.exists() and any(run_dir.iterdir()) and not (resume or overwrite):
-        if any((run_dir / n).exists() for n in ("run.json", "last.keras", "best.keras", "history.csv")):
-            raise OutputExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or "
-                                    "--overwrite to start again")
-        names = sorted(p.name for p in run_dir.iterdir())
-        raise OutputExistsError(f"{run_dir} holds other files ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}), "
-                                "not a training run; choose a new or empty folder for --out")
-    if resume and not (run_info_path.exists() or last.exists()):
-        raise ConfigError(f"nothing to resume: {run_dir} holds no training run (check the --out folder); "
-                          "leave out --resume to start a new run there")
-    if resume and not last.exists() and len(finished := _read_history(history_path)) > 1:
-        # (started again from nothing, the run replaced its finished epochs' history and best model; with one
-        # row, the run was stopped as its first epoch ended, before last.keras was put in place: redone)
-        raise CorruptFileError(f"cannot resume: {last} is missing, though the run has finished {len(finished)} epochs "
-                               "(history.csv); put last.keras back, or start again with --overwrite (which replaces "
-                               "its history and best model) or in a new --out")
+    _check_run_dir(run_dir, label_map, resume, overwrite)
 
     # Check everything before writing: nothing below touches run_dir until the run starts.
     pixel_size_m = check_pixel_size_m(pixel_size_m)
     preset = get_preset(config.preset)
-    fresh = not (resume and last.exists())
+    fresh = not (resume and (run_dir / "last.keras").exists())
     # A resumed run continues from last.keras with run.json's normalization: the model it was
     # fine-tuned from is needed only to start (its weights) or where run.json is gone (its normalization).
     need_init = config.init_model and (fresh or not run_info_path.exists())
@@ -515,46 +495,24 @@ def train(
     if band_map:  # only where given, so that a run recorded before --bands existed resumes
         described["bands"] = band_spec(band_map)
     resumed = _read_run_info(run_info_path, config, described, pixel_size_m) if resume and run_info_path.exists() else None
-    resumed_norm = resumed[0] if resumed else None
     if resumed:
         pixel_size_m = resumed[1]
-    history_ahead = False  # history.csv holds an epoch that last.keras does not: dropped when the run starts
-    if fresh:
-        initial_epoch, best_loss, best_logs = 0, float("inf"), {}
-    else:
-        model = _load_checkpoint(last)
-        history = _read_history(history_path)
-        done = int(model.optimizer.iterations) // config.steps_per_epoch  # epochs the checkpoint has finished
-        if done < len(history):  # interrupted after the epoch's history row, before last.keras was replaced
-            history, history_ahead = history[:done], True
-        initial_epoch, best_loss = len(history), _best_val_loss(history, history_path)
-        best_logs = _best_logs(history, best_loss)
-        unrecorded = _unrecorded_best(run_dir / "best.keras", initial_epoch, best_loss)
-        if unrecorded:  # best.keras is of the epoch being redone: the best so far, as the file is
-            best_loss, best_logs = float(unrecorded["val_loss"]), unrecorded
-    # finished epochs after the best one (none where the best is of the epoch being redone)
-    since_best = max(0, initial_epoch - int(best_logs.get("epoch", initial_epoch)))
+    start = _Start() if fresh else _resume_point(run_dir, config)
     # Training patches are drawn from a random stream that a resumed run must not replay from its
     # start (it would see the first epochs' patches again); validation always uses config.seed.
-    data_seed = (config.seed + 1_000_003 * initial_epoch) % 2**32  # a seed numpy takes, as config.seed
+    data_seed = (config.seed + 1_000_003 * start.epoch) % 2**32  # a seed numpy takes, as config.seed
     keras.utils.set_random_seed(data_seed)
     train_src = _open_data(train_data, config.patch_size, label_map, "--train", band_map)
     val_src = _open_data(val_data, config.patch_size, label_map, "--val", band_map)
-    if resumed_norm is not None:
-        norm = resumed_norm
+    if resumed:
+        norm = resumed[0]
     elif init is not None:
         norm = init.card.normalization
     elif isinstance(train_src, PatchSet):
         norm = patch_normalization(train_src, seed=config.seed)
     else:
         norm = compute_normalization(train_src, seed=config.seed)
-    if isinstance(val_src, PatchSet):
-        xv, yv = patch_validation(val_src, config.patch_size, norm, config.val_patches, seed=config.seed)
-    else:
-        xv, yv = tiled_patches(val_src, config.patch_size, norm)
-        if config.val_patches and len(xv) > config.val_patches:
-            keep = np.random.default_rng(config.seed).choice(len(xv), config.val_patches, replace=False)
-            xv, yv = xv[np.sort(keep)], yv[np.sort(keep)]
+    xv, yv = _validation_arrays(val_src, config, norm)
     _check_validation_classes(yv, ", ".join(map(str, val_data)))
     if isinstance(train_src, PatchSet):
         data = tfrecord_dataset(train_src.files, norm, config.patch_size, batch_size=config.batch_size,
@@ -564,6 +522,7 @@ def train(
     if pixel_size_m is None and not isinstance(train_src, PatchSet):
         pixel_size_m = _training_pixel_size(train_data)
 
+    model = start.model
     if fresh:
         model = init.model if init is not None else build_unet(config.preset, len(FEATURE_BANDS))
         total = config.epochs * config.steps_per_epoch
@@ -575,8 +534,8 @@ def train(
     with _previous_run_kept(run_dir, overwrite and not resume):
         if fresh:
             history_path.unlink(missing_ok=True)
-        elif history_ahead:
-            _write_history(history_path, history)
+        elif start.history_ahead:
+            _write_history(history_path, start.history)
         cmd = command or " ".join(shlex.quote(a) for a in ["python", "-m", "core", *sys.argv[1:]])
         run_info = {"config": config.to_dict(), **described,
                     "normalization": {"mean": list(norm.mean), "std": list(norm.std)},
@@ -588,25 +547,19 @@ def train(
             preset=config.preset, bands=FEATURE_BANDS, normalization=norm, patch_size=config.patch_size,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=cmd,
             training=config.to_dict(),  # + patches_seen, by each best checkpoint (_Reporter)
-            data=data_text or (
-                f"train: {', '.join(map(str, train_data))}; val: {', '.join(map(str, val_data))}; labels: "
-                + (f"{label_map}" if not (isinstance(train_src, PatchSet) and isinstance(val_src, PatchSet))
-                   else f"the patches' {train_src.label!r} feature")),
+            data=data_text or _data_text(train_data, val_data, label_map, train_src, val_src),
             pixel_size_m=pixel_size_m,
         )
-        reporter = _Reporter(run_dir, card, config.epochs, config.steps_per_epoch, progress, should_stop, best_loss, best_logs)
-        callbacks = [
-            reporter,
-            _EarlyStopping(config.patience, best_loss, since_best),
-        ]
-        stopped = "completed"
-        if initial_epoch < config.epochs and since_best < config.patience:  # else it had stopped early
+        reporter = _Reporter(run_dir, card, config.epochs, config.steps_per_epoch, progress, should_stop,
+                             start.best_loss, start.best_logs)
+        callbacks = [reporter, _EarlyStopping(config.patience, start.best_loss, start.since_best)]
+        if start.epoch < config.epochs and start.since_best < config.patience:  # else it had stopped early
             with reader_errors_raised(lambda: _kept_epochs_note(history_path)):
                 model.fit(
                     data,
                     steps_per_epoch=config.steps_per_epoch,
                     epochs=config.epochs,
-                    initial_epoch=initial_epoch,
+                    initial_epoch=start.epoch,
                     validation_data=(xv, yv),
                     validation_batch_size=config.batch_size,
                     callbacks=callbacks,
@@ -614,12 +567,101 @@ def train(
                     verbose=0,
                 )
         epochs_done = len(_read_history(history_path))
-        if reporter.cancelled:
-            stopped = "cancelled"
-        elif epochs_done < config.epochs:
-            stopped = "early_stopping"
-        best = run_dir / "best.keras"
-        return TrainResult(run_dir, best, epochs_done, reporter.best_loss, reporter.best_logs, stopped)
+        stopped = "cancelled" if reporter.cancelled else "early_stopping" if epochs_done < config.epochs else "completed"
+        return TrainResult(run_dir, run_dir / "best.keras", epochs_done, reporter.best_loss, reporter.best_logs, stopped)
+
+
+def _check_run_dir(run_dir: Path, label_map: str, resume: bool, overwrite: bool) -> None:
+    """What :func:`train` checks of its run folder and options before anything else.
+
+    Raises:
+        ConfigError: ``run_dir`` is a file; an unknown label map; ``resume`` with ``overwrite``, or with
+            no run to resume.
+        OutputExistsError: ``run_dir`` holds a run (or other files) and neither option is set.
+        CorruptFileError: ``last.keras`` is missing from a run that has finished more than one epoch.
+    """
+    last = run_dir / "last.keras"
+    check_output_dir(run_dir)  # a file, or under a file: refused before any work
+    get_class_map(label_map)  # an unknown map is refused whatever the data (patches do not read it)
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite replaces it: choose one")
+    if run_dir.exists() and any(run_dir.iterdir()) and not (resume or overwrite):
+        if any((run_dir / n).exists() for n in ("run.json", "last.keras", "best.keras", "history.csv")):
+            raise OutputExistsError(f"{run_dir} already holds a training run; pass --resume to continue it or "
+                                    "--overwrite to start again")
+        names = sorted(p.name for p in run_dir.iterdir())
+        raise OutputExistsError(f"{run_dir} holds other files ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}), "
+                                "not a training run; choose a new or empty folder for --out")
+    if resume and not ((run_dir / "run.json").exists() or last.exists()):
+        raise ConfigError(f"nothing to resume: {run_dir} holds no training run (check the --out folder); "
+                          "leave out --resume to start a new run there")
+    if resume and not last.exists() and len(finished := _read_history(run_dir / "history.csv")) > 1:
+        # (started again from nothing, the run replaced its finished epochs' history and best model; with one
+        # row, the run was stopped as its first epoch ended, before last.keras was put in place: redone)
+        raise CorruptFileError(f"cannot resume: {last} is missing, though the run has finished {len(finished)} epochs "
+                               "(history.csv); put last.keras back, or start again with --overwrite (which replaces "
+                               "its history and best model) or in a new --out")
+
+
+@dataclass
+class _Start:
+    """Where a run starts: its first epoch, the best validation loss so far and that epoch's logs, the
+    finished epochs since the best one; resuming, the checkpoint's model and the history it has finished
+    (``history_ahead``: history.csv holds an epoch more, dropped when the run starts)."""
+
+    epoch: int = 0
+    best_loss: float = float("inf")
+    best_logs: dict = field(default_factory=dict)
+    since_best: int = 0
+    model: keras.Model | None = None
+    history: list[dict] = field(default_factory=list)
+    history_ahead: bool = False
+
+
+def _resume_point(run_dir: Path, config: TrainConfig) -> _Start:
+    """Where a run resumes: after the epochs its ``last.keras`` has finished.
+
+    Raises:
+        CorruptFileError: the checkpoint or the history is unreadable.
+    """
+    history_path = run_dir / "history.csv"
+    model = _load_checkpoint(run_dir / "last.keras")
+    history = _read_history(history_path)
+    done = int(model.optimizer.iterations) // config.steps_per_epoch  # epochs the checkpoint has finished
+    ahead = done < len(history)  # interrupted after the epoch's history row, before last.keras was replaced
+    if ahead:
+        history = history[:done]
+    epoch, best_loss = len(history), _best_val_loss(history, history_path)
+    best_logs = _best_logs(history, best_loss)
+    unrecorded = _unrecorded_best(run_dir / "best.keras", epoch, best_loss)
+    if unrecorded:  # best.keras is of the epoch being redone: the best so far, as the file is
+        best_loss, best_logs = float(unrecorded["val_loss"]), unrecorded
+    # finished epochs after the best one (none where the best is of the epoch being redone)
+    since_best = max(0, epoch - int(best_logs.get("epoch", epoch)))
+    return _Start(epoch, best_loss, best_logs, since_best, model, history, ahead)
+
+
+def _validation_arrays(val_src, config: TrainConfig, norm: Normalization) -> tuple[np.ndarray, np.ndarray]:
+    """The validation patches (normalized) and their labels: the centres of stored patches, or an
+    image's tiles, at most ``config.val_patches`` of them (a fixed random choice by ``config.seed``).
+
+    Raises:
+        CorruptFileError: a TFRecord patch is damaged.
+    """
+    if isinstance(val_src, PatchSet):
+        return patch_validation(val_src, config.patch_size, norm, config.val_patches, seed=config.seed)
+    xv, yv = tiled_patches(val_src, config.patch_size, norm)
+    if config.val_patches and len(xv) > config.val_patches:
+        keep = np.sort(np.random.default_rng(config.seed).choice(len(xv), config.val_patches, replace=False))
+        xv, yv = xv[keep], yv[keep]
+    return xv, yv
+
+
+def _data_text(train_data: Sequence[str], val_data: Sequence[str], label_map: str, train_src, val_src) -> str:
+    """What a model is trained on, for its card: the data's paths and the labels."""
+    patches = isinstance(train_src, PatchSet) and isinstance(val_src, PatchSet)
+    labels = f"the patches' {train_src.label!r} feature" if patches else label_map
+    return f"train: {', '.join(map(str, train_data))}; val: {', '.join(map(str, val_data))}; labels: {labels}"
 
 
 def _kept_epochs_note(history_path: Path) -> str:
