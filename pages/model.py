@@ -15,7 +15,7 @@ from core.model import (PRESETS, VALIDATION_FIGURES, card_facts, card_mismatch, 
 from core.metrics import SCORE_HELP
 from core.patchset import check_sources
 from core.raster import grid_of_file
-from pages.components import cached, models, navigation, scene, state, ui
+from pages.components import cached, charts, models, navigation, scene, state, ui
 
 navigation.require_app(__file__)
 st.title("Model")
@@ -85,10 +85,6 @@ with tab_upload:
                 raise
             st.success(f"Using {keras_file.name}.")
 
-#: the training curves' series (history.csv columns), by what they are
-LOSS_CURVES = {"loss": "training loss", "val_loss": "validation loss"}
-SCORE_CURVES = {"iou": "training IoU", "val_iou": "validation IoU", "dice": "training Dice", "val_dice": "validation Dice"}
-
 with tab_train:
     st.write("Train a U-Net in a background process, on the current region's image and labels or on "
              "exported patches. It keeps running while you use other pages.")
@@ -116,34 +112,11 @@ with tab_train:
         if note:
             st.caption(note)
         if len(js.history) >= 2:  # a line needs two epochs; one epoch's figures are in the bar's text
-            import pandas as pd
-
-            import altair as alt
-
-            hist = pd.DataFrame(js.history)
-            best = js.best()
-            c1, c2 = st.columns(2)
-            for col, names, y_label in ((c1, LOSS_CURVES, "loss"), (c2, SCORE_CURVES, "score (0-1)")):
-                long = hist.melt("epoch", [c for c in names if c in hist], "curve", "value")
-                long["curve"] = long["curve"].map(names)
-                # whole epochs on the x axis, each once (the default ticks, 1, 1.5, 2..., read "1 2 2 3");
-                # the y axis fitted to the figures (from 0, a loss going from 1.28 to 1.05 looks flat); the
-                # legend in two columns (in one row, a 1366 px screen cut it to "validation Di...")
-                last = int(hist["epoch"].max())
-                ticks = list(range(1, last + 1, -(-last // 10)))
-                lines = alt.Chart(long).mark_line(point=True).encode(
-                    x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(values=ticks, format="d")),
-                    y=alt.Y("value:Q", title=y_label, scale=alt.Scale(zero=False)),
-                    color=alt.Color("curve:N", title=None, sort=list(names.values()),
-                                    legend=alt.Legend(orient="top", columns=2)),
-                    tooltip=["epoch", "curve", alt.Tooltip("value:Q", title=y_label, format=".3f")],
-                )
-                if best is not None and best is not js.history[-1]:  # the epoch whose checkpoint is kept, marked
-                    mark = pd.DataFrame({"epoch": [best["epoch"]], "label": ["best"]})
-                    lines += alt.Chart(mark).mark_rule(color="#6b7280", strokeDash=[4, 3]).encode(x="epoch:Q")
-                    lines += alt.Chart(mark).mark_text(align="left", dx=3, color="#6b7280").encode(
-                        x="epoch:Q", y=alt.value(8), text="label:N")  # (at the plot's top)
-                col.altair_chart(lines.properties(height=300), width="stretch")
+            best = js.best()  # (the epoch whose checkpoint is kept, marked)
+            curves = ((charts.LOSS_CURVES, "loss"), (charts.SCORE_CURVES, "score (0-1)"))
+            for col, (names, y_label) in zip(st.columns(2), curves):
+                chart = charts.training_chart(js.history, names, y_label, best["epoch"] if best else None)
+                col.altair_chart(chart, width="stretch")
         elif js.history:
             st.caption("The training curves appear when a second epoch has finished." if js.active else
                        "One finished epoch only, so no training curves: its figures are in the line above.")

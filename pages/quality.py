@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.metrics import SCORE_HELP, few_pixels_note, format_hectares
 from core.model import load_card, resolution_warning
-from pages.components import cached, models, navigation, parts, predictions, regionmap, scene, state, ui
+from pages.components import cached, charts, models, navigation, parts, predictions, regionmap, scene, state, ui
 
 #: label classes listed under "Where the errors are"
 TOP_CLASSES = 6
@@ -17,36 +17,6 @@ BEST_F1_GAIN = 0.005
 NO_LABELS = ("This image has no labels, so there is nothing to check a prediction against. To check one, choose "
              "a source with labels on the Region page: the sample scene, your image with its labels GeoTIFF, or "
              "Earth Engine settings with a label product.")
-
-#: the threshold curve's series, as the metrics above name them
-CURVE_NAMES = {"f1": "F1", "iou": "IoU", "precision": "Precision", "recall": "Recall"}
-#: one distinct colour per score (Okabe-Ito, safe for colour-blind readers); the theme's paired
-#: palette gave F1/IoU and precision/recall two shades of one hue, hard to tell apart on a projector
-CURVE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7"]
-
-
-def curve_chart(curve: list[dict], threshold: float):
-    """The scores against the threshold (undefined scores, None, leave a gap), with the chosen
-    threshold as a dashed rule; the legend (titled) above the plot in two columns, where a narrow column
-    (a laptop's) does not cut it (in one row, "Recall" was cut to "Re" at 1024 px)."""
-    import altair as alt
-
-    df = pd.DataFrame(curve).set_index("threshold").astype(float)
-    long = (df[[c for c in CURVE_NAMES if c in df]].rename(columns=CURVE_NAMES).reset_index()
-            .melt("threshold", var_name="score", value_name="value"))
-    lines = alt.Chart(long, height=340).mark_line().encode(
-        x=alt.X("threshold:Q", title="crop threshold", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("value:Q", title="score (0-1)", scale=alt.Scale(domain=[0, 1])),
-        # a legend title: layered with the rule, an untitled legend made Vega draw at translate(61, Infinity)
-        color=alt.Color("score:N", title="score", sort=list(CURVE_NAMES.values()),
-                        legend=alt.Legend(orient="top", columns=2),
-                        scale=alt.Scale(domain=list(CURVE_NAMES.values()), range=CURVE_COLOURS)),
-        tooltip=[alt.Tooltip("threshold:Q", format=".2f"), "score", alt.Tooltip("value:Q", format=".3f")],
-    )
-    rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[4, 3], color="gray").encode(
-        x="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", title="chosen threshold", format=".2f")])
-    return lines + rule
-
 
 def area_line(areas: dict) -> str:
     """The crop area predicted against the labels' (core.metrics.crop_area_agreement), in one line."""
@@ -203,7 +173,7 @@ with right:
     if note := few_pixels_note(conf["tp"], conf["fp"], conf["fn"], conf["tn"]):
         st.caption(note)
     st.markdown("**Scores against the threshold**")
-    st.altair_chart(curve_chart(curve, float(threshold)), width="stretch")
+    st.altair_chart(charts.threshold_chart(curve, float(threshold)), width="stretch")
     best = max(curve, key=lambda r: r["f1"] or 0.0)
     found = label_crop and (best["f1"] or 0.0) > 0  # with no crop found (or none to find), no threshold is best
     if label_crop and not found:

@@ -1,0 +1,73 @@
+"""The dashboard's charts (Altair): built here, shown by the pages with ``st.altair_chart``.
+
+Each function takes plain figures (lists of dicts, as core gives them) and returns a chart; none
+shows anything or reads the session.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+
+#: the threshold curve's series, as the Quality page's metrics name them
+SCORE_NAMES = {"f1": "F1", "iou": "IoU", "precision": "Precision", "recall": "Recall"}
+#: one distinct colour per score (Okabe-Ito, safe for colour-blind readers); the theme's paired
+#: palette gave F1/IoU and precision/recall two shades of one hue, hard to tell apart on a projector
+SCORE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7"]
+#: the training curves' series (history.csv columns), by what they are
+LOSS_CURVES = {"loss": "training loss", "val_loss": "validation loss"}
+SCORE_CURVES = {"iou": "training IoU", "val_iou": "validation IoU", "dice": "training Dice", "val_dice": "validation Dice"}
+#: at most this many epochs are labelled on a training chart's axis
+MAX_EPOCH_TICKS = 10
+
+
+def threshold_chart(curve: Sequence[dict], threshold: float):
+    """The scores against the threshold (``curve``: rows with "threshold" and the scores; an undefined
+    score, None, leaves a gap), with the chosen ``threshold`` as a dashed rule; the legend (titled)
+    above the plot in two columns, where a narrow column (a laptop's) does not cut it (in one row,
+    "Recall" was cut to "Re" at 1024 px)."""
+    import altair as alt
+
+    df = pd.DataFrame(list(curve)).set_index("threshold").astype(float)
+    long = (df[[c for c in SCORE_NAMES if c in df]].rename(columns=SCORE_NAMES).reset_index()
+            .melt("threshold", var_name="score", value_name="value"))
+    lines = alt.Chart(long, height=340).mark_line().encode(
+        x=alt.X("threshold:Q", title="crop threshold", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("value:Q", title="score (0-1)", scale=alt.Scale(domain=[0, 1])),
+        # a legend title: layered with the rule, an untitled legend made Vega draw at translate(61, Infinity)
+        color=alt.Color("score:N", title="score", sort=list(SCORE_NAMES.values()),
+                        legend=alt.Legend(orient="top", columns=2),
+                        scale=alt.Scale(domain=list(SCORE_NAMES.values()), range=SCORE_COLOURS)),
+        tooltip=[alt.Tooltip("threshold:Q", format=".2f"), "score", alt.Tooltip("value:Q", format=".3f")],
+    )
+    rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[4, 3], color="gray").encode(
+        x="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", title="chosen threshold", format=".2f")])
+    return lines + rule
+
+
+def training_chart(history: Sequence[dict], names: dict[str, str], y_label: str, best_epoch: int | None = None):
+    """The ``names`` columns of a training run's ``history`` (rows with "epoch", as history.csv) against
+    the epoch, named by ``names``' values, with the epoch whose checkpoint is kept (``best_epoch``)
+    marked "best" unless it is the last. Whole epochs on the x axis, each once (the default ticks,
+    1, 1.5, 2..., read "1 2 2 3"); the y axis fitted to the figures (from 0, a loss going from 1.28 to
+    1.05 looks flat); the legend in two columns (in one row, a 1366 px screen cut it to "validation Di...")."""
+    import altair as alt
+
+    hist = pd.DataFrame(list(history))
+    long = hist.melt("epoch", [c for c in names if c in hist], "curve", "value")
+    long["curve"] = long["curve"].map(names)
+    last = int(hist["epoch"].max())
+    ticks = list(range(1, last + 1, -(-last // MAX_EPOCH_TICKS)))
+    lines = alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(values=ticks, format="d")),
+        y=alt.Y("value:Q", title=y_label, scale=alt.Scale(zero=False)),
+        color=alt.Color("curve:N", title=None, sort=list(names.values()), legend=alt.Legend(orient="top", columns=2)),
+        tooltip=["epoch", "curve", alt.Tooltip("value:Q", title=y_label, format=".3f")],
+    )
+    if best_epoch is not None and int(best_epoch) != last:
+        mark = pd.DataFrame({"epoch": [best_epoch], "label": ["best"]})
+        lines += alt.Chart(mark).mark_rule(color="#6b7280", strokeDash=[4, 3]).encode(x="epoch:Q")
+        lines += alt.Chart(mark).mark_text(align="left", dx=3, color="#6b7280").encode(
+            x="epoch:Q", y=alt.value(8), text="label:N")  # (at the plot's top)
+    return lines.properties(height=300)
