@@ -125,10 +125,12 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
 
 
 def resampled_copies(image: str | os.PathLike, pixel_size_m: float, labels: str | os.PathLike | None = None,
-                     label_map: str | None = None, band_map: dict[str, int] | None = None) -> tuple[Path, Path | None]:
+                     label_map: str | None = None, band_map: dict[str, int] | None = None,
+                     created: list[Path] | None = None) -> tuple[Path, Path | None]:
     """The image (and labels) in ``pixel_size_m`` pixels, beside them as ``<name>_<size>m.tif`` (labels:
-    ``<name>_<size>m_<label map>.tif``): made
-    by :func:`resample_files`, or the copies made before (they are written whole or not at all).
+    ``<name>_<size>m_<label map>.tif``): made by :func:`resample_files`, or the copies made before
+    (they are written whole or not at all). Copies written by this call are appended to ``created``
+    (e.g. :func:`core.sources.local.discarded_if_refused`'s list: removed with the uploads if refused).
 
     Raises:
         as :func:`resample_files`.
@@ -140,6 +142,8 @@ def resampled_copies(image: str | os.PathLike, pixel_size_m: float, labels: str 
     out, labels_out = copy_of(image), copy_of(labels, f"_{label_map}") if labels is not None else None
     if not (out.is_file() and (labels_out is None or labels_out.is_file())):
         resample_files(image, out, pixel_size_m, labels, labels_out, label_map, band_map, overwrite=True)
+        if created is not None:
+            created.extend(p for p in (out, labels_out) if p is not None)
     return out, labels_out
 
 

@@ -126,11 +126,13 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
             labels_path = (save_upload(lab_file.getvalue(), lab_file.name, updir, created=created)
                            if lab_file is not None else None)
             title, was = img_file.name, ""
-            if coarser:  # the copies are the source from here on (they name their bands; the labels' grid and
-                # codes are checked as they are read for their copy)
+            if coarser:  # the copies are the source from here on (they name their bands)
+                if labels_path is not None:  # checked as the user gave them, so that a refusal names their file
+                    validate_labels(labels_path, label_map, grid)
                 was = f" (averaged from {grid.width:,} x {grid.height:,} px of {grid.pixel_size_m() or 0:.3g} m)"
                 image_path, labels_path = resampled_copies(image_path, SHIPPED_PIXEL_SIZE_M, labels_path,
-                                                           label_map if labels_path else None, band_map)
+                                                           label_map if labels_path else None, band_map,
+                                                           created=created)
                 band_map, title = None, f"{Path(img_file.name).stem} ({SHIPPED_PIXEL_SIZE_M:g} m)"
                 grid = validate_image(image_path)
             labelled, doubt = "", None

@@ -567,3 +567,31 @@ def test_an_uploaded_image_that_is_refused_is_not_kept_in_the_work_folder(fake_m
     by_label(at.button, "Use these files").click().run()
     assert not at.exception and at.error
     assert kept() == [OWN_IMAGE.name]  # the image in use stays; the refused labels file went
+
+
+def test_averaged_copies_of_refused_files_are_not_kept_and_the_error_names_the_users_file(fake_map, monkeypatch,
+                                                                                          tmp_path):
+    """Labels with no labelled pixel under the label map chosen, with "Average to 30 m pixels": the error
+    named the averaged copy ("labels_30m_cdl.tif"), a file the user never saw, and the copies of both
+    files stayed in the work folder (the uploads themselves went)."""
+    import rasterio
+
+    from testdata import FLANDERS_S2
+
+    with rasterio.open(FLANDERS_S2) as src:
+        profile, shape = src.profile, (src.height, src.width)
+    profile.update(count=1, dtype="uint8", nodata=None)
+    labels = tmp_path / "my_fields.tif"
+    with rasterio.open(labels, "w", **profile) as dst:  # CDL code 0 everywhere: no labelled pixel
+        dst.write(np.zeros((1, *shape), np.uint8))
+    files = {"upload_image": Upload(FLANDERS_S2, "flanders.tif"), "upload_labels": Upload(labels)}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
+    uploads = Path(os.environ["CROPMAP_WORKDIR"]) / "uploads"
+    at = new_app()
+    at.run()
+    at.checkbox(key="upload_resample").check()
+    by_label(at.button, "Use these files").click().run()
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    assert "my_fields.tif holds no labelled pixel" in error and "30m" not in error, error
+    assert not uploads.exists() or not any(uploads.rglob("*")), sorted(p.name for p in uploads.rglob("*"))

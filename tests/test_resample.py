@@ -158,8 +158,10 @@ def test_the_dashboards_size_is_the_shipped_models_and_copies_are_made_once(tmp_
     codes = np.where(np.arange(60) < 30, 1, 176).astype(np.uint8)[None].repeat(6, 0)
     labels = write_raster(tmp_path / "cdl.tif", codes, crs=UTM, transform=Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1]),
                           nodata=0)
-    image_copy, labels_copy = resampled_copies(src, 30, labels, "cdl")
+    created = []
+    image_copy, labels_copy = resampled_copies(src, 30, labels, "cdl", created=created)
     assert (image_copy.name, labels_copy.name) == ("s2_30m.tif", "cdl_30m_cdl.tif")
+    assert created == [image_copy, labels_copy]  # (for the uploads' clean-up, should they be refused)
     made = image_copy.stat().st_mtime_ns
-    assert resampled_copies(src, 30, labels, "cdl") == (image_copy, labels_copy)
-    assert image_copy.stat().st_mtime_ns == made  # the copy made before is used
+    assert resampled_copies(src, 30, labels, "cdl", created=created) == (image_copy, labels_copy)
+    assert image_copy.stat().st_mtime_ns == made and len(created) == 2  # the copy made before is used, not listed
