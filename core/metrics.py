@@ -269,34 +269,56 @@ def crop_area_agreement(pred_mask: np.ndarray, label_mask: np.ndarray, pixel_are
             "difference": difference}
 
 
+#: the units the dashboard can show areas in (files, JSON and the CLI always give hectares): name ->
+#: (symbol, units in a hectare); an international acre is 0.40468564224 ha
+AREA_UNITS = {"hectares": ("ha", 1.0), "acres": ("ac", 1 / 0.40468564224)}
+
+
+def format_area(ha: float, unit: str = "hectares") -> str:
+    """An area of ``ha`` hectares for people, in ``unit`` (a name of :data:`AREA_UNITS`): tenths below
+    1,000, whole units from there (a large region's "1,537,572.5 ha" did not fit a column, and
+    "8,510.0 ha" beside "16,671 ha" read as two precisions; a tenth of a hectare is about one 30 m
+    pixel), hundredths below 1 (a small field's "0.0 ha" said nothing).
+
+    Raises:
+        ConfigError: an unknown unit.
+    """
+    if unit not in AREA_UNITS:
+        from core.errors import ConfigError
+
+        raise ConfigError(f"unknown area unit {unit!r}; choose one of {', '.join(AREA_UNITS)}")
+    symbol, per_ha = AREA_UNITS[unit]
+    value = ha * per_ha
+    if value == 0:
+        return f"0 {symbol}"
+    if value < 1:
+        return f"{value:.2f} {symbol}"
+    return f"{value:,.1f} {symbol}" if round(value, 1) < 1_000 else f"{value:,.0f} {symbol}"
+
+
 def format_hectares(ha: float) -> str:
-    """An area for people: tenths of a hectare below 1,000 ha, whole hectares from there (a large
-    region's "1,537,572.5 ha" did not fit a column, and "8,510.0 ha" beside "16,671 ha" read as two
-    precisions; a tenth of a hectare is about one 30 m pixel)."""
-    if ha == 0:
-        return "0 ha"
-    if ha < 1:
-        return f"{ha:.2f} ha"  # (a small field's "0.0 ha" said nothing)
-    return f"{ha:,.1f} ha" if round(ha, 1) < 1_000 else f"{ha:,.0f} ha"
+    """An area in hectares for people (:func:`format_area`)."""
+    return format_area(ha, "hectares")
 
 
-def crop_area_text(stats: dict) -> str:
-    """The crop area of :func:`crop_area`'s ``stats`` in short: hectares where the grid has a CRS, pixels otherwise."""
+def crop_area_text(stats: dict, unit: str = "hectares") -> str:
+    """The crop area of :func:`crop_area`'s ``stats`` in short: in ``unit`` where the grid has a CRS, pixels otherwise."""
     ha = stats["crop_area_ha"]
-    return format_hectares(ha) if ha is not None else f"{stats['crop_pixels']:,} px"
+    return format_area(ha, unit) if ha is not None else f"{stats['crop_pixels']:,} px"
 
 
-def nominal_area(pixels: int, pixel_size_m: float | None) -> str | None:
+def nominal_area(pixels: int, pixel_size_m: float | None, unit: str = "hectares") -> str | None:
     """For an image without a CRS whose pixel size is known otherwise (the sample: Landsat's 30 m),
-    the ground area of ``pixels`` in words ("about 9,966 ha at 30 m pixels"); None when the size is not
-    known. Only an estimate: nothing places such an image, so its pixels' true size is not checked."""
+    the ground area of ``pixels`` in words ("about 9,966 ha at 30 m pixels"), in ``unit``; None when
+    the size is not known. Only an estimate: nothing places such an image, so its pixels' true size is
+    not checked."""
     if not pixel_size_m or pixel_size_m <= 0:
         return None
-    return f"about {format_hectares(pixels * pixel_size_m**2 / 1e4)} at {pixel_size_m:g} m pixels"
+    return f"about {format_area(pixels * pixel_size_m**2 / 1e4, unit)} at {pixel_size_m:g} m pixels"
 
 
-def describe_crop(stats: dict, grid) -> str:
-    """One line for a map handout: the crop area (hectares where the grid has a CRS, pixels
+def describe_crop(stats: dict, grid, unit: str = "hectares") -> str:
+    """One line for a map handout: the crop area (in ``unit`` where the grid has a CRS, pixels
     otherwise) and share of the valid pixels of :func:`crop_area`'s ``stats``, and the grid's CRS
     and pixel size, or that it has none."""
     share = f"{stats['crop_fraction']:.1%}" if stats["crop_fraction"] is not None else "n/a"
@@ -309,7 +331,7 @@ def describe_crop(stats: dict, grid) -> str:
     authority = crs.to_authority()
     name = ":".join(authority) if authority else (crs.to_dict().get("proj") or "custom CRS")
     size = grid.pixel_size_m()
-    return (f"Crop {format_hectares(stats['crop_area_ha'])}, {share} of the {stats['valid_pixels']:,} valid "
+    return (f"Crop {format_area(stats['crop_area_ha'], unit)}, {share} of the {stats['valid_pixels']:,} valid "
             f"pixels. {name}, {f'{size:,.0f}' if size >= 10 else f'{size:.2g}'} m pixels.")
 
 

@@ -738,12 +738,13 @@ def probability_download(prob: np.ndarray, grid: Grid) -> bytes:
 def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarray, grid: Grid, threshold: float,
                         title: str, credit: str = "", probability_opacity: float | None = None,
                         crop_opacity: float | None = 0.6, caveat: str = "",
-                        surroundings: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, bytes]:
+                        surroundings: tuple[np.ndarray, np.ndarray] | None = None,
+                        area_unit: str = "hectares") -> dict[str, bytes]:
     """The downloads that change with the threshold: ``crop_mask.tif`` (as :func:`core.predict.threshold_mask`)
     and ``map.png``, the map view (true colour under the probability and crop layers at the map's
     opacities, a layer left out where its opacity is None; titled, with the data ``credit``),
     coloured from every n-th pixel where the image is larger than the PNG (at most ``MAX_SIDE`` px a side),
-    with the crop area and the grid's CRS under the title (:func:`core.metrics.describe_crop`), and
+    with the crop area (in ``area_unit``) and the grid's CRS under the title (:func:`core.metrics.describe_crop`), and
     ``caveat`` after them (e.g. the model's resolution warning: a handout must not lose it). Pixels
     without image data are grey hatching, as on the web map, and the legend says so. ``surroundings``
     (features, valid of the image at the same pixels, :func:`core.sources.base.scene_surroundings`):
@@ -753,7 +754,7 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     from core.predict import threshold_mask
 
     mask = threshold_mask(prob, threshold)
-    figures = describe_crop(crop_area(mask, grid.pixel_area_ha()), grid)
+    figures = describe_crop(crop_area(mask, grid.pixel_area_ha()), grid, area_unit)
     if caveat:
         figures = f"{figures.rstrip('.')}. Caution: {caveat.rstrip('.')}."
     step = downsample_step(valid.shape)

@@ -549,13 +549,13 @@ class Region:
             return None
         return lonlat_area_ha(self.geometry())
 
-    def describe_area(self) -> str:
-        """Human text of the area: hectares for lon/lat, pixels for image regions."""
+    def describe_area(self, unit: str = "hectares") -> str:
+        """Human text of the area: in ``unit`` (:data:`core.metrics.AREA_UNITS`) for lon/lat, pixels for image regions."""
         if self.is_image:
             return f"{self.area_pixels():,.0f} pixels (image coordinates, no ground area)"
-        from core.metrics import format_hectares
+        from core.metrics import format_area
 
-        return format_hectares(self.area_ha())
+        return format_area(self.area_ha(), unit)
 
     # ------------------------------------------------------------------ grids
     def geometry_in(self, grid: Grid) -> dict:

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.config import PatchConfig
 from core.labels import get_class_map
-from core.metrics import area_ha, format_hectares, nominal_area
+from core.metrics import area_ha, format_area, nominal_area
 from core.patchset import crop_share_gap, cut_train_test
 from pages.components import cached, navigation, parts, regionmap, scene, state, ui
 
@@ -104,11 +104,11 @@ with stats_col:
         st.caption("No labels for this source: the Quality page needs labels.")
     area = area_ha(valid, grid.pixel_area_ha())
     if area is not None:
-        st.metric("Area", format_hectares(area),
+        st.metric("Area", format_area(area, state.area_unit()),
                   help="Ground area of the pixels with data (inside the region, not cloud-masked): those whose centre "
                        "lies inside the region, so it can differ a little from the region's own area on the Region page")
     else:
-        ground = nominal_area(int(valid.sum()), sc.extra.get("pixel_size_m"))
+        ground = nominal_area(int(valid.sum()), sc.extra.get("pixel_size_m"), state.area_unit())
         st.caption("Not georeferenced: sizes are in pixels"
                    + (f"; the valid pixels cover {ground} (the image's stated pixel size)." if ground else "."))
     st.page_link("pages/model.py", label="Next: Model", icon=":material/arrow_forward:")
@@ -123,7 +123,7 @@ if codes:
         table = {"class": [f"{r['code']} {r['name']}" for r in rows],
                  "counts as": ["crop" if r["crop"] else "not crop" for r in rows],
                  "share of labelled pixels": [f"{r['share']:.1%}" for r in rows]}
-        table["area"] = [format_hectares(r["area_ha"]) for r in rows] if georef else [f"{r['pixels']:,} px" for r in rows]
+        table["area"] = [format_area(r["area_ha"], state.area_unit()) for r in rows] if georef else [f"{r['pixels']:,} px" for r in rows]
         st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
         if rest:  # so that the crop rows are not taken for all of the crop
             st.caption(f"The {len(rows)} largest of {len(every)} classes. The other {len(rest)} hold "

@@ -7,7 +7,7 @@ from functools import partial
 
 import streamlit as st
 
-from core.metrics import crop_area_text, format_hectares, nominal_area
+from core.metrics import crop_area_text, format_area, nominal_area
 from core.model import load_card, resolution_warning
 from core.predict import prediction_summary
 from pages.components import cached, models, navigation, parts, predictions, regionmap, scene, state, ui
@@ -121,11 +121,12 @@ with ctrl:
 
 with ui.errors_shown(stop=True):
     stats = cached.crop_stats(key, float(threshold))
+unit = state.area_unit()
 
 with stats_box:
-    st.metric("Crop area", crop_area_text(stats))
+    st.metric("Crop area", crop_area_text(stats, unit))
     if stats["crop_area_ha"] is None:
-        ground = nominal_area(stats["crop_pixels"], sc.extra.get("pixel_size_m"))
+        ground = nominal_area(stats["crop_pixels"], sc.extra.get("pixel_size_m"), unit)
         st.caption("Not georeferenced: area in pixels"
                    + (f"; {ground} (the image's stated pixel size)." if ground else "."))
     frac = stats["crop_fraction"]
@@ -146,7 +147,7 @@ with files_col:
     with ui.errors_shown():
         made = (key, float(threshold), f"{sc.title} — crop at p ≥ {threshold:.2f}",
                 f"Data: {sc.attribution}" if sc.attribution else "", prob_opacity if show_prob else None,
-                crop_opacity if show_crop else None, warning or "")
+                crop_opacity if show_crop else None, warning or "", unit)
         st.download_button("Probability GeoTIFF", partial(cached.probability_tif, key), "probability.tif",
                            "image/tiff", on_click="ignore")
         st.download_button("Crop mask GeoTIFF", partial(cached.export_file, "crop_mask.tif", *made),
@@ -182,7 +183,7 @@ with files_col:
             st.download_button(f"Download {n:,} crop areas", data, f"crop_areas_{tag}.geojson",
                                "application/geo+json", type="primary", icon=":material/download:", on_click="ignore")
             # (not quite the crop area shown: groups of 1-3 crop pixels are no polygon)
-            st.caption(f"{format_hectares(area)} in all; groups under 4 crop pixels are left out.")
+            st.caption(f"{format_area(area, unit)} in all; groups under 4 crop pixels are left out.")
     st.page_link("pages/quality.py", label="Next: Quality", icon=":material/arrow_forward:")
 
 with ui.errors_shown(stop=True):
@@ -194,7 +195,7 @@ with ui.errors_shown(stop=True):
         opacities[o.name] = prob_opacity
     dynamic = []
     if show_crop:
-        o = cached.crop_overlay(key, offset, float(threshold))
+        o = cached.crop_overlay(key, offset, float(threshold), unit)
         dynamic.append(o)
         opacities[o.name] = crop_opacity
 

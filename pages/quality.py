@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.metrics import SCORE_HELP, few_pixels_note, format_hectares
+from core.metrics import SCORE_HELP, few_pixels_note, format_area
 from core.model import load_card, resolution_warning
 from pages.components import cached, charts, models, navigation, parts, predictions, regionmap, scene, state, ui
 
@@ -21,7 +21,8 @@ NO_LABELS = ("This image has no labels, so there is nothing to check a predictio
 def area_line(areas: dict) -> str:
     """The crop area predicted against the labels' (core.metrics.crop_area_agreement), in one line."""
     if areas["predicted_ha"] is not None:
-        pred, lab = format_hectares(areas["predicted_ha"]), format_hectares(areas["labelled_ha"])
+        unit = state.area_unit()
+        pred, lab = format_area(areas["predicted_ha"], unit), format_area(areas["labelled_ha"], unit)
     else:
         pred, lab = f"{areas['predicted_pixels']:,} px", f"{areas['labelled_pixels']:,} px"
     diff = areas["difference"]
@@ -205,11 +206,11 @@ if top:
     st.dataframe(pd.DataFrame({
         "class": [f"{r['code']} {r['name']}" for r in top],
         "counts as": ["crop" if r["crop"] else "not crop" for r in top],
-        **({"area": [format_hectares(r["area_ha"]) for r in top]} if ha else
+        **({"area": [format_area(r["area_ha"], state.area_unit()) for r in top]} if ha else
            {"pixels": [f"{r['pixels']:,}" for r in top]}),
         "predicted crop": [f"{r['predicted_crop']:.0%}" for r in top],
         "wrong" if ha else "wrong pixels": [
-            f"{format_hectares(r['errors_ha']) if ha else format(r['errors'], ',')} "
+            f"{format_area(r['errors_ha'], state.area_unit()) if ha else format(r['errors'], ',')} "
             f"{'missed crop' if r['crop'] else 'false crop'}" for r in top],
         "share": [f"{r['share']:.0%} of all {'missed' if r['crop'] else 'false'} crop" for r in top],
     }), hide_index=True, width="stretch")

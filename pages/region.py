@@ -14,7 +14,7 @@ from core.bands import parse_band_spec
 from core.region import MAX_GEOJSON_BYTES, Region
 from core.resample import SHIPPED_PIXEL_SIZE_M, resampled_copies
 from core.labels import CLASS_MAPS
-from core.metrics import format_hectares, nominal_area
+from core.metrics import format_area, nominal_area
 from core.patches import export_to_geotiff
 from core.grid import crs_words
 from core.sources.earthengine import recipes_from_settings
@@ -266,20 +266,21 @@ with info_col:
             st.caption(f"{len(set(region.parts))} parts (one per feature of the file); the Data, Predict and Quality pages give the figures of each.")
         check = scene.check_current_region(region)
         usable = check.ok
+        unit = state.area_unit()
         # one area for a local image: that of the pixels used, which every other page counts (for Earth
         # Engine the check's area is the shape's: the pixels are only known once fetched)
         # (on an image without a place on Earth, the number of those pixels)
         pixel_area = check.area_ha if check.area_ha is not None and scene.is_local() else None
         used = check.pixels if scene.is_local() and pixel_area is None else None
         if pixel_area is not None or used is not None:
-            st.metric("Area", format_hectares(pixel_area) if pixel_area is not None else f"{used:,} px",
+            st.metric("Area", format_area(pixel_area, unit) if pixel_area is not None else f"{used:,} px",
                       help=("the ground area of the pixels used" if pixel_area is not None else "the pixels used")
                            + ": those whose centre lies inside the shape" + (" and inside the image" if check.clipped else ""))
-            ground = nominal_area(used, getattr(source, "pixel_size_m", None)) if used is not None else None
+            ground = nominal_area(used, getattr(source, "pixel_size_m", None), unit) if used is not None else None
             if ground:  # (an image without a CRS, whose pixel size is known otherwise: the sample's Landsat 30 m)
                 st.caption(f"Not georeferenced: {ground} (the image's stated pixel size).")
         else:
-            st.metric("Area drawn" if check.clipped else "Area", region.describe_area().split(" (")[0],
+            st.metric("Area drawn" if check.clipped else "Area", region.describe_area(unit).split(" (")[0],
                       help="the whole shape; only its part inside the image is used" if check.clipped else None)
         if check.ok:
             st.success(ui.sentence(check.message), icon=":material/check_circle:")
@@ -294,13 +295,13 @@ with info_col:
             prev = state.previous_region()
             if prev is not None and prev[0] is not None:  # (back to the whole image is the Reset button)
                 back = Region.from_geojson(prev[0])
-                about = ", ".join(t for t in (back.name, back.describe_area().split(" (")[0]) if t)
+                about = ", ".join(t for t in (back.name, back.describe_area(unit).split(" (")[0]) if t)
                 if st.button(f"Back to the previous region ({ui.plain(about)})",
                              help="Use the region this one replaced"):
                     state.restore_previous_region()
                     st.rerun()
         if (pixel_area is not None or used is not None) and check.clipped:  # the shape's own area, a part of it used
-            st.caption(f"The region's shape covers {region.describe_area()}; the part outside the image is left out.")
+            st.caption(f"The region's shape covers {region.describe_area(unit)}; the part outside the image is left out.")
         if gaps_note:
             st.caption(gaps_note)
         reset = "Reset to the whole image" if scene.is_local() else "Reset to the Camana valley"

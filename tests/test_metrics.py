@@ -165,3 +165,23 @@ def test_crop_area_agreement_compares_areas_over_pixels_valid_in_both():
         crop_area_agreement(pred, labels[:, :3], 0.09)
     many = np.ones((26, 37), np.uint8)  # 962 pixels of 0.01 ha: 9.62 ha, not float noise in metrics.json
     assert crop_area_agreement(many, many, 0.01)["labelled_ha"] == 9.62 != 962 * 0.01
+
+
+def test_areas_are_shown_in_hectares_or_acres_with_the_same_precision():
+    """The dashboard's area unit (its sidebar's choice): an international acre is 0.40468564224 ha."""
+    from core.errors import ConfigError
+    from core.grid import Grid
+    from core.metrics import AREA_UNITS, crop_area, describe_crop, format_area, nominal_area
+
+    assert [format_area(a, "acres") for a in (0, 0.03, 0.40468564224, 24.26, 12_345.6)] == [
+        "0 ac", "0.07 ac", "1.0 ac", "59.9 ac", "30,507 ac"]
+    assert format_area(404.68564224, "acres") == "1,000 ac" and format_area(404.6, "acres") == "999.8 ac"
+    assert format_area(24.26) == format_area(24.26, "hectares") == "24.3 ha"
+    assert set(AREA_UNITS) == {"hectares", "acres"}
+    with pytest.raises(ConfigError, match="unknown area unit 'm2'; choose one of hectares, acres"):
+        format_area(1.0, "m2")
+    # the sample's nominal area, and a handout's line
+    assert nominal_area(100, 30.0, "acres") == "about 22.2 ac at 30 m pixels"  # 100 x 0.09 ha
+    utm = Grid("EPSG:32631", (100.0, 0.0, 500000.0, 0.0, -100.0, 5630000.0), 3, 2)
+    mask = np.array([[1, 1, 0], [0, 255, 1]], np.uint8)
+    assert describe_crop(crop_area(mask, utm.pixel_area_ha()), utm, "acres").startswith("Crop 7.4 ac, 60.0% of")

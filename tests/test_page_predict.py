@@ -169,6 +169,53 @@ def test_predict_page_traces_crop_fields_of_a_georeferenced_image(fake_map, tiny
     assert not [d for d in at.get("download_button") if "crop areas" in d.label]
 
 
+def test_areas_in_the_sidebars_unit_on_every_page_and_the_map_while_files_keep_hectares(fake_map, tiny_model_path,
+                                                                                        monkeypatch):
+    """A US team reads areas in acres: the sidebar's Area unit turns every area on the pages, the crop
+    layer's legend and the map PNG to it; the summary JSON (for programs) keeps hectares. The unit is
+    kept with the session, and CROPMAP_AREA_UNIT sets the one a new session starts with."""
+    import json
+
+    import core.metrics
+    from core.metrics import format_area
+    from pages.components import state
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    deferred = {}  # file name -> what the download button calls when clicked
+    real_defer = MediaFileManager.add_deferred
+    monkeypatch.setattr(MediaFileManager, "add_deferred", lambda self, fn, mime, coords, file_name=None:
+                        deferred.__setitem__(file_name, fn) or real_defer(self, fn, mime, coords, file_name))
+    at = own_image_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()  # Predict
+    at.slider(key="w_threshold").set_value(0.05).run()
+    assert not at.exception and not at.error
+    assert at.sidebar.selectbox(key="w_area_unit").value == "hectares"
+    ha = {m.label: m.value for m in at.metric}["Crop area"]
+    assert ha.endswith(" ha")
+    at.sidebar.selectbox(key="w_area_unit").set_value("acres").run()
+    assert not at.exception and at.session_state["area_unit"] == "acres"
+    acres = {m.label: m.value for m in at.metric}["Crop area"]
+    assert acres == format_area(float(ha[:-3].replace(",", "")), "acres") and acres.endswith(" ac")
+    [(_, title, _)] = map_calls(fake_map.maps[-1][1]["feature_group_to_add"], "dynamicTitle")
+    assert f": {acres}, " in title, title  # the crop layer's legend (in view in full screen)
+    units = []
+    real_describe = core.metrics.describe_crop
+    monkeypatch.setattr(core.metrics, "describe_crop", lambda *a: units.append(a[2]) or real_describe(*a))
+    assert deferred["crop_map_t0.05.png"]()[:4] == b"\x89PNG" and units == ["acres"]  # the handout's line
+    summary = json.loads(deferred["summary_t0.05.json"]())  # for programs: hectares
+    assert format_area(summary["crop_area_ha"], "acres") == acres
+    for page in ("pages/data.py", "pages/region.py"):
+        at.switch_page(page).run()
+        assert not at.exception
+        assert {m.label: m.value for m in at.metric}["Area"].endswith(" ac"), page
+    # a new session starts in the unit of CROPMAP_AREA_UNIT (one it does not offer: hectares)
+    assert state.area_unit_default({"CROPMAP_AREA_UNIT": " Acres "}) == "acres"
+    assert state.area_unit_default({"CROPMAP_AREA_UNIT": "furlongs"}) == "hectares"
+    assert state.area_unit_default({}) == "hectares"
+
+
 def test_predict_views_make_a_new_prediction_that_quality_follows(fake_map, tiny_model_path, monkeypatch):
     import core.predict
 

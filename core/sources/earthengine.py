@@ -213,7 +213,6 @@ class EarthEngineSource:
         from core.ee.composites import region_geometry
         from core.ee.pixels import geometry_bounds, snap_grid
         from core.errors import CropMapError
-        from core.metrics import format_hectares
 
         scale = self.composite.resolution
         try:
@@ -253,7 +252,7 @@ class EarthEngineSource:
             return RegionCheck(False, str(err), area_ha, pixels)
         return RegionCheck(
             True,
-            f"{format_hectares(area_ha)}, {width}x{height} px at {scale:g} m in {crs}; "
+            f"{width}x{height} px at {scale:g} m in {crs}; "  # (its area is the page's, in the user's unit)
             + self._describe_download(context_plan, label_plan, context_margin(image_plan.height, image_plan.width)),
             area_ha,
             pixels,

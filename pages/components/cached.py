@@ -332,7 +332,7 @@ def probability_overlay(key: tuple, offset: tuple[int, int]) -> ov.Overlay:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def crop_overlay(key: tuple, offset: tuple[int, int], threshold: float) -> ov.Overlay:
+def crop_overlay(key: tuple, offset: tuple[int, int], threshold: float, unit: str = "hectares") -> ov.Overlay:
     prob = cached_probability(key)
     grid = image_arrays(key[0], key[1])[2]
     # the figures in the legend's title, in view in full screen, where the page's figures are not
@@ -340,7 +340,7 @@ def crop_overlay(key: tuple, offset: tuple[int, int], threshold: float) -> ov.Ov
 
     stats = crop_stats(key, threshold)
     share = f", {stats['crop_fraction']:.0%}" if stats["crop_fraction"] is not None else ""
-    legend = ov.class_legend(f"Crop (p ≥ {threshold:.2f}): {crop_area_text(stats)}{share}", ["predicted crop"])
+    legend = ov.class_legend(f"Crop (p ≥ {threshold:.2f}): {crop_area_text(stats, unit)}{share}", ["predicted crop"])
     return ov.make_overlay("Crop", ov.crop_colour(prob, threshold), grid, offset, legend)
 
 
@@ -392,15 +392,15 @@ def probability_tif(key: tuple) -> bytes:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def exports(key: tuple, threshold: float, title: str, credit: str = "", probability_opacity: float | None = None,
-            crop_opacity: float | None = 0.6, caveat: str = "") -> dict[str, bytes]:
+            crop_opacity: float | None = 0.6, caveat: str = "", unit: str = "hectares") -> dict[str, bytes]:
     """The downloads that depend on the threshold (core.overlays.threshold_downloads), the map view
-    PNG with the page's layers at their opacities (None: a layer not shown) and the page's ``caveat``,
+    PNG with the page's layers at their opacities (None: a layer not shown), the page's ``caveat`` and its crop area in ``unit``,
     over the image around the region's outline (faded)."""
     from core.sources.base import scene_surroundings
 
     feats, valid, grid = image_arrays(key[0], key[1])
     return ov.threshold_downloads(feats, valid, cached_probability(key), grid, threshold, title, credit,
-                                  probability_opacity, crop_opacity, caveat, scene_surroundings(key[0]))
+                                  probability_opacity, crop_opacity, caveat, scene_surroundings(key[0]), unit)
 
 
 def export_file(name: str, *args) -> bytes:

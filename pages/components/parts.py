@@ -9,16 +9,16 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core.metrics import format_hectares
+from core.metrics import format_area
 from core.region import Region
 from core.zones import ZoneArea, zones_csv
-from pages.components import cached, ui
+from pages.components import cached, state, ui
 
 
 def _amount(ha: float | None, pixels: int | None, georeferenced: bool) -> str:
     if pixels is None:
         return "n/a"
-    return format_hectares(ha) if georeferenced and ha is not None else f"{pixels:,} px"
+    return format_area(ha, state.area_unit()) if georeferenced and ha is not None else f"{pixels:,} px"
 
 
 def _score(value: float | None) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.errors import CropMapError
+from core.metrics import AREA_UNITS
 from pages.components import cached, models, predictions, scene, state, ui
 
 
@@ -41,6 +42,12 @@ def show() -> None:
                  key=state.sync_widget(state.MAP_HEIGHT), on_change=state.store_widget, args=(state.MAP_HEIGHT,),
                  help="Taller maps for a large screen or a full HD projector (1080 px high or more). On a smaller "
                       "screen, show a map to an audience with its full-screen button (top left of the map).")
+    state.area_unit()  # (a value it does not offer set back first)
+    st.selectbox("Area unit", list(AREA_UNITS), key=state.sync_widget(state.AREA_UNIT), on_change=state.store_widget,
+                 args=(state.AREA_UNIT,), format_func=lambda u: f"{u} ({AREA_UNITS[u][0]})",
+                 help="The unit of the areas on the pages and in the map PNG. Files for other programs (summary "
+                      "JSON, CSV, GeoJSON) always give hectares. "
+                      f"`{state.AREA_UNIT_ENV}=acres` starts every session in acres.")
     model = state.get(state.MODEL_PATH)
     gone = " (no longer on disk: load one on the Model page)" if model and not Path(model).is_file() else ""
     st.caption("Model: " + (models.label(model) + gone if model else "none loaded (Model page)"))

@@ -64,6 +64,9 @@ MAP_HEIGHT = "map_height"  # int: the maps' height in px (the sidebar's choice: 
 MAP_HEIGHTS = {480: "Standard", 720: "Tall (1080p screen or larger)"}
 #: the environment variable that sets :data:`BASEMAP`'s default: "none" (or "off") for no basemap
 BASEMAP_ENV = "CROPMAP_BASEMAP"
+AREA_UNIT = "area_unit"  # str: the unit the pages show areas in, a name of core.metrics.AREA_UNITS (the sidebar's choice)
+#: the environment variable that sets :data:`AREA_UNIT`'s default for new sessions (e.g. "acres" for a US team)
+AREA_UNIT_ENV = "CROPMAP_AREA_UNIT"
 
 DEFAULTS: dict[str, Any] = {
     SOURCE: {"kind": "sample"},
@@ -98,6 +101,7 @@ DEFAULTS: dict[str, Any] = {
     QUALITY_CLASS: "all",
     BASEMAP: lambda: basemap_default(),  # a function: read when a session starts (the environment may change)
     MAP_HEIGHT: 480,
+    AREA_UNIT: lambda: area_unit_default(),  # a function: read when a session starts
 }
 
 
@@ -107,7 +111,7 @@ DEFAULTS: dict[str, Any] = {
 KEPT_TOGETHER = (SOURCE, REGION, PREVIOUS_REGION, SCENE, PATCHES, PREDICTION, FIELDS)
 KEPT = KEPT_TOGETHER + (MODEL_PATH, THRESHOLD, VIEWS, LAYERS, QUALITY_CLASS, EE_ASSET, EE_INGESTION, EE_PATCHES, TRAIN_FORM,
                         PATCH_FORM, EE_EXPORT_FORM, EE_UPLOAD_FORM, EE_TASKS_ACTIVE, JOB_DIR, EE_LAST, BASEMAP,
-                        MAP_HEIGHT)
+                        MAP_HEIGHT, AREA_UNIT)
 SESSION_PARAM = "session"  # the URL's query parameter that names the session's saved state
 SESSION_ID = "_session_id"  # this browser session's id (32 hex digits)
 SAVED = "_saved_state"  # the JSON text last saved for this session (so that an unchanged run writes nothing)
@@ -138,6 +142,27 @@ def map_height() -> int:
         value = next(iter(MAP_HEIGHTS))
         put(MAP_HEIGHT, value)
     return int(value)
+
+
+def area_unit() -> str:
+    """The unit the pages show areas in (:data:`AREA_UNIT`): a name of ``core.metrics.AREA_UNITS``; any
+    other value (a session saved when the choices were others) is set back to the default."""
+    from core.metrics import AREA_UNITS
+
+    value = get(AREA_UNIT)
+    if value not in AREA_UNITS:
+        value = area_unit_default()
+        put(AREA_UNIT, value)
+    return value
+
+
+def area_unit_default(environ=os.environ) -> str:
+    """The area unit a new session starts with: :data:`AREA_UNIT_ENV`'s (a name of ``core.metrics.AREA_UNITS``,
+    e.g. "acres"), or hectares where it is not set or names no unit."""
+    from core.metrics import AREA_UNITS
+
+    value = environ.get(AREA_UNIT_ENV, "").strip().lower()
+    return value if value in AREA_UNITS else "hectares"
 
 
 def basemap_default(environ=os.environ) -> bool:
