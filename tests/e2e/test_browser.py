@@ -417,6 +417,16 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     # 288 x 272 pixels of 10 m: 783.4 ha, computed from the CRS
     assert abs(float(area.split()[0].replace(",", "")) - 288 * 272 * 100 / 10_000) < 0.1
     snapshot(page, artifacts / "08_own_image_data.png")
+    # in acres for a US audience (the sidebar's Area unit), then back
+    for unit, symbol, value in (("acres", "ac", 288 * 272 * 100 / 10_000 / 0.40468564224), ("hectares", "ha", None)):
+        page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']", has_text="Area unit").click()
+        page.get_by_role("option").filter(has_text=f"{unit} ({symbol})").first.click()
+        expect(page.locator("[data-testid='stMetric']", has_text="Area").first).to_contain_text(f" {symbol}",
+                                                                                            timeout=60_000)
+        if value is not None:
+            acres = metric_value(page, "Area")
+            assert re.match(r"^[\d,.]+ ac$", acres) and abs(float(acres.split()[0].replace(",", "")) - value) <= 0.5
+            snapshot(page, artifacts / "08d_own_image_acres.png")
 
     # predict with the shipped weights, then download the crop fields as GeoJSON (lon/lat, in Austria)
     goto_page(page, "3. Model")
