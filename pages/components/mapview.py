@@ -6,6 +6,10 @@ Bootstrap, Font Awesome, fullscreen, geocoder), so the page makes no external re
 
 Non-georeferenced images are shown in Leaflet's Simple CRS in pixel units (``lat = -row``,
 ``lng = col``) with a visible "not georeferenced" note; georeferenced ones over a basemap.
+
+What the map does beyond folium (notes and legends inside it, the click's mark and reading, the
+wheel, fitting the region in full screen and on resize) is JavaScript of ours in
+``static/cropmap/map.js``; the map's script calls it with JSON arguments (:class:`Call` elements).
 """
 
 from __future__ import annotations
