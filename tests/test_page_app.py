@@ -99,6 +99,29 @@ def test_the_maps_behaviours_are_calls_of_the_served_map_script():
         assert f"{mapview.STATIC}/{path}?v={digest}" in html
 
 
+def test_maps_of_layers_have_the_peek_button_and_mark_the_layers_a_legend_explains():
+    """Checking a prediction by eye: a button held down hides the layers a legend explains (and the
+    legends), to see the image under them. The imagery is not marked; the button is on every map of
+    layers whichever are shown (turning a layer off must not change the map's script), not on the
+    drawing map."""
+    from core.overlays import Overlay, class_legend, png_bytes
+
+    png = png_bytes(np.zeros((4, 4, 4), np.uint8))
+    imagery = Overlay("True colour (R,G,B)", png, ((-4.0, 0.0), (0.0, 4.0)), 4, 4)
+    crop = Overlay("Crop", png, imagery.bounds, 4, 4, legend=class_legend("Crop", ["predicted crop"]))
+    spec = mapview.MapSpec(bounds=imagery.bounds, image=True, overlays=[imagery], dynamic=[crop])
+    html = mapview.build(spec).get_root().render()
+    assert html.count(f'cropmap.peek(') == 1 and mapview.PEEK_TITLE in html
+    assert mapview.EXPLAINED_LAYER not in html  # (the imagery: unmarked)
+    from dataclasses import replace
+
+    both = mapview.build(replace(spec, overlays=[imagery, crop], dynamic=[])).get_root().render()
+    assert both.count(f'"className": "{mapview.EXPLAINED_LAYER}"') == 1  # the crop layer only
+
+    assert mapview.build(replace(spec, dynamic=[])).get_root().render().count("cropmap.peek(") == 1
+    assert "cropmap.peek(" not in mapview.build(replace(spec, draw=True, dynamic=[])).get_root().render()
+
+
 def test_the_server_freezes_the_long_lived_objects_once_tensorflow_is_loaded(fake_map):
     """Streamlit's full collection after every run skipped TensorFlow's objects once frozen: done
     once per server process, after a run with TensorFlow loaded."""

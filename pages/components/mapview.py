@@ -64,6 +64,10 @@ BASEMAP_FAILED = "Basemap tiles did not load (no internet?)"
 CLICK_HINT = "Click the map to read a pixel"
 #: Inside that map between a click and the page's reading of it.
 CLICK_READING = "Reading the pixel..."
+#: The title of the button that hides the layers a legend explains while it is held (map.js's peek).
+PEEK_TITLE = "Hold to see the image under the layers"
+#: The class of the map's image layers that a legend explains (hidden while that button is held).
+EXPLAINED_LAYER = "cropmap-layer"
 #: Shown over a map when the wheel is turned over it before it is clicked (the wheel then scrolls the page).
 WHEEL_HINT = "Click the map to zoom with the mouse wheel"
 #: the credit that OpenStreetMap's tile usage policy asks for, linked to its copyright page
@@ -262,6 +266,10 @@ def build(spec: MapSpec, view_key: str | None = None):
                           "polygon": {**shape, "allowIntersection": False}, "rectangle": shape},
             edit_options={"edit": False, "remove": False},
         ).add_to(m)
+    # on a map of layers, whichever are shown (a layer turned off must not change the map's script: the
+    # browser would reload the map); under the map's other buttons
+    if not spec.draw and (spec.overlays or spec.dynamic):
+        Call("peek", PEEK_TITLE).add_to(m)
     if spec.image:
         Call("note", IMAGE_NOTE, "bottomleft", False).add_to(m)
     # the legends at their layers' opacities, inside the map (in view with it on a laptop's screen, where
@@ -290,9 +298,11 @@ def build(spec: MapSpec, view_key: str | None = None):
 
 
 def _image_overlay(ov, spec: MapSpec):
+    # a layer that a legend explains is marked: the map's peek button hides it while held
+    marked = {"class_name": EXPLAINED_LAYER} if ov.legend is not None else {}
     return _map_classes().ImageLayer(
         image=ov.data_url, bounds=[list(ov.bounds[0]), list(ov.bounds[1])], name=ov.name,
-        opacity=spec.opacities.get(ov.name, ov.opacity), interactive=False, cross_origin=False, zindex=1,
+        opacity=spec.opacities.get(ov.name, ov.opacity), interactive=False, cross_origin=False, zindex=1, **marked,
     )
 
 

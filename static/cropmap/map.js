@@ -202,6 +202,35 @@
     show();
   };
 
+  /* A button (under the map's buttons) that hides, while it is held, the layers a legend explains (the
+   * crop layer, the probability, the labels, the errors: their images carry the class ``cropmap-layer``)
+   * and the legends, to see the image under them; back as they were when it is let go. By mouse, touch,
+   * or the keyboard (Space or Enter held on the focused button). */
+  cropmap.peek = function (map, title) {
+    var control = L.control({position: 'topleft'});
+    control.onAdd = function () {
+      var bar = L.DomUtil.create('div', 'leaflet-bar cropmap-peek');
+      var button = L.DomUtil.create('button', 'cropmap-peek-button', bar);
+      button.type = 'button';
+      button.title = title;
+      button.setAttribute('aria-label', title);
+      button.innerHTML = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true">' +
+        '<path fill="none" stroke="currentColor" stroke-width="2" d="M1 12s4-7 11-7 11 7 11 7-4 7-11 7S1 12 1 12z"/>' +
+        '<circle cx="12" cy="12" r="3" fill="currentColor"/></svg>';
+      var box = map.getContainer();
+      function hide(e) { if (e) { e.preventDefault(); } box.classList.add('cropmap-peeking'); }
+      function show() { box.classList.remove('cropmap-peeking'); }
+      L.DomEvent.disableClickPropagation(bar);
+      button.addEventListener('pointerdown', hide);
+      ['pointerup', 'pointerleave', 'pointercancel', 'blur'].forEach(function (n) { button.addEventListener(n, show); });
+      button.addEventListener('keydown', function (e) { if (e.key === ' ' || e.key === 'Enter') { hide(e); } });
+      button.addEventListener('keyup', function (e) { if (e.key === ' ' || e.key === 'Enter') { show(); } });
+      return bar;
+    };
+    control.addTo(map);
+    return control;
+  };
+
   /* The page's reading of a click, [text, lat, lng] or null, for the map's click box: shown while
    * that click is the map's last. */
   cropmap.readout = function (value) {

@@ -131,6 +131,22 @@ def test_full_flow_offline(page, app_url, artifacts):
     # slider and map jumped up under the user's pointer)
     expect(page.get_by_text("The prediction goes on if you open another page")).to_have_count(0)
     snapshot(page, artifacts / "05_predict.png")
+    # the eye button held down hides the crop and probability layers and their legend (the image under
+    # them shows); let go, they are back. The imagery stays.
+    frame = map_frame(page)
+    marked, legend = frame.locator(".leaflet-image-layer.cropmap-layer"), frame.locator(".cropmap-fades")
+    assert marked.count() == 2 and frame.locator(".leaflet-image-layer:not(.cropmap-layer)").count() >= 1
+    eye = frame.get_by_role("button", name="Hold to see the image under the layers")
+    eye.hover()
+    page.mouse.down()
+    expect(marked.first).to_be_hidden()
+    expect(marked.last).to_be_hidden()
+    expect(legend).to_be_hidden()
+    expect(frame.locator(".leaflet-image-layer:not(.cropmap-layer)").first).to_be_visible()
+    snapshot(page, artifacts / "05b_predict_peek.png")
+    page.mouse.up()
+    expect(marked.last).to_be_visible()
+    expect(legend).to_be_visible()
 
     # a click on the map, right after the prediction, marks that pixel and reads it inside the map; the
     # map stays as it was (a page that changed before the map on the next run reloaded it, mark and all)
