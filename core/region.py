@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from functools import lru_cache
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
@@ -337,6 +338,31 @@ def _outline_problem(polygons: tuple[Polygon, ...]) -> str | None:
     if all(polygon_area(p) <= 0 for p in polygons):
         return "the region has zero area; draw a polygon or rectangle with some extent"
     return None
+
+
+#: a number as people type or paste it (a sign, digits, a point, an exponent)
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    """The four numbers of a box typed or pasted as text: ``xmin, ymin, xmax, ymax`` (west, south,
+    east, north in degrees; or an image's left, top, right, bottom edges in pixels), separated
+    by commas, semicolons or spaces, with or without brackets ("[-72.78, -16.65, -72.67, -16.58]",
+    as a notebook or a GeoJSON ``bbox`` writes them). Read as numbers only, never evaluated.
+
+    Raises:
+        RegionError: not four numbers, or something else in the text.
+    """
+    body = text.strip().strip("[]()").strip()
+    parts = [p for p in re.split(r"[,;\s]+", body) if p]
+    bad = [p for p in parts if not _NUMBER.fullmatch(p)]
+    four = "a box is four numbers, xmin, ymin, xmax, ymax (e.g. -72.78, -16.65, -72.67, -16.58)"
+    if bad:
+        raise RegionError(f"'{bad[0]}' is not a number: {four}")
+    if len(parts) != 4:
+        raise RegionError(f"{four}, not {len(parts)}")
+    xmin, ymin, xmax, ymax = (float(p) for p in parts)
+    return xmin, ymin, xmax, ymax
 
 
 def polygon_area(poly: Polygon) -> float:

@@ -189,6 +189,22 @@ with st.expander("Upload a region (GeoJSON)"):
             scene.use_uploaded_region(geo_file.getvalue(), geo_file.name)
             st.rerun()
 
+with st.expander("Enter a box by its coordinates"):
+    with ui.errors_shown():
+        in_use = scene.current_region()
+        if in_use.is_image:
+            st.caption("In the image's pixels (it has no place on Earth): the left, top, right and bottom edges, "
+                       "in columns and rows from the image's top-left corner. Filled in with the region in use.")
+        else:
+            st.caption("In degrees: west, south, east, north (longitude, latitude, as a notebook or a GeoJSON "
+                       "bbox gives them). Filled in with the region in use.")
+        # filled in anew when the region changes (a drawing, a preset), not while the user edits it
+        box = st.text_input("Box", scene.box_text(in_use), key=f"region_box_{scene.box_text(in_use)}",
+                            placeholder="-72.778645, -16.651663, -72.66865, -16.57553")
+        if st.button("Use this box", disabled=box.strip() == scene.box_text(in_use)):
+            scene.use_box(box, image=in_use.is_image)
+            st.rerun()
+
 # ------------------------------------------------------------------ map
 def take_drawing(result: dict | None, image: bool) -> None:
     """Make the last shape drawn on the map the region (once per new shape)."""
@@ -201,17 +217,8 @@ def take_drawing(result: dict | None, image: bool) -> None:
         with ui.errors_shown():
             # "Back to the previous region" goes back to the last usable one, not to a mistake before this one
             state.set_region(Region.from_map_geojson(drawn, image=image, name="drawn").to_geojson(),
-                             remember=current_region_usable())
+                             remember=scene.current_region_usable())
             st.rerun()
-
-
-def current_region_usable() -> bool:
-    """Whether the current source can use the current region."""
-    try:
-        scene.require_usable_region()
-    except CropMapError:
-        return False
-    return True
 
 
 spec = state.get(state.SOURCE)

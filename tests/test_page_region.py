@@ -595,3 +595,37 @@ def test_averaged_copies_of_refused_files_are_not_kept_and_the_error_names_the_u
     [error] = [e.value for e in at.error]
     assert "my_fields.tif holds no labelled pixel" in error and "30m" not in error, error
     assert not uploads.exists() or not any(uploads.rglob("*")), sorted(p.name for p in uploads.rglob("*"))
+
+
+def test_a_box_entered_by_its_coordinates_becomes_the_region(fake_map):
+    """The box field holds the region in use (to copy or edit); a box typed there becomes the region:
+    pixels on the sample scene, degrees on a georeferenced image; a box the source cannot use, or text
+    that is not a box, is refused with the reason and the region in use is kept."""
+    at = new_app()
+    at.run()
+    [box] = [t for t in at.text_input if t.label == "Box"]
+    assert box.value == "0, 0, 1024, 1024"  # the whole sample
+    box.set_value("100, 200, 500, 600").run()
+    by_label(at.button, "Use this box").click().run()
+    assert not at.exception and not at.error
+    assert at.metric[0].value == "160,000 px" and at.session_state["region"]["properties"]["name"] == "box"
+    [box] = [t for t in at.text_input if t.label == "Box"]
+    assert box.value == "100, 200, 500, 600"
+    for text, said in (("100, 200, 110", "a box is four numbers"), ("2000, 0, 2100, 100", "cannot be used")):
+        box.set_value(text).run()
+        by_label(at.button, "Use this box").click().run()
+        assert not at.exception and any(said in e.value and "The region in use is kept" in e.value for e in at.error), \
+            [e.value for e in at.error]
+        assert at.metric[0].value == "160,000 px"
+        [box] = [t for t in at.text_input if t.label == "Box"]
+    # a georeferenced image: degrees (a box inside the Austrian test image)
+    at = own_image_app()
+    at.run()
+    [box] = [t for t in at.text_input if t.label == "Box"]
+    w, s, e, n = (float(v) for v in box.value.split(", "))
+    assert 9 < w < e < 17 and 46 < s < n < 49
+    inner = f"{w + (e - w) / 4:.6f}, {s + (n - s) / 4:.6f}, {e - (e - w) / 4:.6f}, {n - (n - s) / 4:.6f}"
+    box.set_value(inner).run()
+    by_label(at.button, "Use this box").click().run()
+    assert not at.exception and not at.error
+    assert at.metric[0].value.endswith(" ha") and [t for t in at.text_input if t.label == "Box"][0].value == inner

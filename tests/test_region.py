@@ -452,3 +452,19 @@ def test_the_outline_of_a_region_of_several_parts_names_each_part():
     assert moved["features"][1]["geometry"]["coordinates"][0][0][0] == pytest.approx(180.1)
     one = Region.from_geojson(fc["features"][0])
     assert one.outline_geojson() == one.to_map_geojson()  # one shape: as before
+
+
+def test_a_box_typed_or_pasted_is_read_as_four_numbers_never_evaluated():
+    from core.region import parse_bbox
+
+    camana = (-72.778645, -16.651663, -72.66865, -16.57553)
+    for text in ("-72.778645, -16.651663, -72.66865, -16.57553", "[-72.778645,-16.651663,-72.66865,-16.57553]",
+                 " (-72.778645; -16.651663; -72.66865; -16.57553) ", "-72.778645 -16.651663\t-72.66865 -16.57553"):
+        assert parse_bbox(text) == camana, text
+    assert parse_bbox("1e2, .5, +3, 4.") == (100.0, 0.5, 3.0, 4.0)
+    for text, said in (("1, 2, 3", "not 3"), ("", "not 0"), ("1, 2, 3, 4, 5", "not 5"),
+                       ("__import__('os'), 1, 2, 3", "'__import__('os')' is not a number"),
+                       ("1, 2, 3, 4 * 2", "'*' is not a number"), ("nan, 1, 2, 3", "'nan' is not a number")):
+        with pytest.raises(RegionError, match="a box is four numbers") as err:
+            parse_bbox(text)
+        assert said in str(err.value), (text, str(err.value))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from core.errors import CropMapError, EarthEngineError, RegionError
 from core.overlays import Bounds, Overlay, focus_bounds, map_bounds
-from core.region import Region
+from core.region import LONLAT_CRS, Region, parse_bbox
 from core.sources.base import Progress, Scene
 from core.sources.local import LocalSource
 from pages.components import cached, state
@@ -91,6 +91,37 @@ def use_uploaded_region(data: bytes, name: str) -> None:
     except RegionError as err:
         raise RegionError(f"{name} cannot be used: {str(err).rstrip('.')}. The region in use is kept.") from None
     state.set_region(region.to_geojson())
+
+
+def use_box(text: str, image: bool) -> None:
+    """Make the box typed as ``text`` (:func:`core.region.parse_bbox`: west, south, east, north in
+    degrees, or with ``image`` the left, top, right and bottom edges in pixels) the region,
+    if the current source can use it.
+
+    Raises:
+        RegionError: not a box, or the source cannot use it; the region in use is kept.
+    """
+    try:
+        region = Region.from_bbox(*parse_bbox(text), crs="image" if image else LONLAT_CRS, name="box")
+        require_usable_region(region)
+    except RegionError as err:
+        raise RegionError(f"this box cannot be used: {str(err).rstrip('.')}. The region in use is kept.") from None
+    state.set_region(region.to_geojson(), remember=current_region_usable())
+
+
+def current_region_usable() -> bool:
+    """Whether the current source can use the current region."""
+    try:
+        require_usable_region()
+    except CropMapError:
+        return False
+    return True
+
+
+def box_text(region: Region) -> str:
+    """The bounds of ``region`` as :func:`use_box` takes them: degrees to 6 decimals (about 10 cm),
+    whole pixels for an image region."""
+    return ", ".join(f"{v:.0f}" if region.is_image else f"{v:.6f}" for v in region.bounds)
 
 
 def has_labels(spec: dict | None = None) -> bool:
