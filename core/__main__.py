@@ -139,6 +139,29 @@ def _parse_window(text: str | None) -> tuple[int, int, int, int] | None:
     return row, col, height, width
 
 
+def _bbox_window(text: str, image: str) -> tuple[int, int, int, int]:
+    """``--bbox W,S,E,N`` (degrees) -> the pixel window ROW,COL,HEIGHT,WIDTH of ``image`` that covers it.
+
+    Raises:
+        RegionError: not four numbers, not longitude/latitude, an image without a CRS, or a box outside it.
+        InputNotFoundError, CorruptFileError: the image cannot be read.
+    """
+    from core.errors import RegionError
+    from core.raster import grid_of_file
+    from core.region import Region, parse_bbox
+
+    try:
+        box = Region.from_bbox(*parse_bbox(text), name="--bbox")
+    except RegionError as err:
+        raise RegionError(f"--bbox: {err} (west, south, east, north in degrees)") from None
+    grid = grid_of_file(image)
+    if not grid.georeferenced:
+        raise RegionError(f"--bbox is in degrees, and {image} has no place on Earth (no CRS); give the pixels "
+                          "with --window ROW,COL,HEIGHT,WIDTH instead")
+    w = box.window(grid)
+    return w.row_off, w.col_off, w.height, w.width
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from core.config import PredictConfig
     from core.files import check_output_dir
@@ -149,12 +172,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                   views=args.views)
     window = _parse_window(args.window)
     export = _is_mixer(args.image)
+    if args.bbox and window is not None:
+        from core.errors import ConfigError
+
+        raise ConfigError("--bbox and --window both say what to predict: give one")
     if export:  # (options an export has no use for: said, not left without effect)
-        for option, given in (("--window", window is not None), ("--bands", args.bands),
+        for option, given in (("--window", window is not None), ("--bbox", bool(args.bbox)), ("--bands", args.bands),
                               ("--tile", args.tile is not None), ("--overlap", args.overlap is not None)):
             if given:
                 _refuse_for_an_export(option)
     check_output_dir(args.out)
+    if args.bbox:
+        window = _bbox_window(args.bbox, args.image)
+        print(f"--bbox: predicting the window {','.join(map(str, window))} (ROW,COL,HEIGHT,WIDTH) of the image",
+              file=sys.stderr)
     context = None
     if not export and window is None and not args.no_context:
         from core.sources.base import scene_context
@@ -336,7 +367,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _refuse_for_an_export(option: str) -> None:
-    """Raises ConfigError: ``option`` (--window, --bands, --tile, --overlap) has no meaning for an Earth
+    """Raises ConfigError: ``option`` (--window, --bbox, --bands, --tile, --overlap) has no meaning for an Earth
     Engine export."""
     from core.errors import ConfigError
 
@@ -345,7 +376,7 @@ def _refuse_for_an_export(option: str) -> None:
                           "as exported (its patchDimensions, overlapping by its kernelSize); leave it out")
     raise ConfigError(f"{option} works on GeoTIFF images only, not on an Earth Engine export (*mixer.json, "
                       "whose patches name their bands); leave it out" +
-                      (", or export only the region you want" if option == "--window" else ""))
+                      (", or export only the region you want" if option in ("--window", "--bbox") else ""))
 
 
 def _export_info(args: argparse.Namespace) -> int:
@@ -434,6 +465,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder for probability.tif, crop_mask.tif, summary.json")
     p.add_argument("--threshold", type=float, default=0.5, help="crop where the probability, in whole percent as probability.tif stores it, is at least this (0-1; 0.5: 50 %% and up, so 0.496 rounds to 50 and is crop)")
     p.add_argument("--window", default=None, help="ROW,COL,HEIGHT,WIDTH: predict only this pixel window (the image around it gives the model context, so it is predicted as in the whole image); at least 8 px on each side, or all of a smaller image")
+    p.add_argument("--bbox", default=None, metavar="W,S,E,N",
+                   help="predict only the pixels of a georeferenced image that cover this box, west, south, east, "
+                        "north in degrees (write --bbox=-72.78,-16.65,-72.67,-16.58 when it starts with '-'); "
+                        "instead of --window")
     p.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
     p.add_argument("--no-context", action="store_true",
                    help="for the image.tif of a fetched scene (Earth Engine or the dashboard's): predict it alone, not "

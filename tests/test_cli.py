@@ -240,6 +240,42 @@ def test_predict_window_must_be_four_whole_numbers(capsys, small_scene, tmp_path
     assert not (tmp_path / "o").exists()
 
 
+def test_predict_a_box_in_degrees_is_the_window_that_covers_it(capsys, tiny_model_path, tmp_path):
+    """--bbox W,S,E,N on a georeferenced image predicts the same pixels as the --window that covers the
+    box; on an image without a CRS, with --window, or outside the image: one line, nothing written."""
+    from rasterio.warp import transform_bounds
+
+    from core.raster import grid_of_file
+    from core.region import Region
+
+    image = ROOT / "tests" / "data" / "georef" / "ftw_austria_s2_2021-06-17_window.tif"
+    grid = grid_of_file(image)
+    with rasterio.open(image) as src:
+        w, s, e, n = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    box = (w + (e - w) * 0.2, s + (n - s) * 0.3, e - (e - w) * 0.25, n - (n - s) * 0.2)
+    text = ",".join(f"{v:.6f}" for v in box)
+    win = Region.from_bbox(*(float(v) for v in text.split(","))).window(grid)
+    assert 0 < win.height < grid.height and 0 < win.width < grid.width
+    common = ["predict", "--image", str(image), "--model", str(tiny_model_path), "--bands", "1,2,3,4"]
+    assert main([*common, "--out", str(tmp_path / "box"), f"--bbox={text}"]) == 0
+    said = capsys.readouterr().err
+    window = f"{win.row_off},{win.col_off},{win.height},{win.width}"
+    assert f"--bbox: predicting the window {window} (ROW,COL,HEIGHT,WIDTH)" in said
+    assert main([*common, "--out", str(tmp_path / "win"), "--window", window]) == 0
+    capsys.readouterr()
+    with rasterio.open(tmp_path / "box" / "probability.tif") as a, rasterio.open(tmp_path / "win" / "probability.tif") as b:
+        assert a.shape == (win.height, win.width) and a.transform == b.transform and (a.read() == b.read()).all()
+    for argv, said in (
+            (["--bbox", "1,2,3"], "--bbox: a box is four numbers"),
+            ([f"--bbox={text}", "--window", window], "--bbox and --window both say what to predict"),
+            (["--bbox", "0,0,1,1"], "outside the image"),
+    ):
+        assert said in _err(capsys, [*common, "--out", str(tmp_path / "o"), *argv])
+    sample = ["predict", "--image", str(ROOT / "assets" / "sample" / "sample_rgbn.tif"), "--model", str(tiny_model_path)]
+    assert "has no place on Earth (no CRS)" in _err(capsys, [*sample, "--out", str(tmp_path / "o"), f"--bbox={text}"])
+    assert not (tmp_path / "o").exists()
+
+
 def test_predict_window_is_refused_for_an_earth_engine_export(capsys, tmp_path):
     err = _err(capsys, ["predict", "--image", str(tmp_path / "img-mixer.json"), "--out", str(tmp_path / "o"),
                         "--window", "0,0,256,256"])
