@@ -11,6 +11,8 @@ import re
 import numpy as np
 import pytest
 
+from pages.components import mapview
+
 from apptest import (
     click_map, new_app, readout, map_calls, map_legends, own_image_app, predict_page, by_label, texts, scene_layers, SQUARE_300,
     predicted_fields,
@@ -475,6 +477,9 @@ def test_the_map_names_each_part_of_the_region_when_pointed_at_as_text(fake_map,
     assert [f["properties"]["name"] for f in outline.data["features"]] == ["&lt;b&gt;west&lt;/b&gt;", "east &amp; co"]
     assert f"{outline.get_name()}.bindTooltip(" in html and "<b>west</b>" not in html
     assert list(at.dataframe[0].value["part"]) == ["<b>west</b>", "east & co"]  # (a table cell is text already)
+    # named wherever pointed at: a transparent fill (the outline alone caught the pointer on its line only)
+    assert outline.style_function(outline.data["features"][0]) == {**mapview.OUTLINE_CASED[-1], "fill": True,
+                                                                   "fillOpacity": 0}
 
 
 def test_predictions_beyond_the_server_s_limit_wait_their_turn(monkeypatch):

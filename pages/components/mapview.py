@@ -253,6 +253,10 @@ def build(spec: MapSpec, view_key: str | None = None):
                 for f in spec.region_geojson["features"]]})
         for i, style in enumerate(styles):
             top = i == len(styles) - 1
+            if named and top and not spec.draw:
+                # a transparent fill: a part is named wherever it is pointed at, not on its outline only (a
+                # click still reaches the map, which reads the pixel there)
+                style = {**style, "fill": True, "fillOpacity": 0}
             folium.GeoJson(spec.region_geojson, name="Region" if top else "Region (casing)", control=top,
                            style_function=lambda _f, st_=style: st_,
                            tooltip=folium.GeoJsonTooltip(["name"], labels=False) if named and top else None).add_to(m)

@@ -585,6 +585,16 @@ def test_a_file_of_fields_gets_the_crop_and_the_agreement_of_each(page, app_url,
     assert [r["name"] for r in rows] == ["Upper terrace", "River bend"]
     crop = metric_value(page, "Crop area")  # the region's, in pixels (the sample has no CRS)
     assert sum(int(r["crop_pixels"]) for r in rows) == int(crop.split()[0].replace(",", "")) > 0
+    # a field is named wherever it is pointed at (not on its outline only), and a click inside it still
+    # reads the pixel there
+    frame = map_frame(page)
+    upper = frame.locator("path.leaflet-interactive[fill-opacity='0']").first
+    box = upper.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    expect(frame.locator(".leaflet-tooltip")).to_have_text("Upper terrace", timeout=30_000)
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    expect(frame.locator(".cropmap-readout")).to_contain_text("Pixel row", timeout=60_000)
+    snapshot(page, artifacts / "11c_field_pointed_at.png")
     goto_page(page, "5. Quality")
     scored = _parts_table(page, "Agreement", artifacts / "11b_fields_agreement_by_part.png")
     assert [r["crop_pixels"] for r in scored] == [r["crop_pixels"] for r in rows]  # the same prediction
