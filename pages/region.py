@@ -23,7 +23,8 @@ from pages.components import cached, eeform, mapview, navigation, scene, state, 
 
 navigation.require_app(__file__)
 st.title("Region")
-st.caption("Choose the area to map: a preset, a polygon or rectangle drawn on the map, or a GeoJSON file.")
+st.caption("Choose the area to map: a preset, a polygon or rectangle drawn on the map, a box by its coordinates, "
+           "or a GeoJSON file.")
 
 ee = cached.ee_status()
 spec = state.get(state.SOURCE)
