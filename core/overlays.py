@@ -563,6 +563,7 @@ def compose_png(
     subtitle: str = "",
     legend_opacities: Sequence[float] | None = None,
     metres_per_px: float | None = None,
+    labels: Sequence[tuple[str, float, float]] = (),
 ) -> bytes:
     """Alpha-composite RGBA layers (same shape, bottom first) into one PNG with a title, a
     subtitle (e.g. the figures), legend strip and data credit (the text wrapped to the width)
@@ -570,8 +571,9 @@ def compose_png(
     ``max_side`` (or taller than twice that) are reduced; images narrower than ``min_side`` are
     enlarged by a whole factor (each pixel a visible square), as far as twice ``max_side`` in height. ``legend_opacities`` (one per legend): their layers' opacities, at which the
     swatches are drawn over white, as the colours look on the map. ``metres_per_px`` (the ground
-    size of the layers' pixels): a scale bar in the image's lower left corner. The text is set in
-    :func:`map_font` (see :func:`typeset`).
+    size of the layers' pixels): a scale bar in the image's lower left corner. ``labels``: (text, row,
+    col) in the layers' pixels, written centred there over a white halo (the names of a region's
+    parts). The text is set in :func:`map_font` (see :func:`typeset`).
 
     Raises:
         InvalidDataError: if there is no layer or the layers differ in shape.
@@ -613,6 +615,10 @@ def compose_png(
     draw = ImageDraw.Draw(canvas)
     if metres_per_px:
         _scale_bar(draw, base.height, metres_per_px * shape[1] / base.width, base.width, small, u)
+    for text, row, col in labels:
+        at = ((col + 0.5) * base.width / shape[1], (row + 0.5) * base.height / shape[0])
+        draw.text(at, typeset(text, font), fill=(0, 0, 0, 255), font=font, anchor="mm", stroke_width=max(2, round(2 * u)),
+                  stroke_fill=(255, 255, 255, 255))
     y = base.height + 4
     for text in title_lines:
         draw.text((4, y), text, fill=(0, 0, 0, 255), font=font)
@@ -645,6 +651,32 @@ def compose_png(
     buf = io.BytesIO()
     canvas.convert("RGB").save(buf, format="PNG", compress_level=3)  # made on every threshold change: 0.07 s less, 5% larger
     return buf.getvalue()
+
+
+def part_outlines(parts: Sequence[tuple[str, np.ndarray]]) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+    """The outlines of a region's parts as one RGBA layer (each part's edge pixels white on a dark
+    casing, as the web map draws a region's outline) and where to write their names: (name, row, col)
+    at the part's pixel nearest its centre of mass (inside it, also for an L-shaped field). ``parts``:
+    (name, boolean pixels inside it), all of one shape; a part with no pixel is left out."""
+    shape = parts[0][1].shape
+    edge, casing = np.zeros(shape, bool), np.zeros(shape, bool)
+    names = []
+    for name, inside in parts:
+        if not inside.any():
+            continue
+        padded = np.pad(inside, 1)
+        interior = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+        border = inside & ~interior
+        grown = np.pad(border, 1)
+        casing |= grown[1:-1, 1:-1] | grown[:-2, 1:-1] | grown[2:, 1:-1] | grown[1:-1, :-2] | grown[1:-1, 2:]
+        edge |= border
+        rows, cols = np.nonzero(inside)
+        nearest = int(np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2))
+        names.append((name, float(rows[nearest]), float(cols[nearest])))
+    rgba = np.zeros(shape + (4,), np.uint8)
+    rgba[casing] = (32, 32, 32, 200)
+    rgba[edge] = (255, 255, 255, 255)
+    return rgba, names
 
 
 def scale_length(metres_per_px: float, most_px: float) -> float:
@@ -739,7 +771,8 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
                         title: str, credit: str = "", probability_opacity: float | None = None,
                         crop_opacity: float | None = 0.6, caveat: str = "",
                         surroundings: tuple[np.ndarray, np.ndarray] | None = None,
-                        area_unit: str = "hectares") -> dict[str, bytes]:
+                        area_unit: str = "hectares",
+                        parts: Sequence[tuple[str, np.ndarray]] = ()) -> dict[str, bytes]:
     """The downloads that change with the threshold: ``crop_mask.tif`` (as :func:`core.predict.threshold_mask`)
     and ``map.png``, the map view (true colour under the probability and crop layers at the map's
     opacities, a layer left out where its opacity is None; titled, with the data ``credit``),
@@ -749,7 +782,9 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     without image data are grey hatching, as on the web map, and the legend says so. ``surroundings``
     (features, valid of the image at the same pixels, :func:`core.sources.base.scene_surroundings`):
     the image outside a region's outline, shown faded as on the web map (it was the same light grey
-    as the gaps in the data), and named in the legend. An image with a CRS gets a scale bar."""
+    as the gaps in the data), and named in the legend. ``parts`` (name, the pixels inside it on the
+    image's grid) of a region of several: each outlined and named, as on the web map (a handout of a
+    farm's fields). An image with a CRS gets a scale bar."""
     from core.metrics import crop_area, describe_crop
     from core.predict import threshold_mask
 
@@ -782,8 +817,12 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
         layers.append(with_opacity(crop_colour(p, threshold), crop_opacity))
         legends.append(class_legend(f"Crop (p ≥ {threshold:.2f})", ["predicted crop"]))
         fades.append(crop_opacity)
+    names = []
+    if parts:
+        lines, names = part_outlines([(name, inside[::step, ::step]) for name, inside in parts])
+        layers.append(lines)
     pixel_ha = grid.pixel_area_ha()  # (per row on some CRSs: the scale at the middle row)
     side = math.sqrt(float(np.median(pixel_ha)) * 1e4) * step if pixel_ha is not None else None
     png = compose_png(layers, legends, title, credit=credit, subtitle=figures, legend_opacities=fades,
-                      metres_per_px=side)
+                      metres_per_px=side, labels=names)
     return {"crop_mask.tif": geotiff_bytes(mask, grid, 255, "crop (1), not crop (0)"), "map.png": png}

@@ -22,7 +22,7 @@ from core.errors import GridMismatchError, OutsideImageError
 from core.grid import Grid
 from core.labels import CROP, NODATA
 from core.metrics import Confusion, area_ha
-from core.region import IMAGE_CRS, Region
+from core.region import IMAGE_CRS, PixelWindow, Region
 
 
 #: Largest zones file read (a district's field boundaries; the dashboard's uploads stop at 5 MB)
@@ -61,6 +61,26 @@ def _shifted(region: Region, offset: tuple[int, int]) -> Region:
     return Region(IMAGE_CRS, polys, region.name)
 
 
+def zone_pixels(grid: Grid, zones: list[tuple[str, Region]], offset: tuple[int, int] = (0, 0)
+                ) -> list[tuple[str, PixelWindow | None, np.ndarray | None]]:
+    """Where each zone lies on ``grid``: (name, its window, the pixels of the window whose centre is
+    inside it), or (name, None, None) for a zone outside the grid. ``offset`` as for :func:`crop_by_zone`.
+
+    Raises:
+        RegionError: a zone's kind does not fit the grid.
+    """
+    out = []
+    for name, zone in zones:
+        zone = _shifted(zone, offset)
+        try:
+            window = zone.window(grid)
+        except OutsideImageError:
+            out.append((name, None, None))
+            continue
+        out.append((name, window, zone.mask(grid, window)))
+    return out
+
+
 def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
                  offset: tuple[int, int] = (0, 0), labels: np.ndarray | None = None) -> list[ZoneArea]:
     """The crop of ``mask`` (uint8: 1 crop, 0 not, 255 no data, on ``grid``) in each zone, and with
@@ -80,16 +100,12 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
                                     f"{grid.width} x {grid.height} px")
     pixel_ha = grid.pixel_area_ha()
     rows = []
-    for name, zone in zones:
-        zone = _shifted(zone, offset)
-        try:
-            window = zone.window(grid)
-        except OutsideImageError:
+    for name, window, inside in zone_pixels(grid, zones, offset):
+        if window is None:
             none = 0.0 if pixel_ha is not None else None
             against = dict(compared_pixels=0, label_crop_pixels=0, label_crop_area_ha=none) if labels is not None else {}
             rows.append(ZoneArea(name, 0, 0, 0, None, none, none, "outside the prediction", **against))
             continue
-        inside = zone.mask(grid, window)
         sub = mask[window.row_off : window.row_off + window.height, window.col_off : window.col_off + window.width]
         valid, crop = inside & (sub != NODATA), inside & (sub == CROP)
         area = pixel_ha

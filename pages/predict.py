@@ -147,7 +147,8 @@ with files_col:
     with ui.errors_shown():
         made = (key, float(threshold), f"{sc.title} — crop at p ≥ {threshold:.2f}",
                 f"Data: {sc.attribution}" if sc.attribution else "", prob_opacity if show_prob else None,
-                crop_opacity if show_crop else None, warning or "", unit)
+                crop_opacity if show_crop else None, warning or "", unit,
+                json.dumps(region.to_geojson()) if parts.several(region) else "", tuple(offset))
         st.download_button("Probability GeoTIFF", partial(cached.probability_tif, key), "probability.tif",
                            "image/tiff", on_click="ignore")
         st.download_button("Crop mask GeoTIFF", partial(cached.export_file, "crop_mask.tif", *made),

@@ -495,3 +495,37 @@ def test_grey_imagery_is_the_true_colours_luminance():
     rgb, grey = ov.true_colour(feats, valid, limits), ov.grey_colour(feats, valid, limits)
     assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
     assert (grey[..., 3] == rgb[..., 3]).all() and grey[0, 0, 0] > grey[0, 1, 0]  # green is the lighter
+
+
+def test_the_map_view_png_outlines_and_names_a_regions_parts():
+    """A handout of a farm's fields: each part outlined (white on a dark casing, as on the web map) and
+    its name written inside it, also for an L-shaped field whose centre of mass lies outside it."""
+    square = np.zeros((60, 80), bool)
+    square[10:30, 10:30] = True
+    ell = np.zeros((60, 80), bool)
+    ell[10:50, 40:50] = True
+    ell[40:50, 40:75] = True
+    rgba, names = ov.part_outlines([("North", square), ("Ell", ell), ("Outside", np.zeros((60, 80), bool))])
+    assert [n for n, _, _ in names] == ["North", "Ell"]  # a part with no pixel is left out
+    white = (rgba[..., :3] == 255).all(-1) & (rgba[..., 3] == 255)
+    edge = square & ~np.pad(square, 1)[2:, 1:-1] | square & ~np.pad(square, 1)[:-2, 1:-1] \
+        | square & ~np.pad(square, 1)[1:-1, 2:] | square & ~np.pad(square, 1)[1:-1, :-2]
+    assert (white[square] == edge[square]).all() and white[10, 10:30].all() and not white[15:25, 15:25].any()
+    assert rgba[9, 15, 3] == 200 and rgba[0, 0, 3] == 0  # the casing just outside; nothing elsewhere
+    for name, row, col in names:
+        assert {"North": square, "Ell": ell}[name][int(row), int(col)]  # written inside the part
+    # in the PNG: the outline's white, and the names (black text) over the image
+    feats = np.full((60, 80, 5), 0.1, np.float32)
+    valid = np.ones((60, 80), bool)
+    prob = np.zeros((60, 80), np.float32)
+    grid = Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 80, 60)
+    plain = np.asarray(Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.5, "t")["map.png"])))
+    drawn = ov.threshold_downloads(feats, valid, prob, grid, 0.5, "t", parts=[("North", square), ("Ell", ell)])
+    png = np.asarray(Image.open(io.BytesIO(drawn["map.png"])))
+    assert png.shape == plain.shape
+    k = png.shape[1] // 80  # (enlarged by a whole factor for a slide)
+    assert (png[10 * k + k // 2, 20 * k] == 255).all() and not (plain[10 * k + k // 2, 20 * k] == 255).all()
+    # the name in black over a white halo at its place, inside the outline (the image there is dark)
+    [(_, row, col)] = [n for n in names if n[0] == "North"]
+    box = png[int((row - 4) * k): int((row + 5) * k), int((col - 4) * k): int((col + 5) * k)]
+    assert (box.min(-1) > 235).sum() > 20 and not (plain[int((row - 4) * k): int((row + 5) * k)] > 235).any()

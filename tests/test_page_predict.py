@@ -482,6 +482,28 @@ def test_the_map_names_each_part_of_the_region_when_pointed_at_as_text(fake_map,
                                                                    "fillOpacity": 0}
 
 
+def test_the_map_png_of_a_region_of_parts_outlines_and_names_them(fake_map, tiny_model_path, monkeypatch):
+    """The Region map PNG of a file of fields: each field outlined and named in the handout, where the
+    Predict page counts its pixels; a region of one shape gets no names."""
+    import core.overlays
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    deferred = {}
+    real_defer = MediaFileManager.add_deferred
+    monkeypatch.setattr(MediaFileManager, "add_deferred", lambda self, fn, mime, coords, file_name=None:
+                        deferred.__setitem__(file_name, fn) or real_defer(self, fn, mime, coords, file_name))
+    drawn = []
+    real = core.overlays.part_outlines
+    monkeypatch.setattr(core.overlays, "part_outlines", lambda parts: drawn.append(parts) or real(parts))
+    at = predicted_fields(tiny_model_path, [("west", 200, 290), ("east", 290, 400)], (300, 420))
+    assert not at.exception and not at.error
+    png = deferred["crop_map_t0.50.png"]()
+    assert png[:4] == b"\x89PNG" and [name for name, _ in drawn[0]] == ["west", "east"]
+    counted = {r["name"]: r["pixels"] for r in json.loads(deferred["summary_t0.50.json"]())["parts"]}
+    step = core.overlays.downsample_step(drawn[0][0][1].shape)
+    assert step == 1 and {n: int(m.sum()) for n, m in drawn[0]} == counted  # the pixels the page counts
+
+
 def test_predictions_beyond_the_server_s_limit_wait_their_turn(monkeypatch):
     """Each prediction uses every core: a third one started while two run waits (and says so), then runs."""
     import threading

@@ -392,15 +392,27 @@ def probability_tif(key: tuple) -> bytes:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def exports(key: tuple, threshold: float, title: str, credit: str = "", probability_opacity: float | None = None,
-            crop_opacity: float | None = 0.6, caveat: str = "", unit: str = "hectares") -> dict[str, bytes]:
+            crop_opacity: float | None = 0.6, caveat: str = "", unit: str = "hectares", parts_json: str = "",
+            offset: tuple[int, int] = (0, 0)) -> dict[str, bytes]:
     """The downloads that depend on the threshold (core.overlays.threshold_downloads), the map view
     PNG with the page's layers at their opacities (None: a layer not shown), the page's ``caveat`` and its crop area in ``unit``,
-    over the image around the region's outline (faded)."""
+    over the image around the region's outline (faded); with ``parts_json`` (a region of several parts, as
+    Region.to_geojson writes it; ``offset``: the scene's (row, col) in its image) each part outlined and named."""
     from core.sources.base import scene_surroundings
 
     feats, valid, grid = image_arrays(key[0], key[1])
+    inside = []
+    if parts_json:
+        from core.region import Region
+        from core.zones import zone_pixels
+
+        for name, window, pixels in zone_pixels(grid, Region.from_geojson(parts_json).part_regions(), offset):
+            if window is not None:
+                full = np.zeros((grid.height, grid.width), bool)
+                full[window.row_off:window.row_off + window.height, window.col_off:window.col_off + window.width] = pixels
+                inside.append((name, full))
     return ov.threshold_downloads(feats, valid, cached_probability(key), grid, threshold, title, credit,
-                                  probability_opacity, crop_opacity, caveat, scene_surroundings(key[0]), unit)
+                                  probability_opacity, crop_opacity, caveat, scene_surroundings(key[0]), unit, inside)
 
 
 def export_file(name: str, *args) -> bytes:

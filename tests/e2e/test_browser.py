@@ -595,6 +595,10 @@ def test_a_file_of_fields_gets_the_crop_and_the_agreement_of_each(page, app_url,
     page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
     expect(frame.locator(".cropmap-readout")).to_contain_text("Pixel row", timeout=60_000)
     snapshot(page, artifacts / "11c_field_pointed_at.png")
+    # the handout (the Region map PNG): the fields outlined and named
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Region map PNG").click()
+    download.value.save_as(artifacts / "11d_fields_map_view.png")
     goto_page(page, "5. Quality")
     scored = _parts_table(page, "Agreement", artifacts / "11b_fields_agreement_by_part.png")
     assert [r["crop_pixels"] for r in scored] == [r["crop_pixels"] for r in rows]  # the same prediction
