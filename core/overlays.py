@@ -653,30 +653,45 @@ def compose_png(
     return buf.getvalue()
 
 
-def part_outlines(parts: Sequence[tuple[str, np.ndarray]]) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
-    """The outlines of a region's parts as one RGBA layer (each part's edge pixels white on a dark
-    casing, as the web map draws a region's outline) and where to write their names: (name, row, col)
+def part_outlines(parts: Sequence[tuple[str, tuple[int, int], np.ndarray]], shape: tuple[int, int],
+                  step: int = 1) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+    """The outlines of a region's parts as one RGBA layer of ``shape`` (an image's grid taken every
+    ``step`` pixels, as :func:`threshold_downloads` colours it): each part's edge pixels white on a dark
+    casing, as the web map draws a region's outline; and where to write their names, (name, row, col)
     at the part's pixel nearest its centre of mass (inside it, also for an L-shaped field). ``parts``:
-    (name, boolean pixels inside it), all of one shape; a part with no pixel is left out."""
-    shape = parts[0][1].shape
+    (name, (row, col) of its window on the image's grid, the window's pixels inside it), as
+    :func:`core.zones.zone_pixels` gives them (a file of thousands of fields makes no image-sized mask
+    per field); a part with no pixel on the layer is left out."""
     edge, casing = np.zeros(shape, bool), np.zeros(shape, bool)
     names = []
-    for name, inside in parts:
-        if not inside.any():
+    for name, (r0, c0), inside in parts:
+        i0, j0 = -r0 % step, -c0 % step  # the window's first rows and columns on the layer
+        taken = inside[i0::step, j0::step]
+        if not taken.any():
             continue
-        padded = np.pad(inside, 1)
+        top, left = (r0 + i0) // step, (c0 + j0) // step
+        padded = np.pad(taken, 2)  # (a margin for the casing)
         interior = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-        border = inside & ~interior
+        border = padded[1:-1, 1:-1] & ~interior
         grown = np.pad(border, 1)
-        casing |= grown[1:-1, 1:-1] | grown[:-2, 1:-1] | grown[2:, 1:-1] | grown[1:-1, :-2] | grown[1:-1, 2:]
-        edge |= border
-        rows, cols = np.nonzero(inside)
+        grown = grown[1:-1, 1:-1] | grown[:-2, 1:-1] | grown[2:, 1:-1] | grown[1:-1, :-2] | grown[1:-1, 2:]
+        _or_into(edge, border, top - 1, left - 1)
+        _or_into(casing, grown, top - 1, left - 1)
+        rows, cols = np.nonzero(taken)
         nearest = int(np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2))
-        names.append((name, float(rows[nearest]), float(cols[nearest])))
+        names.append((name, float(top + rows[nearest]), float(left + cols[nearest])))
     rgba = np.zeros(shape + (4,), np.uint8)
     rgba[casing] = (32, 32, 32, 200)
     rgba[edge] = (255, 255, 255, 255)
     return rgba, names
+
+
+def _or_into(target: np.ndarray, patch: np.ndarray, row: int, col: int) -> None:
+    """``target |= patch`` placed with its top-left corner at (row, col), the part outside ``target`` left out."""
+    r0, c0 = max(row, 0), max(col, 0)
+    r1, c1 = min(row + patch.shape[0], target.shape[0]), min(col + patch.shape[1], target.shape[1])
+    if r1 > r0 and c1 > c0:
+        target[r0:r1, c0:c1] |= patch[r0 - row:r1 - row, c0 - col:c1 - col]
 
 
 def scale_length(metres_per_px: float, most_px: float) -> float:
@@ -772,7 +787,7 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
                         crop_opacity: float | None = 0.6, caveat: str = "",
                         surroundings: tuple[np.ndarray, np.ndarray] | None = None,
                         area_unit: str = "hectares",
-                        parts: Sequence[tuple[str, np.ndarray]] = ()) -> dict[str, bytes]:
+                        parts: Sequence[tuple[str, tuple[int, int], np.ndarray]] = ()) -> dict[str, bytes]:
     """The downloads that change with the threshold: ``crop_mask.tif`` (as :func:`core.predict.threshold_mask`)
     and ``map.png``, the map view (true colour under the probability and crop layers at the map's
     opacities, a layer left out where its opacity is None; titled, with the data ``credit``),
@@ -782,8 +797,8 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     without image data are grey hatching, as on the web map, and the legend says so. ``surroundings``
     (features, valid of the image at the same pixels, :func:`core.sources.base.scene_surroundings`):
     the image outside a region's outline, shown faded as on the web map (it was the same light grey
-    as the gaps in the data), and named in the legend. ``parts`` (name, the pixels inside it on the
-    image's grid) of a region of several: each outlined and named, as on the web map (a handout of a
+    as the gaps in the data), and named in the legend. ``parts`` (as :func:`part_outlines` takes them)
+    of a region of several: each outlined and named, as on the web map (a handout of a
     farm's fields). An image with a CRS gets a scale bar."""
     from core.metrics import crop_area, describe_crop
     from core.predict import threshold_mask
@@ -819,7 +834,7 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
         fades.append(crop_opacity)
     names = []
     if parts:
-        lines, names = part_outlines([(name, inside[::step, ::step]) for name, inside in parts])
+        lines, names = part_outlines(parts, v.shape, step)
         layers.append(lines)
     pixel_ha = grid.pixel_area_ha()  # (per row on some CRSs: the scale at the middle row)
     side = math.sqrt(float(np.median(pixel_ha)) * 1e4) * step if pixel_ha is not None else None

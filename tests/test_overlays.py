@@ -505,7 +505,8 @@ def test_the_map_view_png_outlines_and_names_a_regions_parts():
     ell = np.zeros((60, 80), bool)
     ell[10:50, 40:50] = True
     ell[40:50, 40:75] = True
-    rgba, names = ov.part_outlines([("North", square), ("Ell", ell), ("Outside", np.zeros((60, 80), bool))])
+    rgba, names = ov.part_outlines([("North", (10, 10), square[10:30, 10:30]), ("Ell", (0, 0), ell),
+                                    ("Outside", (0, 0), np.zeros((60, 80), bool))], (60, 80))
     assert [n for n, _, _ in names] == ["North", "Ell"]  # a part with no pixel is left out
     white = (rgba[..., :3] == 255).all(-1) & (rgba[..., 3] == 255)
     edge = square & ~np.pad(square, 1)[2:, 1:-1] | square & ~np.pad(square, 1)[:-2, 1:-1] \
@@ -520,7 +521,7 @@ def test_the_map_view_png_outlines_and_names_a_regions_parts():
     prob = np.zeros((60, 80), np.float32)
     grid = Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 80, 60)
     plain = np.asarray(Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.5, "t")["map.png"])))
-    drawn = ov.threshold_downloads(feats, valid, prob, grid, 0.5, "t", parts=[("North", square), ("Ell", ell)])
+    drawn = ov.threshold_downloads(feats, valid, prob, grid, 0.5, "t", parts=[("North", (0, 0), square), ("Ell", (0, 0), ell)])
     png = np.asarray(Image.open(io.BytesIO(drawn["map.png"])))
     assert png.shape == plain.shape
     k = png.shape[1] // 80  # (enlarged by a whole factor for a slide)

@@ -406,11 +406,8 @@ def exports(key: tuple, threshold: float, title: str, credit: str = "", probabil
         from core.region import Region
         from core.zones import zone_pixels
 
-        for name, window, pixels in zone_pixels(grid, Region.from_geojson(parts_json).part_regions(), offset):
-            if window is not None:
-                full = np.zeros((grid.height, grid.width), bool)
-                full[window.row_off:window.row_off + window.height, window.col_off:window.col_off + window.width] = pixels
-                inside.append((name, full))
+        inside = [(name, (window.row_off, window.col_off), pixels) for name, window, pixels
+                  in zone_pixels(grid, Region.from_geojson(parts_json).part_regions(), offset) if window is not None]
     return ov.threshold_downloads(feats, valid, cached_probability(key), grid, threshold, title, credit,
                                   probability_opacity, crop_opacity, caveat, scene_surroundings(key[0]), unit, inside)
 
