@@ -200,9 +200,10 @@ with st.expander("Enter a box by its coordinates"):
             st.caption("In degrees: west, south, east, north (longitude, latitude, as a notebook or a GeoJSON "
                        "bbox gives them). Filled in with the region in use.")
         # filled in anew when the region changes (a drawing, a preset), not while the user edits it
-        box = st.text_input("Box", scene.box_text(in_use), key=f"region_box_{scene.box_text(in_use)}",
+        current = scene.box_text(in_use)
+        box = st.text_input("Box", current, key=f"region_box_{current}",
                             placeholder="-72.778645, -16.651663, -72.66865, -16.57553")
-        if st.button("Use this box", disabled=box.strip() == scene.box_text(in_use)):
+        if st.button("Use this box", disabled=box.strip() == current):
             scene.use_box(box, image=in_use.is_image)
             st.rerun()
 
