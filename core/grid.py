@@ -135,7 +135,7 @@ class Grid:
 
             ys = list(f + rows * e)
             lon, lat = warp(crs, "EPSG:4326", [c] * len(ys) + [c + a], ys + [ys[0]])
-            lat, dlon = np.asarray(lat[:-1]), abs(lon[-1] - lon[0])
+            lat, dlon = np.asarray(lat[:-1]), _lon_span(lon[0], lon[-1])
         else:
             try:
                 factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
@@ -224,9 +224,15 @@ class Grid:
             n = len(rows)
             lon, lat = warp(crs, "EPSG:4326", list(x - side / 2) + list(x + side / 2) + [c - side / 2, c + side / 2],
                             list(y - side / 2) + list(y + side / 2) + [f, f])
-            lat_lo, lat_hi, dlon = np.asarray(lat[:n]), np.asarray(lat[n : 2 * n]), abs(lon[-1] - lon[-2])
+            lat_lo, lat_hi, dlon = np.asarray(lat[:n]), np.asarray(lat[n : 2 * n]), _lon_span(lon[-2], lon[-1])
         band = np.abs(ellipsoid_sine(lat_hi) - ellipsoid_sine(lat_lo)) * WGS84_A**2 * math.radians(dlon)
         return (band / 1e4)[:, None]
+
+
+def _lon_span(west: float, east: float) -> float:
+    """Degrees of longitude between two meridians the short way round: a pixel whose east side lies past
+    the 180th meridian wraps to -180 there (a span of ~360 degrees, its area ~10^6 times too large)."""
+    return abs((east - west + 180.0) % 360.0 - 180.0)
 
 
 def _degrees_per_unit(crs) -> float:

@@ -79,6 +79,15 @@ def test_pixel_areas_across_the_180th_meridian_are_those_of_their_neighbours():
     beside = Grid("EPSG:4087", (30.0, 0, x180[0] - 3000.0, 0, -30.0, -1.8e6), 20, 20).pixel_area_ha()
     across = Grid("EPSG:4087", (30.0, 0, x180[0] - 300.0, 0, -30.0, -1.8e6), 20, 20).pixel_area_ha()
     np.testing.assert_allclose(across, beside, rtol=1e-6)
+    # Web Mercator's first column across 180 degrees: its east side's longitude wrapped to -180 and the
+    # column spanned ~360 degrees (4e6 ha a 1 km pixel); north-up and rotated grids alike
+    x180 = 20037508.342789244
+    for turn in (0.0, 30.0):
+        areas = [Grid("EPSG:3857", tuple(Affine.translation(x0, -1.8e6) * Affine.rotation(turn)
+                                         * Affine.scale(1000.0, -1000.0))[:6], 10, 4).pixel_area_ha()
+                 for x0 in (x180 - 5000.0, x180 - 500.0)]
+        np.testing.assert_allclose(areas[1], areas[0], rtol=1e-6)
+        assert 90 < areas[1].max() < 101  # ~100 ha, a little less at 16 degrees south
 
 
 def test_a_crs_without_a_geotransform_is_not_georeferenced(tmp_path):
