@@ -55,10 +55,12 @@ class Confusion:
 
     def scores(self) -> dict:
         """Precision, recall, F1 and IoU, None where undefined (as the Quality page's "n/a"): precision
-        without predicted crop; recall, F1 and IoU without crop in the labels."""
+        without predicted crop; recall without crop in the labels; F1 and IoU without crop in either
+        (false crop where the labels have none scores 0, as in :mod:`core.zones`, not "n/a")."""
         label_crop, pred_crop = self.tp + self.fn, self.tp + self.fp
+        either = self.tp + self.fp + self.fn
         return {"precision": self.precision if pred_crop else None, "recall": self.recall if label_crop else None,
-                "f1": self.f1 if label_crop else None, "iou": self.iou if label_crop else None}
+                "f1": self.f1 if either else None, "iou": self.iou if either else None}
 
     def to_dict(self) -> dict:
         return {

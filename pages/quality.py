@@ -124,11 +124,12 @@ state.put(state.LAYERS, settings)
 with ui.errors_shown():  # (the figures are the model's on pixels of another size than it learned on)
     if warning := resolution_warning(load_card(model_path), grid):
         st.warning(ui.sentence(warning, "."), icon=":material/warning:")
-# Without crop in the labels (or in the prediction) recall (precision), F1 and IoU are undefined, not 0.
-label_crop, pred_crop = conf["tp"] + conf["fn"], conf["tp"] + conf["fp"]
+# Without crop in the labels (or in the prediction) recall (precision) is undefined, not 0; F1 and IoU are
+# 0 where the prediction has crop the labels do not, and undefined where neither has any.
+label_crop = conf["tp"] + conf["fn"]
 if not label_crop:
-    st.info("The labels of this region hold no crop pixel, so recall, F1 and IoU are undefined here; every "
-            "pixel predicted crop is a false crop (the map shows where).")
+    st.info("The labels of this region hold no crop pixel, so recall is undefined here; every pixel predicted "
+            "crop is a false crop (the map shows where), and IoU and F1 are 0 if there is any, undefined if none.")
 
 
 
@@ -165,11 +166,11 @@ with right:
                    "alone.")
     # in the Model page's order (its validation figures), so that the two read side by side
     m1, m2, m3 = st.columns(3)
-    m1.metric("IoU", f"{conf['iou']:.3f}" if label_crop else "n/a", help=SCORE_HELP["iou"])
-    m2.metric("F1", f"{conf['f1']:.3f}" if label_crop else "n/a", help=SCORE_HELP["f1"])
-    m3.metric("Precision", f"{conf['precision']:.3f}" if pred_crop else "n/a", help=SCORE_HELP["precision"])
+    m1.metric("IoU", parts.score_text(conf["iou"]), help=SCORE_HELP["iou"])
+    m2.metric("F1", parts.score_text(conf["f1"]), help=SCORE_HELP["f1"])
+    m3.metric("Precision", parts.score_text(conf["precision"]), help=SCORE_HELP["precision"])
     m4, m5, _ = st.columns(3)
-    m4.metric("Recall", f"{conf['recall']:.3f}" if label_crop else "n/a", help=SCORE_HELP["recall"])
+    m4.metric("Recall", parts.score_text(conf["recall"]), help=SCORE_HELP["recall"])
     m5.metric("Accuracy", f"{conf['accuracy']:.3f}", help=SCORE_HELP["accuracy"])
     if note := few_pixels_note(conf["tp"], conf["fp"], conf["fn"], conf["tn"]):
         st.caption(note)

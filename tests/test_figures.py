@@ -39,15 +39,22 @@ def test_undefined_precision_is_null_in_metrics_json_not_zero(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["precision"] is None
 
 
-def test_labels_without_crop_give_null_recall_f1_iou(tmp_path):
-    """Labels without crop: recall, F1 and IoU are undefined (n/a on the Quality page); metrics.json said 0.0."""
+def test_labels_without_crop_give_null_recall_and_zero_f1_iou(tmp_path):
+    """Labels without crop: recall is undefined (n/a on the Quality page; metrics.json said 0.0); F1 and IoU
+    are 0 where crop is predicted (all of it false crop; they said n/a, hiding such a map, and the parts'
+    table said 0), undefined only where neither has crop."""
     mask = np.ones((16, 16), np.uint8)
     pred = write_raster(tmp_path / "crop_mask.tif", mask, UTM, TRANSFORM, nodata=255)
     labels = write_raster(tmp_path / "cdl.tif", _cdl(mask.shape, crop=False), UTM, TRANSFORM, nodata=0)
     res = evaluate_files(pred, labels, "cdl")
     assert res["tp"] == 0 and res["fp"] == 15 * 16 and res["fn"] == 0
     assert res["precision"] == 0.0 and res["accuracy"] == 0.0
-    assert res["recall"] is None and res["f1"] is None and res["iou"] is None
+    assert res["recall"] is None and res["f1"] == 0.0 and res["iou"] == 0.0
+    (tmp_path / "none").mkdir()
+    pred = write_raster(tmp_path / "none" / "crop_mask.tif", np.zeros_like(mask), UTM, TRANSFORM, nodata=255)
+    res = evaluate_files(pred, labels, "cdl")
+    assert res["tp"] == res["fp"] == res["fn"] == 0
+    assert res["precision"] is res["recall"] is res["f1"] is res["iou"] is None
 
 
 def test_threshold_curve_gives_undefined_precision_as_none():
@@ -79,7 +86,8 @@ def _own_scene(tmp_path, crop: bool):
 
 
 def test_quality_page_with_labels_without_crop(fake_map, tiny_model_path, tmp_path):
-    """Labels without crop: the curve's undefined recall/F1/IoU (None) neither break the page nor show as 0."""
+    """Labels without crop: the curve's undefined recall (None) neither breaks the page nor shows as 0; the
+    false crop scores IoU and F1 0."""
     at = new_app()
     at.session_state["source"], _, _ = _own_scene(tmp_path, crop=False)
     at.session_state["model_path"] = str(tiny_model_path)
@@ -88,7 +96,7 @@ def test_quality_page_with_labels_without_crop(fake_map, tiny_model_path, tmp_pa
     at.switch_page("pages/quality.py").run()
     assert not at.exception and not at.error
     shown = {m.label: m.value for m in at.metric}
-    assert shown["Recall"] == shown["F1"] == shown["IoU"] == "n/a"
+    assert shown["Recall"] == "n/a" and shown["F1"] == shown["IoU"] == "0.000"
     assert not [c for c in at.caption if c.value.startswith("Best F1")]
 
 

@@ -193,7 +193,7 @@ def test_quality_without_crop_in_the_labels_recommends_no_threshold(fake_map, ti
 
     def no_crop_labels(*args):
         c = dict(real(*args))
-        c.update(fp=c["fp"] + c["tp"], tn=c["tn"] + c["fn"], tp=0, fn=0)
+        c.update(fp=c["fp"] + c["tp"], tn=c["tn"] + c["fn"], tp=0, fn=0, recall=None, precision=0.0, f1=0.0, iou=0.0)
         return c
 
     monkeypatch.setattr(cached, "confusion", no_crop_labels)
@@ -204,7 +204,7 @@ def test_quality_without_crop_in_the_labels_recommends_no_threshold(fake_map, ti
     at.switch_page("pages/quality.py").run()
     assert not at.exception
     shown = {m.label: m.value for m in at.metric}
-    assert shown["Recall"] == shown["F1"] == shown["IoU"] == "n/a"
+    assert shown["Recall"] == "n/a" and shown["F1"] == shown["IoU"] == "0.000"  # all of its crop is false crop
     assert any("no crop pixel" in i.value for i in at.info)
     assert not [c for c in at.caption if c.value.startswith("Best F1")]
     assert not [b for b in at.button if b.key == "quality_use_best"]

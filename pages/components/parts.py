@@ -21,7 +21,8 @@ def _amount(ha: float | None, pixels: int | None, georeferenced: bool) -> str:
     return format_area(ha, state.area_unit()) if georeferenced and ha is not None else f"{pixels:,} px"
 
 
-def _score(value: float | None) -> str:
+def score_text(value: float | None) -> str:
+    """A score to 3 decimals, "n/a" where it is undefined (None)."""
     return f"{value:.3f}" if value is not None else "n/a"
 
 
@@ -67,8 +68,8 @@ def show(region: Region, key: tuple, threshold: float, offset: tuple[int, int], 
         if labels:
             table["crop in the labels"] = [_amount(r["label_crop_area_ha"], r["label_crop_pixels"], georeferenced)
                                            for r in found]
-            table["IoU"] = [_score(r["iou"]) for r in found]
-            table["F1"] = [_score(r["f1"]) for r in found]
+            table["IoU"] = [score_text(r["iou"]) for r in found]
+            table["F1"] = [score_text(r["f1"]) for r in found]
         else:
             table["crop share"] = _share(found)
             table["with data"] = [_amount(r["valid_area_ha"], r["valid_pixels"], georeferenced) for r in found]
