@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from core.errors import OutsideImageError, RegionError
-from core.grid import Grid
+from core.grid import Grid, _degrees_per_unit
 from core.sources.base import MIN_REGION_SIDE
 
 IMAGE_CRS = "image"
@@ -216,7 +216,35 @@ def _around(grid: Grid) -> tuple[float, float, float, float] | None:
     if not all(map(math.isfinite, (w, s, e_, n))) or w > e_:
         return None
     dx, dy = max(e_ - w, 1.0), max(n - s, 1.0)
+    if _lon_frame_centre(grid) is not None:  # longitudes past 180: the box in the grid's own longitudes
+        return w - dx, max(s - dy, -90.0), e_ + dx, min(n + dy, 90.0)
     return max(w - dx, -180.0), max(s - dy, -90.0), min(e_ + dx, 180.0), min(n + dy, 90.0)
+
+
+def _lon_frame_centre(grid: Grid) -> float | None:
+    """For a lon/lat grid (in degrees) whose longitudes reach past 180 or -180 (a global grid in 0..360,
+    an image across the 180th meridian stored in one run of longitudes, 179.9..180.1): its middle
+    longitude, around which a region's longitudes (-180..180) are taken; None for any other grid."""
+    from rasterio.crs import CRS
+
+    crs = CRS.from_user_input(grid.crs)
+    if not crs.is_geographic or _degrees_per_unit(crs) != 1.0:
+        return None
+    a, b, c, *_ = grid.transform
+    xs = (c, c + a * grid.width, c + b * grid.height, c + a * grid.width + b * grid.height)
+    return (min(xs) + max(xs)) / 2 if min(xs) < -180 or max(xs) > 180 else None
+
+
+def _into_lon_frame(geometry: dict, centre: float) -> dict:
+    """A lon/lat Polygon or MultiPolygon with each polygon moved by whole turns (360 degrees) of
+    longitude to lie nearest ``centre``: -169.9 becomes 190.1 on a grid stored in 0..360."""
+    polys = geometry["coordinates"] if geometry["type"] == "MultiPolygon" else [geometry["coordinates"]]
+    moved = []
+    for poly in polys:
+        lons = [x for x, _ in poly[0]]
+        turn = 360.0 * round((centre - (min(lons) + max(lons)) / 2) / 360.0)
+        moved.append([[[x + turn, y] for x, y in ring] for ring in poly])
+    return {"type": geometry["type"], "coordinates": moved if geometry["type"] == "MultiPolygon" else moved[0]}
 
 
 def _clipped_to_box(geometry: dict, box: tuple[float, float, float, float]) -> dict | None:
@@ -611,8 +639,8 @@ class Region:
         # Only the part near the image is reprojected (a region reaching far beyond a UTM image held
         # points its zone cannot project, and GDAL refused it or placed it wrong), and edges longer
         # than DENSIFY_DEG get corners in between: a straight lon/lat edge bends in most CRSs.
-        box = _around(grid)
-        near = self.geometry() if box is None else _clipped_to_box(self.geometry(), box)
+        box, geometry = _around(grid), self._geometry_for(grid)
+        near = geometry if box is None else _clipped_to_box(geometry, box)
         if near is None:
             raise OutsideImageError("the region lies outside the image; draw it over the image")
         geom = transform_geom(LONLAT_CRS, grid.crs, _densified(near))
@@ -625,12 +653,17 @@ class Region:
             return {"type": "Polygon", "coordinates": [conv(r) for r in geom["coordinates"]]}
         return {"type": "MultiPolygon", "coordinates": [[conv(r) for r in p] for p in geom["coordinates"]]}
 
+    def _geometry_for(self, grid: Grid) -> dict:
+        """The lon/lat geometry in the longitudes of a georeferenced ``grid`` (see :func:`_lon_frame_centre`)."""
+        centre = _lon_frame_centre(grid)
+        return self.geometry() if centre is None else _into_lon_frame(self.geometry(), centre)
+
     def reaches_far_beyond(self, grid: Grid) -> bool:
         """Whether part of a lon/lat region lies far beyond the image (out of the box around it that
         :meth:`geometry_in` cuts the region to, so that its pixel bounds do not show it)."""
         if self.is_image or not grid.georeferenced:
             return False
-        box, geometry = _around(grid), self.geometry()
+        box, geometry = _around(grid), self._geometry_for(grid)
         return box is not None and _clipped_to_box(geometry, box) is not geometry  # (as it is when inside)
 
     def pixel_bounds(self, grid: Grid) -> tuple[int, int, int, int]:

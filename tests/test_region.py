@@ -468,3 +468,24 @@ def test_a_box_typed_or_pasted_is_read_as_four_numbers_never_evaluated():
         with pytest.raises(RegionError, match="a box is four numbers") as err:
             parse_bbox(text)
         assert said in str(err.value), (text, str(err.value))
+
+
+@pytest.mark.parametrize("west", [190.0, 179.95])  # a global grid in 0..360; an image across 180 in one run
+def test_regions_west_of_180_fall_on_lon_lat_grids_stored_past_180(west):
+    """Longitudes past 180 (-169.9 stored as 190.1): a region there was "outside the image", and zones
+    gave its fields 0 pixels ("outside the prediction") without an error."""
+    import numpy as np
+
+    from core.zones import crop_by_zone
+
+    grid = Grid("EPSG:4326", (0.001, 0.0, west, 0.0, -0.001, -17.0), 200, 200)
+    # pixels 120..180 east of the grid's west edge, 50..150 south of its top, named in -180..180
+    lon0 = west + 0.12 - 360.0
+    region = Region.from_bbox(lon0, -17.15, lon0 + 0.06, -17.05)
+    assert region.window(grid) == PixelWindow(row_off=50, col_off=120, height=100, width=60)
+    assert region.mask(grid).all() and not region.reaches_far_beyond(grid)
+    assert check_region(region, grid).ok
+    (zone,) = crop_by_zone(np.ones((200, 200), np.uint8), grid, [("east", region)])
+    assert zone.pixels == 6000 and zone.crop_pixels == 6000 and not zone.note
+    if west < 180:  # the part west of 180 is found where it was
+        assert Region.from_bbox(179.96, -17.15, 179.99, -17.05).window(grid).col_off == 10
