@@ -156,7 +156,7 @@ def layer_names(m) -> list[str]:
 
 def scene_layers(m) -> list[str]:
     """:func:`layer_names` of the region's own layers (not the image around the region under them)."""
-    return [n for n in layer_names(m) if n != scene.SURROUNDINGS]
+    return [n for n in layer_names(m) if n not in (scene.SURROUNDINGS, scene.UNDER_WHOLE_IMAGE)]
 
 
 def swapped_layers(fake: "FakeMap") -> dict[str, float]:

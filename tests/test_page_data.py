@@ -269,3 +269,18 @@ def test_the_data_page_gives_the_labels_crop_of_each_part_of_the_region(fake_map
     expected = [f"{int(crop[:, :90].sum()):,} px", f"{int(crop[:, 90:].sum()):,} px"]
     assert list(table["crop (labels)"]) == expected and int(crop.sum()) > 0
     assert any(d.label == "Labels by part CSV" for d in at.get("download_button"))
+
+
+def test_the_whole_image_s_gaps_are_hatched_under_its_layers(fake_map):
+    """The whole image as the region: its gaps were the map's background (flat grey, the image's edge
+    lost in it) on the Data, Predict and Quality maps, while the note under them named grey hatching;
+    a smaller region had them, from the image around it."""
+    at = new_app()  # (the sample scene, whole)
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and not at.error
+    m, _ = fake_map.maps[-1]
+    assert layer_names(m)[0] == scene.UNDER_WHOLE_IMAGE and scene_layers(m) == ["True colour (R,G,B)", "Labels"]
+    assert any(c.value.startswith("Grey hatching on the map") for c in at.caption)
+    under, image = (next(c for c in m._children.values() if getattr(c, "layer_name", None) == name)
+                    for name in (scene.UNDER_WHOLE_IMAGE, "True colour (R,G,B)"))
+    assert under.bounds == image.bounds  # (placed over the image)

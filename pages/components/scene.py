@@ -20,6 +20,7 @@ from pages.components import cached, state
 CAMANA_BBOX = (-72.778645, -16.651663, -72.66865, -16.57553)
 #: the layer of a local image around a scene, under the scene's own layers (see :func:`map_view`)
 SURROUNDINGS = "Surroundings (the image around the region)"
+UNDER_WHOLE_IMAGE = "The image under the layers (its gaps in grey hatching)"
 SURROUNDINGS_OPACITY = 0.5
 
 
@@ -358,8 +359,9 @@ def image_warnings(sc: Scene) -> tuple[str, ...]:
 def map_view(sc: Scene, grid, offset: tuple[int, int]) -> tuple[Bounds, list[Overlay]]:
     """Where a scene's page map looks, and the layers under the scene's own. For a region of a local
     image: a view a little wider than the scene, over the whole image dimmed (the Region page's
-    preview, already made), so that a small region (one field) is seen where it lies. Otherwise
-    (the whole image; Earth Engine, whose maps have a basemap) the scene's bounds and no layer.
+    preview, already made), so that a small region (one field) is seen where it lies; for the whole
+    image, its bounds over the same preview (its gaps' hatching). For Earth Engine, whose maps have a
+    basemap, the scene's bounds and no layer.
 
     Raises:
         CropMapError subclasses: the source image cannot be read.
@@ -369,10 +371,12 @@ def map_view(sc: Scene, grid, offset: tuple[int, int]) -> tuple[Bounds, list[Ove
     if not is_local(spec):
         return bounds, []
     src = current_source()
-    if src.grid().shape == grid.shape:  # the scene is the whole image (the grid is kept per file version)
-        return bounds, []
     path = str(src.image_path)
     preview = cached.source_preview(path, cached.mtime(path), src.band_map)[0]
+    if src.grid().shape == grid.shape:  # the scene is the whole image (the grid is kept per file version):
+        # under its layers all the same, for its gaps' hatching (the map's background there, they and
+        # the image's edge were lost in it, where the note under the map names grey hatching)
+        return bounds, [replace(preview, name=UNDER_WHOLE_IMAGE, opacity=SURROUNDINGS_OPACITY)]
     return focus_bounds(bounds, preview.bounds, grid.shape), [replace(preview, name=SURROUNDINGS, opacity=SURROUNDINGS_OPACITY)]
 
 
