@@ -291,7 +291,8 @@ def build(spec: MapSpec, view_key: str | None = None):
     # the height in the map's script: streamlit-folium keeps a map whose script is unchanged and sets only its
     # frame's height (the sidebar's Map height gave a 720 px frame around a 480 px map until a reload)
     Call("height", f"{int(spec.height)}px").add_to(m)  # before the fit: a map of a new height is fitted at that height
-    m.fit_bounds([[s, w], [n, e]])
+    # the first fit too (not folium's fit_bounds: its zoom, animated, ended after the fit clear of the
+    # legends and undid it, as it did a view restored)
     store = f"{view_key}|{s:.6g},{w:.6g},{n:.6g},{e:.6g}" if view_key else None  # the view kept for this map and bounds
     Call("fitOnFullscreen", [[s, w], [n, e]], store).add_to(m)
     Call("wheelAfterClick", WHEEL_HINT).add_to(m)

@@ -49,38 +49,46 @@
     map.invalidateSize();
   };
 
-  /* Fit ``bounds`` when the map enters or leaves full screen, and when the window is resized unless
-   * the user has moved the map. With ``store`` (the map's key and bounds), the user's view is kept in
-   * the browser tab and restored when the map is built anew with the same bounds. */
+  /* Fit ``bounds`` now (clear of the legends), and again when the map enters or leaves full screen, and
+   * when the window is resized unless the user has moved the map. With ``store`` (the map's key and
+   * bounds), the user's view is kept in the browser tab and restored when the map is built anew with
+   * the same bounds. */
   cropmap.fitOnFullscreen = function (map, bounds, store) {
-    var b = L.latLngBounds(bounds), timer = null, ours = false, moved = false, saved = null;
+    var b = L.latLngBounds(bounds), timer = null, ours = false, moved = false, saved = null, target = null;
     // Leaflet's own resize handling keeps the centre and zoom; this one refits the region
     L.DomEvent.off(window, 'resize', map._onResize, map);
+    function room() {
+      // the legends in the lower right corner lay over the region's corner: the region is fitted
+      // above them or left of them, whichever shows it larger
+      var box = map.getContainer().querySelector('.leaflet-bottom.leaflet-right .cropmap-fades');
+      if (!box || !box.offsetWidth) { return {}; }
+      var w = box.offsetWidth + 16, h = box.offsetHeight + 16;  // (and their margin)
+      return map.getBoundsZoom(b, false, L.point(0, h)) >= map.getBoundsZoom(b, false, L.point(w, 0)) ?
+        {paddingBottomRight: [0, h]} : {paddingBottomRight: [w, 0]};
+    }
     function fitted() {
-      var c = map.latLngToContainerPoint(b.getCenter()), s = map.getSize();
-      return Math.abs(map.getZoom() - map.getBoundsZoom(b)) < 1e-6 && Math.abs(c.x - s.x / 2) < 3 &&
+      if (!target) { return false; }
+      var c = map.latLngToContainerPoint(target.centre), s = map.getSize();
+      return Math.abs(map.getZoom() - target.zoom) < 1e-6 && Math.abs(c.x - s.x / 2) < 3 &&
         Math.abs(c.y - s.y / 2) < 3;
     }
     function quietly(f) { ours = true; try { f(); } finally { ours = false; } }
     function fit() {
-      quietly(function () { map.invalidateSize(); map.fitBounds(b, {animate: false}); });
+      quietly(function () {
+        map.invalidateSize();
+        map.fitBounds(b, L.extend({animate: false}, room()));
+        target = {centre: map.getCenter(), zoom: map.getZoom()};
+      });
       moved = false;
     }
     if (store) {
       try { saved = JSON.parse(window.sessionStorage.getItem('cropmap-view:' + store) || 'null'); } catch (e) {}
     }
     if (saved) {
-      // after the map's first fit, which zooms in an animation that starts on the next frame: a view
-      // set now was undone at its end (at once after its zoom, or in 0.6 s where it does not zoom)
-      var done = false;
-      var restore = function () {
-        if (done) { return; }
-        done = true;
-        moved = true;
-        quietly(function () { map.setView([saved.lat, saved.lng], saved.zoom, {animate: false}); });
-      };
-      map.once('zoomend', function () { setTimeout(restore, 0); });
-      setTimeout(restore, 600);
+      moved = true;
+      quietly(function () { map.setView([saved.lat, saved.lng], saved.zoom, {animate: false}); });
+    } else {
+      fit();
     }
     map.on('moveend', function () {
       if (!ours) { moved = !fitted(); }
