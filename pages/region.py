@@ -203,8 +203,13 @@ with st.expander("Enter a box by its coordinates"):
         current = scene.box_text(in_use)
         box = st.text_input("Box", current, key=f"region_box_{current}",
                             placeholder="-72.778645, -16.651663, -72.66865, -16.57553")
+        notice = state.get(state.BOX_NOTICE)
+        if notice and notice[0] == current:  # (the box in use is the one cut)
+            st.info(notice[1], icon=":material/crop:")
         if st.button("Use this box", disabled=box.strip() == current):
-            scene.use_box(box, image=in_use.is_image)
+            note = scene.use_box(box, image=in_use.is_image)
+            state.put(state.BOX_NOTICE, [scene.box_text(scene.current_region()), note] if note else None)
+            st.session_state.pop(f"region_box_{current}", None)  # filled in anew, also where the region is unchanged
             st.rerun()
 
 # ------------------------------------------------------------------ map

@@ -629,3 +629,37 @@ def test_a_box_entered_by_its_coordinates_becomes_the_region(fake_map):
     by_label(at.button, "Use this box").click().run()
     assert not at.exception and not at.error
     assert at.metric[0].value.endswith(" ha") and [t for t in at.text_input if t.label == "Box"][0].value == inner
+    # latitude first (as a map's search box gives a place): outside the image, and said so with the fix
+    swapped = ", ".join(inner.split(", ")[i] for i in (1, 0, 3, 2))
+    [box] = [t for t in at.text_input if t.label == "Box"]
+    box.set_value(swapped).run()
+    by_label(at.button, "Use this box").click().run()
+    [said] = [e.value for e in at.error]
+    assert "the numbers look like latitude, longitude" in said and "The region in use is kept" in said, said
+
+
+def test_a_typed_box_past_the_image_is_cut_to_it_and_a_reversed_one_put_in_order(fake_map):
+    """The sample scene (pixels): a box reaching past the image was taken as typed ("Region OK" beside a
+    shape of 25 Mpx, the map zoomed out to it); reversed edges were refused in a programmer's terms,
+    and errors gave a lon/lat example and said to draw."""
+    at = new_app()
+    at.run()
+
+    def use(text):
+        [box] = [t for t in at.text_input if t.label == "Box"]
+        box.set_value(text).run()
+        by_label(at.button, "Use this box").click().run()
+        assert not at.exception
+        return [t for t in at.text_input if t.label == "Box"][0].value
+
+    assert use("-50, -50, 5000, 5000") == "0, 0, 1024, 1024" and not at.error
+    assert [i.value for i in at.info if "cut to the image's edges" in i.value] == [
+        "The box was cut to the image's edges: 0, 0, 1024, 1024."]
+    assert use("400, 300, 100, 100") == "100, 100, 400, 300" and not at.error
+    assert at.metric[0].value == "60,000 px" and not [i for i in at.info if "cut to" in i.value]
+    for text, said in (("hello world", "e.g. 100, 100, 400, 300"),
+                       ("2000, 0, 2100, 100", "whose edges are 0, 0, 1024, 1024"),
+                       ("100, 100, 103, 400", "enter a larger box")):
+        use(text)
+        [error] = [e.value for e in at.error]
+        assert said in error and "draw" not in error and "-72" not in error, error

@@ -10,9 +10,9 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from core.errors import CropMapError, EarthEngineError, RegionError
-from core.overlays import Bounds, Overlay, focus_bounds, map_bounds
-from core.region import LONLAT_CRS, Region, parse_bbox
+from core.errors import CropMapError, EarthEngineError, OutsideImageError, RegionError
+from core.overlays import Bounds, Overlay, focus_bounds, lonlat_bounds, map_bounds
+from core.region import LONLAT_CRS, Region, box_within, parse_bbox
 from core.sources.base import Progress, Scene
 from core.sources.local import LocalSource
 from pages.components import cached, state
@@ -94,20 +94,62 @@ def use_uploaded_region(data: bytes, name: str) -> None:
     state.set_region(region.to_geojson())
 
 
-def use_box(text: str, image: bool) -> None:
+def use_box(text: str, image: bool) -> str | None:
     """Make the box typed as ``text`` (:func:`core.region.parse_bbox`: west, south, east, north in
-    degrees, or with ``image`` the left, top, right and bottom edges in pixels) the region,
-    if the current source can use it.
+    degrees, or with ``image`` the left, top, right and bottom edges in pixels) the region, if the
+    current source can use it: cut to a local image's edges (:func:`core.region.box_within`; the map
+    then looks at the image, not at the box). Returns a note to show where it was cut, else None.
 
     Raises:
-        RegionError: not a box, or the source cannot use it; the region in use is kept.
+        RegionError: not a box, or the source cannot use it (outside the image: its edges, and a hint
+            where the numbers look like latitude first); the region in use is kept.
     """
     try:
-        region = Region.from_bbox(*parse_bbox(text), crs="image" if image else LONLAT_CRS, name="box")
-        require_usable_region(region)
+        box = parse_bbox(text, image)
+        bounds = _box_bounds(image)
+        try:
+            box, cut = box_within(box, bounds, image)
+        except OutsideImageError as err:
+            raise RegionError(str(err) + _swapped_hint(box, bounds, image)) from None
+        region = Region.from_bbox(*box, crs="image" if image else LONLAT_CRS, name="box")
+        check = check_current_region(region)
+        if not check.ok:  # (its advice is for a drawing)
+            raise RegionError(check.message.replace("draw a larger region", "enter a larger box")
+                              .replace("draw a smaller region", "enter a smaller box")
+                              .replace("draw it over the", "enter a box over the"))
     except RegionError as err:
         raise RegionError(f"this box cannot be used: {str(err).rstrip('.')}. The region in use is kept.") from None
     state.set_region(region.to_geojson(), remember=current_region_usable())
+    return f"The box was cut to the image's edges: {box_text(region)}." if cut else None
+
+
+def _box_bounds(image: bool) -> tuple[float, float, float, float] | None:
+    """The edges of the current local image, in a typed box's terms (its pixels, or its lon/lat box);
+    None for Earth Engine (any place on Earth), an image across the 180th meridian or one without a
+    place on Earth."""
+    if not is_local():
+        return None
+    grid = current_source().grid()
+    if image:
+        return (0.0, 0.0, float(grid.width), float(grid.height)) if not grid.georeferenced else None
+    try:
+        (south, west), (north, east) = lonlat_bounds(grid)
+    except CropMapError:
+        return None
+    return (west, south, east, north) if east <= 180 else None
+
+
+def _swapped_hint(box, bounds, image: bool) -> str:
+    """For a lon/lat box outside the image that would lie on it with its numbers in pairs swapped
+    (latitude first, as a map's search box or a spreadsheet gives them), a hint that says so."""
+    if image or bounds is None:
+        return ""
+    try:
+        box_within((box[1], box[0], box[3], box[2]), bounds, image)
+    except RegionError:
+        return ""
+    return ("; the numbers look like latitude, longitude: a box is longitude first, west, south, east, north "
+            f"(e.g. {box[1]:g}, {box[0]:g}, {box[3]:g}, {box[2]:g})")
 
 
 def current_region_usable() -> bool:

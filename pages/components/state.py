@@ -38,6 +38,8 @@ PATCH_FORM = "patch_settings"  # dict of the Data page patch form's last submitt
 UPLOAD_NOTICE = "upload_notice"  # ("error" | "success", text, file id): outcome of the last "Use these files" for that file
 #: [path, text]: a checkpoint made the model in use on the Model page, said there while it is; or None
 MODEL_NOTICE = "model_notice"
+#: [box text, note]: a typed box was cut to the image's edges; said under the box field while it shows that box
+BOX_NOTICE = "box_notice"
 EE_TASK_NOTICE = "ee_task_notice"  # str: outcome of the last task cancel, shown once above the fresh task list, or None
 EE_EXPORT_FORM = "ee_export_settings"  # dict of the Earth Engine export form's last submitted values
 EE_UPLOAD_FORM = "ee_upload_settings"  # dict of the Earth Engine upload form's last submitted values (gcs, asset)
@@ -82,6 +84,7 @@ DEFAULTS: dict[str, Any] = {
     EE_TASKS_ACTIVE: False,
     EE_TASK_NOTICE: None,
     MODEL_NOTICE: None,
+    BOX_NOTICE: None,
     UPLOAD_NOTICE: None,
     MODEL_TAB: None,
     SCROLL_TO: None,
