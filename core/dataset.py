@@ -364,6 +364,12 @@ def tfrecord_dataset(
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
+#: why validation figures on the training pixels differ from the training ones (a val IoU half the
+#: training IoU after one epoch looked like a contradiction)
+_SAME_PIXELS = ("; its figures still differ from training's, which are an average over the epoch while the model "
+                "learns, on flipped and turned patches")
+
+
 @dataclass(frozen=True)
 class Holdout:
     """Training and validation data for one image: ``IMAGE:LABELS`` pairs, their label map, and a
@@ -417,7 +423,7 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
                           "is nothing to train on; draw a region with more labelled pixels")
     same = Holdout(f"{image}:{labels}", f"{image}:{labels}", label_map,
                    "Validation uses the training pixels (the region is too small to hold out a "
-                   f"{size} px block): a quick check, not an independent test.")
+                   f"{size} px block): a quick check, not an independent test{_SAME_PIXELS}.")
     along_cols = w >= h
     length = w if along_cols else h
     if length < 2 * size:
@@ -435,7 +441,8 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
     held = mask[block]
     if not ((held == CROP).any() and (held == NOT_CROP).any()):  # one class: validation IoU would say nothing
         return replace(same, note="Validation uses the training pixels (the block that would be held out has only "
-                                  "one class, crop or not crop): a quick check, not an independent test.")
+                                  "one class, crop or not crop): a quick check, not an independent test"
+                                  f"{_SAME_PIXELS}.")
     out = Path(out_dir)
     train_path = write_mask(out / "train_labels.tif", np.where(block, NODATA, mask), grid)
     val_path = write_mask(out / "val_labels.tif", np.where(block, mask, NODATA), grid)

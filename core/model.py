@@ -599,7 +599,9 @@ def card_facts(card: ModelCard) -> list[tuple[str, str]]:
                   if isinstance(best.get(key), (int, float))]
         if scores:
             at = f"epoch {best['epoch']}" if isinstance(best.get("epoch"), int) else "the best epoch"
-            rows.append(("Chosen at", f"{at}, on validation patches: " + ", ".join(scores)))
+            # (beside the validation blocks' own figures, which differ a little: say which is which)
+            other = " (during training; the validation blocks' figures above differ a little)" if metrics.get("val_blocks") else ""
+            rows.append(("Chosen at", f"{at}, on validation patches{other}: " + ", ".join(scores)))
     if card.created:
         utc = " UTC" if card.created.endswith("+00:00") else ""
         rows.append(("Created", card.created.replace("T", " ")[:16] + utc))

@@ -151,6 +151,13 @@ with tab_train:
         if (kept := js.best()) is not None:  # which epoch it is, and its figure (not the last epoch's)
             label += f" (epoch {kept['epoch']}" + (f", val IoU {float(kept['val_iou']):.3f})"
                                                    if kept.get("val_iou") is not None else ")")
+        in_use = state.get(state.MODEL_PATH)
+        ref = models.validation_iou(in_use) if in_use and kept is not None and best.exists() else None
+        if ref is not None and kept.get("val_iou") is not None and float(kept["val_iou"]) < ref:
+            # (a checkpoint offered beside a better model, with nothing said, was taken for an upgrade)
+            st.caption(f"The model in use, {models.label(in_use)}, has validation IoU {ref:.3f} (on its own "
+                       f"validation data, not this run's): this checkpoint's {float(kept['val_iou']):.3f} is lower. "
+                       "To compare them on the same pixels, predict with each and look at the Quality page.")
         if best.exists() and st.button(label, key="use_best"):
             with ui.errors_shown():
                 # while training runs, best.keras is replaced by every better epoch: use a copy of it now

@@ -117,6 +117,16 @@ def test_the_best_epoch_is_named_where_it_is_not_the_last(fake_map, tmp_path, ti
     from test_page_model import _opening_tab
 
     assert _opening_tab(at) == 2
+    assert not [c for c in at.caption if "this checkpoint's" in c.value]  # no model in use to compare with
+    # the shipped model in use scores higher on its own validation blocks: said beside the button, which was
+    # taken for an upgrade
+    from pages.components import models
+
+    at.session_state["model_path"] = str(models.shipped())
+    at.run()
+    [said] = [c.value for c in at.caption if "this checkpoint's" in c.value]
+    assert said.startswith("The model in use, crop_unet_light.keras, has validation IoU 0.791 (on its own validation "
+                           "data, not this run's): this checkpoint's 0.697 is lower.")
     [b for b in at.button if b.label.startswith("Use the best checkpoint")][0].click().run()
     assert not at.exception and at.session_state["model_path"] == str(job / "train" / "best.keras")
     at.switch_page("pages/region.py").run()

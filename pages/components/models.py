@@ -118,6 +118,20 @@ def _card_epoch(model_path: Path) -> int | None:
     return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
 
 
+def validation_iou(model_path: str | os.PathLike) -> float | None:
+    """The validation IoU a model's card gives (its whole validation blocks', else its validation
+    patches' at the best epoch), or None; read without loading TensorFlow."""
+    import json
+
+    try:
+        metrics = json.loads(Path(model_path).with_suffix(".json").read_text())["metrics"]
+        iou = (metrics.get("val_blocks") or {}).get("iou")
+        iou = iou if iou is not None else (metrics.get("val") or {}).get("val_iou")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return float(iou) if isinstance(iou, (int, float)) and not isinstance(iou, bool) else None
+
+
 def use_model(path: str) -> None:
     """Load (cached), check the bands, and make ``path`` the model in use.
 
