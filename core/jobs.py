@@ -32,6 +32,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -375,6 +376,8 @@ def _start(kind: str, params: dict, job_dir: Path, python: str | None, note: str
     # The pid goes in its own file: rewriting status.json here could overwrite what the worker
     # has written meanwhile. status() reads it until the worker records its pid itself.
     _write_text(job_dir / PID_FILE, str(proc.pid))
+    # reaped when it ends (a finished or cancelled worker stayed a zombie of the server until it exited)
+    threading.Thread(target=proc.wait, name=f"reap {job_id}", daemon=True).start()
     return job_id
 
 

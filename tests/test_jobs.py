@@ -72,6 +72,20 @@ def test_cancel_by_flag(tmp_path):
     assert (f"cancelled after epoch {done};" if done else "before the first epoch ended") in st.message
 
 
+def test_a_worker_that_ended_is_reaped_not_left_a_zombie(tmp_path):
+    """A cancelled (or finished) worker stayed <defunct> under the server until the server exited."""
+    job_dir = tmp_path / "j"
+    jobs.start_job("selftest", {"epochs": 50, "steps": 10, "delay": 0.05}, job_dir)
+    wait_for(job_dir, ("running",))
+    pid = int((job_dir / jobs.PID_FILE).read_text())
+    jobs.cancel(job_dir)
+    wait_for(job_dir, ("cancelled", "done", "failed"))
+    deadline = time.time() + 10
+    while Path(f"/proc/{pid}").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists(), Path(f"/proc/{pid}/status").read_text()[:200]
+
+
 def test_cancel_by_terminate(tmp_path):
     job_dir = tmp_path / "j"
     jobs.start_job("selftest", {"epochs": 1, "steps": 1000, "delay": 1.0}, job_dir)
