@@ -529,9 +529,11 @@ def _check_model_shape(model, card: ModelCard, name: str) -> None:
                                  "core wrote beside the .keras")
 
 
-def resolution_warning(card: ModelCard, grid) -> str | None:
+def resolution_warning(card: ModelCard, grid, advice: str = "cli") -> str | None:
     """A sentence when the image's pixels differ from the training pixels by more than 1.5 times
-    (the model then sees fields at another scale); None when they match or either is unknown."""
+    (the model then sees fields at another scale); None when they match or either is unknown.
+    ``advice``: what to do, for the command line ("cli": its resample command), the dashboard
+    ("dashboard": the Region page's upload option) or none ("none": a slide's caveat)."""
     size = grid.pixel_size_m()
     if size is None or not card.pixel_size_m:
         return None
@@ -541,12 +543,16 @@ def resolution_warning(card: ModelCard, grid) -> str | None:
     from core.grid import metres_text
     from core.resample import SHIPPED_PIXEL_SIZE_M
 
-    shipped = card.pixel_size_m == SHIPPED_PIXEL_SIZE_M  # the Region page's upload offers that size
-    upload = f"; the upload's 'Average to {SHIPPED_PIXEL_SIZE_M:g} m pixels'" if shipped else ""
-    return (f"the model was trained on {card.pixel_size_m:g} m pixels and this image has {metres_text(size)} m pixels, so "
+    said = (f"the model was trained on {card.pixel_size_m:g} m pixels and this image has {metres_text(size)} m pixels, so "
             f"fields look {max(ratio, 1 / ratio):.1f} times {'smaller' if ratio > 1 else 'larger'} to it: expect "
-            f"poorer results; fine-tune the model on images like it, or try the image averaged to {card.pixel_size_m:g} m "
-            f"(python -m core resample{upload}) and compare")
+            "poorer results")
+    if advice == "none":
+        return said
+    shipped = card.pixel_size_m == SHIPPED_PIXEL_SIZE_M  # the Region page's upload offers that size
+    how = ("python -m core resample" if advice == "cli" else
+           f"on the Region page, upload it with 'Average to {SHIPPED_PIXEL_SIZE_M:g} m pixels'" if shipped else "")
+    return (f"{said}; fine-tune the model on images like it, or try the image averaged to {card.pixel_size_m:g} m"
+            + (f" ({how})" if how else "") + " and compare")
 
 
 #: A card's validation figures at its best epoch (Keras's keys) and their names for people (Dice is F1,

@@ -29,10 +29,11 @@ with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     region_key = region.key()
 
 offset = scene.scene_offset(sc)
-card, warning = None, None
+card, warning, caveat = None, None, ""
 with ui.errors_shown():
     card = load_card(model_path)
-    warning = resolution_warning(card, grid)
+    warning = resolution_warning(card, grid, "dashboard")
+    caveat = resolution_warning(card, grid, "none") or ""  # the map PNG's, for a slide: no advice
     if warning:
         st.warning(ui.sentence(warning, "."), icon=":material/warning:")
 with ui.errors_shown():  # the image's own (its values, its band numbers): said on the Region page, and here by its figures
@@ -147,7 +148,7 @@ with files_col:
     with ui.errors_shown():
         made = (key, float(threshold), f"{sc.title} — crop at p ≥ {threshold:.2f}",
                 f"Data: {sc.attribution}" if sc.attribution else "", prob_opacity if show_prob else None,
-                crop_opacity if show_crop else None, warning or "", unit,
+                crop_opacity if show_crop else None, caveat, unit,
                 json.dumps(region.to_geojson()) if parts.several(region) else "", tuple(offset))
         st.download_button("Probability GeoTIFF", partial(cached.probability_tif, key), "probability.tif",
                            "image/tiff", on_click="ignore")

@@ -129,9 +129,15 @@ def test_resolution_warning():
     s2 = Grid("EPSG:32633", (10.0, 0, 500000.0, 0, -10.0, 5e6), 8, 8)
     warning = resolution_warning(card, s2)
     assert warning and "30 m" in warning and "10 m" in warning and "3.0 times larger" in warning
-    assert "python -m core resample; the upload's 'Average to 30 m pixels') and compare" in warning
+    assert warning.endswith("averaged to 30 m (python -m core resample) and compare")
+    # each place its own advice: the dashboard's upload option (a command there was no use to a dashboard user),
+    # and none on a slide (the map PNG's caveat printed a command line)
+    assert resolution_warning(card, s2, "dashboard").endswith(
+        "averaged to 30 m (on the Region page, upload it with 'Average to 30 m pixels') and compare")
+    assert resolution_warning(card, s2, "none").endswith("3.0 times larger to it: expect poorer results")
     other = ModelCard("light", FEATURE_BANDS, Normalization((0.1,) * 5, (0.2,) * 5), pixel_size_m=60.0)
-    assert "(python -m core resample) and compare" in resolution_warning(other, s2)  # the upload's choice is 30 m only
+    assert "(python -m core resample) and compare" in resolution_warning(other, s2)
+    assert resolution_warning(other, s2, "dashboard").endswith("averaged to 60 m and compare")  # the upload's is 30 m only
     assert resolution_warning(card, Grid("EPSG:32633", (35.0, 0, 0, 0, -35.0, 0), 8, 8)) is None  # close enough
     assert resolution_warning(card, Grid(None, (1.0, 0, 0, 0, -1.0, 0), 8, 8)) is None  # image size unknown
     assert resolution_warning(_card(), s2) is None  # training size unknown

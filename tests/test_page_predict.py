@@ -27,6 +27,7 @@ def test_predict_page_warns_about_another_pixel_size(fake_map):
     at.switch_page("pages/predict.py").run()
     assert not at.exception and not at.error
     assert len(at.warning) == 1 and "trained on 30 m pixels" in at.warning[0].value
+    assert "python -m" not in at.warning[0].value and "'Average to 30 m pixels'" in at.warning[0].value
     # the sample scene (no CRS) gets no warning: its pixel size is unknown
     at.session_state["source"] = {"kind": "sample"}
     at.session_state["scene"] = None
