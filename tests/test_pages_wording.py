@@ -277,7 +277,11 @@ def test_long_file_names_are_cut_in_the_middle_for_the_sidebar():
     from pages.components.ui import cut_long_words
 
     said = cut_long_words("00002806639B424A_S2L2A_2017-08-27_B02_B03_B04_B08.tif: 64 x 64 px, EPSG:32631, WGS 84")
-    assert said == "00002806639B4…_B04_B08.tif: 64 x 64 px, EPSG:32631, WGS 84"
+    assert said == "00002806639B4…3_B04_B08.tif: 64 x 64 px, EPSG:32631, WGS 84"
+    # the same name cut the same wherever it stands ("…7_window.tif:" in one box, "…17_window.tif" in the next)
+    name = "ftw_austria_s2_2021-06-17_window.tif"
+    assert cut_long_words(f"Source: {name}") == "Source: " + cut_long_words(f"{name}:")[:-1]
+    assert cut_long_words(f"({name})") == f"({cut_long_words(name)})"
     assert cut_long_words("sample scene: 1024 x 1024 px") == "sample scene: 1024 x 1024 px"
 
 

@@ -150,4 +150,13 @@ def cut_long_words(text: str, longest: int = 28) -> str:
     """``text`` with each word (run of characters without spaces) longer than ``longest`` cut in the middle
     ("00002806639B…_B04_B08.tif"): a file name in the narrow sidebar was broken mid-word over two lines."""
     keep = (longest - 1) // 2
-    return " ".join(w if len(w) <= longest else f"{w[:keep]}…{w[-keep:]}" for w in text.split(" "))
+
+    def cut(word: str) -> str:
+        # the punctuation around a name kept whole (the name shows the same in "Source: x" and "x:")
+        core = word.strip("()[],:;.\"'")
+        if len(core) <= longest:
+            return word
+        i = word.index(core)
+        return f"{word[:i]}{core[:keep]}…{core[-keep:]}{word[i + len(core):]}"
+
+    return " ".join(cut(w) for w in text.split(" "))
