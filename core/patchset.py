@@ -327,8 +327,11 @@ def crop_share_gap(train_crop: float, test_crop: float, limit: float = CROP_SHAR
     gap = abs(train_crop - test_crop)
     if gap < limit:
         return None
-    return (f"The test patches' crop share ({test_crop:.0%}) differs from the training patches' ({train_crop:.0%}) by "
-            f"{gap * 100:.0f} percentage points: the held-out block is not like the rest of the region, so test "
+    # the gap of the shares as shown (70% and 46% differed "by 23 percentage points")
+    test_pc, train_pc = f"{test_crop:.0%}", f"{train_crop:.0%}"
+    shown = abs(int(test_pc[:-1]) - int(train_pc[:-1]))
+    return (f"The test patches' crop share ({test_pc}) differs from the training patches' ({train_pc}) by "
+            f"{shown} percentage points: the held-out block is not like the rest of the region, so test "
             "figures will say more about that block than about the region; a larger region (or more test patches) "
             "evens it out.")
 

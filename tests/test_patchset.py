@@ -360,6 +360,7 @@ def test_a_test_block_unlike_the_training_patches_is_noted_in_percentage_points(
     from core.patchset import crop_share_gap
 
     assert crop_share_gap(0.40, 0.55) is None
+    assert "(70%) differs from the training patches' (46%) by 24 percentage points" in crop_share_gap(0.464, 0.696)  # (said 23)
     note = crop_share_gap(0.28, 0.74)
     assert "(74%)" in note and "(28%)" in note and "by 46 percentage points" in note
     assert crop_share_gap(0.74, 0.28).startswith("The test patches' crop share (28%) differs from the training patches' (74%)")
