@@ -181,10 +181,11 @@ with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSO
             next_steps()
 
 with st.expander("Upload a region (GeoJSON)"):
-    geo_file = st.file_uploader("Polygon/MultiPolygon in lon/lat, or image pixels with \"crs\": \"image\"",
-                                type=["geojson", "json"], key="upload_geojson",
-                                help=f"Up to {MAX_GEOJSON_BYTES / 1e6:.0f} MB (the upload box's own limit is the "
-                                     "server's, for images).")
+    # its limit in the label (the upload box itself names the server's, for images: 200 MB)
+    geo_file = st.file_uploader(f"Polygon/MultiPolygon in lon/lat, or image pixels with \"crs\": \"image\" (up to "
+                                f"{MAX_GEOJSON_BYTES / 1e6:.0f} MB)", type=["geojson", "json"], key="upload_geojson",
+                                help="The upload box's own limit is the server's, for images; a GeoJSON file may be "
+                                     f"up to {MAX_GEOJSON_BYTES / 1e6:.0f} MB.")
     if geo_file is not None and st.button("Use this GeoJSON region"):
         with ui.errors_shown():
             scene.use_uploaded_region(geo_file.getvalue(), geo_file.name)

@@ -338,6 +338,16 @@ def test_uploaded_geojson_outside_image(fake_map):
     assert any("outside the image" in e.value for e in at.error)
 
 
+def test_the_geojson_upload_names_its_own_limit():
+    """The GeoJSON upload box showed only the server's "Limit 200MB per file" (for images); its 5 MB was in a tooltip."""
+    from core.region import MAX_GEOJSON_BYTES
+
+    at = new_app()
+    at.run()
+    [label] = [u.proto.label for u in at.get("file_uploader") if "GeoJSON" in u.proto.help or "Polygon" in u.proto.label]
+    assert label.endswith(f"(up to {MAX_GEOJSON_BYTES // 2**20} MB)")
+
+
 def _upload_regions_script():
     import json
 
