@@ -53,7 +53,10 @@ tab_ship, tab_upload, tab_train = st.tabs(["Shipped weights", "Upload a model", 
 
 with tab_ship:
     st.write(f"`{SHIPPED.name}`: the U-Net trained on the Ag-Net Landsat 8 / CDL blocks.")
-    if st.button("Load shipped weights", type="primary", disabled=not SHIPPED.exists(),
+    current = state.get(state.MODEL_PATH)
+    in_use = bool(current) and Path(current).resolve() == SHIPPED.resolve()
+    # the step to take until it is taken (a primary button after loading looked like a step still to do)
+    if st.button("Load shipped weights", type="secondary" if in_use else "primary", disabled=not SHIPPED.exists(),
                  help=None if SHIPPED.exists() else f"{SHIPPED} is missing"):
         ok = False
         with ui.errors_shown(), st.spinner("Loading the model..."):
@@ -61,7 +64,7 @@ with tab_ship:
             ok = True
         if ok:
             st.success("Shipped weights loaded.")
-    elif (current := state.get(state.MODEL_PATH)) and Path(current).resolve() == SHIPPED.resolve():
+    elif in_use:
         st.success("The shipped weights are in use.")  # (the button alone did not say whether they were)
 
 with tab_upload:

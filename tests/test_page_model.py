@@ -177,6 +177,7 @@ def test_model_page_shows_the_shipped_cards_validation_figures(fake_map):
     at.run()
     assert not at.exception
     assert "The shipped weights are in use." in [s.value for s in at.success]  # (the button alone did not say)
+    assert by_label(at.button, "Load shipped weights").proto.type == "secondary"  # the step taken: no longer the primary one
     shown = {m.label: m.value for m in at.metric}
     assert shown["IoU"] == f"{card.metrics['val_blocks']['iou']:.3f}"
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 6  # one row per val block
