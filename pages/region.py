@@ -252,7 +252,8 @@ with map_col:
         )
         if missing:  # (the sample scene has large gaps; without a word they look like a fault of the map)
             gaps_note = (f"Grey hatching on the map: no image data ({missing / (grid.width * grid.height):.0%} of the "
-                         "image: gaps, clouds or masked pixels); those pixels are never predicted or counted.")
+                         "image: gaps, clouds or masked pixels); those pixels are never predicted or counted (the "
+                         "area above includes any in the region; the Data page counts the region's pixels with data).")
         take_drawing(result, image=not grid.georeferenced)
     else:  # Earth Engine: the real map, the composite and labels as Earth Engine tiles, drawing tools
         with ui.errors_shown(stop=True):

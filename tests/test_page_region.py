@@ -38,6 +38,9 @@ def test_region_page_opens_on_sample_scene(fake_map):
     assert at.metric[0].value.startswith("1,048,576")
     # its ground area, from Landsat's 30 m pixels (stated by the source; the file has no CRS): 1,048,576 x 0.09 ha
     assert "Not georeferenced: about 94,372 ha at 30 m pixels (the image's stated pixel size)." in texts(at)
+    # the area counts the image's gaps, which the note on them says are never counted: it says where they are not
+    [gaps] = [c.value for c in at.caption if c.value.startswith("Grey hatching")]
+    assert gaps.endswith("(the area above includes any in the region; the Data page counts the region's pixels with data).")
     # The Earth Engine preset is disabled with the reason shown
     camana = [b for b in at.button if "Camana" in b.label][0]
     assert camana.disabled
