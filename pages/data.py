@@ -77,7 +77,7 @@ with ui.errors_shown():
             overlays.append(o)
             opacities[o.name] = lab_opacity
 
-with map_col:
+with map_col, st.container(key=ui.MAP_FIRST):  # (first on a phone: style.css)
     regionmap.show(sc, grid, offset, valid, overlays, opacities, "data_map",
                    inspect=regionmap.pixel_reader(sc, feats, valid))
 

@@ -201,7 +201,7 @@ with ui.errors_shown(stop=True):
         dynamic.append(o)
         opacities[o.name] = crop_opacity
 
-with map_col:
+with map_col, st.container(key=ui.MAP_FIRST):  # (first on a phone: style.css)
     regionmap.show(sc, grid, offset, valid, overlays, opacities, "predict_map", dynamic,
                    inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key), float(threshold)))
 

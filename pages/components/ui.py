@@ -16,6 +16,9 @@ from core.errors import CropMapError, environment_error
 TO_REGION = ("pages/region.py", "Go to the Region page")
 #: training patch sides the pages offer (the Data page cuts them, the Model page trains on them)
 PATCH_SIZES = [64, 128, 256]
+#: the key of the container of a page's map beside its controls: on a phone, where the columns stack, its
+#: column comes first (assets/style.css; the Predict map was 1,100 px down, out of view as the threshold moved)
+MAP_FIRST = "map-first"
 
 
 def patch_size_choice(shape: tuple[int, int] | None, wanted: int) -> tuple[list[int], int, str | None]:

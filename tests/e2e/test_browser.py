@@ -241,6 +241,16 @@ def test_full_flow_offline(page, app_url, artifacts):
     page.wait_for_timeout(500)
     assert legend.is_visible()
 
+    # on a phone the columns stack, the map's first: it was below the threshold, the figures and the layers'
+    # settings, 1,100 px down, out of view as the threshold moved
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(1500)
+    map_box = page.locator(MAP_FRAME).first.bounding_box()
+    assert map_box["y"] < page.get_by_role("slider").first.bounding_box()["y"], map_box
+    assert map_box["y"] < 844, map_box  # in view
+    page.screenshot(path=str(artifacts / "06d_phone.png"))
+    page.set_viewport_size({"width": 1500, "height": 1200})
+
     # a browser reload (F5 in a demo) comes back to the same prediction at the same threshold
     assert "session=" in page.url
     page.reload()
