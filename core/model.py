@@ -533,7 +533,8 @@ def resolution_warning(card: ModelCard, grid, advice: str = "cli") -> str | None
     """A sentence when the image's pixels differ from the training pixels by more than 1.5 times
     (the model then sees fields at another scale); None when they match or either is unknown.
     ``advice``: what to do, for the command line ("cli": its resample command), the dashboard
-    ("dashboard": the Region page's upload option) or none ("none": a slide's caveat)."""
+    ("dashboard": the Region page's upload option; "earthengine": the Earth Engine settings' pixel size)
+    or none ("none": a slide's caveat)."""
     size = grid.pixel_size_m()
     if size is None or not card.pixel_size_m:
         return None
@@ -548,6 +549,9 @@ def resolution_warning(card: ModelCard, grid, advice: str = "cli") -> str | None
             "poorer results")
     if advice == "none":
         return said
+    if advice == "earthengine":  # (no file to upload: the composite is made at the size asked for)
+        return (f"{said}; set the Earth Engine settings' Pixel size (m) to {card.pixel_size_m:g} on the Region page, "
+                "or fine-tune the model on images like these")
     shipped = card.pixel_size_m == SHIPPED_PIXEL_SIZE_M  # the Region page's upload offers that size
     how = ("python -m core resample" if advice == "cli" else
            f"on the Region page, upload it with 'Average to {SHIPPED_PIXEL_SIZE_M:g} m pixels'" if shipped else "")

@@ -324,7 +324,7 @@ else:
             st.caption("Validation patches at the best epoch: " + ", ".join(shown) + ".")
         # here too, beside the figures, which a demo would quote for an image they do not hold for
         grid = scene.known_grid()
-        warning = resolution_warning(card, grid, "dashboard") if grid is not None else None
+        warning = resolution_warning(card, grid, scene.advice_for_pixel_size()) if grid is not None else None
         if warning:
             figures = (f" The validation figures above are for images of {card.pixel_size_m:g} m pixels, like its "
                        "training images." if val or card.metrics.get("val") else "")

@@ -32,7 +32,7 @@ offset = scene.scene_offset(sc)
 card, warning, caveat = None, None, ""
 with ui.errors_shown():
     card = load_card(model_path)
-    warning = resolution_warning(card, grid, "dashboard")
+    warning = resolution_warning(card, grid, scene.advice_for_pixel_size())
     caveat = resolution_warning(card, grid, "none") or ""  # the map PNG's, for a slide: no advice
     if warning:
         st.warning(ui.sentence(warning, "."), icon=":material/warning:")

@@ -122,7 +122,7 @@ settings["disagreement"] = {"show": show_dis, "opacity": dis_opacity}
 state.put(state.LAYERS, settings)
 
 with ui.errors_shown():  # (the figures are the model's on pixels of another size than it learned on)
-    if warning := resolution_warning(load_card(model_path), grid, "dashboard"):
+    if warning := resolution_warning(load_card(model_path), grid, scene.advice_for_pixel_size()):
         st.warning(ui.sentence(warning, "."), icon=":material/warning:")
 # Without crop in the labels (or in the prediction) recall (precision) is undefined, not 0; F1 and IoU are
 # 0 where the prediction has crop the labels do not, and undefined where neither has any.

@@ -135,6 +135,10 @@ def test_resolution_warning():
     assert resolution_warning(card, s2, "dashboard").endswith(
         "averaged to 30 m (on the Region page, upload it with 'Average to 30 m pixels') and compare")
     assert resolution_warning(card, s2, "none").endswith("3.0 times larger to it: expect poorer results")
+    # an Earth Engine composite: no file to upload, its pixel size is a setting
+    assert resolution_warning(card, s2, "earthengine").endswith(
+        "expect poorer results; set the Earth Engine settings' Pixel size (m) to 30 on the Region page, or fine-tune "
+        "the model on images like these")
     other = ModelCard("light", FEATURE_BANDS, Normalization((0.1,) * 5, (0.2,) * 5), pixel_size_m=60.0)
     assert "(python -m core resample) and compare" in resolution_warning(other, s2)
     assert resolution_warning(other, s2, "dashboard").endswith("averaged to 60 m and compare")  # the upload's is 30 m only

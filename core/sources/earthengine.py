@@ -36,7 +36,7 @@ _ATTRIBUTION = {
 _LABEL_ATTRIBUTION = {
     "worldcover": "ESA WorldCover 2021 (CC BY 4.0)",
     "dynamicworld": "Dynamic World (Google, World Resources Institute)",
-    "glcfcs30d": "GLC_FCS30D (Zhang et al. 2024, ESSD)",
+    "glcfcs30d": "GLC-FCS30D (Zhang et al. 2024, ESSD)",
     "cdl": "USDA NASS Cropland Data Layer",
     "asset": "user asset",
 }
@@ -399,7 +399,8 @@ class EarthEngineSource:
         from core.ee.labels import PRODUCTS
 
         cfg = self.composite
-        title = f"{cfg.spec.title} median {cfg.start}..{cfg.end}"
+        # how many scenes the median is of (1 or 50: an agronomist weighs the composite by it)
+        title = f"{cfg.spec.title} median of {count:,} scene{'s' if count != 1 else ''} {cfg.start}..{cfg.end}"
         if self.preset is not None:
             from core.ee.composites import geojson_bounds
 

@@ -510,7 +510,7 @@ def test_fetch_writes_image_and_labels(capsys, tmp_path, ready, fake_pixels):
     assert res["image"] == str(out_dir / "image.tif") and res["labels"] == str(out_dir / "labels.tif")
     assert res["label_map"] == "binary" and res["crs"] == "EPSG:32718" and res["scenes"] == 7
     assert (res["codes"], res["class_map"]) == (str(out_dir / "codes.tif"), "glcfcs30d")
-    assert res["title"].startswith("Camana") and "GLC_FCS30D" in res["attribution"] and "px at 30 m" in res["region"]
+    assert res["title"].startswith("Camana") and "GLC-FCS30D (Zhang" in res["attribution"] and "px at 30 m" in res["region"]
     assert (out_dir / "image.tif").is_file() and (out_dir / "labels.tif").is_file() and (out_dir / "scene.json").is_file()
     assert len(values) == 1 and len(requests) == res["requests"] >= 4  # 2 workers: >= 2 tiles per file
     assert "predict --image" in err and ready == [None]

@@ -123,7 +123,8 @@ def test_camana_preset_drawn_region_through_every_page(ee_configured, tiny_model
     region_px = at.session_state["scene"]["extra"]["region_pixels"]
     assert any(f"of the region's {region_px:,} pixels have data" in c.value for c in at.caption)  # not its box's
     title = at.caption[0].value
-    assert title.startswith("Landsat 5 TM median 2005-01-01..2006-12-31 (recipe of the camana preset)")
+    # how many scenes the median is of (7 here), fetched with the rest of its summary and said
+    assert title.startswith("Landsat 5 TM median of 7 scenes 2005-01-01..2006-12-31 (recipe of the camana preset)")
     assert "Camana valley" not in title  # a drawn region is not named after the preset's place
     assert calls["pixels"] and calls["getinfo"] == 1
     # the label product's classes, named from GLC-FCS30D's legend, in hectares

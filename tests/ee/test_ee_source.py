@@ -148,7 +148,7 @@ def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
     assert scene.georeferenced and scene.label_map == "binary"
     assert scene.title == CAMANA.title  # the preset's own box carries its name
     assert scene.image_path == tmp_path / "image.tif" and scene.labels_path == tmp_path / "labels.tif"
-    assert "Landsat" in scene.attribution and "GLC_FCS30D" in scene.attribution
+    assert "Landsat" in scene.attribution and "GLC-FCS30D (Zhang" in scene.attribution
     assert scene.extra["scenes"] == 12 and scene.extra["crs"] == "EPSG:32718"
     assert len(infos) == 1  # one getInfo for the whole fetch
     assert progress[-1][0] == progress[-1][1] == len(requests) == 2  # one request per file
