@@ -60,6 +60,9 @@ OUTLINE_CASED = [{"color": "#202020", "weight": 4, "opacity": 0.8, "fill": False
                  {"color": "#ffffff", "weight": 2, "dashArray": "6 4", "fill": False}]
 #: shown inside a map whose basemap tiles do not load
 BASEMAP_FAILED = "Basemap tiles did not load (no internet?)"
+#: Inside a map whose Earth Engine layers' tiles failed to load (said once for them all).
+TILE_LAYERS_FAILED = ("Earth Engine tiles did not load (no internet, Earth Engine's quota, or an expired map): "
+                      "reload the page later")
 #: Inside a map that reads a clicked pixel, until one is clicked (see MapSpec.click_marker).
 CLICK_HINT = "Click the map to read a pixel"
 #: Inside that map between a click and the page's reading of it.
@@ -230,9 +233,11 @@ def build(spec: MapSpec, view_key: str | None = None):
                                    control=True, show=True, max_zoom=19).add_to(m)
             Call("tilesFailed", osm, BASEMAP_FAILED).add_to(m)
     for layer in spec.tile_layers:
-        folium.TileLayer(tiles=layer["url"], attr=layer.get("attribution", ""), name=layer["name"], overlay=True,
-                         control=True, opacity=layer.get("opacity", 1.0), max_zoom=20,
-                         show=layer.get("show", True)).add_to(m)
+        tiles = folium.TileLayer(tiles=layer["url"], attr=layer.get("attribution", ""), name=layer["name"], overlay=True,
+                                 control=True, opacity=layer.get("opacity", 1.0), max_zoom=20,
+                                 show=layer.get("show", True)).add_to(m)
+        # (a plain map with the basemap's note alone blamed the basemap for Earth Engine's tiles too)
+        Call("tilesFailed", tiles, TILE_LAYERS_FAILED).add_to(m)
     for ov in spec.overlays:
         _image_overlay(ov, spec).add_to(m)
     if spec.region_geojson is not None:

@@ -58,13 +58,18 @@
     // Leaflet's own resize handling keeps the centre and zoom; this one refits the region
     L.DomEvent.off(window, 'resize', map._onResize, map);
     function room() {
-      // the legends in the lower right corner lay over the region's corner: the region is fitted
-      // above them or left of them, whichever shows it larger
+      // a margin round the region (its outline lay on the map's edge, its foot under the attribution
+      // line), and the legends in the lower right corner, which lay over the region's corner: the
+      // region is fitted above them or left of them, whichever shows it larger
+      var tl = L.point(10, 10), br = L.point(10, 24);
       var box = map.getContainer().querySelector('.leaflet-bottom.leaflet-right .cropmap-fades');
-      if (!box || !box.offsetWidth) { return {}; }
-      var w = box.offsetWidth + 16, h = box.offsetHeight + 16;  // (and their margin)
-      return map.getBoundsZoom(b, false, L.point(0, h)) >= map.getBoundsZoom(b, false, L.point(w, 0)) ?
-        {paddingBottomRight: [0, h]} : {paddingBottomRight: [w, 0]};
+      if (box && box.offsetWidth) {  // (from the map's edges: the attribution line is under the legends)
+        var r = box.getBoundingClientRect(), c = map.getContainer().getBoundingClientRect();
+        var below = L.point(br.x, Math.max(br.y, c.bottom - r.top + 6)),
+          beside = L.point(Math.max(br.x, c.right - r.left + 6), br.y);
+        br = map.getBoundsZoom(b, false, tl.add(below)) >= map.getBoundsZoom(b, false, tl.add(beside)) ? below : beside;
+      }
+      return {paddingTopLeft: tl, paddingBottomRight: br};
     }
     function fitted() {
       if (!target) { return false; }
@@ -119,6 +124,9 @@
   /* A note at the bottom left when the first tile of ``layer`` fails to load (no internet). */
   cropmap.tilesFailed = function (map, layer, text) {
     layer.once('tileerror', function () {
+      var said = map._cropmapTilesFailed = map._cropmapTilesFailed || {};
+      if (said[text]) { return; }  // once for the layers that share it (Earth Engine's four)
+      said[text] = true;
       cropmap.note(map, text, 'bottomleft', false).getContainer().classList.add('cropmap-tiles-failed');
     });
   };

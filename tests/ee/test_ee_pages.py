@@ -98,6 +98,8 @@ def test_camana_preset_drawn_region_through_every_page(ee_configured, tiny_model
     html = fake.maps[-1][0].get_root().render()
     assert "L.CRS.Simple" not in html
     assert html.count("fake-") == 4  # true colour, false colour, NDVI, labels: Earth Engine tiles
+    # their tiles failing is said (once, by the map), not blamed on the basemap alone
+    assert html.count("cropmap.tilesFailed(") == 5 and html.count("Earth Engine tiles did not load") == 4
     assert "leaflet.draw" in html.lower()
     assert_layer_control_after_its_layers(html)
     n_ids = calls["map_ids"]
