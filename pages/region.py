@@ -17,6 +17,7 @@ from core.labels import CLASS_MAPS
 from core.metrics import format_area, nominal_area
 from core.patches import export_to_geotiff
 from core.grid import crs_words
+from core.ee.labels import check_coverage
 from core.sources.earthengine import recipes_from_settings
 from core.sources.local import LocalSource, discarded_if_refused, save_upload, validate_image, validate_labels
 from pages.components import cached, eeform, mapview, navigation, scene, state, ui
@@ -62,8 +63,13 @@ with st.expander("Earth Engine: any region on Earth (composite and labels settin
             current = scene.source_from_spec(ee_spec).settings() if ee_spec else None
             settings = eeform.settings_form(current)
             if settings is not None:
-                recipes_from_settings(settings)  # validate before switching (ConfigError says what is wrong)
+                # validate before switching (ConfigError says what is wrong), labels over the region too
+                # (CDL outside the US was taken: every layer gone, the reason twice, the settings lost)
+                _, labels = recipes_from_settings(settings)
                 region_geo = state.get(state.REGION) if on_ee else (last or {}).get("region")
+                kept = Region.from_geojson(region_geo) if region_geo else Region.from_bbox(*scene.CAMANA_BBOX)
+                if labels is not None and not kept.is_image:
+                    check_coverage(labels, kept.geometry())
                 state.set_source({"kind": "earthengine", "settings": settings})
                 state.set_region(region_geo, remember=False)  # keep a lon/lat region already drawn for Earth Engine
                 st.rerun()

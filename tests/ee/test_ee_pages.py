@@ -178,6 +178,14 @@ def test_settings_form_switches_the_source_and_checks_values(ee_configured):
     at.text_input(key=fk(at, "year")).set_value("twenty")
     at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
     assert any("whole number" in e.value for e in at.error)
+    # CDL over the Camana valley (Peru): refused as the form is sent, as a year out of range is (it was taken:
+    # every preview layer gone, the reason said twice, and the settings in use lost)
+    at.selectbox(key=fk(at, "labels")).set_value("cdl")
+    at.text_input(key=fk(at, "year")).set_value("2020")
+    at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error if "contiguous United States only" in e.value] and not at.warning
+    assert at.session_state["source"]["settings"]["labels"] == {"product": "dynamicworld"}
 
 
 def test_settings_form_takes_a_user_assets_crop_and_no_data_values(ee_configured):
