@@ -563,17 +563,24 @@ NEEDS_TENSORFLOW = ("train", "predict", "patches")
 
 
 class _Signalled(KeyboardInterrupt):
-    """A command ended by a signal other than SIGINT (its number in ``signum``)."""
+    """A command ended by a signal (its number in ``signum``)."""
 
     def __init__(self, signum: int):
         super().__init__(f"signal {signum}")
         self.signum = signum
 
 
+#: the signals that have ended this command (see :func:`_interrupt`)
+_RECEIVED: list[int] = []
+
+
 def _interrupt(signum, _frame) -> None:
     """SIGTERM / SIGHUP (a kill, a timeout, a closed terminal) end a command as Ctrl-C does, so
     that its temporary files are removed; the exit status is 128 + the signal's number, as a shell
-    reports a command the signal stopped (143 for SIGTERM; Ctrl-C: 130)."""
+    reports a command the signal stopped (143 for SIGTERM; Ctrl-C: 130). The signal is noted: one
+    that lands inside TensorFlow's code comes out of it as another exception (a SystemError, once in
+    about 20 Ctrl-Cs of a prediction), which is still an interruption, not a traceback."""
+    _RECEIVED.append(signum)
     raise _Signalled(signum)
 
 
@@ -637,7 +644,8 @@ def main(argv: list[str] | None = None) -> int:
     if extra:  # told by the command's own parser, so that the message points to its --help
         commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     _refuse_empty_values(commands[args.command], args)
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)
+    _RECEIVED.clear()
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
                 if threading.current_thread() is threading.main_thread()}
     try:
         with warnings.catch_warnings():
@@ -651,10 +659,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        note = getattr(args, "completed", None) or interrupted_note(args.command, getattr(args, "overwrite", False),
-                                                                    getattr(args, "resume", False))
-        print(f"error: interrupted; {note}", file=sys.stderr)
-        return 128 + (err.signum if isinstance(err, _Signalled) else signal.SIGINT)
+        return _interrupted(args, err.signum if isinstance(err, _Signalled) else signal.SIGINT)
     except BrokenPipeError:  # the output's reader stopped reading (python -m core info ... | head): no error of ours
         try:  # so that Python's flush of stdout at exit fails no more
             fd = sys.stdout.fileno()
@@ -663,6 +668,8 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 141  # 128 + SIGPIPE, as a shell reports a command stopped by a closed pipe
     except Exception as err:
+        if _RECEIVED:  # the interruption, turned into another exception by the code it landed in
+            return _interrupted(args, _RECEIVED[0])
         export = args.command == "predict" and _is_mixer(args.image)
         text = environment_error(err, "predict-export" if export else args.command)
         if text is None:
@@ -672,6 +679,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _interrupted(args: argparse.Namespace, signum: int) -> int:
+    """Say that the command was interrupted and what it leaves; the exit status for ``signum``."""
+    note = getattr(args, "completed", None) or interrupted_note(args.command, getattr(args, "overwrite", False),
+                                                                getattr(args, "resume", False))
+    print(f"error: interrupted; {note}", file=sys.stderr)
+    return 128 + signum
 
 
 def interrupted_note(command: str, overwrite: bool = False, resume: bool = False) -> str:
