@@ -139,27 +139,44 @@ def _parse_window(text: str | None) -> tuple[int, int, int, int] | None:
     return row, col, height, width
 
 
-def _bbox_window(text: str, image: str) -> tuple[int, int, int, int]:
-    """``--bbox W,S,E,N`` (degrees) -> the pixel window ROW,COL,HEIGHT,WIDTH of ``image`` that covers it.
+def _bbox_window(text: str, image: str) -> tuple[tuple[int, int, int, int], dict]:
+    """``--bbox W,S,E,N`` (degrees) -> the pixel window ROW,COL,HEIGHT,WIDTH of ``image`` that covers it,
+    and what the summary records of it (the box, and whether it was cut to the image); a box that
+    reaches past the image is cut to it, with a warning that says how much of it the image covers.
 
     Raises:
-        RegionError: not four numbers, not longitude/latitude, an image without a CRS, or a box outside it.
+        RegionError: not four numbers, not longitude/latitude, an image without a CRS, or a box outside
+            it (the message gives the image's edges).
         InputNotFoundError, CorruptFileError: the image cannot be read.
     """
-    from core.errors import RegionError
+    from core.errors import CropMapError, RegionError
+    from core.overlays import lonlat_bounds
     from core.raster import grid_of_file
-    from core.region import Region, parse_bbox
+    from core.region import Region, box_within, parse_bbox
 
     try:
-        box = Region.from_bbox(*parse_bbox(text), name="--bbox")
+        given = parse_bbox(text)
+        Region.from_bbox(*given, name="--bbox")  # (longitude/latitude, west < east)
+        grid = grid_of_file(image)
+        if not grid.georeferenced:
+            raise RegionError(f"it is in degrees, and {image} has no place on Earth (no CRS); give the pixels "
+                              "with --window ROW,COL,HEIGHT,WIDTH instead")
+        try:
+            (south, west), (north, east) = lonlat_bounds(grid)
+        except CropMapError:
+            bounds = None
+        else:
+            bounds = (west, south, east, north) if east <= 180 else None  # (across 180: as the region finds it)
+        box, cut = box_within(given, bounds, image=False)
+        w = Region.from_bbox(*box, name="--bbox").window(grid)
     except RegionError as err:
-        raise RegionError(f"--bbox: {err} (west, south, east, north in degrees)") from None
-    grid = grid_of_file(image)
-    if not grid.georeferenced:
-        raise RegionError(f"--bbox is in degrees, and {image} has no place on Earth (no CRS); give the pixels "
-                          "with --window ROW,COL,HEIGHT,WIDTH instead")
-    w = box.window(grid)
-    return w.row_off, w.col_off, w.height, w.width
+        raise RegionError(f"--bbox: {str(err).replace('draw it over the image', 'give a box over it')} "
+                          "(west, south, east, north in degrees)") from None
+    if cut:
+        share = (box[2] - box[0]) * (box[3] - box[1]) / ((given[2] - given[0]) * (given[3] - given[1]))
+        print(f"warning: --bbox reaches past the image: predicting the part on it, {share:.0%} of the box "
+              f"({', '.join(f'{v:.6f}' for v in box)})", file=sys.stderr)
+    return (w.row_off, w.col_off, w.height, w.width), {"bbox": list(given), "bbox_cut_to_image": cut}
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -182,8 +199,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             if given:
                 _refuse_for_an_export(option)
     check_output_dir(args.out)
+    about = {"bands": args.bands} if args.bands else {}  # (what the outputs were made from, in summary.json)
     if args.bbox:
-        window = _bbox_window(args.bbox, args.image)
+        window, box = _bbox_window(args.bbox, args.image)
+        about.update(box)
         print(f"--bbox: predicting the window {','.join(map(str, window))} (ROW,COL,HEIGHT,WIDTH) of the image",
               file=sys.stderr)
     context = None
@@ -203,7 +222,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             summary = predict_export(args.image, args.out, args.model, cfg, overwrite=args.overwrite, progress=bar)
         else:
             summary = predict_image(args.image, args.out, args.model, cfg, window=window, overwrite=args.overwrite,
-                                    progress=bar, band_map=parse_band_spec(args.bands), context=context)
+                                    progress=bar, band_map=parse_band_spec(args.bands), context=context, about=about)
     finally:
         bar.close()
     args.completed = f"the new outputs in {args.out} were written whole"  # for an interrupt from here on

@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -488,9 +488,11 @@ def predict_image(
     loaded=None,
     context: SceneContext | None = None,
     stale: Sequence[str] = DERIVED_OUTPUTS,
+    about: Mapping[str, Any] | None = None,
 ) -> dict:
     """Predict a GeoTIFF (or a pixel window of it) and write ``probability.tif``, ``crop_mask.tif``
-    and ``summary.json`` (Cloud Optimized GeoTIFFs) into ``out_dir``; returns the summary.
+    and ``summary.json`` (Cloud Optimized GeoTIFFs) into ``out_dir``; returns the summary, with
+    ``about`` (what the caller asked for, e.g. the CLI's ``--bbox`` and ``--bands``) in it.
 
     With a ``context`` (a scene's, :func:`core.sources.base.scene_context`; not with ``window``), the
     model sees the context image around the scene, as the dashboard's prediction does
@@ -557,6 +559,7 @@ def predict_image(
                                reader.warnings)
             if context is not None:
                 summary["context"] = {"file": str(context.path), "row_off": context.row_off, "col_off": context.col_off}
+            summary.update(about or {})
             (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
             move_into_place([*stale_outputs(out_dir, stale, overwrite),
                              *((tmpdir / f"{key}.cog.tif", final) for key, final in outputs.items()),

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -265,10 +266,22 @@ def test_predict_a_box_in_degrees_is_the_window_that_covers_it(capsys, tiny_mode
     capsys.readouterr()
     with rasterio.open(tmp_path / "box" / "probability.tif") as a, rasterio.open(tmp_path / "win" / "probability.tif") as b:
         assert a.shape == (win.height, win.width) and a.transform == b.transform and (a.read() == b.read()).all()
+    # the summary records what was asked for (it kept the window alone)
+    summary = json.loads((tmp_path / "box" / "summary.json").read_text())
+    assert summary["bbox"] == [float(v) for v in text.split(",")] and summary["bbox_cut_to_image"] is False
+    assert summary["bands"] == "1,2,3,4"
+    # a box reaching past the image (its east edge 0.05 degrees beyond): cut to it, said with the share covered
+    past = f"{box[0]:.6f},{box[1]:.6f},{e + 0.05:.6f},{box[3]:.6f}"
+    assert main([*common, "--out", str(tmp_path / "past"), f"--bbox={past}"]) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: --bbox")]
+    assert len(warning) == 1 and "reaches past the image: predicting the part on it" in warning[0], warning
+    share = int(re.search(r"it, (\d+)% of the box", warning[0]).group(1))
+    assert 0 < share < 50
+    assert json.loads((tmp_path / "past" / "summary.json").read_text())["bbox_cut_to_image"] is True
     for argv, said in (
             (["--bbox", "1,2,3"], "--bbox: a box is four numbers"),
             ([f"--bbox={text}", "--window", window], "--bbox and --window both say what to predict"),
-            (["--bbox", "0,0,1,1"], "outside the image"),
+            (["--bbox", "0,0,1,1"], f"--bbox: the box lies outside the image, whose edges are {w:.6f}, {s:.6f}"),
     ):
         assert said in _err(capsys, [*common, "--out", str(tmp_path / "o"), *argv])
     sample = ["predict", "--image", str(ROOT / "assets" / "sample" / "sample_rgbn.tif"), "--model", str(tiny_model_path)]
