@@ -715,6 +715,24 @@ class Region:
         c1, r1 = np.ceil(pts.max(axis=0) - EDGE_TOLERANCE_PX).astype(int)
         return int(c0), int(r0), int(max(c1, c0 + 1)), int(max(r1, r0 + 1))
 
+    def share_on(self, grid: Grid) -> float:
+        """The share (0-1) of the region's area that lies on ``grid`` (1 for a region inside it; for one
+        reaching far beyond it, as :meth:`geometry_in` cuts it, an upper bound).
+
+        Raises:
+            RegionError: as :meth:`geometry_in`.
+        """
+        geom = self.geometry_in(grid)
+        polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
+        total = sum(polygon_area(p) for p in polys)
+        cut = _clipped_to_box(geom, (0.0, 0.0, float(grid.width), float(grid.height)))
+        if cut is None or total <= 0:
+            return 0.0
+        if cut is geom:
+            return 1.0
+        on = sum(polygon_area(p) for p in ([cut["coordinates"]] if cut["type"] == "Polygon" else cut["coordinates"]))
+        return min(on / total, 1.0)
+
     def window(self, grid: Grid, bounds: tuple[int, int, int, int] | None = None) -> PixelWindow:
         """The pixel window of ``grid`` covering the region (``bounds``: its :meth:`pixel_bounds`,
         when already known), clipped to the grid.

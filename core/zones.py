@@ -100,7 +100,7 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
                                     f"{grid.width} x {grid.height} px")
     pixel_ha = grid.pixel_area_ha()
     rows = []
-    for name, window, inside in zone_pixels(grid, zones, offset):
+    for (_, zone), (name, window, inside) in zip(zones, zone_pixels(grid, zones, offset)):
         if window is None:
             none = 0.0 if pixel_ha is not None else None
             against = dict(compared_pixels=0, label_crop_pixels=0, label_crop_area_ha=none) if labels is not None else {}
@@ -126,6 +126,12 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
                            f1=round(scores.f1, 4) if tp + fp + fn else None)
             if n_valid and not against["compared_pixels"]:
                 note = "no labels"
+        # a zone partly off the prediction (an image's edge, a --window's): its figures are those of the part
+        # on it, said (they were given as the zone's, with no note)
+        share = _shifted(zone, offset).share_on(grid)
+        if share < 0.995:
+            off = f"{1 - share:.0%} of the zone lies outside the prediction; the figures are for the part inside"
+            note = f"{note}; {off}" if note else off
         rows.append(ZoneArea(name, int(inside.sum()), n_valid, n_crop, round(n_crop / n_valid, 4) if n_valid else None,
                              _rounded(area_ha(valid, area)), _rounded(area_ha(crop, area)), note, **against))
     return rows

@@ -71,6 +71,10 @@ def test_crop_by_zone_counts_each_zone_s_pixels_on_an_image_without_a_crs():
     # a scene cut from the image at (row 5, col 20): the zones drawn on the image are moved with it
     cut = crop_by_zone(mask[5:, 20:], Grid(None, (1.0, 0.0, 20.0, 0.0, 1.0, 5.0), 40, 35), zones, offset=(5, 20))
     assert [(z.pixels, z.crop_pixels) for z in cut[:2]] == [(350, 0), (700, 350)]
+    # the part of a zone off the prediction is said (the figures of the part inside were given as the zone's)
+    assert cut[0].note == "71% of the zone lies outside the prediction; the figures are for the part inside"
+    assert cut[1].note == "12% of the zone lies outside the prediction; the figures are for the part inside"
+    assert not west.note and not middle.note
     with pytest.raises(GridMismatchError):
         crop_by_zone(mask[1:], grid, zones)
 
