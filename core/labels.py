@@ -311,6 +311,33 @@ def _refuse_a_declared_class(declared: float | None, class_map: ClassMap, what: 
         )
 
 
+def _refuse_codes_as_a_crop_mask(data: np.ndarray, band_name: str | None, what: str) -> None:
+    """Refuse the codes of a land-cover product (values other than 0, 1 and 255) read as a crop mask,
+    naming the products whose classes they fit (the one whose band ``band_name`` is first).
+
+    Raises:
+        InvalidDataError: saying which label map to choose.
+    """
+    if data.dtype.kind == "f":
+        data = data[np.isfinite(data)]
+        if data.size and (data != np.floor(data)).any():
+            return  # (not codes: ClassMap.to_mask says so)
+    data = data[(data >= 0) & (data <= MAX_CODE)].astype(np.int64)
+    others = data[(data > CROP) & (data != NODATA)]
+    if not others.size:
+        return
+    counts = np.bincount(data, minlength=MAX_CODE + 1)
+    fits = sorted(_fitting(counts, CLASS_MAPS["binary"]),
+                  key=lambda m: not (band_name and m.band and m.band.upper() == band_name.upper()))
+    top = [int(c) for c in np.argsort(np.bincount(others, minlength=MAX_CODE + 1))[::-1][:3] if (others == c).any()]
+    which = " or ".join(f"--label-map {m.name}" for m in fits[:3]) or "--label-map"
+    raise InvalidDataError(
+        f"{what}: its codes are not 0 and 1 (e.g. {', '.join(map(str, top))}) but a land-cover product's classes, so "
+        f"it is not a crop mask; choose the product's label map ({which} on the command line, 'Label map' in the "
+        "dashboard)"
+    )
+
+
 def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | None = None, what: str = "the labels",
                       declared_nodata: float | None = None) -> None:
     """Refuse labels that are evidently another product's than ``class_map`` says, before they give
@@ -325,8 +352,12 @@ def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | Non
         InvalidDataError: naming the label map(s) the codes fit, or a crop mask whose file declares a
             class as no data.
     """
-    _refuse_a_declared_class(declared_nodata, class_map, what)
+    data = np.ma.compressed(raw) if np.ma.isMaskedArray(raw) else np.asarray(raw).ravel()
     if class_map.name == "binary":
+        # a product's codes read as a crop mask are told as such first (CDL, which declares 0 as no data,
+        # was told to remove that declaration: advice that damaged a correct file)
+        _refuse_codes_as_a_crop_mask(data, band_name, what)
+        _refuse_a_declared_class(declared_nodata, class_map, what)
         return
     data = np.ma.compressed(raw) if np.ma.isMaskedArray(raw) else np.asarray(raw).ravel()
     if data.dtype.kind == "f":

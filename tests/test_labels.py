@@ -148,6 +148,20 @@ def test_a_crop_mask_that_declares_a_class_as_no_data_is_refused(tmp_path):
     with rasterio.open(tmp_path / "cdl_nd0.tif", "w", **profile) as dst:
         dst.write(codes, 1)
     assert np.array_equal(read_labels(tmp_path / "cdl_nd0.tif", CLASS_MAPS["cdl"]), binary)
+    # ... and read as a crop mask, it is told to choose its label map (it was told to remove its declaration,
+    # which would damage a correct file)
+    with pytest.raises(InvalidDataError, match=r"cdl_nd0.tif: its codes are not 0 and 1 \(e.g. .*\) but a land-cover "
+                                               r"product's classes, .*\(--label-map cdl on the command line"):
+        read_labels(tmp_path / "cdl_nd0.tif", CLASS_MAPS["binary"])
+
+
+def test_worldcereal_codes_read_as_a_crop_mask_are_told_their_own_label_map_first():
+    """WorldCereal's codes (its band named LC) read as a crop mask were told "--label-map cdl"."""
+    from core.raster import read_labels
+    from testdata import FLANDERS_LABELS
+
+    with pytest.raises(InvalidDataError, match=r"its codes are not 0 and 1 .*\(--label-map worldcereal[ )]"):
+        read_labels(FLANDERS_LABELS, CLASS_MAPS["binary"], band="LC")
 
 
 def test_a_few_unknown_codes_are_tolerated():
