@@ -214,6 +214,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"predicting with {context.path.name} around the image (the surroundings of the region, as the "
                   "dashboard does); --no-context to predict the image alone", file=sys.stderr)
     derived = [p for _, p in stale_outputs(args.out, DERIVED_OUTPUTS, args.overwrite)]  # (to say they went)
+    told: list[str] = []  # warnings said before the run (they came after it, a large scene's hours later)
+
+    def warn(text: str) -> None:
+        told.append(text)
+        print(f"warning: {text}", file=sys.stderr)
+
     bar = TqdmProgress("predict", "tile")
     try:
         if export:
@@ -222,14 +228,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             summary = predict_export(args.image, args.out, args.model, cfg, overwrite=args.overwrite, progress=bar)
         else:
             summary = predict_image(args.image, args.out, args.model, cfg, window=window, overwrite=args.overwrite,
-                                    progress=bar, band_map=parse_band_spec(args.bands), context=context, about=about)
+                                    progress=bar, band_map=parse_band_spec(args.bands), context=context, about=about,
+                                    warn=warn)
     finally:
         bar.close()
     args.completed = f"the new outputs in {args.out} were written whole"  # for an interrupt from here on
     short = {k: summary[k] for k in ("pixels", "valid_pixels", "crop_pixels", "crop_fraction", "crop_area_ha", "threshold", "note")}
     print(json.dumps(short, indent=2))
     for warning in summary.get("warnings", []):
-        print(f"warning: {warning}", file=sys.stderr)
+        if warning not in told:
+            print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {Path(args.out) / 'probability.tif'}, crop_mask.tif and summary.json", file=sys.stderr)
     for old in derived:  # removed with the outputs they described (predict_image's stale)
         if not old.exists():

@@ -489,10 +489,13 @@ def predict_image(
     context: SceneContext | None = None,
     stale: Sequence[str] = DERIVED_OUTPUTS,
     about: Mapping[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> dict:
     """Predict a GeoTIFF (or a pixel window of it) and write ``probability.tif``, ``crop_mask.tif``
     and ``summary.json`` (Cloud Optimized GeoTIFFs) into ``out_dir``; returns the summary, with
-    ``about`` (what the caller asked for, e.g. the CLI's ``--bbox`` and ``--bands``) in it.
+    ``about`` (what the caller asked for, e.g. the CLI's ``--bbox`` and ``--bands``) in it. ``warn`` is
+    given the summary's warnings (the image's values, its pixel size against the model's) as soon as they
+    are known, before the model runs: a user can stop a run whose map would be thrown away.
 
     With a ``context`` (a scene's, :func:`core.sources.base.scene_context`; not with ``window``), the
     model sees the context image around the scene, as the dashboard's prediction does
@@ -546,6 +549,11 @@ def predict_image(
         grid.pixel_area_ha()  # a CRS without a known unit is refused here, before the model runs
         predictor = make_predictor(loaded, config, frame=(frame[0] + int(win.row_off), frame[1] + int(win.col_off)),
                                    grid=reader.grid)
+        if warn is not None:  # (the summary's, as prediction_summary gives them)
+            from core.model import resolution_warning
+
+            for text in [*reader.warnings, *filter(None, [resolution_warning(loaded.card, grid)])]:
+                warn(text)
 
         def read(r, c, h, w):
             return reader.read(Window(win.col_off + c, win.row_off + r, w, h))

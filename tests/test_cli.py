@@ -182,16 +182,26 @@ def test_out_of_range_options_are_named_as_typed(capsys, small_scene, tmp_path):
     assert not (tmp_path / "run").exists() and not (tmp_path / "o").exists()
 
 
-def test_predict_warns_when_the_pixels_differ_from_the_training_pixels(capsys, tmp_path):
+def test_predict_warns_when_the_pixels_differ_from_the_training_pixels(capsys, tmp_path, monkeypatch):
     """The shipped model (30 m Landsat) on a 10 m Sentinel-2 image: a warning line, and in summary.json."""
+    import core.predict
     from testdata import FTW
 
+    real = core.predict._write_outputs
+
+    def model_runs(*a, **k):  # (marks where in stderr the model started)
+        print("<the model runs>", file=sys.stderr)
+        return real(*a, **k)
+
+    monkeypatch.setattr(core.predict, "_write_outputs", model_runs)
     code = main(["predict", "--image", str(FTW), "--bands", "1,2,3,4", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 0
     warning = [line for line in err.splitlines() if line.startswith("warning: ")]
     assert len(warning) == 1 and "30 m" in warning[0] and "10 m" in warning[0] and "resample" in warning[0]
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["warnings"] == [warning[0][len("warning: "):]]
+    # before the run, not after it (a large scene's map, hours later, would be thrown away): before the figures
+    assert err.index(warning[0]) < err.index("<the model runs>"), err
 
     # the crop mask traced into fields (GeoJSON, lon/lat) beside it, once
     assert main(["fields", "--mask", str(tmp_path / "o" / "crop_mask.tif"), "--min-pixels", "9"]) == 0
