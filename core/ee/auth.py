@@ -233,6 +233,7 @@ def initialize(
 
         if reuse and _last_ok is not None and _last_ok[0] == key and ee.data.is_initialized():
             return _last_ok[1]  # already initialised this way in this process: no new requests
+        _check_servers_found(env, chosen)
         init = ee.Initialize
     try:
         init(found.credentials, project=chosen)
@@ -250,6 +251,34 @@ def initialize(
     st = EEStatus(True, chosen, found.method, f"Earth Engine ready: project {chosen} ({found.who})")
     _last_ok = (key, st)
     return st
+
+
+#: the host of Earth Engine's API, looked up before initialising (see :func:`_check_servers_found`)
+EE_HOST = "earthengine.googleapis.com"
+#: the variables that send requests through a proxy, which looks the host up itself
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _check_servers_found(env: Mapping[str, str], project: str, lookup: Callable[..., Any] | None = None) -> None:
+    """Look Earth Engine's host up (DNS) before initialising, unless a proxy is set: with no internet,
+    the sign-in's and the client's own retries took 25-40 s to fail.
+
+    Raises:
+        EEOfflineError: the name is not found.
+    """
+    import socket
+
+    from core.ee.errors import EEOfflineError
+
+    if any(env.get(v) for v in PROXY_VARIABLES):
+        return
+    try:
+        (lookup or socket.getaddrinfo)(EE_HOST, 443)
+    except socket.gaierror as err:
+        raise EEOfflineError(f"Earth Engine initialisation failed for project {project}: could not find Google's "
+                             f"servers by name ({EE_HOST}: {err.strerror}): no internet connection, or a DNS or proxy "
+                             "problem (behind a proxy, set HTTPS_PROXY); check the network connection and try again"
+                             ) from None
 
 
 def status(

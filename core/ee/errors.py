@@ -47,6 +47,14 @@ class EENetworkError(EEServerError):
     retryable = True
 
 
+class EEOfflineError(EENetworkError):
+    """Google's servers could not be found by name (DNS): as a rule no internet connection, where 5
+    tries with backoff took 20-35 s to say so; tried twice (a moment's DNS failure)."""
+
+    retryable = True
+    most_attempts = 2
+
+
 class EEMemoryError(EarthEngineError):
     """"User memory limit exceeded": the computation is too big for an interactive request."""
 
@@ -213,6 +221,16 @@ def is_network_failure(exc: BaseException) -> bool:
     return bool(_class_names(exc) & _NETWORK_CLASSES)
 
 
+#: what a failed name lookup says (glibc, macOS, Windows, httplib2, urllib3)
+_NAME_NOT_FOUND = re.compile(r"name resolution|name or service not known|nodename nor servname|getaddrinfo failed|"
+                             r"unable to find the server|NameResolutionError|No address associated", re.IGNORECASE)
+
+
+def _name_not_found(exc: BaseException, raw: str) -> bool:
+    """Whether a network failure is a failed name lookup (DNS), not a refused or broken connection."""
+    return isinstance(exc, socket.gaierror) or bool(_NAME_NOT_FOUND.search(raw))
+
+
 def _raw_message(exc: BaseException) -> str:
     content = getattr(exc, "content", None)
     text = str(exc)
@@ -239,6 +257,11 @@ def map_ee_error(exc: BaseException) -> EarthEngineError | NoDataError:
         return EarthEngineError(
             "the server's TLS certificate could not be verified; check the system clock and, behind a "
             f"proxy that inspects TLS, point REQUESTS_CA_BUNDLE / SSL_CERT_FILE at its certificate ({what})"
+        )
+    if is_network_failure(exc) and _name_not_found(exc, raw):
+        return EEOfflineError(
+            "could not find Google's servers by name (DNS): no internet connection, or a DNS or proxy problem; "
+            f"check the network connection and try again ({what[:160]})"
         )
     if is_network_failure(exc):
         # before the text rules: a socket timeout ("timed out") is not a computation timeout
@@ -332,7 +355,7 @@ def call_with_retries(
                 if err is exc:
                     raise
                 raise err from exc
-            if attempt >= policy.attempts:
+            if attempt >= min(policy.attempts, getattr(err, "most_attempts", None) or policy.attempts):
                 if attempt > 1 and "[failed " not in str(err):  # say that retrying was tried already
                     raise type(err)(f"{err} [failed {attempt} times]") from exc
                 if err is exc:

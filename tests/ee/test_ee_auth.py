@@ -11,6 +11,10 @@ from core.ee import auth
 from core.ee.errors import EENotConfiguredError
 
 
+#: the look-up itself (tests/ee/conftest.py replaces it for the tests that replace ee.Initialize)
+CHECK_SERVERS_FOUND = auth._check_servers_found
+
+
 @pytest.fixture(scope="module")
 def key_info():
     from cryptography.hazmat.primitives import serialization
@@ -248,3 +252,39 @@ def test_a_failed_status_names_the_project_it_was_for(tmp_path, key_info, monkey
     assert auth.status(env={"GOOGLE_APPLICATION_CREDENTIALS": str(keyfile)}, secrets={"ee_project": "mine"}).project == "mine"
     nothing = auth.status(env={})
     assert nothing.project is None and nothing.method == "none"  # no credentials: nothing to name
+
+
+def test_no_internet_is_said_at_once_not_after_the_sign_in_s_retries(tmp_path, key_info, monkeypatch):
+    """With a key and no internet, ee-status took 25 s and ee-fetch 35 s (the sign-in's and the client's
+    retries) to say so: the host is looked up first, unless a proxy looks it up."""
+    import socket
+
+    from core.ee.auth import EE_HOST
+    from core.ee.errors import EEOfflineError
+
+    check, asked = CHECK_SERVERS_FOUND, []
+
+    def not_found(host, port):
+        asked.append((host, port))
+        raise socket.gaierror(-2, "Name or service not known")
+
+    with pytest.raises(EEOfflineError, match="project p: could not find Google's servers by name "
+                                             r"\(earthengine.googleapis.com: Name or service not known\): no internet"):
+        check({}, "p", lookup=not_found)
+    assert asked == [(EE_HOST, 443)]
+    check({"HTTPS_PROXY": "http://proxy:3128"}, "p", lookup=not_found)  # the proxy looks it up
+    assert len(asked) == 1
+    check({}, "p", lookup=lambda host, port: [("found",)])  # found: nothing said
+
+
+def test_initialising_looks_the_host_up_first(tmp_path, key_info, init_calls, monkeypatch):
+    from core.ee.errors import EEOfflineError
+
+    def offline(env, project, lookup=None):
+        raise EEOfflineError(f"Earth Engine initialisation failed for project {project}: could not find Google's servers")
+
+    monkeypatch.setattr(auth, "_check_servers_found", offline)
+    keyfile = tmp_path / "key.json"
+    keyfile.write_text(json.dumps(key_info))
+    st = auth.status(env={"GOOGLE_APPLICATION_CREDENTIALS": str(keyfile)})
+    assert not st.ok and "could not find Google's servers" in st.message and init_calls == []  # before ee.Initialize

@@ -172,16 +172,40 @@ def _network_failures():
     ]
 
 
+#: the failures among them that are a name lookup's (DNS): no internet, as a rule
+NAME_NOT_FOUND = (3, 5)
+
+
 @pytest.mark.parametrize("index", range(8))
 def test_network_failures_are_retryable_server_errors(index):
     exc = _network_failures()[index]
     err = E.map_ee_error(exc)
-    assert isinstance(err, E.EEServerError) and type(err) is E.EENetworkError
+    assert isinstance(err, E.EEServerError) and isinstance(err, E.EENetworkError)
+    assert type(err) is (E.EEOfflineError if index in NAME_NOT_FOUND else E.EENetworkError)
     assert "check the network connection" in str(err)
     assert E.is_retryable(exc)
 
 
-@pytest.mark.parametrize("index", range(8))
+@pytest.mark.parametrize("index", NAME_NOT_FOUND)
+def test_a_failed_name_lookup_is_tried_twice_not_five_times(index):
+    """With no internet, ee-status took 20 s and ee-fetch 35 s to say so: 5 tries of a DNS failure with backoff."""
+    exc, sleeps = _network_failures()[index], []
+
+    def down():
+        raise exc
+
+    with pytest.raises(E.EEOfflineError, match="could not find Google's servers by name .* no internet") as info:
+        E.call_with_retries(down, E.RetryPolicy(attempts=5), sleep=sleeps.append)
+    assert len(sleeps) == 1 and "failed 2 times" in str(info.value)
+    # urllib3's own wording, as requests gives it
+    import requests
+
+    said = requests.exceptions.ConnectionError("HTTPSConnectionPool(host='oauth2.googleapis.com', port=443): Max retries "
+                                               "exceeded (Caused by NameResolutionError(\"Failed to resolve\"))")
+    assert type(E.map_ee_error(said)) is E.EEOfflineError
+
+
+@pytest.mark.parametrize("index", [i for i in range(8) if i not in NAME_NOT_FOUND])
 def test_network_failures_retried_then_clear_message(index):
     """A transient network failure is retried; when it persists the error says to check the network."""
     exc = _network_failures()[index]
