@@ -361,7 +361,12 @@ def load_card(path: str | os.PathLike) -> ModelCard:
     """Read the card beside a model. Raises InputNotFoundError, CorruptFileError."""
     cp = card_path(path)
     if not cp.exists():
-        raise InputNotFoundError(f"model card {cp.name} not found beside {Path(path).name}; a model needs its .json card")
+        # a run's last.keras is where --resume goes on from (no card): its best.keras is the model to use
+        best = Path(path).with_name("best.keras")
+        hint = (f"; {Path(path).name} is where a training run resumes from: use {best.name} beside it, the run's "
+                "model (with its card)" if Path(path).name == "last.keras" and best.exists() else "")
+        raise InputNotFoundError(f"model card {cp.name} not found beside {Path(path).name}; a model needs its .json card"
+                                 + hint)
     try:
         return ModelCard.from_dict(json.loads(cp.read_text()))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

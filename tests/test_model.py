@@ -110,8 +110,16 @@ def test_model_errors(tmp_path):
     with pytest.raises(CorruptFileError):
         load_model(path)
     (tmp_path / "m.json").unlink()
-    with pytest.raises(InputNotFoundError, match="card"):
+    with pytest.raises(InputNotFoundError, match="card") as err:
         load_model(path)
+    assert "resumes" not in str(err.value)
+    # a training run's last.keras (no card, the point --resume goes on from): its best.keras is named
+    run = tmp_path / "run"
+    run.mkdir()
+    save_model(build_unet("light"), _card(), run / "best.keras")
+    (run / "last.keras").write_bytes((run / "best.keras").read_bytes())
+    with pytest.raises(InputNotFoundError, match="last.keras is where a training run resumes from: use best.keras"):
+        load_model(run / "last.keras")
 
 
 def test_card_keeps_the_training_pixel_size(tmp_path):
