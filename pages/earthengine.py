@@ -12,6 +12,7 @@ import json
 import streamlit as st
 
 from core.ee.export import patch_globs, start_jobs
+from core.errors import ConfigError
 from core.ee.tasks import cancel_task
 from core.ee.upload import UploadConfig, default_storage_client, upload_prediction
 from pages.components import cached, mapview, navigation, predictions, scene, state, ui
@@ -60,41 +61,71 @@ def export_form() -> None:
                                  key="ee_exp_kernel",
                                  help="context around each patch; image exports need it for seamless prediction "
                                       "(a multiple of 8, at most half the patch size)")
+        again = st.checkbox("Replace an earlier export of this name", key="ee_exp_again",
+                            help="An export started in this session with this name and destination: its files "
+                                 "are written over by the new one.")
         go = st.form_submit_button("Start export")
+    this = _export_place(dest, name)
     if go:
         state.put(state.EE_EXPORT_FORM, {"what": what, "dest": dest, "name": name, "train": int(train),
                                          "test": int(test), "per_task": int(per_task), "patch": int(patch),
                                          "kernel": int(kernel)})
         with ui.errors_shown():
+            done = state.get(state.EE_EXPORTS)
+            if this in done and not again:  # (two exports of one name wrote to one place, unsaid)
+                raise ConfigError(f"an export named {name.strip()!r} to {dest.strip()} was started in this session: "
+                                  "its files would be written over; give another export name, or tick 'Replace an "
+                                  "earlier export of this name'")
             jobs = scene.current_source().export_jobs(
                 scene.current_region(), what, dest, name.strip(), train_points=(int(train), int(train)),
                 test_points=(int(test), int(test)), patch_size=int(patch), kernel_buffer=int(kernel),
                 points_per_task=int(per_task))
             started = start_jobs(jobs)
+            state.put(state.EE_EXPORTS, [*[d for d in done if d != this], this])
             cached.ee_tasks.clear()
             st.success(f"Started {len(started)} task(s); follow them on the Tasks tab.", icon=":material/check_circle:")
             st.dataframe(started, hide_index=True, width="stretch")
             if what == "image" and (g := jobs[0].grid) is not None:
-                st.caption(f"The image covers {g.width:,} x {g.height:,} px in {g.crs}: the region's box of "
-                           f"{g.region_width:,} x {g.region_height:,} px grown east and south to whole {int(patch)} px "
-                           "patches (Earth Engine leaves out patches that do not fit whole). Its prediction covers "
-                           "all of it: the Predict page on this region gives the region's own crop area.")
+                state.put(state.EE_IMAGE_EXPORT, {"mixer": f"{jobs[0].uri_prefix}*mixer.json", "for": _here(),
+                                                  "width": g.width, "height": g.height, "crs": g.crs,
+                                                  "region_width": g.region_width, "region_height": g.region_height,
+                                                  "patch": int(patch)})
             if what == "patches":
                 globs = patch_globs(jobs)
-                state.put(state.EE_PATCHES, globs and {**globs, "size": min(int(patch), 256)})
+                state.put(state.EE_PATCHES, globs and {**globs, "size": min(int(patch), 256), "for": _here()})
                 if globs is None and dest.strip().startswith("drive:"):
                     st.caption("Drive exports: download the files, then train on them from the Model page.")
                 elif globs is None:
                     st.caption("No test patches were exported: give validation patches of your own on the "
                                "Model page, or export some test points.")
+    # the last exports of this source and region (those of another, under a new export, were taken for its own)
+    image = state.get(state.EE_IMAGE_EXPORT)
+    if image and image.get("for") == _here():
+        st.caption(f"The last image export covers {image['width']:,} x {image['height']:,} px in {image['crs']}: the "
+                   f"region's box of {image['region_width']:,} x {image['region_height']:,} px grown east and south to "
+                   f"whole {image['patch']} px patches (Earth Engine leaves out patches that do not fit whole). When "
+                   f"its task has succeeded, predict it: its mixer JSON is `{image['mixer']}` (Earth Engine names it "
+                   "...mixer.json); give that path to the Region page's 'Use an Earth Engine image export', or to "
+                   "`python -m core predict --image`. The prediction covers the grown box: the region's own crop is "
+                   "`python -m core zones --pred DIR/crop_mask.tif --zones` with the region's GeoJSON (Region page).")
     exported = state.get(state.EE_PATCHES)
-    if exported:
+    if exported and exported.get("for") == _here():
         st.caption(f"Training patches go to `{exported['train']}`, test patches to `{exported['test']}`. When "
                    "their tasks have succeeded, train on them. Test patches are drawn over the same region, so they "
                    "overlap training patches: validation on them is optimistic (see docs/EARTH_ENGINE.md).")
         if st.button("Train on the exported patches", key="ee_train_patches"):
             state.train_on_patches(exported["train"], exported["test"], exported["size"])
             st.switch_page("pages/model.py")
+
+
+def _export_place(dest: str, name: str) -> str:
+    """Where an export of ``name`` to ``dest`` writes (what two exports must not share unsaid)."""
+    return f"{dest.strip().rstrip('/')}|{name.strip()}"
+
+
+def _here() -> str:
+    """The Earth Engine settings and region in use, which an export was of."""
+    return json.dumps([state.get(state.SOURCE), state.get(state.REGION)], sort_keys=True)
 
 
 navigation.require_app(__file__)

@@ -26,7 +26,11 @@ REGION = "region"  # GeoJSON Feature (core.region.Region.to_geojson) or None (= 
 PREVIOUS_REGION = "previous_region"  # [REGION value] the last change replaced (a one-item list, as None is a region), or None
 SCENE = "scene"  # dict of the fetched scene (paths as str) or None
 MODEL_PATH = "model_path"  # str path of the model in use, or None
-EE_PATCHES = "ee_patches"  # dict of the last Earth Engine patch export: train/test gs:// globs, patch size; or None
+EE_PATCHES = "ee_patches"  # dict of the last Earth Engine patch export: train/test gs:// globs, patch size, "for"; or None
+#: dict of the last Earth Engine image export: its mixer's path, grid, and "for" (the settings and region); or None
+EE_IMAGE_EXPORT = "ee_image_export"
+#: ["DEST|NAME", ...]: where this session's exports wrote (a second export of one name is asked to say so)
+EE_EXPORTS = "ee_exports"
 EE_ASSET = "ee_asset"  # str id of the asset the Earth Engine page shows (the last uploaded, or typed in), or ""
 #: [asset id, ingestion task id] of the last upload: the asset is shown once that task has completed; or None
 EE_INGESTION = "ee_ingestion"
@@ -91,6 +95,8 @@ DEFAULTS: dict[str, Any] = {
     EE_ASSET: "",
     EE_INGESTION: None,
     EE_PATCHES: None,
+    EE_IMAGE_EXPORT: None,
+    EE_EXPORTS: [],
     THRESHOLD: 0.5,
     VIEWS: 1,
     PREDICTION: None,
@@ -112,7 +118,8 @@ DEFAULTS: dict[str, Any] = {
 #: back only as a whole and only when every file it names is still there (a region belongs to its
 #: source, a prediction to its scene)
 KEPT_TOGETHER = (SOURCE, REGION, PREVIOUS_REGION, SCENE, PATCHES, PREDICTION, FIELDS)
-KEPT = KEPT_TOGETHER + (MODEL_PATH, THRESHOLD, VIEWS, LAYERS, QUALITY_CLASS, EE_ASSET, EE_INGESTION, EE_PATCHES, TRAIN_FORM,
+KEPT = KEPT_TOGETHER + (MODEL_PATH, THRESHOLD, VIEWS, LAYERS, QUALITY_CLASS, EE_ASSET, EE_INGESTION, EE_PATCHES,
+                        EE_IMAGE_EXPORT, EE_EXPORTS, TRAIN_FORM,
                         PATCH_FORM, EE_EXPORT_FORM, EE_UPLOAD_FORM, EE_TASKS_ACTIVE, JOB_DIR, EE_LAST, BASEMAP,
                         MAP_HEIGHT, AREA_UNIT)
 SESSION_PARAM = "session"  # the URL's query parameter that names the session's saved state

@@ -267,6 +267,8 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     """Task monitor (list, failed task's error, cancel), export start, upload + ingestion, asset layer."""
     import ee
 
+    from core.region import Region
+
     from core.ee import tasks as T
     from core.ee import upload as U
     from fake_ee_ops import FakeOps, FakeStorage, op
@@ -322,7 +324,8 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert exported and all(d.startswith("crops_") for d in exported)
     assert sorted(exported) == ["crops_test_000", "crops_train_000", "crops_train_001", "crops_train_002"], exported
     assert any("Started" in s.value for s in at.success)
-    assert at.session_state["ee_patches"] == {"train": "gs://crop-bucket/camana/crops/train_*.tfrecord.gz",
+    patches = dict(at.session_state["ee_patches"])
+    assert patches.pop("for") and patches == {"train": "gs://crop-bucket/camana/crops/train_*.tfrecord.gz",
                                               "test": "gs://crop-bucket/camana/crops/test_*.tfrecord.gz", "size": 256}
     at.button(key="ee_train_patches").click().run()  # the Model page opens with the export's files filled in
     assert not at.exception
@@ -337,9 +340,24 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
                         lambda request_id, params: exported.append(params["description"]) or {"name": "projects/p/operations/IMG"})
     at.radio(key="ee_exp_kind").set_value("image")
     at.button(key="FormSubmitter:ee_export-Start export").click().run()
-    assert not at.exception and exported[-1] == "crops_image"
-    assert any(c.value.startswith("The image covers 512 x 512 px in EPSG:32718: the region's box of ") for c in at.caption), \
-        [c.value for c in at.caption]
+    # the name of an export already started in this session is refused unless replacing it is ticked (two
+    # exports of one name wrote to one place, unsaid)
+    assert not at.exception and exported[-1] != "crops_image"
+    assert any("export named 'crops' to gcs:crop-bucket/camana was started in this session" in e.value
+               for e in at.error)
+    at.text_input(key="ee_exp_name").set_value("camana_image")
+    at.button(key="FormSubmitter:ee_export-Start export").click().run()
+    assert not at.exception and exported[-1] == "camana_image_image"
+    [said] = [c.value for c in at.caption if c.value.startswith("The last image export covers 512 x 512 px in EPSG:32718")]
+    # where its mixer is, and how to predict it (it said the Predict page gives the region's crop: not for a
+    # region too large to download)
+    assert "its mixer JSON is `gs://crop-bucket/camana/camana_image/image*mixer.json`" in said
+    assert "'Use an Earth Engine image export'" in said and "Predict page" not in said
+    # another region: the exports of the one before are not shown as its own
+    at.session_state["region"] = Region.from_bbox(-72.75, -16.64, -72.70, -16.60, name="drawn").to_geojson()
+    at.run()
+    assert not [c for c in at.caption if c.value.startswith(("The last image export", "Training patches go to"))]
+    assert not [b for b in at.button if b.key == "ee_train_patches"]
 
     # upload: needs a prediction of the region first
     assert any("Predict this region first" in i.value for i in at.info)
