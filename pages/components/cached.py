@@ -94,9 +94,12 @@ def ee_asset_layer(asset_id: str, version: str = "") -> dict:
     """
     from dataclasses import asdict
 
-    from core.ee.tiles import asset_layer
+    from core.ee.tiles import PROBABILITY_VIS, asset_layer
 
-    return asdict(asset_layer(asset_id, name=f"{asset_id} (crop probability %)"))
+    # its colours' legend (a layer of colours without one said nothing of them)
+    legend = {"title": "Crop probability (asset)", "gradient": [f"#{c}" for c in PROBABILITY_VIS["palette"]],
+              "low": f"{PROBABILITY_VIS['min']}%", "high": f"{PROBABILITY_VIS['max']}%"}
+    return {**asdict(asset_layer(asset_id, name=f"{asset_id} (crop probability %)")), "legend": legend}
 
 
 def secrets() -> dict | None:

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import streamlit as st
 import streamlit.components.v1 as components
 
-from core.overlays import Bounds, Overlay
+from core.overlays import Bounds, Legend, Overlay
 from pages.components import state
 
 LEAFLET_VERSION = "1.9.4"
@@ -94,7 +94,8 @@ class MapSpec:
     #: Overlays that change often (the thresholded crop layer): sent as a feature group that the
     #: map swaps in place, so that changing them does not reload the map and its other layers.
     dynamic: Sequence[Overlay] = ()
-    #: XYZ tile layers over the basemap (dicts with name, url, attribution, opacity, show; e.g. the
+    #: XYZ tile layers over the basemap (dicts with name, url, attribution, opacity, show, and optionally
+    #: legend, a core.overlays.Legend's fields, shown inside the map with the others; e.g. the
     #: Earth Engine layers of core.ee.tiles.TileLayer); georeferenced maps only.
     tile_layers: Sequence[dict] = ()
     #: Where a click reads a pixel (the region's scene, in map coordinates): a click there is marked on
@@ -287,6 +288,8 @@ def build(spec: MapSpec, view_key: str | None = None):
     # it does, or the browser would reload the map): their titles and opacities are set in place by the
     # feature group that brings the layers (map.js's dynamicTitle)
     html = legends_html(spec.overlays, spec.opacities)
+    html += "".join(Legend(**{k: tuple(v) if isinstance(v, list) else v for k, v in layer["legend"].items()})
+                    .to_html(layer.get("opacity", 1.0)) for layer in spec.tile_layers if layer.get("legend"))
     html += "".join(replace(o.legend, title=o.name).to_html(title_key=o.name)
                     for o in spec.dynamic if o.legend is not None)
     if html:

@@ -392,6 +392,8 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert not at.exception and other_errors(at) == []
     html = fake.maps[-1][0].get_root().render()
     assert "projects/p/assets/camana_pred (crop probability %)" in html and "fake-" in html
+    # its colours' legend inside the map (a layer of colours said nothing of them)
+    assert "Crop probability (asset)" in html and "linear-gradient(to right,#ffffff,#fee391" in html
     # a failed ingestion says why, with no map
     ops.script["ING1"] = [op("ING1", "FAILED", description="Ingest camana_pred", error="Asset already exists.")]
     cached.ee_tasks.clear()
