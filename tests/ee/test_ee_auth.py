@@ -143,6 +143,8 @@ def test_nothing_configured(init_calls):
     assert "earthengine authenticate" in str(info.value) and "GOOGLE_APPLICATION_CREDENTIALS" in str(info.value)
     st = auth.status(env={})
     assert not st.ok and st.method == "none" and "EE_PROJECT" in st.message
+    # every way the README gives, the app's secrets' too (the sidebar's Why named one of them)
+    assert "[gcp_service_account] table" in st.message and "ee_project in the secrets" in st.message
     assert init_calls == []
 
 
