@@ -559,7 +559,8 @@ def predict_image(
             return reader.read(Window(win.col_off + c, win.row_off + r, w, h))
 
         with staging_dir(out_dir) as tmpdir:  # a failure leaves no folder made here
-            stats = _write_outputs(predictor, read, grid, tmpdir, config.threshold, progress, keep)
+            stats = _write_outputs(predictor, read, grid, tmpdir, config.threshold, progress, keep,
+                                   provenance_tags(image_path, loaded, predictor.config.views))
             if stats["valid_pixels"] == 0:
                 raise NoDataError("the image (or its --window) holds no valid pixels (all no data); nothing was "
                                   "written; choose another image or window")
@@ -596,10 +597,22 @@ def _scene_in_context(scene: Grid, context: Grid, where: SceneContext):
     return win
 
 
+def provenance_tags(source: str | os.PathLike, loaded, views: int = 1) -> dict[str, str]:
+    """The outputs' dataset tags: what they were made from (the image or export, the model and its
+    weights' fingerprint) and by what, so that a GeoTIFF passed on still says so (gdalinfo shows them).
+    No time: the same inputs give the same bytes (summary.json says when)."""
+    card = loaded.card
+    return {"SOURCE": Path(source).name, "MODEL": f"{Path(loaded.path).name} (U-Net, {card.preset} preset)",
+            "MODEL_WEIGHTS_SHA256": card.weights, "MODEL_BANDS": ",".join(card.bands),
+            "VIEWS_PER_TILE": str(views), "SOFTWARE": "crop mapping dashboard (python -m core predict)"}
+
+
 def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: Path, threshold: float,
-                   progress: ProgressFn | None, keep: Callable[[int, int], np.ndarray] | None = None) -> dict:
+                   progress: ProgressFn | None, keep: Callable[[int, int], np.ndarray] | None = None,
+                   tags: Mapping[str, str] | None = None) -> dict:
     """Stream strips into tiled GeoTIFFs, then copy them to COGs. Returns pixel counts. ``keep(row,
-    rows)``: the pixels of those rows to output (the others become no data).
+    rows)``: the pixels of those rows to output (the others become no data). ``tags``: the files' dataset
+    tags (:func:`provenance_tags`); the mask's also give its threshold.
 
     Strips are thresholded, compressed and written in a thread while the model works on the next tiles; the
     intermediate files use fast ZSTD (level 1), and the two COG copies (DEFLATE level 1) run side by side.
@@ -645,6 +658,9 @@ def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: 
         dm.update_tags(1, units=f"crop (1) / not crop (0) at threshold {threshold}, 255 = no data")
         dp.set_band_description(1, PROBABILITY_DESCRIPTION)  # what a GIS shows as the band's name
         dm.set_band_description(1, MASK_DESCRIPTION)
+        if tags:
+            dp.update_tags(**tags)
+            dm.update_tags(**tags, THRESHOLD=f"{threshold:g}")
     if area is not None:
         counts["crop_area_ha"] = crop_ha if isinstance(area, np.ndarray) else counts["crop_pixels"] * float(area)
     if counts["valid_pixels"]:

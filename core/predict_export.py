@@ -21,7 +21,7 @@ from core.config import PredictConfig
 from core.errors import ConfigError, ModelMismatchError, NoDataError
 from core.files import move_into_place, staging_dir
 from core.predict import (DERIVED_OUTPUTS, ModelRunner, ProgressFn, _summary, _write_outputs, prediction_outputs,
-                          stale_outputs)
+                          provenance_tags, stale_outputs)
 from core.bands import FEATURE_BANDS, INPUT_BANDS
 from core.reflectance import stored_ceiling, to_features, valid_pixels
 
@@ -117,7 +117,8 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
     pred = ExportPredictor(mixer_path, loaded, config.batch_size or 4, config.views)
     grid = pred.mixer.grid
     with staging_dir(out_dir) as tmpdir:  # a failed run leaves no folder it made
-        stats = _write_outputs(pred, None, grid, tmpdir, config.threshold, progress)
+        stats = _write_outputs(pred, None, grid, tmpdir, config.threshold, progress,
+                               tags=provenance_tags(mixer_path, loaded, config.views))
         if stats["valid_pixels"] == 0:
             raise NoDataError("the image export holds no valid pixels; nothing was written")
 

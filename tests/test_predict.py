@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import rasterio
 from testdata import FTW, SAMPLE_IMAGE, write_raster
 from core.config import PredictConfig
 from core.errors import ConfigError, InvalidDataError, ModelMismatchError, NoDataError, OutputExistsError, RegionError
-from core.model import ModelCard, Normalization, build_unet, save_model
+from core.model import ModelCard, Normalization, build_unet, load_card, save_model
 from core.predict import blend_weights, predict_array, predict_image, tile_origins
 from core.bands import parse_band_spec
 from core.raster import read_image
@@ -132,6 +133,13 @@ def test_predict_image_writes_cogs_and_summary(tiny_model_path, small_scene, tmp
             assert ds.compression.name.lower() == "deflate"
         # the band's name, as a GIS shows it (they had none)
         assert p.descriptions == ("crop probability (%)",) and m.descriptions == ("crop mask (1 crop, 0 not crop)",)
+        # what they were made from, by what and when, in the files themselves (passed on, they said nothing of it)
+        tags = m.tags()
+        assert tags["SOURCE"] == Path(img).name and tags["MODEL"] == "tiny.keras (U-Net, light preset)"
+        assert tags["MODEL_BANDS"] == "R,G,B,NIR,NDVI" and tags["THRESHOLD"] == "0.4" and tags["VIEWS_PER_TILE"] == "1"
+        assert tags["MODEL_WEIGHTS_SHA256"] == load_card(tiny_model_path).weights
+        assert {k: v for k, v in p.tags().items() if k != "AREA_OR_POINT"} == {
+            k: v for k, v in tags.items() if k not in ("THRESHOLD", "AREA_OR_POINT")}
     _, valid, _ = read_image(img)
     assert np.array_equal(prob != 255, valid) and np.array_equal(mask != 255, valid)
     assert prob[valid].max() <= 100
