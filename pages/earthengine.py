@@ -169,15 +169,22 @@ with tasks_tab:
     # waiting or running; one whose cancel was asked for is on its way out (nothing more to ask)
     active = [r for r in rows if r["active"] and r["state"] != "CANCEL_REQUESTED"]
     if active:
-        tid = st.selectbox("Waiting or running", [r["id"] for r in active], key="ee_cancel_id",
-                           format_func=lambda i: next(f"{r['description']} ({r['state']}, {i})" for r in active if r["id"] == i))
-        if st.button("Cancel this task", key="ee_cancel"):
+        # several at once (an export of many tasks was cancelled one task, and one rerun, at a time)
+        chosen = st.multiselect("Waiting or running tasks to cancel", [r["id"] for r in active], key="ee_cancel_ids",
+                                format_func=lambda i: next(f"{r['description']} ({r['state']}, {i})"
+                                                           for r in active if r["id"] == i),
+                                placeholder="Choose the tasks (type part of an export's name to find its tasks)")
+        if st.button("Cancel the chosen tasks", key="ee_cancel", disabled=not chosen):
+            said = []
             with ui.errors_shown():
-                info = cancel_task(tid)
-                cached.ee_tasks.clear()
-                said = ("cancel requested; Earth Engine stops it shortly" if info.state == "CANCEL_REQUESTED"
-                        else info.state.lower().replace("_", " "))
-                state.put(state.EE_TASK_NOTICE, f"{info.description or info.id}: {said}")
+                for tid in chosen:
+                    info = cancel_task(tid)
+                    said.append(f"{info.description or info.id}: " + (
+                        "cancel requested; Earth Engine stops it shortly" if info.state == "CANCEL_REQUESTED"
+                        else info.state.lower().replace("_", " ")))
+            cached.ee_tasks.clear()
+            if said:  # (those asked before a failure too)
+                state.put(state.EE_TASK_NOTICE, "; ".join(said))
                 st.rerun()  # the list above was drawn before the cancel: draw it again
 
 # ------------------------------------------------------------------ exports

@@ -295,9 +295,11 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     # tasks: the table, the failed task's own message and what to change (as the CLI says it), cancelling the running one
     assert any("camana_test_000 failed: User memory limit exceeded; export again with fewer points per task ('Points per task'" in e.value
                for e in at.error)
-    assert at.selectbox(key="ee_cancel_id").value == "A"
+    assert at.multiselect(key="ee_cancel_ids").options == ["camana_train_000 (RUNNING, A)"]
+    assert at.button(key="ee_cancel").disabled  # (nothing chosen)
     assert "RUNNING" in list(at.dataframe[0].value["state"])
     assert set(at.dataframe[0].value["created"]) == {"2026-01-01 00:00 UTC"}  # read as a time, not ISO text
+    at.multiselect(key="ee_cancel_ids").select("A").run()
     at.button(key="ee_cancel").click().run()
     assert ops.cancelled == ["A"]
     # the list is drawn again after the cancel: no longer RUNNING; the outcome is said once
