@@ -61,8 +61,7 @@ OUTLINE_CASED = [{"color": "#202020", "weight": 4, "opacity": 0.8, "fill": False
 #: shown inside a map whose basemap tiles do not load
 BASEMAP_FAILED = "Basemap tiles did not load (no internet?)"
 #: Inside a map whose Earth Engine layers' tiles failed to load (said once for them all).
-TILE_LAYERS_FAILED = ("Earth Engine tiles did not load (no internet, Earth Engine's quota, or an expired map): "
-                      "reload the page later")
+TILE_LAYERS_FAILED = "Earth Engine tiles did not load (no internet? quota?)"
 #: Inside a map that reads a clicked pixel, until one is clicked (see MapSpec.click_marker).
 CLICK_HINT = "Click the map to read a pixel"
 #: Inside that map between a click and the page's reading of it.
