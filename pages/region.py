@@ -208,15 +208,18 @@ with st.expander("Enter a box by its coordinates"):
                        "bbox gives them). Filled in with the region in use.")
         # filled in anew when the region changes (a drawing, a preset), not while the user edits it
         current = scene.box_text(in_use)
-        box = st.text_input("Box", current, key=f"region_box_{current}",
+        # a new field for each box used (filled in anew with the box in use: one cut to the image's edges,
+        # where the region stayed the same, kept the numbers typed in the browser)
+        notice = state.get(state.BOX_NOTICE) or [None, None, 0]
+        box = st.text_input("Box", current, key=f"region_box_{current}_{notice[2]}",
                             placeholder="-72.778645, -16.651663, -72.66865, -16.57553")
-        notice = state.get(state.BOX_NOTICE)
-        if notice and notice[0] == current:  # (the box in use is the one cut)
-            st.info(notice[1], icon=":material/crop:")
-        if st.button("Use this box", disabled=box.strip() == current):
+        slot = st.empty()
+        pressed = st.button("Use this box", disabled=box.strip() == current)
+        if notice[1] and notice[0] == current and not pressed:  # (the box in use is the one cut; not beside
+            slot.info(notice[1], icon=":material/crop:")       # the error of another box tried)
+        if pressed:
             note = scene.use_box(box, image=in_use.is_image)
-            state.put(state.BOX_NOTICE, [scene.box_text(scene.current_region()), note] if note else None)
-            st.session_state.pop(f"region_box_{current}", None)  # filled in anew, also where the region is unchanged
+            state.put(state.BOX_NOTICE, [scene.box_text(scene.current_region()), note, notice[2] + 1])
             st.rerun()
 
 # ------------------------------------------------------------------ map

@@ -42,7 +42,8 @@ PATCH_FORM = "patch_settings"  # dict of the Data page patch form's last submitt
 UPLOAD_NOTICE = "upload_notice"  # ("error" | "success", text, file id): outcome of the last "Use these files" for that file
 #: [path, text]: a checkpoint made the model in use on the Model page, said there while it is; or None
 MODEL_NOTICE = "model_notice"
-#: [box text, note]: a typed box was cut to the image's edges; said under the box field while it shows that box
+#: [box text, note or None, boxes used]: a typed box cut to the image's edges is said under the box field while it
+#: shows that box; the count keys the field (filled in anew after each box used)
 BOX_NOTICE = "box_notice"
 EE_TASK_NOTICE = "ee_task_notice"  # str: outcome of the last task cancel, shown once above the fresh task list, or None
 EE_EXPORT_FORM = "ee_export_settings"  # dict of the Earth Engine export form's last submitted values
