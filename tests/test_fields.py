@@ -98,6 +98,9 @@ def test_write_fields_from_a_mask_file(flanders, tmp_path):
     data = json.loads(out.read_text())
     assert data["min_pixels"] == 4 and len(data["features"]) == summary["fields"] > 0
     assert summary["pixels"] == sum(f["properties"]["pixels"] for f in data["features"]) <= (mask == 1).sum()
+    # what is left out of the fields (pieces under min_pixels), so that their total meets the mask's crop
+    assert summary["pixels"] + summary["left_out_pixels"] == (mask == 1).sum() and summary["min_pixels"] == 4
+    assert write_fields(mask_path, tmp_path / "all.geojson", min_pixels=1)["left_out_pixels"] == 0
     with pytest.raises(OutputExistsError):
         write_fields(mask_path, out)
     assert json.loads(out.read_text()) == data  # untouched
