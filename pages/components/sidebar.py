@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.errors import CropMapError
 from core.metrics import AREA_UNITS
-from pages.components import cached, models, predictions, scene, state, ui
+from pages.components import cached, eeform, models, predictions, scene, state, ui
 
 
 def show() -> None:
@@ -29,6 +29,11 @@ def show() -> None:
             st.caption(ee["message"])
     source = {"sample": "sample scene", "local": spec.get("title", "your image"),
               "earthengine": "Earth Engine"}.get(spec.get("kind"), "?")
+    if spec.get("kind") == "earthengine":  # which imagery and labels (it said "Earth Engine" alone)
+        try:
+            source += ", " + eeform.describe(scene.current_source().settings())
+        except CropMapError:
+            pass  # (the pages say what is wrong with the settings)
     st.caption(f"Source: {ui.cut_long_words(source)}")
     st.caption("Region: " + ui.plain(scene.region_label()))  # (a GeoJSON's own name: Markdown shown as text)
     if spec.get("kind") == "earthengine" or (spec.get("kind") in ("sample", "local") and georeferenced(spec)):

@@ -430,6 +430,9 @@ def test_sidebar_names_the_camana_region_the_pages_fall_back_to(ee_configured):
     assert "Camana valley, Arequipa, Peru" in [m.value for m in at.markdown]  # Region page: Selected region
     captions = [c.value for c in at.caption]
     assert "Region: Camana valley, Arequipa, Peru" in captions, captions
+    # which imagery and labels (the sidebar said "Earth Engine" alone)
+    [source] = [c for c in captions if c.startswith("Source: Earth Engine, ")]
+    assert "median of" in source and "labels:" in source, source
 
 
 def test_a_scene_fetched_from_the_predict_or_quality_page_shows_its_progress(ee_configured, tiny_model_path, monkeypatch):
