@@ -307,6 +307,8 @@ def _cmd_resample(args: argparse.Namespace) -> int:
     done = resample_files(args.image, args.out, args.pixel_size, args.labels, args.labels_out, args.label_map,
                           band_map, args.overwrite)
     print(json.dumps(done, indent=2))
+    for warning in done["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -118,10 +118,13 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
     write_reflectance(out, np.moveaxis(bands, 0, -1), valid, target)
     if codes is not None:
         write_codes(labels_out, codes[0], target, class_map.band or "class")
+    finer = pixel_size_m < grid.pixel_size_m()  # (said: a finer copy was made in silence)
     return {"image": str(out), "labels": str(labels_out) if codes is not None else None,
             "pixel_size_m": {"from": round(grid.pixel_size_m(), 3), "to": pixel_size_m},
             "size_px": {"from": [grid.width, grid.height], "to": [target.width, target.height]},
-            "valid_pixels": int(valid.sum())}
+            "valid_pixels": int(valid.sum()),
+            "warnings": [f"{pixel_size_m:g} m pixels are finer than the image's {metres_text(grid.pixel_size_m())} m: "
+                         "each is a copy of the pixel under it, no detail is added"] if finer else []}
 
 
 def resampled_copies(image: str | os.PathLike, pixel_size_m: float, labels: str | os.PathLike | None = None,

@@ -140,6 +140,14 @@ def test_cli_resamples_a_sentinel2_image_to_the_shipped_models_pixels(tmp_path, 
     assert main(["resample", "--image", str(FTW), "--bands", "1,2,3,4", "--out", str(tmp_path / "ftw_30m.tif")]) == 0
     done = json.loads(capsys.readouterr().out)
     assert done["pixel_size_m"] == {"from": 10.0, "to": 30.0} and done["size_px"]["to"] == [96, 91]
+    assert done["warnings"] == []
+    # finer pixels than the image's: made, and said to add no detail (it ran in silence)
+    assert main(["resample", "--image", str(FTW), "--bands", "1,2,3,4", "--out", str(tmp_path / "ftw_5m.tif"),
+                 "--pixel-size", "5"]) == 0
+    said = capsys.readouterr()
+    assert json.loads(said.out)["warnings"] == ["5 m pixels are finer than the image's 10 m: each is a copy of the "
+                                                "pixel under it, no detail is added"]
+    assert said.err.startswith("warning: 5 m pixels are finer")
     _, valid, grid = read_image(tmp_path / "ftw_30m.tif")
     assert round(grid.pixel_size_m(), 6) == 30.0 and valid.all()
     # a second run does not replace it, and says how to
