@@ -444,6 +444,11 @@ def check_same_grid(expected: Grid | None, actual: Grid, path) -> None:
     """Raises GridMismatchError if ``actual`` is not ``expected`` (skipped when expected is None)."""
     if expected is not None and not expected.same_as(actual):
         said = grid_difference(expected, actual)
-        fix = ("" if "; give " in said else  # (it says what to do itself)
-               "; resample the labels onto the image's grid first (e.g. gdalwarp with the image's -t_srs, -te and -tr)")
+        if "; give " in said:  # (it says what to do itself)
+            fix = ""
+        elif said.startswith("it lies elsewhere"):  # (resampling would not help: they do not overlap)
+            fix = "; the two do not overlap: give the labels of the image's own area"
+        else:
+            fix = ("; resample the labels onto the image's grid first (e.g. gdalwarp with the image's -t_srs, -te and "
+                   "-tr; for an image made by python -m core resample, the labels it resampled with it, --labels)")
         raise GridMismatchError(f"{Path(path).name} is not on the image's grid: {said}{fix}")

@@ -110,7 +110,9 @@ def test_labels_on_another_grid_are_refused(tmp_path):
                 "bare.tif is not on the image's grid: it has no geotransform (where its pixels lie) and the image has one, "
                 "so they cannot be matched; give labels with the image's geotransform (e.g. gdal_edit.py -a_ullr with "
                 "the image's corners)")
-        with pytest.raises(GridMismatchError, match=r"it lies elsewhere: its first pixel is at column 64, row 0"):
+        # (resampling, which it advised, would not help: they do not overlap)
+        with pytest.raises(GridMismatchError, match=r"it lies elsewhere: its first pixel is at column 64, row 0.*; the "
+                                                    r"two do not overlap: give the labels of the image's own area$"):
             read_labels(write_raster(tmp_path / "beside.tif", np.ones((32, 40), np.uint8), crs=r.grid.crs,
                                      transform=Affine(t[0], 0, t[2] + 64 * t[0], 0, t[4], t[5])), get_class_map("binary"), grid=r.grid)
         mask = read_labels(FLANDERS_LABELS, get_class_map("worldcereal"), grid=r.grid)
@@ -119,13 +121,14 @@ def test_labels_on_another_grid_are_refused(tmp_path):
                         get_class_map("binary"), grid=r.grid)
         coarse = Affine(t[0] * 3, 0, t[2], 0, t[4] * 3, t[5])
         with pytest.raises(GridMismatchError, match=r"its pixels are 30 x 30, the image's 10 x 10 \(CRS units\); "
-                                                    r"resample the labels onto the image's grid first \(e.g. gdalwarp"):
+                                                    r"resample the labels onto the image's grid first \(e.g. gdalwarp"
+                                                    r".*python -m core resample, the labels it resampled with it"):
             read_labels(write_raster(tmp_path / "30m.tif", mask, crs=r.grid.crs, transform=coarse),
                         get_class_map("binary"), grid=r.grid)
         # labels of another place on the same CRS: how far, in words (the columns and rows alone said little)
         moved = Affine(t[0], 0, t[2] + 73_200.0, 0, t[4], t[5] - 6_950.0)
         with pytest.raises(GridMismatchError, match=r"its first pixel is at column 7,320, row 695 of the image \(about "
-                                                    r"73 km east and 7.0 km south of the image's\); resample"):
+                                                    r"73 km east and 7.0 km south of the image's\); the two do not overlap"):
             read_labels(write_raster(tmp_path / "moved.tif", mask, crs=r.grid.crs, transform=moved),
                         get_class_map("binary"), grid=r.grid)
     assert set(np.unique(mask)) == {0, 1}  # LC: 11 annual cropland, others not crop; no NaN in LC
