@@ -18,7 +18,7 @@ import importlib.util
 import io
 import math
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -746,8 +746,10 @@ def _wrap(text: str, length, width: float) -> list[str]:
     return lines
 
 
-def geotiff_bytes(array: np.ndarray, grid: Grid, nodata: float | None, description: str) -> bytes:
-    """A single-band deflate GeoTIFF of ``array`` on ``grid`` (no CRS when the grid has none).
+def geotiff_bytes(array: np.ndarray, grid: Grid, nodata: float | None, description: str,
+                  tags: Mapping[str, str] | None = None) -> bytes:
+    """A single-band deflate GeoTIFF of ``array`` on ``grid`` (no CRS when the grid has none), with the
+    dataset ``tags`` (e.g. :func:`core.predict.provenance_tags`).
 
     Raises:
         InvalidDataError: if the array does not match the grid.
@@ -772,14 +774,17 @@ def geotiff_bytes(array: np.ndarray, grid: Grid, nodata: float | None, descripti
         with mem.open(**profile) as dst:
             dst.write(array, 1)
             dst.set_band_description(1, description)
+            if tags:
+                dst.update_tags(**tags)
         return mem.read()
 
 
-def probability_download(prob: np.ndarray, grid: Grid) -> bytes:
-    """The probability GeoTIFF the dashboard offers: uint8 percent, 255 = no data."""
+def probability_download(prob: np.ndarray, grid: Grid, tags: Mapping[str, str] | None = None) -> bytes:
+    """The probability GeoTIFF the dashboard offers: uint8 percent, 255 = no data; ``tags`` as for
+    :func:`geotiff_bytes`."""
     from core.predict import probability_to_uint8
 
-    return geotiff_bytes(probability_to_uint8(prob), grid, 255, "crop probability (%)")
+    return geotiff_bytes(probability_to_uint8(prob), grid, 255, "crop probability (%)", tags)
 
 
 def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarray, grid: Grid, threshold: float,
@@ -787,8 +792,10 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
                         crop_opacity: float | None = 0.6, caveat: str = "",
                         surroundings: tuple[np.ndarray, np.ndarray] | None = None,
                         area_unit: str = "hectares",
-                        parts: Sequence[tuple[str, tuple[int, int], np.ndarray]] = ()) -> dict[str, bytes]:
-    """The downloads that change with the threshold: ``crop_mask.tif`` (as :func:`core.predict.threshold_mask`)
+                        parts: Sequence[tuple[str, tuple[int, int], np.ndarray]] = (),
+                        tags: Mapping[str, str] | None = None) -> dict[str, bytes]:
+    """The downloads that change with the threshold: ``crop_mask.tif`` (as :func:`core.predict.threshold_mask`;
+    its dataset ``tags`` as for :func:`geotiff_bytes`, and the threshold)
     and ``map.png``, the map view (true colour under the probability and crop layers at the map's
     opacities, a layer left out where its opacity is None; titled, with the data ``credit``),
     coloured from every n-th pixel where the image is larger than the PNG (at most ``MAX_SIDE`` px a side),
@@ -840,4 +847,6 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     side = math.sqrt(float(np.median(pixel_ha)) * 1e4) * step if pixel_ha is not None else None
     png = compose_png(layers, legends, title, credit=credit, subtitle=figures, legend_opacities=fades,
                       metres_per_px=side, labels=names)
-    return {"crop_mask.tif": geotiff_bytes(mask, grid, 255, "crop (1), not crop (0)"), "map.png": png}
+    return {"crop_mask.tif": geotiff_bytes(mask, grid, 255, "crop (1), not crop (0)",
+                                           {**(tags or {}), "THRESHOLD": f"{threshold:g}"} if tags else None),
+            "map.png": png}

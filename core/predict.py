@@ -560,7 +560,7 @@ def predict_image(
 
         with staging_dir(out_dir) as tmpdir:  # a failure leaves no folder made here
             stats = _write_outputs(predictor, read, grid, tmpdir, config.threshold, progress, keep,
-                                   provenance_tags(image_path, loaded, predictor.config.views))
+                                   provenance_tags(image_path, loaded.path, loaded.card, predictor.config.views))
             if stats["valid_pixels"] == 0:
                 raise NoDataError("the image (or its --window) holds no valid pixels (all no data); nothing was "
                                   "written; choose another image or window")
@@ -597,14 +597,15 @@ def _scene_in_context(scene: Grid, context: Grid, where: SceneContext):
     return win
 
 
-def provenance_tags(source: str | os.PathLike, loaded, views: int = 1) -> dict[str, str]:
-    """The outputs' dataset tags: what they were made from (the image or export, the model and its
-    weights' fingerprint) and by what, so that a GeoTIFF passed on still says so (gdalinfo shows them).
-    No time: the same inputs give the same bytes (summary.json says when)."""
-    card = loaded.card
-    return {"SOURCE": Path(source).name, "MODEL": f"{Path(loaded.path).name} (U-Net, {card.preset} preset)",
+def provenance_tags(source: str | os.PathLike, model_path: str | os.PathLike, card, views: int = 1,
+                    made_by: str = "python -m core predict") -> dict[str, str]:
+    """The outputs' dataset tags: what they were made from (the image or export, the model at
+    ``model_path`` with its ``card``: its weights' fingerprint, its bands) and by what, so that a GeoTIFF
+    passed on still says so (gdalinfo shows them). No time: the same inputs give the same bytes
+    (summary.json says when)."""
+    return {"SOURCE": Path(source).name, "MODEL": f"{Path(model_path).name} (U-Net, {card.preset} preset)",
             "MODEL_WEIGHTS_SHA256": card.weights, "MODEL_BANDS": ",".join(card.bands),
-            "VIEWS_PER_TILE": str(views), "SOFTWARE": "crop mapping dashboard (python -m core predict)"}
+            "VIEWS_PER_TILE": str(views), "SOFTWARE": f"crop mapping dashboard ({made_by})"}
 
 
 def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: Path, threshold: float,

@@ -118,7 +118,7 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
     grid = pred.mixer.grid
     with staging_dir(out_dir) as tmpdir:  # a failed run leaves no folder it made
         stats = _write_outputs(pred, None, grid, tmpdir, config.threshold, progress,
-                               tags=provenance_tags(mixer_path, loaded, config.views))
+                               tags=provenance_tags(mixer_path, loaded.path, loaded.card, config.views))
         if stats["valid_pixels"] == 0:
             raise NoDataError("the image export holds no valid pixels; nothing was written")
 

@@ -128,7 +128,12 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     from core.predict import threshold_mask
 
     with rasterio.io.MemoryFile(deferred["crop_mask_t0.95.tif"]()) as mem, mem.open() as src:
-        mask = src.read(1)
+        mask, tags = src.read(1), src.tags()
+    # what it was made from, as the CLI's outputs say it (the downloads carried nothing of it)
+    assert tags["MODEL"] == "tiny.keras (U-Net, light preset)" and tags["THRESHOLD"] == "0.95"
+    assert tags["SOFTWARE"] == "crop mapping dashboard (the dashboard's Predict page)" and tags["SOURCE"].endswith(".tif")
+    with rasterio.io.MemoryFile(deferred["probability.tif"]()) as mem, mem.open() as src:
+        assert src.tags()["MODEL_WEIGHTS_SHA256"] == tags["MODEL_WEIGHTS_SHA256"] and "THRESHOLD" not in src.tags()
     from pages.components import cached
 
     prob = cached.cached_probability(deferred["probability.tif"].args[0])  # the prediction's key

@@ -390,7 +390,16 @@ def zone_label_areas(labels: tuple[str, float, str], image: tuple[str, float], r
 @st.cache_data(max_entries=4, show_spinner=False)
 def probability_tif(key: tuple) -> bytes:
     """The probability GeoTIFF download: once per prediction (it does not depend on the threshold)."""
-    return ov.probability_download(cached_probability(key), image_arrays(key[0], key[1])[2])
+    return ov.probability_download(cached_probability(key), image_arrays(key[0], key[1])[2], download_tags(key))
+
+
+def download_tags(key: tuple) -> dict[str, str]:
+    """The dataset tags of a prediction's GeoTIFF downloads (core.predict.provenance_tags): its scene's
+    image, its model and views, as the CLI's outputs carry them."""
+    from core.model import load_card
+    from core.predict import provenance_tags
+
+    return provenance_tags(key[0], key[3], load_card(key[3]), key[5], made_by="the dashboard's Predict page")
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -412,7 +421,8 @@ def exports(key: tuple, threshold: float, title: str, credit: str = "", probabil
         inside = [(name, (window.row_off, window.col_off), pixels) for name, window, pixels
                   in zone_pixels(grid, Region.from_geojson(parts_json).part_regions(), offset) if window is not None]
     return ov.threshold_downloads(feats, valid, cached_probability(key), grid, threshold, title, credit,
-                                  probability_opacity, crop_opacity, caveat, scene_surroundings(key[0]), unit, inside)
+                                  probability_opacity, crop_opacity, caveat, scene_surroundings(key[0]), unit, inside,
+                                  download_tags(key))
 
 
 def export_file(name: str, *args) -> bytes:
