@@ -311,17 +311,25 @@ def _refuse_a_declared_class(declared: float | None, class_map: ClassMap, what: 
         )
 
 
+def _codes(raw: np.ndarray) -> np.ndarray | None:
+    """The values of ``raw`` (masked or not) that are not masked or NaN, flat; None where some are not
+    whole numbers (not codes: :meth:`ClassMap.to_mask` says so)."""
+    data = np.ma.compressed(raw) if np.ma.isMaskedArray(raw) else np.asarray(raw).ravel()
+    if data.dtype.kind == "f":
+        data = data[np.isfinite(data)]
+        if data.size and (data != np.floor(data)).any():
+            return None
+    return data
+
+
 def _refuse_codes_as_a_crop_mask(data: np.ndarray, band_name: str | None, what: str) -> None:
-    """Refuse the codes of a land-cover product (values other than 0, 1 and 255) read as a crop mask,
-    naming the products whose classes they fit (the one whose band ``band_name`` is first).
+    """Refuse the codes of a land-cover product (values other than 0, 1 and 255; ``data`` as
+    :func:`_codes` gives them) read as a crop mask, naming the products whose classes they fit (the
+    one whose band ``band_name`` is first).
 
     Raises:
         InvalidDataError: saying which label map to choose.
     """
-    if data.dtype.kind == "f":
-        data = data[np.isfinite(data)]
-        if data.size and (data != np.floor(data)).any():
-            return  # (not codes: ClassMap.to_mask says so)
     data = data[(data >= 0) & (data <= MAX_CODE)].astype(np.int64)
     others = data[(data > CROP) & (data != NODATA)]
     if not others.size:
@@ -352,18 +360,16 @@ def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | Non
         InvalidDataError: naming the label map(s) the codes fit, or a crop mask whose file declares a
             class as no data.
     """
-    data = np.ma.compressed(raw) if np.ma.isMaskedArray(raw) else np.asarray(raw).ravel()
+    data = _codes(raw)
     if class_map.name == "binary":
         # a product's codes read as a crop mask are told as such first (CDL, which declares 0 as no data,
         # was told to remove that declaration: advice that damaged a correct file)
-        _refuse_codes_as_a_crop_mask(data, band_name, what)
+        if data is not None:
+            _refuse_codes_as_a_crop_mask(data, band_name, what)
         _refuse_a_declared_class(declared_nodata, class_map, what)
         return
-    data = np.ma.compressed(raw) if np.ma.isMaskedArray(raw) else np.asarray(raw).ravel()
-    if data.dtype.kind == "f":
-        data = data[np.isfinite(data)]
-        if data.size and (data != np.floor(data)).any():
-            return
+    if data is None:
+        return
     if data.size and data.max() > MAX_CODE:  # an image or another band, not codes: to_mask says so
         return
     data = data[data >= 0]  # below 0: no data
