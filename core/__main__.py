@@ -149,10 +149,9 @@ def _bbox_window(text: str, image: str) -> tuple[tuple[int, int, int, int], dict
             it (the message gives the image's edges).
         InputNotFoundError, CorruptFileError: the image cannot be read.
     """
-    from core.errors import CropMapError, RegionError
-    from core.overlays import lonlat_bounds
+    from core.errors import RegionError
     from core.raster import grid_of_file
-    from core.region import Region, box_within, parse_bbox
+    from core.region import Region, box_within, image_box_bounds, parse_bbox
 
     try:
         given = parse_bbox(text)
@@ -161,13 +160,7 @@ def _bbox_window(text: str, image: str) -> tuple[tuple[int, int, int, int], dict
         if not grid.georeferenced:
             raise RegionError(f"it is in degrees, and {image} has no place on Earth (no CRS); give the pixels "
                               "with --window ROW,COL,HEIGHT,WIDTH instead")
-        try:
-            (south, west), (north, east) = lonlat_bounds(grid)
-        except CropMapError:
-            bounds = None
-        else:
-            bounds = (west, south, east, north) if east <= 180 else None  # (across 180: as the region finds it)
-        box, cut = box_within(given, bounds, image=False)
+        box, cut = box_within(given, image_box_bounds(grid, image=False), image=False)
         w = Region.from_bbox(*box, name="--bbox").window(grid)
     except RegionError as err:
         raise RegionError(f"--bbox: {str(err).replace('draw it over the image', 'give a box over it')} "

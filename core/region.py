@@ -394,6 +394,23 @@ def parse_bbox(text: str, image: bool = False) -> tuple[float, float, float, flo
     return xmin, ymin, xmax, ymax
 
 
+def image_box_bounds(grid: Grid, image: bool) -> tuple[float, float, float, float] | None:
+    """The edges of an image on ``grid`` in a typed box's terms (:func:`box_within`): its pixels'
+    (``image``, a grid without a place on Earth), or its lon/lat box (west, south, east, north); None
+    where they cannot be given so (a georeferenced grid in pixels, one across the 180th meridian, or one
+    without a place on Earth)."""
+    from core.errors import CropMapError
+    from core.overlays import lonlat_bounds
+
+    if image:
+        return (0.0, 0.0, float(grid.width), float(grid.height)) if not grid.georeferenced else None
+    try:
+        (south, west), (north, east) = lonlat_bounds(grid)
+    except CropMapError:
+        return None
+    return (west, south, east, north) if east <= 180 else None
+
+
 def box_within(box: tuple[float, float, float, float], bounds: tuple[float, float, float, float] | None,
                image: bool) -> tuple[tuple[float, float, float, float], bool]:
     """A typed box (:func:`parse_bbox`) put in order and cut to ``bounds`` (an image's, in the same

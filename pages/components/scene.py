@@ -11,8 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.errors import CropMapError, EarthEngineError, OutsideImageError, RegionError
-from core.overlays import Bounds, Overlay, focus_bounds, lonlat_bounds, map_bounds
-from core.region import LONLAT_CRS, Region, box_within, parse_bbox
+from core.overlays import Bounds, Overlay, focus_bounds, map_bounds
+from core.region import LONLAT_CRS, Region, box_within, image_box_bounds, parse_bbox
 from core.sources.base import Progress, Scene
 from core.sources.local import LocalSource
 from pages.components import cached, state
@@ -127,16 +127,7 @@ def _box_bounds(image: bool) -> tuple[float, float, float, float] | None:
     """The edges of the current local image, in a typed box's terms (its pixels, or its lon/lat box);
     None for Earth Engine (any place on Earth), an image across the 180th meridian or one without a
     place on Earth."""
-    if not is_local():
-        return None
-    grid = current_source().grid()
-    if image:
-        return (0.0, 0.0, float(grid.width), float(grid.height)) if not grid.georeferenced else None
-    try:
-        (south, west), (north, east) = lonlat_bounds(grid)
-    except CropMapError:
-        return None
-    return (west, south, east, north) if east <= 180 else None
+    return image_box_bounds(current_source().grid(), image) if is_local() else None
 
 
 def _swapped_hint(box, bounds, image: bool) -> str:
