@@ -227,3 +227,20 @@ def test_a_bug_inside_errors_shown_is_raised_not_shown_as_an_error_message():
     assert said["project"] == (["The labels hold no crop"], 0)
     assert said["machine"][1] == 0 and said["machine"][0][0].startswith("No space left on device")
     assert said["bug"] == ([], 1)  # Streamlit's exception box (its details hidden by the app's config)
+
+
+def test_a_georeferenced_map_has_a_zoom_range_with_and_without_the_basemap():
+    """Leaflet takes a map's zoom range from its tile layers: a georeferenced map with the basemap
+    switched off had none, and fitting the image at an infinite zoom left its layers in a corner."""
+    from dataclasses import replace
+
+    from core.overlays import Overlay, png_bytes
+
+    layer = Overlay("True colour", png_bytes(np.zeros((4, 4, 4), np.uint8)), ((47.0, 15.0), (47.1, 15.1)), 4, 4)
+    spec = mapview.MapSpec(bounds=layer.bounds, image=False, overlays=[layer])
+    for basemap in (True, False):
+        m = mapview.build(replace(spec, basemap=basemap))
+        assert (m.options["minZoom"], m.options["maxZoom"]) == (0, mapview.MAX_GEO_ZOOM)
+        html = m.get_root().render()
+        assert ('"maxZoom": %d' % mapview.MAX_GEO_ZOOM) in html.replace('"max_zoom"', '"maxZoom"')
+        assert ("openstreetmap" in html.lower()) == basemap

@@ -58,6 +58,8 @@ IMAGE_NOTE = "not georeferenced: image coordinates"
 OUTLINE_DRAWN = {"color": "#ff3d00", "weight": 2, "fill": False}
 OUTLINE_CASED = [{"color": "#202020", "weight": 4, "opacity": 0.8, "fill": False},
                  {"color": "#ffffff", "weight": 2, "dashArray": "6 4", "fill": False}]
+#: a georeferenced map's deepest zoom (OpenStreetMap's; a 10 m pixel is then some 30 screen pixels)
+MAX_GEO_ZOOM = 19
 #: shown inside a map whose basemap tiles do not load
 BASEMAP_FAILED = "Basemap tiles did not load (no internet?)"
 #: Inside a map whose Earth Engine layers' tiles failed to load (said once for them all).
@@ -225,16 +227,19 @@ def build(spec: MapSpec, view_key: str | None = None):
     else:
         # quarter zoom steps, as for an image: whole steps left the region at half the map's size
         m = OfflineMap(tiles=None, zoom_start=12, zoom_snap=0.25, **common)
+        # the zoom's range, also with no basemap: Leaflet takes a map's range from its tile layers, and a
+        # map without any fitted an image at an infinite zoom (NaN: the layers left in a corner)
+        m.options.update(minZoom=0, maxZoom=MAX_GEO_ZOOM)
         if spec.basemap:
             # added here, not by geemap's basemap option: that one rendered the layer's addTo on some
             # reruns only, so the map's script (streamlit-folium's component key) changed between reruns,
             # the browser remounted the map and dropped shapes drawn on it
             osm = folium.TileLayer("OpenStreetMap", name="OpenStreetMap", attr=OSM_ATTRIBUTION, overlay=False,
-                                   control=True, show=True, max_zoom=19).add_to(m)
+                                   control=True, show=True, max_zoom=MAX_GEO_ZOOM).add_to(m)
             Call("tilesFailed", osm, BASEMAP_FAILED).add_to(m)
     for layer in spec.tile_layers:
         tiles = folium.TileLayer(tiles=layer["url"], attr=layer.get("attribution", ""), name=layer["name"], overlay=True,
-                                 control=True, opacity=layer.get("opacity", 1.0), max_zoom=20,
+                                 control=True, opacity=layer.get("opacity", 1.0), max_zoom=MAX_GEO_ZOOM,
                                  show=layer.get("show", True)).add_to(m)
         # (a plain map with the basemap's note alone blamed the basemap for Earth Engine's tiles too)
         Call("tilesFailed", tiles, TILE_LAYERS_FAILED).add_to(m)
