@@ -68,6 +68,8 @@
         var below = L.point(br.x, Math.max(br.y, c.bottom - r.top + 6)),
           beside = L.point(Math.max(br.x, c.right - r.left + 6), br.y);
         br = map.getBoundsZoom(b, false, tl.add(below)) >= map.getBoundsZoom(b, false, tl.add(beside)) ? below : beside;
+        var s = map.getSize();  // (legends taller or wider than half the map: over them, not beside them)
+        if (tl.x + br.x > s.x / 2 || tl.y + br.y > s.y / 2) { br = L.point(10, 24); }
       }
       return {paddingTopLeft: tl, paddingBottomRight: br};
     }
@@ -79,7 +81,12 @@
     }
     function quietly(f) { ours = true; try { f(); } finally { ours = false; } }
     function fit() {
+      // not before the page has laid the map's frame out (its window then has no height, and the
+      // legends' place gave a margin wider than the map: one frame at the deepest zoom); the frame's
+      // resize that follows fits it
+      if (!window.innerWidth || !window.innerHeight) { return; }
       quietly(function () {
+        shown();
         map.invalidateSize();
         map.fitBounds(b, L.extend({animate: false}, room()));
         target = {centre: map.getCenter(), zoom: map.getZoom()};
@@ -89,6 +96,10 @@
     if (store) {
       try { saved = JSON.parse(window.sessionStorage.getItem('cropmap-view:' + store) || 'null'); } catch (e) {}
     }
+    // hidden until first fitted (its first frames showed the map's starting view, then jumped)
+    var box = map.getContainer(), hidden = !saved;
+    function shown() { if (hidden) { hidden = false; box.style.visibility = ''; } }
+    if (hidden) { box.style.visibility = 'hidden'; setTimeout(shown, 3000); }
     if (saved) {
       moved = true;
       quietly(function () { map.setView([saved.lat, saved.lng], saved.zoom, {animate: false}); });
