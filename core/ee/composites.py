@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Mapping
@@ -30,6 +31,8 @@ LANDSAT_SCALE, LANDSAT_OFFSET = LANDSAT_C2_SCALE, LANDSAT_C2_OFFSET
 S2_SCALE = 1.0 / 10000.0
 CLOUD_SCORE_PLUS = "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"
 NDVI_EPS = 1e-6
+#: a southern UTM zone's false northing (EPSG:327xx against 326xx), in metres
+SOUTH_ZONE_FALSE_NORTHING = 10_000_000.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,12 @@ class SensorSpec:
     #: A grid snapped to this takes each pixel as it is; one off by half a pixel puts every pixel
     #: centre on a corner of four source pixels, and nearest-neighbour picks one of them: a shift.
     grid_origin: float = 0.0
+    #: Whether the collection's grid is the northern UTM zone's also south of the equator (Landsat:
+    #: USGS processes every scene in EPSG:326xx, northings negative in the south), so that in a
+    #: southern zone (EPSG:327xx, northings 10,000 km larger) its corners' northings shift by
+    #: 10,000,000 m modulo the pixel size (25 m, not 15 m, for 30 m pixels). Sentinel-2's tiles are
+    #: in the southern zones themselves.
+    north_zone_grid: bool = False
 
     @property
     def archive(self) -> tuple[_dt.date, _dt.date | None]:
@@ -66,15 +75,15 @@ SENSORS: dict[str, SensorSpec] = {
     s.key: s
     for s in (
         SensorSpec("L5", "Landsat 5 TM", "LANDSAT/LT05/C02/T1_L2", ("SR_B3", "SR_B2", "SR_B1", "SR_B4"), 30.0, "CLOUD_COVER", 1984, 2012, "landsat",
-                   "1984-03-16", "2012-05-05", grid_origin=15.0),
+                   "1984-03-16", "2012-05-05", grid_origin=15.0, north_zone_grid=True),
         # Landsat 7's Collection 2 Tier 1 ends with its last science acquisitions on 2024-01-19 (the
         # Earth Engine catalog's LE07/C02/T1_TOA and T1_RT availability); the L2 scenes are made from them
         SensorSpec("L7", "Landsat 7 ETM+", "LANDSAT/LE07/C02/T1_L2", ("SR_B3", "SR_B2", "SR_B1", "SR_B4"), 30.0, "CLOUD_COVER", 1999, 2024, "landsat",
-                   "1999-05-28", "2024-01-19", grid_origin=15.0),
+                   "1999-05-28", "2024-01-19", grid_origin=15.0, north_zone_grid=True),
         SensorSpec("L8", "Landsat 8 OLI", "LANDSAT/LC08/C02/T1_L2", ("SR_B4", "SR_B3", "SR_B2", "SR_B5"), 30.0, "CLOUD_COVER", 2013, None, "landsat",
-                   "2013-03-18", grid_origin=15.0),
+                   "2013-03-18", grid_origin=15.0, north_zone_grid=True),
         SensorSpec("L9", "Landsat 9 OLI-2", "LANDSAT/LC09/C02/T1_L2", ("SR_B4", "SR_B3", "SR_B2", "SR_B5"), 30.0, "CLOUD_COVER", 2021, None, "landsat",
-                   "2021-10-31", grid_origin=15.0),
+                   "2021-10-31", grid_origin=15.0, north_zone_grid=True),
         SensorSpec("S2", "Sentinel-2 SR (harmonized)", "COPERNICUS/S2_SR_HARMONIZED", ("B4", "B3", "B2", "B8"), 10.0, "CLOUDY_PIXEL_PERCENTAGE", 2017, None, "s2",
                    "2017-03-28"),
     )
@@ -199,11 +208,15 @@ class CompositeConfig:
         """The scale in metres actually used."""
         return float(self.scale) if self.scale is not None else self.spec.scale
 
-    @property
-    def grid_origin(self) -> float:
-        """Where pixel corners fall, modulo the pixel size, in metres (:attr:`SensorSpec.grid_origin`):
-        every grid of this composite (downloads, exports, sample points) is snapped to it."""
-        return self.spec.grid_origin
+    def grid_origin(self, crs: str) -> tuple[float, float]:
+        """(x, y) in ``crs`` units where this composite's pixel corners fall, modulo its scale
+        (:attr:`SensorSpec.grid_origin`; Landsat's northings in a southern UTM zone:
+        :attr:`SensorSpec.north_zone_grid`): every grid of this composite (downloads, exports,
+        sample points) is snapped to it."""
+        o = self.spec.grid_origin
+        if self.spec.north_zone_grid and re.fullmatch(r"EPSG:327\d\d", crs.strip().upper()):
+            return o, math.fmod(o + SOUTH_ZONE_FALSE_NORTHING, self.resolution)
+        return o, o
 
     @property
     def end_exclusive(self) -> str:

@@ -224,7 +224,7 @@ class ExportGrid:
 
 
 def image_export_grid(geometry: Mapping[str, Any], scale: float, crs: str, patch_size: int,
-                      origin: float = 0.0) -> ExportGrid:
+                      origin: float | tuple[float, float] = 0.0) -> ExportGrid:
     """The grid of an image export of ``geometry`` (lon/lat GeoJSON) at ``scale`` metres in ``crs``.
 
     Earth Engine's TFRecord image export tiles the grid into ``patchDimensions`` patches and drops
@@ -240,7 +240,8 @@ def image_export_grid(geometry: Mapping[str, Any], scale: float, crs: str, patch
     return patch_grid(geometry_bounds(geometry, scale, crs), scale, crs, patch_size, origin)
 
 
-def patch_grid(bounds: Sequence[float], scale: float, crs: str, patch_size: int, origin: float = 0.0) -> ExportGrid:
+def patch_grid(bounds: Sequence[float], scale: float, crs: str, patch_size: int,
+               origin: float | tuple[float, float] = 0.0) -> ExportGrid:
     """The grid of ``scale`` covering ``bounds`` = (xmin, ymin, xmax, ymax) in ``crs`` units (corner
     snapped to ``origin`` + multiples of ``scale``), grown east and south to whole ``patch_size`` patches."""
     from core.ee.pixels import snap_grid
@@ -276,13 +277,14 @@ def imaged_label(composite: CompositeConfig, labels: LabelConfig, geometry: Mapp
 
 def sampling_projection(composite: CompositeConfig, geometry: Mapping[str, Any]):
     """The projection that points and patches are sampled in: the composite's CRS for the region at
-    its scale, its pixel corners at the sensor's own (:attr:`CompositeConfig.grid_origin`), as the
+    its scale, its pixel corners at the sensor's own (:meth:`CompositeConfig.grid_origin`), as the
     downloads' and image exports' grids. (A bare CRS with a scale puts corners on multiples of the
     scale: half a Landsat pixel off its pixels.)"""
     import ee
 
-    s, o = composite.resolution, composite.grid_origin
-    return ee.Projection(composite.crs_for(geometry), [s, 0, o, 0, -s, o])
+    crs = composite.crs_for(geometry)
+    s, (ox, oy) = composite.resolution, composite.grid_origin(crs)
+    return ee.Projection(crs, [s, 0, ox, 0, -s, oy])
 
 
 def sample_points(
@@ -439,8 +441,8 @@ def image_export_job(
 
     check_export_name(name)
     image = features_image(composite, geometry, image_cfg.bands)
-    grid = image_export_grid(geometry, composite.resolution, composite.crs_for(geometry), image_cfg.patch_size,
-                             composite.grid_origin)
+    crs = composite.crs_for(geometry)
+    grid = image_export_grid(geometry, composite.resolution, crs, image_cfg.patch_size, composite.grid_origin(crs))
     prefix = f"{dest.prefix.rstrip('/')}/{name}/image"
     desc = task_description(name, "image")
     common = dict(  # crs + crsTransform + dimensions, no region or scale: exactly this rectangle of pixels

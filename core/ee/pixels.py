@@ -36,6 +36,8 @@ MAX_SIDE = 32768
 MIN_SPLIT_SIDE = 64
 
 Transform = tuple[float, float, float, float, float, float]
+#: where a grid's pixel corners fall, modulo its scale: one number for x and y, or (x, y)
+Origin = float | tuple[float, float]
 ComputeFn = Callable[[dict], Any]
 Progress = Callable[[int, int, str], None]
 
@@ -129,17 +131,26 @@ def _parallel_grid(height: int, width: int, min_rows: int, min_cols: int, worker
     return _cut_into(height, nr), _cut_into(width, nc)
 
 
-def snap_grid(bounds: Sequence[float], scale: float, origin: float = 0.0) -> tuple[Transform, int, int]:
+def snap_grid(bounds: Sequence[float], scale: float, origin: Origin = 0.0) -> tuple[Transform, int, int]:
     """(transform, width, height) of the north-up grid of ``scale`` covering ``bounds`` =
     (xmin, ymin, xmax, ymax), its corner snapped to ``origin`` + multiples of ``scale`` (the source's
-    own pixel corners: :attr:`core.ee.composites.SensorSpec.grid_origin`). Cheap: no tiles are
-    planned, so a region's size can be checked before planning it."""
-    xmin, ymin, xmax, ymax = (float(v) - origin for v in bounds)
-    x0 = math.floor(round(xmin / scale, 9)) * scale + origin
-    y0 = math.ceil(round(ymax / scale, 9)) * scale + origin
-    width = max(1, math.ceil(round((xmax + origin - x0) / scale, 9)))
-    height = max(1, math.ceil(round((y0 - origin - ymin) / scale, 9)))
+    own pixel corners: :meth:`core.ee.composites.CompositeConfig.grid_origin`; one number for x and
+    y, or (x, y)). Cheap: no tiles are planned, so a region's size can be checked before planning it."""
+    ox, oy = origin_xy(origin)
+    xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    x0 = math.floor(round((xmin - ox) / scale, 9)) * scale + ox
+    y0 = math.ceil(round((ymax - oy) / scale, 9)) * scale + oy
+    width = max(1, math.ceil(round((xmax - x0) / scale, 9)))
+    height = max(1, math.ceil(round((y0 - ymin) / scale, 9)))
     return (float(scale), 0.0, float(x0), 0.0, -float(scale), float(y0)), width, height
+
+
+def origin_xy(origin: Origin) -> tuple[float, float]:
+    """A grid origin as (x, y): one number is the same in both."""
+    if isinstance(origin, (int, float)):
+        return float(origin), float(origin)
+    ox, oy = origin
+    return float(ox), float(oy)
 
 
 def plan_requests(
@@ -154,7 +165,7 @@ def plan_requests(
     tile_side: int | None = None,
     target_requests: int = 1,
     min_tile_side: int = 256,
-    origin: float = 0.0,
+    origin: Origin = 0.0,
 ) -> PixelPlan:
     """Plan computePixels requests covering ``bounds`` = (xmin, ymin, xmax, ymax) in ``crs`` units.
 
@@ -449,12 +460,11 @@ def grown_plan(plan: PixelPlan, margin: int, **kw: Any) -> PixelPlan:
         raise ConfigError(f"cannot grow a grid of transform {plan.transform} by {margin} px")
     bounds = (x0 - margin * a, y0 - (plan.height + margin) * a, x0 + (plan.width + margin) * a, y0 + margin * a)
     grown = plan_requests(bounds, a, plan.bands, plan.dtype, plan.crs, max_bytes=plan.max_request_bytes,
-                          origin=math.fmod(x0, a), **kw)
+                          origin=(math.fmod(x0, a), math.fmod(y0, a)), **kw)
     gx, gy = grown.transform[2], grown.transform[5]
     if ((grown.width, grown.height) != (plan.width + 2 * margin, plan.height + 2 * margin)
             or abs(gx - (x0 - margin * a)) > 1e-6 * a or abs(gy - (y0 + margin * a)) > 1e-6 * a):
-        raise ConfigError(f"the grid of transform {plan.transform} has its corner at other offsets from multiples of "
-                          "its pixel size in x and y; it cannot be grown in whole pixels")
+        raise ConfigError(f"the grid of transform {plan.transform} cannot be grown in whole pixels")
     return grown
 
 

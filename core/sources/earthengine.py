@@ -201,7 +201,7 @@ class EarthEngineSource:
         geometry = region_geometry(region)
         crs = self.composite.crs_for(geometry)
         scale = self.composite.resolution
-        kw = {"target_requests": self.max_workers, "origin": self.composite.grid_origin}
+        kw = {"target_requests": self.max_workers, "origin": self.composite.grid_origin(crs)}
         image_plan = plan_for_geometry(geometry, scale, INPUT_BANDS, "float32", crs, **kw)
         label_band = (("class",), "int16") if self._keeps_codes() else (("label",), "uint8")
         label_plan = plan_for_geometry(geometry, scale, *label_band, crs, **kw)
@@ -218,7 +218,7 @@ class EarthEngineSource:
         try:
             geometry = region_geometry(region)
             crs = self.composite.crs_for(geometry)
-            _, width, height = snap_grid(geometry_bounds(geometry, scale, crs), scale, self.composite.grid_origin)
+            _, width, height = snap_grid(geometry_bounds(geometry, scale, crs), scale, self.composite.grid_origin(crs))
         except CropMapError as err:
             return RegionCheck(False, str(err))
         area_ha = _polygon_area_m2(geometry) / 1e4

@@ -84,8 +84,10 @@ def test_sampling_is_balanced_and_disjoint(ee_offline, graph):
     train, test = graph(pts["train"]), graph(pts["test"])
     c = constants(train)
     assert [325, 325] in c and [0, 1] in c and 3 in c  # train + test per class, classes 0/1, seed
-    # sampled on Landsat's own pixels (corners at 15 m + multiples of 30 m), as downloads and image exports
-    assert "EPSG:32718" in c and [30.0, 0, 15.0, 0, -30.0, 15.0] in c
+    # sampled on Landsat's own pixels (corners at 15 m + multiples of 30 m in EPSG:32618, USGS's grid
+    # for Landsat south of the equator too: northings at 25 m + multiples of 30 m in EPSG:32718), as
+    # downloads and image exports
+    assert "EPSG:32718" in c and [30.0, 0, 15.0, 0, -30.0, 25.0] in c
     # test = first 50 of each class, train = the next 275 (toList(count, offset)): disjoint
     t = json.dumps(train)
     assert t.count('"Collection.toList"') == 2 and '"constantValue": 275' in t and '"constantValue": 50' in t

@@ -106,6 +106,9 @@ class FakeServer:
         x0, y0 = self.plan.transform[2], self.plan.transform[5]
         col0 = round((aff["translateX"] - x0) / aff["scaleX"])
         row0 = round((aff["translateY"] - y0) / aff["scaleY"])
+        # a request on the plan's pixels (one shifted by a fraction of a pixel would be resampled)
+        assert abs(x0 + col0 * aff["scaleX"] - aff["translateX"]) < 1e-6 * aff["scaleX"], aff
+        assert abs(y0 + row0 * aff["scaleY"] - aff["translateY"]) < 1e-6 * abs(aff["scaleY"]), aff
         with self.lock:
             self.requests.append(request)
             key = (row0, col0)
@@ -319,9 +322,9 @@ def test_grown_plan_lies_on_the_same_lattice_and_holds_the_plan_at_its_margin():
         P.grown_plan(plan, -1)
     landsat = P.PixelPlan("EPSG:32718", (30.0, 0.0, 15.0, 0.0, -30.0, 45.0), 10, 10, ("R",), "float32", ())
     assert P.grown_plan(landsat, 2).transform == (30.0, 0.0, -45.0, 0.0, -30.0, 105.0)  # on Landsat's lattice
-    off_lattice = P.PixelPlan("EPSG:32718", (30.0, 0.0, 15.0, 0.0, -30.0, 40.0), 10, 10, ("R",), "float32", ())
-    with pytest.raises(ConfigError, match="other offsets from multiples of its pixel size in x and y"):
-        P.grown_plan(off_lattice, 2)
+    # corners at other offsets in x and y (Landsat's northings in a southern zone: 25 m, eastings 15 m)
+    south = P.PixelPlan("EPSG:32718", (30.0, 0.0, 15.0, 0.0, -30.0, 55.0), 10, 10, ("R",), "float32", ())
+    assert P.grown_plan(south, 2).transform == (30.0, 0.0, -45.0, 0.0, -30.0, 115.0)
 
 
 def test_cut_out_writes_the_window_masked_to_the_geometry(tmp_path):
@@ -363,13 +366,22 @@ def test_grids_lie_on_the_sensors_own_pixels():
     from core.ee.export import image_export_grid
     from core.ee.presets import CAMANA
 
-    assert CompositeConfig("L5", "2005-01-01", "2006-12-31").grid_origin == 15.0
-    assert CompositeConfig("L9", "2023-01-01", "2023-12-31").grid_origin == 15.0
-    assert CompositeConfig("S2", "2023-01-01", "2023-12-31").grid_origin == 0.0
+    assert CompositeConfig("L5", "2005-01-01", "2006-12-31").grid_origin("EPSG:32633") == (15.0, 15.0)
+    assert CompositeConfig("L9", "2023-01-01", "2023-12-31").grid_origin("EPSG:32633") == (15.0, 15.0)
+    assert CompositeConfig("S2", "2023-01-01", "2023-12-31").grid_origin("EPSG:32633") == (0.0, 0.0)
+    # south of the equator Landsat stays on the northern zone's grid (USGS's EPSG:326xx, northings
+    # negative): in EPSG:327xx, northings 10,000,000 m larger, its corners are at 25 m + multiples of 30 m
+    assert CompositeConfig("L5", "2005-01-01", "2006-12-31").grid_origin("EPSG:32718") == (15.0, 25.0)
+    assert CompositeConfig("L8", "2015-01-01", "2015-12-31", scale=60).grid_origin("EPSG:32718") == (15.0, 55.0)
+    assert CompositeConfig("S2", "2023-01-01", "2023-12-31").grid_origin("EPSG:32718") == (0.0, 0.0)  # (S2's own zone)
     transform, width, height = P.snap_grid((100, 200, 190, 290), 30, origin=15.0)
     assert transform == (30.0, 0.0, 75.0, 0.0, -30.0, 315.0) and (width, height) == (4, 4)  # covers the bounds
     assert P.snap_grid((105, 195, 195, 285), 30, origin=15.0) == ((30.0, 0.0, 105.0, 0.0, -30.0, 285.0), 3, 3)
     plan = P.plan_requests((100, 200, 190, 290), 30, ("R",), "float32", "EPSG:32718", origin=15.0)
     assert plan.transform == transform
-    x0, y0 = image_export_grid(CAMANA.geojson, 30.0, "EPSG:32718", 256, origin=15.0).transform[2::3]
-    assert (x0 % 30, y0 % 30) == (15.0, 15.0)
+    assert P.snap_grid((100, 200, 190, 290), 30, origin=(15.0, 25.0)) == ((30.0, 0.0, 75.0, 0.0, -30.0, 295.0), 4, 4)
+    camana = CAMANA.composite
+    crs = camana.crs_for(CAMANA.geojson)
+    x0, y0 = image_export_grid(CAMANA.geojson, 30.0, crs, 256, origin=camana.grid_origin(crs)).transform[2::3]
+    # on the pixels of a Landsat scene there: its corner in EPSG:32618 (as USGS gives it) less 10,000 km
+    assert crs == "EPSG:32718" and (x0 % 30, (y0 - 10_000_000) % 30) == (15.0, 15.0)
