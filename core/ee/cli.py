@@ -291,7 +291,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_export_patches(args: argparse.Namespace) -> int:
-    from core.ee.export import PatchExportConfig, SampleConfig, check_export_name, start_jobs, training_export_jobs
+    from core.ee.export import (PatchExportConfig, SampleConfig, check_export_name, check_sample_points, start_jobs,
+                                training_export_jobs)
 
     preset, geometry = _region(args)
     composite = _composite(args, preset)
@@ -312,6 +313,7 @@ def cmd_export_patches(args: argparse.Namespace) -> int:
         _print_json({**summary, "dry_run": True, "tasks": [_job_view(j) for j in jobs]})
         print(f"dry run: {len(jobs)} export task(s) not started; add --submit to start them", file=sys.stderr)
         return 0
+    summary["points_found"] = check_sample_points(composite, labels, geometry, sample)  # (before any task starts)
     started = start_jobs(jobs)
     _print_json({**summary, "dry_run": False, "tasks": started})
     print("follow them with: python -m core ee-tasks --wait " + " ".join(s["id"] for s in started), file=sys.stderr)

@@ -287,6 +287,26 @@ def sampling_projection(composite: CompositeConfig, geometry: Mapping[str, Any])
     return ee.Projection(crs, [s, 0, ox, 0, -s, oy])
 
 
+def _stratified(composite: CompositeConfig, labels: LabelConfig, geometry: Mapping[str, Any], sample: SampleConfig):
+    """The points of one ``stratifiedSample``: train + test of each class at most (fewer where the
+    region has fewer labelled pixels with data), with a seeded random ``split_order`` column."""
+    lab = imaged_label(composite, labels, geometry)
+    lab = lab.updateMask(lab.neq(NODATA))
+    per_class = [sample.train_points[0] + sample.test_points[0], sample.train_points[1] + sample.test_points[1]]
+    return lab.stratifiedSample(
+        numPoints=max(per_class),
+        classBand=LABEL_BAND,
+        region=ee_geometry(geometry),
+        projection=sampling_projection(composite, geometry),
+        seed=sample.seed,
+        classValues=[NOT_CROP, CROP],
+        classPoints=per_class,
+        dropNulls=True,
+        tileScale=sample.tile_scale,
+        geometries=True,
+    ).randomColumn("split_order", sample.seed)
+
+
 def sample_points(
     composite: CompositeConfig,
     labels: LabelConfig,
@@ -298,26 +318,12 @@ def sample_points(
     One ``stratifiedSample`` draws train + test points per class; a seeded random column orders
     each class, the first ``test`` points are the test set and the next ``train`` the train set;
     each set is then put in that random order, classes mixed.
-    Points fall only where the composite has data (:func:`imaged_label`).
+    Points fall only where the composite has data (:func:`imaged_label`). A class with fewer
+    pixels than asked for gives fewer points (:func:`check_sample_points` says so before an export).
     """
     import ee
 
-    geom = ee_geometry(geometry)
-    lab = imaged_label(composite, labels, geometry)
-    lab = lab.updateMask(lab.neq(NODATA))
-    per_class = [sample.train_points[0] + sample.test_points[0], sample.train_points[1] + sample.test_points[1]]
-    points = lab.stratifiedSample(
-        numPoints=max(per_class),
-        classBand=LABEL_BAND,
-        region=geom,
-        projection=sampling_projection(composite, geometry),
-        seed=sample.seed,
-        classValues=[NOT_CROP, CROP],
-        classPoints=per_class,
-        dropNulls=True,
-        tileScale=sample.tile_scale,
-        geometries=True,
-    ).randomColumn("split_order", sample.seed)
+    points = _stratified(composite, labels, geometry, sample)
     train, test = ee.List([]), ee.List([])
     for value, n_train, n_test in ((NOT_CROP, sample.train_points[0], sample.test_points[0]), (CROP, sample.train_points[1], sample.test_points[1])):
         ordered = points.filter(ee.Filter.eq(LABEL_BAND, value)).sort("split_order")
@@ -328,6 +334,42 @@ def sample_points(
     # Both classes in one random order (the seeded column): cut into export tasks, each file then
     # holds crop and not-crop patches alike, not the first files one class and the last the other.
     return {"train": ee.FeatureCollection(train).sort("split_order"), "test": ee.FeatureCollection(test).sort("split_order")}
+
+
+def check_sample_points(composite: CompositeConfig, labels: LabelConfig, geometry: Mapping[str, Any],
+                        sample: SampleConfig = SampleConfig(), getinfo: Callable[[Any], Any] | None = None) -> dict[str, int]:
+    """The points the region gives each class, ``{"not crop": n, "crop": n}``, in ONE ``getInfo``
+    (Earth Engine's ``stratifiedSample`` takes all of a class's pixels when it has fewer than asked
+    for; the export would then hold fewer, and unbalanced, patches, and its last tasks none).
+
+    Raises:
+        NoDataError: a class with fewer points than its train + test points (the message gives the
+            counts and what to do); EarthEngineError subclasses (mapped request errors).
+    """
+    from core.errors import NoDataError
+
+    points = _stratified(composite, labels, geometry, sample)
+    fetch = getinfo or (lambda obj: obj.getInfo())
+    histogram = call_with_retries(lambda: fetch(points.aggregate_histogram(LABEL_BAND)))
+    found = {NOT_CROP: 0, CROP: 0}
+    for key, n in (histogram.items() if isinstance(histogram, dict) else ()):
+        try:
+            value = float(key)  # (a histogram's keys are the values as text: "0", "1", or "1.0")
+        except ValueError:
+            continue
+        if value in found:
+            found[int(value)] = int(n)
+    names = {NOT_CROP: "not crop", CROP: "crop"}
+    short = []
+    for value, n_train, n_test in ((NOT_CROP, sample.train_points[0], sample.test_points[0]),
+                                   (CROP, sample.train_points[1], sample.test_points[1])):
+        if found[value] < n_train + n_test:
+            short.append(f"{found[value]:,} {names[value]} point(s) of the {n_train + n_test:,} asked for "
+                         f"({n_train:,} train + {n_test:,} test)")
+    if short:
+        raise NoDataError("the region's labelled pixels with imagery give only " + " and ".join(short)
+                          + ": ask for fewer points per class, or choose a larger region")
+    return {names[k]: v for k, v in found.items()}
 
 
 def patch_image(composite: CompositeConfig, labels: LabelConfig, geometry: Mapping[str, Any], patches: PatchExportConfig):

@@ -160,11 +160,12 @@ class EarthEngineSource:
 
         Raises:
             EENotConfiguredError; ConfigError: bad destination, name, sizes, or patches without labels;
-            RegionError: a region not in longitude/latitude.
+            RegionError: a region not in longitude/latitude; NoDataError: a class with fewer labelled
+            pixels than the points asked for (:func:`core.ee.export.check_sample_points`).
         """
         from core.ee.composites import region_geometry
-        from core.ee.export import (ImageExportConfig, PatchExportConfig, SampleConfig, image_export_job,
-                                    parse_destination, training_export_jobs)
+        from core.ee.export import (ImageExportConfig, PatchExportConfig, SampleConfig, check_sample_points,
+                                    image_export_job, parse_destination, training_export_jobs)
         from core.errors import ConfigError
 
         if kind not in ("patches", "image"):
@@ -179,6 +180,7 @@ class EarthEngineSource:
             raise ConfigError("training patches need labels: choose a label product in the Earth Engine settings")
         sample = SampleConfig(tuple(train_points), tuple(test_points), seed=seed)
         patches = PatchExportConfig(patch_size=patch_size, kernel_buffer=kernel_buffer or 0, points_per_task=points_per_task)
+        check_sample_points(self.composite, self.labels, geometry, sample, self._getinfo)  # (ONE getInfo, on the button)
         return training_export_jobs(self.composite, self.labels, geometry, dest, name=name, sample=sample, patches=patches)
 
     def settings(self) -> dict:

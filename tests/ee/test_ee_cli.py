@@ -283,11 +283,18 @@ def test_export_patches_start(ee_offline, ready, capsys, monkeypatch):
         return {"name": f"projects/p/operations/OP{len(sent)}"}
 
     monkeypatch.setattr(ee_offline.data, "exportTable", export_table)
+    found = {"0": 2, "1": 4}  # the sample's class histogram (getInfo): 3 + 1 asked for per class
+    monkeypatch.setattr(ee_offline.data, "computeValue", lambda obj: found)
+    err = one_line_error(capsys, ["ee-export-patches", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name",
+                                  "s", "--train-points", "3", "--test-points", "1", "--points-per-task", "4", "--submit"])
+    assert "only 2 not crop point(s) of the 4 asked for" in err and "fewer points" in err and sent == []
+    found = {"0": 4, "1": 4}
     code, out, err = run(capsys, ["ee-export-patches", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "s",
                                   "--train-points", "3", "--test-points", "1", "--points-per-task", "4", "--submit"])
     assert code == 0, err
     res = json.loads(out)
     assert res["dry_run"] is False and sent == ["s_train_000", "s_train_001", "s_test_000"]
+    assert res["points_found"] == {"not crop": 4, "crop": 4}
     assert [t["id"] for t in res["tasks"]] == ["OP1", "OP2", "OP3"]
     assert "ee-tasks --wait OP1 OP2 OP3" in err
 

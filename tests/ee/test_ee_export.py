@@ -94,6 +94,33 @@ def test_sampling_is_balanced_and_disjoint(ee_offline, graph):
     assert json.dumps(test).count('"Collection.toList"') == 2
 
 
+def test_a_region_short_of_points_is_refused_before_any_export_starts(ee_offline, graph):
+    """Earth Engine's stratifiedSample takes every pixel of a class that has fewer than asked for: the
+    export would hold fewer, unbalanced patches (and its last tasks none). One getInfo of the same
+    sample's class histogram says so first."""
+    from core.errors import NoDataError
+
+    asked = []
+
+    def getinfo(histogram):
+        asked.append(graph(histogram))
+        return answer
+
+    answer = {"0": 325, "1": 325}
+    sample = X.SampleConfig((275, 275), (50, 50), seed=3)
+    assert X.check_sample_points(CAMANA.composite, CAMANA.labels, CAMANA.geojson, sample, getinfo) == \
+        {"not crop": 325, "crop": 325}
+    text = json.dumps(asked[0])
+    assert "AggregateFeatureCollection.histogram" in text and "Image.stratifiedSample" in text and [325, 325] in constants(asked[0])
+    answer = {"0": 900, "1": 40}
+    with pytest.raises(NoDataError, match=r"only 40 crop point\(s\) of the 325 asked for \(275 train \+ 50 test\)"):
+        X.check_sample_points(CAMANA.composite, CAMANA.labels, CAMANA.geojson, sample, getinfo)
+    answer = {"1": 400}  # (no not-crop pixel at all)
+    with pytest.raises(NoDataError, match="only 0 not crop point"):
+        X.check_sample_points(CAMANA.composite, CAMANA.labels, CAMANA.geojson, sample, getinfo)
+    assert len(asked) == 3  # one request each
+
+
 def test_patch_kernel(ee_offline, graph):
     cfg = X.PatchExportConfig(patch_size=128, kernel_buffer=32)
     assert cfg.full_size == 192

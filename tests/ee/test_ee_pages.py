@@ -29,7 +29,7 @@ def ee_configured(ee_offline, monkeypatch, tmp_path):
 
     ready = EEStatus(True, "p", "test", "Earth Engine ready: project p (test)")
     monkeypatch.setattr(auth, "status", lambda *a, **k: ready)
-    calls = {"map_ids": 0, "getinfo": 0, "pixels": []}
+    calls = {"map_ids": 0, "getinfo": 0, "pixels": [], "sample": {"0": 1000, "1": 1000}}
 
     def get_map_id(image, vis):
         calls["map_ids"] += 1
@@ -37,6 +37,8 @@ def ee_configured(ee_offline, monkeypatch, tmp_path):
 
     def compute_value(obj):
         calls["getinfo"] += 1
+        if "AggregateFeatureCollection.histogram" in obj.serialize():  # a patch export's points per class
+            return calls["sample"]
         return {"count": 7, "dates": [1104537600000, 1167523200000]}
 
     monkeypatch.setattr(tiles, "_default_get_map_id", get_map_id)
@@ -321,6 +323,10 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert any("gcs:BUCKET/PREFIX or drive:FOLDER" in e.value for e in at.error) and not exported
     at.text_input(key="ee_exp_dest").set_value("gcs:crop-bucket/camana")
     at.number_input(key="ee_exp_per_task").set_value(2)  # 6 training points in 3 tasks, 2 test points in 1
+    ee_configured[1]["sample"] = {"0": 4, "1": 3}  # a region with 3 crop pixels: said, and no task started
+    at.button(key="FormSubmitter:ee_export-Start export").click().run()
+    assert any("only 3 crop point(s) of the 4 asked for" in e.value for e in at.error) and not exported
+    ee_configured[1]["sample"] = {"0": 4, "1": 4}
     at.button(key="FormSubmitter:ee_export-Start export").click().run()
     assert not at.exception
     assert exported and all(d.startswith("crops_") for d in exported)
