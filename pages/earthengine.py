@@ -89,6 +89,7 @@ def export_form() -> None:
                 state.put(state.EE_IMAGE_EXPORT, {"mixer": f"{jobs[0].uri_prefix}*mixer.json", "for": _here(),
                                                   "width": g.width, "height": g.height, "crs": g.crs,
                                                   "region_width": g.region_width, "region_height": g.region_height,
+                                                  "margin": g.region_col,
                                                   "patch": int(patch)})
             if what == "patches":
                 globs = patch_globs(jobs)
@@ -102,8 +103,9 @@ def export_form() -> None:
     image = state.get(state.EE_IMAGE_EXPORT)
     if image and image.get("for") == _here():
         st.caption(f"The last image export covers {image['width']:,} x {image['height']:,} px in {image['crs']}: the "
-                   f"region's box of {image['region_width']:,} x {image['region_height']:,} px grown east and south to "
-                   f"whole {image['patch']} px patches (Earth Engine leaves out patches that do not fit whole). When "
+                   f"region's box of {image['region_width']:,} x {image['region_height']:,} px with "
+                   f"{image.get('margin', 0)} px of context around it, grown to whole {image['patch']} px patches "
+                   "(Earth Engine leaves out patches that do not fit whole). When "
                    f"its task has succeeded, predict it: its mixer JSON is `{image['mixer']}` (Earth Engine names it "
                    "...mixer.json); give that path to the Region page's 'Use an Earth Engine image export', or to "
                    "`python -m core predict --image`. The prediction covers the grown box: the region's own crop is "

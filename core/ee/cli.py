@@ -335,10 +335,12 @@ def cmd_export_image(args: argparse.Namespace) -> int:
                "formatOptions": image_cfg.format_options, "patchDimensions": image_cfg.format_options["patchDimensions"],
                "kernelSize": image_cfg.format_options.get("kernelSize", [0, 0]),
                "mixer": f"{job.uri_prefix}*mixer.json",
-               # the region's box grown to whole patches (Earth Engine drops patches that do not fit whole)
+               # the region's box grown by the kernel buffer, then to whole patches (Earth Engine drops
+               # patches that do not fit whole)
                "grid": {"crs": job.grid.crs, "transform": list(job.grid.transform), "width": job.grid.width,
                         "height": job.grid.height, "region_width": job.grid.region_width,
-                        "region_height": job.grid.region_height}}
+                        "region_height": job.grid.region_height, "region_col": job.grid.region_col,
+                        "region_row": job.grid.region_row}}
     if not args.submit:
         _print_json({**summary, "dry_run": True, "tasks": [_job_view(job)]})
         print("dry run: the image export was not started; add --submit to start it", file=sys.stderr)
@@ -348,8 +350,9 @@ def cmd_export_image(args: argparse.Namespace) -> int:
     g = job.grid
     print(f"when it completes, copy the files locally and run: python -m core predict --image <folder>/<...>mixer.json "
           f"--out OUT  (then ee-upload); follow it with: python -m core ee-tasks --wait {started[0]['id']}. The export "
-          f"is {g.width} x {g.height} px, the region's box grown east and south to whole patches (the box is its "
-          f"top-left {g.region_width} x {g.region_height} px), and the prediction covers all of it: for the crop area "
+          f"is {g.width} x {g.height} px, the region's box with context around it, grown to whole patches (the box is "
+          f"its {g.region_width} x {g.region_height} px from column {g.region_col}, row {g.region_row}), and the "
+          "prediction covers all of it: for the crop area "
           "of the region alone, fetch it (ee-fetch) and predict that", file=sys.stderr)
     return 0
 

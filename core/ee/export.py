@@ -207,15 +207,18 @@ class ExportJob:
 @dataclass(frozen=True)
 class ExportGrid:
     """The pixel grid of an image export: the region's bounding box in ``crs``, snapped to the
-    scale, grown east and south to whole patches."""
+    scale, grown by a margin on every side, then east and south to whole patches."""
 
     crs: str
     transform: tuple[float, float, float, float, float, float]
     width: int
     height: int
-    #: the region's own box, in pixels from the grid's origin (the rest is padding)
+    #: the region's own box: its size in pixels, and its top-left pixel's column and row in the grid
+    #: (the rest is padding: the composite around the region)
     region_width: int
     region_height: int
+    region_col: int = 0
+    region_row: int = 0
 
     @property
     def dimensions(self) -> str:
@@ -224,31 +227,36 @@ class ExportGrid:
 
 
 def image_export_grid(geometry: Mapping[str, Any], scale: float, crs: str, patch_size: int,
-                      origin: float | tuple[float, float] = 0.0) -> ExportGrid:
+                      origin: float | tuple[float, float] = 0.0, margin: int = 0) -> ExportGrid:
     """The grid of an image export of ``geometry`` (lon/lat GeoJSON) at ``scale`` metres in ``crs``.
 
     Earth Engine's TFRecord image export tiles the grid into ``patchDimensions`` patches and drops
     the border patches that do not fit whole, so the region's box (its corner snapped to ``origin``
-    + multiples of ``scale``, as :func:`core.ee.pixels.snap_grid`) is grown east and south to a
-    whole number of patches; the padding holds the composite's pixels around the region.
+    + multiples of ``scale``, as :func:`core.ee.pixels.snap_grid`) is grown by ``margin`` pixels on
+    every side (the kernel buffer: the export's pixels outside its rectangle are no data, and the
+    region's edges would be predicted with zeros as their context), then east and south to a whole
+    number of patches; the padding holds the composite's pixels around the region.
 
     Raises:
         ConfigError: a geographic ``crs`` (:func:`core.ee.pixels.geometry_bounds`).
     """
     from core.ee.pixels import geometry_bounds
 
-    return patch_grid(geometry_bounds(geometry, scale, crs), scale, crs, patch_size, origin)
+    return patch_grid(geometry_bounds(geometry, scale, crs), scale, crs, patch_size, origin, margin)
 
 
 def patch_grid(bounds: Sequence[float], scale: float, crs: str, patch_size: int,
-               origin: float | tuple[float, float] = 0.0) -> ExportGrid:
+               origin: float | tuple[float, float] = 0.0, margin: int = 0) -> ExportGrid:
     """The grid of ``scale`` covering ``bounds`` = (xmin, ymin, xmax, ymax) in ``crs`` units (corner
-    snapped to ``origin`` + multiples of ``scale``), grown east and south to whole ``patch_size`` patches."""
+    snapped to ``origin`` + multiples of ``scale``), grown by ``margin`` pixels on every side, then
+    east and south to whole ``patch_size`` patches."""
     from core.ee.pixels import snap_grid
 
-    transform, width, height = snap_grid(bounds, scale, origin)
+    (a, b, x0, d, e, y0), width, height = snap_grid(bounds, scale, origin)
     whole = lambda n: -(-n // patch_size) * patch_size  # noqa: E731
-    return ExportGrid(str(crs), transform, whole(width), whole(height), width, height)
+    transform = (a, b, x0 - margin * a, d, e, y0 - margin * e)
+    return ExportGrid(str(crs), transform, whole(width + 2 * margin), whole(height + 2 * margin), width, height,
+                      margin, margin)
 
 
 def task_description(*parts: Any) -> str:
@@ -472,7 +480,8 @@ def image_export_job(
     image_cfg: ImageExportConfig = ImageExportConfig(),
 ) -> ExportJob:
     """An unstarted TFRecord image export of the composite for prediction (patches + mixer JSON),
-    on the grid of :func:`image_export_grid` (the region's box grown to whole patches).
+    on the grid of :func:`image_export_grid` (the region's box grown by the kernel buffer on every side, then to
+    whole patches).
 
     Earth Engine writes ``<prefix>/<name>/image-NNNNN.tfrecord.gz`` and ``...mixer.json``.
 
@@ -484,7 +493,8 @@ def image_export_job(
     check_export_name(name)
     image = features_image(composite, geometry, image_cfg.bands)
     crs = composite.crs_for(geometry)
-    grid = image_export_grid(geometry, composite.resolution, crs, image_cfg.patch_size, composite.grid_origin(crs))
+    grid = image_export_grid(geometry, composite.resolution, crs, image_cfg.patch_size, composite.grid_origin(crs),
+                             image_cfg.kernel_buffer)
     prefix = f"{dest.prefix.rstrip('/')}/{name}/image"
     desc = task_description(name, "image")
     common = dict(  # crs + crsTransform + dimensions, no region or scale: exactly this rectangle of pixels

@@ -346,7 +346,8 @@ def test_export_image_start(ee_offline, ready, capsys, monkeypatch):
     assert code == 0, err
     assert json.loads(out)["tasks"] == [{"id": "IMG1", "description": "c_image", "destination": "gs://crop-bucket/camana/c/image"}]
     assert "mixer.json" in err and "ee-tasks --wait IMG1" in err
-    assert "The export is 512 x 512 px, the region's box grown east and south to whole patches" in err
+    assert "The export is 512 x 512 px, the region's box with context around it, grown to whole patches (the box is its " in err
+    assert "from column 32, row 32)" in err
 
 
 # ------------------------------------------------------------------------------------ tasks

@@ -173,16 +173,26 @@ def test_image_export_grid_holds_the_region_in_whole_patches(ee_offline):
 
     from core.ee.composites import geojson_bounds
 
-    grid = X.image_export_job(CAMANA.composite, CAMANA.geojson, DEST, name="c").grid
+    grid = X.image_export_job(CAMANA.composite, CAMANA.geojson, DEST, name="c",
+                              image_cfg=X.ImageExportConfig(kernel_buffer=32)).grid
     assert grid.crs == "EPSG:32718" and grid.width % 256 == 0 and grid.height % 256 == 0
-    assert 0 <= grid.width - grid.region_width < 256 and 0 <= grid.height - grid.region_height < 256
+    # the region's box with the kernel buffer's 32 px of real context on every side (outside the export's
+    # rectangle Earth Engine has no data: its edges would have been predicted with zeros around them)
+    assert (grid.region_col, grid.region_row) == (32, 32)
+    assert 0 <= grid.width - grid.region_width - 64 < 256 and 0 <= grid.height - grid.region_height - 64 < 256
     # Camana at 30 m: about 395 x 286 px, of which one 256 px patch (all that an export of the region's box
-    # keeps) covers 58 %; four patches cover it all
+    # keeps) covers 58 %; four patches cover it and its context
     assert 256 < grid.region_width < 512 and 256 < grid.region_height < 512 and (grid.width, grid.height) == (512, 512)
     a, _, x0, _, e, y0 = grid.transform
     west, south, east, north = transform_bounds("EPSG:4326", grid.crs, *geojson_bounds(CAMANA.geojson), densify_pts=21)
-    assert x0 <= west and y0 >= north and x0 + grid.width * a >= east and y0 + grid.height * e <= south
-    assert x0 + grid.region_width * a >= east and x0 + (grid.region_width - 1) * a < east
+    x1, y1 = x0 + 32 * a, y0 + 32 * e  # the box's corner
+    assert x1 <= west < x1 + a and north <= y1 < north + a and x0 + grid.width * a >= east + 32 * a
+    assert y0 + grid.height * e <= south - 32 * a
+    assert x1 + grid.region_width * a >= east and x1 + (grid.region_width - 1) * a < east
+    # on the same pixels as without the margin
+    plain = X.image_export_job(CAMANA.composite, CAMANA.geojson, DEST, name="c",
+                               image_cfg=X.ImageExportConfig(kernel_buffer=0)).grid
+    assert plain.transform[2::3] == (x1, y1) and (plain.region_col, plain.region_width) == (0, grid.region_width)
     # a box of exactly two patches is not grown; a metre more takes a third
     w, s = 736920.0, 8150730.0
     exact = X.patch_grid((w, s, w + 2 * 7680, s + 7680), 30.0, "EPSG:32718", 256)
