@@ -17,7 +17,7 @@ from core.labels import CLASS_MAPS
 from core.metrics import format_area, nominal_area
 from core.patches import export_to_geotiff
 from core.grid import crs_words
-from core.ee.labels import check_coverage
+from core.ee.labels import check_coverage, coverage_note
 from core.sources.earthengine import recipes_from_settings
 from core.sources.local import LocalSource, discarded_if_refused, save_upload, validate_image, validate_labels
 from pages.components import cached, eeform, mapview, navigation, scene, state, ui
@@ -62,6 +62,9 @@ with st.expander("Earth Engine: any region on Earth (composite and labels settin
             ee_spec = spec if on_ee else (last or {}).get("spec")
             current = scene.source_from_spec(ee_spec).settings() if ee_spec else None
             settings = eeform.settings_form(current)
+            if current and current.get("labels") and (note := coverage_note(current["labels"].get("product", ""),
+                                                                          current["labels"].get("year"))):
+                st.info(note[0].upper() + note[1:] + ".", icon=":material/info:")
             if settings is not None:
                 # validate before switching (ConfigError says what is wrong), labels over the region too
                 # (CDL outside the US was taken: every layer gone, the reason twice, the settings lost)

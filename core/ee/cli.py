@@ -152,7 +152,7 @@ def _composite(args: argparse.Namespace, preset: Any):
 
 def _labels(args: argparse.Namespace, preset: Any, composite: Any):
     """The label recipe: --labels (with --label-year), else the preset's, else WorldCover; None for 'none'."""
-    from core.ee.labels import LabelConfig
+    from core.ee.labels import LabelConfig, coverage_note
 
     product = getattr(args, "labels", None)
     if product == "none":
@@ -173,7 +173,10 @@ def _labels(args: argparse.Namespace, preset: Any, composite: Any):
         return LabelConfig(product, start=composite.start, end=composite.end)
     if product in ("glcfcs30d", "cdl") and year is None:
         year = composite.year
-    return LabelConfig(product, year=year)
+    labels = LabelConfig(product, year=year)
+    if (note := coverage_note(product, year)) is not None:
+        print(f"note: {note}", file=sys.stderr)
+    return labels
 
 
 def _initialize(args: argparse.Namespace):

@@ -53,6 +53,19 @@ def year_span(product: str) -> tuple[int, int]:
     return PRODUCTS[product][2], last_year(product)
 
 
+#: the first year the CDL maps every state of the contiguous United States (1997-2007: some states only)
+CDL_ALL_STATES_FROM = 2008
+
+
+def coverage_note(product: str, year: int | None) -> str | None:
+    """What a user should know of ``product``'s coverage in ``year``, where it has gaps that
+    :func:`check_coverage` cannot see (CDL before 2008 maps some states only); None otherwise."""
+    if product == "cdl" and year is not None and int(year) < CDL_ALL_STATES_FROM:
+        return (f"the Cropland Data Layer of {year} maps some states only (every state of the contiguous "
+                f"United States from {CDL_ALL_STATES_FROM}): outside them the labels are no data")
+    return None
+
+
 def check_coverage(cfg: "LabelConfig", geometry: Mapping[str, Any] | None) -> None:
     """Refuse a label product that has no map over the region (GeoJSON in lon/lat; None: nothing to
     check): CDL outside the contiguous United States. Local, no Earth Engine request.

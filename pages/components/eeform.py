@@ -59,7 +59,8 @@ def settings_form(current: dict | None) -> dict | None:
                                key=f"ee_form_labels_{v}")
         year = d2.text_input("Label year (GLC-FCS30D, CDL)", year0, key=f"ee_form_year_{v}", placeholder="composite's year",
                              help="which annual map of GLC-FCS30D or CDL (empty: the year the composite starts); the other "
-                                  "products have no year to choose")
+                                  "products have no year to choose. CDL maps every state of the contiguous US from "
+                                  "2008, some states only before")
         asset = d3.text_input("Asset id (User asset)", labels.get("asset_id") or "", key=f"ee_form_asset_{v}",
                               help="only for 'User asset' labels: an image asset, e.g. users/me/glc30")
         crop = d4.text_input("Crop value(s) (User asset)", ",".join(str(v) for v in labels.get("crop_values") or ()),

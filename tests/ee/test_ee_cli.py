@@ -273,6 +273,12 @@ def test_export_patches_dry_run(ee_offline, ready, capsys):
     assert res["patchDimensions"] == [160, 160] and res["patch_size"] == 128 and res["kernel_buffer"] == 16
     assert res["composite"]["sensor"] == "L8" and res["labels"] == {**res["labels"], "product": "worldcover", "year": None}
     assert res["tasks"][0]["config"]["fileExportOptions"]["driveDestination"]["folder"] == "crop_exports"
+    assert "note:" not in err
+    # an early CDL year: said to map some states only (a region outside them gets no labels)
+    code, out, err = run(capsys, ["ee-export-patches", "--bbox=-93.7,41.9,-93.5,42.1", "--sensor", "l5", "--start",
+                                  "2005-01-01", "--end", "2005-12-31", "--labels", "cdl", "--dest", "gcs:crop-bucket/p", "--name", "c"])
+    assert code == 0, err
+    assert "note: the Cropland Data Layer of 2005 maps some states only" in err
 
 
 def test_export_patches_start(ee_offline, ready, capsys, monkeypatch):

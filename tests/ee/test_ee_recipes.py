@@ -137,6 +137,13 @@ def test_cdl_outside_the_united_states_is_refused(ee_offline):
     L.label_image(L.LabelConfig("cdl", year=2020))  # no region: nothing to check
 
 
+def test_cdl_before_2008_is_said_to_cover_some_states_only():
+    """CDL's early years map some states only: a region elsewhere came down all no data, unsaid."""
+    assert "some states only" in L.coverage_note("cdl", 2007) and "2008" in L.coverage_note("cdl", 1997)
+    assert L.coverage_note("cdl", 2008) is None and L.coverage_note("cdl", None) is None
+    assert L.coverage_note("glcfcs30d", 2000) is None
+
+
 def test_a_label_year_after_the_last_map_is_refused():
     """A CDL year with no map yet (2031) passed until the download; CDL's map of a year comes out early
     the next year, so the last year is last year."""
