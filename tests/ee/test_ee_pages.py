@@ -378,6 +378,7 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     at.text_input(key="ee_up_asset").set_value("camana_pred")
     assert not forms(at)["ee_upload"].enter_to_submit
     ops.script["ING1"] = [op("ING1", "RUNNING", description="Ingest camana_pred")]  # listed once started
+    maps = len(fake.maps)
     at.button(key="FormSubmitter:ee_upload-Upload and start the ingestion").click().run()
     assert not at.exception and other_errors(at) == []
     assert list(uploaded) == ["gs://crop-bucket/pred/camana.tif"] and uploaded["gs://crop-bucket/pred/camana.tif"][:2] == b"II"
@@ -389,7 +390,6 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     # the asset just uploaded is in the box; while its ingestion runs, the page says so instead of a
     # map of tiles that do not exist yet (asking for them failed, under the upload's success)
     assert at.text_input(key="w_ee_asset").value == "projects/p/assets/camana_pred"
-    maps = len(fake.maps)
     assert any(i.value.startswith("projects/p/assets/camana_pred is being made by ingestion task ING1 (running)")
                for i in at.info), [i.value for i in at.info]
     assert len(fake.maps) == maps or "camana_pred" not in fake.maps[-1][0].get_root().render()

@@ -31,6 +31,17 @@ def test_list_and_states():
     assert {i.id: i.progress for i in infos}["C"] is None
 
 
+@pytest.mark.parametrize("state, shown", [("PENDING", "READY"), ("RUNNING", "RUNNING"), ("CANCELLING", "CANCEL_REQUESTED"),
+                                           ("SUCCEEDED", "COMPLETED"), ("CANCELLED", "CANCELLED"), ("FAILED", "FAILED"),
+                                           ("SOMETHING_NEW", "UNKNOWN")])
+def test_each_operation_state_is_named_as_the_code_editor_names_it(state, shown):
+    """From the operation's own state alone (no ``done`` key: an operation still listed, or one
+    whose answer leaves it out), so that the mapping itself is what is tested."""
+    info = T.task_info({"name": "projects/p/operations/X", "metadata": {"state": state, "description": "d"}})
+    assert info.state == shown and info.id == "X"
+    assert (info.progress == 1.0) == (shown == "COMPLETED")
+
+
 def test_wait_until_done_with_fake_sleep():
     c = FakeOps({"A": [op("A", "PENDING"), op("A", "RUNNING"), op("A", "SUCCEEDED")], "B": [op("B", "SUCCEEDED")]})
     sleeps, seen = [], []
