@@ -12,7 +12,7 @@ from core.region import Region
 from core.sources.base import Source
 from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
 
-from testdata import FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE
+from testdata import FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE, write_raster
 
 
 def test_sample_is_a_source_and_not_georeferenced():
@@ -134,12 +134,22 @@ def test_a_scene_folder_that_lost_a_file_is_cut_again(tmp_path, lost):
     assert np.array_equal(read_image(again.image_path)[1], read_image(first.image_path)[1])
 
 
-def test_whole_turned_image_has_its_own_area_and_a_clipped_region_says_so():
+def test_whole_turned_image_has_its_own_area_and_a_clipped_region_says_so(tmp_path):
     src = LocalSource(FTW, band_map={"R": 1, "G": 2, "B": 3, "NIR": 4})
     region = src.full_region()
     check = src.check_region(region)
     assert check.ok and not check.clipped, check.message
     assert region.area_ha() == pytest.approx(check.area_ha, rel=0.01)  # the bounding box was 5% larger
+    # a wider image far from its zone's central meridian: the lon/lat lines between its corners bow
+    # off its edges (by 0.07 px on a real 578 px wide 10 m image), and the whole image was "partly outside"
+    from affine import Affine
+
+    wide = write_raster(tmp_path / "wide.tif", np.full((4, 300, 2400), 1000, np.int16), crs="EPSG:32633",
+                        transform=Affine(10, 0, 170_000, 0, -10, 5_350_000), descriptions=("R", "G", "B", "NIR"))
+    whole = LocalSource(wide).full_region()
+    check = LocalSource(wide).check_region(whole)
+    assert check.ok and not check.clipped and check.pixels == 2400 * 300, check.message
+    assert check.area_ha == pytest.approx(2400 * 300 * 0.01) and whole.area_ha() == pytest.approx(check.area_ha, rel=0.01)
     sample = LocalSource.sample()
     half_out = Region.from_bbox(700, 600, 1300, 1000, crs="image")
     check = sample.check_region(half_out)
