@@ -598,12 +598,13 @@ def _scene_in_context(scene: Grid, context: Grid, where: SceneContext):
 
 
 def provenance_tags(source: str | os.PathLike, model_path: str | os.PathLike, card, views: int = 1,
-                    made_by: str = "python -m core predict") -> dict[str, str]:
+                    made_by: str = "python -m core predict", source_text: str | None = None) -> dict[str, str]:
     """The outputs' dataset tags: what they were made from (the image or export, the model at
     ``model_path`` with its ``card``: its weights' fingerprint, its bands) and by what, so that a GeoTIFF
     passed on still says so (gdalinfo shows them). No time: the same inputs give the same bytes
-    (summary.json says when)."""
-    return {"SOURCE": Path(source).name, "MODEL": f"{Path(model_path).name} (U-Net, {card.preset} preset)",
+    (summary.json says when). ``source_text``: words for the source in place of ``source``'s file name
+    (e.g. :func:`core.sources.base.scene_origin`'s)."""
+    return {"SOURCE": source_text or Path(source).name, "MODEL": f"{Path(model_path).name} (U-Net, {card.preset} preset)",
             "MODEL_WEIGHTS_SHA256": card.weights, "MODEL_BANDS": ",".join(card.bands),
             "VIEWS_PER_TILE": str(views), "SOFTWARE": f"crop mapping dashboard ({made_by})"}
 

@@ -131,7 +131,11 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
         mask, tags = src.read(1), src.tags()
     # what it was made from, as the CLI's outputs say it (the downloads carried nothing of it)
     assert tags["MODEL"] == "tiny.keras (U-Net, light preset)" and tags["THRESHOLD"] == "0.95"
-    assert tags["SOFTWARE"] == "crop mapping dashboard (the dashboard's Predict page)" and tags["SOURCE"].endswith(".tif")
+    assert tags["SOFTWARE"] == "crop mapping dashboard (the dashboard's Predict page)"
+    # the image the region was cut from and where (it named the dashboard's own copy, "image.tif")
+    import re
+
+    assert re.fullmatch(r"sample_rgbn\.tif \(rows \d+-\d+, columns \d+-\d+\)", tags["SOURCE"]), tags["SOURCE"]
     with rasterio.io.MemoryFile(deferred["probability.tif"]()) as mem, mem.open() as src:
         assert src.tags()["MODEL_WEIGHTS_SHA256"] == tags["MODEL_WEIGHTS_SHA256"] and "THRESHOLD" not in src.tags()
     from pages.components import cached

@@ -376,3 +376,20 @@ def test_an_upload_that_is_not_a_tiff_is_refused_and_cannot_read_the_servers_fil
                        crs="EPSG:32633", transform=rasterio.Affine(10, 0, 500000, 0, -10, 5300000)) as f:
         f.write(np.zeros((1, 8, 8), np.uint8))
     assert save_upload(bigtiff.read_bytes(), "big.tif", tmp_path / "uploads").read_bytes()[:4] == b"II+\x00"
+
+
+def test_a_scenes_origin_names_the_image_it_was_cut_from_or_its_title(tmp_path):
+    """The dashboard's GeoTIFF downloads name their source: the uploaded file and where the region lies
+    in it, or an Earth Engine composite's title (they named the dashboard's own copy, image.tif)."""
+    import json
+
+    from core.sources.base import scene_origin
+
+    src = LocalSource.sample()
+    scene = src.fetch(Region.from_bbox(100, 50, 300, 170, crs="image"), tmp_path / "s")
+    assert scene_origin(scene.image_path) == "sample_rgbn.tif (rows 50-169, columns 100-299)"
+    ee = tmp_path / "ee"
+    ee.mkdir()
+    (ee / "scene.json").write_text(json.dumps({"source": "earthengine", "title": "Landsat 5 TM median of 7 scenes"}))
+    assert scene_origin(ee / "image.tif") == "Landsat 5 TM median of 7 scenes"
+    assert scene_origin(tmp_path / "elsewhere" / "image.tif") == "image.tif"  # (no scene.json: the file's name)

@@ -73,6 +73,28 @@ def scene_context(scene_image: str | Path) -> SceneContext | None:
     return found if found.path.is_file() else None
 
 
+def scene_origin(scene_image: str | Path) -> str:
+    """What the scene whose ``image.tif`` is ``scene_image`` was cut from, in words for a file's tags:
+    the source image's file name and the scene's rows and columns in it (a local scene), or the
+    scene's title (an Earth Engine composite); the file's own name where no ``scene.json`` says."""
+    import json
+
+    try:
+        meta = json.loads((Path(scene_image).parent / "scene.json").read_text())
+        extra = meta.get("extra", meta)
+        source = extra.get("source")
+        if isinstance(source, str) and source.lower().endswith((".tif", ".tiff", ".json")):
+            r, c = int(extra["row_off"]), int(extra["col_off"])
+            h, w = int(extra["height"]), int(extra["width"])
+            return f"{Path(source).name} (rows {r}-{r + h - 1}, columns {c}-{c + w - 1})"
+        title = meta.get("title") or extra.get("title")
+        if isinstance(title, str) and title:
+            return title
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return Path(scene_image).name
+
+
 def scene_surroundings(scene_image: str | Path):
     """The context image's features and validity (as :meth:`core.raster.ImageReader.read` gives
     them) at the pixels of the scene whose ``image.tif`` is ``scene_image``: what lies there outside

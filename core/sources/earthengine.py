@@ -415,6 +415,7 @@ class EarthEngineSource:
             attribution += "; labels: " + _LABEL_ATTRIBUTION[self.labels.product]
         extra = {
             "source": self.name,
+            "title": title,  # (what the dashboard's downloads say they were made from)
             "composite": asdict(cfg),
             "labels": asdict(self.labels) if self.labels is not None else None,
             "label_product": PRODUCTS[self.labels.product][0] if self.labels is not None else None,

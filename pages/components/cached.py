@@ -398,8 +398,10 @@ def download_tags(key: tuple) -> dict[str, str]:
     image, its model and views, as the CLI's outputs carry them."""
     from core.model import load_card
     from core.predict import provenance_tags
+    from core.sources.base import scene_origin
 
-    return provenance_tags(key[0], key[3], load_card(key[3]), key[5], made_by="the dashboard's Predict page")
+    return provenance_tags(key[0], key[3], load_card(key[3]), key[5], made_by="the dashboard's Predict page",
+                           source_text=scene_origin(key[0]))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -194,7 +194,11 @@ def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
     assert (codes[0] == -1).all() and (codes[~inside] == -1).all() and FILL not in codes
     assert set(np.unique(codes[mask == 1])) == {CODES[0]} and set(np.unique(codes[mask == 0])) == {CODES[1]}
     assert ((codes == -1) == (mask == 255)).all()
-    assert json.loads((tmp_path / "scene.json").read_text())["composite"]["sensor"] == "L5"
+    meta = json.loads((tmp_path / "scene.json").read_text())
+    assert meta["composite"]["sensor"] == "L5"
+    from core.sources.base import scene_origin
+
+    assert scene_origin(tmp_path / "image.tif") == meta["title"] == scene.title  # (named so by the downloads)
 
     # a second fetch reuses the cached scene summary (no getInfo on reruns); 4 workers -> 2x2 tiles
     requests.clear()
