@@ -256,12 +256,12 @@ def test_region_page_refuses_a_region_over_no_data_and_warns_of_one_mostly_over_
     at.session_state["region"] = Region.from_bbox(0, 0, 270, 270, crs="image").to_geojson()
     at.run()
     assert not at.exception
-    assert [e.value for e in at.error] == ["The region lies over no image data (no data: light grey on the map); "
+    assert [e.value for e in at.error] == ["The region lies over no image data (no data: grey hatching on the map); "
                                            "draw it over the image"]
     at.session_state["region"] = Region.from_bbox(0, 0, 290, 290, crs="image").to_geojson()
     at.run()
     assert not at.exception and not at.error
-    assert "Only 7% of the region has image data; the rest is no data (light grey on the map) and is left out" in [
+    assert "Only 7% of the region has image data; the rest is no data (grey hatching on the map) and is left out" in [
         w.value for w in at.warning]
 
 

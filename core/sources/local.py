@@ -175,11 +175,11 @@ class LocalSource:
         if share is None or share >= LOW_DATA_SHARE:
             return RegionCheck(res.ok, res.message, res.area_ha, res.pixels, res.clipped, data_share=share)
         if share == 0:
-            return RegionCheck(False, "the region lies over no image data (no data: light grey on the map); "
+            return RegionCheck(False, "the region lies over no image data (no data: grey hatching on the map); "
                                       "draw it over the image", res.area_ha, res.pixels, res.clipped)
         part = f"only {share:.0%}" if share >= 0.01 else "under 1%"
         return RegionCheck(True, res.message, res.area_ha, res.pixels, res.clipped,
-                           f"{part} of the region has image data; the rest is no data (light grey on the map) "
+                           f"{part} of the region has image data; the rest is no data (grey hatching on the map) "
                            "and is left out", share)
 
     def data_share(self, region: Region, window: PixelWindow) -> float:
