@@ -11,6 +11,7 @@ downsampled to at most ``max_side`` pixels so pages stay responsive. Placement:
 
 from __future__ import annotations
 
+import re
 import base64
 import functools
 import html
@@ -727,16 +728,18 @@ def _over_white(colour: str, opacity: float) -> tuple[int, int, int]:
 
 def _wrap(text: str, length, width: float) -> list[str]:
     """Greedy word wrap of ``text`` into lines no longer than ``width`` (as measured by ``length``);
-    a comparison stays whole ("p >= 0.50", "p ≥ 0.50" is not broken at its spaces)."""
+    a comparison stays whole ("p >= 0.50", "p ≥ 0.50" is not broken at its spaces), and words joined
+    by no-break spaces (U+00A0) stay on one line."""
     signs = (">=", "<=", ">", "<", "=", "≥", "≤")
     words: list[str] = []
     glue = False
-    for token in text.split():
+    for token in re.split(r"[ \t\n]+", text.strip()):
         if words and (glue or token in signs):
             words[-1] += " " + token
         else:
             words.append(token)
         glue = token in signs
+    words = [word.replace("\u00a0", " ") for word in words]  # (drawn as plain spaces: fonts lack it)
     lines: list[str] = []
     for word in words:
         if lines and length(lines[-1] + " " + word) <= width:

@@ -146,7 +146,7 @@ with files_col:
     # without a file for as short a time as possible; the threshold-made files name their threshold.
     tag = f"t{threshold:.2f}"
     with ui.errors_shown():
-        made = (key, float(threshold), f"{sc.title} — crop at p ≥ {threshold:.2f}",
+        made = (key, float(threshold), f"{sc.title} —\u00a0crop\u00a0at\u00a0p ≥ {threshold:.2f}",  # (the threshold's words on one line)
                 f"Data: {sc.attribution}" if sc.attribution else "", prob_opacity if show_prob else None,
                 crop_opacity if show_crop else None, caveat, unit,
                 json.dumps(region.to_geojson()) if parts.several(region) else "", tuple(offset))

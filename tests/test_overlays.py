@@ -228,6 +228,8 @@ def test_compose_png_and_geotiff_exports(tmp_path):
     assert ov._wrap("a bb ccc", len, 4) == ["a bb", "ccc"]
     assert ov._wrap("crop at p >= 0.50", len, 12) == ["crop at", "p >= 0.50"]  # a threshold is not broken apart
     assert ov._wrap("crop at p ≥ 0.50", len, 12) == ["crop at", "p ≥ 0.50"]
+    # words joined by no-break spaces stay on one line (the PNG title's "— crop at p ≥ 0.70" was cut after "at")
+    assert ov._wrap("Scene —\u00a0crop\u00a0at\u00a0p ≥ 0.50", len, 20) == ["Scene", "— crop at p ≥ 0.50"]
     # on a large map the text grows with it, to stay readable when projected
     big = np.zeros((1000, 1000, 4), np.uint8)
     big[..., 3] = 255
