@@ -90,9 +90,6 @@ threshold = t_col.slider("Crop threshold", **state.THRESHOLD_SLIDER, key=wkey,
 with ui.errors_shown(stop=True):
     conf = cached.confusion(key, *lkey, float(threshold))
     curve = cached.threshold_curve(key, *lkey)
-    # in grey: the errors' red and blue stand out from it for every viewer (red on green fields was olive
-    # on olive to the commonest colour blindness)
-    base = cached.image_overlay(image_path, key[1], "grey", offset, scene.colour_limits())
     by_class = []
     if codes := scene.class_codes(sc):  # the label product's own classes
         by_class = cached.class_errors(key, codes[0], cached.mtime(codes[0]), codes[1], float(threshold))
@@ -115,7 +112,9 @@ shown = class_col.selectbox("Show the errors on", ["all", *classes], disabled=no
 # the errors on and off, and their opacity: to look at the image under them (kept as the Data page's layers)
 settings = dict(state.get(state.LAYERS))
 prev = settings.get("disagreement", {"show": True, "opacity": 0.9})
-show_dis = show_col.checkbox("Disagreement layer", value=prev["show"], key="quality_show_dis")
+show_dis = show_col.checkbox("Disagreement layer", value=prev["show"], key="quality_show_dis",
+                             help="False crop in red and missed crop in blue over the image in grey; off, the image "
+                                  "in colour, to judge by eye whether the labels or the prediction are right there.")
 dis_opacity = op_col.slider("Disagreement opacity", 0.0, 1.0, prev["opacity"], 0.05, key="quality_op_dis",
                             disabled=not show_dis)
 settings["disagreement"] = {"show": show_dis, "opacity": dis_opacity}
@@ -145,6 +144,10 @@ with left:
         only = None if shown == "all" else (codes[0], cached.mtime(codes[0]), codes[1], shown,
                                            f"{shown} {classes[shown]['name']}")
         dis = cached.disagreement_overlay(key, offset, *lkey, float(threshold), only)
+        # in grey under the errors: their red and blue stand out from it for every viewer (red on green
+        # fields was olive on olive to the commonest colour blindness); in colour with the errors off, to
+        # judge by eye who is right where they were (the grey image alone told little)
+        base = cached.image_overlay(image_path, key[1], "grey" if show_dis else "true", offset, scene.colour_limits())
     feats, valid = cached.image_arrays(image_path, key[1])[:2]
     # the errors as a layer swapped in place: a threshold change keeps the map where the user zoomed,
     # and the pixel clicked (a reloaded map went back to the whole region)

@@ -162,7 +162,10 @@ def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
     at.checkbox(key="quality_show_dis").uncheck().run()
     assert not at.exception and len(scene_layers(fake_map.maps[-1][0])) == 1 and swapped_layers(fake_map) == {}
     assert "Disagreement" not in map_legends(fake_map)  # a hidden layer's legend goes with it
+    # with the errors hidden the image is in colour (to judge by eye who is right), in grey under them
+    assert scene_layers(fake_map.maps[-1][0]) == ["True colour (R,G,B)"]
     at.checkbox(key="quality_show_dis").check().run()
+    assert scene_layers(fake_map.maps[-1][0]) == ["True colour in grey"]
     at.slider[0].set_value(0.3).run()
     assert at.selectbox(key="w_quality_class").value == code  # the choice survives a threshold change
     at.switch_page("pages/predict.py").run()
