@@ -139,6 +139,11 @@ def _parse_window(text: str | None) -> tuple[int, int, int, int] | None:
     return row, col, height, width
 
 
+#: a --bbox with less than this share of it on the image's pixels is said to be cut to the image (a box
+#: typed from the image's edges, to 6 decimals, may reach a hair past them)
+BOX_ON_IMAGE = 0.999
+
+
 def _bbox_window(text: str, image: str) -> tuple[tuple[int, int, int, int], dict]:
     """``--bbox W,S,E,N`` (degrees) -> the pixel window ROW,COL,HEIGHT,WIDTH of ``image`` that covers it,
     and what the summary records of it (the box, and whether it was cut to the image); a box that
@@ -155,18 +160,23 @@ def _bbox_window(text: str, image: str) -> tuple[tuple[int, int, int, int], dict
 
     try:
         given = parse_bbox(text)
-        Region.from_bbox(*given, name="--bbox")  # (longitude/latitude, west < east)
         grid = grid_of_file(image)
-        if not grid.georeferenced:
+        if not grid.georeferenced:  # (before the numbers are read as degrees: they may be pixels)
             raise RegionError(f"it is in degrees, and {image} has no place on Earth (no CRS); give the pixels "
                               "with --window ROW,COL,HEIGHT,WIDTH instead")
-        box, cut = box_within(given, image_box_bounds(grid, image=False), image=False)
-        w = Region.from_bbox(*box, name="--bbox").window(grid)
+        Region.from_bbox(*given, name="--bbox")  # (longitude/latitude, west < east)
+        box, _ = box_within(given, image_box_bounds(grid, image=False), image=False)
+        region = Region.from_bbox(*box, name="--bbox")
+        w = region.window(grid)
+        # the image's lon/lat box is larger than the image (a projected image is turned against the
+        # meridians; across the 180th meridian there is none): the part of the box on its pixels
+        on = region.share_on(grid)
     except RegionError as err:
         raise RegionError(f"--bbox: {str(err).replace('draw it over the image', 'give a box over it')} "
                           "(west, south, east, north in degrees)") from None
+    share = on * (box[2] - box[0]) * (box[3] - box[1]) / ((given[2] - given[0]) * (given[3] - given[1]))
+    cut = share < BOX_ON_IMAGE
     if cut:
-        share = (box[2] - box[0]) * (box[3] - box[1]) / ((given[2] - given[0]) * (given[3] - given[1]))
         print(f"warning: --bbox reaches past the image: predicting the part on it, {share:.0%} of the box "
               f"({', '.join(f'{v:.6f}' for v in box)})", file=sys.stderr)
     return (w.row_off, w.col_off, w.height, w.width), {"bbox": list(given), "bbox_cut_to_image": cut}

@@ -288,6 +288,13 @@ def test_predict_a_box_in_degrees_is_the_window_that_covers_it(capsys, tiny_mode
     share = int(re.search(r"it, (\d+)% of the box", warning[0]).group(1))
     assert 0 < share < 50
     assert json.loads((tmp_path / "past" / "summary.json").read_text())["bbox_cut_to_image"] is True
+    # a box inside the image's lon/lat box but over its corner there (a UTM image is turned against the
+    # meridians: about a quarter of this box lies off its pixels): cut, and said (it was not)
+    corner = f"{w:.6f},{n - (n - s) * 0.1:.6f},{w + (e - w) * 0.1:.6f},{n:.6f}"
+    assert main([*common, "--out", str(tmp_path / "corner"), f"--bbox={corner}"]) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: --bbox")]
+    assert len(warning) == 1 and 60 < int(re.search(r"it, (\d+)% of the box", warning[0]).group(1)) < 90, warning
+    assert json.loads((tmp_path / "corner" / "summary.json").read_text())["bbox_cut_to_image"] is True
     for argv, said in (
             (["--bbox", "1,2,3"], "--bbox: a box is four numbers"),
             ([f"--bbox={text}", "--window", window], "--bbox and --window both say what to predict"),
@@ -296,6 +303,8 @@ def test_predict_a_box_in_degrees_is_the_window_that_covers_it(capsys, tiny_mode
         assert said in _err(capsys, [*common, "--out", str(tmp_path / "o"), *argv])
     sample = ["predict", "--image", str(ROOT / "assets" / "sample" / "sample_rgbn.tif"), "--model", str(tiny_model_path)]
     assert "has no place on Earth (no CRS)" in _err(capsys, [*sample, "--out", str(tmp_path / "o"), f"--bbox={text}"])
+    # pixels given as a box on it: the same advice, not "not longitude/latitude" (which depended on the numbers)
+    assert "has no place on Earth (no CRS)" in _err(capsys, [*sample, "--out", str(tmp_path / "o"), "--bbox=100,200,400,500"])
     assert not (tmp_path / "o").exists()
 
 
