@@ -47,7 +47,8 @@ class PatchConfig:
     bands: tuple[str, ...] = FEATURE_BANDS
 
     def __post_init__(self) -> None:
-        _require(16 <= self.patch_size <= 2048, f"patch_size must be 16-2048, got {self.patch_size}")
+        # (at least 32, as training takes them: 16 px patches were cut, then refused by train)
+        _require(32 <= self.patch_size <= 2048, f"patch_size must be 32-2048, got {self.patch_size}")
         _require(self.patch_size % 16 == 0, f"patch_size must be a multiple of 16, got {self.patch_size}")
         _require(0 <= self.kernel_buffer <= self.patch_size, f"kernel_buffer must be 0-{self.patch_size}")
         _require(self.count >= 1, "count must be at least 1")

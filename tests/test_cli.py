@@ -114,6 +114,8 @@ def test_patches_command(capsys, small_scene, tmp_path):
     assert "already exists" in _err(capsys, _patches(img, lab, out))
     err = _err(capsys, _patches(img, lab, tmp_path / "z.tfrecord.gz", "--size", "70"))
     assert err == "error: --size must be a multiple of 16, got 70"  # the option the user typed, not the field
+    # 16 px patches: refused here, as train refuses them (they were cut, and the train command printed failed)
+    assert _err(capsys, _patches(img, lab, tmp_path / "z.tfrecord.gz", "--size", "16")) == "error: --size must be 32-2048, got 16"
     assert "--buffer must be 0-64" in _err(capsys, _patches(img, lab, tmp_path / "z.tfrecord.gz", "--size", "64",
                                                             "--buffer", "65"))
     assert not (tmp_path / "z.tfrecord.gz").exists()

@@ -140,7 +140,8 @@ class PatchExportConfig:
     tile_scale: int = 8
 
     def __post_init__(self) -> None:
-        _require(16 <= self.patch_size <= 1024 and self.patch_size % 16 == 0, "patch_size must be a multiple of 16, 16-1024")
+        _require(32 <= self.patch_size <= 1024 and self.patch_size % 16 == 0,
+                 "patch_size must be a multiple of 16, 32-1024 (as training takes them)")
         _require(0 <= self.kernel_buffer <= self.patch_size // 2, f"kernel_buffer must be 0-{self.patch_size // 2}")
         _require(1 <= self.points_per_task <= 2000, "points_per_task must be 1-2000")
         _require(set(self.bands) <= set(FEATURE_BANDS) and len(self.bands) > 0, f"bands must be among {FEATURE_BANDS}")

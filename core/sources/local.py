@@ -148,6 +148,9 @@ class LocalSource:
                 + [(c, h) for c in cols[:0:-1]] + [(0, r) for r in rows[:0:-1]])
         points = [aff * (c, r) for c, r in edge]
         lon, lat = transform(grid.crs, "EPSG:4326", [x for x, _ in points], [y for _, y in points])
+        if max(lon) - min(lon) > 180:  # across the 180th meridian: its four corners, as the regions there take it
+            corners = [aff * (c, r) for c, r in ((0, 0), (w, 0), (w, h), (0, h))]
+            lon, lat = transform(grid.crs, "EPSG:4326", [x for x, _ in corners], [y for _, y in corners])
         if any(abs(x) > 180 for x in lon):  # a lon/lat image of 0-360 degrees (as climate grids have it)
             raise InvalidDataError(
                 f"the image's longitudes run past 180 degrees (to {max(lon, key=abs):g}), so lon/lat regions cannot be "

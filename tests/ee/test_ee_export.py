@@ -271,7 +271,7 @@ def test_core_reads_ee_layout_tfrecords(tmp_path):
 
     from core import patches
 
-    cfg = X.PatchExportConfig(patch_size=16, kernel_buffer=4)
+    cfg = X.PatchExportConfig(patch_size=32, kernel_buffer=4)
     k = cfg.full_size
     rng = np.random.default_rng(0)
     arrays = [{name: rng.random((k, k), dtype=np.float32) for name in cfg.selectors} for _ in range(3)]
