@@ -7,6 +7,8 @@ wrong and what to do about it. The CLI prints ``str(err)`` as one line; the dash
 
 from __future__ import annotations
 
+import re
+
 
 class CropMapError(Exception):
     """Base class of every error a user can act on."""
@@ -85,8 +87,18 @@ def environment_error(err: BaseException, memory_advice: str = "use a smaller re
                 "disk has space")
     module = type(err).__module__ or ""
     if module.startswith(("tensorflow", "rasterio")):  # TensorFlow's OpError, GDAL's CPLE_* errors
-        return first_line(err) + ("; check the path, the network and your credentials" if "://" in str(err) else "")
+        line = first_line(err)
+        if "://" in str(err):
+            return line + "; check the path, the network and your credentials"
+        if _WRITE_FAILED.search(str(err)):  # (GDAL's words for a full disk: "TIFFAppendToStrip:Write error")
+            return line + "; writing failed: check that the folder can be written and that the disk has space"
+        return line
     return None
+
+
+#: GDAL's and TensorFlow's words for a file that could not be written (a full disk, a read-only folder)
+_WRITE_FAILED = re.compile(r"write error|no space left|disk full|permission denied|read-only file system|"
+                           r"TIFFRewriteDirectory|TIFFAppendToStrip|TIFFWrite", re.IGNORECASE)
 
 
 def first_line(err: BaseException) -> str:
