@@ -170,7 +170,7 @@ def staging_dir(out_dir: str | os.PathLike, prefix: str = ".predict-") -> Iterat
 
 
 def move_into_place(moves: Sequence[tuple[str | os.PathLike | None, str | os.PathLike]],
-                    aside: str | os.PathLike) -> None:
+                    aside: str | os.PathLike, replace: bool = True) -> None:
     """Move each finished ``(staged, final)`` file or folder onto its final path (``staged`` None:
     only remove what stands there), all of them or none: what stands at a final path is first kept
     in the folder ``aside`` (on the same file system, e.g. the staging folder; a file as a second
@@ -179,9 +179,20 @@ def move_into_place(moves: Sequence[tuple[str | os.PathLike | None, str | os.Pat
     and what stood there is put back; on success it is deleted. Readers see each file whole, old or
     new.
 
+    With ``replace`` False, nothing is moved if a final path of a staged file exists by now (another
+    run into the same folder that finished first: its outputs are not replaced unasked).
+
     Raises:
-        OSError: the move that failed (after everything was put back as it was).
+        OSError: the move that failed (after everything was put back as it was); OutputExistsError:
+            ``replace`` False and a final path taken.
     """
+    if not replace:
+        taken = [Path(final) for staged, final in moves if staged is not None and os.path.lexists(final)]
+        if taken:
+            from core.errors import OutputExistsError
+
+            raise OutputExistsError(f"{taken[0]} was written meanwhile (by another run into the same folder?); "
+                                    "nothing of this run was kept; choose another output folder, or pass --overwrite")
     # each step is noted before it is taken (an interrupt can come just after a step, before the
     # next line), and the undoing looks at what was done
     placed: list[tuple[Path, Path]] = []

@@ -572,7 +572,7 @@ def predict_image(
             (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
             move_into_place([*stale_outputs(out_dir, stale, overwrite),
                              *((tmpdir / f"{key}.cog.tif", final) for key, final in outputs.items()),
-                             (tmpdir / "summary.json", summary_path)], tmpdir)
+                             (tmpdir / "summary.json", summary_path)], tmpdir, replace=overwrite)
     return summary
 
 

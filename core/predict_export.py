@@ -133,5 +133,5 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
         move_into_place([*stale_outputs(out_dir, stale, overwrite),
                          (tmpdir / "probability.cog.tif", outputs["probability"]),
                          (tmpdir / "crop_mask.cog.tif", outputs["crop_mask"]), (tmpdir / "summary.json", summary_path)],
-                        tmpdir)
+                        tmpdir, replace=overwrite)
     return summary

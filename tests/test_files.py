@@ -26,6 +26,22 @@ def test_moves_replace_old_files_and_leave_nothing_set_aside(tmp_path):
     assert list(stage.iterdir()) == []  # the old files were deleted, not left in the staging folder
 
 
+def test_moves_that_must_not_replace_keep_what_another_run_wrote_meanwhile(tmp_path):
+    """Two predictions into one folder without --overwrite both passed the check at their start; the
+    later replaced the earlier's outputs. Without ``replace`` nothing is moved when a final path is taken."""
+    from core.errors import OutputExistsError
+
+    out = _folder(tmp_path, **{"b.tif": "the other run's"})
+    stage = out / ".stage"
+    stage.mkdir()
+    _folder(stage, **{"a.tif": "new a", "b.tif": "new b"})
+    with pytest.raises(OutputExistsError, match="b.tif was written meanwhile.*--overwrite"):
+        move_into_place([(stage / n, out / n) for n in ("a.tif", "b.tif")], stage, replace=False)
+    assert {p.name: p.read_text() for p in out.iterdir() if p.is_file()} == {"b.tif": "the other run's"}
+    move_into_place([(stage / "a.tif", out / "a.tif")], stage, replace=False)  # (a free path: moved)
+    assert (out / "a.tif").read_text() == "new a"
+
+
 @pytest.mark.parametrize("failure", [OSError("disk full"), KeyboardInterrupt()])
 def test_a_failed_move_puts_every_old_file_back(tmp_path, monkeypatch, failure):
     """The third move fails (or Ctrl-C comes): the first two are undone, so the folder never holds a
