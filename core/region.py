@@ -882,6 +882,24 @@ def _list(value: Any, what: str) -> list:
     return value
 
 
+def features_without_area(obj: Any) -> list[str]:
+    """The names (or 1-based numbers, "feature 3") of a FeatureCollection's features that hold no
+    Polygon or MultiPolygon (points, lines, or no geometry), which a region leaves out."""
+    if not isinstance(obj, dict) or obj.get("type") != "FeatureCollection" or not isinstance(obj.get("features"), list):
+        return []
+    out = []
+    for i, feat in enumerate(obj["features"], 1):
+        if not isinstance(feat, dict):
+            continue
+        try:
+            has_area = any(True for _ in _polygons_of(feat))
+        except RegionError:
+            has_area = True  # (a malformed polygon: refused by the region itself, not left out unsaid)
+        if not has_area:
+            out.append(_feature_name(feat) or f"feature {i}")
+    return out
+
+
 def _polygons_of(obj: dict) -> Iterable[Polygon]:
     kind = obj.get("type")
     if kind == "FeatureCollection":

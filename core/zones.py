@@ -22,7 +22,7 @@ from core.errors import GridMismatchError, OutsideImageError
 from core.grid import Grid
 from core.labels import CROP, NODATA
 from core.metrics import Confusion, area_ha
-from core.region import IMAGE_CRS, PixelWindow, Region
+from core.region import IMAGE_CRS, PixelWindow, Region, features_without_area
 
 
 #: Largest zones file read (a district's field boundaries; the dashboard's uploads stop at 5 MB)
@@ -234,6 +234,10 @@ def write_zones(mask_path: str | os.PathLike, zones_path: str | os.PathLike, out
 
     zones = read_zones(zones_path)
     mask, grid, warnings = read_crop_mask(mask_path)
+    if skipped := features_without_area(json.loads(Path(zones_path).read_bytes())):  # (read whole just above)
+        shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        warnings.append(f"{len(skipped)} feature(s) of {Path(zones_path).name} hold no polygon (points, lines or no "
+                        f"geometry) and are left out: {shown}")
     labels = None
     if labels_path is not None:
         labels, said = read_labels_on(mask, grid, labels_path, label_map, label_band)

@@ -197,7 +197,10 @@ with st.expander("Upload a region (GeoJSON)"):
                                      f"up to {MAX_GEOJSON_BYTES / 1e6:.0f} MB.")
     if geo_file is not None and st.button("Use this GeoJSON region"):
         with ui.errors_shown():
-            scene.use_uploaded_region(geo_file.getvalue(), geo_file.name)
+            if skipped := scene.use_uploaded_region(geo_file.getvalue(), geo_file.name):
+                st.toast(f"{len(skipped)} feature(s) of {geo_file.name} hold no polygon (points, lines or no geometry) "
+                         f"and are left out: {', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}",
+                         icon=":material/info:", duration="long")
             st.rerun()
 
 with st.expander("Enter a box by its coordinates"):

@@ -510,3 +510,16 @@ def test_regions_west_of_180_fall_on_lon_lat_grids_stored_past_180(west):
     assert zone.pixels == 6000 and zone.crop_pixels == 6000 and not zone.note
     if west < 180:  # the part west of 180 is found where it was
         assert Region.from_bbox(179.96, -17.15, 179.99, -17.05).window(grid).col_off == 10
+
+
+def test_features_without_an_area_are_named_so_that_leaving_them_out_can_be_said():
+    from core.region import features_without_area
+
+    box = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "field"}, "geometry": box},
+        {"type": "Feature", "properties": {"name": "well"}, "geometry": {"type": "Point", "coordinates": [0.5, 0.5]}},
+        {"type": "Feature", "properties": {}, "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}},
+        {"type": "Feature", "properties": {}, "geometry": None}]}
+    assert features_without_area(fc) == ["well", "feature 3", "feature 4"]
+    assert features_without_area(box) == [] and features_without_area({"type": "FeatureCollection", "features": []}) == []

@@ -120,6 +120,17 @@ def test_zones_from_the_command_line(flanders_mask, tmp_path, capsys):
     assert [z["name"] for z in printed] == ["Hof ter Linden", "Kouter"]
     table = list(csv.DictReader((tmp_path / "z.csv").open(encoding="utf-8")))
     assert [int(r["crop_pixels"]) for r in table] == [z["crop_pixels"] for z in printed]
+    # features without a polygon (a well as a point, a feature with no geometry): left out, and said
+    mixed = json.loads(zones.read_text())
+    mixed["features"] += [{"type": "Feature", "properties": {"name": "Well"},
+                           "geometry": {"type": "Point", "coordinates": [3.022, 50.817]}},
+                          {"type": "Feature", "properties": {}, "geometry": None}]
+    (tmp_path / "mixed.geojson").write_text(json.dumps(mixed))
+    assert main(["zones", "--pred", str(mask_path), "--zones", str(tmp_path / "mixed.geojson")]) == 0
+    said = capsys.readouterr()
+    assert [z["name"] for z in json.loads(said.out)] == ["Hof ter Linden", "Kouter"]
+    assert ("warning: 2 feature(s) of mixed.geojson hold no polygon (points, lines or no geometry) and are left "
+            "out: Well, feature 4") in said.err
     before = (tmp_path / "z.csv").read_bytes()
     assert "already exists" in err_line(capsys, ["zones", "--pred", str(mask_path), "--zones", str(zones),
                                                  "--out", str(tmp_path / "z.csv")])
