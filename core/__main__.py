@@ -204,7 +204,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     check_output_dir(args.out)
     about = {"bands": args.bands} if args.bands else {}  # (what the outputs were made from, in summary.json)
     if args.bbox:
-        window, box = _bbox_window(args.bbox, args.image)
+        window, box = _bbox_window(",".join(args.bbox), args.image)
         about.update(box)
         print(f"--bbox: predicting the window {','.join(map(str, window))} (ROW,COL,HEIGHT,WIDTH) of the image",
               file=sys.stderr)
@@ -497,10 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder for probability.tif, crop_mask.tif, summary.json")
     p.add_argument("--threshold", type=float, default=0.5, help="crop where the probability, in whole percent as probability.tif stores it, is at least this (0-1; 0.5: 50 %% and up, so 0.496 rounds to 50 and is crop)")
     p.add_argument("--window", default=None, help="ROW,COL,HEIGHT,WIDTH: predict only this pixel window (the image around it gives the model context, so it is predicted as in the whole image); at least 8 px on each side, or all of a smaller image")
-    p.add_argument("--bbox", default=None, metavar="W,S,E,N",
+    p.add_argument("--bbox", default=None, nargs="+", metavar="W,S,E,N",
                    help="predict only the pixels of a georeferenced image that cover this box, west, south, east, "
-                        "north in degrees (write --bbox=-72.78,-16.65,-72.67,-16.58 when it starts with '-'); "
-                        "instead of --window")
+                        "north in degrees (--bbox -72.78,-16.65,-72.67,-16.58, --bbox=W,S,E,N or --bbox W S E N, "
+                        "as the ee- commands take it); instead of --window")
     p.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
     p.add_argument("--no-context", action="store_true",
                    help="for the image.tif of a fetched scene (Earth Engine or the dashboard's): predict it alone, not "

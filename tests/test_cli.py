@@ -276,6 +276,10 @@ def test_predict_a_box_in_degrees_is_the_window_that_covers_it(capsys, tiny_mode
     assert f"--bbox: predicting the window {window} (ROW,COL,HEIGHT,WIDTH)" in said
     assert main([*common, "--out", str(tmp_path / "win"), "--window", window]) == 0
     capsys.readouterr()
+    # four values, as the ee- commands take them (it was "unrecognized arguments")
+    assert main([*common, "--out", str(tmp_path / "four"), "--bbox", *text.split(",")]) == 0
+    assert f"--bbox: predicting the window {window} (ROW,COL,HEIGHT,WIDTH)" in capsys.readouterr().err
+    capsys.readouterr()
     with rasterio.open(tmp_path / "box" / "probability.tif") as a, rasterio.open(tmp_path / "win" / "probability.tif") as b:
         assert a.shape == (win.height, win.width) and a.transform == b.transform and (a.read() == b.read()).all()
     # the summary records what was asked for (it kept the window alone)
