@@ -155,6 +155,25 @@ def zones_csv(rows: list[ZoneArea]) -> str:
     return out.getvalue()
 
 
+#: the columns of a table of the labels' crop by zone (:func:`crop_by_zone` of a label mask), renamed
+#: from a prediction's: a join with the prediction's table (same zone names) then keeps the two apart
+LABEL_COLUMNS = {"name": "name", "pixels": "pixels", "valid_pixels": "labelled_pixels",
+                 "crop_pixels": "label_crop_pixels", "crop_fraction": "label_crop_fraction",
+                 "valid_area_ha": "labelled_area_ha", "crop_area_ha": "label_crop_area_ha", "note": "note"}
+
+
+def label_zones_csv(rows: list[ZoneArea]) -> str:
+    """The labels' crop by zone (rows of :func:`crop_by_zone` over a label mask) as CSV text, in the
+    ``label_*`` columns of :data:`LABEL_COLUMNS` (not the prediction's ``crop_*``)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, list(LABEL_COLUMNS.values()), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        d = row.to_dict()
+        writer.writerow({new: "" if d[old] is None else d[old] for old, new in LABEL_COLUMNS.items()})
+    return out.getvalue()
+
+
 def window_offset(mask_path: str | os.PathLike, grid: Grid) -> tuple[int, int]:
     """(row, col) of a crop mask in the image it was predicted from, where that is told by the
     ``summary.json`` beside it (``predict --window``) and the mask has no CRS: zones in image

@@ -230,3 +230,19 @@ def test_image_zones_of_a_window_prediction_are_in_the_pixels_of_its_image(tmp_p
     assert (east["pixels"], east["crop_pixels"]) == (1200, 1200) and elsewhere["note"] == "outside the prediction"
     (tmp_path / "summary.json").unlink()  # without it: the mask's own pixels
     assert write_zones(mask_path, zones)["zones"][1]["crop_pixels"] == 20 * 40
+
+
+def test_the_labels_table_has_its_own_columns(flanders_mask):
+    """The Data page's "Labels by part CSV" put the labels' crop in crop_pixels, the column the Predict
+    page's CSV gives the predicted crop: joined on the part's name, the two were mixed up."""
+    from core.zones import label_zones_csv, zones_csv
+
+    mask, grid = flanders_mask
+    zones = [("a", Region.from_bbox(3.0200, 50.8160, 3.0260, 50.8185)), ("b", Region.from_bbox(3.0240, 50.8140, 3.0280, 50.8180))]
+    rows = crop_by_zone(mask, grid, zones)
+    table = list(csv.DictReader(io.StringIO(label_zones_csv(rows))))
+    assert list(table[0]) == ["name", "pixels", "labelled_pixels", "label_crop_pixels", "label_crop_fraction",
+                              "labelled_area_ha", "label_crop_area_ha", "note"]
+    assert [int(r["label_crop_pixels"]) for r in table] == [r.crop_pixels for r in rows]
+    assert [int(r["labelled_pixels"]) for r in table] == [r.valid_pixels for r in rows]
+    assert "crop_pixels" in next(csv.reader(io.StringIO(zones_csv(rows))))  # (the prediction's, as before)

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.metrics import format_area
 from core.region import Region
-from core.zones import ZoneArea, zones_csv
+from core.zones import ZoneArea, label_zones_csv, zones_csv
 from pages.components import cached, state, ui
 
 
@@ -37,16 +37,18 @@ def rows(region: Region, key: tuple, threshold: float, offset: tuple[int, int],
     return cached.zone_areas(key, float(threshold), json.dumps(region.to_geojson()), offset, labels)
 
 
-def _table(found: list[dict], table: dict, caption: str, what: str, file_name: str) -> None:
+def _table(found: list[dict], table: dict, caption: str, what: str, file_name: str, labels_only: bool = False) -> None:
     """``table`` (its columns after "part"; a note column where a part has one), ``caption`` under it,
-    and the parts' CSV download ("``what`` by part CSV", saved as ``file_name``)."""
+    and the parts' CSV download ("``what`` by part CSV", saved as ``file_name``; ``labels_only``: rows of
+    a label mask, in the ``label_*`` columns)."""
     table = {"part": [r["name"] for r in found], **table}
     if any(r["note"] for r in found):
         table["note"] = [r["note"] for r in found]
     st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
     st.caption(caption)
-    st.download_button(f"{what} by part CSV", zones_csv([ZoneArea(**r) for r in found]), file_name, "text/csv",
-                       on_click="ignore")
+    rows = [ZoneArea(**r) for r in found]
+    st.download_button(f"{what} by part CSV", label_zones_csv(rows) if labels_only else zones_csv(rows), file_name,
+                       "text/csv", on_click="ignore")
 
 
 def _share(found: list[dict]) -> list[str]:
@@ -93,4 +95,4 @@ def show_labels(region: Region, labels: tuple[str, float, str], image: tuple[str
                  "labelled": [_amount(r["valid_area_ha"], r["valid_pixels"], georeferenced) for r in found]}
         caption = "Over each part's pixels with both image data and a label" + (
             "." if georeferenced else "; not georeferenced: in pixels.")
-        _table(found, table, caption, "Labels", "labels_by_part.csv")
+        _table(found, table, caption, "Labels", "labels_by_part.csv", labels_only=True)
