@@ -975,8 +975,9 @@ def _geojson_name(obj: dict, most: int = 3) -> str:
              if isinstance(f, dict) and isinstance(f.get("geometry"), dict)
              and f["geometry"].get("type") in ("Polygon", "MultiPolygon", "GeometryCollection")]  # the areas only
     names = list(dict.fromkeys(n for n in map(name_of, feats) if n))  # in order, each once
-    more = f" and {len(names) - most} more" if len(names) > most else ""
-    return ", ".join(names[:most]) + more
+    unnamed = sum(1 for f in feats if not name_of(f))  # (counted: "a, b" named a file of three fields)
+    extra = max(len(names) - most, 0) + (unnamed if names else 0)
+    return ", ".join(names[:most]) + (f" and {extra} more" if extra else "")
 
 
 def check_region(

@@ -84,6 +84,10 @@ def test_an_uploaded_region_takes_the_name_its_geojson_gives_it():
     assert Region.from_upload(json.dumps(fc).encode(), name="x.geojson").name == "field 0, field 1, field 2 and 2 more"
     unnamed = {"type": "Feature", "properties": {}, "geometry": square}
     assert Region.from_upload(json.dumps(unnamed).encode(), name="inside.geojson").name == "inside.geojson"
+    # a field without a name is counted (a file of three fields was named after the two named ones)
+    three = {"type": "FeatureCollection", "features": [{**feature, "properties": {"name": "North wheat"}},
+                                                        {**feature, "properties": {"name": "West pasture"}}, unnamed]}
+    assert Region.from_upload(json.dumps(three).encode(), name="x.geojson").name == "North wheat, West pasture and 1 more"
     assert Region.from_upload(json.dumps(square).encode()).name == ""
 
 
