@@ -497,8 +497,10 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
                                    "no code)") from None
         hint = ("; give the model's .keras file (its card, the .json beside it, is read with it)"
                 if path.suffix.lower() != ".keras" else "; save or download it again")
+        why = {"BadZipFile": "not a zip archive", "KeyError": "a zip archive without a Keras model's files",
+               "EOFError": "it ends too soon"}.get(type(err).__name__, "it cannot be read as one")
         raise CorruptFileError(f"cannot load model {path.name}: the file is truncated or not a Keras model "
-                               f"({type(err).__name__}){hint}") from None
+                               f"({why}){hint}") from None
     _check_model_shape(model, card, path.name)
     if card.weights and card.weights != weights_fingerprint(model):
         raise card_mismatch(card_path(path).name, "this model")

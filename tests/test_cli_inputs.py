@@ -199,9 +199,17 @@ def test_an_input_mistake_is_said_before_an_output_in_the_way(capsys, tmp_path, 
     bad = tmp_path / "bad.keras"
     bad.write_bytes(tiny_model_path.read_bytes()[:5000])  # truncated
     bad.with_suffix(".json").write_bytes(tiny_model_path.with_suffix(".json").read_bytes())
+    import zipfile
+
+    other_zip = tmp_path / "zipped.keras"  # a zip archive of something else (the message named a KeyError)
+    with zipfile.ZipFile(other_zip, "w") as z:
+        z.writestr("notes.txt", "not a model")
+    other_zip.with_suffix(".json").write_bytes(tiny_model_path.with_suffix(".json").read_bytes())
     for model, told in ((SAMPLE_IMAGE, "model card"), (tmp_path / "models", "is a folder"), (bad, "truncated")):
         err = _err(capsys, ["predict", "--image", str(SAMPLE_IMAGE), "--model", str(model), "--out", str(done)])
-        assert "--overwrite" not in err and told in err, err
+        assert "--overwrite" not in err and told in err and "Error" not in err, err
+    err = _err(capsys, ["predict", "--image", str(SAMPLE_IMAGE), "--model", str(other_zip), "--out", str(tmp_path / "new")])
+    assert "not a Keras model (a zip archive without a Keras model's files)" in err and "KeyError" not in err, err
 
 
 def test_info_describes_an_image_whose_bands_are_not_named_before_its_error(capsys, tmp_path):
