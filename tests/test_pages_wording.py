@@ -134,6 +134,36 @@ def test_the_best_epoch_is_named_where_it_is_not_the_last(fake_map, tmp_path, ti
     assert _opening_tab(at) == 0  # in use: nothing new there
 
 
+def test_the_predict_page_offers_a_finished_trainings_best_checkpoint(fake_map, tmp_path, tiny_model_path):
+    """The Predict page offered the shipped weights (or ran the model in use) while this session's
+    training had finished, its best checkpoint a page away and unsaid."""
+    import shutil
+
+    job = Path(_finished_job(tmp_path / "work", 3))
+    status = json.loads((job / "status.json").read_text())
+    status["history"][0].update(val_loss=0.3, val_iou=0.697)
+    (job / "status.json").write_text(json.dumps(status))
+    (job / "train").mkdir()
+    shutil.copy(tiny_model_path, job / "train" / "best.keras")
+    shutil.copy(tiny_model_path.with_suffix(".json"), job / "train" / "best.json")
+    at = new_app()
+    at.session_state["job_dir"] = str(job)
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception
+    assert any(i.value == "Your training has finished: its best checkpoint (epoch 1, validation IoU 0.697) is not the "
+               "model in use." for i in at.info), [i.value for i in at.info]
+    from pages.components import models
+
+    at.session_state["model_path"] = str(models.shipped())
+    at.run()
+    assert any("is not the model in use (crop_unet_light.keras)." in i.value for i in at.info)
+    [b for b in at.button if b.key == "use_finished_training"][0].click().run()
+    assert not at.exception and at.session_state["model_path"] == str(job / "train" / "best.keras")
+    assert not [b for b in at.button if b.key == "use_finished_training"]  # in use: nothing more to offer
+    at.switch_page("pages/quality.py").run()
+    assert not [b for b in at.button if b.key == "use_finished_training"]
+
+
 #: a region of the sample scene under 8 px a side (drawn by a user zoomed in)
 SMALL_REGION = {"type": "Feature", "properties": {"crs": "image", "name": "drawn"},
                 "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [6, 0], [6, 6], [0, 6], [0, 0]]]}}

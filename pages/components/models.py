@@ -147,12 +147,41 @@ def use_model(path: str) -> None:
         state.forget_prediction()
 
 
+def offer_finished_training(model_in_use: str | None) -> None:
+    """Where the training this session follows has finished with a best checkpoint that is not the
+    model in use, say so with a button that makes it the model in use (the Predict page offered the
+    shipped weights, or ran the model in use, with the training's result a page away, unsaid)."""
+    from core import jobs
+    from core.errors import CropMapError
+
+    followed = state.job_dir()
+    if not followed:
+        return
+    try:
+        js = jobs.status(followed)
+    except CropMapError:
+        return
+    if not jobs.best_not_in_use(followed, js, model_in_use):
+        return
+    kept = js.best()
+    which = "" if kept is None else (f" (epoch {kept['epoch']}" + (f", validation IoU {float(kept['val_iou']):.3f})"
+                                                                 if kept.get("val_iou") is not None else ")"))
+    st.info(f"Your training has finished: its best checkpoint{which} is not the model in use"
+            + (f" ({label(model_in_use)})." if model_in_use else "."), icon=":material/model_training:")
+    if st.button("Use the training's best checkpoint", key="use_finished_training"):
+        with ui.errors_shown(stop=True):
+            use_model(str(Path(followed) / jobs.TRAIN_SUBDIR / "best.keras"))
+        st.rerun()
+
+
 def require_model(model_path: str | None, offer_shipped: bool = False) -> str:
     """The model in use, or end the page saying what to do: none loaded yet (with ``offer_shipped``,
-    a button that loads the shipped weights right here, the usual choice), or its files gone since
-    it was loaded (deleted or moved, e.g. a cleaned work folder), which no prediction can fix."""
+    a button that loads the shipped weights right here, the usual choice, after the best checkpoint of a
+    training that finished, :func:`offer_finished_training`), or its files gone since it was loaded (deleted or moved, e.g. a cleaned work folder), which no prediction can fix."""
     from core.model import model_files
 
+    if offer_shipped:  # (the Predict page: where a model is chosen to run)
+        offer_finished_training(model_path)
     if not model_path:
         if offer_shipped and shipped().exists():
             st.info("Load a model first: the shipped weights here, or an uploaded or trained model on the Model page.",
