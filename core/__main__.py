@@ -677,8 +677,10 @@ def main(argv: list[str] | None = None) -> int:
         commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     _refuse_empty_values(commands[args.command], args)
     _RECEIVED.clear()
+    # a signal the caller ignores stays ignored: `nohup python -m core train ... &` (SIGHUP ignored) went on
+    # dying when the terminal closed, and a background shell's SIGINT is ignored too
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-                if threading.current_thread() is threading.main_thread()}
+                if threading.current_thread() is threading.main_thread() and signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         with warnings.catch_warnings():
             _quiet_rasterio()

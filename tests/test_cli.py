@@ -568,9 +568,38 @@ def test_a_ctrl_c_that_code_turns_into_another_exception_is_still_an_interruptio
         raise AssertionError("no SIGINT came")
 
     monkeypatch.setattr(core.raster, "grid_of_file", mangled)
-    assert main(["info", "--image", str(small_scene[0])]) == 130
-    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: interrupted; ")
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as it was
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # (as a terminal starts it; a background run ignores it)
+    try:
+        assert main(["info", "--image", str(small_scene[0])]) == 130
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: interrupted; ")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as it was
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_signal_the_caller_ignores_stays_ignored(small_scene, capsys):
+    """`nohup python -m core ... &` ignores SIGHUP: the command put its own handler in, and died of a
+    SIGHUP when the terminal closed ("error: interrupted")."""
+    import signal
+
+    import core.raster
+
+    seen = {}
+
+    real = core.raster.grid_of_file
+
+    def look(path):
+        seen["hup"] = signal.getsignal(signal.SIGHUP)
+        return real(path)
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        core.raster.grid_of_file = look
+        assert main(["info", "--image", str(small_scene[0])]) == 0
+    finally:
+        core.raster.grid_of_file = real
+        signal.signal(signal.SIGHUP, before)
+    assert seen["hup"] is signal.SIG_IGN
 
 
 def test_an_interruption_says_what_each_command_leaves():
