@@ -390,7 +390,10 @@ def parse_bbox(text: str, image: bool = False) -> tuple[float, float, float, flo
         raise RegionError(f"'{bad[0]}' is not a number: {four}")
     if len(parts) != 4:
         raise RegionError(f"{four}, not {len(parts)}")
-    xmin, ymin, xmax, ymax = (float(p) for p in parts)
+    values = [float(p) for p in parts]
+    if huge := [p for p, v in zip(parts, values) if not math.isfinite(v)]:  # ("1e400": infinity, cut to the image)
+        raise RegionError(f"'{huge[0]}' is too large a number: {four}")
+    xmin, ymin, xmax, ymax = values
     return xmin, ymin, xmax, ymax
 
 

@@ -466,6 +466,8 @@ def test_a_box_typed_or_pasted_is_read_as_four_numbers_never_evaluated():
                  " (-72.778645; -16.651663; -72.66865; -16.57553) ", "-72.778645 -16.651663\t-72.66865 -16.57553"):
         assert parse_bbox(text) == camana, text
     assert parse_bbox("1e2, .5, +3, 4.") == (100.0, 0.5, 3.0, 4.0)
+    with pytest.raises(RegionError, match="'1e400' is too large a number"):  # (infinity, silently cut to the image)
+        parse_bbox("0, 0, 1e400, 10")
     for text, said in (("1, 2, 3", "not 3"), ("", "not 0"), ("1, 2, 3, 4, 5", "not 5"),
                        ("__import__('os'), 1, 2, 3", "'__import__('os')' is not a number"),
                        ("1, 2, 3, 4 * 2", "'*' is not a number"), ("nan, 1, 2, 3", "'nan' is not a number")):

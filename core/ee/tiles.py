@@ -80,6 +80,8 @@ def tile_url(
     if not url:
         url = f"https://earthengine.googleapis.com/v1/{result['mapid']}/tiles/{{z}}/{{x}}/{{y}}"
     with _lock:
+        for old in [k for k, (expires, _) in _cache.items() if expires <= t]:  # (a server's regions pile up)
+            del _cache[old]
         _cache[key] = (t + ttl, url)
     return url
 

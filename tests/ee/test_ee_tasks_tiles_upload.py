@@ -150,6 +150,11 @@ def test_tile_url_cache_ttl(ee_offline):
     asset = tiles.asset_layer("projects/p/assets/pred", **kw)
     assert asset.name == "projects/p/assets/pred" and calls[-1]["max"] == 100
     assert tiles.TTL_SECONDS < 4 * 3600
+    # expired URLs are dropped as new ones come (a server's regions piled up in the cache)
+    assert len(tiles._cache) == 5
+    now[0] += 601
+    tiles.asset_layer("projects/p/assets/other", **kw)
+    assert len(tiles._cache) == 1
 
 
 # ------------------------------------------------------------------------------------ upload
