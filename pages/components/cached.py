@@ -113,12 +113,23 @@ def secrets() -> dict | None:
 
 
 # ---------------------------------------------------------------------- images and labels
-@st.cache_data(max_entries=4, show_spinner="Reading the image...")
+def _read_only(*arrays: np.ndarray) -> None:
+    """Mark arrays kept once for every caller (st.cache_resource) read-only: a page that changed one in
+    place would change it for every later run and session, so it gets an error instead."""
+    for a in arrays:
+        a.setflags(write=False)
+
+
+# Arrays are kept with st.cache_resource, handed out as they are: st.cache_data gave each call a copy
+# (a 4096 x 4096 region's features: 350 MB and 0.18 s a call, several calls a rerun, a threshold's move).
+@st.cache_resource(max_entries=4, show_spinner="Reading the image...")
 def image_arrays(path: str, path_mtime: float) -> tuple[np.ndarray, np.ndarray, Grid]:
-    """(features, valid, grid) of a (scene) image. Raises CropMapError subclasses."""
+    """(features, valid, grid) of a (scene) image, read-only. Raises CropMapError subclasses."""
     from core.raster import read_image
 
-    return read_image(path)
+    feats, valid, grid = read_image(path)
+    _read_only(feats, valid)
+    return feats, valid, grid
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -131,13 +142,15 @@ def image_warnings(path: str, path_mtime: float, band_map: dict[str, int] | None
         return reader.warnings
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
+@st.cache_resource(max_entries=4, show_spinner=False)
 def label_mask(path: str, path_mtime: float, label_map: str) -> np.ndarray:
-    """uint8 crop mask (1/0/255) of a label raster. Raises CropMapError subclasses."""
+    """uint8 crop mask (1/0/255) of a label raster, read-only. Raises CropMapError subclasses."""
     from core.labels import get_class_map
     from core.raster import read_labels
 
-    return read_labels(path, get_class_map(label_map))
+    mask = read_labels(path, get_class_map(label_map))
+    _read_only(mask)
+    return mask
 
 
 @st.cache_data(max_entries=24, show_spinner=False)
@@ -293,15 +306,17 @@ def prediction_work(key: tuple) -> Callable[[Callable[[int, int], None] | None],
     return work
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
+@st.cache_resource(max_entries=4, show_spinner=False)
 def probability(key: tuple) -> np.ndarray:
-    """Crop probability (h, w) float32, NaN = no data, for a prediction key
+    """Crop probability (h, w) float32, NaN = no data, read-only, for a prediction key
     (image path, mtime, region key, model path, mtime, views); predicted now if never done.
 
     Raises:
         CropMapError subclasses.
     """
-    return np.load(prediction_work(key)())
+    prob = np.load(prediction_work(key)())
+    _read_only(prob)
+    return prob
 
 
 def prediction_key(image_path: str, region_key: str, model_path: str, views: int = 1) -> tuple:
