@@ -173,6 +173,7 @@ if has_labels:
             # the patches do not carry their pixel size: kept here for the model trained on them (its card)
             pixel_m = grid.pixel_size_m() or sc.extra.get("pixel_size_m")
             state.put(state.PATCHES, {"train": str(made.train.path), "test": str(made.test.path), "note": made.note,
+                                      "image": str(sc.image_path),  # (a model trained on them: on its pixels)
                                       "pixel_size_m": pixel_m, "size": int(size), "stored": made.train.config.full_size,
                                       "crop": [made.train.crop_fraction, made.test.crop_fraction],
                                       "count": [made.train.count, made.test.count],

@@ -258,7 +258,8 @@ with tab_train:
                 cut = state.get(state.PATCHES) or {}  # the Data page's patches know their pixel size; others do not
                 mine = (train_path.strip(), val_path.strip()) == (cut.get("train"), cut.get("test"))
                 jobs.start_training([train_path.strip()], [val_path.strip()], job_dir, config=config, note=note,
-                                    one_at_a_time=True, pixel_size_m=cut.get("pixel_size_m") if mine else None)
+                                    one_at_a_time=True, pixel_size_m=cut.get("pixel_size_m") if mine else None,
+                                    trained_on=cut.get("image") if mine else None)  # (scored there: said so)
             else:
                 sc = scene.current_scene_shown()
                 if sc.labels_path is None or sc.label_map is None:

@@ -103,6 +103,7 @@ def test_data_page_cuts_patches_and_hands_them_to_training(fake_map):
     made = at.session_state["patches"]
     assert made["count"] == [5, 2] and "held out" in made["note"]
     assert made["pixel_size_m"] == 30.0  # the sample's stated pixel size, for the card of a model trained on them
+    assert made["image"] == at.session_state["scene"]["image_path"]  # (a model trained on them: on these pixels)
     assert "5 training patches" in texts(at) and "2 test patches" in texts(at)
     assert not [w for w in at.warning if "repeat" in w.value]  # 300 px holds many different 64 px patches
     from core.patchset import open_patch_set

@@ -152,13 +152,16 @@ def test_model_page_trains_on_exported_patches(fake_map, small_scene, tmp_path, 
     assert train == [str(tmp_path / "train_*.tfrecord.gz")] and val == [str(tmp_path / "test_000.tfrecord.gz")]
     assert kw["note"] == ("Training on 1 TFRecord file(s) of 160 px patches (a random 128 px crop of each); "
                           "validation on the centre 128 px of 1 TFRecord file(s) of 160 px patches.")
-    assert kw["pixel_size_m"] is None  # patches from elsewhere do not say their pixel size
-    # those the Data page cut do (kept with them), and the model's card gets it
+    assert kw["pixel_size_m"] is None and kw["trained_on"] is None  # patches from elsewhere do not say their pixel size
+    # those the Data page cut do (kept with them), and the model's card gets it; and the scene they were
+    # cut from, where the model's figures are then training-set figures (said on Predict and Quality)
     at.session_state["patches"] = {"train": str(tmp_path / "train_*.tfrecord.gz"),
-                                   "test": str(tmp_path / "test_000.tfrecord.gz"), "pixel_size_m": 10.0}
+                                   "test": str(tmp_path / "test_000.tfrecord.gz"), "pixel_size_m": 10.0,
+                                   "image": "/scenes/abc/image.tif"}
     by_label(at.button, "Start training").click()
     at.run()
     assert not at.exception and calls[-1][1]["pixel_size_m"] == 10.0
+    assert calls[-1][1]["trained_on"] == "/scenes/abc/image.tif"
     at.switch_page("pages/data.py")
     at.run()
     at.switch_page("pages/model.py")

@@ -224,6 +224,35 @@ def test_quality_warns_that_a_model_trained_on_this_region_is_scored_on_its_trai
     assert not [w for w in at.warning if "trained on this region's pixels" in w.value]
 
 
+def test_quality_warns_of_a_model_trained_on_another_region_overlapping_this_one(fake_map, tiny_model_path, tmp_path):
+    """A model trained on one region, scored on another that overlaps it (the whole image, a redrawn
+    outline): the warning looked for the same scene file only, and said nothing of a third of the scored
+    pixels being training pixels."""
+    import json
+
+    from core.region import Region
+    from core.sources.local import LocalSource
+
+    trained = LocalSource.sample().fetch(Region.from_bbox(128, 0, 384, 256, crs="image"), tmp_path / "scene")
+    job = tmp_path / "job-20261201-214012-ab12cd"
+    (job / "train").mkdir(parents=True)
+    shutil.copy(tiny_model_path, job / "train" / "best.keras")
+    shutil.copy(tiny_model_path.with_suffix(".json"), job / "train" / "best.json")
+    (job / "job.json").write_text(json.dumps({"kind": "train", "params": {"trained_on": str(trained.image_path)}}))
+    at = predict_page(job / "train" / "best.keras")  # the region: columns 0-255, rows 0-255
+    at.button[0].click().run()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and not at.error
+    assert [w.value for w in at.warning if w.value.startswith(
+        "This model was trained on pixels of this image that cover 50% of this region's box")], \
+        [w.value for w in at.warning]
+    # a region it does not overlap: nothing said
+    far = LocalSource.sample().fetch(Region.from_bbox(600, 600, 700, 700, crs="image"), tmp_path / "far")
+    (job / "job.json").write_text(json.dumps({"kind": "train", "params": {"trained_on": str(far.image_path)}}))
+    at.run()
+    assert not [w for w in at.warning if "trained on" in w.value]
+
+
 def _map_path(at) -> tuple:
     """Where the map stands in the page's element tree (its delta path under the main area)."""
     def find(node, path):

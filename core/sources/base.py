@@ -95,6 +95,37 @@ def scene_origin(scene_image: str | Path) -> str:
     return Path(scene_image).name
 
 
+def scene_window(scene_image: str | Path) -> tuple[str, int, int, int, int] | None:
+    """(the source image, row, col, height, width) of a local scene cut from it (its ``scene.json``),
+    or None (no scene folder, or a scene of another kind)."""
+    import json
+
+    try:
+        meta = json.loads((Path(scene_image).parent / "scene.json").read_text())
+        extra = meta.get("extra", meta)
+        source = extra["source"]
+        if not isinstance(source, str) or not source.lower().endswith((".tif", ".tiff", ".json")):
+            return None
+        return (str(Path(source).resolve()), int(extra["row_off"]), int(extra["col_off"]), int(extra["height"]),
+                int(extra["width"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def shared_pixels(one: str | Path, other: str | Path) -> float:
+    """The share (0-1) of scene ``other``'s pixels that scene ``one`` holds too: 1 for the same file,
+    the overlap of their windows for two regions cut from one image (:func:`scene_window`), else 0.
+    (A model trained on ``one`` is scored on training pixels over that share of ``other``.)"""
+    if Path(one).resolve() == Path(other).resolve():
+        return 1.0
+    a, b = scene_window(one), scene_window(other)
+    if a is None or b is None or a[0] != b[0] or not b[3] or not b[4]:
+        return 0.0
+    rows = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    cols = min(a[2] + a[4], b[2] + b[4]) - max(a[2], b[2])
+    return max(rows, 0) * max(cols, 0) / (b[3] * b[4])
+
+
 def scene_surroundings(scene_image: str | Path):
     """The context image's features and validity (as :meth:`core.raster.ImageReader.read` gives
     them) at the pixels of the scene whose ``image.tif`` is ``scene_image``: what lies there outside

@@ -68,6 +68,11 @@ def show_trained_on_this_image(model_path: str | os.PathLike, image_path: str | 
         return
     if origin is None:
         return
+    if origin[2] < 0.999:  # another region of the image, overlapping this one (said with how much)
+        st.warning(f"This model was trained on pixels of this image that cover {origin[2]:.0%} of this region's box, "
+                   "so its figures here are partly training-set figures: they flatter it. Compare models on pixels "
+                   "none of them was trained on.", icon=":material/warning:")
+        return
     st.warning("This model was trained on this region's pixels, so its figures here are mostly training-set "
                "figures: they flatter it. " + (origin[1] + " " if origin[1] else "")
                + ("The training's validation figures are the honest ones." if beside_card else
@@ -82,13 +87,18 @@ def _shipped_on_sample(model_path: str | os.PathLike) -> bool:
             and Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve())
 
 
-def _trained_here(model_path: str | os.PathLike, image_path: str | os.PathLike) -> tuple[str, str] | None:
-    """(the image, the job's note) where a training job made ``model_path`` from ``image_path``'s
-    pixels (:func:`core.jobs.trained_on`), else None."""
+def _trained_here(model_path: str | os.PathLike, image_path: str | os.PathLike) -> tuple[str, str, float] | None:
+    """(the image, the job's note, the share of ``image_path``'s pixels it holds) where a training job made
+    ``model_path`` from pixels of ``image_path`` (:func:`core.jobs.trained_on`): the same scene, or
+    another region of the same image that overlaps it (:func:`core.sources.base.shared_pixels`); else None."""
     from core import jobs
+    from core.sources.base import shared_pixels
 
     origin = jobs.trained_on(model_path)
-    return origin if origin is not None and Path(origin[0]).resolve() == Path(image_path).resolve() else None
+    if origin is None:
+        return None
+    share = shared_pixels(origin[0], image_path)
+    return (*origin, share) if share > 0 else None
 
 
 def _base_trained_here(model_path: str | os.PathLike, image_path: str | os.PathLike) -> str | None:
