@@ -176,7 +176,8 @@ def test_quality_warns_that_a_model_trained_on_this_region_is_scored_on_its_trai
     card["metrics"] = {"val": {"val_loss": 0.4, "epoch": 8}}  # as a job's best checkpoint has it
     (job / "train" / "best.json").write_text(json.dumps(card))
     (job / "job.json").write_text(json.dumps({"kind": "train", "params": {"trained_on": image},
-                                              "note": "Validated on the held-out columns 192-255."}))
+                                              "note": "Validated on the held-out columns 192-255. Resumed from the "
+                                                      "training of 2026-12-01 21:30."}))
     at.session_state["model_path"] = str(job / "train" / "best.keras")
     at.run()
     at.button[0].click().run()  # Predict with it
@@ -184,6 +185,7 @@ def test_quality_warns_that_a_model_trained_on_this_region_is_scored_on_its_trai
     assert not at.exception and not at.error
     warned = [w.value for w in at.warning if "trained on this region's pixels" in w.value]
     assert len(warned) == 1 and "held-out columns 192-255" in warned[0]
+    assert "Resumed" not in warned[0]  # (a resumed run's note: nothing to do with the figures)
     # which training made it (every training leaves a best.keras), here and in the sidebar
     assert any(c.value == "Prediction by best.keras (training of 2026-12-01 21:40, epoch 8)." for c in at.caption)
     assert "Model: best.keras (training of 2026-12-01 21:40, epoch 8)" in " ".join(c.value for c in at.sidebar.caption)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -73,8 +74,10 @@ def show_trained_on_this_image(model_path: str | os.PathLike, image_path: str | 
                    "so its figures here are partly training-set figures: they flatter it. Compare models on pixels "
                    "none of them was trained on.", icon=":material/warning:")
         return
+    # the job's note says which block was held out; not that the run was resumed (nothing to do with the figures)
+    note = re.sub(r"\s*Resumed from [^.]*\.", "", origin[1] or "").strip()
     st.warning("This model was trained on this region's pixels, so its figures here are mostly training-set "
-               "figures: they flatter it. " + (origin[1] + " " if origin[1] else "")
+               "figures: they flatter it. " + (note + " " if note else "")
                + ("The training's validation figures are the honest ones." if beside_card else
                   "The training's validation figures (Model page) are the honest ones."), icon=":material/warning:")
 
