@@ -76,15 +76,13 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
         RegionError: not four numbers, west >= east, south >= north, or outside lon/lat ranges.
     """
     from core.errors import RegionError
+    from core.region import parse_bbox as four_numbers
 
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        values = ()
-    if len(values) != 4 or any(v != v for v in values):  # v != v: NaN
-        raise RegionError(f"--bbox takes four numbers WEST,SOUTH,EAST,NORTH in degrees (e.g. -72.78,-16.65,-72.67,-16.58), got {text!r}")
-    w, s, e, n = values
+    try:  # the numbers read as predict --bbox and the Region page's box read them (never evaluated)
+        w, s, e, n = four_numbers(str(text))
+    except RegionError:
+        raise RegionError(f"--bbox takes four numbers WEST,SOUTH,EAST,NORTH in degrees (e.g. -72.78,-16.65,-72.67,-16.58), "
+                          f"got {text!r}") from None
     if not (-180 <= w < e <= 180):
         # a box a few degrees wide across the 180th meridian (Fiji, Chukotka), not west and east swapped
         across = -180 <= e < w <= 180 and (e - w) % 360 <= 10

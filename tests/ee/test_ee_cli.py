@@ -115,7 +115,9 @@ def test_parse_helpers():
     from core.errors import ConfigError, RegionError
 
     assert cli.parse_bbox("-72.78, -16.65,-72.67,-16.58") == (-72.78, -16.65, -72.67, -16.58)
-    for bad in ("1,2,3", "a,b,c,d", "10,0,5,1", "0,5,1,0", "0,-95,1,1", "-190,0,1,1", "nan,0,1,1"):
+    # as predict --bbox reads a box: spaces and brackets too (a notebook's list pasted)
+    assert cli.parse_bbox("[-72.78 -16.65 -72.67 -16.58]") == (-72.78, -16.65, -72.67, -16.58)
+    for bad in ("1,2,3", "a,b,c,d", "10,0,5,1", "0,5,1,0", "0,-95,1,1", "-190,0,1,1", "nan,0,1,1", "0,0,1e400,1"):
         with pytest.raises(RegionError):
             cli.parse_bbox(bad)
     with pytest.raises(RegionError, match=r"; give a region across the 180th meridian as two boxes, one on each side, "
