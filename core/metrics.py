@@ -214,6 +214,40 @@ def threshold_curve(prob: np.ndarray, label_mask: np.ndarray, thresholds: Sequen
     return rows
 
 
+#: a best F1 less than this above the threshold in use is not worth a move (it moved the crop area by
+#: several percent for +0.001 F1)
+BEST_F1_GAIN = 0.005
+
+
+@dataclass(frozen=True)
+class BestThreshold:
+    """The threshold of a :func:`threshold_curve` with the best F1, against the one in use."""
+
+    threshold: float
+    f1: float
+    #: predicted / labelled crop at it (recall / precision), None where nothing is predicted crop
+    area_ratio: float | None
+    #: whether moving to it gains at least :data:`BEST_F1_GAIN` F1 over the threshold in use
+    worth_moving: bool
+    #: whether it is the threshold in use
+    in_use: bool
+
+
+def best_threshold(curve: Sequence[dict], current: float, current_f1: float | None,
+                   min_gain: float = BEST_F1_GAIN) -> BestThreshold | None:
+    """The threshold of ``curve`` (:func:`threshold_curve` rows) with the best F1, or None where no
+    threshold finds any crop (every F1 0 or undefined: no crop predicted, or none in the labels)."""
+    if not curve:
+        return None
+    best = max(curve, key=lambda r: r["f1"] or 0.0)
+    if not (best["f1"] or 0.0) > 0:
+        return None
+    ratio = best["recall"] / best["precision"] if best["precision"] else None
+    in_use = abs(best["threshold"] - float(current)) <= 1e-9
+    gain = best["f1"] - (current_f1 or 0.0)
+    return BestThreshold(float(best["threshold"]), float(best["f1"]), ratio, not in_use and gain >= min_gain, in_use)
+
+
 def class_areas(codes: np.ndarray, crop_codes: frozenset[int] | set[int],
                 pixel_area_ha: float | np.ndarray | None = None) -> list[dict]:
     """How much of each class of a label product there is, largest first, over codes >= 0 (-1 = no data).

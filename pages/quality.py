@@ -5,18 +5,17 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.metrics import SCORE_HELP, few_pixels_note, format_area
+from core.metrics import BEST_F1_GAIN, SCORE_HELP, best_threshold, few_pixels_note, format_area
 from core.model import load_card, resolution_warning
 from pages.components import cached, charts, models, navigation, parts, predictions, regionmap, scene, state, ui
 
 #: label classes listed under "Where the errors are"
 TOP_CLASSES = 6
-#: the F1 that the best threshold must add to the threshold in use for the page to offer it
-BEST_F1_GAIN = 0.005
 #: why the page has nothing to show for a source without labels, and what to do
 NO_LABELS = ("This image has no labels, so there is nothing to check a prediction against. To check one, choose "
              "a source with labels on the Region page: the sample scene, your image with its labels GeoTIFF, or "
              "Earth Engine settings with a label product.")
+
 
 def area_line(areas: dict) -> str:
     """The crop area predicted against the labels' (core.metrics.crop_area_agreement), in one line."""
@@ -179,26 +178,24 @@ with right:
         st.caption(note)
     st.markdown("**Scores against the threshold**")
     st.altair_chart(charts.threshold_chart(curve, float(threshold)), width="stretch")
-    best = max(curve, key=lambda r: r["f1"] or 0.0)
-    found = label_crop and (best["f1"] or 0.0) > 0  # with no crop found (or none to find), no threshold is best
-    if label_crop and not found:
+    best = best_threshold(curve, float(threshold), conf["f1"]) if label_crop else None  # (none: nothing to find)
+    if label_crop and best is None:
         st.caption("No threshold finds any of the labels' crop: the model takes none of it for crop here.")
-    elif found:
-        st.caption(f"Best F1 {best['f1']:.3f} at threshold {best['threshold']:.2f}.")
+    elif best is not None:
+        st.caption(f"Best F1 {best.f1:.3f} at threshold {best.threshold:.2f}.")
         # chosen on the labels it is scored against: say so, and what it does to the crop area
-        ratio = best["recall"] / best["precision"] if best["precision"] else None  # predicted / labelled crop
-        there = (f"At threshold {best['threshold']:.2f} the predicted crop area is {abs(ratio - 1):.1%} "
+        ratio = best.area_ratio  # predicted / labelled crop
+        there = (f"At threshold {best.threshold:.2f} the predicted crop area is {abs(ratio - 1):.1%} "
                  f"{'larger' if ratio > 1 else 'smaller'} than the labelled one. "
                  if ratio is not None and abs(ratio - 1) >= 0.0005 else "")
         st.caption(there + "The threshold is picked on these labels, so its figures are optimistic for other regions.")
-    gain = (best["f1"] or 0.0) - (conf["f1"] or 0.0) if found else 0.0
-    if found and abs(best["threshold"] - float(threshold)) > 1e-9 and gain < BEST_F1_GAIN:
+    if best is not None and not best.in_use and not best.worth_moving:
         # a button for a gain in the third decimal moved the crop area by several percent for nothing
         st.caption(f"F1 at threshold {float(threshold):.2f} is within {BEST_F1_GAIN} of the best: little to gain "
                    "by moving it.")
-    elif found and abs(best["threshold"] - float(threshold)) > 1e-9:
-        st.button(f"Use threshold {best['threshold']:.2f}", key="quality_use_best",
-                  on_click=use_threshold, args=(float(best["threshold"]),),
+    elif best is not None and best.worth_moving:
+        st.button(f"Use threshold {best.threshold:.2f}", key="quality_use_best",
+                  on_click=use_threshold, args=(best.threshold,),
                   help="Sets the threshold of the Predict and Quality pages. It is chosen on these labels, "
                        "so expect somewhat lower figures on other regions.")
 

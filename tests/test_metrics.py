@@ -185,3 +185,20 @@ def test_areas_are_shown_in_hectares_or_acres_with_the_same_precision():
     utm = Grid("EPSG:32631", (100.0, 0.0, 500000.0, 0.0, -100.0, 5630000.0), 3, 2)
     mask = np.array([[1, 1, 0], [0, 255, 1]], np.uint8)
     assert describe_crop(crop_area(mask, utm.pixel_area_ha()), utm, "acres").startswith("Crop 7.4 ac, 60.0% of")
+
+
+def test_the_best_threshold_and_whether_it_is_worth_moving_to():
+    from core.metrics import BEST_F1_GAIN, best_threshold
+
+    curve = [{"threshold": 0.3, "f1": 0.80, "precision": 0.7, "recall": 0.93},
+             {"threshold": 0.4, "f1": 0.85, "precision": 0.8, "recall": 0.9},
+             {"threshold": 0.5, "f1": 0.848, "precision": 0.85, "recall": 0.846}]
+    best = best_threshold(curve, 0.3, 0.80)
+    assert (best.threshold, best.f1, best.worth_moving, best.in_use) == (0.4, 0.85, True, False)
+    assert best.area_ratio == pytest.approx(0.9 / 0.8)  # predicted / labelled crop there
+    assert not best_threshold(curve, 0.5, 0.848).worth_moving  # +0.002 F1: not worth a move
+    assert best_threshold(curve, 0.5, 0.848, min_gain=0.001).worth_moving and BEST_F1_GAIN == 0.005
+    assert best_threshold(curve, 0.4, 0.85).in_use and not best_threshold(curve, 0.4, 0.85).worth_moving
+    # no threshold finds crop: no best
+    assert best_threshold([{"threshold": 0.5, "f1": None, "precision": None, "recall": 0.0}], 0.5, None) is None
+    assert best_threshold([], 0.5, None) is None
