@@ -92,9 +92,8 @@ def test_training_curves_are_named_and_not_drawn_empty_after_one_epoch(fake_map,
     assert score_spec["encoding"]["color"]["legend"] == {"orient": "top", "columns": 2}
 
 
-def test_the_best_epoch_is_named_where_it_is_not_the_last(fake_map, tmp_path, tiny_model_path):
-    """The best checkpoint was epoch 1 of 3, yet the bar and the curves gave only the last epoch's figures,
-    and "Use the best checkpoint" did not say which it was: a presenter quoted the wrong number."""
+def _finished_with_best(tmp_path, tiny_model_path) -> Path:
+    """A finished 3-epoch training job whose best checkpoint (a copy of the tiny model) is epoch 1's."""
     import shutil
 
     job = Path(_finished_job(tmp_path / "work", 3))
@@ -104,6 +103,13 @@ def test_the_best_epoch_is_named_where_it_is_not_the_last(fake_map, tmp_path, ti
     (job / "train").mkdir()
     shutil.copy(tiny_model_path, job / "train" / "best.keras")
     shutil.copy(tiny_model_path.with_suffix(".json"), job / "train" / "best.json")
+    return job
+
+
+def test_the_best_epoch_is_named_where_it_is_not_the_last(fake_map, tmp_path, tiny_model_path):
+    """The best checkpoint was epoch 1 of 3, yet the bar and the curves gave only the last epoch's figures,
+    and "Use the best checkpoint" did not say which it was: a presenter quoted the wrong number."""
+    job = _finished_with_best(tmp_path, tiny_model_path)
     at = new_app()
     at.session_state["job_dir"] = str(job)
     at.switch_page("pages/model.py").run()
@@ -137,15 +143,7 @@ def test_the_best_epoch_is_named_where_it_is_not_the_last(fake_map, tmp_path, ti
 def test_the_predict_page_offers_a_finished_trainings_best_checkpoint(fake_map, tmp_path, tiny_model_path):
     """The Predict page offered the shipped weights (or ran the model in use) while this session's
     training had finished, its best checkpoint a page away and unsaid."""
-    import shutil
-
-    job = Path(_finished_job(tmp_path / "work", 3))
-    status = json.loads((job / "status.json").read_text())
-    status["history"][0].update(val_loss=0.3, val_iou=0.697)
-    (job / "status.json").write_text(json.dumps(status))
-    (job / "train").mkdir()
-    shutil.copy(tiny_model_path, job / "train" / "best.keras")
-    shutil.copy(tiny_model_path.with_suffix(".json"), job / "train" / "best.json")
+    job = _finished_with_best(tmp_path, tiny_model_path)
     at = new_app()
     at.session_state["job_dir"] = str(job)
     at.switch_page("pages/predict.py").run()
