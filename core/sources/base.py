@@ -52,18 +52,32 @@ class SceneContext:
 SCENE_IMAGE = "image.tif"
 
 
+def _scene_json(scene_image: str | Path) -> tuple[dict, dict] | None:
+    """(the ``scene.json`` beside ``scene_image``, its ``extra``: a local scene's Scene holds one, an Earth
+    Engine scene's file is its extra), or None where there is none or it cannot be read."""
+    import json
+
+    try:
+        meta = json.loads((Path(scene_image).parent / "scene.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    extra = meta.get("extra", meta)
+    return (meta, extra) if isinstance(extra, dict) else None
+
+
 def scene_context(scene_image: str | Path) -> SceneContext | None:
     """The context of the scene whose ``image.tif`` is ``scene_image`` (from the ``scene.json``
     beside it), or None: no scene folder, a scene that is its own context, or another file of the
     folder (e.g. the scene resampled beside it, or the context itself)."""
-    import json
-
     if Path(scene_image).name != SCENE_IMAGE:  # (its pixels are not the scene's: read at the scene's place)
         return None
     folder = Path(scene_image).parent
+    if (meta := _scene_json(scene_image)) is None:
+        return None
+    extra = meta[1]
     try:
-        meta = json.loads((folder / "scene.json").read_text())
-        extra = meta["extra"] if "extra" in meta else meta  # a local scene's Scene, or an Earth Engine scene's extra
         ctx = extra["context"]
         r, c = int(ctx["row_off"]), int(ctx["col_off"])
         frame = (int(extra.get("row_off", r)) - r, int(extra.get("col_off", c)) - c)
@@ -73,43 +87,33 @@ def scene_context(scene_image: str | Path) -> SceneContext | None:
     return found if found.path.is_file() else None
 
 
-def scene_origin(scene_image: str | Path) -> str:
-    """What the scene whose ``image.tif`` is ``scene_image`` was cut from, in words for a file's tags:
-    the source image's file name and the scene's rows and columns in it (a local scene), or the
-    scene's title (an Earth Engine composite); the file's own name where no ``scene.json`` says."""
-    import json
-
-    try:
-        meta = json.loads((Path(scene_image).parent / "scene.json").read_text())
-        extra = meta.get("extra", meta)
-        source = extra.get("source")
-        if isinstance(source, str) and source.lower().endswith((".tif", ".tiff", ".json")):
-            r, c = int(extra["row_off"]), int(extra["col_off"])
-            h, w = int(extra["height"]), int(extra["width"])
-            return f"{Path(source).name} (rows {r}-{r + h - 1}, columns {c}-{c + w - 1})"
-        title = meta.get("title") or extra.get("title")
-        if isinstance(title, str) and title:
-            return title
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass
-    return Path(scene_image).name
-
-
 def scene_window(scene_image: str | Path) -> tuple[str, int, int, int, int] | None:
     """(the source image, row, col, height, width) of a local scene cut from it (its ``scene.json``),
     or None (no scene folder, or a scene of another kind)."""
-    import json
-
+    if (found := _scene_json(scene_image)) is None:
+        return None
+    extra = found[1]
+    source = extra.get("source")
+    if not isinstance(source, str) or not source.lower().endswith((".tif", ".tiff", ".json")):
+        return None
     try:
-        meta = json.loads((Path(scene_image).parent / "scene.json").read_text())
-        extra = meta.get("extra", meta)
-        source = extra["source"]
-        if not isinstance(source, str) or not source.lower().endswith((".tif", ".tiff", ".json")):
-            return None
         return (str(Path(source).resolve()), int(extra["row_off"]), int(extra["col_off"]), int(extra["height"]),
                 int(extra["width"]))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, ValueError):
         return None
+
+
+def scene_origin(scene_image: str | Path) -> str:
+    """What the scene whose ``image.tif`` is ``scene_image`` was cut from, in words for a file's tags:
+    the source image's file name and the scene's rows and columns in it (a local scene,
+    :func:`scene_window`), or the scene's title (an Earth Engine composite); the file's own name where
+    no ``scene.json`` says."""
+    if (window := scene_window(scene_image)) is not None:
+        source, r, c, h, w = window
+        return f"{Path(source).name} (rows {r}-{r + h - 1}, columns {c}-{c + w - 1})"
+    meta, extra = _scene_json(scene_image) or ({}, {})
+    title = meta.get("title") or extra.get("title")
+    return title if isinstance(title, str) and title else Path(scene_image).name
 
 
 def shared_pixels(one: str | Path, other: str | Path) -> float:

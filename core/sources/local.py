@@ -141,16 +141,16 @@ class LocalSource:
 
         aff = Affine(*grid.transform)
         w, h = grid.width, grid.height
-        step = max(FOOTPRINT_STEP_PX, -(-max(w, h) // FOOTPRINT_MAX_POINTS))
-        cols = [*range(0, w, step), w]
-        rows = [*range(0, h, step), h]
-        edge = ([(c, 0) for c in cols[:-1]] + [(w, r) for r in rows[:-1]]
-                + [(c, h) for c in cols[:0:-1]] + [(0, r) for r in rows[:0:-1]])
-        points = [aff * (c, r) for c, r in edge]
-        lon, lat = transform(grid.crs, "EPSG:4326", [x for x, _ in points], [y for _, y in points])
-        if max(lon) - min(lon) > 180:  # across the 180th meridian: its four corners, as the regions there take it
-            corners = [aff * (c, r) for c, r in ((0, 0), (w, 0), (w, h), (0, h))]
-            lon, lat = transform(grid.crs, "EPSG:4326", [x for x, _ in corners], [y for _, y in corners])
+        corners = [aff * (c, r) for c, r in ((0, 0), (w, 0), (w, h), (0, h))]
+        lon, lat = transform(grid.crs, "EPSG:4326", [x for x, _ in corners], [y for _, y in corners])
+        if max(lon) - min(lon) <= 180:  # (across the 180th meridian: its four corners, as the regions there take it)
+            step = max(FOOTPRINT_STEP_PX, -(-max(w, h) // FOOTPRINT_MAX_POINTS))
+            cols = [*range(0, w, step), w]
+            rows = [*range(0, h, step), h]
+            edge = ([(c, 0) for c in cols[:-1]] + [(w, r) for r in rows[:-1]]
+                    + [(c, h) for c in cols[:0:-1]] + [(0, r) for r in rows[:0:-1]])
+            points = [aff * (c, r) for c, r in edge]
+            lon, lat = transform(grid.crs, "EPSG:4326", [x for x, _ in points], [y for _, y in points])
         if any(abs(x) > 180 for x in lon):  # a lon/lat image of 0-360 degrees (as climate grids have it)
             raise InvalidDataError(
                 f"the image's longitudes run past 180 degrees (to {max(lon, key=abs):g}), so lon/lat regions cannot be "
