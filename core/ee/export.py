@@ -128,6 +128,11 @@ class SampleConfig:
         _require(sum(self.train_points) > 0, "train_points must ask for at least one point")
         _require(1 <= self.tile_scale <= 16, "tile_scale must be 1-16")
 
+    @property
+    def per_class(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """(label value, train points, test points) of not crop, then crop."""
+        return ((NOT_CROP, self.train_points[0], self.test_points[0]), (CROP, self.train_points[1], self.test_points[1]))
+
 
 @dataclass(frozen=True)
 class PatchExportConfig:
@@ -301,7 +306,7 @@ def _stratified(composite: CompositeConfig, labels: LabelConfig, geometry: Mappi
     region has fewer labelled pixels with data), with a seeded random ``split_order`` column."""
     lab = imaged_label(composite, labels, geometry)
     lab = lab.updateMask(lab.neq(NODATA))
-    per_class = [sample.train_points[0] + sample.test_points[0], sample.train_points[1] + sample.test_points[1]]
+    per_class = [n_train + n_test for _, n_train, n_test in sample.per_class]
     return lab.stratifiedSample(
         numPoints=max(per_class),
         classBand=LABEL_BAND,
@@ -334,7 +339,7 @@ def sample_points(
 
     points = _stratified(composite, labels, geometry, sample)
     train, test = ee.List([]), ee.List([])
-    for value, n_train, n_test in ((NOT_CROP, sample.train_points[0], sample.test_points[0]), (CROP, sample.train_points[1], sample.test_points[1])):
+    for value, n_train, n_test in sample.per_class:
         ordered = points.filter(ee.Filter.eq(LABEL_BAND, value)).sort("split_order")
         if n_test:
             test = test.cat(ordered.toList(n_test, 0))
@@ -370,8 +375,7 @@ def check_sample_points(composite: CompositeConfig, labels: LabelConfig, geometr
             found[int(value)] = int(n)
     names = {NOT_CROP: "not crop", CROP: "crop"}
     short = []
-    for value, n_train, n_test in ((NOT_CROP, sample.train_points[0], sample.test_points[0]),
-                                   (CROP, sample.train_points[1], sample.test_points[1])):
+    for value, n_train, n_test in sample.per_class:
         if found[value] < n_train + n_test:
             short.append(f"{found[value]:,} {names[value]} point(s) of the {n_train + n_test:,} asked for "
                          f"({n_train:,} train + {n_test:,} test)")
