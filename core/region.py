@@ -903,6 +903,13 @@ def features_without_area(obj: Any) -> list[str]:
     return out
 
 
+def left_out_note(skipped: Sequence[str], file_name: str, shown: int = 5) -> str:
+    """In words, the features of ``file_name`` left out for holding no polygon (:func:`features_without_area`)."""
+    more = f" and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return (f"{len(skipped)} feature(s) of {file_name} hold no polygon (points, lines or no geometry) and are left "
+            f"out: {', '.join(skipped[:shown])}{more}")
+
+
 def _polygons_of(obj: dict) -> Iterable[Polygon]:
     kind = obj.get("type")
     if kind == "FeatureCollection":

@@ -22,7 +22,7 @@ from core.errors import GridMismatchError, OutsideImageError
 from core.grid import Grid
 from core.labels import CROP, NODATA
 from core.metrics import Confusion, area_ha
-from core.region import IMAGE_CRS, PixelWindow, Region, features_without_area
+from core.region import IMAGE_CRS, PixelWindow, Region, features_without_area, left_out_note
 
 
 #: Largest zones file read (a district's field boundaries; the dashboard's uploads stop at 5 MB)
@@ -144,14 +144,16 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def zones_csv(rows: list[ZoneArea]) -> str:
-    """The table as CSV text (a header, one line per zone; empty cells where a figure is None)."""
+def zones_csv(rows: list[ZoneArea], columns: dict[str, str] | None = None) -> str:
+    """The table as CSV text (a header, one line per zone; empty cells where a figure is None);
+    ``columns``: which fields, under which names (default: every field under its own)."""
+    columns = columns or {name: name for name in ZoneArea.__dataclass_fields__}
     out = io.StringIO()
-    fields = list(ZoneArea.__dataclass_fields__)
-    writer = csv.DictWriter(out, fields, lineterminator="\n")
+    writer = csv.DictWriter(out, list(columns.values()), lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.to_dict().items()})
+        d = row.to_dict()
+        writer.writerow({new: "" if d[old] is None else d[old] for old, new in columns.items()})
     return out.getvalue()
 
 
@@ -165,13 +167,7 @@ LABEL_COLUMNS = {"name": "name", "pixels": "pixels", "valid_pixels": "labelled_p
 def label_zones_csv(rows: list[ZoneArea]) -> str:
     """The labels' crop by zone (rows of :func:`crop_by_zone` over a label mask) as CSV text, in the
     ``label_*`` columns of :data:`LABEL_COLUMNS` (not the prediction's ``crop_*``)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, list(LABEL_COLUMNS.values()), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        d = row.to_dict()
-        writer.writerow({new: "" if d[old] is None else d[old] for old, new in LABEL_COLUMNS.items()})
-    return out.getvalue()
+    return zones_csv(rows, LABEL_COLUMNS)
 
 
 def window_offset(mask_path: str | os.PathLike, grid: Grid) -> tuple[int, int]:
@@ -254,9 +250,7 @@ def write_zones(mask_path: str | os.PathLike, zones_path: str | os.PathLike, out
     zones = read_zones(zones_path)
     mask, grid, warnings = read_crop_mask(mask_path)
     if skipped := features_without_area(json.loads(Path(zones_path).read_bytes())):  # (read whole just above)
-        shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
-        warnings.append(f"{len(skipped)} feature(s) of {Path(zones_path).name} hold no polygon (points, lines or no "
-                        f"geometry) and are left out: {shown}")
+        warnings.append(left_out_note(skipped, Path(zones_path).name))
     labels = None
     if labels_path is not None:
         labels, said = read_labels_on(mask, grid, labels_path, label_map, label_band)

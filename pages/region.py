@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.errors import CropMapError
 from core.bands import parse_band_spec
-from core.region import MAX_GEOJSON_BYTES, Region
+from core.region import MAX_GEOJSON_BYTES, Region, left_out_note
 from core.resample import SHIPPED_PIXEL_SIZE_M, resampled_copies
 from core.labels import CLASS_MAPS
 from core.metrics import format_area, nominal_area
@@ -64,7 +64,7 @@ with st.expander("Earth Engine: any region on Earth (composite and labels settin
             settings = eeform.settings_form(current)
             if current and current.get("labels") and (note := coverage_note(current["labels"].get("product", ""),
                                                                           current["labels"].get("year"))):
-                st.info(note[0].upper() + note[1:] + ".", icon=":material/info:")
+                st.info(ui.sentence(note, "."), icon=":material/info:")
             if settings is not None:
                 # validate before switching (ConfigError says what is wrong), labels over the region too
                 # (CDL outside the US was taken: every layer gone, the reason twice, the settings lost)
@@ -198,9 +198,7 @@ with st.expander("Upload a region (GeoJSON)"):
     if geo_file is not None and st.button("Use this GeoJSON region"):
         with ui.errors_shown():
             if skipped := scene.use_uploaded_region(geo_file.getvalue(), geo_file.name):
-                st.toast(f"{len(skipped)} feature(s) of {geo_file.name} hold no polygon (points, lines or no geometry) "
-                         f"and are left out: {', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}",
-                         icon=":material/info:", duration="long")
+                st.toast(left_out_note(skipped, geo_file.name), icon=":material/info:", duration="long")
             st.rerun()
 
 with st.expander("Enter a box by its coordinates"):
