@@ -19,7 +19,7 @@ import json
 import math
 import re
 from functools import lru_cache
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -469,6 +469,9 @@ class Region:
     #: for a region of several features (a file of fields or farms): each polygon's feature, by its
     #: name (:func:`part_names`); empty for one drawn shape
     parts: tuple[str, ...] = ()
+    #: the names of the features of its file left out for holding no polygon
+    #: (:func:`features_without_area`); not part of the region's identity
+    left_out: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.crs not in (IMAGE_CRS, LONLAT_CRS):
@@ -552,7 +555,7 @@ class Region:
         named = _named_crs(obj) if found_crs == LONLAT_CRS else None
         if named is not None:  # e.g. a layer saved in UTM by GDAL: its coordinates are metres
             polys = _to_lonlat(polys, named)
-        return cls(found_crs, polys, name, part_names(obj, len(polys)))
+        return cls(found_crs, polys, name, part_names(obj, len(polys)), tuple(features_without_area(obj)))
 
     @classmethod
     def from_upload(cls, data: bytes, name: str = "", max_bytes: int = MAX_GEOJSON_BYTES) -> "Region":

@@ -22,7 +22,7 @@ from core.errors import GridMismatchError, OutsideImageError
 from core.grid import Grid
 from core.labels import CROP, NODATA
 from core.metrics import Confusion, area_ha
-from core.region import IMAGE_CRS, PixelWindow, Region, features_without_area, left_out_note
+from core.region import IMAGE_CRS, PixelWindow, Region, left_out_note
 
 
 #: Largest zones file read (a district's field boundaries; the dashboard's uploads stop at 5 MB)
@@ -184,8 +184,9 @@ def window_offset(mask_path: str | os.PathLike, grid: Grid) -> tuple[int, int]:
         return (0, 0)
 
 
-def read_zones(path: str | os.PathLike) -> list[tuple[str, Region]]:
-    """The zones of a GeoJSON file (each feature one zone), of at most :data:`MAX_ZONES_BYTES`.
+def read_zones(path: str | os.PathLike) -> Region:
+    """The region of a GeoJSON file of zones (each feature one zone, :meth:`Region.part_regions`), of at
+    most :data:`MAX_ZONES_BYTES`; its ``left_out`` names the features that hold no polygon.
 
     Raises:
         InputNotFoundError: the file does not exist.
@@ -200,7 +201,7 @@ def read_zones(path: str | os.PathLike) -> list[tuple[str, Region]]:
         data = p.read_bytes()
     except OSError as err:
         raise InputNotFoundError(f"{p} cannot be read ({err.strerror})") from None
-    return Region.from_upload(data, p.stem, MAX_ZONES_BYTES).part_regions()
+    return Region.from_upload(data, p.stem, MAX_ZONES_BYTES)
 
 
 def read_labels_on(mask: np.ndarray, grid: Grid, labels_path: str | os.PathLike, label_map: str,
@@ -247,10 +248,11 @@ def write_zones(mask_path: str | os.PathLike, zones_path: str | os.PathLike, out
     from core.evaluate import read_crop_mask
     from core.files import check_output_file, replacing
 
-    zones = read_zones(zones_path)
+    region = read_zones(zones_path)
+    zones = region.part_regions()
     mask, grid, warnings = read_crop_mask(mask_path)
-    if skipped := features_without_area(json.loads(Path(zones_path).read_bytes())):  # (read whole just above)
-        warnings.append(left_out_note(skipped, Path(zones_path).name))
+    if region.left_out:
+        warnings.append(left_out_note(region.left_out, Path(zones_path).name))
     labels = None
     if labels_path is not None:
         labels, said = read_labels_on(mask, grid, labels_path, label_map, label_band)

@@ -360,8 +360,9 @@ def _upload_regions_script():
     from pages.components import scene, state
 
     for name, geo in st.session_state["uploads"]:
-        try:
-            scene.use_uploaded_region(json.dumps(geo).encode(), name)
+        try:  # (bytes as a file holds them, or a GeoJSON object)
+            skipped = scene.use_uploaded_region(geo if isinstance(geo, bytes) else json.dumps(geo).encode(), name)
+            st.session_state["left_out"] = skipped
         except CropMapError as err:
             st.error(str(err))
     st.session_state["region_after"] = state.get(state.REGION)
@@ -389,6 +390,23 @@ def test_an_uploaded_region_the_source_cannot_use_is_refused_and_the_region_kept
     assert "lonlat.geojson cannot be used: this image is not georeferenced" in errors[1]
     assert "at least 8 x 8 px" in errors[2]
     assert at.session_state["region_after"]["properties"]["name"] == "inside.geojson"  # the usable one, kept
+
+
+def test_an_uploaded_region_not_in_utf8_names_the_features_it_leaves_out(fake_map):
+    """A Windows-1252 file with a point among its fields: the region was read, then the features
+    without a polygon were looked for in the bytes as UTF-8, which raised a traceback."""
+    import json
+
+    fields = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "Feld Müller", "crs": "image"},
+         "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [300, 0], [300, 300], [0, 300], [0, 0]]]}},
+        {"type": "Feature", "properties": {"name": "Brunnen Jäger"}, "geometry": {"type": "Point", "coordinates": [5, 5]}}]}
+    at = AppTest.from_function(_upload_regions_script, default_timeout=TIMEOUT)
+    at.session_state["uploads"] = [("felder.geojson", json.dumps(fields, ensure_ascii=False).encode("cp1252"))]
+    at.run()
+    assert not at.exception and not at.error
+    assert at.session_state["left_out"] == ["Brunnen Jäger"]
+    assert at.session_state["region_after"]["properties"]["name"] == "Feld Müller"
 
 
 def test_region_drawn_outside_the_image_can_be_taken_back(fake_map):

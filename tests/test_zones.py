@@ -125,12 +125,13 @@ def test_zones_from_the_command_line(flanders_mask, tmp_path, capsys):
     mixed["features"] += [{"type": "Feature", "properties": {"name": "Well"},
                            "geometry": {"type": "Point", "coordinates": [3.022, 50.817]}},
                           {"type": "Feature", "properties": {}, "geometry": None}]
-    (tmp_path / "mixed.geojson").write_text(json.dumps(mixed))
+    mixed["features"][2]["properties"]["name"] = "Brunnen Müller"  # saved by an older GIS in Windows-1252:
+    (tmp_path / "mixed.geojson").write_bytes(json.dumps(mixed, ensure_ascii=False).encode("cp1252"))  # not UTF-8
     assert main(["zones", "--pred", str(mask_path), "--zones", str(tmp_path / "mixed.geojson")]) == 0
     said = capsys.readouterr()
     assert [z["name"] for z in json.loads(said.out)] == ["Hof ter Linden", "Kouter"]
     assert ("warning: 2 feature(s) of mixed.geojson hold no polygon (points, lines or no geometry) and are left "
-            "out: Well, feature 4") in said.err
+            "out: Brunnen Müller, feature 4") in said.err
     before = (tmp_path / "z.csv").read_bytes()
     assert "already exists" in err_line(capsys, ["zones", "--pred", str(mask_path), "--zones", str(zones),
                                                  "--out", str(tmp_path / "z.csv")])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from core.errors import CropMapError, EarthEngineError, OutsideImageError, RegionError
 from core.overlays import Bounds, Overlay, focus_bounds, map_bounds
-from core.region import LONLAT_CRS, Region, box_within, features_without_area, image_box_bounds, parse_bbox
+from core.region import LONLAT_CRS, Region, box_within, image_box_bounds, parse_bbox
 from core.sources.base import Progress, Scene
 from core.sources.local import LocalSource
 from pages.components import cached, state
@@ -93,7 +93,7 @@ def use_uploaded_region(data: bytes, name: str) -> list[str]:
     except RegionError as err:
         raise RegionError(f"{name} cannot be used: {str(err).rstrip('.')}. The region in use is kept.") from None
     state.set_region(region.to_geojson())
-    return features_without_area(json.loads(data))  # (valid JSON: read above)
+    return list(region.left_out)
 
 
 def use_box(text: str, image: bool) -> str | None:
