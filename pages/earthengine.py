@@ -6,35 +6,28 @@ interactive work (Region to Quality) downloads pixels directly and needs none of
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import streamlit as st
 
 from core.ee.export import patch_globs, start_jobs
 from core.errors import ConfigError
-from core.ee.tasks import cancel_task
-from core.ee.upload import UploadConfig, default_storage_client, upload_prediction
+from core.ee.tasks import cancel_outcome, cancel_task, ingestion_note
+from core.ee.upload import UploadConfig, default_storage_client, upload_prediction_bytes
 from pages.components import cached, mapview, navigation, predictions, scene, state, ui
 
 
 def ingestion_pending(asset_id: str) -> tuple[bool, str] | None:
     """(failed, what to say) instead of the map while the asset uploaded last is still being ingested
-    (its tiles do not exist yet: asking for them would only fail) or when its ingestion failed; None
-    when it is done, or not this session's upload, or its task is not among the recent ones listed."""
+    or when its ingestion failed (:func:`core.ee.tasks.ingestion_note`); None when it is done, or not
+    this session's upload."""
     made = state.get(state.EE_INGESTION)
     if not made or made[0] != asset_id:
         return None
     rows: list[dict] = []
     with ui.errors_shown():
         rows = cached.ee_tasks(False)
-    row = next((r for r in rows if r["id"] == made[1]), None)
-    if row is None or row["state"] == "COMPLETED":
-        return None
-    if row["state"] == "FAILED":
-        return True, f"{asset_id} was not made. {ui.sentence(row['failure'])}"
-    return False, (f"{asset_id} is being made by ingestion task {made[1]} ({row['state'].lower().replace('_', ' ')}); "
-            "it shows here when the task has completed (Refresh on the Tasks tab to look again).")
+    return ingestion_note(rows, made[1], asset_id)
 
 
 def export_form() -> None:
@@ -180,10 +173,7 @@ with tasks_tab:
             said = []
             with ui.errors_shown():
                 for tid in chosen:
-                    info = cancel_task(tid)
-                    said.append(f"{info.description or info.id}: " + (
-                        "cancel requested; Earth Engine stops it shortly" if info.state == "CANCEL_REQUESTED"
-                        else info.state.lower().replace("_", " ")))
+                    said.append(cancel_outcome(cancel_task(tid)))
             cached.ee_tasks.clear()
             if said:  # (those asked before a failure too)
                 state.put(state.EE_TASK_NOTICE, "; ".join(said))
@@ -232,14 +222,12 @@ with upload_tab:
             with ui.errors_shown():
                 cfg = UploadConfig(gcs_uri=gcs.strip(), asset_id=asset.strip(), overwrite=overwrite)
                 threshold = float(state.get(state.THRESHOLD))
-                folder = state.workdir() / "ee_upload" / hashlib.sha1(json.dumps(list(key)).encode()).hexdigest()[:16]
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / "probability.tif").write_bytes(cached.probability_tif(key))
                 stats = cached.crop_stats(key, threshold)  # the asset's properties, as the CLI's upload sets them
-                (folder / "summary.json").write_text(json.dumps({"threshold": threshold,
-                                                                 "crop_fraction": stats["crop_fraction"]}))
                 project = ee_state.get("project")
-                task_id, asset_id = upload_prediction(folder, cfg, default_storage_client(project, secrets=cached.secrets()), project=project)
+                task_id, asset_id = upload_prediction_bytes(
+                    cached.probability_tif(key), {"threshold": threshold, "crop_fraction": stats["crop_fraction"]},
+                    cfg, default_storage_client(project, secrets=cached.secrets()), state.workdir() / "ee_upload",
+                    project=project)
                 state.set_widget(state.EE_ASSET, asset_id)  # the box below (made later in this run) shows it
                 state.put(state.EE_INGESTION, [asset_id, task_id])
                 cached.ee_tasks.clear()

@@ -258,3 +258,28 @@ def summarize(infos: Iterable[TaskInfo]) -> dict[str, int]:
     for info in infos:
         out[info.state] = out.get(info.state, 0) + 1
     return out
+
+
+def state_words(task_state: str) -> str:
+    """A task's state in words ("CANCEL_REQUESTED" -> "cancel requested")."""
+    return task_state.lower().replace("_", " ")
+
+
+def cancel_outcome(info: TaskInfo) -> str:
+    """What a cancel request did to the task ``info`` (what :func:`cancel_task` returned), in words."""
+    what = ("cancel requested; Earth Engine stops it shortly" if info.state == "CANCEL_REQUESTED"
+            else state_words(info.state))
+    return f"{info.description or info.id}: {what}"
+
+
+def ingestion_note(rows: Sequence[dict], task_id: str, asset_id: str) -> tuple[bool, str] | None:
+    """(failed, what to say) about ``asset_id`` while its ingestion task ``task_id`` (among ``rows``,
+    :func:`task_rows`) has not completed: its tiles do not exist yet, or never will; None when it
+    completed or is not among the rows (an older task, no longer listed)."""
+    row = next((r for r in rows if r["id"] == task_id), None)
+    if row is None or row["state"] == "COMPLETED":
+        return None
+    if row["state"] == "FAILED":
+        return True, f"{asset_id} was not made. {row['failure']}"
+    return False, (f"{asset_id} is being made by ingestion task {task_id} ({state_words(row['state'])}); it shows "
+                   "here when the task has completed (Refresh on the Tasks tab to look again).")

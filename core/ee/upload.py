@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -407,3 +408,31 @@ def upload_prediction(
             pass
     asset = asset_name(cfg.asset_id, project)
     return upload_prediction_cog(path, cfg, storage_client, project=project, ingest=ingest, properties=properties), asset
+
+
+def upload_prediction_bytes(
+    probability_tif: bytes,
+    summary: Mapping[str, Any],
+    cfg: UploadConfig,
+    storage_client: Any,
+    work_dir: str | os.PathLike,
+    *,
+    project: str | None = None,
+    ingest: Callable[..., dict] | None = None,
+) -> tuple[str, str]:
+    """:func:`upload_prediction` of a prediction held in memory (the dashboard's): ``probability_tif``
+    (the GeoTIFF's bytes) and its ``summary`` (threshold, crop_fraction) are staged as
+    ``probability.tif`` and ``summary.json`` in a folder of this upload's own under ``work_dir``
+    (two uploads at once, of one prediction at two thresholds, never mix their files), removed after.
+
+    Returns (ingestion task id, asset name).
+
+    Raises:
+        as :func:`upload_prediction`; OSError: the staging folder cannot be written.
+    """
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_dir, prefix=".upload-") as tmp:
+        folder = Path(tmp)
+        (folder / "probability.tif").write_bytes(probability_tif)
+        (folder / "summary.json").write_text(json.dumps(dict(summary)), encoding="utf-8")
+        return upload_prediction(folder, cfg, storage_client, project=project, ingest=ingest)

@@ -77,6 +77,19 @@ def test_memory_advice_fits_the_kind_of_task(task_type, advice, not_advice):
     assert advice in str(err.value) and not_advice not in str(err.value)
 
 
+def test_an_ingestion_is_said_until_it_completes():
+    """The asset's map waits for its ingestion: while it runs (no tiles yet) and when it failed, a note."""
+    def note(*ops):
+        return T.ingestion_note(T.task_rows([T.task_info(o) for o in ops]), "ING", "projects/p/assets/a")
+
+    assert note(op("ING", "RUNNING")) == (False, "projects/p/assets/a is being made by ingestion task ING (running); "
+                                                 "it shows here when the task has completed (Refresh on the Tasks tab "
+                                                 "to look again).")
+    failed, text = note(op("X", "RUNNING"), op("ING", "FAILED", "Ingest a", error="Asset already exists."))
+    assert failed and text == "projects/p/assets/a was not made. Earth Engine task Ingest a failed: Asset already exists."
+    assert note(op("ING", "SUCCEEDED")) is None and note(op("X", "RUNNING")) is None  # done, or no longer listed
+
+
 def test_cancelled_and_timeout():
     c = FakeOps({"A": [op("A", "CANCELLED")]})
     with pytest.raises(EarthEngineError, match="cancelled"):
@@ -91,6 +104,9 @@ def test_cancel():
     c = FakeOps({"A": [op("A", "RUNNING")], "B": [op("B", "SUCCEEDED")]})
     assert T.cancel_task("A", c).state == "CANCEL_REQUESTED" and c.cancelled == ["A"]
     assert T.cancel_task("B", c).state == "COMPLETED" and c.cancelled == ["A"]  # finished: nothing to cancel
+    # what the dashboard says of each (by the task's name, else its id)
+    assert T.cancel_outcome(T.get_task("A", c)) == "d: cancel requested; Earth Engine stops it shortly"
+    assert T.cancel_outcome(T.task_info(op("C", "CANCELLED", description=""))) == "C: cancelled"
     with pytest.raises(EarthEngineError, match="no Earth Engine task"):
         T.get_task("Z", c)
 
@@ -182,6 +198,33 @@ def test_upload_cog_and_ingest(tmp_path):
         "properties": {"model": "unet"},
     }
     assert overwrite is False
+
+
+def test_a_prediction_in_memory_is_staged_in_a_folder_of_its_own_and_nothing_is_left(tmp_path):
+    """The dashboard wrote probability.tif and summary.json into one folder per prediction, shared by
+    every session: two uploads of one prediction at two thresholds could give one asset the other's
+    threshold, or a half-written file."""
+    from testdata import write_raster
+
+    tif = write_raster(tmp_path / "p.tif", np.arange(64, dtype=np.uint8).reshape(8, 8), crs="EPSG:32631").read_bytes()
+    work, storage, ingested = tmp_path / "work", FakeStorage(), []
+
+    def ingest(request_id, manifest, allow_overwrite):
+        ingested.append(manifest)
+        return {"id": f"T{len(ingested)}"}
+
+    for threshold, name in ((0.4, "low"), (0.6, "high")):
+        cfg = U.UploadConfig(gcs_uri=f"gs://crop-bucket/{name}.tif", asset_id=name)
+        assert U.upload_prediction_bytes(tif, {"threshold": threshold, "crop_fraction": threshold / 2}, cfg, storage,
+                                         work, project="p", ingest=ingest) == (f"T{len(ingested)}", f"projects/p/assets/{name}")
+    assert [m["properties"]["threshold"] for m in ingested] == [0.4, 0.6]
+    assert [m["properties"]["crop_fraction"] for m in ingested] == [0.2, 0.3]
+    assert storage.uploaded["gs://crop-bucket/high.tif"] == tif and not list(work.iterdir())
+    # refused (a file with no CRS): nothing uploaded, nothing left behind
+    flat = write_raster(tmp_path / "flat.tif", np.zeros((8, 8), np.uint8)).read_bytes()
+    with pytest.raises(ConfigError, match="has no CRS"):
+        U.upload_prediction_bytes(flat, {}, U.UploadConfig("gs://crop-bucket/x.tif", "x"), storage, work, ingest=ingest)
+    assert len(ingested) == 2 and "gs://crop-bucket/x.tif" not in storage.uploaded and not list(work.iterdir())
 
 
 def test_an_object_already_in_cloud_storage_is_replaced_only_when_asked(tmp_path):
