@@ -419,6 +419,91 @@ def start_training(
     return start_job("train", params, job_dir, note=note, one_at_a_time=one_at_a_time)
 
 
+def _fine_tuned(config: dict, init_model: str | os.PathLike | None) -> dict:
+    """``config`` for a run from ``init_model`` (its weights, and its preset from its card), or as it is.
+
+    Raises:
+        InputNotFoundError, CorruptFileError: the model has no readable card.
+    """
+    if not init_model:
+        return dict(config)
+    from core.model import load_card
+
+    return {**config, "init_model": str(init_model), "preset": load_card(init_model).preset}
+
+
+def _refuse_while_running(jobs_root: str | os.PathLike) -> None:
+    """Raises JobError when a job is running under ``jobs_root`` (checked before costly preparation;
+    :func:`start_job` checks again as it starts)."""
+    running = active_job(jobs_root)
+    if running is not None:
+        raise JobError(f"a training job is already running ({running.name}); cancel it or wait for it to finish")
+
+
+def train_on_patches(train: str, val: str, jobs_root: str | os.PathLike, config: dict, *,
+                     init_model: str | os.PathLike | None = None, pixel_size_m: float | None = None,
+                     trained_on: str | None = None) -> Path:
+    """Start a training job (one at a time under ``jobs_root``) on TFRecord patches: ``train`` and
+    ``val`` as :func:`core.patchset.check_sources` takes them, ``config`` of
+    :class:`core.config.TrainConfig` fields, from ``init_model``'s weights and preset when given.
+    Returns the job's folder.
+
+    Raises:
+        ConfigError: bad patches or settings; InputNotFoundError, CorruptFileError: ``init_model``
+            has no readable card; JobError: a job is running (all before anything is written).
+    """
+    from core.config import TrainConfig
+    from core.patchset import check_sources
+
+    config = _fine_tuned(config, init_model)
+    TrainConfig(**config)
+    note = check_sources(train, val, int(config.get("patch_size", TrainConfig.patch_size)))
+    _refuse_while_running(jobs_root)
+    job_dir = new_job_dir(jobs_root)
+    start_training([train], [val], job_dir, config=config, note=note, one_at_a_time=True,
+                   pixel_size_m=pixel_size_m, trained_on=trained_on)
+    return job_dir
+
+
+def train_on_image(image: str | os.PathLike, labels: str | os.PathLike | None, label_map: str | None,
+                   jobs_root: str | os.PathLike, config: dict, *, init_model: str | os.PathLike | None = None,
+                   title: str = "", class_map: str | None = None, pixel_size_m: float | None = None) -> Path:
+    """Start a training job (one at a time under ``jobs_root``) on an image and its labels, one block
+    held out for validation (:func:`core.dataset.spatial_holdout`); ``title`` and ``class_map`` (the
+    labels' product, default ``label_map``) describe the data on the model card. Returns the job's
+    folder; a start that fails leaves none.
+
+    Raises:
+        InvalidDataError: no labels; ConfigError: bad settings; InputNotFoundError,
+            CorruptFileError: ``init_model`` has no readable card; JobError: a job is running;
+            RegionError, NoDataError, GridMismatchError: as :func:`core.dataset.spatial_holdout`.
+    """
+    import shutil
+
+    from core.config import TrainConfig
+    from core.dataset import spatial_holdout
+    from core.errors import InvalidDataError
+    from core.raster import grid_of_file
+
+    if labels is None or label_map is None:
+        raise InvalidDataError("this region has no labels, so there is nothing to train on; use the sample scene or "
+                               "upload labels on the Region page")
+    config = _fine_tuned(config, init_model)
+    TrainConfig(**config)
+    _refuse_while_running(jobs_root)
+    job_dir = new_job_dir(jobs_root)
+    try:
+        split = spatial_holdout(image, labels, label_map, job_dir / "holdout",
+                                int(config.get("patch_size", TrainConfig.patch_size)))
+        start_training([split.train], [split.val], job_dir, label_map=split.label_map, config=config,
+                       note=split.note, one_at_a_time=True, trained_on=str(image), pixel_size_m=pixel_size_m,
+                       data_text=split.describe(title, grid_of_file(image).shape, class_map or label_map))
+    except BaseException:
+        shutil.rmtree(job_dir, ignore_errors=True)  # (its held-out labels, with no job to use them)
+        raise
+    return job_dir
+
+
 def source_job(model_path: str | os.PathLike) -> Path | None:
     """The folder of the training job that made a model: ``JOB`` for ``JOB/train/best.keras`` (or
     ``last.keras``), or the job a :func:`snapshot_checkpoint` copy was taken from; else None."""

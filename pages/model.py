@@ -7,14 +7,11 @@ from pathlib import Path
 import streamlit as st
 
 from core import jobs
-from core.dataset import spatial_holdout
-from core.errors import CardMismatchError, CropMapError, InvalidDataError, JobError
+from core.errors import CardMismatchError, CropMapError
 from core.config import TrainConfig
 from core.model import (PRESETS, VALIDATION_FIGURES, card_facts, card_mismatch, discard_stored_model,
                         resolution_warning, store_uploaded_model)
 from core.metrics import SCORE_HELP
-from core.patchset import check_sources
-from core.raster import grid_of_file
 from pages.components import cached, charts, models, navigation, scene, state, ui
 
 navigation.require_app(__file__)
@@ -248,29 +245,18 @@ with tab_train:
                       "patience": int(patience)}
             state.put(state.TRAIN_FORM, {**config, "source": source, **(
                 {"train_patches": train_path, "val_patches_path": val_path} if source == "patches" else {})})
-            if jobs.active_job(JOBS):  # started meanwhile (another tab)
-                raise JobError("a training job is already running; cancel it or wait for it to finish")
-            job_dir = jobs.new_job_dir(JOBS)
-            if fine_tune and in_use:
-                config.update(init_model=in_use, preset=cached.model(in_use, cached.mtime(in_use)).card.preset)
+            init = in_use if fine_tune and in_use else None
             if source == "patches":
-                note = check_sources(train_path, val_path, int(patch))
                 cut = state.get(state.PATCHES) or {}  # the Data page's patches know their pixel size; others do not
                 mine = (train_path.strip(), val_path.strip()) == (cut.get("train"), cut.get("test"))
-                jobs.start_training([train_path.strip()], [val_path.strip()], job_dir, config=config, note=note,
-                                    one_at_a_time=True, pixel_size_m=cut.get("pixel_size_m") if mine else None,
-                                    trained_on=cut.get("image") if mine else None)  # (scored there: said so)
+                job_dir = jobs.train_on_patches(train_path.strip(), val_path.strip(), JOBS, config, init_model=init,
+                                                pixel_size_m=cut.get("pixel_size_m") if mine else None,
+                                                trained_on=cut.get("image") if mine else None)  # (scored there: said so)
             else:
                 sc = scene.current_scene_shown()
-                if sc.labels_path is None or sc.label_map is None:
-                    raise InvalidDataError("this region has no labels, so there is nothing to train on; use the "
-                                           "sample scene or upload labels on the Region page")
-                split = spatial_holdout(sc.image_path, sc.labels_path, sc.label_map, job_dir / "holdout", int(patch))
-                jobs.start_training([split.train], [split.val], job_dir, label_map=split.label_map, config=config,
-                                    note=split.note, one_at_a_time=True, trained_on=str(sc.image_path),
-                                    pixel_size_m=sc.extra.get("pixel_size_m"),
-                                    data_text=split.describe(sc.title, grid_of_file(sc.image_path).shape,
-                                                            sc.extra.get("class_map", sc.label_map)))
+                job_dir = jobs.train_on_image(sc.image_path, sc.labels_path, sc.label_map, JOBS, config,
+                                              init_model=init, title=sc.title, pixel_size_m=sc.extra.get("pixel_size_m"),
+                                              class_map=sc.extra.get("class_map", sc.label_map))
             state.put(state.JOB_DIR, str(job_dir))
             state.put(state.SCROLL_TO, "job")
             st.rerun()  # redraw the form with the button disabled while the job runs

@@ -577,3 +577,45 @@ def test_a_reused_pid_of_another_users_process_is_not_a_live_worker(tmp_path, re
         with pytest.raises(jobs.JobError, match=f"process {other.pid} runs as another user"):
             jobs.cancel(job_dir, terminate_after_s=0)
         assert (job_dir / jobs.CANCEL_FILE).exists()
+
+
+def test_a_training_start_that_fails_leaves_no_job_folder(tmp_path, monkeypatch):
+    """The Model page's Start: every refusal comes before a job exists, and leaves nothing under the jobs folder."""
+    import numpy as np
+
+    from core.errors import InputNotFoundError, InvalidDataError, RegionError
+    from testdata import SAMPLE_IMAGE, SAMPLE_LABELS, write_raster
+
+    root = tmp_path / "jobs"
+    config = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "patch_size": 64}
+    with pytest.raises(InvalidDataError, match="no labels"):
+        jobs.train_on_image(SAMPLE_IMAGE, None, None, root, config)
+    with pytest.raises(ConfigError):
+        jobs.train_on_image(SAMPLE_IMAGE, SAMPLE_LABELS, "cdl", root, {**config, "epochs": 0})
+    with pytest.raises(InputNotFoundError, match="model card"):  # fine-tuning a model without its card
+        jobs.train_on_image(SAMPLE_IMAGE, SAMPLE_LABELS, "cdl", root, config, init_model=tmp_path / "m.keras")
+    small = write_raster(tmp_path / "small.tif", np.full((4, 40, 40), 1000, np.int16),
+                         descriptions=["red", "green", "blue", "nir"])
+    labels = write_raster(tmp_path / "small_labels.tif", np.ones((40, 40), np.uint8))
+    with pytest.raises(RegionError, match="smaller than one 64 x 64 px"):  # found by the held-out block's split
+        jobs.train_on_image(small, labels, "binary", root, config)
+    with pytest.raises(ConfigError):
+        jobs.train_on_patches(str(SAMPLE_IMAGE), str(SAMPLE_IMAGE), root, config)  # images, not patches
+    assert not root.exists() or not list(root.iterdir())
+
+    def raced(*args, **kwargs):  # another tab started a job between the check and the start
+        raise JobError("a job is already running in job-other; cancel it or wait for it to finish")
+
+    with monkeypatch.context() as m:
+        m.setattr(jobs, "start_job", raced)
+        with pytest.raises(JobError, match="job-other"):  # after the held-out block was written: removed with its folder
+            jobs.train_on_image(SAMPLE_IMAGE, SAMPLE_LABELS, "cdl", root, config)
+    assert not list(root.iterdir())
+    running = root / "job-running"
+    jobs.start_job("selftest", {"epochs": 20, "steps": 10, "delay": 0.05}, running)
+    try:
+        with pytest.raises(JobError, match=r"already running \(job-running\)"):
+            jobs.train_on_image(SAMPLE_IMAGE, SAMPLE_LABELS, "cdl", root, config)
+        assert [p.name for p in root.iterdir()] == ["job-running"]
+    finally:
+        jobs.cancel(running, terminate_after_s=5)
