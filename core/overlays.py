@@ -467,9 +467,13 @@ def focus_bounds(inner: Bounds, outer: Bounds, inner_shape: tuple[int, int], mar
                  least: float = 0.05) -> Bounds:
     """A map view of a region with its surroundings: ``inner`` (the region's map bounds, ``inner_shape``
     (rows, columns) pixels) grown on each side by ``margin_px`` pixels' worth, and by at least
-    ``least`` of its size, within ``outer`` (the image's bounds; the view always holds ``inner``)."""
+    ``least`` of its size, within ``outer`` (the image's bounds; the view always holds ``inner``). A
+    region wholly off the image is shown with the image, both in one view: it is refused, and the
+    image is where to draw it again."""
     (s, w), (n, e) = inner
     (o_s, o_w), (o_n, o_e) = outer
+    if s >= o_n or n <= o_s or w >= o_e or e <= o_w:  # (no overlap)
+        return (min(s, o_s), min(w, o_w)), (max(n, o_n), max(e, o_e))
     dy = (n - s) * max(least, margin_px / max(inner_shape[0], 1))
     dx = (e - w) * max(least, margin_px / max(inner_shape[1], 1))
     return ((max(s - dy, min(o_s, s)), max(w - dx, min(o_w, w))), (min(n + dy, max(o_n, n)), min(e + dx, max(o_e, e))))

@@ -227,6 +227,20 @@ with st.expander("Enter a box by its coordinates"):
             st.rerun()
 
 # ------------------------------------------------------------------ map
+def area_shown(region: Region, check, unit: str) -> tuple[bool, str]:
+    """(whether it is the area of the pixels used, the area in words) of a region as the page shows it.
+
+    On a local image, that of the pixels used, which every other page counts: their ground area, or
+    on an image without a place on Earth their number. Otherwise (Earth Engine, whose pixels are
+    only known once fetched, or a region the image cannot use) the shape's own area.
+    """
+    if scene.is_local() and check.ok and check.area_ha is not None:
+        return True, format_area(check.area_ha, unit)
+    if scene.is_local() and check.ok and check.pixels is not None:
+        return True, f"{check.pixels:,} px"
+    return False, (f"{region.area_pixels():,.0f} px" if region.is_image else format_area(region.area_ha(), unit))
+
+
 def take_drawing(result: dict | None, image: bool) -> None:
     """Make the last shape drawn on the map the region (once per new shape)."""
     drawn = mapview.last_drawing(result)
@@ -296,21 +310,19 @@ with info_col:
         check = scene.check_current_region(region)
         usable = check.ok
         unit = state.area_unit()
-        # one area for a local image: that of the pixels used, which every other page counts (for Earth
-        # Engine the check's area is the shape's: the pixels are only known once fetched)
-        # (on an image without a place on Earth, the number of those pixels)
-        pixel_area = check.area_ha if check.area_ha is not None and scene.is_local() else None
-        used = check.pixels if scene.is_local() and pixel_area is None else None
-        if pixel_area is not None or used is not None:
-            st.metric("Area", format_area(pixel_area, unit) if pixel_area is not None else f"{used:,} px",
-                      help=("the ground area of the pixels used" if pixel_area is not None else "the pixels used")
+        used, text = area_shown(region, check, unit)
+        if used:
+            st.metric("Area", text,
+                      help=("the ground area of the pixels used" if check.area_ha is not None else "the pixels used")
                            + ": those whose centre lies inside the shape" + (" and inside the image" if check.clipped else ""))
-            ground = nominal_area(used, getattr(source, "pixel_size_m", None), unit) if used is not None else None
+            ground = (nominal_area(check.pixels, getattr(source, "pixel_size_m", None), unit)
+                      if check.area_ha is None else None)
             if ground:  # (an image without a CRS, whose pixel size is known otherwise: the sample's Landsat 30 m)
                 st.caption(f"Not georeferenced: {ground} (the image's stated pixel size).")
         else:
-            st.metric("Area drawn" if check.clipped else "Area", region.describe_area(unit).split(" (")[0],
-                      help="the whole shape; only its part inside the image is used" if check.clipped else None)
+            st.metric("Area drawn" if check.clipped or not check.ok else "Area", text,
+                      help="the whole shape; only its part inside the image is used" if check.clipped else
+                      "the whole shape" if not check.ok else None)
         if check.ok:
             st.success(ui.sentence(check.message), icon=":material/check_circle:")
             if check.warning:
@@ -323,13 +335,13 @@ with info_col:
             st.error(ui.sentence(check.message), icon=":material/error:")
             prev = state.previous_region()
             if prev is not None and prev[0] is not None:  # (back to the whole image is the Reset button)
-                back = Region.from_geojson(prev[0])
-                about = ", ".join(t for t in (back.name, back.describe_area(unit).split(" (")[0]) if t)
+                back = Region.from_geojson(prev[0])  # (its area as the page showed it, usable as it was)
+                about = ", ".join(t for t in (back.name, area_shown(back, scene.check_current_region(back), unit)[1]) if t)
                 if st.button(f"Back to the previous region ({ui.plain(about)})",
                              help="Use the region this one replaced"):
                     state.restore_previous_region()
                     st.rerun()
-        if (pixel_area is not None or used is not None) and check.clipped:  # the shape's own area, a part of it used
+        if used and check.clipped:  # the shape's own area, a part of it used
             st.caption(f"The region's shape covers {region.describe_area(unit)}; the part outside the image is left out.")
         if gaps_note:
             st.caption(gaps_note)

@@ -321,6 +321,9 @@ def test_focus_bounds_shows_a_small_region_with_its_surroundings_inside_the_imag
     assert s < -40.0 and w < 1000.0 and (n, e) == (10.0, 1100.0)
     thin = ((-540.0, 0.0), (-500.0, 1000.0))  # 40 rows x 1000 columns: 40 px of rows each side, 5 % of columns
     assert focus_bounds(thin, image, (40, 1000)) == ((-580.0, 0.0), (-460.0, 1024.0))
+    # a region drawn beside the image (refused): the view holds both, not the empty shape alone
+    off = ((-1500.0, 1200.0), (-1300.0, 1400.0))
+    assert focus_bounds(off, image, (200, 200)) == ((-1500.0, 0.0), (0.0, 1400.0))
 
 
 def test_a_region_stretched_as_its_whole_image_has_the_colours_of_the_image_around_it():

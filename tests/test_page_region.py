@@ -422,7 +422,7 @@ def test_region_drawn_outside_the_image_can_be_taken_back(fake_map):
     fake_map.value = {"all_drawings": [drawn_feature([(10, 10), (15, 10), (15, 15), (10, 15)])]}
     at.run()
     assert any("at least 8 x 8 px" in e.value for e in at.error)
-    back = by_label(at.button, "Back to the previous region (90,000 pixels)")  # SQUARE_300 has no name
+    back = by_label(at.button, "Back to the previous region (90,000 px)")  # SQUARE_300 has no name
     back.click().run()
     assert not at.exception
     assert at.session_state["region"] == SQUARE_300
@@ -431,6 +431,21 @@ def test_region_drawn_outside_the_image_can_be_taken_back(fake_map):
     # The same drawing, still in the map's drawings, is not taken again
     at.run()
     assert at.session_state["region"] == SQUARE_300
+
+
+def test_a_refused_region_shows_its_shape_and_the_way_back_the_area_the_page_showed(fake_map):
+    """The Back button said the previous shape's whole area (117,663 pixels) where the page had shown the
+    pixels used (117,420 px); a shape off the image was the "Area" (1,357,645 pixels) in another unit."""
+    at = new_app()
+    at.run()
+    fake_map.value = {"all_drawings": [drawn_feature([(900, 100), (1100, 100), (1100, 300), (900, 300)])]}
+    at.run()  # partly off the 1024 px image: 124 of its 200 columns are used
+    assert not at.error and at.metric[0].label == "Area" and at.metric[0].value == "24,800 px"
+    fake_map.value = {"all_drawings": [drawn_feature([(2000, 2000), (2400, 2000), (2400, 2400), (2000, 2400)])]}
+    at.run()
+    assert any("outside the image" in e.value for e in at.error)
+    assert (at.metric[0].label, at.metric[0].value) == ("Area drawn", "160,000 px")
+    assert by_label(at.button, "Back to the previous region (drawn, 24,800 px)")
 
 
 def test_region_page_area_is_the_pixels_used_of_a_shape_partly_outside_the_image(fake_map):
