@@ -35,6 +35,7 @@ st.caption(sc.title + (f" -- {sc.attribution}" if sc.attribution else ""))
 layers = {"true": "True colour (R,G,B)", "false": "False colour (NIR,R,G)", "ndvi": "NDVI"}
 settings = dict(state.get(state.LAYERS))
 ctrl, map_col, stats_col = st.columns([1, 3, 1])
+map_box = ui.map_place(map_col)  # (first on a phone: style.css)
 with ctrl:
     st.markdown("**Layers**")
     chosen = []
@@ -77,7 +78,7 @@ with ui.errors_shown():
             overlays.append(o)
             opacities[o.name] = lab_opacity
 
-with map_col, st.container(key=ui.MAP_FIRST):  # (first on a phone: style.css)
+with map_box:
     regionmap.show(sc, grid, offset, valid, overlays, opacities, "data_map",
                    inspect=regionmap.pixel_reader(sc, feats, valid))
 

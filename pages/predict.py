@@ -102,6 +102,7 @@ wkey = state.sync_widget(state.THRESHOLD)
 # the threshold's figures right under its slider (they stay in view on a small screen, where the
 # downloads column moves below the map); the layer settings after them
 ctrl, map_col, files_col = st.columns([1, 3, 1])
+map_box = ui.map_place(map_col)  # (first on a phone: style.css)
 with ctrl:
     threshold = st.slider("Crop threshold", **state.THRESHOLD_SLIDER, key=wkey,
                           on_change=state.store_widget, args=(state.THRESHOLD,))
@@ -201,7 +202,7 @@ with ui.errors_shown(stop=True):
         dynamic.append(o)
         opacities[o.name] = crop_opacity
 
-with map_col, st.container(key=ui.MAP_FIRST):  # (first on a phone: style.css)
+with map_box:
     regionmap.show(sc, grid, offset, valid, overlays, opacities, "predict_map", dynamic,
                    inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key), float(threshold)))
 

@@ -21,6 +21,15 @@ PATCH_SIZES = [64, 128, 256]
 MAP_FIRST = "map-first"
 
 
+def map_place(column):
+    """The container of a page's map in ``column`` (key :data:`MAP_FIRST`), made before the page's
+    slower work: until the map arrives (and while its frame loads) it reads "Drawing the map..."
+    (assets/style.css), not a blank that looks broken; the map covers the words once drawn."""
+    box = column.container(key=MAP_FIRST)
+    box.html('<div class="map-wait">Drawing the map…</div>')
+    return box
+
+
 def patch_size_choice(shape: tuple[int, int] | None, wanted: int) -> tuple[list[int], int, str | None]:
     """The patch sizes a region of ``shape`` (rows, columns; None: unknown, all sizes) can be cut
     into, the index of ``wanted`` among them (else of the largest), and a help text when some are
