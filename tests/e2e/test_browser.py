@@ -130,6 +130,11 @@ def test_full_flow_offline(page, app_url, artifacts):
     # the run's progress and its note gone with it (the note stayed, then went on the next run: the
     # slider and map jumped up under the user's pointer)
     expect(page.get_by_text("The prediction goes on if you open another page")).to_have_count(0)
+    # the words that hold the map's place until it arrives are behind the map once it is drawn
+    centre = page.locator(MAP_FRAME).last.bounding_box()
+    on_top = page.evaluate("([x, y]) => document.elementFromPoint(x, y).tagName",
+                           [centre["x"] + centre["width"] / 2, centre["y"] + centre["height"] / 2])
+    assert on_top == "IFRAME" and page.locator(".map-wait").count() == 1
     snapshot(page, artifacts / "05_predict.png")
     # the eye button held down hides the crop and probability layers and their legend (the image under
     # them shows); let go, they are back. The imagery stays.
