@@ -447,6 +447,6 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
     train_path = write_mask(out / "train_labels.tif", np.where(block, NODATA, mask), grid)
     val_path = write_mask(out / "val_labels.tif", np.where(block, mask, NODATA), grid)
     where = (f"columns {start}-{start + size - 1}" if along_cols else f"rows {start}-{start + size - 1}")
-    held_out = f"{where} of the region ({size / length:.0%}, {val_tiles} tile(s) of {size} px)"
+    held_out = f"{where} of the region ({size / length:.0%}, {val_tiles} tile{'s' if val_tiles != 1 else ''} of {size} px)"
     return Holdout(f"{image}:{train_path}", f"{image}:{val_path}", "binary",
                    f"Validation holds out {held_out}; training never sees them.", held_out)

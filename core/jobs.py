@@ -893,7 +893,7 @@ def run(job_dir: str | os.PathLike) -> int:
             result = fn(progress=progress, should_stop=should_stop, run_dir=str(job_dir), **params)
             stopped = result.get("stopped", "completed") if isinstance(result, dict) else "completed"
     except _Cancelled:
-        st.state, st.message = "cancelled", "terminated on request"
+        st.state, st.message = "cancelled", "stopped at your request"
         _write_status(job_dir, st)
         return 1
     except CropMapError as err:

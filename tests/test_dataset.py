@@ -79,7 +79,7 @@ def test_spatial_holdout_splits_the_labels_into_disjoint_parts(tmp_path):
     split = spatial_holdout(SAMPLE_IMAGE, SAMPLE_LABELS, "cdl", tmp_path / "holdout", 256)
     assert split.label_map == "binary" and "columns 768-1023" in split.note
     assert split.describe("the sample", (1024, 1024), "cdl") == (
-        "a 1024 x 1024 px region of the sample; validation on columns 768-1023 of the region (25%, 4 tile(s) of "
+        "a 1024 x 1024 px region of the sample; validation on columns 768-1023 of the region (25%, 4 tiles of "
         "256 px), held out from training; labels: USDA NASS Cropland Data Layer")
     full = read_labels(SAMPLE_LABELS, get_class_map("cdl"), grid=grid_of_file(SAMPLE_IMAGE))
     parts = {}

@@ -353,7 +353,7 @@ def test_cancel_before_the_first_batch_ends_the_worker_at_once(fake_map):
         st = jobs.status(job_dir)
         # ended by the page's signal in the middle of its first step, not by itself once the step was over
         # (that says "cancelled before the first epoch ended", a minute later); its process is gone
-        assert not at.exception and (st.state, st.message) == ("cancelled", "terminated on request")
+        assert not at.exception and (st.state, st.message) == ("cancelled", "stopped at your request")
         assert st.pid is not None and not jobs._pid_alive(st.pid, job_dir)
 
 
