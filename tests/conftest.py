@@ -14,6 +14,39 @@ from rasterio.windows import Window
 from testdata import SAMPLE_IMAGE, SAMPLE_LABELS, cut
 
 
+#: where a test may connect: this machine (the dashboard under test, its browser); nothing else
+LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "", None}
+
+
+@pytest.fixture(autouse=True)
+def _only_this_machine(monkeypatch):
+    """A test that opens a connection to another machine (a basemap tile, Earth Engine's host, a
+    model download) fails, here as in CI, where no network is to be relied on; tests/ee refuses
+    every connection."""
+    import socket
+
+    connect, connect_ex, getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+
+    def local(address) -> bool:
+        return not isinstance(address, tuple) or address[0] in LOOPBACK  # (a Unix socket's path: local)
+
+    def refuse(address):
+        raise AssertionError(f"a test tried to connect to {address!r}, not this machine: tests run offline")
+
+    def checked_connect(self, address):
+        return connect(self, address) if local(address) else refuse(address)
+
+    def checked_connect_ex(self, address):
+        return connect_ex(self, address) if local(address) else refuse(address)
+
+    def checked_getaddrinfo(host, *args, **kwargs):
+        return getaddrinfo(host, *args, **kwargs) if host in LOOPBACK else refuse(host)
+
+    monkeypatch.setattr(socket.socket, "connect", checked_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", checked_connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", checked_getaddrinfo)
+
+
 @pytest.fixture(autouse=True)
 def _no_frozen_objects_between_tests():
     """The dashboard freezes the objects alive once TensorFlow is loaded (pages.components.cached.
