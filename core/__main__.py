@@ -224,18 +224,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"warning: {text}", file=sys.stderr)
 
     bar = TqdmProgress("predict", "tile")
+
+    def placed() -> None:  # what an interrupt leaves from the moment the outputs are in place
+        args.completed = f"the new outputs in {args.out} were written whole"
+
     try:
         if export:
             from core.predict_export import predict_export
 
-            summary = predict_export(args.image, args.out, args.model, cfg, overwrite=args.overwrite, progress=bar)
+            summary = predict_export(args.image, args.out, args.model, cfg, overwrite=args.overwrite, progress=bar,
+                                     placed=placed)
         else:
             summary = predict_image(args.image, args.out, args.model, cfg, window=window, overwrite=args.overwrite,
                                     progress=bar, band_map=parse_band_spec(args.bands), context=context, about=about,
-                                    warn=warn)
+                                    warn=warn, placed=placed)
     finally:
         bar.close()
-    args.completed = f"the new outputs in {args.out} were written whole"  # for an interrupt from here on
     short = {k: summary[k] for k in ("pixels", "valid_pixels", "crop_pixels", "crop_fraction", "crop_area_ha", "threshold", "note")}
     print(json.dumps(short, indent=2))
     for warning in summary.get("warnings", []):

@@ -6,7 +6,7 @@ import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from core.errors import ConfigError, OutputExistsError
 
@@ -128,6 +128,32 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
             raise
 
 
+@contextmanager
+def replacing_all(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
+    """:func:`replacing` for files that belong together (an image and its labels): yield a temporary
+    path beside each; when the block ends without an error they replace their files all at once or
+    not at all (:func:`move_into_place`), otherwise they are deleted with the folders made for them.
+
+    Raises:
+        ConfigError: as :func:`replacing`; OSError: a move failed (everything put back as it was).
+    """
+    from contextlib import ExitStack
+
+    finals = [check_output_file(p, overwrite=True) for p in paths]
+    tmps = [temp_name(p) for p in finals]
+    with ExitStack() as folders:
+        for final in finals:
+            folders.enter_context(made_dir(final.parent))
+        try:
+            yield tmps
+            with staging_dir(finals[0].parent, prefix=".replaced-") as aside:
+                move_into_place(list(zip(tmps, finals)), aside)
+        except BaseException:
+            for tmp in tmps:
+                tmp.unlink(missing_ok=True)
+            raise
+
+
 def temp_name(path: str | os.PathLike) -> Path:
     """A hidden temporary name beside ``path``, unique to the call: writers of the same file at once
     (two sessions of the dashboard are threads of one process) never share one."""
@@ -170,7 +196,7 @@ def staging_dir(out_dir: str | os.PathLike, prefix: str = ".predict-") -> Iterat
 
 
 def move_into_place(moves: Sequence[tuple[str | os.PathLike | None, str | os.PathLike]],
-                    aside: str | os.PathLike, replace: bool = True) -> None:
+                    aside: str | os.PathLike, replace: bool = True, done: Callable[[], None] | None = None) -> None:
     """Move each finished ``(staged, final)`` file or folder onto its final path (``staged`` None:
     only remove what stands there), all of them or none: what stands at a final path is first kept
     in the folder ``aside`` (on the same file system, e.g. the staging folder; a file as a second
@@ -181,6 +207,10 @@ def move_into_place(moves: Sequence[tuple[str | os.PathLike | None, str | os.Pat
 
     With ``replace`` False, nothing is moved if a final path of a staged file exists by now (another
     run into the same folder that finished first: its outputs are not replaced unasked).
+
+    ``done()`` is called once every move is made, before anything can undo them: an interrupt
+    before it returns puts everything back, one after it leaves the new files (e.g. a command line's
+    note of what an interrupt leaves).
 
     Raises:
         OSError: the move that failed (after everything was put back as it was); OutputExistsError:
@@ -211,6 +241,8 @@ def move_into_place(moves: Sequence[tuple[str | os.PathLike | None, str | os.Pat
             if staged is not None:
                 placed.append((Path(staged), final))
                 os.replace(staged, final)
+        if done is not None:
+            done()
     except BaseException:
         restored = {final for keep, final in kept if os.path.lexists(keep)}
         for staged, final in placed:

@@ -490,12 +490,14 @@ def predict_image(
     stale: Sequence[str] = DERIVED_OUTPUTS,
     about: Mapping[str, Any] | None = None,
     warn: Callable[[str], None] | None = None,
+    placed: Callable[[], None] | None = None,
 ) -> dict:
     """Predict a GeoTIFF (or a pixel window of it) and write ``probability.tif``, ``crop_mask.tif``
     and ``summary.json`` (Cloud Optimized GeoTIFFs) into ``out_dir``; returns the summary, with
     ``about`` (what the caller asked for, e.g. the CLI's ``--bbox`` and ``--bands``) in it. ``warn`` is
     given the summary's warnings (the image's values, its pixel size against the model's) as soon as they
-    are known, before the model runs: a user can stop a run whose map would be thrown away.
+    are known, before the model runs: a user can stop a run whose map would be thrown away. ``placed()``
+    is called as the outputs are in place (:func:`core.files.move_into_place`'s ``done``).
 
     With a ``context`` (a scene's, :func:`core.sources.base.scene_context`; not with ``window``), the
     model sees the context image around the scene, as the dashboard's prediction does
@@ -572,7 +574,7 @@ def predict_image(
             (tmpdir / "summary.json").write_text(json.dumps(summary, indent=2))
             move_into_place([*stale_outputs(out_dir, stale, overwrite),
                              *((tmpdir / f"{key}.cog.tif", final) for key, final in outputs.items()),
-                             (tmpdir / "summary.json", summary_path)], tmpdir, replace=overwrite)
+                             (tmpdir / "summary.json", summary_path)], tmpdir, replace=overwrite, done=placed)
     return summary
 
 

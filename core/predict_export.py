@@ -97,10 +97,11 @@ class ExportPredictor:
 
 
 def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig = PredictConfig(), overwrite: bool = False,
-                   progress: ProgressFn | None = None, loaded=None, stale: Sequence[str] = DERIVED_OUTPUTS) -> dict:
+                   progress: ProgressFn | None = None, loaded=None, stale: Sequence[str] = DERIVED_OUTPUTS,
+                   placed=None) -> dict:
     """Predict an image export (``*-mixer.json`` + TFRecords, local or gs://) into ``out_dir``; with
-    ``overwrite``, the files named in ``stale`` there go with the outputs they replace (as for
-    :func:`core.predict.predict_image`).
+    ``overwrite``, the files named in ``stale`` there go with the outputs they replace, and ``placed()``
+    is called as the outputs are in place (as for :func:`core.predict.predict_image`).
 
     Raises the same errors as :func:`core.predict.predict_image`, plus CorruptFileError for bad records.
     """
@@ -133,5 +134,5 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
         move_into_place([*stale_outputs(out_dir, stale, overwrite),
                          (tmpdir / "probability.cog.tif", outputs["probability"]),
                          (tmpdir / "crop_mask.cog.tif", outputs["crop_mask"]), (tmpdir / "summary.json", summary_path)],
-                        tmpdir, replace=overwrite)
+                        tmpdir, replace=overwrite, done=placed)
     return summary

@@ -71,7 +71,7 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
     """Write the R, G, B, NIR reflectance of ``image`` in ``pixel_size_m`` pixels to ``out``
     (float32 0-1, NaN = no data, bands named) and, given ``labels`` (on the image's grid, read with
     ``label_map``), their class codes on the same new grid to ``labels_out`` (int16, -1 = no data).
-    Everything is computed before anything is written, each file atomically. The image is read
+    Everything is computed before anything is written; the files replace what stood there together. The image is read
     whole (images up to a few hundred MB, as uploads are). Returns what was done: the grids'
     pixel sizes and sizes, and the files.
 
@@ -85,7 +85,7 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
         OutputExistsError: an output exists and ``overwrite`` is False.
     """
     from core.errors import ConfigError
-    from core.files import check_output_file
+    from core.files import check_output_file, replacing_all
     from core.labels import get_class_map
     from core.raster import ImageReader, grid_of_file, read_image, read_label_classes, write_codes, write_reflectance
 
@@ -115,9 +115,10 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
     if class_map is not None:
         _, raw = read_label_classes(labels, class_map, grid)
         codes = _reproject(raw[None], grid, target, "mode", -1)
-    write_reflectance(out, np.moveaxis(bands, 0, -1), valid, target)
-    if codes is not None:
-        write_codes(labels_out, codes[0], target, class_map.band or "class")
+    with replacing_all(outs) as tmps:  # the image and its labels both, or neither
+        write_reflectance(tmps[0], np.moveaxis(bands, 0, -1), valid, target)
+        if codes is not None:
+            write_codes(tmps[1], codes[0], target, class_map.band or "class")
     finer = pixel_size_m < grid.pixel_size_m()  # (said: a finer copy was made in silence)
     return {"image": str(out), "labels": str(labels_out) if codes is not None else None,
             "pixel_size_m": {"from": round(grid.pixel_size_m(), 3), "to": pixel_size_m},

@@ -549,6 +549,26 @@ def test_an_interruption_after_predict_has_written_says_so(small_scene, tiny_mod
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == f"error: interrupted; the new outputs in {pred} were written whole", err
     assert not (pred / "metrics.json").exists()  # gone with the mask it described, in the same step
+    monkeypatch.setattr(cli.json, "dumps", real)
+    # earlier still: as the old files put aside are deleted, the new ones in place (it said "no output was
+    # written or replaced")
+    import core.files
+
+    remove = core.files._remove
+
+    def interrupted_cleanup(path):
+        if path.name.startswith(".old-"):
+            raise KeyboardInterrupt
+        remove(path)
+
+    monkeypatch.setattr(core.files, "_remove", interrupted_cleanup)
+    before = (pred / "summary.json").read_text()
+    assert main(["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(pred), "--overwrite",
+                 "--threshold", "0.6"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"error: interrupted; the new outputs in {pred} were written whole", err
+    assert (pred / "summary.json").read_text() != before and '"threshold": 0.6' in (pred / "summary.json").read_text()
+    assert sorted(p.name for p in pred.iterdir()) == ["crop_mask.tif", "probability.tif", "summary.json"]
 
 
 def test_a_ctrl_c_that_code_turns_into_another_exception_is_still_an_interruption(small_scene, capsys, monkeypatch):

@@ -232,3 +232,25 @@ def test_a_failed_replacing_write_keeps_the_old_file_whole(tmp_path):
         tmp.write_bytes(b"new card")
         assert target.read_bytes() == b"old card"
     assert target.read_bytes() == b"new card"
+
+
+def test_done_is_told_once_every_file_is_in_place_and_an_interrupt_before_it_undoes_all(tmp_path):
+    """A command line notes from ``done`` on that an interrupt leaves the new outputs (it said "no output
+    was written or replaced" of outputs already in place)."""
+    out = _folder(tmp_path, **{"a.tif": "old a"})
+    stage = out / ".stage"
+    stage.mkdir()
+    _folder(stage, **{"a.tif": "new a", "b.tif": "new b"})
+    seen = []
+
+    def interrupted():
+        seen.append({p.name: p.read_text() for p in out.iterdir() if p.is_file()})
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        move_into_place([(stage / n, out / n) for n in ("a.tif", "b.tif")], stage, done=interrupted)
+    assert seen == [{"a.tif": "new a", "b.tif": "new b"}]  # told with every file in place
+    assert {p.name: p.read_text() for p in out.iterdir() if p.is_file()} == {"a.tif": "old a"}  # then undone
+    _folder(stage, **{"a.tif": "new a", "b.tif": "new b"})
+    move_into_place([(stage / n, out / n) for n in ("a.tif", "b.tif")], stage, done=lambda: seen.append("done"))
+    assert seen[-1] == "done" and (out / "b.tif").read_text() == "new b"

@@ -173,3 +173,39 @@ def test_the_dashboards_size_is_the_shipped_models_and_copies_are_made_once(tmp_
     made = image_copy.stat().st_mtime_ns
     assert resampled_copies(src, 30, labels, "cdl", created=created) == (image_copy, labels_copy)
     assert image_copy.stat().st_mtime_ns == made and len(created) == 2  # the copy made before is used, not listed
+
+
+def test_an_image_and_its_labels_are_replaced_together_or_not_at_all(tmp_path, monkeypatch):
+    """The image was written, then the labels: a failed labels' write left a new image beside old
+    labels of another grid."""
+    import core.raster
+
+    src = _image(tmp_path / "s2.tif", rows=6, cols=60)
+    labels = write_raster(tmp_path / "cdl.tif", np.full((6, 60), 1, np.uint8), crs=UTM,
+                          transform=Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1]), nodata=0)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "img.tif").write_bytes(b"old image")
+    (tmp_path / "out" / "lab.tif").write_bytes(b"old labels")
+
+    def disk_full(path, *args, **kwargs):
+        with open(path, "wb") as fh:
+            fh.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(core.raster, "write_codes", disk_full)
+        with pytest.raises(OSError, match="No space left"):
+            resample_files(src, tmp_path / "out" / "img.tif", 30, labels, tmp_path / "out" / "lab.tif", "cdl",
+                           overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img.tif", "lab.tif"]  # no temporary left
+    assert (tmp_path / "out" / "img.tif").read_bytes() == b"old image"
+    assert (tmp_path / "out" / "lab.tif").read_bytes() == b"old labels"
+    # new folders made for the outputs are gone again with them
+    with monkeypatch.context() as m:
+        m.setattr(core.raster, "write_codes", disk_full)
+        with pytest.raises(OSError):
+            resample_files(src, tmp_path / "new" / "img.tif", 30, labels, tmp_path / "new" / "lab.tif", "cdl")
+    assert not (tmp_path / "new").exists()
+    resample_files(src, tmp_path / "out" / "img.tif", 30, labels, tmp_path / "out" / "lab.tif", "cdl", overwrite=True)
+    assert read_image(tmp_path / "out" / "img.tif")[2].shape == (2, 20)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img.tif", "lab.tif"]
