@@ -18,6 +18,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -34,6 +35,16 @@ _OPTION = {"steps_per_epoch": "--steps", "batch_size": "--batch-size", "learning
            "patch_size": "--patch-size", "val_patches": "--val-patches", "kernel_buffer": "--buffer",
            "count": "--count", "min_valid_fraction": "--min-valid", "epochs": "--epochs", "patience": "--patience",
            "tile": "--tile", "overlap": "--overlap", "seed": "--seed", "threshold": "--threshold", "views": "--views"}
+
+
+def print_json(obj: Any) -> None:
+    """Print a command's result as JSON, paths and names in their own letters (not "\\u00e7") where the
+    output's encoding has them."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False)
+    try:
+        print(text)
+    except UnicodeEncodeError:  # (a terminal or pipe in an encoding without those letters)
+        print(json.dumps(obj, indent=2))
 
 
 def _config(cls, option: dict[str, str] | None = None, **values):
@@ -93,8 +104,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                    overwrite=args.overwrite, progress=progress, command=cmd, pixel_size_m=args.pixel_size_m,
                    band_map=band_map)
     bar.close()
-    print(json.dumps({"best_model": str(result.best_model), "epochs": result.epochs_done,
-                      "best_val_loss": result.best_val_loss, "best": result.best_metrics, "stopped": result.stopped}, indent=2))
+    print_json({"best_model": str(result.best_model), "epochs": result.epochs_done,
+                      "best_val_loss": result.best_val_loss, "best": result.best_metrics, "stopped": result.stopped})
     from core.model import card_path, load_card
 
     if card_path(result.best_model).is_file() and load_card(result.best_model).pixel_size_m is None:
@@ -241,7 +252,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     short = {k: summary[k] for k in ("pixels", "valid_pixels", "crop_pixels", "crop_fraction", "crop_area_ha", "threshold", "note")}
-    print(json.dumps(short, indent=2))
+    print_json(short)
     for warning in summary.get("warnings", []):
         if warning not in told:
             print(f"warning: {warning}", file=sys.stderr)
@@ -270,7 +281,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     _not_an_input(args.out, pred=args.pred, labels=args.labels)
     result = evaluate_files(args.pred, args.labels, args.label_map, out=args.out, overwrite=args.overwrite,
                             label_band=args.label_band)
-    print(json.dumps(result, indent=2))
+    print_json(result)
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {args.out or Path(args.pred).with_name('metrics.json')}", file=sys.stderr)
@@ -282,7 +293,7 @@ def _cmd_fields(args: argparse.Namespace) -> int:
 
     out = args.out or str(Path(args.mask).with_name("crop_fields.geojson"))
     _not_an_input(out, mask=args.mask)
-    print(json.dumps(write_fields(args.mask, out, args.min_pixels, args.overwrite), indent=2))
+    print_json(write_fields(args.mask, out, args.min_pixels, args.overwrite))
     return 0
 
 
@@ -295,7 +306,7 @@ def _cmd_zones(args: argparse.Namespace) -> int:
     if args.label_map != "cdl" and not args.labels:
         raise ConfigError("--label-map is for --labels; give the labels file too")
     result = write_zones(args.pred, args.zones, args.out, args.overwrite, args.labels, args.label_map, args.label_band)
-    print(json.dumps(result["zones"], indent=2))
+    print_json(result["zones"])
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     if result["out"]:
@@ -313,7 +324,7 @@ def _cmd_resample(args: argparse.Namespace) -> int:
         args.labels_out = str(Path(args.out).with_name(Path(args.out).stem + "_labels.tif"))
     done = resample_files(args.image, args.out, args.pixel_size, args.labels, args.labels_out, args.label_map,
                           band_map, args.overwrite)
-    print(json.dumps(done, indent=2))
+    print_json(done)
     for warning in done["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
@@ -355,8 +366,8 @@ def _cmd_patches(args: argparse.Namespace) -> int:
         size = grid_of_file(args.image).pixel_size_m()
         if size is not None:  # patches do not carry it, and the model card needs it for its pixel size warning
             nxt += f" --pixel-size-m {size:.3g}"
-        print(json.dumps({"train": summary(made.train), "test": summary(made.test), "note": made.note,
-                          "train_with": nxt}, indent=2))
+        print_json({"train": summary(made.train), "test": summary(made.test), "note": made.note,
+                          "train_with": nxt})
         for warning in (*(f"training patches: {w}" for w in made.train.warnings),
                         *(f"test patches: {w}" for w in made.test.warnings)):
             print(f"warning: {warning}", file=sys.stderr)
@@ -368,7 +379,7 @@ def _cmd_patches(args: argparse.Namespace) -> int:
                            band_map=band_map, progress=bar)
     finally:
         bar.close()
-    print(json.dumps(summary(s), indent=2))
+    print_json(summary(s))
     for warning in s.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
@@ -389,14 +400,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
     try:
         reader = ImageReader(args.image, parse_band_spec(args.bands))
     except BandError:
-        print(json.dumps({**info, "bands": None}, indent=2))
+        print_json({**info, "bands": None})
         raise
     with reader as r:
         area = None if g.crs is None else g.pixel_area_ha()
         info.update({"bands": r.band_index, "scale": r.scale, "scales": dict(zip(INPUT_BANDS, map(float, r.scales))),
                      "offsets": dict(zip(INPUT_BANDS, map(float, r.offsets))),
                      "pixel_area_ha": None if area is None else float(np.mean(area)), "warnings": list(r.warnings)})
-    print(json.dumps(info, indent=2))
+    print_json(info)
     for warning in info["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
@@ -424,12 +435,12 @@ def _export_info(args: argparse.Namespace) -> int:
     mixer = read_mixer(args.image)
     g = mixer.grid
     scales, offsets, warnings = export_reflectance(args.image)  # as predict reads it
-    print(json.dumps({"image": str(args.image), "kind": "earth engine image export", "width": g.width,
+    print_json({"image": str(args.image), "kind": "earth engine image export", "width": g.width,
                       "height": g.height, "crs": g.crs, "georeferenced": g.georeferenced, "transform": list(g.transform),
                       "patch": {"width": mixer.patch[0], "height": mixer.patch[1]}, "patches": mixer.total_patches,
                       "patches_per_row": mixer.patches_per_row, "files": export_files(args.image),
                       "scales": dict(zip(INPUT_BANDS, map(float, scales))),
-                      "offsets": dict(zip(INPUT_BANDS, map(float, offsets))), "warnings": list(warnings)}, indent=2))
+                      "offsets": dict(zip(INPUT_BANDS, map(float, offsets))), "warnings": list(warnings)})
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0

@@ -82,12 +82,12 @@ def environment_error(err: BaseException, memory_advice: str = "use a smaller re
     if isinstance(err, MemoryError):
         return f"out of memory; {memory_advice}"
     if isinstance(err, OSError):
-        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        where = f" ({final_name(str(err.filename))})" if getattr(err, "filename", None) else ""
         return (f"{err.strerror or err}{where}; check that the folder exists and can be written, and that the "
                 "disk has space")
     module = type(err).__module__ or ""
     if module.startswith(("tensorflow", "rasterio")):  # TensorFlow's OpError, GDAL's CPLE_* errors
-        line = first_line(err)
+        line = final_name(first_line(err))
         if "://" in str(err):
             return line + "; check the path, the network and your credentials"
         if _WRITE_FAILED.search(str(err)):  # (GDAL's words for a full disk: "TIFFAppendToStrip:Write error")
@@ -97,8 +97,18 @@ def environment_error(err: BaseException, memory_advice: str = "use a smaller re
 
 
 #: GDAL's and TensorFlow's words for a file that could not be written (a full disk, a read-only folder)
-_WRITE_FAILED = re.compile(r"write error|no space left|disk full|permission denied|read-only file system|"
+_WRITE_FAILED = re.compile(r"write error|no space left|disk full|permission denied|operation not permitted|"
+                           r"read-only file system|"
                            r"TIFFRewriteDirectory|TIFFAppendToStrip|TIFFWrite", re.IGNORECASE)
+
+
+#: a temporary name beside an output (core.files.temp_name: ".NAME.PID-HEX.tmp"), which means nothing to a user
+_TEMP_NAME = re.compile(r"(?<![^/\\\s'\"(])\.([^/\\]+?)\.\d+-[0-9a-f]{8}\.tmp\b")
+
+
+def final_name(text: str) -> str:
+    """``text`` with the temporary names of outputs being written (core.files.temp_name) as the outputs' names."""
+    return _TEMP_NAME.sub(r"\1", text)
 
 
 def first_line(err: BaseException) -> str:

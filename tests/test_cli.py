@@ -497,6 +497,19 @@ def test_machine_failures_in_words():
         "TIFFAppendToStrip:Write error at scanline 4294967295; writing failed: check that the folder can be "
         "written and that the disk has space")
     assert environment_error(CPLE_AppDefinedError(1, 1, "Band 2 out of range")) == "Band 2 out of range"
+    # an output's temporary name (".p.tfrecord.gz.23232-d7e1b21e.tmp") is said as the output's own, and a folder
+    # a user may not write to gets what to check
+    from core.files import temp_name
+
+    tmp = temp_name("/data/my run/p.tfrecord.gz")
+    assert environment_error(PermissionError(1, "Operation not permitted", str(tmp))) == (
+        "Operation not permitted (/data/my run/p.tfrecord.gz); check that the folder exists and can be written, and "
+        "that the disk has space")
+    from tensorflow.errors import PermissionDeniedError
+
+    said = environment_error(PermissionDeniedError(None, None, f"{tmp}; Operation not permitted"))
+    assert said == ("/data/my run/p.tfrecord.gz; Operation not permitted; writing failed: check that the folder can be "
+                    "written and that the disk has space")
 
 
 def test_a_killed_command_removes_its_temporary_files(small_scene, tmp_path):
@@ -709,3 +722,22 @@ def test_an_empty_value_is_refused_before_anything_is_written(capsys, tmp_path, 
         assert done.value.code == 2
         assert capsys.readouterr().err.startswith(f"error: {option} is empty; give it a value")
     assert not list(tmp_path.iterdir())
+
+
+def test_paths_are_printed_in_their_own_letters(small_scene, tmp_path, capsys, monkeypatch):
+    """A folder named "Champs près de Ça" came out as "Champs pr\\u00e8s de \\u00c7a" in the JSON printed."""
+    import io
+    import shutil
+
+    folder = tmp_path / "Champs près de Ça"
+    folder.mkdir()
+    image = shutil.copy(small_scene[0], folder / "scène.tif")
+    assert main(["info", "--image", str(image)]) == 0
+    out = capsys.readouterr().out
+    assert "Champs près de Ça/scène.tif" in out and json.loads(out)["image"] == str(image)
+    # an output that has no such letters (an ASCII pipe) gets them escaped, not a traceback
+    ascii_out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", ascii_out)
+    assert main(["info", "--image", str(image)]) == 0
+    ascii_out.seek(0)
+    assert "Champs pr\\u00e8s de \\u00c7a" in ascii_out.read()

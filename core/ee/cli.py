@@ -66,7 +66,7 @@ def _optioned(text: str, names: dict[str, str]) -> str:
 
 
 def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, default=str))
+    print(json.dumps(obj, indent=2, default=str, ensure_ascii=False))  # (a path in its own letters)
 
 
 def parse_bbox(text: str) -> tuple[float, float, float, float]:
