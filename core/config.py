@@ -92,6 +92,11 @@ class TrainConfig:
         return asdict(self)
 
 
+#: The smallest region side, in pixels of the source's grid, for every source: a region is
+#: predicted in its context (:data:`core.sources.base.CONTEXT_FILE`), so it need not hold a whole
+#: model patch; one field will do (8 px: 80 m of Sentinel-2, 240 m of Landsat).
+MIN_REGION_SIDE = 8
+
 #: the numbers of tile views prediction can average over (see PredictConfig.views)
 VIEWS = (1, 2, 4, 8)
 

@@ -128,7 +128,7 @@ class Grid:
         if (b or d) and (crs.is_geographic or mercator):
             return self._rotated_pixel_area_ha(crs)
         if crs.is_geographic:
-            deg = _degrees_per_unit(crs)  # (grads: EPSG:4807's 0.9 degree)
+            deg = degrees_per_unit(crs)  # (grads: EPSG:4807's 0.9 degree)
             lat, dlon = _latitudes((f + rows * e) * deg, abs(e) * deg, crs), abs(a) * deg
         elif mercator:
             from rasterio.warp import transform as warp
@@ -217,7 +217,7 @@ class Grid:
         x, y = c + a * self.width / 2 + b * rows, f + d * self.width / 2 + e * rows
         side = math.sqrt(abs(a * e - b * d))
         if crs.is_geographic:
-            deg = _degrees_per_unit(crs)
+            deg = degrees_per_unit(crs)
             lat_lo, lat_hi = _latitudes((y - side / 2) * deg, side * deg, crs), _latitudes((y + side / 2) * deg, side * deg, crs)
             dlon = side * deg
         else:  # Mercator: meridians and parallels are the grid's axes before its rotation
@@ -235,7 +235,7 @@ def _lon_span(west: float, east: float) -> float:
     return abs((east - west + 180.0) % 360.0 - 180.0)
 
 
-def _degrees_per_unit(crs) -> float:
+def degrees_per_unit(crs) -> float:
     """Degrees per angular unit of a geographic CRS: 1 for degrees, 0.9 for grads (EPSG:4807, NTF Paris)."""
     from rasterio.errors import CRSError
 

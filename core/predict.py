@@ -23,14 +23,14 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from core.config import PredictConfig
+from core.config import MIN_REGION_SIDE, PredictConfig
 from core.errors import ConfigError, InputNotFoundError, InvalidDataError, NoDataError, OutputExistsError, RegionError
 from core.files import check_output_dir, move_into_place, staging_dir
 from core.labels import NODATA
 from core.bands import FEATURE_BANDS
 from core.grid import Grid
 from core.raster import GDAL_CACHE_BYTES, ImageReader
-from core.sources.base import MIN_REGION_SIDE, SceneContext
+from core.sources.base import SceneContext
 from core.threads import background_priority
 
 #: progress(done, total)

@@ -25,8 +25,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from core.errors import OutsideImageError, RegionError
-from core.grid import Grid, _degrees_per_unit
-from core.sources.base import MIN_REGION_SIDE
+from core.config import MIN_REGION_SIDE
+from core.grid import Grid, degrees_per_unit
 
 IMAGE_CRS = "image"
 LONLAT_CRS = "EPSG:4326"
@@ -228,7 +228,7 @@ def _lon_frame_centre(grid: Grid) -> float | None:
     from rasterio.crs import CRS
 
     crs = CRS.from_user_input(grid.crs)
-    if not crs.is_geographic or _degrees_per_unit(crs) != 1.0:
+    if not crs.is_geographic or degrees_per_unit(crs) != 1.0:
         return None
     a, b, c, *_ = grid.transform
     xs = (c, c + a * grid.width, c + b * grid.height, c + a * grid.width + b * grid.height)

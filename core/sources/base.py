@@ -31,10 +31,6 @@ CONTEXT_MARGIN = 32
 #: The context image of a small region is at least this many pixels a side (where the image allows):
 #: the model then sees around a field as much as one training patch holds, as in the whole image.
 CONTEXT_LEAST = 256
-#: The smallest region side, in pixels of the source's grid, for every source: a region is
-#: predicted in its context (:data:`CONTEXT_FILE`), so it need not hold a whole model patch; one
-#: field will do (8 px: 80 m of Sentinel-2, 240 m of Landsat).
-MIN_REGION_SIDE = 8
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from core.sources.base import (CODES_FILE, CONTEXT_FILE, MIN_REGION_SIDE, Progress, RegionCheck, Scene,
-                               SCENE_IMAGE, context_margin)
+from core.config import MIN_REGION_SIDE
+from core.sources.base import (CODES_FILE, CONTEXT_FILE, Progress, RegionCheck, Scene, SCENE_IMAGE,
+                               context_margin)
 
 #: Direct downloads above this many pixels (per band) should be batch exports instead.
 DEFAULT_MAX_PIXELS = 40_000_000

@@ -21,14 +21,15 @@ from typing import Iterator
 
 import numpy as np
 
+from core.config import MIN_REGION_SIDE
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, NoDataError, RegionError
 from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem, write_bytes_whole
 from core.labels import NODATA, get_class_map, label_map_warning
 from core.grid import Grid, crs_words
 from core.raster import ImageReader, file_bands, read_label_classes, write_codes, write_mask, write_reflectance
 from core.region import LONLAT_CRS, PixelWindow, Region, WindowCheck, check_region
-from core.sources.base import (CODES_FILE, CONTEXT_FILE, CONTEXT_LEAST, CONTEXT_MARGIN, MIN_REGION_SIDE, Progress,
-                               RegionCheck, SCENE_IMAGE, Scene)
+from core.sources.base import (CODES_FILE, CONTEXT_FILE, CONTEXT_LEAST, CONTEXT_MARGIN, Progress, RegionCheck,
+                               SCENE_IMAGE, Scene)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SAMPLE_DIR = ROOT / "assets" / "sample"
