@@ -167,7 +167,8 @@ def _bbox_window(text: str, image: str) -> tuple[tuple[int, int, int, int], dict
     """
     from core.errors import RegionError
     from core.raster import grid_of_file
-    from core.region import Region, box_within, image_box_bounds, parse_bbox
+    from core.bbox import box_within, image_box_bounds, parse_bbox
+    from core.region import Region
 
     try:
         given = parse_bbox(text)

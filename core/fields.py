@@ -18,7 +18,7 @@ import numpy as np
 from core.errors import ConfigError, InvalidDataError, NoDataError
 from core.labels import CROP
 from core.grid import Grid
-from core.region import polygon_area
+from core.geometry import polygon_area
 
 #: More polygons than this make a file too large to be useful in a browser or a GIS.
 MAX_FIELDS = 200_000

@@ -1,7 +1,7 @@
 """Crop area by zone: the crop mask summed inside each part of a region (each field, farm or district
 of a GeoJSON file), as an agronomist's table.
 
-A zone is one feature of the GeoJSON (all its polygons), named as :func:`core.region.part_names`
+A zone is one feature of the GeoJSON (all its polygons), named as :func:`core.geojson.part_names`
 names it (:meth:`core.region.Region.part_regions`). Each zone's pixels are those whose centre lies
 inside it, as for the region itself; zones that overlap each count their common pixels. No data
 (255 in the mask) is never counted.
@@ -22,7 +22,9 @@ from core.errors import GridMismatchError, OutsideImageError
 from core.grid import Grid
 from core.labels import CROP, NODATA
 from core.metrics import Confusion, area_ha
-from core.region import IMAGE_CRS, PixelWindow, Region, left_out_note
+from core.geojson import left_out_note
+from core.geometry import IMAGE_CRS
+from core.region import PixelWindow, Region
 
 
 #: Largest zones file read (a district's field boundaries; the dashboard's uploads stop at 5 MB)

@@ -11,7 +11,8 @@ import streamlit as st
 
 from core.errors import CropMapError
 from core.bands import parse_band_spec
-from core.region import MAX_GEOJSON_BYTES, Region, left_out_note
+from core.geojson import MAX_GEOJSON_BYTES, left_out_note
+from core.region import Region
 from core.resample import SHIPPED_PIXEL_SIZE_M, resampled_copies
 from core.labels import CLASS_MAPS
 from core.metrics import format_area, nominal_area

@@ -157,7 +157,8 @@ def test_a_local_crs_has_no_place_on_a_map_and_says_so(tmp_path, capsys):
     from core.fields import crop_fields
     from core.overlays import lonlat_bounds
     from core.raster import grid_of_file, write_mask
-    from core.region import Region, check_region
+    from core.region import Region
+    from core.region_check import check_region
     from core.sources.local import LocalSource, validate_image
     from testdata import write_raster
 

@@ -150,7 +150,7 @@ def test_an_image_across_the_180th_meridian_is_put_on_the_web_map_whole():
         (s2, w2), (n2, e2) = ov.lonlat_bounds(grid)
         assert (w2, e2) == (pytest.approx(w, abs=1e-3), pytest.approx(e, abs=1e-3))
     # a region's outline on that map: its western longitudes past 180 too
-    from core.region import east_past_180
+    from core.lonlat import east_past_180
 
     outline = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [
         [[179.99, -16.81], [-179.99, -16.81], [-179.99, -16.8], [179.99, -16.81]]]}}

@@ -343,7 +343,7 @@ def test_uploaded_geojson_outside_image(fake_map):
 
 def test_the_geojson_upload_names_its_own_limit():
     """The GeoJSON upload box showed only the server's "Limit 200MB per file" (for images); its 5 MB was in a tooltip."""
-    from core.region import MAX_GEOJSON_BYTES
+    from core.geojson import MAX_GEOJSON_BYTES
 
     at = new_app()
     at.run()

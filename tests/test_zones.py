@@ -1,4 +1,4 @@
-"""Crop area by zone (core.zones) and the parts of a region (core.region.part_names)."""
+"""Crop area by zone (core.zones) and the parts of a region (core.geojson.part_names)."""
 
 from __future__ import annotations
 

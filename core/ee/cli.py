@@ -76,7 +76,7 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
         RegionError: not four numbers, west >= east, south >= north, or outside lon/lat ranges.
     """
     from core.errors import RegionError
-    from core.region import parse_bbox as four_numbers
+    from core.bbox import parse_bbox as four_numbers
 
     try:  # the numbers read as predict --bbox and the Region page's box read them (never evaluated)
         w, s, e, n = four_numbers(str(text))

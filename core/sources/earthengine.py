@@ -44,7 +44,7 @@ _LABEL_ATTRIBUTION = {
 
 
 def _polygon_area_m2(geometry: Mapping[str, Any]) -> float:
-    from core.region import lonlat_area_ha
+    from core.lonlat import lonlat_area_ha
 
     return lonlat_area_ha(dict(geometry)) * 1e4
 

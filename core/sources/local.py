@@ -27,7 +27,9 @@ from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem, write_bytes_whole
 from core.labels import NODATA, get_class_map, label_map_warning
 from core.grid import Grid, crs_words
 from core.raster import ImageReader, file_bands, read_label_classes, write_codes, write_mask, write_reflectance
-from core.region import LONLAT_CRS, PixelWindow, Region, WindowCheck, check_region
+from core.geometry import LONLAT_CRS
+from core.region import PixelWindow, Region
+from core.region_check import WindowCheck, check_region
 from core.sources.base import (CODES_FILE, CONTEXT_FILE, CONTEXT_LEAST, CONTEXT_MARGIN, Progress, RegionCheck,
                                SCENE_IMAGE, Scene)
 
@@ -161,7 +163,7 @@ class LocalSource:
         return Region(LONLAT_CRS, ((ring,),), "whole image")
 
     def check_window(self, region: Region) -> WindowCheck:
-        """Validation with the pixel window (see :func:`core.region.check_region`).
+        """Validation with the pixel window (see :func:`core.region_check.check_region`).
 
         Raises:
             as :meth:`grid` (for an unusable image, not for a bad region).

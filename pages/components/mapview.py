@@ -247,7 +247,7 @@ def build(spec: MapSpec, view_key: str | None = None):
         _image_overlay(ov, spec).add_to(m)
     if spec.region_geojson is not None:
         if not spec.image and e > 180:  # a map across the 180th meridian: the outline on the image's side
-            from core.region import east_past_180
+            from core.lonlat import east_past_180
 
             spec = replace(spec, region_geojson=east_past_180(spec.region_geojson))
         # on the drawing map, the drawing tools' colour; over the layers of a region's results (whose

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from core.errors import CropMapError, EarthEngineError, OutsideImageError, RegionError
 from core.overlays import Bounds, Overlay, focus_bounds, map_bounds
-from core.region import LONLAT_CRS, Region, box_within, image_box_bounds, parse_bbox
+from core.bbox import box_within, image_box_bounds, parse_bbox
+from core.geometry import LONLAT_CRS
+from core.region import Region
 from core.sources.base import Progress, Scene
 from core.sources.local import LocalSource
 from pages.components import cached, state
@@ -80,7 +82,7 @@ def require_usable_region(region: Region | None = None) -> None:
 
 def use_uploaded_region(data: bytes, name: str) -> list[str]:
     """Make an uploaded GeoJSON the region, if the current source can use it. Returns the names of
-    its features left out for holding no polygon (:func:`core.region.features_without_area`).
+    its features left out for holding no polygon (:func:`core.geojson.features_without_area`).
 
     Raises:
         RegionError: the file is not a usable polygon, or the source cannot use it (outside the
@@ -97,9 +99,9 @@ def use_uploaded_region(data: bytes, name: str) -> list[str]:
 
 
 def use_box(text: str, image: bool) -> str | None:
-    """Make the box typed as ``text`` (:func:`core.region.parse_bbox`: west, south, east, north in
+    """Make the box typed as ``text`` (:func:`core.bbox.parse_bbox`: west, south, east, north in
     degrees, or with ``image`` the left, top, right and bottom edges in pixels) the region, if the
-    current source can use it: cut to a local image's edges (:func:`core.region.box_within`; the map
+    current source can use it: cut to a local image's edges (:func:`core.bbox.box_within`; the map
     then looks at the image, not at the box). Returns a note to show where it was cut, else None.
 
     Raises:

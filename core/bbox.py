@@ -1,0 +1,87 @@
+"""A box typed or pasted as text: its four numbers (never evaluated), an image's edges in the same
+terms, and the box put in order and cut to them."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from core.errors import OutsideImageError, RegionError
+from core.grid import Grid
+
+#: a number as people type or paste it (a sign, digits, a point, an exponent)
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def parse_bbox(text: str, image: bool = False) -> tuple[float, float, float, float]:
+    """The four numbers of a box typed or pasted as text: ``xmin, ymin, xmax, ymax`` (west, south,
+    east, north in degrees; or, ``image``, an image's left, top, right, bottom edges in pixels), separated
+    by commas, semicolons or spaces, with or without brackets ("[-72.78, -16.65, -72.67, -16.58]",
+    as a notebook or a GeoJSON ``bbox`` writes them). Read as numbers only, never evaluated.
+
+    Raises:
+        RegionError: not four numbers, or something else in the text.
+    """
+    body = text.strip().strip("[]()").strip()
+    parts = [p for p in re.split(r"[,;\s]+", body) if p]
+    bad = [p for p in parts if not _NUMBER.fullmatch(p)]
+    four = ("a box is four numbers, its left, top, right and bottom edges in pixels (e.g. 100, 100, 400, 300)"
+            if image else "a box is four numbers, west, south, east, north in degrees (e.g. -72.78, -16.65, -72.67, -16.58)")
+    if bad:
+        raise RegionError(f"'{bad[0]}' is not a number: {four}")
+    if len(parts) != 4:
+        raise RegionError(f"{four}, not {len(parts)}")
+    values = [float(p) for p in parts]
+    if huge := [p for p, v in zip(parts, values) if not math.isfinite(v)]:  # ("1e400": infinity, cut to the image)
+        raise RegionError(f"'{huge[0]}' is too large a number: {four}")
+    xmin, ymin, xmax, ymax = values
+    return xmin, ymin, xmax, ymax
+
+
+def image_box_bounds(grid: Grid, image: bool) -> tuple[float, float, float, float] | None:
+    """The edges of an image on ``grid`` in a typed box's terms (:func:`box_within`): its pixels'
+    (``image``, a grid without a place on Earth), or its lon/lat box (west, south, east, north); None
+    where they cannot be given so (a georeferenced grid in pixels, one across the 180th meridian, or one
+    without a place on Earth)."""
+    from core.errors import CropMapError
+    from core.overlays import lonlat_bounds
+
+    if image:
+        return (0.0, 0.0, float(grid.width), float(grid.height)) if not grid.georeferenced else None
+    try:
+        (south, west), (north, east) = lonlat_bounds(grid)
+    except CropMapError:
+        return None
+    return (west, south, east, north) if east <= 180 else None
+
+
+def box_within(box: tuple[float, float, float, float], bounds: tuple[float, float, float, float] | None,
+               image: bool) -> tuple[tuple[float, float, float, float], bool]:
+    """A typed box (:func:`parse_bbox`) put in order and cut to ``bounds`` (an image's, in the same
+    terms: its pixels' edges, or its lon/lat box; None: not cut), and whether it was cut. An image's
+    edges may come in either order, and so may south and north (each is plain which is which).
+
+    Raises:
+        RegionError: a box of no width or height; lon/lat, a west edge east of the east edge (a box
+            across the 180th meridian is not handled); OutsideImageError (a RegionError): a box
+            wholly outside ``bounds``, which the message gives (to copy).
+    """
+    x0, y0, x1, y1 = box
+    y0, y1 = sorted((y0, y1))
+    if image:
+        x0, x1 = sorted((x0, x1))
+    elif x0 > x1:
+        raise RegionError(f"its west edge, {x0:g}, lies east of its east edge, {x1:g}: give west, south, east, north "
+                          "(a box across the 180th meridian is not handled; give the part on one side of it)")
+    if x0 == x1 or y0 == y1:
+        raise RegionError("the box has no " + ("width: its left and right" if x0 == x1 else "height: its two")
+                          + " edges are the same")
+    if bounds is None:
+        return (x0, y0, x1, y1), False
+    bx0, by0, bx1, by1 = bounds
+    cut = (max(x0, bx0), max(y0, by0), min(x1, bx1), min(y1, by1))
+    if cut[0] >= cut[2] or cut[1] >= cut[3]:
+        edges = ", ".join(f"{v:.0f}" if image else f"{v:.6f}" for v in bounds)
+        raise OutsideImageError(f"the box lies outside the image, whose edges are {edges} "
+                                + ("(left, top, right, bottom in pixels)" if image else "(west, south, east, north)"))
+    return cut, cut != (x0, y0, x1, y1)

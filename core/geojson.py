@@ -1,0 +1,225 @@
+"""Reading GeoJSON: uploaded bytes as text, its polygons, the CRS it declares or names, the names of its
+features and parts, and the features that hold no polygon (left out)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Sequence
+
+from core.errors import RegionError
+from core.geometry import IMAGE_CRS, LONLAT_CRS, Polygon, Ring, geometry_of
+
+#: Largest GeoJSON text accepted from an upload.
+MAX_GEOJSON_BYTES = 5 * 1024 * 1024
+
+
+def other_text(data: bytes) -> str:
+    """The text of a GeoJSON file that is not UTF-8: UTF-16 with its byte order mark (as Windows tools
+    save "Unicode" text), else Windows-1252 or Latin-1 (a field named "Feld Müller" by an older
+    GIS; a UTF-8 byte order mark before it is dropped), where the bytes are JSON's characters outside
+    its strings.
+
+    Raises:
+        RegionError: the bytes are no such text (a binary file, a shapefile).
+    """
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
+    elif b"\x00" not in data:  # Latin-1 decodes any bytes: only text without NULs
+        data = data.removeprefix(b"\xef\xbb\xbf")
+        try:
+            return data.decode("cp1252")  # (Windows' quotes and euro sign, where Latin-1 has control codes)
+        except UnicodeDecodeError:
+            return data.decode("latin-1")
+    raise RegionError("the uploaded file is not GeoJSON text (UTF-8, UTF-16 or Latin-1); upload a .geojson/.json "
+                      "file (a shapefile or KML: convert it first, e.g. ogr2ogr -f GeoJSON out.geojson in.shp)")
+
+
+def declared_crs(obj: dict) -> str | None:
+    for holder in (obj, obj.get("properties") or {}):
+        value = holder.get("crs") if isinstance(holder, dict) else None
+        if value == IMAGE_CRS:
+            return IMAGE_CRS
+    features = obj.get("features")
+    for feat in features if isinstance(features, list) else []:
+        if isinstance(feat, dict) and isinstance(feat.get("properties"), dict) and feat["properties"].get("crs") == IMAGE_CRS:
+            return IMAGE_CRS
+    return None
+
+
+def named_crs(obj: dict) -> str | None:
+    """The CRS named by a GeoJSON's ``crs`` member (GeoJSON 2008: ``{"type": "name", "properties":
+    {"name": "urn:ogc:def:crs:EPSG::32631"}}`` or ``{"type": "EPSG", "properties": {"code": 32631}}``)
+    when it is not lon/lat; None without such a member or for lon/lat (CRS84, EPSG:4326).
+
+    Raises:
+        RegionError: the member cannot be read or names no known CRS.
+    """
+    member = obj.get("crs")
+    if not isinstance(member, dict):  # absent, or the string "image" (see declared_crs)
+        return None
+    props = member.get("properties") if isinstance(member.get("properties"), dict) else {}
+    name = str(props.get("name", "")) if member.get("type") == "name" else (
+        f"EPSG:{props.get('code')}" if member.get("type") == "EPSG" else "")
+    advice = "save the GeoJSON in longitude/latitude (EPSG:4326)"
+    if not name.strip():
+        raise RegionError(f"the GeoJSON's crs member {json.dumps(member)[:100]} names no CRS; {advice}")
+    if name.upper().endswith("CRS84"):
+        return None
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        parsed = CRS.from_user_input(name)
+    except CRSError:
+        raise RegionError(f"the GeoJSON's coordinates are in {name}, a CRS that is not known; {advice}") from None
+    return None if parsed.to_epsg() == 4326 else name
+
+
+def to_lonlat(polys: tuple[Polygon, ...], crs: str) -> tuple[Polygon, ...]:
+    """Polygons in ``crs`` reprojected to lon/lat.
+
+    Raises:
+        RegionError: a coordinate cannot be reprojected (outside the CRS's area).
+    """
+    from rasterio._err import CPLE_BaseError
+    from rasterio.warp import transform_geom
+
+    try:
+        geom = transform_geom(crs, LONLAT_CRS, geometry_of(polys))
+    except CPLE_BaseError:
+        raise RegionError(f"the GeoJSON's coordinates cannot be placed on Earth from {crs}; check them, or save the "
+                          "GeoJSON in longitude/latitude (EPSG:4326)") from None
+    coords = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
+    return tuple(tuple(_as_ring(ring) for ring in poly) for poly in coords)
+
+
+def _as_ring(raw: Any) -> Ring:
+    """A GeoJSON ring (a list of ``[x, y, ...]`` positions) as a tuple of (x, y) floats.
+
+    Raises:
+        RegionError: a position is not a list of at least two numbers, or a number is too large.
+    """
+    try:
+        ring = tuple((float(p[0]), float(p[1])) for p in raw)
+    except (TypeError, ValueError, IndexError, KeyError):  # KeyError: a position written as an object
+        raise RegionError("GeoJSON polygon coordinates must be lists of [x, y] numbers") from None
+    except OverflowError:  # an integer too large for a float
+        raise RegionError("region coordinates must be finite numbers") from None
+    return ring
+
+
+def _list(value: Any, what: str) -> list:
+    """``value`` when it is a list (None -> []). Raises RegionError otherwise."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise RegionError(f"GeoJSON {what} must be a list, not {type(value).__name__}")
+    return value
+
+
+def polygons_of(obj: dict) -> Iterable[Polygon]:
+    kind = obj.get("type")
+    if kind == "FeatureCollection":
+        for feat in _list(obj.get("features"), "features"):
+            if isinstance(feat, dict):
+                yield from polygons_of(feat)
+    elif kind == "Feature":
+        geom = obj.get("geometry")
+        if isinstance(geom, dict):
+            yield from polygons_of(geom)
+    elif kind == "GeometryCollection":
+        for geom in _list(obj.get("geometries"), "geometries"):
+            if isinstance(geom, dict):
+                yield from polygons_of(geom)
+    elif kind == "Polygon":
+        yield tuple(_as_ring(r) for r in _list(obj.get("coordinates"), "Polygon coordinates"))
+    elif kind == "MultiPolygon":
+        for poly in _list(obj.get("coordinates"), "MultiPolygon coordinates"):
+            yield tuple(_as_ring(r) for r in _list(poly, "MultiPolygon coordinates"))
+
+
+def features_without_area(obj: Any) -> list[str]:
+    """The names (or 1-based numbers, "feature 3") of a FeatureCollection's features that hold no
+    Polygon or MultiPolygon (points, lines, or no geometry), which a region leaves out."""
+    if not isinstance(obj, dict) or obj.get("type") != "FeatureCollection" or not isinstance(obj.get("features"), list):
+        return []
+    out = []
+    for i, feat in enumerate(obj["features"], 1):
+        if not isinstance(feat, dict):
+            continue
+        try:
+            has_area = any(True for _ in polygons_of(feat))
+        except RegionError:
+            has_area = True  # (a malformed polygon: refused by the region itself, not left out unsaid)
+        if not has_area:
+            out.append(_feature_name(feat) or f"feature {i}")
+    return out
+
+
+def left_out_note(skipped: Sequence[str], file_name: str, shown: int = 5) -> str:
+    """In words, the features of ``file_name`` left out for holding no polygon (:func:`features_without_area`)."""
+    more = f" and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return (f"{len(skipped)} feature(s) of {file_name} hold no polygon (points, lines or no geometry) and are left "
+            f"out: {', '.join(skipped[:shown])}{more}")
+
+
+#: Properties that name a feature, in the order looked for (GIS layers spell "name" many ways)
+NAME_KEYS = ("name", "Name", "NAME", "label", "id", "ID")
+
+
+def _feature_name(feature: dict) -> str:
+    props = feature.get("properties") if isinstance(feature.get("properties"), dict) else {}
+    for value in [*(props.get(k) for k in NAME_KEYS), feature.get("id")]:
+        if value not in (None, "") and not isinstance(value, (dict, list)):
+            return str(value).strip()
+    return ""
+
+
+def part_names(obj: dict, n_polygons: int) -> tuple[str, ...]:
+    """The part each of the ``n_polygons`` polygons of a GeoJSON belongs to: its feature's name (its
+    ``name`` property, or ``Name``, ``NAME``, ``label``, ``id``, or the feature's id), "part N" for a
+    feature without one, "NAME (2)" for a second feature of the same name; () for a GeoJSON of one
+    feature (nothing to tell apart), or for a Feature written by :meth:`core.region.Region.to_geojson`, its own
+    ``parts``.
+    """
+    props = obj.get("properties") if isinstance(obj.get("properties"), dict) else {}
+    kept = props.get("parts") if obj.get("type") == "Feature" else None
+    if isinstance(kept, list) and len(kept) == n_polygons and all(isinstance(k, str) for k in kept):
+        return tuple(kept)
+    if obj.get("type") != "FeatureCollection" or not isinstance(obj.get("features"), list):
+        return ()
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    areas = [f for f in obj["features"] if isinstance(f, dict) and isinstance(f.get("geometry"), dict)]
+    counts = [sum(1 for _ in polygons_of(f)) for f in areas]
+    if sum(1 for c in counts if c) < 2:
+        return ()
+    for i, (feature, count) in enumerate(zip(areas, counts), 1):
+        if not count:
+            continue
+        name = _feature_name(feature) or f"part {i}"
+        seen[name] = seen.get(name, 0) + 1
+        names += [name if seen[name] == 1 else f"{name} ({seen[name]})"] * count
+    return tuple(names) if len(names) == n_polygons else ()
+
+
+def geojson_name(obj: dict, most: int = 3) -> str:
+    """The ``name`` property of a Feature, or the names of a FeatureCollection's features (the first
+    ``most`` of them, and how many more); "" when none has one."""
+    def name_of(feature) -> str:
+        props = feature.get("properties") if isinstance(feature, dict) else None
+        value = props.get("name") if isinstance(props, dict) else None
+        return str(value).strip() if value not in (None, "") else ""
+
+    if obj.get("type") != "FeatureCollection":
+        return name_of(obj)
+    feats = [f for f in (obj.get("features") if isinstance(obj.get("features"), list) else [])
+             if isinstance(f, dict) and isinstance(f.get("geometry"), dict)
+             and f["geometry"].get("type") in ("Polygon", "MultiPolygon", "GeometryCollection")]  # the areas only
+    names = list(dict.fromkeys(n for n in map(name_of, feats) if n))  # in order, each once
+    unnamed = sum(1 for f in feats if not name_of(f))  # (counted: "a, b" named a file of three fields)
+    extra = max(len(names) - most, 0) + (unnamed if names else 0)
+    return ", ".join(names[:most]) + (f" and {extra} more" if extra else "")

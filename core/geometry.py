@@ -1,0 +1,204 @@
+"""Polygons as rings of (x, y), in image pixels (:data:`IMAGE_CRS`) or lon/lat (:data:`LONLAT_CRS`), and
+what is computed on them in the plane: areas (overlaps counted once), outlines that cross themselves, a
+cut to a box, their GeoJSON geometry."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+#: The CRS of coordinates in pixels (col, row) of an image without a place on Earth
+IMAGE_CRS = "image"
+#: The CRS of longitude/latitude coordinates, as GeoJSON has them
+LONLAT_CRS = "EPSG:4326"
+
+Ring = tuple[tuple[float, float], ...]
+Polygon = tuple[Ring, ...]  # exterior ring first, then holes
+
+
+def _ring_area(ring: Sequence[Sequence[float]]) -> float:
+    """Unsigned shoelace area of a closed or open ring (extra coordinates, e.g. z, ignored)."""
+    xy = np.asarray(ring, dtype=np.float64)
+    xs, ys = xy[:, 0], xy[:, 1]
+    return float(abs(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))) / 2.0)
+
+
+def polygon_area(poly: Polygon) -> float:
+    """Planar area of a polygon (outer ring, then holes) in the units of its coordinates squared."""
+    return _ring_area(poly[0]) - sum(_ring_area(h) for h in poly[1:])
+
+
+#: Most cells a side of the grid :func:`union_area` rasterizes a group of overlapping polygons on
+UNION_GRID_MOST = 2048
+
+
+def _overlapping_groups(boxes: Sequence[tuple[float, float, float, float]]) -> list[list[int]]:
+    """Indices of ``boxes`` (x0, y0, x1, y1) in groups linked by boxes that overlap (a sweep along x)."""
+    parent = list(range(len(boxes)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    active: list[int] = []
+    for i in sorted(range(len(boxes)), key=lambda k: boxes[k][0]):
+        x0, y0, _, y1 = boxes[i]
+        active = [j for j in active if boxes[j][2] > x0]
+        for j in active:
+            if boxes[j][1] < y1 and y0 < boxes[j][3]:
+                parent[root(j)] = root(i)
+        active.append(i)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(boxes)):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
+
+
+@lru_cache(maxsize=64)
+def union_area(polygons: tuple[Polygon, ...]) -> float:
+    """Planar area covered by ``polygons`` (units of their coordinates squared), an overlap counted once.
+
+    Polygons apart (bounding boxes that do not overlap) add up exactly; where some overlap, the area
+    counted twice is found on a grid (at most :data:`UNION_GRID_MOST` cells a side, a cell at most
+    1/200 of the smallest polygon's side) and taken off the exact sum: a file of fields that
+    overlap one another is not an area larger than the fields.
+    """
+    polygons = tuple(dict.fromkeys(polygons))  # the same polygon twice (a field repeated in a file): once, exactly
+    areas = [polygon_area(p) for p in polygons]
+    total = float(sum(areas))
+    if len(polygons) < 2:
+        return total
+    boxes = []
+    for p in polygons:
+        xy = np.asarray(p[0], dtype=np.float64)[:, :2]
+        boxes.append((*xy.min(axis=0), *xy.max(axis=0)))
+    for group in _overlapping_groups(boxes):
+        if len(group) < 2:
+            continue
+        from rasterio.features import MergeAlg, rasterize
+        from rasterio.transform import from_origin
+
+        x0, y0 = min(boxes[i][0] for i in group), min(boxes[i][1] for i in group)
+        x1, y1 = max(boxes[i][2] for i in group), max(boxes[i][3] for i in group)
+        smallest = min(max(areas[i], 0.0) for i in group)
+        cell = max(math.sqrt(smallest) / 200, (x1 - x0) / UNION_GRID_MOST, (y1 - y0) / UNION_GRID_MOST)
+        if not cell > 0:
+            continue
+        shape = (max(1, math.ceil((y1 - y0) / cell)), max(1, math.ceil((x1 - x0) / cell)))
+        counts = rasterize(
+            [({"type": "Polygon", "coordinates": polygons[i]}, 1) for i in group], out_shape=shape,
+            transform=from_origin(x0, y1, cell, cell), fill=0, merge_alg=MergeAlg.add, dtype="uint16")
+        over = counts[counts > 1]
+        twice = float(over.sum(dtype=np.int64) - over.size) * cell * cell
+        total -= min(twice, total)
+    return total
+
+
+def _edges(poly: Polygon) -> np.ndarray:
+    """Every edge of every ring of ``poly`` as rows (x0, y0, x1, y1)."""
+    rows = []
+    for ring in poly:
+        xy = np.asarray(ring, dtype=np.float64)[:, :2]
+        if len(xy) and (xy[0] != xy[-1]).any():
+            xy = np.vstack([xy, xy[:1]])
+        rows.append(np.hstack([xy[:-1], xy[1:]]))
+    return np.vstack(rows)
+
+
+def _outline_crosses(poly: Polygon, most: int = 5000, chunk: int = 200) -> bool:
+    """Whether two edges of the rings of ``poly`` cross (a ring crossing itself, a hole its outer
+    ring or another hole); edges that only touch (at a corner, as a traced field's holes may) do not
+    cross. Checked for up to ``most`` edges, ``chunk`` edges against all at a time."""
+    e = _edges(poly)
+    if len(e) > most:
+        return False
+    ax, ay, bx, by = (e[:, k] for k in range(4))
+
+    def side(px, py, qx, qy, rx, ry):
+        return (qx - px) * (ry - py) - (qy - py) * (rx - px)
+
+    for i in range(0, len(e), chunk):
+        c = e[i : i + chunk, :, None]  # this chunk's edges against every edge
+        cx, cy, dx, dy = c[:, 0], c[:, 1], c[:, 2], c[:, 3]
+        apart = (side(cx, cy, dx, dy, ax, ay) * side(cx, cy, dx, dy, bx, by) < 0) & \
+                (side(ax, ay, bx, by, cx, cy) * side(ax, ay, bx, by, dx, dy) < 0)
+        if apart.any():
+            return True
+    return False
+
+
+@lru_cache(maxsize=64)
+def outline_problem(polygons: tuple[Polygon, ...]) -> str | None:
+    """What is wrong with the outlines of a region's ``polygons`` (None: nothing): an outline that
+    crosses itself (a bowtie's area is not that of the pixels inside it, and its two halves may cancel
+    out). Polygons may overlap one another (fields of a file that overlap): the pixels inside any of
+    them are the region. Cached: a page builds the same region on every run."""
+    if any(_outline_crosses(p) for p in polygons):
+        return ("the region's outline crosses itself (its corners are not in order around it); draw it again, "
+                "corner after corner around the area (or, for a file, mend its geometry, e.g. with QGIS's Fix "
+                "geometries)")
+    if all(polygon_area(p) <= 0 for p in polygons):
+        return "the region has zero area; draw a polygon or rectangle with some extent"
+    return None
+
+
+def geometry_of(polygons: Sequence[Polygon]) -> dict:
+    coords = [[[list(p) for p in ring] for ring in poly] for poly in polygons]
+    if len(coords) == 1:
+        return {"type": "Polygon", "coordinates": coords[0]}
+    return {"type": "MultiPolygon", "coordinates": coords}
+
+
+def clipped_to_box(geometry: dict, box: tuple[float, float, float, float]) -> dict | None:
+    """A lon/lat Polygon or MultiPolygon cut to ``box`` (west, south, east, north) (Sutherland-Hodgman,
+    ring by ring: pixels inside the box are inside the cut region as they were inside the region);
+    as it is when it lies within the box; None when nothing of it is inside."""
+    polys = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+    pts = [p for poly in polys for ring in poly for p in ring]
+    w, s, e, n = box
+    if all(w <= p[0] <= e and s <= p[1] <= n for p in pts):
+        return geometry
+
+    def cut(ring, inside, cross):
+        out = []
+        for i, cur in enumerate(ring):
+            prev = ring[i - 1]
+            if inside(cur):
+                if not inside(prev):
+                    out.append(cross(prev, cur))
+                out.append(cur)
+            elif inside(prev):
+                out.append(cross(prev, cur))
+        return out
+
+    def at_x(x):
+        return lambda p, q: [x, p[1] + (q[1] - p[1]) * (x - p[0]) / (q[0] - p[0])]
+
+    def at_y(y):
+        return lambda p, q: [p[0] + (q[0] - p[0]) * (y - p[1]) / (q[1] - p[1]), y]
+
+    edges = ((lambda p: p[0] >= w, at_x(w)), (lambda p: p[0] <= e, at_x(e)),
+             (lambda p: p[1] >= s, at_y(s)), (lambda p: p[1] <= n, at_y(n)))
+    kept = []
+    for poly in polys:
+        rings = []
+        for ring in poly:
+            r = [list(map(float, p[:2])) for p in ring]
+            if r[0] == r[-1]:
+                r.pop()  # (the cut closes it again)
+            for inside, cross in edges:
+                r = cut(r, inside, cross) if r else r
+            if len(r) >= 3:
+                rings.append(r + [r[0]])
+            elif not rings:  # the outer ring is gone: so is the polygon
+                break
+        if rings and polygon_area(rings) > 0:
+            kept.append(rings)
+    if not kept:
+        return None
+    return {"type": "Polygon", "coordinates": kept[0]} if len(kept) == 1 else {"type": "MultiPolygon", "coordinates": kept}

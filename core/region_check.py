@@ -1,0 +1,98 @@
+"""Whether a region can be used on a grid (:func:`check_region`): inside the data, at least a few pixels
+a side, not larger than a limit; never raises for a bad region."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.config import MIN_REGION_SIDE
+from core.errors import RegionError
+from core.grid import Grid
+from core.region import PixelWindow, Region
+
+
+@dataclass(frozen=True)
+class WindowCheck:
+    """Outcome of :func:`check_region` (``message`` says why when ``ok`` is False)."""
+
+    ok: bool
+    message: str
+    area_ha: float | None = None
+    #: the pixels used: those whose centre lies inside the region and the image (for a region too large
+    #: to rasterize, its window's)
+    pixels: int | None = None
+    window: PixelWindow | None = None
+    #: part of the region lies outside the image (only the part inside is used)
+    clipped: bool = False
+
+
+def check_region(
+    region: Region,
+    grid: Grid,
+    min_side: int = MIN_REGION_SIDE,
+    max_pixels: int = 4096 * 4096,
+) -> WindowCheck:
+    """Whether ``region`` can be used on ``grid``: it fits the grid's kind, covers pixels of the data, is at
+    least ``min_side`` pixels on each side (or the whole image where the image is smaller) and at
+    most ``max_pixels`` pixels. Never raises for a bad region: ``ok`` is False and ``message``
+    says why and what to do.
+    """
+    try:
+        bounds = region.pixel_bounds(grid)
+        window = region.window(grid, bounds)
+    except RegionError as err:
+        return WindowCheck(False, str(err))
+    # the pixels inside the outline (those outside it are no data), not the whole window; a region
+    # far too large anyway is not rasterized: the window's area is enough for the message
+    inside = region.mask(grid, window) if window.pixels <= max_pixels else None
+    per_row = inside.sum(axis=1) if inside is not None else np.full(window.height, window.width)
+    if not per_row.any():  # e.g. parts either side of the image, the image inside a hole, or a sliver
+        c0, r0, c1, r1 = bounds
+        if c0 >= 0 and r0 >= 0 and c1 <= grid.width and r1 <= grid.height:
+            return WindowCheck(False, "the region holds no pixel's centre: it is thinner than a pixel of the image; "
+                                      "draw a larger region")
+        return WindowCheck(False, f"the region covers none of the image's pixels ({grid.width:,} x {grid.height:,} px), "
+                                  "only the space around them; draw it over the data")
+    area_ha: float | None = None
+    px_area = grid.pixel_area_ha()
+    if px_area is not None:
+        if isinstance(px_area, np.ndarray):
+            rows = px_area[window.row_off : window.row_off + window.height, 0]  # (h, 1) -> (h,), as per_row
+            area_ha = float((rows * per_row).sum())
+        else:
+            area_ha = float(px_area) * float(per_row.sum())
+    used = int(per_row.sum())
+    need_h, need_w = min(min_side, grid.height), min(min_side, grid.width)
+    span_h, span_w = window.height, window.width  # the rows and columns of the pixels used (not those only touched)
+    if inside is not None:
+        rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        span_h, span_w = int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+    if span_h < need_h or span_w < need_w:
+        whole = "" if (need_w, need_h) == (min_side, min_side) else \
+            f" (the image is smaller than {min_side} px a side, so all of it)"
+        return WindowCheck(
+            False,
+            f"the region covers {span_w} x {span_h} px of the image; it must be at least "
+            f"{need_w} x {need_h} px{whole}: draw a larger region",
+            area_ha,
+            used,
+            window,
+        )
+    if window.pixels > max_pixels:
+        return WindowCheck(
+            False,
+            f"the region covers {window.pixels:,} px; this source handles at most {max_pixels:,} px "
+            f"(about {int(math.sqrt(max_pixels))} x {int(math.sqrt(max_pixels))}): draw a smaller region",
+            area_ha,
+            used,
+            window,
+        )
+    # (its area is the pixels used, ``used``/``area_ha``, said beside it: the box's size is another figure)
+    c0, r0, c1, r1 = bounds
+    clipped = c0 < 0 or r0 < 0 or c1 > grid.width or r1 > grid.height or region.reaches_far_beyond(grid)
+    note = "; part of the region lies outside the image and is left out" if clipped else ""
+    return WindowCheck(True, f"region OK: it fits a box of {window.width:,} x {window.height:,} px{note}", area_ha, used,
+                       window, clipped)

@@ -1,0 +1,46 @@
+"""core.bbox: a box typed as text, put in order and cut to an image."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.errors import RegionError
+
+
+def test_a_box_typed_or_pasted_is_read_as_four_numbers_never_evaluated():
+    from core.bbox import parse_bbox
+
+    camana = (-72.778645, -16.651663, -72.66865, -16.57553)
+    for text in ("-72.778645, -16.651663, -72.66865, -16.57553", "[-72.778645,-16.651663,-72.66865,-16.57553]",
+                 " (-72.778645; -16.651663; -72.66865; -16.57553) ", "-72.778645 -16.651663\t-72.66865 -16.57553"):
+        assert parse_bbox(text) == camana, text
+    assert parse_bbox("1e2, .5, +3, 4.") == (100.0, 0.5, 3.0, 4.0)
+    with pytest.raises(RegionError, match="'1e400' is too large a number"):  # (infinity, silently cut to the image)
+        parse_bbox("0, 0, 1e400, 10")
+    for text, said in (("1, 2, 3", "not 3"), ("", "not 0"), ("1, 2, 3, 4, 5", "not 5"),
+                       ("__import__('os'), 1, 2, 3", "'__import__('os')' is not a number"),
+                       ("1, 2, 3, 4 * 2", "'*' is not a number"), ("nan, 1, 2, 3", "'nan' is not a number")):
+        with pytest.raises(RegionError, match="a box is four numbers") as err:
+            parse_bbox(text)
+        assert said in str(err.value), (text, str(err.value))
+    # the example in the box's own terms: an image's pixels (it was a lon/lat one on the sample scene)
+    with pytest.raises(RegionError, match=r"left, top, right and bottom edges in pixels \(e.g. 100, 100, 400, 300\)"):
+        parse_bbox("hello world", image=True)
+
+
+def test_a_typed_box_is_put_in_order_and_cut_to_the_image():
+    """Pixel edges in either order, south and north too; a box reaching past the image cut to it (the
+    map zoomed out to the box, the image a corner of it); one wholly outside names the image's edges."""
+    from core.errors import OutsideImageError
+    from core.bbox import box_within
+
+    image = (0.0, 0.0, 1024.0, 1024.0)
+    assert box_within((400, 300, 100, 100), image, True) == ((100, 100, 400, 300), False)
+    assert box_within((-50, -50, 5000, 5000), image, True) == (image, True)
+    assert box_within((10.0, 48.2, 11.0, 48.1), None, False) == ((10.0, 48.1, 11.0, 48.2), False)
+    with pytest.raises(OutsideImageError, match=r"outside the image, whose edges are 0, 0, 1024, 1024 \(left, top"):
+        box_within((2000, 0, 2100, 100), image, True)
+    with pytest.raises(RegionError, match="west edge, 11, lies east of its east edge, 10"):
+        box_within((11.0, 48.1, 10.0, 48.2), None, False)
+    with pytest.raises(RegionError, match="no width"):
+        box_within((5, 1, 5, 9), image, True)

@@ -1,0 +1,134 @@
+"""core.geojson: reading GeoJSON text and uploads (through Region.from_geojson / from_upload), its CRS,
+names and the features left out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.errors import RegionError
+from core.geometry import IMAGE_CRS
+from core.grid import Grid
+from core.region import PixelWindow, Region
+
+UTM_GRID = Grid("EPSG:32631", (10.0, 0.0, 501360.0, 0.0, -10.0, 5629680.0), 640, 640)
+
+
+@pytest.mark.parametrize("text, msg", [
+    ("{not json", r"not valid JSON \(line 1, column 2: expecting property name .*\), so not GeoJSON; save the region as GeoJSON"),
+    ("", r"not valid JSON \(line 1, column 1: expecting value\)"),
+    ('{"type": "Point", "coordinates": [1, 2]}', "no Polygon"),
+    ('{"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]}', "3 distinct"),
+    ('{"type": "Polygon", "coordinates": [[[500, 0], [501, 1], [500, 1], [500, 0]]]}', "not longitude/latitude"),
+    ('{"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [2, 2], [0, 0]]]}', "zero area"),
+    ('[1, 2]', "must be an object"),
+    ('{"type": "Polygon", "coordinates": [["a", "b"]]}', "lists of"),
+    ('{"type": "Polygon", "coordinates": 5}', "must be a list"),
+    ('{"type": "MultiPolygon", "coordinates": [5]}', "must be a list"),
+    ('{"type": "FeatureCollection", "features": 5}', "must be a list"),
+    ('{"type": "GeometryCollection", "geometries": "x"}', "must be a list"),
+    ('{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]], []]}', "hole .* 3 distinct"),
+    ('{"type": "Polygon", "coordinates": [[{"x": 0, "y": 0}, {"x": 1, "y": 0}, {"x": 1, "y": 1}]]}', "lists of"),
+    ('{"type": "Polygon", "coordinates": [[[1' + "0" * 400 + ', 0], [1, 0], [1, 1], [0, 0]]]}', "finite"),
+])
+def test_bad_geojson_is_rejected_with_reason(text, msg):
+    with pytest.raises(RegionError, match=msg):
+        Region.from_geojson(text)
+
+
+def test_upload_feature_collection_multipolygon_and_image_marker():
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"crs": "image", "name": "a"},
+         "geometry": {"type": "MultiPolygon", "coordinates": [
+             [[[0, 0], [300, 0], [300, 300], [0, 300], [0, 0]]],
+             [[[400, 400], [700, 400], [700, 700], [400, 400]]]]}},
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [1, 2]}},
+    ]}
+    r = Region.from_upload(json.dumps(fc).encode())
+    assert r.crs == IMAGE_CRS and len(r.polygons) == 2
+    assert r.geometry()["type"] == "MultiPolygon"
+
+
+def test_an_uploaded_region_takes_the_name_its_geojson_gives_it():
+    """The name the file gives its area (a Feature's, or its features'), not the file's name, which
+    is only the fallback."""
+    square = {"type": "Polygon", "coordinates": [[[-72.7, -16.6], [-72.6, -16.6], [-72.6, -16.5], [-72.7, -16.6]]]}
+    feature = {"type": "Feature", "properties": {"name": "North fields"}, "geometry": square}
+    assert Region.from_upload(json.dumps(feature).encode(), name="inside.geojson").name == "North fields"
+    fc = {"type": "FeatureCollection", "features": [
+        {**feature, "properties": {"name": f"field {i}"}} for i in range(5)] + [
+        {"type": "Feature", "properties": {"name": "a well"}, "geometry": {"type": "Point", "coordinates": [-72.65, -16.55]}}]}
+    assert Region.from_upload(json.dumps(fc).encode(), name="x.geojson").name == "field 0, field 1, field 2 and 2 more"
+    unnamed = {"type": "Feature", "properties": {}, "geometry": square}
+    assert Region.from_upload(json.dumps(unnamed).encode(), name="inside.geojson").name == "inside.geojson"
+    # a field without a name is counted (a file of three fields was named after the two named ones)
+    three = {"type": "FeatureCollection", "features": [{**feature, "properties": {"name": "North wheat"}},
+                                                        {**feature, "properties": {"name": "West pasture"}}, unnamed]}
+    assert Region.from_upload(json.dumps(three).encode(), name="x.geojson").name == "North wheat, West pasture and 1 more"
+    assert Region.from_upload(json.dumps(square).encode()).name == ""
+
+
+def test_upload_limits():
+    with pytest.raises(RegionError, match="limit"):
+        Region.from_upload(b" " * (6 * 1024 * 1024))
+    with pytest.raises(RegionError, match="not valid JSON"):  # (text in UTF-16, but no JSON)
+        Region.from_upload(b"\xff\xfe\x00bad")
+
+
+def test_a_file_nested_too_deeply_is_refused_in_words():
+    with pytest.raises(RegionError, match="nests its JSON too deeply"):
+        Region.from_upload(b"[" * 100_000)
+
+
+def test_geojson_with_a_projected_crs_member_is_reprojected_to_lon_lat():
+    """GeoJSON with a (2008) "crs" member in UTM metres, as GDAL writes a layer saved in UTM: placed
+    where it is, not refused as 'not longitude/latitude'; CRS84 / EPSG:4326 members change nothing."""
+    x0, y1 = 501360.0, 5629680.0  # UTM_GRID's top-left corner (10 m pixels)
+    square = [[x0 + 100, y1 - 420], [x0 + 420, y1 - 420], [x0 + 420, y1 - 100], [x0 + 100, y1 - 100], [x0 + 100, y1 - 420]]
+    utm = {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32631"}},
+           "features": [{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [square]}}]}
+    region = Region.from_geojson(json.dumps(utm))
+    assert not region.is_image and 3.0 < region.bounds[0] < 3.1 and 50.7 < region.bounds[1] < 50.9
+    assert region.area_ha() == pytest.approx(10.24, rel=1e-3)  # 320 m x 320 m
+    assert region.window(UTM_GRID) == PixelWindow(10, 10, 32, 32)
+    assert Region.from_geojson({**utm, "crs": {"type": "EPSG", "properties": {"code": 32631}}}) == region
+    lonlat = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}
+    for name in ("urn:ogc:def:crs:OGC:1.3:CRS84", "urn:ogc:def:crs:EPSG::4326"):
+        assert Region.from_geojson({**lonlat, "crs": {"type": "name", "properties": {"name": name}}}).bounds == (0, 0, 1, 1)
+    with pytest.raises(RegionError, match="EPSG:999999.*not known"):
+        Region.from_geojson({**utm, "crs": {"type": "name", "properties": {"name": "EPSG:999999"}}})
+    with pytest.raises(RegionError, match="names no CRS"):
+        Region.from_geojson({**utm, "crs": {"type": "link", "properties": {"href": "http://x/crs"}}})
+
+
+def test_geojson_saved_as_utf16_or_latin1_is_read_and_projected_coordinates_are_named():
+    """Windows tools save "Unicode" (UTF-16) and older GIS Latin-1: both were refused as "not UTF-8 text;
+    upload a .geojson/.json file", which it was; UTM metres were said to be lon/lat in the wrong order."""
+    feature = {"type": "Feature", "properties": {"name": "Feld Müller"},
+               "geometry": {"type": "Polygon", "coordinates": [[[4.0, 50.8], [4.01, 50.8], [4.01, 50.81], [4.0, 50.8]]]}}
+    text = json.dumps(feature, ensure_ascii=False)
+    for data in (text.encode("utf-16"), text.encode("latin-1"), text.encode("utf-8"), b"\xef\xbb\xbf" + text.encode("cp1252")):
+        region = Region.from_upload(data)
+        assert region.name == "Feld Müller" and region.bounds == pytest.approx((4.0, 50.8, 4.01, 50.81))
+    quoted = text.replace("Feld Müller", "“Feld” 5 €")
+    assert Region.from_upload(quoted.encode("cp1252")).name == "“Feld” 5 €"  # Windows' quotes and euro sign
+    with pytest.raises(RegionError, match=r"not GeoJSON text \(UTF-8, UTF-16 or Latin-1\).*ogr2ogr"):
+        Region.from_upload(b"\x00\x00\x27\x0a" + bytes(range(256)))  # a shapefile's header
+    metres = {**feature, "geometry": {"type": "Polygon", "coordinates": [
+        [[361206.0, 5349264.0], [362206.0, 5349264.0], [362206.0, 5350264.0], [361206.0, 5349264.0]]]}}
+    with pytest.raises(RegionError, match=r"looks like metres or feet of a projected CRS .*save the file in EPSG:4326"):
+        Region.from_upload(json.dumps(metres).encode())
+
+
+def test_features_without_an_area_are_named_so_that_leaving_them_out_can_be_said():
+    from core.geojson import features_without_area
+
+    box = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "field"}, "geometry": box},
+        {"type": "Feature", "properties": {"name": "well"}, "geometry": {"type": "Point", "coordinates": [0.5, 0.5]}},
+        {"type": "Feature", "properties": {}, "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}},
+        {"type": "Feature", "properties": {}, "geometry": None}]}
+    assert features_without_area(fc) == ["well", "feature 3", "feature 4"]
+    assert features_without_area(box) == [] and features_without_area({"type": "FeatureCollection", "features": []}) == []

@@ -1,0 +1,93 @@
+"""core.geometry: polygon areas (overlaps counted once), outlines that cross themselves, the cut to a box."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.errors import RegionError
+from core.geometry import IMAGE_CRS
+from core.region import Region
+from core.region_check import check_region
+
+
+def test_an_outline_that_crosses_itself_is_named_so():
+    # a bowtie (corners out of order): its two halves cancel out to zero area
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]], "crs": "image"}
+    with pytest.raises(RegionError, match="outline crosses itself"):
+        Region.from_geojson(bowtie, crs=IMAGE_CRS)
+    flat = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [2, 2], [0, 0]]]}
+    with pytest.raises(RegionError, match="zero area"):
+        Region.from_geojson(flat, crs=IMAGE_CRS)
+    square = {"type": "Polygon", "coordinates": [[[0, 0], [2, 0], [2, 2], [0, 2], [0, 0]]]}
+    assert Region.from_geojson(square, crs=IMAGE_CRS).bounds == (0, 0, 2, 2)
+    # an uneven figure of eight (its halves do not cancel out): its area was not its pixels' (50 for 385)
+    eight = {"type": "Polygon", "coordinates": [[[0, 0], [30, 20], [40, 10], [40, 20], [30, 0], [0, 20], [0, 0]]]}
+    with pytest.raises(RegionError, match="outline crosses itself"):
+        Region.from_geojson(eight, crs=IMAGE_CRS)
+    across = {"type": "Polygon", "coordinates": [[[0, 0], [20, 0], [20, 20], [0, 20], [0, 0]],  # a hole across the outline
+                                                 [[15, 5], [25, 5], [25, 10], [15, 10], [15, 5]]]}
+    with pytest.raises(RegionError, match="outline crosses itself"):
+        Region.from_geojson(across, crs=IMAGE_CRS)
+    # a hole that touches its outline at a corner (as traced fields' may), and overlapping polygons of a
+    # file (the region is the pixels inside any of them): kept
+    touching = {"type": "Polygon", "coordinates": [[[0, 0], [40, 0], [40, 40], [0, 40], [0, 0]],
+                                                   [[0, 0], [10, 5], [5, 10], [0, 0]]]}
+    assert Region.from_geojson(touching, crs=IMAGE_CRS).area_pixels() == 1600 - 37.5
+    overlapping = {"type": "MultiPolygon", "coordinates": [[[[0, 0], [20, 0], [20, 20], [0, 20], [0, 0]]],
+                                                           [[[10, 10], [30, 10], [30, 30], [10, 30], [10, 10]]]]}
+    assert len(Region.from_geojson(overlapping, crs=IMAGE_CRS).polygons) == 2
+
+
+def test_a_region_reaching_far_beyond_a_utm_image_is_cut_to_its_surroundings():
+    """A region reaching 100 degrees from a UTM image (an upload of a country or a continent):
+    GDAL refused to reproject it whole (a traceback), or its corners alone missed the image."""
+    from testdata import FTW
+
+    from core.raster import grid_of_file
+    from core.geometry import clipped_to_box
+
+    grid = grid_of_file(FTW)  # Upper Austria, UTM zone 33N
+    for box in [(-100, 0, 100, 80), (-179, -80, 179, 80)]:
+        check = check_region(Region.from_bbox(*box), grid)
+        assert check.ok and check.clipped and check.pixels == grid.height * grid.width, (box, check.message)
+    # the cut: a ring within the box is as it was; one across it is cut to it, holes too; one outside is gone
+    ring = [[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]
+    inside = {"type": "Polygon", "coordinates": [ring]}
+    assert clipped_to_box(inside, (-1, -1, 11, 11)) is inside
+    cut = clipped_to_box({"type": "Polygon", "coordinates": [ring, [[4, 4], [8, 4], [8, 8], [4, 8], [4, 4]]]}, (5, -1, 20, 20))
+    assert Region.from_geojson(cut).bounds == (5, 0, 10, 10)
+    assert [sorted(map(tuple, r[:-1])) for r in cut["coordinates"]] == [
+        [(5.0, 0.0), (5.0, 10.0), (10.0, 0.0), (10.0, 10.0)], [(5.0, 4.0), (5.0, 8.0), (8.0, 4.0), (8.0, 8.0)]]
+    assert clipped_to_box(inside, (20, 20, 30, 30)) is None
+
+
+def _square(x: float, y: float, side: float):
+    return (((x, y), (x + side, y), (x + side, y + side), (x, y + side), (x, y)),)
+
+
+def test_polygons_that_overlap_count_their_common_area_once():
+    """A GeoJSON of fields that overlap (or the same field twice) gave an area larger than the fields."""
+    from core.geometry import union_area
+
+    assert union_area((_square(0, 0, 10), _square(10, 0, 10), _square(30, 30, 5))) == 225.0  # apart or touching: exact
+    assert union_area((_square(0, 0, 10), _square(0, 0, 10))) == 100.0
+    assert union_area((_square(0, 0, 10), _square(3.3, 3.3, 10))) == pytest.approx(200 - 6.7**2, rel=1e-3)
+    holed = (_square(0, 0, 10)[0], _square(2, 2, 2)[0][::-1])  # a 2 x 2 hole inside, then a square over the hole
+    assert union_area((holed, _square(1, 1, 4))) == pytest.approx(100.0, rel=1e-3)
+    # a valley of 6,400 fields that each overlap their neighbours by 1 m: within 0.1 %
+    fields = tuple(_square(i * 9.0, j * 9.0, 10) for i in range(80) for j in range(80))
+    assert union_area(fields) == pytest.approx((79 * 9 + 10) ** 2, rel=1e-3)
+
+
+def test_a_file_holding_the_same_field_twice_has_the_field_s_area():
+    field = [[-72.70, -16.60], [-72.69, -16.60], [-72.69, -16.59], [-72.70, -16.59], [-72.70, -16.60]]
+    one = Region.from_geojson(json.dumps({"type": "Polygon", "coordinates": [field]}))
+    both = Region.from_geojson(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [field]}}] * 2}))
+    assert len(both.polygons) == 2
+    assert both.area_ha() == pytest.approx(one.area_ha(), rel=1e-9) and 100 < one.area_ha() < 130
+    pixels = Region.from_geojson(json.dumps({**{"type": "MultiPolygon", "coordinates": [[[list(p) for p in _square(0, 0, 40)[0]]]] * 2},
+                                             "crs": "image"}))
+    assert pixels.area_pixels() == 1600.0
