@@ -20,7 +20,8 @@ from common import ROOT, save, timeit
 
 def main() -> None:
     import core.overlays as ov
-    from core.model import DEFAULT_MODEL_PATH, load_model
+    from core.card import DEFAULT_MODEL_PATH
+    from core.model import load_model
     from core.predict import predict_array, probability_to_uint8, threshold_mask
     from core.grid import Grid
     from core.raster import read_image

@@ -23,7 +23,8 @@ FTW = ROOT / "tests" / "data" / "georef" / "ftw_austria_s2_2021-06-17_window.tif
 def main() -> None:
     from core.config import PredictConfig
     from core.fields import crop_fields, fields_bytes
-    from core.model import DEFAULT_MODEL_PATH, load_model
+    from core.card import DEFAULT_MODEL_PATH
+    from core.model import load_model
     from core.predict import predict_array, threshold_mask
     from core.bands import parse_band_spec
     from core.grid import Grid

@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--only", choices=["throughput", "schedule"], default=None)
     args = ap.parse_args()
     if args.only != "schedule":
-        from core.model import Preset
+        from core.card import Preset
 
         out = {"presets": {}}
         for preset in ("light", "seed"):

@@ -105,8 +105,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                    band_map=band_map)
     bar.close()
     print_json({"best_model": str(result.best_model), "epochs": result.epochs_done,
-                      "best_val_loss": result.best_val_loss, "best": result.best_metrics, "stopped": result.stopped})
-    from core.model import card_path, load_card
+                "best_val_loss": result.best_val_loss, "best": result.best_metrics, "stopped": result.stopped})
+    from core.card import card_path, load_card
 
     if card_path(result.best_model).is_file() and load_card(result.best_model).pixel_size_m is None:
         print("note: the training data did not say its pixel size (TFRecord patches and images without a CRS do "

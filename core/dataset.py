@@ -19,7 +19,7 @@ import numpy as np
 
 from core.errors import ConfigError, CropMapError, InputNotFoundError, NoDataError, RegionError
 from core.labels import CLASS_MAPS, CROP, NODATA, NOT_CROP, get_class_map
-from core.model import Normalization
+from core.card import Normalization
 from core.bands import FEATURE_BANDS
 from core.raster import ImageReader, read_labels
 

@@ -56,7 +56,7 @@ class ModelMismatchError(CropMapError):
 
 
 class CardMismatchError(ModelMismatchError):
-    """A model card written for another model's weights (see core.model.card_mismatch)."""
+    """A model card written for another model's weights (see core.card.card_mismatch)."""
 
 
 class OutputExistsError(CropMapError):

@@ -427,7 +427,7 @@ def _fine_tuned(config: dict, init_model: str | os.PathLike | None) -> dict:
     """
     if not init_model:
         return dict(config)
-    from core.model import load_card
+    from core.card import load_card
 
     return {**config, "init_model": str(init_model), "preset": load_card(init_model).preset}
 
@@ -703,7 +703,8 @@ def snapshot_checkpoint(model_path: str | os.PathLike, root: str | os.PathLike) 
         InputNotFoundError: the checkpoint or its card is missing; CorruptFileError: a bad card.
     """
     from core.errors import InputNotFoundError
-    from core.model import card_path, store_uploaded_model
+    from core.card import card_path
+    from core.model import store_uploaded_model
 
     model_path = Path(model_path)
     try:

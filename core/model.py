@@ -1,8 +1,9 @@
-"""U-Net presets, the masked BCE + Dice loss, Dice/IoU metrics, and saving with a model card.
+"""U-Net building, the masked BCE + Dice loss, Dice/IoU metrics, and saving with a model card.
 
-A model is two files: ``NAME.keras`` (Keras 3 archive) and ``NAME.json`` (the :class:`ModelCard`:
-input bands, normalization statistics, preset, training command and metrics). Loading checks both
-and raises precise errors; :func:`check_bands` refuses an image whose bands differ from the model's.
+A model is two files: ``NAME.keras`` (Keras 3 archive) and ``NAME.json`` (the model card,
+:class:`core.card.ModelCard`: input bands, normalization statistics, preset, training command and
+metrics; its reading and checking, TensorFlow-free, are in :mod:`core.card`). Loading checks both and
+raises precise errors; :func:`core.card.check_bands` refuses an image whose bands differ from the model's.
 
 Labels travel as ``y_true[..., 0]`` = crop (0/1) and ``y_true[..., 1]`` = valid (0/1), so loss and
 metrics ignore no-data pixels.
@@ -14,9 +15,8 @@ import json
 import os
 import re
 import zipfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -28,49 +28,10 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from core.errors import (CardMismatchError, ConfigError, CorruptFileError, InputNotFoundError,  # noqa: E402
-                         ModelMismatchError)
+from core.card import (ModelCard, Preset, card_mismatch, card_path, get_preset, load_card,  # noqa: E402
+                       model_files)
+from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError  # noqa: E402
 from core.files import MAX_UPLOAD_BYTES, move_into_place, safe_stem, staging_dir, temp_name  # noqa: E402
-
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEFAULT_MODEL_PATH = ASSETS / "models" / "crop_unet_light.keras"
-
-
-@dataclass(frozen=True)
-class Preset:
-    """U-Net shape: filters of the encoder levels, centre filters, fixed input size or None."""
-
-    name: str
-    encoder: tuple[int, ...]
-    centre: int
-    input_size: int | None
-    description: str
-
-
-PRESETS: dict[str, Preset] = {
-    "seed": Preset(
-        "seed",
-        (32, 64, 128, 256, 512),
-        1024,
-        256,
-        "The 2019 notebook's U-Net: encoder 32-64-128-256-512, centre 1024, 256 x 256 input (31M parameters).",
-    ),
-    "light": Preset(
-        "light",
-        (16, 32, 64, 128),
-        256,
-        None,
-        "Base-16, depth-4 U-Net (about 1.9M parameters), any input size divisible by 16.",
-    ),
-}
-
-
-def get_preset(name: str) -> Preset:
-    """Raises ConfigError for an unknown preset name."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown model preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
 
 
 def _conv_block(x, filters: int):
@@ -174,115 +135,6 @@ def compile_model(model: keras.Model, learning_rate=1e-3) -> keras.Model:
     return model
 
 
-# ---------------------------------------------------------------- model card
-
-@dataclass(frozen=True)
-class Normalization:
-    """Per-band mean and standard deviation of the features (over valid pixels)."""
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def apply(self, features: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-        """(features - mean) / std as float32; invalid pixels become 0."""
-        features = np.ascontiguousarray(features)
-        # Rows of (width x bands) values against the statistics repeated along a row: numpy then runs
-        # long contiguous loops instead of one loop of 5 per pixel (4x faster on 512 x 512 tiles).
-        shape, w = features.shape, features.shape[-2] if features.ndim > 1 else 1
-        rows = features.reshape(-1, w * shape[-1])
-        out = np.subtract(rows, np.tile(np.asarray(self.mean, np.float32), w), dtype=np.float32)
-        np.divide(out, np.tile(np.asarray(self.std, np.float32), w), out=out)
-        out = out.reshape(shape)
-        if valid is not None and not valid.all():
-            out[~valid] = 0.0
-        return out
-
-
-#: The end of every message about a model card that is not what core writes.
-DAMAGED_CARD = "the card is damaged: use the .json that core wrote beside the .keras"
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    """What a saved model needs to be used correctly, and where it came from."""
-
-    preset: str
-    bands: tuple[str, ...]
-    normalization: Normalization
-    patch_size: int = 256
-    created: str = ""
-    command: str = ""
-    training: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
-    data: str = ""
-    notes: str = ""
-    #: ground size of the training pixels in metres, None when unknown (training images without a CRS)
-    pixel_size_m: float | None = None
-    #: the model's weights fingerprint (:func:`weights_fingerprint`), written by :func:`save_model`, so
-    #: that a card is never used with another model's weights; "" in cards written before it was
-    weights: str = ""
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["bands"] = list(self.bands)
-        d["normalization"] = {"mean": list(self.normalization.mean), "std": list(self.normalization.std)}
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelCard":
-        """Raises CorruptFileError if required fields are missing, the bands are not a list of names,
-        the normalization does not hold one finite mean and one finite, positive standard deviation
-        per band, or pixel_size_m is neither null nor a positive number."""
-        if not isinstance(d, dict):
-            raise CorruptFileError(f"the model card is a JSON {type(d).__name__}, not an object of fields (preset, "
-                                   "bands, normalization, ...); " + DAMAGED_CARD)
-        if not {"preset", "bands", "normalization"} & d.keys():  # another JSON file (e.g. a summary.json)
-            has = f"its fields are {', '.join(sorted(map(str, d))[:6])}" if d else "it is empty"
-            raise CorruptFileError(f"this JSON is not a model card: it has none of a card's fields (preset, bands, "
-                                   f"normalization), {has}; use the .json that core wrote beside the .keras, "
-                                   "with the same name")
-        try:
-            if not isinstance(d["bands"], list) or not all(isinstance(b, str) for b in d["bands"]):
-                raise CorruptFileError(f"the model card's bands are {d['bands']!r}, not a list of band names; "
-                                       + DAMAGED_CARD)
-            norm = Normalization(tuple(d["normalization"]["mean"]), tuple(d["normalization"]["std"]))
-            _check_normalization(norm, len(d["bands"]))
-            size = d.get("pixel_size_m")
-            if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float)) or not 0 < size < float("inf")):
-                raise CorruptFileError(f"the model card's pixel_size_m is {size!r}; it must be a positive number of metres "
-                                       "or null; " + DAMAGED_CARD)
-            patch = d.get("patch_size", 256)
-            if isinstance(patch, bool) or not isinstance(patch, int) or patch < 16 or patch % 16:
-                raise CorruptFileError(f"the model card's patch_size is {patch!r}; it must be a whole multiple of 16 px "
-                                       "(the U-Net's pooling); " + DAMAGED_CARD)
-            return cls(
-                preset=d["preset"],
-                bands=tuple(d["bands"]),
-                normalization=norm,
-                patch_size=patch,
-                created=d.get("created", ""),
-                command=d.get("command", ""),
-                training=d.get("training", {}),
-                metrics=d.get("metrics", {}),
-                data=d.get("data", ""),
-                notes=d.get("notes", ""),
-                pixel_size_m=None if size is None else float(size),
-                weights=_weights_field(d.get("weights", "")),
-            )
-        except KeyError as err:
-            raise CorruptFileError(f"the model card has no {err.args[0]!r} field; " + DAMAGED_CARD) from None
-        except (TypeError, ValueError) as err:
-            raise CorruptFileError(f"the model card's fields are not what core writes ({err}); " + DAMAGED_CARD) from None
-
-
-def _weights_field(value) -> str:
-    """Raises CorruptFileError: a card's weights fingerprint that is not a hex digest."""
-    if not isinstance(value, str) or (value and not re.fullmatch(r"[0-9a-f]{64}", value)):
-        raise CorruptFileError(f"the model card's weights are {str(value)[:40]!r}, not a fingerprint of the model's "
-                               "weights; " + DAMAGED_CARD)
-    return value
-
-
 def weights_fingerprint(model) -> str:
     """SHA-256 of a model's weights (each array's shape, type and values, in the model's order): the
     same for a model and the file it was saved to, and for nothing else in practice."""
@@ -294,31 +146,6 @@ def weights_fingerprint(model) -> str:
         digest.update(f"{w.shape}{w.dtype.str};".encode())
         digest.update(w.tobytes())
     return digest.hexdigest()
-
-
-def _check_normalization(norm: Normalization, n_bands: int) -> None:
-    """Raises CorruptFileError unless mean and std hold one finite number per band and std > 0."""
-    for name, values in (("mean", norm.mean), ("std", norm.std)):
-        if len(values) != n_bands:
-            raise CorruptFileError(f"the model card's normalization {name} has {len(values)} values for {n_bands} bands; "
-                                   + DAMAGED_CARD)
-        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)]
-        if bad:
-            raise CorruptFileError(f"the model card's normalization {name} holds {bad[0]!r}, not a finite number; "
-                                   + DAMAGED_CARD)
-    if min(norm.std, default=1.0) <= 0:
-        raise CorruptFileError(f"the model card's normalization std holds {min(norm.std)!r}; a standard deviation must be "
-                               "above 0; " + DAMAGED_CARD)
-
-
-def card_path(model_path: str | os.PathLike) -> Path:
-    return Path(model_path).with_suffix(".json")
-
-
-def model_files(model_path: str | os.PathLike | None) -> tuple[Path, Path]:
-    """(.keras, card .json) of a model path; None is the shipped model."""
-    path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
-    return path, card_path(path)
 
 
 @dataclass
@@ -355,24 +182,6 @@ def save_model(model: keras.Model, card: ModelCard, path: str | os.PathLike) -> 
         # both or neither (an old model never goes with a new card)
         move_into_place([(tmp_card, card_path(path)), (tmp, path)], tmpdir)
     return path
-
-
-def load_card(path: str | os.PathLike) -> ModelCard:
-    """Read the card beside a model. Raises InputNotFoundError, CorruptFileError."""
-    cp = card_path(path)
-    if not cp.exists():
-        # a run's last.keras is where --resume goes on from (no card): its best.keras is the model to use
-        best = Path(path).with_name("best.keras")
-        hint = (f"; {Path(path).name} is where a training run resumes from: use {best.name} beside it, the run's "
-                "model (with its card)" if Path(path).name == "last.keras" and best.exists() else "")
-        raise InputNotFoundError(f"model card {cp.name} not found beside {Path(path).name}; a model needs its .json card"
-                                 + hint)
-    try:
-        return ModelCard.from_dict(json.loads(cp.read_text()))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CorruptFileError(f"model card {cp} is not valid JSON ({err}); " + DAMAGED_CARD) from None
-    except OSError as err:  # e.g. a folder of that name
-        raise CorruptFileError(f"cannot read the model card {cp} ({err.strerror or err}); " + DAMAGED_CARD) from None
 
 
 #: Largest model card accepted from an upload (a card is a few kB).
@@ -507,13 +316,6 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
     return LoadedModel(model, card, path)
 
 
-def card_mismatch(card_name: str, model_name: str) -> CardMismatchError:
-    """The error for a model card ``card_name`` that is not ``model_name``'s (its weights differ)."""
-    return CardMismatchError(f"the model card {card_name} is not {model_name}'s: it was written for a model with "
-                             "other weights (another training's card, or the shipped model's), so its normalization "
-                             "and figures do not hold; use the .json that core wrote beside the .keras file")
-
-
 def _check_model_shape(model, card: ModelCard, name: str) -> None:
     """Refuse a model that does not take (n, H, W, bands of the card) and give (n, H, W, 1).
 
@@ -536,103 +338,3 @@ def _check_model_shape(model, card: ModelCard, name: str) -> None:
                                  "core wrote beside the .keras")
 
 
-def resolution_warning(card: ModelCard, grid, advice: str = "cli") -> str | None:
-    """A sentence when the image's pixels differ from the training pixels by more than 1.5 times
-    (the model then sees fields at another scale); None when they match or either is unknown.
-    ``advice``: what to do, for the command line ("cli": its resample command), the dashboard
-    ("dashboard": the Region page's upload option; "earthengine": the Earth Engine settings' pixel size)
-    or none ("none": a slide's caveat)."""
-    size = grid.pixel_size_m()
-    if size is None or not card.pixel_size_m:
-        return None
-    ratio = size / card.pixel_size_m
-    if 1 / 1.5 <= ratio <= 1.5:
-        return None
-    from core.grid import metres_text
-    from core.resample import SHIPPED_PIXEL_SIZE_M
-
-    said = (f"the model was trained on {card.pixel_size_m:g} m pixels and this image has {metres_text(size)} m pixels, so "
-            f"fields look {max(ratio, 1 / ratio):.1f} times {'smaller' if ratio > 1 else 'larger'} to it: expect "
-            "poorer results")
-    if advice == "none":
-        return said
-    if advice == "earthengine":  # (no file to upload: the composite is made at the size asked for)
-        return (f"{said}; set the Earth Engine settings' Pixel size (m) to {card.pixel_size_m:g} on the Region page, "
-                "or fine-tune the model on images like these")
-    shipped = card.pixel_size_m == SHIPPED_PIXEL_SIZE_M  # the Region page's upload offers that size
-    how = ("python -m core resample" if advice == "cli" else
-           f"on the Region page, upload it with 'Average to {SHIPPED_PIXEL_SIZE_M:g} m pixels'" if shipped else "")
-    return (f"{said}; fine-tune the model on images like it, or try the image averaged to {card.pixel_size_m:g} m"
-            + (f" ({how})" if how else "") + " and compare")
-
-
-#: A card's validation figures at its best epoch (Keras's keys) and their names for people (Dice is F1,
-#: as the figures on the validation blocks call it)
-VALIDATION_FIGURES = (("val_iou", "IoU"), ("val_dice", "F1 (Dice)"), ("val_loss", "loss"))
-
-
-def card_facts(card: ModelCard) -> list[tuple[str, str]]:
-    """The card in words, for people (the dashboard's model card): (what, text) rows for the model,
-    its input, its training data, how it was trained, its best epoch, when it was made, the command
-    that made it and its notes; rows the card has nothing for are left out. Never raises: a card
-    written by hand may lack any of the optional fields, or hold them in another form."""
-    rows: list[tuple[str, str]] = []
-    preset = PRESETS.get(card.preset)
-    rows.append(("Model", f"U-Net, {card.preset} preset" + (f": {preset.description}" if preset else "")))
-    size = f" of {card.pixel_size_m:g} m pixels" if card.pixel_size_m else " (pixel size not recorded)"
-    rows.append(("Input", f"{', '.join(card.bands)}; {card.patch_size} x {card.patch_size} px patches{size}"))
-    if card.data:
-        rows.append(("Trained on", card.data))
-    t = card.training if isinstance(card.training, dict) else {}
-
-    def number(key: str):
-        value = t.get(key)
-        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-    how = []
-    if number("patches_seen") is not None:
-        how.append(f"{int(number('patches_seen')):,} patches seen")
-    if number("epochs_run") is not None or number("epochs") is not None:
-        n = int(number('epochs_run') or number('epochs'))
-        # without epochs_run (a job's card, written at its best epoch), the epochs asked for
-        how.append(f"{n} epoch{'s' if n != 1 else ''}" + ("" if number("epochs_run") is not None else " planned"))
-    if number("batch_size") is not None:
-        how.append(f"batches of {int(number('batch_size'))}")
-    if number("learning_rate") is not None:
-        how.append(f"learning rate {number('learning_rate'):g}")
-    if t.get("augment") is True:
-        how.append("flips and 90-degree turns")
-    if t.get("init_model"):
-        init = Path(str(t["init_model"]))  # a run's checkpoint (best.keras, last.keras) is named by its run's folder
-        run = init.parent.parent if init.parent.name == "train" else init.parent
-        named = init.name in ("best.keras", "last.keras") and run.name
-        how.append(f"fine-tuned from {init.name}" + (f" of {run.name}" if named else ""))
-    if how:
-        rows.append(("Training", ", ".join(how)))
-    metrics = card.metrics if isinstance(card.metrics, dict) else {}
-    best = metrics.get("val") or metrics.get("val_patches_at_best_epoch")
-    if isinstance(best, dict):
-        scores = [f"{name} {best[key]:.3f}" for key, name in VALIDATION_FIGURES
-                  if isinstance(best.get(key), (int, float))]
-        if scores:
-            at = f"epoch {best['epoch']}" if isinstance(best.get("epoch"), int) else "the best epoch"
-            # (beside the validation blocks' own figures, which differ a little: say which is which)
-            other = " (during training; the validation blocks' figures above differ a little)" if metrics.get("val_blocks") else ""
-            rows.append(("Chosen at", f"{at}, on validation patches{other}: " + ", ".join(scores)))
-    if card.created:
-        utc = " UTC" if card.created.endswith("+00:00") else ""
-        rows.append(("Created", card.created.replace("T", " ")[:16] + utc))
-    if card.command:
-        rows.append(("Made by", card.command))
-    if card.notes:
-        rows.append(("Notes", card.notes))
-    return rows
-
-
-def check_bands(card: ModelCard, bands: Sequence[str]) -> None:
-    """Raises ModelMismatchError if the image's feature bands are not the model's."""
-    if tuple(card.bands) != tuple(bands):
-        raise ModelMismatchError(
-            f"the model expects bands {', '.join(card.bands)} but the image gives {', '.join(bands)}; "
-            "use a model trained on these bands or retrain"
-        )

@@ -17,10 +17,11 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from core.card import Normalization
 from core.config import PatchConfig
 from core.errors import ConfigError, CorruptFileError, InvalidDataError, NoDataError, OutputExistsError, RegionError
 from core.labels import CROP, NODATA, NOT_CROP
@@ -28,9 +29,6 @@ from core.patches import LABEL, RECORD_SUFFIX, PatchSummary, check_patch_space, 
 from core.bands import FEATURE_BANDS
 from core.reflectance import check_reflectance
 from core.tfrecord import parse_patch, read_batches
-
-if TYPE_CHECKING:  # (core.model loads TensorFlow: 4 s the Data page, which cuts patches, need not wait)
-    from core.model import Normalization
 
 #: Name endings of TFRecord files, as Earth Engine and ``python -m core patches`` write them.
 RECORD_ENDINGS = (".tfrecord", ".tfrecord.gz", ".tfrecords", ".tfrecords.gz")
@@ -243,8 +241,6 @@ def patch_normalization(patches: PatchSet, max_patches: int = 64, max_pixels: in
         values = values[rng.choice(len(values), max_pixels, replace=False)]
     check_reflectance(values[:, :4].T, f"the patches in {os.path.basename(patches.files[0])}")
     std = np.maximum(values.std(axis=0), 1e-6)
-    from core.model import Normalization
-
     return Normalization(tuple(float(v) for v in values.mean(axis=0)), tuple(float(v) for v in std))
 
 

@@ -275,7 +275,7 @@ def make_predictor(loaded, config: PredictConfig = PredictConfig(), offset: tupl
         ModelMismatchError: the model's bands are not R, G, B, NIR, NDVI.
         ConfigError: the tile does not fit the model (see :meth:`PredictConfig.resolve`).
     """
-    from core.model import check_bands
+    from core.card import check_bands
 
     check_bands(loaded.card, FEATURE_BANDS)
     shape = loaded.model.input_shape
@@ -515,7 +515,8 @@ def predict_image(
         NoDataError: the region holds no valid pixel (nothing is written, and no folder is left behind).
         ModelMismatchError: the model was trained on other bands.
     """
-    from core.model import check_model_files, load_model, model_files
+    from core.card import model_files
+    from core.model import check_model_files, load_model
 
     # the inputs' own mistakes first (as evaluate), then an output in the way; opened fully below
     if not Path(image_path).exists():
@@ -552,7 +553,7 @@ def predict_image(
         predictor = make_predictor(loaded, config, frame=(frame[0] + int(win.row_off), frame[1] + int(win.col_off)),
                                    grid=reader.grid)
         if warn is not None:  # (the summary's, as prediction_summary gives them)
-            from core.model import resolution_warning
+            from core.card import resolution_warning
 
             for text in [*reader.warnings, *filter(None, [resolution_warning(loaded.card, grid)])]:
                 warn(text)
@@ -684,7 +685,7 @@ def prediction_summary(grid: Grid, stats: dict, card, threshold: float, views: i
     ``about`` first (image, window, region, attribution...), then the grid, warnings, the figures of
     :func:`core.metrics.crop_area` (``stats``) at ``threshold``, and the model card (a ModelCard).
     """
-    from core.model import resolution_warning
+    from core.card import resolution_warning
 
     v = stats["valid_pixels"]
     warning = resolution_warning(card, grid)

@@ -36,7 +36,7 @@ class ExportPredictor:
     """
 
     def __init__(self, mixer_path, loaded, batch_size: int = 8, views: int = 1):
-        from core.model import check_bands
+        from core.card import check_bands
         from core.patches import _infer_kernel, export_files, export_reflectance, read_mixer
 
         check_bands(loaded.card, FEATURE_BANDS)
@@ -105,7 +105,8 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
 
     Raises the same errors as :func:`core.predict.predict_image`, plus CorruptFileError for bad records.
     """
-    from core.model import check_model_files, load_model, model_files
+    from core.card import model_files
+    from core.model import check_model_files, load_model
     from core.patches import export_files, read_mixer
 
     read_mixer(mixer_path)  # the export's own mistakes (a bad or renamed mixer) before "--overwrite"

@@ -55,16 +55,13 @@ from core.errors import (  # noqa: E402
 )
 from core.files import check_output_dir, replacing  # noqa: E402
 from core.labels import get_class_map  # noqa: E402
+from core.card import ModelCard, Normalization, check_bands, get_preset  # noqa: E402
 from core.model import (  # noqa: E402
     LoadedModel,
     MaskedDice,
     MaskedIoU,
-    ModelCard,
-    Normalization,
     build_unet,
-    check_bands,
     compile_model,
-    get_preset,
     load_model,
     masked_bce_dice,
     save_model,
@@ -258,7 +255,7 @@ def _unrecorded_best(best: Path, recorded: int, best_loss: float) -> dict | None
     ``recorded`` ones and better than their ``best_loss``: a run interrupted between saving an
     epoch's best model and its history row (the epoch is redone on resume). None otherwise, or when
     the card cannot be read (the history's best stands)."""
-    from core.model import load_card
+    from core.card import load_card
 
     if not best.exists():
         return None

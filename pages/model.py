@@ -9,8 +9,8 @@ import streamlit as st
 from core import jobs
 from core.errors import CardMismatchError, CropMapError
 from core.config import TrainConfig
-from core.model import (PRESETS, VALIDATION_FIGURES, card_facts, card_mismatch, discard_stored_model,
-                        resolution_warning, store_uploaded_model)
+from core.card import PRESETS, VALIDATION_FIGURES, card_facts, card_mismatch, resolution_warning
+from core.model import discard_stored_model, store_uploaded_model
 from core.metrics import SCORE_HELP
 from pages.components import cached, charts, models, navigation, scene, state, ui
 

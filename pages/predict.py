@@ -8,7 +8,7 @@ from functools import partial
 import streamlit as st
 
 from core.metrics import crop_area_text, format_area, nominal_area
-from core.model import load_card, resolution_warning
+from core.card import load_card, resolution_warning
 from core.predict import prediction_summary
 from pages.components import cached, models, navigation, parts, predictions, regionmap, scene, state, ui
 

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.metrics import BEST_F1_GAIN, SCORE_HELP, best_threshold, few_pixels_note, format_area
-from core.model import load_card, resolution_warning
+from core.card import load_card, resolution_warning
 from pages.components import cached, charts, models, navigation, parts, predictions, regionmap, scene, state, ui
 
 #: label classes listed under "Where the errors are"

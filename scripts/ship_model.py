@@ -52,7 +52,8 @@ def val_blocks(loaded, val: str) -> dict:
 def remeasure(model_path: Path, val: str) -> None:
     """Rewrite the ``val_blocks`` figures in a shipped model's card (atomically); nothing else changes."""
     from core.files import replacing
-    from core.model import card_path, load_model
+    from core.card import card_path
+    from core.model import load_model
 
     loaded = load_model(model_path)
     card = loaded.card.to_dict()
@@ -63,7 +64,8 @@ def remeasure(model_path: Path, val: str) -> None:
 
 
 def main() -> None:
-    from core.model import ModelCard, load_card, load_model, save_model
+    from core.card import ModelCard, load_card
+    from core.model import load_model, save_model
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--run")

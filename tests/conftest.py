@@ -72,7 +72,8 @@ def tiny_model_path(tmp_path_factory) -> Path:
 
     from core.bands import FEATURE_BANDS
     from core.dataset import compute_normalization, load_scenes
-    from core.model import ModelCard, build_unet, save_model
+    from core.card import ModelCard
+    from core.model import build_unet, save_model
 
     norm = compute_normalization(load_scenes([f"{SAMPLE_IMAGE}:{SAMPLE_LABELS}"]))
     keras.utils.set_random_seed(0)  # the same weights in every run: a test sees the same prediction each time
@@ -88,7 +89,7 @@ def swir_model_path(tiny_model_path, tmp_path) -> Path:
     import json
     import shutil
 
-    from core.model import card_path
+    from core.card import card_path
 
     path = Path(shutil.copy(tiny_model_path, tmp_path / "swir.keras"))
     card = json.loads(card_path(tiny_model_path).read_text())

@@ -659,7 +659,7 @@ def test_argument_mistakes_are_one_line(capsys):
 def test_training_on_patches_without_a_pixel_size_says_how_to_record_it(capsys, small_scene, tmp_path):
     """Trained on TFRecord patches, the card's pixel size was null without a word, so predictions on
     10 m pixels got no resolution warning."""
-    from core.model import load_card
+    from core.card import load_card
 
     img, lab = small_scene
     assert main(_patches(img, lab, tmp_path / "p.tfrecord.gz", "--count", "4", "--size", "64")) == 0

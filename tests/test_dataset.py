@@ -94,7 +94,7 @@ def test_spatial_holdout_splits_the_labels_into_disjoint_parts(tmp_path):
     np.testing.assert_array_equal(np.where(val != NODATA, val, train)[keep], full[keep])
     # the pairs feed training: load_scenes reads them, and validation tiles exist in the held-out block
     from core.dataset import tiled_patches
-    from core.model import Normalization
+    from core.card import Normalization
 
     scenes = load_scenes([split.val], split.label_map)
     x, y = tiled_patches(scenes, 256, Normalization((0.0,) * 5, (1.0,) * 5))

@@ -530,7 +530,7 @@ def test_a_snapshot_of_a_running_jobs_checkpoint_still_knows_its_job(tmp_path):
     """The Model page's "use the best checkpoint so far" copies it out of the job (a running job
     replaces it with every better epoch): the copy keeps the job's image (Quality's warning about
     training-set figures) and start time (its label)."""
-    from core.model import DEFAULT_MODEL_PATH, card_path
+    from core.card import DEFAULT_MODEL_PATH, card_path
 
     job = tmp_path / "jobs" / "job-20261201-214005-ab12"
     (job / "train").mkdir(parents=True)

@@ -43,7 +43,7 @@ def test_pages_do_not_call_ee_or_tf():
 def test_light_modules_import_without_tensorflow_or_ee():
     code = ("import sys; import core, core.grid, core.bands, core.reflectance, core.raster, core.resample, core.labels, core.metrics, "
             "core.geometry, core.lonlat, core.geojson, core.bbox, core.region, core.region_check, core.overlays, "
-            "core.predict, core.patches, core.patchset, core.config, core.sources.local, core.ee.auth, core.ee.composites; "
+            "core.card, core.predict, core.patches, core.patchset, core.config, core.sources.local, core.ee.auth, core.ee.composites; "
             "import os; print(sorted(m for m in ('tensorflow', 'ee', 'streamlit', 'keras') if m in sys.modules), "
             "os.environ.get('TF_CPP_MIN_LOG_LEVEL'))")
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}

@@ -4,12 +4,10 @@ import numpy as np
 import pytest
 
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError
+from core.card import ModelCard, Normalization, check_bands
 from core.model import (
     MaskedIoU,
-    ModelCard,
-    Normalization,
     build_unet,
-    check_bands,
     load_model,
     masked_bce_dice,
     save_model,
@@ -130,7 +128,7 @@ def test_card_keeps_the_training_pixel_size(tmp_path):
 
 
 def test_resolution_warning():
-    from core.model import resolution_warning
+    from core.card import resolution_warning
     from core.grid import Grid
 
     card = ModelCard("light", FEATURE_BANDS, Normalization((0.1,) * 5, (0.2,) * 5), pixel_size_m=30.0)
@@ -154,7 +152,7 @@ def test_resolution_warning():
     assert resolution_warning(card, Grid(None, (1.0, 0, 0, 0, -1.0, 0), 8, 8)) is None  # image size unknown
     assert resolution_warning(_card(), s2) is None  # training size unknown
     # the shipped model says what it was trained on: Landsat's 30 m
-    from core.model import DEFAULT_MODEL_PATH, load_card
+    from core.card import DEFAULT_MODEL_PATH, load_card
 
     assert load_card(DEFAULT_MODEL_PATH).pixel_size_m == 30.0
 
@@ -187,7 +185,8 @@ def test_uploaded_model_never_replaces_another_models_card(tiny_model_path, tmp_
     import json
 
     from core.errors import InvalidDataError
-    from core.model import card_path, load_model, store_uploaded_model
+    from core.card import card_path
+    from core.model import load_model, store_uploaded_model
 
     data, card = tiny_model_path.read_bytes(), card_path(tiny_model_path).read_bytes()
     in_use = store_uploaded_model(data, card, tmp_path)
@@ -319,7 +318,7 @@ def test_model_that_does_not_fit_its_card_is_refused_on_loading(tmp_path):
 
 def test_the_card_in_words_gives_what_people_ask_of_a_model():
     """The Model page showed the card as raw JSON (17-digit statistics, Keras names): these rows say it."""
-    from core.model import DEFAULT_MODEL_PATH, card_facts, load_card
+    from core.card import DEFAULT_MODEL_PATH, card_facts, load_card
 
     facts = dict(card_facts(load_card(DEFAULT_MODEL_PATH)))
     assert list(facts) == ["Model", "Input", "Trained on", "Training", "Chosen at", "Created", "Made by", "Notes"]
@@ -333,7 +332,7 @@ def test_the_card_in_words_gives_what_people_ask_of_a_model():
 
 
 def test_the_card_in_words_of_a_hand_written_card_has_the_rows_it_can_give():
-    from core.model import ModelCard, Normalization, card_facts
+    from core.card import ModelCard, Normalization, card_facts
 
     norm = Normalization(tuple([0.0] * 5), tuple([1.0] * 5))
     card = ModelCard("mine", tuple(FEATURE_BANDS), norm, 128, training={"epochs": "many", "augment": "yes"},
@@ -356,7 +355,8 @@ def test_a_card_written_for_other_weights_is_refused(tmp_path):
     import json
     import shutil
 
-    from core.model import card_path, load_card, weights_fingerprint
+    from core.card import card_path, load_card
+    from core.model import weights_fingerprint
 
     norm = Normalization(tuple([0.1] * 5), tuple([0.2] * 5))
     card = ModelCard("light", tuple(FEATURE_BANDS), norm)
@@ -380,7 +380,8 @@ def test_a_card_written_for_other_weights_is_refused(tmp_path):
 
 
 def test_the_shipped_card_holds_the_shipped_weights_fingerprint():
-    from core.model import DEFAULT_MODEL_PATH, weights_fingerprint
+    from core.card import DEFAULT_MODEL_PATH
+    from core.model import weights_fingerprint
 
     loaded = load_model(DEFAULT_MODEL_PATH)
     assert loaded.card.weights == weights_fingerprint(loaded.model)

@@ -100,7 +100,7 @@ def test_model_page_names_the_uploaded_files_when_the_card_is_another_models(fak
                                                                               tmp_path):
     """A model and the card of another model, uploaded: the error named the copy of the card stored
     beside the model (``tiny.json``), not the file the user chose; a matching card is used."""
-    from core.model import DEFAULT_MODEL_PATH, card_path
+    from core.card import DEFAULT_MODEL_PATH, card_path
 
     files = {"upload_model": Upload(tiny_model_path, "tiny.keras"),
              "upload_card": Upload(card_path(DEFAULT_MODEL_PATH), "card_of_run_B.json")}
@@ -171,7 +171,7 @@ def test_model_page_trains_on_exported_patches(fake_map, small_scene, tmp_path, 
 
 
 def test_model_page_shows_the_shipped_cards_validation_figures(fake_map):
-    from core.model import DEFAULT_MODEL_PATH, load_card
+    from core.card import DEFAULT_MODEL_PATH, load_card
 
     card = load_card(DEFAULT_MODEL_PATH)
     at = new_app()
@@ -198,7 +198,7 @@ def test_model_page_shows_the_shipped_cards_validation_figures(fake_map):
 
 def test_model_page_warns_that_its_figures_are_for_another_pixel_size(fake_map):
     """The shipped model's validation figures are for 30 m pixels: beside them, a 10 m image in use is warned of."""
-    from core.model import DEFAULT_MODEL_PATH
+    from core.card import DEFAULT_MODEL_PATH
 
     at = own_image_app()  # Sentinel-2, 10 m
     at.session_state["model_path"] = str(DEFAULT_MODEL_PATH)
@@ -301,7 +301,8 @@ def test_best_checkpoint_of_a_running_job_is_used_as_a_copy(fake_map, tiny_model
     import shutil
 
     from core import jobs
-    from core.model import build_unet, load_card, save_model
+    from core.card import load_card
+    from core.model import build_unet, save_model
     from test_jobs import wait_for
 
     job_dir = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs" / "job-run"

@@ -20,7 +20,7 @@ from apptest import (
 
 def test_predict_page_warns_about_another_pixel_size(fake_map):
     """Shipped model (30 m) on a 10 m image: the Predict page says so before anything is predicted."""
-    from core.model import DEFAULT_MODEL_PATH
+    from core.card import DEFAULT_MODEL_PATH
 
     at = own_image_app()
     at.session_state["model_path"] = str(DEFAULT_MODEL_PATH)

@@ -14,7 +14,7 @@ def test_quality_page_keeps_the_pixel_size_warning(fake_map):
     """The shipped model (30 m) scored against labels of a 10 m Sentinel-2 image: the Quality page
     says what the Predict page said (its figures are those of a model on pixels of another size)."""
     from core.metrics import format_hectares as hectares
-    from core.model import DEFAULT_MODEL_PATH
+    from core.card import DEFAULT_MODEL_PATH
     from testdata import FLANDERS_LABELS, FLANDERS_S2
 
     at = new_app()

@@ -192,7 +192,7 @@ def test_quality_warns_that_a_model_trained_on_this_region_is_scored_on_its_trai
     # fine-tuned from a model trained on this image (here the shipped one, on the sample, one of its training
     # blocks), the held-out block was no held-out block for it: its validation figures flatter it too (a
     # fine-tune of the shipped weights on the sample showed IoU 0.856 against the card's 0.791, as honest)
-    from core.model import DEFAULT_MODEL_PATH
+    from core.card import DEFAULT_MODEL_PATH
 
     tuned = tmp_path / "job-20261201-220500-ef34ab"
     shutil.copytree(job / "train", tuned / "train")

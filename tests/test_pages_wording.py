@@ -235,7 +235,7 @@ def test_the_shipped_model_card_reads_without_nested_parentheses(fake_map):
     """'On the validation blocks (not used for training; whole-block tiled prediction (default
     config: 512 px tiles, 128 px overlap), ... pooled over valid pixels)': the card's method is
     now its own line under the heading."""
-    from core.model import DEFAULT_MODEL_PATH
+    from core.card import DEFAULT_MODEL_PATH
 
     at = new_app()
     at.session_state["model_path"] = str(DEFAULT_MODEL_PATH)

@@ -12,7 +12,8 @@ import pytest
 from core.config import PatchConfig, TrainConfig
 from core.errors import ConfigError, CorruptFileError, InvalidDataError, NoDataError, OutputExistsError, RegionError
 from core.labels import NODATA
-from core.model import Normalization, load_model
+from core.card import Normalization
+from core.model import load_model
 from core.patches import LABEL, read_records, sample_patches, write_records
 from core.patchset import is_patch_source, open_patch_set, patch_normalization, patch_validation, split_sources, valid_pixels
 from core.bands import FEATURE_BANDS

@@ -8,7 +8,8 @@ import rasterio
 from testdata import FTW, SAMPLE_IMAGE, write_raster
 from core.config import PredictConfig
 from core.errors import ConfigError, InvalidDataError, ModelMismatchError, NoDataError, OutputExistsError, RegionError
-from core.model import ModelCard, Normalization, build_unet, load_card, save_model
+from core.card import ModelCard, Normalization, load_card
+from core.model import build_unet, save_model
 from core.predict import blend_weights, predict_array, predict_image, tile_origins
 from core.bands import parse_band_spec
 from core.raster import read_image
@@ -170,7 +171,7 @@ def test_georeferenced_prediction_has_area_in_hectares(tiny_model_path, tmp_path
 def test_prediction_summary_is_the_clis_for_the_dashboard():
     """The dashboard's summary download: its own facts first, the CLI summary's figures, warnings, card."""
     from core.metrics import crop_area
-    from core.model import DEFAULT_MODEL_PATH, load_card
+    from core.card import DEFAULT_MODEL_PATH, load_card
     from core.predict import prediction_summary
     from core.grid import Grid
 

@@ -259,7 +259,8 @@ def test_export_refuses_a_model_trained_on_other_bands(swir_model_path, tmp_path
 def test_an_export_the_fixed_size_model_cannot_take_says_how_to_export_it(small_scene, tmp_path):
     """A seed-preset model (256 px only) and an export of 96 + 32 px patches said that they differ, and no more."""
     from core.bands import FEATURE_BANDS
-    from core.model import ModelCard, Normalization, Preset, build_unet, save_model
+    from core.card import ModelCard, Normalization, Preset
+    from core.model import build_unet, save_model
 
     fixed = build_unet(Preset("fixed", (4,), 8, 96, "a 96 px only U-Net"))
     norm = Normalization((0.0,) * 5, (1.0,) * 5)

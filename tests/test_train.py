@@ -101,7 +101,7 @@ def test_fine_tune_from_another_preset_fails_before_writing(small_scene, tmp_pat
 def test_resuming_a_fine_tuning_run_does_not_need_its_init_model(small_scene, tiny_model_path, tmp_path):
     """A resumed run continues from last.keras with run.json's normalization: the model it was
     fine-tuned from may have moved since."""
-    from core.model import card_path
+    from core.card import card_path
 
     img, lab = small_scene
     pair = [f"{img}:{lab}"]
@@ -631,7 +631,7 @@ def test_a_best_model_of_an_epoch_left_out_of_the_history_stays_the_best_on_resu
     """Interrupted between saving an epoch's best.keras and writing its history row, a run redoes the
     epoch on resume; the best so far is then the file's (better than any recorded epoch), so that
     the figures reported and the model kept are of the same epoch."""
-    from core.model import card_path
+    from core.card import card_path
     from core.train import _unrecorded_best
 
     best = tmp_path / "best.keras"

@@ -411,7 +411,7 @@ def probability_tif(key: tuple) -> bytes:
 def download_tags(key: tuple) -> dict[str, str]:
     """The dataset tags of a prediction's GeoTIFF downloads (core.predict.provenance_tags): its scene's
     image, its model and views, as the CLI's outputs carry them."""
-    from core.model import load_card
+    from core.card import load_card
     from core.predict import provenance_tags
     from core.sources.base import scene_origin
 

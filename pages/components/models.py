@@ -14,7 +14,7 @@ from pages.components import cached, state, ui
 
 def shipped() -> Path:
     """The shipped weights; CROPMAP_SHIPPED_MODEL points elsewhere (e.g. a checkout without weights)."""
-    from core.model import DEFAULT_MODEL_PATH  # (not at import: core.model loads TensorFlow)
+    from core.card import DEFAULT_MODEL_PATH
 
     return Path(os.environ.get("CROPMAP_SHIPPED_MODEL", DEFAULT_MODEL_PATH))
 
@@ -84,7 +84,7 @@ def show_trained_on_this_image(model_path: str | os.PathLike, image_path: str | 
 
 def _shipped_on_sample(model_path: str | os.PathLike) -> bool:
     """Whether ``model_path`` is the shipped model and the source the sample scene, one of its training blocks."""
-    from core.model import DEFAULT_MODEL_PATH
+    from core.card import DEFAULT_MODEL_PATH
 
     return (state.get(state.SOURCE).get("kind") == "sample"
             and Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve())
@@ -121,28 +121,27 @@ def _base_trained_here(model_path: str | os.PathLike, image_path: str | os.PathL
 
 
 def _card_epoch(model_path: Path) -> int | None:
-    """The epoch a training checkpoint's card was written at (its ``metrics.val.epoch``), or None."""
-    import json
-
-    try:  # the card beside the model (core.model.card_path; read here without loading TensorFlow)
-        epoch = json.loads(model_path.with_suffix(".json").read_text())["metrics"]["val"]["epoch"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+    """The epoch a training checkpoint's card was written at (:attr:`core.card.ModelCard.best_epoch`), or None."""
+    card = _card(model_path)
+    return card.best_epoch if card is not None else None
 
 
 def validation_iou(model_path: str | os.PathLike) -> float | None:
     """The validation IoU a model's card gives (its whole validation blocks', else its validation
-    patches' at the best epoch), or None; read without loading TensorFlow."""
-    import json
+    patches' at the best epoch: :meth:`core.card.ModelCard.validation_iou`), or None."""
+    card = _card(model_path)
+    return card.validation_iou() if card is not None else None
+
+
+def _card(model_path: str | os.PathLike):
+    """The card beside a model (read without loading TensorFlow), or None where it is missing or damaged."""
+    from core.card import load_card
+    from core.errors import CropMapError
 
     try:
-        metrics = json.loads(Path(model_path).with_suffix(".json").read_text())["metrics"]
-        iou = (metrics.get("val_blocks") or {}).get("iou")
-        iou = iou if iou is not None else (metrics.get("val") or {}).get("val_iou")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return load_card(model_path)
+    except CropMapError:
         return None
-    return float(iou) if isinstance(iou, (int, float)) and not isinstance(iou, bool) else None
 
 
 def use_model(path: str) -> None:
@@ -151,7 +150,7 @@ def use_model(path: str) -> None:
     Raises:
         CropMapError: the model cannot be loaded, or was trained on other bands.
     """
-    from core.model import check_bands
+    from core.card import check_bands
 
     loaded = cached.model(path, cached.mtime(path))
     check_bands(loaded.card, FEATURE_BANDS)
@@ -191,7 +190,7 @@ def require_model(model_path: str | None, offer_shipped: bool = False) -> str:
     """The model in use, or end the page saying what to do: none loaded yet (with ``offer_shipped``,
     a button that loads the shipped weights right here, the usual choice, after the best checkpoint of a
     training that finished, :func:`offer_finished_training`), or its files gone since it was loaded (deleted or moved, e.g. a cleaned work folder), which no prediction can fix."""
-    from core.model import model_files
+    from core.card import model_files
 
     if offer_shipped:  # (the Predict page: where a model is chosen to run)
         offer_finished_training(model_path)

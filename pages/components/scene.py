@@ -176,7 +176,7 @@ def has_labels(spec: dict | None = None) -> bool:
 
 def advice_for_pixel_size() -> str:
     """How the pages advise on an image of another pixel size than the model's
-    (:func:`core.model.resolution_warning`'s ``advice``): by the Earth Engine settings for a composite,
+    (:func:`core.card.resolution_warning`'s ``advice``): by the Earth Engine settings for a composite,
     by the upload's averaging for a file."""
     return "earthengine" if state.get(state.SOURCE).get("kind") == "earthengine" else "dashboard"
 

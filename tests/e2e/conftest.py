@@ -29,7 +29,7 @@ def artifacts() -> Path:
 @pytest.fixture()
 def model_env(request) -> dict:
     """The browser test runs the shipped weights; their absence is a failure."""
-    from core.model import DEFAULT_MODEL_PATH
+    from core.card import DEFAULT_MODEL_PATH
 
     _require(DEFAULT_MODEL_PATH.exists(), f"shipped weights {DEFAULT_MODEL_PATH} missing")
     return {}

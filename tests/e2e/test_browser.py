@@ -391,7 +391,7 @@ def test_a_page_link_with_its_session_on_a_fresh_server_comes_back_to_the_sessio
     """A demo laptop restarts the app and the open tab is reloaded: the first request names a page
     and the session (``/predict?session=...``); sending the page into the dashboard must not lose
     the session (st.switch_page drops the URL's parameters)."""
-    from core.model import DEFAULT_MODEL_PATH
+    from core.card import DEFAULT_MODEL_PATH
 
     sid = "0123456789abcdef0123456789abcdef"
     (tmp_path / "sessions").mkdir(exist_ok=True)
