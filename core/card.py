@@ -3,8 +3,9 @@
 A card holds the model's input bands, normalization statistics, U-Net preset, patch and pixel size,
 training command and metrics, and the fingerprint of the weights it was written for
 (:func:`core.model.weights_fingerprint`). Reading and checking a card is pure: this module never
-loads TensorFlow, so pages and commands that only need a card (its figures, its bands) stay light.
-Building, saving and loading the model itself is :mod:`core.model`'s.
+loads TensorFlow, so pages and commands that only need a card (its figures, its bands, whether two
+files are the same model) stay light. Building, saving and loading the model itself is
+:mod:`core.model`'s.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
-from core.errors import CardMismatchError, ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError
+from core.errors import (CardMismatchError, ConfigError, CorruptFileError, CropMapError, InputNotFoundError,
+                         ModelMismatchError)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 #: The shipped model (its card beside it, ``crop_unet_light.json``).
@@ -232,6 +234,18 @@ def load_card(path: str | os.PathLike) -> ModelCard:
         raise CorruptFileError(f"model card {cp} is not valid JSON ({err}); " + DAMAGED_CARD) from None
     except OSError as err:  # e.g. a folder of that name
         raise CorruptFileError(f"cannot read the model card {cp} ({err.strerror or err}); " + DAMAGED_CARD) from None
+
+
+def same_weights(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether the models ``a`` and ``b`` (.keras paths) have the same weights, by their cards'
+    fingerprints (e.g. an uploaded copy of the shipped model, under another name): False when either
+    card is missing, damaged or has no fingerprint (a card written before cards had one). Reads the
+    cards only, never the models."""
+    try:
+        fa, fb = load_card(a).weights, load_card(b).weights
+    except CropMapError:
+        return False
+    return bool(fa) and fa == fb
 
 
 def card_mismatch(card_name: str, model_name: str) -> CardMismatchError:

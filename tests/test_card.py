@@ -1,17 +1,30 @@
-"""The model card (core.card): read without TensorFlow."""
+"""The model card (core.card): read and compared without TensorFlow."""
 
+import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 from core.bands import FEATURE_BANDS
-from core.card import DEFAULT_MODEL_PATH, ModelCard, Normalization, load_card
+from core.card import DEFAULT_MODEL_PATH, ModelCard, Normalization, card_path, load_card, same_weights
 from testdata import ROOT
+
+FINGERPRINT = "ab" * 32
+
+
+def _write(path, **fields):
+    """A valid card at ``path``'s .json (its .keras is not needed to read it), with ``fields`` over it."""
+    card = ModelCard("light", tuple(FEATURE_BANDS), Normalization((0.1,) * 5, (0.2,) * 5)).to_dict()
+    card.update(fields)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    card_path(path).write_text(json.dumps(card))
+    return path
 
 
 def test_importing_the_card_loads_no_tensorflow():
-    """Pages that only read a card (its figures, its bands) stay light."""
+    """Pages that only read a card (its figures, whether a model is the shipped one) stay light."""
     code = ("import sys, core.card; print(sorted(m for m in ('tensorflow', 'keras', 'ee', 'streamlit') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -39,3 +52,33 @@ def test_best_epoch_and_validation_iou():
     # the shipped card: its validation blocks' IoU; no epoch (its figures were measured after training)
     shipped = load_card(DEFAULT_MODEL_PATH)
     assert shipped.validation_iou() == pytest.approx(0.7914) and shipped.best_epoch is None
+
+
+def test_same_weights_by_the_cards_fingerprints(tmp_path):
+    a = _write(tmp_path / "a" / "model.keras", weights=FINGERPRINT)
+    b = _write(tmp_path / "b" / "other_name.keras", weights=FINGERPRINT)
+    c = _write(tmp_path / "c" / "model.keras", weights="cd" * 32)
+    assert same_weights(a, b) and same_weights(b, a) and same_weights(a, a)
+    assert not same_weights(a, c)
+    # no fingerprint (a card written before cards held one): never the same, not even as itself
+    old = _write(tmp_path / "old" / "model.keras", weights="")
+    old_too = _write(tmp_path / "old2" / "model.keras", weights="")
+    assert not same_weights(old, old_too) and not same_weights(old, old) and not same_weights(a, old)
+    # a missing or damaged card: False, never an error
+    assert not same_weights(a, tmp_path / "none" / "model.keras")
+    assert not same_weights(tmp_path / "none" / "model.keras", a)
+    damaged = tmp_path / "damaged" / "model.keras"
+    damaged.parent.mkdir()
+    card_path(damaged).write_text('{"preset": "light", "bands": ')
+    assert not same_weights(a, damaged)
+    bad_fingerprint = _write(tmp_path / "bad" / "model.keras", weights=12)
+    assert not same_weights(bad_fingerprint, bad_fingerprint)
+
+
+def test_a_copy_of_the_shipped_model_has_its_weights(tmp_path):
+    """An upload of the shipped model under another name is the shipped model (its card's fingerprint)."""
+    copy = tmp_path / "my_copy.keras"
+    shutil.copy(DEFAULT_MODEL_PATH, copy)
+    shutil.copy(card_path(DEFAULT_MODEL_PATH), card_path(copy))
+    assert same_weights(copy, DEFAULT_MODEL_PATH)
+    assert load_card(DEFAULT_MODEL_PATH).weights  # (the shipped card holds a fingerprint)

@@ -196,6 +196,39 @@ def test_model_page_shows_the_shipped_cards_validation_figures(fake_map):
     assert card_box.tabs[1].json[0].value is not None
 
 
+def test_an_uploaded_copy_of_the_shipped_model_is_the_shipped_model_on_the_sample(fake_map, monkeypatch):
+    """The shipped model's files uploaded under another name (the same weights) lost the caveat that its
+    figures on the sample scene, one of its training blocks, are training-set figures: the model was
+    known by its path. It is now known by its card's weights fingerprint too (core.card.same_weights)."""
+    from core.card import DEFAULT_MODEL_PATH, card_path
+
+    said = "The sample scene is one of the blocks the shipped model was trained on"
+    at = new_app()  # (the sample scene)
+    at.session_state["model_path"] = str(DEFAULT_MODEL_PATH)
+    at.switch_page("pages/model.py").run()
+    assert not at.exception
+    [shipped_caption] = [c.value for c in at.caption if c.value.startswith(said)]
+    assert "training-set figures" in shipped_caption
+    files = {"upload_model": Upload(DEFAULT_MODEL_PATH, "my_model.keras"),
+             "upload_card": Upload(card_path(DEFAULT_MODEL_PATH), "my_model.json")}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
+    by_label(at.button, "Use uploaded model").click().run()
+    assert not at.exception and not at.error and "Using my_model.keras." in texts(at)
+    copy = Path(at.session_state["model_path"])
+    assert copy.name == "my_model.keras" and copy.resolve() != DEFAULT_MODEL_PATH.resolve()
+    at.run()
+    assert [c.value for c in at.caption if c.value.startswith(said)] == [shipped_caption]  # beside its card
+    # and on the Predict page, beside its map of the sample
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"}, "geometry": {
+        "type": "Polygon", "coordinates": [[[0, 0], [256, 0], [256, 256], [0, 256], [0, 0]]]}}
+    at.switch_page("pages/predict.py").run()
+    by_label(at.button, "Predict").click().run()
+    assert not at.exception and not at.error
+    [caption] = [c.value for c in at.caption if c.value.startswith(said)]
+    assert "training-set figures" in caption and caption.endswith("the model card (Model page) gives its figures on "
+                                                                  "the validation blocks.")
+
+
 def test_model_page_warns_that_its_figures_are_for_another_pixel_size(fake_map):
     """The shipped model's validation figures are for 30 m pixels: beside them, a 10 m image in use is warned of."""
     from core.card import DEFAULT_MODEL_PATH

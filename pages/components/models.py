@@ -83,11 +83,14 @@ def show_trained_on_this_image(model_path: str | os.PathLike, image_path: str | 
 
 
 def _shipped_on_sample(model_path: str | os.PathLike) -> bool:
-    """Whether ``model_path`` is the shipped model and the source the sample scene, one of its training blocks."""
-    from core.card import DEFAULT_MODEL_PATH
+    """Whether ``model_path`` is the shipped model and the source the sample scene, one of its training
+    blocks: the shipped file, or any copy of it (an upload under another name: the same weights, by the
+    cards' fingerprints)."""
+    from core.card import DEFAULT_MODEL_PATH, same_weights
 
-    return (state.get(state.SOURCE).get("kind") == "sample"
-            and Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve())
+    if state.get(state.SOURCE).get("kind") != "sample":
+        return False
+    return Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve() or same_weights(model_path, DEFAULT_MODEL_PATH)
 
 
 def _trained_here(model_path: str | os.PathLike, image_path: str | os.PathLike) -> tuple[str, str, float] | None:
