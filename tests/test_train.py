@@ -8,12 +8,24 @@ import pytest
 from rasterio.windows import Window
 
 from core.__main__ import main
+from core.card import PRESETS, Preset
 from core.config import TrainConfig
 from core.errors import ConfigError, CorruptFileError, OutputExistsError, RegionError
 from core.model import load_model
 from core.train import train
 
-CFG = TrainConfig(epochs=3, steps_per_epoch=2, batch_size=2, patch_size=64, val_patches=4, patience=5)
+#: these tests check a run's bookkeeping (checkpoints, history, cards, resume, interrupts), which any network
+#: exercises: a U-Net of two levels of a few filters (building and tracing the light one took most of their time);
+#: the first test trains the light preset itself
+MICRO = Preset("micro", (4, 8), 8, None, "tests: two levels of 4 and 8 filters")
+CFG = TrainConfig(epochs=3, steps_per_epoch=2, batch_size=2, patch_size=64, val_patches=4, patience=5, preset="micro")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _micro_preset():
+    with pytest.MonkeyPatch.context() as m:  # (module-wide: module fixtures train with it too)
+        m.setitem(PRESETS, "micro", MICRO)
+        yield
 
 
 def _rows(path):
@@ -25,7 +37,8 @@ def test_train_writes_checkpoints_history_and_card(small_scene, tmp_path):
     img, lab = small_scene
     pair = [f"{img}:{lab}"]
     events = []
-    res = train(CFG, pair, pair, tmp_path / "run", progress=events.append, command="python -m core train ...")
+    res = train(replace(CFG, preset="light"), pair, pair, tmp_path / "run", progress=events.append,
+                command="python -m core train ...")
     assert res.stopped == "completed" and res.epochs_done == 3
     rows = _rows(tmp_path / "run" / "history.csv")
     assert [r["epoch"] for r in rows] == ["1", "2", "3"] and {"loss", "val_loss", "val_iou", "val_dice"} <= set(rows[0])
@@ -91,7 +104,7 @@ def test_fine_tune_from_another_preset_fails_before_writing(small_scene, tmp_pat
     img, lab = small_scene
     pair = [f"{img}:{lab}"]
     base = train(replace(CFG, epochs=1), pair, pair, tmp_path / "base").best_model
-    with pytest.raises(ConfigError, match="--preset light"):
+    with pytest.raises(ConfigError, match="is a 'micro' model; fine-tune it with --preset micro"):
         train(replace(CFG, preset="seed", init_model=str(base)), pair, pair, tmp_path / "ft")
     with pytest.raises(InputNotFoundError):
         train(replace(CFG, init_model=str(tmp_path / "missing.keras")), pair, pair, tmp_path / "ft")
@@ -108,7 +121,7 @@ def test_resuming_a_fine_tuning_run_does_not_need_its_init_model(small_scene, ti
     (tmp_path / "init").mkdir()
     init = Path(shutil.copy(tiny_model_path, tmp_path / "init" / "tiny.keras"))
     shutil.copy(card_path(tiny_model_path), card_path(init))
-    cfg = replace(CFG, epochs=2, init_model=str(init))
+    cfg = replace(CFG, epochs=2, init_model=str(init), preset="light")  # (the preset of the model it starts from)
     seen = []
     res = train(cfg, pair, pair, tmp_path / "run", progress=seen.append,
                 should_stop=lambda: any(e["event"] == "epoch" for e in seen))  # stop in epoch 2
@@ -134,7 +147,7 @@ def test_training_pixel_size_comes_from_the_images_crs():
 # --- failures leave a run folder as it was ---------------------------------------------------------
 
 #: the tiniest CLI training: one epoch of one step
-TINY = ["--epochs", "1", "--steps", "1", "--batch-size", "2", "--patch-size", "64", "--val-patches", "2"]
+TINY = ["--epochs", "1", "--steps", "1", "--batch-size", "2", "--patch-size", "64", "--val-patches", "2", "--preset", "micro"]
 
 
 @pytest.fixture(scope="module")
@@ -416,7 +429,7 @@ def test_training_images_without_band_names_take_their_numbers(capsys, tmp_path)
     capsys.readouterr()
     assert json.loads((run / "run.json").read_text())["bands"] == "4,3,2,1"
     # resumed with the bands it was started with only
-    cfg = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, patch_size=32, val_patches=2)
+    cfg = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, patch_size=32, val_patches=2, preset="micro")
     for other, said in ((None, "--bands 4,3,2,1"), ("R=4,G=3,B=1,NIR=2", "--bands 4,3,2,1")):
         with pytest.raises(ConfigError, match=f"was started with {said}; resume with the same"):
             train(cfg, [pair], [pair], run, label_map="binary", band_map=parse_band_spec(other), resume=True)
