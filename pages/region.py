@@ -5,22 +5,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from pathlib import Path
 
 import streamlit as st
 
 from core.errors import CropMapError
-from core.bands import parse_band_spec
 from core.geojson import MAX_GEOJSON_BYTES, left_out_note
 from core.region import Region
-from core.resample import SHIPPED_PIXEL_SIZE_M, resampled_copies
+from core.resample import SHIPPED_PIXEL_SIZE_M
 from core.labels import CLASS_MAPS
 from core.metrics import format_area, nominal_area
 from core.patches import export_to_geotiff
 from core.grid import crs_words
 from core.ee.labels import check_coverage, coverage_note
 from core.sources.earthengine import recipes_from_settings
-from core.sources.local import LocalSource, discarded_if_refused, save_upload, validate_image, validate_labels
+from core.sources.local import LocalSource, use_uploaded_files
 from pages.components import cached, eeform, mapview, navigation, scene, state, ui
 
 navigation.require_app(__file__)
@@ -128,38 +126,14 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
     if st.button("Use these files", disabled=img_file is None):
         # the outcome stays shown on later runs (typing the band numbers it asks for, a map event)
         state.put(state.UPLOAD_NOTICE, None)
-        with ui.errors_shown(remember=lambda text: state.put(state.UPLOAD_NOTICE, ("error", text, img_file.file_id))), \
-                discarded_if_refused() as created:
-            band_map = parse_band_spec(band_spec.strip() or None)
-            updir = state.workdir() / "uploads"
-            image_path = save_upload(img_file.getvalue(), img_file.name, updir, created=created)
-            grid = validate_image(image_path, band_map)
-            labels_path = (save_upload(lab_file.getvalue(), lab_file.name, updir, created=created)
-                           if lab_file is not None else None)
-            title, was = img_file.name, ""
-            if coarser:  # the copies are the source from here on (they name their bands)
-                if labels_path is not None:  # checked as the user gave them, so that a refusal names their file
-                    validate_labels(labels_path, label_map, grid)
-                was = f" (averaged from {grid.width:,} x {grid.height:,} px of {grid.pixel_size_m() or 0:.3g} m)"
-                image_path, labels_path = resampled_copies(image_path, SHIPPED_PIXEL_SIZE_M, labels_path,
-                                                           label_map if labels_path else None, band_map,
-                                                           created=created)
-                band_map, title = None, f"{Path(img_file.name).stem} ({SHIPPED_PIXEL_SIZE_M:g} m)"
-                grid = validate_image(image_path)
-            labelled, doubt = "", None
-            if labels_path is not None:  # the counts of the labels in use
-                counts = validate_labels(labels_path, label_map, grid)
-                share = counts["labelled_share"]  # (labels of the fields surveyed: the rest has no label)
-                part = f" ({share:.0%} of the image's pixels; the others have no label)" if share < 0.995 else ""
-                labelled = f" Labels: {counts['valid']:,} labelled pixels{part}, {counts['crop']:,} crop."
-                doubt = counts["warning"]
-            state.set_source({"kind": "local", "image": str(image_path), "labels": str(labels_path) if labels_path else None,
-                              "label_map": label_map if labels_path else None, "title": title,
-                              "band_map": band_map})
-            text = (f"Using {title}: {grid.width:,} x {grid.height:,} px{was}, "
-                    + (f"georeferenced ({crs_words(grid.crs)})" if grid.georeferenced else
-                       "not georeferenced (image coordinates)") + "." + labelled)
-            text += f" {ui.sentence(doubt, '.')}" if doubt else ""
+        with ui.errors_shown(remember=lambda text: state.put(state.UPLOAD_NOTICE, ("error", text, img_file.file_id))):
+            made = use_uploaded_files(img_file.getvalue(), img_file.name, state.workdir() / "uploads",
+                                      lab_file.getvalue() if lab_file is not None else None,
+                                      lab_file.name if lab_file is not None else None, label_map, band_spec,
+                                      SHIPPED_PIXEL_SIZE_M if coarser else None)
+            state.set_source(made.spec)
+            doubt = made.warning
+            text = made.describe() + (f" {ui.sentence(doubt, '.')}" if doubt else "")
             state.put(state.UPLOAD_NOTICE, ("warning" if doubt else "success", text, img_file.file_id))
             (st.warning if doubt else st.success)(text)
             next_steps()

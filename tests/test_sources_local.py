@@ -393,3 +393,32 @@ def test_a_scenes_origin_names_the_image_it_was_cut_from_or_its_title(tmp_path):
     (ee / "scene.json").write_text(json.dumps({"source": "earthengine", "title": "Landsat 5 TM median of 7 scenes"}))
     assert scene_origin(ee / "image.tif") == "Landsat 5 TM median of 7 scenes"
     assert scene_origin(tmp_path / "elsewhere" / "image.tif") == "image.tif"  # (no scene.json: the file's name)
+
+
+def test_uploaded_files_become_a_source_or_leave_nothing(tmp_path):
+    """The Region page's "Use these files": the image and its labels stored, checked as every step
+    reads them, and said in words; a refusal of either removes both."""
+    from core.sources.local import use_uploaded_files
+
+    up = tmp_path / "uploads"
+    made = use_uploaded_files(FLANDERS_S2.read_bytes(), "flanders.tif", up, FLANDERS_LABELS.read_bytes(),
+                              "labels.tif", "worldcereal")
+    assert made.spec["kind"] == "local" and made.spec["label_map"] == "worldcereal" and made.spec["title"] == "flanders.tif"
+    assert made.grid.georeferenced and made.label_counts["valid"] > 0 and made.averaged_from == ""
+    counts = validate_labels(made.spec["labels"], "worldcereal", validate_image(made.spec["image"]))
+    assert made.describe() == (f"Using flanders.tif: {made.grid.width:,} x {made.grid.height:,} px, georeferenced "
+                               f"(EPSG:32631, WGS 84 / UTM zone 31N). Labels: {counts['valid']:,} labelled pixels, "
+                               f"{counts['crop']:,} crop.")
+    # averaged to 30 m: the copies are the source, named so
+    coarse = use_uploaded_files(FLANDERS_S2.read_bytes(), "flanders.tif", up, FLANDERS_LABELS.read_bytes(),
+                                "labels.tif", "worldcereal", pixel_size_m=30)
+    assert coarse.spec["title"] == "flanders (30 m)" and coarse.spec["band_map"] is None
+    assert coarse.averaged_from.startswith(" (averaged from 64 x 64 px of 10 m")
+    before = sorted(p.relative_to(up) for p in up.rglob("*"))
+    # refused labels (another image's grid): neither file of this upload is kept
+    with pytest.raises(GridMismatchError):
+        use_uploaded_files(FTW.read_bytes(), "austria.tif", up, FLANDERS_LABELS.read_bytes(), "labels.tif", "worldcereal",
+                           band_spec="R=3,G=2,B=1,NIR=4")
+    with pytest.raises(BandError):  # a bad band list, before anything is stored
+        use_uploaded_files(FTW.read_bytes(), "austria.tif", up, band_spec="R=1,G=2")
+    assert sorted(p.relative_to(up) for p in up.rglob("*")) == before

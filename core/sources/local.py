@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -457,3 +458,72 @@ def validate_labels(path: str | os.PathLike, label_map: str, grid: Grid) -> dict
         raise NoDataError(f"{Path(path).name} holds no labelled pixel with label map {label_map!r}; check the label map")
     return {"valid": valid, "crop": int((mask == 1).sum()), "labelled_share": valid / mask.size,
             "warning": label_map_warning(codes, class_map, Path(path).name, file_bands(path))}
+
+
+@dataclass(frozen=True)
+class UploadedFiles:
+    """An uploaded image (and labels) made a local source by :func:`use_uploaded_files`."""
+
+    #: the source's spec (kind "local": image, labels, label_map, title, band_map), for the session
+    spec: dict
+    grid: Grid
+    #: " (averaged from W x H px of P m)" where the image was averaged to coarser pixels, else ""
+    averaged_from: str = ""
+    #: :func:`validate_labels`' counts of the labels in use, or None without labels
+    label_counts: dict | None = None
+
+    def describe(self) -> str:
+        """The outcome in words: the image's size, its place, and its labels' counts."""
+        g = self.grid
+        text = (f"Using {self.spec['title']}: {g.width:,} x {g.height:,} px{self.averaged_from}, "
+                + (f"georeferenced ({crs_words(g.crs)})" if g.georeferenced else "not georeferenced (image coordinates)")
+                + ".")
+        if self.label_counts is not None:
+            share = self.label_counts["labelled_share"]  # (labels of the fields surveyed: the rest has no label)
+            part = f" ({share:.0%} of the image's pixels; the others have no label)" if share < 0.995 else ""
+            text += (f" Labels: {self.label_counts['valid']:,} labelled pixels{part}, "
+                     f"{self.label_counts['crop']:,} crop.")
+        return text
+
+    @property
+    def warning(self) -> str | None:
+        """That the label map may not be the labels' product (:func:`validate_labels`), or None."""
+        return (self.label_counts or {}).get("warning")
+
+
+def use_uploaded_files(image: bytes, image_name: str, upload_dir: str | os.PathLike, labels: bytes | None = None,
+                       labels_name: str | None = None, label_map: str = "cdl", band_spec: str | None = None,
+                       pixel_size_m: float | None = None) -> UploadedFiles:
+    """Store an uploaded image GeoTIFF (and labels on its pixels) under ``upload_dir`` and check them
+    as every step will read them; with ``pixel_size_m``, the source is their copy averaged to pixels
+    that size (:func:`core.resample.resampled_copies`; the labels checked as given first, so that a
+    refusal names the user's file). A refusal removes what this call stored.
+
+    Raises:
+        BandError: a bad ``band_spec`` or bands not found; InvalidDataError: not a TIFF, empty, too
+            large, or values that are no reflectance; CorruptFileError, GridMismatchError, NoDataError,
+            ConfigError: as :func:`validate_image` and :func:`validate_labels`, and
+            :func:`core.resample.resampled_copies`.
+    """
+    from core.bands import parse_band_spec
+    from core.resample import resampled_copies
+
+    with discarded_if_refused() as created:
+        band_map = parse_band_spec(band_spec.strip() if band_spec and band_spec.strip() else None)
+        image_path = save_upload(image, image_name, upload_dir, created=created)
+        grid = validate_image(image_path, band_map)
+        labels_path = (save_upload(labels, labels_name or "labels.tif", upload_dir, created=created)
+                       if labels is not None else None)
+        title, was = image_name, ""
+        if pixel_size_m is not None:  # the copies are the source from here on (they name their bands)
+            if labels_path is not None:
+                validate_labels(labels_path, label_map, grid)
+            was = f" (averaged from {grid.width:,} x {grid.height:,} px of {grid.pixel_size_m() or 0:.3g} m)"
+            image_path, labels_path = resampled_copies(image_path, pixel_size_m, labels_path,
+                                                       label_map if labels_path else None, band_map, created=created)
+            band_map, title = None, f"{Path(image_name).stem} ({pixel_size_m:g} m)"
+            grid = validate_image(image_path)
+        counts = validate_labels(labels_path, label_map, grid) if labels_path is not None else None
+    spec = {"kind": "local", "image": str(image_path), "labels": str(labels_path) if labels_path else None,
+            "label_map": label_map if labels_path else None, "title": title, "band_map": band_map}
+    return UploadedFiles(spec, grid, was, counts)
