@@ -1,7 +1,7 @@
 """The Region page's backdrop of a whole source image: time and peak memory against image size.
 
 Each size is a mosaic of the sample scene (``bench_predict.mosaic``), previewed in a separate
-process by ``pages.components.cached.source_preview`` (the image read as an overview of at most
+process by ``core.overlays.image_preview``, as the dashboard makes it (the image read as an overview of at most
 2,048 px a side, then drawn at 1,024 px); size 0 is the same process without the preview (the
 imports alone). Peak memory is VmHWM, as in ``bench_predict.py``.
 
@@ -24,9 +24,9 @@ CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
 import rasterio
-from pages.components import cached
+from core.overlays import image_preview
 {hwm}t = time.perf_counter()
-width = cached.source_preview({img!r}, 0.0, None)[0].width if {img!r} else 0
+width = image_preview({img!r})[0].width if {img!r} else 0
 print(json.dumps({{"seconds": time.perf_counter() - t, "peak_rss_mb": hwm(), "preview_width": width}}))
 """
 

@@ -479,6 +479,32 @@ def focus_bounds(inner: Bounds, outer: Bounds, inner_shape: tuple[int, int], mar
     return ((max(s - dy, min(o_s, s)), max(w - dx, min(o_w, w))), (min(n + dy, max(o_n, n)), min(e + dx, max(o_e, e))))
 
 
+def image_preview(path, band_map: dict[str, int] | None = None,
+                  max_side: int = MAX_SIDE) -> tuple[Overlay, Grid, tuple[str, ...], Limits | None, int]:
+    """True-colour preview of a whole image (the Region page's backdrop): its overlay (the gaps in grey
+    hatching), its grid, the reader's warnings about its values (:func:`core.reflectance.reflectance_warnings`),
+    its colour stretch (:func:`band_limits`, for its regions' layers) and its number of pixels without data.
+    A large image is read as an overview of twice ``max_side`` (a whole Sentinel-2 tile read at full size
+    took 8 GB).
+
+    Raises:
+        InputNotFoundError, CorruptFileError, BandError, InvalidDataError: as :class:`core.raster.ImageReader`.
+    """
+    from core.raster import ImageReader
+
+    with ImageReader(path, band_map) as reader:
+        grid, warnings = reader.grid, reader.warnings
+        feats, valid, seen = reader.read_overview(2 * max_side)
+    limits = band_limits(feats, valid)
+    # the gaps in grey hatching (transparent, they were the map's background), lines kept by the downsampling
+    rgba = hatch_gaps(true_colour(feats, valid, limits), valid, downsample_step(valid.shape, max_side))
+    preview = make_overlay("Image", rgba, seen, (0, 0), None, 1.0, max_side)
+    if not grid.georeferenced:  # in the image's own pixels, not the overview's
+        preview = replace(preview, bounds=map_bounds(grid))
+    missing = valid.size - valid.sum() if seen is grid else round(grid.width * grid.height * (1 - valid.mean()))
+    return preview, grid, tuple(warnings), limits, int(missing)
+
+
 def map_bounds(grid: Grid, offset: tuple[int, int] = (0, 0)) -> Bounds:
     """Map bounds of a grid: Simple-CRS pixel bounds or lat/lon."""
     if grid.georeferenced:

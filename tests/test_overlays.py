@@ -535,3 +535,19 @@ def test_the_map_view_png_outlines_and_names_a_regions_parts():
     [(_, row, col)] = [n for n in names if n[0] == "North"]
     box = png[int((row - 4) * k): int((row + 5) * k), int((col - 4) * k): int((col + 5) * k)]
     assert (box.min(-1) > 235).sum() > 20 and not (plain[int((row - 4) * k): int((row + 5) * k)] > 235).any()
+
+
+def test_an_image_preview_is_its_whole_extent_with_its_gaps_counted():
+    """The Region page's backdrop (core.overlays.image_preview): the whole sample in its own pixels, its
+    pixels without data counted exactly where it is read whole, and about where it is read as an overview."""
+    from core.overlays import image_preview
+    from core.raster import read_image
+    from testdata import SAMPLE_IMAGE
+
+    _, valid, grid = read_image(SAMPLE_IMAGE)
+    preview, seen, warnings, limits, missing = image_preview(SAMPLE_IMAGE)
+    assert seen.shape == grid.shape and preview.bounds == ov.map_bounds(grid) and max(preview.width, preview.height) <= 1024
+    assert missing == int((~valid).sum()) > 0 and len(limits) == 4 and warnings == ()  # (R, G, B, NIR)
+    small, _, _, _, about = image_preview(SAMPLE_IMAGE, max_side=128)  # read as an overview of 256 px a side
+    assert max(small.width, small.height) <= 128 and small.bounds == preview.bounds
+    assert abs(about - missing) < 0.02 * grid.width * grid.height

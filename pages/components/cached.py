@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -219,23 +218,9 @@ def upload_label_map(file_id: str, name: str, _data: bytes) -> str | None:
 @st.cache_data(max_entries=4, show_spinner="Rendering the image preview...")
 def source_preview(path: str, path_mtime: float, band_map: dict[str, int] | None = None,
                    max_side: int = 1024) -> tuple[ov.Overlay, Grid, tuple[str, ...], ov.Limits | None, int]:
-    """True-colour preview of a whole source image (the Region page's backdrop), its grid, the
-    reader's warnings about its values (:func:`core.reflectance.reflectance_warnings`), its colour
-    stretch (:func:`core.overlays.band_limits`, for its regions' layers) and its pixels without data."""
-    from core.raster import ImageReader
-
-    with ImageReader(path, band_map) as reader:
-        grid, warnings = reader.grid, reader.warnings
-        # a large image at twice the preview's side (a whole Sentinel-2 tile read at full size took 8 GB)
-        feats, valid, seen = reader.read_overview(2 * max_side)
-    limits = ov.band_limits(feats, valid)
-    # the gaps in grey hatching (transparent, they were the map's background), lines kept by the downsampling
-    rgba = ov.hatch_gaps(ov.true_colour(feats, valid, limits), valid, ov.downsample_step(valid.shape, max_side))
-    preview = ov.make_overlay("Image", rgba, seen, (0, 0), None, 1.0, max_side)
-    if not grid.georeferenced:  # in the image's own pixels, not the overview's
-        preview = replace(preview, bounds=ov.map_bounds(grid))
-    missing = valid.size - valid.sum() if seen is grid else round(grid.width * grid.height * (1 - valid.mean()))
-    return preview, grid, warnings, limits, int(missing)
+    """:func:`core.overlays.image_preview` of a whole source image (the Region page's backdrop), cached by
+    its path and version."""
+    return ov.image_preview(path, band_map, max_side)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
