@@ -67,6 +67,29 @@ def test_unpacked_floats_read_like_packed():
     assert np.array_equal(parse_patch(record, ["R"], (2, 3))[..., 0], values.reshape(2, 3))
 
 
+def test_fields_of_every_wire_type_are_stepped_over_as_tensorflow_does():
+    """Fields the reader does not use (varint, 64-bit and 32-bit ones, as a newer writer may add, and an
+    int64 feature beside the bands) are stepped over by their length; the bands read bit for bit."""
+    values = np.array([1.5, -2.0, 3.25, 0.0, 7.0, 9.5], np.float32)
+    flist = b"\x0a" + bytes([4 * len(values)]) + values.tobytes()  # packed
+    feature = b"\x12" + bytes([len(flist)]) + flist + b"\x38\xac\x02"  # + field 7, a varint, after the list
+    ints = b"\x1a\x04\x0a\x02\x05\x07"  # an int64 feature (Int64List, packed)
+    entries = b""
+    for key, value in ((b"R", feature), (b"year", ints)):
+        entry = b"\x0a" + bytes([len(key)]) + key + b"\x12" + bytes([len(value)]) + value
+        entries += b"\x0a" + bytes([len(entry)]) + entry
+    # after the features, fields 2-4 of the Example: a varint, a 64-bit and a 32-bit value (wire types 0, 1, 5)
+    record = b"\x0a" + bytes([len(entries)]) + entries + b"\x10\x2a" + b"\x19" + bytes(8) + b"\x25" + bytes(4)
+    parsed = tf.train.Example.FromString(record)  # TensorFlow reads it so, unknown fields and all
+    assert list(parsed.features.feature["R"].float_list.value) == list(values)
+    assert list(parsed.features.feature["year"].int64_list.value) == [5, 7]
+    layout = feature_layout(record)
+    assert layout["year"] == ("int64", None) and layout["R"][0] == "float"
+    assert np.array_equal(parse_patch(record, ["R"], (2, 3))[..., 0], values.reshape(2, 3))
+    with pytest.raises(ValueError, match="holds int64 values, not floats"):
+        parse_patch(record, ["year"], (1, 2))
+
+
 def test_feature_errors_say_what_is_wrong(tmp_path):
     path = _write(tmp_path / "a.tfrecord.gz", [_example(0, 4, 4)])
     with pytest.raises(CorruptFileError, match="no feature 'NIR'.*crop, id, R|no feature 'NIR'"):
