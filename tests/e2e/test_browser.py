@@ -135,6 +135,14 @@ def test_full_flow_offline(page, app_url, artifacts):
     on_top = page.evaluate("([x, y]) => document.elementFromPoint(x, y).tagName",
                            [centre["x"] + centre["width"] / 2, centre["y"] + centre["height"] / 2])
     assert on_top == "IFRAME" and page.locator(".map-wait").count() == 1
+    # and a map's place whose page stopped before its map (an error above says why) is not left saying so
+    # once the run has ended (a place with no map in it, beside this one)
+    wait_script_idle(page)
+    assert page.evaluate("""() => {
+        const box = document.createElement('div'), words = document.createElement('div');
+        box.className = 'st-key-map-first'; words.className = 'map-wait'; box.appendChild(words);
+        document.querySelector("[data-testid='stMain']").appendChild(box);
+        const shown = getComputedStyle(words).display; box.remove(); return shown; }""") == "none"
     snapshot(page, artifacts / "05_predict.png")
     # the eye button held down hides the crop and probability layers and their legend (the image under
     # them shows); let go, they are back. The imagery stays.
