@@ -348,6 +348,12 @@ def window_within(part: Grid, whole: Grid, tol: float = 1e-6):
     return Window(col, row, part.width, part.height)
 
 
+def place_words(grid: "Grid") -> str:
+    """Where a grid's image lies, for people: "georeferenced (EPSG:32631, WGS 84 / UTM zone 31N)", or
+    "not georeferenced (image coordinates)" for one without a place on Earth."""
+    return f"georeferenced ({crs_words(grid.crs)})" if grid.georeferenced else "not georeferenced (image coordinates)"
+
+
 def crs_words(crs: str | None) -> str:
     """A CRS for people: its code and name ("EPSG:32631, WGS 84 / UTM zone 31N"), the name alone for a
     CRS without a code, "no CRS" for None. Never raises (a CRS GDAL cannot read: its text, cut short)."""

@@ -130,6 +130,15 @@ class JobStatus:
         rows = [h for h in self.history if isinstance(h.get("val_loss"), (int, float)) and "epoch" in h]
         return min(rows, key=lambda h: float(h["val_loss"])) if rows else None
 
+    def best_words(self, iou: str = "val IoU") -> str:
+        """Which checkpoint :meth:`best` is, for a button or a note: " (epoch 3, val IoU 0.697)" (its IoU
+        named ``iou``), " (epoch 3)" without one, "" before one has finished."""
+        kept = self.best()
+        if kept is None:
+            return ""
+        score = f", {iou} {float(kept['val_iou']):.3f}" if kept.get("val_iou") is not None else ""
+        return f" (epoch {kept['epoch']}{score})"
+
     def to_dict(self) -> dict:
         return asdict(self)
 

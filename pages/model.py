@@ -148,9 +148,8 @@ with tab_train:
                     st.rerun()
         best = Path(job_dir) / jobs.TRAIN_SUBDIR / "best.keras"
         label = "Use the best checkpoint so far" if js.active else "Use the best checkpoint"
-        if (kept := js.best()) is not None:  # which epoch it is, and its figure (not the last epoch's)
-            label += f" (epoch {kept['epoch']}" + (f", val IoU {float(kept['val_iou']):.3f})"
-                                                   if kept.get("val_iou") is not None else ")")
+        label += js.best_words()  # which epoch it is, and its figure (not the last epoch's)
+        kept = js.best()
         in_use = state.get(state.MODEL_PATH)
         ref = models.validation_iou(in_use) if in_use and kept is not None and best.exists() else None
         if ref is not None and kept.get("val_iou") is not None and float(kept["val_iou"]) < ref:

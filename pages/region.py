@@ -15,7 +15,7 @@ from core.resample import SHIPPED_PIXEL_SIZE_M
 from core.labels import CLASS_MAPS
 from core.metrics import format_area, nominal_area
 from core.patches import export_to_geotiff
-from core.grid import crs_words
+from core.grid import place_words
 from core.ee.labels import check_coverage, coverage_note
 from core.sources.earthengine import recipes_from_settings
 from core.sources.local import LocalSource, use_uploaded_files
@@ -159,9 +159,7 @@ with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSO
             name = mixer.strip().rstrip("/").rsplit("/", 1)[-1]
             state.set_source({"kind": "local", "image": str(folder / "image.tif"), "labels": None, "label_map": None,
                               "title": f"{name} (Earth Engine image export)"})
-            st.success(f"Using {name}: {grid.width:,} x {grid.height:,} px, "
-                       + (f"georeferenced ({crs_words(grid.crs)})" if grid.georeferenced else
-                          "not georeferenced (image coordinates)"))
+            st.success(f"Using {name}: {grid.width:,} x {grid.height:,} px, {place_words(grid)}")
             next_steps()
 
 with st.expander("Upload a region (GeoJSON)"):

@@ -619,3 +619,12 @@ def test_a_training_start_that_fails_leaves_no_job_folder(tmp_path, monkeypatch)
         assert [p.name for p in root.iterdir()] == ["job-running"]
     finally:
         jobs.cancel(running, terminate_after_s=5)
+
+
+def test_the_best_checkpoint_in_words():
+    st = jobs.JobStatus(state="done", history=[{"epoch": 1, "val_loss": 0.5, "val_iou": 0.6},
+                                              {"epoch": 2, "val_loss": 0.4, "val_iou": 0.69712}])
+    assert st.best_words() == " (epoch 2, val IoU 0.697)"
+    assert st.best_words("validation IoU") == " (epoch 2, validation IoU 0.697)"
+    assert jobs.JobStatus(state="done", history=[{"epoch": 3, "val_loss": 0.4}]).best_words() == " (epoch 3)"
+    assert jobs.JobStatus(state="running").best_words() == ""  # no epoch finished yet

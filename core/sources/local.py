@@ -26,7 +26,7 @@ from core.config import MIN_REGION_SIDE
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, NoDataError, RegionError
 from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem, write_bytes_whole
 from core.labels import NODATA, get_class_map, label_map_warning
-from core.grid import Grid, crs_words
+from core.grid import Grid, crs_words, place_words
 from core.raster import ImageReader, file_bands, read_label_classes, write_codes, write_mask, write_reflectance
 from core.geometry import LONLAT_CRS
 from core.region import PixelWindow, Region
@@ -475,9 +475,7 @@ class UploadedFiles:
     def describe(self) -> str:
         """The outcome in words: the image's size, its place, and its labels' counts."""
         g = self.grid
-        text = (f"Using {self.spec['title']}: {g.width:,} x {g.height:,} px{self.averaged_from}, "
-                + (f"georeferenced ({crs_words(g.crs)})" if g.georeferenced else "not georeferenced (image coordinates)")
-                + ".")
+        text = f"Using {self.spec['title']}: {g.width:,} x {g.height:,} px{self.averaged_from}, {place_words(g)}."
         if self.label_counts is not None:
             share = self.label_counts["labelled_share"]  # (labels of the fields surveyed: the rest has no label)
             part = f" ({share:.0%} of the image's pixels; the others have no label)" if share < 0.995 else ""

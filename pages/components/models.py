@@ -178,10 +178,7 @@ def offer_finished_training(model_in_use: str | None) -> None:
         return
     if not jobs.best_not_in_use(followed, js, model_in_use):
         return
-    kept = js.best()
-    which = "" if kept is None else (f" (epoch {kept['epoch']}" + (f", validation IoU {float(kept['val_iou']):.3f})"
-                                                                 if kept.get("val_iou") is not None else ")"))
-    st.info(f"Your training has finished: its best checkpoint{which} is not the model in use"
+    st.info(f"Your training has finished: its best checkpoint{js.best_words('validation IoU')} is not the model in use"
             + (f" ({label(model_in_use)})." if model_in_use else "."), icon=":material/model_training:")
     if st.button("Use the training's best checkpoint", key="use_finished_training"):
         with ui.errors_shown(stop=True):
