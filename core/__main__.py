@@ -368,7 +368,7 @@ def _cmd_patches(args: argparse.Namespace) -> int:
         if size is not None:  # patches do not carry it, and the model card needs it for its pixel size warning
             nxt += f" --pixel-size-m {size:.3g}"
         print_json({"train": summary(made.train), "test": summary(made.test), "note": made.note,
-                          "train_with": nxt})
+                    "train_with": nxt})
         for warning in (*(f"training patches: {w}" for w in made.train.warnings),
                         *(f"test patches: {w}" for w in made.test.warnings)):
             print(f"warning: {warning}", file=sys.stderr)
@@ -437,11 +437,11 @@ def _export_info(args: argparse.Namespace) -> int:
     g = mixer.grid
     scales, offsets, warnings = export_reflectance(args.image)  # as predict reads it
     print_json({"image": str(args.image), "kind": "earth engine image export", "width": g.width,
-                      "height": g.height, "crs": g.crs, "georeferenced": g.georeferenced, "transform": list(g.transform),
-                      "patch": {"width": mixer.patch[0], "height": mixer.patch[1]}, "patches": mixer.total_patches,
-                      "patches_per_row": mixer.patches_per_row, "files": export_files(args.image),
-                      "scales": dict(zip(INPUT_BANDS, map(float, scales))),
-                      "offsets": dict(zip(INPUT_BANDS, map(float, offsets))), "warnings": list(warnings)})
+                "height": g.height, "crs": g.crs, "georeferenced": g.georeferenced, "transform": list(g.transform),
+                "patch": {"width": mixer.patch[0], "height": mixer.patch[1]}, "patches": mixer.total_patches,
+                "patches_per_row": mixer.patches_per_row, "files": export_files(args.image),
+                "scales": dict(zip(INPUT_BANDS, map(float, scales))),
+                "offsets": dict(zip(INPUT_BANDS, map(float, offsets))), "warnings": list(warnings)})
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0

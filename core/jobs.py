@@ -465,8 +465,7 @@ def train_on_patches(train: str, val: str, jobs_root: str | os.PathLike, config:
     from core.patchset import check_sources
 
     config = _fine_tuned(config, init_model)
-    TrainConfig(**config)
-    note = check_sources(train, val, int(config.get("patch_size", TrainConfig.patch_size)))
+    note = check_sources(train, val, TrainConfig(**config).patch_size)
     _refuse_while_running(jobs_root)
     job_dir = new_job_dir(jobs_root)
     start_training([train], [val], job_dir, config=config, note=note, one_at_a_time=True,
@@ -498,12 +497,11 @@ def train_on_image(image: str | os.PathLike, labels: str | os.PathLike | None, l
         raise InvalidDataError("this region has no labels, so there is nothing to train on; use the sample scene or "
                                "upload labels on the Region page")
     config = _fine_tuned(config, init_model)
-    TrainConfig(**config)
+    patch_size = TrainConfig(**config).patch_size  # (the settings checked before the held-out block is cut)
     _refuse_while_running(jobs_root)
     job_dir = new_job_dir(jobs_root)
     try:
-        split = spatial_holdout(image, labels, label_map, job_dir / "holdout",
-                                int(config.get("patch_size", TrainConfig.patch_size)))
+        split = spatial_holdout(image, labels, label_map, job_dir / "holdout", patch_size)
         start_training([split.train], [split.val], job_dir, label_map=split.label_map, config=config,
                        note=split.note, one_at_a_time=True, trained_on=str(image), pixel_size_m=pixel_size_m,
                        data_text=split.describe(title, grid_of_file(image).shape, class_map or label_map))
