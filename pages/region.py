@@ -16,6 +16,7 @@ from core.labels import CLASS_MAPS
 from core.metrics import format_area, nominal_area
 from core.patches import export_to_geotiff
 from core.grid import place_words
+from core.ee import settings as ee_settings
 from core.ee.labels import check_coverage, coverage_note
 from core.sources.earthengine import recipes_from_settings
 from core.sources.local import LocalSource, use_uploaded_files
@@ -234,7 +235,7 @@ gaps_note = None  # said beside the map (under it, it was below a laptop's scree
 with map_area:
     if spec.get("kind") == "earthengine":  # what the map's Earth Engine layers and the next pages fetch
         with ui.errors_shown():
-            st.caption("Earth Engine: " + eeform.describe(scene.current_source().settings()))
+            st.caption("Earth Engine: " + ee_settings.describe(scene.current_source().settings()))
     map_col, info_col = st.columns([3, 1])
 with map_col:
     if scene.is_local(spec):

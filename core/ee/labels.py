@@ -87,7 +87,7 @@ def check_coverage(cfg: "LabelConfig", geometry: Mapping[str, Any] | None) -> No
         )
 
 
-def _whole(value: Any, field: str) -> int:
+def whole_number(value: Any, field: str) -> int:
     """``value`` as an int (a whole number, or text that is one).
 
     Raises:
@@ -139,14 +139,14 @@ class LabelConfig:
         if isinstance(self.year, str) and not self.year.strip():
             object.__setattr__(self, "year", None)
         if self.year is not None:
-            object.__setattr__(self, "year", _whole(self.year, "label year"))
+            object.__setattr__(self, "year", whole_number(self.year, "label year"))
         for name in ("crop_values", "nodata_values"):
             values = getattr(self, name)
             if isinstance(values, (int, str)) and not isinstance(values, bool):
                 values = (values,)  # one value given alone
             if not isinstance(values, (tuple, list)):
                 raise ConfigError(f"{name} must be a list of whole numbers, got {values!r}")
-            object.__setattr__(self, name, tuple(_whole(v, name.replace("_", " ")[:-1]) for v in values))
+            object.__setattr__(self, name, tuple(whole_number(v, name.replace("_", " ")[:-1]) for v in values))
         first, last = year_span(self.product)
         if self.year is not None and not (first <= int(self.year) <= last):
             span = f"only {first}" if first == last else f"{first}-{last}"

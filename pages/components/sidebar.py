@@ -6,9 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.ee import settings as ee_settings
 from core.errors import CropMapError
 from core.metrics import AREA_UNITS
-from pages.components import cached, eeform, models, predictions, scene, state, ui
+from pages.components import cached, models, predictions, scene, state, ui
 
 
 def show() -> None:
@@ -31,7 +32,7 @@ def show() -> None:
               "earthengine": "Earth Engine"}.get(spec.get("kind"), "?")
     if spec.get("kind") == "earthengine":  # which imagery and labels (it said "Earth Engine" alone)
         try:
-            source += ", " + eeform.describe(scene.current_source().settings())
+            source += ", " + ee_settings.describe(scene.current_source().settings())
         except CropMapError:
             pass  # (the pages say what is wrong with the settings)
     st.caption(f"Source: {ui.cut_long_words(source)}")
