@@ -794,8 +794,9 @@ def history(job_dir: str | os.PathLike) -> list[dict]:
 
 
 # ---------------------------------------------------------------------- the worker
-class _Cancelled(Exception):
-    pass
+class _Cancelled(BaseException):
+    """SIGTERM in the worker ("Stop now"). A BaseException, as KeyboardInterrupt is: library code
+    on the way that wraps any Exception in an error of its own must not turn it into a failure."""
 
 
 def selftest_train(epochs: int = 3, steps: int = 4, delay: float = 0.05, fail: bool = False,

@@ -456,6 +456,23 @@ def test_a_cancel_after_the_last_epoch_finished_leaves_the_job_done(tmp_path, mo
     assert st.state == "done", f"all epochs finished, yet: {st.state}: {st.message}"
 
 
+def test_a_stop_now_while_the_data_loads_is_cancelled_even_through_a_broad_except(tmp_path, monkeypatch):
+    """"Stop now" sends SIGTERM while the worker loads the data, where library code may wrap any
+    Exception in an error of its own: the job must end cancelled, not failed with that error."""
+    job_dir = _selftest_job_dir(tmp_path / "j")
+
+    def trainer(progress, should_stop, run_dir):
+        try:  # e.g. a reader that turns anything into "cannot read the patches"
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # (the handler runs at once, in this thread)
+        except Exception as err:
+            raise JobError(f"cannot read the patches: {err!r}") from err
+        return {"stopped": "completed"}
+
+    st = _run_in_process(job_dir, trainer, monkeypatch)
+    assert (st.state, st.message) == ("cancelled", "stopped at your request")
+
+
 def test_a_stopped_job_shows_the_epochs_it_finished_not_the_one_it_broke_off():
     """Cancelled during epoch 1 of 1: no full bar, no 'epoch 1/1' over 'no model was saved', no
     metrics of the unfinished epoch; later epochs show the last finished epoch's metrics."""
