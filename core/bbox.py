@@ -64,7 +64,8 @@ def box_within(box: tuple[float, float, float, float], bounds: tuple[float, floa
     Raises:
         RegionError: a box of no width or height; lon/lat, a west edge east of the east edge (a box
             across the 180th meridian is not handled); OutsideImageError (a RegionError): a box
-            wholly outside ``bounds``, which the message gives (to copy).
+            wholly outside ``bounds``, which the message gives (to copy), with a hint where the box
+            would lie on them with its numbers in pairs swapped (latitude first).
     """
     x0, y0, x1, y1 = box
     y0, y1 = sorted((y0, y1))
@@ -78,10 +79,35 @@ def box_within(box: tuple[float, float, float, float], bounds: tuple[float, floa
                           + " edges are the same")
     if bounds is None:
         return (x0, y0, x1, y1), False
-    bx0, by0, bx1, by1 = bounds
-    cut = (max(x0, bx0), max(y0, by0), min(x1, bx1), min(y1, by1))
-    if cut[0] >= cut[2] or cut[1] >= cut[3]:
-        edges = ", ".join(f"{v:.0f}" if image else f"{v:.6f}" for v in bounds)
+    cut = _overlap((x0, y0, x1, y1), bounds)
+    if cut is None:
+        edges = box_text(bounds, image)
         raise OutsideImageError(f"the box lies outside the image, whose edges are {edges} "
-                                + ("(left, top, right, bottom in pixels)" if image else "(west, south, east, north)"))
+                                + ("(left, top, right, bottom in pixels)" if image else "(west, south, east, north)")
+                                + ("" if image else _swapped_hint(box, bounds)))
     return cut, cut != (x0, y0, x1, y1)
+
+
+def _swapped_hint(box: tuple[float, float, float, float], bounds: tuple[float, float, float, float]) -> str:
+    """For a lon/lat box outside ``bounds`` that would lie on them with its numbers in pairs swapped
+    (latitude first, as a map's search box or a spreadsheet gives them), a hint that says so; else ""."""
+    swapped = (box[1], box[0], box[3], box[2])
+    x0, x1 = swapped[0], swapped[2]
+    y0, y1 = sorted((swapped[1], swapped[3]))
+    if x0 >= x1 or y0 == y1 or _overlap((x0, y0, x1, y1), bounds) is None:
+        return ""
+    return ("; the numbers look like latitude, longitude: a box is longitude first, west, south, east, north "
+            f"(e.g. {', '.join(f'{v:g}' for v in swapped)})")
+
+
+def _overlap(box: tuple[float, float, float, float],
+             bounds: tuple[float, float, float, float]) -> tuple[float, float, float, float] | None:
+    """The part of an ordered ``box`` inside ``bounds`` (the same terms), or None where they do not overlap."""
+    cut = (max(box[0], bounds[0]), max(box[1], bounds[1]), min(box[2], bounds[2]), min(box[3], bounds[3]))
+    return cut if cut[0] < cut[2] and cut[1] < cut[3] else None
+
+
+def box_text(bounds: tuple[float, float, float, float], image: bool) -> str:
+    """``bounds`` as :func:`parse_bbox` reads them back: whole pixels for an image's box, degrees to 6
+    decimals (about 10 cm) for a lon/lat one."""
+    return ", ".join(f"{v:.0f}" if image else f"{v:.6f}" for v in bounds)

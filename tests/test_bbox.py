@@ -44,3 +44,20 @@ def test_a_typed_box_is_put_in_order_and_cut_to_the_image():
         box_within((11.0, 48.1, 10.0, 48.2), None, False)
     with pytest.raises(RegionError, match="no width"):
         box_within((5, 1, 5, 9), image, True)
+
+
+def test_a_box_outside_that_fits_with_its_numbers_swapped_is_said_to_be_latitude_first():
+    from core.bbox import box_text, box_within
+    from core.errors import OutsideImageError
+
+    austria = (15.0, 47.5, 15.5, 48.0)  # west, south, east, north
+    with pytest.raises(OutsideImageError, match=r"look like latitude, longitude: .* \(e.g. 15.1, 47.6, 15.2, 47.7\)"):
+        box_within((47.6, 15.1, 47.7, 15.2), austria, False)
+    with pytest.raises(OutsideImageError) as err:  # wholly elsewhere either way: no hint
+        box_within((0.0, 0.0, 1.0, 1.0), austria, False)
+    assert "latitude" not in str(err.value)
+    with pytest.raises(OutsideImageError) as err:  # pixels have no order to mistake
+        box_within((2000, 0, 2100, 100), (0.0, 0.0, 1024.0, 1024.0), True)
+    assert "latitude" not in str(err.value)
+    assert box_text((15.0, 47.5, 15.5, 48.0), False) == "15.000000, 47.500000, 15.500000, 48.000000"
+    assert box_text((0.0, 10.4, 1024.0, 512.0), True) == "0, 10, 1024, 512"

@@ -305,6 +305,10 @@ def test_predict_a_box_in_degrees_is_the_window_that_covers_it(capsys, tiny_mode
             (["--bbox", "1,2,3"], "--bbox: a box is four numbers"),
             ([f"--bbox={text}", "--window", window], "--bbox and --window both say what to predict"),
             (["--bbox", "0,0,1,1"], f"--bbox: the box lies outside the image, whose edges are {w:.6f}, {s:.6f}"),
+            # latitude first, as a map's search box gives it: said so, as the Region page says it
+            ([f"--bbox={box[1]:.6f},{box[0]:.6f},{box[3]:.6f},{box[2]:.6f}"],
+             f"; the numbers look like latitude, longitude: a box is longitude first, west, south, east, north "
+             f"(e.g. {box[0]:g}, {box[1]:g}, {box[2]:g}, {box[3]:g})"),
     ):
         assert said in _err(capsys, [*common, "--out", str(tmp_path / "o"), *argv])
     sample = ["predict", "--image", str(ROOT / "assets" / "sample" / "sample_rgbn.tif"), "--model", str(tiny_model_path)]

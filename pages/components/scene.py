@@ -10,9 +10,10 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from core.errors import CropMapError, EarthEngineError, OutsideImageError, RegionError
+from core.errors import CropMapError, EarthEngineError, RegionError
 from core.overlays import Bounds, Overlay, focus_bounds, map_bounds
 from core.bbox import box_within, image_box_bounds, parse_bbox
+from core.bbox import box_text as bounds_text
 from core.geometry import LONLAT_CRS
 from core.region import Region
 from core.sources.base import Progress, Scene
@@ -111,10 +112,7 @@ def use_box(text: str, image: bool) -> str | None:
     try:
         box = parse_bbox(text, image)
         bounds = _box_bounds(image)
-        try:
-            box, cut = box_within(box, bounds, image)
-        except OutsideImageError as err:
-            raise RegionError(str(err) + _swapped_hint(box, bounds, image)) from None
+        box, cut = box_within(box, bounds, image)
         region = Region.from_bbox(*box, crs="image" if image else LONLAT_CRS, name="box")
         check = check_current_region(region)
         if not check.ok:  # (its advice is for a drawing)
@@ -134,19 +132,6 @@ def _box_bounds(image: bool) -> tuple[float, float, float, float] | None:
     return image_box_bounds(current_source().grid(), image) if is_local() else None
 
 
-def _swapped_hint(box, bounds, image: bool) -> str:
-    """For a lon/lat box outside the image that would lie on it with its numbers in pairs swapped
-    (latitude first, as a map's search box or a spreadsheet gives them), a hint that says so."""
-    if image or bounds is None:
-        return ""
-    try:
-        box_within((box[1], box[0], box[3], box[2]), bounds, image)
-    except RegionError:
-        return ""
-    return ("; the numbers look like latitude, longitude: a box is longitude first, west, south, east, north "
-            f"(e.g. {box[1]:g}, {box[0]:g}, {box[3]:g}, {box[2]:g})")
-
-
 def current_region_usable() -> bool:
     """Whether the current source can use the current region."""
     try:
@@ -157,9 +142,8 @@ def current_region_usable() -> bool:
 
 
 def box_text(region: Region) -> str:
-    """The bounds of ``region`` as :func:`use_box` takes them: degrees to 6 decimals (about 10 cm),
-    whole pixels for an image region."""
-    return ", ".join(f"{v:.0f}" if region.is_image else f"{v:.6f}" for v in region.bounds)
+    """The bounds of ``region`` as :func:`use_box` takes them (:func:`core.bbox.box_text`)."""
+    return bounds_text(region.bounds, region.is_image)
 
 
 def has_labels(spec: dict | None = None) -> bool:
