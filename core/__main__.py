@@ -169,6 +169,7 @@ def _bbox_window(text: str, image: str) -> tuple[tuple[int, int, int, int], dict
     from core.raster import grid_of_file
     from core.bbox import box_within, image_box_bounds, parse_bbox
     from core.region import Region
+    from core.region_check import box_advice
 
     try:
         given = parse_bbox(text)
@@ -184,7 +185,7 @@ def _bbox_window(text: str, image: str) -> tuple[tuple[int, int, int, int], dict
         # meridians; across the 180th meridian there is none): the part of the box on its pixels
         on = region.share_on(grid)
     except RegionError as err:
-        raise RegionError(f"--bbox: {str(err).replace('draw it over the image', 'give a box over it')} "
+        raise RegionError(f"--bbox: {box_advice(str(err), 'give')} "
                           "(west, south, east, north in degrees)") from None
     share = on * (box[2] - box[0]) * (box[3] - box[1]) / ((given[2] - given[0]) * (given[3] - given[1]))
     cut = share < BOX_ON_IMAGE

@@ -96,3 +96,13 @@ def check_region(
     note = "; part of the region lies outside the image and is left out" if clipped else ""
     return WindowCheck(True, f"region OK: it fits a box of {window.width:,} x {window.height:,} px{note}", area_ha, used,
                        window, clipped)
+
+
+def box_advice(message: str, verb: str = "enter") -> str:
+    """A region check's ``message``, whose advice is for a region drawn on the map, with that advice
+    for a box typed as numbers instead: "draw a larger region" becomes "enter a larger box" (with
+    ``verb`` "give": "give a larger box", as a command-line option is given)."""
+    for drawn, typed in (("draw a larger region", "a larger box"), ("draw a smaller region", "a smaller box"),
+                         ("draw it over the", "a box over the")):
+        message = message.replace(drawn, f"{verb} {typed}")
+    return message

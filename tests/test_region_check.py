@@ -131,3 +131,15 @@ def test_a_region_around_the_image_but_over_none_of_its_pixels_is_refused():
     ring["coordinates"][1] = [[100, 100], [1074, 100], [1074, 1074], [100, 1074], [100, 100]]
     res = check_region(Region.from_geojson(ring, crs=IMAGE_CRS), IMAGE_GRID)
     assert res.ok and res.window == PixelWindow(0, 0, 1024, 1024), res.message
+
+
+def test_a_checks_advice_for_a_drawing_becomes_advice_for_a_typed_box():
+    from core.region_check import box_advice
+
+    small = check_region(Region.from_bbox(0, 0, 3, 3, crs="image"), IMAGE_GRID)
+    assert not small.ok and small.message.endswith("draw a larger region")
+    assert box_advice(small.message).endswith(": enter a larger box")
+    assert box_advice("the region lies outside the image; draw it over the image", "give") == (
+        "the region lies outside the image; give a box over the image")
+    assert box_advice("draw a smaller region") == "enter a smaller box"
+    assert box_advice("region OK: it fits a box of 8 x 8 px") == "region OK: it fits a box of 8 x 8 px"

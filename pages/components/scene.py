@@ -16,6 +16,7 @@ from core.bbox import box_within, image_box_bounds, parse_bbox
 from core.bbox import box_text as bounds_text
 from core.geometry import LONLAT_CRS
 from core.region import Region
+from core.region_check import box_advice
 from core.sources.base import Progress, Scene
 from core.sources.local import LocalSource
 from pages.components import cached, state
@@ -116,9 +117,7 @@ def use_box(text: str, image: bool) -> str | None:
         region = Region.from_bbox(*box, crs="image" if image else LONLAT_CRS, name="box")
         check = check_current_region(region)
         if not check.ok:  # (its advice is for a drawing)
-            raise RegionError(check.message.replace("draw a larger region", "enter a larger box")
-                              .replace("draw a smaller region", "enter a smaller box")
-                              .replace("draw it over the", "enter a box over the"))
+            raise RegionError(box_advice(check.message))
     except RegionError as err:
         raise RegionError(f"this box cannot be used: {str(err).rstrip('.')}. The region in use is kept.") from None
     state.set_region(region.to_geojson(), remember=current_region_usable())
