@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -131,6 +132,25 @@ def wait_script_idle(page, timeout: float = 120_000) -> None:
                  && !document.querySelector("[data-stale='true']")""",
         timeout=timeout,
     )
+
+
+def jobs_report(workdir: Path, page=None) -> str:
+    """What the dashboard's training jobs under ``workdir`` recorded (status, cancel flag, the end of
+    the log) and, given ``page``, the text of its progress bars: for the message of a failed wait."""
+    lines = []
+    for job in sorted((workdir / "jobs").glob("*/")):
+        try:
+            st = json.loads((job / "status.json").read_text())
+            said = ", ".join(f"{k} {st.get(k)!r}" for k in ("state", "message", "epoch", "epochs", "step", "pid"))
+        except (OSError, ValueError) as err:
+            said = f"no readable status.json ({err})"
+        lines.append(f"{job.name}: cancel flag {'set' if (job / 'cancel').exists() else 'not set'}; {said}")
+        log = job / "log.txt"
+        if log.exists():
+            lines.append("  log: " + log.read_text(errors="replace")[-600:].replace("\n", " | "))
+    if page is not None:
+        lines.append("progress: " + " / ".join(page.locator("[data-testid='stProgress']").all_inner_texts()))
+    return "\n".join(lines) or "no training job"
 
 
 def snapshot(page, path, **kw) -> None:
