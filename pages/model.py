@@ -104,7 +104,8 @@ with tab_train:
         st.progress(js.fraction, text=f"Training of {started}, {js.progress_text()}" if started
                     else f"{Path(job_dir).name}, {js.progress_text()}")
         notice = state.get(state.MODEL_NOTICE)  # said here, where the button was (the sidebar may be off screen)
-        if notice and notice[0] == state.get(state.MODEL_PATH):  # while that model is the one in use
+        # while that model is the one in use, in the panel of the job it came from (not under a new job's bar)
+        if notice and notice[0] == state.get(state.MODEL_PATH) and notice[2:3] == [str(job_dir)]:
             st.success(notice[1], icon=":material/check_circle:")
         if js.state != "failed":  # a failure's message is shown as an error below
             st.caption(ui.sentence(js.message))
@@ -163,7 +164,7 @@ with tab_train:
                 in_use = str(jobs.snapshot_checkpoint(best, state.workdir() / "models")) if js.active else str(best)
                 models.use_model(in_use)
                 said = f"Using {models.label(in_use)}: predict with it on the Predict page."
-                state.put(state.MODEL_NOTICE, [in_use, said])
+                state.put(state.MODEL_NOTICE, [in_use, said, str(job_dir)])
                 st.rerun()
         if js.state == "failed":
             st.error(ui.sentence(js.message))

@@ -360,6 +360,19 @@ def test_best_checkpoint_of_a_running_job_is_used_as_a_copy(fake_map, tiny_model
         assert in_use.read_bytes() != best.read_bytes()  # the model in use stayed as it was
     finally:
         jobs.cancel(job_dir, terminate_after_s=5)
+    # a second training started: the notice stays with the job it came from, not under the new job's bar
+    # (two trainings started in one minute read alike: it looked like the new job's checkpoint)
+    second = job_dir.with_name("job-second")
+    jobs.start_job("selftest", {"epochs": 50, "steps": 10, "delay": 0.2}, second)
+    try:
+        at.session_state["job_dir"] = str(second)
+        at.run()
+        assert not at.exception and at.session_state["model_path"] == str(in_use) and not at.main.success
+    finally:
+        jobs.cancel(second, terminate_after_s=5)
+    at.session_state["job_dir"] = str(job_dir)  # the first job's panel again (nothing running now)
+    at.run()
+    assert [s.value for s in at.main.success] == [said]
 
 
 def test_a_cancel_the_worker_cannot_see_can_be_forced(fake_map):
