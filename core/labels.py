@@ -114,6 +114,29 @@ CLASS_MAPS: dict[str, ClassMap] = {
 }
 
 
+@dataclass(frozen=True)
+class LabelCounts:
+    """Crop and not-crop label pixels where the image has data (:func:`label_counts`)."""
+
+    crop: int
+    not_crop: int
+
+    @property
+    def labelled(self) -> int:
+        return self.crop + self.not_crop
+
+    @property
+    def crop_share(self) -> float | None:
+        """The crop share of the labelled pixels; None when none is labelled."""
+        return self.crop / self.labelled if self.labelled else None
+
+
+def label_counts(mask: np.ndarray, valid: np.ndarray) -> LabelCounts:
+    """Count a crop mask's classes (:data:`CROP`, :data:`NOT_CROP`) over the pixels where ``valid``
+    (the image has data): a label under no image data is never counted, as in every metric."""
+    return LabelCounts(int(((mask == CROP) & valid).sum()), int(((mask == NOT_CROP) & valid).sum()))
+
+
 def label_map_named_by(descriptions: Sequence[str | None]) -> str | None:
     """The label map whose product's band name one of ``descriptions`` is, matched as
     :func:`core.raster.label_band_index` matches it (e.g. WorldCereal's ``LC``, WorldCover's ``Map``);

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.config import PatchConfig
-from core.labels import get_class_map
+from core.labels import get_class_map, label_counts
 from core.metrics import area_ha, format_area, nominal_area
 from core.patchset import crop_share_gap, cut_train_test
 from pages.components import cached, navigation, parts, regionmap, scene, state, ui
@@ -92,10 +92,10 @@ with stats_col:
                f"{valid.mean():.1%} of the {n:,} pixels around the region have data in every band "
                "(pixels outside the region's outline count as no data)")
     if mask is not None:  # over the valid pixels (labels where the image has no data are never counted)
-        labelled = int(((mask != 255) & valid).sum())
-        crop = int(((mask == 1) & valid).sum())
-        st.metric("Crop share (labels)", f"{crop / labelled:.1%}" if labelled else "n/a")
-        st.caption(f"{crop:,} crop / {labelled - crop:,} not crop / {n - labelled:,} no data pixels "
+        counts = label_counts(mask, valid)
+        labelled = counts.labelled
+        st.metric("Crop share (labels)", f"{counts.crop_share:.1%}" if labelled else "n/a")
+        st.caption(f"{counts.crop:,} crop / {counts.not_crop:,} not crop / {n - labelled:,} no data pixels "
                    + ("in the region (in the labels or the image)" if known else "(in the labels or the image)"))
         if not labelled and valid.any():  # nothing to train on or to score against
             st.warning("The labels hold no class where the image has data: the label product does not cover this "

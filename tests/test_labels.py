@@ -184,3 +184,14 @@ def test_a_label_band_named_as_a_products_band_names_its_label_map():
     assert label_map_named_by(["map"]) == "worldcover" and label_map_named_by(["label"]) == "dynamicworld"
     assert label_map_named_by([None]) is None and label_map_named_by(["B1"]) is None
     assert label_map_named_by(["LC", "Map"]) is None  # two products: no guess
+
+
+def test_label_counts_leave_out_labels_under_no_image_data():
+    from core.labels import label_counts
+
+    mask = np.array([[CROP, CROP, NOT_CROP], [NODATA, CROP, NOT_CROP]], np.uint8)
+    valid = np.array([[True, False, True], [True, True, True]])
+    counts = label_counts(mask, valid)
+    assert (counts.crop, counts.not_crop, counts.labelled) == (2, 2, 4)  # the crop under no data is not counted
+    assert counts.crop_share == 0.5
+    assert label_counts(np.full((2, 2), NODATA, np.uint8), np.ones((2, 2), bool)).crop_share is None
