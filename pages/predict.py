@@ -110,9 +110,10 @@ with ctrl:
     # kept in the session's layer settings, so that they survive a visit to another page
     settings = dict(state.get(state.LAYERS))
     shown = {}
-    # at first the crop layer alone (the answer), half see-through so that the fields show under it: the
-    # two at once blended into a pink that matched neither legend; the probability is one tick away
-    for name, title, opacity, first in (("probability", "Probability", 0.5, False), ("crop", "Crop", 0.6, True)):
+    # at first the crop layer alone (the answer), a quarter see-through so that the fields show under it
+    # (at 0.6 it was pink over bright fields and dark magenta over dark ones: two classes, on a slide too);
+    # the two at once blended into a pink that matched neither legend; the probability is one tick away
+    for name, title, opacity, first in (("probability", "Probability", 0.5, False), ("crop", "Crop", 0.75, True)):
         prev = settings.get(f"predict_{name}", {"show": first, "opacity": opacity})
         show = st.checkbox(f"{title} layer", value=prev["show"], key=f"predict_show_{name}")
         shown[name] = (show, st.slider(f"{title} opacity", 0.0, 1.0, prev["opacity"], 0.05, disabled=not show,

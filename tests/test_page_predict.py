@@ -87,7 +87,7 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     assert head == f"Crop (p ≥ 0.50): {figures['Crop area']}" and abs(int(percent.rstrip("%")) - share) <= 0.55, title
     assert "data-cropmap-legend=\\u0027Crop\\u0027" in html
     # and its colours at the layer's opacity, as on the page (set in place too: no map reload)
-    assert opacity == 0.6 and "data-cropmap-swatch=\\u0027Crop\\u0027" in html
+    assert opacity == 0.75 and "data-cropmap-swatch=\\u0027Crop\\u0027" in html
     from streamlit_folium import generate_leaflet_string
 
     script = generate_leaflet_string(group)

@@ -246,9 +246,9 @@ def test_full_flow_offline(page, app_url, artifacts):
     # the crop layer's legend names the threshold moved to above (set in place, without reloading the map)
     chosen = float(page.get_by_role("slider").first.get_attribute("aria-valuenow"))
     frame.get_by_text(f"Crop (p ≥ {chosen:.2f})").wait_for(state="visible", timeout=10_000)
-    # and its colours faded as the layer is (0.6 by default)
+    # and its colours faded as the layer is (0.75 by default)
     swatch = frame.locator("[data-cropmap-swatch='Crop']").first
-    assert swatch.evaluate("e => getComputedStyle(e).opacity") == "0.6"
+    assert swatch.evaluate("e => getComputedStyle(e).opacity") == "0.75"
     page.wait_for_timeout(500)  # the map refits the data to the screen
     page.screenshot(path=str(artifacts / "06b_fullscreen.png"))
     frame.locator(".leaflet-control-zoom-fullscreen").click()
