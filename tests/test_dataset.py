@@ -178,3 +178,67 @@ def test_pair_paths_takes_image_and_labels_whose_names_hold_colons(small_scene, 
         pair_paths([f"{stamped}:{tmp_path / 'missing.tif'}"])  # the missing file is the one named
     split = spatial_holdout(stamped, labels, "cdl", tmp_path / "h", 128)  # joins them as IMAGE:LABELS
     assert [p[0] for p in pair_paths([split.train, split.val])] == [stamped, stamped]
+
+
+@pytest.fixture()
+def half_labelled(small_scene, tmp_path):
+    """The small scene with its top 96 rows unlabelled (CDL background, 0) over real image data, as
+    labels of the fields surveyed leave the rest of an image."""
+    import rasterio
+
+    img, lab = small_scene
+    with rasterio.open(lab) as src:
+        profile, codes = src.profile, src.read(1)
+    codes[:96] = 0
+    with rasterio.open(tmp_path / "half_cdl.tif", "w", **profile) as dst:
+        dst.write(codes, 1)
+    return img, tmp_path / "half_cdl.tif"
+
+
+def _imaged(img) -> tuple[np.ndarray, np.ndarray]:
+    from core.raster import ImageReader
+
+    with ImageReader(img) as reader:
+        return reader.read()
+
+
+def test_training_inputs_keep_the_image_where_only_the_labels_are_missing(half_labelled):
+    """The model is trained on what it will be shown: real imagery around the labelled pixels, as
+    predict gives it (only pixels without image data are 0); the loss still counts labelled pixels only."""
+    from core.dataset import tiled_patches
+
+    img, lab = half_labelled
+    feats, imaged = _imaged(img)
+    scenes = load_scenes([f"{img}:{lab}"])
+    norm = compute_normalization(scenes)
+    x, y = tiled_patches(scenes, 64, norm, min_valid=0.25)
+    labelled = scenes[0].labels != NODATA
+    tiles = [(r, c) for r in range(0, 288 - 63, 64) for c in range(0, 320 - 63, 64)
+             if labelled[r : r + 64, c : c + 64].mean() >= 0.25]
+    k = next(i for i, (r, _) in enumerate(tiles) if r == 64)  # rows 64-95 unlabelled, 96-127 labelled
+    r, c = tiles[k]
+    np.testing.assert_array_equal(x[k], norm.apply(feats[r : r + 64, c : c + 64], imaged[r : r + 64, c : c + 64]))
+    assert (y[k, :32, :, 1] == 0).all() and (y[k, 32:, :, 1] == 1).any()
+    assert np.abs(x[k, :32]).sum() > 0  # (it was all 0: a blank the model never sees when predicting)
+    sset = SceneSet(scenes, 64, norm, seed=3)
+    xs, ys = sset.sample(16, augment=False)
+    unlabelled = ys[..., 1] == 0
+    assert unlabelled.any() and np.abs(xs[unlabelled]).sum() > 0
+
+
+def test_tfrecord_inputs_keep_the_image_where_only_the_labels_are_missing(half_labelled, tmp_path):
+    from core.bands import FEATURE_BANDS
+    from core.patches import LABEL, read_records
+
+    img, lab = half_labelled
+    cfg = PatchConfig(patch_size=64, count=24, seed=4, min_valid_fraction=0.25)
+    s = sample_patches(img, lab, "cdl", cfg, tmp_path / "p.tfrecord.gz")
+    norm = compute_normalization(load_scenes([f"{img}:{lab}"]))
+    x, y = next(iter(tfrecord_dataset(s.path, norm, 64, batch_size=24, augment=False, shuffle=0, repeat=False)))
+    raw = next(read_records(s.path, [*FEATURE_BANDS, LABEL], (64, 64), batch_size=24))
+    feats, labels = raw[..., :-1], raw[..., -1]
+    imaged = np.isfinite(feats).all(-1) & (feats != 0).any(-1)
+    np.testing.assert_allclose(x.numpy(), norm.apply(feats, imaged), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(y.numpy()[..., 1], (labels != NODATA).astype(np.float32))
+    unlabelled = (labels == NODATA) & imaged
+    assert unlabelled.any() and np.abs(x.numpy()[unlabelled]).sum() > 0
