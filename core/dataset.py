@@ -26,25 +26,15 @@ from core.raster import ImageReader, read_labels
 
 @dataclass
 class Scene:
-    """One image in memory: features (H, W, 5), label mask (H, W) uint8, name, and where the image
-    has data (H, W) bool (None: where it is labelled)."""
+    """One image in memory: features (H, W, 5), label mask (H, W) uint8, name."""
 
     features: np.ndarray
     labels: np.ndarray
     name: str
-    imaged: np.ndarray | None = None
 
     @property
     def valid(self) -> np.ndarray:
-        """Where the loss and the metrics count: labelled pixels with image data."""
         return self.labels != NODATA
-
-    def inputs(self, rows: slice, cols: slice, norm: Normalization) -> np.ndarray:
-        """The model's input for a window: the normalized image, 0 where it has no data. Unlabelled
-        pixels keep their image, as a prediction shows them to the model (they were 0: a blank
-        around labelled fields that the model never sees when it predicts)."""
-        where = self.imaged if self.imaged is not None else self.valid
-        return norm.apply(self.features[rows, cols], where[rows, cols])
 
 
 def _split_pair(text: str) -> tuple[Path, Path]:
@@ -127,7 +117,7 @@ def load_scenes(paths: Sequence[str | os.PathLike], label_map: str = "cdl", role
             feats, valid = reader.read()
             labels = read_labels(lab, cmap, grid=reader.grid)
         labels[~valid] = NODATA
-        scenes.append(Scene(feats, labels, img.stem, valid))
+        scenes.append(Scene(feats, labels, img.stem))
     if not any(s.valid.any() for s in scenes):
         names = ", ".join(f"{img.name}:{lab.name}" for img, lab in pairs[:3]) + (", ..." if len(pairs) > 3 else "")
         raise NoDataError(f"the {role} data ({names}) hold no pixel that is valid in both image and labels; give "
@@ -197,8 +187,9 @@ class SceneSet:
             h, w = sc.labels.shape
             r = min(r + int(self.rng.integers(_STRIDE)), h - s)
             c = min(c + int(self.rng.integers(_STRIDE)), w - s)
-            x[i] = sc.inputs(slice(r, r + s), slice(c, c + s), self.norm)
-            y[i] = encode_targets(sc.labels[r : r + s, c : c + s])
+            lab = sc.labels[r : r + s, c : c + s]
+            x[i] = self.norm.apply(sc.features[r : r + s, c : c + s], lab != NODATA)
+            y[i] = encode_targets(lab)
         if augment:
             augment_batch(x, y, self.rng)
         return x, y
@@ -247,7 +238,7 @@ def tiled_patches(scenes: Sequence[Scene], size: int, norm: Normalization, min_v
             for c in range(0, w - size + 1, size):
                 lab = sc.labels[r : r + size, c : c + size]
                 if (lab != NODATA).mean() >= min_valid:
-                    xs.append(sc.inputs(slice(r, r + size), slice(c, c + size), norm))
+                    xs.append(norm.apply(sc.features[r : r + size, c : c + size], lab != NODATA))
                     ys.append(encode_targets(lab))
     if not xs:
         raise NoDataError(f"no {size} x {size} validation tile has {min_valid:.0%} valid pixels (image and labels); use "
@@ -303,9 +294,8 @@ def tfrecord_dataset(
     in a pool of ``shuffle``, each band copied straight into band-last batches. Stored patches are
     ``record_size`` px a side (default ``patch_size + 2 * kernel_buffer``). Then crops a
     ``patch_size`` window (at random when augmenting, the centre otherwise), normalizes with ``norm``,
-    applies flips and 90-degree rotations, and prefetches. A pixel is valid (counted by the loss) where
-    its label is crop (1) or not crop (0) and its features are finite and not all zero (Earth Engine's
-    masked pixels); its features are the model's input wherever they are, labelled or not.
+    applies flips and 90-degree rotations, and prefetches. A pixel is valid where its label is crop (1)
+    or not crop (0) and its features are finite and not all zero (Earth Engine's masked pixels).
     Yields ``x`` (n, s, s, 5) and ``y`` (n, s, s, 2) = crop, valid, like :class:`SceneSet`. A file
     found damaged while the pipeline runs raises TensorFlow's error; :func:`reader_errors_raised`
     turns it back into this project's.
@@ -336,11 +326,9 @@ def tfrecord_dataset(
         # crop or not crop; anything else (no data, NaN, a code that slipped past patchset's check of
         # the first records) is never trained on
         labelled = tf.logical_or(tf.equal(lab, float(CROP)), tf.equal(lab, float(NOT_CROP)))
-        imaged = tf.logical_and(finite, some)
-        ok = tf.logical_and(labelled, imaged)
+        ok = tf.logical_and(labelled, tf.logical_and(finite, some))
         crop = tf.cast(tf.logical_and(ok, tf.equal(lab, float(CROP))), tf.float32)
-        # the image wherever it has data, labelled or not, as a prediction shows it to the model
-        x = tf.where(imaged, (feats - mean) / std, 0.0)  # where, not a product: NaN x 0 is NaN
+        x = tf.where(ok, (feats - mean) / std, 0.0)  # where, not a product: NaN x 0 is NaN
         return tf.concat([x, crop, tf.cast(ok, tf.float32)], axis=-1)
 
     def crop_aug(data):

@@ -176,19 +176,11 @@ def open_patch_set(sources: Sequence[str | os.PathLike], patch_size: int, label:
     return PatchSet(tuple(files), side, label)
 
 
-def imaged_pixels(batch: np.ndarray) -> np.ndarray:
-    """(n, H, W, bands + label) -> (n, H, W) bool: finite, not all-zero features (Earth Engine writes
-    masked pixels as 0 in every band), labelled or not: the model's input (as
-    :func:`core.dataset.tfrecord_dataset` has it)."""
-    feats = batch[..., :-1]
-    return np.isfinite(feats).all(axis=-1) & (feats != 0).any(axis=-1)
-
-
 def valid_pixels(batch: np.ndarray) -> np.ndarray:
-    """(n, H, W, bands + label) -> (n, H, W) bool: labelled crop (1) or not crop (0) with image data
-    (:func:`imaged_pixels`), as :func:`core.dataset.tfrecord_dataset` counts them in the loss."""
-    lab = batch[..., -1]
-    return ((lab == CROP) | (lab == NOT_CROP)) & imaged_pixels(batch)
+    """(n, H, W, bands + label) -> (n, H, W) bool: labelled crop (1) or not crop (0), finite, not
+    all-zero features (as :func:`core.dataset.tfrecord_dataset` has it)."""
+    feats, lab = batch[..., :-1], batch[..., -1]
+    return ((lab == CROP) | (lab == NOT_CROP)) & np.isfinite(feats).all(axis=-1) & (feats != 0).any(axis=-1)
 
 
 def _batches(patches: PatchSet, files: Sequence[str] | None = None, batch_size: int = 16):
@@ -284,12 +276,7 @@ def patch_validation(patches: PatchSet, patch_size: int, norm: Normalization,
     if not kept:
         raise NoDataError(f"no patch of {patches.describe()} holds a labelled pixel with image data to validate on")
     kept.sort(key=lambda t: t[0])
-
-    def inputs(patch: np.ndarray) -> np.ndarray:  # the image wherever it has data, labelled or not, as a
-        imaged = imaged_pixels(patch[None])[0]  # prediction shows it to the model
-        return norm.apply(np.where(imaged[..., None], patch[..., :-1], 0), imaged)
-
-    x = np.stack([inputs(p) for _, p, _ in kept])
+    x = np.stack([norm.apply(np.where(ok[..., None], p[..., :-1], 0), ok) for _, p, ok in kept])
     y = np.stack([encode_targets(np.where(ok, p[..., -1], NODATA)) for _, p, ok in kept])
     return x, y
 
