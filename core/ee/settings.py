@@ -12,18 +12,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Mapping
 
-from core.ee.composites import SENSORS
-from core.ee.labels import PRODUCTS, whole_number, year_span
+from core.ee.composites import SENSORS, CompositeConfig
+from core.ee.labels import PRODUCTS, LabelConfig, whole_number, year_span
 from core.errors import ConfigError
+from core.resample import SHIPPED_PIXEL_SIZE_M
 
 #: The label choice that fetches no labels.
 NO_LABELS = "none"
-#: The shipped model's pixel size (Landsat), the grid fetched when none is given.
-DEFAULT_SCALE_M = 30.0
 #: The products whose annual map is picked by a year.
 YEARLY = ("glcfcs30d", "cdl")
-DEFAULT_COMPOSITE = {"sensor": "L8", "start": "2020-01-01", "end": "2020-12-31", "max_cloud": 20.0}
-DEFAULT_LABELS = {"product": "worldcover"}
+#: What a form starts from without settings: the recipes' own defaults, on the shipped model's pixels.
+_COMPOSITE, _LABELS = CompositeConfig(), LabelConfig()
+DEFAULT_COMPOSITE = {"sensor": _COMPOSITE.sensor, "start": _COMPOSITE.start, "end": _COMPOSITE.end,
+                     "max_cloud": _COMPOSITE.max_cloud, "scale": SHIPPED_PIXEL_SIZE_M}
 
 
 def form_defaults(current: Mapping[str, Any] | None) -> dict:
@@ -31,19 +32,18 @@ def form_defaults(current: Mapping[str, Any] | None) -> dict:
     start and end (dates), max_cloud, scale, product (:data:`NO_LABELS` for none), year (text;
     empty when it is the composite's own year, so that it follows new dates), asset_id,
     crop_values and nodata_values (comma-separated text)."""
-    current = current or {}
-    comp = current.get("composite") or DEFAULT_COMPOSITE
-    labels = current.get("labels") if current else DEFAULT_LABELS
-    labels = labels or {"product": NO_LABELS}
+    comp = {**DEFAULT_COMPOSITE, **{k: v for k, v in ((current or {}).get("composite") or {}).items() if v is not None}}
+    # no settings: the default product; settings without labels: "no labels"
+    labels = (current.get("labels") or {"product": NO_LABELS}) if current else {"product": _LABELS.product}
     start = dt.date.fromisoformat(comp["start"])
     year = labels.get("year")
     return {
-        "sensor": comp.get("sensor", "L8"),
+        "sensor": comp["sensor"],
         "start": start,
         "end": dt.date.fromisoformat(comp["end"]),
-        "max_cloud": float(comp.get("max_cloud", 20.0)),
-        "scale": float(comp.get("scale") or DEFAULT_SCALE_M),
-        "product": labels.get("product", "worldcover"),
+        "max_cloud": float(comp["max_cloud"]),
+        "scale": float(comp["scale"]),
+        "product": labels.get("product", _LABELS.product),
         "year": "" if year in (None, start.year) else str(year),
         "asset_id": labels.get("asset_id") or "",
         "crop_values": ",".join(str(v) for v in labels.get("crop_values") or ()),
@@ -96,7 +96,7 @@ def describe(settings: Mapping[str, Any]) -> str:
     comp, labels = settings.get("composite") or {}, settings.get("labels")
     sensor = SENSORS[comp["sensor"]].title if comp.get("sensor") in SENSORS else comp.get("sensor", "?")
     scale = comp.get("scale") or (SENSORS[comp["sensor"]].scale if comp.get("sensor") in SENSORS else None)
-    text = (f"{sensor}, median of {comp.get('start')} to {comp.get('end')}, scenes under {comp.get('max_cloud', 20):g}% "
+    text = (f"{sensor}, median of {comp.get('start')} to {comp.get('end')}, scenes under {comp.get('max_cloud', _COMPOSITE.max_cloud):g}% "
             "cloud" + (f", {scale:g} m pixels" if scale else ""))
     if not labels:
         return text + "; no labels"
