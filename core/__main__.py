@@ -299,6 +299,17 @@ def _cmd_fields(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_labels_from_fields(args: argparse.Namespace) -> int:
+    from core.field_labels import write_field_labels
+
+    _not_an_input(args.out, fields=args.fields, image=args.image)
+    done = write_field_labels(args.fields, args.image, args.out, args.property, args.overwrite)
+    print_json({k: v for k, v in done.items() if k != "warnings"})
+    for warning in done["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
 def _cmd_zones(args: argparse.Namespace) -> int:
     from core.errors import ConfigError
     from core.zones import write_zones
@@ -561,6 +572,18 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--out", default=None, help="also write the table to this .csv or .json file")
     z.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     z.set_defaults(func=_cmd_zones)
+
+    b = sub.add_parser("labels-from-fields", help="burn a GeoJSON of surveyed fields, each with its class in a "
+                                                  "property, onto an image's grid as a label raster")
+    b.add_argument("--fields", required=True, help="GeoJSON of the fields (polygons in lon/lat, or image columns and "
+                   "rows with \"crs\": \"image\" for an image without a CRS)")
+    b.add_argument("--image", required=True, help="the image the labels are for (its grid is the labels')")
+    b.add_argument("--out", required=True, help="label GeoTIFF to write (int16 class codes, -1 = no label)")
+    b.add_argument("--property", default=None, help="the fields' property that holds their class: 1 / 0 (crop / not "
+                   "crop; then --label-map binary) or a product's code (default: the only such property, or one "
+                   "named crop, class, code, ...)")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    b.set_defaults(func=_cmd_labels_from_fields)
 
     s = sub.add_parser("patches", help="sample training patches into a TFRecord file (Earth Engine layout)")
     s.add_argument("--image", required=True, help="GeoTIFF with bands R, G, B, NIR")

@@ -37,6 +37,19 @@ def other_text(data: bytes) -> str:
                       "file (a shapefile or KML: convert it first, e.g. ogr2ogr -f GeoJSON out.geojson in.shp)")
 
 
+def geojson_text(data: bytes) -> str:
+    """The text of an uploaded GeoJSON file: UTF-8 (with or without a byte order mark), else as
+    :func:`other_text` reads it.
+
+    Raises:
+        RegionError: as :func:`other_text`.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return other_text(data)
+
+
 def declared_crs(obj: dict) -> str | None:
     for holder in (obj, obj.get("properties") or {}):
         value = holder.get("crs") if isinstance(holder, dict) else None

@@ -1,0 +1,157 @@
+"""Labels from surveyed fields (core.field_labels): GeoJSON polygons with a class property burnt onto an
+image's grid, read back through a label map as any label raster, and the CLI command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.warp import transform as warp
+
+from core.__main__ import main
+from core.errors import ConfigError, InvalidDataError, NoDataError, OutputExistsError, RegionError
+from core.field_labels import (NO_LABEL, burn_fields, class_code, class_properties, pick_class_property,
+                               write_field_labels)
+from core.grid import Grid
+from core.labels import CLASS_MAPS, CROP, NODATA, NOT_CROP
+from core.raster import grid_of_file, read_labels
+from testdata import FTW, SAMPLE_IMAGE
+
+
+def _box(x0, y0, x1, y1):
+    return [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]
+
+
+def _fields(*features, **top):
+    return {"type": "FeatureCollection", **top, "features": [
+        {"type": "Feature", "properties": props, "geometry": {"type": "Polygon", "coordinates": coords}}
+        for props, coords in features]}
+
+
+IMAGE_GRID = Grid(width=60, height=40, transform=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0), crs=None)
+
+
+def test_class_codes_are_whole_numbers_or_booleans():
+    assert [class_code(v) for v in (1, 0, 11.0, "1", " 40 ", True, False, None, "")] == [1, 0, 11, 1, 40, 1, 0, None, None]
+    for bad, said in (("maize", "text"), (0.5, "whole number"), (-3, "0 to 32767"), (40000, "0 to 32767"),
+                      (float("nan"), "whole number"), ([1], "whole number")):
+        with pytest.raises(InvalidDataError, match=said):
+            class_code(bad)
+
+
+def test_the_class_property_is_found_among_the_fields_properties():
+    fc = _fields(({"name": "A", "id": 3, "area_ha": 2.5, "Crop": 1, "code": "5", "note": "wet"}, _box(0, 0, 2, 2)),
+                 ({"name": "B", "id": 4, "area_ha": 3, "Crop": None, "code": 176, "note": None}, _box(3, 0, 5, 2)))
+    # names and ids are no class; a fraction or text anywhere rules a property out; usual names first
+    assert class_properties(fc) == ["Crop", "code"]
+    assert pick_class_property(fc) == "Crop"
+    only_odd = _fields(({"surveyed": 1, "year": 2021}, _box(0, 0, 2, 2)))
+    with pytest.raises(ConfigError, match="several properties .* surveyed, year; say which"):
+        pick_class_property(only_odd, "survey.geojson")
+    assert pick_class_property(_fields(({"surveyed": 1, "note": "x"}, _box(0, 0, 2, 2)))) == "surveyed"
+    with pytest.raises(ConfigError, match=r"no property of survey.geojson's fields holds class codes \(its properties: "
+                                          r"kind, name\)"):
+        pick_class_property(_fields(({"name": "A", "kind": "maize"}, _box(0, 0, 2, 2))), "survey.geojson")
+
+
+def test_fields_are_burnt_on_the_pixels_whose_centre_they_hold():
+    fc = _fields(({"name": "wheat", "crop": 1}, _box(10, 5, 30, 25)),       # 20 x 20 px
+                 ({"name": "meadow", "crop": 0}, _box(25, 20, 45, 35)),     # overlaps wheat on 5 x 5 px
+                 ({"name": "same class", "crop": 1}, _box(12, 7, 14, 9)),   # inside wheat, same class: no conflict
+                 ({"name": "unsurveyed", "crop": None}, _box(50, 0, 60, 10)),
+                 ({"name": "beyond", "crop": 0}, _box(100, 100, 110, 110)),  # outside the image
+                 crs="image")
+    fc["features"].append({"type": "Feature", "properties": {"name": "well", "crop": 0},
+                           "geometry": {"type": "Point", "coordinates": [1, 1]}})
+    burnt = burn_fields(fc, IMAGE_GRID, "crop", "survey.geojson")
+    codes = burnt.codes
+    assert codes.dtype == np.int16 and codes.shape == (40, 60)
+    assert (codes[5:20, 10:30] == 1).all() and (codes[20:25, 10:25] == 1).all()
+    assert (codes[20:25, 25:30] == NO_LABEL).all()  # both wheat and meadow: no label
+    assert (codes[25:35, 25:45] == 0).all() and (codes[20:25, 30:45] == 0).all()
+    assert burnt.pixels_by_code == {1: 400 - 25, 0: 300 - 25} and burnt.conflict_pixels == 25
+    assert burnt.labelled_pixels == int((codes != NO_LABEL).sum())
+    assert (codes[:, 45:] == NO_LABEL).all()  # the unsurveyed field and the rest have no label
+    assert burnt.fields == 4 and burnt.without_class == ("unsurveyed",) and burnt.left_out == ("well",)
+    notes = " ".join(burnt.notes("survey.geojson"))
+    assert "1 field(s) of survey.geojson have no crop and are left out: unsurveyed" in notes
+    assert "25 pixel(s) lie in overlapping fields of different classes" in notes and "well" in notes
+
+
+def test_lon_lat_fields_land_on_their_pixels_of_a_utm_image():
+    grid = grid_of_file(FTW)  # Upper Austria, EPSG:32633, 10 m
+    t = grid.transform
+
+    def lonlat(col, row):
+        lon, lat = warp(grid.crs, "EPSG:4326", [t[2] + col * t[0]], [t[5] + row * t[4]])
+        return [lon[0], lat[0]]
+
+    def ring(c0, r0, c1, r1):
+        return [[lonlat(c0, r0), lonlat(c1, r0), lonlat(c1, r1), lonlat(c0, r1), lonlat(c0, r0)]]
+
+    fc = _fields(({"LC": 11}, ring(10, 10, 50, 40)), ({"LC": 13}, ring(100, 60, 130, 90)))
+    burnt = burn_fields(fc, grid, pick_class_property(fc))
+    assert burnt.pixels_by_code == {11: 40 * 30, 13: 30 * 30}
+    assert (burnt.codes[10:40, 10:50] == 11).all() and (burnt.codes[60:90, 100:130] == 13).all()
+    # image coordinates on a georeferenced image, lon/lat on one without a CRS: refused, saying which
+    with pytest.raises(RegionError, match="the fields of f.geojson: this region is in image coordinates"):
+        burn_fields(_fields(({"crop": 1}, _box(0, 0, 5, 5)), crs="image"), grid, "crop", "f.geojson")
+    with pytest.raises(RegionError, match="not georeferenced"):
+        burn_fields(fc, IMAGE_GRID, "LC")
+
+
+def test_fields_that_label_nothing_are_refused_with_the_reason():
+    with pytest.raises(InvalidDataError, match="wheat in survey.geojson: crop = 'maize' is text"):
+        burn_fields(_fields(({"name": "wheat", "crop": "maize"}, _box(0, 0, 5, 5)), crs="image"), IMAGE_GRID, "crop",
+                    "survey.geojson")
+    with pytest.raises(NoDataError, match="no field of survey.geojson has a value of 'crop'"):
+        burn_fields(_fields(({"name": "wheat"}, _box(0, 0, 5, 5)), crs="image"), IMAGE_GRID, "crop", "survey.geojson")
+    with pytest.raises(NoDataError, match="covers a pixel of the image"):
+        burn_fields(_fields(({"crop": 1}, _box(200, 200, 205, 205)), crs="image"), IMAGE_GRID, "crop")
+    with pytest.raises(RegionError, match="holds no field"):
+        burn_fields({"type": "FeatureCollection", "features": []}, IMAGE_GRID, "crop")
+
+
+def test_written_labels_read_through_a_label_map_as_any_label_raster(tmp_path):
+    fields = tmp_path / "survey.geojson"
+    fields.write_text(json.dumps(_fields(({"name": "A", "crop": True}, _box(100, 100, 164, 164)),
+                                         ({"name": "B", "crop": False}, _box(300, 40, 332, 104)), crs="image")))
+    out = tmp_path / "labels" / "survey_labels.tif"
+    done = write_field_labels(fields, SAMPLE_IMAGE, out)
+    assert done["property"] == "crop" and done["labelled_pixels"] == 64 * 64 + 32 * 64
+    assert done["pixels_by_code"] == {"0": 32 * 64, "1": 64 * 64} and done["warnings"] == []
+    with rasterio.open(out) as src:
+        assert src.descriptions == ("crop",) and src.nodata == NO_LABEL and src.dtypes[0] == "int16"
+    mask = read_labels(out, CLASS_MAPS["binary"], grid=grid_of_file(SAMPLE_IMAGE))
+    assert (mask[100:164, 100:164] == CROP).all() and (mask[40:104, 300:332] == NOT_CROP).all()
+    assert int((mask != NODATA).sum()) == done["labelled_pixels"]
+    # never over an existing file without overwrite; a refusal leaves the file as it was
+    before = out.read_bytes()
+    with pytest.raises(OutputExistsError):
+        write_field_labels(fields, SAMPLE_IMAGE, out)
+    fields.write_text(json.dumps(_fields(({"crop": "maize"}, _box(0, 0, 64, 64)), crs="image")))
+    with pytest.raises(InvalidDataError):
+        write_field_labels(fields, SAMPLE_IMAGE, out, overwrite=True)
+    assert out.read_bytes() == before and sorted(p.name for p in out.parent.iterdir()) == [out.name]
+
+
+def test_the_command_writes_the_labels_and_says_what_it_left_out(capsys, tmp_path):
+    fields = tmp_path / "survey.geojson"
+    fields.write_text(json.dumps(_fields(({"name": "A", "class": 1}, _box(0, 0, 32, 32)),
+                                         ({"name": "B", "class": None}, _box(40, 0, 72, 32)), crs="image")))
+    out = tmp_path / "labels.tif"
+    assert main(["labels-from-fields", "--fields", str(fields), "--image", str(SAMPLE_IMAGE), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["labelled_pixels"] == 32 * 32
+    assert "warning: 1 field(s) of survey.geojson have no class and are left out: B" in captured.err
+    # mistakes: one line, status 2, and nothing replaced
+    for argv, said in ((["--out", str(out)], "already exists"),
+                       (["--out", str(tmp_path / "x.tif"), "--property", "yield"], "no field of survey.geojson has a value"),
+                       (["--out", str(tmp_path / "x.tif"), "--property", "name"], "A in survey.geojson: name = 'A' is text"),
+                       (["--out", str(fields), "--overwrite"], "same file as --fields")):
+        assert main(["labels-from-fields", "--fields", str(fields), "--image", str(SAMPLE_IMAGE), *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert said in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "x.tif").exists() and json.loads(fields.read_text())["type"] == "FeatureCollection"
