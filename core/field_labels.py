@@ -137,6 +137,29 @@ def pick_class_property(obj: Any, file_name: str = "the GeoJSON") -> str:
                       f"{', '.join(found[:8])}; say which (--property)")
 
 
+def is_fields_file(name: str | os.PathLike | None) -> bool:
+    """Whether a file name is a GeoJSON's (.geojson or .json), not a label raster's."""
+    return name is not None and Path(name).suffix.lower() in (".geojson", ".json")
+
+
+def suggested_label_map(obj: Any, prop: str) -> str | None:
+    """The label map for the fields' ``prop``: ``binary`` where every value is 1 / 0 (or true / false),
+    the product's map where ``prop`` is a product's band name (WorldCereal's ``LC``), else None."""
+    from core.labels import label_map_named_by
+
+    values = set()
+    for feature in _features(obj):
+        props = feature.get("properties") if isinstance(feature.get("properties"), dict) else {}
+        try:
+            values.add(class_code(props.get(prop)))
+        except InvalidDataError:
+            return None
+    values.discard(None)
+    if values and values <= {0, 1}:
+        return "binary"
+    return label_map_named_by([prop])
+
+
 @dataclass(frozen=True)
 class FieldLabels:
     """Class codes (int16 on the grid, :data:`NO_LABEL` outside the fields) burnt from a GeoJSON's fields."""

@@ -9,6 +9,7 @@ import json
 import streamlit as st
 
 from core.errors import CropMapError
+from core.field_labels import is_fields_file
 from core.geojson import MAX_GEOJSON_BYTES, left_out_note
 from core.region import Region
 from core.resample import SHIPPED_PIXEL_SIZE_M
@@ -19,7 +20,7 @@ from core.grid import place_words
 from core.ee import settings as ee_settings
 from core.ee.labels import check_coverage, coverage_note
 from core.sources.earthengine import recipes_from_settings
-from core.sources.local import LocalSource, use_uploaded_files
+from core.sources.local import MAX_FIELDS_UPLOAD_BYTES, LocalSource, use_uploaded_files
 from pages.components import cached, eeform, mapview, navigation, scene, state, ui
 
 navigation.require_app(__file__)
@@ -96,22 +97,34 @@ def next_steps() -> None:
 
 with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
     img_file = st.file_uploader("Image GeoTIFF", type=["tif", "tiff"], key="upload_image")
-    lab_file = st.file_uploader("Labels GeoTIFF (optional, on the image's pixels)", type=["tif", "tiff"], key="upload_labels",
-                                help="On the image's pixels: the image's grid, or a larger or smaller tile on the "
-                                     "same pixels (its part under the image is used; outside a smaller one, no "
-                                     "pixel has a label).")
+    lab_file = st.file_uploader("Labels (optional): a GeoTIFF on the image's pixels, or a GeoJSON of surveyed fields "
+                                f"(up to {MAX_FIELDS_UPLOAD_BYTES // 2**20} MB)",
+                                type=["tif", "tiff", "geojson", "json"], key="upload_labels",
+                                help="A GeoTIFF on the image's pixels: the image's grid, or a larger or smaller tile on "
+                                     "the same pixels (its part under the image is used; outside a smaller one, no "
+                                     "pixel has a label). A GeoJSON: field polygons (lon/lat, or the image's columns "
+                                     "and rows with \"crs\": \"image\"), each with its class in a property, e.g. "
+                                     "crop = 1 or 0; pixels outside the fields have no label.")
     # the choices of the files in use when the page is opened again (widgets forget them on other pages)
     in_use = state.get(state.SOURCE) or {}
     in_use = in_use if in_use.get("kind") == "local" else {}
     map_in_use = in_use.get("label_map") if in_use.get("label_map") in CLASS_MAPS else "cdl"
     # a labels file whose band names its product (WorldCereal's LC, WorldCover's Map) starts on that map
-    named = None
-    if lab_file is not None:
+    named, field_prop = None, None
+    if lab_file is not None and is_fields_file(lab_file.name):
+        with ui.errors_shown():  # (no property of class codes: said here, where the file was chosen)
+            classes = cached.upload_field_classes(lab_file.file_id, lab_file.name, lab_file.getvalue())
+            field_prop = st.selectbox("Class property of the fields", list(classes), key="upload_field_property",
+                                      help="The property that holds each field's class: 1 / 0 (crop / not crop: "
+                                           "label map binary) or a land-cover product's code.")
+            named = classes[field_prop]
+    elif lab_file is not None:
         with contextlib.suppress(CropMapError):  # (a file too large or empty: "Use these files" says so)
             named = cached.upload_label_map(lab_file.file_id, lab_file.name, lab_file.getvalue())
     label_map = st.selectbox("Label map", sorted(CLASS_MAPS), index=sorted(CLASS_MAPS).index(named or map_in_use),
                              format_func=lambda k: f"{k}: {CLASS_MAPS[k].title}",
-                             help=f"Chosen from the labels file's band name ({CLASS_MAPS[named].band})." if named else
+                             help=(f"Chosen from the fields' values of {field_prop}." if field_prop else
+                                   f"Chosen from the labels file's band name ({CLASS_MAPS[named].band}).") if named else
                                   "How the labels' codes read as crop / not crop: the land-cover product they come from.")
     bands_in_use = in_use.get("band_map") or {}
     band_spec = st.text_input("Band numbers of R, G, B, NIR (only for files that do not name their bands)",
@@ -131,7 +144,7 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
             made = use_uploaded_files(img_file.getvalue(), img_file.name, state.workdir() / "uploads",
                                       lab_file.getvalue() if lab_file is not None else None,
                                       lab_file.name if lab_file is not None else None, label_map, band_spec,
-                                      SHIPPED_PIXEL_SIZE_M if coarser else None)
+                                      SHIPPED_PIXEL_SIZE_M if coarser else None, field_prop)
             state.set_source(made.spec)
             doubt = made.warning
             text = made.describe() + (f" {ui.sentence(doubt, '.')}" if doubt else "")

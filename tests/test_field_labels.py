@@ -17,7 +17,7 @@ from core.field_labels import (NO_LABEL, burn_fields, class_code, class_properti
 from core.grid import Grid
 from core.labels import CLASS_MAPS, CROP, NODATA, NOT_CROP
 from core.raster import grid_of_file, read_labels
-from testdata import FTW, SAMPLE_IMAGE
+from testdata import FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE
 
 
 def _box(x0, y0, x1, y1):
@@ -100,6 +100,41 @@ def test_lon_lat_fields_land_on_their_pixels_of_a_utm_image():
         burn_fields(_fields(({"crop": 1}, _box(0, 0, 5, 5)), crs="image"), grid, "crop", "f.geojson")
     with pytest.raises(RegionError, match="not georeferenced"):
         burn_fields(fc, IMAGE_GRID, "LC")
+
+
+def surveyed_parcels() -> dict:
+    """The Flanders parcel register's annual cropland (LC 11) and grassland (13) parcels of the test tile
+    as a GeoJSON of fields in lon/lat, each with its LC code and crop = 1 / 0 (traced by core.fields)."""
+    from core.fields import crop_fields
+
+    grid = grid_of_file(FLANDERS_S2)
+    with rasterio.open(FLANDERS_LABELS) as src:
+        lc = src.read(1)
+    features = []
+    for code in (11, 13):
+        for feature in crop_fields((lc == code).astype(np.uint8), grid, min_pixels=1)["features"]:
+            feature["properties"] = {"name": f"parcel {len(features) + 1}", "LC": code, "crop": int(code == 11)}
+            features.append(feature)
+    return {"type": "FeatureCollection", "features": features}
+
+
+def test_real_parcels_traced_to_lon_lat_burn_back_onto_their_own_pixels():
+    """Round trip on the Flanders parcel register: its parcels traced to lon/lat polygons, then burnt
+    onto the Sentinel-2 tile's UTM grid, label exactly the pixels the register's raster labels."""
+    grid = grid_of_file(FLANDERS_S2)
+    parcels = surveyed_parcels()
+    with rasterio.open(FLANDERS_LABELS) as src:
+        lc = src.read(1)
+    burnt = burn_fields(parcels, grid, "LC")
+    assert np.array_equal(burnt.codes, np.where(np.isin(lc, [11, 13]), lc, NO_LABEL).astype(np.int16))
+    assert burnt.pixels_by_code == {11: int((lc == 11).sum()), 13: int((lc == 13).sum())} and burnt.conflict_pixels == 0
+    # the crop property (1 / 0) suggests the binary map, and reads as the register's cropland / grassland
+    from core.field_labels import suggested_label_map
+
+    assert class_properties(parcels) == ["crop", "LC"] and suggested_label_map(parcels, "crop") == "binary"
+    assert suggested_label_map(parcels, "LC") == "worldcereal"
+    crop = burn_fields(parcels, grid, "crop").codes
+    assert np.array_equal(crop, np.select([lc == 11, lc == 13], [1, 0], NO_LABEL))
 
 
 def test_fields_that_label_nothing_are_refused_with_the_reason():

@@ -344,11 +344,15 @@ def test_uploaded_geojson_outside_image(fake_map):
 def test_the_geojson_upload_names_its_own_limit():
     """The GeoJSON upload box showed only the server's "Limit 200MB per file" (for images); its 5 MB was in a tooltip."""
     from core.geojson import MAX_GEOJSON_BYTES
+    from core.sources.local import MAX_FIELDS_UPLOAD_BYTES
 
     at = new_app()
     at.run()
-    [label] = [u.proto.label for u in at.get("file_uploader") if "GeoJSON" in u.proto.help or "Polygon" in u.proto.label]
+    [label] = [u.proto.label for u in at.get("file_uploader") if "Polygon" in u.proto.label]
     assert label.endswith(f"(up to {MAX_GEOJSON_BYTES // 2**20} MB)")
+    # and the labels box's GeoJSON of fields its own
+    [label] = [u.proto.label for u in at.get("file_uploader") if "surveyed fields" in u.proto.label]
+    assert label.endswith(f"a GeoJSON of surveyed fields (up to {MAX_FIELDS_UPLOAD_BYTES // 2**20} MB)")
 
 
 def _upload_regions_script():
@@ -709,3 +713,70 @@ def test_a_typed_box_past_the_image_is_cut_to_it_and_a_reversed_one_put_in_order
         use(text)
         [error] = [e.value for e in at.error]
         assert said in error and "draw" not in error and "-72" not in error, error
+
+
+def test_surveyed_fields_uploaded_as_geojson_are_the_labels(fake_map, monkeypatch, tmp_path):
+    """A GeoJSON of surveyed fields as the labels of an own image: its class property and label map are
+    found from its values, it is burnt onto the image's pixels, and what it leaves out is said."""
+    import json
+
+    from test_field_labels import surveyed_parcels
+    from testdata import FLANDERS_S2
+
+    parcels = surveyed_parcels()
+    parcels["features"][0]["properties"]["crop"] = None  # a field not surveyed
+    path = tmp_path / "survey.geojson"
+    path.write_text(json.dumps(parcels))
+    files = {"upload_image": Upload(FLANDERS_S2), "upload_labels": Upload(path)}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
+    at = new_app()
+    at.run()
+    assert not at.exception
+    prop = at.selectbox(key="upload_field_property")
+    assert prop.value == "crop" and prop.options == ["crop", "LC"]
+    assert by_label(at.selectbox, "Label map").value == "binary"
+    by_label(at.button, "Use these files").click().run()
+    assert not at.exception
+    [said] = [e.value for e in at.warning if e.value.startswith("Using")]
+    first = parcels["features"][0]["properties"]["name"]
+    assert f"1 field(s) of survey.geojson have no crop and are left out: {first}" in said
+    source = at.session_state["source"]
+    assert source["label_map"] == "binary" and source["labels"].endswith("survey_labels.tif")
+    # the labels in use are the surveyed pixels: crop where the register has cropland (LC 11)
+    import rasterio
+
+    from core.labels import CLASS_MAPS
+    from core.raster import grid_of_file, read_labels
+    from testdata import FLANDERS_LABELS
+
+    mask = read_labels(source["labels"], CLASS_MAPS["binary"], grid=grid_of_file(FLANDERS_S2))
+    with rasterio.open(FLANDERS_LABELS) as src:
+        lc = src.read(1)
+    assert (mask == 1).sum() + (mask == 0).sum() < (lc == 11).sum() + (lc == 13).sum()  # the unsurveyed field
+    assert ((mask == 1) <= (lc == 11)).all() and ((mask == 0) <= (lc == 13)).all()
+    assert f"Labels: {int((mask != 255).sum()):,} labelled pixels" in said
+    # the other property, LC, is read through WorldCereal's map
+    at.selectbox(key="upload_field_property").set_value("LC").run()
+    assert not at.exception and by_label(at.selectbox, "Label map").value == "worldcereal"
+
+
+def test_a_geojson_of_fields_without_a_class_says_so_where_it_was_chosen(fake_map, monkeypatch, tmp_path):
+    import json
+
+    from testdata import FLANDERS_S2
+
+    path = tmp_path / "names.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "A", "kind": "maize"},
+         "geometry": {"type": "Polygon", "coordinates": [[[3.0, 51.0], [3.1, 51.0], [3.1, 51.1], [3.0, 51.0]]]}}]}))
+    files = {"upload_image": Upload(FLANDERS_S2), "upload_labels": Upload(path)}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
+    at = new_app()
+    at.run()
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    assert "No property of names.geojson's fields holds class codes (its properties: kind, name)" in error
+    by_label(at.button, "Use these files").click().run()
+    assert not at.exception and any("names.geojson" in e.value for e in at.error)
+    assert not [e for e in [*at.success, *at.warning] if e.value.startswith("Using")]  # the sample stays in use
+    assert (at.session_state["source"] if "source" in at.session_state else {}).get("kind") != "local"

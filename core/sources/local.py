@@ -24,6 +24,7 @@ import numpy as np
 
 from core.config import MIN_REGION_SIDE
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, NoDataError, RegionError
+from core.field_labels import is_fields_file
 from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem, write_bytes_whole
 from core.labels import NODATA, get_class_map, label_map_warning
 from core.grid import Grid, crs_words, place_words
@@ -400,6 +401,39 @@ def discard_uploads(paths: list[Path]) -> None:
             pass
 
 
+#: Largest GeoJSON of surveyed fields taken from an upload (its JSON is parsed in the server's memory)
+MAX_FIELDS_UPLOAD_BYTES = 50 * 1024 * 1024
+
+
+def burn_uploaded_fields(data: bytes, name: str, grid: Grid, upload_dir: str | os.PathLike, prop: str | None = None,
+                         created: list[Path] | None = None) -> tuple[Path, list[str]]:
+    """Burn an uploaded GeoJSON of surveyed fields onto the image's ``grid`` (:mod:`core.field_labels`;
+    ``prop`` None: :func:`core.field_labels.pick_class_property`) as the label raster
+    ``upload_dir/<hash>/<name's stem>_labels.tif`` (appended to ``created`` when written); returns its
+    path and what was left out, in words.
+
+    Raises:
+        InvalidDataError: the upload is empty; RegionError, ConfigError, InvalidDataError, NoDataError: as
+            :func:`core.field_labels.load_fields`, :func:`~core.field_labels.pick_class_property` and
+            :func:`~core.field_labels.burn_fields`.
+    """
+    from core.field_labels import burn_fields, load_fields, pick_class_property
+
+    if not data:
+        raise InvalidDataError(f"the uploaded file {name} is empty")
+    base = Path(name.replace("\\", "/")).name
+    obj = load_fields(data, base, MAX_FIELDS_UPLOAD_BYTES)
+    prop = prop or pick_class_property(obj, base)
+    burnt = burn_fields(obj, grid, prop, base)
+    key = hashlib.sha1(data + json.dumps([prop, grid.crs, list(grid.transform), grid.width, grid.height]).encode())
+    path = Path(upload_dir) / key.hexdigest()[:16] / f"{safe_stem(base, 'fields')}_labels.tif"
+    if not path.exists():
+        write_codes(path, burnt.codes, grid, description=prop)
+        if created is not None:
+            created.append(path)
+    return path, burnt.notes(base)
+
+
 def validate_image(path: str | os.PathLike, band_map: dict[str, int] | None = None) -> Grid:
     """Open an image the way every step of the dashboard will (bands, scale, a sample of pixels, a
     place on a map) and return its grid.
@@ -471,6 +505,8 @@ class UploadedFiles:
     averaged_from: str = ""
     #: :func:`validate_labels`' counts of the labels in use, or None without labels
     label_counts: dict | None = None
+    #: what a GeoJSON of surveyed fields left out, in words (:func:`burn_uploaded_fields`)
+    notes: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """The outcome in words: the image's size, its place, and its labels' counts."""
@@ -485,15 +521,18 @@ class UploadedFiles:
 
     @property
     def warning(self) -> str | None:
-        """That the label map may not be the labels' product (:func:`validate_labels`), or None."""
-        return (self.label_counts or {}).get("warning")
+        """That the label map may not be the labels' product (:func:`validate_labels`), and what the fields
+        of a GeoJSON left out; None when there is nothing to say."""
+        said = [w for w in ((self.label_counts or {}).get("warning"), *self.notes) if w]
+        return "; ".join(said) if said else None
 
 
 def use_uploaded_files(image: bytes, image_name: str, upload_dir: str | os.PathLike, labels: bytes | None = None,
                        labels_name: str | None = None, label_map: str = "cdl", band_spec: str | None = None,
-                       pixel_size_m: float | None = None) -> UploadedFiles:
-    """Store an uploaded image GeoTIFF (and labels on its pixels) under ``upload_dir`` and check them
-    as every step will read them; with ``pixel_size_m``, the source is their copy averaged to pixels
+                       pixel_size_m: float | None = None, labels_property: str | None = None) -> UploadedFiles:
+    """Store an uploaded image GeoTIFF (and labels on its pixels, or a GeoJSON of surveyed fields with
+    their class in ``labels_property``, burnt onto its grid: :func:`burn_uploaded_fields`) under
+    ``upload_dir`` and check them as every step will read them; with ``pixel_size_m``, the source is their copy averaged to pixels
     that size (:func:`core.resample.resampled_copies`; the labels checked as given first, so that a
     refusal names the user's file). A refusal removes what this call stored.
 
@@ -501,7 +540,7 @@ def use_uploaded_files(image: bytes, image_name: str, upload_dir: str | os.PathL
         BandError: a bad ``band_spec`` or bands not found; InvalidDataError: not a TIFF, empty, too
             large, or values that are no reflectance; CorruptFileError, GridMismatchError, NoDataError,
             ConfigError: as :func:`validate_image` and :func:`validate_labels`, and
-            :func:`core.resample.resampled_copies`.
+            :func:`core.resample.resampled_copies`; RegionError (and the others) as :func:`burn_uploaded_fields`.
     """
     from core.bands import parse_band_spec
     from core.resample import resampled_copies
@@ -510,8 +549,12 @@ def use_uploaded_files(image: bytes, image_name: str, upload_dir: str | os.PathL
         band_map = parse_band_spec(band_spec.strip() if band_spec and band_spec.strip() else None)
         image_path = save_upload(image, image_name, upload_dir, created=created)
         grid = validate_image(image_path, band_map)
-        labels_path = (save_upload(labels, labels_name or "labels.tif", upload_dir, created=created)
-                       if labels is not None else None)
+        notes: list[str] = []
+        if labels is not None and is_fields_file(labels_name):
+            labels_path, notes = burn_uploaded_fields(labels, labels_name, grid, upload_dir, labels_property, created)
+        else:
+            labels_path = (save_upload(labels, labels_name or "labels.tif", upload_dir, created=created)
+                           if labels is not None else None)
         title, was = image_name, ""
         if pixel_size_m is not None:  # the copies are the source from here on (they name their bands)
             if labels_path is not None:
@@ -524,4 +567,4 @@ def use_uploaded_files(image: bytes, image_name: str, upload_dir: str | os.PathL
         counts = validate_labels(labels_path, label_map, grid) if labels_path is not None else None
     spec = {"kind": "local", "image": str(image_path), "labels": str(labels_path) if labels_path else None,
             "label_map": label_map if labels_path else None, "title": title, "band_map": band_map}
-    return UploadedFiles(spec, grid, was, counts)
+    return UploadedFiles(spec, grid, was, counts, tuple(notes))

@@ -215,6 +215,23 @@ def upload_label_map(file_id: str, name: str, _data: bytes) -> str | None:
     return label_map_of_upload(_data, name)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def upload_field_classes(file_id: str, name: str, _data: bytes) -> dict[str, str | None]:
+    """The properties of an uploaded GeoJSON of surveyed fields that can be their class, each with the
+    label map it suggests (core.field_labels), the one to use without being told first: once per upload.
+
+    Raises:
+        RegionError: the upload is too large or not GeoJSON text; ConfigError: no property holds class codes.
+    """
+    from core.field_labels import class_properties, load_fields, pick_class_property, suggested_label_map
+    from core.sources.local import MAX_FIELDS_UPLOAD_BYTES
+
+    obj = load_fields(_data, name, MAX_FIELDS_UPLOAD_BYTES)
+    first = pick_class_property(obj, name)
+    names = [first] + [k for k in class_properties(obj) if k != first]
+    return {k: suggested_label_map(obj, k) for k in names}
+
+
 @st.cache_data(max_entries=4, show_spinner="Rendering the image preview...")
 def source_preview(path: str, path_mtime: float, band_map: dict[str, int] | None = None,
                    max_side: int = 1024) -> tuple[ov.Overlay, Grid, tuple[str, ...], ov.Limits | None, int]:
