@@ -155,21 +155,44 @@ def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tup
     return x, y
 
 
+_STRIDE = 16
+
+#: The least share of a patch's pixels labelled where no patch of the data reaches the usual share:
+#: labels of surveyed fields only, a few fields in a large image (see :func:`patch_windows`)
+SPARSE_MIN_VALID = 0.02
+
+
+def patch_windows(valids: Sequence[np.ndarray], size: int, min_valid: float, stride: int = _STRIDE,
+                  extra: Sequence[int] = ()) -> tuple[list[np.ndarray], float]:
+    """The top-left corners of the ``size`` px windows of each validity mask with ``min_valid`` of their
+    pixels valid (on a ``stride`` grid, and at the offsets ``extra``: :func:`_valid_windows`), or, where no
+    window of any mask has that many (labels of surveyed fields: a few fields in a large image), those
+    with :data:`SPARSE_MIN_VALID`; and the share used. The loss and the
+    scores count labelled pixels only, so a patch mostly unlabelled still teaches with its fields.
+
+    Raises:
+        NoDataError: no window has even :data:`SPARSE_MIN_VALID` of its pixels valid.
+    """
+    for share in dict.fromkeys((min_valid, min(min_valid, SPARSE_MIN_VALID))):
+        found = [_valid_windows(v, size, share, stride, extra) for v in valids]
+        if any(len(f) for f in found):
+            return found, share
+    raise NoDataError(f"no {size} x {size} px window has even {SPARSE_MIN_VALID:.0%} of its pixels labelled (with "
+                      "image data); give labels of more pixels (more fields), or use a smaller patch size")
+
+
 class SceneSet:
-    """Random square patches from in-memory scenes, with at least ``min_valid`` valid pixels."""
+    """Random square patches from in-memory scenes, with at least ``min_valid`` valid pixels (or
+    :data:`SPARSE_MIN_VALID` where no patch has that many: :func:`patch_windows`; ``min_valid_used`` says which)."""
 
     def __init__(self, scenes: Sequence[Scene], size: int, norm: Normalization, min_valid: float = 0.5, seed: int = 0):
         self.scenes = list(scenes)
         self.size = size
         self.norm = norm
         self.rng = np.random.default_rng(seed)
-        self.candidates: list[np.ndarray] = []
-        for s in self.scenes:
-            self.candidates.append(_valid_windows(s.valid, size, min_valid))
+        self.candidates, self.min_valid_used = patch_windows([s.valid for s in self.scenes], size, min_valid)
+        self.sparse = self.min_valid_used < min_valid
         self.weights = np.array([len(c) for c in self.candidates], dtype=np.float64)
-        if self.weights.sum() == 0:
-            raise NoDataError(f"no {size} x {size} window with {min_valid:.0%} valid pixels (image and labels) in the "
-                              "training scenes; use a smaller patch size or scenes with more labelled pixels")
         self.weights /= self.weights.sum()
 
     def sample(self, n: int, augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -185,9 +208,13 @@ class SceneSet:
             # Jitter off the candidate grid so that windows start at every pixel offset: a U-Net
             # that only ever sees one phase of its 16-pixel pooling grid depends on where tiles fall.
             h, w = sc.labels.shape
+            r0, c0 = r, c
             r = min(r + int(self.rng.integers(_STRIDE)), h - s)
             c = min(c + int(self.rng.integers(_STRIDE)), w - s)
             lab = sc.labels[r : r + s, c : c + s]
+            if self.sparse and (lab != NODATA).mean() < self.min_valid_used:  # a few fields moved out of it
+                r, c = r0, c0
+                lab = sc.labels[r : r + s, c : c + s]
             x[i] = self.norm.apply(sc.features[r : r + s, c : c + s], lab != NODATA)
             y[i] = encode_targets(lab)
         if augment:
@@ -206,8 +233,6 @@ class SceneSet:
         sig = (tf.TensorSpec((None, s, s, b), tf.float32), tf.TensorSpec((None, s, s, 2), tf.float32))
         return tf.data.Dataset.from_generator(lambda: self.batches(batch_size, augment), output_signature=sig).prefetch(2)
 
-
-_STRIDE = 16
 
 
 def _valid_windows(valid: np.ndarray, size: int, min_valid: float, stride: int = _STRIDE,
@@ -230,19 +255,24 @@ def _valid_windows(valid: np.ndarray, size: int, min_valid: float, stride: int =
 
 
 def tiled_patches(scenes: Sequence[Scene], size: int, norm: Normalization, min_valid: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
-    """Non-overlapping ``size`` tiles of every scene with enough valid pixels (a fixed validation set)."""
+    """Non-overlapping ``size`` tiles of every scene with enough valid pixels (a fixed validation set):
+    ``min_valid`` of them, or :data:`SPARSE_MIN_VALID` where no tile has that many (:func:`patch_windows`).
+
+    Raises:
+        NoDataError: no tile has even :data:`SPARSE_MIN_VALID` of its pixels valid.
+    """
+    try:
+        corners, _ = patch_windows([sc.valid for sc in scenes], size, min_valid, stride=size)
+    except NoDataError:
+        raise NoDataError(f"no {size} x {size} validation tile has even {SPARSE_MIN_VALID:.0%} of its pixels labelled "
+                          "(with image data); use a smaller patch size or validation scenes with more labelled "
+                          "pixels") from None
     xs, ys = [], []
-    for sc in scenes:
-        h, w = sc.labels.shape
-        for r in range(0, h - size + 1, size):
-            for c in range(0, w - size + 1, size):
-                lab = sc.labels[r : r + size, c : c + size]
-                if (lab != NODATA).mean() >= min_valid:
-                    xs.append(norm.apply(sc.features[r : r + size, c : c + size], lab != NODATA))
-                    ys.append(encode_targets(lab))
-    if not xs:
-        raise NoDataError(f"no {size} x {size} validation tile has {min_valid:.0%} valid pixels (image and labels); use "
-                          "a smaller patch size or validation scenes with more labelled pixels")
+    for sc, found in zip(scenes, corners):
+        for r, c in found:
+            lab = sc.labels[r : r + size, c : c + size]
+            xs.append(norm.apply(sc.features[r : r + size, c : c + size], lab != NODATA))
+            ys.append(encode_targets(lab))
     return np.stack(xs), np.stack(ys)
 
 
@@ -393,6 +423,14 @@ class Holdout:
         return f"a {cols} x {rows} px region of {image_title}; {validation}; labels: {product}"
 
 
+def _trainable(valid: np.ndarray, size: int, min_valid: float = 0.5, stride: int = _STRIDE) -> int:
+    """How many windows :func:`patch_windows` finds in ``valid`` (0 where it finds none)."""
+    try:
+        return len(patch_windows([valid], size, min_valid, stride)[0][0])
+    except NoDataError:
+        return 0
+
+
 def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_map: str,
                     out_dir: str | os.PathLike, size: int, min_valid: float = 0.25) -> Holdout:
     """Hold out one block of an image for validation, so that the validation figures come from
@@ -408,7 +446,8 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
     Raises:
         InputNotFoundError, CorruptFileError, GridMismatchError: as :func:`core.raster.read_labels`.
         RegionError: the image is smaller than one ``size`` px patch.
-        NoDataError: no ``size`` px window is half labelled, so training would find no patch.
+        NoDataError: no ``size`` px window has :data:`SPARSE_MIN_VALID` of its pixels labelled, so training
+            would find no patch (:func:`patch_windows`).
     """
     from core.raster import grid_of_file, write_mask
 
@@ -418,9 +457,11 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
     if h < size or w < size:
         raise RegionError(f"the region is {w} x {h} px, smaller than one {size} x {size} px training patch; "
                           "draw a larger region or choose a smaller patch size")
-    if not _valid_windows(mask != NODATA, size, 0.5).size:
-        raise NoDataError(f"no {size} x {size} px window of the region has half of its pixels labelled, so there "
-                          "is nothing to train on; draw a region with more labelled pixels")
+    labelled = mask != NODATA
+    if not _trainable(labelled, size):
+        raise NoDataError(f"no {size} x {size} px window of the region has even {SPARSE_MIN_VALID:.0%} of its pixels "
+                          "labelled, so there is nothing to train on; draw a region with more labelled pixels (more "
+                          "fields), or choose a smaller patch size")
     same = Holdout(f"{image}:{labels}", f"{image}:{labels}", label_map,
                    "Validation uses the training pixels (the region is too small to hold out a "
                    f"{size} px block): a quick check, not an independent test{_SAME_PIXELS}.")
@@ -434,9 +475,8 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
         block[:, start : start + size] = True
     else:
         block[start : start + size, :] = True
-    labelled = mask != NODATA
-    val_tiles = len(_valid_windows(labelled & block, size, min_valid, stride=size))
-    if val_tiles == 0 or not _valid_windows(labelled & ~block, size, 0.5).size:
+    val_tiles = _trainable(labelled & block, size, min_valid, stride=size)
+    if val_tiles == 0 or not _trainable(labelled & ~block, size):
         return same
     held = mask[block]
     if not ((held == CROP).any() and (held == NOT_CROP).any()):  # one class: validation IoU would say nothing

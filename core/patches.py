@@ -174,7 +174,7 @@ def sample_patches(
         ConfigError: ``out_path`` does not end in ``.tfrecord.gz`` (the file is GZIP-compressed, as
             Earth Engine writes it; a reader that goes by the name would take it for plain records).
     """
-    from core.dataset import _valid_windows
+    from core.dataset import SPARSE_MIN_VALID, patch_windows
     from core.errors import RegionError
 
     out_path = Path(out_path)
@@ -199,19 +199,25 @@ def sample_patches(
     # an 8 px grid, and also the patch-size grid (where a held-out block starts, core.dataset.spatial_holdout)
     # and the last row and column (flush with the image's far edges, which an 8 px grid may miss)
     extra = sorted({*range(0, max(h, w) - size + 1, size), h - size, w - size})
-    windows = _valid_windows(labels != NODATA, size, config.min_valid_fraction, stride=8, extra=extra)
-    if not len(windows):
-        raise NoDataError(f"no {size}x{size} window of {Path(image_path).name} has {config.min_valid_fraction:.0%} valid "
-                          "pixels (image and labels); use a smaller patch size (--size; 'Patch size' in the dashboard), a "
-                          "lower --min-valid or a region with more labelled pixels")
+    try:
+        [windows], share = patch_windows([labels != NODATA], size, config.min_valid_fraction, stride=8, extra=extra)
+    except NoDataError:
+        raise NoDataError(f"no {size}x{size} window of {Path(image_path).name} has even "
+                          f"{min(config.min_valid_fraction, SPARSE_MIN_VALID):.0%} valid pixels (image and labels); use a "
+                          "smaller patch size (--size; 'Patch size' in the dashboard) or a region with more labelled "
+                          "pixels") from None
     rng = np.random.default_rng(config.seed)
     picks = windows[rng.choice(len(windows), config.count, replace=len(windows) < config.count)]
     warnings: tuple[str, ...] = ()
+    if share < config.min_valid_fraction:
+        warnings += (f"no {size} px window of {Path(image_path).name} has {config.min_valid_fraction:.0%} of its pixels "
+                     f"labelled (labels of surveyed fields?), so the patches are windows with at least {share:.0%}: "
+                     "their other pixels are no data, which training leaves out",)
     if len(windows) < config.count:
-        warnings = (f"only {len(np.unique(picks, axis=0))} of the {config.count} patches differ: "
-                    f"{Path(image_path).name} holds {len(windows)} place(s) for a {size} px patch with "
-                    f"{config.min_valid_fraction:.0%} valid pixels, so the others repeat them; use a larger image, "
-                    "a smaller patch size (--size) or fewer patches (--count)",)
+        warnings += (f"only {len(np.unique(picks, axis=0))} of the {config.count} patches differ: "
+                     f"{Path(image_path).name} holds {len(windows)} place(s) for a {size} px patch with "
+                     f"{share:.0%} valid pixels, so the others repeat them; use a larger image, "
+                     "a smaller patch size (--size) or fewer patches (--count)",)
     crop_px = valid_px = 0
 
     def examples():

@@ -139,7 +139,7 @@ def test_spatial_holdout_refuses_what_cannot_be_trained_on(small_scene, tmp_path
         profile = dict(src.profile, count=1, dtype="uint8", nodata=0)
     with rasterio.open(empty, "w", **profile) as dst:
         dst.write(np.zeros((1, 288, 320), np.uint8))
-    with pytest.raises(NoDataError, match="half of its pixels labelled"):
+    with pytest.raises(NoDataError, match="even 2% of its pixels labelled"):
         spatial_holdout(img, empty, "cdl", tmp_path / "e", 128)
     assert not (tmp_path / "f").exists() and not (tmp_path / "e").exists()
 
@@ -209,3 +209,54 @@ def test_unlabelled_pixels_with_image_data_are_no_data_to_the_model_in_training(
     xt, yt = next(iter(tfrecord_dataset(s.path, norm, 64, batch_size=24, augment=False, shuffle=0, repeat=False)))
     unlabelled = yt.numpy()[..., 1] == 0
     assert unlabelled.any() and (xt.numpy()[unlabelled] == 0).all() and np.abs(xt.numpy()[~unlabelled]).sum() > 0
+
+
+#: six surveyed fields of 20 x 20 px in the 320 x 288 px small scene (row, col of their top-left corner)
+SURVEYED = ((10, 10), (40, 150), (120, 60), (150, 250), (230, 20), (250, 290))
+
+
+@pytest.fixture()
+def surveyed_fields(small_scene, tmp_path):
+    """The small scene labelled in six 20 x 20 px fields only (2.6% of its pixels; CDL background 0, no
+    data, elsewhere), as labels of surveyed fields leave an image: no 128 px window is half labelled."""
+    import rasterio
+
+    img, lab = small_scene
+    with rasterio.open(lab) as src:
+        profile, codes = src.profile, src.read(1)
+    kept = np.zeros_like(codes)
+    for r, c in SURVEYED:
+        kept[r : r + 20, c : c + 20] = codes[r : r + 20, c : c + 20]
+    with rasterio.open(tmp_path / "surveyed_cdl.tif", "w", **profile) as dst:
+        dst.write(kept, 1)
+    return img, tmp_path / "surveyed_cdl.tif"
+
+
+def test_labels_of_a_few_surveyed_fields_still_give_patches(surveyed_fields, small_scene, tmp_path):
+    """Where no patch is half labelled, patches with 2% of their pixels labelled are used (training and
+    validation count labelled pixels only), and said; labels that fill patches keep the usual half."""
+    from core.dataset import SPARSE_MIN_VALID, spatial_holdout, tiled_patches
+
+    img, lab = surveyed_fields
+    scenes = load_scenes([f"{img}:{lab}"])
+    labelled = scenes[0].valid
+    assert labelled.mean() < 0.03
+    norm = compute_normalization(scenes)
+    sset = SceneSet(scenes, 128, norm, seed=2)
+    assert sset.min_valid_used == SPARSE_MIN_VALID
+    x, y = sset.sample(32, augment=False)
+    assert (y[..., 1].mean(axis=(1, 2)) >= SPARSE_MIN_VALID).all() and np.all(x[y[..., 1] == 0] == 0)
+    xv, yv = tiled_patches(scenes, 128, norm)
+    assert len(xv) and yv[..., 1].sum() > 0 and (yv[..., 1].mean(axis=(1, 2)) >= SPARSE_MIN_VALID).all()
+    split = spatial_holdout(img, lab, "cdl", tmp_path / "h", 128)
+    assert split.train and split.val
+    full = load_scenes([":".join(map(str, small_scene))])
+    assert SceneSet(full, 128, norm).min_valid_used == 0.5  # labels that fill patches: as before
+    # cut as TFRecord patches too, saying why their patches are mostly no data
+    s = sample_patches(img, lab, "cdl", PatchConfig(patch_size=128, count=8, seed=1), tmp_path / "p.tfrecord.gz")
+    assert s.count == 8 and any("has 50% of its pixels labelled (labels of surveyed fields?)" in w for w in s.warnings)
+    # none at all: the error names the least share there is
+    from core.errors import NoDataError
+
+    with pytest.raises(NoDataError, match="no 128 x 128 px window has even 2% of its pixels labelled"):
+        SceneSet([type(scenes[0])(scenes[0].features, np.full_like(scenes[0].labels, NODATA), "none")], 128, norm)

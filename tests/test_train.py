@@ -676,3 +676,26 @@ def test_fine_tune_from_a_model_of_other_bands_fails_before_writing(small_scene,
     with pytest.raises(ModelMismatchError, match="SWIR1"):
         train(replace(CFG, epochs=1, init_model=str(swir_model_path)), pair, pair, tmp_path / "ft")
     assert not (tmp_path / "ft").exists()
+
+
+def test_training_on_a_few_surveyed_fields_runs_and_scores_their_pixels(small_scene, tmp_path):
+    """Labels of six surveyed fields (2.6% of the image, no 64 px window half labelled) train, and
+    validate on the fields' pixels: the run was refused ("no window with 50% valid pixels")."""
+    import numpy as np
+    import rasterio
+
+    from test_dataset import SURVEYED
+
+    img, lab = small_scene
+    with rasterio.open(lab) as src:
+        profile, codes = src.profile, src.read(1)
+    kept = np.zeros_like(codes)
+    for r, c in SURVEYED:
+        kept[r : r + 20, c : c + 20] = codes[r : r + 20, c : c + 20]
+    with rasterio.open(tmp_path / "surveyed_cdl.tif", "w", **profile) as dst:
+        dst.write(kept, 1)
+    pair = [f"{img}:{tmp_path / 'surveyed_cdl.tif'}"]
+    res = train(CFG, pair, pair, tmp_path / "run")
+    assert res.stopped == "completed" and res.epochs_done == 3
+    rows = _rows(tmp_path / "run" / "history.csv")
+    assert all(0 <= float(r["val_iou"]) <= 1 and np.isfinite(float(r["val_loss"])) for r in rows)
