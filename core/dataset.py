@@ -234,7 +234,6 @@ class SceneSet:
         return tf.data.Dataset.from_generator(lambda: self.batches(batch_size, augment), output_signature=sig).prefetch(2)
 
 
-
 def _valid_windows(valid: np.ndarray, size: int, min_valid: float, stride: int = _STRIDE,
                    extra: Sequence[int] = ()) -> np.ndarray:
     """Top-left corners (on a ``stride`` grid, plus the offsets ``extra`` along both axes where they
