@@ -321,9 +321,8 @@ def card_facts(card: ModelCard) -> list[tuple[str, str]]:
         how.append(f"learning rate {number('learning_rate'):g}")
     if t.get("augment") is True:
         how.append("flips and 90-degree turns")
-    if number("min_labelled_share") is not None:  # labels of a few surveyed fields (core.dataset.patch_windows)
-        how.append(f"patches with at least {number('min_labelled_share'):.0%} of their pixels labelled (no patch "
-                   "of the data was half labelled)")
+    if t.get("patches_around_labels") is True:  # labels of a few surveyed fields (core.dataset.patch_windows)
+        how.append("patches placed around labelled pixels (the labels were too sparse for patches half labelled)")
     if t.get("init_model"):
         init = Path(str(t["init_model"]))  # a run's checkpoint (best.keras, last.keras) is named by its run's folder
         run = init.parent.parent if init.parent.name == "train" else init.parent

@@ -157,42 +157,73 @@ def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tup
 
 _STRIDE = 16
 
-#: The least share of a patch's pixels labelled where no patch of the data reaches the usual share:
-#: labels of surveyed fields only, a few fields in a large image (see :func:`patch_windows`)
-SPARSE_MIN_VALID = 0.02
+#: The share of the labelled pixels that patches half labelled must hold for patches to be such windows;
+#: below it (labels of surveyed fields: a few fields in a large image), patches are placed around labelled
+#: pixels instead (see :func:`patch_windows`)
+DENSE_COVERAGE = 0.9
+
+
+def _covered(valid: np.ndarray, corners: np.ndarray, size: int) -> int:
+    """How many ``valid`` pixels lie in at least one ``size`` px window whose top-left corner is in ``corners``."""
+    if not len(corners) or not valid.any():
+        return 0
+    h, w = valid.shape
+    starts = np.zeros((h + 1, w + 1), np.int32)  # windows starting at each pixel, summed over the box behind it
+    starts[corners[:, 0] + 1, corners[:, 1] + 1] = 1
+    ii = starts.cumsum(0).cumsum(1)
+    r, c = np.nonzero(valid)
+    r0, c0 = np.maximum(r - size + 1, 0), np.maximum(c - size + 1, 0)
+    n = ii[r + 1, c + 1] - ii[r0, c + 1] - ii[r + 1, c0] + ii[r0, c0]
+    return int((n > 0).sum())
 
 
 def patch_windows(valids: Sequence[np.ndarray], size: int, min_valid: float, stride: int = _STRIDE,
-                  extra: Sequence[int] = ()) -> tuple[list[np.ndarray], float]:
+                  extra: Sequence[int] = ()) -> tuple[list[np.ndarray], bool]:
     """The top-left corners of the ``size`` px windows of each validity mask with ``min_valid`` of their
-    pixels valid (on a ``stride`` grid, and at the offsets ``extra``: :func:`_valid_windows`), or, where no
-    window of any mask has that many (labels of surveyed fields: a few fields in a large image), those
-    with :data:`SPARSE_MIN_VALID`; and the share used. The loss and the
-    scores count labelled pixels only, so a patch mostly unlabelled still teaches with its fields.
+    pixels valid (on a ``stride`` grid, and at the offsets ``extra``: :func:`_valid_windows`), and whether
+    the labels are sparse: where such windows hold under :data:`DENSE_COVERAGE` of the valid pixels of all
+    masks (labels of surveyed fields: a few fields in a large image), patches go around valid pixels
+    instead (:func:`around_valid`), and the corners are those of the windows with any valid pixel. The
+    loss and the scores count labelled pixels only, so a patch mostly unlabelled still teaches with its fields.
 
     Raises:
-        NoDataError: no window has even :data:`SPARSE_MIN_VALID` of its pixels valid.
+        NoDataError: no mask has a valid pixel.
     """
-    for share in dict.fromkeys((min_valid, min(min_valid, SPARSE_MIN_VALID))):
-        found = [_valid_windows(v, size, share, stride, extra) for v in valids]
-        if any(len(f) for f in found):
-            return found, share
-    raise NoDataError(f"no {size} x {size} px window has even {SPARSE_MIN_VALID:.0%} of its pixels labelled (with "
-                      "image data); give labels of more pixels (more fields), or use a smaller patch size")
+    found = [_valid_windows(v, size, min_valid, stride, extra) for v in valids]
+    total = sum(int(v.sum()) for v in valids)
+    if not total:
+        raise NoDataError("no pixel is labelled (with image data), so there is nothing to train on; give labels "
+                          "of these images, read with their product's label map")
+    if sum(_covered(v, f, size) for v, f in zip(valids, found)) >= DENSE_COVERAGE * total:
+        return found, False
+    return [_valid_windows(v, size, 1 / (size * size), stride, extra) for v in valids], True
+
+
+def around_valid(valid: np.ndarray, size: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Top-left corners (n, 2) of ``size`` px windows, each around a valid pixel drawn at random (its
+    place in the window at random too, the window kept inside the mask): every valid pixel is as likely to
+    be in a patch as another, wherever its neighbours are. ``valid`` must hold one (:func:`patch_windows`)."""
+    h, w = valid.shape
+    flat = np.flatnonzero(valid)
+    r, c = np.divmod(flat[rng.integers(len(flat), size=n)], w)
+    r = np.clip(r - rng.integers(size, size=n), 0, h - size)
+    c = np.clip(c - rng.integers(size, size=n), 0, w - size)
+    return np.stack([r, c], axis=1)
 
 
 class SceneSet:
-    """Random square patches from in-memory scenes, with at least ``min_valid`` valid pixels (or
-    :data:`SPARSE_MIN_VALID` where no patch has that many: :func:`patch_windows`; ``min_valid_used`` says which)."""
+    """Random square patches from in-memory scenes, with at least ``min_valid`` valid pixels, or, for
+    sparse labels, around valid pixels (:func:`patch_windows`; ``sparse`` says which)."""
 
     def __init__(self, scenes: Sequence[Scene], size: int, norm: Normalization, min_valid: float = 0.5, seed: int = 0):
         self.scenes = list(scenes)
         self.size = size
         self.norm = norm
         self.rng = np.random.default_rng(seed)
-        self.candidates, self.min_valid_used = patch_windows([s.valid for s in self.scenes], size, min_valid)
-        self.sparse = self.min_valid_used < min_valid
-        self.weights = np.array([len(c) for c in self.candidates], dtype=np.float64)
+        self.candidates, self.sparse = patch_windows([s.valid for s in self.scenes], size, min_valid)
+        # scenes as likely as their windows (or, sparse, their labelled pixels) are many
+        self.weights = np.array([s.valid.sum() if self.sparse else len(c) for s, c in zip(self.scenes, self.candidates)],
+                                dtype=np.float64)
         self.weights /= self.weights.sum()
 
     def sample(self, n: int, augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -202,19 +233,18 @@ class SceneSet:
         y = np.empty((n, s, s, 2), np.float32)
         which = self.rng.choice(len(self.scenes), n, p=self.weights)
         for i, k in enumerate(which):
-            cand = self.candidates[k]
-            r, c = cand[self.rng.integers(len(cand))]
             sc = self.scenes[k]
-            # Jitter off the candidate grid so that windows start at every pixel offset: a U-Net
-            # that only ever sees one phase of its 16-pixel pooling grid depends on where tiles fall.
-            h, w = sc.labels.shape
-            r0, c0 = r, c
-            r = min(r + int(self.rng.integers(_STRIDE)), h - s)
-            c = min(c + int(self.rng.integers(_STRIDE)), w - s)
+            if self.sparse:
+                [(r, c)] = around_valid(sc.valid, s, 1, self.rng)
+            else:
+                cand = self.candidates[k]
+                r, c = cand[self.rng.integers(len(cand))]
+                # Jitter off the candidate grid so that windows start at every pixel offset: a U-Net
+                # that only ever sees one phase of its 16-pixel pooling grid depends on where tiles fall.
+                h, w = sc.labels.shape
+                r = min(r + int(self.rng.integers(_STRIDE)), h - s)
+                c = min(c + int(self.rng.integers(_STRIDE)), w - s)
             lab = sc.labels[r : r + s, c : c + s]
-            if self.sparse and (lab != NODATA).mean() < self.min_valid_used:  # a few fields moved out of it
-                r, c = r0, c0
-                lab = sc.labels[r : r + s, c : c + s]
             x[i] = self.norm.apply(sc.features[r : r + s, c : c + s], lab != NODATA)
             y[i] = encode_targets(lab)
         if augment:
@@ -255,17 +285,15 @@ def _valid_windows(valid: np.ndarray, size: int, min_valid: float, stride: int =
 
 def tiled_patches(scenes: Sequence[Scene], size: int, norm: Normalization, min_valid: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
     """Non-overlapping ``size`` tiles of every scene with enough valid pixels (a fixed validation set):
-    ``min_valid`` of them, or :data:`SPARSE_MIN_VALID` where no tile has that many (:func:`patch_windows`).
+    ``min_valid`` of them, or, for sparse labels (:func:`patch_windows`), any.
 
     Raises:
-        NoDataError: no tile has even :data:`SPARSE_MIN_VALID` of its pixels valid.
+        NoDataError: no tile has a valid pixel.
     """
-    try:
-        corners, _ = patch_windows([sc.valid for sc in scenes], size, min_valid, stride=size)
-    except NoDataError:
-        raise NoDataError(f"no {size} x {size} validation tile has even {SPARSE_MIN_VALID:.0%} of its pixels labelled "
-                          "(with image data); use a smaller patch size or validation scenes with more labelled "
-                          "pixels") from None
+    corners, _ = patch_windows([sc.valid for sc in scenes], size, min_valid, stride=size)
+    if not any(len(c) for c in corners):  # (pixels only beyond the last whole tile)
+        raise NoDataError(f"no {size} x {size} validation tile has a labelled pixel (with image data); use a smaller "
+                          "patch size or validation scenes with more labelled pixels")
     xs, ys = [], []
     for sc, found in zip(scenes, corners):
         for r, c in found:
@@ -423,11 +451,8 @@ class Holdout:
 
 
 def _trainable(valid: np.ndarray, size: int, min_valid: float = 0.5, stride: int = _STRIDE) -> int:
-    """How many windows :func:`patch_windows` finds in ``valid`` (0 where it finds none)."""
-    try:
-        return len(patch_windows([valid], size, min_valid, stride)[0][0])
-    except NoDataError:
-        return 0
+    """How many windows :func:`patch_windows` finds in ``valid`` (0 where it has no valid pixel)."""
+    return len(patch_windows([valid], size, min_valid, stride)[0][0]) if valid.any() else 0
 
 
 def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_map: str,
@@ -445,8 +470,7 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
     Raises:
         InputNotFoundError, CorruptFileError, GridMismatchError: as :func:`core.raster.read_labels`.
         RegionError: the image is smaller than one ``size`` px patch.
-        NoDataError: no ``size`` px window has :data:`SPARSE_MIN_VALID` of its pixels labelled, so training
-            would find no patch (:func:`patch_windows`).
+        NoDataError: no pixel is labelled, so training would find no patch.
     """
     from core.raster import grid_of_file, write_mask
 
@@ -458,9 +482,8 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
                           "draw a larger region or choose a smaller patch size")
     labelled = mask != NODATA
     if not _trainable(labelled, size):
-        raise NoDataError(f"no {size} x {size} px window of the region has even {SPARSE_MIN_VALID:.0%} of its pixels "
-                          "labelled, so there is nothing to train on; draw a region with more labelled pixels (more "
-                          "fields), or choose a smaller patch size")
+        raise NoDataError("no pixel of the region is labelled, so there is nothing to train on; draw a region over "
+                          "labelled pixels (fields)")
     same = Holdout(f"{image}:{labels}", f"{image}:{labels}", label_map,
                    "Validation uses the training pixels (the region is too small to hold out a "
                    f"{size} px block): a quick check, not an independent test{_SAME_PIXELS}.")

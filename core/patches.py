@@ -174,7 +174,7 @@ def sample_patches(
         ConfigError: ``out_path`` does not end in ``.tfrecord.gz`` (the file is GZIP-compressed, as
             Earth Engine writes it; a reader that goes by the name would take it for plain records).
     """
-    from core.dataset import SPARSE_MIN_VALID, patch_windows
+    from core.dataset import DENSE_COVERAGE, around_valid, patch_windows
     from core.errors import RegionError
 
     out_path = Path(out_path)
@@ -199,25 +199,27 @@ def sample_patches(
     # an 8 px grid, and also the patch-size grid (where a held-out block starts, core.dataset.spatial_holdout)
     # and the last row and column (flush with the image's far edges, which an 8 px grid may miss)
     extra = sorted({*range(0, max(h, w) - size + 1, size), h - size, w - size})
-    try:
-        [windows], share = patch_windows([labels != NODATA], size, config.min_valid_fraction, stride=8, extra=extra)
-    except NoDataError:
-        raise NoDataError(f"no {size}x{size} window of {Path(image_path).name} has even "
-                          f"{min(config.min_valid_fraction, SPARSE_MIN_VALID):.0%} valid pixels (image and labels); use a "
-                          "smaller patch size (--size; 'Patch size' in the dashboard) or a region with more labelled "
-                          "pixels") from None
+    labelled = labels != NODATA
+    [windows], sparse = patch_windows([labelled], size, config.min_valid_fraction, stride=8, extra=extra)
     rng = np.random.default_rng(config.seed)
-    picks = windows[rng.choice(len(windows), config.count, replace=len(windows) < config.count)]
     warnings: tuple[str, ...] = ()
-    if share < config.min_valid_fraction:
-        warnings += (f"no {size} px window of {Path(image_path).name} has {config.min_valid_fraction:.0%} of its pixels "
-                     f"labelled (labels of surveyed fields?), so the patches are windows with at least {share:.0%}: "
-                     "their other pixels are no data, which training leaves out",)
-    if len(windows) < config.count:
-        warnings += (f"only {len(np.unique(picks, axis=0))} of the {config.count} patches differ: "
-                     f"{Path(image_path).name} holds {len(windows)} place(s) for a {size} px patch with "
-                     f"{share:.0%} valid pixels, so the others repeat them; use a larger image, "
-                     "a smaller patch size (--size) or fewer patches (--count)",)
+    if sparse:
+        picks = around_valid(labelled, size, config.count, rng)
+        warnings += (f"the labels of {Path(image_path).name} are sparse (under {DENSE_COVERAGE:.0%} of its labelled "
+                     f"pixels lie in a {size} px window with {config.min_valid_fraction:.0%} of its pixels labelled: "
+                     "labels of surveyed fields?), so each patch is placed around a labelled pixel; its other pixels "
+                     "are no data, which training leaves out",)
+    elif not len(windows):
+        raise NoDataError(f"no {size}x{size} window of {Path(image_path).name} has {config.min_valid_fraction:.0%} valid "
+                          "pixels (image and labels); use a smaller patch size (--size; 'Patch size' in the dashboard), a "
+                          "lower --min-valid or a region with more labelled pixels")
+    else:
+        picks = windows[rng.choice(len(windows), config.count, replace=len(windows) < config.count)]
+        if len(windows) < config.count:
+            warnings += (f"only {len(np.unique(picks, axis=0))} of the {config.count} patches differ: "
+                         f"{Path(image_path).name} holds {len(windows)} place(s) for a {size} px patch with "
+                         f"{config.min_valid_fraction:.0%} valid pixels, so the others repeat them; use a larger image, "
+                         "a smaller patch size (--size) or fewer patches (--count)",)
     crop_px = valid_px = 0
 
     def examples():

@@ -511,15 +511,14 @@ def train(
         norm = compute_normalization(train_src, seed=config.seed)
     xv, yv = _validation_arrays(val_src, config, norm)
     _check_validation_classes(yv, ", ".join(map(str, val_data)))
-    sparse = None  # the least labelled share of a training patch, where no patch is half labelled
+    sparse = False  # whether the labels are sparse: patches around labelled pixels (core.dataset.patch_windows)
     if isinstance(train_src, PatchSet):
         data = tfrecord_dataset(train_src.files, norm, config.patch_size, batch_size=config.batch_size,
                                 augment=config.augment, seed=data_seed, record_size=train_src.record_size)
     else:
         scene_set = SceneSet(train_src, config.patch_size, norm, seed=data_seed)
         data = scene_set.tf_dataset(config.batch_size, config.augment)
-        if scene_set.sparse:  # (labels of a few surveyed fields: said in the card)
-            sparse = scene_set.min_valid_used
+        sparse = scene_set.sparse  # (labels of a few surveyed fields: said in the card)
     if pixel_size_m is None and not isinstance(train_src, PatchSet):
         pixel_size_m = _training_pixel_size(train_data)
 
@@ -548,7 +547,7 @@ def train(
             preset=config.preset, bands=FEATURE_BANDS, normalization=norm, patch_size=config.patch_size,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=cmd,
             # + patches_seen, by each best checkpoint (_Reporter)
-            training={**config.to_dict(), **({"min_labelled_share": sparse} if sparse is not None else {})},
+            training={**config.to_dict(), **({"patches_around_labels": True} if sparse else {})},
             data=data_text or _data_text(train_data, val_data, label_map, train_src, val_src),
             pixel_size_m=pixel_size_m,
         )

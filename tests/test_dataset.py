@@ -139,7 +139,7 @@ def test_spatial_holdout_refuses_what_cannot_be_trained_on(small_scene, tmp_path
         profile = dict(src.profile, count=1, dtype="uint8", nodata=0)
     with rasterio.open(empty, "w", **profile) as dst:
         dst.write(np.zeros((1, 288, 320), np.uint8))
-    with pytest.raises(NoDataError, match="even 2% of its pixels labelled"):
+    with pytest.raises(NoDataError, match="no pixel of the region is labelled"):
         spatial_holdout(img, empty, "cdl", tmp_path / "e", 128)
     assert not (tmp_path / "f").exists() and not (tmp_path / "e").exists()
 
@@ -233,9 +233,10 @@ def surveyed_fields(small_scene, tmp_path):
 
 
 def test_labels_of_a_few_surveyed_fields_still_give_patches(surveyed_fields, small_scene, tmp_path):
-    """Where no patch is half labelled, patches with 2% of their pixels labelled are used (training and
-    validation count labelled pixels only), and said; labels that fill patches keep the usual half."""
-    from core.dataset import SPARSE_MIN_VALID, spatial_holdout, tiled_patches
+    """Where patches half labelled would hold few of the labelled pixels (none here), patches are placed
+    around labelled pixels (training and validation count labelled pixels only), and said; labels that
+    fill patches keep the usual windows."""
+    from core.dataset import around_valid, patch_windows, spatial_holdout, tiled_patches
 
     img, lab = surveyed_fields
     scenes = load_scenes([f"{img}:{lab}"])
@@ -243,20 +244,37 @@ def test_labels_of_a_few_surveyed_fields_still_give_patches(surveyed_fields, sma
     assert labelled.mean() < 0.03
     norm = compute_normalization(scenes)
     sset = SceneSet(scenes, 128, norm, seed=2)
-    assert sset.min_valid_used == SPARSE_MIN_VALID
-    x, y = sset.sample(32, augment=False)
-    assert (y[..., 1].mean(axis=(1, 2)) >= SPARSE_MIN_VALID).all() and np.all(x[y[..., 1] == 0] == 0)
+    assert sset.sparse
+    x, y = sset.sample(64, augment=False)
+    assert (y[..., 1].sum(axis=(1, 2)) > 0).all() and np.all(x[y[..., 1] == 0] == 0)
+    # every field is in some patch: each is as likely as another, wherever it lies
+    corners = around_valid(labelled, 128, 600, np.random.default_rng(0))
+    seen = np.zeros_like(labelled)
+    for r, c in corners:
+        seen[r : r + 128, c : c + 128] = True
+    assert seen[labelled].all()
     xv, yv = tiled_patches(scenes, 128, norm)
-    assert len(xv) and yv[..., 1].sum() > 0 and (yv[..., 1].mean(axis=(1, 2)) >= SPARSE_MIN_VALID).all()
+    tiles = [labelled[r : r + 128, c : c + 128] for r in (0, 128) for c in (0, 128)]  # the whole 128 px tiles
+    assert len(xv) == sum(t.any() for t in tiles) >= 3 and yv[..., 1].sum() == labelled[:256, :256].sum()
     split = spatial_holdout(img, lab, "cdl", tmp_path / "h", 128)
     assert split.train and split.val
     full = load_scenes([":".join(map(str, small_scene))])
-    assert SceneSet(full, 128, norm).min_valid_used == 0.5  # labels that fill patches: as before
+    assert not SceneSet(full, 128, norm).sparse  # labels that fill patches: as before
+    # a block labelled throughout beside scattered fields: patches half labelled while they hold 90% of the
+    # labelled pixels, else patches around them (the fields would be left out)
+    mask = np.zeros((512, 512), bool)
+    mask[:128, :128] = True  # 16,384 px
+    for n, (r, c) in enumerate((r, c) for r in range(200, 500, 24) for c in range(0, 500, 24)):
+        mask[r : r + 8, c : c + 8] = n < 10  # 10 fields of 64 px: 640 px
+    assert not patch_windows([mask], 128, 0.5)[1]
+    for r, c in ((r, c) for r in range(200, 500, 24) for c in range(0, 500, 24)):
+        mask[r : r + 8, c : c + 8] = True  # 13 x 21 fields: 17,472 px, in no window half labelled
+    assert patch_windows([mask], 128, 0.5)[1]
     # cut as TFRecord patches too, saying why their patches are mostly no data
     s = sample_patches(img, lab, "cdl", PatchConfig(patch_size=128, count=8, seed=1), tmp_path / "p.tfrecord.gz")
-    assert s.count == 8 and any("has 50% of its pixels labelled (labels of surveyed fields?)" in w for w in s.warnings)
-    # none at all: the error names the least share there is
+    assert s.count == 8 and any("are sparse" in w and "placed around a labelled pixel" in w for w in s.warnings)
+    # none at all
     from core.errors import NoDataError
 
-    with pytest.raises(NoDataError, match="no 128 x 128 px window has even 2% of its pixels labelled"):
+    with pytest.raises(NoDataError, match="no pixel is labelled"):
         SceneSet([type(scenes[0])(scenes[0].features, np.full_like(scenes[0].labels, NODATA), "none")], 128, norm)

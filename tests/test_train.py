@@ -702,8 +702,8 @@ def test_training_on_a_few_surveyed_fields_runs_and_scores_their_pixels(small_sc
     from core.card import card_facts
 
     card = load_model(res.best_model).card
-    assert card.training["min_labelled_share"] == 0.02  # the card says so, in words too
-    assert "patches with at least 2% of their pixels labelled (no patch of the data was half labelled)" in \
+    assert card.training["patches_around_labels"] is True  # the card says so, in words too
+    assert "patches placed around labelled pixels (the labels were too sparse for patches half labelled)" in \
         dict(card_facts(card))["Training"]
     dense = train(replace(CFG, epochs=1), [f"{img}:{lab}"], [f"{img}:{lab}"], tmp_path / "dense")
-    assert "min_labelled_share" not in load_model(dense.best_model).card.training
+    assert "patches_around_labels" not in load_model(dense.best_model).card.training
