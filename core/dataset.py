@@ -199,6 +199,25 @@ def patch_windows(valids: Sequence[np.ndarray], size: int, min_valid: float, str
     return [_valid_windows(v, size, 1 / (size * size), stride, extra) for v in valids], True
 
 
+#: A patch with under this share of its pixels labelled (sparse labels: a field or two) shows the model
+#: the image wherever it has data, as prediction does; others show their labelled pixels only. The loss
+#: counts labelled pixels either way. Measured both ways (docs/ARCHITECTURE.md): with labels filling
+#: patches, blanks around them trained better; with patches around a few fields, the image did.
+CONTEXT_BELOW = 0.25
+
+
+def input_mask(labelled: np.ndarray, imaged: np.ndarray) -> np.ndarray:
+    """The pixels of one patch (h, w) that the model is shown: the ``labelled`` ones, or, where under
+    :data:`CONTEXT_BELOW` of the patch is labelled, every ``imaged`` one."""
+    return imaged if labelled.mean() < CONTEXT_BELOW else labelled
+
+
+def _shown(norm: Normalization, features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """A patch's features (h, w, 5), normalized, as the model is shown them (:func:`input_mask`; the
+    features of a pixel without image data are 0 in every band)."""
+    return norm.apply(features, input_mask(labels != NODATA, features[..., :4].any(axis=-1)))
+
+
 def around_valid(valid: np.ndarray, size: int, n: int, rng: np.random.Generator) -> np.ndarray:
     """Top-left corners (n, 2) of ``size`` px windows, each around a valid pixel drawn at random (its
     place in the window at random too, the window kept inside the mask): every valid pixel is as likely to
@@ -245,7 +264,7 @@ class SceneSet:
                 r = min(r + int(self.rng.integers(_STRIDE)), h - s)
                 c = min(c + int(self.rng.integers(_STRIDE)), w - s)
             lab = sc.labels[r : r + s, c : c + s]
-            x[i] = self.norm.apply(sc.features[r : r + s, c : c + s], lab != NODATA)
+            x[i] = _shown(self.norm, sc.features[r : r + s, c : c + s], lab)
             y[i] = encode_targets(lab)
         if augment:
             augment_batch(x, y, self.rng)
@@ -298,7 +317,7 @@ def tiled_patches(scenes: Sequence[Scene], size: int, norm: Normalization, min_v
     for sc, found in zip(scenes, corners):
         for r, c in found:
             lab = sc.labels[r : r + size, c : c + size]
-            xs.append(norm.apply(sc.features[r : r + size, c : c + size], lab != NODATA))
+            xs.append(_shown(norm, sc.features[r : r + size, c : c + size], lab))
             ys.append(encode_targets(lab))
     return np.stack(xs), np.stack(ys)
 
@@ -383,9 +402,15 @@ def tfrecord_dataset(
         # crop or not crop; anything else (no data, NaN, a code that slipped past patchset's check of
         # the first records) is never trained on
         labelled = tf.logical_or(tf.equal(lab, float(CROP)), tf.equal(lab, float(NOT_CROP)))
-        ok = tf.logical_and(labelled, tf.logical_and(finite, some))
+        imaged = tf.logical_and(finite, some)
+        ok = tf.logical_and(labelled, imaged)
         crop = tf.cast(tf.logical_and(ok, tf.equal(lab, float(CROP))), tf.float32)
-        x = tf.where(ok, (feats - mean) / std, 0.0)  # where, not a product: NaN x 0 is NaN
+        # the pixels shown: as input_mask chooses, for each patch, by its centre patch_size px (as
+        # patch_validation, which takes the centre; a kernel buffer's labels count for nothing)
+        centre = ok[:, extra // 2 : extra // 2 + patch_size, extra // 2 : extra // 2 + patch_size]
+        few = tf.reduce_mean(tf.cast(centre, tf.float32), axis=[1, 2, 3], keepdims=True) < CONTEXT_BELOW
+        shown = tf.where(few, imaged, ok)
+        x = tf.where(shown, (feats - mean) / std, 0.0)  # where, not a product: NaN x 0 is NaN
         return tf.concat([x, crop, tf.cast(ok, tf.float32)], axis=-1)
 
     def crop_aug(data):

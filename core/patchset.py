@@ -256,7 +256,7 @@ def patch_validation(patches: PatchSet, patch_size: int, norm: Normalization,
         InvalidDataError: labels other than 0, 1 and 255.
         CorruptFileError: a file is damaged.
     """
-    from core.dataset import encode_targets
+    from core.dataset import encode_targets, input_mask
 
     rng = np.random.default_rng(seed)
     lo = (patches.record_size - patch_size) // 2
@@ -276,7 +276,10 @@ def patch_validation(patches: PatchSet, patch_size: int, norm: Normalization,
     if not kept:
         raise NoDataError(f"no patch of {patches.describe()} holds a labelled pixel with image data to validate on")
     kept.sort(key=lambda t: t[0])
-    x = np.stack([norm.apply(np.where(ok[..., None], p[..., :-1], 0), ok) for _, p, ok in kept])
+    # the pixels shown as training shows them (core.dataset.input_mask): features finite and not all 0
+    imaged = [np.isfinite(p[..., :-1]).all(axis=-1) & (np.nan_to_num(p[..., :-1]) != 0).any(axis=-1) for _, p, _ in kept]
+    shown = [input_mask(ok, im) for (_, _, ok), im in zip(kept, imaged)]
+    x = np.stack([norm.apply(np.where(m[..., None], p[..., :-1], 0), m) for (_, p, _), m in zip(kept, shown)])
     y = np.stack([encode_targets(np.where(ok, p[..., -1], NODATA)) for _, p, ok in kept])
     return x, y
 
