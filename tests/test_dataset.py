@@ -212,25 +212,14 @@ def test_unlabelled_pixels_with_image_data_are_no_data_to_the_model_in_training(
     assert unlabelled.any() and (xt.numpy()[unlabelled] == 0).all() and np.abs(xt.numpy()[~unlabelled]).sum() > 0
 
 
-#: six surveyed fields of 20 x 20 px in the 320 x 288 px small scene (row, col of their top-left corner)
-SURVEYED = ((10, 10), (40, 150), (120, 60), (150, 250), (230, 20), (250, 290))
-
-
 @pytest.fixture()
 def surveyed_fields(small_scene, tmp_path):
     """The small scene labelled in six 20 x 20 px fields only (2.6% of its pixels; CDL background 0, no
     data, elsewhere), as labels of surveyed fields leave an image: no 128 px window is half labelled."""
-    import rasterio
+    from testdata import surveyed_labels
 
     img, lab = small_scene
-    with rasterio.open(lab) as src:
-        profile, codes = src.profile, src.read(1)
-    kept = np.zeros_like(codes)
-    for r, c in SURVEYED:
-        kept[r : r + 20, c : c + 20] = codes[r : r + 20, c : c + 20]
-    with rasterio.open(tmp_path / "surveyed_cdl.tif", "w", **profile) as dst:
-        dst.write(kept, 1)
-    return img, tmp_path / "surveyed_cdl.tif"
+    return img, surveyed_labels(lab, tmp_path / "surveyed_cdl.tif")
 
 
 def test_labels_of_a_few_surveyed_fields_still_give_patches(surveyed_fields, small_scene, tmp_path):

@@ -17,17 +17,7 @@ from core.field_labels import (NO_LABEL, burn_fields, class_code, class_properti
 from core.grid import Grid
 from core.labels import CLASS_MAPS, CROP, NODATA, NOT_CROP
 from core.raster import grid_of_file, read_labels
-from testdata import FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE
-
-
-def _box(x0, y0, x1, y1):
-    return [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]
-
-
-def _fields(*features, **top):
-    return {"type": "FeatureCollection", **top, "features": [
-        {"type": "Feature", "properties": props, "geometry": {"type": "Polygon", "coordinates": coords}}
-        for props, coords in features]}
+from testdata import FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE, box_ring, feature_collection
 
 
 IMAGE_GRID = Grid(width=60, height=40, transform=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0), crs=None)
@@ -42,26 +32,26 @@ def test_class_codes_are_whole_numbers_or_booleans():
 
 
 def test_the_class_property_is_found_among_the_fields_properties():
-    fc = _fields(({"name": "A", "id": 3, "area_ha": 2.5, "Crop": 1, "code": "5", "note": "wet"}, _box(0, 0, 2, 2)),
-                 ({"name": "B", "id": 4, "area_ha": 3, "Crop": None, "code": 176, "note": None}, _box(3, 0, 5, 2)))
+    fc = feature_collection(({"name": "A", "id": 3, "area_ha": 2.5, "Crop": 1, "code": "5", "note": "wet"}, box_ring(0, 0, 2, 2)),
+                 ({"name": "B", "id": 4, "area_ha": 3, "Crop": None, "code": 176, "note": None}, box_ring(3, 0, 5, 2)))
     # names and ids are no class; a fraction or text anywhere rules a property out; usual names first
     assert class_properties(fc) == ["Crop", "code"]
     assert pick_class_property(fc) == "Crop"
-    only_odd = _fields(({"surveyed": 1, "year": 2021}, _box(0, 0, 2, 2)))
+    only_odd = feature_collection(({"surveyed": 1, "year": 2021}, box_ring(0, 0, 2, 2)))
     with pytest.raises(ConfigError, match="several properties .* surveyed, year; say which"):
         pick_class_property(only_odd, "survey.geojson")
-    assert pick_class_property(_fields(({"surveyed": 1, "note": "x"}, _box(0, 0, 2, 2)))) == "surveyed"
+    assert pick_class_property(feature_collection(({"surveyed": 1, "note": "x"}, box_ring(0, 0, 2, 2)))) == "surveyed"
     with pytest.raises(ConfigError, match=r"no property of survey.geojson's fields holds class codes \(its properties: "
                                           r"kind, name\)"):
-        pick_class_property(_fields(({"name": "A", "kind": "maize"}, _box(0, 0, 2, 2))), "survey.geojson")
+        pick_class_property(feature_collection(({"name": "A", "kind": "maize"}, box_ring(0, 0, 2, 2))), "survey.geojson")
 
 
 def test_fields_are_burnt_on_the_pixels_whose_centre_they_hold():
-    fc = _fields(({"name": "wheat", "crop": 1}, _box(10, 5, 30, 25)),       # 20 x 20 px
-                 ({"name": "meadow", "crop": 0}, _box(25, 20, 45, 35)),     # overlaps wheat on 5 x 5 px
-                 ({"name": "same class", "crop": 1}, _box(12, 7, 14, 9)),   # inside wheat, same class: no conflict
-                 ({"name": "unsurveyed", "crop": None}, _box(50, 0, 60, 10)),
-                 ({"name": "beyond", "crop": 0}, _box(100, 100, 110, 110)),  # outside the image
+    fc = feature_collection(({"name": "wheat", "crop": 1}, box_ring(10, 5, 30, 25)),       # 20 x 20 px
+                 ({"name": "meadow", "crop": 0}, box_ring(25, 20, 45, 35)),     # overlaps wheat on 5 x 5 px
+                 ({"name": "same class", "crop": 1}, box_ring(12, 7, 14, 9)),   # inside wheat, same class: no conflict
+                 ({"name": "unsurveyed", "crop": None}, box_ring(50, 0, 60, 10)),
+                 ({"name": "beyond", "crop": 0}, box_ring(100, 100, 110, 110)),  # outside the image
                  crs="image")
     fc["features"].append({"type": "Feature", "properties": {"name": "well", "crop": 0},
                            "geometry": {"type": "Point", "coordinates": [1, 1]}})
@@ -91,13 +81,13 @@ def test_lon_lat_fields_land_on_their_pixels_of_a_utm_image():
     def ring(c0, r0, c1, r1):
         return [[lonlat(c0, r0), lonlat(c1, r0), lonlat(c1, r1), lonlat(c0, r1), lonlat(c0, r0)]]
 
-    fc = _fields(({"LC": 11}, ring(10, 10, 50, 40)), ({"LC": 13}, ring(100, 60, 130, 90)))
+    fc = feature_collection(({"LC": 11}, ring(10, 10, 50, 40)), ({"LC": 13}, ring(100, 60, 130, 90)))
     burnt = burn_fields(fc, grid, pick_class_property(fc))
     assert burnt.pixels_by_code == {11: 40 * 30, 13: 30 * 30}
     assert (burnt.codes[10:40, 10:50] == 11).all() and (burnt.codes[60:90, 100:130] == 13).all()
     # image coordinates on a georeferenced image, lon/lat on one without a CRS: refused, saying which
     with pytest.raises(RegionError, match="the fields of f.geojson: this region is in image coordinates"):
-        burn_fields(_fields(({"crop": 1}, _box(0, 0, 5, 5)), crs="image"), grid, "crop", "f.geojson")
+        burn_fields(feature_collection(({"crop": 1}, box_ring(0, 0, 5, 5)), crs="image"), grid, "crop", "f.geojson")
     with pytest.raises(RegionError, match="not georeferenced"):
         burn_fields(fc, IMAGE_GRID, "LC")
 
@@ -139,20 +129,20 @@ def test_real_parcels_traced_to_lon_lat_burn_back_onto_their_own_pixels():
 
 def test_fields_that_label_nothing_are_refused_with_the_reason():
     with pytest.raises(InvalidDataError, match="wheat in survey.geojson: crop = 'maize' is text"):
-        burn_fields(_fields(({"name": "wheat", "crop": "maize"}, _box(0, 0, 5, 5)), crs="image"), IMAGE_GRID, "crop",
+        burn_fields(feature_collection(({"name": "wheat", "crop": "maize"}, box_ring(0, 0, 5, 5)), crs="image"), IMAGE_GRID, "crop",
                     "survey.geojson")
     with pytest.raises(NoDataError, match="no field of survey.geojson has a value of 'crop'"):
-        burn_fields(_fields(({"name": "wheat"}, _box(0, 0, 5, 5)), crs="image"), IMAGE_GRID, "crop", "survey.geojson")
+        burn_fields(feature_collection(({"name": "wheat"}, box_ring(0, 0, 5, 5)), crs="image"), IMAGE_GRID, "crop", "survey.geojson")
     with pytest.raises(NoDataError, match="covers a pixel of the image"):
-        burn_fields(_fields(({"crop": 1}, _box(200, 200, 205, 205)), crs="image"), IMAGE_GRID, "crop")
+        burn_fields(feature_collection(({"crop": 1}, box_ring(200, 200, 205, 205)), crs="image"), IMAGE_GRID, "crop")
     with pytest.raises(RegionError, match="holds no field"):
         burn_fields({"type": "FeatureCollection", "features": []}, IMAGE_GRID, "crop")
 
 
 def test_written_labels_read_through_a_label_map_as_any_label_raster(tmp_path):
     fields = tmp_path / "survey.geojson"
-    fields.write_text(json.dumps(_fields(({"name": "A", "crop": True}, _box(100, 100, 164, 164)),
-                                         ({"name": "B", "crop": False}, _box(300, 40, 332, 104)), crs="image")))
+    fields.write_text(json.dumps(feature_collection(({"name": "A", "crop": True}, box_ring(100, 100, 164, 164)),
+                                         ({"name": "B", "crop": False}, box_ring(300, 40, 332, 104)), crs="image")))
     out = tmp_path / "labels" / "survey_labels.tif"
     done = write_field_labels(fields, SAMPLE_IMAGE, out)
     assert done["property"] == "crop" and done["labelled_pixels"] == 64 * 64 + 32 * 64
@@ -166,7 +156,7 @@ def test_written_labels_read_through_a_label_map_as_any_label_raster(tmp_path):
     before = out.read_bytes()
     with pytest.raises(OutputExistsError):
         write_field_labels(fields, SAMPLE_IMAGE, out)
-    fields.write_text(json.dumps(_fields(({"crop": "maize"}, _box(0, 0, 64, 64)), crs="image")))
+    fields.write_text(json.dumps(feature_collection(({"crop": "maize"}, box_ring(0, 0, 64, 64)), crs="image")))
     with pytest.raises(InvalidDataError):
         write_field_labels(fields, SAMPLE_IMAGE, out, overwrite=True)
     assert out.read_bytes() == before and sorted(p.name for p in out.parent.iterdir()) == [out.name]
@@ -174,8 +164,8 @@ def test_written_labels_read_through_a_label_map_as_any_label_raster(tmp_path):
 
 def test_the_command_writes_the_labels_and_says_what_it_left_out(capsys, tmp_path):
     fields = tmp_path / "survey.geojson"
-    fields.write_text(json.dumps(_fields(({"name": "A", "class": 1}, _box(0, 0, 32, 32)),
-                                         ({"name": "B", "class": None}, _box(40, 0, 72, 32)), crs="image")))
+    fields.write_text(json.dumps(feature_collection(({"name": "A", "class": 1}, box_ring(0, 0, 32, 32)),
+                                         ({"name": "B", "class": None}, box_ring(40, 0, 72, 32)), crs="image")))
     out = tmp_path / "labels.tif"
     assert main(["labels-from-fields", "--fields", str(fields), "--image", str(SAMPLE_IMAGE), "--out", str(out)]) == 0
     captured = capsys.readouterr()

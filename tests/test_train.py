@@ -682,19 +682,11 @@ def test_training_on_a_few_surveyed_fields_runs_and_scores_their_pixels(small_sc
     """Labels of six surveyed fields (2.6% of the image, no 64 px window half labelled) train, and
     validate on the fields' pixels: the run was refused ("no window with 50% valid pixels")."""
     import numpy as np
-    import rasterio
 
-    from test_dataset import SURVEYED
+    from testdata import surveyed_labels
 
     img, lab = small_scene
-    with rasterio.open(lab) as src:
-        profile, codes = src.profile, src.read(1)
-    kept = np.zeros_like(codes)
-    for r, c in SURVEYED:
-        kept[r : r + 20, c : c + 20] = codes[r : r + 20, c : c + 20]
-    with rasterio.open(tmp_path / "surveyed_cdl.tif", "w", **profile) as dst:
-        dst.write(kept, 1)
-    pair = [f"{img}:{tmp_path / 'surveyed_cdl.tif'}"]
+    pair = [f"{img}:{surveyed_labels(lab, tmp_path / 'surveyed_cdl.tif')}"]
     res = train(CFG, pair, pair, tmp_path / "run")
     assert res.stopped == "completed" and res.epochs_done == 3
     rows = _rows(tmp_path / "run" / "history.csv")

@@ -17,7 +17,7 @@ from core.labels import CLASS_MAPS
 from core.raster import grid_of_file, read_labels, write_mask
 from core.region import Region
 from core.zones import crop_by_zone, write_zones, zones_csv
-from testdata import FLANDERS_LABELS
+from testdata import FLANDERS_LABELS, box_ring, feature_collection
 
 
 def err_line(capsys, argv) -> str:
@@ -28,20 +28,10 @@ def err_line(capsys, argv) -> str:
     return err
 
 
-def _box(x0, y0, x1, y1):
-    return [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]
-
-
-def _collection(*features, **top):
-    return {"type": "FeatureCollection", **top, "features": [
-        {"type": "Feature", "properties": props, "geometry": {"type": "Polygon", "coordinates": coords}}
-        for props, coords in features]}
-
-
 def test_each_feature_is_a_part_named_by_its_file():
-    fc = _collection(({"name": "Farm A"}, _box(0, 0, 1, 1)), ({}, _box(2, 0, 3, 1)), ({"NAME": "Farm A"}, _box(4, 0, 5, 1)),
-                     ({"id": 7}, _box(6, 0, 7, 1)))
-    fc["features"][1]["geometry"] = {"type": "MultiPolygon", "coordinates": [_box(2, 0, 3, 1), _box(2, 2, 3, 3)]}
+    fc = feature_collection(({"name": "Farm A"}, box_ring(0, 0, 1, 1)), ({}, box_ring(2, 0, 3, 1)), ({"NAME": "Farm A"}, box_ring(4, 0, 5, 1)),
+                     ({"id": 7}, box_ring(6, 0, 7, 1)))
+    fc["features"][1]["geometry"] = {"type": "MultiPolygon", "coordinates": [box_ring(2, 0, 3, 1), box_ring(2, 2, 3, 3)]}
     region = Region.from_geojson(fc)
     assert region.parts == ("Farm A", "part 2", "part 2", "Farm A (2)", "7")
     assert [name for name, _ in region.part_regions()] == ["Farm A", "part 2", "Farm A (2)", "7"]
@@ -50,7 +40,7 @@ def test_each_feature_is_a_part_named_by_its_file():
     again = Region.from_geojson(json.dumps(region.to_geojson()))
     assert again == region and again.key() == Region(region.crs, region.polygons).key()
     # one feature, or a drawn shape: one zone, the region
-    one = Region.from_geojson(_collection(({"name": "valley"}, _box(0, 0, 1, 1))))
+    one = Region.from_geojson(feature_collection(({"name": "valley"}, box_ring(0, 0, 1, 1))))
     assert one.parts == () and [n for n, _ in one.part_regions()] == ["valley"]
     with pytest.raises(RegionError, match="names the parts of 1 polygons but holds 2"):
         Region("EPSG:4326", region.polygons[:2], parts=("x",))
@@ -61,8 +51,8 @@ def test_crop_by_zone_counts_each_zone_s_pixels_on_an_image_without_a_crs():
     mask[:, 30:] = 1
     mask[:5, :] = 255
     grid = Grid(None, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), 60, 40)
-    zones = Region.from_geojson(_collection(({"name": "west"}, _box(0, 0, 30, 40)), ({"name": "middle"}, _box(20, 0, 40, 40)),
-                                                     ({"name": "far"}, _box(100, 100, 120, 120)), crs="image")).part_regions()
+    zones = Region.from_geojson(feature_collection(({"name": "west"}, box_ring(0, 0, 30, 40)), ({"name": "middle"}, box_ring(20, 0, 40, 40)),
+                                                     ({"name": "far"}, box_ring(100, 100, 120, 120)), crs="image")).part_regions()
     west, middle, far = crop_by_zone(mask, grid, zones)
     assert (west.pixels, west.valid_pixels, west.crop_pixels, west.crop_fraction) == (1200, 1050, 0, 0.0)
     # zones that overlap each count their common pixels; no data is never counted
@@ -88,7 +78,7 @@ def flanders_mask():
 def test_lon_lat_zones_on_a_utm_mask_count_the_pixels_whose_centres_lie_inside(flanders_mask):
     mask, grid = flanders_mask
     boxes = {"north": (3.0200, 50.8160, 3.0260, 50.8185), "east": (3.0240, 50.8140, 3.0280, 50.8180)}
-    fc = _collection(*(({"name": k}, _box(*b)) for k, b in boxes.items()))
+    fc = feature_collection(*(({"name": k}, box_ring(*b)) for k, b in boxes.items()))
     rows = crop_by_zone(mask, grid, Region.from_geojson(fc).part_regions())
     # independently: each pixel centre taken to lon/lat and tested against the box
     a, _, c, _, e, f = grid.transform
@@ -104,7 +94,7 @@ def test_lon_lat_zones_on_a_utm_mask_count_the_pixels_whose_centres_lie_inside(f
     text = zones_csv(rows)
     table = list(csv.DictReader(io.StringIO(text)))
     assert [r["name"] for r in table] == ["north", "east"] and table[0]["crop_pixels"] == str(rows[0].crop_pixels)
-    image_zone = Region.from_geojson(_collection(({}, _box(0, 0, 9, 9)), ({}, _box(0, 0, 8, 8)), crs="image")).part_regions()
+    image_zone = Region.from_geojson(feature_collection(({}, box_ring(0, 0, 9, 9)), ({}, box_ring(0, 0, 8, 8)), crs="image")).part_regions()
     with pytest.raises(RegionError, match="image coordinates but the image is georeferenced"):
         crop_by_zone(mask, grid, image_zone)
 
@@ -113,8 +103,8 @@ def test_zones_from_the_command_line(flanders_mask, tmp_path, capsys):
     mask, grid = flanders_mask
     mask_path = write_mask(tmp_path / "crop_mask.tif", mask, grid)
     zones = tmp_path / "fields.geojson"
-    zones.write_text(json.dumps(_collection(({"name": "Hof ter Linden"}, _box(3.0200, 50.8160, 3.0260, 50.8185)),
-                                            ({"name": "Kouter"}, _box(3.0240, 50.8140, 3.0280, 50.8180)))))
+    zones.write_text(json.dumps(feature_collection(({"name": "Hof ter Linden"}, box_ring(3.0200, 50.8160, 3.0260, 50.8185)),
+                                            ({"name": "Kouter"}, box_ring(3.0240, 50.8140, 3.0280, 50.8180)))))
     assert main(["zones", "--pred", str(mask_path), "--zones", str(zones), "--out", str(tmp_path / "z.csv")]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert [z["name"] for z in printed] == ["Hof ter Linden", "Kouter"]
@@ -154,7 +144,7 @@ def test_zones_from_the_command_line(flanders_mask, tmp_path, capsys):
 
 def _fields(tmp_path):
     path = tmp_path / "ok.geojson"
-    path.write_text(json.dumps(_collection(({}, _box(3.0200, 50.8160, 3.0260, 50.8185)))))
+    path.write_text(json.dumps(feature_collection(({}, box_ring(3.0200, 50.8160, 3.0260, 50.8185)))))
     return path
 
 
@@ -172,13 +162,13 @@ def test_zones_against_labels_give_each_zone_s_iou_and_f1(flanders_mask, tmp_pat
     west, south = warp(grid.crs, "EPSG:4326", [c], [f + e * grid.height])
     east, north = warp(grid.crs, "EPSG:4326", [c + a * grid.width], [f])
     zones = tmp_path / "z.geojson"
-    zones.write_text(json.dumps(_collection(({"name": "n"}, _box(*box[0])), ({"name": "e"}, _box(*box[1])),
-                                            ({"name": "all"}, _box(west[0] - 0.01, south[0] - 0.01, east[0] + 0.01, north[0] + 0.01)))))
+    zones.write_text(json.dumps(feature_collection(({"name": "n"}, box_ring(*box[0])), ({"name": "e"}, box_ring(*box[1])),
+                                            ({"name": "all"}, box_ring(west[0] - 0.01, south[0] - 0.01, east[0] + 0.01, north[0] + 0.01)))))
     assert main(["zones", "--pred", str(mask_path), "--zones", str(zones), "--labels", str(FLANDERS_LABELS),
                  "--label-map", "worldcereal", "--label-band", "LC"]) == 0
     rows = json.loads(capsys.readouterr().out)
     for row, bounds in zip(rows, box):  # against a confusion of the zone's own pixels
-        zone = Region.from_geojson(_collection(({}, _box(*bounds))))
+        zone = Region.from_geojson(feature_collection(({}, box_ring(*bounds))))
         window = zone.window(grid)
         inside = zone.mask(grid, window)
         sl = (slice(window.row_off, window.row_off + window.height), slice(window.col_off, window.col_off + window.width))
@@ -207,7 +197,7 @@ def test_a_zones_file_larger_than_the_dashboard_s_upload_limit_is_read(flanders_
     """The command line reads a district's field boundaries (the dashboard's uploads stop at 5 MB)."""
     mask, grid = flanders_mask
     mask_path = write_mask(tmp_path / "crop_mask.tif", mask, grid)
-    big = _collection(({"name": "n", "notes": "x" * 6_000_000}, _box(3.0200, 50.8160, 3.0260, 50.8185)))
+    big = feature_collection(({"name": "n", "notes": "x" * 6_000_000}, box_ring(3.0200, 50.8160, 3.0260, 50.8185)))
     (tmp_path / "big.geojson").write_text(json.dumps(big))
     assert [z["name"] for z in write_zones(mask_path, tmp_path / "big.geojson")["zones"]] == ["n"]
     with pytest.raises(RegionError, match="the limit is 5 MB"):
@@ -225,8 +215,8 @@ def test_image_zones_of_a_window_prediction_are_in_the_pixels_of_its_image(tmp_p
     mask_path = write_mask(tmp_path / "crop_mask.tif", mask, Grid(None, tuple(placed)[:6], 60, 40))
     (tmp_path / "summary.json").write_text(json.dumps({"window": {"row": 100, "col": 200, "height": 40, "width": 60}}))
     zones = tmp_path / "z.geojson"
-    zones.write_text(json.dumps(_collection(({"name": "east half"}, _box(230, 100, 260, 140)),
-                                            ({"name": "elsewhere"}, _box(0, 0, 50, 50)), crs="image")))
+    zones.write_text(json.dumps(feature_collection(({"name": "east half"}, box_ring(230, 100, 260, 140)),
+                                            ({"name": "elsewhere"}, box_ring(0, 0, 50, 50)), crs="image")))
     east, elsewhere = write_zones(mask_path, zones)["zones"]
     assert (east["pixels"], east["crop_pixels"]) == (1200, 1200) and elsewhere["note"] == "outside the prediction"
     (tmp_path / "summary.json").unlink()  # without it: the mask's own pixels

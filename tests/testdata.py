@@ -47,3 +47,33 @@ def write_raster(path: Path, data: np.ndarray, crs=None, transform=None, nodata=
         if descriptions:
             dst.descriptions = tuple(descriptions)
     return path
+
+
+#: six surveyed fields of 20 x 20 px in the 320 x 288 px small scene (row, col of their top-left corner)
+SURVEYED = ((10, 10), (40, 150), (120, 60), (150, 250), (230, 20), (250, 290))
+
+
+def surveyed_labels(labels: Path, out: Path) -> Path:
+    """A copy of a label raster that keeps its codes in the :data:`SURVEYED` fields only (0, CDL's no
+    data, elsewhere), as labels of surveyed fields leave an image."""
+    with rasterio.open(labels) as src:
+        profile, codes = src.profile, src.read(1)
+    kept = np.zeros_like(codes)
+    for r, c in SURVEYED:
+        kept[r : r + 20, c : c + 20] = codes[r : r + 20, c : c + 20]
+    with rasterio.open(out, "w", **profile) as dst:
+        dst.write(kept, 1)
+    return out
+
+
+def box_ring(x0: float, y0: float, x1: float, y1: float) -> list:
+    """The coordinates of a GeoJSON Polygon of the box (x0, y0) - (x1, y1)."""
+    return [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]
+
+
+def feature_collection(*features: tuple[dict, list], **top) -> dict:
+    """A GeoJSON FeatureCollection of Polygon features given as (properties, coordinates), with ``top``
+    members (e.g. crs="image")."""
+    return {"type": "FeatureCollection", **top, "features": [
+        {"type": "Feature", "properties": props, "geometry": {"type": "Polygon", "coordinates": coords}}
+        for props, coords in features]}
