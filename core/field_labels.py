@@ -160,6 +160,17 @@ def suggested_label_map(obj: Any, prop: str) -> str | None:
     return label_map_named_by([prop])
 
 
+def class_choices(obj: Any, file_name: str = "the GeoJSON") -> dict[str, str | None]:
+    """The properties that can be the fields' class, each with the label map it suggests
+    (:func:`suggested_label_map`), the one :func:`pick_class_property` picks first (for a form).
+
+    Raises:
+        ConfigError: as :func:`pick_class_property`.
+    """
+    first = pick_class_property(obj, file_name)
+    return {k: suggested_label_map(obj, k) for k in [first, *(k for k in class_properties(obj) if k != first)]}
+
+
 @dataclass(frozen=True)
 class FieldLabels:
     """Class codes (int16 on the grid, :data:`NO_LABEL` outside the fields) burnt from a GeoJSON's fields."""

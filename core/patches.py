@@ -208,7 +208,7 @@ def sample_patches(
         warnings += (f"the labels of {Path(image_path).name} are sparse (under {DENSE_COVERAGE:.0%} of its labelled "
                      f"pixels lie in a {size} px window with {config.min_valid_fraction:.0%} of its pixels labelled: "
                      "labels of surveyed fields?), so each patch is placed around a labelled pixel; its other pixels "
-                     "are no data, which training leaves out",)
+                     "have no label: training scores the labelled ones only",)
     elif not len(windows):
         raise NoDataError(f"no {size}x{size} window of {Path(image_path).name} has {config.min_valid_fraction:.0%} valid "
                           "pixels (image and labels); use a smaller patch size (--size; 'Patch size' in the dashboard), a "

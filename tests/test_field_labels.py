@@ -123,6 +123,9 @@ def test_real_parcels_traced_to_lon_lat_burn_back_onto_their_own_pixels():
 
     assert class_properties(parcels) == ["crop", "LC"] and suggested_label_map(parcels, "crop") == "binary"
     assert suggested_label_map(parcels, "LC") == "worldcereal"
+    from core.field_labels import class_choices
+
+    assert class_choices(parcels) == {"crop": "binary", "LC": "worldcereal"}
     crop = burn_fields(parcels, grid, "crop").codes
     assert np.array_equal(crop, np.select([lc == 11, lc == 13], [1, 0], NO_LABEL))
 

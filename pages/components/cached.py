@@ -223,13 +223,10 @@ def upload_field_classes(file_id: str, name: str, _data: bytes) -> dict[str, str
     Raises:
         RegionError: the upload is too large or not GeoJSON text; ConfigError: no property holds class codes.
     """
-    from core.field_labels import class_properties, load_fields, pick_class_property, suggested_label_map
+    from core.field_labels import class_choices, load_fields
     from core.sources.local import MAX_FIELDS_UPLOAD_BYTES
 
-    obj = load_fields(_data, name, MAX_FIELDS_UPLOAD_BYTES)
-    first = pick_class_property(obj, name)
-    names = [first] + [k for k in class_properties(obj) if k != first]
-    return {k: suggested_label_map(obj, k) for k in names}
+    return class_choices(load_fields(_data, name, MAX_FIELDS_UPLOAD_BYTES), name)
 
 
 @st.cache_data(max_entries=4, show_spinner="Rendering the image preview...")
