@@ -222,8 +222,12 @@ def around_valid(valid: np.ndarray, size: int, n: int, rng: np.random.Generator)
     """Top-left corners (n, 2) of ``size`` px windows, each around a valid pixel drawn at random (its
     place in the window at random too, the window kept inside the mask): every valid pixel is as likely to
     be in a patch as another, wherever its neighbours are. ``valid`` must hold one (:func:`patch_windows`)."""
-    h, w = valid.shape
-    flat = np.flatnonzero(valid)
+    return _around(np.flatnonzero(valid), valid.shape, size, n, rng)
+
+
+def _around(flat: np.ndarray, shape: tuple[int, int], size: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """:func:`around_valid` of the valid pixels ``flat`` (their ``np.flatnonzero``) of a mask of ``shape``."""
+    h, w = shape
     r, c = np.divmod(flat[rng.integers(len(flat), size=n)], w)
     r = np.clip(r - rng.integers(size, size=n), 0, h - size)
     c = np.clip(c - rng.integers(size, size=n), 0, w - size)
@@ -240,8 +244,10 @@ class SceneSet:
         self.norm = norm
         self.rng = np.random.default_rng(seed)
         self.candidates, self.sparse = patch_windows([s.valid for s in self.scenes], size, min_valid)
+        # sparse: the labelled pixels that patches go around, found once (not on every patch)
+        self.labelled = [np.flatnonzero(s.valid) for s in self.scenes] if self.sparse else []
         # scenes as likely as their windows (or, sparse, their labelled pixels) are many
-        self.weights = np.array([s.valid.sum() if self.sparse else len(c) for s, c in zip(self.scenes, self.candidates)],
+        self.weights = np.array([len(f) for f in self.labelled] if self.sparse else [len(c) for c in self.candidates],
                                 dtype=np.float64)
         self.weights /= self.weights.sum()
 
@@ -254,7 +260,7 @@ class SceneSet:
         for i, k in enumerate(which):
             sc = self.scenes[k]
             if self.sparse:
-                [(r, c)] = around_valid(sc.valid, s, 1, self.rng)
+                [(r, c)] = _around(self.labelled[k], sc.labels.shape, s, 1, self.rng)
             else:
                 cand = self.candidates[k]
                 r, c = cand[self.rng.integers(len(cand))]
