@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ConfigError, InputNotFoundError, InvalidDataError, NoDataError, OutsideImageError, RegionError
-from core.geojson import NAME_KEYS, geojson_text, left_out_note, polygons_of
+from core.geojson import NAME_KEYS, feature_name, geojson_text, left_out_note, polygons_of
 from core.grid import Grid
 
 #: Largest GeoJSON file of fields read (a district's surveyed fields)
@@ -58,12 +58,7 @@ def _features(obj: Any) -> list[dict]:
 
 
 def _name(feature: dict, number: int) -> str:
-    props = feature.get("properties") if isinstance(feature.get("properties"), dict) else {}
-    for key in NAME_KEYS:
-        value = props.get(key)
-        if value not in (None, "") and not isinstance(value, (dict, list)):
-            return str(value)
-    return f"feature {number}"
+    return feature_name(feature) or f"feature {number}"
 
 
 def class_code(value: Any) -> int | None:

@@ -168,7 +168,7 @@ def features_without_area(obj: Any) -> list[str]:
         except RegionError:
             has_area = True  # (a malformed polygon: refused by the region itself, not left out unsaid)
         if not has_area:
-            out.append(_feature_name(feat) or f"feature {i}")
+            out.append(feature_name(feat) or f"feature {i}")
     return out
 
 
@@ -183,7 +183,8 @@ def left_out_note(skipped: Sequence[str], file_name: str, shown: int = 5) -> str
 NAME_KEYS = ("name", "Name", "NAME", "label", "id", "ID")
 
 
-def _feature_name(feature: dict) -> str:
+def feature_name(feature: dict) -> str:
+    """A feature's name: its ``name`` property (or ``Name``, ``NAME``, ``label``, ``id``), or its id; "" without one."""
     props = feature.get("properties") if isinstance(feature.get("properties"), dict) else {}
     for value in [*(props.get(k) for k in NAME_KEYS), feature.get("id")]:
         if value not in (None, "") and not isinstance(value, (dict, list)):
@@ -213,7 +214,7 @@ def part_names(obj: dict, n_polygons: int) -> tuple[str, ...]:
     for i, (feature, count) in enumerate(zip(areas, counts), 1):
         if not count:
             continue
-        name = _feature_name(feature) or f"part {i}"
+        name = feature_name(feature) or f"part {i}"
         seen[name] = seen.get(name, 0) + 1
         names += [name if seen[name] == 1 else f"{name} ({seen[name]})"] * count
     return tuple(names) if len(names) == n_polygons else ()

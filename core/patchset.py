@@ -176,11 +176,18 @@ def open_patch_set(sources: Sequence[str | os.PathLike], patch_size: int, label:
     return PatchSet(tuple(files), side, label)
 
 
+def imaged_pixels(batch: np.ndarray) -> np.ndarray:
+    """(n, H, W, bands + label) -> (n, H, W) bool: finite, not all-zero features (Earth Engine's masked
+    pixels are 0), as :func:`core.dataset.tfrecord_dataset` has it."""
+    feats = batch[..., :-1]
+    return np.isfinite(feats).all(axis=-1) & (feats != 0).any(axis=-1)
+
+
 def valid_pixels(batch: np.ndarray) -> np.ndarray:
-    """(n, H, W, bands + label) -> (n, H, W) bool: labelled crop (1) or not crop (0), finite, not
-    all-zero features (as :func:`core.dataset.tfrecord_dataset` has it)."""
-    feats, lab = batch[..., :-1], batch[..., -1]
-    return ((lab == CROP) | (lab == NOT_CROP)) & np.isfinite(feats).all(axis=-1) & (feats != 0).any(axis=-1)
+    """(n, H, W, bands + label) -> (n, H, W) bool: labelled crop (1) or not crop (0), with image data
+    (:func:`imaged_pixels`), as :func:`core.dataset.tfrecord_dataset` has it."""
+    lab = batch[..., -1]
+    return ((lab == CROP) | (lab == NOT_CROP)) & imaged_pixels(batch)
 
 
 def _batches(patches: PatchSet, files: Sequence[str] | None = None, batch_size: int = 16):
@@ -276,9 +283,8 @@ def patch_validation(patches: PatchSet, patch_size: int, norm: Normalization,
     if not kept:
         raise NoDataError(f"no patch of {patches.describe()} holds a labelled pixel with image data to validate on")
     kept.sort(key=lambda t: t[0])
-    # the pixels shown as training shows them (core.dataset.input_mask): features finite and not all 0
-    imaged = [np.isfinite(p[..., :-1]).all(axis=-1) & (np.nan_to_num(p[..., :-1]) != 0).any(axis=-1) for _, p, _ in kept]
-    shown = [input_mask(ok, im) for (_, _, ok), im in zip(kept, imaged)]
+    # the pixels shown as training shows them (core.dataset.input_mask)
+    shown = [input_mask(ok, imaged_pixels(p[None])[0]) for _, p, ok in kept]
     x = np.stack([norm.apply(np.where(m[..., None], p[..., :-1], 0), m) for (_, p, _), m in zip(kept, shown)])
     y = np.stack([encode_targets(np.where(ok, p[..., -1], NODATA)) for _, p, ok in kept])
     return x, y

@@ -349,6 +349,11 @@ def _check_upload(data: bytes, name: str, max_bytes: int = MAX_UPLOAD_BYTES) -> 
                                "a GeoTIFF, e.g. gdal_translate -of GTiff IN OUT.tif, or export it from QGIS as GeoTIFF")
 
 
+def _upload_name(name: str) -> str:
+    """The file name of an upload, without any folder a browser sent with it (either slash)."""
+    return Path(name.replace("\\", "/")).name
+
+
 def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: int = MAX_UPLOAD_BYTES,
                 created: list[Path] | None = None) -> Path:
     """Store an uploaded GeoTIFF as ``out_dir/<content hash>/<name>`` (suffix lower-cased, unsafe
@@ -362,7 +367,7 @@ def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: i
         InvalidDataError: if the upload is empty, larger than ``max_bytes`` or not a TIFF file.
     """
     _check_upload(data, name, max_bytes)
-    base = Path(name.replace("\\", "/")).name
+    base = _upload_name(name)
     stem = safe_stem(base, "upload")
     suffix = re.sub(r"[^a-z0-9.]", "", Path(base).suffix.lower()) or ".bin"
     folder = Path(out_dir) / hashlib.sha1(data).hexdigest()[:16]
@@ -421,7 +426,7 @@ def burn_uploaded_fields(data: bytes, name: str, grid: Grid, upload_dir: str | o
 
     if not data:
         raise InvalidDataError(f"the uploaded file {name} is empty")
-    base = Path(name.replace("\\", "/")).name
+    base = _upload_name(name)
     obj = load_fields(data, base, MAX_FIELDS_UPLOAD_BYTES)
     prop = prop or pick_class_property(obj, base)
     burnt = burn_fields(obj, grid, prop, base)
