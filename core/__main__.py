@@ -34,7 +34,8 @@ from core.progress import TqdmProgress  # noqa: E402
 _OPTION = {"steps_per_epoch": "--steps", "batch_size": "--batch-size", "learning_rate": "--lr",
            "patch_size": "--patch-size", "val_patches": "--val-patches", "kernel_buffer": "--buffer",
            "count": "--count", "min_valid_fraction": "--min-valid", "epochs": "--epochs", "patience": "--patience",
-           "tile": "--tile", "overlap": "--overlap", "seed": "--seed", "threshold": "--threshold", "views": "--views"}
+           "tile": "--tile", "overlap": "--overlap", "seed": "--seed", "threshold": "--threshold", "views": "--views",
+           "bn_momentum": "--bn-momentum"}
 
 
 def print_json(obj: Any) -> None:
@@ -63,8 +64,22 @@ def _config(cls, option: dict[str, str] | None = None, **values):
         raise ConfigError(text) from None
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
+def train_config(args: argparse.Namespace):
+    """The :class:`core.config.TrainConfig` of ``train``'s parsed options.
+
+    Raises:
+        ConfigError: a value is out of range (named by its option).
+    """
     from core.config import TrainConfig
+
+    return _config(
+        TrainConfig, preset=args.preset, epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
+        learning_rate=args.lr, patch_size=args.patch_size, val_patches=args.val_patches, patience=args.patience,
+        seed=args.seed, init_model=args.init, bn_momentum=args.bn_momentum,
+    )
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
     from core.bands import parse_band_spec
     from core.train import shared_inputs, train
 
@@ -75,11 +90,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         _warn_band_map(band_map, [img for items, flag in ((args.train, "--train"), (args.val, "--val"))
                                   if not split_sources(items, flag) for img, _ in pair_paths(items)])
-    cfg = _config(
-        TrainConfig, preset=args.preset, epochs=args.epochs, steps_per_epoch=args.steps, batch_size=args.batch_size,
-        learning_rate=args.lr, patch_size=args.patch_size, val_patches=args.val_patches, patience=args.patience,
-        seed=args.seed, init_model=args.init,
-    )
+    cfg = train_config(args)
     from tqdm import tqdm
 
     bar = tqdm(total=cfg.epochs * cfg.steps_per_epoch, unit="step", dynamic_ncols=True, disable=None)
@@ -512,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="random seed (patch choice, augmentation, weights)")
     t.add_argument("--init", default=None, metavar="MODEL.keras",
                    help="fine-tune: start from this model's weights and normalization (its preset must match --preset)")
+    t.add_argument("--bn-momentum", type=float, default=0.9, metavar="M",
+                   help="BatchNormalization's moving-average momentum while training (default 0.9, PyTorch's; "
+                        "Keras' 0.99 lags behind in runs of a few hundred steps)")
     t.add_argument("--pixel-size-m", type=float, default=None, metavar="M",
                    help="ground size of the training pixels, recorded in the model card (default: from the images' "
                         "CRS; give it for images without one) so that prediction can warn about other resolutions")

@@ -77,6 +77,10 @@ class TrainConfig:
     augment: bool = True
     #: start from this model's weights and normalization (fine-tuning) instead of random weights
     init_model: str | None = None
+    #: BatchNormalization's moving-average momentum while training. PyTorch's 0.9: Keras' own 0.99
+    #: still weighs the random start by a third after 100 steps (the dashboard's default run), so a
+    #: short run was validated, chosen and saved with statistics far from those it trained with.
+    bn_momentum: float = 0.9
 
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, "epochs must be at least 1")
@@ -87,6 +91,7 @@ class TrainConfig:
         _require(self.patience >= 1, "patience must be at least 1")
         _require(self.val_patches >= 0, f"val_patches must be 0 (all) or more, got {self.val_patches}")
         _require(0 <= self.seed < 2**32, f"seed must be 0-4294967295, got {self.seed}")
+        _require(0 <= self.bn_momentum < 1, f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
 
     def to_dict(self) -> dict:
         return asdict(self)

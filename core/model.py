@@ -135,6 +135,20 @@ def compile_model(model: keras.Model, learning_rate=1e-3) -> keras.Model:
     return model
 
 
+def set_batchnorm_momentum(model: keras.Model, momentum: float) -> int:
+    """Set the moving-average momentum of every BatchNormalization layer of ``model`` (nested
+    models included) before it is trained: a traced training step keeps the value it was traced
+    with. The momentum is saved with the model's layers. Returns how many layers were set."""
+    todo, n = list(model.layers), 0
+    while todo:
+        layer = todo.pop()
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = float(momentum)
+            n += 1
+        todo.extend(getattr(layer, "layers", ()))
+    return n
+
+
 def weights_fingerprint(model) -> str:
     """SHA-256 of a model's weights (each array's shape, type and values, in the model's order): the
     same for a model and the file it was saved to, and for nothing else in practice."""

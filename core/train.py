@@ -65,6 +65,7 @@ from core.model import (  # noqa: E402
     load_model,
     masked_bce_dice,
     save_model,
+    set_batchnorm_momentum,
 )
 from core.patchset import PatchSet, open_patch_set, patch_normalization, patch_validation, split_sources  # noqa: E402
 from core.bands import FEATURE_BANDS, INPUT_BANDS  # noqa: E402
@@ -397,7 +398,7 @@ def _training_pixel_size(train_data: Sequence[str]) -> float | None:
 TRAIN_OPTIONS = (("preset", "--preset"), ("epochs", "--epochs"), ("steps_per_epoch", "--steps"),
                  ("batch_size", "--batch-size"), ("learning_rate", "--lr"), ("patch_size", "--patch-size"),
                  ("val_patches", "--val-patches"), ("patience", "--patience"), ("seed", "--seed"),
-                 ("init_model", "--init"))
+                 ("init_model", "--init"), ("bn_momentum", "--bn-momentum"))
 
 
 def _shown(value) -> str:
@@ -528,6 +529,8 @@ def train(
         total = config.epochs * config.steps_per_epoch
         lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, total, alpha=0.02)
         compile_model(model, lr)
+    # (a resumed run's checkpoint has it already; a model fine-tuned from would keep its own)
+    set_batchnorm_momentum(model, config.bn_momentum)
 
     # The run starts: only now are a previous run's files set aside (they come back if the new run
     # fails or is interrupted before its first epoch ends) and the new ones written.

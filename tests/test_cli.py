@@ -177,6 +177,7 @@ def test_out_of_range_options_are_named_as_typed(capsys, small_scene, tmp_path):
     assert _err(capsys, [*train, "--lr", "2"]) == "error: --lr must be in (0, 1)"
     assert _err(capsys, [*train, "--steps", "0"]) == "error: --steps must be at least 1"
     assert _err(capsys, [*train, "--patch-size", "40"]) == "error: --patch-size must be a multiple of 16, >= 32"
+    assert _err(capsys, [*train, "--bn-momentum", "1"]) == "error: --bn-momentum must be in [0, 1), got 1.0"
     assert _err(capsys, ["predict", "--image", str(img), "--out", str(tmp_path / "o"), "--batch-size", "0"]) == (
         "error: --batch-size must be 1-256")
     assert _err(capsys, ["predict", "--image", str(img), "--out", str(tmp_path / "o"), "--views", "3"]) == (

@@ -379,6 +379,27 @@ def test_a_card_written_for_other_weights_is_refused(tmp_path):
         load_model(tmp_path / "a" / "m.keras")
 
 
+def test_the_shipped_cards_commands_give_the_settings_it_records():
+    """The card's commands reproduce the shipped model: parsed as the CLI parses them, they give the
+    settings the card records (Keras' BatchNormalization momentum, 0.99, included: it trained
+    before 0.9 became the default)."""
+    import shlex
+    from dataclasses import fields
+
+    from core.__main__ import build_parser, train_config
+    from core.card import DEFAULT_MODEL_PATH
+    from core.config import TrainConfig
+
+    card = load_model(DEFAULT_MODEL_PATH).card
+    names = [f.name for f in fields(TrainConfig)]
+    recorded = TrainConfig(**{k: v for k, v in card.training.items() if k in names})
+    assert set(names) <= set(card.training)
+    parse = build_parser().parse_args
+    assert train_config(parse(shlex.split(card.command)[3:])) == recorded
+    first = train_config(parse(shlex.split(card.training["init_model_made_by"])[3:]))
+    assert first.bn_momentum == 0.99 and first.init_model is None
+
+
 def test_the_shipped_card_holds_the_shipped_weights_fingerprint():
     from core.card import DEFAULT_MODEL_PATH
     from core.model import weights_fingerprint

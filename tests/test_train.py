@@ -699,3 +699,57 @@ def test_training_on_a_few_surveyed_fields_runs_and_scores_their_pixels(small_sc
         dict(card_facts(card))["Training"]
     dense = train(replace(CFG, epochs=1), [f"{img}:{lab}"], [f"{img}:{lab}"], tmp_path / "dense")
     assert "patches_around_labels" not in load_model(dense.best_model).card.training
+
+
+def _batchnorm(model):
+    import keras
+
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def test_the_batchnorm_momentum_is_the_one_the_training_step_uses(small_scene, tmp_path):
+    """Keras' own 0.99 left a short run's moving statistics a third random start: the run's
+    bn_momentum (0.9 by default) is what the traced training step applies, and it changes only
+    the moving statistics (the weights train the same)."""
+    import keras
+    import numpy as np
+
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    one_step = replace(CFG, epochs=1, steps_per_epoch=1)
+    models = {}
+    for m in (0.9, 0.99):
+        train(replace(one_step, bn_momentum=m), pair, pair, tmp_path / str(m))
+        models[m] = keras.models.load_model(tmp_path / str(m) / "last.keras", compile=False)
+    assert {layer.momentum for layer in _batchnorm(models[0.9])} == {0.9}  # (saved with the checkpoint)
+    assert {layer.momentum for layer in _batchnorm(models[0.99])} == {0.99}
+    first = [_batchnorm(models[m])[0] for m in (0.9, 0.99)]
+    # one step from a zero mean: (1 - momentum) x the batch's mean, the same batch in both runs
+    assert np.abs(np.asarray(first[1].moving_mean)).max() > 1e-6
+    np.testing.assert_allclose(np.asarray(first[0].moving_mean), 10 * np.asarray(first[1].moving_mean),
+                               rtol=1e-3, atol=1e-8)
+    kernels = [np.asarray(models[m].layers[1].kernel) for m in (0.9, 0.99)]
+    np.testing.assert_allclose(kernels[0], kernels[1], rtol=1e-5, atol=1e-7)
+
+
+def test_a_run_recorded_before_bn_momentum_resumes_with_the_default(small_scene, tmp_path):
+    """A run started before bn_momentum was recorded (its checkpoint trained with Keras' 0.99)
+    resumes with the same command, with the default from then on."""
+    import keras
+
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    seen = []
+
+    def stop_in_epoch_2():
+        return len([e for e in seen if e["event"] == "epoch"]) >= 1 and seen[-1]["event"] == "batch"
+
+    run = tmp_path / "run"
+    assert train(replace(CFG, bn_momentum=0.99), pair, pair, run, progress=seen.append,
+                 should_stop=stop_in_epoch_2).stopped == "cancelled"
+    info = json.loads((run / "run.json").read_text())
+    del info["config"]["bn_momentum"]
+    (run / "run.json").write_text(json.dumps(info))
+    assert train(CFG, pair, pair, run, resume=True).epochs_done == 3
+    last = keras.models.load_model(run / "last.keras", compile=False)
+    assert {layer.momentum for layer in _batchnorm(last)} == {TrainConfig().bn_momentum}
