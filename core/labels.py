@@ -131,6 +131,18 @@ class LabelCounts:
         return self.crop / self.labelled if self.labelled else None
 
 
+#: labels covering less than this share of an image's pixels are a few fields (surveyed ones, say),
+#: not a land-cover product with gaps: the rest of the image is "not labelled" rather than no data,
+#: and the label layer leaves it clear over the imagery (:func:`core.overlays.labels_layer`)
+FEW_LABELS_SHARE = 0.5
+
+
+def few_labels(labelled: int, imaged: int) -> bool:
+    """Whether ``labelled`` pixels of an image's ``imaged`` ones (with data) are a few fields
+    (:data:`FEW_LABELS_SHARE`)."""
+    return labelled < FEW_LABELS_SHARE * imaged
+
+
 def label_counts(mask: np.ndarray, valid: np.ndarray) -> LabelCounts:
     """Count a crop mask's classes (:data:`CROP`, :data:`NOT_CROP`) over the pixels where ``valid``
     (the image has data): a label under no image data is never counted, as in every metric."""

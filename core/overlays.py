@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from core.errors import InvalidDataError
-from core.labels import CROP, NODATA, NOT_CROP
+from core.labels import CROP, NODATA, NOT_CROP, few_labels
 from core.grid import Grid
 
 #: Default largest side of an overlay image, in pixels.
@@ -230,6 +230,21 @@ def labels_colour(mask: np.ndarray, show_nodata: bool = False, imaged: np.ndarra
         rgba[sel, :3] = CLASS_COLOURS[name]
         rgba[sel, 3] = 255
     return rgba
+
+
+def labels_layer(mask: np.ndarray, imaged: np.ndarray | None = None) -> tuple[np.ndarray, Legend]:
+    """The label layer's RGBA and legend: crop / not crop, and pixels of the image (``imaged``;
+    default all) without a label painted "no data" (named in the legend only where there are
+    some) unless the labels are a few fields (:func:`core.labels.few_labels`): then the rest is
+    left clear ("not labelled", an empty swatch)."""
+    where = np.ones(mask.shape, bool) if imaged is None else imaged
+    unlabelled = (mask == NODATA) & where
+    few = few_labels(int(where.sum() - unlabelled.sum()), int(where.sum()))  # (:func:`core.labels.few_labels`)
+    rgba = labels_colour(mask, show_nodata=not few, imaged=imaged)
+    legend = class_legend("Labels", ["crop", "not crop"] + (["no data"] if unlabelled.any() and not few else []))
+    if few:
+        legend = replace(legend, items=legend.items + (("not labelled", "transparent"),))
+    return rgba, legend
 
 
 def probability_colour(prob: np.ndarray) -> np.ndarray:
@@ -751,7 +766,9 @@ def _scale_bar(draw, image_height: int, metres_per_px: float, image_width: int, 
 
 
 def _over_white(colour: str, opacity: float) -> tuple[int, int, int]:
-    """A hex colour at ``opacity`` over white, as RGB."""
+    """A hex colour (or "transparent": an empty swatch) at ``opacity`` over white, as RGB."""
+    if colour == "transparent":
+        return (255, 255, 255)
     rgb = [int(colour.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)]
     return tuple(round(255 + (c - 255) * opacity) for c in rgb)
 

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.config import PatchConfig
-from core.labels import get_class_map, label_counts
+from core.labels import few_labels, get_class_map, label_counts
 from core.metrics import area_ha, format_area, nominal_area
 from core.patchset import crop_share_gap, cut_train_test
 from pages.components import cached, navigation, parts, regionmap, scene, state, ui
@@ -95,8 +95,12 @@ with stats_col:
         counts = label_counts(mask, valid)
         labelled = counts.labelled
         st.metric("Crop share (labels)", f"{counts.crop_share:.1%}" if labelled else "n/a")
-        st.caption(f"{counts.crop:,} crop / {counts.not_crop:,} not crop / {n - labelled:,} no data pixels "
-                   + ("in the region (in the labels or the image)" if known else "(in the labels or the image)"))
+        # (a few surveyed fields: the rest is not labelled, and the label layer leaves it clear)
+        few = few_labels(labelled, int(valid.sum()))
+        rest = "not labelled pixels" if few else "no data pixels"
+        st.caption(f"{counts.crop:,} crop / {counts.not_crop:,} not crop / {n - labelled:,} {rest} "
+                   + ("in the region " if known else "")
+                   + ("(or without image data)" if few else "(in the labels or the image)"))
         if not labelled and valid.any():  # nothing to train on or to score against
             st.warning("The labels hold no class where the image has data: the label product does not cover this "
                        "region or year (the CDL covers the contiguous United States, and before 2008 only some "

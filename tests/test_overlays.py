@@ -51,6 +51,24 @@ def test_class_and_probability_rendering():
     # no data is shown where the image has data (a pixel without a label), not outside the region's polygon
     inside = ov.labels_colour(np.array([[255, 255, 1]], np.uint8), True, imaged=np.array([[True, False, False]]))
     assert inside[0, :, 3].tolist() == [255, 0, 255]
+    # labels of a few fields (under half the image's pixels) leave the rest clear, not "no data" over the imagery
+    fields = np.full((4, 4), 255, np.uint8)
+    fields[:1] = 1
+    fields[1, :3] = 0
+    rgba, legend = ov.labels_layer(fields)  # 7 of 16 pixels labelled
+    assert (rgba[..., 3] == 255).sum() == 7 and legend.items[-1] == ("not labelled", "transparent")
+    assert [label for label, _ in legend.items] == ["crop", "not crop", "not labelled"]
+    assert "background:transparent" in legend.to_html()
+    fields[1, 3] = fields[2, 0] = 0  # 9 of 16: most of the image, so the rest is no data, as gaps in a product
+    rgba, legend = ov.labels_layer(fields)
+    assert (rgba[..., 3] == 255).all() and [label for label, _ in legend.items] == ["crop", "not crop", "no data"]
+    # counted over the image's pixels: outside the image (or the region) nothing is painted
+    imaged = np.zeros((4, 4), bool)
+    imaged[:2] = True
+    fields[1, 3] = 255  # 7 of its 8 pixels labelled
+    rgba, legend = ov.labels_layer(np.where(imaged, fields, 255).astype(np.uint8), imaged)
+    assert (rgba[..., 3] == 255).sum() == 8 and legend.items[-1][0] == "no data"
+    assert ov.labels_layer(np.ones((2, 2), np.uint8))[1].items == ov.class_legend("Labels", ["crop", "not crop"]).items
     # legend swatches at the layer's opacity, as the map draws the layer
     legend = ov.class_legend("Labels", ["crop", "no data"])
     assert "opacity" not in legend.to_html() and legend.to_html(0.5).count("opacity:0.50") == 2

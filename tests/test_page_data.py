@@ -234,12 +234,15 @@ def test_the_labels_legend_names_no_data_only_where_the_layer_shows_some(tmp_pat
     whole[0, :8] = 1
     gappy = whole.copy()
     gappy[0, 0, 0] = 255
+    fields = np.full((1, 16, 16), 255, np.uint8)  # a few surveyed fields: the rest is left clear
+    fields[0, 2:6, 2:6], fields[0, 9:12, 3:14] = 1, 0
     items = {}
-    for name, data in (("whole", whole), ("gappy", gappy)):
+    for name, data in (("whole", whole), ("gappy", gappy), ("fields", fields)):
         path = write_raster(tmp_path / f"{name}.tif", data)
         legend = cached.labels_overlay(str(path), cached.mtime(str(path)), "binary").legend
         items[name] = [label for label, _ in legend.items]
-    assert items == {"whole": ["crop", "not crop"], "gappy": ["crop", "not crop", "no data"]}
+    assert items == {"whole": ["crop", "not crop"], "gappy": ["crop", "not crop", "no data"],
+                     "fields": ["crop", "not crop", "not labelled"]}
 
 
 def test_the_data_page_gives_the_labels_crop_of_each_part_of_the_region(fake_map):
@@ -285,3 +288,21 @@ def test_the_whole_image_s_gaps_are_hatched_under_its_layers(fake_map):
     under, image = (next(c for c in m._children.values() if getattr(c, "layer_name", None) == name)
                     for name in (scene.UNDER_WHOLE_IMAGE, "True colour (R,G,B)"))
     assert under.bounds == image.bounds  # (placed over the image)
+
+
+def test_labels_of_a_few_surveyed_fields_leave_the_imagery_clear(fake_map, small_scene, tmp_path):
+    """Surveyed fields label a few percent of an image: the rest is "not labelled" in the figures and
+    the legend, and the layer leaves it clear (it was painted black "no data" over the imagery)."""
+    from testdata import surveyed_labels
+
+    img, lab = small_scene
+    fields = surveyed_labels(lab, tmp_path / "fields_cdl.tif")
+    at = new_app()
+    at.session_state["source"] = {"kind": "local", "image": str(img), "labels": str(fields), "label_map": "cdl",
+                                  "title": "surveyed"}
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and not at.error
+    caption = [c.value for c in at.caption if " not crop / " in c.value]
+    assert len(caption) == 1 and "not labelled pixels" in caption[0] and "(or without image data)" in caption[0]
+    assert "Labels" in map_legends(fake_map) and "not labelled" in map_legends(fake_map)
+    assert "no data" not in map_legends(fake_map).split("Labels", 1)[1]

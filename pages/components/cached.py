@@ -169,15 +169,12 @@ def image_overlay(path: str, path_mtime: float, layer: str, offset: tuple[int, i
 @st.cache_data(max_entries=8, show_spinner=False)
 def labels_overlay(path: str, path_mtime: float, label_map: str, offset: tuple[int, int] = (0, 0),
                    image_path: str | None = None, image_mtime: float = 0.0) -> ov.Overlay:
-    """The label layer: crop / not crop / no data (no data only where the image on the same grid,
-    ``image_path``, has data: not over the rest of the region's bounding box)."""
+    """The label layer (:func:`core.overlays.labels_layer`) over the pixels where the image on the
+    same grid, ``image_path``, has data: not over the rest of the region's bounding box."""
     mask = label_mask(path, path_mtime, label_map)
     grid = image_grid_of_labels(path, path_mtime)
     imaged = image_arrays(image_path, image_mtime)[1] if image_path is not None else None
-    rgba = ov.labels_colour(mask, show_nodata=True, imaged=imaged)
-    # "no data" in the legend only where the layer shows some (a swatch for nothing is looked for in vain)
-    shown_nodata = bool(((mask == NODATA) & (imaged if imaged is not None else True)).any())
-    legend = ov.class_legend("Labels", ["crop", "not crop"] + (["no data"] if shown_nodata else []))
+    rgba, legend = ov.labels_layer(mask, imaged)
     return ov.make_overlay("Labels", rgba, grid, offset, legend)
 
 
