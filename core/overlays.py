@@ -239,7 +239,7 @@ def labels_layer(mask: np.ndarray, imaged: np.ndarray | None = None) -> tuple[np
     left clear ("not labelled", an empty swatch)."""
     where = np.ones(mask.shape, bool) if imaged is None else imaged
     unlabelled = (mask == NODATA) & where
-    few = few_labels(int(where.sum() - unlabelled.sum()), int(where.sum()))  # (:func:`core.labels.few_labels`)
+    few = few_labels(int(where.sum() - unlabelled.sum()), int(where.sum()))
     rgba = labels_colour(mask, show_nodata=not few, imaged=imaged)
     legend = class_legend("Labels", ["crop", "not crop"] + (["no data"] if unlabelled.any() and not few else []))
     if few:
