@@ -1,7 +1,7 @@
 """Light preset vs the 2019 notebook's seed preset: inference and training throughput, and IoU on
 ``val`` after the same short training schedule.
 
-    python benchmarks/bench_presets.py [--steps 100] [--batch 16]
+    python benchmarks/bench_presets.py [--steps 100] [--batch 16] [--only schedule] [--presets light]
 
 Uses the Ag-Net data (``AGNET_DATA``, default ../shared/data/agnet). Takes about 40 minutes on a
 2-core CPU, most of it training the seed preset.
@@ -76,6 +76,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--only", choices=["throughput", "schedule"], default=None)
+    ap.add_argument("--presets", nargs="+", choices=["light", "seed"], default=["light", "seed"],
+                    help="the presets to train on the schedule (e.g. light alone, for as long as the seed took)")
     args = ap.parse_args()
     if args.only != "schedule":
         from core.card import Preset
@@ -91,9 +93,10 @@ def main() -> None:
         save("presets_throughput", out)
     if args.only != "throughput":
         sched = {}
-        for preset in ("light", "seed"):
+        name = "presets_schedule" if args.steps == 100 else f"presets_schedule_{args.steps}_steps"
+        for preset in args.presets:
             sched[preset] = short_schedule(preset, args.steps, args.batch)
-            save("presets_schedule", sched)
+            save(name, sched)
 
 
 if __name__ == "__main__":
