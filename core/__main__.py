@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from core.errors import CropMapError  # noqa: E402
 from core.errors import environment_error as _environment_error  # noqa: E402
 from core.labels import CLASS_MAPS  # noqa: E402
-from core.progress import TqdmProgress  # noqa: E402
+from core.progress import TqdmProgress, new_bar  # noqa: E402
 
 
 #: config field -> the command-line option that sets it, where the two are spelt differently
@@ -91,9 +91,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         _warn_band_map(band_map, [img for items, flag in ((args.train, "--train"), (args.val, "--val"))
                                   if not split_sources(items, flag) for img, _ in pair_paths(items)])
     cfg = train_config(args)
-    from tqdm import tqdm
-
-    bar = tqdm(total=cfg.epochs * cfg.steps_per_epoch, unit="step", dynamic_ncols=True, disable=None)
+    bar = new_bar(total=cfg.epochs * cfg.steps_per_epoch, unit="step")
 
     def progress(ev: dict) -> None:
         if bar.n == 0 and ev["epoch"] > 1:  # a resumed run: its earlier epochs are not steps done at this run's rate
