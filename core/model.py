@@ -135,18 +135,16 @@ def compile_model(model: keras.Model, learning_rate=1e-3) -> keras.Model:
     return model
 
 
-def set_batchnorm_momentum(model: keras.Model, momentum: float) -> int:
+def set_batchnorm_momentum(model: keras.Model, momentum: float) -> None:
     """Set the moving-average momentum of every BatchNormalization layer of ``model`` (nested
     models included) before it is trained: a traced training step keeps the value it was traced
-    with. The momentum is saved with the model's layers. Returns how many layers were set."""
-    todo, n = list(model.layers), 0
+    with. The momentum is saved with the model's layers."""
+    todo = list(model.layers)
     while todo:
         layer = todo.pop()
         if isinstance(layer, layers.BatchNormalization):
             layer.momentum = float(momentum)
-            n += 1
         todo.extend(getattr(layer, "layers", ()))
-    return n
 
 
 def weights_fingerprint(model) -> str:

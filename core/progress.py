@@ -21,8 +21,8 @@ def _signals_held() -> Iterator[None]:
         yield
         return
     arrived: list[int] = []
-    previous = {sig: signal.getsignal(sig) for sig in _HELD}
-    previous = {sig: handler for sig, handler in previous.items() if callable(handler)}  # (not SIG_DFL / SIG_IGN)
+    # (Python handlers only: SIG_DFL and SIG_IGN stay as they are)
+    previous = {sig: handler for sig in _HELD if callable(handler := signal.getsignal(sig))}
     for sig in previous:
         signal.signal(sig, lambda signum, _frame: arrived.append(signum))
     try:
@@ -30,8 +30,8 @@ def _signals_held() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    for signum in arrived[:1]:  # (after a body that raised, its exception goes on instead)
-        previous[signum](signum, None)
+    if arrived:  # (after a body that raised, its exception goes on instead)
+        previous[arrived[0]](arrived[0], None)
 
 
 def new_bar(**kwargs):
