@@ -50,6 +50,8 @@ tab_ship, tab_upload, tab_train = st.tabs(["Shipped weights", "Upload a model", 
 
 with tab_ship:
     st.write(f"`{SHIPPED.name}`: the U-Net trained on the Ag-Net Landsat 8 / CDL blocks.")
+    if (scope := models.scope_note(SHIPPED)) is not None:
+        st.caption(scope)
     current = state.get(state.MODEL_PATH)
     in_use = bool(current) and Path(current).resolve() == SHIPPED.resolve()
     # the step to take until it is taken (a primary button after loading looked like a step still to do)

@@ -20,6 +20,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: what the model learned from (the data README): one scene, one date; the Model page says so beside the weights
+AGNET_DATA = ("Ag-Net: one Landsat 8 OLI scene of the northern Great Plains, USA (Red River valley area), "
+              "2015-09-02 (late season), 30 m pixels, with USDA CDL 2015 labels: 23 train blocks, 6 val blocks "
+              "(1024 x 1024 px); the model was selected on val loss")
 #: Ag-Net's pixel size (Landsat 8 OLI, 30 m: the data README), which its files do not carry
 AGNET_PIXEL_SIZE_M = 30.0
 sys.path.insert(0, str(ROOT))
@@ -102,8 +106,7 @@ def main() -> None:
     new = ModelCard(**{**card.__dict__, "metrics": metrics, "command": info["command"],
                        "pixel_size_m": card.pixel_size_m if card.pixel_size_m is not None else AGNET_PIXEL_SIZE_M,
                        "training": training,
-                       "data": "Ag-Net (Landsat 8 OLI 2015-09-02 + USDA CDL 2015): 23 train blocks, 6 val blocks "
-                               "(1024 x 1024 px); the model was selected on val loss",
+                       "data": AGNET_DATA,
                        "notes": "Light preset (base 16, depth 4). Inputs R, G, B, NIR surface reflectance 0-1 and NDVI, "
                                 "normalized with the statistics below. Output: crop probability (CDL crop codes "
                                 "1-61, 66-77, 204-254)." + (

@@ -420,3 +420,37 @@ def _slow_job_on_the_model_page(name: str):
         yield at, job_dir
     finally:
         jobs.cancel(job_dir, terminate_after_s=0)
+
+
+def test_shipped_weights_say_what_they_learned_from_and_how_far_that_goes(fake_map, tiny_model_path, tmp_path,
+                                                                          monkeypatch):
+    """The shipped tab gives the card's training data (one scene, one date) and its validation IoU, and
+    that elsewhere the model is to be checked or fine-tuned; a card that names no data adds nothing."""
+    import json
+    import shutil
+
+    from core.card import DEFAULT_MODEL_PATH
+    from pages.components.ui import plain
+
+    shipped = json.loads(DEFAULT_MODEL_PATH.with_suffix(".json").read_text())
+    at = new_app()
+    at.switch_page("pages/model.py")
+    at.run()
+    assert not at.exception
+    note = next(c.value for c in at.caption if c.value.startswith("Trained on"))
+    # the card's words as written (escaped for Markdown), which name the scene's place and date
+    assert "northern Great Plains" in shipped["data"] and "2015-09-02" in shipped["data"]
+    assert plain(shipped["data"]) in note
+    assert f"validation IoU there is {shipped['metrics']['val_blocks']['iou']:.2f}" in note
+    assert "Quality page" in note and "fine-tune" in note
+    # a model of one's own as the shipped weights (CROPMAP_SHIPPED_MODEL), its card without training data
+    own = tmp_path / "own.keras"
+    shutil.copy(tiny_model_path, own)
+    card = json.loads(Path(tiny_model_path).with_suffix(".json").read_text())
+    own.with_suffix(".json").write_text(json.dumps({**card, "data": ""}))
+    monkeypatch.setenv("CROPMAP_SHIPPED_MODEL", str(own))
+    at = new_app()
+    at.switch_page("pages/model.py")
+    at.run()
+    assert not at.exception
+    assert not [c for c in at.caption if c.value.startswith("Trained on")]

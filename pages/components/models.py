@@ -136,6 +136,21 @@ def validation_iou(model_path: str | os.PathLike) -> float | None:
     return card.validation_iou() if card is not None else None
 
 
+def scope_note(model_path: str | os.PathLike) -> str | None:
+    """What a model's card says it learned from, with its validation IoU, and that elsewhere it is to be
+    checked or fine-tuned (the shipped model's one scene, for a valley elsewhere); None without a card
+    or where it names no training data."""
+    card = _card(model_path)
+    if card is None or not card.data:
+        return None
+    iou = card.validation_iou()
+    measured = f" Its validation IoU there is {iou:.2f}." if iou is not None else ""
+    # (the card's words as written: a file's text, not Markdown)
+    return (f"Trained on {ui.plain(ui.sentence(card.data.strip(), '.'))}{measured} On another region, season or sensor it has not "
+            "been measured: check it against labels on the Quality page, or fine-tune it on labels of your region "
+            "(Train tab: *Start from the model in use*).")
+
+
 def _card(model_path: str | os.PathLike):
     """The card beside a model (read without loading TensorFlow), or None where it is missing or damaged."""
     from core.card import load_card
