@@ -286,7 +286,9 @@ def imaged_label(composite: CompositeConfig, labels: LabelConfig, geometry: Mapp
     import ee
 
     imaged = composite_image(composite, geometry).select(list(bands)).mask().reduce(ee.Reducer.min()).gt(0)
-    return label_image(labels, geometry).where(imaged.Not(), NODATA).rename(LABEL_BAND)
+    # on the composite's pixels, each the product's most frequent class under it (labels.aggregated)
+    on_grid = label_image(labels, geometry, composite.resolution, composite.crs_for(geometry))
+    return on_grid.where(imaged.Not(), NODATA).rename(LABEL_BAND)
 
 
 def sampling_projection(composite: CompositeConfig, geometry: Mapping[str, Any]):

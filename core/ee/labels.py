@@ -37,6 +37,16 @@ PRODUCTS: dict[str, tuple[str, str, int, int | None]] = {
 }
 
 
+#: product -> the ground size of its pixels in metres; a grid of coarser pixels takes each one's most
+#: frequent class among them (:func:`aggregated`). A user asset's size is not known without a request:
+#: its pixels are taken as Earth Engine takes them by default, the one nearest each pixel's centre.
+NATIVE_SCALE_M: dict[str, float] = {"worldcover": 10.0, "dynamicworld": 10.0, "glcfcs30d": 30.0, "cdl": 30.0}
+#: products made of several images (a mode over dates, a mosaic of tiles), which carry no projection of
+#: their own (Earth Engine's default for such: 1 degree), so one of their pixel size is given them
+COMPOSED = frozenset({"dynamicworld", "glcfcs30d"})
+#: coarser by less than this: nearest is kept (30 m products on a 30 m grid; a few metres of shift)
+AGGREGATE_ABOVE = 1.5
+
 #: products still made each year -> years after a year ends before its map is out (CDL: early the next year)
 PUBLISHED_AFTER: dict[str, int] = {"cdl": 1, "dynamicworld": 0, "asset": 0}
 
@@ -218,13 +228,48 @@ def to_binary(raw, crop_codes, nodata_codes):
     return out.unmask(NODATA, False).toUint8().rename("label")
 
 
-def raw_label_image(cfg: LabelConfig, geometry: Mapping[str, Any] | None = None):
-    """The product's raw class-code image (one band) for the config.
+def aggregated(raw, product: str, scale_m: float | None, crs: str | None):
+    """``raw`` class codes as pixels of ``scale_m`` metres take them: each its most frequent class
+    among the product's pixels under it (weighted by the area each covers; masked ones left out),
+    as :mod:`core.resample` takes a local label raster's, instead of Earth Engine's default, the
+    class of the one pixel nearest its centre (on 10 m WorldCover at 30 m, one pixel of nine).
+
+    Unchanged where the grid is not coarser than the product's pixels by :data:`AGGREGATE_ABOVE`
+    or more, without a scale, and for a user asset (:data:`NATIVE_SCALE_M`). The grid itself is the
+    request's or export's, as for the nearest pixel.
+    """
+    import math
+
+    import ee
+
+    native = NATIVE_SCALE_M.get(product)
+    if scale_m is None or native is None or scale_m < AGGREGATE_ABOVE * native:
+        return raw
+    raw = ee.Image(raw)
+    if product in COMPOSED:  # (a crs is needed for that: the grid's, at the product's pixel size)
+        if not crs:
+            raise ConfigError(f"aggregating {product} labels to {scale_m:g} m needs the grid's CRS")
+        raw = raw.setDefaultProjection(crs, None, native)
+    # the product pixels one pixel may touch: (ratio + 2)^2 where their grids are not aligned or one is
+    # turned (WorldCover's is in degrees); at least Earth Engine's default, 64
+    most = max(64, (math.ceil(scale_m / native) + 2) ** 2)
+    return raw.reduceResolution(ee.Reducer.mode(), False, most)
+
+
+def raw_label_image(cfg: LabelConfig, geometry: Mapping[str, Any] | None = None, scale_m: float | None = None,
+                    crs: str | None = None):
+    """The product's raw class-code image (one band) for the config; with ``scale_m`` (and the grid's
+    ``crs``), for pixels of that size: each the most frequent class under it (:func:`aggregated`).
 
     Raises:
         ConfigError: Dynamic World dates that end before its first map (2015-06-27); CDL for a
         ``geometry`` wholly outside the contiguous United States.
     """
+    return aggregated(_product_codes(cfg, geometry), cfg.product, scale_m, crs)
+
+
+def _product_codes(cfg: LabelConfig, geometry: Mapping[str, Any] | None):
+    """The product's class codes at its own pixels (see :func:`raw_label_image`)."""
     import ee
 
     if cfg.product == "worldcover":
@@ -264,9 +309,13 @@ def raw_label_image(cfg: LabelConfig, geometry: Mapping[str, Any] | None = None)
     return image.select(cfg.band) if cfg.band else image.select(0)
 
 
-def label_image(cfg: LabelConfig, geometry: Mapping[str, Any] | None = None):
-    """The crop / not-crop / no-data ``label`` image (uint8) of a label config."""
+def label_image(cfg: LabelConfig, geometry: Mapping[str, Any] | None = None, scale_m: float | None = None,
+                crs: str | None = None):
+    """The crop / not-crop / no-data ``label`` image (uint8) of a label config; with ``scale_m`` (and
+    the grid's ``crs``), from the product's most frequent class under each pixel of that size
+    (:func:`aggregated`), for downloads and exports (map tiles take Earth Engine's own pyramids)."""
+    raw = raw_label_image(cfg, geometry, scale_m, crs)
     if cfg.product == "asset":
-        return to_binary(raw_label_image(cfg, geometry), cfg.crop_values, cfg.nodata_values)
+        return to_binary(raw, cfg.crop_values, cfg.nodata_values)
     cmap = CLASS_MAPS[cfg.class_map_name]
-    return to_binary(raw_label_image(cfg, geometry), cmap.crop_codes, cmap.nodata_codes)
+    return to_binary(raw, cmap.crop_codes, cmap.nodata_codes)

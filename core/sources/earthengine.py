@@ -351,14 +351,15 @@ class EarthEngineSource:
         image = prepare_image(composite_image(cfg, geometry), INPUT_BANDS, "float32", SENTINEL)
         # the label expression too before any pixel is fetched: a recipe it refuses (ConfigError, e.g.
         # Dynamic World before 2015) must not cost the composite's download first
-        label_img = None
+        # (on the composite's pixels, each the product's most frequent class under it: labels.aggregated)
+        label_img, on_grid = None, {"scale_m": cfg.resolution, "crs": label_plan.crs}
         if self.labels is not None and self._keeps_codes():
             import ee
 
-            label_img = prepare_image(ee.Image(raw_label_image(self.labels, geometry)).rename("class"), ("class",),
-                                      "int16", CODE_NODATA)
+            label_img = prepare_image(ee.Image(raw_label_image(self.labels, geometry, **on_grid)).rename("class"),
+                                      ("class",), "int16", CODE_NODATA)
         elif self.labels is not None:
-            label_img = prepare_image(label_image(self.labels, geometry), ("label",), "uint8", NODATA)
+            label_img = prepare_image(label_image(self.labels, geometry, **on_grid), ("label",), "uint8", NODATA)
         image_path, labels_path = out / SCENE_IMAGE, None
         codes = {}
         with staging_dir(out, prefix=".ee-fetch-") as tmp:  # a failed fetch leaves nothing new behind

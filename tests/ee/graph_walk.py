@@ -26,3 +26,15 @@ def arguments_of(graph: Any, function: str) -> list[dict]:
     return [n["functionInvocationValue"]["arguments"] for n in nodes(graph)
             if isinstance(n.get("functionInvocationValue"), dict)
             and n["functionInvocationValue"].get("functionName") == function]
+
+
+def resolved(graph: dict, node: dict) -> dict:
+    """``node`` with a ``valueReference`` followed to the value it names in ``graph["values"]``."""
+    while isinstance(node, dict) and "valueReference" in node:
+        node = graph["values"][node["valueReference"]]
+    return node
+
+
+def function_of(graph: dict, node: dict) -> str | None:
+    """The function a value node (or the value it refers to) invokes, or None."""
+    return resolved(graph, node).get("functionInvocationValue", {}).get("functionName")

@@ -144,6 +144,19 @@ def test_patch_labels_are_no_data_where_the_composite_is_masked(ee_offline, grap
     assert '"Image.mask"' in arrays and '"Image.where"' in arrays
 
 
+@pytest.mark.parametrize("sensor, aggregated", [("L8", True), ("S2", False)])
+def test_patch_labels_of_a_finer_product_take_the_most_frequent_class(ee_offline, graph, sensor, aggregated):
+    """10 m WorldCover on Landsat's 30 m patches: each label pixel is the most frequent class under it,
+    in the points and the patch arrays alike; on Sentinel-2's 10 m, the product's own pixels."""
+    from core.ee.composites import CompositeConfig
+    from core.ee.labels import LabelConfig
+
+    comp, labels = CompositeConfig(sensor=sensor, start="2021-01-01", end="2021-12-31"), LabelConfig("worldcover")
+    for expr in (X.sample_points(comp, labels, CAMANA.geojson)["train"],
+                 X.patch_image(comp, labels, CAMANA.geojson, X.PatchExportConfig())):
+        assert bool(arguments_of(graph(expr), "Image.reduceResolution")) == aggregated
+
+
 def test_image_export_for_prediction(ee_offline, graph, golden):
     job = X.image_export_job(CAMANA.composite, CAMANA.geojson, DEST, name="camana",
                              image_cfg=X.ImageExportConfig(patch_size=256, kernel_buffer=32, max_file_mb=100))

@@ -11,7 +11,7 @@ from core.ee import labels as L
 from core.ee.presets import CAMANA, PRESETS, get_preset
 from core.errors import ConfigError, RegionError
 from core.labels import CLASS_MAPS
-from graph_walk import arguments_of, constants
+from graph_walk import arguments_of, constants, function_of, resolved
 
 REGION = CAMANA.geojson
 #: A region in Iowa, for the CDL (contiguous United States only; its graph does not hold the region).
@@ -363,3 +363,69 @@ def test_planner_refuses_a_geographic_crs():
 
     with pytest.raises(ConfigError, match="geographic"):
         plan_for_geometry(REGION, 30, ("R",), "float32", "EPSG:4326")
+
+
+#: the Camana valley's UTM zone (18 S), a download's grid CRS there
+UTM_18S = "EPSG:32718"
+
+
+@pytest.mark.parametrize(
+    "name, cfg, default_projection",
+    [
+        ("worldcover", L.LabelConfig("worldcover"), None),  # one image, with its own projection
+        ("dynamicworld", L.LabelConfig("dynamicworld", start="2021-01-01", end="2021-12-31"), (UTM_18S, 10.0)),
+    ],
+)
+def test_10_m_labels_on_30_m_pixels_take_their_most_frequent_class(ee_offline, graph, golden, name, cfg,
+                                                                    default_projection):
+    """On a 30 m grid, a 10 m product's label is the most frequent class of the nine or so pixels under
+    each (as core.resample takes a local raster's), not the class of the one nearest its centre;
+    aggregated before anything else is computed on it, and a composite (Dynamic World's mode over dates)
+    given a 10 m projection of the grid's CRS to aggregate from (it has none of its own)."""
+    g = graph(L.label_image(cfg, REGION, 30.0, UTM_18S))
+    golden(f"labels_{name}_30m", g)
+    (args,) = arguments_of(g, "Image.reduceResolution")
+    assert args["maxPixels"]["constantValue"] == 64  # (30 / 10 + 2)^2 = 25: Earth Engine's default holds it
+    assert args["reducer"]["functionInvocationValue"]["functionName"] == "Reducer.mode"
+    assert args.get("bestEffort", {"constantValue": False})["constantValue"] is False  # (no coarser pyramid level)
+    # the class codes are aggregated, then read as crop / not crop (every remap's image is the aggregation)
+    remapped = [function_of(g, a["image"]) for a in arguments_of(g, "Image.remap")]
+    assert remapped and set(remapped) == {"Image.reduceResolution"}
+    projections = arguments_of(g, "Image.setDefaultProjection")
+    if default_projection is None:
+        assert projections == [] and function_of(g, args["image"]) == "Image.select"  # WorldCover's Map band
+    else:
+        (p,) = projections
+        crs = resolved(g, p["crs"])["functionInvocationValue"]["arguments"]["crs"]["constantValue"]
+        assert (crs, p["scale"]["constantValue"]) == default_projection
+        assert function_of(g, args["image"]) == "Image.setDefaultProjection"
+        assert function_of(g, p["image"]) == "reduce.mode"  # (ImageCollection.mode)
+
+
+@pytest.mark.parametrize(
+    "cfg, scale, aggregated, most",
+    [
+        (L.LabelConfig("worldcover"), 10.0, False, None),  # Sentinel-2's grid: the product's own pixels
+        (L.LabelConfig("worldcover"), 300.0, True, 32 ** 2),  # (300 / 10 + 2)^2
+        (L.LabelConfig("glcfcs30d", year=2005), 30.0, False, None),  # the Camana preset: 30 m on 30 m
+        (L.LabelConfig("glcfcs30d", year=2005), 100.0, True, 64),
+        (L.LabelConfig("cdl", year=2021), 30.0, False, None),
+        (L.LabelConfig("cdl", year=2021), 60.0, True, 64),
+        (L.LabelConfig("asset", asset_id="users/someone/GLC30_camana", crop_values=(10,)), 300.0, False, None),
+        (L.LabelConfig("worldcover"), None, False, None),  # no grid given (map tiles): Earth Engine's own
+    ],
+)
+def test_labels_are_aggregated_only_onto_coarser_pixels(ee_offline, graph, cfg, scale, aggregated, most):
+    """Only where the grid's pixels are 1.5 times the product's or more; a user asset's pixel size is not
+    known without a request, so its pixels are taken as Earth Engine takes them (nearest)."""
+    g = graph(L.raw_label_image(cfg, IOWA if cfg.product == "cdl" else REGION, scale, UTM_18S))
+    found = arguments_of(g, "Image.reduceResolution")
+    assert bool(found) == aggregated
+    if aggregated:
+        assert found[0]["maxPixels"]["constantValue"] == most
+        assert bool(arguments_of(g, "Image.setDefaultProjection")) == (cfg.product in L.COMPOSED)
+
+
+def test_aggregating_a_composite_product_needs_the_grid_crs(ee_offline):
+    with pytest.raises(ConfigError, match="CRS"):
+        L.raw_label_image(L.LabelConfig("dynamicworld", year=2021), REGION, 30.0, None)

@@ -289,6 +289,30 @@ def test_a_user_asset_comes_down_as_a_crop_mask(ee_offline, tmp_path):
     assert scene.label_map == "binary" and "codes" not in scene.extra and not (tmp_path / "codes.tif").exists()
 
 
+@pytest.mark.parametrize("sensor, aggregated", [("L8", True), ("S2", False)])
+def test_a_finer_product_comes_down_as_its_most_frequent_class(ee_offline, tmp_path, sensor, aggregated):
+    """WorldCover's 10 m classes on a Landsat composite's 30 m grid: each pixel's label is their most
+    frequent class under it (Image.reduceResolution with Reducer.mode), not the one nearest its centre;
+    on Sentinel-2's 10 m grid, the product's own pixels."""
+    from core.ee.composites import CompositeConfig
+    from core.ee.labels import LabelConfig
+    from graph_walk import arguments_of
+
+    requests = []
+    src = EarthEngineSource(CompositeConfig(sensor=sensor, start="2021-01-01", end="2021-12-31"),
+                            LabelConfig("worldcover"), initialize=ready, compute=fake_compute(requests),
+                            getinfo=lambda d: {"count": 3, "dates": [1]}, max_workers=1)
+    src.fetch(CAMANA, tmp_path)
+    label_requests = [r for r in requests if r["bandIds"] == ["class"]]
+    assert label_requests
+    for r in label_requests:
+        g = ee_offline.serializer.encode(r["expression"], for_cloud_api=True)
+        found = arguments_of(g, "Image.reduceResolution")
+        assert bool(found) == aggregated
+        if aggregated:  # onto the request's own grid, the composite's (no reprojection of its own)
+            assert not arguments_of(g, "Image.reproject")
+
+
 def _labels_fail(requests):
     """computePixels that serves the composite but refuses the labels (not retryable)."""
     import ee
