@@ -8,7 +8,8 @@ exactly as :func:`core.reflectance.ndvi` computes it locally.
 
 The composite keeps no fixed projection (so map tiles render at every zoom); the scale and CRS
 of :class:`CompositeConfig` are applied by every request that materialises pixels (direct
-download grids, exports, sampling).
+download grids, exports, sampling), which average each scene onto a grid coarser than the sensor's
+pixels (``composite_image(..., on_grid=True)``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ CLOUD_SCORE_PLUS = "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"
 NDVI_EPS = 1e-6
 #: a southern UTM zone's false northing (EPSG:327xx against 326xx), in metres
 SOUTH_ZONE_FALSE_NORTHING = 10_000_000.0
+#: a grid this many times coarser than a source's pixels, or more, aggregates them into each of its
+#: own (:func:`aggregation`); a finer one takes Earth Engine's default, the source pixel nearest its centre
+AGGREGATE_ABOVE = 1.5
+#: the most source pixels aggregated into one (Earth Engine holds them in memory); a grid coarser still
+#: (over 60 times the source's pixels) starts from a coarser level of the source's pyramid
+MOST_AGGREGATED = 4096
 
 
 @dataclass(frozen=True)
@@ -383,9 +390,34 @@ def add_ndvi(image):
     return image.addBands(nd.rename("NDVI"))
 
 
-def composite_image(cfg: CompositeConfig, geometry: Mapping[str, Any]):
-    """Median composite with bands R, G, B, NIR (reflectance clipped at 0, float) and NDVI."""
-    refl = scene_collection(cfg, geometry).median().max(0).toFloat()
+def aggregation(scale_m: float, native_m: float) -> dict[str, Any] | None:
+    """``Image.reduceResolution``'s ``bestEffort`` and ``maxPixels`` for a grid of ``scale_m`` metres
+    over a source of ``native_m`` metre pixels, or None where the grid is less than
+    :data:`AGGREGATE_ABOVE` times coarser (its pixels are then the source's nearest)."""
+    if scale_m < AGGREGATE_ABOVE * native_m:
+        return None
+    # the source pixels one pixel may touch: (ratio + 2)^2 where the grids are not aligned or one is
+    # turned (WorldCover's is in degrees); at least Earth Engine's default, 64 (30 m of 10 m)
+    most = max(64, (math.ceil(scale_m / native_m) + 2) ** 2)
+    return {"bestEffort": most > MOST_AGGREGATED, "maxPixels": min(most, MOST_AGGREGATED)}
+
+
+def composite_image(cfg: CompositeConfig, geometry: Mapping[str, Any], on_grid: bool = False):
+    """Median composite with bands R, G, B, NIR (reflectance clipped at 0, float) and NDVI.
+
+    ``on_grid``: for pixels of the config's scale (downloads, exports, sampling): where it is coarser
+    than the sensor's (:func:`aggregation`, e.g. Sentinel-2 on 30 m for the shipped model), each
+    scene's reflectance is averaged over the sensor's pixels under each pixel (cloud-masked ones left
+    out), as :mod:`core.resample` averages a local image, before the median and NDVI; Earth Engine's
+    default would take the one pixel nearest each centre. Without it (map tiles), Earth Engine's own
+    pyramids at each zoom.
+    """
+    import ee
+
+    scenes = scene_collection(cfg, geometry)
+    if on_grid and (kw := aggregation(cfg.resolution, cfg.spec.scale)) is not None:
+        scenes = scenes.map(lambda scene: ee.Image(scene).reduceResolution(ee.Reducer.mean(), **kw))
+    refl = scenes.median().max(0).toFloat()
     image = add_ndvi(refl).select(list(FEATURE_BANDS)).toFloat()
     return image.set({"crop_mapping:sensor": cfg.sensor, "crop_mapping:start": cfg.start, "crop_mapping:end": cfg.end})
 

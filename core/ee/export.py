@@ -272,8 +272,9 @@ def task_description(*parts: Any) -> str:
 
 
 def features_image(cfg: CompositeConfig, geometry: Mapping[str, Any], bands: Sequence[str] = FEATURE_BANDS):
-    """The composite's bands with masked pixels set to 0 (the project's convention), float32."""
-    return composite_image(cfg, geometry).select(list(bands)).unmask(0).toFloat()
+    """The composite's bands on its grid (averaged where that is coarser than the sensor's pixels:
+    :func:`~core.ee.composites.composite_image`), masked pixels set to 0 (the project's convention), float32."""
+    return composite_image(cfg, geometry, on_grid=True).select(list(bands)).unmask(0).toFloat()
 
 
 def imaged_label(composite: CompositeConfig, labels: LabelConfig, geometry: Mapping[str, Any],
@@ -285,7 +286,8 @@ def imaged_label(composite: CompositeConfig, labels: LabelConfig, geometry: Mapp
     """
     import ee
 
-    imaged = composite_image(composite, geometry).select(list(bands)).mask().reduce(ee.Reducer.min()).gt(0)
+    imaged = composite_image(composite, geometry, on_grid=True).select(list(bands)).mask()
+    imaged = imaged.reduce(ee.Reducer.min()).gt(0)
     # on the composite's pixels, each the product's most frequent class under it (labels.aggregated)
     on_grid = label_image(labels, geometry, composite.resolution, composite.crs_for(geometry))
     return on_grid.where(imaged.Not(), NODATA).rename(LABEL_BAND)

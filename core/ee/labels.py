@@ -44,8 +44,6 @@ NATIVE_SCALE_M: dict[str, float] = {"worldcover": 10.0, "dynamicworld": 10.0, "g
 #: products made of several images (a mode over dates, a mosaic of tiles), which carry no projection of
 #: their own (Earth Engine's default for such: 1 degree), so one of their pixel size is given them
 COMPOSED = frozenset({"dynamicworld", "glcfcs30d"})
-#: coarser by less than this: nearest is kept (30 m products on a 30 m grid; a few metres of shift)
-AGGREGATE_ABOVE = 1.5
 
 #: products still made each year -> years after a year ends before its map is out (CDL: early the next year)
 PUBLISHED_AFTER: dict[str, int] = {"cdl": 1, "dynamicworld": 0, "asset": 0}
@@ -234,26 +232,27 @@ def aggregated(raw, product: str, scale_m: float | None, crs: str | None):
     as :mod:`core.resample` takes a local label raster's, instead of Earth Engine's default, the
     class of the one pixel nearest its centre (on 10 m WorldCover at 30 m, one pixel of nine).
 
-    Unchanged where the grid is not coarser than the product's pixels by :data:`AGGREGATE_ABOVE`
-    or more, without a scale, and for a user asset (:data:`NATIVE_SCALE_M`). The grid itself is the
-    request's or export's, as for the nearest pixel.
-    """
-    import math
+    Unchanged where the grid is not coarser than the product's pixels by
+    :data:`~core.ee.composites.AGGREGATE_ABOVE` or more, without a scale, and for a user asset
+    (:data:`NATIVE_SCALE_M`). The grid itself is the request's or export's, as for the nearest pixel.
 
+    Raises:
+        ConfigError: a composed product (:data:`COMPOSED`) to aggregate without the grid's ``crs``.
+    """
     import ee
 
+    from core.ee.composites import aggregation
+
     native = NATIVE_SCALE_M.get(product)
-    if scale_m is None or native is None or scale_m < AGGREGATE_ABOVE * native:
+    kw = aggregation(scale_m, native) if scale_m is not None and native is not None else None
+    if kw is None:
         return raw
     raw = ee.Image(raw)
     if product in COMPOSED:  # (a crs is needed for that: the grid's, at the product's pixel size)
         if not crs:
             raise ConfigError(f"aggregating {product} labels to {scale_m:g} m needs the grid's CRS")
         raw = raw.setDefaultProjection(crs, None, native)
-    # the product pixels one pixel may touch: (ratio + 2)^2 where their grids are not aligned or one is
-    # turned (WorldCover's is in degrees); at least Earth Engine's default, 64
-    most = max(64, (math.ceil(scale_m / native) + 2) ** 2)
-    return raw.reduceResolution(ee.Reducer.mode(), False, most)
+    return raw.reduceResolution(ee.Reducer.mode(), **kw)
 
 
 def raw_label_image(cfg: LabelConfig, geometry: Mapping[str, Any] | None = None, scale_m: float | None = None,

@@ -348,7 +348,7 @@ class EarthEngineSource:
                 progress(offset + done, max(total, offset + n), msg)
 
         stats = DownloadStats()
-        image = prepare_image(composite_image(cfg, geometry), INPUT_BANDS, "float32", SENTINEL)
+        image = prepare_image(composite_image(cfg, geometry, on_grid=True), INPUT_BANDS, "float32", SENTINEL)
         # the label expression too before any pixel is fetched: a recipe it refuses (ConfigError, e.g.
         # Dynamic World before 2015) must not cost the composite's download first
         # (on the composite's pixels, each the product's most frequent class under it: labels.aggregated)

@@ -44,7 +44,8 @@ def settings_form(current: dict | None) -> dict | None:
         scale = c5.number_input("Pixel size (m)", 10.0, 1000.0, d["scale"], 10.0,
                                 format="%g", key=f"ee_form_scale_{v}",
                                 help="the grid the imagery and labels are fetched on. The shipped model was trained "
-                                     "on 30 m Landsat pixels: keep 30 m for it (Sentinel-2 is then resampled); a "
+                                     "on 30 m Landsat pixels: keep 30 m for it (Sentinel-2's reflectance is then averaged "
+                                     "over its 10 m pixels, and 10 m labels take their most frequent class); a "
                                      "coarser size fits a larger region into one direct download")
         d1, d2, d3, d4, d5 = st.columns([2, 1, 1, 1, 1])
         product = d1.selectbox("Labels", products, index=products.index(d["product"]),

@@ -144,17 +144,26 @@ def test_patch_labels_are_no_data_where_the_composite_is_masked(ee_offline, grap
     assert '"Image.mask"' in arrays and '"Image.where"' in arrays
 
 
-@pytest.mark.parametrize("sensor, aggregated", [("L8", True), ("S2", False)])
-def test_patch_labels_of_a_finer_product_take_the_most_frequent_class(ee_offline, graph, sensor, aggregated):
-    """10 m WorldCover on Landsat's 30 m patches: each label pixel is the most frequent class under it,
-    in the points and the patch arrays alike; on Sentinel-2's 10 m, the product's own pixels."""
+@pytest.mark.parametrize("sensor, scale, reducers", [
+    ("L8", None, {"Reducer.mode"}),  # 10 m WorldCover on Landsat's 30 m patches
+    ("S2", None, set()),  # all on 10 m
+    ("S2", 30, {"Reducer.mode", "Reducer.mean"}),  # Sentinel-2 on 30 m patches: its reflectance averaged too
+])
+def test_patches_on_a_coarser_grid_are_aggregated(ee_offline, graph, sensor, scale, reducers):
+    """On patches coarser than the sources' pixels, each label pixel is the most frequent class under it
+    and the reflectance their mean, in the points, the patch arrays and the image export alike."""
     from core.ee.composites import CompositeConfig
     from core.ee.labels import LabelConfig
 
-    comp, labels = CompositeConfig(sensor=sensor, start="2021-01-01", end="2021-12-31"), LabelConfig("worldcover")
-    for expr in (X.sample_points(comp, labels, CAMANA.geojson)["train"],
-                 X.patch_image(comp, labels, CAMANA.geojson, X.PatchExportConfig())):
-        assert bool(arguments_of(graph(expr), "Image.reduceResolution")) == aggregated
+    comp = CompositeConfig(sensor=sensor, start="2021-01-01", end="2021-12-31", scale=scale)
+    labels = LabelConfig("worldcover")
+    exprs = {"points": X.sample_points(comp, labels, CAMANA.geojson)["train"],
+             "patches": X.patch_image(comp, labels, CAMANA.geojson, X.PatchExportConfig()),
+             "image": X.features_image(comp, CAMANA.geojson)}
+    for what, expr in exprs.items():
+        found = {a["reducer"]["functionInvocationValue"]["functionName"]
+                 for a in arguments_of(graph(expr), "Image.reduceResolution")}
+        assert found == (reducers - {"Reducer.mode"} if what == "image" else reducers), what
 
 
 def test_image_export_for_prediction(ee_offline, graph, golden):

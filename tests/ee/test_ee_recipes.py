@@ -429,3 +429,43 @@ def test_labels_are_aggregated_only_onto_coarser_pixels(ee_offline, graph, cfg, 
 def test_aggregating_a_composite_product_needs_the_grid_crs(ee_offline):
     with pytest.raises(ConfigError, match="CRS"):
         L.raw_label_image(L.LabelConfig("dynamicworld", year=2021), REGION, 30.0, None)
+
+
+def test_aggregation_inputs_per_pixel():
+    """reduceResolution's arguments for a grid over a source: none under 1.5 times the source's pixels,
+    Earth Engine's default 64 for 30 m over 10 m, room for a turned grid beyond, and a coarser pyramid
+    level past 4,096 source pixels a pixel."""
+    assert C.aggregation(10.0, 10.0) is None and C.aggregation(14.9, 10.0) is None
+    assert C.aggregation(30.0, 30.0) is None and C.aggregation(30.0, 10.0) == {"bestEffort": False, "maxPixels": 64}
+    assert C.aggregation(15.0, 10.0) == {"bestEffort": False, "maxPixels": 64}
+    assert C.aggregation(300.0, 10.0) == {"bestEffort": False, "maxPixels": 32 ** 2}
+    assert C.aggregation(620.0, 10.0) == {"bestEffort": False, "maxPixels": 64 ** 2}
+    assert C.aggregation(1000.0, 10.0) == {"bestEffort": True, "maxPixels": 4096}
+
+
+def test_sentinel2_on_30_m_pixels_averages_each_scene(ee_offline, graph, golden):
+    """Sentinel-2 on the shipped model's 30 m grid (downloads, exports): each scene's reflectance is the
+    mean of the 10 m pixels under each 30 m one (clouds left out: reduceResolution weighs by the mask),
+    then the median over scenes and NDVI from it, as a local image is averaged (core.resample); not the
+    one 10 m pixel nearest each centre. Map tiles (no grid) are left to Earth Engine's pyramids."""
+    cfg = C.CompositeConfig(sensor="S2", start="2021-01-01", end="2021-12-31", max_cloud=30, scale=30)
+    g = graph(C.composite_image(cfg, REGION, on_grid=True))
+    golden("composite_S2_30m", g)
+    (args,) = arguments_of(g, "Image.reduceResolution")
+    assert args["reducer"]["functionInvocationValue"]["functionName"] == "Reducer.mean"
+    assert (args["maxPixels"]["constantValue"], args["bestEffort"]["constantValue"]) == (64, False)
+    # inside the function mapped over the scenes (each scene averaged, before the median)
+    assert "argumentReference" in resolved(g, args["image"])
+    assert "reduce.median" in _functions(g) and "Image.reduceResolution" not in _functions(
+        graph(C.composite_image(cfg, REGION)))  # the map tiles' composite
+    # the same recipe otherwise: the unaggregated composite's graph differs only by the averaging
+    assert _functions(g) - _functions(graph(C.composite_image(cfg, REGION))) == {"Image.reduceResolution",
+                                                                                 "Reducer.mean"}
+
+
+@pytest.mark.parametrize("sensor, scale, reduced", [("L8", None, False), ("S2", None, False), ("L8", 60, True),
+                                                    ("L5", 90, True), ("S2", 20, True), ("S2", 14, False)])
+def test_composites_are_averaged_only_onto_coarser_pixels(ee_offline, graph, sensor, scale, reduced):
+    start, end = ("2005-01-01", "2005-12-31") if sensor == "L5" else ("2021-01-01", "2021-12-31")
+    cfg = C.CompositeConfig(sensor=sensor, start=start, end=end, scale=scale)
+    assert bool(arguments_of(graph(C.composite_image(cfg, REGION, on_grid=True)), "Image.reduceResolution")) == reduced

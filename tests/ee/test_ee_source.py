@@ -289,28 +289,33 @@ def test_a_user_asset_comes_down_as_a_crop_mask(ee_offline, tmp_path):
     assert scene.label_map == "binary" and "codes" not in scene.extra and not (tmp_path / "codes.tif").exists()
 
 
-@pytest.mark.parametrize("sensor, aggregated", [("L8", True), ("S2", False)])
-def test_a_finer_product_comes_down_as_its_most_frequent_class(ee_offline, tmp_path, sensor, aggregated):
-    """WorldCover's 10 m classes on a Landsat composite's 30 m grid: each pixel's label is their most
-    frequent class under it (Image.reduceResolution with Reducer.mode), not the one nearest its centre;
-    on Sentinel-2's 10 m grid, the product's own pixels."""
+@pytest.mark.parametrize("sensor, scale, image_reducer, label_reducer", [
+    ("L8", None, None, "Reducer.mode"),  # 10 m WorldCover on Landsat's 30 m
+    ("S2", None, None, None),  # all on 10 m: the pixels as they are
+    ("S2", 30, "Reducer.mean", "Reducer.mode"),  # Sentinel-2 on 30 m, the shipped model's pixels
+])
+def test_a_coarser_grid_comes_down_aggregated(ee_offline, tmp_path, sensor, scale, image_reducer, label_reducer):
+    """On a grid coarser than the sources' pixels, the composite's reflectance is their mean under each
+    pixel and the label their most frequent class (Image.reduceResolution), not the one pixel nearest
+    its centre; on the sources' own pixels, they come down as they are."""
     from core.ee.composites import CompositeConfig
     from core.ee.labels import LabelConfig
     from graph_walk import arguments_of
 
     requests = []
-    src = EarthEngineSource(CompositeConfig(sensor=sensor, start="2021-01-01", end="2021-12-31"),
+    src = EarthEngineSource(CompositeConfig(sensor=sensor, start="2021-01-01", end="2021-12-31", scale=scale),
                             LabelConfig("worldcover"), initialize=ready, compute=fake_compute(requests),
                             getinfo=lambda d: {"count": 3, "dates": [1]}, max_workers=1)
     src.fetch(CAMANA, tmp_path)
-    label_requests = [r for r in requests if r["bandIds"] == ["class"]]
-    assert label_requests
-    for r in label_requests:
-        g = ee_offline.serializer.encode(r["expression"], for_cloud_api=True)
-        found = arguments_of(g, "Image.reduceResolution")
-        assert bool(found) == aggregated
-        if aggregated:  # onto the request's own grid, the composite's (no reprojection of its own)
-            assert not arguments_of(g, "Image.reproject")
+    for bands, reducer in ((["R", "G", "B", "NIR"], image_reducer), (["class"], label_reducer)):
+        sent = [r for r in requests if r["bandIds"] == bands]
+        assert sent
+        for r in sent:
+            g = ee_offline.serializer.encode(r["expression"], for_cloud_api=True)
+            found = [a["reducer"]["functionInvocationValue"]["functionName"]
+                     for a in arguments_of(g, "Image.reduceResolution")]
+            assert found == ([reducer] if reducer else [])
+            assert not arguments_of(g, "Image.reproject")  # onto the request's own grid, the composite's
 
 
 def _labels_fail(requests):
