@@ -398,6 +398,22 @@ class EarthEngineSource:
             move_into_place([*((None, out / n) for n in stale), *((tmp / n, out / n) for n in names)], tmp)
         return scene
 
+    def _aggregated(self) -> dict[str, str]:
+        """What each pixel of a fetch aggregates, where the grid is coarser than the sources' pixels
+        (:func:`core.ee.composites.aggregation`): ``image`` and ``labels`` in words, for scene.json."""
+        from core.ee.composites import aggregation
+        from core.ee.labels import NATIVE_SCALE_M, PRODUCTS
+
+        cfg, out = self.composite, {}
+        if aggregation(cfg.resolution, cfg.spec.scale) is not None:
+            out["image"] = (f"each scene's mean reflectance over the {cfg.spec.scale:g} m {cfg.spec.title} pixels "
+                            "under each pixel")
+        native = NATIVE_SCALE_M.get(self.labels.product) if self.labels is not None else None
+        if native is not None and aggregation(cfg.resolution, native) is not None:
+            out["labels"] = (f"the most frequent class of the {native:g} m {PRODUCTS[self.labels.product][0]} "
+                             "pixels under each pixel")
+        return out
+
     def _scene(self, geometry, count, image_plan, stats, codes, image_path, labels_path) -> Scene:
         """The :class:`Scene` of a fetch (its ``extra`` is what scene.json holds)."""
         from core.ee.labels import PRODUCTS
@@ -415,6 +431,9 @@ class EarthEngineSource:
         margin = context_margin(image_plan.height, image_plan.width)  # (where the scene lies in context.tif)
         if self.labels is not None:
             attribution += "; labels: " + _LABEL_ATTRIBUTION[self.labels.product]
+        aggregated = self._aggregated()
+        if "image" in aggregated:  # (the title says what the pixels are: not the sensor's own)
+            title += f", averaged to {cfg.resolution:g} m pixels"
         extra = {
             "source": self.name,
             "title": title,  # (what the dashboard's downloads say they were made from)
@@ -424,6 +443,7 @@ class EarthEngineSource:
             "scenes": count,
             "crs": image_plan.crs,
             "scale": cfg.resolution,
+            "aggregated": aggregated,
             "grid": [image_plan.width, image_plan.height],
             "context": {"file": CONTEXT_FILE, "row_off": margin, "col_off": margin},
             "requests": stats.requests,

@@ -306,7 +306,15 @@ def test_a_coarser_grid_comes_down_aggregated(ee_offline, tmp_path, sensor, scal
     src = EarthEngineSource(CompositeConfig(sensor=sensor, start="2021-01-01", end="2021-12-31", scale=scale),
                             LabelConfig("worldcover"), initialize=ready, compute=fake_compute(requests),
                             getinfo=lambda d: {"count": 3, "dates": [1]}, max_workers=1)
-    src.fetch(CAMANA, tmp_path)
+    scene = src.fetch(CAMANA, tmp_path)
+    # scene.json says what the pixels aggregate, and the title that the image's are not the sensor's own
+    said = json.loads((tmp_path / "scene.json").read_text())["aggregated"]
+    assert ("image" in said) == bool(image_reducer) and ("labels" in said) == bool(label_reducer)
+    assert ("averaged to 30 m pixels" in scene.title) == bool(image_reducer)
+    if image_reducer:
+        assert "mean reflectance over the 10 m Sentinel-2" in said["image"]
+    if label_reducer:
+        assert "most frequent class of the 10 m ESA WorldCover" in said["labels"]
     for bands, reducer in ((["R", "G", "B", "NIR"], image_reducer), (["class"], label_reducer)):
         sent = [r for r in requests if r["bandIds"] == bands]
         assert sent
