@@ -164,7 +164,7 @@ def _parse_window(text: str | None) -> tuple[int, int, int, int] | None:
 BOX_ON_IMAGE = 0.999
 
 
-def _bbox_window(text: str, image: str) -> tuple[tuple[int, int, int, int], dict]:
+def _bbox_window(text: str, image: str, doing: str = "predicting") -> tuple[tuple[int, int, int, int], dict]:
     """``--bbox W,S,E,N`` (degrees) -> the pixel window ROW,COL,HEIGHT,WIDTH of ``image`` that covers it,
     and what the summary records of it (the box, and whether it was cut to the image); a box that
     reaches past the image is cut to it, with a warning that says how much of it the image covers.
@@ -199,7 +199,7 @@ def _bbox_window(text: str, image: str) -> tuple[tuple[int, int, int, int], dict
     share = on * (box[2] - box[0]) * (box[3] - box[1]) / ((given[2] - given[0]) * (given[3] - given[1]))
     cut = share < BOX_ON_IMAGE
     if cut:
-        print(f"warning: --bbox reaches past the image: predicting the part on it, {share:.0%} of the box "
+        print(f"warning: --bbox reaches past the image: {doing} the part on it, {share:.0%} of the box "
               f"({', '.join(f'{v:.6f}' for v in box)})", file=sys.stderr)
     return (w.row_off, w.col_off, w.height, w.width), {"bbox": list(given), "bbox_cut_to_image": cut}
 
@@ -349,6 +349,34 @@ def _cmd_resample(args: argparse.Namespace) -> int:
     print_json(done)
     for warning in done["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _cmd_stack(args: argparse.Namespace) -> int:
+    from core.errors import ConfigError
+    from core.stack import BandFiles, find_band_files, stack_bands
+
+    given = {b: p for b, p in {"R": args.red, "G": args.green, "B": args.blue, "NIR": args.nir}.items() if p}
+    if given and (len(given) < 4 or args.inputs):
+        raise ConfigError("give the download's files (or folder) or all four of --red, --green, --blue and --nir, "
+                          "not some of each")
+    if not given and not args.inputs:
+        raise ConfigError("give the download's band files or their folder (or --red, --green, --blue and --nir)")
+    if given:
+        from core.raster import grid_of_file
+
+        for path in given.values():
+            grid_of_file(path)  # (missing, or not a raster)
+        bands = BandFiles({b: Path(p) for b, p in given.items()}, "files", None)
+    else:
+        bands = find_band_files(args.inputs)
+    window, box = (None, {})
+    if args.bbox:
+        window, box = _bbox_window(",".join(args.bbox), str(bands.files["R"]), "writing")
+    done = stack_bands(bands, args.out, window, args.overwrite)
+    print_json({**done, **box})
+    print(f"wrote {done['out']}; next: python -m core predict --image {shlex.quote(done['out'])} --out DIR",
+          file=sys.stderr)
     return 0
 
 
@@ -628,6 +656,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
     r.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     r.set_defaults(func=_cmd_resample)
+
+    k = sub.add_parser("stack", help="stack the band files of a Landsat Collection 2 Level-2 or Sentinel-2 L2A "
+                                     "download into one R, G, B, NIR GeoTIFF (Landsat's clouds masked by QA_PIXEL)")
+    k.add_argument("inputs", nargs="*", metavar="FILE_OR_FOLDER",
+                   help="the download's band files (..._SR_B4.TIF ..., ..._B04_10m.jp2 ...) or their folder")
+    for role, flag in (("R", "--red"), ("G", "--green"), ("B", "--blue"), ("NIR", "--nir")):
+        k.add_argument(flag, default=None, help=f"the {role} band's file, for files named otherwise (all four)")
+    k.add_argument("--out", required=True, help="GeoTIFF to write (bands R, G, B, NIR, 0 = no data)")
+    k.add_argument("--bbox", default=None, nargs="+", metavar="W,S,E,N",
+                   help="write only the pixels that cover this box, west, south, east, north in degrees (a scene is "
+                        "7,700 x 7,800 px; the dashboard takes regions up to 4,096 x 4,096 and uploads up to 200 MB)")
+    k.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    k.set_defaults(func=_cmd_stack)
 
     i = sub.add_parser("info", help="describe an image: size, CRS, bands, scale")
     i.add_argument("--image", required=True, help="GeoTIFF to describe, or an Earth Engine image export's *mixer.json")

@@ -1,0 +1,191 @@
+"""The band files of a satellite download stacked into the one R, G, B, NIR GeoTIFF that core reads.
+
+A Landsat Collection 2 Level-2 scene from USGS EarthExplorer comes as one GeoTIFF per band
+(``..._SR_B4.TIF``), stored as integers that are reflectance only after x 0.0000275 - 0.2 (its MTL
+file says so, the TIFFs do not), with clouds flagged in ``..._QA_PIXEL.TIF``; a Sentinel-2 L2A
+product as one JPEG 2000 per band (``..._B04_10m.jp2``), reflectance x 10000 (+1000 from processing
+baseline 04.00 on, which its SAFE folder's name gives: ``_N0400_``). :func:`stack_bands` writes the
+four bands the model needs into one file with their names, the scale and offset that make them
+reflectance, and the cloud mask applied (Landsat: QA_PIXEL bits 0-4, fill, dilated cloud, cirrus,
+cloud and cloud shadow, as the Earth Engine composites mask them), streaming strips of rows, so a
+whole scene (7,700 x 7,800 px) needs little memory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from core.bands import INPUT_BANDS
+from core.errors import BandError, ConfigError, GridMismatchError, InputNotFoundError
+
+#: Landsat Collection 2 Level-2 surface reflectance files: the sensor (the product id's first 4
+#: letters) and the band number
+LANDSAT_FILE = re.compile(r"^(L[CTEO]0[4-9])_.*_SR_B(\d{1,2})\.TIF{1,2}$", re.IGNORECASE)
+#: the band numbers of R, G, B and NIR: OLI (Landsat 8-9) and TM / ETM+ (Landsat 4-7)
+LANDSAT_BANDS = {"oli": (4, 3, 2, 5), "tm": (3, 2, 1, 4)}
+#: Sentinel-2 band files (L2A: T..._B04_10m.jp2; also single-band GeoTIFFs named by band)
+S2_FILE = re.compile(r"(?:^|_)B(0[2348])(?:_10m)?\.(?:jp2|tiff?)$", re.IGNORECASE)
+S2_BANDS = {"04": "R", "03": "G", "02": "B", "08": "NIR"}
+#: Collection 2 Level-2 reflectance = stored x scale + offset (stored 0 = fill)
+LANDSAT_C2_SCALING = (0.0000275, -0.2)
+#: Sentinel-2 L2A reflectance = stored / 10000, less 0.1 from processing baseline 04.00 on
+S2_SCALE, S2_BASELINE_OFFSET, S2_OFFSET_FROM = 0.0001, -0.1, 400
+S2_BASELINE = re.compile(r"_N(\d{4})_")
+#: rows read and written at a time
+STRIP_ROWS = 512
+
+
+@dataclass(frozen=True)
+class BandFiles:
+    """Which file holds each of R, G, B and NIR, what made them (``landsat``, ``sentinel-2`` or
+    ``files`` given by role), their scale and offset to reflectance (None: as core detects them), and
+    the Landsat QA_PIXEL file beside them, if any."""
+
+    files: dict[str, Path]
+    kind: str
+    scaling: tuple[float, float] | None
+    qa: Path | None = None
+
+
+def find_band_files(inputs: Sequence[str | os.PathLike]) -> BandFiles:
+    """R, G, B, NIR (and the QA file) among ``inputs``: band files of one Landsat Collection 2 Level-2
+    or Sentinel-2 L2A download, or a folder holding them, recognised by their names.
+
+    Raises:
+        InputNotFoundError: an input does not exist.
+        BandError: the files are not of one recognised download, or one of the four bands is missing or
+            given twice.
+    """
+    paths: list[Path] = []
+    for given in inputs:
+        p = Path(given)
+        if not p.exists():
+            raise InputNotFoundError(f"file not found: {p} (check the path)")
+        paths.extend(sorted(c for c in p.iterdir() if c.is_file()) if p.is_dir() else [p])
+    landsat = [(m, p) for p in paths if (m := LANDSAT_FILE.match(p.name))]
+    s2 = [(m, p) for p in paths if (m := S2_FILE.search(p.name))]
+    if landsat and s2:
+        raise BandError("the files are of a Landsat and a Sentinel-2 download; give one download's band files")
+    if landsat:
+        sensors = {m.group(1).upper() for m, _ in landsat}
+        if len(sensors) > 1:
+            raise BandError(f"the files are of several Landsat sensors ({', '.join(sorted(sensors))}); give one "
+                            "scene's band files")
+        (sensor,) = sensors
+        numbers = LANDSAT_BANDS["oli" if sensor[2:] in ("08", "09") else "tm"]
+        files = _one_each({b: [p for m, p in landsat if int(m.group(2)) == n] for b, n in zip(INPUT_BANDS, numbers)},
+                          lambda b: f"{sensor} SR_B{numbers[INPUT_BANDS.index(b)]}")
+        prefix = files["R"].name[: LANDSAT_FILE.match(files["R"].name).start(2) - len("_SR_B")]
+        qa = next((p for p in [*paths, *files["R"].parent.iterdir()]
+                   if p.name.upper() in (f"{prefix}_QA_PIXEL.TIF".upper(), f"{prefix}_QA_PIXEL.TIFF".upper())), None)
+        return BandFiles(files, "landsat", LANDSAT_C2_SCALING, qa)
+    if s2:
+        files = _one_each({b: [p for m, p in s2 if S2_BANDS[m.group(1)] == b] for b in INPUT_BANDS},
+                          lambda b: f"B{next(k for k, v in S2_BANDS.items() if v == b)}")
+        baseline = S2_BASELINE.search(str(files["R"].resolve()))
+        offset = S2_BASELINE_OFFSET if baseline and int(baseline.group(1)) >= S2_OFFSET_FROM else 0.0
+        return BandFiles(files, "sentinel-2", (S2_SCALE, offset) if baseline else None)
+    names = ", ".join(p.name for p in paths[:6]) + (" ..." if len(paths) > 6 else "")
+    raise BandError(f"no Landsat Collection 2 Level-2 (..._SR_B4.TIF) or Sentinel-2 (..._B04_10m.jp2) band files "
+                    f"among {names or 'the inputs'}; give them, or each band by its role (--red, --green, --blue, --nir)")
+
+
+def _one_each(found: dict[str, list[Path]], name) -> dict[str, Path]:
+    """Each role's one file. Raises BandError: one missing or given twice (``name(role)`` names it)."""
+    for band, files in found.items():
+        if not files:
+            raise BandError(f"the {band} band's file ({name(band)}) is missing; give all four of R, G, B and NIR")
+        if len(files) > 1:
+            raise BandError(f"{name(band)} is given twice ({', '.join(str(p) for p in files)}); give it once")
+    return {b: files[0] for b, files in found.items()}
+
+
+def stack_bands(bands: BandFiles, out: str | os.PathLike, window: tuple[int, int, int, int] | None = None,
+                overwrite: bool = False) -> dict:
+    """Write ``bands`` as one GeoTIFF (bands R, G, B, NIR in the files' type, 0 = no data, their scale
+    and offset, the QA file's clouds set to no data), all of it or the ``window`` ROW,COL,HEIGHT,WIDTH.
+    Written under a temporary name and renamed once complete. Returns what was written.
+
+    Raises:
+        InputNotFoundError, CorruptFileError: a band file cannot be read.
+        GridMismatchError: the files are not on one grid (CRS, transform, size).
+        BandError: a file has more than one band, or bands of different types.
+        ConfigError: the output is one of the inputs; a window outside the grid.
+        OutputExistsError: ``out`` exists and ``overwrite`` is False.
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    from core.ee.composites import LANDSAT_QA_MASK
+    from core.files import check_output_file, replacing
+    from core.raster import _open, read_pixels
+
+    inputs = [*bands.files.values(), *([bands.qa] if bands.qa else [])]
+    if any(Path(out).resolve() == p.resolve() for p in inputs):
+        raise ConfigError(f"{out} is an input: write the stack to another file")
+    srcs = {}
+    try:
+        for role, path in [*bands.files.items(), *([("QA", bands.qa)] if bands.qa else [])]:
+            srcs[role] = _open(path)
+        first = srcs["R"]
+        for role, src in srcs.items():
+            if src.count != 1:
+                raise BandError(f"{src.name} has {src.count} bands; give one file per band")
+            if (src.crs, src.transform, src.width, src.height) != (first.crs, first.transform, first.width, first.height):
+                raise GridMismatchError(f"{Path(src.name).name} is not on {Path(first.name).name}'s grid ({src.width} x "
+                                        f"{src.height} px against {first.width} x {first.height}, or another CRS or "
+                                        "transform): give the bands of one scene, at one resolution (10 m for "
+                                        "Sentinel-2's B02, B03, B04, B08)")
+        dtypes = {srcs[b].dtypes[0] for b in INPUT_BANDS}
+        if len(dtypes) != 1:
+            raise BandError(f"the band files hold different types ({', '.join(sorted(dtypes))}); give one download's")
+        row0, col0, height, width = window or (0, 0, first.height, first.width)
+        if not (0 <= row0 and 0 <= col0 and height > 0 and width > 0 and row0 + height <= first.height
+                and col0 + width <= first.width):
+            raise ConfigError(f"the window {row0},{col0},{height},{width} is not inside the {first.height} x "
+                              f"{first.width} px scene")
+        check_output_file(out, overwrite)
+        profile = {"driver": "GTiff", "count": 4, "dtype": dtypes.pop(), "width": width, "height": height,
+                   "crs": first.crs, "transform": rasterio.windows.transform(Window(col0, row0, width, height),
+                                                                              first.transform),
+                   "nodata": 0, "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate",
+                   "predictor": 2, "BIGTIFF": "IF_SAFER"}
+        masked = nodata = 0
+        with replacing(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+            dst.descriptions = tuple(INPUT_BANDS)
+            if bands.scaling is not None:
+                dst.scales, dst.offsets = [bands.scaling[0]] * 4, [bands.scaling[1]] * 4
+            for top in range(0, height, STRIP_ROWS):
+                win = Window(col0, row0 + top, width, min(STRIP_ROWS, height - top))
+                data = np.stack([read_pixels(srcs[b], bands.files[b], 1, window=win) for b in INPUT_BANDS])
+                empty = (data == 0).any(axis=0) | np.array([_declared_nodata(srcs[b], data[i])
+                                                            for i, b in enumerate(INPUT_BANDS)]).any(axis=0)
+                if "QA" in srcs:
+                    cloudy = (read_pixels(srcs["QA"], bands.qa, 1, window=win).astype(np.int64) & LANDSAT_QA_MASK) != 0
+                    masked += int((cloudy & ~empty).sum())
+                    empty |= cloudy
+                nodata += int(empty.sum())
+                data[:, empty] = 0
+                dst.write(data, window=Window(0, top, width, win.height))
+    finally:
+        for src in srcs.values():
+            src.close()
+    return {"out": str(out), "from": bands.kind, "bands": {b: str(p) for b, p in bands.files.items()},
+            "qa": str(bands.qa) if bands.qa else None, "width": width, "height": height,
+            "window": [row0, col0, height, width], "crs": str(first.crs) if first.crs else None,
+            "scale_offset": list(bands.scaling) if bands.scaling else None,
+            "no_data_pixels": nodata, "cloud_masked_pixels": masked if bands.qa else None}
+
+
+def _declared_nodata(src, values: np.ndarray) -> np.ndarray:
+    """Where a band file's own nodata value (other than 0) stands."""
+    nd = src.nodata
+    if nd is None or nd == 0 or np.isnan(nd):
+        return np.zeros(values.shape, bool)
+    return values == nd

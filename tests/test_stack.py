@@ -1,0 +1,158 @@
+"""core.stack and `python -m core stack`: a download's band files stacked into one R, G, B, NIR GeoTIFF.
+
+The band files are written by the tests from the real georeferenced fixtures (tests/data/georef), in the
+layout of each download: one single-band file per band, stored as its product stores reflectance.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+
+from core.errors import BandError, ConfigError, GridMismatchError, OutputExistsError
+from core.raster import ImageReader
+from core.stack import LANDSAT_C2_SCALING, find_band_files, stack_bands
+from testdata import GEOREF
+
+LANDSAT = GEOREF / "000028085BF08E7E_L8SR_2019-08-05_B02_B03_B04_B05.tif"  # B02-B05: OLI blue, green, red, NIR
+SENTINEL2 = GEOREF / "00002806639B424A_S2L2A_2017-08-27_B02_B03_B04_B08.tif"
+#: a product id's shape (sensor, level, then what names the scene: "fixture" here, no place or date claimed)
+LANDSAT_ID = "LC08_L2SP_fixture"
+
+
+def _write_band(path, values, src, dtype="uint16", nodata=None):
+    profile = {"driver": "GTiff", "count": 1, "dtype": dtype, "width": src.width, "height": src.height,
+               "crs": src.crs, "transform": src.transform, "nodata": nodata}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(values.astype(dtype), 1)
+
+
+def landsat_download(folder, cloudy=None):
+    """The Landsat fixture as Collection 2 Level-2 band files (stored = (reflectance + 0.2) / 0.0000275)
+    with a QA_PIXEL file (bit 3, cloud, where ``cloudy``); returns the reflectance (R, G, B, NIR)."""
+    scale, offset = LANDSAT_C2_SCALING
+    with rasterio.open(LANDSAT) as src:
+        refl = src.read()  # B02, B03, B04, B05
+        for band, values in zip((2, 3, 4, 5), refl):
+            _write_band(folder / f"{LANDSAT_ID}_SR_B{band}.TIF", np.round((values - offset) / scale), src)
+        qa = np.zeros((src.height, src.width), np.uint16)
+        if cloudy is not None:
+            qa[cloudy] = 1 << 3
+        _write_band(folder / f"{LANDSAT_ID}_QA_PIXEL.TIF", qa, src)
+    return refl[[2, 1, 0, 3]]
+
+
+def test_a_landsat_download_is_stacked_as_reflectance_with_its_clouds_masked(tmp_path):
+    cloudy = np.zeros((64, 64), bool)
+    cloudy[10:20, 30:50] = True
+    refl = landsat_download(tmp_path, cloudy)
+    bands = find_band_files([tmp_path])  # the folder, as downloaded
+    assert bands.kind == "landsat" and bands.qa.name == f"{LANDSAT_ID}_QA_PIXEL.TIF"
+    assert {b: p.name for b, p in bands.files.items()} == {
+        "R": f"{LANDSAT_ID}_SR_B4.TIF", "G": f"{LANDSAT_ID}_SR_B3.TIF", "B": f"{LANDSAT_ID}_SR_B2.TIF",
+        "NIR": f"{LANDSAT_ID}_SR_B5.TIF"}
+    (tmp_path / "out").mkdir()
+    done = stack_bands(bands, tmp_path / "out" / "image.tif")
+    assert done["cloud_masked_pixels"] == 200 and done["no_data_pixels"] == 200
+    with ImageReader(tmp_path / "out" / "image.tif") as reader:  # core reads it: named bands, C2 scaling
+        feats, valid = reader.read()
+        assert reader.grid.crs == "EPSG:32631" and (reader.scale, reader.offset) == pytest.approx(LANDSAT_C2_SCALING)
+    assert not valid[cloudy].any() and valid[~cloudy].all()
+    # the reflectance as the fixture holds it, to the stored integers' step (0.0000275)
+    got = np.moveaxis(feats[..., :4], -1, 0)
+    assert np.abs(got[:, valid] - refl[:, valid]).max() < 2e-5
+
+
+def test_sentinel2_band_files_are_stacked_in_r_g_b_nir_order(tmp_path):
+    with rasterio.open(SENTINEL2) as src:
+        refl = src.read()  # B02, B03, B04, B08
+        for name, values in zip(("B02", "B03", "B04", "B08"), refl):
+            _write_band(tmp_path / f"fixture_{name}_10m.tif", np.round(values * 10000), src)
+    files = sorted(tmp_path.iterdir())
+    bands = find_band_files(files)
+    assert bands.kind == "sentinel-2" and bands.scaling is None  # no SAFE folder name: scaling detected
+    done = stack_bands(bands, tmp_path / "image.tif")
+    assert done["cloud_masked_pixels"] is None
+    with ImageReader(tmp_path / "image.tif") as reader:
+        feats, valid = reader.read()
+    assert valid.all()
+    assert np.abs(np.moveaxis(feats[..., :4], -1, 0) - refl[[2, 1, 0, 3]]).max() < 6e-5
+
+
+def test_sentinel2_from_baseline_04_00_on_takes_off_its_1000_offset(tmp_path):
+    """From processing baseline 04.00 (2022), L2A stores reflectance x 10000 + 1000; the SAFE folder's
+    name (..._N0400_...) tells it."""
+    safe = tmp_path / "S2B_MSIL2A_fixture_N0400_R022_fixture.SAFE"
+    safe.mkdir()
+    with rasterio.open(SENTINEL2) as src:
+        refl = src.read()
+        for name, values in zip(("B02", "B03", "B04", "B08"), refl):
+            _write_band(safe / f"fixture_{name}_10m.tif", np.round(values * 10000 + 1000), src)
+    bands = find_band_files([safe])
+    assert bands.scaling == (0.0001, -0.1)
+    stack_bands(bands, tmp_path / "image.tif")
+    with ImageReader(tmp_path / "image.tif") as reader:
+        feats, _ = reader.read()
+    assert np.abs(np.moveaxis(feats[..., :4], -1, 0) - refl[[2, 1, 0, 3]]).max() < 6e-5
+
+
+def test_bad_downloads_are_refused_before_anything_is_written(tmp_path):
+    landsat_download(tmp_path)
+    out = tmp_path / "image.tif"
+    (tmp_path / f"{LANDSAT_ID}_SR_B5.TIF").unlink()
+    with pytest.raises(BandError, match="NIR band's file .*SR_B5.* is missing"):
+        find_band_files([tmp_path])
+    with pytest.raises(BandError, match="no Landsat Collection 2 Level-2"):
+        find_band_files([LANDSAT])
+    # a band of another resolution (Sentinel-2's 20 m files beside the 10 m ones)
+    landsat_download(tmp_path)
+    with rasterio.open(tmp_path / f"{LANDSAT_ID}_SR_B5.TIF") as src:
+        half = src.read(1)[::2, ::2]
+        profile = {**src.profile, "width": 32, "height": 32, "transform": src.transform * src.transform.scale(2, 2)}
+    with rasterio.open(tmp_path / f"{LANDSAT_ID}_SR_B5.TIF", "w", **profile) as dst:
+        dst.write(half, 1)
+    with pytest.raises(GridMismatchError, match="not on .*SR_B4.TIF's grid"):
+        stack_bands(find_band_files([tmp_path]), out)
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(LANDSAT_ID)) == []
+    # an output that exists is kept, unless overwritten
+    landsat_download(tmp_path)
+    out.write_bytes(b"earlier")
+    with pytest.raises(OutputExistsError):
+        stack_bands(find_band_files([tmp_path]), out)
+    assert out.read_bytes() == b"earlier"
+    with pytest.raises(ConfigError, match="is an input"):
+        stack_bands(find_band_files([tmp_path]), tmp_path / f"{LANDSAT_ID}_SR_B4.TIF", overwrite=True)
+    with pytest.raises(ConfigError, match="not inside"):
+        stack_bands(find_band_files([tmp_path]), tmp_path / "w.tif", window=(60, 0, 10, 10))
+    assert not (tmp_path / "w.tif").exists()
+
+
+def test_cli_stacks_a_box_of_a_download(tmp_path, capsys):
+    """`python -m core stack FOLDER --out F --bbox W,S,E,N`: the pixels covering the box, georeferenced."""
+    from core.__main__ import main
+
+    refl = landsat_download(tmp_path)
+    with rasterio.open(tmp_path / f"{LANDSAT_ID}_SR_B4.TIF") as src:
+        from rasterio.warp import transform_bounds
+
+        # the lon/lat box of rows 16-47, columns 8-39 (pulled in by a metre, so as not to reach a pixel further)
+        left, top = src.transform * (8, 16)
+        right, bottom = src.transform * (40, 48)
+        w, s, e, n = transform_bounds(src.crs, "EPSG:4326", left + 1, bottom + 1, right - 1, top - 1)
+    assert main(["stack", str(tmp_path), "--out", str(tmp_path / "box.tif"), "--bbox", f"{w},{s},{e},{n}"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    row, col, height, width = printed["window"]
+    assert printed["from"] == "landsat" and printed["bbox"] == [w, s, e, n]
+    with ImageReader(tmp_path / "box.tif") as reader:
+        feats, valid = reader.read()
+        assert (reader.grid.width, reader.grid.height) == (width, height)
+    # (the box's lon/lat edges are not the grid's: the window covers rows 16-47 and columns 8-39, and may take
+    # a pixel more at an edge)
+    assert row <= 16 and col <= 8 and row + height >= 48 and col + width >= 40 and height <= 34 and width <= 34
+    assert np.abs(np.moveaxis(feats[..., :4], -1, 0) - refl[:, row:row + height, col:col + width]).max() < 2e-5
+    # some but not all of --red, --green, --blue, --nir: one clear line, exit status 2
+    assert main(["stack", "--red", str(tmp_path / f"{LANDSAT_ID}_SR_B4.TIF"), "--out", str(tmp_path / "x.tif")]) == 2
+    assert "all four of --red, --green, --blue and --nir" in capsys.readouterr().err
