@@ -55,7 +55,7 @@ class BandFiles:
 
 def find_band_files(inputs: Sequence[str | os.PathLike]) -> BandFiles:
     """R, G, B, NIR (and the QA file) among ``inputs``: band files of one Landsat Collection 2 Level-2
-    or Sentinel-2 L2A download, or a folder holding them, recognised by their names.
+    or Sentinel-2 L2A download, or a folder holding them (a SAFE folder too), recognised by their names.
 
     Raises:
         InputNotFoundError: an input does not exist.
@@ -67,7 +67,8 @@ def find_band_files(inputs: Sequence[str | os.PathLike]) -> BandFiles:
         p = Path(given)
         if not p.exists():
             raise InputNotFoundError(f"file not found: {p} (check the path)")
-        paths.extend(sorted(c for c in p.iterdir() if c.is_file()) if p.is_dir() else [p])
+        # (a folder and the folders in it: a Sentinel-2 SAFE holds its 10 m bands in GRANULE/*/IMG_DATA/R10m)
+        paths.extend(sorted(c for c in p.rglob("*") if c.is_file()) if p.is_dir() else [p])
     landsat = [(m, p) for p in paths if (m := LANDSAT_FILE.match(p.name))]
     s2 = [(m, p) for p in paths if (m := S2_FILE.search(p.name))]
     if landsat and s2:

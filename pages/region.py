@@ -96,6 +96,8 @@ def next_steps() -> None:
 
 
 with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
+    st.caption("A Landsat or Sentinel-2 download comes as one file per band: `python -m core stack FOLDER --out "
+               "image.tif --bbox=W,S,E,N` makes the one image of a part of it (README, command line).")
     img_file = st.file_uploader("Image GeoTIFF", type=["tif", "tiff"], key="upload_image")
     lab_file = st.file_uploader("Labels (optional): a GeoTIFF on the image's pixels, or a GeoJSON of surveyed fields "
                                 f"(up to {MAX_FIELDS_UPLOAD_BYTES // 2**20} MB)",

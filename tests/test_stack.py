@@ -86,12 +86,16 @@ def test_sentinel2_from_baseline_04_00_on_takes_off_its_1000_offset(tmp_path):
     """From processing baseline 04.00 (2022), L2A stores reflectance x 10000 + 1000; the SAFE folder's
     name (..._N0400_...) tells it."""
     safe = tmp_path / "S2B_MSIL2A_fixture_N0400_R022_fixture.SAFE"
-    safe.mkdir()
+    r10m, r20m = safe / "GRANULE" / "fixture" / "IMG_DATA" / "R10m", safe / "GRANULE" / "fixture" / "IMG_DATA" / "R20m"
+    r10m.mkdir(parents=True)
+    r20m.mkdir()
     with rasterio.open(SENTINEL2) as src:
         refl = src.read()
         for name, values in zip(("B02", "B03", "B04", "B08"), refl):
-            _write_band(safe / f"fixture_{name}_10m.tif", np.round(values * 10000 + 1000), src)
-    bands = find_band_files([safe])
+            _write_band(r10m / f"fixture_{name}_10m.tif", np.round(values * 10000 + 1000), src)
+            _write_band(r20m / f"fixture_{name}_20m.tif", np.round(values * 10000 + 1000), src)  # (not taken)
+    bands = find_band_files([safe])  # the SAFE folder, as downloaded: its 10 m bands found inside
+    assert {p.parent.name for p in bands.files.values()} == {"R10m"}
     assert bands.scaling == (0.0001, -0.1)
     stack_bands(bands, tmp_path / "image.tif")
     with ImageReader(tmp_path / "image.tif") as reader:
