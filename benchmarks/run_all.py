@@ -31,6 +31,7 @@ def main() -> None:
     run(str(HERE / "bench_parse.py"))
     run(str(HERE / "bench_train_input.py"))
     run(str(HERE / "bench_fields.py"))
+    run(str(HERE / "bench_stack.py"))
     run(str(HERE / "bench_exports.py"))
     run(str(HERE / "bench_ee.py"))
     run(str(HERE / "bench_ui.py"))
