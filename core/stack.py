@@ -60,7 +60,7 @@ def find_band_files(inputs: Sequence[str | os.PathLike]) -> BandFiles:
     Raises:
         InputNotFoundError: an input does not exist.
         BandError: the files are not of one recognised download, or one of the four bands is missing or
-            given twice.
+            given twice; Sentinel-2 Level-1C (top-of-atmosphere) bands.
     """
     paths: list[Path] = []
     for given in inputs:
@@ -89,6 +89,9 @@ def find_band_files(inputs: Sequence[str | os.PathLike]) -> BandFiles:
     if s2:
         files = _one_each({b: [p for m, p in s2 if S2_BANDS[m.group(1)] == b] for b in INPUT_BANDS},
                           lambda b: f"B{next(k for k, v in S2_BANDS.items() if v == b)}")
+        if "MSIL1C" in str(files["R"].resolve()).upper():  # (a SAFE folder's name: S2A_MSIL1C_...)
+            raise BandError("these are Sentinel-2 Level-1C bands, reflectance at the top of the atmosphere; the model "
+                            "learned surface reflectance: download the Level-2A product (S2?_MSIL2A_...) instead")
         baseline = S2_BASELINE.search(str(files["R"].resolve()))
         offset = S2_BASELINE_OFFSET if baseline and int(baseline.group(1)) >= S2_OFFSET_FROM else 0.0
         return BandFiles(files, "sentinel-2", (S2_SCALE, offset) if baseline else None)

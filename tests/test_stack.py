@@ -101,6 +101,13 @@ def test_sentinel2_from_baseline_04_00_on_takes_off_its_1000_offset(tmp_path):
     with ImageReader(tmp_path / "image.tif") as reader:
         feats, _ = reader.read()
     assert np.abs(np.moveaxis(feats[..., :4], -1, 0) - refl[[2, 1, 0, 3]]).max() < 6e-5
+    # a Level-1C product's bands (top of the atmosphere) are refused, with the product to take instead
+    l1c = tmp_path / "S2B_MSIL1C_fixture_N0400_R022_fixture.SAFE"
+    l1c.mkdir()
+    for p in r10m.iterdir():
+        (l1c / p.name).write_bytes(p.read_bytes())
+    with pytest.raises(BandError, match="Level-1C .* Level-2A"):
+        find_band_files([l1c])
 
 
 def test_bad_downloads_are_refused_before_anything_is_written(tmp_path):
