@@ -101,6 +101,8 @@ def resolve_bands(descriptions: Sequence[str | None], count: int, band_map: dict
             f"the image has {count} band{'s' if count != 1 else ''}, but a crop map needs four: R, G, B and NIR "
             "(near infrared, for NDVI); a photo or a true-colour picture will not do: use the satellite "
             "product's surface reflectance bands, NIR included"
+            + ("; a download's band files (one band each) are stacked into one image by python -m core stack"
+               if count == 1 else "")
         )
     if band_map is not None:
         missing = [b for b in INPUT_BANDS if b not in band_map]
