@@ -111,7 +111,7 @@ def test_too_few_bands_say_that_nir_is_needed_not_which_numbers_to_give(tmp_path
     # one band: a download's band file, given alone; the message says how such files become one image
     one = write_raster(tmp_path / "LC08_L2SP_fixture_SR_B4.TIF", np.ones((1, 8, 8), np.int16))
     with pytest.raises(BandError, match=r"has 1 band, .*stacked into one image by python -m core stack"):
-        ImageReader(one, bands if bands is None else None)
+        ImageReader(one)
 
 
 @pytest.mark.parametrize("spec", ["1,2,3", "R=1,G=2,B=3", "a,b,c,d", "1,2,3,4,5", "1,1,1,1"])
