@@ -115,6 +115,14 @@ _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
         "vertices; simplify the region (fewer points), draw it again, or upload it as a table asset",
     ),
     (
+        # reduceResolution's own limit (core.ee.composites.aggregation: a grid much coarser than the
+        # sources' pixels), before the "too many pixels" of a request's size below
+        r"too many input pixels per output pixel",
+        EERequestTooLargeError,
+        "the pixel size is too coarse for Earth Engine to aggregate the source pixels under each pixel "
+        "(the mean reflectance, the most frequent label class); choose a finer pixel size",
+    ),
+    (
         # "Output of image computation is too large (N bands for M pixels = X MiB > 80.0 MiB)": a
         # tile's computation over EE's per-tile output limit; smaller tiles do help
         r"total request size|too many pixels|response size exceeds|output of image computation is too large|"
