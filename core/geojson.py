@@ -101,12 +101,48 @@ def to_lonlat(polys: tuple[Polygon, ...], crs: str) -> tuple[Polygon, ...]:
     from rasterio.warp import transform_geom
 
     try:
+        _require_on_earth(polys, crs)
         geom = transform_geom(crs, LONLAT_CRS, geometry_of(polys))
     except CPLE_BaseError:
         raise RegionError(f"the GeoJSON's coordinates cannot be placed on Earth from {crs}; check them, or save the "
                           "GeoJSON in longitude/latitude (EPSG:4326)") from None
     coords = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
     return tuple(tuple(_as_ring(ring) for ring in poly) for poly in coords)
+
+
+#: The largest coordinate of a projected CRS taken (10 million km in metres): no CRS on Earth needs more,
+#: and GDAL brings a longitude past the 180th meridian back round the globe a turn at a time (a Web
+#: Mercator easting of 1e17 m took 1.5 s, 1e20 m over a minute), holding the page meanwhile.
+MAX_PROJECTED_COORDINATE = 1e10
+
+
+def _require_on_earth(polys: tuple[Polygon, ...], crs: str) -> None:
+    """Raises RegionError: a coordinate beyond :data:`MAX_PROJECTED_COORDINATE`, or a corner that
+    cannot be placed on Earth or is not given back by its longitude/latitude (it lies past the CRS's
+    world and would come back elsewhere)."""
+    import numpy as np
+    from rasterio.warp import transform
+
+    advice = "check the GeoJSON's coordinates and its CRS, or save it in longitude/latitude (EPSG:4326)"
+    for poly in polys:
+        xs = np.array([x for ring in poly for x, _ in ring], float)
+        ys = np.array([y for ring in poly for _, y in ring], float)
+        far = np.maximum(np.abs(xs), np.abs(ys)) > MAX_PROJECTED_COORDINATE
+        if far.any():
+            i = int(np.argmax(far))
+            raise RegionError(f"coordinate ({xs[i]:g}, {ys[i]:g}) is too far from {crs}'s origin to lie on Earth; "
+                              f"{advice}")
+        lon, lat = (np.asarray(v, float) for v in transform(crs, LONLAT_CRS, xs, ys))
+        # a corner past the CRS's world (a Web Mercator easting past 20,037 km) comes back as another
+        # longitude, each corner on its own: a polygon drawn across the globe's seam would be torn apart
+        with np.errstate(invalid="ignore"):
+            back_x, back_y = (np.asarray(v, float) for v in transform(LONLAT_CRS, crs, lon, lat))
+            placed = (np.isfinite(lon) & np.isfinite(lat) & np.isclose(back_x, xs, rtol=1e-7, atol=1.0)
+                      & np.isclose(back_y, ys, rtol=1e-7, atol=1.0))
+        if not placed.all():
+            i = int(np.argmin(placed))
+            raise RegionError(f"coordinate ({xs[i]:g}, {ys[i]:g}) lies outside the part of the Earth {crs} maps; "
+                              f"{advice}")
 
 
 def _as_ring(raw: Any) -> Ring:

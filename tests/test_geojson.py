@@ -4,6 +4,7 @@ names and the features left out."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -100,6 +101,27 @@ def test_geojson_with_a_projected_crs_member_is_reprojected_to_lon_lat():
         Region.from_geojson({**utm, "crs": {"type": "name", "properties": {"name": "EPSG:999999"}}})
     with pytest.raises(RegionError, match="names no CRS"):
         Region.from_geojson({**utm, "crs": {"type": "link", "properties": {"href": "http://x/crs"}}})
+
+
+def test_projected_coordinates_beyond_the_globe_are_refused_at_once():
+    """A Web Mercator polygon from 1 m to 1e20 m east kept GDAL's reprojection busy for over a minute
+    (it brings longitudes past the 180th meridian back a turn at a time), holding the page; it is refused
+    before any reprojection, in a child process here so that a return of the hang fails the test."""
+    import subprocess
+    import sys
+
+    mercator = {"type": "Polygon", "crs": {"type": "name", "properties": {"name": "EPSG:3857"}},
+                "coordinates": [[[1, 0], [1e20, 0], [1e20, 1e5], [1, 0]]]}
+    code = ("import json, sys; from core.region import Region; from core.errors import RegionError\n"
+            "try:\n    Region.from_geojson(json.loads(sys.argv[1]))\nexcept RegionError as e:\n    print(e)\n")
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(mercator)], capture_output=True, text=True, timeout=60,
+                          cwd=str(Path(__file__).resolve().parent.parent))
+    assert "(1e+20, 0) is too far from EPSG:3857's origin to lie on Earth" in done.stdout
+    # inside Web Mercator's world it is reprojected as before; an easting past it (20,037 km) was wrapped
+    # round the globe corner by corner, a polygon of 0-450 degrees east becoming one of 0-89 degrees
+    assert Region.from_geojson({**mercator, "coordinates": [[[1, 0], [1e6, 0], [1e6, 1e5], [1, 0]]]}).bounds[2] < 9
+    with pytest.raises(RegionError, match=r"\(5e\+07, 0\) lies outside the part of the Earth EPSG:3857 maps"):
+        Region.from_geojson({**mercator, "coordinates": [[[0, 0], [5e7, 0], [5e7, 1e5], [0, 0]]]})
 
 
 def test_geojson_saved_as_utf16_or_latin1_is_read_and_projected_coordinates_are_named():
