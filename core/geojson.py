@@ -110,24 +110,21 @@ def to_lonlat(polys: tuple[Polygon, ...], crs: str) -> tuple[Polygon, ...]:
     return tuple(tuple(_as_ring(ring) for ring in poly) for poly in coords)
 
 
-#: The largest coordinate of a projected CRS taken (10 million km in metres): no CRS on Earth needs more,
-#: and GDAL brings a longitude past the 180th meridian back round the globe a turn at a time (a Web
-#: Mercator easting of 1e17 m took 1.5 s, 1e20 m over a minute), holding the page meanwhile.
-MAX_PROJECTED_COORDINATE = 1e10
-
-
 def _require_on_earth(polys: tuple[Polygon, ...], crs: str) -> None:
-    """Raises RegionError: a coordinate beyond :data:`MAX_PROJECTED_COORDINATE`, or a corner that
+    """Raises RegionError: a coordinate beyond :data:`core.grid.MAX_COORDINATE` (a Web Mercator
+    easting of 1e17 m took GDAL 1.5 s to reproject, 1e20 m over a minute, holding the page), or a corner that
     cannot be placed on Earth or is not given back by its longitude/latitude (it lies past the CRS's
     world and would come back elsewhere)."""
     import numpy as np
     from rasterio.warp import transform
 
+    from core.grid import MAX_COORDINATE
+
     advice = "check the GeoJSON's coordinates and its CRS, or save it in longitude/latitude (EPSG:4326)"
     for poly in polys:
         xs = np.array([x for ring in poly for x, _ in ring], float)
         ys = np.array([y for ring in poly for _, y in ring], float)
-        far = np.maximum(np.abs(xs), np.abs(ys)) > MAX_PROJECTED_COORDINATE
+        far = np.maximum(np.abs(xs), np.abs(ys)) > MAX_COORDINATE
         if far.any():
             i = int(np.argmax(far))
             raise RegionError(f"coordinate ({xs[i]:g}, {ys[i]:g}) is too far from {crs}'s origin to lie on Earth; "

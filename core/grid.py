@@ -23,6 +23,14 @@ EQUAL_AREA_CRS = "EPSG:6933"
 #: The width of :data:`EQUAL_AREA_CRS`'s map in metres, from 180° W to 180° E (its x at 180° E, twice).
 EQUAL_AREA_WIDTH = 2 * 17_367_530.445161372
 
+#: The farthest a coordinate may lie from its CRS's origin (10 million km in metres): no place on Earth
+#: needs more, and GDAL brings a longitude past the 180th meridian back round the globe a turn at a time,
+#: so reprojecting a corner 1e20 m east of Web Mercator's origin held the page (or a command) for minutes,
+#: beyond the reach of Ctrl-C (a Web Mercator easting of 1e15 m took 0.03 s, 1e17 m 1.5 s). In degrees
+#: it is no place on Earth either, but it is left to the checks that say so in other words (a CRS that
+#: does not fit the coordinates).
+MAX_COORDINATE = 1e10
+
 #: WGS 84 ellipsoid (semi-major axis in m, flattening): areas on geographic and Mercator grids are
 #: taken on it (a sphere of the mean radius was 0.2-0.3% off at mid latitudes).
 WGS84_A = 6378137.0
@@ -292,9 +300,36 @@ def _same_crs(a: str, b: str) -> bool:
 
 def grid_of(src) -> Grid:
     """The :class:`Grid` of an open rasterio dataset. A CRS without a geotransform (rasterio then
-    gives the identity: 1 unit pixels at the CRS's origin) places nothing: not georeferenced."""
+    gives the identity: 1 unit pixels at the CRS's origin) places nothing: not georeferenced.
+
+    Raises:
+        InvalidDataError: a georeferenced file with a corner beyond the globe (:func:`off_earth_corner`).
+    """
     crs = src.crs.to_string() if src.crs and not _no_geotransform(src) else None
-    return Grid(crs, tuple(src.transform)[:6], src.width, src.height)
+    grid = Grid(crs, tuple(src.transform)[:6], src.width, src.height)
+    if (far := off_earth_corner(grid)) is not None:
+        raise InvalidDataError(f"{Path(src.name).name}'s geotransform puts a corner at ({far[0]:g}, {far[1]:g}) in "
+                               f"{crs}, beyond the globe: its georeferencing is damaged; check it (gdalinfo) and set it "
+                               "right (e.g. gdal_edit.py -a_ullr ULX ULY LRX LRY), or remove it (the image is then used "
+                               "in pixels)")
+    return grid
+
+
+def off_earth_corner(grid: Grid) -> tuple[float, float] | None:
+    """A corner of a georeferenced ``grid`` that is not finite or lies farther from its CRS's origin
+    than :data:`MAX_COORDINATE`: a damaged geotransform, which reprojection would take minutes over;
+    None where there is none (or no CRS)."""
+    from affine import Affine
+
+    if grid.crs is None:
+        return None
+    t = Affine(*grid.transform)
+    corners = np.array([t * (c, r) for c in (0, grid.width) for r in (0, grid.height)], float)
+    reach = np.where(np.isfinite(corners), np.abs(corners), np.inf).max(axis=1)
+    if reach.max() <= MAX_COORDINATE:
+        return None
+    far = corners[int(np.argmax(reach))]
+    return float(far[0]), float(far[1])
 
 
 def _no_geotransform(src) -> bool:

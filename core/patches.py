@@ -298,7 +298,13 @@ class Mixer:
             raise CorruptFileError(f"the mixer's affine {list(affine)} has zero pixel size; the mixer is damaged")
         if crs is not None and not isinstance(crs, str):
             raise CorruptFileError(f"the mixer's projection.crs is {crs!r}; it must be a CRS name such as EPSG:32618")
-        return cls(crs, affine, (width, height), per_row, total)
+        mixer = cls(crs, affine, (width, height), per_row, total)
+        from core.grid import off_earth_corner
+
+        if (far := off_earth_corner(mixer.grid)) is not None:
+            raise CorruptFileError(f"the mixer's affine {list(affine)} puts a corner at ({far[0]:g}, {far[1]:g}) in "
+                                   f"{crs}, beyond the globe; the mixer is damaged")
+        return mixer
 
 
 #: Largest image side a mixer may describe (Earth Engine exports stay far below: 10^5 patches of 256 px).

@@ -263,3 +263,27 @@ def test_lengths_in_messages_are_written_out():
     from core.grid import metres_text
 
     assert [metres_text(v) for v in (1000.0, 29.98, 10.0, 0.5, 12345.6)] == ["1,000", "30", "10", "0.5", "12,346"]
+
+
+@pytest.mark.parametrize("crs, origin", [("EPSG:3857", (1e20, 5.6e6)), ("EPSG:32631", (5e5, -1e19)),
+                                         ("EPSG:4326", (1e17, 50.0))])
+def test_a_geotransform_beyond_the_globe_is_refused_on_opening(tmp_path, crs, origin):
+    """A corner 1e20 m east of Web Mercator's origin: GDAL brings longitudes back round the globe a
+    turn at a time, so reprojecting it (its area, its place on the map) held `core info` and the page
+    for minutes, beyond Ctrl-C. It is refused when the file is opened, with the corner and the fix."""
+    from core.errors import InvalidDataError
+    from core.raster import grid_of_file
+
+    scale = 0.001 if crs == "EPSG:4326" else 10.0
+    path = write_raster(tmp_path / "far.tif", np.full((4, 8, 8), 3000, np.int16), crs=crs,
+                        transform=Affine(scale, 0, origin[0], 0, -scale, origin[1]), descriptions=("R", "G", "B", "NIR"))
+    with pytest.raises(InvalidDataError, match=r"far.tif's geotransform puts a corner at .* beyond the globe.*gdal_edit"):
+        grid_of_file(path)
+    with pytest.raises(InvalidDataError, match="beyond the globe"):
+        ImageReader(path)
+    # a grid far but on Earth (a UTM easting of 5,000 km) is read as before, and
+    # so are degrees in metres' place (a CRS that does not fit the coordinates: other checks say so)
+    near = (5e6, 5.6e6) if crs != "EPSG:4326" else (501360.0, 5629680.0)
+    ok = write_raster(tmp_path / "near.tif", np.full((4, 8, 8), 3000, np.int16), crs=crs,
+                      transform=Affine(scale, 0, near[0], 0, -scale, near[1]), descriptions=("R", "G", "B", "NIR"))
+    assert grid_of_file(ok).crs is not None

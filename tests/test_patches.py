@@ -279,6 +279,8 @@ def test_mixer_json_roundtrip_and_errors(tmp_path):
     ("patchDimensions", 256), ("affine", [30.0, 0.0, 100.0, 0.0, -30.0]), ("affine", [0.0, 0.0, 100.0, 0.0, 0.0, 200.0]),
     ("affine", [30.0, 0.0, "x", 0.0, -30.0, 200.0]),
     ("totalPatches", 1_000_000_000),  # an image of 1,024 x 64 million px: the output raster could not even be made
+    # a corner beyond the globe (1e20 m east): reprojecting it held a command for minutes (core.grid.off_earth_corner)
+    ("affine", [30.0, 0.0, 1e20, 0.0, -30.0, 200.0]),
 ])
 def test_mixer_with_bad_sizes_is_refused(tmp_path, field, value):
     """Non-positive or non-integer sizes (patchesPerRow 0 divided by zero) and a broken affine: one CorruptFileError."""
