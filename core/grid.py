@@ -26,9 +26,9 @@ EQUAL_AREA_WIDTH = 2 * 17_367_530.445161372
 #: The farthest a coordinate may lie from its CRS's origin (10 million km in metres): no place on Earth
 #: needs more, and GDAL brings a longitude past the 180th meridian back round the globe a turn at a time,
 #: so reprojecting a corner 1e20 m east of Web Mercator's origin held the page (or a command) for minutes,
-#: beyond the reach of Ctrl-C (a Web Mercator easting of 1e15 m took 0.03 s, 1e17 m 1.5 s). In degrees
-#: it is no place on Earth either, but it is left to the checks that say so in other words (a CRS that
-#: does not fit the coordinates).
+#: beyond the reach of Ctrl-C (a Web Mercator easting of 1e15 m took 0.03 s, 1e17 m 1.5 s). The same
+#: limit holds for degrees, where it is as quick: coordinates in metres under a CRS in degrees are left
+#: to the checks that name the CRS they fit.
 MAX_COORDINATE = 1e10
 
 #: WGS 84 ellipsoid (semi-major axis in m, flattening): areas on geographic and Mercator grids are
