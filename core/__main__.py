@@ -362,14 +362,8 @@ def _cmd_stack(args: argparse.Namespace) -> int:
                           "not some of each")
     if not given and not args.inputs:
         raise ConfigError("give the download's band files or their folder (or --red, --green, --blue and --nir)")
-    if given:
-        from core.raster import grid_of_file
-
-        for path in given.values():
-            grid_of_file(path)  # (missing, or not a raster)
-        bands = BandFiles({b: Path(p) for b, p in given.items()}, "files", None)
-    else:
-        bands = find_band_files(args.inputs)
+    # (files given by role are opened, and a missing one or one that is not a raster said so, by stack_bands)
+    bands = BandFiles({b: Path(p) for b, p in given.items()}, "files", None) if given else find_band_files(args.inputs)
     window, box = (None, {})
     if args.bbox:
         window, box = _bbox_window(",".join(args.bbox), str(bands.files["R"]), "writing")

@@ -27,7 +27,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 # Bare band numbers (B4, or B04 as Harmonized Landsat Sentinel-2 writes them) mean other bands on each
 # satellite: red is B4 on Sentinel-2 and Landsat 8-9 but B3 on Landsat 4-7, whose B4 is NIR; NIR is B8
 # (10 m) or B8A (20 m) on Sentinel-2, whose B5 is red edge, and B5 on Landsat 8-9, whose B8 is panchromatic.
-_NUMBERED: dict[str, dict[str, tuple[str, ...]]] = {
+NUMBERED_BANDS: dict[str, dict[str, tuple[str, ...]]] = {
     "Sentinel-2": {"R": ("B4",), "G": ("B3",), "B": ("B2",), "NIR": ("B8", "B8A")},
     "Landsat 8-9": {"R": ("B4",), "G": ("B3",), "B": ("B2",), "NIR": ("B5",)},
     "Landsat 4-7": {"R": ("B3",), "G": ("B2",), "B": ("B1",), "NIR": ("B4",)},
@@ -42,7 +42,7 @@ _NUMBERED_MARKERS: dict[str, tuple[frozenset[str], ...]] = {
 }
 # Landsat Collection 2 surface reflectance names: SR_B<n> is another band on Landsat 4-7 (TM, ETM+)
 # than on Landsat 8-9 (OLI), so they are read only when a band that one of them alone has tells which.
-_LANDSAT_SR: dict[str, dict[str, str]] = {
+LANDSAT_SR_BANDS: dict[str, dict[str, str]] = {
     "Landsat 4-7": {"R": "SR_B3", "G": "SR_B2", "B": "SR_B1", "NIR": "SR_B4"},
     "Landsat 8-9": {"R": "SR_B4", "G": "SR_B3", "B": "SR_B2", "NIR": "SR_B5"},
 }
@@ -173,13 +173,13 @@ def _numbered(names: Sequence[str], missing: Sequence[str]) -> dict[str, int]:
     plain = [re.sub(r"^B0+(?=\d)", "B", n) for n in names]  # B04 -> B4
 
     def index(kind: str) -> dict[str, int]:  # the bands found, each by the first of its names the file has
-        held = {b: next((a for a in _NUMBERED[kind][b] if a in plain), None) for b in missing}
+        held = {b: next((a for a in NUMBERED_BANDS[kind][b] if a in plain), None) for b in missing}
         return {b: plain.index(a) + 1 for b, a in held.items() if a is not None}
 
     told = [kind for kind, sets in _NUMBERED_MARKERS.items() if any(marks <= set(plain) for marks in sets)]
     if told:
         return index(told[0])
-    fits = [kind for kind in _NUMBERED if len(index(kind)) == len(missing)]
+    fits = [kind for kind in NUMBERED_BANDS if len(index(kind)) == len(missing)]
     if "Sentinel-2" in fits and "Landsat 8-9" in fits:
         fits.remove("Landsat 8-9")
     if len({tuple(index(kind).items()) for kind in fits}) <= 1:
@@ -204,9 +204,9 @@ def _landsat_sr_names(names: Sequence[str]) -> dict[str, str]:
     """
     kinds = [kind for kind, marks in _LANDSAT_MARKERS.items() if marks & set(names)]
     if len(kinds) == 1:
-        return _LANDSAT_SR[kinds[0]]
+        return LANDSAT_SR_BANDS[kinds[0]]
     orders = [f"{','.join(str(names.index(m[b]) + 1) for b in INPUT_BANDS)} for {kind}"
-              for kind, m in _LANDSAT_SR.items() if all(m[b] in names for b in INPUT_BANDS)]
+              for kind, m in LANDSAT_SR_BANDS.items() if all(m[b] in names for b in INPUT_BANDS)]
     example = f", here {' or '.join(orders)}" if orders else ""
     raise BandError(
         "the bands are named SR_B<n> (Landsat Collection 2), whose numbers mean other bands on Landsat 4-7 "

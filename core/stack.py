@@ -21,19 +21,18 @@ from typing import Sequence
 
 import numpy as np
 
-from core.bands import INPUT_BANDS
+from core.bands import INPUT_BANDS, LANDSAT_SR_BANDS, NUMBERED_BANDS
 from core.errors import BandError, ConfigError, GridMismatchError, InputNotFoundError
+from core.reflectance import LANDSAT_C2_OFFSET, LANDSAT_C2_SCALE
 
 #: Landsat Collection 2 Level-2 surface reflectance files: the sensor (the product id's first 4
-#: letters) and the band number
-LANDSAT_FILE = re.compile(r"^(L[CTEO]0[4-9])_.*_SR_B(\d{1,2})\.TIF{1,2}$", re.IGNORECASE)
-#: the band numbers of R, G, B and NIR: OLI (Landsat 8-9) and TM / ETM+ (Landsat 4-7)
-LANDSAT_BANDS = {"oli": (4, 3, 2, 5), "tm": (3, 2, 1, 4)}
-#: Sentinel-2 band files (L2A: T..._B04_10m.jp2; also single-band GeoTIFFs named by band)
-S2_FILE = re.compile(r"(?:^|_)B(0[2348])(?:_10m)?\.(?:jp2|tiff?)$", re.IGNORECASE)
-S2_BANDS = {"04": "R", "03": "G", "02": "B", "08": "NIR"}
+#: letters) and the band's name (SR_B<n>, whose numbers core.bands.LANDSAT_SR_BANDS reads per sensor)
+LANDSAT_FILE = re.compile(r"^(L[CTEO]0[4-9])_.*_(SR_B\d{1,2})\.TIF{1,2}$", re.IGNORECASE)
+#: Sentinel-2 band files (L2A: T..._B04_10m.jp2; also single-band GeoTIFFs named by band), the band's
+#: number as core.bands.NUMBERED_BANDS gives it (B4)
+S2_FILE = re.compile(r"(?:^|_)B0([2348])(?:_10m)?\.(?:jp2|tiff?)$", re.IGNORECASE)
 #: Collection 2 Level-2 reflectance = stored x scale + offset (stored 0 = fill)
-LANDSAT_C2_SCALING = (0.0000275, -0.2)
+LANDSAT_C2_SCALING = (LANDSAT_C2_SCALE, LANDSAT_C2_OFFSET)
 #: Sentinel-2 L2A reflectance = stored / 10000, less 0.1 from processing baseline 04.00 on
 S2_SCALE, S2_BASELINE_OFFSET, S2_OFFSET_FROM = 0.0001, -0.1, 400
 S2_BASELINE = re.compile(r"_N(\d{4})_")
@@ -79,16 +78,17 @@ def find_band_files(inputs: Sequence[str | os.PathLike]) -> BandFiles:
             raise BandError(f"the files are of several Landsat sensors ({', '.join(sorted(sensors))}); give one "
                             "scene's band files")
         (sensor,) = sensors
-        numbers = LANDSAT_BANDS["oli" if sensor[2:] in ("08", "09") else "tm"]
-        files = _one_each({b: [p for m, p in landsat if int(m.group(2)) == n] for b, n in zip(INPUT_BANDS, numbers)},
-                          lambda b: f"{sensor} SR_B{numbers[INPUT_BANDS.index(b)]}")
-        prefix = files["R"].name[: LANDSAT_FILE.match(files["R"].name).start(2) - len("_SR_B")]
+        names = LANDSAT_SR_BANDS["Landsat 8-9" if sensor[2:] in ("08", "09") else "Landsat 4-7"]
+        files = _one_each({b: [p for m, p in landsat if m.group(2).upper() == names[b]] for b in INPUT_BANDS},
+                          lambda b: f"{sensor} {names[b]}")
+        prefix = files["R"].name[: LANDSAT_FILE.match(files["R"].name).start(2) - 1]
         qa = next((p for p in [*paths, *files["R"].parent.iterdir()]
                    if p.name.upper() in (f"{prefix}_QA_PIXEL.TIF".upper(), f"{prefix}_QA_PIXEL.TIFF".upper())), None)
         return BandFiles(files, "landsat", LANDSAT_C2_SCALING, qa)
     if s2:
-        files = _one_each({b: [p for m, p in s2 if S2_BANDS[m.group(1)] == b] for b in INPUT_BANDS},
-                          lambda b: f"B{next(k for k, v in S2_BANDS.items() if v == b)}")
+        numbered = NUMBERED_BANDS["Sentinel-2"]
+        files = _one_each({b: [p for m, p in s2 if f"B{m.group(1)}" in numbered[b]] for b in INPUT_BANDS},
+                          lambda b: f"B0{numbered[b][0][1:]}")
         if "MSIL1C" in str(files["R"].resolve()).upper():  # (a SAFE folder's name: S2A_MSIL1C_...)
             raise BandError("these are Sentinel-2 Level-1C bands, reflectance at the top of the atmosphere; the model "
                             "learned surface reflectance: download the Level-2A product (S2?_MSIL2A_...) instead")
