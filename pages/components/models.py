@@ -146,8 +146,8 @@ def scope_note(model_path: str | os.PathLike) -> str | None:
     iou = card.validation_iou()
     measured = f" Its validation IoU there is {iou:.2f}." if iou is not None else ""
     # (the card's words as written: a file's text, not Markdown)
-    return (f"Trained on {ui.plain(ui.sentence(card.data.strip(), '.'))}{measured} On another region, season or sensor it has not "
-            "been measured: check it against labels on the Quality page, or fine-tune it on labels of your region "
+    return (f"Trained on {ui.plain(ui.sentence(card.data.strip(), '.'))}{measured} On another region, season or "
+            "sensor it has not been measured: check it against labels on the Quality page, or fine-tune it on labels of your region "
             "(Train tab: *Start from the model in use*).")
 
 
