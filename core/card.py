@@ -11,6 +11,7 @@ files are the same model) stay light. Building, saving and loading the model its
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -142,7 +143,8 @@ class ModelCard:
     def from_dict(cls, d: dict) -> "ModelCard":
         """Raises CorruptFileError if required fields are missing, the bands are not a list of names,
         the normalization does not hold one finite mean and one finite, positive standard deviation
-        per band, or pixel_size_m is neither null nor a positive number."""
+        per band, pixel_size_m is neither null nor a positive number, or the preset or a text field
+        (created, command, data, notes) is not a text."""
         if not isinstance(d, dict):
             raise CorruptFileError(f"the model card is a JSON {type(d).__name__}, not an object of fields (preset, "
                                    "bands, normalization, ...); " + DAMAGED_CARD)
@@ -161,6 +163,13 @@ class ModelCard:
             if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float)) or not 0 < size < float("inf")):
                 raise CorruptFileError(f"the model card's pixel_size_m is {size!r}; it must be a positive number of metres "
                                        "or null; " + DAMAGED_CARD)
+            if not isinstance(d["preset"], str):
+                raise CorruptFileError(f"the model card's preset is {d['preset']!r}, not a preset's name such as "
+                                       f"'light'; " + DAMAGED_CARD)
+            texts = {key: d.get(key, "") for key in ("created", "command", "data", "notes")}
+            for key, value in texts.items():
+                if not isinstance(value, str):
+                    raise CorruptFileError(f"the model card's {key} is {str(value)[:40]!r}, not a text; " + DAMAGED_CARD)
             patch = d.get("patch_size", 256)
             if isinstance(patch, bool) or not isinstance(patch, int) or patch < 16 or patch % 16:
                 raise CorruptFileError(f"the model card's patch_size is {patch!r}; it must be a whole multiple of 16 px "
@@ -170,12 +179,9 @@ class ModelCard:
                 bands=tuple(d["bands"]),
                 normalization=norm,
                 patch_size=patch,
-                created=d.get("created", ""),
-                command=d.get("command", ""),
                 training=d.get("training", {}),
                 metrics=d.get("metrics", {}),
-                data=d.get("data", ""),
-                notes=d.get("notes", ""),
+                **texts,
                 pixel_size_m=None if size is None else float(size),
                 weights=_weights_field(d.get("weights", "")),
             )
@@ -306,7 +312,7 @@ def card_facts(card: ModelCard) -> list[tuple[str, str]]:
 
     def number(key: str):
         value = t.get(key)
-        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
     how = []
     if number("patches_seen") is not None:

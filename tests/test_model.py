@@ -243,7 +243,10 @@ def test_card_with_bad_normalization_is_refused(tmp_path, change, match):
 
 def test_card_with_bad_bands_or_pixel_size_is_refused():
     for change in ({"bands": "RGBNN"}, {"bands": ["R", "G", "B", "NIR", 5]}, {"pixel_size_m": -30}, {"pixel_size_m": 0},
-                   {"pixel_size_m": "thirty"}, {"patch_size": -3}, {"patch_size": 100}, {"patch_size": "256"}):
+                   {"pixel_size_m": "thirty"}, {"patch_size": -3}, {"patch_size": 100}, {"patch_size": "256"},
+                   # (found by fuzzing cards: the dashboard's model card failed on these with a traceback)
+                   {"preset": ["light"]}, {"preset": 1}, {"created": 20261125}, {"notes": ["a"]}, {"data": None},
+                   {"command": {"train": 1}}):
         d = {**_card().to_dict(), **change}
         with pytest.raises(CorruptFileError):
             ModelCard.from_dict(d)
@@ -342,6 +345,8 @@ def test_the_card_in_words_of_a_hand_written_card_has_the_rows_it_can_give():
                                 ("Chosen at", "the best epoch, on validation patches: IoU 0.500")]
     one = ModelCard("mine", tuple(FEATURE_BANDS), norm, 128, training={"epochs_run": 1, "batch_size": 8})
     assert ("Training", "1 epoch, batches of 8") in card_facts(one)  # (not "1 epochs")
+    odd = ModelCard("mine", tuple(FEATURE_BANDS), norm, 128, training={"epochs_run": float("nan"), "batch_size": 8})
+    assert ("Training", "batches of 8") in card_facts(odd)  # (JSON's NaN is no number of epochs)
     # a job's checkpoint: the epochs asked for (it may be epoch 1's), and the model it was fine-tuned from by name
     job = ModelCard("light", tuple(FEATURE_BANDS), norm, 64, training={
         "epochs": 40, "patches_seen": 160, "init_model": "/w/jobs/job-20261203-1644/train/best.keras"})
