@@ -271,7 +271,7 @@ class Mixer:
     def from_json(cls, d: dict) -> "Mixer":
         """Raises CorruptFileError if a field is missing or not what Earth Engine writes (sizes:
         positive integers, a plausible image size; affine: six finite
-        numbers of an invertible transform)."""
+        numbers of an invertible transform; crs: one GDAL knows, or none)."""
         try:
             proj = d["projection"]
             aff = proj["affine"]["doubleMatrix"]
@@ -298,6 +298,9 @@ class Mixer:
             raise CorruptFileError(f"the mixer's affine {list(affine)} has zero pixel size; the mixer is damaged")
         if crs is not None and not isinstance(crs, str):
             raise CorruptFileError(f"the mixer's projection.crs is {crs!r}; it must be a CRS name such as EPSG:32618")
+        if crs is not None and not _known_crs(crs):
+            raise CorruptFileError(f"the mixer's projection.crs {crs[:60]!r} is not a CRS GDAL knows (Earth Engine writes "
+                                   "a code such as EPSG:32618); the mixer is damaged")
         mixer = cls(crs, affine, (width, height), per_row, total)
         from core.grid import off_earth_corner
 
@@ -309,6 +312,17 @@ class Mixer:
 
 #: Largest image side a mixer may describe (Earth Engine exports stay far below: 10^5 patches of 256 px).
 MAX_EXPORT_SIDE = 10_000_000
+
+
+def _known_crs(crs: str) -> bool:
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        CRS.from_user_input(crs)
+    except CRSError:
+        return False
+    return True
 
 
 def _finite_number(v) -> bool:

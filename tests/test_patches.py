@@ -281,12 +281,17 @@ def test_mixer_json_roundtrip_and_errors(tmp_path):
     ("totalPatches", 1_000_000_000),  # an image of 1,024 x 64 million px: the output raster could not even be made
     # a corner beyond the globe (1e20 m east): reprojecting it held a command for minutes (core.grid.off_earth_corner)
     ("affine", [30.0, 0.0, 1e20, 0.0, -30.0, 200.0]),
+    # a CRS GDAL does not know: rasterio's CRSError came through as a traceback (found by fuzzing mixers)
+    ("crs", "EPSG:99999"), ("crs", ""), ("crs", "PROJCS[]"),
 ])
 def test_mixer_with_bad_sizes_is_refused(tmp_path, field, value):
-    """Non-positive or non-integer sizes (patchesPerRow 0 divided by zero) and a broken affine: one CorruptFileError."""
+    """Non-positive or non-integer sizes (patchesPerRow 0 divided by zero), a broken affine or an
+    unknown CRS: one CorruptFileError."""
     d = Mixer("EPSG:32618", (30.0, 0.0, 100.0, 0.0, -30.0, 200.0), (256, 256), 4, 12).to_json()
     if field == "affine":
         d["projection"]["affine"]["doubleMatrix"] = value
+    elif field == "crs":
+        d["projection"]["crs"] = value
     else:
         d[field] = value
     path = tmp_path / "x-mixer.json"
