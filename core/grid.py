@@ -194,7 +194,7 @@ class Grid:
         r, c = rows.ravel(), cols.ravel()
         xs, ys = [], []
         for dr, dc in ((0, 0), (0, 0.1), (0.1, 0)):
-            x, y = t * (c + dc, r + dr)
+            x, y = t @ (c + dc, r + dr)
             xs.append(np.asarray(x, np.float64))
             ys.append(np.asarray(y, np.float64))
         try:
@@ -324,7 +324,7 @@ def off_earth_corner(grid: Grid) -> tuple[float, float] | None:
     if grid.crs is None:
         return None
     t = Affine(*grid.transform)
-    corners = np.array([t * (c, r) for c in (0, grid.width) for r in (0, grid.height)], float)
+    corners = np.array([t @ (c, r) for c in (0, grid.width) for r in (0, grid.height)], float)
     reach = np.where(np.isfinite(corners), np.abs(corners), np.inf).max(axis=1)
     if reach.max() <= MAX_COORDINATE:
         return None
@@ -360,7 +360,7 @@ def pixel_offset(part: Grid, whole: Grid, tol: float = 1e-6) -> tuple[int, int] 
     if any(abs(x - y) > tol * scale for x, y in ((a, A), (b, B), (d, D), (e, E))):
         return None
     try:  # where the part's first pixel lies in the whole's pixels (a turned grid as well)
-        col, row = ~Affine(A, B, C, D, E, F) * (c, f)
+        col, row = ~Affine(A, B, C, D, E, F) @ (c, f)
     except TransformNotInvertibleError:  # a degenerate transform: no window of it
         return None
     if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
@@ -440,7 +440,7 @@ def grid_difference(expected: Grid, actual: Grid) -> str:
 
     offset = pixel_offset(actual, expected)
     if offset is None:  # between the image's pixels
-        col, row = ~Affine(*expected.transform) * actual.transform[2::3]
+        col, row = ~Affine(*expected.transform) @ actual.transform[2::3]
         return (f"its pixels lie between the image's: its first pixel is at column {col:,.2f}, row {row:,.2f} of "
                 "the image" + _how_far(expected, actual))
     col, row = offset

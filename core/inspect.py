@@ -30,7 +30,7 @@ def pixel_at(lng: float, lat: float, grid: Grid, offset: tuple[int, int] = (0, 0
         from rasterio.warp import transform
 
         xs, ys = transform("EPSG:4326", grid.crs, [lng], [lat])
-        col, row = ~Affine(*grid.transform) * (xs[0], ys[0])
+        col, row = ~Affine(*grid.transform) @ (xs[0], ys[0])
     else:
         col, row = lng - offset[1], -lat - offset[0]
     if not (math.isfinite(col) and math.isfinite(row)):

@@ -383,7 +383,7 @@ def _finest_side(crs, web: str, transform, width: int, height: int) -> float | N
     from rasterio.warp import transform as warp
 
     cx, cy = width / 2, height / 2
-    pts = [transform * (cx, cy), transform * (cx + 1, cy), transform * (cx, cy + 1)]
+    pts = [transform @ (cx, cy), transform @ (cx + 1, cy), transform @ (cx, cy + 1)]
     try:
         xs, ys = warp(crs, web, [p[0] for p in pts], [p[1] for p in pts])
     except (CPLE_BaseError, CRSError, ValueError):  # GDAL's default resolution then
@@ -416,7 +416,7 @@ def to_web_mercator(rgba: np.ndarray, grid: Grid, max_side: int = MAX_SIDE) -> t
     if small.shape[:2] != (h, w):
         from rasterio.transform import Affine
 
-        src_t = src_t * Affine.scale(w / small.shape[1], h / small.shape[0])
+        src_t = src_t @ Affine.scale(w / small.shape[1], h / small.shape[0])
         h, w = small.shape[:2]
     west, south, east, north = array_bounds(h, w, src_t)
     # pixels as fine as the image's finer side on the web map: GDAL's default squares them on their mean,

@@ -416,7 +416,7 @@ def region_window(grid: Grid, window: tuple[int, int, int, int] | None, min_size
 def _window_grid(grid: Grid, win) -> Grid:
     from affine import Affine
 
-    t = Affine(*grid.transform) * Affine.translation(win.col_off, win.row_off)
+    t = Affine(*grid.transform) @ Affine.translation(win.col_off, win.row_off)
     return Grid(grid.crs, tuple(t)[:6], int(win.width), int(win.height))
 
 

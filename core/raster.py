@@ -337,7 +337,7 @@ class ImageReader:
         h, w = -(-g.height // step), -(-g.width // step)
         raw = self._stored_spread(h, w)
         valid = valid_pixels(raw, self.nodata, self.path.name, ceiling=self._ceiling)
-        grid = Grid(g.crs, tuple(Affine(*g.transform) * Affine.scale(g.width / w, g.height / h))[:6], w, h)
+        grid = Grid(g.crs, tuple(Affine(*g.transform) @ Affine.scale(g.width / w, g.height / h))[:6], w, h)
         return to_features(raw, valid, self.scales, self.offsets, self.path.name), valid, grid
 
     def read(self, window=None) -> tuple[np.ndarray, np.ndarray]:

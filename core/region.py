@@ -301,7 +301,7 @@ class Region:
         inv = ~Affine(*grid.transform)
 
         def conv(ring: Iterable[Sequence[float]]) -> list[list[float]]:
-            return [list(inv * (p[0], p[1])) for p in ring]
+            return [list(inv @ (p[0], p[1])) for p in ring]
 
         if geom["type"] == "Polygon":
             return {"type": "Polygon", "coordinates": [conv(r) for r in geom["coordinates"]]}

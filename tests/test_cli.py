@@ -72,7 +72,7 @@ def test_user_mistakes_are_one_line(capsys, tmp_path, small_scene, tiny_model_pa
         "error: the window (rows 0-9998, columns 0-255) is not inside the image: the image is 288 rows x 320 columns; "
         "give ROW,COL,HEIGHT,WIDTH inside it")
     with rasterio.open(lab) as src:
-        shifted = write_raster(tmp_path / "shifted.tif", src.read(1), transform=src.transform * src.transform.translation(1, 0))
+        shifted = write_raster(tmp_path / "shifted.tif", src.read(1), transform=src.transform @ src.transform.translation(1, 0))
     pred = tmp_path / "p"
     assert main(["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(pred)]) == 0
     capsys.readouterr()
@@ -402,7 +402,7 @@ def test_mistakes_found_in_review_are_one_line_and_lose_nothing(capsys, tmp_path
     assert res["confusion_matrix"]["matrix"] == expected.to_dict()["confusion_matrix"]["matrix"]
     # labels of part of a prediction (an Earth Engine export padded to whole patches) count there only
     with rasterio.open(win / "crop_mask.tif") as src:
-        at, crs = src.transform * src.transform.translation(40, 20), src.crs
+        at, crs = src.transform @ src.transform.translation(40, 20), src.crs
     part_labels = read_labels(lab, get_class_map("cdl"))[16 + 20 : 16 + 120, 32 + 40 : 32 + 240]
     part = write_raster(tmp_path / "part_cdl.tif", part_labels, crs=crs, transform=at, nodata=255)
     assert main(["evaluate", "--pred", str(win / "crop_mask.tif"), "--labels", str(part), "--label-map", "binary",

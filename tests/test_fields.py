@@ -148,7 +148,7 @@ def test_fields_of_a_rotated_lon_lat_grid_add_up_to_its_crop_area():
     mask[20:180, 30:170] = 1
     mask[60:90, 60:100] = 0
     for crs, origin, size in (("EPSG:4326", (10.0, 45.0), 0.001), ("EPSG:3857", (1113194.9, 5621521.5), 30.0)):
-        grid = Grid(crs, tuple(Affine.translation(*origin) * Affine.rotation(30) * Affine.scale(size, -size))[:6], 200, 200)
+        grid = Grid(crs, tuple(Affine.translation(*origin) @ Affine.rotation(30) @ Affine.scale(size, -size))[:6], 200, 200)
         field = crop_fields(mask, grid, 1)["features"][0]["properties"]
         assert field["area_ha"] == pytest.approx(area_ha(mask == 1, grid.pixel_area_ha()), rel=1e-3)
 

@@ -83,8 +83,8 @@ def test_pixel_areas_across_the_180th_meridian_are_those_of_their_neighbours():
     # column spanned ~360 degrees (4e6 ha a 1 km pixel); north-up and rotated grids alike
     x180 = 20037508.342789244
     for turn in (0.0, 30.0):
-        areas = [Grid("EPSG:3857", tuple(Affine.translation(x0, -1.8e6) * Affine.rotation(turn)
-                                         * Affine.scale(1000.0, -1000.0))[:6], 10, 4).pixel_area_ha()
+        areas = [Grid("EPSG:3857", tuple(Affine.translation(x0, -1.8e6) @ Affine.rotation(turn)
+                                         @ Affine.scale(1000.0, -1000.0))[:6], 10, 4).pixel_area_ha()
                  for x0 in (x180 - 5000.0, x180 - 500.0)]
         np.testing.assert_allclose(areas[1], areas[0], rtol=1e-6)
         assert 90 < areas[1].max() < 101  # ~100 ha, a little less at 16 degrees south
@@ -199,7 +199,7 @@ def test_a_geographic_crs_in_grads_has_the_area_of_its_degrees():
     grads = Grid("EPSG:4807", (0.001, 0, 2.0, 0, -0.001, 54.0), 64, 64)
     degrees = Grid("EPSG:4326", (0.0009, 0, 4.0, 0, -0.0009, 48.6), 64, 64)
     assert grads.pixel_area_ha() == pytest.approx(degrees.pixel_area_ha(), rel=1e-9)
-    turned = Affine.translation(2.0, 54.0) * Affine.rotation(30) * Affine.scale(0.001, -0.001)
+    turned = Affine.translation(2.0, 54.0) @ Affine.rotation(30) @ Affine.scale(0.001, -0.001)
     assert Grid("EPSG:4807", tuple(turned)[:6], 8, 8).pixel_area_ha()[4, 0] == pytest.approx(
         degrees.pixel_area_ha()[0, 0], rel=2e-3)
 
@@ -210,8 +210,8 @@ def test_a_rotated_geographic_or_mercator_grid_has_the_ground_area_of_its_pixels
     place. Rows of a rotated lon/lat grid do not follow parallels: its area took a row's slant for
     its height (cos^2 of the angle too small), and a rotated Mercator grid got the nominal area
     (twice the ground's at 45 degrees)."""
-    north_up = Affine.translation(*origin) * Affine.scale(size, -size)
-    turned = Affine.translation(*origin) * Affine.rotation(30) * Affine.scale(size, -size)
+    north_up = Affine.translation(*origin) @ Affine.scale(size, -size)
+    turned = Affine.translation(*origin) @ Affine.rotation(30) @ Affine.scale(size, -size)
     # the rotated grid's middle row, centre column, lies where the north-up grid's pixel (row, col) does
     mid = ~north_up * (turned * (50.5, 50.5))
     assert 0 <= mid[1] < 101
@@ -231,20 +231,20 @@ def test_a_window_of_a_turned_grid_is_found_as_on_a_north_up_one(turn):
 
     from core.grid import Grid, window_within
 
-    whole_t = Affine.translation(500000, 8150000) * Affine.rotation(turn) * Affine.scale(30, -30)
+    whole_t = Affine.translation(500000, 8150000) @ Affine.rotation(turn) @ Affine.scale(30, -30)
     whole = Grid("EPSG:32718", tuple(whole_t)[:6], 300, 200)
 
     def part(dc, dr, w=100, h=50, t=whole_t):
-        return Grid("EPSG:32718", tuple(t * Affine.translation(dc, dr))[:6], w, h)
+        return Grid("EPSG:32718", tuple(t @ Affine.translation(dc, dr))[:6], w, h)
 
     assert window_within(part(40, 30), whole) == Window(40, 30, 100, 50)
     assert window_within(part(200, 150), whole) == Window(200, 150, 100, 50)
     assert window_within(part(40.5, 30), whole) is None
     assert window_within(part(201, 150), whole) is None  # past the right edge
     assert window_within(part(-1, 0), whole) is None
-    other_angle = Affine.translation(500000, 8150000) * Affine.rotation(turn + 5) * Affine.scale(30, -30)
+    other_angle = Affine.translation(500000, 8150000) @ Affine.rotation(turn + 5) @ Affine.scale(30, -30)
     assert window_within(part(40, 30, t=other_angle), whole) is None
-    assert window_within(part(40, 30, t=whole_t * Affine.scale(2)), whole) is None
+    assert window_within(part(40, 30, t=whole_t @ Affine.scale(2)), whole) is None
 
 
 def test_grids_without_a_geotransform_are_said_to_be_unmatchable():

@@ -28,7 +28,7 @@ def test_pixel_at_a_longitude_latitude_finds_the_pixel_of_a_projected_grid():
     grid = grid_of_file(FLANDERS_S2)  # UTM
     aff = Affine(*grid.transform)
     for row, col in ((0, 0), (17, 42), (grid.height - 1, grid.width - 1)):
-        x, y = aff * (col + 0.5, row + 0.5)  # the pixel's centre, in lon/lat as the map gives it
+        x, y = aff @ (col + 0.5, row + 0.5)  # the pixel's centre, in lon/lat as the map gives it
         lng, lat = transform(grid.crs, "EPSG:4326", [x], [y])
         assert pixel_at(lng[0], lat[0], grid) == (row, col)
     x, y = aff * (grid.width + 3, 0)

@@ -212,7 +212,7 @@ def test_windows_past_the_edge_of_a_rotated_image_hold_its_own_pixels(tmp_path):
     from rasterio.windows import Window
 
     win = Window(100, 100, 120, 90)
-    rotated = Affine.translation(500000, 5000000) * Affine.rotation(20) * Affine.scale(30, -30)
+    rotated = Affine.translation(500000, 5000000) @ Affine.rotation(20) @ Affine.scale(30, -30)
     plain = cut(SAMPLE_IMAGE, tmp_path / "plain.tif", win)
     turned = cut(SAMPLE_IMAGE, tmp_path / "rotated.tif", win, crs="EPSG:32633", transform=rotated)
     with ImageReader(plain) as a, ImageReader(turned) as b:

@@ -122,7 +122,7 @@ def test_bad_downloads_are_refused_before_anything_is_written(tmp_path):
     landsat_download(tmp_path)
     with rasterio.open(tmp_path / f"{LANDSAT_ID}_SR_B5.TIF") as src:
         half = src.read(1)[::2, ::2]
-        profile = {**src.profile, "width": 32, "height": 32, "transform": src.transform * src.transform.scale(2, 2)}
+        profile = {**src.profile, "width": 32, "height": 32, "transform": src.transform @ src.transform.scale(2, 2)}
     with rasterio.open(tmp_path / f"{LANDSAT_ID}_SR_B5.TIF", "w", **profile) as dst:
         dst.write(half, 1)
     with pytest.raises(GridMismatchError, match="not on .*SR_B4.TIF's grid"):
@@ -150,8 +150,8 @@ def test_cli_stacks_a_box_of_a_download(tmp_path, capsys):
         from rasterio.warp import transform_bounds
 
         # the lon/lat box of rows 16-47, columns 8-39 (pulled in by a metre, so as not to reach a pixel further)
-        left, top = src.transform * (8, 16)
-        right, bottom = src.transform * (40, 48)
+        left, top = src.transform @ (8, 16)
+        right, bottom = src.transform @ (40, 48)
         w, s, e, n = transform_bounds(src.crs, "EPSG:4326", left + 1, bottom + 1, right - 1, top - 1)
     assert main(["stack", str(tmp_path), "--out", str(tmp_path / "box.tif"), "--bbox", f"{w},{s},{e},{n}"]) == 0
     printed = json.loads(capsys.readouterr().out)

@@ -211,7 +211,7 @@ def test_image_zones_of_a_window_prediction_are_in_the_pixels_of_its_image(tmp_p
 
     mask = np.zeros((40, 60), np.uint8)
     mask[:, 30:] = 1
-    placed = Affine(30, 0, 61440, 0, -30, 107520) * Affine.translation(200, 100)  # the sample's, at col 200, row 100
+    placed = Affine(30, 0, 61440, 0, -30, 107520) @ Affine.translation(200, 100)  # the sample's, at col 200, row 100
     mask_path = write_mask(tmp_path / "crop_mask.tif", mask, Grid(None, tuple(placed)[:6], 60, 40))
     (tmp_path / "summary.json").write_text(json.dumps({"window": {"row": 100, "col": 200, "height": 40, "width": 60}}))
     zones = tmp_path / "z.geojson"

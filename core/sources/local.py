@@ -146,7 +146,7 @@ class LocalSource:
 
         aff = Affine(*grid.transform)
         w, h = grid.width, grid.height
-        corners = [aff * (c, r) for c, r in ((0, 0), (w, 0), (w, h), (0, h))]
+        corners = [aff @ (c, r) for c, r in ((0, 0), (w, 0), (w, h), (0, h))]
         lon, lat = transform(grid.crs, "EPSG:4326", [x for x, _ in corners], [y for _, y in corners])
         if max(lon) - min(lon) <= 180:  # (across the 180th meridian: its four corners, as the regions there take it)
             step = max(FOOTPRINT_STEP_PX, -(-max(w, h) // FOOTPRINT_MAX_POINTS))
@@ -154,7 +154,7 @@ class LocalSource:
             rows = [*range(0, h, step), h]
             edge = ([(c, 0) for c in cols[:-1]] + [(w, r) for r in rows[:-1]]
                     + [(c, h) for c in cols[:0:-1]] + [(0, r) for r in rows[:0:-1]])
-            points = [aff * (c, r) for c, r in edge]
+            points = [aff @ (c, r) for c, r in edge]
             lon, lat = transform(grid.crs, "EPSG:4326", [x for x, _ in points], [y for _, y in points])
         if any(abs(x) > 180 for x in lon):  # a lon/lat image of 0-360 degrees (as climate grids have it)
             raise InvalidDataError(
@@ -248,13 +248,13 @@ class LocalSource:
         out_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused region leaves nothing behind
         from rasterio.transform import Affine
 
-        transform = Affine(*grid.transform) * Affine.translation(window.col_off, window.row_off)
+        transform = Affine(*grid.transform) @ Affine.translation(window.col_off, window.row_off)
         if progress:
             progress(1, 3, "writing the image")
         scene_grid = Grid(grid.crs, tuple(transform)[:6], window.width, window.height)
         write_reflectance(image_out, feats, valid, scene_grid)
         if context != window or not inside.all():  # else the scene is its own context
-            ctx_transform = Affine(*grid.transform) * Affine.translation(context.col_off, context.row_off)
+            ctx_transform = Affine(*grid.transform) @ Affine.translation(context.col_off, context.row_off)
             write_reflectance(out_dir / CONTEXT_FILE, ctx_feats, ctx_valid,
                               Grid(grid.crs, tuple(ctx_transform)[:6], context.width, context.height))
             extra["context"] = {"file": CONTEXT_FILE, "row_off": r0, "col_off": c0}
