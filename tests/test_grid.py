@@ -213,7 +213,7 @@ def test_a_rotated_geographic_or_mercator_grid_has_the_ground_area_of_its_pixels
     north_up = Affine.translation(*origin) @ Affine.scale(size, -size)
     turned = Affine.translation(*origin) @ Affine.rotation(30) @ Affine.scale(size, -size)
     # the rotated grid's middle row, centre column, lies where the north-up grid's pixel (row, col) does
-    mid = ~north_up * (turned * (50.5, 50.5))
+    mid = ~north_up @ (turned @ (50.5, 50.5))
     assert 0 <= mid[1] < 101
     expected = Grid(crs, tuple(north_up)[:6], 101, 101).pixel_area_ha()[int(mid[1]), 0]
     area = Grid(crs, tuple(turned)[:6], 101, 101).pixel_area_ha()

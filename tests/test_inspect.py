@@ -31,7 +31,7 @@ def test_pixel_at_a_longitude_latitude_finds_the_pixel_of_a_projected_grid():
         x, y = aff @ (col + 0.5, row + 0.5)  # the pixel's centre, in lon/lat as the map gives it
         lng, lat = transform(grid.crs, "EPSG:4326", [x], [y])
         assert pixel_at(lng[0], lat[0], grid) == (row, col)
-    x, y = aff * (grid.width + 3, 0)
+    x, y = aff @ (grid.width + 3, 0)
     lng, lat = transform(grid.crs, "EPSG:4326", [x], [y])
     assert pixel_at(lng[0], lat[0], grid) is None
     # a point in another image's pixel coordinates (e.g. row 150 of the sample) is no place: PROJ raised
