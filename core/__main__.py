@@ -652,7 +652,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_resample)
 
     k = sub.add_parser("stack", help="stack the band files of a Landsat Collection 2 Level-2 or Sentinel-2 L2A "
-                                     "download into one R, G, B, NIR GeoTIFF (Landsat's clouds masked by QA_PIXEL)")
+                                     "download into one R, G, B, NIR GeoTIFF (clouds masked: Landsat's QA_PIXEL, "
+                                     "Sentinel-2's SCL)")
     k.add_argument("inputs", nargs="*", metavar="FILE_OR_FOLDER",
                    help="the download's band files (..._SR_B4.TIF ..., ..._B04_10m.jp2 ...) or their folder")
     for role, flag in (("R", "--red"), ("G", "--green"), ("B", "--blue"), ("NIR", "--nir")):

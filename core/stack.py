@@ -7,8 +7,10 @@ product as one JPEG 2000 per band (``..._B04_10m.jp2``), reflectance x 10000 (+1
 baseline 04.00 on, which its SAFE folder's name gives: ``_N0400_``). :func:`stack_bands` writes the
 four bands the model needs into one file with their names, the scale and offset that make them
 reflectance, and the cloud mask applied (Landsat: QA_PIXEL bits 0-4, fill, dilated cloud, cirrus,
-cloud and cloud shadow, as the Earth Engine composites mask them), streaming strips of rows, so a
-whole scene (7,700 x 7,800 px) needs little memory.
+cloud and cloud shadow, and QA_RADSAT's saturated pixels, as the Earth Engine composites mask them;
+Sentinel-2: the scene classification's (SCL, 20 m) no data, saturated or defective pixels, cloud
+shadow, clouds and cirrus), streaming strips of rows, so a whole scene (7,700 x 7,800 px) needs
+little memory.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ LANDSAT_FILE = re.compile(r"^(L[CTEO]0[4-9])_.*_(SR_B\d{1,2})\.TIF{1,2}$", re.IG
 #: Sentinel-2 band files (L2A: T..._B04_10m.jp2; also single-band GeoTIFFs named by band), the band's
 #: number as core.bands.NUMBERED_BANDS gives it (B4)
 S2_FILE = re.compile(r"(?:^|_)B0([2348])(?:_10m)?\.(?:jp2|tiff?)$", re.IGNORECASE)
+#: Sentinel-2 L2A's scene classification (T..._SCL_20m.jp2 in a SAFE's R20m folder; SCL.tif in some
+#: archives' layouts), the 20 m one before the 60 m one
+S2_SCL_FILE = re.compile(r"(?:^|_)SCL(?:_(20|60)m)?\.(?:jp2|tiff?)$", re.IGNORECASE)
+#: SCL classes that are no data: 0 no data, 1 saturated or defective, 3 cloud shadow, 8 and 9 cloud of
+#: medium and high probability, 10 thin cirrus (snow, 11, is kept, as Landsat's QA_PIXEL snow bit is)
+S2_SCL_MASKED = (0, 1, 3, 8, 9, 10)
 #: Collection 2 Level-2 reflectance = stored x scale + offset (stored 0 = fill)
 LANDSAT_C2_SCALING = (LANDSAT_C2_SCALE, LANDSAT_C2_OFFSET)
 #: Sentinel-2 L2A reflectance = stored / 10000, less 0.1 from processing baseline 04.00 on
@@ -44,12 +52,14 @@ STRIP_ROWS = 512
 class BandFiles:
     """Which file holds each of R, G, B and NIR, what made them (``landsat``, ``sentinel-2`` or
     ``files`` given by role), their scale and offset to reflectance (None: as core detects them), and
-    the Landsat QA_PIXEL file beside them, if any."""
+    the quality file beside them, if any: Landsat's QA_PIXEL (with its QA_RADSAT, if there), or
+    Sentinel-2's SCL."""
 
     files: dict[str, Path]
     kind: str
     scaling: tuple[float, float] | None
     qa: Path | None = None
+    radsat: Path | None = None
 
 
 def find_band_files(inputs: Sequence[str | os.PathLike]) -> BandFiles:
@@ -82,9 +92,13 @@ def find_band_files(inputs: Sequence[str | os.PathLike]) -> BandFiles:
         files = _one_each({b: [p for m, p in landsat if m.group(2).upper() == names[b]] for b in INPUT_BANDS},
                           lambda b: f"{sensor} {names[b]}")
         prefix = files["R"].name[: LANDSAT_FILE.match(files["R"].name).start(2) - 1]
-        qa = next((p for p in [*paths, *files["R"].parent.iterdir()]
-                   if p.name.upper() in (f"{prefix}_QA_PIXEL.TIF".upper(), f"{prefix}_QA_PIXEL.TIFF".upper())), None)
-        return BandFiles(files, "landsat", LANDSAT_C2_SCALING, qa)
+
+        def beside(name: str) -> Path | None:
+            return next((p for p in [*paths, *files["R"].parent.iterdir()]
+                         if p.name.upper() in (f"{prefix}_{name}.TIF".upper(), f"{prefix}_{name}.TIFF".upper())), None)
+
+        qa = beside("QA_PIXEL")
+        return BandFiles(files, "landsat", LANDSAT_C2_SCALING, qa, beside("QA_RADSAT") if qa else None)
     if s2:
         numbered = NUMBERED_BANDS["Sentinel-2"]
         files = _one_each({b: [p for m, p in s2 if f"B{m.group(1)}" in numbered[b]] for b in INPUT_BANDS},
@@ -94,7 +108,11 @@ def find_band_files(inputs: Sequence[str | os.PathLike]) -> BandFiles:
                             "learned surface reflectance: download the Level-2A product (S2?_MSIL2A_...) instead")
         baseline = S2_BASELINE.search(str(files["R"].resolve()))
         offset = S2_BASELINE_OFFSET if baseline and int(baseline.group(1)) >= S2_OFFSET_FROM else 0.0
-        return BandFiles(files, "sentinel-2", (S2_SCALE, offset) if baseline else None)
+        # (given as files: also in the R10m folder's sibling R20m, as a SAFE holds it)
+        near = [p for d in (files["R"].parent, files["R"].parent.parent / "R20m") if d.is_dir() for p in d.iterdir()]
+        scl = sorted({p for p in [*paths, *near] if S2_SCL_FILE.search(p.name)},  # (20 m, then 60 m)
+                     key=lambda p: (S2_SCL_FILE.search(p.name).group(1) or "", str(p)))
+        return BandFiles(files, "sentinel-2", (S2_SCALE, offset) if baseline else None, scl[0] if scl else None)
     names = ", ".join(p.name for p in paths[:6]) + (" ..." if len(paths) > 6 else "")
     raise BandError(f"no Landsat Collection 2 Level-2 (..._SR_B4.TIF) or Sentinel-2 (..._B04_10m.jp2) band files "
                     f"among {names or 'the inputs'}; give them, or each band by its role (--red, --green, --blue, --nir)")
@@ -113,12 +131,13 @@ def _one_each(found: dict[str, list[Path]], name) -> dict[str, Path]:
 def stack_bands(bands: BandFiles, out: str | os.PathLike, window: tuple[int, int, int, int] | None = None,
                 overwrite: bool = False) -> dict:
     """Write ``bands`` as one GeoTIFF (bands R, G, B, NIR in the files' type, 0 = no data, their scale
-    and offset, the QA file's clouds set to no data), all of it or the ``window`` ROW,COL,HEIGHT,WIDTH.
+    and offset, the quality file's clouds set to no data), all of it or the ``window`` ROW,COL,HEIGHT,WIDTH.
     Written under a temporary name and renamed once complete. Returns what was written.
 
     Raises:
         InputNotFoundError, CorruptFileError: a band file cannot be read.
-        GridMismatchError: the files are not on one grid (CRS, transform, size).
+        GridMismatchError: the files are not on one grid (CRS, transform, size; Sentinel-2's SCL: on
+            the bands' grid, with pixels a whole number of times theirs).
         BandError: a file has more than one band, or bands of different types.
         ConfigError: the output is one of the inputs; a window outside the grid.
         OutputExistsError: ``out`` exists and ``overwrite`` is False.
@@ -127,7 +146,7 @@ def stack_bands(bands: BandFiles, out: str | os.PathLike, window: tuple[int, int
 
     from core.raster import GDAL_CACHE_BYTES
 
-    inputs = [*bands.files.values(), *([bands.qa] if bands.qa else [])]
+    inputs = [*bands.files.values(), *(p for p in (bands.qa, bands.radsat) if p)]
     if any(Path(out).resolve() == p.resolve() for p in inputs):
         raise ConfigError(f"{out} is an input: write the stack to another file")
     # (GDAL's block cache, 5% of the machine's memory by default, grew with the scene: 741 MB for 7,680 px)
@@ -145,11 +164,16 @@ def _stack(bands: BandFiles, out, window, overwrite: bool) -> dict:
     from core.raster import _open, read_pixels
 
     srcs = {}
+    scl = bands.kind == "sentinel-2" and bands.qa is not None
     try:
-        for role, path in [*bands.files.items(), *([("QA", bands.qa)] if bands.qa else [])]:
-            srcs[role] = _open(path)
+        for role, path in [*bands.files.items(), ("QA", bands.qa), ("RADSAT", bands.radsat)]:
+            if path is not None:
+                srcs[role] = _open(path)
         first = srcs["R"]
         for role, src in srcs.items():
+            if role == "QA" and scl:
+                factor = _scl_factor(src, first)
+                continue
             if src.count != 1:
                 raise BandError(f"{src.name} has {src.count} bands; give one file per band")
             if (src.crs, src.transform, src.width, src.height) != (first.crs, first.transform, first.width, first.height):
@@ -182,8 +206,13 @@ def _stack(bands: BandFiles, out, window, overwrite: bool) -> dict:
                 empty = (data == 0).any(axis=0) | np.array([_declared_nodata(srcs[b], data[i])
                                                             for i, b in enumerate(INPUT_BANDS)]).any(axis=0)
                 if "QA" in srcs:
-                    qa = read_pixels(srcs["QA"], bands.qa, 1, window=win)
-                    cloudy = (qa & np.asarray(LANDSAT_QA_MASK, qa.dtype)) != 0
+                    if scl:
+                        cloudy = np.isin(_scl_strip(srcs["QA"], bands.qa, win, factor), S2_SCL_MASKED)
+                    else:
+                        qa = read_pixels(srcs["QA"], bands.qa, 1, window=win)
+                        cloudy = (qa & np.asarray(LANDSAT_QA_MASK, qa.dtype)) != 0
+                    if "RADSAT" in srcs:  # (any band saturated: its value is not the ground's)
+                        cloudy |= read_pixels(srcs["RADSAT"], bands.radsat, 1, window=win) != 0
                     masked += int((cloudy & ~empty).sum())
                     empty |= cloudy
                 nodata += int(empty.sum())
@@ -193,10 +222,47 @@ def _stack(bands: BandFiles, out, window, overwrite: bool) -> dict:
         for src in srcs.values():
             src.close()
     return {"out": str(out), "from": bands.kind, "bands": {b: str(p) for b, p in bands.files.items()},
-            "qa": str(bands.qa) if bands.qa else None, "width": width, "height": height,
+            "qa": str(bands.qa) if bands.qa else None, "radsat": str(bands.radsat) if bands.radsat else None,
+            "width": width, "height": height,
             "window": [row0, col0, height, width], "crs": str(first.crs) if first.crs else None,
             "scale_offset": list(bands.scaling) if bands.scaling else None,
             "no_data_pixels": nodata, "cloud_masked_pixels": masked if bands.qa else None}
+
+
+def _scl_factor(scl, bands) -> int:
+    """How many band pixels a side one pixel of the SCL file ``scl`` covers (2 for 20 m over 10 m).
+
+    Raises:
+        GridMismatchError: SCL is not on the bands' grid: another CRS or origin, pixels that are not a
+            whole number of the bands', or too few of them to cover the bands.
+    """
+    name, to = Path(scl.name).name, Path(bands.name).name
+    ratio = scl.transform.a / bands.transform.a
+    factor = round(ratio)
+    t, b = scl.transform, bands.transform
+    if (scl.count != 1 or scl.crs != bands.crs or factor < 1 or abs(ratio - factor) > 1e-6
+            or abs(t.e / b.e - factor) > 1e-6 or t.b or t.d or b.b or b.d
+            or abs(t.c - b.c) > 1e-6 * abs(b.a) or abs(t.f - b.f) > 1e-6 * abs(b.a)
+            or scl.width * factor < bands.width or scl.height * factor < bands.height):
+        raise GridMismatchError(f"the scene classification {name} is not on {to}'s grid (another CRS or origin, or "
+                                f"pixels that are not a whole number of its pixels): give the SCL file of the same "
+                                "product, or stack without it (the bands' files alone: clouds are then not masked)")
+    return factor
+
+
+def _scl_strip(scl, path: Path, win, factor: int) -> np.ndarray:
+    """The SCL classes of the bands' window ``win``, each SCL pixel repeated over the ``factor`` x
+    ``factor`` band pixels it covers. Raises CorruptFileError: SCL cannot be read."""
+    from rasterio.windows import Window
+
+    from core.raster import read_pixels
+
+    r0, c0 = int(win.row_off), int(win.col_off)
+    r1, c1 = r0 + int(win.height), c0 + int(win.width)
+    top, left = r0 // factor, c0 // factor
+    classes = read_pixels(scl, path, 1, window=Window(left, top, -(-c1 // factor) - left, -(-r1 // factor) - top))
+    whole = np.repeat(np.repeat(classes, factor, axis=0), factor, axis=1)
+    return whole[r0 - top * factor: r1 - top * factor, c0 - left * factor: c1 - left * factor]
 
 
 def _declared_nodata(src, values: np.ndarray) -> np.ndarray:

@@ -30,9 +30,10 @@ def _write_band(path, values, src, dtype="uint16", nodata=None):
         dst.write(values.astype(dtype), 1)
 
 
-def landsat_download(folder, cloudy=None):
+def landsat_download(folder, cloudy=None, saturated=None):
     """The Landsat fixture as Collection 2 Level-2 band files (stored = (reflectance + 0.2) / 0.0000275)
-    with a QA_PIXEL file (bit 3, cloud, where ``cloudy``); returns the reflectance (R, G, B, NIR)."""
+    with a QA_PIXEL file (bit 3, cloud, where ``cloudy``), and a QA_RADSAT file (band 4 saturated where
+    ``saturated``) when given; returns the reflectance (R, G, B, NIR)."""
     scale, offset = LANDSAT_C2_SCALING
     with rasterio.open(LANDSAT) as src:
         refl = src.read()  # B02, B03, B04, B05
@@ -42,6 +43,8 @@ def landsat_download(folder, cloudy=None):
         if cloudy is not None:
             qa[cloudy] = 1 << 3
         _write_band(folder / f"{LANDSAT_ID}_QA_PIXEL.TIF", qa, src)
+        if saturated is not None:
+            _write_band(folder / f"{LANDSAT_ID}_QA_RADSAT.TIF", np.where(saturated, 1 << 3, 0), src)
     return refl[[2, 1, 0, 3]]
 
 
@@ -64,6 +67,77 @@ def test_a_landsat_download_is_stacked_as_reflectance_with_its_clouds_masked(tmp
     # the reflectance as the fixture holds it, to the stored integers' step (0.0000275)
     got = np.moveaxis(feats[..., :4], -1, 0)
     assert np.abs(got[:, valid] - refl[:, valid]).max() < 2e-5
+
+
+def test_landsat_saturated_pixels_are_no_data_as_in_the_earth_engine_composites(tmp_path):
+    """QA_RADSAT flags a pixel where a band saturated (bright roofs, snow, cloud tops): its values are not
+    the ground's, and the Earth Engine composites drop it too."""
+    cloudy, saturated = np.zeros((64, 64), bool), np.zeros((64, 64), bool)
+    cloudy[10:20, 30:50] = True
+    saturated[15:25, 0:8] = True  # (besides 0 clouds)
+    landsat_download(tmp_path, cloudy, saturated)
+    bands = find_band_files([tmp_path])
+    assert bands.radsat.name == f"{LANDSAT_ID}_QA_RADSAT.TIF"
+    (tmp_path / "out").mkdir()
+    done = stack_bands(bands, tmp_path / "out" / "image.tif")
+    assert done["cloud_masked_pixels"] == 200 + 80 and done["radsat"].endswith("_QA_RADSAT.TIF")
+    with ImageReader(tmp_path / "out" / "image.tif") as reader:
+        _, valid = reader.read()
+    assert not valid[cloudy | saturated].any() and valid[~(cloudy | saturated)].all()
+
+
+def sentinel2_safe(folder, classes=None, origin_shift=0.0):
+    """The Sentinel-2 fixture as a SAFE folder's 10 m band files (x 10000) and, with ``classes`` (32 x
+    32), its 20 m scene classification (SCL); returns the R10m folder."""
+    r10m = folder / "S2A_MSIL2A_fixture_N0213_R008_fixture.SAFE" / "GRANULE" / "fixture" / "IMG_DATA" / "R10m"
+    r10m.mkdir(parents=True)
+    with rasterio.open(SENTINEL2) as src:
+        for name, values in zip(("B02", "B03", "B04", "B08"), src.read()):
+            _write_band(r10m / f"fixture_{name}_10m.tif", np.round(values * 10000), src)
+        if classes is not None:
+            (r10m.parent / "R20m").mkdir()
+            t = src.transform
+            profile = {"driver": "GTiff", "count": 1, "dtype": "uint8", "width": 32, "height": 32, "crs": src.crs,
+                       "transform": rasterio.Affine(20.0, 0, t.c + origin_shift, 0, -20.0, t.f)}
+            with rasterio.open(r10m.parent / "R20m" / "fixture_SCL_20m.tif", "w", **profile) as dst:
+                dst.write(classes.astype("uint8"), 1)
+    return r10m
+
+
+def test_sentinel2_clouds_are_masked_by_its_scene_classification(tmp_path):
+    """SCL's no data, saturated, cloud shadow, cloud and cirrus classes (0, 1, 3, 8, 9, 10) become no data;
+    its 20 m pixels each cover 2 x 2 band pixels, also in a box whose edges fall inside one."""
+    classes = np.full((32, 32), 4, np.uint8)  # vegetation
+    for k, code in enumerate((0, 1, 3, 8, 9, 10, 11, 5, 6)):  # (11 snow, 5 bare soil, 6 water: kept)
+        classes[k * 3, 2:5] = code
+    r10m = sentinel2_safe(tmp_path, classes)
+    bands = find_band_files([tmp_path])  # the SAFE folder: the SCL found in R20m
+    assert bands.qa.name == "fixture_SCL_20m.tif"
+    assert find_band_files(sorted(r10m.iterdir())).qa == bands.qa  # the 10 m files alone: found beside them
+    cloudy = np.repeat(np.repeat(np.isin(classes, (0, 1, 3, 8, 9, 10)), 2, axis=0), 2, axis=1)  # (64 x 64)
+    done = stack_bands(bands, tmp_path / "image.tif")
+    assert done["cloud_masked_pixels"] == 6 * 3 * 4 == cloudy.sum()
+    with ImageReader(tmp_path / "image.tif") as reader:
+        _, valid = reader.read()
+    assert (valid == ~cloudy).all()
+    # a box starting at an odd row and column (inside a 20 m pixel), written in strips
+    import core.stack
+
+    core.stack.STRIP_ROWS, strip = 7, core.stack.STRIP_ROWS
+    try:
+        stack_bands(bands, tmp_path / "box.tif", window=(3, 5, 40, 31))
+    finally:
+        core.stack.STRIP_ROWS = strip
+    with ImageReader(tmp_path / "box.tif") as reader:
+        _, valid = reader.read()
+    assert (valid == ~cloudy[3:43, 5:36]).all()
+
+
+def test_a_scene_classification_off_the_bands_grid_is_refused(tmp_path):
+    sentinel2_safe(tmp_path, np.full((32, 32), 4), origin_shift=10.0)  # half a 20 m pixel east
+    with pytest.raises(GridMismatchError, match="fixture_SCL_20m.tif is not on fixture_B04_10m.tif's grid"):
+        stack_bands(find_band_files([tmp_path]), tmp_path / "image.tif")
+    assert not (tmp_path / "image.tif").exists()
 
 
 def test_sentinel2_band_files_are_stacked_in_r_g_b_nir_order(tmp_path):
