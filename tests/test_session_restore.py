@@ -43,6 +43,53 @@ def test_restored_from_damaged_text_is_nothing(text):
     assert state.restored(text) == {}
 
 
+#: values of the wrong shape for their key (a session saved by hand, damaged, or by a version that shaped
+#: them otherwise): each made a page fail with a traceback when it came back (found by fuzzing saved sessions)
+MISSHAPEN = [(state.THRESHOLD, 1), (state.THRESHOLD, "0.5"), (state.VIEWS, 3), (state.MAP_HEIGHT, []),
+             (state.AREA_UNIT, "hectare"), (state.MODEL_PATH, 7), (state.MODEL_PATH, {"a": 1}), (state.BASEMAP, "yes"),
+             (state.LAYERS, {"predict_crop": {"opacity": 1, "show": True}}), (state.LAYERS, {"predict_crop": {"a": 1}}),
+             (state.QUALITY_CLASS, [5]), (state.SOURCE, 0), (state.SOURCE, {"kind": "ftp"}), (state.PREVIOUS_REGION, -1),
+             (state.SCENE, {"image_path": "/x/image.tif", "extra": {"width": {}}}), (state.PREDICTION, {"key": "x"})]
+
+
+@pytest.mark.parametrize("key, value", MISSHAPEN)
+def test_restored_drops_a_value_of_another_shape(key, value):
+    good = {state.THRESHOLD: 0.37, state.MAP_HEIGHT: 720, state.SOURCE: {"kind": "sample"}, state.REGION: REGION}
+    back = state.restored(state.snapshot({**good, key: value}), exists=lambda p: True)
+    if key in state.KEPT_TOGETHER:  # the source, region, scene and prediction belong together: none of them
+        assert back == {k: v for k, v in good.items() if k not in state.KEPT_TOGETHER}
+    else:  # the others come back
+        assert back == {k: v for k, v in good.items() if k != key}
+
+
+def test_every_kept_key_has_its_shape_and_the_defaults_have_it():
+    assert set(state.KEPT_SHAPES) == set(state.KEPT)
+    for key in state.KEPT:
+        default = state.DEFAULTS[key]
+        assert state.kept_shape_ok(key, default() if callable(default) else default), key
+
+
+def test_a_session_saved_in_another_format_is_not_restored():
+    text = state.snapshot({state.THRESHOLD: 0.37})
+    assert json.loads(text)[state.FORMAT_KEY] == state.SESSION_FORMAT
+    assert state.restored(text) == {state.THRESHOLD: 0.37}
+    assert state.restored(json.dumps({state.THRESHOLD: 0.37})) == {state.THRESHOLD: 0.37}  # saved before formats
+    assert state.restored(json.dumps({state.FORMAT_KEY: state.SESSION_FORMAT + 1, state.THRESHOLD: 0.37})) == {}
+
+
+def test_a_reload_of_a_misshapen_session_opens_the_pages(fake_map):
+    """A saved session holding a value of every misshapen kind: each page opens, on what could be kept."""
+    sid = "ab" * 16
+    saved = {key: value for key, value in reversed(MISSHAPEN)}  # (the first value of each key)
+    (state.sessions_dir() / f"{sid}.json").write_text(json.dumps({**saved, state.THRESHOLD: 0.3}))
+    for page in ("pages/region.py", "pages/data.py", "pages/predict.py", "pages/quality.py", "pages/model.py"):
+        at = new_app()
+        at.query_params[state.SESSION_PARAM] = sid
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert at.session_state[state.THRESHOLD] == 0.3 and at.session_state[state.SOURCE] == {"kind": "sample"}
+
+
 def _saved(sid: str) -> dict:
     return json.loads((state.sessions_dir() / f"{sid}.json").read_text())
 

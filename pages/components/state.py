@@ -123,6 +123,10 @@ KEPT = KEPT_TOGETHER + (MODEL_PATH, THRESHOLD, VIEWS, LAYERS, QUALITY_CLASS, EE_
                         EE_IMAGE_EXPORT, EE_EXPORTS, TRAIN_FORM,
                         PATCH_FORM, EE_EXPORT_FORM, EE_UPLOAD_FORM, EE_TASKS_ACTIVE, JOB_DIR, EE_LAST, BASEMAP,
                         MAP_HEIGHT, AREA_UNIT)
+#: the saved sessions' layout: a session saved in another (an older version of the app, whose values
+#: were shaped otherwise) is not restored; raise it when a kept value changes shape
+SESSION_FORMAT = 1
+FORMAT_KEY = "_format"  # its key in a saved session (absent in those saved before it: format 1)
 SESSION_PARAM = "session"  # the URL's query parameter that names the session's saved state
 SESSION_ID = "_session_id"  # this browser session's id (32 hex digits)
 SAVED = "_saved_state"  # the JSON text last saved for this session (so that an unchanged run writes nothing)
@@ -239,7 +243,7 @@ def save() -> None:
 def snapshot(values: dict[str, Any]) -> str:
     """The JSON text that :func:`restored` reads back: the values that JSON can hold (a value it
     cannot hold is left out, and comes back as its default)."""
-    kept = {}
+    kept: dict[str, Any] = {FORMAT_KEY: SESSION_FORMAT}
     for key, value in values.items():
         try:
             json.dumps(value, allow_nan=False)
@@ -250,20 +254,90 @@ def snapshot(values: dict[str, Any]) -> str:
 
 
 def restored(text: str, exists=os.path.exists) -> dict[str, Any]:
-    """The session values to bring back from :func:`snapshot`'s ``text``: only :data:`KEPT` keys;
-    :data:`KEPT_TOGETHER` all or none, and none when a file they name is gone (``exists``: the
-    check, injected for tests); {} for damaged text."""
+    """The session values to bring back from :func:`snapshot`'s ``text``: only :data:`KEPT` keys of the
+    shape this version gives them (:func:`kept_shape_ok`); :data:`KEPT_TOGETHER` all or none, and none
+    when a file they name is gone (``exists``: the check, injected for tests); {} for damaged text or
+    a session saved in another :data:`SESSION_FORMAT`."""
     try:
         values = json.loads(text)
     except ValueError:
         return {}
-    if not isinstance(values, dict):
+    if not isinstance(values, dict) or values.get(FORMAT_KEY, 1) != SESSION_FORMAT:
         return {}
     together = {k: values[k] for k in KEPT_TOGETHER if k in values}
-    out = {k: v for k, v in values.items() if k in KEPT and k not in together and _files_there(v, exists)}
-    if together and _files_there(list(together.values()), exists):
+    out = {k: v for k, v in values.items()
+           if k in KEPT and k not in together and kept_shape_ok(k, v) and _files_there(v, exists)}
+    if together and all(kept_shape_ok(k, v) for k, v in together.items()) and _files_there(
+            list(together.values()), exists):
         out.update(together)
     return out
+
+
+def _is(*types):
+    return lambda v: isinstance(v, types) and not (isinstance(v, bool) and bool not in types)
+
+
+def _dict_with(**fields):
+    """A dict whose ``fields`` each pass their check (a missing field passes: as its default)."""
+    return lambda v: isinstance(v, dict) and all(check(v[k]) for k, check in fields.items() if k in v)
+
+
+def _or_none(check):
+    return lambda v: v is None or check(v)
+
+
+_text, _flag, _dict, _list, _int = _is(str), _is(bool), _is(dict), _is(list), _is(int)
+#: a scene's ``extra`` (core.sources: where it was cut from, its context image, its class codes)
+_SCENE_EXTRA = _dict_with(row_off=_int, col_off=_int, height=_int, width=_int, region_pixels=_int,
+                          pixel_size_m=_or_none(_is(int, float)), codes=_or_none(_text), class_map=_or_none(_text),
+                          source=_or_none(_text), title=_or_none(_text), band_map=_or_none(_dict),
+                          context=_dict_with(file=_text, row_off=_int, col_off=_int))
+#: what each kept value must be to be restored (see :func:`kept_shape_ok`)
+KEPT_SHAPES = {
+    SOURCE: _dict_with(kind=lambda v: v in ("sample", "local", "earthengine")),
+    REGION: _or_none(_dict),
+    PREVIOUS_REGION: _or_none(lambda v: isinstance(v, list) and len(v) == 1 and (v[0] is None or _dict(v[0]))),
+    SCENE: _or_none(lambda v: _dict_with(image_path=_text, labels_path=_or_none(_text), label_map=_or_none(_text),
+                                         georeferenced=_flag, title=_text, attribution=_text, extra=_SCENE_EXTRA)(v)
+                    and _text(v.get("image_path"))),
+    PATCHES: _or_none(_dict),
+    PREDICTION: _or_none(lambda v: _dict(v) and _list(v.get("key"))),
+    FIELDS: _or_none(lambda v: _list(v) and len(v) == 2),
+    MODEL_PATH: _or_none(_text),
+    THRESHOLD: lambda v: _is(float)(v) and THRESHOLD_SLIDER["min_value"] <= v <= THRESHOLD_SLIDER["max_value"],
+    VIEWS: lambda v: _int(v) and v in (1, 2, 4, 8),
+    LAYERS: lambda v: _dict(v) and all(_dict(x) and {"show", "opacity"} <= x.keys() and _dict_with(
+        show=_flag, opacity=lambda o: _is(float)(o) and 0 <= o <= 1)(x) for x in v.values()),  # (a slider's float)
+    QUALITY_CLASS: lambda v: v == "all" or _int(v),
+    EE_ASSET: _text,
+    EE_INGESTION: _or_none(_dict),
+    EE_PATCHES: _or_none(_dict),
+    EE_IMAGE_EXPORT: _or_none(_dict),
+    EE_EXPORTS: _list,
+    TRAIN_FORM: _dict,
+    PATCH_FORM: _dict,
+    EE_EXPORT_FORM: _dict,
+    EE_UPLOAD_FORM: _dict,
+    EE_TASKS_ACTIVE: _flag,
+    JOB_DIR: _or_none(_text),
+    EE_LAST: _or_none(_dict),
+    BASEMAP: _flag,
+    MAP_HEIGHT: lambda v: _int(v) and v in MAP_HEIGHTS,
+    AREA_UNIT: lambda v: _text(v) and v in _area_units(),
+}
+
+
+def _area_units() -> dict:
+    from core.metrics import AREA_UNITS
+
+    return AREA_UNITS
+
+
+def kept_shape_ok(key: str, value: Any) -> bool:
+    """Whether ``value`` has the shape this version of the app gives the kept ``key`` (a session saved
+    by hand, damaged, or by a version that shaped it otherwise is not brought back)."""
+    check = KEPT_SHAPES.get(key)
+    return check is not None and bool(check(value))
 
 
 def _files_there(value: Any, exists) -> bool:
