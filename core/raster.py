@@ -52,7 +52,27 @@ def file_bands(path: str | os.PathLike) -> tuple[str | None, ...]:
         InputNotFoundError, CorruptFileError.
     """
     with _open(path) as src:
+        return band_names(src)
+
+
+def band_names(src, needed_by: str | None = None) -> tuple[str | None, ...]:
+    """The band descriptions of the open raster ``src`` (None for a band without one); None for every
+    band where they are not UTF-8 text (a file written with names in another encoding, e.g. Latin-1,
+    which rasterio cannot decode).
+
+    Raises:
+        BandError: names that are not UTF-8 where ``needed_by`` (the file's name) needs them to tell
+            its bands apart.
+    """
+    try:
         return tuple(src.descriptions)
+    except UnicodeDecodeError:
+        if needed_by:
+            raise BandError(f"the band names of {needed_by} are not UTF-8 text (written in another encoding), so "
+                            "its bands cannot be told apart by name; give their numbers (--bands 1,2,3,4 for R, G, "
+                            "B, NIR; on the Region page, the upload's 'Band numbers of R, G, B, NIR'), or write the file again "
+                            "with UTF-8 band names") from None
+        return (None,) * src.count
 
 
 def band_map_check(path: str | os.PathLike, band_map: dict[str, int] | None) -> tuple[str, ...]:
@@ -65,7 +85,7 @@ def band_map_check(path: str | os.PathLike, band_map: dict[str, int] | None) -> 
     if not band_map:
         return ()
     with _open(path) as src:
-        return band_map_warnings(src.descriptions, src.count, band_map, Path(path).name)
+        return band_map_warnings(band_names(src), src.count, band_map, Path(path).name)
 
 
 #: GDAL's block cache while a whole image is read once, block by block (a prediction, an overview):
@@ -90,7 +110,7 @@ def _open(path: str | os.PathLike):
     if not p.exists():
         raise InputNotFoundError(f"file not found: {p} (check the path)")
     try:
-        return rasterio.open(p)
+        src = rasterio.open(p)
     except RasterioIOError as err:
         # GDAL's text names the file by its whole path (for an upload, a folder of the server's): by name here
         name = p.name or str(p)  # "." has no name
@@ -109,6 +129,16 @@ def _open(path: str | os.PathLike):
             raise CorruptFileError(f"cannot read {name} ({reason}): the file is truncated or damaged; copy or "
                                    "download it again") from None
         raise CorruptFileError(f"cannot read {name}: {reason}; is it a GeoTIFF?") from None
+    from rasterio._err import CPLE_BaseError  # (GDAL's errors; rasterio.errors does not name them)
+
+    try:  # damage GDAL met while opening (e.g. in the GeoTIFF keys) is raised by the first call that checks
+        src.colorinterp
+    except CPLE_BaseError as err:
+        src.close()
+        reason = str(err).replace(str(p), p.name).strip().rstrip(".")  # (not the server's folders)
+        raise CorruptFileError(f"cannot read {p.name or p} ({reason}): the file is damaged; copy or download it "
+                               "again") from None
+    return src
 
 
 def read_pixels(src, path: str | os.PathLike, *args, **kwargs) -> np.ndarray:
@@ -177,7 +207,7 @@ class ImageReader:
         try:
             src = self._src
             self.grid = grid_of(src)
-            self.band_index = resolve_bands(src.descriptions, src.count, band_map)
+            self.band_index = resolve_bands(band_names(src, None if band_map else self.path.name), src.count, band_map)
             self._indexes = [self.band_index[b] for b in INPUT_BANDS]
             check_real_numbers(src, self.path, "reflectance")
             self.nodata = src.nodata
@@ -203,7 +233,7 @@ class ImageReader:
             self._ceiling = stored_ceiling(self.scales, self.offsets)
             #: suspect but possible values (see :func:`sample_warnings`), for the user to check
             self.warnings = sample_warnings(sample, self.scales, self.offsets, self.path.name)
-            self.warnings += band_map_warnings(src.descriptions, src.count, self.band_index, self.path.name)
+            self.warnings += band_map_warnings(band_names(src), src.count, self.band_index, self.path.name)
             self.warnings += georeferencing_warnings(src, self.path.name)
         except Exception:
             self._src.close()
@@ -368,7 +398,7 @@ def label_band_index(src, class_map: ClassMap, band: str | int | None = None) ->
     Raises:
         BandError: no band of the name given, or a band number the file does not have.
     """
-    names = [(d or "").upper() for d in src.descriptions]
+    names = [(d or "").upper() for d in band_names(src)]
     if isinstance(band, str) and band.strip().isdigit() and band.strip().upper() not in names:
         band = int(band)
     if isinstance(band, int):
@@ -381,7 +411,7 @@ def label_band_index(src, class_map: ClassMap, band: str | int | None = None) ->
         if wanted.upper() in names:
             return names.index(wanted.upper()) + 1
         if band:
-            named = ", ".join(d or "unnamed" for d in src.descriptions)
+            named = ", ".join(d or "unnamed" for d in band_names(src))
             raise BandError(f"label band {band!r} not found (the file's {src.count} band(s): {named}); give one of "
                             "their names, or the band's number (1 = the first)")
     return 1
@@ -491,7 +521,8 @@ def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band:
         idx = label_band_index(src, class_map, band)
         check_real_numbers(src, path, "class codes")
         raw = read_padded(src, path, idx, window, 0, masked=True)
-        band_name = src.descriptions[idx - 1] if 0 < idx <= len(src.descriptions) else None
+        names = band_names(src)
+        band_name = names[idx - 1] if 0 < idx <= len(names) else None
         declared = src.nodatavals[idx - 1]
     check_label_codes(raw, class_map, band_name, Path(path).name, declared)
     return raw

@@ -315,3 +315,59 @@ def test_pixels_hidden_by_the_files_mask_band_are_no_data(tmp_path):
     with ImageReader(tmp_path / "rgba.tif") as r, rasterio.open(tmp_path / "rgba.tif") as src:
         assert src.colorinterp[3] == rasterio.enums.ColorInterp.alpha and r.band_index["NIR"] == 4
         assert r.read()[1].all()
+
+
+def _latin1_names(path, data, names):
+    """``data`` at ``path`` with band names written in Latin-1, as some software writes them: GDAL keeps
+    the bytes, which are not UTF-8 (each "é" of ``names`` is one byte then, padded with a space to keep
+    the file's offsets)."""
+    write_raster(path, data, descriptions=names)
+    raw = path.read_bytes()
+    assert raw.count("é".encode()) == sum(n.count("é") for n in names)
+    path.write_bytes(raw.replace("é".encode(), "é ".encode("latin-1")))
+    return path
+
+
+def test_band_names_in_another_encoding_are_refused_unless_the_bands_are_given_by_number(tmp_path):
+    """rasterio cannot decode band names that are not UTF-8: a UnicodeDecodeError came through as a
+    traceback (found by fuzzing uploads). Unnamed then, the bands are not guessed: their numbers are asked for."""
+    with rasterio.open(SAMPLE_IMAGE) as src:
+        data = src.read(window=rasterio.windows.Window(0, 0, 64, 64))
+    path = _latin1_names(tmp_path / "latin1.tif", data, ["Rouge (réflectance)", "Vert (réflectance)",
+                                                          "Bleu (réflectance)", "Proche infrarouge (réflectance)"])
+    with pytest.raises(BandError, match="band names of latin1.tif are not UTF-8 .*--bands 1,2,3,4"):
+        ImageReader(path)
+    with ImageReader(path, {"R": 1, "G": 2, "B": 3, "NIR": 4}) as reader:
+        feats, valid = reader.read()
+    assert valid.all() and feats.shape == (64, 64, 5)
+    # as labels: the first band (or the one numbered), as in a file without names
+    codes = np.stack([np.full((8, 8), 176, np.uint8), np.full((8, 8), 1, np.uint8)])  # grassland, corn
+    labels = _latin1_names(tmp_path / "labels.tif", codes, ["Classe (légende)", "Culture (année)"])
+    cdl = get_class_map("cdl")
+    assert (read_labels(labels, cdl) == 0).all() and (read_labels(labels, cdl, band=2) == 1).all()
+
+
+def _damaged_keys(src_path, dst_path):
+    """A copy of the little-endian GeoTIFF ``src_path`` whose GeoAsciiParams tag has a type TIFF does not
+    have (145) and whose ModelPixelScale points beyond the file's end: a real upload's damage (found by
+    fuzzing) that GDAL opens, losing the georeferencing, and reports at the next call that checks."""
+    import struct
+
+    raw = bytearray(src_path.read_bytes())
+    assert raw[:4] == b"II*\0"
+    ifd = struct.unpack_from("<I", raw, 4)[0]
+    (n,) = struct.unpack_from("<H", raw, ifd)
+    entries = {struct.unpack_from("<H", raw, ifd + 2 + 12 * k)[0]: ifd + 2 + 12 * k for k in range(n)}
+    struct.pack_into("<H", raw, entries[34737] + 2, 145)  # GeoAsciiParams: its type
+    struct.pack_into("<I", raw, entries[33550] + 8, len(raw) + 2**29)  # ModelPixelScale: where its values are
+    dst_path.write_bytes(bytes(raw))
+    return dst_path
+
+
+def test_a_geotiff_whose_keys_are_damaged_is_refused_when_opened(tmp_path):
+    """rasterio's CPLE_AppDefinedError about the damage came through as a traceback."""
+    damaged = _damaged_keys(FLANDERS_S2, tmp_path / "damaged.tif")
+    with pytest.raises(CorruptFileError, match=r"cannot read damaged.tif \(.*GeoAsciiParams.*\): the file is damaged"):
+        ImageReader(damaged)
+    with pytest.raises(CorruptFileError, match="damaged.tif"):
+        read_labels(damaged, get_class_map("binary"))

@@ -358,11 +358,13 @@ def check_probability_file(path: Path) -> None:
     """
     import rasterio
 
+    from core.raster import band_names
+
     fix = "give the probability.tif that `python -m core predict` (or the Predict page) wrote"
     try:
         with rasterio.open(path) as src:
             count, dtype, crs = src.count, src.dtypes[0], src.crs
-            words = " ".join([src.descriptions[0] or "", *src.tags(1).values()]).lower()
+            words = " ".join([band_names(src)[0] or "", *src.tags(1).values()]).lower()
             step = max(1, max(src.width, src.height) // 512)  # a few hundred thousand pixels tell
             sample = src.read(1, out_shape=(max(1, src.height // step), max(1, src.width // step))) if count else None
     except rasterio.errors.RasterioIOError as err:

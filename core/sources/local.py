@@ -469,11 +469,12 @@ def label_map_of_upload(data: bytes, name: str) -> str | None:
     from rasterio.io import MemoryFile
 
     from core.labels import label_map_named_by
+    from core.raster import band_names
 
     _check_upload(data, name)
     try:
         with MemoryFile(data) as mem, mem.open() as src:
-            return label_map_named_by(src.descriptions)
+            return label_map_named_by(band_names(src))
     except RasterioError:  # (unreadable: "Use these files" says why)
         return None
 
