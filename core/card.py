@@ -169,7 +169,8 @@ class ModelCard:
             texts = {key: d.get(key, "") for key in ("created", "command", "data", "notes")}
             for key, value in texts.items():
                 if not isinstance(value, str):
-                    raise CorruptFileError(f"the model card's {key} is {str(value)[:40]!r}, not a text; " + DAMAGED_CARD)
+                    raise CorruptFileError(f"the model card's {key} is {str(value)[:40]!r}, not a text; "
+                                           + DAMAGED_CARD)
             patch = d.get("patch_size", 256)
             if isinstance(patch, bool) or not isinstance(patch, int) or patch < 16 or patch % 16:
                 raise CorruptFileError(f"the model card's patch_size is {patch!r}; it must be a whole multiple of 16 px "
@@ -312,7 +313,8 @@ def card_facts(card: ModelCard) -> list[tuple[str, str]]:
 
     def number(key: str):
         value = t.get(key)
-        return value if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return value if ok else None
 
     how = []
     if number("patches_seen") is not None:

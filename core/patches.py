@@ -299,8 +299,8 @@ class Mixer:
         if crs is not None and not isinstance(crs, str):
             raise CorruptFileError(f"the mixer's projection.crs is {crs!r}; it must be a CRS name such as EPSG:32618")
         if crs is not None and not _known_crs(crs):
-            raise CorruptFileError(f"the mixer's projection.crs {crs[:60]!r} is not a CRS GDAL knows (Earth Engine writes "
-                                   "a code such as EPSG:32618); the mixer is damaged")
+            raise CorruptFileError(f"the mixer's projection.crs {crs[:60]!r} is not a CRS GDAL knows (Earth Engine "
+                                   "writes a code such as EPSG:32618); the mixer is damaged")
         mixer = cls(crs, affine, (width, height), per_row, total)
         from core.grid import off_earth_corner
 

@@ -70,8 +70,8 @@ def band_names(src, needed_by: str | None = None) -> tuple[str | None, ...]:
         if needed_by:
             raise BandError(f"the band names of {needed_by} are not UTF-8 text (written in another encoding), so "
                             "its bands cannot be told apart by name; give their numbers (--bands 1,2,3,4 for R, G, "
-                            "B, NIR; on the Region page, the upload's 'Band numbers of R, G, B, NIR'), or write the file again "
-                            "with UTF-8 band names") from None
+                            "B, NIR; on the Region page, the upload's 'Band numbers of R, G, B, NIR'), or write "
+                            "the file again with UTF-8 band names") from None
         return (None,) * src.count
 
 
