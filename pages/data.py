@@ -147,7 +147,7 @@ if has_labels:
                "Engine page's training export. Test patches come from a held-out block. Train on them on the "
                "Model page, or download them for your own TensorFlow code.")
     asked = state.get(state.PATCH_FORM)  # the form opens as it was last submitted (for any region)
-    fits, index, size_help = ui.patch_size_choice(grid.shape, asked.get("size", 128))
+    fits, index, size_help = ui.patch_size_choice(grid.shape, ui.remembered(asked, "size", 128))
     if not fits:
         st.info(f"The region is {grid.width:,} x {grid.height:,} px, smaller than the smallest patch "
                 f"({ui.PATCH_SIZES[0]} x {ui.PATCH_SIZES[0]} px): draw a larger region on the Region page to cut "
@@ -156,11 +156,12 @@ if has_labels:
     with st.form("patch_form", enter_to_submit=False):
         f1, f2, f3, f4 = st.columns(4)
         size = f1.selectbox("Patch size", fits, index=index, key="patch_size", help=size_help)
-        buffer = f2.number_input("Context margin (px each side)", 0, 64, asked.get("buffer", 0), key="patch_buffer",
+        buffer = ui.remembered_number(f2.number_input, "Context margin (px each side)", 0, 64, asked, "buffer", 0,
+                                      key="patch_buffer",
                                  help="Extra image around each patch (the kernel buffer of Earth Engine's exports, its "
                                       "kernelSize)")
-        n_train = f3.number_input("Training patches", 1, 500, asked.get("train", 100), key="patch_train")
-        n_test = f4.number_input("Test patches", 1, 200, asked.get("test", 25), key="patch_test")
+        n_train = ui.remembered_number(f3.number_input, "Training patches", 1, 500, asked, "train", 100, key="patch_train")
+        n_test = ui.remembered_number(f4.number_input, "Test patches", 1, 200, asked, "test", 25, key="patch_test")
         cut = st.form_submit_button("Cut patches")
     if cut:
         state.put(state.PATCH_FORM, {"size": int(size), "buffer": int(buffer), "train": int(n_train), "test": int(n_test)})

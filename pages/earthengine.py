@@ -35,23 +35,25 @@ def export_form() -> None:
     kinds, sizes = ["patches", "image"], [128, 256, 512]
     prev = state.get(state.EE_EXPORT_FORM)  # the form opens as it was last submitted
     with st.form("ee_export", enter_to_submit=False):
-        what = st.radio("What", kinds, index=kinds.index(prev.get("what", "patches")), horizontal=True,
+        what = st.radio("What", kinds, index=ui.remembered_index(kinds, prev, "what", "patches"), horizontal=True,
                         key="ee_exp_kind",
                         format_func=lambda k: {"patches": "Training and test patches (TFRecord)",
                                                "image": "Image for prediction (TFRecord patches + mixer)"}[k])
         c1, c2 = st.columns(2)
-        dest = c1.text_input("Destination", prev.get("dest", ""), placeholder="gcs:BUCKET/PREFIX or drive:FOLDER",
+        dest = c1.text_input("Destination", ui.remembered(prev, "dest", ""), placeholder="gcs:BUCKET/PREFIX or drive:FOLDER",
                              key="ee_exp_dest")
-        name = c2.text_input("Export name", prev.get("name", "crops"), key="ee_exp_name")
+        name = c2.text_input("Export name", ui.remembered(prev, "name", "crops"), key="ee_exp_name")
         d1, d2, d3, d4, d5 = st.columns(5)
-        train = d1.number_input("Training points per class", 1, 5000, prev.get("train", 275), key="ee_exp_train")
-        test = d2.number_input("Test points per class", 0, 5000, prev.get("test", 50), key="ee_exp_test")
-        per_task = d3.number_input("Points per task", 1, 2000, prev.get("per_task", 100), key="ee_exp_per_task",
+        train = ui.remembered_number(d1.number_input, "Training points per class", 1, 5000, prev, "train", 275,
+                                     key="ee_exp_train")
+        test = ui.remembered_number(d2.number_input, "Test points per class", 0, 5000, prev, "test", 50, key="ee_exp_test")
+        per_task = ui.remembered_number(d3.number_input, "Points per task", 1, 2000, prev, "per_task", 100,
+                                        key="ee_exp_per_task",
                                    help="patch exports are split into tasks of this many points; fewer per task "
                                         "when a task runs out of memory")
-        patch = d4.selectbox("Patch size", sizes, index=sizes.index(prev.get("patch", 256)), key="ee_exp_patch")
-        kernel = d5.number_input("Context margin (kernel buffer, px each side)", 0, 256, prev.get("kernel", 32), step=8,
-                                 key="ee_exp_kernel",
+        patch = d4.selectbox("Patch size", sizes, index=ui.remembered_index(sizes, prev, "patch", 256), key="ee_exp_patch")
+        kernel = ui.remembered_number(d5.number_input, "Context margin (kernel buffer, px each side)", 0, 256, prev,
+                                      "kernel", 32, step=8, key="ee_exp_kernel",
                                  help="context around each patch; image exports need it for seamless prediction "
                                       "(a multiple of 8, at most half the patch size)")
         again = st.checkbox("Replace an earlier export of this name", key="ee_exp_again",
@@ -209,9 +211,10 @@ with upload_tab:
         prev = state.get(state.EE_UPLOAD_FORM)  # the form opens as it was last submitted
         with st.form("ee_upload", enter_to_submit=False):
             c1, c2 = st.columns(2)
-            gcs = c1.text_input("Cloud Storage path", prev.get("gcs", ""), placeholder="gs://BUCKET/predictions/region.tif",
+            gcs = c1.text_input("Cloud Storage path", ui.remembered(prev, "gcs", ""),
+                                placeholder="gs://BUCKET/predictions/region.tif",
                                 key="ee_up_gcs")
-            asset = c2.text_input("Asset", prev.get("asset", ""), placeholder="projects/PROJECT/assets/NAME or NAME",
+            asset = c2.text_input("Asset", ui.remembered(prev, "asset", ""), placeholder="projects/PROJECT/assets/NAME or NAME",
                                   key="ee_up_asset")
             overwrite = st.checkbox("Replace existing files and asset", key="ee_up_overwrite",
                                     help="Replace the Cloud Storage file and the asset if they exist; without "

@@ -183,7 +183,8 @@ with tab_train:
     prev = state.get(state.TRAIN_FORM)
     sources = ["region", "patches"]
     source = st.radio(
-        "Train on", sources, index=sources.index(prev.get("source", "region")), horizontal=True, key="train_source",
+        "Train on", sources, index=ui.remembered_index(sources, prev, "source", "region"), horizontal=True,
+        key="train_source",
         # kept when changed without a training started, too (a visit to the Data page to cut patches)
         on_change=lambda: state.put(state.TRAIN_FORM, {**state.get(state.TRAIN_FORM),
                                                        "source": st.session_state["train_source"]}),
@@ -202,33 +203,36 @@ with tab_train:
             st.caption("Patches in Earth Engine's TFRecord layout, with bands R, G, B, NIR, NDVI and a `crop` "
                        "label: the Data page's, the Earth Engine page's training export, or `python -m core patches`.")
             p1, p2 = st.columns(2)
-            train_path = p1.text_input("Training patches", prev.get("train_patches", ""),
+            train_path = p1.text_input("Training patches", ui.remembered(prev, "train_patches", ""),
                                        placeholder="gs://bucket/prefix/name/train_*.tfrecord.gz", key="train_patches")
-            val_path = p2.text_input("Validation patches", prev.get("val_patches_path", ""),
+            val_path = p2.text_input("Validation patches", ui.remembered(prev, "val_patches_path", ""),
                                      placeholder="gs://bucket/prefix/name/test_*.tfrecord.gz", key="train_val_patches")
         c1, c2, c3 = st.columns(3)
         names = list(PRESETS)
-        preset = c1.selectbox("Preset", names, index=names.index(prev.get("preset", TrainConfig.preset)),
+        preset = c1.selectbox("Preset", names, index=ui.remembered_index(names, prev, "preset", TrainConfig.preset),
                               format_func=preset_label, key="train_preset",
                               help="light: the default, fast on a CPU; seed: the 2019 notebook's U-Net, "
                                    "about 3.6 times slower")
-        epochs = c2.number_input("Epochs", 1, 200, prev.get("epochs", 5), key="train_epochs")
-        steps = c3.number_input("Steps per epoch", 1, 1000, prev.get("steps_per_epoch", 20), key="train_steps")
+        epochs = ui.remembered_number(c2.number_input, "Epochs", 1, 200, prev, "epochs", 5, key="train_epochs")
+        steps = ui.remembered_number(c3.number_input, "Steps per epoch", 1, 1000, prev, "steps_per_epoch", 20,
+                                     key="train_steps")
         c4, c5, c6 = st.columns(3)
-        batch = c4.number_input("Batch size", 1, 64, prev.get("batch_size", 8), key="train_batch")
+        batch = ui.remembered_number(c4.number_input, "Batch size", 1, 64, prev, "batch_size", 8, key="train_batch")
         # on the region: the sizes it holds (a 100 px field offered 256 px, refused on Start)
-        sizes, index, size_help = ui.patch_size_choice(None if too_small else shape, prev.get("patch_size", 256))
+        sizes, index, size_help = ui.patch_size_choice(None if too_small else shape,
+                                                       ui.remembered(prev, "patch_size", 256))
         patch = c5.selectbox("Patch size", sizes, index=index, key="train_patch", help=size_help)
-        lr = c6.number_input("Learning rate", 1e-5, 0.1, prev.get("learning_rate", 1e-3), 1e-4, format="%.5f",
-                             key="train_lr", help="steps of 0.0001; lower it (e.g. to 0.0005) if the loss turns NaN or "
+        lr = ui.remembered_number(c6.number_input, "Learning rate", 1e-5, 0.1, prev, "learning_rate", 1e-3,
+                                  step=1e-4, format="%.5f", key="train_lr", help="steps of 0.0001; lower it (e.g. to 0.0005) if the loss turns NaN or "
                                                   "jumps about")
         with st.expander("Validation and early stopping"):
             c7, c8 = st.columns(2)
-            val_n = c7.number_input("Patches scored after each epoch", 1, 512, prev.get("val_patches", 32), key="train_val_n",
+            val_n = ui.remembered_number(c7.number_input, "Patches scored after each epoch", 1, 512, prev,
+                                         "val_patches", 32, key="train_val_n",
                                     help="validation patches, taken once from the validation data (at most this "
                                          "many); more gives steadier figures and slower epochs")
-            patience = c8.number_input("Stop after epochs without improvement", 1, 200,
-                                       prev.get("patience", TrainConfig.patience), key="train_patience",
+            patience = ui.remembered_number(c8.number_input, "Stop after epochs without improvement", 1, 200, prev,
+                                            "patience", TrainConfig.patience, key="train_patience",
                                        help="early stopping: the run ends when the validation loss has not improved "
                                             "for this many epochs; the best epoch's model is kept")
         in_use = state.get(state.MODEL_PATH)

@@ -90,6 +90,39 @@ def test_a_reload_of_a_misshapen_session_opens_the_pages(fake_map):
         assert at.session_state[state.THRESHOLD] == 0.3 and at.session_state[state.SOURCE] == {"kind": "sample"}
 
 
+def test_a_form_kept_with_values_its_widgets_no_longer_take_opens_at_their_defaults(fake_map):
+    """A form's kept values that its widget refuses (out of its range, of another type, not among its
+    options: a session kept by a version whose form offered other values) made the page fail; each such
+    value starts at its default, the others as kept."""
+    sid = "cd" * 16
+    train = {"source": "cloud", "preset": "unet9", "epochs": 500, "steps_per_epoch": 30, "learning_rate": "fast",
+             "train_patches": 5, "patch_size": 100, "val_patches": 32.5, "patience": 4}
+    cut = {"size": 100, "buffer": -3, "train": 1000, "test": "x"}
+    (state.sessions_dir() / f"{sid}.json").write_text(json.dumps({state.TRAIN_FORM: train, state.PATCH_FORM: cut}))
+    at = new_app()
+    at.query_params[state.SESSION_PARAM] = sid
+    at.switch_page("pages/model.py").run()
+    assert not at.exception
+    assert at.number_input(key="train_epochs").value == 5 and at.number_input(key="train_steps").value == 30
+    assert at.number_input(key="train_lr").value == pytest.approx(1e-3) and at.number_input(key="train_patience").value == 4
+    assert at.selectbox(key="train_preset").value == "light" and at.radio(key="train_source").value == "region"
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    assert at.number_input(key="patch_buffer").value == 0 and at.number_input(key="patch_train").value == 100
+    assert at.number_input(key="patch_test").value == 25
+
+
+def test_remembered_keeps_a_value_its_widget_takes_else_the_default():
+    from pages.components.ui import remembered
+
+    prev = {"n": 7, "x": 0.5, "flag": True, "name": "a", "big": 900, "choice": "b"}
+    assert remembered(prev, "n", 5, lo=1, hi=10) == 7 and remembered(prev, "big", 5, lo=1, hi=200) == 5
+    assert remembered(prev, "x", 1e-3, lo=1e-5, hi=1.0) == 0.5 and remembered(prev, "n", 1e-3) == 1e-3  # int for float
+    assert remembered(prev, "flag", 5) == 5 and remembered(prev, "name", "") == "a" and remembered(prev, "n", "") == ""
+    assert remembered(prev, "choice", "a", options=["a", "b"]) == "b" and remembered(prev, "name", "c", options=["c"]) == "c"
+    assert remembered(prev, "missing", 3) == 3 and remembered(None, "n", 3) == 3
+
+
 def _saved(sid: str) -> dict:
     return json.loads((state.sessions_dir() / f"{sid}.json").read_text())
 

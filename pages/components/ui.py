@@ -40,6 +40,32 @@ def patch_size_choice(shape: tuple[int, int] | None, wanted: int) -> tuple[list[
     return fits, index, help_
 
 
+def remembered(prev: dict, field: str, default, options=None, lo=None, hi=None):
+    """A form's ``field`` as last submitted (``prev``: the form's kept dict), where it is still a value
+    its widget takes: of ``default``'s type, among ``options`` or within ``lo``..``hi`` when given;
+    else ``default`` (a session kept by another version of the app, whose form offered other values,
+    would otherwise fail the widget)."""
+    value = prev.get(field, default) if isinstance(prev, dict) else default
+    if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, type(default)):
+        return default
+    if options is not None and value not in options:
+        return default
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        return default
+    return value
+
+
+def remembered_number(widget: Callable, label: str, lo, hi, prev: dict, field: str, default, **kwargs):
+    """``widget`` (a container's ``number_input``) from ``lo`` to ``hi``, at the form's ``field`` as last
+    submitted (:func:`remembered`)."""
+    return widget(label, lo, hi, remembered(prev, field, default, lo=lo, hi=hi), **kwargs)
+
+
+def remembered_index(options: list, prev: dict, field: str, default) -> int:
+    """The index among ``options`` of the form's ``field`` as last submitted (:func:`remembered`)."""
+    return options.index(remembered(prev, field, default, options=options))
+
+
 def sentence(text: str, end: str = "") -> str:
     """``text`` as the page shows it: a capital first letter (core's messages begin in lower case, as
     a line on stderr does) and ``end`` (e.g. ".") unless it ends in a stop already. A first word that
