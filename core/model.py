@@ -300,7 +300,8 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
     Raises:
         InputNotFoundError: the .keras file or its card is missing.
         ConfigError: ``path`` is a folder.
-        CorruptFileError: either file is truncated or not what it claims.
+        CorruptFileError: either file is truncated or not what it claims, or the model's configuration
+            cannot be rebuilt.
         CardMismatchError: its card was written for another model's weights.
         ModelMismatchError: the model is not a crop segmentation model (one image in, one
             probability per pixel out) taking the card's bands.
@@ -322,6 +323,12 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
                "EOFError": "it ends too soon"}.get(type(err).__name__, "it cannot be read as one")
         raise CorruptFileError(f"cannot load model {path.name}: the file is truncated or not a Keras model "
                                f"({why}){hint}") from None
+    except Exception as err:  # noqa: BLE001 - rebuilding a damaged configuration fails in any of Keras's ways
+        # (an AttributeError for a number where a layer's dtype policy is named, TensorFlow's
+        # ResourceExhaustedError for a layer a billion channels wide, ...): only Keras runs inside
+        raise CorruptFileError(f"cannot load model {path.name}: its configuration is damaged or not one core saves "
+                               f"({type(err).__name__}: {str(err)[:120]}); use a model saved by core, or save or "
+                               "download it again") from None
     _check_model_shape(model, card, path.name)
     if card.weights and card.weights != weights_fingerprint(model):
         raise card_mismatch(card_path(path).name, "this model")

@@ -288,6 +288,29 @@ def test_keras_file_naming_an_unknown_class_is_corrupt(tmp_path, where):
     assert "\n" not in str(err.value)
 
 
+def test_keras_file_whose_configuration_cannot_be_rebuilt_is_corrupt(tmp_path):
+    """A damaged configuration that Keras fails to rebuild in its own ways (a number where a layer's dtype
+    policy names its class: an AttributeError inside Keras; found by fuzzing models): CorruptFileError."""
+    import json
+    import zipfile
+
+    path = save_model(build_unet("light"), _card(), tmp_path / "m.keras")
+    bad = tmp_path / "bad.keras"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                cfg = json.loads(data)
+                [conv, *_] = [layer for layer in cfg["config"]["layers"] if layer["class_name"] == "Conv2D"]
+                conv["config"]["dtype"]["class_name"] = 1  # (its dtype policy)
+                data = json.dumps(cfg).encode()
+            dst.writestr(item, data)
+    (tmp_path / "bad.json").write_bytes((tmp_path / "m.json").read_bytes())
+    with pytest.raises(CorruptFileError, match="cannot load model bad.keras: its configuration is damaged") as err:
+        load_model(bad)
+    assert "\n" not in str(err.value)
+
+
 def test_a_model_holding_python_code_is_refused_as_such_and_its_code_never_runs(tmp_path):
     """A .keras with a Lambda layer (a Python function, which Keras's safe mode never runs from a file)
     was called "truncated or not a Keras model", which hid why."""
