@@ -332,7 +332,25 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
     _check_model_shape(model, card, path.name)
     if card.weights and card.weights != weights_fingerprint(model):
         raise card_mismatch(card_path(path).name, "this model")
+    _check_model_runs(model, path.name)
     return LoadedModel(model, card, path)
+
+
+def _check_model_runs(model, name: str) -> None:
+    """Run ``model`` once on a blank patch (its own size, else 32 x 32 px), so that a configuration that
+    loads but cannot run (a layer called with a misshapen argument) is refused when loaded, not in the
+    middle of a prediction or a training.
+
+    Raises:
+        CorruptFileError: the model fails on the patch.
+    """
+    _, h, w, bands = model.inputs[0].shape
+    try:
+        model(np.zeros((1, h or 32, w or 32, bands), np.float32), training=False)
+    except Exception as err:  # noqa: BLE001 - only Keras runs inside: a damaged layer fails in any of its ways
+        why = str(err).split("\n")[0][:120] or type(err).__name__
+        raise CorruptFileError(f"cannot use model {name}: it loads but fails on an image ({why}); its configuration "
+                               "is damaged or not one core saves: use a model saved by core") from None
 
 
 def _check_model_shape(model, card: ModelCard, name: str) -> None:

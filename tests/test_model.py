@@ -288,9 +288,22 @@ def test_keras_file_naming_an_unknown_class_is_corrupt(tmp_path, where):
     assert "\n" not in str(err.value)
 
 
-def test_keras_file_whose_configuration_cannot_be_rebuilt_is_corrupt(tmp_path):
-    """A damaged configuration that Keras fails to rebuild in its own ways (a number where a layer's dtype
-    policy names its class: an AttributeError inside Keras; found by fuzzing models): CorruptFileError."""
+def _damage_first(cfg: dict, kind: str, damage) -> None:
+    [layer, *_] = [layer for layer in cfg["config"]["layers"] if layer["class_name"] == kind]
+    damage(layer)
+
+
+@pytest.mark.parametrize("kind, damage, match", [
+    # a number where a layer's dtype policy names its class: an AttributeError inside Keras as it loads
+    ("Conv2D", lambda layer: layer["config"]["dtype"].update(class_name=1),
+     "cannot load model bad.keras: its configuration is damaged"),
+    # a text as the mask a layer is called with: it loads, and fails when run (an AttributeError in the layer)
+    ("BatchNormalization", lambda layer: layer["inbound_nodes"][0]["kwargs"].update(mask="float16"),
+     "cannot use model bad.keras: it loads but fails on an image"),
+])
+def test_keras_file_whose_configuration_cannot_be_rebuilt_or_run_is_corrupt(tmp_path, kind, damage, match):
+    """A damaged configuration that Keras fails on in its own ways (found by fuzzing models): CorruptFileError
+    when the model is loaded, in one line, not a traceback then or in the middle of a prediction."""
     import json
     import zipfile
 
@@ -301,12 +314,11 @@ def test_keras_file_whose_configuration_cannot_be_rebuilt_is_corrupt(tmp_path):
             data = src.read(item.filename)
             if item.filename == "config.json":
                 cfg = json.loads(data)
-                [conv, *_] = [layer for layer in cfg["config"]["layers"] if layer["class_name"] == "Conv2D"]
-                conv["config"]["dtype"]["class_name"] = 1  # (its dtype policy)
+                _damage_first(cfg, kind, damage)
                 data = json.dumps(cfg).encode()
             dst.writestr(item, data)
     (tmp_path / "bad.json").write_bytes((tmp_path / "m.json").read_bytes())
-    with pytest.raises(CorruptFileError, match="cannot load model bad.keras: its configuration is damaged") as err:
+    with pytest.raises(CorruptFileError, match=match) as err:
         load_model(bad)
     assert "\n" not in str(err.value)
 
