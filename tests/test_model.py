@@ -263,11 +263,9 @@ def test_another_json_given_as_the_card_is_named_as_such():
         ModelCard.from_dict({k: v for k, v in _card().to_dict().items() if k != "normalization"})
 
 
-@pytest.mark.parametrize("where", ["model", "layer"])
-def test_keras_file_naming_an_unknown_class_is_corrupt(tmp_path, where):
-    """A .keras whose config names a class Keras does not know (as the model: a TypeError in Keras; as
-    a layer: a ValueError): CorruptFileError in one line, not a traceback."""
-    import json
+def _saved_with_config(tmp_path, change):
+    """A light U-Net saved by core as ``bad.keras`` (with its card), its config.json changed by
+    ``change(cfg)`` in place."""
     import zipfile
 
     path = save_model(build_unet("light"), _card(), tmp_path / "m.keras")
@@ -277,20 +275,25 @@ def test_keras_file_naming_an_unknown_class_is_corrupt(tmp_path, where):
             data = src.read(item.filename)
             if item.filename == "config.json":
                 cfg = json.loads(data)
-                target = cfg if where == "model" else cfg["config"]["layers"][1]
-                target["class_name"] = "Foo"
-                target.pop("module", None), target.pop("registered_name", None)  # a class from no known module
+                change(cfg)
                 data = json.dumps(cfg).encode()
             dst.writestr(item, data)
     (tmp_path / "bad.json").write_bytes((tmp_path / "m.json").read_bytes())
+    return bad
+
+
+@pytest.mark.parametrize("where", ["model", "layer"])
+def test_keras_file_naming_an_unknown_class_is_corrupt(tmp_path, where):
+    """A .keras whose config names a class Keras does not know (as the model: a TypeError in Keras; as
+    a layer: a ValueError): CorruptFileError in one line, not a traceback."""
+    def unknown(cfg):
+        target = cfg if where == "model" else cfg["config"]["layers"][1]
+        target["class_name"] = "Foo"
+        target.pop("module", None), target.pop("registered_name", None)  # a class from no known module
+
     with pytest.raises(CorruptFileError, match="bad.keras") as err:
-        load_model(bad)
+        load_model(_saved_with_config(tmp_path, unknown))
     assert "\n" not in str(err.value)
-
-
-def _damage_first(cfg: dict, kind: str, damage) -> None:
-    [layer, *_] = [layer for layer in cfg["config"]["layers"] if layer["class_name"] == kind]
-    damage(layer)
 
 
 @pytest.mark.parametrize("kind, damage, match", [
@@ -304,22 +307,11 @@ def _damage_first(cfg: dict, kind: str, damage) -> None:
 def test_keras_file_whose_configuration_cannot_be_rebuilt_or_run_is_corrupt(tmp_path, kind, damage, match):
     """A damaged configuration that Keras fails on in its own ways (found by fuzzing models): CorruptFileError
     when the model is loaded, in one line, not a traceback then or in the middle of a prediction."""
-    import json
-    import zipfile
+    def first_damaged(cfg):
+        damage(next(layer for layer in cfg["config"]["layers"] if layer["class_name"] == kind))
 
-    path = save_model(build_unet("light"), _card(), tmp_path / "m.keras")
-    bad = tmp_path / "bad.keras"
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bad, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item.filename)
-            if item.filename == "config.json":
-                cfg = json.loads(data)
-                _damage_first(cfg, kind, damage)
-                data = json.dumps(cfg).encode()
-            dst.writestr(item, data)
-    (tmp_path / "bad.json").write_bytes((tmp_path / "m.json").read_bytes())
     with pytest.raises(CorruptFileError, match=match) as err:
-        load_model(bad)
+        load_model(_saved_with_config(tmp_path, first_damaged))
     assert "\n" not in str(err.value)
 
 
