@@ -86,16 +86,17 @@ def test_landsat_saturated_pixels_are_no_data_as_in_the_earth_engine_composites(
     assert not valid[cloudy | saturated].any() and valid[~(cloudy | saturated)].all()
 
 
-def sentinel2_safe(folder, classes=None, origin_shift=0.0):
-    """The Sentinel-2 fixture as a SAFE folder's 10 m band files (x 10000) and, with ``classes`` (32 x
-    32), its 20 m scene classification (SCL); returns the R10m folder."""
-    r10m = folder / "S2A_MSIL2A_fixture_N0213_R008_fixture.SAFE" / "GRANULE" / "fixture" / "IMG_DATA" / "R10m"
+def sentinel2_safe(folder, classes=None, origin_shift=0.0, name="S2A_MSIL2A_fixture_N0213_R008_fixture.SAFE",
+                   offset=0):
+    """The Sentinel-2 fixture as the SAFE folder ``name``'s 10 m band files (x 10000 + ``offset``) and,
+    with ``classes`` (32 x 32), its 20 m scene classification (SCL); returns the R10m folder."""
+    r10m = folder / name / "GRANULE" / "fixture" / "IMG_DATA" / "R10m"
     r10m.mkdir(parents=True)
+    (r10m.parent / "R20m").mkdir()
     with rasterio.open(SENTINEL2) as src:
-        for name, values in zip(("B02", "B03", "B04", "B08"), src.read()):
-            _write_band(r10m / f"fixture_{name}_10m.tif", np.round(values * 10000), src)
+        for band, values in zip(("B02", "B03", "B04", "B08"), src.read()):
+            _write_band(r10m / f"fixture_{band}_10m.tif", np.round(values * 10000 + offset), src)
         if classes is not None:
-            (r10m.parent / "R20m").mkdir()
             t = src.transform
             profile = {"driver": "GTiff", "count": 1, "dtype": "uint8", "width": 32, "height": 32, "crs": src.crs,
                        "transform": rasterio.Affine(20.0, 0, t.c + origin_shift, 0, -20.0, t.f)}
@@ -159,15 +160,13 @@ def test_sentinel2_band_files_are_stacked_in_r_g_b_nir_order(tmp_path):
 def test_sentinel2_from_baseline_04_00_on_takes_off_its_1000_offset(tmp_path):
     """From processing baseline 04.00 (2022), L2A stores reflectance x 10000 + 1000; the SAFE folder's
     name (..._N0400_...) tells it."""
-    safe = tmp_path / "S2B_MSIL2A_fixture_N0400_R022_fixture.SAFE"
-    r10m, r20m = safe / "GRANULE" / "fixture" / "IMG_DATA" / "R10m", safe / "GRANULE" / "fixture" / "IMG_DATA" / "R20m"
-    r10m.mkdir(parents=True)
-    r20m.mkdir()
+    r10m = sentinel2_safe(tmp_path, name="S2B_MSIL2A_fixture_N0400_R022_fixture.SAFE", offset=1000)
+    safe = r10m.parents[3]
     with rasterio.open(SENTINEL2) as src:
         refl = src.read()
         for name, values in zip(("B02", "B03", "B04", "B08"), refl):
-            _write_band(r10m / f"fixture_{name}_10m.tif", np.round(values * 10000 + 1000), src)
-            _write_band(r20m / f"fixture_{name}_20m.tif", np.round(values * 10000 + 1000), src)  # (not taken)
+            # (20 m bands beside them: not taken)
+            _write_band(r10m.parent / "R20m" / f"fixture_{name}_20m.tif", np.round(values * 10000 + 1000), src)
     bands = find_band_files([safe])  # the SAFE folder, as downloaded: its 10 m bands found inside
     assert {p.parent.name for p in bands.files.values()} == {"R10m"}
     assert bands.scaling == (0.0001, -0.1)
