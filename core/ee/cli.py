@@ -361,6 +361,9 @@ def cmd_export_image(args: argparse.Namespace) -> int:
 def cmd_tasks(args: argparse.Namespace) -> int:
     from core.ee import tasks as T
 
+    if args.wait:  # told before Earth Engine is contacted
+        T.check_polling(args.poll, args.timeout, names=("--poll", "--timeout"))
+    T.check_limit(args.limit, "--limit")
     client = tasks_client(args)
     if args.cancel:
         infos = [T.cancel_task(tid, client) for tid in args.cancel]
@@ -384,6 +387,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
     from core.ee.upload import UploadConfig, check_probability_file, prediction_file, upload_prediction
 
     cfg = UploadConfig(gcs_uri=args.gcs, asset_id=args.asset, pyramiding=args.pyramiding, overwrite=args.overwrite)
+    if args.wait:
+        T.check_polling(args.poll, args.timeout, names=("--poll", "--timeout"))
     check_probability_file(prediction_file(args.prediction))  # a local mistake is told before Earth Engine is contacted
     st = _initialize(args)
     task_id, asset = upload_prediction(args.prediction, cfg, storage_client(args, st.project), project=st.project)

@@ -8,12 +8,13 @@ carrying the task's own error message.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from core.ee.errors import EETaskFailedError, RetryPolicy, call_with_retries
-from core.errors import EarthEngineError
+from core.errors import ConfigError, EarthEngineError
 
 #: Operation states -> the task states shown to users (as the EE Code Editor names them).
 STATES = {
@@ -26,6 +27,35 @@ STATES = {
 }
 ACTIVE = frozenset({"READY", "RUNNING", "CANCEL_REQUESTED"})
 FINISHED = frozenset({"COMPLETED", "CANCELLED", "FAILED"})
+#: The longest pause between two polls of a wait: a day (a task lives at most ten days).
+MAX_POLL_SECONDS = 86400.0
+
+
+def check_polling(poll_seconds: Any, timeout: Any, names: tuple[str, str] = ("poll_seconds", "timeout")) -> None:
+    """Check the pace of a wait (:func:`wait_for`) before anything is asked of Earth Engine.
+
+    Raises:
+        ConfigError: ``poll_seconds`` not a number of seconds from 0 to a day, or ``timeout``
+            neither None nor a number of seconds, 0 or more (each named as ``names`` gives).
+    """
+    poll_name, timeout_name = names
+    if not _seconds(poll_seconds) or not 0 <= poll_seconds <= MAX_POLL_SECONDS:
+        raise ConfigError(f"{poll_name} must be a number of seconds between polls, from 0 to {MAX_POLL_SECONDS:.0f} "
+                          f"(a day), got {poll_seconds!r}")
+    if timeout is not None and (not _seconds(timeout) or timeout < 0):
+        raise ConfigError(f"{timeout_name} must be a number of seconds, 0 or more (or left out to wait until the "
+                          f"tasks finish), got {timeout!r}")
+
+
+def check_limit(limit: Any, name: str = "limit") -> None:
+    """Raises ConfigError: ``limit`` neither None nor a whole number of tasks, 1 or more."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"{name} must be a number of tasks, 1 or more (or left out for all), got {limit!r}")
+
+
+def _seconds(value: Any) -> bool:
+    """Whether ``value`` is a finite number (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class OperationsClient(Protocol):
@@ -162,17 +192,19 @@ def _name(client: Any, task_id: str) -> str:
 
 
 def list_tasks(client: OperationsClient | None = None, active_only: bool = False, limit: int | None = None) -> list[TaskInfo]:
-    """The account's recent tasks, newest first.
+    """The account's recent tasks, newest first (the first ``limit`` of them, if given).
 
     Raises:
+        ConfigError: a ``limit`` :func:`check_limit` refuses.
         EarthEngineError subclasses: when Earth Engine cannot be reached (after retries).
     """
+    check_limit(limit)
     c = _client(client)
     ops = call_with_retries(c.list_operations)
     infos = sorted((task_info(o) for o in ops), key=lambda t: t.created, reverse=True)
     if active_only:
         infos = [t for t in infos if t.active]
-    return infos[:limit] if limit else infos
+    return infos[:limit] if limit is not None else infos
 
 
 def get_task(task_id: str, client: OperationsClient | None = None) -> TaskInfo:
@@ -215,9 +247,11 @@ def wait_for(
     """Poll until every task is finished; return their final infos (in the given order).
 
     Raises:
+        ConfigError: a pace :func:`check_polling` refuses (before any request).
         EETaskFailedError: as soon as one task FAILED (its message included).
         EarthEngineError: a task was CANCELLED, or ``timeout`` seconds passed (tasks keep running).
     """
+    check_polling(poll_seconds, timeout)
     c = _client(client)
     names = [_name(c, t) for t in task_ids]
     start = clock()

@@ -424,6 +424,29 @@ def test_tasks_wait(capsys, fake_ops):
     assert "still running after 0 s" in one_line_error(capsys, ["ee-tasks", "--wait", "B", "--poll", "0", "--timeout", "0"])
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["--wait", "A", "--poll", "nan"], "--poll must be a number of seconds between polls, from 0 to 86400"),
+    (["--wait", "A", "--poll=-1"], "--poll must be"),
+    (["--wait", "A", "--poll", "1e12"], "--poll must be"),  # (time.sleep overflowed)
+    (["--wait", "A", "--timeout", "inf"], "--timeout must be a number of seconds, 0 or more"),
+    (["--wait", "A", "--timeout=-5"], "--timeout must be"),
+    (["--limit=-1"], "--limit must be a number of tasks, 1 or more"),  # (was every task but the oldest)
+    (["--limit", "0"], "--limit must be"),  # (was every task)
+])
+def test_tasks_pace_and_limit_are_checked_before_earth_engine_is_asked(capsys, monkeypatch, argv, said):
+    asked = []
+    monkeypatch.setattr(cli, "tasks_client", lambda args: asked.append(args))
+    assert said in one_line_error(capsys, ["ee-tasks", *argv])
+    assert asked == []
+
+
+def test_upload_wait_pace_is_checked_before_anything_is_uploaded(capsys, monkeypatch, ready):
+    monkeypatch.setattr(cli, "storage_client", lambda *a: pytest.fail("a storage client was made"))
+    assert "--poll must be" in one_line_error(capsys, ["ee-upload", "--prediction", "none.tif", "--gcs", "gs://crop-bucket/a.tif",
+                                                       "--asset", "projects/p/assets/a", "--wait", "--poll=-inf"])
+    assert ready == []
+
+
 def test_wait_raises_task_failed_error(fake_ops):
     from core.__main__ import build_parser
     from core.ee.errors import EETaskFailedError

@@ -100,6 +100,17 @@ def test_cancelled_and_timeout():
         T.wait_for(["B"], c, timeout=150, sleep=lambda s: None, clock=lambda: next(clock))
 
 
+def test_a_pace_or_limit_out_of_range_is_refused_before_any_request():
+    c = FakeOps({"A": [op("A", "RUNNING")]})
+    c.get_operation = c.list_operations = lambda *a: pytest.fail("Earth Engine was asked")
+    for poll, timeout in ((float("nan"), None), (-0.5, None), (86401, None), (True, None), ("30", None), (1, -1), (1, float("inf"))):
+        with pytest.raises(ConfigError):
+            T.wait_for(["A"], c, poll_seconds=poll, timeout=timeout, sleep=lambda s: None)
+    for limit in (0, -3, 2.5, True):
+        with pytest.raises(ConfigError, match="limit must be a number of tasks"):
+            T.list_tasks(c, limit=limit)
+
+
 def test_cancel():
     c = FakeOps({"A": [op("A", "RUNNING")], "B": [op("B", "SUCCEEDED")]})
     assert T.cancel_task("A", c).state == "CANCEL_REQUESTED" and c.cancelled == ["A"]
