@@ -10,7 +10,7 @@ import json
 
 import streamlit as st
 
-from core.ee.export import patch_globs, start_jobs
+from core.ee.export import MAX_POINTS_PER_TASK, patch_globs, start_jobs
 from core.errors import ConfigError
 from core.ee.tasks import cancel_outcome, cancel_task, ingestion_note
 from core.ee.upload import UploadConfig, default_storage_client, upload_prediction_bytes
@@ -47,7 +47,7 @@ def export_form() -> None:
         train = ui.remembered_number(d1.number_input, "Training points per class", 1, 5000, prev, "train", 275,
                                      key="ee_exp_train")
         test = ui.remembered_number(d2.number_input, "Test points per class", 0, 5000, prev, "test", 50, key="ee_exp_test")
-        per_task = ui.remembered_number(d3.number_input, "Points per task", 1, 2000, prev, "per_task", 100,
+        per_task = ui.remembered_number(d3.number_input, "Points per task", 1, MAX_POINTS_PER_TASK, prev, "per_task", 100,
                                         key="ee_exp_per_task",
                                    help="patch exports are split into tasks of this many points; fewer per task "
                                         "when a task runs out of memory")

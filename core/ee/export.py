@@ -33,6 +33,11 @@ from core.bands import FEATURE_BANDS
 LABEL_BAND = "crop"
 MAX_PIXELS = 1e10
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+#: Earth Engine holds at most 3,000 pending tasks per project ("Processing environments" guide:
+#: batch environment): a training export of more tasks could never be queued whole.
+MAX_PENDING_TASKS = 3000
+#: The most points one patch export task takes (:class:`PatchExportConfig`).
+MAX_POINTS_PER_TASK = 2000
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
 
@@ -148,7 +153,7 @@ class PatchExportConfig:
         _require(32 <= self.patch_size <= 1024 and self.patch_size % 16 == 0,
                  "patch_size must be a multiple of 16, 32-1024 (as training takes them)")
         _require(0 <= self.kernel_buffer <= self.patch_size // 2, f"kernel_buffer must be 0-{self.patch_size // 2}")
-        _require(1 <= self.points_per_task <= 2000, "points_per_task must be 1-2000")
+        _require(1 <= self.points_per_task <= MAX_POINTS_PER_TASK, f"points_per_task must be 1-{MAX_POINTS_PER_TASK}")
         _require(set(self.bands) <= set(FEATURE_BANDS) and len(self.bands) > 0, f"bands must be among {FEATURE_BANDS}")
         _require(1 <= self.tile_scale <= 16, "tile_scale must be 1-16")
 
@@ -438,11 +443,25 @@ def training_export_jobs(
     Files are ``<prefix>/<name>/<split>_<NNN>.tfrecord.gz`` (Earth Engine appends the suffix).
 
     Raises:
-        ConfigError: a ``name`` :func:`check_export_name` refuses.
+        ConfigError: a ``name`` :func:`check_export_name` refuses, or more tasks than Earth Engine
+            queues (:data:`MAX_PENDING_TASKS`).
     """
     import ee
 
     check_export_name(name)
+    totals = (int(sum(sample.train_points)), int(sum(sample.test_points)))
+
+    def tasks_at(per_task: int) -> int:
+        return sum(math.ceil(n / per_task) for n in totals)
+
+    if tasks_at(patches.points_per_task) > MAX_PENDING_TASKS:
+        per_task = math.ceil(sum(totals) / MAX_PENDING_TASKS)
+        while tasks_at(per_task) > MAX_PENDING_TASKS:  # (each split rounds up on its own)
+            per_task += 1
+        fix = "ask for fewer points" + (f", or {per_task:,} or more points per task" if per_task <= MAX_POINTS_PER_TASK else "")
+        raise ConfigError(f"{totals[0]:,} training and {totals[1]:,} test points at {patches.points_per_task:,} per task "
+                          f"make {tasks_at(patches.points_per_task):,} export tasks, but Earth Engine holds at most "
+                          f"{MAX_PENDING_TASKS:,} pending tasks per project: {fix}")
     arrays = patch_image(composite, labels, geometry, patches)
     projection = sampling_projection(composite, geometry)
     points = sample_points(composite, labels, geometry, sample)

@@ -47,6 +47,23 @@ def test_training_jobs_batching_and_selectors(ee_offline, graph, golden):
     assert text.count('"Collection.limit"') == 3
 
 
+def test_a_training_export_of_more_tasks_than_earth_engine_queues_is_refused(ee_offline):
+    # 1,500 + 1,501 points per split at one per task: 3,001 tasks, one over Earth Engine's pending-task limit
+    many = X.SampleConfig(train_points=(750, 750), test_points=(750, 751))
+    one_each = X.PatchExportConfig(points_per_task=1)
+    with pytest.raises(ConfigError) as info:
+        X.training_export_jobs(CAMANA.composite, CAMANA.labels, CAMANA.geojson, DEST, sample=many, patches=one_each)
+    said = str(info.value)
+    assert "3,001 export tasks" in said and "at most 3,000 pending tasks" in said and "2 or more points per task" in said
+    # the advice holds: two per task make 750 + 751 tasks
+    assert len(X.training_export_jobs(CAMANA.composite, CAMANA.labels, CAMANA.geojson, DEST, sample=many,
+                                      patches=X.PatchExportConfig(points_per_task=2))) == 1501
+    # counts no task could carry: only fewer points help (quickly: nothing is built first)
+    huge = X.SampleConfig(train_points=(10**11, 10**11))
+    with pytest.raises(ConfigError, match=r"pending tasks per project: ask for fewer points$"):
+        X.training_export_jobs(CAMANA.composite, CAMANA.labels, CAMANA.geojson, DEST, sample=huge)
+
+
 def test_patch_globs_name_the_files_training_reads(ee_offline):
     jobs = X.training_export_jobs(CAMANA.composite, CAMANA.labels, CAMANA.geojson, DEST, name="camana")
     globs = X.patch_globs(jobs)
