@@ -158,7 +158,7 @@ class ModelCard:
                 raise CorruptFileError(f"the model card's bands are {d['bands']!r}, not a list of band names; "
                                        + DAMAGED_CARD)
             norm = Normalization(tuple(d["normalization"]["mean"]), tuple(d["normalization"]["std"]))
-            _check_normalization(norm, len(d["bands"]))
+            check_normalization(norm, len(d["bands"]))
             size = d.get("pixel_size_m")
             if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float)) or not 0 < size < float("inf")):
                 raise CorruptFileError(f"the model card's pixel_size_m is {size!r}; it must be a positive number of metres "
@@ -200,7 +200,7 @@ def _weights_field(value) -> str:
     return value
 
 
-def _check_normalization(norm: Normalization, n_bands: int) -> None:
+def check_normalization(norm: Normalization, n_bands: int) -> None:
     """Raises CorruptFileError unless mean and std hold one finite number per band and std > 0."""
     for name, values in (("mean", norm.mean), ("std", norm.std)):
         if len(values) != n_bands:

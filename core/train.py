@@ -55,7 +55,7 @@ from core.errors import (  # noqa: E402
 )
 from core.files import check_output_dir, replacing  # noqa: E402
 from core.labels import get_class_map  # noqa: E402
-from core.card import ModelCard, Normalization, check_bands, get_preset  # noqa: E402
+from core.card import ModelCard, Normalization, check_bands, check_normalization, get_preset  # noqa: E402
 from core.model import (  # noqa: E402
     LoadedModel,
     MaskedDice,
@@ -291,8 +291,11 @@ def _read_run_info(path: Path, config: TrainConfig, data: dict | None = None,
         info = json.loads(path.read_text())
         norm = Normalization(tuple(float(v) for v in info["normalization"]["mean"]),
                              tuple(float(v) for v in info["normalization"]["std"]))
+        check_normalization(norm, len(FEATURE_BANDS))  # one finite mean and positive std per band
         started = TrainConfig(**info["config"])
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, ConfigError):
+        recorded_px = "pixel_size_m" in info  # (not in a run recorded before the pixel size was)
+        started_px = check_pixel_size_m(info["pixel_size_m"]) if recorded_px else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, ConfigError, CorruptFileError):
         raise CorruptFileError(f"cannot resume: {path} is truncated or damaged; start again with --overwrite "
                                "or use a new --out") from None
     if started != config:
@@ -308,9 +311,8 @@ def _read_run_info(path: Path, config: TrainConfig, data: dict | None = None,
     if data is not None and info.get("bands") != data.get("bands"):  # recorded only where given
         was = f"--bands {info['bands']}" if info.get("bands") else "no --bands (bands read by their names)"
         raise ConfigError(f"{path.parent} was started with {was}; resume with the same or use a new --out")
-    if "pixel_size_m" not in info:  # a run recorded before the pixel size was
+    if not recorded_px:
         return norm, pixel_size_m
-    started_px = info["pixel_size_m"]
     if pixel_size_m is not None and (started_px is None or abs(pixel_size_m - started_px) > 1e-6):
         was = f"--pixel-size-m {started_px:g}" if started_px is not None else "no --pixel-size-m (and images without a CRS)"
         raise ConfigError(f"{path.parent} was started with {was}; resume with the same (or leave it out) or use a new --out")

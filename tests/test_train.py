@@ -333,6 +333,28 @@ def test_resume_from_a_damaged_run_json_is_one_line_and_touches_nothing(capsys, 
     assert _files(run) == before
 
 
+@pytest.mark.parametrize("damage, pixel_size_m", [
+    (lambda info: info["normalization"].update(std=info["normalization"]["std"][:2]), None),  # (numpy: could not broadcast)
+    (lambda info: info["normalization"].update(mean=[1]), None),
+    (lambda info: info["normalization"].update(std="11"), None),
+    (lambda info: info["normalization"]["std"].__setitem__(0, 0), None),  # (a division by zero: NaN patches)
+    (lambda info: info["normalization"]["mean"].__setitem__(1, float("nan")), None),
+    (lambda info: info.update(pixel_size_m="thirty"), 30),  # (a TypeError comparing it with --pixel-size-m)
+    (lambda info: info.update(pixel_size_m=-30), None),  # (the model card's pixel size)
+])
+def test_resume_from_a_run_json_with_damaged_values_is_refused(small_scene, finished_run, tmp_path, damage, pixel_size_m):
+    img, lab = small_scene
+    pair = f"{img}:{lab}"
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    info = json.loads((run / "run.json").read_text())
+    damage(info)
+    (run / "run.json").write_text(json.dumps(info))
+    before = _files(run)
+    with pytest.raises(CorruptFileError, match="run.json is truncated or damaged"):
+        train(replace(CFG, epochs=1), [pair], [pair], run, resume=True, pixel_size_m=pixel_size_m)
+    assert _files(run) == before
+
+
 def test_run_json_is_replaced_whole_or_not_at_all(small_scene, finished_run, tmp_path, monkeypatch):
     img, lab = small_scene
     pair = f"{img}:{lab}"
