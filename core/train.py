@@ -269,11 +269,19 @@ def _unrecorded_best(best: Path, recorded: int, best_loss: float) -> dict | None
     return None
 
 
-def _best_logs(history: list[dict], best_loss: float) -> dict:
-    """The history row of the epoch with ``best_loss`` as numbers (``epoch`` an int); {} when none."""
+def _best_logs(history: list[dict], best_loss: float, path: Path) -> dict:
+    """The history row of the epoch with ``best_loss`` as numbers (``epoch`` an int); {} when none.
+
+    Raises:
+        CorruptFileError: that row holds a value that is not a number (or an epoch not a whole one).
+    """
     for row in history:
         if float(row["val_loss"]) == best_loss:
-            return {k: int(v) if k == "epoch" else float(v) for k, v in row.items() if v not in (None, "")}
+            try:
+                return {k: int(v) if k == "epoch" else float(v) for k, v in row.items() if v not in (None, "")}
+            except (TypeError, ValueError):
+                raise CorruptFileError(f"cannot resume: {path} is damaged (its best epoch's row holds a value that is "
+                                       "not a number); start again with --overwrite or use a new --out") from None
     return {}
 
 
@@ -638,7 +646,7 @@ def _resume_point(run_dir: Path, config: TrainConfig) -> _Start:
     if ahead:
         history = history[:done]
     epoch, best_loss = len(history), _best_val_loss(history, history_path)
-    best_logs = _best_logs(history, best_loss)
+    best_logs = _best_logs(history, best_loss, history_path)
     unrecorded = _unrecorded_best(run_dir / "best.keras", epoch, best_loss)
     if unrecorded:  # best.keras is of the epoch being redone: the best so far, as the file is
         best_loss, best_logs = float(unrecorded["val_loss"]), unrecorded

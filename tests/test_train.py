@@ -355,6 +355,23 @@ def test_resume_from_a_run_json_with_damaged_values_is_refused(small_scene, fini
     assert _files(run) == before
 
 
+@pytest.mark.parametrize("column, value", [("loss", "x"), ("val_iou", "0.5.1"), ("epoch", "1.5")])
+def test_resume_from_a_history_with_a_damaged_best_row_is_refused(small_scene, finished_run, tmp_path, column, value):
+    img, lab = small_scene
+    pair = f"{img}:{lab}"
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    rows = _rows(run / "history.csv")
+    rows[0][column] = value  # (the one epoch: the best)
+    with open(run / "history.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    before = _files(run)
+    with pytest.raises(CorruptFileError, match="history.csv is damaged .its best epoch's row"):
+        train(replace(CFG, epochs=1), [pair], [pair], run, resume=True)
+    assert _files(run) == before
+
+
 def test_run_json_is_replaced_whole_or_not_at_all(small_scene, finished_run, tmp_path, monkeypatch):
     img, lab = small_scene
     pair = f"{img}:{lab}"
