@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import math
 import os
 import secrets
 import signal
@@ -634,10 +635,53 @@ def _read_status(job_dir: Path) -> JobStatus:
         raise JobError(f"no job in {job_dir}")
     try:
         data = json.loads(path.read_text())
-    except (json.JSONDecodeError, OSError) as err:
+    except (json.JSONDecodeError, OSError, UnicodeDecodeError) as err:
         raise JobError(f"the status of the job in {job_dir} is unreadable ({err})") from None
+    problem = _status_problem(data)
+    if problem:
+        raise JobError(f"the status of the job in {job_dir} is damaged ({problem}); its files in that folder are "
+                       "as the job left them")
     known = {k: v for k, v in data.items() if k in JobStatus.__dataclass_fields__}
     return JobStatus(**known)
+
+
+#: The type of each field of a status file (None: null is allowed too).
+_STATUS_TYPES: dict[str, tuple[type, ...]] = {
+    "state": (str,), "job_id": (str,), "kind": (str,), "message": (str,), "best_model": (str, type(None)),
+    "pid": (int, type(None)), "started": (int, float), "updated": (int, float),
+    "epoch": (int,), "epochs": (int,), "step": (int,), "steps": (int,), "logs": (dict,), "history": (list,),
+}
+
+
+def _is_number(value: object) -> bool:
+    """A number, not a bool (NaN and inf included: a diverging epoch's loss is logged as it was)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _status_problem(data: object) -> str | None:
+    """What makes ``data`` (a parsed status file) not a status the worker writes, or None: a field of
+    another type, an unknown state, a count or time not a finite number of 0 or more, or an epoch's
+    figures that are not numbers."""
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    defaults = asdict(JobStatus())
+    for name, types in _STATUS_TYPES.items():
+        value = data.get(name, defaults[name])
+        if isinstance(value, bool) or not isinstance(value, types):
+            return f"{name} is {value!r}"[:200]
+        if isinstance(value, (int, float)) and not (math.isfinite(value) and value >= 0):
+            return f"{name} is {value!r}"
+    if data.get("state", defaults["state"]) not in ACTIVE_STATES + FINAL_STATES:
+        return f"state is {data['state']!r}"[:200]
+    if data.get("pid") is not None and data["pid"] >= 2**31:  # (not a process id: os.kill cannot take it)
+        return f"pid is {data['pid']!r}"
+    for epoch_logs in [data.get("logs", {}), *data.get("history", [])]:
+        if not isinstance(epoch_logs, dict) or not all(_is_number(v) for v in epoch_logs.values()):
+            return f"an epoch's figures are {epoch_logs!r}"[:200]
+    for row in data.get("history", []):
+        if "epoch" in row and (not isinstance(row["epoch"], int) or row["epoch"] < 1):  # (a chart's whole epochs)
+            return f"an epoch's number is {row['epoch']!r}"
+    return None
 
 
 def _launched_pid(job_dir: Path) -> int | None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,44 @@ def test_jobs_are_found_again_with_their_note(tmp_path):
     finally:
         jobs.cancel(tmp_path / "b", terminate_after_s=5)
     assert jobs.active_job(tmp_path) is None
+
+
+def _finished_status(**changes) -> dict:
+    """A done training job's status as the worker writes it, with ``changes``."""
+    st = jobs.JobStatus(state="done", job_id="x", started=1.0, updated=2.0, epoch=2, epochs=2, step=4, steps=4,
+                        logs={"loss": 0.4}, history=[{"epoch": 1, "loss": 0.5, "val_loss": 0.45},
+                                                     {"epoch": 2, "loss": 0.4, "val_loss": float("nan")}])
+    return {**asdict(st), **changes}
+
+
+@pytest.mark.parametrize("changes, said", [
+    ({"history": [{"epoch": 1, "loss": "0.5"}]}, "an epoch's figures"),  # (float() was fine, a chart was not)
+    ({"history": [{"epoch": float("nan"), "loss": 0.5}]}, "an epoch's number is nan"),  # (int(nan) in the chart)
+    ({"history": "x"}, "history is 'x'"),
+    ({"epochs": "3"}, "epochs is '3'"),  # (a TypeError in the progress bar's fraction)
+    ({"epoch": True}, "epoch is True"),
+    ({"pid": 2**70}, "pid is"),  # (OverflowError in os.kill)
+    ({"started": float("inf")}, "started is inf"),
+    ({"state": "exploded"}, "state is 'exploded'"),
+    ({"logs": [1]}, "logs is [1]"),
+])
+def test_a_damaged_status_is_a_job_error_and_its_job_is_left_out(tmp_path, changes, said):
+    (tmp_path / "j").mkdir()
+    (tmp_path / "j" / "status.json").write_text(json.dumps(_finished_status(**changes)))
+    with pytest.raises(JobError, match="status of the job in .* is damaged") as info:
+        jobs.status(tmp_path / "j")
+    assert said in str(info.value)
+    assert jobs.find_jobs(tmp_path) == []  # left out, as an unreadable one
+
+
+def test_a_status_as_the_worker_writes_it_reads_back(tmp_path):
+    (tmp_path / "j").mkdir()
+    (tmp_path / "j" / "status.json").write_text(json.dumps(_finished_status()))  # NaN loss of a diverging epoch
+    st = jobs.status(tmp_path / "j")
+    assert st.state == "done" and len(st.history) == 2 and st.best()["epoch"] == 1
+    (tmp_path / "j" / "status.json").write_text("[]")
+    with pytest.raises(JobError, match="a JSON list, not an object"):
+        jobs.status(tmp_path / "j")
 
 
 def test_training_config_checked_before_start(tmp_path):

@@ -289,6 +289,25 @@ def test_model_page_follows_the_running_job_of_another_tab(fake_map):
         jobs.cancel(root / "job-b", terminate_after_s=5)
 
 
+def test_model_page_says_that_the_followed_jobs_status_is_damaged(fake_map):
+    """A status.json damaged on disk (an epoch numbered NaN) is said in the job's panel; the page
+    keeps working (it was a ValueError in the training chart)."""
+    import json
+
+    from test_jobs import _finished_status
+
+    job = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs" / "job-damaged"
+    job.mkdir(parents=True)
+    history = [{"epoch": 1, "loss": 0.5, "val_loss": 0.45}, {"epoch": float("nan"), "loss": 0.4, "val_loss": 0.41}]
+    (job / "status.json").write_text(json.dumps(_finished_status(history=history)))
+    at = new_app()
+    at.session_state["job_dir"] = str(job)
+    at.switch_page("pages/model.py").run()
+    assert not at.exception
+    assert any("is damaged (an epoch's number is nan)" in e.value for e in at.error), [e.value for e in at.error]
+    assert any(b.label == "Load shipped weights" for b in at.button)
+
+
 def _opening_tab(at) -> int:
     """The index of the tab a page's (only) st.tabs opens on."""
     def find(node):
