@@ -31,6 +31,9 @@ from core.lonlat import around, densified, into_lon_frame, lon_frame_centre, lon
 
 #: How far (in pixels) a region's vertex may lie past a pixel edge and still count as on it.
 EDGE_TOLERANCE_PX = 0.01
+#: The largest column or row (either sign) an image-coordinate region may name: GDAL's largest raster
+#: side, 2^31 - 1 px.
+MAX_IMAGE_COORD = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,10 @@ class Region:
                 for x, y in ring:
                     if not (math.isfinite(x) and math.isfinite(y)):
                         raise RegionError("region coordinates must be finite numbers")
+                    if self.crs == IMAGE_CRS and not (abs(x) <= MAX_IMAGE_COORD and abs(y) <= MAX_IMAGE_COORD):
+                        # (no image is that large, and the geometry's arithmetic would overflow)
+                        raise RegionError(f"coordinate ({x:g}, {y:g}) is not an image's column and row: image "
+                                          f"coordinates lie within {MAX_IMAGE_COORD:,} px of the image's corner")
                     if self.crs == LONLAT_CRS and not (-180 <= x <= 180 and -90 <= y <= 90):
                         if abs(x) > 360 or abs(y) > 360:  # metres or feet: a projected CRS (UTM, Web Mercator)
                             raise RegionError(

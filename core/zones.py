@@ -135,7 +135,8 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
                 or window.col_off + window.width == grid.width)
         share = _shifted(zone, offset).share_on(grid) if edge else 1.0
         if share < 0.995:
-            off = f"{1 - share:.0%} of the zone lies outside the prediction; the figures are for the part inside"
+            outside = f"{1 - share:.0%}" if 1 - share < 0.995 else "almost all"  # (not "100%" of a zone partly inside)
+            off = f"{outside} of the zone lies outside the prediction; the figures are for the part inside"
             note = f"{note}; {off}" if note else off
         rows.append(ZoneArea(name, int(inside.sum()), n_valid, n_crop, round(n_crop / n_valid, 4) if n_valid else None,
                              _rounded(area_ha(valid, area)), _rounded(area_ha(crop, area)), note, **against))

@@ -69,6 +69,21 @@ def test_crop_by_zone_counts_each_zone_s_pixels_on_an_image_without_a_crs():
         crop_by_zone(mask[1:], grid, zones)
 
 
+def test_a_zone_far_larger_than_the_image_counts_its_part_inside_and_a_farther_one_is_refused():
+    mask = np.zeros((40, 60), np.uint8)
+    mask[:, 30:] = 1
+    grid = Grid(None, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), 60, 40)
+    m = 2**31 - 1  # the largest column or row an image has
+    (huge,) = crop_by_zone(mask, grid, Region.from_geojson(feature_collection(({"name": "all"}, box_ring(-m, -m, m, m)),
+                                                                              crs="image")).part_regions())
+    assert (huge.pixels, huge.crop_pixels) == (2400, 1200)  # the whole image, as the part inside
+    assert huge.note == "almost all of the zone lies outside the prediction; the figures are for the part inside"  # (was "100%")
+    # farther: the geometry's arithmetic overflowed, and such a zone counted 0 (or 900) pixels
+    for far in (1e308, -1e12, 2.0**31):
+        with pytest.raises(RegionError, match="is not an image's column and row"):
+            Region.from_geojson(feature_collection(({}, box_ring(10, 10, 100, far)), crs="image"))
+
+
 @pytest.fixture(scope="module")
 def flanders_mask():
     grid = grid_of_file(FLANDERS_LABELS)  # the real WorldCereal labels: UTM 31N, 10 m pixels
