@@ -292,8 +292,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_export_patches(args: argparse.Namespace) -> int:
-    from core.ee.export import (PatchExportConfig, SampleConfig, check_export_name, check_sample_points, start_jobs,
-                                training_export_jobs)
+    from core.ee.export import (PatchExportConfig, SampleConfig, check_export_name, check_sample_points, check_task_count,
+                                start_jobs, training_export_jobs)
 
     preset, geometry = _region(args)
     composite = _composite(args, preset)
@@ -304,6 +304,7 @@ def cmd_export_patches(args: argparse.Namespace) -> int:
                             test_points=_points(args.test_points, "--test-points"), seed=args.seed)
     patches = _export_config(PatchExportConfig, patch_size=args.patch, kernel_buffer=args.kernel,
                              points_per_task=args.points_per_task)
+    check_task_count(sample, patches)  # before credentials are needed
     _initialize(args)
     jobs = training_export_jobs(composite, labels, geometry, dest, name=args.name, sample=sample, patches=patches)
     summary = {"name": args.name, "composite": asdict(composite), "labels": asdict(labels),

@@ -429,6 +429,30 @@ def _table_task(collection, description: str, dest: Destination, prefix: str, se
     )
 
 
+def check_task_count(sample: SampleConfig, patches: PatchExportConfig) -> int:
+    """The number of export tasks of a training export (``points_per_task`` points each, train and
+    test apart), checked before Earth Engine is asked anything.
+
+    Raises:
+        ConfigError: more than :data:`MAX_PENDING_TASKS`; the message gives the points per task that fit.
+    """
+    totals = (int(sum(sample.train_points)), int(sum(sample.test_points)))
+
+    def tasks_at(per_task: int) -> int:
+        return sum(math.ceil(n / per_task) for n in totals)
+
+    needed = tasks_at(patches.points_per_task)
+    if needed > MAX_PENDING_TASKS:
+        per_task = math.ceil(sum(totals) / MAX_PENDING_TASKS)
+        while tasks_at(per_task) > MAX_PENDING_TASKS:  # (each split rounds up on its own)
+            per_task += 1
+        fix = "ask for fewer points" + (f", or {per_task:,} or more points per task" if per_task <= MAX_POINTS_PER_TASK else "")
+        raise ConfigError(f"{totals[0]:,} training and {totals[1]:,} test points at {patches.points_per_task:,} per task "
+                          f"make {needed:,} export tasks, but Earth Engine holds at most {MAX_PENDING_TASKS:,} pending "
+                          f"tasks per project: {fix}")
+    return needed
+
+
 def training_export_jobs(
     composite: CompositeConfig,
     labels: LabelConfig,
@@ -444,24 +468,12 @@ def training_export_jobs(
 
     Raises:
         ConfigError: a ``name`` :func:`check_export_name` refuses, or more tasks than Earth Engine
-            queues (:data:`MAX_PENDING_TASKS`).
+            queues (:func:`check_task_count`).
     """
     import ee
 
     check_export_name(name)
-    totals = (int(sum(sample.train_points)), int(sum(sample.test_points)))
-
-    def tasks_at(per_task: int) -> int:
-        return sum(math.ceil(n / per_task) for n in totals)
-
-    if tasks_at(patches.points_per_task) > MAX_PENDING_TASKS:
-        per_task = math.ceil(sum(totals) / MAX_PENDING_TASKS)
-        while tasks_at(per_task) > MAX_PENDING_TASKS:  # (each split rounds up on its own)
-            per_task += 1
-        fix = "ask for fewer points" + (f", or {per_task:,} or more points per task" if per_task <= MAX_POINTS_PER_TASK else "")
-        raise ConfigError(f"{totals[0]:,} training and {totals[1]:,} test points at {patches.points_per_task:,} per task "
-                          f"make {tasks_at(patches.points_per_task):,} export tasks, but Earth Engine holds at most "
-                          f"{MAX_PENDING_TASKS:,} pending tasks per project: {fix}")
+    check_task_count(sample, patches)
     arrays = patch_image(composite, labels, geometry, patches)
     projection = sampling_projection(composite, geometry)
     points = sample_points(composite, labels, geometry, sample)

@@ -166,7 +166,7 @@ class EarthEngineSource:
         """
         from core.ee.composites import region_geometry
         from core.ee.export import (ImageExportConfig, PatchExportConfig, SampleConfig, check_sample_points,
-                                    image_export_job, parse_destination, training_export_jobs)
+                                    check_task_count, image_export_job, parse_destination, training_export_jobs)
         from core.errors import ConfigError
 
         if kind not in ("patches", "image"):
@@ -181,6 +181,7 @@ class EarthEngineSource:
             raise ConfigError("training patches need labels: choose a label product in the Earth Engine settings")
         sample = SampleConfig(tuple(train_points), tuple(test_points), seed=seed)
         patches = PatchExportConfig(patch_size=patch_size, kernel_buffer=kernel_buffer or 0, points_per_task=points_per_task)
+        check_task_count(sample, patches)  # (before Earth Engine is asked)
         check_sample_points(self.composite, self.labels, geometry, sample, self._getinfo)  # (ONE getInfo, on the button)
         return training_export_jobs(self.composite, self.labels, geometry, dest, name=name, sample=sample, patches=patches)
 

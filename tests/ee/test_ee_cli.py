@@ -245,6 +245,13 @@ def test_other_mistakes_are_one_line(capsys, tmp_path):
 # ------------------------------------------------------------------------------------ exports
 
 
+def test_an_export_of_more_tasks_than_earth_engine_queues_is_refused_before_earth_engine_is_set_up(capsys, ready):
+    err = one_line_error(capsys, ["ee-export-patches", "--preset", "camana", "--dest", "gcs:crop-bucket/x", "--name", "n",
+                                  "--train-points", "99999999999"])  # (building the tasks hung)
+    assert "export tasks, but Earth Engine holds at most 3,000 pending tasks per project: ask for fewer points" in err
+    assert ready == []
+
+
 def test_export_patches_dry_run(ee_offline, ready, capsys):
     code, out, err = run(capsys, ["ee-export-patches", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "camana"])
     assert code == 0, err

@@ -322,6 +322,15 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     at.button(key="FormSubmitter:ee_export-Start export").click().run()
     assert any("gcs:BUCKET/PREFIX or drive:FOLDER" in e.value for e in at.error) and not exported
     at.text_input(key="ee_exp_dest").set_value("gcs:crop-bucket/camana")
+    # more tasks than Earth Engine queues (3,000 a project): said before the region's points are counted
+    at.number_input(key="ee_exp_per_task").set_value(1)
+    at.number_input(key="ee_exp_train").set_value(5000)
+    asked = ee_configured[1]["getinfo"]
+    at.button(key="FormSubmitter:ee_export-Start export").click().run()
+    assert any("make 10,002 export tasks, but Earth Engine holds at most 3,000 pending tasks per project: ask for "
+               "fewer points, or 4 or more points per task" in e.value for e in at.error), [e.value for e in at.error]
+    assert ee_configured[1]["getinfo"] == asked and not exported
+    at.number_input(key="ee_exp_train").set_value(3)
     at.number_input(key="ee_exp_per_task").set_value(2)  # 6 training points in 3 tasks, 2 test points in 1
     ee_configured[1]["sample"] = {"0": 4, "1": 3}  # a region with 3 crop pixels: said, and no task started
     at.button(key="FormSubmitter:ee_export-Start export").click().run()
