@@ -549,6 +549,23 @@ def test_earth_engine_region_drawn_on_the_real_map(page, tmp_path, artifacts):
         assert box["height"] > 300  # the map is drawn (a script error leaves the frame at height 0)
         html = frame.locator("body").inner_html()
         assert "127.0.0.1:9/ee-tiles" in html  # Earth Engine tile layers on the map
+        # their tiles fail (a closed port): said in the corner, above the attribution, not under it, on a
+        # laptop's narrower map too (its long attribution hid the end of the note)
+        said = frame.get_by_text("Earth Engine tiles did not load (no internet? quota?)")
+        said.wait_for(timeout=60_000)
+        wide, credits = page.viewport_size, frame.locator(".leaflet-control-attribution")
+        credits.get_by_text("Google Earth Engine").wait_for(timeout=60_000)  # (the long attribution, its layers added)
+        before = credits.bounding_box()
+        page.set_viewport_size({"width": 1280, "height": wide["height"]})
+        for _ in range(50):  # until the page has laid the narrower map out
+            page.wait_for_timeout(100)
+            if credits.bounding_box() != before:
+                break
+        page.wait_for_timeout(300)
+        note, credit = said.bounding_box(), credits.bounding_box()
+        assert note["x"] + note["width"] > credit["x"]  # (side by side, they would meet)
+        assert note["y"] + note["height"] <= credit["y"] + 0.5, (note, credit)
+        page.set_viewport_size(wide)
         before = metric_value(page, "Area")
         assert before.endswith(" ha")
 
