@@ -41,9 +41,11 @@ def detect_scale(
     values into reflectance 0-1: ``reflectance = stored * scale + offset``.
 
     The file's scale/offset metadata wins when it is not the default (scale 1, offset 0), e.g.
-    Landsat Collection 2 (2.75e-5, -0.2). Otherwise integers, and floats whose values reach far
-    above 1, are taken as reflectance x 10000. ``sample`` holds stored values (bands, n) of valid
-    pixels.
+    Landsat Collection 2 (2.75e-5, -0.2). Otherwise integers, and floats whose typical (median)
+    value is far above 1, are taken as reflectance x 10000. ``sample`` holds stored values (bands,
+    n) of valid pixels. Pixels that hold one value in every band (an undeclared fill such as 65535)
+    have no say: a float 0-1 image with a few percent of them was read as x 10000, every pixel
+    then near 0 reflectance and not crop.
     """
     n = sample.shape[0]
     scale = np.array([1.0 if not s else float(s) for s in scales or ()] or [1.0] * n)
@@ -54,8 +56,9 @@ def detect_scale(
         return scale, offset
     if np.dtype(dtype).kind in "iu":
         return np.full(n, 1e-4), offset
-    finite = sample[np.isfinite(sample) & (sample != 0)]
-    if finite.size and np.percentile(finite, 99) > 2.0:
+    coloured = sample[:, ~(sample == sample[:1]).all(axis=0)]  # (not a fill value in every band)
+    values = coloured[np.isfinite(coloured) & (coloured != 0)]
+    if values.size and np.median(values) > 2.0:  # (reflectance x 10000 below 2: 0.0002, not a real scene's)
         return np.full(n, 1e-4), offset
     return scale, offset
 
@@ -247,7 +250,11 @@ def reflectance_scaling(
     if sample.shape[1] > 65536:  # percentiles of 65,536 pixels are as good, and cheaper
         sample = sample[:, :: math.ceil(sample.shape[1] / 65536)]
     scale, offset = detect_scale(dtype, sample, scales, offsets)
-    check_reflectance(sample * scale[:, None] + offset[:, None], what, sample)
+    # an undeclared fill above any reflectance (65535 in every band) is no data (valid_pixels), and has
+    # no say in the checks either: framing most of an image, it made the median pixel 65535
+    fill = (sample == sample[:1]).all(axis=0) & (sample[0] > stored_ceiling(scale, offset)[0])
+    kept = sample[:, ~fill]
+    check_reflectance(kept * scale[:, None] + offset[:, None], what, kept)
     return scale, offset
 
 

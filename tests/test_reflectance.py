@@ -103,9 +103,26 @@ def test_values_above_any_reflectance_are_no_data_with_a_warning(tmp_path, dtype
             assert np.array_equal(r.read_valid(), valid)
             text = " ".join(r.warnings)
     assert valid.sum() == 64 * 64 - 101 and not valid[10:20, 10:20].any() and not valid[40, 40]
-    assert np.isfinite(feats).all() and feats[~valid].max() == 0 and feats[valid, :4].max() < 0.5
+    # the rest read at its own scale (the float image's fill made it x 10000: every pixel near 0)
+    assert np.isfinite(feats).all() and feats[~valid].max() == 0 and 0.39 < feats[valid, :4].max() < 0.4
     assert "2.5% of the sampled pixels of fill.tif have reflectance above 2" in text
     assert f"most hold {named} in every band" in text and f"gdal_edit.py -a_nodata {named}" in text
+
+
+@pytest.mark.parametrize("share", [0.05, 0.6])
+def test_an_undeclared_fill_does_not_decide_the_scale(tmp_path, share):
+    """A float image of reflectance 0-1 framed by an undeclared fill (65535 in every band) over 5%, or
+    most, of it is read as 0-1, and the same image x 10000 as x 10000."""
+    rng = np.random.default_rng(1)
+    refl = rng.uniform(0.02, 0.4, (4, 64, 64))
+    rows = round(64 * share)
+    for name, data, dtype in (("unit", refl, "float32"), ("x10000", refl * 10000, "float32"), ("int", refl * 10000, "int16")):
+        data = data.astype(dtype)
+        data[:, :rows] = 65535 if dtype == "float32" else 32767
+        with ImageReader(write_raster(tmp_path / f"{name}.tif", data, descriptions=["R", "G", "B", "NIR"])) as r:
+            feats, valid = r.read()
+        assert not valid[:rows].any() and valid[rows:].all(), name
+        assert np.allclose(feats[rows:, :, :4], np.moveaxis(refl[:, rows:], 0, -1), atol=1e-4), name
 
 
 def test_bright_but_possible_reflectance_is_kept(tmp_path):
