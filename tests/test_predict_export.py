@@ -120,6 +120,31 @@ def test_export_in_reflectance_x10000_predicts_like_the_same_export_in_0_1(tiny_
     assert a["valid_pixels"] == b["valid_pixels"] and abs(a["crop_pixels"] - b["crop_pixels"]) <= a["valid_pixels"] * 0.001
 
 
+def test_an_export_with_one_patch_of_impossible_values_keeps_the_scale_of_the_rest(tiny_model_path, small_scene, tmp_path):
+    """One patch of nine whose R band holds float32's largest value (a fill in one band) is no data; the
+    rest predicts as without it (the fill made the export read as x 10000: no crop anywhere)."""
+    from pathlib import Path
+
+    from core.bands import FEATURE_BANDS
+    from core.patches import iter_export_patches, write_records
+
+    img, _ = small_scene
+    with ImageReader(img) as r:
+        mixer = write_image_export(tmp_path / "exp" / "img", r, patch=128, kernel=64)
+    patches = np.concatenate([b for _, b in iter_export_patches(mixer, FEATURE_BANDS)])
+    patches[4, ..., 0] = np.finfo(np.float32).max
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    write_records(odd / "img-00000.tfrecord.gz", ({b: p[..., k] for k, b in enumerate(FEATURE_BANDS)} for p in patches))
+    (odd / "img-mixer.json").write_text(Path(mixer).read_text())
+    a = predict_export(mixer, tmp_path / "a", tiny_model_path)
+    b = predict_export(odd / "img-mixer.json", tmp_path / "b", tiny_model_path)
+    with rasterio.open(tmp_path / "a" / "probability.tif") as pa:
+        in_patch = int((pa.read(1)[128:256, 128:256] != 255).sum())  # (the fifth patch, row 1, column 1)
+    assert in_patch > 0 and b["valid_pixels"] == a["valid_pixels"] - in_patch
+    assert abs(b["crop_pixels"] / b["valid_pixels"] - a["crop_pixels"] / a["valid_pixels"]) < 0.05 and b["crop_pixels"] > 0
+
+
 def test_export_that_is_not_reflectance_is_refused(tiny_model_path, small_scene, tmp_path):
     from core.errors import InvalidDataError
 
