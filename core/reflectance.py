@@ -207,11 +207,21 @@ def check_reflectance(refl: np.ndarray, what: str, stored: np.ndarray | None = N
             "snow has no crops to map)"
         )
     if medians.max() > MAX_MEDIAN_REFLECTANCE:
-        band = INPUT_BANDS[int(medians.argmax())] if len(medians) == len(INPUT_BANDS) else "a band"
+        i = int(medians.argmax())
+        band = INPUT_BANDS[i] if len(medians) == len(INPUT_BANDS) else "a band"
+        if stored is not None:  # that band's stored values (the others may be fine)
+            raw = " (its stored values: median {:.4g}, 99th percentile {:.4g})".format(*np.percentile(stored[i], [50, 99]))
+            fill = _undeclared_fill(stored[i : i + 1])
+            if fill is not None:  # half its pixels or more hold one value: a fill in this band alone
+                raise InvalidDataError(
+                    f"{what} does not look like surface reflectance: half or more of its {band} pixels hold {fill:g}, "
+                    f"reflectance {medians.max():.3g}, far above 1: a no-data value that the file does not declare? "
+                    f"Set it as the file's nodata value (gdal_edit.py -a_nodata {fill:g} FILE.tif) so that those "
+                    "pixels count as no data, or give surface reflectance as integers x 10000 or floats 0-1")
         landsat = stored is not None and _reflectance_at(stored, LANDSAT_C2_SCALE, LANDSAT_C2_OFFSET)
         raise InvalidDataError(
             f"{what} does not look like surface reflectance: the median {band} pixel has reflectance "
-            f"{medians.max():.2f}{raw}, far above 1; the values are too large (a wrong scale?): "
+            f"{medians.max():.3g}{raw}, far above 1; the values are too large (a wrong scale?): "
             + ("they fit Landsat Collection 2 surface reflectance, whose values become reflectance x "
                f"{LANDSAT_C2_SCALE:.7f} - {-LANDSAT_C2_OFFSET:g}: if that is what it is, set the file's scale/offset "
                f"(gdal_edit.py -scale {LANDSAT_C2_SCALE:.7f} -offset {LANDSAT_C2_OFFSET:g} FILE.tif); otherwise give "

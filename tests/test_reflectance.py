@@ -125,6 +125,22 @@ def test_an_undeclared_fill_does_not_decide_the_scale(tmp_path, share):
         assert np.allclose(feats[rows:, :, :4], np.moveaxis(refl[:, rows:], 0, -1), atol=1e-4), name
 
 
+def test_a_band_mostly_of_an_undeclared_fill_is_refused_naming_the_band_and_the_value(tmp_path):
+    """Over half the NIR band at 65535 (the other bands fine): the message named the band's median
+    reflectance beside the stored values of every band, and no fill; it now names the value to declare."""
+    rng = np.random.default_rng(2)
+    data = (rng.uniform(0.02, 0.4, (4, 64, 64)) * 10000).astype(np.uint16)
+    data[3, :40] = 65535
+    with pytest.raises(InvalidDataError) as info:
+        ImageReader(write_raster(tmp_path / "nir.tif", data, descriptions=["R", "G", "B", "NIR"]))
+    said = str(info.value)
+    assert "half or more of its NIR pixels hold 65535, reflectance 6.55, far above 1" in said
+    assert "gdal_edit.py -a_nodata 65535 FILE.tif" in said
+    # declared, those pixels are no data and the rest is read
+    with ImageReader(write_raster(tmp_path / "ok.tif", data, nodata=65535, descriptions=["R", "G", "B", "NIR"])) as r:
+        assert r.read()[1].sum() == 24 * 64
+
+
 def test_bright_but_possible_reflectance_is_kept(tmp_path):
     """Reflectance up to 2 (bright cloud, snow; Landsat Collection 2 stores up to 1.6) is data."""
     data = np.random.default_rng(0).integers(50, 4000, (4, 32, 32)).astype(np.int16)
