@@ -62,6 +62,12 @@
       // line), and the legends in the lower right corner, which lay over the region's corner: the
       // region is fitted above them or left of them, whichever shows it larger
       var tl = L.point(10, 10), br = L.point(10, 24);
+      // the zoom, full-screen and drawing buttons down the left edge: a wide region's west end lay under
+      // them (and a rectangle could not be drawn from there); it is fitted right of them
+      var tools = map.getContainer().querySelector('.leaflet-top.leaflet-left');
+      if (tools && tools.offsetWidth && tools.offsetWidth < map.getSize().x / 4) {
+        tl = L.point(tools.offsetWidth + 6, 10);
+      }
       var box = map.getContainer().querySelector('.leaflet-bottom.leaflet-right .cropmap-fades');
       if (box && box.offsetWidth) {  // (from the map's edges: the attribution line is under the legends)
         var r = box.getBoundingClientRect(), c = map.getContainer().getBoundingClientRect();

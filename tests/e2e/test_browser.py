@@ -216,6 +216,9 @@ def test_full_flow_offline(page, app_url, artifacts):
     page.wait_for_timeout(1000)
     crop, room = frame.locator(".leaflet-image-layer").last.bounding_box(), frame.locator(".leaflet-container").bounding_box()
     assert crop["x"] >= room["x"] - 2 and crop["x"] + crop["width"] <= room["x"] + room["width"] + 2, (crop, room)
+    # and clear of the buttons down the map's left edge (zoom, full screen: the west end lay under them)
+    tools = frame.locator(".leaflet-top.leaflet-left").bounding_box()
+    assert crop["x"] >= tools["x"] + tools["width"], (crop, tools)
     page.screenshot(path=str(artifacts / "06a_laptop_width.png"))
     # a click on the map's part in view does not scroll the page to show the rest of the map (its foot is
     # below the screen), which moved the page between the press and the release: the wrong pixel was read
@@ -378,6 +381,33 @@ def test_training_on_patches_cut_from_the_region(page, app_url, artifacts, tmp_p
         page.get_by_text("cancelled", exact=False).first.wait_for(timeout=120_000)
     except PlaywrightTimeout:  # (once, in CI, and never again since: what the job and the page said)
         raise AssertionError("the training was not cancelled:\n" + jobs_report(tmp_path, page)) from None
+
+
+@pytest.mark.parametrize("width", [1280, 1500])
+def test_a_wide_region_is_fitted_clear_of_the_buttons_down_the_maps_left_edge(page, app_url, artifacts, width):
+    """A strip across the sample (1,024 x 160 px): its west end lay under the zoom, full-screen and
+    drawing buttons, where a rectangle could not be drawn from either."""
+    page.set_viewport_size({"width": width, "height": 900})
+    open_region_page(page, app_url)
+    page.get_by_text("Enter a box by its coordinates").click()
+    wait_script_idle(page)
+    page.get_by_label("Box").fill("0, 400, 1024, 560")
+    page.get_by_label("Box").press("Enter")
+    wait_script_idle(page)
+    page.get_by_role("button", name="Use this box").click()
+    page.get_by_text("Region OK: it fits a box of 1,024 x 160 px").wait_for(timeout=60_000)
+    wait_map_layers(page, 1)
+    frame = map_frame(page)
+    outline = frame.locator(".leaflet-overlay-pane path").last
+    outline.wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)  # (fitted once the frame has its size)
+    frame.locator(".leaflet-top.leaflet-left").scroll_into_view_if_needed()
+    region, tools = outline.bounding_box(), frame.locator(".leaflet-top.leaflet-left").bounding_box()
+    room = frame.locator(".leaflet-container").bounding_box()
+    assert region["x"] >= tools["x"] + tools["width"], (region, tools)
+    assert region["x"] + region["width"] <= room["x"] + room["width"], (region, room)  # still whole
+    assert region["width"] > 0.6 * room["width"]  # and as large as the map allows, nearly
+    snapshot(page, artifacts / f"02b_wide_region_{width}.png")
 
 
 def test_a_page_opened_by_its_url_on_a_fresh_server_is_the_dashboards(page, app_url, artifacts):
