@@ -193,7 +193,7 @@ def test_export_with_oblong_patches_predicts_like_the_square_one(tiny_model_path
         square = write_image_export(tmp_path / "sq" / "img", r, patch=128, kernel=64)
         oblong = write_image_export(tmp_path / "ob" / "img", r, patch=(192, 96), kernel=64)
     assert json.loads(oblong.read_text())["patchDimensions"] == [192, 96]
-    a = predict_export(square, tmp_path / "a", tiny_model_path)
+    predict_export(square, tmp_path / "a", tiny_model_path)
     b = predict_export(oblong, tmp_path / "b", tiny_model_path)
     assert b["kernel"] == 64
     with rasterio.open(tmp_path / "a" / "probability.tif") as fa, rasterio.open(tmp_path / "b" / "probability.tif") as fb:
