@@ -11,7 +11,6 @@ files are the same model) stay light. Building, saving and loading the model its
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -20,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from core.config import finite_number
 from core.errors import (CardMismatchError, ConfigError, CorruptFileError, CropMapError, InputNotFoundError,
                          ModelMismatchError)
 
@@ -206,7 +206,7 @@ def check_normalization(norm: Normalization, n_bands: int) -> None:
         if len(values) != n_bands:
             raise CorruptFileError(f"the model card's normalization {name} has {len(values)} values for {n_bands} bands; "
                                    + DAMAGED_CARD)
-        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)]
+        bad = [v for v in values if not finite_number(v)]
         if bad:
             raise CorruptFileError(f"the model card's normalization {name} holds {bad[0]!r}, not a finite number; "
                                    + DAMAGED_CARD)
@@ -313,8 +313,7 @@ def card_facts(card: ModelCard) -> list[tuple[str, str]]:
 
     def number(key: str):
         value = t.get(key)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        return value if ok else None
+        return value if finite_number(value) else None
 
     how = []
     if number("patches_seen") is not None:

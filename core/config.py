@@ -13,6 +13,12 @@ from core.errors import ConfigError
 from core.bands import FEATURE_BANDS
 
 
+def finite_number(value: object) -> bool:
+    """Whether ``value`` is a finite int or float (not a bool, not NaN or infinite): a number read from
+    a JSON file or given to a function that takes seconds, counts or statistics."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _require(cond: bool, msg: str) -> None:
     if not cond:
         raise ConfigError(msg)

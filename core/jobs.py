@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
-import math
 import os
 import secrets
 import signal
@@ -40,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from core.config import finite_number
 from core.errors import DIVERGED, CropMapError, JobError
 
 JOB_FILE = "job.json"
@@ -669,7 +669,7 @@ def _status_problem(data: object) -> str | None:
         value = data.get(name, defaults[name])
         if isinstance(value, bool) or not isinstance(value, types):
             return f"{name} is {value!r}"[:200]
-        if isinstance(value, (int, float)) and not (math.isfinite(value) and value >= 0):
+        if isinstance(value, (int, float)) and not (finite_number(value) and value >= 0):
             return f"{name} is {value!r}"
     if data.get("state", defaults["state"]) not in ACTIVE_STATES + FINAL_STATES:
         return f"state is {data['state']!r}"[:200]

@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from core import remotefs
-from core.config import PatchConfig
+from core.config import PatchConfig, finite_number
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, NoDataError, OutputExistsError
 from core.files import check_free_space, move_into_place, replacing, staging_dir
 from core.labels import NODATA, get_class_map
@@ -291,7 +291,7 @@ class Mixer:
         if per_row * width > MAX_EXPORT_SIDE or rows * height > MAX_EXPORT_SIDE:
             raise CorruptFileError(f"the mixer describes an image of {per_row * width:,} x {rows * height:,} px, "
                                    f"larger than any export ({MAX_EXPORT_SIDE:,} px a side); the mixer is damaged")
-        if not isinstance(aff, list) or len(aff) != 6 or not all(_finite_number(v) for v in aff):
+        if not isinstance(aff, list) or len(aff) != 6 or not all(finite_number(v) for v in aff):
             raise CorruptFileError(f"the mixer's projection.affine.doubleMatrix is {aff!r}; it must be six finite numbers")
         affine = tuple(float(v) for v in aff)
         if affine[0] * affine[4] - affine[1] * affine[3] == 0:
@@ -325,13 +325,9 @@ def _known_crs(crs: str) -> bool:
     return True
 
 
-def _finite_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _positive_int(v, field: str) -> int:
     """``v`` as an int when it is a positive whole number; raises CorruptFileError otherwise."""
-    if not _finite_number(v) or v != int(v) or v < 1:
+    if not finite_number(v) or v != int(v) or v < 1:
         raise CorruptFileError(f"the mixer's {field} is {v!r}; it must be a positive whole number (the mixer is damaged)")
     return int(v)
 

@@ -8,12 +8,12 @@ carrying the task's own error message.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from core.ee.errors import EETaskFailedError, RetryPolicy, call_with_retries
+from core.config import finite_number
 from core.errors import ConfigError, EarthEngineError
 
 #: Operation states -> the task states shown to users (as the EE Code Editor names them).
@@ -39,10 +39,10 @@ def check_polling(poll_seconds: Any, timeout: Any, names: tuple[str, str] = ("po
             neither None nor a number of seconds, 0 or more (each named as ``names`` gives).
     """
     poll_name, timeout_name = names
-    if not _seconds(poll_seconds) or not 0 <= poll_seconds <= MAX_POLL_SECONDS:
+    if not finite_number(poll_seconds) or not 0 <= poll_seconds <= MAX_POLL_SECONDS:
         raise ConfigError(f"{poll_name} must be a number of seconds between polls, from 0 to {MAX_POLL_SECONDS:.0f} "
                           f"(a day), got {poll_seconds!r}")
-    if timeout is not None and (not _seconds(timeout) or timeout < 0):
+    if timeout is not None and (not finite_number(timeout) or timeout < 0):
         raise ConfigError(f"{timeout_name} must be a number of seconds, 0 or more (or left out to wait until the "
                           f"tasks finish), got {timeout!r}")
 
@@ -51,11 +51,6 @@ def check_limit(limit: Any, name: str = "limit") -> None:
     """Raises ConfigError: ``limit`` neither None nor a whole number of tasks, 1 or more."""
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ConfigError(f"{name} must be a number of tasks, 1 or more (or left out for all), got {limit!r}")
-
-
-def _seconds(value: Any) -> bool:
-    """Whether ``value`` is a finite number (not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class OperationsClient(Protocol):
