@@ -34,6 +34,12 @@ MIN_POSSIBLE_REFLECTANCE = -0.2
 MAX_POSSIBLE_REFLECTANCE = 2.0
 
 
+def one_value_in_every_band(stored: np.ndarray) -> np.ndarray:
+    """Per pixel of ``stored`` (bands, n), whether every band holds the same value: the mark of a fill
+    (65535, -9999) rather than of a colour."""
+    return (stored == stored[:1]).all(axis=0)
+
+
 def detect_scale(
     dtype: str, sample: np.ndarray, scales: Sequence[float] | None = None, offsets: Sequence[float] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +62,7 @@ def detect_scale(
         return scale, offset
     if np.dtype(dtype).kind in "iu":
         return np.full(n, 1e-4), offset
-    coloured = sample[:, ~(sample == sample[:1]).all(axis=0)]  # (not a fill value in every band)
+    coloured = sample[:, ~one_value_in_every_band(sample)]  # (not a fill value in every band)
     values = coloured[np.isfinite(coloured) & (coloured != 0)]
     if values.size and np.median(values) > 2.0:  # (reflectance x 10000 below 2: 0.0002, not a real scene's)
         return np.full(n, 1e-4), offset
@@ -144,7 +150,7 @@ def _undeclared_fill(stored: np.ndarray | None) -> float | None:
     None when there is no such value."""
     if stored is None or not stored.size:
         return None
-    same = (stored == stored[:1]).all(axis=0)
+    same = one_value_in_every_band(stored)
     if same.sum() * 2 < stored.shape[1]:
         return None
     values, counts = np.unique(stored[0, same], return_counts=True)
@@ -262,7 +268,7 @@ def reflectance_scaling(
     scale, offset = detect_scale(dtype, sample, scales, offsets)
     # an undeclared fill above any reflectance (65535 in every band) is no data (valid_pixels), and has
     # no say in the checks either: framing most of an image, it made the median pixel 65535
-    fill = (sample == sample[:1]).all(axis=0) & (sample[0] > stored_ceiling(scale, offset)[0])
+    fill = one_value_in_every_band(sample) & (sample[0] > stored_ceiling(scale, offset)[0])
     kept = sample[:, ~fill]
     check_reflectance(kept * scale[:, None] + offset[:, None], what, kept)
     return scale, offset
