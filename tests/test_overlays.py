@@ -1,4 +1,4 @@
-"""core.overlays: colours, legends, downsampling, placement (image and web mercator), exports."""
+"""core.overlays: colours, legends, downsampling, placement (image and web mercator)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from PIL import Image
 
 from core import overlays as ov
 from core.errors import InvalidDataError
-from core.predict import probability_to_uint8, threshold_mask
+from core.predict import threshold_mask
 from core.grid import Grid
 from core.raster import read_image
 
@@ -211,119 +211,6 @@ def test_a_thin_georeferenced_strip_is_put_on_the_web_map(h, w):
     assert west == pytest.approx(w2, abs=1e-3) and e == pytest.approx(e2, abs=1e-3)
 
 
-def test_compose_png_and_geotiff_exports(tmp_path):
-    base = np.zeros((50, 60, 4), np.uint8)
-    base[..., 3] = 255
-    top = ov.crop_colour(np.full((50, 60), 0.9, np.float32), 0.5)
-    png = ov.compose_png([base, ov.with_opacity(top, 0.5)], [ov.class_legend("Crop", ["crop"])], "title")
-    img = Image.open(io.BytesIO(png))
-    # a small raster is enlarged by the smallest whole factor that reaches 1000 px (a slide's width): 17x (16x gave 960)
-    assert img.size[0] == 1020 and img.size[1] > 850
-    assert np.asarray(img)[:850].reshape(50, 17, 60, 17, 3).std(axis=(1, 3)).max() == 0
-    mid = np.zeros((370, 390, 4), np.uint8)
-    mid[..., 3] = 255
-    assert Image.open(io.BytesIO(ov.compose_png([mid], [], "title"))).size[0] == 1170  # 3x (it stayed 390)
-    big = np.zeros((370, 1100, 4), np.uint8)
-    big[..., 3] = 255
-    assert Image.open(io.BytesIO(ov.compose_png([big], [], "title"))).size[0] == ov.MAX_SIDE  # reduced
-    # a portrait region at least 1,000 px wide too (it was enlarged on its height: 986 px wide for 493 x 621)
-    tall = np.zeros((621, 493, 4), np.uint8)
-    tall[..., 3] = 255
-    assert Image.open(io.BytesIO(ov.compose_png([tall], [], "title"))).size[0] == 3 * 493
-    very_tall = np.zeros((1900, 300, 4), np.uint8)  # as tall as two slides' widths at most
-    very_tall[..., 3] = 255
-    assert Image.open(io.BytesIO(ov.compose_png([very_tall], [], "title"))).size[1] < 2 * ov.MAX_SIDE + 400
-    with pytest.raises(InvalidDataError):
-        ov.compose_png([])
-    # a long data credit wraps under the legend: more lines, never wider than the canvas
-    credit = "Data: " + "; ".join(["Landsat 8 OLI (USGS)", "USDA NASS Cropland Data Layer 2015 (public domain)"] * 3)
-    with_credit = Image.open(io.BytesIO(ov.compose_png([base], [], "title", credit=credit, min_side=1)))
-    plain = Image.open(io.BytesIO(ov.compose_png([base], [], "title", min_side=1)))
-    assert with_credit.size[0] == plain.size[0] == 360 and with_credit.size[1] >= plain.size[1] + 3 * 14
-    # so does a long title (it was cut at the image's edge)
-    long_title = Image.open(io.BytesIO(ov.compose_png([base], [], "title " * 40, min_side=1)))
-    assert long_title.size[0] == 360 and long_title.size[1] >= plain.size[1] + 2 * 18
-    assert ov._wrap("a bb ccc", len, 4) == ["a bb", "ccc"]
-    assert ov._wrap("crop at p >= 0.50", len, 12) == ["crop at", "p >= 0.50"]  # a threshold is not broken apart
-    assert ov._wrap("crop at p ≥ 0.50", len, 12) == ["crop at", "p ≥ 0.50"]
-    # words joined by no-break spaces stay on one line (the PNG title's "— crop at p ≥ 0.70" was cut after "at")
-    assert ov._wrap("Scene —\u00a0crop\u00a0at\u00a0p ≥ 0.50", len, 20) == ["Scene", "— crop at p ≥ 0.50"]
-    # on a large map the text grows with it, to stay readable when projected
-    big = np.zeros((1000, 1000, 4), np.uint8)
-    big[..., 3] = 255
-    small_strip = Image.open(io.BytesIO(ov.compose_png([base], [ov.class_legend("Crop", ["crop"])], "title",
-                                                      min_side=1))).size[1] - 50
-    big_strip = Image.open(io.BytesIO(ov.compose_png([big], [ov.class_legend("Crop", ["crop"])], "title"))).size[1] - 1000
-    assert big_strip >= 1.3 * small_strip
-    grid = Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5630000.0), 60, 50)
-    prob = np.full((50, 60), 0.42, np.float32)
-    prob[0, 0] = np.nan
-    data = ov.geotiff_bytes(probability_to_uint8(prob), grid, 255, "crop probability (%)")
-    path = tmp_path / "p.tif"
-    path.write_bytes(data)
-    with rasterio.open(path) as src:
-        arr = src.read(1)
-        assert src.crs.to_epsg() == 32631 and src.nodata == 255
-        assert arr[0, 0] == 255 and arr[1, 1] == 42
-        assert src.descriptions[0] == "crop probability (%)"
-    nocrs = ov.geotiff_bytes(np.zeros((200, 300), np.uint8), IMAGE_GRID, 255, "mask")
-    (tmp_path / "m.tif").write_bytes(nocrs)
-    with rasterio.open(tmp_path / "m.tif") as src:
-        assert src.crs is None
-
-
-def test_the_map_view_png_keeps_the_pages_caveat(monkeypatch):
-    """A handout for stakeholders carries the warning the page gives (e.g. the model's pixel size)."""
-    from core.grid import Grid
-
-    feats = np.full((64, 64, 5), 0.1, np.float32)
-    valid = np.ones((64, 64), bool)
-    prob = np.full((64, 64), 0.7, np.float32)
-    grid = Grid("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 5300000.0), 64, 64)
-    seen = []
-    real = ov.compose_png
-    monkeypatch.setattr(ov, "compose_png", lambda *a, **k: seen.append(k["subtitle"]) or real(*a, **k))
-    plain = Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.5, "title")["map.png"]))
-    told = Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.5, "title",
-                                                        caveat="the model was trained on 30 m pixels")["map.png"]))
-    assert seen[0].startswith("Crop 41.0 ha") and "Caution" not in seen[0]
-    assert seen[0].endswith(".") and seen[1] == seen[0] + " Caution: the model was trained on 30 m pixels."  # one full stop
-    strip = slice(1024, None)  # (the 64 px image enlarged 16x, then the text)
-    dark = [(np.asarray(png.convert("L"))[strip] < 128).sum() for png in (told, plain)]
-    assert dark[0] > dark[1]  # its text drawn
-
-
-def test_threshold_downloads_keep_the_mask_whole_and_the_png_small():
-    import rasterio
-
-    from core.predict import threshold_mask
-    from core.grid import Grid
-
-    rng = np.random.default_rng(0)
-    h, w = 2100, 1500  # larger than the PNG: coloured from every 3rd pixel
-    feats = rng.random((h, w, 5), dtype=np.float32) * 0.3
-    valid = np.ones((h, w), bool)
-    valid[:10] = False
-    prob = np.where(valid, rng.random((h, w), dtype=np.float32), np.nan).astype(np.float32)
-    grid = Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), w, h)
-    files = ov.threshold_downloads(feats, valid, prob, grid, 0.4, "title")
-    with rasterio.MemoryFile(files["crop_mask.tif"]) as mem, mem.open() as src:
-        assert (src.width, src.height) == (w, h)
-        np.testing.assert_array_equal(src.read(1), threshold_mask(prob, 0.4))  # every pixel, not a sample
-    png = Image.open(io.BytesIO(files["map.png"]))
-    # coloured from every 3rd pixel (700 x 500), then enlarged 2x for a slide
-    assert png.size[0] == 1000 and 1400 < png.size[1] < 1700
-    # the map view as the page shows it: with the probability layer, or with no crop layer
-    both = Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.4, "title", "", 0.7, 0.8)["map.png"]))
-    plain = Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.4, "title", "", None, None)["map.png"]))
-    assert both.size[1] > png.size[1] > plain.size[1]  # a legend row per layer
-    top = (slice(20, 300), slice(0, 300))
-    assert not np.array_equal(np.asarray(both)[top], np.asarray(png)[top])
-    assert not np.array_equal(np.asarray(plain)[top], np.asarray(png)[top])
-    with rasterio.MemoryFile(ov.probability_download(prob, grid)) as mem, mem.open() as src:
-        assert src.read(1)[0, 0] == 255 and src.read(1)[20, 20] == round(float(prob[20, 20]) * 100)
-
-
 def test_focus_bounds_shows_a_small_region_with_its_surroundings_inside_the_image():
     from core.overlays import focus_bounds
 
@@ -359,140 +246,6 @@ def test_a_region_stretched_as_its_whole_image_has_the_colours_of_the_image_arou
     assert ov.band_limits(feats, np.zeros_like(valid)) is None
 
 
-def test_the_map_png_of_an_image_with_a_crs_has_a_scale_bar():
-    """A handout of a georeferenced image had no scale: a bar of a round length, a fifth of the width
-    at most, in its lower left corner; none for an image without a CRS (the sample)."""
-    from core.grid import Grid
-
-    assert [ov.scale_length(30.0, 200), ov.scale_length(10.0, 57.6), ov.scale_length(0.5, 100)] == [5000.0, 500.0, 50.0]
-    rng = np.random.default_rng(1)
-    feats = (rng.random((288, 288, 5), dtype=np.float32) * 0.2 + 0.1).astype(np.float32)
-    valid = np.ones((288, 288), bool)
-    prob = np.full((288, 288), 0.9, np.float32)  # all crop: no black in the map itself
-    corner = {}
-    for crs in ("EPSG:32633", None):
-        grid = Grid(crs, (10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0), 288, 288)
-        png = np.asarray(Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.5, "t")["map.png"])))
-        assert png.shape[1] == 4 * 288  # (enlarged 4x for a slide)
-        corner[crs] = png[4 * 288 - 80 : 4 * 288, :400]  # the image's lower left corner (the text is under it)
-    # 2880 m wide, shown 4x: a 500 m bar of 50 px, 200 px in the PNG; black half of it and the outline
-    black = (corner["EPSG:32633"] < 30).all(axis=-1)
-    assert black.any(axis=0).sum() >= 200 and not (corner[None] < 30).all(axis=-1).any()
-
-
-def test_the_map_png_draws_legend_swatches_at_their_layers_opacity():
-    """The map view PNG's layers are faded (0.8 crop, 0.7 probability by default): full-strength
-    swatches under it did not look like the map's colours."""
-    base = np.zeros((64, 64, 4), np.uint8)
-    base[..., 3] = 255
-    legends = [ov.class_legend("Crop", ["predicted crop"]), ov.gradient_legend("P", "probability", "0", "1")]
-    full = np.asarray(Image.open(io.BytesIO(ov.compose_png([base], legends, "t", min_side=1))).convert("RGB")).astype(int)
-    faded = np.asarray(Image.open(io.BytesIO(ov.compose_png([base], legends, "t", min_side=1,
-                                                             legend_opacities=[0.5, 0.5]))).convert("RGB")).astype(int)
-    assert full.shape == faded.shape
-    diff = (full != faded).any(axis=-1)
-    assert diff.any() and not diff[:64].any()  # only the legend's swatches change, not the map
-    assert (faded[diff] >= full[diff]).all()  # lighter: over white
-    crop = np.array([int(ov.hex_colour(ov.CLASS_COLOURS["predicted crop"])[i : i + 2], 16) for i in (1, 3, 5)])
-    swatch = (np.abs(full - crop).sum(axis=-1) == 0)
-    assert swatch.sum() > 20 and np.abs(faded[swatch] - (255 + (crop - 255) * 0.5)).max() <= 1
-
-
-def test_the_map_png_shows_pixels_without_data_light_grey_as_the_map_does():
-    from core.grid import Grid
-
-    feats = np.full((64, 64, 5), 0.1, np.float32)
-    valid = np.ones((64, 64), bool)
-    prob = np.full((64, 64), 0.2, np.float32)
-    grid = Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 64, 64)
-    whole = Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.5, "t", "", None, None)["map.png"]))
-    valid[:16, :16] = False  # a gap (white in the PNG before, where the map shows its light grey)
-    prob[~valid] = np.nan
-    gap = Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.5, "t", "", None, None)["map.png"]))
-    px = np.asarray(gap.convert("RGB"))
-    k = gap.size[0] // 64  # small images are enlarged by a whole factor
-    hatch = {tuple(c) for c in px[: 16 * k, : 16 * k].reshape(-1, 3)}  # grey hatching, as on the map
-    assert hatch == set(ov.HATCH_COLOURS) and tuple(px[40 * k, 40 * k]) not in hatch
-    assert gap.size[1] > whole.size[1]  # its legend row ("Grey hatching: no image data")
-
-
-def test_the_map_png_shows_the_image_outside_a_regions_outline_faded_not_as_missing_data():
-    """Outside a drawn polygon the PNG was the light grey that its legend calls "no image data": a
-    stakeholder read the corners as missing data. The image there is faded, as on the web map."""
-    from core.grid import Grid
-
-    feats = np.full((64, 64, 5), 0.1, np.float32)
-    feats[..., :3] += np.linspace(0, 0.2, 64)[None, :, None]  # brighter to the east: a column's pixels alike
-    around_valid = np.ones((64, 64), bool)
-    around_valid[:, :8] = False  # no data in the image itself: light grey, as before
-    valid = np.tril(np.ones((64, 64), bool)) & around_valid  # the region: a triangle
-    prob = np.where(valid, 0.2, np.nan).astype(np.float32)
-    grid = Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 64, 64)
-
-    def png(surroundings):
-        out = ov.threshold_downloads(feats, valid, prob, grid, 0.5, "t", "", None, None, surroundings=surroundings)
-        return Image.open(io.BytesIO(out["map.png"]))
-
-    plain, faded = png(None), png((feats, around_valid))
-    k = faded.size[0] // 64
-    px, before = np.asarray(faded.convert("RGB")).astype(int), np.asarray(plain.convert("RGB")).astype(int)
-    outside, inside, gap = px[4 * k, 40 * k], px[50 * k, 40 * k], px[40 * k, 2 * k]  # (inside: the same column)
-    hatch = {tuple(c) for c in ov.HATCH_COLOURS}  # (no data: grey hatching, as on the map)
-    assert tuple(before[4 * k, 40 * k]) in hatch  # (what it was)
-    assert tuple(gap) in hatch and tuple(outside) not in hatch
-    assert (np.abs(outside - (255 + (inside - 255) * ov.SURROUNDINGS_OPACITY)) <= 2).all()  # faded over white
-    assert faded.size[1] > plain.size[1]  # its legend row ("Faded: outside the region")
-
-
-def test_the_map_png_text_is_set_in_a_truetype_font_with_its_characters(monkeypatch):
-    """The handout's text is DejaVu Sans, not PIL's default font (Aileron), whose 3 px word space ran
-    "901,109 valid" together (and "433,431" read as "433, 431") and which has no "—" or "≥"."""
-    from PIL import ImageFont
-
-    assert ov.font_path() is not None  # installed with the requirements (matplotlib ships it)
-    font = ov.map_font(19)
-    assert isinstance(font, ImageFont.FreeTypeFont) and font.getname()[0] == "DejaVu Sans"
-    assert ov.has_glyphs(font, "—≥≤0123456789,") and not ov.has_glyphs(font, "\u4e00")  # (no CJK in DejaVu Sans)
-    # a word space is a clear gap (a third of an em), so "901,109 valid" and "433,431" keep their shapes
-    for spaced, tight in (("901,109 valid", "901,109valid"), ("433, 431", "433,431")):
-        assert font.getlength(spaced) - font.getlength(tight) >= 0.3 * font.size
-    assert ov.typeset("Scene — crop at p ≥ 0.70, x ≤ 1", font) == "Scene — crop at p ≥ 0.70, x ≤ 1"
-
-    base = np.zeros((64, 64, 4), np.uint8)
-    base[..., 3] = 255
-
-    def png(title, legend="Crop (p ≥ 0.70)"):
-        return ov.compose_png([base], [ov.class_legend(legend, ["predicted crop"])], title, min_side=1)
-
-    drawn = png("Scene — crop at p ≥ 0.70")
-    assert png("Scene \uffff crop at p \uffff 0.70") != drawn  # the characters are not the missing-glyph box
-    assert png("Scene crop at p 0.70") != drawn
-    # the download's legend says "≥" too
-    seen = []
-    real = ov.compose_png
-    monkeypatch.setattr(ov, "compose_png", lambda layers, legends, *a, **k: seen.extend(legends) or real(layers, legends, *a, **k))
-    ov.threshold_downloads(np.full((64, 64, 5), 0.1, np.float32), np.ones((64, 64), bool), np.full((64, 64), 0.7, np.float32),
-                           Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 64, 64), 0.7, "t")
-    assert [legend.title for legend in seen] == ["Crop (p ≥ 0.70)"]
-
-
-def test_the_map_png_falls_back_to_pils_font_without_boxes(monkeypatch):
-    """Without the TrueType file (or with an unreadable one) the PNG is still made, in PIL's own
-    font, and a character that font lacks is written in ASCII rather than drawn as a box."""
-    monkeypatch.setattr(ov, "font_path", lambda: "/nonexistent/no-such-font.ttf")
-    fallback = ov.map_font(19)
-    assert fallback.getname()[0] != "DejaVu Sans"
-    text = ov.typeset("Scene — crop at p ≥ 0.70", fallback)
-    assert text == "Scene -- crop at p >= 0.70" and ov.has_glyphs(fallback, "".join(text.split()))
-    base = np.zeros((64, 64, 4), np.uint8)
-    base[..., 3] = 255
-    made = Image.open(io.BytesIO(ov.compose_png([base], [ov.class_legend("Crop (p ≥ 0.70)", ["predicted crop"])],
-                                                "Scene — crop at p ≥ 0.70", min_side=1)))
-    assert made.size[0] == 360
-    monkeypatch.setattr(ov, "font_path", lambda: None)
-    assert ov.map_font(11) is not None
-
-
 def test_gaps_in_an_image_are_hatched_grey_and_the_hatching_survives_its_downsampling():
     """Pixels without data were transparent: the map's light grey background showed through, and gaps at
     an image's edge looked like a ragged outline of the image."""
@@ -518,41 +271,6 @@ def test_grey_imagery_is_the_true_colours_luminance():
     rgb, grey = ov.true_colour(feats, valid, limits), ov.grey_colour(feats, valid, limits)
     assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
     assert (grey[..., 3] == rgb[..., 3]).all() and grey[0, 0, 0] > grey[0, 1, 0]  # green is the lighter
-
-
-def test_the_map_view_png_outlines_and_names_a_regions_parts():
-    """A handout of a farm's fields: each part outlined (white on a dark casing, as on the web map) and
-    its name written inside it, also for an L-shaped field whose centre of mass lies outside it."""
-    square = np.zeros((60, 80), bool)
-    square[10:30, 10:30] = True
-    ell = np.zeros((60, 80), bool)
-    ell[10:50, 40:50] = True
-    ell[40:50, 40:75] = True
-    rgba, names = ov.part_outlines([("North", (10, 10), square[10:30, 10:30]), ("Ell", (0, 0), ell),
-                                    ("Outside", (0, 0), np.zeros((60, 80), bool))], (60, 80))
-    assert [n for n, _, _ in names] == ["North", "Ell"]  # a part with no pixel is left out
-    white = (rgba[..., :3] == 255).all(-1) & (rgba[..., 3] == 255)
-    edge = square & ~np.pad(square, 1)[2:, 1:-1] | square & ~np.pad(square, 1)[:-2, 1:-1] \
-        | square & ~np.pad(square, 1)[1:-1, 2:] | square & ~np.pad(square, 1)[1:-1, :-2]
-    assert (white[square] == edge[square]).all() and white[10, 10:30].all() and not white[15:25, 15:25].any()
-    assert rgba[9, 15, 3] == 200 and rgba[0, 0, 3] == 0  # the casing just outside; nothing elsewhere
-    for name, row, col in names:
-        assert {"North": square, "Ell": ell}[name][int(row), int(col)]  # written inside the part
-    # in the PNG: the outline's white, and the names (black text) over the image
-    feats = np.full((60, 80, 5), 0.1, np.float32)
-    valid = np.ones((60, 80), bool)
-    prob = np.zeros((60, 80), np.float32)
-    grid = Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 80, 60)
-    plain = np.asarray(Image.open(io.BytesIO(ov.threshold_downloads(feats, valid, prob, grid, 0.5, "t")["map.png"])))
-    drawn = ov.threshold_downloads(feats, valid, prob, grid, 0.5, "t", parts=[("North", (0, 0), square), ("Ell", (0, 0), ell)])
-    png = np.asarray(Image.open(io.BytesIO(drawn["map.png"])))
-    assert png.shape == plain.shape
-    k = png.shape[1] // 80  # (enlarged by a whole factor for a slide)
-    assert (png[10 * k + k // 2, 20 * k] == 255).all() and not (plain[10 * k + k // 2, 20 * k] == 255).all()
-    # the name in black over a white halo at its place, inside the outline (the image there is dark)
-    [(_, row, col)] = [n for n in names if n[0] == "North"]
-    box = png[int((row - 4) * k): int((row + 5) * k), int((col - 4) * k): int((col + 5) * k)]
-    assert (box.min(-1) > 235).sum() > 20 and not (plain[int((row - 4) * k): int((row + 5) * k)] > 235).any()
 
 
 def test_an_image_preview_is_its_whole_extent_with_its_gaps_counted():

@@ -48,11 +48,11 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(core.predict, "predict_array", counting)
-    import core.overlays
+    import core.downloads
 
     tifs = []
-    real_tif = core.overlays.geotiff_bytes
-    monkeypatch.setattr(core.overlays, "geotiff_bytes", lambda *a, **k: tifs.append(a[3]) or real_tif(*a, **k))
+    real_tif = core.downloads.geotiff_bytes
+    monkeypatch.setattr(core.downloads, "geotiff_bytes", lambda *a, **k: tifs.append(a[3]) or real_tif(*a, **k))
     deferred = {}  # file name -> what the download button calls when clicked
     from streamlit.runtime.media_file_manager import MediaFileManager
 
@@ -495,7 +495,7 @@ def test_the_map_names_each_part_of_the_region_when_pointed_at_as_text(fake_map,
 def test_the_map_png_of_a_region_of_parts_outlines_and_names_them(fake_map, tiny_model_path, monkeypatch):
     """The Region map PNG of a file of fields: each field outlined and named in the handout, where the
     Predict page counts its pixels; a region of one shape gets no names."""
-    import core.overlays
+    import core.downloads
     from streamlit.runtime.media_file_manager import MediaFileManager
 
     deferred = {}
@@ -503,8 +503,8 @@ def test_the_map_png_of_a_region_of_parts_outlines_and_names_them(fake_map, tiny
     monkeypatch.setattr(MediaFileManager, "add_deferred", lambda self, fn, mime, coords, file_name=None:
                         deferred.__setitem__(file_name, fn) or real_defer(self, fn, mime, coords, file_name))
     drawn = []
-    real = core.overlays.part_outlines
-    monkeypatch.setattr(core.overlays, "part_outlines", lambda *a: drawn.append(a) or real(*a))
+    real = core.downloads.part_outlines
+    monkeypatch.setattr(core.downloads, "part_outlines", lambda *a: drawn.append(a) or real(*a))
     at = predicted_fields(tiny_model_path, [("west", 200, 290), ("east", 290, 400)], (300, 420))
     assert not at.exception and not at.error
     png = deferred["crop_map_t0.50.png"]()

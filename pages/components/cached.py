@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import streamlit as st
 
-from core import overlays as ov
+from core import downloads, overlays as ov
 from core.errors import CropMapError
 from core.files import replacing
 from core.labels import NODATA
@@ -401,7 +401,7 @@ def zone_label_areas(labels: tuple[str, float, str], image: tuple[str, float], r
 @st.cache_data(max_entries=4, show_spinner=False)
 def probability_tif(key: tuple) -> bytes:
     """The probability GeoTIFF download: once per prediction (it does not depend on the threshold)."""
-    return ov.probability_download(cached_probability(key), image_arrays(key[0], key[1])[2], download_tags(key))
+    return downloads.probability_download(cached_probability(key), image_arrays(key[0], key[1])[2], download_tags(key))
 
 
 def download_tags(key: tuple) -> dict[str, str]:
@@ -419,7 +419,7 @@ def download_tags(key: tuple) -> dict[str, str]:
 def exports(key: tuple, threshold: float, title: str, credit: str = "", probability_opacity: float | None = None,
             crop_opacity: float | None = 0.6, caveat: str = "", unit: str = "hectares", parts_json: str = "",
             offset: tuple[int, int] = (0, 0)) -> dict[str, bytes]:
-    """The downloads that depend on the threshold (core.overlays.threshold_downloads), the map view
+    """The downloads that depend on the threshold (core.downloads.threshold_downloads), the map view
     PNG with the page's layers at their opacities (None: a layer not shown), the page's ``caveat`` and its crop area in ``unit``,
     over the image around the region's outline (faded); with ``parts_json`` (a region of several parts, as
     Region.to_geojson writes it; ``offset``: the scene's (row, col) in its image) each part outlined and named."""
@@ -433,7 +433,7 @@ def exports(key: tuple, threshold: float, title: str, credit: str = "", probabil
 
         inside = [(name, (window.row_off, window.col_off), pixels) for name, window, pixels
                   in zone_pixels(grid, Region.from_geojson(parts_json).part_regions(), offset) if window is not None]
-    return ov.threshold_downloads(feats, valid, cached_probability(key), grid, threshold, title, credit,
+    return downloads.threshold_downloads(feats, valid, cached_probability(key), grid, threshold, title, credit,
                                   probability_opacity, crop_opacity, caveat, scene_surroundings(key[0]), unit, inside,
                                   download_tags(key))
 
