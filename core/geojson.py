@@ -81,13 +81,11 @@ def named_crs(obj: dict) -> str | None:
         raise RegionError(f"the GeoJSON's crs member {json.dumps(member)[:100]} names no CRS; {advice}")
     if name.upper().endswith("CRS84"):
         return None
-    from rasterio.crs import CRS
-    from rasterio.errors import CRSError
+    from core.grid import parse_crs
 
-    try:
-        parsed = CRS.from_user_input(name)
-    except CRSError:
-        raise RegionError(f"the GeoJSON's coordinates are in {name}, a CRS that is not known; {advice}") from None
+    parsed = parse_crs(name)
+    if parsed is None:
+        raise RegionError(f"the GeoJSON's coordinates are in {name[:60]}, a CRS that is not known; {advice}")
     return None if parsed.to_epsg() == 4326 else name
 
 

@@ -389,6 +389,20 @@ def place_words(grid: "Grid") -> str:
     return f"georeferenced ({crs_words(grid.crs)})" if grid.georeferenced else "not georeferenced (image coordinates)"
 
 
+def parse_crs(text: str):
+    """``text`` (a code such as "EPSG:32631", a PROJ string or WKT) as a rasterio CRS, or None where GDAL
+    does not know it ("EPSG:999999") or cannot read it ("EPSG:abc", which rasterio raises as a plain
+    ValueError). Never raises, and PROJ's complaint goes to logging, not to the user's terminal."""
+    import rasterio
+    from rasterio.crs import CRS
+
+    try:
+        with rasterio.Env():
+            return CRS.from_user_input(text)
+    except ValueError:  # (rasterio's CRSError among them)
+        return None
+
+
 def crs_words(crs: str | None) -> str:
     """A CRS for people: its code and name ("EPSG:32631, WGS 84 / UTM zone 31N"), the name alone for a
     CRS without a code, "no CRS" for None. Never raises (a CRS GDAL cannot read: its text, cut short)."""
@@ -396,14 +410,10 @@ def crs_words(crs: str | None) -> str:
         return "no CRS"
     import re
 
-    from rasterio.crs import CRS
-    from rasterio.errors import CRSError
-
-    try:
-        parsed = CRS.from_user_input(crs)
-        authority, wkt = parsed.to_authority(), parsed.to_wkt()
-    except CRSError:
+    parsed = parse_crs(crs)
+    if parsed is None:
         return crs if len(crs) <= 40 else crs[:40] + "..."
+    authority, wkt = parsed.to_authority(), parsed.to_wkt()
     m = re.match(r'\s*\w+\["([^"]+)"', wkt)
     name = m.group(1) if m and m.group(1).lower() != "unknown" else None
     code = ":".join(authority) if authority else None

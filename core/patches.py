@@ -30,7 +30,7 @@ from core.errors import ConfigError, CorruptFileError, InputNotFoundError, NoDat
 from core.files import check_free_space, move_into_place, replacing, staging_dir
 from core.labels import NODATA, get_class_map
 from core.bands import FEATURE_BANDS, INPUT_BANDS
-from core.grid import Grid
+from core.grid import Grid, parse_crs
 from core.raster import ImageReader, read_labels
 from core.reflectance import MIN_CHECKED_PIXELS, reflectance_scaling, sample_valid, sample_warnings
 from core.tfrecord import feature_layout, iter_records, open_records, read_batches
@@ -298,7 +298,7 @@ class Mixer:
             raise CorruptFileError(f"the mixer's affine {list(affine)} has zero pixel size; the mixer is damaged")
         if crs is not None and not isinstance(crs, str):
             raise CorruptFileError(f"the mixer's projection.crs is {crs!r}; it must be a CRS name such as EPSG:32618")
-        if crs is not None and not _known_crs(crs):
+        if crs is not None and parse_crs(crs) is None:
             raise CorruptFileError(f"the mixer's projection.crs {crs[:60]!r} is not a CRS GDAL knows (Earth Engine "
                                    "writes a code such as EPSG:32618); the mixer is damaged")
         mixer = cls(crs, affine, (width, height), per_row, total)
@@ -312,17 +312,6 @@ class Mixer:
 
 #: Largest image side a mixer may describe (Earth Engine exports stay far below: 10^5 patches of 256 px).
 MAX_EXPORT_SIDE = 10_000_000
-
-
-def _known_crs(crs: str) -> bool:
-    from rasterio.crs import CRS
-    from rasterio.errors import CRSError
-
-    try:
-        CRS.from_user_input(crs)
-    except CRSError:
-        return False
-    return True
 
 
 def _positive_int(v, field: str) -> int:

@@ -99,6 +99,11 @@ def test_geojson_with_a_projected_crs_member_is_reprojected_to_lon_lat():
         assert Region.from_geojson({**lonlat, "crs": {"type": "name", "properties": {"name": name}}}).bounds == (0, 0, 1, 1)
     with pytest.raises(RegionError, match="EPSG:999999.*not known"):
         Region.from_geojson({**utm, "crs": {"type": "name", "properties": {"name": "EPSG:999999"}}})
+    # a code that is not a number (or none): rasterio raises a plain ValueError, which came through as a traceback
+    for member in ({"type": "EPSG", "properties": {}}, {"type": "EPSG", "properties": {"code": "abc"}},
+                   {"type": "EPSG", "properties": {"code": 4326.5}}, {"type": "name", "properties": {"name": "EPSG:abc"}}):
+        with pytest.raises(RegionError, match="not known; save the GeoJSON in longitude/latitude"):
+            Region.from_geojson({**utm, "crs": member})
     with pytest.raises(RegionError, match="names no CRS"):
         Region.from_geojson({**utm, "crs": {"type": "link", "properties": {"href": "http://x/crs"}}})
 

@@ -19,6 +19,17 @@ def test_a_crs_in_words():
     assert crs_words("EPSG:4326") == "EPSG:4326, WGS 84"
     assert crs_words(None) == "no CRS"
     assert crs_words("+proj=merc +lon_0=180 +a=6378137 +b=6378137 +units=m") == "+proj=merc +lon_0=180 +a=6378137 +b=6378..."
+    assert crs_words("EPSG:abc") == "EPSG:abc"  # (rasterio's plain ValueError: it never raises)
+
+
+def test_an_unknown_crs_is_none_and_proj_says_nothing_on_the_terminal(capfd):
+    """PROJ wrote "ERROR 1: PROJ: internal_proj_create_from_database: crs not found" to stderr before the
+    command's own one-line error."""
+    from core.grid import parse_crs
+
+    assert parse_crs("EPSG:32631").to_epsg() == 32631
+    assert [parse_crs(text) for text in ("EPSG:999999", "EPSG:abc", "EPSG:None", "", "PROJCS[]")] == [None] * 5
+    assert "PROJ" not in capfd.readouterr().err
 
 
 def test_grids_differing_by_a_fraction_of_a_degree_pixel_are_not_the_same():

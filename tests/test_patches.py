@@ -283,6 +283,8 @@ def test_mixer_json_roundtrip_and_errors(tmp_path):
     ("affine", [30.0, 0.0, 1e20, 0.0, -30.0, 200.0]),
     # a CRS GDAL does not know: rasterio's CRSError came through as a traceback (found by fuzzing mixers)
     ("crs", "EPSG:99999"), ("crs", ""), ("crs", "PROJCS[]"),
+    # a code that is not a number: rasterio raises a plain ValueError (a traceback, found by fuzzing GeoJSON crs members)
+    ("crs", "EPSG:abc"), ("crs", "EPSG:32618.5"),
 ])
 def test_mixer_with_bad_sizes_is_refused(tmp_path, field, value):
     """Non-positive or non-integer sizes (patchesPerRow 0 divided by zero), a broken affine or an
