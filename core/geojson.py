@@ -75,7 +75,7 @@ def named_crs(obj: dict) -> str | None:
         return None
     props = member.get("properties") if isinstance(member.get("properties"), dict) else {}
     name = str(props.get("name", "")) if member.get("type") == "name" else (
-        f"EPSG:{props.get('code')}" if member.get("type") == "EPSG" else "")
+        f"EPSG:{props['code']}" if member.get("type") == "EPSG" and props.get("code") not in (None, "") else "")
     advice = "save the GeoJSON in longitude/latitude (EPSG:4326)"
     if not name.strip():
         raise RegionError(f"the GeoJSON's crs member {json.dumps(member)[:100]} names no CRS; {advice}")

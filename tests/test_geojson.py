@@ -100,7 +100,9 @@ def test_geojson_with_a_projected_crs_member_is_reprojected_to_lon_lat():
     with pytest.raises(RegionError, match="EPSG:999999.*not known"):
         Region.from_geojson({**utm, "crs": {"type": "name", "properties": {"name": "EPSG:999999"}}})
     # a code that is not a number (or none): rasterio raises a plain ValueError, which came through as a traceback
-    for member in ({"type": "EPSG", "properties": {}}, {"type": "EPSG", "properties": {"code": "abc"}},
+    with pytest.raises(RegionError, match="names no CRS"):  # (it said "EPSG:None")
+        Region.from_geojson({**utm, "crs": {"type": "EPSG", "properties": {}}})
+    for member in ({"type": "EPSG", "properties": {"code": "abc"}},
                    {"type": "EPSG", "properties": {"code": 4326.5}}, {"type": "name", "properties": {"name": "EPSG:abc"}}):
         with pytest.raises(RegionError, match="not known; save the GeoJSON in longitude/latitude"):
             Region.from_geojson({**utm, "crs": member})
