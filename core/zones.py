@@ -177,14 +177,28 @@ def window_offset(mask_path: str | os.PathLike, grid: Grid) -> tuple[int, int]:
     """(row, col) of a crop mask in the image it was predicted from, where that is told by the
     ``summary.json`` beside it (``predict --window``) and the mask has no CRS: zones in image
     coordinates are in that image's pixels, as the Region page draws and downloads them. (0, 0) otherwise.
+
+    Raises:
+        CorruptFileError: the summary has a window whose row or column is not a pixel of an image (a
+            negative, fractional or huge number, or not a number: ``1e400`` was a traceback).
     """
+    from core.config import finite_number
+    from core.errors import CorruptFileError
+    from core.region import MAX_IMAGE_COORD
+
     if grid.georeferenced:
         return (0, 0)
+    path = Path(mask_path).with_name("summary.json")
     try:
-        window = json.loads(Path(mask_path).with_name("summary.json").read_text(encoding="utf-8")).get("window")
-        return (int(window["row"]), int(window["col"]))
+        window = json.loads(path.read_text(encoding="utf-8")).get("window")
+        at = (window["row"], window["col"])
     except (OSError, ValueError, TypeError, KeyError, AttributeError):  # no summary, or no window in it
         return (0, 0)
+    if not all(finite_number(v) and v == int(v) and 0 <= v <= MAX_IMAGE_COORD for v in at):
+        raise CorruptFileError(f"{path}: its window's row and col {list(at)} are not pixels of an image (whole numbers "
+                               "from 0); the summary is damaged: predict again, or move it away to count the zones "
+                               "from the mask's own corner")
+    return (int(at[0]), int(at[1]))
 
 
 def read_zones(path: str | os.PathLike) -> Region:

@@ -11,7 +11,7 @@ import pytest
 from rasterio.warp import transform as warp
 
 from core.__main__ import main
-from core.errors import ConfigError, GridMismatchError, InputNotFoundError, OutputExistsError, RegionError
+from core.errors import ConfigError, CorruptFileError, GridMismatchError, InputNotFoundError, OutputExistsError, RegionError
 from core.grid import Grid
 from core.labels import CLASS_MAPS
 from core.raster import grid_of_file, read_labels, write_mask
@@ -236,6 +236,11 @@ def test_image_zones_of_a_window_prediction_are_in_the_pixels_of_its_image(tmp_p
     assert (east["pixels"], east["crop_pixels"]) == (1200, 1200) and elsewhere["note"] == "outside the prediction"
     (tmp_path / "summary.json").unlink()  # without it: the mask's own pixels
     assert write_zones(mask_path, zones)["zones"][1]["crop_pixels"] == 20 * 40
+    # a damaged window (1e400 is read as infinity: a traceback; 1e30 was "a polygon needs 3 corners") is refused
+    for row in ("1e400", "1e30", "-5", "2.5", '"100"'):
+        (tmp_path / "summary.json").write_text('{"window": {"row": %s, "col": 200}}' % row)
+        with pytest.raises(CorruptFileError, match="summary.json: its window's row and col .* the summary is damaged"):
+            write_zones(mask_path, zones)
 
 
 def test_the_labels_table_has_its_own_columns(flanders_mask):
