@@ -266,8 +266,11 @@ def _scl_strip(scl, path: Path, win, factor: int) -> np.ndarray:
 
 
 def _declared_nodata(src, values: np.ndarray) -> np.ndarray:
-    """Where a band file's own nodata value (other than 0) stands."""
+    """Where a band file's own nodata value (other than 0) stands, and any NaN or infinity of a float
+    band file (declared or not: no reflectance; they were written under the output's nodata 0, which
+    every reader of it then refused)."""
     nd = src.nodata
+    missing = ~np.isfinite(values) if np.issubdtype(values.dtype, np.floating) else np.zeros(values.shape, bool)
     if nd is None or nd == 0 or np.isnan(nd):
-        return np.zeros(values.shape, bool)
-    return values == nd
+        return missing
+    return missing | (values == nd)

@@ -240,3 +240,28 @@ def test_cli_stacks_a_box_of_a_download(tmp_path, capsys):
     # some but not all of --red, --green, --blue, --nir: one clear line, exit status 2
     assert main(["stack", "--red", str(tmp_path / f"{LANDSAT_ID}_SR_B4.TIF"), "--out", str(tmp_path / "x.tif")]) == 2
     assert "all four of --red, --green, --blue and --nir" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("declared", [float("nan"), None])
+def test_nan_in_float_band_files_is_no_data_in_the_stack(tmp_path, declared):
+    """Float band files (reflectance 0-1, as a GIS exports them) with NaN where there is no data: the
+    NaN were written under the stack's nodata 0, and every reader of it (info, predict, the dashboard)
+    refused the file for holding NaN it did not declare."""
+    from core.__main__ import main
+
+    with rasterio.open(LANDSAT) as src:
+        refl = src.read()[[2, 1, 0, 3]].astype("float32")  # R, G, B, NIR
+        refl[:, :3] = np.nan
+        refl[3, 10, 20] = np.inf  # (one band only: the pixel is no data in all four)
+        paths = []
+        for band, values in zip(("red", "green", "blue", "nir"), refl):
+            paths += [f"--{band}", str(tmp_path / f"{band}.tif")]
+            _write_band(tmp_path / f"{band}.tif", values, src, dtype="float32", nodata=declared)
+    assert main(["stack", *paths, "--out", str(tmp_path / "stack.tif")]) == 0
+    with rasterio.open(tmp_path / "stack.tif") as out:
+        stacked = out.read()
+    assert np.isfinite(stacked).all() and (stacked[:, :3] == 0).all() and (stacked[:, 10, 20] == 0).all()
+    with ImageReader(tmp_path / "stack.tif") as reader:
+        feats, valid = reader.read()
+    assert not valid[:3].any() and not valid[10, 20] and valid.sum() == valid.size - 3 * valid.shape[1] - 1
+    np.testing.assert_array_equal(np.moveaxis(feats[..., :4], -1, 0)[:, valid], refl[:, valid])
