@@ -22,6 +22,9 @@ from core.grid import Grid, metres_text
 SHIPPED_PIXEL_SIZE_M = 30.0
 #: resampling is refused when it would change the pixel size by less than this (nothing to gain)
 MIN_CHANGE = 1.05
+#: the most pixels a resampled image may have (100 million: 1.6 GB of float32 R, G, B, NIR in memory;
+#: 0.001 m pixels made a 64 px image a 640,000 px square, said to be "out of memory; resample a smaller image")
+MAX_RESAMPLED_PIXELS = 100_000_000
 
 
 def resampled_grid(grid: Grid, pixel_size_m: float) -> Grid:
@@ -30,8 +33,8 @@ def resampled_grid(grid: Grid, pixel_size_m: float) -> Grid:
 
     Raises:
         InvalidDataError: the grid is not georeferenced, or its CRS is not projected in metres or does
-            not keep ground sizes (e.g. Web Mercator); the pixel size is not positive, or leaves less
-            than one pixel or is larger than the image.
+            not keep ground sizes (e.g. Web Mercator); the pixel size is not positive, leaves less than
+            one pixel, is larger than the image, or makes more than :data:`MAX_RESAMPLED_PIXELS`.
     """
     from rasterio.crs import CRS
 
@@ -61,6 +64,9 @@ def resampled_grid(grid: Grid, pixel_size_m: float) -> Grid:
     width, height = math.floor(grid.width / sx + 0.5), math.floor(grid.height / sy + 0.5)
     if width < 1 or height < 1:
         raise InvalidDataError(f"{pixel_size_m:g} m pixels leave no pixel of the image")
+    if width * height > MAX_RESAMPLED_PIXELS:
+        raise InvalidDataError(f"{pixel_size_m:g} m pixels would make the image {width:,} x {height:,} px, more than the "
+                               f"{MAX_RESAMPLED_PIXELS:,} px a resampled image may have; give a larger pixel size")
     return Grid(grid.crs, (a * sx, b * sy, c, d * sx, e * sy, f), width, height)
 
 
@@ -94,6 +100,7 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
     class_map = get_class_map(label_map) if labels is not None else None
     with ImageReader(image, band_map) as reader:  # the inputs' own mistakes before an output in the way
         _checked_target(reader.grid, pixel_size_m)
+        said = list(reader.warnings)  # (e.g. an undeclared fill read as no data: the copy no longer shows it)
     if labels is not None:
         grid_of_file(labels)  # (missing, or not a raster)
     outs = [out] + ([labels_out] if labels is not None else [])
@@ -124,8 +131,8 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
             "pixel_size_m": {"from": round(grid.pixel_size_m(), 3), "to": pixel_size_m},
             "size_px": {"from": [grid.width, grid.height], "to": [target.width, target.height]},
             "valid_pixels": int(valid.sum()),
-            "warnings": [f"{pixel_size_m:g} m pixels are finer than the image's {metres_text(grid.pixel_size_m())} m: "
-                         "each is a copy of the pixel under it, no detail is added"] if finer else []}
+            "warnings": said + ([f"{pixel_size_m:g} m pixels are finer than the image's {metres_text(grid.pixel_size_m())} m: "
+                                 "each is a copy of the pixel under it, no detail is added"] if finer else [])}
 
 
 def resampled_copies(image: str | os.PathLike, pixel_size_m: float, labels: str | os.PathLike | None = None,

@@ -48,6 +48,9 @@ def test_the_new_grid_keeps_the_crs_and_origin_and_covers_the_image():
     assert resampled_grid(Grid(UTM, grid.transform, 64, 64), 640).shape == (1, 1)
     with pytest.raises(InvalidDataError, match=r"^1000 m pixels are larger than the image \(640 x 640 m\)"):
         resampled_grid(Grid(UTM, grid.transform, 64, 64), 1000)
+    # far finer pixels: refused before any memory is taken (0.001 m was "out of memory; resample a smaller image")
+    with pytest.raises(InvalidDataError, match=r"^0.001 m pixels would make the image 640,000 x 640,000 px, more than"):
+        resampled_grid(Grid(UTM, grid.transform, 64, 64), 0.001)
 
 
 @pytest.mark.parametrize("grid, match", [
@@ -209,3 +212,16 @@ def test_an_image_and_its_labels_are_replaced_together_or_not_at_all(tmp_path, m
     resample_files(src, tmp_path / "out" / "img.tif", 30, labels, tmp_path / "out" / "lab.tif", "cdl", overwrite=True)
     assert read_image(tmp_path / "out" / "img.tif")[2].shape == (2, 20)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img.tif", "lab.tif"]
+
+
+def test_the_images_own_warnings_are_passed_on(tmp_path):
+    """An undeclared fill read as no data is told when the image is read (info, predict): resampling said
+    nothing, and its copy, float with NaN, no longer shows the fill."""
+    with rasterio.open(SAMPLE_IMAGE) as src:
+        data = src.read(window=Window(200, 300, 60, 60)).astype(np.uint16)
+    data[:, :20] = 65535  # a third of the image: an undeclared fill
+    src = write_raster(tmp_path / "fill.tif", data, crs=UTM, transform=Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1]),
+                       descriptions=RGBN)
+    done = resample_files(src, tmp_path / "out.tif", 30)
+    assert any("65535" in w and "gdal_edit.py -a_nodata 65535" in w for w in done["warnings"])
+    assert done["valid_pixels"] == 14 * 20  # (new rows 6-19: row 6 is the mean of its one image row with data)

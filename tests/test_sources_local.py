@@ -414,6 +414,17 @@ def test_uploaded_files_become_a_source_or_leave_nothing(tmp_path):
                                 "labels.tif", "worldcereal", pixel_size_m=30)
     assert coarse.spec["title"] == "flanders (30 m)" and coarse.spec["band_map"] is None
     assert coarse.averaged_from.startswith(" (averaged from 64 x 64 px of 10 m")
+    assert coarse.warning is None
+    # what reading the upload warned of is kept: its averaged copy, float with NaN, no longer shows an undeclared fill
+    with rasterio.open(FLANDERS_S2) as src:
+        data, profile, names = src.read(), src.profile, src.descriptions
+    data[:, :24] = 65535
+    filled = tmp_path / "filled.tif"
+    with rasterio.open(filled, "w", **{**profile, "nodata": None}) as dst:
+        dst.write(data)
+        dst.descriptions = names
+    told = use_uploaded_files(filled.read_bytes(), "filled.tif", tmp_path / "uploads2", pixel_size_m=30)
+    assert "65535" in told.warning and "gdal_edit.py -a_nodata 65535" in told.warning
     before = sorted(p.relative_to(up) for p in up.rglob("*"))
     # refused labels (another image's grid): neither file of this upload is kept
     with pytest.raises(GridMismatchError):

@@ -528,7 +528,8 @@ class UploadedFiles:
     @property
     def warning(self) -> str | None:
         """That the label map may not be the labels' product (:func:`validate_labels`), and what the fields
-        of a GeoJSON left out; None when there is nothing to say."""
+        of a GeoJSON left out, and what reading an image averaged on upload warned of (its copy no longer
+        shows it); None when there is nothing to say."""
         said = [w for w in ((self.label_counts or {}).get("warning"), *self.notes) if w]
         return "; ".join(said) if said else None
 
@@ -566,6 +567,8 @@ def use_uploaded_files(image: bytes, image_name: str, upload_dir: str | os.PathL
             if labels_path is not None:
                 validate_labels(labels_path, label_map, grid)
             was = f" (averaged from {grid.width:,} x {grid.height:,} px of {grid.pixel_size_m() or 0:.3g} m)"
+            with ImageReader(image_path, band_map) as reader:  # (the copy's own no longer show, e.g. a fill read as no data)
+                notes += reader.warnings
             image_path, labels_path = resampled_copies(image_path, pixel_size_m, labels_path,
                                                        label_map if labels_path else None, band_map, created=created)
             band_map, title = None, f"{Path(image_name).stem} ({pixel_size_m:g} m)"
