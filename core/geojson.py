@@ -178,11 +178,26 @@ def polygons_of(obj: dict) -> Iterable[Polygon]:
         for geom in _list(obj.get("geometries"), "geometries"):
             if isinstance(geom, dict):
                 yield from polygons_of(geom)
-    elif kind == "Polygon":
-        yield tuple(_as_ring(r) for r in _list(obj.get("coordinates"), "Polygon coordinates"))
+    elif kind == "Polygon":  # ("coordinates": [] is an empty geometry, RFC 7946: no polygon, as an empty MultiPolygon)
+        rings = _list(obj.get("coordinates"), "Polygon coordinates")
+        if rings:
+            yield tuple(_as_ring(r) for r in rings)
     elif kind == "MultiPolygon":
         for poly in _list(obj.get("coordinates"), "MultiPolygon coordinates"):
-            yield tuple(_as_ring(r) for r in _list(poly, "MultiPolygon coordinates"))
+            rings = _list(poly, "MultiPolygon coordinates")
+            if rings:
+                yield tuple(_as_ring(r) for r in rings)
+
+
+def has_area(feature: Any) -> bool:
+    """Whether a feature holds a polygon (a malformed one counts: the region refuses it, saying why,
+    rather than leaving it out unsaid)."""
+    if not isinstance(feature, dict):
+        return False
+    try:
+        return any(True for _ in polygons_of(feature))
+    except RegionError:
+        return True
 
 
 def features_without_area(obj: Any) -> list[str]:
@@ -190,24 +205,15 @@ def features_without_area(obj: Any) -> list[str]:
     Polygon or MultiPolygon (points, lines, or no geometry), which a region leaves out."""
     if not isinstance(obj, dict) or obj.get("type") != "FeatureCollection" or not isinstance(obj.get("features"), list):
         return []
-    out = []
-    for i, feat in enumerate(obj["features"], 1):
-        if not isinstance(feat, dict):
-            continue
-        try:
-            has_area = any(True for _ in polygons_of(feat))
-        except RegionError:
-            has_area = True  # (a malformed polygon: refused by the region itself, not left out unsaid)
-        if not has_area:
-            out.append(feature_name(feat) or f"feature {i}")
-    return out
+    return [feature_name(feat) or f"feature {i}" for i, feat in enumerate(obj["features"], 1)
+            if isinstance(feat, dict) and not has_area(feat)]
 
 
 def left_out_note(skipped: Sequence[str], file_name: str, shown: int = 5) -> str:
     """In words, the features of ``file_name`` left out for holding no polygon (:func:`features_without_area`)."""
     more = f" and {len(skipped) - shown} more" if len(skipped) > shown else ""
-    return (f"{len(skipped)} feature(s) of {file_name} hold no polygon (points, lines or no geometry) and are left "
-            f"out: {', '.join(skipped[:shown])}{more}")
+    return (f"{len(skipped)} feature(s) of {file_name} hold no polygon (points, lines, or an empty or no geometry) "
+            f"and are left out: {', '.join(skipped[:shown])}{more}")
 
 
 #: Properties that name a feature, in the order looked for (GIS layers spell "name" many ways)
@@ -226,7 +232,8 @@ def feature_name(feature: dict) -> str:
 def part_names(obj: dict, n_polygons: int) -> tuple[str, ...]:
     """The part each of the ``n_polygons`` polygons of a GeoJSON belongs to: its feature's name (its
     ``name`` property, or ``Name``, ``NAME``, ``label``, ``id``, or the feature's id), "part N" for a
-    feature without one, "NAME (2)" for a second feature of the same name; () for a GeoJSON of one
+    feature without one (N: its place in the file), "NAME (2)" for a second feature of the same name (the
+    next number no feature is named with); () for a GeoJSON of one
     feature (nothing to tell apart), or for a Feature written by :meth:`core.region.Region.to_geojson`, its own
     ``parts``.
     """
@@ -236,18 +243,20 @@ def part_names(obj: dict, n_polygons: int) -> tuple[str, ...]:
         return tuple(kept)
     if obj.get("type") != "FeatureCollection" or not isinstance(obj.get("features"), list):
         return ()
-    names: list[str] = []
-    seen: dict[str, int] = {}
-    areas = [f for f in obj["features"] if isinstance(f, dict) and isinstance(f.get("geometry"), dict)]
-    counts = [sum(1 for _ in polygons_of(f)) for f in areas]
-    if sum(1 for c in counts if c) < 2:
+    # (numbered as in the file, as the features left out are: "part 2" is the file's second feature)
+    areas = [(i, f) for i, f in enumerate(obj["features"], 1) if isinstance(f, dict) and has_area(f)]
+    if len(areas) < 2:
         return ()
-    for i, (feature, count) in enumerate(zip(areas, counts), 1):
-        if not count:
-            continue
-        name = feature_name(feature) or f"part {i}"
-        seen[name] = seen.get(name, 0) + 1
-        names += [name if seen[name] == 1 else f"{name} ({seen[name]})"] * count
+    given = [feature_name(feature) or f"part {i}" for i, feature in areas]
+    names: list[str] = []
+    taken, own = set(), set(given)
+    for j, (_, feature) in enumerate(areas):
+        name, k = given[j], 1
+        while name in taken or (k > 1 and name in own):  # (a feature named "X (2)" keeps its name)
+            k += 1
+            name = f"{given[j]} ({k})"
+        taken.add(name)
+        names += [name] * sum(1 for _ in polygons_of(feature))
     return tuple(names) if len(names) == n_polygons else ()
 
 
@@ -262,8 +271,7 @@ def geojson_name(obj: dict, most: int = 3) -> str:
     if obj.get("type") != "FeatureCollection":
         return name_of(obj)
     feats = [f for f in (obj.get("features") if isinstance(obj.get("features"), list) else [])
-             if isinstance(f, dict) and isinstance(f.get("geometry"), dict)
-             and f["geometry"].get("type") in ("Polygon", "MultiPolygon", "GeometryCollection")]  # the areas only
+             if has_area(f)]  # the areas only (a feature left out does not name the region)
     names = list(dict.fromkeys(n for n in map(name_of, feats) if n))  # in order, each once
     unnamed = sum(1 for f in feats if not name_of(f))  # (counted: "a, b" named a file of three fields)
     extra = max(len(names) - most, 0) + (unnamed if names else 0)

@@ -233,12 +233,13 @@ class Region:
             {**part.to_map_geojson(), "properties": {"name": name}} for name, part in self.part_regions()]}
 
     def part_regions(self) -> list[tuple[str, "Region"]]:
-        """(name, region) of each part, in the order of its file: its polygons by :attr:`parts`, or each
-        polygon of a region without parts ("part N"); the region itself for a region of one polygon."""
-        names = self.parts or (tuple(f"part {i}" for i in range(1, len(self.polygons) + 1))
-                               if len(self.polygons) > 1 else (self.name or "region",))
+        """(name, region) of each part, in the order of its file: its polygons by :attr:`parts`; the
+        region itself for a region without parts (a drawn shape, or a file of one feature: a MultiPolygon
+        of a farm's two plots is one farm, as in a file of several)."""
+        if not self.parts:
+            return [(self.name or "region", self)]
         grouped: dict[str, list] = {}
-        for name, poly in zip(names, self.polygons):
+        for name, poly in zip(self.parts, self.polygons):
             grouped.setdefault(name, []).append(poly)
         return [(name, Region(self.crs, tuple(polys), name)) for name, polys in grouped.items()]
 

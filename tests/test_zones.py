@@ -46,6 +46,40 @@ def test_each_feature_is_a_part_named_by_its_file():
         Region("EPSG:4326", region.polygons[:2], parts=("x",))
 
 
+def test_a_file_of_one_multipolygon_feature_is_one_zone_named_by_it():
+    """A farm of two plots in one MultiPolygon feature came out as two zones, "part 1" and "part 2", though
+    the same feature in a file of several is one zone; its region has no parts to tell apart."""
+    farm = {"type": "Feature", "properties": {"name": "Bmulti"},
+            "geometry": {"type": "MultiPolygon", "coordinates": [box_ring(0, 0, 1, 1), box_ring(2, 0, 3, 1)]}}
+    for obj in ({"type": "FeatureCollection", "features": [farm]}, farm):
+        region = Region.from_geojson(obj)
+        [(name, zone)] = region.part_regions()
+        assert name == "Bmulti" and zone.polygons == region.polygons and len(zone.polygons) == 2
+
+
+def test_parts_keep_distinct_names_and_the_numbers_of_the_file():
+    """Names X, X, "X (2)": the second X was renamed "X (2)", the third feature's own name, and the two
+    fields were added up in one row. An unnamed feature is "part N" by its place in the file (as the
+    features left out are numbered), not among the features with a polygon."""
+    fc = feature_collection(({"name": "X"}, box_ring(0, 0, 1, 1)), ({"name": "X"}, box_ring(2, 0, 3, 1)),
+                            ({"name": "X (2)"}, box_ring(4, 0, 5, 1)), ({}, box_ring(6, 0, 7, 1)))
+    fc["features"].insert(0, {"type": "Feature", "properties": {}, "geometry": None})  # left out: "feature 1"
+    region = Region.from_geojson(fc)
+    assert [n for n, _ in region.part_regions()] == ["X", "X (3)", "X (2)", "part 5"]
+    assert region.left_out == ("feature 1",)
+
+
+def test_empty_geometries_are_left_out_and_do_not_name_the_region():
+    """An empty Polygon ("coordinates": [], an empty geometry in RFC 7946) stopped the file with "a region
+    polygon needs at least 3 distinct corners", naming no feature, where an empty MultiPolygon was left
+    out; and a feature left out gave its name to the region of the one feature kept ("e, A9")."""
+    fc = feature_collection(({"name": "e"}, []), ({"name": "A9"}, box_ring(0, 0, 1, 1)), ({"name": "m"}, []))
+    fc["features"][2]["geometry"]["type"] = "MultiPolygon"
+    region = Region.from_geojson(fc)
+    assert region.left_out == ("e", "m") and region.name == "A9"
+    assert [n for n, _ in region.part_regions()] == ["A9"]
+
+
 def test_crop_by_zone_counts_each_zone_s_pixels_on_an_image_without_a_crs():
     mask = np.zeros((40, 60), np.uint8)
     mask[:, 30:] = 1
@@ -135,7 +169,7 @@ def test_zones_from_the_command_line(flanders_mask, tmp_path, capsys):
     assert main(["zones", "--pred", str(mask_path), "--zones", str(tmp_path / "mixed.geojson")]) == 0
     said = capsys.readouterr()
     assert [z["name"] for z in json.loads(said.out)] == ["Hof ter Linden", "Kouter"]
-    assert ("warning: 2 feature(s) of mixed.geojson hold no polygon (points, lines or no geometry) and are left "
+    assert ("warning: 2 feature(s) of mixed.geojson hold no polygon (points, lines, or an empty or no geometry) and are left "
             "out: Brunnen Müller, feature 4") in said.err
     before = (tmp_path / "z.csv").read_bytes()
     assert "already exists" in err_line(capsys, ["zones", "--pred", str(mask_path), "--zones", str(zones),

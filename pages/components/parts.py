@@ -27,8 +27,8 @@ def score_text(value: float | None) -> str:
 
 
 def several(region: Region) -> bool:
-    """Whether the region has parts to tell apart (more than one polygon)."""
-    return len(region.polygons) > 1
+    """Whether the region has parts to tell apart (features of a file, :meth:`Region.part_regions`)."""
+    return len(region.part_regions()) > 1
 
 
 def rows(region: Region, key: tuple, threshold: float, offset: tuple[int, int],
