@@ -235,6 +235,10 @@ class ImageReader:
             self.warnings = sample_warnings(sample, self.scales, self.offsets, self.path.name)
             self.warnings += band_map_warnings(band_names(src), src.count, self.band_index, self.path.name)
             self.warnings += georeferencing_warnings(src, self.path.name)
+            if not sample.shape[1]:  # (info said nothing of an image of zeros or NaN only)
+                self.warnings += (f"none of the pixels of {self.path.name} sampled across it has data in every band "
+                                  "(0, its nodata value or NaN everywhere): there may be nothing to show, predict "
+                                  "or train on",)
         except Exception:
             self._src.close()
             raise

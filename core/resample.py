@@ -84,13 +84,13 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
     Raises:
         InputNotFoundError, BandError, CorruptFileError, InvalidDataError: reading ``image`` (see
             :class:`core.raster.ImageReader`) or :func:`resampled_grid`, or a change of less than
-            :data:`MIN_CHANGE` times;
+            :data:`MIN_CHANGE` times; NoDataError: no pixel of the image has data;
         GridMismatchError, InvalidDataError: reading ``labels`` (:func:`core.raster.read_label_classes`);
         ConfigError: labels without ``labels_out`` or ``label_map``, an unknown label map, or an output
             that is an input;
         OutputExistsError: an output exists and ``overwrite`` is False.
     """
-    from core.errors import ConfigError
+    from core.errors import ConfigError, NoDataError
     from core.files import check_output_file, replacing_all
     from core.labels import get_class_map
     from core.raster import ImageReader, grid_of_file, read_image, read_label_classes, write_codes, write_reflectance
@@ -116,6 +116,9 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
     refl = np.moveaxis(feats[..., : len(INPUT_BANDS)], -1, 0).copy()
     del feats
     refl[:, ~valid] = np.nan
+    if not valid.any():  # (a copy of no data was written, exit status 0)
+        raise NoDataError(f"{Path(image).name} has no pixel with data in every band (0, its nodata value or NaN "
+                          "everywhere): there is nothing to resample")
     bands = _reproject(refl, grid, target, "average", np.nan)
     valid = ~np.isnan(bands).any(axis=0)  # a pixel is valid in every band or none
     codes = None

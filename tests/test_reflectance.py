@@ -178,6 +178,25 @@ def test_minus_infinity_as_the_declared_nodata_is_no_data(tmp_path):
         ImageReader(write_raster(tmp_path / "inf2.tif", data, nodata=-np.inf, descriptions=["R", "G", "B", "NIR"]))
 
 
+@pytest.mark.parametrize("fill, nodata", [(0, None), (np.nan, np.nan), (-9999, -9999)])
+def test_an_image_with_no_data_anywhere_is_said_so(tmp_path, fill, nodata):
+    """info said nothing of an image of zeros (or its nodata value, or NaN) only, and resample wrote a
+    copy of no data with exit status 0."""
+    from core.errors import NoDataError
+    from core.resample import resample_files
+
+    data = np.full((4, 300, 300), fill, np.float32)
+    img = write_raster(tmp_path / "empty.tif", data, nodata=nodata, descriptions=["R", "G", "B", "NIR"],
+                       crs="EPSG:32631", transform=Affine(10, 0, 500000, 0, -10, 5600000))
+    with ImageReader(img) as r:
+        assert [w for w in r.warnings if "none of the pixels of empty.tif sampled across it has data" in w]
+    with pytest.raises(NoDataError, match="empty.tif has no pixel with data in every band"):
+        resample_files(img, tmp_path / "out.tif", 30)
+    assert not (tmp_path / "out.tif").exists()
+    with ImageReader(FLANDERS_S2) as r:  # (an image with data: no such warning)
+        assert not [w for w in r.warnings if "none of the pixels" in w]
+
+
 def test_the_scale_of_an_image_with_wide_no_data_margins_comes_from_its_data(tmp_path):
     """The sampled windows can all fall in the no-data margins around a small block of data: the
     scale is then detected (and the values checked) on pixels spread over the whole image, not
