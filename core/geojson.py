@@ -33,8 +33,8 @@ def other_text(data: bytes) -> str:
             return data.decode("cp1252")  # (Windows' quotes and euro sign, where Latin-1 has control codes)
         except UnicodeDecodeError:
             return data.decode("latin-1")
-    raise RegionError("the uploaded file is not GeoJSON text (UTF-8, UTF-16 or Latin-1); upload a .geojson/.json "
-                      "file (a shapefile or KML: convert it first, e.g. ogr2ogr -f GeoJSON out.geojson in.shp)")
+    raise RegionError("the file is not GeoJSON text (UTF-8, UTF-16 or Latin-1); give a .geojson/.json file (a "
+                      "shapefile or KML: convert it first, e.g. ogr2ogr -f GeoJSON out.geojson in.shp)")
 
 
 def geojson_text(data: bytes) -> str:

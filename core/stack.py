@@ -114,6 +114,11 @@ def find_band_files(inputs: Sequence[str | os.PathLike]) -> BandFiles:
                      key=lambda p: (S2_SCL_FILE.search(p.name).group(1) or "", str(p)))
         return BandFiles(files, "sentinel-2", (S2_SCALE, offset) if baseline else None, scl[0] if scl else None)
     names = ", ".join(p.name for p in paths[:6]) + (" ..." if len(paths) > 6 else "")
+    coarse = sorted({m.group(1) for p in paths if (m := re.search(r"_B(?:0[2348]|8A)_(20|60)m\.", p.name))})
+    if coarse:  # (the same bands at coarser pixels: said to be no band files at all)
+        raise BandError(f"these are Sentinel-2's {' and '.join(coarse)} m band files ({names}); the stack is made of the "
+                        "10 m ones, B02, B03, B04 and B08 (..._B04_10m.jp2, in the product's R10m folder): give those, "
+                        "or these by their role (--red, --green, --blue, --nir)")
     raise BandError(f"no Landsat Collection 2 Level-2 (..._SR_B4.TIF) or Sentinel-2 (..._B04_10m.jp2) band files "
                     f"among {names or 'the inputs'}; give them, or each band by its role (--red, --green, --blue, --nir)")
 

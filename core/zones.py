@@ -280,6 +280,11 @@ def write_zones(mask_path: str | os.PathLike, zones_path: str | os.PathLike, out
             raise ConfigError(f"{out_path}: the table is written as CSV or JSON; give a name ending in .csv or .json")
         out = check_output_file(out_path, overwrite)
     rows = crop_by_zone(mask, grid, zones, window_offset(mask_path, grid), labels=labels)
+    if not any(r.pixels for r in rows):  # (every row said "outside the prediction", exit status 0 and no more)
+        place = ("its CRS, or lon/lat" if grid.georeferenced else
+                 "image coordinates of the image it was predicted from, as the Region page downloads them")
+        warnings.append(f"none of the {len(rows)} zone(s) of {Path(zones_path).name} lies on the crop mask: check "
+                        f"that they are where the mask is (in {place})")
     result = {"zones": [r.to_dict() for r in rows], "warnings": list(warnings), "out": str(out) if out else None}
     if out is not None:
         text = zones_csv(rows) if out.suffix.lower() == ".csv" else json.dumps(result["zones"], indent=1)

@@ -142,7 +142,7 @@ def test_geojson_saved_as_utf16_or_latin1_is_read_and_projected_coordinates_are_
         assert region.name == "Feld Müller" and region.bounds == pytest.approx((4.0, 50.8, 4.01, 50.81))
     quoted = text.replace("Feld Müller", "“Feld” 5 €")
     assert Region.from_upload(quoted.encode("cp1252")).name == "“Feld” 5 €"  # Windows' quotes and euro sign
-    with pytest.raises(RegionError, match=r"not GeoJSON text \(UTF-8, UTF-16 or Latin-1\).*ogr2ogr"):
+    with pytest.raises(RegionError, match=r"^the file is not GeoJSON text \(UTF-8, UTF-16 or Latin-1\); give .*ogr2ogr"):
         Region.from_upload(b"\x00\x00\x27\x0a" + bytes(range(256)))  # a shapefile's header
     metres = {**feature, "geometry": {"type": "Polygon", "coordinates": [
         [[361206.0, 5349264.0], [362206.0, 5349264.0], [362206.0, 5350264.0], [361206.0, 5349264.0]]]}}

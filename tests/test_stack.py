@@ -7,6 +7,7 @@ layout of each download: one single-band file per band, stored as its product st
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -191,6 +192,14 @@ def test_bad_downloads_are_refused_before_anything_is_written(tmp_path):
         find_band_files([tmp_path])
     with pytest.raises(BandError, match="no Landsat Collection 2 Level-2"):
         find_band_files([LANDSAT])
+    # Sentinel-2's 20 m bands only (its R20m folder): said so, not "no band files" at all
+    r20m = tmp_path / "R20m"
+    r20m.mkdir()
+    for band in ("B02", "B03", "B04", "B8A"):
+        (r20m / f"T33UWP_20210617T100031_{band}_20m.jp2").write_bytes(b"")
+    with pytest.raises(BandError, match=r"^these are Sentinel-2's 20 m band files .* B02, B03, B04 and B08"):
+        find_band_files([r20m])
+    shutil.rmtree(r20m)
     # a band of another resolution (Sentinel-2's 20 m files beside the 10 m ones)
     landsat_download(tmp_path)
     with rasterio.open(tmp_path / f"{LANDSAT_ID}_SR_B5.TIF") as src:

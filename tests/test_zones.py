@@ -266,8 +266,17 @@ def test_image_zones_of_a_window_prediction_are_in_the_pixels_of_its_image(tmp_p
     zones = tmp_path / "z.geojson"
     zones.write_text(json.dumps(feature_collection(({"name": "east half"}, box_ring(230, 100, 260, 140)),
                                             ({"name": "elsewhere"}, box_ring(0, 0, 50, 50)), crs="image")))
-    east, elsewhere = write_zones(mask_path, zones)["zones"]
+    done = write_zones(mask_path, zones)
+    east, elsewhere = done["zones"]
     assert (east["pixels"], east["crop_pixels"]) == (1200, 1200) and elsewhere["note"] == "outside the prediction"
+    assert not [w for w in done["warnings"] if "lies on the crop mask" in w]
+    # every zone off the mask (e.g. zones of another image): said once, not only row by row
+    zones.write_text(json.dumps(feature_collection(({"name": "a"}, box_ring(0, 0, 50, 50)),
+                                                   ({"name": "b"}, box_ring(900, 900, 950, 950)), crs="image")))
+    assert "none of the 2 zone(s) of z.geojson lies on the crop mask: check that they are where the mask is (in image " \
+           "coordinates of the image it was predicted from" in write_zones(mask_path, zones)["warnings"][-1]
+    zones.write_text(json.dumps(feature_collection(({"name": "east half"}, box_ring(230, 100, 260, 140)),
+                                                   ({"name": "elsewhere"}, box_ring(0, 0, 50, 50)), crs="image")))
     (tmp_path / "summary.json").unlink()  # without it: the mask's own pixels
     assert write_zones(mask_path, zones)["zones"][1]["crop_pixels"] == 20 * 40
     # a damaged window (1e400 is read as infinity: a traceback; 1e30 was "a polygon needs 3 corners") is refused
