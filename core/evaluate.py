@@ -38,7 +38,8 @@ def read_crop_mask(path: str | os.PathLike) -> tuple[np.ndarray, "Grid", list[st
         nodata = src.nodata
     if nodata is not None:
         missing = np.isnan(pred) if np.isnan(nodata) else pred == nodata
-        pred = np.where(missing, NODATA, pred)
+        # (in a type that holds 255: an int8 mask kept its type, and 255 came back as -1, "a value a crop mask lacks")
+        pred = np.where(missing, NODATA, pred.astype(np.promote_types(pred.dtype, np.int16), copy=False))
     check_mask(pred)
     warnings = []
     if nodata in (0, 1):

@@ -64,6 +64,14 @@ def test_a_mask_with_its_own_no_data_value_is_read_with_it(tmp_path):
     assert result["valid_pixels"] == int((labels == 1).sum()) and result["fp"] == result["tn"] == 0
     assert "zero.tif declares 0 as no data, so its pixels of value 0 (not crop in a crop mask) are left out" \
         in result["warnings"][0]
+    # a signed 8-bit mask with its own no-data value: the 255 put in its place came back as -1 ("holds the
+    # value -1, but a crop mask holds only 0, 1 and 255"), a value the file does not have
+    signed = np.where(labels == NODATA, -128, labels).astype(np.int8)
+    signed[:3] = -128
+    with rasterio.open(tmp_path / "int8.tif", "w", dtype="int8", nodata=-128, **profile) as dst:
+        dst.write(signed, 1)
+    result = evaluate_files(tmp_path / "int8.tif", FLANDERS_LABELS, "worldcereal", out=tmp_path / "i.json")
+    assert result["valid_pixels"] == int(valid.sum()) and result["iou"] == 1.0
 
 
 def in_worldcover_codes(path):
