@@ -289,6 +289,9 @@ ALL_CROP_SHARE = 0.99
 #: ... when the other product reads at least this share of them as crop: one that reads (almost) none
 #: tells nothing (a region of CDL's corn and soy, 1 and 5, is Dynamic World's trees and shrub).
 MIN_OTHER_CROP_SHARE = 0.05
+#: Labels with at least this share of codes the label map's product does not define, whose codes all fit
+#: another product's legend, get :func:`label_map_warning` too (a WorldCover tile read as CDL: 95% crop).
+UNKNOWN_WARN_SHARE = 0.05
 
 
 def label_map_warning(codes: np.ndarray, class_map: ClassMap, what: str = "the labels",
@@ -297,7 +300,9 @@ def label_map_warning(codes: np.ndarray, class_map: ClassMap, what: str = "the l
     while their codes are also the classes of another product that reads some (:data:`MIN_OTHER_CROP_SHARE`)
     but much less of them as crop: the label map is then likely not the labels' product, and every score would be wrong (a
     whole region of crop may be right, so this is a warning; a product that reads none of them as
-    crop tells nothing: CDL's corn and soy, 1 and 5, are Dynamic World's trees and shrub). ``codes``:
+    crop tells nothing: CDL's corn and soy, 1 and 5, are Dynamic World's trees and shrub); or when
+    :data:`UNKNOWN_WARN_SHARE` or more of them hold codes ``class_map``'s product does not define while
+    another product's legend fits them all (WorldCover read as CDL: 95% crop, too few for the first). ``codes``:
     the raw class codes, -1 = no data (:func:`core.raster.read_label_classes`); ``descriptions``:
     the file's band names (a band named as ``class_map``'s product's, e.g. CDL's ``cropland``,
     settles it). None when there is nothing to say.
@@ -313,17 +318,27 @@ def label_map_warning(codes: np.ndarray, class_map: ClassMap, what: str = "the l
     def share(codes: frozenset[int]) -> float:
         return _share_in(counts, codes)
 
-    if share(class_map.crop_codes) < ALL_CROP_SHARE:
-        return None
-    others = [f"{m.name} ({share(m.crop_codes):.0%} crop)" for m in _fitting(counts, class_map)
-              if MIN_OTHER_CROP_SHARE <= share(m.crop_codes) < 0.9]
-    if not others:
-        return None
-    found = ", ".join(str(int(c)) for c in np.flatnonzero(counts)[:8]) + (", ..." if np.count_nonzero(counts) > 8 else "")
-    return (f"{what}: {share(class_map.crop_codes):.1%} of the labelled pixels read as crop with "
-            f"{class_map.title}, and their codes ({found}) are also classes of {', '.join(others)}; if the labels "
-            f"come from another product, choose its label map (--label-map on the command line, 'Label map' in "
-            f"the dashboard), or every figure is wrong")
+    advice = ("if the labels come from another product, choose its label map (--label-map on the command line, "
+              "'Label map' in the dashboard), or every figure is wrong")
+    if share(class_map.crop_codes) >= ALL_CROP_SHARE:
+        others = [f"{m.name} ({share(m.crop_codes):.0%} crop)" for m in _fitting(counts, class_map)
+                  if MIN_OTHER_CROP_SHARE <= share(m.crop_codes) < 0.9]
+        if others:
+            found = ", ".join(str(int(c)) for c in np.flatnonzero(counts)[:8])
+            found += ", ..." if np.count_nonzero(counts) > 8 else ""
+            return (f"{what}: {share(class_map.crop_codes):.1%} of the labelled pixels read as crop with "
+                    f"{class_map.title}, and their codes ({found}) are also classes of {', '.join(others)}; {advice}")
+    known = legend_codes(class_map.name)
+    unknown = 1.0 - share(known) if known else 0.0
+    if unknown >= UNKNOWN_WARN_SHARE:  # (refused beyond MAX_UNKNOWN_SHARE: check_label_codes)
+        # a WorldCover tile read as CDL: its 80 and 90 are no CDL classes, and its 10-50 CDL crops (95% crop)
+        others = [f"{m.name} ({share(m.crop_codes):.0%} crop)" for m in _fitting(counts, class_map)]
+        if others:
+            absent = [int(c) for c in np.argsort(counts)[::-1][:8] if counts[c] and c not in known][:5]
+            return (f"{what}: {unknown:.0%} of the labelled pixels hold codes that {class_map.title} does not define "
+                    f"(e.g. {', '.join(map(str, absent))}), and all their codes are classes of {', '.join(others)}; "
+                    f"{advice}")
+    return None
 
 
 #: How a user removes a raster's no-data declaration.

@@ -126,6 +126,29 @@ def test_labels_read_with_another_products_map_as_all_crop_are_warned_of(tmp_pat
     assert label_map_warning(codes, cdl, "worldcover.tif", descriptions=["cropland"]) is None
 
 
+
+def test_labels_of_another_product_with_codes_the_map_lacks_are_warned_of(tmp_path):
+    """A WorldCover tile with water (80) and wetland (90) read as CDL: 10-50 are CDL crops, but 80 and 90
+    are not, so fewer than 99% read as crop and it was scored in silence (IoU 0.32 for a perfect map).
+    Codes the label map's product does not define, all of them another product's classes, are warned of."""
+    import rasterio
+
+    from core.labels import label_map_warning
+    from core.raster import read_label_classes
+
+    labels = in_worldcover_codes(tmp_path / "worldcover.tif")
+    with rasterio.open(labels, "r+") as dst:
+        codes = dst.read(1)
+        codes[:, : codes.shape[1] // 8] = 80  # a river's width of permanent water
+        dst.write(codes, 1)
+    cdl = get_class_map("cdl")
+    _, raw = read_label_classes(labels, cdl)
+    said = label_map_warning(raw, cdl, "worldcover.tif")
+    assert said.startswith("worldcover.tif: ") and "of the labelled pixels hold codes that USDA NASS Cropland Data " \
+        "Layer does not define (e.g. " in said and "80" in said and "worldcover (" in said
+    assert label_map_warning(raw, get_class_map("worldcover"), "worldcover.tif") is None
+
+
 def test_metrics_already_written_are_kept_unless_overwrite_is_given(tmp_path):
     """Scoring a second prediction to the same JSON replaced the first run's figures without a word
     (the CLI checks first, but the library path did not): it must refuse, leaving the file's bytes
