@@ -169,7 +169,8 @@ def sample_patches(
     Raises:
         InputNotFoundError, BandError, GridMismatchError, InvalidDataError: bad inputs.
         RegionError: the image is smaller than one patch.
-        NoDataError: no window has enough valid pixels.
+        NoDataError: no pixel is labelled with image data (where no window has enough, patches go around
+            labelled pixels, and the warnings say so).
         OutputExistsError: ``out_path`` exists and ``overwrite`` is False.
         ConfigError: ``out_path`` does not end in ``.tfrecord.gz`` (the file is GZIP-compressed, as
             Earth Engine writes it; a reader that goes by the name would take it for plain records).
@@ -203,16 +204,14 @@ def sample_patches(
     [windows], sparse = patch_windows([labelled], size, config.min_valid_fraction, stride=8, extra=extra)
     rng = np.random.default_rng(config.seed)
     warnings: tuple[str, ...] = ()
-    if sparse:
+    if sparse:  # (also where no window has min_valid_fraction labelled: patch_windows)
         picks = around_valid(labelled, size, config.count, rng)
-        warnings += (f"the labels of {Path(image_path).name} are sparse (under {DENSE_COVERAGE:.0%} of its labelled "
-                     f"pixels lie in a {size} px window with {config.min_valid_fraction:.0%} of its pixels labelled: "
-                     "labels of surveyed fields?), so each patch is placed around a labelled pixel; its other pixels "
-                     "have no label: training scores the labelled ones only",)
-    elif not len(windows):
-        raise NoDataError(f"no {size}x{size} window of {Path(image_path).name} has {config.min_valid_fraction:.0%} valid "
-                          "pixels (image and labels); use a smaller patch size (--size; 'Patch size' in the dashboard), a "
-                          "lower --min-valid or a region with more labelled pixels")
+        warnings += (f"the labels of {Path(image_path).name} are sparse for {size} px patches with "
+                     f"{config.min_valid_fraction:.0%} of their pixels labelled (--min-valid): under "
+                     f"{DENSE_COVERAGE:.0%} of its labelled pixels lie in such a window (labels of surveyed fields?), "
+                     "so each patch is placed around a labelled pixel instead, whatever its share of labelled pixels "
+                     "(--min-valid is not applied; a smaller --size finds more such windows); its other pixels have "
+                     "no label: training scores the labelled ones only",)
     else:
         picks = windows[rng.choice(len(windows), config.count, replace=len(windows) < config.count)]
         if len(windows) < config.count:

@@ -266,6 +266,12 @@ def test_labels_of_a_few_surveyed_fields_still_give_patches(surveyed_fields, sma
     # cut as TFRecord patches too, saying why their patches are mostly no data; read as the scenes are
     s = sample_patches(img, lab, "cdl", PatchConfig(patch_size=128, count=8, seed=1), tmp_path / "p.tfrecord.gz")
     assert s.count == 8 and any("are sparse" in w and "placed around a labelled pixel" in w for w in s.warnings)
+    # the --min-valid asked for is said not to be applied (it was overridden in silence: 8 of 20 patches half
+    # labelled under --min-valid 0.9, "labels of surveyed fields?" the only word)
+    strict = sample_patches(img, lab, "cdl", PatchConfig(patch_size=128, count=8, seed=1, min_valid_fraction=0.9),
+                            tmp_path / "strict.tfrecord.gz")
+    assert any("for 128 px patches with 90% of their pixels labelled (--min-valid)" in w
+               and "(--min-valid is not applied" in w for w in strict.warnings)
     xt, yt = next(iter(tfrecord_dataset(s.path, norm, 128, batch_size=8, augment=False, shuffle=0, repeat=False)))
     xt, yt = xt.numpy(), yt.numpy()
     assert (yt[..., 1].mean(axis=(1, 2)) < 0.25).all() and (np.abs(xt).sum(axis=-1) > 0).mean() > 10 * yt[..., 1].mean()
