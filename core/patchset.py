@@ -246,7 +246,9 @@ def patch_normalization(patches: PatchSet, max_patches: int = 64, max_pixels: in
         raise NoDataError(f"the patches read of {patches.describe()} hold no labelled pixel with image data")
     if len(values) > max_pixels:
         values = values[rng.choice(len(values), max_pixels, replace=False)]
-    check_reflectance(values[:, :4].T, f"the patches in {os.path.basename(patches.files[0])}")
+    check_reflectance(values[:, :4].T, f"the patch file {os.path.basename(patches.files[0])}",
+                      advice="write the patches as surface reflectance 0-1 (in Earth Engine, apply the collection's "
+                             "scale factors before the export; values x 10000: divide them by 10000)")
     std = np.maximum(values.std(axis=0), 1e-6)
     return Normalization(tuple(float(v) for v in values.mean(axis=0)), tuple(float(v) for v in std))
 

@@ -175,11 +175,17 @@ def _negative_reflectance(what: str, low: float, share: float | None = None,
     )
 
 
-def check_reflectance(refl: np.ndarray, what: str, stored: np.ndarray | None = None) -> None:
+#: What to do about values that are no reflectance, in a raster (its own advice where it may differ).
+RASTER_ADVICE = "give surface reflectance as integers x 10000 or floats 0-1, or set the file's scale/offset metadata"
+
+
+def check_reflectance(refl: np.ndarray, what: str, stored: np.ndarray | None = None,
+                      advice: str = RASTER_ADVICE) -> None:
     """Refuse values that cannot be surface reflectance, from robust statistics of a sample.
 
     ``refl`` holds reflectance (after scale and offset) of valid pixels, one row per band R, G, B,
-    NIR; ``stored`` the same pixels as stored (for the message). A sample of fewer than
+    NIR; ``stored`` the same pixels as stored (for the message); ``advice``, what to do (TFRecord
+    patches have no integers nor metadata: their own). A sample of fewer than
     :data:`MIN_CHECKED_PIXELS` pixels passes.
 
     Raises:
@@ -208,9 +214,9 @@ def check_reflectance(refl: np.ndarray, what: str, stored: np.ndarray | None = N
         raise InvalidDataError(
             f"{what} does not look like surface reflectance: even its darkest pixels have reflectance "
             f"{p1.min():.2f} or more (1st percentile of the darkest band){raw}; the values seem to carry an "
-            "offset, e.g. Landsat Collection 2 surface reflectance, which is stored x 0.0000275 - 0.2: set the "
-            "file's scale/offset metadata or convert it to reflectance 0-1 (a scene entirely under cloud or "
-            "snow has no crops to map)"
+            "offset, e.g. Landsat Collection 2 surface reflectance, which is stored x 0.0000275 - 0.2: "
+            + (advice if advice != RASTER_ADVICE else "set the file's scale/offset metadata or convert it to reflectance 0-1")
+            + " (a scene entirely under cloud or snow has no crops to map)"
         )
     if medians.max() > MAX_MEDIAN_REFLECTANCE:
         i = int(medians.argmax())
@@ -231,14 +237,12 @@ def check_reflectance(refl: np.ndarray, what: str, stored: np.ndarray | None = N
             + ("they fit Landsat Collection 2 surface reflectance, whose values become reflectance x "
                f"{LANDSAT_C2_SCALE:.7f} - {-LANDSAT_C2_OFFSET:g}: if that is what it is, set the file's scale/offset "
                f"(gdal_edit.py -scale {LANDSAT_C2_SCALE:.7f} -offset {LANDSAT_C2_OFFSET:g} FILE.tif); otherwise give "
-               if landsat else "give ")
-            + "surface reflectance as integers x 10000 or floats 0-1, or set the file's scale/offset metadata"
+               + RASTER_ADVICE.removeprefix("give ") if landsat else advice)
         )
     raise InvalidDataError(
         f"{what} does not look like surface reflectance: even its brightest pixels have reflectance "
         f"{p99.max():.4f} (99th percentile of the brightest band){raw}; these look like 8-bit display values "
-        "(0-255), percent or another unit, not reflectance: give surface reflectance as integers x 10000 or "
-        "floats 0-1, or set the file's scale/offset metadata"
+        f"(0-255), percent or another unit, not reflectance: {advice}"
     )
 
 

@@ -173,8 +173,14 @@ def test_masked_pixels_are_not_valid_and_values_must_be_reflectance(tmp_path):
     # digital numbers, not reflectance
     dn = [{k: (v * 10000 if k != LABEL else v) for k, v in ex.items()} for ex in _examples(2, 32)]
     write_records(tmp_path / "dn.tfrecord.gz", dn)
-    with pytest.raises(InvalidDataError, match="reflectance"):
+    with pytest.raises(InvalidDataError, match="reflectance") as refused:
         patch_normalization(open_patch_set([tmp_path / "dn.tfrecord.gz"], 32))
+    # with advice a patch file can follow (it said to give integers x 10000 or set the file's scale/offset metadata)
+    said = str(refused.value)
+    assert said.startswith("the patch file dn.tfrecord.gz does not look like surface reflectance")
+    assert said.endswith("write the patches as surface reflectance 0-1 (in Earth Engine, apply the collection's "
+                         "scale factors before the export; values x 10000: divide them by 10000)")
+    assert "metadata" not in said and "integers" not in said
 
 
 def test_validation_is_the_centre_of_each_patch(records):
