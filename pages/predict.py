@@ -54,6 +54,7 @@ with ui.errors_shown():  # (entered on every run: it holds a place in the page, 
     if go:
         predictions.start(key, cached.prediction_work(key))
         state.put(state.PREDICTING, list(key))
+        state.save()  # now, not when the wait below ends: a browser reload meanwhile follows the run
 # the model runs in a thread of the server: a visit to another page meanwhile (which ends this
 # script) loses nothing, and coming back here follows the same run
 running = None

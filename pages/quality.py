@@ -55,17 +55,20 @@ if running is not None:
     wait_for_the_prediction()
     ui.stop_with("A prediction started on the Predict page is running; its figures appear here when it is done.",
                  "pages/predict.py", "Go to the Predict page")
-if not pred:
-    with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):  # a region that cannot be used is the first thing to fix
+with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):  # a region that cannot be used is the first thing to fix
+    if not pred:
         scene.require_usable_region()
-    ui.stop_with("Run a prediction first: there is none for this region yet (a new region, image or model "
-                 "starts over).", "pages/predict.py", "Go to the Predict page")
-with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     sc = scene.current_scene_shown()
     image_path = str(sc.image_path)
     grid = cached.image_arrays(image_path, cached.mtime(image_path))[2]
     region = scene.current_region()
     key = cached.prediction_key(image_path, region.key(), model_path, state.get(state.VIEWS))
+# predicted before (e.g. before a visit to another source): shown at once, as the Predict page shows it
+if (not pred or tuple(pred["key"]) != key) and predictions.adopt(key):
+    pred = state.get(state.PREDICTION)
+if not pred:
+    ui.stop_with("Run a prediction first: there is none for this region yet (a new region, image or model "
+                 "starts over).", "pages/predict.py", "Go to the Predict page")
 if (made := predictions.views_behind(pred, key)) is not None:  # as the Predict page, which still shows it
     wanted = predictions.views_text(key[-1])
     st.info(f"These figures are of the prediction made with {predictions.views_text(made)} of each tile: press "

@@ -396,8 +396,8 @@ def test_a_run_that_another_tab_collected_without_a_result_is_said(fake_map, tin
     assert predictions.collect(key).error is not None  # the other tab took the run (and showed its error)
     at.switch_page("pages/quality.py").run()
     assert not at.exception and [e.value for e in at.error] == [
-        "The prediction started here was also run by another tab (the same region and model), and it did not "
-        "finish there; press Predict to run it again"]
+        "The prediction started here is no longer running and left no map (the server restarted, or another tab "
+        "ran the same region and model and it did not finish there); press Predict to run it again"]
     assert at.session_state["predicting"] is None and at.session_state["prediction"] is None
     at.run()
     assert not [e.value for e in at.error if "another tab" in e.value]  # said once

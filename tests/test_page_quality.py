@@ -251,3 +251,48 @@ def test_quality_gives_the_agreement_of_each_part_of_the_region(fake_map, tiny_m
     labelled = [int(v.replace(",", "").removesuffix(" px")) for v in parts["crop in the labels"]]
     assert sum(labelled) == tp + fn and all(0 <= float(v) <= 1 for v in parts["IoU"])
     assert any(d.label == "Agreement by part CSV" for d in at.get("download_button"))
+
+
+def test_quality_shows_a_prediction_made_before_as_the_predict_page_does(fake_map, tiny_model_path):
+    """Back from another source (the session's prediction forgotten, its file still there), the Predict
+    page showed the prediction made before at once while the Quality page said to run one."""
+    at = predict_page(tiny_model_path)
+    at.button[0].click().run()
+    at.session_state["prediction"] = None  # as a visit to another source leaves it
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and not at.error
+    assert not [i.value for i in at.info if "Run a prediction first" in i.value]
+    assert [m.label for m in at.metric][:1] == ["IoU"]
+
+
+def test_a_reload_while_a_prediction_runs_follows_it(fake_map, tiny_model_path):
+    """A browser reload during a prediction lost it: the Predict page said "Press Predict" and the Quality
+    page "Run a prediction first" long after it had finished in the server's thread."""
+    import threading
+
+    from core.region import Region
+    from pages.components import cached, predictions, state
+
+    at = predict_page(tiny_model_path)
+    image = at.session_state["scene"]["image_path"]
+    key = cached.prediction_key(image, Region.from_geojson(at.session_state["region"]).key(), str(tiny_model_path), 1)
+    gate = threading.Event()
+
+    def work(progress):
+        gate.wait(60)
+        return cached.prediction_work(key)(progress)
+
+    predictions.start(key, work)
+    at.session_state["predicting"] = list(key)  # as the Predict button leaves it (and saves it at once)
+    at.switch_page("pages/quality.py").run()
+    sid = at.query_params[state.SESSION_PARAM][0]
+
+    again = new_app()  # the reload: a new browser session with the same URL
+    again.query_params[state.SESSION_PARAM] = sid
+    again.switch_page("pages/quality.py").run()
+    assert not again.exception and not again.error
+    assert any("A prediction started on the Predict page is running" in i.value for i in again.info)
+    gate.set()
+    assert predictions.get(key).finished.wait(120)
+    again.run()
+    assert not again.exception and not again.error and [m.label for m in again.metric][:1] == ["IoU"]

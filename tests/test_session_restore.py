@@ -184,3 +184,30 @@ def test_predictions_no_session_used_for_as_long_are_removed_when_a_new_one_star
     assert kept.stat().st_mtime > past + 86400
     new_app().run()  # a new session: what no session used for a month goes
     assert not old.exists() and recent.exists() and kept.exists()
+
+
+def test_the_predict_button_keeps_the_running_prediction_for_a_reload_at_once(fake_map, tiny_model_path, monkeypatch):
+    """The page waits for the prediction to end before the run's end saves the session: a reload meanwhile
+    found no running prediction in it. Pressing Predict saves it at once."""
+    from pages.components import cached
+
+    at = predict_page(tiny_model_path)
+    sid = at.query_params[state.SESSION_PARAM][0]
+    seen = []
+    real = cached.prediction_work
+
+    def work_of(key):
+        made = real(key)
+
+        def work(progress=None):  # what a reload while it runs would find
+            deadline = time.time() + 10
+            while time.time() < deadline and not _saved(sid).get(state.PREDICTING):
+                time.sleep(0.05)
+            seen.append(_saved(sid).get(state.PREDICTING))
+            return made(progress)
+        return work
+
+    monkeypatch.setattr(cached, "prediction_work", work_of)
+    by_label(at.button, "Predict").click().run()
+    assert not at.exception and seen and seen[0] == list(at.session_state[state.PREDICTION]["key"])
+    assert _saved(sid)[state.PREDICTING] is None  # (and forgotten once it has ended)

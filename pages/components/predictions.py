@@ -136,9 +136,10 @@ def settle() -> Run | None:
         collect(key)
         if run.error is not None:
             raise run.error
-    if not adopt(key) and run is None:  # (a run collected by another session made it too, or failed)
-        raise CropMapError("the prediction started here was also run by another tab (the same region and model), "
-                           "and it did not finish there; press Predict to run it again")
+    if not adopt(key) and run is None:  # (collected by another session, which it failed; or the server restarted)
+        raise CropMapError("the prediction started here is no longer running and left no map (the server restarted, "
+                           "or another tab ran the same region and model and it did not finish there); press Predict "
+                           "to run it again")
     return None
 
 

@@ -118,7 +118,7 @@ DEFAULTS: dict[str, Any] = {
 #: the keys a browser reload brings back (:func:`save` and :func:`init`); the first group goes
 #: back only as a whole and only when every file it names is still there (a region belongs to its
 #: source, a prediction to its scene)
-KEPT_TOGETHER = (SOURCE, REGION, PREVIOUS_REGION, SCENE, PATCHES, PREDICTION, FIELDS)
+KEPT_TOGETHER = (SOURCE, REGION, PREVIOUS_REGION, SCENE, PATCHES, PREDICTION, PREDICTING, FIELDS)
 KEPT = KEPT_TOGETHER + (MODEL_PATH, THRESHOLD, VIEWS, LAYERS, QUALITY_CLASS, EE_ASSET, EE_INGESTION, EE_PATCHES,
                         EE_IMAGE_EXPORT, EE_EXPORTS, TRAIN_FORM,
                         PATCH_FORM, EE_EXPORT_FORM, EE_UPLOAD_FORM, EE_TASKS_ACTIVE, JOB_DIR, EE_LAST, BASEMAP,
@@ -302,6 +302,7 @@ KEPT_SHAPES = {
                     and _text(v.get("image_path"))),
     PATCHES: _or_none(_dict),
     PREDICTION: _or_none(lambda v: _dict(v) and _list(v.get("key"))),
+    PREDICTING: _or_none(_list),
     FIELDS: _or_none(lambda v: _list(v) and len(v) == 2),
     MODEL_PATH: _or_none(_text),
     THRESHOLD: lambda v: _is(float)(v) and THRESHOLD_SLIDER["min_value"] <= v <= THRESHOLD_SLIDER["max_value"],
