@@ -27,6 +27,7 @@
    * HTML (legends, whose dynamic titles are filled in). Pointed at, a legend fades, so that what lies
    * under it shows. */
   cropmap.note = function (map, content, position, html) {
+    if (position === 'bottomleft') { aboveAttribution(map); }
     var control = L.control({position: position});
     control.onAdd = function () {
       var d = L.DomUtil.create('div', 'cropmap-note');
@@ -42,6 +43,20 @@
     control.addTo(map);
     return control;
   };
+
+  /* Keeps the notes of the map's bottom-left corner above the attribution line of its bottom-right
+   * corner, however many lines that takes: on a narrow map it wraps to two, and hid "Basemap tiles
+   * did not load" under it (map.css sets one line's height, for the first paint). */
+  function aboveAttribution(map) {
+    if (map._cropmapAboveAttribution || !window.ResizeObserver) { return; }
+    var box = map.getContainer(), attribution = box.querySelector('.leaflet-control-attribution'),
+      corner = box.querySelector('.leaflet-bottom.leaflet-left');
+    if (!attribution || !corner) { return; }
+    map._cropmapAboveAttribution = true;
+    new ResizeObserver(function () {
+      corner.style.bottom = Math.max(16, attribution.offsetHeight) + 'px';
+    }).observe(attribution);
+  }
 
   /* The map's height (CSS), set in its script: a new height is a new script, so a new map. */
   cropmap.height = function (map, css) {

@@ -490,6 +490,21 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     # 288 x 272 pixels of 10 m: 783.4 ha, computed from the CRS
     assert abs(float(area.split()[0].replace(",", "")) - 288 * 272 * 100 / 10_000) < 0.1
     snapshot(page, artifacts / "08_own_image_data.png")
+    # on a narrow window the map's attribution wraps onto two lines: the basemap's note stays above it (it
+    # lay under the second line, one line's height up)
+    said, credits = map_frame(page).get_by_text("Basemap tiles did not load"), map_frame(page).locator(".leaflet-control-attribution")
+    said.wait_for(timeout=60_000)
+    wide = page.viewport_size
+    page.set_viewport_size({"width": 800, "height": wide["height"]})
+    for _ in range(100):  # until the narrower map is laid out (the attribution wraps)
+        page.wait_for_timeout(100)
+        if credits.bounding_box()["height"] > 24:
+            break
+    page.wait_for_timeout(300)
+    note, credit = said.bounding_box(), credits.bounding_box()
+    assert credit["height"] > 24 and note["y"] + note["height"] <= credit["y"] + 0.5, (note, credit)
+    snapshot(page, artifacts / "08e_own_image_narrow.png", full_page=True)
+    page.set_viewport_size(wide)
     # in acres for a US audience (the sidebar's Area unit), then back
     for unit, symbol, value in (("acres", "ac", 288 * 272 * 100 / 10_000 / 0.40468564224), ("hectares", "ha", None)):
         page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']", has_text="Area unit").click()
