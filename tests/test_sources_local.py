@@ -425,6 +425,10 @@ def test_uploaded_files_become_a_source_or_leave_nothing(tmp_path):
         dst.descriptions = names
     told = use_uploaded_files(filled.read_bytes(), "filled.tif", tmp_path / "uploads2", pixel_size_m=30)
     assert "65535" in told.warning and "gdal_edit.py -a_nodata 65535" in told.warning
+    # band numbers that contradict the file's band names (left in the form from the file before): the outcome is
+    # a warning, not a green success
+    crossed = use_uploaded_files(FLANDERS_S2.read_bytes(), "flanders.tif", tmp_path / "uploads3", band_spec="1,2,3,4")
+    assert crossed.warning and "band numbers" in crossed.warning
     before = sorted(p.relative_to(up) for p in up.rglob("*"))
     # refused labels (another image's grid): neither file of this upload is kept
     with pytest.raises(GridMismatchError):

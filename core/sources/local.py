@@ -28,7 +28,8 @@ from core.field_labels import is_fields_file
 from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem, write_bytes_whole
 from core.labels import NODATA, get_class_map, label_map_warning
 from core.grid import Grid, crs_words, place_words
-from core.raster import ImageReader, file_bands, read_label_classes, write_codes, write_mask, write_reflectance
+from core.raster import (ImageReader, band_map_check, file_bands, read_label_classes, write_codes, write_mask,
+                         write_reflectance)
 from core.geometry import LONLAT_CRS
 from core.region import PixelWindow, Region
 from core.region_check import WindowCheck, check_region
@@ -528,8 +529,8 @@ class UploadedFiles:
     @property
     def warning(self) -> str | None:
         """That the label map may not be the labels' product (:func:`validate_labels`), and what the fields
-        of a GeoJSON left out, and what reading an image averaged on upload warned of (its copy no longer
-        shows it); None when there is nothing to say."""
+        of a GeoJSON left out, band numbers that contradict the image's band names, and what reading an
+        image averaged on upload warned of (its copy no longer shows it); None when there is nothing to say."""
         said = [w for w in ((self.label_counts or {}).get("warning"), *self.notes) if w]
         return "; ".join(said) if said else None
 
@@ -573,6 +574,8 @@ def use_uploaded_files(image: bytes, image_name: str, upload_dir: str | os.PathL
                                                        label_map if labels_path else None, band_map, created=created)
             band_map, title = None, f"{Path(image_name).stem} ({pixel_size_m:g} m)"
             grid = validate_image(image_path)
+        else:  # band numbers that contradict the file's band names (kept in the form from the file before): said
+            notes += band_map_check(image_path, band_map)
         counts = validate_labels(labels_path, label_map, grid) if labels_path is not None else None
     spec = {"kind": "local", "image": str(image_path), "labels": str(labels_path) if labels_path else None,
             "label_map": label_map if labels_path else None, "title": title, "band_map": band_map}
