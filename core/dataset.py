@@ -456,6 +456,14 @@ def tfrecord_dataset(
 #: training IoU after one epoch looked like a contradiction)
 _SAME_PIXELS = ("; its figures still differ from training's, which are an average over the epoch while the model "
                 "learns, on flipped and turned patches")
+#: how a training's note (:class:`Holdout`) begins where validation is on the training pixels
+SAME_PIXELS_NOTE = "Validation uses the training pixels"
+
+
+def validated_on_training_pixels(note: str) -> bool:
+    """Whether a training's hold-out note says its validation was on its training pixels (its validation
+    figures then flatter it too)."""
+    return note.strip().startswith(SAME_PIXELS_NOTE)
 
 
 @dataclass(frozen=True)
@@ -516,7 +524,7 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
         raise NoDataError("no pixel of the region is labelled, so there is nothing to train on; draw a region over "
                           "labelled pixels (fields)")
     same = Holdout(f"{image}:{labels}", f"{image}:{labels}", label_map,
-                   "Validation uses the training pixels (the region is too small to hold out a "
+                   f"{SAME_PIXELS_NOTE} (the region is too small to hold out a "
                    f"{size} px block): a quick check, not an independent test{_SAME_PIXELS}.")
     along_cols = w >= h
     length = w if along_cols else h
@@ -533,7 +541,7 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
         return same
     held = mask[block]
     if not ((held == CROP).any() and (held == NOT_CROP).any()):  # one class: validation IoU would say nothing
-        return replace(same, note="Validation uses the training pixels (the block that would be held out has only "
+        return replace(same, note=f"{SAME_PIXELS_NOTE} (the block that would be held out has only "
                                   "one class, crop or not crop): a quick check, not an independent test"
                                   f"{_SAME_PIXELS}.")
     out = Path(out_dir)

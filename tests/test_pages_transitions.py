@@ -186,6 +186,20 @@ def test_quality_warns_that_a_model_trained_on_this_region_is_scored_on_its_trai
     warned = [w.value for w in at.warning if "trained on this region's pixels" in w.value]
     assert len(warned) == 1 and "held-out columns 192-255" in warned[0]
     assert "Resumed" not in warned[0]  # (a resumed run's note: nothing to do with the figures)
+    assert warned[0].endswith("The training's validation figures (Model page) are the honest ones.")
+    # a region too small to hold a block out: its validation was on its training pixels, and the warning said
+    # that, then called those figures "the honest ones"
+    from core.dataset import SAME_PIXELS_NOTE
+
+    job_spec = json.loads((job / "job.json").read_text())
+    (job / "job.json").write_text(json.dumps({**job_spec, "note": f"{SAME_PIXELS_NOTE} (the region is too small to "
+                                                                   "hold out a 256 px block): a quick check."}))
+    at.run()
+    [same] = [w.value for w in at.warning if "trained on this region's pixels" in w.value]
+    assert "honest" not in same and same.endswith("Its validation figures flatter it too: compare models on pixels "
+                                                  "none of them was trained on.")
+    (job / "job.json").write_text(json.dumps(job_spec))
+    at.run()
     # which training made it (every training leaves a best.keras), here and in the sidebar
     assert any(c.value == "Prediction by best.keras (training of 2026-12-01 21:40, epoch 8)." for c in at.caption)
     assert "Model: best.keras (training of 2026-12-01 21:40, epoch 8)" in " ".join(c.value for c in at.sidebar.caption)

@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.bands import FEATURE_BANDS
+from core.dataset import validated_on_training_pixels
 from pages.components import cached, state, ui
 
 
@@ -76,10 +77,13 @@ def show_trained_on_this_image(model_path: str | os.PathLike, image_path: str | 
         return
     # the job's note says which block was held out; not that the run was resumed (nothing to do with the figures)
     note = re.sub(r"\s*Resumed from [^.]*\.", "", origin[1] or "").strip()
+    if validated_on_training_pixels(note):  # (its validation figures were called "the honest ones" after it)
+        then = ("Its validation figures flatter it too: compare models on pixels none of them was trained on.")
+    else:
+        then = ("The training's validation figures are the honest ones." if beside_card else
+                "The training's validation figures (Model page) are the honest ones.")
     st.warning("This model was trained on this region's pixels, so its figures here are mostly training-set "
-               "figures: they flatter it. " + (note + " " if note else "")
-               + ("The training's validation figures are the honest ones." if beside_card else
-                  "The training's validation figures (Model page) are the honest ones."), icon=":material/warning:")
+               "figures: they flatter it. " + (note + " " if note else "") + then, icon=":material/warning:")
 
 
 def _shipped_on_sample(model_path: str | os.PathLike) -> bool:
