@@ -206,19 +206,20 @@ def sample_patches(
     warnings: tuple[str, ...] = ()
     if sparse:  # (also where no window has min_valid_fraction labelled: patch_windows)
         picks = around_valid(labelled, size, config.count, rng)
-        warnings += (f"the labels of {Path(image_path).name} are sparse for {size} px patches with "
-                     f"{config.min_valid_fraction:.0%} of their pixels labelled (--min-valid): under "
-                     f"{DENSE_COVERAGE:.0%} of its labelled pixels lie in such a window (labels of surveyed fields?), "
-                     "so each patch is placed around a labelled pixel instead, whatever its share of labelled pixels "
-                     "(--min-valid is not applied; a smaller --size finds more such windows); its other pixels have "
-                     "no label: training scores the labelled ones only",)
+        # (the image unnamed: the dashboard's is its region's copy, "image.tif"; a command takes one image)
+        warnings += (f"the labels are sparse for {size} px patches with {config.min_valid_fraction:.0%} of their "
+                     f"pixels labelled (--min-valid on the command line): under {DENSE_COVERAGE:.0%} of the labelled "
+                     "pixels lie in such a window (labels of surveyed fields?), so each patch is placed around a "
+                     "labelled pixel instead, whatever its share of labelled pixels (a smaller patch size finds more "
+                     "such windows); its other pixels have no label: training scores the labelled ones only",)
     else:
         picks = windows[rng.choice(len(windows), config.count, replace=len(windows) < config.count)]
         if len(windows) < config.count:
-            warnings += (f"only {len(np.unique(picks, axis=0))} of the {config.count} patches differ: "
-                         f"{Path(image_path).name} holds {len(windows)} place(s) for a {size} px patch with "
-                         f"{config.min_valid_fraction:.0%} valid pixels, so the others repeat them; use a larger image, "
-                         "a smaller patch size (--size) or fewer patches (--count)",)
+            places = f"{len(windows)} place{'s' if len(windows) != 1 else ''}"
+            warnings += (f"only {len(np.unique(picks, axis=0))} of the {config.count} patches differ: the image "
+                         f"holds {places} for a {size} px patch with {config.min_valid_fraction:.0%} valid pixels, so "
+                         "the others repeat them; use a larger image or region, a smaller patch size (--size; 'Patch "
+                         "size' in the dashboard) or fewer patches (--count; 'Training patches' and 'Test patches')",)
     crop_px = valid_px = 0
 
     def examples():

@@ -187,8 +187,9 @@ if has_labels:
                                                    *(f"Test patches: {w}" for w in made.test.warnings)]})
     cut_files = state.get(state.PATCHES)
     if cut_files and all(Path(cut_files[k]).exists() for k in ("train", "test")):
-        st.success(f"{cut_files['count'][0]} training patches (crop {cut_files['crop'][0]:.0%} of labelled pixels) "
-                   f"and {cut_files['count'][1]} test patches (crop {cut_files['crop'][1]:.0%}), "
+        n_train, n_test = cut_files["count"]
+        st.success(f"{n_train} training patch{'es' if n_train != 1 else ''} (crop {cut_files['crop'][0]:.0%} of labelled "
+                   f"pixels) and {n_test} test patch{'es' if n_test != 1 else ''} (crop {cut_files['crop'][1]:.0%}), "
                    f"{cut_files['stored']} x {cut_files['stored']} px. {cut_files['note']}")
         for warning in cut_files.get("warnings", []):  # e.g. patches that repeat on a small region
             st.warning(warning, icon=":material/warning:")

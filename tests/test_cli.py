@@ -134,9 +134,10 @@ def test_patches_that_must_repeat_are_warned_of(capsys, tmp_path):
     assert main(_patches(img, lab, tmp_path / "p.tfrecord.gz", "--count", "5", "--size", "64")) == 0
     said = capsys.readouterr()
     assert json.loads(said.out)["patches"] == 5
-    assert said.err == ("warning: only 1 of the 5 patches differ: one.tif holds 1 place(s) for a 64 px patch with 50% "
-                        "valid pixels, so the others repeat them; use a larger image, a smaller patch size (--size) or "
-                        "fewer patches (--count)\n")
+    assert said.err == ("warning: only 1 of the 5 patches differ: the image holds 1 place for a 64 px patch with 50% "
+                        "valid pixels, so the others repeat them; use a larger image or region, a smaller patch size "
+                        "(--size; 'Patch size' in the dashboard) or fewer patches (--count; 'Training patches' and "
+                        "'Test patches')\n")
     assert main(_patches(img, lab, tmp_path / "q.tfrecord.gz", "--count", "1", "--size", "64")) == 0
     assert capsys.readouterr().err == ""  # as many places as patches: nothing to say
 

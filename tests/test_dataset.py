@@ -270,8 +270,8 @@ def test_labels_of_a_few_surveyed_fields_still_give_patches(surveyed_fields, sma
     # labelled under --min-valid 0.9, "labels of surveyed fields?" the only word)
     strict = sample_patches(img, lab, "cdl", PatchConfig(patch_size=128, count=8, seed=1, min_valid_fraction=0.9),
                             tmp_path / "strict.tfrecord.gz")
-    assert any("for 128 px patches with 90% of their pixels labelled (--min-valid)" in w
-               and "(--min-valid is not applied" in w for w in strict.warnings)
+    assert any("for 128 px patches with 90% of their pixels labelled (--min-valid on the command line)" in w
+               and "instead, whatever its share of labelled pixels" in w for w in strict.warnings)
     xt, yt = next(iter(tfrecord_dataset(s.path, norm, 128, batch_size=8, augment=False, shuffle=0, repeat=False)))
     xt, yt = xt.numpy(), yt.numpy()
     assert (yt[..., 1].mean(axis=(1, 2)) < 0.25).all() and (np.abs(xt).sum(axis=-1) > 0).mean() > 10 * yt[..., 1].mean()

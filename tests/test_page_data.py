@@ -122,6 +122,10 @@ def test_data_page_cuts_patches_and_hands_them_to_training(fake_map):
         at.session_state["patches"] = {**made, "crop": crop}
         at.run()
         assert any("percentage points" in w.value for w in at.warning) == warned
+    at.session_state["patches"] = {**made, "count": [5, 1]}
+    at.run()
+    assert "and 1 test patch (crop" in texts(at)  # (not "1 test patches")
+    at.session_state["patches"] = made
     by_label(at.button, "Train on these patches").click()
     at.run()
     assert not at.exception
