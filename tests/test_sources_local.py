@@ -436,4 +436,8 @@ def test_uploaded_files_become_a_source_or_leave_nothing(tmp_path):
                            band_spec="R=3,G=2,B=1,NIR=4")
     with pytest.raises(BandError):  # a bad band list, before anything is stored
         use_uploaded_files(FTW.read_bytes(), "austria.tif", up, band_spec="R=1,G=2")
+    # a damaged file is named as the user knows it, not by where the server stored it
+    with pytest.raises(CropMapError) as refused:
+        use_uploaded_files(FTW.read_bytes()[:30_000], "truncated.tif", up, band_spec="1,2,3,4")
+    assert "truncated.tif" in str(refused.value) and str(up) not in str(refused.value)
     assert sorted(p.relative_to(up) for p in up.rglob("*")) == before

@@ -384,10 +384,20 @@ def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: i
 @contextlib.contextmanager
 def discarded_if_refused() -> Iterator[list[Path]]:
     """A list for :func:`save_upload`'s ``created``: the uploads it holds are removed when the block
-    fails (a file refused when checked), and kept when it ends well."""
+    fails (a file refused when checked), and kept when it ends well. A refusal (CropMapError) names them
+    by their file names, not by where they were stored."""
     created: list[Path] = []
     try:
         yield created
+    except CropMapError as err:
+        discard_uploads(created)
+        # the user's file by its name, not by where the server stored it ("/srv/work/uploads/06cc.../a.tif")
+        text = str(err)
+        for path in created:
+            text = text.replace(str(path), Path(path).name)
+        if text == str(err) or len(err.args) != 1:
+            raise
+        raise type(err)(text) from None
     except BaseException:
         discard_uploads(created)
         raise
