@@ -67,6 +67,11 @@ class EERequestTooLargeError(EarthEngineError):
     """Too many pixels, or the request/response payload is over Earth Engine's size limit."""
 
 
+class EEPixelSizeError(EarthEngineError):
+    """reduceResolution's limit: too many source pixels under each pixel of a coarse grid. A finer pixel
+    size helps; smaller tiles do not (each tile's pixels aggregate as many)."""
+
+
 class EEPayloadTooLargeError(EarthEngineError):
     """The request itself (the expression: a region polygon with very many vertices, a long list) is
     over Earth Engine's request payload limit. Smaller tiles do not help; a simpler region does."""
@@ -118,7 +123,7 @@ _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
         # reduceResolution's own limit (core.ee.composites.aggregation: a grid much coarser than the
         # sources' pixels), before the "too many pixels" of a request's size below
         r"too many input pixels per output pixel",
-        EERequestTooLargeError,
+        EEPixelSizeError,
         "the pixel size is too coarse for Earth Engine to aggregate the source pixels under each pixel "
         "(the mean reflectance, the most frequent label class); choose a finer pixel size",
     ),

@@ -42,7 +42,7 @@ def ee_exc(message: str):
         (lambda: ee_exc("Too many pixels in the region. Found 1e12, but maxPixels allows only 1e8."), E.EERequestTooLargeError, "export"),
         # reduceResolution's limit of source pixels a pixel aggregates: a coarser grid than it allows
         (lambda: ee_exc("Image.reduceResolution: Too many input pixels per output pixel. Need 10404, but only 4096 "
-                        "allowed."), E.EERequestTooLargeError, "finer pixel size"),
+                        "allowed."), E.EEPixelSizeError, "finer pixel size"),
         (lambda: http_error(503, "Service unavailable"), E.EEServerError, "503"),
         (lambda: http_error(500, "User memory limit exceeded."), E.EEMemoryError, "coarser scale"),
         # a front end's deadline (504) is transient, retried; a computation over its time limit is not

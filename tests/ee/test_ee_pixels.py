@@ -245,6 +245,27 @@ def test_download_does_not_split_when_the_request_itself_is_too_large(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_download_does_not_split_when_the_pixel_size_is_too_coarse_to_aggregate(tmp_path):
+    """reduceResolution's "too many input pixels per output pixel" was taken for a request too large: each
+    tile was split in four, again and again (456 requests for a plan of 16) before the error came."""
+    import ee
+
+    from core.ee.errors import EEPixelSizeError
+
+    plan = P.plan_requests((0, 0, 30 * 3000, 30 * 3000), 30, ("R",), "float32", "EPSG:32618", target_requests=4)
+    calls = []
+
+    def compute(req):
+        calls.append(req)
+        raise ee.EEException("Image.reduceResolution: Too many input pixels per output pixel. Need 10404, but only "
+                             "4096 allowed.")
+
+    with pytest.raises(EEPixelSizeError, match="finer pixel size"):
+        P.download("I", plan, tmp_path / "p.tif", compute=compute, sleep=lambda s: None, max_workers=1)
+    assert plan.requests > 1 and len(calls) == 1  # neither retried nor split into smaller tiles
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_download_never_overwrites_unless_asked(tmp_path):
     plan = P.plan_requests((0, 0, 300, 300), 30, ("R",), "float32", "EPSG:32618")
     target = tmp_path / "a.tif"
