@@ -526,7 +526,9 @@ def image_export_job(
     Earth Engine writes ``<prefix>/<name>/image-NNNNN.tfrecord.gz`` and ``...mixer.json``.
 
     Raises:
-        ConfigError: a ``name`` :func:`check_export_name` refuses; a geographic CRS.
+        ConfigError: a ``name`` :func:`check_export_name` refuses; a geographic CRS; a grid of more pixels
+            than the task's ``maxPixels`` (:data:`MAX_PIXELS`: Earth Engine would fail it later, "Export too
+            large").
     """
     import ee
 
@@ -535,6 +537,10 @@ def image_export_job(
     crs = composite.crs_for(geometry)
     grid = image_export_grid(geometry, composite.resolution, crs, image_cfg.patch_size, composite.grid_origin(crs),
                              image_cfg.kernel_buffer)
+    if grid.width * grid.height > MAX_PIXELS:
+        raise ConfigError(f"the export would be {grid.width:,} x {grid.height:,} px ({grid.width * grid.height:.3g}), "
+                          f"more than the {MAX_PIXELS:.0e} px an export task may write (maxPixels): export the region in "
+                          "parts, or at a larger pixel size (--scale)")
     prefix = f"{dest.prefix.rstrip('/')}/{name}/image"
     desc = task_description(name, "image")
     common = dict(  # crs + crsTransform + dimensions, no region or scale: exactly this rectangle of pixels

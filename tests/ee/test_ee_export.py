@@ -96,6 +96,22 @@ def test_export_name_with_odd_characters_is_refused(ee_offline, name):
     assert X.check_export_name("camana_2005-v1.2") == "camana_2005-v1.2"
 
 
+def test_an_image_export_over_its_max_pixels_is_refused_before_it_starts(ee_offline):
+    """A 12 x 10 degree box of Sentinel-2 at 10 m (1.17e10 px) was planned and would have been submitted,
+    for Earth Engine to fail it later ("Export too large"): the task's maxPixels cannot be raised here."""
+    from dataclasses import replace
+
+    from core.ee.composites import CompositeConfig
+
+    box = {"type": "Polygon", "coordinates": [[[-10, 40], [2, 40], [2, 50], [-10, 50], [-10, 40]]]}
+    s2 = CompositeConfig(sensor="S2", start="2021-06-01", end="2021-08-31")
+    with pytest.raises(ConfigError, match=r"^the export would be 102,656 x 113,664 px \(1.17e\+10\), more than the "
+                                          r"1e\+10 px an export task may write \(maxPixels\)"):
+        X.image_export_job(s2, box, DEST, name="big")
+    job = X.image_export_job(replace(s2, scale=30.0), box, DEST, name="big")  # (at 30 m: 1.3e9 px)
+    assert job.grid.width * job.grid.height < X.MAX_PIXELS
+
+
 def test_sampling_is_balanced_and_disjoint(ee_offline, graph):
     pts = X.sample_points(CAMANA.composite, CAMANA.labels, CAMANA.geojson, X.SampleConfig((275, 275), (50, 50), seed=3))
     train, test = graph(pts["train"]), graph(pts["test"])
