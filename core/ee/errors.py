@@ -55,6 +55,13 @@ class EEOfflineError(EENetworkError):
     most_attempts = 2
 
 
+def started_anyway(err: EEServerError, what: str) -> EEServerError:
+    """``err`` (a start whose retries ran out on server or network failures) saying that ``what`` (a
+    task) may have started anyway, and to check the task list before starting it again."""
+    return type(err)(f"{err}; {what} may have started anyway: check the task list (Earth Engine page, or "
+                     "python -m core ee-tasks) before starting it again")
+
+
 class EEMemoryError(EarthEngineError):
     """"User memory limit exceeded": the computation is too big for an interactive request."""
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from core.ee.composites import CompositeConfig, composite_image, ee_geometry
-from core.ee.errors import RetryPolicy, call_with_retries
+from core.ee.errors import EEServerError, RetryPolicy, call_with_retries, started_anyway
 from core.ee.labels import LabelConfig, label_image
 from core.errors import ConfigError
 from core.labels import CROP, NODATA, NOT_CROP
@@ -570,13 +570,17 @@ def start_tasks(
 
     Raises:
         EarthEngineError subclasses: when a task cannot be started (tasks already started keep
-        running; cancel them with core.ee.tasks.cancel_task if needed).
+        running; cancel them with core.ee.tasks.cancel_task if needed); a server or network failure
+        says to check the task list before starting it again (the task may exist).
     """
     import time
 
     ids = []
     for job in jobs:
-        call_with_retries(job.task.start, retry, sleep=sleep or time.sleep)
+        try:
+            call_with_retries(job.task.start, retry, sleep=sleep or time.sleep)
+        except EEServerError as err:  # (it said "retrying usually helps": a repeat may start it twice)
+            raise started_anyway(err, f"the export {job.description}") from err
         ids.append(job.task.id)
     return ids
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from core.ee.errors import (EENetworkError, EENotConfiguredError, EEPermissionError, EEQuotaError, EEServerError,
-                            RetryPolicy, call_with_retries, http_status, is_network_failure)
+                            RetryPolicy, call_with_retries, http_status, is_network_failure, started_anyway)
 from core.errors import ConfigError, CorruptFileError, CropMapError, EarthEngineError, InputNotFoundError, OutputExistsError
 
 PREDICTION_BAND = "crop_probability"
@@ -226,10 +226,7 @@ def start_ingestion(
             sleep=sleep or time.sleep,
         )
     except EEServerError as err:  # network failures included (EENetworkError is a subclass), retried in vain
-        raise type(err)(
-            f"{err}; the ingestion of {manifest.get('name', 'the asset')} may have started anyway: check "
-            "the task list (Earth Engine page, or python -m core ee-tasks) before starting it again"
-        ) from err
+        raise started_anyway(err, f"the ingestion of {manifest.get('name', 'the asset')}") from err
     return str(result.get("id") or result.get("name", rid))
 
 

@@ -291,6 +291,18 @@ def test_start_tasks_patched(ee_offline, monkeypatch):
     ids = X.start_tasks(jobs, sleep=sleeps.append)
     assert len(ids) == 1 and len(sent) == 2 and len(sleeps) == 1
     assert sent[0][0] == sent[1][0]  # the same request id on retry: idempotent
+    # retries run out on server failures: the task may exist all the same, so the error says to look before a
+    # second start (it said "retrying usually helps", and a repeat could start the export twice)
+    def failing(request_id, params):
+        raise ee_offline.EEException("An internal error has occurred")
+
+    monkeypatch.setattr(ee_offline.data, "exportTable", failing)
+    jobs = X.training_export_jobs(CAMANA.composite, CAMANA.labels, CAMANA.geojson, DEST, name="s",
+                                  sample=X.SampleConfig((3, 3), (0, 0)), patches=X.PatchExportConfig(points_per_task=6))
+    from core.ee.errors import EEServerError
+
+    with pytest.raises(EEServerError, match=r"the export s_train_000 may have started anyway: check the task list"):
+        X.start_jobs(jobs, sleep=sleeps.append)
 
 
 @pytest.mark.parametrize(
