@@ -142,10 +142,18 @@ def _projected_crs(code: str) -> str:
     return code
 
 
-def _parse_date(text: str, field: str) -> _dt.date:
+def parse_date(text: str, field: str) -> _dt.date:
+    """``text`` as a date, written YYYY-MM-DD only: Python 3.11 also reads "20200101" and "2020-W01-1",
+    which went to Earth Engine's filterDate as typed (and were compared as text with real dates).
+
+    Raises:
+        ConfigError: naming ``field``.
+    """
+    if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise ConfigError(f"{field} must be a date YYYY-MM-DD, got {text!r}")
     try:
         return _dt.date.fromisoformat(text)
-    except (TypeError, ValueError):
+    except ValueError:
         raise ConfigError(f"{field} must be a date YYYY-MM-DD, got {text!r}") from None
 
 
@@ -175,7 +183,7 @@ class CompositeConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.sensor, str) or self.sensor not in SENSORS:
             raise ConfigError(f"unknown sensor {self.sensor!r}; choose one of {', '.join(SENSORS)}")
-        start, end = _parse_date(self.start, "start"), _parse_date(self.end, "end")
+        start, end = parse_date(self.start, "start"), parse_date(self.end, "end")
         if end < start:
             raise ConfigError(f"end {self.end} is before start {self.start}")
         spec = SENSORS[self.sensor]

@@ -13,6 +13,7 @@ import operator
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from core.ee.composites import parse_date
 from core.errors import ConfigError
 from core.labels import CLASS_MAPS, CROP, NODATA, NOT_CROP
 
@@ -172,10 +173,7 @@ class LabelConfig:
                                   "value once")
         for text in (self.start, self.end):
             if text is not None:
-                try:
-                    _dt.date.fromisoformat(text)
-                except (TypeError, ValueError):
-                    raise ConfigError(f"label dates must be YYYY-MM-DD, got {text!r}") from None
+                parse_date(text, "label dates")
         if (self.start is None) != (self.end is None):
             raise ConfigError("label dates need both start and end (YYYY-MM-DD), or neither")
         if self.start is not None and self.end is not None and self.end < self.start:

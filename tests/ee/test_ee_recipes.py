@@ -185,6 +185,9 @@ def test_label_config_validation():
     [
         ({"sensor": "L4"}, "unknown sensor"),
         ({"start": "2020-13-01"}, "YYYY-MM-DD"),
+        # read by Python 3.11's fromisoformat, but sent to filterDate as typed (and compared with dates as text)
+        ({"start": "20200101"}, "YYYY-MM-DD, got '20200101'"),
+        ({"start": "2020-W01-1"}, "YYYY-MM-DD, got '2020-W01-1'"),
         ({"start": "2020-06-01", "end": "2020-01-01"}, "before start"),
         ({"sensor": "L5", "start": "2015-01-01", "end": "2015-12-31"}, r"1984-03-16\.\.2012-05-05"),
         ({"max_cloud": 120}, "max_cloud"),
@@ -307,6 +310,8 @@ def test_scene_summary_is_one_cached_getinfo(ee_offline):
         ({"composite": {}, "labels": {"product": "cdl", "year": [2020]}}, "label year must be a whole number"),
         ({"composite": {}, "labels": {"product": "asset", "asset_id": "users/a/b", "crop_values": ["ten"]}}, "crop value"),
         ({"composite": {}, "labels": {"product": "dynamicworld", "start": 5}}, "YYYY-MM-DD"),
+        ({"composite": {}, "labels": {"product": "dynamicworld", "start": "20190301", "end": "2019-09-01"}},
+         "label dates must be a date YYYY-MM-DD, got '20190301'"),
         # a one-sided or reversed range (it fell back to 2021 or to an empty collection)
         ({"composite": {}, "labels": {"product": "dynamicworld", "start": "2019-03-01"}}, "both start and end"),
         ({"composite": {}, "labels": {"product": "dynamicworld", "start": "2019-09-01", "end": "2019-03-01"}},
