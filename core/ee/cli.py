@@ -361,13 +361,20 @@ def cmd_export_image(args: argparse.Namespace) -> int:
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     from core.ee import tasks as T
+    from core.errors import EarthEngineError
 
     if args.wait:  # told before Earth Engine is contacted
         T.check_polling(args.poll, args.timeout, names=("--poll", "--timeout"))
     T.check_limit(args.limit, "--limit")
     client = tasks_client(args)
-    if args.cancel:
-        infos = [T.cancel_task(tid, client) for tid in args.cancel]
+    refused: list[str] = []
+    if args.cancel:  # each asked for: one unknown id (a typo) no longer hid that the others were cancelled, or not tried
+        infos = []
+        for tid in args.cancel:
+            try:
+                infos.append(T.cancel_task(tid, client))
+            except EarthEngineError as err:
+                refused.append(f"{tid}: {err}")
     elif args.wait:
         bar = TqdmProgress("ee-tasks", "task")
         try:
@@ -376,10 +383,14 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             bar.close()
     else:
         infos = T.list_tasks(client, active_only=args.active, limit=args.limit)
-    if args.json:
-        _print_json(T.task_rows(infos))
-    else:
-        _print_table(infos)
+    if infos or not refused:
+        if args.json:
+            _print_json(T.task_rows(infos))
+        else:
+            _print_table(infos)
+    if refused:
+        raise EarthEngineError(f"{len(refused)} of the {len(args.cancel)} tasks could not be cancelled"
+                               + (" (the others are listed above)" if infos else "") + ": " + "; ".join(refused))
     return 0
 
 

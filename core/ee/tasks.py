@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
-from core.ee.errors import EETaskFailedError, RetryPolicy, call_with_retries
+from core.ee.errors import EEPermissionError, EETaskFailedError, RetryPolicy, call_with_retries
 from core.config import finite_number
 from core.errors import ConfigError, EarthEngineError
 
@@ -186,6 +186,24 @@ def _name(client: Any, task_id: str) -> str:
     raise EarthEngineError(f"no Earth Engine task with id {task_id}; list the tasks to see the current ones")
 
 
+def _operation(client: Any, name: str, retry: RetryPolicy = RetryPolicy(),
+               sleep: Callable[[float], None] = time.sleep) -> dict:
+    """The operation ``name`` (retrying 429/5xx).
+
+    Raises:
+        EarthEngineError: no task of that id (Earth Engine's "not found" got the advice for an asset id);
+            EarthEngineError subclasses for other failures after retries.
+    """
+    try:
+        return call_with_retries(lambda: client.get_operation(name), retry, sleep=sleep)
+    except EEPermissionError as err:
+        if "not found" not in str(err).lower():
+            raise
+        task_id = name.rsplit("/", 1)[-1]
+        raise EarthEngineError(f"no Earth Engine task with id {task_id} (Earth Engine does not know it); list the "
+                               "tasks to see the current ones (python -m core ee-tasks, or the Earth Engine page)") from err
+
+
 def list_tasks(client: OperationsClient | None = None, active_only: bool = False, limit: int | None = None) -> list[TaskInfo]:
     """The account's recent tasks, newest first (the first ``limit`` of them, if given).
 
@@ -210,7 +228,7 @@ def get_task(task_id: str, client: OperationsClient | None = None) -> TaskInfo:
     """
     c = _client(client)
     name = _name(c, task_id)
-    return task_info(call_with_retries(lambda: c.get_operation(name)))
+    return task_info(_operation(c, name))
 
 
 def cancel_task(task_id: str, client: OperationsClient | None = None) -> TaskInfo:
@@ -222,11 +240,11 @@ def cancel_task(task_id: str, client: OperationsClient | None = None) -> TaskInf
     """
     c = _client(client)
     name = _name(c, task_id)
-    info = task_info(call_with_retries(lambda: c.get_operation(name)))
+    info = task_info(_operation(c, name))
     if info.done:
         return info
     call_with_retries(lambda: c.cancel_operation(name))
-    return task_info(call_with_retries(lambda: c.get_operation(name)))
+    return task_info(_operation(c, name))
 
 
 def wait_for(
@@ -255,7 +273,7 @@ def wait_for(
         for name in names:
             if name in final:
                 continue
-            info = task_info(call_with_retries(lambda n=name: c.get_operation(n), retry, sleep=sleep))
+            info = task_info(_operation(c, name, retry, sleep))
             raise_for_state(info)
             if info.state == "CANCELLED":
                 raise EarthEngineError(f"Earth Engine task {info.description or info.id} was cancelled")

@@ -412,6 +412,14 @@ def test_tasks_cancel(capsys, fake_ops):
     states = {line.split()[0]: line.split()[1] for line in out.splitlines()[1:]}
     assert states == {"A": "CANCEL_REQUESTED", "B": "COMPLETED"}
     assert "no Earth Engine task with id Z" in one_line_error(capsys, ["ee-tasks", "--cancel", "Z"])
+    # a typo among the ids: the others are still cancelled, and said to be (only the error was printed, and the
+    # ids after the typo were not tried)
+    client = fake_ops({"A": [op("A", "RUNNING", "a")], "C": [op("C", "RUNNING", "c")]})
+    code, out, err = run(capsys, ["ee-tasks", "--cancel", "A", "ZZZ", "C"])
+    assert code == 2 and client.cancelled == ["A", "C"]
+    assert [line.split()[:2] for line in out.splitlines()[1:]] == [["A", "CANCEL_REQUESTED"], ["C", "CANCEL_REQUESTED"]]
+    assert err.startswith("error: 1 of the 3 tasks could not be cancelled (the others are listed above): ZZZ: no "
+                          "Earth Engine task with id ZZZ") and len(err.strip().splitlines()) == 1
 
 
 def test_tasks_wait(capsys, fake_ops):

@@ -120,6 +120,21 @@ def test_cancel():
     assert T.cancel_outcome(T.task_info(op("C", "CANCELLED", description=""))) == "C: cancelled"
     with pytest.raises(EarthEngineError, match="no Earth Engine task"):
         T.get_task("Z", c)
+    # a client that names operations without listing them (the real one): Earth Engine's "not found" is an
+    # unknown task, not an asset to share ("check that the asset id is right")
+    import ee
+
+    class Naming(FakeOps):
+        def operation_name(self, task_id):
+            return f"projects/p/operations/{task_id}"
+
+        def get_operation(self, name):
+            raise ee.EEException(f"Operation {name} not found.")
+
+    for call in (lambda: T.get_task("ZZZ", Naming({})), lambda: T.cancel_task("ZZZ", Naming({})),
+                 lambda: T.wait_for(["ZZZ"], Naming({}), poll_seconds=0)):
+        with pytest.raises(EarthEngineError, match=r"^no Earth Engine task with id ZZZ \(Earth Engine does not know it\)"):
+            call()
 
 
 def test_list_retries_transient_errors(monkeypatch):
