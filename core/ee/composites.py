@@ -260,7 +260,8 @@ def region_geometry(region: Any) -> dict:
     a ``core.region.Region`` in lon/lat (``.geometry()``), a Feature, or a geometry dict.
 
     Raises:
-        RegionError: if it is none of these, is in image pixels, or has no coordinates.
+        RegionError: if it is none of these, is in image pixels, or has no coordinates or malformed ones
+            (:meth:`core.region.Region.from_geojson` checks a dict given).
     """
     from core.errors import RegionError
 
@@ -293,6 +294,10 @@ def region_geometry(region: Any) -> dict:
         geo = feats[0].get("geometry") or {}
     if geo.get("type") not in ("Polygon", "MultiPolygon") or not geo.get("coordinates"):
         raise RegionError(f"the region must be a Polygon or MultiPolygon, got {geo.get('type')!r}")
+    if isinstance(region, Mapping):  # a dict as given (a Region is checked already): an empty ring or text
+        from core.region import Region  # coordinates were a ValueError from the bounds, a traceback
+
+        Region.from_geojson(dict(geo))
     return dict(geo)
 
 

@@ -265,6 +265,14 @@ def test_fetch_rejects_bad_region(tmp_path):
     src = EarthEngineSource(initialize=ready)
     with pytest.raises(RegionError):
         src.fetch({"type": "Point", "coordinates": [0, 0]}, tmp_path)
+    # malformed polygons given as dicts: refused in words (an empty ring or text coordinates were a ValueError)
+    for geometry, words in (({"type": "Polygon", "coordinates": [[]]}, "at least 3 distinct corners"),
+                            ({"type": "MultiPolygon", "coordinates": [[[]]]}, "at least 3 distinct corners"),
+                            ({"type": "Polygon", "coordinates": [[["a", "b"], [1, 2], [2, 3], ["a", "b"]]]}, "numbers")):
+        check = src.check_region(geometry)
+        assert not check.ok and words in check.message
+        with pytest.raises(RegionError, match=words):
+            src.fetch(geometry, tmp_path)
 
 
 def test_dynamic_world_follows_composite_dates():
