@@ -262,15 +262,27 @@ def _raw_message(exc: BaseException) -> str:
     return text
 
 
+#: a private key's PEM block (whole, or cut short), or a key file's "private_key" (or its id) member, or a
+#: token's: never in a message
+_SECRETS = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)|"
+                      r"(\"(?:private_key|private_key_id|client_secret|refresh_token)\"\s*:\s*\")[^\"]*", re.DOTALL)
+
+
+def without_secrets(text: str) -> str:
+    """``text`` with any private key (or a key file's secret member) in it replaced by "[private key removed]"
+    (an error quoting what it failed to read would put the key in a page or a log)."""
+    return _SECRETS.sub(lambda m: (m.group(1) or "") + "[private key removed]", text)
+
+
 def map_ee_error(exc: BaseException) -> EarthEngineError | NoDataError:
     """Map a raw Earth Engine / HTTP exception to a project error with advice (never raises).
 
     Already-mapped errors are returned unchanged. The original text is kept at the end of the
-    message (shortened) so nothing is lost for debugging.
+    message (shortened, :func:`without_secrets`) so nothing is lost for debugging.
     """
     if isinstance(exc, (EarthEngineError, NoDataError)):
         return exc
-    raw = _raw_message(exc)
+    raw = without_secrets(_raw_message(exc))
     short = re.sub(r"\s+", " ", raw).strip()[:300]
     what = f"{type(exc).__name__}: {short}" if short else type(exc).__name__
     if isinstance(exc, ssl.SSLCertVerificationError):

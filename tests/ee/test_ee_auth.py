@@ -202,6 +202,17 @@ def test_no_secret_leaks(tmp_path, key_info, monkeypatch, caplog, capsys):
     monkeypatch.setattr(ee, "Initialize", failing)
     outputs.append(repr(auth.status(env={"GOOGLE_APPLICATION_CREDENTIALS": str(keyfile)})))
 
+    # an initialisation error that quotes what it could not read (the key itself, whole or cut short): the
+    # status message gave the first 300 characters of any such text
+    for quoted in (key_info["private_key"], key_info["private_key"][:200], json.dumps(key_info)):
+        def quoting(c=None, quoted=quoted, **kw):
+            raise ValueError(f"Could not deserialize key data: {quoted}")
+
+        monkeypatch.setattr(ee, "Initialize", quoting)
+        said = repr(auth.status(env={"GOOGLE_APPLICATION_CREDENTIALS": str(keyfile)}))
+        assert "[private key removed]" in said
+        outputs.append(said)
+
     captured = capsys.readouterr()
     outputs += [captured.out, captured.err, caplog.text]
     outputs += [r.getMessage() for r in caplog.records]
