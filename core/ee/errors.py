@@ -98,7 +98,20 @@ class EEPermissionError(EarthEngineError):
 
 
 # (pattern, error class, advice). First match wins; patterns are matched case-insensitively.
-_RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
+_RULES: tuple[tuple[str, type[EarthEngineError] | type[NoDataError], str], ...] = (
+    (
+        # the project's queue of batch tasks is full (3,000 waiting: core.ee.export.MAX_PENDING_TASKS)
+        r"too many tasks",
+        EarthEngineError,
+        "Earth Engine holds as many of this project's tasks as it queues; wait for some to finish, or cancel "
+        "some in the task list (Earth Engine page, or python -m core ee-tasks --cancel ID)",
+    ),
+    (
+        r"asset .*already exists|cannot overwrite asset",
+        EarthEngineError,
+        "the asset already exists; choose another asset id, or replace it (--overwrite; 'Replace existing files "
+        "and asset' in the dashboard)",
+    ),
     (
         # "capacity exceeded" is the 429 text of the ee client (it drops the status code); the memory
         # variant ("Earth Engine memory capacity exceeded") belongs to the next rule
@@ -121,6 +134,12 @@ _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
         "it as a batch export, which has no interactive time limit",
     ),
     (
+        r"geometry has too many edges|too many edges",
+        EEPayloadTooLargeError,
+        "the region's outline has more edges than Earth Engine takes; simplify the region (fewer points), draw it "
+        "again, or upload it as a table asset",
+    ),
+    (
         r"request payload size exceeds|payload size exceeds the limit",
         EEPayloadTooLargeError,
         "the request sent to Earth Engine is too large, usually because the region has very many "
@@ -138,7 +157,8 @@ _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
         # "Output of image computation is too large (N bands for M pixels = X MiB > 80.0 MiB)": a
         # tile's computation over EE's per-tile output limit; smaller tiles do help
         r"total request size|too many pixels|response size exceeds|output of image computation is too large|"
-        r"must be less than or equal to \d+ bytes|grid dimensions .* must be less than",
+        r"must be less than or equal to \d+ bytes|grid dimensions .* must be less than|computed value is too large|"
+        r"reprojection output too large",
         EERequestTooLargeError,
         "the request is larger than Earth Engine allows (48 MB / 32768 px a side per request); "
         "split it into smaller tiles (core.ee.pixels plans this) or use a batch export",
@@ -146,14 +166,14 @@ _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
     (
         r"did not match any bands|image\.select: .*no band|collection is empty|empty collection|"
         r"parameter 'input' is required",
-        EarthEngineError,  # replaced by NoDataError below
+        NoDataError,
         "no images matched the dates, region and cloud filter; widen the date range or raise max_cloud "
         "(an annual label map such as CDL may not be published yet for the chosen year: pick an earlier one). "
         "For a user asset as labels: check that its id is right and that it has the band asked for",
     ),
     (
         r"please authorize access|earthengine authenticate|no project found|not signed up|"
-        r"not registered to use earth engine|earth engine api has not been used",
+        r"not registered to use earth engine|earth engine api has not been used|invalid authentication credentials",
         EENotConfiguredError,
         "Earth Engine is not set up for this account/project; run `earthengine authenticate` (or set "
         "GOOGLE_APPLICATION_CREDENTIALS to a service-account key) and set EE_PROJECT to a Cloud "
@@ -185,6 +205,10 @@ _RULES: tuple[tuple[str, type[EarthEngineError], str], ...] = (
         "Earth Engine had a transient server error; retrying usually helps",
     ),
 )
+
+
+#: The rules whose texts Earth Engine also sends with a 5xx status: the user's to fix, not transient.
+_USER_ERRORS_AS_5XX = (EEMemoryError, EETimeoutError, EEPayloadTooLargeError)
 
 
 def _class_names(exc: BaseException) -> set[tuple[str, str]]:
@@ -314,14 +338,12 @@ def map_ee_error(exc: BaseException) -> EarthEngineError | NoDataError:
         return EEQuotaError(f"Earth Engine rate limit (HTTP 429); wait and retry, or lower max_workers ({short})")
     if status is not None and 500 <= status < 600:
         # EE reports some user errors as 5xx too: check the message before calling it transient
-        for pattern, cls, advice in _RULES[1:4]:
-            if re.search(pattern, raw, re.IGNORECASE):
+        for pattern, cls, advice in _RULES:
+            if cls in _USER_ERRORS_AS_5XX and re.search(pattern, raw, re.IGNORECASE):
                 return cls(f"{advice} ({short})")
         return EEServerError(f"Earth Engine server error (HTTP {status}); retrying usually helps ({short})")
     for pattern, cls, advice in _RULES:
         if re.search(pattern, raw, re.IGNORECASE):
-            if cls is EarthEngineError:
-                return NoDataError(f"{advice} ({short})")
             return cls(f"{advice} ({short})")
     if status == 401:
         return EENotConfiguredError(

@@ -31,6 +31,16 @@ def ee_exc(message: str):
     "exc, cls, words",
     [
         (lambda: ee_exc("Too many concurrent aggregations."), E.EEQuotaError, "max_workers"),
+        # texts that got the generic "request failed" (found by fuzzing the error mapping)
+        (lambda: ee_exc("Too many tasks already in the queue (3000). Please wait for some of them to complete."),
+         E.EarthEngineError, "cancel some in the task list"),
+        (lambda: ee_exc("Cannot overwrite asset 'projects/p/assets/crop'."), E.EarthEngineError, "choose another asset id"),
+        (lambda: ee_exc("Asset projects/p/assets/crop already exists."), E.EarthEngineError, "choose another asset id"),
+        (lambda: ee_exc("Geometry has too many edges (2000000 > 1000000)."), E.EEPayloadTooLargeError, "simplify the region"),
+        (lambda: ee_exc("Computed value is too large."), E.EERequestTooLargeError, "smaller tiles"),
+        (lambda: ee_exc("Reprojection output too large (40000x40000 pixels)."), E.EERequestTooLargeError, "smaller tiles"),
+        (lambda: http_error(401, "Request had invalid authentication credentials. Expected OAuth 2 access token"),
+         E.EENotConfiguredError, "earthengine authenticate"),
         (lambda: ee_exc("Quota exceeded for quota metric"), E.EEQuotaError, "retry"),
         (lambda: http_error(429, "RESOURCE_EXHAUSTED"), E.EEQuotaError, "429"),
         (lambda: ee_exc("User memory limit exceeded."), E.EEMemoryError, "smaller region"),
