@@ -103,8 +103,8 @@ _RULES: tuple[tuple[str, type[EarthEngineError] | type[NoDataError], str], ...] 
         # the project's queue of batch tasks is full (3,000 waiting: core.ee.export.MAX_PENDING_TASKS)
         r"too many tasks",
         EarthEngineError,
-        "Earth Engine holds as many of this project's tasks as it queues; wait for some to finish, or cancel "
-        "some in the task list (Earth Engine page, or python -m core ee-tasks --cancel ID)",
+        "Earth Engine's queue of this project's tasks is full (3,000 at most); wait for some to finish, or "
+        "cancel some in the task list (Earth Engine page, or python -m core ee-tasks --cancel ID)",
     ),
     (
         r"asset .*already exists|cannot overwrite asset",
