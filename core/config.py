@@ -94,6 +94,14 @@ class TrainConfig:
         _require(1 <= self.batch_size <= 512, "batch_size must be 1-512")
         _require(0 < self.learning_rate < 1, "learning_rate must be in (0, 1)")
         _require(self.patch_size % 16 == 0 and self.patch_size >= 32, "patch_size must be a multiple of 16, >= 32")
+        from core.card import PRESETS  # (here, not at the top: core.card imports this module)
+
+        fixed = PRESETS[self.preset].input_size if self.preset in PRESETS else None
+        # (in the caller's process: a dashboard training of the seed preset on 64 px patches failed in its job)
+        _require(fixed in (None, self.patch_size),
+                 f"the '{self.preset}' preset takes {fixed} px patches only"
+                 + (" (a fine-tuning keeps the preset of the model it starts from)" if self.init_model else "")
+                 + f"; use --patch-size {fixed} ('Patch size' in the dashboard) or another preset")
         _require(self.patience >= 1, "patience must be at least 1")
         _require(self.val_patches >= 0, f"val_patches must be 0 (all) or more, got {self.val_patches}")
         _require(0 <= self.seed < 2**32, f"seed must be 0-4294967295, got {self.seed}")

@@ -487,15 +487,12 @@ def train(
 
     # Check everything before writing: nothing below touches run_dir until the run starts.
     pixel_size_m = check_pixel_size_m(pixel_size_m)
-    preset = get_preset(config.preset)
+    get_preset(config.preset)  # (an unknown preset: refused before anything is written)
     fresh = not (resume and (run_dir / "last.keras").exists())
     # A resumed run continues from last.keras with run.json's normalization: the model it was
     # fine-tuned from is needed only to start (its weights) or where run.json is gone (its normalization).
     need_init = config.init_model and (fresh or not run_info_path.exists())
     init = _init_model(config) if need_init else None
-    if preset.input_size not in (None, config.patch_size):
-        raise ConfigError(f"the '{preset.name}' preset takes {preset.input_size} px patches only; "
-                          f"use --patch-size {preset.input_size} (or another preset)")
     if band_map and split_sources(train_data, "--train") and split_sources(val_data, "--val"):
         raise ConfigError("--bands gives the band numbers of images; TFRecord patches name their bands, so leave "
                           "it out")

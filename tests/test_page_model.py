@@ -96,6 +96,24 @@ def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, m
         jobs.cancel(job_dir, terminate_after_s=5)
 
 
+def test_the_seed_preset_on_smaller_patches_is_refused_on_start_not_in_its_job(fake_map):
+    """The form offered the seed preset with 64 px patches: the job started and failed a few seconds later,
+    saying to use --patch-size 256 (a flag the page has not), and left an empty failed job."""
+    from core import jobs
+
+    at = new_app()
+    at.switch_page("pages/model.py")
+    at.run()
+    by_label(at.selectbox, "Preset").set_value("seed")
+    by_label(at.selectbox, "Patch size").set_value(64)
+    by_label(at.button, "Start training").click()
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["The 'seed' preset takes 256 px patches only; use --patch-size 256 ('Patch "
+                                           "size' in the dashboard) or another preset"]
+    assert at.session_state["job_dir"] is None and not jobs.find_jobs(Path(os.environ["CROPMAP_WORKDIR"]) / "jobs")
+
+
 def test_model_page_names_the_uploaded_files_when_the_card_is_another_models(fake_map, tiny_model_path, monkeypatch,
                                                                               tmp_path):
     """A model and the card of another model, uploaded: the error named the copy of the card stored

@@ -105,7 +105,7 @@ def test_fine_tune_from_another_preset_fails_before_writing(small_scene, tmp_pat
     pair = [f"{img}:{lab}"]
     base = train(replace(CFG, epochs=1), pair, pair, tmp_path / "base").best_model
     with pytest.raises(ConfigError, match="is a 'micro' model; fine-tune it with --preset micro"):
-        train(replace(CFG, preset="seed", init_model=str(base)), pair, pair, tmp_path / "ft")
+        train(replace(CFG, preset="seed", patch_size=256, init_model=str(base)), pair, pair, tmp_path / "ft")
     with pytest.raises(InputNotFoundError):
         train(replace(CFG, init_model=str(tmp_path / "missing.keras")), pair, pair, tmp_path / "ft")
     assert not (tmp_path / "ft").exists()
@@ -625,7 +625,7 @@ def test_seed_preset_with_another_patch_size_is_refused_before_writing(capsys, s
     img, lab = small_scene
     pair = f"{img}:{lab}"
     with pytest.raises(ConfigError, match="'seed' preset takes 256 px patches only; use --patch-size 256"):
-        train(replace(CFG, preset="seed"), [pair], [pair], tmp_path / "run")
+        train(TrainConfig(**{**CFG.to_dict(), "preset": "seed"}), [pair], [pair], tmp_path / "run")
     assert not (tmp_path / "run").exists()
     err = _cli_error(capsys, ["train", *TINY, "--preset", "seed", "--train", pair, "--val", pair, "--out", str(tmp_path / "r")])
     assert "--patch-size 256" in err
