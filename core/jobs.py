@@ -62,6 +62,8 @@ SNAPSHOT_SOURCE = "from-job.txt"
 #: What a job may run: kind -> ``module:function``. Nothing else can be started.
 ENTRIES: dict[str, str] = {"train": "core.train:train", "selftest": "core.jobs:selftest_train"}
 ACTIVE_STATES = ("starting", "running", "cancelling")
+#: the fullest a running job's progress bar gets: full once it has ended
+ACTIVE_MOST = 0.99
 FINAL_STATES = ("done", "failed", "cancelled")
 
 
@@ -99,14 +101,20 @@ class JobStatus:
             return min(len(self.history) / self.epochs, 1.0)
         steps = max(self.steps, 1)
         done = (max(self.epoch - 1, 0) * steps + min(self.step, steps)) / (self.epochs * steps)
-        return max(0.0, min(done, 1.0))
+        # a resumed run starts at the epochs it finished before (its bar went back to the last of them), and
+        # stays short of the end until it has ended (it was full while the last epoch's validation ran)
+        done = max(done, len(self.history) / self.epochs)
+        return max(0.0, min(done, ACTIVE_MOST))
 
     def progress_text(self) -> str:
         """One line for a progress bar: the epoch and its metrics while it runs; the finished
         epochs and the last finished epoch's metrics once it has stopped."""
         of = self.epochs or "?"
         if self.active:
-            text = f"{self.state}: " + (f"epoch {self.epoch}/{of}" if self.epoch else "loading data")
+            if self.epoch and not self.step and self.epoch <= len(self.history):  # (resumed, before its next epoch)
+                text = f"{self.state}: loading data before epoch {self.epoch + 1}/{of}"
+            else:
+                text = f"{self.state}: " + (f"epoch {self.epoch}/{of}" if self.epoch else "loading data")
             logs = self.logs if self.epoch else {}
             parts = [text, *_metric_parts(logs)]
             # within an epoch (training figures only), the validation figures of the last one finished

@@ -533,6 +533,14 @@ def test_a_stopped_job_shows_the_epochs_it_finished_not_the_one_it_broke_off():
                                      "validation after the last epoch: loss 0.410, IoU 0.552")
     done = jobs.JobStatus(state="done", epoch=3, epochs=3, history=[{"epoch": 3, "iou": 0.8}])
     assert done.fraction == 1.0 and done.progress_text() == "done: 3 of 3 epochs finished, IoU 0.800"
+    # a resumed run (2 of 3 epochs finished before): its bar started back at epoch 2's start (1/3, below the
+    # stopped job's 2/3) naming the finished epoch 2 as the one running; and a last epoch's validation filled it
+    rows2 = [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4, "val_loss": 0.45, "val_iou": 0.6}]
+    resumed = jobs.JobStatus(state="running", epoch=2, epochs=3, history=rows2)
+    assert resumed.fraction == pytest.approx(2 / 3)
+    assert resumed.progress_text().startswith("running: loading data before epoch 3/3")
+    last = jobs.JobStatus(state="running", epoch=3, epochs=3, step=4, steps=4, logs={"loss": 0.3}, history=rows2)
+    assert 0.95 < last.fraction < 1.0 and last.progress_text().startswith("running: epoch 3/3")
     # a best epoch before the last (its checkpoint is the one kept, best.keras) is named: the last epoch's
     # figures alone were quoted as the model's
     rows = [{"epoch": 1, "val_loss": 0.62, "val_iou": 0.697}, {"epoch": 2, "val_loss": 1.39, "val_iou": 0.471}]
