@@ -573,11 +573,17 @@ def can_resume(job_dir: str | os.PathLike, st: JobStatus) -> bool:
 
 def best_not_in_use(job_dir: str | os.PathLike, st: JobStatus, model_in_use: str | os.PathLike | None) -> bool:
     """Whether a finished training job (``st``: its status) left a best checkpoint that is not the
-    model in use (neither its ``best.keras`` nor a copy taken of it: :func:`source_job`)."""
-    if st.state != "done" or not (Path(job_dir) / TRAIN_SUBDIR / "best.keras").exists():
+    model in use (neither its ``best.keras`` nor a copy taken of it, :func:`source_job`, with its weights:
+    a copy taken of an earlier epoch's best while it ran is not the best it ended with)."""
+    from core.card import same_weights
+
+    best = Path(job_dir) / TRAIN_SUBDIR / "best.keras"
+    if st.state != "done" or not best.exists():
         return False
     made_by = source_job(model_in_use) if model_in_use is not None else None
-    return made_by is None or made_by.resolve() != Path(job_dir).resolve()
+    if made_by is None or made_by.resolve() != Path(job_dir).resolve():
+        return True
+    return not same_weights(model_in_use, best)
 
 
 def resume_training(stopped_dir: str | os.PathLike, job_dir: str | os.PathLike, one_at_a_time: bool = False) -> str:

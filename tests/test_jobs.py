@@ -692,3 +692,22 @@ def test_the_best_checkpoint_in_words():
     assert st.best_words("validation IoU") == " (epoch 2, validation IoU 0.697)"
     assert jobs.JobStatus(state="done", history=[{"epoch": 3, "val_loss": 0.4}]).best_words() == " (epoch 3)"
     assert jobs.JobStatus(state="running").best_words() == ""  # no epoch finished yet
+
+
+def test_a_finished_runs_better_best_checkpoint_is_offered_over_an_earlier_copy_of_it(tiny_model_path, tmp_path):
+    """"Use the best checkpoint so far" after epoch 1 takes a copy; the run ends with a better epoch 3: the
+    copy came from the same job, so its best was taken for the model in use and never offered."""
+    import json
+    import shutil
+
+    job = tmp_path / "job-20261205-210000-ab12cd"
+    (job / "train").mkdir(parents=True)
+    best = Path(shutil.copy(tiny_model_path, job / "train" / "best.keras"))
+    shutil.copy(tiny_model_path.with_suffix(".json"), best.with_suffix(".json"))
+    done = jobs.JobStatus(state="done", epoch=3, epochs=3, history=[{"epoch": 1, "val_loss": 0.5}])
+    copy = jobs.snapshot_checkpoint(best, tmp_path / "models")  # taken while it ran (here: of the same weights)
+    assert not jobs.best_not_in_use(job, done, copy) and not jobs.best_not_in_use(job, done, best)
+    card = json.loads(best.with_suffix(".json").read_text())
+    card["weights"] = "0" * len(card["weights"])  # a later, better epoch's weights in best.keras
+    best.with_suffix(".json").write_text(json.dumps(card))
+    assert jobs.best_not_in_use(job, done, copy) and not jobs.best_not_in_use(job, done, best)
