@@ -87,9 +87,7 @@ if running is not None and tuple(running.key)[:-1] == tuple(key)[:-1]:
     if settled:  # an empty place, as on the next runs: a container, even with nothing in it, is 16 px more
         box.empty()
 
-pred = state.get(state.PREDICTION)
-if (not pred or tuple(pred["key"]) != key) and predictions.adopt(key):  # predicted before: shown at once
-    pred = state.get(state.PREDICTION)
+pred = predictions.shown(state.get(state.PREDICTION), key)  # (predicted before: shown at once)
 if (made := predictions.views_behind(pred, key)) is not None:
     # only the views of each tile changed: the map made with the others stays until Predict makes the new one
     note.info(f"Press Predict to map crops with {predictions.views_text(views)} of each tile; meanwhile the page shows "

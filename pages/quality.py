@@ -63,9 +63,7 @@ with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):  # a region that cannot be
     grid = cached.image_arrays(image_path, cached.mtime(image_path))[2]
     region = scene.current_region()
     key = cached.prediction_key(image_path, region.key(), model_path, state.get(state.VIEWS))
-# predicted before (e.g. before a visit to another source): shown at once, as the Predict page shows it
-if (not pred or tuple(pred["key"]) != key) and predictions.adopt(key):
-    pred = state.get(state.PREDICTION)
+pred = predictions.shown(pred, key)  # (predicted before, e.g. before a visit to another source: as on Predict)
 if not pred:
     ui.stop_with("Run a prediction first: there is none for this region yet (a new region, image or model "
                  "starts over).", "pages/predict.py", "Go to the Predict page")

@@ -155,6 +155,16 @@ def adopt(key: tuple) -> bool:
     return True
 
 
+def shown(pred: dict | None, key: tuple) -> dict | None:
+    """The prediction a page shows for ``key``: the session's ``pred``, or ``key``'s if it was made before
+    and is on disk (:func:`adopt`: e.g. back from another source), which becomes the session's."""
+    from pages.components import state
+
+    if (not pred or tuple(pred["key"]) != key) and adopt(key):
+        return state.get(state.PREDICTION)
+    return pred
+
+
 def views_behind(pred: dict | None, key: tuple) -> int | None:
     """The views of each tile of the session's prediction ``pred`` when it differs from ``key`` in
     them alone (the setting changed, Predict not pressed yet: the Predict and Quality pages go on
