@@ -294,6 +294,11 @@ MIN_OTHER_CROP_SHARE = 0.05
 UNKNOWN_WARN_SHARE = 0.05
 
 
+def _undefined_codes(counts: np.ndarray, known: frozenset[int], most: int = 5) -> list[int]:
+    """The commonest codes among ``counts`` (per code) that a product's legend ``known`` lacks, for a message."""
+    return [int(c) for c in np.argsort(counts)[::-1][:8] if counts[c] and c not in known][:most]
+
+
 def label_map_warning(codes: np.ndarray, class_map: ClassMap, what: str = "the labels",
                       descriptions: Sequence[str | None] = ()) -> str | None:
     """A warning when labels read with ``class_map`` are crop almost everywhere (:data:`ALL_CROP_SHARE`)
@@ -334,9 +339,9 @@ def label_map_warning(codes: np.ndarray, class_map: ClassMap, what: str = "the l
         # a WorldCover tile read as CDL: its 80 and 90 are no CDL classes, and its 10-50 CDL crops (95% crop)
         others = [f"{m.name} ({share(m.crop_codes):.0%} crop)" for m in _fitting(counts, class_map)]
         if others:
-            absent = [int(c) for c in np.argsort(counts)[::-1][:8] if counts[c] and c not in known][:5]
             return (f"{what}: {unknown:.0%} of the labelled pixels hold codes that {class_map.title} does not define "
-                    f"(e.g. {', '.join(map(str, absent))}), and all their codes are classes of {', '.join(others)}; "
+                    f"(e.g. {', '.join(map(str, _undefined_codes(counts, known)))}), and all their codes are classes "
+                    f"of {', '.join(others)}; "
                     f"{advice}")
     return None
 
@@ -447,7 +452,7 @@ def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | Non
         return
     unknown = 1.0 - share_in(known)
     if unknown > MAX_UNKNOWN_SHARE:
-        top = [int(c) for c in np.argsort(counts)[::-1][:8] if counts[c] and c not in known][:5]
+        top = _undefined_codes(counts, known)
         fits = [m.name for m in _fitting(counts, class_map)]
         raise InvalidDataError(
             f"{what}: {unknown:.0%} of the labelled pixels hold codes that {class_map.title} does not define "

@@ -236,8 +236,8 @@ def check_reflectance(refl: np.ndarray, what: str, stored: np.ndarray | None = N
             f"{medians.max():.3g}{raw}, far above 1; the values are too large (a wrong scale?): "
             + ("they fit Landsat Collection 2 surface reflectance, whose values become reflectance x "
                f"{LANDSAT_C2_SCALE:.7f} - {-LANDSAT_C2_OFFSET:g}: if that is what it is, set the file's scale/offset "
-               f"(gdal_edit.py -scale {LANDSAT_C2_SCALE:.7f} -offset {LANDSAT_C2_OFFSET:g} FILE.tif); otherwise give "
-               + RASTER_ADVICE.removeprefix("give ") if landsat else advice)
+               f"(gdal_edit.py -scale {LANDSAT_C2_SCALE:.7f} -offset {LANDSAT_C2_OFFSET:g} FILE.tif); otherwise "
+               + advice if landsat else advice)
         )
     raise InvalidDataError(
         f"{what} does not look like surface reflectance: even its brightest pixels have reflectance "
