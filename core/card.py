@@ -297,6 +297,56 @@ def resolution_warning(card: ModelCard, grid, advice: str = "cli") -> str | None
 VALIDATION_FIGURES = (("val_iou", "IoU"), ("val_dice", "F1 (Dice)"), ("val_loss", "loss"))
 
 
+#: The pooled scores on the validation blocks a card may give (``metrics.val_blocks``), in the order shown
+BLOCK_SCORES = ("iou", "f1", "precision", "recall", "accuracy")
+#: A validation block's own figures a card may give (``metrics.val_blocks.per_block``)
+PER_BLOCK_FIGURES = ("iou", "f1", "valid_pixels")
+
+
+@dataclass(frozen=True)
+class BlockFigures:
+    """A card's figures on whole validation blocks, checked: ``scores`` holds those of :data:`BLOCK_SCORES`
+    the card gives as finite numbers, ``per_block`` each block's finite figures of
+    :data:`PER_BLOCK_FIGURES` (blocks with none left out), ``how`` the card's words on how they were made."""
+
+    scores: dict[str, float]
+    per_block: dict[str, dict[str, float]]
+    how: str | None
+
+
+def _finite(d: object, keys: Sequence[str]) -> dict[str, float]:
+    d = d if isinstance(d, dict) else {}
+    return {k: float(d[k]) for k in keys if finite_number(d.get(k))}
+
+
+def block_figures(card: ModelCard) -> BlockFigures | None:
+    """The card's figures on whole validation blocks, or None when it gives none. Never raises: a card
+    written by hand may hold them in another form, and what is not a number is left out."""
+    metrics = card.metrics if isinstance(card.metrics, dict) else {}
+    blocks = metrics.get("val_blocks")
+    if not isinstance(blocks, dict):
+        return None
+    listed = blocks.get("per_block") if isinstance(blocks.get("per_block"), dict) else {}
+    per_block = {str(name): _finite(figures, PER_BLOCK_FIGURES) for name, figures in listed.items()}
+    how = blocks.get("how") if isinstance(blocks.get("how"), str) and blocks["how"].strip() else None
+    figures = BlockFigures(_finite(blocks, BLOCK_SCORES), {k: v for k, v in per_block.items() if v}, how)
+    return figures if figures.scores or figures.per_block else None
+
+
+def best_epoch_figures(card: ModelCard) -> tuple[int | None, list[tuple[str, float]]]:
+    """The epoch a training chose its weights at (None if the card does not say) and its validation
+    patches' figures then, as (name for people, value) in :data:`VALIDATION_FIGURES`' order, from
+    ``metrics.val`` (a job's card) or ``metrics.val_patches_at_best_epoch`` (the shipped card); an
+    empty list without any. Never raises."""
+    metrics = card.metrics if isinstance(card.metrics, dict) else {}
+    best = metrics.get("val") or metrics.get("val_patches_at_best_epoch")
+    best = best if isinstance(best, dict) else {}
+    epoch = best.get("epoch")
+    epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+    values = _finite(best, [key for key, _ in VALIDATION_FIGURES])
+    return epoch, [(name, values[key]) for key, name in VALIDATION_FIGURES if key in values]
+
+
 def card_facts(card: ModelCard) -> list[tuple[str, str]]:
     """The card in words, for people (the dashboard's model card): (what, text) rows for the model,
     its input, its training data, how it was trained, its best epoch, when it was made, the command
@@ -337,16 +387,13 @@ def card_facts(card: ModelCard) -> list[tuple[str, str]]:
         how.append(f"fine-tuned from {init.name}" + (f" of {run.name}" if named else ""))
     if how:
         rows.append(("Training", ", ".join(how)))
-    metrics = card.metrics if isinstance(card.metrics, dict) else {}
-    best = metrics.get("val") or metrics.get("val_patches_at_best_epoch")
-    if isinstance(best, dict):
-        scores = [f"{name} {best[key]:.3f}" for key, name in VALIDATION_FIGURES
-                  if isinstance(best.get(key), (int, float))]
-        if scores:
-            at = f"epoch {best['epoch']}" if isinstance(best.get("epoch"), int) else "the best epoch"
-            # (beside the validation blocks' own figures, which differ a little: say which is which)
-            other = " (during training; the validation blocks' figures above differ a little)" if metrics.get("val_blocks") else ""
-            rows.append(("Chosen at", f"{at}, on validation patches{other}: " + ", ".join(scores)))
+    epoch, scores = best_epoch_figures(card)
+    if scores:
+        at = f"epoch {epoch}" if epoch is not None else "the best epoch"
+        # (beside the validation blocks' own figures, which differ a little: say which is which)
+        other = " (during training; the validation blocks' figures above differ a little)" if block_figures(card) else ""
+        rows.append(("Chosen at", f"{at}, on validation patches{other}: "
+                     + ", ".join(f"{name} {value:.3f}" for name, value in scores)))
     if card.created:
         utc = " UTC" if card.created.endswith("+00:00") else ""
         rows.append(("Created", card.created.replace("T", " ")[:16] + utc))

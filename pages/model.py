@@ -9,7 +9,7 @@ import streamlit as st
 from core import jobs
 from core.errors import CardMismatchError, CropMapError
 from core.config import TrainConfig
-from core.card import PRESETS, VALIDATION_FIGURES, card_facts, card_mismatch, resolution_warning
+from core.card import PRESETS, best_epoch_figures, block_figures, card_facts, card_mismatch, resolution_warning
 from core.model import discard_stored_model, store_uploaded_model
 from core.metrics import SCORE_HELP
 from pages.components import cached, charts, models, navigation, scene, state, ui
@@ -282,25 +282,26 @@ else:
         st.write(f"**{ui.plain(models.label(current))}** -- preset {ui.plain(card.preset)}, "
                  f"bands {ui.plain(', '.join(card.bands))}, "
                  f"patch {card.patch_size} px" + (f", created {ui.when(card.created)}" if card.created else ""))
-        val = card.metrics.get("val_blocks")
-        if val:
+        blocks = block_figures(card)
+        epoch, at_best = best_epoch_figures(card)
+        if blocks:
             st.markdown("**On the validation blocks** (not used for training)")
-            blocks = len(val.get("per_block") or {})
-            if blocks:  # in plain words (the card's own technical words are in its JSON, below)
-                st.caption(f"How: each of the {blocks} validation blocks predicted whole, as the Predict page does; a "
-                           "pixel is crop at probability 0.5 or more; the figures count the pixels of all blocks "
-                           "together.", help=ui.plain(val["how"]) if val.get("how") else None)
-            elif val.get("how"):  # (the card's own words, with their own parentheses: a line of their own)
-                st.caption("How: " + ui.plain(val["how"]) + ".")
-            cols = st.columns(5)
-            for col, (name, title) in zip(cols, (("iou", "IoU"), ("f1", "F1"), ("precision", "Precision"),
-                                                 ("recall", "Recall"), ("accuracy", "Accuracy"))):
-                col.metric(title, f"{val[name]:.3f}", help=SCORE_HELP[name])
-            if val.get("per_block"):
+            if blocks.per_block:  # in plain words (the card's own technical words are in its JSON, below)
+                st.caption(f"How: each of the {len(blocks.per_block)} validation blocks predicted whole, as the "
+                           "Predict page does; a pixel is crop at probability 0.5 or more; the figures count the "
+                           "pixels of all blocks together.", help=ui.plain(blocks.how) if blocks.how else None)
+            elif blocks.how:  # (the card's own words, with their own parentheses: a line of their own)
+                st.caption("How: " + ui.plain(blocks.how) + ".")
+            shown = [(name, title) for name, title in (("iou", "IoU"), ("f1", "F1"), ("precision", "Precision"),
+                                                       ("recall", "Recall"), ("accuracy", "Accuracy"))
+                     if name in blocks.scores]
+            for col, (name, title) in zip(st.columns(5), shown):
+                col.metric(title, f"{blocks.scores[name]:.3f}", help=SCORE_HELP[name])
+            if blocks.per_block:
                 import pandas as pd
 
-                table = pd.DataFrame(val["per_block"]).T
-                table.index = [str(name).removesuffix(".tif").removesuffix("_rgbn") for name in table.index]
+                table = pd.DataFrame(blocks.per_block).T
+                table.index = [name.removesuffix(".tif").removesuffix("_rgbn") for name in table.index]
                 st.dataframe(table, width="content", column_config={
                     "_index": st.column_config.TextColumn("validation block"),
                     "iou": st.column_config.NumberColumn("IoU", format="%.3f"),
@@ -310,17 +311,16 @@ else:
             source = scene.current_source() if scene.is_local() else None
             if source is not None:  # (the shipped model on the sample: why the Quality page's figures are higher)
                 models.show_trained_on_this_image(current, source.image_path, beside_card=True)
-        elif card.metrics.get("val"):
-            logs = card.metrics["val"]
-            # the page's words, not Keras's
-            shown = [f"{name} {logs[k]:.3f}" for k, name in VALIDATION_FIGURES if isinstance(logs.get(k), (int, float))]
-            st.caption("Validation patches at the best epoch: " + ", ".join(shown) + ".")
+        elif at_best:  # the page's words, not Keras's
+            at = f" (epoch {epoch})" if epoch is not None else ""
+            st.caption(f"Validation patches at the best epoch{at}: "
+                       + ", ".join(f"{name} {value:.3f}" for name, value in at_best) + ".")
         # here too, beside the figures, which a demo would quote for an image they do not hold for
         grid = scene.known_grid()
         warning = resolution_warning(card, grid, scene.advice_for_pixel_size()) if grid is not None else None
         if warning:
             figures = (f" The validation figures above are for images of {card.pixel_size_m:g} m pixels, like its "
-                       "training images." if val or card.metrics.get("val") else "")
+                       "training images." if blocks or at_best else "")
             st.warning(f"On the image in use, {warning}.{figures}", icon=":material/warning:")
         with st.expander("Model card"):
             words, raw = st.tabs(["In words", "All fields (JSON)"])

@@ -82,3 +82,24 @@ def test_a_copy_of_the_shipped_model_has_its_weights(tmp_path):
     shutil.copy(card_path(DEFAULT_MODEL_PATH), card_path(copy))
     assert same_weights(copy, DEFAULT_MODEL_PATH)
     assert load_card(DEFAULT_MODEL_PATH).weights  # (the shipped card holds a fingerprint)
+
+
+def test_validation_figures_of_a_hand_written_card_are_checked():
+    """block_figures and best_epoch_figures give only the finite numbers a card holds, never raise."""
+    import dataclasses
+
+    from core.card import DEFAULT_MODEL_PATH, best_epoch_figures, block_figures, load_card
+
+    shipped = load_card(DEFAULT_MODEL_PATH)
+    figures = block_figures(shipped)
+    assert figures.scores["iou"] == shipped.metrics["val_blocks"]["iou"] and len(figures.scores) == 5
+    assert set(figures.per_block) == set(shipped.metrics["val_blocks"]["per_block"])
+    epoch, scores = best_epoch_figures(shipped)
+    assert epoch == shipped.metrics["val_patches_at_best_epoch"]["epoch"] and [n for n, _ in scores] == [
+        "IoU", "F1 (Dice)", "loss"]
+    for metrics in ([], {"val_blocks": []}, {"val_blocks": {"how": "x"}}, {"val": {"val_iou": "high"}}):
+        card = dataclasses.replace(shipped, metrics=metrics)
+        assert block_figures(card) is None and best_epoch_figures(card) == (None, [])
+    odd = dataclasses.replace(shipped, metrics={"val_blocks": {"iou": float("nan"), "f1": True, "recall": 0.5,
+                                                               "per_block": {"b1": {"iou": "0.5"}, "b2": {"f1": 1}}}})
+    assert block_figures(odd).scores == {"recall": 0.5} and block_figures(odd).per_block == {"b2": {"f1": 1.0}}

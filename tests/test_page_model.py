@@ -491,3 +491,30 @@ def test_shipped_weights_say_what_they_learned_from_and_how_far_that_goes(fake_m
     at.run()
     assert not at.exception
     assert not [c for c in at.caption if c.value.startswith("Trained on")]
+
+
+def test_a_hand_edited_cards_figures_show_what_they_can(fake_map, tiny_model_path, tmp_path):
+    """A card's metrics written by hand (one score only, a list, a text for a number): the page showed a
+    crash (KeyError 'f1' and the like); it shows the figures that are numbers and leaves the rest out."""
+    import json
+    import shutil
+
+    card = json.loads(Path(tiny_model_path).with_suffix(".json").read_text())
+    for metrics, shown, not_shown in (
+            ({"val_blocks": {"iou": 0.8}}, ["IoU"], ["F1", "Precision"]),
+            ({"val_blocks": {"iou": "x", "f1": 0.7, "per_block": {"a.tif": {"iou": 0.6, "f1": None}, "b": []}}},
+             ["F1"], ["IoU"]),
+            ([], [], ["IoU", "F1"]),
+            ({"val_patches_at_best_epoch": {"val_iou": 0.75, "epoch": 3}}, [], ["IoU"])):
+        own = tmp_path / f"own{len(shown)}{len(not_shown)}.keras"
+        shutil.copy(tiny_model_path, own)
+        own.with_suffix(".json").write_text(json.dumps({**card, "metrics": metrics}))
+        at = new_app()
+        at.session_state["model_path"] = str(own)
+        at.switch_page("pages/model.py")
+        at.run()
+        assert not at.exception and not at.error, (metrics, texts(at))
+        labels = [m.label for m in at.metric]
+        assert all(name in labels for name in shown) and not any(name in labels for name in not_shown), labels
+    # the shipped card's name for its best epoch's figures (the page read only a job card's "val")
+    assert "Validation patches at the best epoch (epoch 3): IoU 0.750." in [c.value for c in at.caption]
