@@ -22,6 +22,11 @@ st.logo(Path(__file__).parent / "assets" / "logo.svg", size="large")  # the app'
 # the status block, drawn after the page (it shows what the page changed); on a first visit the page
 # takes seconds, so it says what it is doing meanwhile (later runs keep the last status until redrawn)
 slot = None
+try:
+    with ui.errors_shown(stop=True):  # every page keeps its files there: without it there is nothing to do
+        state.workdir()
+except ui.PageStopped:
+    st.stop()
 if state.init():  # the session's first run
     slot = st.sidebar.empty()
     with slot.container():  # (an empty holds one element)

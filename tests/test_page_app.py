@@ -252,3 +252,25 @@ def test_a_georeferenced_map_has_a_zoom_range_with_and_without_the_basemap():
         html = m.get_root().render()
         assert ('"maxZoom": %d' % mapview.MAX_GEO_ZOOM) in html.replace('"max_zoom"', '"maxZoom"')
         assert ("openstreetmap" in html.lower()) == basemap
+
+
+def test_a_work_folder_that_cannot_be_made_is_said_in_the_page(fake_map, tmp_path, monkeypatch):
+    """CROPMAP_WORKDIR under a file: the app showed a traceback (NotADirectoryError) on every first
+    visit; it says which folder and what to set, and runs nothing that needs it."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv("CROPMAP_WORKDIR", str(blocker / "work"))
+    at = new_app()
+    at.run()
+    assert not at.exception
+    [error] = at.error
+    assert f"work folder {blocker / 'work'} cannot be made" in error.value and "CROPMAP_WORKDIR" in error.value
+    assert not at.sidebar.markdown  # nothing else ran
+    # a work folder whose sessions cannot be kept (their folder's name taken by a file): the app runs
+    work = tmp_path / "work"
+    (work / "sessions").parent.mkdir()
+    (work / "sessions").write_text("")
+    monkeypatch.setenv("CROPMAP_WORKDIR", str(work))
+    at = new_app()
+    at.run()
+    assert not at.exception and not at.error and "### Status" in [m.value for m in at.sidebar.markdown]

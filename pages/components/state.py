@@ -211,7 +211,10 @@ def _start_session() -> None:
             cached.used(cached.prediction_file(tuple(pred["key"])))
     else:
         sid = uuid.uuid4().hex
-        _prune(sessions_dir(), SESSION_DAYS * 86400)
+        try:  # (a read-only work folder: nothing to prune, and the session is just not kept, see save)
+            _prune(sessions_dir(), SESSION_DAYS * 86400)
+        except OSError:
+            pass
         # the predictions no session has shown for as long (each is a float32 copy of its region: they
         # would fill the disk of a long-running server; one needed again is predicted again)
         _prune(workdir() / "predictions", SESSION_DAYS * 86400, "*.npy")
@@ -508,7 +511,14 @@ def job_dir() -> str | None:
 
 
 def workdir() -> Path:
-    """Folder for scenes, uploads, jobs and exports (``CROPMAP_WORKDIR``, default outputs/dashboard)."""
+    """Folder for scenes, uploads, jobs and exports (``CROPMAP_WORKDIR``, default outputs/dashboard).
+    Raises ConfigError if it cannot be made (a path under a file, a folder without permission)."""
     path = Path(os.environ.get("CROPMAP_WORKDIR", ROOT / "outputs" / "dashboard"))
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        from core.errors import ConfigError
+
+        raise ConfigError(f"the dashboard's work folder {path} cannot be made ({err.strerror or err}); set "
+                          "CROPMAP_WORKDIR to a folder this server can write, and start it again") from None
     return path
