@@ -81,11 +81,8 @@ def environment_error(err: BaseException, memory_advice: str = "use a smaller re
     which keeps its traceback)."""
     if isinstance(err, MemoryError):
         return f"out of memory; {memory_advice}"
-    if isinstance(err, OSError):
-        where = f" ({final_name(str(err.filename))})" if getattr(err, "filename", None) else ""
-        return (f"{err.strerror or err}{where}; check that the folder exists and can be written, and that the "
-                "disk has space")
     module = type(err).__module__ or ""
+    # (before OSError: rasterio's RasterioIOError is one, and is mostly a file that could not be read)
     if module.startswith(("tensorflow", "rasterio")):  # TensorFlow's OpError, GDAL's CPLE_* errors
         line = final_name(first_line(err))
         if "://" in str(err):
@@ -93,6 +90,10 @@ def environment_error(err: BaseException, memory_advice: str = "use a smaller re
         if _WRITE_FAILED.search(str(err)):  # (GDAL's words for a full disk: "TIFFAppendToStrip:Write error")
             return line + "; writing failed: check that the folder can be written and that the disk has space"
         return line
+    if isinstance(err, OSError):
+        where = f" ({final_name(str(err.filename))})" if getattr(err, "filename", None) else ""
+        return (f"{err.strerror or err}{where}; check that the folder exists and can be written, and that the "
+                "disk has space")
     return None
 
 

@@ -503,6 +503,11 @@ def test_machine_failures_in_words():
         "TIFFAppendToStrip:Write error at scanline 4294967295; writing failed: check that the folder can be "
         "written and that the disk has space")
     assert environment_error(CPLE_AppDefinedError(1, 1, "Band 2 out of range")) == "Band 2 out of range"
+    # rasterio's error for a file it cannot read is an OSError too: it was told to check the disk's space
+    from rasterio.errors import RasterioIOError
+
+    assert environment_error(RasterioIOError("x.tif: not recognized as being in a supported file format.")) == (
+        "x.tif: not recognized as being in a supported file format.")
     # an output's temporary name (".p.tfrecord.gz.23232-d7e1b21e.tmp") is said as the output's own, and a folder
     # a user may not write to gets what to check
     from core.files import temp_name

@@ -310,3 +310,15 @@ def test_labels_of_a_few_surveyed_fields_leave_the_imagery_clear(fake_map, small
     assert len(caption) == 1 and "not labelled pixels" in caption[0] and "(or without image data)" in caption[0]
     assert "Labels" in map_legends(fake_map) and "not labelled" in map_legends(fake_map)
     assert "no data" not in map_legends(fake_map).split("Labels", 1)[1]
+
+
+def test_a_class_code_file_that_is_no_raster_is_said_by_its_name(tmp_path):
+    """The Data page's class areas read the code file's grid with rasterio directly: a file that is not
+    a GeoTIFF was told as a folder to check for space, with the server's path; now as core says it."""
+    from core.errors import CorruptFileError
+    from pages.components import cached
+
+    bad = tmp_path / "codes.tif"
+    bad.write_text("not a raster")
+    with pytest.raises(CorruptFileError, match="codes.tif is not a GeoTIFF"):
+        cached.image_grid_of_labels(str(bad), cached.mtime(str(bad)))

@@ -180,13 +180,10 @@ def labels_overlay(path: str, path_mtime: float, label_map: str, offset: tuple[i
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def image_grid_of_labels(path: str, path_mtime: float) -> Grid:
-    """Grid of a label raster (any band layout)."""
-    import rasterio
+    """Grid of a label raster (any band layout). Raises InputNotFoundError, CorruptFileError."""
+    from core.raster import grid_of_file
 
-    from core.grid import grid_of
-
-    with rasterio.open(path) as src:
-        return grid_of(src)
+    return grid_of_file(path)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
