@@ -550,16 +550,23 @@ def fine_tuned_from(model_path: str | os.PathLike) -> str | None:
     return str(init) if init else None
 
 
+def job_spec(job_dir: str | os.PathLike) -> dict:
+    """What a job was started with (its ``job.json``: kind, params, note); {} where it has none or it
+    cannot be read (damaged, not UTF-8, not a JSON object). Never raises."""
+    try:
+        spec = json.loads((Path(job_dir) / JOB_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+        return {}
+    return spec if isinstance(spec, dict) else {}
+
+
 def _model_job(model_path: str | os.PathLike) -> tuple[Path | None, dict]:
     """(folder, params) of the training job that made a model (:func:`source_job`); params are {} where
     there is none or its job file cannot be read."""
     job_dir = source_job(model_path)
     if job_dir is None:
         return None, {}
-    try:
-        params = json.loads((job_dir / JOB_FILE).read_text())["params"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return job_dir, {}
+    params = job_spec(job_dir).get("params")
     return job_dir, params if isinstance(params, dict) else {}
 
 
@@ -602,11 +609,8 @@ def resume_training(stopped_dir: str | os.PathLike, job_dir: str | os.PathLike, 
 
     stopped_dir, job_dir = Path(stopped_dir), Path(job_dir)
     st = status(stopped_dir)
-    try:
-        spec = json.loads((stopped_dir / JOB_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        spec = {}
-    if spec.get("kind") != "train":
+    spec = job_spec(stopped_dir)
+    if spec.get("kind") != "train" or not isinstance(spec.get("params"), dict):
         raise JobError(f"{stopped_dir} holds no training job to resume")
     if st.active:
         raise JobError(f"the job in {stopped_dir} is still {st.state}; wait for it to stop before resuming it")
@@ -741,10 +745,7 @@ def status(job_dir: str | os.PathLike) -> JobStatus:
 
 def job_note(job_dir: str | os.PathLike) -> str:
     """The note given when the job was started ("" if none or unreadable)."""
-    try:
-        return str(json.loads((Path(job_dir) / JOB_FILE).read_text()).get("note", ""))
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return ""
+    return str(job_spec(job_dir).get("note") or "")
 
 
 def find_jobs(root: str | os.PathLike) -> list[tuple[Path, JobStatus]]:

@@ -180,6 +180,13 @@ def test_a_job_that_finished_no_epoch_is_not_offered_to_resume(tmp_path):
     with pytest.raises(JobError, match="finished no epoch, so there is nothing to resume; start a new training"):
         jobs.resume_training(job, tmp_path / "job-b")
     assert not (tmp_path / "job-b").exists()
+    # a damaged job file (a list, bytes that are not UTF-8, no params) is no training job to resume: it raised
+    # AttributeError and UnicodeDecodeError, and job_note (the Model page's job panel) the latter
+    for damaged in (b"[1]", b"\xff\xfe{", json.dumps({"kind": "train"}).encode()):
+        (job / "job.json").write_bytes(damaged)
+        with pytest.raises(JobError, match="holds no training job to resume"):
+            jobs.resume_training(job, tmp_path / "job-b")
+        assert jobs.job_note(job) == "" and not (tmp_path / "job-b").exists()
 
 
 def test_the_model_page_offers_to_resume_a_stopped_training(small_scene, tmp_path, monkeypatch):
