@@ -6,6 +6,7 @@ and how two grids relate (the same grid, a window of another, or how far apart t
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +101,32 @@ class Grid:
         if isinstance(area, np.ndarray):
             area = float(area[len(area) // 2, 0])
         return math.sqrt(float(area) * 1e4)
+
+    def pixel_width_m(self) -> float | None:
+        """Ground length in metres of one column step (a pixel's top side) at the grid's centre: a
+        scale bar's along the image's rows, which differs from :meth:`pixel_size_m` where pixels are
+        not square on the ground (lon/lat pixels away from the equator: 0.7 times at 45 degrees);
+        None when the grid is not georeferenced. For a CRS with no place on Earth (a local one), the
+        square root of a pixel's area."""
+        if self.crs is None:
+            return None
+        from affine import Affine
+        from rasterio.warp import transform as warp
+
+        t = Affine(*self.transform)
+        (x0, y0), (x1, y1) = (t @ (self.width / 2 + dc, self.height / 2) for dc in (0.0, 1.0))
+        try:
+            lon, lat = (np.radians(np.asarray(v, np.float64)) for v in warp(self.crs, "EPSG:4326", [x0, x1], [y0, y1]))
+        except Exception:  # noqa: BLE001 - GDAL's errors for a CRS it cannot place (rasterio does not name them)
+            lon = lat = np.array([np.nan])
+        if not np.isfinite(lon).all() or not np.isfinite(lat).all():
+            return self.pixel_size_m()
+        mid = float(lat.mean())
+        e2 = WGS84_F * (2 - WGS84_F)
+        w = 1 - e2 * math.sin(mid) ** 2  # the radii of curvature along the parallel and the meridian
+        across, along = WGS84_A / math.sqrt(w) * math.cos(mid), WGS84_A * (1 - e2) / w ** 1.5
+        dlon = (float(lon[1] - lon[0]) + math.pi) % (2 * math.pi) - math.pi
+        return math.hypot(across * dlon, along * float(lat[1] - lat[0]))
 
     def same_as(self, other: "Grid", tol: float = 1e-6) -> bool:
         if self.shape != other.shape or (self.crs is None) != (other.crs is None):
@@ -305,7 +332,7 @@ def grid_of(src) -> Grid:
     Raises:
         InvalidDataError: a georeferenced file with a corner beyond the globe (:func:`off_earth_corner`).
     """
-    crs = src.crs.to_string() if src.crs and not _no_geotransform(src) else None
+    crs = crs_text(src.crs) if src.crs and not _no_geotransform(src) else None
     grid = Grid(crs, tuple(src.transform)[:6], src.width, src.height)
     if (far := off_earth_corner(grid)) is not None:
         raise InvalidDataError(f"{Path(src.name).name}'s geotransform puts a corner at ({far[0]:g}, {far[1]:g}) in "
@@ -313,6 +340,27 @@ def grid_of(src) -> Grid:
                                "right (e.g. gdal_edit.py -a_ullr ULX ULY LRX LRY), or remove it (the image is then used "
                                "in pixels)")
     return grid
+
+
+def crs_text(crs) -> str:
+    """A rasterio CRS as a :class:`Grid` holds it: its code (``EPSG:n``, ``ESRI:n``) where that code is
+    the same CRS, datum included, else its WKT. (``CRS.to_string`` gives the code PROJ matches at 70% confidence: for a
+    CRS that names an ellipsoid but no datum, e.g. ``+proj=utm +zone=33 +ellps=intl``, a code with a
+    datum, EPSG:23033's ED50, which placed the image and its outputs 100 m away.)"""
+    from rasterio.crs import CRS
+
+    found = crs.to_authority()  # (EPSG's codes, or another authority's: ESRI:102003)
+    if found is not None:
+        code = ":".join(found)
+        named = CRS.from_user_input(code)
+        if named == crs or _datum(named) == _datum(crs):  # (the same but for axis order or names: WGS 84 lon/lat)
+            return code
+    return crs.to_wkt()
+
+
+def _datum(crs) -> str | None:
+    found = re.search(r'DATUM\["([^"]*)"', crs.to_wkt())
+    return found.group(1) if found else None
 
 
 def off_earth_corner(grid: Grid) -> tuple[float, float] | None:
@@ -408,16 +456,20 @@ def crs_words(crs: str | None) -> str:
     CRS without a code, "no CRS" for None. Never raises (a CRS GDAL cannot read: its text, cut short)."""
     if crs is None:
         return "no CRS"
-    import re
-
     parsed = parse_crs(crs)
     if parsed is None:
         return crs if len(crs) <= 40 else crs[:40] + "..."
-    authority, wkt = parsed.to_authority(), parsed.to_wkt()
-    m = re.match(r'\s*\w+\["([^"]+)"', wkt)
+    text = crs_text(parsed)  # (a code only where it is this CRS: not ED50's for an ellipsoid without a datum)
+    m = re.match(r'\s*\w+\["([^"]+)"', parsed.to_wkt())
     name = m.group(1) if m and m.group(1).lower() != "unknown" else None
-    code = ":".join(authority) if authority else None
-    return ", ".join(t for t in (code, name) if t) or (crs if len(crs) <= 40 else crs[:40] + "...")
+    code = None if text.lstrip().startswith(("PROJCS", "GEOGCS", "COMPD_CS", "GEOCCS", "LOCAL_CS")) else text
+    if code or name:
+        return ", ".join(t for t in (code, name) if t)
+    try:  # (PROJ's words say it best: "+proj=utm +zone=33 +ellps=intl ...")
+        words = " ".join(w for w in parsed.to_proj4().split() if not w.startswith(("+no_defs", "+type=")))
+    except ValueError:
+        words = crs
+    return words if len(words) <= 60 else words[:60] + "..."
 
 
 def grid_difference(expected: Grid, actual: Grid) -> str:

@@ -18,7 +18,11 @@ def test_a_crs_in_words():
     assert crs_words("EPSG:32631") == "EPSG:32631, WGS 84 / UTM zone 31N"
     assert crs_words("EPSG:4326") == "EPSG:4326, WGS 84"
     assert crs_words(None) == "no CRS"
-    assert crs_words("+proj=merc +lon_0=180 +a=6378137 +b=6378137 +units=m") == "+proj=merc +lon_0=180 +a=6378137 +b=6378..."
+    # a CRS with no code nor name: in PROJ's words, cut at 60 characters
+    assert crs_words("+proj=merc +lon_0=180 +a=6378137 +b=6378137 +units=m") == (
+        "+proj=merc +lon_0=180 +k=1 +x_0=0 +y_0=0 +R=6378137 +units=m")
+    assert crs_words("+proj=merc +lon_0=180 +a=6378137 +b=6378137 +units=m +x_0=1000000 +y_0=1000") == (
+        "+proj=merc +lon_0=180 +k=1 +x_0=1000000 +y_0=1000 +R=6378137...")
     assert crs_words("EPSG:abc") == "EPSG:abc"  # (rasterio's plain ValueError: it never raises)
 
 
@@ -298,3 +302,43 @@ def test_a_geotransform_beyond_the_globe_is_refused_on_opening(tmp_path, crs, or
     ok = write_raster(tmp_path / "near.tif", np.full((4, 8, 8), 3000, np.int16), crs=crs,
                       transform=Affine(scale, 0, near[0], 0, -scale, near[1]), descriptions=("R", "G", "B", "NIR"))
     assert grid_of_file(ok).crs is not None
+
+
+def test_a_crs_naming_an_ellipsoid_but_no_datum_is_kept_as_the_files_own(tmp_path):
+    """``+proj=utm +zone=33 +ellps=intl`` was read as EPSG:23033 (ED50: a datum the file does not name,
+    which PROJ matches at 70%): the image was placed about 100 m away, and its outputs tagged so. A CRS
+    that is its code's, datum included, is still its code."""
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.warp import transform
+
+    from core.grid import crs_words
+    from core.raster import grid_of_file
+
+    data = np.random.default_rng(0).integers(50, 4000, (4, 16, 16)).astype(np.int16)
+    own = "+proj=utm +zone=33 +ellps=intl +units=m +no_defs"
+    p = write_raster(tmp_path / "intl.tif", data, crs=own, transform=Affine(10, 0, 359130, 0, -10, 5352340))
+    grid = grid_of_file(p)
+    with rasterio.open(p) as src:
+        assert CRS.from_user_input(grid.crs) == src.crs and "23033" not in grid.crs
+        lon, lat = transform(src.crs, "EPSG:4326", [359210], [5352260])
+    assert (lon, lat) == transform(grid.crs, "EPSG:4326", [359210], [5352260])  # the same place
+    assert crs_words(grid.crs) == "+proj=utm +zone=33 +ellps=intl +units=m"  # (no code it is not)
+    for code, proj in (("EPSG:32633", "+proj=utm +zone=33 +datum=WGS84 +units=m +no_defs"),
+                       ("EPSG:4326", "+proj=longlat +datum=WGS84 +no_defs"), ("EPSG:5070", "EPSG:5070")):
+        assert grid_of_file(write_raster(tmp_path / "c.tif", data, crs=proj)).crs == code
+
+
+def test_a_pixels_width_on_the_ground_is_along_its_rows():
+    """The ground length of a column step, a scale bar's: not the side of a square of the pixel's area."""
+    import math
+
+    lonlat = Grid("EPSG:4326", (0.0003, 0, 10, 0, -0.0003, 60.045), 400, 300)
+    # a degree of longitude at 60 degrees north on WGS 84: N cos(lat) pi / 180 = 55,800 m
+    n = 6378137.0 / math.sqrt(1 - 0.00669437999014 * math.sin(math.radians(60)) ** 2)
+    assert lonlat.pixel_width_m() == pytest.approx(n * math.cos(math.radians(60)) * math.radians(0.0003), rel=1e-4)
+    assert lonlat.pixel_size_m() > 1.4 * lonlat.pixel_width_m()
+    assert Grid("EPSG:32633", (10, 0, 500000, 0, -20, 5e6), 8, 8).pixel_width_m() == pytest.approx(10, rel=1e-3)
+    turned = Grid("EPSG:32633", (0, 10, 500000, 20, 0, 5e6), 8, 8)  # columns run north: a column step is 20 m
+    assert turned.pixel_width_m() == pytest.approx(20, rel=1e-3)
+    assert Grid(None, (1, 0, 0, 0, -1, 0), 8, 8).pixel_width_m() is None
