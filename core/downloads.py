@@ -4,7 +4,6 @@ the map view PNG (:mod:`core.mapimage`), as the dashboard offers them (the CLI w
 
 from __future__ import annotations
 
-import math
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -119,8 +118,8 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     if parts:
         lines, names = part_outlines(parts, v.shape, step)
         layers.append(lines)
-    pixel_ha = grid.pixel_area_ha()  # (per row on some CRSs: the scale at the middle row)
-    side = math.sqrt(float(np.median(pixel_ha)) * 1e4) * step if pixel_ha is not None else None
+    width = grid.pixel_width_m()  # (along the rows, as the bar is drawn: not the side of a square of the area)
+    side = width * step if width is not None else None
     png = compose_png(layers, legends, title, credit=credit, subtitle=figures, legend_opacities=fades,
                       metres_per_px=side, labels=names)
     return {"crop_mask.tif": geotiff_bytes(mask, grid, 255, "crop (1), not crop (0)",

@@ -115,6 +115,14 @@ def test_the_map_png_of_an_image_with_a_crs_has_a_scale_bar():
     # 2880 m wide, shown 4x: a 500 m bar of 50 px, 200 px in the PNG; black half of it and the outline
     black = (corner["EPSG:32633"] < 30).all(axis=-1)
     assert black.any(axis=0).sum() >= 200 and not (corner[None] < 30).all(axis=-1).any()
+    # pixels not square on the ground: the bar is as long as its length along the rows (it took the side of a
+    # square of the pixel's area: a "1 km" bar 0.7 km long at 60 degrees, a 10 x 20 m pixel taken as 14 m wide)
+    for crs, transform, bar_px in (("EPSG:4326", (0.0003, 0, 10, 0, -0.0003, 60.045), 4 * 500 / 16.74),
+                                   ("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -20.0, 5000000.0), 200)):
+        grid = Grid(crs, transform, 288, 288)
+        png = np.asarray(Image.open(io.BytesIO(dl.threshold_downloads(feats, valid, prob, grid, 0.5, "t")["map.png"])))
+        drawn = (png[4 * 288 - 80 : 4 * 288, :400] < 30).all(axis=-1).any(axis=0).sum()
+        assert bar_px <= drawn <= bar_px + 2, (crs, drawn)
 
 
 def test_the_map_png_shows_pixels_without_data_light_grey_as_the_map_does():
