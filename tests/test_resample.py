@@ -95,6 +95,21 @@ def test_labels_take_the_most_frequent_class_and_ignore_no_data(tmp_path):
     assert out[0, 0] == 1 and out[1, 1] == -1 and out[0, 1] == 176 and out.shape == (2, 20)
 
 
+def test_a_new_pixel_takes_the_class_covering_most_of_its_area(tmp_path):
+    """10 m to 25 m (not a whole multiple): GDAL's mode counts each old pixel a new one touches once, so a
+    class covering 2.75 old pixels of it took it from one covering 3.5. The class of each 25 m pixel is
+    the one over most of its area, as counted on 5 m pixels (each 10 m one split in 2 x 2)."""
+    src = _image(tmp_path / "s2.tif", rows=60, cols=60)
+    codes = np.where(np.random.default_rng(3).random((60, 60)) < 0.5, 1, 176).astype(np.uint8)  # corn, grassland
+    labels = write_raster(tmp_path / "cdl.tif", codes, crs=UTM, transform=Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1]))
+    resample_files(src, tmp_path / "img.tif", 25, labels, tmp_path / "lab.tif", "cdl")
+    _, out = read_label_classes(tmp_path / "lab.tif", CLASS_MAPS["cdl"], read_image(tmp_path / "img.tif")[2])
+    fine = codes.repeat(2, 0).repeat(2, 1)  # 5 m: each new pixel is 5 x 5 of them (25, an odd count: no ties)
+    corn = (fine == 1).reshape(24, 5, 24, 5).sum(axis=(1, 3))
+    np.testing.assert_array_equal(out, np.where(corn >= 13, 1, 176))
+    assert 0.1 < (corn >= 13).mean() < 0.9
+
+
 def test_a_new_pixel_over_the_images_edge_is_the_mean_and_mode_of_the_pixels_it_covers(tmp_path):
     """An image of 64 x 65 px of 10 m: a last 30 m column would cover 2 px of it, a last row 1 px. The
     column is kept (GDAL counted the image's last column twice there: a biased mean, and a mode that
@@ -148,8 +163,8 @@ def test_cli_resamples_a_sentinel2_image_to_the_shipped_models_pixels(tmp_path, 
     assert main(["resample", "--image", str(FTW), "--bands", "1,2,3,4", "--out", str(tmp_path / "ftw_5m.tif"),
                  "--pixel-size", "5"]) == 0
     said = capsys.readouterr()
-    assert json.loads(said.out)["warnings"] == ["5 m pixels are finer than the image's 10 m: each is a copy of the "
-                                                "pixel under it, no detail is added"]
+    assert json.loads(said.out)["warnings"] == ["5 m pixels are finer than the image's 10 m: each takes the pixels "
+                                                "under it (a share of each where it straddles two), no detail is added"]
     assert said.err.startswith("warning: 5 m pixels are finer")
     _, valid, grid = read_image(tmp_path / "ftw_30m.tif")
     assert round(grid.pixel_size_m(), 6) == 30.0 and valid.all()
