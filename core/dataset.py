@@ -292,7 +292,8 @@ class SceneSet:
 def _valid_windows(valid: np.ndarray, size: int, min_valid: float, stride: int = _STRIDE,
                    extra: Sequence[int] = ()) -> np.ndarray:
     """Top-left corners (on a ``stride`` grid, plus the offsets ``extra`` along both axes where they
-    fit) of windows with at least ``min_valid`` valid pixels."""
+    fit) of windows with at least ``min_valid`` valid pixels, and one at least (a ``min_valid`` of 0
+    took windows with none: patches of nothing to learn from, the test patches all empty)."""
     h, w = valid.shape
     if h < size or w < size:
         return np.zeros((0, 2), int)
@@ -304,7 +305,7 @@ def _valid_windows(valid: np.ndarray, size: int, min_valid: float, stride: int =
         cols = np.union1d(cols, [e for e in extra if 0 <= e <= w - size]).astype(int)
     r, c = np.meshgrid(rows, cols, indexing="ij")
     counts = ii[r + size, c + size] - ii[r, c + size] - ii[r + size, c] + ii[r, c]
-    ok = counts >= min_valid * size * size
+    ok = (counts >= min_valid * size * size) & (counts > 0)
     return np.stack([r[ok], c[ok]], axis=1)
 
 

@@ -284,3 +284,22 @@ def test_labels_of_a_few_surveyed_fields_still_give_patches(surveyed_fields, sma
 
     with pytest.raises(NoDataError, match="no pixel is labelled"):
         SceneSet([type(scenes[0])(scenes[0].features, np.full_like(scenes[0].labels, NODATA), "none")], 128, norm)
+
+
+def test_patches_at_a_min_valid_of_zero_still_hold_a_labelled_pixel(half_labelled, tmp_path):
+    """--min-valid 0 took windows with no labelled pixel at all (half of the patches, all the test ones of an
+    image labelled in parts): nothing to learn from, nor to validate on. Each window holds one at least."""
+    from core.dataset import patch_windows
+
+    img, lab = half_labelled
+    scenes = load_scenes([f"{img}:{lab}"])
+    [corners], _ = patch_windows([scenes[0].valid], 64, 0.0, stride=16)
+    assert len(corners) and all(scenes[0].valid[r:r + 64, c:c + 64].any() for r, c in corners)
+    unlabelled = [(r, c) for r in range(0, scenes[0].valid.shape[0] - 63, 16)
+                  for c in range(0, scenes[0].valid.shape[1] - 63, 16) if not scenes[0].valid[r:r + 64, c:c + 64].any()]
+    assert unlabelled  # (windows there are to be left out)
+    s = sample_patches(img, lab, "cdl", PatchConfig(patch_size=64, count=24, seed=4, min_valid_fraction=0.0),
+                       tmp_path / "p.tfrecord.gz")
+    _, y = next(iter(tfrecord_dataset(s.path, compute_normalization(scenes), 64, batch_size=24, augment=False,
+                                      shuffle=0, repeat=False)))
+    assert (y.numpy()[..., 1].reshape(24, -1) > 0).any(axis=1).all()
