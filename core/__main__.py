@@ -81,7 +81,7 @@ def train_config(args: argparse.Namespace):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from core.bands import parse_band_spec
-    from core.train import shared_inputs, train
+    from core.train import command_line, shared_inputs, train
 
     band_map = parse_band_spec(args.bands)
     if band_map:
@@ -108,7 +108,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       file=sys.stderr)
         bar.refresh()
 
-    cmd = " ".join(["python", "-m", "core", *(shlex.quote(a) for a in sys.argv[1:])])
+    cmd = command_line(sys.argv[1:])  # (the card's: without --resume)
     result = train(cfg, args.train, args.val, args.out, label_map=args.label_map, resume=args.resume,
                    overwrite=args.overwrite, progress=progress, command=cmd, pixel_size_m=args.pixel_size_m,
                    band_map=band_map)

@@ -98,11 +98,13 @@ class _Reporter(keras.callbacks.Callback):
         self.best_logs = dict(best_logs)  # a resumed run starts from its best epoch so far
         self.cancelled = False
         self.epoch = 0
+        self._steps_done = 0  # (of the epoch running)
         self._t = time.time()
         self._reported = time.monotonic()  # (of the last batch reported)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
+        self._steps_done = 0
         self._t = time.time()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -116,14 +118,16 @@ class _Reporter(keras.callbacks.Callback):
             self._reported = now
             self.progress({"event": "batch", "epoch": self.epoch + 1, "epochs": self.epochs, "step": batch + 1,
                            "steps": self.steps, "logs": {k: float(v) for k, v in (logs or {}).items()}})
+        self._steps_done = batch + 1
         if self.should_stop and self.should_stop():
             self.cancelled = True
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items()}
-        if self.cancelled:
+        if self.cancelled and self._steps_done < self.steps:
             return  # an interrupted epoch is not a finished one: keep the previous checkpoints
+        # (cancelled at its last step: a finished epoch, validated; it is kept as any other)
         bad = {k: v for k, v in logs.items() if k.endswith("loss") and not np.isfinite(v)}
         if bad:  # a NaN model is no checkpoint: the epoch is not recorded, the previous ones stay
             k, v = next(iter(bad.items()))
@@ -462,7 +466,9 @@ def train(
     all have a CRS and share it. Everything is checked before ``run_dir`` is touched: a mistake
     leaves a previous run there as it was (even with ``overwrite``), and writes nothing. A run that
     fails or is stopped before its first epoch ends leaves ``run_dir`` as it was too (a folder it
-    made is removed), so the same command can simply run again.
+    made is removed), so the same command can simply run again; one killed then (no cleanup ran) is
+    put as it was by the next start. The card's command is ``command`` (by default this process's,
+    without ``--resume``: the command that makes the model from nothing).
 
     Raises:
         OutputExistsError: ``run_dir`` holds a run and neither ``resume`` nor ``overwrite`` is set.
@@ -483,6 +489,7 @@ def train(
     run_dir = Path(run_dir)
     history_path = run_dir / "history.csv"
     run_info_path = run_dir / "run.json"
+    _put_back_previous_run(run_dir)  # (a run killed as it started over another: that one is the folder's again)
     _check_run_dir(run_dir, label_map, resume, overwrite)
 
     # Check everything before writing: nothing below touches run_dir until the run starts.
@@ -541,12 +548,12 @@ def train(
 
     # The run starts: only now are a previous run's files set aside (they come back if the new run
     # fails or is interrupted before its first epoch ends) and the new ones written.
-    with _previous_run_kept(run_dir, overwrite and not resume):
-        if fresh:
-            history_path.unlink(missing_ok=True)
-        elif start.history_ahead:
+    # (fresh over a run's files: --overwrite, or --resume of a run whose first epoch ended before its
+    # last.keras was put in place; a resumed run keeps its files whatever happens)
+    with _previous_run_kept(run_dir, fresh):
+        if start.history_ahead:
             _write_history(history_path, start.history)
-        cmd = command or " ".join(shlex.quote(a) for a in ["python", "-m", "core", *sys.argv[1:]])
+        cmd = command or command_line(sys.argv[1:])
         run_info = {"config": config.to_dict(), **described,
                     "normalization": {"mean": list(norm.mean), "std": list(norm.std)},
                     "pixel_size_m": pixel_size_m, "command": cmd}
@@ -578,8 +585,16 @@ def train(
                     verbose=0,
                 )
         epochs_done = len(_read_history(history_path))
-        stopped = "cancelled" if reporter.cancelled else "early_stopping" if epochs_done < config.epochs else "completed"
+        # (a cancel on the last step of the last epoch came after all the run had to do)
+        stopped = ("completed" if epochs_done >= config.epochs else "cancelled" if reporter.cancelled
+                   else "early_stopping")
         return TrainResult(run_dir, run_dir / "best.keras", epochs_done, reporter.best_loss, reporter.best_logs, stopped)
+
+
+def command_line(argv: Sequence[str]) -> str:
+    """The ``python -m core`` command of ``argv`` that makes a run's model, for its card: without
+    ``--resume`` (which only says where it went on from, and fails in a new folder)."""
+    return " ".join(shlex.quote(a) for a in ["python", "-m", "core", *(a for a in argv if a != "--resume")])
 
 
 def _check_run_dir(run_dir: Path, label_map: str, resume: bool, overwrite: bool) -> None:
@@ -639,6 +654,11 @@ def _resume_point(run_dir: Path, config: TrainConfig) -> _Start:
     model = _load_checkpoint(run_dir / "last.keras")
     history = _read_history(history_path)
     done = int(model.optimizer.iterations) // config.steps_per_epoch  # epochs the checkpoint has finished
+    if done > len(history):  # (its row is written before it: a history lost or replaced since)
+        raise CorruptFileError(f"cannot resume: {run_dir / 'last.keras'} has finished {done} epoch(s) but "
+                               f"{history_path.name} records {len(history)}: its history is missing or not this run's "
+                               "(its epochs would be counted again from 1, and its best model replaced); put the "
+                               "history back, or start again with --overwrite or in a new --out")
     ahead = done < len(history)  # interrupted after the epoch's history row, before last.keras was replaced
     if ahead:
         history = history[:done]
@@ -687,15 +707,24 @@ def _kept_epochs_note(history_path: Path) -> str:
 RUN_FILES = ("last.keras", "best.keras", "best.json", "history.csv", "run.json")
 
 
+#: the hidden folder of a run folder that holds the previous run's files while a new one starts over them
+PREVIOUS_RUN_PREFIX = ".previous-run-"
+
+
 @contextmanager
-def _previous_run_kept(run_dir: Path, overwriting: bool) -> Iterator[None]:
-    """Leave ``run_dir`` as it was if the block fails or ends (e.g. cancelled) before the new run
-    has finished an epoch (no ``history.csv``): the new files are removed, a folder the block
-    created goes too, and when ``overwriting``, the previous run's files (moved into a hidden folder
-    of ``run_dir`` for the block) are put back. Once an epoch has finished, they are deleted."""
+def _previous_run_kept(run_dir: Path, fresh: bool) -> Iterator[None]:
+    """For a ``fresh`` run (one that starts from nothing): leave ``run_dir`` as it was if the block
+    fails or ends (e.g. cancelled) before the new run has finished an epoch (no ``history.csv``): the
+    new files are removed, a folder the block created goes too, and the previous run's files (moved
+    into a hidden folder of ``run_dir`` for the block) are put back. Once an epoch has finished, they
+    are deleted. A process killed meanwhile leaves them there: :func:`_put_back_previous_run` puts
+    them back on the next start. A resumed run's files are its own: the block touches none."""
+    if not fresh:
+        yield
+        return
     created = not run_dir.exists()
-    old = [run_dir / n for n in RUN_FILES if (run_dir / n).exists()] if overwriting else []
-    keep = Path(tempfile.mkdtemp(prefix=".previous-run-", dir=run_dir)) if old else None
+    old = [run_dir / n for n in RUN_FILES if (run_dir / n).exists()]
+    keep = Path(tempfile.mkdtemp(prefix=PREVIOUS_RUN_PREFIX, dir=run_dir)) if old else None
     for path in old:
         os.replace(path, keep / path.name)
     try:
@@ -710,3 +739,21 @@ def _previous_run_kept(run_dir: Path, overwriting: bool) -> Iterator[None]:
             shutil.rmtree(keep, ignore_errors=True)
         if created and run_dir.exists() and not any(run_dir.iterdir()):
             run_dir.rmdir()
+
+
+def _put_back_previous_run(run_dir: Path) -> bool:
+    """Finish what :func:`_previous_run_kept` could not, for a run killed while it held a previous run's
+    files aside (e.g. by the out-of-memory killer): before the new run finished an epoch, they are
+    put back in place of its files; after, they are deleted. Returns whether a previous run was put back."""
+    put_back = False
+    for keep in sorted(run_dir.glob(PREVIOUS_RUN_PREFIX + "*")) if run_dir.is_dir() else ():
+        if not keep.is_dir():
+            continue
+        if not (run_dir / "history.csv").exists() and any((keep / n).exists() for n in RUN_FILES):
+            for name in RUN_FILES:
+                (run_dir / name).unlink(missing_ok=True)
+                if (keep / name).exists():
+                    os.replace(keep / name, run_dir / name)
+            put_back = True
+        shutil.rmtree(keep, ignore_errors=True)
+    return put_back

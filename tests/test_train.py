@@ -792,3 +792,100 @@ def test_a_run_recorded_before_bn_momentum_resumes_with_the_default(small_scene,
     assert train(CFG, pair, pair, run, resume=True).epochs_done == 3
     last = keras.models.load_model(run / "last.keras", compile=False)
     assert {layer.momentum for layer in _batchnorm(last)} == {TrainConfig().bn_momentum}
+
+
+def test_a_resume_started_over_and_interrupted_keeps_the_finished_epoch(small_scene, finished_run, tmp_path,
+                                                                          monkeypatch):
+    """A run whose first epoch ended before its last.keras was put in place is resumed from nothing; that
+    resume interrupted before its own first epoch emptied the folder (best.keras, history, run.json), though
+    the message said the run was kept as it was. It is kept."""
+    import keras
+
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    (run / "last.keras").unlink()
+    before = _files(run)
+    monkeypatch.setattr(keras.Model, "fit", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        train(replace(CFG, epochs=1), pair, pair, run, resume=True)
+    assert _files(run) == before
+
+
+def test_an_overwrite_killed_before_its_first_epoch_is_put_back_on_the_next_start(small_scene, finished_run, tmp_path):
+    """Killed (no cleanup: the out-of-memory killer) while the previous run's files were set aside, the
+    folder held only the new run.json and the old run hid in .previous-run-*, never found again. The
+    next start puts it back: refused without --resume or --overwrite, as the run it is."""
+    img, lab = small_scene
+    pair = f"{img}:{lab}"
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    before = _files(run)
+    aside = run / ".previous-run-abc123"
+    aside.mkdir()
+    for p in list(run.iterdir()):
+        if p != aside:
+            p.rename(aside / p.name)
+    (run / "run.json").write_text('{"command": "the killed run"}')
+    with pytest.raises(OutputExistsError, match="already holds a training run"):
+        train(CFG, [pair], [pair], run)
+    assert _files(run) == before
+    # killed after the new run finished an epoch: the new run is the folder's, the old files go
+    aside.mkdir()
+    (aside / "best.keras").write_bytes(b"old")
+    with pytest.raises(OutputExistsError):
+        train(CFG, [pair], [pair], run)
+    assert _files(run) == before
+
+
+def test_a_resume_from_a_checkpoint_whose_history_is_gone_is_refused(small_scene, finished_run, tmp_path):
+    """last.keras there, history.csv gone: the run went on counting its epochs from 1 again, and replaced
+    its best model at once (a best loss of infinity). Refused, and the run left as it was."""
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    (run / "history.csv").unlink()
+    before = _files(run)
+    with pytest.raises(CorruptFileError, match="has finished 1 epoch.* but history.csv records 0"):
+        train(replace(CFG, epochs=1), pair, pair, run, resume=True)
+    assert _files(run) == before
+
+
+def test_a_cancel_on_an_epochs_last_step_keeps_the_epoch(small_scene, tmp_path):
+    """All of an epoch's steps done (and its validation, which Keras runs still) when the cancel was seen:
+    the epoch was thrown away, and a cancel on the last epoch's last step made a finished run 'cancelled'."""
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    seen = []
+
+    def at_epoch_2s_last_step():
+        last = seen[-1] if seen else {}
+        return last.get("event") == "batch" and last["epoch"] == 2 and last["step"] == last["steps"]
+
+    res = train(CFG, pair, pair, tmp_path / "run", progress=seen.append, should_stop=at_epoch_2s_last_step)
+    assert res.stopped == "cancelled" and res.epochs_done == 2
+    assert [r["epoch"] for r in _rows(tmp_path / "run" / "history.csv")] == ["1", "2"]
+    seen.clear()
+    res = train(replace(CFG, epochs=1), pair, pair, tmp_path / "one", progress=seen.append,
+                should_stop=lambda: bool(seen) and seen[-1].get("step") == seen[-1].get("steps"))
+    assert res.stopped == "completed" and res.epochs_done == 1
+
+
+def test_a_resumed_runs_command_is_the_one_that_makes_it_from_nothing(capsys, small_scene, finished_run, tmp_path,
+                                                                      monkeypatch):
+    """A run resumed on the command line recorded '--resume' in its command: run elsewhere, that says
+    'nothing to resume'."""
+    import sys
+
+    from core.train import command_line
+
+    assert command_line(["train", "--out", "r x", "--resume"]) == "python -m core train --out 'r x'"
+    img, lab = small_scene
+    pair = f"{img}:{lab}"
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    same = ["--epochs", "1", "--steps", "2", "--batch-size", "2", "--patch-size", "64", "--val-patches", "4",
+            "--patience", "5", "--preset", "micro"]  # (finished_run's)
+    argv = ["train", *same, "--train", pair, "--val", pair, "--out", str(run), "--resume"]
+    monkeypatch.setattr(sys, "argv", ["core", *argv])
+    assert main(argv) == 0, capsys.readouterr().err
+    command = json.loads((run / "run.json").read_text())["command"]
+    assert command.startswith("python -m core train") and "--resume" not in command
