@@ -67,6 +67,15 @@ def remeasure(model_path: Path, val: str) -> None:
     print(json.dumps({k: card["metrics"]["val_blocks"][k] for k in ("accuracy", "precision", "recall", "f1", "iou")}, indent=2))
 
 
+def patches_seen(card: ModelCard) -> int | None:
+    """The patches a run's best checkpoint had seen: its epoch's steps of batches (a card written before
+    runs counted them by checkpoint gave the whole planned run's)."""
+    t = card.training
+    if card.best_epoch is None or not all(isinstance(t.get(k), int) for k in ("steps_per_epoch", "batch_size")):
+        return t.get("patches_seen")
+    return card.best_epoch * t["steps_per_epoch"] * t["batch_size"]
+
+
 def main() -> None:
     from core.card import ModelCard, load_card
     from core.model import load_model, save_model
@@ -92,12 +101,12 @@ def main() -> None:
     }
     pooled = {k: metrics["val_blocks"][k] for k in ("accuracy", "precision", "recall", "f1", "iou")}
     history = (run / "history.csv").read_text().strip().splitlines()
-    training = {**card.training, "epochs_run": len(history) - 1}
+    training = {**card.training, "epochs_run": len(history) - 1, "patches_seen": patches_seen(card)}
     init = info["config"].get("init_model")
     if init:  # a fine-tuning run: record how the starting model was made, so the chain reproduces
         parent = load_card(init)
         training["init_model_made_by"] = parent.command
-        training["init_model_patches_seen"] = parent.training.get("patches_seen")
+        training["init_model_patches_seen"] = patches_seen(parent)
     # the Ag-Net blocks carry no CRS, so the training could not read their pixel size (unless given
     # --pixel-size-m): the data README's 30 m Landsat 8 pixels, for the card's pixel size warning
     pixel_note = "" if card.pixel_size_m is not None else (

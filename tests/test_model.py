@@ -350,11 +350,15 @@ def test_the_card_in_words_gives_what_people_ask_of_a_model():
     """The Model page showed the card as raw JSON (17-digit statistics, Keras names): these rows say it."""
     from core.card import DEFAULT_MODEL_PATH, card_facts, load_card
 
-    facts = dict(card_facts(load_card(DEFAULT_MODEL_PATH)))
+    card = load_card(DEFAULT_MODEL_PATH)
+    facts = dict(card_facts(card))
     assert list(facts) == ["Model", "Input", "Trained on", "Training", "Chosen at", "Created", "Made by", "Notes"]
     assert facts["Model"].startswith("U-Net, light preset: Base-16, depth-4")
     assert facts["Input"] == "R, G, B, NIR, NDVI; 256 x 256 px patches of 30 m pixels"
-    assert facts["Training"].startswith("24,000 patches seen, 30 epochs, batches of 16, learning rate 0.0005")
+    # the patches its weights saw: to their epoch (25 of the 30 run; the card said the 30's 24,000)
+    t, best = card.training, card.metrics["val_patches_at_best_epoch"]["epoch"]
+    assert t["patches_seen"] == best * t["steps_per_epoch"] * t["batch_size"] and t["epochs_run"] > best
+    assert facts["Training"].startswith(f"{t['patches_seen']:,} patches seen, 30 epochs, batches of 16, learning rate 0.0005")
     assert facts["Training"].endswith("fine-tuned from best.keras of light")  # (runs/light/best.keras: the first run)
     assert facts["Chosen at"] == ("epoch 25, on validation patches (during training; the validation blocks' figures above "
                                   "differ a little): IoU 0.791, F1 (Dice) 0.883, loss 0.473")
