@@ -18,6 +18,10 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.card import ModelCard
 
 ROOT = Path(__file__).resolve().parent.parent
 #: what the model learned from (the data README): one scene, one date; the Model page says so beside the weights
