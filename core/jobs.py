@@ -327,9 +327,11 @@ def _claim(job_dir: Path, spec: dict) -> None:
 
 
 def start_job(kind: str, params: dict, job_dir: str | os.PathLike, python: str | None = None, note: str = "",
-              one_at_a_time: bool = False) -> str:
+              one_at_a_time: bool = False, cwd: str | os.PathLike | None = None) -> str:
     """Start ``kind`` (a key of :data:`ENTRIES`) with keyword ``params`` in a new process;
-    ``note`` is a sentence for the user, kept with the job (:func:`job_note`).
+    ``note`` is a sentence for the user, kept with the job (:func:`job_note`). The process works in
+    ``cwd`` (by default this process's working folder: relative paths in ``params`` are the
+    caller's), kept with the job for a resume.
 
     ``job_dir`` may exist (e.g. holding data prepared for the job) but must not hold a job yet;
     :func:`new_job_dir` gives a fresh name. With ``one_at_a_time``, the job is refused while any job
@@ -345,13 +347,14 @@ def start_job(kind: str, params: dict, job_dir: str | os.PathLike, python: str |
     if kind not in ENTRIES:
         raise JobError(f"unknown job kind {kind!r}; known: {', '.join(ENTRIES)}")
     job_dir = Path(job_dir)
+    cwd = str(Path(cwd if cwd is not None else os.getcwd()).resolve())
     if not one_at_a_time:
-        return _start(kind, params, job_dir, python, note)
+        return _start(kind, params, job_dir, python, note, cwd)
     with _StartLock(job_dir.parent):
         running = active_job(job_dir.parent)
         if running is not None:
             raise JobError(f"a job is already running in {running}; cancel it or wait for it to finish")
-        return _start(kind, params, job_dir, python, note)
+        return _start(kind, params, job_dir, python, note, cwd)
 
 
 def _planned_epochs(kind: str, params: dict) -> int:
@@ -363,9 +366,9 @@ def _planned_epochs(kind: str, params: dict) -> int:
     return given if isinstance(given, int) and given > 0 else 0
 
 
-def _start(kind: str, params: dict, job_dir: Path, python: str | None, note: str) -> str:
+def _start(kind: str, params: dict, job_dir: Path, python: str | None, note: str, cwd: str) -> str:
     job_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    _claim(job_dir, {"kind": kind, "job_id": job_id, "params": params, "note": note})
+    _claim(job_dir, {"kind": kind, "job_id": job_id, "params": params, "note": note, "cwd": cwd})
     (job_dir / CANCEL_FILE).unlink(missing_ok=True)
     st = JobStatus(state="starting", job_id=job_id, kind=kind, started=time.time(), epochs=_planned_epochs(kind, params),
                    message="starting the worker process")
@@ -383,7 +386,7 @@ def _start(kind: str, params: dict, job_dir: Path, python: str | None, note: str
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                cwd=str(root),
+                cwd=cwd if Path(cwd).is_dir() else str(root),  # (the folder of the data's relative paths)
                 env=env,
                 start_new_session=True,
             )
@@ -627,7 +630,8 @@ def resume_training(stopped_dir: str | os.PathLike, job_dir: str | os.PathLike, 
     was = f"the training of {started_at(stopped_dir)}" if started_at(stopped_dir) else stopped_dir.name
     note = " ".join(n for n in (job_note(stopped_dir), f"Resumed from {was}.") if n)
     try:
-        return start_job("train", {**spec["params"], "resume": True}, job_dir, note=note, one_at_a_time=one_at_a_time)
+        return start_job("train", {**spec["params"], "resume": True}, job_dir, note=note, one_at_a_time=one_at_a_time,
+                         cwd=spec.get("cwd"))  # (where its data's relative paths are)
     except JobError:
         if not (job_dir / JOB_FILE).exists():  # refused before it was claimed: the copy goes
             shutil.rmtree(job_dir, ignore_errors=True)
@@ -860,17 +864,25 @@ class _Cancelled(BaseException):
 
 def selftest_train(epochs: int = 3, steps: int = 4, delay: float = 0.05, fail: bool = False,
                    progress: Callable[[dict], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None, run_dir: str | None = None) -> dict:
-    """A stand-in trainer with no TensorFlow (for tests and demos): reports fake epochs.
+                   should_stop: Callable[[], bool] | None = None, run_dir: str | None = None,
+                   result_file: str | None = None) -> dict:
+    """A stand-in trainer with no TensorFlow (for tests and demos): reports fake epochs, and writes its
+    result to ``result_file`` where given (a path as a training's data are given: relative to the
+    job's working folder).
 
     Raises:
         JobError: if ``fail`` is set.
     """
+    def done(stopped: str) -> dict:
+        if result_file is not None:
+            Path(result_file).write_text(json.dumps({"stopped": stopped}))
+        return {"stopped": stopped}
+
     for epoch in range(1, epochs + 1):
         for step in range(1, steps + 1):
             time.sleep(delay)
             if should_stop and should_stop():
-                return {"stopped": "cancelled"}
+                return done("cancelled")
             if progress:
                 progress({"event": "batch", "epoch": epoch, "epochs": epochs, "step": step, "steps": steps,
                           "logs": {"loss": 1.0 / (epoch + step)}})
@@ -879,7 +891,7 @@ def selftest_train(epochs: int = 3, steps: int = 4, delay: float = 0.05, fail: b
         if progress:
             progress({"event": "epoch", "epoch": epoch, "epochs": epochs, "step": steps, "steps": steps,
                       "logs": {"loss": 1.0 / epoch, "val_loss": 1.2 / epoch, "iou": 0.5, "val_iou": 0.4 + 0.1 * epoch / epochs}})
-    return {"stopped": "completed"}
+    return done("completed")
 
 
 def _import_entry(spec: str) -> Callable[..., Any]:

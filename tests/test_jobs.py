@@ -61,6 +61,19 @@ def test_selftest_job_runs_to_completion(tmp_path):
     assert data["job_id"] == job_id
 
 
+def test_a_job_works_in_its_callers_folder(tmp_path, monkeypatch):
+    """The worker ran in the repository's folder: a job given relative paths (patches the user named from
+    their own folder, a dashboard started elsewhere) failed with 'no TFRecord files at p1/...' though they
+    were there. It works where it was started from, kept with the job for a resume."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    jobs.start_job("selftest", {"epochs": 1, "steps": 1, "delay": 0.0, "result_file": "out.json"}, tmp_path / "j")
+    assert wait_for(tmp_path / "j", ("done", "failed")).state == "done"
+    assert json.loads((here / "out.json").read_text()) == {"stopped": "completed"}
+    assert jobs.job_spec(tmp_path / "j")["cwd"] == str(here.resolve())
+
+
 def test_cancel_by_flag(tmp_path):
     job_dir = tmp_path / "j"
     jobs.start_job("selftest", {"epochs": 50, "steps": 10, "delay": 0.05}, job_dir)
