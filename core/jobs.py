@@ -463,10 +463,12 @@ def _refuse_while_running(jobs_root: str | os.PathLike) -> None:
 
 def train_on_patches(train: str, val: str, jobs_root: str | os.PathLike, config: dict, *,
                      init_model: str | os.PathLike | None = None, pixel_size_m: float | None = None,
-                     trained_on: str | None = None) -> Path:
+                     trained_on: str | None = None, cut_note: str = "") -> Path:
     """Start a training job (one at a time under ``jobs_root``) on TFRecord patches: ``train`` and
     ``val`` as :func:`core.patchset.check_sources` takes them, ``config`` of
     :class:`core.config.TrainConfig` fields, from ``init_model``'s weights and preset when given.
+    ``cut_note``: how the patches were cut apart (:class:`core.patchset.TrainTestPatches`' note),
+    which begins the job's note (:func:`core.dataset.validated_on_training_pixels` reads it).
     Returns the job's folder.
 
     Raises:
@@ -477,7 +479,7 @@ def train_on_patches(train: str, val: str, jobs_root: str | os.PathLike, config:
     from core.patchset import check_sources
 
     config = _fine_tuned(config, init_model)
-    note = check_sources(train, val, TrainConfig(**config).patch_size)
+    note = " ".join(t for t in (cut_note.strip(), check_sources(train, val, TrainConfig(**config).patch_size)) if t)
     _refuse_while_running(jobs_root)
     job_dir = new_job_dir(jobs_root)
     start_training([train], [val], job_dir, config=config, note=note, one_at_a_time=True,

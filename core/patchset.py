@@ -362,7 +362,7 @@ def cut_train_test(image: str | os.PathLike, labels: str | os.PathLike, label_ma
     """
     from dataclasses import replace
 
-    from core.dataset import pair_paths, spatial_holdout
+    from core.dataset import SAME_PIXELS_NOTE, pair_paths, spatial_holdout
     from core.files import check_output_dir, move_into_place, staging_dir
 
     if test_count < 1:
@@ -400,6 +400,6 @@ def cut_train_test(image: str | os.PathLike, labels: str | os.PathLike, label_ma
     if split.held_out:
         note = f"The test patches come from {split.held_out}, held out: no training patch holds its labels."
     else:
-        note = (f"The test patches come from the training pixels (the region is too small to hold out a "
-                f"{config.full_size} px block): a quick check, not an independent test.")
+        note = (f"{SAME_PIXELS_NOTE}: the test patches come from them (the region is too small to hold out a "
+                f"{config.full_size} px block), a quick check, not an independent test.")
     return TrainTestPatches(out["train"], out["test"], note)

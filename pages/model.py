@@ -257,7 +257,8 @@ with tab_train:
                 mine = (train_path.strip(), val_path.strip()) == (cut.get("train"), cut.get("test"))
                 job_dir = jobs.train_on_patches(train_path.strip(), val_path.strip(), JOBS, config, init_model=init,
                                                 pixel_size_m=cut.get("pixel_size_m") if mine else None,
-                                                trained_on=cut.get("image") if mine else None)  # (scored there: said so)
+                                                trained_on=cut.get("image") if mine else None,  # (scored there: said so)
+                                                cut_note=cut.get("note", "") if mine else "")
             else:
                 sc = scene.current_scene_shown()
                 job_dir = jobs.train_on_image(sc.image_path, sc.labels_path, sc.label_map, JOBS, config,

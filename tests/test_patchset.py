@@ -420,3 +420,23 @@ def test_an_input_error_after_finished_epochs_says_they_are_kept(tmp_path):
     history.unlink()
     with pytest.raises(CorruptFileError, match=r"^x.tfrecord.gz is truncated$"):
         reader_fails_in_the_run()
+
+
+def test_patches_cut_from_the_training_pixels_say_so_to_the_training_job(small_scene, tmp_path):
+    """A region too small to hold out a block: its test patches come from the training pixels, which the
+    cut's note said, but the job's note did not (it said which files), so the page called the training's
+    validation figures 'the honest ones'. The cut's note begins the job's, in the words the page reads."""
+    from core import jobs
+    from core.dataset import validated_on_training_pixels
+    from core.patchset import cut_train_test
+    from test_jobs import wait_for
+
+    img, lab = small_scene
+    made = cut_train_test(img, lab, "cdl", tmp_path / "cut", PatchConfig(patch_size=256, count=2), 1)
+    assert validated_on_training_pixels(made.note) and "too small to hold out" in made.note
+    job = jobs.train_on_patches(str(made.train.path), str(made.test.path), tmp_path / "jobs",
+                                {"patch_size": 256, "epochs": 1, "steps_per_epoch": 1, "batch_size": 1},
+                                cut_note=made.note)
+    jobs.cancel(job, terminate_after_s=0)
+    wait_for(job, ("done", "failed", "cancelled"), timeout=120)
+    assert validated_on_training_pixels(jobs.job_note(job)) and "Training on " in jobs.job_note(job)
