@@ -84,9 +84,12 @@ def zone_pixels(grid: Grid, zones: list[tuple[str, Region]], offset: tuple[int, 
 
 
 def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
-                 offset: tuple[int, int] = (0, 0), labels: np.ndarray | None = None) -> list[ZoneArea]:
+                 offset: tuple[int, int] = (0, 0), labels: np.ndarray | None = None,
+                 covering: str = "the prediction") -> list[ZoneArea]:
     """The crop of ``mask`` (uint8: 1 crop, 0 not, 255 no data, on ``grid``) in each zone, and with
     ``labels`` (a mask of the same kind on the same grid) the labels' crop, IoU and F1 there.
+    ``covering`` names what ``grid`` covers in a note on a zone partly or wholly off it ("the image"
+    for the labels' crop before any prediction).
 
     ``offset``: (row, col) of ``grid`` in the image an image-coordinate zone was drawn on (a scene
     cut from it); lon/lat zones are placed by the grid's CRS.
@@ -106,7 +109,7 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
         if window is None:
             none = 0.0 if pixel_ha is not None else None
             against = dict(compared_pixels=0, label_crop_pixels=0, label_crop_area_ha=none) if labels is not None else {}
-            rows.append(ZoneArea(name, 0, 0, 0, None, none, none, "outside the prediction", **against))
+            rows.append(ZoneArea(name, 0, 0, 0, None, none, none, f"outside {covering}", **against))
             continue
         sub = mask[window.row_off : window.row_off + window.height, window.col_off : window.col_off + window.width]
         valid, crop = inside & (sub != NODATA), inside & (sub == CROP)
@@ -136,7 +139,7 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
         share = _shifted(zone, offset).share_on(grid) if edge else 1.0
         if share < 0.995:
             outside = f"{1 - share:.0%}" if 1 - share < 0.995 else "almost all"  # (not "100%" of a zone partly inside)
-            off = f"{outside} of the zone lies outside the prediction; the figures are for the part inside"
+            off = f"{outside} of the zone lies outside {covering}; the figures are for the part inside"
             note = f"{note}; {off}" if note else off
         rows.append(ZoneArea(name, int(inside.sum()), n_valid, n_crop, round(n_crop / n_valid, 4) if n_valid else None,
                              _rounded(area_ha(valid, area)), _rounded(area_ha(crop, area)), note, **against))

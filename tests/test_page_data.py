@@ -5,6 +5,7 @@ Driven with AppTest; the helpers are in apptest.py.
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -277,6 +278,15 @@ def test_the_data_page_gives_the_labels_crop_of_each_part_of_the_region(fake_map
     expected = [f"{int(crop[:, :90].sum()):,} px", f"{int(crop[:, 90:].sum()):,} px"]
     assert list(table["crop (labels)"]) == expected and int(crop.sum()) > 0
     assert any(d.label == "Labels by part CSV" for d in at.get("download_button"))
+    # a part reaching past the image's edge: the part off the image is said so (it said "outside the
+    # prediction", with no prediction made)
+    from pages.components import cached
+
+    half_off = {**fields, "features": [{**fields["features"][0], "geometry": {"type": "Polygon", "coordinates": [
+        [[1000, 300], [1048, 300], [1048, 420], [1000, 420], [1000, 300]]]}}]}
+    [row] = cached.zone_label_areas((str(SAMPLE_LABELS), cached.mtime(str(SAMPLE_LABELS)), "cdl"),
+                                    (str(SAMPLE_IMAGE), cached.mtime(str(SAMPLE_IMAGE))), json.dumps(half_off), (0, 0))
+    assert row["note"] == "50% of the zone lies outside the image; the figures are for the part inside"
 
 
 def test_the_whole_image_s_gaps_are_hatched_under_its_layers(fake_map):

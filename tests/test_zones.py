@@ -92,6 +92,8 @@ def test_crop_by_zone_counts_each_zone_s_pixels_on_an_image_without_a_crs():
     # zones that overlap each count their common pixels; no data is never counted
     assert (middle.pixels, middle.valid_pixels, middle.crop_pixels, middle.crop_fraction) == (800, 700, 350, 0.5)
     assert west.crop_area_ha is None and (far.pixels, far.note) == (0, "outside the prediction")
+    # the labels' crop before any prediction (the Data page): off the image, not off a prediction there is not
+    assert crop_by_zone(mask, grid, zones, covering="the image")[2].note == "outside the image"
     # a scene cut from the image at (row 5, col 20): the zones drawn on the image are moved with it
     cut = crop_by_zone(mask[5:, 20:], Grid(None, (1.0, 0.0, 20.0, 0.0, 1.0, 5.0), 40, 35), zones, offset=(5, 20))
     assert [(z.pixels, z.crop_pixels) for z in cut[:2]] == [(350, 0), (700, 350)]

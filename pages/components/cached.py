@@ -392,7 +392,8 @@ def zone_label_areas(labels: tuple[str, float, str], image: tuple[str, float], r
 
     _, valid, grid = image_arrays(*image)
     mask = np.where(valid, label_mask(*labels), NODATA).astype(np.uint8)
-    return [z.to_dict() for z in crop_by_zone(mask, grid, Region.from_geojson(region_json).part_regions(), offset)]
+    return [z.to_dict() for z in crop_by_zone(mask, grid, Region.from_geojson(region_json).part_regions(), offset,
+                                              covering="the image")]
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
