@@ -266,8 +266,9 @@ def resolution_warning(card: ModelCard, grid, advice: str = "cli") -> str | None
     """A sentence when the image's pixels differ from the training pixels by more than 1.5 times
     (the model then sees fields at another scale); None when they match or either is unknown.
     ``advice``: what to do, for the command line ("cli": its resample command), the dashboard
-    ("dashboard": the Region page's upload option; "earthengine": the Earth Engine settings' pixel size)
-    or none ("none": a slide's caveat)."""
+    ("dashboard": the Region page's upload option; "earthengine": the Earth Engine settings' pixel size;
+    "export": an Earth Engine image export, made again at the model's scale) or none ("none": a
+    slide's caveat)."""
     size = grid.pixel_size_m()
     if size is None or not card.pixel_size_m:
         return None
@@ -285,6 +286,9 @@ def resolution_warning(card: ModelCard, grid, advice: str = "cli") -> str | None
     if advice == "earthengine":  # (no file to upload: the composite is made at the size asked for)
         return (f"{said}; set the Earth Engine settings' Pixel size (m) to {card.pixel_size_m:g} on the Region page, "
                 "or fine-tune the model on images like these")
+    if advice == "export":  # (no file to upload either: the export is made at its scale)
+        return (f"{said}; export the image again at a scale of {card.pixel_size_m:g} m (the Earth Engine page's Pixel "
+                "size, or Export.image's scale), or fine-tune the model on images like it")
     shipped = card.pixel_size_m == SHIPPED_PIXEL_SIZE_M  # the Region page's upload offers that size
     how = ("python -m core resample" if advice == "cli" else
            f"on the Region page, upload it with 'Average to {SHIPPED_PIXEL_SIZE_M:g} m pixels'" if shipped else "")

@@ -174,7 +174,7 @@ with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSO
                                          progress=ui.progress_callback(bar, "Assembling patches"))
             name = mixer.strip().rstrip("/").rsplit("/", 1)[-1]
             state.set_source({"kind": "local", "image": str(folder / "image.tif"), "labels": None, "label_map": None,
-                              "title": f"{name} (Earth Engine image export)"})
+                              "title": f"{name} (Earth Engine image export)", "mixer": mixer.strip()})
             st.success(f"Using {name}: {grid.width:,} x {grid.height:,} px, {place_words(grid)}")
             next_steps()
 

@@ -44,6 +44,14 @@ def test_earth_engine_image_export_as_the_source(fake_map, tmp_path):
     at.switch_page("pages/data.py").run()
     assert not at.exception and not at.error
     assert {m.label: m.value for m in at.metric}["Area"].endswith(" ha")
+    # its 10 m pixels for the shipped 30 m model: made again at 30 m, as an export is (it was told to upload
+    # the image with an averaging option the export has not)
+    from core.card import DEFAULT_MODEL_PATH
+
+    at.session_state["model_path"] = str(DEFAULT_MODEL_PATH)
+    at.switch_page("pages/model.py").run()
+    [warning] = [w.value for w in at.warning if w.value.startswith("On the image in use")]
+    assert "export the image again at a scale of 30 m" in warning and "Average to" not in warning
 
 
 def _cloud_storage_unreachable(monkeypatch):

@@ -160,8 +160,9 @@ def has_labels(spec: dict | None = None) -> bool:
 def advice_for_pixel_size() -> str:
     """How the pages advise on an image of another pixel size than the model's
     (:func:`core.card.resolution_warning`'s ``advice``): by the Earth Engine settings for a composite,
-    by the upload's averaging for a file."""
-    return "earthengine" if state.get(state.SOURCE).get("kind") == "earthengine" else "dashboard"
+    by exporting again for an Earth Engine image export, by the upload's averaging for a file."""
+    spec = state.get(state.SOURCE)
+    return "earthengine" if spec.get("kind") == "earthengine" else "export" if spec.get("mixer") else "dashboard"
 
 
 def is_local(spec: dict | None = None) -> bool:

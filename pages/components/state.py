@@ -19,7 +19,8 @@ import streamlit as st
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
-#: dict: {"kind": "sample"} | {"kind": "local", "image", "labels", "label_map", "title", "band_map"}
+#: dict: {"kind": "sample"} | {"kind": "local", "image", "labels", "label_map", "title", "band_map", and "mixer" for
+#: an Earth Engine image export assembled into "image"}
 #: | {"kind": "earthengine", "preset"} | {"kind": "earthengine", "settings": {"composite", "labels"}}
 SOURCE = "source"
 REGION = "region"  # GeoJSON Feature (core.region.Region.to_geojson) or None (= whole image)
