@@ -189,6 +189,16 @@ _RULES: tuple[tuple[str, type[EarthEngineError] | type[NoDataError], str], ...] 
         "Consumer role (roles/serviceusage.serviceUsageConsumer) on it",
     ),
     (
+        # Earth Engine's own permissions on the project ("Permission 'earthengine.computations.create' denied on
+        # resource 'projects/X' (or it may not exist)."): a service account without an Earth Engine role
+        r"permission '?earthengine\.[a-z.]+'? denied",
+        EENotConfiguredError,
+        "this account has no Earth Engine role on the Cloud project: grant it Earth Engine Resource Viewer "
+        "(roles/earthengine.viewer), or Writer (roles/earthengine.writer) for exports and uploads, and the "
+        "Service Usage Consumer role (roles/serviceusage.serviceUsageConsumer); check that EE_PROJECT names "
+        "the project",
+    ),
+    (
         r"permission denied|caller does not have|not found|does not exist|access denied",
         EEPermissionError,
         "Earth Engine refused access: check that the asset id is right and shared with this account, "

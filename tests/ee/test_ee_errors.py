@@ -76,6 +76,9 @@ def ee_exc(message: str):
         (lambda: http_error(403, "Caller does not have required permission to use project my-proj. Grant the caller "
                             "the roles/serviceusage.serviceUsageConsumer role"), E.EENotConfiguredError, "EE_PROJECT"),
         (lambda: ee_exc("Project 'projects/my-proj' not found or deleted."), E.EENotConfiguredError, "serviceUsageConsumer"),
+        # a service account without an Earth Engine role (said as an asset's permission: no advice to act on)
+        (lambda: ee_exc("Permission 'earthengine.computations.create' denied on resource 'projects/my-proj' (or it may "
+                        "not exist)."), E.EENotConfiguredError, "roles/earthengine.viewer"),
         (lambda: ee_exc("Something odd"), EarthEngineError, "Something odd"),
         # the ee client raises HTTP failures as EEException(message), without the status code
         (lambda: ee_exc("Earth Engine capacity exceeded."), E.EEQuotaError, "max_workers"),
