@@ -63,8 +63,10 @@ with st.expander("Earth Engine: any region on Earth (composite and labels settin
             ee_spec = spec if on_ee else (last or {}).get("spec")
             current = scene.source_from_spec(ee_spec).settings() if ee_spec else None
             settings = eeform.settings_form(current)
-            if current and current.get("labels") and (note := coverage_note(current["labels"].get("product", ""),
-                                                                          current["labels"].get("year"))):
+            labels_spec = (current or {}).get("labels") or {}
+            start = str(((current or {}).get("composite") or {}).get("start", ""))  # (a one-year product: the composite's)
+            year = labels_spec.get("year") or (int(start[:4]) if start[:4].isdigit() else None)
+            if labels_spec and (note := coverage_note(labels_spec.get("product", ""), year)):
                 st.info(ui.sentence(note, "."), icon=":material/info:")
             if settings is not None:
                 # validate before switching (ConfigError says what is wrong), labels over the region too

@@ -172,7 +172,7 @@ def _labels(args: argparse.Namespace, preset: Any, composite: Any):
     if product in ("glcfcs30d", "cdl") and year is None:
         year = composite.year
     labels = LabelConfig(product, year=year)
-    if (note := coverage_note(product, year)) is not None:
+    if (note := coverage_note(product, year if year is not None else composite.year)) is not None:
         print(f"note: {note}", file=sys.stderr)
     return labels
 

@@ -66,12 +66,21 @@ def year_span(product: str) -> tuple[int, int]:
 CDL_ALL_STATES_FROM = 2008
 
 
+#: WorldCover's only year (v200: 2021), and how many years from it a composite's labels are said to be taken
+WORLDCOVER_YEAR, WORLDCOVER_NEAR_YEARS = 2021, 3
+
+
 def coverage_note(product: str, year: int | None) -> str | None:
-    """What a user should know of ``product``'s coverage in ``year``, where it has gaps that
-    :func:`check_coverage` cannot see (CDL before 2008 maps some states only); None otherwise."""
+    """What a user should know of ``product``'s coverage in ``year`` (the labels' year, or the
+    composite's for a product of one year), where it has gaps that :func:`check_coverage` cannot see
+    (CDL before 2008 maps some states only; WorldCover maps 2021 only); None otherwise."""
     if product == "cdl" and year is not None and int(year) < CDL_ALL_STATES_FROM:
         return (f"the Cropland Data Layer of {year} maps some states only (every state of the contiguous "
                 f"United States from {CDL_ALL_STATES_FROM}): outside them the labels are no data")
+    if product == "worldcover" and year is not None and abs(int(year) - WORLDCOVER_YEAR) > WORLDCOVER_NEAR_YEARS:
+        return (f"ESA WorldCover maps {WORLDCOVER_YEAR} only, {abs(int(year) - WORLDCOVER_YEAR)} years from this "
+                f"{year} composite: fields made or left since are labelled wrongly; GLC-FCS30D has a map for each "
+                "year 1985-2022 (--labels glcfcs30d, or the Earth Engine settings' label product)")
     return None
 
 

@@ -288,6 +288,11 @@ def test_export_patches_dry_run(ee_offline, ready, capsys):
                                   "2005-01-01", "--end", "2005-12-31", "--labels", "cdl", "--dest", "gcs:crop-bucket/p", "--name", "c"])
     assert code == 0, err
     assert "note: the Cropland Data Layer of 2005 maps some states only" in err
+    # WorldCover (2021 alone, the default labels of a box) for a 2005 composite: said, with the product that has 2005
+    code, out, err = run(capsys, ["ee-export-patches", "--bbox=-72.78,-16.65,-72.67,-16.58", "--sensor", "l5", "--start",
+                                  "2005-01-01", "--end", "2005-12-31", "--dest", "gcs:crop-bucket/p", "--name", "c"])
+    assert code == 0, err
+    assert "note: ESA WorldCover maps 2021 only, 16 years from this 2005 composite" in err and "GLC-FCS30D" in err
 
 
 def test_export_patches_start(ee_offline, ready, capsys, monkeypatch):

@@ -142,6 +142,10 @@ def test_cdl_before_2008_is_said_to_cover_some_states_only():
     assert "some states only" in L.coverage_note("cdl", 2007) and "2008" in L.coverage_note("cdl", 1997)
     assert L.coverage_note("cdl", 2008) is None and L.coverage_note("cdl", None) is None
     assert L.coverage_note("glcfcs30d", 2000) is None
+    # WorldCover is one year's map (2021): a composite far from it is told so, and of the product that has its year
+    assert "2021 only, 26 years from this 1995 composite" in L.coverage_note("worldcover", 1995)
+    assert "GLC-FCS30D" in L.coverage_note("worldcover", 2005)
+    assert L.coverage_note("worldcover", 2019) is None and L.coverage_note("worldcover", None) is None
 
 
 def test_a_label_year_after_the_last_map_is_refused():
