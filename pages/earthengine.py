@@ -71,11 +71,14 @@ def export_form() -> None:
                 raise ConfigError(f"an export named {name.strip()!r} to {dest.strip()} was started in this session: "
                                   "its files would be written over; give another export name, or tick 'Replace an "
                                   "earlier export of this name'")
+            warnings: list[str] = []
             jobs = scene.current_source().export_jobs(
                 scene.current_region(), what, dest, name.strip(), train_points=(int(train), int(train)),
                 test_points=(int(test), int(test)), patch_size=int(patch), kernel_buffer=int(kernel),
-                points_per_task=int(per_task))
+                points_per_task=int(per_task), warnings=warnings)
             started = start_jobs(jobs)
+            for warning in warnings:
+                st.warning(ui.sentence(warning), icon=":material/warning:")
             state.put(state.EE_EXPORTS, [*[d for d in done if d != this], this])
             cached.ee_tasks.clear()
             st.success(f"Started {len(started)} task(s); follow them on the Tasks tab.", icon=":material/check_circle:")

@@ -292,7 +292,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_export_patches(args: argparse.Namespace) -> int:
-    from core.ee.export import (PatchExportConfig, SampleConfig, check_export_name, check_sample_points, check_task_count,
+    from core.ee.export import (UNCOUNTED_POINTS, PatchExportConfig, SampleConfig, check_export_name, check_sample_points,
+                                check_task_count,
                                 start_jobs, training_export_jobs)
 
     preset, geometry = _region(args)
@@ -316,6 +317,8 @@ def cmd_export_patches(args: argparse.Namespace) -> int:
         print(f"dry run: {len(jobs)} export task(s) not started; add --submit to start them", file=sys.stderr)
         return 0
     summary["points_found"] = check_sample_points(composite, labels, geometry, sample)  # (before any task starts)
+    if summary["points_found"] is None:
+        print(f"warning: {UNCOUNTED_POINTS}", file=sys.stderr)
     started = start_jobs(jobs)
     _print_json({**summary, "dry_run": False, "tasks": started})
     print("follow them with: python -m core ee-tasks --wait " + " ".join(s["id"] for s in started), file=sys.stderr)

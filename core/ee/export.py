@@ -359,21 +359,35 @@ def sample_points(
     return {"train": ee.FeatureCollection(train).sort("split_order"), "test": ee.FeatureCollection(test).sort("split_order")}
 
 
+#: said where :func:`check_sample_points` could not count the points
+UNCOUNTED_POINTS = ("the points each class gives could not be counted before the export (too much for an interactive "
+                    "request over this region): the tasks start unchecked; where a class has fewer labelled pixels "
+                    "than the points asked for, its files hold fewer patches")
+
+
 def check_sample_points(composite: CompositeConfig, labels: LabelConfig, geometry: Mapping[str, Any],
-                        sample: SampleConfig = SampleConfig(), getinfo: Callable[[Any], Any] | None = None) -> dict[str, int]:
+                        sample: SampleConfig = SampleConfig(), getinfo: Callable[[Any], Any] | None = None
+                        ) -> dict[str, int] | None:
     """The points the region gives each class, ``{"not crop": n, "crop": n}``, in ONE ``getInfo``
     (Earth Engine's ``stratifiedSample`` takes all of a class's pixels when it has fewer than asked
-    for; the export would then hold fewer, and unbalanced, patches, and its last tasks none).
+    for; the export would then hold fewer, and unbalanced, patches, and its last tasks none). None
+    where the count itself is too much for an interactive request (it timed out or ran out of
+    memory, as a region large enough for a batch export may): the export then goes on unchecked
+    (:data:`UNCOUNTED_POINTS` says so).
 
     Raises:
         NoDataError: a class with fewer points than its train + test points (the message gives the
             counts and what to do); EarthEngineError subclasses (mapped request errors).
     """
+    from core.ee.errors import EEMemoryError, EETimeoutError
     from core.errors import NoDataError
 
     points = _stratified(composite, labels, geometry, sample)
     fetch = getinfo or (lambda obj: obj.getInfo())
-    histogram = call_with_retries(lambda: fetch(points.aggregate_histogram(LABEL_BAND)))
+    try:
+        histogram = call_with_retries(lambda: fetch(points.aggregate_histogram(LABEL_BAND)))
+    except (EETimeoutError, EEMemoryError):  # (the export runs as a batch task, with its own limits)
+        return None
     found = {NOT_CROP: 0, CROP: 0}
     for key, n in (histogram.items() if isinstance(histogram, dict) else ()):
         try:

@@ -154,10 +154,12 @@ class EarthEngineSource:
 
     def export_jobs(self, region, kind: str, destination: str, name: str, *, train_points: tuple[int, int] = (275, 275),
                     test_points: tuple[int, int] = (50, 50), patch_size: int = 256, kernel_buffer: int | None = None,
-                    points_per_task: int = 100, seed: int = 0) -> list:
+                    points_per_task: int = 100, seed: int = 0, warnings: list[str] | None = None) -> list:
         """Unstarted batch exports of ``region`` (start them with core.ee.export.start_jobs):
         ``kind`` "patches" (training and test TFRecord patches at points stratified by the labels)
         or "image" (TFRecord image export for prediction, patches with a kernel overlap + mixer).
+        What the user should know before starting them is appended to ``warnings`` (points that
+        could not be counted).
 
         Raises:
             EENotConfiguredError; ConfigError: bad destination, name, sizes, or patches without labels;
@@ -165,7 +167,7 @@ class EarthEngineSource:
             pixels than the points asked for (:func:`core.ee.export.check_sample_points`).
         """
         from core.ee.composites import region_geometry
-        from core.ee.export import (ImageExportConfig, PatchExportConfig, SampleConfig, check_sample_points,
+        from core.ee.export import (UNCOUNTED_POINTS, ImageExportConfig, PatchExportConfig, SampleConfig, check_sample_points,
                                     check_task_count, image_export_job, parse_destination, training_export_jobs)
         from core.errors import ConfigError
 
@@ -182,7 +184,9 @@ class EarthEngineSource:
         sample = SampleConfig(tuple(train_points), tuple(test_points), seed=seed)
         patches = PatchExportConfig(patch_size=patch_size, kernel_buffer=kernel_buffer or 0, points_per_task=points_per_task)
         check_task_count(sample, patches)  # (before Earth Engine is asked)
-        check_sample_points(self.composite, self.labels, geometry, sample, self._getinfo)  # (ONE getInfo, on the button)
+        found = check_sample_points(self.composite, self.labels, geometry, sample, self._getinfo)  # (ONE getInfo, on the button)
+        if found is None and warnings is not None:
+            warnings.append(UNCOUNTED_POINTS)
         return training_export_jobs(self.composite, self.labels, geometry, dest, name=name, sample=sample, patches=patches)
 
     def settings(self) -> dict:

@@ -152,6 +152,15 @@ def test_a_region_short_of_points_is_refused_before_any_export_starts(ee_offline
     with pytest.raises(NoDataError, match="only 0 not crop point"):
         X.check_sample_points(CAMANA.composite, CAMANA.labels, CAMANA.geojson, sample, getinfo)
     assert len(asked) == 3  # one request each
+    # the count too much for an interactive request (a region large enough for a batch export): it blocked every
+    # export of such a region; the export goes on unchecked, said (None)
+    import ee
+
+    for text in ("Computation timed out.", "User memory limit exceeded."):
+        def too_much(histogram, text=text):
+            raise ee.EEException(text)
+
+        assert X.check_sample_points(CAMANA.composite, CAMANA.labels, CAMANA.geojson, sample, too_much) is None
 
 
 def test_patch_kernel(ee_offline, graph):
