@@ -4,7 +4,7 @@
 it snaps the grid to the sensor's own pixel corners (an origin + multiples of the scale) and cuts it into requests that each stay under
 Earth Engine's limits (48 MiB uncompressed, 32768 px a side). :func:`download` runs the
 requests with bounded parallelism, retries 429/5xx with backoff, splits a tile in four if the
-server still finds it too large or runs out of memory, reports progress, and streams the tiles
+server still finds it too large, runs out of memory or out of time, reports progress, and streams the tiles
 into a GeoTIFF written under a temporary name and renamed into place at the end.
 
 The compute function is injected (default ``ee.data.computePixels``), so tests and benchmarks
@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from core.ee.errors import EEMemoryError, EERequestTooLargeError, RetryPolicy, call_with_retries
+from core.ee.errors import EEMemoryError, EERequestTooLargeError, EETimeoutError, RetryPolicy, call_with_retries
 from core.errors import ConfigError, OutputExistsError
 from core.files import size_text
 
@@ -405,7 +405,9 @@ def download(
                             tile = pending.pop(fut)
                             try:
                                 arr = fut.result()
-                            except (EERequestTooLargeError, EEMemoryError):
+                            # (a time limit too: a heavy recipe, a multi-year median or mode, over fewer pixels
+                            # finishes in time)
+                            except (EERequestTooLargeError, EEMemoryError, EETimeoutError):
                                 if min(tile.height, tile.width) < 2 * MIN_SPLIT_SIDE:
                                     raise
                                 parts = split_tile(tile, bpp)

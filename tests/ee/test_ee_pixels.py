@@ -215,6 +215,12 @@ def test_download_splits_tiles_whose_output_is_too_large_to_compute(tmp_path):
     stats = P.DownloadStats()
     P.download("I", plan, tmp_path / "o.tif", compute=compute, stats=stats, sleep=lambda s: None)
     assert stats.splits == 1 and stats.requests == 4
+    # the time limit of an interactive request, for a heavy recipe over a large tile: smaller ones finish (it
+    # ended the whole download)
+    msg = "Computation timed out."
+    stats = P.DownloadStats()
+    P.download("I", plan, tmp_path / "t.tif", compute=compute, stats=stats, sleep=lambda s: None)
+    assert stats.splits == 1 and stats.requests == 4
 
 
 def test_prepare_image_marks_pixels_outside_a_bounded_image(ee_offline, graph):
