@@ -60,7 +60,9 @@ def _config(cls, option: dict[str, str] | None = None, **values):
     try:
         return cls(**values)
     except ConfigError as err:
-        text = re.sub(r"\b(" + "|".join(map(re.escape, names)) + r")\b", lambda m: names[m.group(1)], str(err), count=1)
+        # (a field's name, not a quoted value of another: "the 'seed' preset" is no --seed)
+        text = re.sub(r"(?<!')\b(" + "|".join(map(re.escape, names)) + r")\b(?!')", lambda m: names[m.group(1)], str(err),
+                      count=1)
         raise ConfigError(text) from None
 
 

@@ -628,7 +628,7 @@ def test_seed_preset_with_another_patch_size_is_refused_before_writing(capsys, s
         train(TrainConfig(**{**CFG.to_dict(), "preset": "seed"}), [pair], [pair], tmp_path / "run")
     assert not (tmp_path / "run").exists()
     err = _cli_error(capsys, ["train", *TINY, "--preset", "seed", "--train", pair, "--val", pair, "--out", str(tmp_path / "r")])
-    assert "--patch-size 256" in err
+    assert "--patch-size 256" in err and "the 'seed' preset" in err  # (not "the '--seed' preset": the random seed's option)
 
 
 def test_resume_with_another_pixel_size_is_refused(small_scene, tmp_path, monkeypatch):
