@@ -477,7 +477,8 @@ def train(
         InputNotFoundError, BandError, GridMismatchError, InvalidDataError, NoDataError: bad training data.
         CorruptFileError: TFRecord patches are damaged or lack a band or the label.
         RegionError: an image or a stored patch is smaller than one patch.
-        ConfigError: ``run_dir`` is a file; unknown preset or label map; bad ``pixel_size_m``; an image
+        ConfigError: ``run_dir`` is a file; unknown preset or label map; bad ``pixel_size_m``, or one
+            that differs from the pixels of training images with a CRS by over 10%; an image
             paired with itself; images and patches mixed in one list; ``band_map`` with patches only;
             another configuration (or data, or ``band_map``) than the run to resume.
         ModelMismatchError, ConfigError: ``config.init_model`` has other bands or another preset
@@ -534,8 +535,13 @@ def train(
         scene_set = SceneSet(train_src, config.patch_size, norm, seed=data_seed)
         data = scene_set.tf_dataset(config.batch_size, config.augment)
         sparse = scene_set.sparse  # (labels of a few surveyed fields: said in the card)
-    if pixel_size_m is None and not isinstance(train_src, PatchSet):
-        pixel_size_m = _training_pixel_size(train_data)
+    if not isinstance(train_src, PatchSet):
+        own = _training_pixel_size(train_data)
+        if pixel_size_m is None:
+            pixel_size_m = own
+        elif own is not None and not resumed and abs(pixel_size_m / own - 1) > 0.1:  # (the card's would be false)
+            raise ConfigError(f"--pixel-size-m {pixel_size_m:g} contradicts the training images' own {own:g} m pixels "
+                              "(by their CRS); leave it out, it is read from them")
 
     model = start.model
     if fresh:

@@ -144,6 +144,18 @@ def test_training_pixel_size_comes_from_the_images_crs():
     assert _training_pixel_size([f"{FLANDERS_S2}:{FLANDERS_LABELS}", f"{SAMPLE_IMAGE}:{SAMPLE_LABELS}"]) is None
 
 
+def test_a_pixel_size_that_contradicts_the_images_crs_is_refused(capsys, tmp_path):
+    """--pixel-size-m 30 for 10 m Sentinel-2 images went into the card as it was: their predictions got a
+    false warning of other pixels, and 30 m images none."""
+    from testdata import FLANDERS_LABELS, FLANDERS_S2
+
+    pair = f"{FLANDERS_S2}:{FLANDERS_LABELS}"
+    err = _cli_error(capsys, ["train", *TINY, "--patch-size", "32", "--label-map", "worldcereal", "--train", pair,
+                              "--val", pair, "--pixel-size-m", "30", "--out", str(tmp_path / "r")])
+    assert "--pixel-size-m 30 contradicts the training images' own 10 m pixels" in err
+    assert not (tmp_path / "r").exists()
+
+
 # --- failures leave a run folder as it was ---------------------------------------------------------
 
 #: the tiniest CLI training: one epoch of one step
