@@ -411,9 +411,14 @@ def pixel_offset(part: Grid, whole: Grid, tol: float = 1e-6) -> tuple[int, int] 
         col, row = ~Affine(A, B, C, D, E, F) @ (c, f)
     except TransformNotInvertibleError:  # a degenerate transform: no window of it
         return None
-    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+    if abs(col - round(col)) > PIXEL_SHIFT_TOLERANCE or abs(row - round(row)) > PIXEL_SHIFT_TOLERANCE:
         return None
     return int(round(col)), int(round(row))
+
+
+#: How far (in pixels) a grid's origin may lie from a pixel corner of another and still be on its grid: an
+#: origin written rounded (1 cm on 10 m pixels is 0.001 px) is the same grid; a millionth refused such files
+PIXEL_SHIFT_TOLERANCE = 0.002
 
 
 def window_within(part: Grid, whole: Grid, tol: float = 1e-6):
@@ -503,7 +508,7 @@ def grid_difference(expected: Grid, actual: Grid) -> str:
     offset = pixel_offset(actual, expected)
     if offset is None:  # between the image's pixels
         col, row = ~Affine(*expected.transform) @ actual.transform[2::3]
-        return (f"its pixels lie between the image's: its first pixel is at column {col:,.2f}, row {row:,.2f} of "
+        return (f"its pixels lie between the image's: its first pixel is at column {col:,.4g}, row {row:,.4g} of "
                 "the image" + _how_far(expected, actual))
     col, row = offset
     if actual.shape == expected.shape and abs(col) < actual.width and abs(row) < actual.height:

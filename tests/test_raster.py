@@ -57,8 +57,15 @@ def test_labels_of_a_larger_tile_on_the_images_pixels_give_the_images_part(tmp_p
     # half a pixel off: said so (it said "lies elsewhere: its first pixel is at column 0.5, row 0.0")
     shifted = write_raster(tmp_path / "half.tif", codes, crs=grid.crs, transform=Affine(a, 0, c + a / 2, 0, e, f))
     with pytest.raises(GridMismatchError, match=r"its pixels lie between the image's: its first pixel is at column "
-                                                r"0.50, row 0.00 of the image; resample"):
+                                                r"0.5, row 0 of the image; resample"):
         read_labels(shifted, get_class_map("worldcereal"), grid=grid)
+    # an origin written rounded, 1 cm off on 10 m pixels (a thousandth of a pixel): the same grid (it was refused as
+    # lying between the image's pixels, "at column 0.00, row 0.00"); a 5 cm one is refused with its own figure
+    cm = write_raster(tmp_path / "cm.tif", codes, crs=grid.crs, transform=Affine(a, 0, c + 0.01, 0, e, f))
+    assert np.array_equal(read_labels(cm, get_class_map("worldcereal"), grid=grid), exact)
+    off = write_raster(tmp_path / "off.tif", codes, crs=grid.crs, transform=Affine(a, 0, c + 0.05, 0, e, f))
+    with pytest.raises(GridMismatchError, match=r"at column 0.005, row 0 of the image"):
+        read_labels(off, get_class_map("worldcereal"), grid=grid)
 
 
 def test_labels_on_another_grid_are_refused(tmp_path):
