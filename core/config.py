@@ -142,9 +142,11 @@ class PredictConfig:
         if self.tile is not None:
             _require(self.tile % 16 == 0 and 32 <= self.tile <= 2048,
                      f"tile must be a multiple of 16 from 32 to 2048, got {self.tile}")
-        if self.overlap is not None:
-            limit = self.tile // 2 if self.tile else 1024
-            _require(0 <= self.overlap <= limit, f"overlap must be 0-{limit}, got {self.overlap}")
+        if self.overlap is not None:  # (with the tile chosen for the model, resolve checks it against that tile)
+            if self.tile:
+                _require(0 <= self.overlap <= self.tile // 2, f"overlap must be 0-{self.tile // 2}, half the "
+                         f"{self.tile} px tile, got {self.overlap}")
+            _require(self.overlap >= 0, f"overlap must be 0 or more, got {self.overlap}")
         if self.batch_size is not None:
             _require(1 <= self.batch_size <= 256, "batch_size must be 1-256")
         _require(0.0 <= self.threshold <= 1.0, f"threshold must be 0-1, got {self.threshold}")

@@ -23,3 +23,20 @@ def test_small_tiles_get_a_batch_size_the_config_accepts():
         batch = PredictConfig(tile=tile, overlap=0).resolve(None, 16).batch_size
         assert 1 <= batch <= 256
     assert PredictConfig(tile=32, overlap=0).resolve(None, 16).batch_size == 256
+
+
+def test_an_overlap_is_checked_against_the_tile_it_goes_with():
+    """With the tile left to the model, an overlap was checked against 1,024 px, then against half the 512 px
+    tile chosen: two limits for one option. It is checked against the tile once the tile is known."""
+    import pytest
+
+    from core.config import PredictConfig
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="half the 512 px tile, got 1000"):
+        PredictConfig(overlap=1000).resolve(None, 16)
+    with pytest.raises(ConfigError, match="overlap must be 0-128, half the 256 px tile, got 200"):
+        PredictConfig(tile=256, overlap=200)
+    with pytest.raises(ConfigError, match="overlap must be 0 or more"):
+        PredictConfig(overlap=-1)
+    assert PredictConfig(overlap=256).resolve(None, 16).overlap == 256
