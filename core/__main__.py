@@ -166,6 +166,25 @@ def _parse_window(text: str | None) -> tuple[int, int, int, int] | None:
 BOX_ON_IMAGE = 0.999
 
 
+def _bbox_text(values: list[str]) -> str:
+    """The values given to ``--bbox`` (nargs="+": "W,S,E,N", or "W S E N") as one text for parse_bbox.
+
+    Raises:
+        RegionError: a value that is no number, e.g. a path the option took for its own (``--bbox W,S,E,N
+            FOLDER``), named.
+    """
+    from core.errors import RegionError
+
+    for value in values:
+        for part in (p for p in re.split(r"[,;\s]+", value.strip().strip("[]()")) if p):
+            try:
+                float(part)
+            except ValueError:
+                raise RegionError(f"--bbox takes four numbers, west, south, east and north, and {value!r} is not one "
+                                  "of them; put the files before --bbox, or write --bbox=W,S,E,N") from None
+    return ",".join(values)
+
+
 def _bbox_window(text: str, image: str, doing: str = "predicting") -> tuple[tuple[int, int, int, int], dict]:
     """``--bbox W,S,E,N`` (degrees) -> the pixel window ROW,COL,HEIGHT,WIDTH of ``image`` that covers it,
     and what the summary records of it (the box, and whether it was cut to the image); a box that
@@ -228,7 +247,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     check_output_dir(args.out)
     about = {"bands": args.bands} if args.bands else {}  # (what the outputs were made from, in summary.json)
     if args.bbox:
-        window, box = _bbox_window(",".join(args.bbox), args.image)
+        window, box = _bbox_window(_bbox_text(args.bbox), args.image)
         about.update(box)
         print(f"--bbox: predicting the window {','.join(map(str, window))} (ROW,COL,HEIGHT,WIDTH) of the image",
               file=sys.stderr)
@@ -358,6 +377,7 @@ def _cmd_stack(args: argparse.Namespace) -> int:
     from core.errors import ConfigError
     from core.stack import BandFiles, find_band_files, stack_bands
 
+    box_text = _bbox_text(args.bbox) if args.bbox else None  # (first: --bbox takes a folder after it for its own)
     given = {b: p for b, p in {"R": args.red, "G": args.green, "B": args.blue, "NIR": args.nir}.items() if p}
     if given and (len(given) < 4 or args.inputs):
         raise ConfigError("give the download's files (or folder) or all four of --red, --green, --blue and --nir, "
@@ -367,8 +387,8 @@ def _cmd_stack(args: argparse.Namespace) -> int:
     # (files given by role are opened, and a missing one or one that is not a raster said so, by stack_bands)
     bands = BandFiles({b: Path(p) for b, p in given.items()}, "files", None) if given else find_band_files(args.inputs)
     window, box = (None, {})
-    if args.bbox:
-        window, box = _bbox_window(",".join(args.bbox), str(bands.files["R"]), "writing")
+    if box_text:
+        window, box = _bbox_window(box_text, str(bands.files["R"]), "writing")
     done = stack_bands(bands, args.out, window, args.overwrite)
     print_json({**done, **box})
     print(f"wrote {done['out']}; next: python -m core predict --image {shlex.quote(done['out'])} --out DIR",

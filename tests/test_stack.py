@@ -249,6 +249,12 @@ def test_cli_stacks_a_box_of_a_download(tmp_path, capsys):
     # some but not all of --red, --green, --blue, --nir: one clear line, exit status 2
     assert main(["stack", "--red", str(tmp_path / f"{LANDSAT_ID}_SR_B4.TIF"), "--out", str(tmp_path / "x.tif")]) == 2
     assert "all four of --red, --green, --blue and --nir" in capsys.readouterr().err
+    # the folder after --bbox (which takes "W S E N" too) was taken for a fifth number: said as such (it said
+    # "give the download's band files or their folder", which had been given)
+    assert main(["stack", "--bbox", f"{w},{s},{e},{n}", str(tmp_path), "--out", str(tmp_path / "y.tif")]) == 2
+    err = capsys.readouterr().err
+    assert f"--bbox takes four numbers, west, south, east and north, and {str(tmp_path)!r} is not one" in err
+    assert not (tmp_path / "y.tif").exists()
 
 
 @pytest.mark.parametrize("declared", [float("nan"), None])
