@@ -321,7 +321,9 @@ def _held_prediction(model_path):
 
 def test_a_prediction_still_running_when_the_region_changes_is_not_followed(fake_map, tiny_model_path):
     """Predict pressed for one region, another drawn while it runs: the pages no longer wait for the
-    first run, and it does not come back as the prediction of the new region when it ends."""
+    first run, and it does not come back as the prediction of the new region when it ends. No other
+    session follows it: it stops (it ran on, out of reach of any Cancel, and held a place the next
+    prediction waited for)."""
     from pages.components import cached, predictions
 
     at, key, run, gate = _held_prediction(tiny_model_path)
@@ -333,10 +335,10 @@ def test_a_prediction_still_running_when_the_region_changes_is_not_followed(fake
         assert not at.exception and "A prediction started on the Predict page is running" not in texts(at)
     finally:
         gate.set()
-    assert run.finished.wait(60) and run.error is None
+    assert run.finished.wait(60) and isinstance(run.error, predictions.PredictionStopped)
     at.run()
-    assert not at.exception and at.session_state["prediction"] is None  # not the old region's
-    assert cached.prediction_file(key).exists()  # kept on disk: shown again if the region comes back
+    assert not at.exception and not at.error and at.session_state["prediction"] is None  # not the old region's
+    assert not cached.prediction_file(key).exists()
     assert predictions.collect(key) is run  # (left in the registry until asked for: taken here for the next tests)
 
 
@@ -577,3 +579,37 @@ def test_the_parts_of_a_region_on_a_georeferenced_image_are_in_hectares(fake_map
         sphere = 6371007.2**2 * math.radians(e - w) * (math.sin(math.radians(n)) - math.sin(math.radians(s))) / 1e4
         assert value.endswith(" ha") and float(value.split()[0].replace(",", "")) == pytest.approx(sphere, rel=0.03)
     assert all(v.endswith(" ha") for v in table["predicted crop"])
+
+
+def test_a_prediction_no_session_follows_any_more_stops(monkeypatch):
+    """Predictions left behind (the region, source or model changed) ran on, out of sight and out of reach
+    of any Cancel, and the next one waited for them ('another prediction on this server'). A run that no
+    session follows stops at its next tile and frees its place; one another session follows goes on."""
+    import threading
+    import time
+
+    from pages.components import predictions
+
+    monkeypatch.setattr(predictions, "_SLOTS", threading.BoundedSemaphore(2))
+
+    def work(progress):
+        for i in range(3000):
+            progress(i, 3000)
+            time.sleep(0.005)
+
+    left, shared = ("stop-test", 1), ("stop-test", 2)
+    a = predictions.start(left, work, follower="s1")
+    b = predictions.start(shared, work, follower="s1")
+    assert predictions.start(shared, work, follower="s2") is b  # another session's press follows the same run
+    predictions.leave(left, "s1")
+    predictions.leave(shared, "s1")
+    assert a.finished.wait(5) and isinstance(a.error, predictions.PredictionStopped)
+    assert not b.finished.wait(0.3) and b.error is None  # still followed by s2
+    again = predictions.start(left, work, follower="s1")  # asked for again: a new run, not the stopped one
+    assert again is not a and not again.finished.wait(0.2)
+    for key, who in ((shared, "s2"), (left, "s1")):
+        predictions.leave(key, who)
+    assert b.finished.wait(5) and again.finished.wait(5) and b.done < 2999
+    for key in (left, shared):
+        predictions.collect(key)
+    assert predictions._SLOTS.acquire(blocking=False) and predictions._SLOTS.acquire(blocking=False)  # given back

@@ -37,9 +37,15 @@ MAX_RUNNING = _max_running(os.environ.get("CROPMAP_MAX_PREDICTIONS"))
 _SLOTS = threading.BoundedSemaphore(MAX_RUNNING)
 
 
+class PredictionStopped(CropMapError):
+    """A run that no session follows any more (each changed its region, source or model), stopped at
+    its next tile (:func:`leave`)."""
+
+
 @dataclass
 class Run:
-    """A prediction running (or finished) in a thread: tiles done of total, or the error that ended it."""
+    """A prediction running (or finished) in a thread: tiles done of total, or the error that ended it;
+    the sessions that follow it (their ids), and whether it is to stop (none follows it any more)."""
 
     key: tuple
     done: int = 0
@@ -48,8 +54,13 @@ class Run:
     finished: threading.Event = field(default_factory=threading.Event)
     #: waiting for one of the :data:`MAX_RUNNING` predictions running on the server to finish
     waiting: bool = False
+    followers: set[str] = field(default_factory=set)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def update(self, done: int, total: int, *_: object) -> None:
+        """The progress callback of the run's work: raises PredictionStopped once it is to stop."""
+        if self.stopping.is_set():
+            raise PredictionStopped("the prediction was stopped: its region, source or model changed")
         self.done, self.total = done, total
 
     @property
@@ -65,15 +76,22 @@ class Run:
         return f"Predicting tiles: {self.done:,} of {self.total:,}" if self.total else "Predicting tiles..."
 
 
-def start(key: tuple, work: Callable[[Callable[[int, int], None]], object]) -> Run:
+def start(key: tuple, work: Callable[[Callable[[int, int], None]], object], follower: str | None = None) -> Run:
     """The run of ``key``: the one already going, or a new thread that calls ``work(progress)``
-    (which writes the prediction's file) once fewer than :data:`MAX_RUNNING` others run. Never raises
-    for what ``work`` raises: the run keeps it."""
+    (which writes the prediction's file) once fewer than :data:`MAX_RUNNING` others run; ``follower``
+    (a session's id) follows it from now on (see :func:`leave`). Never raises for what ``work``
+    raises: the run keeps it."""
     with _LOCK:
         run = _RUNS.get(key)
-        if run is not None and not (run.finished.is_set() and run.error is not None):
+        if run is None or run.stopping.is_set() or (run.finished.is_set() and run.error is not None):
+            run = _RUNS[key] = Run(key)
+            new = True
+        else:
+            new = False
+        if follower is not None:
+            run.followers.add(follower)
+        if not new:
             return run
-        run = _RUNS[key] = Run(key)
 
     def target() -> None:
         try:
@@ -82,6 +100,7 @@ def start(key: tuple, work: Callable[[Callable[[int, int], None]], object]) -> R
                 _SLOTS.acquire()
                 run.waiting = False
             try:
+                run.update(0, 0)  # (stopped while it waited: it does not start)
                 work(run.update)
             finally:
                 _SLOTS.release()
@@ -95,6 +114,19 @@ def start(key: tuple, work: Callable[[Callable[[int, int], None]], object]) -> R
 
     threading.Thread(target=target, name=f"predict-{abs(hash(key)) % 10**8}", daemon=True).start()
     return run
+
+
+def leave(key: tuple, follower: str | None) -> None:
+    """``follower`` (a session's id) no longer follows the run of ``key`` (its region, source or model
+    changed); a run that no session follows any more stops at its next tile, and frees its place among
+    the :data:`MAX_RUNNING` (a session's earlier runs had the next one wait for them, unseen)."""
+    with _LOCK:
+        run = _RUNS.get(key)
+        if run is None or run.finished.is_set():
+            return
+        run.followers.discard(follower)
+        if not run.followers:
+            run.stopping.set()
 
 
 def get(key: tuple) -> Run | None:

@@ -444,8 +444,15 @@ def set_region(geojson: dict | None, *, remember: bool = True) -> None:
 
 def forget_prediction() -> None:
     """The session's prediction no longer stands (another region, source or model): neither the
-    one shown nor one of its still running (which goes on in its thread and is found on disk if the
-    session comes back to what it predicts; followed here, it would come back as the prediction)."""
+    one shown nor one of its still running (followed here, it would come back as the prediction). A
+    run that another session follows goes on in its thread, and is found on disk if this session
+    comes back to what it predicts; one no other session follows is stopped
+    (:func:`pages.components.predictions.leave`)."""
+    pending = get(PREDICTING)
+    if pending:
+        from pages.components import predictions
+
+        predictions.leave(tuple(pending), get(SESSION_ID))
     put(PREDICTION, None)
     put(PREDICTING, None)
 
