@@ -109,9 +109,10 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
                                      "pixel has a label). A GeoJSON: field polygons (lon/lat, or the image's columns "
                                      "and rows with \"crs\": \"image\"), each with its class in a property, e.g. "
                                      "crop = 1 or 0; pixels outside the fields have no label.")
-    # the choices of the files in use when the page is opened again (widgets forget them on other pages)
+    # the choices of the files in use when the page is opened again (widgets forget them on other pages); not
+    # for another image chosen (the band numbers of the one before were applied to it, and refused)
     in_use = state.get(state.SOURCE) or {}
-    in_use = in_use if in_use.get("kind") == "local" else {}
+    in_use = in_use if in_use.get("kind") == "local" and (img_file is None or img_file.name == in_use.get("title")) else {}
     map_in_use = in_use.get("label_map") if in_use.get("label_map") in CLASS_MAPS else "cdl"
     # a labels file whose band names its product (WorldCereal's LC, WorldCover's Map) starts on that map
     named, field_prop = None, None
@@ -130,9 +131,11 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
                              help=(f"Chosen from the fields' values of {field_prop}." if field_prop else
                                    f"Chosen from the labels file's band name ({CLASS_MAPS[named].band}).") if named else
                                   "How the labels' codes read as crop / not crop: the land-cover product they come from.")
-    bands_in_use = in_use.get("band_map") or {}
+    chosen = img_file.file_id if img_file is not None else None
+    if chosen != state.get(state.UPLOAD_CHOSEN) or "upload_bands" not in st.session_state:  # (another file, or back)
+        state.put(state.UPLOAD_CHOSEN, chosen)
+        st.session_state["upload_bands"] = ",".join(f"{b}={i}" for b, i in (in_use.get("band_map") or {}).items())
     band_spec = st.text_input("Band numbers of R, G, B, NIR (only for files that do not name their bands)",
-                              ",".join(f"{b}={i}" for b, i in bands_in_use.items()),
                               placeholder="e.g. 1,2,3,4 or R=3,G=2,B=1,NIR=4", key="upload_bands")
     coarser = st.checkbox(f"Average to {SHIPPED_PIXEL_SIZE_M:g} m pixels", key="upload_resample",
                           help=f"For 10-20 m images such as Sentinel-2: the shipped model learned fields on "

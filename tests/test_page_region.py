@@ -279,6 +279,30 @@ def test_own_files_form_comes_back_with_the_choices_in_use(fake_map):
     assert at.text_input(key="upload_bands").value == ""
 
 
+def test_another_image_chosen_does_not_take_the_band_numbers_of_the_one_in_use(fake_map, monkeypatch):
+    """An image in use with band numbers 5-8 (its 8 bands named none), then a 4-band image chosen: the form
+    kept R=5,...,NIR=8 for it, and its upload was refused ("Band R=5 does not exist"). The image in use,
+    chosen again, still gets its own."""
+    from testdata import FLANDERS_S2
+
+    files = {"upload_image": None, "upload_labels": None}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
+    at = own_image_app()
+    at.session_state["source"] = {**at.session_state["source"], "band_map": {"R": 5, "G": 6, "B": 7, "NIR": 8},
+                                  "labels": str(OWN_IMAGE), "label_map": "worldcereal"}
+    at.run()
+    assert at.text_input(key="upload_bands").value == "R=5,G=6,B=7,NIR=8"  # (back on the page: the choices in use)
+    files["upload_image"] = Upload(FLANDERS_S2)
+    at.run()
+    assert at.text_input(key="upload_bands").value == ""
+    assert next(s for s in at.selectbox if s.label == "Label map").value == "cdl"
+    by_label(at.button, "Use these files").click().run()
+    assert not at.exception and not at.error and at.session_state["source"]["title"] == FLANDERS_S2.name
+    files["upload_image"] = Upload(OWN_IMAGE)  # the first one again, chosen by hand: typed as it needs
+    at.run()
+    assert at.text_input(key="upload_bands").value == ""
+
+
 def test_region_page_warns_about_sentinel2_values_with_their_offset(fake_map, tmp_path, tiny_model_path, monkeypatch):
     """Sentinel-2 L2A with its +1000 offset: the page says what to fix when the image is shown, and
     the prediction's summary download carries the warning (as the CLI's summary.json does)."""

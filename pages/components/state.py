@@ -41,6 +41,7 @@ SCROLL_TO = "scroll_to"  # str: the page anchor (ui.anchor) to bring into view o
 TRAIN_FORM = "train_settings"  # dict of the training form's last submitted values (preset, epochs, ...)
 PATCH_FORM = "patch_settings"  # dict of the Data page patch form's last submitted values (size, buffer, train, test)
 UPLOAD_NOTICE = "upload_notice"  # ("error" | "success", text, file id): outcome of the last "Use these files" for that file
+UPLOAD_CHOSEN = "upload_chosen"  # file id of the image last chosen in the own-files form, or None (none chosen)
 #: [path, text]: a checkpoint made the model in use on the Model page, said there while it is; or None
 MODEL_NOTICE = "model_notice"
 #: [box text, note or None, boxes used]: a typed box cut to the image's edges is said under the box field while it
@@ -92,6 +93,7 @@ DEFAULTS: dict[str, Any] = {
     MODEL_NOTICE: None,
     BOX_NOTICE: None,
     UPLOAD_NOTICE: None,
+    UPLOAD_CHOSEN: None,
     MODEL_TAB: None,
     SCROLL_TO: None,
     EE_ASSET: "",
