@@ -154,12 +154,20 @@ def test_the_predict_page_offers_a_finished_trainings_best_checkpoint(fake_map, 
 
     at.session_state["model_path"] = str(models.shipped())
     at.run()
-    assert any("is not the model in use (crop_unet_light.keras)." in i.value for i in at.info)
+    # with how it compares with the model in use (the Model page said it; here it was offered as an upgrade)
+    assert any("is not the model in use (crop_unet_light.keras). The model in use has validation IoU 0.791 (on its "
+               "own validation data): this checkpoint's 0.697 is lower." in i.value for i in at.info)
     [b for b in at.button if b.key == "use_finished_training"][0].click().run()
     assert not at.exception and at.session_state["model_path"] == str(job / "train" / "best.keras")
     assert not [b for b in at.button if b.key == "use_finished_training"]  # in use: nothing more to offer
     at.switch_page("pages/quality.py").run()
     assert not [b for b in at.button if b.key == "use_finished_training"]
+    # the shipped weights chosen again after it: passed over, no longer offered (it came back on every page)
+    at.switch_page("pages/model.py").run()
+    [b for b in at.button if b.label == "Load shipped weights"][0].click().run()
+    assert not at.exception and at.session_state["model_path"] == str(models.shipped())
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception and not [b for b in at.button if b.key == "use_finished_training"]
 
 
 #: a region of the sample scene under 8 px a side (drawn by a user zoomed in)

@@ -179,6 +179,19 @@ def use_model(path: str) -> None:
     if path != state.get(state.MODEL_PATH):  # the same model again keeps its prediction
         state.put(state.MODEL_PATH, path)
         state.forget_prediction()
+    followed = state.job_dir()  # another model chosen after the training ended: its checkpoint is passed over
+    if followed and not Path(path).resolve().is_relative_to(Path(followed).resolve()) and _ended(followed):
+        state.put(state.PASSED_OVER_JOB, followed)
+
+
+def _ended(job_dir: str) -> bool:
+    from core import jobs
+    from core.errors import CropMapError
+
+    try:
+        return not jobs.status(job_dir).active
+    except CropMapError:
+        return False
 
 
 def offer_finished_training(model_in_use: str | None) -> None:
@@ -189,7 +202,7 @@ def offer_finished_training(model_in_use: str | None) -> None:
     from core.errors import CropMapError
 
     followed = state.job_dir()
-    if not followed:
+    if not followed or state.get(state.PASSED_OVER_JOB) == followed:  # (another model chosen since it ended)
         return
     try:
         js = jobs.status(followed)
@@ -197,8 +210,12 @@ def offer_finished_training(model_in_use: str | None) -> None:
         return
     if not jobs.best_not_in_use(followed, js, model_in_use):
         return
+    kept = js.best() or {}
+    ref = validation_iou(model_in_use) if model_in_use and kept.get("val_iou") is not None else None
+    lower = (f" The model in use has validation IoU {ref:.3f} (on its own validation data): this checkpoint's "
+             f"{float(kept['val_iou']):.3f} is lower." if ref is not None and float(kept["val_iou"]) < ref else "")
     st.info(f"Your training has finished: its best checkpoint{js.best_words('validation IoU')} is not the model in use"
-            + (f" ({label(model_in_use)})." if model_in_use else "."), icon=":material/model_training:")
+            + (f" ({label(model_in_use)})." if model_in_use else ".") + lower, icon=":material/model_training:")
     if st.button("Use the training's best checkpoint", key="use_finished_training"):
         with ui.errors_shown(stop=True):
             use_model(str(Path(followed) / jobs.TRAIN_SUBDIR / "best.keras"))

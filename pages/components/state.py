@@ -42,6 +42,9 @@ TRAIN_FORM = "train_settings"  # dict of the training form's last submitted valu
 PATCH_FORM = "patch_settings"  # dict of the Data page patch form's last submitted values (size, buffer, train, test)
 UPLOAD_NOTICE = "upload_notice"  # ("error" | "success", text, file id): outcome of the last "Use these files" for that file
 UPLOAD_CHOSEN = "upload_chosen"  # file id of the image last chosen in the own-files form, or None (none chosen)
+#: str: the folder of a finished training whose best checkpoint the user passed over (chose another model after it
+#: ended): the Predict page no longer offers it
+PASSED_OVER_JOB = "passed_over_job"
 #: [path, text]: a checkpoint made the model in use on the Model page, said there while it is; or None
 MODEL_NOTICE = "model_notice"
 #: [box text, note or None, boxes used]: a typed box cut to the image's edges is said under the box field while it
@@ -94,6 +97,7 @@ DEFAULTS: dict[str, Any] = {
     BOX_NOTICE: None,
     UPLOAD_NOTICE: None,
     UPLOAD_CHOSEN: None,
+    PASSED_OVER_JOB: None,
     MODEL_TAB: None,
     SCROLL_TO: None,
     EE_ASSET: "",
