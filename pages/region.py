@@ -191,9 +191,14 @@ with st.expander("Upload a region (GeoJSON)"):
                                      f"up to {MAX_GEOJSON_BYTES / 1e6:.0f} MB.")
     if geo_file is not None and st.button("Use this GeoJSON region"):
         with ui.errors_shown():
-            if skipped := scene.use_uploaded_region(geo_file.getvalue(), geo_file.name):
-                st.toast(left_out_note(skipped, geo_file.name), icon=":material/info:", duration="long")
+            skipped = scene.use_uploaded_region(geo_file.getvalue(), geo_file.name)
+            # (a toast went with the reruns the new map makes, in under a second): said while the region is in use
+            state.put(state.GEOJSON_NOTICE, {"note": left_out_note(skipped, geo_file.name), "region": state.get(
+                state.REGION)} if skipped else None)
             st.rerun()
+    notice = state.get(state.GEOJSON_NOTICE)
+    if notice and notice["region"] == state.get(state.REGION):
+        st.info(ui.sentence(notice["note"], "."), icon=":material/info:")
 
 with st.expander("Enter a box by its coordinates"):
     with ui.errors_shown():

@@ -804,3 +804,27 @@ def test_a_geojson_of_fields_without_a_class_says_so_where_it_was_chosen(fake_ma
     assert not at.exception and any("names.geojson" in e.value for e in at.error)
     assert not [e for e in [*at.success, *at.warning] if e.value.startswith("Using")]  # the sample stays in use
     assert (at.session_state["source"] if "source" in at.session_state else {}).get("kind") != "local"
+
+
+def test_what_an_uploaded_geojson_region_left_out_stays_said(fake_map, monkeypatch, tmp_path):
+    """A point beside the polygon of an uploaded region: said in a toast that the reruns of the new map took
+    away in under a second. Said in the page while that region is in use."""
+    import json
+
+    geo = tmp_path / "fields.geojson"
+    geo.write_text(json.dumps({"type": "FeatureCollection", "crs": "image", "features": [
+        {"type": "Feature", "properties": {"name": "well"}, "geometry": {"type": "Point", "coordinates": [300, 300]}},
+        {"type": "Feature", "properties": {"name": "field"}, "geometry": {"type": "Polygon", "coordinates": [
+            [[200, 200], [400, 200], [400, 400], [200, 400], [200, 200]]]}}]}))
+    files = {"upload_geojson": Upload(geo)}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
+    at = new_app()
+    at.run()
+    by_label(at.button, "Use this GeoJSON region").click().run()
+    said = "1 feature(s) of fields.geojson hold no polygon (points, lines, or an empty or no geometry) and are left out: well."
+    for _ in range(2):  # (and on the runs after it: a map event, a widget)
+        assert not at.exception and not at.error and said in [i.value for i in at.info], [i.value for i in at.info]
+        at.run()
+    at.session_state["region"] = None  # another region: no longer said
+    at.run()
+    assert said not in [i.value for i in at.info]

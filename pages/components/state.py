@@ -50,6 +50,8 @@ MODEL_NOTICE = "model_notice"
 #: [box text, note or None, boxes used]: a typed box cut to the image's edges is said under the box field while it
 #: shows that box; the count keys the field (filled in anew after each box used)
 BOX_NOTICE = "box_notice"
+#: {"note": text, "region": the region it was said of}: what an uploaded GeoJSON region left out (said while it is in use)
+GEOJSON_NOTICE = "geojson_notice"
 EE_TASK_NOTICE = "ee_task_notice"  # str: outcome of the last task cancel, shown once above the fresh task list, or None
 EE_EXPORT_FORM = "ee_export_settings"  # dict of the Earth Engine export form's last submitted values
 EE_UPLOAD_FORM = "ee_upload_settings"  # dict of the Earth Engine upload form's last submitted values (gcs, asset)
@@ -95,6 +97,7 @@ DEFAULTS: dict[str, Any] = {
     EE_TASK_NOTICE: None,
     MODEL_NOTICE: None,
     BOX_NOTICE: None,
+    GEOJSON_NOTICE: None,
     UPLOAD_NOTICE: None,
     UPLOAD_CHOSEN: None,
     PASSED_OVER_JOB: None,
