@@ -609,10 +609,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     e.set_defaults(func=_cmd_evaluate)
 
+    from core.fields import MIN_FIELD_PIXELS
+
     f = sub.add_parser("fields", help="trace the crop fields of a crop mask into GeoJSON polygons (lon/lat)")
     f.add_argument("--mask", required=True, help="crop_mask.tif written by predict (a georeferenced image's)")
     f.add_argument("--out", default=None, help="GeoJSON file to write (default: crop_fields.geojson beside --mask)")
-    f.add_argument("--min-pixels", type=int, default=4, help="leave out groups of fewer crop pixels (speckle)")
+    f.add_argument("--min-pixels", type=int, default=MIN_FIELD_PIXELS,
+                   help=f"leave out groups of fewer crop pixels (speckle; default {MIN_FIELD_PIXELS})")
     f.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     f.set_defaults(func=_cmd_fields)
 

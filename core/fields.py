@@ -57,7 +57,11 @@ def _require_crs(grid: Grid) -> None:
     grid.require_place_on_earth()
 
 
-def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = 4) -> dict:
+#: The fewest crop pixels a traced crop area holds: smaller groups are speckle, left out
+MIN_FIELD_PIXELS = 4
+
+
+def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = MIN_FIELD_PIXELS) -> dict:
     """A GeoJSON FeatureCollection of the crop (1) areas of ``mask`` (uint8 1/0, 255 = no data) on
     ``grid``: one Polygon per 4-connected group of at least ``min_pixels`` crop pixels (a MultiPolygon
     of its two sides where it lies across the 180th meridian), with
@@ -160,7 +164,7 @@ def fields_bytes(collection: dict, **members) -> bytes:
     return json.dumps({**collection, **members}, separators=(",", ":")).encode("utf-8")
 
 
-def write_fields(mask_path: str | os.PathLike, out_path: str | os.PathLike, min_pixels: int = 4,
+def write_fields(mask_path: str | os.PathLike, out_path: str | os.PathLike, min_pixels: int = MIN_FIELD_PIXELS,
                  overwrite: bool = False) -> dict:
     """Trace the crop fields of a crop-mask GeoTIFF (``predict``'s ``crop_mask.tif``) into a GeoJSON
     file, atomically; returns a summary (fields, pixels, area_ha, out).

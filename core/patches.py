@@ -394,7 +394,7 @@ def write_image_export(
     B, NIR, NDVI; pixels outside the image or without data are 0.
 
     Raises:
-        OutputExistsError: the mixer exists and ``overwrite`` is False.
+        OutputExistsError: the mixer exists and ``overwrite`` is False; ConfigError: an odd ``kernel``.
     """
     from rasterio.windows import Window
 

@@ -78,10 +78,6 @@ class PatchSet:
         return f"{len(self.files)} TFRecord file(s) of {self.record_size} px patches"
 
 
-#: Label values a patch may hold: not crop, crop, no data.
-LABEL_VALUES = (0.0, 1.0, float(NODATA))
-
-
 def _record_side(layout: dict, name: str, label: str) -> int:
     """Side of the square patches in a record's layout.
 

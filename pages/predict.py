@@ -7,6 +7,7 @@ from functools import partial
 
 import streamlit as st
 
+from core.fields import MIN_FIELD_PIXELS
 from core.metrics import crop_area_text, format_area, nominal_area
 from core.card import load_card, resolution_warning
 from core.predict import prediction_summary
@@ -174,7 +175,7 @@ with files_col:
     fields_for = [list(key), float(threshold)]
     if st.button("Crop areas GeoJSON", disabled=not grid.georeferenced,
                  help="The crop layer traced into polygons, each with its area, in longitude/latitude, for a GIS: "
-                      "one polygon per connected group of 4 or more crop pixels. Fields that touch in the crop "
+                      f"one polygon per connected group of {MIN_FIELD_PIXELS} or more crop pixels. Fields that touch in the crop "
                       "layer come out as one polygon, so these are crop areas, not field boundaries."
                       if grid.georeferenced else "Needs a georeferenced image: this one has no place on Earth."):
         state.put(state.FIELDS, fields_for)
@@ -186,7 +187,7 @@ with files_col:
             st.download_button(f"Download {n:,} crop areas", data, f"crop_areas_{tag}.geojson",
                                "application/geo+json", type="primary", icon=":material/download:", on_click="ignore")
             # (not quite the crop area shown: groups of 1-3 crop pixels are no polygon)
-            st.caption(f"{format_area(area, unit)} in all; groups under 4 crop pixels are left out.")
+            st.caption(f"{format_area(area, unit)} in all; groups under {MIN_FIELD_PIXELS} crop pixels are left out.")
     st.page_link("pages/quality.py", label="Next: Quality", icon=":material/arrow_forward:")
 
 with ui.errors_shown(stop=True):

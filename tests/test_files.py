@@ -254,3 +254,15 @@ def test_done_is_told_once_every_file_is_in_place_and_an_interrupt_before_it_und
     _folder(stage, **{"a.tif": "new a", "b.tif": "new b"})
     move_into_place([(stage / n, out / n) for n in ("a.tif", "b.tif")], stage, done=lambda: seen.append("done"))
     assert seen[-1] == "done" and (out / "b.tif").read_text() == "new b"
+
+
+def test_the_upload_limit_is_the_servers():
+    """core.files' limit on uploads and the Streamlit server's (.streamlit/config.toml, in MB of 2**20 bytes) are
+    one figure: a file between the two was taken by the upload box and refused by the app, or the other way."""
+    import tomllib
+    from pathlib import Path
+
+    from core.files import MAX_UPLOAD_BYTES
+
+    config = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 2**20 == MAX_UPLOAD_BYTES

@@ -18,6 +18,7 @@ import streamlit as st
 
 from core import downloads, overlays as ov
 from core.errors import CropMapError
+from core.fields import MIN_FIELD_PIXELS
 from core.files import replacing
 from core.labels import NODATA
 from core.grid import Grid
@@ -442,7 +443,7 @@ def export_file(name: str, *args) -> bytes:
 
 
 @st.cache_data(max_entries=4, show_spinner="Tracing the crop fields...")
-def crop_fields(key: tuple, threshold: float, min_pixels: int = 4) -> tuple[bytes, int, float]:
+def crop_fields(key: tuple, threshold: float, min_pixels: int = MIN_FIELD_PIXELS) -> tuple[bytes, int, float]:
     """(GeoJSON bytes, number of fields, their area in hectares) of the crop layer at ``threshold``
     (core.fields). Raises CropMapError subclasses (e.g. no CRS, no field)."""
     from core.fields import crop_fields as trace

@@ -32,8 +32,7 @@ import streamlit.components.v1 as components
 from core.overlays import Bounds, Legend, Overlay
 from pages.components import state
 
-LEAFLET_VERSION = "1.9.4"
-LEAFLET_DRAW_VERSION = "1.0.4"
+# (the served files' versions and licences: static/README.md)
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
 # Streamlit's /app/static serves .js/.css as text/plain (browsers refuse to run them), but a
 # declared component's folder is served with real content types: register static/ as one.
@@ -50,7 +49,6 @@ CROPMAP_JS = [("cropmap_js", f"{STATIC}/cropmap/map.js")]
 CROPMAP_CSS = [("cropmap_css", f"{STATIC}/cropmap/map.css")]
 DRAW_JS = [("leaflet_draw_js", f"{STATIC}/leaflet-draw/leaflet.draw.js")]
 DRAW_CSS = [("leaflet_draw_css", f"{STATIC}/leaflet-draw/leaflet.draw.css")]
-FULLSCREEN_VERSION = "3.0.0"
 FULLSCREEN_JS = [("Control.Fullscreen.js", f"{STATIC}/leaflet-fullscreen/Control.FullScreen.js")]
 FULLSCREEN_CSS = [("Control.FullScreen.css", f"{STATIC}/leaflet-fullscreen/Control.FullScreen.css")]
 IMAGE_NOTE = "not georeferenced: image coordinates"

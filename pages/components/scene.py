@@ -10,7 +10,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from core.errors import CropMapError, EarthEngineError, RegionError
+from core.errors import ConfigError, CropMapError, EarthEngineError, RegionError
 from core.overlays import Bounds, Overlay, focus_bounds, map_bounds
 from core.bbox import box_within, image_box_bounds, parse_bbox
 from core.bbox import box_text as bounds_text
@@ -34,6 +34,7 @@ def source_from_spec(spec: dict):
     Raises:
         EarthEngineError: for the Earth Engine source when it is not available.
         InputNotFoundError, InvalidDataError: for a local source with missing files.
+        ConfigError: a spec of an unknown kind.
     """
     kind = spec.get("kind", "sample")
     if kind == "sample":
@@ -53,7 +54,7 @@ def source_from_spec(spec: dict):
             composite, labels = recipes_from_settings(spec["settings"])
             return EarthEngineSource(composite, labels, secrets=cached.secrets())
         return EarthEngineSource(preset=spec.get("preset"), secrets=cached.secrets())
-    raise RegionError(f"unknown data source {kind!r}")
+    raise ConfigError(f"unknown data source {kind!r}")
 
 
 def current_source():
