@@ -501,11 +501,11 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
     pixels the model never trained on.
 
     The held-out block is the last ``size``-wide column (or row, along the image's longer side) of
-    the non-overlapping tile grid that validation uses, so it yields whole validation tiles. Two
+    the non-overlapping tile grid that validation uses that will do (labelled tiles in it, and outside
+    it, of both classes), so it yields whole validation tiles. Two
     binary label rasters go to ``out_dir``: ``train_labels.tif`` (the block set to no data) and
-    ``val_labels.tif`` (only the block). When the image is under two tiles along both sides, either
-    part lacks labelled pixels, or the block lacks crop or not-crop pixels (validation IoU would
-    then say nothing), validation uses the training pixels and the note says so.
+    ``val_labels.tif`` (only the block). When the image is under two tiles along both sides, or no
+    block will do, validation uses the training pixels and the note says why.
 
     Raises:
         InputNotFoundError, CorruptFileError, GridMismatchError: as :func:`core.raster.read_labels`.
@@ -531,20 +531,34 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
     length = w if along_cols else h
     if length < 2 * size:
         return same
-    start = (length - size) // size * size
-    block = np.zeros_like(mask, dtype=bool)
-    if along_cols:
-        block[:, start : start + size] = True
+    # the last column (or row) of tiles that will do, from the image's end: the last one alone gave up on an
+    # image whose edge has no data or no labels (a scene's edge, a download's padding), saying it was too small
+    # (first a block whose tiles hold min_valid labelled pixels, then one of sparse labels: a few surveyed fields)
+    one_class, starts = False, range((length - size) // size * size, -1, -size)
+    for start, sparse_ok in [(start, False) for start in starts] + [(start, True) for start in starts]:
+        block = np.zeros_like(mask, dtype=bool)
+        if along_cols:
+            block[:, start : start + size] = True
+        else:
+            block[start : start + size, :] = True
+        if not (labelled & block).any():
+            continue
+        [corners], sparse = patch_windows([labelled & block], size, min_valid, stride=size)
+        val_tiles = len(corners)
+        if val_tiles == 0 or (sparse and not sparse_ok) or not _trainable(labelled & ~block, size):
+            continue
+        held = mask[block]
+        if (held == CROP).any() and (held == NOT_CROP).any():
+            break
+        one_class = True  # one class: validation IoU would say nothing
     else:
-        block[start : start + size, :] = True
-    val_tiles = _trainable(labelled & block, size, min_valid, stride=size)
-    if val_tiles == 0 or not _trainable(labelled & ~block, size):
-        return same
-    held = mask[block]
-    if not ((held == CROP).any() and (held == NOT_CROP).any()):  # one class: validation IoU would say nothing
-        return replace(same, note=f"{SAME_PIXELS_NOTE} (the block that would be held out has only "
-                                  "one class, crop or not crop): a quick check, not an independent test"
-                                  f"{_SAME_PIXELS}.")
+        if one_class:
+            return replace(same, note=f"{SAME_PIXELS_NOTE} (each block that could be held out has only "
+                                      "one class, crop or not crop): a quick check, not an independent test"
+                                      f"{_SAME_PIXELS}.")
+        return replace(same, note=f"{SAME_PIXELS_NOTE} (no {size} px block of the region holds labelled tiles "
+                                  "enough to hold out, with enough left to train on): a quick check, not an "
+                                  f"independent test{_SAME_PIXELS}.")
     out = Path(out_dir)
     train_path = write_mask(out / "train_labels.tif", np.where(block, NODATA, mask), grid)
     val_path = write_mask(out / "val_labels.tif", np.where(block, mask, NODATA), grid)

@@ -105,6 +105,30 @@ def test_spatial_holdout_splits_the_labels_into_disjoint_parts(tmp_path):
         np.testing.assert_array_equal(y[k, ..., 1] == 1, val[r : r + 256, 768:1024] != NODATA)
 
 
+def test_spatial_holdout_holds_out_a_block_before_an_edge_without_labels(tmp_path):
+    """The sample with its last 256 columns unlabelled (a scene's edge, a download's padding): the last tile
+    column alone was tried, and the test patches came from the training pixels 'as the region is too small',
+    which it is not. The last column of tiles that will do is held out."""
+    import rasterio
+
+    from core.dataset import spatial_holdout
+    from testdata import SAMPLE_IMAGE, SAMPLE_LABELS
+
+    with rasterio.open(SAMPLE_LABELS) as src:
+        profile, codes = src.profile, src.read(1)
+    codes[:, 768:] = 0  # (CDL's background: no label)
+    with rasterio.open(tmp_path / "edge_cdl.tif", "w", **profile) as dst:
+        dst.write(codes, 1)
+    split = spatial_holdout(SAMPLE_IMAGE, tmp_path / "edge_cdl.tif", "cdl", tmp_path / "h", 256)
+    assert split.train != split.val and "columns 512-767" in split.note
+    # nothing labelled but one block's worth: said as such, not as a region too small
+    codes[:, 256:] = 0
+    with rasterio.open(tmp_path / "left_cdl.tif", "w", **profile) as dst:
+        dst.write(codes, 1)
+    split = spatial_holdout(SAMPLE_IMAGE, tmp_path / "left_cdl.tif", "cdl", tmp_path / "h2", 256)
+    assert split.train == split.val and "no 256 px block of the region holds labelled tiles enough" in split.note
+
+
 def test_spatial_holdout_falls_back_on_small_regions(small_scene, tmp_path):
     from core.dataset import spatial_holdout
 
