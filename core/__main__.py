@@ -217,6 +217,11 @@ def _bbox_window(text: str, image: str, doing: str = "predicting") -> tuple[tupl
     except RegionError as err:
         raise RegionError(f"--bbox: {box_advice(str(err), 'give')} "
                           "(west, south, east, north in degrees)") from None
+    from core.config import MIN_REGION_SIDE
+
+    if w.height < min(MIN_REGION_SIDE, grid.height) or w.width < min(MIN_REGION_SIDE, grid.width):  # (said of --bbox)
+        raise RegionError(f"--bbox covers {w.width} x {w.height} px of the image (columns x rows), under "
+                          f"{MIN_REGION_SIDE} px a side: give a larger box (west, south, east, north in degrees)")
     share = on * (box[2] - box[0]) * (box[3] - box[1]) / ((given[2] - given[0]) * (given[3] - given[1]))
     cut = share < BOX_ON_IMAGE
     if cut:
@@ -249,8 +254,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.bbox:
         window, box = _bbox_window(_bbox_text(args.bbox), args.image)
         about.update(box)
-        print(f"--bbox: predicting the window {','.join(map(str, window))} (ROW,COL,HEIGHT,WIDTH) of the image",
-              file=sys.stderr)
     context = None
     if not export and window is None and not args.no_context:
         from core.sources.base import scene_context
@@ -289,6 +292,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if warning not in told:
             print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {Path(args.out) / 'probability.tif'}, crop_mask.tif and summary.json", file=sys.stderr)
+    if args.bbox:  # (said once it is done: said before, it came above an error such as an output in the way)
+        print(f"--bbox: predicted the window {','.join(map(str, window))} (ROW,COL,HEIGHT,WIDTH) of the image",
+              file=sys.stderr)
     for old in derived:  # removed with the outputs they described (predict_image's stale)
         if not old.exists():
             print(f"removed {old}: it described the replaced crop mask", file=sys.stderr)

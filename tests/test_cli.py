@@ -275,12 +275,12 @@ def test_predict_a_box_in_degrees_is_the_window_that_covers_it(capsys, tiny_mode
     assert main([*common, "--out", str(tmp_path / "box"), f"--bbox={text}"]) == 0
     said = capsys.readouterr().err
     window = f"{win.row_off},{win.col_off},{win.height},{win.width}"
-    assert f"--bbox: predicting the window {window} (ROW,COL,HEIGHT,WIDTH)" in said
+    assert f"--bbox: predicted the window {window} (ROW,COL,HEIGHT,WIDTH)" in said
     assert main([*common, "--out", str(tmp_path / "win"), "--window", window]) == 0
     capsys.readouterr()
     # four values, as the ee- commands take them (it was "unrecognized arguments")
     assert main([*common, "--out", str(tmp_path / "four"), "--bbox", *text.split(",")]) == 0
-    assert f"--bbox: predicting the window {window} (ROW,COL,HEIGHT,WIDTH)" in capsys.readouterr().err
+    assert f"--bbox: predicted the window {window} (ROW,COL,HEIGHT,WIDTH)" in capsys.readouterr().err
     capsys.readouterr()
     with rasterio.open(tmp_path / "box" / "probability.tif") as a, rasterio.open(tmp_path / "win" / "probability.tif") as b:
         assert a.shape == (win.height, win.width) and a.transform == b.transform and (a.read() == b.read()).all()
@@ -307,6 +307,10 @@ def test_predict_a_box_in_degrees_is_the_window_that_covers_it(capsys, tiny_mode
             (["--bbox", "1,2,3"], "--bbox: a box is four numbers"),
             ([f"--bbox={text}", "--window", window], "--bbox and --window both say what to predict"),
             (["--bbox", "0,0,1,1"], f"--bbox: the box lies outside the image, whose edges are {w:.6f}, {s:.6f}"),
+            # a box of a few pixels: said of --bbox, in one line (it said to give a larger --window, after a line
+            # saying which window it was predicting)
+            ([f"--bbox={box[0]:.6f},{box[1]:.6f},{box[0] + 0.0001:.6f},{box[1] + 0.0001:.6f}"],
+             "px of the image (columns x rows), under 8 px a side: give a larger box"),
             # latitude first, as a map's search box gives it: said so, as the Region page says it
             ([f"--bbox={box[1]:.6f},{box[0]:.6f},{box[3]:.6f},{box[2]:.6f}"],
              f"; the numbers look like latitude, longitude: a box is longitude first, west, south, east, north "
