@@ -341,7 +341,11 @@ with info_col:
                     state.restore_previous_region()
                     st.rerun()
         if used and check.clipped:  # the shape's own area, a part of it used
-            st.caption(f"The region's shape covers {region.describe_area(unit)}; the part outside the image is left out.")
+            shape_ha = None if region.is_image else region.area_ha()
+            sliver = check.area_ha is not None and shape_ha and check.area_ha > 0.98 * shape_ha
+            st.caption(f"The region's shape covers {region.describe_area(unit)}; " + (
+                "slivers of it lie outside the image and are left out (the area above is that of the pixels used, "
+                "whose centres lie inside it)." if sliver else "the part outside the image is left out."))
         if gaps_note:
             st.caption(gaps_note)
         reset = "Reset to the whole image" if scene.is_local() else "Reset to the Camana valley"

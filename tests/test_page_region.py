@@ -710,6 +710,15 @@ def test_a_box_entered_by_its_coordinates_becomes_the_region(fake_map):
     by_label(at.button, "Use this box").click().run()
     [said] = [e.value for e in at.error]
     assert "the numbers look like latitude, longitude" in said and "The region in use is kept" in said, said
+    # a box past the image's corner, on a UTM image (turned against the meridians): cut to its extent in degrees,
+    # said so (it said "cut to the image's edges", beside "part of the region lies outside the image")
+    past = f"{w + (e - w) / 2:.6f}, {s + (n - s) / 2:.6f}, {e + 0.01:.6f}, {n + 0.01:.6f}"
+    [box] = [t for t in at.text_input if t.label == "Box"]
+    box.set_value(past).run()
+    by_label(at.button, "Use this box").click().run()
+    assert not at.exception and not at.error
+    assert any(i.value.startswith("The box was cut to the image's extent in longitude and latitude: ") for i in at.info)
+    assert not [i.value for i in at.info if "cut to the image's edges" in i.value]
 
 
 def test_a_typed_box_past_the_image_is_cut_to_it_and_a_reversed_one_put_in_order(fake_map):

@@ -122,7 +122,12 @@ def use_box(text: str, image: bool) -> str | None:
     except RegionError as err:
         raise RegionError(f"this box cannot be used: {str(err).rstrip('.')}. The region in use is kept.") from None
     state.set_region(region.to_geojson(), remember=current_region_usable())
-    return f"The box was cut to the image's edges: {box_text(region)}." if cut else None
+    if not cut:
+        return None
+    # (a projected image lies turned against the meridians: its box in degrees reaches past its corners, whose
+    # slivers the Region page then says are left out; "cut to the image's edges" contradicted that)
+    return (f"The box was cut to the image's edges: {box_text(region)}." if image else
+            f"The box was cut to the image's extent in longitude and latitude: {box_text(region)}.")
 
 
 def _box_bounds(image: bool) -> tuple[float, float, float, float] | None:
