@@ -98,7 +98,7 @@ def environment_error(err: BaseException, memory_advice: str = "use a smaller re
 
 
 #: GDAL's and TensorFlow's words for a file that could not be written (a full disk, a read-only folder)
-_WRITE_FAILED = re.compile(r"write error|no space left|disk full|permission denied|operation not permitted|"
+_WRITE_FAILED = re.compile(r"write error|write failed|no space left|disk full|permission denied|operation not permitted|"
                            r"read-only file system|"
                            r"TIFFRewriteDirectory|TIFFAppendToStrip|TIFFWrite", re.IGNORECASE)
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from core.config import MIN_REGION_SIDE, PredictConfig
 from core.errors import ConfigError, InputNotFoundError, InvalidDataError, NoDataError, OutputExistsError, RegionError
-from core.files import check_output_dir, move_into_place, staging_dir
+from core.files import check_free_space, check_output_dir, move_into_place, staging_dir
 from core.labels import NODATA
 from core.bands import FEATURE_BANDS
 from core.grid import Grid
@@ -476,6 +476,11 @@ def stale_outputs(out_dir, stale: Sequence[str], overwrite: bool) -> list[tuple[
     return [(None, p) for p in paths if overwrite and (p.is_symlink() or p.is_file())]
 
 
+#: the fewest bytes a pixel takes in the outputs as written (the two GeoTIFFs while they are made and as COGs,
+#: compressed): a lower estimate, for refusing a disk that cannot hold them (:func:`core.files.check_free_space`)
+MIN_OUTPUT_BYTES_PER_PIXEL = 0.25
+
+
 def predict_image(
     image_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -550,6 +555,11 @@ def predict_image(
             def keep(r, n):  # the scene's own pixels with data (the context's beyond its outline are not output)
                 return scene.read_valid(Window(0, r, grid.width, n))
         grid.pixel_area_ha()  # a CRS without a known unit is refused here, before the model runs
+        # a disk too small for the outputs, here rather than once it is full (GDAL then said the half-written
+        # file was "not recognized as being in a supported file format")
+        check_free_space(out_dir, int(grid.width * grid.height * MIN_OUTPUT_BYTES_PER_PIXEL),
+                         f"the outputs of {grid.width:,} x {grid.height:,} px",
+                         "free some space, or write them to another disk (--out)")
         predictor = make_predictor(loaded, config, frame=(frame[0] + int(win.row_off), frame[1] + int(win.col_off)),
                                    grid=reader.grid)
         if warn is not None:  # (the summary's, as prediction_summary gives them)

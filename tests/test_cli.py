@@ -507,6 +507,9 @@ def test_machine_failures_in_words():
         "TIFFAppendToStrip:Write error at scanline 4294967295; writing failed: check that the folder can be "
         "written and that the disk has space")
     assert environment_error(CPLE_AppDefinedError(1, 1, "Band 2 out of range")) == "Band 2 out of range"
+    # rasterio's words when a write to a full disk fails (resample and stack said them with nothing to check)
+    assert environment_error(CPLE_AppDefinedError(1, 1, "Write failed. See previous exception for details.")).endswith(
+        "; writing failed: check that the folder can be written and that the disk has space")
     # rasterio's error for a file it cannot read is an OSError too: it was told to check the disk's space
     from rasterio.errors import RasterioIOError
 

@@ -493,3 +493,17 @@ def test_a_south_up_image_is_shown_to_the_model_north_up(shipped, tmp_path):
     assert [north_up_view(Grid("EPSG:32631", tr, 8, 8)) for tr in
             ((10, 0, 0, 0, -10, 0), (-10, 0, 0, 0, -10, 0), (-10, 0, 0, 0, 10, 0), (7, 7, 0, 7, -7, 0))] == [0, 1, 3, 0]
     assert north_up_view(Grid(None, (1, 0, 0, 0, 1, 0), 8, 8)) == 0 and north_up_view(None) == 0
+
+
+def test_a_disk_too_small_for_the_outputs_is_said_before_the_model_runs(tiny_model_path, tmp_path, monkeypatch):
+    """A full disk failed half-way, said as GDAL's "probability.raw.tif not recognized as being in a supported
+    file format", of a temporary file. Refused first, with the space needed and free; nothing is written."""
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 50_000, 50_000))
+    with pytest.raises(ConfigError, match=r"the outputs of 1,024 x 1,024 px would take at least 0\.3 MB and .* has "
+                                          r"50\.0 kB free; free some space, or write them to another disk"):
+        predict_image(SAMPLE_IMAGE, tmp_path / "out", tiny_model_path)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
