@@ -668,7 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     s.set_defaults(func=_cmd_patches)
 
-    r = sub.add_parser("resample", help="average an image (and take the most frequent class of its labels) to "
+    r = sub.add_parser("resample", help="average an image (and give each new pixel the class covering most of it in its labels) to "
                                         "larger pixels, e.g. 10 m Sentinel-2 to the shipped model's 30 m (to "
                                         "smaller ones, each pixel is split: no detail is added)")
     r.add_argument("--image", required=True, help="georeferenced GeoTIFF with bands R, G, B, NIR (a CRS in metres)")

@@ -140,8 +140,8 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
     coarser = st.checkbox(f"Average to {SHIPPED_PIXEL_SIZE_M:g} m pixels", key="upload_resample",
                           help=f"For 10-20 m images such as Sentinel-2: the shipped model learned fields on "
                                f"{SHIPPED_PIXEL_SIZE_M:g} m Landsat pixels, and finer pixels make them look larger to it. "
-                               "Reflectance is averaged over the pixels with data, labels take their most frequent "
-                               "class. Coarser pixels also lose small fields and edges, so whether it helps depends "
+                               "Reflectance is averaged over the pixels with data, labels take the class covering "
+                               "most of each pixel. Coarser pixels also lose small fields and edges, so whether it helps depends "
                                "on the image: with labels, compare both on the Quality page. Needs a CRS in ground metres "
                                "(e.g. UTM, not Web Mercator).")
     if st.button("Use these files", disabled=img_file is None):
