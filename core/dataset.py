@@ -547,15 +547,15 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
         val_tiles = len(corners)
         if val_tiles == 0 or (sparse and not sparse_ok) or not _trainable(labelled & ~block, size):
             continue
-        held = mask[block]
-        if (held == CROP).any() and (held == NOT_CROP).any():
+        held, rest = mask[block], mask[~block]
+        if all((part == CROP).any() and (part == NOT_CROP).any() for part in (held, rest)):
             break
-        one_class = True  # one class: validation IoU would say nothing
+        one_class = True  # one class: validation IoU would say nothing, or training would learn one class
     else:
         if one_class:
-            return replace(same, note=f"{SAME_PIXELS_NOTE} (each block that could be held out has only "
-                                      "one class, crop or not crop): a quick check, not an independent test"
-                                      f"{_SAME_PIXELS}.")
+            return replace(same, note=f"{SAME_PIXELS_NOTE} (each block that could be held out, or the pixels it "
+                                      "would leave to train on, has only one class, crop or not crop): a quick "
+                                      f"check, not an independent test{_SAME_PIXELS}.")
         return replace(same, note=f"{SAME_PIXELS_NOTE} (no {size} px block of the region holds labelled tiles "
                                   "enough to hold out, with enough left to train on): a quick check, not an "
                                   f"independent test{_SAME_PIXELS}.")
