@@ -39,7 +39,10 @@ def check_free_space(path: str | os.PathLike, needed: int, what: str, fix: str) 
     import shutil
 
     folder = next((p for p in Path(path).absolute().parents if p.is_dir()), Path("/"))
-    free = shutil.disk_usage(folder).free
+    usage = shutil.disk_usage(folder)
+    if usage.total == 0:  # (no disk: /proc and the like, which the writing then refuses with its own words)
+        return
+    free = usage.free
     if needed > free:
         raise ConfigError(f"{what} would take at least {size_text(needed)} and {folder} has {size_text(free)} free; "
                           f"{fix}")
