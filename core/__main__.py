@@ -173,15 +173,13 @@ def _bbox_text(values: list[str]) -> str:
         RegionError: a value that is no number, e.g. a path the option took for its own (``--bbox W,S,E,N
             FOLDER``), named.
     """
+    from core.bbox import not_numbers
     from core.errors import RegionError
 
     for value in values:
-        for part in (p for p in re.split(r"[,;\s]+", value.strip().strip("[]()")) if p):
-            try:
-                float(part)
-            except ValueError:
-                raise RegionError(f"--bbox takes four numbers, west, south, east and north, and {value!r} is not one "
-                                  "of them; put the files before --bbox, or write --bbox=W,S,E,N") from None
+        if not_numbers(value):
+            raise RegionError(f"--bbox takes four numbers, west, south, east and north, and {value!r} is not one "
+                              "of them; put the files before --bbox, or write --bbox=W,S,E,N")
     return ",".join(values)
 
 

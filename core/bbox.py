@@ -13,6 +13,16 @@ from core.grid import Grid
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
+def _parts(text: str) -> list[str]:
+    """The values of a typed box: separated by commas, semicolons or spaces, brackets around them left out."""
+    return [p for p in re.split(r"[,;\s]+", text.strip().strip("[]()").strip()) if p]
+
+
+def not_numbers(text: str) -> list[str]:
+    """The values of a typed box (as :func:`parse_bbox` splits it) that are not numbers."""
+    return [p for p in _parts(text) if not _NUMBER.fullmatch(p)]
+
+
 def parse_bbox(text: str, image: bool = False) -> tuple[float, float, float, float]:
     """The four numbers of a box typed or pasted as text: ``xmin, ymin, xmax, ymax`` (west, south,
     east, north in degrees; or, ``image``, an image's left, top, right, bottom edges in pixels), separated
@@ -22,9 +32,8 @@ def parse_bbox(text: str, image: bool = False) -> tuple[float, float, float, flo
     Raises:
         RegionError: not four numbers, or something else in the text.
     """
-    body = text.strip().strip("[]()").strip()
-    parts = [p for p in re.split(r"[,;\s]+", body) if p]
-    bad = [p for p in parts if not _NUMBER.fullmatch(p)]
+    parts = _parts(text)
+    bad = not_numbers(text)
     four = ("a box is four numbers, its left, top, right and bottom edges in pixels (e.g. 100, 100, 400, 300)"
             if image else "a box is four numbers, west, south, east, north in degrees (e.g. -72.78, -16.65, -72.67, -16.58)")
     if bad:
