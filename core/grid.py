@@ -347,15 +347,20 @@ def crs_text(crs) -> str:
     the same CRS, datum included, else its WKT. (``CRS.to_string`` gives the code PROJ matches at 70% confidence: for a
     CRS that names an ellipsoid but no datum, e.g. ``+proj=utm +zone=33 +ellps=intl``, a code with a
     datum, EPSG:23033's ED50, which placed the image and its outputs 100 m away.)"""
+    return _crs_code(crs) or crs.to_wkt()
+
+
+def _crs_code(crs) -> str | None:
+    """A rasterio CRS's code (``EPSG:n``, or another authority's: ``ESRI:102003``) where the code is the
+    same CRS, datum included (see :func:`crs_text`); None where there is none."""
     from rasterio.crs import CRS
 
-    found = crs.to_authority()  # (EPSG's codes, or another authority's: ESRI:102003)
-    if found is not None:
-        code = ":".join(found)
-        named = CRS.from_user_input(code)
-        if named == crs or _datum(named) == _datum(crs):  # (the same but for axis order or names: WGS 84 lon/lat)
-            return code
-    return crs.to_wkt()
+    found = crs.to_authority()
+    if found is None:
+        return None
+    code = ":".join(found)
+    named = CRS.from_user_input(code)
+    return code if named == crs or _datum(named) == _datum(crs) else None  # (axis order, names: WGS 84 lon/lat)
 
 
 def _datum(crs) -> str | None:
@@ -464,10 +469,9 @@ def crs_words(crs: str | None) -> str:
     parsed = parse_crs(crs)
     if parsed is None:
         return crs if len(crs) <= 40 else crs[:40] + "..."
-    text = crs_text(parsed)  # (a code only where it is this CRS: not ED50's for an ellipsoid without a datum)
+    code = _crs_code(parsed)  # (a code only where it is this CRS: not ED50's for an ellipsoid without a datum)
     m = re.match(r'\s*\w+\["([^"]+)"', parsed.to_wkt())
     name = m.group(1) if m and m.group(1).lower() != "unknown" else None
-    code = None if text.lstrip().startswith(("PROJCS", "GEOGCS", "COMPD_CS", "GEOCCS", "LOCAL_CS")) else text
     if code or name:
         return ", ".join(t for t in (code, name) if t)
     try:  # (PROJ's words say it best: "+proj=utm +zone=33 +ellps=intl ...")
