@@ -533,25 +533,33 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
         return same
     # the last column (or row) of tiles that will do, from the image's end: the last one alone gave up on an
     # image whose edge has no data or no labels (a scene's edge, a download's padding), saying it was too small
-    # (first a block whose tiles hold min_valid labelled pixels, then one of sparse labels: a few surveyed fields)
-    one_class, starts = False, range((length - size) // size * size, -1, -size)
-    for start, sparse_ok in [(start, False) for start in starts] + [(start, True) for start in starts]:
+    # (a block whose tiles hold min_valid labelled pixels first, else one of sparse labels: a few surveyed fields)
+    def block_at(start: int) -> np.ndarray:
         block = np.zeros_like(mask, dtype=bool)
         if along_cols:
             block[:, start : start + size] = True
         else:
             block[start : start + size, :] = True
+        return block
+
+    one_class, chosen, sparse_one = False, None, None
+    for start in range((length - size) // size * size, -1, -size):
+        block = block_at(start)
         if not (labelled & block).any():
             continue
         [corners], sparse = patch_windows([labelled & block], size, min_valid, stride=size)
-        val_tiles = len(corners)
-        if val_tiles == 0 or (sparse and not sparse_ok) or not _trainable(labelled & ~block, size):
+        if not len(corners) or (sparse and sparse_one is not None) or not _trainable(labelled & ~block, size):
             continue
         held, rest = mask[block], mask[~block]
-        if all((part == CROP).any() and (part == NOT_CROP).any() for part in (held, rest)):
+        if not all((part == CROP).any() and (part == NOT_CROP).any() for part in (held, rest)):
+            one_class = True  # one class: validation IoU would say nothing, or training would learn one class
+            continue
+        if not sparse:
+            chosen = (start, len(corners))
             break
-        one_class = True  # one class: validation IoU would say nothing, or training would learn one class
-    else:
+        sparse_one = (start, len(corners))
+    chosen = chosen or sparse_one
+    if chosen is None:
         if one_class:
             return replace(same, note=f"{SAME_PIXELS_NOTE} (each block that could be held out, or the pixels it "
                                       "would leave to train on, has only one class, crop or not crop): a quick "
@@ -559,6 +567,8 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
         return replace(same, note=f"{SAME_PIXELS_NOTE} (no {size} px block of the region holds labelled tiles "
                                   "enough to hold out, with enough left to train on): a quick check, not an "
                                   f"independent test{_SAME_PIXELS}.")
+    start, val_tiles = chosen
+    block = block_at(start)
     out = Path(out_dir)
     train_path = write_mask(out / "train_labels.tif", np.where(block, NODATA, mask), grid)
     val_path = write_mask(out / "val_labels.tif", np.where(block, mask, NODATA), grid)
