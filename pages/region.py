@@ -18,7 +18,7 @@ from core.metrics import format_area, nominal_area
 from core.patches import export_to_geotiff
 from core.grid import place_words
 from core.ee import settings as ee_settings
-from core.ee.labels import check_coverage, coverage_note
+from core.ee.labels import check_coverage, labels_note
 from core.sources.earthengine import recipes_from_settings
 from core.sources.local import MAX_FIELDS_UPLOAD_BYTES, LocalSource, use_uploaded_files
 from pages.components import cached, eeform, mapview, navigation, scene, state, ui
@@ -61,12 +61,10 @@ with st.expander("Earth Engine: any region on Earth (composite and labels settin
             on_ee = spec.get("kind") == "earthengine"
             last = None if on_ee else state.get(state.EE_LAST)
             ee_spec = spec if on_ee else (last or {}).get("spec")
-            current = scene.source_from_spec(ee_spec).settings() if ee_spec else None
+            ee_source = scene.source_from_spec(ee_spec) if ee_spec else None
+            current = ee_source.settings() if ee_source else None
             settings = eeform.settings_form(current)
-            labels_spec = (current or {}).get("labels") or {}
-            start = str(((current or {}).get("composite") or {}).get("start", ""))  # (a one-year product: the composite's)
-            year = labels_spec.get("year") or (int(start[:4]) if start[:4].isdigit() else None)
-            if labels_spec and (note := coverage_note(labels_spec.get("product", ""), year)):
+            if ee_source and (note := labels_note(ee_source.labels, ee_source.composite)):
                 st.info(ui.sentence(note, "."), icon=":material/info:")
             if settings is not None:
                 # validate before switching (ConfigError says what is wrong), labels over the region too

@@ -150,7 +150,7 @@ def _composite(args: argparse.Namespace, preset: Any):
 
 def _labels(args: argparse.Namespace, preset: Any, composite: Any):
     """The label recipe: --labels (with --label-year), else the preset's, else WorldCover; None for 'none'."""
-    from core.ee.labels import LabelConfig, coverage_note
+    from core.ee.labels import LabelConfig, labels_note
 
     product = getattr(args, "labels", None)
     if product == "none":
@@ -172,7 +172,7 @@ def _labels(args: argparse.Namespace, preset: Any, composite: Any):
     if product in ("glcfcs30d", "cdl") and year is None:
         year = composite.year
     labels = LabelConfig(product, year=year)
-    if (note := coverage_note(product, year if year is not None else composite.year)) is not None:
+    if (note := labels_note(labels, composite)) is not None:
         print(f"note: {note}", file=sys.stderr)
     return labels
 

@@ -84,6 +84,14 @@ def coverage_note(product: str, year: int | None) -> str | None:
     return None
 
 
+def labels_note(labels: "LabelConfig | None", composite) -> str | None:
+    """:func:`coverage_note` of a label recipe beside its composite (a product of one year, such as
+    WorldCover, is set against the composite's year); None without labels or a note."""
+    if labels is None:
+        return None
+    return coverage_note(labels.product, labels.year if labels.year is not None else composite.year)
+
+
 def check_coverage(cfg: "LabelConfig", geometry: Mapping[str, Any] | None) -> None:
     """Refuse a label product that has no map over the region (GeoJSON in lon/lat; None: nothing to
     check): CDL outside the contiguous United States. Local, no Earth Engine request.
