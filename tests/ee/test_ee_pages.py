@@ -472,3 +472,21 @@ def test_a_scene_fetched_from_the_predict_or_quality_page_shows_its_progress(ee_
     at.switch_page("pages/predict.py").run()
     assert not at.exception and not at.error
     assert updates and updates[-1][0] == updates[-1][1] > 0  # the download's requests, counted to the end
+
+
+def test_the_region_page_says_worldcover_is_of_another_year_than_the_composite(ee_configured):
+    """WorldCover (2021 alone) chosen for a 2005 Landsat 5 composite (the Camana notebook's years): said
+    beside the settings, with the product that has a map of 2005."""
+    import datetime
+
+    at = new_app()
+    at.run()
+    at.selectbox(key=fk(at, "sensor")).set_value("L5")
+    at.date_input(key=fk(at, "start")).set_value(datetime.date(2005, 1, 1))
+    at.date_input(key=fk(at, "end")).set_value(datetime.date(2005, 12, 31))
+    at.selectbox(key=fk(at, "labels")).set_value("worldcover")
+    at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
+    assert not at.exception and not at.error
+    assert at.session_state["source"]["settings"]["composite"]["start"].startswith("2005")
+    assert any(i.value.startswith("ESA WorldCover maps 2021 only, 16 years from this 2005 composite") and
+               "GLC-FCS30D" in i.value for i in at.info), [i.value for i in at.info]
