@@ -129,7 +129,8 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
     placed = place_labels(pred, grid, labels_path)
     pred, grid, warnings = placed.pred, placed.grid, warnings + placed.warnings
     # the inputs' own mistakes first (each told at once), then an output in the way
-    out_path = check_output_file(out or Path(pred_path).with_name("metrics.json"), overwrite)
+    out_path = check_output_file(out or Path(pred_path).with_name("metrics.json"), overwrite,
+                                 kind=("JSON", (".json",)))
     labels, codes = read_placed_labels(placed, labels_path, class_map, label_band)
     said = label_map_warning(codes, class_map, Path(labels_path).name, file_bands(labels_path))
     warnings += [said] if said else []

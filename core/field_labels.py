@@ -296,10 +296,10 @@ def write_field_labels(fields_path: str | os.PathLike, image_path: str | os.Path
         InputNotFoundError, CorruptFileError: the fields file or the image cannot be read.
         RegionError, InvalidDataError, NoDataError: as :func:`load_fields` and :func:`burn_fields`.
     """
-    from core.files import check_output_file
+    from core.files import GEOTIFF_SUFFIXES, check_output_file
     from core.raster import grid_of_file, write_codes
 
-    out = check_output_file(out_path, overwrite)
+    out = check_output_file(out_path, overwrite, kind=("a GeoTIFF", GEOTIFF_SUFFIXES))
     src = Path(fields_path)
     if not src.is_file():
         raise InputNotFoundError(f"{src} does not exist" if not src.exists() else f"{src} is a folder, not a GeoJSON file")

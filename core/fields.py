@@ -185,9 +185,7 @@ def write_fields(mask_path: str | os.PathLike, out_path: str | os.PathLike, min_
         raise InvalidDataError(f"{Path(mask_path).name} is not a crop mask (1 crop, 0 not crop, 255 no data); "
                                "give the crop_mask.tif that predict wrote") from None
     _require_crs(grid)  # said before an output that exists
-    if Path(out_path).suffix.lower() not in (".geojson", ".json"):
-        raise ConfigError(f"{out_path}: the crop areas are GeoJSON; give a file name ending in .geojson")
-    out = check_output_file(out_path, overwrite)  # after the input's own mistakes, before the tracing
+    out = check_output_file(out_path, overwrite, kind=("GeoJSON", (".geojson", ".json")))  # after the input's own mistakes, before the tracing
     collection = crop_fields(mask, grid, min_pixels)
     with replacing(out) as tmp:
         Path(tmp).write_bytes(fields_bytes(collection, min_pixels=min_pixels, source=Path(mask_path).name))

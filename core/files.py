@@ -56,11 +56,20 @@ def _file_in_the_way(path: Path) -> Path | None:
     return None
 
 
-def check_output_file(path: str | os.PathLike, overwrite: bool = False, option: str = "--out") -> Path:
+#: Names a GeoTIFF output may end in (a crop mask or an image named ``.png`` was written as a TIFF).
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def check_output_file(
+    path: str | os.PathLike, overwrite: bool = False, option: str = "--out", kind: tuple[str, tuple[str, ...]] | None = None
+) -> Path:
     """Check that a file can be written at ``path`` (given as ``option``); returns it as a Path.
 
+    ``kind`` is (what the file holds, the name endings it may have), e.g. ``("a GeoTIFF", GEOTIFF_SUFFIXES)``.
+
     Raises:
-        ConfigError: ``path`` is a folder, or a file stands where one of its folders would be.
+        ConfigError: ``path`` is a folder, a file stands where one of its folders would be, or its name
+            does not end as ``kind`` says.
         OutputExistsError: ``path`` exists and ``overwrite`` is False.
     """
     path = Path(path)
@@ -69,6 +78,9 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = False, option: 
         raise ConfigError(f"{blocker} is a file, so {path} cannot be written under it; choose another output path")
     if path.is_dir():
         raise ConfigError(f"{path} is a folder; give a file name")
+    if kind is not None and path.suffix.lower() not in kind[1]:
+        raise ConfigError(f"{path}: {option} is written as {kind[0]}; give a name ending in "
+                          f"{' or '.join(kind[1])}, such as {path.with_suffix(kind[1][0]).name}")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it or choose another {option}")
     return path

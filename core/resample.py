@@ -91,7 +91,7 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
         OutputExistsError: an output exists and ``overwrite`` is False.
     """
     from core.errors import ConfigError, NoDataError
-    from core.files import check_output_file, replacing_all
+    from core.files import GEOTIFF_SUFFIXES, check_output_file, replacing_all
     from core.labels import get_class_map
     from core.raster import ImageReader, grid_of_file, read_image, read_label_classes, write_codes, write_reflectance
 
@@ -108,7 +108,7 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
     for path, option in zip(outs, ("--out", "--labels-out")):
         if any(Path(path).resolve() == Path(p).resolve() for p in ins):
             raise ConfigError(f"{path} is an input: write the resampled copy to another file")
-        check_output_file(path, overwrite, option)
+        check_output_file(path, overwrite, option, kind=("a GeoTIFF", GEOTIFF_SUFFIXES))
     if len(outs) == 2 and Path(outs[0]).resolve() == Path(outs[1]).resolve():
         raise ConfigError("the image and the labels need two different output files")
     feats, valid, grid = read_image(image, band_map)

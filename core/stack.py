@@ -165,7 +165,7 @@ def _stack(bands: BandFiles, out, window, overwrite: bool) -> dict:
     from rasterio.windows import Window
 
     from core.ee.composites import LANDSAT_QA_MASK
-    from core.files import check_output_file, replacing
+    from core.files import GEOTIFF_SUFFIXES, check_output_file, replacing
     from core.raster import _open, read_pixels
 
     srcs = {}
@@ -194,7 +194,7 @@ def _stack(bands: BandFiles, out, window, overwrite: bool) -> dict:
                 and col0 + width <= first.width):
             raise ConfigError(f"the window {row0},{col0},{height},{width} is not inside the {first.height} x "
                               f"{first.width} px scene")
-        check_output_file(out, overwrite)
+        check_output_file(out, overwrite, kind=("a GeoTIFF", GEOTIFF_SUFFIXES))
         profile = {"driver": "GTiff", "count": 4, "dtype": dtypes.pop(), "width": width, "height": height,
                    "crs": first.crs, "transform": rasterio.windows.transform(Window(col0, row0, width, height),
                                                                               first.transform),

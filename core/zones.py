@@ -264,7 +264,6 @@ def write_zones(mask_path: str | os.PathLike, zones_path: str | os.PathLike, out
         ConfigError, OutputExistsError: ``out_path`` is not .csv/.json, is a folder, or exists
             without ``overwrite`` (checked before the zones are counted).
     """
-    from core.errors import ConfigError
     from core.evaluate import read_crop_mask
     from core.files import check_output_file, replacing
 
@@ -279,9 +278,7 @@ def write_zones(mask_path: str | os.PathLike, zones_path: str | os.PathLike, out
         warnings += said
     out = None
     if out_path is not None:
-        if Path(out_path).suffix.lower() not in (".csv", ".json"):
-            raise ConfigError(f"{out_path}: the table is written as CSV or JSON; give a name ending in .csv or .json")
-        out = check_output_file(out_path, overwrite)
+        out = check_output_file(out_path, overwrite, kind=("CSV or JSON", (".csv", ".json")))
     rows = crop_by_zone(mask, grid, zones, window_offset(mask_path, grid), labels=labels)
     if not any(r.pixels for r in rows):  # (every row said "outside the prediction", exit status 0 and no more)
         place = ("its CRS, or lon/lat" if grid.georeferenced else

@@ -223,3 +223,23 @@ def test_info_describes_an_image_whose_bands_are_not_named_before_its_error(caps
     assert main(["info", "--image", str(img), "--bands", "1,2,3,4"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["bands"] == {"R": 1, "G": 2, "B": 3, "NIR": 4} and info["band_names"] == [None] * 4
+
+
+def test_an_output_named_for_another_format_is_refused_before_anything_is_written(capsys, tmp_path):
+    """A GeoTIFF written as out.png, or metrics written as metrics.tif, was a file that its name's
+    program could not open."""
+    block = _block()
+    geo = dict(crs="EPSG:32633", transform=Affine(10, 0, 360630.0, 0, -10, 5351440.0), nodata=0)
+    image = write_raster(tmp_path / "s2.tif", block, descriptions=RGBN, **geo)
+    err = _err(capsys, ["resample", "--image", str(image), "--out", str(tmp_path / "out.png"), "--pixel-size", "30"])
+    assert "--out is written as a GeoTIFF; give a name ending in .tif or .tiff, such as out.tif" in err
+    bands = [write_raster(tmp_path / f"{b}.tif", block[i:i + 1], **geo) for i, b in enumerate(RGBN)]
+    err = _err(capsys, ["stack", "--red", str(bands[0]), "--green", str(bands[1]), "--blue", str(bands[2]),
+                        "--nir", str(bands[3]), "--out", str(tmp_path / "stack")])
+    assert "give a name ending in .tif or .tiff, such as stack.tif" in err
+    mask = write_raster(tmp_path / "crop_mask.tif", (block[:1] > 1000).astype("uint8"), nodata=255,
+                        **{k: v for k, v in geo.items() if k != "nodata"})
+    err = _err(capsys, ["evaluate", "--pred", str(mask), "--labels", str(mask), "--label-map", "binary",
+                        "--out", str(tmp_path / "metrics.tif")])
+    assert "--out is written as JSON; give a name ending in .json, such as metrics.json" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["s2.tif", "crop_mask.tif", *(f"{b}.tif" for b in RGBN)])

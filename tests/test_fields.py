@@ -114,7 +114,7 @@ def test_write_fields_from_a_mask_file(flanders, tmp_path):
     with pytest.raises(InvalidDataError, match="not a crop mask"):
         write_fields(codes_path, tmp_path / "y.geojson")
     assert not (tmp_path / "y.geojson").exists() and not (tmp_path / "x.geojson").exists()
-    with pytest.raises(ConfigError, match="GeoJSON; give a file name ending in .geojson"):
+    with pytest.raises(ConfigError, match="written as GeoJSON; give a name ending in .geojson"):
         write_fields(mask_path, tmp_path / "fields.tif")  # GeoJSON under a GeoTIFF's name
     assert not (tmp_path / "fields.tif").exists()
 
