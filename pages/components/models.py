@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import streamlit as st
 
 from core.bands import FEATURE_BANDS
-from core.dataset import validated_on_training_pixels
 from pages.components import cached, state, ui
 
 
@@ -49,82 +47,40 @@ def show_trained_on_this_image(model_path: str | os.PathLike, image_path: str | 
     too where it was fine-tuned from a model trained on this image, held-out block included);
     nothing otherwise. ``beside_card``: said on the Model page, beside those figures (elsewhere it
     sends there)."""
-    if _shipped_on_sample(model_path):
+    from core.lineage import seen_pixels
+
+    seen = seen_pixels(model_path, image_path, sample_scene=state.get(state.SOURCE).get("kind") == "sample")
+    if seen is None:
+        return
+    if seen.shipped_sample:
         st.caption("The sample scene is one of the blocks the shipped model was trained on, so its figures against the "
                    "sample's labels are training-set figures, higher than on new images; "
                    + ("the figures above are on the validation blocks." if beside_card else
                       "the model card (Model page) gives its figures on the validation blocks."))
         return
-    origin = _trained_here(model_path, image_path)  # (the image, the job's note) or None
-    base = _base_trained_here(model_path, image_path)
-    if base is not None and origin is not None:
-        st.warning(f"This model was trained on this region's pixels, fine-tuned from {label(base)}, which was "
+    if seen.base is not None and seen.share > 0:
+        st.warning(f"This model was trained on this region's pixels, fine-tuned from {label(seen.base)}, which was "
                    "trained on this image too, its held-out block included: its figures here and its training's "
                    "validation figures all flatter it. Compare models on an image that none of them was trained "
                    "on.", icon=":material/warning:")
         return
-    if base is not None:  # trained elsewhere, from a model that saw this image
-        st.warning(f"This model was fine-tuned from {label(base)}, which was trained on this image: its figures "
+    if seen.base is not None:  # trained elsewhere, from a model that saw this image
+        st.warning(f"This model was fine-tuned from {label(seen.base)}, which was trained on this image: its figures "
                    "here flatter it. Compare models on an image that none of them was trained on.",
                    icon=":material/warning:")
         return
-    if origin is None:
-        return
-    if origin[2] < 0.999:  # another region of the image, overlapping this one (said with how much)
-        st.warning(f"This model was trained on pixels of this image that cover {origin[2]:.0%} of this region's box, "
+    if seen.share < 0.999:  # another region of the image, overlapping this one (said with how much)
+        st.warning(f"This model was trained on pixels of this image that cover {seen.share:.0%} of this region's box, "
                    "so its figures here are partly training-set figures: they flatter it. Compare models on pixels "
                    "none of them was trained on.", icon=":material/warning:")
         return
-    # the job's note says which block was held out; not that the run was resumed (nothing to do with the figures)
-    note = re.sub(r"\s*Resumed from [^.]*\.", "", origin[1] or "").strip()
-    if validated_on_training_pixels(note):  # (its validation figures were called "the honest ones" after it)
+    if seen.validated_on_training:  # (its validation figures were called "the honest ones" after it)
         then = ("Its validation figures flatter it too: compare models on pixels none of them was trained on.")
     else:
         then = ("The training's validation figures are the honest ones." if beside_card else
                 "The training's validation figures (Model page) are the honest ones.")
     st.warning("This model was trained on this region's pixels, so its figures here are mostly training-set "
-               "figures: they flatter it. " + (note + " " if note else "") + then, icon=":material/warning:")
-
-
-def _shipped_on_sample(model_path: str | os.PathLike) -> bool:
-    """Whether ``model_path`` is the shipped model and the source the sample scene, one of its training
-    blocks: the shipped file, or any copy of it (an upload under another name: the same weights, by the
-    cards' fingerprints)."""
-    from core.card import DEFAULT_MODEL_PATH, same_weights
-
-    if state.get(state.SOURCE).get("kind") != "sample":
-        return False
-    return Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve() or same_weights(model_path, DEFAULT_MODEL_PATH)
-
-
-def _trained_here(model_path: str | os.PathLike, image_path: str | os.PathLike) -> tuple[str, str, float] | None:
-    """(the image, the job's note, the share of ``image_path``'s pixels it holds) where a training job made
-    ``model_path`` from pixels of ``image_path`` (:func:`core.jobs.trained_on`): the same scene, or
-    another region of the same image that overlaps it (:func:`core.sources.base.shared_pixels`); else None."""
-    from core import jobs
-    from core.sources.base import shared_pixels
-
-    origin = jobs.trained_on(model_path)
-    if origin is None:
-        return None
-    share = shared_pixels(origin[0], image_path)
-    return (*origin, share) if share > 0 else None
-
-
-def _base_trained_here(model_path: str | os.PathLike, image_path: str | os.PathLike) -> str | None:
-    """The model that ``model_path`` was fine-tuned from (or one further back) where that one was
-    trained on ``image_path`` (the shipped model on the sample scene included), so that the held-out
-    block of this model's training was not held out from it; else None."""
-    from core import jobs
-
-    seen: set[str] = set()
-    base = jobs.fine_tuned_from(model_path)
-    while base is not None and base not in seen and len(seen) < 10:
-        seen.add(base)
-        if _shipped_on_sample(base) or _trained_here(base, image_path) is not None:
-            return base
-        base = jobs.fine_tuned_from(base)
-    return None
+               "figures: they flatter it. " + (seen.note + " " if seen.note else "") + then, icon=":material/warning:")
 
 
 def _card_epoch(model_path: Path) -> int | None:

@@ -1,0 +1,87 @@
+"""Whether a model's figures on an image are held-out figures: what the model, or a model it was
+fine-tuned from, learned from that image's pixels (by the records of the training jobs that made
+them, and the shipped model's training blocks, of which the sample scene is one)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+#: How far back a chain of fine-tunings is followed (a chain of records that loops ends there too).
+MAX_ANCESTORS = 10
+
+
+@dataclass(frozen=True)
+class SeenPixels:
+    """What a model learned of an image's pixels; :func:`seen_pixels` gives None where it learned none.
+
+    ``shipped_sample``: the model is the shipped one (or a copy of it) and the image the sample scene,
+    one of its training blocks (the rest is then left empty). ``share``: the share (0-1) of the
+    image's pixels that the model's own training job drew from, 0 for none. ``note``: that job's note
+    (which block it held out), without its "Resumed from" sentence. ``validated_on_training``: that
+    job's validation was on its training pixels (an image too small to hold a block out), so its
+    validation figures flatter it too. ``base``: a model it was fine-tuned from (or one further back)
+    that was trained on the image, or None.
+    """
+
+    shipped_sample: bool = False
+    share: float = 0.0
+    note: str = ""
+    validated_on_training: bool = False
+    base: str | None = None
+
+
+def is_shipped(model_path: str | os.PathLike) -> bool:
+    """Whether ``model_path`` is the shipped model: its file, or a copy under another name (the same
+    weights, by the cards' fingerprints). Never raises."""
+    from core.card import DEFAULT_MODEL_PATH, same_weights
+
+    return Path(model_path).resolve() == DEFAULT_MODEL_PATH.resolve() or same_weights(model_path, DEFAULT_MODEL_PATH)
+
+
+def _share_trained_on(model_path: str | os.PathLike, image_path: str | os.PathLike) -> tuple[float, str]:
+    """(the share of ``image_path``'s pixels, the job's note) where a training job made ``model_path``
+    from pixels of ``image_path`` (the same scene, or another region of the same image that overlaps
+    it); (0.0, "") otherwise."""
+    from core import jobs
+    from core.sources.base import shared_pixels
+
+    origin = jobs.trained_on(model_path)
+    if origin is None:
+        return 0.0, ""
+    return shared_pixels(origin[0], image_path), origin[1] or ""
+
+
+def _base_trained_on(model_path: str | os.PathLike, image_path: str | os.PathLike, sample_scene: bool) -> str | None:
+    """The model that ``model_path`` was fine-tuned from, or one further back, that was trained on
+    ``image_path`` (the shipped model on the sample scene included); else None."""
+    from core import jobs
+
+    seen: set[str] = set()
+    base = jobs.fine_tuned_from(model_path)
+    while base is not None and base not in seen and len(seen) < MAX_ANCESTORS:
+        seen.add(base)
+        if (sample_scene and is_shipped(base)) or _share_trained_on(base, image_path)[0] > 0:
+            return base
+        base = jobs.fine_tuned_from(base)
+    return None
+
+
+def seen_pixels(model_path: str | os.PathLike, image_path: str | os.PathLike, sample_scene: bool) -> SeenPixels | None:
+    """What ``model_path`` (or a model it was fine-tuned from) learned of ``image_path``'s pixels, so
+    that its figures there are training-set figures; None where it learned none of them.
+    ``sample_scene``: the image is the sample scene. Reads job records and model cards only, never a
+    model; never raises."""
+    from core.dataset import validated_on_training_pixels
+
+    if sample_scene and is_shipped(model_path):
+        return SeenPixels(shipped_sample=True)
+    share, note = _share_trained_on(model_path, image_path)
+    base = _base_trained_on(model_path, image_path, sample_scene)
+    if share <= 0 and base is None:
+        return None
+    # (the job's note only where the model's own training saw the image; not that it was resumed)
+    note = re.sub(r"\s*Resumed from [^.]*\.", "", note).strip() if share > 0 else ""
+    return SeenPixels(share=share, note=note, validated_on_training=validated_on_training_pixels(note), base=base)

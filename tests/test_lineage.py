@@ -1,0 +1,64 @@
+"""core.lineage: what a model (or one it was fine-tuned from) learned of an image's pixels, from the
+records of the training jobs that made them; no model is loaded."""
+
+import json
+import shutil
+
+from core.card import DEFAULT_MODEL_PATH, card_path
+from core.dataset import SAME_PIXELS_NOTE
+from core.lineage import SeenPixels, is_shipped, seen_pixels
+
+
+def _job(root, name, trained_on, note="", init=None):
+    """A training job's folder as core.jobs leaves it, with its best.keras; returns that model's path."""
+    job = root / name
+    (job / "train").mkdir(parents=True)
+    params = {"trained_on": str(trained_on)} if trained_on else {}
+    if init:
+        params["config"] = {"init_model": str(init)}
+    (job / "job.json").write_text(json.dumps({"kind": "train", "params": params, "note": note}))
+    best = job / "train" / "best.keras"
+    best.write_bytes(b"model bytes")
+    return best
+
+
+def test_the_shipped_model_and_its_copies_are_told_on_the_sample_scene_only(tmp_path):
+    copy = tmp_path / "uploaded.keras"
+    shutil.copy(DEFAULT_MODEL_PATH, copy)
+    shutil.copy(card_path(DEFAULT_MODEL_PATH), card_path(copy))
+    assert is_shipped(DEFAULT_MODEL_PATH) and is_shipped(copy)
+    assert seen_pixels(copy, tmp_path / "scene.tif", sample_scene=True) == SeenPixels(shipped_sample=True)
+    assert seen_pixels(copy, tmp_path / "scene.tif", sample_scene=False) is None
+    assert not is_shipped(tmp_path / "missing.keras")
+
+
+def test_a_jobs_model_on_its_own_image_gives_the_share_and_the_note_without_its_resume(tmp_path):
+    image = tmp_path / "scene.tif"
+    image.write_bytes(b"")
+    note = "Validated on the held-out columns 192-255. Resumed from the training of 2026-12-01 21:30."
+    best = _job(tmp_path, "job-1", image, note)
+    assert seen_pixels(best, image, sample_scene=False) == SeenPixels(share=1.0, note="Validated on the held-out "
+                                                                                      "columns 192-255.")
+    assert seen_pixels(best, tmp_path / "other.tif", sample_scene=False) is None  # (another image: nothing seen)
+    small = _job(tmp_path, "job-2", image, f"{SAME_PIXELS_NOTE} (the region is too small).")
+    assert seen_pixels(small, image, sample_scene=False).validated_on_training
+
+
+def test_a_base_that_saw_the_image_is_found_back_along_the_fine_tunings(tmp_path):
+    image, other = tmp_path / "scene.tif", tmp_path / "other.tif"
+    image.write_bytes(b"")
+    first = _job(tmp_path, "job-1", image, "held out: rows 0-255")
+    second = _job(tmp_path, "job-2", other, "", init=first)
+    third = _job(tmp_path, "job-3", other, "held out: rows 0-63", init=second)
+    seen = seen_pixels(third, image, sample_scene=False)
+    assert seen == SeenPixels(base=str(first))  # (its own training's note is of another image: not given)
+    assert seen_pixels(third, image, sample_scene=True).base == str(first)
+    # from the shipped model, on the sample scene only
+    tuned = _job(tmp_path, "job-4", other, init=DEFAULT_MODEL_PATH)
+    assert seen_pixels(tuned, image, sample_scene=True) == SeenPixels(base=str(DEFAULT_MODEL_PATH))
+    assert seen_pixels(tuned, image, sample_scene=False) is None
+    # records that loop (a job's model said to be fine-tuned from itself) end the search
+    looped = _job(tmp_path, "job-5", other)
+    (looped.parent.parent / "job.json").write_text(json.dumps({"kind": "train", "params": {
+        "trained_on": str(other), "config": {"init_model": str(looped)}}}))
+    assert seen_pixels(looped, image, sample_scene=False) is None
