@@ -18,6 +18,7 @@ from core.metrics import format_area, nominal_area
 from core.patches import export_to_geotiff
 from core.grid import place_words
 from core.ee import settings as ee_settings
+from core.ee.presets import CAMANA
 from core.ee.labels import check_coverage, labels_note
 from core.sources.earthengine import recipes_from_settings
 from core.sources.local import MAX_FIELDS_UPLOAD_BYTES, LocalSource, use_uploaded_files
@@ -38,10 +39,10 @@ if c1.button("Sample scene (whole image)", help="Landsat 8 scene with CDL labels
              width="stretch"):
     state.set_source({"kind": "sample"})
     st.rerun()
-if c2.button("Camana valley, Arequipa, Peru (Earth Engine)", disabled=not ee["ok"],
+if c2.button(f"{CAMANA.place} (Earth Engine)", disabled=not ee["ok"],
              help=None if ee["ok"] else f"Needs Earth Engine: {ee['message']}", width="stretch"):
-    state.set_source({"kind": "earthengine", "preset": "camana"})
-    state.set_region(Region.from_bbox(*scene.CAMANA_BBOX, name="Camana valley, Arequipa, Peru").to_geojson(),
+    state.set_source({"kind": "earthengine", "preset": CAMANA.key})
+    state.set_region(Region.from_bbox(*CAMANA.bbox, name=CAMANA.place).to_geojson(),
                      remember=False)
     st.rerun()
 if not ee["ok"]:  # one line: the full reason (several lines of set-up) is in the sidebar and the button's help
@@ -71,7 +72,7 @@ with st.expander("Earth Engine: any region on Earth (composite and labels settin
                 # (CDL outside the US was taken: every layer gone, the reason twice, the settings lost)
                 _, labels = recipes_from_settings(settings)
                 region_geo = state.get(state.REGION) if on_ee else (last or {}).get("region")
-                kept = Region.from_geojson(region_geo) if region_geo else Region.from_bbox(*scene.CAMANA_BBOX)
+                kept = Region.from_geojson(region_geo) if region_geo else Region.from_bbox(*CAMANA.bbox)
                 if labels is not None and not kept.is_image:
                     check_coverage(labels, kept.geometry())
                 state.set_source({"kind": "earthengine", "settings": settings})

@@ -18,6 +18,8 @@ class Preset:
     composite: CompositeConfig
     labels: LabelConfig
     notes: str = ""
+    #: the region's name where it is drawn (the sidebar's line, the maps)
+    place: str = ""
 
     @property
     def geojson(self) -> dict:
@@ -32,6 +34,7 @@ CAMANA = Preset(
     composite=CompositeConfig(sensor="L5", start="2005-01-01", end="2006-12-31", max_cloud=20.0, scale=30.0),
     labels=LabelConfig(product="glcfcs30d", year=2005),
     notes="The prediction area of the original 2019 notebook (Earth Engine -> TensorFlow U-Net -> Earth Engine).",
+    place="Camana valley, Arequipa, Peru",
 )
 
 #: Every preset, in display order.

@@ -14,6 +14,7 @@ from core.errors import ConfigError, CropMapError, EarthEngineError, RegionError
 from core.overlays import Bounds, Overlay, focus_bounds, map_bounds
 from core.bbox import box_within, image_box_bounds, parse_bbox
 from core.bbox import box_text as bounds_text
+from core.ee.presets import CAMANA
 from core.geometry import LONLAT_CRS
 from core.region import Region
 from core.region_check import box_advice
@@ -21,7 +22,6 @@ from core.sources.base import Progress, Scene
 from core.sources.local import LocalSource
 from pages.components import cached, state
 
-CAMANA_BBOX = (-72.778645, -16.651663, -72.66865, -16.57553)
 #: the layer of a local image around a scene, under the scene's own layers (see :func:`map_view`)
 SURROUNDINGS = "Surroundings (the image around the region)"
 UNDER_WHOLE_IMAGE = "The image under the layers (its gaps in grey hatching)"
@@ -176,7 +176,7 @@ def is_local(spec: dict | None = None) -> bool:
 
 
 #: the region Earth Engine pages work on until one is drawn (the original notebook's valley)
-DEFAULT_EE_REGION_NAME = "Camana valley, Arequipa, Peru"
+DEFAULT_EE_REGION_NAME = CAMANA.place
 
 
 def region_label() -> str:
@@ -202,7 +202,7 @@ def current_region() -> Region:
         return source.full_region()
     spec = state.get(state.SOURCE)
     if spec.get("kind") == "earthengine":
-        return Region.from_bbox(*CAMANA_BBOX, name=DEFAULT_EE_REGION_NAME)
+        return Region.from_bbox(*CAMANA.bbox, name=CAMANA.place)
     raise RegionError("no region yet: draw one on the Region page")
 
 
