@@ -583,13 +583,18 @@ def can_resume(job_dir: str | os.PathLike, st: JobStatus) -> bool:
             and (Path(job_dir) / TRAIN_SUBDIR / "last.keras").exists() and not st.message.startswith(DIVERGED))
 
 
+def best_checkpoint(job_dir: str | os.PathLike) -> Path:
+    """Where a training job keeps its best checkpoint (there once an epoch has improved on the last)."""
+    return Path(job_dir) / TRAIN_SUBDIR / "best.keras"
+
+
 def best_not_in_use(job_dir: str | os.PathLike, st: JobStatus, model_in_use: str | os.PathLike | None) -> bool:
     """Whether a finished training job (``st``: its status) left a best checkpoint that is not the
     model in use (neither its ``best.keras`` nor a copy taken of it, :func:`source_job`, with its weights:
     a copy taken of an earlier epoch's best while it ran is not the best it ended with)."""
     from core.card import same_weights
 
-    best = Path(job_dir) / TRAIN_SUBDIR / "best.keras"
+    best = best_checkpoint(job_dir)
     if st.state != "done" or not best.exists():
         return False
     made_by = source_job(model_in_use) if model_in_use is not None else None

@@ -69,6 +69,24 @@ def _base_trained_on(model_path: str | os.PathLike, image_path: str | os.PathLik
     return None
 
 
+def below_model_in_use(checkpoint_logs: dict | None, model_in_use: str | os.PathLike | None) -> tuple[float, float] | None:
+    """(the model in use's validation IoU, the checkpoint's) where a training's best checkpoint
+    (``checkpoint_logs``: its epoch's logs, with ``val_iou``) scores below the model in use by their
+    own validation data (a checkpoint offered beside a better model, with nothing said, was taken for an
+    upgrade); None where it does not, or either figure is unknown. Reads the model's card only; never raises."""
+    from core.card import load_card
+    from core.errors import CropMapError
+
+    if not model_in_use or not checkpoint_logs or checkpoint_logs.get("val_iou") is None:
+        return None
+    try:
+        ref = load_card(model_in_use).validation_iou()
+        kept = float(checkpoint_logs["val_iou"])
+    except (CropMapError, TypeError, ValueError):
+        return None
+    return (ref, kept) if ref is not None and kept < ref else None
+
+
 def seen_pixels(model_path: str | os.PathLike, image_path: str | os.PathLike, sample_scene: bool) -> SeenPixels | None:
     """What ``model_path`` (or a model it was fine-tuned from) learned of ``image_path``'s pixels, so
     that its figures there are training-set figures; None where it learned none of them.

@@ -11,6 +11,7 @@ from core.errors import CardMismatchError, CropMapError
 from core.config import TrainConfig
 from core.card import PRESETS, best_epoch_figures, block_figures, card_facts, card_mismatch, resolution_warning
 from core.model import discard_stored_model, store_uploaded_model
+from core.lineage import below_model_in_use
 from core.metrics import SCORE_HELP
 from pages.components import cached, charts, models, navigation, scene, state, ui
 
@@ -149,16 +150,14 @@ with tab_train:
                     jobs.resume_training(job_dir, resumed, one_at_a_time=True)
                     state.put(state.JOB_DIR, str(resumed))
                     st.rerun()
-        best = Path(job_dir) / jobs.TRAIN_SUBDIR / "best.keras"
+        best = jobs.best_checkpoint(job_dir)
         label = "Use the best checkpoint so far" if js.active else "Use the best checkpoint"
         label += js.best_words()  # which epoch it is, and its figure (not the last epoch's)
-        kept = js.best()
         in_use = state.get(state.MODEL_PATH)
-        ref = models.validation_iou(in_use) if in_use and kept is not None and best.exists() else None
-        if ref is not None and kept.get("val_iou") is not None and float(kept["val_iou"]) < ref:
-            # (a checkpoint offered beside a better model, with nothing said, was taken for an upgrade)
-            st.caption(f"The model in use, {models.label(in_use)}, has validation IoU {ref:.3f} (on its own "
-                       f"validation data, not this run's): this checkpoint's {float(kept['val_iou']):.3f} is lower. "
+        lower = below_model_in_use(js.best(), in_use) if best.exists() else None
+        if lower is not None:
+            st.caption(f"The model in use, {models.label(in_use)}, has validation IoU {lower[0]:.3f} (on its own "
+                       f"validation data, not this run's): this checkpoint's {lower[1]:.3f} is lower. "
                        "To compare them on the same pixels, predict with each and look at the Quality page.")
         if best.exists() and st.button(label, key="use_best"):
             with ui.errors_shown():

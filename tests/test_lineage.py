@@ -62,3 +62,16 @@ def test_a_base_that_saw_the_image_is_found_back_along_the_fine_tunings(tmp_path
     (looped.parent.parent / "job.json").write_text(json.dumps({"kind": "train", "params": {
         "trained_on": str(other), "config": {"init_model": str(looped)}}}))
     assert seen_pixels(looped, image, sample_scene=False) is None
+
+
+def test_a_checkpoint_below_the_model_in_use_is_told_with_both_figures(tmp_path):
+    from core.card import load_card
+    from core.lineage import below_model_in_use
+
+    ref = load_card(DEFAULT_MODEL_PATH).validation_iou()
+    assert below_model_in_use({"val_iou": ref - 0.1, "epoch": 3}, DEFAULT_MODEL_PATH) == (ref, ref - 0.1)
+    assert below_model_in_use({"val_iou": ref + 0.01}, DEFAULT_MODEL_PATH) is None  # better: nothing to say
+    assert below_model_in_use({"val_iou": None}, DEFAULT_MODEL_PATH) is None
+    assert below_model_in_use({"val_iou": "n/a"}, DEFAULT_MODEL_PATH) is None  # (a damaged history row)
+    assert below_model_in_use({"val_iou": 0.1}, None) is None
+    assert below_model_in_use({"val_iou": 0.1}, tmp_path / "no card.keras") is None

@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.bands import FEATURE_BANDS
+from core.lineage import below_model_in_use, seen_pixels
 from pages.components import cached, state, ui
 
 
@@ -47,8 +48,6 @@ def show_trained_on_this_image(model_path: str | os.PathLike, image_path: str | 
     too where it was fine-tuned from a model trained on this image, held-out block included);
     nothing otherwise. ``beside_card``: said on the Model page, beside those figures (elsewhere it
     sends there)."""
-    from core.lineage import seen_pixels
-
     seen = seen_pixels(model_path, image_path, sample_scene=state.get(state.SOURCE).get("kind") == "sample")
     if seen is None:
         return
@@ -87,13 +86,6 @@ def _card_epoch(model_path: Path) -> int | None:
     """The epoch a training checkpoint's card was written at (:attr:`core.card.ModelCard.best_epoch`), or None."""
     card = _card(model_path)
     return card.best_epoch if card is not None else None
-
-
-def validation_iou(model_path: str | os.PathLike) -> float | None:
-    """The validation IoU a model's card gives (its whole validation blocks', else its validation
-    patches' at the best epoch: :meth:`core.card.ModelCard.validation_iou`), or None."""
-    card = _card(model_path)
-    return card.validation_iou() if card is not None else None
 
 
 def scope_note(model_path: str | os.PathLike) -> str | None:
@@ -166,15 +158,14 @@ def offer_finished_training(model_in_use: str | None) -> None:
         return
     if not jobs.best_not_in_use(followed, js, model_in_use):
         return
-    kept = js.best() or {}
-    ref = validation_iou(model_in_use) if model_in_use and kept.get("val_iou") is not None else None
-    lower = (f" The model in use has validation IoU {ref:.3f} (on its own validation data): this checkpoint's "
-             f"{float(kept['val_iou']):.3f} is lower." if ref is not None and float(kept["val_iou"]) < ref else "")
+    below = below_model_in_use(js.best(), model_in_use)
+    lower = (f" The model in use has validation IoU {below[0]:.3f} (on its own validation data): this checkpoint's "
+             f"{below[1]:.3f} is lower." if below is not None else "")
     st.info(f"Your training has finished: its best checkpoint{js.best_words('validation IoU')} is not the model in use"
             + (f" ({label(model_in_use)})." if model_in_use else ".") + lower, icon=":material/model_training:")
     if st.button("Use the training's best checkpoint", key="use_finished_training"):
         with ui.errors_shown(stop=True):
-            use_model(str(Path(followed) / jobs.TRAIN_SUBDIR / "best.keras"))
+            use_model(str(jobs.best_checkpoint(followed)))
         st.rerun()
 
 
