@@ -11,6 +11,8 @@ data the run was started with). Calling :func:`train` again on the same director
 from __future__ import annotations
 
 import csv
+import fcntl
+import hashlib
 import json
 import os
 import shlex
@@ -477,7 +479,7 @@ def train(
         InputNotFoundError, BandError, GridMismatchError, InvalidDataError, NoDataError: bad training data.
         CorruptFileError: TFRecord patches are damaged or lack a band or the label.
         RegionError: an image or a stored patch is smaller than one patch.
-        ConfigError: ``run_dir`` is a file; unknown preset or label map; bad ``pixel_size_m``, or one
+        ConfigError: another run is training in ``run_dir``; ``run_dir`` is a file; unknown preset or label map; bad ``pixel_size_m``, or one
             that differs from the pixels of training images with a CRS by over 10%; an image
             paired with itself; images and patches mixed in one list; ``band_map`` with patches only;
             another configuration (or data, or ``band_map``) than the run to resume.
@@ -488,113 +490,140 @@ def train(
             once, and the epochs finished before are kept as checkpoints and history.
     """
     run_dir = Path(run_dir)
-    history_path = run_dir / "history.csv"
-    run_info_path = run_dir / "run.json"
-    _put_back_previous_run(run_dir)  # (a run killed as it started over another: that one is the folder's again)
-    _check_run_dir(run_dir, label_map, resume, overwrite)
+    with _one_trainer(run_dir):  # (two at once in one folder would write over each other's checkpoints)
+        history_path = run_dir / "history.csv"
+        run_info_path = run_dir / "run.json"
+        _put_back_previous_run(run_dir)  # (a run killed as it started over another: that one is the folder's again)
+        _check_run_dir(run_dir, label_map, resume, overwrite)
 
-    # Check everything before writing: nothing below touches run_dir until the run starts.
-    pixel_size_m = check_pixel_size_m(pixel_size_m)
-    get_preset(config.preset)  # (an unknown preset: refused before anything is written)
-    fresh = not (resume and (run_dir / "last.keras").exists())
-    # A resumed run continues from last.keras with run.json's normalization: the model it was
-    # fine-tuned from is needed only to start (its weights) or where run.json is gone (its normalization).
-    need_init = config.init_model and (fresh or not run_info_path.exists())
-    init = _init_model(config) if need_init else None
-    if band_map and split_sources(train_data, "--train") and split_sources(val_data, "--val"):
-        raise ConfigError("--bands gives the band numbers of images; TFRecord patches name their bands, so leave "
-                          "it out")
-    described = {"train": [str(p) for p in train_data], "val": [str(p) for p in val_data], "label_map": label_map}
-    if band_map:  # only where given, so that a run recorded before --bands existed resumes
-        described["bands"] = band_spec(band_map)
-    resumed = _read_run_info(run_info_path, config, described, pixel_size_m) if resume and run_info_path.exists() else None
-    if resumed:
-        pixel_size_m = resumed[1]
-    start = _Start() if fresh else _resume_point(run_dir, config)
-    # Training patches are drawn from a random stream that a resumed run must not replay from its
-    # start (it would see the first epochs' patches again); validation always uses config.seed.
-    data_seed = (config.seed + 1_000_003 * start.epoch) % 2**32  # a seed numpy takes, as config.seed
-    keras.utils.set_random_seed(data_seed)
-    train_src = _open_data(train_data, config.patch_size, label_map, "--train", band_map)
-    val_src = _open_data(val_data, config.patch_size, label_map, "--val", band_map)
-    if resumed:
-        norm = resumed[0]
-    elif init is not None:
-        norm = init.card.normalization
-    elif isinstance(train_src, PatchSet):
-        norm = patch_normalization(train_src, seed=config.seed)
-    else:
-        norm = compute_normalization(train_src, seed=config.seed)
-    xv, yv = _validation_arrays(val_src, config, norm)
-    _check_validation_classes(yv, ", ".join(map(str, val_data)))
-    sparse = False  # whether the labels are sparse: patches around labelled pixels (core.dataset.patch_windows)
-    if isinstance(train_src, PatchSet):
-        data = tfrecord_dataset(train_src.files, norm, config.patch_size, batch_size=config.batch_size,
-                                augment=config.augment, seed=data_seed, record_size=train_src.record_size)
-    else:
-        scene_set = SceneSet(train_src, config.patch_size, norm, seed=data_seed)
-        data = scene_set.tf_dataset(config.batch_size, config.augment)
-        sparse = scene_set.sparse  # (labels of a few surveyed fields: said in the card)
-    if not isinstance(train_src, PatchSet):
-        own = _training_pixel_size(train_data)
-        if pixel_size_m is None:
-            pixel_size_m = own
-        elif own is not None and not resumed and abs(pixel_size_m / own - 1) > 0.1:  # (the card's would be false)
-            raise ConfigError(f"--pixel-size-m {pixel_size_m:g} contradicts the training images' own {own:g} m pixels "
-                              "(by their CRS); leave it out, it is read from them")
+        # Check everything before writing: nothing below touches run_dir until the run starts.
+        pixel_size_m = check_pixel_size_m(pixel_size_m)
+        get_preset(config.preset)  # (an unknown preset: refused before anything is written)
+        fresh = not (resume and (run_dir / "last.keras").exists())
+        # A resumed run continues from last.keras with run.json's normalization: the model it was
+        # fine-tuned from is needed only to start (its weights) or where run.json is gone (its normalization).
+        need_init = config.init_model and (fresh or not run_info_path.exists())
+        init = _init_model(config) if need_init else None
+        if band_map and split_sources(train_data, "--train") and split_sources(val_data, "--val"):
+            raise ConfigError("--bands gives the band numbers of images; TFRecord patches name their bands, so leave "
+                              "it out")
+        described = {"train": [str(p) for p in train_data], "val": [str(p) for p in val_data], "label_map": label_map}
+        if band_map:  # only where given, so that a run recorded before --bands existed resumes
+            described["bands"] = band_spec(band_map)
+        resumed = _read_run_info(run_info_path, config, described, pixel_size_m) if resume and run_info_path.exists() else None
+        if resumed:
+            pixel_size_m = resumed[1]
+        start = _Start() if fresh else _resume_point(run_dir, config)
+        # Training patches are drawn from a random stream that a resumed run must not replay from its
+        # start (it would see the first epochs' patches again); validation always uses config.seed.
+        data_seed = (config.seed + 1_000_003 * start.epoch) % 2**32  # a seed numpy takes, as config.seed
+        keras.utils.set_random_seed(data_seed)
+        train_src = _open_data(train_data, config.patch_size, label_map, "--train", band_map)
+        val_src = _open_data(val_data, config.patch_size, label_map, "--val", band_map)
+        if resumed:
+            norm = resumed[0]
+        elif init is not None:
+            norm = init.card.normalization
+        elif isinstance(train_src, PatchSet):
+            norm = patch_normalization(train_src, seed=config.seed)
+        else:
+            norm = compute_normalization(train_src, seed=config.seed)
+        xv, yv = _validation_arrays(val_src, config, norm)
+        _check_validation_classes(yv, ", ".join(map(str, val_data)))
+        sparse = False  # whether the labels are sparse: patches around labelled pixels (core.dataset.patch_windows)
+        if isinstance(train_src, PatchSet):
+            data = tfrecord_dataset(train_src.files, norm, config.patch_size, batch_size=config.batch_size,
+                                    augment=config.augment, seed=data_seed, record_size=train_src.record_size)
+        else:
+            scene_set = SceneSet(train_src, config.patch_size, norm, seed=data_seed)
+            data = scene_set.tf_dataset(config.batch_size, config.augment)
+            sparse = scene_set.sparse  # (labels of a few surveyed fields: said in the card)
+        if not isinstance(train_src, PatchSet):
+            own = _training_pixel_size(train_data)
+            if pixel_size_m is None:
+                pixel_size_m = own
+            elif own is not None and not resumed and abs(pixel_size_m / own - 1) > 0.1:  # (the card's would be false)
+                raise ConfigError(f"--pixel-size-m {pixel_size_m:g} contradicts the training images' own {own:g} m pixels "
+                                  "(by their CRS); leave it out, it is read from them")
 
-    model = start.model
-    if fresh:
-        model = init.model if init is not None else build_unet(config.preset, len(FEATURE_BANDS))
-        total = config.epochs * config.steps_per_epoch
-        lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, total, alpha=0.02)
-        compile_model(model, lr)
-    # (a resumed run's checkpoint has it already; a model fine-tuned from would keep its own)
-    set_batchnorm_momentum(model, config.bn_momentum)
+        model = start.model
+        if fresh:
+            model = init.model if init is not None else build_unet(config.preset, len(FEATURE_BANDS))
+            total = config.epochs * config.steps_per_epoch
+            lr = keras.optimizers.schedules.CosineDecay(config.learning_rate, total, alpha=0.02)
+            compile_model(model, lr)
+        # (a resumed run's checkpoint has it already; a model fine-tuned from would keep its own)
+        set_batchnorm_momentum(model, config.bn_momentum)
 
-    # The run starts: only now are a previous run's files set aside (they come back if the new run
-    # fails or is interrupted before its first epoch ends) and the new ones written.
-    # (fresh over a run's files: --overwrite, or --resume of a run whose first epoch ended before its
-    # last.keras was put in place; a resumed run keeps its files whatever happens)
-    with _previous_run_kept(run_dir, fresh):
-        if start.history_ahead:
-            _write_history(history_path, start.history)
-        cmd = command or command_line(sys.argv[1:])
-        run_info = {"config": config.to_dict(), **described,
-                    "normalization": {"mean": list(norm.mean), "std": list(norm.std)},
-                    "pixel_size_m": pixel_size_m, "command": cmd}
-        with replacing(run_info_path) as tmp:  # creates run_dir
-            tmp.write_text(json.dumps(run_info, indent=2))
+        # The run starts: only now are a previous run's files set aside (they come back if the new run
+        # fails or is interrupted before its first epoch ends) and the new ones written.
+        # (fresh over a run's files: --overwrite, or --resume of a run whose first epoch ended before its
+        # last.keras was put in place; a resumed run keeps its files whatever happens)
+        with _previous_run_kept(run_dir, fresh):
+            if start.history_ahead:
+                _write_history(history_path, start.history)
+            cmd = command or command_line(sys.argv[1:])
+            run_info = {"config": config.to_dict(), **described,
+                        "normalization": {"mean": list(norm.mean), "std": list(norm.std)},
+                        "pixel_size_m": pixel_size_m, "command": cmd}
+            with replacing(run_info_path) as tmp:  # creates run_dir
+                tmp.write_text(json.dumps(run_info, indent=2))
 
-        card = ModelCard(
-            preset=config.preset, bands=FEATURE_BANDS, normalization=norm, patch_size=config.patch_size,
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=cmd,
-            # + patches_seen, by each best checkpoint (_Reporter)
-            training={**config.to_dict(), **({"patches_around_labels": True} if sparse else {})},
-            data=data_text or _data_text(train_data, val_data, label_map, train_src, val_src),
-            pixel_size_m=pixel_size_m,
-        )
-        reporter = _Reporter(run_dir, card, config.epochs, config.steps_per_epoch, progress, should_stop,
-                             start.best_loss, start.best_logs)
-        callbacks = [reporter, _EarlyStopping(config.patience, start.best_loss, start.since_best)]
-        if start.epoch < config.epochs and start.since_best < config.patience:  # else it had stopped early
-            with reader_errors_raised(lambda: _kept_epochs_note(history_path)):
-                model.fit(
-                    data,
-                    steps_per_epoch=config.steps_per_epoch,
-                    epochs=config.epochs,
-                    initial_epoch=start.epoch,
-                    validation_data=(xv, yv),
-                    validation_batch_size=config.batch_size,
-                    callbacks=callbacks,
-                    shuffle=False,  # both inputs draw patches at random already (Keras warns that it ignores True)
-                    verbose=0,
-                )
-        epochs_done = len(_read_history(history_path))
-        # (a cancel on the last step of the last epoch came after all the run had to do)
-        stopped = ("completed" if epochs_done >= config.epochs else "cancelled" if reporter.cancelled
-                   else "early_stopping")
-        return TrainResult(run_dir, run_dir / "best.keras", epochs_done, reporter.best_loss, reporter.best_logs, stopped)
+            card = ModelCard(
+                preset=config.preset, bands=FEATURE_BANDS, normalization=norm, patch_size=config.patch_size,
+                created=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=cmd,
+                # + patches_seen, by each best checkpoint (_Reporter)
+                training={**config.to_dict(), **({"patches_around_labels": True} if sparse else {})},
+                data=data_text or _data_text(train_data, val_data, label_map, train_src, val_src),
+                pixel_size_m=pixel_size_m,
+            )
+            reporter = _Reporter(run_dir, card, config.epochs, config.steps_per_epoch, progress, should_stop,
+                                 start.best_loss, start.best_logs)
+            callbacks = [reporter, _EarlyStopping(config.patience, start.best_loss, start.since_best)]
+            if start.epoch < config.epochs and start.since_best < config.patience:  # else it had stopped early
+                with reader_errors_raised(lambda: _kept_epochs_note(history_path)):
+                    model.fit(
+                        data,
+                        steps_per_epoch=config.steps_per_epoch,
+                        epochs=config.epochs,
+                        initial_epoch=start.epoch,
+                        validation_data=(xv, yv),
+                        validation_batch_size=config.batch_size,
+                        callbacks=callbacks,
+                        shuffle=False,  # both inputs draw patches at random already (Keras warns that it ignores True)
+                        verbose=0,
+                    )
+            epochs_done = len(_read_history(history_path))
+            # (a cancel on the last step of the last epoch came after all the run had to do)
+            stopped = ("completed" if epochs_done >= config.epochs else "cancelled" if reporter.cancelled
+                       else "early_stopping")
+            return TrainResult(run_dir, run_dir / "best.keras", epochs_done, reporter.best_loss, reporter.best_logs, stopped)
+
+
+@contextmanager
+def _one_trainer(run_dir: Path) -> Iterator[None]:
+    """Hold, while the block runs, a lock that only one training run of ``run_dir`` can take (a
+    ``flock`` on a file of the system's temporary folder named after the folder's path: the run's own
+    folder holds nothing of it, and the system releases it if the run dies, so it never goes stale).
+
+    Raises:
+        ConfigError: another run of ``run_dir`` holds it (its process number said where known).
+    """
+    key = hashlib.sha1(str(run_dir.absolute().resolve()).encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"cropmap-train-{key}.lock"
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            raise ConfigError(f"another training run{f' (process {holder})' if holder.isdigit() else ''} is writing to "
+                              f"{run_dir}; wait for it to end, or give another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # (which releases the lock)
 
 
 def command_line(argv: Sequence[str]) -> str:

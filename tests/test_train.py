@@ -403,6 +403,29 @@ def test_run_json_is_replaced_whole_or_not_at_all(small_scene, finished_run, tmp
     assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in finished_run.iterdir())  # no temporary left
 
 
+def test_a_second_trainer_in_the_same_folder_is_refused_and_touches_nothing(capsys, small_scene, finished_run, tmp_path,
+                                                                         monkeypatch):
+    """Two `train --out` of one folder at once (a command run twice, or from two terminals) wrote over
+    each other's checkpoints and history; the second is now refused, by any spelling of the folder."""
+    import os
+
+    from core.train import _one_trainer
+
+    img, lab = small_scene
+    pair = f"{img}:{lab}"
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    monkeypatch.chdir(tmp_path)
+    with _one_trainer(run):  # (what a run under way holds)
+        err = _cli_error(capsys, ["train", *TINY, "--train", pair, "--val", pair, "--out", "./run/", "--resume"])
+        assert f"another training run (process {os.getpid()}) is writing to run; wait for it to end" in err
+        with pytest.raises(ConfigError, match="another training run"):
+            train(replace(CFG, epochs=1), [pair], [pair], run, overwrite=True)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert main(["train", *TINY, "--train", pair, "--val", pair, "--out", "run", "--overwrite"]) == 0  # once it has ended
+
+
 def test_resume_needs_a_run_to_resume(capsys, small_scene, tmp_path):
     img, lab = small_scene
     pair = f"{img}:{lab}"
