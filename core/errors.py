@@ -75,6 +75,11 @@ class JobError(CropMapError):
     """A background job could not be started, was cancelled or failed."""
 
 
+class PredictionStoppedError(JobError):
+    """A prediction running for the dashboard was stopped: nobody follows it any more (each session
+    changed its region, source or model)."""
+
+
 def environment_error(err: BaseException, memory_advice: str = "use a smaller region") -> str | None:
     """One line for a failure of the machine rather than of the user's inputs (a folder that cannot
     be written, a full disk, no memory, Cloud Storage out of reach); None for anything else (a bug,

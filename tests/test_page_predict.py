@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pytest
 
+from core.errors import PredictionStoppedError
 from pages.components import mapview
 
 from apptest import (
@@ -335,7 +336,7 @@ def test_a_prediction_still_running_when_the_region_changes_is_not_followed(fake
         assert not at.exception and "A prediction started on the Predict page is running" not in texts(at)
     finally:
         gate.set()
-    assert run.finished.wait(60) and isinstance(run.error, predictions.PredictionStopped)
+    assert run.finished.wait(60) and isinstance(run.error, PredictionStoppedError)
     at.run()
     assert not at.exception and not at.error and at.session_state["prediction"] is None  # not the old region's
     assert not cached.prediction_file(key).exists()
@@ -603,7 +604,7 @@ def test_a_prediction_no_session_follows_any_more_stops(monkeypatch):
     assert predictions.start(shared, work, follower="s2") is b  # another session's press follows the same run
     predictions.leave(left, "s1")
     predictions.leave(shared, "s1")
-    assert a.finished.wait(5) and isinstance(a.error, predictions.PredictionStopped)
+    assert a.finished.wait(5) and isinstance(a.error, PredictionStoppedError)
     assert not b.finished.wait(0.3) and b.error is None  # still followed by s2
     again = predictions.start(left, work, follower="s1")  # asked for again: a new run, not the stopped one
     assert again is not a and not again.finished.wait(0.2)

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from core.errors import CropMapError
+from core.errors import CropMapError, PredictionStoppedError
 
 #: Runs by prediction key (finished runs stay until asked for once more, then go).
 _RUNS: dict[tuple, "Run"] = {}
@@ -37,11 +37,6 @@ MAX_RUNNING = _max_running(os.environ.get("CROPMAP_MAX_PREDICTIONS"))
 _SLOTS = threading.BoundedSemaphore(MAX_RUNNING)
 
 
-class PredictionStopped(CropMapError):
-    """A run that no session follows any more (each changed its region, source or model), stopped at
-    its next tile (:func:`leave`)."""
-
-
 @dataclass
 class Run:
     """A prediction running (or finished) in a thread: tiles done of total, or the error that ended it;
@@ -58,9 +53,9 @@ class Run:
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def update(self, done: int, total: int, *_: object) -> None:
-        """The progress callback of the run's work: raises PredictionStopped once it is to stop."""
+        """The progress callback of the run's work: raises PredictionStoppedError once it is to stop."""
         if self.stopping.is_set():
-            raise PredictionStopped("the prediction was stopped: its region, source or model changed")
+            raise PredictionStoppedError("the prediction was stopped: its region, source or model changed")
         self.done, self.total = done, total
 
     @property
