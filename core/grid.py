@@ -111,13 +111,15 @@ class Grid:
         if self.crs is None:
             return None
         from affine import Affine
+        from rasterio._err import CPLE_BaseError  # (GDAL's errors; rasterio.errors does not name them)
+        from rasterio.errors import CRSError
         from rasterio.warp import transform as warp
 
         t = Affine(*self.transform)
         (x0, y0), (x1, y1) = (t @ (self.width / 2 + dc, self.height / 2) for dc in (0.0, 1.0))
         try:
             lon, lat = (np.radians(np.asarray(v, np.float64)) for v in warp(self.crs, "EPSG:4326", [x0, x1], [y0, y1]))
-        except Exception:  # noqa: BLE001 - GDAL's errors for a CRS it cannot place (rasterio does not name them)
+        except (CPLE_BaseError, CRSError, ValueError):  # a CRS with no place on Earth (a local one)
             lon = lat = np.array([np.nan])
         if not np.isfinite(lon).all() or not np.isfinite(lat).all():
             return self.pixel_size_m()

@@ -342,3 +342,5 @@ def test_a_pixels_width_on_the_ground_is_along_its_rows():
     turned = Grid("EPSG:32633", (0, 10, 500000, 20, 0, 5e6), 8, 8)  # columns run north: a column step is 20 m
     assert turned.pixel_width_m() == pytest.approx(20, rel=1e-3)
     assert Grid(None, (1, 0, 0, 0, -1, 0), 8, 8).pixel_width_m() is None
+    local = Grid('LOCAL_CS["site survey",UNIT["metre",1]]', (5, 0, 0, 0, -5, 0), 8, 8)  # no place on Earth
+    assert local.pixel_width_m() == local.pixel_size_m() == 5.0
