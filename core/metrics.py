@@ -337,10 +337,19 @@ def format_hectares(ha: float) -> str:
     return format_area(ha, "hectares")
 
 
+def area_text(ha: float | None, pixels: int, unit: str = "hectares") -> str:
+    """An area in short: ``ha`` hectares in ``unit`` (:func:`format_area`) where it is known (a grid with a
+    CRS), else the count of ``pixels`` ("1,234 px").
+
+    Raises:
+        ConfigError: an unknown unit.
+    """
+    return format_area(ha, unit) if ha is not None else f"{int(pixels):,} px"
+
+
 def crop_area_text(stats: dict, unit: str = "hectares") -> str:
     """The crop area of :func:`crop_area`'s ``stats`` in short: in ``unit`` where the grid has a CRS, pixels otherwise."""
-    ha = stats["crop_area_ha"]
-    return format_area(ha, unit) if ha is not None else f"{stats['crop_pixels']:,} px"
+    return area_text(stats["crop_area_ha"], stats["crop_pixels"], unit)
 
 
 def nominal_area(pixels: int, pixel_size_m: float | None, unit: str = "hectares") -> str | None:

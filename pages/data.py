@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.config import PatchConfig
 from core.labels import few_labels, get_class_map, label_counts
-from core.metrics import area_ha, format_area, nominal_area
+from core.metrics import area_ha, area_text, format_area, nominal_area
 from core.patchset import crop_share_gap, cut_train_test
 from pages.components import cached, navigation, parts, regionmap, scene, state, ui
 
@@ -128,7 +128,7 @@ if codes:
         table = {"class": [f"{r['code']} {r['name']}" for r in rows],
                  "counts as": ["crop" if r["crop"] else "not crop" for r in rows],
                  "share of labelled pixels": [f"{r['share']:.1%}" for r in rows]}
-        table["area"] = [format_area(r["area_ha"], state.area_unit()) for r in rows] if georef else [f"{r['pixels']:,} px" for r in rows]
+        table["area"] = [area_text(r["area_ha"] if georef else None, r["pixels"], state.area_unit()) for r in rows]
         st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
         if rest:  # so that the crop rows are not taken for all of the crop
             st.caption(f"The {len(rows)} largest of {len(every)} classes. The other {len(rest)} hold "

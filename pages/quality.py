@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.metrics import BEST_F1_GAIN, SCORE_HELP, best_threshold, few_pixels_note, format_area
+from core.metrics import BEST_F1_GAIN, SCORE_HELP, best_threshold, area_text, few_pixels_note, format_area
 from core.card import load_card, resolution_warning
 from pages.components import cached, charts, models, navigation, parts, predictions, regionmap, scene, state, ui
 
@@ -19,11 +19,9 @@ NO_LABELS = ("This image has no labels, so there is nothing to check a predictio
 
 def area_line(areas: dict) -> str:
     """The crop area predicted against the labels' (core.metrics.crop_area_agreement), in one line."""
-    if areas["predicted_ha"] is not None:
-        unit = state.area_unit()
-        pred, lab = format_area(areas["predicted_ha"], unit), format_area(areas["labelled_ha"], unit)
-    else:
-        pred, lab = f"{areas['predicted_pixels']:,} px", f"{areas['labelled_pixels']:,} px"
+    unit, georef = state.area_unit(), areas["predicted_ha"] is not None
+    pred = area_text(areas["predicted_ha"] if georef else None, areas["predicted_pixels"], unit)
+    lab = area_text(areas["labelled_ha"] if georef else None, areas["labelled_pixels"], unit)
     diff = areas["difference"]
     how = ("" if diff is None else ": the same" if abs(diff) < 0.0005 else
            f": **{abs(diff):.1%} {'more' if diff > 0 else 'less'}** than the labels")

@@ -14,7 +14,7 @@ from core.geojson import MAX_GEOJSON_BYTES, left_out_note
 from core.region import Region
 from core.resample import SHIPPED_PIXEL_SIZE_M
 from core.labels import CLASS_MAPS
-from core.metrics import format_area, nominal_area
+from core.metrics import area_text, format_area, nominal_area
 from core.patches import export_to_geotiff
 from core.grid import place_words
 from core.ee import settings as ee_settings
@@ -232,10 +232,8 @@ def area_shown(region: Region, check, unit: str) -> tuple[bool, str]:
     on an image without a place on Earth their number. Otherwise (Earth Engine, whose pixels are
     only known once fetched, or a region the image cannot use) the shape's own area.
     """
-    if scene.is_local() and check.ok and check.area_ha is not None:
-        return True, format_area(check.area_ha, unit)
-    if scene.is_local() and check.ok and check.pixels is not None:
-        return True, f"{check.pixels:,} px"
+    if scene.is_local() and check.ok and (check.area_ha is not None or check.pixels is not None):
+        return True, area_text(check.area_ha, check.pixels, unit)
     return False, (f"{region.area_pixels():,.0f} px" if region.is_image else format_area(region.area_ha(), unit))
 
 

@@ -185,6 +185,10 @@ def test_areas_are_shown_in_hectares_or_acres_with_the_same_precision():
     utm = Grid("EPSG:32631", (100.0, 0.0, 500000.0, 0.0, -100.0, 5630000.0), 3, 2)
     mask = np.array([[1, 1, 0], [0, 255, 1]], np.uint8)
     assert describe_crop(crop_area(mask, utm.pixel_area_ha()), utm, "acres").startswith("Crop 7.4 ac, 60.0% of")
+    # an area where it is known, else pixels, as every page shows one
+    from core.metrics import area_text
+
+    assert area_text(24.26, 270, "acres") == "59.9 ac" and area_text(None, 12_345) == "12,345 px"
 
 
 def test_the_best_threshold_and_whether_it_is_worth_moving_to():

@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core.metrics import format_area
+from core.metrics import area_text
 from core.region import Region
 from core.zones import ZoneArea, label_zones_csv, zones_csv
 from pages.components import cached, state, ui
@@ -18,7 +18,7 @@ from pages.components import cached, state, ui
 def _amount(ha: float | None, pixels: int | None, georeferenced: bool) -> str:
     if pixels is None:
         return "n/a"
-    return format_area(ha, state.area_unit()) if georeferenced and ha is not None else f"{pixels:,} px"
+    return area_text(ha if georeferenced else None, pixels, state.area_unit())
 
 
 def score_text(value: float | None) -> str:
