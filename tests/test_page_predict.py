@@ -320,6 +320,34 @@ def _held_prediction(model_path):
     return at, key, run, gate
 
 
+def test_another_tab_of_the_sessions_link_changing_its_region_does_not_stop_this_tabs_prediction(
+        fake_map, tiny_model_path):
+    """The link with ?session= opened in a second tab (a duplicated tab, or sent to a colleague): a new
+    region there stopped the prediction the first tab was waiting for ("its region, source or model
+    changed", though its own had not), for runs were followed by the link's session id, which both share."""
+    from apptest import new_app
+    from pages.components import predictions, state
+
+    at, key, run, gate = _held_prediction(tiny_model_path)
+    try:
+        at.switch_page("pages/quality.py").run()  # the first tab follows its run (and saves its session)
+        sid = at.query_params[state.SESSION_PARAM][0]
+        other = new_app()
+        other.query_params[state.SESSION_PARAM] = sid
+        other.switch_page("pages/quality.py").run()
+        assert not other.exception and other.session_state[state.PREDICTING] == list(key)  # (follows it too)
+        other.switch_page("pages/region.py").run()
+        [b for b in other.button if "Sample scene" in b.label][0].click().run()  # a new region in the other tab
+        assert not other.exception and other.session_state[state.PREDICTING] is None
+        assert not run.stopping.is_set()  # the first tab still follows it
+    finally:
+        gate.set()
+    assert run.finished.wait(60) and run.error is None
+    at.run()
+    assert not at.exception and not at.error and at.session_state[state.PREDICTION]["key"] == list(key)
+    assert predictions.get(key) is None  # (collected by the first tab)
+
+
 def test_a_prediction_still_running_when_the_region_changes_is_not_followed(fake_map, tiny_model_path):
     """Predict pressed for one region, another drawn while it runs: the pages no longer wait for the
     first run, and it does not come back as the prediction of the new region when it ends. No other

@@ -74,7 +74,7 @@ class Run:
 def start(key: tuple, work: Callable[[Callable[[int, int], None]], object], follower: str | None = None) -> Run:
     """The run of ``key``: the one already going, or a new thread that calls ``work(progress)``
     (which writes the prediction's file) once fewer than :data:`MAX_RUNNING` others run; ``follower``
-    (a session's id) follows it from now on (see :func:`leave`). Never raises for what ``work``
+    (a browser tab's id) follows it from now on (see :func:`leave`). Never raises for what ``work``
     raises: the run keeps it."""
     with _LOCK:
         run = _RUNS.get(key)
@@ -112,7 +112,7 @@ def start(key: tuple, work: Callable[[Callable[[int, int], None]], object], foll
 
 
 def leave(key: tuple, follower: str | None) -> None:
-    """``follower`` (a session's id) no longer follows the run of ``key`` (its region, source or model
+    """``follower`` (a browser tab's id) no longer follows the run of ``key`` (its region, source or model
     changed); a run that no session follows any more stops at its next tile, and frees its place among
     the :data:`MAX_RUNNING` (a session's earlier runs had the next one wait for them, unseen)."""
     with _LOCK:
@@ -157,6 +157,8 @@ def settle() -> Run | None:
     key = tuple(pending)
     run = get(key)
     if run is not None and not run.finished.is_set():
+        with _LOCK:  # (a reloaded tab, or another tab of the session's link, follows it from now on too)
+            run.followers.add(state.get(state.TAB_ID))
         return run
     state.put(state.PREDICTING, None)
     if run is not None:

@@ -82,6 +82,10 @@ AREA_UNIT = "area_unit"  # str: the unit the pages show areas in, a name of core
 #: the environment variable that sets :data:`AREA_UNIT`'s default for new sessions (e.g. "acres" for a US team)
 AREA_UNIT_ENV = "CROPMAP_AREA_UNIT"
 
+#: this browser tab's own id (never saved): what follows a prediction (two tabs of one session's link
+#: follow it each, and one of them changing its region stopped the other's)
+TAB_ID = "_tab_id"
+
 DEFAULTS: dict[str, Any] = {
     SOURCE: {"kind": "sample"},
     REGION: None,
@@ -122,6 +126,7 @@ DEFAULTS: dict[str, Any] = {
     BASEMAP: lambda: basemap_default(),  # a function: read when a session starts (the environment may change)
     MAP_HEIGHT: 480,
     AREA_UNIT: lambda: area_unit_default(),  # a function: read when a session starts
+    TAB_ID: lambda: uuid.uuid4().hex,
 }
 
 
@@ -138,7 +143,7 @@ KEPT = KEPT_TOGETHER + (MODEL_PATH, THRESHOLD, VIEWS, LAYERS, QUALITY_CLASS, EE_
 SESSION_FORMAT = 1
 FORMAT_KEY = "_format"  # its key in a saved session (absent in those saved before it: format 1)
 SESSION_PARAM = "session"  # the URL's query parameter that names the session's saved state
-SESSION_ID = "_session_id"  # this browser session's id (32 hex digits)
+SESSION_ID = "_session_id"  # the saved session's id (32 hex digits), which the URL carries (tabs of one link share it)
 SAVED = "_saved_state"  # the JSON text last saved for this session (so that an unchanged run writes nothing)
 SESSION_DAYS = 30  # saved sessions older than this are removed when a new session starts
 URL_SESSION = "_url_session"  # the URL's session id, kept while a page opened by itself is sent into the app
@@ -461,7 +466,7 @@ def forget_prediction() -> None:
     if pending:
         from pages.components import predictions
 
-        predictions.leave(tuple(pending), get(SESSION_ID))
+        predictions.leave(tuple(pending), get(TAB_ID))
     put(PREDICTION, None)
     put(PREDICTING, None)
 
