@@ -25,8 +25,9 @@ MAX_EPOCH_TICKS = 10
 def threshold_chart(curve: Sequence[dict], threshold: float):
     """The scores against the threshold (``curve``: rows with "threshold" and the scores; an undefined
     score, None, leaves a gap), with the chosen ``threshold`` as a dashed rule; the legend (titled)
-    above the plot in two columns, where a narrow column (a laptop's) does not cut it (in one row,
-    "Recall" was cut to "Re" at 1024 px)."""
+    above the plot in one column, where the narrowest column (the Quality page's in an 800 px window,
+    184 px) does not cut it (in one row, "Recall" was cut to "Re" at 1024 px; in two, at 800 px, and
+    the plot with it, at threshold 0.85)."""
     import altair as alt
 
     df = pd.DataFrame(list(curve)).set_index("threshold").astype(float)
@@ -37,7 +38,7 @@ def threshold_chart(curve: Sequence[dict], threshold: float):
         y=alt.Y("value:Q", title="score (0-1)", scale=alt.Scale(domain=[0, 1])),
         # a legend title: layered with the rule, an untitled legend made Vega draw at translate(61, Infinity)
         color=alt.Color("score:N", title="score", sort=list(SCORE_NAMES.values()),
-                        legend=alt.Legend(orient="top", columns=2),
+                        legend=alt.Legend(orient="top", columns=1),
                         scale=alt.Scale(domain=list(SCORE_NAMES.values()), range=SCORE_COLOURS)),
         tooltip=[alt.Tooltip("threshold:Q", format=".2f"), "score", alt.Tooltip("value:Q", format=".3f")],
     )

@@ -283,7 +283,8 @@ def build(spec: MapSpec, view_key: str | None = None):
     if not spec.draw and (spec.overlays or spec.dynamic):
         Call("peek", PEEK_TITLE).add_to(m)
     if spec.image:
-        Call("note", IMAGE_NOTE, "bottomleft", False).add_to(m)
+        # (gives way to the legends on a narrow map: the caption above the map says it too)
+        Call("note", IMAGE_NOTE, "bottomleft", False, True).add_to(m)
     # the legends at their layers' opacities, inside the map (in view with it on a laptop's screen, where
     # a legend under the map was below the screen, and in full screen); the dynamic layers' with their
     # name for a title (their own changes with the threshold, and the map's script must not change when

@@ -25,8 +25,9 @@
 
   /* A box inside the map at ``position`` showing ``content``: text, or (``html``) the project's own
    * HTML (legends, whose dynamic titles are filled in). Pointed at, a legend fades, so that what lies
-   * under it shows. */
-  cropmap.note = function (map, content, position, html) {
+   * under it shows. With ``givesWay``, the box is hidden while it would run into the legends of the
+   * bottom-right corner (on a narrow map: a note that the page says above the map too). */
+  cropmap.note = function (map, content, position, html, givesWay) {
     if (position === 'bottomleft') { aboveAttribution(map); }
     var control = L.control({position: position});
     control.onAdd = function () {
@@ -38,11 +39,35 @@
       } else {
         d.textContent = content;
       }
+      if (givesWay) { setTimeout(function () { giveWay(map, d); }, 0); }  // (once the legends are in place)
       return d;
     };
     control.addTo(map);
     return control;
   };
+
+  /* Hides ``note`` (kept in the layout, so that it is measured still) whenever it overlaps a box of
+   * the map's bottom-right corner; checked as the map or those boxes change size (a legend's title
+   * changes with the threshold). */
+  function giveWay(map, note) {
+    if (!window.ResizeObserver) { return; }
+    var box = map.getContainer(), corner = box.querySelector('.leaflet-bottom.leaflet-right');
+    if (!corner) { return; }
+    function overlaps(a, b) {
+      return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+    }
+    function check() {
+      var mine = note.getBoundingClientRect(), hit = false;
+      corner.querySelectorAll('.cropmap-note').forEach(function (other) {
+        if (overlaps(mine, other.getBoundingClientRect())) { hit = true; }
+      });
+      note.style.visibility = hit ? 'hidden' : '';
+    }
+    var watch = new ResizeObserver(check);
+    watch.observe(box);
+    corner.querySelectorAll('.cropmap-note').forEach(function (other) { watch.observe(other); });
+    check();
+  }
 
   /* Keeps the notes of the map's bottom-left corner above the attribution line of its bottom-right
    * corner, however many lines that takes: on a narrow map it wraps to two, and hid "Basemap tiles

@@ -265,6 +265,14 @@ def test_full_flow_offline(page, app_url, artifacts):
     map_box = page.locator(MAP_FRAME).first.bounding_box()
     assert map_box["y"] < page.get_by_role("slider").first.bounding_box()["y"], map_box
     assert map_box["y"] < 844, map_box  # in view
+    # the map's legend and its image-coordinates note (said above the map too) do not run into each other:
+    # on a narrow map the note gives way ("not geore[predicted crop]dinates")
+    frame = map_frame(page)
+    page.wait_for_timeout(500)
+    note = frame.get_by_text("not georeferenced: image coordinates")
+    box, legend_box = note.bounding_box(), frame.locator(".leaflet-bottom.leaflet-right .cropmap-note").first.bounding_box()
+    apart = box["x"] + box["width"] <= legend_box["x"] or box["y"] >= legend_box["y"] + legend_box["height"]
+    assert apart or note.evaluate("e => getComputedStyle(e).visibility") == "hidden", (box, legend_box)
     page.screenshot(path=str(artifacts / "06d_phone.png"))
     page.set_viewport_size({"width": 1500, "height": 1200})
 
