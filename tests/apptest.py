@@ -56,7 +56,7 @@ def readout(fake: "FakeMap") -> list | None:
 
 def map_legends(fake: "FakeMap") -> str:
     """The legends' HTML inside the last map drawn (the HTML boxes that its script puts in the map)."""
-    return "".join(content for content, _, html in map_calls(fake.maps[-1][0], "note") if html)
+    return "".join(content for content, _, html, *_ in map_calls(fake.maps[-1][0], "note") if html)
 
 
 
