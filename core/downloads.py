@@ -21,9 +21,10 @@ FADED_SWATCH = (200, 200, 200)
 
 
 def geotiff_bytes(array: np.ndarray, grid: Grid, nodata: float | None, description: str,
-                  tags: Mapping[str, str] | None = None) -> bytes:
-    """A single-band deflate GeoTIFF of ``array`` on ``grid`` (no CRS when the grid has none), with the
-    dataset ``tags`` (e.g. :func:`core.predict.provenance_tags`).
+                  tags: Mapping[str, str] | None = None, overview_resampling: str = "nearest") -> bytes:
+    """A single-band Cloud Optimized GeoTIFF (DEFLATE, with overviews made by ``overview_resampling``,
+    as ``python -m core predict`` writes its outputs) of ``array`` on ``grid`` (no CRS when the grid
+    has none), with the dataset ``tags`` (e.g. :func:`core.predict.provenance_tags`).
 
     Raises:
         InvalidDataError: if the array does not match the grid.
@@ -34,14 +35,15 @@ def geotiff_bytes(array: np.ndarray, grid: Grid, nodata: float | None, descripti
     from rasterio.io import MemoryFile
 
     profile = {
-        "driver": "GTiff",
+        "driver": "COG",
         "width": grid.width,
         "height": grid.height,
         "count": 1,
         "dtype": array.dtype.name,
         "transform": Affine(*grid.transform),
-        "compress": "deflate",
+        "compress": "DEFLATE",
         "nodata": nodata,
+        "overview_resampling": overview_resampling,
     }
     if grid.crs is not None:
         profile["crs"] = grid.crs
@@ -57,9 +59,9 @@ def geotiff_bytes(array: np.ndarray, grid: Grid, nodata: float | None, descripti
 def probability_download(prob: np.ndarray, grid: Grid, tags: Mapping[str, str] | None = None) -> bytes:
     """The probability GeoTIFF the dashboard offers: uint8 percent, 255 = no data; ``tags`` as for
     :func:`geotiff_bytes`."""
-    from core.predict import probability_to_uint8
+    from core.predict import PROBABILITY_DESCRIPTION, probability_to_uint8
 
-    return geotiff_bytes(probability_to_uint8(prob), grid, 255, "crop probability (%)", tags)
+    return geotiff_bytes(probability_to_uint8(prob), grid, 255, PROBABILITY_DESCRIPTION, tags, "average")
 
 
 def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarray, grid: Grid, threshold: float,
@@ -83,7 +85,7 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     of a region of several: each outlined and named, as on the web map (a handout of a
     farm's fields). An image with a CRS gets a scale bar."""
     from core.metrics import crop_area, describe_crop
-    from core.predict import threshold_mask
+    from core.predict import MASK_DESCRIPTION, mask_tags, threshold_mask
 
     mask = threshold_mask(prob, threshold)
     figures = describe_crop(crop_area(mask, grid.pixel_area_ha()), grid, area_unit)
@@ -122,6 +124,6 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     side = width * step if width is not None else None
     png = compose_png(layers, legends, title, credit=credit, subtitle=figures, legend_opacities=fades,
                       metres_per_px=side, labels=names)
-    return {"crop_mask.tif": geotiff_bytes(mask, grid, 255, "crop (1), not crop (0)",
-                                           {**(tags or {}), "THRESHOLD": f"{threshold:g}"} if tags else None),
+    return {"crop_mask.tif": geotiff_bytes(mask, grid, 255, MASK_DESCRIPTION, mask_tags(tags, threshold) if tags else None,
+                                           "mode"),
             "map.png": png}

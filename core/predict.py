@@ -610,6 +610,12 @@ def _scene_in_context(scene: Grid, context: Grid, where: SceneContext):
     return win
 
 
+def mask_tags(tags: Mapping[str, str], threshold: float) -> dict[str, str]:
+    """A crop mask's dataset tags: ``tags`` (:func:`provenance_tags`) and the threshold it was cut at, in
+    full (one cut at 0.5000001 is cut at 51 percent, and its tag said 0.5)."""
+    return {**tags, "THRESHOLD": repr(float(threshold))}
+
+
 def provenance_tags(source: str | os.PathLike, model_path: str | os.PathLike, card, views: int = 1,
                     made_by: str = "python -m core predict", source_text: str | None = None) -> dict[str, str]:
     """The outputs' dataset tags: what they were made from (the image or export, the model at
@@ -675,7 +681,7 @@ def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: 
         dm.set_band_description(1, MASK_DESCRIPTION)
         if tags:
             dp.update_tags(**tags)
-            dm.update_tags(**tags, THRESHOLD=f"{threshold:g}")
+            dm.update_tags(**mask_tags(tags, threshold))
     if area is not None:
         counts["crop_area_ha"] = crop_ha if isinstance(area, np.ndarray) else counts["crop_pixels"] * float(area)
     if counts["valid_pixels"]:

@@ -28,6 +28,14 @@ def test_geotiff_exports(tmp_path):
         assert src.crs.to_epsg() == 32631 and src.nodata == 255
         assert arr[0, 0] == 255 and arr[1, 1] == 42
         assert src.descriptions[0] == "crop probability (%)"
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and src.compression.name.lower() == "deflate"
+    # a region large enough for overviews has them, averaged for the probability (as predict writes it)
+    big = np.zeros((1200, 1000), np.uint8)
+    big[:, 1::2] = 100  # a column of 0 % then one of 100 %: each overview pixel averages them to 50 %
+    grid2 = Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5630000.0), 1000, 1200)
+    (tmp_path / "big.tif").write_bytes(dl.geotiff_bytes(big, grid2, 255, "crop probability (%)", None, "average"))
+    with rasterio.open(tmp_path / "big.tif") as src:
+        assert src.overviews(1) and (src.read(1, out_shape=(600, 500)) == 50).all()
     nocrs = dl.geotiff_bytes(np.zeros((200, 300), np.uint8), IMAGE_GRID, 255, "mask")
     (tmp_path / "m.tif").write_bytes(nocrs)
     with rasterio.open(tmp_path / "m.tif") as src:
@@ -204,3 +212,11 @@ def test_the_map_view_png_outlines_and_names_a_regions_parts():
     [(_, row, col)] = [n for n in names if n[0] == "North"]
     box = png[int((row - 4) * k): int((row + 5) * k), int((col - 4) * k): int((col + 5) * k)]
     assert (box.min(-1) > 235).sum() > 20 and not (plain[int((row - 4) * k): int((row + 5) * k)] > 235).any()
+
+
+def test_a_masks_threshold_tag_is_the_threshold_in_full():
+    """A mask cut at 0.5000001 (51 percent and up) was tagged THRESHOLD=0.5 (50 percent and up)."""
+    from core.predict import mask_tags
+
+    assert mask_tags({"MODEL": "m"}, 0.5000001) == {"MODEL": "m", "THRESHOLD": "0.5000001"}
+    assert mask_tags({}, 0.62)["THRESHOLD"] == "0.62" and mask_tags({}, np.float32(0.5))["THRESHOLD"] == "0.5"

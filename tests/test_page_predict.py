@@ -144,7 +144,10 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     prob = cached.cached_probability(deferred["probability.tif"].args[0])  # the prediction's key
     assert (mask == threshold_mask(prob, 0.95)).all()  # the slider's threshold, on the server's probability
     assert deferred["crop_map_t0.95.png"]()[:8] == b"\x89PNG\r\n\x1a\n" and deferred["probability.tif"]()[:2] in (b"II", b"MM")
-    assert tifs.count("crop probability (%)") == 1 and tifs.count("crop (1), not crop (0)") == 1  # PNG: same call
+    assert tifs.count("crop probability (%)") == 1 and tifs.count("crop mask (1 crop, 0 not crop)") == 1  # PNG: same call
+    # Cloud Optimized, as the CLI's files of the same names (they were plain striped GeoTIFFs)
+    with rasterio.io.MemoryFile(deferred["probability.tif"]()) as mem, mem.open() as src:
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and src.descriptions == ("crop probability (%)",)
     fields = [b for b in at.button if b.label == "Crop areas GeoJSON"][0]
     assert fields.disabled  # the sample has no place on Earth, so no polygons in lon/lat
     # a click on the map reads the pixel's probability, at the threshold the crop layer shows
