@@ -185,7 +185,8 @@ def _bbox_text(values: list[str]) -> str:
 
 def _bbox_window(text: str, image: str, doing: str = "predicting") -> tuple[tuple[int, int, int, int], dict]:
     """``--bbox W,S,E,N`` (degrees) -> the pixel window ROW,COL,HEIGHT,WIDTH of ``image`` that covers it,
-    and what the summary records of it (the box, and whether it was cut to the image); a box that
+    and what the summary records of it (the box, whether it was cut to the image, and the share of it
+    on the image); a box that
     reaches past the image is cut to it, with a warning that says how much of it the image covers.
 
     Raises:
@@ -225,7 +226,9 @@ def _bbox_window(text: str, image: str, doing: str = "predicting") -> tuple[tupl
     if cut:
         print(f"warning: --bbox reaches past the image: {doing} the part on it, {share:.0%} of the box "
               f"({', '.join(f'{v:.6f}' for v in box)})", file=sys.stderr)
-    return (w.row_off, w.col_off, w.height, w.width), {"bbox": list(given), "bbox_cut_to_image": cut}
+    # (the share too: a summary read later said the box was cut, not that the crop area is of 9% of it)
+    return (w.row_off, w.col_off, w.height, w.width), {"bbox": list(given), "bbox_cut_to_image": cut,
+                                                       "bbox_share_on_image": round(min(share, 1.0), 4)}
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

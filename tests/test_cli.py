@@ -287,6 +287,7 @@ def test_predict_a_box_in_degrees_is_the_window_that_covers_it(capsys, tiny_mode
     # the summary records what was asked for (it kept the window alone)
     summary = json.loads((tmp_path / "box" / "summary.json").read_text())
     assert summary["bbox"] == [float(v) for v in text.split(",")] and summary["bbox_cut_to_image"] is False
+    assert summary["bbox_share_on_image"] >= 0.999
     assert summary["bands"] == "1,2,3,4"
     # a box reaching past the image (its east edge 0.05 degrees beyond): cut to it, said with the share covered
     past = f"{box[0]:.6f},{box[1]:.6f},{e + 0.05:.6f},{box[3]:.6f}"
@@ -295,7 +296,8 @@ def test_predict_a_box_in_degrees_is_the_window_that_covers_it(capsys, tiny_mode
     assert len(warning) == 1 and "reaches past the image: predicting the part on it" in warning[0], warning
     share = int(re.search(r"it, (\d+)% of the box", warning[0]).group(1))
     assert 0 < share < 50
-    assert json.loads((tmp_path / "past" / "summary.json").read_text())["bbox_cut_to_image"] is True
+    recorded = json.loads((tmp_path / "past" / "summary.json").read_text())
+    assert recorded["bbox_cut_to_image"] is True and round(recorded["bbox_share_on_image"] * 100) == share
     # a box inside the image's lon/lat box but over its corner there (a UTM image is turned against the
     # meridians: about a quarter of this box lies off its pixels): cut, and said (it was not)
     corner = f"{w:.6f},{n - (n - s) * 0.1:.6f},{w + (e - w) * 0.1:.6f},{n:.6f}"
