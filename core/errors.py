@@ -113,8 +113,11 @@ _TEMP_NAME = re.compile(r"(?<![^/\\\s'\"(])\.([^/\\]+?)\.\d+-[0-9a-f]{8}\.tmp\b"
 
 
 def final_name(text: str) -> str:
-    """``text`` with the temporary names of outputs being written (core.files.temp_name) as the outputs' names."""
-    return _TEMP_NAME.sub(r"\1", text)
+    """``text`` with the temporary names of outputs being written (core.files.temp_name) as the outputs'
+    names, also where a writer wrote under a temporary name of another's (``..r.tif.1-ab.tmp.1-cd.tmp``)."""
+    while (named := _TEMP_NAME.sub(r"\1", text)) != text:
+        text = named
+    return text
 
 
 def first_line(err: BaseException) -> str:
