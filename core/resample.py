@@ -2,7 +2,7 @@
 learned (the shipped model: 30 m Landsat pixels), e.g. a 10 m Sentinel-2 image averaged to 30 m.
 
 Reflectance is the mean of the valid pixels under each new pixel (no data never enters a mean);
-labels take the most frequent class (their no data is not a class). The new grid keeps the image's
+labels take the class covering most of each new pixel (:func:`_area_mode`; their no data is not a class). The new grid keeps the image's
 CRS, origin and orientation, and covers all of it.
 """
 
@@ -197,16 +197,28 @@ def _reproject(bands: np.ndarray, grid: Grid, target: Grid, how: str, nodata) ->
     return out
 
 
+#: Two classes' shares of a new pixel closer than this (float32 averages of the same count of old
+#: pixels) are a tie (:func:`_area_mode`).
+TIE_TOLERANCE = 1e-5
+
+
 def _area_mode(codes: np.ndarray, grid: Grid, target: Grid, nodata) -> np.ndarray:
     """The class code covering the most area of each new pixel (``nodata`` where none has data), from
     each class's share of it, averaged by area. (GDAL's ``mode`` counts each old pixel a new one touches
     once, however little of it lies inside: where the sizes are not whole multiples, a class covering
-    2.75 old pixels of a new one took it from one covering 3.5.) Ties go to the lower code."""
+    2.75 old pixels of a new one took it from one covering 3.5.) A tie (4 + 4 + 1 of 9 old pixels, or
+    3 + 3 + 3) goes to the class of the old pixel at the new one's centre where it is one of those tied,
+    else to the lower code. (Ties went to the lower code alone: in the CDL and WorldCereal the crop
+    codes are the low ones, so every tie was crop.)"""
     from rasterio import Affine
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
 
     shape = (target.height, target.width)
+    warp = dict(src_transform=Affine(*grid.transform), src_crs=grid.crs, dst_transform=Affine(*target.transform),
+                dst_crs=target.crs)
+    centre = np.full(shape, nodata, codes.dtype)  # the old pixel's class at each new pixel's centre
+    reproject(codes, centre, src_nodata=nodata, dst_nodata=nodata, resampling=Resampling.nearest, **warp)
     out = np.full(shape, nodata, codes.dtype)
     most = np.zeros(shape, np.float32)
     share = np.empty(shape, np.float32)
@@ -215,9 +227,10 @@ def _area_mode(codes: np.ndarray, grid: Grid, target: Grid, nodata) -> np.ndarra
         layer = (codes == code).astype(np.float32)
         layer[missing] = np.nan
         share.fill(np.nan)
-        reproject(layer, share, src_transform=Affine(*grid.transform), src_crs=grid.crs,
-                  dst_transform=Affine(*target.transform), dst_crs=target.crs, src_nodata=np.nan,
-                  dst_nodata=np.nan, resampling=Resampling.average)
-        more = share > most  # (NaN: no data under the new pixel, never more)
-        most[more], out[more] = share[more], code
+        reproject(layer, share, src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.average, **warp)
+        # (NaN: no data under the new pixel, never more; shares within float32's rounding are a tie)
+        more = share > most + TIE_TOLERANCE
+        tie = (np.abs(share - most) <= TIE_TOLERANCE) & (centre == code) & (out != nodata)
+        take = more | tie
+        most[take], out[take] = np.maximum(share[take], most[take]), code
     return out

@@ -110,6 +110,23 @@ def test_a_new_pixel_takes_the_class_covering_most_of_its_area(tmp_path):
     assert 0.1 < (corn >= 13).mean() < 0.9
 
 
+def test_a_tie_goes_to_the_class_at_the_new_pixels_centre(tmp_path):
+    """10 m to 30 m: 3 + 3 + 3 or 4 + 4 + 1 of the 9 old pixels tie. Ties went to the lower code, and the
+    crop codes are the low ones (CDL's 1-61, WorldCereal's 11): every tie was crop, which moved the
+    30 m Flanders figures. The class at the centre wins a tie it is part of; else the lower code."""
+    src = _image(tmp_path / "s2.tif", rows=6, cols=9)
+    codes = np.full((6, 9), 176, np.uint8)
+    codes[0:3, 0:3] = [[1, 1, 1], [176, 176, 176], [5, 5, 5]]  # 3 + 3 + 3, grassland (176) at the centre
+    codes[0:3, 3:6] = [[1, 1, 1], [1, 5, 176], [176, 176, 176]]  # 4 + 4 + 1, soybeans (5) at the centre
+    codes[0:3, 6:9] = [[1, 1, 176], [1, 176, 176], [1, 176, 5]]  # 4 + 4 + 1 again, grassland at the centre
+    codes[3:6, 0:3] = [[176, 176, 5], [176, 5, 5], [1, 1, 1]]  # 3 + 3 + 3, soybeans at the centre
+    labels = write_raster(tmp_path / "cdl.tif", codes, crs=UTM, transform=Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1]))
+    resample_files(src, tmp_path / "img.tif", 30, labels, tmp_path / "lab.tif", "cdl")
+    _, out = read_label_classes(tmp_path / "lab.tif", CLASS_MAPS["cdl"], read_image(tmp_path / "img.tif")[2])
+    assert out[0].tolist() == [176, 1, 176] and out[1, 0] == 5  # (the second: the centre's 5 is not tied; lower code)
+    assert out[1, 1:].tolist() == [176, 176]  # no tie: the class over most of the pixel
+
+
 def test_a_new_pixel_over_the_images_edge_is_the_mean_and_mode_of_the_pixels_it_covers(tmp_path):
     """An image of 64 x 65 px of 10 m: a last 30 m column would cover 2 px of it, a last row 1 px. The
     column is kept (GDAL counted the image's last column twice there: a biased mean, and a mode that
