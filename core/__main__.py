@@ -214,8 +214,9 @@ def _bbox_window(text: str, image: str, doing: str = "predicting") -> tuple[tupl
         # meridians; across the 180th meridian there is none): the part of the box on its pixels
         on = region.share_on(grid)
     except RegionError as err:
-        raise RegionError(f"--bbox: {box_advice(str(err), 'give')} "
-                          "(west, south, east, north in degrees)") from None
+        said = box_advice(str(err), "give")  # (its own note of the order, or of --window, is not said twice)
+        order = "" if "west, south, east, north" in said or "--window" in said else " (west, south, east, north in degrees)"
+        raise RegionError(f"--bbox: {said}{order}") from None
     from core.config import MIN_REGION_SIDE
 
     if w.height < min(MIN_REGION_SIDE, grid.height) or w.width < min(MIN_REGION_SIDE, grid.width):  # (said of --bbox)

@@ -318,9 +318,12 @@ def test_predict_a_box_in_degrees_is_the_window_that_covers_it(capsys, tiny_mode
              f"; the numbers look like latitude, longitude: a box is longitude first, west, south, east, north "
              f"(e.g. {box[0]:g}, {box[1]:g}, {box[2]:g}, {box[3]:g})"),
     ):
-        assert said in _err(capsys, [*common, "--out", str(tmp_path / "o"), *argv])
+        err = _err(capsys, [*common, "--out", str(tmp_path / "o"), *argv])
+        # (a note of the order after one that gives it already: "... (west, south, east, north) (west, south, ...")
+        assert said in err and "north) (west" not in err and not err.endswith(")) (west, south, east, north in degrees)")
     sample = ["predict", "--image", str(ROOT / "assets" / "sample" / "sample_rgbn.tif"), "--model", str(tiny_model_path)]
-    assert "has no place on Earth (no CRS)" in _err(capsys, [*sample, "--out", str(tmp_path / "o"), f"--bbox={text}"])
+    err = _err(capsys, [*sample, "--out", str(tmp_path / "o"), f"--bbox={text}"])
+    assert "has no place on Earth (no CRS)" in err and err.endswith("--window ROW,COL,HEIGHT,WIDTH instead")
     # pixels given as a box on it: the same advice, not "not longitude/latitude" (which depended on the numbers)
     assert "has no place on Earth (no CRS)" in _err(capsys, [*sample, "--out", str(tmp_path / "o"), "--bbox=100,200,400,500"])
     assert not (tmp_path / "o").exists()
