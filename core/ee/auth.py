@@ -11,6 +11,8 @@ The project comes from the ``project`` argument, then ``EE_PROJECT``, then the s
 (``ee_project`` / ``EE_PROJECT`` / the table's ``project``), then the credentials (the key's
 ``project_id`` or the project saved by ``earthengine set_project``).
 
+The app passes Streamlit's secrets; the command line reads the same files (:func:`read_secrets_files`).
+
 Key material is never printed, logged, written, or put in an error message.
 """
 
@@ -57,6 +59,36 @@ class _Creds:
     method: str
     project: str | None
     who: str  # safe to show: a service-account e-mail or "stored user credentials"
+
+
+def secrets_paths() -> list[Path]:
+    """The files Streamlit reads the app's secrets from, in the order they are merged (a later one's keys
+    win): the user's ``~/.streamlit/secrets.toml``, then the project's (the working folder's)."""
+    return [Path.home() / ".streamlit" / "secrets.toml", Path.cwd() / ".streamlit" / "secrets.toml"]
+
+
+def read_secrets_files(paths: list[Path] | None = None) -> dict:
+    """The app's secrets for the command line, read as the app reads them (:func:`secrets_paths`, or
+    ``paths``), so that the set-up the messages give works for both; {} where there is none.
+
+    Raises:
+        EENotConfiguredError: a file that is not valid TOML (said by its name and the place of the
+            mistake, never by its content) or cannot be read.
+    """
+    import tomllib
+
+    merged: dict = {}
+    for path in secrets_paths() if paths is None else paths:
+        if not path.is_file():
+            continue
+        try:
+            with open(path, "rb") as f:
+                merged.update(tomllib.load(f))
+        except tomllib.TOMLDecodeError as err:  # (its message gives the line and column, not the text)
+            raise EENotConfiguredError(f"{path} is not valid TOML ({err}); correct it, as the app reads it too") from None
+        except OSError as err:
+            raise EENotConfiguredError(f"cannot read {path} ({err.strerror}); check its permissions") from None
+    return merged
 
 
 def _as_mapping(obj: Any) -> dict | None:

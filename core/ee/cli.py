@@ -186,7 +186,7 @@ def _initialize(args: argparse.Namespace):
     from core.ee import auth
 
     _connecting()
-    return auth.initialize(project=getattr(args, "project", None))
+    return auth.initialize(project=getattr(args, "project", None), secrets=auth.read_secrets_files())
 
 
 def _connecting() -> None:
@@ -237,9 +237,13 @@ def _job_view(job: Any) -> dict:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from core.ee import auth
+    from core.errors import EarthEngineError
 
     _connecting()
-    st = auth.status(project=args.project)
+    try:
+        st = auth.status(project=args.project, secrets=auth.read_secrets_files())
+    except EarthEngineError as err:  # (a damaged secrets file: a status, as every other set-up mistake)
+        st = auth.EEStatus(False, args.project, "none", str(err))
     _print_json(asdict(st))  # ok, project, method, message: never key material
     return 0 if (st.ok or not args.strict) else 1
 

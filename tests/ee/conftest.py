@@ -30,6 +30,8 @@ def _no_network(monkeypatch):
     from core.ee import auth
 
     monkeypatch.setattr(auth, "_check_servers_found", lambda *a, **k: None)
+    # and no secrets file of the machine's (~/.streamlit/secrets.toml) reaches the command line's tests
+    monkeypatch.setattr(auth, "secrets_paths", lambda: [])
 
 
 @pytest.fixture(scope="session")

@@ -673,3 +673,30 @@ def test_composite_mistakes_name_the_options_as_typed(capsys, tmp_path):
         assert code == 2 and err.startswith(said), err
     assert "leave out --crs for the region's UTM zone" in err
     assert not (tmp_path / "f").exists()
+
+
+def test_the_commands_read_the_apps_secrets_file_as_the_set_up_message_says(capsys, tmp_path, monkeypatch):
+    """The no-credentials message says to put a key or the project in .streamlit/secrets.toml; the app
+    read it there and the command line did not (still "method": "none")."""
+    import ee
+
+    from core.ee import auth
+
+    project = tmp_path / "project"
+    (project / ".streamlit").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(auth, "secrets_paths", lambda: [tmp_path / "home" / "secrets.toml",
+                                                        project / ".streamlit" / "secrets.toml"])
+    (project / ".streamlit" / "secrets.toml").write_text('ee_project = "from-secrets"\n')
+    inits = []
+    monkeypatch.setattr(ee, "Initialize", lambda credentials=None, **kw: inits.append(kw))
+    monkeypatch.setattr(auth, "_from_user_store", lambda: auth._Creds(object(), "user", None, "stored user credentials"))
+    code, out, err = run(capsys, ["ee-status"])
+    st = json.loads(out)
+    assert st["ok"] is True and st["project"] == "from-secrets" and inits[-1]["project"] == "from-secrets", st
+    # a damaged file is said by its name and place, never its content, and nothing is reached
+    (project / ".streamlit" / "secrets.toml").write_text('ee_project = "unterminated\nkey = "SECRET-VALUE"\n')
+    code, out, err = run(capsys, ["ee-status", "--strict"])
+    st = json.loads(out)
+    assert code == 1 and st["ok"] is False and "secrets.toml is not valid TOML (" in st["message"]
+    assert "SECRET-VALUE" not in out + err and len(inits) == 1
