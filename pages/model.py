@@ -129,6 +129,7 @@ with tab_train:
                          "finished epochs are kept)"):
                 with st.spinner("Stopping the worker..."), ui.errors_shown():  # (another user's process: said)
                     jobs.cancel(job_dir, terminate_after_s=0)
+                    state.put(state.JOB_DIR, str(job_dir))  # (see Cancel training)
                     st.rerun()  # (not an error: errors_shown lets Streamlit's rerun through)
         elif js.active:
             if st.button("Cancel training", key="cancel_job"):
@@ -136,6 +137,9 @@ with tab_train:
                 # after it has loaded the data (tens of seconds); later, after the current batch
                 with ui.errors_shown():
                     jobs.cancel(job_dir, terminate_after_s=0 if js.step == 0 else None)
+                    # followed from now on here, though another session started it: its end (cancelled,
+                    # its epochs kept, Resume) is shown to whoever cancelled it, where the panel went blank
+                    state.put(state.JOB_DIR, str(job_dir))
                     st.rerun()
         elif running is not None and running == Path(job_dir):  # it finished: re-enable the form
             st.rerun()

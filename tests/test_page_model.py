@@ -439,6 +439,10 @@ def test_cancel_before_the_first_batch_ends_the_worker_at_once(fake_map):
         # (that says "cancelled before the first epoch ended", a minute later); its process is gone
         assert not at.exception and (st.state, st.message) == ("cancelled", "stopped at your request")
         assert st.pid is not None and not jobs._pid_alive(st.pid, job_dir)
+        # a job this session did not start (here, a job of the work folder): its end is shown where it was
+        # cancelled (the panel went blank, "No training job yet", and the sidebar's line with it)
+        at.run()
+        assert "Stopped at your request" in texts(at) and "No training job yet" not in texts(at)
 
 
 @contextlib.contextmanager
