@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
@@ -441,3 +443,18 @@ def test_uploaded_files_become_a_source_or_leave_nothing(tmp_path):
         use_uploaded_files(FTW.read_bytes()[:30_000], "truncated.tif", up, band_spec="1,2,3,4")
     assert "truncated.tif" in str(refused.value) and str(up) not in str(refused.value)
     assert sorted(p.relative_to(up) for p in up.rglob("*")) == before
+
+
+def test_a_scene_kept_as_json_values_comes_back_the_same():
+    """A session keeps its scene as JSON values (a browser reload reads them back): the paths, labels,
+    title and the extra facts (its window in the image, its pixel size) come back whole."""
+    import json
+
+    from core.sources.base import Scene
+
+    scene = Scene(Path("/w/scenes/a/image.tif"), Path("/w/scenes/a/labels.tif"), "cdl", False, "Sample",
+                  "Ag-Net", {"row_off": 3, "col_off": 4, "pixel_size_m": 30.0})
+    back = Scene.from_dict(json.loads(json.dumps(scene.to_dict())))
+    assert back == scene and back.extra == scene.extra
+    bare = Scene(Path("/w/image.tif"), None, None, True, "")
+    assert Scene.from_dict(json.loads(json.dumps(bare.to_dict()))) == bare

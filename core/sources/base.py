@@ -160,6 +160,22 @@ class Scene:
     attribution: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
+    def to_dict(self) -> dict:
+        """The scene as JSON values (paths as text), as a session keeps it; :meth:`from_dict` reads it back."""
+        return {"image_path": str(self.image_path), "labels_path": str(self.labels_path) if self.labels_path else None,
+                "label_map": self.label_map, "georeferenced": self.georeferenced, "title": self.title,
+                "attribution": self.attribution, "extra": dict(self.extra)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Scene":
+        """The scene of :meth:`to_dict`'s values (``d`` checked for its shape by its keeper).
+
+        Raises:
+            KeyError: ``d`` has no ``image_path``.
+        """
+        return cls(Path(d["image_path"]), Path(d["labels_path"]) if d.get("labels_path") else None, d.get("label_map"),
+                   bool(d.get("georeferenced")), d.get("title", ""), d.get("attribution", ""), dict(d.get("extra") or {}))
+
 
 @dataclass(frozen=True)
 class RegionCheck:

@@ -219,7 +219,7 @@ def current_scene(progress: Progress | None = None) -> Scene:
     """
     cached_scene = state.get(state.SCENE)
     if cached_scene and Path(cached_scene["image_path"]).exists():
-        return _scene_from_dict(cached_scene)
+        return Scene.from_dict(cached_scene)
     source = current_source()
     region = current_region()
     if isinstance(source, LocalSource):
@@ -227,7 +227,7 @@ def current_scene(progress: Progress | None = None) -> Scene:
     else:
         key = hashlib.sha1(json.dumps([state.get(state.SOURCE), region.key()]).encode()).hexdigest()[:16]
     scene = source.fetch(region, scene_dir(key), progress)
-    state.put(state.SCENE, _scene_to_dict(scene))
+    state.put(state.SCENE, scene.to_dict())
     return scene
 
 
@@ -305,23 +305,6 @@ def known_grid():
     except CropMapError:
         return None
     return grid
-
-
-def _scene_to_dict(scene: Scene) -> dict:
-    return {
-        "image_path": str(scene.image_path),
-        "labels_path": str(scene.labels_path) if scene.labels_path else None,
-        "label_map": scene.label_map,
-        "georeferenced": scene.georeferenced,
-        "title": scene.title,
-        "attribution": scene.attribution,
-        "extra": dict(scene.extra),
-    }
-
-
-def _scene_from_dict(d: dict) -> Scene:
-    return Scene(Path(d["image_path"]), Path(d["labels_path"]) if d.get("labels_path") else None, d.get("label_map"),
-                 bool(d.get("georeferenced")), d.get("title", ""), d.get("attribution", ""), dict(d.get("extra") or {}))
 
 
 def scene_offset(scene: Scene) -> tuple[int, int]:
