@@ -111,7 +111,7 @@ def test_maps_of_layers_have_the_peek_button_and_mark_the_layers_a_legend_explai
     crop = Overlay("Crop", png, imagery.bounds, 4, 4, legend=class_legend("Crop", ["predicted crop"]))
     spec = mapview.MapSpec(bounds=imagery.bounds, image=True, overlays=[imagery], dynamic=[crop])
     html = mapview.build(spec).get_root().render()
-    assert html.count(f'cropmap.peek(') == 1 and mapview.PEEK_TITLE in html
+    assert html.count('cropmap.peek(') == 1 and mapview.PEEK_TITLE in html
     assert mapview.EXPLAINED_LAYER not in html  # (the imagery: unmarked)
     from dataclasses import replace
 

@@ -362,7 +362,7 @@ def test_an_upload_that_is_not_a_tiff_is_refused_and_cannot_read_the_servers_fil
     (here a secret beside the uploads), which the map's pixel readout and the patches gave back."""
     secret = tmp_path / "secret.txt"
     secret.write_bytes(b"token=" + b"s3cr3t" * 200)
-    vrt = (f'<VRTDataset rasterXSize="16" rasterYSize="16">' + "".join(
+    vrt = ('<VRTDataset rasterXSize="16" rasterYSize="16">' + "".join(
         f'<VRTRasterBand dataType="Byte" band="{i}" subClass="VRTRawRasterBand"><Description>{b}</Description>'
         f'<SourceFilename relativetoVRT="0">{secret}</SourceFilename><ImageOffset>0</ImageOffset>'
         f'<PixelOffset>1</PixelOffset><LineOffset>16</LineOffset></VRTRasterBand>'
