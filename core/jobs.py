@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from core.config import finite_number
+from core.config import TrainConfig, finite_number
 from core.errors import DIVERGED, CropMapError, JobError
 
 JOB_FILE = "job.json"
@@ -360,8 +360,6 @@ def start_job(kind: str, params: dict, job_dir: str | os.PathLike, python: str |
 def _planned_epochs(kind: str, params: dict) -> int:
     """The epochs a job is to run, from its parameters (0 when they do not say): a job cancelled
     before its first epoch reads "0 of 3 epochs", not "0 of ?"."""
-    from core.config import TrainConfig
-
     given = params.get("config", {}).get("epochs", TrainConfig.epochs) if kind == "train" else params.get("epochs", 0)
     return given if isinstance(given, int) and given > 0 else 0
 
@@ -407,7 +405,7 @@ def start_training(
     val_data: Sequence[str],
     job_dir: str | os.PathLike,
     label_map: str = "cdl",
-    config: dict | None = None,
+    config: TrainConfig | None = None,
     note: str = "",
     one_at_a_time: bool = False,
     trained_on: str | None = None,
@@ -417,20 +415,18 @@ def start_training(
     """Start ``core.train.train`` in the background; the run lands in ``job_dir/train``.
 
     ``train_data``/``val_data`` are what :func:`core.train.train` accepts (folders or
-    ``IMAGE:LABELS`` pairs); ``config`` holds :class:`core.config.TrainConfig` fields;
+    ``IMAGE:LABELS`` pairs); ``config`` (the defaults where None) is kept in the job as its fields;
     ``one_at_a_time`` as in :func:`start_job`; ``trained_on`` names the image the training pixels
     were cut from (a region's scene), kept with the job for :func:`trained_on`; ``pixel_size_m``
     is the training pixels' size for images without a CRS, and ``data_text`` the training data in
     words for the model card (both :func:`core.train.train`'s).
 
     Raises:
-        ConfigError: if ``config`` is invalid (checked before anything starts).
         JobError: as :func:`start_job`.
     """
-    from core.config import TrainConfig
-
-    TrainConfig(**(config or {}))  # validate now, in the caller's process
-    params = {"train_data": list(train_data), "val_data": list(val_data), "label_map": label_map, "config": config or {}}
+    config = config if config is not None else TrainConfig()  # (checked when it was made, in the caller's process)
+    params = {"train_data": list(train_data), "val_data": list(val_data), "label_map": label_map,
+              "config": config.to_dict()}
     if trained_on:
         params["trained_on"] = str(trained_on)
     if pixel_size_m is not None:
@@ -440,17 +436,19 @@ def start_training(
     return start_job("train", params, job_dir, note=note, one_at_a_time=one_at_a_time)
 
 
-def _fine_tuned(config: dict, init_model: str | os.PathLike | None) -> dict:
-    """``config`` for a run from ``init_model`` (its weights, and its preset from its card), or as it is.
+def training_config(values: dict, init_model: str | os.PathLike | None = None) -> TrainConfig:
+    """The :class:`core.config.TrainConfig` of a training form's ``values`` (its fields), for a run from
+    ``init_model``'s weights and preset (its card's, whatever ``values`` say) where one is given.
 
     Raises:
-        InputNotFoundError, CorruptFileError: the model has no readable card.
+        ConfigError: a value out of range, or a preset that does not take the patch size.
+        InputNotFoundError, CorruptFileError: ``init_model`` has no readable card.
     """
     if not init_model:
-        return dict(config)
+        return TrainConfig(**values)
     from core.card import load_card
 
-    return {**config, "init_model": str(init_model), "preset": load_card(init_model).preset}
+    return TrainConfig(**{**values, "init_model": str(init_model), "preset": load_card(init_model).preset})
 
 
 def _refuse_while_running(jobs_root: str | os.PathLike) -> None:
@@ -461,25 +459,21 @@ def _refuse_while_running(jobs_root: str | os.PathLike) -> None:
         raise JobError(f"a training job is already running ({running.name}); cancel it or wait for it to finish")
 
 
-def train_on_patches(train: str, val: str, jobs_root: str | os.PathLike, config: dict, *,
-                     init_model: str | os.PathLike | None = None, pixel_size_m: float | None = None,
-                     trained_on: str | None = None, cut_note: str = "") -> Path:
+def train_on_patches(train: str, val: str, jobs_root: str | os.PathLike, config: TrainConfig, *,
+                     pixel_size_m: float | None = None, trained_on: str | None = None, cut_note: str = "") -> Path:
     """Start a training job (one at a time under ``jobs_root``) on TFRecord patches: ``train`` and
-    ``val`` as :func:`core.patchset.check_sources` takes them, ``config`` of
-    :class:`core.config.TrainConfig` fields, from ``init_model``'s weights and preset when given.
+    ``val`` as :func:`core.patchset.check_sources` takes them, with ``config`` (from its ``init_model``'s
+    weights where it names one: :func:`training_config`).
     ``cut_note``: how the patches were cut apart (:class:`core.patchset.TrainTestPatches`' note),
     which begins the job's note (:func:`core.dataset.validated_on_training_pixels` reads it).
     Returns the job's folder.
 
     Raises:
-        ConfigError: bad patches or settings; InputNotFoundError, CorruptFileError: ``init_model``
-            has no readable card; JobError: a job is running (all before anything is written).
+        ConfigError: bad patches; JobError: a job is running (both before anything is written).
     """
-    from core.config import TrainConfig
     from core.patchset import check_sources
 
-    config = _fine_tuned(config, init_model)
-    note = " ".join(t for t in (cut_note.strip(), check_sources(train, val, TrainConfig(**config).patch_size)) if t)
+    note = " ".join(t for t in (cut_note.strip(), check_sources(train, val, config.patch_size)) if t)
     _refuse_while_running(jobs_root)
     job_dir = new_job_dir(jobs_root)
     start_training([train], [val], job_dir, config=config, note=note, one_at_a_time=True,
@@ -488,21 +482,18 @@ def train_on_patches(train: str, val: str, jobs_root: str | os.PathLike, config:
 
 
 def train_on_image(image: str | os.PathLike, labels: str | os.PathLike | None, label_map: str | None,
-                   jobs_root: str | os.PathLike, config: dict, *, init_model: str | os.PathLike | None = None,
-                   title: str = "", class_map: str | None = None, pixel_size_m: float | None = None) -> Path:
+                   jobs_root: str | os.PathLike, config: TrainConfig, *, title: str = "", class_map: str | None = None, pixel_size_m: float | None = None) -> Path:
     """Start a training job (one at a time under ``jobs_root``) on an image and its labels, one block
     held out for validation (:func:`core.dataset.spatial_holdout`); ``title`` and ``class_map`` (the
     labels' product, default ``label_map``) describe the data on the model card. Returns the job's
     folder; a start that fails leaves none.
 
     Raises:
-        InvalidDataError: no labels; ConfigError: bad settings; InputNotFoundError,
-            CorruptFileError: ``init_model`` has no readable card; JobError: a job is running;
+        InvalidDataError: no labels; JobError: a job is running;
             RegionError, NoDataError, GridMismatchError: as :func:`core.dataset.spatial_holdout`.
     """
     import shutil
 
-    from core.config import TrainConfig
     from core.dataset import spatial_holdout
     from core.errors import InvalidDataError
     from core.raster import grid_of_file
@@ -510,8 +501,7 @@ def train_on_image(image: str | os.PathLike, labels: str | os.PathLike | None, l
     if labels is None or label_map is None:
         raise InvalidDataError("this region has no labels, so there is nothing to train on; use the sample scene or "
                                "upload labels on the Region page")
-    config = _fine_tuned(config, init_model)
-    patch_size = TrainConfig(**config).patch_size  # (the settings checked before the held-out block is cut)
+    patch_size = config.patch_size
     _refuse_while_running(jobs_root)
     job_dir = new_job_dir(jobs_root)
     try:
@@ -948,7 +938,6 @@ def run(job_dir: str | os.PathLike) -> int:
             import_tensorflow()
         fn = _import_entry(ENTRIES[kind])
         if kind == "train":
-            from core.config import TrainConfig
             from core.train import train_command
 
             out = job_dir / TRAIN_SUBDIR

@@ -249,23 +249,23 @@ with tab_train:
             "the region is smaller than the smallest patch" if too_small else None)
     if start:
         with ui.errors_shown():
-            config = {"preset": preset, "epochs": int(epochs), "steps_per_epoch": int(steps), "batch_size": int(batch),
+            values = {"preset": preset, "epochs": int(epochs), "steps_per_epoch": int(steps), "batch_size": int(batch),
                       "patch_size": int(patch), "learning_rate": float(lr), "val_patches": int(val_n),
                       "patience": int(patience)}
-            state.put(state.TRAIN_FORM, {**config, "source": source, **(
+            state.put(state.TRAIN_FORM, {**values, "source": source, **(
                 {"train_patches": train_path, "val_patches_path": val_path} if source == "patches" else {})})
-            init = in_use if fine_tune and in_use else None
+            config = jobs.training_config(values, in_use if fine_tune and in_use else None)
             if source == "patches":
                 cut = state.get(state.PATCHES) or {}  # the Data page's patches know their pixel size; others do not
                 mine = (train_path.strip(), val_path.strip()) == (cut.get("train"), cut.get("test"))
-                job_dir = jobs.train_on_patches(train_path.strip(), val_path.strip(), JOBS, config, init_model=init,
+                job_dir = jobs.train_on_patches(train_path.strip(), val_path.strip(), JOBS, config,
                                                 pixel_size_m=cut.get("pixel_size_m") if mine else None,
                                                 trained_on=cut.get("image") if mine else None,  # (scored there: said so)
                                                 cut_note=cut.get("note", "") if mine else "")
             else:
                 sc = scene.current_scene_shown()
                 job_dir = jobs.train_on_image(sc.image_path, sc.labels_path, sc.label_map, JOBS, config,
-                                              init_model=init, title=sc.title, pixel_size_m=sc.extra.get("pixel_size_m"),
+                                              title=sc.title, pixel_size_m=sc.extra.get("pixel_size_m"),
                                               class_map=sc.extra.get("class_map", sc.label_map))
             state.put(state.JOB_DIR, str(job_dir))
             state.put(state.SCROLL_TO, "job")

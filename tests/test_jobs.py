@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from core import jobs
+from core.config import TrainConfig
 from core.errors import ConfigError, JobError
 
 
@@ -112,8 +113,6 @@ def test_cancel_by_terminate(tmp_path):
 
 
 def test_a_job_knows_its_epochs_before_its_worker_reports():
-    from core.config import TrainConfig
-
     assert jobs._planned_epochs("train", {"config": {"epochs": 7}}) == 7
     assert jobs._planned_epochs("train", {"config": {}}) == TrainConfig().epochs
     assert jobs._planned_epochs("selftest", {"epochs": 3}) == 3 and jobs._planned_epochs("selftest", {}) == 0
@@ -224,16 +223,24 @@ def test_a_status_as_the_worker_writes_it_reads_back(tmp_path):
         jobs.status(tmp_path / "j")
 
 
-def test_training_config_checked_before_start(tmp_path):
+def test_a_training_forms_values_become_its_config_and_a_fine_tune_takes_the_models_preset(tmp_path):
+    """The Model page's values, checked before anything starts; fine-tuning keeps the model's preset
+    (the form's seed preset on 128 px patches would be refused, but the light model takes them)."""
+    from core.card import DEFAULT_MODEL_PATH
+
     with pytest.raises(ConfigError):
-        jobs.start_training(["a:b"], ["a:b"], tmp_path / "j", config={"epochs": 0})
-    assert not (tmp_path / "j").exists()
+        jobs.training_config({"epochs": 0})
+    assert jobs.training_config({"epochs": 3}).epochs == 3
+    tuned = jobs.training_config({"preset": "seed", "patch_size": 128}, DEFAULT_MODEL_PATH)
+    assert (tuned.preset, tuned.patch_size, tuned.init_model) == ("light", 128, str(DEFAULT_MODEL_PATH))
+    with pytest.raises(ConfigError):
+        jobs.training_config({"preset": "seed", "patch_size": 128})
 
 
 def test_real_training_job_leaves_checkpoint(tmp_path, small_scene):
     img, lab = small_scene
     job_dir = tmp_path / "train"
-    cfg = {"preset": "light", "epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch_size": 128, "val_patches": 4}
+    cfg = TrainConfig(preset="light", epochs=1, steps_per_epoch=2, batch_size=2, patch_size=128, val_patches=4)
     jobs.start_training([f"{img}:{lab}"], [f"{img}:{lab}"], job_dir, label_map="cdl", config=cfg)
     st = wait_for(job_dir, ("done", "failed", "cancelled"), timeout=300)
     assert st.state == "done", st.message
@@ -664,13 +671,14 @@ def test_a_training_start_that_fails_leaves_no_job_folder(tmp_path, monkeypatch)
     from testdata import SAMPLE_IMAGE, SAMPLE_LABELS, write_raster
 
     root = tmp_path / "jobs"
-    config = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "patch_size": 64}
+    values = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "patch_size": 64}
+    config = jobs.training_config(values)
     with pytest.raises(InvalidDataError, match="no labels"):
         jobs.train_on_image(SAMPLE_IMAGE, None, None, root, config)
     with pytest.raises(ConfigError):
-        jobs.train_on_image(SAMPLE_IMAGE, SAMPLE_LABELS, "cdl", root, {**config, "epochs": 0})
+        jobs.training_config({**values, "epochs": 0})
     with pytest.raises(InputNotFoundError, match="model card"):  # fine-tuning a model without its card
-        jobs.train_on_image(SAMPLE_IMAGE, SAMPLE_LABELS, "cdl", root, config, init_model=tmp_path / "m.keras")
+        jobs.training_config(values, tmp_path / "m.keras")
     small = write_raster(tmp_path / "small.tif", np.full((4, 40, 40), 1000, np.int16),
                          descriptions=["red", "green", "blue", "nir"])
     labels = write_raster(tmp_path / "small_labels.tif", np.ones((40, 40), np.uint8))

@@ -41,7 +41,7 @@ def test_model_page_fine_tunes_the_model_in_use(fake_map, tiny_model_path, monke
     at.run()
     assert not at.exception  # (the job panel then reports that the faked job does not exist)
     (train, val, _job), kw = calls[0]
-    assert kw["config"]["init_model"] == str(tiny_model_path) and kw["config"]["preset"] == "light"
+    assert kw["config"].init_model == str(tiny_model_path) and kw["config"].preset == "light"
     # validation is a held-out block of the region, not the training pixels
     assert train != val and train[0].endswith("train_labels.tif") and val[0].endswith("val_labels.tif")
     assert kw["label_map"] == "binary" and "holds out" in kw["note"]
@@ -67,8 +67,8 @@ def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, m
     assert not forms(at)["train_form"].enter_to_submit
     by_label(at.button, "Start training").click()
     at.run()
-    assert calls[-1]["config"]["epochs"] == 3 and calls[-1]["config"]["patch_size"] == 128
-    assert calls[-1]["config"]["patience"] == 2 and calls[-1]["config"]["val_patches"] == 12
+    assert calls[-1]["config"].epochs == 3 and calls[-1]["config"].patch_size == 128
+    assert calls[-1]["config"].patience == 2 and calls[-1]["config"].val_patches == 12
     at.switch_page("pages/data.py")
     at.run()
     at.switch_page("pages/model.py")

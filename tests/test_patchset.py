@@ -435,7 +435,7 @@ def test_patches_cut_from_the_training_pixels_say_so_to_the_training_job(small_s
     made = cut_train_test(img, lab, "cdl", tmp_path / "cut", PatchConfig(patch_size=256, count=2), 1)
     assert validated_on_training_pixels(made.note) and "too small to hold out" in made.note
     job = jobs.train_on_patches(str(made.train.path), str(made.test.path), tmp_path / "jobs",
-                                {"patch_size": 256, "epochs": 1, "steps_per_epoch": 1, "batch_size": 1},
+                                TrainConfig(patch_size=256, epochs=1, steps_per_epoch=1, batch_size=1),
                                 cut_note=made.note)
     jobs.cancel(job, terminate_after_s=0)
     wait_for(job, ("done", "failed", "cancelled"), timeout=120)

@@ -99,7 +99,7 @@ def test_a_dashboard_jobs_model_card_carries_the_command_that_trains_it_again(sm
 
     img, lab = small_scene
     job_dir = tmp_path / "job"
-    cfg = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "patch_size": 64, "val_patches": 4, "learning_rate": 3e-4}
+    cfg = TrainConfig(epochs=1, steps_per_epoch=2, batch_size=2, patch_size=64, val_patches=4, learning_rate=3e-4)
     # the sample's pixels are 30 m, which its file (no CRS) cannot say: the card records it, so that the
     # model warns when it is used on images of other pixels (it said "pixel size not recorded")
     words = "a 320 x 288 px region of a test scene; validation on the training pixels; labels: CDL"
