@@ -53,7 +53,7 @@ with button_col:
     go = st.button("Predict", type="primary")
 with ui.errors_shown():  # (entered on every run: it holds a place in the page, see ui.errors_shown)
     if go:
-        predictions.start(key, cached.prediction_work(key), follower=state.get(state.TAB_ID))
+        predictions.start(key, cached.prediction_work(key), follower=predictions.follower())
         state.put(state.PREDICTING, list(key))
         state.save()  # now, not when the wait below ends: a browser reload meanwhile follows the run
 # the model runs in a thread of the server: a visit to another page meanwhile (which ends this

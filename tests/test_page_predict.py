@@ -351,6 +351,35 @@ def test_another_tab_of_the_sessions_link_changing_its_region_does_not_stop_this
     assert predictions.get(key) is None  # (collected by the first tab)
 
 
+def test_a_reloaded_tab_changing_its_region_stops_the_run_its_old_self_followed(fake_map, tiny_model_path,
+                                                                                monkeypatch):
+    """A reload makes a new browser session, which follows the run as it comes back; the old one, gone,
+    never left it, so the run went on after the reloaded tab changed its region. Tabs the server knows
+    to be gone no longer count (here the server's knowledge is the test's: which tabs are connected)."""
+    from apptest import new_app
+    from pages.components import predictions, state
+
+    connected: set[str] = set()
+    monkeypatch.setattr(predictions, "follower", lambda: predictions.Follower(state.get(state.TAB_ID), True))
+    monkeypatch.setattr(predictions, "connected", lambda tab: tab in connected)
+    at, key, run, gate = _held_prediction(tiny_model_path)
+    try:
+        at.switch_page("pages/quality.py").run()  # the tab follows its run, then is reloaded:
+        sid = at.query_params[state.SESSION_PARAM][0]
+        again = new_app()
+        again.query_params[state.SESSION_PARAM] = sid
+        again.switch_page("pages/quality.py").run()
+        connected.add(again.session_state[state.TAB_ID])  # (the old tab's session is gone)
+        assert {f.id for f in run.followers} == {at.session_state[state.TAB_ID], again.session_state[state.TAB_ID]}
+        again.switch_page("pages/region.py").run()
+        [b for b in again.button if "Sample scene" in b.label][0].click().run()
+        assert not again.exception and run.stopping.is_set()
+    finally:
+        gate.set()
+    assert run.finished.wait(60) and isinstance(run.error, PredictionStoppedError)
+    assert predictions.collect(key) is run
+
+
 def test_a_prediction_still_running_when_the_region_changes_is_not_followed(fake_map, tiny_model_path):
     """Predict pressed for one region, another drawn while it runs: the pages no longer wait for the
     first run, and it does not come back as the prediction of the new region when it ends. No other
@@ -630,16 +659,17 @@ def test_a_prediction_no_session_follows_any_more_stops(monkeypatch):
             time.sleep(0.005)
 
     left, shared = ("stop-test", 1), ("stop-test", 2)
-    a = predictions.start(left, work, follower="s1")
-    b = predictions.start(shared, work, follower="s1")
-    assert predictions.start(shared, work, follower="s2") is b  # another session's press follows the same run
-    predictions.leave(left, "s1")
-    predictions.leave(shared, "s1")
+    s1, s2 = predictions.Follower("s1"), predictions.Follower("s2")
+    a = predictions.start(left, work, follower=s1)
+    b = predictions.start(shared, work, follower=s1)
+    assert predictions.start(shared, work, follower=s2) is b  # another session's press follows the same run
+    predictions.leave(left, s1)
+    predictions.leave(shared, s1)
     assert a.finished.wait(5) and isinstance(a.error, PredictionStoppedError)
     assert not b.finished.wait(0.3) and b.error is None  # still followed by s2
-    again = predictions.start(left, work, follower="s1")  # asked for again: a new run, not the stopped one
+    again = predictions.start(left, work, follower=s1)  # asked for again: a new run, not the stopped one
     assert again is not a and not again.finished.wait(0.2)
-    for key, who in ((shared, "s2"), (left, "s1")):
+    for key, who in ((shared, s2), (left, s1)):
         predictions.leave(key, who)
     assert b.finished.wait(5) and again.finished.wait(5) and b.done < 2999
     for key in (left, shared):

@@ -37,10 +37,40 @@ MAX_RUNNING = _max_running(os.environ.get("CROPMAP_MAX_PREDICTIONS"))
 _SLOTS = threading.BoundedSemaphore(MAX_RUNNING)
 
 
+@dataclass(frozen=True)
+class Follower:
+    """A browser tab that follows a run: its id, and whether the server can tell when the tab is gone
+    (a tab of a real server, by Streamlit's session of it; a reloaded tab's old session is gone)."""
+
+    id: str
+    checkable: bool = False
+
+
+def follower() -> Follower:
+    """This browser tab as a :class:`Follower`: Streamlit's session id where the server knows it as
+    connected, else the tab's own id (:data:`pages.components.state.TAB_ID`; a test's app)."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    from pages.components import state
+
+    ctx = get_script_run_ctx()
+    if ctx is not None and Runtime.exists() and Runtime.instance().is_active_session(ctx.session_id) is True:
+        return Follower(ctx.session_id, True)
+    return Follower(state.get(state.TAB_ID))
+
+
+def connected(session_id: str) -> bool:
+    """Whether the browser tab of Streamlit's ``session_id`` is still connected to the server."""
+    from streamlit.runtime import Runtime
+
+    return Runtime.exists() and Runtime.instance().is_active_session(session_id) is True
+
+
 @dataclass
 class Run:
     """A prediction running (or finished) in a thread: tiles done of total, or the error that ended it;
-    the sessions that follow it (their ids), and whether it is to stop (none follows it any more)."""
+    the browser tabs that follow it, and whether it is to stop (none follows it any more)."""
 
     key: tuple
     done: int = 0
@@ -49,7 +79,7 @@ class Run:
     finished: threading.Event = field(default_factory=threading.Event)
     #: waiting for one of the :data:`MAX_RUNNING` predictions running on the server to finish
     waiting: bool = False
-    followers: set[str] = field(default_factory=set)
+    followers: set[Follower] = field(default_factory=set)
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def update(self, done: int, total: int, *_: object) -> None:
@@ -71,7 +101,7 @@ class Run:
         return f"Predicting tiles: {self.done:,} of {self.total:,}" if self.total else "Predicting tiles..."
 
 
-def start(key: tuple, work: Callable[[Callable[[int, int], None]], object], follower: str | None = None) -> Run:
+def start(key: tuple, work: Callable[[Callable[[int, int], None]], object], follower: Follower | None = None) -> Run:
     """The run of ``key``: the one already going, or a new thread that calls ``work(progress)``
     (which writes the prediction's file) once fewer than :data:`MAX_RUNNING` others run; ``follower``
     (a browser tab's id) follows it from now on (see :func:`leave`). Never raises for what ``work``
@@ -111,15 +141,17 @@ def start(key: tuple, work: Callable[[Callable[[int, int], None]], object], foll
     return run
 
 
-def leave(key: tuple, follower: str | None) -> None:
-    """``follower`` (a browser tab's id) no longer follows the run of ``key`` (its region, source or model
-    changed); a run that no session follows any more stops at its next tile, and frees its place among
-    the :data:`MAX_RUNNING` (a session's earlier runs had the next one wait for them, unseen)."""
+def leave(key: tuple, follower: Follower) -> None:
+    """``follower`` no longer follows the run of ``key`` (its region, source or model changed), nor do
+    tabs the server knows to be gone (a tab reloaded since it pressed Predict: its new session followed
+    the run, its old one never left it); a run that no tab follows any more stops at its next tile, and
+    frees its place among the :data:`MAX_RUNNING` (a session's earlier runs had the next one wait for
+    them, unseen)."""
     with _LOCK:
         run = _RUNS.get(key)
         if run is None or run.finished.is_set():
             return
-        run.followers.discard(follower)
+        run.followers = {f for f in run.followers if f.id != follower.id and not (f.checkable and not connected(f.id))}
         if not run.followers:
             run.stopping.set()
 
@@ -158,7 +190,7 @@ def settle() -> Run | None:
     run = get(key)
     if run is not None and not run.finished.is_set():
         with _LOCK:  # (a reloaded tab, or another tab of the session's link, follows it from now on too)
-            run.followers.add(state.get(state.TAB_ID))
+            run.followers.add(follower())
         return run
     state.put(state.PREDICTING, None)
     if run is not None:

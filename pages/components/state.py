@@ -82,8 +82,9 @@ AREA_UNIT = "area_unit"  # str: the unit the pages show areas in, a name of core
 #: the environment variable that sets :data:`AREA_UNIT`'s default for new sessions (e.g. "acres" for a US team)
 AREA_UNIT_ENV = "CROPMAP_AREA_UNIT"
 
-#: this browser tab's own id (never saved): what follows a prediction (two tabs of one session's link
-#: follow it each, and one of them changing its region stopped the other's)
+#: this browser tab's own id (never saved), where Streamlit's session of it cannot be told (a test's
+#: app): what follows a prediction (:func:`pages.components.predictions.follower`; two tabs of one
+#: session's link follow it each, and one of them changing its region stopped the other's)
 TAB_ID = "_tab_id"
 
 DEFAULTS: dict[str, Any] = {
@@ -466,7 +467,7 @@ def forget_prediction() -> None:
     if pending:
         from pages.components import predictions
 
-        predictions.leave(tuple(pending), get(TAB_ID))
+        predictions.leave(tuple(pending), predictions.follower())
     put(PREDICTION, None)
     put(PREDICTING, None)
 
