@@ -85,7 +85,10 @@ def read_secrets_files(paths: list[Path] | None = None) -> dict:
             with open(path, "rb") as f:
                 merged.update(tomllib.load(f))
         except tomllib.TOMLDecodeError as err:  # (its message gives the line and column, not the text)
-            raise EENotConfiguredError(f"{path} is not valid TOML ({err}); correct it, as the app reads it too") from None
+            raise EENotConfiguredError(f"{path} is not valid TOML ({err}); correct it") from None
+        except UnicodeDecodeError as err:  # (its message gives the byte's place, not the text)
+            raise EENotConfiguredError(f"{path} is not UTF-8 text (a byte at position {err.start}); save it as "
+                                       "UTF-8") from None
         except OSError as err:
             raise EENotConfiguredError(f"cannot read {path} ({err.strerror}); check its permissions") from None
     return merged

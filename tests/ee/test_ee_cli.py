@@ -700,3 +700,6 @@ def test_the_commands_read_the_apps_secrets_file_as_the_set_up_message_says(caps
     st = json.loads(out)
     assert code == 1 and st["ok"] is False and "secrets.toml is not valid TOML (" in st["message"]
     assert "SECRET-VALUE" not in out + err and len(inits) == 1
+    (project / ".streamlit" / "secrets.toml").write_bytes(b'ee_project = "caf\xe9"\n')  # saved as Latin-1
+    code, out, err = run(capsys, ["ee-status"])
+    assert code == 0 and "secrets.toml is not UTF-8 text" in json.loads(out)["message"] and "Traceback" not in err
