@@ -610,8 +610,11 @@ def _one_trainer(run_dir: Path) -> Iterator[None]:
         ConfigError: another run of ``run_dir`` holds it (its process number said where known).
     """
     key = hashlib.sha1(str(run_dir.absolute().resolve()).encode()).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"cropmap-train-{key}.lock"
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    opened = _lock_file(Path(tempfile.gettempdir()) / f"cropmap-train-{key}.lock")
+    if opened is None:  # (no lock file to be had: the run goes on unguarded, as before there was one)
+        yield
+        return
+    fd, writable = opened
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -619,11 +622,31 @@ def _one_trainer(run_dir: Path) -> Iterator[None]:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
             raise ConfigError(f"another training run{f' (process {holder})' if holder.isdigit() else ''} is writing to "
                               f"{run_dir}; wait for it to end, or give another --out") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        if writable:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
         os.close(fd)  # (which releases the lock)
+
+
+def _lock_file(path: Path) -> tuple[int, bool] | None:
+    """(a descriptor of ``path``, made where missing, whether it can be written), or None where it
+    cannot be opened at all. Another user's lock file is opened read-only: ``flock`` locks it all the same."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
+    except PermissionError:
+        try:
+            return os.open(path, os.O_RDONLY), False
+        except OSError:
+            return None
+    except OSError:
+        return None
+    try:
+        os.fchmod(fd, 0o666)  # (the next user's run may write its process number too; not under the umask's 644)
+    except OSError:
+        pass
+    return fd, True
 
 
 def command_line(argv: Sequence[str]) -> str:

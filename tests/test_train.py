@@ -417,6 +417,10 @@ def test_a_second_trainer_in_the_same_folder_is_refused_and_touches_nothing(caps
     shutil.copytree(finished_run, run)
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     monkeypatch.chdir(tmp_path)
+    import tempfile
+
+    (tmp_path / "locks").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "locks"))  # (the lock files: here, not in /tmp)
     with _one_trainer(run):  # (what a run under way holds)
         err = _cli_error(capsys, ["train", *TINY, "--train", pair, "--val", pair, "--out", "./run/", "--resume"])
         assert f"another training run (process {os.getpid()}) is writing to run; wait for it to end" in err
@@ -424,6 +428,23 @@ def test_a_second_trainer_in_the_same_folder_is_refused_and_touches_nothing(caps
             train(replace(CFG, epochs=1), [pair], [pair], run, overwrite=True)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     assert main(["train", *TINY, "--train", pair, "--val", pair, "--out", "run", "--overwrite"]) == 0  # once it has ended
+    # another user's lock file (left by an earlier run of theirs, 644 under their umask): opened read-only, it
+    # locks all the same (it was a PermissionError)
+    import core.train
+
+    real_open = os.open
+
+    def not_writable(path, flags, *mode):
+        if str(path).endswith(".lock") and flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *mode)
+
+    with _one_trainer(run):
+        monkeypatch.setattr(core.train.os, "open", not_writable)
+        with pytest.raises(ConfigError, match=r"another training run \(process \d+\) is writing to"):
+            with _one_trainer(run):
+                pass
+        monkeypatch.setattr(core.train.os, "open", real_open)
 
 
 def test_resume_needs_a_run_to_resume(capsys, small_scene, tmp_path):
