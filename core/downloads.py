@@ -42,6 +42,8 @@ def geotiff_bytes(array: np.ndarray, grid: Grid, nodata: float | None, descripti
         "dtype": array.dtype.name,
         "transform": Affine(*grid.transform),
         "compress": "DEFLATE",
+        "level": 1,  # (as predict's COGs: twice as fast as level 6, files ~15% larger)
+        "num_threads": "ALL_CPUS",
         "nodata": nodata,
         "overview_resampling": overview_resampling,
     }
