@@ -237,6 +237,18 @@ def area_shown(region: Region, check, unit: str) -> tuple[bool, str]:
     return False, (f"{region.area_pixels():,.0f} px" if region.is_image else format_area(region.area_ha(), unit))
 
 
+def _camana_refused() -> str | None:
+    """Why the Earth Engine source's labels cannot map the Camana valley (the CDL, of the United
+    States only), for the reset button's help; None where they can."""
+    try:
+        labels = getattr(scene.current_source(), "labels", None)
+        if labels is not None:
+            check_coverage(labels, Region.from_bbox(*CAMANA.bbox).geometry())
+    except CropMapError as err:
+        return f"Not with these labels: {ui.sentence(str(err))}"
+    return None
+
+
 def take_drawing(result: dict | None, image: bool) -> None:
     """Make the last shape drawn on the map the region (once per new shape)."""
     drawn = mapview.last_drawing(result)
@@ -346,7 +358,9 @@ with info_col:
         if gaps_note:
             st.caption(gaps_note)
         reset = "Reset to the whole image" if scene.is_local() else "Reset to the Camana valley"
-        if state.get(state.REGION) is not None and st.button(reset):
+        # (CDL labels in use: the valley, in Peru, has none, and was taken: every layer gone, the reason twice)
+        refused = None if scene.is_local() else _camana_refused()
+        if state.get(state.REGION) is not None and st.button(reset, disabled=refused is not None, help=refused):
             state.set_region(None)
             state.put(state.LAST_DRAWING, None)
             st.rerun()

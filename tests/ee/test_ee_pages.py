@@ -190,6 +190,27 @@ def test_settings_form_switches_the_source_and_checks_values(ee_configured):
     assert at.session_state["source"]["settings"]["labels"] == {"product": "dynamicworld"}
 
 
+def test_the_camana_reset_is_refused_while_cdl_labels_are_in_use(ee_configured):
+    """A region in Iowa with CDL labels, then "Reset to the Camana valley": the valley became the region
+    with labels that do not cover it (every layer gone, the reason twice, Next disabled)."""
+    from core.region import Region
+
+    submit = "FormSubmitter:ee_form_{}-Use Earth Engine with these settings"
+    at = new_app()
+    at.run()
+    at.button(key=submit.format(at.session_state["ee_form__v"])).click().run()  # Earth Engine, as it comes
+    iowa = Region.from_bbox(-93.70, 42.00, -93.60, 42.08).to_geojson()
+    at.session_state["region"] = iowa  # (as a box typed or drawn there)
+    at.run()
+    at.selectbox(key=fk(at, "labels")).set_value("cdl")
+    at.text_input(key=fk(at, "year")).set_value("2020")
+    at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
+    assert not at.exception and not at.error and at.session_state["source"]["settings"]["labels"]["product"] == "cdl"
+    reset = by_label(at.button, "Reset to the Camana valley")
+    assert reset.disabled and "contiguous United States only" in reset.help
+    assert at.session_state["region"] == iowa
+
+
 def test_settings_form_takes_a_user_assets_crop_and_no_data_values(ee_configured):
     """A user asset's labels (the 2019 notebook's GLC30): its no-data values (0, 255) could not be
     given, so they were not crop, and trained on as such."""
