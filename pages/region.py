@@ -257,11 +257,17 @@ def take_drawing(result: dict | None, image: bool) -> None:
     text = json.dumps(drawn.get("geometry"), sort_keys=True)
     if text != state.get(state.LAST_DRAWING):
         state.put(state.LAST_DRAWING, text)
-        with ui.errors_shown():
-            # "Back to the previous region" goes back to the last usable one, not to a mistake before this one
-            state.set_region(Region.from_map_geojson(drawn, image=image, name="drawn").to_geojson(),
-                             remember=scene.current_region_usable())
+        try:
+            region = Region.from_map_geojson(drawn, image=image, name="drawn")
+        except CropMapError as err:
+            # said beside the map until a region is set, and the shape taken off the map (a map drawn anew):
+            # it stayed drawn beside the region in use, and was taken for it once its error had gone
+            state.put(state.DRAW_REFUSED, ui.sentence(str(err)))
+            state.put(state.REGION_MAP_GENERATION, state.get(state.REGION_MAP_GENERATION) + 1)
             st.rerun()
+        # "Back to the previous region" goes back to the last usable one, not to a mistake before this one
+        state.set_region(region.to_geojson(), remember=scene.current_region_usable())
+        st.rerun()
 
 
 spec = state.get(state.SOURCE)
@@ -283,7 +289,7 @@ with map_col:
         result = mapview.render(
             mapview.MapSpec(bounds=scene.region_view(region, grid, backdrop.bounds), image=not grid.georeferenced,
                             overlays=[backdrop], region_geojson=region.outline_geojson(), draw=True),
-            key="region_map", returned_objects=["all_drawings"],
+            key=f"region_map_{state.get(state.REGION_MAP_GENERATION)}", returned_objects=["all_drawings"],
         )
         if missing:  # (the sample scene has large gaps; without a word they look like a fault of the map)
             gaps_note = (f"Grey hatching on the map: no image data ({missing / (grid.width * grid.height):.0%} of the "
@@ -302,11 +308,13 @@ with map_col:
         result = mapview.render(
             mapview.MapSpec(bounds=((s_, w), (n, e)), image=False, tile_layers=tiles,
                             region_geojson=region.outline_geojson(), draw=True),
-            key="region_map_ee", returned_objects=["all_drawings"],
+            key=f"region_map_ee_{state.get(state.REGION_MAP_GENERATION)}", returned_objects=["all_drawings"],
         )
         take_drawing(result, image=False)
 
 with info_col:
+    if refused := state.get(state.DRAW_REFUSED):
+        st.error(f"The shape drawn was not taken: {refused} The region in use is kept.", icon=":material/error:")
     st.markdown("**Selected region**")
     usable = False
     try:

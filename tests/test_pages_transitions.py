@@ -297,7 +297,7 @@ def test_the_maps_stay_in_place_when_the_caches_are_warm(fake_map, tiny_model_pa
     monkeypatch.setattr(mapview, "_st_folium", marking)
     at = predict_page(tiny_model_path)  # (the caches are emptied by the fake map's fixture)
     at.button[0].click().run()
-    for page, key in (("pages/region.py", "region_map"), ("pages/data.py", "data_map"),
+    for page, key in (("pages/region.py", "region_map_0"), ("pages/data.py", "data_map"),
                       ("pages/predict.py", "predict_map"), ("pages/quality.py", "quality_map")):
         st.cache_data.clear()
         st.cache_resource.clear()

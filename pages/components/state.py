@@ -52,6 +52,11 @@ MODEL_NOTICE = "model_notice"
 BOX_NOTICE = "box_notice"
 #: {"note": text, "region": the region it was said of}: what an uploaded GeoJSON region left out (said while it is in use)
 GEOJSON_NOTICE = "geojson_notice"
+#: str: why the shape last drawn on the Region page's map was not taken (said until a region is set), or None
+DRAW_REFUSED = "draw_refused"
+#: int: the Region page's map's generation, part of its key: a new one is a map drawn anew (a refused shape
+#: stayed drawn on the map beside the region in use, and was taken for it)
+REGION_MAP_GENERATION = "region_map_generation"
 EE_TASK_NOTICE = "ee_task_notice"  # str: outcome of the last task cancel, shown once above the fresh task list, or None
 EE_EXPORT_FORM = "ee_export_settings"  # dict of the Earth Engine export form's last submitted values
 EE_UPLOAD_FORM = "ee_upload_settings"  # dict of the Earth Engine upload form's last submitted values (gcs, asset)
@@ -103,6 +108,8 @@ DEFAULTS: dict[str, Any] = {
     MODEL_NOTICE: None,
     BOX_NOTICE: None,
     GEOJSON_NOTICE: None,
+    DRAW_REFUSED: None,
+    REGION_MAP_GENERATION: 0,
     UPLOAD_NOTICE: None,
     UPLOAD_CHOSEN: None,
     PASSED_OVER_JOB: None,
@@ -452,6 +459,7 @@ def set_region(geojson: dict | None, *, remember: bool = True) -> None:
     if remember and geojson != current:
         put(PREVIOUS_REGION, [current])
     put(REGION, geojson)
+    put(DRAW_REFUSED, None)
     put(SCENE, None)
     forget_prediction()
     put(PATCHES, None)

@@ -117,6 +117,22 @@ def test_camana_preset_drawn_region_through_every_page(ee_configured, tiny_model
     assert any("px at 30 m in EPSG:32718" in s.value for s in at.success)  # the region's check: OK
     html = fake.maps[-1][0].get_root().render()
     assert "-72.75" in html  # the drawn outline on the map
+    # a shape that is refused (across the 180th meridian) is said beside the map until a region is set, and
+    # taken off the map, drawn anew under another key (it stayed drawn beside the region in use, taken for it)
+    key = fake.maps[-1][1]["key"]
+    fake.value = {"all_drawings": [lonlat_feature(179.8, -16.9, 180.1, -16.8)]}
+    at.run()
+    assert not at.exception and at.session_state["region"] == region
+    refused = [e.value for e in at.error if e.value.startswith("The shape drawn was not taken")]
+    assert len(refused) == 1 and "180th meridian" in refused[0] and refused[0].endswith("The region in use is kept.")
+    assert fake.maps[-1][1]["key"] != key
+    fake.value = None
+    at.run()  # (any other run: still said)
+    assert [e.value for e in at.error if e.value.startswith("The shape drawn was not taken")]
+    fake.value = {"all_drawings": [lonlat_feature(-72.75, -16.64, -72.71, -16.60)]}  # a region taken: no longer said
+    at.run()
+    assert not [e.value for e in at.error if e.value.startswith("The shape drawn was not taken")]
+    region = at.session_state["region"]
 
     # Data: the region is downloaded with (fake) computePixels into a georeferenced scene
     fake.value = None
