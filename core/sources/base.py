@@ -191,6 +191,8 @@ class RegionCheck:
     warning: str = ""
     #: the share of the region's pixels with image data (from a sample of them), where the source knows it
     data_share: float | None = None
+    #: too large to fetch, but a batch export (Earth Engine's) can take it: a region to keep for that
+    batch_only: bool = False
 
 
 @runtime_checkable

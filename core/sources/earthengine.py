@@ -245,9 +245,10 @@ class EarthEngineSource:
                 False,
                 f"region is {width}x{height} px ({pixels / 1e6:.0f} Mpx) at {scale:g} m, over the "
                 f"{self.max_pixels / 1e6:.0f} Mpx direct-download limit (~{side:.0f} km a side): draw a smaller "
-                "region, use a coarser scale, or run it as a batch export",
+                "region, use a coarser scale, or run it as a batch export (Earth Engine page)",
                 area_ha,
                 pixels,
+                batch_only=True,
             )
         try:
             if self.labels is not None:  # a label product with no map there (CDL outside the US)

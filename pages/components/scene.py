@@ -117,7 +117,9 @@ def use_box(text: str, image: bool) -> str | None:
         box, cut = box_within(box, bounds, image)
         region = Region.from_bbox(*box, crs="image" if image else LONLAT_CRS, name="box")
         check = check_current_region(region)
-        if not check.ok:  # (its advice is for a drawing)
+        # (its advice is for a drawing; one too large to fetch is kept, as a drawing is, for a batch export:
+        # refused, the advice to export it led nowhere, the Earth Engine page exporting the region in use)
+        if not check.ok and not check.batch_only:
             raise RegionError(box_advice(check.message))
     except RegionError as err:
         raise RegionError(f"this box cannot be used: {str(err).rstrip('.')}. The region in use is kept.") from None

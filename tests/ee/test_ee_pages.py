@@ -227,6 +227,22 @@ def test_the_camana_reset_is_refused_while_cdl_labels_are_in_use(ee_configured):
     assert at.session_state["region"] == iowa
 
 
+def test_a_typed_box_too_large_to_download_is_kept_for_a_batch_export_as_a_drawing_is(ee_configured):
+    """A 2 x 2 degree box was refused ("... or run it as a batch export. The region in use is kept"), while the
+    Earth Engine page exports the region in use: the advice led nowhere, and the same region drawn was kept."""
+    at = new_app()
+    at.run()
+    submit = "FormSubmitter:ee_form_{}-Use Earth Engine with these settings"
+    at.button(key=submit.format(at.session_state["ee_form__v"])).click().run()
+    [box] = [t for t in at.text_input if t.label == "Box"]
+    box.set_value("-73.5, -17.5, -71.5, -15.5").run()
+    by_label(at.button, "Use this box").click().run()
+    assert not at.exception and at.session_state["region"]["properties"]["name"] == "box"
+    said = " ".join(e.value for e in at.error)
+    assert "direct-download limit" in said and "batch export (Earth Engine page)" in said
+    assert "The region in use is kept" not in said
+
+
 def test_settings_form_takes_a_user_assets_crop_and_no_data_values(ee_configured):
     """A user asset's labels (the 2019 notebook's GLC30): its no-data values (0, 255) could not be
     given, so they were not crop, and trained on as such."""
