@@ -347,11 +347,13 @@ class EarthEngineSource:
             )
 
         total = context_plan.requests + (label_plan.requests if self.labels is not None else 0)
-        offset = 0
+        offset, part = 0, "imagery"
 
-        def relay(done: int, n: int, msg: str) -> None:
+        def relay(done: int, n: int, _msg: str) -> None:
+            # (the whole download's count, as the bar: each file's own said "4/4 tiles" with the bar at half way)
             if progress is not None:
-                progress(offset + done, max(total, offset + n), msg)
+                whole = max(total, offset + n)
+                progress(offset + done, whole, f"downloaded {offset + done}/{whole} tiles ({part})")
 
         stats = DownloadStats()
         image = prepare_image(composite_image(cfg, geometry, on_grid=True), INPUT_BANDS, "float32", SENTINEL)
@@ -385,7 +387,7 @@ class EarthEngineSource:
             margin = context_margin(image_plan.height, image_plan.width)
             inside = cut_out(tmp / CONTEXT_FILE, tmp / SCENE_IMAGE, image_plan, margin, margin, geometry)
             if self.labels is not None:
-                offset = context_plan.requests
+                offset, part = context_plan.requests, "labels"
                 common = dict(compute=self._compute, max_workers=self.max_workers, progress=relay,
                               overwrite=True, stats=stats, geometry=geometry)
                 if self._keeps_codes():

@@ -144,7 +144,8 @@ def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
     requests, infos, progress = [], [], []
     src = EarthEngineSource(preset="camana", initialize=ready, compute=fake_compute(requests),
                             getinfo=lambda d: infos.append(d) or {"count": 12, "dates": [1]}, max_workers=1)
-    scene = src.fetch(CAMANA, tmp_path, progress=lambda d, t, m: progress.append((d, t)))
+    said = []
+    scene = src.fetch(CAMANA, tmp_path, progress=lambda d, t, m: progress.append((d, t)) or said.append(m))
     assert scene.georeferenced and scene.label_map == "binary"
     assert scene.title == CAMANA.title  # the preset's own box carries its name
     assert scene.image_path == tmp_path / "image.tif" and scene.labels_path == tmp_path / "labels.tif"
@@ -152,6 +153,8 @@ def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
     assert scene.extra["scenes"] == 12 and scene.extra["crs"] == "EPSG:32718"
     assert len(infos) == 1  # one getInfo for the whole fetch
     assert progress[-1][0] == progress[-1][1] == len(requests) == 2  # one request per file
+    # the words count as the bar does, the whole download (each file's own count said "1/1" at half way)
+    assert said == ["downloaded 1/2 tiles (imagery)", "downloaded 2/2 tiles (labels)"]
     with ImageReader(scene.image_path) as reader:
         feats, valid = reader.read()
         assert reader.grid.crs == "EPSG:32718" and reader.scale == 1.0
