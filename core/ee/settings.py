@@ -100,6 +100,9 @@ def describe(settings: Mapping[str, Any]) -> str:
             "cloud" + (f", {scale:g} m pixels" if scale else ""))
     if not labels:
         return text + "; no labels"
+    if labels.get("product") == "asset":  # (which asset, and its crop values: "User asset (crop value given)" said neither)
+        crop = ", ".join(str(v) for v in labels.get("crop_values") or ())
+        return text + f"; labels: user asset {labels.get('asset_id', '?')}, crop = {crop or '?'}"
     name = PRODUCTS[labels["product"]][0] if labels.get("product") in PRODUCTS else labels.get("product", "?")
     year = labels.get("year")
     return text + f"; labels: {name}" + (f", {year}" if year and labels.get("product") in YEARLY else "")

@@ -438,7 +438,8 @@ class EarthEngineSource:
         attribution = _ATTRIBUTION[cfg.spec.family]
         margin = context_margin(image_plan.height, image_plan.width)  # (where the scene lies in context.tif)
         if self.labels is not None:
-            attribution += "; labels: " + _LABEL_ATTRIBUTION[self.labels.product]
+            attribution += "; labels: " + (f"user asset {self.labels.asset_id}" if self.labels.product == "asset"
+                                           else _LABEL_ATTRIBUTION[self.labels.product])
         aggregated = self._aggregated()
         if "image" in aggregated:  # (the title says what the pixels are: not the sensor's own)
             title += f", averaged to {cfg.resolution:g} m pixels"

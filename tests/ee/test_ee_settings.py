@@ -83,3 +83,6 @@ def test_describe_names_sensor_dates_clouds_pixels_and_labels():
     assert describe({**settings, "labels": None}).endswith("30 m pixels; no labels")
     assert describe({"composite": {"sensor": "X9", "start": "a", "end": "b"}, "labels": {"product": "mine"}}) == (
         "X9, median of a to b, scenes under 20% cloud; labels: mine")
+    # a user asset by its id and crop values (the 2019 notebook's GLC30 asset), which nothing outside the form said
+    asset = {"product": "asset", "asset_id": "users/me/glc30", "crop_values": [10, 20], "nodata_values": [0]}
+    assert describe({**settings, "labels": asset}).endswith("; labels: user asset users/me/glc30, crop = 10, 20")
