@@ -19,6 +19,7 @@ from core.patches import export_to_geotiff
 from core.grid import place_words
 from core.ee import settings as ee_settings
 from core.ee.presets import CAMANA
+from core.ee.composites import composite_note
 from core.ee.labels import check_coverage, labels_note
 from core.sources.earthengine import recipes_from_settings
 from core.sources.local import MAX_FIELDS_UPLOAD_BYTES, LocalSource, use_uploaded_files
@@ -65,8 +66,10 @@ with st.expander("Earth Engine: any region on Earth (composite and labels settin
             ee_source = scene.source_from_spec(ee_spec) if ee_spec else None
             current = ee_source.settings() if ee_source else None
             settings = eeform.settings_form(current)
-            if ee_source and (note := labels_note(ee_source.labels, ee_source.composite)):
-                st.info(ui.sentence(note, "."), icon=":material/info:")
+            for note in (labels_note(ee_source.labels, ee_source.composite), composite_note(ee_source.composite)) \
+                    if ee_source else ():
+                if note:
+                    st.info(ui.sentence(note, "."), icon=":material/info:")
             if settings is not None:
                 # validate before switching (ConfigError says what is wrong), labels over the region too
                 # (CDL outside the US was taken: every layer gone, the reason twice, the settings lost)

@@ -141,11 +141,16 @@ def _composite(args: argparse.Namespace, preset: Any):
                                  ("max_cloud", args.max_cloud), ("scale", args.scale), ("crs", args.crs)) if v is not None}
     if "sensor" in changes:
         changes["sensor"] = str(changes["sensor"]).upper()
+    from core.ee.composites import composite_note
+
     base = preset.composite if preset is not None else CompositeConfig()
     try:
-        return replace(base, **changes) if changes else base
+        composite = replace(base, **changes) if changes else base
     except ConfigError as err:
         raise ConfigError(_optioned(str(err), _COMPOSITE_OPTIONS)) from None
+    if (note := composite_note(composite)) is not None:
+        print(f"note: {note}", file=sys.stderr)
+    return composite
 
 
 def _labels(args: argparse.Namespace, preset: Any, composite: Any):

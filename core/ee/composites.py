@@ -333,6 +333,20 @@ def bbox_geojson(west: float, south: float, east: float, north: float) -> dict:
     return {"type": "Polygon", "coordinates": [ring]}
 
 
+#: The day Landsat 7's scan-line corrector failed: its scenes since have wedge-shaped gaps (about 22% of each).
+L7_SLC_OFF = "2003-05-31"
+
+
+def composite_note(cfg: CompositeConfig) -> str | None:
+    """What to know of a composite's imagery before fetching it, or None: Landsat 7 after its scan-line
+    corrector failed (its scenes' striped gaps, which a median of several fills only in part)."""
+    if cfg.sensor == "L7" and cfg.end > L7_SLC_OFF:
+        return (f"Landsat 7's scan-line corrector failed on {L7_SLC_OFF}: each of its scenes since lacks about a "
+                "fifth of its pixels in stripes, which the median of several scenes fills only in part (stripes of "
+                "no data may remain); Landsat 5 (to 2011) or 8 (from 2013) have none")
+    return None
+
+
 def utm_crs(lon: float, lat: float) -> str:
     """The WGS 84 / UTM zone EPSG code for a point (326xx north, 327xx south)."""
     zone = min(60, max(1, int(math.floor((lon + 180.0) / 6.0)) + 1))

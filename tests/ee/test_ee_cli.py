@@ -293,6 +293,16 @@ def test_export_patches_dry_run(ee_offline, ready, capsys):
                                   "2005-01-01", "--end", "2005-12-31", "--dest", "gcs:crop-bucket/p", "--name", "c"])
     assert code == 0, err
     assert "note: ESA WorldCover maps 2021 only, 16 years from this 2005 composite" in err and "GLC-FCS30D" in err
+    # Landsat 7 after its scan-line corrector failed (May 2003): its striped gaps said before anything is fetched
+    code, out, err = run(capsys, ["ee-export-patches", "--bbox=-72.78,-16.65,-72.67,-16.58", "--sensor", "l7", "--start",
+                                  "2010-01-01", "--end", "2010-12-31", "--labels", "glcfcs30d", "--dest",
+                                  "gcs:crop-bucket/p", "--name", "c"])
+    assert code == 0, err
+    assert "note: Landsat 7's scan-line corrector failed on 2003-05-31" in err
+    code, out, err = run(capsys, ["ee-export-patches", "--bbox=-72.78,-16.65,-72.67,-16.58", "--sensor", "l7", "--start",
+                                  "2001-01-01", "--end", "2002-12-31", "--labels", "glcfcs30d", "--dest",
+                                  "gcs:crop-bucket/p", "--name", "c"])
+    assert code == 0 and "scan-line" not in err  # (before it failed: whole scenes)
 
 
 def test_export_patches_start(ee_offline, ready, capsys, monkeypatch):

@@ -543,3 +543,11 @@ def test_the_region_page_says_worldcover_is_of_another_year_than_the_composite(e
     assert at.session_state["source"]["settings"]["composite"]["start"].startswith("2005")
     assert any(i.value.startswith("ESA WorldCover maps 2021 only, 16 years from this 2005 composite") and
                "GLC-FCS30D" in i.value for i in at.info), [i.value for i in at.info]
+    # Landsat 7 after May 2003: its striped gaps said beside the settings too
+    at.selectbox(key=fk(at, "sensor")).set_value("L7")
+    at.date_input(key=fk(at, "start")).set_value(datetime.date(2010, 1, 1))
+    at.date_input(key=fk(at, "end")).set_value(datetime.date(2010, 12, 31))
+    at.selectbox(key=fk(at, "labels")).set_value("glcfcs30d")
+    at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
+    assert not at.exception and not at.error
+    assert any(i.value.startswith("Landsat 7's scan-line corrector failed on 2003-05-31") for i in at.info)
