@@ -109,6 +109,8 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = MIN_FIELD_PIXELS
         lons = polygon[0][:, 0]
         if np.ptp(lons) > 180:  # its ring ran round the Earth the other way
             polygons = _cut_at_180(geom, grid.crs)
+            if any(np.ptp(part[0][:, 0]) > 180 for part in polygons):  # not cut (GDAL cuts none from a polar CRS)
+                polygons = _cut_continuous(polygon)
         elif lons.min() < -180 or lons.max() > 180:  # a lon/lat grid's longitudes past 180 (e.g. a 0-360 grid)
             wrapped = [np.column_stack([(ring[:, 0] + 180.0) % 360.0 - 180.0, ring[:, 1]]) for ring in polygon]
             if np.ptp(wrapped[0][:, 0]) > 180:  # across 180 (in plate carree about 180, its ring is whole)
@@ -139,6 +141,23 @@ def _ring_geometry(polygon: list[np.ndarray], crs: str) -> dict:
 
     geom = {"type": "Polygon", "coordinates": [ring.tolist() for ring in polygon]}
     return transform_geom("EPSG:4326", crs, geom, precision=-1)
+
+
+def _cut_continuous(polygon: list[np.ndarray]) -> list[list[np.ndarray]]:
+    """A lon/lat polygon whose rings jump from 180 E to 180 W, cut at the 180th meridian from its rings
+    made continuous (plate carree about 180): for a polar grid across it, where GDAL cut nothing and the
+    field, one polygon round the globe, had 13,000 times its area.
+
+    Raises:
+        InvalidDataError: the field holds a pole (its ring goes round the Earth), which longitude and
+            latitude cannot draw as a polygon.
+    """
+    rings = [np.column_stack([np.degrees(np.unwrap(np.radians(r[:, 0]))), r[:, 1]]) for r in polygon]
+    if abs(rings[0][-1, 0] - rings[0][0, 0]) > 180:  # (a closed ring, yet 360 degrees apart at its ends)
+        raise InvalidDataError("a crop area of this mask holds a pole, which cannot be drawn as a polygon in "
+                               "longitude and latitude; trace the fields of a window that leaves the pole out "
+                               "(predict --window)")
+    return _cut_at_180(_ring_geometry(rings, EQC_180), EQC_180)
 
 
 def _cut_at_180(geom: dict, crs: str) -> list[list[np.ndarray]]:

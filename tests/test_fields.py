@@ -178,6 +178,27 @@ def test_a_field_across_the_180th_meridian_is_cut_there():
     assert (back == (mask == 1) & (np.arange(20)[:, None] >= 5)).all()
 
 
+def test_a_field_across_the_180th_meridian_of_a_polar_grid_is_cut_there_and_one_on_a_pole_refused():
+    """Antarctic polar stereographic (EPSG:3031) across 180 degrees at 77 S: GDAL cuts nothing from a polar
+    CRS, and the field was one polygon round the globe, 13,000 times its area. A field that holds a pole
+    cannot be a polygon in longitude and latitude: said, not traced wrong (+27% in area)."""
+    from core.errors import InvalidDataError
+    from core.metrics import area_ha
+
+    grid = Grid("EPSG:3031", (30.0, 0.0, -300.0, 0.0, -30.0, -1418000.0), 20, 20)  # x = 0 is 180 degrees here
+    mask = np.zeros((20, 20), np.uint8)
+    mask[5:15, 4:14] = 1  # 6 px west of the meridian's line, 4 px east
+    [field] = crop_fields(mask, grid, min_pixels=4)["features"]
+    assert field["geometry"]["type"] == "MultiPolygon" and len(field["geometry"]["coordinates"]) == 2
+    for part in field["geometry"]["coordinates"]:
+        lons = [p[0] for p in part[0]]
+        assert max(lons) - min(lons) < 0.1 and (max(lons) == 180.0 or min(lons) == -180.0)
+    assert field["properties"]["area_ha"] == pytest.approx(area_ha(mask == 1, grid.pixel_area_ha()), rel=0.01)
+    pole = Grid("EPSG:3413", (30.0, 0.0, -300.0, 0.0, -30.0, 300.0), 20, 20)  # the North Pole at its centre
+    with pytest.raises(InvalidDataError, match="holds a pole"):
+        crop_fields(mask, pole, min_pixels=4)
+
+
 def test_fields_of_a_lon_lat_grid_past_180_have_longitudes_within_180():
     """A lon/lat grid whose longitudes run past 180 (a 0-360 grid, or one across the meridian, here
     179.9 to 180.1 E) wrote fields at longitudes over 180: not RFC 7946, and refused when uploaded
