@@ -355,6 +355,14 @@ def test_a_lon_lat_image_of_0_to_360_degrees_is_refused_with_the_fix(tmp_path):
                          transform=Affine(0.0005, 0.0, 179.95, 0.0, -0.0005, -16.7), descriptions=names)
     with pytest.raises(InvalidDataError, match=r"longitudes run past 180 degrees \(to 180\.05\).*gdalwarp"):
         LocalSource(image).full_region()
+    # refused as it is uploaded (it was taken, "Using east.tif", then said unusable with no map), with a fix that
+    # works: across the meridian, its UTM zone (CENTER_LONG 0 would spread it over the whole world)
+    with pytest.raises(InvalidDataError, match=r"warp it to its UTM zone, e.g. gdalwarp -t_srs EPSG:327(60|01) IN.tif"):
+        validate_image(image)
+    beyond = write_raster(tmp_path / "beyond.tif", data, crs="EPSG:4326",  # all of it past 180: 200.00 to 200.10 E
+                          transform=Affine(0.0005, 0.0, 200.0, 0.0, -0.0005, -16.7), descriptions=names)
+    with pytest.raises(InvalidDataError, match="CENTER_LONG 0"):
+        validate_image(beyond)
 
 
 def test_an_upload_that_is_not_a_tiff_is_refused_and_cannot_read_the_servers_files(tmp_path):

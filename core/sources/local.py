@@ -133,37 +133,7 @@ class LocalSource:
         Raises:
             as :meth:`grid`; InvalidDataError: a local CRS, or longitudes past 180 (no lon/lat region).
         """
-        grid = self.grid()
-        grid.require_place_on_earth()
-        if not grid.georeferenced:
-            return Region.from_bbox(0, 0, grid.width, grid.height, crs="image", name="whole image")
-        # The footprint itself, not its lon/lat bounding box: a UTM image is turned against the
-        # meridians, and the box would overstate the area by several percent. Its edges are followed
-        # point by point: a straight line in lon/lat between two corners bows off the image's straight
-        # edge (0.07 px over 580 px of a 10 m UTM image, growing with the square of the length), and
-        # the whole image was said to lie partly outside itself.
-        from rasterio.transform import Affine
-        from rasterio.warp import transform
-
-        aff = Affine(*grid.transform)
-        w, h = grid.width, grid.height
-        corners = [aff @ (c, r) for c, r in ((0, 0), (w, 0), (w, h), (0, h))]
-        lon, lat = transform(grid.crs, "EPSG:4326", [x for x, _ in corners], [y for _, y in corners])
-        if max(lon) - min(lon) <= 180:  # (across the 180th meridian: its four corners, as the regions there take it)
-            step = max(FOOTPRINT_STEP_PX, -(-max(w, h) // FOOTPRINT_MAX_POINTS))
-            cols = [*range(0, w, step), w]
-            rows = [*range(0, h, step), h]
-            edge = ([(c, 0) for c in cols[:-1]] + [(w, r) for r in rows[:-1]]
-                    + [(c, h) for c in cols[:0:-1]] + [(0, r) for r in rows[:0:-1]])
-            points = [aff @ (c, r) for c, r in edge]
-            lon, lat = transform(grid.crs, "EPSG:4326", [x for x, _ in points], [y for _, y in points])
-        if any(abs(x) > 180 for x in lon):  # a lon/lat image of 0-360 degrees (as climate grids have it)
-            raise InvalidDataError(
-                f"the image's longitudes run past 180 degrees (to {max(lon, key=abs):g}), so lon/lat regions cannot be "
-                "placed on it; warp it to -180..180 first, e.g. gdalwarp -t_srs EPSG:4326 --config CENTER_LONG 0 "
-                "IN.tif OUT.tif, or to its UTM zone")
-        ring = tuple(zip(lon, lat)) + ((lon[0], lat[0]),)
-        return Region(LONLAT_CRS, ((ring,),), "whole image")
+        return image_footprint(self.grid())
 
     def check_window(self, region: Region) -> WindowCheck:
         """Validation with the pixel window (see :func:`core.region_check.check_region`).
@@ -450,16 +420,60 @@ def burn_uploaded_fields(data: bytes, name: str, grid: Grid, upload_dir: str | o
     return path, burnt.notes(base)
 
 
+def image_footprint(grid: Grid) -> Region:
+    """An image's grid as a region: in image coordinates, or the lon/lat of its footprint.
+
+    Raises:
+        InvalidDataError: a local CRS (no place on Earth), or longitudes past 180 (no lon/lat region can
+            be placed on it).
+    """
+    grid.require_place_on_earth()
+    if not grid.georeferenced:
+        return Region.from_bbox(0, 0, grid.width, grid.height, crs="image", name="whole image")
+    # The footprint itself, not its lon/lat bounding box: a UTM image is turned against the
+    # meridians, and the box would overstate the area by several percent. Its edges are followed
+    # point by point: a straight line in lon/lat between two corners bows off the image's straight
+    # edge (0.07 px over 580 px of a 10 m UTM image, growing with the square of the length), and
+    # the whole image was said to lie partly outside itself.
+    from rasterio.transform import Affine
+    from rasterio.warp import transform
+
+    aff = Affine(*grid.transform)
+    w, h = grid.width, grid.height
+    corners = [aff @ (c, r) for c, r in ((0, 0), (w, 0), (w, h), (0, h))]
+    lon, lat = transform(grid.crs, "EPSG:4326", [x for x, _ in corners], [y for _, y in corners])
+    if max(lon) - min(lon) <= 180:  # (across the 180th meridian: its four corners, as the regions there take it)
+        step = max(FOOTPRINT_STEP_PX, -(-max(w, h) // FOOTPRINT_MAX_POINTS))
+        cols = [*range(0, w, step), w]
+        rows = [*range(0, h, step), h]
+        edge = ([(c, 0) for c in cols[:-1]] + [(w, r) for r in rows[:-1]]
+                + [(c, h) for c in cols[:0:-1]] + [(0, r) for r in rows[:0:-1]])
+        points = [aff @ (c, r) for c, r in edge]
+        lon, lat = transform(grid.crs, "EPSG:4326", [x for x, _ in points], [y for _, y in points])
+    if any(abs(x) > 180 for x in lon):  # a lon/lat image of 0-360 degrees (as climate grids have it)
+        east = [(x + 360) % 360 for x in lon]  # (0-360: an image across the 180th meridian is whole there)
+        if min(east) < 180 < max(east):  # warped to -180..180 it would span the whole world: its UTM zone
+            mid_lon, mid_lat = (sum(east) / len(east) + 180) % 360 - 180, sum(lat) / len(lat)
+            zone = int((mid_lon + 180) // 6) % 60 + 1
+            fix = f"warp it to its UTM zone, e.g. gdalwarp -t_srs EPSG:{(32600 if mid_lat >= 0 else 32700) + zone} IN.tif OUT.tif"
+        else:
+            fix = "warp it to -180..180 first, e.g. gdalwarp -t_srs EPSG:4326 --config CENTER_LONG 0 IN.tif OUT.tif"
+        raise InvalidDataError(f"the image's longitudes run past 180 degrees (to {max(lon, key=abs):g}), so lon/lat "
+                               f"regions cannot be placed on it; {fix} (the command line takes it as it is)")
+    ring = tuple(zip(lon, lat)) + ((lon[0], lat[0]),)
+    return Region(LONLAT_CRS, ((ring,),), "whole image")
+
+
 def validate_image(path: str | os.PathLike, band_map: dict[str, int] | None = None) -> Grid:
     """Open an image the way every step of the dashboard will (bands, scale, a sample of pixels, a
     place on a map) and return its grid.
 
     Raises:
         InputNotFoundError, CorruptFileError, BandError, InvalidDataError (also for a local CRS:
-            no place on a map).
+            no place on a map, and for longitudes past 180: no region can be drawn on it).
     """
     with ImageReader(path, band_map) as reader:
-        reader.grid.require_place_on_earth()
+        image_footprint(reader.grid)  # (a place on Earth, where the pages can draw a region: said before it is used)
         h, w = reader.shape
         from rasterio.windows import Window
 
