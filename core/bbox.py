@@ -61,7 +61,7 @@ def image_box_bounds(grid: Grid, image: bool) -> tuple[float, float, float, floa
         (south, west), (north, east) = lonlat_bounds(grid)
     except CropMapError:
         return None
-    return (west, south, east, north) if east <= 180 else None
+    return (west, south, east, north) if -180 <= west and east <= 180 else None  # (stored past either end)
 
 
 def box_within(box: tuple[float, float, float, float], bounds: tuple[float, float, float, float] | None,

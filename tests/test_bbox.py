@@ -61,3 +61,16 @@ def test_a_box_outside_that_fits_with_its_numbers_swapped_is_said_to_be_latitude
     assert "latitude" not in str(err.value)
     assert box_text((15.0, 47.5, 15.5, 48.0), False) == "15.000000, 47.500000, 15.500000, 48.000000"
     assert box_text((0.0, 10.4, 1024.0, 512.0), True) == "0, 10, 1024, 512"
+
+
+def test_a_lon_lat_grid_stored_past_either_end_of_180_has_no_box_to_cut_to():
+    """A grid stored from 180.003 W (-180.003) to 179.997 W: its edges were given as a box to cut a typed
+    box to, and a box on the image (at 179.9985 E, the same place) was said to lie outside it, "whose
+    edges are -180.003006, ...", numbers no box can hold. As for a grid stored past 180 E: none."""
+    from core.bbox import image_box_bounds
+    from core.grid import Grid
+
+    for west in (179.997, -180.003):
+        assert image_box_bounds(Grid("EPSG:4326", (0.0001, 0.0, west, 0.0, -0.0001, -17.0), 60, 60), image=False) is None
+    inside = image_box_bounds(Grid("EPSG:4326", (0.0001, 0.0, 179.99, 0.0, -0.0001, -17.0), 60, 60), image=False)
+    assert inside == pytest.approx((179.99, -17.006, 179.996, -17.0))
