@@ -217,6 +217,10 @@ class ImageReader:
             alpha_used = any(src.colorinterp[i - 1] == ColorInterp.alpha for i in self._indexes)
             self._has_mask = not alpha_used and any(MaskFlags.per_dataset in src.mask_flag_enums[i - 1]
                                                     or MaskFlags.alpha in src.mask_flag_enums[i - 1] for i in self._indexes)
+            # an alpha band after them (R, G, B, NIR, alpha: GDAL takes alpha as the mask of 2- and 4-band
+            # files only), whose 0 hides pixels (a cloud mask, a clipped area) that were predicted and counted
+            self._alpha = next((i for i in range(1, src.count + 1) if i not in self._indexes
+                                and src.colorinterp[i - 1] == ColorInterp.alpha), None)
             sample = self._sample(src)
             # valid_pixels, as reading has it: NaN without a NaN nodata value is refused now if the
             # sample shows it, so that a prediction does not stop part of the way through
@@ -315,7 +319,15 @@ class ImageReader:
             raw = read_pixels(self._src, self.path, self._indexes, window=window, masked=self._has_mask, **kwargs)
         else:
             raw = read_padded(self._src, self.path, self._indexes, window, fill, masked=self._has_mask)
-        return raw.filled(fill) if self._has_mask else raw
+        raw = raw.filled(fill) if self._has_mask else raw
+        if self._alpha is not None:  # (its 0: no data, as the mask band's)
+            if kwargs:
+                one = {**kwargs, **({"out_shape": (1, *kwargs["out_shape"][1:])} if "out_shape" in kwargs else {})}
+                alpha = read_pixels(self._src, self.path, [self._alpha], window=window, masked=False, **one)[0]
+            else:
+                alpha = read_padded(self._src, self.path, [self._alpha], window, 0, masked=False)[0]
+            raw[:, alpha == 0] = fill
+        return raw
 
     def _stored_and_valid(self, window=None, **kwargs) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`_stored` and which of its pixels are valid (:func:`valid_pixels`).

@@ -322,6 +322,24 @@ def test_pixels_hidden_by_the_files_mask_band_are_no_data(tmp_path):
     with ImageReader(tmp_path / "rgba.tif") as r, rasterio.open(tmp_path / "rgba.tif") as src:
         assert src.colorinterp[3] == rasterio.enums.ColorInterp.alpha and r.band_index["NIR"] == 4
         assert r.read()[1].all()
+    # R, G, B, NIR and an alpha band after them (GDAL takes alpha as the mask of 2- and 4-band files only):
+    # its 0 hid pixels that were predicted and counted (here the same 24 columns)
+    profile.update(count=5, photometric="MINISBLACK", alpha="UNSPECIFIED")
+    with rasterio.open(tmp_path / "alpha.tif", "w", **profile) as dst:
+        dst.write(np.round(feats_stored(FLANDERS_S2)).astype(np.uint16), [1, 2, 3, 4])
+        dst.write(np.where(hidden, 0, 255).astype(np.uint16), 5)
+        dst.colorinterp = [rasterio.enums.ColorInterp.gray] * 4 + [rasterio.enums.ColorInterp.alpha]
+        dst.descriptions = (*names, "alpha")
+    with ImageReader(tmp_path / "alpha.tif") as r:
+        assert np.array_equal(r.read()[1], ~hidden)
+        assert np.array_equal(r.read_valid(Window(-8, 0, 40, 40)), np.pad(~hidden[:40, :32], ((0, 0), (8, 0))))
+        assert np.array_equal(r.read_overview(16)[1], ~hidden[2::4, 2::4])
+
+
+def feats_stored(path) -> np.ndarray:
+    """The image's R, G, B, NIR as stored x 10000 (its reflectance as integers), (4, h, w)."""
+    with rasterio.open(path) as src:
+        return src.read([1, 2, 3, 4]) * 10000.0
 
 
 def _latin1_names(path, data, names):
