@@ -507,8 +507,13 @@ def grid_difference(expected: Grid, actual: Grid) -> str:
             ways = [w for w, x, y in (("rows", e or d, E or D), ("columns", a or b, A or B)) if x * y < 0]
             return (f"its {' and '.join(ways) or 'pixels'} run the other way than the image's (one of them is stored "
                     f"{'south-up' if 'rows' in ways else 'mirrored'}: gdalwarp IN.tif OUT.tif writes it north-up)")
-        return (f"its pixels are {np.hypot(a, d):.6g} x {np.hypot(b, e):.6g}, the image's {np.hypot(A, D):.6g} x "
-                f"{np.hypot(B, E):.6g} (CRS units)")
+        sizes = (np.hypot(a, d), np.hypot(b, e)), (np.hypot(A, D), np.hypot(B, E))
+        if np.allclose(sizes[0], sizes[1], rtol=1e-6):  # (the same sizes, turned: "10 x 10, the image's 10 x 10")
+            turn = float(np.degrees(np.arctan2(d, a) - np.arctan2(D, A)))
+            turn = round(abs((turn + 180) % 360 - 180), 2)
+            return (f"its pixels are turned {turn:g} degrees against the image's: rio warp IN.tif OUT.tif --like IMAGE.tif --resampling nearest puts it on the image's grid")
+        return (f"its pixels are {sizes[0][0]:.6g} x {sizes[0][1]:.6g}, the image's {sizes[1][0]:.6g} x "
+                f"{sizes[1][1]:.6g} (CRS units)")
     from affine import Affine
 
     offset = pixel_offset(actual, expected)

@@ -93,6 +93,13 @@ def test_labels_on_another_grid_are_refused(tmp_path):
                                                     r"stored south-up: gdalwarp IN.tif OUT.tif writes it north-up\)"):
             read_labels(write_raster(tmp_path / "south.tif", np.ones((64, 64), np.uint8), crs=r.grid.crs, transform=south_up),
                         get_class_map("binary"), grid=r.grid)
+        # turned against the image's pixels (a rotated copy): said so, not "its pixels are 10 x 10, the image's 10 x 10"
+        from core.grid import Grid, grid_difference
+
+        turned = tuple(Affine(*t[:6]) @ Affine.rotation(30))[:6]
+        said = grid_difference(r.grid, Grid(r.grid.crs, turned, 64, 64))
+        assert said.startswith("its pixels are turned 30 degrees against the image's: "), said
+        assert "rio warp IN.tif OUT.tif --like IMAGE.tif" in said
         # ... nor a copy of the image's size moved by a pixel (an export off by one), said so
         with pytest.raises(GridMismatchError, match=r"it is of the image's size but moved by 1 column\(s\) and -2 "
                                                     r"row\(s\) of its pixels \(an export off by some pixels\?\)"):
