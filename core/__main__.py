@@ -206,7 +206,8 @@ def _bbox_window(text: str, image: str, doing: str = "predicting") -> tuple[tupl
         if not grid.georeferenced:  # (before the numbers are read as degrees: they may be pixels)
             raise RegionError(f"it is in degrees, and {image} has no place on Earth (no CRS); give the pixels "
                               "with --window ROW,COL,HEIGHT,WIDTH instead")
-        Region.from_bbox(*given, name="--bbox")  # (longitude/latitude, west < east)
+        box_within(given, None, image=False)  # (west < east, said of the 180th meridian: "give xmin < xmax" was not)
+        Region.from_bbox(*given, name="--bbox")  # (longitude/latitude)
         box, _ = box_within(given, image_box_bounds(grid, image=False), image=False)
         region = Region.from_bbox(*box, name="--bbox")
         w = region.window(grid)

@@ -307,6 +307,8 @@ def test_predict_a_box_in_degrees_is_the_window_that_covers_it(capsys, tiny_mode
     assert json.loads((tmp_path / "corner" / "summary.json").read_text())["bbox_cut_to_image"] is True
     for argv, said in (
             (["--bbox", "1,2,3"], "--bbox: a box is four numbers"),
+            # across the 180th meridian (west 179.99, east -179.99): said so, not "give xmin < xmax"
+            (["--bbox=179.99,-17.0,-179.99,-16.9"], "a box across the 180th meridian is not handled"),
             ([f"--bbox={text}", "--window", window], "--bbox and --window both say what to predict"),
             (["--bbox", "0,0,1,1"], f"--bbox: the box lies outside the image, whose edges are {w:.6f}, {s:.6f}"),
             # a box of a few pixels: said of --bbox, in one line (it said to give a larger --window, after a line
