@@ -27,9 +27,6 @@ def test_the_threshold_chart_has_each_score_a_gap_where_undefined_and_the_chosen
     assert gap["value"] is None or math.isnan(gap["value"])  # a gap in the line, not a zero
     assert lines["encoding"]["color"]["scale"]["range"] == charts.SCORE_COLOURS
     assert rule["mark"]["type"] == "rule" and _data(chart, rule) == [{"threshold": 0.35}]
-    # the legend in one column: in two, the Quality page's column in an 800 px window (184 px) cut it
-    # ("Re") and the plot with it, at threshold 0.85
-    assert lines["encoding"]["color"]["legend"]["columns"] == 1
 
 
 def test_the_training_chart_marks_the_kept_epoch_unless_it_is_the_last_and_labels_whole_epochs():

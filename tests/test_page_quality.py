@@ -46,7 +46,9 @@ def test_quality_page_keeps_the_pixel_size_warning(fake_map):
 
     classes = next(d.value for d in at.dataframe if "share of labelled pixels" in d.value.columns)
     image = at.session_state["scene"]["image_path"]
-    codes, label_map = scene.class_codes(scene._scene_from_dict(at.session_state["scene"]))
+    from core.sources.base import Scene
+
+    codes, label_map = scene.class_codes(Scene.from_dict(at.session_state["scene"]))
     rows = cached.class_areas(codes, cached.mtime(codes), label_map, image, cached.mtime(image))
     assert list(classes["area"]) == [hectares(r["area_ha"]) for r in rows]
 
