@@ -187,7 +187,24 @@ class EarthEngineSource:
         found = check_sample_points(self.composite, self.labels, geometry, sample, self._getinfo)  # (ONE getInfo, on the button)
         if found is None and warnings is not None:
             warnings.append(UNCOUNTED_POINTS)
+        if warnings is not None and (small := self._smaller_than_patch(geometry, patch_size)) is not None:
+            warnings.append(small)
         return training_export_jobs(self.composite, self.labels, geometry, dest, name=name, sample=sample, patches=patches)
+
+    def _smaller_than_patch(self, geometry, patch_size: int) -> str | None:
+        """What to know of patches larger than the region (``geometry``) they are sampled in, or None:
+        they overlap almost wholly, and test patches hold the training patches' pixels."""
+        from core.ee.pixels import geometry_bounds, snap_grid
+
+        scale = self.composite.resolution
+        crs = self.composite.crs_for(geometry)
+        _, width, height = snap_grid(geometry_bounds(geometry, scale, crs), scale, self.composite.grid_origin(crs))
+        if min(width, height) >= patch_size:
+            return None
+        return (f"the region is {width} x {height} px at {scale:g} m, smaller than one {patch_size} px patch: its "
+                "patches overlap almost wholly (near copies of one another), and the test patches hold the training "
+                "patches' pixels, so validation on them flatters the model; draw a larger region, or use smaller "
+                "patches")
 
     def settings(self) -> dict:
         """The composite and label recipes as plain data (:func:`recipes_from_settings` reads them back)."""

@@ -425,3 +425,19 @@ def test_overwrite_drops_outputs_the_new_recipe_lacks(ee_offline, tmp_path):
     assert scene.labels_path is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["context.tif", "image.tif", "scene.json"]
     assert json.loads((tmp_path / "scene.json").read_text())["labels"] is None
+
+
+def test_patches_larger_than_the_region_are_said_before_the_export(ee_offline):
+    """A 3.5 km region with the default 256 px patches (7.7 km): 7 tasks started without a word, their
+    patches near copies of one another and the test patches on the training patches' pixels."""
+    from core.region import Region
+
+    src = EarthEngineSource(preset="camana", initialize=ready, getinfo=lambda d: {"0": 10_000, "1": 10_000})
+    small = Region.from_bbox(-72.75, -16.64, -72.72, -16.61)  # about 107 x 111 px at 30 m
+    said: list[str] = []
+    jobs = src.export_jobs(small, "patches", "gcs:crop-bucket/p", "s", train_points=(5, 5), test_points=(2, 2), warnings=said)
+    assert jobs and len(said) == 1 and "smaller than one 256 px patch" in said[0] and "flatters the model" in said[0]
+    said.clear()
+    src.export_jobs(small, "patches", "gcs:crop-bucket/p", "s", train_points=(5, 5), test_points=(2, 2), patch_size=64,
+                    warnings=said)
+    assert said == []  # (patches inside the region)
