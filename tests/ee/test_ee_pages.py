@@ -534,20 +534,21 @@ def test_the_region_page_says_worldcover_is_of_another_year_than_the_composite(e
 
     at = new_app()
     at.run()
-    at.selectbox(key=fk(at, "sensor")).set_value("L5")
-    at.date_input(key=fk(at, "start")).set_value(datetime.date(2005, 1, 1))
-    at.date_input(key=fk(at, "end")).set_value(datetime.date(2005, 12, 31))
-    at.selectbox(key=fk(at, "labels")).set_value("worldcover")
-    at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
-    assert not at.exception and not at.error
+
+    def use(sensor: str, year: int, labels: str) -> list[str]:
+        """The settings sent, as the form takes them: the notes said beside them."""
+        at.selectbox(key=fk(at, "sensor")).set_value(sensor)
+        at.date_input(key=fk(at, "start")).set_value(datetime.date(year, 1, 1))
+        at.date_input(key=fk(at, "end")).set_value(datetime.date(year, 12, 31))
+        at.selectbox(key=fk(at, "labels")).set_value(labels)
+        at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
+        assert not at.exception and not at.error
+        return [i.value for i in at.info]
+
+    said = use("L5", 2005, "worldcover")
     assert at.session_state["source"]["settings"]["composite"]["start"].startswith("2005")
-    assert any(i.value.startswith("ESA WorldCover maps 2021 only, 16 years from this 2005 composite") and
-               "GLC-FCS30D" in i.value for i in at.info), [i.value for i in at.info]
+    assert any(i.startswith("ESA WorldCover maps 2021 only, 16 years from this 2005 composite") and
+               "GLC-FCS30D" in i for i in said), said
     # Landsat 7 after May 2003: its striped gaps said beside the settings too
-    at.selectbox(key=fk(at, "sensor")).set_value("L7")
-    at.date_input(key=fk(at, "start")).set_value(datetime.date(2010, 1, 1))
-    at.date_input(key=fk(at, "end")).set_value(datetime.date(2010, 12, 31))
-    at.selectbox(key=fk(at, "labels")).set_value("glcfcs30d")
-    at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
-    assert not at.exception and not at.error
-    assert any(i.value.startswith("Landsat 7's scan-line corrector failed on 2003-05-31") for i in at.info)
+    said = use("L7", 2010, "glcfcs30d")
+    assert any(i.startswith("Landsat 7's scan-line corrector failed on 2003-05-31") for i in said), said
