@@ -24,7 +24,7 @@ st.logo(Path(__file__).parent / "assets" / "logo.svg", size="large")  # the app'
 slot = None
 try:
     with ui.errors_shown(stop=True):  # every page keeps its files there: without it there is nothing to do
-        state.workdir()
+        state.work()
 except ui.PageStopped:
     st.stop()
 if state.init():  # the session's first run

@@ -167,7 +167,7 @@ if has_labels:
         state.put(state.PATCH_FORM, {"size": int(size), "buffer": int(buffer), "train": int(n_train), "test": int(n_test)})
         with ui.errors_shown():
             bar = st.progress(0.0, text="Cutting patches...")
-            root = state.workdir() / "patches"
+            root = state.work().patches
             root.mkdir(parents=True, exist_ok=True)
             out = Path(tempfile.mkdtemp(prefix=time.strftime("patches-%Y%m%d-%H%M%S-"), dir=root))  # never reused
             try:

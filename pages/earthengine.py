@@ -232,7 +232,7 @@ with upload_tab:
                 project = ee_state.get("project")
                 task_id, asset_id = upload_prediction_bytes(
                     cached.probability_tif(key), {"threshold": threshold, "crop_fraction": stats["crop_fraction"]},
-                    cfg, default_storage_client(project, secrets=cached.secrets()), state.workdir() / "ee_upload",
+                    cfg, default_storage_client(project, secrets=cached.secrets()), state.work().ee_upload,
                     project=project)
                 state.set_widget(state.EE_ASSET, asset_id)  # the box below (made later in this run) shows it
                 state.put(state.EE_INGESTION, [asset_id, task_id])

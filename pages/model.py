@@ -26,7 +26,7 @@ def preset_label(name: str) -> str:
 
 opening = state.get(state.MODEL_TAB)  # once: the Train tab after a hand-over of patches
 state.put(state.MODEL_TAB, None)
-JOBS = state.workdir() / "jobs"
+JOBS = state.work().jobs
 running = jobs.active_job(JOBS)  # one at a time; the panel below reads it too
 training_now = running is not None
 
@@ -77,7 +77,7 @@ with tab_upload:
                    "normalization and patch size.")
     if st.button("Use uploaded model", disabled=bool(missing)):
         with ui.errors_shown():
-            final = store_uploaded_model(keras_file.getvalue(), card_file.getvalue(), state.workdir() / "models",
+            final = store_uploaded_model(keras_file.getvalue(), card_file.getvalue(), state.work().models,
                                          name=keras_file.name)
             try:
                 models.use_model(str(final))
@@ -166,7 +166,7 @@ with tab_train:
         if best.exists() and st.button(label, key="use_best"):
             with ui.errors_shown():
                 # while training runs, best.keras is replaced by every better epoch: use a copy of it now
-                in_use = str(jobs.snapshot_checkpoint(best, state.workdir() / "models")) if js.active else str(best)
+                in_use = str(jobs.snapshot_checkpoint(best, state.work().models)) if js.active else str(best)
                 models.use_model(in_use)
                 said = f"Using {models.label(in_use)}: predict with it on the Predict page."
                 state.put(state.MODEL_NOTICE, [in_use, said, str(job_dir)])

@@ -150,7 +150,7 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
         # the outcome stays shown on later runs (typing the band numbers it asks for, a map event)
         state.put(state.UPLOAD_NOTICE, None)
         with ui.errors_shown(remember=lambda text: state.put(state.UPLOAD_NOTICE, ("error", text, img_file.file_id))):
-            made = use_uploaded_files(img_file.getvalue(), img_file.name, state.workdir() / "uploads",
+            made = use_uploaded_files(img_file.getvalue(), img_file.name, state.work().uploads,
                                       lab_file.getvalue() if lab_file is not None else None,
                                       lab_file.name if lab_file is not None else None, label_map, band_spec,
                                       SHIPPED_PIXEL_SIZE_M if coarser else None, field_prop)
@@ -175,7 +175,7 @@ with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSO
                           placeholder="/data/exports/camana-mixer.json")
     if st.button("Use this export", disabled=not mixer.strip()):
         with ui.errors_shown():
-            folder = state.workdir() / "exports" / hashlib.sha1(mixer.strip().encode()).hexdigest()[:16]
+            folder = state.work().exports / hashlib.sha1(mixer.strip().encode()).hexdigest()[:16]
             with ui.progress_bar("Assembling the export...") as bar:
                 grid = export_to_geotiff(mixer.strip(), folder / "image.tif", overwrite=True,
                                          progress=ui.progress_callback(bar, "Assembling patches"))

@@ -253,7 +253,7 @@ def prediction_file(key: tuple) -> Path:
     from pages.components import state
 
     digest = hashlib.sha1(repr(key).encode()).hexdigest()[:20]
-    return state.workdir() / "predictions" / f"{digest}.npy"
+    return state.work().predictions / f"{digest}.npy"
 
 
 def used(path: Path) -> None:

@@ -209,7 +209,7 @@ def current_region() -> Region:
 
 
 def scene_dir(source_key: str) -> Path:
-    return state.workdir() / "scenes" / source_key
+    return state.work().scenes / source_key
 
 
 def current_scene(progress: Progress | None = None) -> Scene:

@@ -17,6 +17,8 @@ from typing import Any
 
 import streamlit as st
 
+from core.workdir import WorkDir
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 #: dict: {"kind": "sample"} | {"kind": "local", "image", "labels", "label_map", "title", "band_map", and "mixer" for
@@ -240,7 +242,7 @@ def _start_session() -> None:
             pass
         # the predictions no session has shown for as long (each is a float32 copy of its region: they
         # would fill the disk of a long-running server; one needed again is predicted again)
-        _prune(workdir() / "predictions", SESSION_DAYS * 86400, "*.npy")
+        _prune(work().predictions, SESSION_DAYS * 86400, "*.npy")
     st.session_state[SESSION_ID] = sid
 
 
@@ -391,7 +393,7 @@ def _prune(folder: Path, age_s: float, pattern: str = "*.json") -> None:
 
 
 def sessions_dir() -> Path:
-    path = workdir() / "sessions"
+    path = work().sessions
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -537,19 +539,12 @@ def job_dir() -> str | None:
     if own and not Path(own).is_dir():
         put(JOB_DIR, None)
         own = None
-    running = active_job(workdir() / "jobs")
+    running = active_job(work().jobs)
     return str(running) if running is not None else own
 
 
-def workdir() -> Path:
-    """Folder for scenes, uploads, jobs and exports (``CROPMAP_WORKDIR``, default outputs/dashboard).
-    Raises ConfigError if it cannot be made (a path under a file, a folder without permission)."""
-    path = Path(os.environ.get("CROPMAP_WORKDIR", ROOT / "outputs" / "dashboard"))
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        from core.errors import ConfigError
-
-        raise ConfigError(f"the dashboard's work folder {path} cannot be made ({err.strerror or err}); set "
-                          "CROPMAP_WORKDIR to a folder this server can write, and start it again") from None
-    return path
+def work() -> WorkDir:
+    """The work folder and its layout (:class:`core.workdir.WorkDir`; ``CROPMAP_WORKDIR``, default
+    outputs/dashboard). Raises ConfigError if it cannot be made (a path under a file, a folder
+    without permission)."""
+    return WorkDir.from_env(ROOT / "outputs" / "dashboard")

@@ -1,0 +1,80 @@
+"""The dashboard's work folder and its layout: one place that says where each kind of file it keeps
+goes (scenes cut from sources, uploads, training jobs, models, predictions, sessions, exports)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import ConfigError
+
+#: The environment variable that names the work folder.
+WORKDIR_ENV = "CROPMAP_WORKDIR"
+
+
+@dataclass(frozen=True)
+class WorkDir:
+    """The folders under ``root``; each is made when it is first written to, not here."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls, default: Path) -> "WorkDir":
+        """The work folder :data:`WORKDIR_ENV` names (``default`` where unset), made if missing.
+
+        Raises:
+            ConfigError: it cannot be made (a path under a file, a folder without permission).
+        """
+        path = Path(os.environ.get(WORKDIR_ENV, default))
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"the dashboard's work folder {path} cannot be made ({err.strerror or err}); set "
+                              f"{WORKDIR_ENV} to a folder this server can write, and start it again") from None
+        return cls(path)
+
+    @property
+    def jobs(self) -> Path:
+        """Training jobs (one folder each: core.jobs)."""
+        return self.root / "jobs"
+
+    @property
+    def models(self) -> Path:
+        """Models uploaded, and copies of a running training's best checkpoint."""
+        return self.root / "models"
+
+    @property
+    def predictions(self) -> Path:
+        """Each prediction's probability (``<key>.npy``), pruned when no session has shown it for long."""
+        return self.root / "predictions"
+
+    @property
+    def sessions(self) -> Path:
+        """What a browser reload brings back, by the URL's session id (``<id>.json``)."""
+        return self.root / "sessions"
+
+    @property
+    def scenes(self) -> Path:
+        """Scenes cut or downloaded for regions, by a key of their source and region."""
+        return self.root / "scenes"
+
+    @property
+    def uploads(self) -> Path:
+        """Images and labels uploaded on the Region page."""
+        return self.root / "uploads"
+
+    @property
+    def exports(self) -> Path:
+        """Earth Engine image exports read into GeoTIFFs, by a key of their mixer's path."""
+        return self.root / "exports"
+
+    @property
+    def patches(self) -> Path:
+        """Training and test patches cut on the Data page."""
+        return self.root / "patches"
+
+    @property
+    def ee_upload(self) -> Path:
+        """Predictions written for an upload to Earth Engine."""
+        return self.root / "ee_upload"

@@ -1,0 +1,23 @@
+"""core.workdir: the dashboard's work folder, made where missing, refused in one line where it cannot be."""
+
+import pytest
+
+from core.errors import ConfigError
+from core.workdir import WORKDIR_ENV, WorkDir
+
+
+def test_the_work_folder_comes_from_the_environment_and_says_where_each_kind_of_file_goes(tmp_path, monkeypatch):
+    monkeypatch.delenv(WORKDIR_ENV, raising=False)
+    work = WorkDir.from_env(tmp_path / "default")
+    assert work.root == tmp_path / "default" and work.root.is_dir()
+    monkeypatch.setenv(WORKDIR_ENV, str(tmp_path / "w"))
+    work = WorkDir.from_env(tmp_path / "default")
+    assert work.jobs == tmp_path / "w" / "jobs" and work.predictions == tmp_path / "w" / "predictions"
+    folders = [work.jobs, work.models, work.predictions, work.sessions, work.scenes, work.uploads, work.exports,
+               work.patches, work.ee_upload]
+    assert len(set(folders)) == len(folders) and all(f.parent == work.root for f in folders)
+    assert not any(f.exists() for f in folders)  # (made when first written to)
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv(WORKDIR_ENV, str(tmp_path / "file" / "work"))
+    with pytest.raises(ConfigError, match=f"cannot be made .*; set {WORKDIR_ENV} to a folder this server can write"):
+        WorkDir.from_env(tmp_path / "default")
