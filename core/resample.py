@@ -197,21 +197,6 @@ def _reproject(bands: np.ndarray, grid: Grid, target: Grid, how: str, nodata) ->
     return out
 
 
-def _off_edges(centre: np.ndarray, grid: Grid, target: Grid, nodata) -> None:
-    """Set to ``nodata`` the rows and columns of ``centre`` (on ``target``) whose pixel centres lie on
-    an edge between ``grid``'s pixels, where no old pixel is at the centre (grids along their axes, as
-    resampling makes them; a turned grid is left as it is)."""
-    from rasterio import Affine
-
-    to_old = ~Affine(*grid.transform) @ Affine(*target.transform)
-    if to_old.b or to_old.d:
-        return
-    cols = to_old.a * (np.arange(target.width) + 0.5) + to_old.c  # centres in old pixels' columns and rows
-    rows = to_old.e * (np.arange(target.height) + 0.5) + to_old.f
-    centre[:, np.abs(cols - np.round(cols)) < 1e-6] = nodata
-    centre[np.abs(rows - np.round(rows)) < 1e-6, :] = nodata
-
-
 #: Two classes' shares of a new pixel closer than this (float32 averages of the same count of old
 #: pixels) are a tie (:func:`_area_mode`).
 TIE_TOLERANCE = 1e-5
@@ -224,9 +209,7 @@ def _area_mode(codes: np.ndarray, grid: Grid, target: Grid, nodata) -> np.ndarra
     2.75 old pixels of a new one took it from one covering 3.5.) A tie (4 + 4 + 1 of 9 old pixels, or
     3 + 3 + 3) goes to the class of the old pixel at the new one's centre where it is one of those tied,
     else to the lower code. (Ties went to the lower code alone: in the CDL and WorldCereal the crop
-    codes are the low ones, so every tie was crop.) Where the centre lies on old pixels' edge (an even
-    ratio: 10 m to 20 m), no pixel is at the centre (the nearest, bottom-right, moved every tied boundary
-    by half a pixel): the lower code."""
+    codes are the low ones, so every tie was crop.)"""
     from rasterio import Affine
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
@@ -236,7 +219,6 @@ def _area_mode(codes: np.ndarray, grid: Grid, target: Grid, nodata) -> np.ndarra
                 dst_crs=target.crs)
     centre = np.full(shape, nodata, codes.dtype)  # the old pixel's class at each new pixel's centre
     reproject(codes, centre, src_nodata=nodata, dst_nodata=nodata, resampling=Resampling.nearest, **warp)
-    _off_edges(centre, grid, target, nodata)
     out = np.full(shape, nodata, codes.dtype)
     most = np.zeros(shape, np.float32)
     share = np.empty(shape, np.float32)

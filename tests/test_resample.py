@@ -127,17 +127,6 @@ def test_a_tie_goes_to_the_class_at_the_new_pixels_centre(tmp_path):
     assert out[1, 1:].tolist() == [176, 176]  # no tie: the class over most of the pixel
 
 
-def test_at_an_even_ratio_a_tie_goes_to_the_lower_code_not_the_bottom_right_pixel(tmp_path):
-    """10 m to 20 m: a new pixel's centre is the corner of 4 old ones; the nearest, bottom-right one took
-    every 2 + 2 tie, moving each tied boundary right and down by half a pixel."""
-    src = _image(tmp_path / "s2.tif", rows=4, cols=4)
-    codes = np.array([[5, 176, 5, 5], [5, 176, 176, 176], [5, 5, 5, 5], [176, 176, 5, 5]], np.uint8)
-    labels = write_raster(tmp_path / "cdl.tif", codes, crs=UTM, transform=Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1]))
-    resample_files(src, tmp_path / "img.tif", 20, labels, tmp_path / "lab.tif", "cdl")
-    _, out = read_label_classes(tmp_path / "lab.tif", CLASS_MAPS["cdl"], read_image(tmp_path / "img.tif")[2])
-    assert out.tolist() == [[5, 5], [5, 5]]  # three 2 + 2 ties with grassland bottom-right (5 the lower), and all 5
-
-
 def test_a_new_pixel_over_the_images_edge_is_the_mean_and_mode_of_the_pixels_it_covers(tmp_path):
     """An image of 64 x 65 px of 10 m: a last 30 m column would cover 2 px of it, a last row 1 px. The
     column is kept (GDAL counted the image's last column twice there: a biased mean, and a mode that
