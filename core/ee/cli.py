@@ -302,8 +302,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_export_patches(args: argparse.Namespace) -> int:
     from core.ee.export import (UNCOUNTED_POINTS, PatchExportConfig, SampleConfig, check_export_name, check_sample_points,
-                                check_task_count,
-                                start_jobs, training_export_jobs)
+                                check_task_count, patches_past_region, start_jobs, training_export_jobs)
 
     preset, geometry = _region(args)
     composite = _composite(args, preset)
@@ -315,6 +314,8 @@ def cmd_export_patches(args: argparse.Namespace) -> int:
     patches = _export_config(PatchExportConfig, patch_size=args.patch, kernel_buffer=args.kernel,
                              points_per_task=args.points_per_task)
     check_task_count(sample, patches)  # before credentials are needed
+    if (small := patches_past_region(composite, geometry, patches)) is not None:
+        print(f"warning: {small}", file=sys.stderr)
     _initialize(args)
     jobs = training_export_jobs(composite, labels, geometry, dest, name=args.name, sample=sample, patches=patches)
     summary = {"name": args.name, "composite": asdict(composite), "labels": asdict(labels),

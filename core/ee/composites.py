@@ -251,6 +251,20 @@ class CompositeConfig:
         w, s, e, n = geojson_bounds(geometry)
         return utm_crs((w + e) / 2, (s + n) / 2)
 
+    def grid_size(self, geometry: Mapping[str, Any]) -> tuple[int, int]:
+        """(width, height) in pixels of the composite's grid over ``geometry``'s bounds (on the sensor's
+        pixels, in :meth:`crs_for`), as a download or an export of the region has it; no request.
+
+        Raises:
+            ConfigError, RegionError: as :func:`core.ee.pixels.geometry_bounds` (a region its CRS cannot hold).
+        """
+        from core.ee.pixels import geometry_bounds, snap_grid
+
+        crs = self.crs_for(geometry)
+        _, width, height = snap_grid(geometry_bounds(geometry, self.resolution, crs), self.resolution,
+                                     self.grid_origin(crs))
+        return width, height
+
 
 # ----------------------------------------------------------------------------- pure helpers
 

@@ -360,6 +360,19 @@ def sample_points(
 
 
 #: said where :func:`check_sample_points` could not count the points
+def patches_past_region(composite: CompositeConfig, geometry: Mapping[str, Any], patches: "PatchExportConfig") -> str | None:
+    """What to know of training patches (with their kernel buffer) larger than the region they are
+    sampled in, or None: they overlap almost wholly, and test patches hold the training patches' pixels.
+    No request."""
+    width, height = composite.grid_size(geometry)
+    if min(width, height) >= patches.full_size:
+        return None
+    return (f"the region is {width} x {height} px at {composite.resolution:g} m, smaller than one {patches.full_size} px "
+            "patch: its patches overlap almost wholly (near copies of one another), and the test patches hold the "
+            "training patches' pixels, so validation on them flatters the model; draw a larger region, or use "
+            "smaller patches")
+
+
 UNCOUNTED_POINTS = ("the points each class gives could not be counted before the export (too much for an interactive "
                     "request over this region): the tasks start unchecked; where a class has fewer labelled pixels "
                     "than the points asked for, its files hold fewer patches")

@@ -168,7 +168,8 @@ class EarthEngineSource:
         """
         from core.ee.composites import region_geometry
         from core.ee.export import (UNCOUNTED_POINTS, ImageExportConfig, PatchExportConfig, SampleConfig, check_sample_points,
-                                    check_task_count, image_export_job, parse_destination, training_export_jobs)
+                                    check_task_count, image_export_job, parse_destination, patches_past_region,
+                                    training_export_jobs)
         from core.errors import ConfigError
 
         if kind not in ("patches", "image"):
@@ -187,24 +188,9 @@ class EarthEngineSource:
         found = check_sample_points(self.composite, self.labels, geometry, sample, self._getinfo)  # (ONE getInfo, on the button)
         if found is None and warnings is not None:
             warnings.append(UNCOUNTED_POINTS)
-        if warnings is not None and (small := self._smaller_than_patch(geometry, patch_size)) is not None:
+        if warnings is not None and (small := patches_past_region(self.composite, geometry, patches)) is not None:
             warnings.append(small)
         return training_export_jobs(self.composite, self.labels, geometry, dest, name=name, sample=sample, patches=patches)
-
-    def _smaller_than_patch(self, geometry, patch_size: int) -> str | None:
-        """What to know of patches larger than the region (``geometry``) they are sampled in, or None:
-        they overlap almost wholly, and test patches hold the training patches' pixels."""
-        from core.ee.pixels import geometry_bounds, snap_grid
-
-        scale = self.composite.resolution
-        crs = self.composite.crs_for(geometry)
-        _, width, height = snap_grid(geometry_bounds(geometry, scale, crs), scale, self.composite.grid_origin(crs))
-        if min(width, height) >= patch_size:
-            return None
-        return (f"the region is {width} x {height} px at {scale:g} m, smaller than one {patch_size} px patch: its "
-                "patches overlap almost wholly (near copies of one another), and the test patches hold the training "
-                "patches' pixels, so validation on them flatters the model; draw a larger region, or use smaller "
-                "patches")
 
     def settings(self) -> dict:
         """The composite and label recipes as plain data (:func:`recipes_from_settings` reads them back)."""
@@ -236,14 +222,12 @@ class EarthEngineSource:
         """Size checks done locally (no Earth Engine request): area, pixels, limits. The size comes
         from the region's bounds, so a continent is refused at once, before any tile is planned."""
         from core.ee.composites import region_geometry
-        from core.ee.pixels import geometry_bounds, snap_grid
         from core.errors import CropMapError
 
         scale = self.composite.resolution
         try:
             geometry = region_geometry(region)
-            crs = self.composite.crs_for(geometry)
-            _, width, height = snap_grid(geometry_bounds(geometry, scale, crs), scale, self.composite.grid_origin(crs))
+            width, height = self.composite.grid_size(geometry)
         except CropMapError as err:
             return RegionCheck(False, str(err))
         area_ha = _polygon_area_m2(geometry) / 1e4
@@ -262,7 +246,8 @@ class EarthEngineSource:
                 False,
                 f"region is {width}x{height} px ({pixels / 1e6:.0f} Mpx) at {scale:g} m, over the "
                 f"{self.max_pixels / 1e6:.0f} Mpx direct-download limit (~{side:.0f} km a side): draw a smaller "
-                "region, use a coarser scale, or run it as a batch export (Earth Engine page)",
+                "region, use a coarser scale, or run it as a batch export (the dashboard's Earth Engine page, or "
+                "python -m core ee-export-image)",
                 area_ha,
                 pixels,
                 batch_only=True,
@@ -278,7 +263,7 @@ class EarthEngineSource:
             return RegionCheck(False, str(err), area_ha, pixels)
         return RegionCheck(
             True,
-            f"{width}x{height} px at {scale:g} m in {crs}; "  # (its area is the page's, in the user's unit)
+            f"{width}x{height} px at {scale:g} m in {self.composite.crs_for(geometry)}; "  # (its area is the page's, in the user's unit)
             + self._describe_download(context_plan, label_plan, context_margin(image_plan.height, image_plan.width)),
             area_ha,
             pixels,

@@ -303,6 +303,11 @@ def test_export_patches_dry_run(ee_offline, ready, capsys):
                                   "2001-01-01", "--end", "2002-12-31", "--labels", "glcfcs30d", "--dest",
                                   "gcs:crop-bucket/p", "--name", "c"])
     assert code == 0 and "scan-line" not in err  # (before it failed: whole scenes)
+    # a region smaller than one patch (with its kernel buffer): said before the tasks, as the dashboard says it
+    code, out, err = run(capsys, ["ee-export-patches", "--bbox=-72.75,-16.64,-72.74,-16.63", "--sensor", "l8", "--start",
+                                  "2020-01-01", "--end", "2020-12-31", "--labels", "worldcover", "--dest",
+                                  "gcs:crop-bucket/p", "--name", "c", "--patch", "32", "--kernel", "8"])
+    assert code == 0 and "smaller than one 48 px patch" in err, err
 
 
 def test_export_patches_start(ee_offline, ready, capsys, monkeypatch):

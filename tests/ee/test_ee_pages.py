@@ -239,7 +239,7 @@ def test_a_typed_box_too_large_to_download_is_kept_for_a_batch_export_as_a_drawi
     by_label(at.button, "Use this box").click().run()
     assert not at.exception and at.session_state["region"]["properties"]["name"] == "box"
     said = " ".join(e.value for e in at.error)
-    assert "direct-download limit" in said and "batch export (Earth Engine page)" in said
+    assert "direct-download limit" in said and "batch export (the dashboard's Earth Engine page" in said
     assert "The region in use is kept" not in said
 
 
