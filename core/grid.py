@@ -510,8 +510,8 @@ def grid_difference(expected: Grid, actual: Grid) -> str:
         sizes = (np.hypot(a, d), np.hypot(b, e)), (np.hypot(A, D), np.hypot(B, E))
         if np.allclose(sizes[0], sizes[1], rtol=1e-6):  # (the same sizes, turned: "10 x 10, the image's 10 x 10")
             turn = float(np.degrees(np.arctan2(d, a) - np.arctan2(D, A)))
-            turn = round(abs((turn + 180) % 360 - 180), 2)
-            return (f"its pixels are turned {turn:g} degrees against the image's: rio warp IN.tif OUT.tif --like IMAGE.tif --resampling nearest puts it on the image's grid")
+            turn = abs((turn + 180) % 360 - 180)
+            return (f"its pixels are turned {turn:.3g} degrees against the image's: rio warp IN.tif OUT.tif --like IMAGE.tif --resampling nearest puts it on the image's grid")
         return (f"its pixels are {sizes[0][0]:.6g} x {sizes[0][1]:.6g}, the image's {sizes[1][0]:.6g} x "
                 f"{sizes[1][1]:.6g} (CRS units)")
     from affine import Affine

@@ -620,7 +620,8 @@ def _one_trainer(run_dir: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            raise ConfigError(f"another training run{f' (process {holder})' if holder.isdigit() else ''} is writing to "
+            named = holder.isdigit() and _alive(int(holder))  # (a reader of the file cannot write its own number)
+            raise ConfigError(f"another training run{f' (process {holder})' if named else ''} is writing to "
                               f"{run_dir}; wait for it to end, or give another --out") from None
         if writable:
             os.ftruncate(fd, 0)
@@ -630,11 +631,22 @@ def _one_trainer(run_dir: Path) -> Iterator[None]:
         os.close(fd)  # (which releases the lock)
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (another user's too)."""
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True
+    except (OSError, OverflowError):
+        return False
+    return True
+
+
 def _lock_file(path: Path) -> tuple[int, bool] | None:
     """(a descriptor of ``path``, made where missing, whether it can be written), or None where it
     cannot be opened at all. Another user's lock file is opened read-only: ``flock`` locks it all the same."""
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
+    try:  # (an existing file without O_CREAT: where /tmp protects another user's files, creating it is refused)
+        fd = os.open(path, os.O_RDWR) if path.exists() else os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
     except PermissionError:
         try:
             return os.open(path, os.O_RDONLY), False

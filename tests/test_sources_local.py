@@ -363,6 +363,10 @@ def test_a_lon_lat_image_of_0_to_360_degrees_is_refused_with_the_fix(tmp_path):
                           transform=Affine(0.0005, 0.0, 200.0, 0.0, -0.0005, -16.7), descriptions=names)
     with pytest.raises(InvalidDataError, match="CENTER_LONG 0"):
         validate_image(beyond)
+    wide = write_raster(tmp_path / "wide.tif", data, crs="EPSG:4326",  # 100 to 260 E: no one UTM zone holds it
+                        transform=Affine(0.8, 0.0, 100.0, 0.0, -0.5, 40.0), descriptions=names)
+    with pytest.raises(InvalidDataError, match="cut it at the 180th meridian into two images"):
+        validate_image(wide)
 
 
 def test_an_upload_that_is_not_a_tiff_is_refused_and_cannot_read_the_servers_files(tmp_path):

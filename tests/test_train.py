@@ -445,6 +445,16 @@ def test_a_second_trainer_in_the_same_folder_is_refused_and_touches_nothing(caps
             with _one_trainer(run):
                 pass
         monkeypatch.setattr(core.train.os, "open", real_open)
+    # a run holding the file read-only cannot write its number: the one left there, of a run that has ended, is
+    # not named as the holder
+    [lock] = (tmp_path / "locks").iterdir()
+    lock.write_text("4194304")  # (above any process number Linux gives)
+    monkeypatch.setattr(core.train.os, "open", not_writable)
+    with _one_trainer(run):
+        with pytest.raises(ConfigError, match=r"^another training run is writing to"):
+            with _one_trainer(run):
+                pass
+    monkeypatch.setattr(core.train.os, "open", real_open)
 
 
 def test_resume_needs_a_run_to_resume(capsys, small_scene, tmp_path):
