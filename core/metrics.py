@@ -214,6 +214,14 @@ def threshold_curve(prob: np.ndarray, label_mask: np.ndarray, thresholds: Sequen
     return rows
 
 
+def everything_crop_f1(tp: int, fp: int, fn: int, tn: int) -> float | None:
+    """The F1 of calling every pixel crop on the labels of a confusion matrix (the baseline a map must
+    beat: 2s / (1 + s) for a crop share s of the labels); None without labelled crop."""
+    labelled = tp + fp + fn + tn
+    share = (tp + fn) / labelled if labelled else 0.0
+    return 2 * share / (1 + share) if share > 0 else None
+
+
 #: a best F1 less than this above the threshold in use is not worth a move (it moved the crop area by
 #: several percent for +0.001 F1)
 BEST_F1_GAIN = 0.005
@@ -236,7 +244,11 @@ class BestThreshold:
 def best_threshold(curve: Sequence[dict], current: float, current_f1: float | None,
                    min_gain: float = BEST_F1_GAIN) -> BestThreshold | None:
     """The threshold of ``curve`` (:func:`threshold_curve` rows) with the best F1, or None where no
-    threshold finds any crop (every F1 0 or undefined: no crop predicted, or none in the labels)."""
+    threshold finds any crop (every F1 0 or undefined: no crop predicted, or none in the labels). A
+    threshold at which every pixel is crop (its ``crop_fraction`` 1) is no map but the "everything is
+    crop" baseline, never offered: on labels mostly crop its F1 beat the model's, and the button made
+    the whole region crop."""
+    curve = [r for r in curve if r.get("crop_fraction", 0.0) < 1.0]
     if not curve:
         return None
     best = max(curve, key=lambda r: r["f1"] or 0.0)

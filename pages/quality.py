@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.metrics import BEST_F1_GAIN, SCORE_HELP, best_threshold, area_text, few_pixels_note, format_area
+from core.metrics import (BEST_F1_GAIN, SCORE_HELP, area_text, best_threshold, everything_crop_f1, few_pixels_note,
+                          format_area)
 from core.card import load_card, resolution_warning
 from pages.components import cached, charts, models, navigation, parts, predictions, regionmap, scene, state, ui
 
@@ -175,6 +176,12 @@ with right:
     m5.metric("Accuracy", f"{conf['accuracy']:.3f}", help=SCORE_HELP["accuracy"])
     if note := few_pixels_note(conf["tp"], conf["fp"], conf["fn"], conf["tn"]):
         st.caption(note)
+    baseline = everything_crop_f1(conf["tp"], conf["fp"], conf["fn"], conf["tn"])
+    if baseline is not None and conf["f1"] is not None and conf["f1"] <= baseline:  # (a map no better than none)
+        share = (conf["tp"] + conf["fn"]) / (conf["tp"] + conf["fp"] + conf["fn"] + conf["tn"])
+        st.warning(f"Calling every pixel crop would score F1 {baseline:.3f} on these labels ({share:.0%} of them "
+                   f"crop); this map scores {conf['f1']:.3f}: here the model does no better than that.",
+                   icon=":material/warning:")
     st.markdown("**Scores against the threshold**")
     st.altair_chart(charts.threshold_chart(curve, float(threshold)), width="stretch")
     best = best_threshold(curve, float(threshold), conf["f1"]) if label_crop else None  # (none: nothing to find)

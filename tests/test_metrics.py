@@ -206,3 +206,13 @@ def test_the_best_threshold_and_whether_it_is_worth_moving_to():
     # no threshold finds crop: no best
     assert best_threshold([{"threshold": 0.5, "f1": None, "precision": None, "recall": 0.0}], 0.5, None) is None
     assert best_threshold([], 0.5, None) is None
+    # every pixel crop at the lowest threshold: the "everything is crop" baseline, not a threshold to offer (on
+    # labels 58% crop its F1 0.736 beat the model's 0.672, and the button mapped the whole region as crop)
+    everything = {"threshold": 0.05, "f1": 0.736, "precision": 0.58, "recall": 1.0, "crop_fraction": 1.0}
+    mapped = [{**r, "crop_fraction": 0.6} for r in curve]
+    assert best_threshold([everything, *mapped], 0.5, 0.848).threshold == 0.4
+    assert best_threshold([everything], 0.5, 0.7) is None
+    from core.metrics import everything_crop_f1
+
+    assert everything_crop_f1(40, 60, 18, 22) == pytest.approx(2 * (58 / 140) / (1 + 58 / 140))  # (58 of 140 crop)
+    assert everything_crop_f1(0, 5, 0, 5) is None

@@ -233,6 +233,34 @@ def test_quality_when_no_threshold_finds_crop_recommends_none(fake_map, tiny_mod
     assert not [b for b in at.button if b.key == "quality_use_best"]
 
 
+def test_a_map_no_better_than_calling_everything_crop_is_said_and_that_threshold_never_offered(
+        fake_map, tiny_model_path, monkeypatch):
+    """Labels mostly crop (Flanders averaged to 30 m): "Best F1 0.736 at threshold 0.05", a button for it, and
+    every pixel of the region crop once pressed; the model's F1 0.672 was below that baseline, unsaid."""
+    import numpy as np
+
+    from pages.components import cached
+
+    real = cached.confusion
+
+    def poor(*args):  # a map of 441 labelled pixels, 257 crop: F1 0.672
+        return {**real(*args), "tp": 150, "fp": 39, "fn": 107, "tn": 145, "f1": 0.672}
+
+    monkeypatch.setattr(cached, "confusion", poor)
+    monkeypatch.setattr(cached, "threshold_curve", lambda *a: [
+        {"threshold": t, "f1": 0.736 if t < 0.1 else 0.672, "iou": 0.5, "precision": 0.6, "recall": 0.9,
+         "crop_fraction": 1.0 if t < 0.1 else 0.5} for t in np.arange(0.05, 1, 0.05)])
+    at = predict_page(tiny_model_path)
+    at.button[0].click().run()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception
+    said = [w.value for w in at.warning if w.value.startswith("Calling every pixel crop would score F1")]
+    assert said == ["Calling every pixel crop would score F1 0.736 on these labels (58% of them crop); this map scores "
+                    "0.672: here the model does no better than that."]
+    assert not [c for c in at.caption if c.value.startswith("Best F1 0.736")]
+    assert not [b for b in at.button if b.key == "quality_use_best" and "0.05" in b.label]
+
+
 def test_quality_without_prediction_says_what_to_do(fake_map):
     at = new_app()
     at.switch_page("pages/quality.py").run()
