@@ -87,6 +87,27 @@ def below_model_in_use(checkpoint_logs: dict | None, model_in_use: str | os.Path
     return (ref, kept) if ref is not None and kept < ref else None
 
 
+def validated_on_training_pixels(model_path: str | os.PathLike) -> bool:
+    """Whether a model's validation figures were measured on its training pixels (a region too small to
+    hold a block out, or ``train --val`` given the training data): its card says so in words ("validation
+    on the training pixels", or the same files for train and val), or the note of the job that made it
+    does. Reads the card and the job's record only; never raises."""
+    from core import jobs
+    from core.card import load_card
+    from core.dataset import validated_on_training_pixels as said_in
+    from core.errors import CropMapError
+
+    try:
+        data = load_card(model_path).data
+    except CropMapError:
+        data = ""
+    same = re.fullmatch(r"train: (.*); val: (.*); labels: .*", data or "")
+    if "validation on the training pixels" in (data or "") or (same and same.group(1) == same.group(2)):
+        return True
+    job = jobs.source_job(model_path)
+    return job is not None and said_in(jobs.job_note(job))
+
+
 def seen_pixels(model_path: str | os.PathLike, image_path: str | os.PathLike, sample_scene: bool) -> SeenPixels | None:
     """What ``model_path`` (or a model it was fine-tuned from) learned of ``image_path``'s pixels, so
     that its figures there are training-set figures; None where it learned none of them.

@@ -11,7 +11,7 @@ from core.errors import CardMismatchError, CropMapError
 from core.config import TrainConfig
 from core.card import PRESETS, best_epoch_figures, block_figures, card_facts, card_mismatch, resolution_warning
 from core.model import discard_stored_model, store_uploaded_model
-from core.lineage import below_model_in_use
+from core.lineage import below_model_in_use, validated_on_training_pixels
 from core.metrics import SCORE_HELP
 from pages.components import cached, charts, models, navigation, scene, state, ui
 
@@ -319,6 +319,10 @@ else:
             at = f" (epoch {epoch})" if epoch is not None else ""
             st.caption(f"Validation patches at the best epoch{at}: "
                        + ", ".join(f"{name} {value:.3f}" for name, value in at_best) + ".")
+            if validated_on_training_pixels(current):  # (said in the job's panel only, which another job replaces)
+                st.warning("These validation figures are on the model's training pixels (no block was held out "
+                           "from them), so they flatter it: check it on other labelled pixels on the Quality page.",
+                           icon=":material/warning:")
         # here too, beside the figures, which a demo would quote for an image they do not hold for
         grid = scene.known_grid()
         warning = resolution_warning(card, grid, scene.advice_for_pixel_size()) if grid is not None else None

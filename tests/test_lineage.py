@@ -75,3 +75,25 @@ def test_a_checkpoint_below_the_model_in_use_is_told_with_both_figures(tmp_path)
     assert below_model_in_use({"val_iou": "n/a"}, DEFAULT_MODEL_PATH) is None  # (a damaged history row)
     assert below_model_in_use({"val_iou": 0.1}, None) is None
     assert below_model_in_use({"val_iou": 0.1}, tmp_path / "no card.keras") is None
+
+
+def test_validation_on_the_training_pixels_is_told_from_the_card_or_the_job(tmp_path):
+    """The Model page showed "Validation patches at the best epoch: IoU 0.950" of a fine-tune validated on
+    its training pixels, its caveat in the job's panel only (which the next job replaces)."""
+    from core.lineage import validated_on_training_pixels
+
+    card = json.loads(card_path(DEFAULT_MODEL_PATH).read_text())
+
+    def model(name, data, note=None):
+        path = _job(tmp_path, name, tmp_path / "scene.tif", note or "") if note is not None else tmp_path / f"{name}.keras"
+        path.write_bytes(b"model bytes")
+        card_path(path).write_text(json.dumps({**card, "data": data}))
+        return path
+
+    assert not validated_on_training_pixels(DEFAULT_MODEL_PATH)  # (held-out validation blocks)
+    assert validated_on_training_pixels(model("a", "a 64 x 64 px region of x; validation on the training pixels; labels: y"))
+    assert validated_on_training_pixels(model("b", "train: img.tif:lab.tif; val: img.tif:lab.tif; labels: cdl"))
+    assert not validated_on_training_pixels(model("c", "train: a.tif:l.tif; val: b.tif:l.tif; labels: cdl"))
+    assert validated_on_training_pixels(model("d", "train: t.tfrecord.gz; val: v.tfrecord.gz; labels: crop",
+                                              note=f"{SAME_PIXELS_NOTE} (the region is too small)."))
+    assert not validated_on_training_pixels(tmp_path / "no card.keras")

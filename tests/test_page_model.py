@@ -522,3 +522,11 @@ def test_a_hand_edited_cards_figures_show_what_they_can(fake_map, tiny_model_pat
         assert all(name in labels for name in shown) and not any(name in labels for name in not_shown), labels
     # the shipped card's name for its best epoch's figures (the page read only a job card's "val")
     assert "Validation patches at the best epoch (epoch 3): IoU 0.750." in [c.value for c in at.caption]
+    assert not [w for w in at.warning if "on the model's training pixels" in w.value]
+    # validated on its training pixels (a region too small to hold a block out): said beside the figures, not
+    # only in the job's panel, which the next job replaces
+    own.with_suffix(".json").write_text(json.dumps({**card, "metrics": {"val_patches_at_best_epoch": {
+        "val_iou": 0.95, "epoch": 5}}, "data": "a 64 x 64 px region of x; validation on the training pixels; labels: y"}))
+    at.run()
+    assert [w.value for w in at.warning if w.value.startswith("These validation figures are on the model's training "
+                                                              "pixels")]
