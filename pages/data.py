@@ -110,8 +110,10 @@ with stats_col:
     area = area_ha(valid, grid.pixel_area_ha())
     if area is not None:
         st.metric("Area", format_area(area, state.area_unit()),
-                  help="Ground area of the pixels with data (inside the region, not cloud-masked): those whose centre "
-                       "lies inside the region, so it can differ a little from the region's own area on the Region page")
+                  help="Ground area of the pixels with data: those whose centre lies inside the region, less the "
+                       "pixels without data (clouds and their shadows masked, gaps). It is below the region's own "
+                       "area on the Region page by the share of those (said under Valid pixels), and a little at "
+                       "the outline's edge.")
     else:
         ground = nominal_area(int(valid.sum()), sc.extra.get("pixel_size_m"), state.area_unit())
         st.caption("Not georeferenced: sizes are in pixels"
