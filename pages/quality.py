@@ -14,7 +14,8 @@ from pages.components import cached, charts, models, navigation, parts, predicti
 TOP_CLASSES = 6
 #: why the page has nothing to show for a source without labels, and what to do
 NO_LABELS = ("This image has no labels, so there is nothing to check a prediction against. To check one, choose "
-             "a source with labels on the Region page: the sample scene, your image with its labels GeoTIFF, or "
+             "a source with labels on the Region page: the sample scene, your image with its labels (a GeoTIFF, or a "
+             "GeoJSON of surveyed fields), or "
              "Earth Engine settings with a label product.")
 
 
