@@ -239,8 +239,9 @@ with tab_train:
                                        help="early stopping: the run ends when the validation loss has not improved "
                                             "for this many epochs; the best epoch's model is kept")
         in_use = state.get(state.MODEL_PATH)
-        fine_tune = st.checkbox(
-            "Start from the model in use (fine-tune it)", value=False, disabled=not in_use, key="train_fine_tune",
+        fine_tune = st.checkbox(  # (as last sent: after a reload it came back unticked, and a retry trained from nothing)
+            "Start from the model in use (fine-tune it)", value=bool(in_use and prev.get("fine_tune") is True),
+            disabled=not in_use, key="train_fine_tune",
             help="keeps its preset and normalization; a lower learning rate (e.g. 0.0003) suits fine-tuning"
             if in_use else "load or train a model first")
         start = st.form_submit_button(
@@ -252,7 +253,7 @@ with tab_train:
             values = {"preset": preset, "epochs": int(epochs), "steps_per_epoch": int(steps), "batch_size": int(batch),
                       "patch_size": int(patch), "learning_rate": float(lr), "val_patches": int(val_n),
                       "patience": int(patience)}
-            state.put(state.TRAIN_FORM, {**values, "source": source, **(
+            state.put(state.TRAIN_FORM, {**values, "source": source, "fine_tune": bool(fine_tune), **(
                 {"train_patches": train_path, "val_patches_path": val_path} if source == "patches" else {})})
             config = jobs.training_config(values, in_use if fine_tune and in_use else None)
             if source == "patches":

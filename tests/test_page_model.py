@@ -42,6 +42,14 @@ def test_model_page_fine_tunes_the_model_in_use(fake_map, tiny_model_path, monke
     assert not at.exception  # (the job panel then reports that the faked job does not exist)
     (train, val, _job), kw = calls[0]
     assert kw["config"].init_model == str(tiny_model_path) and kw["config"].preset == "light"
+    # a browser reload (a new session with the one kept on disk) keeps the box ticked: it came back unticked,
+    # and a retry trained from nothing
+    from pages.components import state
+
+    again = new_app()
+    again.query_params[state.SESSION_PARAM] = at.query_params[state.SESSION_PARAM][0]
+    again.switch_page("pages/model.py").run()
+    assert again.checkbox(key="train_fine_tune").value is True
     # validation is a held-out block of the region, not the training pixels
     assert train != val and train[0].endswith("train_labels.tif") and val[0].endswith("val_labels.tif")
     assert kw["label_map"] == "binary" and "holds out" in kw["note"]
