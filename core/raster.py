@@ -322,7 +322,9 @@ class ImageReader:
         raw = raw.filled(fill) if self._has_mask else raw
         if self._alpha is not None:  # (its 0: no data, as the mask band's)
             if kwargs:
-                one = {**kwargs, **({"out_shape": (1, *kwargs["out_shape"][1:])} if "out_shape" in kwargs else {})}
+                one = dict(kwargs)  # (the same read, of one band)
+                if "out_shape" in one:
+                    one["out_shape"] = (1, *one["out_shape"][1:])
                 alpha = read_pixels(self._src, self.path, [self._alpha], window=window, masked=False, **one)[0]
             else:
                 alpha = read_padded(self._src, self.path, [self._alpha], window, 0, masked=False)[0]

@@ -18,7 +18,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -420,6 +420,22 @@ def burn_uploaded_fields(data: bytes, name: str, grid: Grid, upload_dir: str | o
     return path, burnt.notes(base)
 
 
+def _past_180_fix(lon: Sequence[float], lat: Sequence[float]) -> str:
+    """How to warp a lon/lat image whose footprint (``lon``, ``lat``) runs past 180 degrees so that
+    regions can be drawn on it: to -180..180, or, for one across the 180th meridian (which that would
+    spread over the whole world), to its UTM zone, or cut in two where no zone holds it."""
+    from core.ee.composites import utm_crs
+
+    east = [(x + 360) % 360 for x in lon]  # (0-360: an image across the 180th meridian is whole there)
+    if not min(east) < 180 < max(east):
+        return "warp it to -180..180 first, e.g. gdalwarp -t_srs EPSG:4326 --config CENTER_LONG 0 IN.tif OUT.tif"
+    mid_lon, mid_lat = (sum(east) / len(east) + 180) % 360 - 180, sum(lat) / len(lat)
+    if max(east) - min(east) > 12 or not -80 <= mid_lat <= 84:  # (wider than a zone, or where UTM ends)
+        return ("cut it at the 180th meridian into two images (gdalwarp -te with each side's bounds), or warp it to a "
+                "CRS of its region (a polar one, EPSG:3031 or 3413, near a pole)")
+    return f"warp it to its UTM zone, e.g. gdalwarp -t_srs {utm_crs(mid_lon, mid_lat)} IN.tif OUT.tif"
+
+
 def image_footprint(grid: Grid) -> Region:
     """An image's grid as a region: in image coordinates, or the lon/lat of its footprint.
 
@@ -451,20 +467,9 @@ def image_footprint(grid: Grid) -> Region:
         points = [aff @ (c, r) for c, r in edge]
         lon, lat = transform(grid.crs, "EPSG:4326", [x for x, _ in points], [y for _, y in points])
     if any(abs(x) > 180 for x in lon):  # a lon/lat image of 0-360 degrees (as climate grids have it)
-        east = [(x + 360) % 360 for x in lon]  # (0-360: an image across the 180th meridian is whole there)
-        if min(east) < 180 < max(east):  # warped to -180..180 it would span the whole world
-            mid_lon, mid_lat = (sum(east) / len(east) + 180) % 360 - 180, sum(lat) / len(lat)
-            zone = int((mid_lon + 180) // 6) % 60 + 1
-            if max(east) - min(east) > 12 or not -80 <= mid_lat <= 84:  # (wider than a zone, or where UTM ends)
-                fix = ("cut it at the 180th meridian into two images (gdalwarp -te with each side's bounds), or warp it "
-                       "to a CRS of its region (a polar one, EPSG:3031 or 3413, near a pole)")
-            else:
-                fix = (f"warp it to its UTM zone, e.g. gdalwarp -t_srs EPSG:{(32600 if mid_lat >= 0 else 32700) + zone} "
-                       "IN.tif OUT.tif")
-        else:
-            fix = "warp it to -180..180 first, e.g. gdalwarp -t_srs EPSG:4326 --config CENTER_LONG 0 IN.tif OUT.tif"
         raise InvalidDataError(f"the image's longitudes run past 180 degrees (to {max(lon, key=abs):.8g}), so lon/lat "
-                               f"regions cannot be placed on it; {fix} (the command line takes it as it is)")
+                               f"regions cannot be placed on it; {_past_180_fix(lon, lat)} (the command line takes it "
+                               "as it is)")
     ring = tuple(zip(lon, lat)) + ((lon[0], lat[0]),)
     return Region(LONLAT_CRS, ((ring,),), "whole image")
 
