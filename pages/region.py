@@ -370,8 +370,9 @@ with info_col:
             st.caption(gaps_note)
         reset = "Reset to the whole image" if scene.is_local() else "Reset to the Camana valley"
         # (CDL labels in use: the valley, in Peru, has none, and was taken: every layer gone, the reason twice)
-        refused = None if scene.is_local() else _camana_refused()
-        if state.get(state.REGION) is not None and st.button(reset, disabled=refused is not None, help=refused):
+        reset_refused = None if scene.is_local() else _camana_refused()
+        if state.get(state.REGION) is not None and st.button(reset, disabled=reset_refused is not None,
+                                                             help=reset_refused):
             state.set_region(None)
             state.put(state.LAST_DRAWING, None)
             st.rerun()
