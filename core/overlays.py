@@ -170,14 +170,14 @@ HATCH_COLOURS = ((221, 221, 221), (160, 160, 160))
 
 def hatch_gaps(rgba: np.ndarray, valid: np.ndarray, step: int = 1, period: int = 6) -> np.ndarray:
     """``rgba`` (h, w, 4) with its pixels without data (not ``valid``) drawn opaque in grey hatching:
-    a diagonal line every ``period`` pixels of the overlay it becomes, which keeps every ``step``-th
-    pixel (:func:`downsample_step`), so that the lines survive its downsampling."""
+    a diagonal line every ``period`` pixels of the overlay it becomes, which is downsampled by ``step``
+    (:func:`downsample_step`), so that the lines survive its downsampling."""
     h, w = valid.shape
     out = rgba.copy()
     gaps = ~valid
-    if gaps.any():
-        rows = (np.arange(h, dtype=np.int64) // step % period).astype(np.uint8)
-        cols = (np.arange(w, dtype=np.int64) // step % period).astype(np.uint8)
+    if gaps.any():  # each pixel's row and column in the downsampled overlay (the part of the side it is in)
+        rows = (np.arange(h, dtype=np.int64) * -(-h // step) // h % period).astype(np.uint8)
+        cols = (np.arange(w, dtype=np.int64) * -(-w // step) // w % period).astype(np.uint8)
         line = (rows[:, None] + cols[None, :]) % period == 0
         out[gaps & ~line] = (*HATCH_COLOURS[0], 255)
         out[gaps & line] = (*HATCH_COLOURS[1], 255)
@@ -293,10 +293,23 @@ def downsample_step(shape: tuple[int, ...], max_side: int = MAX_SIDE) -> int:
     return int(np.ceil(longest / max_side)) if longest > max_side else 1
 
 
+def kept_pixels(length: int, step: int) -> np.ndarray:
+    """Indices of the pixels :func:`downsample` keeps along a side of ``length`` pixels: ``ceil(length /
+    step)`` of them, the centre pixel of each equal part (the PNG is stretched over the whole side; the
+    first pixel of each part put everything up to (step - 1) / 2 pixels up and left of its place)."""
+    from core.raster import spread
+
+    return spread(-(-length // step), length)
+
+
 def downsample(arr: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
-    """Nearest-neighbour stride so that neither side exceeds ``max_side`` (no copy if small)."""
+    """Nearest neighbour, so that neither side of ``arr`` (h, w, ...) exceeds ``max_side``: the centre
+    pixel of each block (:func:`kept_pixels`; no copy if small)."""
     step = downsample_step(arr.shape, max_side)
-    return arr[::step, ::step] if step > 1 else arr
+    if step == 1:
+        return arr
+    rows, cols = (kept_pixels(n, step) for n in arr.shape[:2])
+    return arr[rows[:, None], cols[None, :]]
 
 
 def png_bytes(rgba: np.ndarray) -> bytes:
@@ -356,6 +369,9 @@ def lonlat_bounds(grid: Grid) -> Bounds:
 
 
 #: Spherical Mercator (EPSG:3857's) centred on the 180th meridian, for images that lie across it.
+#: How many times finer than the image's pixels (within ``max_side``) :func:`to_web_mercator` draws them.
+WEB_FINER = 4
+
 MERCATOR_180 = "+proj=merc +a=6378137 +b=6378137 +lat_ts=0 +lon_0=180 +x_0=0 +y_0=0 +k=1 +units=m +no_defs"
 
 
@@ -424,6 +440,13 @@ def to_web_mercator(rgba: np.ndarray, grid: Grid, max_side: int = MAX_SIDE) -> t
         dst_t, dw, dh = calculate_default_transform(
             grid.crs, web, w, h, west, south, east, north, dst_width=max(1, int(dw / scale)),
             dst_height=max(1, int(dh / scale)),
+        )
+    elif (fine := min(WEB_FINER, max_side // max(dw, dh))) > 1:
+        # web pixels as large as the image's, on a grid of their own, straddle its pixels' edges: each
+        # image pixel was drawn up to half a pixel from its place (off the region's outline and the pixel
+        # a click names); k times finer, at most 1/(2k) of a pixel
+        dst_t, dw, dh = calculate_default_transform(
+            grid.crs, web, w, h, west, south, east, north, resolution=(dst_t.a / fine, -dst_t.e / fine),
         )
     out = np.zeros((4, dh, dw), dtype=np.uint8)
     reproject(

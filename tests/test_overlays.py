@@ -122,8 +122,13 @@ def test_downsample_and_png():
     big = np.stack([rows % 256, cols % 256, rows // 256, cols // 256], axis=-1).astype(np.uint8)  # pixels say where they are
     small = ov.downsample(big, 1024)
     assert max(small.shape[:2]) <= 1024
-    # nearest neighbour with the smallest whole stride that fits: every 2nd pixel leaves 1500 rows, every 3rd 1000
-    np.testing.assert_array_equal(small, big[::3, ::3])
+    # nearest neighbour with the smallest whole stride that fits (every 2nd pixel leaves 1500 rows, every 3rd
+    # 1000), the centre pixel of each 3 x 3 block: the first one drew the image a pixel up and left of its place
+    np.testing.assert_array_equal(small, big[1::3, 1::3])
+    rows = np.arange(3001)
+    odd = ov.downsample(np.stack([rows % 256, rows // 256], -1)[:, None].repeat(1500, 1).astype(np.uint8), 1024)
+    rows = odd[..., 1].astype(int) * 256 + odd[..., 0]  # 1001 rows, each over 3001 / 1001 image rows: its centre
+    assert odd.shape[:2] == (1001, 500) and (rows[:, 0] == ((np.arange(1001) + 0.5) * 3001 / 1001).astype(int)).all()
     tiny = np.zeros((10, 10, 4), np.uint8)
     assert ov.downsample(tiny) is tiny  # small enough: returned as it is, not copied
     png = ov.png_bytes(small)
@@ -151,7 +156,7 @@ def test_georeferenced_overlay_is_reprojected_to_web_mercator():
     (s2, w2), (n2, e2) = ov.lonlat_bounds(grid)
     assert s == pytest.approx(s2, abs=1e-3) and e == pytest.approx(e2, abs=1e-3)
     img = Image.open(io.BytesIO(o.png))
-    assert img.mode == "RGBA" and 50 < img.size[0] < 80
+    assert img.mode == "RGBA" and 4 * 50 < img.size[0] < 4 * 80  # 4 times finer than its pixels (WEB_FINER)
 
 
 def test_an_image_across_the_180th_meridian_is_put_on_the_web_map_whole():
@@ -163,7 +168,7 @@ def test_an_image_across_the_180th_meridian_is_put_on_the_web_map_whole():
     for x0, across in ((round(x180[0]) - 3600, False), (round(x180[0]) - 1500, True)):
         grid = Grid("EPSG:32760", (30.0, 0.0, x0, 0.0, -30.0, round(y[0])), 100, 100)
         img, ((s, w), (n, e)) = ov.to_web_mercator(np.full((100, 100, 4), 255, np.uint8), grid)
-        assert (img[..., 3] > 0).mean() > 0.95 and 95 <= img.shape[0] <= 105 and 95 <= img.shape[1] <= 105
+        assert (img[..., 3] > 0).mean() > 0.95 and 4 * 95 <= img.shape[0] <= 4 * 105 and 4 * 95 <= img.shape[1] <= 4 * 105
         assert -16.83 < s < n < -16.79 and 179.9 < w < e < 180.1 and (e > 180) == across
         (s2, w2), (n2, e2) = ov.lonlat_bounds(grid)
         assert (w2, e2) == (pytest.approx(w, abs=1e-3), pytest.approx(e, abs=1e-3))
@@ -184,7 +189,8 @@ def test_a_lon_lat_image_keeps_its_columns_on_the_web_map(lat):
     rgba = np.zeros((256, 256, 4), np.uint8)
     rgba[..., 3], rgba[:, ::2, 0] = 255, 255  # columns in turn red and black
     img, _ = ov.to_web_mercator(rgba, grid)
-    assert 256 <= img.shape[1] <= 258 and img.shape[0] <= ov.MAX_SIDE
+    # every column kept, drawn as much finer as MAX_SIDE allows (WEB_FINER): 3 times at the equator, none at 60°
+    assert 256 <= img.shape[1] and max(img.shape[:2]) <= ov.MAX_SIDE < 2 * max(img.shape[:2])
     row = img[img.shape[0] // 2, :, 0][img[img.shape[0] // 2, :, 3] > 0]
     assert np.count_nonzero(np.diff(row.astype(int))) >= 250  # every column is still there, in turn
 
@@ -287,3 +293,32 @@ def test_an_image_preview_is_its_whole_extent_with_its_gaps_counted():
     small, _, _, _, about = image_preview(SAMPLE_IMAGE, max_side=128)  # read as an overview of 256 px a side
     assert max(small.width, small.height) <= 128 and small.bounds == preview.bounds
     assert abs(about - missing) < 0.02 * grid.width * grid.height
+
+
+def test_a_georeferenced_overlay_shows_under_a_point_the_pixel_that_a_click_there_reads():
+    """Drawn on a Web Mercator grid as coarse as the image and of its own phase, each web pixel straddled
+    the image's pixel edges: up to half a pixel off, and under 43% of the clicks on a UTM image the
+    overlay showed another pixel than the one the click read. Drawn finer (WEB_FINER), far fewer."""
+    import math
+
+    from core.inspect import pixel_at
+    from core.raster import grid_of_file
+    from testdata import FTW
+
+    grid = grid_of_file(FTW)
+    rows, cols = np.mgrid[0:grid.height, 0:grid.width]
+    rgba = np.stack([rows % 256, cols % 256, rows // 256 * 16 + cols // 256, np.full_like(rows, 255)], -1).astype(np.uint8)
+    img, ((s, w), (n, e)) = ov.to_web_mercator(rgba, grid)
+    y = lambda lat: math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))  # noqa: E731 (Mercator's y)
+    rng = np.random.default_rng(0)
+    shown = read = 0
+    for lng, lat in zip(rng.uniform(w, e, 3000), rng.uniform(s, n, 3000)):
+        r = int((y(n) - y(lat)) / (y(n) - y(s)) * img.shape[0])
+        c = int((lng - w) / (e - w) * img.shape[1])
+        pixel = pixel_at(lng, lat, grid)
+        if pixel is None or img[r, c, 3] == 0:
+            continue
+        read += 1
+        v = img[r, c].astype(int)
+        shown += (v[2] // 16 * 256 + v[0], v[2] % 16 * 256 + v[1]) != tuple(pixel)
+    assert read > 2000 and shown / read < 0.2  # (0.43 drawn as coarse as the image's pixels)
