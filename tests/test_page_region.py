@@ -215,6 +215,15 @@ def test_a_click_on_the_sample_is_not_read_on_another_images_map(fake_map):
     click_map(at, "data_map", lat, lng)
     at.run()
     assert not at.exception and readout(fake_map)[0].startswith("50.81600° N, 3.02400° E: ")
+    # a corner of the UTM image's lon/lat box (where the map takes clicks) holds no pixel: the map is told
+    # so (it waited for a reading, "Reading the pixel...", for good)
+    from core.overlays import map_bounds
+
+    (s, w), _ = map_bounds(grid_of_file(FLANDERS_S2))
+    assert pixel_at(w + 1e-6, s + 1e-6, grid_of_file(FLANDERS_S2)) is None
+    click_map(at, "data_map", s + 1e-6, w + 1e-6)
+    at.run()
+    assert not at.exception and readout(fake_map) == ["No pixel of the region here: click inside it", s + 1e-6, w + 1e-6]
 
 
 def test_own_image_with_band_numbers_on_region_and_data_pages(fake_map):

@@ -26,19 +26,23 @@ def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequenc
     with ui.errors_shown(stop=True):
         view, under = scene.map_view(sc, grid, offset)
         outline = scene.current_region().outline_geojson() if under else None
-    readout = None
+    readout, box = None, map_bounds(grid, offset)  # (the map takes clicks in the box)
     if inspect is not None:  # the click that ran this page, read before the map is drawn: its reading goes with it
         clicked = fresh_click(key, (str(sc.image_path), grid.crs))
         lng, lat = clicked.get("lng"), clicked.get("lat")
         with ui.errors_shown():  # (on every run, clicked or not: it holds a place in the page, see errors_shown)
             if isinstance(lng, (int, float)) and isinstance(lat, (int, float)):
                 pixel = pixel_at(float(lng), float(lat), grid, offset)
-                if pixel is not None:  # (outside the region's scene: as if not clicked)
+                if pixel is not None:
                     readout = (f"{place(float(lng), float(lat), *pixel, grid, offset)}: {inspect(*pixel)}",
                                float(lat), float(lng))
+                elif box[0][0] <= lat <= box[1][0] and box[0][1] <= lng <= box[1][1]:
+                    # a corner of a turned (e.g. UTM) scene's lon/lat box, outside its pixels: the map
+                    # waited for a reading ("Reading the pixel...") for good
+                    readout = ("No pixel of the region here: click inside it", float(lat), float(lng))
     mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced, overlays=[*under, *overlays],
                                    opacities=opacities, dynamic=dynamic, region_geojson=outline,
-                                   click_marker=map_bounds(grid, offset) if inspect else None, readout=readout,
+                                   click_marker=box if inspect else None, readout=readout,
                                    keep_view=True),
                    key=key, returned_objects=["last_clicked"] if inspect else ())
     if note := scene.nodata_note(sc, valid):
