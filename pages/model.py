@@ -10,7 +10,6 @@ from core import jobs
 from core.errors import CardMismatchError, CropMapError
 from core.config import TrainConfig
 from core.card import PRESETS, best_epoch_figures, block_figures, card_facts, card_mismatch, resolution_warning
-from core.model import discard_stored_model, store_uploaded_model
 from core.lineage import below_model_in_use, validated_on_training_pixels
 from core.metrics import SCORE_HELP
 from pages.components import cached, charts, models, navigation, scene, state, ui
@@ -77,6 +76,9 @@ with tab_upload:
                    "normalization and patch size.")
     if st.button("Use uploaded model", disabled=bool(missing)):
         with ui.errors_shown():
+            # (imported here: core.model loads Keras, 3 s in which the page's first visit showed nothing at all)
+            from core.model import discard_stored_model, store_uploaded_model
+
             final = store_uploaded_model(keras_file.getvalue(), card_file.getvalue(), state.work().models,
                                          name=keras_file.name)
             try:

@@ -58,3 +58,25 @@ def test_the_model_modules_load_tensorflow_without_a_word():
     out = subprocess.run([sys.executable, "-c", "import core.dataset, core.train, core.patches, core.ee.upload"],
                          cwd=ROOT, capture_output=True, text=True, check=True, env=env)
     assert out.stderr == ""
+
+
+def test_pages_import_nothing_that_loads_tensorflow_before_they_draw():
+    """The Model page imported core.model at its top: Keras loaded (3-7 s) before its title, and a first
+    visit showed a blank page that looked hung. What the pages import at their top loads no TensorFlow;
+    a page imports it where it is needed, under a spinner."""
+    modules = set()
+    for p in [*(ROOT / "pages").rglob("*.py"), ROOT / "app.py"]:
+        for node in ast.parse(p.read_text()).body:  # (module level only)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("core", "pages"):
+                modules |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}  # (modules or not)
+    assert {"core.jobs", "core.card", "pages.components.models"} <= modules
+    code = ("import importlib, sys\n"
+            "for m in sys.argv[1:]:\n"
+            "    try:\n"
+            "        importlib.import_module(m)\n"
+            "    except ModuleNotFoundError as e:\n"
+            "        if e.name != m:\n"  # (a function's or a constant's name: no module)
+            "            raise\n"
+            "print(sorted(m for m in ('tensorflow', 'keras', 'pages.components.models') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, *sorted(modules)], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['pages.components.models']"  # (the scan imports what the pages import)
