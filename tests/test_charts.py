@@ -27,6 +27,10 @@ def test_the_threshold_chart_has_each_score_a_gap_where_undefined_and_the_chosen
     assert gap["value"] is None or math.isnan(gap["value"])  # a gap in the line, not a zero
     assert lines["encoding"]["color"]["scale"]["range"] == charts.SCORE_COLOURS
     assert rule["mark"]["type"] == "rule" and _data(chart, rule) == [{"threshold": 0.35}]
+    assert lines["encoding"]["y"]["scale"]["domain"] == [0.0, 1]  # (the lowest score, IoU's 0.05)
+    # scores of 0.67-1 fill the plot (from 0 they were squeezed into its top third): from the tenth below
+    high = [{"threshold": t, "f1": 0.9, "iou": 0.67 + t / 10, "precision": 0.95, "recall": 1.0} for t in (0.1, 0.5)]
+    assert _layers(charts.threshold_chart(high, 0.5))[0]["encoding"]["y"]["scale"]["domain"] == [0.6, 1]
 
 
 def test_the_training_chart_marks_the_kept_epoch_unless_it_is_the_last_and_labels_whole_epochs():

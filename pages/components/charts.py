@@ -6,6 +6,7 @@ shows anything or reads the session.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import pandas as pd
@@ -33,12 +34,16 @@ def threshold_chart(curve: Sequence[dict], threshold: float):
     df = pd.DataFrame(list(curve)).set_index("threshold").astype(float)
     long = (df[[c for c in SCORE_NAMES if c in df]].rename(columns=SCORE_NAMES).reset_index()
             .melt("threshold", var_name="score", value_name="value"))
-    lines = alt.Chart(long, height=340).mark_line().encode(
-        x=alt.X("threshold:Q", title="crop threshold", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("value:Q", title="score (0-1)", scale=alt.Scale(domain=[0, 1])),
+    lowest = long["value"].min()
+    # from the tenth below the lowest score, to 1: from 0, scores of 0.7-1 were squeezed into the plot's top third
+    floor = min(max(math.floor(10 * lowest - 0.5) / 10, 0.0), 0.9) if math.isfinite(lowest) else 0.0
+    axis = alt.Axis(labelFontSize=13, titleFontSize=13)  # (read on a projector: Vega's 10 px were not)
+    lines = alt.Chart(long, height=340).mark_line(strokeWidth=2.5).encode(
+        x=alt.X("threshold:Q", title="crop threshold", scale=alt.Scale(domain=[0, 1]), axis=axis),
+        y=alt.Y("value:Q", title="score (1 is best)", scale=alt.Scale(domain=[floor, 1]), axis=axis),
         # a legend title: layered with the rule, an untitled legend made Vega draw at translate(61, Infinity)
         color=alt.Color("score:N", title="score", sort=list(SCORE_NAMES.values()),
-                        legend=alt.Legend(orient="top", columns=1),
+                        legend=alt.Legend(orient="top", columns=1, labelFontSize=13, titleFontSize=13),
                         scale=alt.Scale(domain=list(SCORE_NAMES.values()), range=SCORE_COLOURS)),
         tooltip=[alt.Tooltip("threshold:Q", format=".2f"), "score", alt.Tooltip("value:Q", format=".3f")],
     )
