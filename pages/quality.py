@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.metrics import (BEST_F1_GAIN, SCORE_HELP, area_text, best_threshold, everything_crop_f1, few_pixels_note,
-                          format_area)
+                          format_area, nominal_area)
 from core.card import load_card, resolution_warning
 from pages.components import cached, charts, models, navigation, parts, predictions, regionmap, scene, state, ui
 
@@ -19,11 +19,17 @@ NO_LABELS = ("This image has no labels, so there is nothing to check a predictio
              "Earth Engine settings with a label product.")
 
 
-def area_line(areas: dict) -> str:
-    """The crop area predicted against the labels' (core.metrics.crop_area_agreement), in one line."""
+def area_line(areas: dict, pixel_size_m: float | None = None) -> str:
+    """The crop area predicted against the labels' (core.metrics.crop_area_agreement), in one line; in
+    pixels without a CRS, with the ground area at ``pixel_size_m`` where the image states it (as the
+    Predict page gives it)."""
     unit, georef = state.area_unit(), areas["predicted_ha"] is not None
-    pred = area_text(areas["predicted_ha"] if georef else None, areas["predicted_pixels"], unit)
-    lab = area_text(areas["labelled_ha"] if georef else None, areas["labelled_pixels"], unit)
+
+    def text(ha, pixels):
+        ground = None if georef else nominal_area(pixels, pixel_size_m, unit)
+        return area_text(ha if georef else None, pixels, unit) + (f" ({ground})" if ground else "")
+
+    pred, lab = text(areas["predicted_ha"], areas["predicted_pixels"]), text(areas["labelled_ha"], areas["labelled_pixels"])
     diff = areas["difference"]
     how = ("" if diff is None else ": the same" if abs(diff) < 0.0005 else
            f": **{abs(diff):.1%} {'more' if diff > 0 else 'less'}** than the labels")
@@ -155,7 +161,7 @@ with left:
                    inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key),
                                                                  float(threshold)))
     # under the map whose colours it counts (beside it, the right column ran far below the map's foot)
-    st.markdown(area_line(conf["crop_area"]))
+    st.markdown(area_line(conf["crop_area"], sc.extra.get("pixel_size_m")))
     st.markdown("**Confusion matrix** (pixels valid in both; on the map, false crop in red and missed crop in blue)")
     st.table(pd.DataFrame({"label: crop": [f"{conf['tp']:,}", f"{conf['fn']:,}"],
                           "label: not crop": [f"{conf['fp']:,}", f"{conf['tn']:,}"]},

@@ -75,10 +75,15 @@ def test_quality_page_metrics(fake_map, tiny_model_path, monkeypatch):
     tp, fp = cm.loc["predicted crop", "label: crop"], cm.loc["predicted crop", "label: not crop"]
     fn = cm.loc["predicted not crop", "label: crop"]
     assert float({m.label: m.value for m in at.metric}["IoU"]) == pytest.approx(tp / (tp + fp + fn), abs=5e-4)
-    # the crop areas, predicted and labelled, from the same matrix (image coordinates: pixels)
+    # the crop areas, predicted and labelled, from the same matrix (image coordinates: pixels, and the ground
+    # area at the sample's stated 30 m pixels, as the Predict page gives it)
+    from core.metrics import nominal_area
+
     [line] = [md.value for md in at.markdown if md.value.startswith("**Crop area**")]
     diff = (tp + fp) / (tp + fn) - 1
-    assert line.startswith(f"**Crop area** predicted {tp + fp:,} px, in the labels {tp + fn:,} px: "
+    assert nominal_area(tp + fp, 30.0).startswith("about ") and nominal_area(tp + fp, 30.0).endswith(" ha at 30 m pixels")
+    assert line.startswith(f"**Crop area** predicted {tp + fp:,} px ({nominal_area(tp + fp, 30.0)}), in the labels "
+                           f"{tp + fn:,} px ({nominal_area(tp + fn, 30.0)}): "
                            f"**{abs(diff):.1%} {'more' if diff > 0 else 'less'}** than the labels")
     # errors by CDL class, named from the legend, most errors first
     errors = at.dataframe[0].value
