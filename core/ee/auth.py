@@ -5,7 +5,9 @@ Order of credentials (first found wins):
 1. a service-account JSON key file named by ``GOOGLE_APPLICATION_CREDENTIALS``;
 2. a service-account key in the app's secrets: ``ee_service_account_json`` (JSON text or a
    mapping) or a ``[gcp_service_account]`` table (the key's fields);
-3. the user's stored credentials from ``earthengine authenticate``.
+3. the user's stored credentials from ``earthengine authenticate``;
+4. gcloud's application default credentials (``gcloud auth application-default login``), as
+   ``ee.Initialize`` itself would find them.
 
 The project comes from the ``project`` argument, then ``EE_PROJECT``, then the secrets
 (``ee_project`` / ``EE_PROJECT`` / the table's ``project``), then the credentials (the key's
@@ -49,7 +51,7 @@ class EEStatus:
 
     ok: bool
     project: str | None
-    method: str  # "service_account_file" | "service_account_secrets" | "user" | "none"
+    method: str  # "service_account_file" | "service_account_secrets" | "credentials_file" | "user" | "gcloud_adc" | "none"
     message: str
 
 
@@ -144,15 +146,62 @@ def _from_key_file(path: str) -> _Creds:
         raise EENotConfiguredError(f"{p} is not a service-account JSON key file")
     if info.get("type") == "service_account":
         return _service_account(info, "service_account_file")
-    # An authorized-user / external-account file (gcloud ADC): let google.auth read it.
+    return _from_credentials_file(p, info, "credentials_file", "credentials file")
+
+
+def _from_credentials_file(p: Path, info: Mapping[str, Any], method: str, who: str) -> _Creds:
+    """An authorized-user or external-account file (gcloud's application default credentials), read by
+    google.auth. A user's refresh token is refreshed with no scopes asked: with Earth Engine's own
+    (earthengine, drive, devstorage), Google refuses a token from a plain ``gcloud auth
+    application-default login``, which was granted fewer (its refresh grant must cover every scope asked).
+
+    Raises:
+        EENotConfiguredError: the file holds credentials google.auth cannot use.
+    """
     import google.auth
     from ee import oauth
 
+    scopes = None if info.get("type") == "authorized_user" else oauth.SCOPES
     try:
-        creds, project = google.auth.load_credentials_from_file(str(p), scopes=oauth.SCOPES)
+        creds, project = google.auth.load_credentials_from_file(str(p), scopes=scopes)
     except Exception:  # noqa: BLE001 - google.auth raises several types; message may hold secrets
         raise EENotConfiguredError(f"{p} holds credentials that cannot be used; use a service-account key") from None
-    return _Creds(creds, "credentials_file", project or info.get("quota_project_id"), "credentials file")
+    return _Creds(creds, method, project or info.get("quota_project_id"), who)
+
+
+def gcloud_adc_path(env: Mapping[str, str] = os.environ) -> Path:
+    """Where ``gcloud auth application-default login`` keeps its credentials: ``CLOUDSDK_CONFIG``, else
+    gcloud's configuration folder (``%APPDATA%\\gcloud`` on Windows, ``~/.config/gcloud`` elsewhere)."""
+    if env.get("CLOUDSDK_CONFIG"):
+        folder = Path(env["CLOUDSDK_CONFIG"])
+    elif os.name == "nt" and env.get("APPDATA"):
+        folder = Path(env["APPDATA"]) / "gcloud"
+    else:
+        folder = Path.home() / ".config" / "gcloud"
+    return folder / "application_default_credentials.json"
+
+
+def _from_gcloud_adc(env: Mapping[str, str]) -> _Creds | None:
+    """The application default credentials of ``gcloud auth application-default login`` (read by
+    ``ee.Initialize`` itself when nothing else is given: refused as "not configured", they were a
+    user's only credentials); None where there are none.
+
+    Raises:
+        EENotConfiguredError: the file is there but unreadable or unusable.
+    """
+    p = gcloud_adc_path(env)
+    if not p.is_file():
+        return None
+    try:
+        info = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise EENotConfiguredError(f"gcloud's application default credentials, {p}, are unreadable; run "
+                                   "`gcloud auth application-default login` again") from None
+    if not isinstance(info, dict):
+        raise EENotConfiguredError(f"{p} is not a credentials file; run `gcloud auth application-default login` again")
+    if info.get("type") == "service_account":
+        return _service_account(info, "gcloud_adc")
+    return _from_credentials_file(p, info, "gcloud_adc", "gcloud application default credentials")
 
 
 def _from_secrets(secrets: Mapping[str, Any] | None) -> _Creds | None:
@@ -228,6 +277,9 @@ def find_credentials(
     if found is not None:
         return found
     found = _from_user_store()
+    if found is not None:
+        return found
+    found = _from_gcloud_adc(env)
     if found is not None:
         return found
     raise EENotConfiguredError(f"Earth Engine is not configured: no credentials found; {SETUP_HELP}")

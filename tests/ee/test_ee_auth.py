@@ -42,8 +42,11 @@ def secret_fragments(info: dict) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def no_user_store(tmp_path, monkeypatch):
-    """Point the earthengine credentials file at an empty temp dir (never the real one)."""
+    """Point the earthengine credentials file at an empty temp dir (never the real one), and the home
+    folder, where gcloud keeps its application default credentials, too."""
     from ee import oauth
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
     path = tmp_path / "earthengine" / "credentials"
     monkeypatch.setattr(oauth, "get_credentials_path", lambda: str(path))
@@ -301,3 +304,44 @@ def test_initialising_looks_the_host_up_first(tmp_path, key_info, init_calls, mo
     keyfile.write_text(json.dumps(key_info))
     st = auth.status(env={"GOOGLE_APPLICATION_CREDENTIALS": str(keyfile)})
     assert not st.ok and "could not find Google's servers" in st.message and init_calls == []  # before ee.Initialize
+
+
+def _authorized_user_file(path, project=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"type": "authorized_user", "client_id": "123-abc.apps.googleusercontent.com",
+                                "client_secret": "GOCSPX-secret", "refresh_token": "1//adc-refresh-token",
+                                **({"quota_project_id": project} if project else {})}))
+    return path
+
+
+def test_a_gcloud_credentials_file_asks_no_scopes(tmp_path, init_calls):
+    """Loaded with Earth Engine's scopes (earthengine, drive, devstorage), a token from a plain
+    `gcloud auth application-default login` was refused at its first refresh: a refresh grant must
+    cover every scope it asks for, and that login grants fewer."""
+    adc = _authorized_user_file(tmp_path / "adc.json", "adc-project")
+    st = auth.initialize(env={"GOOGLE_APPLICATION_CREDENTIALS": str(adc)})
+    creds = init_calls[0][0]
+    assert st.ok and st.method == "credentials_file" and st.project == "adc-project"
+    assert creds.refresh_token == "1//adc-refresh-token" and not creds.scopes  # none asked at the refresh
+
+
+def test_gcloud_application_default_credentials_come_last(tmp_path, no_user_store, init_calls):
+    """ee.Initialize itself reads gcloud's application default credentials when given nothing: with
+    no other credentials they were refused as "not configured"."""
+    env = {"CLOUDSDK_CONFIG": str(tmp_path / "gcloud")}
+    assert auth.gcloud_adc_path(env) == tmp_path / "gcloud" / "application_default_credentials.json"
+    with pytest.raises(EENotConfiguredError, match="no credentials found"):
+        auth.initialize(env=env)
+    _authorized_user_file(auth.gcloud_adc_path(env), "adc-project")
+    st = auth.initialize(env=env)
+    assert st.ok and st.method == "gcloud_adc" and st.project == "adc-project" and "gcloud" in st.message
+    assert init_calls[0][0].refresh_token == "1//adc-refresh-token" and not init_calls[0][0].scopes
+    # the stored earthengine credentials come first
+    no_user_store.parent.mkdir(parents=True)
+    no_user_store.write_text(json.dumps({"refresh_token": "1//ee-token", "project": "user-project"}))
+    assert auth.initialize(env=env).method == "user"
+    # a damaged file is said, with what to do
+    no_user_store.unlink()
+    auth.gcloud_adc_path(env).write_text("{not json")
+    with pytest.raises(EENotConfiguredError, match="application-default login"):
+        auth.initialize(env=env)
