@@ -301,6 +301,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_export_patches(args: argparse.Namespace) -> int:
+    from core.ee.composites import require_scenes
     from core.ee.export import (UNCOUNTED_POINTS, PatchExportConfig, SampleConfig, check_export_name, check_sample_points,
                                 check_task_count, patches_past_region, start_jobs, training_export_jobs)
 
@@ -326,6 +327,7 @@ def cmd_export_patches(args: argparse.Namespace) -> int:
         _print_json({**summary, "dry_run": True, "tasks": [_job_view(j) for j in jobs]})
         print(f"dry run: {len(jobs)} export task(s) not started; add --submit to start them", file=sys.stderr)
         return 0
+    require_scenes(composite, geometry)  # (an export of none failed after its time in Earth Engine's queue)
     summary["points_found"] = check_sample_points(composite, labels, geometry, sample)  # (before any task starts)
     if summary["points_found"] is None:
         print(f"warning: {UNCOUNTED_POINTS}", file=sys.stderr)
@@ -336,6 +338,7 @@ def cmd_export_patches(args: argparse.Namespace) -> int:
 
 
 def cmd_export_image(args: argparse.Namespace) -> int:
+    from core.ee.composites import require_scenes
     from core.ee.export import ImageExportConfig, check_export_name, image_export_job, start_jobs
 
     preset, geometry = _region(args)
@@ -360,6 +363,7 @@ def cmd_export_image(args: argparse.Namespace) -> int:
         _print_json({**summary, "dry_run": True, "tasks": [_job_view(job)]})
         print("dry run: the image export was not started; add --submit to start it", file=sys.stderr)
         return 0
+    require_scenes(composite, geometry)  # (an export of none failed after its time in Earth Engine's queue)
     started = start_jobs([job])
     _print_json({**summary, "dry_run": False, "tasks": started})
     g = job.grid

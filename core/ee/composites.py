@@ -519,3 +519,23 @@ def scene_summary(cfg: CompositeConfig, geometry: Mapping[str, Any], getinfo: An
             return none.summary
 
     return dict(call_with_retries(fetch))
+
+
+def require_scenes(cfg: CompositeConfig, geometry: Mapping[str, Any], getinfo: Any = None) -> dict:
+    """:func:`scene_summary` of a region that has at least one scene (ONE ``getInfo``, cached): a
+    download or a batch export of none would fail, an export only after its time in Earth Engine's
+    queue ("did not match any bands").
+
+    Raises:
+        NoDataError: no scene matches the dates, region and cloud filter (what to change);
+        EarthEngineError subclasses (mapped) when the request fails.
+    """
+    from core.errors import NoDataError
+
+    summary = scene_summary(cfg, geometry, getinfo)
+    if not int(summary.get("count") or 0):
+        raise NoDataError(
+            f"no {cfg.spec.title} scene with under {cfg.max_cloud:g}% cloud covers this region between "
+            f"{cfg.start} and {cfg.end}; widen the dates or raise max_cloud"
+        )
+    return summary

@@ -163,10 +163,10 @@ class EarthEngineSource:
 
         Raises:
             EENotConfiguredError; ConfigError: bad destination, name, sizes, or patches without labels;
-            RegionError: a region not in longitude/latitude; NoDataError: a class with fewer labelled
-            pixels than the points asked for (:func:`core.ee.export.check_sample_points`).
+            RegionError: a region not in longitude/latitude; NoDataError: no scene for the composite, or a
+            class with fewer labelled pixels than the points asked for (:func:`core.ee.export.check_sample_points`).
         """
-        from core.ee.composites import region_geometry
+        from core.ee.composites import region_geometry, require_scenes
         from core.ee.export import (UNCOUNTED_POINTS, ImageExportConfig, PatchExportConfig, SampleConfig, check_sample_points,
                                     check_task_count, image_export_job, parse_destination, patches_past_region,
                                     training_export_jobs)
@@ -179,12 +179,14 @@ class EarthEngineSource:
         self._require_ready()
         if kind == "image":
             cfg = ImageExportConfig(patch_size=patch_size, kernel_buffer=32 if kernel_buffer is None else kernel_buffer)
+            require_scenes(self.composite, geometry, self._getinfo)  # (an export of none failed after its time in the queue)
             return [image_export_job(self.composite, geometry, dest, name=name, image_cfg=cfg)]
         if self.labels is None:
             raise ConfigError("training patches need labels: choose a label product in the Earth Engine settings")
         sample = SampleConfig(tuple(train_points), tuple(test_points), seed=seed)
         patches = PatchExportConfig(patch_size=patch_size, kernel_buffer=kernel_buffer or 0, points_per_task=points_per_task)
         check_task_count(sample, patches)  # (before Earth Engine is asked)
+        require_scenes(self.composite, geometry, self._getinfo)
         found = check_sample_points(self.composite, self.labels, geometry, sample, self._getinfo)  # (ONE getInfo, on the button)
         if found is None and warnings is not None:
             warnings.append(UNCOUNTED_POINTS)
@@ -318,10 +320,10 @@ class EarthEngineSource:
             ConfigError: ``out_dir`` is a file, or lies under one.
             EarthEngineError subclasses: requests that fail after retries.
         """
-        from core.ee.composites import composite_image, scene_summary
+        from core.ee.composites import composite_image, require_scenes
         from core.ee.labels import label_image, raw_label_image
         from core.ee.pixels import DownloadStats, cut_out, download, prepare_image
-        from core.errors import NoDataError, OutputExistsError, RegionError
+        from core.errors import OutputExistsError, RegionError
         from core.files import check_output_dir, move_into_place, staging_dir
         from core.labels import NODATA
         from core.bands import INPUT_BANDS
@@ -340,13 +342,7 @@ class EarthEngineSource:
         context_plan = self.context_plan(image_plan)
         cfg = self.composite
 
-        summary = scene_summary(cfg, geometry, self._getinfo)
-        count = int(summary.get("count") or 0)
-        if count == 0:
-            raise NoDataError(
-                f"no {cfg.spec.title} scene with under {cfg.max_cloud:g}% cloud covers this region between "
-                f"{cfg.start} and {cfg.end}; widen the dates or raise max_cloud"
-            )
+        count = int(require_scenes(cfg, geometry, self._getinfo)["count"])
 
         total = context_plan.requests + (label_plan.requests if self.labels is not None else 0)
         offset, part = 0, "imagery"

@@ -319,7 +319,8 @@ def test_export_patches_start(ee_offline, ready, capsys, monkeypatch):
 
     monkeypatch.setattr(ee_offline.data, "exportTable", export_table)
     found = {"0": 2, "1": 4}  # the sample's class histogram (getInfo): 3 + 1 asked for per class
-    monkeypatch.setattr(ee_offline.data, "computeValue", lambda obj: found)
+    # (one answer for both getInfo calls: the scene count's keys are no class, the histogram's no count)
+    monkeypatch.setattr(ee_offline.data, "computeValue", lambda obj: {**found, "count": 5, "dates": [1]})
     err = one_line_error(capsys, ["ee-export-patches", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name",
                                   "s", "--train-points", "3", "--test-points", "1", "--points-per-task", "4", "--submit"])
     assert "only 2 not crop point(s) of the 4 asked for" in err and "fewer points" in err and sent == []
@@ -376,7 +377,15 @@ def test_export_image_dry_run(ee_offline, ready, capsys):
 
 
 def test_export_image_start(ee_offline, ready, capsys, monkeypatch):
-    monkeypatch.setattr(ee_offline.data, "exportImage", lambda rid, params: {"name": "projects/p/operations/IMG1"})
+    sent = []
+    monkeypatch.setattr(ee_offline.data, "exportImage", lambda rid, params: sent.append(rid) or {"name": "projects/p/operations/IMG1"})
+    # no scene in the dates: said before a task is started (its task failed after its time in the queue,
+    # "did not match any bands")
+    monkeypatch.setattr(ee_offline.data, "computeValue", lambda obj: {"count": 0, "dates": []})
+    err = one_line_error(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "c",
+                                  "--start", "2019-01-01", "--end", "2019-01-20", "--sensor", "l8", "--submit"])
+    assert err.startswith("error: no Landsat 8 OLI scene with under") and "widen the dates" in err and sent == []
+    monkeypatch.setattr(ee_offline.data, "computeValue", lambda obj: {"count": 3, "dates": [1]})
     code, out, err = run(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "c", "--submit"])
     assert code == 0, err
     assert json.loads(out)["tasks"] == [{"id": "IMG1", "description": "c_image", "destination": "gs://crop-bucket/camana/c/image"}]

@@ -432,7 +432,8 @@ def test_patches_larger_than_the_region_are_said_before_the_export(ee_offline):
     patches near copies of one another and the test patches on the training patches' pixels."""
     from core.region import Region
 
-    src = EarthEngineSource(preset="camana", initialize=ready, getinfo=lambda d: {"0": 10_000, "1": 10_000})
+    # (one answer for both getInfo calls: the scene count's keys are no class, the histogram's no count)
+    src = EarthEngineSource(preset="camana", initialize=ready, getinfo=lambda d: {"0": 10_000, "1": 10_000, "count": 4, "dates": [1]})
     small = Region.from_bbox(-72.75, -16.64, -72.72, -16.61)  # about 107 x 111 px at 30 m
     said: list[str] = []
     jobs = src.export_jobs(small, "patches", "gcs:crop-bucket/p", "s", train_points=(5, 5), test_points=(2, 2), warnings=said)
@@ -441,3 +442,18 @@ def test_patches_larger_than_the_region_are_said_before_the_export(ee_offline):
     src.export_jobs(small, "patches", "gcs:crop-bucket/p", "s", train_points=(5, 5), test_points=(2, 2), patch_size=64,
                     warnings=said)
     assert said == []  # (patches inside the region)
+
+
+def test_an_export_of_a_region_without_scenes_is_refused_before_any_task(ee_offline):
+    """With no scene in the dates the composite has no bands: the batch task failed only after its time
+    in Earth Engine's queue ("did not match any bands"). Now one getInfo says so first, as a download does."""
+    from core.errors import NoDataError
+    from core.region import Region
+
+    asked = []
+    src = EarthEngineSource(preset="camana", initialize=ready, getinfo=lambda d: asked.append(d) or {"count": 0, "dates": []})
+    region = Region.from_bbox(-72.75, -16.64, -72.70, -16.60)
+    for kind in ("image", "patches"):
+        with pytest.raises(NoDataError, match="scene with under .* widen the dates"):
+            src.export_jobs(region, kind, "gcs:crop-bucket/p", "s", train_points=(5, 5), test_points=(2, 2))
+    assert len(asked) == 2  # (one scene count each; none cached while there is no scene)
