@@ -144,7 +144,7 @@ def compose_png(
             for legend in legends]
     line, small_line, sw = round(18 * u), round(14 * u), round(10 * u)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    title_lines = _wrap(title, lambda text: measure.textlength(text, font=font), width - 8) if title else []
+    title_lines = _balanced(title, lambda text: measure.textlength(text, font=font), width - 8) if title else []
     credit_lines = _wrap(credit, lambda text: measure.textlength(text, font=small), width - 8) if credit else []
     sub_lines = _wrap(subtitle, lambda text: measure.textlength(text, font=small), width - 8) if subtitle else []
     strip_h = line * (len(rows) + len(title_lines)) + small_line * (len(credit_lines) + len(sub_lines)) + 8
@@ -263,6 +263,22 @@ def _over_white(colour: str, opacity: float) -> tuple[int, int, int]:
         return (255, 255, 255)
     rgb = [int(colour.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)]
     return tuple(round(255 + (c - 255) * opacity) for c in rgb)
+
+
+def _balanced(text: str, length, width: float) -> list[str]:
+    """:func:`_wrap` into as few lines, as even as can be: the narrowest width that needs no more lines
+    (a title wrapped greedily left "— crop at p ≥ 0.70" alone under a full line)."""
+    lines = _wrap(text, length, width)
+    if len(lines) < 2:
+        return lines
+    lo, hi = width / len(lines), width  # (hi wraps into as few lines; lo is too narrow for them)
+    while hi - lo > 1:
+        mid = (lo + hi) / 2
+        if len(_wrap(text, length, mid)) <= len(lines):
+            hi = mid
+        else:
+            lo = mid
+    return _wrap(text, length, hi)
 
 
 def _wrap(text: str, length, width: float) -> list[str]:

@@ -49,6 +49,12 @@ def test_compose_png():
     assert mi._wrap("crop at p ≥ 0.50", len, 12) == ["crop at", "p ≥ 0.50"]
     # words joined by no-break spaces stay on one line (the PNG title's "— crop at p ≥ 0.70" was cut after "at")
     assert mi._wrap("Scene —\u00a0crop\u00a0at\u00a0p ≥ 0.50", len, 20) == ["Scene", "— crop at p ≥ 0.50"]
+    # a title wraps into as few lines, as even as can be: greedily, its threshold was left alone under a full line
+    title = "Sample scene: Landsat 8, 2015-09-02, northern Great Plains, USA (not georeferenced) —\u00a0crop\u00a0at\u00a0p ≥ 0.70"
+    assert mi._wrap(title, len, 90)[1] == "— crop at p ≥ 0.70"
+    even = mi._balanced(title, len, 90)
+    assert len(even) == 2 and max(map(len, even)) <= 90 and abs(len(even[0]) - len(even[1])) < 15, even
+    assert mi._balanced("a bb ccc", len, 40) == ["a bb ccc"]  # one line: as it is
     # on a large map the text grows with it, to stay readable when projected
     big = np.zeros((1000, 1000, 4), np.uint8)
     big[..., 3] = 255
