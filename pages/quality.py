@@ -90,7 +90,9 @@ offset = scene.scene_offset(sc)
 wkey = state.sync_widget(state.THRESHOLD)
 # the controls in one row, so that the map and the figures beside it start near the top of the page (the
 # disagreement map, the page's answer to "where is it wrong", was below a laptop's screen)
-t_col, class_col, show_col, op_col = st.columns([3, 4, 2, 3], vertical_alignment="bottom")
+# (each column wider than style.css's 11rem in a 1280 px window: with [3, 4, 2, 3] the opacity slider took a
+# line of its own there, and the map's legend went below the screen)
+t_col, class_col, show_col, op_col = st.columns([3, 4, 3, 3], vertical_alignment="bottom")
 threshold = t_col.slider("Crop threshold", **state.THRESHOLD_SLIDER, key=wkey,
                          on_change=state.store_widget, args=(state.THRESHOLD,))
 with ui.errors_shown(stop=True):
