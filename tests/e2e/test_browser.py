@@ -124,8 +124,16 @@ def test_full_flow_offline(page, app_url, artifacts):
     page.get_by_role("button", name="Predict").click()
     wait_map_layers(page, 2, timeout=300_000)  # the imagery and the crop layer (the answer) at first
     map_frame(page).get_by_text("predicted crop", exact=False).first.wait_for()  # its legend, inside the map
+    wait_script_idle(page)
+    # the map's place keeps its height while a new layer's map comes in a new frame (0 px high until its
+    # script sized it: the page under the map jumped up by the map's height and back, for a second)
+    page.evaluate("""() => { const box = document.querySelector('.st-key-map-first'); window.__lowest = 1e9;
+      new MutationObserver(() => { window.__lowest = Math.min(window.__lowest, box.getBoundingClientRect().height); })
+        .observe(box, {subtree: true, childList: true, attributes: true}); }""")
     page.get_by_text("Probability layer").click()  # and the probability, one tick away
     wait_map_layers(page, 3, timeout=60_000)
+    wait_script_idle(page)
+    assert page.evaluate("window.__lowest") >= 480
     map_frame(page).get_by_text("Crop probability", exact=False).first.wait_for()
     before = metric_value(page, "Crop area")
     # the run's progress and its note gone with it (the note stayed, then went on the next run: the
