@@ -132,6 +132,24 @@ def _region(args: argparse.Namespace) -> tuple[Any, dict]:
     return preset, region_geometry(preset.geojson)
 
 
+def _keep_span(changes: dict, start: str, end: str) -> None:
+    """With --start alone (or --end alone), the other date as far from it as in the preset's (or the
+    default) dates: --start 2022-05-01 alone was refused, "--end 2020-12-31 is before --start", with an
+    end the user never typed. A date that is no date is left for the composite's own check."""
+    import datetime as dt
+
+    if ("start" in changes) == ("end" in changes):
+        return
+    try:
+        span = dt.date.fromisoformat(end) - dt.date.fromisoformat(start)
+        if "start" in changes:
+            changes["end"] = (dt.date.fromisoformat(str(changes["start"])) + span).isoformat()
+        else:
+            changes["start"] = (dt.date.fromisoformat(str(changes["end"])) - span).isoformat()
+    except (ValueError, OverflowError):
+        return
+
+
 def _composite(args: argparse.Namespace, preset: Any):
     """The preset's composite (or the defaults for a --bbox) with the options given applied."""
     from core.ee.composites import CompositeConfig
@@ -144,6 +162,7 @@ def _composite(args: argparse.Namespace, preset: Any):
     from core.ee.composites import composite_note
 
     base = preset.composite if preset is not None else CompositeConfig()
+    _keep_span(changes, base.start, base.end)
     try:
         composite = replace(base, **changes) if changes else base
     except ConfigError as err:
@@ -453,8 +472,10 @@ def _add_region(p: argparse.ArgumentParser) -> None:
 def _add_composite(p: argparse.ArgumentParser) -> None:
     """Composite options (``--start`` is the first date in every command; exports start with ``--submit``)."""
     p.add_argument("--sensor", default=None, help="L5, L7, L8, L9 or S2 (default: the preset's, else L8)")
-    p.add_argument("--start", "--start-date", dest="start_date", default=None, help="first date YYYY-MM-DD (default: the preset's, else 2020-01-01)")
-    p.add_argument("--end", "--end-date", dest="end_date", default=None, help="last date YYYY-MM-DD, inclusive")
+    p.add_argument("--start", "--start-date", dest="start_date", default=None, help="first date YYYY-MM-DD (default: the preset's, else 2020-01-01; "
+                   "given --end alone, as long before it as the default dates)")
+    p.add_argument("--end", "--end-date", dest="end_date", default=None, help="last date YYYY-MM-DD, inclusive (default: the "
+                   "preset's, else 2020-12-31; given --start alone, as long after it as the default dates)")
     p.add_argument("--max-cloud", type=float, default=None, help="keep scenes with cloud cover under this %% (above 0, at most 100; default 20)")
     p.add_argument("--scale", type=float, default=None, help="pixel size in metres (default: the sensor's)")
     p.add_argument("--crs", default=None, help="EPSG:XXXX (default: the UTM zone of the region)")

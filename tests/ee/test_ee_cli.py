@@ -687,6 +687,23 @@ def test_preset_labels_follow_the_composite_dates():
     assert cli._labels(a, preset, cli._composite(a, preset)).year == 2015
 
 
+def test_one_date_given_keeps_the_default_dates_span():
+    """--start 2022-05-01 alone was refused, "--end 2020-12-31 is before --start 2022-05-01", with an end
+    the user never typed: the other date keeps the preset's (or the default) span from the one given."""
+    from core.__main__ import build_parser
+    from core.ee.presets import get_preset
+
+    p = build_parser()
+    box = ["ee-fetch", "--bbox=-72.8,-16.7,-72.6,-16.5", "--out", "o"]
+    c = cli._composite(p.parse_args([*box, "--start", "2022-05-01"]), None)
+    assert (c.start, c.end) == ("2022-05-01", "2023-05-01")  # (the default 2020-01-01..2020-12-31: 365 days on)
+    c = cli._composite(p.parse_args([*box, "--end", "2019-06-30"]), None)
+    assert (c.start, c.end) == ("2018-06-30", "2019-06-30")
+    camana = get_preset("camana")  # its 2005-01-01..2006-12-31
+    c = cli._composite(p.parse_args(["ee-fetch", "--preset", "camana", "--out", "o", "--start", "2008-05-01"]), camana)
+    assert (c.start, c.end) == ("2008-05-01", "2010-04-30")
+
+
 def test_composite_mistakes_name_the_options_as_typed(capsys, tmp_path):
     """ee-fetch --max-cloud 200 said "max_cloud must be ...", --crs "leave crs empty": the config's names."""
     fetch = ["ee-fetch", "--bbox", "-72.8,-16.7,-72.6,-16.5", "--out", str(tmp_path / "f")]
