@@ -785,14 +785,15 @@ PREVIOUS_RUN_PREFIX = ".previous-run-"
 def _previous_run_kept(run_dir: Path, fresh: bool) -> Iterator[None]:
     """For a ``fresh`` run (one that starts from nothing): leave ``run_dir`` as it was if the block
     fails or ends (e.g. cancelled) before the new run has finished an epoch (no ``history.csv``): the
-    new files are removed, a folder the block created goes too, and the previous run's files (moved
+    new files are removed, the folders the block created go too (``run_dir`` and missing parents, when
+    empty), and the previous run's files (moved
     into a hidden folder of ``run_dir`` for the block) are put back. Once an epoch has finished, they
     are deleted. A process killed meanwhile leaves them there: :func:`_put_back_previous_run` puts
     them back on the next start. A resumed run's files are its own: the block touches none."""
     if not fresh:
         yield
         return
-    created = not run_dir.exists()
+    created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]  # deepest first (runs/light: both)
     old = [run_dir / n for n in RUN_FILES if (run_dir / n).exists()]
     keep = Path(tempfile.mkdtemp(prefix=PREVIOUS_RUN_PREFIX, dir=run_dir)) if old else None
     for path in old:
@@ -807,8 +808,11 @@ def _previous_run_kept(run_dir: Path, fresh: bool) -> Iterator[None]:
                 os.replace(keep / path.name, path)
         if keep is not None:
             shutil.rmtree(keep, ignore_errors=True)
-        if created and run_dir.exists() and not any(run_dir.iterdir()):
-            run_dir.rmdir()
+        for folder in created if not (run_dir / "history.csv").exists() else ():
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): kept, and the folders above it
+                break
 
 
 def _put_back_previous_run(run_dir: Path) -> bool:

@@ -657,6 +657,11 @@ def test_an_interrupt_at_an_epochs_end_neither_loses_nor_repeats_it(small_scene,
             train(cfg, pair, pair, tmp_path / "run")
     if where == "history":  # no epoch finished: nothing is left, and the same command runs again
         assert not (tmp_path / "run").exists()
+        # nor the folders made for a run: runs/ of runs/light was left, empty
+        with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+            m.setattr(train_module, "_append_history", interrupted)
+            train(replace(cfg, epochs=1), pair, pair, tmp_path / "runs" / "light")
+        assert not (tmp_path / "runs").exists()
         res = train(cfg, pair, pair, tmp_path / "run")
     else:  # epoch 1's row is written: the run is kept, to resume
         assert not [p.name for p in (tmp_path / "run").iterdir() if ".tmp." in p.name]
