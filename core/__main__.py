@@ -349,14 +349,29 @@ def _cmd_labels_from_fields(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_zones(args: argparse.Namespace) -> int:
+def _for_labels(args: argparse.Namespace, *options: str) -> None:
+    """Refuse ``options`` (argparse names) given without ``--labels``, which they are for (they were
+    ignored without a word, a misspelled --label-map too).
+
+    Raises:
+        ConfigError: one of them is set (off its default) and no labels are.
+    """
     from core.errors import ConfigError
+
+    if args.labels:
+        return
+    defaults = {"label_map": "cdl"}
+    for name in options:
+        if getattr(args, name, None) not in (None, defaults.get(name)):
+            raise ConfigError(f"--{name.replace('_', '-')} is for --labels; give the labels file too")
+
+
+def _cmd_zones(args: argparse.Namespace) -> int:
     from core.zones import write_zones
 
     if args.out:
         _not_an_input(args.out, pred=args.pred, zones=args.zones, labels=args.labels)
-    if args.label_map != "cdl" and not args.labels:
-        raise ConfigError("--label-map is for --labels; give the labels file too")
+    _for_labels(args, "label_map", "label_band")
     result = write_zones(args.pred, args.zones, args.out, args.overwrite, args.labels, args.label_map, args.label_band)
     print_json(result["zones"])
     for warning in result["warnings"]:
@@ -370,6 +385,7 @@ def _cmd_resample(args: argparse.Namespace) -> int:
     from core.bands import parse_band_spec
     from core.resample import resample_files
 
+    _for_labels(args, "labels_out", "label_map")
     band_map = parse_band_spec(args.bands)
     _warn_band_map(band_map, [args.image])
     if args.labels and not args.labels_out:

@@ -192,6 +192,11 @@ def test_cli_resamples_a_sentinel2_image_to_the_shipped_models_pixels(tmp_path, 
     assert main(["resample", "--image", str(SAMPLE_IMAGE), "--out", str(tmp_path / "s.tif")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not georeferenced" in err[0] and not (tmp_path / "s.tif").exists()
+    # options for labels without labels: said (they were ignored, a misspelled label map too, and no labels written)
+    for more in (["--labels-out", str(tmp_path / "l.tif")], ["--label-map", "foo"]):
+        assert main(["resample", "--image", str(FTW), "--bands", "1,2,3,4", "--out", str(tmp_path / "k.tif"), *more]) == 2
+        assert f"{more[0]} is for --labels; give the labels file too" in capsys.readouterr().err
+    assert not (tmp_path / "k.tif").exists()
 
 
 def test_the_dashboards_size_is_the_shipped_models_and_copies_are_made_once(tmp_path):

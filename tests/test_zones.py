@@ -182,6 +182,8 @@ def test_zones_from_the_command_line(flanders_mask, tmp_path, capsys):
     assert "does not exist" in err_line(capsys, ["zones", "--pred", str(mask_path), "--zones", str(tmp_path / "no.geojson")])
     assert "--label-map is for --labels" in err_line(capsys, ["zones", "--pred", str(mask_path), "--zones", str(zones),
                                                              "--label-map", "worldcover"])
+    assert "--label-band is for --labels" in err_line(capsys, ["zones", "--pred", str(mask_path), "--zones", str(zones),
+                                                              "--label-band", "7"])  # (was ignored)
     zones.write_text("not json")
     assert "not valid JSON" in err_line(capsys, ["zones", "--pred", str(mask_path), "--zones", str(zones)])
     assert not (tmp_path / "z.tif").exists()
