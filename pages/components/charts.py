@@ -40,7 +40,7 @@ def threshold_chart(curve: Sequence[dict], threshold: float):
     axis = alt.Axis(labelFontSize=13, titleFontSize=13)  # (read on a projector: Vega's 10 px were not)
     lines = alt.Chart(long, height=340).mark_line(strokeWidth=2.5).encode(
         x=alt.X("threshold:Q", title="crop threshold", scale=alt.Scale(domain=[0, 1]), axis=axis),
-        y=alt.Y("value:Q", title="score (1 is best)", scale=alt.Scale(domain=[floor, 1]), axis=axis),
+        y=alt.Y("value:Q", title="score (0-1)", scale=alt.Scale(domain=[floor, 1]), axis=axis),
         # a legend title: layered with the rule, an untitled legend made Vega draw at translate(61, Infinity)
         color=alt.Color("score:N", title="score", sort=list(SCORE_NAMES.values()),
                         legend=alt.Legend(orient="top", columns=1, labelFontSize=13, titleFontSize=13),
