@@ -123,3 +123,21 @@ def seen_pixels(model_path: str | os.PathLike, image_path: str | os.PathLike, sa
     note = re.sub(r"\s*Resumed from [^.]*\.", "", note).strip() if share > 0 else ""
     return SeenPixels(share=share, note=note, base=base,
                       validated_on_training=share > 0 and validated_on_training_pixels(model_path))
+
+
+def validation_seen_by_base(model_path: str | os.PathLike) -> str | None:
+    """The model that ``model_path`` was fine-tuned from (or one further back) that learned from the image
+    that ``model_path``'s own training job drew its training and validation pixels from (its held-out block
+    or test patches): that job's validation figures then flatter it, as a fine-tuned checkpoint offered
+    at 0.87 beside a model in use at 0.79 did. None where none did, or the job is not known (e.g. a model
+    from elsewhere). Reads job records and model cards only; never raises."""
+    from core import jobs
+    from core.sources.base import scene_window
+    from core.sources.local import SAMPLE_IMAGE
+
+    origin = jobs.trained_on(model_path)
+    if origin is None:
+        return None
+    cut = scene_window(origin[0])  # (a region's scene: the image it was cut from)
+    sample = str(Path(cut[0] if cut else origin[0]).resolve()) == str(SAMPLE_IMAGE.resolve())
+    return _base_trained_on(model_path, origin[0], sample)

@@ -10,7 +10,7 @@ from core import jobs
 from core.errors import CardMismatchError, CropMapError
 from core.config import TrainConfig
 from core.card import PRESETS, best_epoch_figures, block_figures, card_facts, card_mismatch, resolution_warning
-from core.lineage import below_model_in_use, validated_on_training_pixels
+from core.lineage import below_model_in_use, validated_on_training_pixels, validation_seen_by_base
 from core.metrics import SCORE_HELP
 from pages.components import cached, charts, models, navigation, scene, state, ui
 
@@ -21,6 +21,14 @@ SHIPPED = models.shipped()
 
 def preset_label(name: str) -> str:
     return f"{name} (default)" if name == TrainConfig.preset else name
+
+
+def base_saw_validation(base: str) -> str:
+    """Why a fine-tuned model's validation figures flatter it: its ``base`` learned those pixels
+    (:func:`core.lineage.validation_seen_by_base`)."""
+    return (f"Fine-tuned from {models.label(base)}, which learned from the same image, its validation pixels "
+            "included: these validation figures flatter it (they cannot be compared with that model's). Compare "
+            "models on labelled pixels that none of them learned from, on the Quality page.")
 
 
 opening = state.get(state.MODEL_TAB)  # once: the Train tab after a hand-over of patches
@@ -150,20 +158,23 @@ with tab_train:
             st.caption(f"Its {len(js.history)} finished epoch(s) are kept: resume it to train the other "
                        f"{max(js.epochs - len(js.history), 0)} from the last one, with the same data and settings.")
             if st.button("Resume training", key="resume_job", disabled=other is not None,
-                         help=f"a training job is running ({other.name})" if other else None):
+                         help=f"a training job is running ({jobs.job_words(other)})" if other else None):
                 with ui.errors_shown():
                     resumed = jobs.new_job_dir(JOBS)
                     jobs.resume_training(job_dir, resumed, one_at_a_time=True)
                     state.put(state.JOB_DIR, str(resumed))
                     st.rerun()
         best = jobs.best_checkpoint(job_dir)
+        if best.exists() and (base := validation_seen_by_base(best)) is not None:  # (before its figure is taken up)
+            st.caption(base_saw_validation(base))
         label = "Use the best checkpoint so far" if js.active else "Use the best checkpoint"
         label += js.best_words()  # which epoch it is, and its figure (not the last epoch's)
         in_use = state.get(state.MODEL_PATH)
         lower = below_model_in_use(js.best(), in_use) if best.exists() else None
         if lower is not None:
-            st.caption(f"The model in use, {models.label(in_use)}, has validation IoU {lower[0]:.3f} (on its own "
-                       f"validation data, not this run's): this checkpoint's {lower[1]:.3f} is lower. "
+            ref, kept = models.apart(*lower)
+            st.caption(f"The model in use, {models.label(in_use)}, has validation IoU {ref} (on its own validation "
+                       f"data, not this run's): this checkpoint's {kept} is lower. "
                        "To compare them on the same pixels, predict with each and look at the Quality page.")
         if best.exists() and st.button(label, key="use_best"):
             with ui.errors_shown():
@@ -248,7 +259,7 @@ with tab_train:
             if in_use else "load or train a model first")
         start = st.form_submit_button(
             "Start training", type="primary", disabled=running is not None or too_small,
-            help=f"a training job is running ({running.name}); cancel it above or wait for it" if running else
+            help=f"a training job is running ({jobs.job_words(running)}); cancel it above or wait for it" if running else
             "the region is smaller than the smallest patch" if too_small else None)
     if start:
         with ui.errors_shown():
@@ -326,6 +337,8 @@ else:
                 st.warning("These validation figures are on the model's training pixels (no block was held out "
                            "from them), so they flatter it: check it on other labelled pixels on the Quality page.",
                            icon=":material/warning:")
+            elif (base := validation_seen_by_base(current)) is not None:
+                st.warning(base_saw_validation(base), icon=":material/warning:")
         # here too, beside the figures, which a demo would quote for an image they do not hold for
         grid = scene.known_grid()
         warning = resolution_warning(card, grid, scene.advice_for_pixel_size()) if grid is not None else None

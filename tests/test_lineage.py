@@ -97,3 +97,20 @@ def test_validation_on_the_training_pixels_is_told_from_the_card_or_the_job(tmp_
     assert validated_on_training_pixels(model("d", "train: t.tfrecord.gz; val: v.tfrecord.gz; labels: crop",
                                               note=f"{SAME_PIXELS_NOTE} (the region is too small)."))
     assert not validated_on_training_pixels(tmp_path / "no card.keras")
+
+
+def test_a_base_that_learned_the_image_a_fine_tuning_validated_on_is_found(tmp_path):
+    """A checkpoint fine-tuned on the Data page's patches of a region was offered at validation IoU 0.873
+    beside its base at 0.791 with nothing said, though the base had trained on those test patches' pixels."""
+    from core.lineage import validation_seen_by_base
+    from core.sources.local import SAMPLE_IMAGE
+
+    image, other = tmp_path / "scene.tif", tmp_path / "other.tif"
+    first = _job(tmp_path, "job-1", image, "held out: columns 512-575")
+    tuned = _job(tmp_path, "job-2", image, "held out: columns 448-511", init=first)
+    assert validation_seen_by_base(tuned) == str(first)
+    assert validation_seen_by_base(_job(tmp_path, "job-3", other, init=first)) is None  # (validated on another image)
+    assert validation_seen_by_base(first) is None and validation_seen_by_base(tmp_path / "uploaded.keras") is None
+    # the shipped model learned the whole sample scene: a fine-tuning on it validates on pixels it saw
+    assert validation_seen_by_base(_job(tmp_path, "job-4", SAMPLE_IMAGE, init=DEFAULT_MODEL_PATH)) == str(DEFAULT_MODEL_PATH)
+    assert validation_seen_by_base(_job(tmp_path, "job-5", image, init=DEFAULT_MODEL_PATH)) is None
