@@ -255,6 +255,13 @@ def new_job_dir(jobs_root: str | os.PathLike) -> Path:
             return path
 
 
+def job_words(job_dir: str | os.PathLike) -> str:
+    """A job as a user knows it: "started 2026-12-06 05:47" (:func:`started_at`), or its folder's name
+    where that does not say (a folder's id, "job-20261206-054758-25b360", means nothing to a user)."""
+    started = started_at(job_dir)
+    return f"started {started}" if started else Path(job_dir).name
+
+
 def started_at(job_dir: str | os.PathLike) -> str | None:
     """When the job in a folder named by :func:`new_job_dir` started ("YYYY-mm-dd HH:MM", from the
     name: nothing is read), or None for a folder named otherwise."""
@@ -456,7 +463,7 @@ def _refuse_while_running(jobs_root: str | os.PathLike) -> None:
     :func:`start_job` checks again as it starts)."""
     running = active_job(jobs_root)
     if running is not None:
-        raise JobError(f"a training job is already running ({running.name}); cancel it or wait for it to finish")
+        raise JobError(f"a training job is already running ({job_words(running)}); cancel it or wait for it to finish")
 
 
 def train_on_patches(train: str, val: str, jobs_root: str | os.PathLike, config: TrainConfig, *,

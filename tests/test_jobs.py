@@ -628,6 +628,8 @@ def test_a_snapshot_of_a_running_jobs_checkpoint_still_knows_its_job(tmp_path):
     assert jobs.source_job(copy) == job.resolve() and jobs.source_job(best) == job
     assert jobs.trained_on(copy) == ("/scenes/a/image.tif", "held out: rows 0-255")
     assert jobs.started_at(jobs.source_job(copy)) == "2026-12-01 21:40"
+    # a job in words, where a refusal names it (its folder's id meant nothing to a user)
+    assert jobs.job_words(job) == "started 2026-12-01 21:40" and jobs.job_words(tmp_path / "job-other") == "job-other"
     assert jobs.snapshot_checkpoint(best, tmp_path / "models") == copy  # the same checkpoint again: the same copy
     assert jobs.source_job(tmp_path / "elsewhere" / "model.keras") is None
     (copy.parent / jobs.SNAPSHOT_SOURCE).write_text("\n")  # an empty note names no job

@@ -331,3 +331,11 @@ def test_an_out_of_date_prediction_names_what_changed_and_only_that():
     assert prediction_change(made, ("scenes/a/image.tif", 3.0, "box-a", "m.keras", 5.0, 1)) == "the image"
     assert prediction_change(made, ("scenes/b/image.tif", 2.0, "box-b", "n.keras", 6.0, 1)) == "the region, the model"
     assert prediction_change(made, made[:-1] + (4,)) == "the views of each tile (predicted with 1, now set to 4)"
+
+
+def test_two_scores_compared_are_written_apart():
+    """'The model in use has validation IoU 0.791 ...: this checkpoint's 0.791 is lower' (0.7914 and 0.7911)."""
+    from pages.components.models import apart
+
+    assert apart(0.7914, 0.7911) == ("0.7914", "0.7911") and apart(0.791, 0.697) == ("0.791", "0.697")
+    assert apart(0.5, 0.5) == ("0.500000", "0.500000")  # (the same: as far as it goes)

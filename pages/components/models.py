@@ -19,6 +19,13 @@ def shipped() -> Path:
     return Path(os.environ.get("CROPMAP_SHIPPED_MODEL", DEFAULT_MODEL_PATH))
 
 
+def apart(a: float, b: float) -> tuple[str, str]:
+    """Two scores written with as many decimals (3 to 6) as tell them apart: "this checkpoint's 0.791 is
+    lower" than 0.791 read as a mistake."""
+    digits = next((d for d in range(3, 7) if f"{a:.{d}f}" != f"{b:.{d}f}"), 6)
+    return f"{a:.{digits}f}", f"{b:.{digits}f}"
+
+
 def label(path: str | os.PathLike) -> str:
     """The model's file name, with when its training job started and the epoch its card was saved
     at for a job's model (every training leaves a best.keras, and a copy taken while a job runs is
@@ -159,8 +166,9 @@ def offer_finished_training(model_in_use: str | None) -> None:
     if not jobs.best_not_in_use(followed, js, model_in_use):
         return
     below = below_model_in_use(js.best(), model_in_use)
-    lower = (f" The model in use has validation IoU {below[0]:.3f} (on its own validation data): this checkpoint's "
-             f"{below[1]:.3f} is lower." if below is not None else "")
+    ref, kept = apart(*below) if below is not None else ("", "")
+    lower = (f" The model in use has validation IoU {ref} (on its own validation data): this checkpoint's "
+             f"{kept} is lower." if below is not None else "")
     st.info(f"Your training has finished: its best checkpoint{js.best_words('validation IoU')} is not the model in use"
             + (f" ({label(model_in_use)})." if model_in_use else ".") + lower, icon=":material/model_training:")
     if st.button("Use the training's best checkpoint", key="use_finished_training"):
