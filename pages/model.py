@@ -104,6 +104,8 @@ with tab_train:
 
     @st.fragment(run_every=2.0)
     def job_panel() -> None:
+        if running is not None and jobs.active_job(JOBS) is None:  # the job the form was greyed for has ended
+            st.rerun()  # (another session's too: its form stayed greyed, "a training job is running", for good)
         job_dir = state.job_dir()
         if not job_dir:
             st.caption("No training job yet.")
