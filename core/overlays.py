@@ -6,7 +6,8 @@ downsampled to at most ``max_side`` pixels so pages stay responsive. Placement:
 * non-georeferenced grids: Leaflet Simple CRS in pixel units, ``lat = -row``, ``lng = col``
   (``offset`` places a window of a larger image where it belongs);
 * georeferenced grids: the RGBA image is reprojected to web mercator (EPSG:3857), which is how
-  Leaflet stretches an image overlay, and its bounds are given in lat/lon.
+  Leaflet stretches an image overlay (a small image on a grid finer than its pixels, so that each is
+  drawn in its place), and its bounds are given in lat/lon.
 """
 
 from __future__ import annotations
@@ -368,10 +369,10 @@ def lonlat_bounds(grid: Grid) -> Bounds:
     return ((s, w), (n, e))
 
 
-#: Spherical Mercator (EPSG:3857's) centred on the 180th meridian, for images that lie across it.
 #: How many times finer than the image's pixels (within ``max_side``) :func:`to_web_mercator` draws them.
 WEB_FINER = 4
 
+#: Spherical Mercator (EPSG:3857's) centred on the 180th meridian, for images that lie across it.
 MERCATOR_180 = "+proj=merc +a=6378137 +b=6378137 +lat_ts=0 +lon_0=180 +x_0=0 +y_0=0 +k=1 +units=m +no_defs"
 
 
@@ -399,8 +400,9 @@ def _finest_side(crs, web: str, transform, width: int, height: int) -> float | N
 
 
 def to_web_mercator(rgba: np.ndarray, grid: Grid, max_side: int = MAX_SIDE) -> tuple[np.ndarray, Bounds]:
-    """Reproject an RGBA image on ``grid`` to EPSG:3857 (nearest neighbour, transparent outside);
-    returns the new image and its lat/lon bounds.
+    """Reproject an RGBA image on ``grid`` to EPSG:3857 (nearest neighbour, transparent outside), on a grid
+    up to :data:`WEB_FINER` times finer than its pixels (within ``max_side``), so that each pixel is drawn
+    in its place; returns the new image and its lat/lon bounds.
 
     Raises:
         InvalidDataError: if the grid has no CRS or ``rgba`` does not match its shape.

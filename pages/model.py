@@ -83,7 +83,7 @@ with tab_upload:
         st.caption("Both files are needed: upload " + " and ".join(missing) + ". The card holds the model's bands, "
                    "normalization and patch size.")
     if st.button("Use uploaded model", disabled=bool(missing)):
-        with ui.errors_shown():
+        with ui.errors_shown(), st.spinner("Checking the model..."):  # (loading Keras the first time: seconds)
             # (imported here: core.model loads Keras, 3 s in which the page's first visit showed nothing at all)
             from core.model import discard_stored_model, store_uploaded_model
 

@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 SETUP_HELP = (
     "set GOOGLE_APPLICATION_CREDENTIALS to a service-account JSON key (or put it in the app's "
     "secrets, .streamlit/secrets.toml, as ee_service_account_json or a [gcp_service_account] table), or run "
-    "`earthengine authenticate` once; and set EE_PROJECT (or ee_project in the secrets) to a Google Cloud "
-    "project registered for Earth Engine"
+    "`earthengine authenticate` (or `gcloud auth application-default login`) once; and set EE_PROJECT (or "
+    "ee_project in the secrets) to a Google Cloud project registered for Earth Engine"
 )
 _SA_SECRET_KEYS = ("ee_service_account_json", "EE_SERVICE_ACCOUNT_JSON")
 _SA_TABLE_KEYS = ("gcp_service_account", "ee_service_account")

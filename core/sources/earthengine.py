@@ -187,7 +187,7 @@ class EarthEngineSource:
         patches = PatchExportConfig(patch_size=patch_size, kernel_buffer=kernel_buffer or 0, points_per_task=points_per_task)
         check_task_count(sample, patches)  # (before Earth Engine is asked)
         require_scenes(self.composite, geometry, self._getinfo)
-        found = check_sample_points(self.composite, self.labels, geometry, sample, self._getinfo)  # (ONE getInfo, on the button)
+        found = check_sample_points(self.composite, self.labels, geometry, sample, self._getinfo)  # (ONE getInfo, on the button; the scene count above is another)
         if found is None and warnings is not None:
             warnings.append(UNCOUNTED_POINTS)
         if warnings is not None and (small := patches_past_region(self.composite, geometry, patches)) is not None:

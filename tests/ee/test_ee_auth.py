@@ -148,6 +148,7 @@ def test_nothing_configured(init_calls):
     assert not st.ok and st.method == "none" and "EE_PROJECT" in st.message
     # every way the README gives, the app's secrets' too (the sidebar's Why named one of them)
     assert "[gcp_service_account] table" in st.message and "ee_project in the secrets" in st.message
+    assert "gcloud auth application-default login" in st.message
     assert init_calls == []
 
 
