@@ -140,12 +140,24 @@ def _keep_span(changes: dict, start: str, end: str) -> None:
 
     if ("start" in changes) == ("end" in changes):
         return
+    day = dt.timedelta(days=1)
+
+    def months_on(date: dt.date, n: int) -> dt.date:  # (the same day n months on; a month's last day at most)
+        y, m = divmod(date.year * 12 + date.month - 1 + n, 12)
+        last = ((dt.date(y + (m + 1) // 12, (m + 1) % 12 + 1, 1)) - day).day
+        return dt.date(y, m + 1, min(date.day, last))
+
     try:
-        span = dt.date.fromisoformat(end) - dt.date.fromisoformat(start)
+        first, after = dt.date.fromisoformat(start), dt.date.fromisoformat(end) + day
+        # whole months (a year: 2020-01-01..2020-12-31) stay whole months, so that a year's labels go with a
+        # year's imagery (365 days on from 2021-01-01 ended on 2022-01-01, a day into the next year)
+        months = (after.year - first.year) * 12 + after.month - first.month if first.day == after.day == 1 else None
         if "start" in changes:
-            changes["end"] = (dt.date.fromisoformat(str(changes["start"])) + span).isoformat()
+            given = dt.date.fromisoformat(str(changes["start"]))
+            changes["end"] = ((months_on(given, months) if months else given + (after - first)) - day).isoformat()
         else:
-            changes["start"] = (dt.date.fromisoformat(str(changes["end"])) - span).isoformat()
+            given = dt.date.fromisoformat(str(changes["end"])) + day
+            changes["start"] = (months_on(given, -months) if months else given - (after - first)).isoformat()
     except (ValueError, OverflowError):
         return
 

@@ -695,13 +695,20 @@ def test_one_date_given_keeps_the_default_dates_span():
 
     p = build_parser()
     box = ["ee-fetch", "--bbox=-72.8,-16.7,-72.6,-16.5", "--out", "o"]
-    c = cli._composite(p.parse_args([*box, "--start", "2022-05-01"]), None)
-    assert (c.start, c.end) == ("2022-05-01", "2023-05-01")  # (the default 2020-01-01..2020-12-31: 365 days on)
-    c = cli._composite(p.parse_args([*box, "--end", "2019-06-30"]), None)
-    assert (c.start, c.end) == ("2018-06-30", "2019-06-30")
-    camana = get_preset("camana")  # its 2005-01-01..2006-12-31
-    c = cli._composite(p.parse_args(["ee-fetch", "--preset", "camana", "--out", "o", "--start", "2008-05-01"]), camana)
-    assert (c.start, c.end) == ("2008-05-01", "2010-04-30")
+    # the default dates are a year (2020-01-01..2020-12-31): a year from the date given, in whole months, so that
+    # the labels' year is the imagery's (365 days back from 2021-12-31 began on 2020-12-31: 2020's labels)
+    for given, dates in ((["--start", "2022-05-01"], ("2022-05-01", "2023-04-30")),
+                         (["--start", "2021-01-01"], ("2021-01-01", "2021-12-31")),
+                         (["--end", "2021-12-31"], ("2021-01-01", "2021-12-31")),
+                         (["--end", "2019-06-30"], ("2018-07-01", "2019-06-30")),
+                         (["--start", "2020-01-31"], ("2020-01-31", "2021-01-30"))):
+        c = cli._composite(p.parse_args([*box, *given]), None)
+        assert (c.start, c.end) == dates, given
+    a = p.parse_args([*box, "--end", "2021-12-31", "--labels", "cdl"])
+    assert cli._labels(a, None, cli._composite(a, None)).year == 2021
+    camana = get_preset("camana")  # its 2005-01-01..2006-12-31: two years
+    c = cli._composite(p.parse_args(["ee-fetch", "--preset", "camana", "--out", "o", "--start", "2007-01-01"]), camana)
+    assert (c.start, c.end) == ("2007-01-01", "2008-12-31")
 
 
 def test_composite_mistakes_name_the_options_as_typed(capsys, tmp_path):
