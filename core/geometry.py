@@ -33,13 +33,15 @@ def polygon_area(poly: Polygon) -> float:
 
 #: Most cells a side of the grid :func:`union_area` rasterizes a group of overlapping polygons on
 UNION_GRID_MOST = 2048
-#: ... and its cells at most this many to the side of the smallest polygon of a group (on the overlaps
-#: alone: 1/200 of it, on a grid over the whole group, was up to 1% off)
-UNION_CELLS_SIDE = 300
+#: ... each cell at least of the area of a square whose side is this many times shorter than the side of the
+#: smallest polygon of the group (square cells 1/200 of it, over the whole group, were up to 1% off)
+UNION_CELLS_SIDE = 450
 
 
-def _overlapping_groups(boxes: Sequence[tuple[float, float, float, float]]) -> list[list[int]]:
-    """Indices of ``boxes`` (x0, y0, x1, y1) in groups linked by boxes that overlap (a sweep along x)."""
+def _overlapping_groups(boxes: Sequence[tuple[float, float, float, float]]
+                        ) -> list[tuple[list[int], tuple[float, float, float, float] | None]]:
+    """Indices of ``boxes`` (x0, y0, x1, y1) in groups linked by boxes that overlap (a sweep along x),
+    each with the bounding box of where two of its boxes overlap (None for a box alone)."""
     parent = list(range(len(boxes)))
 
     def root(i: int) -> int:
@@ -48,40 +50,24 @@ def _overlapping_groups(boxes: Sequence[tuple[float, float, float, float]]) -> l
             i = parent[i]
         return i
 
+    meets: list[tuple[int, tuple[float, float, float, float]]] = []  # (a box, where it overlaps another)
     active: list[int] = []
     for i in sorted(range(len(boxes)), key=lambda k: boxes[k][0]):
-        x0, y0, _, y1 = boxes[i]
+        x0, y0, x1, y1 = boxes[i]
         active = [j for j in active if boxes[j][2] > x0]
         for j in active:
             if boxes[j][1] < y1 and y0 < boxes[j][3]:
                 parent[root(j)] = root(i)
+                meets.append((i, (x0, max(y0, boxes[j][1]), min(x1, boxes[j][2]), min(y1, boxes[j][3]))))
         active.append(i)
     groups: dict[int, list[int]] = {}
     for i in range(len(boxes)):
         groups.setdefault(root(i), []).append(i)
-    return list(groups.values())
-
-
-def _overlaps_box(boxes: np.ndarray, chunk: int = 256) -> tuple[float, float, float, float] | None:
-    """The bounding box (x0, y0, x1, y1) of where two of ``boxes`` (rows x0, y0, x1, y1) overlap; None
-    where none do. Pairs taken ``chunk`` boxes against all at a time (a file of thousands of fields)."""
-    lo, hi = np.full(2, np.inf), np.full(2, -np.inf)
-    boxes = boxes[np.argsort(boxes[:, 0], kind="stable")]  # by west edge: a box meets only those that start before its east
-    n = len(boxes)
-    for start in range(0, n, chunk):
-        a = boxes[start:start + chunk, None, :]
-        stop = int(np.searchsorted(boxes[:, 0], a[:, 0, 2].max(), side="left"))
-        if stop <= start + 1:
-            continue
-        b = boxes[None, start + 1:stop, :]  # (later boxes: each pair once, not a box with itself)
-        inter_lo = np.maximum(a[..., :2], b[..., :2])
-        inter_hi = np.minimum(a[..., 2:], b[..., 2:])
-        pair = (inter_lo < inter_hi).all(axis=-1)
-        pair &= np.arange(start, start + len(a))[:, None] < np.arange(start + 1, stop)[None, :]
-        if pair.any():
-            lo = np.minimum(lo, inter_lo[pair].min(axis=0))
-            hi = np.maximum(hi, inter_hi[pair].max(axis=0))
-    return (lo[0], lo[1], hi[0], hi[1]) if np.isfinite(lo).all() else None
+    windows: dict[int, tuple[float, float, float, float]] = {}
+    for i, (a, b, c, d) in meets:
+        w = windows.get(root(i))
+        windows[root(i)] = (a, b, c, d) if w is None else (min(w[0], a), min(w[1], b), max(w[2], c), max(w[3], d))
+    return [(members, windows.get(r)) for r, members in groups.items()]
 
 
 @lru_cache(maxsize=64)
@@ -89,10 +75,9 @@ def union_area(polygons: tuple[Polygon, ...]) -> float:
     """Planar area covered by ``polygons`` (units of their coordinates squared), an overlap counted once.
 
     Polygons apart (bounding boxes that do not overlap) add up exactly; where some overlap, the area
-    counted twice is found on a grid over their bounding boxes' overlaps (at most :data:`UNION_GRID_MOST`
-    cells along its longer side, a cell at most 1/:data:`UNION_CELLS_SIDE` of the smallest polygon's
-    side) and taken off the exact sum: a file of fields that overlap one another is not an area larger
-    than the fields.
+    counted twice is found on a grid over where their bounding boxes overlap (at most :data:`UNION_GRID_MOST`
+    cells along each side, see :data:`UNION_CELLS_SIDE`) and taken off the exact sum: a file of fields
+    that overlap one another is not an area larger than the fields.
     """
     polygons = tuple(dict.fromkeys(polygons))  # the same polygon twice (a field repeated in a file): once, exactly
     areas = [polygon_area(p) for p in polygons]
@@ -103,28 +88,30 @@ def union_area(polygons: tuple[Polygon, ...]) -> float:
     for p in polygons:
         xy = np.asarray(p[0], dtype=np.float64)[:, :2]
         boxes.append((*xy.min(axis=0), *xy.max(axis=0)))
-    for group in _overlapping_groups(boxes):
-        if len(group) < 2:
+    for group, window in _overlapping_groups(boxes):
+        if window is None:
             continue
         from rasterio.features import MergeAlg, rasterize
         from rasterio.transform import from_origin
 
         # on the boxes' overlaps alone (where an area can be counted twice), as finely as the grid allows:
         # a grid over the whole group, of cells 1/200 of the smallest polygon's side, was up to 1% off
-        window = _overlaps_box(np.asarray([boxes[i] for i in group], dtype=np.float64))
-        if window is None:
-            continue
         x0, y0, x1, y1 = window
-        smallest = min(max(areas[i], 0.0) for i in group)
-        cell = max(math.sqrt(smallest) / UNION_CELLS_SIDE, max(x1 - x0, y1 - y0) / UNION_GRID_MOST)
-        if not cell > 0:
+        # UNION_GRID_MOST cells along each side of the window (a thin overlap of long strips, on square cells,
+        # was 1% off), each at least of the area of a square 1/UNION_CELLS_SIDE of the smallest polygon's side
+        cx, cy = (x1 - x0) / UNION_GRID_MOST, (y1 - y0) / UNION_GRID_MOST
+        least = min(max(areas[i], 0.0) for i in group) / UNION_CELLS_SIDE**2
+        if not (cx > 0 and cy > 0):
             continue
-        shape = (max(1, math.ceil((y1 - y0) / cell)), max(1, math.ceil((x1 - x0) / cell)))
+        if cx * cy < least:
+            grow = math.sqrt(least / (cx * cy))
+            cx, cy = cx * grow, cy * grow
+        shape = (max(1, math.ceil((y1 - y0) / cy)), max(1, math.ceil((x1 - x0) / cx)))
         counts = rasterize(
             [({"type": "Polygon", "coordinates": polygons[i]}, 1) for i in group], out_shape=shape,
-            transform=from_origin(x0, y1, cell, cell), fill=0, merge_alg=MergeAlg.add, dtype="uint16")
+            transform=from_origin(x0, y1, cx, cy), fill=0, merge_alg=MergeAlg.add, dtype="uint16")
         over = counts[counts > 1]
-        twice = float(over.sum(dtype=np.int64) - over.size) * cell * cell
+        twice = float(over.sum(dtype=np.int64) - over.size) * cx * cy
         total -= min(twice, total)
     return total
 

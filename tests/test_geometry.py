@@ -82,6 +82,9 @@ def test_polygons_that_overlap_count_their_common_area_once():
         field = (((0, 0), (100, 0), (100, 300), (0, 300), (0, 0)),)
         moved = (tuple((x + dx, y + dx) for x, y in field[0]),)
         assert union_area((field, moved)) == pytest.approx(60000 - (100 - dx) * (300 - dx), rel=2e-3)
+    # two strips of 1000 x 10 m overlapping by 4.7 m: on square cells, 1.2% off
+    strip = (((0, 0), (1000, 0), (1000, 10), (0, 10), (0, 0)),)
+    assert union_area((strip, (tuple((x, y + 5.3) for x, y in strip[0]),))) == pytest.approx(20000 - 4700, rel=2e-3)
     # a valley of 6,400 fields that each overlap their neighbours by 1 m: within 0.1 %
     fields = tuple(_square(i * 9.0, j * 9.0, 10) for i in range(80) for j in range(80))
     assert union_area(fields) == pytest.approx((79 * 9 + 10) ** 2, rel=1e-3)
