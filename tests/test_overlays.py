@@ -322,3 +322,11 @@ def test_a_georeferenced_overlay_shows_under_a_point_the_pixel_that_a_click_ther
         v = img[r, c].astype(int)
         shown += (v[2] // 16 * 256 + v[0], v[2] % 16 * 256 + v[1]) != tuple(pixel)
     assert read > 2000 and shown / read < 0.2  # (0.43 drawn as coarse as the image's pixels)
+
+
+def test_a_georeferenced_overlay_uses_its_whole_size_budget():
+    """Cut by whole steps to MAX_SIDE before it was reprojected, a 1,225 x 777 px lon/lat image came out
+    614 px wide: half its pixels lost where 1,024 were allowed."""
+    grid = Grid("EPSG:4326", (0.0003, 0.0, 3.0, 0.0, -0.0003, 51.0), 1225, 777)
+    img, _ = ov.to_web_mercator(np.full((777, 1225, 4), 200, np.uint8), grid)
+    assert ov.MAX_SIDE - 8 <= max(img.shape[:2]) <= ov.MAX_SIDE
