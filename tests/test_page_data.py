@@ -332,3 +332,24 @@ def test_a_class_code_file_that_is_no_raster_is_said_by_its_name(tmp_path):
     bad.write_text("not a raster")
     with pytest.raises(CorruptFileError, match="codes.tif is not a GeoTIFF"):
         cached.image_grid_of_labels(str(bad), cached.mtime(str(bad)))
+
+
+def test_a_click_in_a_regions_box_outside_its_outline_says_so(fake_map):
+    """A triangle's box holds pixels outside the triangle: a click there, on the image shown around the
+    region, read "no image data; no label", though the image has both there."""
+    from apptest import click_map, readout
+
+    triangle = {"type": "Feature", "properties": {"crs": "image"},
+                "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [300, 0], [0, 300], [0, 0]]]}}
+    at = new_app()
+    at.session_state["region"] = triangle
+    at.switch_page("pages/data.py").run()
+    assert not at.exception
+    click_map(at, "data_map", -280.5, 280.5)  # row 280, column 280: in the box, outside the triangle
+    at.run()
+    assert not at.exception
+    assert readout(fake_map)[0] == ("Pixel row 280, column 280: outside the region's outline or without image data: "
+                                    "not part of the region.")
+    click_map(at, "data_map", -20.5, 20.5)  # inside it: read as before
+    at.run()
+    assert readout(fake_map)[0].startswith("Pixel row 20, column 20: NDVI ")

@@ -34,8 +34,11 @@ def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequenc
             if isinstance(lng, (int, float)) and isinstance(lat, (int, float)):
                 pixel = pixel_at(float(lng), float(lat), grid, offset)
                 if pixel is not None:
-                    readout = (f"{place(float(lng), float(lat), *pixel, grid, offset)}: {inspect(*pixel)}",
-                               float(lat), float(lng))
+                    # a region's scene leaves the pixels outside its outline without data: over the image
+                    # shown around it, such a pixel is not "no image data; no label" (it has both)
+                    said = (inspect(*pixel) if valid[pixel] or not under else
+                            "outside the region's outline or without image data: not part of the region.")
+                    readout = (f"{place(float(lng), float(lat), *pixel, grid, offset)}: {said}", float(lat), float(lng))
                 elif box[0][0] <= lat <= box[1][0] and box[0][1] <= lng <= box[1][1]:
                     # a corner of a turned (e.g. UTM) scene's lon/lat box, outside its pixels: the map
                     # waited for a reading ("Reading the pixel...") for good
