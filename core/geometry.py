@@ -94,11 +94,10 @@ def union_area(polygons: tuple[Polygon, ...]) -> float:
         from rasterio.features import MergeAlg, rasterize
         from rasterio.transform import from_origin
 
-        # on the boxes' overlaps alone (where an area can be counted twice), as finely as the grid allows:
-        # a grid over the whole group, of cells 1/200 of the smallest polygon's side, was up to 1% off
+        # on where the boxes overlap alone (where an area can be counted twice), UNION_GRID_MOST cells along each
+        # side (a thin overlap of long strips, on square cells, was 1% off), each at least of the area of a square
+        # of 1/UNION_CELLS_SIDE of the smallest polygon's side (the cost of a file of thousands of fields)
         x0, y0, x1, y1 = window
-        # UNION_GRID_MOST cells along each side of the window (a thin overlap of long strips, on square cells,
-        # was 1% off), each at least of the area of a square 1/UNION_CELLS_SIDE of the smallest polygon's side
         cx, cy = (x1 - x0) / UNION_GRID_MOST, (y1 - y0) / UNION_GRID_MOST
         least = min(max(areas[i], 0.0) for i in group) / UNION_CELLS_SIDE**2
         if not (cx > 0 and cy > 0):

@@ -348,8 +348,8 @@ def test_a_click_in_a_regions_box_outside_its_outline_says_so(fake_map):
     click_map(at, "data_map", -280.5, 280.5)  # row 280, column 280: in the box, outside the triangle
     at.run()
     assert not at.exception
-    assert readout(fake_map)[0] == ("Pixel row 280, column 280: outside the region's outline or without image data: "
-                                    "not part of the region.")
+    assert readout(fake_map)[0] == ("Pixel row 280, column 280: no data of the region here (outside its outline, or "
+                                    "a gap in the image).")
     click_map(at, "data_map", -20.5, 20.5)  # inside it: read as before
     at.run()
     assert readout(fake_map)[0].startswith("Pixel row 20, column 20: NDVI ")

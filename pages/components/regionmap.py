@@ -37,7 +37,7 @@ def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequenc
                     # a region's scene leaves the pixels outside its outline without data: over the image
                     # shown around it, such a pixel is not "no image data; no label" (it has both)
                     said = (inspect(*pixel) if valid[pixel] or not under else
-                            "outside the region's outline or without image data: not part of the region.")
+                            "no data of the region here (outside its outline, or a gap in the image).")
                     readout = (f"{place(float(lng), float(lat), *pixel, grid, offset)}: {said}", float(lat), float(lng))
                 elif box[0][0] <= lat <= box[1][0] and box[0][1] <= lng <= box[1][1]:
                     # a corner of a turned (e.g. UTM) scene's lon/lat box, outside its pixels: the map
