@@ -110,17 +110,28 @@ def made_dir(path: str | os.PathLike) -> Iterator[Path]:
         ConfigError: see :func:`check_output_dir`.
     """
     path = check_output_dir(path)
-    created = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    created = missing_folders(path)
     path.mkdir(parents=True, exist_ok=True)
     try:
         yield path
     except BaseException:
-        for p in created:
-            try:
-                p.rmdir()
-            except OSError:  # not empty (or already gone): keep it
-                break
+        remove_empty(created)
         raise
+
+
+def missing_folders(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first (what making it makes)."""
+    return [p for p in (path, *path.parents) if not p.exists()]
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first, as :func:`missing_folders` lists them) while they are empty:
+    the first that is not (or is gone) is kept, and the folders above it."""
+    for p in folders:
+        try:
+            p.rmdir()
+        except OSError:
+            break
 
 
 @contextmanager

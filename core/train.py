@@ -55,7 +55,7 @@ from core.errors import (  # noqa: E402
     OutputExistsError,
     RegionError,
 )
-from core.files import check_output_dir, replacing  # noqa: E402
+from core.files import check_output_dir, missing_folders, remove_empty, replacing  # noqa: E402
 from core.labels import get_class_map  # noqa: E402
 from core.card import ModelCard, Normalization, check_bands, check_normalization, get_preset  # noqa: E402
 from core.model import (  # noqa: E402
@@ -793,7 +793,7 @@ def _previous_run_kept(run_dir: Path, fresh: bool) -> Iterator[None]:
     if not fresh:
         yield
         return
-    created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]  # deepest first (runs/light: both)
+    created = missing_folders(run_dir)  # (runs/light: both)
     old = [run_dir / n for n in RUN_FILES if (run_dir / n).exists()]
     keep = Path(tempfile.mkdtemp(prefix=PREVIOUS_RUN_PREFIX, dir=run_dir)) if old else None
     for path in old:
@@ -808,11 +808,8 @@ def _previous_run_kept(run_dir: Path, fresh: bool) -> Iterator[None]:
                 os.replace(keep / path.name, path)
         if keep is not None:
             shutil.rmtree(keep, ignore_errors=True)
-        for folder in created if not (run_dir / "history.csv").exists() else ():
-            try:
-                folder.rmdir()
-            except OSError:  # not empty (or already gone): kept, and the folders above it
-                break
+        if not (run_dir / "history.csv").exists():
+            remove_empty(created)
 
 
 def _put_back_previous_run(run_dir: Path) -> bool:
