@@ -49,13 +49,12 @@ class Follower:
 def follower() -> Follower:
     """This browser tab as a :class:`Follower`: Streamlit's session id where the server knows it as
     connected, else the tab's own id (:data:`pages.components.state.TAB_ID`; a test's app)."""
-    from streamlit.runtime import Runtime
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     from pages.components import state
 
     ctx = get_script_run_ctx()
-    if ctx is not None and Runtime.exists() and Runtime.instance().is_active_session(ctx.session_id) is True:
+    if ctx is not None and connected(ctx.session_id):
         return Follower(ctx.session_id, True)
     return Follower(state.get(state.TAB_ID))
 
