@@ -489,7 +489,8 @@ def train_on_patches(train: str, val: str, jobs_root: str | os.PathLike, config:
 
 
 def train_on_image(image: str | os.PathLike, labels: str | os.PathLike | None, label_map: str | None,
-                   jobs_root: str | os.PathLike, config: TrainConfig, *, title: str = "", class_map: str | None = None, pixel_size_m: float | None = None) -> Path:
+                   jobs_root: str | os.PathLike, config: TrainConfig, *, title: str = "", class_map: str | None = None,
+                   pixel_size_m: float | None = None) -> Path:
     """Start a training job (one at a time under ``jobs_root``) on an image and its labels, one block
     held out for validation (:func:`core.dataset.spatial_holdout`); ``title`` and ``class_map`` (the
     labels' product, default ``label_map``) describe the data on the model card. Returns the job's

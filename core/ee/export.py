@@ -359,7 +359,6 @@ def sample_points(
     return {"train": ee.FeatureCollection(train).sort("split_order"), "test": ee.FeatureCollection(test).sort("split_order")}
 
 
-#: said where :func:`check_sample_points` could not count the points
 def patches_past_region(composite: CompositeConfig, geometry: Mapping[str, Any], patches: "PatchExportConfig") -> str | None:
     """What to know of training patches (with their kernel buffer) larger than the region they are
     sampled in, or None: they overlap almost wholly, and test patches hold the training patches' pixels.
@@ -373,6 +372,7 @@ def patches_past_region(composite: CompositeConfig, geometry: Mapping[str, Any],
             "smaller patches")
 
 
+#: said where :func:`check_sample_points` could not count the points
 UNCOUNTED_POINTS = ("the points each class gives could not be counted before the export (too much for an interactive "
                     "request over this region): the tasks start unchecked; where a class has fewer labelled pixels "
                     "than the points asked for, its files hold fewer patches")
