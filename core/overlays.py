@@ -46,7 +46,7 @@ CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
     # thresholded prediction: magenta, a hue the probability colormap (viridis) never takes
     "predicted crop": (236, 0, 140),
     "not crop": (96, 125, 139),
-    "no data": (0, 0, 0),
+    "no label": (0, 0, 0),  # a pixel of the image that the labels leave without a class
     "false crop": (229, 57, 53),  # predicted crop, labelled not crop
     "missed crop": (30, 136, 229),  # labelled crop, predicted not crop
     # pixels without image data: the web map's own background (Leaflet's #ddd), in the map PNG too
@@ -213,7 +213,7 @@ def labels_colour(mask: np.ndarray, show_nodata: bool = False, imaged: np.ndarra
     rgba = np.zeros(mask.shape + (4,), dtype=np.uint8)
     # every class opaque, so that the layer's opacity alone sets how it looks, as for the legend's
     # swatches (no data once had its own lower alpha: mid-grey on the map under a black swatch)
-    classes = [(CROP, "crop"), (NOT_CROP, "not crop")] + ([(NODATA, "no data")] if show_nodata else [])
+    classes = [(CROP, "crop"), (NOT_CROP, "not crop")] + ([(NODATA, "no label")] if show_nodata else [])
     for code, name in classes:
         sel = mask == code
         if code == NODATA and imaged is not None:
@@ -225,14 +225,14 @@ def labels_colour(mask: np.ndarray, show_nodata: bool = False, imaged: np.ndarra
 
 def labels_layer(mask: np.ndarray, imaged: np.ndarray | None = None) -> tuple[np.ndarray, Legend]:
     """The label layer's RGBA and legend: crop / not crop, and pixels of the image (``imaged``;
-    default all) without a label painted "no data" (named in the legend only where there are
+    default all) without a label painted "no label" (named in the legend only where there are
     some) unless the labels are a few fields (:func:`core.labels.few_labels`): then the rest is
     left clear ("not labelled", an empty swatch)."""
     where = np.ones(mask.shape, bool) if imaged is None else imaged
     unlabelled = (mask == NODATA) & where
     few = few_labels(int(where.sum() - unlabelled.sum()), int(where.sum()))
     rgba = labels_colour(mask, show_nodata=not few, imaged=imaged)
-    legend = class_legend("Labels", ["crop", "not crop"] + (["no data"] if unlabelled.any() and not few else []))
+    legend = class_legend("Labels", ["crop", "not crop"] + (["no label"] if unlabelled.any() and not few else []))
     if few:
         legend = replace(legend, items=legend.items + (("not labelled", "transparent"),))
     return rgba, legend

@@ -97,14 +97,17 @@ with stats_col:
         st.metric("Crop share (labels)", f"{counts.crop_share:.1%}" if labelled else "n/a")
         # (a few surveyed fields: the rest is not labelled, and the label layer leaves it clear)
         few = few_labels(labelled, int(valid.sum()))
-        rest = "not labelled pixels" if few else "no data pixels"
+        rest = "not labelled pixels" if few else "pixels without a label"  # (the legend's "no label")
         st.caption(f"{counts.crop:,} crop / {counts.not_crop:,} not crop / {n - labelled:,} {rest} "
-                   + ("in the region " if known else "")
-                   + ("(or without image data)" if few else "(in the labels or the image)"))
+                   + ("in the region " if known else "") + "(or without image data)")
         if not labelled and valid.any():  # nothing to train on or to score against
-            st.warning("The labels hold no class where the image has data: the label product does not cover this "
-                       "region or year (the CDL covers the contiguous United States, and before 2008 only some "
-                       "states). Choose another label product or year.", icon=":material/warning:")
+            why = ("the labels file has no label over this region: draw the region over the labelled area (Region "
+                   "page), or upload labels that cover it"
+                   if scene.is_local() else
+                   "the label product does not cover this region or year (the CDL covers the contiguous United "
+                   "States, and before 2008 only some states): choose another label product or year on the "
+                   "Region page")
+            st.warning(f"The labels hold no class where the image has data: {why}.", icon=":material/warning:")
     elif not has_labels:  # (labels that cannot be read have their error above)
         st.caption("No labels for this source: the Quality page needs labels.")
     area = area_ha(valid, grid.pixel_area_ha())
@@ -160,8 +163,8 @@ if has_labels:
         size = f1.selectbox("Patch size", fits, index=index, key="patch_size", help=size_help)
         buffer = ui.remembered_number(f2.number_input, "Context margin (px each side)", 0, 64, asked, "buffer", 0,
                                       key="patch_buffer",
-                                 help="Extra image around each patch (the kernel buffer of Earth Engine's exports, its "
-                                      "kernelSize)")
+                                 help="Extra image around each patch, in px on each side (the kernel buffer of Earth "
+                                      "Engine's exports; their kernelSize is twice this)")
         n_train = ui.remembered_number(f3.number_input, "Training patches", 1, 500, asked, "train", 100, key="patch_train")
         n_test = ui.remembered_number(f4.number_input, "Test patches", 1, 200, asked, "test", 25, key="patch_test")
         cut = st.form_submit_button("Cut patches")

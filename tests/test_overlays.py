@@ -27,8 +27,8 @@ def test_colormaps_and_legends():
     legend = ov.gradient_legend("Crop probability", "probability", "0", "1")
     html = legend.to_html()
     assert "linear-gradient" in html and "http" not in html
-    classes = ov.class_legend("Labels", ["crop", "not crop", "no data"])
-    assert [i[0] for i in classes.items] == ["crop", "not crop", "no data"]
+    classes = ov.class_legend("Labels", ["crop", "not crop", "no label"])
+    assert [i[0] for i in classes.items] == ["crop", "not crop", "no label"]
 
 
 def test_class_and_probability_rendering():
@@ -46,12 +46,12 @@ def test_class_and_probability_rendering():
     assert ov.crop_colour(edge, 0.5)[0, :, 3].tolist() == [0, 255, 255, 255]
     lab = ov.labels_colour(np.array([[1, 0, 255]], np.uint8), show_nodata=True)
     # each class drawn opaque in its legend colour: the layer's opacity alone sets how all of them look
-    assert [tuple(px) for px in lab[0]] == [ov.CLASS_COLOURS[n] + (255,) for n in ("crop", "not crop", "no data")]
+    assert [tuple(px) for px in lab[0]] == [ov.CLASS_COLOURS[n] + (255,) for n in ("crop", "not crop", "no label")]
     assert ov.labels_colour(np.array([[255]], np.uint8))[0, 0, 3] == 0  # no data left out unless shown
     # no data is shown where the image has data (a pixel without a label), not outside the region's polygon
     inside = ov.labels_colour(np.array([[255, 255, 1]], np.uint8), True, imaged=np.array([[True, False, False]]))
     assert inside[0, :, 3].tolist() == [255, 0, 255]
-    # labels of a few fields (under half the image's pixels) leave the rest clear, not "no data" over the imagery
+    # labels of a few fields (under half the image's pixels) leave the rest clear, not "no label" over the imagery
     fields = np.full((4, 4), 255, np.uint8)
     fields[:1] = 1
     fields[1, :3] = 0
@@ -61,16 +61,16 @@ def test_class_and_probability_rendering():
     assert "background:transparent" in legend.to_html()
     fields[1, 3] = fields[2, 0] = 0  # 9 of 16: most of the image, so the rest is no data, as gaps in a product
     rgba, legend = ov.labels_layer(fields)
-    assert (rgba[..., 3] == 255).all() and [label for label, _ in legend.items] == ["crop", "not crop", "no data"]
+    assert (rgba[..., 3] == 255).all() and [label for label, _ in legend.items] == ["crop", "not crop", "no label"]
     # counted over the image's pixels: outside the image (or the region) nothing is painted
     imaged = np.zeros((4, 4), bool)
     imaged[:2] = True
     fields[1, 3] = 255  # 7 of its 8 pixels labelled
     rgba, legend = ov.labels_layer(np.where(imaged, fields, 255).astype(np.uint8), imaged)
-    assert (rgba[..., 3] == 255).sum() == 8 and legend.items[-1][0] == "no data"
+    assert (rgba[..., 3] == 255).sum() == 8 and legend.items[-1][0] == "no label"
     assert ov.labels_layer(np.ones((2, 2), np.uint8))[1].items == ov.class_legend("Labels", ["crop", "not crop"]).items
     # legend swatches at the layer's opacity, as the map draws the layer
-    legend = ov.class_legend("Labels", ["crop", "no data"])
+    legend = ov.class_legend("Labels", ["crop", "no label"])
     assert "opacity" not in legend.to_html() and legend.to_html(0.5).count("opacity:0.50") == 2
     dis = ov.disagreement_colour(np.array([[1, 0, 1, 255]], np.uint8), np.array([[0, 1, 1, 1]], np.uint8))
     assert tuple(dis[0, 0, :3]) == ov.CLASS_COLOURS["false crop"]

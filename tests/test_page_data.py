@@ -246,7 +246,7 @@ def test_the_labels_legend_names_no_data_only_where_the_layer_shows_some(tmp_pat
         path = write_raster(tmp_path / f"{name}.tif", data)
         legend = cached.labels_overlay(str(path), cached.mtime(str(path)), "binary").legend
         items[name] = [label for label, _ in legend.items]
-    assert items == {"whole": ["crop", "not crop"], "gappy": ["crop", "not crop", "no data"],
+    assert items == {"whole": ["crop", "not crop"], "gappy": ["crop", "not crop", "no label"],
                      "fields": ["crop", "not crop", "not labelled"]}
 
 
@@ -306,7 +306,7 @@ def test_the_whole_image_s_gaps_are_hatched_under_its_layers(fake_map):
 
 def test_labels_of_a_few_surveyed_fields_leave_the_imagery_clear(fake_map, small_scene, tmp_path):
     """Surveyed fields label a few percent of an image: the rest is "not labelled" in the figures and
-    the legend, and the layer leaves it clear (it was painted black "no data" over the imagery)."""
+    the legend, and the layer leaves it clear (it was painted black "no label" over the imagery)."""
     from testdata import surveyed_labels
 
     img, lab = small_scene
@@ -319,7 +319,7 @@ def test_labels_of_a_few_surveyed_fields_leave_the_imagery_clear(fake_map, small
     caption = [c.value for c in at.caption if " not crop / " in c.value]
     assert len(caption) == 1 and "not labelled pixels" in caption[0] and "(or without image data)" in caption[0]
     assert "Labels" in map_legends(fake_map) and "not labelled" in map_legends(fake_map)
-    assert "no data" not in map_legends(fake_map).split("Labels", 1)[1]
+    assert "no label" not in map_legends(fake_map).split("Labels", 1)[1]
 
 
 def test_a_class_code_file_that_is_no_raster_is_said_by_its_name(tmp_path):

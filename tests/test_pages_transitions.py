@@ -382,5 +382,7 @@ def test_labels_with_no_class_over_the_image_are_said_on_the_data_page(fake_map,
                                   "label_map": "worldcereal", "title": FLANDERS_S2.name, "band_map": None}
     at.switch_page("pages/data.py").run()
     assert not at.exception
-    assert any(w.value.startswith("The labels hold no class where the image has data") for w in at.warning), \
+    said = [w.value for w in at.warning if w.value.startswith("The labels hold no class where the image has data")]
+    # a file's labels: no label product or year to choose (the advice for Earth Engine's products)
+    assert len(said) == 1 and "upload labels that cover it" in said[0] and "label product" not in said[0], \
         [w.value for w in at.warning] + [e.value for e in at.error]
