@@ -149,7 +149,7 @@ class PredictConfig:
             _require(self.overlap >= 0, f"overlap must be 0 or more, got {self.overlap}")
         if self.batch_size is not None:
             _require(1 <= self.batch_size <= 256, "batch_size must be 1-256")
-        _require(0.0 <= self.threshold <= 1.0, f"threshold must be 0-1, got {self.threshold}")
+        _require(0.0 <= self.threshold <= 1.0, f"threshold must be a probability, 0-1 (0.5 = 50%), got {self.threshold}")
         _require(self.views in VIEWS, f"views must be one of {', '.join(map(str, VIEWS))}, got {self.views}")
 
     def resolve(self, fixed_size: int | None, lattice: int = 16) -> "PredictConfig":

@@ -72,13 +72,14 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
                         surroundings: tuple[np.ndarray, np.ndarray] | None = None,
                         area_unit: str = "hectares",
                         parts: Sequence[tuple[str, tuple[int, int], np.ndarray]] = (),
-                        tags: Mapping[str, str] | None = None) -> dict[str, bytes]:
+                        tags: Mapping[str, str] | None = None, pixel_size_m: float | None = None) -> dict[str, bytes]:
     """The downloads that change with the threshold: ``crop_mask.tif`` (as :func:`core.predict.threshold_mask`;
     its dataset ``tags`` as for :func:`geotiff_bytes`, and the threshold)
     and ``map.png``, the map view (true colour under the probability and crop layers at the map's
     opacities, a layer left out where its opacity is None; titled, with the data ``credit``),
     coloured from every n-th pixel where the image is larger than the PNG (at most ``MAX_SIDE`` px a side),
-    with the crop area (in ``area_unit``) and the grid's CRS under the title (:func:`core.metrics.describe_crop`), and
+    with the crop area (in ``area_unit``; an image without a CRS: its pixels, and their area at its stated
+    ``pixel_size_m`` if any) and the grid's CRS under the title (:func:`core.metrics.describe_crop`), and
     ``caveat`` after them (e.g. the model's resolution warning: a handout must not lose it). Pixels
     without image data are grey hatching, as on the web map, and the legend says so. ``surroundings``
     (features, valid of the image at the same pixels, :func:`core.sources.base.scene_surroundings`):
@@ -86,11 +87,11 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     as the gaps in the data), and named in the legend. ``parts`` (as :func:`core.mapimage.part_outlines` takes them)
     of a region of several: each outlined and named, as on the web map (a handout of a
     farm's fields). An image with a CRS gets a scale bar."""
-    from core.metrics import crop_area, describe_crop
+    from core.metrics import crop_area, crop_rule, describe_crop
     from core.predict import MASK_DESCRIPTION, mask_tags, threshold_mask
 
     mask = threshold_mask(prob, threshold)
-    figures = describe_crop(crop_area(mask, grid.pixel_area_ha()), grid, area_unit)
+    figures = describe_crop(crop_area(mask, grid.pixel_area_ha()), grid, area_unit, pixel_size_m)
     if caveat:
         figures = f"{figures.rstrip('.')}. Caution: {caveat.rstrip('.')}."
     step = downsample_step(valid.shape)
@@ -116,7 +117,7 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
         fades.append(probability_opacity)
     if crop_opacity is not None:
         layers.append(with_opacity(crop_colour(p, threshold), crop_opacity))
-        legends.append(class_legend(f"Crop (p ≥ {threshold:.2f})", ["predicted crop"]))
+        legends.append(class_legend(f"Crop ({crop_rule(threshold)})", ["predicted crop"]))
         fades.append(crop_opacity)
     names = []
     if parts:

@@ -78,7 +78,7 @@ def describe_pixel(row: int, col: int, features: np.ndarray, valid: np.ndarray,
             if threshold is not None:
                 predicted = pct >= percent_cut(threshold)
             at = "" if predicted is None else f": {'crop' if predicted else 'not crop'} at threshold {threshold:.2f}"
-            parts.append(f"crop probability {pct}%{at}")
+            parts.append(f"crop probability {pct / 100:.2f}{at}")  # (on the 0-1 scale of the legend and threshold)
     if labels is not None:
         lab = int(labels[row, col])
         text = "no label" if lab == NODATA else "labelled crop" if lab == CROP else "labelled not crop"

@@ -374,14 +374,21 @@ def nominal_area(pixels: int, pixel_size_m: float | None, unit: str = "hectares"
     return f"about {format_area(pixels * pixel_size_m**2 / 1e4, unit)} at {pixel_size_m:g} m pixels"
 
 
-def describe_crop(stats: dict, grid, unit: str = "hectares") -> str:
+def crop_rule(threshold: float) -> str:
+    """The rule of a crop layer at ``threshold``, as legends and titles word it ("probability ≥ 0.50"):
+    a pixel is crop where the model's crop probability is at least the threshold."""
+    return f"probability ≥ {threshold:.2f}"
+
+
+def describe_crop(stats: dict, grid, unit: str = "hectares", pixel_size_m: float | None = None) -> str:
     """One line for a map handout: the crop area (in ``unit`` where the grid has a CRS, pixels
-    otherwise) and share of the valid pixels of :func:`crop_area`'s ``stats``, and the grid's CRS
-    and pixel size, or that it has none."""
+    otherwise, with their :func:`nominal_area` at ``pixel_size_m``) and share of the valid pixels of
+    :func:`crop_area`'s ``stats``, and the grid's CRS and pixel size, or that it has none."""
     share = f"{stats['crop_fraction']:.1%}" if stats["crop_fraction"] is not None else "n/a"
     if stats["crop_area_ha"] is None:
-        return (f"Crop {stats['crop_pixels']:,} px, {share} of {stats['valid_pixels']:,} valid pixels. "
-                "Image coordinates: not georeferenced.")
+        ground = nominal_area(stats["crop_pixels"], pixel_size_m, unit)
+        return (f"Crop {stats['crop_pixels']:,} px{f' ({ground})' if ground else ''}, {share} of "
+                f"{stats['valid_pixels']:,} valid pixels. Image coordinates: not georeferenced.")
     from rasterio.crs import CRS
 
     crs = CRS.from_user_input(grid.crs)

@@ -8,7 +8,7 @@ from functools import partial
 import streamlit as st
 
 from core.fields import MIN_FIELD_PIXELS
-from core.metrics import crop_area_text, format_area, nominal_area
+from core.metrics import crop_area_text, crop_rule, format_area, nominal_area
 from core.card import load_card, resolution_warning
 from core.predict import prediction_summary
 from pages.components import cached, models, navigation, parts, predictions, regionmap, scene, state, ui
@@ -148,10 +148,12 @@ with files_col:
     # without a file for as short a time as possible; the threshold-made files name their threshold.
     tag = f"t{threshold:.2f}"
     with ui.errors_shown():
-        made = (key, float(threshold), f"{sc.title} —\u00a0crop\u00a0at\u00a0p ≥ {threshold:.2f}",  # (the threshold's words on one line)
+        made = (key, float(threshold),  # (the threshold's words on one line)
+                f"{sc.title} —\u00a0crop\u00a0where\u00a0{crop_rule(threshold)}",
                 f"Data: {sc.attribution}" if sc.attribution else "", prob_opacity if show_prob else None,
                 crop_opacity if show_crop else None, caveat, unit,
-                json.dumps(region.to_geojson()) if parts.several(region) else "", tuple(offset))
+                json.dumps(region.to_geojson()) if parts.several(region) else "", tuple(offset),
+                sc.extra.get("pixel_size_m"))
         st.download_button("Probability GeoTIFF", partial(cached.probability_tif, key), "probability.tif",
                            "image/tiff", on_click="ignore")
         st.download_button("Crop mask GeoTIFF", partial(cached.export_file, "crop_mask.tif", *made),

@@ -49,7 +49,7 @@ def test_the_map_png_legend_says_at_least_as_the_map_does(monkeypatch):
     monkeypatch.setattr(dl, "compose_png", lambda layers, legends, *a, **k: seen.extend(legends) or real(layers, legends, *a, **k))
     dl.threshold_downloads(np.full((64, 64, 5), 0.1, np.float32), np.ones((64, 64), bool), np.full((64, 64), 0.7, np.float32),
                            Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 64, 64), 0.7, "t")
-    assert [legend.title for legend in seen] == ["Crop (p ≥ 0.70)"]
+    assert [legend.title for legend in seen] == ["Crop (probability ≥ 0.70)"]
 
 
 def test_the_map_view_png_keeps_the_pages_caveat(monkeypatch):

@@ -48,10 +48,10 @@ def test_describe_pixel_says_what_each_layer_holds_there():
     line = describe_pixel(0, 1, feats, valid, prob, 0.5, labels, codes, "cdl")
     # 0.495 is stored as 50%: crop at 0.50, as the crop layer and crop_mask.tif have it
     assert line == ("NDVI 0.78 (reflectance R 0.050, G 0.080, B 0.040, NIR 0.400); "
-                    "crop probability 50%: crop at threshold 0.50; labelled crop (1 Corn): agrees.")
+                    "crop probability 0.50: crop at threshold 0.50; labelled crop (1 Corn): agrees.")
     # the verdict, in the disagreement map's words: 20% is not crop at 0.50, 0.15; grassland is not crop
     assert describe_pixel(1, 0, feats, valid, prob, 0.5, labels, codes, "cdl").endswith(
-        "crop probability 20%: not crop at threshold 0.50; labelled not crop (176 Grassland/Pasture): agrees.")
+        "crop probability 0.20: not crop at threshold 0.50; labelled not crop (176 Grassland/Pasture): agrees.")
     assert describe_pixel(1, 0, feats, valid, prob, 0.15, labels, codes, "cdl").endswith(
         "crop at threshold 0.15; labelled not crop (176 Grassland/Pasture): false crop.")
     assert describe_pixel(0, 1, feats, valid, prob, 0.6, labels, codes, "cdl").endswith(
@@ -60,7 +60,7 @@ def test_describe_pixel_says_what_each_layer_holds_there():
         "no image data; no prediction; no label.")
     assert describe_pixel(1, 0, feats, valid, labels=labels, codes=codes, label_map="cdl").endswith(
         "; labelled not crop (176 Grassland/Pasture).")
-    assert describe_pixel(1, 1, feats, valid, probability=prob).endswith("; crop probability 90%.")
+    assert describe_pixel(1, 1, feats, valid, probability=prob).endswith("; crop probability 0.90.")
     for outside in ((2, 0), (-1, 0), (0, -1)):  # (-1 read the last row's pixel)
         with pytest.raises(IndexError):
             describe_pixel(*outside, feats, valid)

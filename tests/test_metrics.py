@@ -132,6 +132,9 @@ def test_a_map_handout_says_the_crop_area_and_the_grid():
     plain = Grid(None, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), 3, 2)
     assert describe_crop(crop_area(mask, None), plain) == (
         "Crop 3 px, 60.0% of 5 valid pixels. Image coordinates: not georeferenced.")
+    # with a stated pixel size (the sample's Landsat 30 m), the ground area the Predict page gives beside it too
+    assert describe_crop(crop_area(mask, None), plain, pixel_size_m=30.0) == (
+        "Crop 3 px (about 0.27 ha at 30 m pixels), 60.0% of 5 valid pixels. Image coordinates: not georeferenced.")
 
 
 def test_few_pixels_of_a_class_come_with_a_caution():

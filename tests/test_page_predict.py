@@ -85,14 +85,14 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     figures = {m.label: m.value for m in at.metric}
     share = float(figures["Crop share of valid pixels"][:-1])  # to 0.1 %: the title's whole percent is within 0.55 of it
     head, percent = title.rsplit(", ", 1)
-    assert head == f"Crop (p ≥ 0.50): {figures['Crop area']}" and abs(int(percent.rstrip("%")) - share) <= 0.55, title
+    assert head == f"Crop (probability ≥ 0.50): {figures['Crop area']}" and abs(int(percent.rstrip("%")) - share) <= 0.55, title
     assert "data-cropmap-legend=\\u0027Crop\\u0027" in html
     # and its colours at the layer's opacity, as on the page (set in place too: no map reload)
     assert opacity == 0.75 and "data-cropmap-swatch=\\u0027Crop\\u0027" in html
     from streamlit_folium import generate_leaflet_string
 
     script = generate_leaflet_string(group)
-    assert '"Crop (p \\u2265 0.50): ' in script or '"Crop (p ≥ 0.50): ' in script
+    assert '"Crop (probability \\u2265 0.50): ' in script or '"Crop (probability ≥ 0.50): ' in script
     area_before = {m.label: m.value for m in at.metric}["Crop area"]
     # a run does not send the slider's value back to the browser unless it changed it: that value
     # overwrote arrow presses made while the run was on its way (presses were lost)
@@ -162,7 +162,7 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     pct = int(whole_percent(prob[row, col]))
     crop = "crop" if pct >= percent_cut(threshold) else "not crop"
     assert info.startswith(f"Pixel row {row}, column {col}: NDVI ")
-    assert f"; crop probability {pct}%: {crop} at threshold {threshold:.2f}; labelled " in info
+    assert f"; crop probability {pct / 100:.2f}: {crop} at threshold {threshold:.2f}; labelled " in info
 
 
 def test_predict_page_traces_crop_fields_of_a_georeferenced_image(fake_map, tiny_model_path):

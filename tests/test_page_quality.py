@@ -156,7 +156,7 @@ def test_quality_page_shows_the_errors_on_one_class(fake_map, tiny_model_path):
     assert f"Disagreement on {escape(wrong)}" in legend
     group = fake_map.maps[-1][1]["feature_group_to_add"]
     [(_, title, _)] = map_calls(group, "dynamicTitle")
-    assert title == f"Disagreement on {wrong} (p ≥ {at.session_state['threshold']:.2f})"
+    assert title == f"Disagreement on {wrong} (threshold {at.session_state['threshold']:.2f})"
     from core.labels import get_class_map
 
     is_crop = code in get_class_map("cdl").crop_codes

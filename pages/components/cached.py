@@ -348,11 +348,11 @@ def crop_overlay(key: tuple, offset: tuple[int, int], threshold: float, unit: st
     prob = cached_probability(key)
     grid = image_arrays(key[0], key[1])[2]
     # the figures in the legend's title, in view in full screen, where the page's figures are not
-    from core.metrics import crop_area_text
+    from core.metrics import crop_area_text, crop_rule
 
     stats = crop_stats(key, threshold)
     share = f", {stats['crop_fraction']:.0%}" if stats["crop_fraction"] is not None else ""
-    legend = ov.class_legend(f"Crop (p ≥ {threshold:.2f}): {crop_area_text(stats, unit)}{share}", ["predicted crop"])
+    legend = ov.class_legend(f"Crop ({crop_rule(threshold)}): {crop_area_text(stats, unit)}{share}", ["predicted crop"])
     return ov.make_overlay("Crop", ov.crop_colour(prob, threshold), grid, offset, legend)
 
 
@@ -417,11 +417,12 @@ def download_tags(key: tuple) -> dict[str, str]:
 @st.cache_data(max_entries=8, show_spinner=False)
 def exports(key: tuple, threshold: float, title: str, credit: str = "", probability_opacity: float | None = None,
             crop_opacity: float | None = 0.6, caveat: str = "", unit: str = "hectares", parts_json: str = "",
-            offset: tuple[int, int] = (0, 0)) -> dict[str, bytes]:
+            offset: tuple[int, int] = (0, 0), pixel_size_m: float | None = None) -> dict[str, bytes]:
     """The downloads that depend on the threshold (core.downloads.threshold_downloads), the map view
     PNG with the page's layers at their opacities (None: a layer not shown), the page's ``caveat`` and its crop area in ``unit``,
     over the image around the region's outline (faded); with ``parts_json`` (a region of several parts, as
-    Region.to_geojson writes it; ``offset``: the scene's (row, col) in its image) each part outlined and named."""
+    Region.to_geojson writes it; ``offset``: the scene's (row, col) in its image) each part outlined and named;
+    ``pixel_size_m``: an image without a CRS's stated pixel size (the PNG gives its crop area at it too)."""
     from core.sources.base import scene_surroundings
 
     feats, valid, grid = image_arrays(key[0], key[1])
@@ -434,7 +435,7 @@ def exports(key: tuple, threshold: float, title: str, credit: str = "", probabil
                   in zone_pixels(grid, Region.from_geojson(parts_json).part_regions(), offset) if window is not None]
     return downloads.threshold_downloads(feats, valid, cached_probability(key), grid, threshold, title, credit,
                                   probability_opacity, crop_opacity, caveat, scene_surroundings(key[0]), unit, inside,
-                                  download_tags(key))
+                                  download_tags(key), pixel_size_m)
 
 
 def export_file(name: str, *args) -> bytes:
@@ -442,7 +443,7 @@ def export_file(name: str, *args) -> bytes:
     return exports(*args)[name]
 
 
-@st.cache_data(max_entries=4, show_spinner="Tracing the crop fields...")
+@st.cache_data(max_entries=4, show_spinner="Tracing the crop areas...")
 def crop_fields(key: tuple, threshold: float, min_pixels: int = MIN_FIELD_PIXELS) -> tuple[bytes, int, float]:
     """(GeoJSON bytes, number of fields, their area in hectares) of the crop layer at ``threshold``
     (core.fields). Raises CropMapError subclasses (e.g. no CRS, no field)."""
@@ -532,7 +533,7 @@ def disagreement_overlay(key: tuple, offset: tuple[int, int], labels_path: str, 
 
         names = ["missed crop"] if only[3] in get_class_map(only[2]).crop_codes else ["false crop"]
     # the legend names the threshold, as the crop layer's does (the layer's name stays: opacities are kept by it)
-    return ov.make_overlay(title, rgba, grid, offset, ov.class_legend(f"{title} (p ≥ {threshold:.2f})", names))
+    return ov.make_overlay(title, rgba, grid, offset, ov.class_legend(f"{title} (threshold {threshold:.2f})", names))
 
 
 # ---------------------------------------------------------------------- memory

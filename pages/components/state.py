@@ -65,7 +65,10 @@ EE_UPLOAD_FORM = "ee_upload_settings"  # dict of the Earth Engine upload form's 
 EE_TASKS_ACTIVE = "ee_tasks_active"  # bool: the task list shows waiting and running tasks only
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
 #: The threshold slider's range and step (Predict and Quality; the Quality page's best threshold is one of its values).
-THRESHOLD_SLIDER = {"min_value": 0.05, "max_value": 0.95, "step": 0.01}
+THRESHOLD_SLIDER = {"min_value": 0.05, "max_value": 0.95, "step": 0.01,
+                    "help": "A pixel is mapped as crop where the model's crop probability is at least this "
+                            "(0.50 = 50%). Lower it to map more crop (and more false crop), raise it for less; "
+                            "the model is not run again."}
 VIEWS = "views"  # int 1/2/4/8: tile views the prediction averages over (core.config.PredictConfig.views)
 PREDICTION = "prediction"  # dict(image, model) of the last requested prediction, or None
 EE_LAST = "ee_last"  # dict(spec, region): the Earth Engine source and region left for another source, to come back to

@@ -256,7 +256,7 @@ def test_full_flow_offline(page, app_url, artifacts):
     frame.get_by_text("not georeferenced: image coordinates").wait_for(state="visible")
     # the crop layer's legend names the threshold moved to above (set in place, without reloading the map)
     chosen = float(page.get_by_role("slider").first.get_attribute("aria-valuenow"))
-    frame.get_by_text(f"Crop (p ≥ {chosen:.2f})").wait_for(state="visible", timeout=10_000)
+    frame.get_by_text(f"Crop (probability ≥ {chosen:.2f})").wait_for(state="visible", timeout=10_000)
     # and its colours faded as the layer is (0.75 by default)
     swatch = frame.locator("[data-cropmap-swatch='Crop']").first
     assert swatch.evaluate("e => getComputedStyle(e).opacity") == "0.75"
