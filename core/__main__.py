@@ -604,7 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", required=True, help="GeoTIFF with bands R,G,B,NIR, or an Earth Engine image export's *mixer.json")
     p.add_argument("--model", default=None, help="a .keras model with its .json card (default: the shipped weights)")
     p.add_argument("--out", required=True, help="output folder for probability.tif, crop_mask.tif, summary.json")
-    p.add_argument("--threshold", type=float, default=0.5, help="crop where the probability, in whole percent as probability.tif stores it, is at least this (0-1; 0.5: 50 %% and up, so 0.496 rounds to 50 and is crop)")
+    p.add_argument("--threshold", type=float, default=0.5, help="the probability (0-1) at or above which a pixel is crop (default 0.5 = 50%%); probabilities are first rounded to whole percent, as probability.tif stores them, so 0.496 counts as 50%% and is crop")
     p.add_argument("--window", default=None, help="ROW,COL,HEIGHT,WIDTH: predict only this pixel window (the image around it gives the model context, so it is predicted as in the whole image); at least 8 px on each side, or all of a smaller image")
     p.add_argument("--bbox", default=None, nargs="+", metavar="W,S,E,N",
                    help="predict only the pixels of a georeferenced image that cover this box, west, south, east, "
@@ -620,8 +620,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "a quarter tile)")
     p.add_argument("--batch-size", type=int, default=None, help="tiles per model call (default: by tile size)")
     p.add_argument("--views", type=int, default=1, metavar="N",
-                   help="average the model over N views of each tile: 1 (default), 2, 4 (mirrored) or 8 (and "
-                        "transposed); smoother and slightly more accurate, N times slower")
+                   help="average the model over N views of each tile: 1 (default), 2, 4 (mirrored) or 8 (mirrored "
+                        "and turned); smoother and slightly more accurate, N times slower")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=_cmd_predict)
 
@@ -636,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from core.fields import MIN_FIELD_PIXELS
 
-    f = sub.add_parser("fields", help="trace the crop fields of a crop mask into GeoJSON polygons (lon/lat)")
+    f = sub.add_parser("fields", help="trace the crop areas of a crop mask into GeoJSON polygons (lon/lat): connected groups of crop pixels (fields that touch are one polygon)")
     f.add_argument("--mask", required=True, help="crop_mask.tif written by predict (a georeferenced image's)")
     f.add_argument("--out", default=None, help="GeoJSON file to write (default: crop_fields.geojson beside --mask)")
     f.add_argument("--min-pixels", type=int, default=MIN_FIELD_PIXELS,
@@ -680,7 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "train.tfrecord.gz and test.tfrecord.gz, as Earth Engine's training export")
     s.add_argument("--size", "--patch-size", dest="size", type=int, default=256, help="patch side in pixels")
     s.add_argument("--buffer", "--kernel", dest="buffer", type=int, default=0,
-                   help="kernel buffer: extra context pixels on each side")
+                   help="context margin: extra image pixels on each side of each patch (Earth Engine's kernel buffer)")
     s.add_argument("--min-valid", type=float, default=0.5, help="minimum fraction of valid pixels in a patch")
     s.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
     s.add_argument("--seed", type=int, default=0, help="random seed of the patch places")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ConfigError, InputNotFoundError, InvalidDataError, NoDataError, OutsideImageError, RegionError
+from core.files import limit_text
 from core.geojson import NAME_KEYS, feature_name, geojson_text, left_out_note, polygons_of
 from core.grid import Grid
 
@@ -262,7 +263,7 @@ def burn_fields(obj: Any, grid: Grid, prop: str, file_name: str = "the GeoJSON")
 
 def _check_size(size: int, file_name: str, max_bytes: int) -> None:
     if size > max_bytes:
-        raise RegionError(f"{file_name} is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
+        raise RegionError(f"{file_name} is {limit_text(size)}; the limit is {limit_text(max_bytes)}")
 
 
 def load_fields(data: bytes, file_name: str = "the GeoJSON", max_bytes: int = MAX_FIELDS_BYTES) -> dict:

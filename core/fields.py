@@ -91,10 +91,11 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = MIN_FIELD_PIXELS
         if pixels >= min_pixels:
             found.append((pixels, geom))
             if len(found) > MAX_FIELDS:
-                raise ConfigError(f"over {MAX_FIELDS:,} crop fields of {min_pixels}+ pixels: raise the smallest "
-                                  "field size or choose a smaller region")
+                raise ConfigError(f"over {MAX_FIELDS:,} crop areas of {min_pixels}+ pixels: choose a smaller region "
+                                  "(or, on the command line, raise --min-pixels)")
     if not found:
-        raise NoDataError(f"no group of {min_pixels} or more crop pixels in this crop mask; lower the threshold, or the least number of pixels (--min-pixels)")
+        raise NoDataError(f"no group of {min_pixels} or more crop pixels in this crop mask: lower the threshold (the "
+                          "Predict page's slider, or predict --threshold), or on the command line --min-pixels")
     found.sort(key=lambda pg: -pg[0])
     # every vertex of every ring to lon/lat in one call, then back into rings
     rings = [np.asarray(r, dtype=np.float64)[:, :2] for _, g in found for r in g["coordinates"]]

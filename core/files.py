@@ -22,6 +22,12 @@ def safe_stem(name: str, default: str) -> str:
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
 
+def limit_text(n_bytes: int) -> str:
+    """An upload's size or limit in MB of 2**20 bytes, as the dashboard's upload boxes (Streamlit's
+    "200MB") give them: one size read "210 MB" in an error and "200 MB" in the box."""
+    return f"{n_bytes / 2**20:.0f} MB" if n_bytes >= 2**20 else f"{n_bytes / 2**20:.1f} MB"
+
+
 def size_text(n_bytes: int) -> str:
     """``n_bytes`` for people: GB from 1 GB, MB, or kB under 0.1 MB (a small region read "0.0 MB")."""
     if n_bytes >= 1e9:

@@ -236,7 +236,9 @@ def store_uploaded_model(model_bytes: bytes, card_bytes: bytes, root: str | os.P
     if not model_bytes or not card_bytes:
         raise InvalidDataError("the uploaded " + ("model" if not model_bytes else "model card") + " is empty")
     if len(model_bytes) > max_bytes:
-        raise InvalidDataError(f"the model is {len(model_bytes) / 1e6:.0f} MB; uploads are limited to {max_bytes / 1e6:.0f} MB")
+        from core.files import limit_text
+
+        raise InvalidDataError(f"the model is {limit_text(len(model_bytes))}; uploads are limited to {limit_text(max_bytes)}")
     if len(card_bytes) > MAX_CARD_BYTES:
         raise InvalidDataError("the model card is larger than 1 MB; it is not a model card")
     try:

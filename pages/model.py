@@ -231,11 +231,14 @@ with tab_train:
                               format_func=preset_label, key="train_preset",
                               help="light: the default, fast on a CPU; seed: the 2019 notebook's U-Net, "
                                    "about 3.6 times slower")
-        epochs = ui.remembered_number(c2.number_input, "Epochs", 1, 200, prev, "epochs", 5, key="train_epochs")
+        epochs = ui.remembered_number(c2.number_input, "Epochs", 1, 200, prev, "epochs", 5, key="train_epochs",
+                                      help="Rounds of training; each ends with a check on the validation patches, "
+                                           "and the model of the best round is the one kept")
         steps = ui.remembered_number(c3.number_input, "Steps per epoch", 1, 1000, prev, "steps_per_epoch", 20,
-                                     key="train_steps")
+                                     key="train_steps", help="Batches of training patches in each round")
         c4, c5, c6 = st.columns(3)
-        batch = ui.remembered_number(c4.number_input, "Batch size", 1, 64, prev, "batch_size", 8, key="train_batch")
+        batch = ui.remembered_number(c4.number_input, "Batch size", 1, 64, prev, "batch_size", 8, key="train_batch",
+                                     help="Patches in each step; lower it if the machine runs out of memory")
         # on the region: the sizes it holds (a 100 px field offered 256 px, refused on Start)
         sizes, index, size_help = ui.patch_size_choice(None if too_small else shape,
                                                        ui.remembered(prev, "patch_size", 256))

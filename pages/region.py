@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.errors import CropMapError
 from core.field_labels import is_fields_file
+from core.files import limit_text
 from core.geojson import MAX_GEOJSON_BYTES, left_out_note
 from core.region import Region
 from core.resample import SHIPPED_PIXEL_SIZE_M
@@ -104,7 +105,7 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
                "image.tif --bbox=W,S,E,N` makes the one image of a part of it (README, command line).")
     img_file = st.file_uploader("Image GeoTIFF", type=["tif", "tiff"], key="upload_image")
     lab_file = st.file_uploader("Labels (optional): a GeoTIFF on the image's pixels, or a GeoJSON of surveyed fields "
-                                f"(up to {MAX_FIELDS_UPLOAD_BYTES // 2**20} MB)",
+                                f"up to {limit_text(MAX_FIELDS_UPLOAD_BYTES)}",
                                 type=["tif", "tiff", "geojson", "json"], key="upload_labels",
                                 help="A GeoTIFF on the image's pixels: the image's grid, or a larger or smaller tile on "
                                      "the same pixels (its part under the image is used; outside a smaller one, no "
@@ -170,7 +171,7 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
 
 with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSON)"):
     st.caption("What the Earth Engine page's image export writes (or the original notebook's): the export is "
-               "assembled into one GeoTIFF, placed by its mixer, each patch's kernel buffer cut off.")
+               "assembled into one GeoTIFF, placed by its mixer, each patch's overlapping margin (kernel buffer) cut off.")
     mixer = st.text_input("Path of its mixer JSON (a local file or gs://)", key="upload_mixer",
                           placeholder="/data/exports/camana-mixer.json")
     if st.button("Use this export", disabled=not mixer.strip()):
@@ -188,9 +189,9 @@ with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSO
 with st.expander("Upload a region (GeoJSON)"):
     # its limit in the label (the upload box itself names the server's, for images: 200 MB)
     geo_file = st.file_uploader(f"Polygon/MultiPolygon in lon/lat, or image pixels with \"crs\": \"image\" (up to "
-                                f"{MAX_GEOJSON_BYTES / 1e6:.0f} MB)", type=["geojson", "json"], key="upload_geojson",
+                                f"{limit_text(MAX_GEOJSON_BYTES)})", type=["geojson", "json"], key="upload_geojson",
                                 help="The upload box's own limit is the server's, for images; a GeoJSON file may be "
-                                     f"up to {MAX_GEOJSON_BYTES / 1e6:.0f} MB.")
+                                     f"up to {limit_text(MAX_GEOJSON_BYTES)}.")
     if geo_file is not None and st.button("Use this GeoJSON region"):
         with ui.errors_shown():
             skipped = scene.use_uploaded_region(geo_file.getvalue(), geo_file.name)

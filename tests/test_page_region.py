@@ -385,7 +385,7 @@ def test_the_geojson_upload_names_its_own_limit():
     assert label.endswith(f"(up to {MAX_GEOJSON_BYTES // 2**20} MB)")
     # and the labels box's GeoJSON of fields its own
     [label] = [u.proto.label for u in at.get("file_uploader") if "surveyed fields" in u.proto.label]
-    assert label.endswith(f"a GeoJSON of surveyed fields (up to {MAX_FIELDS_UPLOAD_BYTES // 2**20} MB)")
+    assert label.endswith(f"a GeoJSON of surveyed fields up to {MAX_FIELDS_UPLOAD_BYTES // 2**20} MB")
 
 
 def _upload_regions_script():

@@ -82,7 +82,7 @@ def test_training_curves_are_named_and_not_drawn_empty_after_one_epoch(fake_map,
     (loss_spec, loss), (score_spec, score) = charts
     names = lambda df: set(df[[c for c in df.columns if df[c].dtype == object][0]])  # noqa: E731
     assert names(loss) == {"training loss", "validation loss"}
-    assert names(score) == {"training IoU", "validation IoU", "training Dice", "validation Dice"}
+    assert names(score) == {"training IoU", "validation IoU", "training F1", "validation F1"}
     assert _axis_titles(loss_spec) == ("epoch", "loss") and _axis_titles(score_spec) == ("epoch", "score (0-1)")
     # whole epochs on the x axis, each once, not the 1.0, 1.5, 2.0 of a line chart's default ticks
     # (they read "1 2 2 3"); the loss axis fitted to the figures, not from 0 (where a drop looks flat)

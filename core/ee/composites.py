@@ -536,6 +536,7 @@ def require_scenes(cfg: CompositeConfig, geometry: Mapping[str, Any], getinfo: A
     if not int(summary.get("count") or 0):
         raise NoDataError(
             f"no {cfg.spec.title} scene with under {cfg.max_cloud:g}% cloud covers this region between "
-            f"{cfg.start} and {cfg.end}; widen the dates or raise max_cloud"
+            f"{cfg.start} and {cfg.end}; widen the dates or raise the cloud-cover limit ('Cloud cover under %', "
+            "--max-cloud)"
         )
     return summary

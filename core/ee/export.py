@@ -152,7 +152,8 @@ class PatchExportConfig:
     def __post_init__(self) -> None:
         _require(32 <= self.patch_size <= 1024 and self.patch_size % 16 == 0,
                  "patch_size must be a multiple of 16, 32-1024 (as training takes them)")
-        _require(0 <= self.kernel_buffer <= self.patch_size // 2, f"kernel_buffer must be 0-{self.patch_size // 2}")
+        _require(0 <= self.kernel_buffer <= self.patch_size // 2,
+                 f"kernel_buffer (the context margin) must be 0-{self.patch_size // 2} px, half the patch size at most")
         _require(1 <= self.points_per_task <= MAX_POINTS_PER_TASK, f"points_per_task must be 1-{MAX_POINTS_PER_TASK}")
         _require(set(self.bands) <= set(FEATURE_BANDS) and len(self.bands) > 0, f"bands must be among {FEATURE_BANDS}")
         _require(1 <= self.tile_scale <= 16, "tile_scale must be 1-16")
@@ -182,7 +183,7 @@ class ImageExportConfig:
         valid = [k for k in range(self.patch_size // 2 + 1) if (self.patch_size + 2 * k) % 16 == 0]
         _require(
             self.kernel_buffer in valid,
-            f"kernel_buffer {self.kernel_buffer} does not fit prediction: patch_size + 2 x kernel_buffer must be a "
+            f"kernel_buffer {self.kernel_buffer} (the context margin) does not fit prediction: patch_size + 2 x kernel_buffer must be a "
             f"multiple of 16 and kernel_buffer at most patch_size / 2; for patch_size {self.patch_size} use "
             f"{_some(valid)}",
         )

@@ -25,7 +25,7 @@ import numpy as np
 from core.config import MIN_REGION_SIDE
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, NoDataError, RegionError
 from core.field_labels import is_fields_file
-from core.files import MAX_UPLOAD_BYTES, replacing, safe_stem, write_bytes_whole
+from core.files import MAX_UPLOAD_BYTES, limit_text, replacing, safe_stem, write_bytes_whole
 from core.labels import NODATA, get_class_map, label_map_warning
 from core.grid import Grid, crs_words, place_words
 from core.raster import (ImageReader, band_map_check, file_bands, read_label_classes, write_codes, write_mask,
@@ -314,7 +314,7 @@ def _check_upload(data: bytes, name: str, max_bytes: int = MAX_UPLOAD_BYTES) -> 
     if not data:
         raise InvalidDataError(f"the uploaded file {name} is empty")
     if len(data) > max_bytes:
-        raise InvalidDataError(f"{name} is {len(data) / 1e6:.0f} MB; uploads are limited to {max_bytes / 1e6:.0f} MB")
+        raise InvalidDataError(f"{name} is {limit_text(len(data))}; uploads are limited to {limit_text(max_bytes)}")
     if data[:4] not in TIFF_MAGIC:
         raise InvalidDataError(f"{name} is not a GeoTIFF (it does not start as a TIFF file does); save the raster as "
                                "a GeoTIFF, e.g. gdal_translate -of GTiff IN OUT.tif, or export it from QGIS as GeoTIFF")

@@ -18,7 +18,7 @@ SCORE_NAMES = {"f1": "F1", "iou": "IoU", "precision": "Precision", "recall": "Re
 SCORE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7"]
 #: the training curves' series (history.csv columns), by what they are
 LOSS_CURVES = {"loss": "training loss", "val_loss": "validation loss"}
-SCORE_CURVES = {"iou": "training IoU", "val_iou": "validation IoU", "dice": "training Dice", "val_dice": "validation Dice"}
+SCORE_CURVES = {"iou": "training IoU", "val_iou": "validation IoU", "dice": "training F1", "val_dice": "validation F1"}  # (Dice is F1)
 #: at most this many epochs are labelled on a training chart's axis
 MAX_EPOCH_TICKS = 10
 

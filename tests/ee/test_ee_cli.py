@@ -221,9 +221,9 @@ def test_other_mistakes_are_one_line(capsys, tmp_path):
     # the options are named as typed, not as the fields they set
     err = one_line_error(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/x", "--name", "n",
                                   "--kernel", "30"])
-    assert err.startswith("error: --kernel 30 does not fit prediction: --patch + 2 x --kernel must be a multiple of 16")
+    assert err.startswith("error: --kernel 30 (the context margin) does not fit prediction: --patch + 2 x --kernel must be a multiple of 16")
     assert "kernel_buffer" not in err and "patch_size" not in err
-    assert "--kernel must be 0-64" in one_line_error(capsys, ["ee-export-patches", "--preset", "camana", "--dest",
+    assert "--kernel (the context margin) must be 0-64 px" in one_line_error(capsys, ["ee-export-patches", "--preset", "camana", "--dest",
                                                               "gcs:crop-bucket/x", "--name", "n", "--patch", "128",
                                                               "--kernel", "65"])
     # --start, once the export's start flag, is a date: left without one, the message points to --submit

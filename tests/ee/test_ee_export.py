@@ -387,4 +387,4 @@ def test_export_image_cli_refuses_a_kernel_prediction_cannot_use(ee_offline, cap
     code = main(["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "c",
                  "--patch", "256", "--kernel", "12"])
     err = capsys.readouterr().err
-    assert code == 2 and "--kernel 12 does not fit prediction" in err and "kernel_buffer" not in err and "0, 8, 16, 24, ..., 128" in err
+    assert code == 2 and "--kernel 12 (the context margin) does not fit prediction" in err and "kernel_buffer" not in err and "0, 8, 16, 24, ..., 128" in err
