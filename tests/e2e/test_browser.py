@@ -177,11 +177,15 @@ def test_full_flow_offline(page, app_url, artifacts):
     crop = frame.locator(".leaflet-image-layer").last.bounding_box()
     page.mouse.click(crop["x"] + crop["width"] * 0.7, crop["y"] + crop["height"] * 0.3)  # (data there)
     expect(frame.locator(".cropmap-readout")).to_have_text(
-        re.compile(r"Pixel row [\d,]+, column [\d,]+: .*crop probability \d+%: (not )?crop at threshold"), timeout=60_000)
+        re.compile(r"Pixel row [\d,]+, column [\d,]+: .*crop probability [01]\.\d\d: (not )?crop at threshold"), timeout=60_000)
     wait_script_idle(page)
     assert map_frame(page).locator(".cropmap-click-mark").count() == 3  # the pixel's outline, the ring and its casing
 
-    # threshold: keyboard on the slider thumb
+    # threshold: keyboard on the slider thumb; meanwhile the map, stale until each run reaches it, is not
+    # greyed out (its "Drawing the map..." place showed through it, as if it were reloading)
+    page.evaluate("""() => { window.__mapFades = []; window.__sampler = setInterval(() => {
+        const box = document.querySelector('.st-key-map-first iframe').closest("[data-testid='stElementContainer']");
+        if (box.getAttribute('data-stale') === 'true') window.__mapFades.push(getComputedStyle(box).opacity); }, 40); }""")
     thumb = page.get_by_role("slider").first
     thumb.focus()
     for _ in range(25):
@@ -190,6 +194,8 @@ def test_full_flow_offline(page, app_url, artifacts):
     final = float(thumb.get_attribute("aria-valuenow"))  # ... then the last: the figures of where the slider ends
     page.get_by_text(f"valid pixels at threshold {final:.2f}").wait_for(timeout=60_000)
     wait_script_idle(page)
+    fades = page.evaluate("clearInterval(window.__sampler) || window.__mapFades")
+    assert fades and set(fades) == {"1"}, fades  # (seen stale, and never faded)
     after = metric_value(page, "Crop area")
     assert after != before
     assert re.match(r"^[\d,]+ px$", after), after  # sample scene: pixels, no hectares
