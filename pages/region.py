@@ -35,7 +35,11 @@ ee = cached.ee_status()
 spec = state.get(state.SOURCE)
 
 # ------------------------------------------------------------------ presets
-st.markdown("**Presets**")
+# without Earth Engine, why its preset is greyed out, on the heading's line (a line under the button
+# pushed the map's foot below a laptop's screen); the sidebar's Why and the button's help say how
+st.markdown("**Presets**" + ("" if ee["ok"] else
+                             " :gray[(the Camana valley needs Earth Engine, which is not set up here: the sidebar's "
+                             "*Why* says how)]"))
 c1, c2 = st.columns(2)
 if c1.button("Sample scene (whole image)", help="Landsat 8 scene with CDL labels, shipped with the app",
              width="stretch"):
@@ -47,12 +51,14 @@ if c2.button(f"{CAMANA.place} (Earth Engine)", disabled=not ee["ok"],
     state.set_region(Region.from_bbox(*CAMANA.bbox, name=CAMANA.place).to_geojson(),
                      remember=False)
     st.rerun()
-if not ee["ok"]:  # one line: the full reason (several lines of set-up) is in the sidebar and the button's help
-    c2.caption("Needs Earth Engine, which is not set up here (the sidebar's *Why* says how).")
 
 # The map comes right under the presets, the other sources below it; but they run first, so that a
 # source or region they set is already on the map in the same run.
 map_area = st.container()
+with map_area:  # the map's place made now, so that the sources below do not come first and jump down as it arrives
+    source_line = st.empty()  # (an Earth Engine source's settings, said above its map)
+    map_col, info_col = st.columns([3, 1])
+    map_box = ui.map_place(map_col)
 st.markdown("**Other sources**")
 with st.expander("Earth Engine: any region on Earth (composite and labels settings)", expanded=False):
     if not ee["ok"]:
@@ -276,12 +282,10 @@ def take_drawing(result: dict | None, image: bool) -> None:
 
 spec = state.get(state.SOURCE)
 gaps_note = None  # said beside the map (under it, it was below a laptop's screen)
-with map_area:
-    if spec.get("kind") == "earthengine":  # what the map's Earth Engine layers and the next pages fetch
-        with ui.errors_shown():
-            st.caption("Earth Engine: " + ee_settings.describe(scene.current_source().settings()))
-    map_col, info_col = st.columns([3, 1])
-with map_col:
+if spec.get("kind") == "earthengine":  # what the map's Earth Engine layers and the next pages fetch
+    with source_line.container(), ui.errors_shown():
+        st.caption("Earth Engine: " + ee_settings.describe(scene.current_source().settings()))
+with map_box:
     if scene.is_local(spec):
         with ui.errors_shown(stop=True):
             source = scene.current_source()
