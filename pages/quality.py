@@ -147,6 +147,7 @@ def use_threshold(value: float) -> None:
 
 
 left, right = st.columns([3, 2])
+map_box = ui.map_place(left)  # (the map's column takes the whole width of a narrow window: style.css)
 with left:
     with ui.errors_shown(stop=True):
         only = None if shown == "all" else (codes[0], cached.mtime(codes[0]), codes[1], shown,
@@ -159,9 +160,10 @@ with left:
     feats, valid = cached.image_arrays(image_path, key[1])[:2]
     # the errors as a layer swapped in place: a threshold change keeps the map where the user zoomed,
     # and the pixel clicked (a reloaded map went back to the whole region)
-    regionmap.show(sc, grid, offset, valid, [base], {dis.name: dis_opacity}, "quality_map", [dis] if show_dis else [],
-                   inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key),
-                                                                 float(threshold)))
+    with map_box:
+        regionmap.show(sc, grid, offset, valid, [base], {dis.name: dis_opacity}, "quality_map",
+                       [dis] if show_dis else [],
+                       inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key), float(threshold)))
     # under the map whose colours it counts (beside it, the right column ran far below the map's foot)
     st.markdown(area_line(conf["crop_area"], sc.extra.get("pixel_size_m")))
     st.markdown("**Confusion matrix** (pixels valid in both; on the map, false crop in red and missed crop in blue)")

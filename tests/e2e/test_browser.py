@@ -313,6 +313,14 @@ def test_full_flow_offline(page, app_url, artifacts):
     drawn_badly = [e for e in page.console_errors if "Infinity" in e or "NaN" in e]
     assert not drawn_badly, drawn_badly  # e.g. Vega's "<g> attribute transform: translate(61,Infinity)"
     snapshot(page, artifacts / "07_quality.png", full_page=True)
+    # in a narrow window (900 px, beside the sidebar) the map takes the width, the scores under it (beside
+    # it, it was 340 px wide: too small to check a prediction by eye)
+    page.set_viewport_size({"width": 900, "height": 1000})
+    page.wait_for_timeout(1000)
+    room = page.locator("[data-testid='stMainBlockContainer']").bounding_box()
+    assert page.locator(MAP_FRAME).last.bounding_box()["width"] >= 0.85 * room["width"]
+    page.set_viewport_size({"width": 1500, "height": 1200})
+    page.wait_for_timeout(1000)
     page.get_by_text("Where the errors are").wait_for()  # by CDL class, under the map
     page.locator("[data-testid='stDataFrame']").last.scroll_into_view_if_needed()
     page.get_by_text("Grassland/Pasture").first.wait_for(state="attached", timeout=30_000)  # a canvas grid: cells are hidden DOM
