@@ -48,6 +48,13 @@ def _only_this_machine(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _own_work_folder(monkeypatch, tmp_path):
+    """Every test's dashboard work folder is its own: a page run without one wrote its session into the
+    checkout's outputs/dashboard (or a developer's CROPMAP_WORKDIR), and read what earlier runs left there."""
+    monkeypatch.setenv("CROPMAP_WORKDIR", str(tmp_path / "work"))
+
+
+@pytest.fixture(autouse=True)
 def _no_frozen_objects_between_tests():
     """The dashboard freezes the objects alive once TensorFlow is loaded (pages.components.cached.
     freeze_long_lived): in the test process that would keep every earlier test's cyclic garbage."""

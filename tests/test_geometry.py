@@ -100,3 +100,7 @@ def test_a_file_holding_the_same_field_twice_has_the_field_s_area():
     pixels = Region.from_geojson(json.dumps({**{"type": "MultiPolygon", "coordinates": [[[list(p) for p in _square(0, 0, 40)[0]]]] * 2},
                                              "crs": "image"}))
     assert pixels.area_pixels() == 1600.0
+    # a shape a grid only approximates (a triangle's slanted side) repeated: still exactly its own area
+    triangle = [[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [0.0, 0.0]]
+    twice = Region.from_geojson(json.dumps({"type": "MultiPolygon", "coordinates": [[triangle]] * 2, "crs": "image"}))
+    assert twice.area_pixels() == 50.0

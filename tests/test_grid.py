@@ -236,6 +236,22 @@ def test_a_rotated_geographic_or_mercator_grid_has_the_ground_area_of_its_pixels
     assert area[50, 0] == pytest.approx(expected, rel=1e-3)
 
 
+@pytest.mark.parametrize("turn", [0.0, 20.0, 135.0])
+def test_a_rotated_utm_grid_has_the_area_of_its_pixels(turn):
+    """A UTM grid's pixels keep their area when the grid is turned (the transform's determinant, not
+    its diagonal: 30 m pixels turned by 20 degrees were 0.0795 ha by a * e alone)."""
+    turned = Affine.translation(500000, 5600000) @ Affine.rotation(turn) @ Affine.scale(30, -30)
+    assert Grid(UTM, tuple(turned)[:6], 16, 16).pixel_area_ha() == pytest.approx(0.09, rel=1e-9)
+
+
+def test_lon_lat_pixels_that_are_not_square_have_the_area_of_their_sides():
+    """A lon/lat export's pixels can be wider than tall (0.002 x 0.001 degrees): twice the area of
+    square 0.001 degree ones at the same latitude (the width was once taken from the height)."""
+    square = Grid("EPSG:4326", (0.001, 0, 10.0, 0, -0.001, 60.0), 4, 4).pixel_area_ha()
+    wide = Grid("EPSG:4326", (0.002, 0, 10.0, 0, -0.001, 60.0), 4, 4).pixel_area_ha()
+    assert wide == pytest.approx(2 * square, rel=1e-12)
+
+
 @pytest.mark.parametrize("turn", [0.0, 20.0, 180.0])
 def test_a_window_of_a_turned_grid_is_found_as_on_a_north_up_one(turn):
     """window_within: a part on the whole's pixels at a whole-pixel offset, for a grid turned by any

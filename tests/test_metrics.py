@@ -17,6 +17,19 @@ def test_confusion_counts_valid_pixels_only():
     assert c.to_dict()["confusion_matrix"]["matrix"] == [[2, 1], [1, 1]]
 
 
+def test_every_score_follows_its_own_counts():
+    """Counts all different (tp 3, fp 1, fn 2, tn 4), so that no score can take one for another (fp and
+    fn equal, F1 with fp counted twice passed)."""
+    pred = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0], np.uint8)
+    lab = np.array([1, 1, 1, 0, 1, 1, 0, 0, 0, 0], np.uint8)
+    c = confusion(pred, lab)
+    assert (c.tp, c.fp, c.fn, c.tn) == (3, 1, 2, 4)
+    assert c.accuracy == pytest.approx(7 / 10)
+    assert c.precision == pytest.approx(3 / 4) and c.recall == pytest.approx(3 / 5)
+    assert c.f1 == pytest.approx(2 * 3 / (2 * 3 + 1 + 2)) and c.iou == pytest.approx(3 / (3 + 1 + 2))
+    assert c.to_dict()["confusion_matrix"]["matrix"] == [[4, 1], [2, 3]]
+
+
 def test_confusion_shape_mismatch():
     with pytest.raises(GridMismatchError):
         confusion(np.zeros((2, 2), np.uint8), np.zeros((2, 3), np.uint8))

@@ -62,7 +62,7 @@ def _canonical(obj) -> str:
 def golden():
     """``golden(name, obj)``: compare ``obj`` (JSON-able) with tests/ee/golden/<name>.json.
 
-    ``UPDATE_GOLDEN=1`` (re)writes the file instead.
+    ``UPDATE_GOLDEN=1`` (re)writes the file instead, and fails the test (a file written is not checked).
     """
 
     def check(name: str, obj) -> None:
@@ -73,7 +73,8 @@ def golden():
                 pytest.fail(f"golden file {path.name} is missing; run with UPDATE_GOLDEN=1 once and review it")
             GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-            return
+            # written, not compared: failed, so that UPDATE_GOLDEN=1 left set (in CI) cannot pass every graph
+            pytest.fail(f"{path.name} written (UPDATE_GOLDEN=1): review it, then run without UPDATE_GOLDEN")
         expected = path.read_text(encoding="utf-8")
         assert text == expected, f"{name}: graph differs from {path.name} (rerun with UPDATE_GOLDEN=1 if intended)"
 
