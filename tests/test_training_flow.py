@@ -120,20 +120,37 @@ def test_a_dashboard_jobs_model_card_carries_the_command_that_trains_it_again(sm
     assert "oneDNN" not in log and "absl" not in log  # the worker's log holds no start-up notices
 
 
-def _stopped_job(job_dir, small_scene, state="cancelled", message="cancelled after epoch 1; the best checkpoint so far is kept"):
+#: the stopped training of :func:`_stopped_job`
+STOPPED_CONFIG = {"epochs": 3, "steps_per_epoch": 2, "batch_size": 2, "patch_size": 64, "val_patches": 4}
+
+
+@pytest.fixture(scope="module")
+def stopped_run(small_scene, tmp_path_factory):
+    """A training run folder as the worker leaves it when stopped during epoch 2 of 3 (trained once for
+    the module; each test copies it: its files name the data, not their folder)."""
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    run = tmp_path_factory.mktemp("stopped") / "train"
+    seen = []
+    res = train(TrainConfig(**STOPPED_CONFIG), pair, pair, run, progress=seen.append,
+                should_stop=lambda: any(e["event"] == "epoch" for e in seen))
+    assert res.stopped == "cancelled"
+    return run
+
+
+def _stopped_job(job_dir, small_scene, stopped_run, state="cancelled",
+                 message="cancelled after epoch 1; the best checkpoint so far is kept"):
     """A training job folder as the worker leaves it when it is stopped during epoch 2 of 3."""
     import json
+    import shutil
     import time
 
     from core import jobs
 
     img, lab = small_scene
     pair = [f"{img}:{lab}"]
-    cfg = {"epochs": 3, "steps_per_epoch": 2, "batch_size": 2, "patch_size": 64, "val_patches": 4}
-    seen = []
-    res = train(TrainConfig(**cfg), pair, pair, job_dir / "train", progress=seen.append,
-                should_stop=lambda: any(e["event"] == "epoch" for e in seen))
-    assert res.stopped == "cancelled"
+    cfg = STOPPED_CONFIG
+    shutil.copytree(stopped_run, job_dir / "train")
     (job_dir / "job.json").write_text(json.dumps({"kind": "train", "job_id": "train-x", "note": "held-out note",
                                                   "params": {"train_data": pair, "val_data": pair, "label_map": "cdl",
                                                              "config": cfg}}))
@@ -143,14 +160,14 @@ def _stopped_job(job_dir, small_scene, state="cancelled", message="cancelled aft
     (job_dir / "status.json").write_text(json.dumps(st.to_dict()))
 
 
-def test_a_stopped_training_job_resumes_in_a_new_job_without_losing_its_finished_epoch(small_scene, tmp_path):
+def test_a_stopped_training_job_resumes_in_a_new_job_without_losing_its_finished_epoch(small_scene, stopped_run, tmp_path):
     """A training cancelled (or killed) from the Model page could only be started again from
     scratch there: its finished epochs were on disk but nothing continued from them."""
     from core import jobs
     from test_jobs import wait_for
 
     old, new = tmp_path / "jobs" / "job-a", tmp_path / "jobs" / "job-b"
-    _stopped_job(old, small_scene)
+    _stopped_job(old, small_scene, stopped_run)
     first = _rows(old / "train" / "history.csv")
     jobs.resume_training(old, new, one_at_a_time=True)
     # its finished epoch shows at once (its curves and bar were empty while the worker loaded TensorFlow)
@@ -189,7 +206,7 @@ def test_a_job_that_finished_no_epoch_is_not_offered_to_resume(tmp_path):
         assert jobs.job_note(job) == "" and not (tmp_path / "job-b").exists()
 
 
-def test_the_model_page_offers_to_resume_a_stopped_training(small_scene, tmp_path, monkeypatch):
+def test_the_model_page_offers_to_resume_a_stopped_training(small_scene, stopped_run, tmp_path, monkeypatch):
     from pathlib import Path
 
     from apptest import by_label, new_app, texts
@@ -201,7 +218,7 @@ def test_the_model_page_offers_to_resume_a_stopped_training(small_scene, tmp_pat
     work = tmp_path / "work"
     monkeypatch.setenv("CROPMAP_WORKDIR", str(work))
     old = work / "jobs" / "job-20250101-000000-aaaaaa"
-    _stopped_job(old, small_scene, state="failed")
+    _stopped_job(old, small_scene, stopped_run, state="failed")
     calls = []
     def resume_training(stopped, resumed, **kw):
         calls.append(((stopped, resumed), kw))
@@ -277,7 +294,7 @@ def test_a_held_out_block_with_one_class_is_not_the_validation_set(small_scene, 
     assert "columns 128-255" in spatial_holdout(img, lab, "binary", tmp_path / "h2", 128).note
 
 
-def test_a_diverged_training_is_not_offered_to_resume(small_scene, tmp_path, monkeypatch):
+def test_a_diverged_training_is_not_offered_to_resume(small_scene, stopped_run, tmp_path, monkeypatch):
     """Resuming a run whose loss became NaN repeats it with the same learning rate: the page offered it."""
     from apptest import new_app, texts
 
@@ -287,7 +304,7 @@ def test_a_diverged_training_is_not_offered_to_resume(small_scene, tmp_path, mon
     work = tmp_path / "work"
     monkeypatch.setenv("CROPMAP_WORKDIR", str(work))
     job = work / "jobs" / "job-20250101-000000-aaaaaa"
-    _stopped_job(job, small_scene, state="failed",
+    _stopped_job(job, small_scene, stopped_run, state="failed",
                  message="training diverged: the training loss became nan at epoch 2, step 1; start again with a lower "
                          "learning rate (e.g. 0.0001: --lr, or 'Learning rate' on the Model page)")
     at = new_app()
