@@ -165,6 +165,29 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     assert f"; crop probability {pct / 100:.2f}: {crop} at threshold {threshold:.2f}; labelled " in info
 
 
+@pytest.mark.parametrize("damage", [b"", b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (256, 256), }"])
+def test_a_stored_prediction_cut_short_is_predicted_again(fake_map, tiny_model_path, damage):
+    """A stored prediction emptied or cut short (a machine that crashed after the file was renamed into
+    place) failed the Predict and Quality pages of its region and model, in every session, with
+    Streamlit's bare error, until deleted by hand: it is predicted again."""
+    import streamlit as st
+
+    from pages.components import cached
+
+    at = predict_page(tiny_model_path)
+    at.button[0].click().run()  # Predict
+    key = tuple(at.session_state["prediction"]["key"])
+    stored = cached.prediction_file(key)
+    whole = np.load(stored)
+    stored.write_bytes(damage)
+    st.cache_data.clear()
+    st.cache_resource.clear()  # (a restarted server: the probability read from the file)
+    for page in ("pages/predict.py", "pages/quality.py"):
+        at.switch_page(page).run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+    assert np.array_equal(np.load(stored), whole, equal_nan=True)
+
+
 def test_predict_page_traces_crop_fields_of_a_georeferenced_image(fake_map, tiny_model_path):
     """Own GeoTIFF (UTM): the crop layer traced into GeoJSON polygons on request, per threshold."""
     at = own_image_app()

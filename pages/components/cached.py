@@ -280,7 +280,7 @@ def prediction_work(key: tuple) -> Callable[[Callable[[int, int], None] | None],
 
     out = prediction_file(key)
     image_path, image_mtime, _region, model_path, model_mtime, views = key
-    if out.exists():
+    if stored_whole(out):
         used(out)
         return lambda progress=None: out
     feats, valid, grid = image_arrays(image_path, image_mtime)
@@ -298,6 +298,20 @@ def prediction_work(key: tuple) -> Callable[[Callable[[int, int], None] | None],
         return out
 
     return work
+
+
+def stored_whole(path: Path) -> bool:
+    """Whether a stored prediction at ``path`` can be read whole; one that cannot (cut short or emptied by
+    a crash of the machine, which a file renamed into place does not survive) is removed, so that it is
+    predicted again (it failed every page of its region and model, in every session, until deleted by hand)."""
+    if not path.exists():
+        return False
+    try:
+        np.load(path, mmap_mode="r")  # its header, and its length against the array the header describes
+    except (OSError, ValueError, EOFError):
+        path.unlink(missing_ok=True)
+        return False
+    return True
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
