@@ -90,6 +90,18 @@ def test_a_reload_of_a_misshapen_session_opens_the_pages(fake_map):
         assert at.session_state[state.THRESHOLD] == 0.3 and at.session_state[state.SOURCE] == {"kind": "sample"}
 
 
+def test_a_session_file_that_is_no_text_opens_the_pages_at_their_defaults(fake_map):
+    """Bytes that are not UTF-8 (a damaged file) failed every page of the session's link with Streamlit's
+    bare error (UnicodeDecodeError); damaged JSON already opened at the defaults."""
+    sid = "cd" * 16
+    state.sessions_dir().mkdir(parents=True, exist_ok=True)
+    (state.sessions_dir() / f"{sid}.json").write_bytes(b"\xff\xfe{x")
+    at = new_app()
+    at.query_params[state.SESSION_PARAM] = sid
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception and at.session_state[state.SOURCE] == {"kind": "sample"}
+
+
 def test_a_form_kept_with_values_its_widgets_no_longer_take_opens_at_their_defaults(fake_map):
     """A form's kept values that its widget refuses (out of its range, of another type, not among its
     options: a session kept by a version whose form offered other values) made the page fail; each such

@@ -227,8 +227,8 @@ def _start_session() -> None:
     sid = st.query_params.get(SESSION_PARAM) or st.session_state.pop(URL_SESSION, "")
     if re.fullmatch(r"[0-9a-f]{32}", sid or ""):
         try:
-            text = (sessions_dir() / f"{sid}.json").read_text()
-        except OSError:
+            text = (sessions_dir() / f"{sid}.json").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):  # (bytes that are no text: damaged, read as no session kept)
             text = ""
         st.session_state.update(restored(text))
         st.session_state[SAVED] = text
