@@ -136,6 +136,23 @@ def test_a_scene_folder_that_lost_a_file_is_cut_again(tmp_path, lost):
     assert np.array_equal(read_image(again.image_path)[1], read_image(first.image_path)[1])
 
 
+@pytest.mark.parametrize("damaged", ["image.tif", "labels.tif", "codes.tif", "context.tif"])
+@pytest.mark.parametrize("cut_to", [0, 1000])
+def test_a_scene_file_cut_short_is_cut_again(tmp_path, damaged, cut_to):
+    """A scene file emptied or cut short (a crash of the machine after its rename) was reused: every page
+    of the region failed with "copy or download it again", of a file the user never gave."""
+    src = LocalSource.sample()
+    box = Region("image", ((((10.0, 10.0), (300.0, 10.0), (300.0, 300.0), (10.0, 300.0), (10.0, 10.0)),),))
+    first = src.fetch(box, tmp_path / "s")
+    made = {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir()}
+    with open(tmp_path / "s" / damaged, "r+b") as f:
+        f.truncate(cut_to)
+    again = src.fetch(box, tmp_path / "s")
+    assert again.extra == first.extra
+    assert (tmp_path / "s" / damaged).read_bytes() == made[damaged]
+    assert np.array_equal(read_image(again.image_path)[1], read_image(first.image_path)[1])
+
+
 def test_whole_turned_image_has_its_own_area_and_a_clipped_region_says_so(tmp_path):
     src = LocalSource(FTW, band_map={"R": 1, "G": 2, "B": 3, "NIR": 4})
     region = src.full_region()

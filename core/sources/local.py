@@ -243,6 +243,7 @@ class LocalSource:
             has_labels = True
         meta = {"title": self.title, "attribution": self.attribution, "georeferenced": grid.georeferenced,
                 "labels": has_labels, "label_map": "binary" if has_labels else None, "extra": extra}
+        meta["sizes"] = {name: (out_dir / name).stat().st_size for name in _scene_files(meta)}
         with replacing(meta_out) as tmp:  # written last and whole: it marks the scene as complete
             tmp.write_text(json.dumps(meta, indent=1))
         if progress:
@@ -276,21 +277,33 @@ def context_window(window: PixelWindow, grid: Grid, margin: int = CONTEXT_MARGIN
     return PixelWindow(top, left, height, width)
 
 
+def _scene_files(meta: dict) -> list[str]:
+    """The files of a scene folder its scene.json (``meta``) names: the image, and the labels, class codes
+    and context where it has them."""
+    extra = meta.get("extra") or {}
+    codes, context = extra.get("codes"), (extra.get("context") or {}).get("file")
+    return [SCENE_IMAGE, *(["labels.tif"] if meta.get("labels") else []), *([codes] if codes else []),
+            *([context] if context else [])]
+
+
 def _complete_scene(out_dir: Path) -> dict | None:
     """The scene.json of a scene folder whose files are all there (image, and labels and class codes
-    where it says it has them), else None: a folder that lost a file, or whose scene.json cannot be
-    read, is written again rather than reused."""
+    where it says it has them), each of the size it was written with, else None: a folder that lost a
+    file, whose file was cut short or emptied (a crash of the machine after its rename), or whose
+    scene.json cannot be read, is written again rather than reused (a damaged copy failed every page
+    with "copy or download it again", of a file the user never gave)."""
     try:
         meta = json.loads((out_dir / "scene.json").read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(meta, dict):
         return None
-    extra = meta.get("extra") or {}
-    codes, context = extra.get("codes"), (extra.get("context") or {}).get("file")
-    needed = [SCENE_IMAGE, *(["labels.tif"] if meta.get("labels") else []), *([codes] if codes else []),
-              *([context] if context else [])]
-    return meta if all((out_dir / name).is_file() for name in needed) else None
+    sizes = meta.get("sizes") if isinstance(meta.get("sizes"), dict) else {}  # (none in a folder of an older version)
+    for name in _scene_files(meta):
+        path = out_dir / name
+        if not path.is_file() or (name in sizes and path.stat().st_size != sizes[name]):
+            return None
+    return meta
 
 
 def _scene_from_meta(out_dir: Path, meta: dict) -> Scene:
