@@ -45,6 +45,9 @@ class InvalidDataError(CropMapError):
 #: how the message of a training stopped by a NaN or infinite loss starts (a job's status keeps only
 #: the text, and such a run is not offered to resume: it would diverge again)
 DIVERGED = "training diverged"
+#: how the message of a training that could not go on from its checkpoint starts (a damaged one: a resume
+#: of it, offered again, only copied it into another failed job)
+CANNOT_RESUME = "cannot resume"
 
 
 class CorruptFileError(CropMapError):

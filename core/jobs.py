@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from core.config import TrainConfig, finite_number
-from core.errors import DIVERGED, CropMapError, JobError
+from core.errors import CANNOT_RESUME, DIVERGED, CropMapError, JobError
 
 JOB_FILE = "job.json"
 STATUS_FILE = "status.json"
@@ -576,9 +576,10 @@ def _model_job(model_path: str | os.PathLike) -> tuple[Path | None, dict]:
 def can_resume(job_dir: str | os.PathLike, st: JobStatus) -> bool:
     """Whether a stopped training job (``st``: its status) can go on from its last finished epoch:
     cancelled or failed, a checkpoint on disk, and not stopped by a diverged loss (which a resume
-    with the same settings would only repeat)."""
-    return (st.state in ("cancelled", "failed")
-            and (Path(job_dir) / TRAIN_SUBDIR / "last.keras").exists() and not st.message.startswith(DIVERGED))
+    with the same settings would only repeat) or by a checkpoint it could not resume from (each resume
+    of it copied the damaged run into another failed job)."""
+    return (st.state in ("cancelled", "failed") and (Path(job_dir) / TRAIN_SUBDIR / "last.keras").exists()
+            and not st.message.lower().startswith((DIVERGED, CANNOT_RESUME)))
 
 
 def best_checkpoint(job_dir: str | os.PathLike) -> Path:

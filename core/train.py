@@ -48,6 +48,7 @@ from core.dataset import (  # noqa: E402
 from core.errors import (  # noqa: E402
     ConfigError,
     CropMapError,
+    CANNOT_RESUME,
     DIVERGED,
     CorruptFileError,
     InvalidDataError,
@@ -216,7 +217,7 @@ def _load_checkpoint(path: Path) -> keras.Model:
     try:
         return keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS)
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError, TypeError) as err:  # as load_model's
-        raise CorruptFileError(f"cannot resume: checkpoint {path} is unreadable ({type(err).__name__}); start a new run") from None
+        raise CorruptFileError(f"{CANNOT_RESUME}: checkpoint {path} is unreadable ({type(err).__name__}); start a new run") from None
 
 
 def _init_model(config: TrainConfig) -> LoadedModel:
@@ -241,7 +242,7 @@ def _read_history(path: Path) -> list[dict]:
         with path.open() as f:
             return list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error):
-        raise CorruptFileError(f"cannot resume: {path} is damaged; start again with --overwrite or use a new --out") from None
+        raise CorruptFileError(f"{CANNOT_RESUME}: {path} is damaged; start again with --overwrite or use a new --out") from None
 
 
 def _best_val_loss(history: list[dict], path: Path) -> float:
@@ -253,7 +254,7 @@ def _best_val_loss(history: list[dict], path: Path) -> float:
     try:
         return min((float(h["val_loss"]) for h in history), default=float("inf"))
     except (KeyError, TypeError, ValueError):
-        raise CorruptFileError(f"cannot resume: {path} is damaged (no readable val_loss); start again with --overwrite "
+        raise CorruptFileError(f"{CANNOT_RESUME}: {path} is damaged (no readable val_loss); start again with --overwrite "
                                "or use a new --out") from None
 
 
@@ -286,7 +287,7 @@ def _best_logs(history: list[dict], best_loss: float, path: Path) -> dict:
             try:
                 return {k: int(v) if k == "epoch" else float(v) for k, v in row.items() if v not in (None, "")}
             except (TypeError, ValueError):
-                raise CorruptFileError(f"cannot resume: {path} is damaged (its best epoch's row holds a value that is "
+                raise CorruptFileError(f"{CANNOT_RESUME}: {path} is damaged (its best epoch's row holds a value that is "
                                        "not a number); start again with --overwrite or use a new --out") from None
     return {}
 
@@ -310,7 +311,7 @@ def _read_run_info(path: Path, config: TrainConfig, data: dict | None = None,
         recorded_px = "pixel_size_m" in info  # (not in a run recorded before the pixel size was)
         started_px = check_pixel_size_m(info["pixel_size_m"]) if recorded_px else None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, ConfigError, CorruptFileError):
-        raise CorruptFileError(f"cannot resume: {path} is truncated or damaged; start again with --overwrite "
+        raise CorruptFileError(f"{CANNOT_RESUME}: {path} is truncated or damaged; start again with --overwrite "
                                "or use a new --out") from None
     if started != config:
         changed = ", ".join(f"{option} {_shown(getattr(started, name))} (now {_shown(getattr(config, name))})"
@@ -694,7 +695,7 @@ def _check_run_dir(run_dir: Path, label_map: str, resume: bool, overwrite: bool)
     if resume and not last.exists() and len(finished := _read_history(run_dir / "history.csv")) > 1:
         # (started again from nothing, the run replaced its finished epochs' history and best model; with one
         # row, the run was stopped as its first epoch ended, before last.keras was put in place: redone)
-        raise CorruptFileError(f"cannot resume: {last} is missing, though the run has finished {len(finished)} epochs "
+        raise CorruptFileError(f"{CANNOT_RESUME}: {last} is missing, though the run has finished {len(finished)} epochs "
                                "(history.csv); put last.keras back, or start again with --overwrite (which replaces "
                                "its history and best model) or in a new --out")
 
@@ -725,7 +726,7 @@ def _resume_point(run_dir: Path, config: TrainConfig) -> _Start:
     history = _read_history(history_path)
     done = int(model.optimizer.iterations) // config.steps_per_epoch  # epochs the checkpoint has finished
     if done > len(history):  # (its row is written before it: a history lost or replaced since)
-        raise CorruptFileError(f"cannot resume: {run_dir / 'last.keras'} has finished {done} epoch(s) but "
+        raise CorruptFileError(f"{CANNOT_RESUME}: {run_dir / 'last.keras'} has finished {done} epoch(s) but "
                                f"{history_path.name} records {len(history)}: its history is missing or not this run's "
                                "(its epochs would be counted again from 1, and its best model replaced); put the "
                                "history back, or start again with --overwrite or in a new --out")

@@ -294,7 +294,15 @@ def test_a_held_out_block_with_one_class_is_not_the_validation_set(small_scene, 
     assert "columns 128-255" in spatial_holdout(img, lab, "binary", tmp_path / "h2", 128).note
 
 
-def test_a_diverged_training_is_not_offered_to_resume(small_scene, stopped_run, tmp_path, monkeypatch):
+@pytest.mark.parametrize("message, said", [
+    ("training diverged: the training loss became nan at epoch 2, step 1; start again with a lower learning rate "
+     "(e.g. 0.0001: --lr, or 'Learning rate' on the Model page)", "Training diverged: the training loss"),
+    # a resume of a damaged checkpoint: offered again, each click copied the run into another failed job
+    ("cannot resume: checkpoint /w/jobs/job-a/train/last.keras is unreadable (ValueError); start a new run",
+     "Cannot resume: checkpoint"),
+])
+def test_a_training_that_cannot_go_on_is_not_offered_to_resume(small_scene, stopped_run, tmp_path, monkeypatch,
+                                                                message, said):
     """Resuming a run whose loss became NaN repeats it with the same learning rate: the page offered it."""
     from apptest import new_app, texts
 
@@ -304,10 +312,8 @@ def test_a_diverged_training_is_not_offered_to_resume(small_scene, stopped_run, 
     work = tmp_path / "work"
     monkeypatch.setenv("CROPMAP_WORKDIR", str(work))
     job = work / "jobs" / "job-20250101-000000-aaaaaa"
-    _stopped_job(job, small_scene, stopped_run, state="failed",
-                 message="training diverged: the training loss became nan at epoch 2, step 1; start again with a lower "
-                         "learning rate (e.g. 0.0001: --lr, or 'Learning rate' on the Model page)")
+    _stopped_job(job, small_scene, stopped_run, state="failed", message=message)
     at = new_app()
     at.session_state["job_dir"] = str(job)  # this session's job
     at.switch_page("pages/model.py").run()
-    assert "Training diverged: the training loss" in texts(at) and not [b for b in at.button if b.label == "Resume training"]
+    assert said in texts(at) and not [b for b in at.button if b.label == "Resume training"]
