@@ -21,12 +21,16 @@ class WorkDir:
 
     @classmethod
     def from_env(cls, default: Path) -> "WorkDir":
-        """The work folder :data:`WORKDIR_ENV` names (``default`` where unset), made if missing.
+        """The work folder :data:`WORKDIR_ENV` names (``default`` where unset or empty: an empty value
+        was the current folder, which filled the checkout with sessions/ and scenes/), made if missing.
 
         Raises:
             ConfigError: it cannot be made (a path under a file, a folder without permission).
         """
-        path = Path(os.environ.get(WORKDIR_ENV, default))
+        path = Path(os.environ.get(WORKDIR_ENV, "").strip() or default)
+        if path.exists() and not path.is_dir():  # (mkdir said "File exists", as if it were a folder already)
+            raise ConfigError(f"the dashboard's work folder {path} is a file, not a folder; set {WORKDIR_ENV} to a "
+                              "folder this server can write, and start it again")
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as err:

@@ -10,6 +10,9 @@ def test_the_work_folder_comes_from_the_environment_and_says_where_each_kind_of_
     monkeypatch.delenv(WORKDIR_ENV, raising=False)
     work = WorkDir.from_env(tmp_path / "default")
     assert work.root == tmp_path / "default" and work.root.is_dir()
+    for empty in ("", "  "):  # as unset (an empty value was the current folder: the checkout filled with sessions/)
+        monkeypatch.setenv(WORKDIR_ENV, empty)
+        assert WorkDir.from_env(tmp_path / "default").root == tmp_path / "default"
     monkeypatch.setenv(WORKDIR_ENV, str(tmp_path / "w"))
     work = WorkDir.from_env(tmp_path / "default")
     assert work.jobs == tmp_path / "w" / "jobs" and work.predictions == tmp_path / "w" / "predictions"
@@ -18,6 +21,9 @@ def test_the_work_folder_comes_from_the_environment_and_says_where_each_kind_of_
     assert len(set(folders)) == len(folders) and all(f.parent == work.root for f in folders)
     assert not any(f.exists() for f in folders)  # (made when first written to)
     (tmp_path / "file").write_text("")
+    monkeypatch.setenv(WORKDIR_ENV, str(tmp_path / "file"))
+    with pytest.raises(ConfigError, match=f"work folder .*file is a file, not a folder; set {WORKDIR_ENV} to a folder"):
+        WorkDir.from_env(tmp_path / "default")
     monkeypatch.setenv(WORKDIR_ENV, str(tmp_path / "file" / "work"))
     with pytest.raises(ConfigError, match=f"cannot be made .*; set {WORKDIR_ENV} to a folder this server can write"):
         WorkDir.from_env(tmp_path / "default")
