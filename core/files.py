@@ -154,6 +154,7 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     with made_dir(path.parent):
         try:
             yield tmp
+            synced(tmp)
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -184,6 +185,20 @@ def replacing_all(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
             for tmp in tmps:
                 tmp.unlink(missing_ok=True)
             raise
+
+
+def synced(path: str | os.PathLike) -> None:
+    """Make sure the bytes of the file ``path`` (of each file under a folder) are on the disk, before it
+    is renamed into place: after a crash of the machine, a file renamed before its bytes were written
+    out can come back empty under its final name (a stored prediction, a scene's image, a checkpoint)."""
+    path = Path(path)
+    for p in (path.rglob("*") if path.is_dir() else (path,)):
+        if p.is_file() and not p.is_symlink():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def temp_name(path: str | os.PathLike) -> Path:
@@ -271,6 +286,7 @@ def move_into_place(moves: Sequence[tuple[str | os.PathLike | None, str | os.Pat
                     kept.append((keep, final))
                     os.replace(final, keep)
             if staged is not None:
+                synced(staged)
                 placed.append((Path(staged), final))
                 os.replace(staged, final)
         if done is not None:

@@ -31,7 +31,7 @@ from keras import layers  # noqa: E402
 from core.card import (ModelCard, Preset, card_mismatch, card_path, get_preset, load_card,  # noqa: E402
                        model_files)
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError  # noqa: E402
-from core.files import MAX_UPLOAD_BYTES, move_into_place, safe_stem, staging_dir, temp_name  # noqa: E402
+from core.files import MAX_UPLOAD_BYTES, move_into_place, safe_stem, staging_dir, synced, temp_name  # noqa: E402
 
 
 def _conv_block(x, filters: int):
@@ -264,6 +264,7 @@ def store_uploaded_model(model_bytes: bytes, card_bytes: bytes, root: str | os.P
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     try:
+        synced(tmp)
         os.replace(tmp, folder)
     except OSError:  # another session stored the same upload meanwhile (or a stale partial folder)
         shutil.rmtree(tmp, ignore_errors=True)

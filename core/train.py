@@ -56,7 +56,7 @@ from core.errors import (  # noqa: E402
     OutputExistsError,
     RegionError,
 )
-from core.files import check_output_dir, missing_folders, remove_empty, replacing  # noqa: E402
+from core.files import check_output_dir, missing_folders, remove_empty, replacing, synced  # noqa: E402
 from core.labels import get_class_map  # noqa: E402
 from core.card import ModelCard, Normalization, check_bands, check_normalization, get_preset  # noqa: E402
 from core.model import (  # noqa: E402
@@ -152,6 +152,7 @@ class _Reporter(keras.callbacks.Callback):
                 self.best_loss = val_loss
                 self.best_logs = dict(logs, epoch=epoch + 1)
             _append_history(self.run_dir / "history.csv", epoch + 1, logs)
+            synced(tmp)
             os.replace(tmp, self.run_dir / "last.keras")
         except BaseException:  # e.g. a full disk or an interrupt: no partial checkpoint is left behind
             tmp.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -266,3 +267,29 @@ def test_the_upload_limit_is_the_servers():
 
     config = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] * 2**20 == MAX_UPLOAD_BYTES
+
+
+def test_files_are_on_the_disk_before_they_are_renamed_into_place(tmp_path, monkeypatch):
+    """A file renamed before its bytes reached the disk can come back empty under its final name after a
+    crash of the machine (a stored prediction did, and failed its pages): each is synced first."""
+    from core import files
+
+    synced = []
+    real = os.fsync
+
+    def fsync(fd):
+        synced.append((os.readlink(f"/proc/self/fd/{fd}"), (tmp_path / "a.bin").exists()))
+        real(fd)
+
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    with files.replacing(tmp_path / "a.bin") as tmp:
+        tmp.write_bytes(b"probability")
+    assert [(Path(p).name.endswith(".tmp"), placed) for p, placed in synced] == [(True, False)]  # before the rename
+    staged = tmp_path / "staged"
+    (staged / "run").mkdir(parents=True)
+    (staged / "run" / "x.tif").write_bytes(b"1")
+    (staged / "run" / "y.json").write_bytes(b"2")
+    synced.clear()
+    move_into_place([(staged / "run", tmp_path / "run")], tmp_path)
+    assert sorted(Path(p).name for p, _ in synced) == ["x.tif", "y.json"]
+    assert (tmp_path / "run" / "x.tif").read_bytes() == b"1"

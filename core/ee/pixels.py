@@ -27,7 +27,7 @@ import numpy as np
 
 from core.ee.errors import EEMemoryError, EERequestTooLargeError, EETimeoutError, RetryPolicy, call_with_retries
 from core.errors import ConfigError, OutputExistsError
-from core.files import size_text
+from core.files import size_text, synced
 
 #: computePixels limits (bytes of the uncompressed response, pixels per side).
 MAX_REQUEST_BYTES = 48 * 1024 * 1024
@@ -428,6 +428,7 @@ def download(
                 finally:
                     for fut in pending:
                         fut.cancel()
+        synced(tmp)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -520,6 +521,7 @@ def cut_out(
                         arr[:, outside] = np.asarray(src.nodata, dtype=arr.dtype)
                         inside -= int(outside.sum())
                     dst.write(arr, window=Window(0, r, plan.width, h))
+        synced(tmp)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
