@@ -977,8 +977,10 @@ def run(job_dir: str | os.PathLike) -> int:
         else:
             result = fn(progress=progress, should_stop=should_stop, run_dir=str(job_dir), **params)
             stopped = result.get("stopped", "completed") if isinstance(result, dict) else "completed"
-    except _Cancelled:
-        st.state, st.message = "cancelled", "stopped at your request"
+    except _Cancelled:  # SIGTERM: "Stop now" (its flag file first), or from outside (a shutdown, a kill)
+        st.state, st.message = "cancelled", ("stopped at your request" if should_stop() else
+                                             "stopped from outside the dashboard (SIGTERM: a shutdown of the machine, "
+                                             "or a kill of the worker process)")
         _write_status(job_dir, st)
         return 1
     except CropMapError as err:

@@ -529,6 +529,10 @@ def test_a_stop_now_while_the_data_loads_is_cancelled_even_through_a_broad_excep
         return {"stopped": "completed"}
 
     st = _run_in_process(job_dir, trainer, monkeypatch)
+    # not asked for from the dashboard (no cancel flag): said so, not "at your request"
+    assert st.state == "cancelled" and st.message.startswith("stopped from outside the dashboard (SIGTERM")
+    (job_dir / "cancel").touch()  # as "Stop now" asks, before its SIGTERM
+    st = _run_in_process(job_dir, trainer, monkeypatch)
     assert (st.state, st.message) == ("cancelled", "stopped at your request")
 
 
