@@ -184,11 +184,14 @@ def test_predictions_no_session_used_for_as_long_are_removed_when_a_new_one_star
     sid = at.query_params[state.SESSION_PARAM][0]
     kept = cached.prediction_file(tuple(at.session_state[state.PREDICTION]["key"]))
     old, recent = kept.parent / "old.npy", kept.parent / "recent.npy"
-    for path in (old, recent):
+    # a server killed while writing one left its temporary file: gone a day later
+    left, writing = kept.parent / f".{kept.name}.123-abcdef01.tmp", kept.parent / ".other.npy.124-abcdef02.tmp"
+    for path in (old, recent, left, writing):
         path.write_bytes(b"x")
     past = time.time() - (state.SESSION_DAYS + 1) * 86400
     for path in (old, kept):
         os.utime(path, (past, past))
+    os.utime(left, (time.time() - 2 * 86400,) * 2)
 
     again = new_app()  # the session's link opened again: its prediction is in use again
     again.query_params[state.SESSION_PARAM] = sid
@@ -196,6 +199,7 @@ def test_predictions_no_session_used_for_as_long_are_removed_when_a_new_one_star
     assert kept.stat().st_mtime > past + 86400
     new_app().run()  # a new session: what no session used for a month goes
     assert not old.exists() and recent.exists() and kept.exists()
+    assert not left.exists() and writing.exists()
 
 
 def test_the_predict_button_keeps_the_running_prediction_for_a_reload_at_once(fake_map, tiny_model_path, monkeypatch):

@@ -246,6 +246,9 @@ def _start_session() -> None:
         # the predictions no session has shown for as long (each is a float32 copy of its region: they
         # would fill the disk of a long-running server; one needed again is predicted again)
         _prune(work().predictions, SESSION_DAYS * 86400, "*.npy")
+        # and the temporary file of a prediction whose server was killed while writing it (hidden, and
+        # no *.npy: kept for good); a day is far longer than any write takes
+        _prune(work().predictions, 86400, ".*.tmp")
     st.session_state[SESSION_ID] = sid
 
 
