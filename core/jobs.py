@@ -664,7 +664,11 @@ def _read_status(job_dir: Path) -> JobStatus:
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, OSError, UnicodeDecodeError) as err:
-        raise JobError(f"the status of the job in {job_dir} is unreadable ({err})") from None
+        # in words (the codec's "can't decode byte 0xff in position 0" reached the sidebar)
+        why = (err.strerror or "cannot be read") if isinstance(err, OSError) else (
+            "not text: damaged" if isinstance(err, UnicodeDecodeError) else "not JSON: damaged or cut short")
+        raise JobError(f"the status of the job in {job_dir} is unreadable ({why}); its files in that folder are "
+                       "as the job left them") from None
     problem = _status_problem(data)
     if problem:
         raise JobError(f"the status of the job in {job_dir} is damaged ({problem}); its files in that folder are "

@@ -738,3 +738,13 @@ def test_a_finished_runs_better_best_checkpoint_is_offered_over_an_earlier_copy_
     card["weights"] = "0" * len(card["weights"])  # a later, better epoch's weights in best.keras
     best.with_suffix(".json").write_text(json.dumps(card))
     assert jobs.best_not_in_use(job, done, copy) and not jobs.best_not_in_use(job, done, best)
+
+
+@pytest.mark.parametrize("damage, said", [(b"\xff\xfe{", "not text: damaged"), (b'{"state": "runn', "not JSON: damaged or cut short")])
+def test_an_unreadable_status_is_said_in_words(tmp_path, damage, said):
+    """The codec's "can't decode byte 0xff in position 0" reached the sidebar."""
+    (tmp_path / "j").mkdir()
+    (tmp_path / "j" / "status.json").write_bytes(damage)
+    with pytest.raises(JobError, match=f"status of the job in .* is unreadable \\({said}\\); its files") as info:
+        jobs.status(tmp_path / "j")
+    assert "decode" not in str(info.value) and "Expecting" not in str(info.value)
