@@ -85,7 +85,7 @@ BASEMAP = "basemap"  # bool: georeferenced maps show OpenStreetMap tiles (defaul
 MAP_HEIGHT = "map_height"  # int: the maps' height in px (the sidebar's choice: MAP_HEIGHTS)
 #: the maps' heights to choose from: a laptop's screen, and a screen 1080 px high or more (a 720 px map
 #: does not fit in a 720 px screen under the page's title: there, the map's full-screen button)
-MAP_HEIGHTS = {480: "Standard", 720: "Tall (1080p screen or larger)"}
+MAP_HEIGHTS = {480: "Standard (laptop)", 720: "Tall (1080p screen)"}  # (short: a longer name was cut in the sidebar)
 #: the environment variable that sets :data:`BASEMAP`'s default: "none" (or "off") for no basemap
 BASEMAP_ENV = "CROPMAP_BASEMAP"
 AREA_UNIT = "area_unit"  # str: the unit the pages show areas in, a name of core.metrics.AREA_UNITS (the sidebar's choice)
