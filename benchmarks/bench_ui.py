@@ -1,7 +1,8 @@
 """Dashboard timings in headless Chromium: server start -> map visible, first page load -> the sidebar's
 Status heading (a waiting line or the status), Region -> Data page's map (its first
 visit), Predict click -> overlays
-visible, threshold change -> crop area updated, and -> the page's run finished. Prints one JSON line.
+visible, threshold change -> crop area updated, and -> the page's run finished, and the bytes the server sends
+the browser for one threshold step. Prints one JSON line.
 
     .venv/bin/python benchmarks/bench_ui.py [--model PATH]
 
@@ -38,6 +39,8 @@ def main() -> int:
     res: dict = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}",
                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": args.model or "shipped"}
     with tempfile.TemporaryDirectory() as wd, browser_page() as (page, _):
+        received = [0]  # bytes the server sent the browser over the page's websocket (the reruns' output)
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda f: received.__setitem__(0, received[0] + len(f))))
         t0 = time.perf_counter()
         with dashboard(Path(wd), env) as (url, healthy_s):
             t = time.perf_counter()
@@ -63,11 +66,13 @@ def main() -> int:
             wait_map_layers(page, 2, timeout=600_000)  # the imagery and the crop layer (shown at first)
             res["predict_click_to_overlay_s"] = round(time.perf_counter() - t, 2)
             thumb = page.get_by_role("slider").first
-            times, runs = [], []
+            times, runs, sent = [], [], []
             for i in range(args.repeats):
                 wait_script_idle(page)  # a key pressed during a rerun can be lost with the re-rendered slider
                 before = metric(page, "Crop area")
                 thumb.focus()
+                page.wait_for_timeout(300)
+                received[0] = 0
                 t = time.perf_counter()
                 thumb.press("ArrowLeft" if i % 2 else "ArrowRight")
                 page.wait_for_function(
@@ -80,8 +85,10 @@ def main() -> int:
                 wait_script_idle(page)  # the rest of the page too (downloads, ...): the server is free again
                 runs.append(time.perf_counter() - t)
                 page.wait_for_timeout(300)
+                sent.append(received[0])
             res["threshold_change_s"] = round(sorted(times)[len(times) // 2], 2)
             res["threshold_run_s"] = round(sorted(runs)[len(runs) // 2], 2)
+            res["threshold_sent_mb"] = round(sorted(sent)[len(sent) // 2] / 1e6, 3)  # server -> browser, one step
             res["region_pixels"] = 1024 * 1024
     print(json.dumps(res))
     return 0

@@ -188,6 +188,43 @@ def test_a_stored_prediction_cut_short_is_predicted_again(fake_map, tiny_model_p
     assert np.array_equal(np.load(stored), whole, equal_nan=True)
 
 
+def test_the_maps_layers_are_fetched_from_the_server_not_sent_with_every_rerun(fake_map, tiny_model_path, monkeypatch):
+    """The layers' PNGs stood in the map's script as data URLs: every rerun sent them all to the browser
+    again (6.4 MB at each step of the threshold on the sample scene). They are served from the media
+    store at URLs that stay while the PNG does: a threshold step changes the crop layer's URL alone."""
+    import re
+
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    stored = {}  # URL -> the bytes the media store serves there
+    real_add = MediaFileManager.add
+
+    def add(self, data, mimetype, coordinates, *a, **k):
+        url = real_add(self, data, mimetype, coordinates, *a, **k)
+        stored[url] = data
+        return url
+
+    monkeypatch.setattr(MediaFileManager, "add", add)
+    at = predict_page(tiny_model_path)
+    at.button[0].click().run()  # Predict
+
+    def shown():  # (the map's script and the dynamic group's, each element's generated name made one)
+        from streamlit_folium import generate_leaflet_string
+
+        m, kwargs = fake_map.maps[-1]
+        return tuple(re.sub(r"_[0-9a-f]{32}(?![0-9a-f])", "_ID", text) for text in
+                     (m.get_root().render(), generate_leaflet_string(kwargs["feature_group_to_add"])))
+
+    html, group = shown()
+    urls = re.findall(r'"(/[^"]*/media/[0-9a-f]+\.png)"', html + group)
+    assert len(urls) >= 2 and "data:image/png" not in html + group  # the imagery (and around it), the crop layer
+    assert all(stored[u].startswith(b"\x89PNG") for u in urls)
+    at.slider[0].set_value(0.7).run()
+    html_after, group_after = shown()
+    assert html_after == html  # the map's script, with its imagery's URL: unchanged (the map is not reloaded)
+    assert group_after != group and "data:image/png" not in group_after
+
+
 def test_predict_page_traces_crop_fields_of_a_georeferenced_image(fake_map, tiny_model_path):
     """Own GeoTIFF (UTM): the crop layer traced into GeoJSON polygons on request, per threshold."""
     at = own_image_app()

@@ -313,13 +313,34 @@ def build(spec: MapSpec, view_key: str | None = None):
     return m
 
 
+def image_url(ov) -> str:
+    """Where the map's page fetches the PNG of overlay ``ov``: the server's media store, registered for
+    this run (Streamlit drops it after a run that no longer shows it), at a URL that stays the same
+    while the PNG does. As a data URL in the map's script, every layer went to the browser again on
+    every rerun: 6.4 MB at each step of the threshold on the sample scene, where the crop layer's new
+    PNG is all that changes. Outside a server (a map built by a test or a script): the data URL."""
+    import hashlib
+
+    from streamlit import config, runtime
+
+    if not runtime.exists():
+        return ov.data_url
+    # one place per PNG (a place holds one file: two layers at one place, and the first was dropped)
+    place = "cropmap-layer-" + hashlib.blake2b(ov.png, digest_size=16).hexdigest()
+    url = runtime.get_instance().media_file_mgr.add(ov.png, "image/png", place)
+    base = str(config.get_option("server.baseUrlPath") or "").strip("/")  # (the map's page is fetched under it too)
+    return f"/{base}{url}" if base and not url.startswith(f"/{base}/") else url
+
+
 def _image_overlay(ov, spec: MapSpec):
     # a layer that a legend explains is marked: the map's peek button hides it while held
     marked = {"class_name": EXPLAINED_LAYER} if ov.legend is not None else {}
-    return _map_classes().ImageLayer(
-        image=ov.data_url, bounds=[list(ov.bounds[0]), list(ov.bounds[1])], name=ov.name,
+    layer = _map_classes().ImageLayer(
+        image="data:image/png;base64,", bounds=[list(ov.bounds[0]), list(ov.bounds[1])], name=ov.name,
         opacity=spec.opacities.get(ov.name, ov.opacity), interactive=False, cross_origin=False, zindex=1, **marked,
     )
+    layer.url = image_url(ov)  # (set after: folium takes a path such as /media/x.png for a file of this machine)
+    return layer
 
 
 def render(spec: MapSpec, key: str, returned_objects: Sequence[str] = ()) -> dict | None:

@@ -200,6 +200,11 @@ def test_full_flow_offline(page, app_url, artifacts):
     assert after != before
     assert re.match(r"^[\d,]+ px$", after), after  # sample scene: pixels, no hectares
     wait_map_layers(page, 3)
+    # every layer's image fetched from the server's media store and drawn (not a broken image)
+    page.wait_for_timeout(500)
+    drawn = map_frame(page).locator("img.leaflet-image-layer").evaluate_all(
+        "els => els.map(e => [e.complete && e.naturalWidth > 0, new URL(e.src).pathname.startsWith('/media/')])")
+    assert len(drawn) >= 3 and all(ok and served for ok, served in drawn), drawn
     snapshot(page, artifacts / "06_threshold.png")
 
     # the reading follows the threshold (the same click, read again)
