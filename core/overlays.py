@@ -43,12 +43,16 @@ _ANCHORS: dict[str, list[tuple[float, tuple[int, int, int]]]] = {
 #: Colours of the class layers (RGB).
 CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
     "crop": (255, 193, 7),  # labelled crop
-    # thresholded prediction: magenta, a hue the probability colormap (viridis) never takes
-    "predicted crop": (236, 0, 140),
+    # thresholded prediction: orange, a hue the probability colormap (viridis) never takes, for colour-blind
+    # viewers too (the magenta it was turned the grey of the imagery to deuteranopes: 12 apart in CIEDE2000
+    # over the sample's fields, against 29 for this orange, and the blue of low probabilities to protanopes)
+    "predicted crop": (255, 127, 0),
     "not crop": (96, 125, 139),
     "no label": (0, 0, 0),  # a pixel of the image that the labels leave without a class
-    "false crop": (229, 57, 53),  # predicted crop, labelled not crop
-    "missed crop": (30, 136, 229),  # labelled crop, predicted not crop
+    # the errors: Okabe-Ito's vermillion and sky blue, apart from each other and from the grey image under
+    # them for colour-blind viewers too (the red they were turned olive on grey to protanopes: 17 apart, now 25)
+    "false crop": (213, 94, 0),  # predicted crop, labelled not crop
+    "missed crop": (86, 180, 233),  # labelled crop, predicted not crop
     # pixels without image data: the web map's own background (Leaflet's #ddd), in the map PNG too
     "no image data": (221, 221, 221),
 }

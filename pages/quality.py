@@ -121,7 +121,7 @@ shown = class_col.selectbox("Show the errors on", ["all", *classes], disabled=no
 settings = dict(state.get(state.LAYERS))
 prev = settings.get("disagreement", {"show": True, "opacity": 0.9})
 show_dis = show_col.checkbox("Disagreement layer", value=prev["show"], key="quality_show_dis",
-                             help="False crop in red and missed crop in blue over the image in grey; off, the image "
+                             help="False crop in red-orange and missed crop in sky blue over the image in grey; off, the image "
                                   "in colour, to judge by eye whether the labels or the prediction are right there.")
 dis_opacity = op_col.slider("Disagreement opacity", 0.0, 1.0, prev["opacity"], 0.05, key="quality_op_dis",
                             disabled=not show_dis)
@@ -166,7 +166,7 @@ with left:
                        inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key), float(threshold)))
     # under the map whose colours it counts (beside it, the right column ran far below the map's foot)
     st.markdown(area_line(conf["crop_area"], sc.extra.get("pixel_size_m")))
-    st.markdown("**Confusion matrix** (pixels valid in both; on the map, false crop in red and missed crop in blue)")
+    st.markdown("**Confusion matrix** (pixels valid in both; on the map, false crop in red-orange and missed crop in sky blue)")
     st.table(pd.DataFrame({"label: crop": [f"{conf['tp']:,}", f"{conf['fn']:,}"],
                           "label: not crop": [f"{conf['fp']:,}", f"{conf['tn']:,}"]},
                           index=["predicted crop", "predicted not crop"]))

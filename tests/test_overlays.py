@@ -86,11 +86,27 @@ def test_class_and_probability_rendering():
         ov.disagreement_colour(np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.uint8), np.ones((3, 3), bool))
 
 
-def test_crop_layer_stands_out_from_the_probability_colours():
-    # the thresholded layer sits on top of the probability layer: no colormap entry may look like it
-    lut = ov.colormap("probability").astype(int)
-    distance = np.sqrt(((lut - np.array(ov.CLASS_COLOURS["predicted crop"])) ** 2).sum(axis=1))
-    assert distance.min() > 150
+@pytest.mark.parametrize("vision", ["normal", "deuteranopia", "protanopia", "tritanopia"])
+def test_crop_layer_stands_out_from_the_probability_colours(vision):
+    """The thresholded layer sits on top of the probability layer: no colormap entry may look like it,
+    to colour-blind viewers too (the magenta it was matched a probability's colour within 0.6 CIELAB
+    units to deuteranopes and protanopes)."""
+    from colour_vision import difference
+
+    lut = ov.colormap("probability").astype(float)
+    assert difference(ov.CLASS_COLOURS["predicted crop"], lut, vision).min() > 10
+
+
+@pytest.mark.parametrize("vision", ["normal", "deuteranopia", "protanopia", "tritanopia"])
+def test_false_and_missed_crop_stand_out_from_each_other_and_the_grey_image(vision):
+    """The disagreement map's two errors over the image in grey (the Quality page): the red false crop
+    was within 30 CIELAB units of a grey to protanopes (olive on grey)."""
+    from colour_vision import difference
+
+    greys = np.array([[g, g, g] for g in range(40, 221, 5)], float)
+    false, missed = ov.CLASS_COLOURS["false crop"], ov.CLASS_COLOURS["missed crop"]
+    assert difference(false, greys, vision).min() > 30 and difference(missed, greys, vision).min() > 30
+    assert difference(false, missed, vision) > 80
 
 
 def test_composites_of_real_sample():

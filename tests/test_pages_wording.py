@@ -40,7 +40,8 @@ def test_quality_curve_names_its_series_and_axes_as_the_metrics_do(fake_map, tin
     assert "**Scores against the threshold**" in [m.value for m in at.markdown]
     # the legend above the plot in one column (at the right, then in one row above it, a 1024 px screen cut
     # it to "F1 IoU Precision Re"; in two columns, an 800 px window), and the chosen threshold drawn as a rule
-    assert spec["layer"][0]["encoding"]["color"]["legend"] == {"orient": "top", "columns": 1, "labelFontSize": 13, "titleFontSize": 13}
+    assert spec["layer"][0]["encoding"]["color"]["legend"] == {"orient": "top", "columns": 1, "labelFontSize": 13, "titleFontSize": 13,
+                                                               "labelColor": "#31333f", "titleColor": "#31333f"}  # (12:1)
     assert spec["layer"][1]["mark"]["type"] == "rule"
     # four hues, one per score (the theme gave F1/IoU and precision/recall two shades of one hue)
     scale = spec["layer"][0]["encoding"]["color"]["scale"]

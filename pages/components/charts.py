@@ -19,6 +19,8 @@ SCORE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7"]
 #: the training curves' series (history.csv columns), by what they are
 LOSS_CURVES = {"loss": "training loss", "val_loss": "validation loss"}
 SCORE_CURVES = {"iou": "training IoU", "val_iou": "validation IoU", "dice": "training F1", "val_dice": "validation F1"}  # (Dice is F1)
+#: the charts' text (axes, legends): the page's own, 12:1 on white
+TEXT_COLOUR = "#31333f"
 #: at most this many epochs are labelled on a training chart's axis
 MAX_EPOCH_TICKS = 10
 
@@ -37,13 +39,15 @@ def threshold_chart(curve: Sequence[dict], threshold: float):
     lowest = long["value"].min()
     # from the tenth below the lowest score, to 1: from 0, scores of 0.7-1 were squeezed into the plot's top third
     floor = min(max(math.floor(10 * lowest - 0.5) / 10, 0.0), 0.9) if math.isfinite(lowest) else 0.0
-    axis = alt.Axis(labelFontSize=13, titleFontSize=13)  # (read on a projector: Vega's 10 px were not)
+    # (read on a projector: Vega's 10 px were not; in the text's colour: the theme's grey was 3.7:1 on white)
+    axis = alt.Axis(labelFontSize=13, titleFontSize=13, labelColor=TEXT_COLOUR, titleColor=TEXT_COLOUR)
     lines = alt.Chart(long, height=340).mark_line(strokeWidth=2.5).encode(
         x=alt.X("threshold:Q", title="crop threshold", scale=alt.Scale(domain=[0, 1]), axis=axis),
         y=alt.Y("value:Q", title="score (0-1)", scale=alt.Scale(domain=[floor, 1]), axis=axis),
         # a legend title: layered with the rule, an untitled legend made Vega draw at translate(61, Infinity)
         color=alt.Color("score:N", title="score", sort=list(SCORE_NAMES.values()),
-                        legend=alt.Legend(orient="top", columns=1, labelFontSize=13, titleFontSize=13),
+                        legend=alt.Legend(orient="top", columns=1, labelFontSize=13, titleFontSize=13,
+                                          labelColor=TEXT_COLOUR, titleColor=TEXT_COLOUR),
                         scale=alt.Scale(domain=list(SCORE_NAMES.values()), range=SCORE_COLOURS)),
         tooltip=[alt.Tooltip("threshold:Q", format=".2f"), "score", alt.Tooltip("value:Q", format=".3f")],
     )
