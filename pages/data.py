@@ -42,8 +42,9 @@ with ctrl:
     for key, title in layers.items():
         prev = settings.get(key, {"show": key == "true", "opacity": 1.0})
         show = st.checkbox(title, value=prev["show"], key=f"data_show_{key}")
-        opacity = st.slider("Opacity", 0.0, 1.0, prev["opacity"], 0.05, key=f"data_op_{key}", disabled=not show,
-                            label_visibility="collapsed", format="opacity %.2f")  # (its value says what it is)
+        # (its value says what it is; its hidden label, for a screen reader, which layer: three read "Opacity")
+        opacity = st.slider(f"{title} opacity", 0.0, 1.0, prev["opacity"], 0.05, key=f"data_op_{key}",
+                            disabled=not show, label_visibility="collapsed", format="opacity %.2f")
         settings[key] = {"show": show, "opacity": opacity}
         if show:
             chosen.append((key, opacity))

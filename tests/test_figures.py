@@ -114,7 +114,7 @@ def test_data_page_counts_labels_only_where_the_image_has_data(fake_map, tmp_pat
     shown = {m.label: m.value for m in at.metric}
     assert shown["Valid pixels"] == f"{int(valid.sum()):,}"
     assert shown["Crop share (labels)"] == f"{crop / ok.sum():.1%}"
-    assert any(c.value.startswith(f"{crop:,} crop / {int(ok.sum()) - crop:,} not crop / {codes.size - int(ok.sum()):,} no data")
+    assert any(c.value.startswith(f"{crop:,} crop / {int(ok.sum()) - crop:,} not crop / {codes.size - int(ok.sum()):,} pixels without a label")
                for c in at.caption)
     table = at.dataframe[0].value
     assert not table["class"].str.startswith("121 ").any()  # only where the image has no data

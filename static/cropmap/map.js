@@ -227,6 +227,7 @@
     box.onAdd = function () {
       if (div) { return div; }
       div = L.DomUtil.create('div', 'cropmap-note cropmap-readout');
+      div.setAttribute('aria-live', 'polite');  // (a screen reader reads each new reading)
       L.DomEvent.disableClickPropagation(div);
       L.DomEvent.disableScrollPropagation(div);
       return div;
