@@ -191,12 +191,17 @@ def synced(path: str | os.PathLike) -> None:
     """Make sure the bytes of the file ``path`` (of each file under a folder) are on the disk, before it
     is renamed into place: after a crash of the machine, a file renamed before its bytes were written
     out can come back empty under its final name (a stored prediction, a scene's image, a checkpoint)."""
+    import errno
+
     path = Path(path)
     for p in (path.rglob("*") if path.is_dir() else (path,)):
         if p.is_file() and not p.is_symlink():
             fd = os.open(p, os.O_RDONLY)
             try:
                 os.fsync(fd)
+            except OSError as err:  # a file system (or a system) that cannot sync a file opened to read:
+                if err.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):  # as before, unsynced
+                    raise
             finally:
                 os.close(fd)
 

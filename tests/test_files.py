@@ -293,3 +293,18 @@ def test_files_are_on_the_disk_before_they_are_renamed_into_place(tmp_path, monk
     move_into_place([(staged / "run", tmp_path / "run")], tmp_path)
     assert sorted(Path(p).name for p, _ in synced) == ["x.tif", "y.json"]
     assert (tmp_path / "run" / "x.tif").read_bytes() == b"1"
+
+
+def test_a_file_system_that_cannot_sync_a_file_still_gets_it(tmp_path, monkeypatch):
+    """fsync refused (EINVAL: a file system without it; EBADF: a system that syncs only files opened to
+    write): the file is written as before, not lost to an error."""
+    import errno
+
+    from core import files
+
+    def refuse(fd):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(files.os, "fsync", refuse)
+    files.write_bytes_whole(tmp_path / "a.bin", b"kept")
+    assert (tmp_path / "a.bin").read_bytes() == b"kept"
