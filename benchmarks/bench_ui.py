@@ -2,7 +2,7 @@
 Status heading (a waiting line or the status), Region -> Data page's map (its first
 visit), Predict click -> overlays
 visible, threshold change -> crop area updated, and -> the page's run finished, and the bytes the server sends
-the browser for one threshold step. Prints one JSON line.
+the browser for one threshold step (the page's messages and the map layers' PNGs). Prints one JSON line.
 
     .venv/bin/python benchmarks/bench_ui.py [--model PATH]
 
@@ -39,8 +39,12 @@ def main() -> int:
     res: dict = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}",
                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "model": args.model or "shipped"}
     with tempfile.TemporaryDirectory() as wd, browser_page() as (page, _):
-        received = [0]  # bytes the server sent the browser over the page's websocket (the reruns' output)
+        # bytes the server sent the browser over the page's websocket (the reruns' output), and as the map
+        # layers' PNGs fetched from the media store
+        received = [0]
         page.on("websocket", lambda ws: ws.on("framereceived", lambda f: received.__setitem__(0, received[0] + len(f))))
+        page.on("response", lambda r: received.__setitem__(0, received[0] + int(r.headers.get("content-length") or 0))
+                if "/media/" in r.url else None)
         t0 = time.perf_counter()
         with dashboard(Path(wd), env) as (url, healthy_s):
             t = time.perf_counter()

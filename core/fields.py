@@ -52,7 +52,7 @@ def _right_hand(ring: np.ndarray, exterior: bool) -> np.ndarray:
 
 def _require_crs(grid: Grid) -> None:
     if not grid.georeferenced:
-        raise InvalidDataError("crop fields need a georeferenced image: this one has no CRS, so its fields "
+        raise InvalidDataError("crop areas as polygons need a georeferenced image: this one has no CRS, so they "
                                "would have no place on Earth; use the crop mask GeoTIFF itself")
     grid.require_place_on_earth()
 

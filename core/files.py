@@ -25,7 +25,8 @@ MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 def limit_text(n_bytes: int) -> str:
     """An upload's size or limit in MB of 2**20 bytes, as the dashboard's upload boxes (Streamlit's
     "200MB") give them: one size read "210 MB" in an error and "200 MB" in the box."""
-    return f"{n_bytes / 2**20:.0f} MB" if n_bytes >= 2**20 else f"{n_bytes / 2**20:.1f} MB"
+    text = f"{n_bytes / 2**20:.1f}"
+    return f"{text[:-2] if text.endswith('.0') else text} MB"  # (50.3 MB over a 50 MB limit: not "50 MB")
 
 
 def size_text(n_bytes: int) -> str:
@@ -279,6 +280,9 @@ def move_into_place(moves: Sequence[tuple[str | os.PathLike | None, str | os.Pat
     # next line), and the undoing looks at what was done
     placed: list[tuple[Path, Path]] = []
     kept: list[tuple[Path, Path]] = []
+    for staged, _ in moves:  # all on the disk before the first rename (not between renames: new and old outputs side by side longer)
+        if staged is not None:
+            synced(staged)
     try:
         for i, (staged, final) in enumerate(moves):
             final = Path(final)
@@ -291,7 +295,6 @@ def move_into_place(moves: Sequence[tuple[str | os.PathLike | None, str | os.Pat
                     kept.append((keep, final))
                     os.replace(final, keep)
             if staged is not None:
-                synced(staged)
                 placed.append((Path(staged), final))
                 os.replace(staged, final)
         if done is not None:

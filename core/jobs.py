@@ -868,7 +868,7 @@ def history(job_dir: str | os.PathLike) -> list[dict]:
 
 # ---------------------------------------------------------------------- the worker
 class _Cancelled(BaseException):
-    """SIGTERM in the worker ("Stop now"). A BaseException, as KeyboardInterrupt is: library code
+    """SIGTERM in the worker ("Stop now", or from outside: a shutdown). A BaseException, as KeyboardInterrupt is: library code
     on the way that wraps any Exception in an error of its own must not turn it into a failure."""
 
 

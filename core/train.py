@@ -359,7 +359,7 @@ def _check_validation_classes(yv: np.ndarray, name: str) -> None:
     crop, valid = yv[..., 0] > 0.5, yv[..., 1] > 0.5
     missing = "crop" if not (crop & valid).any() else "not-crop" if not (~crop & valid).any() else None
     if missing:
-        raise NoDataError(f"the validation data ({name}) hold no {missing} pixel: validation IoU and Dice would not "
+        raise NoDataError(f"the validation data ({name}) hold no {missing} pixel: validation IoU and F1 would not "
                           f"measure the model, and the best checkpoint would be the one that finds "
                           f"{'least' if missing == 'crop' else 'most'} crop; validate on data with both crop and "
                           "not-crop pixels (on the Model page: a region with some cropland and some other land)")

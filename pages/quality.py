@@ -153,7 +153,7 @@ with left:
         only = None if shown == "all" else (codes[0], cached.mtime(codes[0]), codes[1], shown,
                                            f"{shown} {classes[shown]['name']}")
         dis = cached.disagreement_overlay(key, offset, *lkey, float(threshold), only)
-        # in grey under the errors: their red and blue stand out from it for every viewer (red on green
+        # in grey under the errors: their vermillion and sky blue stand out from it for every viewer (red on green
         # fields was olive on olive to the commonest colour blindness); in colour with the errors off, to
         # judge by eye who is right where they were (the grey image alone told little)
         base = cached.image_overlay(image_path, key[1], "grey" if show_dis else "true", offset, scene.colour_limits())

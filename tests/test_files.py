@@ -308,3 +308,11 @@ def test_a_file_system_that_cannot_sync_a_file_still_gets_it(tmp_path, monkeypat
     monkeypatch.setattr(files.os, "fsync", refuse)
     files.write_bytes_whole(tmp_path / "a.bin", b"kept")
     assert (tmp_path / "a.bin").read_bytes() == b"kept"
+
+
+def test_upload_sizes_read_as_the_upload_box_gives_its_limit():
+    from core.files import limit_text
+
+    assert limit_text(200 * 2**20) == "200 MB"  # (Streamlit's "200MB": 2**20 bytes each; 1e6 read "210 MB")
+    assert limit_text(int(50.3 * 2**20)) == "50.3 MB"  # over a 50 MB limit: not "50 MB"
+    assert limit_text(300 * 1024) == "0.3 MB"

@@ -308,8 +308,11 @@ def stored_whole(path: Path) -> bool:
         return False
     try:
         np.load(path, mmap_mode="r")  # its header, and its length against the array the header describes
-    except (OSError, ValueError, EOFError):
-        path.unlink(missing_ok=True)
+    except (ValueError, EOFError):  # (not an OSError: a file that could not be opened now is not damaged)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # (a read-only work folder: it is predicted again without being stored)
+            pass
         return False
     return True
 

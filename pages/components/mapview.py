@@ -153,10 +153,11 @@ def _classes():
             self.get_root().script.add_child(_Text(self.js()), name=self.get_name())
 
     class ImageLayer(folium.raster_layers.ImageOverlay):
-        """folium's image overlay, whose data URL (the PNG, up to a few MB of base64) joins the page's
-        script as text. branca compiles every macro's output as a Jinja template, and tokenizing
-        the data URLs took about a second of each rerun (a threshold change) on the sample scene:
-        the script is rendered with a short stand-in for the URL, which is then put in its place."""
+        """folium's image overlay, whose URL joins the page's script as text: the media store's (see
+        :func:`image_url`), or a data URL (the PNG, up to a few MB of base64) outside a server. branca
+        compiles every macro's output as a Jinja template, and tokenizing the data URLs took about a
+        second of each rerun (a threshold change) on the sample scene: the script is rendered with a
+        short stand-in for the URL, which is then put in its place."""
 
         STAND_IN = "cropmap-image-url"
 
@@ -321,15 +322,15 @@ def image_url(ov) -> str:
     PNG is all that changes. Outside a server (a map built by a test or a script): the data URL."""
     import hashlib
 
-    from streamlit import config, runtime
+    from streamlit import runtime
 
     if not runtime.exists():
         return ov.data_url
-    # one place per PNG (a place holds one file: two layers at one place, and the first was dropped)
+    # one place per PNG (a place holds one file: two layers at one place, and the first was dropped). Kept as a
+    # download is, one cleanup longer than media: each run first lets go of the session's files, and another
+    # session's run ending before this one shows them again would delete a file its map was still fetching
     place = "cropmap-layer-" + hashlib.blake2b(ov.png, digest_size=16).hexdigest()
-    url = runtime.get_instance().media_file_mgr.add(ov.png, "image/png", place)
-    base = str(config.get_option("server.baseUrlPath") or "").strip("/")  # (the map's page is fetched under it too)
-    return f"/{base}{url}" if base and not url.startswith(f"/{base}/") else url
+    return runtime.get_instance().media_file_mgr.add(ov.png, "image/png", place, is_for_static_download=True)
 
 
 def _image_overlay(ov, spec: MapSpec):

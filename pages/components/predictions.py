@@ -208,7 +208,7 @@ def adopt(key: tuple) -> bool:
     session or another, e.g. before a visit to another source: shown, not recomputed); whether it is."""
     from pages.components import cached, state
 
-    if not cached.prediction_file(key).exists():
+    if not cached.stored_whole(cached.prediction_file(key)):  # (a damaged one: removed, the page says Press Predict)
         return False
     cached.used(cached.prediction_file(key))
     state.put(state.PREDICTION, {"key": list(key)})

@@ -333,7 +333,7 @@ def region_view(region: Region, grid, whole: Bounds, margin_px: int = 100) -> Bo
 
 def nodata_note(sc: Scene, valid) -> str | None:
     """A line for under a region's map when pixels inside it have no image data, which no legend
-    names (the label layer's "no data" is another grey): on a local image they show the grey
+    names (the label layer's "no label" is black): on a local image they show the grey
     hatching of the image around the region under them, on Earth Engine's the map's background."""
     inside = sc.extra.get("region_pixels")  # the pixels inside the outline, with data or not
     missing = (int(inside) if isinstance(inside, int) else int(valid.size)) - int(valid.sum())
