@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ConfigError, InputNotFoundError, InvalidDataError, NoDataError, OutsideImageError, RegionError
-from core.files import limit_text
-from core.geojson import NAME_KEYS, feature_name, geojson_text, left_out_note, polygons_of
+from core.geojson import NAME_KEYS, check_size, feature_name, geojson_text, left_out_note, polygons_of
 from core.grid import Grid
 
 #: Largest GeoJSON file of fields read (a district's surveyed fields)
@@ -261,18 +260,13 @@ def burn_fields(obj: Any, grid: Grid, prop: str, file_name: str = "the GeoJSON")
                        tuple(features_without_area(obj)))
 
 
-def _check_size(size: int, file_name: str, max_bytes: int) -> None:
-    if size > max_bytes:
-        raise RegionError(f"{file_name} is {limit_text(size)}; the limit is {limit_text(max_bytes)}")
-
-
 def load_fields(data: bytes, file_name: str = "the GeoJSON", max_bytes: int = MAX_FIELDS_BYTES) -> dict:
     """The JSON object of a GeoJSON file of fields (UTF-8, UTF-16 or Latin-1 text).
 
     Raises:
         RegionError: the file is too large, or is not JSON text.
     """
-    _check_size(len(data), file_name, max_bytes)
+    check_size(len(data), file_name, max_bytes)
     try:
         obj = json.loads(geojson_text(data))
     except json.JSONDecodeError as err:
@@ -305,7 +299,7 @@ def write_field_labels(fields_path: str | os.PathLike, image_path: str | os.Path
     if not src.is_file():
         raise InputNotFoundError(f"{src} does not exist" if not src.exists() else f"{src} is a folder, not a GeoJSON file")
     grid = grid_of_file(image_path)
-    _check_size(src.stat().st_size, src.name, MAX_FIELDS_BYTES)  # (before reading it all)
+    check_size(src.stat().st_size, src.name, MAX_FIELDS_BYTES)  # (before reading it all)
     obj = load_fields(src.read_bytes(), src.name)
     prop = prop or pick_class_property(obj, src.name)
     burnt = burn_fields(obj, grid, prop, src.name)

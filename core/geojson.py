@@ -13,6 +13,18 @@ from core.geometry import IMAGE_CRS, LONLAT_CRS, Polygon, Ring, geometry_of
 MAX_GEOJSON_BYTES = 5 * 1024 * 1024
 
 
+def check_size(size: int, file_name: str, max_bytes: int = MAX_GEOJSON_BYTES) -> None:
+    """Refuse a GeoJSON file of ``size`` bytes over ``max_bytes`` (before it is parsed).
+
+    Raises:
+        RegionError: naming both, in the MB the dashboard's upload boxes give.
+    """
+    if size > max_bytes:
+        from core.files import limit_text
+
+        raise RegionError(f"{file_name} is {limit_text(size)}; the limit is {limit_text(max_bytes)}")
+
+
 def other_text(data: bytes) -> str:
     """The text of a GeoJSON file that is not UTF-8: UTF-16 with its byte order mark (as Windows tools
     save "Unicode" text), else Windows-1252 or Latin-1 (a field named "Feld Müller" by an older

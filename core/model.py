@@ -31,7 +31,8 @@ from keras import layers  # noqa: E402
 from core.card import (ModelCard, Preset, card_mismatch, card_path, get_preset, load_card,  # noqa: E402
                        model_files)
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError  # noqa: E402
-from core.files import MAX_UPLOAD_BYTES, move_into_place, safe_stem, staging_dir, synced, temp_name  # noqa: E402
+from core.files import (MAX_UPLOAD_BYTES, limit_text, move_into_place, safe_stem, staging_dir, synced,  # noqa: E402
+                        temp_name)
 
 
 def _conv_block(x, filters: int):
@@ -236,8 +237,6 @@ def store_uploaded_model(model_bytes: bytes, card_bytes: bytes, root: str | os.P
     if not model_bytes or not card_bytes:
         raise InvalidDataError("the uploaded " + ("model" if not model_bytes else "model card") + " is empty")
     if len(model_bytes) > max_bytes:
-        from core.files import limit_text
-
         raise InvalidDataError(f"the model is {limit_text(len(model_bytes))}; uploads are limited to {limit_text(max_bytes)}")
     if len(card_bytes) > MAX_CARD_BYTES:
         raise InvalidDataError("the model card is larger than 1 MB; it is not a model card")

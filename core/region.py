@@ -22,8 +22,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from core.errors import OutsideImageError, RegionError
-from core.geojson import (MAX_GEOJSON_BYTES, declared_crs, features_without_area, geojson_name, geojson_text,
-                          named_crs, part_names, polygons_of, to_lonlat)
+from core.geojson import (MAX_GEOJSON_BYTES, check_size, declared_crs, features_without_area, geojson_name,
+                          geojson_text, named_crs, part_names, polygons_of, to_lonlat)
 from core.geometry import (IMAGE_CRS, LONLAT_CRS, Polygon, clipped_to_box, geometry_of, outline_problem,
                            polygon_area, union_area)
 from core.grid import Grid
@@ -172,8 +172,7 @@ class Region:
         Raises:
             RegionError: if the file is too large, not UTF-8 JSON, or holds no polygon.
         """
-        if len(data) > max_bytes:
-            raise RegionError(f"the GeoJSON file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
+        check_size(len(data), "the GeoJSON file", max_bytes)
         text = geojson_text(data)
         region = cls.from_geojson(text)  # the name the GeoJSON gives its area, else ``name`` (e.g. the file's)
         return region if region.name or not name else replace(region, name=name)
