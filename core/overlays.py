@@ -17,7 +17,7 @@ import html
 import io
 import math
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -307,6 +307,12 @@ def kept_pixels(length: int, step: int) -> np.ndarray:
     return spread(-(-length // step), length)
 
 
+def reduced_shape(shape: tuple[int, ...], max_side: int = MAX_SIDE) -> tuple[int, int]:
+    """The (rows, columns) that :func:`downsample` leaves of an array of ``shape``."""
+    step = downsample_step(shape, max_side)
+    return -(-shape[0] // step), -(-shape[1] // step)
+
+
 def downsample(arr: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
     """Nearest neighbour, so that neither side of ``arr`` (h, w, ...) exceeds ``max_side``: the centre
     pixel of each block (:func:`kept_pixels`; no copy if small)."""
@@ -406,14 +412,15 @@ def _finest_side(crs, web: str, transform, width: int, height: int) -> float | N
 def to_web_mercator(rgba: np.ndarray, grid: Grid, max_side: int = MAX_SIDE) -> tuple[np.ndarray, Bounds]:
     """Reproject an RGBA image on ``grid`` to EPSG:3857 (nearest neighbour, transparent outside), on a grid
     up to :data:`WEB_FINER` times finer than its pixels (within ``max_side``), so that each pixel is drawn
-    in its place; returns the new image and its lat/lon bounds.
+    in its place; returns the new image and its lat/lon bounds. ``rgba`` may also be the pixels of the
+    grid that :func:`downsample` keeps at twice ``max_side`` (all that is reprojected of a larger one).
 
     Raises:
         InvalidDataError: if the grid has no CRS or ``rgba`` does not match its shape.
     """
     if not grid.georeferenced:
         raise InvalidDataError("the image is not georeferenced: it cannot be placed on a web map")
-    if rgba.shape[:2] != grid.shape:
+    if rgba.shape[:2] not in (grid.shape, reduced_shape(grid.shape, 2 * max_side)):
         raise InvalidDataError(f"overlay {rgba.shape[:2]} does not match the grid {grid.shape}")
     from rasterio.transform import array_bounds
     from rasterio.warp import Resampling, calculate_default_transform, reproject, transform_bounds
@@ -423,7 +430,7 @@ def to_web_mercator(rgba: np.ndarray, grid: Grid, max_side: int = MAX_SIDE) -> t
     across = lonlat_bounds(grid)[1][1] > 180
     web = MERCATOR_180 if across else "EPSG:3857"
     src_t = _affine(grid)
-    h, w = rgba.shape[:2]
+    h, w = grid.shape
     # (reprojection picks the output's pixels itself, at most max_side a side: cut by whole steps first to
     # max_side, a 1,225 px lon/lat image came out 614 px)
     small = downsample(rgba, 2 * max_side)
@@ -475,6 +482,24 @@ def to_web_mercator(rgba: np.ndarray, grid: Grid, max_side: int = MAX_SIDE) -> t
     return np.moveaxis(out, 0, -1), ((s_, w_), (n_, e_))
 
 
+def pixelwise_overlay(name: str, colour: Callable[..., np.ndarray], arrays: Sequence[np.ndarray], grid: Grid,
+                      offset: tuple[int, int] = (0, 0), legend: Legend | None = None, opacity: float = 1.0,
+                      max_side: int = MAX_SIDE) -> Overlay:
+    """:func:`make_overlay` of ``colour(*arrays)`` (arrays on ``grid``), for a colouring pixel by pixel
+    (e.g. :func:`crop_colour`): the arrays are first cut to the pixels the overlay keeps, the same
+    overlay at a fraction of the work (a threshold step on a 15 Mpx region coloured 60 MB of RGBA, 0.5-2.4 s,
+    to keep 1 pixel in 4).
+
+    Raises:
+        InvalidDataError: if an array does not match the grid.
+    """
+    if any(a.shape[:2] != grid.shape for a in arrays):
+        shapes = ", ".join(str(a.shape[:2]) for a in arrays)
+        raise InvalidDataError(f"the layer's arrays {shapes} do not all match the grid {grid.shape}")
+    kept = [downsample(a, 2 * max_side if grid.georeferenced else max_side) for a in arrays]
+    return make_overlay(name, colour(*kept), grid, offset, legend, opacity, max_side)
+
+
 def make_overlay(
     name: str,
     rgba: np.ndarray,
@@ -490,7 +515,8 @@ def make_overlay(
     Raises:
         InvalidDataError: if ``rgba`` does not match the grid.
     """
-    if rgba.shape[:2] != grid.shape:
+    reduced = reduced_shape(grid.shape, 2 * max_side if grid.georeferenced else max_side)
+    if rgba.shape[:2] not in (grid.shape, reduced):
         raise InvalidDataError(f"overlay {rgba.shape[:2]} does not match the grid {grid.shape}")
     if grid.georeferenced:
         img, bounds = to_web_mercator(rgba, grid, max_side)

@@ -346,3 +346,21 @@ def test_a_georeferenced_overlay_uses_its_whole_size_budget():
     grid = Grid("EPSG:4326", (0.0003, 0.0, 3.0, 0.0, -0.0003, 51.0), 1225, 777)
     img, _ = ov.to_web_mercator(np.full((777, 1225, 4), 200, np.uint8), grid)
     assert ov.MAX_SIDE - 8 <= max(img.shape[:2]) <= ov.MAX_SIDE
+
+
+@pytest.mark.parametrize("georeferenced", [True, False])
+@pytest.mark.parametrize("shape", [(300, 200), (2100, 1300)])
+def test_a_layer_coloured_from_the_pixels_it_keeps_is_the_same_layer(georeferenced, shape):
+    """A threshold step coloured the whole probability before the overlay kept 1 pixel in n: colouring
+    the kept pixels alone gives the same PNG and bounds."""
+    grid = (Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5630000.0), shape[1], shape[0]) if georeferenced
+            else Grid(None, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), shape[1], shape[0]))
+    rng = np.random.default_rng(3)
+    prob = rng.random(shape).astype(np.float32)
+    prob[rng.random(shape) < 0.1] = np.nan
+    for colour in (ov.probability_colour, lambda p: ov.crop_colour(p, 0.4)):
+        whole = ov.make_overlay("x", colour(prob), grid, (5, 7), max_side=512)
+        kept = ov.pixelwise_overlay("x", colour, [prob], grid, (5, 7), max_side=512)
+        assert kept.png == whole.png and kept.bounds == whole.bounds
+    with pytest.raises(InvalidDataError, match="do not all match the grid"):
+        ov.pixelwise_overlay("x", ov.disagreement_colour, [prob, prob[:-1]], grid)

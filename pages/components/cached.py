@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -357,7 +358,7 @@ def probability_overlay(key: tuple, offset: tuple[int, int]) -> ov.Overlay:
     prob = cached_probability(key)
     grid = image_arrays(key[0], key[1])[2]
     legend = ov.gradient_legend("Crop probability", "probability", "0", "1")
-    return ov.make_overlay("Crop probability", ov.probability_colour(prob), grid, offset, legend)
+    return ov.pixelwise_overlay("Crop probability", ov.probability_colour, [prob], grid, offset, legend)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -370,7 +371,7 @@ def crop_overlay(key: tuple, offset: tuple[int, int], threshold: float, unit: st
     stats = crop_stats(key, threshold)
     share = f", {stats['crop_fraction']:.0%}" if stats["crop_fraction"] is not None else ""
     legend = ov.class_legend(f"Crop ({crop_rule(threshold)}): {crop_area_text(stats, unit)}{share}", ["predicted crop"])
-    return ov.make_overlay("Crop", ov.crop_colour(prob, threshold), grid, offset, legend)
+    return ov.pixelwise_overlay("Crop", partial(ov.crop_colour, threshold=threshold), [prob], grid, offset, legend)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -540,9 +541,14 @@ def disagreement_overlay(key: tuple, offset: tuple[int, int], labels_path: str, 
     from core.predict import threshold_mask
 
     grid = image_arrays(key[0], key[1])[2]
-    where = None if only is None else label_codes(*only[:3]) == only[3]
-    rgba = ov.disagreement_colour(threshold_mask(cached_probability(key), threshold),
-                                  label_mask(labels_path, labels_mtime, label_map), where)
+    # (coloured from the pixels the layer keeps: each is coloured by itself)
+    arrays = [cached_probability(key), label_mask(labels_path, labels_mtime, label_map)]
+    if only is not None:
+        arrays.append(label_codes(*only[:3]))
+
+    def colour(prob, labels, codes=None):
+        return ov.disagreement_colour(threshold_mask(prob, threshold), labels, None if codes is None else codes == only[3])
+
     title = "Disagreement" if only is None else f"Disagreement on {only[4]}"
     names = ["false crop", "missed crop"]
     if only is not None:  # on one class, one kind of error only: a crop class is missed, another taken for crop
@@ -550,7 +556,8 @@ def disagreement_overlay(key: tuple, offset: tuple[int, int], labels_path: str, 
 
         names = ["missed crop"] if only[3] in get_class_map(only[2]).crop_codes else ["false crop"]
     # the legend names the threshold, as the crop layer's does (the layer's name stays: opacities are kept by it)
-    return ov.make_overlay(title, rgba, grid, offset, ov.class_legend(f"{title} (threshold {threshold:.2f})", names))
+    return ov.pixelwise_overlay(title, colour, arrays, grid, offset,
+                                ov.class_legend(f"{title} (threshold {threshold:.2f})", names))
 
 
 # ---------------------------------------------------------------------- memory
