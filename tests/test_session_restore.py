@@ -26,6 +26,23 @@ def test_snapshot_round_trip_keeps_only_kept_keys_and_json_values(tmp_path):
                     state.SOURCE: {"kind": "sample"}}  # not the drawing (not kept), not what JSON cannot hold
 
 
+def test_a_kept_session_open_in_another_browser_session_is_not_taken():
+    """A link passed round a demo: the second browser session that opens it is told no (it becomes a
+    copy under an id of its own) while the first is open; a reload of the first takes it back."""
+    claims, open_now = {}, {"presenter", "attendee"}
+    is_open = open_now.__contains__
+    assert state.claim(claims, "a" * 32, "presenter", is_open)
+    assert not state.claim(claims, "a" * 32, "attendee", is_open) and claims["a" * 32] == "presenter"
+    assert state.claim(claims, "a" * 32, "presenter", is_open)  # (its own: again yes)
+    open_now.discard("presenter")  # F5: the old tab's session is closed, the reload's is a new one
+    open_now.add("reloaded")
+    assert state.claim(claims, "a" * 32, "reloaded", is_open) and claims["a" * 32] == "reloaded"
+    # many sessions later, the claims of closed browser sessions are let go (not the open ones')
+    for i in range(10):
+        state.claim(claims, f"{i:032x}", f"gone{i}", is_open, most=8)
+    assert claims["a" * 32] == "reloaded" and len(claims) <= 9
+
+
 def test_restored_drops_what_names_a_file_that_is_gone(tmp_path):
     image = tmp_path / "own.tif"
     image.write_bytes(b"x")

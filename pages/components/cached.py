@@ -560,6 +560,16 @@ def disagreement_overlay(key: tuple, offset: tuple[int, int], labels_path: str, 
                                 ov.class_legend(f"{title} (threshold {threshold:.2f})", names))
 
 
+# ---------------------------------------------------------------------- sessions
+@st.cache_resource(show_spinner=False)
+def session_claims() -> dict:
+    """Which browser session holds each kept session of this server (see ``state.claim``):
+    {"lock": a lock, "by_id": {kept session id: Streamlit's session id}}."""
+    import threading
+
+    return {"lock": threading.Lock(), "by_id": {}}
+
+
 # ---------------------------------------------------------------------- memory
 @st.cache_resource(show_spinner=False)
 def _frozen() -> dict:

@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import streamlit as st
 
@@ -223,6 +223,38 @@ def keep_url_session() -> None:
         st.session_state[URL_SESSION] = sid
 
 
+def claim(claims: dict[str, str], sid: str, me: str, is_open: Callable[[str], bool], most: int = 256) -> bool:
+    """Let browser session ``me`` (Streamlit's id) take kept session ``sid`` in ``claims`` ({kept id:
+    browser session}, the server's); False where another browser session that is still open
+    (``is_open``) holds it: a link passed round a demo, or opened in a second tab, where both
+    saved to one file and the presenter's reload came back to an attendee's region. A reload takes
+    it back (the tab before it is closed). Past ``most`` claims, those of closed sessions are let go."""
+    holder = claims.get(sid)
+    if holder is not None and holder != me and is_open(holder):
+        return False
+    claims[sid] = me
+    if len(claims) > most:
+        for kept, browser in list(claims.items()):
+            if browser != me and not is_open(browser):
+                del claims[kept]
+    return True
+
+
+def _claimed(sid: str) -> bool:
+    """:func:`claim` of ``sid`` for this browser session in the server's claims (True outside a server)."""
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not runtime.exists():
+        return True
+    from pages.components import cached
+
+    claims = cached.session_claims()
+    with claims["lock"]:
+        return claim(claims["by_id"], sid, ctx.session_id, runtime.get_instance().is_active_session)
+
+
 def _start_session() -> None:
     sid = st.query_params.get(SESSION_PARAM) or st.session_state.pop(URL_SESSION, "")
     if re.fullmatch(r"[0-9a-f]{32}", sid or ""):
@@ -232,6 +264,9 @@ def _start_session() -> None:
             text = ""
         st.session_state.update(restored(text))
         st.session_state[SAVED] = text
+        if not _claimed(sid):  # open elsewhere: this one starts as a copy, under an id of its own
+            sid, st.session_state[SAVED] = uuid.uuid4().hex, None
+            _claimed(sid)
         pred = st.session_state.get(PREDICTION)
         if isinstance(pred, dict) and isinstance(pred.get("key"), list):  # back in use: kept as long again
             from pages.components import cached
@@ -249,6 +284,7 @@ def _start_session() -> None:
         # and the temporary file of a prediction whose server was killed while writing it (hidden, and
         # no *.npy: kept for good); a day is far longer than any write takes
         _prune(work().predictions, 86400, ".*.tmp")
+        _claimed(sid)  # (its link is this browser session's, shared or not)
     st.session_state[SESSION_ID] = sid
 
 

@@ -9,7 +9,7 @@ import json
 import os
 import re
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
@@ -302,11 +302,25 @@ def test_full_flow_offline(page, app_url, artifacts):
 
     # a browser reload (F5 in a demo) comes back to the same prediction at the same threshold
     assert "session=" in page.url
+    own = parse_qs(urlparse(page.url).query)["session"]
     page.reload()
     page.get_by_role("heading", name="Predict").first.wait_for(timeout=60_000)
     wait_map_layers(page, 3)
     snapshot(page, artifacts / "06c_after_reload.png")
-    assert metric_value(page, "Crop area") == after
+    assert metric_value(page, "Crop area") == after and parse_qs(urlparse(page.url).query)["session"] == own
+    # the link passed round (an attendee opens it): a copy of the session under an id of its own, so that
+    # what the attendee does is not what the presenter's next reload comes back to
+    other = page.context.browser.new_page(viewport=page.viewport_size)
+    try:
+        other.goto(page.url)
+        other.get_by_role("heading", name="Predict").first.wait_for(timeout=60_000)
+        wait_map_layers(other, 3)
+        wait_script_idle(other)
+        assert metric_value(other, "Crop area") == after
+        theirs = parse_qs(urlparse(other.url).query).get("session")
+        assert theirs and theirs != own, other.url
+    finally:
+        other.close()
 
     # 5. Quality: metrics, confusion matrix and the disagreement map against the CDL labels
     goto_page(page, "5. Quality")
