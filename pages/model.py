@@ -36,6 +36,8 @@ state.put(state.MODEL_TAB, None)
 JOBS = state.work().jobs
 running = jobs.active_job(JOBS)  # one at a time; the panel below reads it too
 training_now = running is not None
+# (a job started in another session is followed and can be cancelled here too, but the page does not open on it)
+theirs = training_now and state.get(state.JOB_DIR) != str(running)
 
 
 def _train_tab_has_news() -> bool:
@@ -53,7 +55,7 @@ def _train_tab_has_news() -> bool:
 
 # a running job's progress and Cancel button, a stopped one's Resume button, or a finished one's best checkpoint
 # not yet in use (after a reload too: it opened on the shipped weights, the training's result a tab away)
-opening = opening or ("Train" if training_now or _train_tab_has_news() else None)
+opening = opening or ("Train" if (training_now and not theirs) or _train_tab_has_news() else None)
 tab_ship, tab_upload, tab_train = st.tabs(["Shipped weights", "Upload a model", "Train"], default=opening)
 
 with tab_ship:
@@ -104,8 +106,10 @@ with tab_train:
 
     @st.fragment(run_every=2.0)
     def job_panel() -> None:
-        if running is not None and jobs.active_job(JOBS) is None:  # the job the form was greyed for has ended
-            st.rerun()  # (another session's too: its form stayed greyed, "a training job is running", for good)
+        if (running is None) != (jobs.active_job(JOBS) is None):  # a job started or ended since the page was drawn
+            # (another session's too: its form stayed greyed, "a training job is running", for good; or open
+            # for a job another session had started, its Start refused)
+            st.rerun()
         job_dir = state.job_dir()
         if not job_dir:
             st.caption("No training job yet.")
@@ -116,8 +120,9 @@ with tab_train:
             st.error(ui.sentence(str(err)))
             return
         started = jobs.started_at(job_dir)  # (the job's id means nothing to a user; when it started does)
-        st.progress(js.fraction, text=f"Training of {started}, {js.progress_text()}" if started
-                    else f"{Path(job_dir).name}, {js.progress_text()}")
+        whose = " (started in another session)" if str(job_dir) != state.get(state.JOB_DIR) else ""
+        st.progress(js.fraction, text=f"Training of {started}{whose}, {js.progress_text()}" if started
+                    else f"{Path(job_dir).name}{whose}, {js.progress_text()}")
         notice = state.get(state.MODEL_NOTICE)  # said here, where the button was (the sidebar may be off screen)
         # while that model is the one in use, in the panel of the job it came from (not under a new job's bar)
         if notice and notice[0] == state.get(state.MODEL_PATH) and notice[2:3] == [str(job_dir)]:

@@ -349,8 +349,10 @@ def _opening_tab(at) -> int:
 
 
 def test_model_page_opens_on_the_running_job(fake_map):
-    """Back on the Model page while a job runs: the Train tab, with the job's progress and Cancel above
-    the (disabled) form; it opened on 'Shipped weights', the job hidden a tab away and below the form."""
+    """Back on the Model page while its job runs: the Train tab, with the job's progress and Cancel above
+    the (disabled) form; it opened on 'Shipped weights', the job hidden a tab away and below the form.
+    Another session opens as usual (a new user landed on someone's progress bar and Cancel button,
+    nothing saying whose), the job's bar saying it was started elsewhere."""
     from core import jobs
     from test_jobs import wait_for
 
@@ -361,12 +363,19 @@ def test_model_page_opens_on_the_running_job(fake_map):
     jobs.start_job("selftest", {"epochs": 50, "steps": 10, "delay": 0.1}, job_dir)
     try:
         wait_for(job_dir, ("running",))
+        at.session_state["job_dir"] = str(job_dir)  # (as Start training keeps it)
         at.switch_page("pages/region.py").run()
         at.switch_page("pages/model.py").run()
         assert not at.exception and _opening_tab(at) == 2
         kinds = [getattr(c, "type", "") for c in at.tabs[2].children.values()]
         assert kinds.index("flex_container") < kinds.index("form")  # the job panel (a fragment), then the form
         assert any(b.label == "Cancel training" for b in at.tabs[2].button)
+        assert "another session" not in " ".join(p.proto.text for p in at.get("progress"))
+        other = new_app()
+        other.switch_page("pages/model.py").run()
+        assert not other.exception and _opening_tab(other) == 0
+        assert any(b.label == "Cancel training" for b in other.tabs[2].button)  # (followed there all the same)
+        assert "(started in another session)" in " ".join(p.proto.text for p in other.get("progress"))
     finally:
         jobs.cancel(job_dir, terminate_after_s=5)
     at.run()
