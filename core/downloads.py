@@ -82,7 +82,8 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     ``pixel_size_m`` if any) and the grid's CRS under the title (:func:`core.metrics.describe_crop`), and
     ``caveat`` after them (e.g. the model's resolution warning: a handout must not lose it). Pixels
     without image data are grey hatching, as on the web map, and the legend says so. ``surroundings``
-    (features, valid of the image at the same pixels, :func:`core.sources.base.scene_surroundings`):
+    (features, valid of the image at the same pixels, or at every n-th as the PNG takes them,
+    :func:`core.sources.base.scene_surroundings`):
     the image outside a region's outline, shown faded as on the web map (it was the same light grey
     as the gaps in the data), and named in the legend. ``parts`` (as :func:`core.mapimage.part_outlines` takes them)
     of a region of several: each outlined and named, as on the web map (a handout of a
@@ -99,7 +100,9 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     outside = np.zeros_like(v)
     limits = None
     if surroundings is not None:  # one stretch for the region and the image around it, as on the web map
-        sf, sv = surroundings[0][::step, ::step], surroundings[1][::step, ::step]
+        sf, sv = surroundings
+        if sv.shape != v.shape:  # (at the image's pixels, not yet every step-th: scene_surroundings(..., step))
+            sf, sv = sf[::step, ::step], sv[::step, ::step]
         outside = sv & ~v
         limits = band_limits(sf, sv | v)
     layers, legends, fades = [true_colour(f, v, limits)], [], []

@@ -86,6 +86,14 @@ def test_a_scene_keeps_the_regions_surroundings_for_prediction(tmp_path):
 
     around, around_valid = scene_surroundings(scene.image_path)
     assert np.array_equal(around_valid, in_window) and np.array_equal(around[valid], feats[valid])
+    # every n-th pixel for the map PNG, read in strips of a few rows (here 10 or 14): the same pixels
+    import core.raster
+
+    for step in (2, 7):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(core.raster, "OVERVIEW_STRIP_PIXELS", 490 * 12)
+            few, few_valid = scene_surroundings(scene.image_path, step)
+        assert np.array_equal(few, around[::step, ::step]) and np.array_equal(few_valid, around_valid[::step, ::step])
     whole = src.fetch(src.full_region(), tmp_path / "whole")
     assert scene_context(whole.image_path) is None and not (tmp_path / "whole" / "context.tif").exists()
     assert scene_surroundings(whole.image_path) is None

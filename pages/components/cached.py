@@ -452,7 +452,8 @@ def exports(key: tuple, threshold: float, title: str, credit: str = "", probabil
         inside = [(name, (window.row_off, window.col_off), pixels) for name, window, pixels
                   in zone_pixels(grid, Region.from_geojson(parts_json).part_regions(), offset) if window is not None]
     return downloads.threshold_downloads(feats, valid, cached_probability(key), grid, threshold, title, credit,
-                                  probability_opacity, crop_opacity, caveat, scene_surroundings(key[0]), unit, inside,
+                                  probability_opacity, crop_opacity, caveat,
+                                  scene_surroundings(key[0], ov.downsample_step(valid.shape)), unit, inside,
                                   download_tags(key), pixel_size_m)
 
 
