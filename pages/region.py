@@ -108,7 +108,10 @@ def next_steps() -> None:
 
 with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
     st.caption("A Landsat or Sentinel-2 download comes as one file per band: `python -m core stack FOLDER --out "
-               "image.tif --bbox=W,S,E,N` makes the one image of a part of it (README, command line).")
+               "image.tif --bbox=W,S,E,N` makes the one image of a part of it (README, command line). "
+               f"Files up to {st.get_option('server.maxUploadSize'):g} MB (the server's limit): cut a larger image to "
+               "the part you need (`--bbox`) or compress it (`gdal_translate -co COMPRESS=DEFLATE -co PREDICTOR=2`); "
+               "`python -m core predict` takes an image of any size.")
     img_file = st.file_uploader("Image GeoTIFF", type=["tif", "tiff"], key="upload_image")
     lab_file = st.file_uploader("Labels (optional): a GeoTIFF on the image's pixels, or a GeoJSON of surveyed fields "
                                 f"up to {limit_text(MAX_FIELDS_UPLOAD_BYTES)}",
@@ -156,7 +159,8 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
     if st.button("Use these files", disabled=img_file is None):
         # the outcome stays shown on later runs (typing the band numbers it asks for, a map event)
         state.put(state.UPLOAD_NOTICE, None)
-        with ui.errors_shown(remember=lambda text: state.put(state.UPLOAD_NOTICE, ("error", text, img_file.file_id))):
+        with ui.errors_shown(remember=lambda text: state.put(state.UPLOAD_NOTICE, ("error", text, img_file.file_id))), \
+                st.spinner("Checking the files and storing them (a large image takes a while)..."):
             made = use_uploaded_files(img_file.getvalue(), img_file.name, state.work().uploads,
                                       lab_file.getvalue() if lab_file is not None else None,
                                       lab_file.name if lab_file is not None else None, label_map, band_spec,
