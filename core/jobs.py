@@ -41,8 +41,8 @@ from typing import Any, Callable, Sequence
 
 from core.config import TrainConfig, finite_number
 from core.errors import CANNOT_RESUME, DIVERGED, CropMapError, JobError
+from core.workdir import JOB_SPEC as JOB_FILE
 
-JOB_FILE = "job.json"
 STATUS_FILE = "status.json"
 CANCEL_FILE = "cancel"
 LOG_FILE = "log.txt"

@@ -3,6 +3,7 @@ goes (scenes cut from sources, uploads, training jobs, models, predictions, sess
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,8 @@ from core.errors import ConfigError
 
 #: The environment variable that names the work folder.
 WORKDIR_ENV = "CROPMAP_WORKDIR"
+#: What a training job was started with, in its folder (``core.jobs.JOB_FILE``)
+JOB_SPEC = "job.json"
 
 
 @dataclass(frozen=True)
@@ -82,3 +85,36 @@ class WorkDir:
     def ee_upload(self) -> Path:
         """Predictions written for an upload to Earth Engine."""
         return self.root / "ee_upload"
+
+
+def prune_scenes(work: WorkDir, age_s: float, now: float | None = None) -> list[Path]:
+    """Remove the scenes (:attr:`WorkDir.scenes`) not used for ``age_s`` seconds (their folder's time,
+    which the dashboard sets when it uses one), except those a training job was started on (named
+    in a ``job.json`` under :attr:`WorkDir.jobs`: its Resume reads them again). Each a copy of its
+    region cut from a source, up to a few hundred MB: without it they filled a long-running
+    server's disk; one needed again is cut (or downloaded) again. Best effort: a folder that cannot
+    be read or removed is left. Returns the folders removed."""
+    import shutil
+    import time
+
+    cutoff = (time.time() if now is None else now) - age_s
+    try:
+        old = [p for p in work.scenes.iterdir() if p.is_dir() and p.stat().st_mtime < cutoff]
+    except OSError:
+        return []
+    if not old:
+        return []
+    named = ""
+    for spec in work.jobs.glob(f"*/{JOB_SPEC}"):
+        try:
+            named += spec.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            pass
+    removed = []
+    for folder in old:
+        if json.dumps(str(folder))[1:-1] in named:  # (as JSON writes the path)
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            removed.append(folder)
+    return removed

@@ -27,3 +27,25 @@ def test_the_work_folder_comes_from_the_environment_and_says_where_each_kind_of_
     monkeypatch.setenv(WORKDIR_ENV, str(tmp_path / "file" / "work"))
     with pytest.raises(ConfigError, match=f"cannot be made .*; set {WORKDIR_ENV} to a folder this server can write"):
         WorkDir.from_env(tmp_path / "default")
+
+
+def test_scenes_unused_for_a_month_are_removed_but_not_one_a_training_job_was_started_on(tmp_path):
+    import json
+    import os
+    import time
+
+    from core.workdir import JOB_SPEC, WorkDir, prune_scenes
+
+    work = WorkDir(tmp_path)
+    old, recent, trained = (work.scenes / name for name in ("old", "recent", "trained"))
+    for folder in (old, recent, trained):
+        folder.mkdir(parents=True)
+        (folder / "image.tif").write_bytes(b"x")
+    month = 30 * 86400
+    for folder in (old, trained):
+        os.utime(folder, (time.time() - month - 60,) * 2)
+    (work.jobs / "job-1").mkdir(parents=True)
+    (work.jobs / "job-1" / JOB_SPEC).write_text(json.dumps({"params": {"train_data": [f"{trained}/image.tif:x"]}}))
+    assert prune_scenes(work, month) == [old]
+    assert not old.exists() and recent.is_dir() and (trained / "image.tif").exists()
+    assert prune_scenes(WorkDir(tmp_path / "none"), month) == []  # (no scenes folder yet)

@@ -258,8 +258,8 @@ def prediction_file(key: tuple) -> Path:
 
 
 def used(path: Path) -> None:
-    """Mark a kept prediction as used now: what has not been used for 30 days is removed when a
-    session starts (:func:`pages.components.state._prune`)."""
+    """Mark a kept prediction or scene folder as used now: what has not been used for 30 days is removed
+    when a session starts (:func:`pages.components.state._prune`, :func:`core.workdir.prune_scenes`)."""
     try:
         os.utime(path)
     except OSError:  # removed meanwhile, or a read-only work folder: nothing to keep

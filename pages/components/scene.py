@@ -221,6 +221,7 @@ def current_scene(progress: Progress | None = None) -> Scene:
     """
     cached_scene = state.get(state.SCENE)
     if cached_scene and Path(cached_scene["image_path"]).exists():
+        cached.used(Path(cached_scene["image_path"]).parent)  # (kept as long again: core.workdir.prune_scenes)
         return Scene.from_dict(cached_scene)
     source = current_source()
     region = current_region()
@@ -229,6 +230,7 @@ def current_scene(progress: Progress | None = None) -> Scene:
     else:
         key = hashlib.sha1(json.dumps([state.get(state.SOURCE), region.key()]).encode()).hexdigest()[:16]
     scene = source.fetch(region, scene_dir(key), progress)
+    cached.used(scene_dir(key))  # (one cut before, found again)
     state.put(state.SCENE, scene.to_dict())
     return scene
 

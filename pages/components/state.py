@@ -284,6 +284,10 @@ def _start_session() -> None:
         # and the temporary file of a prediction whose server was killed while writing it (hidden, and
         # no *.npy: kept for good); a day is far longer than any write takes
         _prune(work().predictions, 86400, ".*.tmp")
+        # and the regions' scenes none has used for as long (a copy of each region: 171 MB for a 3,900 px one)
+        from core.workdir import prune_scenes
+
+        prune_scenes(work(), SESSION_DAYS * 86400)
         _claimed(sid)  # (its link is this browser session's, shared or not)
     st.session_state[SESSION_ID] = sid
 
