@@ -19,7 +19,7 @@ import os
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -311,7 +311,6 @@ class DownloadStats:
     splits: int = 0
     bytes: int = 0
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 def _default_compute() -> ComputeFn:

@@ -34,7 +34,6 @@ class TileLayer:
     url: str
     attribution: str = ATTRIBUTION
     opacity: float = 1.0
-    overlay: bool = True
     show: bool = True  # visible when the map opens (the others can be switched on in its layer control)
 
 

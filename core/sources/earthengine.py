@@ -43,12 +43,6 @@ _LABEL_ATTRIBUTION = {
 }
 
 
-def _polygon_area_m2(geometry: Mapping[str, Any]) -> float:
-    from core.lonlat import lonlat_area_ha
-
-    return lonlat_area_ha(dict(geometry)) * 1e4
-
-
 class EarthEngineSource:
     """Earth Engine behind the :class:`core.sources.base.Source` interface.
 
@@ -225,6 +219,7 @@ class EarthEngineSource:
         from the region's bounds, so a continent is refused at once, before any tile is planned."""
         from core.ee.composites import region_geometry
         from core.errors import CropMapError
+        from core.lonlat import lonlat_area_ha
 
         scale = self.composite.resolution
         try:
@@ -232,7 +227,7 @@ class EarthEngineSource:
             width, height = self.composite.grid_size(geometry)
         except CropMapError as err:
             return RegionCheck(False, str(err))
-        area_ha = _polygon_area_m2(geometry) / 1e4
+        area_ha = lonlat_area_ha(dict(geometry))
         pixels = width * height
         if min(width, height) < MIN_REGION_SIDE:  # (predicted with the image around it: context_margin)
             return RegionCheck(

@@ -24,7 +24,7 @@ def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequenc
     e.g. :func:`core.inspect.describe_pixel`), a click on the map marks the pixel and says what its
     layers hold there, inside the map (:class:`mapview.MapSpec` ``readout``)."""
     with ui.errors_shown(stop=True):
-        view, under = scene.map_view(sc, grid, offset)
+        view, under = scene.map_view(grid, offset)
         outline = scene.current_region().outline_geojson() if under else None
     readout, box = None, map_bounds(grid, offset)  # (the map takes clicks in the box)
     if inspect is not None:  # the click that ran this page, read before the map is drawn: its reading goes with it

@@ -377,7 +377,7 @@ def image_warnings(sc: Scene) -> tuple[str, ...]:
     return cached.image_warnings(path, cached.mtime(path), band_map)
 
 
-def map_view(sc: Scene, grid, offset: tuple[int, int]) -> tuple[Bounds, list[Overlay]]:
+def map_view(grid, offset: tuple[int, int]) -> tuple[Bounds, list[Overlay]]:
     """Where a scene's page map looks, and the layers under the scene's own. For a region of a local
     image: a view a little wider than the scene, over the whole image dimmed (the Region page's
     preview, already made), so that a small region (one field) is seen where it lies; for the whole
