@@ -274,3 +274,27 @@ def test_a_work_folder_that_cannot_be_made_is_said_in_the_page(fake_map, tmp_pat
     at = new_app()
     at.run()
     assert not at.exception and not at.error and "### Status" in [m.value for m in at.sidebar.markdown]
+
+
+def test_a_map_layer_stays_served_while_other_sessions_runs_end():
+    """Every session's run ending deletes the media files no session uses, and a session lets go of its
+    own when its next run starts: with a few users, a map still fetching its layer got a 404. The
+    latest layers stay in Streamlit's records under the keeper, until more recent ones push them out."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    def served(mgr, url):
+        return any(url.endswith(f"{file_id}.png") for file_id in mgr._file_metadata)
+
+    for keep in (False, True):
+        mgr, held = MediaFileManager(MemoryMediaFileStorage("/media")), {}
+        urls = []
+        for i in range(3):  # one session's three threshold steps: a layer each
+            png = f"layer {i}".encode()
+            urls.append(mgr.add(png, "image/png", f"place{i}", is_for_static_download=True))
+            if keep:
+                mapview.keep_served(mgr._files_by_session_and_coord, held, "dontcare", f"place{i}", most=2)
+        mgr.clear_session_refs("dontcare")  # its next run starts...
+        for _ in range(2):  # ...and two other sessions' runs end before it shows its layers again
+            mgr.remove_orphaned_files()
+        assert [served(mgr, u) for u in urls] == ([False, True, True] if keep else [False, False, False])

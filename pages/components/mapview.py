@@ -330,7 +330,42 @@ def image_url(ov) -> str:
     # download is, one cleanup longer than media: each run first lets go of the session's files, and another
     # session's run ending before this one shows them again would delete a file its map was still fetching
     place = "cropmap-layer-" + hashlib.blake2b(ov.png, digest_size=16).hexdigest()
-    return runtime.get_instance().media_file_mgr.add(ov.png, "image/png", place, is_for_static_download=True)
+    mgr = runtime.get_instance().media_file_mgr
+    url = mgr.add(ov.png, "image/png", place, is_for_static_download=True)
+    refs, lock = getattr(mgr, "_files_by_session_and_coord", None), getattr(mgr, "_lock", None)
+    if isinstance(refs, dict) and lock is not None:  # (Streamlit's own record of which session uses which file)
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        from pages.components import cached
+
+        with lock:
+            keep_served(refs, cached.kept_layers(), get_script_run_ctx().session_id, place)
+    return url
+
+
+#: How many of the latest map layers' PNGs the server keeps served whatever the sessions' runs let go
+KEPT_LAYERS = 48
+#: The name under which they are kept in Streamlit's media records (no session has it)
+KEEPER = "cropmap-kept-layers"
+
+
+def keep_served(refs: dict, held: dict, session: str, place: str, most: int = KEPT_LAYERS) -> None:
+    """Keep the file that ``session`` has at ``place`` in Streamlit's media records ``refs`` ({session:
+    {place: file id}}) also under :data:`KEEPER`, for as long as it is among the ``most`` layers shown
+    last (``held``: their places, oldest first). Every session's run ending deletes the files no session
+    uses, and a session lets go of its own when its next run starts: with a few users, a map still
+    fetching its layer (one session's quick steps, another's page change) got a 404, and the server's
+    log a traceback for each. Call with the media manager's lock held."""
+    file_id = refs.get(session, {}).get(place)
+    if file_id is None:
+        return
+    kept = refs.setdefault(KEEPER, {})
+    kept[place] = file_id
+    held.pop(place, None)
+    held[place] = None
+    while len(held) > most:
+        kept.pop(next(iter(held)), None)
+        del held[next(iter(held))]
 
 
 def _image_overlay(ov, spec: MapSpec):
