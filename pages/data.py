@@ -172,16 +172,13 @@ if has_labels:
     if cut:
         state.put(state.PATCH_FORM, {"size": int(size), "buffer": int(buffer), "train": int(n_train), "test": int(n_test)})
         with ui.errors_shown():
-            bar = st.progress(0.0, text="Cutting patches...")
-            root = state.work().patches
-            root.mkdir(parents=True, exist_ok=True)
-            out = Path(tempfile.mkdtemp(prefix=time.strftime("patches-%Y%m%d-%H%M%S-"), dir=root))  # never reused
-            try:
+            with ui.progress_bar("Cutting patches...") as bar:
+                root = state.work().patches
+                root.mkdir(parents=True, exist_ok=True)
+                out = Path(tempfile.mkdtemp(prefix=time.strftime("patches-%Y%m%d-%H%M%S-"), dir=root))  # never reused
                 made = cut_train_test(sc.image_path, sc.labels_path, sc.label_map, out,
                                       PatchConfig(patch_size=int(size), kernel_buffer=int(buffer), count=int(n_train)),
                                       int(n_test), band_map=sc.extra.get("band_map"), progress=ui.progress_callback(bar, "Cutting patches"))
-            finally:
-                bar.empty()
             # the patches do not carry their pixel size: kept here for the model trained on them (its card)
             pixel_m = grid.pixel_size_m() or sc.extra.get("pixel_size_m")
             state.put(state.PATCHES, {"train": str(made.train.path), "test": str(made.test.path), "note": made.note,
