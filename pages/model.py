@@ -11,7 +11,7 @@ from core.errors import CardMismatchError, CropMapError
 from core.config import TrainConfig
 from core.card import PRESETS, best_epoch_figures, block_figures, card_facts, card_mismatch, resolution_warning
 from core.lineage import below_model_in_use, validated_on_training_pixels, validation_seen_by_base
-from core.metrics import SCORE_HELP
+from core.metrics import SCORE_HELP, SCORE_TITLES
 from pages.components import cached, charts, models, navigation, scene, state, ui
 
 navigation.require_app(__file__)
@@ -320,9 +320,7 @@ else:
                            "pixels of all blocks together.", help=ui.plain(blocks.how) if blocks.how else None)
             elif blocks.how:  # (the card's own words, with their own parentheses: a line of their own)
                 st.caption("How: " + ui.plain(blocks.how) + ".")
-            shown = [(name, title) for name, title in (("iou", "IoU"), ("f1", "F1"), ("precision", "Precision"),
-                                                       ("recall", "Recall"), ("accuracy", "Accuracy"))
-                     if name in blocks.scores]
+            shown = [(name, title) for name, title in SCORE_TITLES.items() if name in blocks.scores]
             for col, (name, title) in zip(st.columns(5), shown):
                 col.metric(title, f"{blocks.scores[name]:.3f}", help=SCORE_HELP[name])
             if blocks.per_block:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.metrics import (BEST_F1_GAIN, SCORE_HELP, area_text, best_threshold, everything_crop_f1, few_pixels_note,
-                          format_area, nominal_area)
+from core.metrics import (BEST_F1_GAIN, SCORE_HELP, SCORE_TITLES, area_text, best_threshold, everything_crop_f1,
+                          few_pixels_note, format_area, nominal_area)
 from core.card import load_card, resolution_warning
 from pages.components import cached, charts, models, navigation, parts, predictions, regionmap, scene, state, ui
 
@@ -178,13 +178,8 @@ with right:
         st.caption(f"The figures are for every class; the map shows the errors on {shown} {classes[shown]['name']} "
                    "alone.")
     # in the Model page's order (its validation figures), so that the two read side by side
-    m1, m2, m3 = st.columns(3)
-    m1.metric("IoU", parts.score_text(conf["iou"]), help=SCORE_HELP["iou"])
-    m2.metric("F1", parts.score_text(conf["f1"]), help=SCORE_HELP["f1"])
-    m3.metric("Precision", parts.score_text(conf["precision"]), help=SCORE_HELP["precision"])
-    m4, m5, _ = st.columns(3)
-    m4.metric("Recall", parts.score_text(conf["recall"]), help=SCORE_HELP["recall"])
-    m5.metric("Accuracy", f"{conf['accuracy']:.3f}", help=SCORE_HELP["accuracy"])
+    for col, (name, title) in zip([*st.columns(3), *st.columns(3)[:2]], SCORE_TITLES.items()):
+        col.metric(title, f"{conf[name]:.3f}" if name == "accuracy" else parts.score_text(conf[name]), help=SCORE_HELP[name])
     if note := few_pixels_note(conf["tp"], conf["fp"], conf["fn"], conf["tn"]):
         st.caption(note)
     baseline = everything_crop_f1(conf["tp"], conf["fp"], conf["fn"], conf["tn"])

@@ -11,8 +11,10 @@ from typing import Sequence
 
 import pandas as pd
 
+from core.metrics import SCORE_TITLES
+
 #: the threshold curve's series, as the Quality page's metrics name them
-SCORE_NAMES = {"f1": "F1", "iou": "IoU", "precision": "Precision", "recall": "Recall"}
+SCORE_NAMES = {key: SCORE_TITLES[key] for key in ("f1", "iou", "precision", "recall")}
 #: one distinct colour per score (Okabe-Ito, safe for colour-blind readers); the theme's paired
 #: palette gave F1/IoU and precision/recall two shades of one hue, hard to tell apart on a projector
 SCORE_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7"]
