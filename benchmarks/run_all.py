@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     run(str(HERE / "bench_fields.py"))
     run(str(HERE / "bench_stack.py"))
     run(str(HERE / "bench_exports.py"))
+    run(str(HERE / "bench_layers.py"))
     run(str(HERE / "bench_ee.py"))
     run(str(HERE / "bench_ui.py"))
     run(str(HERE / "bench_rerun.py"))
