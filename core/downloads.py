@@ -101,8 +101,11 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     limits = None
     if surroundings is not None:  # one stretch for the region and the image around it, as on the web map
         sf, sv = surroundings
-        if sv.shape != v.shape:  # (at the image's pixels, not yet every step-th: scene_surroundings(..., step))
+        if sv.shape == valid.shape != v.shape:  # (at the image's pixels, not yet every step-th: scene_surroundings(..., step))
             sf, sv = sf[::step, ::step], sv[::step, ::step]
+        if sv.shape != v.shape:
+            raise InvalidDataError(f"the image around the region ({sv.shape}) is neither on the region's pixels "
+                                   f"{valid.shape} nor on every {step}th of them {v.shape}")
         outside = sv & ~v
         limits = band_limits(sf, sv | v)
     layers, legends, fades = [true_colour(f, v, limits)], [], []

@@ -140,10 +140,10 @@ def class_errors(codes: np.ndarray, label_mask: np.ndarray, pred_mask: np.ndarra
     return sorted(rows, key=lambda r: (-r["errors"], r["code"]))
 
 
-#: What each score of a crop map against its labels means, in plain words (the dashboard's help on them).
-#: The scores' names as the pages show them, in the order they are shown (the Model page's validation
-#: figures, the Quality page's metrics and its curve)
+#: The scores' names as the pages show them, in the order the Model page's validation figures and the
+#: Quality page's metrics show them
 SCORE_TITLES = {"iou": "IoU", "f1": "F1", "precision": "Precision", "recall": "Recall", "accuracy": "Accuracy"}
+#: What each score of a crop map against its labels means, in plain words (the dashboard's help on them).
 SCORE_HELP = {
     "iou": "Intersection over union: the crop that both the map and the labels show, as a share of the crop "
            "either shows. 1 is a perfect match; both kinds of error (false and missed crop) lower it.",

@@ -482,6 +482,12 @@ def to_web_mercator(rgba: np.ndarray, grid: Grid, max_side: int = MAX_SIDE) -> t
     return np.moveaxis(out, 0, -1), ((s_, w_), (n_, e_))
 
 
+def _kept_side(grid: Grid, max_side: int) -> int:
+    """The longest side of an overlay's pixels kept from ``grid`` before it is placed: ``max_side``, or
+    twice that for a georeferenced grid, which :func:`to_web_mercator` reprojects from as many."""
+    return 2 * max_side if grid.georeferenced else max_side
+
+
 def pixelwise_overlay(name: str, colour: Callable[..., np.ndarray], arrays: Sequence[np.ndarray], grid: Grid,
                       offset: tuple[int, int] = (0, 0), legend: Legend | None = None, opacity: float = 1.0,
                       max_side: int = MAX_SIDE) -> Overlay:
@@ -496,7 +502,7 @@ def pixelwise_overlay(name: str, colour: Callable[..., np.ndarray], arrays: Sequ
     if any(a.shape[:2] != grid.shape for a in arrays):
         shapes = ", ".join(str(a.shape[:2]) for a in arrays)
         raise InvalidDataError(f"the layer's arrays {shapes} do not all match the grid {grid.shape}")
-    kept = [downsample(a, 2 * max_side if grid.georeferenced else max_side) for a in arrays]
+    kept = [downsample(a, _kept_side(grid, max_side)) for a in arrays]
     return make_overlay(name, colour(*kept), grid, offset, legend, opacity, max_side)
 
 
@@ -515,7 +521,7 @@ def make_overlay(
     Raises:
         InvalidDataError: if ``rgba`` does not match the grid.
     """
-    reduced = reduced_shape(grid.shape, 2 * max_side if grid.georeferenced else max_side)
+    reduced = reduced_shape(grid.shape, _kept_side(grid, max_side))
     if rgba.shape[:2] not in (grid.shape, reduced):
         raise InvalidDataError(f"overlay {rgba.shape[:2]} does not match the grid {grid.shape}")
     if grid.georeferenced:

@@ -3,7 +3,6 @@ goes (scenes cut from sources, uploads, training jobs, models, predictions, sess
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,7 +111,9 @@ def prune_scenes(work: WorkDir, age_s: float, now: float | None = None) -> list[
             pass
     removed = []
     for folder in old:
-        if json.dumps(str(folder))[1:-1] in named:  # (as JSON writes the path)
+        # by the folder's name (a hash of its source and region: unique), whichever way the path was
+        # written (a work folder named relative or absolute, through a link)
+        if folder.name in named:
             continue
         shutil.rmtree(folder, ignore_errors=True)
         if not folder.exists():

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 import rasterio
 from PIL import Image
 
 from core import downloads as dl, overlays as ov
+from core.errors import InvalidDataError
 from core.grid import Grid
 from core.mapimage import part_outlines, scale_length
 from core.predict import probability_to_uint8
@@ -177,6 +179,8 @@ def test_the_map_png_shows_the_image_outside_a_regions_outline_faded_not_as_miss
     assert tuple(gap) in hatch and tuple(outside) not in hatch
     assert (np.abs(outside - (255 + (inside - 255) * dl.SURROUNDINGS_OPACITY)) <= 2).all()  # faded over white
     assert faded.size[1] > plain.size[1]  # its legend row ("Faded: outside the region")
+    with pytest.raises(InvalidDataError, match="neither on the region's pixels"):
+        png((feats[:-1], around_valid[:-1]))
 
 
 def test_the_map_view_png_outlines_and_names_a_regions_parts():

@@ -287,13 +287,13 @@ def test_a_map_layer_stays_served_while_other_sessions_runs_end():
         return any(url.endswith(f"{file_id}.png") for file_id in mgr._file_metadata)
 
     for keep in (False, True):
-        mgr, held = MediaFileManager(MemoryMediaFileStorage("/media")), {}
+        mgr = MediaFileManager(MemoryMediaFileStorage("/media"))
         urls = []
         for i in range(3):  # one session's three threshold steps: a layer each
             png = f"layer {i}".encode()
             urls.append(mgr.add(png, "image/png", f"place{i}", is_for_static_download=True))
             if keep:
-                mapview.keep_served(mgr._files_by_session_and_coord, held, "dontcare", f"place{i}", most=2)
+                mapview.keep_served(mgr._files_by_session_and_coord, "dontcare", f"place{i}", most=2)
         mgr.clear_session_refs("dontcare")  # its next run starts...
         for _ in range(2):  # ...and two other sessions' runs end before it shows its layers again
             mgr.remove_orphaned_files()

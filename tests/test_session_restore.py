@@ -181,6 +181,27 @@ def test_a_reload_comes_back_to_the_prediction_and_threshold(fake_map, tiny_mode
     assert other.query_params[state.SESSION_PARAM][0] not in (sid, "../../etc/passwd")
 
 
+def test_a_link_open_elsewhere_starts_a_copy_without_the_sessions_training(fake_map, monkeypatch):
+    """The presenter's link opened by an attendee while the presenter's session is open: the same region
+    and settings under a new id (its own file), but not the presenter's training (the attendee's Model
+    page opened on it as its own, with Cancel) nor its notice."""
+    at = new_app()
+    (state.work().jobs / "job-x").mkdir(parents=True)  # (a job whose folder is gone is followed no more)
+    at.session_state[state.JOB_DIR] = str(state.work().jobs / "job-x")
+    at.session_state[state.THRESHOLD] = 0.3
+    at.switch_page("pages/region.py").run()
+    sid = at.query_params[state.SESSION_PARAM][0]
+    assert _saved(sid)[state.JOB_DIR].endswith("job-x")
+    monkeypatch.setattr(state, "_claimed", lambda s: s != sid)  # (held by the presenter's open session)
+    copy = new_app()
+    copy.query_params[state.SESSION_PARAM] = sid
+    copy.switch_page("pages/region.py").run()
+    theirs = copy.query_params[state.SESSION_PARAM][0]
+    assert not copy.exception and theirs != sid and copy.session_state[state.THRESHOLD] == pytest.approx(0.3)
+    assert copy.session_state[state.JOB_DIR] is None and _saved(theirs).get(state.JOB_DIR) is None
+    assert _saved(sid)[state.JOB_DIR].endswith("job-x")  # (the presenter's file as it was)
+
+
 def test_old_sessions_are_removed_when_a_new_one_starts(fake_map):
     old, recent = state.sessions_dir() / ("a" * 32 + ".json"), state.sessions_dir() / ("b" * 32 + ".json")
     for path in (old, recent):

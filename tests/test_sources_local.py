@@ -86,7 +86,7 @@ def test_a_scene_keeps_the_regions_surroundings_for_prediction(tmp_path):
 
     around, around_valid = scene_surroundings(scene.image_path)
     assert np.array_equal(around_valid, in_window) and np.array_equal(around[valid], feats[valid])
-    # every n-th pixel for the map PNG, read in strips of a few rows (here 10 or 14): the same pixels
+    # every n-th pixel for the map PNG, read in strips of a few rows (here 12 or 7): the same pixels
     import core.raster
 
     for step in (2, 7):

@@ -571,12 +571,6 @@ def session_claims() -> dict:
     return {"lock": threading.Lock(), "by_id": {}}
 
 
-@st.cache_resource(show_spinner=False)
-def kept_layers() -> dict:
-    """The places of the map layers' PNGs the server keeps served, oldest first (``mapview.keep_served``)."""
-    return {}
-
-
 # ---------------------------------------------------------------------- memory
 @st.cache_resource(show_spinner=False)
 def _frozen() -> dict:

@@ -336,10 +336,9 @@ def image_url(ov) -> str:
     if isinstance(refs, dict) and lock is not None:  # (Streamlit's own record of which session uses which file)
         from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-        from pages.components import cached
-
+        session = get_script_run_ctx().session_id
         with lock:
-            keep_served(refs, cached.kept_layers(), get_script_run_ctx().session_id, place)
+            keep_served(refs, session, place)
     return url
 
 
@@ -349,10 +348,10 @@ KEPT_LAYERS = 48
 KEEPER = "cropmap-kept-layers"
 
 
-def keep_served(refs: dict, held: dict, session: str, place: str, most: int = KEPT_LAYERS) -> None:
+def keep_served(refs: dict, session: str, place: str, most: int = KEPT_LAYERS) -> None:
     """Keep the file that ``session`` has at ``place`` in Streamlit's media records ``refs`` ({session:
     {place: file id}}) also under :data:`KEEPER`, for as long as it is among the ``most`` layers shown
-    last (``held``: their places, oldest first). Every session's run ending deletes the files no session
+    last (the keeper's places, oldest first). Every session's run ending deletes the files no session
     uses, and a session lets go of its own when its next run starts: with a few users, a map still
     fetching its layer (one session's quick steps, another's page change) got a 404, and the server's
     log a traceback for each. Call with the media manager's lock held."""
@@ -360,12 +359,10 @@ def keep_served(refs: dict, held: dict, session: str, place: str, most: int = KE
     if file_id is None:
         return
     kept = refs.setdefault(KEEPER, {})
+    kept.pop(place, None)  # (to the end: the latest)
     kept[place] = file_id
-    held.pop(place, None)
-    held[place] = None
-    while len(held) > most:
-        kept.pop(next(iter(held)), None)
-        del held[next(iter(held))]
+    while len(kept) > most:
+        del kept[next(iter(kept))]
 
 
 def _image_overlay(ov, spec: MapSpec):

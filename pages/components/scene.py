@@ -229,8 +229,8 @@ def current_scene(progress: Progress | None = None) -> Scene:
         key = source.scene_key(region)
     else:
         key = hashlib.sha1(json.dumps([state.get(state.SOURCE), region.key()]).encode()).hexdigest()[:16]
+    cached.used(scene_dir(key))  # (one cut before, found again; before the fetch reads it)
     scene = source.fetch(region, scene_dir(key), progress)
-    cached.used(scene_dir(key))  # (one cut before, found again)
     state.put(state.SCENE, scene.to_dict())
     return scene
 

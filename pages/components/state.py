@@ -156,7 +156,7 @@ KEPT = KEPT_TOGETHER + (MODEL_PATH, THRESHOLD, VIEWS, LAYERS, QUALITY_CLASS, EE_
 SESSION_FORMAT = 1
 FORMAT_KEY = "_format"  # its key in a saved session (absent in those saved before it: format 1)
 SESSION_PARAM = "session"  # the URL's query parameter that names the session's saved state
-SESSION_ID = "_session_id"  # the saved session's id (32 hex digits), which the URL carries (tabs of one link share it)
+SESSION_ID = "_session_id"  # the saved session's id (32 hex digits), which the URL carries (the link opened in another tab or browser meanwhile: a copy, see claim)
 SAVED = "_saved_state"  # the JSON text last saved for this session (so that an unchanged run writes nothing)
 SESSION_DAYS = 30  # saved sessions older than this are removed when a new session starts
 URL_SESSION = "_url_session"  # the URL's session id, kept while a page opened by itself is sent into the app
@@ -267,6 +267,8 @@ def _start_session() -> None:
         if not _claimed(sid):  # open elsewhere: this one starts as a copy, under an id of its own
             sid, st.session_state[SAVED] = uuid.uuid4().hex, None
             _claimed(sid)
+            # not the training the session started (the copy's Model page opened on it, as its own) nor its notice
+            st.session_state[JOB_DIR] = st.session_state[MODEL_NOTICE] = None
         pred = st.session_state.get(PREDICTION)
         if isinstance(pred, dict) and isinstance(pred.get("key"), list):  # back in use: kept as long again
             from pages.components import cached
