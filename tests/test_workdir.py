@@ -37,7 +37,7 @@ def test_scenes_unused_for_a_month_are_removed_but_not_one_a_training_job_was_st
     from core.workdir import JOB_SPEC, WorkDir, prune_scenes
 
     work = WorkDir(tmp_path)
-    old, recent, trained = (work.scenes / name for name in ("old", "recent", "trained"))
+    old, recent, trained = (work.scenes / name for name in ("9f2c41d0aa7b3e15", "03b8e6f1c2d4a957", "5e0d7c3b91a2f468"))
     for folder in (old, recent, trained):
         folder.mkdir(parents=True)
         (folder / "image.tif").write_bytes(b"x")
