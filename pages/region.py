@@ -311,11 +311,11 @@ with map_box:
     else:  # Earth Engine: the real map, the composite and labels as Earth Engine tiles, drawing tools
         with ui.errors_shown(stop=True):
             region = scene.current_region()
-        tiles: list[dict] = []
-        try:
-            tiles = cached.ee_map_layers(json.dumps(spec, sort_keys=True), json.dumps(region.to_geojson(), sort_keys=True))
-        except CropMapError as err:
-            st.warning(f"No Earth Engine preview layers: {err}", icon=":material/warning:")
+        tiles, failed = cached.ee_preview_layers(json.dumps(spec, sort_keys=True),
+                                                 json.dumps(region.to_geojson(), sort_keys=True))
+        if failed:  # (tried again a minute later: the page goes on without them meanwhile)
+            st.warning(f"No Earth Engine preview layers: {failed.rstrip('.')}. They are tried again in a minute; "
+                       "meanwhile the region can be drawn and used.", icon=":material/warning:")
         w, s_, e, n = region.bounds
         result = mapview.render(
             mapview.MapSpec(bounds=((s_, w), (n, e)), image=False, tile_layers=tiles,

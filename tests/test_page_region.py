@@ -846,3 +846,27 @@ def test_what_an_uploaded_geojson_region_left_out_stays_said(fake_map, monkeypat
     at.session_state["region"] = None  # another region: no longer said
     at.run()
     assert said not in [i.value for i in at.info]
+
+
+def test_earth_engine_preview_layers_that_failed_are_not_asked_for_again_for_a_minute(monkeypatch):
+    """With Earth Engine's quota spent, every rerun of the Region page (a drawing, a setting) waited for the
+    preview layers to fail again: the failure is kept a minute, in which the page goes on without them."""
+    from core.ee.errors import EEQuotaError
+    from pages.components import cached
+
+    calls, now = [], [100.0]
+
+    def failing(spec, region):
+        calls.append(spec)
+        raise EEQuotaError("quota exceeded; wait a minute and retry")
+
+    monkeypatch.setattr(cached, "ee_map_layers", failing)
+    cached._ee_layer_failures().clear()
+    for _ in range(3):
+        assert cached.ee_preview_layers("{}", "{}", now=lambda: now[0]) == ([], "quota exceeded; wait a minute and retry")
+        now[0] += 20
+    assert len(calls) == 1
+    now[0] += 1  # a minute after the failure: asked again
+    monkeypatch.setattr(cached, "ee_map_layers", lambda spec, region: [{"name": "true colour"}])
+    assert cached.ee_preview_layers("{}", "{}", now=lambda: now[0]) == ([{"name": "true colour"}], "")
+    assert cached.ee_preview_layers('{"other": 1}', "{}", now=lambda: now[0])[1] == ""  # (another source: its own)

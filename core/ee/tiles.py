@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from core.ee.errors import call_with_retries
+from core.ee.errors import RetryPolicy, call_with_retries
 
 #: Earth Engine map ids stay valid for hours; refresh well before that.
 TTL_SECONDS = 30 * 60
@@ -58,11 +58,12 @@ def tile_url(
     get_map_id: Callable[[Any, Mapping[str, Any]], Mapping[str, Any]] | None = None,
     ttl: float = TTL_SECONDS,
     now: Callable[[], float] = time.monotonic,
+    policy: RetryPolicy = RetryPolicy(),
 ) -> str:
     """The XYZ URL template of ``image`` rendered with ``vis`` (cached for ``ttl`` seconds).
 
     Raises:
-        EarthEngineError subclasses: when getMapId fails (after retries on 429/5xx).
+        EarthEngineError subclasses: when getMapId fails (after ``policy``'s retries on 429/5xx).
     """
     import ee
 
@@ -73,7 +74,7 @@ def tile_url(
         if hit and hit[0] > t:
             return hit[1]
     fn = get_map_id or _default_get_map_id
-    result = call_with_retries(lambda: fn(image, vis))
+    result = call_with_retries(lambda: fn(image, vis), policy)
     fetcher = result.get("tile_fetcher")
     url = fetcher.url_format if fetcher is not None else result.get("url") or result.get("tile_url")
     if not url:

@@ -127,23 +127,29 @@ class EarthEngineSource:
             raise EENotConfiguredError(st.message)
 
     # -------------------------------------------------------------- viewing
-    def map_layers(self, region, get_map_id: Callable[[Any, Mapping[str, Any]], Mapping[str, Any]] | None = None) -> list:
+    def map_layers(self, region, get_map_id: Callable[[Any, Mapping[str, Any]], Mapping[str, Any]] | None = None,
+                   attempts: int | None = None) -> list:
         """Earth Engine tile layers of the composite (true colour, false colour, NDVI) and the labels
-        for ``region`` (:class:`core.ee.tiles.TileLayer`; URLs cached for less than their lifetime).
+        for ``region`` (:class:`core.ee.tiles.TileLayer`; URLs cached for less than their lifetime),
+        each request tried at most ``attempts`` times (:class:`core.ee.errors.RetryPolicy`'s by default).
 
         Raises:
             EENotConfiguredError: if Earth Engine is not available;
             RegionError: if the region is not in longitude/latitude;
             EarthEngineError subclasses: when getMapId fails (after retries).
         """
+        from dataclasses import replace
+
         from core.ee.composites import region_geometry
+        from core.ee.errors import RetryPolicy
         from core.ee.tiles import composite_layers, label_layers
 
         self._require_ready()
         geometry = region_geometry(region)
-        layers = composite_layers(self.composite, geometry, get_map_id=get_map_id)
+        policy = RetryPolicy() if attempts is None else replace(RetryPolicy(), attempts=attempts)
+        layers = composite_layers(self.composite, geometry, get_map_id=get_map_id, policy=policy)
         if self.labels is not None:
-            layers += label_layers(self.labels, geometry, get_map_id=get_map_id)
+            layers += label_layers(self.labels, geometry, get_map_id=get_map_id, policy=policy)
         return layers
 
     def export_jobs(self, region, kind: str, destination: str, name: str, *, train_points: tuple[int, int] = (275, 275),

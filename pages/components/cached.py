@@ -70,7 +70,38 @@ def ee_map_layers(spec_json: str, region_json: str) -> list[dict]:
     from pages.components.scene import source_from_spec
 
     source = source_from_spec(json.loads(spec_json))
-    return [asdict(layer) for layer in source.map_layers(Region.from_geojson(json.loads(region_json)))]
+    # (a preview: two tries, 1 s apart; five took 11 s of a greyed page with the quota spent)
+    return [asdict(layer) for layer in source.map_layers(Region.from_geojson(json.loads(region_json)), attempts=2)]
+
+
+#: How long the Region page goes without its Earth Engine preview layers after they failed, in seconds
+EE_LAYERS_RETRY_S = 60.0
+
+
+@st.cache_resource(show_spinner=False)
+def _ee_layer_failures() -> dict:
+    """{(spec, region): (monotonic time until which it is not tried again, the error's text)}."""
+    return {}
+
+
+def ee_preview_layers(spec_json: str, region_json: str, now: Callable[[], float] | None = None) -> tuple[list[dict], str]:
+    """:func:`ee_map_layers`, or none and why ("" when they came): a failure (quota spent, no network)
+    is remembered for :data:`EE_LAYERS_RETRY_S`, in which the page goes on without them; it waited
+    for them again on every rerun (each drawing, setting or click on the page)."""
+    import time
+
+    t = (now or time.monotonic)()
+    failures, key = _ee_layer_failures(), (spec_json, region_json)
+    until, why = failures.get(key, (0.0, ""))
+    if until > t:
+        return [], why
+    try:
+        return ee_map_layers(spec_json, region_json), ""
+    except CropMapError as err:
+        for old in [k for k, (u, _) in failures.items() if u <= t]:
+            del failures[old]
+        failures[key] = (t + EE_LAYERS_RETRY_S, str(err))
+        return [], str(err)
 
 
 @st.cache_data(ttl=30, max_entries=4, show_spinner="Listing Earth Engine tasks...")

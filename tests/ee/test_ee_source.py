@@ -457,3 +457,25 @@ def test_an_export_of_a_region_without_scenes_is_refused_before_any_task(ee_offl
         with pytest.raises(NoDataError, match="scene with under .* widen the dates"):
             src.export_jobs(region, kind, "gcs:crop-bucket/p", "s", train_points=(5, 5), test_points=(2, 2))
     assert len(asked) == 2  # (one scene count each; none cached while there is no scene)
+
+
+def test_map_layers_of_a_preview_try_each_request_as_often_as_asked(ee_offline, monkeypatch):
+    """The Region page's preview layers are optional: two tries (five took 11 s of a greyed page on
+    every rerun while Earth Engine's quota was spent)."""
+    from core.ee import tiles
+    from core.ee.errors import EEQuotaError, RetryPolicy
+
+    monkeypatch.setattr(RetryPolicy, "delay", lambda self, attempt, rng=None: 0.0)  # (no waits between tries)
+    tiles.clear_cache()
+    calls = []
+
+    def get_map_id(image, vis):
+        calls.append(vis)
+        raise EEQuotaError("quota exceeded")
+
+    src = EarthEngineSource(CAMANA.composite, CAMANA.labels, initialize=ready)
+    for attempts, tries in ((2, 2), (None, 5)):
+        calls.clear()
+        with pytest.raises(EEQuotaError):
+            src.map_layers(CAMANA, get_map_id=get_map_id, attempts=attempts)
+        assert len(calls) == tries
