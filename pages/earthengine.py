@@ -60,11 +60,11 @@ def export_form() -> None:
                             help="An export started in this session with this name and destination: its files "
                                  "are written over by the new one.")
         go = st.form_submit_button("Start export")
-    this = _export_place(dest, name)
+    this = _export_place(dest, name, what)
     if go:
-        state.put(state.EE_EXPORT_FORM, {"what": what, "dest": dest, "name": name, "train": int(train),
-                                         "test": int(test), "per_task": int(per_task), "patch": int(patch),
-                                         "kernel": int(kernel)})
+        form = {"what": what, "dest": dest, "name": name, "train": int(train), "test": int(test),
+                "per_task": int(per_task), "patch": int(patch), "kernel": int(kernel)}
+        state.put(state.EE_EXPORT_FORM, form)
         with ui.errors_shown():
             done = state.get(state.EE_EXPORTS)
             if this in done and not again:  # (two exports of one name wrote to one place, unsaid)
@@ -76,27 +76,34 @@ def export_form() -> None:
                 scene.current_region(), what, dest, name.strip(), train_points=(int(train), int(train)),
                 test_points=(int(test), int(test)), patch_size=int(patch), kernel_buffer=int(kernel),
                 points_per_task=int(per_task), warnings=warnings)
-            started = start_jobs(jobs)
             for warning in warnings:
                 st.warning(ui.sentence(warning), icon=":material/warning:")
-            state.put(state.EE_EXPORTS, [*[d for d in done if d != this], this])
-            cached.ee_tasks.clear()
-            st.success(f"Started {len(started)} task(s); follow them on the Tasks tab.", icon=":material/check_circle:")
-            st.dataframe(started, hide_index=True, width="stretch")
-            if what == "image" and (g := jobs[0].grid) is not None:
-                state.put(state.EE_IMAGE_EXPORT, {"mixer": f"{jobs[0].uri_prefix}*mixer.json", "for": _here(),
-                                                  "width": g.width, "height": g.height, "crs": g.crs,
-                                                  "region_width": g.region_width, "region_height": g.region_height,
-                                                  "margin": g.region_col,
-                                                  "patch": int(patch)})
-            if what == "patches":
-                globs = patch_globs(jobs)
-                state.put(state.EE_PATCHES, globs and {**globs, "size": min(int(patch), 256), "for": _here()})
-                if globs is None and dest.strip().startswith("drive:"):
-                    st.caption("Drive exports: download the files, then train on them from the Model page.")
-                elif globs is None:
-                    st.caption("No test patches were exported: give validation patches of your own on the "
-                               "Model page, or export some test points.")
+            asked = json.dumps([form, _here()], sort_keys=True)
+            if warnings and state.get(state.EE_EXPORT_WARNED) != asked:  # (they were said after its tasks had started)
+                state.put(state.EE_EXPORT_WARNED, asked)
+                st.info("Nothing was started: press Start export again to start it as it is, or change the settings.",
+                        icon=":material/info:")
+            else:
+                state.put(state.EE_EXPORT_WARNED, None)
+                started = start_jobs(jobs)
+                state.put(state.EE_EXPORTS, [*[d for d in done if d != this], this])
+                cached.ee_tasks.clear()
+                st.success(f"Started {len(started)} task(s); follow them on the Tasks tab.", icon=":material/check_circle:")
+                st.dataframe(started, hide_index=True, width="stretch")
+                if what == "image" and (g := jobs[0].grid) is not None:
+                    state.put(state.EE_IMAGE_EXPORT, {"mixer": f"{jobs[0].uri_prefix}*mixer.json", "for": _here(),
+                                                      "width": g.width, "height": g.height, "crs": g.crs,
+                                                      "region_width": g.region_width, "region_height": g.region_height,
+                                                      "margin": g.region_col,
+                                                      "patch": int(patch)})
+                if what == "patches":
+                    globs = patch_globs(jobs)
+                    state.put(state.EE_PATCHES, globs and {**globs, "size": min(int(patch), 256), "for": _here()})
+                    if globs is None and dest.strip().startswith("drive:"):
+                        st.caption("Drive exports: download the files, then train on them from the Model page.")
+                    elif globs is None:
+                        st.caption("No test patches were exported: give validation patches of your own on the "
+                                   "Model page, or export some test points.")
     # the last exports of this source and region (those of another, under a new export, were taken for its own)
     image = state.get(state.EE_IMAGE_EXPORT)
     if image and image.get("for") == _here():
@@ -118,9 +125,10 @@ def export_form() -> None:
             st.switch_page("pages/model.py")
 
 
-def _export_place(dest: str, name: str) -> str:
-    """Where an export of ``name`` to ``dest`` writes (what two exports must not share unsaid)."""
-    return f"{dest.strip().rstrip('/')}|{name.strip()}"
+def _export_place(dest: str, name: str, what: str) -> str:
+    """Where an export of kind ``what`` named ``name`` to ``dest`` writes (what two exports must not share
+    unsaid; an image export and a patch export of one name write files of their own names)."""
+    return f"{dest.strip().rstrip('/')}|{name.strip()}|{what}"
 
 
 def _here() -> str:

@@ -34,6 +34,7 @@ EE_PATCHES = "ee_patches"  # dict of the last Earth Engine patch export: train/t
 EE_IMAGE_EXPORT = "ee_image_export"
 #: ["DEST|NAME", ...]: where this session's exports wrote (a second export of one name is asked to say so)
 EE_EXPORTS = "ee_exports"
+EE_EXPORT_WARNED = "ee_export_warned"  # the export (its form and region, as JSON) whose warnings were shown, not started
 EE_ASSET = "ee_asset"  # str id of the asset the Earth Engine page shows (the last uploaded, or typed in), or ""
 #: [asset id, ingestion task id] of the last upload: the asset is shown once that task has completed; or None
 EE_INGESTION = "ee_ingestion"
@@ -125,6 +126,7 @@ DEFAULTS: dict[str, Any] = {
     EE_PATCHES: None,
     EE_IMAGE_EXPORT: None,
     EE_EXPORTS: [],
+    EE_EXPORT_WARNED: None,
     THRESHOLD: 0.5,
     VIEWS: 1,
     PREDICTION: None,
