@@ -118,14 +118,14 @@ _RULES: tuple[tuple[str, type[EarthEngineError] | type[NoDataError], str], ...] 
         r"too many concurrent aggregations|quota exceeded|rate limit|too many requests|resource_exhausted|"
         r"(?<!memory )capacity exceeded",
         EEQuotaError,
-        "Earth Engine quota or rate limit reached; wait a minute and retry, or lower the number of "
-        "parallel requests (max_workers)",
+        "Earth Engine quota or rate limit reached; wait a minute and retry (a download from the "
+        "command line: fewer parallel requests, --workers)",
     ),
     (
         r"user memory limit exceeded|out of memory|memory capacity exceeded",
         EEMemoryError,
-        "Earth Engine ran out of memory for this request; choose a smaller region or a coarser scale, "
-        "or run it as a batch export (exports have far larger limits)",
+        "Earth Engine ran out of memory for this request; choose a smaller region or larger pixels "
+        "(a coarser scale), or run it as a batch export (exports have far larger limits)",
     ),
     (
         r"computation timed out|timed out",

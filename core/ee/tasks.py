@@ -137,7 +137,7 @@ def task_info(op: dict) -> TaskInfo:
 _MEMORY_ADVICE = {
     "EXPORT_FEATURES": "; export again with fewer points per task ('Points per task' in the dashboard's export "
                        "form, --points-per-task on the command line)",
-    "EXPORT_IMAGE": "; export a smaller region, or at a coarser scale",
+    "EXPORT_IMAGE": "; export a smaller region, or with larger pixels (a coarser scale)",
 }
 
 
@@ -150,7 +150,7 @@ def failure_message(info: TaskInfo) -> str:
     low = msg.lower()
     if "memory" in low:
         advice = (_MEMORY_ADVICE.get(info.task_type.upper())
-                  or "; try again with a smaller region or, for an export, a coarser scale")
+                  or "; try again with a smaller region or, for an export, larger pixels (a coarser scale)")
     elif "too many" in low or "limit" in low:
         advice = "; split the export into more tasks or a smaller region"
     elif "permission" in low or "bucket" in low or "access" in low:

@@ -249,7 +249,7 @@ class EarthEngineSource:
                 False,
                 f"region is {width}x{height} px ({pixels / 1e6:.0f} Mpx) at {scale:g} m, over the "
                 f"{self.max_pixels / 1e6:.0f} Mpx direct-download limit (~{side:.0f} km a side): draw a smaller "
-                "region, use a coarser scale, or run it as a batch export (the dashboard's Earth Engine page, or "
+                "region, use larger pixels (a coarser scale), or run it as a batch export (the dashboard's Earth Engine page, or "
                 "python -m core ee-export-image)",
                 area_ha,
                 pixels,

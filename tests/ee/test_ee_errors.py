@@ -30,7 +30,7 @@ def ee_exc(message: str):
 @pytest.mark.parametrize(
     "exc, cls, words",
     [
-        (lambda: ee_exc("Too many concurrent aggregations."), E.EEQuotaError, "max_workers"),
+        (lambda: ee_exc("Too many concurrent aggregations."), E.EEQuotaError, "--workers"),
         # texts that got the generic "request failed" (found by fuzzing the error mapping)
         (lambda: ee_exc("Too many tasks already in the queue (3000). Please wait for some of them to complete."),
          E.EarthEngineError, "cancel some in the task list"),
@@ -81,7 +81,7 @@ def ee_exc(message: str):
                         "not exist)."), E.EENotConfiguredError, "roles/earthengine.viewer"),
         (lambda: ee_exc("Something odd"), EarthEngineError, "Something odd"),
         # the ee client raises HTTP failures as EEException(message), without the status code
-        (lambda: ee_exc("Earth Engine capacity exceeded."), E.EEQuotaError, "max_workers"),
+        (lambda: ee_exc("Earth Engine capacity exceeded."), E.EEQuotaError, "--workers"),
         (lambda: ee_exc("Earth Engine memory capacity exceeded."), E.EEMemoryError, "smaller region"),
         (lambda: ee_exc("An internal error has occurred (request: 1234)."), E.EEServerError, "retrying"),
         (lambda: ee_exc("The service is currently unavailable."), E.EEServerError, "retrying"),
