@@ -104,7 +104,9 @@ def errors_shown(stop: bool = False, remember: Callable[[str], None] | None = No
     so a failure of the machine (no memory, a disk that cannot be written, Cloud Storage out of
     reach: :func:`core.errors.environment_error`). Anything else is a bug and is raised.
 
-    With ``stop``, the page then ends (see :func:`stop`): for what the rest of the page needs.
+    With ``stop``, the page then ends (see :func:`stop`): for what the rest of the page needs; a failure
+    that may pass (``retryable``: Earth Engine's quota, a server's or the network's moment) gets a Try
+    again button (the page was a dead end: its message said to retry, its one link led back to Region).
     ``remember`` is given the shown text (to show it again on later runs). ``fix_at`` (page file,
     link label): a link under the error to the page where it is put right (e.g. a region too small
     for the model is redrawn on the Region page), so that a page that stops is no dead end.
@@ -122,6 +124,8 @@ def errors_shown(stop: bool = False, remember: Callable[[str], None] | None = No
             raise
         shown = sentence(text)
         st.error(shown, icon=":material/error:")
+        if stop and getattr(err, "retryable", False):  # (quota, a server's or the network's moment: it says to retry)
+            st.button("Try again", key="try_again", icon=":material/refresh:")  # (its press runs the page again)
         if fix_at is not None:
             st.page_link(fix_at[0], label=fix_at[1], icon=":material/arrow_back:")
         if remember is not None:

@@ -562,3 +562,37 @@ def test_the_region_page_says_worldcover_is_of_another_year_than_the_composite(e
     # Landsat 7 after May 2003: its striped gaps said beside the settings too
     said = use("L7", 2010, "glcfcs30d")
     assert any(i.startswith("Landsat 7's scan-line corrector failed on 2003-05-31") for i in said), said
+
+
+def test_a_download_refused_for_the_quota_can_be_tried_again_from_the_data_page(ee_configured, monkeypatch):
+    """Earth Engine's quota spent as the Data page downloads the region: its message says to retry, and
+    the page offers it (its only way on was back to the Region page)."""
+    from core.ee.errors import EEQuotaError
+    from pages.components import scene
+
+    real, tries = scene.current_scene, []
+
+    def spent_once(progress=None):
+        tries.append(1)
+        if len(tries) == 1:
+            raise EEQuotaError("Earth Engine quota or rate limit reached; wait a minute and retry")
+        return real(progress=progress)
+
+    monkeypatch.setattr(scene, "current_scene", spent_once)
+    at = new_app()
+    at.run()
+    [b for b in at.button if "Camana" in b.label][0].click().run()
+    at.switch_page("pages/data.py").run()
+    assert any("quota or rate limit reached" in e.value for e in at.error)
+    at.button(key="try_again").click().run()
+    assert not at.exception and not at.error and len(tries) == 2
+    assert not [b for b in at.button if b.key == "try_again"]
+    # a failure that trying again does not mend (a region too small) has no such button
+    from core.errors import RegionError
+
+    def too_small(progress=None):
+        raise RegionError("region too small")
+
+    monkeypatch.setattr(scene, "current_scene", too_small)
+    at.run()
+    assert any("Region too small" in e.value for e in at.error) and not [b for b in at.button if b.key == "try_again"]
