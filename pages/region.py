@@ -380,8 +380,11 @@ with info_col:
         reset = "Reset to the whole image" if scene.is_local() else "Reset to the Camana valley"
         # (CDL labels in use: the valley, in Peru, has none, and was taken: every layer gone, the reason twice)
         reset_refused = None if scene.is_local() else _camana_refused()
-        if state.get(state.REGION) is not None and st.button(reset, disabled=reset_refused is not None,
-                                                             help=reset_refused):
+        # (not offered for the valley itself, as its preset sets it: the button changed nothing)
+        at_reset = not scene.is_local() and json.dumps(state.get(state.REGION), sort_keys=True) == json.dumps(
+            Region.from_bbox(*CAMANA.bbox, name=CAMANA.place).to_geojson(), sort_keys=True)
+        if state.get(state.REGION) is not None and not at_reset and st.button(reset, disabled=reset_refused is not None,
+                                                                               help=reset_refused):
             state.set_region(None)
             state.put(state.LAST_DRAWING, None)
             st.rerun()

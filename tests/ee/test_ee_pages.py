@@ -104,6 +104,7 @@ def test_camana_preset_drawn_region_through_every_page(ee_configured, tiny_model
     assert html.count("cropmap.tilesFailed(") == 5 and html.count("Earth Engine tiles did not load") == 4
     assert "leaflet.draw" in html.lower()
     assert_layer_control_after_its_layers(html)
+    assert not [b for b in at.button if b.label == "Reset to the Camana valley"]  # (the valley itself: nothing to reset)
     n_ids = calls["map_ids"]
     at.run()
     assert calls["map_ids"] == n_ids  # reruns reuse the tile URLs
