@@ -57,8 +57,8 @@ def export_form() -> None:
                                  help="context around each patch; image exports need it for seamless prediction "
                                       "(a multiple of 8, at most half the patch size)")
         again = st.checkbox("Replace an earlier export of this name", key="ee_exp_again",
-                            help="An export started in this session with this name and destination: its files "
-                                 "are written over by the new one.")
+                            help="An export of the same kind started in this session with this name and destination: "
+                                 "its files are written over by the new one.")
         go = st.form_submit_button("Start export")
     this = _export_place(dest, name, what)
     if go:
@@ -68,7 +68,8 @@ def export_form() -> None:
         with ui.errors_shown():
             done = state.get(state.EE_EXPORTS)
             if this in done and not again:  # (two exports of one name wrote to one place, unsaid)
-                raise ConfigError(f"an export named {name.strip()!r} to {dest.strip()} was started in this session: "
+                raise ConfigError(f"an {'image' if what == 'image' else 'patch'} export named {name.strip()!r} to "
+                                  f"{dest.strip()} was started in this session: "
                                   "its files would be written over; give another export name, or tick 'Replace an "
                                   "earlier export of this name'")
             warnings: list[str] = []

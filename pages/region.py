@@ -48,8 +48,7 @@ if c1.button("Sample scene (whole image)", help="Landsat 8 scene with CDL labels
 if c2.button(f"{CAMANA.place} (Earth Engine)", disabled=not ee["ok"],
              help=None if ee["ok"] else f"Needs Earth Engine: {ee['message']}", width="stretch"):
     state.set_source({"kind": "earthengine", "preset": CAMANA.key})
-    state.set_region(Region.from_bbox(*CAMANA.bbox, name=CAMANA.place).to_geojson(),
-                     remember=False)
+    state.set_region(scene.camana_region().to_geojson(), remember=False)
     st.rerun()
 
 # The map comes right under the presets, the other sources below it; but they run first, so that a
@@ -382,7 +381,7 @@ with info_col:
         reset_refused = None if scene.is_local() else _camana_refused()
         # (not offered for the valley itself, as its preset sets it: the button changed nothing)
         at_reset = not scene.is_local() and json.dumps(state.get(state.REGION), sort_keys=True) == json.dumps(
-            Region.from_bbox(*CAMANA.bbox, name=CAMANA.place).to_geojson(), sort_keys=True)
+            scene.camana_region().to_geojson(), sort_keys=True)
         if state.get(state.REGION) is not None and not at_reset and st.button(reset, disabled=reset_refused is not None,
                                                                                help=reset_refused):
             state.set_region(None)

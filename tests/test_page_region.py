@@ -861,12 +861,22 @@ def test_earth_engine_preview_layers_that_failed_are_not_asked_for_again_for_a_m
         raise EEQuotaError("quota exceeded; wait a minute and retry")
 
     monkeypatch.setattr(cached, "ee_map_layers", failing)
-    cached._ee_layer_failures().clear()
-    for _ in range(3):
-        assert cached.ee_preview_layers("{}", "{}", now=lambda: now[0]) == ([], "quota exceeded; wait a minute and retry")
+    cached._ee_layer_failures()["by_key"].clear()
+    for region in ("{}", '{"drawn": 1}', '{"drawn": 2}'):  # (quota spent: for every region drawn meanwhile)
+        assert cached.ee_preview_layers("{}", region, now=lambda: now[0]) == ([], "quota exceeded; wait a minute and retry")
         now[0] += 20
     assert len(calls) == 1
+    assert cached.ee_preview_layers('{"other": 1}', "{}", now=lambda: now[0])[1] and len(calls) == 2  # (another source)
     now[0] += 1  # a minute after the failure: asked again
     monkeypatch.setattr(cached, "ee_map_layers", lambda spec, region: [{"name": "true colour"}])
     assert cached.ee_preview_layers("{}", "{}", now=lambda: now[0]) == ([{"name": "true colour"}], "")
-    assert cached.ee_preview_layers('{"other": 1}', "{}", now=lambda: now[0])[1] == ""  # (another source: its own)
+    # a failure of the region itself (not one that passes) is kept for that region alone
+    from core.errors import RegionError
+
+    def bad_region(spec, region):
+        raise RegionError("the region is not in longitude/latitude")
+
+    monkeypatch.setattr(cached, "ee_map_layers", bad_region)
+    assert cached.ee_preview_layers("{}", '{"bad": 1}', now=lambda: now[0])[1]
+    monkeypatch.setattr(cached, "ee_map_layers", lambda spec, region: [{"name": "true colour"}])
+    assert cached.ee_preview_layers("{}", "{}", now=lambda: now[0])[1] == ""

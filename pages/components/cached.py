@@ -80,27 +80,37 @@ EE_LAYERS_RETRY_S = 60.0
 
 @st.cache_resource(show_spinner=False)
 def _ee_layer_failures() -> dict:
-    """{(spec, region): (monotonic time until which it is not tried again, the error's text)}."""
-    return {}
+    """The server's failed preview layers: {"lock": a lock, "by_key": {key: (monotonic time until which it
+    is not tried again, the error's text)}}, keyed by the source spec (a failure that may pass: quota,
+    a server, the network) or by the spec and the region (the others)."""
+    import threading
+
+    return {"lock": threading.Lock(), "by_key": {}}
 
 
 def ee_preview_layers(spec_json: str, region_json: str, now: Callable[[], float] | None = None) -> tuple[list[dict], str]:
-    """:func:`ee_map_layers`, or none and why ("" when they came): a failure (quota spent, no network)
-    is remembered for :data:`EE_LAYERS_RETRY_S`, in which the page goes on without them; it waited
-    for them again on every rerun (each drawing, setting or click on the page)."""
+    """:func:`ee_map_layers`, or none and why ("" when they came): a failure is remembered for
+    :data:`EE_LAYERS_RETRY_S`, in which the page goes on without them (it waited for them again on
+    every rerun: each drawing, setting or click on the page); quota spent or no network, for every
+    region of the source."""
     import time
 
     t = (now or time.monotonic)()
-    failures, key = _ee_layer_failures(), (spec_json, region_json)
-    until, why = failures.get(key, (0.0, ""))
-    if until > t:
-        return [], why
+    failures = _ee_layer_failures()
+    with failures["lock"]:
+        for key in (spec_json, (spec_json, region_json)):
+            until, why = failures["by_key"].get(key, (0.0, ""))
+            if until > t:
+                return [], why
     try:
         return ee_map_layers(spec_json, region_json), ""
     except CropMapError as err:
-        for old in [k for k, (u, _) in failures.items() if u <= t]:
-            del failures[old]
-        failures[key] = (t + EE_LAYERS_RETRY_S, str(err))
+        key = spec_json if getattr(err, "retryable", False) else (spec_json, region_json)
+        with failures["lock"]:
+            kept = failures["by_key"]
+            for old in [k for k, (u, _) in kept.items() if u <= t]:
+                del kept[old]
+            kept[key] = (t + EE_LAYERS_RETRY_S, str(err))
         return [], str(err)
 
 

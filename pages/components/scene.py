@@ -204,8 +204,13 @@ def current_region() -> Region:
         return source.full_region()
     spec = state.get(state.SOURCE)
     if spec.get("kind") == "earthengine":
-        return Region.from_bbox(*CAMANA.bbox, name=CAMANA.place)
+        return camana_region()
     raise RegionError("no region yet: draw one on the Region page")
+
+
+def camana_region() -> Region:
+    """The Camana valley preset's region (Earth Engine's region until one is drawn)."""
+    return Region.from_bbox(*CAMANA.bbox, name=CAMANA.place)
 
 
 def scene_dir(source_key: str) -> Path:

@@ -32,7 +32,7 @@ MODEL_PATH = "model_path"  # str path of the model in use, or None
 EE_PATCHES = "ee_patches"  # dict of the last Earth Engine patch export: train/test gs:// globs, patch size, "for"; or None
 #: dict of the last Earth Engine image export: its mixer's path, grid, and "for" (the settings and region); or None
 EE_IMAGE_EXPORT = "ee_image_export"
-#: ["DEST|NAME", ...]: where this session's exports wrote (a second export of one name is asked to say so)
+#: ["DEST|NAME|KIND", ...]: where this session's exports wrote (a second export of one name and kind is asked to say so)
 EE_EXPORTS = "ee_exports"
 EE_EXPORT_WARNED = "ee_export_warned"  # the export (its form and region, as JSON) whose warnings were shown, not started
 EE_ASSET = "ee_asset"  # str id of the asset the Earth Engine page shows (the last uploaded, or typed in), or ""

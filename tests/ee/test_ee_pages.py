@@ -424,7 +424,7 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     # the same export again is refused unless replacing it is ticked (two exports of one name wrote to
     # one place, unsaid)
     assert not at.exception and len(exported) == n
-    assert any("export named 'crops' to gcs:crop-bucket/camana was started in this session" in e.value
+    assert any("image export named 'crops' to gcs:crop-bucket/camana was started in this session" in e.value
                for e in at.error)
     at.text_input(key="ee_exp_name").set_value("camana_image")
     at.button(key="FormSubmitter:ee_export-Start export").click().run()
