@@ -202,6 +202,23 @@ def test_a_link_open_elsewhere_starts_a_copy_without_the_sessions_training(fake_
     assert _saved(sid)[state.JOB_DIR].endswith("job-x")  # (the presenter's file as it was)
 
 
+def test_a_session_whose_link_was_taken_while_it_was_away_goes_on_under_its_own_id(fake_map, monkeypatch):
+    """The presenter's laptop asleep, an attendee opens the link (and takes it: no open session held it);
+    the presenter's session comes back with its state: it saves under a new id, not over the attendee's."""
+    at = new_app()
+    at.session_state[state.THRESHOLD] = 0.3
+    at.switch_page("pages/region.py").run()
+    sid = at.query_params[state.SESSION_PARAM][0]
+    (state.sessions_dir() / f"{sid}.json").write_text("the attendee's")  # (what the attendee saved there)
+    monkeypatch.setattr(state, "_claimed", lambda s: s != sid)
+    at.session_state[state.THRESHOLD] = 0.4
+    at.run()
+    own = at.query_params[state.SESSION_PARAM][0]
+    assert not at.exception and own != sid and at.session_state[state.SESSION_ID] == own
+    assert _saved(own)[state.THRESHOLD] == pytest.approx(0.4)
+    assert (state.sessions_dir() / f"{sid}.json").read_text() == "the attendee's"
+
+
 def test_old_sessions_are_removed_when_a_new_one_starts(fake_map):
     old, recent = state.sessions_dir() / ("a" * 32 + ".json"), state.sessions_dir() / ("b" * 32 + ".json")
     for path in (old, recent):

@@ -304,6 +304,11 @@ def save() -> None:
     sid = st.session_state.get(SESSION_ID)
     if sid is None:
         return
+    if not _claimed(sid):  # its link opened elsewhere while this browser session was away (asleep, offline):
+        # both saved to one file; this one goes on under an id of its own, its state as it is
+        sid, st.session_state[SAVED] = uuid.uuid4().hex, None
+        st.session_state[SESSION_ID] = sid
+        _claimed(sid)
     if st.query_params.get(SESSION_PARAM) != sid:  # page changes clear the URL's parameters
         st.query_params[SESSION_PARAM] = sid
     text = snapshot({k: st.session_state[k] for k in KEPT if k in st.session_state})
