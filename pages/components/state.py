@@ -257,6 +257,14 @@ def _claimed(sid: str) -> bool:
         return claim(claims["by_id"], sid, ctx.session_id, runtime.get_instance().is_active_session)
 
 
+def _new_own_id() -> str:
+    """A new kept session id, claimed for this browser session (its state is saved anew under it)."""
+    sid = uuid.uuid4().hex
+    st.session_state[SAVED] = None
+    _claimed(sid)
+    return sid
+
+
 def _start_session() -> None:
     sid = st.query_params.get(SESSION_PARAM) or st.session_state.pop(URL_SESSION, "")
     if re.fullmatch(r"[0-9a-f]{32}", sid or ""):
@@ -267,8 +275,7 @@ def _start_session() -> None:
         st.session_state.update(restored(text))
         st.session_state[SAVED] = text
         if not _claimed(sid):  # open elsewhere: this one starts as a copy, under an id of its own
-            sid, st.session_state[SAVED] = uuid.uuid4().hex, None
-            _claimed(sid)
+            sid = _new_own_id()
             # not the training the session started (the copy's Model page opened on it, as its own) nor its notice
             st.session_state[JOB_DIR] = st.session_state[MODEL_NOTICE] = None
         pred = st.session_state.get(PREDICTION)
@@ -277,7 +284,7 @@ def _start_session() -> None:
 
             cached.used(cached.prediction_file(tuple(pred["key"])))
     else:
-        sid = uuid.uuid4().hex
+        sid = _new_own_id()  # (its link is this browser session's, shared or not)
         try:  # (a read-only work folder: nothing to prune, and the session is just not kept, see save)
             _prune(sessions_dir(), SESSION_DAYS * 86400)
         except OSError:
@@ -292,7 +299,6 @@ def _start_session() -> None:
         from core.workdir import prune_scenes
 
         prune_scenes(work(), SESSION_DAYS * 86400)
-        _claimed(sid)  # (its link is this browser session's, shared or not)
     st.session_state[SESSION_ID] = sid
 
 
@@ -306,9 +312,7 @@ def save() -> None:
         return
     if not _claimed(sid):  # its link opened elsewhere while this browser session was away (asleep, offline):
         # both saved to one file; this one goes on under an id of its own, its state as it is
-        sid, st.session_state[SAVED] = uuid.uuid4().hex, None
-        st.session_state[SESSION_ID] = sid
-        _claimed(sid)
+        sid = st.session_state[SESSION_ID] = _new_own_id()
     if st.query_params.get(SESSION_PARAM) != sid:  # page changes clear the URL's parameters
         st.query_params[SESSION_PARAM] = sid
     text = snapshot({k: st.session_state[k] for k in KEPT if k in st.session_state})
