@@ -86,25 +86,7 @@ def export_form() -> None:
                         icon=":material/info:")
             else:
                 state.put(state.EE_EXPORT_WARNED, None)
-                started = start_jobs(jobs)
-                state.put(state.EE_EXPORTS, [*[d for d in done if d != this], this])
-                cached.ee_tasks.clear()
-                st.success(f"Started {len(started)} task(s); follow them on the Tasks tab.", icon=":material/check_circle:")
-                st.dataframe(started, hide_index=True, width="stretch")
-                if what == "image" and (g := jobs[0].grid) is not None:
-                    state.put(state.EE_IMAGE_EXPORT, {"mixer": f"{jobs[0].uri_prefix}*mixer.json", "for": _here(),
-                                                      "width": g.width, "height": g.height, "crs": g.crs,
-                                                      "region_width": g.region_width, "region_height": g.region_height,
-                                                      "margin": g.region_col,
-                                                      "patch": int(patch)})
-                if what == "patches":
-                    globs = patch_globs(jobs)
-                    state.put(state.EE_PATCHES, globs and {**globs, "size": min(int(patch), 256), "for": _here()})
-                    if globs is None and dest.strip().startswith("drive:"):
-                        st.caption("Drive exports: download the files, then train on them from the Model page.")
-                    elif globs is None:
-                        st.caption("No test patches were exported: give validation patches of your own on the "
-                                   "Model page, or export some test points.")
+                _start(jobs, what, dest, int(patch), [*[d for d in done if d != this], this])
     # the last exports of this source and region (those of another, under a new export, were taken for its own)
     image = state.get(state.EE_IMAGE_EXPORT)
     if image and image.get("for") == _here():
@@ -124,6 +106,29 @@ def export_form() -> None:
         if st.button("Train on the exported patches", key="ee_train_patches"):
             state.train_on_patches(exported["train"], exported["test"], exported["size"])
             st.switch_page("pages/model.py")
+
+
+def _start(jobs: list, what: str, dest: str, patch: int, exports: list[str]) -> None:
+    """Start the export's tasks (``jobs``, of kind ``what`` to ``dest``, patches of ``patch`` px) and say so;
+    ``exports``: the session's exports with this one (see :data:`state.EE_EXPORTS`)."""
+    started = start_jobs(jobs)
+    state.put(state.EE_EXPORTS, exports)
+    cached.ee_tasks.clear()
+    st.success(f"Started {len(started)} task(s); follow them on the Tasks tab.", icon=":material/check_circle:")
+    st.dataframe(started, hide_index=True, width="stretch")
+    if what == "image" and (g := jobs[0].grid) is not None:
+        state.put(state.EE_IMAGE_EXPORT, {"mixer": f"{jobs[0].uri_prefix}*mixer.json", "for": _here(),
+                                          "width": g.width, "height": g.height, "crs": g.crs,
+                                          "region_width": g.region_width, "region_height": g.region_height,
+                                          "margin": g.region_col, "patch": patch})
+    if what == "patches":
+        globs = patch_globs(jobs)
+        state.put(state.EE_PATCHES, globs and {**globs, "size": min(patch, 256), "for": _here()})
+        if globs is None and dest.strip().startswith("drive:"):
+            st.caption("Drive exports: download the files, then train on them from the Model page.")
+        elif globs is None:
+            st.caption("No test patches were exported: give validation patches of your own on the "
+                       "Model page, or export some test points.")
 
 
 def _export_place(dest: str, name: str, what: str) -> str:

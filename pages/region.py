@@ -81,7 +81,7 @@ with st.expander("Earth Engine: any region on Earth (composite and labels settin
                 # (CDL outside the US was taken: every layer gone, the reason twice, the settings lost)
                 _, labels = recipes_from_settings(settings)
                 region_geo = state.get(state.REGION) if on_ee else (last or {}).get("region")
-                kept = Region.from_geojson(region_geo) if region_geo else Region.from_bbox(*CAMANA.bbox)
+                kept = Region.from_geojson(region_geo) if region_geo else scene.camana_region()
                 if labels is not None and not kept.is_image:
                     check_coverage(labels, kept.geometry())
                 state.set_source({"kind": "earthengine", "settings": settings})
@@ -256,7 +256,7 @@ def _camana_refused() -> str | None:
     try:
         labels = getattr(scene.current_source(), "labels", None)
         if labels is not None:
-            check_coverage(labels, Region.from_bbox(*CAMANA.bbox).geometry())
+            check_coverage(labels, scene.camana_region().geometry())
     except CropMapError as err:
         return f"Not with these labels: {ui.sentence(str(err))}"
     return None

@@ -138,15 +138,13 @@ class EarthEngineSource:
             RegionError: if the region is not in longitude/latitude;
             EarthEngineError subclasses: when getMapId fails (after retries).
         """
-        from dataclasses import replace
-
         from core.ee.composites import region_geometry
         from core.ee.errors import RetryPolicy
         from core.ee.tiles import composite_layers, label_layers
 
         self._require_ready()
         geometry = region_geometry(region)
-        policy = RetryPolicy() if attempts is None else replace(RetryPolicy(), attempts=attempts)
+        policy = RetryPolicy() if attempts is None else RetryPolicy(attempts=attempts)
         layers = composite_layers(self.composite, geometry, get_map_id=get_map_id, policy=policy)
         if self.labels is not None:
             layers += label_layers(self.labels, geometry, get_map_id=get_map_id, policy=policy)

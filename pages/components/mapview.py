@@ -320,8 +320,6 @@ def image_url(ov) -> str:
     while the PNG does. As a data URL in the map's script, every layer went to the browser again on
     every rerun: 6.4 MB at each step of the threshold on the sample scene, where the crop layer's new
     PNG is all that changes. Outside a server (a map built by a test or a script): the data URL."""
-    import hashlib
-
     from streamlit import runtime
 
     if not runtime.exists():
