@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     run(str(HERE / "bench_parse.py"))
     run(str(HERE / "bench_train_input.py"))
     run(str(HERE / "bench_fields.py"))
+    run(str(HERE / "bench_evaluate.py"))
     run(str(HERE / "bench_stack.py"))
     run(str(HERE / "bench_exports.py"))
     run(str(HERE / "bench_layers.py"))

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from core.errors import InvalidDataError
+from core.errors import InvalidDataError, NoDataError
 from core.files import check_output_file, replacing
-from core.labels import NODATA, get_class_map, label_map_warning, with_class_names
-from core.metrics import check_mask, class_errors, confusion, crop_area_agreement
+from core.labels import NODATA, CodeCounts, get_class_map, label_map_warning, with_class_names
+from core.metrics import NO_COMMON_PIXEL, AreaSums, ClassSums, Confusion, check_mask, confusion_counts
 from core.grid import Grid, grid_of, pixel_offset, window_within
-from core.raster import _open, file_bands, grid_of_file, read_label_classes, read_pixels
+from core.raster import (GDAL_CACHE_BYTES, _open, check_label_file, file_bands, grid_of_file, read_label_classes,
+                         read_pixels, row_strips)
 
 #: classes listed in ``errors_by_class`` (those with the most wrong pixels)
 BY_CLASS_ROWS = 10
@@ -30,36 +32,59 @@ def read_crop_mask(path: str | os.PathLike) -> tuple[np.ndarray, "Grid", list[st
         InvalidDataError: not a crop mask (more than one band, or values other than 0, 1 and no data).
     """
     with _open(path) as src:
-        if src.count != 1:
-            raise InvalidDataError(f"{Path(path).name} has {src.count} bands, but a crop mask has one; "
-                                   "give the crop_mask.tif written by predict (not an image)")
-        grid = grid_of(src)
-        pred = read_pixels(src, path, 1)
-        nodata = src.nodata
+        grid, nodata = _mask_file(src, path)
+        pred = crop_mask_values(read_pixels(src, path, 1), nodata)
+    return pred, grid, _nodata_warnings(path, nodata)
+
+
+def _mask_file(src, path: str | os.PathLike) -> tuple[Grid, float | None]:
+    """The grid and no-data value of an open crop-mask file.
+
+    Raises:
+        InvalidDataError: more than one band.
+    """
+    if src.count != 1:
+        raise InvalidDataError(f"{Path(path).name} has {src.count} bands, but a crop mask has one; "
+                               "give the crop_mask.tif written by predict (not an image)")
+    return grid_of(src), src.nodata
+
+
+def crop_mask_values(pred: np.ndarray, nodata: float | None) -> np.ndarray:
+    """A crop mask's pixels as read (all or a part) as uint8 1/0/255, its file's ``nodata`` as 255.
+
+    Raises:
+        InvalidDataError: values other than 0, 1 and no data.
+    """
     if nodata is not None:
         missing = np.isnan(pred) if np.isnan(nodata) else pred == nodata
         # (in a type that holds 255: an int8 mask kept its type, and 255 came back as -1, "a value a crop mask lacks")
         pred = np.where(missing, NODATA, pred.astype(np.promote_types(pred.dtype, np.int16), copy=False))
     check_mask(pred)
-    warnings = []
-    if nodata in (0, 1):
-        warnings.append(f"{Path(path).name} declares {nodata:g} as no data, so its pixels of value {nodata:g} "
-                        f"({'not crop' if nodata == 0 else 'crop'} in a crop mask) are left out; if they are "
-                        f"{'not crop' if nodata == 0 else 'crop'}, remove the declaration (gdal_edit.py -unsetnodata)")
-    return pred.astype(np.uint8, copy=False), grid, warnings
+    return pred.astype(np.uint8, copy=False)
+
+
+def _nodata_warnings(path: str | os.PathLike, nodata: float | None) -> list[str]:
+    """A warning where a crop mask's file declares one of its classes (0 or 1) as no data."""
+    if nodata not in (0, 1):
+        return []
+    return [f"{Path(path).name} declares {nodata:g} as no data, so its pixels of value {nodata:g} "
+            f"({'not crop' if nodata == 0 else 'crop'} in a crop mask) are left out; if they are "
+            f"{'not crop' if nodata == 0 else 'crop'}, remove the declaration (gdal_edit.py -unsetnodata)"]
 
 
 @dataclass(frozen=True)
 class PlacedLabels:
     """Where a label raster lies on a prediction: the prediction (cut to the labels where they lie
-    inside it), its grid, the labels' own grid, the window of the labels' image the prediction is
-    (``predict --window``; None otherwise), and warnings."""
+    inside it; None for a prediction read in parts), its grid, the labels' own grid, the window of the
+    labels' image the prediction is (``predict --window``; None otherwise), warnings, and the (row,
+    column) of the grid's first pixel in the prediction."""
 
-    pred: np.ndarray
+    pred: np.ndarray | None
     grid: Grid
     whole: Grid
     inside: object | None
     warnings: list[str]
+    origin: tuple[int, int] = (0, 0)
 
 
 def place_labels(pred: np.ndarray, grid: Grid, labels_path: str | os.PathLike) -> PlacedLabels:
@@ -71,39 +96,124 @@ def place_labels(pred: np.ndarray, grid: Grid, labels_path: str | os.PathLike) -
         InputNotFoundError, CorruptFileError: the labels cannot be opened.
         GridMismatchError: neither is on the other's pixels.
     """
+    def valid(rows: slice, cols: slice) -> tuple[int, int]:
+        return int((pred != NODATA).sum()), int((pred[rows, cols] != NODATA).sum())
+
+    placed = _placement(grid, labels_path, valid)
+    (r, c), (h, w) = placed.origin, placed.grid.shape
+    return replace(placed, pred=pred[r : r + h, c : c + w])
+
+
+def _placement(grid: Grid, labels_path: str | os.PathLike,
+               valid: Callable[[slice, slice], tuple[int, int]]) -> PlacedLabels:
+    """:func:`place_labels` (its ``pred`` None), ``valid(rows, cols)`` giving the prediction's valid
+    pixels, in all and in those rows and columns.
+
+    Raises:
+        as :func:`place_labels`.
+    """
     warnings: list[str] = []
     whole = grid_of_file(labels_path)
     inside = None if whole.same_as(grid) else window_within(grid, whole)
+    placed, origin = grid, (0, 0)
     if inside is None and not whole.same_as(grid):
         # labels of part of the prediction (an Earth Engine export padded to whole patches, labels of
         # the fields surveyed): outside them no pixel has a label, so the pixels valid in both are inside
         offset = pixel_offset(whole, grid)  # (column, row) of the labels' first pixel in the prediction
         if offset is not None:
-            (c, r), predicted = offset, int((pred != NODATA).sum())
+            c, r = offset
             rows, cols = slice(max(r, 0), max(r + whole.height, 0)), slice(max(c, 0), max(c + whole.width, 0))
-            covered = int((pred[rows, cols] != NODATA).sum())
-            last_row, last_col = min(r + whole.height, pred.shape[0]) - 1, min(c + whole.width, pred.shape[1]) - 1
+            predicted, covered = valid(rows, cols)
+            last_row, last_col = min(r + whole.height, grid.height) - 1, min(c + whole.width, grid.width) - 1
             if window_within(whole, grid) is not None:  # all of them inside: compared on their grid
-                pred, grid = pred[rows, cols], whole
+                placed, origin = whole, (rows.start, cols.start)
             if predicted > covered:  # (an export's padding holds no prediction: nothing to say then)
                 share = f"{covered / predicted:.2%}"
                 warnings.append(
                     f"the labels' raster covers only {covered:,} of the {predicted:,} predicted pixels "
                     f"({'over 99.99%' if share == '100.00%' else share}: rows {rows.start}-{last_row}, columns "
                     f"{cols.start}-{last_col} of the prediction); the figures are for that part only")
-    return PlacedLabels(pred, grid, whole, inside, warnings)
+    return PlacedLabels(None, placed, whole, inside, warnings, origin)
 
 
-def read_placed_labels(placed: PlacedLabels, labels_path: str | os.PathLike, class_map, label_band: str | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """The crop mask and class codes of the labels, on ``placed.grid`` (see :func:`place_labels`).
+def read_placed_labels(placed: PlacedLabels, labels_path: str | os.PathLike, class_map, label_band: str | None = None,
+                       rows: tuple[int, int] | None = None, checked: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The crop mask and class codes of the labels, on ``placed.grid`` (see :func:`place_labels`):
+    all, or its ``rows`` (start, stop) with ``checked=False`` (see :func:`core.raster.read_label_classes`).
 
     Raises:
         as :func:`core.raster.read_label_classes`.
     """
+    from rasterio.windows import Window
+
+    def strip(window):  # (all of it, or its rows)
+        if rows is None:
+            return window
+        return Window(window.col_off, window.row_off + rows[0], window.width, rows[1] - rows[0])
+
     if placed.inside is not None:  # a prediction of a window of the labels' image (predict --window)
-        return read_label_classes(labels_path, class_map, grid=placed.whole, window=placed.inside, band=label_band)
-    return read_label_classes(labels_path, class_map, grid=placed.grid, band=label_band)
+        return read_label_classes(labels_path, class_map, grid=placed.whole, window=strip(placed.inside),
+                                  band=label_band, checked=checked)
+    window = None if rows is None else strip(Window(0, 0, placed.grid.width, placed.grid.height))
+    return read_label_classes(labels_path, class_map, grid=placed.grid, window=window, band=label_band, checked=checked)
+
+
+def _scan_mask(src, path: str | os.PathLike, nodata: float | None, rows: slice | None = None,
+               cols: slice | None = None) -> tuple[int, int]:
+    """Every pixel of an open crop-mask file checked (:func:`crop_mask_values`), read in strips: its
+    valid pixels in all, and in ``rows`` and ``cols``.
+
+    Raises:
+        CorruptFileError: a block cannot be read.
+        InvalidDataError: values other than 0, 1 and no data.
+    """
+    from rasterio.windows import Window
+
+    total = inside = 0
+    for start, stop in row_strips(src.height, src.width):
+        valid = crop_mask_values(read_pixels(src, path, 1, window=Window(0, start, src.width, stop - start)),
+                                 nodata) != NODATA
+        total += int(np.count_nonzero(valid))
+        if rows is not None:
+            inside += int(np.count_nonzero(valid[max(rows.start - start, 0) : max(rows.stop - start, 0), cols]))
+    return total, inside
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """The sums :func:`evaluate_files` reports, over the strips of rows read in turn."""
+
+    confusion: Confusion
+    areas: AreaSums
+    classes: ClassSums
+    codes: CodeCounts
+
+    def __add__(self, other: "_Tally") -> "_Tally":
+        return _Tally(self.confusion + other.confusion, self.areas + other.areas, self.classes + other.classes,
+                      self.codes + other.codes)
+
+
+def _tally(src, pred_path: str | os.PathLike, nodata: float | None, placed: PlacedLabels, labels_path, class_map,
+           label_band: str | None) -> _Tally:
+    """The confusion, crop areas, errors by class and label codes of a crop mask (the open file ``src``)
+    against its placed labels, read together in strips of rows (memory does not grow with the rasters).
+
+    Raises:
+        as :func:`read_placed_labels`.
+    """
+    from rasterio.windows import Window
+
+    pixel_ha = placed.grid.pixel_area_ha()
+    (r, c), (height, width) = placed.origin, placed.grid.shape
+    total = None
+    for start, stop in row_strips(height, width):
+        pred = crop_mask_values(read_pixels(src, pred_path, 1, window=Window(c, r + start, width, stop - start)), nodata)
+        labels, codes = read_placed_labels(placed, labels_path, class_map, label_band, (start, stop), checked=False)
+        ha = pixel_ha[start:stop] if isinstance(pixel_ha, np.ndarray) else pixel_ha
+        part = _Tally(confusion_counts(pred, labels), AreaSums.of(pred, labels, ha),
+                      ClassSums.of(codes, labels, pred, ha), CodeCounts.of(codes))
+        total = part if total is None else total + part
+    return total
 
 
 def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike, label_map: str = "cdl",
@@ -112,7 +222,8 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
     area predicted against the labels' (:func:`core.metrics.crop_area_agreement`), and (for a
     land-cover product, not a binary mask) the label classes with the most wrong pixels; writes JSON
     (default ``metrics.json`` beside the prediction). Labels that cover only part of the predicted
-    pixels are compared there, with a line in ``warnings`` that says so.
+    pixels are compared there, with a line in ``warnings`` that says so. Both rasters are read in
+    strips of rows: memory does not grow with them.
 
     Raises:
         InputNotFoundError, CorruptFileError: a file is missing or unreadable.
@@ -124,23 +235,39 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
         OutputExistsError: the JSON exists and ``overwrite`` is False.
         ConfigError: the JSON's path is a folder or lies under a file.
     """
+    import rasterio
+
     class_map = get_class_map(label_map)
-    pred, grid, warnings = read_crop_mask(pred_path)
-    placed = place_labels(pred, grid, labels_path)
-    pred, grid, warnings = placed.pred, placed.grid, warnings + placed.warnings
-    # the inputs' own mistakes first (each told at once), then an output in the way
-    out_path = check_output_file(out or Path(pred_path).with_name("metrics.json"), overwrite,
-                                 kind=("JSON", (".json",)))
-    labels, codes = read_placed_labels(placed, labels_path, class_map, label_band)
-    said = label_map_warning(codes, class_map, Path(labels_path).name, file_bands(labels_path))
+    with _open(pred_path) as src, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+        grid, nodata = _mask_file(src, pred_path)
+        scanned: list[tuple[int, int]] = []
+
+        def valid(rows: slice, cols: slice) -> tuple[int, int]:
+            scanned.append(_scan_mask(src, pred_path, nodata, rows, cols))
+            return scanned[-1]
+
+        placed = _placement(grid, labels_path, valid)
+        if not scanned:  # every predicted pixel checked before the labels are
+            _scan_mask(src, pred_path, nodata)
+        warnings = _nodata_warnings(pred_path, nodata) + placed.warnings
+        # the inputs' own mistakes first (each told at once), then an output in the way
+        out_path = check_output_file(out or Path(pred_path).with_name("metrics.json"), overwrite,
+                                     kind=("JSON", (".json",)))
+        if placed.inside is not None:
+            check_label_file(labels_path, class_map, grid=placed.whole, window=placed.inside, band=label_band)
+        else:
+            check_label_file(labels_path, class_map, grid=placed.grid, band=label_band)
+        tally = _tally(src, pred_path, nodata, placed, labels_path, class_map, label_band)
+    if not tally.confusion.total:
+        raise NoDataError(NO_COMMON_PIXEL)
+    said = label_map_warning(tally.codes, class_map, Path(labels_path).name, file_bands(labels_path))
     warnings += [said] if said else []
-    pixel_ha = grid.pixel_area_ha()
     result = {"prediction": str(pred_path), "labels": str(labels_path), "label_map": label_map,
-              **confusion(pred, labels).to_dict(),
+              **tally.confusion.to_dict(),
               # the prediction as an area estimate (hectares where the grid has a CRS)
-              "crop_area": crop_area_agreement(pred, labels, pixel_ha), "warnings": warnings}
+              "crop_area": tally.areas.to_dict(), "warnings": warnings}
     if class_map.name != "binary":  # which of the product's classes the errors fall in (hectares, as above)
-        rows = [r for r in class_errors(codes, labels, pred, pixel_ha) if r["errors"]][:BY_CLASS_ROWS]
+        rows = [r for r in tally.classes.rows() if r["errors"]][:BY_CLASS_ROWS]
         result["errors_by_class"] = with_class_names(rows, label_map)
     with replacing(out_path) as tmp:
         tmp.write_text(json.dumps(result, indent=2))

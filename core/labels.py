@@ -56,24 +56,11 @@ class ClassMap:
             invalid = ~np.isfinite(arr)
             arr = np.where(invalid, -1, arr)
         if arr.dtype.kind == "f" and arr.size and (arr != np.floor(arr)).any():
-            raise InvalidDataError(
-                f"label codes must be whole numbers, but this raster holds values like {float(arr[arr != np.floor(arr)][0]):g}; "
-                "it looks like an image or a probability map: give a land-cover label raster"
-            )
+            self.refuse_non_codes(float(arr[arr != np.floor(arr)][0]), {}, arr.size)
         codes = arr.astype(np.int64, copy=False)
         if codes.size and codes.max() > MAX_CODE:
-            high = np.unique(codes[codes > MAX_CODE])
-            if len(high) == 1:  # one value beside the codes: a fill value that the file does not declare
-                share = float((codes == high[0]).mean())
-                raise InvalidDataError(
-                    f"label codes of {self.title} are 0-{MAX_CODE}, but {share:.1%} of this raster's pixels hold "
-                    f"{int(high[0])}, a no-data value that the file does not declare; set it as the file's nodata "
-                    f"(gdal_edit.py -a_nodata {int(high[0])} FILE.tif) so that those pixels count as no data"
-                )
-            raise InvalidDataError(
-                f"label codes of {self.title} are 0-{MAX_CODE}, but this raster holds {int(codes.max())}; it looks "
-                "like an image (reflectance) or another band: give the land-cover label raster (or, for evaluate, its band of class codes with --label-band)"
-            )
+            high, pixels = np.unique(codes[codes > MAX_CODE], return_counts=True)
+            self.refuse_non_codes(None, dict(zip(high.tolist(), pixels.tolist())), codes.size)
         if self.name == "binary":
             bad = ~invalid & ~np.isin(codes, [0, 1, 255])
             if bad.any():
@@ -85,6 +72,32 @@ class ClassMap:
         out = np.where(np.isin(codes, list(self.crop_codes)), CROP, NOT_CROP).astype(np.uint8)
         out[invalid | np.isin(codes, list(self.nodata_codes)) | (codes < 0)] = NODATA
         return out
+
+    def refuse_non_codes(self, fraction: float | None, high: dict[int, int], pixels: int) -> None:
+        """Refuse values that cannot be class codes (as :meth:`to_mask` finds them, or :class:`CodeCounts`
+        over a raster read in parts): ``fraction``, a value that is not a whole number (None: none);
+        ``high``, values above :data:`MAX_CODE` -> their pixels, of ``pixels`` in all.
+
+        Raises:
+            InvalidDataError: saying what the raster looks like instead, or which no-data value to declare.
+        """
+        if fraction is not None:
+            raise InvalidDataError(
+                f"label codes must be whole numbers, but this raster holds values like {fraction:g}; "
+                "it looks like an image or a probability map: give a land-cover label raster"
+            )
+        if len(high) == 1:  # one value beside the codes: a fill value that the file does not declare
+            (value, count), = high.items()
+            raise InvalidDataError(
+                f"label codes of {self.title} are 0-{MAX_CODE}, but {count / pixels:.1%} of this raster's pixels hold "
+                f"{int(value)}, a no-data value that the file does not declare; set it as the file's nodata "
+                f"(gdal_edit.py -a_nodata {int(value)} FILE.tif) so that those pixels count as no data"
+            )
+        if high:
+            raise InvalidDataError(
+                f"label codes of {self.title} are 0-{MAX_CODE}, but this raster holds {int(max(high))}; it looks "
+                "like an image (reflectance) or another band: give the land-cover label raster (or, for evaluate, its band of class codes with --label-band)"
+            )
 
 
 CLASS_MAPS: dict[str, ClassMap] = {
@@ -299,7 +312,7 @@ def _undefined_codes(counts: np.ndarray, known: frozenset[int], most: int = 5) -
     return [int(c) for c in np.argsort(counts)[::-1][:8] if counts[c] and c not in known][:most]
 
 
-def label_map_warning(codes: np.ndarray, class_map: ClassMap, what: str = "the labels",
+def label_map_warning(codes: "np.ndarray | CodeCounts", class_map: ClassMap, what: str = "the labels",
                       descriptions: Sequence[str | None] = ()) -> str | None:
     """A warning when labels read with ``class_map`` are crop almost everywhere (:data:`ALL_CROP_SHARE`)
     while their codes are also the classes of another product that reads some (:data:`MIN_OTHER_CROP_SHARE`)
@@ -308,15 +321,14 @@ def label_map_warning(codes: np.ndarray, class_map: ClassMap, what: str = "the l
     crop tells nothing: CDL's corn and soy, 1 and 5, are Dynamic World's trees and shrub); or when
     :data:`UNKNOWN_WARN_SHARE` or more of them hold codes ``class_map``'s product does not define while
     another product's legend fits them all (WorldCover read as CDL: 95% crop, too few for the first). ``codes``:
-    the raw class codes, -1 = no data (:func:`core.raster.read_label_classes`); ``descriptions``:
+    the raw class codes, -1 = no data (:func:`core.raster.read_label_classes`), or their :class:`CodeCounts`
+    (summed over a raster read in parts); ``descriptions``:
     the file's band names (a band named as ``class_map``'s product's, e.g. CDL's ``cropland``,
     settles it). None when there is nothing to say.
     """
     if label_map_named_by(descriptions) == class_map.name:
         return None
-    codes = np.asarray(codes).ravel()
-    codes = codes[(codes >= 0) & (codes <= MAX_CODE)]
-    counts = _labelled(np.bincount(codes.astype(np.int64), minlength=MAX_CODE + 1), class_map)
+    counts = _labelled((codes if isinstance(codes, CodeCounts) else CodeCounts.of(np.asarray(codes))).counts, class_map)
     if class_map.name == "binary" or counts.sum() < 100:
         return None
 
@@ -377,28 +389,62 @@ def _codes(raw: np.ndarray) -> np.ndarray | None:
     return data
 
 
-def _refuse_codes_as_a_crop_mask(data: np.ndarray, band_name: str | None, what: str) -> None:
-    """Refuse the codes of a land-cover product (values other than 0, 1 and 255; ``data`` as
-    :func:`_codes` gives them) read as a crop mask, naming the products whose classes they fit (the
+def _refuse_codes_as_a_crop_mask(counts: np.ndarray, band_name: str | None, what: str) -> None:
+    """Refuse the codes of a land-cover product (values other than 0, 1 and 255; ``counts``: pixels
+    per code 0-:data:`MAX_CODE`) read as a crop mask, naming the products whose classes they fit (the
     one whose band ``band_name`` is first).
 
     Raises:
         InvalidDataError: saying which label map to choose.
     """
-    data = data[(data >= 0) & (data <= MAX_CODE)].astype(np.int64)
-    others = data[(data > CROP) & (data != NODATA)]
-    if not others.size:
+    others = counts.copy()
+    others[[NOT_CROP, CROP, NODATA]] = 0
+    if not others.any():
         return
-    counts = np.bincount(data, minlength=MAX_CODE + 1)
     fits = sorted(_fitting(counts, CLASS_MAPS["binary"]),
                   key=lambda m: not (band_name and m.band and m.band.upper() == band_name.upper()))
-    top = [int(c) for c in np.argsort(np.bincount(others, minlength=MAX_CODE + 1))[::-1][:3] if (others == c).any()]
+    top = [int(c) for c in np.argsort(others)[::-1][:3] if others[c]]
     which = " or ".join(f"--label-map {m.name}" for m in fits[:3]) or "--label-map"
     raise InvalidDataError(
         f"{what}: its codes are not 0 and 1 (e.g. {', '.join(map(str, top))}) but a land-cover product's classes, so "
         f"it is not a crop mask; choose the product's label map ({which} on the command line, 'Label map' in the "
         "dashboard)"
     )
+
+
+@dataclass(frozen=True)
+class CodeCounts:
+    """The values of a label band as :func:`check_code_counts` judges them, summed over the parts of
+    a raster read in turn (``a + b``): ``counts``, pixels per whole code 0-:data:`MAX_CODE`;
+    ``high``, values above it -> their pixels; ``fraction``, a value that is not a whole number (the
+    first found; None: none); ``pixels``, all pixels read (masked ones too). Masked and NaN values
+    are no data and counted in ``pixels`` only."""
+
+    counts: np.ndarray
+    high: dict[int, int]
+    fraction: float | None
+    pixels: int
+
+    @classmethod
+    def of(cls, raw: np.ndarray) -> "CodeCounts":
+        """The counts of ``raw`` (masked or not)."""
+        data = _codes(raw)
+        fraction = None
+        if data is None:  # (some values are fractions: the first of them)
+            data = np.ma.compressed(raw) if np.ma.isMaskedArray(raw) else np.asarray(raw).ravel()
+            data = data[np.isfinite(data)]
+            fraction, data = float(data[data != np.floor(data)][0]), data[:0]
+        data = data.astype(np.int64, copy=False)
+        high, pixels = np.unique(data[data > MAX_CODE], return_counts=True)
+        counts = np.bincount(data[(data >= 0) & (data <= MAX_CODE)], minlength=MAX_CODE + 1)
+        return cls(counts, dict(zip(high.tolist(), pixels.tolist())), fraction, int(np.size(raw)))
+
+    def __add__(self, other: "CodeCounts") -> "CodeCounts":
+        high = dict(self.high)
+        for value, n in other.high.items():
+            high[value] = high.get(value, 0) + n
+        return CodeCounts(self.counts + other.counts, high,
+                          self.fraction if self.fraction is not None else other.fraction, self.pixels + other.pixels)
 
 
 def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | None = None, what: str = "the labels",
@@ -415,20 +461,27 @@ def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | Non
         InvalidDataError: naming the label map(s) the codes fit, or a crop mask whose file declares a
             class as no data.
     """
-    data = _codes(raw)
+    check_code_counts(CodeCounts.of(raw), class_map, band_name, what, declared_nodata)
+
+
+def check_code_counts(found: CodeCounts, class_map: ClassMap, band_name: str | None = None, what: str = "the labels",
+                      declared_nodata: float | None = None) -> None:
+    """:func:`check_label_codes` of the labels whose values ``found`` counts (a raster read in parts);
+    values that cannot be codes are left to :meth:`ClassMap.refuse_non_codes`.
+
+    Raises:
+        InvalidDataError: as :func:`check_label_codes`.
+    """
     if class_map.name == "binary":
         # a product's codes read as a crop mask are told as such first (CDL, which declares 0 as no data,
         # was told to remove that declaration: advice that damaged a correct file)
-        if data is not None:
-            _refuse_codes_as_a_crop_mask(data, band_name, what)
+        if found.fraction is None:
+            _refuse_codes_as_a_crop_mask(found.counts, band_name, what)
         _refuse_a_declared_class(declared_nodata, class_map, what)
         return
-    if data is None:
+    if found.fraction is not None or found.high:  # an image or another band, not codes: refuse_non_codes says so
         return
-    if data.size and data.max() > MAX_CODE:  # an image or another band, not codes: to_mask says so
-        return
-    data = data[data >= 0]  # below 0: no data
-    counts = np.bincount(data.astype(np.int64), minlength=MAX_CODE + 1)
+    counts = found.counts
     # (a file declaring 0 as no data is left as it is here: a crop mask's not-crop pixels, or a product's
     # background around one class, as CDL clipped to a corn field; only the binary map says which)
     _refuse_a_crop_mask(counts, class_map, what)

@@ -87,18 +87,95 @@ def confusion(pred_mask: np.ndarray, label_mask: np.ndarray) -> Confusion:
         InvalidDataError: the prediction holds values other than 0, 1 and 255 (not a crop mask).
         NoDataError: no pixel is valid in both.
     """
+    counts = confusion_counts(pred_mask, label_mask)
+    if not counts.total:
+        raise NoDataError(NO_COMMON_PIXEL)
+    return counts
+
+
+#: what :func:`confusion` says when no pixel is valid in both masks
+NO_COMMON_PIXEL = ("no pixel is valid in both the prediction and the labels (one of them is all no data, or they do "
+                   "not overlap); use labels that cover the predicted area")
+
+
+def confusion_counts(pred_mask: np.ndarray, label_mask: np.ndarray) -> Confusion:
+    """:func:`confusion`, all zero where no pixel is valid in both (a part of a raster read in turn).
+
+    Raises:
+        GridMismatchError, InvalidDataError: as :func:`confusion`.
+    """
     _check_same_shape(pred_mask, label_mask)
     check_mask(pred_mask)
     ok = (pred_mask != NODATA) & (label_mask != NODATA)
-    if not ok.any():
-        raise NoDataError("no pixel is valid in both the prediction and the labels (one of them is all no data, "
-                          "or they do not overlap); use labels that cover the predicted area")
     p = pred_mask[ok] == CROP
     y = label_mask[ok] == CROP
     tp = int(np.count_nonzero(p & y))
     fp = int(np.count_nonzero(p & ~y))
     fn = int(np.count_nonzero(~p & y))
     return Confusion(tp, fp, fn, int(p.size) - tp - fp - fn)
+
+
+@dataclass(frozen=True)
+class ClassSums:
+    """Per class code of a label product (index = code), over pixels valid in both masks: its
+    ``pixels``, those predicted crop (``as_crop``), those the labels call crop (``labelled_crop``), and
+    with pixel areas (else None) the ground area in hectares of its pixels (``area_ha``) and of those
+    predicted crop (``as_crop_ha``). Sums over the parts of a raster read in turn (``a + b``);
+    :meth:`rows` gives :func:`class_errors`."""
+
+    pixels: np.ndarray
+    as_crop: np.ndarray
+    labelled_crop: np.ndarray
+    area_ha: np.ndarray | None
+    as_crop_ha: np.ndarray | None
+
+    @classmethod
+    def of(cls, codes: np.ndarray, label_mask: np.ndarray, pred_mask: np.ndarray,
+           pixel_area_ha: float | np.ndarray | None = None) -> "ClassSums":
+        """The sums of one part (as :func:`class_errors` takes it).
+
+        Raises:
+            GridMismatchError, InvalidDataError: as :func:`class_errors`.
+        """
+        if not (codes.shape == label_mask.shape == pred_mask.shape):
+            raise GridMismatchError(f"class codes {codes.shape}, labels {label_mask.shape} and prediction {pred_mask.shape} differ in shape")
+        check_mask(pred_mask)
+        ok = (label_mask != NODATA) & (pred_mask != NODATA)
+        c, y, p = codes[ok].astype(np.int64), label_mask[ok] == CROP, pred_mask[ok] == CROP
+        pixels, as_crop, labelled = (np.bincount(c, weights=w).astype(np.int64) if w is not None else np.bincount(c)
+                                     for w in (None, p, y))
+        areas = as_crop_areas = None
+        if pixel_area_ha is not None:  # each pixel's area (one number, or one per row)
+            weights = np.broadcast_to(np.asarray(pixel_area_ha, dtype=np.float64), codes.shape)[ok]
+            areas, as_crop_areas = np.bincount(c, weights=weights), np.bincount(c, weights=weights * p)
+        return cls(pixels, as_crop, labelled, areas, as_crop_areas)
+
+    def __add__(self, other: "ClassSums") -> "ClassSums":
+        def add(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+            if a is None or b is None:
+                return None
+            n = max(len(a), len(b))
+            return np.pad(a, (0, n - len(a))) + np.pad(b, (0, n - len(b)))
+
+        return ClassSums(*(add(getattr(self, f), getattr(other, f))
+                           for f in ("pixels", "as_crop", "labelled_crop", "area_ha", "as_crop_ha")))
+
+    def rows(self) -> list[dict]:
+        """:func:`class_errors`' rows of these sums."""
+        found = np.flatnonzero(self.pixels)
+        pixels, as_crop = self.pixels[found], self.as_crop[found]
+        is_crop = self.labelled_crop[found] > pixels / 2  # one class: one kind of label
+        errors = np.where(is_crop, pixels - as_crop, as_crop)
+        missed, false = int(errors[is_crop].sum()), int(errors[~is_crop].sum())
+        areas = wrong_areas = [None] * len(found)
+        if self.area_ha is not None:  # wrong: missed crop of a crop class, false crop of another
+            area, crop_area = self.area_ha[found], self.as_crop_ha[found]
+            areas, wrong_areas = area.tolist(), np.where(is_crop, area - crop_area, crop_area).tolist()
+        rows = [{"code": int(k), "crop": bool(crop), "pixels": int(n), "predicted_crop": float(a / n), "errors": int(e),
+                 "share": float(e / (missed if crop else false)) if (missed if crop else false) else 0.0,
+                 "area_ha": None if ha is None else round(ha, 4), "errors_ha": None if wrong_ha is None else round(wrong_ha, 4)}
+                for k, crop, n, a, e, ha, wrong_ha in zip(found, is_crop, pixels, as_crop, errors, areas, wrong_areas)]
+        return sorted(rows, key=lambda r: (-r["errors"], r["code"]))
 
 
 def class_errors(codes: np.ndarray, label_mask: np.ndarray, pred_mask: np.ndarray,
@@ -115,29 +192,7 @@ def class_errors(codes: np.ndarray, label_mask: np.ndarray, pred_mask: np.ndarra
         GridMismatchError: the shapes differ.
         InvalidDataError: ``pred_mask`` is not a crop mask.
     """
-    if not (codes.shape == label_mask.shape == pred_mask.shape):
-        raise GridMismatchError(f"class codes {codes.shape}, labels {label_mask.shape} and prediction {pred_mask.shape} differ in shape")
-    check_mask(pred_mask)
-    ok = (label_mask != NODATA) & (pred_mask != NODATA)
-    c, y, p = codes[ok].astype(np.int64), label_mask[ok] == CROP, pred_mask[ok] == CROP
-    found = np.unique(c)
-    idx = np.searchsorted(found, c)
-    pixels = np.bincount(idx, minlength=len(found))
-    as_crop = np.bincount(idx, weights=p, minlength=len(found)).astype(np.int64)
-    is_crop = np.bincount(idx, weights=y, minlength=len(found)) > pixels / 2  # one class: one kind of label
-    errors = np.where(is_crop, pixels - as_crop, as_crop)
-    missed, false = int(errors[is_crop].sum()), int(errors[~is_crop].sum())
-    areas = wrong_areas = [None] * len(found)
-    if pixel_area_ha is not None:  # each pixel's area (one number, or one per row)
-        weights = np.broadcast_to(np.asarray(pixel_area_ha, dtype=np.float64), codes.shape)[ok]
-        areas = np.bincount(idx, weights=weights, minlength=len(found)).tolist()
-        wrong = np.where(is_crop[idx], ~p, p)
-        wrong_areas = np.bincount(idx, weights=weights * wrong, minlength=len(found)).tolist()
-    rows = [{"code": int(k), "crop": bool(crop), "pixels": int(n), "predicted_crop": float(a / n), "errors": int(e),
-             "share": float(e / (missed if crop else false)) if (missed if crop else false) else 0.0,
-             "area_ha": None if ha is None else round(ha, 4), "errors_ha": None if wrong_ha is None else round(wrong_ha, 4)}
-            for k, crop, n, a, e, ha, wrong_ha in zip(found, is_crop, pixels, as_crop, errors, areas, wrong_areas)]
-    return sorted(rows, key=lambda r: (-r["errors"], r["code"]))
+    return ClassSums.of(codes, label_mask, pred_mask, pixel_area_ha).rows()
 
 
 #: The scores' names as the pages show them, in the order the Model page's validation figures and the
@@ -302,22 +357,56 @@ def crop_area_agreement(pred_mask: np.ndarray, label_mask: np.ndarray, pixel_are
     Raises:
         GridMismatchError: the shapes differ.
     """
-    _check_same_shape(pred_mask, label_mask)
-    ok = (pred_mask != NODATA) & (label_mask != NODATA)
-    pred, lab = ok & (pred_mask == CROP), ok & (label_mask == CROP)
-    n_pred, n_lab = int(np.count_nonzero(pred)), int(np.count_nonzero(lab))
-    pred_ha, lab_ha = area_ha(pred, pixel_area_ha), area_ha(lab, pixel_area_ha)
-    if not n_lab:
-        difference = None
-    elif isinstance(pixel_area_ha, np.ndarray):  # pixels of different sizes (by row): by area
-        difference = (pred_ha - lab_ha) / lab_ha
-    else:
-        difference = (n_pred - n_lab) / n_lab
-    def ha(value: float | None) -> float | None:  # (to a square metre, as summary.json: no 9.620000000000001)
-        return None if value is None else round(value, 4)
+    return AreaSums.of(pred_mask, label_mask, pixel_area_ha).to_dict()
 
-    return {"predicted_pixels": n_pred, "labelled_pixels": n_lab, "predicted_ha": ha(pred_ha), "labelled_ha": ha(lab_ha),
-            "difference": difference}
+
+@dataclass(frozen=True)
+class AreaSums:
+    """The crop pixels (and hectares, None without a CRS) of a prediction and of its labels over pixels
+    valid in both, and whether pixels differ in size (``by_row``); sums over the parts of a raster
+    read in turn (``a + b``). :meth:`to_dict` gives :func:`crop_area_agreement`."""
+
+    predicted: int
+    labelled: int
+    predicted_ha: float | None
+    labelled_ha: float | None
+    by_row: bool
+
+    @classmethod
+    def of(cls, pred_mask: np.ndarray, label_mask: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> "AreaSums":
+        """The sums of one part (``pixel_area_ha`` as :func:`area_ha` takes it).
+
+        Raises:
+            GridMismatchError: the shapes differ.
+        """
+        _check_same_shape(pred_mask, label_mask)
+        ok = (pred_mask != NODATA) & (label_mask != NODATA)
+        pred, lab = ok & (pred_mask == CROP), ok & (label_mask == CROP)
+        return cls(int(np.count_nonzero(pred)), int(np.count_nonzero(lab)), area_ha(pred, pixel_area_ha),
+                   area_ha(lab, pixel_area_ha), isinstance(pixel_area_ha, np.ndarray))
+
+    def __add__(self, other: "AreaSums") -> "AreaSums":
+        def add(a: float | None, b: float | None) -> float | None:
+            return None if a is None or b is None else a + b
+
+        return AreaSums(self.predicted + other.predicted, self.labelled + other.labelled,
+                        add(self.predicted_ha, other.predicted_ha), add(self.labelled_ha, other.labelled_ha),
+                        self.by_row or other.by_row)
+
+    def to_dict(self) -> dict:
+        """:func:`crop_area_agreement`'s figures."""
+        if not self.labelled:
+            difference = None
+        elif self.by_row:  # pixels of different sizes (by row): by area
+            difference = (self.predicted_ha - self.labelled_ha) / self.labelled_ha
+        else:
+            difference = (self.predicted - self.labelled) / self.labelled
+
+        def ha(value: float | None) -> float | None:  # (to a square metre, as summary.json: no 9.620000000000001)
+            return None if value is None else round(value, 4)
+
+        return {"predicted_pixels": self.predicted, "labelled_pixels": self.labelled,
+                "predicted_ha": ha(self.predicted_ha), "labelled_ha": ha(self.labelled_ha), "difference": difference}
 
 
 #: the units the dashboard can show areas in (files, JSON and the CLI always give hectares): name ->

@@ -455,14 +455,15 @@ def read_labels(
 
 
 def read_label_classes(path: str | os.PathLike, class_map: ClassMap, grid: Grid | None = None, window=None,
-                       band: str | int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       band: str | int | None = None, checked: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The crop mask (as :func:`read_labels`) and the raw class codes (int16, -1 wherever the mask
-    is no data) of a label raster, from one read.
+    is no data) of a label raster, from one read; ``checked=False``: a strip of a raster whose codes
+    :func:`check_label_file` checked as a whole (a strip alone may look like another product's).
 
     Raises:
         InputNotFoundError, CorruptFileError, GridMismatchError, InvalidDataError: as :func:`read_labels`.
     """
-    raw = _read_label_band(path, class_map, grid, window, band)
+    raw = _read_label_band(path, class_map, grid, window, band, checked)
     mask = _mask_of(raw, class_map)  # checks that the values are class codes before they become int16
     codes = np.full(mask.shape, -1, np.int16)
     known = mask != NODATA
@@ -524,8 +525,10 @@ def _window_in_labels(grid: Grid | None, labels: Grid, window, path):
     return Window(window.col_off + inside.col_off, window.row_off + inside.row_off, window.width, window.height)
 
 
-def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band: str | int | None) -> np.ma.MaskedArray:
-    """The label band as a masked array (masked = the file's no data).
+def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band: str | int | None,
+                     checked: bool = True) -> np.ma.MaskedArray:
+    """The label band as a masked array (masked = the file's no data); ``checked``: its codes checked
+    (False: a strip of a raster whose codes :func:`check_label_file` checked as a whole).
 
     Raises:
         InputNotFoundError, CorruptFileError, GridMismatchError.
@@ -536,14 +539,61 @@ def _read_label_band(path, class_map: ClassMap, grid: Grid | None, window, band:
 
     with _open(path) as src:
         window = _window_in_labels(grid, grid_of(src), window, path)
-        idx = label_band_index(src, class_map, band)
-        check_real_numbers(src, path, "class codes")
+        idx, band_name, declared = _label_band(src, path, class_map, band)
         raw = read_padded(src, path, idx, window, 0, masked=True)
-        names = band_names(src)
-        band_name = names[idx - 1] if 0 < idx <= len(names) else None
-        declared = src.nodatavals[idx - 1]
-    check_label_codes(raw, class_map, band_name, Path(path).name, declared)
+    if checked:
+        check_label_codes(raw, class_map, band_name, Path(path).name, declared)
     return raw
+
+
+def _label_band(src, path, class_map: ClassMap, band: str | int | None) -> tuple[int, str | None, float | None]:
+    """The index of the open label raster's band of class codes, its name and its declared no data.
+
+    Raises:
+        InvalidDataError: no such band, or values that are not real numbers.
+    """
+    idx = label_band_index(src, class_map, band)
+    check_real_numbers(src, path, "class codes")
+    names = band_names(src)
+    return idx, names[idx - 1] if 0 < idx <= len(names) else None, src.nodatavals[idx - 1]
+
+
+#: Pixels in each strip of rows of a raster read in parts (:func:`row_strips`): a few tens of MB at once.
+STRIP_PIXELS = 4 * 2**20
+
+
+def row_strips(height: int, width: int, pixels: int | None = None) -> list[tuple[int, int]]:
+    """Rows ``(start, stop)`` of strips of about ``pixels`` each (None: :data:`STRIP_PIXELS`; at least
+    one row) of a ``height`` x ``width`` raster, top to bottom."""
+    rows = max(1, (pixels or STRIP_PIXELS) // max(width, 1))
+    return [(r, min(r + rows, height)) for r in range(0, height, rows)]
+
+
+def check_label_file(path: str | os.PathLike, class_map: ClassMap, grid: Grid | None = None, window=None,
+                     band: str | int | None = None, strip_pixels: int | None = None) -> None:
+    """The checks of :func:`read_labels` on all of a label raster's codes of ``window`` (None: all)
+    on ``grid`` (see :func:`_window_in_labels`), read in strips of rows so that memory does not grow
+    with the raster: then its strips can be read with ``checked=False``.
+
+    Raises:
+        InputNotFoundError, CorruptFileError, GridMismatchError: as :func:`read_labels`.
+        InvalidDataError: as :func:`core.labels.check_code_counts` and :meth:`ClassMap.refuse_non_codes`.
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    from core.labels import CodeCounts, check_code_counts
+
+    with _open(path) as src, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+        window = _window_in_labels(grid, grid_of(src), window, path) or Window(0, 0, src.width, src.height)
+        idx, band_name, declared = _label_band(src, path, class_map, band)
+        found = None
+        for start, stop in row_strips(int(window.height), int(window.width), strip_pixels):
+            strip = Window(window.col_off, window.row_off + start, window.width, stop - start)
+            part = CodeCounts.of(read_padded(src, path, idx, strip, 0, masked=True))
+            found = part if found is None else found + part
+    check_code_counts(found, class_map, band_name, Path(path).name, declared)
+    class_map.refuse_non_codes(found.fraction, found.high, found.pixels)
 
 
 def write_mask(path: str | os.PathLike, mask: np.ndarray, grid: Grid) -> Path:

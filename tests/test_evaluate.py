@@ -194,3 +194,89 @@ def test_labels_of_part_of_the_prediction_reaching_beyond_it_are_scored_on_their
     assert result["valid_pixels"] == int((scored != NODATA).sum()) and result["iou"] == 1.0
     assert result["warnings"] == [f"the labels' raster covers only {44 * 64:,} of the {64 * 64:,} predicted pixels (68.75%: rows "
                                   "20-63, columns 0-63 of the prediction); the figures are for that part only"]
+
+
+@pytest.fixture(autouse=True)
+def strips_of_a_few_rows(monkeypatch):
+    """Every test here reads its rasters in strips of a few rows (of the 64 px fixtures; 3 of the
+    sample scene's 1024 px), as evaluate reads a large raster: the figures must not depend on them."""
+    import core.raster
+
+    monkeypatch.setattr(core.raster, "STRIP_PIXELS", 200)
+
+
+def _sample_on_lonlat(tmp_path):
+    """The sample scene's CDL labels on a test grid in longitude/latitude (pixels' area changes by
+    row), and a crop mask of them moved by (3, 5) px with 40 rows of no data: errors in many classes."""
+    from core.grid import Grid
+    from core.raster import read_label_classes
+
+    from testdata import SAMPLE_LABELS, write_raster
+
+    grid = Grid("EPSG:4326", (0.0003, 0.0, -100.0, 0.0, -0.0003, 47.0), 1024, 1024)
+    import rasterio
+
+    with rasterio.open(SAMPLE_LABELS) as src:
+        raw, nodata = src.read(1), src.nodata
+    write_raster(tmp_path / "cdl.tif", raw, crs=grid.crs, transform=rasterio.Affine(*grid.transform), nodata=nodata)
+    labels, codes = read_label_classes(tmp_path / "cdl.tif", get_class_map("cdl"), grid)
+    pred = np.roll(labels, (3, 5), axis=(0, 1))
+    pred[500:540] = NODATA
+    write_mask(tmp_path / "crop_mask.tif", pred, grid)
+    return grid, pred, labels, codes
+
+
+def test_evaluate_reads_in_strips_as_the_whole_arrays_score(tmp_path, monkeypatch):
+    """Read in strips of 3 rows or of 4 Mpx (all at once here), evaluate gives the figures of the
+    metrics of the whole arrays: confusion, crop areas row by row on a lon/lat grid, errors by class."""
+    import core.raster
+    from core.metrics import class_errors, confusion, crop_area_agreement
+
+    grid, pred, labels, codes = _sample_on_lonlat(tmp_path)
+    pixel_ha = grid.pixel_area_ha()
+    assert isinstance(pixel_ha, np.ndarray)  # (areas by row)
+    whole = {**confusion(pred, labels).to_dict(), "crop_area": crop_area_agreement(pred, labels, pixel_ha)}
+    by_class = [r for r in class_errors(codes, labels, pred, pixel_ha) if r["errors"]][:10]
+    assert len(by_class) == 10 and whole["fp"] > 1000 and whole["fn"] > 1000
+    for pixels in (3 * 1024, 4 * 2**20):
+        monkeypatch.setattr(core.raster, "STRIP_PIXELS", pixels)
+        out = tmp_path / f"m{pixels}.json"
+        result = evaluate_files(tmp_path / "crop_mask.tif", tmp_path / "cdl.tif", "cdl", out=out)
+        assert {k: result[k] for k in whole if k != "crop_area"} == {k: v for k, v in whole.items() if k != "crop_area"}
+        area = result["crop_area"]
+        assert {k: area[k] for k in ("predicted_pixels", "labelled_pixels")} == {
+            k: whole["crop_area"][k] for k in ("predicted_pixels", "labelled_pixels")}
+        for k in ("predicted_ha", "labelled_ha", "difference"):
+            assert area[k] == pytest.approx(whole["crop_area"][k], rel=1e-9, abs=2e-4)
+        assert [(r["code"], r["pixels"], r["errors"]) for r in result["errors_by_class"]] == [
+            (r["code"], r["pixels"], r["errors"]) for r in by_class]
+        for got, want in zip(result["errors_by_class"], by_class):
+            assert got["errors_ha"] == pytest.approx(want["errors_ha"], abs=2e-4)
+            assert got["area_ha"] == pytest.approx(want["area_ha"], abs=2e-4)
+
+
+def test_labels_are_judged_on_all_their_strips_not_one(tmp_path):
+    """The checks of label codes see the whole raster, not a strip: an undeclared fill value over the
+    top tenth of the rows is told as 10% of the pixels (a strip of them alone is all fill), and labels
+    whose top rows alone hold codes CDL lacks are scored."""
+    from core.errors import InvalidDataError
+    from core.grid import Grid
+
+    from testdata import write_raster
+
+    grid = Grid("EPSG:32614", (30.0, 0.0, 500000.0, 0.0, -30.0, 5000000.0), 64, 100)
+    rng = np.random.default_rng(0)
+    codes = rng.choice(np.array([1, 5, 176], np.uint16), size=(100, 64))
+    filled = codes.copy()
+    filled[:10] = 65535
+    import rasterio
+
+    write_raster(tmp_path / "filled.tif", filled, crs=grid.crs, transform=rasterio.Affine(*grid.transform))
+    write_mask(tmp_path / "crop_mask.tif", np.where(np.isin(codes, (1, 5)), 1, 0).astype(np.uint8), grid)
+    with pytest.raises(InvalidDataError, match=r"10\.0% of this raster's pixels hold 65535"):
+        evaluate_files(tmp_path / "crop_mask.tif", tmp_path / "filled.tif", "cdl", out=tmp_path / "a.json")
+    odd = codes.copy()
+    odd[:12] = 40  # (not a CDL class: 12% of the pixels, well under the share that refuses them)
+    write_raster(tmp_path / "odd.tif", odd, crs=grid.crs, transform=rasterio.Affine(*grid.transform))
+    result = evaluate_files(tmp_path / "crop_mask.tif", tmp_path / "odd.tif", "cdl", out=tmp_path / "b.json")
+    assert result["valid_pixels"] == 64 * 100
