@@ -22,12 +22,18 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+from core.commands import core_command, python_command  # noqa: E402
 
-from core.errors import CropMapError  # noqa: E402
-from core.errors import environment_error as _environment_error  # noqa: E402
-from core.labels import CLASS_MAPS  # noqa: E402
-from core.progress import TqdmProgress, new_bar  # noqa: E402
+try:
+    import numpy as np  # noqa: E402
+
+    from core.errors import CropMapError  # noqa: E402
+    from core.errors import environment_error as _environment_error  # noqa: E402
+    from core.labels import CLASS_MAPS  # noqa: E402
+    from core.progress import TqdmProgress, new_bar  # noqa: E402
+except ModuleNotFoundError as _missing:  # run by a Python without the project's libraries
+    sys.exit(f"error: {_missing}; run the command with the project's Python: .venv/bin/python -m core ... "
+             "(make venv creates .venv)")
 
 
 #: config field -> the command-line option that sets it, where the two are spelt differently
@@ -405,8 +411,10 @@ def _cmd_stack(args: argparse.Namespace) -> int:
     box_text = _bbox_text(args.bbox) if args.bbox else None  # (first: --bbox takes a folder after it for its own)
     given = {b: p for b, p in {"R": args.red, "G": args.green, "B": args.blue, "NIR": args.nir}.items() if p}
     if given and (len(given) < 4 or args.inputs):
-        raise ConfigError("give the download's files (or folder) or all four of --red, --green, --blue and --nir, "
-                          "not some of each")
+        missing = [f"--{n}" for b, n in (("R", "red"), ("G", "green"), ("B", "blue"), ("NIR", "nir")) if b not in given]
+        raise ConfigError("give either the download's files (or folder) or all four of --red, --green, --blue and "
+                          "--nir" + (f" (missing: {', '.join(missing)})" if missing and not args.inputs else
+                                     ", not some of each"))
     if not given and not args.inputs:
         raise ConfigError("give the download's band files or their folder (or --red, --green, --blue and --nir)")
     # (files given by role are opened, and a missing one or one that is not a raster said so, by stack_bands)
@@ -416,7 +424,9 @@ def _cmd_stack(args: argparse.Namespace) -> int:
         window, box = _bbox_window(box_text, str(bands.files["R"]), "writing")
     done = stack_bands(bands, args.out, window, args.overwrite)
     print_json({**done, **box})
-    print(f"wrote {done['out']}; next: python -m core predict --image {shlex.quote(done['out'])} --out DIR",
+    for warning in done["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"wrote {done['out']}; next: {core_command('predict', '--image', shlex.quote(done['out']), '--out', 'DIR')}",
           file=sys.stderr)
     return 0
 
@@ -452,8 +462,8 @@ def _cmd_patches(args: argparse.Namespace) -> int:
                                   overwrite=args.overwrite, band_map=band_map, progress=bar)
         finally:
             bar.close()
-        nxt = " ".join(["python -m core train --train", shlex.quote(str(made.train.path)), "--val",
-                        shlex.quote(str(made.test.path)), "--patch-size", str(cfg.patch_size), "--out runs/NAME"])
+        nxt = core_command("train", "--train", shlex.quote(str(made.train.path)), "--val",
+                           shlex.quote(str(made.test.path)), "--patch-size", str(cfg.patch_size), "--out", "runs/NAME")
         size = grid_of_file(args.image).pixel_size_m()
         if size is not None:  # patches do not carry it, and the model card needs it for its pixel size warning
             nxt += f" --pixel-size-m {size:.3g}"
@@ -839,6 +849,10 @@ def main(argv: list[str] | None = None) -> int:
         except (AttributeError, OSError, ValueError):
             pass
         return 141  # 128 + SIGPIPE, as a shell reports a command stopped by a closed pipe
+    except ModuleNotFoundError as err:  # a Python without the project's libraries (numpy alone is common)
+        print(f"error: {err} in this Python ({python_command()}); run the command with the project's Python: "
+              ".venv/bin/python -m core ... (make venv creates .venv)", file=sys.stderr)
+        return 2
     except Exception as err:
         if _RECEIVED:  # the interruption, turned into another exception by the code it landed in
             return _interrupted(args, _RECEIVED[0])

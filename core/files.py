@@ -97,7 +97,8 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     """Check that ``path`` is, or can be made, a folder for outputs; returns it as a Path.
 
     Raises:
-        ConfigError: ``path`` is a file, or a file stands where one of its folders would be.
+        ConfigError: ``path`` is a file, a file stands where one of its folders would be, or a new folder
+            would be named as a file (:data:`FILE_SUFFIXES`).
     """
     path = Path(path)
     blocker = _file_in_the_way(path)
@@ -105,7 +106,15 @@ def check_output_dir(path: str | os.PathLike) -> Path:
         raise ConfigError(f"{blocker} is a file, so the folder {path} cannot be made; choose another output folder")
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{path} is a file; give a folder for the outputs")
+    if not path.exists() and path.suffix.lower() in FILE_SUFFIXES:  # (predict --out crop.tif made a folder crop.tif/)
+        raise ConfigError(f"{path} is named as a {path.suffix} file, but the outputs go in a folder (of several "
+                          f"files); give a folder name, e.g. {path.with_suffix('')}")
     return path
+
+
+#: Name endings of files, not folders: a new output folder so named is a mistake (``predict --out crop.tif``).
+FILE_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg", ".json", ".geojson", ".csv", ".keras", ".gz",
+                           ".tfrecord", ".zip"})
 
 
 @contextmanager

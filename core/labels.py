@@ -269,7 +269,7 @@ def _refuse_a_crop_mask(counts: np.ndarray, class_map: ClassMap, what: str) -> N
     # the harm is in the zeros (not crop) read as no data: a mask with little crop is refused too
     if others == 0 and ones > 0 and zeros >= 0.01 * (zeros + ones):
         raise InvalidDataError(
-            f"{what}: the codes are only 0 and 1 (and 255), a crop mask, not {class_map.title}'s classes (in which "
+            f"{what}: the codes are only 0 and 1 (besides no data), a crop mask, not {class_map.title}'s classes (in which "
             f"0 is no data: the not-crop pixels would be dropped); choose the label map binary (--label-map binary on "
             f"the command line, 'Label map' in the dashboard)"
         )

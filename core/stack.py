@@ -231,7 +231,22 @@ def _stack(bands: BandFiles, out, window, overwrite: bool) -> dict:
             "width": width, "height": height,
             "window": [row0, col0, height, width], "crs": str(first.crs) if first.crs else None,
             "scale_offset": list(bands.scaling) if bands.scaling else None,
-            "no_data_pixels": nodata, "cloud_masked_pixels": masked if bands.qa else None}
+            "no_data_pixels": nodata, "cloud_masked_pixels": masked if bands.qa else None,
+            "warnings": unmasked_warning(bands)}
+
+
+#: the cloud mask each kind of download has beside its bands (:func:`unmasked_warning`)
+CLOUD_MASK_FILES = {"landsat": "the scene's ..._QA_PIXEL.TIF", "sentinel-2": "the scene classification, ..._SCL_20m.jp2 "
+                    "(in the SAFE's R20m folder)"}
+
+
+def unmasked_warning(bands: BandFiles) -> list[str]:
+    """A warning where a download's bands were found without their cloud mask (:data:`CLOUD_MASK_FILES`):
+    clouds and their shadows then stay in the image, and the model maps them."""
+    if bands.qa is not None or bands.kind not in CLOUD_MASK_FILES:
+        return []
+    return [f"no cloud mask was found beside the bands, so clouds and their shadows are not masked: give "
+            f"{CLOUD_MASK_FILES[bands.kind]} with the bands (or their folder) to mask them"]
 
 
 def _scl_factor(scl, bands) -> int:

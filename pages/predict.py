@@ -186,7 +186,7 @@ with files_col:
     if state.get(state.FIELDS) == fields_for:
         with ui.errors_shown():
             data, n, area = cached.crop_fields(key, float(threshold))
-            st.download_button(f"Download {n:,} crop areas", data, f"crop_areas_{tag}.geojson",
+            st.download_button(f"Download {n:,} crop areas", data, f"crop_fields_{tag}.geojson",
                                "application/geo+json", type="primary", icon=":material/download:", on_click="ignore")
             # (not quite the crop area shown: groups of 1-3 crop pixels are no polygon)
             st.caption(f"{format_area(area, unit)} in all; groups under {MIN_FIELD_PIXELS} crop pixels are left out.")

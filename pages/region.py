@@ -106,11 +106,11 @@ def next_steps() -> None:
 
 
 with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
-    st.caption("A Landsat or Sentinel-2 download comes as one file per band: `python -m core stack FOLDER --out "
+    st.caption("A Landsat or Sentinel-2 download comes as one file per band: `.venv/bin/python -m core stack FOLDER --out "
                "image.tif --bbox=W,S,E,N` makes the one image of a part of it (README, command line). "
                f"Files up to {st.get_option('server.maxUploadSize'):g} MB (the server's limit): cut a larger image to "
                "the part you need (`--bbox`) or compress it (`gdal_translate -co COMPRESS=DEFLATE -co PREDICTOR=2`); "
-               "`python -m core predict` takes an image of any size.")
+               "`.venv/bin/python -m core predict` takes an image of any size.")
     img_file = st.file_uploader("Image GeoTIFF", type=["tif", "tiff"], key="upload_image")
     lab_file = st.file_uploader("Labels (optional): a GeoTIFF on the image's pixels, or a GeoJSON of surveyed fields "
                                 f"up to {limit_text(MAX_FIELDS_UPLOAD_BYTES)}",

@@ -1,6 +1,7 @@
 """The CLI: real runs, and every user mistake as one line on stderr with a non-zero exit."""
 
 import json
+from pathlib import Path
 import os
 import re
 import subprocess
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from testdata import ROOT, write_raster
+from testdata import ROOT, SAMPLE_IMAGE, write_raster
+from core.commands import python_command
 from core.__main__ import main
 
 
@@ -149,7 +151,7 @@ def test_patches_command_with_a_test_split(capsys, small_scene, tmp_path):
     info = json.loads(capsys.readouterr().out)
     assert info["train"]["patches"] == 3 and info["test"]["patches"] == 2 and "held out" in info["note"]
     assert info["train"]["path"] == str(out / "train.tfrecord.gz") and (out / "test.tfrecord.gz").exists()
-    assert info["train_with"].startswith(f"python -m core train --train {out / 'train.tfrecord.gz'} --val "
+    assert info["train_with"].startswith(f"{python_command()} -m core train --train {out / 'train.tfrecord.gz'} --val "
                                          f"{out / 'test.tfrecord.gz'} --patch-size 64")
     again = _patches(img, lab, out, "--size", "64", "--test", "1")
     assert "already exists" in _err(capsys, again)
@@ -245,6 +247,19 @@ def test_evaluate_refuses_what_cannot_be_scored(capsys, small_scene, tmp_path):
     err = _err(capsys, ["evaluate", "--pred", str(img), "--labels", str(lab), "--out", str(tmp_path / "m.json")])
     assert "4 bands" in err and "crop_mask.tif" in err
     assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob(".*"))
+
+
+def test_predict_out_named_as_a_file_is_refused(capsys, small_scene, tiny_model_path, tmp_path):
+    """`predict --out crop.tif` made a folder crop.tif/ with the three files in it; a file's name for
+    the outputs' folder is refused, naming one to use, and an existing folder of that name is used."""
+    img, _ = small_scene
+    for name in ("crop.tif", "map.PNG", "summary.json"):
+        err = _err(capsys, ["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(tmp_path / name)])
+        assert f"named as a {Path(name).suffix} file" in err and f"e.g. {tmp_path / Path(name).stem}" in err
+        assert not (tmp_path / name).exists()
+    (tmp_path / "old.tif").mkdir()  # a folder so named already: the user's
+    assert main(["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(tmp_path / "old.tif")]) == 0
+    assert (tmp_path / "old.tif" / "crop_mask.tif").is_file()
 
 
 def test_predict_window_must_be_four_whole_numbers(capsys, small_scene, tmp_path):
@@ -766,3 +781,28 @@ def test_paths_are_printed_in_their_own_letters(small_scene, tmp_path, capsys, m
     assert main(["info", "--image", str(image)]) == 0
     ascii_out.seek(0)
     assert "Champs pr\\u00e8s de \\u00c7a" in ascii_out.read()
+
+
+def test_the_next_steps_name_the_python_that_ran_the_command(tmp_path, monkeypatch):
+    """A next step printed as `python -m core ...` failed, copied as it was, with a traceback from a
+    Python without the project's libraries: it names the Python that ran the command, as a shell runs it."""
+    import shutil
+
+    venv = tmp_path / "repo" / ".venv" / "bin" / "python"
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert python_command(str(venv), tmp_path / "repo") == ".venv/bin/python"
+    assert python_command(str(venv), tmp_path / "elsewhere") == str(venv)
+    assert python_command("/opt/my env/bin/python", tmp_path) == "'/opt/my env/bin/python'"
+    monkeypatch.setattr(shutil, "which", lambda name: str(venv))  # an activated virtual environment
+    assert python_command(str(venv), tmp_path / "repo") == "python"
+
+
+def test_a_python_without_the_libraries_gets_one_line_saying_which_to_use():
+    """Run by a Python that lacks one of the project's libraries (the system's, with numpy alone),
+    a command says so in one line with the Python to use, not a traceback."""
+    code = ("import sys; sys.modules['rasterio'] = None; from core.__main__ import main; "
+            f"sys.exit(main(['info', '--image', {str(SAMPLE_IMAGE)!r}]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert "No module named 'rasterio" in line and ".venv/bin/python -m core" in line and "make venv" in line

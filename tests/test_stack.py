@@ -60,7 +60,7 @@ def test_a_landsat_download_is_stacked_as_reflectance_with_its_clouds_masked(tmp
         "NIR": f"{LANDSAT_ID}_SR_B5.TIF"}
     (tmp_path / "out").mkdir()
     done = stack_bands(bands, tmp_path / "out" / "image.tif")
-    assert done["cloud_masked_pixels"] == 200 and done["no_data_pixels"] == 200
+    assert done["cloud_masked_pixels"] == 200 and done["no_data_pixels"] == 200 and done["warnings"] == []
     with ImageReader(tmp_path / "out" / "image.tif") as reader:  # core reads it: named bands, C2 scaling
         feats, valid = reader.read()
         assert reader.grid.crs == "EPSG:32631" and (reader.scale, reader.offset) == pytest.approx(LANDSAT_C2_SCALING)
@@ -152,6 +152,8 @@ def test_sentinel2_band_files_are_stacked_in_r_g_b_nir_order(tmp_path):
     assert bands.kind == "sentinel-2" and bands.scaling is None  # no SAFE folder name: scaling detected
     done = stack_bands(bands, tmp_path / "image.tif")
     assert done["cloud_masked_pixels"] is None
+    # (no scene classification beside them: the clouds stay, and the warning says what to give)
+    assert len(done["warnings"]) == 1 and "not masked" in done["warnings"][0] and "SCL_20m.jp2" in done["warnings"][0]
     with ImageReader(tmp_path / "image.tif") as reader:
         feats, valid = reader.read()
     assert valid.all()
@@ -248,7 +250,7 @@ def test_cli_stacks_a_box_of_a_download(tmp_path, capsys):
     assert np.abs(np.moveaxis(feats[..., :4], -1, 0) - refl[:, row:row + height, col:col + width]).max() < 2e-5
     # some but not all of --red, --green, --blue, --nir: one clear line, exit status 2
     assert main(["stack", "--red", str(tmp_path / f"{LANDSAT_ID}_SR_B4.TIF"), "--out", str(tmp_path / "x.tif")]) == 2
-    assert "all four of --red, --green, --blue and --nir" in capsys.readouterr().err
+    assert "all four of --red, --green, --blue and --nir (missing: --green, --blue, --nir)" in capsys.readouterr().err
     # the folder after --bbox (which takes "W S E N" too) was taken for a fifth number: said as such (it said
     # "give the download's band files or their folder", which had been given)
     assert main(["stack", "--bbox", f"{w},{s},{e},{n}", str(tmp_path), "--out", str(tmp_path / "y.tif")]) == 2

@@ -22,10 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 from dataclasses import asdict, replace
 from typing import Any, Sequence
 
+from core.commands import core_command
 from core.progress import TqdmProgress
 
 LABEL_PRODUCTS = ("worldcover", "dynamicworld", "glcfcs30d", "cdl", "asset")
@@ -327,7 +329,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                  "codes": str(scene.image_path.parent / extra["codes"]) if extra.get("codes") else None,
                  "class_map": extra.get("class_map"),
                  "region": check.message, "requests": extra.get("requests"), "seconds": extra.get("seconds")})
-    print(f"next: python -m core predict --image {scene.image_path} --out {out / 'prediction'}", file=sys.stderr)
+    print(f"next: {core_command('predict', '--image', shlex.quote(str(scene.image_path)), '--out', shlex.quote(str(out / 'prediction')))}",
+          file=sys.stderr)
     return 0
 
 
@@ -364,7 +367,7 @@ def cmd_export_patches(args: argparse.Namespace) -> int:
         print(f"warning: {UNCOUNTED_POINTS}", file=sys.stderr)
     started = start_jobs(jobs)
     _print_json({**summary, "dry_run": False, "tasks": started})
-    print("follow them with: python -m core ee-tasks --wait " + " ".join(s["id"] for s in started), file=sys.stderr)
+    print("follow them with: " + core_command("ee-tasks", "--wait", *(s["id"] for s in started)), file=sys.stderr)
     return 0
 
 
@@ -398,8 +401,8 @@ def cmd_export_image(args: argparse.Namespace) -> int:
     started = start_jobs([job])
     _print_json({**summary, "dry_run": False, "tasks": started})
     g = job.grid
-    print(f"when it completes, copy the files locally and run: python -m core predict --image <folder>/<...>mixer.json "
-          f"--out OUT  (then ee-upload); follow it with: python -m core ee-tasks --wait {started[0]['id']}. The export "
+    print(f"when it completes, copy the files locally and run: {core_command('predict')} --image <folder>/<...>mixer.json "
+          f"--out OUT  (then ee-upload); follow it with: {core_command('ee-tasks', '--wait', started[0]['id'])}. The export "
           f"is {g.width} x {g.height} px, the region's box with context around it, grown to whole patches (the box is "
           f"its {g.region_width} x {g.region_height} px from column {g.region_col}, row {g.region_row}), and the "
           "prediction covers all of it: for the crop area "
@@ -462,7 +465,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
         out["state"] = info.state
     _print_json(out)
     if not args.wait:
-        print(f"ingestion started; follow it with: python -m core ee-tasks --wait {task_id}", file=sys.stderr)
+        print(f"ingestion started; follow it with: {core_command('ee-tasks', '--wait', task_id)}", file=sys.stderr)
     return 0
 
 

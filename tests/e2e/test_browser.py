@@ -599,7 +599,7 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     with page.expect_download() as download:
         offer.click()
     fields = json.loads(Path(download.value.path()).read_text())
-    assert download.value.suggested_filename == "crop_areas_t0.50.geojson" and fields["features"]
+    assert download.value.suggested_filename == "crop_fields_t0.50.geojson" and fields["features"]
     lon, lat = zip(*(xy for f in fields["features"] for xy in f["geometry"]["coordinates"][0]))
     assert 9 < min(lon) <= max(lon) < 17 and 46 < min(lat) <= max(lat) < 49  # Austria
     snapshot(page, artifacts / "08b_own_image_fields.png")
