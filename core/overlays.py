@@ -578,3 +578,17 @@ def map_bounds(grid: Grid, offset: tuple[int, int] = (0, 0)) -> Bounds:
     if grid.georeferenced:
         return lonlat_bounds(grid)
     return image_bounds(grid.height, grid.width, offset)
+
+
+def window_map_bounds(grid: Grid, window) -> Bounds:
+    """Map bounds of a pixel ``window`` (``row_off``, ``col_off``, ``height``, ``width``) of ``grid``:
+    Simple-CRS pixel bounds, or lat/lon.
+
+    Raises:
+        InvalidDataError: as :func:`lonlat_bounds`.
+    """
+    if not grid.georeferenced:
+        return image_bounds(window.height, window.width, (window.row_off, window.col_off))
+    a, b, c, d, e, f = grid.transform
+    r, k = window.row_off, window.col_off
+    return lonlat_bounds(Grid(grid.crs, (a, b, c + a * k + b * r, d, e, f + d * k + e * r), window.width, window.height))

@@ -334,14 +334,7 @@ class Region:
         Raises:
             RegionError: as :meth:`geometry_in`.
         """
-        geom = self.geometry_in(grid)
-        polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
-        pts = np.array([p for poly in polys for p in poly[0]], dtype=np.float64)
-        # a vertex within EDGE_TOLERANCE_PX of a pixel edge is on it: a reprojection, or coordinates
-        # rounded to 7 decimals (a GeoJSON of this image's own crop areas), leave it a hair off
-        c0, r0 = np.floor(pts.min(axis=0) + EDGE_TOLERANCE_PX).astype(int)
-        c1, r1 = np.ceil(pts.max(axis=0) - EDGE_TOLERANCE_PX).astype(int)
-        return int(c0), int(r0), int(max(c1, c0 + 1)), int(max(r1, r0 + 1))
+        return _whole_pixels(self.geometry_in(grid))
 
     def share_on(self, grid: Grid) -> float:
         """The share (0-1) of the region's area that lies on ``grid`` (1 for a region inside it; for one
@@ -361,15 +354,16 @@ class Region:
         on = sum(polygon_area(p) for p in ([cut["coordinates"]] if cut["type"] == "Polygon" else cut["coordinates"]))
         return min(on / total, 1.0)
 
-    def window(self, grid: Grid, bounds: tuple[int, int, int, int] | None = None) -> PixelWindow:
-        """The pixel window of ``grid`` covering the region (``bounds``: its :meth:`pixel_bounds`,
-        when already known), clipped to the grid.
+    def window(self, grid: Grid) -> PixelWindow:
+        """The pixel window of ``grid`` covering the region's part on it: a part of a file's region
+        lying beyond the image (a stray polygon far away) does not widen it.
 
         Raises:
             RegionError: if the region's kind does not fit the grid; OutsideImageError (a RegionError) if
                 it lies outside the data.
         """
-        c0, r0, c1, r1 = bounds or self.pixel_bounds(grid)
+        cut = clipped_to_box(self.geometry_in(grid), (0.0, 0.0, float(grid.width), float(grid.height)))
+        c0, r0, c1, r1 = _whole_pixels(cut) if cut is not None else (0, 0, 0, 0)
         c0, r0 = max(c0, 0), max(r0, 0)
         c1, r1 = min(c1, grid.width), min(r1, grid.height)
         if c1 <= c0 or r1 <= r0:
@@ -391,6 +385,17 @@ class Region:
         geom = self.geometry_in(grid)
         shift = Affine.translation(window.col_off, window.row_off)
         return geometry_mask([geom], out_shape=(window.height, window.width), transform=shift, invert=True, all_touched=False)
+
+
+def _whole_pixels(geom: dict) -> tuple[int, int, int, int]:
+    """(col0, row0, col1, row1): the whole pixels a geometry in pixel space (x = col, y = row) touches."""
+    polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
+    pts = np.array([p for poly in polys for p in poly[0]], dtype=np.float64)
+    # a vertex within EDGE_TOLERANCE_PX of a pixel edge is on it: a reprojection, or coordinates
+    # rounded to 7 decimals (a GeoJSON of this image's own crop areas), leave it a hair off
+    c0, r0 = np.floor(pts.min(axis=0) + EDGE_TOLERANCE_PX).astype(int)
+    c1, r1 = np.ceil(pts.max(axis=0) - EDGE_TOLERANCE_PX).astype(int)
+    return int(c0), int(r0), int(max(c1, c0 + 1)), int(max(r1, r0 + 1))
 
 
 def image_to_map(col: float, row: float) -> tuple[float, float]:

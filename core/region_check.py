@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.config import MIN_REGION_SIDE
-from core.errors import RegionError
+from core.errors import OutsideImageError, RegionError
 from core.grid import Grid
 from core.region import PixelWindow, Region
 
@@ -40,9 +40,16 @@ def check_region(
     most ``max_pixels`` pixels. Never raises for a bad region: ``ok`` is False and ``message``
     says why and what to do.
     """
+    bounds = None
     try:
         bounds = region.pixel_bounds(grid)
-        window = region.window(grid, bounds)
+        window = region.window(grid)
+    except OutsideImageError as err:
+        if bounds is not None and bounds[0] < grid.width and bounds[1] < grid.height and bounds[2] > 0 and bounds[3] > 0:
+            # around the image, not over it: parts either side of it, or the image inside a hole
+            return WindowCheck(False, f"the region covers none of the image's pixels ({grid.width:,} x {grid.height:,} "
+                                      "px), only the space around them; draw it over the data")
+        return WindowCheck(False, str(err))
     except RegionError as err:
         return WindowCheck(False, str(err))
     # the pixels inside the outline (those outside it are no data), not the whole window; a region

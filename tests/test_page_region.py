@@ -880,3 +880,20 @@ def test_earth_engine_preview_layers_that_failed_are_not_asked_for_again_for_a_m
     assert cached.ee_preview_layers("{}", '{"bad": 1}', now=lambda: now[0])[1]
     monkeypatch.setattr(cached, "ee_map_layers", lambda spec, region: [{"name": "true colour"}])
     assert cached.ee_preview_layers("{}", "{}", now=lambda: now[0])[1] == ""
+
+
+def test_a_region_with_a_part_beyond_the_image_is_looked_at_where_it_is_on_it(fake_map):
+    """A file's MultiPolygon with one part on the sample scene and one beyond it: the check, the
+    scene and the map were of the box from the one to the other (924 x 924 px, the map looking at
+    the empty space past the image); they are of the part on the image."""
+    inside = [[100, 100], [200, 100], [200, 200], [100, 200], [100, 100]]
+    beyond = [[2000, 2000], [2100, 2000], [2100, 2100], [2000, 2100], [2000, 2000]]
+    at = new_app()
+    at.session_state["region"] = Region("image", ((tuple(map(tuple, inside)),), (tuple(map(tuple, beyond)),))).to_geojson()
+    at.run()
+    assert not at.exception and not at.error
+    assert at.metric[0].value == f"{100 * 100:,} px"
+    said = " ".join(m.value for m in [*at.success, *at.warning, *at.info, *at.caption])
+    assert "fits a box of 100 x 100 px" in said and "924" not in said
+    lat, lng = fake_map.maps[-1][0].location  # the map's centre: the part on the image (lat = -row)
+    assert abs(lat + 150) < 1 and abs(lng - 150) < 1

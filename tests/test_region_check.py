@@ -50,6 +50,30 @@ def test_a_multipolygon_part_far_from_the_image_is_said_to_be_left_out():
     assert both.window == alone.window and both.pixels == alone.pixels and both.area_ha == alone.area_ha
 
 
+def test_a_part_beyond_the_image_does_not_widen_the_window():
+    """A file's polygon past the image's edge (not far enough to be dropped) widened the window to the
+    image's edge: "fits a box of 924 x 924 px" for 100 x 100 px used, a scene 85 times larger, and a
+    map that looked at the empty space between. The window is that of the part on the image."""
+    from rasterio.warp import transform
+
+    inside = [[100, 100], [200, 100], [200, 200], [100, 200], [100, 100]]
+    beyond = [[2000, 2000], [2100, 2000], [2100, 2100], [2000, 2100], [2000, 2000]]
+    res = check_region(Region.from_geojson({"type": "MultiPolygon", "coordinates": [[inside], [beyond]]},
+                                           crs=IMAGE_CRS), IMAGE_GRID)
+    assert res.ok and res.clipped and res.window == PixelWindow(100, 100, 100, 100) and res.pixels == 100 * 100
+    assert "fits a box of 100 x 100 px; part of the region lies outside the image" in res.message
+    # a lon/lat part an image's width east of a UTM image (within the box around it that is kept)
+    xs = [501360.0 + 10.0 * c for c in (100, 300)]
+    ys = [5629680.0 - 10.0 * r for r in (100, 400)]
+    lon, lat = transform("EPSG:32631", "EPSG:4326", [xs[0], xs[1], xs[1], xs[0]], [ys[0], ys[0], ys[1], ys[1]])
+    over = tuple(zip(lon, lat))
+    east = tuple((x + 0.12, y) for x, y in over)  # (about 8.5 km: 1.3 image widths)
+    alone = check_region(Region("EPSG:4326", ((over + over[:1],),)), UTM_GRID)
+    both = check_region(Region("EPSG:4326", ((over + over[:1],), (east + east[:1],))), UTM_GRID)
+    assert alone.ok and both.ok and both.clipped and not Region("EPSG:4326", ((east + east[:1],),)).reaches_far_beyond(UTM_GRID)
+    assert both.window == alone.window and both.pixels == alone.pixels
+
+
 def test_a_region_thinner_than_a_pixel_is_said_to_be_so():
     """A sliver inside the image was told it covers "only the space around" the image's pixels."""
     sliver = Region.from_bbox(10.2, 10.2, 10.4, 300, crs=IMAGE_CRS)

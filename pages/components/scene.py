@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.errors import ConfigError, CropMapError, EarthEngineError, RegionError
-from core.overlays import Bounds, Overlay, focus_bounds, map_bounds
+from core.overlays import Bounds, Overlay, focus_bounds, map_bounds, window_map_bounds
 from core.bbox import box_within, image_box_bounds, parse_bbox
 from core.bbox import box_text as bounds_text
 from core.ee.presets import CAMANA
@@ -335,7 +335,14 @@ def region_view(region: Region, grid, whole: Bounds, margin_px: int = 100) -> Bo
         return whole
     x0, y0, x1, y1 = region.bounds
     inner = ((-y1, x0), (-y0, x1)) if region.is_image else ((y0, x0), (y1, x1))
-    return focus_bounds(inner, whole, (max(1, r1 - r0), max(1, c1 - c0)), margin_px)
+    shape = (max(1, r1 - r0), max(1, c1 - c0))
+    if c0 < 0 or r0 < 0 or c1 > grid.width or r1 > grid.height or region.reaches_far_beyond(grid):
+        try:  # the part on the image: a file's part beyond it made the map look at the empty space between
+            window = region.window(grid)
+            inner, shape = window_map_bounds(grid, window), (window.height, window.width)
+        except CropMapError:  # (wholly off the image: shown with the image, where to draw it again)
+            pass
+    return focus_bounds(inner, whole, shape, margin_px)
 
 
 def nodata_note(sc: Scene, valid) -> str | None:
