@@ -747,6 +747,9 @@ def test_a_typed_box_past_the_image_is_cut_to_it_and_a_reversed_one_put_in_order
     assert use("-50, -50, 5000, 5000") == "0, 0, 1024, 1024" and not at.error
     assert [i.value for i in at.info if "cut to the image's edges" in i.value] == [
         "The box was cut to the image's edges: 0, 0, 1024, 1024."]
+    # back to the whole image, whose box that is: the note was told again (beside a later upload's error)
+    by_label(at.button, "Reset to the whole image").click().run()
+    assert not at.exception and not [i.value for i in at.info if "cut to the image's edges" in i.value]
     assert use("400, 300, 100, 100") == "100, 100, 400, 300" and not at.error
     assert at.metric[0].value == "60,000 px" and not [i for i in at.info if "cut to" in i.value]
     for text, said in (("hello world", "e.g. 100, 100, 400, 300"),

@@ -51,8 +51,12 @@ PASSED_OVER_JOB = "passed_over_job"
 #: [path, text]: a checkpoint made the model in use on the Model page, said there while it is; or None
 MODEL_NOTICE = "model_notice"
 #: [box text, note or None, boxes used]: a typed box cut to the image's edges is said under the box field while it
-#: shows that box; the count keys the field (filled in anew after each box used)
+#: shows that box
 BOX_NOTICE = "box_notice"
+#: str: the text last put in the Region page's box field (:data:`BOX_FIELD`), which is filled in anew when the
+#: region in use is another box, or None (filled in anew at the next run: after a box was used)
+BOX_FILLED = "box_filled"
+BOX_FIELD = "region_box"  # the key of the Region page's box field (one key: the keyboard's focus stays on the page)
 #: {"note": text, "region": the region it was said of}: what an uploaded GeoJSON region left out (said while it is in use)
 GEOJSON_NOTICE = "geojson_notice"
 #: str: why the shape last drawn on the Region page's map was not taken (said until a region is set), or None
@@ -113,6 +117,7 @@ DEFAULTS: dict[str, Any] = {
     EE_TASK_NOTICE: None,
     MODEL_NOTICE: None,
     BOX_NOTICE: None,
+    BOX_FILLED: None,
     GEOJSON_NOTICE: None,
     DRAW_REFUSED: None,
     REGION_MAP_GENERATION: 0,
@@ -522,6 +527,10 @@ def set_region(geojson: dict | None, *, remember: bool = True) -> None:
     put(REGION, geojson)
     put(DRAW_REFUSED, None)
     put(SCENE, None)
+    notice = get(BOX_NOTICE)
+    if notice and notice[1]:  # (a box cut to the image is told while it is the one in use: once a reset to the
+        # whole image put back the box it was cut to, the note came back; "Use this box" puts it anew)
+        put(BOX_NOTICE, [None, None, notice[2]])
     forget_prediction()
     put(PATCHES, None)
 
