@@ -22,7 +22,7 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from core.commands import core_command, python_command  # noqa: E402
+from core.commands import core_command, missing_module_advice  # noqa: E402
 
 try:
     import numpy as np  # noqa: E402
@@ -32,8 +32,10 @@ try:
     from core.labels import CLASS_MAPS  # noqa: E402
     from core.progress import TqdmProgress, new_bar  # noqa: E402
 except ModuleNotFoundError as _missing:  # run by a Python without the project's libraries
-    sys.exit(f"error: {_missing}; run the command with the project's Python: .venv/bin/python -m core ... "
-             "(make venv creates .venv)")
+    if missing_module_advice(_missing) is None:
+        raise
+    print(f"error: {missing_module_advice(_missing)}", file=sys.stderr)
+    sys.exit(2)
 
 
 #: config field -> the command-line option that sets it, where the two are spelt differently
@@ -850,8 +852,10 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 141  # 128 + SIGPIPE, as a shell reports a command stopped by a closed pipe
     except ModuleNotFoundError as err:  # a Python without the project's libraries (numpy alone is common)
-        print(f"error: {err} in this Python ({python_command()}); run the command with the project's Python: "
-              ".venv/bin/python -m core ... (make venv creates .venv)", file=sys.stderr)
+        text = missing_module_advice(err)
+        if text is None:  # (a module of the project's own: a bug)
+            raise
+        print(f"error: {text}", file=sys.stderr)
         return 2
     except Exception as err:
         if _RECEIVED:  # the interruption, turned into another exception by the code it landed in

@@ -22,9 +22,27 @@ def python_command(executable: str | None = None, cwd: str | os.PathLike | None 
     if on_path and os.path.abspath(on_path) == exe:
         return "python"
     try:
-        return shlex.quote(str(Path(exe).relative_to(here)))
+        relative = str(Path(exe).relative_to(here))
     except ValueError:
         return shlex.quote(exe)
+    # (a name without a folder is looked up on the PATH, another Python: ./python3 is this one)
+    return shlex.quote(relative if os.sep in relative else f".{os.sep}{relative}")
+
+
+def missing_module_advice(err: ModuleNotFoundError, executable: str | None = None,
+                          prefix: str | None = None) -> str | None:
+    """One line for a library missing from the Python that runs a command (``executable``, default
+    ``sys.executable``; ``prefix``: its environment, default ``sys.prefix``): the project's own
+    ``.venv`` lacking it (a failed install) is told to install the requirements, another Python to
+    run the project's. None for a module of the project itself (``core``: a bug, whose traceback counts)."""
+    name = err.name or ""
+    if name == "core" or name.startswith("core."):
+        return None
+    env = Path(os.path.abspath(prefix or sys.prefix))
+    if env.name == ".venv" and (env.parent / "core" / "__main__.py").is_file():
+        return f"{err}: the project's .venv lacks it; install the requirements again (make venv, or .venv/bin/python -m pip install -r requirements.txt)"
+    return (f"{err} in this Python ({python_command(executable)}); run the command with the project's Python: "
+            ".venv/bin/python -m core ... (make venv creates .venv)")
 
 
 def core_command(*words: str) -> str:

@@ -194,26 +194,28 @@ class _Tally:
 
 
 def _tally(src, pred_path: str | os.PathLike, nodata: float | None, placed: PlacedLabels, labels_path, class_map,
-           label_band: str | None) -> _Tally:
+           label_band: str | None) -> tuple[_Tally, float | np.ndarray | None]:
     """The confusion, crop areas, errors by class and label codes of a crop mask (the open file ``src``)
-    against its placed labels, read together in strips of rows (memory does not grow with the rasters).
+    against its placed labels, read together in strips of rows (memory does not grow with the rasters),
+    and the grid's pixel area (:meth:`Grid.pixel_area_ha`).
 
     Raises:
-        as :func:`read_placed_labels`.
+        as :func:`read_placed_labels` and :meth:`Grid.pixel_area_ha` (after the labels' first strip).
     """
     from rasterio.windows import Window
 
-    pixel_ha = placed.grid.pixel_area_ha()
     (r, c), (height, width) = placed.origin, placed.grid.shape
-    total = None
+    total = pixel_ha = None
     for start, stop in row_strips(height, width):
         pred = crop_mask_values(read_pixels(src, pred_path, 1, window=Window(c, r + start, width, stop - start)), nodata)
         labels, codes = read_placed_labels(placed, labels_path, class_map, label_band, (start, stop), checked=False)
+        if total is None:  # (after the labels' first strip: their values are told before a grid's areas)
+            pixel_ha = placed.grid.pixel_area_ha()
         ha = pixel_ha[start:stop] if isinstance(pixel_ha, np.ndarray) else pixel_ha
-        part = _Tally(confusion_counts(pred, labels), AreaSums.of(pred, labels, ha),
-                      ClassSums.of(codes, labels, pred, ha), CodeCounts.of(codes))
+        part = _Tally(confusion_counts(pred, labels), AreaSums.of(pred, labels), ClassSums.of(codes, labels, pred, ha),
+                      CodeCounts.of(codes))
         total = part if total is None else total + part
-    return total
+    return total, pixel_ha
 
 
 def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike, label_map: str = "cdl",
@@ -240,15 +242,12 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
     class_map = get_class_map(label_map)
     with _open(pred_path) as src, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
         grid, nodata = _mask_file(src, pred_path)
-        scanned: list[tuple[int, int]] = []
+        predicted, _ = _scan_mask(src, pred_path, nodata)  # every predicted pixel checked before the labels are read
 
-        def valid(rows: slice, cols: slice) -> tuple[int, int]:
-            scanned.append(_scan_mask(src, pred_path, nodata, rows, cols))
-            return scanned[-1]
+        def valid(rows: slice, cols: slice) -> tuple[int, int]:  # (labels of part of it: a second look)
+            return predicted, _scan_mask(src, pred_path, nodata, rows, cols)[1]
 
         placed = _placement(grid, labels_path, valid)
-        if not scanned:  # every predicted pixel checked before the labels are
-            _scan_mask(src, pred_path, nodata)
         warnings = _nodata_warnings(pred_path, nodata) + placed.warnings
         # the inputs' own mistakes first (each told at once), then an output in the way
         out_path = check_output_file(out or Path(pred_path).with_name("metrics.json"), overwrite,
@@ -257,7 +256,7 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
             check_label_file(labels_path, class_map, grid=placed.whole, window=placed.inside, band=label_band)
         else:
             check_label_file(labels_path, class_map, grid=placed.grid, band=label_band)
-        tally = _tally(src, pred_path, nodata, placed, labels_path, class_map, label_band)
+        tally, pixel_ha = _tally(src, pred_path, nodata, placed, labels_path, class_map, label_band)
     if not tally.confusion.total:
         raise NoDataError(NO_COMMON_PIXEL)
     said = label_map_warning(tally.codes, class_map, Path(labels_path).name, file_bands(labels_path))
@@ -265,7 +264,7 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
     result = {"prediction": str(pred_path), "labels": str(labels_path), "label_map": label_map,
               **tally.confusion.to_dict(),
               # the prediction as an area estimate (hectares where the grid has a CRS)
-              "crop_area": tally.areas.to_dict(), "warnings": warnings}
+              "crop_area": tally.areas.to_dict(pixel_ha), "warnings": warnings}
     if class_map.name != "binary":  # which of the product's classes the errors fall in (hectares, as above)
         rows = [r for r in tally.classes.rows() if r["errors"]][:BY_CLASS_ROWS]
         result["errors_by_class"] = with_class_names(rows, label_map)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -64,19 +64,17 @@ class ClassMap:
         if self.name == "binary":
             bad = ~invalid & ~np.isin(codes, [0, 1, 255])
             if bad.any():
-                found = np.unique(codes[bad])[:5].tolist()
-                raise InvalidDataError(
-                    f"a binary label mask may only hold 0, 1 and 255 (no data), found {found}; "
-                    "choose the label map of the product (e.g. --label-map cdl)"
-                )
+                _refuse_binary_values(np.unique(codes[bad])[:5].tolist())
         out = np.where(np.isin(codes, list(self.crop_codes)), CROP, NOT_CROP).astype(np.uint8)
         out[invalid | np.isin(codes, list(self.nodata_codes)) | (codes < 0)] = NODATA
         return out
 
-    def refuse_non_codes(self, fraction: float | None, high: dict[int, int], pixels: int) -> None:
+    def refuse_non_codes(self, fraction: float | None, high: dict[int, int], pixels: int,
+                         low: dict[int, int] | None = None) -> None:
         """Refuse values that cannot be class codes (as :meth:`to_mask` finds them, or :class:`CodeCounts`
         over a raster read in parts): ``fraction``, a value that is not a whole number (None: none);
-        ``high``, values above :data:`MAX_CODE` -> their pixels, of ``pixels`` in all.
+        ``high``, values above :data:`MAX_CODE` -> their pixels, of ``pixels`` in all; for a binary
+        mask, ``low``, values below 0 -> their pixels (other maps take them for no data).
 
         Raises:
             InvalidDataError: saying what the raster looks like instead, or which no-data value to declare.
@@ -98,6 +96,18 @@ class ClassMap:
                 f"label codes of {self.title} are 0-{MAX_CODE}, but this raster holds {int(max(high))}; it looks "
                 "like an image (reflectance) or another band: give the land-cover label raster (or, for evaluate, its band of class codes with --label-band)"
             )
+        if self.name == "binary" and low:
+            _refuse_binary_values(sorted(low)[:5])
+
+
+def _refuse_binary_values(found: list[int]) -> None:
+    """Refuse values of a binary label mask other than 0, 1 and 255 (``found``: some of them).
+
+    Raises:
+        InvalidDataError: saying to choose the product's label map.
+    """
+    raise InvalidDataError(f"a binary label mask may only hold 0, 1 and 255 (no data), found {found}; "
+                           "choose the label map of the product (e.g. --label-map cdl)")
 
 
 CLASS_MAPS: dict[str, ClassMap] = {
@@ -417,13 +427,14 @@ class CodeCounts:
     """The values of a label band as :func:`check_code_counts` judges them, summed over the parts of
     a raster read in turn (``a + b``): ``counts``, pixels per whole code 0-:data:`MAX_CODE`;
     ``high``, values above it -> their pixels; ``fraction``, a value that is not a whole number (the
-    first found; None: none); ``pixels``, all pixels read (masked ones too). Masked and NaN values
-    are no data and counted in ``pixels`` only."""
+    first found; None: none); ``pixels``, all pixels read (masked ones too); ``low``, values below 0
+    -> their pixels. Masked and NaN values are no data and counted in ``pixels`` only."""
 
     counts: np.ndarray
     high: dict[int, int]
     fraction: float | None
     pixels: int
+    low: dict[int, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, raw: np.ndarray) -> "CodeCounts":
@@ -436,15 +447,18 @@ class CodeCounts:
             fraction, data = float(data[data != np.floor(data)][0]), data[:0]
         data = data.astype(np.int64, copy=False)
         high, pixels = np.unique(data[data > MAX_CODE], return_counts=True)
+        low, low_pixels = np.unique(data[data < 0], return_counts=True)
         counts = np.bincount(data[(data >= 0) & (data <= MAX_CODE)], minlength=MAX_CODE + 1)
-        return cls(counts, dict(zip(high.tolist(), pixels.tolist())), fraction, int(np.size(raw)))
+        return cls(counts, dict(zip(high.tolist(), pixels.tolist())), fraction, int(np.size(raw)),
+                   dict(zip(low.tolist(), low_pixels.tolist())))
 
     def __add__(self, other: "CodeCounts") -> "CodeCounts":
-        high = dict(self.high)
-        for value, n in other.high.items():
-            high[value] = high.get(value, 0) + n
-        return CodeCounts(self.counts + other.counts, high,
-                          self.fraction if self.fraction is not None else other.fraction, self.pixels + other.pixels)
+        def added(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
+            return {value: a.get(value, 0) + b.get(value, 0) for value in a.keys() | b.keys()}
+
+        return CodeCounts(self.counts + other.counts, added(self.high, other.high),
+                          self.fraction if self.fraction is not None else other.fraction, self.pixels + other.pixels,
+                          added(self.low, other.low))
 
 
 def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | None = None, what: str = "the labels",

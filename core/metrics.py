@@ -117,17 +117,18 @@ def confusion_counts(pred_mask: np.ndarray, label_mask: np.ndarray) -> Confusion
 
 @dataclass(frozen=True)
 class ClassSums:
-    """Per class code of a label product (index = code), over pixels valid in both masks: its
-    ``pixels``, those predicted crop (``as_crop``), those the labels call crop (``labelled_crop``), and
-    with pixel areas (else None) the ground area in hectares of its pixels (``area_ha``) and of those
-    predicted crop (``as_crop_ha``). Sums over the parts of a raster read in turn (``a + b``);
-    :meth:`rows` gives :func:`class_errors`."""
+    """Per class code of a label product (index = code), over pixels valid in both masks with a code
+    (-1 is no data): its ``pixels``, those predicted crop (``as_crop``), those the labels call crop
+    (``labelled_crop``), and with pixel areas (else None) the ground area in hectares of its pixels
+    (``area_ha``), of those predicted crop (``as_crop_ha``) and of those not (``as_not_crop_ha``).
+    Sums over the parts of a raster read in turn (``a + b``); :meth:`rows` gives :func:`class_errors`."""
 
     pixels: np.ndarray
     as_crop: np.ndarray
     labelled_crop: np.ndarray
     area_ha: np.ndarray | None
     as_crop_ha: np.ndarray | None
+    as_not_crop_ha: np.ndarray | None
 
     @classmethod
     def of(cls, codes: np.ndarray, label_mask: np.ndarray, pred_mask: np.ndarray,
@@ -140,15 +141,15 @@ class ClassSums:
         if not (codes.shape == label_mask.shape == pred_mask.shape):
             raise GridMismatchError(f"class codes {codes.shape}, labels {label_mask.shape} and prediction {pred_mask.shape} differ in shape")
         check_mask(pred_mask)
-        ok = (label_mask != NODATA) & (pred_mask != NODATA)
+        ok = (label_mask != NODATA) & (pred_mask != NODATA) & (codes >= 0)
         c, y, p = codes[ok].astype(np.int64), label_mask[ok] == CROP, pred_mask[ok] == CROP
         pixels, as_crop, labelled = (np.bincount(c, weights=w).astype(np.int64) if w is not None else np.bincount(c)
                                      for w in (None, p, y))
-        areas = as_crop_areas = None
+        areas = None
         if pixel_area_ha is not None:  # each pixel's area (one number, or one per row)
             weights = np.broadcast_to(np.asarray(pixel_area_ha, dtype=np.float64), codes.shape)[ok]
-            areas, as_crop_areas = np.bincount(c, weights=weights), np.bincount(c, weights=weights * p)
-        return cls(pixels, as_crop, labelled, areas, as_crop_areas)
+            areas = [np.bincount(c, weights=w) for w in (weights, weights * p, weights * ~p)]
+        return cls(pixels, as_crop, labelled, *(areas or (None, None, None)))
 
     def __add__(self, other: "ClassSums") -> "ClassSums":
         def add(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
@@ -158,7 +159,7 @@ class ClassSums:
             return np.pad(a, (0, n - len(a))) + np.pad(b, (0, n - len(b)))
 
         return ClassSums(*(add(getattr(self, f), getattr(other, f))
-                           for f in ("pixels", "as_crop", "labelled_crop", "area_ha", "as_crop_ha")))
+                           for f in ("pixels", "as_crop", "labelled_crop", "area_ha", "as_crop_ha", "as_not_crop_ha")))
 
     def rows(self) -> list[dict]:
         """:func:`class_errors`' rows of these sums."""
@@ -169,8 +170,8 @@ class ClassSums:
         missed, false = int(errors[is_crop].sum()), int(errors[~is_crop].sum())
         areas = wrong_areas = [None] * len(found)
         if self.area_ha is not None:  # wrong: missed crop of a crop class, false crop of another
-            area, crop_area = self.area_ha[found], self.as_crop_ha[found]
-            areas, wrong_areas = area.tolist(), np.where(is_crop, area - crop_area, crop_area).tolist()
+            areas = self.area_ha[found].tolist()
+            wrong_areas = np.where(is_crop, self.as_not_crop_ha[found], self.as_crop_ha[found]).tolist()
         rows = [{"code": int(k), "crop": bool(crop), "pixels": int(n), "predicted_crop": float(a / n), "errors": int(e),
                  "share": float(e / (missed if crop else false)) if (missed if crop else false) else 0.0,
                  "area_ha": None if ha is None else round(ha, 4), "errors_ha": None if wrong_ha is None else round(wrong_ha, 4)}
@@ -357,24 +358,22 @@ def crop_area_agreement(pred_mask: np.ndarray, label_mask: np.ndarray, pixel_are
     Raises:
         GridMismatchError: the shapes differ.
     """
-    return AreaSums.of(pred_mask, label_mask, pixel_area_ha).to_dict()
+    return AreaSums.of(pred_mask, label_mask).to_dict(pixel_area_ha)
 
 
 @dataclass(frozen=True)
 class AreaSums:
-    """The crop pixels (and hectares, None without a CRS) of a prediction and of its labels over pixels
-    valid in both, and whether pixels differ in size (``by_row``); sums over the parts of a raster
-    read in turn (``a + b``). :meth:`to_dict` gives :func:`crop_area_agreement`."""
+    """The crop pixels of a prediction and of its labels over pixels valid in both, row by row (so
+    that their hectares are those of the whole rasters to the last digit); the rows of the parts of a
+    raster read in turn, top to bottom, follow on (``a + b``). :meth:`to_dict` gives
+    :func:`crop_area_agreement`."""
 
-    predicted: int
-    labelled: int
-    predicted_ha: float | None
-    labelled_ha: float | None
-    by_row: bool
+    predicted: np.ndarray
+    labelled: np.ndarray
 
     @classmethod
-    def of(cls, pred_mask: np.ndarray, label_mask: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> "AreaSums":
-        """The sums of one part (``pixel_area_ha`` as :func:`area_ha` takes it).
+    def of(cls, pred_mask: np.ndarray, label_mask: np.ndarray) -> "AreaSums":
+        """The sums of one part's rows.
 
         Raises:
             GridMismatchError: the shapes differ.
@@ -382,31 +381,27 @@ class AreaSums:
         _check_same_shape(pred_mask, label_mask)
         ok = (pred_mask != NODATA) & (label_mask != NODATA)
         pred, lab = ok & (pred_mask == CROP), ok & (label_mask == CROP)
-        return cls(int(np.count_nonzero(pred)), int(np.count_nonzero(lab)), area_ha(pred, pixel_area_ha),
-                   area_ha(lab, pixel_area_ha), isinstance(pixel_area_ha, np.ndarray))
+        return cls(np.count_nonzero(pred, axis=-1).reshape(-1), np.count_nonzero(lab, axis=-1).reshape(-1))
 
     def __add__(self, other: "AreaSums") -> "AreaSums":
-        def add(a: float | None, b: float | None) -> float | None:
-            return None if a is None or b is None else a + b
+        return AreaSums(np.concatenate([self.predicted, other.predicted]), np.concatenate([self.labelled, other.labelled]))
 
-        return AreaSums(self.predicted + other.predicted, self.labelled + other.labelled,
-                        add(self.predicted_ha, other.predicted_ha), add(self.labelled_ha, other.labelled_ha),
-                        self.by_row or other.by_row)
-
-    def to_dict(self) -> dict:
-        """:func:`crop_area_agreement`'s figures."""
-        if not self.labelled:
+    def to_dict(self, pixel_area_ha: float | np.ndarray | None) -> dict:
+        """:func:`crop_area_agreement`'s figures, with ``pixel_area_ha`` as :func:`area_ha` takes it (of all the rows)."""
+        n_pred, n_lab = int(self.predicted.sum()), int(self.labelled.sum())
+        pred_ha, lab_ha = _rows_area_ha(self.predicted, pixel_area_ha), _rows_area_ha(self.labelled, pixel_area_ha)
+        if not n_lab:
             difference = None
-        elif self.by_row:  # pixels of different sizes (by row): by area
-            difference = (self.predicted_ha - self.labelled_ha) / self.labelled_ha
+        elif isinstance(pixel_area_ha, np.ndarray):  # pixels of different sizes (by row): by area
+            difference = (pred_ha - lab_ha) / lab_ha
         else:
-            difference = (self.predicted - self.labelled) / self.labelled
+            difference = (n_pred - n_lab) / n_lab
 
         def ha(value: float | None) -> float | None:  # (to a square metre, as summary.json: no 9.620000000000001)
             return None if value is None else round(value, 4)
 
-        return {"predicted_pixels": self.predicted, "labelled_pixels": self.labelled,
-                "predicted_ha": ha(self.predicted_ha), "labelled_ha": ha(self.labelled_ha), "difference": difference}
+        return {"predicted_pixels": n_pred, "labelled_pixels": n_lab, "predicted_ha": ha(pred_ha), "labelled_ha": ha(lab_ha),
+                "difference": difference}
 
 
 #: the units the dashboard can show areas in (files, JSON and the CLI always give hectares): name ->
@@ -494,8 +489,15 @@ def describe_crop(stats: dict, grid, unit: str = "hectares", pixel_size_m: float
 def area_ha(selected: np.ndarray, pixel_area_ha: float | np.ndarray | None) -> float | None:
     """Ground area in hectares of the True pixels of ``selected`` (None without a CRS); the pixel
     area is one number, or a per-row column (h, 1) for geographic and Mercator CRSs (Grid.pixel_area_ha)."""
+    if isinstance(pixel_area_ha, np.ndarray):  # row by row (no (h, w) array of areas: 134 MB at 4096 x 4096)
+        return _rows_area_ha(np.count_nonzero(selected, axis=-1), pixel_area_ha)
+    return _rows_area_ha(np.count_nonzero(selected), pixel_area_ha)
+
+
+def _rows_area_ha(pixels: np.ndarray | int, pixel_area_ha: float | np.ndarray | None) -> float | None:
+    """:func:`area_ha` of ``pixels`` selected in each row (or in all, with one pixel area)."""
     if pixel_area_ha is None:
         return None
-    if isinstance(pixel_area_ha, np.ndarray):  # row by row (no (h, w) array of areas: 134 MB at 4096 x 4096)
-        return float(np.count_nonzero(selected, axis=-1) @ pixel_area_ha[:, 0])
-    return int(np.count_nonzero(selected)) * float(pixel_area_ha)
+    if isinstance(pixel_area_ha, np.ndarray):
+        return float(pixels @ pixel_area_ha[:, 0])
+    return int(np.sum(pixels)) * float(pixel_area_ha)

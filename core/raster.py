@@ -593,7 +593,7 @@ def check_label_file(path: str | os.PathLike, class_map: ClassMap, grid: Grid | 
             part = CodeCounts.of(read_padded(src, path, idx, strip, 0, masked=True))
             found = part if found is None else found + part
     check_code_counts(found, class_map, band_name, Path(path).name, declared)
-    class_map.refuse_non_codes(found.fraction, found.high, found.pixels)
+    class_map.refuse_non_codes(found.fraction, found.high, found.pixels, found.low)
 
 
 def write_mask(path: str | os.PathLike, mask: np.ndarray, grid: Grid) -> Path:

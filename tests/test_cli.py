@@ -793,16 +793,32 @@ def test_the_next_steps_name_the_python_that_ran_the_command(tmp_path, monkeypat
     assert python_command(str(venv), tmp_path / "repo") == ".venv/bin/python"
     assert python_command(str(venv), tmp_path / "elsewhere") == str(venv)
     assert python_command("/opt/my env/bin/python", tmp_path) == "'/opt/my env/bin/python'"
+    assert python_command(str(venv), venv.parent) == "./python"  # (a bare name would be looked up on the PATH)
     monkeypatch.setattr(shutil, "which", lambda name: str(venv))  # an activated virtual environment
     assert python_command(str(venv), tmp_path / "repo") == "python"
 
 
+def test_a_missing_library_is_told_with_what_to_do_where_it_is_missing():
+    """Another Python (the system's, with numpy alone) is told to run the project's; the project's own
+    .venv lacking a library (a failed install) is told to install the requirements, not to use itself;
+    a module of the project missing is a bug, left to its traceback."""
+    from core.commands import missing_module_advice
+
+    err = ModuleNotFoundError("No module named 'rasterio'", name="rasterio")
+    other = missing_module_advice(err, "/usr/bin/python3", "/usr")
+    assert other.startswith("No module named 'rasterio' in this Python (/usr/bin/python3); run the command with the "
+                            "project's Python: .venv/bin/python -m core")
+    own = missing_module_advice(err, str(ROOT / ".venv" / "bin" / "python"), str(ROOT / ".venv"))
+    assert "the project's .venv lacks it; install the requirements again (make venv" in own
+    assert missing_module_advice(ModuleNotFoundError("No module named 'core.nothing'", name="core.nothing")) is None
+
+
 def test_a_python_without_the_libraries_gets_one_line_saying_which_to_use():
-    """Run by a Python that lacks one of the project's libraries (the system's, with numpy alone),
-    a command says so in one line with the Python to use, not a traceback."""
+    """Run by a Python that lacks one of the project's libraries, a command says so in one line with
+    what to do, not a traceback."""
     code = ("import sys; sys.modules['rasterio'] = None; from core.__main__ import main; "
             f"sys.exit(main(['info', '--image', {str(SAMPLE_IMAGE)!r}]))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     (line,) = r.stderr.strip().splitlines()
-    assert "No module named 'rasterio" in line and ".venv/bin/python -m core" in line and "make venv" in line
+    assert line.startswith("error: No module named 'rasterio") and "make venv" in line
