@@ -117,6 +117,11 @@ def _overlap(box: tuple[float, float, float, float],
 
 
 def box_text(bounds: tuple[float, float, float, float], image: bool) -> str:
-    """``bounds`` as :func:`parse_bbox` reads them back: whole pixels for an image's box, degrees to 6
-    decimals (about 10 cm) for a lon/lat one."""
-    return ", ".join(f"{v:.0f}" if image else f"{v:.6f}" for v in bounds)
+    """``bounds`` as :func:`parse_bbox` reads them back: pixels to 2 decimals for an image's box (whole
+    ones without: "100.4" stayed "100", and the box typed as shown was taken for the one in use),
+    degrees to 6 decimals (about 10 cm) for a lon/lat one."""
+    def pixels(v: float) -> str:
+        text = f"{v:.2f}".rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text
+
+    return ", ".join(pixels(v) if image else f"{v:.6f}" for v in bounds)

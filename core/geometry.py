@@ -148,16 +148,40 @@ def _outline_crosses(poly: Polygon, most: int = 5000, chunk: int = 200) -> bool:
     return False
 
 
+def _inside(points: np.ndarray, ring: Sequence) -> np.ndarray:
+    """Whether each of ``points`` (n, 2) lies inside ``ring`` (even-odd rule; a point on it may go either way)."""
+    e = _edges((ring,))
+    x, y = points[:, :1], points[:, 1:2]
+    x0, y0, x1, y1 = (e[None, :, k] for k in range(4))
+    straddles = (y0 > y) != (y1 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        at = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+    return (straddles & (x < at)).sum(axis=1) % 2 == 1
+
+
+def _hole_outside(poly: Polygon, most: int = 5000) -> bool:
+    """Whether a hole of ``poly`` lies outside its outer ring (none of its corners inside it): its
+    area was taken off the polygon's, which is not the pixels inside the outline (an outline that
+    crosses another is :func:`_outline_crosses`'s). Checked, as that, for up to ``most`` edges."""
+    if len(poly) < 2 or sum(len(ring) for ring in poly) > most:
+        return False
+    return any(not _inside(np.asarray(hole, dtype=np.float64)[:, :2], poly[0]).any() for hole in poly[1:])
+
+
 @lru_cache(maxsize=64)
 def outline_problem(polygons: tuple[Polygon, ...]) -> str | None:
     """What is wrong with the outlines of a region's ``polygons`` (None: nothing): an outline that
     crosses itself (a bowtie's area is not that of the pixels inside it, and its two halves may cancel
-    out). Polygons may overlap one another (fields of a file that overlap): the pixels inside any of
-    them are the region. Cached: a page builds the same region on every run."""
+    out), or a hole outside its polygon (its area taken off the polygon's). Polygons may overlap one
+    another (fields of a file that overlap): the pixels inside any of them are the region. Cached: a
+    page builds the same region on every run."""
     if any(_outline_crosses(p) for p in polygons):
         return ("the region's outline crosses itself (its corners are not in order around it); draw it again, "
                 "corner after corner around the area (or, for a file, mend its geometry, e.g. with QGIS's Fix "
                 "geometries)")
+    if any(_hole_outside(p) for p in polygons):
+        return ("a hole of the region lies outside the polygon it belongs to (a hole must be inside its outline); "
+                "mend the file's geometry, e.g. with QGIS's Fix geometries")
     if all(polygon_area(p) <= 0 for p in polygons):
         return "the region has zero area; draw a polygon or rectangle with some extent"
     return None

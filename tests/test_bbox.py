@@ -60,7 +60,9 @@ def test_a_box_outside_that_fits_with_its_numbers_swapped_is_said_to_be_latitude
         box_within((2000, 0, 2100, 100), (0.0, 0.0, 1024.0, 1024.0), True)
     assert "latitude" not in str(err.value)
     assert box_text((15.0, 47.5, 15.5, 48.0), False) == "15.000000, 47.500000, 15.500000, 48.000000"
-    assert box_text((0.0, 10.4, 1024.0, 512.0), True) == "0, 10, 1024, 512"
+    # pixels to 2 decimals, whole ones without ("10.4" was shown "10": the box typed as shown was another)
+    assert box_text((0.0, 10.4, 1024.0, 512.0), True) == "0, 10.4, 1024, 512"
+    assert box_text((-0.001, 7.255, 8.0, 9.999), True) == "0, 7.25, 8, 10"
 
 
 def test_a_lon_lat_grid_stored_past_either_end_of_180_has_no_box_to_cut_to():

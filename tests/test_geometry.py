@@ -12,6 +12,20 @@ from core.region import Region
 from core.region_check import check_region
 
 
+def test_a_hole_outside_its_polygon_is_named_so():
+    """A hole beside its polygon took its area off the polygon's ("covers 7,500 pixels" for 10,000), and
+    one as large was refused as "zero area"; holes inside, or on its edge, are kept."""
+    outer = [[-50, 100], [50, 100], [50, 200], [-50, 200], [-50, 100]]
+    for hole in ([[300, 300], [350, 300], [350, 350], [300, 350], [300, 300]],
+                 [[300, 300], [500, 300], [500, 500], [300, 500], [300, 300]]):  # (as large as the polygon)
+        with pytest.raises(RegionError, match="a hole of the region lies outside the polygon it belongs to"):
+            Region.from_geojson({"type": "Polygon", "coordinates": [outer, hole]}, crs=IMAGE_CRS)
+    inside = [[-40, 120], [0, 120], [0, 150], [-40, 150], [-40, 120]]
+    on_edge = [[-50, 100], [0, 100], [0, 150], [-50, 150], [-50, 100]]  # (two of its sides on the outline)
+    assert Region.from_geojson({"type": "Polygon", "coordinates": [outer, inside]}, crs=IMAGE_CRS).area_pixels() == 8800
+    assert Region.from_geojson({"type": "Polygon", "coordinates": [outer, on_edge]}, crs=IMAGE_CRS).area_pixels() == 7500
+
+
 def test_an_outline_that_crosses_itself_is_named_so():
     # a bowtie (corners out of order): its two halves cancel out to zero area
     bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]], "crs": "image"}

@@ -752,6 +752,11 @@ def test_a_typed_box_past_the_image_is_cut_to_it_and_a_reversed_one_put_in_order
     assert not at.exception and not [i.value for i in at.info if "cut to the image's edges" in i.value]
     assert use("400, 300, 100, 100") == "100, 100, 400, 300" and not at.error
     assert at.metric[0].value == "60,000 px" and not [i for i in at.info if "cut to" in i.value]
+    # fractions of pixels kept (shown rounded, the box typed as shown was taken for the one in use), and the
+    # box said of the 8 x 8 px used, not of the 9 x 9 touched
+    assert use("100.4, 100.4, 108.4, 108.4") == "100.4, 100.4, 108.4, 108.4" and not at.error
+    assert any("Region OK: it fits a box of 8 x 8 px" in s.value for s in at.success)
+    assert use("100, 100, 108, 108") == "100, 100, 108, 108" and at.metric[0].value == "64 px"
     for text, said in (("hello world", "e.g. 100, 100, 400, 300"),
                        ("2000, 0, 2100, 100", "whose edges are 0, 0, 1024, 1024"),
                        ("100, 100, 103, 400", "enter a larger box")):
