@@ -29,7 +29,7 @@ from pages.components import cached, eeform, mapview, navigation, scene, state, 
 navigation.require_app(__file__)
 st.title("Region")
 st.caption("Choose the area to map: a preset, a polygon or rectangle drawn on the map, a box by its coordinates, "
-           "or a GeoJSON file.")
+           "or a GeoJSON file (the box and the file need no mouse).")
 
 ee = cached.ee_status()
 spec = state.get(state.SOURCE)

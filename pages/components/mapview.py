@@ -63,7 +63,7 @@ BASEMAP_FAILED = "Basemap tiles did not load (no internet?)"
 #: Inside a map whose Earth Engine layers' tiles failed to load (said once for them all).
 TILE_LAYERS_FAILED = "Earth Engine tiles did not load (no internet? quota?)"
 #: Inside a map that reads a clicked pixel, until one is clicked (see MapSpec.click_marker).
-CLICK_HINT = "Click the map to read a pixel"
+CLICK_HINT = "Click the map to read a pixel; Enter reads its centre"
 #: Inside that map between a click and the page's reading of it.
 CLICK_READING = "Reading the pixel..."
 #: The title of the button that hides the layers a legend explains while it is held (map.js's peek).

@@ -273,6 +273,17 @@
       layers.push(L.circleMarker(p, L.extend({radius: 8, color: '#ffffff', weight: 2}, o)));
       mark = L.layerGroup(layers).addTo(map);
     });
+    // the keyboard's way: Enter (or Space) on the focused map reads the pixel under the ring at its centre
+    // (map.css), as a click there would; the arrows move the map under it, + and - zoom (Leaflet's keys)
+    var container = map.getContainer();
+    container.classList.add('cropmap-readable');
+    container.addEventListener('keydown', function (e) {
+      if ((e.key === 'Enter' || e.key === ' ') && e.target === container) {
+        e.preventDefault();
+        map.fire('click', {latlng: map.getCenter(), containerPoint: map.latLngToContainerPoint(map.getCenter()),
+          originalEvent: e});
+      }
+    });
     show();
   };
 

@@ -173,7 +173,7 @@ def test_full_flow_offline(page, app_url, artifacts):
     # a click on the map, right after the prediction, marks that pixel and reads it inside the map; the
     # map stays as it was (a page that changed before the map on the next run reloaded it, mark and all)
     frame = map_frame(page)
-    frame.locator(".cropmap-readout").get_by_text("Click the map to read a pixel").wait_for()
+    frame.locator(".cropmap-readout").get_by_text("Click the map to read a pixel; Enter reads its centre").wait_for()
     crop = frame.locator(".leaflet-image-layer").last.bounding_box()
     page.mouse.click(crop["x"] + crop["width"] * 0.7, crop["y"] + crop["height"] * 0.3)  # (data there)
     expect(frame.locator(".cropmap-readout")).to_have_text(
@@ -211,6 +211,14 @@ def test_full_flow_offline(page, app_url, artifacts):
     readout = map_frame(page).locator(".cropmap-readout")
     expect(readout).to_contain_text(f"at threshold {final:.2f}", timeout=30_000)
     snapshot(page, artifacts / "06_pixel_clicked.png")
+    # the keyboard's way: Enter on the focused map reads the pixel at its centre (another than the one clicked)
+    clicked = readout.inner_text()
+    map_frame(page).locator(".leaflet-container").focus()
+    map_frame(page).locator(".leaflet-container").press("Enter")
+    expect(readout).not_to_have_text(clicked, timeout=60_000)
+    expect(readout).to_have_text(re.compile(r"Pixel row [\d,]+, column [\d,]+: \w"), timeout=60_000)
+    expect(readout).not_to_have_text("Reading the pixel...", timeout=60_000)
+    wait_script_idle(page)
     # the map view PNG, a handout: at a slide's size, with the crop area shown, over the image around
     # the polygon (faded, not the light grey of missing data)
     with page.expect_download() as download:
