@@ -592,6 +592,8 @@ def check_label_file(path: str | os.PathLike, class_map: ClassMap, grid: Grid | 
             strip = Window(window.col_off, window.row_off + start, window.width, stop - start)
             part = CodeCounts.of(read_padded(src, path, idx, strip, 0, masked=True))
             found = part if found is None else found + part
+    if found is None:  # (no pixel: nothing to judge)
+        return
     check_code_counts(found, class_map, band_name, Path(path).name, declared)
     class_map.refuse_non_codes(found.fraction, found.high, found.pixels, found.low)
 
