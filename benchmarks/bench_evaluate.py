@@ -1,6 +1,6 @@
 """Peak memory and time of ``python -m core evaluate`` against the size of the mask.
 
-    python benchmarks/bench_evaluate.py [--repeats 4 8]
+    python benchmarks/bench_evaluate.py [--repeats 4 8 12]
 
 The mask is the shipped model's crop mask (threshold 0.5) of the sample scene (1024 x 1024 px of
 Landsat 8, not georeferenced), the labels its CDL block; both are repeated n x n times (so that
@@ -55,7 +55,7 @@ def main() -> None:
     import rasterio
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, nargs="+", default=[4, 8])
+    ap.add_argument("--repeats", type=int, nargs="+", default=[4, 8, 12])
     args = ap.parse_args()
     feats, valid, _ = read_image(SAMPLE / "sample_rgbn.tif", parse_band_spec("1,2,3,4"))
     mask = threshold_mask(predict_array(load_model(DEFAULT_MODEL_PATH), feats, valid, PredictConfig()), 0.5)

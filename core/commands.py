@@ -15,9 +15,12 @@ def python_command(executable: str | None = None, cwd: str | os.PathLike | None 
     ``cwd`` (default: the current folder) would run it: ``python`` where that is the one on the PATH
     (an activated virtual environment), a path relative to ``cwd`` where it lies under it (the project's
     ``.venv/bin/python``), else its whole path. Not resolved: a virtual environment's ``python`` is a
-    link to the system's, whose libraries differ."""
+    link to the system's, whose libraries differ. Never raises."""
     exe = os.path.abspath(executable or sys.executable)
-    here = Path(os.path.abspath(cwd or os.getcwd()))
+    try:
+        here = Path(os.path.abspath(cwd or os.getcwd()))
+    except OSError:  # (the current folder removed meanwhile: the whole path, after the work is done)
+        return shlex.quote(exe)
     on_path = shutil.which("python")
     if on_path and os.path.abspath(on_path) == exe:
         return "python"
@@ -34,7 +37,8 @@ def missing_module_advice(err: ModuleNotFoundError, executable: str | None = Non
     """One line for a library missing from the Python that runs a command (``executable``, default
     ``sys.executable``; ``prefix``: its environment, default ``sys.prefix``): the project's own
     ``.venv`` lacking it (a failed install) is told to install the requirements, another Python to
-    run the project's. None for a module of the project itself (``core``: a bug, whose traceback counts)."""
+    run the project's. None for a module of the project itself (``core``: a bug, whose traceback counts).
+    Never raises."""
     name = err.name or ""
     if name == "core" or name.startswith("core."):
         return None
@@ -47,5 +51,5 @@ def missing_module_advice(err: ModuleNotFoundError, executable: str | None = Non
 
 def core_command(*words: str) -> str:
     """``python -m core WORDS...`` as :func:`python_command` names the Python; ``words`` are put in as
-    they are (quote paths with :func:`shlex.quote`)."""
+    they are (quote paths with :func:`shlex.quote`). Never raises."""
     return " ".join([python_command(), "-m", "core", *words])

@@ -107,8 +107,11 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{path} is a file; give a folder for the outputs")
     if not path.exists() and path.suffix.lower() in FILE_SUFFIXES:  # (predict --out crop.tif made a folder crop.tif/)
+        name = path
+        while name.suffix.lower() in FILE_SUFFIXES:  # (out.tfrecord.gz: out, not out.tfrecord, refused again)
+            name = name.with_suffix("")
         raise ConfigError(f"{path} is named as a {path.suffix} file, but the outputs go in a folder (of several "
-                          f"files); give a folder name, e.g. {path.with_suffix('')}")
+                          f"files); give a folder name, e.g. {name}")
     return path
 
 

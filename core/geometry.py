@@ -165,7 +165,11 @@ def _hole_outside(poly: Polygon, most: int = 5000) -> bool:
     crosses another is :func:`_outline_crosses`'s). Checked, as that, for up to ``most`` edges."""
     if len(poly) < 2 or sum(len(ring) for ring in poly) > most:
         return False
-    return any(not _inside(np.asarray(hole, dtype=np.float64)[:, :2], poly[0]).any() for hole in poly[1:])
+
+    def any_inside(points: np.ndarray, chunk: int = 200) -> bool:  # (chunks: points x edges arrays stay small)
+        return any(_inside(points[i : i + chunk], poly[0]).any() for i in range(0, len(points), chunk))
+
+    return any(not any_inside(np.asarray(hole, dtype=np.float64)[:, :2]) for hole in poly[1:])
 
 
 @lru_cache(maxsize=64)

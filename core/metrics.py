@@ -431,6 +431,17 @@ def format_area(ha: float, unit: str = "hectares") -> str:
     return f"{value:,.1f} {symbol}" if round(value, 1) < 1_000 else f"{value:,.0f} {symbol}"
 
 
+def share_text(part: int, whole: int) -> str:
+    """``part`` of ``whole`` as a percentage to a tenth, never rounded to a whole that it is not: "over
+    99.9%" for 74,997 of 75,000 (not "100.0%", beside a note of the 3 without), "under 0.1%" for a few."""
+    share = part / whole if whole else 0.0
+    if 0.999 < share < 1:
+        return "over 99.9%"
+    if 0 < share < 0.001:
+        return "under 0.1%"
+    return f"{share:.1%}"
+
+
 def format_hectares(ha: float) -> str:
     """An area in hectares for people (:func:`format_area`)."""
     return format_area(ha, "hectares")

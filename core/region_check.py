@@ -101,8 +101,8 @@ def check_region(
     c0, r0, c1, r1 = bounds
     clipped = c0 < 0 or r0 < 0 or c1 > grid.width or r1 > grid.height or region.reaches_far_beyond(grid)
     note = "; part of the region lies outside the image and is left out" if clipped else ""
-    # (the box of the pixels used: a box typed with fractions of pixels touches one more of each side)
-    return WindowCheck(True, f"region OK: it fits a box of {span_w:,} x {span_h:,} px{note}", area_ha, used,
+    # (the box of the pixels it touches: the scene cut, the GeoTIFFs' size, the Data page's "region is W x H px")
+    return WindowCheck(True, f"region OK: it fits a box of {window.width:,} x {window.height:,} px{note}", area_ha, used,
                        window, clipped)
 
 

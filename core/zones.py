@@ -132,10 +132,11 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
             if n_valid and not against["compared_pixels"]:
                 note = "no labels"
         # a zone partly off the prediction (an image's edge, a --window's): its figures are those of the part
-        # on it, said (they were given as the zone's, with no note); only a window at the grid's edge can be
-        # (a zone inside it is not placed on the grid a third time)
+        # on it, said (they were given as the zone's, with no note); only a window at the grid's edge can be,
+        # or a zone of several polygons, one of which may lie wholly off it (the window is of the part on it)
+        # (a zone of one polygon inside it is not placed on the grid a third time)
         edge = (window.row_off == 0 or window.col_off == 0 or window.row_off + window.height == grid.height
-                or window.col_off + window.width == grid.width)
+                or window.col_off + window.width == grid.width or len(zone.polygons) > 1)
         share = _shifted(zone, offset).share_on(grid) if edge else 1.0
         if share < 0.995:
             outside = f"{1 - share:.0%}" if 1 - share < 0.995 else "almost all"  # (not "100%" of a zone partly inside)

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.config import PatchConfig
 from core.labels import few_labels, get_class_map, label_counts
-from core.metrics import area_ha, area_text, format_area, nominal_area
+from core.metrics import area_ha, area_text, format_area, nominal_area, share_text
 from core.patchset import crop_share_gap, cut_train_test
 from pages.components import cached, navigation, parts, regionmap, scene, state, ui
 
@@ -89,8 +89,8 @@ with stats_col:
     known = isinstance(inside, int) and valid.sum() <= inside <= valid.size
     n = int(inside) if known else valid.size
     st.metric("Valid pixels", f"{int(valid.sum()):,}")
-    st.caption(f"{valid.sum() / n:.1%} of the region's {n:,} pixels have data in every band" if known else
-               f"{valid.mean():.1%} of the {n:,} pixels around the region have data in every band "
+    st.caption(f"{share_text(int(valid.sum()), n)} of the region's {n:,} pixels have data in every band" if known else
+               f"{share_text(int(valid.sum()), valid.size)} of the {n:,} pixels around the region have data in every band "
                "(pixels outside the region's outline count as no data)")
     if mask is not None:  # over the valid pixels (labels where the image has no data are never counted)
         counts = label_counts(mask, valid)

@@ -96,8 +96,8 @@ def export_form() -> None:
                    "(Earth Engine leaves out patches that do not fit whole). When "
                    f"its task has succeeded, predict it: its mixer JSON is `{image['mixer']}` (Earth Engine names it "
                    "...mixer.json); give that path to the Region page's 'Use an Earth Engine image export', or to "
-                   "`python -m core predict --image`. The prediction covers the grown box: the region's own crop is "
-                   "`python -m core zones --pred DIR/crop_mask.tif --zones` with the region's GeoJSON (Region page).")
+                   "`.venv/bin/python -m core predict --image`. The prediction covers the grown box: the region's own crop is "
+                   "`.venv/bin/python -m core zones --pred DIR/crop_mask.tif --zones` with the region's GeoJSON (Region page).")
     exported = state.get(state.EE_PATCHES)
     if exported and exported.get("for") == _here():
         st.caption(f"Training patches go to `{exported['train']}`, test patches to `{exported['test']}`. When "

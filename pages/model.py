@@ -224,7 +224,7 @@ with tab_train:
     with st.form("train_form", enter_to_submit=False):
         if source == "patches":
             st.caption("Patches in Earth Engine's TFRecord layout, with bands R, G, B, NIR, NDVI and a `crop` "
-                       "label: the Data page's, the Earth Engine page's training export, or `python -m core patches`.")
+                       "label: the Data page's, the Earth Engine page's training export, or `.venv/bin/python -m core patches`.")
             p1, p2 = st.columns(2)
             train_path = p1.text_input("Training patches", ui.remembered(prev, "train_patches", ""),
                                        placeholder="gs://bucket/prefix/name/train_*.tfrecord.gz", key="train_patches")

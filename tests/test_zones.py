@@ -101,6 +101,11 @@ def test_crop_by_zone_counts_each_zone_s_pixels_on_an_image_without_a_crs():
     assert cut[0].note == "71% of the zone lies outside the prediction; the figures are for the part inside"
     assert cut[1].note == "12% of the zone lies outside the prediction; the figures are for the part inside"
     assert not west.note and not middle.note
+    # a zone of two plots, one wholly off the image: its window is the other's, away from the image's edge
+    farm = Region("image", ((((10, 10), (20, 10), (20, 20), (10, 20), (10, 10)),),
+                            (((100, 10), (110, 10), (110, 20), (100, 20), (100, 10)),)), "farm")
+    (both,) = crop_by_zone(mask, grid, [("farm", farm)])
+    assert both.pixels == 100 and both.note == "50% of the zone lies outside the prediction; the figures are for the part inside"
     with pytest.raises(GridMismatchError):
         crop_by_zone(mask[1:], grid, zones)
 

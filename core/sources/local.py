@@ -55,7 +55,8 @@ LOW_DATA_SHARE = 0.5
 FOOTPRINT_STEP_PX, FOOTPRINT_MAX_POINTS = 32, 512
 #: Largest region (pixels) a local source fetches for the dashboard.
 MAX_REGION_PIXELS = 4096 * 4096
-SCENE_VERSION = 5  # 2: scenes keep the label product's class codes (codes.tif); 3: and a context image; 4: dark pixels kept; 5: context >= CONTEXT_LEAST
+SCENE_VERSION = 6  # 2: scenes keep the label product's class codes (codes.tif); 3: and a context image; 4: dark pixels kept;
+# 5: context >= CONTEXT_LEAST; 6: the window of a region's part on the image (a part beyond it widened it)
 
 
 class LocalSource:

@@ -101,6 +101,17 @@ def use_uploaded_region(data: bytes, name: str) -> list[str]:
     return list(region.left_out)
 
 
+def box_in_use(text: str, in_use: Region) -> bool:
+    """Whether the box typed as ``text`` is the region ``in_use`` (a box used before, however its numbers
+    are written: "100,100,108,108" is "100, 100, 108, 108"); False for text that is no box (:func:`use_box`
+    says why) and for a region of another shape (the box around a drawing makes the box the region)."""
+    try:  # (as typed: a box cut to the image is not the one typed, and is said so)
+        region = Region.from_bbox(*parse_bbox(text, in_use.is_image), crs="image" if in_use.is_image else LONLAT_CRS)
+    except RegionError:
+        return False
+    return region.crs == in_use.crs and region.polygons == in_use.polygons
+
+
 def use_box(text: str, image: bool) -> str | None:
     """Make the box typed as ``text`` (:func:`core.bbox.parse_bbox`: west, south, east, north in
     degrees, or with ``image`` the left, top, right and bottom edges in pixels) the region, if the

@@ -50,8 +50,7 @@ UPLOAD_CHOSEN = "upload_chosen"  # file id of the image last chosen in the own-f
 PASSED_OVER_JOB = "passed_over_job"
 #: [path, text]: a checkpoint made the model in use on the Model page, said there while it is; or None
 MODEL_NOTICE = "model_notice"
-#: [box text, note or None, boxes used]: a typed box cut to the image's edges is said under the box field while it
-#: shows that box
+#: [box text, note or None]: a typed box cut to the image's edges is said under the box field while it shows that box
 BOX_NOTICE = "box_notice"
 #: str: the text last put in the Region page's box field (:data:`BOX_FIELD`), which is filled in anew when the
 #: region in use is another box, or None (filled in anew at the next run: after a box was used)
@@ -527,10 +526,9 @@ def set_region(geojson: dict | None, *, remember: bool = True) -> None:
     put(REGION, geojson)
     put(DRAW_REFUSED, None)
     put(SCENE, None)
-    notice = get(BOX_NOTICE)
-    if notice and notice[1]:  # (a box cut to the image is told while it is the one in use: once a reset to the
+    if get(BOX_NOTICE):  # (a box cut to the image is told while it is the one in use: once a reset to the
         # whole image put back the box it was cut to, the note came back; "Use this box" puts it anew)
-        put(BOX_NOTICE, [None, None, notice[2]])
+        put(BOX_NOTICE, None)
     forget_prediction()
     put(PATCHES, None)
 

@@ -278,7 +278,9 @@
     var container = map.getContainer();
     container.classList.add('cropmap-readable');
     container.addEventListener('keydown', function (e) {
-      if ((e.key === 'Enter' || e.key === ' ') && e.target === container) {
+      // (not a key held down, a stream of readings, nor one with a modifier, as Leaflet's keys)
+      if ((e.key === 'Enter' || e.key === ' ') && e.target === container && !e.repeat && !e.altKey && !e.ctrlKey &&
+          !e.metaKey) {
         e.preventDefault();
         map.fire('click', {latlng: map.getCenter(), containerPoint: map.latLngToContainerPoint(map.getCenter()),
           originalEvent: e});
