@@ -85,11 +85,11 @@ def zone_pixels(grid: Grid, zones: list[tuple[str, Region]], offset: tuple[int, 
 
 def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
                  offset: tuple[int, int] = (0, 0), labels: np.ndarray | None = None,
-                 covering: str = "the prediction") -> list[ZoneArea]:
+                 covering: str = "the prediction", called: str = "zone") -> list[ZoneArea]:
     """The crop of ``mask`` (uint8: 1 crop, 0 not, 255 no data, on ``grid``) in each zone, and with
     ``labels`` (a mask of the same kind on the same grid) the labels' crop, IoU and F1 there.
     ``covering`` names what ``grid`` covers in a note on a zone partly or wholly off it ("the image"
-    for the labels' crop before any prediction).
+    for the labels' crop before any prediction), ``called`` the zone ("part" for a region's parts).
 
     ``offset``: (row, col) of ``grid`` in the image an image-coordinate zone was drawn on (a scene
     cut from it); lon/lat zones are placed by the grid's CRS.
@@ -140,7 +140,7 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
         share = _shifted(zone, offset).share_on(grid) if edge else 1.0
         if share < 0.995:
             outside = f"{1 - share:.0%}" if 1 - share < 0.995 else "almost all"  # (not "100%" of a zone partly inside)
-            off = f"{outside} of the zone lies outside {covering}; the figures are for the part inside"
+            off = f"{outside} of the {called} lies outside {covering}; the figures are for the part inside"
             note = f"{note}; {off}" if note else off
         rows.append(ZoneArea(name, int(inside.sum()), n_valid, n_crop, round(n_crop / n_valid, 4) if n_valid else None,
                              _rounded(area_ha(valid, area)), _rounded(area_ha(crop, area)), note, **against))

@@ -167,6 +167,10 @@ with files_col:
                      "model": models.label(model_path)}
             if sc.extra.get("region_pixels") is not None:  # beside "pixels", the outline's bounding box
                 about["region_pixels"] = int(sc.extra["region_pixels"])
+            if all(k in sc.extra for k in ("row_off", "col_off", "height", "width")):  # (a local scene)
+                # where in the source image, as the CLI's summary says it (evaluate against its labels there)
+                about["window"] = {"row": int(sc.extra["row_off"]), "col": int(sc.extra["col_off"]),
+                                   "height": int(sc.extra["height"]), "width": int(sc.extra["width"])}
             if parts.several(region):  # (the table below the map, in the report too)
                 about["parts"] = parts.rows(region, key, float(threshold), offset)
             summary = prediction_summary(grid, stats, card, float(threshold), views, scene.image_warnings(sc), **about)

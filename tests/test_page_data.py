@@ -286,7 +286,7 @@ def test_the_data_page_gives_the_labels_crop_of_each_part_of_the_region(fake_map
         [[1000, 300], [1048, 300], [1048, 420], [1000, 420], [1000, 300]]]}}]}
     [row] = cached.zone_label_areas((str(SAMPLE_LABELS), cached.mtime(str(SAMPLE_LABELS)), "cdl"),
                                     (str(SAMPLE_IMAGE), cached.mtime(str(SAMPLE_IMAGE))), json.dumps(half_off), (0, 0))
-    assert row["note"] == "50% of the zone lies outside the image; the figures are for the part inside"
+    assert row["note"] == "50% of the part lies outside the image; the figures are for the part inside"
 
 
 def test_the_whole_image_s_gaps_are_hatched_under_its_layers(fake_map):

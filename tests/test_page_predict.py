@@ -124,6 +124,9 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     assert summary["threshold"] == 0.95 and f"{summary['crop_pixels']:,} px" == area_high
     # the pixels inside the outline, as the pages count them, beside the box's ("pixels")
     assert summary["valid_pixels"] <= summary["region_pixels"] <= summary["pixels"]
+    # and where in the source image, as the CLI's summary says it
+    window = summary["window"]
+    assert window["height"] * window["width"] == summary["pixels"] and min(window["row"], window["col"]) >= 0
     import rasterio.io
 
     from core.predict import threshold_mask

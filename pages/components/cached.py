@@ -439,7 +439,7 @@ def zone_areas(key: tuple, threshold: float, region_json: str, offset: tuple[int
     zones = Region.from_geojson(region_json).part_regions()
     truth = label_mask(*labels) if labels is not None else None
     return [z.to_dict() for z in crop_by_zone(threshold_mask(cached_probability(key), threshold), grid, zones, offset,
-                                              labels=truth)]
+                                              labels=truth, called="part")]
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -453,7 +453,7 @@ def zone_label_areas(labels: tuple[str, float, str], image: tuple[str, float], r
     _, valid, grid = image_arrays(*image)
     mask = np.where(valid, label_mask(*labels), NODATA).astype(np.uint8)
     return [z.to_dict() for z in crop_by_zone(mask, grid, Region.from_geojson(region_json).part_regions(), offset,
-                                              covering="the image")]
+                                              covering="the image", called="part")]
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
