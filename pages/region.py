@@ -233,9 +233,11 @@ with st.expander("Enter a box by its coordinates"):
         box = st.text_input("Box", key=state.BOX_FIELD, placeholder="-72.778645, -16.651663, -72.66865, -16.57553")
         slot = st.empty()
         pressed = st.button("Use this box", key="use_box")
-        unchanged = pressed and scene.box_in_use(box, in_use)  # (used again, it would forget its scene and prediction)
+        whole = state.get(state.REGION) is None
+        unchanged = pressed and scene.box_in_use(box, in_use, whole)  # (used again, it would forget its scene and prediction)
         if unchanged:
-            slot.info("This box is the region in use.", icon=":material/crop:")
+            slot.info("This box covers the whole image, the region in use." if whole else "This box is the region in use.",
+                      icon=":material/crop:")
         elif notice[1] and notice[0] == current and not pressed:  # (the box in use is the one cut; not beside
             slot.info(notice[1], icon=":material/crop:")         # the error of another box tried)
         if pressed and not unchanged:

@@ -724,6 +724,11 @@ def test_a_box_entered_by_its_coordinates_becomes_the_region(fake_map):
     # a georeferenced image: degrees (a box inside the Austrian test image)
     at = own_image_app()
     at.run()
+    # its whole image's box, used as it is: the whole image stays the region (a box cut to its extent, used
+    # again and again, was "cut" each time, and the prediction forgotten)
+    by_label(at.button, "Use this box").click().run()
+    assert [i.value for i in at.info if "in use" in i.value] == ["This box covers the whole image, the region in use."]
+    assert at.session_state["region"] is None
     [box] = [t for t in at.text_input if t.label == "Box"]
     w, s, e, n = (float(v) for v in box.value.split(", "))
     assert 9 < w < e < 17 and 46 < s < n < 49
@@ -777,6 +782,13 @@ def test_a_typed_box_past_the_image_is_cut_to_it_and_a_reversed_one_put_in_order
     assert use("100.4, 100.4, 108.4, 108.4") == "100.4, 100.4, 108.4, 108.4" and not at.error
     assert any("Region OK: it fits a box of 9 x 9 px" in s.value for s in at.success) and at.metric[0].value == "64 px"
     assert use("100, 100, 108, 108") == "100, 100, 108, 108" and at.metric[0].value == "64 px"
+    # a box to more decimals than the field's: shown to 2, and that, used again, is the box in use (it was used
+    # anew, the scene and prediction forgotten)
+    assert use("100.456, 100, 200.004, 200") == "100.46, 100, 200, 200"
+    region = at.session_state["region"]
+    use("100.46, 100, 200, 200")
+    assert [i.value for i in at.info if "in use" in i.value] == ["This box is the region in use."]
+    assert at.session_state["region"] == region
     for text, said in (("hello world", "e.g. 100, 100, 400, 300"),
                        ("2000, 0, 2100, 100", "whose edges are 0, 0, 1024, 1024"),
                        ("100, 100, 103, 400", "enter a larger box")):
@@ -925,3 +937,5 @@ def test_a_region_with_a_part_beyond_the_image_is_looked_at_where_it_is_on_it(fa
     assert "fits a box of 100 x 100 px" in said and "924" not in said
     lat, lng = fake_map.maps[-1][0].location  # the map's centre: the part on the image (lat = -row)
     assert abs(lat + 150) < 1 and abs(lng - 150) < 1
+    # the box field shows the box of that part (used, the box of all of it was cut to the image: 68 times larger)
+    assert [t for t in at.text_input if t.label == "Box"][0].value == "100, 100, 200, 200"

@@ -66,6 +66,7 @@ TILE_LAYERS_FAILED = "Earth Engine tiles did not load (no internet? quota?)"
 CLICK_HINT = "Click the map to read a pixel; Enter reads its centre"
 #: Inside that map between a click and the page's reading of it.
 CLICK_READING = "Reading the pixel..."
+CLICK_OUTSIDE = "Outside the region: no pixel of it to read here"  # (Enter with the ring just off it said nothing)
 #: The title of the button that hides the layers a legend explains while it is held (map.js's peek).
 PEEK_TITLE = "Hold to see the image under the layers"
 #: The class of the map's image layers that a legend explains (hidden while that button is held).
@@ -310,7 +311,7 @@ def build(spec: MapSpec, view_key: str | None = None):
     Call("wheelAfterClick", WHEEL_HINT).add_to(m)
     if spec.click_marker is not None:
         bounds = [list(spec.click_marker[0]), list(spec.click_marker[1])]
-        Call("clickMarker", bounds, bool(spec.image), CLICK_HINT, CLICK_READING).add_to(m)
+        Call("clickMarker", bounds, bool(spec.image), CLICK_HINT, CLICK_READING, CLICK_OUTSIDE).add_to(m)
     return m
 
 

@@ -15,7 +15,7 @@ from core.overlays import Bounds, Overlay, focus_bounds, map_bounds, window_map_
 from core.bbox import box_within, image_box_bounds, parse_bbox
 from core.bbox import box_text as bounds_text
 from core.ee.presets import CAMANA
-from core.geometry import LONLAT_CRS
+from core.geometry import LONLAT_CRS, clipped_to_box
 from core.region import Region
 from core.region_check import box_advice
 from core.sources.base import Progress, Scene
@@ -101,15 +101,20 @@ def use_uploaded_region(data: bytes, name: str) -> list[str]:
     return list(region.left_out)
 
 
-def box_in_use(text: str, in_use: Region) -> bool:
-    """Whether the box typed as ``text`` is the region ``in_use`` (a box used before, however its numbers
-    are written: "100,100,108,108" is "100, 100, 108, 108"); False for text that is no box (:func:`use_box`
-    says why) and for a region of another shape (the box around a drawing makes the box the region)."""
-    try:  # (as typed: a box cut to the image is not the one typed, and is said so)
-        region = Region.from_bbox(*parse_bbox(text, in_use.is_image), crs="image" if in_use.is_image else LONLAT_CRS)
+def box_in_use(text: str, in_use: Region, whole: bool = False) -> bool:
+    """Whether the box typed as ``text`` is the region ``in_use`` as the box field shows it
+    (:func:`box_text`, however its numbers are written: "100,100,108,108" is "100, 100, 108, 108", and
+    to the field's decimals: a box kept to more, or cut to a georeferenced image's extent, is the one
+    shown), where that region is a box or the ``whole`` image; False for text that is no box
+    (:func:`use_box` says why) and for a region of another shape (the box around a drawing makes the box
+    the region)."""
+    try:
+        typed = parse_bbox(text, in_use.is_image)
     except RegionError:
         return False
-    return region.crs == in_use.crs and region.polygons == in_use.polygons
+    if bounds_text(typed, in_use.is_image) != box_text(in_use):
+        return False
+    return whole or Region.from_bbox(*in_use.bounds, crs=in_use.crs).polygons == in_use.polygons
 
 
 def use_box(text: str, image: bool) -> str | None:
@@ -160,8 +165,19 @@ def current_region_usable() -> bool:
 
 
 def box_text(region: Region) -> str:
-    """The bounds of ``region`` as :func:`use_box` takes them (:func:`core.bbox.box_text`)."""
-    return bounds_text(region.bounds, region.is_image)
+    """The bounds of ``region`` as :func:`use_box` takes them (:func:`core.bbox.box_text`): of its part
+    on a local image, where a part of it lies beyond (a file's polygon far off: the box of all of them,
+    used, made the region 68 times larger)."""
+    bounds = region.bounds
+    edges = _box_bounds(region.is_image)
+    if edges is not None and not (edges[0] <= bounds[0] and edges[1] <= bounds[1] and bounds[2] <= edges[2]
+                                  and bounds[3] <= edges[3]):
+        cut = clipped_to_box(region.geometry(), edges)
+        if cut is not None:
+            polys = [cut["coordinates"]] if cut["type"] == "Polygon" else cut["coordinates"]
+            xs, ys = zip(*(p[:2] for poly in polys for p in poly[0]))
+            bounds = (min(xs), min(ys), max(xs), max(ys))
+    return bounds_text(bounds, region.is_image)
 
 
 def has_labels(spec: dict | None = None) -> bool:

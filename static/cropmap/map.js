@@ -219,10 +219,10 @@
 
   /* Marks the place clicked inside ``bounds`` (a ring; on an image map, ``image``, also the clicked
    * pixel's outline) and shows in a box inside the map what the page read there (see readout), ``hint``
-   * before a click and ``pending`` until the reading comes. The box is at the top right unless it would
-   * cover the place clicked: then at the top left or the bottom left. */
-  cropmap.clickMarker = function (map, bounds, image, hint, pending) {
-    var b = L.latLngBounds(bounds), mark = null, at = null, div = null;
+   * before a click, ``pending`` until the reading comes, and ``outside`` after a click off ``bounds``. The box
+   * is at the top right unless it would cover the place clicked: then at the top left or the bottom left. */
+  cropmap.clickMarker = function (map, bounds, image, hint, pending, outside) {
+    var b = L.latLngBounds(bounds), mark = null, at = null, div = null, missed = false;
     var box = L.control({position: 'topright'});
     box.onAdd = function () {
       if (div) { return div; }
@@ -250,7 +250,7 @@
     function show() {
       var r = reading, d = box.getContainer();
       var same = at && r && Math.abs(r[1] - at.lat) < 1e-9 && Math.abs(r[2] - at.lng) < 1e-9;
-      d.textContent = same ? r[0] : at ? pending : hint;
+      d.textContent = same ? r[0] : at ? pending : missed && outside ? outside : hint;
       d.classList.toggle('cropmap-readout-waiting', !same);
       place();
     }
@@ -261,6 +261,7 @@
       if (mark) { map.removeLayer(mark); mark = null; }
       var p = e.latlng;
       at = b.contains(p) ? p : null;
+      missed = !at;
       show();
       if (!at) { return; }
       var o = {interactive: false, fill: false, className: 'cropmap-click-mark'}, layers = [];
