@@ -233,7 +233,7 @@ with st.expander("Enter a box by its coordinates"):
         box = st.text_input("Box", key=state.BOX_FIELD, placeholder="-72.778645, -16.651663, -72.66865, -16.57553")
         slot = st.empty()
         pressed = st.button("Use this box", key="use_box")
-        whole = state.get(state.REGION) is None
+        whole = state.get(state.REGION) is None and scene.is_local()  # (an Earth Engine source has no whole image)
         unchanged = pressed and scene.box_in_use(box, in_use, whole)  # (used again, it would forget its scene and prediction)
         if unchanged:
             slot.info("This box covers the whole image, the region in use." if whole else "This box is the region in use.",
