@@ -12,7 +12,7 @@ import numpy as np
 
 from core.errors import InvalidDataError, NoDataError
 from core.files import check_output_file, replacing
-from core.labels import NODATA, CodeCounts, get_class_map, label_map_warning, with_class_names
+from core.labels import NODATA, get_class_map, label_map_warning, with_class_names
 from core.metrics import NO_COMMON_PIXEL, AreaSums, ClassSums, Confusion, check_mask, confusion_counts
 from core.grid import Grid, grid_of, pixel_offset, window_within
 from core.raster import (GDAL_CACHE_BYTES, _open, check_label_file, file_bands, grid_of_file, read_label_classes,
@@ -186,16 +186,14 @@ class _Tally:
     confusion: Confusion
     areas: AreaSums
     classes: ClassSums
-    codes: CodeCounts
 
     def __add__(self, other: "_Tally") -> "_Tally":
-        return _Tally(self.confusion + other.confusion, self.areas + other.areas, self.classes + other.classes,
-                      self.codes + other.codes)
+        return _Tally(self.confusion + other.confusion, self.areas + other.areas, self.classes + other.classes)
 
 
 def _tally(src, pred_path: str | os.PathLike, nodata: float | None, placed: PlacedLabels, labels_path, class_map,
            label_band: str | None) -> tuple[_Tally, float | np.ndarray | None]:
-    """The confusion, crop areas, errors by class and label codes of a crop mask (the open file ``src``)
+    """The confusion, crop areas and errors by class of a crop mask (the open file ``src``)
     against its placed labels, read together in strips of rows (memory does not grow with the rasters),
     and the grid's pixel area (:meth:`Grid.pixel_area_ha`).
 
@@ -212,8 +210,7 @@ def _tally(src, pred_path: str | os.PathLike, nodata: float | None, placed: Plac
         if total is None:  # (after the labels' first strip: their values are told before a grid's areas)
             pixel_ha = placed.grid.pixel_area_ha()
         ha = pixel_ha[start:stop] if isinstance(pixel_ha, np.ndarray) else pixel_ha
-        part = _Tally(confusion_counts(pred, labels), AreaSums.of(pred, labels), ClassSums.of(codes, labels, pred, ha),
-                      CodeCounts.of(codes))
+        part = _Tally(confusion_counts(pred, labels), AreaSums.of(pred, labels), ClassSums.of(codes, labels, pred, ha))
         total = part if total is None else total + part
     return total, pixel_ha
 
@@ -252,14 +249,13 @@ def evaluate_files(pred_path: str | os.PathLike, labels_path: str | os.PathLike,
         # the inputs' own mistakes first (each told at once), then an output in the way
         out_path = check_output_file(out or Path(pred_path).with_name("metrics.json"), overwrite,
                                      kind=("JSON", (".json",)))
-        if placed.inside is not None:
-            check_label_file(labels_path, class_map, grid=placed.whole, window=placed.inside, band=label_band)
-        else:
-            check_label_file(labels_path, class_map, grid=placed.grid, band=label_band)
+        # (the codes' counts, kept for the label map's warning)
+        codes = check_label_file(labels_path, class_map, grid=placed.grid if placed.inside is None else placed.whole,
+                                 window=placed.inside, band=label_band)
         tally, pixel_ha = _tally(src, pred_path, nodata, placed, labels_path, class_map, label_band)
     if not tally.confusion.total:
         raise NoDataError(NO_COMMON_PIXEL)
-    said = label_map_warning(tally.codes, class_map, Path(labels_path).name, file_bands(labels_path))
+    said = label_map_warning(codes, class_map, Path(labels_path).name, file_bands(labels_path))
     warnings += [said] if said else []
     result = {"prediction": str(pred_path), "labels": str(labels_path), "label_map": label_map,
               **tally.confusion.to_dict(),

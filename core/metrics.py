@@ -143,8 +143,8 @@ class ClassSums:
         check_mask(pred_mask)
         ok = (label_mask != NODATA) & (pred_mask != NODATA) & (codes >= 0)
         c, y, p = codes[ok].astype(np.int64), label_mask[ok] == CROP, pred_mask[ok] == CROP
-        pixels, as_crop, labelled = (np.bincount(c, weights=w).astype(np.int64) if w is not None else np.bincount(c)
-                                     for w in (None, p, y))
+        pixels = np.bincount(c)
+        as_crop, labelled = (np.bincount(c, weights=w).astype(np.int64) for w in (p, y))
         areas = None
         if pixel_area_ha is not None:  # each pixel's area (one number, or one per row)
             weights = np.broadcast_to(np.asarray(pixel_area_ha, dtype=np.float64), codes.shape)[ok]

@@ -22,7 +22,7 @@ from core.errors import (
     InvalidDataError,
 )
 from core.grid import Grid, check_same_grid, georeferencing_warnings, grid_of, pixel_offset, window_within
-from core.labels import NODATA, ClassMap
+from core.labels import NODATA, ClassMap, CodeCounts
 from core.reflectance import (
     MIN_CHECKED_PIXELS,
     lift_zeros,
@@ -570,10 +570,11 @@ def row_strips(height: int, width: int, pixels: int | None = None) -> list[tuple
 
 
 def check_label_file(path: str | os.PathLike, class_map: ClassMap, grid: Grid | None = None, window=None,
-                     band: str | int | None = None, strip_pixels: int | None = None) -> None:
+                     band: str | int | None = None, strip_pixels: int | None = None) -> CodeCounts | None:
     """The checks of :func:`read_labels` on all of a label raster's codes of ``window`` (None: all)
     on ``grid`` (see :func:`_window_in_labels`), read in strips of rows so that memory does not grow
-    with the raster: then its strips can be read with ``checked=False``.
+    with the raster: then its strips can be read with ``checked=False``. Returns the codes' counts
+    (:class:`core.labels.CodeCounts`; None for a window of no pixel).
 
     Raises:
         InputNotFoundError, CorruptFileError, GridMismatchError: as :func:`read_labels`.
@@ -582,7 +583,7 @@ def check_label_file(path: str | os.PathLike, class_map: ClassMap, grid: Grid | 
     import rasterio
     from rasterio.windows import Window
 
-    from core.labels import CodeCounts, check_code_counts
+    from core.labels import check_code_counts
 
     with _open(path) as src, rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
         window = _window_in_labels(grid, grid_of(src), window, path) or Window(0, 0, src.width, src.height)
@@ -593,9 +594,10 @@ def check_label_file(path: str | os.PathLike, class_map: ClassMap, grid: Grid | 
             part = CodeCounts.of(read_padded(src, path, idx, strip, 0, masked=True))
             found = part if found is None else found + part
     if found is None:  # (no pixel: nothing to judge)
-        return
+        return None
     check_code_counts(found, class_map, band_name, Path(path).name, declared)
     class_map.refuse_non_codes(found.fraction, found.high, found.pixels, found.low)
+    return found
 
 
 def write_mask(path: str | os.PathLike, mask: np.ndarray, grid: Grid) -> Path:
