@@ -32,9 +32,10 @@ try:
     from core.labels import CLASS_MAPS  # noqa: E402
     from core.progress import TqdmProgress, new_bar  # noqa: E402
 except ModuleNotFoundError as _missing:  # run by a Python without the project's libraries
-    if missing_module_advice(_missing) is None:
+    _advice = missing_module_advice(_missing)
+    if _advice is None:
         raise
-    print(f"error: {missing_module_advice(_missing)}", file=sys.stderr)
+    print(f"error: {_advice}", file=sys.stderr)
     sys.exit(2)
 
 
