@@ -428,6 +428,15 @@ def pixel_offset(part: Grid, whole: Grid, tol: float = 1e-6) -> tuple[int, int] 
 PIXEL_SHIFT_TOLERANCE = 0.002
 
 
+def window_grid(grid: Grid, window) -> Grid:
+    """The grid of a pixel ``window`` (``row_off``, ``col_off``, ``height``, ``width``: a rasterio
+    Window or a region's PixelWindow) of ``grid``: its CRS, the transform moved to the window's corner."""
+    from affine import Affine
+
+    t = Affine(*grid.transform) @ Affine.translation(window.col_off, window.row_off)
+    return Grid(grid.crs, tuple(t)[:6], int(window.width), int(window.height))
+
+
 def window_within(part: Grid, whole: Grid, tol: float = 1e-6):
     """The rasterio Window of ``whole`` that ``part`` covers, pixel for pixel (same CRS and pixel
     size, a whole-pixel offset, inside ``whole``: e.g. ``predict --window`` output on its image's

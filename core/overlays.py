@@ -23,7 +23,7 @@ import numpy as np
 
 from core.errors import InvalidDataError
 from core.labels import CROP, NODATA, NOT_CROP, few_labels
-from core.grid import Grid
+from core.grid import Grid, window_grid
 
 #: Default largest side of an overlay image, in pixels.
 MAX_SIDE = 1024
@@ -589,6 +589,4 @@ def window_map_bounds(grid: Grid, window) -> Bounds:
     """
     if not grid.georeferenced:
         return image_bounds(window.height, window.width, (window.row_off, window.col_off))
-    a, b, c, d, e, f = grid.transform
-    r, k = window.row_off, window.col_off
-    return lonlat_bounds(Grid(grid.crs, (a, b, c + a * k + b * r, d, e, f + d * k + e * r), window.width, window.height))
+    return lonlat_bounds(window_grid(grid, window))

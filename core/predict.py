@@ -28,7 +28,7 @@ from core.errors import ConfigError, InputNotFoundError, InvalidDataError, NoDat
 from core.files import check_free_space, check_output_dir, move_into_place, staging_dir
 from core.labels import NODATA
 from core.bands import FEATURE_BANDS
-from core.grid import Grid
+from core.grid import Grid, window_grid
 from core.raster import GDAL_CACHE_BYTES, ImageReader
 from core.sources.base import SceneContext
 from core.threads import background_priority
@@ -413,13 +413,6 @@ def region_window(grid: Grid, window: tuple[int, int, int, int] | None, min_size
     return Window(c, r, w, h)
 
 
-def _window_grid(grid: Grid, win) -> Grid:
-    from affine import Affine
-
-    t = Affine(*grid.transform) @ Affine.translation(win.col_off, win.row_off)
-    return Grid(grid.crs, tuple(t)[:6], int(win.width), int(win.height))
-
-
 def _raw_profile(grid: Grid) -> dict:
     """The intermediate uint8 GeoTIFF that strips stream into (fast ZSTD; the COG copy recompresses)."""
     from affine import Affine
@@ -546,7 +539,7 @@ def predict_image(
         reader = opened.enter_context(ImageReader(context.path, band_map)) if context is not None else scene
         if context is None:  # the image, or a window of it (``win``, also in the summary)
             win = region_window(reader.grid, window, MIN_REGION_SIDE if window is not None else 1)
-            grid, shown, frame = _window_grid(reader.grid, win), win, (0, 0)
+            grid, shown, frame = window_grid(reader.grid, win), win, (0, 0)
             keep = None
         else:  # the scene is the window ``win`` of the context image; the summary's window is all of the scene
             win = _scene_in_context(scene.grid, reader.grid, context)
@@ -600,7 +593,7 @@ def _scene_in_context(scene: Grid, context: Grid, where: SceneContext):
     r, c = where.row_off, where.col_off
     win = Window(c, r, scene.width, scene.height)
     inside = r >= 0 and c >= 0 and r + scene.height <= context.height and c + scene.width <= context.width
-    same = _window_grid(context, win) if inside else None
+    same = window_grid(context, win) if inside else None
     if same is not None and scene.georeferenced:  # (an image without a CRS has no place to compare)
         inside = same.crs == scene.crs and all(abs(a - b) <= 1e-6 * max(1.0, abs(b))
                                                 for a, b in zip(same.transform, scene.transform))

@@ -27,7 +27,7 @@ from core.errors import CropMapError, InputNotFoundError, InvalidDataError, NoDa
 from core.field_labels import is_fields_file
 from core.files import MAX_UPLOAD_BYTES, limit_text, replacing, safe_stem, write_bytes_whole
 from core.labels import NODATA, get_class_map, label_map_warning
-from core.grid import Grid, crs_words, place_words
+from core.grid import Grid, crs_words, place_words, window_grid
 from core.raster import (ImageReader, band_map_check, file_bands, read_label_classes, write_codes, write_mask,
                          write_reflectance)
 from core.geometry import LONLAT_CRS
@@ -218,17 +218,12 @@ class LocalSource:
         if self.pixel_size_m and not grid.georeferenced:  # (a CRS says it itself)
             extra["pixel_size_m"] = float(self.pixel_size_m)
         out_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused region leaves nothing behind
-        from rasterio.transform import Affine
-
-        transform = Affine(*grid.transform) @ Affine.translation(window.col_off, window.row_off)
         if progress:
             progress(1, 3, "writing the image")
-        scene_grid = Grid(grid.crs, tuple(transform)[:6], window.width, window.height)
+        scene_grid = window_grid(grid, window)
         write_reflectance(image_out, feats, valid, scene_grid)
         if context != window or not inside.all():  # else the scene is its own context
-            ctx_transform = Affine(*grid.transform) @ Affine.translation(context.col_off, context.row_off)
-            write_reflectance(out_dir / CONTEXT_FILE, ctx_feats, ctx_valid,
-                              Grid(grid.crs, tuple(ctx_transform)[:6], context.width, context.height))
+            write_reflectance(out_dir / CONTEXT_FILE, ctx_feats, ctx_valid, window_grid(grid, context))
             extra["context"] = {"file": CONTEXT_FILE, "row_off": r0, "col_off": c0}
         has_labels = False
         if self.labels_path is not None and self.label_map is not None:
