@@ -13,7 +13,7 @@ import streamlit as st
 from core.ee.export import MAX_POINTS_PER_TASK, patch_globs, start_jobs
 from core.errors import ConfigError
 from core.ee.tasks import cancel_outcome, cancel_task, ingestion_note
-from core.ee.upload import UploadConfig, default_storage_client, upload_prediction_bytes
+from core.ee.upload import UploadConfig, asset_name, default_storage_client, upload_prediction_bytes
 from pages.components import cached, mapview, navigation, predictions, scene, state, ui
 
 
@@ -22,12 +22,12 @@ def ingestion_pending(asset_id: str) -> tuple[bool, str] | None:
     or when its ingestion failed (:func:`core.ee.tasks.ingestion_note`); None when it is done, or not
     this session's upload."""
     made = state.get(state.EE_INGESTION)
-    if not made or made[0] != asset_id:
+    if not made or made["asset"] != asset_id:
         return None
     rows: list[dict] = []
     with ui.errors_shown():
-        rows = cached.ee_tasks(False)
-    return ingestion_note(rows, made[1], asset_id)
+        rows = [cached.ee_task(made["task"])]
+    return ingestion_note(rows, made["task"], asset_id)
 
 
 def export_form() -> None:
@@ -163,6 +163,7 @@ with tasks_tab:
                             on_change=state.store_widget, args=(state.EE_TASKS_ACTIVE,))
     if c2.button("Refresh", key="ee_tasks_refresh", width="stretch"):
         cached.ee_tasks.clear()
+        cached.ee_task.clear()
     notice = state.get(state.EE_TASK_NOTICE)
     if notice:  # a cancel just done: said once, above the list that already shows it
         st.success(notice, icon=":material/check_circle:")
@@ -249,26 +250,35 @@ with upload_tab:
                     cfg, default_storage_client(project, secrets=cached.secrets()), state.work().ee_upload,
                     project=project)
                 state.set_widget(state.EE_ASSET, asset_id)  # the box below (made later in this run) shows it
-                state.put(state.EE_INGESTION, [asset_id, task_id])
+                state.put(state.EE_INGESTION, {"asset": asset_id, "task": task_id})
                 cached.ee_tasks.clear()
+                cached.ee_task.clear()
                 st.success(f"Uploaded; ingestion task {task_id} makes {asset_id} (follow it on the Tasks tab).",
                            icon=":material/check_circle:")
 
     st.markdown("**Show an asset on the map**")
-    shown = st.text_input("Image asset (crop probability, percent)", placeholder="projects/PROJECT/assets/NAME",
+    typed = st.text_input("Image asset (crop probability, percent)", placeholder="projects/PROJECT/assets/NAME or NAME",
                           key=state.sync_widget(state.EE_ASSET), on_change=state.store_widget, args=(state.EE_ASSET,))
-    if shown.strip() and (region is None or region.is_image):
-        st.info("The map centres on the region: choose an Earth Engine region (Region page) to see the asset.")
-    elif shown.strip() and (waiting := ingestion_pending(shown.strip())):
+    shown = ""
+    if typed.strip():
+        with ui.errors_shown():  # a short id is the project's, as the upload form takes it
+            shown = asset_name(typed.strip(), ee_state.get("project"))
+    if shown and (waiting := ingestion_pending(shown)):
         failed, text = waiting
         if failed:
             st.error(text, icon=":material/error:")
         else:
             st.info(text, icon=":material/hourglass_top:")
-    elif shown.strip():
-        with ui.errors_shown():
-            made = state.get(state.EE_INGESTION) or ["", ""]
-            layer = cached.ee_asset_layer(shown.strip(), made[1] if made[0] == shown.strip() else "")
-            w, s_, e, n = region.bounds
-            mapview.render(mapview.MapSpec(bounds=((s_, w), (n, e)), image=False, tile_layers=[layer],
-                                           region_geojson=region.to_map_geojson()), key="ee_asset_map")
+    elif shown:
+        made = state.get(state.EE_INGESTION) or {}
+        layer, why = cached.ee_asset_view(shown, made.get("task", "") if made.get("asset") == shown else "")
+        if layer is None:
+            st.error(ui.sentence(why), icon=":material/error:")
+        else:
+            # the map opens on the asset's footprint (an asset of another place showed an empty map
+            # around the region), with the region's outline where the region has a place on Earth
+            here = region is not None and not region.is_image
+            w, s_, e, n = layer["bounds"] or (region.bounds if here else (-180.0, -85.0, 180.0, 85.0))
+            mapview.render(mapview.MapSpec(bounds=((max(s_, -85.0), w), (min(n, 85.0), e)), image=False, tile_layers=[layer],
+                                           region_geojson=region.to_map_geojson() if here else None),
+                           key="ee_asset_map")

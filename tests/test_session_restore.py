@@ -79,6 +79,15 @@ def test_restored_drops_a_value_of_another_shape(key, value):
         assert back == {k: v for k, v in good.items() if k != key}
 
 
+def test_an_ingestion_under_way_comes_back_after_a_reload():
+    """It was kept as [asset, task] under a check for a dict: a reload dropped it, and the page asked
+    Earth Engine for the tiles of an asset still being made."""
+    made = {"asset": "projects/p/assets/camana", "task": "ING1"}
+    assert state.restored(state.snapshot({state.EE_INGESTION: made, state.EE_ASSET: made["asset"]})) == {
+        state.EE_INGESTION: made, state.EE_ASSET: made["asset"]}
+    assert state.restored(state.snapshot({state.EE_INGESTION: ["projects/p/assets/camana", "ING1"]})) == {}
+
+
 def test_every_kept_key_has_its_shape_and_the_defaults_have_it():
     assert set(state.KEPT_SHAPES) == set(state.KEPT)
     for key in state.KEPT:

@@ -447,7 +447,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_upload(args: argparse.Namespace) -> int:
     from core.ee import tasks as T
-    from core.ee.upload import UploadConfig, check_probability_file, prediction_file, upload_prediction
+    from core.ee.upload import UploadConfig, check_probability_file, cog_uri, prediction_file, upload_prediction
 
     cfg = UploadConfig(gcs_uri=args.gcs, asset_id=args.asset, pyramiding=args.pyramiding, overwrite=args.overwrite)
     if args.wait:
@@ -455,7 +455,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
     check_probability_file(prediction_file(args.prediction))  # a local mistake is told before Earth Engine is contacted
     st = _initialize(args)
     task_id, asset = upload_prediction(args.prediction, cfg, storage_client(args, st.project), project=st.project)
-    out = {"task_id": task_id, "asset": asset, "gcs": cfg.gcs_uri, "band": cfg.band}
+    out = {"task_id": task_id, "asset": asset, "gcs": cog_uri(cfg.gcs_uri, asset), "band": cfg.band}
     if args.wait:
         bar = TqdmProgress("ingestion", "task")
         try:

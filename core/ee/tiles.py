@@ -22,8 +22,23 @@ ATTRIBUTION = "Google Earth Engine"
 TRUE_COLOR = {"bands": ["R", "G", "B"], "min": 0.0, "max": 0.3, "gamma": 1.3}
 FALSE_COLOR = {"bands": ["NIR", "R", "G"], "min": 0.0, "max": [0.5, 0.3, 0.3], "gamma": 1.2}
 NDVI_VIS = {"bands": ["NDVI"], "min": -0.2, "max": 0.9, "palette": ["8c510a", "d8b365", "f6e8c3", "c7eae5", "5ab4ac", "01665e"]}
-LABEL_VIS = {"bands": ["label"], "min": 0, "max": 1, "palette": ["bdbdbd", "ffd700"]}
-PROBABILITY_VIS = {"min": 0, "max": 100, "palette": ["ffffff", "fee391", "fe9929", "cc4c02", "662506"]}
+
+
+def _hex(rgb: tuple[int, ...]) -> str:
+    return "".join(f"{v:02x}" for v in rgb)
+
+
+def _colours() -> tuple[dict, dict]:
+    """The label and probability visualisations, in the colours of the local overlays (core.overlays):
+    a layer from Earth Engine reads as the same layer drawn from a local image."""
+    from core.overlays import CLASS_COLOURS, colormap
+
+    lut = colormap("probability")
+    return ({"bands": ["label"], "min": 0, "max": 1, "palette": [_hex(CLASS_COLOURS["not crop"]), _hex(CLASS_COLOURS["crop"])]},
+            {"min": 0, "max": 100, "palette": [_hex(tuple(lut[i][:3])) for i in (0, 64, 128, 192, 255)]})
+
+
+LABEL_VIS, PROBABILITY_VIS = _colours()
 
 
 @dataclass(frozen=True)
@@ -111,7 +126,7 @@ def label_layers(cfg, geometry: Mapping[str, Any] | None = None, *, clip: bool =
     if clip and geometry is not None:
         image = image.clip(ee_geometry(geometry))
     title = PRODUCTS[cfg.product][0] + (f" {cfg.year}" if cfg.year else "")
-    return [TileLayer(f"Labels: {title} (yellow = crop)", tile_url(image, LABEL_VIS, **kw), opacity=0.6)]
+    return [TileLayer(f"Labels: {title} (amber = crop)", tile_url(image, LABEL_VIS, **kw), opacity=0.6)]
 
 
 def asset_layer(asset_id: str, vis: Mapping[str, Any] | None = None, name: str | None = None, **kw: Any) -> TileLayer:

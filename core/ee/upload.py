@@ -13,7 +13,6 @@ import json
 import os
 import re
 import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -26,7 +25,10 @@ from core.errors import ConfigError, CorruptFileError, CropMapError, EarthEngine
 
 PREDICTION_BAND = "crop_probability"
 PREDICTION_NODATA = 255
-_ASSET_RE = re.compile(r"^(projects/[a-z0-9-]+/assets/|users/[A-Za-z0-9_.-]+/)[A-Za-z0-9_./-]+$")
+#: A full asset id: a Cloud project (a domain-scoped one too, "example.com:project") or a legacy user
+#: folder, then parts of letters, digits, _ and - between single slashes (Earth Engine refused "a//b",
+#: "a/" or "../x" only after the prediction had been uploaded).
+_ASSET_RE = re.compile(r"^(projects/[a-z0-9][a-z0-9.:-]*/assets/|users/[A-Za-z0-9_.-]+/)[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 
 
 _BUCKET = r"[a-z0-9][a-z0-9._-]+[a-z0-9]"
@@ -55,8 +57,24 @@ def asset_name(asset_id: str, project: str | None = None) -> str:
             raise ConfigError(f"asset id {asset_id!r} needs a project: give projects/<project>/assets/{asset_id}")
         asset_id = f"projects/{project}/assets/{asset_id}"
     if not _ASSET_RE.match(asset_id):
-        raise ConfigError(f"{asset_id!r} is not a valid Earth Engine asset id")
+        raise ConfigError(f"{asset_id!r} is not a valid Earth Engine asset id: projects/PROJECT/assets/NAME, where NAME "
+                          "is letters, digits, _ and -, in folders separated by single slashes")
     return asset_id
+
+
+def check_asset_free(asset: str, overwrite: bool, get_asset: Callable[[str], Mapping[str, Any]] | None = None) -> None:
+    """Refuse to make ``asset`` (a full id) where one is already there, unless ``overwrite``: asked
+    before anything is uploaded (the ingestion refused it only after the upload, leaving its file).
+
+    Raises:
+        OutputExistsError: the asset exists and ``overwrite`` is False;
+        EarthEngineError subclasses: Earth Engine could not be asked (see :func:`core.ee.assets.find_asset`).
+    """
+    from core.ee.assets import find_asset
+
+    if not overwrite and find_asset(asset, get_asset=get_asset) is not None:
+        raise OutputExistsError(f"the asset {asset} already exists; give another asset id, or replace it (the Earth "
+                                "Engine page's \"Replace existing files and asset\", or --overwrite)")
 
 
 @dataclass(frozen=True)
@@ -198,15 +216,16 @@ def start_ingestion(
     *,
     ingest: Callable[..., dict] | None = None,
     allow_overwrite: bool = False,
-    request_id: str | None = None,
     retry: RetryPolicy = RetryPolicy(),
     sleep: Callable[[float], None] | None = None,
 ) -> str:
     """Start an image ingestion; returns the task id (poll it with core.ee.tasks).
 
-    Refusals (quota, HTTP 429) and server or network failures are retried with the same request id,
-    which makes a repeat harmless (Earth Engine starts one ingestion per id; ``ee.data.startIngestion``:
-    without an id the request "cannot be safely retried").
+    Only a refusal (quota, HTTP 429: nothing was started) is retried. An image ingestion cannot be made
+    safe to repeat: ``ee.data.startIngestion`` does not send its request id to Earth Engine (it only
+    lets the client retry on its own), so a request whose answer was lost may have started a task,
+    and a second start would be a second ingestion of the asset. No request id is given, so the
+    client does not retry either.
 
     Raises:
         EarthEngineError subclasses: when Earth Engine refuses or fails; a server or network failure
@@ -218,16 +237,20 @@ def start_ingestion(
         import ee
 
         ingest = ee.data.startIngestion
-    rid = request_id or str(uuid.uuid4())
     try:
-        result = call_with_retries(
-            lambda: ingest(rid, dict(manifest), allow_overwrite),
-            retry,
-            sleep=sleep or time.sleep,
-        )
-    except EEServerError as err:  # network failures included (EENetworkError is a subclass), retried in vain
+        result = call_with_retries(lambda: ingest("", dict(manifest), allow_overwrite), retry,
+                                   sleep=sleep or time.sleep, retry_if=lambda err: isinstance(err, EEQuotaError))
+    except EEServerError as err:  # network failures included (EENetworkError is a subclass)
         raise started_anyway(err, f"the ingestion of {manifest.get('name', 'the asset')}") from err
-    return str(result.get("id") or result.get("name", rid))
+    return str(result.get("id") or result.get("name", ""))
+
+
+def cog_uri(gcs_uri: str, asset: str) -> str:
+    """Where a prediction GeoTIFF uploaded to ``gcs_uri`` for ``asset`` goes: ``gcs_uri`` itself when it
+    names a .tif file, else the file named as the asset in that folder."""
+    if gcs_uri.endswith((".tif", ".tiff")):
+        return gcs_uri
+    return gcs_uri.rstrip("/") + "/" + asset.rsplit("/", 1)[-1] + ".tif"
 
 
 def upload_prediction_cog(
@@ -237,18 +260,25 @@ def upload_prediction_cog(
     *,
     project: str | None = None,
     ingest: Callable[..., dict] | None = None,
+    get_asset: Callable[[str], Mapping[str, Any]] | None = None,
     properties: Mapping[str, Any] | None = None,
 ) -> str:
-    """Upload a prediction GeoTIFF/COG (uint8 percent, 255 no data) and ingest it as an asset.
+    """Upload a prediction GeoTIFF/COG (uint8 percent, 255 no data) and ingest it as an asset. A
+    ``cfg.gcs_uri`` that is a folder gets a file named as the asset (``.../NAME.tif``), so that
+    predictions uploaded as two assets do not meet in one file. An existing asset is refused before
+    anything is uploaded unless ``cfg.overwrite`` (``get_asset``: ``ee.data.getAsset`` by default).
 
     Returns the ingestion task id.
 
     Raises:
-        InputNotFoundError, ConfigError, EarthEngineError subclasses.
+        InputNotFoundError, ConfigError; OutputExistsError: the asset or the file exists;
+        EarthEngineError subclasses.
     """
-    uri = cfg.gcs_uri if cfg.gcs_uri.endswith((".tif", ".tiff")) else cfg.gcs_uri.rstrip("/") + "/" + Path(cog_path).name
+    asset = asset_name(cfg.asset_id, project)
+    uri = cog_uri(cfg.gcs_uri, asset)
+    check_asset_free(asset, cfg.overwrite, get_asset)
     upload_file(cog_path, uri, storage_client, overwrite=cfg.overwrite)
-    manifest = image_manifest(asset_name(cfg.asset_id, project), [uri], cfg.band, cfg.nodata, cfg.pyramiding, properties)
+    manifest = image_manifest(asset, [uri], cfg.band, cfg.nodata, cfg.pyramiding, properties)
     return start_ingestion(manifest, ingest=ingest, allow_overwrite=cfg.overwrite)
 
 
@@ -258,6 +288,8 @@ def write_prediction_tfrecord(
     """Write prediction patches in Earth Engine's TFRecord upload layout: one ``tf.train.Example``
     per patch, in the export's patch order, with one float feature ``band`` = the patch's
     [H, W] values row-major (kernel buffer already trimmed). Returns the number of records.
+    Write crop probability in percent (0-100) with 255 where there is no data, as in the COG: the
+    upload declares 255 missing and the asset's map layer shows percent.
 
     The records pair with the mixer JSON of the image export they were predicted from.
     """
@@ -286,14 +318,16 @@ def upload_prediction_tfrecord(
     *,
     project: str | None = None,
     ingest: Callable[..., dict] | None = None,
+    get_asset: Callable[[str], Mapping[str, Any]] | None = None,
 ) -> str:
-    """Upload prediction TFRecords + the export's mixer JSON under ``cfg.gcs_uri`` (a prefix) and
+    """Upload prediction TFRecords (percent, ``cfg.nodata`` where there is no data: see
+    :func:`write_prediction_tfrecord`) + the export's mixer JSON under ``cfg.gcs_uri`` (a prefix) and
     ingest them as an asset; returns the ingestion task id.
 
     Raises:
         InputNotFoundError: a missing TFRecord or mixer file (checked before anything is uploaded);
         CorruptFileError: a mixer that is not JSON; ConfigError (mixer without patchDimensions);
-        EarthEngineError subclasses.
+        OutputExistsError: the asset (asked first) or a file exists; EarthEngineError subclasses.
     """
     if not Path(mixer_path).is_file():
         raise InputNotFoundError(f"mixer file not found: {mixer_path}")
@@ -307,10 +341,12 @@ def upload_prediction_tfrecord(
                                "Earth Engine image export wrote (download it again if it is truncated)") from None
     if not isinstance(mixer, dict) or "patchDimensions" not in mixer or "projection" not in mixer:
         raise ConfigError(f"{mixer_path} is not an Earth Engine mixer (no patchDimensions/projection)")
+    asset = asset_name(cfg.asset_id, project)
+    check_asset_free(asset, cfg.overwrite, get_asset)
     prefix = cfg.gcs_uri.rstrip("/")
     uris = [upload_file(p, f"{prefix}/{Path(p).name}", storage_client, overwrite=cfg.overwrite) for p in tfrecord_paths]
     uris.append(upload_file(mixer_path, f"{prefix}/{Path(mixer_path).name}", storage_client, overwrite=cfg.overwrite))
-    manifest = image_manifest(asset_name(cfg.asset_id, project), uris, cfg.band, None, cfg.pyramiding)
+    manifest = image_manifest(asset, uris, cfg.band, cfg.nodata, cfg.pyramiding)
     return start_ingestion(manifest, ingest=ingest, allow_overwrite=cfg.overwrite)
 
 
@@ -385,6 +421,7 @@ def upload_prediction(
     *,
     project: str | None = None,
     ingest: Callable[..., dict] | None = None,
+    get_asset: Callable[[str], Mapping[str, Any]] | None = None,
 ) -> tuple[str, str]:
     """Upload ``probability.tif`` (or the prediction folder holding it) and start its ingestion;
     the threshold and crop fraction of its ``summary.json`` become asset properties.
@@ -393,7 +430,8 @@ def upload_prediction(
 
     Raises:
         InputNotFoundError: no probability.tif there; CorruptFileError, ConfigError: not a crop
-            probability GeoTIFF with a CRS (see :func:`check_probability_file`); EarthEngineError subclasses.
+            probability GeoTIFF with a CRS (see :func:`check_probability_file`); OutputExistsError: the asset
+            or the file exists (see :func:`upload_prediction_cog`); EarthEngineError subclasses.
     """
     path = prediction_file(prediction)
     check_probability_file(path)
@@ -406,7 +444,8 @@ def upload_prediction(
         except (OSError, ValueError):
             pass
     asset = asset_name(cfg.asset_id, project)
-    return upload_prediction_cog(path, cfg, storage_client, project=project, ingest=ingest, properties=properties), asset
+    return upload_prediction_cog(path, cfg, storage_client, project=project, ingest=ingest, get_asset=get_asset,
+                                 properties=properties), asset
 
 
 def upload_prediction_bytes(
@@ -418,6 +457,7 @@ def upload_prediction_bytes(
     *,
     project: str | None = None,
     ingest: Callable[..., dict] | None = None,
+    get_asset: Callable[[str], Mapping[str, Any]] | None = None,
 ) -> tuple[str, str]:
     """:func:`upload_prediction` of a prediction held in memory (the dashboard's): ``probability_tif``
     (the GeoTIFF's bytes) and its ``summary`` (threshold, crop_fraction) are staged as
@@ -434,4 +474,4 @@ def upload_prediction_bytes(
         folder = Path(tmp)
         (folder / "probability.tif").write_bytes(probability_tif)
         (folder / "summary.json").write_text(json.dumps(dict(summary)), encoding="utf-8")
-        return upload_prediction(folder, cfg, storage_client, project=project, ingest=ingest)
+        return upload_prediction(folder, cfg, storage_client, project=project, ingest=ingest, get_asset=get_asset)

@@ -12,7 +12,7 @@ import json
 import os
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import streamlit as st
@@ -80,9 +80,9 @@ EE_LAYERS_RETRY_S = 60.0
 
 @st.cache_resource(show_spinner=False)
 def _ee_layer_failures() -> dict:
-    """The server's failed preview layers: {"lock": a lock, "by_key": {key: (monotonic time until which it
-    is not tried again, the error's text)}}, keyed by the source spec (a failure that may pass: quota,
-    a server, the network) or by the spec and the region (the others)."""
+    """The server's failed Earth Engine layers: {"lock": a lock, "by_key": {key: (monotonic time until which it
+    is not tried again, the error's text)}}; preview layers keyed by the source spec (a failure that may
+    pass: quota, a server, the network) or by the spec and the region (the others), assets by their id."""
     import threading
 
     return {"lock": threading.Lock(), "by_key": {}}
@@ -93,25 +93,35 @@ def ee_preview_layers(spec_json: str, region_json: str, now: Callable[[], float]
     :data:`EE_LAYERS_RETRY_S`, in which the page goes on without them (it waited for them again on
     every rerun: each drawing, setting or click on the page); quota spent or no network, for every
     region of the source."""
+    layers, why = _remembered(
+        _ee_layer_failures(), (spec_json, (spec_json, region_json)),
+        lambda err: spec_json if getattr(err, "retryable", False) else (spec_json, region_json),
+        lambda: ee_map_layers(spec_json, region_json), EE_LAYERS_RETRY_S, now)
+    return layers or [], why
+
+
+def _remembered(failures: dict, keys: tuple, key_of: Callable[[CropMapError], Any], fn: Callable[[], Any],
+                seconds: float, now: Callable[[], float] | None = None) -> tuple[Any, str]:
+    """(``fn()``, "") or (None, why): a failure of ``fn`` is kept in ``failures`` (:func:`_ee_layer_failures`)
+    under ``key_of(error)`` for ``seconds``, in which a call whose ``keys`` hold it returns it without
+    calling ``fn``."""
     import time
 
     t = (now or time.monotonic)()
-    failures = _ee_layer_failures()
     with failures["lock"]:
-        for key in (spec_json, (spec_json, region_json)):
+        for key in keys:
             until, why = failures["by_key"].get(key, (0.0, ""))
             if until > t:
-                return [], why
+                return None, why
     try:
-        return ee_map_layers(spec_json, region_json), ""
+        return fn(), ""
     except CropMapError as err:
-        key = spec_json if getattr(err, "retryable", False) else (spec_json, region_json)
         with failures["lock"]:
             kept = failures["by_key"]
             for old in [k for k, (u, _) in kept.items() if u <= t]:
                 del kept[old]
-            kept[key] = (t + EE_LAYERS_RETRY_S, str(err))
-        return [], str(err)
+            kept[key_of(err)] = (t + seconds, str(err))
+        return None, str(err)
 
 
 @st.cache_data(ttl=30, max_entries=4, show_spinner="Listing Earth Engine tasks...")
@@ -126,22 +136,51 @@ def ee_tasks(active_only: bool) -> list[dict]:
     return task_rows(list_tasks(active_only=active_only, limit=50))
 
 
+@st.cache_data(ttl=30, max_entries=8, show_spinner=False)
+def ee_task(task_id: str) -> dict:
+    """The row (core.ee.tasks.task_rows) of one task, asked by its id, kept 30 s (Refresh clears): an
+    ingestion is followed however many tasks were started after it.
+
+    Raises:
+        EarthEngineError subclasses: unknown task, or Earth Engine failures after retries.
+    """
+    from core.ee.tasks import get_task, task_rows
+
+    return task_rows([get_task(task_id)])[0]
+
+
 @st.cache_data(ttl=20 * 60, max_entries=8, show_spinner="Asking Earth Engine for the asset's map tiles...")
 def ee_asset_layer(asset_id: str, version: str = "") -> dict:
-    """A tile layer of an image asset (an uploaded prediction), for mapview.MapSpec.tile_layers;
+    """A tile layer of an image asset (an uploaded prediction), for mapview.MapSpec.tile_layers, with
+    its legend and the box of its footprint (``bounds``: west, south, east, north), where the map opens;
     ``version`` (the ingestion task that made it) tells an asset replaced under the same id apart.
 
     Raises:
-        EarthEngineError subclasses: unknown asset, no access, getMapId failures.
+        EarthEngineError subclasses: unknown asset, no access, getMapId failures; ConfigError: not an image.
     """
     from dataclasses import asdict
 
-    from core.ee.tiles import PROBABILITY_VIS, asset_layer
+    from core.ee.assets import image_asset
+    from core.ee.tiles import asset_layer
 
-    # its colours' legend (a layer of colours without one said nothing of them)
-    legend = {"title": "Crop probability (asset)", "gradient": [f"#{c}" for c in PROBABILITY_VIS["palette"]],
-              "low": f"{PROBABILITY_VIS['min']}%", "high": f"{PROBABILITY_VIS['max']}%"}
-    return {**asdict(asset_layer(asset_id, name=f"{asset_id} (crop probability %)")), "legend": legend}
+    info = image_asset(asset_id)
+    # its colours' legend (a layer of colours without one said nothing of them): the Predict page's
+    legend = asdict(ov.gradient_legend("Crop probability (asset)", "probability", "0%", "100%"))
+    return {**asdict(asset_layer(asset_id, name=f"{asset_id} (crop probability %)")), "legend": legend,
+            "bounds": info.bounds}
+
+
+#: How long the Earth Engine page goes without asking again for an asset that could not be shown, in seconds
+#: (an asset being ingested is there a few minutes later)
+EE_ASSET_RETRY_S = 30.0
+
+
+def ee_asset_view(asset_id: str, version: str = "", now: Callable[[], float] | None = None) -> tuple[dict | None, str]:
+    """:func:`ee_asset_layer`, or None and why: a failure is remembered for :data:`EE_ASSET_RETRY_S`
+    (it was asked of Earth Engine again on every rerun of the page)."""
+    key = ("asset", asset_id, version)
+    return _remembered(_ee_layer_failures(), (key,), lambda err: key,
+                       lambda: ee_asset_layer(asset_id, version), EE_ASSET_RETRY_S, now)
 
 
 def secrets() -> dict | None:

@@ -36,7 +36,7 @@ EE_IMAGE_EXPORT = "ee_image_export"
 EE_EXPORTS = "ee_exports"
 EE_EXPORT_WARNED = "ee_export_warned"  # the export (its form and region, as JSON) whose warnings were shown, not started
 EE_ASSET = "ee_asset"  # str id of the asset the Earth Engine page shows (the last uploaded, or typed in), or ""
-#: [asset id, ingestion task id] of the last upload: the asset is shown once that task has completed; or None
+#: {"asset": id, "task": ingestion task id} of the last upload: the asset is shown once that task has completed; or None
 EE_INGESTION = "ee_ingestion"
 JOB_DIR = "job_dir"  # str path of the training job this session started (or resumed), or None
 MODEL_TAB = "model_tab"  # str: the Model page tab to open on the next visit (a hand-over to training), or None
@@ -402,7 +402,7 @@ KEPT_SHAPES = {
         show=_flag, opacity=lambda o: _is(float)(o) and 0 <= o <= 1)(x) for x in v.values()),  # (a slider's float)
     QUALITY_CLASS: lambda v: v == "all" or _int(v),
     EE_ASSET: _text,
-    EE_INGESTION: _or_none(_dict),
+    EE_INGESTION: _or_none(lambda v: _dict(v) and _text(v.get("asset")) and _text(v.get("task"))),
     EE_PATCHES: _or_none(_dict),
     EE_IMAGE_EXPORT: _or_none(_dict),
     EE_EXPORTS: _list,

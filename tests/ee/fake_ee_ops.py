@@ -115,3 +115,27 @@ class FakeStorage:
                 return Blob(path)
 
         return Bucket()
+
+
+class FakeAssets:
+    """``ee.data.getAsset`` over the assets in ``existing`` (name -> EarthEngineAsset dict); any other
+    name is refused as Earth Engine refuses a missing asset."""
+
+    def __init__(self, existing: dict | None = None):
+        self.existing = dict(existing or {})
+        self.asked: list[str] = []
+
+    def __call__(self, name):
+        import ee
+
+        self.asked.append(name)
+        if name not in self.existing:
+            raise ee.EEException(f"Asset '{name}' does not exist or doesn't allow this operation.")
+        return {"name": name, **self.existing[name]}
+
+
+def image_asset(w: float, s: float, e: float, n: float, band: str = "crop_probability") -> dict:
+    """getAsset's answer for an image over the box (west, south, east, north)."""
+    ring = [[w, s], [e, s], [e, n], [w, n], [w, s]]
+    return {"type": "IMAGE", "bands": [{"id": band, "dataType": {"precision": "INT"}}],
+            "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": {"threshold": 0.5}}

@@ -397,7 +397,7 @@ def test_export_image_start(ee_offline, ready, capsys, monkeypatch):
 # ------------------------------------------------------------------------------------ tasks
 
 
-from fake_ee_ops import FakeOps, FakeStorage, fake_compute, op  # noqa: E402
+from fake_ee_ops import FakeAssets, FakeOps, FakeStorage, fake_compute, image_asset, op  # noqa: E402
 
 
 @pytest.fixture
@@ -526,6 +526,7 @@ def test_upload(capsys, tmp_path, monkeypatch, ready, fake_ops):
         return {"id": "ING1", "name": "projects/my-proj/operations/ING1", "started": "OK"}
 
     monkeypatch.setattr(ee.data, "startIngestion", start_ingestion)
+    monkeypatch.setattr(ee.data, "getAsset", assets := FakeAssets())
     code, out, err = run(capsys, ["ee-upload", "--prediction", str(pred / "probability.tif"), "--gcs", "gs://crop-bucket/pred/camana.tif",
                                   "--asset", "camana_pred", "--project", "my-proj"])
     assert code == 0, err
@@ -547,7 +548,15 @@ def test_upload(capsys, tmp_path, monkeypatch, ready, fake_ops):
     assert code == 0, err
     res = json.loads(out)
     assert res["state"] == "COMPLETED" and ingested[-1][1] is True
-    assert "gs://crop-bucket/pred/probability.tif" in storage.uploaded
+    # in a folder, the file is named as the asset (and said so)
+    assert res["gcs"] == "gs://crop-bucket/pred/camana_pred.tif" and res["gcs"] in storage.uploaded
+    # an asset that exists is refused (unless --overwrite) before anything is uploaded
+    assets.existing["projects/p/assets/taken"] = image_asset(-72.8, -16.7, -72.6, -16.5)
+    n = len(storage.uploaded)
+    said = one_line_error(capsys, ["ee-upload", "--prediction", str(pred), "--gcs", "gs://crop-bucket/pred/",
+                                   "--asset", "projects/p/assets/taken"])
+    assert said.startswith("error: the asset projects/p/assets/taken already exists; give another asset id, or replace "
+                           "it") and len(storage.uploaded) == n
 
     ready.clear()
     assert "not found" in one_line_error(capsys, ["ee-upload", "--prediction", str(tmp_path / "none.tif"), "--gcs", "gs://crop-bucket/a.tif",

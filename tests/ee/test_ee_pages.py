@@ -11,7 +11,8 @@ import pytest
 
 from core.ee.auth import EEStatus
 from tests.ee.test_ee_source import fake_compute
-from apptest import by_label, forms, new_app
+from apptest import by_label, forms, map_calls, new_app
+from fake_ee_ops import FakeAssets, image_asset
 
 TILE_URL = "https://earthengine.googleapis.com/v1/projects/p/maps/fake-{n}/tiles/{{z}}/{{x}}/{{y}}"
 
@@ -44,6 +45,8 @@ def ee_configured(ee_offline, monkeypatch, tmp_path):
     monkeypatch.setattr(tiles, "_default_get_map_id", get_map_id)
     monkeypatch.setattr(ee.data, "computeValue", compute_value)
     monkeypatch.setattr(ee.data, "computePixels", fake_compute(calls["pixels"]))
+    calls["assets"] = FakeAssets()  # none unless a test adds some
+    monkeypatch.setattr(ee.data, "getAsset", calls["assets"])
     fake = FakeMap()
     monkeypatch.setattr(mapview, "_st_folium", fake)
     monkeypatch.setenv("CROPMAP_WORKDIR", str(tmp_path / "work"))
@@ -64,7 +67,12 @@ def fk(at, name: str) -> str:
 
 def other_errors(at) -> list[str]:
     """Error messages other than the failed task's, which the task monitor always shows."""
-    return [e.value for e in at.error if "camana_test_000 failed" not in e.value]
+    return [e.value for e in other_errors_of(at)]
+
+
+def other_errors_of(at) -> list:
+    """The error elements of :func:`other_errors`."""
+    return [e for e in at.error if "camana_test_000 failed" not in e.value]
 
 
 def assert_layer_control_after_its_layers(html: str) -> None:
@@ -466,18 +474,42 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert any(i.value.startswith("projects/p/assets/camana_pred is being made by ingestion task ING1 (running)")
                for i in at.info), [i.value for i in at.info]
     assert len(fake.maps) == maps or "camana_pred" not in fake.maps[-1][0].get_root().render()
-    # done: shown as a map layer (Earth Engine tiles) around the region
+    # asked whether the asset was there before anything was uploaded
+    assert calls["assets"].asked == ["projects/p/assets/camana_pred"]
+    # done: shown as a map layer (Earth Engine tiles) where the asset is (the map fitted the region, and an
+    # asset of another place showed an empty map), with the region's outline
     ops.script["ING1"] = [op("ING1", "SUCCEEDED", description="Ingest camana_pred")]
-    cached.ee_tasks.clear()
+    calls["assets"].existing["projects/p/assets/camana_pred"] = image_asset(-72.80, -16.70, -72.60, -16.50)
+    cached.ee_task.clear()
     at.run()
     assert not at.exception and other_errors(at) == []
     html = fake.maps[-1][0].get_root().render()
     assert "projects/p/assets/camana_pred (crop probability %)" in html and "fake-" in html
-    # its colours' legend inside the map (a layer of colours said nothing of them)
-    assert "Crop probability (asset)" in html and "linear-gradient(to right,#ffffff,#fee391" in html
+    [(fit, _)] = map_calls(fake.maps[-1][0], "fitOnFullscreen")
+    assert fit == [[-16.70, -72.80], [-16.50, -72.60]]
+    # its colours' legend inside the map (a layer of colours without one said nothing of them), the
+    # Predict page's colours: the asset reads as the prediction it is
+    assert "Crop probability (asset)" in html and "linear-gradient(to right,#440154,#3b528b" in html
+    # a short id is the project's, as the upload form takes it (it went to Earth Engine as it was typed and
+    # was not found); an asset of another place opens the map where it is
+    calls["assets"].existing["projects/p/assets/elsewhere"] = image_asset(10.0, 45.0, 10.5, 45.3)
+    at.text_input(key="w_ee_asset").set_value("elsewhere").run()
+    assert not at.exception and other_errors(at) == []
+    [(fit, _)] = map_calls(fake.maps[-1][0], "fitOnFullscreen")
+    assert fit == [[45.0, 10.0], [45.3, 10.5]]
+    # an asset that is not there: said what to check, and not asked again on every rerun
+    at.text_input(key="w_ee_asset").set_value("projects/p/assets/typo").run()
+    said = [e.value for e in other_errors_of(at)]
+    assert said == ["Earth Engine has no asset projects/p/assets/typo that this account can read: check the id (and that "
+                    "the asset is shared with this account); an asset just uploaded is there once its ingestion task "
+                    "has completed (Tasks tab, or python -m core ee-tasks)"], said
+    asked = len(calls["assets"].asked)
+    at.run()
+    assert len(calls["assets"].asked) == asked and len(other_errors_of(at)) == 1
+    at.text_input(key="w_ee_asset").set_value("projects/p/assets/camana_pred").run()
     # a failed ingestion says why, with no map
     ops.script["ING1"] = [op("ING1", "FAILED", description="Ingest camana_pred", error="Asset already exists.")]
-    cached.ee_tasks.clear()
+    cached.ee_task.clear()
     at.run()
     assert any(e.value.startswith("projects/p/assets/camana_pred was not made. Earth Engine task Ingest camana_pred "
                                   "failed: Asset already exists")

@@ -13,8 +13,17 @@ from core.ee import tiles
 from core.ee import upload as U
 from core.ee.errors import EETaskFailedError
 from core.errors import ConfigError, EarthEngineError, InputNotFoundError
-from fake_ee_ops import FakeOps, FakeStorage, op
+from fake_ee_ops import FakeAssets, FakeOps, FakeStorage, image_asset, op
 
+
+@pytest.fixture(autouse=True)
+def assets(monkeypatch):
+    """Earth Engine's assets, none unless a test adds some (an upload asks first whether its asset exists)."""
+    from core.ee import assets as A
+
+    fake = FakeAssets()
+    monkeypatch.setattr(A, "_default_get_asset", fake)
+    return fake
 
 
 
@@ -214,11 +223,12 @@ def test_upload_cog_and_ingest(tmp_path):
     cfg = U.UploadConfig(gcs_uri="gs://crop-bucket/predictions/", asset_id="camana_pred")
     tid = U.upload_prediction_cog(cog, cfg, storage, project="my-proj", ingest=ingest, properties={"model": "unet"})
     assert tid == "TASK123"
-    assert storage.uploaded == {"gs://crop-bucket/predictions/prediction.tif": b"II*\x00fake"}
+    # a folder: the file is named as the asset (two assets uploaded to one folder met in one file)
+    assert storage.uploaded == {"gs://crop-bucket/predictions/camana_pred.tif": b"II*\x00fake"}
     _, manifest, overwrite = ingested[0]
     assert manifest == {
         "name": "projects/my-proj/assets/camana_pred",
-        "tilesets": [{"id": "0", "sources": [{"uris": ["gs://crop-bucket/predictions/prediction.tif"]}]}],
+        "tilesets": [{"id": "0", "sources": [{"uris": ["gs://crop-bucket/predictions/camana_pred.tif"]}]}],
         "bands": [{"id": "crop_probability", "tilesetId": "0", "tilesetBandIndex": 0, "pyramidingPolicy": "MEAN",
                    "missingData": {"values": [255]}}],
         "properties": {"model": "unet"},
@@ -270,8 +280,11 @@ def test_an_object_already_in_cloud_storage_is_replaced_only_when_asked(tmp_path
     assert storage.uploaded[uri] == b"II*\x00new" and ingested[0][2] is True
 
 
-def test_ingestion_is_retried_with_its_request_id():
-    # one request id for every try: Earth Engine starts one ingestion per id, so a repeat is harmless
+def test_only_a_refused_ingestion_is_started_again():
+    """ee.data.startIngestion does not send its request id to Earth Engine, so a start whose answer was
+    lost (a server or network failure) may have started a task: starting it again made a second
+    ingestion of the asset, and the page followed the one that failed. Only a refusal (quota: nothing
+    started) is retried, and no request id is given, so the ee client does not retry on its own."""
     import ee
 
     from core.ee.errors import EEQuotaError, EEServerError, RetryPolicy
@@ -287,19 +300,13 @@ def test_ingestion_is_retried_with_its_request_id():
             return {"id": "T9"}
         return ingest
 
-    for message in ("Too many requests: quota exceeded", "An internal error has occurred (request: 1234)."):
-        calls.clear()
-        assert U.start_ingestion(manifest, ingest=failing_once(message), sleep=lambda s: None) == "T9"
-        assert len(calls) == 2 and calls[0] == calls[1], message
+    assert U.start_ingestion(manifest, ingest=failing_once("Too many requests: quota exceeded"), sleep=lambda s: None) == "T9"
+    assert calls == ["", ""]
     calls.clear()
-
-    def server_error(rid, m, o):
-        calls.append(rid)
-        raise ee.EEException("An internal error has occurred (request: 1234).")
-
     with pytest.raises(EEServerError, match="may have started anyway: check the task list") as info:
-        U.start_ingestion(manifest, ingest=server_error, retry=RetryPolicy(attempts=3), sleep=lambda s: None)
-    assert len(calls) == 3 and len(set(calls)) == 1 and "projects/p/assets/x" in str(info.value)
+        U.start_ingestion(manifest, ingest=failing_once("An internal error has occurred (request: 1234)."),
+                          retry=RetryPolicy(attempts=3), sleep=lambda s: None)
+    assert len(calls) == 1 and "projects/p/assets/x" in str(info.value)
     assert not isinstance(info.value, EEQuotaError)
     calls.clear()
     with pytest.raises(EEQuotaError, match="failed 2 times"):
@@ -312,6 +319,46 @@ def test_ingestion_is_retried_with_its_request_id():
         U.start_ingestion(manifest, ingest=lambda *a: calls.append(a) or (_ for _ in ()).throw(
             ee.EEException("Asset projects/p/assets/x already exists.")), sleep=lambda s: None)
     assert len(calls) == 1
+
+
+def test_an_existing_asset_is_refused_before_anything_is_uploaded(tmp_path, assets):
+    """The ingestion refused an existing asset only after the file was uploaded; a retry under another
+    asset id then met that file ("already exists")."""
+    from core.errors import OutputExistsError
+
+    cog = tmp_path / "probability.tif"
+    cog.write_bytes(b"II*\x00fake")
+    storage, ingested = FakeStorage(), []
+    assets.existing["projects/p/assets/camana"] = image_asset(-72.8, -16.7, -72.6, -16.5)
+    cfg = U.UploadConfig("gs://crop-bucket/pred/", "camana")
+    with pytest.raises(OutputExistsError, match="^the asset projects/p/assets/camana already exists; give another asset id"):
+        U.upload_prediction_cog(cog, cfg, storage, project="p", ingest=lambda *a: ingested.append(a) or {"id": "T"})
+    assert storage.uploaded == {} and ingested == [] and assets.asked == ["projects/p/assets/camana"]
+    # another id goes ahead; replacing is asked for: not looked up, and the ingestion may overwrite
+    assert U.upload_prediction_cog(cog, replace(cfg, asset_id="camana2"), storage, project="p",
+                                   ingest=lambda *a: ingested.append(a) or {"id": "T"}) == "T"
+    assert U.upload_prediction_cog(cog, replace(cfg, overwrite=True), storage, project="p",
+                                   ingest=lambda *a: ingested.append(a) or {"id": "T"}) == "T"
+    assert list(storage.uploaded) == ["gs://crop-bucket/pred/camana2.tif", "gs://crop-bucket/pred/camana.tif"]
+    assert [a[2] for a in ingested] == [False, True] and len(assets.asked) == 2
+
+
+def test_an_asset_that_cannot_be_looked_up_stops_the_upload(tmp_path, assets):
+    """A refusal other than "not found" (no access to the project) is not taken for a free asset id."""
+    import ee
+
+    from core.ee.errors import EEPermissionError
+
+    def refused(name):
+        raise ee.EEException("Permission denied on projects/other/assets/x")
+
+    cog = tmp_path / "probability.tif"
+    cog.write_bytes(b"II*\x00fake")
+    storage = FakeStorage()
+    with pytest.raises(EEPermissionError):
+        U.upload_prediction_cog(cog, U.UploadConfig("gs://crop-bucket/p.tif", "projects/other/assets/x"), storage,
+                                ingest=lambda *a: {"id": "T"}, get_asset=refused)
+    assert storage.uploaded == {}
 
 
 def test_ingest_manifest_is_accepted_by_ee_converter():
@@ -336,6 +383,8 @@ def test_upload_tfrecord_with_mixer(tmp_path):
                                        ingest=lambda rid, m, o: ingested.append(m) or {"id": "T2"})
     assert tid == "T2"
     assert ingested[0]["tilesets"][0]["sources"][0]["uris"] == ["gs://bkt/run1/pred-00000.tfrecord.gz", "gs://bkt/run1/image-mixer.json"]
+    # percent with 255 where there is no data, as the COG and the asset's map layer (it said nothing of no data)
+    assert ingested[0]["bands"][0]["missingData"] == {"values": [255]}
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     with pytest.raises(ConfigError, match="mixer"):
@@ -350,7 +399,7 @@ def test_upload_to_a_bucket_root(tmp_path, uri):
     storage = FakeStorage()
     cfg = U.UploadConfig(gcs_uri=uri, asset_id="projects/p/assets/x")
     assert U.upload_prediction_cog(cog, cfg, storage, ingest=lambda *a: {"id": "T"}) == "T"
-    assert list(storage.uploaded) == ["gs://crop-bucket/probability.tif"]
+    assert list(storage.uploaded) == ["gs://crop-bucket/x.tif"]
     with pytest.raises(ConfigError, match="'gs://Crop_Bucket/' is not a Cloud Storage URI"):
         U.UploadConfig("gs://Crop_Bucket/", "projects/p/assets/a")
 
@@ -360,8 +409,12 @@ def test_upload_validation(tmp_path):
         U.UploadConfig("s3://x/y", "projects/p/assets/a")
     with pytest.raises(ConfigError):
         U.asset_name("short")
-    with pytest.raises(ConfigError):
-        U.asset_name("projects/p/assets/bad name")
+    for bad in ("projects/p/assets/bad name", "projects/p/assets/a//b", "projects/p/assets/a/", "projects/p/assets/../x",
+                "projects/P/assets/x", "projects/p/assets/"):
+        with pytest.raises(ConfigError, match="is not a valid Earth Engine asset id: projects/PROJECT/assets/NAME"):
+            U.asset_name(bad)
+    # a domain-scoped project, folders
+    assert U.asset_name("projects/example.com:crops/assets/peru/camana_2005") == "projects/example.com:crops/assets/peru/camana_2005"
     with pytest.raises(InputNotFoundError):
         U.upload_file(tmp_path / "missing.tif", "gs://bkt/x.tif", FakeStorage())
     assert U.asset_name("users/me/pred") == "users/me/pred"
