@@ -186,7 +186,10 @@ def _bbox_text(values: list[str]) -> str:
     from core.errors import RegionError
 
     for value in values:
-        if not_numbers(value):
+        if bad := not_numbers(value):
+            if "," in value or not re.search(r"[/\\]|\.[A-Za-z]", value):  # a number mistyped ("nan", "13.1°")
+                raise RegionError(f"--bbox takes four numbers, west, south, east and north in degrees, and "
+                                  f"{bad[0]!r} is not a number (e.g. --bbox=-72.78,-16.65,-72.67,-16.58)")
             raise RegionError(f"--bbox takes four numbers, west, south, east and north, and {value!r} is not one "
                               "of them; put the files before --bbox, or write --bbox=W,S,E,N")
     return ",".join(values)

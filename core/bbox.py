@@ -88,7 +88,7 @@ def box_within(box: tuple[float, float, float, float], bounds: tuple[float, floa
                           + " edges are the same")
     if bounds is None:
         return (x0, y0, x1, y1), False
-    cut = _overlap((x0, y0, x1, y1), bounds)
+    cut = box_overlap((x0, y0, x1, y1), bounds)
     if cut is None:
         edges = box_text(bounds, image)
         raise OutsideImageError(f"the box lies outside the image, whose edges are {edges} "
@@ -97,19 +97,25 @@ def box_within(box: tuple[float, float, float, float], bounds: tuple[float, floa
     return cut, cut != (x0, y0, x1, y1)
 
 
+def swapped_overlaps(box: tuple[float, float, float, float], bounds: tuple[float, float, float, float]) -> bool:
+    """Whether a lon/lat ``box`` (west, south, east, north) would lie on ``bounds`` with each of its
+    pairs of numbers swapped (latitude first, as a map's search box or a spreadsheet gives them)."""
+    x0, x1 = box[1], box[3]
+    y0, y1 = sorted((box[0], box[2]))
+    return x0 < x1 and y0 != y1 and box_overlap((x0, y0, x1, y1), bounds) is not None
+
+
 def _swapped_hint(box: tuple[float, float, float, float], bounds: tuple[float, float, float, float]) -> str:
     """For a lon/lat box outside ``bounds`` that would lie on them with its numbers in pairs swapped
-    (latitude first, as a map's search box or a spreadsheet gives them), a hint that says so; else ""."""
-    swapped = (box[1], box[0], box[3], box[2])
-    x0, x1 = swapped[0], swapped[2]
-    y0, y1 = sorted((swapped[1], swapped[3]))
-    if x0 >= x1 or y0 == y1 or _overlap((x0, y0, x1, y1), bounds) is None:
+    (:func:`swapped_overlaps`), a hint that says so; else ""."""
+    if not swapped_overlaps(box, bounds):
         return ""
+    swapped = (box[1], box[0], box[3], box[2])
     return ("; the numbers look like latitude, longitude: a box is longitude first, west, south, east, north "
             f"(e.g. {', '.join(f'{v:g}' for v in swapped)})")
 
 
-def _overlap(box: tuple[float, float, float, float],
+def box_overlap(box: tuple[float, float, float, float],
              bounds: tuple[float, float, float, float]) -> tuple[float, float, float, float] | None:
     """The part of an ordered ``box`` inside ``bounds`` (the same terms), or None where they do not overlap."""
     cut = (max(box[0], bounds[0]), max(box[1], bounds[1]), min(box[2], bounds[2]), min(box[3], bounds[3]))

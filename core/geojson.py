@@ -153,18 +153,23 @@ def _require_on_earth(polys: tuple[Polygon, ...], crs: str) -> None:
 
 
 def _as_ring(raw: Any) -> Ring:
-    """A GeoJSON ring (a list of ``[x, y, ...]`` positions) as a tuple of (x, y) floats.
+    """A GeoJSON ring (a list of ``[x, y, ...]`` positions) as a tuple of (x, y) floats, closed (its
+    first position again at its end, as RFC 7946 asks: a region read from a ring left open was written
+    out open, a GeoJSON that other tools refuse).
 
     Raises:
-        RegionError: a position is not a list of at least two numbers, or a number is too large.
+        RegionError: a position is not a list of at least two numbers (JSON numbers: true, false and
+            text such as "12.5" are not), or a number is too large.
     """
     try:
+        if any(not isinstance(v, (int, float)) or isinstance(v, bool) for p in raw for v in p[:2]):
+            raise TypeError
         ring = tuple((float(p[0]), float(p[1])) for p in raw)
     except (TypeError, ValueError, IndexError, KeyError):  # KeyError: a position written as an object
         raise RegionError("GeoJSON polygon coordinates must be lists of [x, y] numbers") from None
     except OverflowError:  # an integer too large for a float
         raise RegionError("region coordinates must be finite numbers") from None
-    return ring
+    return ring + ring[:1] if ring and ring[0] != ring[-1] else ring
 
 
 def _list(value: Any, what: str) -> list:

@@ -140,6 +140,13 @@ class Region:
                 names no known CRS.
         """
         if isinstance(obj, (str, bytes)):
+            head = obj[:512].lstrip(b"\xef\xbb\xbf \t\r\n" if isinstance(obj, bytes) else "\ufeff \t\r\n")
+            if not head:
+                raise RegionError("the file is empty; save the region as GeoJSON (a Polygon, Feature or "
+                                  "FeatureCollection), e.g. with QGIS or geojson.io, or draw it on the map")
+            if head[:1] in ("<", b"<"):  # XML: KML (Google Earth), GML, GPX
+                raise RegionError("the file is XML (KML, GML or GPX?), not GeoJSON; convert it, e.g. with QGIS (Export, "
+                                  "Save Features As, GeoJSON) or ogr2ogr -f GeoJSON out.geojson in.kml")
             try:
                 obj = json.loads(obj)
             except json.JSONDecodeError as err:

@@ -4,6 +4,7 @@ a side, not larger than a limit; never raises for a bad region."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,4 +114,52 @@ def box_advice(message: str, verb: str = "enter") -> str:
     for drawn, typed in (("draw a larger region", "a larger box"), ("draw a smaller region", "a smaller box"),
                          ("draw it over the", "a box over the")):
         message = message.replace(drawn, f"{verb} {typed}")
+    return message
+
+
+#: A drawn region's advice (draw it over the image, the data or the image data), which an uploaded file's
+#: region gets as "give a region over the image (draw one, or upload another file)".
+_DRAW_IT_OVER = re.compile(r"draw it over the (image data|image|data)")
+
+
+def read_uploaded_region(data: bytes, name: str, grid: Grid | None = None) -> Region:
+    """The region of an uploaded GeoJSON file (:meth:`Region.from_upload`) for an image on ``grid``
+    (None: any place on Earth, e.g. Earth Engine's).
+
+    Raises:
+        RegionError: as :meth:`Region.from_upload`; where the image has no place on Earth and the file,
+            read as lon/lat, is refused but would be fine as the image's columns and rows, saying to
+            mark it so (it was told that its coordinates looked like metres, and to save it in
+            EPSG:4326, which the image could not use either).
+    """
+    from core.geojson import geojson_text
+    from core.geometry import IMAGE_CRS
+
+    try:
+        return Region.from_upload(data, name=name)
+    except RegionError as err:
+        if grid is None or grid.georeferenced:
+            raise
+        try:
+            Region.from_geojson(geojson_text(data), crs=IMAGE_CRS)
+        except RegionError:
+            raise err from None
+        raise RegionError(f"{str(err).rstrip('.')}; this image has no place on Earth, so a region file gives its "
+                          "columns and rows and says so: if these are the image's, add \"crs\": \"image\" at the "
+                          "file's top level (as the Region page's region GeoJSON download writes it)") from None
+
+
+def upload_advice(message: str, region: Region | None = None, grid: Grid | None = None) -> str:
+    """A region check's ``message`` (advice for a drawing) for an uploaded file's ``region`` on ``grid``: it
+    says to give a region over the image rather than to draw this one there, and, where the file's region
+    lies off a georeferenced image that it would lie on with longitude and latitude swapped, says so."""
+    from core.bbox import box_overlap, image_box_bounds, swapped_overlaps
+
+    message = _DRAW_IT_OVER.sub(r"give a region over the \1 (draw one, or upload another file)", message)
+    if region is None or region.is_image or grid is None or not grid.georeferenced:
+        return message
+    bounds = image_box_bounds(grid, False)
+    if bounds is not None and box_overlap(region.bounds, bounds) is None and swapped_overlaps(region.bounds, bounds):
+        message += ("; the file's coordinates look like latitude, longitude: GeoJSON gives longitude first "
+                    "(x, y), so swap them (e.g. QGIS's Swap X and Y coordinates)")
     return message

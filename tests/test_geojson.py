@@ -18,7 +18,14 @@ UTM_GRID = Grid("EPSG:32631", (10.0, 0.0, 501360.0, 0.0, -10.0, 5629680.0), 640,
 
 @pytest.mark.parametrize("text, msg", [
     ("{not json", r"not valid JSON \(line 1, column 2: expecting property name .*\), so not GeoJSON; save the region as GeoJSON"),
-    ("", r"not valid JSON \(line 1, column 1: expecting value\)"),
+    ("", r"^the file is empty; save the region as GeoJSON"),  # (it was "not valid JSON (line 1, column 1...")
+    ("\ufeff \n", r"^the file is empty"),
+    # a KML renamed .geojson (it was "not valid JSON (line 1, column 1 ...")
+    ('<?xml version="1.0"?>\n<kml xmlns="http://www.opengis.net/kml/2.2">', r"^the file is XML \(KML, GML or GPX\?\), "
+                                                                           "not GeoJSON; convert it"),
+    # JSON's true and text are not numbers (true was read as 1)
+    ('{"type": "Polygon", "coordinates": [[[true, false], [1, 0], [1, 1], [0, 0]]]}', "lists of \\[x, y\\] numbers"),
+    ('{"type": "Polygon", "coordinates": [[["0", "0"], [1, 0], [1, 1], [0, 0]]]}', "lists of \\[x, y\\] numbers"),
     ('{"type": "Point", "coordinates": [1, 2]}', "no Polygon"),
     ('{"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]}', "3 distinct"),
     ('{"type": "Polygon", "coordinates": [[[500, 0], [501, 1], [500, 1], [500, 0]]]}', "not longitude/latitude"),
@@ -36,6 +43,15 @@ UTM_GRID = Grid("EPSG:32631", (10.0, 0.0, 501360.0, 0.0, -10.0, 5629680.0), 640,
 def test_bad_geojson_is_rejected_with_reason(text, msg):
     with pytest.raises(RegionError, match=msg):
         Region.from_geojson(text)
+
+
+def test_a_ring_left_open_is_closed():
+    """A ring left open (as some tools write them) was written out open by the region's GeoJSON download,
+    which RFC 7946 tools refuse."""
+    region = Region.from_geojson({"type": "Polygon", "coordinates": [[[0, 0], [300, 0], [300, 300], [0, 300]]]},
+                                 crs=IMAGE_CRS)
+    [ring] = region.to_geojson()["geometry"]["coordinates"]
+    assert ring[0] == ring[-1] == [0.0, 0.0] and len(ring) == 5 and region.area_pixels() == 90_000
 
 
 def test_upload_feature_collection_multipolygon_and_image_marker():

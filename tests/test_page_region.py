@@ -442,9 +442,11 @@ def test_an_uploaded_region_the_source_cannot_use_is_refused_and_the_region_kept
     assert not at.exception
     errors = [e.value for e in at.error]
     assert len(errors) == 4 and all(e.endswith("The region in use is kept.") for e in errors)
-    assert errors[3].startswith("line.geojson cannot be used: ")
-    assert errors[0].startswith("outside.geojson cannot be used: the region lies outside the image")
-    assert "lonlat.geojson cannot be used: this image is not georeferenced" in errors[1]
+    assert errors[3].startswith("the file line.geojson cannot be used: ")
+    # a file's region is not told to draw itself over the image
+    assert errors[0].startswith("the file outside.geojson cannot be used: the region lies outside the image")
+    assert "; give a region over the data (draw one, or upload another file). The region in use is kept." in errors[0]
+    assert "the file lonlat.geojson cannot be used: this image is not georeferenced" in errors[1]
     assert "at least 8 x 8 px" in errors[2]
     assert at.session_state["region_after"]["properties"]["name"] == "inside.geojson"  # the usable one, kept
 

@@ -167,3 +167,47 @@ def test_a_checks_advice_for_a_drawing_becomes_advice_for_a_typed_box():
         "the region lies outside the image; give a box over the image")
     assert box_advice("draw a smaller region") == "enter a smaller box"
     assert box_advice("region OK: it fits a box of 8 x 8 px") == "region OK: it fits a box of 8 x 8 px"
+
+
+def test_an_uploaded_files_region_is_told_what_to_do_as_a_file():
+    """A file's region was told to "draw it over the image"; one given latitude first, off a
+    georeferenced image, was told only that it lay outside the image."""
+    from core.bbox import image_box_bounds
+    from core.raster import grid_of_file
+    from core.region_check import upload_advice
+    from testdata import FTW
+
+    for where in ("image", "data", "image data"):
+        assert upload_advice(f"the region lies outside the image; draw it over the {where}") == (
+            f"the region lies outside the image; give a region over the {where} (draw one, or upload another file)")
+    grid = grid_of_file(FTW)
+    w, s, e, n = image_box_bounds(grid, False)  # (Austria: 47 N, 16 E; swapped, 16 N, 47 E lies in Yemen)
+    swapped = Region.from_bbox(s, w, n, e)
+    said = upload_advice("the region lies outside the image; draw it over the image", swapped, grid)
+    assert said.endswith("; the file's coordinates look like latitude, longitude: GeoJSON gives longitude first (x, y), "
+                         "so swap them (e.g. QGIS's Swap X and Y coordinates)"), said
+    # a region elsewhere, or one on the image: no such hint
+    elsewhere = Region.from_bbox(w + 20, s + 10, e + 20, n + 10)
+    assert "latitude" not in upload_advice("the region lies outside the image; draw it over the image", elsewhere, grid)
+
+
+def test_a_pixel_region_file_without_its_crs_is_told_to_say_so():
+    """Pixel coordinates in a file that does not say so were told they "look like metres ... save the file in
+    EPSG:4326", and after that the image without a place on Earth refused it again."""
+    import json
+
+    from core.grid import Grid
+    from core.errors import RegionError
+    from core.region_check import read_uploaded_region
+
+    ring = [[500, 500], [900, 500], [900, 900], [500, 900], [500, 500]]
+    data = json.dumps({"type": "Polygon", "coordinates": [ring]}).encode()
+    plain = Grid(None, (1, 0, 0, 0, 1, 0), 1024, 1024)
+    with pytest.raises(RegionError, match='looks like metres .*; this image has no place on Earth, so a region file gives '
+                                          'its columns and rows and says so: if these are the image\'s, add "crs": "image"'):
+        read_uploaded_region(data, "f.geojson", plain)
+    with pytest.raises(RegionError, match="looks like metres") as info:  # a georeferenced image: as it was
+        read_uploaded_region(data, "f.geojson", None)
+    assert "crs" not in str(info.value)
+    marked = json.dumps({"type": "Polygon", "coordinates": [ring], "crs": "image"}).encode()
+    assert read_uploaded_region(marked, "f.geojson", plain).bounds == (500, 500, 900, 900)

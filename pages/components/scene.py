@@ -17,7 +17,7 @@ from core.bbox import box_text as bounds_text
 from core.ee.presets import CAMANA
 from core.geometry import LONLAT_CRS, clipped_to_box
 from core.region import Region
-from core.region_check import box_advice
+from core.region_check import box_advice, read_uploaded_region, upload_advice
 from core.sources.base import Progress, Scene
 from core.sources.local import LocalSource
 from pages.components import cached, state
@@ -92,11 +92,14 @@ def use_uploaded_region(data: bytes, name: str) -> list[str]:
             image, lon/lat on an image without a place on Earth, too small or too large); the
             region in use is kept.
     """
+    grid = current_source().grid() if is_local() else None
+    region = None
     try:
-        region = Region.from_upload(data, name=name)
+        region = read_uploaded_region(data, name, grid)
         require_usable_region(region)
     except RegionError as err:
-        raise RegionError(f"{name} cannot be used: {str(err).rstrip('.')}. The region in use is kept.") from None
+        said = upload_advice(str(err).rstrip("."), region, grid)
+        raise RegionError(f"the file {name} cannot be used: {said}. The region in use is kept.") from None
     state.set_region(region.to_geojson())
     return list(region.left_out)
 
