@@ -22,7 +22,7 @@ TOP_CLASSES = 8
 MAX_DOWNLOAD_MB = 50
 
 navigation.require_app(__file__)
-st.title("Data")
+st.title("Data", anchor=False)  # (no link: a nameless link beside each title, to a screen reader)
 
 with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     sc = scene.current_scene_shown(at_once=True)
@@ -81,7 +81,7 @@ with ui.errors_shown():
 
 with map_box:
     regionmap.show(sc, grid, offset, valid, overlays, opacities, "data_map",
-                   inspect=regionmap.pixel_reader(sc, feats, valid))
+                   inspect=regionmap.pixel_reader(sc, feats, valid), label="Map of the region's imagery and labels")
 
 with stats_col:
     st.markdown("**Statistics**")
@@ -147,7 +147,7 @@ if mask is not None:  # a file of fields or farms: how much of each the labels c
 
 if has_labels:
     st.divider()
-    st.subheader("Training patches")
+    st.header("Training patches", anchor=False)  # (h2 under the h1: an h3 skipped a level)
     st.caption("Cut patches of this region into TFRecord files in Earth Engine's layout (one float feature per "
                "band R, G, B, NIR, NDVI and a `crop` label: 1 crop, 0 not crop, 255 no data), like the Earth "
                "Engine page's training export. Test patches come from a held-out block. Train on them on the "

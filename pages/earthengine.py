@@ -143,7 +143,7 @@ def _here() -> str:
 
 
 navigation.require_app(__file__)
-st.title("Earth Engine")
+st.title("Earth Engine", anchor=False)  # (no link: a nameless link beside each title, to a screen reader)
 st.caption("Batch jobs for large regions: TFRecord exports for training and prediction, the task monitor, "
            "and a prediction uploaded back as an image asset.")
 ee_state = cached.ee_status()
@@ -280,5 +280,6 @@ with upload_tab:
             here = region is not None and not region.is_image
             w, s_, e, n = layer["bounds"] or (region.bounds if here else (-180.0, -85.0, 180.0, 85.0))
             mapview.render(mapview.MapSpec(bounds=((max(s_, -85.0), w), (min(n, 85.0), e)), image=False, tile_layers=[layer],
-                                           region_geojson=region.to_map_geojson() if here else None),
+                                           region_geojson=region.to_map_geojson() if here else None,
+                                           label=f"Map of the asset {shown}"),
                            key="ee_asset_map")

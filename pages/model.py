@@ -15,7 +15,7 @@ from core.metrics import SCORE_HELP, SCORE_TITLES
 from pages.components import cached, charts, models, navigation, scene, state, ui
 
 navigation.require_app(__file__)
-st.title("Model")
+st.title("Model", anchor=False)  # (no link: a nameless link beside each title, to a screen reader)
 SHIPPED = models.shipped()
 
 
@@ -299,7 +299,7 @@ with tab_train:
 
 
 st.divider()
-st.subheader("Model in use")
+st.header("Model in use", anchor=False)  # (h2 under the h1: an h3 skipped a level)
 current = state.get(state.MODEL_PATH)
 if not current:
     st.info("No model loaded yet: load the shipped weights, upload a model or train one.")

@@ -17,7 +17,7 @@ from pages.components import cached, models, navigation, parts, predictions, reg
 VIEW_CHOICES = {1: "1 (fastest)", 4: "4: mirrored (about 4x the time)", 8: "8: mirrored and turned (about 8x the time)"}
 
 navigation.require_app(__file__)
-st.title("Predict")
+st.title("Predict", anchor=False)  # (no link: a nameless link beside each title, to a screen reader)
 
 with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):  # a region that cannot be used is the first thing to fix
     scene.require_usable_region()
@@ -211,7 +211,8 @@ with ui.errors_shown(stop=True):
 
 with map_box:
     regionmap.show(sc, grid, offset, valid, overlays, opacities, "predict_map", dynamic,
-                   inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key), float(threshold)))
+                   inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key), float(threshold)),
+                   label="Map of the crop prediction")
 
 with ui.errors_shown():
     parts.show(region, key, float(threshold), offset, grid.georeferenced, file_tag=tag)

@@ -38,7 +38,7 @@ def area_line(areas: dict, pixel_size_m: float | None = None) -> str:
 
 
 navigation.require_app(__file__)
-st.title("Quality")
+st.title("Quality", anchor=False)  # (no link: a nameless link beside each title, to a screen reader)
 
 model_path = state.get(state.MODEL_PATH)
 running = None
@@ -163,7 +163,8 @@ with left:
     with map_box:
         regionmap.show(sc, grid, offset, valid, [base], {dis.name: dis_opacity}, "quality_map",
                        [dis] if show_dis else [],
-                       inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key), float(threshold)))
+                       inspect=regionmap.pixel_reader(sc, feats, valid, cached.cached_probability(key), float(threshold)),
+                       label="Map of where the prediction and the labels disagree")
     # under the map whose colours it counts (beside it, the right column ran far below the map's foot)
     st.markdown(area_line(conf["crop_area"], sc.extra.get("pixel_size_m")))
     st.markdown("**Confusion matrix** (pixels valid in both; on the map, false crop in red-orange and missed crop in sky blue)")

@@ -26,8 +26,12 @@ from core.sources.earthengine import recipes_from_settings
 from core.sources.local import MAX_FIELDS_UPLOAD_BYTES, LocalSource, use_uploaded_files
 from pages.components import cached, eeform, mapview, navigation, scene, state, ui
 
+#: The map's name for a screen reader (drawing on it needs a mouse: the box and the file do not)
+REGION_MAP_LABEL = ("Map for choosing the region (drawing needs a mouse; enter a box by its coordinates or upload a "
+                    "GeoJSON file instead)")
+
 navigation.require_app(__file__)
-st.title("Region")
+st.title("Region", anchor=False)  # (no link: a nameless link beside each title, to a screen reader)
 st.caption("Choose the area to map: a preset, a polygon or rectangle drawn on the map, a box by its coordinates, "
            "or a GeoJSON file (the box and the file need no mouse).")
 
@@ -284,7 +288,7 @@ def take_drawing(result: dict | None, image: bool) -> None:
         except CropMapError as err:
             # said beside the map until a region is set, and the shape taken off the map (a map drawn anew):
             # it stayed drawn beside the region in use, and was taken for it once its error had gone
-            state.put(state.DRAW_REFUSED, ui.sentence(str(err)))
+            state.put(state.DRAW_REFUSED, ui.sentence(str(err), "."))
             state.put(state.REGION_MAP_GENERATION, state.get(state.REGION_MAP_GENERATION) + 1)
             st.rerun()
         # "Back to the previous region" goes back to the last usable one, not to a mistake before this one
@@ -308,7 +312,8 @@ with map_box:
             st.warning(ui.sentence(warning, "."), icon=":material/warning:")
         result = mapview.render(
             mapview.MapSpec(bounds=scene.region_view(region, grid, backdrop.bounds), image=not grid.georeferenced,
-                            overlays=[backdrop], region_geojson=region.outline_geojson(), draw=True),
+                            overlays=[backdrop], region_geojson=region.outline_geojson(), draw=True,
+                            label=REGION_MAP_LABEL),
             key=f"region_map_{state.get(state.REGION_MAP_GENERATION)}", returned_objects=["all_drawings"],
         )
         if missing:  # (the sample scene has large gaps; without a word they look like a fault of the map)
@@ -327,7 +332,7 @@ with map_box:
         w, s_, e, n = region.bounds
         result = mapview.render(
             mapview.MapSpec(bounds=((s_, w), (n, e)), image=False, tile_layers=tiles,
-                            region_geojson=region.outline_geojson(), draw=True),
+                            region_geojson=region.outline_geojson(), draw=True, label=REGION_MAP_LABEL),
             key=f"region_map_ee_{state.get(state.REGION_MAP_GENERATION)}", returned_objects=["all_drawings"],
         )
         take_drawing(result, image=False)

@@ -46,3 +46,16 @@ def test_the_training_chart_marks_the_kept_epoch_unless_it_is_the_last_and_label
     # the last epoch kept: nothing to mark (the line ends there)
     assert len(_layers(charts.training_chart(history, charts.LOSS_CURVES, "loss", best_epoch=25))) == 1
     assert len(_layers(charts.training_chart(history, charts.SCORE_CURVES, "score", best_epoch=None))) == 1
+
+
+def test_the_charts_say_what_they_show_to_a_screen_reader():
+    """Vega named the threshold chart by its tick labels ("0.0 0.1 ... score (0-1) F1 IoU ...")."""
+    from pages.components import charts
+
+    curve = [{"threshold": t, "f1": 0.5, "iou": 0.4, "precision": 0.6, "recall": 0.7} for t in (0.1, 0.2)]
+    assert charts.threshold_chart(curve, 0.45).to_dict()["description"] == (
+        "Line chart of F1, IoU, Precision, Recall against the crop threshold from 0 to 1, with a dashed line at the "
+        "chosen threshold 0.45")
+    history = [{"epoch": e, "loss": 1.0 / e, "val_loss": 1.1 / e} for e in (1, 2, 3)]
+    assert charts.training_chart(history, charts.LOSS_CURVES, "loss", 2).to_dict()["description"] == (
+        "Line chart of training loss, validation loss against the epoch, epochs 1 to 3; the kept checkpoint is epoch 2")

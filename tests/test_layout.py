@@ -80,3 +80,27 @@ def test_pages_import_nothing_that_loads_tensorflow_before_they_draw():
             "print(sorted(m for m in ('tensorflow', 'keras', 'pages.components.models') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, *sorted(modules)], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['pages.components.models']"  # (the scan imports what the pages import)
+
+
+def test_the_pages_headings_form_an_outline_for_a_screen_reader():
+    """One h1 per page (its title), sections as h2 under it, no heading before it: the sidebar's
+    "### Status" came before every page's h1, st.subheader made h3s under the h1 (a level skipped), and
+    each title carried a link without a name."""
+    files = list((ROOT / "pages").rglob("*.py")) + [ROOT / "app.py"]
+    titles, problems = 0, []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            name, where = node.func.attr, f"{path.relative_to(ROOT)}:{node.lineno}"
+            anchor = next((k.value for k in node.keywords if k.arg == "anchor"), None)
+            if name in ("title", "header"):
+                titles += name == "title"
+                if not (isinstance(anchor, ast.Constant) and anchor.value is False):
+                    problems.append(f"{where}: st.{name} without anchor=False")
+            elif name == "subheader":
+                problems.append(f"{where}: st.subheader (an h3 under the page's h1)")
+            elif name == "markdown" and node.args and isinstance(node.args[0], ast.Constant) and \
+                    str(node.args[0].value).lstrip().startswith("#"):
+                problems.append(f"{where}: a markdown heading")
+    assert titles == 6 and problems == []

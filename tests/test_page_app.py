@@ -5,11 +5,13 @@ Driven with AppTest; the helpers are in apptest.py.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from pages.components import mapview
 
-from apptest import new_app, predict_page
+from apptest import map_calls, new_app, predict_page
 
 
 def test_the_first_runs_waiting_status_is_replaced_by_the_status(fake_map):
@@ -21,7 +23,7 @@ def test_the_first_runs_waiting_status_is_replaced_by_the_status(fake_map):
         at.run()
         assert not at.exception
         side = [m.value for m in at.sidebar.markdown]
-        assert side.count("### Status") == 1, side
+        assert side.count("**Status**") == 1, side
         captions = " ".join(c.value for c in at.sidebar.caption)
         assert "Checking the image" not in captions and "Source: sample scene" in captions
         assert any(s.value.startswith("Sample scene: Landsat 8") for s in at.sidebar.success)
@@ -84,8 +86,11 @@ def test_the_maps_behaviours_are_calls_of_the_served_map_script():
                            click_marker=layer.bounds)
     html = mapview.build(spec, view_key="k").get_root().render()
     called = set(re.findall(r"\bcropmap\.(\w+)\(", html))
-    assert {"note", "height", "fitOnFullscreen", "wheelAfterClick", "clickMarker"} <= called <= defined, (called, defined)
+    assert {"note", "height", "fitOnFullscreen", "wheelAfterClick", "clickMarker", "label"} <= called <= defined, (called, defined)
     assert {"dynamicTitle", "readout", "tilesFailed", "legends"} <= defined
+    # named for a screen reader, with the keys that work on it (the frame was "streamlit_folium.st_folium")
+    [(label, keys)] = map_calls(mapview.build(replace(spec, label="Map of the crop prediction"), view_key="k"), "label")
+    assert label == "Map of the crop prediction" and keys.endswith("Enter reads the pixel at its centre.")
     # (the outline's tooltip: HTML text, braces as character references, read by no template)
     assert "</script><b>" not in html and "{{" not in html.split("<script>", 1)[1]
     assert "Field &#123;&#123; 1 &#125;&#125; &#123;% x &lt;/script&gt;&lt;b&gt;" in html.replace("\\u0026", "&")
@@ -273,7 +278,7 @@ def test_a_work_folder_that_cannot_be_made_is_said_in_the_page(fake_map, tmp_pat
     monkeypatch.setenv("CROPMAP_WORKDIR", str(work))
     at = new_app()
     at.run()
-    assert not at.exception and not at.error and "### Status" in [m.value for m in at.sidebar.markdown]
+    assert not at.exception and not at.error and "**Status**" in [m.value for m in at.sidebar.markdown]
 
 
 def test_a_map_layer_stays_served_while_other_sessions_runs_end():

@@ -55,7 +55,10 @@ def threshold_chart(curve: Sequence[dict], threshold: float):
     )
     rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[4, 3], color="gray").encode(
         x="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", title="chosen threshold", format=".2f")])
-    return lines + rule
+    # said to a screen reader (Vega's own name for the chart was its tick labels, "0.0 0.1 ... score")
+    return (lines + rule).properties(description=(
+        f"Line chart of {', '.join(SCORE_NAMES.values())} against the crop threshold from 0 to 1, with a dashed "
+        f"line at the chosen threshold {threshold:.2f}"))
 
 
 def training_chart(history: Sequence[dict], names: dict[str, str], y_label: str, best_epoch: int | None = None):
@@ -82,4 +85,6 @@ def training_chart(history: Sequence[dict], names: dict[str, str], y_label: str,
         lines += alt.Chart(mark).mark_rule(color="#6b7280", strokeDash=[4, 3]).encode(x="epoch:Q")
         lines += alt.Chart(mark).mark_text(align="left", dx=3, color="#6b7280").encode(
             x="epoch:Q", y=alt.value(8), text="label:N")  # (at the plot's top)
-    return lines.properties(height=300)
+    best = f"; the kept checkpoint is epoch {int(best_epoch)}" if best_epoch is not None else ""
+    return lines.properties(height=300, description=(  # (for a screen reader, as threshold_chart's)
+        f"Line chart of {', '.join(n for c, n in names.items() if c in hist)} against the epoch, epochs 1 to {last}{best}"))

@@ -107,6 +107,14 @@ class MapSpec:
     #: Keep the user's view when the map is built anew with the same bounds (a layer turned on or off):
     #: see map.js's fitOnFullscreen. Not on the Region page, whose map looks at each new region (and Reset at the image).
     keep_view: bool = False
+    #: What the map shows, for a screen reader: the map's name (its frame had only streamlit-folium's
+    #: "streamlit_folium.st_folium"), with the keys that work on it.
+    label: str = "Map"
+
+
+#: The keys of a focused map, said to a screen reader with its name (:attr:`MapSpec.label`).
+KEYS_HINT = "Arrow keys move the map; plus and minus zoom."
+KEYS_READ_HINT = KEYS_HINT + " Enter reads the pixel at its centre."
 
 
 def _classes():
@@ -309,6 +317,7 @@ def build(spec: MapSpec, view_key: str | None = None):
     store = f"{view_key}|{s:.6g},{w:.6g},{n:.6g},{e:.6g}" if view_key else None  # the view kept for this map and bounds
     Call("fitOnFullscreen", [[s, w], [n, e]], store).add_to(m)
     Call("wheelAfterClick", WHEEL_HINT).add_to(m)
+    Call("label", spec.label, KEYS_READ_HINT if spec.click_marker is not None else KEYS_HINT).add_to(m)
     if spec.click_marker is not None:
         bounds = [list(spec.click_marker[0]), list(spec.click_marker[1])]
         Call("clickMarker", bounds, bool(spec.image), CLICK_HINT, CLICK_READING, CLICK_OUTSIDE).add_to(m)

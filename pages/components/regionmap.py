@@ -15,14 +15,15 @@ from pages.components import cached, mapview, scene, state, ui
 
 def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequence[Overlay],
          opacities: dict[str, float], key: str, dynamic: Sequence[Overlay] = (),
-         inspect: Callable[[int, int], str] | None = None) -> None:
+         inspect: Callable[[int, int], str] | None = None, label: str = "Map of the region") -> None:
     """Draw the map of scene ``sc`` (its ``grid``, drawn at ``offset`` in image coordinates, ``valid``
     its pixels with data): ``overlays`` bottom first (and ``dynamic``, see :class:`mapview.MapSpec`)
     over the image around the region (a local source's; see :func:`scene.map_view`), with the layers'
     legends inside the map at their ``opacities``, and under it, where the region has pixels without
     data, a line naming their light grey. With ``inspect`` (row, col -> a line on that pixel of the scene,
     e.g. :func:`core.inspect.describe_pixel`), a click on the map marks the pixel and says what its
-    layers hold there, inside the map (:class:`mapview.MapSpec` ``readout``)."""
+    layers hold there, inside the map (:class:`mapview.MapSpec` ``readout``). ``label``: what the map
+    shows, for a screen reader."""
     with ui.errors_shown(stop=True):
         view, under = scene.map_view(grid, offset)
         outline = scene.current_region().outline_geojson() if under else None
@@ -46,7 +47,7 @@ def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequenc
     mapview.render(mapview.MapSpec(bounds=view, image=not grid.georeferenced, overlays=[*under, *overlays],
                                    opacities=opacities, dynamic=dynamic, region_geojson=outline,
                                    click_marker=box if inspect else None, readout=readout,
-                                   keep_view=True),
+                                   keep_view=True, label=label),
                    key=key, returned_objects=["last_clicked"] if inspect else ())
     if note := scene.nodata_note(sc, valid):
         st.caption(note)

@@ -15,7 +15,7 @@ from pages.components import cached, models, predictions, scene, state, ui
 def show() -> None:
     """Draw the status block where the caller puts it (app.py: the sidebar, after the page);
     never raises for user-caused problems."""
-    st.markdown("### Status")
+    st.markdown("**Status**")  # (not a heading: an h3 before each page's h1 broke its outline)
     spec = state.get(state.SOURCE)
     if spec.get("kind") in ("sample", "local"):  # the image in use (Earth Engine's is named below)
         ok, msg = local_status(spec)
@@ -71,7 +71,7 @@ def show() -> None:
 def waiting() -> None:
     """What the status block shows while a session's first page runs (seconds on a first visit,
     with the map and, on some pages, TensorFlow loading): it was empty until the page had run."""
-    st.markdown("### Status")
+    st.markdown("**Status**")  # (not a heading: an h3 before each page's h1 broke its outline)
     st.caption("Checking the image, Earth Engine and the model...")
 
 

@@ -227,7 +227,6 @@
     box.onAdd = function () {
       if (div) { return div; }
       div = L.DomUtil.create('div', 'cropmap-note cropmap-readout');
-      div.setAttribute('aria-live', 'polite');  // (a screen reader reads each new reading)
       L.DomEvent.disableClickPropagation(div);
       L.DomEvent.disableScrollPropagation(div);
       return div;
@@ -253,6 +252,9 @@
       d.textContent = same ? r[0] : at ? pending : missed && outside ? outside : hint;
       d.classList.toggle('cropmap-readout-waiting', !same);
       place();
+      // read out by a screen reader from a live region that stays put (the box above moves to another
+      // corner when it would cover the place clicked, and a live region moved in the page is often not read)
+      if (same || (missed && outside)) { status(map).textContent = d.textContent; }
     }
     showReading = show;
     // placed again when the map moves under it: a zoom, a resize, full screen
@@ -288,6 +290,37 @@
       }
     });
     show();
+  };
+
+  /* The map's live region (created once, outside the panes and controls that move): what is said to a
+   * screen reader, e.g. the reading of a click. Hidden from sight (map.css's .cropmap-status). */
+  function status(map) {
+    var c = map.getContainer(), el = c.querySelector(':scope > .cropmap-status');
+    if (!el) {
+      el = L.DomUtil.create('div', 'cropmap-status', c);
+      el.setAttribute('role', 'status');
+      el.setAttribute('aria-live', 'polite');
+    }
+    return el;
+  }
+
+  /* The map's name for a screen reader (``label``, with ``keys``, the keys that work on it): a map
+   * region named so, and its frame named so (it was announced as "streamlit_folium.st_folium"). */
+  cropmap.label = function (map, label, keys) {
+    var c = map.getContainer(), hint = c.querySelector(':scope > .cropmap-keys');
+    c.setAttribute('role', 'region');
+    c.setAttribute('aria-roledescription', 'map');
+    c.setAttribute('aria-label', label);
+    if (!hint) {
+      hint = L.DomUtil.create('div', 'cropmap-status cropmap-keys', c);
+      hint.id = 'cropmap-keys';
+      c.setAttribute('aria-describedby', hint.id);
+    }
+    hint.textContent = keys;
+    document.title = label;
+    try {  // (the frame's own title stays: the page's styles and tests find the map's frame by it)
+      if (window.frameElement) { window.frameElement.setAttribute('aria-label', label); }
+    } catch (e) { /* a frame of another origin: its name stays the document's title */ }
   };
 
   /* A button (under the map's buttons) that hides, while it is held, the layers a legend explains (the
