@@ -1,5 +1,5 @@
 """Dashboard timings in headless Chromium: server start -> map visible, first page load -> the sidebar's
-Status heading (a waiting line or the status), Region -> Data page's map (its first
+Status title (a waiting line or the status), Region -> Data page's map (its first
 visit), Predict click -> overlays
 visible, threshold change -> crop area updated, and -> the page's run finished, and the bytes the server sends
 the browser for one threshold step (the page's messages and the map layers' PNGs). Prints one JSON line.
@@ -49,7 +49,7 @@ def main() -> int:
         with dashboard(Path(wd), env) as (url, healthy_s):
             t = time.perf_counter()
             page.goto(url)
-            page.locator("[data-testid='stSidebar'] h3", has_text="Status").wait_for()
+            page.locator("[data-testid='stSidebar'] strong", has_text="Status").wait_for()
             res["page_to_sidebar_status_s"] = round(time.perf_counter() - t, 2)
             wait_map_layers(page, 1)
             map_frame(page).locator(".leaflet-image-layer").first.wait_for(state="visible")

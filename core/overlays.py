@@ -228,18 +228,25 @@ def labels_colour(mask: np.ndarray, show_nodata: bool = False, imaged: np.ndarra
 
 
 def labels_layer(mask: np.ndarray, imaged: np.ndarray | None = None) -> tuple[np.ndarray, Legend]:
-    """The label layer's RGBA and legend: crop / not crop, and pixels of the image (``imaged``;
-    default all) without a label painted "no label" (named in the legend only where there are
-    some) unless the labels are a few fields (:func:`core.labels.few_labels`): then the rest is
-    left clear ("not labelled", an empty swatch)."""
+    """The label layer's RGBA and legend (:func:`labels_legend`)."""
+    legend, show_nodata = labels_legend(mask, imaged)
+    return labels_colour(mask, show_nodata=show_nodata, imaged=imaged), legend
+
+
+def labels_legend(mask: np.ndarray, imaged: np.ndarray | None = None) -> tuple[Legend, bool]:
+    """The label layer's legend and whether it paints "no label" (``show_nodata`` of :func:`labels_colour`),
+    from all the pixels: crop / not crop, and pixels of the image (``imaged``; default all) without a
+    label painted "no label" (named in the legend only where there are some) unless the labels are a
+    few fields (:func:`core.labels.few_labels`): then the rest is left clear ("not labelled", an empty
+    swatch)."""
     where = np.ones(mask.shape, bool) if imaged is None else imaged
     unlabelled = (mask == NODATA) & where
-    few = few_labels(int(where.sum() - unlabelled.sum()), int(where.sum()))
-    rgba = labels_colour(mask, show_nodata=not few, imaged=imaged)
+    n_where = int(where.sum())
+    few = few_labels(n_where - int(unlabelled.sum()), n_where)
     legend = class_legend("Labels", ["crop", "not crop"] + (["no label"] if unlabelled.any() and not few else []))
     if few:
         legend = replace(legend, items=legend.items + (("not labelled", "transparent"),))
-    return rgba, legend
+    return legend, not few
 
 
 def probability_colour(prob: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -397,7 +398,10 @@ class ImageReader:
         Raises:
             InvalidDataError: on NaN reflectance without a NaN nodata value, or negative reflectance.
         """
-        raw, valid = self._stored_and_valid(window)
+        import rasterio
+
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # (each block read once: not kept by GDAL as well)
+            raw, valid = self._stored_and_valid(window)
         return to_features(raw, valid, self.scales, self.offsets, self.path.name), valid
 
 
@@ -619,28 +623,44 @@ def write_reflectance(path: str | os.PathLike, feats: np.ndarray, valid: np.ndar
     A valid pixel of reflectance 0 in every band (negatives are clipped to 0) is written as the
     smallest positive float32 instead: zero in every band reads as no data (:func:`core.reflectance.valid_pixels`),
     and the pixel would drop out of predictions, areas and metrics."""
-    data = lift_zeros(np.moveaxis(feats[..., :4], -1, 0).astype(np.float32), valid)
-    data[:, ~valid] = np.nan
-    return _write_bands(path, data, grid, float("nan"), INPUT_BANDS)
+    def strip(r0: int, r1: int) -> np.ndarray:
+        v = valid[r0:r1]
+        data = lift_zeros(np.moveaxis(feats[r0:r1, :, :4], -1, 0).astype(np.float32), v)
+        data[:, ~v] = np.nan
+        return data
+
+    return _write_bands(path, strip, grid, float("nan"), INPUT_BANDS, dtype="float32")
 
 
-def _write_bands(path: str | os.PathLike, bands: np.ndarray, grid: Grid, nodata, descriptions) -> Path:
-    """Write (count, h, w) ``bands`` on ``grid`` as a tiled, deflated GeoTIFF, atomically (temporary
-    name, then rename; an existing file is replaced)."""
+def _write_bands(path: str | os.PathLike, bands: np.ndarray | Callable[[int, int], np.ndarray], grid: Grid, nodata,
+                 descriptions: Sequence[str], dtype: str | None = None) -> Path:
+    """Write ``bands`` on ``grid``, one band per of ``descriptions``, as a tiled, deflated GeoTIFF,
+    atomically (temporary name, then rename; an existing file is replaced). ``bands``: a (count, h, w)
+    array, or a function of a strip of rows (r0, r1) that makes its (count, r1 - r0, w) bands of
+    ``dtype`` when it is written (no copy of a whole raster: 200 MB for a 15 Mpx scene).
+
+    Deflate at level 1 on every core: 1.4 s for a 15 Mpx scene where the default level took 6 s, for
+    files 2% larger."""
     import rasterio
+    from rasterio.windows import Window
 
     from core.files import replacing
 
     path = Path(path)
-    count, h, w = bands.shape
-    if (h, w) != grid.shape:
-        raise ValueError(f"bands are {w}x{h} px, grid is {grid.width}x{grid.height}")
-    profile = {"driver": "GTiff", "width": w, "height": h, "count": count, "dtype": bands.dtype.name, "nodata": nodata,
-               "transform": rasterio.Affine(*grid.transform), "compress": "deflate", "tiled": w >= 256 and h >= 256}
+    h, w = grid.shape
+    if not callable(bands):
+        array = bands
+        if array.shape[1:] != (h, w):
+            raise ValueError(f"bands are {array.shape[2]}x{array.shape[1]} px, grid is {grid.width}x{grid.height}")
+        bands, dtype = (lambda r0, r1: array[:, r0:r1]), array.dtype.name
+    profile = {"driver": "GTiff", "width": w, "height": h, "count": len(descriptions), "dtype": dtype, "nodata": nodata,
+               "transform": rasterio.Affine(*grid.transform), "compress": "deflate", "zlevel": 1,
+               "num_threads": "ALL_CPUS", "tiled": w >= 256 and h >= 256}
     if grid.crs:
         profile["crs"] = grid.crs
     with replacing(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(bands)
+        for r0, r1 in row_strips(h, w):
+            dst.write(bands(r0, r1), window=Window(0, r0, w, r1 - r0))
         for i, description in enumerate(descriptions, start=1):
             dst.set_band_description(i, description)
     return path

@@ -41,6 +41,27 @@ def test_negative_reflectance_is_an_error(tmp_path):
         ImageReader(p)
 
 
+def test_features_made_in_strips_are_the_whole_windows(monkeypatch):
+    """to_features works a strip of rows at a time (its temporaries of a 15 Mpx window took 760 MB): the
+    same features, and a refusal said of the whole window, as before."""
+    from core import reflectance as R
+
+    rng = np.random.default_rng(3)
+    raw = rng.integers(100, 9000, (4, 37, 23)).astype(np.int16)  # (some just below 0 with the offset: clipped)
+    valid = rng.random((37, 23)) > 0.2
+    scale, offset = np.full(4, 2.75e-5), np.full(4, -0.2)
+    whole = R.to_features(raw, valid, scale, offset, "img.tif")
+    monkeypatch.setattr(R, "FEATURE_STRIP_PIXELS", 5 * 23)  # strips of 5 rows, the last of 2
+    np.testing.assert_array_equal(R.to_features(raw, valid, scale, offset, "img.tif"), whole)
+    raw[:, 30, 4], valid[30, 4] = -9000, True
+    with pytest.raises(InvalidDataError) as strips:
+        R.to_features(raw, valid, scale, offset, "img.tif")
+    monkeypatch.setattr(R, "FEATURE_STRIP_PIXELS", 1 << 20)
+    with pytest.raises(InvalidDataError) as at_once:
+        R.to_features(raw, valid, scale, offset, "img.tif")
+    assert str(strips.value) == str(at_once.value)
+
+
 def test_a_value_no_offset_gives_is_refused_in_any_window():
     """A pixel the image's sample missed is refused when its window is read (no product gives < -0.2)."""
     from core.reflectance import to_features

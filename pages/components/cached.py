@@ -243,9 +243,17 @@ def image_overlay(path: str, path_mtime: float, layer: str, offset: tuple[int, i
     legend = ov.gradient_legend("NDVI", "ndvi", "-1", "1") if layer == "ndvi" else None
     names = {"true": "True colour (R,G,B)", "grey": "True colour in grey", "false": "False colour (NIR,R,G)",
              "ndvi": "NDVI"}
-    rgba = (ov.ndvi_colour(feats, valid) if layer == "ndvi" else
-            {"true": ov.true_colour, "grey": ov.grey_colour, "false": ov.false_colour}[layer](feats, valid, limits))
-    return ov.make_overlay(names[layer], rgba, grid, offset, legend)
+    # only the pixels the overlay keeps are coloured (each layer coloured all 15 Mpx of a large region), with
+    # the stretch of all of them where none is given
+    if layer == "ndvi":
+        colour = ov.ndvi_colour
+    else:
+        stretch = {"true": ov.true_colour, "grey": ov.grey_colour, "false": ov.false_colour}[layer]
+        lim = limits if limits is not None else ov.band_limits(feats, valid)
+
+        def colour(f: np.ndarray, v: np.ndarray) -> np.ndarray:
+            return stretch(f, v, lim)
+    return ov.pixelwise_overlay(names[layer], colour, [feats, valid], grid, offset, legend)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -256,8 +264,9 @@ def labels_overlay(path: str, path_mtime: float, label_map: str, offset: tuple[i
     mask = label_mask(path, path_mtime, label_map)
     grid = image_grid_of_labels(path, path_mtime)
     imaged = image_arrays(image_path, image_mtime)[1] if image_path is not None else None
-    rgba, legend = ov.labels_layer(mask, imaged)
-    return ov.make_overlay("Labels", rgba, grid, offset, legend)
+    legend, show_nodata = ov.labels_legend(mask, imaged)
+    arrays = [mask] if imaged is None else [mask, imaged]
+    return ov.pixelwise_overlay("Labels", lambda m, i=None: ov.labels_colour(m, show_nodata, i), arrays, grid, offset, legend)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
