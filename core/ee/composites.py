@@ -245,10 +245,24 @@ class CompositeConfig:
         return _dt.date.fromisoformat(self.start).year
 
     def crs_for(self, geometry: Mapping[str, Any]) -> str:
-        """The CRS to use for a region: ``crs`` if set, else the UTM zone of its centre."""
+        """The CRS to use for a region: ``crs`` if set, else the UTM zone of its centre.
+
+        Raises:
+            RegionError: no ``crs`` set and the region reaches past UTM's latitudes (80 S to 84 N), where
+                a UTM grid stretches out of shape (a region at the pole was taken in zone 31N).
+        """
         if self.crs:
             return self.crs.upper()
         w, s, e, n = geojson_bounds(geometry)
+        if s < UTM_LATITUDES[0] or n > UTM_LATITUDES[1]:
+            from core.errors import RegionError
+
+            pole, polar = ("north", "EPSG:3413, NSIDC's north polar stereographic") if n > UTM_LATITUDES[1] else \
+                ("south", "EPSG:3031, the Antarctic polar stereographic")
+            raise RegionError(f"the region reaches {max(n, -s):.1f} degrees {pole}, past the latitudes of UTM (80 S to "
+                              f"84 N), the projection a region gets: the dashboard takes regions within them; for this one use "
+                              f"the command line with a polar projection, e.g. --crs {polar} (Landsat's orbits reach about "
+                              "82 degrees)")
         return utm_crs((w + e) / 2, (s + n) / 2)
 
     def grid_size(self, geometry: Mapping[str, Any]) -> tuple[int, int]:
@@ -359,6 +373,10 @@ def composite_note(cfg: CompositeConfig) -> str | None:
                 "fifth of its pixels in stripes, which the median of several scenes fills only in part (stripes of "
                 "no data may remain); Landsat 5 (to 2011) or 8 (from 2013) have none")
     return None
+
+
+#: The latitudes (south, north) that UTM zones cover.
+UTM_LATITUDES = (-80.0, 84.0)
 
 
 def utm_crs(lon: float, lat: float) -> str:

@@ -67,6 +67,17 @@ def test_check_region_local():
 
     bad = src.check_region(Region.from_bbox(0, 0, 500, 500, crs="image"))
     assert not bad.ok and "longitude/latitude" in bad.message
+    # past UTM's latitudes: refused, saying how to map it (the pole was taken in zone 31N, 21 x 372 px)
+    for box, said in (((0.0, 89.9, 0.2, 90.0), "reaches 90.0 degrees north"), ((10.0, -81.0, 10.5, -80.5),
+                                                                               "reaches 81.0 degrees south")):
+        polar = src.check_region(Region.from_bbox(*box))
+        assert not polar.ok and said in polar.message and "past the latitudes of UTM (80 S to 84 N)" in polar.message
+        assert ("--crs EPSG:3413" if "north" in said else "--crs EPSG:3031") in polar.message
+    # with a CRS given (the command line's --crs), such a region is the user's to choose
+    from dataclasses import replace
+
+    polar_src = EarthEngineSource(composite=replace(src.composite, crs="EPSG:3413"), initialize=ready)
+    assert polar_src.composite.crs_for(Region.from_bbox(0.0, 84.5, 3.0, 85.0).geometry()) == "EPSG:3413"
 
 
 def test_check_region_refuses_labels_that_have_no_map_there():
