@@ -149,17 +149,37 @@ def read_uploaded_region(data: bytes, name: str, grid: Grid | None = None) -> Re
                           "file's top level (as the Region page's region GeoJSON download writes it)") from None
 
 
-def upload_advice(message: str, region: Region | None = None, grid: Grid | None = None) -> str:
-    """A region check's ``message`` (advice for a drawing) for an uploaded file's ``region`` on ``grid``: it
-    says to give a region over the image rather than to draw this one there, and, where the file's region
-    lies off a georeferenced image that it would lie on with longitude and latitude swapped, says so."""
+def upload_advice(message: str, region: Region | None = None, grid: Grid | None = None, data: bytes | None = None) -> str:
+    """A region check's ``message`` (advice for a drawing) for an uploaded file's ``region`` (read from
+    ``data``) on ``grid``: it says to give a region over the image rather than to draw this one there;
+    where the region lies off a georeferenced image, that it would lie on it with longitude and latitude
+    swapped, or the CRS its coordinates were read in, as the file's ``crs`` member names it (a wrong one
+    put it elsewhere without a word)."""
     from core.bbox import box_overlap, image_box_bounds, swapped_overlaps
 
     message = _DRAW_IT_OVER.sub(r"give a region over the \1 (draw one, or upload another file)", message)
     if region is None or region.is_image or grid is None or not grid.georeferenced:
         return message
     bounds = image_box_bounds(grid, False)
-    if bounds is not None and box_overlap(region.bounds, bounds) is None and swapped_overlaps(region.bounds, bounds):
-        message += ("; the file's coordinates look like latitude, longitude: GeoJSON gives longitude first "
-                    "(x, y), so swap them (e.g. QGIS's Swap X and Y coordinates)")
+    if bounds is None or box_overlap(region.bounds, bounds) is not None:
+        return message
+    if swapped_overlaps(region.bounds, bounds):
+        return message + ("; the file's coordinates look like latitude, longitude: GeoJSON gives longitude first "
+                          "(x, y), so swap them (e.g. QGIS's Swap X and Y coordinates)")
+    if (named := _named_crs(data)) is not None:
+        message += (f"; the file's coordinates were read in {named}, as its \"crs\" member says: check that they "
+                    "are in that CRS")
     return message
+
+
+def _named_crs(data: bytes | None) -> str | None:
+    """The CRS a GeoJSON file's ``crs`` member names (:func:`core.geojson.named_crs`), or None (none, or unreadable)."""
+    import json
+
+    from core.geojson import geojson_text, named_crs
+
+    try:
+        obj = json.loads(geojson_text(data)) if data else None
+        return named_crs(obj) if isinstance(obj, dict) else None
+    except (RegionError, ValueError, RecursionError):
+        return None

@@ -189,6 +189,14 @@ def test_an_uploaded_files_region_is_told_what_to_do_as_a_file():
     # a region elsewhere, or one on the image: no such hint
     elsewhere = Region.from_bbox(w + 20, s + 10, e + 20, n + 10)
     assert "latitude" not in upload_advice("the region lies outside the image; draw it over the image", elsewhere, grid)
+    # read in the CRS its file names (a zone-33 region in a file that says zone 18 lands far off): said
+    import json
+
+    named = json.dumps({"type": "Polygon", "crs": {"type": "name", "properties": {"name": "EPSG:32618"}},
+                        "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}).encode()
+    assert upload_advice("the region lies outside the image", elsewhere, grid, named).endswith(
+        "; the file's coordinates were read in EPSG:32618, as its \"crs\" member says: check that they are in that CRS")
+    assert "crs" not in upload_advice("the region lies outside the image", elsewhere, grid, b"{not json")
 
 
 def test_a_pixel_region_file_without_its_crs_is_told_to_say_so():

@@ -98,7 +98,7 @@ def use_uploaded_region(data: bytes, name: str) -> list[str]:
         region = read_uploaded_region(data, name, grid)
         require_usable_region(region)
     except RegionError as err:
-        said = upload_advice(str(err).rstrip("."), region, grid)
+        said = upload_advice(str(err).rstrip("."), region, grid, data)
         raise RegionError(f"the file {name} cannot be used: {said}. The region in use is kept.") from None
     state.set_region(region.to_geojson())
     return list(region.left_out)
