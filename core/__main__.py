@@ -187,7 +187,7 @@ def _bbox_text(values: list[str]) -> str:
 
     for value in values:
         if bad := not_numbers(value):
-            if "," in value or not re.search(r"[/\\]|\.[A-Za-z]", value):  # a number mistyped ("nan", "13.1°")
+            if "," in value or re.fullmatch(r"[-+]?(\d[\d.]*\S*|nan|inf|infinity)", value, re.IGNORECASE):  # "nan", "13.1°"
                 raise RegionError(f"--bbox takes four numbers, west, south, east and north in degrees, and "
                                   f"{bad[0]!r} is not a number (e.g. --bbox=-72.78,-16.65,-72.67,-16.58)")
             raise RegionError(f"--bbox takes four numbers, west, south, east and north, and {value!r} is not one "

@@ -4,6 +4,7 @@ features and parts, and the features that hold no polygon (left out)."""
 from __future__ import annotations
 
 import json
+import numbers
 from typing import Any, Iterable, Sequence
 
 from core.errors import RegionError
@@ -162,7 +163,7 @@ def _as_ring(raw: Any) -> Ring:
             text such as "12.5" are not), or a number is too large.
     """
     try:
-        if any(not isinstance(v, (int, float)) or isinstance(v, bool) for p in raw for v in p[:2]):
+        if any(not isinstance(v, numbers.Real) or isinstance(v, bool) for p in raw for v in p[:2]):
             raise TypeError
         ring = tuple((float(p[0]), float(p[1])) for p in raw)
     except (TypeError, ValueError, IndexError, KeyError):  # KeyError: a position written as an object

@@ -126,7 +126,7 @@ def _edges(poly: Polygon) -> np.ndarray:
     return np.vstack(rows)
 
 
-def _outline_crosses(poly: Polygon, chunk: int = 256, budget: int = 400_000_000) -> bool:
+def _outline_crosses(poly: Polygon, chunk: int = 256, block: int = 16_384, budget: int = 400_000_000) -> bool:
     """Whether two edges of the rings of ``poly`` cross (a ring crossing itself, a hole its outer
     ring or another hole); edges that only touch (at a corner, as a traced field's holes may) do not
     cross. The edges, sorted by their west end, are compared a ``chunk`` at a time with those whose x
@@ -148,15 +148,17 @@ def _outline_crosses(poly: Polygon, chunk: int = 256, budget: int = 400_000_000)
         spent += min(chunk, len(e) - i) * (stop - i)
         if spent > budget:
             return False
-        c = e[i : i + chunk, :, None]  # this chunk's edges against the edges that may meet them
-        a = e[i:stop]
-        ax, ay, bx, by = (a[:, k] for k in range(4))
+        c = e[i : i + chunk, :, None]  # this chunk's edges against the edges that may meet them,
         cx, cy, dx, dy = c[:, 0], c[:, 1], c[:, 2], c[:, 3]
-        near = ((south[i : i + chunk, None] <= north[None, i:stop]) & (south[None, i:stop] <= north[i : i + chunk, None]))
-        apart = near & (side(cx, cy, dx, dy, ax, ay) * side(cx, cy, dx, dy, bx, by) < 0) & \
-            (side(ax, ay, bx, by, cx, cy) * side(ax, ay, bx, by, dx, dy) < 0)
-        if apart.any():
-            return True
+        for j in range(i, stop, block):  # a ``block`` at a time (an edge across the outline meets them all)
+            k = min(stop, j + block)
+            a = e[j:k]
+            ax, ay, bx, by = (a[:, n] for n in range(4))
+            near = (south[i : i + chunk, None] <= north[None, j:k]) & (south[None, j:k] <= north[i : i + chunk, None])
+            apart = near & (side(cx, cy, dx, dy, ax, ay) * side(cx, cy, dx, dy, bx, by) < 0) & \
+                (side(ax, ay, bx, by, cx, cy) * side(ax, ay, bx, by, dx, dy) < 0)
+            if apart.any():
+                return True
     return False
 
 

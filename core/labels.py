@@ -156,7 +156,7 @@ class LabelCounts:
 
 #: labels covering less than this share of an image's pixels are a few fields (surveyed ones, say),
 #: not a land-cover product with gaps: the rest of the image is "not labelled" rather than no data,
-#: and the label layer leaves it clear over the imagery (:func:`core.overlays.labels_layer`)
+#: and the label layer leaves it clear over the imagery (:func:`core.overlays.labels_legend`)
 FEW_LABELS_SHARE = 0.5
 
 

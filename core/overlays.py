@@ -227,12 +227,6 @@ def labels_colour(mask: np.ndarray, show_nodata: bool = False, imaged: np.ndarra
     return rgba
 
 
-def labels_layer(mask: np.ndarray, imaged: np.ndarray | None = None) -> tuple[np.ndarray, Legend]:
-    """The label layer's RGBA and legend (:func:`labels_legend`)."""
-    legend, show_nodata = labels_legend(mask, imaged)
-    return labels_colour(mask, show_nodata=show_nodata, imaged=imaged), legend
-
-
 def labels_legend(mask: np.ndarray, imaged: np.ndarray | None = None) -> tuple[Legend, bool]:
     """The label layer's legend and whether it paints "no label" (``show_nodata`` of :func:`labels_colour`),
     from all the pixels: crop / not crop, and pixels of the image (``imaged``; default all) without a

@@ -623,6 +623,9 @@ def write_reflectance(path: str | os.PathLike, feats: np.ndarray, valid: np.ndar
     A valid pixel of reflectance 0 in every band (negatives are clipped to 0) is written as the
     smallest positive float32 instead: zero in every band reads as no data (:func:`core.reflectance.valid_pixels`),
     and the pixel would drop out of predictions, areas and metrics."""
+    if feats.shape[:2] != grid.shape or valid.shape != grid.shape:
+        raise ValueError(f"features are {feats.shape[1]}x{feats.shape[0]} px, grid is {grid.width}x{grid.height}")
+
     def strip(r0: int, r1: int) -> np.ndarray:
         v = valid[r0:r1]
         data = lift_zeros(np.moveaxis(feats[r0:r1, :, :4], -1, 0).astype(np.float32), v)
@@ -660,7 +663,10 @@ def _write_bands(path: str | os.PathLike, bands: np.ndarray | Callable[[int, int
         profile["crs"] = grid.crs
     with replacing(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         for r0, r1 in row_strips(h, w):
-            dst.write(bands(r0, r1), window=Window(0, r0, w, r1 - r0))
+            data = bands(r0, r1)
+            if data.shape != (len(descriptions), r1 - r0, w):  # (GDAL would stretch it to the window, unsaid)
+                raise ValueError(f"a strip of rows {r0}-{r1} is {data.shape}, not {(len(descriptions), r1 - r0, w)}")
+            dst.write(data, window=Window(0, r0, w, r1 - r0))
         for i, description in enumerate(descriptions, start=1):
             dst.set_band_description(i, description)
     return path

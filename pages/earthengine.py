@@ -13,7 +13,7 @@ import streamlit as st
 from core.ee.export import MAX_POINTS_PER_TASK, patch_globs, start_jobs
 from core.errors import ConfigError
 from core.ee.tasks import cancel_outcome, cancel_task, ingestion_note
-from core.ee.upload import UploadConfig, asset_name, default_storage_client, upload_prediction_bytes
+from core.ee.upload import UploadConfig, default_storage_client, upload_prediction_bytes, viewed_asset
 from pages.components import cached, mapview, navigation, predictions, scene, state, ui
 
 
@@ -24,10 +24,11 @@ def ingestion_pending(asset_id: str) -> tuple[bool, str] | None:
     made = state.get(state.EE_INGESTION)
     if not made or made["asset"] != asset_id:
         return None
-    rows: list[dict] = []
-    with ui.errors_shown():
-        rows = [cached.ee_task(made["task"])]
-    return ingestion_note(rows, made["task"], asset_id)
+    row, why = cached.ee_task_view(made["task"])
+    if row is None:  # (said once: the asset, asked for after it, failed too, a second error under this one)
+        return True, ui.sentence(f"the state of ingestion task {made['task']}, which makes {asset_id}, could not be "
+                                 f"read: {why.rstrip('.')}", ".")
+    return ingestion_note([row], made["task"], asset_id)
 
 
 def export_form() -> None:
@@ -261,8 +262,8 @@ with upload_tab:
                           key=state.sync_widget(state.EE_ASSET), on_change=state.store_widget, args=(state.EE_ASSET,))
     shown = ""
     if typed.strip():
-        with ui.errors_shown():  # a short id is the project's, as the upload form takes it
-            shown = asset_name(typed.strip(), ee_state.get("project"))
+        with ui.errors_shown():
+            shown = viewed_asset(typed.strip(), ee_state.get("project"))
     if shown and (waiting := ingestion_pending(shown)):
         failed, text = waiting
         if failed:
@@ -279,7 +280,8 @@ with upload_tab:
             # around the region), with the region's outline where the region has a place on Earth
             here = region is not None and not region.is_image
             w, s_, e, n = layer["bounds"] or (region.bounds if here else (-180.0, -85.0, 180.0, 85.0))
-            mapview.render(mapview.MapSpec(bounds=((max(s_, -85.0), w), (min(n, 85.0), e)), image=False, tile_layers=[layer],
-                                           region_geojson=region.to_map_geojson() if here else None,
-                                           label=f"Map of the asset {shown}"),
-                           key="ee_asset_map")
+            with ui.errors_shown():
+                mapview.render(mapview.MapSpec(bounds=((max(s_, -85.0), w), (min(n, 85.0), e)), image=False,
+                                               tile_layers=[layer], label=f"Map of the asset {shown}",
+                                               region_geojson=region.to_map_geojson() if here else None),
+                               key="ee_asset_map")

@@ -327,6 +327,8 @@ def test_predict_a_box_in_degrees_is_the_window_that_covers_it(capsys, tiny_mode
                                    "not a number (e.g. --bbox=-72.78,-16.65,-72.67,-16.58)"),
             (["--bbox", "13.1°", "1", "2", "3"], "and '13.1°' is not a number"),
             (["--bbox", "1,2,3,4", "out/dir"], "and 'out/dir' is not one of them; put the files before --bbox"),
+            (["--bbox", "1", "2", "3", "4", "bands"], "and 'bands' is not one of them; put the files before --bbox"),
+            (["--bbox", "1", "2", "3", "inf"], "and 'inf' is not a number"),
             # across the 180th meridian (west 179.99, east -179.99): said so, not "give xmin < xmax"
             (["--bbox=179.99,-17.0,-179.99,-16.9"], "a box across the 180th meridian is not handled"),
             ([f"--bbox={text}", "--window", window], "--bbox and --window both say what to predict"),

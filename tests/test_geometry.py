@@ -148,3 +148,39 @@ def test_outlines_traced_in_detail_are_checked_too():
     away = [[x + 2000, y] for x, y in hole]
     with pytest.raises(RegionError, match="a hole of the region lies outside the polygon it belongs to"):
         Region.from_geojson({"type": "Polygon", "coordinates": [circle + circle[:1], away + away[:1]]}, crs=IMAGE_CRS)
+
+
+def test_the_crossing_check_finds_what_comparing_every_pair_finds():
+    """The sweep (edges sorted by their west end, a chunk against a block of those it can meet) against
+    every pair of edges compared, on random outlines, some crossing, with chunks and blocks of a few edges."""
+    import numpy as np
+
+    from core.geometry import _edges, _outline_crosses
+
+    def every_pair(poly) -> bool:
+        e = _edges(poly)
+        for i in range(len(e)):
+            for j in range(i + 1, len(e)):
+                (ax, ay, bx, by), (cx, cy, dx, dy) = e[i], e[j]
+                d1 = (dx - cx) * (ay - cy) - (dy - cy) * (ax - cx)
+                d2 = (dx - cx) * (by - cy) - (dy - cy) * (bx - cx)
+                d3 = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+                d4 = (bx - ax) * (dy - ay) - (by - ay) * (dx - ax)
+                if d1 * d2 < 0 and d3 * d4 < 0:
+                    return True
+        return False
+
+    rng = np.random.default_rng(7)
+    found = set()
+    for n in range(300):
+        k = int(rng.integers(4, 14))
+        ring = rng.integers(0, 20, (k, 2)).astype(float)
+        if n % 2:  # round ones (rarely crossing), some with a long edge across
+            angles = np.sort(rng.random(k)) * 2 * np.pi
+            ring = np.c_[10 + 8 * np.cos(angles), 10 + 8 * np.sin(angles)].round(1)
+        poly = ([*ring.tolist(), ring[0].tolist()],)
+        expected = every_pair(poly)
+        found.add(expected)
+        for chunk, block in ((1, 1), (3, 5), (256, 16_384)):
+            assert _outline_crosses(poly, chunk=chunk, block=block) == expected, (poly, chunk, block)
+    assert found == {True, False}

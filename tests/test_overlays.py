@@ -20,6 +20,12 @@ from testdata import FLANDERS_S2, SAMPLE_IMAGE
 IMAGE_GRID = Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 300, 200)
 
 
+
+def labels_layer(mask, imaged=None):
+    """The label layer's RGBA and legend, as the dashboard makes them (cached.labels_overlay)."""
+    legend, show_nodata = ov.labels_legend(mask, imaged)
+    return ov.labels_colour(mask, show_nodata, imaged), legend
+
 def test_colormaps_and_legends():
     lut = ov.colormap("probability")
     assert lut.shape == (256, 3) and lut.dtype == np.uint8
@@ -55,20 +61,20 @@ def test_class_and_probability_rendering():
     fields = np.full((4, 4), 255, np.uint8)
     fields[:1] = 1
     fields[1, :3] = 0
-    rgba, legend = ov.labels_layer(fields)  # 7 of 16 pixels labelled
+    rgba, legend = labels_layer(fields)  # 7 of 16 pixels labelled
     assert (rgba[..., 3] == 255).sum() == 7 and legend.items[-1] == ("not labelled", "transparent")
     assert [label for label, _ in legend.items] == ["crop", "not crop", "not labelled"]
     assert "background:transparent" in legend.to_html()
     fields[1, 3] = fields[2, 0] = 0  # 9 of 16: most of the image, so the rest is no data, as gaps in a product
-    rgba, legend = ov.labels_layer(fields)
+    rgba, legend = labels_layer(fields)
     assert (rgba[..., 3] == 255).all() and [label for label, _ in legend.items] == ["crop", "not crop", "no label"]
     # counted over the image's pixels: outside the image (or the region) nothing is painted
     imaged = np.zeros((4, 4), bool)
     imaged[:2] = True
     fields[1, 3] = 255  # 7 of its 8 pixels labelled
-    rgba, legend = ov.labels_layer(np.where(imaged, fields, 255).astype(np.uint8), imaged)
+    rgba, legend = labels_layer(np.where(imaged, fields, 255).astype(np.uint8), imaged)
     assert (rgba[..., 3] == 255).sum() == 8 and legend.items[-1][0] == "no label"
-    assert ov.labels_layer(np.ones((2, 2), np.uint8))[1].items == ov.class_legend("Labels", ["crop", "not crop"]).items
+    assert labels_layer(np.ones((2, 2), np.uint8))[1].items == ov.class_legend("Labels", ["crop", "not crop"]).items
     # legend swatches at the layer's opacity, as the map draws the layer
     legend = ov.class_legend("Labels", ["crop", "no label"])
     assert "opacity" not in legend.to_html() and legend.to_html(0.5).count("opacity:0.50") == 2

@@ -403,3 +403,15 @@ def test_a_geotiff_whose_keys_are_damaged_is_refused_when_opened(tmp_path):
         ImageReader(damaged)
     with pytest.raises(CorruptFileError, match="damaged.tif"):
         read_labels(damaged, get_class_map("binary"))
+
+
+def test_reflectance_of_another_size_than_its_grid_is_refused(tmp_path):
+    """Written in strips, features of 200 rows on a grid of 300 were stretched to it by GDAL, unsaid."""
+    from core.grid import Grid
+    from core.raster import write_reflectance
+
+    grid = Grid(None, (1, 0, 0, 0, 1, 0), 300, 300)
+    feats, valid = np.ones((200, 300, 5), np.float32), np.ones((200, 300), bool)
+    with pytest.raises(ValueError, match="features are 300x200 px, grid is 300x300"):
+        write_reflectance(tmp_path / "x.tif", feats, valid, grid)
+    assert not (tmp_path / "x.tif").exists()

@@ -62,6 +62,19 @@ def asset_name(asset_id: str, project: str | None = None) -> str:
     return asset_id
 
 
+def viewed_asset(typed: str, project: str | None = None) -> str:
+    """The asset to show for an id typed to view it: a short name (no slash) is the project's, as the upload
+    form takes it; any other id is left for Earth Engine to judge (a catalog id such as
+    ``ESA/WorldCover/v200``, a community catalog's ``projects/sat-io/open-datasets/...``), where an upload's
+    must be one it can make (:func:`asset_name`).
+
+    Raises:
+        ConfigError: a short name without a project, or one no asset can have.
+    """
+    typed = typed.strip()
+    return asset_name(typed, project) if "/" not in typed else typed
+
+
 def check_asset_free(asset: str, overwrite: bool, get_asset: Callable[[str], Mapping[str, Any]] | None = None) -> None:
     """Refuse to make ``asset`` (a full id) where one is already there, unless ``overwrite``: asked
     before anything is uploaded (the ingestion refused it only after the upload, leaving its file).

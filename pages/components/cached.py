@@ -170,6 +170,12 @@ def ee_asset_layer(asset_id: str, version: str = "") -> dict:
             "bounds": info.bounds}
 
 
+def ee_task_view(task_id: str, now: Callable[[], float] | None = None) -> tuple[dict | None, str]:
+    """:func:`ee_task`, or None and why: a failure is remembered as an asset's is (:data:`EE_ASSET_RETRY_S`)."""
+    key = ("task", task_id)
+    return _remembered(_ee_layer_failures(), (key,), lambda err: key, lambda: ee_task(task_id), EE_ASSET_RETRY_S, now)
+
+
 #: How long the Earth Engine page goes without asking again for an asset that could not be shown, in seconds
 #: (an asset being ingested is there a few minutes later)
 EE_ASSET_RETRY_S = 30.0
@@ -259,8 +265,9 @@ def image_overlay(path: str, path_mtime: float, layer: str, offset: tuple[int, i
 @st.cache_data(max_entries=8, show_spinner=False)
 def labels_overlay(path: str, path_mtime: float, label_map: str, offset: tuple[int, int] = (0, 0),
                    image_path: str | None = None, image_mtime: float = 0.0) -> ov.Overlay:
-    """The label layer (:func:`core.overlays.labels_layer`) over the pixels where the image on the
-    same grid, ``image_path``, has data: not over the rest of the region's bounding box."""
+    """The label layer (:func:`core.overlays.labels_legend`, :func:`core.overlays.labels_colour`) over
+    the pixels where the image on the same grid, ``image_path``, has data: not over the rest of the
+    region's bounding box. Only the pixels the overlay keeps are coloured; its legend is of them all."""
     mask = label_mask(path, path_mtime, label_map)
     grid = image_grid_of_labels(path, path_mtime)
     imaged = image_arrays(image_path, image_mtime)[1] if image_path is not None else None

@@ -293,11 +293,11 @@
   };
 
   /* The map's live region (created once, outside the panes and controls that move): what is said to a
-   * screen reader, e.g. the reading of a click. Hidden from sight (map.css's .cropmap-status). */
+   * screen reader, e.g. the reading of a click. Hidden from sight (map.css's .cropmap-unseen). */
   function status(map) {
     var c = map.getContainer(), el = c.querySelector(':scope > .cropmap-status');
     if (!el) {
-      el = L.DomUtil.create('div', 'cropmap-status', c);
+      el = L.DomUtil.create('div', 'cropmap-unseen cropmap-status', c);
       el.setAttribute('role', 'status');
       el.setAttribute('aria-live', 'polite');
     }
@@ -312,7 +312,7 @@
     c.setAttribute('aria-roledescription', 'map');
     c.setAttribute('aria-label', label);
     if (!hint) {
-      hint = L.DomUtil.create('div', 'cropmap-status cropmap-keys', c);
+      hint = L.DomUtil.create('div', 'cropmap-unseen cropmap-keys', c);
       hint.id = 'cropmap-keys';
       c.setAttribute('aria-describedby', hint.id);
     }

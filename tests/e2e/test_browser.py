@@ -218,6 +218,16 @@ def test_full_flow_offline(page, app_url, artifacts):
     expect(readout).not_to_have_text(clicked, timeout=60_000)
     expect(readout).to_have_text(re.compile(r"Pixel row [\d,]+, column [\d,]+: \w"), timeout=60_000)
     expect(readout).not_to_have_text("Reading the pixel...", timeout=60_000)
+    # said to a screen reader from the map's live region, which stays put (the box above moves), once per
+    # map; the map and its frame are named, with the keys that work on it
+    status = map_frame(page).locator(".leaflet-container > [role=status]")
+    expect(status).to_have_count(1)
+    expect(status).to_have_text(readout.inner_text())
+    assert status.get_attribute("aria-live") == "polite"
+    container = map_frame(page).locator(".leaflet-container")
+    assert container.get_attribute("aria-label") == "Map of the crop prediction"
+    assert "Enter reads the pixel at its centre" in map_frame(page).locator(".cropmap-keys").inner_text()
+    assert page.locator(MAP_FRAME).last.get_attribute("aria-label") == "Map of the crop prediction"
     wait_script_idle(page)
     # the map view PNG, a handout: at a slide's size, with the crop area shown, over the image around
     # the polygon (faded, not the light grey of missing data)

@@ -514,6 +514,23 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert any(e.value.startswith("projects/p/assets/camana_pred was not made. Earth Engine task Ingest camana_pred "
                                   "failed: Asset already exists")
                for e in at.error), [e.value for e in at.error]
+    # the task's state cannot be read: said once (the asset, asked for after it, failed too under it), and
+    # not asked again on the next run
+    asked_ops = []
+
+    def unreachable(name):
+        asked_ops.append(name)
+        raise ee.EEException("Permission denied on projects/p/operations/ING1")
+
+    monkeypatch.setattr(ops, "get_operation", unreachable)
+    cached.ee_task.clear()
+    at.run()
+    said = [e.value for e in other_errors_of(at)]
+    assert len(said) == 1 and said[0].startswith("The state of ingestion task ING1, which makes "
+                                                 "projects/p/assets/camana_pred, could not be read: "), said
+    n = len(asked_ops)
+    at.run()
+    assert len(asked_ops) == n and len(other_errors_of(at)) == 1
     # the views setting changed, Predict not pressed again: the prediction the Predict page shows is
     # still the one to upload (the tab said "Predict this region first")
     at.session_state["views"] = 4

@@ -413,6 +413,10 @@ def test_upload_validation(tmp_path):
                 "projects/P/assets/x", "projects/p/assets/"):
         with pytest.raises(ConfigError, match="is not a valid Earth Engine asset id: projects/PROJECT/assets/NAME"):
             U.asset_name(bad)
+    # to view, any id with a slash is Earth Engine's to judge (catalog and community ids); a name is the project's
+    for typed in ("ESA/WorldCover/v200", "projects/sat-io/open-datasets/ESA/WorldCover", "projects/p/assets/f/pred.v2"):
+        assert U.viewed_asset(f" {typed} ", "p") == typed
+    assert U.viewed_asset("camana_pred", "p") == "projects/p/assets/camana_pred"
     # a domain-scoped project, folders
     assert U.asset_name("projects/example.com:crops/assets/peru/camana_2005") == "projects/example.com:crops/assets/peru/camana_2005"
     with pytest.raises(InputNotFoundError):
