@@ -146,7 +146,8 @@ def read_uploaded_region(data: bytes, name: str, grid: Grid | None = None) -> Re
             raise err from None
         raise RegionError(f"{str(err).rstrip('.')}; this image has no place on Earth, so a region file gives its "
                           "columns and rows and says so: if these are the image's, add \"crs\": \"image\" at the "
-                          "file's top level (as the Region page's region GeoJSON download writes it)") from None
+                          "file's top level or in its feature's properties (where the Region page's region GeoJSON "
+                          "download writes it)") from None
 
 
 def upload_advice(message: str, region: Region | None = None, grid: Grid | None = None, data: bytes | None = None) -> str:

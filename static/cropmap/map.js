@@ -232,6 +232,7 @@
       return div;
     };
     box.addTo(map);
+    status(map);  // (there before the first reading: a live region made with its text is often not read)
     function covers() {
       var p = map.latLngToContainerPoint(at), r = div.getBoundingClientRect(),
         m = map.getContainer().getBoundingClientRect();
