@@ -75,6 +75,14 @@ def hex_colour(rgb: Sequence[int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb[:3]))
 
 
+#: The legends' colours in words, for a screen reader (a swatch was an empty box to it): by hex colour.
+COLOUR_WORDS = {
+    "#ffc107": "amber", "#ff7f00": "orange", "#607d8b": "blue-grey", "#000000": "black", "#d55e00": "red-orange",
+    "#56b4e9": "sky blue", "#dddddd": "light grey", "transparent": "clear",
+    "#440154": "dark purple", "#fde725": "yellow", "#8c510a": "brown", "#00441b": "dark green",
+}
+
+
 @dataclass(frozen=True)
 class Legend:
     """What an overlay's colours mean: class swatches or a gradient with end labels."""
@@ -97,17 +105,26 @@ class Legend:
         fade = f"opacity:{opacity:.2f};" if opacity < 1 else ""
         for label, colour in self.items:
             parts.append(
-                f"<span{swatch} style='display:inline-block;width:12px;height:12px;background:{colour};{fade}"
-                f"border:1px solid #888;margin-right:4px'></span>{html.escape(label)}&nbsp;&nbsp;"
+                f"<span{swatch}{_said(colour)} style='display:inline-block;width:12px;height:12px;background:{colour};"
+                f"{fade}border:1px solid #888;margin-right:4px'></span>{html.escape(label)}&nbsp;&nbsp;"
             )
         if self.gradient:
             stops = ",".join(self.gradient)
+            ends = [COLOUR_WORDS.get(c.lower()) for c in (self.gradient[0], self.gradient[-1])]
+            said = f" role='img' aria-label='{ends[0]} to {ends[1]}'" if all(ends) else ""
             parts.append(
-                f"<span>{self.low}</span><span{swatch} style='display:inline-block;width:140px;height:12px;margin:0 6px;"
-                f"background:linear-gradient(to right,{stops});{fade}border:1px solid #888'></span><span>{self.high}</span>"
+                f"<span>{self.low}</span><span{swatch}{said} style='display:inline-block;width:140px;height:12px;"
+                f"margin:0 6px;background:linear-gradient(to right,{stops});{fade}border:1px solid #888'></span>"
+                f"<span>{self.high}</span>"
             )
         parts.append("</div>")
         return "".join(parts)
+
+
+def _said(colour: str) -> str:
+    """The attributes that name a swatch's ``colour`` to a screen reader (none for a colour without a name)."""
+    word = COLOUR_WORDS.get(colour.lower())
+    return f" role='img' aria-label='{word}'" if word else ""
 
 
 def gradient_legend(title: str, cmap: str, low: str, high: str) -> Legend:

@@ -370,3 +370,13 @@ def test_a_layer_coloured_from_the_pixels_it_keeps_is_the_same_layer(georeferenc
         assert kept.png == whole.png and kept.bounds == whole.bounds
     with pytest.raises(InvalidDataError, match="do not all match the grid"):
         ov.pixelwise_overlay("x", ov.disagreement_colour, [prob, prob[:-1]], grid)
+
+
+def test_a_legends_colours_are_named_to_a_screen_reader():
+    """A swatch was an empty box to a screen reader: "Disagreement false crop missed crop"."""
+    for name, rgb in ov.CLASS_COLOURS.items():
+        assert ov.hex_colour(rgb) in ov.COLOUR_WORDS, name  # (a new class colour gets its word)
+    said = ov.class_legend("Disagreement", ["false crop", "missed crop"]).to_html()
+    assert "role='img' aria-label='red-orange'" in said and "aria-label='sky blue'" in said
+    for cmap, words in (("probability", "dark purple to yellow"), ("ndvi", "brown to dark green")):
+        assert f"role='img' aria-label='{words}'" in ov.gradient_legend("t", cmap, "0", "1").to_html()
