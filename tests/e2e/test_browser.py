@@ -218,6 +218,9 @@ def test_full_flow_offline(page, app_url, artifacts):
     expect(readout).not_to_have_text(clicked, timeout=60_000)
     expect(readout).to_have_text(re.compile(r"Pixel row [\d,]+, column [\d,]+: \w"), timeout=60_000)
     expect(readout).not_to_have_text("Reading the pixel...", timeout=60_000)
+    # the icons' names are not read out before each message and link ("check_circle Region OK")
+    icons = page.locator("[data-testid=stIconMaterial], [data-testid=stAlertDynamicIcon]")
+    assert icons.count() >= 2 and set(icons.evaluate_all("els => els.map(e => e.getAttribute('aria-hidden'))")) == {"true"}
     # said to a screen reader from the map's live region, which stays put (the box above moves), once per
     # map; the map and its frame are named, with the keys that work on it
     status = map_frame(page).locator(".leaflet-container > [role=status]")
