@@ -246,10 +246,12 @@ with upload_tab:
                 threshold = float(state.get(state.THRESHOLD))
                 stats = cached.crop_stats(key, threshold)  # the asset's properties, as the CLI's upload sets them
                 project = ee_state.get("project")
+                summary = {"threshold": threshold, "crop_fraction": stats["crop_fraction"]}
+                if dates := scene.imagery_dates():
+                    summary["dates"] = list(dates)  # (the asset's start and end time)
                 task_id, asset_id = upload_prediction_bytes(
-                    cached.probability_tif(key), {"threshold": threshold, "crop_fraction": stats["crop_fraction"]},
-                    cfg, default_storage_client(project, secrets=cached.secrets()), state.work().ee_upload,
-                    project=project)
+                    cached.probability_tif(key), summary, cfg, default_storage_client(project, secrets=cached.secrets()),
+                    state.work().ee_upload, project=project)
                 state.set_widget(state.EE_ASSET, asset_id)  # the box below (made later in this run) shows it
                 state.put(state.EE_INGESTION, {"asset": asset_id, "task": task_id})
                 cached.ee_tasks.clear()

@@ -119,9 +119,12 @@ def image_manifest(
     nodata: int | float | None = PREDICTION_NODATA,
     pyramiding: str = "MEAN",
     properties: Mapping[str, Any] | None = None,
+    dates: tuple[str, str] | None = None,
 ) -> dict:
     """An ImageManifest for ``ee.data.startIngestion``: one tileset from ``uris`` (a GeoTIFF, or
-    TFRecord files + their mixer JSON), one band.
+    TFRecord files + their mixer JSON), one band; ``dates`` (first and last day, ISO, of the imagery
+    predicted: an Earth Engine composite's) become its start and end time, so that the asset can be
+    found by date (``filterDate``) as Earth Engine's own images are.
 
     The manifest's ``name`` must be a Cloud asset name (``projects/*/assets/**``; the ee client
     converts only an ``id``): a legacy ``users/...`` id becomes
@@ -138,6 +141,12 @@ def image_manifest(
     }
     if properties:
         manifest["properties"] = dict(properties)
+    if dates is not None:
+        import datetime as dt
+
+        first, last = (dt.date.fromisoformat(d) for d in dates)
+        manifest["startTime"] = f"{first.isoformat()}T00:00:00Z"
+        manifest["endTime"] = f"{(last + dt.timedelta(days=1)).isoformat()}T00:00:00Z"  # (the last day's end)
     return manifest
 
 
@@ -275,6 +284,7 @@ def upload_prediction_cog(
     ingest: Callable[..., dict] | None = None,
     get_asset: Callable[[str], Mapping[str, Any]] | None = None,
     properties: Mapping[str, Any] | None = None,
+    dates: tuple[str, str] | None = None,
 ) -> str:
     """Upload a prediction GeoTIFF/COG (uint8 percent, 255 no data) and ingest it as an asset. A
     ``cfg.gcs_uri`` that is a folder gets a file named as the asset (``.../NAME.tif``), so that
@@ -291,7 +301,7 @@ def upload_prediction_cog(
     uri = cog_uri(cfg.gcs_uri, asset)
     check_asset_free(asset, cfg.overwrite, get_asset)
     upload_file(cog_path, uri, storage_client, overwrite=cfg.overwrite)
-    manifest = image_manifest(asset, [uri], cfg.band, cfg.nodata, cfg.pyramiding, properties)
+    manifest = image_manifest(asset, [uri], cfg.band, cfg.nodata, cfg.pyramiding, properties, dates)
     return start_ingestion(manifest, ingest=ingest, allow_overwrite=cfg.overwrite)
 
 
@@ -437,7 +447,8 @@ def upload_prediction(
     get_asset: Callable[[str], Mapping[str, Any]] | None = None,
 ) -> tuple[str, str]:
     """Upload ``probability.tif`` (or the prediction folder holding it) and start its ingestion;
-    the threshold and crop fraction of its ``summary.json`` become asset properties.
+    the threshold and crop fraction of its ``summary.json`` become asset properties, its ``dates`` (the first and
+    last day of the imagery, where it gives them) the asset's start and end time.
 
     Returns (ingestion task id, asset name).
 
@@ -449,16 +460,32 @@ def upload_prediction(
     path = prediction_file(prediction)
     check_probability_file(path)
     properties: dict[str, Any] = {"source": "crop-mapping", "file": path.name}
+    dates = None
     summary = path.parent / "summary.json"
     if summary.is_file():
         try:
             s = json.loads(summary.read_text(encoding="utf-8"))
             properties.update({k: s[k] for k in ("threshold", "crop_fraction") if isinstance(s.get(k), (int, float))})
+            dates = _dates(s.get("dates"))
         except (OSError, ValueError):
             pass
     asset = asset_name(cfg.asset_id, project)
     return upload_prediction_cog(path, cfg, storage_client, project=project, ingest=ingest, get_asset=get_asset,
-                                 properties=properties), asset
+                                 properties=properties, dates=dates), asset
+
+
+def _dates(value: Any) -> tuple[str, str] | None:
+    """A summary's ``dates`` ([first, last] ISO days of the imagery), or None where it has none or they are not so.
+
+    Raises:
+        ValueError: a date that is not an ISO day.
+    """
+    import datetime as dt
+
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(d, str) for d in value)):
+        return None
+    first, last = (dt.date.fromisoformat(d) for d in value)
+    return (first.isoformat(), last.isoformat()) if first <= last else None
 
 
 def upload_prediction_bytes(
@@ -473,7 +500,7 @@ def upload_prediction_bytes(
     get_asset: Callable[[str], Mapping[str, Any]] | None = None,
 ) -> tuple[str, str]:
     """:func:`upload_prediction` of a prediction held in memory (the dashboard's): ``probability_tif``
-    (the GeoTIFF's bytes) and its ``summary`` (threshold, crop_fraction) are staged as
+    (the GeoTIFF's bytes) and its ``summary`` (threshold, crop_fraction, and the imagery's ``dates``) are staged as
     ``probability.tif`` and ``summary.json`` in a folder of this upload's own under ``work_dir``
     (two uploads at once, of one prediction at two thresholds, never mix their files), removed after.
 

@@ -158,6 +158,14 @@ def _box_bounds(image: bool) -> tuple[float, float, float, float] | None:
     return image_box_bounds(current_source().grid(), image) if is_local() else None
 
 
+def imagery_dates() -> tuple[str, str] | None:
+    """The first and last day (ISO) of the imagery of the current source: an Earth Engine composite's
+    date range; None for a local image (its dates are not known)."""
+    composite = getattr(current_source(), "composite", None)
+    start, end = getattr(composite, "start", None), getattr(composite, "end", None)
+    return (str(start), str(end)) if start and end else None
+
+
 def current_region_usable() -> bool:
     """Whether the current source can use the current region."""
     try:

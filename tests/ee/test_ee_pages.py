@@ -467,6 +467,8 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     # the asset carries the threshold and the crop fraction, as an upload from the CLI does
     props = ingested[0]["properties"]
     assert props["threshold"] == 0.5 and 0.0 <= props["crop_fraction"] <= 1.0
+    # dated as the composite (the Camana preset: 2005-2006), so that the asset is found by date
+    assert (ingested[0]["startTime"], ingested[0]["endTime"]) == ("2005-01-01T00:00:00Z", "2007-01-01T00:00:00Z")
     assert at.session_state["ee_asset"] == "projects/p/assets/camana_pred"
     # the asset just uploaded is in the box; while its ingestion runs, the page says so instead of a
     # map of tiles that do not exist yet (asking for them failed, under the upload's success)

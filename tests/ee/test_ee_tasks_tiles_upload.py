@@ -364,8 +364,12 @@ def test_an_asset_that_cannot_be_looked_up_stops_the_upload(tmp_path, assets):
 def test_ingest_manifest_is_accepted_by_ee_converter():
     from ee import _cloud_api_utils
 
-    m = U.image_manifest("projects/p/assets/x", ["gs://bkt/a.tif"])
-    assert _cloud_api_utils.convert_params_to_image_manifest(m)["name"] == "projects/p/assets/x"
+    m = U.image_manifest("projects/p/assets/x", ["gs://bkt/a.tif"], dates=("2005-01-01", "2006-12-31"))
+    converted = _cloud_api_utils.convert_params_to_image_manifest(m)
+    assert converted["name"] == "projects/p/assets/x"
+    # the imagery's days: from the first day's start to the last day's end
+    assert (converted["startTime"], converted["endTime"]) == ("2005-01-01T00:00:00Z", "2007-01-01T00:00:00Z")
+    assert "startTime" not in U.image_manifest("projects/p/assets/x", ["gs://bkt/a.tif"])
 
 
 def test_upload_tfrecord_with_mixer(tmp_path):
