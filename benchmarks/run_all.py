@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     run(str(HERE / "bench_exports.py"))
     run(str(HERE / "bench_layers.py"))
     run(str(HERE / "bench_data_page.py"))
+    run(str(HERE / "bench_predict_quality.py"))
     run(str(HERE / "bench_ee.py"))
     run(str(HERE / "bench_ui.py"))
     run(str(HERE / "bench_rerun.py"))

@@ -57,7 +57,8 @@ class ClassMap:
             arr = np.where(invalid, -1, arr)
         if arr.dtype.kind == "f" and arr.size and (arr != np.floor(arr)).any():
             self.refuse_non_codes(float(arr[arr != np.floor(arr)][0]), {}, arr.size)
-        codes = arr.astype(np.int64, copy=False)
+        # (integer codes as they are: an int64 copy of a uint8 raster was 8 bytes a pixel)
+        codes = arr if arr.dtype.kind in "iu" else arr.astype(np.int64, copy=False)
         if codes.size and codes.max() > MAX_CODE:
             high, pixels = np.unique(codes[codes > MAX_CODE], return_counts=True)
             self.refuse_non_codes(None, dict(zip(high.tolist(), pixels.tolist())), codes.size)
@@ -65,8 +66,15 @@ class ClassMap:
             bad = ~invalid & ~np.isin(codes, [0, 1, 255])
             if bad.any():
                 _refuse_binary_values(np.unique(codes[bad])[:5].tolist())
-        out = np.where(np.isin(codes, list(self.crop_codes)), CROP, NOT_CROP).astype(np.uint8)
-        out[invalid | np.isin(codes, list(self.nodata_codes)) | (codes < 0)] = NODATA
+        # a table of the codes 0-MAX_CODE (the only ones left but negative ones, no data): np.isin of every
+        # pixel against the crop codes took 0.5-1.5 s on 16.8 Mpx
+        table = np.full(MAX_CODE + 1, NOT_CROP, np.uint8)
+        table[[c for c in self.crop_codes if 0 <= c <= MAX_CODE]] = CROP
+        table[[c for c in self.nodata_codes if 0 <= c <= MAX_CODE]] = NODATA
+        out = np.take(table, codes, mode="clip")
+        gaps = invalid | (codes < 0) if codes.dtype.kind != "u" else invalid
+        if gaps.any():
+            out[gaps] = NODATA
         return out
 
     def refuse_non_codes(self, fraction: float | None, high: dict[int, int], pixels: int,
@@ -437,18 +445,23 @@ class CodeCounts:
     low: dict[int, int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, raw: np.ndarray) -> "CodeCounts":
-        """The counts of ``raw`` (masked or not)."""
-        data = _codes(raw)
+    def of(cls, raw: np.ndarray, chunk: int = 1 << 22) -> "CodeCounts":
+        """The counts of ``raw`` (masked or not); whole numbers are counted ``chunk`` pixels at a time."""
+        values, hidden = np.ma.getdata(raw), np.ma.getmask(raw)
         fraction = None
-        if data is None:  # (some values are fractions: the first of them)
-            data = np.ma.compressed(raw) if np.ma.isMaskedArray(raw) else np.asarray(raw).ravel()
-            data = data[np.isfinite(data)]
-            fraction, data = float(data[data != np.floor(data)][0]), data[:0]
-        data = data.astype(np.int64, copy=False)
-        high, pixels = np.unique(data[data > MAX_CODE], return_counts=True)
-        low, low_pixels = np.unique(data[data < 0], return_counts=True)
-        counts = np.bincount(data[(data >= 0) & (data <= MAX_CODE)], minlength=MAX_CODE + 1)
+        if values.dtype.kind in "iu":
+            counts, rest = _whole_counts(values, None if hidden is np.ma.nomask else hidden, chunk)
+        else:
+            data = _codes(raw)
+            if data is None:  # (some values are fractions: the first of them)
+                data = np.ma.compressed(raw) if np.ma.isMaskedArray(raw) else np.asarray(raw).ravel()
+                data = data[np.isfinite(data)]
+                fraction, data = float(data[data != np.floor(data)][0]), data[:0]
+            data = data.astype(np.int64, copy=False)
+            inside = (data >= 0) & (data <= MAX_CODE)
+            counts, rest = np.bincount(data[inside], minlength=MAX_CODE + 1), data[~inside]
+        high, pixels = np.unique(rest[rest > MAX_CODE], return_counts=True)
+        low, low_pixels = np.unique(rest[rest < 0], return_counts=True)
         return cls(counts, dict(zip(high.tolist(), pixels.tolist())), fraction, int(np.size(raw)),
                    dict(zip(low.tolist(), low_pixels.tolist())))
 
@@ -459,6 +472,24 @@ class CodeCounts:
         return CodeCounts(self.counts + other.counts, added(self.high, other.high),
                           self.fraction if self.fraction is not None else other.fraction, self.pixels + other.pixels,
                           added(self.low, other.low))
+
+
+def _whole_counts(values: np.ndarray, hidden: np.ndarray | None, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels per code 0-:data:`MAX_CODE`, the values outside that range) of whole-number ``values``,
+    leaving out the ``hidden`` (masked) ones, ``chunk`` pixels at a time: no copy of every pixel
+    unmasked and another in int64 (1.4 s and 200 MB a read of a 16.8 Mpx label raster)."""
+    flat = values.reshape(-1)
+    hide = None if hidden is None else np.broadcast_to(hidden, values.shape).reshape(-1)
+    counts, outside = np.zeros(MAX_CODE + 1, np.int64), []
+    for i in range(0, flat.size, chunk):
+        part = flat[i : i + chunk] if hide is None else flat[i : i + chunk][~hide[i : i + chunk]]
+        if not part.size:
+            continue
+        if part.min() < 0 or part.max() > MAX_CODE:
+            outside.append(part[(part < 0) | (part > MAX_CODE)].astype(np.int64))
+            part = part[(part >= 0) & (part <= MAX_CODE)]
+        counts += np.bincount(part, minlength=MAX_CODE + 1)
+    return counts, np.concatenate(outside) if outside else np.zeros(0, np.int64)
 
 
 def check_label_codes(raw: np.ndarray, class_map: ClassMap, band_name: str | None = None, what: str = "the labels",

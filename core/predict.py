@@ -375,10 +375,35 @@ def threshold_mask(prob: np.ndarray, threshold: float) -> np.ndarray:
     (:func:`probability_to_uint8`), is at least ``threshold`` x 100, so that the mask is exactly what
     thresholding the stored probability gives (a pixel stored as 50 is crop at 0.50).
     """
-    out = np.full(prob.shape, NODATA, np.uint8)
-    ok = np.isfinite(prob)
-    out[ok] = (whole_percent(prob[ok]) >= percent_cut(threshold)).astype(np.uint8)
+    prob = np.asarray(prob)
+    if prob.dtype not in (np.float32, np.float64):
+        out = np.full(prob.shape, NODATA, np.uint8)
+        ok = np.isfinite(prob)
+        out[ok] = (whole_percent(prob[ok]) >= percent_cut(threshold)).astype(np.uint8)
+        return out
+    # one comparison with the least value of prob's type that rounds to the cut (the rounding is monotonic):
+    # the same mask without float64 and int64 copies of every valid pixel (0.3-3.5 s on 16.8 Mpx)
+    out = np.greater_equal(prob, probability_cut(threshold, prob.dtype)).view(np.uint8)
+    gaps = np.isfinite(prob)
+    np.logical_not(gaps, out=gaps)
+    np.copyto(out, np.uint8(NODATA), where=gaps)
     return out
+
+
+def probability_cut(threshold: float, dtype=np.float32):
+    """The least value of ``dtype`` (float32 or float64) whose whole percent (:func:`whole_percent`) is at
+    least :func:`percent_cut` of ``threshold``: ``p >= probability_cut(t)`` is ``whole_percent(p) >= percent_cut(t)``."""
+    k, kind = percent_cut(threshold), np.dtype(dtype).type
+
+    def crop(v) -> bool:
+        return bool(whole_percent(np.array([v], kind))[0] >= k)
+
+    cut, down, up = kind((k - 0.5) / 100), kind(-np.inf), kind(np.inf)
+    while crop(np.nextafter(cut, down)):
+        cut = np.nextafter(cut, down)
+    while not crop(cut):
+        cut = np.nextafter(cut, up)
+    return cut
 
 
 def percent_cut(threshold: float) -> int:

@@ -325,6 +325,21 @@ def test_the_crop_mask_is_the_stored_probability_at_the_threshold():
     stored = probability_to_uint8(many)
     for t in (0.05, 0.29, 0.5, 0.555, 0.95):
         assert np.array_equal(threshold_mask(many, t) == 1, stored >= percent_cut(t))
+    # made with one comparison against the least value that rounds up to the cut (no float64 and int64
+    # copies of every pixel): the stored percent's mask at every threshold, for values a few float steps
+    # either side of every cut, in float32 and float64, and for infinities (no data, as NaN)
+    for dtype in (np.float32, np.float64):
+        cuts = (np.arange(101, dtype=np.float64) - 0.5) / 100
+        near = [np.nextafter(np.asarray(c, dtype), np.asarray(d, dtype)) for c in cuts.astype(dtype) for d in (-1, 2)]
+        steps = np.concatenate([cuts.astype(dtype), np.array(near, dtype)])
+        for _ in range(3):
+            steps = np.concatenate([steps, np.nextafter(steps, dtype(-1)), np.nextafter(steps, dtype(2))])
+        values = np.concatenate([steps, np.array([np.inf, -np.inf, np.nan, 0.0, 1.0], dtype)])
+        values = values[(values >= 0) & (values <= 1) | ~np.isfinite(values)]
+        stored = probability_to_uint8(values)
+        for t in np.round(np.arange(0, 1.0001, 0.005), 3):
+            want = np.where(~np.isfinite(values), 255, stored >= percent_cut(t))
+            assert np.array_equal(threshold_mask(values, t), want), (dtype, t)
 
 
 def test_a_model_used_for_prediction_can_be_freed():
