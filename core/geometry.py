@@ -260,3 +260,40 @@ def clipped_to_box(geometry: dict, box: tuple[float, float, float, float]) -> di
     if not kept:
         return None
     return {"type": "Polygon", "coordinates": kept[0]} if len(kept) == 1 else {"type": "MultiPolygon", "coordinates": kept}
+
+
+def _simplified_ring(ring: Ring, tolerance: float) -> Ring:
+    """A closed ring without the corners that move it by at most ``tolerance`` (Douglas-Peucker, split at
+    the corner farthest from its first); at least 4 positions (a closed triangle) where it had them."""
+    xy = np.asarray(ring, dtype=np.float64)[:, :2]
+    n = len(xy)
+    if n <= 4:
+        return tuple(ring)
+    keep = np.zeros(n, dtype=bool)
+    keep[0] = keep[-1] = True
+    far = int(np.argmax(((xy - xy[0]) ** 2).sum(axis=1)))
+    keep[far] = True
+    stack, tol2 = [(0, far), (far, n - 1)], tolerance * tolerance
+    while stack:
+        i, j = stack.pop()
+        if j - i < 2:
+            continue
+        d = xy[j] - xy[i]
+        seg = xy[i + 1 : j] - xy[i]
+        dd = float(d @ d)
+        dist2 = (seg**2).sum(axis=1) if dd == 0.0 else (seg[:, 0] * d[1] - seg[:, 1] * d[0]) ** 2 / dd
+        k = int(np.argmax(dist2))
+        if dist2[k] > tol2:
+            keep[i + 1 + k] = True
+            stack += [(i, i + 1 + k), (i + 1 + k, j)]
+    if keep.sum() < 4:  # (a ring within the tolerance: four of its corners, a sliver still drawn)
+        keep[np.linspace(0, n - 1, 4).astype(int)] = True
+    return tuple(map(tuple, xy[keep].tolist()))
+
+
+@lru_cache(maxsize=8)
+def simplified(polygons: tuple[Polygon, ...], tolerance: float) -> tuple[Polygon, ...]:
+    """The polygons without the corners that move their outline by at most ``tolerance`` (in their units):
+    for drawing an outline, never for areas or masks (a simplified outline may cross itself within the
+    tolerance). Cached: a page draws the same region on every run."""
+    return tuple(tuple(_simplified_ring(ring, tolerance) for ring in poly) for poly in polygons)

@@ -312,7 +312,7 @@ with map_box:
             st.warning(ui.sentence(warning, "."), icon=":material/warning:")
         result = mapview.render(
             mapview.MapSpec(bounds=scene.region_view(region, grid, backdrop.bounds), image=not grid.georeferenced,
-                            overlays=[backdrop], region_geojson=region.outline_geojson(), draw=True,
+                            overlays=[backdrop], region_geojson=region.outline_geojson(mapview.outline_tolerance(region)), draw=True,
                             label=REGION_MAP_LABEL),
             key=f"region_map_{state.get(state.REGION_MAP_GENERATION)}", returned_objects=["all_drawings"],
         )
@@ -332,7 +332,7 @@ with map_box:
         w, s_, e, n = region.bounds
         result = mapview.render(
             mapview.MapSpec(bounds=((s_, w), (n, e)), image=False, tile_layers=tiles,
-                            region_geojson=region.outline_geojson(), draw=True, label=REGION_MAP_LABEL),
+                            region_geojson=region.outline_geojson(mapview.outline_tolerance(region)), draw=True, label=REGION_MAP_LABEL),
             key=f"region_map_ee_{state.get(state.REGION_MAP_GENERATION)}", returned_objects=["all_drawings"],
         )
         take_drawing(result, image=False)

@@ -184,3 +184,32 @@ def test_the_crossing_check_finds_what_comparing_every_pair_finds():
         for chunk, block in ((1, 1), (3, 5), (256, 16_384)):
             assert _outline_crosses(poly, chunk=chunk, block=block) == expected, (poly, chunk, block)
     assert found == {True, False}
+
+
+def test_a_detailed_outline_is_drawn_simplified_within_a_screen_pixel():
+    """A district traced with 100,000 corners sent 4 MB of outline to the browser twice a run; the map
+    draws it without the corners that move it by less than a screen pixel at its deepest zoom. Masks and
+    areas keep every corner, and an outline of a few corners is drawn as it is."""
+    import math
+
+    import numpy as np
+
+    from core.region import DRAWN_CORNERS
+
+    n = 100_000
+    wiggle = [400 + 3 * math.sin(40 * 2 * math.pi * k / n) for k in range(n)]  # (a traced line's detail)
+    ring = [[500 + r * math.cos(2 * math.pi * k / n), 500 + r * math.sin(2 * math.pi * k / n)] for k, r in enumerate(wiggle)]
+    region = Region.from_geojson({"type": "Polygon", "coordinates": [ring + ring[:1]], "crs": "image"}, crs=IMAGE_CRS)
+    tolerance = 1 / 32
+    [drawn] = region.outline_geojson(tolerance)["geometry"]["coordinates"]
+    assert 100 < len(drawn) < n / 4 and drawn[0] == drawn[-1]
+    # every corner of the region lies within the tolerance of the outline drawn (map coordinates: y = -row)
+    pts = np.array(ring[::97])[:, None, :] * [1, -1]
+    a, b = np.array(drawn[:-1])[None], np.array(drawn[1:])[None]
+    t = np.clip(((pts - a) * (b - a)).sum(-1) / ((b - a) ** 2).sum(-1), 0, 1)
+    gap = np.sqrt((((a + t[..., None] * (b - a)) - pts) ** 2).sum(-1)).min(axis=1)
+    assert gap.max() <= tolerance
+    assert region.area_pixels() == pytest.approx(Region.from_geojson(region.to_geojson()).area_pixels())
+    square = Region.from_bbox(0, 0, 10, 10, crs=IMAGE_CRS)
+    assert square.outline_geojson(tolerance) == square.outline_geojson() == square.to_map_geojson()
+    assert sum(len(r) for p in region.polygons for r in p) > DRAWN_CORNERS

@@ -58,6 +58,8 @@ OUTLINE_CASED = [{"color": "#202020", "weight": 4, "opacity": 0.8, "fill": False
                  {"color": "#ffffff", "weight": 2, "dashArray": "6 4", "fill": False}]
 #: a georeferenced map's deepest zoom (OpenStreetMap's; a 10 m pixel is then some 30 screen pixels)
 MAX_GEO_ZOOM = 19
+#: The deepest zoom of a map in image coordinates: 2**5 screen pixels to an image pixel.
+MAX_IMAGE_ZOOM = 5
 #: shown inside a map whose basemap tiles do not load
 BASEMAP_FAILED = "Basemap tiles did not load (no internet?)"
 #: Inside a map whose Earth Engine layers' tiles failed to load (said once for them all).
@@ -110,6 +112,18 @@ class MapSpec:
     #: What the map shows, for a screen reader: the map's name (its frame had only streamlit-folium's
     #: "streamlit_folium.st_folium"), with the keys that work on it.
     label: str = "Map"
+
+
+def outline_tolerance(region) -> float:
+    """How far (in a region's units: pixels, or degrees) the outline a map draws of ``region`` may lie
+    from its own (:meth:`core.region.Region.outline_geojson`): a screen pixel at the map's deepest zoom,
+    so that no zoom shows the difference."""
+    import math
+
+    if region.is_image:
+        return 1.0 / 2**MAX_IMAGE_ZOOM
+    _, south, _, north = region.bounds
+    return 360.0 / 256 / 2**MAX_GEO_ZOOM * math.cos(math.radians(min(abs(south), abs(north), 85.0)))
 
 
 #: The keys of a focused map, said to a screen reader with its name (:attr:`MapSpec.label`).
@@ -231,7 +245,7 @@ def build(spec: MapSpec, view_key: str | None = None):
     )
     if spec.image:
         m = OfflineMap(crs="Simple", tiles=None, zoom_start=-1, zoom_snap=0.25, **common)
-        m.options.update(minZoom=-5, maxZoom=5)  # folium gives these to tile layers only; there are none
+        m.options.update(minZoom=-5, maxZoom=MAX_IMAGE_ZOOM)  # folium gives these to tile layers only; there are none
     else:
         # quarter zoom steps, as for an image: whole steps left the region at half the map's size
         m = OfflineMap(tiles=None, zoom_start=12, zoom_snap=0.25, **common)

@@ -26,7 +26,8 @@ def show(sc, grid, offset: tuple[int, int], valid: np.ndarray, overlays: Sequenc
     shows, for a screen reader."""
     with ui.errors_shown(stop=True):
         view, under = scene.map_view(grid, offset)
-        outline = scene.current_region().outline_geojson() if under else None
+        region = scene.current_region() if under else None
+        outline = region.outline_geojson(mapview.outline_tolerance(region)) if region is not None else None
     readout, box = None, map_bounds(grid, offset)  # (the map takes clicks in the box)
     if inspect is not None:  # the click that ran this page, read before the map is drawn: its reading goes with it
         clicked = fresh_click(key, (str(sc.image_path), grid.crs))
