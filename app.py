@@ -18,7 +18,7 @@ from pages.components import cached, navigation, sidebar, state, ui  # noqa: E40
 
 st.set_page_config(page_title="Crop mapping", page_icon=":seedling:", layout="wide")
 st.html(Path(__file__).parent / "assets" / "style.css")  # laptop and projector widths (takes no space)
-# icons hidden from screen readers, which read their names ("check_circle Region OK"; takes no space)
+# icons hidden from screen readers, which read their names ("check_circle Region OK"; its element hidden by style.css)
 st.html(f"<script>{(Path(__file__).parent / 'assets' / 'a11y.js').read_text()}</script>", unsafe_allow_javascript=True)
 st.logo(Path(__file__).parent / "assets" / "logo.svg", size="large")  # the app's name above the steps
 # the status block, drawn after the page (it shows what the page changed); on a first visit the page

@@ -281,7 +281,9 @@ def _simplified_ring(ring: Ring, tolerance: float) -> Ring:
         d = xy[j] - xy[i]
         seg = xy[i + 1 : j] - xy[i]
         dd = float(d @ d)
-        dist2 = (seg**2).sum(axis=1) if dd == 0.0 else (seg[:, 0] * d[1] - seg[:, 1] * d[0]) ** 2 / dd
+        # the distance to the segment, not to the line through it (a spike past its ends was dropped)
+        t = np.zeros(len(seg)) if dd == 0.0 else np.clip((seg @ d) / dd, 0.0, 1.0)
+        dist2 = ((seg - t[:, None] * d) ** 2).sum(axis=1)
         k = int(np.argmax(dist2))
         if dist2[k] > tol2:
             keep[i + 1 + k] = True
@@ -291,7 +293,7 @@ def _simplified_ring(ring: Ring, tolerance: float) -> Ring:
     return tuple(map(tuple, xy[keep].tolist()))
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=2)
 def simplified(polygons: tuple[Polygon, ...], tolerance: float) -> tuple[Polygon, ...]:
     """The polygons without the corners that move their outline by at most ``tolerance`` (in their units):
     for drawing an outline, never for areas or masks (a simplified outline may cross itself within the

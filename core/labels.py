@@ -488,7 +488,7 @@ def _whole_counts(values: np.ndarray, hidden: np.ndarray | None, chunk: int) -> 
         if part.min() < 0 or part.max() > MAX_CODE:
             outside.append(part[(part < 0) | (part > MAX_CODE)].astype(np.int64))
             part = part[(part >= 0) & (part <= MAX_CODE)]
-        counts += np.bincount(part, minlength=MAX_CODE + 1)
+        counts += np.bincount(part.astype(np.intp, copy=False), minlength=MAX_CODE + 1)  # (uint64: refused uncast)
     return counts, np.concatenate(outside) if outside else np.zeros(0, np.int64)
 
 

@@ -376,7 +376,7 @@ def threshold_mask(prob: np.ndarray, threshold: float) -> np.ndarray:
     thresholding the stored probability gives (a pixel stored as 50 is crop at 0.50).
     """
     prob = np.asarray(prob)
-    if prob.dtype not in (np.float32, np.float64):
+    if prob.dtype not in (np.float32, np.float64) or prob.ndim == 0 or not 0.0 <= threshold <= 1.0:
         out = np.full(prob.shape, NODATA, np.uint8)
         ok = np.isfinite(prob)
         out[ok] = (whole_percent(prob[ok]) >= percent_cut(threshold)).astype(np.uint8)

@@ -213,3 +213,25 @@ def test_a_detailed_outline_is_drawn_simplified_within_a_screen_pixel():
     square = Region.from_bbox(0, 0, 10, 10, crs=IMAGE_CRS)
     assert square.outline_geojson(tolerance) == square.outline_geojson() == square.to_map_geojson()
     assert sum(len(r) for p in region.polygons for r in p) > DRAWN_CORNERS
+
+
+def test_a_simplified_outline_keeps_its_spikes():
+    """The distance Douglas-Peucker measured was to the line through a segment, not to the segment: a spike
+    past a segment's end was dropped, and the outline drawn moved by up to 33 times the tolerance."""
+    import numpy as np
+
+    from core.geometry import simplified
+
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        k = 40
+        angles = np.sort(rng.random(k)) * 2 * np.pi
+        radii = np.where(rng.random(k) < 0.2, 50.0, 10.0) * (1 + 0.1 * rng.random(k))  # (spikes among the corners)
+        ring = [tuple(p) for p in np.c_[radii * np.cos(angles), radii * np.sin(angles)].tolist()]
+        ring.append(ring[0])
+        tolerance = 0.5
+        [[drawn]] = simplified((((*ring,),),), tolerance)
+        pts, d = np.array(ring)[:, None, :], np.array(drawn)
+        a, b = d[None, :-1], d[None, 1:]
+        t = np.clip(((pts - a) * (b - a)).sum(-1) / np.maximum(((b - a) ** 2).sum(-1), 1e-12), 0, 1)
+        assert np.sqrt((((a + t[..., None] * (b - a)) - pts) ** 2).sum(-1)).min(axis=1).max() <= tolerance

@@ -195,3 +195,15 @@ def test_label_counts_leave_out_labels_under_no_image_data():
     assert (counts.crop, counts.not_crop, counts.labelled) == (2, 2, 4)  # the crop under no data is not counted
     assert counts.crop_share == 0.5
     assert label_counts(np.full((2, 2), NODATA, np.uint8), np.ones((2, 2), bool)).crop_share is None
+
+
+def test_label_codes_of_any_integer_type_are_counted():
+    """Counted in chunks, uint64 codes raised a TypeError (numpy's bincount refuses them uncast)."""
+    import numpy as np
+
+    from core.labels import CodeCounts
+
+    for dtype in (np.uint8, np.int16, np.uint32, np.int64, np.uint64):
+        codes = np.array([[1, 24], [0, 111]], dtype)
+        counts = CodeCounts.of(codes)
+        assert counts.counts[[0, 1, 24, 111]].tolist() == [1, 1, 1, 1] and counts.pixels == 4, dtype

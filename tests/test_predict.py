@@ -340,6 +340,8 @@ def test_the_crop_mask_is_the_stored_probability_at_the_threshold():
         for t in np.round(np.arange(0, 1.0001, 0.005), 3):
             want = np.where(~np.isfinite(values), 255, stored >= percent_cut(t))
             assert np.array_equal(threshold_mask(values, t), want), (dtype, t)
+    # a single value, and thresholds past 0-1 (no caller gives them), as before
+    assert threshold_mask(np.float32(0.7), 0.5) == 1 and threshold_mask(np.array([0.7], np.float32), 1e30).tolist() == [0]
 
 
 def test_a_model_used_for_prediction_can_be_freed():

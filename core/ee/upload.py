@@ -126,6 +126,9 @@ def image_manifest(
     predicted: an Earth Engine composite's) become its start and end time, so that the asset can be
     found by date (``filterDate``) as Earth Engine's own images are.
 
+    Raises:
+        ConfigError: ``dates`` that are not two ISO days, the first not after the last.
+
     The manifest's ``name`` must be a Cloud asset name (``projects/*/assets/**``; the ee client
     converts only an ``id``): a legacy ``users/...`` id becomes
     ``projects/earthengine-legacy/assets/users/...``."""
@@ -144,7 +147,12 @@ def image_manifest(
     if dates is not None:
         import datetime as dt
 
-        first, last = (dt.date.fromisoformat(d) for d in dates)
+        try:
+            first, last = (dt.date.fromisoformat(d) for d in dates)
+        except (TypeError, ValueError):
+            first = last = None
+        if first is None or first > last:
+            raise ConfigError(f"the imagery's dates {dates!r} are not a first and a last day (YYYY-MM-DD), in order")
         manifest["startTime"] = f"{first.isoformat()}T00:00:00Z"
         manifest["endTime"] = f"{(last + dt.timedelta(days=1)).isoformat()}T00:00:00Z"  # (the last day's end)
     return manifest
@@ -448,7 +456,8 @@ def upload_prediction(
 ) -> tuple[str, str]:
     """Upload ``probability.tif`` (or the prediction folder holding it) and start its ingestion;
     the threshold and crop fraction of its ``summary.json`` become asset properties, its ``dates`` (the first and
-    last day of the imagery, where it gives them) the asset's start and end time.
+    last day of the imagery, where it gives them: the dashboard's uploads of an Earth Engine composite's
+    prediction; ``python -m core predict`` writes none) the asset's start and end time.
 
     Returns (ingestion task id, asset name).
 

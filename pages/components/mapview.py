@@ -123,7 +123,8 @@ def outline_tolerance(region) -> float:
     if region.is_image:
         return 1.0 / 2**MAX_IMAGE_ZOOM
     _, south, _, north = region.bounds
-    return 360.0 / 256 / 2**MAX_GEO_ZOOM * math.cos(math.radians(min(abs(south), abs(north), 85.0)))
+    # (a screen pixel spans the fewest degrees at the poleward edge)
+    return 360.0 / 256 / 2**MAX_GEO_ZOOM * math.cos(math.radians(min(max(abs(south), abs(north)), 85.0)))
 
 
 #: The keys of a focused map, said to a screen reader with its name (:attr:`MapSpec.label`).

@@ -221,6 +221,9 @@ def test_full_flow_offline(page, app_url, artifacts):
     # the icons' names are not read out before each message and link ("check_circle Region OK")
     icons = page.locator("[data-testid=stIconMaterial], [data-testid=stAlertDynamicIcon]")
     assert icons.count() >= 2 and set(icons.evaluate_all("els => els.map(e => e.getAttribute('aria-hidden'))")) == {"true"}
+    # (the script's element takes no space: it put a gap of 16 px above every page's title)
+    assert page.evaluate("getComputedStyle(document.querySelector('.stHtml > script')"
+                         ".closest('[data-testid=stElementContainer]')).display") == "none"
     # said to a screen reader from the map's live region, which stays put (the box above moves), once per
     # map; the map and its frame are named, with the keys that work on it
     status = map_frame(page).locator(".leaflet-container > [role=status]")

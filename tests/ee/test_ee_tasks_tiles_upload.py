@@ -588,3 +588,9 @@ def test_upload_tfrecord_bad_mixer_json_is_a_corrupt_file(tmp_path):
     with pytest.raises(InputNotFoundError, match="missing"):
         U.upload_prediction_tfrecord([rec, tmp_path / "missing.tfrecord.gz"], mixer, cfg, storage, ingest=lambda *a: {})
     assert storage.uploaded == {}
+
+
+@pytest.mark.parametrize("dates", [("2006-12-31", "2005-01-01"), ("2005-13-01", "2006-01-01"), ("2005", None)])
+def test_dates_that_are_not_two_days_in_order_are_refused(dates):
+    with pytest.raises(ConfigError, match="are not a first and a last day"):
+        U.image_manifest("projects/p/assets/x", ["gs://bkt/a.tif"], dates=dates)
