@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import HWM_CODE, ROOT, save
+from common import HWM_CODE, ROOT, alternating_runs, save
 
 SAMPLE = ROOT / "assets" / "sample"
 
@@ -94,22 +94,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp_name:
         tmp = Path(tmp_name)
         image, labels = write_inputs(tmp, args.repeat)
-        roots = {"now": ROOT}
-        if args.before:
-            before = tmp / "before"
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), args.before],
-                           check=True, capture_output=True)
-            roots = {"before": before, "now": ROOT}
-        try:
-            runs: dict[str, list[dict]] = {k: [] for k in roots}
-            for _ in range(args.runs):
-                for name, root in roots.items():
-                    runs[name].append(visit(root, image, labels, tmp))
-                    print(name, json.dumps(runs[name][-1]), flush=True)
-        finally:
-            if args.before:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tmp / "before")],
-                               capture_output=True)
+        runs = alternating_runs(args.before, tmp, args.runs, lambda root: visit(root, image, labels, tmp))
     side = args.repeat * 1024
     summary = {name: {"best_seconds": round(min(r["seconds"] for r in rs), 2),
                       "seconds": [round(r["seconds"], 2) for r in rs],

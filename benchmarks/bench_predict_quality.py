@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from bench_data_page import write_inputs
-from common import HWM_CODE, ROOT, save
+from common import HWM_CODE, ROOT, alternating_runs, save
 
 CHILD = """
 import json, os, sys, tempfile, time
@@ -99,23 +99,8 @@ def main() -> None:
         image, labels = write_inputs(tmp, args.repeat)
         first = visit(ROOT, image, labels, tmp)  # (the model runs here, once)
         inference_s = first["steps"]["predict_pressed"]["inference_s"]
-        roots = {"now": ROOT}
-        if args.before:
-            before = tmp / "before"
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), args.before],
-                           check=True, capture_output=True)
-            roots = {"before": before, "now": ROOT}
-        try:
-            runs: dict[str, list[dict]] = {k: [] for k in roots}
-            for _ in range(args.runs):
-                for name, root in roots.items():
-                    runs[name].append(visit(root, image, labels, tmp))
-                    print(name, json.dumps({s: round(v["seconds"], 2) for s, v in runs[name][-1]["steps"].items()}),
-                          flush=True)
-        finally:
-            if args.before:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tmp / "before")],
-                               capture_output=True)
+        runs = alternating_runs(args.before, tmp, args.runs, lambda root: visit(root, image, labels, tmp),
+                                lambda r: json.dumps({s: round(v["seconds"], 2) for s, v in r["steps"].items()}))
     side = args.repeat * 1024
     summary = {name: {step: {"median_s": round(statistics.median(r["steps"][step]["seconds"] for r in rs), 2),
                              "peak_rss_mb": round(statistics.median(r["steps"][step]["peak_rss_mb"] for r in rs))}

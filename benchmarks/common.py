@@ -60,3 +60,27 @@ def save(name: str, data: dict) -> Path:
     path.write_text(json.dumps({"machine": machine(), **data}, indent=2))
     print(json.dumps(data, indent=2))
     return path
+
+
+def alternating_runs(before: str | None, folder: Path, runs: int, visit, describe=json.dumps) -> dict[str, list]:
+    """``runs`` results of ``visit(root)`` for this checkout ("now") and, with ``before`` (a commit), for a git
+    worktree of it made in ``folder`` ("before", first in each round, removed after), alternating so that a
+    busy moment of the machine falls on both; each result printed as ``describe`` gives it."""
+    import subprocess
+
+    roots = {"now": ROOT}
+    if before:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder / "before"), before],
+                       check=True, capture_output=True)
+        roots = {"before": folder / "before", "now": ROOT}
+    try:
+        out: dict[str, list] = {name: [] for name in roots}
+        for _ in range(runs):
+            for name, root in roots.items():
+                out[name].append(visit(root))
+                print(name, describe(out[name][-1]), flush=True)
+        return out
+    finally:
+        if before:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder / "before")],
+                           capture_output=True)
