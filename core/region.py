@@ -228,8 +228,14 @@ class Region:
         """The Feature in map coordinates (image regions: ``lat = -row``, ``lng = col``)."""
         if not self.is_image:
             return self.to_geojson()
-        polys = tuple(tuple(tuple(image_to_map(x, y) for x, y in ring) for ring in p) for p in self.polygons)
-        return {"type": "Feature", "properties": {"name": self.name, "crs": "map"}, "geometry": geometry_of(polys)}
+        return {"type": "Feature", "properties": {"name": self.name, "crs": "map"},
+                "geometry": geometry_of(self._on_map(self.polygons))}
+
+    def _on_map(self, polygons: tuple[Polygon, ...]) -> tuple[Polygon, ...]:
+        """``polygons`` (the region's, or a simplified copy) in map coordinates."""
+        if not self.is_image:
+            return polygons
+        return tuple(tuple(tuple(image_to_map(x, y) for x, y in ring) for ring in p) for p in polygons)
 
     def outline_geojson(self, tolerance: float = 0.0) -> dict:
         """The outline to draw on the dashboard map (map coordinates): :meth:`to_map_geojson`, or for
@@ -242,8 +248,7 @@ class Region:
         polygons = self.polygons
         if tolerance > 0 and sum(len(ring) for poly in polygons for ring in poly) > DRAWN_CORNERS:
             polygons = simplified(polygons, tolerance)
-        if self.is_image:
-            polygons = tuple(tuple(tuple(image_to_map(x, y) for x, y in ring) for ring in p) for p in polygons)
+        polygons = self._on_map(polygons)
         if not self.parts:
             props = {"name": self.name, "crs": "map" if self.is_image else self.crs}
             return {"type": "Feature", "properties": props, "geometry": geometry_of(polygons)}

@@ -172,8 +172,7 @@ def ee_asset_layer(asset_id: str, version: str = "") -> dict:
 
 def ee_task_view(task_id: str, now: Callable[[], float] | None = None) -> tuple[dict | None, str]:
     """:func:`ee_task`, or None and why: a failure is remembered as an asset's is (:data:`EE_ASSET_RETRY_S`)."""
-    key = ("task", task_id)
-    return _remembered(_ee_layer_failures(), (key,), lambda err: key, lambda: ee_task(task_id), EE_ASSET_RETRY_S, now)
+    return _remembered_for(("task", task_id), lambda: ee_task(task_id), now)
 
 
 #: How long the Earth Engine page goes without asking again for an asset that could not be shown, in seconds
@@ -184,9 +183,12 @@ EE_ASSET_RETRY_S = 30.0
 def ee_asset_view(asset_id: str, version: str = "", now: Callable[[], float] | None = None) -> tuple[dict | None, str]:
     """:func:`ee_asset_layer`, or None and why: a failure is remembered for :data:`EE_ASSET_RETRY_S`
     (it was asked of Earth Engine again on every rerun of the page)."""
-    key = ("asset", asset_id, version)
-    return _remembered(_ee_layer_failures(), (key,), lambda err: key,
-                       lambda: ee_asset_layer(asset_id, version), EE_ASSET_RETRY_S, now)
+    return _remembered_for(("asset", asset_id, version), lambda: ee_asset_layer(asset_id, version), now)
+
+
+def _remembered_for(key: tuple, fn: Callable[[], Any], now: Callable[[], float] | None = None) -> tuple[Any, str]:
+    """:func:`_remembered` of ``fn`` under one ``key``, for :data:`EE_ASSET_RETRY_S`."""
+    return _remembered(_ee_layer_failures(), (key,), lambda err: key, fn, EE_ASSET_RETRY_S, now)
 
 
 def secrets() -> dict | None:
