@@ -321,14 +321,36 @@ def _positive_int(v, field: str) -> int:
     return int(v)
 
 
+def mixer_file(path: str | os.PathLike) -> str:
+    """``path``, or the one file that it matches when it is a pattern (``PREFIX*mixer.json``: what the
+    dashboard and ``ee-export-image`` say of an export, whose mixer Earth Engine names ``PREFIX-mixer.json``
+    or ``PREFIXmixer.json``).
+
+    Raises:
+        InputNotFoundError: a pattern that matches no JSON file, or several.
+    """
+    s = str(path)
+    if "*" not in s or (not remotefs.is_remote(s) and os.path.isfile(s)):
+        return s
+    found = sorted(f for f in (remotefs.glob(s) if remotefs.is_remote(s) else _glob.glob(s)) if f.endswith(".json"))
+    if not found:
+        raise InputNotFoundError(f"no mixer file matches {s}: has its export task succeeded? (look in the folder "
+                                 "for the .json file beside the .tfrecord.gz files)")
+    if len(found) > 1:
+        raise InputNotFoundError(f"{s} matches {len(found)} files ({', '.join(found[:3])}{', ...' if len(found) > 3 else ''}): "
+                                 "give the path of one mixer")
+    return found[0]
+
+
 def read_mixer(path: str | os.PathLike) -> Mixer:
-    """Read an Earth Engine mixer file (local, or gs:// through TensorFlow's file system).
+    """Read an Earth Engine mixer file (local, or gs:// through TensorFlow's file system), or the one
+    that a pattern matches (:func:`mixer_file`).
 
     Raises:
         InputNotFoundError: no such file.
         CorruptFileError: not a mixer, or unreadable.
     """
-    s = str(path)
+    s = mixer_file(path)
     if remotefs.is_remote(s):
         exists, read = remotefs.exists, remotefs.read_bytes
     else:  # no TensorFlow import (seconds) just to read a local JSON file
@@ -357,7 +379,7 @@ def export_files(mixer_path: str | os.PathLike) -> list[str]:
     Raises:
         InputNotFoundError: no such file.
     """
-    s = str(mixer_path)
+    s = mixer_file(mixer_path)
     prefix = s[: -len("mixer.json")] if s.endswith("mixer.json") else s
     base = prefix.rsplit("/", 1)[-1]
     single = prefix.rstrip("-_")  # an export small enough for one file may not be numbered

@@ -10,8 +10,8 @@ import json
 
 import streamlit as st
 
-from core.ee.export import MAX_POINTS_PER_TASK, patch_globs, start_jobs
-from core.errors import ConfigError
+from core.ee.export import MAX_POINTS_PER_TASK, parse_destination, patch_globs, start_jobs
+from core.errors import ConfigError, CropMapError
 from core.ee.tasks import cancel_outcome, cancel_task, ingestion_note
 from core.ee.upload import UploadConfig, default_storage_client, upload_prediction_bytes, viewed_asset
 from pages.components import cached, mapview, navigation, predictions, scene, state, ui
@@ -31,41 +31,68 @@ def ingestion_pending(asset_id: str) -> tuple[bool, str] | None:
     return ingestion_note([row], made["task"], asset_id)
 
 
+#: the context margin each kind of export starts with: none for training patches (as the CLI's
+#: ee-export-patches; a margin makes each patch larger than the region around a point), 32 px for an
+#: image export, whose overlapping patches make a prediction without seams
+DEFAULT_MARGIN = {"patches": 0, "image": 32}
+_KINDS = {"patches": "Training and test patches (TFRecord)", "image": "Image for prediction (TFRecord patches + mixer)"}
+
+
 def export_form() -> None:
     """The export form for the current Earth Engine region; starts the tasks when submitted."""
-    kinds, sizes = ["patches", "image"], [128, 256, 512]
+    kinds, sizes = list(_KINDS), [128, 256, 512]
     prev = state.get(state.EE_EXPORT_FORM)  # the form opens as it was last submitted
+    started = state.get(state.EE_EXPORT_STARTED)
+    if started and started.get("untick"):  # a replacement was started: the next export of the name asks again
+        st.session_state["ee_exp_again"] = False
+    # (outside the form: the form shows the fields of this kind; training points mean nothing to an image)
+    what = st.radio("What", kinds, index=ui.remembered_index(kinds, prev, "what", "patches"), horizontal=True,
+                    key="ee_exp_kind", format_func=_KINDS.get)
+    metres = scene.current_source().composite.resolution
     with st.form("ee_export", enter_to_submit=False):
-        what = st.radio("What", kinds, index=ui.remembered_index(kinds, prev, "what", "patches"), horizontal=True,
-                        key="ee_exp_kind",
-                        format_func=lambda k: {"patches": "Training and test patches (TFRecord)",
-                                               "image": "Image for prediction (TFRecord patches + mixer)"}[k])
         c1, c2 = st.columns(2)
         dest = c1.text_input("Destination", ui.remembered(prev, "dest", ""), placeholder="gcs:BUCKET/PREFIX or drive:FOLDER",
-                             key="ee_exp_dest")
-        name = c2.text_input("Export name", ui.remembered(prev, "name", "crops"), key="ee_exp_name")
-        d1, d2, d3, d4, d5 = st.columns(5)
-        train = ui.remembered_number(d1.number_input, "Training points per class", 1, 5000, prev, "train", 275,
-                                     key="ee_exp_train")
-        test = ui.remembered_number(d2.number_input, "Test points per class", 0, 5000, prev, "test", 50, key="ee_exp_test")
-        per_task = ui.remembered_number(d3.number_input, "Points per task", 1, MAX_POINTS_PER_TASK, prev, "per_task", 100,
-                                        key="ee_exp_per_task",
-                                   help="patch exports are split into tasks of this many points; fewer per task "
-                                        "when a task runs out of memory")
-        patch = d4.selectbox("Patch size", sizes, index=ui.remembered_index(sizes, prev, "patch", 256), key="ee_exp_patch")
-        kernel = ui.remembered_number(d5.number_input, "Context margin (kernel buffer, px each side)", 0, 256, prev,
-                                      "kernel", 32, step=8, key="ee_exp_kernel",
-                                 help="context around each patch; image exports need it for seamless prediction "
-                                      "(a multiple of 8, at most half the patch size)")
+                             key="ee_exp_dest",
+                             help="gcs:BUCKET/PREFIX: a Cloud Storage bucket and folder (gcs:BUCKET alone writes under "
+                                  "crop-mapping/); drive:FOLDER: one folder at the root of your Google Drive")
+        name = c2.text_input("Export name", ui.remembered(prev, "name", "crops"), key="ee_exp_name",
+                             help="names the folder of the export's files and the start of its task names")
+        train = test = per_task = 0
+        if what == "patches":
+            d1, d2, d3, d4, d5 = st.columns(5)
+            train = ui.remembered_number(
+                d1.number_input, "Training points per class", 1, 5000, prev, "train", 275, key="ee_exp_train",
+                help="points drawn in the region for each class, crop and not crop (the original notebook's 275 + "
+                     "275); each point is the centre of one training patch")
+            test = ui.remembered_number(
+                d2.number_input, "Test points per class", 0, 5000, prev, "test", 50, key="ee_exp_test",
+                help="further points of each class, apart from the training points, for validation patches; 0 for none")
+            per_task = ui.remembered_number(
+                d3.number_input, "Points per task", 1, MAX_POINTS_PER_TASK, prev, "per_task", 100, key="ee_exp_per_task",
+                help="the patches are exported by tasks of this many points each (the defaults, 275 + 275 training "
+                     "and 50 + 50 test points, make 6 + 1 tasks); fewer per task when a task runs out of memory")
+        else:
+            d4, d5 = st.columns(2)
+        patch = d4.selectbox("Patch size (px)", sizes, index=ui.remembered_index(sizes, prev, "patch", 256),
+                             key="ee_exp_patch", format_func=lambda n: f"{n} px ({n * metres / 1000:.3g} km)",
+                             help=f"the side of each patch in pixels of {metres:g} m")
+        margin = ui.remembered_number(
+            d5.number_input, "Context margin (px each side)", 0, 256, prev, f"kernel_{what}", DEFAULT_MARGIN[what],
+            step=8, key=f"ee_exp_kernel_{what}",
+            help="image around each patch (Earth Engine's kernel buffer), a multiple of 8 px and at most half the "
+                 "patch size; " + ("an image export needs it for a prediction without seams" if what == "image"
+                                   else "training crops patches to the model's size, so patches need none"))
         again = st.checkbox("Replace an earlier export of this name", key="ee_exp_again",
                             help="An export of the same kind started in this session with this name and destination: "
                                  "its files are written over by the new one.")
         go = st.form_submit_button("Start export")
     this = _export_place(dest, name, what)
     if go:
-        form = {"what": what, "dest": dest, "name": name, "train": int(train), "test": int(test),
-                "per_task": int(per_task), "patch": int(patch), "kernel": int(kernel)}
+        form = {**prev, "what": what, "dest": dest, "name": name, "patch": int(patch), f"kernel_{what}": int(margin)}
+        if what == "patches":
+            form.update(train=int(train), test=int(test), per_task=int(per_task))
         state.put(state.EE_EXPORT_FORM, form)
+        state.put(state.EE_EXPORT_STARTED, None)
         with ui.errors_shown():
             done = state.get(state.EE_EXPORTS)
             if this in done and not again:  # (two exports of one name wrote to one place, unsaid)
@@ -73,11 +100,14 @@ def export_form() -> None:
                                   f"{dest.strip()} was started in this session: "
                                   "its files would be written over; give another export name, or tick 'Replace an "
                                   "earlier export of this name'")
+            if margin % 8 or margin > patch // 2:  # (core's words name its fields: kernel_buffer, patch_size)
+                raise ConfigError(f"a context margin of {margin} px does not fit {patch} px patches: give a multiple "
+                                  f"of 8 px up to {patch // 2} px, half the patch size")
             warnings: list[str] = []
             jobs = scene.current_source().export_jobs(
                 scene.current_region(), what, dest, name.strip(), train_points=(int(train), int(train)),
-                test_points=(int(test), int(test)), patch_size=int(patch), kernel_buffer=int(kernel),
-                points_per_task=int(per_task), warnings=warnings)
+                test_points=(int(test), int(test)), patch_size=int(patch), kernel_buffer=int(margin),
+                points_per_task=int(per_task or 100), warnings=warnings)
             for warning in warnings:
                 st.warning(ui.sentence(warning), icon=":material/warning:")
             asked = json.dumps([form, _here()], sort_keys=True)
@@ -87,17 +117,22 @@ def export_form() -> None:
                         icon=":material/info:")
             else:
                 state.put(state.EE_EXPORT_WARNED, None)
-                _start(jobs, what, dest, int(patch), [*[d for d in done if d != this], this])
+                _start(jobs, what, dest, int(patch), [*[d for d in done if d != this], this], untick=again)
+    if started:  # said once, on the run after the start (which drew the Tasks tab anew, with the new tasks)
+        state.put(state.EE_EXPORT_STARTED, None)
+        st.success(f"Started {len(started['tasks'])} task(s); follow them on the Tasks tab.",
+                   icon=":material/check_circle:")
+        st.dataframe(started["tasks"], hide_index=True, width="stretch")
+        if started.get("note"):
+            st.caption(started["note"])
     # the last exports of this source and region (those of another, under a new export, were taken for its own)
     image = state.get(state.EE_IMAGE_EXPORT)
     if image and image.get("for") == _here():
         st.caption(f"The last image export covers {image['width']:,} x {image['height']:,} px in {image['crs']}: the "
                    f"region's box of {image['region_width']:,} x {image['region_height']:,} px with "
                    f"{image.get('margin', 0)} px of context around it, grown to whole {image['patch']} px patches "
-                   "(Earth Engine leaves out patches that do not fit whole). When "
-                   f"its task has succeeded, predict it: its mixer JSON is `{image['mixer']}` (Earth Engine names it "
-                   "...mixer.json); give that path to the Region page's 'Use an Earth Engine image export', or to "
-                   "`.venv/bin/python -m core predict --image`. The prediction covers the grown box: the region's own crop is "
+                   "(Earth Engine leaves out patches that do not fit whole). When its task has succeeded, predict "
+                   f"it: {_mixer_advice(_export_prefix(image))} The prediction covers the grown box: the region's own crop is "
                    "`.venv/bin/python -m core zones --pred DIR/crop_mask.tif --zones` with the region's GeoJSON (Region page).")
     exported = state.get(state.EE_PATCHES)
     if exported and exported.get("for") == _here():
@@ -109,16 +144,36 @@ def export_form() -> None:
             st.switch_page("pages/model.py")
 
 
-def _start(jobs: list, what: str, dest: str, patch: int, exports: list[str]) -> None:
-    """Start the export's tasks (``jobs``, of kind ``what`` to ``dest``, patches of ``patch`` px) and say so;
-    ``exports``: the session's exports with this one (see :data:`state.EE_EXPORTS`)."""
+def _mixer_advice(prefix: str) -> str:
+    """Where the mixer JSON of an image export whose files start ``prefix`` (gs://... or drive:...) is,
+    and what to give it to."""
+    where = ("`.venv/bin/python -m core predict --image`, or to the Region page's 'Use an Earth Engine image export'")
+    if prefix.startswith("drive:"):
+        folder = prefix[len("drive:"):].split("/", 1)[0]
+        return (f"download the files of Google Drive's folder `{folder}` whose names start "
+                f"`{prefix.rsplit('/', 1)[-1]}` to one local folder, and give the path of the mixer JSON among them "
+                f"(`...mixer.json`) to {where}.")
+    return (f"give its mixer JSON, `{prefix}*mixer.json` (a pattern that finds it: Earth Engine names it "
+            f"`...-mixer.json` or `...mixer.json`), to {where}.")
+
+
+def _export_prefix(image: dict) -> str:
+    """The start of the files' names of an image export (:data:`state.EE_IMAGE_EXPORT`; a session kept
+    before had its mixer's pattern, PREFIX*mixer.json)."""
+    return image.get("prefix") or str(image.get("mixer", "")).removesuffix("*mixer.json")
+
+
+def _start(jobs: list, what: str, dest: str, patch: int, exports: list[str], untick: bool) -> None:
+    """Start the export's tasks (``jobs``, of kind ``what`` to ``dest``, patches of ``patch`` px), keep
+    what to say of them, and run the page again (its Tasks tab, drawn first, then lists them);
+    ``exports``: the session's exports with this one (see :data:`state.EE_EXPORTS`); ``untick``: the
+    export replaced an earlier one (the box that said so is cleared for the next)."""
     started = start_jobs(jobs)
     state.put(state.EE_EXPORTS, exports)
     cached.ee_tasks.clear()
-    st.success(f"Started {len(started)} task(s); follow them on the Tasks tab.", icon=":material/check_circle:")
-    st.dataframe(started, hide_index=True, width="stretch")
+    note = None
     if what == "image" and (g := jobs[0].grid) is not None:
-        state.put(state.EE_IMAGE_EXPORT, {"mixer": f"{jobs[0].uri_prefix}*mixer.json", "for": _here(),
+        state.put(state.EE_IMAGE_EXPORT, {"prefix": jobs[0].uri_prefix, "for": _here(),
                                           "width": g.width, "height": g.height, "crs": g.crs,
                                           "region_width": g.region_width, "region_height": g.region_height,
                                           "margin": g.region_col, "patch": patch})
@@ -126,21 +181,102 @@ def _start(jobs: list, what: str, dest: str, patch: int, exports: list[str]) -> 
         globs = patch_globs(jobs)
         state.put(state.EE_PATCHES, globs and {**globs, "size": min(patch, 256), "for": _here()})
         if globs is None and dest.strip().startswith("drive:"):
-            st.caption("Drive exports: download the files, then train on them from the Model page.")
+            note = "Drive exports: download the files, then train on them from the Model page."
         elif globs is None:
-            st.caption("No test patches were exported: give validation patches of your own on the "
-                       "Model page, or export some test points.")
+            note = ("No test patches were exported: give validation patches of your own on the Model page, or "
+                    "export some test points.")
+    state.put(state.EE_EXPORT_STARTED, {"tasks": started, "note": note, "untick": untick})
+    st.rerun()
 
 
 def _export_place(dest: str, name: str, what: str) -> str:
     """Where an export of kind ``what`` named ``name`` to ``dest`` writes (what two exports must not share
-    unsaid; an image export and a patch export of one name write files of their own names)."""
-    return f"{dest.strip().rstrip('/')}|{name.strip()}|{what}"
+    unsaid; an image export and a patch export of one name write files of their own names): the address
+    its destination resolves to (``gs://b/x`` and ``gcs:b/x`` are one place), else the text as typed."""
+    try:
+        place = parse_destination(dest).uri(name.strip())
+    except ConfigError:
+        place = f"{dest.strip().rstrip('/')}|{name.strip()}"
+    return f"{place}|{what}"
 
 
 def _here() -> str:
     """The Earth Engine settings and region in use, which an export was of."""
     return json.dumps([state.get(state.SOURCE), state.get(state.REGION)], sort_keys=True)
+
+
+#: the most tasks the monitor's table shows (the newest); every waiting or running one can be cancelled
+SHOWN_TASKS = 50
+#: the most failed tasks whose error is spelt out under the table (the table's error column has every one)
+SHOWN_FAILURES = 5
+
+
+def task_monitor() -> None:
+    """The account's tasks: a table of the newest, the errors of failed ones, and cancelling."""
+    c1, c2 = st.columns([3, 1])
+    active_only = c1.toggle("Only waiting and running tasks", key=state.sync_widget(state.EE_TASKS_ACTIVE),
+                            on_change=state.store_widget, args=(state.EE_TASKS_ACTIVE,))
+    if c2.button("Refresh", key="ee_tasks_refresh", width="stretch"):
+        cached.ee_tasks.clear()
+        cached.ee_task.clear()
+    for kind, text in state.get(state.EE_TASK_NOTICE) or []:  # a cancel just done: said once, above the list
+        if kind == "error":
+            st.error(text, icon=":material/error:")
+        else:
+            st.success(text, icon=":material/check_circle:")
+    state.put(state.EE_TASK_NOTICE, None)
+    listed: list[dict] | None = None
+    with ui.errors_shown():
+        listed = cached.ee_tasks()
+    if listed is None:  # (said above; "No tasks." under it was not so)
+        return
+    rows = [r for r in listed if r["active"]] if active_only else listed
+    if not rows:
+        st.info("No waiting or running tasks." if active_only else "No tasks.")
+    else:
+        st.dataframe([{**r, "created": ui.when(r["created"])} for r in rows[:SHOWN_TASKS]], hide_index=True,
+                     width="stretch", column_order=["state", "description", "progress", "created", "error", "id"],
+                     column_config={"progress": st.column_config.ProgressColumn(
+                         "progress", min_value=0.0, max_value=1.0, format="percent",
+                         help="Earth Engine's own estimate; blank until it gives one")})
+        if len(rows) > SHOWN_TASKS:
+            st.caption(f"The newest {SHOWN_TASKS} of {len(rows):,} tasks; all of them: `.venv/bin/python -m core "
+                       "ee-tasks`, or the Tasks tab of Earth Engine's Code Editor.")
+        failed = [r for r in rows[:SHOWN_TASKS] if r["state"] == "FAILED"]
+        for row in failed[:SHOWN_FAILURES]:
+            st.error(ui.sentence(row["failure"]), icon=":material/error:")
+        if len(failed) > SHOWN_FAILURES:
+            st.caption(f"{len(failed) - SHOWN_FAILURES} more failed tasks in the table: their error column says why.")
+    # waiting or running, shown or older; one whose cancel was asked for is on its way out (nothing more to ask)
+    active = [r for r in listed if r["active"] and r["state"] != "CANCEL_REQUESTED"]
+    if active:
+        ids = [r["id"] for r in active]
+        names = {r["id"]: f"{r['description']} ({r['state']}, {r['id']})" for r in active}
+        # several at once (an export of many tasks was cancelled one task, and one rerun, at a time)
+        chosen = st.multiselect("Waiting or running tasks to cancel", ids, key="ee_cancel_ids", format_func=names.get,
+                                placeholder="Choose the tasks (type part of an export's name to find its tasks)")
+        b1, b2 = st.columns(2)
+        b1.button(f"Choose all {len(ids)}", key="ee_cancel_all", on_click=_choose, args=("ee_cancel_ids", ids),
+                  disabled=len(chosen) == len(ids))
+        if b2.button("Cancel the chosen tasks", key="ee_cancel", disabled=not chosen):
+            said = [_cancel(tid, names[tid]) for tid in chosen if tid in names]  # (each: one refused stops no other)
+            cached.ee_tasks.clear()
+            state.put(state.EE_TASK_NOTICE, said)
+            st.rerun()  # the list above was drawn before the cancel: draw it again
+
+
+def _choose(key: str, ids: list[str]) -> None:
+    """Choose every one of ``ids`` in the multiselect ``key`` (a button's on_click, before it draws)."""
+    st.session_state[key] = list(ids)
+
+
+def _cancel(task_id: str, name: str) -> list[str]:
+    """["success", what the cancel did] or ["error", why it failed] for the task ``task_id`` (``name``:
+    how the list names it)."""
+    try:
+        return ["success", cancel_outcome(cancel_task(task_id))]
+    except CropMapError as err:
+        return ["error", ui.sentence(f"{name} was not cancelled: {err}")]
 
 
 navigation.require_app(__file__)
@@ -156,49 +292,6 @@ if not ee_state["ok"]:
 
 spec = state.get(state.SOURCE)
 tasks_tab, export_tab, upload_tab = st.tabs(["Tasks", "Export", "Upload a prediction"])
-
-# ------------------------------------------------------------------ task monitor
-with tasks_tab:
-    c1, c2 = st.columns([3, 1])
-    active_only = c1.toggle("Only waiting and running tasks", key=state.sync_widget(state.EE_TASKS_ACTIVE),
-                            on_change=state.store_widget, args=(state.EE_TASKS_ACTIVE,))
-    if c2.button("Refresh", key="ee_tasks_refresh", width="stretch"):
-        cached.ee_tasks.clear()
-        cached.ee_task.clear()
-    notice = state.get(state.EE_TASK_NOTICE)
-    if notice:  # a cancel just done: said once, above the list that already shows it
-        st.success(notice, icon=":material/check_circle:")
-        state.put(state.EE_TASK_NOTICE, None)
-    rows: list[dict] = []
-    with ui.errors_shown():
-        rows = cached.ee_tasks(active_only)
-    if rows:
-        st.dataframe([{**r, "created": ui.when(r["created"])} for r in rows], hide_index=True, width="stretch",
-                     column_order=["state", "description", "progress", "created", "error", "id"],
-                     column_config={"progress": st.column_config.ProgressColumn(
-                         "progress", min_value=0.0, max_value=1.0, format="percent",
-                         help="Earth Engine's own estimate; blank until it gives one")})
-        for row in [r for r in rows if r["state"] == "FAILED"][:5]:
-            st.error(ui.sentence(row["failure"]), icon=":material/error:")
-    else:
-        st.info("No tasks.")
-    # waiting or running; one whose cancel was asked for is on its way out (nothing more to ask)
-    active = [r for r in rows if r["active"] and r["state"] != "CANCEL_REQUESTED"]
-    if active:
-        # several at once (an export of many tasks was cancelled one task, and one rerun, at a time)
-        chosen = st.multiselect("Waiting or running tasks to cancel", [r["id"] for r in active], key="ee_cancel_ids",
-                                format_func=lambda i: next(f"{r['description']} ({r['state']}, {i})"
-                                                           for r in active if r["id"] == i),
-                                placeholder="Choose the tasks (type part of an export's name to find its tasks)")
-        if st.button("Cancel the chosen tasks", key="ee_cancel", disabled=not chosen):
-            said = []
-            with ui.errors_shown():
-                for tid in chosen:
-                    said.append(cancel_outcome(cancel_task(tid)))
-            cached.ee_tasks.clear()
-            if said:  # (those asked before a failure too)
-                state.put(state.EE_TASK_NOTICE, "; ".join(said))
-                st.rerun()  # the list above was drawn before the cancel: draw it again
 
 # ------------------------------------------------------------------ exports
 with export_tab:
@@ -287,3 +380,7 @@ with upload_tab:
                                                tile_layers=[layer], label=f"Map of the asset {shown}",
                                                region_geojson=region.to_map_geojson() if here else None),
                                key="ee_asset_map")
+
+# ------------------------------------------------------------------ task monitor
+with tasks_tab:  # (drawn last, though shown first: it lists the tasks an export or upload above just started)
+    task_monitor()

@@ -152,6 +152,14 @@ def test_image_export_roundtrip(small_scene, tmp_path, capsys):
     with ImageReader(img) as r:
         other = write_image_export(tmp_path / "exp" / "scene-b", r, patch=128, kernel=32, records_per_file=2)
     assert len(export_files(other)) == 5 and len(export_files(mixer_path)) == 3
+    # the pattern the dashboard and ee-export-image give (PREFIX*mixer.json: Earth Engine's name has a '-' or
+    # not) finds the one mixer; one that matches two, or none, is said
+    assert len(export_files(tmp_path / "exp" / "scene-b*mixer.json")) == 5
+    assert read_mixer(tmp_path / "exp" / "scene-b*mixer.json").patches_per_row == 3
+    with pytest.raises(InputNotFoundError, match=r"scene\*mixer.json matches 2 files .*: give the path of one mixer"):
+        read_mixer(tmp_path / "exp" / "scene*mixer.json")
+    with pytest.raises(InputNotFoundError, match="no mixer file matches .*has its export task succeeded"):
+        export_files(tmp_path / "exp" / "later*mixer.json")
     # a mixer renamed (a browser's copy): said, and the predict command takes it for a mixer, not a GeoTIFF
     renamed = shutil.copy(mixer_path, tmp_path / "exp" / "scene-mixer (1).json")
     with pytest.raises(InputNotFoundError, match="not named as an Earth Engine export's mixer"):

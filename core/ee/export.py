@@ -33,6 +33,9 @@ from core.bands import FEATURE_BANDS
 LABEL_BAND = "crop"
 MAX_PIXELS = 1e10
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+#: what training's file patterns and the task's file names cannot hold in a Cloud Storage prefix: a
+#: space, or a glob character (``gs://b/a*/n/train_*.tfrecord.gz`` matches other exports' files)
+_PREFIX_BAD = re.compile(r"[\s*?\[\]{}\\]")
 #: Earth Engine holds at most 3,000 pending tasks per project ("Processing environments" guide:
 #: batch environment): a training export of more tasks could never be queued whole.
 MAX_PENDING_TASKS = 3000
@@ -81,7 +84,11 @@ class Destination:
         _require(self.kind in ("gcs", "drive"), f"destination must be 'gcs' or 'drive', got {self.kind!r}")
         if self.kind == "gcs":
             _require(bool(self.bucket), "a Cloud Storage export needs a bucket name")
-            _require(bool(_BUCKET_RE.match(self.bucket or "")), f"{self.bucket!r} is not a valid bucket name (no gs://)")
+            check_bucket(self.bucket or "")
+            _require(not _PREFIX_BAD.search(self.prefix) and "//" not in self.prefix,
+                     f"the Cloud Storage prefix {self.prefix!r} holds a space, a '*', '?', '[', ']', '{{', '}}', a "
+                     "backslash or an empty folder ('//'): they would break the file patterns that training reads; "
+                     "use letters, digits, '-', '_', '.' and '/' between folders")
         else:
             # Export.*.toDrive: "folder names with separators (e.g., 'path/to/file') are interpreted as
             # literal strings, not system paths" (ee.batch): 'a/b' is one folder so named at the Drive root
@@ -94,6 +101,35 @@ class Destination:
         """gs:// URI (or Drive path) of an exported object name."""
         path = f"{self.prefix.rstrip('/')}/{name}" if self.prefix else name
         return f"gs://{self.bucket}/{path}" if self.kind == "gcs" else f"drive:{path}"
+
+
+def check_bucket(name: str) -> str:
+    """``name`` if Cloud Storage accepts it as a bucket name (its naming rules), so that a task does
+    not fail in the queue over it.
+
+    Raises:
+        ConfigError: saying which rule ``name`` breaks.
+    """
+    rules = ("3-63 lower-case letters, digits, '-', '_' and '.' (up to 222 with dots, 63 between them), starting and "
+             "ending with a letter or digit")
+    why = None
+    if name.startswith(("gs:", "gcs:")) or "/" in name or ":" in name:
+        why = "give the bucket's name alone, as in gcs:BUCKET/PREFIX"
+    elif name != name.lower():
+        why = "bucket names have no capital letters"
+    elif not _BUCKET_RE.match(name):
+        why = rules
+    elif "." not in name and len(name) > 63:
+        why = "a name without dots is at most 63 characters"
+    elif ".." in name or any(len(part) > 63 for part in name.split(".")):
+        why = "each part between dots is 1-63 characters"
+    elif re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", name):
+        why = "a bucket name is not an IP address"
+    elif name.startswith("goog") or "google" in name:
+        why = "Cloud Storage refuses names that start with 'goog' or contain 'google'"
+    if why:
+        raise ConfigError(f"{name!r} is not a Cloud Storage bucket name: {why}")
+    return name
 
 
 def parse_destination(text: str, flag: str = "destination") -> Destination:
@@ -109,13 +145,14 @@ def parse_destination(text: str, flag: str = "destination") -> Destination:
         raise ConfigError(f"no {flag} given: enter drive:FOLDER for a Google Drive folder, or gcs:BUCKET/PREFIX "
                           "for Cloud Storage")
     kind, sep, rest = text.partition(":")
-    rest = rest.strip("/")
+    kind, rest = kind.strip().lower(), rest.strip().strip("/").strip()  # ("gcs: my-bucket/x/ ", "GCS:b")
     if not sep or kind not in ("gcs", "drive") or not rest:
         raise ConfigError(f"{flag} must be gcs:BUCKET/PREFIX or drive:FOLDER, got {text!r}")
     if kind == "drive":
         return Destination("drive", prefix=rest)
     bucket, _, prefix = rest.partition("/")
-    return Destination("gcs", bucket=bucket, prefix=prefix) if prefix else Destination("gcs", bucket=bucket)
+    return (Destination("gcs", bucket=bucket.strip(), prefix=prefix) if prefix
+            else Destination("gcs", bucket=bucket.strip()))
 
 
 @dataclass(frozen=True)

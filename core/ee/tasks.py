@@ -236,6 +236,7 @@ def cancel_task(task_id: str, client: OperationsClient | None = None) -> TaskInf
     or the final state if it had already finished).
 
     Raises:
+        EEPermissionError: Earth Engine refused the cancel (a task of another account or project).
         EarthEngineError subclasses: unknown task, or Earth Engine failures after retries.
     """
     c = _client(client)
@@ -243,7 +244,12 @@ def cancel_task(task_id: str, client: OperationsClient | None = None) -> TaskInf
     info = task_info(_operation(c, name))
     if info.done:
         return info
-    call_with_retries(lambda: c.cancel_operation(name))
+    try:
+        call_with_retries(lambda: c.cancel_operation(name))
+    except EEPermissionError as err:  # (its words were about asset ids)
+        raise EEPermissionError(f"Earth Engine refused to cancel task {info.id}: it may belong to another account or "
+                                f"Cloud project than the one this app uses (Earth Engine said: "
+                                f"{str(err.__cause__ or err)[:200]})") from err
     return task_info(_operation(c, name))
 
 

@@ -125,15 +125,15 @@ def _remembered(failures: dict, keys: tuple, key_of: Callable[[CropMapError], An
 
 
 @st.cache_data(ttl=30, max_entries=4, show_spinner="Listing Earth Engine tasks...")
-def ee_tasks(active_only: bool) -> list[dict]:
-    """Rows of the account's recent batch tasks (core.ee.tasks.task_rows), kept 30 s (Refresh clears).
+def ee_tasks() -> list[dict]:
+    """Rows of the account's batch tasks (core.ee.tasks.task_rows), newest first, kept 30 s (Refresh clears).
 
     Raises:
         EarthEngineError subclasses: when the listing fails (after retries).
     """
     from core.ee.tasks import list_tasks, task_rows
 
-    return task_rows(list_tasks(active_only=active_only, limit=50))
+    return task_rows(list_tasks())
 
 
 @st.cache_data(ttl=30, max_entries=8, show_spinner=False)

@@ -30,7 +30,8 @@ PREVIOUS_REGION = "previous_region"  # [REGION value] the last change replaced (
 SCENE = "scene"  # dict of the fetched scene (paths as str) or None
 MODEL_PATH = "model_path"  # str path of the model in use, or None
 EE_PATCHES = "ee_patches"  # dict of the last Earth Engine patch export: train/test gs:// globs, patch size, "for"; or None
-#: dict of the last Earth Engine image export: its mixer's path, grid, and "for" (the settings and region); or None
+#: dict of the last Earth Engine image export: the start of its files' names ("prefix"), its grid, and "for" (the
+#: settings and region); or None
 EE_IMAGE_EXPORT = "ee_image_export"
 #: ["DEST|NAME|KIND", ...]: where this session's exports wrote (a second export of one name and kind is asked to say so)
 EE_EXPORTS = "ee_exports"
@@ -63,7 +64,12 @@ DRAW_REFUSED = "draw_refused"
 #: int: the Region page's map's generation, part of its key: a new one is a map drawn anew (a refused shape
 #: stayed drawn on the map beside the region in use, and was taken for it)
 REGION_MAP_GENERATION = "region_map_generation"
-EE_TASK_NOTICE = "ee_task_notice"  # str: outcome of the last task cancel, shown once above the fresh task list, or None
+#: [["success" | "error", text], ...]: outcome of the last task cancel, task by task, shown once above the fresh task
+#: list, or None
+EE_TASK_NOTICE = "ee_task_notice"
+#: {"tasks": rows of the tasks started, "note": text or None, "untick": bool}: the export just started, said once on
+#: the run after its start (the Tasks tab, drawn before, is drawn anew with its tasks); or None
+EE_EXPORT_STARTED = "ee_export_started"
 EE_EXPORT_FORM = "ee_export_settings"  # dict of the Earth Engine export form's last submitted values
 EE_UPLOAD_FORM = "ee_upload_settings"  # dict of the Earth Engine upload form's last submitted values (gcs, asset)
 EE_TASKS_ACTIVE = "ee_tasks_active"  # bool: the task list shows waiting and running tasks only
@@ -114,6 +120,7 @@ DEFAULTS: dict[str, Any] = {
     EE_UPLOAD_FORM: {},
     EE_TASKS_ACTIVE: False,
     EE_TASK_NOTICE: None,
+    EE_EXPORT_STARTED: None,
     MODEL_NOTICE: None,
     BOX_NOTICE: None,
     BOX_FILLED: None,

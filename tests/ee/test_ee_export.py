@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -330,6 +331,33 @@ def test_start_tasks_patched(ee_offline, monkeypatch):
 def test_config_validation(make):
     with pytest.raises(ConfigError):
         make()
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("gcs:My_Bucket", "no capital letters"),
+    ("gcs:goog-crops", "start with 'goog'"),
+    ("gcs:my-google-crops", "contain 'google'"),
+    ("gcs:my..crops", "between dots"),
+    ("gcs:192.168.0.1", "not an IP address"),
+    ("gcs:" + "c" * 64, "at most 63"),
+    ("gcs:ab", "3-63 lower-case letters"),
+    ("gcs:crops/a b", "holds a space"),
+    ("gcs:crops/runs*", "holds a space, a '*'"),
+    ("gcs:crops/a//b", "an empty folder"),
+])
+def test_destination_refused_with_the_rule_it_breaks(text, said):
+    """A bucket Cloud Storage refuses, or a prefix that breaks training's file patterns, is refused before
+    a task starts (they failed in the queue, or matched other exports' files), saying why."""
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        X.parse_destination(text)
+
+
+def test_destination_spaces_and_case_around_parts():
+    """Spaces pasted around the parts, and an upper-case kind, are not part of the names."""
+    d = X.parse_destination(" GCS: crop-bucket/runs/camana/ ")
+    assert (d.kind, d.bucket, d.prefix) == ("gcs", "crop-bucket", "runs/camana")
+    assert d.uri("x") == "gs://crop-bucket/runs/camana/x"
+    assert X.parse_destination("drive: crop_exports ").prefix == "crop_exports"
 
 
 def test_label_name_is_the_one_core_reads():

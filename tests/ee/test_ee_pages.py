@@ -343,8 +343,13 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
                    "B": [op("B", "FAILED", description="camana_test_000", error="User memory limit exceeded.")]})
     monkeypatch.setattr(T, "EEOperationsClient", lambda: ops)
     exported = []
-    monkeypatch.setattr(ee.data, "exportTable",
-                        lambda request_id, params: exported.append(params["description"]) or {"name": f"projects/p/operations/X{len(exported)}"})
+
+    def export_table(request_id, params):  # a task started is listed from then on
+        exported.append(params["description"])
+        ops.script[f"X{len(exported)}"] = [op(f"X{len(exported)}", "PENDING", description=params["description"])]
+        return {"name": f"projects/p/operations/X{len(exported)}"}
+
+    monkeypatch.setattr(ee.data, "exportTable", export_table)
     storage, ingested = FakeStorage(), []
     uploaded = storage.uploaded
     monkeypatch.setattr(U, "default_storage_client", lambda project, secrets=None: storage)
@@ -398,6 +403,13 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     at.button(key="FormSubmitter:ee_export-Start export").click().run()
     assert any("only 3 crop point(s) of the 4 asked for" in e.value for e in at.error) and not exported
     ee_configured[1]["sample"] = {"0": 4, "1": 4}
+    # patches start with no margin (as the CLI's): a margin of 30 px is no multiple of 8, said in the form's words
+    assert at.number_input(key="ee_exp_kernel_patches").value == 0
+    at.number_input(key="ee_exp_kernel_patches").set_value(30)
+    at.button(key="FormSubmitter:ee_export-Start export").click().run()
+    assert any(e.value.startswith("A context margin of 30 px does not fit 256 px patches: give a multiple of 8 px up "
+                                  "to 128 px") for e in at.error), [e.value for e in at.error]
+    at.number_input(key="ee_exp_kernel_patches").set_value(32)
     at.button(key="FormSubmitter:ee_export-Start export").click().run()
     # the region (396 x 287 px) is less tall than a patch with its margin: said before any task starts (it
     # was said under 4 started tasks), and started on a second press
@@ -408,7 +420,9 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert not at.exception
     assert exported and all(d.startswith("crops_") for d in exported)
     assert sorted(exported) == ["crops_test_000", "crops_train_000", "crops_train_001", "crops_train_002"], exported
-    assert any("Started" in s.value for s in at.success)
+    assert any("Started 4 task(s)" in s.value for s in at.success)
+    # the Tasks tab, drawn before the export started, lists its tasks (drawn again: it showed the old list)
+    assert {"crops_train_000", "crops_test_000"} <= set(at.dataframe[0].value["description"])
     patches = dict(at.session_state["ee_patches"])
     assert patches.pop("for") and patches == {"train": "gs://crop-bucket/camana/crops/train_*.tfrecord.gz",
                                               "test": "gs://crop-bucket/camana/crops/test_*.tfrecord.gz", "size": 256}
@@ -434,14 +448,33 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert not at.exception and len(exported) == n
     assert any("image export named 'crops' to gcs:crop-bucket/camana was started in this session" in e.value
                for e in at.error)
+    # ticked, it starts; the tick is then cleared (it stayed, and let every later export write over its files)
+    at.checkbox(key="ee_exp_again").check()
+    at.button(key="FormSubmitter:ee_export-Start export").click().run()
+    assert not at.exception and len(exported) == n + 1 and not at.checkbox(key="ee_exp_again").value
+    # the same place typed otherwise is the same place
+    at.text_input(key="ee_exp_dest").set_value("gs://crop-bucket/camana/")
+    at.button(key="FormSubmitter:ee_export-Start export").click().run()
+    assert len(exported) == n + 1 and any("was started in this session" in e.value for e in at.error)
+    # an image export has no training points to ask for; its margin starts at 32 px
+    assert not [w for w in at.number_input if w.key in ("ee_exp_train", "ee_exp_test", "ee_exp_per_task")]
+    assert at.number_input(key="ee_exp_kernel_image").value == 32
     at.text_input(key="ee_exp_name").set_value("camana_image")
     at.button(key="FormSubmitter:ee_export-Start export").click().run()
     assert not at.exception and exported[-1] == "camana_image_image"
     [said] = [c.value for c in at.caption if c.value.startswith("The last image export covers 512 x 512 px in EPSG:32718")]
     # where its mixer is, and how to predict it (it said the Predict page gives the region's crop: not for a
     # region too large to download)
-    assert "its mixer JSON is `gs://crop-bucket/camana/camana_image/image*mixer.json`" in said
+    assert "give its mixer JSON, `gs://crop-bucket/camana/camana_image/image*mixer.json` (a pattern that finds it" in said
     assert "'Use an Earth Engine image export'" in said and "Predict page" not in said
+    # to Drive: the files are downloaded first (it gave a drive: path, which no field takes)
+    at.text_input(key="ee_exp_dest").set_value("drive:crop_exports")
+    at.text_input(key="ee_exp_name").set_value("camana_drive")
+    at.button(key="FormSubmitter:ee_export-Start export").click().run()
+    assert not at.exception and exported[-1] == "camana_drive_image"
+    [said] = [c.value for c in at.caption if c.value.startswith("The last image export")]
+    assert ("download the files of Google Drive's folder `crop_exports` whose names start `camana_drive_image` to one "
+            "local folder, and give the path of the mixer JSON among them") in said and "drive:" not in said
     # another region: the exports of the one before are not shown as its own
     at.session_state["region"] = Region.from_bbox(-72.75, -16.64, -72.70, -16.60, name="drawn").to_geojson()
     at.run()
@@ -546,6 +579,74 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     at.switch_page("pages/earthengine.py").run()
     assert not at.exception and at.text_input(key="ee_up_gcs").value == "gs://crop-bucket/pred/camana.tif"
     assert at.text_input(key="ee_up_asset").value == "camana_pred" and at.toggle(key="w_ee_tasks_active").value is True
+
+
+def test_task_monitor_of_many_tasks_cancels_each_chosen_and_says_each_refusal(ee_configured, monkeypatch):
+    """60 tasks: the newest 50 shown and said so, 7 failures spelt out 5 and counted 2, every running task
+    (older ones too) offered to cancel; a cancel refused for one task is said, and the others are cancelled."""
+    import ee
+
+    from core.ee import tasks as T
+    from fake_ee_ops import FakeOps, op
+
+    script = {f"R{i:02d}": [op(f"R{i:02d}", "RUNNING", description=f"big_train_{i:03d}",
+                               created=f"2026-01-01T00:{i:02d}:00Z")] for i in range(53)}
+    script |= {f"F{i}": [op(f"F{i}", "FAILED", description=f"old_{i}", error="Permission denied on bucket b.",
+                            created=f"2026-01-02T00:0{i}:00Z")] for i in range(7)}
+
+    class Refusing(FakeOps):
+        def cancel_operation(self, name):
+            if name.endswith("/R52"):
+                raise ee.EEException("Permission denied: the caller does not have permission")
+            super().cancel_operation(name)
+
+    ops = Refusing(script)
+    monkeypatch.setattr(T, "EEOperationsClient", lambda: ops)
+    at = new_app()
+    at.run()
+    [b for b in at.button if "Camana" in b.label][0].click().run()
+    at.switch_page("pages/earthengine.py").run()
+    assert not at.exception
+    assert len(at.dataframe[0].value) == 50
+    assert any(c.value.startswith("The newest 50 of 60 tasks") for c in at.caption)
+    assert len([e for e in at.error if "old_" in e.value]) == 5
+    assert any(c.value.startswith("2 more failed tasks in the table") for c in at.caption)
+    # all 53 running tasks can be cancelled, the 10 oldest not in the table among them
+    assert len(at.multiselect(key="ee_cancel_ids").options) == 53
+    at.button(key="ee_cancel_all").click().run()
+    assert len(at.multiselect(key="ee_cancel_ids").value) == 53
+    at.multiselect(key="ee_cancel_ids").set_value(["R52", "R00"]).run()
+    at.button(key="ee_cancel").click().run()
+    assert not at.exception and ops.cancelled == ["R00"]  # R52 refused first: R00 was still asked
+    [refused] = [e.value for e in at.error if "big_train_052" in e.value]
+    assert refused.startswith("big_train_052 (RUNNING, R52) was not cancelled: Earth Engine refused to cancel task R52")
+    assert any(s.value == "big_train_000: cancel requested; Earth Engine stops it shortly" for s in at.success)
+    # the filter on waiting and running tasks, when none are: said so (it said "No tasks.")
+    for r in ops.script:
+        ops.script[r] = [op(r, "SUCCEEDED")]
+    at.button(key="ee_tasks_refresh").click().run()
+    at.toggle[0].set_value(True).run()
+    assert any(i.value == "No waiting or running tasks." for i in at.info)
+
+
+def test_task_monitor_says_nothing_more_when_the_listing_fails(ee_configured, monkeypatch):
+    """A listing that fails is said, and not followed by "No tasks." (which it contradicted)."""
+    import ee
+
+    from core.ee import tasks as T
+    from fake_ee_ops import FakeOps
+
+    class Failing(FakeOps):
+        def list_operations(self):
+            raise ee.EEException("Permission denied: the caller does not have permission")
+
+    monkeypatch.setattr(T, "EEOperationsClient", lambda: Failing({}))
+    at = new_app()
+    at.run()
+    [b for b in at.button if "Camana" in b.label][0].click().run()
+    at.switch_page("pages/earthengine.py").run()
+    assert not at.exception and at.error
+    assert not [i for i in at.info if "No tasks" in i.value]
 
 
 def test_sidebar_names_the_camana_region_the_pages_fall_back_to(ee_configured):

@@ -146,6 +146,22 @@ def test_cancel():
             call()
 
 
+def test_cancel_refused_says_it_of_the_task():
+    """Earth Engine refusing a cancel is said of the task (it was the advice for an asset id)."""
+    import ee
+
+    class Refusing(FakeOps):
+        def cancel_operation(self, name):
+            raise ee.EEException("Permission denied: the caller does not have permission")
+
+    c = Refusing({"A": [op("A", "RUNNING")]})
+    with pytest.raises(EarthEngineError) as err:
+        T.cancel_task("A", c)
+    text = str(err.value)
+    assert text.startswith("Earth Engine refused to cancel task A: it may belong to another account")
+    assert "Permission denied" in text and "asset id" not in text
+
+
 def test_list_retries_transient_errors(monkeypatch):
     from googleapiclient.errors import HttpError
 
