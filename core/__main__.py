@@ -173,6 +173,9 @@ def _parse_window(text: str | None) -> tuple[int, int, int, int] | None:
 #: a --bbox with less than this share of it on the image's pixels is said to be cut to the image (a box
 #: typed from the image's edges, to 6 decimals, may reach a hair past them)
 BOX_ON_IMAGE = 0.999
+#: a --bbox with less than this share of it on the image is refused: a box mistyped (a sign, a digit) that
+#: still touches the image ran on a sliver of it
+BOX_MOSTLY_OFF = 0.01
 
 
 def _bbox_text(values: list[str]) -> str:
@@ -236,9 +239,14 @@ def _bbox_window(text: str, image: str, doing: str = "predicting") -> tuple[tupl
         raise RegionError(f"--bbox covers {w.width} x {w.height} px of the image (columns x rows), under "
                           f"{MIN_REGION_SIDE} px a side: give a larger box (west, south, east, north in degrees)")
     share = on * (box[2] - box[0]) * (box[3] - box[1]) / ((given[2] - given[0]) * (given[3] - given[1]))
+    said = f"{share:.0%}" if share >= 0.1 else f"{share * 100:.2g}%"  # (0.08% read "0%")
+    if share < BOX_MOSTLY_OFF:  # (a sign or a digit mistyped: it ran on a sliver, exit 0)
+        edges = ", ".join(f"{v:.6f}" for v in image_box_bounds(grid, image=False))
+        raise RegionError(f"--bbox has {said} of it on the image, which covers {edges} (west, south, east, north): "
+                          "check the box's numbers (a sign or a digit?), or give the box of the part you want")
     cut = share < BOX_ON_IMAGE
     if cut:
-        print(f"warning: --bbox reaches past the image: {doing} the part on it, {share:.0%} of the box "
+        print(f"warning: --bbox reaches past the image: {doing} the part on it, {said} of the box "
               f"({', '.join(f'{v:.6f}' for v in box)})", file=sys.stderr)
     # (the share too: a summary read later said the box was cut, not that the crop area is of 9% of it)
     return (w.row_off, w.col_off, w.height, w.width), {"bbox": list(given), "bbox_cut_to_image": cut,
@@ -316,12 +324,25 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the files predict writes together (a crop mask's window is read from the summary beside it)
+PREDICTION_FILES = ("probability.tif", "crop_mask.tif", "summary.json")
+
+
 def _not_an_input(out: str | None, **inputs: str | None) -> None:
     """Raises ConfigError when the output file ``out`` is one of the command's input files (with
-    --overwrite it would be destroyed before it is read)."""
+    --overwrite it would be destroyed before it is read), or one of the files predict wrote beside the
+    prediction given (``pred`` or ``mask``): its summary written over, the mask's window in its image
+    was lost, and zones were counted from the wrong corner."""
     from core.errors import ConfigError
 
-    if not out or not os.path.exists(out):
+    if not out:
+        return
+    for option in ("pred", "mask"):
+        given = inputs.get(option)
+        if given and Path(out).name in PREDICTION_FILES and Path(out).resolve().parent == Path(given).resolve().parent:
+            raise ConfigError(f"--out {out} is one of the files predict wrote beside --{option} ({', '.join(PREDICTION_FILES)}): "
+                              "they belong together; choose another --out")
+    if not os.path.exists(out):
         return
     for option, path in inputs.items():
         if path and os.path.exists(path) and os.path.samefile(out, path):
@@ -590,11 +611,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val", nargs="+", required=True, help="validation data, same forms as --train "
                    "(patches: their centre --patch-size px)")
     t.add_argument("--out", required=True, help="run folder (checkpoints, history)")
-    t.add_argument("--label-map", default="cdl", help=f"class map of image label rasters: {LABEL_MAPS} (patches carry "
+    t.add_argument("--label-map", default="cdl", type=str.lower, help=f"class map of image label rasters: {LABEL_MAPS} (patches carry "
                    "1/0/255 labels)")
     t.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the images do not name "
                    "them (every IMAGE:LABELS pair of --train and --val)")
-    t.add_argument("--preset", default="light", help="model preset: light (default) or seed")
+    t.add_argument("--preset", default="light", type=str.lower, help="model preset: light (default) or seed")
     t.add_argument("--epochs", type=int, default=20, help="passes of --steps batches each")
     t.add_argument("--steps", type=int, default=50, help="steps per epoch")
     t.add_argument("--batch-size", type=int, default=16, help="patches per training step")
@@ -609,7 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bn-momentum", type=float, default=0.9, metavar="M",
                    help="BatchNormalization's moving-average momentum while training (default 0.9, PyTorch's; "
                         "Keras' 0.99 lags behind in runs of a few hundred steps)")
-    t.add_argument("--pixel-size-m", type=float, default=None, metavar="M",
+    t.add_argument("--pixel-size-m", "--pixel-size", dest="pixel_size_m", type=float, default=None, metavar="M",
                    help="ground size of the training pixels, recorded in the model card (default: from the images' "
                         "CRS; give it for images without one) so that prediction can warn about other resolutions")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -644,7 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="compare a crop mask with a label raster")
     e.add_argument("--pred", required=True, help="crop_mask.tif written by predict")
     e.add_argument("--labels", required=True, help="label raster on the same grid")
-    e.add_argument("--label-map", default="cdl", help=f"class map of the labels: {LABEL_MAPS}")
+    e.add_argument("--label-map", default="cdl", type=str.lower, help=f"class map of the labels: {LABEL_MAPS}")
     e.add_argument("--label-band", default=None, help="band name (or 1-based number) of the labels in a multi-band file")
     e.add_argument("--out", default=None, help="JSON file to write (default: metrics.json beside --pred)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -667,7 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "name (or Name, NAME, label, id) property")
     z.add_argument("--labels", default=None, help="also compare with this label raster in each zone (its crop, IoU, "
                    "F1), placed as evaluate places it")
-    z.add_argument("--label-map", default="cdl", help=f"class map of --labels: {LABEL_MAPS}")
+    z.add_argument("--label-map", default="cdl", type=str.lower, help=f"class map of --labels: {LABEL_MAPS}")
     z.add_argument("--label-band", default=None, help="band name (or 1-based number) of the labels in a multi-band file")
     z.add_argument("--out", default=None, help="also write the table to this .csv or .json file")
     z.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -688,7 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("patches", help="sample training patches into a TFRecord file (Earth Engine layout)")
     s.add_argument("--image", required=True, help="GeoTIFF with bands R, G, B, NIR")
     s.add_argument("--labels", required=True, help="land-cover raster on the image's grid")
-    s.add_argument("--label-map", default="cdl", help=f"class map of the labels: {LABEL_MAPS}")
+    s.add_argument("--label-map", default="cdl", type=str.lower, help=f"class map of the labels: {LABEL_MAPS}")
     s.add_argument("--out", required=True, help="output .tfrecord.gz file (with --test: a folder)")
     s.add_argument("--count", type=int, default=100, help="training patches to cut (at random places)")
     s.add_argument("--test", type=int, default=None, metavar="N",
@@ -708,11 +729,11 @@ def build_parser() -> argparse.ArgumentParser:
                                         "smaller ones, each pixel is split: no detail is added)")
     r.add_argument("--image", required=True, help="georeferenced GeoTIFF with bands R, G, B, NIR (a CRS in metres)")
     r.add_argument("--out", required=True, help="GeoTIFF to write: R, G, B, NIR reflectance 0-1 (float32, NaN = no data)")
-    r.add_argument("--pixel-size", type=float, default=30.0, help="new pixel size in metres (default 30, the shipped "
+    r.add_argument("--pixel-size", "--pixel-size-m", dest="pixel_size", type=float, default=30.0, help="new pixel size in metres (default 30, the shipped "
                                                                   "model's)")
     r.add_argument("--labels", default=None, help="label raster on the image's grid, resampled with it")
     r.add_argument("--labels-out", default=None, help="where the labels go (default: OUT's name + _labels.tif)")
-    r.add_argument("--label-map", default="cdl", help=f"class map of the labels: {LABEL_MAPS}")
+    r.add_argument("--label-map", default="cdl", type=str.lower, help=f"class map of the labels: {LABEL_MAPS}")
     r.add_argument("--bands", default=None, help="1-based band numbers of R,G,B,NIR when the file does not name them")
     r.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     r.set_defaults(func=_cmd_resample)

@@ -57,8 +57,8 @@ class PatchConfig:
         _require(32 <= self.patch_size <= 2048, f"patch_size must be 32-2048, got {self.patch_size}")
         _require(self.patch_size % 16 == 0, f"patch_size must be a multiple of 16, got {self.patch_size}")
         _require(0 <= self.kernel_buffer <= self.patch_size, f"kernel_buffer must be 0-{self.patch_size}")
-        _require(self.count >= 1, "count must be at least 1")
-        _require(0.0 <= self.min_valid_fraction <= 1.0, "min_valid_fraction must be 0-1")
+        _require(self.count >= 1, f"count must be at least 1, got {self.count}")
+        _require(0.0 <= self.min_valid_fraction <= 1.0, f"min_valid_fraction must be 0-1, got {self.min_valid_fraction}")
         _require(0 <= self.seed < 2**32, f"seed must be 0-4294967295, got {self.seed}")
 
     @property
@@ -89,11 +89,11 @@ class TrainConfig:
     bn_momentum: float = 0.9
 
     def __post_init__(self) -> None:
-        _require(self.epochs >= 1, "epochs must be at least 1")
-        _require(self.steps_per_epoch >= 1, "steps_per_epoch must be at least 1")
-        _require(1 <= self.batch_size <= 512, "batch_size must be 1-512")
-        _require(0 < self.learning_rate < 1, "learning_rate must be in (0, 1)")
-        _require(self.patch_size % 16 == 0 and self.patch_size >= 32, "patch_size must be a multiple of 16, >= 32")
+        _require(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
+        _require(self.steps_per_epoch >= 1, f"steps_per_epoch must be at least 1, got {self.steps_per_epoch}")
+        _require(1 <= self.batch_size <= 512, f"batch_size must be 1-512, got {self.batch_size}")
+        _require(0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), got {self.learning_rate}")
+        _require(self.patch_size % 16 == 0 and self.patch_size >= 32, f"patch_size must be a multiple of 16, >= 32, got {self.patch_size}")
         from core.card import PRESETS  # (here, not at the top: core.card imports this module)
 
         fixed = PRESETS[self.preset].input_size if self.preset in PRESETS else None
@@ -102,7 +102,7 @@ class TrainConfig:
                  f"the '{self.preset}' preset takes {fixed} px patches only"
                  + (" (a fine-tuning keeps the preset of the model it starts from)" if self.init_model else "")
                  + f"; use --patch-size {fixed} ('Patch size' in the dashboard) or another preset")
-        _require(self.patience >= 1, "patience must be at least 1")
+        _require(self.patience >= 1, f"patience must be at least 1, got {self.patience}")
         _require(self.val_patches >= 0, f"val_patches must be 0 (all) or more, got {self.val_patches}")
         _require(0 <= self.seed < 2**32, f"seed must be 0-4294967295, got {self.seed}")
         _require(0 <= self.bn_momentum < 1, f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
@@ -148,7 +148,7 @@ class PredictConfig:
                          f"{self.tile} px tile, got {self.overlap}")
             _require(self.overlap >= 0, f"overlap must be 0 or more, got {self.overlap}")
         if self.batch_size is not None:
-            _require(1 <= self.batch_size <= 256, "batch_size must be 1-256")
+            _require(1 <= self.batch_size <= 256, f"batch_size must be 1-256, got {self.batch_size}")
         _require(0.0 <= self.threshold <= 1.0, f"threshold must be a probability, 0-1 (0.5 = 50%), got {self.threshold}")
         _require(self.views in VIEWS, f"views must be one of {', '.join(map(str, VIEWS))}, got {self.views}")
 

@@ -510,7 +510,8 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
     Raises:
         InputNotFoundError, CorruptFileError, GridMismatchError: as :func:`core.raster.read_labels`.
         RegionError: the image is smaller than one ``size`` px patch.
-        NoDataError: no pixel is labelled, so training would find no patch.
+        NoDataError: no pixel is labelled, so training would find no patch; or the labels are of one
+            class only (crop, or not crop).
     """
     from core.raster import grid_of_file, write_mask
 
@@ -524,6 +525,11 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
     if not _trainable(labelled, size):
         raise NoDataError("no pixel of the region is labelled, so there is nothing to train on; draw a region over "
                           "labelled pixels (fields)")
+    for cls, name in ((CROP, "crop"), (NOT_CROP, "not-crop")):
+        if not (mask == cls).any():  # (a job started, loaded its data, and failed on its validation pixels)
+            raise NoDataError(f"the region's labels hold no {name} pixel, so a model would learn one class and its "
+                              "validation figures would measure nothing; train on a region with some cropland and "
+                              "some other land (draw or upload one on the Region page)")
     same = Holdout(f"{image}:{labels}", f"{image}:{labels}", label_map,
                    f"{SAME_PIXELS_NOTE} (the region is too small to hold out a "
                    f"{size} px block): a quick check, not an independent test{_SAME_PIXELS}.")

@@ -50,8 +50,9 @@ PID_FILE = "pid"
 LOCK_FILE = ".start.lock"
 #: How long :func:`start_job` waits for another start in the same jobs folder to finish.
 LOCK_TIMEOUT_S = 30.0
-#: How long :func:`cancel` waits for a worker to exit after SIGTERM before it sends SIGKILL.
-TERM_GRACE_S = 10.0
+#: How long :func:`cancel` waits for a worker to exit after SIGTERM before it sends SIGKILL (a worker busy
+#: in TensorFlow's own code runs no Python signal handler until it comes back: the page waited 10 s)
+TERM_GRACE_S = 3.0
 #: A job still "starting" this long with no worker id recorded is taken as failed (the launcher died).
 START_TIMEOUT_S = 60.0
 #: How long an empty /proc command line (a process in the middle of its exec) is read again.
@@ -358,9 +359,7 @@ def start_job(kind: str, params: dict, job_dir: str | os.PathLike, python: str |
     if not one_at_a_time:
         return _start(kind, params, job_dir, python, note, cwd)
     with _StartLock(job_dir.parent):
-        running = active_job(job_dir.parent)
-        if running is not None:
-            raise JobError(f"a job is already running in {running}; cancel it or wait for it to finish")
+        _refuse_while_running(job_dir.parent)  # (said as a user knows the job: a folder's path meant nothing)
         return _start(kind, params, job_dir, python, note, cwd)
 
 
@@ -745,9 +744,11 @@ def status(job_dir: str | os.PathLike) -> JobStatus:
         final = _read_status(job_dir)
         if not final.active:  # it wrote its final status and exited after the first read
             return final
-        if cancel_requested:
+        if cancel_requested:  # (ended by the cancel's signal, as a rule: its log says nothing of it)
             st.state = "cancelled"
-            st.message = "stopped on request (the worker ended before it could record it): " + _log_tail(job_dir)
+            tail = _log_tail(job_dir, empty="")
+            st.message = ("stopped at your request; the checkpoints of finished epochs are kept" +
+                          (f" (the end of its log: {tail})" if tail else ""))
         else:
             st.state = "failed"
             st.message = "the worker process exited unexpectedly: " + _log_tail(job_dir)
@@ -806,17 +807,18 @@ def active_job(root: str | os.PathLike) -> Path | None:
     return next((d for d, st in find_jobs(root) if st.active), None)
 
 
-def _log_tail(job_dir: Path, lines: int = 3) -> str:
+def _log_tail(job_dir: Path, lines: int = 3,
+              empty: str = "no error in its log (it was killed: by the system when memory ran out, or by a user)") -> str:
     """The last ``lines`` lines of the worker's log, without TensorFlow's start-up notices (they
-    are no reason for anything); what the user can make of an empty log when there is nothing else."""
+    are no reason for anything); ``empty`` (what the user can make of it) when there is nothing else."""
     from core.tfimport import NOTICES
 
     try:
         text = (job_dir / LOG_FILE).read_text(errors="replace").strip().splitlines()
     except OSError:
-        return "(no log)"
+        return "(no log)" if empty else ""
     text = [line for line in text if line.strip() and not any(n in line for n in NOTICES)]
-    return " | ".join(text[-lines:]) or "no error in its log (it was killed: by the system when memory ran out, or by a user)"
+    return " | ".join(text[-lines:]) or empty
 
 
 def cancel(job_dir: str | os.PathLike, terminate_after_s: float | None = None) -> None:
@@ -935,8 +937,8 @@ def run(job_dir: str | os.PathLike) -> int:
             st.history = [h for h in st.history if h.get("epoch", 0) < st.epoch] + [{"epoch": st.epoch, **logs}]
         if st.state == "running":
             st.message = f"epoch {st.epoch}/{st.epochs}, step {st.step}/{st.steps}"
-        if should_stop():
-            st.state = "cancelling"
+        if should_stop():  # (its message said the step it had reached, under a bar that says it too)
+            st.state, st.message = "cancelling", "cancel requested; stopping after the current batch"
         _write_status(job_dir, st)
 
     def on_term(signum: int, frame: Any) -> None:
@@ -992,7 +994,8 @@ def run(job_dir: str | os.PathLike) -> int:
         _write_status(job_dir, st)
         return 1
     except Exception as err:  # noqa: BLE001 - the worker must record any failure before it exits
-        st.state, st.message = "failed", f"training crashed: {type(err).__name__}: {err} (see {job_dir / LOG_FILE})"
+        machine = _machine_failure(err)  # a full disk, no memory: said as such (it read as a crash, with a path)
+        st.state, st.message = "failed", machine or f"training crashed: {type(err).__name__}: {err} (see {job_dir / LOG_FILE})"
         _write_status(job_dir, st)
         raise
     if stopped == "cancelled":  # the trainer's word: a cancel that came after the last epoch finished changes nothing
@@ -1007,6 +1010,17 @@ def run(job_dir: str | os.PathLike) -> int:
                       f"finished: all {n} done" if st.epoch != 1 else "finished: its one epoch done")
     _write_status(job_dir, st)
     return 0
+
+
+def _machine_failure(err: BaseException) -> str | None:
+    """A training's failure of the machine in words (:func:`core.errors.environment_error`: a disk
+    that is full or cannot be written, no memory, TensorFlow's own out-of-memory), or None (a bug)."""
+    from core.errors import environment_error
+
+    advice = "use a smaller batch size or patch size, or a smaller region"
+    if type(err).__name__ == "ResourceExhaustedError":  # (TensorFlow's: any other of its errors may be a bug)
+        return f"out of memory while training; {advice}"
+    return environment_error(err, advice) if isinstance(err, (OSError, MemoryError)) else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -362,7 +362,7 @@ def _check_validation_classes(yv: np.ndarray, name: str) -> None:
         raise NoDataError(f"the validation data ({name}) hold no {missing} pixel: validation IoU and F1 would not "
                           f"measure the model, and the best checkpoint would be the one that finds "
                           f"{'least' if missing == 'crop' else 'most'} crop; validate on data with both crop and "
-                          "not-crop pixels (on the Model page: a region with some cropland and some other land)")
+                          "not-crop pixels (in the dashboard: a region with some cropland and some other land, on the Region page)")
 
 
 def _open_data(items: Sequence[str], size: int, label_map: str, flag: str,

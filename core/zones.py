@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import GridMismatchError, OutsideImageError
+from core.errors import GridMismatchError, OutsideImageError, RegionError
 from core.grid import Grid
 from core.labels import CROP, NODATA
 from core.metrics import Confusion, area_ha
@@ -194,10 +194,16 @@ def window_offset(mask_path: str | os.PathLike, grid: Grid) -> tuple[int, int]:
         return (0, 0)
     path = Path(mask_path).with_name("summary.json")
     try:
-        window = json.loads(path.read_text(encoding="utf-8")).get("window")
-        at = (window["row"], window["col"])
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):  # no summary, or no window in it
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no summary (a mask made otherwise: its own corner)
         return (0, 0)
+    try:
+        window = summary["window"]
+        at = (window["row"], window["col"])
+    except (TypeError, KeyError):  # (zones were counted from the mask's corner, in the wrong place, unsaid)
+        raise CorruptFileError(f"{path} is not the summary predict wrote beside the crop mask (it says no window of "
+                               "the image): was it written over? predict again, or move it away to count the zones "
+                               "from the mask's own corner") from None
     if not all(finite_number(v) and v == int(v) and 0 <= v <= MAX_IMAGE_COORD for v in at):
         raise CorruptFileError(f"{path}: its window's row and col {list(at)} are not pixels of an image (whole numbers "
                                "from 0); the summary is damaged: predict again, or move it away to count the zones "
@@ -222,7 +228,10 @@ def read_zones(path: str | os.PathLike) -> Region:
         data = p.read_bytes()
     except OSError as err:
         raise InputNotFoundError(f"{p} cannot be read ({err.strerror})") from None
-    return Region.from_upload(data, p.stem, MAX_ZONES_BYTES)
+    try:
+        return Region.from_upload(data, p.stem, MAX_ZONES_BYTES)
+    except RegionError as err:  # (which file: "the file is not GeoJSON text" named none)
+        raise RegionError(f"the zones file {p.name} cannot be used: {err}") from None
 
 
 def read_labels_on(mask: np.ndarray, grid: Grid, labels_path: str | os.PathLike, label_map: str,

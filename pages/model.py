@@ -152,7 +152,7 @@ with tab_train:
             if st.button("Cancel training", key="cancel_job"):
                 # before its first batch nothing would be kept anyway: end the worker now rather than
                 # after it has loaded the data (tens of seconds); later, after the current batch
-                with ui.errors_shown():
+                with st.spinner("Stopping the worker..." if js.step == 0 else "Asking it to stop..."), ui.errors_shown():
                     jobs.cancel(job_dir, terminate_after_s=0 if js.step == 0 else None)
                     # followed from now on here, though another session started it: its end (cancelled,
                     # its epochs kept, Resume) is shown to whoever cancelled it, where the panel went blank

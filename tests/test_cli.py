@@ -177,12 +177,12 @@ def test_out_of_range_options_are_named_as_typed(capsys, small_scene, tmp_path):
     img, lab = small_scene
     pair = f"{img}:{lab}"
     train = ["train", "--train", pair, "--val", pair, "--out", str(tmp_path / "run")]
-    assert _err(capsys, [*train, "--lr", "2"]) == "error: --lr must be in (0, 1)"
-    assert _err(capsys, [*train, "--steps", "0"]) == "error: --steps must be at least 1"
-    assert _err(capsys, [*train, "--patch-size", "40"]) == "error: --patch-size must be a multiple of 16, >= 32"
+    assert _err(capsys, [*train, "--lr", "2"]) == "error: --lr must be in (0, 1), got 2.0"
+    assert _err(capsys, [*train, "--steps", "0"]) == "error: --steps must be at least 1, got 0"
+    assert _err(capsys, [*train, "--patch-size", "40"]) == "error: --patch-size must be a multiple of 16, >= 32, got 40"
     assert _err(capsys, [*train, "--bn-momentum", "1"]) == "error: --bn-momentum must be in [0, 1), got 1.0"
     assert _err(capsys, ["predict", "--image", str(img), "--out", str(tmp_path / "o"), "--batch-size", "0"]) == (
-        "error: --batch-size must be 1-256")
+        "error: --batch-size must be 1-256, got 0")
     assert _err(capsys, ["predict", "--image", str(img), "--out", str(tmp_path / "o"), "--views", "3"]) == (
         "error: --views must be one of 1, 2, 4, 8, got 3")
     assert not (tmp_path / "run").exists() and not (tmp_path / "o").exists()
@@ -247,6 +247,24 @@ def test_evaluate_refuses_what_cannot_be_scored(capsys, small_scene, tmp_path):
     err = _err(capsys, ["evaluate", "--pred", str(img), "--labels", str(lab), "--out", str(tmp_path / "m.json")])
     assert "4 bands" in err and "crop_mask.tif" in err
     assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob(".*"))
+
+
+def test_outputs_do_not_write_over_the_files_predict_wrote_beside_the_prediction(capsys, small_scene, tmp_path):
+    """`evaluate --out DIR/summary.json --overwrite` wrote over predict's summary, and zones then counted from the
+    mask's corner (the window lost), unsaid: evaluate, fields and zones refuse predict's files as --out."""
+    _, lab = small_scene
+    pred = tmp_path / "p"
+    pred.mkdir()
+    mask = _like(lab, pred / "crop_mask.tif", lambda shape: np.ones(shape))
+    (pred / "summary.json").write_text('{"window": {"row": 0, "col": 0}}')
+    zones = tmp_path / "z.geojson"
+    zones.write_text('{"type": "FeatureCollection", "features": []}')
+    for argv in (["evaluate", "--pred", str(mask), "--labels", str(lab), "--out", str(pred / "summary.json"), "--overwrite"],
+                 ["fields", "--mask", str(mask), "--out", str(pred / "summary.json"), "--overwrite"],
+                 ["zones", "--pred", str(mask), "--zones", str(zones), "--out", str(pred / "probability.tif")]):
+        err = _err(capsys, argv)
+        assert "is one of the files predict wrote beside --" in err and "choose another --out" in err, err
+    assert (pred / "summary.json").read_text() == '{"window": {"row": 0, "col": 0}}'
 
 
 def test_predict_out_named_as_a_file_is_refused(capsys, small_scene, tiny_model_path, tmp_path):
@@ -320,6 +338,12 @@ def test_predict_a_box_in_degrees_is_the_window_that_covers_it(capsys, tiny_mode
     warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: --bbox")]
     assert len(warning) == 1 and 60 < int(re.search(r"it, (\d+)% of the box", warning[0]).group(1)) < 90, warning
     assert json.loads((tmp_path / "corner" / "summary.json").read_text())["bbox_cut_to_image"] is True
+    # a west edge mistyped far west (a sign, a digit): a sliver of the box on the image is refused with the
+    # image's edges (it predicted the sliver and said "0% of the box", exit 0)
+    typo = f"{box[0] - 30:.6f},{box[1]:.6f},{box[2]:.6f},{box[3]:.6f}"
+    err = _err(capsys, [*common, "--out", str(tmp_path / "typo"), f"--bbox={typo}"])
+    assert re.search(r"--bbox has 0\.\d+% of it on the image, which covers -?\d+\.\d{6}, ", err), err
+    assert "check the box's numbers" in err and not (tmp_path / "typo").exists()
     for argv, said in (
             (["--bbox", "1,2,3"], "--bbox: a box is four numbers"),
             # a number mistyped: named (it was told to put the files before --bbox)

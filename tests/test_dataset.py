@@ -165,7 +165,15 @@ def test_spatial_holdout_refuses_what_cannot_be_trained_on(small_scene, tmp_path
         dst.write(np.zeros((1, 288, 320), np.uint8))
     with pytest.raises(NoDataError, match="no pixel of the region is labelled"):
         spatial_holdout(img, empty, "cdl", tmp_path / "e", 128)
-    assert not (tmp_path / "f").exists() and not (tmp_path / "e").exists()
+    # labels of one class: a job started, loaded its data, then failed naming its cache's files
+    for value, missing in ((1, "not-crop"), (0, "crop")):
+        one = tmp_path / f"all_{value}.tif"
+        with rasterio.open(one, "w", **dict(profile, nodata=255)) as dst:
+            dst.write(np.full((1, 288, 320), value, np.uint8))
+        with pytest.raises(NoDataError, match=f"the region's labels hold no {missing} pixel, so a model would learn "
+                                              "one class.*on the Region page"):
+            spatial_holdout(img, one, "binary", tmp_path / "o", 128)
+    assert not (tmp_path / "f").exists() and not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
 
 
 def test_pair_paths_finds_labels_beside_rgbn_images_and_never_pairs_an_image_with_itself(small_scene, tmp_path):

@@ -309,6 +309,27 @@ def test_cancel_only_requests_and_status_reports_it(tmp_path, request):
     (job_dir / "status.json").write_text(json.dumps(gone.to_dict()))
     st = jobs.status(job_dir)
     assert st.state == "cancelled" and not st.active
+    # ended by the cancel's signal: said as the user's own request (it guessed at memory or "a user")
+    assert st.message == "stopped at your request; the checkpoints of finished epochs are kept"
+    (job_dir / "log.txt").write_text("Traceback ...\nValueError: boom\n")  # a log that says something: given
+    assert jobs.status(job_dir).message.endswith("(the end of its log: Traceback ... | ValueError: boom)")
+
+
+def test_a_machine_failure_in_the_worker_is_said_as_one():
+    """A full disk or no memory while training is said with what to do (it read "training crashed: OSError:
+    ... (see /path/log.txt)"); any other exception stays a crash, with its log."""
+    import errno
+
+    full = OSError(errno.ENOSPC, "No space left on device", "/w/jobs/j/train/last.keras")
+    assert jobs._machine_failure(full) == ("No space left on device (/w/jobs/j/train/last.keras); check that the folder exists and "
+                                           "can be written, and that the disk has space")
+    assert jobs._machine_failure(MemoryError()).startswith("out of memory; use a smaller batch size")
+
+    class ResourceExhaustedError(Exception):  # (TensorFlow's out of memory, by its name)
+        pass
+
+    assert jobs._machine_failure(ResourceExhaustedError("OOM when allocating")).startswith("out of memory while training")
+    assert jobs._machine_failure(ValueError("a bug")) is None
 
 
 def test_a_reused_pid_or_a_lost_start_is_not_a_live_worker(tmp_path, request):
@@ -461,7 +482,8 @@ def test_one_at_a_time_check_and_start_are_atomic(tmp_path):
         refused = [r for r in results if isinstance(r, Exception)]
         assert len(started) == 1 and len(refused) == 1, results
         assert isinstance(refused[0], JobError)
-        assert f"already running in {started[0]}; cancel it or wait" in str(refused[0])
+        # said as a user knows the job (a folder's path means nothing to them)
+        assert f"a training job is already running ({Path(started[0]).name}); cancel it or wait" in str(refused[0])
         assert [d for d, _ in jobs.find_jobs(tmp_path)] == started  # the refused folder holds no job
     finally:
         for d in started:

@@ -293,6 +293,10 @@ def test_image_zones_of_a_window_prediction_are_in_the_pixels_of_its_image(tmp_p
         (tmp_path / "summary.json").write_text('{"window": {"row": %s, "col": 200}}' % row)
         with pytest.raises(CorruptFileError, match="summary.json: its window's row and col .* the summary is damaged"):
             write_zones(mask_path, zones)
+    # a summary written over by another file (evaluate's metrics: no window): said, not counted from the mask's corner
+    (tmp_path / "summary.json").write_text(json.dumps({"iou": 0.7, "confusion_matrix": [[1, 0], [0, 1]]}))
+    with pytest.raises(CorruptFileError, match="summary.json is not the summary predict wrote beside the crop mask"):
+        write_zones(mask_path, zones)
 
 
 def test_the_labels_table_has_its_own_columns(flanders_mask):

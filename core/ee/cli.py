@@ -29,6 +29,7 @@ from typing import Any, Sequence
 
 from core.commands import core_command
 from core.progress import TqdmProgress
+from core.ee.upload import PYRAMIDING
 
 LABEL_PRODUCTS = ("worldcover", "dynamicworld", "glcfcs30d", "cdl", "asset")
 
@@ -183,6 +184,9 @@ def _composite(args: argparse.Namespace, preset: Any):
         raise ConfigError(_optioned(str(err), _COMPOSITE_OPTIONS)) from None
     if (note := composite_note(composite)) is not None:
         print(f"note: {note}", file=sys.stderr)
+    if args.max_cloud is not None and args.max_cloud < 1:  # (as a fraction, as --threshold takes one: 0.2 is 0.2%)
+        print(f"warning: --max-cloud is in percent: {args.max_cloud:g} keeps scenes with under {args.max_cloud:g}% "
+              f"cloud cover (for {args.max_cloud * 100:g}%, give --max-cloud {args.max_cloud * 100:g})", file=sys.stderr)
     return composite
 
 
@@ -478,7 +482,7 @@ def _add_project(p: argparse.ArgumentParser) -> None:
 
 def _add_region(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--preset", help="a named region with its recipes (camana)")
+    g.add_argument("--preset", type=str.lower, help="a named region with its recipes (camana)")
     g.add_argument("--bbox", nargs="+", metavar="W,S,E,N",
                    help="WEST,SOUTH,EAST,NORTH in degrees, e.g. --bbox -72.8,-16.7,-72.6,-16.5 (or --bbox=W,S,E,N, "
                         "or --bbox W S E N)")
@@ -492,13 +496,14 @@ def _add_composite(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end", "--end-date", dest="end_date", default=None, help="last date YYYY-MM-DD, inclusive (default: the "
                    "preset's, else 2020-12-31; given --start alone, as long after it as the default dates)")
     p.add_argument("--max-cloud", type=float, default=None, help="keep scenes with cloud cover under this %% (above 0, at most 100; default 20)")
-    p.add_argument("--scale", type=float, default=None, help="pixel size in metres (default: the sensor's)")
+    p.add_argument("--scale", "--pixel-size", "--pixel-size-m", dest="scale", type=float, default=None,
+                   help="pixel size in metres (default: the sensor's; also spelt --pixel-size, as resample names it)")
     p.add_argument("--crs", default=None, help="EPSG:XXXX (default: the UTM zone of the region)")
 
 
 def _add_labels(p: argparse.ArgumentParser, allow_none: bool) -> None:
     choices = LABEL_PRODUCTS + (("none",) if allow_none else ())
-    p.add_argument("--labels", choices=choices, default=None,
+    p.add_argument("--labels", choices=choices, default=None, type=str.lower,
                    help="label product (default: the preset's, else worldcover)" + ("; none: image only" if allow_none else ""))
     p.add_argument("--label-year", type=int, default=None, help="year of the label map (default: the year the composite starts)")
     p.add_argument("--asset-id", default=None, help="--labels asset: your image asset, e.g. users/me/glc30")
@@ -577,7 +582,9 @@ def add_commands(sub: Any) -> None:
     u.add_argument("--prediction", required=True, help="probability.tif written by predict (or its folder)")
     u.add_argument("--gcs", required=True, help="gs://BUCKET/path.tif (or a gs:// folder)")
     u.add_argument("--asset", required=True, help="projects/PROJECT/assets/NAME (or NAME with --project)")
-    u.add_argument("--pyramiding", default="MEAN", help="pyramiding policy (MEAN, MODE, ...)")
+    u.add_argument("--pyramiding", default="MEAN", type=str.upper, choices=PYRAMIDING,
+                   help="how Earth Engine makes the asset's coarser levels: MEAN (default, for probability), MODE, MIN, "
+                        "MAX, SAMPLE or MEDIAN")
     u.add_argument("--overwrite", action="store_true", help="replace an existing Cloud Storage file and asset")
     u.add_argument("--wait", action="store_true", help="wait for the ingestion task to finish")
     u.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this many seconds")

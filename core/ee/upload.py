@@ -90,6 +90,10 @@ def check_asset_free(asset: str, overwrite: bool, get_asset: Callable[[str], Map
                                 "Engine page's \"Replace existing files and asset\", or --overwrite)")
 
 
+#: Earth Engine's pyramiding policies: how an asset's coarser levels are made from its pixels
+PYRAMIDING = ("MEAN", "MODE", "MIN", "MAX", "SAMPLE", "MEDIAN")
+
+
 @dataclass(frozen=True)
 class UploadConfig:
     """Where the prediction goes: Cloud Storage URI (or prefix: a folder, or a bucket's root given
@@ -106,7 +110,7 @@ class UploadConfig:
         if not re.match(rf"^gs://{_BUCKET}(/.*)?$", self.gcs_uri):  # a file, a folder, or a bucket's root
             raise ConfigError(f"{self.gcs_uri!r} is not a Cloud Storage URI like gs://bucket/path/file.tif (or a folder "
                               "such as gs://bucket/path/)")
-        if self.pyramiding not in ("MEAN", "MODE", "MIN", "MAX", "SAMPLE", "MEDIAN"):
+        if self.pyramiding not in PYRAMIDING:
             raise ConfigError(f"pyramiding must be MEAN, MODE, MIN, MAX, SAMPLE or MEDIAN, got {self.pyramiding}")
         if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", self.band):
             raise ConfigError(f"band name {self.band!r} must be letters, digits and _")
