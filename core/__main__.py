@@ -139,6 +139,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"note: --val reads {said}, which --train reads too, so the best epoch was chosen partly on training "
               "pixels and its validation figures are optimistic; validate on data held out from training (python "
               "-m core patches --test N cuts test patches from a held-out block)", file=sys.stderr)
+    print(f"wrote {result.best_model} (the best epoch's model; the run's checkpoints and history.csv beside it); "
+          f"next: {core_command('predict', '--image', 'IMAGE.tif', '--model', shlex.quote(str(result.best_model)), '--out', 'DIR')}",
+          file=sys.stderr)
     return 0
 
 
@@ -240,7 +243,8 @@ def _bbox_window(text: str, image: str, doing: str = "predicting") -> tuple[tupl
                           f"{MIN_REGION_SIDE} px a side: give a larger box (west, south, east, north in degrees)")
     share = on * (box[2] - box[0]) * (box[3] - box[1]) / ((given[2] - given[0]) * (given[3] - given[1]))
     said = f"{share:.0%}" if share >= 0.1 else f"{share * 100:.2g}%"  # (0.08% read "0%")
-    if share < BOX_MOSTLY_OFF:  # (a sign or a digit mistyped: it ran on a sliver, exit 0)
+    whole = (w.height, w.width) == (grid.height, grid.width)  # (a generous box around the image is no mistake)
+    if share < BOX_MOSTLY_OFF and not whole:  # (a sign or a digit mistyped: it ran on a sliver, exit 0)
         edges = ", ".join(f"{v:.6f}" for v in image_box_bounds(grid, image=False))
         raise RegionError(f"--bbox has {said} of it on the image, which covers {edges} (west, south, east, north): "
                           "check the box's numbers (a sign or a digit?), or give the box of the part you want")
@@ -339,7 +343,8 @@ def _not_an_input(out: str | None, **inputs: str | None) -> None:
         return
     for option in ("pred", "mask"):
         given = inputs.get(option)
-        if given and Path(out).name in PREDICTION_FILES and Path(out).resolve().parent == Path(given).resolve().parent:
+        if (given and Path(out).name.lower() in PREDICTION_FILES
+                and Path(out).resolve().parent == Path(given).resolve().parent):
             raise ConfigError(f"--out {out} is one of the files predict wrote beside --{option} ({', '.join(PREDICTION_FILES)}): "
                               "they belong together; choose another --out")
     if not os.path.exists(out):
@@ -367,7 +372,9 @@ def _cmd_fields(args: argparse.Namespace) -> int:
 
     out = args.out or str(Path(args.mask).with_name("crop_fields.geojson"))
     _not_an_input(out, mask=args.mask)
-    print_json(write_fields(args.mask, out, args.min_pixels, args.overwrite))
+    done = write_fields(args.mask, out, args.min_pixels, args.overwrite)
+    print_json(done)
+    print(f"wrote {done['out']}", file=sys.stderr)  # (as every command that writes says where)
     return 0
 
 
@@ -379,6 +386,7 @@ def _cmd_labels_from_fields(args: argparse.Namespace) -> int:
     print_json({k: v for k, v in done.items() if k != "warnings"})
     for warning in done["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
+    print(f"wrote {done['out']}", file=sys.stderr)
     return 0
 
 
@@ -428,6 +436,7 @@ def _cmd_resample(args: argparse.Namespace) -> int:
     print_json(done)
     for warning in done["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
+    print(f"wrote {done['image']}" + (f" and {done['labels']}" if done["labels"] else ""), file=sys.stderr)
     return 0
 
 
@@ -499,6 +508,7 @@ def _cmd_patches(args: argparse.Namespace) -> int:
         for warning in (*(f"training patches: {w}" for w in made.train.warnings),
                         *(f"test patches: {w}" for w in made.test.warnings)):
             print(f"warning: {warning}", file=sys.stderr)
+        print(f"wrote {made.train.path} and {made.test.path}", file=sys.stderr)
         return 0
     _not_an_input(args.out, image=args.image, labels=args.labels)
     check_output_file(args.out, args.overwrite)
@@ -510,6 +520,7 @@ def _cmd_patches(args: argparse.Namespace) -> int:
     print_json(summary(s))
     for warning in s.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    print(f"wrote {s.path}", file=sys.stderr)
     return 0
 
 

@@ -496,7 +496,8 @@ def _trainable(valid: np.ndarray, size: int, min_valid: float = 0.5, stride: int
 
 
 def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_map: str,
-                    out_dir: str | os.PathLike, size: int, min_valid: float = 0.25) -> Holdout:
+                    out_dir: str | os.PathLike, size: int, min_valid: float = 0.25,
+                    both_classes: bool = False) -> Holdout:
     """Hold out one block of an image for validation, so that the validation figures come from
     pixels the model never trained on.
 
@@ -505,13 +506,14 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
     it, of both classes), so it yields whole validation tiles. Two
     binary label rasters go to ``out_dir``: ``train_labels.tif`` (the block set to no data) and
     ``val_labels.tif`` (only the block). When the image is under two tiles along both sides, or no
-    block will do, validation uses the training pixels and the note says why.
+    block will do, validation uses the training pixels and the note says why. ``both_classes``: labels
+    of one class are refused (a training's; patches of one class may be pooled with others).
 
     Raises:
         InputNotFoundError, CorruptFileError, GridMismatchError: as :func:`core.raster.read_labels`.
         RegionError: the image is smaller than one ``size`` px patch.
-        NoDataError: no pixel is labelled, so training would find no patch; or the labels are of one
-            class only (crop, or not crop).
+        NoDataError: no pixel is labelled, so training would find no patch; or, with ``both_classes``,
+            the labels are of one class only (crop, or not crop).
     """
     from core.raster import grid_of_file, write_mask
 
@@ -525,7 +527,7 @@ def spatial_holdout(image: str | os.PathLike, labels: str | os.PathLike, label_m
     if not _trainable(labelled, size):
         raise NoDataError("no pixel of the region is labelled, so there is nothing to train on; draw a region over "
                           "labelled pixels (fields)")
-    for cls, name in ((CROP, "crop"), (NOT_CROP, "not-crop")):
+    for cls, name in ((CROP, "crop"), (NOT_CROP, "not-crop")) if both_classes else ():
         if not (mask == cls).any():  # (a job started, loaded its data, and failed on its validation pixels)
             raise NoDataError(f"the region's labels hold no {name} pixel, so a model would learn one class and its "
                               "validation figures would measure nothing; train on a region with some cropland and "

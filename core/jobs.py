@@ -25,9 +25,11 @@ needs is on disk. The worker is ``python -m core.jobs run JOB_DIR``.
 from __future__ import annotations
 
 import argparse
+import errno
 import fcntl
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -266,8 +268,6 @@ def job_words(job_dir: str | os.PathLike) -> str:
 def started_at(job_dir: str | os.PathLike) -> str | None:
     """When the job in a folder named by :func:`new_job_dir` started ("YYYY-mm-dd HH:MM", from the
     name: nothing is read), or None for a folder named otherwise."""
-    import re
-
     found = re.fullmatch(r"job-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})\d{2}-\w+", Path(job_dir).name)
     if found is None:
         return None
@@ -512,7 +512,7 @@ def train_on_image(image: str | os.PathLike, labels: str | os.PathLike | None, l
     _refuse_while_running(jobs_root)
     job_dir = new_job_dir(jobs_root)
     try:
-        split = spatial_holdout(image, labels, label_map, job_dir / "holdout", patch_size)
+        split = spatial_holdout(image, labels, label_map, job_dir / "holdout", patch_size, both_classes=True)
         start_training([split.train], [split.val], job_dir, label_map=split.label_map, config=config,
                        note=split.note, one_at_a_time=True, trained_on=str(image), pixel_size_m=pixel_size_m,
                        data_text=split.describe(title, grid_of_file(image).shape, class_map or label_map))
@@ -633,7 +633,9 @@ def resume_training(stopped_dir: str | os.PathLike, job_dir: str | os.PathLike, 
         shutil.rmtree(job_dir, ignore_errors=True)
         raise JobError(f"cannot copy the run of {stopped_dir} to {job_dir} ({err}); check the disk space") from None
     was = f"the training of {started_at(stopped_dir)}" if started_at(stopped_dir) else stopped_dir.name
-    note = " ".join(n for n in (job_note(stopped_dir), f"Resumed from {was}.") if n)
+    earlier = job_note(stopped_dir)
+    again = " (itself resumed)" if RESUMED_NOTE.search(earlier) else ""  # (the sentences chained, one a resume)
+    note = " ".join(n for n in (without_resumes(earlier), f"Resumed from {was}{again}.") if n)
     try:
         return start_job("train", {**spec["params"], "resume": True}, job_dir, note=note, one_at_a_time=one_at_a_time,
                          cwd=spec.get("cwd"))  # (where its data's relative paths are)
@@ -747,7 +749,8 @@ def status(job_dir: str | os.PathLike) -> JobStatus:
         if cancel_requested:  # (ended by the cancel's signal, as a rule: its log says nothing of it)
             st.state = "cancelled"
             tail = _log_tail(job_dir, empty="")
-            st.message = ("stopped at your request; the checkpoints of finished epochs are kept" +
+            st.message = ("stopped at your request" +
+                          ("; the checkpoints of finished epochs are kept" if st.history else "") +
                           (f" (the end of its log: {tail})" if tail else ""))
         else:
             st.state = "failed"
@@ -756,6 +759,15 @@ def status(job_dir: str | os.PathLike) -> JobStatus:
         st.state, st.message = "cancelling", ("cancel requested; stopping after the current batch" if st.step else
                                               "cancel requested; stopping when the data has loaded")
     return st
+
+
+#: the sentence :func:`resume_training` adds to a job's note
+RESUMED_NOTE = re.compile(r"\s*Resumed from [^.]*\.")
+
+
+def without_resumes(note: str) -> str:
+    """A job's note without the sentence(s) that say it was resumed (:data:`RESUMED_NOTE`)."""
+    return RESUMED_NOTE.sub("", note).strip()
 
 
 def job_note(job_dir: str | os.PathLike) -> str:
@@ -994,7 +1006,7 @@ def run(job_dir: str | os.PathLike) -> int:
         _write_status(job_dir, st)
         return 1
     except Exception as err:  # noqa: BLE001 - the worker must record any failure before it exits
-        machine = _machine_failure(err)  # a full disk, no memory: said as such (it read as a crash, with a path)
+        machine = _machine_failure(err, job_dir / LOG_FILE)  # a full disk, no memory: said as such (read as a crash)
         st.state, st.message = "failed", machine or f"training crashed: {type(err).__name__}: {err} (see {job_dir / LOG_FILE})"
         _write_status(job_dir, st)
         raise
@@ -1012,15 +1024,24 @@ def run(job_dir: str | os.PathLike) -> int:
     return 0
 
 
-def _machine_failure(err: BaseException) -> str | None:
+#: the errors of a disk that is full or cannot be written, and of no memory: the machine's, not a bug's
+_MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOMEM})
+
+
+def _machine_failure(err: BaseException, log: Path) -> str | None:
     """A training's failure of the machine in words (:func:`core.errors.environment_error`: a disk
-    that is full or cannot be written, no memory, TensorFlow's own out-of-memory), or None (a bug)."""
+    that is full or cannot be written, no memory, TensorFlow's own out-of-memory; ``log``: the
+    worker's log, named), or None (anything else, a missing or corrupt file too: said as a crash)."""
     from core.errors import environment_error
 
     advice = "use a smaller batch size or patch size, or a smaller region"
     if type(err).__name__ == "ResourceExhaustedError":  # (TensorFlow's: any other of its errors may be a bug)
-        return f"out of memory while training; {advice}"
-    return environment_error(err, advice) if isinstance(err, (OSError, MemoryError)) else None
+        said = f"out of memory while training; {advice}"
+    elif isinstance(err, MemoryError) or (isinstance(err, OSError) and err.errno in _MACHINE_ERRNOS):
+        said = environment_error(err, advice)
+    else:
+        return None
+    return f"{said} (its log: {log})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -113,6 +113,8 @@ def seen_pixels(model_path: str | os.PathLike, image_path: str | os.PathLike, sa
     that its figures there are training-set figures; None where it learned none of them.
     ``sample_scene``: the image is the sample scene. Reads job records and model cards only, never a
     model; never raises."""
+    from core import jobs
+
     if sample_scene and is_shipped(model_path):
         return SeenPixels(shipped_sample=True)
     share, note = _share_trained_on(model_path, image_path)
@@ -120,7 +122,7 @@ def seen_pixels(model_path: str | os.PathLike, image_path: str | os.PathLike, sa
     if share <= 0 and base is None:
         return None
     # (the job's note only where the model's own training saw the image; not that it was resumed)
-    note = re.sub(r"\s*Resumed from [^.]*\.", "", note).strip() if share > 0 else ""
+    note = jobs.without_resumes(note) if share > 0 else ""
     return SeenPixels(share=share, note=note, base=base,
                       validated_on_training=share > 0 and validated_on_training_pixels(model_path))
 

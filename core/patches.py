@@ -332,7 +332,9 @@ def mixer_file(path: str | os.PathLike) -> str:
     s = str(path)
     if "*" not in s or (not remotefs.is_remote(s) and os.path.isfile(s)):
         return s
-    found = sorted(f for f in (remotefs.glob(s) if remotefs.is_remote(s) else _glob.glob(s)) if f.endswith(".json"))
+    pattern = "*".join(map(_literal, s.split("*")))  # ('*' alone is a pattern: a folder "exp [2024]" is itself)
+    found = sorted(f for f in (remotefs.glob(pattern) if remotefs.is_remote(s) else _glob.glob(pattern))
+                   if f.endswith(".json"))
     if not found:
         raise InputNotFoundError(f"no mixer file matches {s}: has its export task succeeded? (look in the folder "
                                  "for the .json file beside the .tfrecord.gz files)")

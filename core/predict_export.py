@@ -107,8 +107,9 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
     """
     from core.card import model_files
     from core.model import check_model_files, load_model
-    from core.patches import export_files, read_mixer
+    from core.patches import export_files, mixer_file, read_mixer
 
+    mixer_path = mixer_file(mixer_path)  # (a pattern, PREFIX*mixer.json: found once, and the summary names the file)
     read_mixer(mixer_path)  # the export's own mistakes (a bad or renamed mixer) before "--overwrite"
     export_files(mixer_path)
     if loaded is None:

@@ -184,7 +184,8 @@ def window_offset(mask_path: str | os.PathLike, grid: Grid) -> tuple[int, int]:
 
     Raises:
         CorruptFileError: the summary has a window whose row or column is not a pixel of an image (a
-            negative, fractional or huge number, or not a number: ``1e400`` was a traceback).
+            negative, fractional or huge number, or not a number: ``1e400`` was a traceback), or it is no
+            prediction's summary (another file written over it, e.g. evaluate's metrics).
     """
     from core.config import finite_number
     from core.errors import CorruptFileError
@@ -201,6 +202,8 @@ def window_offset(mask_path: str | os.PathLike, grid: Grid) -> tuple[int, int]:
         window = summary["window"]
         at = (window["row"], window["col"])
     except (TypeError, KeyError):  # (zones were counted from the mask's corner, in the wrong place, unsaid)
+        if isinstance(summary, dict) and {"threshold", "crop_pixels"} <= summary.keys():
+            return (0, 0)  # a prediction's summary that names no window (the dashboard's of a fetched scene)
         raise CorruptFileError(f"{path} is not the summary predict wrote beside the crop mask (it says no window of "
                                "the image): was it written over? predict again, or move it away to count the zones "
                                "from the mask's own corner") from None

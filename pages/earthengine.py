@@ -12,7 +12,7 @@ import streamlit as st
 
 from core.ee.export import MAX_POINTS_PER_TASK, parse_destination, patch_globs, start_jobs
 from core.errors import ConfigError, CropMapError
-from core.ee.tasks import cancel_outcome, cancel_task, ingestion_note
+from core.ee.tasks import cancel_outcome, cancel_task, ingestion_note, state_label
 from core.ee.upload import UploadConfig, default_storage_client, upload_prediction_bytes, viewed_asset
 from pages.components import cached, mapview, navigation, predictions, scene, state, ui
 
@@ -50,38 +50,38 @@ def export_form() -> None:
                     key="ee_exp_kind", format_func=_KINDS.get)
     metres = scene.current_source().composite.resolution
     with st.form("ee_export", enter_to_submit=False):
-        c1, c2 = st.columns(2)
+        c1, c2 = st.columns([3, 2])  # (the destination's example was cut at 800 px)
         dest = c1.text_input("Destination", ui.remembered(prev, "dest", ""), placeholder="gcs:BUCKET/PREFIX or drive:FOLDER",
                              key="ee_exp_dest",
                              help="gcs:BUCKET/PREFIX: a Cloud Storage bucket and folder (gcs:BUCKET alone writes under "
-                                  "crop-mapping/); drive:FOLDER: one folder at the root of your Google Drive")
+                                  "crop-mapping/). drive:FOLDER: one folder at the root of your Google Drive.")
         name = c2.text_input("Export name", ui.remembered(prev, "name", "crops"), key="ee_exp_name",
-                             help="names the folder of the export's files and the start of its task names")
+                             help="Names the folder of the export's files and the start of its task names.")
         train = test = per_task = 0
         if what == "patches":
             d1, d2, d3, d4, d5 = st.columns(5)
             train = ui.remembered_number(
                 d1.number_input, "Training points per class", 1, 5000, prev, "train", 275, key="ee_exp_train",
-                help="points drawn in the region for each class, crop and not crop (the original notebook's 275 + "
-                     "275); each point is the centre of one training patch")
+                help="Points drawn in the region for each class, crop and not crop; each point is the centre of "
+                     "one training patch.")
             test = ui.remembered_number(
                 d2.number_input, "Test points per class", 0, 5000, prev, "test", 50, key="ee_exp_test",
-                help="further points of each class, apart from the training points, for validation patches; 0 for none")
+                help="Further points of each class, apart from the training points, for validation patches; 0 for none.")
             per_task = ui.remembered_number(
                 d3.number_input, "Points per task", 1, MAX_POINTS_PER_TASK, prev, "per_task", 100, key="ee_exp_per_task",
-                help="the patches are exported by tasks of this many points each (the defaults, 275 + 275 training "
-                     "and 50 + 50 test points, make 6 + 1 tasks); fewer per task when a task runs out of memory")
+                help="The patches are exported by tasks of this many points each (the defaults, 275 + 275 training "
+                     "and 50 + 50 test points, make 6 + 1 tasks); fewer per task when a task runs out of memory.")
         else:
             d4, d5 = st.columns(2)
         patch = d4.selectbox("Patch size (px)", sizes, index=ui.remembered_index(sizes, prev, "patch", 256),
                              key="ee_exp_patch", format_func=lambda n: f"{n} px ({n * metres / 1000:.3g} km)",
-                             help=f"the side of each patch in pixels of {metres:g} m")
+                             help=f"The side of each patch, in pixels of {metres:g} m.")
         margin = ui.remembered_number(
-            d5.number_input, "Context margin (px each side)", 0, 256, prev, f"kernel_{what}", DEFAULT_MARGIN[what],
+            d5.number_input, "Margin (px)", 0, 256, prev, f"kernel_{what}", DEFAULT_MARGIN[what],
             step=8, key=f"ee_exp_kernel_{what}",
-            help="image around each patch (Earth Engine's kernel buffer), a multiple of 8 px and at most half the "
-                 "patch size; " + ("an image export needs it for a prediction without seams" if what == "image"
-                                   else "training crops patches to the model's size, so patches need none"))
+            help="Image around each patch, on each side (Earth Engine's kernel buffer): a multiple of 8 px, at most "
+                 "half the patch size. " + ("An image export needs it for a prediction without seams." if what == "image"
+                                            else "Training crops patches to the model's size, so patches need none."))
         again = st.checkbox("Replace an earlier export of this name", key="ee_exp_again",
                             help="An export of the same kind started in this session with this name and destination: "
                                  "its files are written over by the new one.")
@@ -94,15 +94,18 @@ def export_form() -> None:
         state.put(state.EE_EXPORT_FORM, form)
         state.put(state.EE_EXPORT_STARTED, None)
         with ui.errors_shown():
+            # (core's rules, said in the form's words: core's name its fields, kernel_buffer and patch_size)
+            if margin > patch // 2 or (what == "image" and margin % 8):
+                raise ConfigError(f"a margin of {margin} px does not fit {patch} px patches: give "
+                                  f"{'a multiple of 8 px ' if what == 'image' else ''}up to {patch // 2} px, half the "
+                                  "patch size" + (" (the model's input, a patch and its margins, is a multiple of 16 px)"
+                                                  if what == "image" else ""))
             done = state.get(state.EE_EXPORTS)
             if this in done and not again:  # (two exports of one name wrote to one place, unsaid)
                 raise ConfigError(f"an {'image' if what == 'image' else 'patch'} export named {name.strip()!r} to "
                                   f"{dest.strip()} was started in this session: "
                                   "its files would be written over; give another export name, or tick 'Replace an "
                                   "earlier export of this name'")
-            if margin % 8 or margin > patch // 2:  # (core's words name its fields: kernel_buffer, patch_size)
-                raise ConfigError(f"a context margin of {margin} px does not fit {patch} px patches: give a multiple "
-                                  f"of 8 px up to {patch // 2} px, half the patch size")
             warnings: list[str] = []
             jobs = scene.current_source().export_jobs(
                 scene.current_region(), what, dest, name.strip(), train_points=(int(train), int(train)),
@@ -120,7 +123,8 @@ def export_form() -> None:
                 _start(jobs, what, dest, int(patch), [*[d for d in done if d != this], this], untick=again)
     if started:  # said once, on the run after the start (which drew the Tasks tab anew, with the new tasks)
         state.put(state.EE_EXPORT_STARTED, None)
-        st.success(f"Started {len(started['tasks'])} task(s); follow them on the Tasks tab.",
+        n = len(started["tasks"])
+        st.success(f"Started {n} task{'s' if n != 1 else ''}; follow {'them' if n != 1 else 'it'} on the Tasks tab.",
                    icon=":material/check_circle:")
         st.dataframe(started["tasks"], hide_index=True, width="stretch")
         if started.get("note"):
@@ -219,50 +223,67 @@ def task_monitor() -> None:
     if c2.button("Refresh", key="ee_tasks_refresh", width="stretch"):
         cached.ee_tasks.clear()
         cached.ee_task.clear()
-    for kind, text in state.get(state.EE_TASK_NOTICE) or []:  # a cancel just done: said once, above the list
+    listed: list[dict] | None = None
+    with ui.errors_shown():
+        listed = cached.ee_tasks()
+    if listed is not None:  # (a listing that failed is said above; "No tasks." under it was not so)
+        task_table(listed, active_only)
+        cancel_form(listed)
+    # a cancel just done: said once, where the button was (above the table, it was out of view)
+    for kind, text in state.get(state.EE_TASK_NOTICE) or []:
         if kind == "error":
             st.error(text, icon=":material/error:")
         else:
             st.success(text, icon=":material/check_circle:")
     state.put(state.EE_TASK_NOTICE, None)
-    listed: list[dict] | None = None
-    with ui.errors_shown():
-        listed = cached.ee_tasks()
-    if listed is None:  # (said above; "No tasks." under it was not so)
-        return
+
+
+def task_table(listed: list[dict], active_only: bool) -> None:
+    """The newest of the tasks ``listed`` (rows of :func:`core.ee.tasks.task_rows`; the waiting and
+    running ones with ``active_only``), with the errors of failed ones."""
     rows = [r for r in listed if r["active"]] if active_only else listed
     if not rows:
         st.info("No waiting or running tasks." if active_only else "No tasks.")
-    else:
-        st.dataframe([{**r, "created": ui.when(r["created"])} for r in rows[:SHOWN_TASKS]], hide_index=True,
-                     width="stretch", column_order=["state", "description", "progress", "created", "error", "id"],
-                     column_config={"progress": st.column_config.ProgressColumn(
-                         "progress", min_value=0.0, max_value=1.0, format="percent",
-                         help="Earth Engine's own estimate; blank until it gives one")})
-        if len(rows) > SHOWN_TASKS:
-            st.caption(f"The newest {SHOWN_TASKS} of {len(rows):,} tasks; all of them: `.venv/bin/python -m core "
-                       "ee-tasks`, or the Tasks tab of Earth Engine's Code Editor.")
-        failed = [r for r in rows[:SHOWN_TASKS] if r["state"] == "FAILED"]
-        for row in failed[:SHOWN_FAILURES]:
-            st.error(ui.sentence(row["failure"]), icon=":material/error:")
-        if len(failed) > SHOWN_FAILURES:
-            st.caption(f"{len(failed) - SHOWN_FAILURES} more failed tasks in the table: their error column says why.")
-    # waiting or running, shown or older; one whose cancel was asked for is on its way out (nothing more to ask)
+        return
+    st.dataframe([{**r, "state": state_label(r["state"]), "created": ui.when(r["created"])} for r in rows[:SHOWN_TASKS]],
+                 hide_index=True, width="stretch", column_order=["state", "description", "error", "created", "progress", "id"],
+                 column_config={"progress": st.column_config.ProgressColumn(
+                                    "progress", min_value=0.0, max_value=1.0, format="percent", width="small",
+                                    help="Earth Engine's own estimate; blank until it gives one"),
+                                "error": st.column_config.TextColumn("error", width="large"),
+                                "id": st.column_config.TextColumn("id", width="small")})
+    if len(rows) > SHOWN_TASKS:
+        st.caption(f"The newest {SHOWN_TASKS} of {len(rows):,} tasks; all of them: `.venv/bin/python -m core "
+                   "ee-tasks`, or the Tasks tab of Earth Engine's Code Editor.")
+    failed = [r for r in rows[:SHOWN_TASKS] if r["state"] == "FAILED"]
+    for row in failed[:SHOWN_FAILURES]:
+        st.error(ui.sentence(row["failure"]), icon=":material/error:")
+    if len(failed) > SHOWN_FAILURES:
+        st.caption(f"{len(failed) - SHOWN_FAILURES} more failed tasks in the table: their error column says why.")
+
+
+def cancel_form(listed: list[dict]) -> None:
+    """Cancelling any waiting or running ones of the tasks ``listed``, shown or older."""
+    # one whose cancel was asked for is on its way out (nothing more to ask)
     active = [r for r in listed if r["active"] and r["state"] != "CANCEL_REQUESTED"]
-    if active:
-        ids = [r["id"] for r in active]
-        names = {r["id"]: f"{r['description']} ({r['state']}, {r['id']})" for r in active}
-        # several at once (an export of many tasks was cancelled one task, and one rerun, at a time)
-        chosen = st.multiselect("Waiting or running tasks to cancel", ids, key="ee_cancel_ids", format_func=names.get,
-                                placeholder="Choose the tasks (type part of an export's name to find its tasks)")
-        b1, b2 = st.columns(2)
-        b1.button(f"Choose all {len(ids)}", key="ee_cancel_all", on_click=_choose, args=("ee_cancel_ids", ids),
-                  disabled=len(chosen) == len(ids))
-        if b2.button("Cancel the chosen tasks", key="ee_cancel", disabled=not chosen):
-            said = [_cancel(tid, names[tid]) for tid in chosen if tid in names]  # (each: one refused stops no other)
-            cached.ee_tasks.clear()
-            state.put(state.EE_TASK_NOTICE, said)
-            st.rerun()  # the list above was drawn before the cancel: draw it again
+    if not active:
+        return
+    ids = [r["id"] for r in active]
+    names = {r["id"]: f"{r['description']} ({state_label(r['state'])}, {r['id']})" for r in active}
+    # several at once (an export of many tasks was cancelled one task, and one rerun, at a time)
+    chosen = st.multiselect("Waiting or running tasks to cancel", ids, key="ee_cancel_ids", format_func=names.get,
+                            placeholder="Choose the tasks (type part of an export's name to find its tasks)")
+    with st.container(horizontal=True):  # (side by side at the left; in two columns the second floated mid-row)
+        # (never disabled: a button disabled under the keyboard's focus sent the focus to the page's top)
+        st.button(f"Choose all {len(ids)}", key="ee_cancel_all", on_click=_choose, args=("ee_cancel_ids", ids))
+        n = len(chosen)
+        go = st.button(f"Cancel {n} task{'s' if n != 1 else ''}" if n else "Cancel the chosen tasks", key="ee_cancel",
+                       disabled=not chosen)
+    if go:
+        said = [_cancel(tid, names[tid]) for tid in chosen if tid in names]  # (each: one refused stops no other)
+        cached.ee_tasks.clear()
+        state.put(state.EE_TASK_NOTICE, said)
+        st.rerun()  # the list above was drawn before the cancel: draw it again
 
 
 def _choose(key: str, ids: list[str]) -> None:

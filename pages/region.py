@@ -16,7 +16,7 @@ from core.region import Region
 from core.resample import SHIPPED_PIXEL_SIZE_M
 from core.labels import CLASS_MAPS
 from core.metrics import area_text, format_area, nominal_area
-from core.patches import export_to_geotiff
+from core.patches import export_to_geotiff, mixer_file
 from core.grid import place_words
 from core.ee import settings as ee_settings
 from core.ee.presets import CAMANA
@@ -189,13 +189,14 @@ with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSO
                           placeholder="/data/exports/camana-mixer.json")
     if st.button("Use this export", disabled=not mixer.strip()):
         with ui.errors_shown():
-            folder = state.work().exports / hashlib.sha1(mixer.strip().encode()).hexdigest()[:16]
+            found = mixer_file(mixer.strip())  # (the Earth Engine page gives a pattern, PREFIX*mixer.json)
+            folder = state.work().exports / hashlib.sha1(found.encode()).hexdigest()[:16]
             with ui.progress_bar("Assembling the export...") as bar:
-                grid = export_to_geotiff(mixer.strip(), folder / "image.tif", overwrite=True,
+                grid = export_to_geotiff(found, folder / "image.tif", overwrite=True,
                                          progress=ui.progress_callback(bar, "Assembling patches"))
-            name = mixer.strip().rstrip("/").rsplit("/", 1)[-1]
+            name = found.rstrip("/").rsplit("/", 1)[-1]
             state.set_source({"kind": "local", "image": str(folder / "image.tif"), "labels": None, "label_map": None,
-                              "title": f"{name} (Earth Engine image export)", "mixer": mixer.strip()})
+                              "title": f"{name} (Earth Engine image export)", "mixer": found})
             st.success(f"Using {name}: {grid.width:,} x {grid.height:,} px, {place_words(grid)}")
             next_steps()
 

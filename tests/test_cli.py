@@ -139,9 +139,10 @@ def test_patches_that_must_repeat_are_warned_of(capsys, tmp_path):
     assert said.err == ("warning: only 1 of the 5 patches differ: the image holds 1 place for a 64 px patch with 50% "
                         "valid pixels, so the others repeat them; use a larger image or region, a smaller patch size "
                         "(--size; 'Patch size' in the dashboard) or fewer patches (--count; 'Training patches' and "
-                        "'Test patches')\n")
+                        "'Test patches')\nwrote " + str(tmp_path / "p.tfrecord.gz") + "\n")
     assert main(_patches(img, lab, tmp_path / "q.tfrecord.gz", "--count", "1", "--size", "64")) == 0
-    assert capsys.readouterr().err == ""  # as many places as patches: nothing to say
+    # as many places as patches: nothing to say but where it wrote, as every command that writes says it
+    assert capsys.readouterr().err == f"wrote {tmp_path / 'q.tfrecord.gz'}\n"
 
 
 def test_patches_command_with_a_test_split(capsys, small_scene, tmp_path):

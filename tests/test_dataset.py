@@ -172,7 +172,9 @@ def test_spatial_holdout_refuses_what_cannot_be_trained_on(small_scene, tmp_path
             dst.write(np.full((1, 288, 320), value, np.uint8))
         with pytest.raises(NoDataError, match=f"the region's labels hold no {missing} pixel, so a model would learn "
                                               "one class.*on the Region page"):
-            spatial_holdout(img, one, "binary", tmp_path / "o", 128)
+            spatial_holdout(img, one, "binary", tmp_path / "o", 128, both_classes=True)
+        # patches of one class (patches --test, the Data page) may be pooled with others': cut
+        assert spatial_holdout(img, one, "binary", tmp_path / f"p{value}", 128).train
     assert not (tmp_path / "f").exists() and not (tmp_path / "e").exists() and not (tmp_path / "o").exists()
 
 

@@ -310,7 +310,9 @@ def test_cancel_only_requests_and_status_reports_it(tmp_path, request):
     st = jobs.status(job_dir)
     assert st.state == "cancelled" and not st.active
     # ended by the cancel's signal: said as the user's own request (it guessed at memory or "a user")
-    assert st.message == "stopped at your request; the checkpoints of finished epochs are kept"
+    assert st.message == "stopped at your request"  # (no epoch finished: no checkpoint is kept)
+    (job_dir / "status.json").write_text(json.dumps({**gone.to_dict(), "history": [{"epoch": 1, "loss": 0.5}]}))
+    assert jobs.status(job_dir).message == "stopped at your request; the checkpoints of finished epochs are kept"
     (job_dir / "log.txt").write_text("Traceback ...\nValueError: boom\n")  # a log that says something: given
     assert jobs.status(job_dir).message.endswith("(the end of its log: Traceback ... | ValueError: boom)")
 
@@ -321,15 +323,21 @@ def test_a_machine_failure_in_the_worker_is_said_as_one():
     import errno
 
     full = OSError(errno.ENOSPC, "No space left on device", "/w/jobs/j/train/last.keras")
-    assert jobs._machine_failure(full) == ("No space left on device (/w/jobs/j/train/last.keras); check that the folder exists and "
-                                           "can be written, and that the disk has space")
-    assert jobs._machine_failure(MemoryError()).startswith("out of memory; use a smaller batch size")
+    log = Path("/w/jobs/j/log.txt")
+    assert jobs._machine_failure(full, log) == ("No space left on device (/w/jobs/j/train/last.keras); check that the "
+                                                "folder exists and can be written, and that the disk has space (its log: "
+                                                "/w/jobs/j/log.txt)")
+    assert jobs._machine_failure(MemoryError(), log).startswith("out of memory; use a smaller batch size")
+    # a file missing, a network's failure, a corrupt checkpoint: no disk to check; said as a crash
+    for other in (FileNotFoundError(errno.ENOENT, "No such file"), ConnectionResetError(), TimeoutError(),
+                  OSError("Unable to open file (file signature not found)")):
+        assert jobs._machine_failure(other, log) is None
 
     class ResourceExhaustedError(Exception):  # (TensorFlow's out of memory, by its name)
         pass
 
-    assert jobs._machine_failure(ResourceExhaustedError("OOM when allocating")).startswith("out of memory while training")
-    assert jobs._machine_failure(ValueError("a bug")) is None
+    assert jobs._machine_failure(ResourceExhaustedError("OOM when allocating"), log).startswith("out of memory while training")
+    assert jobs._machine_failure(ValueError("a bug"), log) is None
 
 
 def test_a_reused_pid_or_a_lost_start_is_not_a_live_worker(tmp_path, request):
@@ -695,7 +703,7 @@ def test_a_training_start_that_fails_leaves_no_job_folder(tmp_path, monkeypatch)
     """The Model page's Start: every refusal comes before a job exists, and leaves nothing under the jobs folder."""
     import numpy as np
 
-    from core.errors import InputNotFoundError, InvalidDataError, RegionError
+    from core.errors import InputNotFoundError, InvalidDataError, NoDataError, RegionError
     from testdata import SAMPLE_IMAGE, SAMPLE_LABELS, write_raster
 
     root = tmp_path / "jobs"
@@ -712,6 +720,16 @@ def test_a_training_start_that_fails_leaves_no_job_folder(tmp_path, monkeypatch)
     labels = write_raster(tmp_path / "small_labels.tif", np.ones((40, 40), np.uint8))
     with pytest.raises(RegionError, match="smaller than one 64 x 64 px"):  # found by the held-out block's split
         jobs.train_on_image(small, labels, "binary", root, config)
+    # labels all crop: refused before a job starts (the job loaded its data, then failed naming its cache's files)
+    import rasterio
+
+    with rasterio.open(SAMPLE_LABELS) as src:
+        profile = src.profile
+    one_class = tmp_path / "all_crop.tif"
+    with rasterio.open(one_class, "w", **{**profile, "nodata": 255}) as dst:
+        dst.write(np.ones((1, profile["height"], profile["width"]), profile["dtype"]))
+    with pytest.raises(NoDataError, match="the region's labels hold no not-crop pixel"):
+        jobs.train_on_image(SAMPLE_IMAGE, one_class, "binary", root, config)
     with pytest.raises(ConfigError):
         jobs.train_on_patches(str(SAMPLE_IMAGE), str(SAMPLE_IMAGE), root, config)  # images, not patches
     assert not root.exists() or not list(root.iterdir())
@@ -770,3 +788,20 @@ def test_an_unreadable_status_is_said_in_words(tmp_path, damage, said):
     with pytest.raises(JobError, match=f"status of the job in .* is unreadable \\({said}\\); its files") as info:
         jobs.status(tmp_path / "j")
     assert "decode" not in str(info.value) and "Expecting" not in str(info.value)
+
+
+def test_a_resume_of_a_resumed_job_says_it_once(tmp_path, monkeypatch):
+    """The notes chained ("Resumed from the training of 18:20. Resumed from the training of 18:22."): the
+    last resume is said, and that the job it continues was itself resumed."""
+    stopped = tmp_path / "job-20261206-182200-abc123"
+    (stopped / "train").mkdir(parents=True)
+    (stopped / "train" / "last.keras").write_bytes(b"weights")
+    (stopped / "job.json").write_text(json.dumps({"kind": "train", "job_id": "t", "params": {"config": {}},
+                                                  "note": "Validation holds out columns 192-255. Resumed from the "
+                                                          "training of 2026-12-06 18:20."}))
+    (stopped / "status.json").write_text(json.dumps(jobs.JobStatus(state="cancelled", started=time.time()).to_dict()))
+    notes = []
+    monkeypatch.setattr(jobs, "start_job", lambda kind, params, job_dir, note="", **kw: notes.append(note) or "id")
+    jobs.resume_training(stopped, tmp_path / "job-b")
+    assert notes == ["Validation holds out columns 192-255. Resumed from the training of 2026-12-06 18:22 "
+                     "(itself resumed)."]

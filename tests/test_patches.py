@@ -12,6 +12,7 @@ from core.patches import (
     Mixer,
     export_files,
     iter_export_patches,
+    mixer_file,
     read_mixer,
     read_records,
     sample_patches,
@@ -160,6 +161,11 @@ def test_image_export_roundtrip(small_scene, tmp_path, capsys):
         read_mixer(tmp_path / "exp" / "scene*mixer.json")
     with pytest.raises(InputNotFoundError, match="no mixer file matches .*has its export task succeeded"):
         export_files(tmp_path / "exp" / "later*mixer.json")
+    # a folder whose name holds glob characters (a download "exp [2024]"): only '*' is a pattern
+    odd = tmp_path / "exp [2024]"
+    odd.mkdir()
+    shutil.copy(tmp_path / "exp" / "scene-b-mixer.json", odd / "scene-b-mixer.json")
+    assert mixer_file(odd / "scene-b*mixer.json") == str(odd / "scene-b-mixer.json")
     # a mixer renamed (a browser's copy): said, and the predict command takes it for a mixer, not a GeoTIFF
     renamed = shutil.copy(mixer_path, tmp_path / "exp" / "scene-mixer (1).json")
     with pytest.raises(InputNotFoundError, match="not named as an Earth Engine export's mixer"):

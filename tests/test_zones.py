@@ -297,6 +297,9 @@ def test_image_zones_of_a_window_prediction_are_in_the_pixels_of_its_image(tmp_p
     (tmp_path / "summary.json").write_text(json.dumps({"iou": 0.7, "confusion_matrix": [[1, 0], [0, 1]]}))
     with pytest.raises(CorruptFileError, match="summary.json is not the summary predict wrote beside the crop mask"):
         write_zones(mask_path, zones)
+    # a prediction's summary without a window (the Predict page's download, of a fetched scene): the mask's corner
+    (tmp_path / "summary.json").write_text(json.dumps({"threshold": 0.5, "crop_pixels": 1200, "pixels": 2400}))
+    assert write_zones(mask_path, zones)["zones"][1]["crop_pixels"] == 20 * 40
 
 
 def test_the_labels_table_has_its_own_columns(flanders_mask):

@@ -318,6 +318,16 @@ def state_words(task_state: str) -> str:
     return task_state.lower().replace("_", " ")
 
 
+#: a task's state as the dashboard's task list says it (waiting and running: what its filter says)
+STATE_LABELS = {"READY": "waiting", "RUNNING": "running", "CANCEL_REQUESTED": "stopping", "COMPLETED": "done",
+                "CANCELLED": "cancelled", "FAILED": "failed"}
+
+
+def state_label(task_state: str) -> str:
+    """A task's state as the task list says it (:data:`STATE_LABELS`; another as :func:`state_words`)."""
+    return STATE_LABELS.get(task_state, state_words(task_state))
+
+
 def cancel_outcome(info: TaskInfo) -> str:
     """What a cancel request did to the task ``info`` (what :func:`cancel_task` returned), in words."""
     what = ("cancel requested; Earth Engine stops it shortly" if info.state == "CANCEL_REQUESTED"

@@ -364,21 +364,21 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     # tasks: the table, the failed task's own message and what to change (as the CLI says it), cancelling the running one
     assert any("camana_test_000 failed: User memory limit exceeded; export again with fewer points per task ('Points per task'" in e.value
                for e in at.error)
-    assert at.multiselect(key="ee_cancel_ids").options == ["camana_train_000 (RUNNING, A)"]
+    assert at.multiselect(key="ee_cancel_ids").options == ["camana_train_000 (running, A)"]
     assert at.button(key="ee_cancel").disabled  # (nothing chosen)
-    assert "RUNNING" in list(at.dataframe[0].value["state"])
+    assert "running" in list(at.dataframe[0].value["state"])  # (in words, as the filter says them)
     assert set(at.dataframe[0].value["created"]) == {"2026-01-01 00:00 UTC"}  # read as a time, not ISO text
     at.multiselect(key="ee_cancel_ids").select("A").run()
     at.button(key="ee_cancel").click().run()
     assert ops.cancelled == ["A"]
     # the list is drawn again after the cancel: no longer RUNNING; the outcome is said once
-    assert not at.exception and "RUNNING" not in list(at.dataframe[0].value["state"])
+    assert not at.exception and "running" not in list(at.dataframe[0].value["state"])
     assert any(s.value == "camana_train_000: cancel requested; Earth Engine stops it shortly" for s in at.success), \
         [s.value for s in at.success]
     # on its way out (CANCEL_REQUESTED): no longer offered to cancel (seen on the next run: AppTest keeps
     # the elements of a run that st.rerun() cut short where the new run draws fewer; a browser clears them)
     at.run()
-    assert "CANCEL_REQUESTED" in list(at.dataframe[0].value["state"]) and not [
+    assert "stopping" in list(at.dataframe[0].value["state"]) and not [
         b for b in at.button if b.key == "ee_cancel"]
     # exports: a bad destination is explained, a good one starts the tasks
     # Enter in a box starts no task (of half-typed settings: Streamlit's default)
@@ -403,12 +403,12 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     at.button(key="FormSubmitter:ee_export-Start export").click().run()
     assert any("only 3 crop point(s) of the 4 asked for" in e.value for e in at.error) and not exported
     ee_configured[1]["sample"] = {"0": 4, "1": 4}
-    # patches start with no margin (as the CLI's): a margin of 30 px is no multiple of 8, said in the form's words
+    # patches start with no margin (as the CLI's): one past half the patch is said in the form's words
     assert at.number_input(key="ee_exp_kernel_patches").value == 0
-    at.number_input(key="ee_exp_kernel_patches").set_value(30)
+    at.number_input(key="ee_exp_kernel_patches").set_value(136)
     at.button(key="FormSubmitter:ee_export-Start export").click().run()
-    assert any(e.value.startswith("A context margin of 30 px does not fit 256 px patches: give a multiple of 8 px up "
-                                  "to 128 px") for e in at.error), [e.value for e in at.error]
+    assert any(e.value.startswith("A margin of 136 px does not fit 256 px patches: give up to 128 px, half the patch "
+                                  "size") for e in at.error), [e.value for e in at.error]
     at.number_input(key="ee_exp_kernel_patches").set_value(32)
     at.button(key="FormSubmitter:ee_export-Start export").click().run()
     # the region (396 x 287 px) is less tall than a patch with its margin: said before any task starts (it
@@ -420,7 +420,7 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert not at.exception
     assert exported and all(d.startswith("crops_") for d in exported)
     assert sorted(exported) == ["crops_test_000", "crops_train_000", "crops_train_001", "crops_train_002"], exported
-    assert any("Started 4 task(s)" in s.value for s in at.success)
+    assert any(s.value == "Started 4 tasks; follow them on the Tasks tab." for s in at.success)
     # the Tasks tab, drawn before the export started, lists its tasks (drawn again: it showed the old list)
     assert {"crops_train_000", "crops_test_000"} <= set(at.dataframe[0].value["description"])
     patches = dict(at.session_state["ee_patches"])
@@ -459,6 +459,11 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     # an image export has no training points to ask for; its margin starts at 32 px
     assert not [w for w in at.number_input if w.key in ("ee_exp_train", "ee_exp_test", "ee_exp_per_task")]
     assert at.number_input(key="ee_exp_kernel_image").value == 32
+    at.number_input(key="ee_exp_kernel_image").set_value(36)  # (no multiple of 8: the model's input would not fit)
+    at.button(key="FormSubmitter:ee_export-Start export").click().run()
+    assert len(exported) == n + 1 and any(e.value.startswith("A margin of 36 px does not fit 256 px patches: give a "
+                                                             "multiple of 8 px up to 128 px") for e in at.error)
+    at.number_input(key="ee_exp_kernel_image").set_value(32)
     at.text_input(key="ee_exp_name").set_value("camana_image")
     at.button(key="FormSubmitter:ee_export-Start export").click().run()
     assert not at.exception and exported[-1] == "camana_image_image"
@@ -619,7 +624,7 @@ def test_task_monitor_of_many_tasks_cancels_each_chosen_and_says_each_refusal(ee
     at.button(key="ee_cancel").click().run()
     assert not at.exception and ops.cancelled == ["R00"]  # R52 refused first: R00 was still asked
     [refused] = [e.value for e in at.error if "big_train_052" in e.value]
-    assert refused.startswith("big_train_052 (RUNNING, R52) was not cancelled: Earth Engine refused to cancel task R52")
+    assert refused.startswith("big_train_052 (running, R52) was not cancelled: Earth Engine refused to cancel task R52")
     assert any(s.value == "big_train_000: cancel requested; Earth Engine stops it shortly" for s in at.success)
     # the filter on waiting and running tasks, when none are: said so (it said "No tasks.")
     for r in ops.script:
