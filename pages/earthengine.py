@@ -273,6 +273,9 @@ def cancel_form(listed: list[dict]) -> None:
     # several at once (an export of many tasks was cancelled one task, and one rerun, at a time)
     chosen = st.multiselect("Waiting or running tasks to cancel", ids, key="ee_cancel_ids", format_func=names.get,
                             placeholder="Choose the tasks (type part of an export's name to find its tasks)")
+    if chosen:  # (in full: the box's tags are cut short, so that two tasks of one export read alike)
+        said = [names[t] for t in chosen if t in names]
+        st.caption("To cancel: " + "; ".join(said[:10]) + (f"; and {len(said) - 10} more" if len(said) > 10 else ""))
     with st.container(horizontal=True):  # (side by side at the left; in two columns the second floated mid-row)
         # (never disabled: a button disabled under the keyboard's focus sent the focus to the page's top)
         st.button(f"Choose all {len(ids)}", key="ee_cancel_all", on_click=_choose, args=("ee_cancel_ids", ids))

@@ -621,6 +621,8 @@ def test_task_monitor_of_many_tasks_cancels_each_chosen_and_says_each_refusal(ee
     at.button(key="ee_cancel_all").click().run()
     assert len(at.multiselect(key="ee_cancel_ids").value) == 53
     at.multiselect(key="ee_cancel_ids").set_value(["R52", "R00"]).run()
+    assert any(c.value == "To cancel: big_train_052 (running, R52); big_train_000 (running, R00)" for c in at.caption)
+    assert next(b for b in at.button if b.key == "ee_cancel").label == "Cancel 2 tasks"
     at.button(key="ee_cancel").click().run()
     assert not at.exception and ops.cancelled == ["R00"]  # R52 refused first: R00 was still asked
     [refused] = [e.value for e in at.error if "big_train_052" in e.value]
