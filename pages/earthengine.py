@@ -273,15 +273,16 @@ def cancel_form(listed: list[dict]) -> None:
     # several at once (an export of many tasks was cancelled one task, and one rerun, at a time)
     chosen = st.multiselect("Waiting or running tasks to cancel", ids, key="ee_cancel_ids", format_func=names.get,
                             placeholder="Choose the tasks (type part of an export's name to find its tasks)")
-    if chosen:  # (in full: the box's tags are cut short, so that two tasks of one export read alike)
-        said = [names[t] for t in chosen if t in names]
-        st.caption("To cancel: " + "; ".join(said[:10]) + (f"; and {len(said) - 10} more" if len(said) > 10 else ""))
     with st.container(horizontal=True):  # (side by side at the left; in two columns the second floated mid-row)
         # (never disabled: a button disabled under the keyboard's focus sent the focus to the page's top)
         st.button(f"Choose all {len(ids)}", key="ee_cancel_all", on_click=_choose, args=("ee_cancel_ids", ids))
         n = len(chosen)
         go = st.button(f"Cancel {n} task{'s' if n != 1 else ''}" if n else "Cancel the chosen tasks", key="ee_cancel",
                        disabled=not chosen)
+    # (in full: the box's tags cut two tasks of one export to the same text; under the buttons, which an
+    # element put above them would move, and the keyboard's focus with them)
+    st.caption("To cancel: " + "; ".join(names[t] for t in chosen[:10] if t in names) +
+               (f"; and {len(chosen) - 10} more" if len(chosen) > 10 else "") if chosen else " ")
     if go:
         said = [_cancel(tid, names[tid]) for tid in chosen if tid in names]  # (each: one refused stops no other)
         cached.ee_tasks.clear()
