@@ -28,7 +28,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from core.card import (ModelCard, Preset, card_mismatch, card_path, get_preset, load_card,  # noqa: E402
+from core.card import (PRESETS, ModelCard, Preset, card_mismatch, card_path, get_preset, load_card,  # noqa: E402
                        model_files)
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError  # noqa: E402
 from core.files import (MAX_UPLOAD_BYTES, limit_text, move_into_place, safe_stem, staging_dir, synced,  # noqa: E402
@@ -375,5 +375,22 @@ def _check_model_shape(model, card: ModelCard, name: str) -> None:
         raise ModelMismatchError(f"{name} takes {shape_in[-1]} input bands but its card names {len(card.bands)} "
                                  f"({', '.join(card.bands)}); the card belongs to another model: use the .json that "
                                  "core wrote beside the .keras")
+    shape = _unet_shape(model)
+    preset = PRESETS.get(card.preset)
+    if preset is not None and shape is not None and shape != (preset.encoder[0], len(preset.encoder), preset.centre):
+        # (a card of a seed model beside light weights: the Model page said "preset seed" of them)
+        first, depth, centre = shape
+        raise ModelMismatchError(f"{name}'s card says it is a {card.preset} U-Net ({len(preset.encoder)} levels of "
+                                 f"{'-'.join(map(str, preset.encoder))} filters, {preset.centre} at the centre), but the "
+                                 f"model has {depth} levels from {first} filters, {centre} at the centre; the card "
+                                 "belongs to another model: use the .json that core wrote beside the .keras")
+
+
+def _unet_shape(model) -> tuple[int, int, int] | None:
+    """(the first convolution's filters, the poolings, the widest convolution's filters) of a U-Net as
+    :func:`build_unet` makes them; None for a model without convolutions."""
+    convs = [layer.filters for layer in model.layers if type(layer) is layers.Conv2D and layer.filters > 1]
+    pools = sum(isinstance(layer, layers.MaxPooling2D) for layer in model.layers)
+    return (convs[0], pools, max(convs)) if convs else None
 
 

@@ -344,6 +344,13 @@ def test_model_that_does_not_fit_its_card_is_refused_on_loading(tmp_path):
     path = save_model(classifier, _card(), tmp_path / "classifier.keras")
     with pytest.raises(ModelMismatchError, match="not a crop segmentation model"):
         load_model(path)
+    # a card that names the seed preset beside light weights (the Model page then said "preset seed" of them)
+    from dataclasses import replace
+
+    path = save_model(build_unet("light"), replace(_card(), preset="seed"), tmp_path / "named_seed.keras")
+    with pytest.raises(ModelMismatchError, match=r"card says it is a seed U-Net \(5 levels of 32-64-128-256-512 filters, "
+                                                 r"1024 at the centre\), but the model has 4 levels from 16 filters, 256"):
+        load_model(path)
 
 
 def test_the_card_in_words_gives_what_people_ask_of_a_model():
