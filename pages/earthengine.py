@@ -48,7 +48,9 @@ def export_form() -> None:
     # (outside the form: the form shows the fields of this kind; training points mean nothing to an image)
     what = st.radio("What", kinds, index=ui.remembered_index(kinds, prev, "what", "patches"), horizontal=True,
                     key="ee_exp_kind", format_func=_KINDS.get)
-    metres = scene.current_source().composite.resolution
+    metres = None
+    with ui.errors_shown():  # (settings that cannot make a source are said; the form still shows)
+        metres = scene.current_source().composite.resolution
     with st.form("ee_export", enter_to_submit=False):
         c1, c2 = st.columns([3, 2])  # (the destination's example was cut at 800 px)
         dest = c1.text_input("Destination", ui.remembered(prev, "dest", ""), placeholder="gcs:BUCKET/PREFIX or drive:FOLDER",
@@ -74,14 +76,15 @@ def export_form() -> None:
         else:
             d4, d5 = st.columns(2)
         patch = d4.selectbox("Patch size (px)", sizes, index=ui.remembered_index(sizes, prev, "patch", 256),
-                             key="ee_exp_patch", format_func=lambda n: f"{n} px ({n * metres / 1000:.3g} km)",
-                             help=f"The side of each patch, in pixels of {metres:g} m.")
+                             key="ee_exp_patch",
+                             format_func=lambda n: f"{n} px ({n * metres / 1000:.3g} km)" if metres else f"{n} px",
+                             help=f"The side of each patch, in pixels of {metres:g} m." if metres else None)
         margin = ui.remembered_number(
             d5.number_input, "Margin (px)", 0, 256, prev, f"kernel_{what}", DEFAULT_MARGIN[what],
             step=8, key=f"ee_exp_kernel_{what}",
-            help="Image around each patch, on each side (Earth Engine's kernel buffer): a multiple of 8 px, at most "
-                 "half the patch size. " + ("An image export needs it for a prediction without seams." if what == "image"
-                                            else "Training crops patches to the model's size, so patches need none."))
+            help="Image around each patch, on each side (Earth Engine's kernel buffer), at most half the patch size. " +
+                 ("A multiple of 8 px; an image export needs it for a prediction without seams." if what == "image"
+                  else "Training crops patches to the model's size, so patches need none."))
         again = st.checkbox("Replace an earlier export of this name", key="ee_exp_again",
                             help="An export of the same kind started in this session with this name and destination: "
                                  "its files are written over by the new one.")
