@@ -87,7 +87,11 @@ def threshold_downloads(features: np.ndarray, valid: np.ndarray, prob: np.ndarra
     the image outside a region's outline, shown faded as on the web map (it was the same light grey
     as the gaps in the data), and named in the legend. ``parts`` (as :func:`core.mapimage.part_outlines` takes them)
     of a region of several: each outlined and named, as on the web map (a handout of a
-    farm's fields). An image with a CRS gets a scale bar."""
+    farm's fields). An image with a CRS gets a scale bar.
+
+    Raises:
+        ConfigError: an unknown ``area_unit``; InvalidDataError: ``surroundings`` not at the image's pixels.
+    """
     from core.metrics import crop_area, crop_rule, describe_crop
     from core.predict import MASK_DESCRIPTION, mask_tags, threshold_mask
 

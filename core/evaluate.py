@@ -94,7 +94,8 @@ def place_labels(pred: np.ndarray, grid: Grid, labels_path: str | os.PathLike) -
 
     Raises:
         InputNotFoundError, CorruptFileError: the labels cannot be opened.
-        GridMismatchError: neither is on the other's pixels.
+        InvalidDataError: their geotransform is out of range. (Labels on other pixels are refused when
+            they are read: :func:`read_placed_labels`.)
     """
     def valid(rows: slice, cols: slice) -> tuple[int, int]:
         return int((pred != NODATA).sum()), int((pred[rows, cols] != NODATA).sum())

@@ -475,7 +475,9 @@ def train_on_patches(train: str, val: str, jobs_root: str | os.PathLike, config:
     Returns the job's folder.
 
     Raises:
-        ConfigError: bad patches; JobError: a job is running (both before anything is written).
+        ConfigError: bad patches; InputNotFoundError, CorruptFileError, InvalidDataError, NoDataError,
+            RegionError: as :func:`core.patchset.check_sources`; JobError: a job is running (all before
+            anything is written).
     """
     from core.patchset import check_sources
 

@@ -551,7 +551,7 @@ def export_scaling(mixer_path: str | os.PathLike, kernel: int | None = None) -> 
 
     Raises:
         InputNotFoundError, CorruptFileError: missing or damaged export;
-        InvalidDataError: the values are not reflectance.
+        InvalidDataError: the values are not reflectance; NoDataError: it holds no valid pixel.
     """
     scales, offsets, _ = export_reflectance(mixer_path, kernel)
     return scales, offsets
@@ -629,9 +629,9 @@ def export_to_geotiff(mixer_path: str | os.PathLike, out_path: str | os.PathLike
     Returns the grid of the written file.
 
     Raises:
-        InputNotFoundError, CorruptFileError: missing or damaged export;
-        InvalidDataError: its values are not reflectance;
-        BandError: the export lacks R, G, B or NIR; OutputExistsError: ``out_path`` exists.
+        InputNotFoundError, CorruptFileError: missing or damaged export, or one without R, G, B or NIR;
+        InvalidDataError: its values are not reflectance; NoDataError: it holds no valid pixel;
+        OutputExistsError, ConfigError: ``out_path`` exists (without ``overwrite``) or is a folder.
     """
     import rasterio
     from rasterio.windows import Window

@@ -40,7 +40,8 @@ def grid_of_file(path: str | os.PathLike) -> Grid:
     """The :class:`Grid` of a raster file.
 
     Raises:
-        InputNotFoundError, CorruptFileError.
+        InputNotFoundError, CorruptFileError: the file cannot be opened as a raster;
+        InvalidDataError: its geotransform puts a corner out of range.
     """
     with _open(path) as src:
         return grid_of(src)

@@ -273,7 +273,8 @@ def write_zones(mask_path: str | os.PathLike, zones_path: str | os.PathLike, out
     Raises:
         InputNotFoundError, CorruptFileError, InvalidDataError: as :func:`core.evaluate.read_crop_mask`.
         RegionError: the GeoJSON is not usable, or its zones do not fit the mask's kind of grid.
-        GridMismatchError, LabelError: the labels are not on the mask's pixels, or not of ``label_map``.
+        GridMismatchError: the labels are not on the mask's pixels; InvalidDataError: they are not codes of
+            ``label_map``; ConfigError: an unknown ``label_map``.
         ConfigError, OutputExistsError: ``out_path`` is not .csv/.json, is a folder, or exists
             without ``overwrite`` (checked before the zones are counted).
     """

@@ -522,7 +522,8 @@ def scene_summary(cfg: CompositeConfig, geometry: Mapping[str, Any], getinfo: An
     :data:`SETTLED_DAYS` (else asked again next time: one call per fetch, which downloads far more).
 
     Raises:
-        EarthEngineError subclasses (mapped) when the request fails.
+        EarthEngineError subclasses (mapped) when the request fails; NoDataError: as
+            :func:`core.ee.errors.map_ee_error` maps an empty collection.
     """
     import json
 

@@ -167,7 +167,8 @@ _RULES: tuple[tuple[str, type[EarthEngineError] | type[NoDataError], str], ...] 
         r"did not match any bands|image\.select: .*no band|collection is empty|empty collection|"
         r"parameter 'input' is required",
         NoDataError,
-        "no images matched the dates, region and cloud filter; widen the date range or raise max_cloud "
+        "no images matched the dates, region and cloud filter; widen the date range or raise the cloud-cover limit "
+        "('Cloud cover under %' in the dashboard's Earth Engine settings, --max-cloud on the command line) "
         "(an annual label map such as CDL may not be published yet for the chosen year: pick an earlier one). "
         "For a user asset as labels: check that its id is right and that it has the band asked for",
     ),
@@ -345,7 +346,8 @@ def map_ee_error(exc: BaseException) -> EarthEngineError | NoDataError:
         )
     status = http_status(exc)
     if status == 429:
-        return EEQuotaError(f"Earth Engine rate limit (HTTP 429); wait and retry, or lower max_workers ({short})")
+        return EEQuotaError(f"Earth Engine rate limit (HTTP 429); wait a minute and retry (on the command line, fewer "
+                            f"parallel requests help: --workers) ({short})")
     if status is not None and 500 <= status < 600:
         # EE reports some user errors as 5xx too: check the message before calling it transient
         for pattern, cls, advice in _RULES:

@@ -138,7 +138,7 @@ def parse_destination(text: str, flag: str = "destination") -> Destination:
     Raises:
         ConfigError: any other form, or a bad bucket/prefix.
     """
-    text = str(text).strip()
+    given = text = str(text).strip()
     if text.startswith("gs://"):
         text = "gcs:" + text[len("gs://"):]
     if not text:
@@ -147,7 +147,7 @@ def parse_destination(text: str, flag: str = "destination") -> Destination:
     kind, sep, rest = text.partition(":")
     kind, rest = kind.strip().lower(), rest.strip().strip("/").strip()  # ("gcs: my-bucket/x/ ", "GCS:b")
     if not sep or kind not in ("gcs", "drive") or not rest:
-        raise ConfigError(f"{flag} must be gcs:BUCKET/PREFIX or drive:FOLDER, got {text!r}")
+        raise ConfigError(f"{flag} must be gcs:BUCKET/PREFIX or drive:FOLDER, got {given!r}")  # (as typed: not 'gcs:')
     if kind == "drive":
         return Destination("drive", prefix=rest)
     bucket, _, prefix = rest.partition("/")

@@ -347,7 +347,8 @@ def download(
     Raises:
         OutputExistsError: ``out_path`` exists and ``overwrite`` is False (checked first).
         ConfigError: max_workers < 1.
-        EarthEngineError subclasses: a tile failed after retries (nothing is left on disk).
+        EarthEngineError subclasses: a tile failed after retries (nothing is left on disk); NoDataError: Earth
+            Engine found no image to compute ("collection is empty", :func:`core.ee.errors.map_ee_error`).
     """
     import rasterio
 

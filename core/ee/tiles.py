@@ -78,7 +78,8 @@ def tile_url(
     """The XYZ URL template of ``image`` rendered with ``vis`` (cached for ``ttl`` seconds).
 
     Raises:
-        EarthEngineError subclasses: when getMapId fails (after ``policy``'s retries on 429/5xx).
+        EarthEngineError subclasses: when getMapId fails (after ``policy``'s retries on 429/5xx); NoDataError:
+            no image to draw ("collection is empty", :func:`core.ee.errors.map_ee_error`).
     """
     import ee
 
@@ -102,7 +103,11 @@ def tile_url(
 
 
 def composite_layers(cfg, geometry: Mapping[str, Any], *, clip: bool = True, **kw: Any) -> list[TileLayer]:
-    """True colour, false colour (NIR-R-G) and NDVI layers of a composite (see :class:`CompositeConfig`)."""
+    """True colour, false colour (NIR-R-G) and NDVI layers of a composite (see :class:`CompositeConfig`).
+
+    Raises:
+        EarthEngineError subclasses, NoDataError: as :func:`tile_url`.
+    """
     from core.ee.composites import composite_image, ee_geometry
 
     image = composite_image(cfg, geometry)
@@ -117,7 +122,12 @@ def composite_layers(cfg, geometry: Mapping[str, Any], *, clip: bool = True, **k
 
 
 def label_layers(cfg, geometry: Mapping[str, Any] | None = None, *, clip: bool = True, **kw: Any) -> list[TileLayer]:
-    """The crop / not-crop layer of a label config (no data transparent)."""
+    """The crop / not-crop layer of a label config (no data transparent).
+
+    Raises:
+        ConfigError: as :func:`core.ee.labels.label_image`; EarthEngineError subclasses, NoDataError: as
+            :func:`tile_url`.
+    """
     from core.ee.composites import ee_geometry
     from core.ee.labels import PRODUCTS, label_image
 
@@ -130,7 +140,12 @@ def label_layers(cfg, geometry: Mapping[str, Any] | None = None, *, clip: bool =
 
 
 def asset_layer(asset_id: str, vis: Mapping[str, Any] | None = None, name: str | None = None, **kw: Any) -> TileLayer:
-    """A layer of an image asset (e.g. an uploaded prediction: uint8 percent, 255 = no data)."""
+    """A layer of an image asset (e.g. an uploaded prediction: uint8 percent, 255 = no data).
+
+    Raises:
+        EarthEngineError subclasses (EEPermissionError: an asset id that is wrong or not shared), NoDataError:
+            as :func:`tile_url`.
+    """
     import ee
 
     image = ee.Image(asset_id)
