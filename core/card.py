@@ -237,8 +237,8 @@ def load_card(path: str | os.PathLike) -> ModelCard:
                                  + hint)
     try:
         return ModelCard.from_dict(json.loads(cp.read_text()))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CorruptFileError(f"model card {cp} is not valid JSON ({err}); " + DAMAGED_CARD) from None
+    except (ValueError, RecursionError) as err:  # (JSON's errors; a number thousands of digits long; nesting)
+        raise CorruptFileError(f"model card {cp} is not valid JSON ({str(err)[:200]}); " + DAMAGED_CARD) from None
     except OSError as err:  # e.g. a folder of that name
         raise CorruptFileError(f"cannot read the model card {cp} ({err.strerror or err}); " + DAMAGED_CARD) from None
 

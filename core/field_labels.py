@@ -274,6 +274,8 @@ def load_fields(data: bytes, file_name: str = "the GeoJSON", max_bytes: int = MA
                           f"{err.msg.lower()}), so not GeoJSON; save the fields as GeoJSON, e.g. with QGIS") from None
     except RecursionError:
         raise RegionError(f"{file_name} nests its JSON too deeply to be GeoJSON") from None
+    except ValueError:  # (a number of thousands of digits: Python's limit on reading integers)
+        raise RegionError(f"{file_name} holds a number thousands of digits long, which no GeoJSON of fields has") from None
     if not isinstance(obj, dict):
         raise RegionError(f"{file_name} is JSON but not GeoJSON (a FeatureCollection of the fields)")
     return obj

@@ -242,8 +242,9 @@ def store_uploaded_model(model_bytes: bytes, card_bytes: bytes, root: str | os.P
         raise InvalidDataError("the model card is larger than 1 MB; it is not a model card")
     try:
         ModelCard.from_dict(json.loads(card_bytes))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CorruptFileError(f"the model card is not valid JSON ({err}); upload the .json that core wrote beside the .keras") from None
+    except (ValueError, RecursionError) as err:  # (JSON's errors; a number thousands of digits long; nesting)
+        raise CorruptFileError(f"the model card is not valid JSON ({str(err)[:200]}); upload the .json that core wrote "
+                               "beside the .keras") from None
     stem = safe_stem(name, "model")
     digest = hashlib.sha1(hashlib.sha1(model_bytes).digest() + hashlib.sha1(card_bytes).digest()
                           + stem.encode()).hexdigest()[:16]
@@ -279,7 +280,8 @@ def check_model_files(path: str | os.PathLike | None = None) -> tuple[Path, Mode
     Raises:
         InputNotFoundError: the .keras file or its card is missing.
         ConfigError: ``path`` is a folder.
-        CorruptFileError: the card is unreadable, or a .keras file is not a Keras archive (a zip).
+        CorruptFileError: the card is unreadable, or a .keras file is not a Keras archive (a zip), or one
+            that expands to far more than its size (:func:`_check_archive`).
     """
     path = model_files(path)[0]
     if not path.exists():
@@ -293,7 +295,34 @@ def check_model_files(path: str | os.PathLike | None = None) -> tuple[Path, Mode
     if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
         raise CorruptFileError(f"cannot load model {path.name}: the file is truncated or not a Keras model (not a "
                                ".keras archive); save or download it again")
+    if zipfile.is_zipfile(path):
+        _check_archive(path)
     return path, card
+
+
+#: the most a .keras archive may expand to: a multiple of its size (Keras stores its files uncompressed)
+#: or this many bytes, whichever is larger; and the most its configuration may hold
+MAX_EXPANSION, MIN_EXPANDED_LIMIT, MAX_CONFIG_BYTES = 4, 64 * 1024 * 1024, 16 * 1024 * 1024
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse a .keras archive that expands to far more than its size, or holds a huge configuration
+    (a zip bomb: a 1 MB upload took 2 GB of memory before Keras refused it).
+
+    Raises:
+        CorruptFileError: as said.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError):
+        return  # (Keras says what it cannot read)
+    expanded = sum(e.file_size for e in entries)
+    config = sum(e.file_size for e in entries if e.filename.endswith(".json"))
+    if expanded > max(MAX_EXPANSION * path.stat().st_size, MIN_EXPANDED_LIMIT) or config > MAX_CONFIG_BYTES:
+        raise CorruptFileError(f"cannot load model {path.name}: its archive expands to {expanded:,} bytes from "
+                               f"{path.stat().st_size:,} (a model's does not: Keras stores its files as they are); use a "
+                               "model saved by core")
 
 
 def load_model(path: str | os.PathLike | None = None) -> LoadedModel:

@@ -321,20 +321,30 @@ def _positive_int(v, field: str) -> int:
     return int(v)
 
 
+#: The largest mixer file read (Earth Engine's are a few hundred bytes).
+MAX_MIXER_BYTES = 1024 * 1024
+
+
 def mixer_file(path: str | os.PathLike) -> str:
     """``path``, or the one file that it matches when it is a pattern (``PREFIX*mixer.json``: what the
     dashboard and ``ee-export-image`` say of an export, whose mixer Earth Engine names ``PREFIX-mixer.json``
     or ``PREFIXmixer.json``).
 
     Raises:
-        InputNotFoundError: a pattern that matches no JSON file, or several.
+        InputNotFoundError: a pattern that matches no mixer file, or several, or with '*' outside the file's
+            name or a name that does not end in mixer.json.
     """
     s = str(path)
     if "*" not in s or (not remotefs.is_remote(s) and os.path.isfile(s)):
         return s
+    if "*" in s.replace("\\", "/").rsplit("/", 1)[0] or not s.endswith("mixer.json"):
+        # (a pattern over folders, or of any file, found other files of the server: a session's, named
+        # in the message, was one click away from being opened by another user)
+        raise InputNotFoundError(f"{s}: only a file name may hold '*', and it ends in mixer.json (as "
+                                 "PREFIX*mixer.json); give the folder as it is")
     pattern = "*".join(map(_literal, s.split("*")))  # ('*' alone is a pattern: a folder "exp [2024]" is itself)
     found = sorted(f for f in (remotefs.glob(pattern) if remotefs.is_remote(s) else _glob.glob(pattern))
-                   if f.endswith(".json"))
+                   if f.endswith("mixer.json"))
     if not found:
         raise InputNotFoundError(f"no mixer file matches {s}: has its export task succeeded? (look in the folder "
                                  "for the .json file beside the .tfrecord.gz files)")
@@ -355,12 +365,17 @@ def read_mixer(path: str | os.PathLike) -> Mixer:
     s = mixer_file(path)
     if remotefs.is_remote(s):
         exists, read = remotefs.exists, remotefs.read_bytes
-    else:  # no TensorFlow import (seconds) just to read a local JSON file
-        exists, read = os.path.isfile, (lambda p: Path(p).read_bytes())
+    else:  # no TensorFlow import (seconds) just to read a local JSON file; (a mixer is a few hundred
+        # bytes: any file of the server was read whole)
+        exists, read = os.path.isfile, (lambda p: Path(p).open("rb").read(MAX_MIXER_BYTES + 1))
     if not exists(s):
         raise InputNotFoundError(f"mixer file not found: {s}")
     try:
-        d = json.loads(read(s))
+        data = read(s)
+        if len(data) > MAX_MIXER_BYTES:
+            raise CorruptFileError(f"{s} is no Earth Engine mixer: it is over {MAX_MIXER_BYTES:,} bytes, a mixer a "
+                                   "few hundred")
+        d = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CorruptFileError(f"mixer {s} is not valid JSON ({err})") from None
     except OSError as err:

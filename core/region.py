@@ -162,6 +162,9 @@ class Region:
             except RecursionError:
                 raise RegionError("the file nests its JSON too deeply to be GeoJSON; save the region as GeoJSON (a "
                                   "Polygon, Feature or FeatureCollection), or draw it on the map") from None
+            except ValueError:  # (a number of thousands of digits: Python's limit on reading integers)
+                raise RegionError("the file holds a number thousands of digits long, which no coordinate has; save "
+                                  "the region as GeoJSON again, or draw it on the map") from None
         if not isinstance(obj, dict):
             raise RegionError("GeoJSON must be an object (a Geometry, Feature or FeatureCollection)")
         found_crs = crs or declared_crs(obj) or LONLAT_CRS

@@ -160,6 +160,9 @@ def test_geojson_saved_as_utf16_or_latin1_is_read_and_projected_coordinates_are_
     assert Region.from_upload(quoted.encode("cp1252")).name == "“Feld” 5 €"  # Windows' quotes and euro sign
     with pytest.raises(RegionError, match=r"^the file is not GeoJSON text \(UTF-8, UTF-16 or Latin-1\); give .*ogr2ogr"):
         Region.from_upload(b"\x00\x00\x27\x0a" + bytes(range(256)))  # a shapefile's header
+    # a number of 5,000 digits: Python refuses to read it (a ValueError that reached the page)
+    with pytest.raises(RegionError, match="holds a number thousands of digits long"):
+        Region.from_upload(b'{"type": "Polygon", "coordinates": [[[' + b"1" * 5000 + b', 2]]]}')
     metres = {**feature, "geometry": {"type": "Polygon", "coordinates": [
         [[361206.0, 5349264.0], [362206.0, 5349264.0], [362206.0, 5350264.0], [361206.0, 5349264.0]]]}}
     with pytest.raises(RegionError, match=r"looks like metres or feet of a projected CRS .*save the file in EPSG:4326"):

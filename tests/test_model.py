@@ -332,6 +332,40 @@ def test_a_model_holding_python_code_is_refused_as_such_and_its_code_never_runs(
     assert not ran.exists()
 
 
+def test_a_model_archive_that_expands_far_beyond_its_size_is_refused_before_keras_reads_it(tmp_path):
+    """A zip bomb as .keras: a 1 MB upload held a config.json of 1 GB, which Keras read into memory (2 GB) before
+    refusing it. The archive's entries are checked first (Keras stores its files uncompressed)."""
+    import shutil
+    import zipfile
+
+    path = save_model(build_unet("light"), _card(), tmp_path / "m.keras")
+    bomb = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for entry in src.infolist():
+            dst.writestr(entry.filename, src.read(entry.filename))
+        dst.writestr("assets/padding.json", b" " * (80 * 1024 * 1024))  # 80 MB of spaces: 80 KB compressed
+    shutil.copy(path.with_suffix(".json"), bomb.with_suffix(".json"))
+    assert bomb.stat().st_size < 10 * 1024 * 1024
+    with pytest.raises(CorruptFileError, match=r"^cannot load model bomb\.keras: its archive expands to 9\d,\d{3},\d{3} bytes from "):
+        load_model(bomb)
+    assert load_model(path).card.preset == "light"  # (a model's own archive passes)
+
+
+def test_a_card_with_a_number_too_long_to_read_is_said_damaged(tmp_path):
+    """A card holding a number of 5,000 digits (Python's limit on reading integers) or nested too deeply: a
+    CorruptFileError, as for any card that is not JSON (it was a ValueError or RecursionError)."""
+    from core.card import load_card
+    from core.model import store_uploaded_model
+
+    path = save_model(build_unet("light"), _card(), tmp_path / "m.keras")
+    for text in ('{"preset": ' + "1" * 5000 + "}", "[" * 100_000 + "]" * 100_000):
+        path.with_suffix(".json").write_text(text)
+        with pytest.raises(CorruptFileError, match="is not valid JSON"):
+            load_card(path)
+    with pytest.raises(CorruptFileError, match="the model card is not valid JSON"):
+        store_uploaded_model(path.read_bytes(), ('{"preset": ' + "1" * 5000 + "}").encode(), tmp_path / "up", name="m.keras")
+
+
 def test_model_that_does_not_fit_its_card_is_refused_on_loading(tmp_path):
     """A card beside another model (4 input bands, the card names 5), or a model that is no U-Net
     (a classifier): one ModelMismatchError when loading, not a Keras traceback when predicting."""

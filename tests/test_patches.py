@@ -166,6 +166,15 @@ def test_image_export_roundtrip(small_scene, tmp_path, capsys):
     odd.mkdir()
     shutil.copy(tmp_path / "exp" / "scene-b-mixer.json", odd / "scene-b-mixer.json")
     assert mixer_file(odd / "scene-b*mixer.json") == str(odd / "scene-b-mixer.json")
+    # a pattern over folders, or of other files than mixers, is refused (it found and named other files of the
+    # server, e.g. another user's saved session); a file too large for a mixer is not read whole
+    for pattern in (tmp_path / "*" / "scene-b-mixer.json", tmp_path / "exp" / "*.json", tmp_path / "*" / "*mixer.json"):
+        with pytest.raises(InputNotFoundError, match="only a file name may hold '.', and it ends in mixer.json"):
+            read_mixer(pattern)
+    big = tmp_path / "big-mixer.json"
+    big.write_bytes(b" " * (2 * 1024 * 1024))
+    with pytest.raises(CorruptFileError, match="is no Earth Engine mixer: it is over 1,048,576 bytes"):
+        read_mixer(big)
     # a mixer renamed (a browser's copy): said, and the predict command takes it for a mixer, not a GeoTIFF
     renamed = shutil.copy(mixer_path, tmp_path / "exp" / "scene-mixer (1).json")
     with pytest.raises(InputNotFoundError, match="not named as an Earth Engine export's mixer"):

@@ -417,6 +417,38 @@ def test_an_upload_that_is_not_a_tiff_is_refused_and_cannot_read_the_servers_fil
     assert save_upload(bigtiff.read_bytes(), "big.tif", tmp_path / "uploads").read_bytes()[:4] == b"II+\x00"
 
 
+def test_an_upload_whose_header_claims_too_much_is_refused_before_a_pixel_is_read(tmp_path, monkeypatch):
+    """A small compressed file can claim a huge image, or one strip of gigabytes (a 0.5 MB upload took 1 GB of
+    memory as it was read): its header is checked first, with the limits lowered here to small files'."""
+    from core.sources import local
+
+    strip = tmp_path / "strip.tif"  # 256 x 256 px, 4 bands pixel-interleaved, in one strip: 512 KB expanded
+    with rasterio.open(strip, "w", driver="GTiff", width=256, height=256, count=4, dtype="uint16", compress="deflate",
+                       blockysize=256, interleave="pixel", crs="EPSG:32633",
+                       transform=rasterio.Affine(10, 0, 500000, 0, -10, 5300000)) as f:
+        f.write(np.zeros((4, 256, 256), np.uint16))
+    data = strip.read_bytes()
+    assert len(data) < 10_000
+    monkeypatch.setattr(local, "MAX_UPLOAD_BLOCK_BYTES", 256 * 1024)
+    with pytest.raises(InvalidDataError, match=r"^strip\.tif is stored in blocks of 256 x 256 px, 0\.5 MB each once "
+                                               r"decompressed, over the 0\.2 MB an upload may use; save it tiled"):
+        save_upload(data, "strip.tif", tmp_path / "uploads")
+    monkeypatch.setattr(local, "MAX_UPLOAD_BLOCK_BYTES", 1024 * 1024)
+    monkeypatch.setattr(local, "MAX_UPLOAD_PIXELS", 60_000)
+    with pytest.raises(InvalidDataError, match=r"^strip\.tif holds 256 x 256 px, over the 60,000 px an upload may hold"):
+        save_upload(data, "strip.tif", tmp_path / "uploads")
+    monkeypatch.setattr(local, "MAX_UPLOAD_PIXELS", 70_000)
+    monkeypatch.setattr(local, "MAX_UPLOAD_BANDS", 3)
+    with pytest.raises(InvalidDataError, match=r"^strip\.tif has 4 bands, over the 3 an upload may have"):
+        save_upload(data, "strip.tif", tmp_path / "uploads")
+    # a refused upload leaves nothing behind (the source's own discarding, as for any refusal)
+    with pytest.raises(InvalidDataError):
+        local.use_uploaded_files(data, "strip.tif", tmp_path / "up2", band_spec="1,2,3,4")
+    assert not any((tmp_path / "up2").rglob("*.tif"))
+    monkeypatch.setattr(local, "MAX_UPLOAD_BANDS", 64)
+    assert save_upload(data, "strip.tif", tmp_path / "uploads").is_file()
+
+
 def test_a_scenes_origin_names_the_image_it_was_cut_from_or_its_title(tmp_path):
     """The dashboard's GeoTIFF downloads name their source: the uploaded file and where the region lies
     in it, or an Earth Engine composite's title (they named the dashboard's own copy, image.tif)."""

@@ -329,6 +329,47 @@ def _check_upload(data: bytes, name: str, max_bytes: int = MAX_UPLOAD_BYTES) -> 
                                "a GeoTIFF, e.g. gdal_translate -of GTiff IN OUT.tif, or export it from QGIS as GeoTIFF")
 
 
+#: the most pixels an uploaded raster may hold (a Sentinel-2 tile is 120 million), the most bytes one of its
+#: blocks (strip or tile) may expand to, and the most bands: a small compressed file can claim a huge
+#: image or a single strip of gigabytes (a decompression bomb, which filled the server's memory)
+MAX_UPLOAD_PIXELS = 1_000_000_000
+MAX_UPLOAD_BLOCK_BYTES = 256 * 1024 * 1024
+MAX_UPLOAD_BANDS = 64
+
+
+def check_upload_raster(path: str | os.PathLike, name: str) -> None:
+    """Refuse an uploaded raster whose header claims more than an upload may hold (its header is
+    read; no pixel): :data:`MAX_UPLOAD_PIXELS`, :data:`MAX_UPLOAD_BLOCK_BYTES`, :data:`MAX_UPLOAD_BANDS`.
+    A file that cannot be opened is left to the checks that read it (they say why).
+
+    Raises:
+        InvalidDataError: too many pixels, blocks too large once decompressed, or too many bands.
+    """
+    import rasterio
+    from rasterio.enums import Interleaving
+
+    try:
+        with rasterio.open(path) as src:
+            width, height, count = src.width, src.height, src.count
+            item = max((np.dtype(d).itemsize for d in src.dtypes), default=1)
+            rows, cols = src.block_shapes[0] if count else (1, 1)
+            per_pixel = item * (count if src.interleaving == Interleaving.pixel else 1)
+    except (rasterio.errors.RasterioError, ValueError):
+        return
+    if width * height > MAX_UPLOAD_PIXELS:
+        raise InvalidDataError(f"{name} holds {width:,} x {height:,} px, over the {MAX_UPLOAD_PIXELS:,} px an upload may "
+                               "hold; cut the part you need first (python -m core stack --bbox, or gdal_translate "
+                               "-projwin)")
+    if count > MAX_UPLOAD_BANDS:
+        raise InvalidDataError(f"{name} has {count:,} bands, over the {MAX_UPLOAD_BANDS} an upload may have; keep the "
+                               "bands you need (e.g. gdal_translate -b 1 -b 2 -b 3 -b 4)")
+    block = rows * cols * per_pixel
+    if block > MAX_UPLOAD_BLOCK_BYTES:
+        raise InvalidDataError(f"{name} is stored in blocks of {cols:,} x {rows:,} px, {limit_text(block)} each once "
+                               f"decompressed, over the {limit_text(MAX_UPLOAD_BLOCK_BYTES)} an upload may use; save it "
+                               "tiled (gdal_translate -co TILED=YES IN OUT.tif)")
+
+
 def _upload_name(name: str) -> str:
     """The file name of an upload, without any folder a browser sent with it (either slash)."""
     return Path(name.replace("\\", "/")).name
@@ -344,7 +385,8 @@ def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: i
     other formats can read other files of the server (a VRT's bands may point at any path or URL).
 
     Raises:
-        InvalidDataError: if the upload is empty, larger than ``max_bytes`` or not a TIFF file.
+        InvalidDataError: if the upload is empty, larger than ``max_bytes`` or not a TIFF file, or its header
+            claims more than an upload may hold (:func:`check_upload_raster`).
     """
     _check_upload(data, name, max_bytes)
     base = _upload_name(name)
@@ -357,6 +399,7 @@ def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: i
         write_bytes_whole(path, data)
         if created is not None:
             created.append(path)
+    check_upload_raster(path, base)  # (before any pixel is read)
     return path
 
 
