@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m core {predict,evaluate,fields,zones,labels-from-fields,patches,train,resample,info}``, and the
+"""Command-line interface: ``python -m core {predict,evaluate,fields,zones,labels-from-fields,patches,train,resample,stack,info}``, and the
 Earth Engine commands ``ee-status``, ``ee-fetch``, ``ee-export-patches``, ``ee-export-image``, ``ee-tasks``,
 ``ee-upload`` (:mod:`core.ee.cli`).
 
