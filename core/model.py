@@ -15,6 +15,7 @@ import json
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -307,22 +308,63 @@ MAX_EXPANSION, MIN_EXPANDED_LIMIT, MAX_CONFIG_BYTES = 4, 64 * 1024 * 1024, 16 * 
 
 def _check_archive(path: Path) -> None:
     """Refuse a .keras archive that expands to far more than its size, or holds a huge configuration
-    (a zip bomb: a 1 MB upload took 2 GB of memory before Keras refused it).
+    (a zip bomb: a 1 MB upload took 2 GB of memory before Keras refused it). Entries are measured by
+    their data, not by the sizes the archive's index declares (which may lie).
 
     Raises:
-        CorruptFileError: as said.
+        CorruptFileError: as said, or an archive whose entries cannot be measured (damaged, or packed
+            otherwise than stored or deflated).
     """
+    size = path.stat().st_size
+    limit = max(MAX_EXPANSION * size, MIN_EXPANDED_LIMIT)
+    expanded = config = 0
     try:
-        with zipfile.ZipFile(path) as archive:
-            entries = archive.infolist()
-    except (zipfile.BadZipFile, OSError):
-        return  # (Keras says what it cannot read)
-    expanded = sum(e.file_size for e in entries)
-    config = sum(e.file_size for e in entries if e.filename.endswith(".json"))
-    if expanded > max(MAX_EXPANSION * path.stat().st_size, MIN_EXPANDED_LIMIT) or config > MAX_CONFIG_BYTES:
-        raise CorruptFileError(f"cannot load model {path.name}: its archive expands to {expanded:,} bytes from "
-                               f"{path.stat().st_size:,} (a model's does not: Keras stores its files as they are); use a "
-                               "model saved by core")
+        with zipfile.ZipFile(path) as archive, path.open("rb") as raw:
+            for entry in archive.infolist():
+                n = _entry_size(raw, entry, limit - expanded + 1)
+                expanded += n
+                config += n if entry.filename.endswith(".json") else 0
+                if expanded > limit or config > MAX_CONFIG_BYTES:
+                    break
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as err:
+        raise CorruptFileError(f"cannot load model {path.name}: its archive is damaged ({str(err)[:120]}); save or "
+                               "download it again") from None
+    if config > MAX_CONFIG_BYTES:
+        raise CorruptFileError(f"cannot load model {path.name}: its configuration is over {MAX_CONFIG_BYTES // 2**20} "
+                               "MB (a U-Net's is under 1 MB); use a model saved by core")
+    if expanded > limit:
+        raise CorruptFileError(f"cannot load model {path.name}: its archive expands to over {limit:,} bytes from "
+                               f"{size:,} (a model's does not: Keras stores its files as they are); use a model saved "
+                               "by core")
+
+
+def _entry_size(raw, entry: zipfile.ZipInfo, most: int) -> int:
+    """The bytes the zip ``entry`` expands to (at most ``most``, then ``most``), from its data in the
+    archive's file ``raw``: a stored entry's own size, a deflated one's counted as it is inflated.
+
+    Raises:
+        ValueError: packed otherwise; zlib.error, EOFError: damaged data.
+    """
+    if entry.compress_type == zipfile.ZIP_STORED:
+        return entry.compress_size
+    if entry.compress_type != zipfile.ZIP_DEFLATED:
+        raise ValueError(f"{entry.filename} is packed in a way Keras never writes")
+    raw.seek(entry.header_offset)
+    header = raw.read(30)
+    if len(header) < 30 or header[:4] != b"PK\x03\x04":
+        raise EOFError(f"{entry.filename}: no local header")
+    raw.seek(entry.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little"))
+    inflate, left, n = zlib.decompressobj(-15), entry.compress_size, 0
+    while left > 0 and n < most:
+        chunk = raw.read(min(left, 1 << 20))
+        if not chunk:
+            raise EOFError(f"{entry.filename}: its data ends too soon")
+        left -= len(chunk)
+        data = inflate.decompress(chunk, 1 << 24)
+        n += len(data)
+        while inflate.unconsumed_tail and n < most:  # (a chunk of a bomb expands past one read)
+            n += len(inflate.decompress(inflate.unconsumed_tail, 1 << 24))
+    return min(n, most)
 
 
 def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
@@ -335,7 +377,7 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
             cannot be rebuilt.
         CardMismatchError: its card was written for another model's weights.
         ModelMismatchError: the model is not a crop segmentation model (one image in, one
-            probability per pixel out) taking the card's bands.
+            probability per pixel out) taking the card's bands, or not of the preset its card names.
     """
     path, card = check_model_files(path)
     try:

@@ -337,7 +337,7 @@ def mixer_file(path: str | os.PathLike) -> str:
     s = str(path)
     if "*" not in s or (not remotefs.is_remote(s) and os.path.isfile(s)):
         return s
-    if "*" in s.replace("\\", "/").rsplit("/", 1)[0] or not s.endswith("mixer.json"):
+    if "*" in s.replace("\\", "/").rpartition("/")[0] or not s.endswith("mixer.json"):
         # (a pattern over folders, or of any file, found other files of the server: a session's, named
         # in the message, was one click away from being opened by another user)
         raise InputNotFoundError(f"{s}: only a file name may hold '*', and it ends in mixer.json (as "
@@ -354,6 +354,18 @@ def mixer_file(path: str | os.PathLike) -> str:
     return found[0]
 
 
+def _read_head_local(path: str) -> bytes:
+    """The first :data:`MAX_MIXER_BYTES` + 1 bytes of a local file."""
+    with open(path, "rb") as f:
+        return f.read(MAX_MIXER_BYTES + 1)
+
+
+def _read_head_remote(path: str) -> bytes:
+    """The first :data:`MAX_MIXER_BYTES` + 1 bytes of a gs:// file."""
+    with remotefs.open_binary(path) as f:
+        return f.read(MAX_MIXER_BYTES + 1)
+
+
 def read_mixer(path: str | os.PathLike) -> Mixer:
     """Read an Earth Engine mixer file (local, or gs:// through TensorFlow's file system), or the one
     that a pattern matches (:func:`mixer_file`).
@@ -364,10 +376,10 @@ def read_mixer(path: str | os.PathLike) -> Mixer:
     """
     s = mixer_file(path)
     if remotefs.is_remote(s):
-        exists, read = remotefs.exists, remotefs.read_bytes
+        exists, read = remotefs.exists, _read_head_remote
     else:  # no TensorFlow import (seconds) just to read a local JSON file; (a mixer is a few hundred
         # bytes: any file of the server was read whole)
-        exists, read = os.path.isfile, (lambda p: Path(p).open("rb").read(MAX_MIXER_BYTES + 1))
+        exists, read = os.path.isfile, _read_head_local
     if not exists(s):
         raise InputNotFoundError(f"mixer file not found: {s}")
     try:
@@ -376,8 +388,8 @@ def read_mixer(path: str | os.PathLike) -> Mixer:
             raise CorruptFileError(f"{s} is no Earth Engine mixer: it is over {MAX_MIXER_BYTES:,} bytes, a mixer a "
                                    "few hundred")
         d = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CorruptFileError(f"mixer {s} is not valid JSON ({err})") from None
+    except (ValueError, RecursionError) as err:  # (JSON's errors; a number thousands of digits long; nesting)
+        raise CorruptFileError(f"mixer {s} is not valid JSON ({str(err)[:200]})") from None
     except OSError as err:
         raise CorruptFileError(f"cannot read mixer {s} ({err.strerror or err})") from None
     if not isinstance(d, dict):

@@ -126,7 +126,7 @@ def test_sample_patches_errors(small_scene, tmp_path):
         assert not (tmp_path / name).exists()
 
 
-def test_image_export_roundtrip(small_scene, tmp_path, capsys):
+def test_image_export_roundtrip(small_scene, tmp_path, capsys, monkeypatch):
     img, _ = small_scene
     with ImageReader(img) as r:
         mixer_path = write_image_export(tmp_path / "exp" / "scene", r, patch=128, kernel=32, records_per_file=4)
@@ -175,6 +175,13 @@ def test_image_export_roundtrip(small_scene, tmp_path, capsys):
     big.write_bytes(b" " * (2 * 1024 * 1024))
     with pytest.raises(CorruptFileError, match="is no Earth Engine mixer: it is over 1,048,576 bytes"):
         read_mixer(big)
+    for text in ('{"patchesPerRow": ' + "1" * 5000 + "}", "[" * 100_000 + "]" * 100_000):  # (a ValueError, a RecursionError)
+        big.write_text(text)
+        with pytest.raises(CorruptFileError, match="is not valid JSON"):
+            read_mixer(big)
+    # a pattern typed in the export's folder, with no folder before it (it was refused as a folder's pattern)
+    monkeypatch.chdir(tmp_path / "exp")
+    assert mixer_file("scene-b*mixer.json") == "scene-b-mixer.json"
     # a mixer renamed (a browser's copy): said, and the predict command takes it for a mixer, not a GeoTIFF
     renamed = shutil.copy(mixer_path, tmp_path / "exp" / "scene-mixer (1).json")
     with pytest.raises(InputNotFoundError, match="not named as an Earth Engine export's mixer"):

@@ -168,7 +168,7 @@ _RULES: tuple[tuple[str, type[EarthEngineError] | type[NoDataError], str], ...] 
         r"parameter 'input' is required",
         NoDataError,
         "no images matched the dates, region and cloud filter; widen the date range or raise the cloud-cover limit "
-        "('Cloud cover under %' in the dashboard's Earth Engine settings, --max-cloud on the command line) "
+        "('Cloud cover under %' in the Region page's Earth Engine settings, --max-cloud on the command line) "
         "(an annual label map such as CDL may not be published yet for the chosen year: pick an earlier one). "
         "For a user asset as labels: check that its id is right and that it has the band asked for",
     ),
