@@ -208,8 +208,9 @@ def _bbox_window(text: str, image: str, doing: str = "predicting") -> tuple[tupl
     reaches past the image is cut to it, with a warning that says how much of it the image covers.
 
     Raises:
-        RegionError: not four numbers, not longitude/latitude, an image without a CRS, or a box outside
-            it (the message gives the image's edges).
+        RegionError: not four numbers, not longitude/latitude, an image without a CRS, a box outside it or
+            with under 1% of it on the image but not holding all of it (the message gives the image's edges),
+            or over under 8 px of it.
         InputNotFoundError, CorruptFileError: the image cannot be read.
     """
     from core.errors import RegionError
@@ -238,16 +239,17 @@ def _bbox_window(text: str, image: str, doing: str = "predicting") -> tuple[tupl
         raise RegionError(f"--bbox: {said}{order}") from None
     from core.config import MIN_REGION_SIDE
 
-    if w.height < min(MIN_REGION_SIDE, grid.height) or w.width < min(MIN_REGION_SIDE, grid.width):  # (said of --bbox)
-        raise RegionError(f"--bbox covers {w.width} x {w.height} px of the image (columns x rows), under "
-                          f"{MIN_REGION_SIDE} px a side: give a larger box (west, south, east, north in degrees)")
     share = on * (box[2] - box[0]) * (box[3] - box[1]) / ((given[2] - given[0]) * (given[3] - given[1]))
     said = f"{share:.0%}" if share >= 0.1 else f"{share * 100:.2g}%"  # (0.08% read "0%")
     whole = (w.height, w.width) == (grid.height, grid.width)  # (a generous box around the image is no mistake)
-    if share < BOX_MOSTLY_OFF and not whole:  # (a sign or a digit mistyped: it ran on a sliver, exit 0)
+    if share < BOX_MOSTLY_OFF and not whole:  # (a sign or a digit mistyped: it ran on a sliver, exit 0; said
+        # before the sliver's size, which asked for a larger box)
         edges = ", ".join(f"{v:.6f}" for v in image_box_bounds(grid, image=False))
         raise RegionError(f"--bbox has {said} of it on the image, which covers {edges} (west, south, east, north): "
                           "check the box's numbers (a sign or a digit?), or give the box of the part you want")
+    if w.height < min(MIN_REGION_SIDE, grid.height) or w.width < min(MIN_REGION_SIDE, grid.width):  # (said of --bbox)
+        raise RegionError(f"--bbox covers {w.width} x {w.height} px of the image (columns x rows), under "
+                          f"{MIN_REGION_SIDE} px a side: give a larger box (west, south, east, north in degrees)")
     cut = share < BOX_ON_IMAGE
     if cut:
         print(f"warning: --bbox reaches past the image: {doing} the part on it, {said} of the box "

@@ -1026,8 +1026,9 @@ def run(job_dir: str | os.PathLike) -> int:
     return 0
 
 
-#: the errors of a disk that is full or cannot be written, and of no memory: the machine's, not a bug's
-_MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOMEM})
+#: the errors of a disk that is full or cannot be written: the machine's, not a bug's (a file that cannot be
+#: read, EACCES, is said as a crash with its log: the disk's advice would be wrong for it)
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 def _machine_failure(err: BaseException, log: Path) -> str | None:
@@ -1037,9 +1038,9 @@ def _machine_failure(err: BaseException, log: Path) -> str | None:
     from core.errors import environment_error
 
     advice = "use a smaller batch size or patch size, or a smaller region"
-    if type(err).__name__ == "ResourceExhaustedError":  # (TensorFlow's: any other of its errors may be a bug)
-        said = f"out of memory while training; {advice}"
-    elif isinstance(err, MemoryError) or (isinstance(err, OSError) and err.errno in _MACHINE_ERRNOS):
+    if type(err).__name__ == "ResourceExhaustedError" or (isinstance(err, OSError) and err.errno == errno.ENOMEM):
+        said = f"out of memory while training; {advice}"  # (TensorFlow's own; any other of its errors may be a bug)
+    elif isinstance(err, MemoryError) or (isinstance(err, OSError) and err.errno in _DISK_ERRNOS):
         said = environment_error(err, advice)
     else:
         return None

@@ -196,7 +196,7 @@ def window_offset(mask_path: str | os.PathLike, grid: Grid) -> tuple[int, int]:
     path = Path(mask_path).with_name("summary.json")
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # no summary (a mask made otherwise: its own corner)
+    except (OSError, ValueError, RecursionError):  # no summary (a mask made otherwise: its own corner), or none to read
         return (0, 0)
     try:
         window = summary["window"]

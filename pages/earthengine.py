@@ -124,7 +124,7 @@ def export_form() -> None:
             else:
                 state.put(state.EE_EXPORT_WARNED, None)
                 _start(jobs, what, dest, int(patch), [*[d for d in done if d != this], this], untick=again)
-    if started:  # said once, on the run after the start (which drew the Tasks tab anew, with the new tasks)
+    if started:  # said once, on the run after the start
         state.put(state.EE_EXPORT_STARTED, None)
         n = len(started["tasks"])
         st.success(f"Started {n} task{'s' if n != 1 else ''}; follow {'them' if n != 1 else 'it'} on the Tasks tab.",
@@ -172,7 +172,7 @@ def _export_prefix(image: dict) -> str:
 
 def _start(jobs: list, what: str, dest: str, patch: int, exports: list[str], untick: bool) -> None:
     """Start the export's tasks (``jobs``, of kind ``what`` to ``dest``, patches of ``patch`` px), keep
-    what to say of them, and run the page again (its Tasks tab, drawn first, then lists them);
+    what to say of them, and run the page again (so that the 'Replace' tick is cleared before its box draws);
     ``exports``: the session's exports with this one (see :data:`state.EE_EXPORTS`); ``untick``: the
     export replaced an earlier one (the box that said so is cleared for the next)."""
     started = start_jobs(jobs)

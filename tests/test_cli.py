@@ -262,7 +262,7 @@ def test_outputs_do_not_write_over_the_files_predict_wrote_beside_the_prediction
     zones.write_text('{"type": "FeatureCollection", "features": []}')
     for argv in (["evaluate", "--pred", str(mask), "--labels", str(lab), "--out", str(pred / "summary.json"), "--overwrite"],
                  ["fields", "--mask", str(mask), "--out", str(pred / "summary.json"), "--overwrite"],
-                 ["zones", "--pred", str(mask), "--zones", str(zones), "--out", str(pred / "probability.tif")]):
+                 ["zones", "--pred", str(mask), "--zones", str(zones), "--out", str(pred / "summary.json"), "--overwrite"]):
         err = _err(capsys, argv)
         assert "is one of the files predict wrote beside --" in err and "choose another --out" in err, err
     assert (pred / "summary.json").read_text() == '{"window": {"row": 0, "col": 0}}'

@@ -329,7 +329,9 @@ def test_a_machine_failure_in_the_worker_is_said_as_one():
                                                 "/w/jobs/j/log.txt)")
     assert jobs._machine_failure(MemoryError(), log).startswith("out of memory; use a smaller batch size")
     # a file missing, a network's failure, a corrupt checkpoint: no disk to check; said as a crash
+    assert jobs._machine_failure(OSError(errno.ENOMEM, "Cannot allocate memory"), log).startswith("out of memory while")
     for other in (FileNotFoundError(errno.ENOENT, "No such file"), ConnectionResetError(), TimeoutError(),
+                  PermissionError(errno.EACCES, "Permission denied", "/data/image.tif"),  # (a file not readable)
                   OSError("Unable to open file (file signature not found)")):
         assert jobs._machine_failure(other, log) is None
 

@@ -406,9 +406,9 @@ def patches_past_region(composite: CompositeConfig, geometry: Mapping[str, Any],
         return None
     short = "its sides are each" if max(width, height) < patches.full_size else f"its {'height' if height < width else 'width'} is"
     return (f"the region is {width} x {height} px at {composite.resolution:g} m: {short} smaller than one {patches.full_size} px "
-            "patch (its context margin included), so its patches overlap almost wholly (near copies of one another), and the test patches hold the "
+            "patch (its margin included), so its patches overlap almost wholly (near copies of one another), and the test patches hold the "
             "training patches' pixels, so validation on them flatters the model; draw a larger region, or use "
-            "smaller patches")
+            "smaller patches or a smaller margin")
 
 
 #: said where :func:`check_sample_points` could not count the points

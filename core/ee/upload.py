@@ -110,6 +110,9 @@ class UploadConfig:
         if not re.match(rf"^gs://{_BUCKET}(/.*)?$", self.gcs_uri):  # a file, a folder, or a bucket's root
             raise ConfigError(f"{self.gcs_uri!r} is not a Cloud Storage URI like gs://bucket/path/file.tif (or a folder "
                               "such as gs://bucket/path/)")
+        from core.ee.export import check_bucket
+
+        check_bucket(self.gcs_uri[len("gs://"):].split("/", 1)[0])  # (Cloud Storage's rules, as exports check them)
         if self.pyramiding not in PYRAMIDING:
             raise ConfigError(f"pyramiding must be MEAN, MODE, MIN, MAX, SAMPLE or MEDIAN, got {self.pyramiding}")
         if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", self.band):

@@ -64,11 +64,11 @@ DRAW_REFUSED = "draw_refused"
 #: int: the Region page's map's generation, part of its key: a new one is a map drawn anew (a refused shape
 #: stayed drawn on the map beside the region in use, and was taken for it)
 REGION_MAP_GENERATION = "region_map_generation"
-#: [["success" | "error", text], ...]: outcome of the last task cancel, task by task, shown once above the fresh task
-#: list, or None
+#: [["success" | "error", text], ...]: outcome of the last task cancel, task by task, shown once under the cancel
+#: buttons, or None
 EE_TASK_NOTICE = "ee_task_notice"
 #: {"tasks": rows of the tasks started, "note": text or None, "untick": bool}: the export just started, said once on
-#: the run after its start (the Tasks tab, drawn before, is drawn anew with its tasks); or None
+#: the run after its start (which clears the 'Replace' tick first when it was used); or None
 EE_EXPORT_STARTED = "ee_export_started"
 EE_EXPORT_FORM = "ee_export_settings"  # dict of the Earth Engine export form's last submitted values
 EE_UPLOAD_FORM = "ee_upload_settings"  # dict of the Earth Engine upload form's last submitted values (gcs, asset)

@@ -421,7 +421,7 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert exported and all(d.startswith("crops_") for d in exported)
     assert sorted(exported) == ["crops_test_000", "crops_train_000", "crops_train_001", "crops_train_002"], exported
     assert any(s.value == "Started 4 tasks; follow them on the Tasks tab." for s in at.success)
-    # the Tasks tab, drawn before the export started, lists its tasks (drawn again: it showed the old list)
+    # the Tasks tab lists its tasks (drawn after the forms: it showed the list from before the start)
     assert {"crops_train_000", "crops_test_000"} <= set(at.dataframe[0].value["description"])
     patches = dict(at.session_state["ee_patches"])
     assert patches.pop("for") and patches == {"train": "gs://crop-bucket/camana/crops/train_*.tfrecord.gz",

@@ -422,6 +422,9 @@ def test_upload_to_a_bucket_root(tmp_path, uri):
     assert list(storage.uploaded) == ["gs://crop-bucket/x.tif"]
     with pytest.raises(ConfigError, match="'gs://Crop_Bucket/' is not a Cloud Storage URI"):
         U.UploadConfig("gs://Crop_Bucket/", "projects/p/assets/a")
+    # Cloud Storage's naming rules, as exports check them (it passed, and the upload failed later)
+    with pytest.raises(ConfigError, match="'goog-crops' is not a Cloud Storage bucket name: Cloud Storage refuses"):
+        U.UploadConfig("gs://goog-crops/x.tif", "projects/p/assets/a")
 
 
 def test_upload_validation(tmp_path):
