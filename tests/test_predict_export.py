@@ -287,9 +287,10 @@ def test_an_export_the_fixed_size_model_cannot_take_says_how_to_export_it(small_
     from core.card import ModelCard, Normalization, Preset
     from core.model import build_unet, save_model
 
-    fixed = build_unet(Preset("fixed", (4,), 8, 96, "a 96 px only U-Net"))
+    fixed = build_unet(Preset("fixed", (4,), 8, 96, "a 96 px only U-Net"))  # (its card names its own preset: a card
+    # naming "light" beside it is refused as another model's)
     norm = Normalization((0.0,) * 5, (1.0,) * 5)
-    path = save_model(fixed, ModelCard(preset="light", bands=FEATURE_BANDS, normalization=norm), tmp_path / "f.keras")
+    path = save_model(fixed, ModelCard(preset="fixed", bands=FEATURE_BANDS, normalization=norm), tmp_path / "f.keras")
     img, _ = small_scene
     with ImageReader(img) as r:
         mixer = write_image_export(tmp_path / "x", r, patch=96, kernel=32)
