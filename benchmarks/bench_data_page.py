@@ -12,7 +12,6 @@ Streamlit's AppTest with the map component stubbed; its peak resident memory is 
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import HWM_CODE, ROOT, alternating_runs, save
+from common import HWM_CODE, ROOT, alternating_runs, before_now_args, save
 
 SAMPLE = ROOT / "assets" / "sample"
 
@@ -86,11 +85,7 @@ def visit(root: Path, image: Path, labels: Path, tmp: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=4, help="the sample repeated N x N times (4: 16.8 Mpx)")
-    ap.add_argument("--before", default=None, help="an earlier commit to compare with (a git worktree of it)")
-    ap.add_argument("--runs", type=int, default=2, help="visits of each checkout, alternating")
-    args = ap.parse_args()
+    args = before_now_args(__doc__, 2, "visits of each checkout, alternating")
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp_name:
         tmp = Path(tmp_name)
         image, labels = write_inputs(tmp, args.repeat)

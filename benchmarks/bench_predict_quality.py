@@ -14,7 +14,6 @@ peak memory is VmHWM, reset before it (/proc/self/clear_refs). Medians over ``ru
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -23,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from bench_data_page import write_inputs
-from common import HWM_CODE, ROOT, alternating_runs, save
+from common import HWM_CODE, ROOT, alternating_runs, before_now_args, save
 
 CHILD = """
 import json, os, sys, tempfile, time
@@ -89,11 +88,7 @@ def visit(root: Path, image: Path, labels: Path, tmp: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=4, help="the sample repeated N x N times (4: 16.8 Mpx)")
-    ap.add_argument("--before", default=None, help="an earlier commit to compare with (a git worktree of it)")
-    ap.add_argument("--runs", type=int, default=3, help="runs of each checkout, alternating")
-    args = ap.parse_args()
+    args = before_now_args(__doc__, 3, "runs of each checkout, alternating")
     with tempfile.TemporaryDirectory(prefix="bench-pq-") as tmp_name:
         tmp = Path(tmp_name)
         image, labels = write_inputs(tmp, args.repeat)

@@ -62,6 +62,18 @@ def save(name: str, data: dict) -> Path:
     return path
 
 
+def before_now_args(doc: str, runs: int, runs_help: str):
+    """The options of a page benchmark over the sample repeated N x N times, now against an earlier
+    commit (``--repeat``, ``--before``, ``--runs`` defaulting to ``runs``), parsed from the command line."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=4, help="the sample repeated N x N times (4: 16.8 Mpx)")
+    ap.add_argument("--before", default=None, help="an earlier commit to compare with (a git worktree of it)")
+    ap.add_argument("--runs", type=int, default=runs, help=runs_help)
+    return ap.parse_args()
+
+
 def alternating_runs(before: str | None, folder: Path, runs: int, visit, describe=json.dumps) -> dict[str, list]:
     """``runs`` results of ``visit(root)`` for this checkout ("now") and, with ``before`` (a commit), for a git
     worktree of it made in ``folder`` ("before", first in each round, removed after), alternating so that a
