@@ -45,10 +45,10 @@ def _share_trained_on(model_path: str | os.PathLike, image_path: str | os.PathLi
     """(the share of ``image_path``'s pixels, the job's note) where a training job made ``model_path``
     from pixels of ``image_path`` (the same scene, or another region of the same image that overlaps
     it); (0.0, "") otherwise."""
-    from core import jobs
+    from core import training_jobs
     from core.sources.base import shared_pixels
 
-    origin = jobs.trained_on(model_path)
+    origin = training_jobs.trained_on(model_path)
     if origin is None:
         return 0.0, ""
     return shared_pixels(origin[0], image_path), origin[1] or ""
@@ -57,15 +57,15 @@ def _share_trained_on(model_path: str | os.PathLike, image_path: str | os.PathLi
 def _base_trained_on(model_path: str | os.PathLike, image_path: str | os.PathLike, sample_scene: bool) -> str | None:
     """The model that ``model_path`` was fine-tuned from, or one further back, that was trained on
     ``image_path`` (the shipped model on the sample scene included); else None."""
-    from core import jobs
+    from core import training_jobs
 
     seen: set[str] = set()
-    base = jobs.fine_tuned_from(model_path)
+    base = training_jobs.fine_tuned_from(model_path)
     while base is not None and base not in seen and len(seen) < MAX_ANCESTORS:
         seen.add(base)
         if (sample_scene and is_shipped(base)) or _share_trained_on(base, image_path)[0] > 0:
             return base
-        base = jobs.fine_tuned_from(base)
+        base = training_jobs.fine_tuned_from(base)
     return None
 
 
@@ -93,6 +93,7 @@ def validated_on_training_pixels(model_path: str | os.PathLike) -> bool:
     on the training pixels", or the same files for train and val), or the note of the job that made it
     does. Reads the card and the job's record only; never raises."""
     from core import jobs
+    from core import training_jobs
     from core.card import load_card
     from core.dataset import validated_on_training_pixels as said_in
     from core.errors import CropMapError
@@ -104,7 +105,7 @@ def validated_on_training_pixels(model_path: str | os.PathLike) -> bool:
     same = re.fullmatch(r"train: (.*); val: (.*); labels: .*", data or "")
     if "validation on the training pixels" in (data or "") or (same and same.group(1) == same.group(2)):
         return True
-    job = jobs.source_job(model_path)
+    job = training_jobs.source_job(model_path)
     return job is not None and said_in(jobs.job_note(job))
 
 
@@ -113,7 +114,7 @@ def seen_pixels(model_path: str | os.PathLike, image_path: str | os.PathLike, sa
     that its figures there are training-set figures; None where it learned none of them.
     ``sample_scene``: the image is the sample scene. Reads job records and model cards only, never a
     model; never raises."""
-    from core import jobs
+    from core import training_jobs
 
     if sample_scene and is_shipped(model_path):
         return SeenPixels(shipped_sample=True)
@@ -122,7 +123,7 @@ def seen_pixels(model_path: str | os.PathLike, image_path: str | os.PathLike, sa
     if share <= 0 and base is None:
         return None
     # (the job's note only where the model's own training saw the image; not that it was resumed)
-    note = jobs.without_resumes(note) if share > 0 else ""
+    note = training_jobs.without_resumes(note) if share > 0 else ""
     return SeenPixels(share=share, note=note, base=base,
                       validated_on_training=share > 0 and validated_on_training_pixels(model_path))
 
@@ -133,11 +134,11 @@ def validation_seen_by_base(model_path: str | os.PathLike) -> str | None:
     or test patches): that job's validation figures then flatter it, as a fine-tuned checkpoint offered
     at 0.87 beside a model in use at 0.79 did. None where none did, or the job is not known (e.g. a model
     from elsewhere). Reads job records and model cards only; never raises."""
-    from core import jobs
+    from core import training_jobs
     from core.sources.base import scene_window
     from core.sources.local import SAMPLE_IMAGE
 
-    origin = jobs.trained_on(model_path)
+    origin = training_jobs.trained_on(model_path)
     if origin is None:
         return None
     cut = scene_window(origin[0])  # (a region's scene: the image it was cut from)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import jobs
+from core import jobs, training_jobs
 from core.errors import CardMismatchError, CropMapError
 from core.config import TrainConfig
 from core.card import PRESETS, best_epoch_figures, block_figures, card_facts, card_mismatch, resolution_warning
@@ -50,7 +50,7 @@ def _train_tab_has_news() -> bool:
         js = jobs.status(followed)
     except CropMapError:
         return False
-    return jobs.can_resume(followed, js) or jobs.best_not_in_use(followed, js, state.get(state.MODEL_PATH))
+    return training_jobs.can_resume(followed, js) or training_jobs.best_not_in_use(followed, js, state.get(state.MODEL_PATH))
 
 
 # a running job's progress and Cancel button, a stopped one's Resume button, or a finished one's best checkpoint
@@ -160,7 +160,7 @@ with tab_train:
                     st.rerun()
         elif running is not None and running == Path(job_dir):  # it finished: re-enable the form
             st.rerun()
-        elif jobs.can_resume(job_dir, js):
+        elif training_jobs.can_resume(job_dir, js):
             other = jobs.active_job(JOBS)
             st.caption(f"Its {len(js.history)} finished epoch(s) are kept: resume it to train the other "
                        f"{max(js.epochs - len(js.history), 0)} from the last one, with the same data and settings.")
@@ -168,10 +168,10 @@ with tab_train:
                          help=f"a training job is running ({jobs.job_words(other)})" if other else None):
                 with ui.errors_shown():
                     resumed = jobs.new_job_dir(JOBS)
-                    jobs.resume_training(job_dir, resumed, one_at_a_time=True)
+                    training_jobs.resume_training(job_dir, resumed, one_at_a_time=True)
                     state.put(state.JOB_DIR, str(resumed))
                     st.rerun()
-        best = jobs.best_checkpoint(job_dir)
+        best = training_jobs.best_checkpoint(job_dir)
         if best.exists() and (base := validation_seen_by_base(best)) is not None:  # (before its figure is taken up)
             st.caption(base_saw_validation(base))
         label = "Use the best checkpoint so far" if js.active else "Use the best checkpoint"
@@ -186,7 +186,7 @@ with tab_train:
         if best.exists() and st.button(label, key="use_best"):
             with ui.errors_shown():
                 # while training runs, best.keras is replaced by every better epoch: use a copy of it now
-                in_use = str(jobs.snapshot_checkpoint(best, state.work().models)) if js.active else str(best)
+                in_use = str(training_jobs.snapshot_checkpoint(best, state.work().models)) if js.active else str(best)
                 models.use_model(in_use)
                 said = f"Using {models.label(in_use)}: predict with it on the Predict page."
                 state.put(state.MODEL_NOTICE, [in_use, said, str(job_dir)])
@@ -278,17 +278,17 @@ with tab_train:
                       "patience": int(patience)}
             state.put(state.TRAIN_FORM, {**values, "source": source, "fine_tune": bool(fine_tune), **(
                 {"train_patches": train_path, "val_patches_path": val_path} if source == "patches" else {})})
-            config = jobs.training_config(values, in_use if fine_tune and in_use else None)
+            config = training_jobs.training_config(values, in_use if fine_tune and in_use else None)
             if source == "patches":
                 cut = state.get(state.PATCHES) or {}  # the Data page's patches know their pixel size; others do not
                 mine = (train_path.strip(), val_path.strip()) == (cut.get("train"), cut.get("test"))
-                job_dir = jobs.train_on_patches(train_path.strip(), val_path.strip(), JOBS, config,
+                job_dir = training_jobs.train_on_patches(train_path.strip(), val_path.strip(), JOBS, config,
                                                 pixel_size_m=cut.get("pixel_size_m") if mine else None,
                                                 trained_on=cut.get("image") if mine else None,  # (scored there: said so)
                                                 cut_note=cut.get("note", "") if mine else "")
             else:
                 sc = scene.current_scene_shown()
-                job_dir = jobs.train_on_image(sc.image_path, sc.labels_path, sc.label_map, JOBS, config,
+                job_dir = training_jobs.train_on_image(sc.image_path, sc.labels_path, sc.label_map, JOBS, config,
                                               title=sc.title, pixel_size_m=sc.extra.get("pixel_size_m"),
                                               class_map=sc.extra.get("class_map", sc.label_map))
             state.put(state.JOB_DIR, str(job_dir))

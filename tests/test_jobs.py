@@ -18,7 +18,7 @@ import pytest
 
 from core import jobs
 from core.config import TrainConfig
-from core.errors import ConfigError, JobError
+from core.errors import JobError
 
 
 def wait_for(job_dir: Path, states: tuple[str, ...], timeout: float = 60) -> jobs.JobStatus:
@@ -221,32 +221,6 @@ def test_a_status_as_the_worker_writes_it_reads_back(tmp_path):
     (tmp_path / "j" / "status.json").write_text("[]")
     with pytest.raises(JobError, match="a JSON list, not an object"):
         jobs.status(tmp_path / "j")
-
-
-def test_a_training_forms_values_become_its_config_and_a_fine_tune_takes_the_models_preset(tmp_path):
-    """The Model page's values, checked before anything starts; fine-tuning keeps the model's preset
-    (the form's seed preset on 128 px patches would be refused, but the light model takes them)."""
-    from core.card import DEFAULT_MODEL_PATH
-
-    with pytest.raises(ConfigError):
-        jobs.training_config({"epochs": 0})
-    assert jobs.training_config({"epochs": 3}).epochs == 3
-    tuned = jobs.training_config({"preset": "seed", "patch_size": 128}, DEFAULT_MODEL_PATH)
-    assert (tuned.preset, tuned.patch_size, tuned.init_model) == ("light", 128, str(DEFAULT_MODEL_PATH))
-    with pytest.raises(ConfigError):
-        jobs.training_config({"preset": "seed", "patch_size": 128})
-
-
-def test_real_training_job_leaves_checkpoint(tmp_path, small_scene):
-    img, lab = small_scene
-    job_dir = tmp_path / "train"
-    cfg = TrainConfig(preset="light", epochs=1, steps_per_epoch=2, batch_size=2, patch_size=128, val_patches=4)
-    jobs.start_training([f"{img}:{lab}"], [f"{img}:{lab}"], job_dir, label_map="cdl", config=cfg)
-    st = wait_for(job_dir, ("done", "failed", "cancelled"), timeout=300)
-    assert st.state == "done", st.message
-    assert (job_dir / "train" / "best.keras").exists()
-    assert st.best_model == str(job_dir / "train" / "best.keras")
-    assert [h["epoch"] for h in st.history] == [1] and "val_loss" in st.history[0]  # the one epoch asked for
 
 
 # ------------------------------------------------------------------ races (several sessions, one process)
@@ -634,44 +608,6 @@ def test_a_finished_job_says_whether_it_ran_all_epochs_or_stopped_early(tmp_path
     assert st.state == "done" and st.message == message
 
 
-def test_a_model_knows_the_image_its_training_job_was_cut_from(tmp_path):
-    """trained_on: kept in the job (and in a resumed one, which copies the params), found from the model's path."""
-    job = tmp_path / "job"
-    (job / "train").mkdir(parents=True)
-    (job / "job.json").write_text(json.dumps({"kind": "train", "note": "held out: columns 768-1023",
-                                              "params": {"trained_on": "/scenes/a/image.tif"}}))
-    assert jobs.trained_on(job / "train" / "best.keras") == ("/scenes/a/image.tif", "held out: columns 768-1023")
-    assert jobs.trained_on(tmp_path / "elsewhere.keras") is None  # not a job's model
-    (job / "job.json").write_text(json.dumps({"kind": "train", "params": {}}))  # trained on patches
-    assert jobs.trained_on(job / "train" / "best.keras") is None
-
-
-def test_a_snapshot_of_a_running_jobs_checkpoint_still_knows_its_job(tmp_path):
-    """The Model page's "use the best checkpoint so far" copies it out of the job (a running job
-    replaces it with every better epoch): the copy keeps the job's image (Quality's warning about
-    training-set figures) and start time (its label)."""
-    from core.card import DEFAULT_MODEL_PATH, card_path
-
-    job = tmp_path / "jobs" / "job-20261201-214005-ab12"
-    (job / "train").mkdir(parents=True)
-    (job / "job.json").write_text(json.dumps({"kind": "train", "note": "held out: rows 0-255",
-                                              "params": {"trained_on": "/scenes/a/image.tif"}}))
-    best = job / "train" / "best.keras"
-    best.write_bytes(b"model bytes")
-    card_path(best).write_text(card_path(DEFAULT_MODEL_PATH).read_text())
-    copy = jobs.snapshot_checkpoint(best, tmp_path / "models")
-    assert copy.parent.parent == tmp_path / "models" and copy.read_bytes() == b"model bytes"
-    assert jobs.source_job(copy) == job.resolve() and jobs.source_job(best) == job
-    assert jobs.trained_on(copy) == ("/scenes/a/image.tif", "held out: rows 0-255")
-    assert jobs.started_at(jobs.source_job(copy)) == "2026-12-01 21:40"
-    # a job in words, where a refusal names it (its folder's id meant nothing to a user)
-    assert jobs.job_words(job) == "started 2026-12-01 21:40" and jobs.job_words(tmp_path / "job-other") == "job-other"
-    assert jobs.snapshot_checkpoint(best, tmp_path / "models") == copy  # the same checkpoint again: the same copy
-    assert jobs.source_job(tmp_path / "elsewhere" / "model.keras") is None
-    (copy.parent / jobs.SNAPSHOT_SOURCE).write_text("\n")  # an empty note names no job
-    assert jobs.source_job(copy) is None and jobs.trained_on(copy) is None
-
-
 def test_a_reused_pid_of_another_users_process_is_not_a_live_worker(tmp_path, request, monkeypatch):
     """After a reboot the worker's id can go to a process of another user, which signal 0 answers
     with EPERM: that is no reason to take it for the worker (the job looked running for good, and
@@ -701,59 +637,6 @@ def test_a_reused_pid_of_another_users_process_is_not_a_live_worker(tmp_path, re
         assert (job_dir / jobs.CANCEL_FILE).exists()
 
 
-def test_a_training_start_that_fails_leaves_no_job_folder(tmp_path, monkeypatch):
-    """The Model page's Start: every refusal comes before a job exists, and leaves nothing under the jobs folder."""
-    import numpy as np
-
-    from core.errors import InputNotFoundError, InvalidDataError, NoDataError, RegionError
-    from testdata import SAMPLE_IMAGE, SAMPLE_LABELS, write_raster
-
-    root = tmp_path / "jobs"
-    values = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "patch_size": 64}
-    config = jobs.training_config(values)
-    with pytest.raises(InvalidDataError, match="no labels"):
-        jobs.train_on_image(SAMPLE_IMAGE, None, None, root, config)
-    with pytest.raises(ConfigError):
-        jobs.training_config({**values, "epochs": 0})
-    with pytest.raises(InputNotFoundError, match="model card"):  # fine-tuning a model without its card
-        jobs.training_config(values, tmp_path / "m.keras")
-    small = write_raster(tmp_path / "small.tif", np.full((4, 40, 40), 1000, np.int16),
-                         descriptions=["red", "green", "blue", "nir"])
-    labels = write_raster(tmp_path / "small_labels.tif", np.ones((40, 40), np.uint8))
-    with pytest.raises(RegionError, match="smaller than one 64 x 64 px"):  # found by the held-out block's split
-        jobs.train_on_image(small, labels, "binary", root, config)
-    # labels all crop: refused before a job starts (the job loaded its data, then failed naming its cache's files)
-    import rasterio
-
-    with rasterio.open(SAMPLE_LABELS) as src:
-        profile = src.profile
-    one_class = tmp_path / "all_crop.tif"
-    with rasterio.open(one_class, "w", **{**profile, "nodata": 255}) as dst:
-        dst.write(np.ones((1, profile["height"], profile["width"]), profile["dtype"]))
-    with pytest.raises(NoDataError, match="the region's labels hold no not-crop pixel"):
-        jobs.train_on_image(SAMPLE_IMAGE, one_class, "binary", root, config)
-    with pytest.raises(ConfigError):
-        jobs.train_on_patches(str(SAMPLE_IMAGE), str(SAMPLE_IMAGE), root, config)  # images, not patches
-    assert not root.exists() or not list(root.iterdir())
-
-    def raced(*args, **kwargs):  # another tab started a job between the check and the start
-        raise JobError("a job is already running in job-other; cancel it or wait for it to finish")
-
-    with monkeypatch.context() as m:
-        m.setattr(jobs, "start_job", raced)
-        with pytest.raises(JobError, match="job-other"):  # after the held-out block was written: removed with its folder
-            jobs.train_on_image(SAMPLE_IMAGE, SAMPLE_LABELS, "cdl", root, config)
-    assert not list(root.iterdir())
-    running = root / "job-running"
-    jobs.start_job("selftest", {"epochs": 20, "steps": 10, "delay": 0.05}, running)
-    try:
-        with pytest.raises(JobError, match=r"already running \(job-running\)"):
-            jobs.train_on_image(SAMPLE_IMAGE, SAMPLE_LABELS, "cdl", root, config)
-        assert [p.name for p in root.iterdir()] == ["job-running"]
-    finally:
-        jobs.cancel(running, terminate_after_s=5)
-
-
 def test_the_best_checkpoint_in_words():
     st = jobs.JobStatus(state="done", history=[{"epoch": 1, "val_loss": 0.5, "val_iou": 0.6},
                                               {"epoch": 2, "val_loss": 0.4, "val_iou": 0.69712}])
@@ -761,25 +644,6 @@ def test_the_best_checkpoint_in_words():
     assert st.best_words("validation IoU") == " (epoch 2, validation IoU 0.697)"
     assert jobs.JobStatus(state="done", history=[{"epoch": 3, "val_loss": 0.4}]).best_words() == " (epoch 3)"
     assert jobs.JobStatus(state="running").best_words() == ""  # no epoch finished yet
-
-
-def test_a_finished_runs_better_best_checkpoint_is_offered_over_an_earlier_copy_of_it(tiny_model_path, tmp_path):
-    """"Use the best checkpoint so far" after epoch 1 takes a copy; the run ends with a better epoch 3: the
-    copy came from the same job, so its best was taken for the model in use and never offered."""
-    import json
-    import shutil
-
-    job = tmp_path / "job-20261205-210000-ab12cd"
-    (job / "train").mkdir(parents=True)
-    best = Path(shutil.copy(tiny_model_path, job / "train" / "best.keras"))
-    shutil.copy(tiny_model_path.with_suffix(".json"), best.with_suffix(".json"))
-    done = jobs.JobStatus(state="done", epoch=3, epochs=3, history=[{"epoch": 1, "val_loss": 0.5}])
-    copy = jobs.snapshot_checkpoint(best, tmp_path / "models")  # taken while it ran (here: of the same weights)
-    assert not jobs.best_not_in_use(job, done, copy) and not jobs.best_not_in_use(job, done, best)
-    card = json.loads(best.with_suffix(".json").read_text())
-    card["weights"] = "0" * len(card["weights"])  # a later, better epoch's weights in best.keras
-    best.with_suffix(".json").write_text(json.dumps(card))
-    assert jobs.best_not_in_use(job, done, copy) and not jobs.best_not_in_use(job, done, best)
 
 
 @pytest.mark.parametrize("damage, said", [(b"\xff\xfe{", "not text: damaged"), (b'{"state": "runn', "not JSON: damaged or cut short")])
@@ -791,19 +655,3 @@ def test_an_unreadable_status_is_said_in_words(tmp_path, damage, said):
         jobs.status(tmp_path / "j")
     assert "decode" not in str(info.value) and "Expecting" not in str(info.value)
 
-
-def test_a_resume_of_a_resumed_job_says_it_once(tmp_path, monkeypatch):
-    """The notes chained ("Resumed from the training of 18:20. Resumed from the training of 18:22."): the
-    last resume is said, and that the job it continues was itself resumed."""
-    stopped = tmp_path / "job-20261206-182200-abc123"
-    (stopped / "train").mkdir(parents=True)
-    (stopped / "train" / "last.keras").write_bytes(b"weights")
-    (stopped / "job.json").write_text(json.dumps({"kind": "train", "job_id": "t", "params": {"config": {}},
-                                                  "note": "Validation holds out columns 192-255. Resumed from the "
-                                                          "training of 2026-12-06 18:20."}))
-    (stopped / "status.json").write_text(json.dumps(jobs.JobStatus(state="cancelled", started=time.time()).to_dict()))
-    notes = []
-    monkeypatch.setattr(jobs, "start_job", lambda kind, params, job_dir, note="", **kw: notes.append(note) or "id")
-    jobs.resume_training(stopped, tmp_path / "job-b")
-    assert notes == ["Validation holds out columns 192-255. Resumed from the training of 2026-12-06 18:22 "
-                     "(itself resumed)."]

@@ -87,10 +87,10 @@ def test_gs_mixer_out_of_reach_is_an_error_message_not_a_crash(fake_map, monkeyp
 def test_gs_patches_out_of_reach_is_an_error_message_not_a_crash(fake_map, monkeypatch):
     """Model page > Train > 'TFRecord patches' with gs:// paths (what the Earth Engine page's
     'Train on the exported patches' fills in) while Cloud Storage is out of reach: an error message."""
-    from core import jobs
+    from core import training_jobs
 
     started = []
-    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: started.append(a) or "job")
+    monkeypatch.setattr(training_jobs, "start_training", lambda *a, **k: started.append(a) or "job")
     _cloud_storage_unreachable(monkeypatch)
     at = new_app()
     at.switch_page("pages/model.py").run()

@@ -27,10 +27,10 @@ def test_model_page_loads_uploaded_card_model(fake_map, tiny_model_path):
 
 
 def test_model_page_fine_tunes_the_model_in_use(fake_map, tiny_model_path, monkeypatch):
-    from core import jobs
+    from core import training_jobs
 
     calls = []
-    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: calls.append((a, k)) or "job")
+    monkeypatch.setattr(training_jobs, "start_training", lambda *a, **k: calls.append((a, k)) or "job")
     at = new_app()
     at.session_state["model_path"] = str(tiny_model_path)
     at.switch_page("pages/model.py")
@@ -59,10 +59,10 @@ def test_model_page_fine_tunes_the_model_in_use(fake_map, tiny_model_path, monke
 
 
 def test_model_page_keeps_the_training_form_and_refuses_a_second_job(fake_map, monkeypatch):
-    from core import jobs
+    from core import jobs, training_jobs
 
     calls = []
-    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: calls.append(k) or "job")
+    monkeypatch.setattr(training_jobs, "start_training", lambda *a, **k: calls.append(k) or "job")
     at = new_app()
     at.switch_page("pages/model.py")
     at.run()
@@ -146,7 +146,7 @@ def test_model_page_names_the_uploaded_files_when_the_card_is_another_models(fak
 
 
 def test_model_page_trains_on_exported_patches(fake_map, small_scene, tmp_path, monkeypatch):
-    from core import jobs
+    from core import training_jobs
     from core.config import PatchConfig
     from core.patches import sample_patches
 
@@ -155,7 +155,7 @@ def test_model_page_trains_on_exported_patches(fake_map, small_scene, tmp_path, 
         sample_patches(img, lab, "cdl", PatchConfig(patch_size=128, kernel_buffer=16, count=3, seed=seed),
                        tmp_path / f"{name}.tfrecord.gz")
     calls = []
-    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: calls.append((a, k)) or "job")
+    monkeypatch.setattr(training_jobs, "start_training", lambda *a, **k: calls.append((a, k)) or "job")
     at = new_app()
     at.switch_page("pages/model.py")
     at.run()

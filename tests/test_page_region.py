@@ -142,10 +142,10 @@ def test_one_field_can_be_viewed_but_training_on_it_says_what_it_needs(fake_map,
     is accepted and shown on the Data page, which says it is under the smallest patch to cut; the
     Model page says so too and cannot start training on it; a 100 px region is offered the patch
     sizes it holds only, on both pages; nothing is started and no job folder is left."""
-    from core import jobs
+    from core import training_jobs
 
     calls = []
-    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: calls.append(k) or "job")
+    monkeypatch.setattr(training_jobs, "start_training", lambda *a, **k: calls.append(k) or "job")
     at = new_app()
     at.run()
     fake_map.value = {"all_drawings": [drawn_feature([(500, 500), (540, 500), (540, 540), (500, 540)])]}

@@ -426,7 +426,7 @@ def test_patches_cut_from_the_training_pixels_say_so_to_the_training_job(small_s
     """A region too small to hold out a block: its test patches come from the training pixels, which the
     cut's note said, but the job's note did not (it said which files), so the page called the training's
     validation figures 'the honest ones'. The cut's note begins the job's, in the words the page reads."""
-    from core import jobs
+    from core import jobs, training_jobs
     from core.dataset import validated_on_training_pixels
     from core.patchset import cut_train_test
     from test_jobs import wait_for
@@ -434,7 +434,7 @@ def test_patches_cut_from_the_training_pixels_say_so_to_the_training_job(small_s
     img, lab = small_scene
     made = cut_train_test(img, lab, "cdl", tmp_path / "cut", PatchConfig(patch_size=256, count=2), 1)
     assert validated_on_training_pixels(made.note) and "too small to hold out" in made.note
-    job = jobs.train_on_patches(str(made.train.path), str(made.test.path), tmp_path / "jobs",
+    job = training_jobs.train_on_patches(str(made.train.path), str(made.test.path), tmp_path / "jobs",
                                 TrainConfig(patch_size=256, epochs=1, steps_per_epoch=1, batch_size=1),
                                 cut_note=made.note)
     jobs.cancel(job, terminate_after_s=0)

@@ -92,7 +92,7 @@ def test_a_dashboard_jobs_model_card_carries_the_command_that_trains_it_again(sm
     command: nothing that reproduces it. It is now the equivalent `python -m core train` command."""
     import shlex
 
-    from core import jobs
+    from core import training_jobs
     from core.__main__ import build_parser
     from core.model import load_model
     from test_jobs import wait_for
@@ -103,7 +103,7 @@ def test_a_dashboard_jobs_model_card_carries_the_command_that_trains_it_again(sm
     # the sample's pixels are 30 m, which its file (no CRS) cannot say: the card records it, so that the
     # model warns when it is used on images of other pixels (it said "pixel size not recorded")
     words = "a 320 x 288 px region of a test scene; validation on the training pixels; labels: CDL"
-    jobs.start_training([f"{img}:{lab}"], [f"{img}:{lab}"], job_dir, label_map="cdl", config=cfg, pixel_size_m=30.0,
+    training_jobs.start_training([f"{img}:{lab}"], [f"{img}:{lab}"], job_dir, label_map="cdl", config=cfg, pixel_size_m=30.0,
                         data_text=words)
     st = wait_for(job_dir, ("done", "failed", "cancelled"), timeout=300)
     assert st.state == "done", st.message
@@ -163,13 +163,13 @@ def _stopped_job(job_dir, small_scene, stopped_run, state="cancelled",
 def test_a_stopped_training_job_resumes_in_a_new_job_without_losing_its_finished_epoch(small_scene, stopped_run, tmp_path):
     """A training cancelled (or killed) from the Model page could only be started again from
     scratch there: its finished epochs were on disk but nothing continued from them."""
-    from core import jobs
+    from core import jobs, training_jobs
     from test_jobs import wait_for
 
     old, new = tmp_path / "jobs" / "job-a", tmp_path / "jobs" / "job-b"
     _stopped_job(old, small_scene, stopped_run)
     first = _rows(old / "train" / "history.csv")
-    jobs.resume_training(old, new, one_at_a_time=True)
+    training_jobs.resume_training(old, new, one_at_a_time=True)
     # its finished epoch shows at once (its curves and bar were empty while the worker loaded TensorFlow)
     assert [h["epoch"] for h in jobs.status(new).history][:1] == [1]
     st = wait_for(new, ("done", "failed", "cancelled"), timeout=300)
@@ -180,14 +180,14 @@ def test_a_stopped_training_job_resumes_in_a_new_job_without_losing_its_finished
     assert "held-out note" in jobs.job_note(new) and "Resumed from job-a." in jobs.job_note(new)
     assert [r["epoch"] for r in _rows(old / "train" / "history.csv")] == ["1"]  # the stopped job is left as it was
     with pytest.raises(Exception, match="exists; resume in a new folder"):
-        jobs.resume_training(old, new)
+        training_jobs.resume_training(old, new)
 
 
 def test_a_job_that_finished_no_epoch_is_not_offered_to_resume(tmp_path):
     import json
     import time
 
-    from core import jobs
+    from core import jobs, training_jobs
     from core.errors import JobError
 
     job = tmp_path / "job-a"
@@ -195,14 +195,14 @@ def test_a_job_that_finished_no_epoch_is_not_offered_to_resume(tmp_path):
     (job / "job.json").write_text(json.dumps({"kind": "train", "job_id": "t", "params": {}}))
     (job / "status.json").write_text(json.dumps(jobs.JobStatus(state="cancelled", started=time.time()).to_dict()))
     with pytest.raises(JobError, match="finished no epoch, so there is nothing to resume; start a new training"):
-        jobs.resume_training(job, tmp_path / "job-b")
+        training_jobs.resume_training(job, tmp_path / "job-b")
     assert not (tmp_path / "job-b").exists()
     # a damaged job file (a list, bytes that are not UTF-8, no params) is no training job to resume: it raised
     # AttributeError and UnicodeDecodeError, and job_note (the Model page's job panel) the latter
     for damaged in (b"[1]", b"\xff\xfe{", json.dumps({"kind": "train"}).encode()):
         (job / "job.json").write_bytes(damaged)
         with pytest.raises(JobError, match="holds no training job to resume"):
-            jobs.resume_training(job, tmp_path / "job-b")
+            training_jobs.resume_training(job, tmp_path / "job-b")
         assert jobs.job_note(job) == "" and not (tmp_path / "job-b").exists()
 
 
@@ -211,7 +211,7 @@ def test_the_model_page_offers_to_resume_a_stopped_training(small_scene, stopped
 
     from apptest import by_label, new_app, texts
 
-    from core import jobs
+    from core import training_jobs
     from pages.components import mapview
 
     monkeypatch.setattr(mapview, "_st_folium", lambda m, **k: None)
@@ -225,7 +225,7 @@ def test_the_model_page_offers_to_resume_a_stopped_training(small_scene, stopped
         Path(resumed).mkdir()  # (the job folder this session then follows)
         return "job"
 
-    monkeypatch.setattr(jobs, "resume_training", resume_training)
+    monkeypatch.setattr(training_jobs, "resume_training", resume_training)
     import streamlit
 
     opened, real_tabs = [], streamlit.tabs

@@ -30,7 +30,8 @@ def label(path: str | os.PathLike) -> str:
     """The model's file name, with when its training job started and the epoch its card was saved
     at for a job's model (every training leaves a best.keras, and a copy taken while a job runs is
     an earlier epoch of it: "best.keras (training of 2026-12-01 21:40, epoch 8)")."""
-    from core.jobs import source_job, started_at
+    from core.jobs import started_at
+    from core.training_jobs import source_job
 
     p, job_dir = Path(path), source_job(path)
     started = started_at(job_dir) if job_dir is not None else None
@@ -153,7 +154,7 @@ def offer_finished_training(model_in_use: str | None) -> None:
     """Where the training this session follows has finished with a best checkpoint that is not the
     model in use, say so with a button that makes it the model in use (the Predict page offered the
     shipped weights, or ran the model in use, with the training's result a page away, unsaid)."""
-    from core import jobs
+    from core import jobs, training_jobs
     from core.errors import CropMapError
 
     followed = state.job_dir()
@@ -163,7 +164,7 @@ def offer_finished_training(model_in_use: str | None) -> None:
         js = jobs.status(followed)
     except CropMapError:
         return
-    if not jobs.best_not_in_use(followed, js, model_in_use):
+    if not training_jobs.best_not_in_use(followed, js, model_in_use):
         return
     below = below_model_in_use(js.best(), model_in_use)
     ref, kept = apart(*below) if below is not None else ("", "")
@@ -173,7 +174,7 @@ def offer_finished_training(model_in_use: str | None) -> None:
             + (f" ({label(model_in_use)})." if model_in_use else ".") + lower, icon=":material/model_training:")
     if st.button("Use the training's best checkpoint", key="use_finished_training"):
         with ui.errors_shown(stop=True):
-            use_model(str(jobs.best_checkpoint(followed)))
+            use_model(str(training_jobs.best_checkpoint(followed)))
         st.rerun()
 
 
