@@ -88,6 +88,30 @@ class Grid:
                         "on a map nor placed in longitude/latitude; give the image its real CRS (e.g. gdal_edit.py "
                         "-a_srs EPSG:32618 for UTM zone 18N); python -m core predict takes it as it is")
 
+    def require_degrees(self) -> None:
+        """Refuse a lon/lat grid whose coordinates cannot be degrees: a corner beyond a pole (by more
+        than a pixel: a global grid's pixels may be centred on it) or beyond 360 degrees of longitude,
+        as metres of a UTM zone tagged EPSG:4326 give. Other grids are left alone.
+
+        Raises:
+            InvalidDataError: saying that the CRS tag is wrong, and how to set it.
+        """
+        if self.crs is None:
+            return
+        from rasterio.crs import CRS
+
+        crs = CRS.from_user_input(self.crs)
+        if not crs.is_geographic:
+            return
+        deg = degrees_per_unit(crs)
+        a, b, c, d, e, f = self.transform
+        corners = [(c + a * col + b * row, f + d * col + e * row)
+                   for col, row in ((0, 0), (self.width, 0), (0, self.height), (self.width, self.height))]
+        _latitudes(np.array([y * deg for _, y in corners]), max(abs(d), abs(e)) * deg, crs)
+        far = max((abs(x * deg) for x, _ in corners), default=0.0)
+        if far > 360 + max(abs(a), abs(b)) * deg + 1e-9:
+            raise InvalidDataError(_not_degrees(crs, f"its columns reach longitude {_degrees_text(far)}, past 360 degrees"))
+
     @property
     def shape(self) -> tuple[int, int]:
         return (self.height, self.width)
@@ -293,11 +317,20 @@ def _latitudes(lat: np.ndarray, pixel: float, crs) -> np.ndarray:
     """
     far = float(np.max(np.abs(lat))) if lat.size else 0.0
     if far > 90 + pixel + 1e-9:
-        raise InvalidDataError(
-            f"the image's CRS ({crs.to_string()[:40]}) is in degrees of longitude/latitude, but its rows reach "
-            f"latitude {far:,.6g}, beyond the pole, so its coordinates are not degrees: the CRS tag is wrong; set "
-            "the image's real CRS (gdal_edit.py -a_srs EPSG:...) or reproject it (gdalwarp -t_srs)")
+        raise InvalidDataError(_not_degrees(crs, f"its rows reach latitude {_degrees_text(far)}, beyond the pole"))
     return np.clip(lat, -90.0, 90.0)
+
+
+def _degrees_text(value: float) -> str:
+    """A coordinate read as degrees, for a message: 95.5, or 4,500,000 (not 4.5e+06: metres read as degrees)."""
+    return f"{value:,.0f}" if abs(value) >= 1e5 else f"{value:.6g}"
+
+
+def _not_degrees(crs, found: str) -> str:
+    """The message of a lon/lat CRS whose grid's coordinates are not degrees (``found``: what shows it)."""
+    return (f"the image's CRS ({crs.to_string()[:40]}) is in degrees of longitude/latitude, but {found}, so its "
+            "coordinates are not degrees: the CRS tag is wrong; set the image's real CRS (gdal_edit.py -a_srs "
+            "EPSG:...) or reproject it (gdalwarp -t_srs)")
 
 
 def _local_unit_factor(wkt: str) -> float | None:
@@ -332,10 +365,17 @@ def grid_of(src) -> Grid:
     gives the identity: 1 unit pixels at the CRS's origin) places nothing: not georeferenced.
 
     Raises:
-        InvalidDataError: a georeferenced file with a corner beyond the globe (:func:`off_earth_corner`).
+        InvalidDataError: a georeferenced file with a corner beyond the globe (:func:`off_earth_corner`), or a
+            geotransform whose pixels have no size (or not a finite one).
     """
     crs = crs_text(src.crs) if src.crs and not _no_geotransform(src) else None
     grid = Grid(crs, tuple(src.transform)[:6], src.width, src.height)
+    a, b, _, d, e, _ = grid.transform
+    if not (math.isfinite(a * e - b * d) and a * e - b * d != 0):  # (areas, windows and warps divide by it)
+        raise InvalidDataError(f"{Path(src.name).name}'s geotransform gives its pixels no size (x: {a:g}, {b:g}; y: "
+                               f"{d:g}, {e:g}): its georeferencing is damaged; check it (gdalinfo) and set it right "
+                               "(e.g. gdal_edit.py -a_ullr ULX ULY LRX LRY), or remove it (the image is then used in "
+                               "pixels)")
     if (far := off_earth_corner(grid)) is not None:
         raise InvalidDataError(f"{Path(src.name).name}'s geotransform puts a corner at ({far[0]:g}, {far[1]:g}) in "
                                f"{crs}, beyond the globe: its georeferencing is damaged; check it (gdalinfo) and set it "

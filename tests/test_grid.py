@@ -360,3 +360,19 @@ def test_a_pixels_width_on_the_ground_is_along_its_rows():
     assert Grid(None, (1, 0, 0, 0, -1, 0), 8, 8).pixel_width_m() is None
     local = Grid('LOCAL_CS["site survey",UNIT["metre",1]]', (5, 0, 0, 0, -5, 0), 8, 8)  # no place on Earth
     assert local.pixel_width_m() == local.pixel_size_m() == 5.0
+
+
+@pytest.mark.parametrize("transform", [(0.0, 0.0, 500000.0, 0.0, 0.0, 4000000.0), (30.0, 0.0, 500000.0, 0.0, 0.0, 4000000.0),
+                                       (30.0, 30.0, 500000.0, 30.0, 30.0, 4000000.0)])
+def test_a_geotransform_whose_pixels_have_no_size_is_refused_on_opening(tmp_path, transform):
+    """A pixel size of 0 on an axis (or two axes along one line) divided by zero in predict's resolution check,
+    resample, fields and zones (tracebacks), and `info` said 0 ha pixels."""
+    from core.errors import InvalidDataError
+    from core.raster import grid_of_file
+
+    path = write_raster(tmp_path / "flat.tif", np.full((4, 8, 8), 3000, np.int16), crs="EPSG:32614",
+                        transform=Affine(*transform), descriptions=("R", "G", "B", "NIR"))
+    with pytest.raises(InvalidDataError, match=r"flat.tif's geotransform gives its pixels no size .*damaged.*gdal_edit"):
+        grid_of_file(path)
+    with pytest.raises(InvalidDataError, match="gives its pixels no size"):
+        ImageReader(path)

@@ -12,7 +12,8 @@ from core.errors import BandError, CropMapError, GridMismatchError, InputNotFoun
 from core.raster import ImageReader, read_image
 from core.region import Region
 from core.sources.base import Source
-from core.sources.local import LocalSource, save_upload, validate_image, validate_labels
+from core.grid import Grid
+from core.sources.local import LocalSource, image_footprint, save_upload, validate_image, validate_labels
 
 from testdata import FLANDERS_LABELS, FLANDERS_S2, FTW, SAMPLE_IMAGE, write_raster
 
@@ -527,3 +528,16 @@ def test_a_scene_kept_as_json_values_comes_back_the_same():
     assert back == scene and back.extra == scene.extra
     bare = Scene(Path("/w/image.tif"), None, None, True, "")
     assert Scene.from_dict(json.loads(json.dumps(bare.to_dict()))) == bare
+
+
+@pytest.mark.parametrize("transform, said", [
+    ((30.0, 0.0, 500000.0, 0.0, -30.0, 4500000.0), r"rows reach latitude 4,500,000, beyond the pole"),  # UTM metres
+    ((0.001, 0.0, 10.0, 0.0, -0.001, 95.0), r"rows reach latitude 95, beyond the pole"),
+    ((0.5, 0.0, 380.0, 0.0, -0.5, 40.0), r"columns reach longitude 4\d\d, past 360 degrees"),
+])
+def test_an_image_whose_lon_lat_tag_is_wrong_is_said_so_on_upload(transform, said):
+    """Metres of a UTM zone tagged EPSG:4326: the upload said the longitudes ran past 180 and to warp them
+    (CENTER_LONG 0), a fix that does nothing for it; `info` and `predict` said that the tag is wrong."""
+    with pytest.raises(InvalidDataError, match=said + r".*the CRS tag is wrong; set the image's real CRS") as info:
+        image_footprint(Grid("EPSG:4326", transform, 64, 64))
+    assert "past 180" not in str(info.value) and "CENTER_LONG" not in str(info.value)

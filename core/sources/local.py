@@ -492,12 +492,13 @@ def image_footprint(grid: Grid) -> Region:
     """An image's grid as a region: in image coordinates, or the lon/lat of its footprint.
 
     Raises:
-        InvalidDataError: a local CRS (no place on Earth), or longitudes past 180 (no lon/lat region can
-            be placed on it).
+        InvalidDataError: a local CRS (no place on Earth), a lon/lat CRS on coordinates that are not degrees
+            (a wrong tag), or longitudes past 180 (no lon/lat region can be placed on it).
     """
     grid.require_place_on_earth()
     if not grid.georeferenced:
         return Region.from_bbox(0, 0, grid.width, grid.height, crs="image", name="whole image")
+    grid.require_degrees()  # (metres tagged as degrees: said as such, not as longitudes to warp)
     # The footprint itself, not its lon/lat bounding box: a UTM image is turned against the
     # meridians, and the box would overstate the area by several percent. Its edges are followed
     # point by point: a straight line in lon/lat between two corners bows off the image's straight
