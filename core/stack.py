@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from core.bands import INPUT_BANDS, LANDSAT_SR_BANDS, NUMBERED_BANDS
-from core.errors import BandError, ConfigError, GridMismatchError, InputNotFoundError
+from core.errors import BandError, ConfigError, GridMismatchError, InputNotFoundError, NoDataError
 from core.reflectance import LANDSAT_C2_OFFSET, LANDSAT_C2_SCALE
 
 #: Landsat Collection 2 Level-2 surface reflectance files: the sensor (the product id's first 4
@@ -143,7 +143,9 @@ def stack_bands(bands: BandFiles, out: str | os.PathLike, window: tuple[int, int
         InputNotFoundError, CorruptFileError: a band file cannot be read.
         GridMismatchError: the files are not on one grid (CRS, transform, size; Sentinel-2's SCL: on
             the bands' grid, with pixels a whole number of times theirs).
-        BandError: a file has more than one band, or bands of different types.
+        BandError: a file has more than one band, or bands of different types; a cloud mask (or Landsat's
+            RADSAT) that does not hold integers.
+        NoDataError: every pixel of the stack (of ``window``) would be cloud or no data: nothing is written.
         ConfigError: the output is one of the inputs; a window outside the grid.
         OutputExistsError: ``out`` exists and ``overwrite`` is False.
     """
@@ -176,6 +178,10 @@ def _stack(bands: BandFiles, out, window, overwrite: bool) -> dict:
                 srcs[role] = _open(path)
         first = srcs["R"]
         for role, src in srcs.items():
+            if role in ("QA", "RADSAT") and not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
+                raise BandError(f"{Path(src.name).name} holds {src.dtypes[0]} values, not the integer flags or classes "
+                                "of a download's mask (resampled or reprojected, e.g. to Float32, its flags are lost): "
+                                "give the file as downloaded")
             if role == "QA" and scl:
                 factor = _scl_factor(src, first)
                 continue
@@ -223,6 +229,14 @@ def _stack(bands: BandFiles, out, window, overwrite: bool) -> dict:
                 nodata += int(empty.sum())
                 data[:, empty] = 0
                 dst.write(data, window=Window(0, top, width, win.height))
+            if nodata == width * height:  # (nothing a prediction could use: not written, as predict would refuse it)
+                why = ("every pixel is no data" if not masked else
+                       f"all its {nodata:,} pixels are masked as cloud, shadow, snow or saturated" if masked == nodata else
+                       f"{masked:,} of its {nodata:,} pixels are masked as cloud, shadow, snow or saturated, the rest "
+                       "are no data")
+                raise NoDataError(f"the stacked image{'' if window is None else ' of the box asked for'} would hold no "
+                                  f"valid pixel ({why}), so {out} was not written; choose a scene of another date, or "
+                                  "another part of it (--bbox)")
     finally:
         for src in srcs.values():
             src.close()

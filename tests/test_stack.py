@@ -282,3 +282,28 @@ def test_nan_in_float_band_files_is_no_data_in_the_stack(tmp_path, declared):
         feats, valid = reader.read()
     assert not valid[:3].any() and not valid[10, 20] and valid.sum() == valid.size - 3 * valid.shape[1] - 1
     np.testing.assert_array_equal(np.moveaxis(feats[..., :4], -1, 0)[:, valid], refl[:, valid])
+
+
+def test_a_scene_all_cloud_or_a_mask_of_floats_is_refused_and_nothing_is_written(tmp_path):
+    """A scene whose every pixel is masked was stacked (exit 0, the next step printed: predict), and predict
+    then refused it; a QA_PIXEL reprojected to Float32 (its bit flags lost) crashed: bitwise_and of floats."""
+    from core.errors import NoDataError
+
+    landsat_download(tmp_path, cloudy=np.ones((64, 64), bool))
+    out = tmp_path / "out" / "image.tif"
+    with pytest.raises(NoDataError, match=r"no valid pixel \(all its 4,096 pixels are masked as cloud.*not written; "
+                                          r"choose a scene of another date"):
+        stack_bands(find_band_files([tmp_path]), out)
+    assert not out.parent.exists()
+    cloudy = np.zeros((64, 64), bool)
+    cloudy[:, :32] = True
+    landsat_download(tmp_path, cloudy)  # the cloudy half asked for alone
+    with pytest.raises(NoDataError, match=r"image of the box asked for would hold no valid pixel"):
+        stack_bands(find_band_files([tmp_path]), out, window=(0, 0, 64, 32))
+    assert stack_bands(find_band_files([tmp_path]), out, window=(0, 16, 64, 32))["cloud_masked_pixels"] == 64 * 16
+    qa = tmp_path / f"{LANDSAT_ID}_QA_PIXEL.TIF"
+    with rasterio.open(qa) as src:
+        _write_band(qa, src.read(1), src, dtype="float32")
+    with pytest.raises(BandError, match=r"QA_PIXEL.TIF holds float32 values, not the integer flags .* as downloaded"):
+        stack_bands(find_band_files([tmp_path]), tmp_path / "other.tif")
+    assert not (tmp_path / "other.tif").exists()
