@@ -200,8 +200,15 @@ def _weights_field(value) -> str:
     return value
 
 
+#: The range a normalization's figures must lie in: (features - mean) / std is worked out in float32, whose
+#: numbers end near 3.4e38 (a mean of 1e308 became inf, and every pixel no data); reflectance and indices
+#: have means and standard deviations of 1e-3 to 1e4, band values of other products far less than this.
+NORMALIZATION_RANGE = (1e-12, 1e12)
+
+
 def check_normalization(norm: Normalization, n_bands: int) -> None:
-    """Raises CorruptFileError unless mean and std hold one finite number per band and std > 0."""
+    """Raises CorruptFileError unless mean and std hold one finite number per band, |mean| is at most
+    and std within :data:`NORMALIZATION_RANGE`."""
     for name, values in (("mean", norm.mean), ("std", norm.std)):
         if len(values) != n_bands:
             raise CorruptFileError(f"the model card's normalization {name} has {len(values)} values for {n_bands} bands; "
@@ -210,9 +217,14 @@ def check_normalization(norm: Normalization, n_bands: int) -> None:
         if bad:
             raise CorruptFileError(f"the model card's normalization {name} holds {bad[0]!r}, not a finite number; "
                                    + DAMAGED_CARD)
+    low, high = NORMALIZATION_RANGE
     if min(norm.std, default=1.0) <= 0:
         raise CorruptFileError(f"the model card's normalization std holds {min(norm.std)!r}; a standard deviation must be "
                                "above 0; " + DAMAGED_CARD)
+    if not all(low <= v <= high for v in norm.std) or not all(abs(v) <= high for v in norm.mean):
+        far = [v for v in norm.std if not low <= v <= high] + [v for v in norm.mean if abs(v) > high]
+        raise CorruptFileError(f"the model card's normalization holds {far[0]!r}, beyond what any band's values take "
+                               f"(means up to {high:g}, standard deviations {low:g} to {high:g}); " + DAMAGED_CARD)
 
 
 def card_path(model_path: str | os.PathLike) -> Path:

@@ -223,6 +223,9 @@ def test_uploaded_model_never_replaces_another_models_card(tiny_model_path, tmp_
     ({"std": [0.2, 0.2, float("nan"), 0.2, 0.2]}, "not a finite number"),
     ({"std": [0.0, 0.2, 0.2, 0.2, 0.2]}, "above 0"),
     ({"std": [0.2, -0.2, 0.2, 0.2, 0.2]}, "above 0"),
+    # finite in float64 but not in the float32 they are applied in (inf: every pixel was no data), or near it
+    ({"mean": [1e308, 0.1, 0.1, 0.1, 0.1]}, r"holds 1e\+308, beyond what any band's values take"),
+    ({"std": [0.2, 1e-308, 0.2, 0.2, 0.2]}, r"holds 1e-308, beyond .* standard deviations 1e-12 to 1e\+12"),
 ])
 def test_card_with_bad_normalization_is_refused(tmp_path, change, match):
     """One finite mean and one finite std > 0 per band, else CorruptFileError (not a numpy traceback later)."""
