@@ -29,6 +29,8 @@ from core.region import PixelWindow, Region
 
 #: Largest zones file read (a district's field boundaries; the dashboard's uploads stop at 5 MB)
 MAX_ZONES_BYTES = 200 * 1024 * 1024
+#: a zone's note where it lies on the grid but holds no pixel's centre (smaller than a pixel, or a sliver)
+NO_PIXEL_CENTRE = "no pixel's centre inside"
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
         if isinstance(pixel_ha, np.ndarray):  # per row on some CRSs
             area = pixel_ha[window.row_off : window.row_off + window.height]
         n_valid, n_crop = int(valid.sum()), int(crop.sum())
-        note = "" if n_valid else ("no pixel's centre inside" if not inside.any() else "no data")
+        note = "" if n_valid else (NO_PIXEL_CENTRE if not inside.any() else "no data")
         against = {}
         if labels is not None:
             lab = labels[window.row_off : window.row_off + window.height, window.col_off : window.col_off + window.width]
@@ -294,7 +296,11 @@ def write_zones(mask_path: str | os.PathLike, zones_path: str | os.PathLike, out
     if out_path is not None:
         out = check_output_file(out_path, overwrite, kind=("CSV or JSON", (".csv", ".json")))
     rows = crop_by_zone(mask, grid, zones, window_offset(mask_path, grid), labels=labels)
-    if not any(r.pixels for r in rows):  # (every row said "outside the prediction", exit status 0 and no more)
+    if rows and all(r.note == NO_PIXEL_CENTRE for r in rows):  # on the mask, each between pixels' centres
+        warnings.append(f"none of the {len(rows)} zone(s) of {Path(zones_path).name} holds a pixel's centre of the crop "
+                        "mask: they lie on it, but each is smaller than a pixel or a sliver between pixels' centres (a "
+                        "zone counts the pixels whose centres it holds)")
+    elif not any(r.pixels for r in rows):  # (every row said "outside the prediction", exit status 0 and no more)
         place = ("its CRS, or lon/lat" if grid.georeferenced else
                  "image coordinates of the image it was predicted from, as the Region page downloads them")
         warnings.append(f"none of the {len(rows)} zone(s) of {Path(zones_path).name} lies on the crop mask: check "

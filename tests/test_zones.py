@@ -284,6 +284,11 @@ def test_image_zones_of_a_window_prediction_are_in_the_pixels_of_its_image(tmp_p
                                                    ({"name": "b"}, box_ring(900, 900, 950, 950)), crs="image")))
     assert "none of the 2 zone(s) of z.geojson lies on the crop mask: check that they are where the mask is (in image " \
            "coordinates of the image it was predicted from" in write_zones(mask_path, zones)["warnings"][-1]
+    # zones on the mask, each between pixels' centres (a point-like field): not said to lie elsewhere
+    zones.write_text(json.dumps(feature_collection(({"name": "speck"}, box_ring(230.6, 110.6, 230.9, 110.9)), crs="image")))
+    done = write_zones(mask_path, zones)
+    assert done["zones"][0]["note"] == "no pixel's centre inside" and "lies on the crop mask" not in done["warnings"][-1]
+    assert "holds a pixel's centre of the crop mask: they lie on it, but each is smaller than a pixel" in done["warnings"][-1]
     zones.write_text(json.dumps(feature_collection(({"name": "east half"}, box_ring(230, 100, 260, 140)),
                                                    ({"name": "elsewhere"}, box_ring(0, 0, 50, 50)), crs="image")))
     (tmp_path / "summary.json").unlink()  # without it: the mask's own pixels
