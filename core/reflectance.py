@@ -270,6 +270,11 @@ def reflectance_scaling(
     if sample.shape[1] > 65536:  # percentiles of 65,536 pixels are as good, and cheaper
         sample = sample[:, :: math.ceil(sample.shape[1] / 65536)]
     scale, offset = detect_scale(dtype, sample, scales, offsets)
+    if not (np.isfinite(scale).all() and np.isfinite(offset).all()):  # (reflectance "nan" was said as 8-bit values)
+        raise InvalidDataError(f"{what}'s scale and offset metadata are {', '.join(f'{v:g}' for v in scale)} and "
+                               f"{', '.join(f'{v:g}' for v in offset)}, not all finite "
+                               "numbers: the metadata is damaged; set the right ones (e.g. gdal_edit.py -scale 0.0001 "
+                               "-offset 0 FILE.tif for reflectance x 10000)")
     # an undeclared fill above any reflectance (65535 in every band) is no data (valid_pixels), and has
     # no say in the checks either: framing most of an image, it made the median pixel 65535
     fill = one_value_in_every_band(sample) & (sample[0] > stored_ceiling(scale, offset)[0])

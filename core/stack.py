@@ -188,10 +188,9 @@ def _stack(bands: BandFiles, out, window, overwrite: bool) -> dict:
             if src.count != 1:
                 raise BandError(f"{src.name} has {src.count} bands; give one file per band")
             if (src.crs, src.transform, src.width, src.height) != (first.crs, first.transform, first.width, first.height):
-                raise GridMismatchError(f"{Path(src.name).name} is not on {Path(first.name).name}'s grid ({src.width} x "
-                                        f"{src.height} px against {first.width} x {first.height}, or another CRS or "
-                                        "transform): give the bands of one scene, at one resolution (10 m for "
-                                        "Sentinel-2's B02, B03, B04, B08)")
+                raise GridMismatchError(f"{Path(src.name).name} is not on {Path(first.name).name}'s grid "
+                                        f"({_grid_difference(src, first)}): give the bands of one scene, at one "
+                                        "resolution (10 m for Sentinel-2's B02, B03, B04, B08)")
         dtypes = {srcs[b].dtypes[0] for b in INPUT_BANDS}
         if len(dtypes) != 1:
             raise BandError(f"the band files hold different types ({', '.join(sorted(dtypes))}); give one download's")
@@ -247,6 +246,16 @@ def _stack(bands: BandFiles, out, window, overwrite: bool) -> dict:
             "scale_offset": list(bands.scaling) if bands.scaling else None,
             "no_data_pixels": nodata, "cloud_masked_pixels": masked if bands.qa else None,
             "warnings": unmasked_warning(bands)}
+
+
+def _grid_difference(src, first) -> str:
+    """How the grid of open band file ``src`` differs from ``first``'s, in words."""
+    if (src.width, src.height) != (first.width, first.height):
+        return f"{src.width} x {src.height} px against {first.width} x {first.height}"
+    if src.crs != first.crs:
+        return " against ".join(f"CRS {c.to_string()[:40]}" if c else "no CRS" for c in (src.crs, first.crs))
+    return "another origin or pixel size: " + " against ".join(
+        f"{t.a:.10g} x {-t.e:.10g} from ({t.c:,.10g}, {t.f:,.10g})" for t in (src.transform, first.transform))
 
 
 #: the cloud mask each kind of download has beside its bands (:func:`unmasked_warning`)

@@ -286,6 +286,11 @@ def test_scale_offset_metadata_is_applied(tmp_path):
     p2 = _write_like(tmp_path / "scaled.tif", SAMPLE_IMAGE, raw, scales=[1e-4] * 4, offsets=[0.0] * 4)
     with ImageReader(p2) as r:
         np.testing.assert_allclose(r.read()[0][valid], want[valid], atol=1e-6)
+    # damaged metadata: said as such (reflectance "nan" was said to look like 8-bit display values)
+    p3 = _write_like(tmp_path / "nan.tif", SAMPLE_IMAGE, raw, scales=[float("nan")] * 4, offsets=[0.0] * 4)
+    with pytest.raises(InvalidDataError, match=r"nan.tif's scale and offset metadata are nan, nan, nan, nan and 0, 0, "
+                                               r"0, 0, not all finite numbers: the metadata is damaged"):
+        ImageReader(p3)
 
 
 def test_values_that_are_not_reflectance_are_refused(tmp_path):

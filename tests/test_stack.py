@@ -209,7 +209,16 @@ def test_bad_downloads_are_refused_before_anything_is_written(tmp_path):
         profile = {**src.profile, "width": 32, "height": 32, "transform": src.transform @ src.transform.scale(2, 2)}
     with rasterio.open(tmp_path / f"{LANDSAT_ID}_SR_B5.TIF", "w", **profile) as dst:
         dst.write(half, 1)
-    with pytest.raises(GridMismatchError, match="not on .*SR_B4.TIF's grid"):
+    with pytest.raises(GridMismatchError, match=r"not on .*SR_B4.TIF's grid \(32 x 32 px against 64 x 64\)"):
+        stack_bands(find_band_files([tmp_path]), out)
+    # the same size, but shifted by a pixel, or without a CRS: the difference named
+    with rasterio.open(tmp_path / f"{LANDSAT_ID}_SR_B4.TIF") as src:
+        _write_band(tmp_path / f"{LANDSAT_ID}_SR_B5.TIF", src.read(1), type("Shifted", (), {
+            "width": src.width, "height": src.height, "crs": src.crs,
+            "transform": src.transform @ src.transform.translation(1, 0)})())
+        px, x0, y0 = src.transform.a, src.transform.c, src.transform.f
+    with pytest.raises(GridMismatchError, match=rf"another origin or pixel size: {px:g} x {px:g} from \({x0 + px:,.10g}, "
+                                                rf"{y0:,.10g}\) against {px:g} x {px:g} from \({x0:,.10g}, {y0:,.10g}\)"):
         stack_bands(find_band_files([tmp_path]), out)
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(LANDSAT_ID)) == []
     # an output that exists is kept, unless overwritten
