@@ -376,3 +376,34 @@ def test_a_geotransform_whose_pixels_have_no_size_is_refused_on_opening(tmp_path
         grid_of_file(path)
     with pytest.raises(InvalidDataError, match="gives its pixels no size"):
         ImageReader(path)
+
+
+def test_grids_differ_by_any_origin_or_axis_and_windows_keep_theirs():
+    """Labels moved by whole rows only were taken as on the image's grid, and a part half a row off as one of its
+    windows; a window's grid keeps its column and row apart (col_off moves x, row_off moves y)."""
+    from rasterio.windows import Window
+
+    from core.grid import pixel_offset, window_grid
+
+    base = Grid("EPSG:32614", (30.0, 0.0, 500000.0, 0.0, -30.0, 4000000.0), 64, 48)
+    down = Grid(base.crs, (30.0, 0.0, 500000.0, 0.0, -30.0, 4000000.0 - 3 * 30), 64, 48)
+    right = Grid(base.crs, (30.0, 0.0, 500000.0 + 2 * 30, 0.0, -30.0, 4000000.0), 64, 48)
+    assert base.same_as(base) and not base.same_as(down) and not base.same_as(right)
+    assert pixel_offset(down, base) == (0, 3) and pixel_offset(right, base) == (2, 0)
+    half_row = Grid(base.crs, (30.0, 0.0, 500000.0, 0.0, -30.0, 4000000.0 - 15), 64, 48)
+    half_col = Grid(base.crs, (30.0, 0.0, 500000.0 + 15, 0.0, -30.0, 4000000.0), 64, 48)
+    assert pixel_offset(half_row, base) is None and pixel_offset(half_col, base) is None
+    win = window_grid(base, Window(col_off=5, row_off=2, width=10, height=7))
+    assert win.transform[2] == 500000.0 + 5 * 30 and win.transform[5] == 4000000.0 - 2 * 30 and win.shape == (7, 10)
+
+
+def test_the_ground_size_of_lon_lat_and_mercator_pixels_is_the_grids_centres():
+    """A lon/lat grid's pixel size is its middle row's (60 degrees of rows: the top row's is far smaller), and a Web
+    Mercator pixel's width across the 180th meridian is its own, not the globe's circumference less it."""
+    deg = Grid("EPSG:4326", (0.01, 0.0, 0.0, 0.0, -0.01, 60.0), 100, 6000)
+    mid = deg.pixel_area_ha()[3000, 0]
+    assert deg.pixel_size_m() == pytest.approx(np.sqrt(mid * 1e4)) and deg.pixel_size_m() > 1.2 * np.sqrt(
+        deg.pixel_area_ha()[0, 0] * 1e4)
+    edge = 20037508.342789244
+    merc = Grid("EPSG:3857", (100.0, 0.0, edge - 150.0, 0.0, -100.0, 1e6), 3, 3)  # its middle column across 180
+    assert merc.pixel_width_m() == pytest.approx(100 * np.cos(np.radians(8.95)), rel=0.01)

@@ -207,3 +207,12 @@ def test_label_codes_of_any_integer_type_are_counted():
         codes = np.array([[1, 24], [0, 111]], dtype)
         counts = CodeCounts.of(codes)
         assert counts.counts[[0, 1, 24, 111]].tolist() == [1, 1, 1, 1] and counts.pixels == 4, dtype
+
+
+def test_labels_under_image_no_data_are_not_counted():
+    """The Data page's crop share: a label where the image has no data counts in neither class."""
+    from core.labels import LabelCounts, label_counts
+
+    mask = np.array([0, 0, 1, 255], np.uint8)
+    assert label_counts(mask, np.array([True, False, True, True])) == LabelCounts(1, 1)
+    assert label_counts(mask, np.ones(4, bool)) == LabelCounts(1, 2)

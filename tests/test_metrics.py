@@ -253,3 +253,17 @@ def test_a_share_is_never_rounded_to_all_or_none_that_it_is_not():
     assert share_text(74_997, 75_000) == "over 99.9%" and share_text(75_000, 75_000) == "100.0%"
     assert share_text(3, 75_000) == "under 0.1%" and share_text(0, 75_000) == "0.0%"
     assert share_text(901_109, 1_048_576) == "85.9%" and share_text(1, 0) == "0.0%"
+
+
+def test_class_zero_and_the_curves_ends_are_kept():
+    """Class 0 (Dynamic World's water, WorldCover's none) has rows of its own; the curve runs 0.05 to 0.95 in
+    steps of 0.05, and its crop fraction is of every compared pixel predicted crop (false crop included)."""
+    from core.metrics import class_errors
+
+    codes = np.array([[0, 0, 4, 4]])
+    rows = {r["code"]: r for r in class_errors(codes, np.array([[0, 0, 1, 1]], np.uint8), np.array([[1, 0, 1, 1]], np.uint8))}
+    assert rows[0]["pixels"] == 2 and rows[0]["errors"] == 1 and rows[4]["errors"] == 0
+    curve = threshold_curve(np.full((1, 4), 0.9, np.float32), np.array([[1, 1, 1, 0]], np.uint8))
+    assert [r["threshold"] for r in curve] == [round(0.05 * k, 2) for k in range(1, 20)]
+    at_half = next(r for r in curve if r["threshold"] == 0.5)
+    assert at_half["crop_fraction"] == 1.0 and at_half["precision"] == pytest.approx(0.75)

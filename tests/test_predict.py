@@ -53,6 +53,20 @@ def test_whole_percents_round_halves_up_in_double_precision():
     np.testing.assert_array_equal(threshold_mask(prob, 0.99), [0, 0, 1, 0, 0, 1, 255])
 
 
+def test_thresholds_cut_at_their_own_percent_whatever_the_input_type():
+    """Every slider threshold 0.01-0.99 cuts at its own whole percent (0.07 * 100 is 7.000000000000001 in floats:
+    its ceiling cut at 8), exact halves round up (0.125 -> 13), and a probability at the threshold is crop in every
+    input type (the float16 and 0-d inputs take another path than float32 arrays)."""
+    from core.predict import percent_cut, threshold_mask, whole_percent
+
+    assert [percent_cut(t / 100) for t in range(1, 100)] == list(range(1, 100))
+    assert percent_cut(0.555) == 56 and percent_cut(0.0) == 0 and percent_cut(1.0) == 100
+    np.testing.assert_array_equal(whole_percent(np.array([0.125, 0.375, 0.625, 0.875], np.float32)), [13, 38, 63, 88])
+    for prob in (np.float32(0.5), np.array([0.5], np.float16), np.array([0.5], np.float64), np.array([0.5], np.float32)):
+        assert threshold_mask(prob, 0.5).tolist() in (1, [1]), prob.dtype
+        assert threshold_mask(prob, 0.51).tolist() in (0, [0]), prob.dtype
+
+
 def test_blend_weights_fall_to_the_edges():
     w = blend_weights(256, 64)
     assert w[128] == 1 and w[0] < 0.01 and w[-1] < 0.01 and np.all(np.diff(w[:64]) > 0)
@@ -107,6 +121,11 @@ def test_averaged_views_turn_with_the_tiles(shipped, views):
     for k in range(1, views):
         assert np.allclose(averaged(np.ascontiguousarray(tile_view(k, x))), tile_view(k, y), atol=1e-5)
         assert not np.allclose(plain(np.ascontiguousarray(tile_view(k, x))), tile_view(k, plain(x)), atol=1e-3)
+    # and it is the mean of the model's output over the views, each turned back (not a sum, nor scaled)
+    from core.predict import tile_unview
+
+    mean = np.mean([tile_unview(k, plain(np.ascontiguousarray(tile_view(k, x)))) for k in range(views)], axis=0)
+    np.testing.assert_allclose(y, mean, atol=1e-5)
 
 
 def test_eight_views_need_square_tiles(shipped):
@@ -166,6 +185,28 @@ def test_georeferenced_prediction_has_area_in_hectares(tiny_model_path, tmp_path
     assert summary["crop_area_ha"] == round(summary["crop_area_ha"], 4)  # to 1 m2, no float-sum digits
     assert summary["georeferenced"] and summary["note"] == ""
     assert summary["warnings"] == []  # the test model's card gives no training pixel size
+
+
+def test_a_lon_lat_prediction_sums_each_rows_own_pixel_area(tiny_model_path, tmp_path):
+    """A lon/lat image's pixels shrink towards the pole: the crop area adds each row's own area, over every
+    strip of tiles (each strip's rows their own, not the first strip's). The image: a real window of the
+    sample scene, its pixels given a lon/lat grid only to test the sums (no place is claimed for it)."""
+    from affine import Affine
+
+    from core.metrics import area_ha
+    from core.raster import grid_of_file
+
+    with rasterio.open(SAMPLE_IMAGE) as src:
+        data, names = src.read(window=rasterio.windows.Window(200, 300, 96, 200)), src.descriptions
+    image = write_raster(tmp_path / "deg.tif", data, crs="EPSG:4326", transform=Affine(0.01, 0, 10.0, 0, -0.01, 70.0),
+                         descriptions=names)
+    summary = predict_image(image, tmp_path / "o", tiny_model_path, PredictConfig(tile=64, overlap=16, threshold=0.0))
+    grid = grid_of_file(tmp_path / "o" / "crop_mask.tif")
+    with rasterio.open(tmp_path / "o" / "crop_mask.tif") as m:
+        crop = m.read(1) == 1
+    rows = grid.pixel_area_ha()
+    assert crop[:64].any() and crop[-64:].any() and rows[0, 0] < 0.99 * rows[-1, 0]  # strips far apart in area
+    assert summary["crop_area_ha"] == pytest.approx(area_ha(crop, rows), rel=1e-6)
 
 
 def test_prediction_summary_is_the_clis_for_the_dashboard():
