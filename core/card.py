@@ -207,8 +207,8 @@ NORMALIZATION_RANGE = (1e-12, 1e12)
 
 
 def check_normalization(norm: Normalization, n_bands: int) -> None:
-    """Raises CorruptFileError unless mean and std hold one finite number per band, |mean| is at most
-    and std within :data:`NORMALIZATION_RANGE`."""
+    """Raises CorruptFileError unless mean and std hold one finite number per band, each mean within
+    +-``NORMALIZATION_RANGE[1]`` and each std within :data:`NORMALIZATION_RANGE`."""
     for name, values in (("mean", norm.mean), ("std", norm.std)):
         if len(values) != n_bands:
             raise CorruptFileError(f"the model card's normalization {name} has {len(values)} values for {n_bands} bands; "

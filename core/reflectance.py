@@ -265,7 +265,8 @@ def reflectance_scaling(
     Returns per-band (scale, offset). Shared by GeoTIFFs and Earth Engine image exports.
 
     Raises:
-        InvalidDataError: the values are not reflectance at any scale we know.
+        InvalidDataError: the values are not reflectance at any scale we know; the file's scale or offset
+            metadata is not finite (damaged).
     """
     if sample.shape[1] > 65536:  # percentiles of 65,536 pixels are as good, and cheaper
         sample = sample[:, :: math.ceil(sample.shape[1] / 65536)]

@@ -144,7 +144,7 @@ def stack_bands(bands: BandFiles, out: str | os.PathLike, window: tuple[int, int
         GridMismatchError: the files are not on one grid (CRS, transform, size; Sentinel-2's SCL: on
             the bands' grid, with pixels a whole number of times theirs).
         BandError: a file has more than one band, or bands of different types; a cloud mask (or Landsat's
-            RADSAT) that does not hold integers.
+            RADSAT) that holds values other than whole numbers.
         NoDataError: every pixel of the stack (of ``window``) would be cloud or no data: nothing is written.
         ConfigError: the output is one of the inputs; a window outside the grid.
         OutputExistsError: ``out`` exists and ``overwrite`` is False.
@@ -178,10 +178,6 @@ def _stack(bands: BandFiles, out, window, overwrite: bool) -> dict:
                 srcs[role] = _open(path)
         first = srcs["R"]
         for role, src in srcs.items():
-            if role in ("QA", "RADSAT") and not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
-                raise BandError(f"{Path(src.name).name} holds {src.dtypes[0]} values, not the integer flags or classes "
-                                "of a download's mask (resampled or reprojected, e.g. to Float32, its flags are lost): "
-                                "give the file as downloaded")
             if role == "QA" and scl:
                 factor = _scl_factor(src, first)
                 continue
@@ -217,12 +213,13 @@ def _stack(bands: BandFiles, out, window, overwrite: bool) -> dict:
                                                             for i, b in enumerate(INPUT_BANDS)]).any(axis=0)
                 if "QA" in srcs:
                     if scl:
-                        cloudy = np.isin(_scl_strip(srcs["QA"], bands.qa, win, factor), S2_SCL_MASKED)
+                        cloudy = np.isin(_flags(_scl_strip(srcs["QA"], bands.qa, win, factor), bands.qa), S2_SCL_MASKED)
                     else:
-                        qa = read_pixels(srcs["QA"], bands.qa, 1, window=win)
+                        qa = _flags(read_pixels(srcs["QA"], bands.qa, 1, window=win), bands.qa)
                         cloudy = (qa & np.asarray(LANDSAT_QA_MASK, qa.dtype)) != 0
                     if "RADSAT" in srcs:  # (any band saturated: its value is not the ground's)
-                        cloudy |= read_pixels(srcs["RADSAT"], bands.radsat, 1, window=win) != 0
+                        radsat = read_pixels(srcs["RADSAT"], bands.radsat, 1, window=win)
+                        cloudy |= _flags(radsat, bands.radsat) != 0
                     masked += int((cloudy & ~empty).sum())
                     empty |= cloudy
                 nodata += int(empty.sum())
@@ -254,8 +251,10 @@ def _grid_difference(src, first) -> str:
         return f"{src.width} x {src.height} px against {first.width} x {first.height}"
     if src.crs != first.crs:
         return " against ".join(f"CRS {c.to_string()[:40]}" if c else "no CRS" for c in (src.crs, first.crs))
-    return "another origin or pixel size: " + " against ".join(
-        f"{t.a:.10g} x {-t.e:.10g} from ({t.c:,.10g}, {t.f:,.10g})" for t in (src.transform, first.transform))
+    said = [f"{t.a:.10g} x {-t.e:.10g} from ({t.c:,.10g}, {t.f:,.10g})" for t in (src.transform, first.transform)]
+    if said[0] == said[1]:  # (a rotation, or a difference in the 11th digit)
+        said = [repr(tuple(t)[:6]) for t in (src.transform, first.transform)]
+    return "another origin or pixel size: " + " against ".join(said)
 
 
 #: the cloud mask each kind of download has beside its bands (:func:`unmasked_warning`)
@@ -291,6 +290,23 @@ def _scl_factor(scl, bands) -> int:
                                 f"pixels that are not a whole number of its pixels): give the SCL file of the same "
                                 "product, or stack without it (the bands' files alone: clouds are then not masked)")
     return factor
+
+
+def _flags(values: np.ndarray, path: Path) -> np.ndarray:
+    """A cloud mask's (or RADSAT's) values as integers: as stored, or floats that hold whole numbers (a mask
+    converted to Float32 on its way, e.g. exported from another program).
+
+    Raises:
+        BandError: values that are not whole numbers (the mask was resampled: its bit flags or classes were
+            averaged away).
+    """
+    if np.issubdtype(values.dtype, np.integer):
+        return values
+    if not (np.isfinite(values) & (values == np.round(values)) & (values >= 0)).all():
+        raise BandError(f"{path.name} holds {values.dtype} values that are not whole numbers, not the flags or classes of "
+                        "a download's mask (it was resampled or reprojected, which averages them away): give the file "
+                        "as downloaded")
+    return values.astype(np.int64)
 
 
 def _scl_strip(scl, path: Path, win, factor: int) -> np.ndarray:

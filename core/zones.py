@@ -296,15 +296,17 @@ def write_zones(mask_path: str | os.PathLike, zones_path: str | os.PathLike, out
     if out_path is not None:
         out = check_output_file(out_path, overwrite, kind=("CSV or JSON", (".csv", ".json")))
     rows = crop_by_zone(mask, grid, zones, window_offset(mask_path, grid), labels=labels)
-    if rows and all(r.note == NO_PIXEL_CENTRE for r in rows):  # on the mask, each between pixels' centres
+    small = sum(r.note.startswith(NO_PIXEL_CENTRE) for r in rows)  # on the mask, between pixels' centres
+    if rows and small == len(rows):
         warnings.append(f"none of the {len(rows)} zone(s) of {Path(zones_path).name} holds a pixel's centre of the crop "
                         "mask: they lie on it, but each is smaller than a pixel or a sliver between pixels' centres (a "
                         "zone counts the pixels whose centres it holds)")
     elif not any(r.pixels for r in rows):  # (every row said "outside the prediction", exit status 0 and no more)
         place = ("its CRS, or lon/lat" if grid.georeferenced else
                  "image coordinates of the image it was predicted from, as the Region page downloads them")
-        warnings.append(f"none of the {len(rows)} zone(s) of {Path(zones_path).name} lies on the crop mask: check "
-                        f"that they are where the mask is (in {place})")
+        also = f" ({small} of them lie on it, but are smaller than a pixel)" if small else ""
+        warnings.append(f"none of the {len(rows)} zone(s) of {Path(zones_path).name} lies on the crop mask{also}: "
+                        f"check that they are where the mask is (in {place})")
     result = {"zones": [r.to_dict() for r in rows], "warnings": list(warnings), "out": str(out) if out else None}
     if out is not None:
         text = zones_csv(rows) if out.suffix.lower() == ".csv" else json.dumps(result["zones"], indent=1)

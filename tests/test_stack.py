@@ -293,9 +293,10 @@ def test_nan_in_float_band_files_is_no_data_in_the_stack(tmp_path, declared):
     np.testing.assert_array_equal(np.moveaxis(feats[..., :4], -1, 0)[:, valid], refl[:, valid])
 
 
-def test_a_scene_all_cloud_or_a_mask_of_floats_is_refused_and_nothing_is_written(tmp_path):
+def test_a_scene_all_cloud_or_a_resampled_mask_is_refused_and_nothing_is_written(tmp_path):
     """A scene whose every pixel is masked was stacked (exit 0, the next step printed: predict), and predict
-    then refused it; a QA_PIXEL reprojected to Float32 (its bit flags lost) crashed: bitwise_and of floats."""
+    then refused it; a QA_PIXEL stored as Float32 crashed (bitwise_and of floats): its whole numbers are its
+    flags, its fractions (resampled) are refused."""
     from core.errors import NoDataError
 
     landsat_download(tmp_path, cloudy=np.ones((64, 64), bool))
@@ -311,8 +312,13 @@ def test_a_scene_all_cloud_or_a_mask_of_floats_is_refused_and_nothing_is_written
         stack_bands(find_band_files([tmp_path]), out, window=(0, 0, 64, 32))
     assert stack_bands(find_band_files([tmp_path]), out, window=(0, 16, 64, 32))["cloud_masked_pixels"] == 64 * 16
     qa = tmp_path / f"{LANDSAT_ID}_QA_PIXEL.TIF"
-    with rasterio.open(qa) as src:
-        _write_band(qa, src.read(1), src, dtype="float32")
-    with pytest.raises(BandError, match=r"QA_PIXEL.TIF holds float32 values, not the integer flags .* as downloaded"):
+    with rasterio.open(qa) as src:  # converted to floats on its way: the same flags, the same mask
+        flags = src.read(1)
+        _write_band(qa, flags, src, dtype="float32")
+    assert stack_bands(find_band_files([tmp_path]), tmp_path / "f.tif")["cloud_masked_pixels"] == 64 * 32
+    with rasterio.open(qa) as src:  # resampled: flags averaged into fractions
+        _write_band(qa, flags / 3.0, src, dtype="float32")
+    with pytest.raises(BandError, match=r"QA_PIXEL.TIF holds float32 values that are not whole numbers, not the flags "
+                                        r".* give the file as downloaded"):
         stack_bands(find_band_files([tmp_path]), tmp_path / "other.tif")
     assert not (tmp_path / "other.tif").exists()

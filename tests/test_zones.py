@@ -289,6 +289,13 @@ def test_image_zones_of_a_window_prediction_are_in_the_pixels_of_its_image(tmp_p
     done = write_zones(mask_path, zones)
     assert done["zones"][0]["note"] == "no pixel's centre inside" and "lies on the crop mask" not in done["warnings"][-1]
     assert "holds a pixel's centre of the crop mask: they lie on it, but each is smaller than a pixel" in done["warnings"][-1]
+    zones.write_text(json.dumps(feature_collection(({"name": "edge speck"}, box_ring(259.6, 110.6, 260.4, 110.9)),
+                                                   crs="image")))  # across the mask's east edge, half off it
+    assert "holds a pixel's centre" in write_zones(mask_path, zones)["warnings"][-1]
+    zones.write_text(json.dumps(feature_collection(({"name": "speck"}, box_ring(230.6, 110.6, 230.9, 110.9)),
+                                                   ({"name": "b"}, box_ring(900, 900, 950, 950)), crs="image")))
+    assert "none of the 2 zone(s) of z.geojson lies on the crop mask (1 of them lie on it, but are smaller than a " \
+           "pixel): check" in write_zones(mask_path, zones)["warnings"][-1]
     zones.write_text(json.dumps(feature_collection(({"name": "east half"}, box_ring(230, 100, 260, 140)),
                                                    ({"name": "elsewhere"}, box_ring(0, 0, 50, 50)), crs="image")))
     (tmp_path / "summary.json").unlink()  # without it: the mask's own pixels
