@@ -20,6 +20,34 @@ def test_scenes_normalization_and_sampling(small_scene):
     assert np.all(x[y[..., 1] == 0] == 0)  # invalid pixels are zero after normalization
     valid = y[..., 1] == 1
     assert abs(x[valid].mean()) < 1.5
+    # the statistics are those of the valid pixels, each band's own (not mean and std swapped, nor of no data)
+    pix = np.concatenate([sc.features[sc.valid] for sc in scenes])
+    np.testing.assert_allclose(norm.mean, pix.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(norm.std, pix.std(axis=0), rtol=1e-6)
+    assert not scenes[0].valid.all()  # (there are pixels without data to leave out)
+
+
+def test_scenes_tall_or_wide_give_patches_reaching_their_far_side():
+    """Windows are kept inside a scene of any shape and reach its far sides, labelled all over or sparsely (a
+    column clipped by the height crashed a tall scene and never reached the right of a wide one). Each pixel's
+    features are its row and column / 1000, read with mean 0 and std 1, so a patch says where it was cut."""
+    from core.card import Normalization
+    from core.dataset import Scene
+
+    norm = Normalization((0.0,) * 5, (1.0,) * 5)
+    for h, w in ((200, 80), (80, 200)):
+        feats = np.zeros((h, w, 5), np.float32)
+        feats[..., 0], feats[..., 1] = np.indices((h, w)) / 1000
+        feats[..., 2:] = 0.2
+        dense = (np.indices((h, w)).sum(axis=0) % 2).astype(np.uint8)
+        sparse = np.full((h, w), NODATA, np.uint8)
+        sparse[-3:, -3:] = 1  # a few labelled pixels in the far corner
+        for labels in (dense, sparse):
+            sset = SceneSet([Scene(feats, labels, "scene")], 64, norm, seed=3)
+            x, _ = sset.sample(200, augment=False)
+            shown = x[:, 0, 0, :2] if labels is dense else x[:, -1, -1, :2] - 63 / 1000
+            rows, cols = np.round(shown * 1000).astype(int).T  # each patch's top-left pixel
+            assert rows.min() >= 0 and cols.min() >= 0 and rows.max() == h - 64 and cols.max() == w - 64, (h, w)
 
 
 def test_augmentation_moves_features_and_targets_together():
@@ -35,6 +63,29 @@ def test_augmentation_moves_features_and_targets_together():
     for i in range(len(x)):
         assert any(np.array_equal(x[i], v) for v in views(before[i])), i
     assert sum(not np.array_equal(x[i], before[i]) for i in range(len(x))) >= 1
+
+
+def test_the_tfrecord_pipeline_turns_features_and_targets_together(tmp_path):
+    """Augmented patches (random crops, rotations, flips): each pixel's features stay over its own label. The
+    records: random crop / not crop labels, red 0.3 on crop and 0.1 elsewhere, read with mean 0 and std 1."""
+    from core.bands import FEATURE_BANDS
+    from core.card import Normalization
+    from core.patches import LABEL, write_records
+
+    rng = np.random.default_rng(4)
+    examples = []
+    for _ in range(8):
+        crop = rng.integers(0, 2, (40, 40)).astype(np.float32)
+        bands = {b: np.full((40, 40), 0.2, np.float32) for b in FEATURE_BANDS}
+        examples.append({**bands, FEATURE_BANDS[0]: 0.1 + 0.2 * crop, LABEL: crop})
+    path = tmp_path / "p.tfrecord.gz"
+    write_records(path, examples)
+    norm = Normalization((0.0,) * 5, (1.0,) * 5)
+    ds = tfrecord_dataset(path, norm, 32, kernel_buffer=4, batch_size=8, augment=True, shuffle=0, seed=5)
+    for x, y in ds.take(3):
+        x, y = x.numpy(), y.numpy()
+        assert y[..., 1].all()
+        np.testing.assert_array_equal(x[..., 0] > 0.2, y[..., 0] == 1)
 
 
 def test_encode_targets():

@@ -59,8 +59,10 @@ def test_truncated_and_mis_shaped_records(tmp_path):
     cut.write_bytes(path.read_bytes()[:-40])
     with pytest.raises(CorruptFileError, match="truncated"):
         list(read_records(cut, ["R", "crop"], (16, 16)))
-    with pytest.raises(CorruptFileError):
+    with pytest.raises(CorruptFileError, match=r"holds 256 values, not 8 x 8 = 64"):  # larger than asked: not cut
         list(read_records(path, ["R", "crop"], (8, 8)))
+    with pytest.raises(CorruptFileError, match=r"holds 256 values, not 32 x 32 = 1024"):
+        list(read_records(path, ["R", "crop"], (32, 32)))
     with pytest.raises(CorruptFileError):
         list(read_records(path, ["NIR"], (16, 16)))
     with pytest.raises(InputNotFoundError):
@@ -100,6 +102,7 @@ def test_sample_patches_reaches_the_far_edges(tmp_path):
     cfg = PatchConfig(patch_size=48, kernel_buffer=13, count=2, min_valid_fraction=1.0)
     made = sample_patches(img, lab, "binary", cfg, tmp_path / "edge.tfrecord.gz")
     assert made.count == 2 and made.crop_fraction == 1.0
+    assert not [w for w in made.warnings if "sparse" in w]  # the exact window, not the fallback for sparse labels
     with ImageReader(img) as r:
         feats, _ = r.read()
     got = next(iter(read_records(str(tmp_path / "edge.tfrecord.gz"), [FEATURE_BANDS[0]], (74, 74))))
@@ -275,6 +278,21 @@ def test_image_export_to_geotiff_is_placed_by_the_mixer(tmp_path):
     h, w = grid.height, grid.width
     assert (v2[:h, :w] == valid).all() and not v2[h:].any() and not v2[:, w:].any()
     np.testing.assert_array_equal(f2[:h, :w, :4][valid], feats[..., :4][valid])
+    # a pixel dark in one band only (0 blue over deep water) has data: only 0 in every band is Earth Engine's mask
+    import rasterio
+
+    row, col = (int(v) for v in np.argwhere(valid)[0])
+    with rasterio.open(src) as s:
+        data, profile = s.read(), s.profile
+    data[bands["B"] - 1, row, col] = 0
+    dark = tmp_path / "dark.tif"
+    with rasterio.open(dark, "w", **profile) as d:
+        d.write(data)
+    with ImageReader(dark, bands) as r:
+        dark_mixer = write_image_export(tmp_path / "dark" / "img", r, patch=128, kernel=32, records_per_file=4)
+    export_to_geotiff(dark_mixer, tmp_path / "dark_scene.tif")
+    f3, v3, _ = read_image(tmp_path / "dark_scene.tif")
+    assert v3[row, col] and f3[row, col, 2] == 0.0 and f3[row, col, 0] == feats[row, col, 0]
     with pytest.raises(OutputExistsError):
         export_to_geotiff(mixer_path, out)
     # a missing file: an error, and no partial output

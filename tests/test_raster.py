@@ -415,3 +415,11 @@ def test_reflectance_of_another_size_than_its_grid_is_refused(tmp_path):
     with pytest.raises(ValueError, match="features are 300x200 px, grid is 300x300"):
         write_reflectance(tmp_path / "x.tif", feats, valid, grid)
     assert not (tmp_path / "x.tif").exists()
+
+
+def test_row_strips_cover_every_row_once_with_a_short_last_strip():
+    from core.raster import row_strips
+
+    assert row_strips(5, 10, 20) == [(0, 2), (2, 4), (4, 5)]
+    assert row_strips(4, 10, 20) == [(0, 2), (2, 4)]
+    assert row_strips(3, 1000, 20) == [(0, 1), (1, 2), (2, 3)]  # at least a row each

@@ -474,3 +474,12 @@ def test_a_valid_pixel_clipped_to_zero_in_every_band_stays_valid_in_patches():
     assert (feats[0, 0] == 0).all()  # no data is still 0 in every band
     labelled = np.concatenate([feats, np.zeros((8, 8, 1), np.float32)], axis=-1)  # not crop everywhere
     assert np.array_equal(valid_pixels(labelled[None])[0], valid)
+
+
+def test_ndvi_is_nir_minus_red_over_their_sum_and_zero_where_both_are_zero():
+    """Earth Engine's normalizedDifference(['NIR', 'R']): vegetation positive, water negative; no NaN fed to the model."""
+    from core.reflectance import ndvi
+
+    got = ndvi(np.array([0.1, 0.3, 0.0, 0.0], np.float32), np.array([0.3, 0.1, 0.0, 0.2], np.float32))
+    np.testing.assert_allclose(got, [0.5, -0.5, 0.0, 1.0], rtol=1e-6)
+    assert got.dtype == np.float32 and np.isfinite(got).all()

@@ -119,3 +119,10 @@ def test_the_outline_of_a_region_of_several_parts_names_each_part():
     assert moved["features"][1]["geometry"]["coordinates"][0][0][0] == pytest.approx(180.1)
     one = Region.from_geojson(fc["features"][0])
     assert one.outline_geojson() == one.to_map_geojson()  # one shape: as before
+
+
+def test_a_box_with_latitudes_past_a_pole_is_refused():
+    """Longitude and latitude swapped (or a typo): latitudes range over -90..90 only, not -180..180."""
+    with pytest.raises(RegionError, match="lat -90..90"):
+        Region.from_bbox(10, 91, 11, 92)
+    assert Region.from_bbox(10, 89, 11, 90).area_ha() > 0
