@@ -431,3 +431,35 @@ def test_patches_larger_than_the_free_disk_are_refused_before_any_is_cut(monkeyp
                                           r"free; cut fewer \(--count"):
         sample_patches(img, lab, "cdl", PatchConfig(patch_size=64, count=10_000), tmp_path / "big.tfrecord.gz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fits.tfrecord.gz"]
+
+
+def test_a_plain_record_file_cut_in_its_last_checksum_is_said_truncated(tmp_path):
+    """Not GZIP-compressed: cut 2 bytes into the last record's checksum (struct's "unpack requires 4 bytes")."""
+    path = tmp_path / "p.tfrecord"
+    write_records(path, _examples(3, 8, 8))
+    cut = tmp_path / "cut.tfrecord"
+    cut.write_bytes(path.read_bytes()[:-2])
+    with pytest.raises(CorruptFileError, match="cut.tfrecord is truncated"):
+        list(read_records(cut, ["R", "crop"], (8, 8)))
+
+
+def test_patches_have_no_label_where_the_image_has_no_data_and_count_their_crop_exactly(tmp_path):
+    """Labels under the image's no data (0 in every band) are no data in the records, and the crop fraction
+    is of the labelled pixels written, read back from them."""
+    from core.labels import NODATA
+
+    from testdata import write_raster
+
+    rng = np.random.default_rng(1)
+    data = rng.integers(200, 4000, (4, 64, 64)).astype(np.int16)
+    data[:, :, :20] = 0  # the image's left third has no data
+    img = write_raster(tmp_path / "img.tif", data, descriptions=["R", "G", "B", "NIR"])
+    labels = rng.integers(0, 2, (64, 64)).astype(np.uint8)
+    lab = write_raster(tmp_path / "lab.tif", labels, nodata=255)
+    made = sample_patches(img, lab, "binary", PatchConfig(patch_size=32, count=6, min_valid_fraction=0.1, seed=2),
+                          tmp_path / "p.tfrecord.gz")
+    got = np.concatenate(list(read_records(made.path, [FEATURE_BANDS[0], "crop"], (32, 32))))
+    imaged = got[..., 0] != 0
+    assert (got[..., 1][~imaged] == NODATA).all() and (got[..., 1][imaged] != NODATA).all() and (~imaged).any()
+    crop = got[..., 1] == 1
+    assert made.crop_fraction == pytest.approx(crop.sum() / (got[..., 1] != NODATA).sum(), abs=1e-4)
