@@ -277,6 +277,13 @@ def test_an_overview_of_a_large_image_holds_every_kth_pixel_on_a_grid_of_the_sam
         with ImageReader(path) as r:  # an image that fits is read whole, on its own grid
             again, _, same = r.read_overview(max(whole.shape))
         assert same == whole and np.array_equal(again, feats)
+    # sides that the step does not divide, and unlike (301 x 1001 px: 76 x 251): each axis scaled by its own ratio
+    odd = write_raster(tmp_path / "odd.tif", np.full((4, 301, 1001), 1500, np.int16), crs="EPSG:32614",
+                       transform=rasterio.Affine(30.0, 0, 500000.0, 0, -30.0, 4000000.0), descriptions=["R", "G", "B", "NIR"])
+    with ImageReader(odd) as r:
+        _, _, grid = r.read_overview(256)
+    assert grid.shape == (76, 251)
+    assert grid.transform[0] * 251 == pytest.approx(30.0 * 1001) and grid.transform[4] * 76 == pytest.approx(-30.0 * 301)
     # a file with overviews: read from them (GDAL picks the level), on a grid of the same bounds
     import shutil
 
