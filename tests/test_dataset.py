@@ -88,6 +88,25 @@ def test_the_tfrecord_pipeline_turns_features_and_targets_together(tmp_path):
         np.testing.assert_array_equal(x[..., 0] > 0.2, y[..., 0] == 1)
 
 
+def test_the_share_labelled_that_decides_what_a_record_shows_is_its_centres(tmp_path):
+    """A record with a kernel buffer: whether it shows its labelled pixels only (labels fill a quarter or more) is
+    judged on the centre patch that is trained on, not on a corner that holds the buffer. Here the centre's lower
+    half is labelled (50%) and the top-left 32 px none: the unlabelled pixels with image data are blanks."""
+    from core.bands import FEATURE_BANDS
+    from core.card import Normalization
+    from core.patches import LABEL, write_records
+
+    crop = np.full((64, 64), float(NODATA), np.float32)
+    crop[32:48, 16:48] = 1.0
+    write_records(tmp_path / "p.tfrecord.gz", [{**{b: np.full((64, 64), 0.2, np.float32) for b in FEATURE_BANDS},
+                                                LABEL: crop}])
+    ds = tfrecord_dataset(tmp_path / "p.tfrecord.gz", Normalization((0.0,) * 5, (1.0,) * 5), 32, kernel_buffer=16,
+                          batch_size=1, augment=False, shuffle=0, repeat=False)
+    x, y = (t.numpy()[0] for t in next(iter(ds)))
+    assert y[16:, :, 1].all() and not y[:16, :, 1].any()
+    assert (x[:16] == 0).all() and (x[16:] == np.float32(0.2)).all()
+
+
 def test_encode_targets():
     t = encode_targets(np.array([[1, 0, NODATA]], np.uint8))
     np.testing.assert_array_equal(t[0], [[1, 1], [0, 1], [0, 0]])

@@ -216,3 +216,9 @@ def test_labels_under_image_no_data_are_not_counted():
     mask = np.array([0, 0, 1, 255], np.uint8)
     assert label_counts(mask, np.array([True, False, True, True])) == LabelCounts(1, 1)
     assert label_counts(mask, np.ones(4, bool)) == LabelCounts(1, 2)
+
+
+def test_few_labels_are_under_half_of_the_imaged_pixels():
+    from core.labels import few_labels
+
+    assert few_labels(49, 100) and not few_labels(50, 100) and not few_labels(100, 100)

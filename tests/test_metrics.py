@@ -253,6 +253,7 @@ def test_a_share_is_never_rounded_to_all_or_none_that_it_is_not():
     assert share_text(74_997, 75_000) == "over 99.9%" and share_text(75_000, 75_000) == "100.0%"
     assert share_text(3, 75_000) == "under 0.1%" and share_text(0, 75_000) == "0.0%"
     assert share_text(901_109, 1_048_576) == "85.9%" and share_text(1, 0) == "0.0%"
+    assert share_text(999, 1000) == "99.9%" and share_text(1, 1000) == "0.1%"  # the edges are themselves
 
 
 def test_class_zero_and_the_curves_ends_are_kept():
