@@ -302,6 +302,12 @@ def _labelled(counts: np.ndarray, class_map: ClassMap) -> np.ndarray:
     return counts
 
 
+def labelled_pixels(codes: "CodeCounts", class_map: ClassMap) -> int:
+    """The pixels counted in ``codes`` that ``class_map`` reads as crop or not crop (not its no data, nor
+    values outside 0-:data:`MAX_CODE`)."""
+    return int(_labelled(codes.counts, class_map).sum())
+
+
 def _share_in(counts: np.ndarray, codes: frozenset[int]) -> float:
     """The share of the pixels counted in ``counts`` (not all zero) that hold one of ``codes``."""
     return float(sum(int(counts[c]) for c in codes if 0 <= c <= MAX_CODE)) / int(counts.sum())

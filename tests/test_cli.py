@@ -242,7 +242,20 @@ def test_evaluate_refuses_what_cannot_be_scored(capsys, small_scene, tmp_path):
     """No pixel valid in both, a probability map, or an image: one line, and no metrics.json."""
     img, lab = small_scene
     empty = _like(lab, tmp_path / "empty.tif", lambda shape: np.full(shape, 255))
-    assert "no pixel is valid" in _err(capsys, ["evaluate", "--pred", str(empty), "--labels", str(lab)])
+    assert "no pixel is valid in both the prediction and the labels: the prediction is all no data" in \
+        _err(capsys, ["evaluate", "--pred", str(empty), "--labels", str(lab)])
+    # labels of no class under the map (a raster of negative values), or labelled only where the prediction has no data
+    ones = _like(lab, tmp_path / "ones.tif", lambda shape: np.ones(shape))
+    with rasterio.open(lab) as src:
+        codes = -(np.arange(src.height * src.width).reshape(src.shape) % 200) - 1
+        negative = write_raster(tmp_path / "neg.tif", codes.astype(np.int16), crs=src.crs, transform=src.transform)
+    err = _err(capsys, ["evaluate", "--pred", str(ones), "--labels", str(negative)])
+    assert "neg.tif holds no crop or not-crop pixel there as the 'cdl' label map reads it; their values run -200 to -1" in err
+    half = _like(lab, tmp_path / "half.tif", lambda shape: np.where(np.arange(shape[1]) < shape[1] // 2, 1, 255) * np.ones(shape))
+    only_right = _like(lab, tmp_path / "right.tif", lambda shape: np.where(np.arange(shape[1]) < shape[1] // 2, 255, 0)
+                       * np.ones(shape))
+    err = _err(capsys, ["evaluate", "--pred", str(only_right), "--labels", str(half), "--label-map", "binary"])
+    assert "the labelled pixels of half.tif lie where the prediction has no data" in err
     prob = _like(lab, tmp_path / "prob.tif", lambda shape: np.random.default_rng(0).integers(0, 101, shape))
     assert "crop_mask.tif" in _err(capsys, ["evaluate", "--pred", str(prob), "--labels", str(lab)])
     err = _err(capsys, ["evaluate", "--pred", str(img), "--labels", str(lab), "--out", str(tmp_path / "m.json")])
