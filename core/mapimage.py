@@ -125,7 +125,7 @@ def compose_png(
         raise InvalidDataError("map layers differ in shape")
     base = Image.new("RGBA", (shape[1], shape[0]), (255, 255, 255, 255))
     for layer in layers:
-        base = Image.alpha_composite(base, Image.fromarray(np.ascontiguousarray(layer), "RGBA"))
+        base = Image.alpha_composite(base, Image.fromarray(np.ascontiguousarray(layer, dtype=np.uint8)))
     h, w = shape
     tallest = 2 * max_side  # (a portrait region: as tall as two slides' widths at most)
     if w > max_side or h > tallest:
