@@ -143,6 +143,15 @@ def test_interleave_shuffle_repeat_and_split(tmp_path):
     b = first(read_batches(files, NAMES, (2, 2), 4, shuffle=4, seed=3))
     assert a == b and sorted(a) == [0, 1, 2, 10, 11, 12] and a != [0, 1, 2, 10, 11, 12]
 
+    # the pool's records leave it at random: of 100 records through a pool of 16, the first 16 do not all wait
+    # for the end (a pool that always gave back its first slot kept 15 of them to the last 15 places), and the
+    # files' last batch is short (split at a file's end: 5 + 3 records in batches of 2 give 2, 2, 1, 2, 1)
+    many = [_write(tmp_path / "many.tfrecord.gz", [_example(i, 2, 2) for i in range(100)])]
+    order = first(read_batches(many, NAMES, (2, 2), 10, shuffle=16, seed=1))
+    assert sorted(order) == list(range(100)) and min(order.index(i) for i in range(1, 16)) < 40
+    five_three = [_write(tmp_path / f"s{n}.tfrecord.gz", [_example(i, 2, 2) for i in range(n)]) for n in (5, 3)]
+    assert [len(b) for b in read_batches(five_three, NAMES, (2, 2), 2, split_files=True)] == [2, 2, 1, 2, 1]
+
     endless = read_batches(files, NAMES, (2, 2), 4, shuffle=4, repeat=True, seed=0, drop_remainder=True)
     seen = first(next(endless) for _ in range(6))  # 24 patches: about four passes over the 6
     counts = [seen.count(i) for i in (0, 1, 2, 10, 11, 12)]
