@@ -221,8 +221,8 @@ def check_normalization(norm: Normalization, n_bands: int) -> None:
     if min(norm.std, default=1.0) <= 0:
         raise CorruptFileError(f"the model card's normalization std holds {min(norm.std)!r}; a standard deviation must be "
                                "above 0; " + DAMAGED_CARD)
-    if not all(low <= v <= high for v in norm.std) or not all(abs(v) <= high for v in norm.mean):
-        far = [v for v in norm.std if not low <= v <= high] + [v for v in norm.mean if abs(v) > high]
+    far = [v for v in norm.std if not low <= v <= high] + [v for v in norm.mean if abs(v) > high]
+    if far:
         raise CorruptFileError(f"the model card's normalization holds {far[0]!r}, beyond what any band's values take "
                                f"(means up to {high:g}, standard deviations {low:g} to {high:g}); " + DAMAGED_CARD)
 

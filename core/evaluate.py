@@ -13,7 +13,7 @@ import numpy as np
 from core.errors import InvalidDataError, NoDataError
 from core.files import check_output_file, replacing
 from core.labels import NODATA, ClassMap, CodeCounts, get_class_map, label_map_warning, labelled_pixels, with_class_names
-from core.metrics import NO_COMMON_PIXEL, AreaSums, ClassSums, Confusion, check_mask, confusion_counts
+from core.metrics import NONE_IN_BOTH, AreaSums, ClassSums, Confusion, check_mask, confusion_counts
 from core.grid import Grid, grid_of, pixel_offset, window_within
 from core.raster import (GDAL_CACHE_BYTES, _open, check_label_file, file_bands, grid_of_file, read_label_classes,
                          read_pixels, row_strips)
@@ -162,17 +162,16 @@ def read_placed_labels(placed: PlacedLabels, labels_path: str | os.PathLike, cla
 def _no_common_pixel(predicted: int, codes: "CodeCounts | None", class_map: ClassMap, labels: str) -> str:
     """Why no pixel is valid in both the prediction (``predicted``: its valid pixels) and the labels (their
     codes' counts under the window compared; None for none), in words."""
-    none = NO_COMMON_PIXEL.split(" (")[0]  # (its general reason left for the particular one)
     if not predicted:
-        return f"{none}: the prediction is all no data; predict an image with data"
+        return f"{NONE_IN_BOTH}: the prediction is all no data; predict an image with data"
     if codes is None or not labelled_pixels(codes, class_map):
         seen = sorted({*np.flatnonzero(codes.counts).tolist(), *codes.low, *codes.high}) if codes is not None else []
         values = (f"; their values run {seen[0]} to {seen[-1]}" if len(seen) > 1 else
                   f"; their only value is {seen[0]}" if seen else "")
-        return (f"{none}: {labels} holds no crop or not-crop pixel there as the "
+        return (f"{NONE_IN_BOTH}: {labels} holds no crop or not-crop pixel there as the "
                 f"'{class_map.name}' label map reads it{values}; choose the label map of the labels' product, or "
                 "labels with classes where the prediction is")
-    return (f"{none}: the labelled pixels of {labels} lie where the prediction has no data; "
+    return (f"{NONE_IN_BOTH}: the labelled pixels of {labels} lie where the prediction has no data; "
             "use labels that cover the predicted area")
 
 

@@ -93,9 +93,11 @@ def confusion(pred_mask: np.ndarray, label_mask: np.ndarray) -> Confusion:
     return counts
 
 
-#: what :func:`confusion` says when no pixel is valid in both masks
-NO_COMMON_PIXEL = ("no pixel is valid in both the prediction and the labels (one of them is all no data, or they do "
-                   "not overlap); use labels that cover the predicted area")
+#: what :func:`confusion` says when no pixel is valid in both masks (:func:`core.evaluate.evaluate_files` gives
+#: the particular reason after its first part)
+NONE_IN_BOTH = "no pixel is valid in both the prediction and the labels"
+NO_COMMON_PIXEL = (f"{NONE_IN_BOTH} (one of them is all no data, or they do not overlap); use labels that cover the "
+                   "predicted area")
 
 
 def confusion_counts(pred_mask: np.ndarray, label_mask: np.ndarray) -> Confusion:
@@ -250,7 +252,7 @@ def threshold_curve(prob: np.ndarray, label_mask: np.ndarray, thresholds: Sequen
         thresholds = np.round(np.arange(0.05, 0.96, 0.05), 2)
     ok = np.isfinite(prob) & (label_mask != NODATA)
     if not ok.any():
-        raise NoDataError("no pixel is valid in both the prediction and the labels")
+        raise NoDataError(NONE_IN_BOTH)
     from core.predict import percent_cut, whole_percent
 
     p = prob[ok]

@@ -213,13 +213,12 @@ def _stack(bands: BandFiles, out, window, overwrite: bool) -> dict:
                                                             for i, b in enumerate(INPUT_BANDS)]).any(axis=0)
                 if "QA" in srcs:
                     if scl:
-                        cloudy = np.isin(_flags(_scl_strip(srcs["QA"], bands.qa, win, factor), bands.qa), S2_SCL_MASKED)
+                        cloudy = np.isin(_scl_strip(srcs["QA"], bands.qa, win, factor), S2_SCL_MASKED)
                     else:
                         qa = _flags(read_pixels(srcs["QA"], bands.qa, 1, window=win), bands.qa)
                         cloudy = (qa & np.asarray(LANDSAT_QA_MASK, qa.dtype)) != 0
                     if "RADSAT" in srcs:  # (any band saturated: its value is not the ground's)
-                        radsat = read_pixels(srcs["RADSAT"], bands.radsat, 1, window=win)
-                        cloudy |= _flags(radsat, bands.radsat) != 0
+                        cloudy |= _flags(read_pixels(srcs["RADSAT"], bands.radsat, 1, window=win), bands.radsat) != 0
                     masked += int((cloudy & ~empty).sum())
                     empty |= cloudy
                 nodata += int(empty.sum())
@@ -311,7 +310,7 @@ def _flags(values: np.ndarray, path: Path) -> np.ndarray:
 
 def _scl_strip(scl, path: Path, win, factor: int) -> np.ndarray:
     """The SCL classes of the bands' window ``win``, each SCL pixel repeated over the ``factor`` x
-    ``factor`` band pixels it covers. Raises CorruptFileError: SCL cannot be read."""
+    ``factor`` band pixels it covers. Raises CorruptFileError: SCL cannot be read; BandError: as :func:`_flags`."""
     from rasterio.windows import Window
 
     from core.raster import read_pixels
@@ -319,7 +318,8 @@ def _scl_strip(scl, path: Path, win, factor: int) -> np.ndarray:
     r0, c0 = int(win.row_off), int(win.col_off)
     r1, c1 = r0 + int(win.height), c0 + int(win.width)
     top, left = r0 // factor, c0 // factor
-    classes = read_pixels(scl, path, 1, window=Window(left, top, -(-c1 // factor) - left, -(-r1 // factor) - top))
+    classes = _flags(read_pixels(scl, path, 1, window=Window(left, top, -(-c1 // factor) - left, -(-r1 // factor) - top)),
+                     path)  # (checked before each is repeated factor x factor times)
     whole = np.repeat(np.repeat(classes, factor, axis=0), factor, axis=1)
     return whole[r0 - top * factor: r1 - top * factor, c0 - left * factor: c1 - left * factor]
 
