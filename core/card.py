@@ -385,7 +385,7 @@ def card_facts(card: ModelCard) -> list[tuple[str, str]]:
     if number("patches_seen") is not None:
         how.append(f"{int(number('patches_seen')):,} patches seen")
     if number("epochs_run") is not None or number("epochs") is not None:
-        n = int(number('epochs_run') or number('epochs'))
+        n = int(number('epochs_run') if number('epochs_run') is not None else number('epochs'))
         # without epochs_run (a job's card, written at its best epoch), the epochs asked for
         how.append(f"{n} epoch{'s' if n != 1 else ''}" + ("" if number("epochs_run") is not None else " planned"))
     if number("batch_size") is not None:

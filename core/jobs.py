@@ -138,7 +138,8 @@ class JobStatus:
     def best(self) -> dict | None:
         """The finished epoch whose checkpoint is the best one (``best.keras``: the lowest validation
         loss, the first of equal ones), or None before one has finished with a validation loss."""
-        rows = [h for h in self.history if isinstance(h.get("val_loss"), (int, float)) and "epoch" in h]
+        # (an epoch whose validation loss is NaN is never kept: Keras compares it as no better)
+        rows = [h for h in self.history if finite_number(h.get("val_loss")) and "epoch" in h]
         return min(rows, key=lambda h: float(h["val_loss"])) if rows else None
 
     def best_words(self, iou: str = "val IoU") -> str:

@@ -264,13 +264,20 @@ def store_uploaded_model(model_bytes: bytes, card_bytes: bytes, root: str | os.P
     except BaseException:  # e.g. a full disk: nothing half-written stays behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    stale = None
     try:
         synced(tmp)
+        if folder.is_dir() and not folder.is_symlink():  # this upload's folder left incomplete (its card
+            stale = temp_name(folder)                      # deleted by hand): replaced, as it holds only this upload
+            os.replace(folder, stale)
         os.replace(tmp, folder)
-    except OSError:  # another session stored the same upload meanwhile (or a stale partial folder)
+    except OSError:  # another session stored the same upload meanwhile
         shutil.rmtree(tmp, ignore_errors=True)
         if not (final.exists() and card_path(final).exists()):
             raise
+    finally:
+        if stale is not None:
+            shutil.rmtree(stale, ignore_errors=True)
     return final
 
 

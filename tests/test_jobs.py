@@ -644,6 +644,11 @@ def test_the_best_checkpoint_in_words():
     assert st.best_words("validation IoU") == " (epoch 2, validation IoU 0.697)"
     assert jobs.JobStatus(state="done", history=[{"epoch": 3, "val_loss": 0.4}]).best_words() == " (epoch 3)"
     assert jobs.JobStatus(state="running").best_words() == ""  # no epoch finished yet
+    # an epoch whose validation loss is NaN is never the checkpoint kept (Keras keeps a finite one)
+    nan_first = jobs.JobStatus(state="done", history=[{"epoch": 1, "val_loss": float("nan"), "val_iou": 0.0},
+                                                      {"epoch": 2, "val_loss": 0.4, "val_iou": 0.5}])
+    assert nan_first.best()["epoch"] == 2 and nan_first.best_words() == " (epoch 2, val IoU 0.500)"
+    assert jobs.JobStatus(state="done", history=[{"epoch": 1, "val_loss": float("nan")}]).best() is None
 
 
 @pytest.mark.parametrize("damage, said", [(b"\xff\xfe{", "not text: damaged"), (b'{"state": "runn', "not JSON: damaged or cut short")])

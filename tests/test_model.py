@@ -215,6 +215,23 @@ def test_uploaded_model_never_replaces_another_models_card(tiny_model_path, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({in_use.parent.name, second.parent.name})
 
 
+def test_an_upload_whose_stored_folder_lost_its_card_is_stored_again(tiny_model_path, tmp_path):
+    """Its folder (named by the upload's hash) left without its card: the same upload again raised
+    "OSError: Directory not empty" instead of storing it."""
+    from core.card import card_path
+    from core.model import load_model, store_uploaded_model
+
+    data, card = tiny_model_path.read_bytes(), card_path(tiny_model_path).read_bytes()
+    stored = store_uploaded_model(data, card, tmp_path)
+    card_path(stored).unlink()
+    (stored.parent / "half-written.tmp").write_bytes(b"x")
+    again = store_uploaded_model(data, card, tmp_path)
+    assert again == stored and card_path(again).read_bytes() == card and again.read_bytes() == data
+    assert sorted(p.name for p in again.parent.iterdir()) == sorted([again.name, card_path(again).name])
+    assert [p.name for p in tmp_path.iterdir()] == [stored.parent.name]  # nothing set aside left behind
+    load_model(again)
+
+
 @pytest.mark.parametrize("change, match", [
     ({"mean": [0.1] * 4}, "mean has 4 values for 5 bands"),
     ({"std": [0.2] * 6}, "std has 6 values for 5 bands"),
@@ -443,6 +460,12 @@ def test_the_card_in_words_of_a_hand_written_card_has_the_rows_it_can_give():
     assert ("Training", "1 epoch, batches of 8") in card_facts(one)  # (not "1 epochs")
     odd = ModelCard("mine", tuple(FEATURE_BANDS), norm, 128, training={"epochs_run": float("nan"), "batch_size": 8})
     assert ("Training", "batches of 8") in card_facts(odd)  # (JSON's NaN is no number of epochs)
+    # none run (stopped before its first epoch) is said, not a TypeError, nor the epochs asked for in its place
+    for training in ({"epochs_run": 0}, {"epochs_run": 0, "epochs": 3}):
+        none = ModelCard("mine", tuple(FEATURE_BANDS), norm, 128, training=training)
+        assert ("Training", "0 epochs") in card_facts(none)
+    both = ModelCard("mine", tuple(FEATURE_BANDS), norm, 128, training={"epochs_run": 12, "epochs": 40})
+    assert ("Training", "12 epochs") in card_facts(both)  # the epochs run, not those asked for
     # a job's checkpoint: the epochs asked for (it may be epoch 1's), and the model it was fine-tuned from by name
     job = ModelCard("light", tuple(FEATURE_BANDS), norm, 64, training={
         "epochs": 40, "patches_seen": 160, "init_model": "/w/jobs/job-20261203-1644/train/best.keras"})
