@@ -6,6 +6,7 @@ import pytest
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError
 from core.card import ModelCard, Normalization, check_bands
 from core.model import (
+    MaskedDice,
     MaskedIoU,
     build_unet,
     load_model,
@@ -57,6 +58,37 @@ def test_iou_metric_is_masked():
     m = MaskedIoU()
     m.update_state(y, p)
     assert float(m.result()) == pytest.approx(1 / 3)  # tp 1, fp 1, fn 1; the no-data pixel is ignored
+
+
+def test_loss_is_the_mean_cross_entropy_of_valid_pixels_plus_one_minus_dice():
+    """Worked by hand: two valid pixels (crop at 0.8, not crop at 0.3) and a no-data one."""
+    y = np.array([[[[1, 1], [0, 1], [1, 0]]]], np.float32)  # [label, valid] per pixel; the third no data
+    p = np.array([[[[0.8], [0.3], [0.01]]]], np.float32)
+    bce = (-np.log(0.8) - np.log(0.7)) / 2  # over the 2 valid pixels, not all 3
+    dice = (2 * 0.8 + 1) / ((0.8 + 0.3) + 1 + 1)  # soft Dice, smoothed by 1
+    assert float(masked_bce_dice(y, p)) == pytest.approx(bce + 1 - dice, rel=1e-5)
+    # a sigmoid saturated to exactly 0 or 1 on the wrong side is a large loss, not inf or NaN
+    wrong = np.array([[[[0.0], [1.0], [0.5]]]], np.float32)
+    assert 10 < float(masked_bce_dice(y, wrong)) < 20
+
+
+def test_dice_and_iou_metrics_leave_no_data_out():
+    """tp 1, fp 1, fn 1 among the valid pixels; a no-data crop pixel predicted 0.1 (a miss, were it
+    counted) and a no-data non-crop one predicted 0.9 change nothing."""
+    y = np.zeros((1, 1, 5, 2), np.float32)
+    y[0, 0, :, 0] = [1, 0, 1, 1, 0]
+    y[0, 0, :, 1] = [1, 1, 1, 0, 0]
+    p = np.array([0.9, 0.9, 0.1, 0.1, 0.9], np.float32).reshape(1, 1, 5, 1)
+    iou, dice = MaskedIoU(), MaskedDice()
+    for m in (iou, dice):
+        m.update_state(y, p)
+    assert float(iou.result()) == pytest.approx(1 / 3) and float(dice.result()) == pytest.approx(0.5)
+
+
+def test_the_model_outputs_probabilities_whatever_its_input():
+    m = build_unet("light")
+    out = m(np.random.default_rng(0).normal(0, 100, (1, 32, 32, 5)).astype(np.float32)).numpy()
+    assert out.min() >= 0 and out.max() <= 1 and out.std() > 0
 
 
 def _card():
