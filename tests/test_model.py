@@ -181,6 +181,9 @@ def test_resolution_warning():
     assert "(python -m core resample) and compare" in resolution_warning(other, s2)
     assert resolution_warning(other, s2, "dashboard").endswith("averaged to 60 m and compare")  # the upload's is 30 m only
     assert resolution_warning(card, Grid("EPSG:32633", (35.0, 0, 0, 0, -35.0, 0), 8, 8)) is None  # close enough
+    assert resolution_warning(card, Grid("EPSG:32633", (45.0, 0, 0, 0, -45.0, 0), 8, 8)) is None  # 1.5 times: the limit
+    assert "look 1.7 times smaller" in resolution_warning(card, Grid("EPSG:32633", (50.0, 0, 0, 0, -50.0, 0), 8, 8))
+    assert "look 1.5 times larger" in resolution_warning(card, Grid("EPSG:32633", (19.5, 0, 0, 0, -19.5, 0), 8, 8))
     assert resolution_warning(card, Grid(None, (1.0, 0, 0, 0, -1.0, 0), 8, 8)) is None  # image size unknown
     assert resolution_warning(_card(), s2) is None  # training size unknown
     # the shipped model says what it was trained on: Landsat's 30 m
@@ -264,6 +267,34 @@ def test_an_upload_whose_stored_folder_lost_its_card_is_stored_again(tiny_model_
     load_model(again)
 
 
+def test_only_a_stored_upload_is_discarded_and_uploads_are_size_capped(tiny_model_path, tmp_path):
+    """A refused model is discarded with its stored folder; a model of the user's own folder (a
+    folder not named by an upload's hash, or holding other files) is never removed."""
+    import shutil
+
+    from core.card import card_path
+    from core.errors import InvalidDataError
+    from core.model import discard_stored_model, store_uploaded_model
+
+    data, card = tiny_model_path.read_bytes(), card_path(tiny_model_path).read_bytes()
+    stored = store_uploaded_model(data, card, tmp_path / "uploads")
+    discard_stored_model(stored)
+    assert not stored.parent.exists() and (tmp_path / "uploads").is_dir()
+    discard_stored_model(stored)  # gone already: nothing to do
+    for folder, extra in (("mine", "notes.txt"), ("models", None), ("0123456789abcdef", "notes.txt")):
+        own = tmp_path / folder
+        own.mkdir()
+        shutil.copy(tiny_model_path, own / "m.keras")
+        shutil.copy(card_path(tiny_model_path), own / "m.json")
+        if extra:
+            (own / extra).write_text("field notes")
+        discard_stored_model(own / "m.keras")
+        assert sorted(p.name for p in own.iterdir()) == sorted(["m.keras", "m.json"] + ([extra] if extra else []))
+    with pytest.raises(InvalidDataError, match="uploads are limited to"):
+        store_uploaded_model(data, card, tmp_path / "capped", max_bytes=len(data) - 1)
+    assert not (tmp_path / "capped").exists()
+
+
 @pytest.mark.parametrize("change, match", [
     ({"mean": [0.1] * 4}, "mean has 4 values for 5 bands"),
     ({"std": [0.2] * 6}, "std has 6 values for 5 bands"),
@@ -298,11 +329,14 @@ def test_card_with_bad_bands_or_pixel_size_is_refused():
                    {"pixel_size_m": "thirty"}, {"patch_size": -3}, {"patch_size": 100}, {"patch_size": "256"},
                    # (found by fuzzing cards: the dashboard's model card failed on these with a traceback)
                    {"preset": ["light"]}, {"preset": 1}, {"created": 20261125}, {"notes": ["a"]}, {"data": None},
-                   {"command": {"train": 1}}):
+                   {"command": {"train": 1}}, {"patch_size": 0}, {"patch_size": -16}, {"weights": "xyz"},
+                   {"weights": "A" * 64}):
         d = {**_card().to_dict(), **change}
         with pytest.raises(CorruptFileError):
             ModelCard.from_dict(d)
     assert ModelCard.from_dict({**_card().to_dict(), "pixel_size_m": 30}).pixel_size_m == 30.0
+    no_size = {k: v for k, v in _card().to_dict().items() if k != "patch_size"}
+    assert ModelCard.from_dict(no_size).patch_size == 256  # an older card: the notebook's patches
 
 
 def test_another_json_given_as_the_card_is_named_as_such():
