@@ -298,15 +298,19 @@ def _raw_message(exc: BaseException) -> str:
 
 
 #: a private key's PEM block (whole, or cut short), or a key file's "private_key" (or its id) member, or a
-#: token's: never in a message
+#: token's: never in a message; quoted as JSON ("name": "value"), as Python prints a dict ('name': 'value'),
+#: or as a form's field (name=value&...)
+_SECRET_NAMES = r"(?:private_key|private_key_id|client_secret|refresh_token|access_token|id_token)"
 _SECRETS = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)|"
-                      r"(\"(?:private_key|private_key_id|client_secret|refresh_token)\"\s*:\s*\")[^\"]*", re.DOTALL)
+                      rf"(\"{_SECRET_NAMES}\"\s*:\s*\")[^\"]*|"
+                      rf"('{_SECRET_NAMES}'\s*:\s*')[^']*|"
+                      rf"(\b{_SECRET_NAMES}=)[^&\s\"']*", re.DOTALL)
 
 
 def without_secrets(text: str) -> str:
     """``text`` with any private key (or a key file's secret member) in it replaced by "[private key removed]"
     (an error quoting what it failed to read would put the key in a page or a log)."""
-    return _SECRETS.sub(lambda m: (m.group(1) or "") + "[private key removed]", text)
+    return _SECRETS.sub(lambda m: (m.group(1) or m.group(2) or m.group(3) or "") + "[private key removed]", text)
 
 
 def map_ee_error(exc: BaseException) -> EarthEngineError | NoDataError:

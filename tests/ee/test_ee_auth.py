@@ -208,7 +208,10 @@ def test_no_secret_leaks(tmp_path, key_info, monkeypatch, caplog, capsys):
 
     # an initialisation error that quotes what it could not read (the key itself, whole or cut short): the
     # status message gave the first 300 characters of any such text
-    for quoted in (key_info["private_key"], key_info["private_key"][:200], json.dumps(key_info)):
+    # (also as Python prints a dict, and a token request's form)
+    user = {"client_secret": "GOCSPX-ClientSecretThatMustNotLeak", "refresh_token": refresh_token}
+    for quoted in (key_info["private_key"], key_info["private_key"][:200], json.dumps(key_info), str(key_info),
+                   str(user), json.dumps(user), f"grant_type=refresh_token&refresh_token={refresh_token}&client_id=1"):
         def quoting(c=None, quoted=quoted, **kw):
             raise ValueError(f"Could not deserialize key data: {quoted}")
 
