@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import os
 import time
 import uuid
@@ -179,8 +180,10 @@ def plan_requests(
         ConfigError: non-positive scale, empty bounds, no bands, or limits too small for 1 px.
     """
     xmin, ymin, xmax, ymax = (float(v) for v in bounds)
-    if not scale or scale <= 0:
-        raise ConfigError(f"scale must be positive, got {scale}")
+    if not (isinstance(scale, numbers.Real) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0):
+        raise ConfigError(f"scale must be a positive number of metres (or degrees), got {scale}")
+    if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)):
+        raise ConfigError(f"bounds must be finite numbers, got {tuple(bounds)}")
     if not (xmax > xmin and ymax > ymin):
         raise ConfigError(f"empty bounds {tuple(bounds)}")
     if not bands:

@@ -263,7 +263,7 @@ def wait_for(
     progress: Callable[[int, int, str], None] | None = None,
     retry: RetryPolicy = RetryPolicy(),
 ) -> list[TaskInfo]:
-    """Poll until every task is finished; return their final infos (in the given order).
+    """Poll until every task is finished; return their final infos (in the given order, each task once).
 
     Raises:
         ConfigError: a pace :func:`check_polling` refuses (before any request).
@@ -272,7 +272,7 @@ def wait_for(
     """
     check_polling(poll_seconds, timeout)
     c = _client(client)
-    names = [_name(c, t) for t in task_ids]
+    names = list(dict.fromkeys(_name(c, t) for t in task_ids))  # a task named twice (by id and by name): once
     start = clock()
     final: dict[str, TaskInfo] = {}
     while True:

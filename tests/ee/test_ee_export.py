@@ -46,6 +46,11 @@ def test_training_jobs_batching_and_selectors(ee_offline, graph, golden):
     assert "325" in text
     # each class sorted by the random column to split it, then both together: tasks mix the classes
     assert text.count('"Collection.limit"') == 3
+    # the last task takes the last 50 points (500 to 550), not an empty slice past the end
+    (last,) = arguments_of(graph(train[-1].task.config["expression"]), "List.slice")
+    assert constants(last["start"]) == [500] and constants(last["end"]) == [550]
+    # one task per split at least, whatever the points per task
+    assert X.check_task_count(X.SampleConfig((1, 0), (1, 0)), X.PatchExportConfig(points_per_task=100)) == 2
 
 
 def test_a_training_export_of_more_tasks_than_earth_engine_queues_is_refused(ee_offline):
@@ -126,6 +131,13 @@ def test_sampling_is_balanced_and_disjoint(ee_offline, graph):
     t = json.dumps(train)
     assert t.count('"Collection.toList"') == 2 and '"constantValue": 275' in t and '"constantValue": 50' in t
     assert json.dumps(test).count('"Collection.toList"') == 2
+    pairs = {split: sorted((a["count"]["constantValue"], a["offset"]["constantValue"])
+                           for a in arguments_of(graph(pts[split]), "Collection.toList")) for split in pts}
+    assert pairs == {"test": [(50, 0), (50, 0)], "train": [(275, 50), (275, 50)]}  # (count, offset) per class
+    # each class's own counts, not the other's (the default's equal counts hide a swap)
+    from core.labels import CROP, NOT_CROP
+
+    assert X.SampleConfig((10, 20), (1, 2)).per_class == ((NOT_CROP, 10, 1), (CROP, 20, 2))
 
 
 def test_a_region_short_of_points_is_refused_before_any_export_starts(ee_offline, graph):
@@ -149,10 +161,13 @@ def test_a_region_short_of_points_is_refused_before_any_export_starts(ee_offline
     answer = {"0": 900, "1": 40}
     with pytest.raises(NoDataError, match=r"only 40 crop point\(s\) of the 325 asked for \(275 train \+ 50 test\)"):
         X.check_sample_points(CAMANA.composite, CAMANA.labels, CAMANA.geojson, sample, getinfo)
+    answer = {"0": 300, "1": 300}  # enough for training alone, not for its test points too
+    with pytest.raises(NoDataError, match=r"only 300 not crop point\(s\) of the 325"):
+        X.check_sample_points(CAMANA.composite, CAMANA.labels, CAMANA.geojson, sample, getinfo)
     answer = {"1": 400}  # (no not-crop pixel at all)
     with pytest.raises(NoDataError, match="only 0 not crop point"):
         X.check_sample_points(CAMANA.composite, CAMANA.labels, CAMANA.geojson, sample, getinfo)
-    assert len(asked) == 3  # one request each
+    assert len(asked) == 4  # one request each
     # the count too much for an interactive request (a region large enough for a batch export): it blocked every
     # export of such a region; the export goes on unchecked, said (None)
     import ee
@@ -326,6 +341,8 @@ def test_start_tasks_patched(ee_offline, monkeypatch):
         lambda: X.PatchExportConfig(kernel_buffer=200),
         lambda: X.PatchExportConfig(bands=("SWIR",)),
         lambda: X.ImageExportConfig(max_file_mb=0),
+        lambda: X.SampleConfig(train_points=(-1, 10)),
+        lambda: X.PatchExportConfig(points_per_task=X.MAX_POINTS_PER_TASK + 1),
     ],
 )
 def test_config_validation(make):
@@ -344,12 +361,37 @@ def test_config_validation(make):
     ("gcs:crops/a b", "holds a space"),
     ("gcs:crops/runs*", "holds a space, a '*'"),
     ("gcs:crops/a//b", "an empty folder"),
+    # characters of a file pattern, and a parent folder: training's globs of the files would miss them
+    ("gcs:crops/a[1]", "holds a space"),
+    ("gcs:crops/{x}", "holds a space"),
+    ("gcs:crops/a\\b", "holds a space"),
+    ("gcs:crops/a/../b", ".."),
 ])
 def test_destination_refused_with_the_rule_it_breaks(text, said):
     """A bucket Cloud Storage refuses, or a prefix that breaks training's file patterns, is refused before
     a task starts (they failed in the queue, or matched other exports' files), saying why."""
     with pytest.raises(ConfigError, match=re.escape(said)):
         X.parse_destination(text)
+
+
+def test_destination_edges_cloud_storage_allows():
+    """A dotted bucket name may be up to 222 characters (each part up to 63); a prefix's own final slash."""
+    name = "a" * 60 + "." + "b" * 10
+    assert X.check_bucket(name) == name
+    assert X.Destination("gcs", bucket="b-ucket", prefix="x/").uri("n") == "gs://b-ucket/x/n"
+
+
+def test_a_patch_grid_grows_by_its_margin_on_both_sides_and_a_region_of_one_patch_is_enough():
+    g = X.patch_grid((0, 0, 30 * 100, 30 * 100), 30, "EPSG:32718", 16, margin=8)
+    assert (g.width, g.height) == (128, 128)  # 100 + 2 x 8 = 116, to whole patches of 16
+
+    class Exactly:
+        resolution = 30
+
+        def grid_size(self, geometry):
+            return 256, 256
+
+    assert X.patches_past_region(Exactly(), {}, X.PatchExportConfig(patch_size=256)) is None
 
 
 def test_destination_spaces_and_case_around_parts():

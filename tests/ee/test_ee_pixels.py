@@ -412,3 +412,85 @@ def test_grids_lie_on_the_sensors_own_pixels():
     x0, y0 = image_export_grid(CAMANA.geojson, 30.0, crs, 256, origin=camana.grid_origin(crs)).transform[2::3]
     # on the pixels of a Landsat scene there: its corner in EPSG:32618 (as USGS gives it) less 10,000 km
     assert crs == "EPSG:32718" and (x0 % 30, (y0 - 10_000_000) % 30) == (15.0, 15.0)
+
+
+# ------------------------------------------------------------------- plan edges (from mutation testing)
+
+
+def test_plan_refuses_bounds_bands_scales_and_workers_it_cannot_plan(tmp_path):
+    """Zero-height bounds gave a one-pixel plan; no bands a ZeroDivisionError; a NaN scale a ValueError
+    deep in the grid's snapping; no worker at all a download that never started."""
+    for bounds, bands, scale, match in (((0, 10, 10, 10), ("R",), 1, "empty bounds"), ((0, 0, 10, 10), (), 1, "one band"),
+                                         ((0, 0, 10, 10), ("R",), float("nan"), "scale must be"),
+                                         ((0, 0, float("inf"), 10), ("R",), 1, "finite")):
+        with pytest.raises(ConfigError, match=match):
+            P.plan_requests(bounds, scale, bands, "float32", "EPSG:32618")
+    plan = P.plan_requests((0, 0, 300, 300), 30, ("R",), "float32", "EPSG:32618")
+    with pytest.raises(ConfigError):
+        P.download("I", plan, tmp_path / "x.tif", compute=FakeServer(plan), max_workers=0)
+    assert not list(tmp_path.iterdir())
+
+
+def test_plan_bytes_add_up_and_its_limit_holds_for_parallel_and_grown_plans():
+    plan = P.plan_requests((0, 0, 30 * 300, 30 * 200), 30, ("R", "G", "B"), "float32", "EPSG:32618", max_bytes=1 << 20)
+    assert sum(t.nbytes for t in plan.tiles) == plan.total_bytes == 300 * 200 * 12
+    assert plan.max_request_bytes == 1 << 20 and all(t.nbytes <= 1 << 20 for t in P.grown_plan(plan, 8).tiles)
+    wide = P.plan_requests((0, 0, 30 * 2000, 30 * 2000), 30, ("R",), "float32", "EPSG:32618", max_bytes=1 << 20,
+                           target_requests=4)
+    assert all(t.nbytes <= 1 << 20 for t in wide.tiles)
+    two = P.plan_requests((0, 0, 30 * 1024, 30 * 1024), 30, ("R",), "float32", "EPSG:32618", target_requests=2)
+    assert two.requests == 2  # two workers: two requests at once, not one
+
+
+def test_a_fractional_scale_snaps_without_float_noise():
+    t, w, h = P.snap_grid((4.3, 0.0, 5.0, 1.0), 0.1)
+    assert t[2] == pytest.approx(4.3) and (w, h) == (7, 10)  # not 8 columns for 4.2999999
+
+
+def test_an_odd_oblong_tile_splits_into_parts_that_cover_it_once():
+    tile = P.PixelTile(0, 0, 129, 200, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 129 * 200 * 4)
+    parts = P.split_tile(tile, 4)
+    assert sum(p.height * p.width for p in parts) == 129 * 200
+    assert sorted((p.height, p.width) for p in parts) == [(64, 100), (64, 100), (65, 100), (65, 100)]
+
+
+def test_a_response_missing_a_band_is_an_earth_engine_error():
+    from core.errors import EarthEngineError
+
+    with pytest.raises(EarthEngineError):
+        P.to_band_array(np.zeros((2, 2), dtype=[("R", "<f4")]), ("R", "G"), (2, 2), "float32")
+
+
+def _triangle(plan):
+    from rasterio.warp import transform_geom
+
+    x0, y1 = plan.transform[2], plan.transform[5]
+    ring = [[x0, y1 - 300], [x0 + 300, y1 - 300], [x0, y1], [x0, y1 - 300]]
+    return transform_geom("EPSG:32718", "EPSG:4326", {"type": "Polygon", "coordinates": [ring]})
+
+
+def test_a_region_without_nodata_keeps_every_value_it_downloads(tmp_path):
+    """No nodata value given: the pixels outside the geometry are kept as they came (not NaN)."""
+    plan = P.plan_requests((300000, 8150010, 300000 + 30 * 40, 8150010 + 30 * 30), 30, ("R",), "float32", "EPSG:32718")
+    P.download("I", plan, tmp_path / "x.tif", compute=FakeServer(plan), geometry=_triangle(plan))
+    with rasterio.open(tmp_path / "x.tif") as src:
+        rows, cols = np.mgrid[0:30, 0:40]
+        np.testing.assert_array_equal(src.read(1), expected_value(0, rows, cols))
+    grown = P.grown_plan(plan, 5)
+    P.download("I", grown, tmp_path / "ctx.tif", compute=FakeServer(grown))
+    assert P.cut_out(tmp_path / "ctx.tif", tmp_path / "img.tif", plan, 5, 5, _triangle(plan)) == 40 * 30
+    with rasterio.open(tmp_path / "img.tif") as img, rasterio.open(tmp_path / "ctx.tif") as ctx:
+        np.testing.assert_array_equal(img.read(), ctx.read()[:, 5:35, 5:45])
+
+
+def test_splitting_stops_at_small_tiles_and_progress_and_bytes_count_the_parts(tmp_path):
+    plan = P.plan_requests((0, 0, 30 * 100, 30 * 100), 30, ("R",), "float32", "EPSG:32618")
+    server = FakeServer(plan, too_large_over=10)
+    with pytest.raises(EEMemoryError):
+        P.download("I", plan, tmp_path / "t.tif", compute=server)
+    assert len(server.requests) == 1  # 100 px a side: too small to split further
+    plan = P.plan_requests((0, 0, 30 * 300, 30 * 300), 30, ("R",), "float32", "EPSG:32618")
+    seen, stats = [], P.DownloadStats()
+    P.download("I", plan, tmp_path / "s.tif", compute=FakeServer(plan, too_large_over=150 * 150), stats=stats,
+               progress=lambda d, t, m: seen.append((d, t)))
+    assert seen[-1] == (4, 4) and stats.bytes == plan.total_bytes  # the one request split in four, all done

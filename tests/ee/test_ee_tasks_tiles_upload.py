@@ -613,3 +613,91 @@ def test_upload_tfrecord_bad_mixer_json_is_a_corrupt_file(tmp_path):
 def test_dates_that_are_not_two_days_in_order_are_refused(dates):
     with pytest.raises(ConfigError, match="are not a first and a last day"):
         U.image_manifest("projects/p/assets/x", ["gs://bkt/a.tif"], dates=dates)
+
+
+# ------------------------------------------------------------------- task states (from mutation testing)
+
+N = "projects/p/operations/X"
+
+
+def test_a_task_named_twice_is_waited_for_once():
+    """By id twice, or by id and by name: wait_for polled for ever (one final state short)."""
+    c = FakeOps({"A": [op("A", "RUNNING"), op("A", "SUCCEEDED")]})
+    ticks = iter(range(1000))  # (a clock that moves: a regression times out instead of hanging the suite)
+    final = T.wait_for(["A", "A", "projects/p/operations/A"], c, sleep=lambda s: None, timeout=60,
+                       clock=lambda: next(ticks))
+    assert [f.id for f in final] == ["A"] and final[0].state == "COMPLETED"
+
+
+def test_a_cancelling_task_is_active_and_an_unknown_state_is_not():
+    c = FakeOps({"A": [op("A", "CANCELLING")], "B": [op("B", "SUCCEEDED")], "C": [op("C", "SOMETHING_NEW")]})
+    assert [i.id for i in T.list_tasks(c, active_only=True)] == ["A"]
+    infos = [T.task_info(op("A", "RUNNING")), T.task_info(op("B", "RUNNING")), T.task_info(op("C", "SOMETHING_NEW"))]
+    assert T.summarize(infos) == {"RUNNING": 2, "UNKNOWN": 1}
+    assert [r["active"] for r in T.task_rows(infos)] == [True, True, False]
+    assert [T.state_label(s) for s in ("READY", "CANCEL_REQUESTED", "COMPLETED")] == ["waiting", "stopping", "done"]
+
+
+def test_a_finished_operation_with_a_stale_state_is_failed_or_completed_by_its_error():
+    assert T.task_info({"name": N, "done": True, "metadata": {"state": "RUNNING"}, "error": {"message": "boom"}}).state == "FAILED"
+    assert T.task_info({"name": N, "done": True, "metadata": {"state": "RUNNING"}}).state == "COMPLETED"
+    assert T.task_info({"name": N, "metadata": {"state": "FAILED"}, "error": {"message": "boom"}}).error_message == "boom"
+    assert T.task_info({"name": N, "metadata": {"state": "RUNNING"}, "error": {"message": "transient"}}).error_message == ""
+    info = T.task_info({"name": N, "done": True, "metadata": {"state": "FAILED", "description": "d"},
+                        "error": {"message": "Request size exceeds the limit."}})
+    assert T.failure_message(info).endswith("limit; split the export into more tasks or a smaller region")
+
+
+def test_a_failed_task_without_a_message_still_fails_the_wait():
+    c = FakeOps({"A": [op("A", "RUNNING"), op("A", "FAILED")]})
+    with pytest.raises(EETaskFailedError, match="no error message"):
+        T.wait_for(["A"], c, sleep=lambda s: None)
+
+
+def test_a_task_id_matches_the_whole_last_part_of_its_name():
+    c = FakeOps({"BA": [op("BA", "RUNNING")], "A": [op("A", "SUCCEEDED")]})
+    assert T.get_task("A", c).state == "COMPLETED"
+    assert T.ingestion_note([{"id": "BA", "state": "FAILED", "failure": "x"}], "A", "users/u/a") is None
+
+
+def test_a_wait_with_no_time_left_says_so_without_sleeping():
+    c = FakeOps({"B": [op("B", "RUNNING")]})
+    with pytest.raises(EarthEngineError, match="still running"):
+        T.wait_for(["B"], c, timeout=0, sleep=lambda s: pytest.fail("slept"), clock=lambda: 0.0)
+
+
+def test_a_poll_that_fails_once_is_retried_with_the_given_pace():
+    from googleapiclient.errors import HttpError
+
+    from core.ee.errors import RetryPolicy
+
+    class Response(dict):
+        status = 503
+        reason = "unavailable"
+
+    class Flaky(FakeOps):
+        calls = 0
+
+        def get_operation(self, name):
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise HttpError(Response(status="503"), b"unavailable")
+            return super().get_operation(name)
+
+    sleeps = []
+    T.wait_for(["A"], Flaky({"A": [op("A", "SUCCEEDED")]}), sleep=sleeps.append,
+               retry=RetryPolicy(attempts=3, base_delay=0.25, jitter=0.0))
+    assert sleeps == [0.25]
+
+
+def test_a_refused_cancel_is_a_permission_error():
+    import ee
+
+    from core.ee.errors import EEPermissionError
+
+    class Refusing(FakeOps):
+        def cancel_operation(self, name):
+            raise ee.EEException("Permission denied: the caller does not have permission")
+
+    with pytest.raises(EEPermissionError):
+        T.cancel_task("A", Refusing({"A": [op("A", "RUNNING")]}))
