@@ -10,8 +10,8 @@ Order of credentials (first found wins):
    ``ee.Initialize`` itself would find them.
 
 The project comes from the ``project`` argument, then ``EE_PROJECT``, then the secrets
-(``ee_project`` / ``EE_PROJECT`` / the table's ``project``), then the credentials (the key's
-``project_id`` or the project saved by ``earthengine set_project``).
+(top-level ``ee_project`` / ``EE_PROJECT`` / ``project``), then the credentials (the key's ``project_id``,
+also that of a ``[gcp_service_account]`` table, or the project saved by ``earthengine set_project``).
 
 The app passes Streamlit's secrets; the command line reads the same files (:func:`read_secrets_files`).
 

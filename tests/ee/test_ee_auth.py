@@ -132,6 +132,30 @@ def test_user_credentials(no_user_store, init_calls):
     assert "secret-refresh-token" not in repr(st)
 
 
+def test_secrets_come_before_stored_user_credentials_and_env_project_before_secrets(no_user_store, key_info, init_calls):
+    no_user_store.parent.mkdir(parents=True)
+    no_user_store.write_text(json.dumps({"refresh_token": "1//tok", "project": "user-project"}))
+    st = auth.initialize(env={}, secrets={"gcp_service_account": dict(key_info)})
+    assert st.method == "service_account_secrets" and st.project == "key-project"
+    st = auth.initialize(env={"EE_PROJECT": "env-project"}, secrets={"gcp_service_account": dict(key_info),
+                                                                     "ee_project": "secret-project"})
+    assert st.project == "env-project"
+    assert auth.initialize(env={}).method == "user"  # without the secrets
+
+
+@pytest.mark.parametrize("content, said", [
+    ("[1, 2]", "not a service-account JSON key"),
+    ('{"type": "service_account", "private_key": "x"}', "incomplete"),
+])
+def test_a_key_file_that_is_no_usable_key_is_said_so(tmp_path, init_calls, content, said):
+    """A JSON list gave an AttributeError, a key without its client_email a KeyError."""
+    keyfile = tmp_path / "key.json"
+    keyfile.write_text(content)
+    with pytest.raises(EENotConfiguredError, match=said):
+        auth.initialize(env={"GOOGLE_APPLICATION_CREDENTIALS": str(keyfile)})
+    assert init_calls == []
+
+
 def test_user_credentials_without_project(no_user_store, init_calls):
     no_user_store.parent.mkdir(parents=True)
     no_user_store.write_text(json.dumps({"refresh_token": "1//tok"}))
