@@ -224,6 +224,39 @@ def test_tile_url_cache_ttl(ee_offline):
     assert len(tiles._cache) == 1
 
 
+def test_map_layers_draw_no_data_transparent_within_the_region(ee_offline, graph):
+    """What getMapId is asked to draw: labels and an asset with their 255s masked (they were painted as crop
+    and as 100 %), the composite clipped to the region, false colour and NDVI off at first; a refused
+    request (too many at once) is retried."""
+    from graph_walk import arguments_of, constants, resolved
+
+    from core.ee.errors import RetryPolicy
+    from core.ee.presets import CAMANA
+
+    tiles.clear_cache()
+    drawn, refusals = [], [1]
+
+    def get_map_id(image, vis):
+        if refusals:
+            refusals.pop()
+            raise ee_offline.EEException("Too many concurrent aggregations.")
+        drawn.append(graph(image))
+        return {"mapid": f"m{len(drawn)}", "token": ""}
+
+    kw = dict(get_map_id=get_map_id, policy=RetryPolicy(attempts=3, base_delay=0.0, jitter=0.0))
+    layers = tiles.composite_layers(CAMANA.composite, CAMANA.geojson, **kw)
+    assert len(drawn) == 3 and not refusals  # the first request refused once, then drawn
+    assert [layer.show for layer in layers] == [True, False, False]
+    assert all(arguments_of(g, "Image.clip") for g in drawn)
+    tiles.label_layers(CAMANA.labels, CAMANA.geojson, **kw)
+    tiles.asset_layer("projects/p/assets/pred", **kw)
+    for g in drawn[3:]:
+        (mask,) = arguments_of(g, "Image.updateMask")
+        (neq,) = arguments_of(mask, "Image.neq")
+        assert constants(resolved(g, neq["image2"])) == [255]
+    assert arguments_of(drawn[3], "Image.clip")  # the labels cut to the region too
+
+
 # ------------------------------------------------------------------------------------ upload
 
 
