@@ -566,6 +566,7 @@ def test_upload(capsys, tmp_path, monkeypatch, ready, fake_ops):
     wrong = {"mask.tif": (np.array([[0, 1], [1, 255]], np.uint8), utm, ["crop (1), not crop (0)"], "crop mask"),
              "plain.tif": (np.array([[0, 40], [100, 255]], np.uint8), {}, None, "no CRS"),
              "image.tif": (np.full((4, 2, 2), 900, np.int16), utm, None, "4 band(s) of int16"),
+             "fraction.tif": (np.array([[0.0, 0.4], [1.0, 0.5]], np.float32), utm, None, "1 band(s) of float32"),
              "other.tif": (np.array([[0, 180], [7, 255]], np.uint8), utm, None, "above 100")}
     for name, (data, grid, names, said) in wrong.items():
         write_raster(tmp_path / name, data, nodata=255 if data.dtype == np.uint8 else None, descriptions=names, **grid)

@@ -463,6 +463,15 @@ def test_upload_to_a_bucket_root(tmp_path, uri):
 def test_upload_validation(tmp_path):
     with pytest.raises(ConfigError):
         U.UploadConfig("s3://x/y", "projects/p/assets/a")
+    # refused before the upload (the ingestion failed after the file was copied)
+    with pytest.raises(ConfigError, match="pyramiding must be MEAN"):
+        U.UploadConfig("gs://crop-bucket/p.tif", "projects/p/assets/a", pyramiding="AVG")
+    with pytest.raises(ConfigError, match="band name '1x' must be"):
+        U.UploadConfig("gs://crop-bucket/p.tif", "projects/p/assets/a", band="1x")
+    with pytest.raises(ConfigError, match="not a Cloud Storage URI"):
+        U.parse_gs_uri("gs://crop-bucket/")  # a bucket, no file in it
+    assert U.cog_uri("gs://b/p/x.tiff", "projects/p/assets/a") == "gs://b/p/x.tiff"
+    assert U.cog_uri("gs://b/p/", "projects/p/assets/a") == "gs://b/p/a.tif"
     with pytest.raises(ConfigError):
         U.asset_name("short")
     for bad in ("projects/p/assets/bad name", "projects/p/assets/a//b", "projects/p/assets/a/", "projects/p/assets/../x",
