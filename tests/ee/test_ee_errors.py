@@ -89,6 +89,11 @@ def ee_exc(message: str):
         (lambda: ee_exc("Bad Gateway"), E.EEServerError, "retrying"),
         (lambda: ee_exc("Gateway Timeout"), E.EEServerError, "retrying"),
         (lambda: ee_exc("Internal Server Error"), E.EEServerError, "retrying"),
+        # a user's mistake sent with a 5xx status is the mistake (not retried as a server failure)
+        (lambda: http_error(500, "Request payload size exceeds the limit: 10485760 bytes."), E.EEPayloadTooLargeError,
+         "simplify the region"),
+        (lambda: ee_exc("Grid dimensions (40000x40000) must be less than 32768."), E.EERequestTooLargeError, "smaller"),
+        (lambda: http_error(401, "Unauthorized"), E.EENotConfiguredError, "earthengine authenticate"),
     ],
 )
 def test_map_ee_error(exc, cls, words):
@@ -100,6 +105,19 @@ def test_map_ee_error(exc, cls, words):
 def test_map_keeps_mapped_errors():
     err = E.EEMemoryError("x")
     assert E.map_ee_error(err) is err
+    empty = NoDataError("no scene")
+    assert E.map_ee_error(empty) is empty
+
+
+def test_refused_credentials_while_calling_are_said_as_a_sign_in_to_do():
+    """google.auth's RefreshError (a revoked or expired sign-in) came out raw from a request."""
+    from google.auth.exceptions import RefreshError
+
+    def fn():
+        raise RefreshError("invalid_grant: Token has been expired or revoked.")
+
+    with pytest.raises(E.EENotConfiguredError):
+        E.call_with_retries(fn, sleep=lambda s: pytest.fail("retried"))
 
 
 def test_retryable():

@@ -92,6 +92,14 @@ def test_label_golden(ee_offline, graph, golden, name, cfg, dataset, band, class
     assert 255 in consts and ("label" in consts or ["label"] in consts)  # no data 255, band named label
 
 
+def test_a_user_assets_named_band_is_the_one_read(ee_offline, graph):
+    """Its band given: that band (not the asset's first); none given: the first."""
+    named = graph(L.label_image(L.LabelConfig("asset", asset_id="users/a/b", band="b2", crop_values=(10,)), REGION))
+    assert "b2" in constants(named) or ["b2"] in constants(named)
+    first = graph(L.label_image(L.LabelConfig("asset", asset_id="users/a/b", crop_values=(10,)), REGION))
+    assert "b2" not in constants(first) and ["b2"] not in constants(first) and 0 in constants(first)
+
+
 @pytest.mark.parametrize(
     "cfg",
     [L.LabelConfig("asset", asset_id="users/someone/GLC30_camana", crop_values=(10,)), L.LabelConfig("cdl", year=2021)],
@@ -146,6 +154,9 @@ def test_cdl_before_2008_is_said_to_cover_some_states_only():
     assert "2021 only, 26 years from this 1995 composite" in L.coverage_note("worldcover", 1995)
     assert "GLC-FCS30D" in L.coverage_note("worldcover", 2005)
     assert L.coverage_note("worldcover", 2019) is None and L.coverage_note("worldcover", None) is None
+    # three years either side of 2021 pass unsaid; a fourth is said
+    assert L.coverage_note("worldcover", 2018) is None and L.coverage_note("worldcover", 2024) is None
+    assert "4 years from this 2017" in L.coverage_note("worldcover", 2017)
 
 
 def test_a_label_year_after_the_last_map_is_refused():
@@ -179,6 +190,13 @@ def test_label_config_validation():
         L.LabelConfig("glcfcs30d")
     with pytest.raises(ConfigError):
         L.LabelConfig("asset", asset_id="users/x/y")
+    for bad in ({"year": 2005.5}, {"year": True}):
+        with pytest.raises(ConfigError, match="label year must be a whole number"):
+            L.LabelConfig("glcfcs30d", **bad)
+    with pytest.raises(ConfigError, match="crop value must be a whole number"):
+        L.LabelConfig("asset", asset_id="users/a/b", crop_values=[True])
+    assert L.LabelConfig("asset", asset_id="users/a/b", crop_values=10).crop_values == (10,)  # one value alone
+    assert L.LabelConfig("worldcover", year=" ").year is None  # a blank field: no year
     assert L.glcfcs30d_band(2000) == (L.GLC_FCS30D_ANNUAL, "b1")
     assert L.glcfcs30d_band(2022) == (L.GLC_FCS30D_ANNUAL, "b23")
     assert L.glcfcs30d_band(1985) == (L.GLC_FCS30D_FIVE_YEARS, "b1")
@@ -199,6 +217,9 @@ def test_label_config_validation():
         ({"scale": 0}, "scale"),
         ({"crs": "UTM18S"}, "EPSG"),
         ({"cs_threshold": 1.5}, "cs_threshold"),
+        ({"sensor": "S2", "start": "2021-01-01", "end": "2021-12-31", "cs_threshold": 1.0}, "cs_threshold"),
+        ({"max_cloud": True}, "max_cloud"),  # (not 1 %)
+        ({"scale": 20000}, "at most 10000"),
     ],
 )
 def test_composite_config_validation(kwargs, words):
@@ -230,10 +251,21 @@ def test_composite_config_is_frozen_and_hashable():
     assert cfg.resolution == 30.0 and C.CompositeConfig(sensor="S2", start="2021-01-01", end="2021-02-01").resolution == 10.0
 
 
+def test_landsat_7_is_said_striped_when_its_dates_reach_past_may_2003():
+    """From the end date: a year that starts before the failure and ends after it is striped in part."""
+    assert "scan-line corrector failed" in C.composite_note(C.CompositeConfig(sensor="L7", start="2003-01-01",
+                                                                              end="2003-12-31"))
+    assert C.composite_note(C.CompositeConfig(sensor="L7", start="2001-01-01", end="2003-05-30")) is None
+    assert C.composite_note(C.CompositeConfig(sensor="L8", start="2021-01-01", end="2021-12-31")) is None
+
+
 def test_utm_and_region_parsing():
     assert C.utm_crs(-72.7, -16.6) == "EPSG:32718"
     assert C.utm_crs(4.4, 50.8) == "EPSG:32631"
+    assert C.utm_crs(10, 0.0) == "EPSG:32632"  # the equator itself: the northern zone
     feature = {"type": "Feature", "properties": {}, "geometry": REGION}
+    with pytest.raises(RegionError, match="exactly one feature"):  # (not the first of two, silently)
+        C.region_geometry({"type": "FeatureCollection", "features": [feature, feature]})
 
     class Obj:
         geojson = REGION
