@@ -328,3 +328,50 @@ def test_the_labels_table_has_its_own_columns(flanders_mask):
     assert [int(r["label_crop_pixels"]) for r in table] == [r.crop_pixels for r in rows]
     assert [int(r["labelled_pixels"]) for r in table] == [r.valid_pixels for r in rows]
     assert "crop_pixels" in next(csv.reader(io.StringIO(zones_csv(rows))))  # (the prediction's, as before)
+
+
+def test_a_zone_s_figures_against_labels_are_those_counted_by_hand_on_a_lon_lat_grid():
+    """A zone near the bottom of a longitude/latitude grid (pixel areas differ by row): its areas from its
+    own rows, its scores over the pixels valid in both, the labels' crop from the labels alone."""
+    grid = Grid("EPSG:4326", (0.01, 0.0, 10.0, 0.0, -0.01, 60.0), 100, 100)
+    rng = np.random.default_rng(7)
+    mask = rng.choice(np.array([0, 1, 255], np.uint8), (100, 100), p=[0.45, 0.45, 0.1])
+    labels = rng.choice(np.array([0, 1, 255], np.uint8), (100, 100), p=[0.4, 0.4, 0.2])
+    labels[:, :35] = 255  # the labels cover only part of the zone
+    (zone,) = crop_by_zone(mask, grid, [("z", Region.from_bbox(10.2, 59.05, 10.5, 59.2))], labels=labels)
+    rows, cols = slice(80, 95), slice(20, 50)  # the pixels whose centres lie inside
+    pa = np.broadcast_to(grid.pixel_area_ha()[rows], (15, 30))  # (a column of each row's hectares)
+    m, lab = mask[rows, cols], labels[rows, cols]
+    valid, crop = m != 255, m == 1
+    both = valid & (lab != 255)
+    p, y = crop & both, both & (lab == 1)
+    tp, fp, fn = int((p & y).sum()), int((p & ~y).sum()), int((~p & y).sum())
+    assert (zone.pixels, zone.valid_pixels, zone.crop_pixels) == (450, int(valid.sum()), int(crop.sum()))
+    assert zone.valid_area_ha == pytest.approx(pa[valid].sum(), abs=1e-3)
+    assert zone.crop_area_ha == pytest.approx(pa[crop].sum(), abs=1e-3)
+    assert pa[0, 0] > grid.pixel_area_ha()[0, 0]  # (rows further south hold more hectares: the zone's own are used)
+    assert (zone.compared_pixels, zone.label_crop_pixels) == (int(both.sum()), tp + fn)
+    assert zone.label_crop_area_ha == pytest.approx(pa[y].sum(), abs=1e-3)
+    assert zone.iou == pytest.approx(tp / (tp + fp + fn), abs=1e-4)
+    assert zone.f1 == pytest.approx(2 * tp / (2 * tp + fp + fn), abs=1e-4)
+    # no crop on either side: no IoU or F1 (not a perfect 0/0)
+    (none,) = crop_by_zone(np.zeros_like(mask), grid, [("z", Region.from_bbox(10.2, 59.05, 10.5, 59.2))],
+                           labels=np.zeros_like(labels))
+    assert none.iou is None and none.f1 is None and none.compared_pixels == 450
+    with pytest.raises(GridMismatchError):
+        crop_by_zone(mask, grid, [("z", Region.from_bbox(10.2, 59.05, 10.5, 59.2))], labels=labels[:, 1:])
+    with pytest.raises(GridMismatchError):
+        crop_by_zone(mask[:, 1:], grid, [("z", Region.from_bbox(10.2, 59.05, 10.5, 59.2))])
+
+
+@pytest.mark.parametrize("ring, outside", [
+    (box_ring(50, 10, 70, 20), "50%"), (box_ring(-10, 10, 10, 20), "50%"),  # east, west
+    (box_ring(10, -10, 20, 10), "50%"), (box_ring(10, 30, 20, 50), "50%"),  # north, south
+    (box_ring(10, 20, 20, 41), "5%"),  # a little off the south edge
+])
+def test_a_zone_off_any_one_edge_is_said_partly_outside(ring, outside):
+    mask = np.zeros((40, 60), np.uint8)
+    grid = Grid(None, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), 60, 40)
+    (zone,) = Region.from_geojson(feature_collection(({"name": "z"}, ring), crs="image")).part_regions()
+    (row,) = crop_by_zone(mask, grid, [zone])
+    assert row.note == f"{outside} of the zone lies outside the prediction; the figures are for the part inside"
