@@ -245,3 +245,36 @@ def test_a_crop_mask_that_declares_0_as_no_data_is_traced(tmp_path):
         dst.write(mask, 1)
     done = write_fields(path, tmp_path / "f.geojson")
     assert done["fields"] == 1 and done["pixels"] == 225 and done["area_ha"] == pytest.approx(2.25)
+
+
+def test_a_rotated_utm_grid_counts_its_fields_pixels_once():
+    """The pixel size from the whole determinant: without the rotation's terms a 30-degree grid counted
+    each pixel 1/cos^2 times (133 for 100) and its hectares likewise."""
+    mask = np.zeros((20, 20), np.uint8)
+    mask[5:15, 5:15] = 1
+    grid = Grid("EPSG:32631", tuple(Affine.translation(500_000.0, 5_600_000.0) @ Affine.rotation(30)
+                                    @ Affine.scale(10.0, -10.0))[:6], 20, 20)
+    (field,) = crop_fields(mask, grid, 1)["features"]
+    assert field["properties"]["pixels"] == 100 and field["properties"]["area_ha"] == pytest.approx(1.0)
+
+
+def test_a_lon_lat_grid_west_of_minus_180_gives_longitudes_within_180():
+    grid = Grid("EPSG:4326", (0.001, 0.0, -200.0, 0.0, -0.001, 10.0), 40, 20)
+    block = np.zeros((20, 40), np.uint8)
+    block[5:15, 5:35] = 1
+    (field,) = crop_fields(block, grid, min_pixels=4)["features"]
+    lons = [p[0] for p in field["geometry"]["coordinates"][0]]
+    assert min(lons) == pytest.approx(160.005) and max(lons) == pytest.approx(160.035)
+
+
+def test_a_mask_not_of_its_grid_and_too_many_fields_are_refused(monkeypatch):
+    from core import fields
+
+    grid = Grid("EPSG:32631", (10.0, 0.0, 500_000.0, 0.0, -10.0, 5_600_000.0), 20, 20)
+    mask = np.zeros((20, 20), np.uint8)
+    mask[0:4, 0:4] = mask[8:12, 8:12] = mask[15:19, 15:19] = 1
+    with pytest.raises(ConfigError, match="mask is 20x19 px, grid is 20x20"):
+        crop_fields(mask[1:], grid)
+    monkeypatch.setattr(fields, "MAX_FIELDS", 2)
+    with pytest.raises(ConfigError, match="over 2 crop areas"):
+        crop_fields(mask, grid)

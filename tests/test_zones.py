@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,6 +167,12 @@ def test_zones_from_the_command_line(flanders_mask, tmp_path, capsys):
     assert [z["name"] for z in printed] == ["Hof ter Linden", "Kouter"]
     table = list(csv.DictReader((tmp_path / "z.csv").open(encoding="utf-8")))
     assert [int(r["crop_pixels"]) for r in table] == [z["crop_pixels"] for z in printed]
+    # JSON by its extension, in any case; CSV likewise (not JSON written into a .CSV)
+    result = write_zones(mask_path, zones, tmp_path / "z.json")
+    assert result["out"] == str(tmp_path / "z.json") or Path(result["out"]) == tmp_path / "z.json"
+    assert json.loads((tmp_path / "z.json").read_text()) == printed
+    write_zones(mask_path, zones, tmp_path / "Z.CSV")
+    assert list(csv.DictReader((tmp_path / "Z.CSV").open(encoding="utf-8"))) == table
     # features without a polygon (a well as a point, a feature with no geometry): left out, and said
     mixed = json.loads(zones.read_text())
     mixed["features"] += [{"type": "Feature", "properties": {"name": "Well"},
