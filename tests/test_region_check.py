@@ -131,6 +131,19 @@ def test_check_region_hectares_on_a_geographic_grid():
     rows = grid.pixel_area_ha()[:, 0]
     assert res.area_ha == pytest.approx(float(rows.sum()) * 300, rel=1e-6)
     assert res.area_ha == pytest.approx(region.area_ha(), rel=0.01)
+    # a region of the southern rows: their hectares, not those of the grid's first rows
+    south = check_region(Region.from_bbox(10.0, 44.97, 10.03, 44.98), grid)
+    assert south.ok and south.area_ha == pytest.approx(float(rows[200:].sum()) * 300, rel=1e-6)
+    assert south.area_ha > float(rows[:100].sum()) * 300
+
+
+def test_the_size_limit_holds_to_the_pixel_and_a_region_off_the_top_left_is_said_clipped():
+    box = Region.from_bbox(0, 0, 100, 100, crs=IMAGE_CRS)
+    assert check_region(box, IMAGE_GRID, max_pixels=10_000).ok
+    assert "at most 9,999 px" in check_region(box, IMAGE_GRID, max_pixels=9_999).message
+    for ring in ((-5, 10, 20, 30), (10, -5, 30, 20)):  # off the left edge, off the top
+        edge = check_region(Region.from_bbox(*ring, crs=IMAGE_CRS), IMAGE_GRID)
+        assert edge.ok and edge.clipped and "part of the region lies outside the image" in edge.message
 
 
 def test_check_region_on_an_image_smaller_than_a_patch_says_so():
