@@ -380,3 +380,47 @@ def test_a_legends_colours_are_named_to_a_screen_reader():
     assert "role='img' aria-label='red-orange'" in said and "aria-label='sky blue'" in said
     for cmap, words in (("probability", "dark purple to yellow"), ("ndvi", "brown to dark green")):
         assert f"role='img' aria-label='{words}'" in ov.gradient_legend("t", cmap, "0", "1").to_html()
+
+
+def test_colour_layers_are_stretched_and_mapped_as_computed_by_hand():
+    """The 2-98 % stretch of the valid pixels alone (an outlier in a gap changes nothing), each layer its
+    own bands' limits; NDVI -1..1 and probability 0..1 over the whole colormap."""
+    rng = np.random.default_rng(3)
+    feats = rng.random((20, 30, 5)).astype(np.float32) * 0.5
+    valid = np.ones((20, 30), bool)
+    valid[:4] = False
+    feats[:4] = 1e6  # invalid pixels' values
+    limits = ov.band_limits(feats, valid)
+    want = [tuple(np.percentile(feats[..., i][valid], [2, 98])) for i in range(4)]
+    assert limits == pytest.approx(want)
+    false = ov.false_colour(feats, valid, limits)
+    for channel, band in enumerate((3, 0, 1)):  # NIR, R, G
+        lo, hi = limits[band]
+        hand = np.clip((feats[..., band] - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+        assert np.array_equal(false[..., channel][valid], hand[valid])
+    assert (false[..., 3] == np.where(valid, 255, 0)).all()
+    ndvi = np.zeros((1, 3, 5), np.float32)
+    ndvi[0, :, 4] = [-1.0, 0.0, 1.0]
+    assert ov.ndvi_colour(ndvi, np.ones((1, 3), bool))[0, :, :3].tolist() == ov.colormap("ndvi")[[0, 127, 255]].tolist()
+    prob = ov.probability_colour(np.array([[0.0, 0.25, 1.0]], np.float32))
+    assert prob[0, :, :3].tolist() == ov.colormap("probability")[[0, 63, 255]].tolist()
+    assert ov.gradient_legend("Crop probability", "probability", "0", "1").low == "0"
+
+
+def test_a_class_layer_on_the_web_map_keeps_its_class_colours():
+    """Reprojection picks pixels (nearest), never blends classes into colours no legend names."""
+    _, _, grid = read_image(FLANDERS_S2)
+    mask = np.zeros(grid.shape, np.uint8)
+    mask[:, : grid.width // 2] = 1
+    mask[::7, ::5] = 255
+    o = ov.make_overlay("labels", ov.labels_colour(mask, show_nodata=True), grid)
+    seen = {tuple(px) for px in np.asarray(Image.open(io.BytesIO(o.png))).reshape(-1, 4)}
+    classes = {ov.CLASS_COLOURS[n] + (255,) for n in ("crop", "not crop", "no label")}
+    assert seen - {(0, 0, 0, 0)} <= classes and len(seen & classes) == 3
+
+
+def test_a_window_is_placed_where_it_lies_in_its_image():
+    from core.region import PixelWindow
+
+    assert ov.window_map_bounds(IMAGE_GRID, PixelWindow(5, 20, 10, 10)) == ((-15, 20), (-5, 30))
+    assert ov.map_bounds(IMAGE_GRID, (5, 20)) == ((-205, 20), (-5, 320))
