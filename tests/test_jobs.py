@@ -128,11 +128,14 @@ def test_failure_is_recorded(tmp_path):
 def test_dead_worker_is_reported_failed(tmp_path):
     job_dir = tmp_path / "j"
     job_dir.mkdir()
-    (job_dir / "log.txt").write_text("Traceback...\nMemoryError\n")
+    (job_dir / "log.txt").write_text("first line\nsecond line\nTraceback...\n  File x\nMemoryError\n")
     status = jobs.JobStatus(state="running", job_id="x", pid=2**22 + 12345, started=time.time())
     (job_dir / "status.json").write_text(json.dumps(status.to_dict()))
     st = jobs.status(job_dir)
-    assert st.state == "failed" and "MemoryError" in st.message
+    assert st.state == "failed" and st.message.endswith("Traceback... |   File x | MemoryError")  # the log's end
+    assert "first line" not in st.message
+    with pytest.raises(JobError):
+        jobs.cancel(tmp_path / "no job here")
 
 
 def test_a_worker_that_finished_while_it_was_checked_is_done_not_dead(tmp_path, monkeypatch):
@@ -451,8 +454,9 @@ def test_a_prepared_folder_can_take_a_job(tmp_path):
     job_dir = tmp_path / "j"
     (job_dir / "holdout").mkdir(parents=True)
     (job_dir / "holdout" / "train_labels.tif").write_bytes(b"data")
+    (job_dir / jobs.CANCEL_FILE).write_text("0")  # an earlier job's cancel request: not this one's
     jobs.start_job("selftest", {"epochs": 1, "steps": 1, "delay": 0.0}, job_dir)
-    assert wait_for(job_dir, ("done", "failed")).state == "done"
+    assert wait_for(job_dir, ("done", "failed", "cancelled")).state == "done"
     assert (job_dir / "holdout" / "train_labels.tif").read_bytes() == b"data"
 
 
@@ -635,6 +639,16 @@ def test_a_reused_pid_of_another_users_process_is_not_a_live_worker(tmp_path, re
         with pytest.raises(jobs.JobError, match=f"process {other.pid} runs as another user"):
             jobs.cancel(job_dir, terminate_after_s=0)
         assert (job_dir / jobs.CANCEL_FILE).exists()
+
+
+def test_progress_within_an_epoch_counts_its_steps_and_never_runs_past_it():
+    st = jobs.JobStatus(state="running", epoch=1, step=10, steps=5, epochs=2)
+    assert st.fraction == 0.5  # (a step count past the epoch's: the epoch, not more)
+    rows = [{"epoch": 1, "val_loss": 0.5}, {"epoch": 2, "val_loss": 0.4}]
+    last_step = jobs.JobStatus(state="running", epoch=2, step=4, steps=4, epochs=3, history=rows)
+    assert last_step.progress_text().startswith("running: epoch 2/3")  # not "loading data before epoch 3"
+    done = jobs.JobStatus(state="done", epoch=2, epochs=2, history=rows)
+    assert "best (the checkpoint kept)" not in done.progress_text()  # the last epoch is the kept one: not said twice
 
 
 def test_the_best_checkpoint_in_words():
