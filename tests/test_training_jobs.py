@@ -4,6 +4,7 @@ job that made a model (what it was trained on, the copy of a running job's check
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -166,3 +167,57 @@ def test_a_resume_of_a_resumed_job_says_it_once(tmp_path, monkeypatch):
     training_jobs.resume_training(stopped, tmp_path / "job-b")
     assert notes == ["Validation holds out columns 192-255. Resumed from the training of 2026-12-06 18:22 "
                      "(itself resumed)."]
+
+
+def test_a_training_start_passes_on_what_its_model_card_and_lineage_need(tmp_path, monkeypatch):
+    """The image trained on, the pixel size, the data in words and the one-at-a-time start reach the job
+    (each trained_on test wrote its job.json by hand)."""
+    from testdata import SAMPLE_IMAGE, SAMPLE_LABELS
+
+    started = []
+    monkeypatch.setattr(jobs, "start_job", lambda kind, params, job_dir, note="", **kw:
+                        started.append((kind, params, note, kw)) or "id")
+    config = training_jobs.training_config({"epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "patch_size": 64})
+    job_dir = training_jobs.train_on_image(SAMPLE_IMAGE, SAMPLE_LABELS, "cdl", tmp_path / "jobs", config,
+                                           title="the sample scene", pixel_size_m=30.0)
+    ((kind, params, note, kw),) = started
+    assert kind == "train" and kw == {"one_at_a_time": True} and note
+    assert params["trained_on"] == str(SAMPLE_IMAGE) and params["pixel_size_m"] == 30.0
+    assert "the sample scene" in params["data_text"] and params["config"] == config.to_dict()
+    # IMAGE:LABELS pairs of the image and the held-out split's labels in the job's folder
+    assert [p.split(":")[0] for p in params["train_data"] + params["val_data"]] == [str(SAMPLE_IMAGE)] * 2
+    assert all(p.split(":")[1].startswith(str(job_dir / "holdout")) for p in params["train_data"] + params["val_data"])
+
+
+def test_only_a_stopped_job_with_a_checkpoint_and_no_hopeless_end_can_resume(tmp_path):
+    job = tmp_path / "job"
+    (job / "train").mkdir(parents=True)
+    stopped = jobs.JobStatus(state="cancelled")
+    assert not training_jobs.can_resume(job, stopped)  # no checkpoint yet
+    (job / "train" / "last.keras").write_bytes(b"weights")
+    assert training_jobs.can_resume(job, stopped) and training_jobs.can_resume(job, jobs.JobStatus(state="failed"))
+    assert not training_jobs.can_resume(job, jobs.JobStatus(state="done"))
+    assert not training_jobs.can_resume(job, jobs.JobStatus(state="running"))
+    for message in (training_jobs.DIVERGED + " at epoch 3", training_jobs.CANNOT_RESUME + ": history damaged"):
+        assert not training_jobs.can_resume(job, jobs.JobStatus(state="failed", message=message))
+    (job / "train" / "best.keras").write_bytes(b"weights")
+    assert not training_jobs.best_not_in_use(job, jobs.JobStatus(state="cancelled"), None)  # only a finished job's
+    assert training_jobs.best_not_in_use(job, jobs.JobStatus(state="done"), None)
+
+
+def test_a_resume_is_refused_for_a_job_that_is_not_a_stopped_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(jobs, "start_job", lambda *a, **kw: pytest.fail("a job started"))
+    monkeypatch.setattr(jobs, "_is_worker", lambda pid, job_dir: True)  # (its worker alive)
+    job = tmp_path / "job-a"
+    (job / "train").mkdir(parents=True)
+    (job / "train" / "last.keras").write_bytes(b"weights")
+    (job / "job.json").write_text(json.dumps({"kind": "selftest", "job_id": "s", "params": {}, "note": ""}))
+    (job / "status.json").write_text(json.dumps(jobs.JobStatus(state="cancelled", started=time.time()).to_dict()))
+    with pytest.raises(JobError, match="holds no training job"):
+        training_jobs.resume_training(job, tmp_path / "job-b")
+    (job / "job.json").write_text(json.dumps({"kind": "train", "job_id": "t", "params": {"config": {}}, "note": ""}))
+    (job / "status.json").write_text(json.dumps(jobs.JobStatus(state="running", pid=os.getpid(),
+                                                               started=time.time()).to_dict()))
+    with pytest.raises(JobError, match="still"):
+        training_jobs.resume_training(job, tmp_path / "job-b")
+    assert not (tmp_path / "job-b").exists()
