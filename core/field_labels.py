@@ -198,6 +198,18 @@ class FieldLabels:
         return out
 
 
+def _faulty_field(group: list[dict], feats: list[dict], crs_member: dict) -> str | None:
+    """The name (or number in the file) of the first field of ``group`` that is no region on its own, or None."""
+    from core.region import Region
+
+    for feature in group:
+        try:
+            Region.from_geojson({"type": "FeatureCollection", "features": [feature], **crs_member})
+        except RegionError:
+            return _name(feature, next(i for i, f in enumerate(feats, 1) if f is feature))
+    return None
+
+
 def burn_fields(obj: Any, grid: Grid, prop: str, file_name: str = "the GeoJSON") -> FieldLabels:
     """Burn the fields of a GeoJSON (a FeatureCollection or a Feature, in lon/lat, a CRS its ``crs``
     member names, or the image's columns and rows with ``"crs": "image"``) onto ``grid``: each pixel
@@ -205,8 +217,8 @@ def burn_fields(obj: Any, grid: Grid, prop: str, file_name: str = "the GeoJSON")
 
     Raises:
         InvalidDataError: a field's ``prop`` is no class code (the message names the field).
-        RegionError: the GeoJSON holds no polygon, a polygon is malformed, or the fields' kind of
-            coordinates does not fit the grid (lon/lat fields on an image without a CRS, or image
+        RegionError: the GeoJSON holds no polygon, a polygon is malformed (the message names its field), or
+            the fields' kind of coordinates does not fit the grid (lon/lat fields on an image without a CRS, or image
             coordinates on a georeferenced one).
         NoDataError: no field has a ``prop``, or no field covers a pixel centre of the image.
     """
@@ -243,8 +255,8 @@ def burn_fields(obj: Any, grid: Grid, prop: str, file_name: str = "the GeoJSON")
             inside = region.mask(grid, w)
         except OutsideImageError:
             continue
-        except RegionError as err:  # (a message about a region: these are the fields)
-            raise RegionError(f"the fields of {file_name}: {err}") from None
+        except RegionError as err:  # (a message about a region: these are the fields; the one at fault named)
+            raise RegionError(f"{_faulty_field(group, feats, crs_member) or 'the fields'} of {file_name}: {err}") from None
         rows, cols = slice(w.row_off, w.row_off + w.height), slice(w.col_off, w.col_off + w.width)
         sub, held = codes[rows, cols], taken[rows, cols]
         clash[rows, cols] |= inside & held & (sub != code)

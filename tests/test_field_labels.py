@@ -46,6 +46,47 @@ def test_the_class_property_is_found_among_the_fields_properties():
         pick_class_property(feature_collection(({"name": "A", "kind": "maize"}, box_ring(0, 0, 2, 2))), "survey.geojson")
 
 
+def test_class_candidates_need_a_value_and_no_refused_one_and_the_suggested_map_follows_the_values():
+    from core.field_labels import class_choices, is_fields_file, suggested_label_map
+
+    fc = lambda *props: feature_collection(*((p, box_ring(3 * i, 0, 3 * i + 2, 2)) for i, p in enumerate(props)))  # noqa: E731
+    assert class_properties(fc({"surveyed": 1, "note": None})) == ["surveyed"]  # a property never given is none
+    assert class_properties(fc({"a": 1}, {"a": "maize"})) == []  # text in any field rules it out
+    assert class_choices(fc({"crop": "maize"})) == {"crop": None}  # the usual name, though it holds no codes
+    assert suggested_label_map(fc({"crop": 1}, {"crop": False}), "crop") == "binary"
+    assert suggested_label_map(fc({"crop": 1}, {"crop": 0}, {"crop": "x"}), "crop") is None
+    assert suggested_label_map(fc({"crop": None}), "crop") is None
+    assert suggested_label_map(fc({"code": 11}, {"code": 0}), "code") is None  # not 0/1 only: a product's codes
+    assert is_fields_file("F.GEOJSON") and is_fields_file("f.json") and not is_fields_file("f.tif")
+
+
+def test_a_fields_file_that_is_too_large_or_not_a_collection_is_refused(tmp_path):
+    from core.errors import InputNotFoundError
+    from core.field_labels import load_fields
+
+    data = json.dumps(feature_collection(({"crop": 1}, box_ring(0, 0, 5, 5)), crs="image")).encode()
+    assert load_fields(data)["type"] == "FeatureCollection"
+    with pytest.raises(RegionError, match="the limit is"):
+        load_fields(data, "f.geojson", max_bytes=len(data) - 1)
+    with pytest.raises(RegionError, match="JSON but not GeoJSON"):
+        load_fields(b"[1]", "f.geojson")
+    with pytest.raises(InputNotFoundError):
+        write_field_labels(tmp_path / "missing.geojson", SAMPLE_IMAGE, tmp_path / "labels.tif")
+    assert not (tmp_path / "labels.tif").exists()
+
+
+def test_a_malformed_field_is_refused_by_name():
+    bad = {"type": "Feature", "properties": {"name": "north plot", "crop": 1},
+           "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [5, 0], [0, 0]]]}}
+    good = feature_collection(({"name": "wheat", "crop": 1}, box_ring(10, 5, 30, 25)), crs="image")
+    good["features"].append(bad)
+    with pytest.raises(RegionError, match="^north plot of the GeoJSON: a region polygon needs at least 3 distinct corners"):
+        burn_fields(good, IMAGE_GRID, "crop")
+    del bad["properties"]["name"]
+    with pytest.raises(RegionError, match="^feature 2 of the GeoJSON: "):  # (no name: its number in the file)
+        burn_fields(good, IMAGE_GRID, "crop")
+
+
 def test_fields_are_burnt_on_the_pixels_whose_centre_they_hold():
     fc = feature_collection(({"name": "wheat", "crop": 1}, box_ring(10, 5, 30, 25)),       # 20 x 20 px
                  ({"name": "meadow", "crop": 0}, box_ring(25, 20, 45, 35)),     # overlaps wheat on 5 x 5 px
