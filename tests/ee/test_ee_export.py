@@ -292,6 +292,20 @@ def test_drive_destination(ee_offline):
     assert jobs[0].uri_prefix == "drive:crop_exports/c_train_000"
     img = X.image_export_job(CAMANA.composite, CAMANA.geojson, dest, name="c", image_cfg=X.ImageExportConfig(kernel_buffer=0))
     assert "marginDimensions" not in img.task.config["fileExportOptions"]["tfRecordOptions"]
+    # the files where the job says they are (the prefix Drive is given is the one reported)
+    assert img.task.config["fileExportOptions"]["driveDestination"] == {"folder": "crop_exports", "filenamePrefix": "c_image"}
+    assert img.uri_prefix == "drive:crop_exports/c_image"
+
+
+def test_an_image_export_of_some_bands_exports_those(ee_offline, graph):
+    job = X.image_export_job(CAMANA.composite, CAMANA.geojson, DEST, name="c",
+                             image_cfg=X.ImageExportConfig(bands=("R", "NIR")))
+    from graph_walk import resolved
+
+    g = graph(job.task.config["expression"])
+    chosen = [[resolved(g, v).get("constantValue") for v in a["bandSelectors"]["arrayValue"]["values"]]
+              for a in arguments_of(g, "Image.select") if "arrayValue" in a["bandSelectors"]]
+    assert ["R", "NIR"] in chosen
 
 
 def test_start_tasks_patched(ee_offline, monkeypatch):
