@@ -421,6 +421,25 @@ def test_ingest_manifest_is_accepted_by_ee_converter():
     assert "startTime" not in U.image_manifest("projects/p/assets/x", ["gs://bkt/a.tif"])
 
 
+def test_a_predictions_summary_gives_the_asset_its_properties_and_dates(tmp_path):
+    """The summary beside probability.tif: threshold, crop fraction and the imagery's days reach the
+    ingestion; days out of order are left out, not sent."""
+    from testdata import write_raster
+
+    folder = tmp_path / "prediction"
+    folder.mkdir()
+    write_raster(folder / "probability.tif", np.array([[0, 40], [100, 255]], np.uint8), crs="EPSG:32631", nodata=255)
+    manifests = []
+    cfg = U.UploadConfig("gs://crop-bucket/pred/", "projects/p/assets/camana")
+    for dates, start in ((["2005-01-01", "2006-12-31"], "2005-01-01T00:00:00Z"), (["2006-12-31", "2005-01-01"], None)):
+        (folder / "summary.json").write_text(json.dumps({"threshold": 0.5, "crop_fraction": 0.25, "dates": dates}))
+        task, asset = U.upload_prediction(folder, cfg, FakeStorage(),
+                                          ingest=lambda request_id, manifest, *a, **kw: manifests.append(manifest) or {"id": "T"})
+        assert (task, asset) == ("T", "projects/p/assets/camana")
+        assert manifests[-1].get("startTime") == start
+        assert manifests[-1]["properties"]["threshold"] == 0.5 and manifests[-1]["properties"]["crop_fraction"] == 0.25
+
+
 def test_upload_tfrecord_with_mixer(tmp_path):
     from core import patches
 
