@@ -143,6 +143,25 @@ def test_secrets_come_before_stored_user_credentials_and_env_project_before_secr
     assert auth.initialize(env={}).method == "user"  # without the secrets
 
 
+def test_a_key_path_from_home_and_an_empty_key_secret_fall_through_as_a_user_means(tmp_path, key_info, init_calls,
+                                                                                     monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    (home / "key.json").write_text(json.dumps(key_info))
+    monkeypatch.setenv("HOME", str(home))
+    assert auth.initialize(env={"GOOGLE_APPLICATION_CREDENTIALS": "~/key.json"}).method == "service_account_file"
+    # an empty key secret (a template's placeholder) is no key: the table after it is used
+    st = auth.initialize(env={}, secrets={"ee_service_account_json": "", "gcp_service_account": dict(key_info)})
+    assert st.ok and st.method == "service_account_secrets"
+
+
+def test_stored_user_credentials_without_a_refresh_token_are_passed_over(no_user_store, init_calls):
+    no_user_store.parent.mkdir(parents=True)
+    no_user_store.write_text(json.dumps({"project": "user-project"}))
+    with pytest.raises(EENotConfiguredError, match="no credentials found"):
+        auth.initialize(env={})
+
+
 @pytest.mark.parametrize("content, said", [
     ("[1, 2]", "not a service-account JSON key"),
     ('{"type": "service_account", "private_key": "x"}', "incomplete"),
