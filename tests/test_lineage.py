@@ -71,6 +71,7 @@ def test_a_checkpoint_below_the_model_in_use_is_told_with_both_figures(tmp_path)
     ref = load_card(DEFAULT_MODEL_PATH).validation_iou()
     assert below_model_in_use({"val_iou": ref - 0.1, "epoch": 3}, DEFAULT_MODEL_PATH) == (ref, ref - 0.1)
     assert below_model_in_use({"val_iou": ref + 0.01}, DEFAULT_MODEL_PATH) is None  # better: nothing to say
+    assert below_model_in_use({"val_iou": ref}, DEFAULT_MODEL_PATH) is None  # as good: nothing to say either
     assert below_model_in_use({"val_iou": None}, DEFAULT_MODEL_PATH) is None
     assert below_model_in_use({"val_iou": "n/a"}, DEFAULT_MODEL_PATH) is None  # (a damaged history row)
     assert below_model_in_use({"val_iou": 0.1}, None) is None
@@ -114,3 +115,18 @@ def test_a_base_that_learned_the_image_a_fine_tuning_validated_on_is_found(tmp_p
     # the shipped model learned the whole sample scene: a fine-tuning on it validates on pixels it saw
     assert validation_seen_by_base(_job(tmp_path, "job-4", SAMPLE_IMAGE, init=DEFAULT_MODEL_PATH)) == str(DEFAULT_MODEL_PATH)
     assert validation_seen_by_base(_job(tmp_path, "job-5", image, init=DEFAULT_MODEL_PATH)) is None
+    # a region cut from the sample scene (its scene.json names the sample as its source) is the sample scene
+    scene = tmp_path / "scenes" / "s1" / "image.tif"
+    scene.parent.mkdir(parents=True)
+    scene.parent.joinpath("scene.json").write_text(json.dumps({"extra": {
+        "source": str(SAMPLE_IMAGE), "row_off": 100, "col_off": 100, "height": 128, "width": 128}}))
+    assert validation_seen_by_base(_job(tmp_path, "job-6", scene, init=DEFAULT_MODEL_PATH)) == str(DEFAULT_MODEL_PATH)
+
+
+def test_a_fine_tuning_that_never_saw_the_image_is_not_said_validated_on_its_training_pixels(tmp_path):
+    """Only its base learned the image: its own job's note (same pixels, of another image) is not the image's."""
+    image, other = tmp_path / "scene.tif", tmp_path / "other.tif"
+    first = _job(tmp_path, "job-1", image, "held out: rows 0-255")
+    tuned = _job(tmp_path, "job-2", other, f"{SAME_PIXELS_NOTE} (the region is too small).", init=first)
+    seen = seen_pixels(tuned, image, sample_scene=False)
+    assert seen.base == str(first) and seen.share == 0 and not seen.validated_on_training
