@@ -95,6 +95,18 @@ def _card():
     return ModelCard("light", FEATURE_BANDS, Normalization((0.1,) * 5, (0.2,) * 5))
 
 
+def test_a_model_is_saved_with_its_card_in_place_first(tmp_path, monkeypatch):
+    """Whoever finds the .keras (a page polling a training run) finds its card too."""
+    from core import model as M
+
+    order = []
+    real = M.move_into_place
+    monkeypatch.setattr(M, "move_into_place", lambda moves, *a, **kw: order.extend(str(f) for _, f in moves) or
+                        real(moves, *a, **kw))
+    save_model(build_unet("light"), _card(), tmp_path / "m.keras")
+    assert order == [str(tmp_path / "m.json"), str(tmp_path / "m.keras")]
+
+
 def test_save_load_roundtrip(tmp_path):
     m = build_unet("light")
     path = save_model(m, _card(), tmp_path / "m.keras")

@@ -10,7 +10,7 @@ import pytest
 
 from core.ee import export as X
 from core.ee.presets import CAMANA
-from core.errors import ConfigError
+from core.errors import ConfigError, EarthEngineError
 from graph_walk import arguments_of, constants
 
 DEST = X.Destination("gcs", bucket="crop-bucket", prefix="camana")
@@ -340,8 +340,26 @@ def test_start_tasks_patched(ee_offline, monkeypatch):
                                   sample=X.SampleConfig((3, 3), (0, 0)), patches=X.PatchExportConfig(points_per_task=6))
     from core.ee.errors import EEServerError
 
-    with pytest.raises(EEServerError, match=r"the export s_train_000 may have started anyway: check the task list"):
+    with pytest.raises(EEServerError, match=r"the export s_train_000 may have started anyway: check the task list") as info:
         X.start_jobs(jobs, sleep=sleeps.append)
+    assert "already started" not in str(info.value)  # the first: none started before it
+    # several: started in order, their ids in that order; a later one refused names those running
+    answers = iter(["A", "B", "refuse"])
+
+    def in_turn(request_id, params):
+        answer = next(answers)
+        if answer == "refuse":
+            raise ee_offline.EEException("Permission denied on bucket crop-bucket")
+        return {"name": f"projects/p/operations/{answer}"}
+
+    monkeypatch.setattr(ee_offline.data, "exportTable", in_turn)
+    many = X.training_export_jobs(CAMANA.composite, CAMANA.labels, CAMANA.geojson, DEST, name="m",
+                                  sample=X.SampleConfig((6, 6), (3, 3)), patches=X.PatchExportConfig(points_per_task=6))
+    assert len(many) == 3
+    with pytest.raises(EarthEngineError, match=r"2 task\(s\) already started and still running: A, B"):
+        X.start_jobs(many, sleep=sleeps.append)
+    answers = iter(["A", "B", "C"])
+    assert [row["id"] for row in X.start_jobs(many, sleep=sleeps.append)] == ["A", "B", "C"]
 
 
 @pytest.mark.parametrize(

@@ -231,6 +231,10 @@ def test_prepare_image_marks_pixels_outside_a_bounded_image(ee_offline, graph):
     img = P.prepare_image(ee_offline.Image("users/someone/x").rename("class"), ("class",), "int16", -1)
     text = json.dumps(graph(img))
     assert '"functionName": "Image.unmask"' in text and '"sameFootprint": {"constantValue": false}' in text
+    # each type asked for is the type sent (labels as uint8: a float's 4 bytes a pixel overran the plan's)
+    for dtype, cast in (("int16", "Image.toInt16"), ("uint8", "Image.toUint8"), ("float32", "Image.toFloat")):
+        sent = json.dumps(graph(P.prepare_image(ee_offline.Image("users/someone/x"), ("b1",), dtype, 0)))
+        assert f'"functionName": "{cast}"' in sent and sent.count('"functionName": "Image.to') == 1, dtype
 
 
 def test_download_does_not_split_when_the_request_itself_is_too_large(tmp_path):
