@@ -331,6 +331,27 @@ def test_scene_summary_is_one_cached_getinfo(ee_offline):
     assert C.scene_summary(recent, REGION, later)["count"] == 4 and len(calls) == 2
 
 
+def test_the_scene_count_is_retried_and_its_dates_come_in_order(ee_offline, graph):
+    from googleapiclient.errors import HttpError
+
+    class Unavailable(dict):
+        status = 503
+        reason = "unavailable"
+
+    C._scene_summary_cached.cache_clear()
+    asked = []
+
+    def flaky(obj):
+        asked.append(obj)
+        if len(asked) == 1:
+            raise HttpError(Unavailable(status="503"), b"backend unavailable")
+        return {"count": 1, "dates": [5]}
+
+    assert C.scene_summary(CAMANA.composite, REGION, flaky) == {"count": 1, "dates": [5]} and len(asked) == 2
+    assert arguments_of(graph(asked[-1]), "List.sort")  # the dates sorted on the server
+    C._scene_summary_cached.cache_clear()
+
+
 @pytest.mark.parametrize(
     "settings, words",
     [
