@@ -424,3 +424,12 @@ def test_a_window_is_placed_where_it_lies_in_its_image():
 
     assert ov.window_map_bounds(IMAGE_GRID, PixelWindow(5, 20, 10, 10)) == ((-15, 20), (-5, 30))
     assert ov.map_bounds(IMAGE_GRID, (5, 20)) == ((-205, 20), (-5, 320))
+
+
+def test_a_pixel_by_pixel_layer_of_a_large_odd_sized_image_is_drawn():
+    """Its kept pixels (ceil of each side over the step) are the overlay's shape, not one row short."""
+    grid = Grid(None, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), 2001, 3001)
+    prob = np.full(grid.shape, 0.7, np.float32)
+    o = ov.pixelwise_overlay("crop", lambda p: ov.crop_colour(p, 0.5), [prob], grid)
+    step = ov.downsample_step(grid.shape)
+    assert step > 1 and (o.height, o.width) == (-(-3001 // step), -(-2001 // step))
