@@ -382,3 +382,20 @@ def test_a_zone_off_any_one_edge_is_said_partly_outside(ring, outside):
     (zone,) = Region.from_geojson(feature_collection(({"name": "z"}, ring), crs="image")).part_regions()
     (row,) = crop_by_zone(mask, grid, [zone])
     assert row.note == f"{outside} of the zone lies outside the prediction; the figures are for the part inside"
+
+
+def test_labels_of_part_of_the_mask_land_on_their_own_rows_and_columns(tmp_path):
+    from affine import Affine
+
+    from core.zones import read_labels_on
+    from testdata import write_raster
+
+    grid = Grid("EPSG:32631", (10.0, 0.0, 500_000.0, 0.0, -10.0, 5_600_000.0), 60, 40)
+    labels = np.zeros((32, 20), np.uint8)
+    labels[:, :5] = 1
+    part = write_raster(tmp_path / "part.tif", labels, crs="EPSG:32631",
+                        transform=Affine(10.0, 0.0, 500_000.0, 0.0, -10.0, 5_600_000.0 - 80.0))  # rows 8-39, cols 0-19
+    placed, _ = read_labels_on(np.ones(grid.shape, np.uint8), grid, part, "binary")
+    want = np.full(grid.shape, 255, np.uint8)
+    want[8:40, 0:20] = labels
+    assert np.array_equal(placed, want)
