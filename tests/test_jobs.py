@@ -525,6 +525,24 @@ def test_a_cancel_after_the_last_epoch_finished_leaves_the_job_done(tmp_path, mo
     assert st.state == "done", f"all epochs finished, yet: {st.state}: {st.message}"
 
 
+def test_a_redone_epoch_keeps_one_history_row_and_a_cancel_request_is_shown_at_once(tmp_path, monkeypatch):
+    job_dir = _selftest_job_dir(tmp_path / "j")
+    seen = []
+
+    def trainer(progress, should_stop, run_dir):
+        for loss in (0.9, 0.8):  # epoch 1 finished twice (a resumed run redoes an epoch it had not recorded)
+            progress({"event": "epoch", "epoch": 1, "epochs": 2, "logs": {"loss": loss, "val_loss": loss}})
+        progress({"event": "epoch", "epoch": 2, "epochs": 2, "logs": {"loss": 0.5, "val_loss": 0.6}})
+        (job_dir / jobs.CANCEL_FILE).write_text("now")
+        progress({"event": "step", "epoch": 2, "epochs": 2, "step": 1, "steps": 4})
+        seen.append(json.loads((job_dir / "status.json").read_text())["state"])  # as the worker wrote it
+        return {"stopped": "completed"}
+
+    st = _run_in_process(job_dir, trainer, monkeypatch)
+    assert [(h["epoch"], h["loss"]) for h in st.history] == [(1, 0.8), (2, 0.5)]
+    assert seen == ["cancelling"]  # said while the current batch ends, not "running"
+
+
 def test_a_stop_now_while_the_data_loads_is_cancelled_even_through_a_broad_except(tmp_path, monkeypatch):
     """"Stop now" sends SIGTERM while the worker loads the data, where library code may wrap any
     Exception in an error of its own: the job must end cancelled, not failed with that error."""
