@@ -267,8 +267,10 @@ def store_uploaded_model(model_bytes: bytes, card_bytes: bytes, root: str | os.P
     stale = None
     try:
         synced(tmp)
-        if folder.is_dir() and not folder.is_symlink():  # this upload's folder left incomplete (its card
-            stale = temp_name(folder)                      # deleted by hand): replaced, as it holds only this upload
+        # this upload's folder left incomplete (its card deleted by hand): replaced, as it holds only this upload
+        # (a complete one, stored by another session meanwhile, stays: the rename below fails and it is used)
+        if folder.is_dir() and not folder.is_symlink() and not (final.exists() and card_path(final).exists()):
+            stale = temp_name(folder)
             os.replace(folder, stale)
         os.replace(tmp, folder)
     except OSError:  # another session stored the same upload meanwhile
