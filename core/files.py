@@ -37,15 +37,16 @@ def size_text(n_bytes: int) -> str:
 
 
 def check_free_space(path: str | os.PathLike, needed: int, what: str, fix: str) -> None:
-    """Refuse to start writing ``what`` (``needed`` bytes at least) at ``path`` where its disk has less
-    free space, rather than fail when the disk is full.
+    """Refuse to start writing ``what`` (``needed`` bytes at least) at ``path`` (a file, or a folder to write
+    into) where its disk has less free space, rather than fail when the disk is full.
 
     Raises:
         ConfigError: saying how much is needed and free, and ``fix``.
     """
     import shutil
 
-    folder = next((p for p in Path(path).absolute().parents if p.is_dir()), Path("/"))
+    where = Path(path).absolute()  # a folder written into (its own disk: it may be a mount), or a file's folder
+    folder = next((p for p in (where, *where.parents) if p.is_dir()), Path("/"))
     usage = shutil.disk_usage(folder)
     if usage.total == 0:  # (no disk: /proc and the like, which the writing then refuses with its own words)
         return

@@ -316,3 +316,25 @@ def test_upload_sizes_read_as_the_upload_box_gives_its_limit():
     assert limit_text(200 * 2**20) == "200 MB"  # (Streamlit's "200MB": 2**20 bytes each; 1e6 read "210 MB")
     assert limit_text(int(50.3 * 2**20)) == "50.3 MB"  # over a 50 MB limit: not "50 MB"
     assert limit_text(300 * 1024) == "0.3 MB"
+
+
+def test_free_space_is_that_of_the_folder_written_into_and_a_safe_name_is_a_files_own(tmp_path, monkeypatch):
+    """An output folder's own disk (a mounted one) was not checked, but its parent's; names from a
+    Windows path, of dots, or of any length come out as a file's own short name."""
+    import shutil
+    from collections import namedtuple
+
+    from core.errors import ConfigError
+    from core.files import check_free_space, safe_stem, size_text
+
+    out = tmp_path / "mounted"
+    out.mkdir()
+    usage = namedtuple("usage", "total used free")
+    asked = []
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: asked.append(Path(p)) or usage(100_000, 90_000, 10_000))
+    with pytest.raises(ConfigError, match=f"at least 20.0 kB and {out} has 10.0 kB free; free some space"):
+        check_free_space(out, 20_000, "the prediction", "free some space")
+    check_free_space(out / "probability.tif", 5_000, "a file", "")  # a file to write: its folder's disk
+    assert asked == [out, out]
+    assert safe_stem(r"C:\Users\me\field.geojson", "x") == "field" and safe_stem("..a.", "d") == "a"
+    assert len(safe_stem("a" * 150 + ".tif", "d")) == 100 and size_text(500_000) == "0.5 MB"
