@@ -153,7 +153,8 @@ def test_geojson_saved_as_utf16_or_latin1_is_read_and_projected_coordinates_are_
     feature = {"type": "Feature", "properties": {"name": "Feld Müller"},
                "geometry": {"type": "Polygon", "coordinates": [[[4.0, 50.8], [4.01, 50.8], [4.01, 50.81], [4.0, 50.8]]]}}
     text = json.dumps(feature, ensure_ascii=False)
-    for data in (text.encode("utf-16"), text.encode("latin-1"), text.encode("utf-8"), b"\xef\xbb\xbf" + text.encode("cp1252")):
+    for data in (text.encode("utf-16"), text.encode("latin-1"), text.encode("utf-8"), b"\xef\xbb\xbf" + text.encode("cp1252"),
+                 b"\xef\xbb\xbf" + text.encode("utf-8"), b"\xfe\xff" + text.encode("utf-16-be")):  # (with byte order marks)
         region = Region.from_upload(data)
         assert region.name == "Feld Müller" and region.bounds == pytest.approx((4.0, 50.8, 4.01, 50.81))
     quoted = text.replace("Feld Müller", "“Feld” 5 €")

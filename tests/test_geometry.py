@@ -44,6 +44,10 @@ def test_an_outline_that_crosses_itself_is_named_so():
                                                  [[15, 5], [25, 5], [25, 10], [15, 10], [15, 5]]]}
     with pytest.raises(RegionError, match="outline crosses itself"):
         Region.from_geojson(across, crs=IMAGE_CRS)
+    # the second polygon of several crossing itself (each outline is checked, not the first alone)
+    pair = {"type": "MultiPolygon", "coordinates": [square["coordinates"], eight["coordinates"]]}
+    with pytest.raises(RegionError, match="outline crosses itself"):
+        Region.from_geojson(pair, crs=IMAGE_CRS)
     # a hole that touches its outline at a corner (as traced fields' may), and overlapping polygons of a
     # file (the region is the pixels inside any of them): kept
     touching = {"type": "Polygon", "coordinates": [[[0, 0], [40, 0], [40, 40], [0, 40], [0, 0]],
