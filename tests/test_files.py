@@ -338,3 +338,32 @@ def test_free_space_is_that_of_the_folder_written_into_and_a_safe_name_is_a_file
     assert asked == [out, out]
     assert safe_stem(r"C:\Users\me\field.geojson", "x") == "field" and safe_stem("..a.", "d") == "a"
     assert len(safe_stem("a" * 150 + ".tif", "d")) == 100 and size_text(500_000) == "0.5 MB"
+
+
+def test_an_output_file_is_checked_for_its_kind_in_any_case_and_never_replaced_unasked(tmp_path):
+    from core.errors import ConfigError, OutputExistsError
+    from core.files import check_output_file
+    from core.files import GEOTIFF_SUFFIXES
+
+    with pytest.raises(ConfigError, match="written as a GeoTIFF; give a name ending in"):
+        check_output_file(tmp_path / "x.png", kind=("a GeoTIFF", GEOTIFF_SUFFIXES))
+    assert check_output_file(tmp_path / "X.TIF", kind=("a GeoTIFF", GEOTIFF_SUFFIXES)) == tmp_path / "X.TIF"
+    (tmp_path / "old.tif").write_bytes(b"kept")
+    with pytest.raises(OutputExistsError, match="already exists; pass --overwrite"):
+        check_output_file(tmp_path / "old.tif")
+    assert check_output_file(tmp_path / "old.tif", overwrite=True) == tmp_path / "old.tif"
+    assert (tmp_path / "old.tif").read_bytes() == b"kept"  # (checked, not touched)
+
+
+def test_patch_sources_are_told_from_images_by_name_and_folder(tmp_path):
+    from core.patchset import is_patch_source
+
+    assert is_patch_source("gs://b/exports/") and is_patch_source("X.TFRECORD.GZ")
+    assert not is_patch_source("data/*_rgbn.tif") and is_patch_source("data/train_*.tfrecord.gz")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "a_rgbn.tif").write_bytes(b"")
+    (mixed / "b.tfrecord.gz").write_bytes(b"")
+    assert not is_patch_source(mixed)  # images beside records: the images
+    (mixed / "a_rgbn.tif").unlink()
+    assert is_patch_source(mixed)
