@@ -298,3 +298,33 @@ def test_an_export_the_fixed_size_model_cannot_take_says_how_to_export_it(small_
                                                  r"image again with patch \+ 2 x kernel = 96 \(e.g. --patch 32 --kernel 32\)"):
         predict_export(mixer, tmp_path / "o", path)
     assert not (tmp_path / "o").exists()
+
+
+def test_each_export_patch_gives_its_own_pixels_the_probability_a_geotiff_gives_them(small_scene, tmp_path):
+    """A model of each pixel alone (a 1 x 1 convolution of its red band): any tiling gives every pixel the
+    same probability, so the export's must equal the GeoTIFF's pixel for pixel; the core of each patch
+    taken from the wrong place in it (its corner, not past the kernel) shifts every value."""
+    import keras
+
+    from core.bands import FEATURE_BANDS
+    from core.card import ModelCard
+    from core.dataset import compute_normalization, load_scenes
+    from core.model import save_model
+    from testdata import SAMPLE_IMAGE, SAMPLE_LABELS
+
+    inputs = keras.Input((None, None, len(FEATURE_BANDS)))
+    outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", kernel_initializer=keras.initializers.Constant(
+        [[[[1.5], [0.0], [0.0], [0.0], [0.0]]]]), bias_initializer="zeros")(inputs)
+    norm = compute_normalization(load_scenes([f"{SAMPLE_IMAGE}:{SAMPLE_LABELS}"]))
+    model = save_model(keras.Model(inputs, outputs), ModelCard("light", FEATURE_BANDS, norm), tmp_path / "pixel.keras")
+    img, _ = small_scene
+    with ImageReader(img) as r:
+        mixer = write_image_export(tmp_path / "exp" / "img", r, patch=128, kernel=64)
+    predict_export(mixer, tmp_path / "a", model)
+    predict_image(img, tmp_path / "b", model)
+    with rasterio.open(tmp_path / "a" / "probability.tif") as a, rasterio.open(tmp_path / "b" / "probability.tif") as b:
+        pb = b.read(1)
+        pa = a.read(1)[: pb.shape[0], : pb.shape[1]]
+    v = pb != 255
+    assert np.array_equal(pa == 255, ~v) and np.ptp(pb[v]) > 20  # (the red band's detail, not a flat layer)
+    assert np.abs(pa[v].astype(int) - pb[v]).max() <= 1  # (whole percent: rounding only)
