@@ -133,6 +133,12 @@ def test_sentinel2_clouds_are_masked_by_its_scene_classification(tmp_path):
     with ImageReader(tmp_path / "box.tif") as reader:
         _, valid = reader.read()
     assert (valid == ~cloudy[3:43, 5:36]).all()
+    # placed where it lies: its corner 3 rows down and 5 columns right of the image's, no data declared as 0
+    from affine import Affine
+
+    with rasterio.open(tmp_path / "image.tif") as whole, rasterio.open(tmp_path / "box.tif") as box:
+        assert box.transform == whole.transform @ Affine.translation(5, 3) and (box.width, box.height) == (31, 40)
+        assert box.nodata == whole.nodata == 0 and box.crs == whole.crs
 
 
 def test_a_scene_classification_off_the_bands_grid_is_refused(tmp_path):
