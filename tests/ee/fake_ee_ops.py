@@ -6,6 +6,22 @@ from __future__ import annotations
 import numpy as np
 
 
+class FakeResp(dict):
+    """An HTTP response as googleapiclient's HttpError takes it."""
+
+    def __init__(self, status: int):
+        super().__init__(status=str(status))
+        self.status = status
+        self.reason = "x"
+
+
+def http_error(status: int, message: str = ""):
+    """googleapiclient's HttpError of ``status`` with ``message`` as its body."""
+    from googleapiclient.errors import HttpError
+
+    return HttpError(FakeResp(status), message.encode())
+
+
 #: The fake's class codes (left half, right half): GLC-FCS30D irrigated cropland and bare areas,
 #: which are crop and not crop in the CDL, GLC30 and GLC-FCS30D class maps alike.
 CODES = (20, 200)

@@ -6,19 +6,7 @@ import pytest
 
 from core.ee import errors as E
 from core.errors import EarthEngineError, NoDataError
-
-
-class FakeResp(dict):
-    def __init__(self, status: int):
-        super().__init__(status=str(status))
-        self.status = status
-        self.reason = "x"
-
-
-def http_error(status: int, message: str = ""):
-    from googleapiclient.errors import HttpError
-
-    return HttpError(FakeResp(status), message.encode())
+from fake_ee_ops import http_error
 
 
 def ee_exc(message: str):

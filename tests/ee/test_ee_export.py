@@ -314,13 +314,9 @@ def test_start_tasks_patched(ee_offline, monkeypatch):
     def export_table(request_id, params):
         sent.append((request_id, params))
         if len(sent) == 1:
-            from googleapiclient.errors import HttpError
+            from fake_ee_ops import http_error
 
-            class R(dict):
-                status = 503
-                reason = "unavailable"
-
-            raise HttpError(R(status="503"), b"backend unavailable")
+            raise http_error(503, "backend unavailable")
         return {"name": f"projects/p/operations/{request_id}"}
 
     monkeypatch.setattr(ee_offline.data, "exportTable", export_table)

@@ -332,11 +332,7 @@ def test_scene_summary_is_one_cached_getinfo(ee_offline):
 
 
 def test_the_scene_count_is_retried_and_its_dates_come_in_order(ee_offline, graph):
-    from googleapiclient.errors import HttpError
-
-    class Unavailable(dict):
-        status = 503
-        reason = "unavailable"
+    from fake_ee_ops import http_error
 
     C._scene_summary_cached.cache_clear()
     asked = []
@@ -344,7 +340,7 @@ def test_the_scene_count_is_retried_and_its_dates_come_in_order(ee_offline, grap
     def flaky(obj):
         asked.append(obj)
         if len(asked) == 1:
-            raise HttpError(Unavailable(status="503"), b"backend unavailable")
+            raise http_error(503, "backend unavailable")
         return {"count": 1, "dates": [5]}
 
     assert C.scene_summary(CAMANA.composite, REGION, flaky) == {"count": 1, "dates": [5]} and len(asked) == 2

@@ -728,13 +728,8 @@ def test_a_wait_with_no_time_left_says_so_without_sleeping():
 
 
 def test_a_poll_that_fails_once_is_retried_with_the_given_pace():
-    from googleapiclient.errors import HttpError
-
     from core.ee.errors import RetryPolicy
-
-    class Response(dict):
-        status = 503
-        reason = "unavailable"
+    from fake_ee_ops import http_error
 
     class Flaky(FakeOps):
         calls = 0
@@ -742,7 +737,7 @@ def test_a_poll_that_fails_once_is_retried_with_the_given_pace():
         def get_operation(self, name):
             Flaky.calls += 1
             if Flaky.calls == 1:
-                raise HttpError(Response(status="503"), b"unavailable")
+                raise http_error(503, "unavailable")
             return super().get_operation(name)
 
     sleeps = []
