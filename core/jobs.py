@@ -550,6 +550,8 @@ def find_jobs(root: str | os.PathLike) -> list[tuple[Path, JobStatus]]:
     without a readable status are left out. Lets a page find its jobs again after a reload."""
     found = []
     for path in Path(root).glob("*/" + STATUS_FILE):
+        if path.parent.name.startswith("."):  # (a folder being deleted: core.training_jobs.delete_training)
+            continue
         try:
             found.append((path.parent, status(path.parent)))
         except JobError:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from core.config import TrainConfig
+from core.config import TrainConfig, finite_number
 from core.errors import CANNOT_RESUME, DIVERGED, JobError
 from core import jobs
 
@@ -278,3 +279,90 @@ def snapshot_checkpoint(model_path: str | os.PathLike, root: str | os.PathLike) 
 
         write_bytes_whole(stored.parent / SNAPSHOT_SOURCE, str(job_dir.resolve()).encode("utf-8"))
     return stored
+
+
+@dataclass(frozen=True)
+class Training:
+    """A stopped training job as a list of earlier trainings shows it (:func:`earlier_trainings`)."""
+
+    job_dir: Path
+    status: jobs.JobStatus
+    note: str
+    size_bytes: int
+
+    @property
+    def best(self) -> Path | None:
+        """Its best checkpoint, or None where it left none."""
+        path = best_checkpoint(self.job_dir)
+        return path if path.exists() else None
+
+    @property
+    def title(self) -> str:
+        """"training of 2026-12-07 03:20" (when it started), or its folder's name where that does not say."""
+        return f"training of {jobs.job_words(self.job_dir).removeprefix('started ')}"
+
+    def words(self) -> str:
+        """One line: "Training of 2026-12-07 03:20: done, 5 of 5 epochs, best epoch 4 (val IoU 0.712), 12.3 MB"."""
+        st = self.status
+        finished = st.epoch if st.state == "done" else len(st.history)
+        best = st.best()
+        kept = ""
+        if best is not None:
+            iou = f" (val IoU {float(best['val_iou']):.3f})" if finite_number(best.get("val_iou")) else ""
+            kept = f", best epoch {best['epoch']}{iou}"
+        return (f"{self.title[0].upper()}{self.title[1:]}: {st.state}, "
+                f"{finished} of {st.epochs or '?'} epochs{kept}, {self.size_bytes / 1e6:.1f} MB")
+
+
+def _folder_bytes(folder: Path) -> int:
+    """The bytes of the files under ``folder`` (files that go while it is read are left out)."""
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            total += path.stat().st_size if path.is_file() else 0
+        except OSError:
+            continue
+    return total
+
+
+def earlier_trainings(jobs_root: str | os.PathLike, skip: Sequence[str | os.PathLike] = ()) -> list[Training]:
+    """The training jobs under ``jobs_root`` that have stopped (done, cancelled or failed), newest first,
+    but for those in ``skip`` (a page's own job, shown already). Unreadable folders are left out; never raises."""
+    skipped = {Path(s).resolve() for s in skip}
+    found = []
+    for job_dir, st in jobs.find_jobs(jobs_root):
+        if st.active or st.kind != "train" or job_dir.resolve() in skipped:
+            continue
+        found.append(Training(job_dir, st, jobs.job_note(job_dir), _folder_bytes(job_dir)))
+    return found
+
+
+def delete_training(job_dir: str | os.PathLike, jobs_root: str | os.PathLike,
+                    model_in_use: str | os.PathLike | None = None) -> None:
+    """Delete a stopped training job's folder (checkpoints, history, log) for good, to free disk space.
+    The folder is first renamed to a hidden name, so that a deletion broken off half-way leaves no job
+    that looks whole; a copy of a checkpoint taken out of it (:func:`snapshot_checkpoint`) is kept.
+
+    Raises:
+        JobError: ``job_dir`` is not a job folder directly under ``jobs_root``, the job is still active,
+            or it made the model in use (load another model first); or the folder cannot be removed.
+    """
+    import shutil
+
+    job_dir, root = Path(job_dir), Path(jobs_root)
+    if job_dir.name.startswith(".") or job_dir.resolve().parent != root.resolve():
+        raise JobError(f"{job_dir} is not a training job of {root}; nothing was deleted")
+    st = jobs.status(job_dir)  # (JobError where it holds no job)
+    if st.active:
+        raise JobError(f"the training {jobs.job_words(job_dir)} is still {st.state}; cancel it and wait for it "
+                       "to stop before deleting it")
+    made_by = source_job(model_in_use) if model_in_use else None
+    if made_by is not None and made_by.resolve() == job_dir.resolve():
+        raise JobError(f"the training {jobs.job_words(job_dir)} made the model in use; load another model "
+                       "(Shipped weights) before deleting it")
+    doomed = job_dir.with_name(f".deleting-{job_dir.name}")
+    try:
+        job_dir.rename(doomed)
+    except OSError as err:
+        raise JobError(f"cannot delete {job_dir} ({err.strerror or err}); check the folder's permissions") from None
+    shutil.rmtree(doomed, ignore_errors=True)  # (what is left, if anything, is hidden and never listed)

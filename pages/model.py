@@ -12,7 +12,7 @@ from core.config import TrainConfig
 from core.card import PRESETS, best_epoch_figures, block_figures, card_facts, card_mismatch, resolution_warning
 from core.lineage import below_model_in_use, validated_on_training_pixels, validation_seen_by_base
 from core.metrics import SCORE_HELP, SCORE_TITLES
-from pages.components import cached, charts, models, navigation, scene, state, ui
+from pages.components import cached, charts, models, navigation, scene, state, trainings, ui
 
 navigation.require_app(__file__)
 st.title("Model", anchor=False)  # (no link: a nameless link beside each title, to a screen reader)
@@ -112,7 +112,7 @@ with tab_train:
             st.rerun()
         job_dir = state.job_dir()
         if not job_dir:
-            st.caption("No training job yet.")
+            st.caption("No training job in this session yet.")
             return
         try:
             js = jobs.status(job_dir)
@@ -296,6 +296,7 @@ with tab_train:
             st.rerun()  # redraw the form with the button disabled while the job runs
     if not panel_first:
         job_panel()
+    trainings.show(JOBS, state.job_dir(), running)  # (those of earlier sessions: their models were out of reach)
 
 
 st.divider()

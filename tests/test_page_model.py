@@ -459,7 +459,7 @@ def test_cancel_before_the_first_batch_ends_the_worker_at_once(fake_map):
         # a job this session did not start (here, a job of the work folder): its end is shown where it was
         # cancelled (the panel went blank, "No training job yet", and the sidebar's line with it)
         at.run()
-        assert "Stopped at your request" in texts(at) and "No training job yet" not in texts(at)
+        assert "Stopped at your request" in texts(at) and "No training job in this session yet" not in texts(at)
 
 
 @contextlib.contextmanager
@@ -573,3 +573,47 @@ def test_a_fine_tuning_validated_on_pixels_its_base_learned_is_told(fake_map, ti
     assert not at.exception
     assert [w.value for w in at.warning if w.value.startswith("Fine-tuned from crop_unet_light.keras, which learned "
                                                               "from the same image, its validation pixels included")]
+
+
+def test_a_new_session_finds_earlier_trainings_opens_one_and_deletes_another(fake_map, tiny_model_path):
+    """Trainings of earlier sessions were out of reach (the Train tab said "No training job yet"): they are
+    listed; Open follows one (its panel, its best checkpoint to use); Delete removes another's folder."""
+    import json
+    import shutil
+
+    from test_jobs import _finished_status
+
+    root = Path(os.environ["CROPMAP_WORKDIR"]) / "jobs"
+    made = []
+    for name, started in (("job-20261201-080000-aaaaaa", 100.0), ("job-20261203-093000-bbbbbb", 300.0)):
+        job = root / name
+        (job / "train").mkdir(parents=True)
+        (job / "job.json").write_text(json.dumps({"kind": "train", "params": {}, "note": f"Note of {name[4:12]}."}))
+        (job / "status.json").write_text(json.dumps(_finished_status(started=started)))
+        shutil.copy(tiny_model_path, job / "train" / "best.keras")
+        shutil.copy(tiny_model_path.with_suffix(".json"), job / "train" / "best.json")
+        made.append(job)
+    old, new = made
+    at = new_app()
+    at.switch_page("pages/model.py").run()
+    assert not at.exception and "No training job in this session yet." in [c.value for c in at.caption]
+    (listing,) = [e for e in at.expander if e.label.startswith("Earlier trainings (2, ")]
+    lines = [m.value for m in listing.markdown if m.value.startswith("Training of")]  # (not the popovers' questions)
+    assert [line.split(":")[0] for line in lines] == ["Training of 2026\\-12\\-03 09", "Training of 2026\\-12\\-01 08"]
+    assert "best epoch 1" in lines[0] and "Note of 20261201\\." in [c.value for c in listing.caption]
+    at.button(key=f"open_training_{old.name}").click().run()
+    assert not at.exception and at.session_state["job_dir"] == str(old)
+    assert any(b.label.startswith("Use the best checkpoint (epoch 1") for b in at.button)
+    (listing,) = [e for e in at.expander if e.label.startswith("Earlier trainings (1, ")]  # the one opened is above
+    at.button(key=f"delete_training_{new.name}").click().run()
+    assert not at.exception and not new.exists() and old.exists()
+    assert "Deleted the training of 2026-12-03 09:30." in [s.value for s in at.success]
+    assert not [e for e in at.expander if e.label.startswith("Earlier trainings")]  # none left but the one followed
+    # the model in use came from a training: its deletion is refused, said in the page
+    at.button(key="use_best").click().run()
+    assert at.session_state["model_path"] == str(old / "train" / "best.keras")
+    at.session_state["job_dir"] = None
+    at.run()
+    at.button(key=f"delete_training_{old.name}").click().run()
+    assert not at.exception and old.exists()
+    assert any("made the model in use; load another model" in e.value for e in at.error), [e.value for e in at.error]

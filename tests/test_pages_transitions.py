@@ -80,7 +80,7 @@ def test_a_deleted_job_folder_is_not_followed_forever(fake_map):
     shutil.rmtree(root / "job-a")
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert at.session_state["job_dir"] is None and "No training job yet." in [c.value for c in at.caption]
+    assert at.session_state["job_dir"] is None and "No training job in this session yet." in [c.value for c in at.caption]
     at.switch_page("pages/region.py").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert not [c for c in at.caption if c.value.startswith("Training:")]

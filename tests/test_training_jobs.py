@@ -221,3 +221,78 @@ def test_a_resume_is_refused_for_a_job_that_is_not_a_stopped_training(tmp_path, 
     with pytest.raises(JobError, match="still"):
         training_jobs.resume_training(job, tmp_path / "job-b")
     assert not (tmp_path / "job-b").exists()
+
+
+def _stopped_job(root: Path, name: str, state: str, started: float, history: list | None = None,
+                 kind: str = "train", checkpoint: bool = True) -> Path:
+    """A job folder as a finished worker leaves it: job.json, status.json and (``checkpoint``) train/best.keras."""
+    job = root / name
+    (job / "train").mkdir(parents=True)
+    (job / "job.json").write_text(json.dumps({"kind": kind, "job_id": name, "params": {}, "note": f"note {name}"}))
+    (job / "status.json").write_text(json.dumps(jobs.JobStatus(
+        state=state, kind=kind, started=started, epoch=len(history or []), epochs=5,
+        history=history or []).to_dict()))
+    if checkpoint:
+        (job / "train" / "best.keras").write_bytes(b"x" * 1000)
+    return job
+
+
+def test_earlier_trainings_are_the_stopped_ones_newest_first_in_words(tmp_path, monkeypatch):
+    """A new session's Train tab lists the trainings of earlier sessions (their models were otherwise out of
+    reach): stopped training jobs only, newest first, the page's own job left out, each with its best epoch."""
+    monkeypatch.setattr(jobs, "_is_worker", lambda pid, job_dir: True)  # (the running job's worker alive)
+    rows = [{"epoch": 1, "val_loss": 0.5, "val_iou": 0.61}, {"epoch": 2, "val_loss": 0.4, "val_iou": 0.7123},
+            {"epoch": 3, "val_loss": 0.45, "val_iou": 0.73}]
+    old = _stopped_job(tmp_path, "job-20261201-080000-aaaaaa", "done", 100.0, rows)
+    new = _stopped_job(tmp_path, "job-20261203-093000-bbbbbb", "cancelled", 300.0, rows[:1], checkpoint=False)
+    own = _stopped_job(tmp_path, "job-20261204-100000-cccccc", "failed", 400.0)
+    _stopped_job(tmp_path, "job-20261202-000000-dddddd", "done", 200.0, kind="selftest")
+    running = _stopped_job(tmp_path, "job-20261205-000000-eeeeee", "running", 500.0)
+    status = json.loads((running / "status.json").read_text())
+    (running / "status.json").write_text(json.dumps({**status, "pid": os.getpid()}))
+    (tmp_path / "not-a-job").mkdir()
+    found = training_jobs.earlier_trainings(tmp_path, skip=[str(own)])
+    assert [t.job_dir for t in found] == [new, old]
+    assert found[1].words() == "Training of 2026-12-01 08:00: done, 3 of 5 epochs, best epoch 2 (val IoU 0.712), 0.0 MB"
+    assert found[0].words().startswith("Training of 2026-12-03 09:30: cancelled, 1 of 5 epochs, best epoch 1 (val IoU 0.610)")
+    assert found[1].best == old / "train" / "best.keras" and found[0].best is None
+    assert found[1].size_bytes >= 1000 and found[1].note == "note job-20261201-080000-aaaaaa"
+    assert [t.job_dir for t in training_jobs.earlier_trainings(tmp_path)] == [own, new, old]
+
+
+def test_deleting_a_training_removes_its_folder_and_refuses_what_is_in_use_or_running(tmp_path, monkeypatch):
+    monkeypatch.setattr(jobs, "_is_worker", lambda pid, job_dir: True)
+    root = tmp_path / "jobs"
+    job = _stopped_job(root, "job-20261201-080000-aaaaaa", "done", 100.0, [{"epoch": 1, "val_loss": 0.5}])
+    in_use = job / "train" / "best.keras"
+    with pytest.raises(JobError, match="made the model in use; load another model"):
+        training_jobs.delete_training(job, root, model_in_use=in_use)
+    (tmp_path / "models" / "m").mkdir(parents=True)  # a copy taken of its checkpoint, in use: it names the job
+    (tmp_path / "models" / "m" / training_jobs.SNAPSHOT_SOURCE).write_text(str(job))
+    with pytest.raises(JobError, match="made the model in use"):
+        training_jobs.delete_training(job, root, model_in_use=tmp_path / "models" / "m" / "best.keras")
+    with pytest.raises(JobError, match="is not a training job of"):  # only a job folder directly under the root
+        training_jobs.delete_training(job / "train", root)
+    with pytest.raises(JobError, match="is not a training job of"):
+        training_jobs.delete_training(job, tmp_path)
+    assert in_use.exists()
+    status = json.loads((job / "status.json").read_text())
+    (job / "status.json").write_text(json.dumps({**status, "state": "running", "pid": os.getpid()}))
+    with pytest.raises(JobError, match="still running; cancel it"):
+        training_jobs.delete_training(job, root)
+    (job / "status.json").write_text(json.dumps(status))
+    other = _stopped_job(root, "job-20261202-080000-bbbbbb", "cancelled", 200.0)
+    training_jobs.delete_training(job, root, model_in_use=tmp_path / "elsewhere.keras")
+    assert sorted(p.name for p in root.iterdir()) == [other.name]  # gone, the hidden name too
+    assert [t.job_dir for t in training_jobs.earlier_trainings(root)] == [other]
+
+
+def test_a_deletion_broken_off_half_way_leaves_no_job_in_the_list(tmp_path, monkeypatch):
+    """The folder is renamed to a hidden name before its files go: what a failed removal leaves is never listed."""
+    import shutil
+
+    job = _stopped_job(tmp_path, "job-20261201-080000-aaaaaa", "done", 100.0)
+    monkeypatch.setattr(shutil, "rmtree", lambda *a, **kw: None)  # (nothing removed at all)
+    training_jobs.delete_training(job, tmp_path)
+    assert not job.exists() and (tmp_path / f".deleting-{job.name}" / "status.json").exists()
+    assert training_jobs.earlier_trainings(tmp_path) == [] and jobs.find_jobs(tmp_path) == []

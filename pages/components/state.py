@@ -51,6 +51,8 @@ UPLOAD_CHOSEN = "upload_chosen"  # file id of the image last chosen in the own-f
 PASSED_OVER_JOB = "passed_over_job"
 #: [path, text]: a checkpoint made the model in use on the Model page, said there while it is; or None
 MODEL_NOTICE = "model_notice"
+#: ["success" | "error", text]: outcome of the last deletion in the Model page's list of earlier trainings, said once
+TRAININGS_NOTICE = "trainings_notice"
 #: [box text, note or None]: a typed box cut to the image's edges is said under the box field while it shows that box
 BOX_NOTICE = "box_notice"
 #: str: the text last put in the Region page's box field (:data:`BOX_FIELD`), which is filled in anew when the
@@ -122,6 +124,7 @@ DEFAULTS: dict[str, Any] = {
     EE_TASK_NOTICE: None,
     EE_EXPORT_STARTED: None,
     MODEL_NOTICE: None,
+    TRAININGS_NOTICE: None,
     BOX_NOTICE: None,
     BOX_FILLED: None,
     GEOJSON_NOTICE: None,
