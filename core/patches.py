@@ -31,7 +31,7 @@ from core.files import check_free_space, move_into_place, replacing, staging_dir
 from core.labels import NODATA, get_class_map
 from core.bands import FEATURE_BANDS, INPUT_BANDS
 from core.grid import Grid, parse_crs
-from core.raster import ImageReader, read_labels
+from core.raster import ImageReader, geotiff_writer, read_labels
 from core.reflectance import MIN_CHECKED_PIXELS, reflectance_scaling, sample_valid, sample_warnings
 from core.tfrecord import feature_layout, iter_records, open_records, read_batches
 
@@ -680,7 +680,7 @@ def export_to_geotiff(mixer_path: str | os.PathLike, out_path: str | os.PathLike
                "nodata": EXPORT_NODATA, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
     if pw % 16 == 0 and ph % 16 == 0:
         profile.update(tiled=True, blockxsize=pw, blockysize=ph)
-    with replacing(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+    with replacing(out) as tmp, geotiff_writer(tmp, profile) as dst:
         for i, name in enumerate(INPUT_BANDS, start=1):
             dst.set_band_description(i, name)
         for first, batch in iter_export_patches(mixer_path, INPUT_BANDS, kernel):

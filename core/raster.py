@@ -10,8 +10,9 @@ on the same grid (:mod:`core.grid`).
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -21,6 +22,8 @@ from core.errors import (
     CorruptFileError,
     InputNotFoundError,
     InvalidDataError,
+    final_name,
+    first_line,
 )
 from core.grid import Grid, check_same_grid, georeferencing_warnings, grid_of, pixel_offset, window_within
 from core.labels import NODATA, ClassMap, CodeCounts
@@ -567,6 +570,53 @@ def _label_band(src, path, class_map: ClassMap, band: str | int | None) -> tuple
 STRIP_PIXELS = 4 * 2**20
 
 
+@contextmanager
+def geotiff_writer(tmp: str | os.PathLike, profile: dict) -> Iterator:
+    """``rasterio.open(tmp, "w", **profile)``, then the file read back whole (:func:`check_written`): a
+    writer to use inside :func:`core.files.replacing`, so that a file that did not reach the disk whole
+    never replaces anything.
+
+    Raises:
+        OSError: the file written cannot be read back whole (a full disk, a file size limit).
+    """
+    import rasterio
+
+    with rasterio.open(tmp, "w", **profile) as dst:
+        yield dst
+    check_written(tmp)
+
+
+def check_written(path: str | os.PathLike) -> None:
+    """Check that a GeoTIFF just written reached the disk whole: it opens, and each block of each band lies
+    inside the file. GDAL writes its last blocks and its header when the file is closed, and rasterio does not
+    raise when that fails: a full disk left a truncated file, which was renamed into place (over the file it
+    replaced) with "wrote ..." and exit status 0. (The blocks' places are read from the header, not their
+    pixels: 40 ms for a 6,144 px square image of 4 bands, where reading it back took 4 s.)
+
+    Raises:
+        OSError: the file cannot be opened or a block lies beyond its end (EIO, with GDAL's words).
+    """
+    import errno
+
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    def refused(why: str) -> OSError:
+        return OSError(errno.EIO, f"the GeoTIFF did not reach the disk whole ({why}), so it was not kept", str(path))
+
+    size = os.path.getsize(path)
+    try:
+        with rasterio.open(path) as src:
+            for band in range(1, src.count + 1):
+                for (row, col), _ in src.block_windows(band):
+                    offset = src.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=band)
+                    length = src.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=band)
+                    if not offset or not length or int(offset) + int(length) > size:
+                        raise refused(f"block {col},{row} of band {band} is missing; the file ends at {size:,} bytes")
+    except RasterioError as err:
+        raise refused(final_name(first_line(err))) from None
+
+
 def row_strips(height: int, width: int, pixels: int | None = None) -> list[tuple[int, int]]:
     """Rows ``(start, stop)`` of strips of about ``pixels`` each (None: :data:`STRIP_PIXELS`; at least
     one row) of a ``height`` x ``width`` raster, top to bottom."""
@@ -662,7 +712,7 @@ def _write_bands(path: str | os.PathLike, bands: np.ndarray | Callable[[int, int
                "num_threads": "ALL_CPUS", "tiled": w >= 256 and h >= 256}
     if grid.crs:
         profile["crs"] = grid.crs
-    with replacing(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+    with replacing(path) as tmp, geotiff_writer(tmp, profile) as dst:
         for r0, r1 in row_strips(h, w):
             data = bands(r0, r1)
             if data.shape != (len(descriptions), r1 - r0, w):  # (GDAL would stretch it to the window, unsaid)

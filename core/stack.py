@@ -168,7 +168,7 @@ def _stack(bands: BandFiles, out, window, overwrite: bool) -> dict:
 
     from core.ee.composites import LANDSAT_QA_MASK
     from core.files import GEOTIFF_SUFFIXES, check_output_file, replacing
-    from core.raster import _open, read_pixels
+    from core.raster import _open, geotiff_writer, read_pixels
 
     srcs = {}
     scl = bands.kind == "sentinel-2" and bands.qa is not None
@@ -202,7 +202,7 @@ def _stack(bands: BandFiles, out, window, overwrite: bool) -> dict:
                    "nodata": 0, "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate",
                    "predictor": 2, "BIGTIFF": "IF_SAFER"}
         masked = nodata = 0
-        with replacing(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        with replacing(out) as tmp, geotiff_writer(tmp, profile) as dst:
             dst.descriptions = tuple(INPUT_BANDS)
             if bands.scaling is not None:
                 dst.scales, dst.offsets = [bands.scaling[0]] * 4, [bands.scaling[1]] * 4

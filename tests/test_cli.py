@@ -867,3 +867,42 @@ def test_a_python_without_the_libraries_gets_one_line_saying_which_to_use():
     assert r.returncode == 2 and "Traceback" not in r.stderr
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith("error: No module named 'rasterio") and "make venv" in line
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE and SIGXFSZ as Linux has them")
+@pytest.mark.parametrize("command", ["resample", "stack"])
+def test_a_full_disk_fails_the_command_and_keeps_the_file_it_was_to_replace(tmp_path, command):
+    """A file size limit stands for a full disk: GDAL wrote the file's last blocks at close, which failed unsaid;
+    the command printed "wrote ..." and exited 0, and with --overwrite a truncated file replaced a good one."""
+    import resource
+    import signal
+
+    from testdata import FLANDERS_S2
+
+    out = tmp_path / "out.tif"
+    out.write_bytes(b"the earlier result")
+    if command == "resample":
+        args = ["resample", "--image", str(FLANDERS_S2)]
+    else:  # one file per band, as a Landsat or Sentinel-2 download gives them
+        with rasterio.open(FLANDERS_S2) as src:
+            bands = src.read()
+            profile = {**src.profile, "count": 1}
+        files = []
+        for i, name in enumerate(("B04", "B03", "B02", "B08")):
+            files.append(tmp_path / f"T31UES_20170827_{name}_10m.tif")
+            with rasterio.open(files[-1], "w", **profile) as dst:
+                dst.write(bands[[2, 1, 0, 3][i]][None])
+        args = ["stack", "--red", str(files[0]), "--green", str(files[1]), "--blue", str(files[2]),
+                "--nir", str(files[3])]
+
+    def limit() -> None:  # (in the child: writes past 4 kB fail with EFBIG, as on a full disk)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+
+    r = subprocess.run([sys.executable, "-m", "core", *args, "--out", str(out), "--overwrite"], cwd=ROOT,
+                       capture_output=True, text=True, preexec_fn=limit, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("error: the GeoTIFF did not reach the disk whole") and "disk has space" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "wrote" not in r.stderr + r.stdout
+    assert out.read_bytes() == b"the earlier result"  # left as it was
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary file left

@@ -430,3 +430,30 @@ def test_row_strips_cover_every_row_once_with_a_short_last_strip():
     assert row_strips(5, 10, 20) == [(0, 2), (2, 4), (4, 5)]
     assert row_strips(4, 10, 20) == [(0, 2), (2, 4)]
     assert row_strips(3, 1000, 20) == [(0, 1), (1, 2), (2, 3)]  # at least a row each
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+@pytest.mark.parametrize("keep", [0.3, 0.7, 0.95, 0.999])
+def test_a_geotiff_that_did_not_reach_the_disk_whole_is_refused(tmp_path, keep, tiled):
+    """check_written: a file cut short anywhere (a full disk at close) is an OSError. Cut, a striped file
+    (its header first) lacks blocks; a tiled, deflated one (the project's writer: header last) does not open."""
+    import errno
+
+    from core.grid import Grid
+    from core.raster import _write_bands, check_written
+
+    whole = tmp_path / "whole.tif"
+    bands = np.random.default_rng(0).integers(0, 10_000, (4, 300, 300)).astype("int16")
+    if tiled:
+        _write_bands(whole, bands, Grid(None, (30, 0, 0, 0, -30, 0), 300, 300), None, ["R", "G", "B", "NIR"])
+    else:
+        write_raster(whole, bands)
+    check_written(whole)  # (whole: no error)
+    cut_short = tmp_path / "cut.tif"
+    data = whole.read_bytes()
+    cut_short.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(OSError) as caught:
+        check_written(cut_short)
+    assert caught.value.errno == errno.EIO and caught.value.filename == str(cut_short)
+    assert caught.value.strerror.startswith("the GeoTIFF did not reach the disk whole (" +
+                                            ("cut.tif: TIFFReadDirectory" if tiled else "block 0,"))
