@@ -568,7 +568,7 @@ def _refuse_for_an_export(option: str) -> None:
 
 
 def _export_info(args: argparse.Namespace) -> int:
-    from core.patches import export_files, export_reflectance, read_mixer
+    from core.patches import export_count_warning, export_files, export_patch_count, export_reflectance, read_mixer
     from core.bands import INPUT_BANDS
 
     if args.bands:
@@ -576,9 +576,12 @@ def _export_info(args: argparse.Namespace) -> int:
     mixer = read_mixer(args.image)
     g = mixer.grid
     scales, offsets, warnings = export_reflectance(args.image)  # as predict reads it
+    count = export_patch_count(args.image)  # (a missing last file: said here, not after a whole prediction)
+    warnings = [*warnings, *filter(None, [export_count_warning(mixer, count)])]
     print_json({"image": str(args.image), "kind": "earth engine image export", "width": g.width,
                 "height": g.height, "crs": g.crs, "georeferenced": g.georeferenced, "transform": list(g.transform),
                 "patch": {"width": mixer.patch[0], "height": mixer.patch[1]}, "patches": mixer.total_patches,
+                "patches_in_files": count,
                 "patches_per_row": mixer.patches_per_row, "files": export_files(args.image),
                 "scales": dict(zip(INPUT_BANDS, map(float, scales))),
                 "offsets": dict(zip(INPUT_BANDS, map(float, offsets))), "warnings": list(warnings)})

@@ -493,6 +493,32 @@ def write_image_export(
     return mixer_path
 
 
+def export_patch_count(mixer_path: str | os.PathLike) -> int:
+    """How many patches the files of an image export hold (their records counted, not parsed: a pass over
+    the files' bytes), to compare with its mixer's totalPatches before a prediction reads them all.
+
+    Raises:
+        InputNotFoundError: no files; CorruptFileError: a file is truncated or damaged.
+    """
+    count = 0
+    for path in export_files(mixer_path):
+        with open_records(path) as stream:
+            count += sum(1 for _ in iter_records(stream, os.path.basename(path)))
+    return count
+
+
+def export_count_warning(mixer: "Mixer", count: int) -> str | None:
+    """What is wrong with an image export whose files hold ``count`` patches, or None when it is its mixer's
+    totalPatches (:func:`iter_export_patches` refuses either way, after reading the files)."""
+    if count < mixer.total_patches:
+        return (f"the image export has {count} patches but its mixer says {mixer.total_patches}; some files are "
+                "missing (still being written, or not all copied): prediction will refuse it")
+    if count > mixer.total_patches:
+        return (f"the image export has {count} patches, more than the {mixer.total_patches} its mixer says; files "
+                "of another export with the same prefix are mixed in: prediction will refuse it")
+    return None
+
+
 def iter_export_patches(mixer_path: str | os.PathLike, bands: Sequence[str] = FEATURE_BANDS, kernel: int | None = None,
                         batch_size: int = 16) -> Iterator[tuple[int, np.ndarray]]:
     """(index of first patch, batch (n, H+k, W+k, bands)) over an image export, in patch order.

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +63,37 @@ def test_info_describes_an_export_as_predict_takes_it(capsys, tmp_path):
     assert info["scales"] == {b: 1.0 for b in ("R", "G", "B", "NIR")} and info["warnings"] == []
     assert main(["info", "--image", str(mixer), "--bands", "1,2,3,4"]) == 2
     assert "--bands works on GeoTIFF images only" in capsys.readouterr().err
+
+
+def test_info_says_that_an_export_lacks_a_file_before_a_prediction_finds_it_out(capsys, tmp_path):
+    """An export whose last file is missing (still being written, or not all copied) was described without a
+    warning; predict read every patch before it said "some files are missing"."""
+    from core.__main__ import main
+
+    with ImageReader(FLANDERS_S2) as r:
+        mixer = write_image_export(tmp_path / "s2", r, patch=16, kernel=16, records_per_file=5)
+    files = export_files(mixer)
+    assert len(files) == 4  # 16 patches, 5 to a file
+    assert main(["info", "--image", str(mixer)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["patches"] == info["patches_in_files"] == 16 and info["warnings"] == []
+    Path(files[-1]).unlink()
+    assert main(["info", "--image", str(mixer)]) == 0
+    out, err = capsys.readouterr()
+    info = json.loads(out)
+    assert info["patches_in_files"] == 15 and info["warnings"] == [
+        "the image export has 15 patches but its mixer says 16; some files are missing (still being written, or not "
+        "all copied): prediction will refuse it"]
+    assert err == f"warning: {info['warnings'][0]}\n"
+    import shutil
+
+    with ImageReader(FLANDERS_S2) as r:  # another export's files under this one's prefix
+        write_image_export(tmp_path / "x", r, patch=16, kernel=16, records_per_file=5)
+    shutil.copy(tmp_path / "x-00003.tfrecord.gz", tmp_path / "s2-00003.tfrecord.gz")
+    shutil.copy(tmp_path / "x-00000.tfrecord.gz", tmp_path / "s2-00004.tfrecord.gz")
+    assert main(["info", "--image", str(mixer)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["patches_in_files"] == 21 and "more than the 16 its mixer says" in info["warnings"][0]
 
 
 def test_export_errors(tiny_model_path, small_scene, tmp_path):
