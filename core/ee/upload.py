@@ -107,12 +107,24 @@ class UploadConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
+        from core.ee.export import check_bucket
+
+        if self.gcs_uri.startswith("gs://"):  # (a 2-letter bucket was "not a Cloud Storage URI": its rules said)
+            check_bucket(self.gcs_uri[len("gs://"):].split("/", 1)[0])  # (Cloud Storage's rules, as exports check them)
         if not re.match(rf"^gs://{_BUCKET}(/.*)?$", self.gcs_uri):  # a file, a folder, or a bucket's root
             raise ConfigError(f"{self.gcs_uri!r} is not a Cloud Storage URI like gs://bucket/path/file.tif (or a folder "
                               "such as gs://bucket/path/)")
-        from core.ee.export import check_bucket
-
-        check_bucket(self.gcs_uri[len("gs://"):].split("/", 1)[0])  # (Cloud Storage's rules, as exports check them)
+        last = self.gcs_uri[len("gs://"):].rstrip("/").split("/")[-1] if "/" in self.gcs_uri[len("gs://"):] else ""
+        if not self.gcs_uri.endswith("/") and "." in last and not _is_tif(last):  # (x.jpg was taken for a folder)
+            raise ConfigError(f"{self.gcs_uri!r} names a .{last.rsplit('.', 1)[-1]} file; the prediction goes up as a "
+                              "GeoTIFF: end the file's name in .tif, or give a folder ending in /")
+        # the asset's name checked now, not after Earth Engine has been reached (a short id: its project comes then)
+        if self.asset_id.startswith(("projects/", "users/")):
+            asset_name(self.asset_id)
+        elif not _ASSET_RE.match(f"projects/p/assets/{self.asset_id}"):
+            raise ConfigError(f"{self.asset_id!r} is not a valid Earth Engine asset id: NAME or "
+                              "projects/PROJECT/assets/NAME, where NAME is letters, digits, _ and -, in folders "
+                              "separated by single slashes")
         if self.pyramiding not in PYRAMIDING:
             raise ConfigError(f"pyramiding must be MEAN, MODE, MIN, MAX, SAMPLE or MEDIAN, got {self.pyramiding}")
         if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", self.band):
@@ -282,10 +294,15 @@ def start_ingestion(
     return str(result.get("id") or result.get("name", ""))
 
 
+def _is_tif(name: str) -> bool:
+    """Whether a file name ends in .tif or .tiff, in any case."""
+    return name.lower().endswith((".tif", ".tiff"))
+
+
 def cog_uri(gcs_uri: str, asset: str) -> str:
     """Where a prediction GeoTIFF uploaded to ``gcs_uri`` for ``asset`` goes: ``gcs_uri`` itself when it
-    names a .tif file, else the file named as the asset in that folder."""
-    if gcs_uri.endswith((".tif", ".tiff")):
+    names a .tif file (.TIF too), else the file named as the asset in that folder."""
+    if _is_tif(gcs_uri):
         return gcs_uri
     return gcs_uri.rstrip("/") + "/" + asset.rsplit("/", 1)[-1] + ".tif"
 

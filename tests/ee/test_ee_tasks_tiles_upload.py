@@ -472,8 +472,10 @@ def test_upload_to_a_bucket_root(tmp_path, uri):
     cfg = U.UploadConfig(gcs_uri=uri, asset_id="projects/p/assets/x")
     assert U.upload_prediction_cog(cog, cfg, storage, ingest=lambda *a: {"id": "T"}) == "T"
     assert list(storage.uploaded) == ["gs://crop-bucket/x.tif"]
-    with pytest.raises(ConfigError, match="'gs://Crop_Bucket/' is not a Cloud Storage URI"):
+    with pytest.raises(ConfigError, match="'Crop_Bucket' is not a Cloud Storage bucket name: bucket names have no capital"):
         U.UploadConfig("gs://Crop_Bucket/", "projects/p/assets/a")
+    with pytest.raises(ConfigError, match="'b' is not a Cloud Storage bucket name"):  # (was: "not a Cloud Storage URI")
+        U.UploadConfig("gs://b/x.tif", "projects/p/assets/a")
     # Cloud Storage's naming rules, as exports check them (it passed, and the upload failed later)
     with pytest.raises(ConfigError, match="'goog-crops' is not a Cloud Storage bucket name: Cloud Storage refuses"):
         U.UploadConfig("gs://goog-crops/x.tif", "projects/p/assets/a")
@@ -490,6 +492,7 @@ def test_upload_validation(tmp_path):
     with pytest.raises(ConfigError, match="not a Cloud Storage URI"):
         U.parse_gs_uri("gs://crop-bucket/")  # a bucket, no file in it
     assert U.cog_uri("gs://b/p/x.tiff", "projects/p/assets/a") == "gs://b/p/x.tiff"
+    assert U.cog_uri("gs://b/p/x.TIF", "projects/p/assets/a") == "gs://b/p/x.TIF"  # (was the folder x.TIF/)
     assert U.cog_uri("gs://b/p/", "projects/p/assets/a") == "gs://b/p/a.tif"
     with pytest.raises(ConfigError):
         U.asset_name("short")
@@ -757,3 +760,23 @@ def test_a_refused_cancel_is_a_permission_error():
 
     with pytest.raises(EEPermissionError):
         T.cancel_task("A", Refusing({"A": [op("A", "RUNNING")]}))
+
+
+@pytest.mark.parametrize("uri, said", [
+    ("gs://crop-bucket/x.jpg", "names a .jpg file; the prediction goes up as a GeoTIFF"),
+    ("gs://crop-bucket/run/pred.tif.gz", "names a .gz file"),
+])
+def test_an_upload_to_a_file_that_is_not_a_geotiff_is_refused(uri, said):
+    """gs://bucket/x.jpg was taken for a folder: the prediction went to gs://bucket/x.jpg/NAME.tif."""
+    with pytest.raises(ConfigError, match=said):
+        U.UploadConfig(uri, "projects/p/assets/a")
+    for fine in ("gs://crop-bucket/run.v2/", "gs://crop-bucket/run/pred.TIFF", "gs://crop-bucket/run"):
+        U.UploadConfig(fine, "projects/p/assets/a")
+
+
+@pytest.mark.parametrize("asset", ["bad asset!!", "projects/p/assets/bad name", "folder//name"])
+def test_a_malformed_asset_id_is_refused_before_earth_engine_is_reached(asset):
+    """It was refused only after Earth Engine had been initialised (offline: a credentials error said instead)."""
+    with pytest.raises(ConfigError, match="is not a valid Earth Engine asset id"):
+        U.UploadConfig("gs://crop-bucket/run/", asset)
+    U.UploadConfig("gs://crop-bucket/run/", "crops/camana_2005")  # a short id: its project comes with Earth Engine
