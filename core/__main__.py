@@ -90,6 +90,35 @@ def train_config(args: argparse.Namespace):
     )
 
 
+def predict_config(args: argparse.Namespace):
+    """The :class:`core.config.PredictConfig` of ``predict``'s parsed options.
+
+    Raises:
+        ConfigError: a value is out of range (named by its option).
+    """
+    from core.config import PredictConfig
+
+    return _config(PredictConfig, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+                   threshold=args.threshold, views=args.views)
+
+
+def patch_config(args: argparse.Namespace):
+    """The :class:`core.config.PatchConfig` of ``patches``' parsed options.
+
+    Raises:
+        ConfigError: a value is out of range (named by its option).
+    """
+    from core.config import PatchConfig
+
+    return _config(PatchConfig, {"patch_size": "--size"}, patch_size=args.size, kernel_buffer=args.buffer,
+                   count=args.count, seed=args.seed, min_valid_fraction=args.min_valid)
+
+
+#: each command that loads TensorFlow: its options' checks, made before TensorFlow is loaded (seconds, during
+#: which "--threshold 2" waited for its one-line error)
+CONFIG_OF = {"train": train_config, "predict": predict_config, "patches": patch_config}
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from core.bands import parse_band_spec
     from core.train import command_line, shared_inputs, train
@@ -260,13 +289,11 @@ def _bbox_window(text: str, image: str, doing: str = "predicting") -> tuple[tupl
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from core.config import PredictConfig
     from core.files import check_output_dir
     from core.predict import DERIVED_OUTPUTS, predict_image, stale_outputs
     from core.bands import parse_band_spec
 
-    cfg = _config(PredictConfig, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, threshold=args.threshold,
-                  views=args.views)
+    cfg = predict_config(args)
     window = _parse_window(args.window)
     export = _is_mixer(args.image)
     if args.bbox and window is not None:
@@ -470,15 +497,13 @@ def _cmd_stack(args: argparse.Namespace) -> int:
 
 
 def _cmd_patches(args: argparse.Namespace) -> int:
-    from core.config import PatchConfig
     from core.errors import ConfigError
     from core.files import check_output_file
     from core.patches import RECORD_SUFFIX, sample_patches
     from core.bands import parse_band_spec
     from core.raster import grid_of_file
 
-    cfg = _config(PatchConfig, {"patch_size": "--size"}, patch_size=args.size, kernel_buffer=args.buffer, count=args.count,
-                  seed=args.seed, min_valid_fraction=args.min_valid)
+    cfg = patch_config(args)
     band_map = parse_band_spec(args.bands)
     _warn_band_map(band_map, [args.image])
     bar = TqdmProgress("patches", "patch")
@@ -877,6 +902,8 @@ def main(argv: list[str] | None = None) -> int:
             _quiet_rasterio()
             if args.command in NEEDS_TENSORFLOW:
                 from core.tfimport import import_tensorflow
+
+                CONFIG_OF[args.command](args)  # (a value out of range said at once, not after TensorFlow's start)
 
                 import_tensorflow()  # without its start-up notices, so that an error stays one line
             return args.func(args)

@@ -243,3 +243,20 @@ def test_an_output_named_for_another_format_is_refused_before_anything_is_writte
                         "--out", str(tmp_path / "metrics.tif")])
     assert "--out is written as JSON; give a name ending in .json, such as metrics.json" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["s2.tif", "crop_mask.tif", *(f"{b}.tif" for b in RGBN)])
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["predict", "--image", str(SAMPLE_IMAGE), "--out", "OUT", "--threshold", "2"], "--threshold must be a probability"),
+    (["predict", "--image", str(SAMPLE_IMAGE), "--out", "OUT", "--views", "3"], "views"),
+    (["patches", "--image", str(SAMPLE_IMAGE), "--labels", str(SAMPLE_IMAGE), "--out", "OUT.tfrecord.gz", "--size", "17"],
+     "--size must be 32-2048, got 17"),
+    (["train", "--train", "a.tif:b.tif", "--val", "c.tif:d.tif", "--out", "OUT", "--lr", "-1"], "--lr must be in (0, 1)"),
+])
+def test_an_option_out_of_range_is_said_before_tensorflow_is_loaded(capsys, monkeypatch, tmp_path, argv, said):
+    """--threshold 2 waited 8-27 s for TensorFlow to start before its one-line error."""
+    import core.tfimport
+
+    monkeypatch.setattr(core.tfimport, "import_tensorflow", lambda: pytest.fail("TensorFlow loaded first"))
+    line = _err(capsys, [str(tmp_path / a) if a.startswith("OUT") else a for a in argv])
+    assert line.startswith("error: ") and said in line
+    assert list(tmp_path.iterdir()) == []
