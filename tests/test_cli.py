@@ -765,8 +765,9 @@ def test_band_numbers_against_the_file_s_band_names_are_warned_of_by_every_comma
     assert main([*_patches(img, lab, tmp_path / "p.tfrecord.gz", "--count", "1", "--size", "64"), *swapped]) == 0
     assert told in capsys.readouterr().err
     pair = f"{img}:{lab}"
-    # warned of before the run starts (here it stops at once, on its --steps)
-    assert main(["train", "--train", pair, "--val", pair, "--out", str(tmp_path / "run"), "--steps", "0", *swapped]) == 2
+    # warned of before the run starts (here it stops at once: its --out is a file)
+    (tmp_path / "run").write_text("a file")
+    assert main(["train", "--train", pair, "--val", pair, "--out", str(tmp_path / "run"), "--steps", "1", *swapped]) == 2
     assert told in capsys.readouterr().err
     main(["resample", "--image", str(img), "--pixel-size", "60", "--out", str(tmp_path / "r.tif"), *swapped])
     assert told in capsys.readouterr().err
