@@ -198,6 +198,8 @@ def best_not_in_use(job_dir: str | os.PathLike, st: jobs.JobStatus, model_in_use
     made_by = source_job(model_in_use) if model_in_use is not None else None
     if made_by is None or made_by.resolve() != Path(job_dir).resolve():
         return True
+    if Path(model_in_use).resolve() == best.resolve():  # (the file itself: its card may have no fingerprint)
+        return False
     return not same_weights(model_in_use, best)
 
 

@@ -296,3 +296,18 @@ def test_a_deletion_broken_off_half_way_leaves_no_job_in_the_list(tmp_path, monk
     training_jobs.delete_training(job, tmp_path)
     assert not job.exists() and (tmp_path / f".deleting-{job.name}" / "status.json").exists()
     assert training_jobs.earlier_trainings(tmp_path) == [] and jobs.find_jobs(tmp_path) == []
+
+
+def test_a_best_checkpoint_in_use_is_in_use_though_its_card_has_no_fingerprint(tiny_model_path, tmp_path):
+    """A card written before cards had a weights fingerprint: the job's own best.keras, in use, was said not to
+    be, and the Predict page kept offering it ("Your training has finished"), its button doing nothing."""
+    import shutil
+
+    job = tmp_path / "job-20261205-210000-ab12cd"
+    (job / "train").mkdir(parents=True)
+    best = Path(shutil.copy(tiny_model_path, job / "train" / "best.keras"))
+    card = json.loads(tiny_model_path.with_suffix(".json").read_text())
+    best.with_suffix(".json").write_text(json.dumps({**card, "weights": ""}))
+    done = jobs.JobStatus(state="done", epoch=1, epochs=1, history=[{"epoch": 1, "val_loss": 0.5}])
+    assert not training_jobs.best_not_in_use(job, done, best)
+    assert training_jobs.best_not_in_use(job, done, tiny_model_path)  # another model in use: offered
