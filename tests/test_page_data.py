@@ -353,3 +353,28 @@ def test_a_click_in_a_regions_box_outside_its_outline_says_so(fake_map):
     click_map(at, "data_map", -20.5, 20.5)  # inside it: read as before
     at.run()
     assert readout(fake_map)[0].startswith("Pixel row 20, column 20: NDVI ")
+
+
+def test_a_click_on_a_thin_region_reads_its_pixel_and_an_old_click_is_not_read_on_a_new_region(fake_map):
+    """A region of the sample wider than high (rows 100-140, columns 300-500) was drawn with its rows and columns
+    offsets swapped: it stood elsewhere on the image, and a click on it read no pixel (or another one). And the
+    browser sends a map's last click again: after a new region, the old region's click was read on the new map,
+    a marker and a reading where the user had not clicked."""
+    thin = {"type": "Feature", "properties": {"crs": "image"},
+            "geometry": {"type": "Polygon", "coordinates": [[[300, 100], [500, 100], [500, 140], [300, 140], [300, 100]]]}}
+    at = new_app()
+    at.session_state["region"] = thin
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and not at.error
+    click_map(at, "data_map", -120.5, 400.5)  # row 120, column 400: inside it
+    at.run()
+    assert not at.exception and readout(fake_map)[0].startswith("Pixel row 120, column 400: NDVI ")
+    # another region over that pixel, as the Region page sets it: the click made on the first is not read
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"}, "geometry": {
+        "type": "Polygon", "coordinates": [[[250, 50], [450, 50], [450, 250], [250, 250], [250, 50]]]}}
+    at.session_state["scene"] = None
+    at.run()
+    assert not at.exception and not at.error and readout(fake_map) is None
+    click_map(at, "data_map", -200.5, 260.5)  # a new click on it is read
+    at.run()
+    assert not at.exception and readout(fake_map)[0].startswith("Pixel row 200, column 260: NDVI ")

@@ -617,3 +617,20 @@ def test_a_new_session_finds_earlier_trainings_opens_one_and_deletes_another(fak
     at.button(key=f"delete_training_{old.name}").click().run()
     assert not at.exception and old.exists()
     assert any("made the model in use; load another model" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_a_model_trained_on_other_bands_is_refused_when_uploaded(fake_map, swir_model_path, monkeypatch):
+    """A model whose card names SWIR1 where the dashboard gives NDVI (5 inputs like ours) was made the model in
+    use: its predictions were made from the wrong band, without a word."""
+    from core.card import card_path
+
+    files = {"upload_model": Upload(swir_model_path), "upload_card": Upload(card_path(swir_model_path))}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
+    at = new_app()
+    at.switch_page("pages/model.py").run()
+    by_label(at.button, "Use uploaded model").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error if "The model expects bands R, G, B, NIR, SWIR1 but the image gives R, G, B, NIR, "
+            "NDVI" in e.value], texts(at)
+    assert at.session_state["model_path"] is None  # (nothing in use changed)
+    assert not list((Path(os.environ["CROPMAP_WORKDIR"]) / "models").glob("*/swir.keras"))  # (its copy not kept)

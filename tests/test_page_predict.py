@@ -738,3 +738,54 @@ def test_a_prediction_no_session_follows_any_more_stops(monkeypatch):
     for key in (left, shared):
         predictions.collect(key)
     assert predictions._SLOTS.acquire(blocking=False) and predictions._SLOTS.acquire(blocking=False)  # given back
+
+
+def test_a_stored_prediction_cut_short_is_not_shown_before_predict_is_pressed(fake_map, tiny_model_path):
+    """A prediction of the region and model made before (another session's, or before a visit to another source)
+    is shown at once; one cut short on disk (a machine that crashed after the file was renamed into place) was
+    taken up as well, and the page failed reading it instead of offering Predict."""
+    import streamlit as st
+
+    from core.region import Region
+    from pages.components import cached
+
+    at = predict_page(tiny_model_path)  # the scene cut, nothing predicted yet
+    image = at.session_state["scene"]["image_path"]
+    key = cached.prediction_key(image, Region.from_geojson(at.session_state["region"]).key(), str(tiny_model_path))
+    stored = cached.prediction_file(key)
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    np.save(stored, np.zeros((256, 256), np.float32))
+    stored.write_bytes(stored.read_bytes()[:4096])  # cut short
+    st.cache_data.clear()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.session_state["prediction"] is None and "Crop area" not in [m.label for m in at.metric]
+    assert not stored.exists()  # removed: predicted again when Predict is pressed
+
+
+def test_another_model_forgets_the_prediction_and_the_same_one_again_keeps_it(fake_map, tiny_model_path):
+    """The prediction of the model used before, still running, was followed after another model was loaded and
+    came back as the new model's; and loading the model in use again (the button pressed twice) threw its
+    prediction away."""
+    from pages.components import models, predictions
+
+    at, key, run, gate = _held_prediction(tiny_model_path)
+    try:
+        at.switch_page("pages/model.py").run()
+        by_label(at.button, "Load shipped weights").click().run()
+        assert not at.exception and at.session_state["model_path"] == str(models.shipped())
+        assert at.session_state["predicting"] is None and at.session_state["prediction"] is None
+        assert run.stopping.is_set()  # no other tab follows it: it stops
+    finally:
+        gate.set()
+    assert run.finished.wait(60) and isinstance(run.error, PredictionStoppedError)
+    assert predictions.collect(key) is run
+    at.switch_page("pages/predict.py").run()
+    by_label(at.button, "Predict").click().run()
+    assert not at.exception and not at.error and at.session_state["prediction"] is not None
+    made = at.session_state["prediction"]
+    at.switch_page("pages/model.py").run()
+    by_label(at.button, "Load shipped weights").click().run()  # the model in use, again
+    assert not at.exception and at.session_state["prediction"] == made
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception and "Crop area" in [m.label for m in at.metric]

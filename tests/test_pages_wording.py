@@ -342,3 +342,28 @@ def test_two_scores_compared_are_written_apart():
 
     assert apart(0.7914, 0.7911) == ("0.7914", "0.7911") and apart(0.791, 0.697) == ("0.791", "0.697")
     assert apart(0.5, 0.5) == ("0.500000", "0.500000")  # (the same: as far as it goes)
+
+
+def test_a_model_chosen_while_the_training_runs_does_not_pass_its_result_over(fake_map, tmp_path, tiny_model_path,
+                                                                            monkeypatch):
+    """The shipped weights loaded to look at the region while the training ran (the usual thing to do): the
+    training's best checkpoint was then taken for passed over, and never offered when it finished."""
+    from dataclasses import replace
+
+    from core import jobs
+
+    job = _finished_with_best(tmp_path, tiny_model_path)
+    real = jobs.status
+    monkeypatch.setattr(jobs, "status", lambda job_dir, *a, **k: replace(real(job_dir, *a, **k), state="running"))
+    at = new_app()
+    at.session_state["job_dir"] = str(job)
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception and not [b for b in at.button if b.key == "use_finished_training"]  # (not finished yet)
+    [b for b in at.button if b.label == "Use the shipped weights"][0].click().run()
+    assert not at.exception and at.session_state["model_path"] is not None
+    monkeypatch.setattr(jobs, "status", real)  # the training ends
+    at.run()
+    assert not at.exception
+    assert any(i.value.startswith("Your training has finished: its best checkpoint (epoch 1, validation IoU 0.697) is "
+                                  "not the model in use (crop_unet_light.keras).") for i in at.info), [i.value for i in at.info]
+    assert [b for b in at.button if b.key == "use_finished_training"]

@@ -66,7 +66,10 @@ MISSHAPEN = [(state.THRESHOLD, 1), (state.THRESHOLD, "0.5"), (state.VIEWS, 3), (
              (state.AREA_UNIT, "hectare"), (state.MODEL_PATH, 7), (state.MODEL_PATH, {"a": 1}), (state.BASEMAP, "yes"),
              (state.LAYERS, {"predict_crop": {"opacity": 1, "show": True}}), (state.LAYERS, {"predict_crop": {"a": 1}}),
              (state.QUALITY_CLASS, [5]), (state.SOURCE, 0), (state.SOURCE, {"kind": "ftp"}), (state.PREVIOUS_REGION, -1),
-             (state.SCENE, {"image_path": "/x/image.tif", "extra": {"width": {}}}), (state.PREDICTION, {"key": "x"})]
+             (state.SCENE, {"image_path": "/x/image.tif", "extra": {"width": {}}}), (state.PREDICTION, {"key": "x"}),
+             (state.VIEWS, True), (state.THRESHOLD, 1.5), (state.THRESHOLD, 0.01),
+             (state.LAYERS, {"predict_crop": {"opacity": 2.0, "show": True}}), (state.PREDICTING, "x"),
+             (state.FIELDS, [["key"], 0.5, "extra"])]
 
 
 @pytest.mark.parametrize("key, value", MISSHAPEN)
@@ -77,6 +80,15 @@ def test_restored_drops_a_value_of_another_shape(key, value):
         assert back == {k: v for k, v in good.items() if k not in state.KEPT_TOGETHER}
     else:  # the others come back
         assert back == {k: v for k, v in good.items() if k != key}
+
+
+def test_every_value_a_setting_takes_comes_back():
+    """The other side of the shapes checked: 8 views of each tile, the threshold slider's ends, a layer at full
+    or no opacity were the user's own choices, which a reload must not drop."""
+    for key, value in ((state.VIEWS, 8), (state.VIEWS, 1), (state.THRESHOLD, 0.95), (state.THRESHOLD, 0.05),
+                       (state.LAYERS, {"predict_crop": {"opacity": 1.0, "show": False}, "labels": {"opacity": 0.0,
+                                                                                                 "show": True}})):
+        assert state.restored(state.snapshot({key: value})) == {key: value}, (key, value)
 
 
 def test_an_ingestion_under_way_comes_back_after_a_reload():

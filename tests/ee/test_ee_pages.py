@@ -756,3 +756,28 @@ def test_a_download_refused_for_the_quota_can_be_tried_again_from_the_data_page(
     monkeypatch.setattr(scene, "current_scene", too_small)
     at.run()
     assert any("Region too small" in e.value for e in at.error) and not [b for b in at.button if b.key == "try_again"]
+
+
+def test_each_earth_engine_region_has_a_scene_of_its_own(ee_configured):
+    """Two regions of one recipe (two tabs, or one region after another) were downloaded into one scene folder:
+    the second overwrote the first, whose tab then showed the other region's imagery in its own region's place."""
+    import rasterio
+
+    from core.region import Region
+
+    tabs, bounds = [], []
+    for box in ((-72.75, -16.64, -72.72, -16.61), (-72.72, -16.62, -72.70, -16.59)):
+        at = new_app()
+        at.session_state["source"] = {"kind": "earthengine", "preset": "camana"}
+        at.session_state["region"] = Region.from_bbox(*box).to_geojson()
+        at.switch_page("pages/data.py").run()
+        assert not at.exception and not other_errors(at)
+        with rasterio.open(at.session_state["scene"]["image_path"]) as f:
+            bounds.append(f.bounds)
+        tabs.append(at)
+    first, second = tabs
+    assert first.session_state["scene"]["image_path"] != second.session_state["scene"]["image_path"]
+    first.run()  # the first tab again: its region's scene, as it was
+    assert not first.exception and not other_errors(first)
+    with rasterio.open(first.session_state["scene"]["image_path"]) as f:
+        assert f.bounds == bounds[0] != bounds[1]
