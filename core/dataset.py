@@ -89,6 +89,9 @@ def _label_beside(img: Path) -> Path:
     Raises:
         InputNotFoundError: ``img`` is not named ``*_rgbn.tif`` or has no such file beside it.
     """
+    if img.suffix.lower() in (".keras", ".h5", ".json"):  # (said "no label raster for crop_unet_light.keras")
+        raise ConfigError(f"{img.name} is a model (or its card), not training data: give IMAGE:LABELS GeoTIFFs or "
+                          "TFRecord patches; a model to start from goes to --init")
     if not img.name.endswith("_rgbn.tif"):
         raise InputNotFoundError(f"no label raster for {img.name}; give IMAGE:LABELS")
     base = img.name[: -len("_rgbn.tif")]

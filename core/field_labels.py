@@ -115,8 +115,12 @@ def pick_class_property(obj: Any, file_name: str = "the GeoJSON") -> str:
     that one (:func:`burn_fields` then names the field whose value is not a code).
 
     Raises:
-        ConfigError: there is none, or several and none of the usual names (the message lists them).
+        ConfigError: the file holds no field; there is no such property, or several and none of the usual
+            names (the message lists them).
     """
+    if not _features(obj):  # ("its fields have no properties" was said of a file without fields)
+        raise ConfigError(f"{file_name} holds no field: no Feature with a Polygon or MultiPolygon geometry; give a "
+                          "GeoJSON of the surveyed fields' outlines, each with its class (e.g. crop = 1 or 0)")
     found = class_properties(obj)
     if len(found) == 1 or (found and found[0].lower() in CLASS_KEYS):
         return found[0]

@@ -429,7 +429,7 @@ def region_window(grid: Grid, window: tuple[int, int, int, int] | None, min_size
             raise RegionError(f"the window's height and width must be positive, got {h} x {w} (rows x columns); give "
                               f"ROW,COL,HEIGHT,WIDTH inside the image ({size})")
         if r < 0 or c < 0 or r + h > grid.height or c + w > grid.width:
-            raise RegionError(f"the window (rows {r}-{r + h - 1}, columns {c}-{c + w - 1}) is not inside the image: "
+            raise RegionError(f"the window (rows {r} to {r + h - 1}, columns {c} to {c + w - 1}) is not inside the image: "
                               f"{size}; give ROW,COL,HEIGHT,WIDTH inside it")
     if h < min(min_size, grid.height) or w < min(min_size, grid.width):
         raise RegionError(f"the window is {h} x {w} px (rows x columns); it must be at least {min_size} px on each "

@@ -143,7 +143,7 @@ def stack_bands(bands: BandFiles, out: str | os.PathLike, window: tuple[int, int
         InputNotFoundError, CorruptFileError: a band file cannot be read.
         GridMismatchError: the files are not on one grid (CRS, transform, size; Sentinel-2's SCL: on
             the bands' grid, with pixels a whole number of times theirs).
-        BandError: a file has more than one band, or bands of different types; a cloud mask (or Landsat's
+        BandError: one file given as two bands; a file has more than one band, or bands of different types; a cloud mask (or Landsat's
             RADSAT) that holds values other than whole numbers.
         NoDataError: every pixel of the stack (of ``window``) would be cloud or no data: nothing is written.
         ConfigError: the output is one of the inputs; a window outside the grid.
@@ -156,6 +156,11 @@ def stack_bands(bands: BandFiles, out: str | os.PathLike, window: tuple[int, int
     inputs = [*bands.files.values(), *(p for p in (bands.qa, bands.radsat) if p)]
     if any(Path(out).resolve() == p.resolve() for p in inputs):
         raise ConfigError(f"{out} is an input: write the stack to another file")
+    roles = list(bands.files.items())
+    for i, (role, path) in enumerate(roles):  # (the same file for all four wrote a grey stack, unsaid)
+        twice = next((other for other, p in roles[i + 1:] if Path(p).resolve() == Path(path).resolve()), None)
+        if twice is not None:
+            raise BandError(f"{Path(path).name} is given as both {role} and {twice}; give each band's own file")
     # (GDAL's block cache, 5% of the machine's memory by default, grew with the scene: 741 MB for 7,680 px)
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
         return _stack(bands, out, window, overwrite)

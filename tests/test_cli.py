@@ -71,7 +71,7 @@ def test_user_mistakes_are_one_line(capsys, tmp_path, small_scene, tiny_model_pa
     # the image's size in the terms of --window (ROW,COL,HEIGHT,WIDTH): rows and columns, not "320x288"
     assert _err(capsys, ["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(tmp_path / "o"),
                          "--window", "0,0,9999,256"]) == (
-        "error: the window (rows 0-9998, columns 0-255) is not inside the image: the image is 288 rows x 320 columns; "
+        "error: the window (rows 0 to 9998, columns 0 to 255) is not inside the image: the image is 288 rows x 320 columns; "
         "give ROW,COL,HEIGHT,WIDTH inside it")
     with rasterio.open(lab) as src:
         shifted = write_raster(tmp_path / "shifted.tif", src.read(1), transform=src.transform @ src.transform.translation(1, 0))

@@ -260,3 +260,13 @@ def test_an_option_out_of_range_is_said_before_tensorflow_is_loaded(capsys, monk
     line = _err(capsys, [str(tmp_path / a) if a.startswith("OUT") else a for a in argv])
     assert line.startswith("error: ") and said in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_given_as_training_data_is_said_to_be_a_model(capsys, tmp_path):
+    """train --train crop_unet_light.keras said "no label raster for crop_unet_light.keras; give IMAGE:LABELS"."""
+    from core.card import DEFAULT_MODEL_PATH
+
+    line = _err(capsys, ["train", "--train", str(DEFAULT_MODEL_PATH), "--val", str(DEFAULT_MODEL_PATH),
+                         "--out", str(tmp_path / "run")])
+    assert line.startswith("error: crop_unet_light.keras is a model (or its card), not training data") and "--init" in line
+    assert not (tmp_path / "run").exists()

@@ -44,6 +44,11 @@ def test_the_class_property_is_found_among_the_fields_properties():
     with pytest.raises(ConfigError, match=r"no property of survey.geojson's fields holds class codes \(its properties: "
                                           r"kind, name\)"):
         pick_class_property(feature_collection(({"name": "A", "kind": "maize"}, box_ring(0, 0, 2, 2))), "survey.geojson")
+    # a file without a field ("its fields have no properties" was said of it)
+    for empty in ({"type": "FeatureCollection", "features": []},
+                  {"type": "Feature", "properties": {"crop": 1}, "geometry": None}):
+        with pytest.raises(ConfigError, match="survey.geojson holds no field: no Feature with a Polygon"):
+            pick_class_property(empty, "survey.geojson")
 
 
 def test_class_candidates_need_a_value_and_no_refused_one_and_the_suggested_map_follows_the_values():

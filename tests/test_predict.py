@@ -288,7 +288,7 @@ def test_an_input_among_the_outputs_is_refused_even_with_overwrite(tiny_model_pa
 
 def test_bad_regions(tiny_model_path, small_scene, tmp_path):
     img, _ = small_scene
-    with pytest.raises(RegionError, match=r"\(rows 200-455, columns 200-455\) is not inside the image: the image is "
+    with pytest.raises(RegionError, match=r"\(rows 200 to 455, columns 200 to 455\) is not inside the image: the image is "
                                           r"288 rows x 320 columns"):
         predict_image(img, tmp_path / "a", tiny_model_path, window=(200, 200, 256, 256))
     with pytest.raises(RegionError, match=r"height and width must be positive, got 0 x 16 \(rows x columns\)"):

@@ -15,7 +15,7 @@ import rasterio
 
 from core.errors import BandError, ConfigError, GridMismatchError, OutputExistsError
 from core.raster import ImageReader
-from core.stack import LANDSAT_C2_SCALING, find_band_files, stack_bands
+from core.stack import LANDSAT_C2_SCALING, BandFiles, find_band_files, stack_bands
 from testdata import GEOREF
 
 LANDSAT = GEOREF / "000028085BF08E7E_L8SR_2019-08-05_B02_B03_B04_B05.tif"  # B02-B05: OLI blue, green, red, NIR
@@ -237,6 +237,13 @@ def test_bad_downloads_are_refused_before_anything_is_written(tmp_path):
         stack_bands(find_band_files([tmp_path]), tmp_path / f"{LANDSAT_ID}_SR_B4.TIF", overwrite=True)
     with pytest.raises(ConfigError, match="not inside"):
         stack_bands(find_band_files([tmp_path]), tmp_path / "w.tif", window=(60, 0, 10, 10))
+    assert not (tmp_path / "w.tif").exists()
+    # one file given for two bands (--red F --green F ...: a stack of four equal bands, written without a word)
+    files = find_band_files([tmp_path]).files
+    for role in ("G", "NIR"):
+        doubled = BandFiles({**files, role: files["R"]}, "files", None)
+        with pytest.raises(BandError, match=rf"^{LANDSAT_ID}_SR_B4.TIF is given as both R and {role}; give each band's own"):
+            stack_bands(doubled, tmp_path / "w.tif")
     assert not (tmp_path / "w.tif").exists()
 
 
