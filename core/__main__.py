@@ -242,9 +242,9 @@ def _bbox_window(text: str, image: str, doing: str = "predicting") -> tuple[tupl
             or over under 8 px of it.
         InputNotFoundError, CorruptFileError: the image cannot be read.
     """
-    from core.errors import RegionError
+    from core.errors import OutsideImageError, RegionError
     from core.raster import grid_of_file
-    from core.bbox import box_within, image_box_bounds, parse_bbox
+    from core.bbox import box_text, box_within, image_box_bounds, parse_bbox
     from core.region import Region
     from core.region_check import box_advice
 
@@ -256,9 +256,15 @@ def _bbox_window(text: str, image: str, doing: str = "predicting") -> tuple[tupl
                               "with --window ROW,COL,HEIGHT,WIDTH instead")
         box_within(given, None, image=False)  # (west < east, said of the 180th meridian: "give xmin < xmax" was not)
         Region.from_bbox(*given, name="--bbox")  # (longitude/latitude)
-        box, _ = box_within(given, image_box_bounds(grid, image=False), image=False)
+        bounds = image_box_bounds(grid, image=False)
+        box, _ = box_within(given, bounds, image=False)
         region = Region.from_bbox(*box, name="--bbox")
-        w = region.window(grid)
+        try:
+            w = region.window(grid)
+        except OutsideImageError:  # on the image's lon/lat box but beside its pixels (a projected image, turned)
+            raise OutsideImageError(f"the box lies outside the image, whose edges are {box_text(bounds, False)} "
+                                    "(west, south, east, north; the image is turned against the meridians, so the "
+                                    "box must reach its pixels, not only a corner of these)") from None
         # the image's lon/lat box is larger than the image (a projected image is turned against the
         # meridians; across the 180th meridian there is none): the part of the box on its pixels
         on = region.share_on(grid)

@@ -270,3 +270,16 @@ def test_a_model_given_as_training_data_is_said_to_be_a_model(capsys, tmp_path):
                          "--out", str(tmp_path / "run")])
     assert line.startswith("error: crop_unet_light.keras is a model (or its card), not training data") and "--init" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_a_box_on_a_corner_of_the_images_lonlat_box_but_not_on_its_pixels_gets_the_images_edges(capsys, tmp_path):
+    """The image's lon/lat box is larger than the image (UTM, turned against the meridians): a box on its corner
+    was refused as "the region lies outside the image (64 x 64 px)", without the edges other refusals give."""
+    from testdata import FLANDERS_L8
+
+    line = _err(capsys, ["predict", "--image", str(FLANDERS_L8), "--out", str(tmp_path / "o"),
+                         "--bbox", "3.383,51.1826,3.39,51.19"])
+    assert line == ("error: --bbox: the box lies outside the image, whose edges are 3.373950, 51.176838, 3.383153, "
+                    "51.182623 (west, south, east, north; the image is turned against the meridians, so the box must "
+                    "reach its pixels, not only a corner of these)")
+    assert not (tmp_path / "o").exists()
