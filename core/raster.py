@@ -572,12 +572,12 @@ STRIP_PIXELS = 4 * 2**20
 
 @contextmanager
 def geotiff_writer(tmp: str | os.PathLike, profile: dict) -> Iterator:
-    """``rasterio.open(tmp, "w", **profile)``, then the file read back whole (:func:`check_written`): a
-    writer to use inside :func:`core.files.replacing`, so that a file that did not reach the disk whole
+    """``rasterio.open(tmp, "w", **profile)``, then the file checked to have reached the disk whole
+    (:func:`check_written`): a writer to use inside :func:`core.files.replacing`, so that a file cut short
     never replaces anything.
 
     Raises:
-        OSError: the file written cannot be read back whole (a full disk, a file size limit).
+        OSError: the file written did not reach the disk whole (a full disk, a file size limit).
     """
     import rasterio
 

@@ -143,8 +143,8 @@ def stack_bands(bands: BandFiles, out: str | os.PathLike, window: tuple[int, int
         InputNotFoundError, CorruptFileError: a band file cannot be read.
         GridMismatchError: the files are not on one grid (CRS, transform, size; Sentinel-2's SCL: on
             the bands' grid, with pixels a whole number of times theirs).
-        BandError: one file given as two bands; a file has more than one band, or bands of different types; a cloud mask (or Landsat's
-            RADSAT) that holds values other than whole numbers.
+        BandError: one file given as two bands; a file has more than one band, or bands of different types;
+            a cloud mask (or Landsat's RADSAT) that holds values other than whole numbers.
         NoDataError: every pixel of the stack (of ``window``) would be cloud or no data: nothing is written.
         ConfigError: the output is one of the inputs; a window outside the grid.
         OutputExistsError: ``out`` exists and ``overwrite`` is False.

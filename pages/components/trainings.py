@@ -32,12 +32,12 @@ def show(jobs_root: Path, followed: str | None, running: Path | None) -> None:
                    f"{ui.plain(str(jobs_root))}). Open one to see its curves and use its best checkpoint, or "
                    "delete those you no longer need to free disk space.")
         for training in found[:SHOWN]:
-            _row(training, running)
+            _row(training, jobs_root, running)
         if len(found) > SHOWN:
             st.caption(f"And {len(found) - SHOWN} older ones, not listed.")
 
 
-def _row(training: training_jobs.Training, running: Path | None) -> None:
+def _row(training: training_jobs.Training, jobs_root: Path, running: Path | None) -> None:
     """One training: its line and note, its Open and Delete buttons."""
     name = training.job_dir.name
     words, open_col, delete_col = st.columns([6, 1, 1], vertical_alignment="center")
@@ -54,7 +54,7 @@ def _row(training: training_jobs.Training, running: Path | None) -> None:
         st.write(f"Delete the {ui.plain(training.title)} and its checkpoints for good?")
         if st.button("Delete for good", key=f"delete_training_{name}", type="primary"):
             try:
-                training_jobs.delete_training(training.job_dir, training.job_dir.parent, state.get(state.MODEL_PATH))
+                training_jobs.delete_training(training.job_dir, jobs_root, state.get(state.MODEL_PATH))
             except JobError as err:
                 state.put(state.TRAININGS_NOTICE, ["error", ui.sentence(str(err))])
             else:
