@@ -343,13 +343,15 @@ class EarthEngineSource:
 
         count = int(require_scenes(cfg, geometry, self._getinfo)["count"])
 
-        total = context_plan.requests + (label_plan.requests if self.labels is not None else 0)
+        # each part's tiles, planned, then as many as it took (a tile too large for one request is split)
+        tiles = {"imagery": context_plan.requests, "labels": label_plan.requests if self.labels is not None else 0}
         offset, part = 0, "imagery"
 
         def relay(done: int, n: int, _msg: str) -> None:
             # (the whole download's count, as the bar: each file's own said "4/4 tiles" with the bar at half way)
+            tiles[part] = max(tiles[part], n)
             if progress is not None:
-                whole = max(total, offset + n)
+                whole = sum(tiles.values())
                 progress(offset + done, whole, f"downloaded {offset + done}/{whole} tiles ({part})")
 
         stats = DownloadStats()
@@ -384,7 +386,7 @@ class EarthEngineSource:
             margin = context_margin(image_plan.height, image_plan.width)
             inside = cut_out(tmp / CONTEXT_FILE, tmp / SCENE_IMAGE, image_plan, margin, margin, geometry)
             if self.labels is not None:
-                offset, part = context_plan.requests, "labels"
+                offset, part = tiles["imagery"], "labels"  # (after a split, the labels' count went back: 4/4, 2/2)
                 common = dict(compute=self._compute, max_workers=self.max_workers, progress=relay,
                               overwrite=True, stats=stats, geometry=geometry)
                 if self._keeps_codes():

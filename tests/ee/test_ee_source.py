@@ -490,3 +490,239 @@ def test_map_layers_of_a_preview_try_each_request_as_often_as_asked(ee_offline, 
         with pytest.raises(EEQuotaError):
             src.map_layers(CAMANA, get_map_id=get_map_id, attempts=attempts)
         assert len(calls) == tries
+
+
+def test_the_default_source_has_the_presets_labels():
+    """No recipe given: the Camana preset's composite and labels (the dashboard's first Earth Engine scene came
+    without labels to train on). A preset named with a composite of one's own keeps the preset's labels; a
+    composite alone has none unless given."""
+    from core.ee.composites import CompositeConfig
+    from core.ee.labels import LabelConfig
+
+    plain = EarthEngineSource(initialize=ready)
+    assert plain.composite == CAMANA.composite and plain.labels == CAMANA.labels and plain.preset is None
+    own = CompositeConfig(sensor="L5", start="2006-01-01", end="2006-12-31")
+    assert EarthEngineSource(own, preset="camana", initialize=ready).labels == CAMANA.labels
+    assert EarthEngineSource(own, initialize=ready).labels is None
+    given = LabelConfig("worldcover")
+    assert EarthEngineSource(own, given, initialize=ready).labels == given
+
+
+def test_a_failed_set_up_is_tried_again_and_a_working_one_is_kept():
+    """Earth Engine not set up at first (no credentials yet), then set up: the next look says ready, rather than
+    the first failure for the rest of the session; once ready, it is not initialised again on every page."""
+    answers = [EEStatus(False, None, "none", "Earth Engine is not set up: run earthengine authenticate"), ready(), ready()]
+    calls = []
+    src = EarthEngineSource(initialize=lambda: calls.append(1) or answers[len(calls) - 1])
+    assert src.available() == (False, "Earth Engine is not set up: run earthengine authenticate")
+    assert src.available() == (True, "Earth Engine ready: project p (test)")
+    assert src.available()[0] and len(calls) == 2
+
+
+def test_a_set_up_that_raises_is_said_not_raised():
+    """Initialising Earth Engine failed with an error (credentials refused): available() says why, for the
+    sidebar, instead of failing the page; a fetch is refused with the same words."""
+    from core.ee.errors import EEPermissionError
+
+    def refused():
+        raise EEPermissionError("the service account has no access to project p")
+
+    src = EarthEngineSource(project="p", initialize=refused)
+    assert src.available() == (False, "the service account has no access to project p")
+    assert src.status().project == "p"
+    with pytest.raises(EENotConfiguredError, match="no access to project p"):
+        src.fetch(CAMANA, "/nonexistent-never-written")
+
+
+def _counting_source(asked, labels="preset", histogram=None):
+    """The Camana preset's source whose getInfo answers the scene count, then ``histogram`` (or raises it)."""
+    def getinfo(d):
+        asked.append(d)
+        if len(asked) == 1:
+            return {"count": 3, "dates": [1]}
+        if isinstance(histogram, Exception):
+            raise histogram
+        return histogram
+
+    if labels == "preset":
+        return EarthEngineSource(preset="camana", initialize=ready, getinfo=getinfo)
+    return EarthEngineSource(CAMANA.composite, labels, initialize=ready, getinfo=getinfo)
+
+
+def test_an_export_of_an_unknown_kind_or_of_patches_without_labels_is_refused_before_any_request(ee_offline):
+    """"tiles" is no export kind, and training patches need labels: both refused in words before Earth Engine is
+    asked anything (not started as patches, nor failing on the missing labels after the scene count)."""
+    from core.errors import ConfigError
+
+    asked = []
+    with pytest.raises(ConfigError, match="export kind must be 'patches' or 'image', got 'tiles'"):
+        _counting_source(asked, histogram={"0": 100, "1": 100}).export_jobs(CAMANA, "tiles", "gcs:crop-bucket/p", "s")
+    with pytest.raises(ConfigError, match="training patches need labels: choose a label product"):
+        _counting_source(asked, labels=None).export_jobs(CAMANA, "patches", "gcs:crop-bucket/p", "s")
+    assert asked == []
+
+
+def test_an_image_export_keeps_32_px_of_context_unless_told(ee_offline):
+    """The image export for prediction has a 32 px kernel buffer by default (the model sees each patch's
+    surroundings, as in a download's context); 0 given is 0, not the default."""
+    asked = []
+    (job,) = _counting_source(asked).export_jobs(CAMANA, "image", "gcs:crop-bucket/p", "c")
+    options = job.task.config["fileExportOptions"]["tfRecordOptions"]
+    assert options["marginDimensions"] == {"width": 64, "height": 64} and len(asked) == 1  # (the scene count)
+    (bare,) = _counting_source([]).export_jobs(CAMANA, "image", "gcs:crop-bucket/p", "c", kernel_buffer=0)
+    assert "marginDimensions" not in bare.task.config["fileExportOptions"]["tfRecordOptions"]
+
+
+def test_points_that_could_not_be_counted_are_said_before_the_export(ee_offline):
+    """The count of each class's points timed out (a region large enough for a batch export): the tasks are
+    still made, and the user is told they start unchecked; counted points say nothing."""
+    from core.ee.errors import EETimeoutError
+    from core.ee.export import UNCOUNTED_POINTS
+
+    said: list[str] = []
+    jobs = _counting_source([], histogram=EETimeoutError("Computation timed out.")).export_jobs(
+        CAMANA, "patches", "gcs:crop-bucket/p", "s", train_points=(5, 5), test_points=(2, 2), patch_size=64, warnings=said)
+    assert jobs and said == [UNCOUNTED_POINTS]
+    said.clear()
+    assert _counting_source([], histogram={"0": 100, "1": 100}).export_jobs(
+        CAMANA, "patches", "gcs:crop-bucket/p", "s", train_points=(5, 5), test_points=(2, 2), patch_size=64, warnings=said)
+    assert said == []
+
+
+def test_download_progress_stays_within_its_total_when_a_tile_is_split(ee_offline, tmp_path):
+    """Earth Engine found the composite's one tile too large: it came down in four, and the bar's count grew
+    with it; it never said more tiles done than in all ("downloaded 3/2 tiles"), and ended full."""
+    import ee
+
+    requests = []
+    serve = fake_compute(requests)
+
+    def compute(req):
+        if req["bandIds"] != ["class"] and req["grid"]["dimensions"]["width"] > 300:
+            raise ee.EEException("Total request size (55000000 bytes) must be less than or equal to 50331648 bytes.")
+        return serve(req)
+
+    progress = []
+    src = EarthEngineSource(preset="camana", initialize=ready, compute=compute, getinfo=lambda d: {"count": 3, "dates": [1]},
+                            max_workers=1)
+    src.fetch(CAMANA, tmp_path, progress=lambda d, t, m: progress.append((d, t, m)))
+    assert len(requests) == 5  # four quarters of the composite, one of the labels
+    assert all(d <= t for d, t, _ in progress) and progress[-1][0] == progress[-1][1] == 5
+    assert all(f"downloaded {d}/{t} tiles" in m for d, t, m in progress)
+    # never back, never full before the labels' tile (it read 4/4 after the imagery, then 2/2 for the labels)
+    assert all(b[0] / b[1] >= a[0] / a[1] and b[0] >= a[0] for a, b in zip(progress, progress[1:])), progress
+    assert all(d < t for d, t, _ in progress[:-1]), progress
+
+
+def _unmask_values(ee_offline, request) -> list:
+    """The values a request's expression fills masked pixels with (``Image.unmask``'s, as sent)."""
+    from graph_walk import arguments_of, function_of, resolved
+
+    g = ee_offline.serializer.encode(request["expression"], for_cloud_api=True)
+    values = []
+    for args in arguments_of(g, "Image.unmask"):
+        value = resolved(g, args["value"])
+        if function_of(g, value) == "Image.constant":
+            value = resolved(g, value["functionInvocationValue"]["arguments"]["value"])
+        values.append(value["constantValue"])
+    return values
+
+
+def test_masked_label_pixels_come_down_as_no_data(ee_offline, tmp_path):
+    """Pixels where the label product has no data are filled, for the download, with a value that is no class:
+    -1 for class codes (0 is Dynamic World's water, 10 a GLC class), 255 for a user asset's crop mask (0 is
+    'not crop'); the composite's with -9999. Filled with a class, they were trained on as that class."""
+    from core.ee.labels import LabelConfig
+
+    requests = []
+    _fetching_source(fake_compute(requests)).fetch(CAMANA, tmp_path / "codes")
+    by_band = {tuple(r["bandIds"]): r for r in requests}
+    assert _unmask_values(ee_offline, by_band[("class",)]) == [-1]
+    assert _unmask_values(ee_offline, by_band[("R", "G", "B", "NIR")]) == [-9999.0]
+    requests.clear()
+    asset = LabelConfig("asset", asset_id="users/someone/glc30", crop_values=(10,))
+    EarthEngineSource(CAMANA.composite, asset, initialize=ready, compute=fake_compute(requests),
+                      getinfo=lambda d: {"count": 3, "dates": [1]}, max_workers=1).fetch(CAMANA, tmp_path / "asset")
+    (label_req,) = [r for r in requests if r["bandIds"] == ["label"]]
+    assert set(_unmask_values(ee_offline, label_req)) == {255}
+
+
+def test_dynamic_worlds_water_is_a_class_not_no_data(ee_offline, tmp_path):
+    """Dynamic World's class 0 is water: the codes come down with -1 as no data, so water stays water (not crop)
+    in the mask and in the codes kept for the class tables; only what lies outside the region is no data."""
+    from core.ee.composites import CompositeConfig
+    from core.ee.labels import LabelConfig
+    from core.labels import CLASS_MAPS
+    from core.raster import ImageReader, read_labels
+
+    serve = fake_compute([])
+
+    def compute(req):
+        out = serve(req)
+        if req["bandIds"] == ["class"]:
+            w = req["grid"]["dimensions"]["width"]
+            out["class"][:, w // 2 :] = 0  # water in the right half
+        return out
+
+    src = EarthEngineSource(CompositeConfig(sensor="S2", start="2021-01-01", end="2021-12-31", scale=30),
+                            LabelConfig("dynamicworld"), initialize=ready, compute=compute,
+                            getinfo=lambda d: {"count": 3, "dates": [1]}, max_workers=1)
+    scene = src.fetch(CAMANA, tmp_path)
+    with ImageReader(scene.image_path) as reader:
+        grid = reader.grid
+    inside = _inside(CAMANA.geojson, grid)
+    mask = read_labels(scene.labels_path, CLASS_MAPS["binary"], grid=grid)
+    with rasterio.open(tmp_path / "codes.tif") as f:
+        codes = f.read(1)
+    right = np.zeros_like(inside)
+    right[1:, grid.width // 2 :] = True  # (row 0: the fake's no data)
+    assert (codes[right & inside] == 0).all() and (mask[right & inside] == 0).all()
+    assert (codes[~inside] == -1).all() and (mask[~inside] == 255).all()
+
+
+def test_only_the_presets_own_box_is_titled_as_the_preset(ee_offline, tmp_path):
+    """A region drawn inside the Camana box, sharing its south-west corner, is not "Camana valley": its title
+    names the composite and the preset's recipe (the downloads and the Data page say what it is)."""
+    from core.region import Region
+
+    w, s, e, n = CAMANA.bbox
+    corner = Region.from_bbox(w, s, w + 0.05, s + 0.05)
+    scene = _fetching_source(fake_compute([])).fetch(corner, tmp_path)
+    assert scene.title != CAMANA.title and scene.title.endswith("(recipe of the camana preset)")
+    assert scene.title.startswith("Landsat 5") and "median of 3 scenes" in scene.title
+
+
+def test_codes_with_the_products_no_data_are_rewritten_as_minus_one(tmp_path):
+    """A downloaded class-code file whose pixels hold the product's fill value (GLC-FCS30D's 250): the mask says
+    no data there, and the codes kept for the class tables too (-1), not a class 250 no legend knows."""
+    from core.labels import CLASS_MAPS
+    from core.raster import read_labels
+    from core.sources.earthengine import labels_from_codes
+
+    codes = np.array([[CODES[0], CODES[1], FILL], [FILL, CODES[0], -1]], np.int16)
+    path = tmp_path / "codes.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=3, height=2, count=1, dtype="int16", nodata=-1, crs="EPSG:32718",
+                       transform=rasterio.Affine(30, 0, 700_000, 0, -30, 8_160_000)) as f:
+        f.write(codes, 1)
+    labels = labels_from_codes(path, tmp_path / "labels.tif", "glcfcs30d")
+    with rasterio.open(path) as f:
+        assert f.read(1).tolist() == [[CODES[0], CODES[1], -1], [-1, CODES[0], -1]] and f.nodata == -1
+    assert read_labels(labels, CLASS_MAPS["binary"]).tolist() == [[1, 0, 255], [255, 1, 255]]
+
+
+def test_recipes_come_back_from_settings_kept_as_json():
+    """The Earth Engine settings a session keeps as JSON (lists for tuples) read back as the same recipes,
+    usable as keys of a cache; no labels stays no labels."""
+    from core.ee.composites import CompositeConfig
+    from core.ee.labels import LabelConfig
+    from core.sources.earthengine import recipes_from_settings
+
+    composite = CompositeConfig(sensor="S2", start="2021-04-01", end="2021-09-30", max_cloud=30, scale=20)
+    labels = LabelConfig("asset", asset_id="users/someone/glc30", crop_values=(10, 11), nodata_values=(0,))
+    src = EarthEngineSource(composite, labels, initialize=ready)
+    back = recipes_from_settings(json.loads(json.dumps(src.settings())))
+    assert back == (composite, labels) and {back: 1}[(composite, labels)] == 1
+    assert back[1].crop_values == (10, 11)
+    bare = EarthEngineSource(composite, initialize=ready).settings()
+    assert bare["labels"] is None and recipes_from_settings(json.loads(json.dumps(bare))) == (composite, None)
+    assert recipes_from_settings({"composite": bare["composite"]}) == (composite, None)
