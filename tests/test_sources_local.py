@@ -541,3 +541,242 @@ def test_an_image_whose_lon_lat_tag_is_wrong_is_said_so_on_upload(transform, sai
     with pytest.raises(InvalidDataError, match=said + r".*the CRS tag is wrong; set the image's real CRS") as info:
         image_footprint(Grid("EPSG:4326", transform, 64, 64))
     assert "past 180" not in str(info.value) and "CENTER_LONG" not in str(info.value)
+
+
+def _half_blank(tmp_path) -> LocalSource:
+    """A 300 x 300 px image whose columns 0-49 are no data (0 in every band)."""
+    data = np.full((4, 300, 300), 1000, np.int16)
+    data[:, :, :50] = 0
+    return LocalSource(write_raster(tmp_path / "img.tif", data, descriptions=["R", "G", "B", "NIR"]))
+
+
+def test_a_region_half_over_data_passes_without_a_note_and_a_low_share_is_kept(tmp_path):
+    """Exactly half of the region over image data is enough (LOW_DATA_SHARE): no note of "only 50%"; a region
+    under it passes with the note and its share, which the Region page shows beside the note."""
+    src = _half_blank(tmp_path)
+    half = src.check_region(Region.from_bbox(0, 0, 100, 100, crs="image"))  # columns 0-49 of 0-99: no data
+    assert half.ok and half.warning == "" and half.data_share == 0.5
+    low = src.check_region(Region.from_bbox(0, 0, 80, 100, crs="image"))  # 30 of 80 columns with data
+    assert low.ok and low.warning.startswith("only 38% of the region") and low.data_share == pytest.approx(30 / 80)
+    # a window that holds none of the region's pixels: no share of data at all (not all of it, nor a division by 0)
+    tri = Region("image", ((((100.0, 100.0), (200.0, 100.0), (100.0, 200.0), (100.0, 100.0)),),))
+    from core.region import PixelWindow
+
+    assert src.data_share(tri, PixelWindow(250, 250, 40, 40)) == 0.0
+    assert src.data_share(tri, PixelWindow(100, 100, 100, 100)) == 1.0
+
+
+def test_the_scene_folder_is_another_for_other_bands_or_other_labels(tmp_path):
+    """The scene folder is named by what the scene is made of: another band order, another labels file (or the
+    same file changed) is another scene; the same inputs are the same folder (reused, not cut again). A folder
+    shared by both showed the first scene's bands or labels for the second."""
+    import os
+    import shutil
+
+    from testdata import SAMPLE_LABELS
+
+    region = Region.from_bbox(10, 10, 200, 200, crs="image")
+    rgb = LocalSource(FTW, band_map={"R": 1, "G": 2, "B": 3, "NIR": 4})
+    assert rgb.scene_key(region) == LocalSource(FTW, band_map={"NIR": 4, "B": 3, "G": 2, "R": 1}).scene_key(region)
+    assert rgb.scene_key(region) != LocalSource(FTW, band_map={"R": 3, "G": 2, "B": 1, "NIR": 4}).scene_key(region)
+    labels = Path(shutil.copy(SAMPLE_LABELS, tmp_path / "cdl.tif"))
+    other = Path(shutil.copy(SAMPLE_LABELS, tmp_path / "cdl_2016.tif"))
+    os.utime(labels, ns=(10**18, 10**18))
+    os.utime(other, ns=(10**18, 10**18))
+    src = LocalSource(SAMPLE_IMAGE, labels, "cdl")
+    key = src.scene_key(region)
+    assert key == LocalSource(SAMPLE_IMAGE, labels, "cdl").scene_key(region)
+    assert key != LocalSource(SAMPLE_IMAGE, other, "cdl").scene_key(region)  # other labels, the same bytes and time
+    os.utime(labels, ns=(2 * 10**18, 2 * 10**18))  # the labels saved again
+    assert LocalSource(SAMPLE_IMAGE, labels, "cdl").scene_key(region) != key
+    changed = LocalSource(SAMPLE_IMAGE, labels, "cdl").scene_key(region)
+    with open(labels, "ab") as f:  # the labels rewritten at the same time, to another size
+        f.write(b"\0" * 16)
+    os.utime(labels, ns=(2 * 10**18, 2 * 10**18))
+    assert LocalSource(SAMPLE_IMAGE, labels, "cdl").scene_key(region) != changed
+
+
+def test_a_polygon_over_the_whole_image_keeps_the_image_around_its_outline(small_scene, tmp_path):
+    """A triangle whose window is the whole image: the scene is masked to the triangle, and the context image
+    keeps the pixels outside it for prediction (only a region that is the whole image is its own context)."""
+    from core.sources.base import scene_context
+
+    image, _ = small_scene
+    src = LocalSource(image)
+    tri = Region("image", ((((0.0, 0.0), (320.0, 0.0), (0.0, 288.0), (0.0, 0.0)),),))
+    scene = src.fetch(tri, tmp_path / "s")
+    assert (scene.extra["height"], scene.extra["width"]) == (288, 320)
+    _, valid, _ = read_image(scene.image_path)
+    _, orig_valid, _ = read_image(image)
+    outside = orig_valid & ~valid  # image data outside the triangle: no data in the scene
+    assert outside.sum() > 20_000
+    ctx = scene_context(scene.image_path)
+    assert ctx is not None and (ctx.row_off, ctx.col_off) == (0, 0)
+    _, ctx_valid, ctx_grid = read_image(ctx.path)
+    assert ctx_grid.shape == (288, 320) and np.array_equal(ctx_valid, orig_valid)
+
+
+def test_a_scene_file_grown_is_cut_again_and_a_whole_scene_is_not_rewritten(tmp_path):
+    """A scene file longer than it was written (another process appended to it) is not the scene: written again.
+    A whole scene is reused as it is: not read from the image again, its files untouched."""
+    import os
+
+    src = LocalSource.sample()
+    box = Region.from_bbox(10, 10, 300, 300, crs="image")
+    src.fetch(box, tmp_path / "s")
+    made = {p.name: p.read_bytes() for p in (tmp_path / "s").iterdir()}
+    for p in (tmp_path / "s").iterdir():
+        os.utime(p, ns=(10**18, 10**18))
+    said = []
+    again = src.fetch(box, tmp_path / "s", progress=lambda d, t, m: said.append(m))
+    assert said == [] and again.image_path == tmp_path / "s" / "image.tif"
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "s").iterdir()} == {n: 10**18 for n in made}
+    with open(tmp_path / "s" / "image.tif", "ab") as f:
+        f.write(b"\0" * 100)
+    src.fetch(box, tmp_path / "s", progress=lambda d, t, m: said.append(m))
+    assert said and said[-1] == "done"
+    assert (tmp_path / "s" / "image.tif").read_bytes() == made["image.tif"]
+
+
+def test_uploads_refused_by_any_failure_are_removed(tmp_path, monkeypatch):
+    """A failure that is no CropMapError while the uploads are checked (memory ran out reading the labels)
+    removes them too: they piled up in the work folder, one copy per try."""
+    from core.sources import local
+
+    def out_of_memory(*a, **k):
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(local, "validate_labels", out_of_memory)
+    up = tmp_path / "uploads"
+    with pytest.raises(MemoryError):
+        local.use_uploaded_files(FLANDERS_S2.read_bytes(), "flanders.tif", up, FLANDERS_LABELS.read_bytes(), "labels.tif",
+                                 "worldcereal")
+    assert up.is_dir() and list(up.rglob("*")) == []
+
+
+def test_discarding_uploads_removes_only_what_was_stored_as_an_upload(tmp_path):
+    """Only ``<16 hex digits>/<name>`` files (save_upload's) are removed, with their folder where nothing else
+    is in it: a path elsewhere (the user's own files, the work folder's) is never deleted."""
+    from core.sources.local import discard_uploads
+
+    def made(rel: str) -> Path:
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+        return p
+
+    lone, twin, kept_beside = made("0123456789abcdef/a.tif"), made("fedcba9876543210/b.tif"), made("fedcba9876543210/c.tif")
+    mine = [made("fields/survey.tif"), made("notes.tif"), made("0123456789abcdeX/d.tif"), made("0123456789abcde/e.tif")]
+    discard_uploads([lone, twin, *mine, tmp_path / "0123456789abcdef" / "never_written.tif"])
+    assert not lone.exists() and not lone.parent.exists()
+    assert not twin.exists() and kept_beside.is_file()  # (the folder stays with the other file)
+    assert all(p.is_file() for p in mine)
+
+
+def test_fields_burnt_with_another_class_property_are_another_label_file(tmp_path):
+    """The same GeoJSON burnt with its ``crop`` property and then with its ``code``: two label files, each of its
+    own property (the second choice gave the first's labels back, from the same file)."""
+    import json
+
+    import rasterio
+
+    from core.sources.local import burn_uploaded_fields
+    from testdata import box_ring, feature_collection
+
+    grid = Grid(None, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), 60, 40)
+    data = json.dumps(feature_collection(({"crop": 1, "code": 11}, box_ring(10, 5, 30, 25)),
+                                         ({"crop": 0, "code": 13}, box_ring(35, 5, 55, 25)), crs="image")).encode()
+    created = []
+    by_crop, _ = burn_uploaded_fields(data, "fields.geojson", grid, tmp_path, "crop", created)
+    by_code, _ = burn_uploaded_fields(data, "fields.geojson", grid, tmp_path, "code", created)
+    assert by_crop != by_code and created == [by_crop, by_code]
+    with rasterio.open(by_crop) as a, rasterio.open(by_code) as b:
+        crop, code = a.read(1), b.read(1)
+    assert (crop[15, 20], crop[15, 45]) == (1, 0) and (code[15, 20], code[15, 45]) == (11, 13)
+    assert burn_uploaded_fields(data, "fields.geojson", grid, tmp_path, "crop", created)[0] == by_crop and len(created) == 2
+
+
+@pytest.mark.parametrize("north, fix", [
+    (85.5, "cut it at the 180th meridian into two images"),  # past UTM's 84 N: no UTM zone to warp it to
+    (-81.0, "cut it at the 180th meridian into two images"),  # past UTM's 80 S
+    (83.5, "warp it to its UTM zone, e.g. gdalwarp -t_srs EPSG:326(60|01) IN.tif"),
+])
+def test_an_image_across_the_180th_meridian_near_a_pole_is_told_to_be_cut(north, fix):
+    """Across the 180th meridian a UTM zone holds a narrow image, but not past the latitudes UTM has (80 S to
+    84 N): there the fix said must be another (a UTM CRS there is no place for it)."""
+    with pytest.raises(InvalidDataError, match=r"longitudes run past 180 degrees.*" + fix):
+        image_footprint(Grid("EPSG:4326", (0.0005, 0.0, 179.95, 0.0, -0.0005, north), 128, 64))
+
+
+def test_a_lon_lat_image_that_ends_at_180_degrees_is_placed_and_one_past_minus_180_is_not():
+    """An image whose edge is exactly the 180th meridian (east or west) is a usable lon/lat image; one whose
+    longitudes run under -180 cannot be placed."""
+    east = image_footprint(Grid("EPSG:4326", (0.0078125, 0.0, 179.0, 0.0, -0.0078125, 10.0), 128, 64))
+    assert east.bounds == (179.0, 9.5, 180.0, 10.0)
+    west = image_footprint(Grid("EPSG:4326", (0.0078125, 0.0, -180.0, 0.0, -0.0078125, 10.0), 128, 64))
+    assert west.bounds == (-180.0, 9.5, -179.0, 10.0)
+    with pytest.raises(InvalidDataError, match=r"longitudes run past 180 degrees \(to -181\)"):
+        image_footprint(Grid("EPSG:4326", (0.0078125, 0.0, -181.0, 0.0, -0.0078125, 10.0), 128, 64))
+
+
+def test_labels_with_no_labelled_pixel_are_refused_and_a_partial_labelling_says_its_share(small_scene, tmp_path):
+    """Labels all no data with the chosen label map (the wrong map, or an empty file) are refused, naming the
+    file; labels of a few surveyed fields give the share of the image they label, which the upload says."""
+    from core.sources.local import UploadedFiles
+    from testdata import SURVEYED, surveyed_labels
+
+    image, labels = small_scene
+    grid = LocalSource(image).grid()
+    with rasterio.open(labels) as src:
+        profile, codes = src.profile, src.read(1)
+    empty = tmp_path / "empty_cdl.tif"
+    with rasterio.open(empty, "w", **profile) as dst:
+        dst.write(np.zeros_like(codes), 1)
+    with pytest.raises(NoDataError, match=r"^empty_cdl\.tif holds no labelled pixel with label map 'cdl'"):
+        validate_labels(empty, "cdl", grid)
+    fields = surveyed_labels(labels, tmp_path / "fields.tif")
+    counts = validate_labels(fields, "cdl", grid)
+    assert 0 < counts["valid"] <= len(SURVEYED) * 20 * 20 and counts["labelled_share"] == counts["valid"] / (320 * 288)
+    said = UploadedFiles({"title": "small.tif"}, grid, "", counts).describe()
+    assert (f"Labels: {counts['valid']:,} labelled pixels ({counts['valid'] / (320 * 288):.0%} of the image's pixels; the "
+            "others have no label)") in said
+    whole = validate_labels(labels, "cdl", grid)
+    assert whole["labelled_share"] == whole["valid"] / (320 * 288) and whole["labelled_share"] > 0.5
+
+
+def test_an_averaged_upload_reads_its_copy_by_the_copys_band_names(tmp_path):
+    """Averaged to 30 m, the image's copy names its bands R, G, B, NIR: the source reads it by those names, not
+    by the band numbers given for the original (which swapped red and blue in the copy); without labels, the
+    source has no label map either."""
+    from core.sources.local import use_uploaded_files
+
+    made = use_uploaded_files(FTW.read_bytes(), "austria.tif", tmp_path / "up", band_spec="R=3,G=2,B=1,NIR=4",
+                              label_map="worldcereal", pixel_size_m=30)
+    assert made.spec["band_map"] is None and made.spec["labels"] is None and made.spec["label_map"] is None
+    source = LocalSource(made.spec["image"], made.spec["labels"], made.spec["label_map"],
+                         band_map=made.spec["band_map"])
+    with ImageReader(made.spec["image"], made.spec["band_map"]) as copy, ImageReader(FTW, {"R": 3, "G": 2, "B": 1,
+                                                                                            "NIR": 4}) as orig:
+        feats, valid = copy.read()
+        full, full_valid = orig.read()
+    assert source.grid().shape == feats.shape[:2] and valid[0, 0] and full_valid[:3, :3].all()
+    # the copy's first pixel is the mean of the original's first 3 x 3: red is red
+    np.testing.assert_allclose(feats[0, 0, :4], full[:3, :3, :4].mean(axis=(0, 1)), rtol=1e-3)
+
+
+def test_averaged_labels_that_are_refused_name_the_users_file(tmp_path):
+    """Labels with no labelled pixel, uploaded to be averaged to 30 m: the refusal names the file the user chose,
+    not the averaged copy the server made of it ("labels_30m_cdl.tif"), and leaves nothing behind."""
+    from core.sources.local import use_uploaded_files
+
+    with rasterio.open(FLANDERS_LABELS) as src:
+        profile = src.profile
+    blank = tmp_path / "my_labels.tif"
+    with rasterio.open(blank, "w", **{**profile, "count": 1, "dtype": "uint8", "nodata": None}) as dst:
+        dst.write(np.zeros((1, 64, 64), np.uint8))
+    up = tmp_path / "up"
+    with pytest.raises(NoDataError) as refused:
+        use_uploaded_files(FLANDERS_S2.read_bytes(), "flanders.tif", up, blank.read_bytes(), "my_labels.tif", "cdl",
+                           pixel_size_m=30)
+    assert str(refused.value).startswith("my_labels.tif holds no labelled pixel")
+    assert not any(up.rglob("*.tif"))
