@@ -350,8 +350,11 @@ def geojson_bounds(geometry: Mapping[str, Any]) -> tuple[float, float, float, fl
     if not (-180 <= w <= e <= 180 and -90 <= s <= n <= 90):
         raise RegionError(f"region bounds {w, s, e, n} are not lon/lat degrees (EPSG:4326)")
     if e - w > 180:  # (its parts on either side of the meridian: the box between them goes round the Earth)
-        raise RegionError(f"the region spans longitudes {w:g} to {e:g}: a region across the 180th meridian is not "
-                          "handled with Earth Engine; draw it on one side of the meridian (or two regions)")
+        # (said of a box over half the globe too, which no page or command can fetch: "across the 180th
+        # meridian" misled for --bbox -180,-90,180,90)
+        raise RegionError(f"the region spans longitudes {w:g} to {e:g}, more than half the globe: draw a smaller "
+                          "region (a valley, a district); one across the 180th meridian is not handled with Earth "
+                          "Engine: draw it on one side of the meridian (or as two regions)")
     return w, s, e, n
 
 

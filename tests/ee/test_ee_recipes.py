@@ -281,6 +281,9 @@ def test_utm_and_region_parsing():
                                                    [[[-180, -16.8], [-179.99, -16.8], [-180, -16.7], [-180, -16.8]]]]}
     with pytest.raises(RegionError, match="across the 180th meridian"):
         C.geojson_bounds(cut)
+    # the whole globe as a box: said to be too large first (it was said to cross the meridian only)
+    with pytest.raises(RegionError, match=r"spans longitudes -180 to 180, more than half the globe: draw a smaller"):
+        C.geojson_bounds(C.bbox_geojson(-180, -90, 180, 90))
     with pytest.raises(RegionError, match="longitude/latitude"):
         C.region_geometry(Region.from_bbox(0, 0, 100, 100, crs="image"))
     with pytest.raises(RegionError):
