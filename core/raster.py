@@ -121,7 +121,10 @@ def _open(path: str | os.PathLike):
         name = p.name or str(p)  # "." has no name
         reason = str(err).replace(f"'{p}'", "").replace(str(p), name).strip().rstrip(".")
         if p.is_dir():
-            raise CorruptFileError(f"{name} is a folder; give the image or labels GeoTIFF (.tif) in it") from None
+            mixers = sorted(m.name for m in p.glob("*mixer.json"))  # (an Earth Engine image export's folder)
+            also = f", or the export's {mixers[0]}" if len(mixers) == 1 else (
+                ", or an export's PREFIX-mixer.json" if mixers else "")
+            raise CorruptFileError(f"{name} is a folder; give the image or labels GeoTIFF (.tif) in it{also}") from None
         if "not recognized as being in a supported file format" in reason:
             raise CorruptFileError(f"{name} is not a GeoTIFF (nor another raster format that GDAL reads); "
                                    "give the image or labels as a GeoTIFF (.tif)") from None

@@ -255,7 +255,14 @@ def test_a_folder_given_as_an_image_is_named(tmp_path, monkeypatch):
     from core.errors import CorruptFileError
 
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(CorruptFileError, match=r"^\. is a folder; give the image"):
+    with pytest.raises(CorruptFileError, match=r"^\. is a folder; give the image or labels GeoTIFF \(\.tif\) in it$"):
+        ImageReader(".")
+    # an Earth Engine image export's folder: its mixer named, which is given in place of an image
+    (tmp_path / "camana-mixer.json").write_text("{}")
+    with pytest.raises(CorruptFileError, match=r"in it, or the export's camana-mixer\.json$"):
+        ImageReader(".")
+    (tmp_path / "other-mixer.json").write_text("{}")
+    with pytest.raises(CorruptFileError, match=r"in it, or an export's PREFIX-mixer\.json$"):
         ImageReader(".")
 
 
