@@ -223,8 +223,9 @@ def features_without_area(obj: Any) -> list[str]:
     Polygon or MultiPolygon (points, lines, or no geometry), which a region leaves out."""
     if not isinstance(obj, dict) or obj.get("type") != "FeatureCollection" or not isinstance(obj.get("features"), list):
         return []
-    return [feature_name(feat) or f"feature {i}" for i, feat in enumerate(obj["features"], 1)
-            if isinstance(feat, dict) and not has_area(feat)]
+    # (a feature that is no object at all, null or a number, went unsaid)
+    return [(feature_name(feat) if isinstance(feat, dict) else "") or f"feature {i}"
+            for i, feat in enumerate(obj["features"], 1) if not isinstance(feat, dict) or not has_area(feat)]
 
 
 def left_out_note(skipped: Sequence[str], file_name: str, shown: int = 5) -> str:

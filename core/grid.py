@@ -508,7 +508,7 @@ def parse_crs(text: str):
     try:
         with rasterio.Env():
             return CRS.from_user_input(text)
-    except ValueError:  # (rasterio's CRSError among them)
+    except (ValueError, TypeError):  # (rasterio's CRSError among them; TypeError: text like JSON, "[1, 2]")
         return None
 
 

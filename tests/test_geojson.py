@@ -181,3 +181,6 @@ def test_features_without_an_area_are_named_so_that_leaving_them_out_can_be_said
         {"type": "Feature", "properties": {}, "geometry": None}]}
     assert features_without_area(fc) == ["well", "feature 3", "feature 4"]
     assert features_without_area(box) == [] and features_without_area({"type": "FeatureCollection", "features": []}) == []
+    # an entry that is no object at all (null, a number, text: a hand-edited file) is left out and said, by number
+    fc["features"][1:1] = [None, 7, "x"]
+    assert features_without_area(fc) == ["feature 2", "feature 3", "feature 4", "well", "feature 6", "feature 7"]

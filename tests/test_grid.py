@@ -33,6 +33,8 @@ def test_an_unknown_crs_is_none_and_proj_says_nothing_on_the_terminal(capfd):
 
     assert parse_crs("EPSG:32631").to_epsg() == 32631
     assert [parse_crs(text) for text in ("EPSG:999999", "EPSG:abc", "EPSG:None", "", "PROJCS[]")] == [None] * 5
+    # text that rasterio reads as JSON (a hand-edited mixer's crs): a TypeError escaped, a traceback on the CLI
+    assert [parse_crs(text) for text in ("[1, 2]", "[[1, 2]]", '{"a": 1}')] == [None] * 3
     assert "PROJ" not in capfd.readouterr().err
 
 
