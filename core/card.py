@@ -21,7 +21,7 @@ import numpy as np
 
 from core.config import finite_number
 from core.errors import (CardMismatchError, ConfigError, CorruptFileError, CropMapError, InputNotFoundError,
-                         ModelMismatchError)
+                         ModelMismatchError, cut_text)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 #: The shipped model (its card beside it, ``crop_unet_light.json``).
@@ -93,6 +93,8 @@ class Normalization:
 
 #: The end of every message about a model card that is not what core writes.
 DAMAGED_CARD = "the card is damaged: use the .json that core wrote beside the .keras"
+#: Largest model card read (a card is a few kB; a damaged one of megabytes made a one-line error of megabytes).
+MAX_CARD_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -248,11 +250,18 @@ def load_card(path: str | os.PathLike) -> ModelCard:
         raise InputNotFoundError(f"model card {cp.name} not found beside {Path(path).name}; a model needs its .json card"
                                  + hint)
     try:
-        return ModelCard.from_dict(json.loads(cp.read_text()))
+        if cp.stat().st_size > MAX_CARD_BYTES:
+            raise CorruptFileError(f"model card {cp} is over {MAX_CARD_BYTES:,} bytes, a card a few thousand; "
+                                   + DAMAGED_CARD)
+        data = json.loads(cp.read_text())
     except (ValueError, RecursionError) as err:  # (JSON's errors; a number thousands of digits long; nesting)
         raise CorruptFileError(f"model card {cp} is not valid JSON ({str(err)[:200]}); " + DAMAGED_CARD) from None
     except OSError as err:  # e.g. a folder of that name
         raise CorruptFileError(f"cannot read the model card {cp} ({err.strerror or err}); " + DAMAGED_CARD) from None
+    try:
+        return ModelCard.from_dict(data)
+    except CorruptFileError as err:  # (a field's fault was said without the file: "the model card's bands are ...")
+        raise CorruptFileError(f"model card {cp.name}: {cut_text(str(err))}") from None
 
 
 def same_weights(a: str | os.PathLike, b: str | os.PathLike) -> bool:

@@ -115,6 +115,15 @@ _WRITE_FAILED = re.compile(r"write error|write failed|no space left|disk full|pe
 _TEMP_NAME = re.compile(r"(?<![^/\\\s'\"(])\.([^/\\]+?)\.\d+-[0-9a-f]{8}\.tmp\b")
 
 
+def cut_text(text: str, most: int = 400) -> str:
+    """``text`` cut in its middle to ``most`` characters (" ... " at the cut), its start (what is wrong) and its
+    end (what to do) kept: an error naming a damaged file's value (a list of a million bands) stays a line."""
+    if len(text) <= most:
+        return text
+    head = (most - 5) // 2
+    return text[:head] + " ... " + text[len(text) - (most - 5 - head):]
+
+
 def final_name(text: str) -> str:
     """``text`` with the temporary names of outputs being written (core.files.temp_name) as the outputs'
     names, also where a writer wrote under a temporary name of another's (``..r.tif.1-ab.tmp.1-cd.tmp``)."""

@@ -198,8 +198,7 @@ def save_model(model: keras.Model, card: ModelCard, path: str | os.PathLike) -> 
     return path
 
 
-#: Largest model card accepted from an upload (a card is a few kB).
-MAX_CARD_BYTES = 1_000_000
+from core.card import MAX_CARD_BYTES  # noqa: E402  (the largest card accepted from an upload, as read from a file)
 
 
 def discard_stored_model(path: str | os.PathLike) -> None:

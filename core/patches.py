@@ -26,7 +26,7 @@ import numpy as np
 
 from core import remotefs
 from core.config import PatchConfig, finite_number
-from core.errors import ConfigError, CorruptFileError, InputNotFoundError, NoDataError, OutputExistsError
+from core.errors import ConfigError, CorruptFileError, InputNotFoundError, NoDataError, OutputExistsError, cut_text
 from core.files import check_free_space, move_into_place, replacing, staging_dir
 from core.labels import NODATA, get_class_map
 from core.bands import FEATURE_BANDS, INPUT_BANDS
@@ -394,7 +394,10 @@ def read_mixer(path: str | os.PathLike) -> Mixer:
         raise CorruptFileError(f"cannot read mixer {s} ({err.strerror or err})") from None
     if not isinstance(d, dict):
         raise CorruptFileError(f"mixer {s} is not an Earth Engine mixer (a JSON object with projection, patchDimensions, ...)")
-    return Mixer.from_json(d)
+    try:
+        return Mixer.from_json(d)
+    except CorruptFileError as err:  # (a field's fault was said without the file)
+        raise CorruptFileError(f"mixer {os.path.basename(s)}: {cut_text(str(err))}") from None
 
 
 #: the part of an image export's file name after its prefix: 00000.tfrecord.gz

@@ -103,3 +103,33 @@ def test_validation_figures_of_a_hand_written_card_are_checked():
     odd = dataclasses.replace(shipped, metrics={"val_blocks": {"iou": float("nan"), "f1": True, "recall": 0.5,
                                                                "per_block": {"b1": {"iou": "0.5"}, "b2": {"f1": 1}}}})
     assert block_figures(odd).scores == {"recall": 0.5} and block_figures(odd).per_block == {"b2": {"f1": 1.0}}
+
+
+def test_a_damaged_cards_field_is_said_with_the_cards_name_and_a_huge_card_is_refused_whole(tmp_path):
+    """A card's faulty field was said without the file ("the model card's bands are ..."), its value in full: a
+    card with a million bands made a one-line error of megabytes, read from a card of megabytes."""
+    from core.errors import CorruptFileError
+
+    model = tmp_path / "crop.keras"
+    card = json.loads(card_path(DEFAULT_MODEL_PATH).read_text())
+    card_path(model).write_text(json.dumps({**card, "bands": [0] * 1000}))
+    with pytest.raises(CorruptFileError) as caught:
+        load_card(model)
+    said = str(caught.value)
+    assert said.startswith("model card crop.json: the model card's bands are [0, 0") and len(said) <= 430
+    assert " ... " in said and said.endswith("not a list of band names; the card is damaged: use the .json that "
+                                             "core wrote beside the .keras")  # (what to do, at its end, kept)
+    card_path(model).write_text(json.dumps({**card, "bands": [0] * 400_000}))
+    with pytest.raises(CorruptFileError, match=r"crop\.json is over 1,000,000 bytes, a card a few thousand"):
+        load_card(model)
+
+
+def test_a_damaged_mixers_field_is_said_with_the_mixers_name(tmp_path):
+    from core.errors import CorruptFileError
+    from core.patches import read_mixer
+
+    mixer = tmp_path / "camana-mixer.json"
+    mixer.write_text(json.dumps({"projection": {"crs": "EPSG:32718", "affine": {"doubleMatrix": [30, 0, 0, 0, -30, 0]}},
+                                 "patchDimensions": [256, 256], "patchesPerRow": 0, "totalPatches": 4}))
+    with pytest.raises(CorruptFileError, match=r"^mixer camana-mixer\.json: the mixer's patchesPerRow is 0; it must be"):
+        read_mixer(mixer)

@@ -277,7 +277,7 @@ def test_bad_model_path_shows_project_error(fake_map, tmp_path):
     at.session_state["model_path"] = str(bad)
     at.switch_page("pages/model.py").run()
     assert not at.exception
-    assert at.error and "This JSON is not a model card" in at.error[0].value
+    assert at.error and at.error[0].value.startswith("Model card broken.json: this JSON is not a model card")
 
 
 def test_model_page_says_what_an_upload_needs_and_steps_the_learning_rate_finely(fake_map):
