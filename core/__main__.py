@@ -976,4 +976,9 @@ def epoch_kept_note(epoch: int, epochs: int, resume: bool, overwrite: bool) -> s
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if status >= 128:  # interrupted: out now, without waiting at exit for a request under way in another thread
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)

@@ -300,7 +300,8 @@ def initialize(
     Afterwards the ee client's own retries are turned off (``set_client_retries``, default
     ``ee.data.setMaxRetries``, gets 0): every request core makes is retried by
     :func:`core.ee.errors.call_with_retries`, and two layers of retries would multiply
-    (5 x 5 tries, minutes of backoff) before the user hears of a failure.
+    (5 x 5 tries, minutes of backoff) before the user hears of a failure. Each request gets a time limit,
+    :data:`REQUEST_DEADLINE_MS` (``ee.data.setDeadline``).
 
     Raises:
         EENotConfiguredError: no credentials, no project, or Earth Engine refuses them.
@@ -330,16 +331,24 @@ def initialize(
         if not isinstance(err, EarthEngineError):
             err = EarthEngineError(str(err))
         raise type(err)(f"Earth Engine initialisation failed for project {chosen}: {err}") from None
-    if set_client_retries is None:
-        import ee
+    import ee
 
+    if set_client_retries is None:
         set_client_retries = ee.data.setMaxRetries
     set_client_retries(0)
+    # and a time limit on each request (the client's default is none: a request that stalled, a dropped
+    # connection, hung a download for good, and Ctrl-C waited on it)
+    if ee.data.is_initialized():  # (after ee.Initialize; a stand-in for it, in a test, initialises nothing)
+        ee.data.setDeadline(REQUEST_DEADLINE_MS)
     log.info("Earth Engine initialised (project %s, %s)", chosen, found.method)
     st = EEStatus(True, chosen, found.method, f"Earth Engine ready: project {chosen} ({found.who})")
     _last_ok = (key, st)
     return st
 
+
+#: how long one Earth Engine request may take, in ms: above the server's own limit on an interactive computation
+#: (about 5 minutes), so that only a request that stalled is cut off
+REQUEST_DEADLINE_MS = 360_000
 
 #: the host of Earth Engine's API, looked up before initialising (see :func:`_check_servers_found`)
 EE_HOST = "earthengine.googleapis.com"

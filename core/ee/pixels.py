@@ -399,7 +399,9 @@ def download(
         with rasterio.open(tmp, "w", **profile) as dst:
             for i, name in enumerate(plan.bands, start=1):
                 dst.set_band_description(i, name)
-            with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ee-pixels") as pool:
+            pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ee-pixels")
+            ended = False
+            try:
                 pending: dict[Future, PixelTile] = {pool.submit(fetch, t): t for t in plan.tiles}
                 try:
                     while pending:
@@ -431,6 +433,11 @@ def download(
                 finally:
                     for fut in pending:
                         fut.cancel()
+                ended = True
+            finally:
+                # an error or Ctrl-C does not wait for the requests under way (one that stalled held Ctrl-C up
+                # for as long as it did); a download that ended has none left
+                pool.shutdown(wait=ended, cancel_futures=True)
         synced(tmp)
         os.replace(tmp, out)
     except BaseException:

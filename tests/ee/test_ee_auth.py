@@ -64,7 +64,10 @@ def init_calls(monkeypatch):
 
     calls = []
     monkeypatch.setattr(ee, "Initialize", lambda credentials=None, **kw: calls.append((credentials, kw)))
+    # initialised once Initialize has been called, as the client is
+    monkeypatch.setattr(ee.data, "is_initialized", lambda: any(len(c) == 2 and isinstance(c[1], dict) for c in calls))
     monkeypatch.setattr(ee.data, "setMaxRetries", lambda n: calls.append(("setMaxRetries", n)))
+    monkeypatch.setattr(ee.data, "setDeadline", lambda ms: calls.append(("setDeadline", ms)))
     return calls
 
 
@@ -77,8 +80,9 @@ def test_key_file_first(tmp_path, key_info, init_calls):
     creds, kw = init_calls[0]
     assert creds.service_account_email == key_info["client_email"]
     assert kw == {"project": "key-project"}
-    # then the ee client's own retries are off: core retries every request once, not 5 x 5 times
-    assert init_calls[1:] == [("setMaxRetries", 0)]
+    # then the ee client's own retries are off: core retries every request once, not 5 x 5 times; and each
+    # request has a time limit (none by default: a stalled request hung a download for good)
+    assert init_calls[1:] == [("setMaxRetries", 0), ("setDeadline", 360_000)]
 
 
 def test_second_call_reuses_initialisation(tmp_path, key_info, init_calls, monkeypatch):
@@ -88,10 +92,10 @@ def test_second_call_reuses_initialisation(tmp_path, key_info, init_calls, monke
     env = {"GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "key.json")}
     (tmp_path / "key.json").write_text(json.dumps(key_info))
     first = auth.initialize(env=env)
-    assert auth.initialize(env=env) == first and len(init_calls) == 2  # Initialize + setMaxRetries
+    assert auth.initialize(env=env) == first and len(init_calls) == 3  # Initialize, setMaxRetries, setDeadline
     auth.initialize(env=dict(env, EE_PROJECT="other"))  # another project: initialise again
     auth.initialize(env=env, reuse=False)
-    assert len(init_calls) == 6
+    assert len(init_calls) == 9
 
 
 def test_project_precedence(tmp_path, key_info, init_calls):
@@ -108,7 +112,7 @@ def test_secrets_json_text_and_table(key_info, init_calls):
     assert st.ok and st.method == "service_account_secrets"
     st = auth.initialize(env={}, secrets={"gcp_service_account": dict(key_info), "ee_project": "p2"})
     assert st.project == "p2"
-    assert init_calls[-2][0].service_account_email == key_info["client_email"]
+    assert init_calls[-3][0].service_account_email == key_info["client_email"]
 
 
 @pytest.mark.parametrize("twice", [True, False])

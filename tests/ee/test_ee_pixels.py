@@ -181,6 +181,34 @@ def test_download_gives_up_and_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_interrupted_download_does_not_wait_for_a_request_that_stalled(tmp_path):
+    """Ctrl-C (here: raised by the progress callback after the first tile) waited for every request under
+    way: one that stalled (a dropped connection) held the command up for as long as it stalled."""
+    import threading
+    import time
+
+    plan = P.plan_requests((0, 0, 3000, 1500), 30, ("R",), "float32", "EPSG:32618", tile_side=50)
+    assert plan.requests == 2
+    server, release = FakeServer(plan), threading.Event()
+
+    def compute(req):
+        if req["grid"]["affineTransform"]["translateX"] > 0:  # the second tile stalls
+            release.wait(60)
+        return server(req)
+
+    def interrupt(done, total, message):
+        raise KeyboardInterrupt
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            P.download("I", plan, tmp_path / "r.tif", compute=compute, max_workers=2, progress=interrupt)
+        assert time.monotonic() - started < 20
+    finally:
+        release.set()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_download_splits_tiles_the_server_cannot_compute(tmp_path):
     plan = P.plan_requests((0, 0, 30 * 300, 30 * 300), 30, ("R",), "float32", "EPSG:32618")
     assert plan.requests == 1
