@@ -157,6 +157,10 @@ def parse_date(text: str, field: str) -> _dt.date:
         raise ConfigError(f"{field} must be a date YYYY-MM-DD, got {text!r}") from None
 
 
+#: the finest scale a composite is asked at, in metres (Sentinel-2's pixels are 10 m; finer only repeats them)
+MIN_SCALE_M = 1.0
+
+
 @dataclass(frozen=True)
 class CompositeConfig:
     """A median composite: sensor, dates [start, end] inclusive, scene cloud cover, grid.
@@ -184,6 +188,13 @@ class CompositeConfig:
         if not isinstance(self.sensor, str) or self.sensor not in SENSORS:
             raise ConfigError(f"unknown sensor {self.sensor!r}; choose one of {', '.join(SENSORS)}")
         start, end = parse_date(self.start, "start"), parse_date(self.end, "end")
+        today = _dt.date.today()  # (before the order of the two: a --start far ahead alone kept the default end)
+        if start > today:  # (sent, the scene count came back 0: "widen the dates or raise the cloud limit")
+            raise ConfigError(f"start {self.start} is after today ({today}): there are no images of those dates "
+                              "yet; pick dates up to today")
+        if end > today + _dt.timedelta(days=366):  # (a year ahead is a plan; 9999-12-31 overflowed a date)
+            raise ConfigError(f"end {self.end} is more than a year after today ({today}); give the last day of the "
+                              "images wanted (today at the latest)")
         if end < start:
             raise ConfigError(f"end {self.end} is before start {self.start}")
         spec = SENSORS[self.sensor]
@@ -203,8 +214,9 @@ class CompositeConfig:
         if not 0.0 < self.max_cloud <= 100.0:  # scenes with cloud cover under it are kept: 0 would keep none
             raise ConfigError(f"max_cloud must be above 0 and at most 100 (scenes with cloud cover under it, in % "
                               f"of the scene, are kept), got {self.max_cloud}")
-        if self.scale is not None and not (0 < self.scale <= 10000):
-            raise ConfigError(f"scale must be a positive number of metres (at most 10000), got {self.scale}")
+        if self.scale is not None and not (MIN_SCALE_M <= self.scale <= 10000):  # (1e-300 overflowed a count)
+            raise ConfigError(f"scale must be a number of metres from {MIN_SCALE_M:g} to 10000 (Landsat's pixels are "
+                              f"30 m, Sentinel-2's 10 m), got {self.scale}")
         if isinstance(self.crs, str) and not self.crs.strip():
             object.__setattr__(self, "crs", None)  # empty: the region's UTM zone, as None
         if self.crs is not None:

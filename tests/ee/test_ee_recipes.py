@@ -219,7 +219,13 @@ def test_label_config_validation():
         ({"cs_threshold": 1.5}, "cs_threshold"),
         ({"sensor": "S2", "start": "2021-01-01", "end": "2021-12-31", "cs_threshold": 1.0}, "cs_threshold"),
         ({"max_cloud": True}, "max_cloud"),  # (not 1 %)
-        ({"scale": 20000}, "at most 10000"),
+        ({"scale": 20000}, "from 1 to 10000"),
+        ({"scale": 1e-300}, r"from 1 to 10000 .*got 1e-300"),  # (overflowed the count of pixels: a traceback)
+        # no images yet: refused here (sent, the count came back 0: "widen the dates or raise the cloud limit")
+        ({"start": "2999-01-01", "end": "2999-12-31"}, r"start 2999-01-01 is after today \(\d{4}-\d\d-\d\d\): there "
+                                                       "are no images"),
+        ({"end": "9999-12-31"}, "end 9999-12-31 is more than a year after today"),  # (its next day overflowed)
+        ({"start": "9999-12-31"}, "start 9999-12-31 is after today"),  # (was: "end 2020-12-31 is before start")
     ],
 )
 def test_composite_config_validation(kwargs, words):
