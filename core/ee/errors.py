@@ -350,8 +350,8 @@ def map_ee_error(exc: BaseException) -> EarthEngineError | NoDataError:
         )
     status = http_status(exc)
     if status == 429:
-        return EEQuotaError(f"Earth Engine rate limit (HTTP 429); wait a minute and retry (on the command line, fewer "
-                            f"parallel requests help: --workers) ({short})")
+        return EEQuotaError(f"Earth Engine rate limit (HTTP 429); wait a minute and retry (a download from the command "
+                            f"line: fewer parallel requests, --workers) ({short})")
     if status is not None and 500 <= status < 600:
         # EE reports some user errors as 5xx too: check the message before calling it transient
         for pattern, cls, advice in _RULES:

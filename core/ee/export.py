@@ -72,6 +72,11 @@ def check_export_name(name: Any) -> str:
     return text
 
 
+#: the longest prefix (folders) of an export's files, in bytes: Cloud Storage names are at most 1,024 bytes,
+#: and an export's name (80) and its files' own names (PREFIX-00000.tfrecord.gz, ...) come after it
+MAX_PREFIX_BYTES = 800
+
+
 @dataclass(frozen=True)
 class Destination:
     """Where exports go: ``gcs`` (bucket + object prefix) or ``drive`` (folder = prefix)."""
@@ -96,6 +101,10 @@ class Destination:
                      f"a Drive destination is one folder name, got {self.prefix!r}: Earth Engine makes 'a/b' a single "
                      "folder literally named 'a/b' at the Drive root, not a subfolder; give one name such as drive:crop_exports")
         _require(not self.prefix.startswith("/") and ".." not in self.prefix, f"bad prefix {self.prefix!r}")
+        # Cloud Storage's names are at most 1024 bytes: room is left for an export's name and its files' own
+        _require(len(self.prefix.encode()) <= MAX_PREFIX_BYTES,
+                 f"the prefix is {len(self.prefix.encode()):,} bytes long; Cloud Storage names are at most 1,024 bytes, "
+                 f"the export's name and files included: keep it under {MAX_PREFIX_BYTES} bytes")
 
     def uri(self, name: str) -> str:
         """gs:// URI (or Drive path) of an exported object name."""

@@ -114,6 +114,10 @@ class UploadConfig:
         if not re.match(rf"^gs://{_BUCKET}(/.*)?$", self.gcs_uri):  # a file, a folder, or a bucket's root
             raise ConfigError(f"{self.gcs_uri!r} is not a Cloud Storage URI like gs://bucket/path/file.tif (or a folder "
                               "such as gs://bucket/path/)")
+        path = self.gcs_uri[len("gs://"):].split("/", 1)[1] if "/" in self.gcs_uri[len("gs://"):] else ""
+        if len(path.encode()) > 900:  # (Cloud Storage names are at most 1,024 bytes, the asset's file name included)
+            raise ConfigError(f"the Cloud Storage path is {len(path.encode()):,} bytes long; Cloud Storage names are at "
+                              "most 1,024 bytes, the file's name included: give a shorter folder")
         last = self.gcs_uri[len("gs://"):].rstrip("/").split("/")[-1] if "/" in self.gcs_uri[len("gs://"):] else ""
         if not self.gcs_uri.endswith("/") and "." in last and not _is_tif(last):  # (x.jpg was taken for a folder)
             raise ConfigError(f"{self.gcs_uri!r} names a .{last.rsplit('.', 1)[-1]} file; the prediction goes up as a "

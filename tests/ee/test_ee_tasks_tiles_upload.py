@@ -780,3 +780,16 @@ def test_a_malformed_asset_id_is_refused_before_earth_engine_is_reached(asset):
     with pytest.raises(ConfigError, match="is not a valid Earth Engine asset id"):
         U.UploadConfig("gs://crop-bucket/run/", asset)
     U.UploadConfig("gs://crop-bucket/run/", "crops/camana_2005")  # a short id: its project comes with Earth Engine
+
+
+def test_cloud_storage_names_over_their_length_are_refused_before_anything_is_sent():
+    """Cloud Storage names are at most 1,024 bytes: a 2,000-letter folder went on to "ingestion started" (and an
+    export's, to a task that would fail)."""
+    from core.ee.export import Destination
+
+    with pytest.raises(ConfigError, match="the Cloud Storage path is 2,004 bytes long; Cloud Storage names are at most"):
+        U.UploadConfig("gs://crop-bucket/" + "p" * 2000 + ".tif", "projects/p/assets/a")
+    with pytest.raises(ConfigError, match="the prefix is 2,000 bytes long; Cloud Storage names are at most 1,024"):
+        Destination("gcs", "crop-bucket", "p" * 2000)
+    Destination("gcs", "crop-bucket", "p" * 800)  # (room left for the export's name and its files')
+    U.UploadConfig("gs://crop-bucket/" + "p" * 890 + "/", "projects/p/assets/a")
