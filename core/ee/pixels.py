@@ -283,10 +283,17 @@ def to_band_array(data: Any, bands: Sequence[str], shape: tuple[int, int], dtype
     from core.errors import EarthEngineError
 
     if isinstance(data, (bytes, bytearray, memoryview)):
+        from rasterio.errors import RasterioError
         from rasterio.io import MemoryFile
 
-        with MemoryFile(bytes(data)) as mem, mem.open() as src:
-            arr = src.read()
+        if not len(data):  # (rasterio: "'driver' is required...", a traceback)
+            raise EarthEngineError("computePixels returned no data (an empty answer); try again")
+        try:
+            with MemoryFile(bytes(data)) as mem, mem.open() as src:
+                arr = src.read()
+        except RasterioError as err:  # (GDAL's words named a temporary in-memory file)
+            raise EarthEngineError(f"computePixels returned {len(data):,} bytes that are no GeoTIFF "
+                                   f"({type(err).__name__}); try again") from None
     else:
         data = np.asarray(data)
         if data.dtype.names:
@@ -300,9 +307,13 @@ def to_band_array(data: Any, bands: Sequence[str], shape: tuple[int, int], dtype
             arr = data[None]
         else:
             raise EarthEngineError(f"unexpected computePixels response of shape {data.shape}")
+
     if arr.shape[1:] != tuple(shape) or arr.shape[0] != len(bands):
         raise EarthEngineError(f"computePixels returned {arr.shape}, expected {(len(bands),) + tuple(shape)}")
-    return arr.astype(dtype, copy=False)
+    try:
+        return arr.astype(dtype, copy=False)
+    except (TypeError, ValueError):  # (text where numbers belong: "could not convert string to float", a traceback)
+        raise EarthEngineError(f"computePixels returned values of type {arr.dtype} where numbers belong") from None
 
 
 @dataclass

@@ -493,6 +493,19 @@ def test_a_response_missing_a_band_is_an_earth_engine_error():
         P.to_band_array(np.zeros((2, 2), dtype=[("R", "<f4")]), ("R", "G"), (2, 2), "float32")
 
 
+@pytest.mark.parametrize("answer, said", [
+    (b"", "computePixels returned no data"),  # (rasterio's "'driver' is required", a traceback)
+    (b"junk" * 3, "computePixels returned 12 bytes that are no GeoTIFF"),  # (GDAL's words on a temporary file)
+    (np.full((2, 2), "x"), "values of type <U1 where numbers belong"),  # ("could not convert string to float")
+    (np.zeros((2, 2), dtype=[("R", "U3")]), "values of type <U3 where numbers belong"),
+])
+def test_a_malformed_answer_is_an_earth_engine_error(answer, said):
+    from core.errors import EarthEngineError
+
+    with pytest.raises(EarthEngineError, match=said):
+        P.to_band_array(answer, ("R",), (2, 2), "float32")
+
+
 def _triangle(plan):
     from rasterio.warp import transform_geom
 
