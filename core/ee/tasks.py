@@ -111,25 +111,33 @@ class TaskInfo:
         return self.state in FINISHED
 
 
+def _text(value: Any) -> str:
+    """A field of an operation as text: "" for a missing or null one (a null description was a traceback)."""
+    return "" if value is None else value if isinstance(value, str) else str(value)
+
+
 def task_info(op: dict) -> TaskInfo:
-    """A :class:`TaskInfo` from a Cloud API operation dict."""
-    meta = op.get("metadata") or {}
-    name = op.get("name", "")
-    state = STATES.get(meta.get("state", ""), "UNKNOWN")
+    """A :class:`TaskInfo` from a Cloud API operation dict (null or missing fields: empty)."""
+    meta = op.get("metadata") if isinstance(op.get("metadata"), dict) else {}
+    name = _text(op.get("name"))
+    state = STATES.get(_text(meta.get("state")), "UNKNOWN")
     if op.get("done") and state not in FINISHED:
         state = "FAILED" if "error" in op else "COMPLETED"
-    error = (op.get("error") or {}).get("message", "") if op.get("done") or state == "FAILED" else ""
+    problem = op.get("error") if isinstance(op.get("error"), dict) else {}
+    error = _text(problem.get("message")) if op.get("done") or state == "FAILED" else ""
+    progress = meta.get("progress", 1.0 if state == "COMPLETED" else None)
     return TaskInfo(
         id=name.rsplit("/", 1)[-1],
         name=name,
-        description=meta.get("description", ""),
+        description=_text(meta.get("description")),
         state=state,
-        task_type=meta.get("type", ""),
+        task_type=_text(meta.get("type")),
         error_message=error,
-        progress=meta.get("progress", 1.0 if state == "COMPLETED" else None),
-        created=meta.get("createTime", ""),
-        updated=meta.get("updateTime", ""),
-        destination_uris=tuple(meta.get("destinationUris") or ()),
+        progress=float(progress) if finite_number(progress) else None,
+        created=_text(meta.get("createTime")),
+        updated=_text(meta.get("updateTime")),
+        destination_uris=tuple(_text(u) for u in meta.get("destinationUris") or () if u)
+        if isinstance(meta.get("destinationUris"), list) else (),
     )
 
 

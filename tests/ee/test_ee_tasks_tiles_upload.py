@@ -51,6 +51,18 @@ def test_each_operation_state_is_named_as_the_code_editor_names_it(state, shown)
     assert (info.progress == 1.0) == (shown == "COMPLETED")
 
 
+def test_an_operation_with_null_fields_is_a_task_with_empty_ones():
+    """A null description (or type, times, error text) in an operation was a traceback in ee-tasks."""
+    info = T.task_info({"name": "projects/p/operations/Y", "done": True, "error": {"message": None},
+                        "metadata": {"state": "FAILED", "description": None, "type": None, "createTime": None,
+                                     "progress": None, "destinationUris": None}})
+    assert (info.id, info.state, info.description, info.task_type, info.error_message, info.created) == (
+        "Y", "FAILED", "", "", "", "")
+    assert info.progress is None and info.destination_uris == ()
+    assert T.task_rows([info])[0]["description"] == ""
+    assert T.task_info({"name": None, "metadata": None}).state == "UNKNOWN"
+
+
 def test_wait_until_done_with_fake_sleep():
     c = FakeOps({"A": [op("A", "PENDING"), op("A", "RUNNING"), op("A", "SUCCEEDED")], "B": [op("B", "SUCCEEDED")]})
     sleeps, seen = [], []
