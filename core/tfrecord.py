@@ -68,6 +68,9 @@ def open_records(path: str | os.PathLike) -> Iterator[BinaryIO]:
         except OSError as err:
             raise CorruptFileError(f"cannot open {path}: {err.strerror or err}") from None
         head = raw.read(12)
+        if not head and path.endswith(".gz"):  # (read as a file of no patches: a copy that failed, unsaid)
+            raise CorruptFileError(f"{os.path.basename(path)} is empty (0 bytes), though GZIP-compressed files hold "
+                                   "at least a header, even with no patches: copy or export it again")
         # GZIP's magic number, unless the bytes are a plain file's first record header (whose
         # length, e.g. 35615 bytes, can start with the same two bytes): its checksum tells them apart
         gzipped = head[:2] == _GZIP_MAGIC and not (

@@ -1,6 +1,7 @@
 """core.tfrecord against TensorFlow's own reader and parser, on small generated records."""
 
 import gzip
+import os
 import struct
 import threading
 
@@ -166,6 +167,13 @@ def test_empty_files_and_early_stop(tmp_path):
     assert list(read_batches([empty], NAMES, (2, 2), 2)) == []
     with pytest.raises(CorruptFileError, match="hold no records"):
         next(read_batches([empty], NAMES, (2, 2), 2, repeat=True))
+    assert os.path.getsize(empty) > 0  # (an empty GZIP file has its header)
+    # 0 bytes (a copy or download that failed): refused, not read as a file of no patches
+    (tmp_path / "failed.tfrecord.gz").write_bytes(b"")
+    with pytest.raises(CorruptFileError, match=r"^failed\.tfrecord\.gz is empty \(0 bytes\), though GZIP"):
+        list(read_batches([tmp_path / "failed.tfrecord.gz"], NAMES, (2, 2), 2))
+    (tmp_path / "plain.tfrecord").write_bytes(b"")  # a plain TFRecord file of no records is one
+    assert list(read_batches([tmp_path / "plain.tfrecord"], NAMES, (2, 2), 2)) == []
     # a consumer that stops early leaves no reader thread behind (only the readers' threads are counted:
     # TensorFlow's and other tests' threads come and go in the same process)
     def readers():
