@@ -402,6 +402,8 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
                 if path.suffix.lower() != ".keras" else "; save or download it again")
         why = {"BadZipFile": "not a zip archive", "KeyError": "a zip archive without a Keras model's files",
                "EOFError": "it ends too soon"}.get(type(err).__name__, "it cannot be read as one")
+        if isinstance(err, zipfile.BadZipFile) and "CRC" in str(err):  # (a flipped byte: a zip whose check fails)
+            why = "a part of it is damaged: its checksum fails"
         raise CorruptFileError(f"cannot load model {path.name}: the file is truncated or not a Keras model "
                                f"({why}){hint}") from None
     except Exception as err:  # noqa: BLE001 - rebuilding a damaged configuration fails in any of Keras's ways

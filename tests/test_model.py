@@ -608,3 +608,23 @@ def test_the_shipped_card_holds_the_shipped_weights_fingerprint():
 
     loaded = load_model(DEFAULT_MODEL_PATH)
     assert loaded.card.weights == weights_fingerprint(loaded.model)
+
+
+def test_a_byte_damaged_inside_a_saved_model_is_said_to_fail_its_checksum(tiny_model_path, tmp_path):
+    """A flipped byte inside the weights (a zip whose check fails) was called "truncated or not a Keras model
+    (not a zip archive)"."""
+    import shutil
+    import zipfile
+
+    path = tmp_path / "m.keras"
+    shutil.copy(tiny_model_path, path)
+    shutil.copy(tiny_model_path.with_suffix(".json"), tmp_path / "m.json")
+    with zipfile.ZipFile(path) as archive:
+        entry = max(archive.infolist(), key=lambda e: e.compress_size)  # the weights
+    data = bytearray(path.read_bytes())
+    start = entry.header_offset + 30 + len(entry.filename.encode()) + len(entry.extra)
+    data[start + entry.compress_size // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match=r"cannot load model m\.keras: .*\(a part of it is damaged: its "
+                                               r"checksum fails\); save or download it again"):
+        load_model(path)
