@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ConfigError, InputNotFoundError, InvalidDataError, NoDataError, OutsideImageError, RegionError
+from core.errors import (ConfigError, InputNotFoundError, InvalidDataError, NoDataError, OutsideImageError, RegionError,
+                         cut_text)
 from core.geojson import NAME_KEYS, check_size, feature_name, geojson_text, left_out_note, polygons_of
 from core.grid import Grid
 
@@ -79,18 +80,12 @@ def class_code(value: Any) -> int | None:
         except ValueError:
             raise InvalidDataError(f"{value!r} is text, not a class code") from None
     if isinstance(number, int) and not 0 <= number <= 32767:  # (before isfinite: 10**400 is no float)
-        raise InvalidDataError(f"{_short(value)} is not a class code (codes are 0 to 32767)")
+        raise InvalidDataError(f"{cut_text(repr(value), 40)} is not a class code (codes are 0 to 32767)")
     if not isinstance(number, (int, float)) or not math.isfinite(number) or number != int(number):
         raise InvalidDataError(f"{value!r} is not a whole number, so not a class code")
     if not 0 <= number <= 32767:
         raise InvalidDataError(f"{value!r} is not a class code (codes are 0 to 32767)")
     return int(number)
-
-
-def _short(value: Any) -> str:
-    """``repr(value)``, cut to 40 characters (a 400-digit number in a field's class)."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def class_properties(obj: Any) -> list[str]:

@@ -27,7 +27,7 @@ def test_class_codes_are_whole_numbers_or_booleans():
     assert [class_code(v) for v in (1, 0, 11.0, "1", " 40 ", True, False, None, "")] == [1, 0, 11, 1, 40, 1, 0, None, None]
     for bad, said in (("maize", "text"), (0.5, "whole number"), (-3, "0 to 32767"), (40000, "0 to 32767"),
                       (float("nan"), "whole number"), ([1], "whole number"),
-                      (10**400, r"^1000000000000000000000000000000000000\.\.\. is not a class code \(codes are 0 to 32767\)$")):
+                      (10**400, r"^10000000000000000 \.\.\. 000000000000000000 is not a class code \(codes are 0 to 32767\)$")):
         with pytest.raises(InvalidDataError, match=said):
             class_code(bad)
 
