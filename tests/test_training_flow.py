@@ -247,8 +247,15 @@ def test_training_on_an_empty_patch_file_says_what_to_do(tmp_path):
     from core.errors import NoDataError
     from core.patchset import open_patch_set
 
-    (tmp_path / "train.tfrecord.gz").write_bytes(b"")
+    import gzip
+
+    from core.errors import CorruptFileError
+
+    (tmp_path / "train.tfrecord.gz").write_bytes(gzip.compress(b""))  # (a GZIP file of no records)
     with pytest.raises(NoDataError, match=r"hold no records \(.*\); cut patches again \(python -m core patches"):
+        open_patch_set([str(tmp_path / "train.tfrecord.gz")], 64)
+    (tmp_path / "train.tfrecord.gz").write_bytes(b"")  # 0 bytes: a copy that failed, said so
+    with pytest.raises(CorruptFileError, match=r"train\.tfrecord\.gz is empty \(0 bytes\)"):
         open_patch_set([str(tmp_path / "train.tfrecord.gz")], 64)
 
 
