@@ -510,12 +510,17 @@ def export_patch_count(mixer_path: str | os.PathLike) -> int:
     return count
 
 
+def _files_missing(count: int, total: int) -> str:
+    """What an image export of ``count`` patches whose mixer says ``total`` (more) lacks."""
+    return f"the image export has {count} patches but its mixer says {total}; some files are missing"
+
+
 def export_count_warning(mixer: "Mixer", count: int) -> str | None:
     """What is wrong with an image export whose files hold ``count`` patches, or None when it is its mixer's
     totalPatches (:func:`iter_export_patches` refuses either way, after reading the files)."""
     if count < mixer.total_patches:
-        return (f"the image export has {count} patches but its mixer says {mixer.total_patches}; some files are "
-                "missing (still being written, or not all copied): prediction will refuse it")
+        return (f"{_files_missing(count, mixer.total_patches)} (still being written, or not all copied): prediction "
+                "will refuse it")
     if count > mixer.total_patches:
         return (f"the image export has {count} patches, more than the {mixer.total_patches} its mixer says; files "
                 "of another export with the same prefix are mixed in: prediction will refuse it")
@@ -544,8 +549,7 @@ def iter_export_patches(mixer_path: str | os.PathLike, bands: Sequence[str] = FE
         yield i, batch
         i += len(batch)
     if i < mixer.total_patches:
-        raise CorruptFileError(f"the image export has {i} patches but its mixer says {mixer.total_patches}; "
-                               "some files are missing")
+        raise CorruptFileError(_files_missing(i, mixer.total_patches))
 
 
 def first_record(path: str) -> bytes | None:

@@ -156,11 +156,11 @@ def stack_bands(bands: BandFiles, out: str | os.PathLike, window: tuple[int, int
     inputs = [*bands.files.values(), *(p for p in (bands.qa, bands.radsat) if p)]
     if any(Path(out).resolve() == p.resolve() for p in inputs):
         raise ConfigError(f"{out} is an input: write the stack to another file")
-    roles = list(bands.files.items())
-    for i, (role, path) in enumerate(roles):  # (the same file for all four wrote a grey stack, unsaid)
-        twice = next((other for other, p in roles[i + 1:] if Path(p).resolve() == Path(path).resolve()), None)
-        if twice is not None:
-            raise BandError(f"{Path(path).name} is given as both {role} and {twice}; give each band's own file")
+    given: dict[Path, str] = {}  # (the same file for all four wrote a grey stack, unsaid)
+    for role, path in bands.files.items():
+        first = given.setdefault(Path(path).resolve(), role)
+        if first != role:
+            raise BandError(f"{Path(path).name} is given as both {first} and {role}; give each band's own file")
     # (GDAL's block cache, 5% of the machine's memory by default, grew with the scene: 741 MB for 7,680 px)
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
         return _stack(bands, out, window, overwrite)

@@ -109,17 +109,17 @@ class UploadConfig:
     def __post_init__(self) -> None:
         from core.ee.export import check_bucket
 
+        bucket, _, path = self.gcs_uri.removeprefix("gs://").partition("/")
         if self.gcs_uri.startswith("gs://"):  # (a 2-letter bucket was "not a Cloud Storage URI": its rules said)
-            check_bucket(self.gcs_uri[len("gs://"):].split("/", 1)[0])  # (Cloud Storage's rules, as exports check them)
+            check_bucket(bucket)  # (Cloud Storage's rules, as exports check them)
         if not re.match(rf"^gs://{_BUCKET}(/.*)?$", self.gcs_uri):  # a file, a folder, or a bucket's root
             raise ConfigError(f"{self.gcs_uri!r} is not a Cloud Storage URI like gs://bucket/path/file.tif (or a folder "
                               "such as gs://bucket/path/)")
-        path = self.gcs_uri[len("gs://"):].split("/", 1)[1] if "/" in self.gcs_uri[len("gs://"):] else ""
         if len(path.encode()) > 900:  # (Cloud Storage names are at most 1,024 bytes, the asset's file name included)
             raise ConfigError(f"the Cloud Storage path is {len(path.encode()):,} bytes long; Cloud Storage names are at "
                               "most 1,024 bytes, the file's name included: give a shorter folder")
-        last = self.gcs_uri[len("gs://"):].rstrip("/").split("/")[-1] if "/" in self.gcs_uri[len("gs://"):] else ""
-        if not self.gcs_uri.endswith("/") and "." in last and not _is_tif(last):  # (x.jpg was taken for a folder)
+        last = path.rsplit("/", 1)[-1]  # (a folder, ending in /, has none)
+        if "." in last and not _is_tif(last):  # (x.jpg was taken for a folder)
             raise ConfigError(f"{self.gcs_uri!r} names a .{last.rsplit('.', 1)[-1]} file; the prediction goes up as a "
                               "GeoTIFF: end the file's name in .tif, or give a folder ending in /")
         # the asset's name checked now, not after Earth Engine has been reached (a short id: its project comes then)
