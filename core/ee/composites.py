@@ -555,6 +555,16 @@ def scene_summary(cfg: CompositeConfig, geometry: Mapping[str, Any], getinfo: An
     return dict(call_with_retries(fetch))
 
 
+def no_clear_pixel(count: int, cfg: CompositeConfig) -> str:
+    """The error text of a composite of ``count`` scenes that has no pixel with data in a region:
+    each scene masked there (the recipe's cloud mask, or the scene's own gaps)."""
+    masked = "cloud, cloud shadow, cirrus or no data" if cfg.spec.family == "landsat" else "cloud or cloud shadow (Cloud Score+)"
+    scenes = f"{count:,} {cfg.spec.title} scene{'s' if count != 1 else ''}"
+    return (f"the composite has no clear pixel in this region: the {scenes} between {cfg.start} and {cfg.end} "
+            f"are all masked there ({masked}); widen the dates, raise the cloud-cover limit ('Cloud cover under %', "
+            "--max-cloud), or draw the region elsewhere")
+
+
 def require_scenes(cfg: CompositeConfig, geometry: Mapping[str, Any], getinfo: Any = None) -> dict:
     """:func:`scene_summary` of a region that has at least one scene (ONE ``getInfo``, cached): a
     download or a batch export of none would fail, an export only after its time in Earth Engine's

@@ -500,13 +500,13 @@ def cut_out(
     col_off: int,
     geometry: Mapping[str, Any] | None = None,
     rows_at_once: int = 1024,
-) -> int:
+) -> CutOut:
     """Write ``plan``'s grid, read from the download at ``src_path`` (whose window at ``row_off``,
     ``col_off`` it is, as after :func:`grown_plan`), with the pixels whose centre lies outside
     ``geometry`` (lon/lat GeoJSON) set to the source's no-data value, as :func:`download` does.
     Band descriptions and no data as in the source. Reads and writes strips of ``rows_at_once``
-    rows; the file appears only when complete. Returns the number of pixels inside ``geometry``
-    (with data or not; every pixel without a geometry).
+    rows; the file appears only when complete. Returns how many pixels lie inside ``geometry``
+    (every pixel without a geometry), and how many of them have data in every band.
 
     Raises:
         OutputExistsError: ``out_path`` exists.
@@ -520,7 +520,7 @@ def cut_out(
     if out.exists():
         raise OutputExistsError(f"{out} already exists; choose another name")
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.part")
-    inside = plan.width * plan.height
+    inside, with_data = plan.width * plan.height, 0
     try:
         with rasterio.open(src_path) as src:
             if row_off < 0 or col_off < 0 or row_off + plan.height > src.height or col_off + plan.width > src.width:
@@ -542,12 +542,30 @@ def cut_out(
                         arr[:, outside] = np.asarray(src.nodata, dtype=arr.dtype)
                         inside -= int(outside.sum())
                     dst.write(arr, window=Window(0, r, plan.width, h))
+                    with_data += int(_with_data(arr, src.nodata).sum())
         synced(tmp)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return inside
+    return CutOut(inside, with_data)
+
+
+@dataclass(frozen=True)
+class CutOut:
+    """What :func:`cut_out` wrote: the pixels inside the geometry, and those of them with data in every band."""
+
+    inside: int
+    with_data: int
+
+
+def _with_data(bands: np.ndarray, nodata: float | int | None) -> np.ndarray:
+    """Pixels of ``bands`` (bands, rows, columns) with data in every band."""
+    if nodata is None:
+        return np.ones(bands.shape[1:], bool)
+    if isinstance(nodata, float) and math.isnan(nodata):
+        return ~np.isnan(bands).any(axis=0)
+    return (bands != np.asarray(nodata, dtype=bands.dtype)).all(axis=0)
 
 
 def prepare_image(image: Any, bands: Sequence[str], dtype: str, sentinel: float | int):

@@ -319,10 +319,10 @@ class EarthEngineSource:
             ConfigError: ``out_dir`` is a file, or lies under one.
             EarthEngineError subclasses: requests that fail after retries.
         """
-        from core.ee.composites import composite_image, require_scenes
+        from core.ee.composites import composite_image, no_clear_pixel, require_scenes
         from core.ee.labels import label_image, raw_label_image
         from core.ee.pixels import DownloadStats, cut_out, download, prepare_image
-        from core.errors import OutputExistsError, RegionError
+        from core.errors import NoDataError, OutputExistsError, RegionError
         from core.files import check_output_dir, move_into_place, staging_dir
         from core.labels import NODATA
         from core.bands import INPUT_BANDS
@@ -384,7 +384,9 @@ class EarthEngineSource:
                 stats=stats,
             )
             margin = context_margin(image_plan.height, image_plan.width)
-            inside = cut_out(tmp / CONTEXT_FILE, tmp / SCENE_IMAGE, image_plan, margin, margin, geometry)
+            cut = cut_out(tmp / CONTEXT_FILE, tmp / SCENE_IMAGE, image_plan, margin, margin, geometry)
+            if not cut.with_data:  # (before the labels' download: the region has nothing to show or predict)
+                raise NoDataError(no_clear_pixel(count, cfg))
             if self.labels is not None:
                 offset, part = tiles["imagery"], "labels"  # (after a split, the labels' count went back: 4/4, 2/2)
                 common = dict(compute=self._compute, max_workers=self.max_workers, progress=relay,
@@ -396,7 +398,7 @@ class EarthEngineSource:
                 else:
                     download(label_img, label_plan, tmp / "labels.tif", nodata=NODATA, **common)
                 labels_path = out / "labels.tif"
-            scene = self._scene(geometry, count, image_plan, stats, {**codes, "region_pixels": inside}, image_path,
+            scene = self._scene(geometry, count, image_plan, stats, {**codes, "region_pixels": cut.inside}, image_path,
                                 labels_path)
             (tmp / "scene.json").write_text(json.dumps(scene.extra, indent=1, default=str), encoding="utf-8")
             # each file appears whole (same folder: rename), all or none; scene.json last. With

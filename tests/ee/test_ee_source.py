@@ -262,6 +262,44 @@ def test_fetch_no_scenes(ee_offline, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_composite_masked_all_over_the_region_is_refused_and_leaves_nothing(ee_offline, tmp_path):
+    """Scenes matched, but each was clouded (masked) over the region: the fetch came back as a scene
+    with no valid pixel, accepted silently (an empty map, 0 valid pixels, nothing to predict). Now it
+    is refused before the labels' download, with what to change, and nothing is written."""
+    requests = []
+    inner = fake_compute(requests)
+
+    def clouded(req):
+        out = inner(req)
+        if req["bandIds"] not in (["label"], ["class"]):
+            for band in req["bandIds"]:
+                out[band][:] = -9999.0  # (the download's sentinel: masked in the composite)
+        return out
+
+    src = EarthEngineSource(preset="camana", initialize=ready, compute=clouded,
+                            getinfo=lambda d: {"count": 3, "dates": [1]}, max_workers=1)
+    with pytest.raises(NoDataError, match=r"^the composite has no clear pixel in this region: the 3 Landsat 5 TM "
+                                          r"scenes between 2005-01-01 and 2006-12-31 are all masked there \(cloud, "
+                                          r"cloud shadow, cirrus or no data\); widen the dates"):
+        src.fetch(CAMANA, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert {tuple(r["bandIds"]) for r in requests} == {("R", "G", "B", "NIR")}  # (no label tile asked for)
+    # one clear pixel is enough
+    def one_clear(req):
+        out = clouded(req)
+        if req["bandIds"] not in (["label"], ["class"]) and not one_clear.given:
+            h, w = out.shape
+            for band in req["bandIds"]:
+                out[band][h // 2, w // 2] = 0.1
+            one_clear.given = True
+        return out
+
+    one_clear.given = False
+    src = EarthEngineSource(preset="camana", initialize=ready, compute=one_clear,
+                            getinfo=lambda d: {"count": 1, "dates": [1]}, max_workers=1)
+    assert src.fetch(CAMANA, tmp_path / "out").image_path.is_file()
+
+
 def test_a_label_recipe_it_refuses_costs_no_download(ee_offline, tmp_path):
     """Dynamic World for the Camana preset's 2005-2006 is refused before the composite comes down."""
     from core.ee.labels import LabelConfig
