@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -607,30 +607,50 @@ def _one_trainer(run_dir: Path) -> Iterator[None]:
     """Hold, while the block runs, a lock that only one training run of ``run_dir`` can take (a
     ``flock`` on a file of the system's temporary folder named after the folder's path: the run's own
     folder holds nothing of it, and the system releases it if the run dies, so it never goes stale).
+    The run removes the file when it ends (one file a run folder used to pile up in /tmp).
 
     Raises:
         ConfigError: another run of ``run_dir`` holds it (its process number said where known).
     """
     key = hashlib.sha1(str(run_dir.absolute().resolve()).encode()).hexdigest()[:16]
-    opened = _lock_file(Path(tempfile.gettempdir()) / f"cropmap-train-{key}.lock")
-    if opened is None:  # (no lock file to be had: the run goes on unguarded, as before there was one)
-        yield
-        return
-    fd, writable = opened
-    try:
+    path = Path(tempfile.gettempdir()) / f"cropmap-train-{key}.lock"
+    while True:
+        opened = _lock_file(path)
+        if opened is None:  # (no lock file to be had: the run goes on unguarded, as before there was one)
+            yield
+            return
+        fd, writable = opened
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
             named = holder.isdigit() and _alive(int(holder))  # (a reader of the file cannot write its own number)
             raise ConfigError(f"another training run{f' (process {holder})' if named else ''} is writing to "
                               f"{run_dir}; wait for it to end, or give another --out") from None
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # (locked a file its holder removed as it ended: a run now would lock a new one, so take that)
+    try:
         if writable:
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
+        if writable:  # (removed while still locked: a run that opened it meanwhile finds it gone, and starts over)
+            with suppress(OSError):
+                path.unlink()
         os.close(fd)  # (which releases the lock)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        named = path.stat()
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _alive(pid: int) -> bool:

@@ -445,9 +445,12 @@ def test_a_second_trainer_in_the_same_folder_is_refused_and_touches_nothing(caps
             with _one_trainer(run):
                 pass
         monkeypatch.setattr(core.train.os, "open", real_open)
-    # a run holding the file read-only cannot write its number: the one left there, of a run that has ended, is
-    # not named as the holder
-    [lock] = (tmp_path / "locks").iterdir()
+    # a run removes its lock file as it ends (one a run folder piled up in /tmp); another user's is left alone
+    assert list((tmp_path / "locks").iterdir()) == []
+    # a run holding the file read-only cannot write its number: the one left there, of a run that died (or of
+    # another user's run, which this user cannot remove), is not named as the holder
+    with _one_trainer(run):
+        [lock] = (tmp_path / "locks").iterdir()
     lock.write_text("4194304")  # (above any process number Linux gives)
     monkeypatch.setattr(core.train.os, "open", not_writable)
     with _one_trainer(run):
@@ -455,6 +458,42 @@ def test_a_second_trainer_in_the_same_folder_is_refused_and_touches_nothing(caps
             with _one_trainer(run):
                 pass
     monkeypatch.setattr(core.train.os, "open", real_open)
+
+
+def test_a_lock_file_removed_by_a_run_that_ended_is_not_taken(tmp_path, monkeypatch):
+    """A run that opened the lock file just before the run holding it ended (and removed it) must not
+    take the removed file: a third run starting then locks a new file at that name, and the two would
+    write the same folder at once. It takes the file the name now gives, and is refused while it is held."""
+    import fcntl
+    import os
+    import tempfile
+
+    import core.train
+    from core.train import _one_trainer
+
+    (tmp_path / "locks").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "locks"))
+    run = tmp_path / "run"
+    with _one_trainer(run):
+        [lock] = (tmp_path / "locks").iterdir()
+    lock.write_text("")
+    stale = os.open(lock, os.O_RDWR)  # opened by the late run ...
+    lock.unlink()  # ... then removed by the run that ended
+    lock.write_text(str(os.getpid()))
+    third = os.open(lock, os.O_RDWR)  # the third run, under way
+    fcntl.flock(third, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    real = core.train._lock_file
+    given = iter([(stale, True)])
+    monkeypatch.setattr(core.train, "_lock_file", lambda path: next(given, None) or real(path))
+    try:
+        with pytest.raises(ConfigError, match=r"another training run \(process \d+\) is writing to"):
+            with _one_trainer(run):
+                pass
+    finally:
+        os.close(third)
+    with _one_trainer(run):  # once the third has ended
+        assert lock.read_text() == str(os.getpid())
+    assert not lock.exists()
 
 
 def test_resume_needs_a_run_to_resume(capsys, small_scene, tmp_path):
