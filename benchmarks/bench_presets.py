@@ -3,7 +3,7 @@
 
     python benchmarks/bench_presets.py [--steps 100] [--batch 16] [--only schedule] [--presets light]
 
-Uses the Ag-Net data (``AGNET_DATA``, default ../shared/data/agnet). Takes about 40 minutes on a
+Uses the Ag-Net data (``AGNET_DATA``, default ../shared/data/agnet). Its schedule trained for 20 minutes on a
 2-core CPU, most of it training the seed preset.
 """
 

@@ -3,7 +3,8 @@ core section of RESULTS.md.
 
     python benchmarks/run_all.py [--skip-schedule]
 
-The preset schedule (light and seed trained for the same short schedule) takes about 40 minutes;
+The preset schedule (light and seed trained for the same short schedule) trained for 20 minutes in the last run
+(RESULTS.md), more with its evaluation;
 the rest about 15.
 """
 
@@ -25,7 +26,7 @@ def run(*args: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])  # (--help, or a typo, runs nothing)
     parser.add_argument("--skip-schedule", action="store_true",
-                        help="leave out the preset schedule (light and seed trained alike, about 40 minutes)")
+                        help="leave out the preset schedule (light and seed trained alike, 20 minutes of training in the last run)")
     args = parser.parse_args(argv)
     run(str(HERE / "bench_presets.py"), "--only", "throughput")
     if not args.skip_schedule:

@@ -297,6 +297,7 @@ def resolution_warning(card: ModelCard, grid, advice: str = "cli") -> str | None
     if 1 / 1.5 <= ratio <= 1.5:
         return None
     from core.grid import metres_text
+    from core.commands import core_command
     from core.resample import SHIPPED_PIXEL_SIZE_M
 
     said = (f"the model was trained on {card.pixel_size_m:g} m pixels and this image has {metres_text(size)} m pixels, so "
@@ -311,7 +312,7 @@ def resolution_warning(card: ModelCard, grid, advice: str = "cli") -> str | None
         return (f"{said}; export the image again at a scale of {card.pixel_size_m:g} m (the Earth Engine page's Pixel "
                 "size, or Export.image's scale), or fine-tune the model on images like it")
     shipped = card.pixel_size_m == SHIPPED_PIXEL_SIZE_M  # the Region page's upload offers that size
-    how = ("python -m core resample" if advice == "cli" else
+    how = (core_command("resample") if advice == "cli" else
            f"on the Region page, upload it with 'Average to {SHIPPED_PIXEL_SIZE_M:g} m pixels'" if shipped else "")
     return (f"{said}; fine-tune the model on images like it, or try the image averaged to {card.pixel_size_m:g} m"
             + (f" ({how})" if how else "") + " and compare")

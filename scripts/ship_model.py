@@ -121,7 +121,7 @@ def main() -> None:
                        "training": training,
                        "data": AGNET_DATA,
                        "notes": "Light preset (base 16, depth 4). Inputs R, G, B, NIR surface reflectance 0-1 and NDVI, "
-                                "normalized with the statistics below. Output: crop probability (CDL crop codes "
+                                "normalized with the statistics in normalization. Output: crop probability (CDL crop codes "
                                 "1-61, 66-77, 204-254)." + (
                                     " Trained in two runs: from random weights (training.init_model_made_by), then "
                                     "fine-tuned from that run's best checkpoint (command)." if init else "") + pixel_note})

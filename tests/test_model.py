@@ -173,13 +173,15 @@ def test_card_keeps_the_training_pixel_size(tmp_path):
 
 def test_resolution_warning():
     from core.card import resolution_warning
+    from core.commands import core_command
     from core.grid import Grid
 
     card = ModelCard("light", FEATURE_BANDS, Normalization((0.1,) * 5, (0.2,) * 5), pixel_size_m=30.0)
     s2 = Grid("EPSG:32633", (10.0, 0, 500000.0, 0, -10.0, 5e6), 8, 8)
     warning = resolution_warning(card, s2)
     assert warning and "30 m" in warning and "10 m" in warning and "3.0 times larger" in warning
-    assert warning.endswith("averaged to 30 m (python -m core resample) and compare")
+    # (the command named by the Python that runs it, as the next steps the commands print are)
+    assert warning.endswith(f"averaged to 30 m ({core_command('resample')}) and compare")
     # each place its own advice: the dashboard's upload option (a command there was no use to a dashboard user),
     # and none on a slide (the map PNG's caveat printed a command line)
     assert resolution_warning(card, s2, "dashboard").endswith(
@@ -190,7 +192,7 @@ def test_resolution_warning():
         "expect poorer results; set the Earth Engine settings' Pixel size (m) to 30 on the Region page, or fine-tune "
         "the model on images like these")
     other = ModelCard("light", FEATURE_BANDS, Normalization((0.1,) * 5, (0.2,) * 5), pixel_size_m=60.0)
-    assert "(python -m core resample) and compare" in resolution_warning(other, s2)
+    assert f"({core_command('resample')}) and compare" in resolution_warning(other, s2)
     assert resolution_warning(other, s2, "dashboard").endswith("averaged to 60 m and compare")  # the upload's is 30 m only
     assert resolution_warning(card, Grid("EPSG:32633", (35.0, 0, 0, 0, -35.0, 0), 8, 8)) is None  # close enough
     assert resolution_warning(card, Grid("EPSG:32633", (45.0, 0, 0, 0, -45.0, 0), 8, 8)) is None  # 1.5 times: the limit
