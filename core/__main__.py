@@ -795,7 +795,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", required=True, help="GeoTIFF to write (bands R, G, B, NIR, 0 = no data)")
     k.add_argument("--bbox", default=None, nargs="+", metavar="W,S,E,N",
                    help="write only the pixels that cover this box, west, south, east, north in degrees (a scene is "
-                        "7,700 x 7,800 px; the dashboard takes regions up to 4,096 x 4,096 and uploads up to 200 MB)")
+                        "7,700 x 7,800 px; the dashboard takes regions of up to 16.8 million px, 4,096 x 4,096, and uploads up to 200 MB)")
     k.add_argument("--overwrite", action="store_true", help="replace an existing output")
     k.set_defaults(func=_cmd_stack)
 
