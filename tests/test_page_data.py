@@ -378,3 +378,15 @@ def test_a_click_on_a_thin_region_reads_its_pixel_and_an_old_click_is_not_read_o
     click_map(at, "data_map", -200.5, 260.5)  # a new click on it is read
     at.run()
     assert not at.exception and readout(fake_map)[0].startswith("Pixel row 200, column 260: NDVI ")
+
+
+def test_the_crop_share_is_that_of_the_labelled_pixels_counted_under_it(fake_map):
+    """The 'Crop share (labels)' metric is crop / (crop + not crop) of the counts in the line under it."""
+    at = new_app()
+    at.session_state["region"] = SQUARE_300
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and not at.error
+    [line] = [c.value for c in at.caption if " crop / " in c.value and " not crop / " in c.value]
+    crop, not_crop = (int(n.replace(",", "")) for n in re.match(r"([\d,]+) crop / ([\d,]+) not crop", line).groups())
+    assert crop and not_crop
+    assert {m.label: m.value for m in at.metric}["Crop share (labels)"] == f"{crop / (crop + not_crop):.1%}"

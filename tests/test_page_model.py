@@ -634,3 +634,55 @@ def test_a_model_trained_on_other_bands_is_refused_when_uploaded(fake_map, swir_
             "NDVI" in e.value], texts(at)
     assert at.session_state["model_path"] is None  # (nothing in use changed)
     assert not list((Path(os.environ["CROPMAP_WORKDIR"]) / "models").glob("*/swir.keras"))  # (its copy not kept)
+
+
+def test_a_model_in_use_is_not_fine_tuned_unless_asked(fake_map, tiny_model_path, monkeypatch):
+    """With a model in use and 'Start from the model in use' left unticked, the training starts from nothing."""
+    from core import training_jobs
+
+    calls = []
+    monkeypatch.setattr(training_jobs, "start_training", lambda *a, **k: calls.append(k) or "job")
+    at = new_app()
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.switch_page("pages/model.py").run()
+    assert at.checkbox(key="train_fine_tune").value is False and not at.checkbox(key="train_fine_tune").disabled
+    by_label(at.button, "Start training").click().run()
+    assert not at.exception and calls and calls[-1]["config"].init_model is None
+
+
+def test_patches_other_than_those_the_data_page_cut_do_not_take_their_pixel_size(fake_map, small_scene, tmp_path,
+                                                                                 monkeypatch):
+    """The Data page cut patches (kept with their pixel size and image), then other patches are given by path:
+    the model's card must not get the pixel size and image of the ones not used."""
+    from core import training_jobs
+    from core.config import PatchConfig
+    from core.patches import sample_patches
+
+    img, lab = small_scene
+    for name, seed in (("train_000", 1), ("test_000", 2)):
+        sample_patches(img, lab, "cdl", PatchConfig(patch_size=64, count=2, seed=seed), tmp_path / f"{name}.tfrecord.gz")
+    calls = []
+    monkeypatch.setattr(training_jobs, "start_training", lambda *a, **k: calls.append(k) or "job")
+    at = new_app()
+    at.session_state["patches"] = {"train": "/elsewhere/train.tfrecord.gz", "test": "/elsewhere/test.tfrecord.gz",
+                                   "pixel_size_m": 10.0, "image": "/scenes/abc/image.tif", "note": "cut here"}
+    at.switch_page("pages/model.py").run()
+    by_label(at.radio, "Train on").set_value("patches").run()
+    by_label(at.selectbox, "Patch size").set_value(64)
+    by_label(at.text_input, "Training patches").set_value(str(tmp_path / "train_000.tfrecord.gz"))
+    by_label(at.text_input, "Validation patches").set_value(str(tmp_path / "test_000.tfrecord.gz"))
+    by_label(at.button, "Start training").click().run()
+    assert not at.exception and calls
+    assert calls[-1]["pixel_size_m"] is None and calls[-1]["trained_on"] is None
+
+
+def test_a_region_of_exactly_the_smallest_patch_can_be_trained_on(fake_map):
+    """A region 64 px wide (the smallest patch size) holds one patch: training is offered, at 64 px."""
+    at = new_app()
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"}, "geometry": {
+        "type": "Polygon", "coordinates": [[[500, 500], [564, 500], [564, 600], [500, 600], [500, 500]]]}}
+    at.switch_page("pages/model.py").run()
+    assert not at.exception
+    assert not [i.value for i in at.info if i.value.startswith("This region is")]
+    assert not by_label(at.button, "Start training").disabled
+    assert by_label(at.selectbox, "Patch size").options == ["64"]

@@ -789,3 +789,80 @@ def test_another_model_forgets_the_prediction_and_the_same_one_again_keeps_it(fa
     assert not at.exception and at.session_state["prediction"] == made
     at.switch_page("pages/predict.py").run()
     assert not at.exception and "Crop area" in [m.label for m in at.metric]
+
+
+def test_a_prediction_of_a_model_file_since_replaced_is_not_shown(fake_map, tiny_model_path, tmp_path):
+    """The model file in use written anew after Predict (a training that saves over it): the map and figures
+    of the old model's prediction are not shown as the model's; the page asks for Predict again."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from core.card import card_path
+
+    model = Path(shutil.copy(tiny_model_path, tmp_path / "mine.keras"))
+    shutil.copy(card_path(tiny_model_path), card_path(model))
+    at = predict_page(model)
+    by_label(at.button, "Predict").click().run()
+    assert not at.exception and "Crop area" in [m.label for m in at.metric]
+    later = model.stat().st_mtime + 60
+    os.utime(model, (later, later))
+    at.run()
+    assert not at.exception
+    assert "Crop area" not in [m.label for m in at.metric]
+    assert "Press Predict to map crops in this region with the model in use." in [i.value for i in at.info]
+
+
+def test_the_probability_layer_has_its_own_opacity(fake_map, tiny_model_path):
+    """The probability layer, ticked, is drawn at its own slider's opacity (not the crop layer's)."""
+    import folium
+
+    at = predict_page(tiny_model_path)
+    by_label(at.button, "Predict").click().run()
+    at.checkbox(key="predict_show_probability").check().run()
+    at.slider(key="predict_op_probability").set_value(0.35).run()
+    at.slider(key="predict_op_crop").set_value(0.8).run()
+    assert not at.exception
+    m = fake_map.maps[-1][0]
+    opacity = {c.layer_name: c.options["opacity"] for c in m._children.values()
+               if isinstance(c, folium.raster_layers.ImageOverlay)}
+    [name] = [n for n in scene_layers(m) if "robability" in n]
+    assert opacity[name] == pytest.approx(0.35)
+
+
+def test_the_map_png_gets_each_layer_at_its_own_opacity(fake_map, tiny_model_path, monkeypatch):
+    """The Region map PNG is made with the page's layers as shown: the probability layer hidden (None), the
+    crop layer at its slider's opacity; then the probability at its own."""
+    import inspect
+
+    from pages.components import cached
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    deferred = {}
+    real_defer = MediaFileManager.add_deferred
+    monkeypatch.setattr(MediaFileManager, "add_deferred", lambda self, fn, mime, coords, file_name=None:
+                        deferred.__setitem__(file_name, fn) or real_defer(self, fn, mime, coords, file_name))
+    asked = []
+    signature = inspect.signature(cached.exports)
+    monkeypatch.setattr(cached, "exports", lambda *a: asked.append(signature.bind(*a).arguments) or {"map.png": b"png"})
+    at = predict_page(tiny_model_path)
+    by_label(at.button, "Predict").click().run()
+    at.slider(key="predict_op_crop").set_value(0.6).run()
+    assert not at.exception
+    assert deferred["crop_map_t0.50.png"]() == b"png"
+    assert (asked[-1]["probability_opacity"], asked[-1]["crop_opacity"]) == (None, pytest.approx(0.6))
+    at.checkbox(key="predict_show_probability").check().run()
+    at.slider(key="predict_op_probability").set_value(0.3).run()
+    deferred["crop_map_t0.50.png"]()
+    assert (asked[-1]["probability_opacity"], asked[-1]["crop_opacity"]) == (pytest.approx(0.3), pytest.approx(0.6))
+
+
+def test_crop_areas_geojson_on_an_image_without_a_place_says_why_it_is_greyed(fake_map, tiny_model_path):
+    """On the sample (no CRS) the 'Crop areas GeoJSON' button is greyed, and the page says why in a line
+    (a greyed button's help is only seen by pointing at it)."""
+    at = predict_page(tiny_model_path)
+    by_label(at.button, "Predict").click().run()
+    assert not at.exception
+    assert by_label(at.button, "Crop areas GeoJSON").disabled
+    assert ("Crop areas as GeoJSON polygons need a georeferenced image; this one has no place on Earth."
+            in [c.value for c in at.caption])

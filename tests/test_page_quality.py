@@ -331,3 +331,34 @@ def test_a_reload_while_a_prediction_runs_follows_it(fake_map, tiny_model_path):
     assert predictions.get(key).finished.wait(120)
     again.run()
     assert not again.exception and not again.error and [m.label for m in again.metric][:1] == ["IoU"]
+
+
+def test_the_errors_of_a_crop_class_are_missed_crop_and_of_another_false_crop(fake_map, tiny_model_path):
+    """'Where the errors are': a class that counts as crop can only have missed crop, another only false crop,
+    in its wrong pixels and its share alike."""
+    at = predict_page(tiny_model_path)
+    at.button[0].click().run()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception
+    errors = at.dataframe[0].value
+    assert len(errors)
+    for _, row in errors.iterrows():
+        kind = "missed" if row["counts as"] == "crop" else "false"
+        assert row["wrong pixels"].endswith(f" {kind} crop"), row.to_dict()
+        assert row["share"].endswith(f" of all {kind} crop"), row.to_dict()
+
+
+def test_a_map_exactly_as_good_as_calling_everything_crop_is_said(fake_map, tiny_model_path, monkeypatch):
+    """F1 equal to the everything-crop baseline: the map does no better than none, and the page says so."""
+    from core.metrics import everything_crop_f1
+    from pages.components import cached
+
+    real = cached.confusion
+    counts = {"tp": 150, "fp": 39, "fn": 107, "tn": 145}
+    monkeypatch.setattr(cached, "confusion", lambda *a: {**real(*a), **counts,
+                                                          "f1": everything_crop_f1(*counts.values())})
+    at = predict_page(tiny_model_path)
+    at.button[0].click().run()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception
+    assert [w.value for w in at.warning if w.value.startswith("Calling every pixel crop would score F1 0.736")]

@@ -941,3 +941,97 @@ def test_a_region_with_a_part_beyond_the_image_is_looked_at_where_it_is_on_it(fa
     assert abs(lat + 150) < 1 and abs(lng - 150) < 1
     # the box field shows the box of that part (used, the box of all of it was cut to the image: 68 times larger)
     assert [t for t in at.text_input if t.label == "Box"][0].value == "100, 100, 200, 200"
+
+
+def test_a_shape_the_image_map_cannot_take_is_said_as_an_error_beside_it(fake_map):
+    """A degenerate drawing (all its corners on one line) on the sample's map: refused, said as an error
+    beside the map, the region in use kept."""
+    at = new_app()
+    at.session_state["region"] = SQUARE_300
+    at.run()
+    fake_map.value = {"all_drawings": [drawn_feature([(100, 100), (200, 100), (300, 100)])]}
+    at.run()
+    assert not at.exception and at.session_state["region"] == SQUARE_300
+    refused = [e.value for e in at.error if e.value.startswith("The shape drawn was not taken")]
+    assert len(refused) == 1 and refused[0].endswith("The region in use is kept.")
+
+
+def test_an_upload_error_is_not_said_of_another_file_chosen(fake_map, monkeypatch):
+    """The error of one image's upload is said again while that image is chosen, not once another
+    image (or none) is chosen in its place."""
+    from testdata import FLANDERS_S2
+
+    files = {"upload_image": Upload(OWN_IMAGE), "upload_labels": None}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
+    at = new_app()
+    at.run()
+    at.text_input(key="upload_bands").set_value("a,b,c,d")
+    by_label(at.button, "Use these files").click().run()
+    assert [e.value for e in at.error if e.value.startswith("Bad band list")]
+    files["upload_image"] = Upload(FLANDERS_S2)
+    at.run()
+    assert not at.exception and not [e.value for e in at.error if e.value.startswith("Bad band list")]
+
+
+def test_the_shape_drawn_before_a_reset_is_taken_again_when_drawn_again(fake_map):
+    """Reset to the whole image, then the same shape drawn again: it becomes the region again (the
+    page remembered it as the last drawing taken and ignored it)."""
+    shape = drawn_feature([(100, 100), (500, 100), (500, 420), (100, 420)])
+    at = new_app()
+    at.run()
+    fake_map.value = {"all_drawings": [shape]}
+    at.run()
+    drawn = at.session_state["region"]
+    assert drawn is not None
+    fake_map.value = None  # the map, drawn again around the new region, has no drawings
+    by_label(at.button, "Reset to the whole image").click().run()
+    assert at.session_state["region"] is None
+    fake_map.value = {"all_drawings": [shape]}
+    at.run()
+    assert not at.exception and at.session_state["region"] == drawn
+    assert at.metric[0].value.startswith("128,000")
+
+
+def test_a_region_half_off_a_georeferenced_image_says_its_part_outside_is_left_out(fake_map):
+    """A lon/lat box whose eastern half lies past the image's edge: the pixels used are the area, and the
+    line under it says the part outside is left out (not that mere slivers of it are)."""
+    at = own_image_app()  # the image spans about 13.121-13.160 E, 48.276-48.301 N
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "EPSG:4326"}, "geometry": {
+        "type": "Polygon", "coordinates": [[[13.15, 48.28], [13.17, 48.28], [13.17, 48.29], [13.15, 48.29], [13.15, 48.28]]]}}
+    at.run()
+    assert not at.exception and not at.error
+    [line] = [c.value for c in at.caption if c.value.startswith("The region's shape covers")]
+    assert line.endswith("the part outside the image is left out.")
+    assert at.metric[0].label == "Area"
+
+
+def test_own_files_in_use_on_the_whole_image_lead_on_to_the_data_page(fake_map, monkeypatch):
+    """Use these files with no region drawn: the page says that the whole image is the region and links
+    on to the Data page (the form lies below the map, out of view)."""
+    files = {"upload_image": Upload(OWN_IMAGE), "upload_labels": None}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
+    at = new_app()
+    at.run()
+    at.text_input(key="upload_bands").set_value("1,2,3,4")
+    by_label(at.button, "Use these files").click().run()
+    assert not at.exception and not at.error and at.session_state["region"] is None
+    assert [c.value for c in at.caption if c.value.startswith("The map above now shows the whole image, which is the region")]
+    assert [link for link in at.get("page_link") if link.proto.label == "Next: Data (whole image)"]
+
+
+def test_average_to_30_m_pixels_makes_the_source_the_averaged_copy(fake_map, monkeypatch):
+    """'Average to 30 m pixels' ticked for a 10 m image: the source in use is its copy at 30 m, so named."""
+    import rasterio
+
+    files = {"upload_image": Upload(OWN_IMAGE), "upload_labels": None}
+    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
+    at = new_app()
+    at.run()
+    at.text_input(key="upload_bands").set_value("1,2,3,4")
+    at.checkbox(key="upload_resample").check()
+    by_label(at.button, "Use these files").click().run()
+    assert not at.exception and not at.error
+    source = at.session_state["source"]
+    assert source["title"] == f"{OWN_IMAGE.stem} (30 m)"
+    with rasterio.open(source["image"]) as src:
+        assert src.res == (30.0, 30.0)
