@@ -423,14 +423,18 @@ def tfrecord_dataset(
         x = tf.where(shown, (feats - mean) / std, 0.0)  # where, not a product: NaN x 0 is NaN
         return tf.concat([x, crop, tf.cast(ok, tf.float32)], axis=-1)
 
-    def crop_aug(data):
+    def crop_aug(index, data):
         if augment:
+            # stateless draws seeded by (seed, the batch's number): the same for a batch whichever of the
+            # parallel map's threads takes it (a shared random state made a seeded run differ from run to run)
+            draws = tf.random.experimental.stateless_split(tf.stack([tf.constant(seed, tf.int64), index]), 3)
             n = tf.shape(data)[0]
-            off = tf.random.uniform((2,), 0, extra + 1, dtype=tf.int32, seed=seed) if extra else tf.zeros(2, tf.int32)
+            off = (tf.random.stateless_uniform((2,), draws[0], 0, extra + 1, dtype=tf.int32) if extra
+                   else tf.zeros(2, tf.int32))
             data = data[:, off[0] : off[0] + patch_size, off[1] : off[1] + patch_size]
-            k = tf.random.uniform((), 0, 4, dtype=tf.int32, seed=seed)
+            k = tf.random.stateless_uniform((), draws[1], 0, 4, dtype=tf.int32)
             data = tf.image.rot90(data, k)
-            flip = tf.random.uniform((n, 1, 1, 1), seed=seed) < 0.5
+            flip = tf.random.stateless_uniform((n, 1, 1, 1), draws[2]) < 0.5
             data = tf.where(flip, tf.reverse(data, axis=[2]), data)
         elif extra:
             lo = extra // 2
@@ -448,7 +452,7 @@ def tfrecord_dataset(
 
     spec = tf.TensorSpec((None, full, full, len(names)), tf.float32)
     ds = tf.data.Dataset.from_generator(batches, output_signature=spec)
-    ds = ds.map(lambda d: crop_aug(to_xy(d)), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.enumerate().map(lambda i, d: crop_aug(i, to_xy(d)), num_parallel_calls=tf.data.AUTOTUNE)
     # Each input op on one thread: the training step's ops already use every core, and an input op
     # that splits itself across them stalls the step more than it gains.
     options = tf.data.Options()
