@@ -242,11 +242,21 @@ def patch_normalization(patches: PatchSet, max_patches: int = 64, max_pixels: in
         raise NoDataError(f"the patches read of {patches.describe()} hold no labelled pixel with image data")
     if len(values) > max_pixels:
         values = values[rng.choice(len(values), max_pixels, replace=False)]
+    check_patch_reflectance(values, patches)
+    std = np.maximum(values.std(axis=0), 1e-6)
+    return Normalization(tuple(float(v) for v in values.mean(axis=0)), tuple(float(v) for v in std))
+
+
+def check_patch_reflectance(values: np.ndarray, patches: PatchSet) -> None:
+    """Refuse patches whose values (valid pixels, one row each, bands as FEATURE_BANDS) cannot be
+    surface reflectance 0-1 (:func:`core.reflectance.check_reflectance`).
+
+    Raises:
+        InvalidDataError: as check_reflectance, naming the first file and what to do.
+    """
     check_reflectance(values[:, :4].T, f"the patch file {os.path.basename(patches.files[0])}",
                       advice="write the patches as surface reflectance 0-1 (in Earth Engine, apply the collection's "
                              "scale factors before the export; values x 10000: divide them by 10000)")
-    std = np.maximum(values.std(axis=0), 1e-6)
-    return Normalization(tuple(float(v) for v in values.mean(axis=0)), tuple(float(v) for v in std))
 
 
 def patch_validation(patches: PatchSet, patch_size: int, norm: Normalization,
@@ -281,6 +291,11 @@ def patch_validation(patches: PatchSet, patch_size: int, norm: Normalization,
     if not kept:
         raise NoDataError(f"no patch of {patches.describe()} holds a labelled pixel with image data to validate on")
     kept.sort(key=lambda t: t[0])
+    # (the training patches' scale is checked as their statistics are taken; validation patches of
+    # another scale chose the best epoch on nonsense)
+    values = np.concatenate([p[..., :-1][ok] for _, p, ok in kept])
+    check_patch_reflectance(values[rng.choice(len(values), 2_000_000, replace=False)] if len(values) > 2_000_000
+                            else values, patches)
     # the pixels shown as training shows them (core.dataset.input_mask)
     shown = [input_mask(ok, imaged_pixels(p[None])[0]) for _, p, ok in kept]
     x = np.stack([norm.apply(np.where(m[..., None], p[..., :-1], 0), m) for (_, p, _), m in zip(kept, shown)])

@@ -522,6 +522,10 @@ def train(
         keras.utils.set_random_seed(data_seed)
         train_src = _open_data(train_data, config.patch_size, label_map, "--train", band_map)
         val_src = _open_data(val_data, config.patch_size, label_map, "--val", band_map)
+        if isinstance(train_src, PatchSet) and (resumed or init is not None):
+            # the run's or the model's statistics are used, but the patches' scale is checked all the same
+            # (a fine-tune on values x 10000 went ahead without a word)
+            patch_normalization(train_src, seed=config.seed)
         if resumed:
             norm = resumed[0]
         elif init is not None:

@@ -181,6 +181,9 @@ def test_masked_pixels_are_not_valid_and_values_must_be_reflectance(tmp_path):
     assert said.endswith("write the patches as surface reflectance 0-1 (in Earth Engine, apply the collection's "
                          "scale factors before the export; values x 10000: divide them by 10000)")
     assert "metadata" not in said and "integers" not in said
+    # validation patches too (training on reflectance, they chose the best epoch on values x 10000)
+    with pytest.raises(InvalidDataError, match="^the patch file dn.tfrecord.gz does not look like surface reflectance"):
+        patch_validation(open_patch_set([tmp_path / "dn.tfrecord.gz"], 32), 32, norm)
 
 
 def test_validation_is_the_centre_of_each_patch(records):

@@ -4,6 +4,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rasterio.windows import Window
 
@@ -108,6 +109,24 @@ def test_fine_tune_from_another_preset_fails_before_writing(small_scene, tmp_pat
         train(replace(CFG, preset="seed", patch_size=256, init_model=str(base)), pair, pair, tmp_path / "ft")
     with pytest.raises(InputNotFoundError):
         train(replace(CFG, init_model=str(tmp_path / "missing.keras")), pair, pair, tmp_path / "ft")
+    assert not (tmp_path / "ft").exists()
+
+
+def test_a_fine_tune_on_patches_of_another_scale_is_refused(small_scene, tiny_model_path, tmp_path):
+    """A model fine-tuned on TFRecord patches takes its statistics from the model, so the patches' own were
+    never taken, nor their scale checked: patches of values x 10000 were trained on without a word."""
+    from core.bands import FEATURE_BANDS
+    from core.errors import InvalidDataError
+    from core.patches import LABEL, write_records
+
+    rng = np.random.default_rng(0)
+    dn = [{**{b: rng.uniform(200, 4000, (64, 64)).astype(np.float32) for b in FEATURE_BANDS},
+           LABEL: rng.integers(0, 2, (64, 64)).astype(np.float32)} for _ in range(4)]
+    write_records(tmp_path / "dn.tfrecord.gz", dn)
+    img, lab = small_scene
+    cfg = replace(CFG, epochs=1, init_model=str(tiny_model_path), preset="light")
+    with pytest.raises(InvalidDataError, match="^the patch file dn.tfrecord.gz does not look like surface reflectance"):
+        train(cfg, [str(tmp_path / "dn.tfrecord.gz")], [f"{img}:{lab}"], tmp_path / "ft")
     assert not (tmp_path / "ft").exists()
 
 
