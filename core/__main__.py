@@ -162,7 +162,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
               "not), so the model card does "
               "not either and predictions on another pixel size get no warning; train with --pixel-size-m (30 for "
               "Landsat, 10 for Sentinel-2) to record it", file=sys.stderr)
-    shared = shared_inputs(args.train, args.val)  # (after the run: an error stays one line)
+    shared = shared_inputs(args.train, args.val, args.label_map)  # (after the run: an error stays one line)
     if shared:
         said = ", ".join(shared[:3]) + (f" and {len(shared) - 3} more" if len(shared) > 3 else "")
         print(f"note: --val reads {said}, which --train reads too, so the best epoch was chosen partly on training "

@@ -380,21 +380,53 @@ def _open_data(items: Sequence[str], size: int, label_map: str, flag: str,
     return scenes
 
 
-def shared_inputs(train_data: Sequence[str], val_data: Sequence[str]) -> list[str]:
+def shared_inputs(train_data: Sequence[str], val_data: Sequence[str], label_map: str = "cdl") -> list[str]:
     """Names of the files that both the training and the validation data read (the images of
     image/label pairs, the files of TFRecord patches), however their paths are written; [] when
-    none. Called on data that :func:`train` has read."""
+    none. An image read by both with other label files (``label_map``'s) counts only where a pixel
+    is labelled in both: held-out labels, as ``patches --test`` writes them, share no pixel. Called
+    on data that :func:`train` has read."""
     from core.patches import list_records
 
-    def files(items: Sequence[str]) -> dict[str, str]:
+    def real(path: str) -> str:
+        return path if "://" in path else os.path.realpath(path)
+
+    def files(items: Sequence[str]) -> dict[str, tuple[str, set[str | None]]]:
+        """{file: (its name, the label files read with it; None: patches, which hold their labels)}"""
+        found: dict[str, tuple[str, set[str | None]]] = {}
         if split_sources(items, "--val"):
-            found = [f for item in items for f in list_records(item)]
+            pairs = [(f, None) for item in items for f in list_records(item)]
         else:
-            found = [str(img) for img, _ in pair_paths(items)]
-        return {f if "://" in f else os.path.realpath(f): os.path.basename(f) for f in found}
+            pairs = [(str(img), real(str(lab))) for img, lab in pair_paths(items)]
+        for f, lab in pairs:
+            found.setdefault(real(f), (os.path.basename(f), set()))[1].add(lab)
+        return found
 
     train_files, val_files = files(train_data), files(val_data)
-    return sorted(val_files[k] for k in train_files.keys() & val_files.keys())
+    return sorted(val_files[k][0] for k in train_files.keys() & val_files.keys()
+                  if any(_labelled_in_both(k, a, b, label_map) for a in train_files[k][1] for b in val_files[k][1]))
+
+
+def _labelled_in_both(image: str, a: str | None, b: str | None, label_map: str) -> bool:
+    """Whether label files ``a`` and ``b`` of ``image`` label a pixel in common (both None or the same
+    file: yes), read in strips. Where they cannot be read, yes (the note errs on the side of saying it)."""
+    from core.errors import CropMapError
+    from core.labels import NODATA
+    from core.raster import grid_of_file, read_labels, row_strips
+    from rasterio.windows import Window
+
+    if a == b or a is None or b is None:
+        return True
+    try:
+        grid, class_map = grid_of_file(image), get_class_map(label_map)
+        for r0, r1 in row_strips(grid.height, grid.width):
+            window = Window(0, r0, grid.width, r1 - r0)
+            if ((read_labels(a, class_map, grid, window) != NODATA)
+                    & (read_labels(b, class_map, grid, window) != NODATA)).any():
+                return True
+    except CropMapError:
+        return True
+    return False
 
 
 def band_spec(band_map: dict[str, int]) -> str:

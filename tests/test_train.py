@@ -324,6 +324,33 @@ def test_validation_files_shared_with_training_are_found_however_their_paths_are
     assert shared_inputs([str(records / "a.tfrecord.gz")], [str(records / "b*.tfrecord.gz")]) == []
 
 
+def test_an_image_validated_on_labels_held_out_from_its_training_labels_is_not_said_shared(small_scene, tmp_path):
+    """--train IMG:train_labels --val IMG:val_labels with labels of disjoint pixels (what patches --test
+    holds out) was said to validate on training pixels, because the image is the same file."""
+    import rasterio
+
+    from core.train import shared_inputs
+
+    img, lab = small_scene
+    with rasterio.open(lab) as src:
+        codes, profile = src.read(1), src.profile
+    half = codes.shape[0] // 2
+
+    def labels(name, rows):
+        out = np.zeros_like(codes)  # (CDL's no data)
+        out[rows] = codes[rows]
+        with rasterio.open(tmp_path / name, "w", **profile) as dst:
+            dst.write(out, 1)
+        return f"{img}:{tmp_path / name}"
+
+    top, bottom = labels("top.tif", slice(0, half)), labels("bottom.tif", slice(half, None))
+    overlapping = labels("middle.tif", slice(half - 1, None))
+    assert shared_inputs([top], [bottom], "cdl") == []
+    assert shared_inputs([top], [overlapping], "cdl") == ["small_rgbn.tif"]  # one row in common
+    assert shared_inputs([top], [top], "cdl") == ["small_rgbn.tif"]
+    assert shared_inputs([top, f"{img}:{lab}"], [bottom], "cdl") == ["small_rgbn.tif"]  # (the whole labels too)
+
+
 def test_a_new_run_that_fails_in_its_first_epoch_leaves_nothing_so_a_retry_needs_no_overwrite(
         small_scene, tmp_path, monkeypatch):
     import keras
