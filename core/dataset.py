@@ -186,7 +186,8 @@ def patch_windows(valids: Sequence[np.ndarray], size: int, min_valid: float, str
     pixels valid (on a ``stride`` grid, and at the offsets ``extra``: :func:`_valid_windows`), and whether
     the labels are sparse: where such windows hold under :data:`DENSE_COVERAGE` of the valid pixels of all
     masks (labels of surveyed fields: a few fields in a large image), patches go around valid pixels
-    instead (:func:`around_valid`), and the corners are those of the windows with any valid pixel. The
+    instead (:func:`around_valid`), and the corners are those of the windows with any valid pixel (as
+    they are, where the labels are dense, of a mask that has no window of ``min_valid``). The
     loss and the scores count labelled pixels only, so a patch mostly unlabelled still teaches with its fields.
 
     Raises:
@@ -198,7 +199,10 @@ def patch_windows(valids: Sequence[np.ndarray], size: int, min_valid: float, str
         raise NoDataError("no pixel is labelled (with image data), so there is nothing to train on; give labels "
                           "of these images, read with their product's label map")
     if sum(_covered(v, f, size) for v, f in zip(valids, found)) >= DENSE_COVERAGE * total:
-        return found, False
+        # a mask without such a window (a field or two, beside an image labelled throughout) gives the
+        # windows that hold any of its valid pixels: it was never drawn from, nor validated on, without a word
+        return [f if len(f) else _valid_windows(v, size, 1 / (size * size), stride, extra)
+                for v, f in zip(valids, found)], False
     return [_valid_windows(v, size, 1 / (size * size), stride, extra) for v in valids], True
 
 
@@ -249,8 +253,11 @@ class SceneSet:
         self.candidates, self.sparse = patch_windows([s.valid for s in self.scenes], size, min_valid)
         # sparse: the labelled pixels that patches go around, found once (not on every patch)
         self.labelled = [np.flatnonzero(s.valid) for s in self.scenes] if self.sparse else []
-        # scenes as likely as their windows (or, sparse, their labelled pixels) are many
-        self.weights = np.array([len(f) for f in self.labelled] if self.sparse else [len(c) for c in self.candidates],
+        # scenes as likely as their windows (or, sparse, their labelled pixels) are many; a scene of a field or
+        # two beside others labelled throughout (:func:`patch_windows`) has many windows that hold a pixel of
+        # them, so no more than its labelled pixels would fill
+        self.weights = np.array([len(f) for f in self.labelled] if self.sparse else
+                                [min(len(c), s.valid.sum() / _STRIDE**2) for c, s in zip(self.candidates, self.scenes)],
                                 dtype=np.float64)
         self.weights /= self.weights.sum()
 

@@ -347,6 +347,27 @@ def surveyed_fields(small_scene, tmp_path):
     return img, surveyed_labels(lab, tmp_path / "surveyed_cdl.tif")
 
 
+def test_a_sparsely_labelled_image_beside_a_dense_one_is_trained_and_validated_on(small_scene):
+    """Two training images, one labelled throughout and one with a single 10 x 10 px field: the field's
+    image had no window half labelled, so it got weight 0 and no validation tile, without a word."""
+    from core.dataset import Scene, tiled_patches
+
+    [dense] = load_scenes([":".join(map(str, small_scene))])
+    labels = np.full_like(dense.labels, NODATA)
+    labels[70:80, 90:100] = dense.labels[70:80, 90:100]
+    field = Scene(dense.features, labels, "field")
+    norm = compute_normalization([dense])
+    sset = SceneSet([dense, field], 64, norm, seed=1)
+    # drawn from, about as often as its labelled pixels are many (not as its windows holding one)
+    share = 100 / (100 + dense.valid.sum())
+    assert not sset.sparse and 0.5 * share < sset.weights[1] < 2 * share
+    sset.weights = np.array([0.0, 1.0])
+    x, y = sset.sample(40, augment=False)
+    assert (y[..., 1].sum(axis=(1, 2)) > 0).mean() > 0.5 and (y[..., 1].sum(axis=(1, 2)) == 100).any()
+    xv, yv = tiled_patches([dense, field], 64, norm)
+    assert yv[..., 1].sum() == dense.valid[: 64 * (dense.valid.shape[0] // 64), : 64 * (dense.valid.shape[1] // 64)].sum() + 100
+
+
 def test_labels_of_a_few_surveyed_fields_still_give_patches(surveyed_fields, small_scene, tmp_path):
     """Where patches half labelled would hold few of the labelled pixels (none here), patches are placed
     around labelled pixels (training and validation count labelled pixels only), and said; labels that
