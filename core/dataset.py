@@ -63,6 +63,9 @@ def pair_paths(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
     for item in paths:
         s = str(item)
         if ":" in s and not Path(s).exists():
+            if s.startswith(":") or s.endswith(":"):  # (the empty path read as the current folder: ". is a folder")
+                raise ConfigError(f"the {'image' if s.startswith(':') else 'labels'} path is empty in IMAGE:LABELS "
+                                  f"{s}; give both, e.g. scene.tif:labels.tif")
             pairs.append(_split_pair(s))
             continue
         p = Path(s)
@@ -367,6 +370,10 @@ def reader_errors_raised(note: Callable[[], str] | None = None) -> Iterator[None
         del _reader_errors[:]
 
 
+#: the most memory :func:`tfrecord_dataset`'s shuffle pool takes (256 records of 256 px fit in it)
+SHUFFLE_POOL_BYTES = 512 * 2**20
+
+
 def tfrecord_dataset(
     source,
     norm: Normalization,
@@ -384,7 +391,8 @@ def tfrecord_dataset(
 
     Reads TFRecords (a file, folder, glob or gs:// path; GZIP or not) with
     :func:`core.tfrecord.read_batches`: two files at a time in parallel threads, records shuffled
-    in a pool of ``shuffle``, each band copied straight into band-last batches. Stored patches are
+    in a pool of ``shuffle`` (fewer where they would take over :data:`SHUFFLE_POOL_BYTES`), each band
+    copied straight into band-last batches. Stored patches are
     ``record_size`` px a side (default ``patch_size + 2 * kernel_buffer``). Then crops a
     ``patch_size`` window (at random when augmenting, the centre otherwise), normalizes with ``norm``,
     applies flips and 90-degree rotations, and prefetches. A pixel is valid where its label is crop (1)
@@ -408,6 +416,8 @@ def tfrecord_dataset(
     if extra < 0:
         raise ConfigError(f"patches of {full} px are smaller than the {patch_size} px training patch")
     names = list(FEATURE_BANDS) + [label]
+    # the pool holds whole records: 256 of 512 px (a 256 px patch and a 128 px kernel) took 1.6 GB
+    shuffle = min(shuffle, max(2 * batch_size, SHUFFLE_POOL_BYTES // (full * full * len(names) * 4)))
     mean = tf.constant(norm.mean, tf.float32)
     std = tf.constant(norm.std, tf.float32)
 

@@ -113,7 +113,11 @@ def list_records(source: str | os.PathLike | Sequence[str]) -> list[str]:
     else:
         files = []
     if not files:
-        raise InputNotFoundError(f"no TFRecord files at {s}")
+        head = s.rsplit(":", 1)[0]
+        pair = ":" in s and not remotefs.is_remote(s) and os.path.isfile(head)  # (IMAGE:patches, as IMAGE:LABELS)
+        raise InputNotFoundError(f"no TFRecord files at {s}" + (
+            f"; {os.path.basename(head)} is an image: an IMAGE:LABELS pair takes a label raster (.tif), and TFRecord "
+            "patches are given alone" if pair else ""))
     return sorted(files)
 
 

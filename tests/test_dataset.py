@@ -109,6 +109,34 @@ def test_augmented_patches_are_the_same_for_the_same_seed(small_scene, tmp_path)
     assert len({a.tobytes() for a in first}) == len(first)
 
 
+def test_the_shuffle_pool_of_large_records_is_capped_in_memory(tmp_path, monkeypatch):
+    """The pool holds whole records: 256 of 512 px records took 1.6 GB. It holds as many as fit in
+    SHUFFLE_POOL_BYTES (and two batches at least); small records keep the pool asked for."""
+    import core.dataset
+    import core.tfrecord
+    from core.bands import FEATURE_BANDS
+    from core.card import Normalization
+    from core.patches import LABEL, write_records
+
+    write_records(tmp_path / "p.tfrecord.gz", [{**{b: np.full((40, 40), 0.2, np.float32) for b in FEATURE_BANDS},
+                                                LABEL: np.ones((40, 40), np.float32)}])
+    asked = []
+    real = core.tfrecord.read_batches
+    monkeypatch.setattr(core.tfrecord, "read_batches", lambda *a, **k: asked.append(k["shuffle"]) or real(*a, **k))
+    norm = Normalization((0.0,) * 5, (1.0,) * 5)
+
+    def pool(**kw):
+        next(iter(tfrecord_dataset(tmp_path / "p.tfrecord.gz", norm, 32, kernel_buffer=4, batch_size=1, **kw)))
+        return asked[-1]
+
+    assert pool() == 256
+    record = 40 * 40 * 6 * 4
+    monkeypatch.setattr(core.dataset, "SHUFFLE_POOL_BYTES", 10 * record)
+    assert pool() == 10 and pool(shuffle=4) == 4 and pool(shuffle=0) == 0
+    monkeypatch.setattr(core.dataset, "SHUFFLE_POOL_BYTES", record)
+    assert pool() == 2  # (two batches at least)
+
+
 def test_the_share_labelled_that_decides_what_a_record_shows_is_its_centres(tmp_path):
     """A record with a kernel buffer: whether it shows its labelled pixels only (labels fill a quarter or more) is
     judged on the centre patch that is trained on, not on a corner that holds the buffer. Here the centre's lower
@@ -286,6 +314,19 @@ def test_pair_paths_finds_labels_beside_rgbn_images_and_never_pairs_an_image_wit
         pair_paths([lonely])
     with pytest.raises(ConfigError, match="both image and labels"):
         pair_paths([f"{img}:{img}"])
+    # a path left out of the pair was read as the current folder (". is a folder")
+    with pytest.raises(ConfigError, match=r"^the labels path is empty in IMAGE:LABELS .*small_rgbn.tif:; give both"):
+        pair_paths([f"{img}:"])
+    with pytest.raises(ConfigError, match=r"^the image path is empty in IMAGE:LABELS :"):
+        pair_paths([f":{lab}"])
+    # patches given as an image's labels: said so (it was "no TFRecord files at IMG.tif:p.tfrecord.gz" alone)
+    from core.patches import list_records
+
+    with pytest.raises(InputNotFoundError, match=r"small_rgbn.tif is an image: an IMAGE:LABELS pair takes a label "
+                                                 r"raster \(.tif\), and TFRecord patches are given alone$"):
+        list_records(f"{img}:p.tfrecord.gz")
+    with pytest.raises(InputNotFoundError, match=r"^no TFRecord files at .*missing.tfrecord.gz$"):
+        list_records(tmp_path / "missing.tfrecord.gz")
 
 
 def test_pair_paths_takes_image_and_labels_whose_names_hold_colons(small_scene, tmp_path):
