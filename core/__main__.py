@@ -520,7 +520,7 @@ def _cmd_patches(args: argparse.Namespace) -> int:
 
     if args.test is not None:  # --out is a folder: train + test files, test from a held-out block
         from core.files import check_output_dir
-        from core.patchset import cut_train_test
+        from core.patchset import crop_share_gap, cut_train_test
 
         if str(args.out).endswith(RECORD_SUFFIX):
             raise ConfigError(f"with --test, --out is a folder (train{RECORD_SUFFIX} and test{RECORD_SUFFIX} go in "
@@ -538,8 +538,9 @@ def _cmd_patches(args: argparse.Namespace) -> int:
             nxt += f" --pixel-size-m {size:.3g}"
         print_json({"train": summary(made.train), "test": summary(made.test), "note": made.note,
                     "train_with": nxt})
+        gap = crop_share_gap(made.train.crop_fraction, made.test.crop_fraction)  # (as the Data page says it)
         for warning in (*(f"training patches: {w}" for w in made.train.warnings),
-                        *(f"test patches: {w}" for w in made.test.warnings)):
+                        *(f"test patches: {w}" for w in made.test.warnings), *([gap] if gap else [])):
             print(f"warning: {warning}", file=sys.stderr)
         print(f"wrote {made.train.path} and {made.test.path}", file=sys.stderr)
         return 0

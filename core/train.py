@@ -58,7 +58,7 @@ from core.errors import (  # noqa: E402
 )
 from core.files import check_output_dir, missing_folders, remove_empty, replacing, synced  # noqa: E402
 from core.labels import get_class_map  # noqa: E402
-from core.card import ModelCard, Normalization, check_bands, check_normalization, get_preset  # noqa: E402
+from core.card import ModelCard, Normalization, card_path, check_bands, check_normalization, get_preset  # noqa: E402
 from core.model import (  # noqa: E402
     LoadedModel,
     MaskedDice,
@@ -320,9 +320,10 @@ def _read_run_info(path: Path, config: TrainConfig, data: dict | None = None,
         raise ConfigError(f"{path.parent} was started with {changed or 'another configuration'}; resume with the "
                           "same options, or train in a new --out (to train longer, fine-tune its best.keras with --init)")
     for key, value in (data or {}).items():
-        if key != "bands" and key in info and info[key] != value:
+        if key != "bands" and key in info and _data_key(info[key]) != _data_key(value):
             option = {"label_map": "--label-map"}.get(key, f"--{key}")
-            raise ConfigError(f"{path.parent} was started with other {option} ({info[key]}); resume with the same "
+            was = " ".join(map(str, info[key])) if isinstance(info[key], list) else info[key]
+            raise ConfigError(f"{path.parent} was started with other {option} ({was}); resume with the same "
                               "data or use a new --out")
     if data is not None and info.get("bands") != data.get("bands"):  # recorded only where given
         was = f"--bands {info['bands']}" if info.get("bands") else "no --bands (bands read by their names)"
@@ -363,6 +364,24 @@ def _check_validation_classes(yv: np.ndarray, name: str) -> None:
                           f"measure the model, and the best checkpoint would be the one that finds "
                           f"{'least' if missing == 'crop' else 'most'} crop; validate on data with both crop and "
                           "not-crop pixels (in the dashboard: a region with some cropland and some other land, on the Region page)")
+
+
+def _check_training_classes(scenes: Sequence[Scene], name: str) -> None:
+    """The training scenes' labels hold both crop and not-crop pixels (as the dashboard's hold-out
+    asks of a region).
+
+    Raises:
+        NoDataError: one class is missing: the model would learn to call everything the other.
+    """
+    from core.labels import CROP, NOT_CROP
+
+    has = {c for c in (CROP, NOT_CROP) if any((sc.labels == c).any() for sc in scenes)}
+    if len(has) < 2:
+        missing = "crop" if CROP not in has else "not-crop"
+        raise NoDataError(f"the training data ({name}) hold no {missing} pixel, so the model would learn to call "
+                          f"everything {'not crop' if missing == 'crop' else 'crop'}; train on labels with both crop "
+                          "and not-crop pixels (labels of only crop fields: add fields of other land, or label the "
+                          "land around them as not crop)")
 
 
 def _open_data(items: Sequence[str], size: int, label_map: str, flag: str,
@@ -452,7 +471,22 @@ TRAIN_OPTIONS = (("preset", "--preset"), ("epochs", "--epochs"), ("steps_per_epo
 
 
 def _shown(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{value:g}" if isinstance(value, float) else "not given" if value is None else str(value)
+
+
+def _data_key(value):
+    """A run's recorded --train or --val list (or another value) as compared on resume: each path
+    made absolute and normal, so that ``data/``, ``data`` and ``./data`` are one folder (a resume
+    that wrote it otherwise was refused as other data). Addresses (``gs://...``) stay as written."""
+    if not isinstance(value, list):
+        return value
+
+    def normal(path: str) -> str:
+        return path.rstrip("/") if "://" in path else os.path.normpath(os.path.abspath(path))
+
+    # (an IMAGE:LABELS pair: each of its paths; a path with a colon of its own is cut alike on both sides)
+    return [":".join(normal(part) for part in str(item).split(":")) if "://" not in str(item) else normal(str(item))
+            for item in value]
 
 
 def train_command(config: TrainConfig, train_data: Sequence[str], val_data: Sequence[str], run_dir: str | os.PathLike,
@@ -529,6 +563,11 @@ def train(
         run_info_path = run_dir / "run.json"
         _put_back_previous_run(run_dir)  # (a run killed as it started over another: that one is the folder's again)
         _check_run_dir(run_dir, label_map, resume, overwrite)
+        if overwrite and config.init_model and "://" not in config.init_model and Path(
+                os.path.realpath(config.init_model)).is_relative_to(os.path.realpath(run_dir)):
+            # (it went with the run it replaced, and the new card named a model of its own folder as its start)
+            raise ConfigError(f"--init {config.init_model} lies in --out {run_dir}, which --overwrite replaces: copy the "
+                              "model out of it first, or train in a new --out")
 
         # Check everything before writing: nothing below touches run_dir until the run starts.
         pixel_size_m = check_pixel_size_m(pixel_size_m)
@@ -568,6 +607,8 @@ def train(
             norm = compute_normalization(train_src, seed=config.seed)
         xv, yv = _validation_arrays(val_src, config, norm)
         _check_validation_classes(yv, ", ".join(map(str, val_data)))
+        if not isinstance(train_src, PatchSet):
+            _check_training_classes(train_src, ", ".join(map(str, train_data)))
         sparse = False  # whether the labels are sparse: patches around labelled pixels (core.dataset.patch_windows)
         if isinstance(train_src, PatchSet):
             data = tfrecord_dataset(train_src.files, norm, config.patch_size, batch_size=config.batch_size,
@@ -776,7 +817,8 @@ def _resume_point(run_dir: Path, config: TrainConfig) -> _Start:
     """Where a run resumes: after the epochs its ``last.keras`` has finished.
 
     Raises:
-        CorruptFileError: the checkpoint or the history is unreadable.
+        CorruptFileError: the checkpoint or the history is unreadable; the best model or its card is
+            missing from a run with a finished epoch.
     """
     history_path = run_dir / "history.csv"
     model = _load_checkpoint(run_dir / "last.keras")
@@ -791,6 +833,13 @@ def _resume_point(run_dir: Path, config: TrainConfig) -> _Start:
     if ahead:
         history = history[:done]
     epoch, best_loss = len(history), _best_val_loss(history, history_path)
+    best = run_dir / "best.keras"
+    gone = [p.name for p in (best, card_path(best)) if not p.is_file()]
+    if epoch and gone:  # (the best model is saved before an epoch counts as finished: only a removal loses it)
+        raise CorruptFileError(f"{CANNOT_RESUME}: {' and '.join(gone)} {'is' if len(gone) == 1 else 'are'} missing from "
+                               f"{run_dir}, though the run has finished {epoch} epoch(s); the run would end saying it "
+                               "wrote a best model it does not have: put the files back, or start again with "
+                               "--overwrite or in a new --out")
     best_logs = _best_logs(history, best_loss, history_path)
     unrecorded = _unrecorded_best(run_dir / "best.keras", epoch, best_loss)
     if unrecorded:  # best.keras is of the epoch being redone: the best so far, as the file is

@@ -112,6 +112,18 @@ def test_fine_tune_from_another_preset_fails_before_writing(small_scene, tmp_pat
     assert not (tmp_path / "ft").exists()
 
 
+def test_a_fine_tune_from_a_model_in_the_folder_it_replaces_is_refused(small_scene, finished_run, tmp_path):
+    """--init RUN/best.keras --out RUN --overwrite: the model it started from went with the run it replaced,
+    and the new card named a file of its own folder as its start."""
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(ConfigError, match=r"^--init .*best.keras lies in --out .*run, which --overwrite replaces: copy"):
+        train(replace(CFG, epochs=1, init_model=str(run / ".." / "run" / "best.keras")), pair, pair, run, overwrite=True)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
 def test_a_fine_tune_on_patches_of_another_scale_is_refused(small_scene, tiny_model_path, tmp_path):
     """A model fine-tuned on TFRecord patches takes its statistics from the model, so the patches' own were
     never taken, nor their scale checked: patches of values x 10000 were trained on without a word."""
@@ -566,6 +578,23 @@ def test_resume_without_the_checkpoint_of_finished_epochs_touches_nothing(capsys
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
+@pytest.mark.parametrize("removed", [("best.keras", "best.json"), ("best.json",)])
+def test_resume_without_the_best_model_of_finished_epochs_touches_nothing(small_scene, finished_run, tmp_path, removed):
+    """best.keras (or its card) gone from a run with a finished epoch: --resume ended with exit 0, "wrote
+    .../best.keras" and a next step naming a model that was not there (or could not be loaded)."""
+    img, lab = small_scene
+    pair = f"{img}:{lab}"
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    for name in removed:
+        (run / name).unlink()
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(CorruptFileError) as refused:
+        train(replace(CFG, epochs=1), [pair], [pair], run, resume=True)
+    assert f"{' and '.join(removed)} {'are' if len(removed) == 2 else 'is'} missing from {run}, though the run has " \
+           "finished 1 epoch(s)" in str(refused.value) and "--overwrite" in str(refused.value)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
 def test_resuming_a_finished_run_reports_its_best_epoch(small_scene, finished_run, tmp_path):
     img, lab = small_scene
     pair = f"{img}:{lab}"
@@ -578,15 +607,17 @@ def test_resuming_a_finished_run_reports_its_best_epoch(small_scene, finished_ru
     assert res.best_val_loss == pytest.approx(float(row["val_loss"]))
 
 
-def test_resume_on_other_data_is_refused(small_scene, finished_run, tmp_path):
+def test_resume_on_other_data_is_refused(small_scene, finished_run, tmp_path, monkeypatch):
     img, lab = small_scene
     run = shutil.copytree(finished_run, tmp_path / "run")
     before = _files(run)
     pair = [f"{img}:{lab}"]
     with pytest.raises(ConfigError, match="other --label-map"):
         train(replace(CFG, epochs=1), pair, pair, run, label_map="glc30", resume=True)
-    with pytest.raises(ConfigError, match="other --val"):
+    with pytest.raises(ConfigError, match=f"other --val \\({img}:{lab}\\); resume with the same data"):
         train(replace(CFG, epochs=1), pair, [f"{lab}:{lab}"], run, resume=True)
+    with pytest.raises(ConfigError, match=r"started with --init not given \(now x.keras\)"):
+        train(replace(CFG, epochs=1, init_model="x.keras"), pair, pair, run, resume=True)
     # a run started without --bands (whose run.json has none, as those recorded before --bands) resumes so only
     assert "bands" not in json.loads((run / "run.json").read_text())
     with pytest.raises(ConfigError, match=r"started with no --bands \(bands read by their names\)"):
@@ -596,6 +627,16 @@ def test_resume_on_other_data_is_refused(small_scene, finished_run, tmp_path):
                                           r"with the same options.*fine-tune its best.keras with --init"):
         train(replace(CFG, epochs=4, learning_rate=3e-4), pair, pair, run, resume=True)
     assert _files(run) == before
+    # the same files written otherwise (relative, with ./ or ..) are the same data: resumed (it was refused as
+    # other data); a folder with or without its trailing slash too
+    again = shutil.copytree(finished_run, tmp_path / "again")
+    monkeypatch.chdir(img.parent)
+    res = train(replace(CFG, epochs=1), [f"./{img.name}:../{lab.parent.name}/{lab.name}"], pair, again, resume=True)
+    assert res.stopped == "completed" and res.epochs_done == 1
+    from core.train import _data_key
+
+    assert _data_key(["data/", "gs://b/p/"]) == _data_key([str(img.parent / "data"), "gs://b/p"])
+    assert _data_key(["data"]) != _data_key(["other"])
 
 
 def test_training_images_without_band_names_take_their_numbers(capsys, tmp_path):

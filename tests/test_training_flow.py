@@ -286,6 +286,15 @@ def test_validation_data_without_crop_pixels_are_refused_before_the_run_starts(s
     with pytest.raises(NoDataError, match=r"validation data \(.*no_crop.tif\) hold no crop pixel: .*both crop and not-crop"):
         train(CFG, [f"{img}:{lab}"], [f"{img}:{no_crop}"], tmp_path / "run", label_map="binary")
     assert not (tmp_path / "run").exists()  # refused before anything is written
+    # training data of one class (labels of crop fields only): the dashboard refused them, the command line
+    # trained a model that calls everything crop
+    all_crop = _binary_labels(small_scene, tmp_path / "all_crop.tif", crop_cols=slice(0, None))
+    with pytest.raises(NoDataError, match=r"^the training data \(.*all_crop.tif\) hold no not-crop pixel, so the model "
+                                          r"would learn to call everything crop"):
+        train(CFG, [f"{img}:{all_crop}"], [f"{img}:{lab}"], tmp_path / "run", label_map="binary")
+    with pytest.raises(NoDataError, match=r"hold no crop pixel, so the model would learn to call everything not crop"):
+        train(CFG, [f"{img}:{no_crop}"], [f"{img}:{lab}"], tmp_path / "run", label_map="binary")
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_held_out_block_with_one_class_is_not_the_validation_set(small_scene, tmp_path):
