@@ -28,7 +28,7 @@ import numpy as np
 
 from core.ee.errors import EEMemoryError, EERequestTooLargeError, EETimeoutError, RetryPolicy, call_with_retries
 from core.errors import ConfigError, OutputExistsError
-from core.files import size_text, synced
+from core.files import synced
 
 #: computePixels limits (bytes of the uncompressed response, pixels per side).
 MAX_REQUEST_BYTES = 48 * 1024 * 1024
@@ -75,12 +75,6 @@ class PixelPlan:
     @property
     def total_bytes(self) -> int:
         return self.width * self.height * len(self.bands) * np.dtype(self.dtype).itemsize
-
-    def describe(self) -> str:
-        return (
-            f"{self.width}x{self.height} px x {len(self.bands)} bands {self.dtype} "
-            f"= {size_text(self.total_bytes)} in {self.requests} request(s)"
-        )
 
 
 def _tile_transform(transform: Transform, row_off: int, col_off: int) -> Transform:
@@ -318,7 +312,8 @@ def to_band_array(data: Any, bands: Sequence[str], shape: tuple[int, int], dtype
 
 @dataclass
 class DownloadStats:
-    """What a download did (for logs, benchmarks and the UI)."""
+    """What a download did: requests, retries and seconds go into the scene's record (scene.json);
+    tiles split for being too large and bytes received are counted for tests and benchmarks."""
 
     requests: int = 0
     retries: int = 0

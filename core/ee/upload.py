@@ -1,5 +1,8 @@
 """Prediction back to Earth Engine: write it (COG, or EE TFRecord + mixer), copy it to Cloud
-Storage, start an ingestion into an image asset (what ``earthengine upload image`` does).
+Storage, start an ingestion into an image asset (what ``earthengine upload image`` does). The
+``ee-upload`` command and the Earth Engine page upload the COG that ``predict`` writes; the
+TFRecord + mixer route (:func:`write_prediction_tfrecord`, :func:`upload_prediction_tfrecord`) is
+for scripts that predict an image export patch by patch.
 
 The storage client (``google.cloud.storage.Client``-like: ``.bucket(name).blob(path)
 .upload_from_filename(path)``) and the ingestion call (default ``ee.data.startIngestion``)
