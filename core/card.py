@@ -298,7 +298,7 @@ def resolution_warning(card: ModelCard, grid, advice: str = "cli") -> str | None
         return None
     from core.grid import metres_text
     from core.commands import core_command
-    from core.resample import SHIPPED_PIXEL_SIZE_M
+    from core.resample import SHIPPED_PIXEL_SIZE_M, reprojection_needed
 
     said = (f"the model was trained on {card.pixel_size_m:g} m pixels and this image has {metres_text(size)} m pixels, so "
             f"fields look {max(ratio, 1 / ratio):.1f} times {'smaller' if ratio > 1 else 'larger'} to it: expect "
@@ -314,6 +314,9 @@ def resolution_warning(card: ModelCard, grid, advice: str = "cli") -> str | None
     shipped = card.pixel_size_m == SHIPPED_PIXEL_SIZE_M  # the Region page's upload offers that size
     how = (core_command("resample") if advice == "cli" else
            f"on the Region page, upload it with 'Average to {SHIPPED_PIXEL_SIZE_M:g} m pixels'" if shipped else "")
+    if reprojection_needed(grid):  # (degrees, or Web Mercator: resampling refuses it, "reproject it first")
+        how = "after reprojecting it to a CRS in metres, e.g. its UTM zone with gdalwarp -t_srs" + (
+            f", then {how}" if how else "")
     return (f"{said}; fine-tune the model on images like it, or try the image averaged to {card.pixel_size_m:g} m"
             + (f" ({how})" if how else "") + " and compare")
 

@@ -250,7 +250,10 @@ def burn_fields(obj: Any, grid: Grid, prop: str, file_name: str = "the GeoJSON")
         else:
             groups.setdefault(code, []).append(feature)
     if not groups:
-        raise NoDataError(f"no field of {file_name} has a value of {prop!r}; choose the property that holds the class")
+        names = sorted({k for f in feats if isinstance(f.get("properties"), dict) for k in f["properties"]}, key=str)
+        shown = ", ".join(map(str, names[:12])) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+        raise NoDataError(f"no field of {file_name} has a value of {prop!r}; choose the property that holds the class"
+                          + (f" (its fields have {cut_text(shown, 300)})" if names else " (its fields have no properties)"))
     codes = np.full((grid.height, grid.width), NO_LABEL, np.int16)
     taken = np.zeros(codes.shape, bool)
     clash = np.zeros(codes.shape, bool)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import ConfigError, InvalidDataError, NoDataError
-from core.labels import CROP
+from core.labels import CROP, NODATA
 from core.grid import Grid
 from core.geometry import polygon_area
 
@@ -94,6 +94,8 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = MIN_FIELD_PIXELS
                 raise ConfigError(f"over {MAX_FIELDS:,} crop areas of {min_pixels}+ pixels: choose a smaller region "
                                   "(or, on the command line, raise --min-pixels)")
     if not found:
+        if not (mask != NODATA).any():  # (a lower threshold cannot help a mask without data)
+            raise NoDataError("this crop mask has no data (every pixel is no data): predict an image region with data")
         raise NoDataError(f"no group of {min_pixels} or more crop pixels in this crop mask: lower the threshold (the "
                           "Predict page's slider, or predict --threshold), or on the command line --min-pixels")
     found.sort(key=lambda pg: -pg[0])

@@ -453,7 +453,8 @@ def prediction_outputs(out_dir: str | os.PathLike, overwrite: bool,
     into ``out_dir``, checked before any work so that a run replaces all of them or none.
 
     Raises:
-        OutputExistsError: one exists and ``overwrite`` is False.
+        OutputExistsError: one exists, or a file made from an earlier crop mask (:data:`DERIVED_OUTPUTS`),
+            and ``overwrite`` is False.
         ConfigError: ``out_dir`` is a file or lies under one, an output's name is taken by a folder,
             or an output is one of the ``inputs`` (the image, the model or its card), which
             ``overwrite`` would destroy.
@@ -472,8 +473,12 @@ def prediction_outputs(out_dir: str | os.PathLike, overwrite: bool,
             raise ConfigError(f"{p} is a folder, so the output of that name cannot be written; move it away or choose "
                               "another --out")
     existing = [p.name for p in [*outputs.values(), summary_path] if p.exists()]
-    if existing and not overwrite:
-        raise OutputExistsError(f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them or choose another --out")
+    # (files made from an earlier crop mask: left beside a new one, they described another prediction)
+    derived = [n for n in DERIVED_OUTPUTS if (out_dir / n).is_file()]
+    if (existing or derived) and not overwrite:
+        made = f" (made from an earlier crop mask: --overwrite removes {'it' if len(derived) == 1 else 'them'})" if derived else ""
+        raise OutputExistsError(f"{out_dir} already holds {', '.join(existing + derived)}{made}; pass --overwrite to "
+                                "replace them or choose another --out")
     return outputs, summary_path
 
 

@@ -27,6 +27,25 @@ MIN_CHANGE = 1.05
 MAX_RESAMPLED_PIXELS = 100_000_000
 
 
+def reprojection_needed(grid: Grid) -> str | None:
+    """Why a georeferenced ``grid`` must be reprojected before it can be resampled (its CRS is not
+    in metres, or its metres are not the ground's), or None. Never raises."""
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        crs = CRS.from_user_input(grid.crs)
+    except CRSError:
+        return f"the image's CRS ({grid.crs}) is not one this project reads"
+    unit, factor = crs.linear_units_factor if crs.is_projected else (None, None)
+    if factor != 1.0:
+        return f"the image's CRS ({grid.crs}) is not projected in metres"
+    if isinstance(grid.pixel_area_ha(), np.ndarray):  # a metre of the CRS is not a metre on the ground
+        return (f"the image's CRS ({grid.crs}) does not keep ground sizes (its pixels are "
+                f"{metres_text(grid.pixel_size_m())} m on the ground at the image's centre, not their size in the CRS)")
+    return None
+
+
 def resampled_grid(grid: Grid, pixel_size_m: float) -> Grid:
     """The grid of ``grid``'s area in pixels of ``pixel_size_m`` metres (same CRS, origin and axes), as
     many as fit to the nearest whole pixel on each axis.
@@ -36,20 +55,12 @@ def resampled_grid(grid: Grid, pixel_size_m: float) -> Grid:
             not keep ground sizes (e.g. Web Mercator); the pixel size is not positive, leaves less than
             one pixel, is larger than the image, or makes more than :data:`MAX_RESAMPLED_PIXELS`.
     """
-    from rasterio.crs import CRS
-
     if not grid.georeferenced:
         raise InvalidDataError("the image is not georeferenced, so its pixels have no size in metres to resample "
                                "to; use it as it is")
-    crs = CRS.from_user_input(grid.crs)
-    unit, factor = crs.linear_units_factor if crs.is_projected else (None, None)
-    if factor != 1.0:
-        raise InvalidDataError(f"the image's CRS ({grid.crs}) is not projected in metres; reproject it first "
-                               "(e.g. gdalwarp -t_srs to its UTM zone), then resample it")
-    if isinstance(grid.pixel_area_ha(), np.ndarray):  # a metre of the CRS is not a metre on the ground
-        raise InvalidDataError(f"the image's CRS ({grid.crs}) does not keep ground sizes (its pixels are "
-                               f"{metres_text(grid.pixel_size_m())} m on the ground at the image's centre, not their size in "
-                               "the CRS); reproject it first (e.g. gdalwarp -t_srs to its UTM zone), then resample it")
+    unfit = reprojection_needed(grid)
+    if unfit:
+        raise InvalidDataError(f"{unfit}; reproject it first (e.g. gdalwarp -t_srs to its UTM zone), then resample it")
     if not (pixel_size_m > 0 and math.isfinite(pixel_size_m)):
         raise InvalidDataError(f"pixel size {pixel_size_m} m: give a positive size in metres")
     a, b, c, d, e, f = grid.transform

@@ -92,6 +92,14 @@ def test_user_mistakes_are_one_line(capsys, tmp_path, small_scene, tiny_model_pa
     assert main(["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(pred), "--overwrite"]) == 0
     assert (pred / "crop_fields.geojson" / "notes.txt").read_text() == "mine"
     capsys.readouterr()
+    # metrics.json of an earlier mask, with the prediction itself gone: a new one went in beside it, exit 0, and a
+    # later evaluate stopped at "metrics.json already exists". Refused like the prediction's own files
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "metrics.json").write_text("{}")
+    err = _err(capsys, ["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(alone)])
+    assert f"{alone} already holds metrics.json (made from an earlier crop mask: --overwrite removes it)" in err
+    assert [p.name for p in alone.iterdir()] == ["metrics.json"]
     assert "label map" in _err(capsys, ["evaluate", "--pred", str(pred / "crop_mask.tif"), "--labels", str(lab),
                                         "--label-map", "nope"])
     bad = tmp_path / "bad.keras"

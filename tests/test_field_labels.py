@@ -181,8 +181,13 @@ def test_fields_that_label_nothing_are_refused_with_the_reason():
     with pytest.raises(InvalidDataError, match="wheat in survey.geojson: crop = 'maize' is text"):
         burn_fields(feature_collection(({"name": "wheat", "crop": "maize"}, box_ring(0, 0, 5, 5)), crs="image"), IMAGE_GRID, "crop",
                     "survey.geojson")
-    with pytest.raises(NoDataError, match="no field of survey.geojson has a value of 'crop'"):
-        burn_fields(feature_collection(({"name": "wheat"}, box_ring(0, 0, 5, 5)), crs="image"), IMAGE_GRID, "crop", "survey.geojson")
+    # (the properties its fields do have: a mistyped name is seen at once)
+    with pytest.raises(NoDataError, match=r"^no field of survey.geojson has a value of 'crop'; choose the property that "
+                                          r"holds the class \(its fields have LC, name\)$"):
+        burn_fields(feature_collection(({"name": "wheat"}, box_ring(0, 0, 5, 5)), ({"LC": 11}, box_ring(6, 6, 9, 9)),
+                                       crs="image"), IMAGE_GRID, "crop", "survey.geojson")
+    with pytest.raises(NoDataError, match=r"\(its fields have no properties\)$"):
+        burn_fields(feature_collection(({}, box_ring(0, 0, 5, 5)), crs="image"), IMAGE_GRID, "crop", "survey.geojson")
     with pytest.raises(NoDataError, match="covers a pixel of the image"):
         burn_fields(feature_collection(({"crop": 1}, box_ring(200, 200, 205, 205)), crs="image"), IMAGE_GRID, "crop")
     with pytest.raises(RegionError, match="holds no field"):

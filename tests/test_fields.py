@@ -55,6 +55,11 @@ def test_small_groups_are_left_out(flanders):
     assert 0 < len(big) == len(kept) and [f["properties"]["pixels"] for f in big] == [f["properties"]["pixels"] for f in kept]
     with pytest.raises(NoDataError, match="no group of"):
         crop_fields(mask, grid, min_pixels=mask.size + 1)
+    # a mask without data: not "lower the threshold", which cannot help
+    from core.labels import NODATA
+
+    with pytest.raises(NoDataError, match=r"^this crop mask has no data \(every pixel is no data\)"):
+        crop_fields(np.full_like(mask, NODATA), grid, min_pixels=1)
     with pytest.raises(ConfigError, match="at least 1 pixel"):
         crop_fields(mask, grid, min_pixels=0)
 

@@ -195,6 +195,13 @@ def test_resolution_warning():
     assert f"({core_command('resample')}) and compare" in resolution_warning(other, s2)
     assert resolution_warning(other, s2, "dashboard").endswith("averaged to 60 m and compare")  # the upload's is 30 m only
     assert resolution_warning(card, Grid("EPSG:32633", (35.0, 0, 0, 0, -35.0, 0), 8, 8)) is None  # close enough
+    # an image in degrees: resample refuses it ("reproject it first"), so the advice says to reproject first
+    degrees = Grid("EPSG:4326", (0.0001, 0, 10.0, 0, -0.0001, 50.0), 100, 100)
+    assert resolution_warning(card, degrees).endswith(
+        f"averaged to 30 m (after reprojecting it to a CRS in metres, e.g. its UTM zone with gdalwarp -t_srs, then "
+        f"{core_command('resample')}) and compare")
+    assert "(after reprojecting it to a CRS in metres, e.g. its UTM zone with gdalwarp -t_srs, then on the Region page" \
+        in resolution_warning(card, degrees, "dashboard")
     assert resolution_warning(card, Grid("EPSG:32633", (45.0, 0, 0, 0, -45.0, 0), 8, 8)) is None  # 1.5 times: the limit
     assert "look 1.7 times smaller" in resolution_warning(card, Grid("EPSG:32633", (50.0, 0, 0, 0, -50.0, 0), 8, 8))
     assert "look 1.5 times larger" in resolution_warning(card, Grid("EPSG:32633", (19.5, 0, 0, 0, -19.5, 0), 8, 8))
