@@ -324,7 +324,8 @@ def _valid_windows(valid: np.ndarray, size: int, min_valid: float, stride: int =
 
 def tiled_patches(scenes: Sequence[Scene], size: int, norm: Normalization, min_valid: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
     """Non-overlapping ``size`` tiles of every scene with enough valid pixels (a fixed validation set):
-    ``min_valid`` of them, or, for sparse labels (:func:`patch_windows`), any.
+    ``min_valid`` of them, or, for sparse labels (:func:`patch_windows`) and for a scene that has no
+    such tile beside others that do, any.
 
     Raises:
         NoDataError: no tile has a valid pixel.

@@ -563,11 +563,11 @@ def train(
         run_info_path = run_dir / "run.json"
         _put_back_previous_run(run_dir)  # (a run killed as it started over another: that one is the folder's again)
         _check_run_dir(run_dir, label_map, resume, overwrite)
-        if overwrite and config.init_model and "://" not in config.init_model and Path(
-                os.path.realpath(config.init_model)).is_relative_to(os.path.realpath(run_dir)):
+        if overwrite and config.init_model and "://" not in config.init_model and os.path.realpath(
+                config.init_model) in {os.path.realpath(run_dir / n) for n in RUN_FILES}:
             # (it went with the run it replaced, and the new card named a model of its own folder as its start)
-            raise ConfigError(f"--init {config.init_model} lies in --out {run_dir}, which --overwrite replaces: copy the "
-                              "model out of it first, or train in a new --out")
+            raise ConfigError(f"--init {config.init_model} is a model of the run in --out {run_dir}, which --overwrite "
+                              "replaces: copy the model out of the folder first, or train in a new --out")
 
         # Check everything before writing: nothing below touches run_dir until the run starts.
         pixel_size_m = check_pixel_size_m(pixel_size_m)
@@ -714,8 +714,8 @@ def _one_trainer(run_dir: Path) -> Iterator[None]:
             os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
-        if writable:  # (removed while still locked: a run that opened it meanwhile finds it gone, and starts over)
-            with suppress(OSError):
+        if writable and _same_file(fd, path):  # (removed while still locked: a run that opened it meanwhile finds
+            with suppress(OSError):            # it gone, and starts over; another's file of that name is left alone)
                 path.unlink()
         os.close(fd)  # (which releases the lock)
 
@@ -744,14 +744,22 @@ def _alive(pid: int) -> bool:
 def _lock_file(path: Path) -> tuple[int, bool] | None:
     """(a descriptor of ``path``, made where missing, whether it can be written), or None where it
     cannot be opened at all. Another user's lock file is opened read-only: ``flock`` locks it all the same."""
-    try:  # (an existing file without O_CREAT: where /tmp protects another user's files, creating it is refused)
-        fd = os.open(path, os.O_RDWR) if path.exists() else os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
-    except PermissionError:
-        try:
-            return os.open(path, os.O_RDONLY), False
+    for _ in range(100):  # (a run that ends removes its file: one gone between the look and the open is looked for again)
+        try:  # (an existing file without O_CREAT: where /tmp protects another user's files, creating it is refused)
+            fd = os.open(path, os.O_RDWR) if path.exists() else os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
+        except FileNotFoundError:
+            continue
+        except PermissionError:
+            try:
+                return os.open(path, os.O_RDONLY), False
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return None
         except OSError:
             return None
-    except OSError:
+        break
+    else:
         return None
     try:
         os.fchmod(fd, 0o666)  # (the next user's run may write its process number too; not under the umask's 644)

@@ -119,9 +119,16 @@ def test_a_fine_tune_from_a_model_in_the_folder_it_replaces_is_refused(small_sce
     pair = [f"{img}:{lab}"]
     run = shutil.copytree(finished_run, tmp_path / "run")
     before = {p.name: p.read_bytes() for p in run.iterdir()}
-    with pytest.raises(ConfigError, match=r"^--init .*best.keras lies in --out .*run, which --overwrite replaces: copy"):
+    with pytest.raises(ConfigError, match=r"^--init .*best.keras is a model of the run in --out .*run, which "
+                                          r"--overwrite replaces: copy"):
         train(replace(CFG, epochs=1, init_model=str(run / ".." / "run" / "best.keras")), pair, pair, run, overwrite=True)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    # a model elsewhere in the folder (not one of the run's files, which are all --overwrite replaces) is no such case
+    (run / "start").mkdir()
+    for name in ("best.keras", "best.json"):
+        shutil.copy(run / name, run / "start" / name)
+    res = train(replace(CFG, epochs=1, init_model=str(run / "start" / "best.keras")), pair, pair, run, overwrite=True)
+    assert res.epochs_done == 1 and (run / "start" / "best.keras").read_bytes() == before["best.keras"]
 
 
 def test_a_fine_tune_on_patches_of_another_scale_is_refused(small_scene, tiny_model_path, tmp_path):
@@ -552,6 +559,25 @@ def test_a_lock_file_removed_by_a_run_that_ended_is_not_taken(tmp_path, monkeypa
     with _one_trainer(run):  # once the third has ended
         assert lock.read_text() == str(os.getpid())
     assert not lock.exists()
+    # the file removed by a run ending between the look for it and its opening: looked for again (the open's
+    # FileNotFoundError read as "no lock file to be had", and the run went on unguarded)
+    lock.write_text("")
+    real_open, gone = os.open, []
+
+    def removed_first(path, flags, *mode):
+        if str(path).endswith(".lock") and not gone:
+            gone.append(path)
+            os.unlink(path)
+        return real_open(path, flags, *mode)
+
+    monkeypatch.setattr(core.train, "_lock_file", real)
+    monkeypatch.setattr(core.train.os, "open", removed_first)
+    with _one_trainer(run):
+        monkeypatch.setattr(core.train.os, "open", real_open)
+        assert gone and lock.exists()
+        with pytest.raises(ConfigError, match="another training run"):  # (held: not unguarded)
+            with _one_trainer(run):
+                pass
 
 
 def test_resume_needs_a_run_to_resume(capsys, small_scene, tmp_path):
