@@ -179,9 +179,12 @@ def _warn_band_map(band_map: dict[str, int] | None, images) -> None:
     predict say it with the reader's other warnings)."""
     from core.raster import band_map_check
 
+    said: set[str] = set()  # (an image read for --train and --val: said once)
     for image in images:
         for warning in band_map_check(image, band_map):
-            print(f"warning: {warning}", file=sys.stderr)
+            if warning not in said:
+                said.add(warning)
+                print(f"warning: {warning}", file=sys.stderr)
 
 
 def _parse_window(text: str | None) -> tuple[int, int, int, int] | None:

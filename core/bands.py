@@ -150,6 +150,7 @@ def band_map_warnings(descriptions: Sequence[str | None], count: int, band_map: 
     names: R and NIR swapped, say, give a plausible but wrong crop map. () when they agree or the
     names do not tell the bands."""
     try:
+        resolve_bands(descriptions, count, band_map)  # (numbers the file lacks: its error says it, alone)
         named = resolve_bands(descriptions, count)
     except BandError:
         return ()
