@@ -369,20 +369,33 @@ def test_large_areas_are_shown_in_whole_hectares():
     assert hectares(1_537_572.5) == "1,537,572 ha"  # fits a metric's column (round half to even)
 
 
-def test_an_upload_error_said_again_on_later_runs_is_written_as_at_first(fake_map, monkeypatch):
-    """A bad band list for an uploaded image: its error, said again while the file is chosen (e.g.
-    after a region is drawn), lost its capital letter ("bad band list ...")."""
+def _own_image_chosen(monkeypatch, bands: str):
+    """The app with OWN_IMAGE chosen in the upload form (no labels) and ``bands`` typed as its band
+    numbers; returns it and the uploader's files (change them to choose others)."""
     files = {"upload_image": Upload(OWN_IMAGE), "upload_labels": None}
     monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
     at = new_app()
     at.run()
-    at.text_input(key="upload_bands").set_value("a,b,c,d")
+    at.text_input(key="upload_bands").set_value(bands)
+    return at, files
+
+
+def test_an_upload_error_said_again_on_later_runs_is_written_as_at_first(fake_map, monkeypatch):
+    """A bad band list for an uploaded image: its error, said again while the file is chosen (e.g.
+    after a region is drawn), lost its capital letter ("bad band list ...")."""
+    at, files = _own_image_chosen(monkeypatch, "a,b,c,d")
     by_label(at.button, "Use these files").click().run()
     assert not at.exception
     [first] = [e.value for e in at.error]
     assert first.startswith("Bad band list")
     at.run()  # another run, the file still chosen: the same words
     assert [e.value for e in at.error] == [first]
+    # not said of another image chosen in its place
+    from testdata import FLANDERS_S2
+
+    files["upload_image"] = Upload(FLANDERS_S2)
+    at.run()
+    assert not at.exception and not [e.value for e in at.error if e.value.startswith("Bad band list")]
 
 
 def test_uploaded_geojson_outside_image(fake_map):
@@ -956,23 +969,6 @@ def test_a_shape_the_image_map_cannot_take_is_said_as_an_error_beside_it(fake_ma
     assert len(refused) == 1 and refused[0].endswith("The region in use is kept.")
 
 
-def test_an_upload_error_is_not_said_of_another_file_chosen(fake_map, monkeypatch):
-    """The error of one image's upload is said again while that image is chosen, not once another
-    image (or none) is chosen in its place."""
-    from testdata import FLANDERS_S2
-
-    files = {"upload_image": Upload(OWN_IMAGE), "upload_labels": None}
-    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
-    at = new_app()
-    at.run()
-    at.text_input(key="upload_bands").set_value("a,b,c,d")
-    by_label(at.button, "Use these files").click().run()
-    assert [e.value for e in at.error if e.value.startswith("Bad band list")]
-    files["upload_image"] = Upload(FLANDERS_S2)
-    at.run()
-    assert not at.exception and not [e.value for e in at.error if e.value.startswith("Bad band list")]
-
-
 def test_the_shape_drawn_before_a_reset_is_taken_again_when_drawn_again(fake_map):
     """Reset to the whole image, then the same shape drawn again: it becomes the region again (the
     page remembered it as the last drawing taken and ignored it)."""
@@ -1008,11 +1004,7 @@ def test_a_region_half_off_a_georeferenced_image_says_its_part_outside_is_left_o
 def test_own_files_in_use_on_the_whole_image_lead_on_to_the_data_page(fake_map, monkeypatch):
     """Use these files with no region drawn: the page says that the whole image is the region and links
     on to the Data page (the form lies below the map, out of view)."""
-    files = {"upload_image": Upload(OWN_IMAGE), "upload_labels": None}
-    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
-    at = new_app()
-    at.run()
-    at.text_input(key="upload_bands").set_value("1,2,3,4")
+    at, files = _own_image_chosen(monkeypatch, "1,2,3,4")
     by_label(at.button, "Use these files").click().run()
     assert not at.exception and not at.error and at.session_state["region"] is None
     assert [c.value for c in at.caption if c.value.startswith("The map above now shows the whole image, which is the region")]
@@ -1023,11 +1015,7 @@ def test_average_to_30_m_pixels_makes_the_source_the_averaged_copy(fake_map, mon
     """'Average to 30 m pixels' ticked for a 10 m image: the source in use is its copy at 30 m, so named."""
     import rasterio
 
-    files = {"upload_image": Upload(OWN_IMAGE), "upload_labels": None}
-    monkeypatch.setattr(st, "file_uploader", lambda *a, key=None, **k: files.get(key))
-    at = new_app()
-    at.run()
-    at.text_input(key="upload_bands").set_value("1,2,3,4")
+    at, files = _own_image_chosen(monkeypatch, "1,2,3,4")
     at.checkbox(key="upload_resample").check()
     by_label(at.button, "Use these files").click().run()
     assert not at.exception and not at.error
