@@ -184,13 +184,14 @@ def _covered(valid: np.ndarray, corners: np.ndarray, size: int) -> int:
 
 
 def patch_windows(valids: Sequence[np.ndarray], size: int, min_valid: float, stride: int = _STRIDE,
-                  extra: Sequence[int] = ()) -> tuple[list[np.ndarray], bool]:
+                  extra: Sequence[int] = (), fallback: list[bool] | None = None) -> tuple[list[np.ndarray], bool]:
     """The top-left corners of the ``size`` px windows of each validity mask with ``min_valid`` of their
     pixels valid (on a ``stride`` grid, and at the offsets ``extra``: :func:`_valid_windows`), and whether
     the labels are sparse: where such windows hold under :data:`DENSE_COVERAGE` of the valid pixels of all
     masks (labels of surveyed fields: a few fields in a large image), patches go around valid pixels
     instead (:func:`around_valid`), and the corners are those of the windows with any valid pixel (as
-    they are, where the labels are dense, of a mask that has no window of ``min_valid``). The
+    they are, where the labels are dense, of a mask that has no window of ``min_valid``: ``fallback``,
+    where given, is filled with whether each mask is such a one). The
     loss and the scores count labelled pixels only, so a patch mostly unlabelled still teaches with its fields.
 
     Raises:
@@ -204,6 +205,8 @@ def patch_windows(valids: Sequence[np.ndarray], size: int, min_valid: float, str
     if sum(_covered(v, f, size) for v, f in zip(valids, found)) >= DENSE_COVERAGE * total:
         # a mask without such a window (a field or two, beside an image labelled throughout) gives the
         # windows that hold any of its valid pixels: it was never drawn from, nor validated on, without a word
+        if fallback is not None:
+            fallback[:] = [not len(f) for f in found]
         return [f if len(f) else _valid_windows(v, size, 1 / (size * size), stride, extra)
                 for v, f in zip(valids, found)], False
     return [_valid_windows(v, size, 1 / (size * size), stride, extra) for v in valids], True
@@ -253,9 +256,13 @@ class SceneSet:
         self.size = size
         self.norm = norm
         self.rng = np.random.default_rng(seed)
-        self.candidates, self.sparse = patch_windows([s.valid for s in self.scenes], size, min_valid)
-        # sparse: the labelled pixels that patches go around, found once (not on every patch)
-        self.labelled = [np.flatnonzero(s.valid) for s in self.scenes] if self.sparse else []
+        fell: list[bool] = []
+        self.candidates, self.sparse = patch_windows([s.valid for s in self.scenes], size, min_valid, fallback=fell)
+        # patches around labelled pixels: for sparse labels, and for a scene of a field or two beside scenes
+        # labelled throughout (a window of any of its pixels, moved as others are, often lost them)
+        self.around = [True] * len(self.scenes) if self.sparse else fell
+        # the labelled pixels that patches go around, found once (not on every patch)
+        self.labelled = [np.flatnonzero(s.valid) if a else None for s, a in zip(self.scenes, self.around)]
         # scenes as likely as their windows (or, sparse, their labelled pixels) are many; a scene of a field or
         # two beside others labelled throughout (:func:`patch_windows`) has many windows that hold a pixel of
         # them, so no more than its labelled pixels would fill
@@ -272,7 +279,7 @@ class SceneSet:
         which = self.rng.choice(len(self.scenes), n, p=self.weights)
         for i, k in enumerate(which):
             sc = self.scenes[k]
-            if self.sparse:
+            if self.around[k]:
                 [(r, c)] = _around(self.labelled[k], sc.labels.shape, s, 1, self.rng)
             else:
                 cand = self.candidates[k]

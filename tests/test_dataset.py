@@ -404,7 +404,8 @@ def test_a_sparsely_labelled_image_beside_a_dense_one_is_trained_and_validated_o
     assert not sset.sparse and 0.5 * share < sset.weights[1] < 2 * share
     sset.weights = np.array([0.0, 1.0])
     x, y = sset.sample(40, augment=False)
-    assert (y[..., 1].sum(axis=(1, 2)) > 0).mean() > 0.5 and (y[..., 1].sum(axis=(1, 2)) == 100).any()
+    # each around the field (a window of any of its pixels, moved as others are, often lost it)
+    assert (y[..., 1].sum(axis=(1, 2)) > 0).all() and (y[..., 1].sum(axis=(1, 2)) == 100).any()
     xv, yv = tiled_patches([dense, field], 64, norm)
     assert yv[..., 1].sum() == dense.valid[: 64 * (dense.valid.shape[0] // 64), : 64 * (dense.valid.shape[1] // 64)].sum() + 100
 
