@@ -46,6 +46,11 @@ def test_the_training_chart_marks_the_kept_epoch_unless_it_is_the_last_and_label
     # the last epoch kept: nothing to mark (the line ends there)
     assert len(_layers(charts.training_chart(history, charts.LOSS_CURVES, "loss", best_epoch=25))) == 1
     assert len(_layers(charts.training_chart(history, charts.SCORE_CURVES, "score", best_epoch=None))) == 1
+    # stretched to its column, the layered chart cut its y axis (a loss of 1.24 read ".24", the title gone; seen in
+    # the browser test's screenshot): the width it fits holds the axis
+    for best in (3, None):
+        spec = charts.training_chart(history, charts.LOSS_CURVES, "loss", best_epoch=best).to_dict()
+        assert spec["autosize"] == {"type": "fit-x", "contains": "padding"} and spec["height"] == 300
 
 
 def test_the_charts_say_what_they_show_to_a_screen_reader():
