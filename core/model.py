@@ -29,8 +29,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from core.card import (PRESETS, ModelCard, Preset, card_mismatch, card_path, get_preset, load_card,  # noqa: E402
-                       model_files)
+from core.card import (MAX_CARD_BYTES, PRESETS, ModelCard, Preset, card_mismatch, card_path, get_preset,  # noqa: E402
+                       load_card, model_files)
 from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError  # noqa: E402
 from core.files import (MAX_UPLOAD_BYTES, limit_text, move_into_place, safe_stem, staging_dir, synced,  # noqa: E402
                         temp_name)
@@ -198,7 +198,6 @@ def save_model(model: keras.Model, card: ModelCard, path: str | os.PathLike) -> 
     return path
 
 
-from core.card import MAX_CARD_BYTES  # noqa: E402  (the largest card accepted from an upload, as read from a file)
 
 
 def discard_stored_model(path: str | os.PathLike) -> None:

@@ -448,13 +448,14 @@ def _raw_profile(grid: Grid) -> dict:
 
 
 def prediction_outputs(out_dir: str | os.PathLike, overwrite: bool,
-                       inputs: Sequence[str | os.PathLike | None] = ()) -> tuple[dict[str, Path], Path]:
+                       inputs: Sequence[str | os.PathLike | None] = (),
+                       stale: Sequence[str] = ()) -> tuple[dict[str, Path], Path]:
     """The paths ``{"probability": ..., "crop_mask": ...}`` and ``summary.json`` of a prediction
     into ``out_dir``, checked before any work so that a run replaces all of them or none.
 
     Raises:
-        OutputExistsError: one exists, or a file made from an earlier crop mask (:data:`DERIVED_OUTPUTS`),
-            and ``overwrite`` is False.
+        OutputExistsError: one exists, or a file made from an earlier crop mask (named in ``stale``:
+            :func:`stale_outputs` removes them with ``overwrite``), and ``overwrite`` is False.
         ConfigError: ``out_dir`` is a file or lies under one, an output's name is taken by a folder,
             or an output is one of the ``inputs`` (the image, the model or its card), which
             ``overwrite`` would destroy.
@@ -474,7 +475,7 @@ def prediction_outputs(out_dir: str | os.PathLike, overwrite: bool,
                               "another --out")
     existing = [p.name for p in [*outputs.values(), summary_path] if p.exists()]
     # (files made from an earlier crop mask: left beside a new one, they described another prediction)
-    derived = [n for n in DERIVED_OUTPUTS if (out_dir / n).is_file()]
+    derived = [n for n in stale if (out_dir / n).is_file()]
     if (existing or derived) and not overwrite:
         made = f" (made from an earlier crop mask: --overwrite removes {'it' if len(derived) == 1 else 'them'})" if derived else ""
         raise OutputExistsError(f"{out_dir} already holds {', '.join(existing + derived)}{made}; pass --overwrite to "
@@ -555,7 +556,7 @@ def predict_image(
         pass
     if context is not None and window is not None:
         raise ConfigError("a window of a scene cannot be predicted in its context; predict the scene whole")
-    outputs, summary_path = prediction_outputs(out_dir, overwrite, [image_path, *model_files(model_path)])
+    outputs, summary_path = prediction_outputs(out_dir, overwrite, [image_path, *model_files(model_path)], stale)
     t0 = time.time()
     loaded = loaded or load_model(model_path)
     import rasterio

@@ -114,7 +114,7 @@ def predict_export(mixer_path, out_dir, model_path=None, config: PredictConfig =
     export_files(mixer_path)
     if loaded is None:
         check_model_files(model_path)
-    outputs, summary_path = prediction_outputs(out_dir, overwrite, [mixer_path, *model_files(model_path)])
+    outputs, summary_path = prediction_outputs(out_dir, overwrite, [mixer_path, *model_files(model_path)], stale)
     t0 = time.time()
     loaded = loaded or load_model(model_path)
     pred = ExportPredictor(mixer_path, loaded, config.batch_size or 4, config.views)

@@ -593,16 +593,15 @@ def train(
         keras.utils.set_random_seed(data_seed)
         train_src = _open_data(train_data, config.patch_size, label_map, "--train", band_map)
         val_src = _open_data(val_data, config.patch_size, label_map, "--val", band_map)
-        if isinstance(train_src, PatchSet) and (resumed or init is not None):
-            # the run's or the model's statistics are used, but the patches' scale is checked all the same
-            # (a fine-tune on values x 10000 went ahead without a word)
-            patch_normalization(train_src, seed=config.seed)
+        # patches' statistics are taken whichever the run uses: taking them checks the patches' scale (a
+        # fine-tune or a resumed run on values x 10000 went ahead without a word)
+        own = patch_normalization(train_src, seed=config.seed) if isinstance(train_src, PatchSet) else None
         if resumed:
             norm = resumed[0]
         elif init is not None:
             norm = init.card.normalization
-        elif isinstance(train_src, PatchSet):
-            norm = patch_normalization(train_src, seed=config.seed)
+        elif own is not None:
+            norm = own
         else:
             norm = compute_normalization(train_src, seed=config.seed)
         xv, yv = _validation_arrays(val_src, config, norm)
