@@ -13,9 +13,6 @@ from core.card import load_card, resolution_warning
 from core.predict import prediction_summary
 from pages.components import cached, models, navigation, parts, predictions, regionmap, scene, state, ui
 
-#: choices of PredictConfig.views for the dashboard, with their labels
-VIEW_CHOICES = {1: "1 (fastest)", 4: "4: mirrored (about 4x the time)", 8: "8: mirrored and turned (about 8x the time)"}
-
 navigation.require_app(__file__)
 st.title("Predict", anchor=False)  # (no link: a nameless link beside each title, to a screen reader)
 
@@ -43,8 +40,8 @@ with ui.errors_shown():  # the image's own (its values, its band numbers): said 
 
 button_col, views_col, _ = st.columns([1, 2, 3], vertical_alignment="bottom")
 with views_col:
-    views = st.selectbox("Views of each tile", VIEW_CHOICES, key=state.sync_widget(state.VIEWS),
-                         on_change=state.store_widget, args=(state.VIEWS,), format_func=VIEW_CHOICES.get,
+    views = st.selectbox("Views of each tile", state.VIEW_CHOICES, key=state.sync_widget(state.VIEWS),
+                         on_change=state.store_widget, args=(state.VIEWS,), format_func=state.VIEW_CHOICES.get,
                          help="Averages the model over mirrored (and turned) copies of each tile, which evens out "
                               "the model's quirks: a smoother map, usually a little more accurate, and as many "
                               "times slower as there are views.")
@@ -53,6 +50,8 @@ with button_col:
     go = st.button("Predict", type="primary")
 with ui.errors_shown():  # (entered on every run: it holds a place in the page, see ui.errors_shown)
     if go:
+        if (pending := state.get(state.PREDICTING)) and tuple(pending) != key:  # (its views changed while it ran:
+            predictions.leave(tuple(pending), predictions.follower())  # the run replaced stops, unless others follow it)
         predictions.start(key, cached.prediction_work(key), follower=predictions.follower())
         state.put(state.PREDICTING, list(key))
         state.save()  # now, not when the wait below ends: a browser reload meanwhile follows the run

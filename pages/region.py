@@ -88,8 +88,10 @@ with st.expander("Earth Engine: any region on Earth (composite and labels settin
                 kept = Region.from_geojson(region_geo) if region_geo else scene.camana_region()
                 if labels is not None and not kept.is_image:
                     check_coverage(labels, kept.geometry())
-                state.set_source({"kind": "earthengine", "settings": settings})
-                state.set_region(region_geo, remember=False)  # keep a lon/lat region already drawn for Earth Engine
+                chosen = {"kind": "earthengine", "settings": settings}
+                if chosen != spec:  # (the settings in use, submitted again, change nothing: scene, patches stay)
+                    state.set_source(chosen)
+                    state.set_region(region_geo, remember=False)  # keep a lon/lat region already drawn for Earth Engine
                 st.rerun()
 
 # ------------------------------------------------------------------ own files

@@ -168,13 +168,17 @@ def test_predict_threshold_and_no_recompute(fake_map, tiny_model_path, monkeypat
     assert f"; crop probability {pct / 100:.2f}: {crop} at threshold {threshold:.2f}; labelled " in info
 
 
-@pytest.mark.parametrize("damage", [b"", b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (256, 256), }"])
-def test_a_stored_prediction_cut_short_is_predicted_again(fake_map, tiny_model_path, damage):
-    """A stored prediction emptied or cut short (a machine that crashed after the file was renamed into
-    place) failed the Predict and Quality pages of its region and model, in every session, with
-    Streamlit's bare error, until deleted by hand: it is predicted again."""
+@pytest.mark.parametrize("damage", [None, b"", b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (256, 256), }"])
+def test_a_stored_prediction_gone_or_cut_short_is_offered_again_not_run_unseen(fake_map, tiny_model_path, monkeypatch,
+                                                                                damage):
+    """The session's prediction whose file was removed (a work folder cleaned), emptied or cut short (a
+    machine that crashed after the file was renamed into place): it failed the Predict and Quality pages
+    with Streamlit's bare error, then was run again inside the page's run, with no progress bar and outside
+    the server's turns for predictions (a large region's page seemed to hang). The pages now say to press
+    Predict, which makes it again, as it was."""
     import streamlit as st
 
+    import core.predict
     from pages.components import cached
 
     at = predict_page(tiny_model_path)
@@ -182,12 +186,24 @@ def test_a_stored_prediction_cut_short_is_predicted_again(fake_map, tiny_model_p
     key = tuple(at.session_state["prediction"]["key"])
     stored = cached.prediction_file(key)
     whole = np.load(stored)
-    stored.write_bytes(damage)
+    if damage is None:
+        stored.unlink()
+    else:
+        stored.write_bytes(damage)
     st.cache_data.clear()
     st.cache_resource.clear()  # (a restarted server: the probability read from the file)
-    for page in ("pages/predict.py", "pages/quality.py"):
-        at.switch_page(page).run()
-        assert not at.exception and not at.error, [e.value for e in at.error]
+    runs = []
+    real = core.predict.predict_in_context
+    monkeypatch.setattr(core.predict, "predict_in_context", lambda *a, **k: (runs.append(1), real(*a, **k))[1])
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any(i.value.startswith("Run a prediction first") for i in at.info), [i.value for i in at.info]
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "Crop area" not in [m.label for m in at.metric] and not runs and not stored.exists()
+    assert any("Press Predict" in i.value for i in at.info), [i.value for i in at.info]
+    by_label(at.button, "Predict").click().run()
+    assert not at.exception and runs == [1] and "Crop area" in [m.label for m in at.metric]
     assert np.array_equal(np.load(stored), whole, equal_nan=True)
 
 
@@ -480,6 +496,25 @@ def test_a_run_is_followed_after_the_views_setting_changed_under_it(fake_map, ti
     assert at.session_state["prediction"]["key"] == list(key) and at.session_state["predicting"] is None
     assert any(i.value.startswith("Press Predict to map crops with 4 views of each tile; meanwhile the page shows the "
                                   "prediction made with 1 view") for i in at.info), [i.value for i in at.info]
+
+
+def test_predict_pressed_again_with_other_views_stops_the_run_it_replaces(fake_map, tiny_model_path):
+    """Predict pressed with 1 view, the views changed to 4 while it runs and Predict pressed again: the
+    1-view run, which no tab follows any more, stops (it ran on unseen, held one of the server's places
+    for predictions and shared the CPU with the run the user waits for)."""
+    from pages.components import predictions
+
+    at, key, run, gate = _held_prediction(tiny_model_path)
+    try:
+        at.session_state["views"] = 4
+        by_label(at.button, "Predict").click().run(timeout=120)
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert run.stopping.is_set()
+        assert at.session_state["prediction"]["key"] == [*key[:-1], 4]
+    finally:
+        gate.set()
+    assert run.finished.wait(60) and isinstance(run.error, PredictionStoppedError)
+    assert predictions.collect(key) is run
 
 
 def test_a_prediction_that_fails_in_its_thread_is_an_error_message(fake_map, tiny_model_path, monkeypatch):

@@ -398,6 +398,20 @@ def test_an_upload_error_said_again_on_later_runs_is_written_as_at_first(fake_ma
     assert not at.exception and not [e.value for e in at.error if e.value.startswith("Bad band list")]
 
 
+def test_the_upload_notice_goes_once_another_source_is_in_use(fake_map, monkeypatch):
+    """"Using <file>" stayed under the upload box while its file was still chosen there, after a preset
+    had replaced it as the source (with "The map above now shows the whole image": the sample's)."""
+    at, files = _own_image_chosen(monkeypatch, "1,2,3,4")
+    by_label(at.button, "Use these files").click().run()
+    assert not at.exception and [s.value for s in at.success if s.value.startswith(f"Using {OWN_IMAGE.name}")]
+    at.run()  # said again while it is the source and its file is chosen
+    assert [s.value for s in at.success if s.value.startswith(f"Using {OWN_IMAGE.name}")]
+    by_label(at.button, "Sample scene (whole image)").click().run()
+    assert not at.exception and at.session_state["source"] == {"kind": "sample"}
+    assert not [s.value for s in at.success if OWN_IMAGE.name in s.value], [s.value for s in at.success]
+    assert not [c.value for c in at.caption if c.value.startswith("The map above now shows the whole image")]
+
+
 def test_uploaded_geojson_outside_image(fake_map):
     at = new_app()
     at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},

@@ -69,7 +69,11 @@ MISSHAPEN = [(state.THRESHOLD, 1), (state.THRESHOLD, "0.5"), (state.VIEWS, 3), (
              (state.SCENE, {"image_path": "/x/image.tif", "extra": {"width": {}}}), (state.PREDICTION, {"key": "x"}),
              (state.VIEWS, True), (state.THRESHOLD, 1.5), (state.THRESHOLD, 0.01),
              (state.LAYERS, {"predict_crop": {"opacity": 2.0, "show": True}}), (state.PREDICTING, "x"),
-             (state.FIELDS, [["key"], 0.5, "extra"])]
+             (state.FIELDS, [["key"], 0.5, "extra"]),
+             # views core allows but the Predict page does not offer, a local source without its image, settings
+             # that are no dict: each passed the check and then failed the Predict or Region page with a traceback
+             (state.VIEWS, 2), (state.SOURCE, {"kind": "local"}), (state.SOURCE, {"kind": "local", "image": 5}),
+             (state.SOURCE, {"kind": "earthengine", "settings": "x"}), (state.SOURCE, {"kind": "sample", "title": 1})]
 
 
 @pytest.mark.parametrize("key, value", MISSHAPEN)
@@ -85,10 +89,17 @@ def test_restored_drops_a_value_of_another_shape(key, value):
 def test_every_value_a_setting_takes_comes_back():
     """The other side of the shapes checked: 8 views of each tile, the threshold slider's ends, a layer at full
     or no opacity were the user's own choices, which a reload must not drop."""
+    uploaded = {"kind": "local", "image": "/w/uploads/a.tif", "labels": "/w/uploads/b.tif", "label_map": "cdl",
+                "title": "a.tif", "band_map": {"R": 3, "G": 2, "B": 1, "NIR": 4}}
+    export = {"kind": "local", "image": "/w/exports/x/image.tif", "labels": None, "label_map": None,
+              "title": "camana (Earth Engine image export)", "mixer": "gs://b/camana-mixer.json"}
     for key, value in ((state.VIEWS, 8), (state.VIEWS, 1), (state.THRESHOLD, 0.95), (state.THRESHOLD, 0.05),
+                       (state.SOURCE, uploaded), (state.SOURCE, export), (state.SOURCE, {"kind": "earthengine",
+                                                                                          "preset": "camana"}),
+                       (state.SOURCE, {"kind": "earthengine", "settings": {"composite": {}, "labels": None}}),
                        (state.LAYERS, {"predict_crop": {"opacity": 1.0, "show": False}, "labels": {"opacity": 0.0,
                                                                                                  "show": True}})):
-        assert state.restored(state.snapshot({key: value})) == {key: value}, (key, value)
+        assert state.restored(state.snapshot({key: value}), exists=lambda p: True) == {key: value}, (key, value)
 
 
 def test_an_ingestion_under_way_comes_back_after_a_reload():

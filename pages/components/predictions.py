@@ -218,10 +218,15 @@ def adopt(key: tuple) -> bool:
 def shown(pred: dict | None, key: tuple) -> dict | None:
     """The prediction a page shows for ``key``: the session's ``pred``, or ``key``'s if it was made before
     and is on disk (:func:`adopt`: e.g. back from another source), which becomes the session's."""
-    from pages.components import state
+    from pages.components import cached, state
 
     if (not pred or tuple(pred["key"]) != key) and adopt(key):
         return state.get(state.PREDICTION)
+    if pred and not cached.stored_whole(cached.prediction_file(tuple(pred["key"]))):
+        # its file gone (the work folder cleaned, a restored session): the page says Press Predict, where
+        # the map's first draw ran the model unseen, in the page's run, outside the predictions' turns
+        state.put(state.PREDICTION, None)
+        return None
     return pred
 
 

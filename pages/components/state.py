@@ -77,11 +77,13 @@ EE_UPLOAD_FORM = "ee_upload_settings"  # dict of the Earth Engine upload form's 
 EE_TASKS_ACTIVE = "ee_tasks_active"  # bool: the task list shows waiting and running tasks only
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
 #: The threshold slider's range and step (Predict and Quality; the Quality page's best threshold is one of its values).
+#: the Predict page's choices of VIEWS (of core.config.VIEWS), with their labels
+VIEW_CHOICES = {1: "1 (fastest)", 4: "4: mirrored (about 4x the time)", 8: "8: mirrored and turned (about 8x the time)"}
 THRESHOLD_SLIDER = {"min_value": 0.05, "max_value": 0.95, "step": 0.01,
                     "help": "A pixel is mapped as crop where the model's crop probability is at least this "
                             "(0.50 = 50%). Lower it to map more crop (and more false crop), raise it for less; "
                             "the model is not run again."}
-VIEWS = "views"  # int 1/2/4/8: tile views the prediction averages over (core.config.PredictConfig.views)
+VIEWS = "views"  # int 1/4/8 (VIEW_CHOICES): tile views the prediction averages over (core.config.PredictConfig.views)
 PREDICTION = "prediction"  # dict(image, model) of the last requested prediction, or None
 EE_LAST = "ee_last"  # dict(spec, region): the Earth Engine source and region left for another source, to come back to
 PREDICTING = "predicting"  # list: the key of a prediction this session started that is running (a thread), or None
@@ -395,7 +397,10 @@ _SCENE_EXTRA = _dict_with(row_off=_int, col_off=_int, height=_int, width=_int, r
                           context=_dict_with(file=_text, row_off=_int, col_off=_int))
 #: what each kept value must be to be restored (see :func:`kept_shape_ok`)
 KEPT_SHAPES = {
-    SOURCE: _dict_with(kind=lambda v: v in ("sample", "local", "earthengine")),
+    SOURCE: lambda v: _dict_with(kind=lambda k: k in ("sample", "local", "earthengine"), labels=_or_none(_text),
+                                 label_map=_or_none(_text), title=_or_none(_text), band_map=_or_none(_dict),
+                                 settings=_or_none(_dict), preset=_or_none(_text))(v)
+    and (v.get("kind") != "local" or _text(v.get("image"))),  # (a local source without its image: every page failed)
     REGION: _or_none(_dict),
     PREVIOUS_REGION: _or_none(lambda v: isinstance(v, list) and len(v) == 1 and (v[0] is None or _dict(v[0]))),
     SCENE: _or_none(lambda v: _dict_with(image_path=_text, labels_path=_or_none(_text), label_map=_or_none(_text),
@@ -407,7 +412,7 @@ KEPT_SHAPES = {
     FIELDS: _or_none(lambda v: _list(v) and len(v) == 2),
     MODEL_PATH: _or_none(_text),
     THRESHOLD: lambda v: _is(float)(v) and THRESHOLD_SLIDER["min_value"] <= v <= THRESHOLD_SLIDER["max_value"],
-    VIEWS: lambda v: _int(v) and v in (1, 2, 4, 8),
+    VIEWS: lambda v: _int(v) and v in VIEW_CHOICES,  # (2, which core allows, crashed the Predict page's choice)
     LAYERS: lambda v: _dict(v) and all(_dict(x) and {"show", "opacity"} <= x.keys() and _dict_with(
         show=_flag, opacity=lambda o: _is(float)(o) and 0 <= o <= 1)(x) for x in v.values()),  # (a slider's float)
     QUALITY_CLASS: lambda v: v == "all" or _int(v),
@@ -576,6 +581,7 @@ def set_source(spec: dict) -> None:
     put(PREVIOUS_REGION, None)  # a region of another source
     put(LAST_DRAWING, None)
     put(THRESHOLD, DEFAULTS[THRESHOLD])
+    put(UPLOAD_NOTICE, None)  # ("Using your file" said under its upload box while another source is in use)
 
 
 def previous_region() -> list | None:

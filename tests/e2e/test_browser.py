@@ -733,8 +733,8 @@ def test_a_file_of_fields_gets_the_crop_and_the_agreement_of_each(page, app_url,
     Quality each field's agreement with the labels, and the CSV the same figures."""
     fields = {"type": "FeatureCollection", "crs": "image", "features": [
         {"type": "Feature", "properties": {"name": name}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
-        for name, ring in (("Upper terrace", [[120, 150], [330, 150], [330, 330], [120, 330], [120, 150]]),
-                           ("River bend", [[340, 200], [520, 180], [560, 360], [360, 400], [340, 200]]))]}
+        for name, ring in (("Field A", [[120, 150], [330, 150], [330, 330], [120, 330], [120, 150]]),
+                           ("Field B", [[340, 200], [520, 180], [560, 360], [360, 400], [340, 200]]))]}
     path = tmp_path / "fields.geojson"
     path.write_text(json.dumps(fields))
     open_region_page(page, app_url)
@@ -749,7 +749,7 @@ def test_a_file_of_fields_gets_the_crop_and_the_agreement_of_each(page, app_url,
     page.get_by_role("button", name="Predict").click()
     wait_map_layers(page, 2, timeout=300_000)
     rows = _parts_table(page, "Crop", artifacts / "11_fields_crop_by_part.png")
-    assert [r["name"] for r in rows] == ["Upper terrace", "River bend"]
+    assert [r["name"] for r in rows] == ["Field A", "Field B"]
     crop = metric_value(page, "Crop area")  # the region's, in pixels (the sample has no CRS)
     assert sum(int(r["crop_pixels"]) for r in rows) == int(crop.split()[0].replace(",", "")) > 0
     # a field is named wherever it is pointed at (not on its outline only), and a click inside it still
@@ -758,7 +758,7 @@ def test_a_file_of_fields_gets_the_crop_and_the_agreement_of_each(page, app_url,
     upper = frame.locator("path.leaflet-interactive[fill-opacity='0']").first
     box = upper.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
-    expect(frame.locator(".leaflet-tooltip")).to_have_text("Upper terrace", timeout=30_000)
+    expect(frame.locator(".leaflet-tooltip")).to_have_text("Field A", timeout=30_000)
     page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
     expect(frame.locator(".cropmap-readout")).to_contain_text("Pixel row", timeout=60_000)
     snapshot(page, artifacts / "11c_field_pointed_at.png")

@@ -215,6 +215,27 @@ def test_settings_form_switches_the_source_and_checks_values(ee_configured):
     assert at.session_state["source"]["settings"]["labels"] == {"product": "dynamicworld"}
 
 
+def test_the_settings_in_use_sent_again_change_nothing(ee_configured):
+    """The form sent again without a change went through a change of source: the region's scene and its
+    patches were dropped (the next page fetched the scene again) and the region was offered back as the one
+    'replaced'."""
+    from core.region import Region
+
+    submit = "FormSubmitter:ee_form_{}-Use Earth Engine with these settings"
+    at = new_app()
+    at.run()
+    at.button(key=submit.format(at.session_state["ee_form__v"])).click().run()  # Earth Engine, as it comes
+    at.session_state["region"] = Region.from_bbox(-72.72, -16.62, -72.66, -16.58).to_geojson()  # (in the valley)
+    at.switch_page("pages/data.py").run()  # the region's scene fetched
+    assert not at.exception and not at.error and at.session_state["scene"] is not None
+    region, scene = at.session_state["region"], at.session_state["scene"]
+    at.switch_page("pages/region.py").run()
+    at.button(key=submit.format(at.session_state["ee_form__v"])).click().run()  # the same settings again
+    assert not at.exception and not at.error
+    assert at.session_state["region"] == region and at.session_state["scene"] == scene
+    assert at.session_state["previous_region"] is None
+
+
 def test_the_camana_reset_is_refused_while_cdl_labels_are_in_use(ee_configured):
     """A region in Iowa with CDL labels, then "Reset to the Camana valley": the valley became the region
     with labels that do not cover it (every layer gone, the reason twice, Next disabled)."""
