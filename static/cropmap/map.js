@@ -232,6 +232,11 @@
       return div;
     };
     box.addTo(map);
+    // no wider than the map leaves beside the buttons down its left edge (26em, map.css, on a narrow map
+    // lay over the zoom buttons, the + hidden under the hint)
+    function fit() { div.style.maxWidth = 'min(26em, ' + Math.max(96, map.getSize().x - 84) + 'px)'; }  // (its padding besides)
+    fit();
+    map.on('resize', fit);
     status(map);  // (there before the first reading: a live region made with its text is often not read)
     function covers() {
       var p = map.latLngToContainerPoint(at), r = div.getBoundingClientRect(),

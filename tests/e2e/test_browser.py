@@ -581,6 +581,9 @@ def test_own_georeferenced_image_with_band_numbers(page, app_url, artifacts):
     page.wait_for_timeout(300)
     note, credit = said.bounding_box(), credits.bounding_box()
     assert credit["height"] > 24 and note["y"] + note["height"] <= credit["y"] + 0.5, (note, credit)
+    # and the click's hint at the top right leaves the zoom buttons at the top left uncovered (it lay over the +)
+    hint, zoom = (map_frame(page).locator(sel).bounding_box() for sel in (".cropmap-readout", ".leaflet-control-zoom"))
+    assert hint["x"] >= zoom["x"] + zoom["width"], (hint, zoom)
     snapshot(page, artifacts / "08e_own_image_narrow.png", full_page=True)
     page.set_viewport_size(wide)
     # in acres for a US audience (the sidebar's Area unit), then back
