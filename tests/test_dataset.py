@@ -491,3 +491,112 @@ def test_patches_at_a_min_valid_of_zero_still_hold_a_labelled_pixel(half_labelle
     _, y = next(iter(tfrecord_dataset(s.path, compute_normalization(scenes), 64, batch_size=24, augment=False,
                                       shuffle=0, repeat=False)))
     assert (y.numpy()[..., 1].reshape(24, -1) > 0).any(axis=1).all()
+
+
+def test_labelled_pixels_without_image_data_are_no_data_to_training(tmp_path):
+    """Labels over the image's no data (0 in every band: beyond a scene's edge) are no data in the scenes
+    loaded: they were trained on as crop / not crop over blank features."""
+    from testdata import write_raster
+
+    rng = np.random.default_rng(1)
+    data = rng.integers(200, 4000, (4, 64, 64)).astype(np.int16)
+    data[:, :, :20] = 0  # the image's left third has no data
+    img = write_raster(tmp_path / "img.tif", data, descriptions=["R", "G", "B", "NIR"])
+    lab = write_raster(tmp_path / "lab.tif", rng.integers(0, 2, (64, 64)).astype(np.uint8), nodata=255)
+    [scene] = load_scenes([f"{img}:{lab}"], "binary")
+    assert (scene.labels[:, :20] == NODATA).all() and not scene.valid[:, :20].any()
+    assert (scene.labels[:, 20:] != NODATA).all()
+
+
+def test_scene_patches_are_flipped_and_turned_when_augmented():
+    """SceneSet.sample(augment=True) gives flipped and turned windows (training was asked to augment and
+    never did); augment=False gives windows as they lie. Features are each pixel's row and column / 1000."""
+    from core.card import Normalization
+    from core.dataset import Scene
+
+    h, w = 96, 128
+    feats = np.zeros((h, w, 5), np.float32)
+    feats[..., 0], feats[..., 1] = np.indices((h, w)) / 1000
+    feats[..., 2:] = 0.2
+    norm = Normalization((0.0,) * 5, (1.0,) * 5)
+    sset = SceneSet([Scene(feats, np.ones((h, w), np.uint8), "scene")], 32, norm, seed=2)
+
+    def as_it_lies(x):  # rows grow downwards in band 0, columns rightwards in band 1
+        return (np.diff(x[..., 0], axis=0) > 0).all() and (np.diff(x[..., 1], axis=1) > 0).all()
+
+    x, _ = sset.sample(16, augment=False)
+    assert all(as_it_lies(p) for p in x)
+    x, y = sset.sample(16, augment=True)
+    assert sum(not as_it_lies(p) for p in x) >= 4 and y[..., 1].all()
+
+
+def test_normalization_of_a_constant_band_has_a_std_above_zero():
+    """A band of one value (a sensor's band filled with one number) gives a std floor, not 0: dividing by it
+    made every input of that band NaN or infinite."""
+    from core.dataset import Scene
+
+    feats = np.random.default_rng(0).uniform(0.05, 0.3, (16, 16, 5)).astype(np.float32)
+    feats[..., 3] = 0.25
+    norm = compute_normalization([Scene(feats, np.ones((16, 16), np.uint8), "flat")])
+    assert all(s > 0 for s in norm.std) and np.isfinite(norm.apply(feats)).all()
+
+
+def test_normalization_subsample_is_drawn_from_every_scene():
+    """Over max_pixels, the pixels are a random subsample of all scenes, not the first scene's pixels:
+    two scenes of means 0.1 and 0.3 give about 0.2."""
+    from core.dataset import Scene
+
+    scenes = [Scene(np.full((40, 40, 5), v, np.float32), np.ones((40, 40), np.uint8), f"s{v}") for v in (0.1, 0.3)]
+    norm = compute_normalization(scenes, max_pixels=400)
+    assert 0.16 < norm.mean[0] < 0.24
+
+
+def test_records_smaller_than_the_training_patch_are_refused(tmp_path):
+    """32 px records cannot give a 48 px patch: said when the pipeline is made, not as TensorFlow's slicing
+    error in the middle of a run."""
+    from core.bands import FEATURE_BANDS
+    from core.card import Normalization
+    from core.errors import ConfigError
+    from core.patches import LABEL, write_records
+
+    write_records(tmp_path / "p.tfrecord.gz", [{**{b: np.full((32, 32), 0.2, np.float32) for b in FEATURE_BANDS},
+                                                LABEL: np.ones((32, 32), np.float32)}])
+    with pytest.raises(ConfigError, match="patches of 32 px are smaller than the 48 px training patch"):
+        tfrecord_dataset(tmp_path / "p.tfrecord.gz", Normalization((0.0,) * 5, (1.0,) * 5), 48, record_size=32)
+
+
+def test_an_image_with_both_label_files_beside_it_pairs_with_its_cdl(tmp_path):
+    """X_rgbn.tif with both X_cdl.tif and X_labels.tif beside it pairs with X_cdl.tif, the name the
+    messages ask for first; with only X_labels.tif, with that."""
+    from core.dataset import pair_paths
+
+    for name in ("x_rgbn.tif", "x_cdl.tif", "x_labels.tif", "y_rgbn.tif", "y_labels.tif"):
+        (tmp_path / name).write_bytes(name.encode())
+    assert pair_paths([tmp_path]) == [(tmp_path / "x_rgbn.tif", tmp_path / "x_cdl.tif"),
+                                      (tmp_path / "y_rgbn.tif", tmp_path / "y_labels.tif")]
+
+
+def test_a_held_out_block_of_one_class_is_not_held_out(small_scene, tmp_path):
+    """Each block that could be held out holds one class only (crop, or not crop): its validation IoU
+    would say nothing, so validation uses the training pixels and the note says why; where another block
+    holds both, that one is held out."""
+    import rasterio
+
+    from core.dataset import spatial_holdout, validated_on_training_pixels
+
+    img, _ = small_scene  # 320 x 288 px: 128 px blocks at columns 128-255, then 0-127
+    with rasterio.open(img) as src:
+        profile = dict(src.profile, count=1, dtype="uint8", nodata=255)
+    labels = np.zeros((288, 320), np.uint8)
+    labels[:, 128:] = 1  # columns 0-127 not crop, 128-319 crop
+    with rasterio.open(tmp_path / "halves.tif", "w", **profile) as dst:
+        dst.write(labels, 1)
+    split = spatial_holdout(img, tmp_path / "halves.tif", "binary", tmp_path / "h", 128)
+    assert validated_on_training_pixels(split.note) and "has only one class" in split.note
+    assert split.train == split.val
+    labels[::2, :128] = 1  # columns 0-127 and 256-319 now both classes: 0-127 held out, not 128-255 (all crop)
+    labels[::2, 256:] = 0
+    with rasterio.open(tmp_path / "mixed.tif", "w", **profile) as dst:
+        dst.write(labels, 1)
+    split = spatial_holdout(img, tmp_path / "mixed.tif", "binary", tmp_path / "m", 128)
+    assert "columns 0-127" in split.note and split.train != split.val

@@ -53,10 +53,17 @@ def test_existing_output_is_not_overwritten(tmp_path):
 
 
 def test_truncated_and_mis_shaped_records(tmp_path):
+    import tensorflow as tf
+
+    from core.patches import example_bytes
+
     path = tmp_path / "p.tfrecord.gz"
     write_records(path, _examples(4, 16, 16))
-    plain = tmp_path / "plain.tfrecord"
-    write_records(plain, _examples(3, 16, 16))
+    plain = tmp_path / "plain.tfrecord"  # uncompressed (write_records always GZIPs: its cut was a GZIP stream's)
+    with tf.io.TFRecordWriter(str(plain)) as w:
+        for ex in _examples(3, 16, 16):
+            w.write(example_bytes(ex))
+    assert plain.read_bytes()[:2] != b"\x1f\x8b"
     # GZIP cut short, and a plain file cut 2 bytes into its last checksum (struct's "unpack requires 4 bytes")
     for name, data in (("cut.tfrecord.gz", path.read_bytes()[:-40]), ("cut.tfrecord", plain.read_bytes()[:-2])):
         (tmp_path / name).write_bytes(data)
@@ -456,3 +463,99 @@ def test_patches_have_no_label_where_the_image_has_no_data_and_count_their_crop_
     assert (got[..., 1][~imaged] == NODATA).all() and (got[..., 1][imaged] != NODATA).all() and (~imaged).any()
     crop = got[..., 1] == 1
     assert made.crop_fraction == pytest.approx(crop.sum() / (got[..., 1] != NODATA).sum(), abs=1e-4)
+
+
+def test_an_export_of_wide_patches_is_assembled_where_the_image_was(small_scene, tmp_path):
+    """Patches 128 px wide and 64 px high (Earth Engine's patchDimensions are width, height): the GeoTIFF
+    assembled from them is the source image, pixel for pixel, not patches cut or placed as squares."""
+    from core.patches import export_to_geotiff
+    from core.raster import read_image
+
+    img, _ = small_scene  # 320 x 288 px
+    with ImageReader(img) as r:
+        mixer_path = write_image_export(tmp_path / "exp" / "wide", r, patch=(128, 64), kernel=32, records_per_file=8)
+        feats, valid = r.read()
+    assert json.loads(mixer_path.read_text())["patchDimensions"] == [128, 64]
+    grid = export_to_geotiff(mixer_path, tmp_path / "wide.tif")
+    f2, v2, g2 = read_image(tmp_path / "wide.tif")
+    assert (grid.width, grid.height) == (g2.width, g2.height) == (3 * 128, 5 * 64)
+    h, w = valid.shape
+    assert (v2[:h, :w] == valid).all() and not v2[h:].any() and not v2[:, w:].any()
+    np.testing.assert_array_equal(f2[:h, :w, :4][valid], feats[..., :4][valid])
+
+
+def test_patches_as_many_as_their_windows_are_each_window_once(tmp_path):
+    """A 64 x 64 px image labelled throughout has 25 windows of 32 px on the 8 px grid: 25 patches are
+    those 25, none twice (drawn with replacement, a third of them repeated and others were left out)."""
+    from testdata import write_raster
+
+    rng = np.random.default_rng(2)
+    img = write_raster(tmp_path / "img.tif", rng.integers(200, 4000, (4, 64, 64)).astype(np.int16),
+                       descriptions=["R", "G", "B", "NIR"])
+    lab = write_raster(tmp_path / "lab.tif", rng.integers(0, 2, (64, 64)).astype(np.uint8), nodata=255)
+    made = sample_patches(img, lab, "binary", PatchConfig(patch_size=32, count=25, seed=1), tmp_path / "p.tfrecord.gz")
+    assert made.count == 25 and not made.warnings
+    got = np.concatenate(list(read_records(made.path, ["R"], (32, 32))))
+    assert len({p.tobytes() for p in got}) == 25
+
+
+def test_an_image_narrower_than_a_patch_in_one_direction_is_refused(tmp_path):
+    """A 300 x 40 px image (wide enough, not high enough for a 64 px patch) is refused as too small."""
+    from testdata import write_raster
+
+    rng = np.random.default_rng(0)
+    img = write_raster(tmp_path / "strip.tif", rng.integers(200, 4000, (4, 40, 300)).astype(np.int16),
+                       descriptions=["R", "G", "B", "NIR"])
+    lab = write_raster(tmp_path / "lab.tif", np.ones((40, 300), np.uint8), nodata=255)
+    with pytest.raises(RegionError, match=r"the image \(300x40 px\) is smaller than one patch \(64x64 px\)"):
+        sample_patches(img, lab, "binary", PatchConfig(patch_size=64, count=2), tmp_path / "p.tfrecord.gz")
+    assert not (tmp_path / "p.tfrecord.gz").exists()
+
+
+def test_export_records_smaller_than_the_mixers_patch_are_refused(small_scene, tmp_path):
+    """Records of 64 x 64 px behind a mixer that says 128 px patches (files of another export under its
+    name): a damaged export, not patches with a negative kernel buffer read as 64 px ones."""
+    img, _ = small_scene
+    with ImageReader(img) as r:
+        mixer_path = write_image_export(tmp_path / "exp" / "scene", r, patch=64, kernel=0, records_per_file=32)
+    d = json.loads(mixer_path.read_text())
+    mixer_path.write_text(json.dumps({**d, "patchDimensions": [128, 128]}))  # 25 patches in 5 rows still
+    with pytest.raises(CorruptFileError, match="hold 4096 float values per band, not a 128 x 128 px patch"):
+        list(iter_export_patches(mixer_path, FEATURE_BANDS))
+
+
+def test_export_scale_is_found_past_patches_without_data(tmp_path):
+    """An export in one file whose first 16 patches hold no data (0 in every band: the region's corner
+    beyond a scene) and later ones do: its scale is detected from those, not refused as holding no data."""
+    from core.patches import export_scaling
+
+    rng = np.random.default_rng(0)
+    exs = [{b: (np.zeros((32, 32), np.float32) if i < 16 else rng.uniform(0.02, 0.4, (32, 32)).astype(np.float32))
+            for b in FEATURE_BANDS} for i in range(20)]
+    (tmp_path / "exp").mkdir()
+    write_records(tmp_path / "exp" / "img-00000.tfrecord.gz", exs)
+    mixer = tmp_path / "exp" / "img-mixer.json"
+    mixer.write_text(json.dumps(Mixer(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), (32, 32), 5, 20).to_json()))
+    scale, offset = export_scaling(mixer)
+    assert (scale == 1.0).all() and (offset == 0).all()
+
+
+def test_an_image_export_never_writes_over_record_files_without_a_mixer(small_scene, tmp_path):
+    """PREFIX-00000.tfrecord.gz of another export (its mixer not yet copied, or deleted) is not replaced
+    unasked: refused, its bytes as they were."""
+    img, _ = small_scene
+    (tmp_path / "exp").mkdir()
+    other = tmp_path / "exp" / "scene-00000.tfrecord.gz"
+    write_records(other, _examples(1, 4, 4))
+    before = other.read_bytes()
+    with ImageReader(img) as r, pytest.raises(OutputExistsError, match="scene-00000.tfrecord.gz already exists"):
+        write_image_export(tmp_path / "exp" / "scene", r, patch=128, kernel=32)
+    assert other.read_bytes() == before and sorted(p.name for p in (tmp_path / "exp").iterdir()) == [other.name]
+
+
+def test_an_odd_kernel_is_refused(small_scene, tmp_path):
+    """A kernel of 33 px cannot be split half on each side of a patch: refused before anything is written."""
+    img, _ = small_scene
+    with ImageReader(img) as r, pytest.raises(ConfigError, match="kernel must be even .*got 33"):
+        write_image_export(tmp_path / "exp" / "scene", r, patch=128, kernel=33)
+    assert not (tmp_path / "exp").exists()

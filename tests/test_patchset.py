@@ -443,3 +443,85 @@ def test_patches_cut_from_the_training_pixels_say_so_to_the_training_job(small_s
     jobs.cancel(job, terminate_after_s=0)
     wait_for(job, ("done", "failed", "cancelled"), timeout=120)
     assert validated_on_training_pixels(jobs.job_note(job)) and "Training on " in jobs.job_note(job)
+
+
+def test_test_patches_are_cut_from_the_held_out_block_only(small_scene, tmp_path):
+    """Every test patch lies over the held-out columns and carries their labels: test patches cut from
+    the training pixels would have scored the model on what it learned from, under a note saying otherwise."""
+    from core.patchset import cut_train_test
+    from core.raster import ImageReader
+
+    img, lab = small_scene  # 320 x 288 px: columns 256-319 are held out for 64 px patches
+    made = cut_train_test(img, lab, "cdl", tmp_path / "cut", PatchConfig(patch_size=64, count=2, seed=5), 4)
+    assert "columns 256-319" in made.note
+    with ImageReader(img) as r:
+        feats, _ = r.read()
+    test = np.concatenate(list(read_records(made.test.path, NAMES, (64, 64))))
+    assert len(test) == 4
+    for patch in test:
+        # where the patch was cut: its top-left pixel's values, then the whole window
+        rows, cols = np.nonzero((feats[..., :4] == patch[0, 0, :4]).all(axis=-1))
+        [(r, c)] = [(r, c) for r, c in zip(rows, cols) if r + 64 <= feats.shape[0] and c + 64 <= feats.shape[1]
+                    and np.array_equal(feats[r : r + 64, c : c + 64, :4], patch[..., :4])]
+        labelled = np.nonzero(patch[..., -1] != NODATA)[1] + c
+        assert len(labelled) and labelled.min() >= 256, (r, c)  # labels of the held-out block only
+
+
+def test_normalization_leaves_out_unlabelled_pixels_with_image_data(tmp_path):
+    """Features 0.1 where labelled (crop or not) and 0.5 where the label is no data: the statistics are
+    those of the labelled pixels only (the image around fields would have shifted every input the model saw)."""
+    rng = np.random.default_rng(3)
+    exs = []
+    for _ in range(4):
+        lab = rng.integers(0, 2, (32, 32)).astype(np.float32)
+        lab[:, 16:] = NODATA
+        exs.append({**{b: np.where(lab == NODATA, 0.5, 0.1).astype(np.float32) for b in FEATURE_BANDS}, LABEL: lab})
+    write_records(tmp_path / "p.tfrecord.gz", exs)
+    norm = patch_normalization(open_patch_set([tmp_path / "p.tfrecord.gz"], 32))
+    assert norm.mean == pytest.approx((0.1,) * 5, abs=1e-4)  # (float32 sums); 0.3 with the image around them
+
+
+def test_a_pixel_dark_in_one_band_only_is_valid():
+    """Only 0 in every band is Earth Engine's mask: a pixel with 0 blue (deep water, a shadow) but the other
+    bands set is trained and validated on."""
+    batch = np.full((1, 2, 2, len(FEATURE_BANDS) + 1), 0.2, np.float32)
+    batch[..., -1] = 1.0
+    batch[0, 0, 0, 2] = 0.0  # one band 0
+    batch[0, 1, 1, :-1] = 0.0  # every band 0: masked
+    np.testing.assert_array_equal(valid_pixels(batch)[0], [[True, True], [True, False]])
+
+
+def test_bands_of_another_size_than_the_label_are_refused_at_open(tmp_path):
+    """A 32 x 32 px label beside 16 x 16 px bands (an export of bands at another scale) is refused when the
+    patches are opened, naming the sizes, not when training reads them."""
+    ex = {**{b: np.full((16, 16), 0.1, np.float32) for b in FEATURE_BANDS}, LABEL: np.ones((32, 32), np.float32)}
+    write_records(tmp_path / "mixed.tfrecord.gz", [ex])
+    with pytest.raises(CorruptFileError, match="do not hold square float patches of one size in every band"):
+        open_patch_set([tmp_path / "mixed.tfrecord.gz"], 16)
+
+
+def test_no_test_patches_is_refused_before_any_work(small_scene, tmp_path, monkeypatch):
+    """0 test patches is refused at once, saying which number is wrong (it was refused only after the
+    held-out block was made, as 'count must be at least 1'), and nothing is written."""
+    import core.dataset
+    from core.patchset import cut_train_test
+
+    img, lab = small_scene
+    monkeypatch.setattr(core.dataset, "spatial_holdout", lambda *a, **k: pytest.fail("work began"))
+    for count in (0, -1):
+        with pytest.raises(ConfigError, match=f"^the number of test patches must be at least 1, got {count}$"):
+            cut_train_test(img, lab, "cdl", tmp_path / "cut", PatchConfig(patch_size=64, count=2), count)
+    assert not (tmp_path / "cut").exists()
+
+
+def test_validation_leaves_out_patches_without_a_valid_pixel(tmp_path):
+    """A patch whose labels are all no data (or whose image is all masked) has nothing to validate on: it is
+    left out, not counted as a patch of no pixels."""
+    exs = _examples(4, 32)
+    exs[1][LABEL][:] = NODATA
+    for b in FEATURE_BANDS:
+        exs[2][b][:] = 0.0  # masked in every band, labels still set
+    write_records(tmp_path / "p.tfrecord.gz", exs)
+    ps = open_patch_set([tmp_path / "p.tfrecord.gz"], 32)
+    x, y = patch_validation(ps, 32, Normalization((0.1,) * 5, (0.05,) * 5))
+    assert len(x) == len(y) == 2 and y[..., 1].all()

@@ -245,3 +245,45 @@ def test_a_record_claiming_gigabytes_is_refused_before_memory_is_taken(tmp_path)
     with pytest.raises(CorruptFileError, match="bomb.tfrecord.gz has a record of 1,024 MB, more than any patch holds"):
         list(iter_file_records([str(path)]))
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 2**18  # KB: under 256 MB more
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (payloads under 128 bytes)."""
+    return bytes([number << 3 | 2, len(payload)]) + payload
+
+
+def _record_of_r(float_list: bytes, features_extra: bytes = b"", entry_claims: int = 0, tail: bytes = b"") -> bytes:
+    """An Example of one feature "R" whose FloatList's bytes are ``float_list``: ``features_extra`` follows the
+    map entry in Features, whose length claims ``entry_claims`` bytes more than it has; ``tail`` ends the Example."""
+    entry = _field(1, b"R") + _field(2, _field(2, float_list))
+    return _field(1, bytes([0x0A, len(entry) + entry_claims]) + entry + features_extra) + tail
+
+
+def test_float_lists_this_reader_cannot_place_are_refused_not_misread(tmp_path):
+    """Hand-built Examples that TensorFlow refuses, or reads otherwise than one run of floats (a list in two
+    packed runs, a float beside another field): refused naming the file, never read as other values."""
+    values = np.array([1.5, -2.0, 3.25, 0.0, 7.0, 9.5], np.float32)
+    cases = {
+        # a map entry longer than the Features holding it (the Example goes on after them)
+        "past_end": (_record_of_r(_field(1, values[:2].tobytes()), entry_claims=2, tail=b"\x10\x00"), (1, 2)),
+        # one list in two packed runs (TensorFlow reads all six; the first run alone is three)
+        "two_runs": (_record_of_r(_field(1, values[:3].tobytes()) + _field(1, values[3:].tobytes())), (1, 3)),
+        # 6 bytes of packed floats: not whole floats
+        "six_bytes": (_record_of_r(_field(1, values[:2].tobytes()[:6])), (1, 1)),
+        # unpacked floats, the last cut short (the Example goes on after it)
+        "cut_unpacked": (_record_of_r(b"\x0d" + values[:1].tobytes() + b"\x0d" + values[1:2].tobytes()[:2],
+                                      tail=b"\x10\x00\x10\x00"), (1, 2)),
+        # an unpacked float, then a 32-bit value of another field (TensorFlow reads one float)
+        "other_field": (_record_of_r(b"\x0d" + values[:1].tobytes() + b"\x15" + values[1:2].tobytes()), (1, 2)),
+    }
+    for name, (record, shape) in cases.items():
+        path = tmp_path / f"{name}.tfrecord"
+        path.write_bytes(_frame(record))
+        with pytest.raises(CorruptFileError, match=f"^cannot read the patches of {name}.tfrecord: "):
+            list(read_batches([str(path)], ["R"], shape, 1))
+    # unknown fields in Features (a newer writer's) are stepped over, as TensorFlow does: the floats read
+    record = _record_of_r(_field(1, values[:2].tobytes()), features_extra=b"\x10\x05" + _field(3, b"abc"))
+    assert list(tf.train.Example.FromString(record).features.feature["R"].float_list.value) == [1.5, -2.0]
+    (tmp_path / "newer.tfrecord").write_bytes(_frame(record))
+    [batch] = read_batches([str(tmp_path / "newer.tfrecord")], ["R"], (1, 2), 1)
+    np.testing.assert_array_equal(batch[0, ..., 0], [values[:2]])
