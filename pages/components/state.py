@@ -76,9 +76,9 @@ EE_EXPORT_FORM = "ee_export_settings"  # dict of the Earth Engine export form's 
 EE_UPLOAD_FORM = "ee_upload_settings"  # dict of the Earth Engine upload form's last submitted values (gcs, asset)
 EE_TASKS_ACTIVE = "ee_tasks_active"  # bool: the task list shows waiting and running tasks only
 THRESHOLD = "threshold"  # float 0-1, shared by Predict and Quality
-#: The threshold slider's range and step (Predict and Quality; the Quality page's best threshold is one of its values).
 #: the Predict page's choices of VIEWS (of core.config.VIEWS), with their labels
 VIEW_CHOICES = {1: "1 (fastest)", 4: "4: mirrored (about 4x the time)", 8: "8: mirrored and turned (about 8x the time)"}
+#: The threshold slider's range and step (Predict and Quality; the Quality page's best threshold is one of its values).
 THRESHOLD_SLIDER = {"min_value": 0.05, "max_value": 0.95, "step": 0.01,
                     "help": "A pixel is mapped as crop where the model's crop probability is at least this "
                             "(0.50 = 50%). Lower it to map more crop (and more false crop), raise it for less; "
