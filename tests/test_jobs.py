@@ -108,6 +108,8 @@ def test_cancel_by_terminate(tmp_path):
     jobs.cancel(job_dir, terminate_after_s=0.2)
     st = jobs.status(job_dir)
     assert st.state == "cancelled" and not st.active
+    # SIGTERM first: the worker itself wrote its end (a SIGKILL leaves that to status() to infer from the flag)
+    assert json.loads((job_dir / "status.json").read_text())["state"] == "cancelled"
     # stopped before its worker said how many epochs: the job's own parameters say it ("0 of ?" was shown)
     assert st.progress_text().startswith("cancelled: 0 of 1 epoch finished")
 
@@ -206,6 +208,8 @@ def _finished_status(**changes) -> dict:
     ({"started": float("inf")}, "started is inf"),
     ({"state": "exploded"}, "state is 'exploded'"),
     ({"logs": [1]}, "logs is [1]"),
+    ({"epoch": -1}, "epoch is -1"),  # (counts are 0 or more)
+    ({"history": [{"epoch": 0, "loss": 0.5}]}, "an epoch's number is 0"),  # (epochs count from 1)
 ])
 def test_a_damaged_status_is_a_job_error_and_its_job_is_left_out(tmp_path, changes, said):
     (tmp_path / "j").mkdir()
@@ -692,3 +696,37 @@ def test_an_unreadable_status_is_said_in_words(tmp_path, damage, said):
         jobs.status(tmp_path / "j")
     assert "decode" not in str(info.value) and "Expecting" not in str(info.value)
 
+
+
+def test_a_resumed_training_job_shows_its_finished_epochs_from_the_start(tmp_path):
+    """The status start_job writes for a resume holds the run's finished epochs (its bar started at 0)."""
+    job_dir = tmp_path / "j"
+    (job_dir / jobs.TRAIN_SUBDIR).mkdir(parents=True)
+    (job_dir / jobs.TRAIN_SUBDIR / "history.csv").write_text("epoch,loss,val_loss\n1,0.9,0.8\n2,0.7,0.6\n")
+    params = {"config": TrainConfig(epochs=5).to_dict(), "train_data": ["a:b"], "val_data": ["a:b"], "resume": True}
+    with pytest.raises(JobError):  # (no worker: the status as start_job wrote it stays, failed)
+        jobs.start_job("train", params, job_dir, python=str(tmp_path / "no-such-python"))
+    st = jobs.status(job_dir)
+    assert st.epoch == 2 and [h["epoch"] for h in st.history] == [1, 2] and st.epochs == 5
+
+
+def test_a_resumed_training_job_resumes_its_run_not_overwrites_it(tmp_path, monkeypatch):
+    """A resumed job's worker trains with resume=True (overwrite would replace its finished epochs)."""
+    job_dir = tmp_path / "j"
+    (job_dir / jobs.TRAIN_SUBDIR).mkdir(parents=True)
+    params = {"config": TrainConfig(epochs=3).to_dict(), "train_data": ["a:b"], "val_data": ["a:b"], "resume": True}
+    (job_dir / "job.json").write_text(json.dumps({"kind": "train", "job_id": "x", "params": params, "note": ""}))
+    jobs._write_status(job_dir, jobs.JobStatus(state="starting", job_id="x", kind="train", started=time.time()))
+    calls = []
+
+    class Result:
+        stopped = "completed"
+
+    def trainer(config, train_data, val_data, out, **kw):
+        calls.append(kw)
+        return Result()
+
+    st = _run_in_process(job_dir, trainer, monkeypatch)
+    assert st.state == "done", st.message
+    ((kw,),) = [calls]
+    assert kw["resume"] is True and kw["overwrite"] is False

@@ -46,6 +46,7 @@ def test_train_writes_checkpoints_history_and_card(small_scene, tmp_path):
     best = load_model(res.best_model)
     assert best.card.metrics["val"]["val_loss"] == pytest.approx(min(float(r["val_loss"]) for r in rows), rel=1e-4)
     assert best.card.command == "python -m core train ..."
+    assert res.best_metrics["epoch"] == best.card.metrics["val"]["epoch"]  # the result names the card's epoch
     assert best.card.pixel_size_m is None  # the sample scene has no CRS: its pixel size is not known
     # the patches the best model saw by its epoch (it said the whole planned run's, even after an early stop)
     assert best.card.training["patches_seen"] == best.card.metrics["val"]["epoch"] * 2 * 2
@@ -1112,3 +1113,121 @@ def test_a_resumed_runs_command_is_the_one_that_makes_it_from_nothing(capsys, sm
     assert main(argv) == 0, capsys.readouterr().err
     command = json.loads((run / "run.json").read_text())["command"]
     assert command.startswith("python -m core train") and "--resume" not in command
+
+
+# --- the reporter's bookkeeping, unit by unit (no training) ---------------------------------------------------
+
+def _reporter(tmp_path, monkeypatch):
+    """A _Reporter of a stub model (its saves write a few bytes) and the best models it saved (epoch, val)."""
+    from core import train as train_module
+    from core.card import ModelCard, Normalization
+
+    class Model:
+        stop_training = False
+
+        def save(self, path):
+            Path(path).write_bytes(b"weights")
+
+    saved = []
+    monkeypatch.setattr(train_module, "save_model",
+                        lambda model, card, path: saved.append((path.name, card.metrics["val"]["epoch"],
+                                                                card.metrics["val"]["val_loss"])))
+    card = ModelCard(preset="micro", bands=("red",), normalization=Normalization((0.0,), (1.0,)),
+                     training={"batch_size": 2})
+    rep = train_module._Reporter(tmp_path, card, 3, 2, None, None, float("inf"), {})
+    rep.set_model(Model())
+    return rep, saved
+
+
+def test_a_worse_epoch_does_not_replace_the_best_model(tmp_path, monkeypatch):
+    rep, saved = _reporter(tmp_path, monkeypatch)
+    for epoch, val in enumerate((0.5, 0.9, 0.7)):
+        rep.on_epoch_begin(epoch)
+        rep.on_epoch_end(epoch, {"loss": 0.4, "val_loss": val})
+    assert saved == [("best.keras", 1, 0.5)]  # once: epochs 2 and 3 were worse than epoch 1
+    assert rep.best_loss == 0.5 and rep.best_logs["epoch"] == 1 and rep.best_logs["val_loss"] == 0.5
+    assert [r["epoch"] for r in _rows(tmp_path / "history.csv")] == ["1", "2", "3"]
+    rep.on_epoch_end(3, {"loss": 0.3, "val_loss": 0.2})  # a better one is saved, with its own epoch
+    assert saved[-1] == ("best.keras", 4, 0.2) and rep.best_logs["epoch"] == 4
+
+
+@pytest.mark.parametrize("logs, said", [({"loss": 0.4, "val_loss": float("nan")}, "the validation loss was nan"),
+                                        ({"loss": float("inf"), "val_loss": 0.5}, "the training loss was inf")])
+def test_an_epoch_that_ends_with_a_loss_not_a_number_ends_the_run_as_diverged(tmp_path, monkeypatch, logs, said):
+    from core.errors import InvalidDataError
+
+    rep, saved = _reporter(tmp_path, monkeypatch)
+    rep.on_epoch_begin(0)
+    with pytest.raises(InvalidDataError, match=said + " at the end of epoch 1"):
+        rep.on_epoch_end(0, logs)
+    assert saved == [] and not (tmp_path / "history.csv").exists() and not (tmp_path / "last.keras").exists()
+
+
+def test_an_image_narrower_or_lower_than_a_patch_is_refused(small_scene):
+    from types import SimpleNamespace
+
+    from core.train import _check_patch_fits
+
+    img, lab = small_scene
+    for shape in ((64, 300), (300, 64)):
+        with pytest.raises(RegionError, match="smaller than one 128 px patch; use --patch-size 64"):
+            _check_patch_fits([f"{img}:{lab}"], [SimpleNamespace(labels=np.zeros(shape))], 128)
+    _check_patch_fits([f"{img}:{lab}"], [SimpleNamespace(labels=np.zeros((128, 300)))], 128)
+
+
+def test_images_of_pixel_sizes_over_a_tenth_apart_have_no_common_pixel_size(small_scene, monkeypatch):
+    from types import SimpleNamespace
+
+    import core.raster
+    from core.train import _training_pixel_size
+
+    img, lab = small_scene
+    sizes = []
+    monkeypatch.setattr(core.raster, "grid_of_file", lambda path: SimpleNamespace(pixel_size_m=lambda: sizes.pop(0)))
+    sizes[:] = [10.0, 20.0]
+    assert _training_pixel_size([f"{img}:{lab}", f"{img}:{lab}"]) is None
+    sizes[:] = [10.0, 11.5]
+    assert _training_pixel_size([f"{img}:{lab}", f"{img}:{lab}"]) is None
+    sizes[:] = [10.0, 10.5]
+    assert _training_pixel_size([f"{img}:{lab}", f"{img}:{lab}"]) == 10.25
+
+
+def test_a_resume_after_an_epoch_recorded_but_not_checkpointed_redoes_it_once(small_scene, tmp_path, monkeypatch):
+    """Interrupted after epoch 2's history row, before its last.keras was put in place: the resume drops
+    that row and redoes epoch 2 from epoch 1's checkpoint; each epoch trained once, each row written once."""
+    import os
+
+    import keras
+
+    from core import train as train_module
+
+    img, lab = small_scene
+    pair = [f"{img}:{lab}"]
+    real_replace, lasts = os.replace, []
+
+    def interrupted_replace(src, dst, *args, **kw):
+        if str(dst).endswith("last.keras"):
+            lasts.append(dst)
+            if len(lasts) == 2:  # epoch 2's
+                raise KeyboardInterrupt
+        return real_replace(src, dst, *args, **kw)
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(os, "replace", interrupted_replace)
+        train(CFG, pair, pair, tmp_path / "run")
+    run = tmp_path / "run"
+    assert [r["epoch"] for r in _rows(run / "history.csv")] == ["1", "2"]  # epoch 2's row, ahead of last.keras
+    rows = _rows(run / "history.csv")
+    rows[1]["loss"] = "12345"  # (a sentinel: the redone epoch writes its own row)
+    with open(run / "history.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    res = train(CFG, pair, pair, run, resume=True)
+    rows = _rows(run / "history.csv")
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"] and res.epochs_done == 3 and res.stopped == "completed"
+    assert rows[1]["loss"] != "12345"
+    last = keras.models.load_model(run / "last.keras", custom_objects=train_module.CUSTOM_OBJECTS)
+    assert int(last.optimizer.iterations) == CFG.epochs * CFG.steps_per_epoch  # no epoch skipped or trained twice
+    # the learning rate decays over the whole run's steps
+    assert last.optimizer._learning_rate.decay_steps == CFG.epochs * CFG.steps_per_epoch

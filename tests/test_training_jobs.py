@@ -311,3 +311,55 @@ def test_a_best_checkpoint_in_use_is_in_use_though_its_card_has_no_fingerprint(t
     done = jobs.JobStatus(state="done", epoch=1, epochs=1, history=[{"epoch": 1, "val_loss": 0.5}])
     assert not training_jobs.best_not_in_use(job, done, best)
     assert training_jobs.best_not_in_use(job, done, tiny_model_path)  # another model in use: offered
+
+
+def test_a_training_on_patches_starts_one_at_a_time(tmp_path, monkeypatch):
+    """Patch-trained jobs start as image-trained ones do: one at a time under the jobs folder."""
+    import core.patchset
+
+    started = []
+    monkeypatch.setattr(core.patchset, "check_sources", lambda train, val, size: "")
+    monkeypatch.setattr(jobs, "start_job", lambda kind, params, job_dir, note="", **kw:
+                        started.append((kind, params, kw)) or "id")
+    config = training_jobs.training_config({"epochs": 1, "steps_per_epoch": 1, "batch_size": 1, "patch_size": 64})
+    training_jobs.train_on_patches("train.tfrecord", "val.tfrecord", tmp_path / "jobs", config, cut_note="cut.")
+    ((kind, params, kw),) = started
+    assert kind == "train" and kw == {"one_at_a_time": True}
+    assert params["train_data"] == ["train.tfrecord"] and params["val_data"] == ["val.tfrecord"]
+
+
+def test_a_model_trained_from_scratch_was_fine_tuned_from_nothing(tmp_path):
+    job = tmp_path / "job"
+    (job / "train").mkdir(parents=True)
+    best = job / "train" / "best.keras"
+    for config in ({"init_model": None}, {"init_model": ""}, {}):
+        (job / "job.json").write_text(json.dumps({"kind": "train", "note": "", "params": {"config": config}}))
+        assert training_jobs.fine_tuned_from(best) is None
+    (job / "job.json").write_text(json.dumps({"kind": "train", "note": "",
+                                              "params": {"config": {"init_model": "/models/light.keras"}}}))
+    assert training_jobs.fine_tuned_from(best) == "/models/light.keras"
+
+
+def test_a_cancelled_job_counts_the_epochs_it_finished_not_the_one_it_broke_off(tmp_path):
+    """Cancelled in epoch 2 (its status's epoch), one epoch in its history: '1 of 3 epochs'."""
+    job = _stopped_job(tmp_path, "job-20261201-080000-aaaaaa", "cancelled", 100.0,
+                       [{"epoch": 1, "val_loss": 0.5, "val_iou": 0.6}])
+    status = json.loads((job / "status.json").read_text())
+    (job / "status.json").write_text(json.dumps({**status, "epoch": 2, "epochs": 3}))
+    (found,) = training_jobs.earlier_trainings(tmp_path)
+    assert ": cancelled, 1 of 3 epochs, best epoch 1 " in found.words()
+
+
+def test_a_resume_works_in_the_folder_its_job_was_started_from(tmp_path, monkeypatch):
+    """The resumed job's data paths may be relative to where the first job was started: it gets that folder."""
+    stopped = tmp_path / "job-20261206-182200-abc123"
+    (stopped / "train").mkdir(parents=True)
+    (stopped / "train" / "last.keras").write_bytes(b"weights")
+    (stopped / "job.json").write_text(json.dumps({"kind": "train", "job_id": "t", "params": {"config": {}},
+                                                  "note": "", "cwd": "/data/where/it/started"}))
+    (stopped / "status.json").write_text(json.dumps(jobs.JobStatus(state="cancelled", started=time.time()).to_dict()))
+    started = []
+    monkeypatch.setattr(jobs, "start_job", lambda kind, params, job_dir, note="", **kw: started.append((params, kw)) or "id")
+    training_jobs.resume_training(stopped, tmp_path / "job-b")
+    ((params, kw),) = started
+    assert kw["cwd"] == "/data/where/it/started" and params["resume"] is True
