@@ -198,8 +198,6 @@ def save_model(model: keras.Model, card: ModelCard, path: str | os.PathLike) -> 
     return path
 
 
-
-
 def discard_stored_model(path: str | os.PathLike) -> None:
     """Remove a model that :func:`store_uploaded_model` stored (``root/<hash>/NAME.keras`` and its card:
     its folder), e.g. one refused when loaded; anything else is left alone."""

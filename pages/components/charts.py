@@ -88,5 +88,6 @@ def training_chart(history: Sequence[dict], names: dict[str, str], y_label: str,
     best = f"; the kept checkpoint is epoch {int(best_epoch)}" if best_epoch is not None else ""
     # (a layered chart stretched to its column cut its y axis's title and the first digit of its labels, a
     # loss of 1.24 read ".24", unless the width it fits includes the axis: autosize fit-x, padding contained)
-    return lines.properties(height=300, autosize=alt.AutoSizeParams(type="fit-x", contains="padding"), description=(  # (for a screen reader, as threshold_chart's)
+    fit = alt.AutoSizeParams(type="fit-x", contains="padding")
+    return lines.properties(height=300, autosize=fit, description=(  # (for a screen reader, as threshold_chart's)
         f"Line chart of {', '.join(n for c, n in names.items() if c in hist)} against the epoch, epochs 1 to {last}{best}"))
