@@ -697,7 +697,6 @@ def test_an_unreadable_status_is_said_in_words(tmp_path, damage, said):
     assert "decode" not in str(info.value) and "Expecting" not in str(info.value)
 
 
-
 def test_a_resumed_training_job_shows_its_finished_epochs_from_the_start(tmp_path):
     """The status start_job writes for a resume holds the run's finished epochs (its bar started at 0)."""
     job_dir = tmp_path / "j"
