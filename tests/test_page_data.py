@@ -390,3 +390,41 @@ def test_the_crop_share_is_that_of_the_labelled_pixels_counted_under_it(fake_map
     crop, not_crop = (int(n.replace(",", "")) for n in re.match(r"([\d,]+) crop / ([\d,]+) not crop", line).groups())
     assert crop and not_crop
     assert {m.label: m.value for m in at.metric}["Crop share (labels)"] == f"{crop / (crop + not_crop):.1%}"
+
+
+def test_a_source_image_written_anew_at_its_path_is_cut_again_not_shown_from_its_old_cut(fake_map, tmp_path):
+    """An own image's file written anew at the same path (an Earth Engine export assembled again into the
+    work folder's exports/<mixer hash>/image.tif, by another tab or before a browser reload): the region's
+    scene kept in the session was the old file's cut, so the Data page (and the prediction keyed on that
+    scene) went on showing the old pixels while the Region page and the surroundings showed the new file."""
+    import os
+
+    import rasterio
+    from rasterio.windows import Window
+
+    from testdata import SAMPLE_IMAGE, cut
+
+    image = cut(SAMPLE_IMAGE, tmp_path / "image.tif", Window(200, 300, 320, 288))
+    at = new_app()
+    at.session_state["source"] = {"kind": "local", "image": str(image), "labels": None, "label_map": None,
+                                  "title": "export (Earth Engine image export)", "band_map": None}
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"}, "geometry": {
+        "type": "Polygon", "coordinates": [[[0, 0], [200, 0], [200, 200], [0, 200], [0, 0]]]}}
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and not at.error
+    from core.raster import read_image
+
+    valid_in_region = lambda: f"{int(read_image(image)[1][:200, :200].sum()):,}"  # (the region: rows and columns 0-199)
+    assert {m.label: m.value for m in at.metric}["Valid pixels"] == valid_in_region()
+    # the same file written anew: its top 100 rows now without data (0, the file's no-data value)
+    with rasterio.open(image) as src:
+        profile, data = src.profile, src.read()
+    data[:, :100, :] = 0
+    with rasterio.open(image, "w", **profile) as dst:
+        dst.write(data)
+        dst.descriptions = ("R", "G", "B", "NIR")
+    later = image.stat().st_mtime + 10
+    os.utime(image, (later, later))
+    at.run()
+    assert not at.exception and not at.error
+    assert {m.label: m.value for m in at.metric}["Valid pixels"] == valid_in_region() != "0"

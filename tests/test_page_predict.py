@@ -901,3 +901,58 @@ def test_crop_areas_geojson_on_an_image_without_a_place_says_why_it_is_greyed(fa
     assert by_label(at.button, "Crop areas GeoJSON").disabled
     assert ("Crop areas as GeoJSON polygons need a georeferenced image; this one has no place on Earth."
             in [c.value for c in at.caption])
+
+
+def test_no_rerun_reloads_the_model_or_remakes_a_layer_that_did_not_change(fake_map, tiny_model_path, monkeypatch):
+    """The product's promise: no rerun recomputes a prediction or reloads a model that has not changed, and a
+    layer is coloured again only when what it shows changed (an opacity is the map's, not the PNG's; a
+    threshold gone back to is the layer made before; the pages share the imagery's layer)."""
+    import collections
+
+    import core.model
+    import core.overlays
+    import core.predict
+
+    made = collections.Counter()
+    for module, name in ((core.model, "load_model"), (core.predict, "predict_in_context"),
+                         (core.overlays, "pixelwise_overlay")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: made.update([_name]) or _real(*a, **k))
+    at = predict_page(tiny_model_path)
+    by_label(at.button, "Predict").click().run()
+    assert not at.exception and made == {"load_model": 1, "predict_in_context": 1, "pixelwise_overlay": 2}
+    made.clear()
+    at.slider(key="predict_op_crop").set_value(0.4).run()  # the map's opacity: no layer made again
+    at.slider(key="w_threshold").set_value(0.3).run()  # the crop layer at a new threshold
+    assert made == {"pixelwise_overlay": 1}
+    made.clear()
+    at.slider(key="w_threshold").set_value(0.5).run()  # back: the layer made before
+    at.run()
+    at.switch_page("pages/model.py").run()  # the model in use shown: the model loaded for the prediction
+    at.run()
+    at.switch_page("pages/quality.py").run()
+    at.checkbox(key="quality_show_dis").uncheck().run()  # the imagery in colour: the Predict page's layer
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception
+    assert made == {"pixelwise_overlay": 2}  # the Quality page's two layers (disagreement, imagery in grey) alone
+
+
+def test_the_arrays_kept_for_every_session_are_read_only(fake_map, tiny_model_path):
+    """The image, labels, class codes and probability are kept once for every session and run (st.cache_resource,
+    handed out as they are): a page that changed one in place would change it for every later run and session.
+    They come read-only, so that such a change is an error, not a wrong map somewhere else."""
+    from pages.components import cached
+
+    at = predict_page(tiny_model_path)
+    by_label(at.button, "Predict").click().run()
+    assert not at.exception
+    key = tuple(at.session_state["prediction"]["key"])
+    sc = at.session_state["scene"]
+    labels = (sc["labels_path"], cached.mtime(sc["labels_path"]), sc["label_map"])
+    kept = {"features": cached.image_arrays(key[0], key[1])[0], "valid": cached.image_arrays(key[0], key[1])[1],
+            "labels": cached.label_mask(*labels), "probability": cached.cached_probability(key),
+            "classes' mask": cached.label_classes(*labels)[0], "class codes": cached.label_codes(*labels)}
+    for name, array in kept.items():
+        assert not array.flags.writeable, name
+        with pytest.raises(ValueError):
+            array[0, 0] = 0

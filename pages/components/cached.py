@@ -36,7 +36,7 @@ def mtime(path: str | os.PathLike | None) -> float:
 
 
 # ---------------------------------------------------------------------- Earth Engine status
-@st.cache_data(ttl=600, show_spinner=False)
+@st.cache_data(ttl=60, show_spinner=False)  # (a failure, e.g. credentials set up later, asked again soon)
 def ee_status() -> dict:
     """{"available": bool, "ok": bool, "message": str}: whether Earth Engine can be used now.
 
@@ -166,7 +166,10 @@ def ee_asset_layer(asset_id: str, version: str = "") -> dict:
     info = image_asset(asset_id)
     # its colours' legend (a layer of colours without one said nothing of them): the Predict page's
     legend = asdict(ov.gradient_legend("Crop probability (asset)", "probability", "0%", "100%"))
-    return {**asdict(asset_layer(asset_id, name=f"{asset_id} (crop probability %)")), "legend": legend,
+    # ttl=0: this cache, keyed by the version, is the only one (tile_url's own, by the id, gave a replaced
+    # asset its old map id)
+    layer = asset_layer(asset_id, name=f"{asset_id} (crop probability %)", ttl=0)
+    return {**asdict(layer), "legend": legend,
             "bounds": info.bounds}
 
 

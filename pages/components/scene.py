@@ -263,15 +263,16 @@ def current_scene(progress: Progress | None = None) -> Scene:
         other CropMapError subclasses from the source.
     """
     cached_scene = state.get(state.SCENE)
-    if cached_scene and Path(cached_scene["image_path"]).exists():
-        cached.used(Path(cached_scene["image_path"]).parent)  # (kept as long again: core.workdir.prune_scenes)
-        return Scene.from_dict(cached_scene)
     source = current_source()
     region = current_region()
     if isinstance(source, LocalSource):
-        key = source.scene_key(region)
+        key = source.scene_key(region)  # (the source's file and mtime: one written anew at its path is cut again)
     else:
         key = hashlib.sha1(json.dumps([state.get(state.SOURCE), region.key()]).encode()).hexdigest()[:16]
+    kept = Path(cached_scene["image_path"]) if cached_scene else None
+    if kept is not None and kept.exists() and (kept.parent.name == key or not isinstance(source, LocalSource)):
+        cached.used(kept.parent)  # (kept as long again: core.workdir.prune_scenes)
+        return Scene.from_dict(cached_scene)
     cached.used(scene_dir(key))  # (one cut before, found again; before the fetch reads it)
     scene = source.fetch(region, scene_dir(key), progress)
     state.put(state.SCENE, scene.to_dict())

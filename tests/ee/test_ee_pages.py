@@ -802,3 +802,53 @@ def test_each_earth_engine_region_has_a_scene_of_its_own(ee_configured):
     assert not first.exception and not other_errors(first)
     with rasterio.open(first.session_state["scene"]["image_path"]) as f:
         assert f.bounds == bounds[0] != bounds[1]
+
+
+def test_an_asset_replaced_under_its_id_is_shown_with_a_new_map_id(ee_configured):
+    """An uploaded prediction replaced under the same asset id (Replace existing files and asset, a new
+    ingestion task): cached.ee_asset_layer is keyed by the task (``version``) so that the replaced asset is
+    shown anew, but its tile URL came from core.ee.tiles' own cache of map ids (30 minutes, keyed by the
+    asset's id alone): the map got the old map id's URL (the same tile URLs, which Earth Engine and the
+    browser may answer with the old asset's tiles), though its footprint was read anew."""
+    from pages.components import cached
+
+    _, calls = ee_configured
+    asset = "projects/p/assets/camana_pred"
+    calls["assets"].existing[asset] = image_asset(-72.80, -16.70, -72.60, -16.50)
+    first = cached.ee_asset_layer(asset, "TASK1")
+    assert cached.ee_asset_layer(asset, "TASK1") == first and calls["map_ids"] == 1  # (a rerun: nothing asked)
+    calls["assets"].existing[asset] = image_asset(-72.90, -16.80, -72.70, -16.60)  # ingested again, elsewhere
+    second = cached.ee_asset_layer(asset, "TASK2")
+    assert second["bounds"] != first["bounds"]  # the new asset's footprint
+    assert second["url"] != first["url"]  # and a map id of the new asset, not the old one's tiles
+
+
+def test_a_failed_earth_engine_status_is_asked_again_a_minute_later(monkeypatch):
+    """cached.ee_status kept a failure as long as a success, ten minutes, in every session: Earth Engine's
+    servers not reached once (the network down as the server started), or credentials set up as the
+    sidebar's *Why* says (secrets.toml, ``earthengine authenticate``) while the server ran, and the Camana
+    preset stayed greyed and every Earth Engine page refused for up to ten minutes, with nothing to ask again
+    (the page's other Earth Engine failures are asked again after a minute: cached.EE_LAYERS_RETRY_S)."""
+    import streamlit as st
+    from streamlit.runtime.caching import cache_utils
+
+    from core.ee import auth
+    from core.ee.auth import EEStatus
+    from pages.components import cached
+
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(cache_utils, "TTLCACHE_TIMER", lambda: clock["now"])  # (read as a cache is made)
+    answers = [EEStatus(False, None, "none", "Earth Engine is not configured: no credentials found"),
+               EEStatus(True, "p", "test", "Earth Engine ready: project p (test)")]
+    asked = []
+    monkeypatch.setattr(auth, "status", lambda *a, **k: asked.append(1) or answers[min(len(asked), 2) - 1])
+    st.cache_data.clear()
+    try:
+        assert cached.ee_status()["ok"] is False
+        assert cached.ee_status()["ok"] is False and len(asked) == 1  # (a rerun at once: not asked again)
+        clock["now"] += cached.EE_LAYERS_RETRY_S + 1  # the credentials set up meanwhile
+        assert cached.ee_status()["ok"] is True
+        clock["now"] += 3600  # (and still ready an hour later)
+        assert cached.ee_status()["ok"] is True
+    finally:
+        st.cache_data.clear()
