@@ -283,3 +283,109 @@ def test_labels_are_judged_on_all_their_strips_not_one(tmp_path):
     write_raster(tmp_path / "neg.tif", mask, crs=grid.crs, transform=rasterio.Affine(*grid.transform))
     with pytest.raises(InvalidDataError, match=r"may only hold 0, 1 and 255 \(no data\), found \[-9, -5, -2\]"):
         evaluate_files(tmp_path / "crop_mask.tif", tmp_path / "neg.tif", "binary", out=tmp_path / "c.json")
+
+
+def _utm(height, width, row=0, col=0):
+    """A 10 m UTM grid of height x width pixels, its first pixel at (row, col) of the prediction's."""
+    from core.grid import Grid
+
+    return Grid("EPSG:32631", (10.0, 0.0, 500000.0 + 10 * col, 0.0, -10.0, 5630000.0 - 10 * row), width, height)
+
+
+def _part_labels(tmp_path, name, height, width, row, col):
+    """Binary labels (a checkerboard of crop) of a height x width part placed at (row, col) of the prediction."""
+    labels = (np.indices((height, width)).sum(axis=0) % 2).astype(np.uint8)
+    return write_mask(tmp_path / name, labels, _utm(height, width, row, col))
+
+
+def test_labels_of_part_of_the_prediction_are_told_by_their_rows_and_columns(tmp_path):
+    """The warning counts the predicted pixels under the labels in their columns too, from the prediction's
+    first row where the labels begin above it, and says nothing where the rest holds no prediction."""
+    pred = np.ones((64, 64), np.uint8)
+    write_mask(tmp_path / "crop_mask.tif", pred, _utm(64, 64))
+    left = _part_labels(tmp_path, "left.tif", 64, 40, 0, 0)
+    result = evaluate_files(tmp_path / "crop_mask.tif", left, "binary", out=tmp_path / "a.json")
+    assert result["valid_pixels"] == 64 * 40 and result["warnings"] == [
+        "the labels' raster covers only 2,560 of the 4,096 predicted pixels (62.50%: rows 0-63, columns 0-39 of the "
+        "prediction); the figures are for that part only"]
+    above = _part_labels(tmp_path, "above.tif", 40, 64, -10, 0)  # its first 10 rows above the prediction
+    result = evaluate_files(tmp_path / "crop_mask.tif", above, "binary", out=tmp_path / "b.json")
+    assert result["valid_pixels"] == 30 * 64 and result["warnings"] == [
+        "the labels' raster covers only 1,920 of the 4,096 predicted pixels (46.88%: rows 0-29, columns 0-63 of the "
+        "prediction); the figures are for that part only"]
+    # the prediction's pixels outside the labels all no data (an export's padding): nothing to say
+    pred[:20] = NODATA
+    write_mask(tmp_path / "padded.tif", pred, _utm(64, 64))
+    below = _part_labels(tmp_path, "below.tif", 44, 64, 20, 0)
+    result = evaluate_files(tmp_path / "padded.tif", below, "binary", out=tmp_path / "c.json")
+    assert result["valid_pixels"] == 44 * 64 and result["warnings"] == []
+
+
+def test_labels_leaving_out_a_single_predicted_pixel_say_so_not_100_percent(tmp_path):
+    pred = np.ones((20, 1100), np.uint8)
+    pred[19, 1:] = NODATA  # the row past the labels: one predicted pixel
+    write_mask(tmp_path / "crop_mask.tif", pred, _utm(20, 1100))
+    labels = _part_labels(tmp_path, "labels.tif", 19, 1100, 0, 0)
+    (said,) = evaluate_files(tmp_path / "crop_mask.tif", labels, "binary")["warnings"]
+    assert "covers only 20,900 of the 20,901 predicted pixels (over 99.99%: rows 0-18, columns 0-1099" in said
+
+
+def test_place_labels_cuts_the_prediction_to_labels_inside_it(tmp_path):
+    """The dashboard's placing (core.zones): the prediction cut to the labels' window, and the pixels left out told."""
+    from core.evaluate import place_labels
+
+    pred = np.ones((64, 64), np.uint8)
+    pred[0, 0] = NODATA
+    labels = _part_labels(tmp_path, "labels.tif", 24, 40, 20, 10)
+    placed = place_labels(pred, _utm(64, 64), labels)
+    assert placed.origin == (20, 10) and placed.grid.shape == (24, 40) and placed.pred.shape == (24, 40)
+    assert placed.warnings == ["the labels' raster covers only 960 of the 4,095 predicted pixels (23.44%: rows 20-43, "
+                               "columns 10-49 of the prediction); the figures are for that part only"]
+    write_mask(tmp_path / "crop_mask.tif", pred, _utm(64, 64))
+    result = evaluate_files(tmp_path / "crop_mask.tif", labels, "binary")
+    assert (result["valid_pixels"], result["tp"], result["fp"]) == (960, 480, 480)
+
+
+def test_a_crop_mask_declaring_1_as_no_data_is_warned_of(tmp_path):
+    import rasterio
+
+    grid = _utm(8, 8)
+    pred = (np.arange(64).reshape(8, 8) % 2).astype(np.uint8)
+    with rasterio.open(tmp_path / "one.tif", "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8", nodata=1,
+                       crs=grid.crs, transform=rasterio.Affine(*grid.transform)) as dst:
+        dst.write(pred, 1)
+    labels = write_mask(tmp_path / "labels.tif", np.ones((8, 8), np.uint8), grid)
+    result = evaluate_files(tmp_path / "one.tif", labels, "binary")
+    assert result["valid_pixels"] == 32 and result["tp"] == 0
+    assert result["warnings"][0].startswith("one.tif declares 1 as no data, so its pixels of value 1 (crop in a crop "
+                                            "mask) are left out; if they are crop, remove the declaration")
+
+
+def test_a_mask_of_two_bands_is_refused(tmp_path):
+    import rasterio
+
+    from core.errors import InvalidDataError
+
+    from testdata import write_raster
+
+    grid = _utm(8, 8)
+    two = write_raster(tmp_path / "two.tif", np.ones((2, 8, 8), np.uint8), crs=grid.crs,
+                       transform=rasterio.Affine(*grid.transform))
+    labels = write_mask(tmp_path / "labels.tif", np.ones((8, 8), np.uint8), grid)
+    with pytest.raises(InvalidDataError, match="two.tif has 2 bands, but a crop mask has one"):
+        evaluate_files(two, labels, "binary")
+
+
+def test_labels_of_two_values_no_class_of_the_map_holds_are_told_by_both(tmp_path):
+    import rasterio
+
+    from core.errors import NoDataError
+
+    from testdata import write_raster
+
+    grid = _utm(16, 16)
+    codes = np.where(np.arange(16) < 8, -1, -2).astype(np.int16) * np.ones((16, 1), np.int16)
+    labels = write_raster(tmp_path / "neg.tif", codes, crs=grid.crs, transform=rasterio.Affine(*grid.transform))
+    write_mask(tmp_path / "crop_mask.tif", np.ones((16, 16), np.uint8), grid)
+    with pytest.raises(NoDataError, match="their values run -2 to -1"):
+        evaluate_files(tmp_path / "crop_mask.tif", labels, "cdl")

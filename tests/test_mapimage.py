@@ -122,3 +122,74 @@ def test_the_map_png_falls_back_to_pils_font_without_boxes(monkeypatch):
     assert made.size[0] == 360
     monkeypatch.setattr(mi, "font_path", lambda: None)
     assert mi.map_font(11) is not None
+
+
+def _drawn_text(monkeypatch):
+    """Spy on the text the map PNG writes: a list of (xy, text) filled as PIL draws it."""
+    from PIL import ImageDraw
+
+    drawn, draw_text = [], ImageDraw.ImageDraw.text
+
+    def text(self, xy, text, *args, **kwargs):
+        drawn.append((tuple(xy), text))
+        return draw_text(self, xy, text, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", text)
+    return drawn
+
+
+def test_the_scale_bar_is_of_the_pixels_as_drawn_and_says_km_from_1000_m(monkeypatch):
+    """A 60 px wide raster of 30 m pixels (1.8 km) is drawn 17 times larger: a fifth of the PNG's width is
+    360 m of ground, so a 200 m bar (not one of the raster's own pixels: "5 km" across a 1.8 km image)."""
+    drawn = _drawn_text(monkeypatch)
+    base = np.zeros((50, 60, 4), np.uint8)
+    base[..., 3] = 255
+    mi.compose_png([base], [], "t", metres_per_px=30.0)
+    assert "200 m" in [text for _, text in drawn] and "5 km" not in [text for _, text in drawn]
+    drawn.clear()
+    wide = np.zeros((100, 1000, 4), np.uint8)
+    wide[..., 3] = 255
+    mi.compose_png([wide], [], "t", metres_per_px=5.0)  # a fifth of 1000 px at 5 m: exactly 1,000 m
+    assert "1 km" in [text for _, text in drawn] and "1000 m" not in [text for _, text in drawn]
+
+
+def test_the_names_of_a_regions_parts_are_written_at_their_pixels_centres(monkeypatch):
+    drawn = _drawn_text(monkeypatch)
+    base = np.zeros((50, 60, 4), np.uint8)
+    base[..., 3] = 255
+    mi.compose_png([base], [], "t", labels=[("North", 10.0, 40.0)])  # enlarged 17 times
+    (at,) = [xy for xy, text in drawn if text == "North"]
+    assert at == pytest.approx(((40 + 0.5) * 17, (10 + 0.5) * 17))
+
+
+def test_an_empty_legend_swatch_is_white_at_any_opacity():
+    """ "not labelled" (a transparent swatch) is an empty box in the PNG, as in the page's legend."""
+    assert mi._over_white("transparent", 1.0) == mi._over_white("transparent", 0.4) == (255, 255, 255)
+    assert mi._over_white("#000000", 0.5) == (128, 128, 128)
+
+
+def test_map_layers_of_different_shapes_are_refused_in_words():
+    with pytest.raises(InvalidDataError, match="differ in shape"):
+        mi.compose_png([np.zeros((10, 10, 4), np.uint8), np.zeros((10, 12, 4), np.uint8)])
+
+
+def test_part_outlines_on_a_layer_taken_every_few_pixels_are_where_the_parts_are():
+    """On a large image's map (every ``step`` pixels) a part given by its window is outlined and named
+    where the same part given on the whole image is, not a row or column off."""
+    inside = np.zeros((20, 17), bool)
+    inside[2:18, 3:15] = True
+    inside[10:18, 3:8] = False  # (not a rectangle)
+    whole = np.zeros((60, 80), bool)
+    whole[7:27, 5:22] = inside
+    for step in (1, 2, 3):
+        shape = (-(-60 // step), -(-80 // step))
+        by_window = mi.part_outlines([("P", (7, 5), inside)], shape, step)
+        by_image = mi.part_outlines([("P", (0, 0), whole)], shape, step)
+        assert np.array_equal(by_window[0], by_image[0]) and by_window[1] == by_image[1], step
+        assert by_window[0][..., 3].any()
+
+
+def test_a_parts_name_is_written_at_its_pixel_nearest_its_centre():
+    square = np.ones((9, 9), bool)
+    _, names = mi.part_outlines([("Square", (7, 5), square)], (30, 30))
+    assert names == [("Square", 11.0, 9.0)]

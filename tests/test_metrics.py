@@ -268,3 +268,90 @@ def test_class_zero_and_the_curves_ends_are_kept():
     assert [r["threshold"] for r in curve] == [round(0.05 * k, 2) for k in range(1, 20)]
     at_half = next(r for r in curve if r["threshold"] == 0.5)
     assert at_half["crop_fraction"] == 1.0 and at_half["precision"] == pytest.approx(0.75)
+
+
+def test_scores_are_undefined_only_without_the_crop_they_divide_by():
+    """As the Quality page's "n/a": precision without predicted crop, recall without labelled crop, F1 and
+    IoU without crop in either; false crop on labels without crop scores 0 (not "n/a"), as does missed crop."""
+    from core.metrics import Confusion
+
+    missed = Confusion(tp=0, fp=0, fn=4, tn=6).scores()
+    assert missed == {"precision": None, "recall": 0.0, "f1": 0.0, "iou": 0.0}
+    false = Confusion(tp=0, fp=3, fn=0, tn=5).scores()
+    assert false == {"precision": 0.0, "recall": None, "f1": 0.0, "iou": 0.0}
+    assert Confusion(0, 0, 0, 5).scores() == {"precision": None, "recall": None, "f1": None, "iou": None}
+    nothing = Confusion(0, 0, 0, 0)  # (a division by zero is 0, never an error)
+    assert (nothing.accuracy, nothing.precision, nothing.recall, nothing.f1, nothing.iou) == (0.0,) * 5
+
+
+def test_confusion_without_crop_predicted_or_labelled_is_counted():
+    """Pixels valid in both but no crop anywhere: all true negatives, not "no pixel is valid"."""
+    c = confusion(np.zeros((2, 3), np.uint8), np.zeros((2, 3), np.uint8))
+    assert (c.tp, c.fp, c.fn, c.tn) == (0, 0, 0, 6)
+
+
+def test_small_areas_are_given_to_a_square_metre():
+    """2 m pixels (0.0004 ha): a class of 3 pixels is 0.0012 ha, not 0.0 (rounded to hundredths)."""
+    from core.metrics import class_errors, crop_area_agreement
+
+    codes = np.array([[5, 5, 5, 176]])
+    lab = np.array([[1, 1, 1, 0]], np.uint8)
+    pred = np.array([[1, 1, 0, 1]], np.uint8)
+    rows = {r["code"]: r for r in class_errors(codes, lab, pred, 0.0004)}
+    assert rows[5]["area_ha"] == 0.0012 and rows[5]["errors_ha"] == 0.0004 and rows[176]["errors_ha"] == 0.0004
+    area = crop_area_agreement(pred, lab, 0.0004)
+    assert area["predicted_ha"] == 0.0012 and area["labelled_ha"] == 0.0012
+
+
+def test_a_threshold_of_1_counts_the_pixels_of_probability_1_as_crop():
+    """As the crop mask does at 1.00 (threshold_mask): the curve's last point is not an empty map."""
+    prob = np.array([[1.0, 1.0, 0.999, 0.2]], np.float32)
+    lab = np.array([[1, 0, 1, 0]], np.uint8)
+    (row,) = threshold_curve(prob, lab, [1.0])
+    c = confusion(threshold_mask(prob, 1.0), lab)
+    assert (c.tp, c.fp) == (2, 1)  # (0.999 is stored as 100 percent)
+    assert row["precision"] == pytest.approx(c.precision) and row["crop_fraction"] == pytest.approx(3 / 4)
+
+
+def test_the_best_threshold_is_worth_moving_to_from_a_gain_of_min_gain_or_from_no_crop():
+    from core.metrics import best_threshold
+
+    curve = [{"threshold": 0.3, "f1": 0.80, "precision": 0.7, "recall": 0.93},
+             {"threshold": 0.4, "f1": 0.85, "precision": 0.8, "recall": 0.9}]
+    assert best_threshold(curve, 0.3, 0.80, min_gain=0.85 - 0.80).worth_moving  # at least min_gain: worth it
+    # no F1 at the threshold in use (nothing predicted crop there): any best is worth the move
+    assert best_threshold(curve, 0.9, None).worth_moving
+
+
+def test_crop_area_of_a_mask_all_no_data_has_no_crop_fraction():
+    """No valid pixel: the share of crop is unknown ("n/a" on the handout), not 0%."""
+    from core.grid import Grid
+    from core.metrics import describe_crop
+
+    stats = crop_area(np.full((2, 3), 255, np.uint8), None)
+    assert stats == {"pixels": 6, "valid_pixels": 0, "crop_pixels": 0, "crop_fraction": None, "crop_area_ha": None}
+    assert "n/a of 0 valid pixels" in describe_crop(stats, Grid(None, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), 3, 2))
+    assert crop_area(np.array([[1, 0, 255]], np.uint8), None)["pixels"] == 3  # every pixel, valid or not
+
+
+def test_predicted_crop_where_the_labels_have_no_data_is_not_counted_in_the_areas():
+    from core.metrics import crop_area_agreement
+
+    pred = np.array([[1, 1, 1, 1]], np.uint8)
+    labels = np.array([[1, 1, 255, 255]], np.uint8)
+    assert crop_area_agreement(pred, labels, 0.09) == {
+        "predicted_pixels": 2, "labelled_pixels": 2, "predicted_ha": 0.18, "labelled_ha": 0.18, "difference": 0.0}
+
+
+def test_areas_just_under_1000_are_shown_whole_as_they_round():
+    from core.metrics import format_area
+
+    assert format_area(999.96) == "1,000 ha" and format_area(999.94) == "999.9 ha"
+
+
+def test_the_crop_rule_says_at_least_the_threshold_and_sizes_are_positive():
+    """A pixel is crop at a probability equal to the threshold (threshold_mask): "≥", not ">"."""
+    from core.metrics import crop_rule, nominal_area
+
+    assert crop_rule(0.5) == "probability ≥ 0.50" and threshold_mask(np.array([0.5], np.float32), 0.5)[0] == 1
+    assert nominal_area(100, 0.0) is None and nominal_area(100, -30.0) is None

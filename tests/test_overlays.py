@@ -433,3 +433,72 @@ def test_a_pixel_by_pixel_layer_of_a_large_odd_sized_image_is_drawn():
     o = ov.pixelwise_overlay("crop", lambda p: ov.crop_colour(p, 0.5), [prob], grid)
     step = ov.downsample_step(grid.shape)
     assert step > 1 and (o.height, o.width) == (-(-3001 // step), -(-2001 // step))
+
+
+def test_the_colormaps_pass_through_their_anchor_colours():
+    """The probability layer is viridis (its quarter points) and NDVI runs brown to dark green through a
+    pale middle: an anchor moved along the scale recoloured every probability between."""
+    for cmap, stops in (("probability", {64: (59, 82, 139), 128: (33, 145, 140), 191: (94, 201, 98)}),
+                        ("ndvi", {102: (216, 179, 101), 128: (246, 232, 195), 178: (90, 174, 97)})):
+        lut = ov.colormap(cmap).astype(int)
+        for index, rgb in stops.items():
+            assert np.abs(lut[index] - rgb).max() <= 2, (cmap, index, lut[index])
+
+
+def test_a_gradient_with_an_unnamed_end_is_not_named_to_a_screen_reader():
+    """A gradient whose ends have no word gets no label rather than "None to yellow"."""
+    html = ov.Legend("t", gradient=("#123456", "#fde725")).to_html()
+    assert "aria-label" not in html and "None" not in html
+
+
+def test_legend_text_is_escaped_in_its_html():
+    """The legend is HTML put into the page: its title and labels are text, never markup."""
+    html = ov.Legend("Fields & <b>crops</b>", items=(("a<b", "#ffc107"),)).to_html()
+    assert "Fields &amp; &lt;b&gt;crops&lt;/b&gt;" in html and "a&lt;b" in html and "<b>crops" not in html
+
+
+def test_true_colour_takes_red_green_and_blue_each_from_its_own_band():
+    rng = np.random.default_rng(5)
+    feats = rng.random((6, 7, 5)).astype(np.float32) * 0.4
+    valid = np.ones((6, 7), bool)
+    limits = ((0.0, 0.4), (0.05, 0.35), (0.1, 0.3), (0.0, 0.4))
+    rgba = ov.true_colour(feats, valid, limits)
+    for band in range(3):
+        lo, hi = limits[band]
+        hand = np.clip((feats[..., band] - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+        assert np.array_equal(rgba[..., band], hand), band
+
+
+def test_an_image_without_valid_pixels_or_with_flat_bands_is_rendered():
+    """A region all without data is clear, not an error; a band of one value (no stretch to make) is
+    drawn, not a division by zero."""
+    feats = np.full((3, 4, 5), 0.1, np.float32)
+    none = np.zeros((3, 4), bool)
+    for render in (ov.true_colour, ov.false_colour, ov.grey_colour):
+        assert not render(feats, none).any()
+        flat = render(feats, ~none)
+        assert (flat[..., 3] == 255).all()
+    assert ov.true_colour(feats, ~none, ov.band_limits(feats, ~none))[..., 3].all()
+
+
+def test_grey_imagery_is_the_luminance_of_each_colour():
+    feats = np.zeros((1, 4, 5), np.float32)
+    feats[0, 0, :3] = 1.0  # white
+    feats[0, 1, 0] = feats[0, 2, 1] = feats[0, 3, 2] = 1.0  # red, green, blue
+    grey = ov.grey_colour(feats, np.ones((1, 4), bool), ((0.0, 1.0),) * 4)[0, :, 0].astype(int)
+    assert np.abs(grey - [255, 0.299 * 255, 0.587 * 255, 0.114 * 255]).max() <= 1.5, grey
+
+
+def test_a_layer_faded_is_a_copy_with_its_alpha_scaled_within_0_and_255():
+    rgba = np.full((2, 2, 4), 200, np.uint8)
+    rgba[0, 0, 3] = 255
+    half = ov.with_opacity(rgba, 0.5)
+    assert half[..., 3].tolist() == [[127, 100], [100, 100]] and (half[..., :3] == 200).all()
+    assert (rgba[..., 3] == [[255, 200], [200, 200]]).all()  # the layer itself unchanged (a cached one, say)
+    assert ov.with_opacity(rgba, 1.5)[0, 0, 3] == 255 and (ov.with_opacity(rgba, -1)[..., 3] == 0).all()
+
+
+def test_focus_bounds_of_a_region_at_the_images_lower_left_corner_stay_inside_it():
+    image = ((-1024.0, 0.0), (0.0, 1024.0))
+    corner = ((-1024.0, 0.0), (-984.0, 40.0))  # 40 x 40 px in the lower left corner
+    assert ov.focus_bounds(corner, image, (40, 40)) == ((-1024.0, 0.0), (-944.0, 80.0))
