@@ -229,6 +229,12 @@ def temp_name(path: str | os.PathLike) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
 
 
+def taken_mark(path: str | os.PathLike) -> Path:
+    """The mark left beside a stored upload (or a copy made of it) that a later upload of the same file
+    took: a refusal of the upload that stored it (:func:`core.sources.local.discard_uploads`) keeps it."""
+    return Path(path).parent / f".{Path(path).name}.taken"
+
+
 def write_bytes_whole(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through :func:`replacing`: readers find the file whole or not at
     all, and a failed write leaves nothing behind. Returns ``path``.

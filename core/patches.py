@@ -683,6 +683,30 @@ def export_reflectance(mixer_path: str | os.PathLike,
 EXPORT_NODATA = -9999.0
 
 
+def assembled_export(mixer_path: str | os.PathLike, root: str | os.PathLike,
+                     progress: Callable[[int, int], None] | None = None) -> tuple[Path, Grid]:
+    """(the GeoTIFF, its grid) of an image export assembled under ``root`` (:func:`export_to_geotiff`), in a
+    folder named by the export's mixer path and the sizes and times of its files: an export assembled
+    before is used as it is (another session's: its file, in use there, is not written anew), one whose
+    files were written again is assembled anew.
+
+    Raises:
+        as :func:`export_to_geotiff`.
+    """
+    import hashlib
+
+    from core.raster import grid_of_file
+
+    found = mixer_file(mixer_path)
+    read_mixer(found)  # (a missing or damaged mixer is said as such, before its patches are looked for)
+    files = [found, *export_files(found)]
+    version = json.dumps([[f, *remotefs.version(f)] for f in files])
+    out = Path(root) / hashlib.sha1(version.encode()).hexdigest()[:16] / "image.tif"
+    if out.is_file():  # (written whole or not at all)
+        return out, grid_of_file(out)
+    return out, export_to_geotiff(found, out, overwrite=True, progress=progress)
+
+
 def export_to_geotiff(mixer_path: str | os.PathLike, out_path: str | os.PathLike, overwrite: bool = False,
                       progress: Callable[[int, int], None] | None = None) -> Grid:
     """Assemble an Earth Engine image export (TFRecord patches + mixer, local or gs://) into one

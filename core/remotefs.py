@@ -69,6 +69,23 @@ def glob(pattern: str) -> list[str]:
         return list(gfile.glob(pattern))
 
 
+def version(path: str) -> tuple[int, int]:
+    """(size in bytes, modification time in ns) of a file, local or remote: a file written anew has
+    another. Raises: InputNotFoundError (see :func:`storage_errors`)."""
+    if not is_remote(path):
+        import os
+
+        try:
+            st = os.stat(path)
+        except OSError:
+            raise InputNotFoundError(f"{path} not found") from None
+        return st.st_size, st.st_mtime_ns
+    gfile = _gfile()
+    with storage_errors(path):
+        st = gfile.stat(path)
+    return int(st.length), int(st.mtime_nsec)
+
+
 def read_bytes(path: str) -> bytes:
     """The whole file. Raises: InputNotFoundError (see :func:`storage_errors`)."""
     gfile = _gfile()

@@ -152,8 +152,8 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
 def resampled_copies(image: str | os.PathLike, pixel_size_m: float, labels: str | os.PathLike | None = None,
                      label_map: str | None = None, band_map: dict[str, int] | None = None,
                      created: list[Path] | None = None) -> tuple[Path, Path | None]:
-    """The image (and labels) in ``pixel_size_m`` pixels, beside them as ``<name>_<size>m.tif`` (labels:
-    ``<name>_<size>m_<label map>.tif``): made by :func:`resample_files`, or the copies made before
+    """The image (and labels) in ``pixel_size_m`` pixels, beside them as ``<name>_<size>m.tif`` (with
+    band numbers: ``<name>_<size>m_R3_G2_B1_NIR4.tif``; labels: ``<name>_<size>m_<label map>.tif``): made by :func:`resample_files`, or the copies made before
     (they are written whole or not at all). Copies written by this call are appended to ``created``
     (e.g. :func:`core.sources.local.discarded_if_refused`'s list: removed with the uploads if refused).
 
@@ -163,12 +163,22 @@ def resampled_copies(image: str | os.PathLike, pixel_size_m: float, labels: str 
     def copy_of(path, tag=""):
         return Path(path).with_name(f"{Path(path).stem}_{pixel_size_m:g}m{tag}.tif")
 
-    # the labels' copy depends on their map too (which codes are no data)
-    out, labels_out = copy_of(image), copy_of(labels, f"_{label_map}") if labels is not None else None
+    # the image's copy depends on the band numbers it was read with (an upload mended, another session's
+    # of the same file), the labels' on their map (which codes are no data)
+    order = ["R", "G", "B", "NIR"]
+    named = sorted(band_map or {}, key=lambda k: (order.index(k) if k in order else len(order), k))
+    bands = "".join(f"_{k}{band_map[k]}" for k in named)
+    out, labels_out = copy_of(image, bands), copy_of(labels, f"_{label_map}") if labels is not None else None
     if not (out.is_file() and (labels_out is None or labels_out.is_file())):
         resample_files(image, out, pixel_size_m, labels, labels_out, label_map, band_map, overwrite=True)
         if created is not None:
             created.extend(p for p in (out, labels_out) if p is not None)
+    else:  # made for an earlier upload (another session's, say): taken by this one too
+        from core.files import taken_mark
+
+        for p in (out, labels_out):
+            if p is not None:
+                taken_mark(p).touch()
     return out, labels_out
 
 

@@ -256,26 +256,40 @@ def without_resumes(note: str) -> str:
     return RESUMED_NOTE.sub("", note).strip()
 
 
-def snapshot_checkpoint(model_path: str | os.PathLike, root: str | os.PathLike) -> Path:
+def snapshot_checkpoint(model_path: str | os.PathLike, root: str | os.PathLike, attempts: int = 3) -> Path:
     """A copy of a checkpoint and its card under ``root`` (hash-named, see
     :func:`core.model.store_uploaded_model`), for a model in use that a running job would
     otherwise replace with every better epoch.
 
+    The copy is loaded once to check that it is one checkpoint (the worker saving a better epoch
+    between the two reads gave an old model under the new card): a mixed copy is removed and taken again.
+
     Raises:
-        InputNotFoundError: the checkpoint or its card is missing; CorruptFileError: a bad card.
+        InputNotFoundError: the checkpoint or its card is missing; CorruptFileError: a bad card or model;
+        CardMismatchError: the card is not its model's, also when taken again.
     """
-    from core.errors import InputNotFoundError
+    import shutil
+
+    from core.errors import CardMismatchError, CropMapError, InputNotFoundError
     from core.card import card_path
-    from core.model import store_uploaded_model
+    from core.model import load_model, store_uploaded_model
 
     model_path = Path(model_path)
-    try:
-        model_bytes, card_bytes = model_path.read_bytes(), card_path(model_path).read_bytes()
-    except FileNotFoundError as err:
-        raise InputNotFoundError(f"{err.filename} is gone (the job may have been removed); train again") from None
     job_dir = model_path.parent.parent
     name = f"{job_dir.name}-{model_path.name}"  # job-...-best.keras
-    stored = store_uploaded_model(model_bytes, card_bytes, root, max_bytes=max(len(model_bytes), 1), name=name)
+    for attempt in range(attempts):
+        try:
+            model_bytes, card_bytes = model_path.read_bytes(), card_path(model_path).read_bytes()
+        except FileNotFoundError as err:
+            raise InputNotFoundError(f"{err.filename} is gone (the job may have been removed); train again") from None
+        stored = store_uploaded_model(model_bytes, card_bytes, root, max_bytes=max(len(model_bytes), 1), name=name)
+        try:
+            load_model(stored)
+            break
+        except CropMapError as err:  # (no unusable copy is left in the models folder)
+            shutil.rmtree(stored.parent, ignore_errors=True)
+            if not isinstance(err, CardMismatchError) or attempt == attempts - 1:
+                raise
     if not (stored.parent / SNAPSHOT_SOURCE).exists():  # the job it came from (see source_job)
         from core.files import write_bytes_whole
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 
 import streamlit as st
@@ -16,7 +15,7 @@ from core.region import Region
 from core.resample import SHIPPED_PIXEL_SIZE_M
 from core.labels import CLASS_MAPS
 from core.metrics import area_text, format_area, nominal_area
-from core.patches import export_to_geotiff, mixer_file
+from core.patches import assembled_export, mixer_file
 from core.grid import place_words
 from core.ee import settings as ee_settings
 from core.ee.presets import CAMANA
@@ -192,12 +191,11 @@ with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSO
     if st.button("Use this export", disabled=not mixer.strip()):
         with ui.errors_shown():
             found = mixer_file(mixer.strip())  # (the Earth Engine page gives a pattern, PREFIX*mixer.json)
-            folder = state.work().exports / hashlib.sha1(found.encode()).hexdigest()[:16]
             with ui.progress_bar("Assembling the export...") as bar:
-                grid = export_to_geotiff(found, folder / "image.tif", overwrite=True,
-                                         progress=ui.progress_callback(bar, "Assembling patches"))
+                image, grid = assembled_export(found, state.work().exports,
+                                               progress=ui.progress_callback(bar, "Assembling patches"))
             name = found.rstrip("/").rsplit("/", 1)[-1]
-            state.set_source({"kind": "local", "image": str(folder / "image.tif"), "labels": None, "label_map": None,
+            state.set_source({"kind": "local", "image": str(image), "labels": None, "label_map": None,
                               "title": f"{name} (Earth Engine image export)", "mixer": found})
             st.success(f"Using {name}: {grid.width:,} x {grid.height:,} px, {place_words(grid)}")
             next_steps()

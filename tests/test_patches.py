@@ -559,3 +559,29 @@ def test_an_odd_kernel_is_refused(small_scene, tmp_path):
     with ImageReader(img) as r, pytest.raises(ConfigError, match="kernel must be even .*got 33"):
         write_image_export(tmp_path / "exp" / "scene", r, patch=128, kernel=33)
     assert not (tmp_path / "exp").exists()
+
+
+def test_an_export_assembled_before_is_used_as_it_is_and_one_written_again_assembled_anew(small_scene, tmp_path):
+    """The Region page's "Use this export" (another session's press, or the same one again): the GeoTIFF
+    assembled before is the one used, not written anew (its time is part of every prediction key of the
+    session using it); an export whose files were written again (a new export under the same prefix) is
+    assembled into a new file."""
+    import os
+
+    from core.patches import assembled_export
+
+    img, _ = small_scene
+    with ImageReader(img) as r:
+        mixer = write_image_export(tmp_path / "exp" / "scene", r, patch=128, kernel=32, records_per_file=4)
+        feats, _ = r.read()
+    first, grid = assembled_export(mixer, tmp_path / "exports")
+    stamp = os.stat(first).st_mtime_ns
+    with ImageReader(first) as r:
+        h, w = feats.shape[:2]  # (the export's grid: whole patches)
+        np.testing.assert_array_equal(r.read()[0][:h, :w, :4], feats[..., :4])
+    again, grid_again = assembled_export(tmp_path / "exp" / "scene*mixer.json", tmp_path / "exports")
+    assert again == first and os.stat(again).st_mtime_ns == stamp and grid_again == grid
+    with ImageReader(img) as r:
+        write_image_export(tmp_path / "exp" / "scene", r, patch=128, kernel=32, records_per_file=8, overwrite=True)
+    anew, _ = assembled_export(mixer, tmp_path / "exports")
+    assert anew != first and anew.is_file() and first.is_file()  # (the one in use elsewhere stays)

@@ -52,3 +52,23 @@ def test_a_missing_remote_file_is_not_found(monkeypatch):
 
 def test_is_remote():
     assert remotefs.is_remote("gs://b/x") and not remotefs.is_remote("/data/x.tif")
+
+
+def test_a_files_version_is_its_size_and_time_local_or_remote(tmp_path):
+    """What tells an export written again from the one assembled before (core.patches.assembled_export):
+    TensorFlow's in-memory file system stands for Cloud Storage (the same gfile.stat)."""
+    import os
+
+    import tensorflow as tf
+
+    local = tmp_path / "a-mixer.json"
+    local.write_text("{}")
+    assert remotefs.version(str(local)) == (2, os.stat(local).st_mtime_ns)
+    with tf.io.gfile.GFile("ram://bucket/a-mixer.json", "wb") as f:
+        f.write(b"{\"x\": 1}")
+    size, mtime = remotefs.version("ram://bucket/a-mixer.json")
+    assert size == 8 and mtime > 0
+    with pytest.raises(InputNotFoundError, match="not found"):
+        remotefs.version(str(tmp_path / "gone.json"))
+    with pytest.raises(InputNotFoundError, match="ram://bucket/gone.json"):
+        remotefs.version("ram://bucket/gone.json")

@@ -12,7 +12,7 @@ import pytest
 
 from core import jobs, training_jobs
 from core.config import TrainConfig
-from core.errors import ConfigError, JobError
+from core.errors import ConfigError, CorruptFileError, JobError
 from test_jobs import wait_for
 
 
@@ -65,16 +65,20 @@ def test_a_snapshot_of_a_running_jobs_checkpoint_still_knows_its_job(tmp_path):
     (job / "job.json").write_text(json.dumps({"kind": "train", "note": "held out: rows 0-255",
                                               "params": {"trained_on": "/scenes/a/image.tif"}}))
     best = job / "train" / "best.keras"
-    best.write_bytes(b"model bytes")
+    best.write_bytes(DEFAULT_MODEL_PATH.read_bytes())
     card_path(best).write_text(card_path(DEFAULT_MODEL_PATH).read_text())
     copy = training_jobs.snapshot_checkpoint(best, tmp_path / "models")
-    assert copy.parent.parent == tmp_path / "models" and copy.read_bytes() == b"model bytes"
+    assert copy.parent.parent == tmp_path / "models" and copy.read_bytes() == DEFAULT_MODEL_PATH.read_bytes()
     assert training_jobs.source_job(copy) == job.resolve() and training_jobs.source_job(best) == job
     assert training_jobs.trained_on(copy) == ("/scenes/a/image.tif", "held out: rows 0-255")
     assert jobs.started_at(training_jobs.source_job(copy)) == "2026-12-01 21:40"
     # a job in words, where a refusal names it (its folder's id meant nothing to a user)
     assert jobs.job_words(job) == "started 2026-12-01 21:40" and jobs.job_words(tmp_path / "job-other") == "job-other"
     assert training_jobs.snapshot_checkpoint(best, tmp_path / "models") == copy  # the same checkpoint again: the same copy
+    best.write_bytes(b"model bytes")  # not a model (a damaged checkpoint): refused, and no copy of it is kept
+    with pytest.raises(CorruptFileError, match="not a Keras model"):
+        training_jobs.snapshot_checkpoint(best, tmp_path / "models")
+    assert [p.name for p in (tmp_path / "models").iterdir()] == [copy.parent.name]
     assert training_jobs.source_job(tmp_path / "elsewhere" / "model.keras") is None
     (copy.parent / training_jobs.SNAPSHOT_SOURCE).write_text("\n")  # an empty note names no job
     assert training_jobs.source_job(copy) is None and training_jobs.trained_on(copy) is None

@@ -188,6 +188,60 @@ class Scene:
                    bool(d.get("georeferenced")), d.get("title", ""), d.get("attribution", ""), dict(d.get("extra") or {}))
 
 
+def scene_files(meta: dict) -> list[str]:
+    """The files of a scene folder its scene.json (``meta``) names: the image, and the labels, class codes
+    and context where it has them."""
+    extra = meta.get("extra") or {}
+    codes, context = extra.get("codes"), (extra.get("context") or {}).get("file")
+    return [SCENE_IMAGE, *(["labels.tif"] if meta.get("labels") else []), *([codes] if codes else []),
+            *([context] if context else [])]
+
+
+def scene_record(scene: Scene, folder: Path) -> dict:
+    """What a scene folder's scene.json holds of ``scene`` (its files in ``folder``, of the sizes they
+    have there): :func:`complete_scene` reads it back."""
+    meta = {"title": scene.title, "attribution": scene.attribution, "georeferenced": scene.georeferenced,
+            "labels": scene.labels_path is not None, "label_map": scene.label_map, "extra": dict(scene.extra)}
+    meta["sizes"] = {name: (Path(folder) / name).stat().st_size for name in scene_files(meta)}
+    return meta
+
+
+def complete_scene(out_dir: Path) -> dict | None:
+    """The scene.json of a scene folder whose files are all there (image, and labels and class codes
+    where it says it has them), each of the size it was written with, else None: a folder that lost a
+    file, whose file was cut short or emptied (a crash of the machine after its rename), or whose
+    scene.json cannot be read, is written again rather than reused (a damaged copy failed every page
+    with "copy or download it again", of a file the user never gave)."""
+    import json
+
+    try:
+        meta = json.loads((Path(out_dir) / "scene.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or not isinstance(meta.get("extra", {}), dict):
+        return None
+    sizes = meta.get("sizes") if isinstance(meta.get("sizes"), dict) else {}  # (none in a folder of an older version)
+    for name in scene_files(meta):
+        path = Path(out_dir) / name
+        if not path.is_file() or (name in sizes and path.stat().st_size != sizes[name]):
+            return None
+    return meta
+
+
+def scene_from_meta(out_dir: Path, meta: dict) -> Scene:
+    """The :class:`Scene` of a complete scene folder (``meta``: its scene.json, :func:`complete_scene`)."""
+    out_dir = Path(out_dir)
+    return Scene(
+        image_path=out_dir / SCENE_IMAGE,
+        labels_path=(out_dir / "labels.tif") if meta.get("labels") else None,
+        label_map=meta.get("label_map"),
+        georeferenced=bool(meta.get("georeferenced")),
+        title=meta.get("title", ""),
+        attribution=meta.get("attribution", ""),
+        extra=dict(meta.get("extra") or {}),
+    )
+
+
 @dataclass(frozen=True)
 class RegionCheck:
     """Whether a region can be used with a source, and why not."""

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from core.config import MIN_REGION_SIDE
-from core.sources.base import (CODES_FILE, CONTEXT_FILE, Progress, RegionCheck, Scene, SCENE_IMAGE,
-                               context_margin)
+from core.sources.base import (CODES_FILE, CONTEXT_FILE, Progress, RegionCheck, Scene, SCENE_IMAGE, complete_scene,
+                               context_margin, scene_from_meta, scene_record)
 
 #: Direct downloads above this many pixels (per band) should be batch exports instead.
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -68,6 +68,7 @@ class EarthEngineSource:
         max_workers: int = 8,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         overwrite: bool = True,
+        reuse: bool = False,
         initialize: Callable[[], Any] | None = None,
         compute: Callable[[dict], Any] | None = None,
         getinfo: Callable[[Any], Any] | None = None,
@@ -91,6 +92,7 @@ class EarthEngineSource:
         self.max_workers = max_workers
         self.max_pixels = max_pixels
         self.overwrite = overwrite
+        self.reuse = reuse
         self._initialize = initialize
         self._compute = compute
         self._getinfo = getinfo
@@ -309,7 +311,9 @@ class EarthEngineSource:
         Everything is downloaded into a temporary folder inside ``out_dir`` and moved into place
         only when all of it is there, so a fetch that fails leaves no new file behind (and no
         ``out_dir`` it created). With ``overwrite``, outputs of an earlier fetch into the same
-        folder that this one does not write (e.g. its labels) are removed.
+        folder that this one does not write (e.g. its labels) are removed. With ``reuse``, a complete
+        folder of the same recipe and region (its scene.json's ``recipe``) is used as it is, with no
+        request, also one that another session completed while this one downloaded.
 
         Raises:
             RegionError: the region is malformed, too small or too large (see check_region).
@@ -331,6 +335,9 @@ class EarthEngineSource:
         if not check.ok:
             raise RegionError(check.message)
         out = check_output_dir(out_dir)
+        recipe = self._recipe(region)
+        if self.reuse and (done := complete_scene(out)) is not None and done.get("recipe") == recipe:
+            return scene_from_meta(out, done)  # (another session's download of the same recipe and region)
         names = self._outputs()
         if not self.overwrite:
             existing = [out / n for n in names if (out / n).exists()]
@@ -400,12 +407,26 @@ class EarthEngineSource:
                 labels_path = out / "labels.tif"
             scene = self._scene(geometry, count, image_plan, stats, {**codes, "region_pixels": cut.inside}, image_path,
                                 labels_path)
-            (tmp / "scene.json").write_text(json.dumps(scene.extra, indent=1, default=str), encoding="utf-8")
+            record = {**scene_record(scene, tmp), "recipe": recipe}
+            (tmp / "scene.json").write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
             # each file appears whole (same folder: rename), all or none; scene.json last. With
             # overwrite, an earlier fetch's outputs that this scene does not have go with it.
+            if self.reuse and (done := complete_scene(out)) is not None and done.get("recipe") == recipe:
+                return scene_from_meta(out, done)  # (finished first by another session: its files are kept)
             stale = [n for n in (SCENE_IMAGE, CODES_FILE, "labels.tif") if n not in names] if self.overwrite else []
             move_into_place([*((None, out / n) for n in stale), *((tmp / n, out / n) for n in names)], tmp)
         return scene
+
+    def _recipe(self, region) -> str:
+        """A fingerprint of what a fetch of ``region`` downloads (composite, labels, its GeoJSON, preset), kept in
+        scene.json: with ``reuse``, a complete folder of the same recipe is used as it is."""
+        import hashlib
+
+        from core.ee.composites import region_geometry
+
+        what = [asdict(self.composite), asdict(self.labels) if self.labels is not None else None,
+                region_geometry(region), self.preset.key if self.preset is not None else None]  # (its title)
+        return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
     def _aggregated(self) -> dict[str, str]:
         """What each pixel of a fetch aggregates, where the grid is coarser than the sources' pixels

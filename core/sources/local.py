@@ -25,7 +25,8 @@ import numpy as np
 from core.config import MIN_REGION_SIDE
 from core.errors import CropMapError, InputNotFoundError, InvalidDataError, NoDataError, RegionError
 from core.field_labels import is_fields_file
-from core.files import MAX_UPLOAD_BYTES, limit_text, replacing, safe_stem, write_bytes_whole
+from core.files import (MAX_UPLOAD_BYTES, limit_text, move_into_place, safe_stem, staging_dir, taken_mark,
+                        write_bytes_whole)
 from core.labels import NODATA, get_class_map, label_map_warning
 from core.grid import Grid, crs_words, place_words, window_grid
 from core.raster import (ImageReader, band_map_check, file_bands, read_label_classes, write_codes, write_mask,
@@ -34,7 +35,8 @@ from core.geometry import LONLAT_CRS
 from core.region import PixelWindow, Region
 from core.region_check import WindowCheck, check_region
 from core.sources.base import (CODES_FILE, CONTEXT_FILE, CONTEXT_LEAST, CONTEXT_MARGIN, Progress, RegionCheck,
-                               SCENE_IMAGE, Scene)
+                               SCENE_IMAGE, Scene, scene_files, scene_from_meta, scene_record)
+from core.sources.base import complete_scene as _complete_scene
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SAMPLE_DIR = ROOT / "assets" / "sample"
@@ -196,12 +198,11 @@ class LocalSource:
         if not check.ok or check.window is None:
             raise RegionError(check.message)
         window = check.window
-        image_out, labels_out, meta_out = out_dir / SCENE_IMAGE, out_dir / "labels.tif", out_dir / "scene.json"
         extra = {"row_off": window.row_off, "col_off": window.col_off, "height": window.height, "width": window.width,
                  "source": str(self.image_path)}
         meta = _complete_scene(out_dir)
         if meta is not None:
-            return _scene_from_meta(out_dir, meta)
+            return scene_from_meta(out_dir, meta)
         if progress:
             progress(0, 3, "reading the image")
         with ImageReader(self.image_path, self.band_map) as reader:
@@ -217,34 +218,42 @@ class LocalSource:
         extra["region_pixels"] = int(inside.sum())  # the pixels inside the outline, with data or not
         if self.pixel_size_m and not grid.georeferenced:  # (a CRS says it itself)
             extra["pixel_size_m"] = float(self.pixel_size_m)
-        out_dir.mkdir(parents=True, exist_ok=True)  # only now: a refused region leaves nothing behind
-        if progress:
-            progress(1, 3, "writing the image")
-        scene_grid = window_grid(grid, window)
-        write_reflectance(image_out, feats, valid, scene_grid)
-        if context != window or not inside.all():  # else the scene is its own context
-            write_reflectance(out_dir / CONTEXT_FILE, ctx_feats, ctx_valid, window_grid(grid, context))
-            extra["context"] = {"file": CONTEXT_FILE, "row_off": r0, "col_off": c0}
-        has_labels = False
-        if self.labels_path is not None and self.label_map is not None:
+        # written into a staging folder and moved into place whole (a refused region leaves nothing behind);
+        # another session cutting the same region meanwhile (one folder per source and region) keeps its
+        # files: a scene completed there first is used, not renamed over (its time is in prediction keys)
+        with staging_dir(out_dir, prefix=".scene-") as tmp:
             if progress:
-                progress(2, 3, "writing the labels")
-            # the crop mask, and the product's own classes too, so that errors can be told by class
-            mask, codes = read_label_classes(self.labels_path, get_class_map(self.label_map), grid, window.to_rasterio())
-            mask[~inside] = NODATA
-            codes[~inside] = -1
-            write_mask(labels_out, mask, scene_grid)
-            write_codes(out_dir / CODES_FILE, codes, scene_grid)
-            extra.update(codes=CODES_FILE, class_map=self.label_map)
-            has_labels = True
-        meta = {"title": self.title, "attribution": self.attribution, "georeferenced": grid.georeferenced,
-                "labels": has_labels, "label_map": "binary" if has_labels else None, "extra": extra}
-        meta["sizes"] = {name: (out_dir / name).stat().st_size for name in _scene_files(meta)}
-        with replacing(meta_out) as tmp:  # written last and whole: it marks the scene as complete
-            tmp.write_text(json.dumps(meta, indent=1))
+                progress(1, 3, "writing the image")
+            scene_grid = window_grid(grid, window)
+            write_reflectance(tmp / SCENE_IMAGE, feats, valid, scene_grid)
+            if context != window or not inside.all():  # else the scene is its own context
+                write_reflectance(tmp / CONTEXT_FILE, ctx_feats, ctx_valid, window_grid(grid, context))
+                extra["context"] = {"file": CONTEXT_FILE, "row_off": r0, "col_off": c0}
+            labels_path = None
+            if self.labels_path is not None and self.label_map is not None:
+                if progress:
+                    progress(2, 3, "writing the labels")
+                # the crop mask, and the product's own classes too, so that errors can be told by class
+                mask, codes = read_label_classes(self.labels_path, get_class_map(self.label_map), grid,
+                                                 window.to_rasterio())
+                mask[~inside] = NODATA
+                codes[~inside] = -1
+                write_mask(tmp / "labels.tif", mask, scene_grid)
+                write_codes(tmp / CODES_FILE, codes, scene_grid)
+                extra.update(codes=CODES_FILE, class_map=self.label_map)
+                labels_path = out_dir / "labels.tif"
+            scene = Scene(out_dir / SCENE_IMAGE, labels_path, "binary" if labels_path else None, grid.georeferenced,
+                          self.title, self.attribution, extra)
+            meta = scene_record(scene, tmp)
+            (tmp / "scene.json").write_text(json.dumps(meta, indent=1))
+            done = _complete_scene(out_dir)
+            if done is not None:
+                return scene_from_meta(out_dir, done)
+            # scene.json last: it marks the scene as complete
+            move_into_place([(tmp / n, out_dir / n) for n in [*scene_files(meta), "scene.json"]], tmp)
         if progress:
             progress(3, 3, "done")
-        return _scene_from_meta(out_dir, meta)
+        return scene
 
 
 @functools.lru_cache(maxsize=32)
@@ -271,47 +280,6 @@ def context_window(window: PixelWindow, grid: Grid, margin: int = CONTEXT_MARGIN
     top, height = span(window.row_off, window.height, grid.height)
     left, width = span(window.col_off, window.width, grid.width)
     return PixelWindow(top, left, height, width)
-
-
-def _scene_files(meta: dict) -> list[str]:
-    """The files of a scene folder its scene.json (``meta``) names: the image, and the labels, class codes
-    and context where it has them."""
-    extra = meta.get("extra") or {}
-    codes, context = extra.get("codes"), (extra.get("context") or {}).get("file")
-    return [SCENE_IMAGE, *(["labels.tif"] if meta.get("labels") else []), *([codes] if codes else []),
-            *([context] if context else [])]
-
-
-def _complete_scene(out_dir: Path) -> dict | None:
-    """The scene.json of a scene folder whose files are all there (image, and labels and class codes
-    where it says it has them), each of the size it was written with, else None: a folder that lost a
-    file, whose file was cut short or emptied (a crash of the machine after its rename), or whose
-    scene.json cannot be read, is written again rather than reused (a damaged copy failed every page
-    with "copy or download it again", of a file the user never gave)."""
-    try:
-        meta = json.loads((out_dir / "scene.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(meta, dict):
-        return None
-    sizes = meta.get("sizes") if isinstance(meta.get("sizes"), dict) else {}  # (none in a folder of an older version)
-    for name in _scene_files(meta):
-        path = out_dir / name
-        if not path.is_file() or (name in sizes and path.stat().st_size != sizes[name]):
-            return None
-    return meta
-
-
-def _scene_from_meta(out_dir: Path, meta: dict) -> Scene:
-    return Scene(
-        image_path=out_dir / SCENE_IMAGE,
-        labels_path=(out_dir / "labels.tif") if meta.get("labels") else None,
-        label_map=meta.get("label_map"),
-        georeferenced=bool(meta.get("georeferenced")),
-        title=meta.get("title", ""),
-        attribution=meta.get("attribution", ""),
-        extra=dict(meta.get("extra") or {}),
-    )
 
 
 #: The first bytes of a TIFF (little- and big-endian) and a BigTIFF file.
@@ -399,6 +367,8 @@ def save_upload(data: bytes, name: str, out_dir: str | os.PathLike, max_bytes: i
         write_bytes_whole(path, data)
         if created is not None:
             created.append(path)
+    else:  # taken by this upload too (another session's, say): a refusal of the one that stored it keeps it
+        taken_mark(path).touch()
     check_upload_raster(path, base)  # (before any pixel is read)
     return path
 
@@ -427,10 +397,11 @@ def discarded_if_refused() -> Iterator[list[Path]]:
 
 def discard_uploads(paths: list[Path]) -> None:
     """Remove uploads that :func:`save_upload` stored (``<content hash>/<name>``, with their folder when
-    nothing else is in it), e.g. files refused when checked, which piled up in the work folder."""
+    nothing else is in it), e.g. files refused when checked, which piled up in the work folder; one
+    that another upload took meanwhile (its mark) is kept."""
     for path in paths:
         path = Path(path)
-        if not re.fullmatch(r"[0-9a-f]{16}", path.parent.name):
+        if not re.fullmatch(r"[0-9a-f]{16}", path.parent.name) or taken_mark(path).exists():
             continue
         try:
             path.unlink(missing_ok=True)

@@ -52,8 +52,8 @@ def source_from_spec(spec: dict):
             raise EarthEngineError(f"the Earth Engine source cannot be loaded ({err.name} is missing)") from None
         if spec.get("settings"):
             composite, labels = recipes_from_settings(spec["settings"])
-            return EarthEngineSource(composite, labels, secrets=cached.secrets())
-        return EarthEngineSource(preset=spec.get("preset"), secrets=cached.secrets())
+            return EarthEngineSource(composite, labels, secrets=cached.secrets(), reuse=True)
+        return EarthEngineSource(preset=spec.get("preset"), secrets=cached.secrets(), reuse=True)
     raise ConfigError(f"unknown data source {kind!r}")
 
 

@@ -638,7 +638,7 @@ def test_fetch_bbox_options_and_no_labels(capsys, tmp_path, ready, fake_pixels):
                                   "--end", "2022-09-30", "--scale", "20", "--labels", "dynamicworld", "--out", str(tmp_path / "dw"),
                                   "--workers", "1", "--project", "cli-proj"])
     assert code == 0, err
-    scene = json.loads((tmp_path / "dw" / "scene.json").read_text())
+    scene = json.loads((tmp_path / "dw" / "scene.json").read_text())["extra"]
     assert scene["composite"]["sensor"] == "S2" and scene["scale"] == 20.0
     assert (scene["labels"]["product"], scene["labels"]["start"], scene["labels"]["end"]) == ("dynamicworld", "2022-03-01", "2022-09-30")
     assert json.loads(out)["label_map"] == "binary" and ready == ["cli-proj"]

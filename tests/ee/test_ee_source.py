@@ -208,7 +208,7 @@ def test_fetch_writes_a_scene_core_can_read(ee_offline, tmp_path):
     assert (codes[0] == -1).all() and (codes[~inside] == -1).all() and FILL not in codes
     assert set(np.unique(codes[mask == 1])) == {CODES[0]} and set(np.unique(codes[mask == 0])) == {CODES[1]}
     assert ((codes == -1) == (mask == 255)).all()
-    meta = json.loads((tmp_path / "scene.json").read_text())
+    meta = json.loads((tmp_path / "scene.json").read_text())["extra"]  # (a local scene's layout: core.sources.base)
     assert meta["composite"]["sensor"] == "L5"
     from core.sources.base import scene_origin
 
@@ -368,7 +368,7 @@ def test_a_coarser_grid_comes_down_aggregated(ee_offline, tmp_path, sensor, scal
                             getinfo=lambda d: {"count": 3, "dates": [1]}, max_workers=1)
     scene = src.fetch(CAMANA, tmp_path)
     # scene.json says what the pixels aggregate, and the title that the image's are not the sensor's own
-    said = json.loads((tmp_path / "scene.json").read_text())["aggregated"]
+    said = json.loads((tmp_path / "scene.json").read_text())["extra"]["aggregated"]
     assert ("image" in said) == bool(image_reducer) and ("labels" in said) == bool(label_reducer)
     assert ("averaged to 30 m pixels" in scene.title) == bool(image_reducer)
     if image_reducer:
@@ -473,7 +473,8 @@ def test_overwrite_drops_outputs_the_new_recipe_lacks(ee_offline, tmp_path):
     scene = src.fetch(CAMANA, tmp_path)
     assert scene.labels_path is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["context.tif", "image.tif", "scene.json"]
-    assert json.loads((tmp_path / "scene.json").read_text())["labels"] is None
+    meta = json.loads((tmp_path / "scene.json").read_text())
+    assert meta["labels"] is False and meta["extra"]["labels"] is None
 
 
 def test_patches_larger_than_the_region_are_said_before_the_export(ee_offline):
@@ -764,3 +765,30 @@ def test_recipes_come_back_from_settings_kept_as_json():
     bare = EarthEngineSource(composite, initialize=ready).settings()
     assert bare["labels"] is None and recipes_from_settings(json.loads(json.dumps(bare))) == (composite, None)
     assert recipes_from_settings({"composite": bare["composite"]}) == (composite, None)
+
+
+def test_reuse_takes_a_complete_scene_of_the_same_recipe_and_region_with_no_request(ee_offline, tmp_path):
+    """The dashboard's sessions share one folder per recipe and region (reuse=True): a complete scene there is
+    used as it is, and one of another recipe (other labels, written by hand into the folder) is downloaded
+    anew; without reuse (the command line) a fetch downloads again."""
+    import os
+
+    first = _fetching_source(fake_compute([])).fetch(CAMANA, tmp_path)
+    stamp = os.stat(first.image_path).st_mtime_ns
+    requests, infos = [], []
+
+    def source(labels=CAMANA.labels, **kw):
+        return EarthEngineSource(CAMANA.composite, labels, initialize=ready, compute=fake_compute(requests),
+                                 getinfo=lambda d: infos.append(d) or {"count": 3, "dates": [1]}, max_workers=1, **kw)
+
+    again = source(preset="camana", reuse=True).fetch(CAMANA, tmp_path)
+    assert (requests, infos) == ([], []) and os.stat(again.image_path).st_mtime_ns == stamp
+    assert json.loads(json.dumps(again.to_dict())) == json.loads(json.dumps(first.to_dict(), default=str))
+    source(reuse=True).fetch(CAMANA, tmp_path)  # the preset's recipe, not named so (another title): downloaded
+    assert requests
+    requests.clear()
+    other = source(labels=None, reuse=True).fetch(CAMANA, tmp_path)  # another recipe: downloaded
+    assert requests and other.labels_path is None and os.stat(other.image_path).st_mtime_ns != stamp
+    requests.clear()
+    source(labels=None).fetch(CAMANA, tmp_path)  # no reuse: downloaded again
+    assert requests
