@@ -409,3 +409,71 @@ def test_the_ground_size_of_lon_lat_and_mercator_pixels_is_the_grids_centres():
     edge = 20037508.342789244
     merc = Grid("EPSG:3857", (100.0, 0.0, edge - 150.0, 0.0, -100.0, 1e6), 3, 3)  # its middle column across 180
     assert merc.pixel_width_m() == pytest.approx(100 * np.cos(np.radians(8.95)), rel=0.01)
+
+
+def test_a_global_lon_lat_grid_of_pixels_centred_on_the_poles_and_on_0_to_360_degrees_east_is_in_degrees():
+    from core.errors import InvalidDataError
+
+    g = Grid("EPSG:4326", (1.0, 0, -0.5, 0, -1.0, 90.5), 361, 181)  # pixel centres from 0 to 360 E, 90 N to 90 S
+    g.require_degrees()
+    area = g.pixel_area_ha()
+    # the top and bottom rows reach half a pixel past the poles: only their half up to the pole has area
+    cap = Grid("EPSG:4326", (1.0, 0, 0.0, 0, -0.5, 90.0), 1, 1).pixel_area_ha()[0, 0]
+    assert area[0, 0] == pytest.approx(cap, rel=1e-9) and area[-1, 0] == pytest.approx(cap, rel=1e-9)
+    Grid(UTM, tuple(T10)[:6], 8, 8).require_degrees()  # not a lon/lat grid: left alone
+    with pytest.raises(InvalidDataError, match="beyond the pole"):
+        Grid("EPSG:4326", (1.0, 0, -0.5, 0, -1.0, 92.0), 361, 181).require_degrees()
+
+
+def test_a_geotransform_whose_rows_step_beyond_the_globe_puts_a_corner_off_earth():
+    from core.grid import off_earth_corner
+
+    g = Grid(UTM, (10.0, 0, 500000.0, 0, -1e12, 5600000.0), 8, 8)  # a damaged row step: its last row 8e12 m south
+    assert off_earth_corner(g) == (500000.0, 5600000.0 - 8e12)
+
+
+def test_a_part_of_a_degree_grid_with_pixels_1_percent_larger_is_not_a_window_of_it():
+    from rasterio.windows import Window
+
+    from core.grid import window_within
+
+    whole = Grid("EPSG:4326", (8.983e-5, 0, 10.0, 0, -8.983e-5, 45.0), 5000, 5000)
+    assert window_within(Grid("EPSG:4326", (9.07e-5, 0, 10.0, 0, -9.07e-5, 45.0), 100, 100), whole) is None
+    moved = Grid("EPSG:4326", (8.983e-5, 0, 10.0 + 5 * 8.983e-5, 0, -8.983e-5, 45.0), 100, 100)
+    assert window_within(moved, whole) == Window(5, 0, 100, 100)
+
+
+@pytest.mark.parametrize("crs, origin, size", [("EPSG:4326", (10.0, 45.0), 0.001), ("EPSG:3857", (1113194.9, 5621521.5), 30.0)])
+def test_a_wide_rotated_grid_has_the_area_of_the_middle_of_each_row(crs, origin, size):
+    turned = Affine.translation(*origin) @ Affine.rotation(30) @ Affine.scale(size, -size)
+    area = Grid(crs, tuple(turned)[:6], 3001, 3).pixel_area_ha()
+    x, y = turned @ (1500.5, 1.5)  # the middle of the middle row, 1,500 columns from the origin
+    here = Grid(crs, (size, 0, x - size / 2, 0, -size, y + size / 2), 1, 1).pixel_area_ha()[0, 0]
+    assert area[1, 0] == pytest.approx(here, rel=1e-6)
+
+
+def test_grids_turned_either_side_of_180_degrees_are_said_to_be_turned_the_short_way():
+    from core.grid import grid_difference
+
+    def turned(angle):
+        return Grid(UTM, tuple(T10 @ Affine.rotation(angle))[:6], 64, 64)
+
+    assert grid_difference(turned(100), turned(-110)).startswith("its pixels are turned 150 degrees against the image's")
+
+
+def test_an_image_with_neither_crs_nor_geotransform_opens_in_pixels_without_a_warning(tmp_path):
+    import rasterio
+
+    path = tmp_path / "bare.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=32, height=32, count=4, dtype="int16") as dst:
+        dst.write(np.random.default_rng(0).integers(50, 4000, (4, 32, 32)).astype(np.int16))
+        dst.descriptions = ("R", "G", "B", "NIR")
+    with ImageReader(path) as r:
+        assert not r.grid.placed and r.grid.pixel_area_ha() is None and r.warnings == ()
+
+
+def test_a_projection_whose_pixels_are_smaller_than_the_ground_has_the_grounds_area():
+    # a transverse Mercator of scale 0.9 at its centre: 30 m on its map is 33.3 m on the ground
+    shrunk = "+proj=tmerc +lat_0=0 +lon_0=0 +k=0.9 +x_0=500000 +y_0=0 +ellps=WGS84 +units=m +no_defs"
+    area = Grid(shrunk, (30.0, 0, 500000.0, 0, -30.0, 300.0), 10, 10).pixel_area_ha()
+    assert np.asarray(area) == pytest.approx(0.09 / 0.81, rel=1e-3)

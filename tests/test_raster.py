@@ -355,6 +355,8 @@ def test_pixels_hidden_by_the_files_mask_band_are_no_data(tmp_path):
         assert np.array_equal(r.read()[1], ~hidden)
         assert np.array_equal(r.read_valid(Window(-8, 0, 40, 40)), np.pad(~hidden[:40, :32], ((0, 0), (8, 0))))
         assert np.array_equal(r.read_overview(16)[1], ~hidden[2::4, 2::4])
+        spread, rows, cols = r.read_valid_spread(Window(0, 0, 64, 64), 16)  # (the alpha band read as one band)
+        assert np.array_equal(spread, ~hidden[np.ix_(rows, cols)])
 
 
 def feats_stored(path) -> np.ndarray:
@@ -464,3 +466,162 @@ def test_a_geotiff_that_did_not_reach_the_disk_whole_is_refused(tmp_path, keep, 
     assert caught.value.errno == errno.EIO and caught.value.filename == str(cut_short)
     assert caught.value.strerror.startswith("the GeoTIFF did not reach the disk whole (" +
                                             ("cut.tif: TIFFReadDirectory" if tiled else "block 0,"))
+
+
+def test_a_window_past_the_edge_holds_the_images_pixels_in_their_places(tmp_path):
+    from rasterio.windows import Window
+
+    data = (np.arange(4 * 12 * 10).reshape(4, 12, 10) * 3 + 500).astype(np.int16)
+    path = write_raster(tmp_path / "ramp.tif", data, crs="EPSG:32631", transform=Affine(10, 0, 500000, 0, -10, 5600000),
+                        descriptions=["R", "G", "B", "NIR"])
+    with ImageReader(path) as r:
+        feats, valid = r.read()
+        edge, edge_valid = r.read(Window(-2, -3, 8, 8))
+        noisy, _ = r.read(Window(-2 + 1e-9, -3 + 1e-9, 8, 8))  # offsets with float noise: the same whole pixels
+    assert np.array_equal(edge[3:, 2:], feats[:5, :6]) and edge_valid[3:, 2:].all()
+    assert not edge_valid[:3].any() and not edge_valid[:, :2].any()
+    assert np.array_equal(noisy, edge)
+
+
+def test_the_margin_of_a_window_is_zero_where_the_fill_does_not_fit_the_type(tmp_path):
+    from rasterio.windows import Window
+
+    from core.raster import read_padded
+
+    path = write_raster(tmp_path / "u16.tif", np.full((4, 4, 4), 1500, np.uint16))
+    with rasterio.open(path) as src:
+        out = read_padded(src, path, [1, 2, 3, 4], Window(-2, 0, 6, 4), -9999)  # (a nodata value uint16 cannot hold)
+    assert out.dtype == np.uint16 and (out[:, :, :2] == 0).all() and (out[:, :, 2:] == 1500).all()
+
+
+def test_an_overview_read_in_strips_of_rows_holds_each_strips_pixels(monkeypatch):
+    import core.raster
+
+    with ImageReader(FLANDERS_S2) as r:
+        feats, valid = r.read()
+        monkeypatch.setattr(core.raster, "OVERVIEW_STRIP_PIXELS", 5 * r.grid.width)  # strips of 5 rows, as a large image's
+        small, small_valid, _ = r.read_overview(16)
+    assert np.array_equal(small, feats[2::4, 2::4]) and np.array_equal(small_valid, valid[2::4, 2::4])
+
+
+def test_the_spread_of_a_window_smaller_than_its_side_is_all_of_its_pixels():
+    from rasterio.windows import Window
+
+    with ImageReader(FLANDERS_S2) as r:
+        valid, rows, cols = r.read_valid_spread(Window(4, 2, 20, 10), 512)
+        assert valid.shape == (10, 20) and rows.tolist() == list(range(10)) and cols.tolist() == list(range(20))
+        assert np.array_equal(valid, r.read_valid(Window(4, 2, 20, 10)))
+
+
+def test_each_sampled_pixel_is_counted_once(tmp_path):
+    import re
+
+    data = np.full((4, 300, 300), 0.2, np.float32)
+    data[0] = np.nan  # NaN without a NaN nodata value
+    path = write_raster(tmp_path / "nan.tif", data, descriptions=["R", "G", "B", "NIR"])
+    with pytest.raises(InvalidDataError, match="sampled pixels") as err:
+        ImageReader(path)
+    assert 0 < int(re.search(r"in (\d+) sampled pixels", str(err.value)).group(1)) <= 300 * 300
+
+
+def test_the_scale_of_an_image_is_its_red_bands(tmp_path):
+    path = write_raster(tmp_path / "s.tif", np.full((4, 16, 16), 1500, np.int16), descriptions=["R", "G", "B", "NIR"])
+    with rasterio.open(path, "r+") as dst:
+        dst.scales = (1e-4, 1e-4, 1e-4, 2e-4)
+    with ImageReader(path) as r:
+        assert r.scale == pytest.approx(1e-4) and r.scales[3] == pytest.approx(2e-4)
+
+
+def test_a_truncated_tiff_is_said_to_be_damaged(tmp_path):
+    (tmp_path / "cut.tiff").write_bytes(SAMPLE_IMAGE.read_bytes()[:3000])
+    with pytest.raises(CorruptFileError, match=r"^cannot read cut.tiff \(.*\): the file is truncated or damaged"):
+        ImageReader(tmp_path / "cut.tiff")
+
+
+def test_a_label_band_is_found_by_its_name(tmp_path):
+    codes = np.stack([np.full((8, 8), 176, np.uint8), np.full((8, 8), 1, np.uint8)])  # grassland, corn
+    cdl = get_class_map("cdl")
+    years = write_raster(tmp_path / "years.tif", codes, descriptions=["2020", "2021"])
+    assert (read_labels(years, cdl, band="2021") == 1).all()  # a name of digits: that band, not band number 2021
+    named = write_raster(tmp_path / "named.tif", codes, descriptions=["other", "cropland"])
+    assert (read_labels(named, cdl) == 1).all()  # the class map's band (CDL's "cropland"), not the first
+    with pytest.raises(BandError, match=r"label band 'crops' not found .*other, cropland"):
+        read_labels(named, cdl, band="crops")
+
+
+def test_labels_beside_the_image_are_refused_on_every_side(tmp_path):
+    with ImageReader(FLANDERS_S2) as r:
+        t = r.grid.transform
+        for col, row in ((-40, 0), (0, -32), (0, 64)):  # ending at its left edge, at its top edge; from its bottom edge
+            beside = write_raster(tmp_path / "beside.tif", np.ones((32, 40), np.uint8), crs=r.grid.crs,
+                                  transform=Affine(t[0], 0, t[2] + col * t[0], 0, t[4], t[5] + row * t[4]))
+            with pytest.raises(GridMismatchError, match="the two do not overlap"):
+                read_labels(beside, get_class_map("binary"), grid=r.grid)
+
+
+def test_smaller_labels_without_a_geotransform_are_refused_for_an_image_without_one(tmp_path):
+    from core.grid import Grid
+
+    with rasterio.open(tmp_path / "bare.tif", "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8") as dst:
+        dst.write(np.ones((1, 4, 4), np.uint8))
+    image = Grid(None, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0), 8, 8)  # (GDAL's identity: no geotransform either)
+    with pytest.raises(GridMismatchError, match="neither file says where its pixels lie"):
+        read_labels(tmp_path / "bare.tif", get_class_map("binary"), grid=image)
+
+
+def test_labels_without_a_crs_are_refused_though_their_geotransform_is_the_images(tmp_path):
+    with ImageReader(FLANDERS_S2) as r:
+        for size in (64, 80):  # the image's size, and larger
+            path = write_raster(tmp_path / f"nocrs{size}.tif", np.ones((size, size), np.uint8),
+                                transform=Affine(*r.grid.transform))
+            with pytest.raises(GridMismatchError, match=r"it has no georeferencing \(no CRS"):
+                read_labels(path, get_class_map("binary"), grid=r.grid)
+
+
+def test_the_codes_checked_of_a_larger_label_tile_are_those_under_the_image(tmp_path):
+    from core.raster import check_label_file, grid_of_file
+
+    grid = grid_of_file(FLANDERS_S2)
+    tile = np.full((84, 84), 255, np.uint8)
+    tile[10:74, 10:74] = np.indices((64, 64)).sum(axis=0) % 2  # the image's part: 0 and 1 alike
+    a, _, c, _, e, f = grid.transform
+    path = write_raster(tmp_path / "tile.tif", tile, crs=grid.crs, transform=Affine(a, 0, c - 10 * a, 0, e, f - 10 * e))
+    counts = check_label_file(path, get_class_map("binary"), grid=grid, strip_pixels=64 * 8)
+    assert counts.pixels == 64 * 64 and counts.counts[0] == counts.counts[1] == 64 * 32 and counts.counts[255] == 0
+
+
+def test_written_masks_and_codes_keep_their_values_grid_and_no_data(tmp_path):
+    from core.grid import Grid
+    from core.raster import write_codes, write_mask
+
+    grid = Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5600000.0), 6, 4)
+    mask = np.array([[0, 1, 255, 1, 0, 0]] * 4, np.uint8)
+    codes = np.where(mask == 255, -1, mask.astype(np.int16) * 300).astype(np.int16)  # a code beyond 255
+    with rasterio.open(write_mask(tmp_path / "m.tif", mask, grid)) as src:
+        assert (src.dtypes[0], src.nodata, src.descriptions) == ("uint8", 255, ("crop",))
+        assert np.array_equal(src.read(1), mask) and tuple(src.transform)[:6] == grid.transform
+        assert src.crs.to_epsg() == 32631
+    with rasterio.open(write_codes(tmp_path / "c.tif", codes, grid)) as src:
+        assert (src.dtypes[0], src.nodata) == ("int16", -1) and np.array_equal(src.read(1), codes)
+    with pytest.raises(ValueError, match="bands are 6x5 px, grid is 6x4"):
+        write_mask(tmp_path / "tall.tif", np.zeros((5, 6), np.uint8), grid)
+
+
+def test_written_reflectance_keeps_no_data_as_nan_and_zero_reflectance_as_data(tmp_path):
+    from core.grid import Grid
+    from core.raster import write_reflectance
+
+    grid = Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5600000.0), 3, 2)
+    feats = np.full((2, 3, 5), 0.2, np.float32)
+    feats[0, 0, :4] = 0.0  # a valid pixel of reflectance 0 in every band (negatives clipped)
+    valid = np.array([[True, True, False], [True, True, True]])
+    feats[~valid] = 0.0
+    path = write_reflectance(tmp_path / "r.tif", feats, valid, grid)
+    with rasterio.open(path) as src:
+        data = src.read()
+        assert np.isnan(src.nodata) and np.isnan(data[:, 0, 2]).all()
+        assert (data[:, 0, 0] > 0).all() and data[:, 0, 0].max() < 1e-30
+    with ImageReader(path) as r:
+        assert np.array_equal(r.read()[1], valid)
+    with pytest.raises(ValueError, match="grid is 3x2"):
+        write_reflectance(tmp_path / "x.tif", feats, valid[:1], grid)
