@@ -153,9 +153,11 @@ def resampled_copies(image: str | os.PathLike, pixel_size_m: float, labels: str 
                      label_map: str | None = None, band_map: dict[str, int] | None = None,
                      created: list[Path] | None = None) -> tuple[Path, Path | None]:
     """The image (and labels) in ``pixel_size_m`` pixels, beside them as ``<name>_<size>m.tif`` (with
-    band numbers: ``<name>_<size>m_R3_G2_B1_NIR4.tif``; labels: ``<name>_<size>m_<label map>.tif``): made by :func:`resample_files`, or the copies made before
-    (they are written whole or not at all). Copies written by this call are appended to ``created``
-    (e.g. :func:`core.sources.local.discarded_if_refused`'s list: removed with the uploads if refused).
+    band numbers: ``<name>_<size>m_R3_G2_B1_NIR4.tif``; labels: ``<name>_<size>m_<label map>.tif``):
+    made by :func:`resample_files`, or the copies made before (they are written whole or not at all;
+    one found is marked taken, :func:`core.files.taken_mark`). Copies written by this call are appended
+    to ``created`` (e.g. :func:`core.sources.local.discarded_if_refused`'s list: removed with the uploads
+    if refused).
 
     Raises:
         as :func:`resample_files`.
