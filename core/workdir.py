@@ -4,6 +4,7 @@ goes (scenes cut from sources, uploads, training jobs, models, predictions, sess
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +106,8 @@ def prune_scenes(work: WorkDir, age_s: float, now: float | None = None) -> list[
         return []
     named = ""
     for spec in work.jobs.glob(f"*/{JOB_SPEC}"):
+        if spec.parent.name.startswith("."):  # (a job being deleted, or one whose deletion broke off)
+            continue
         try:
             named += spec.read_text(encoding="utf-8", errors="replace")
         except OSError:
@@ -118,4 +121,36 @@ def prune_scenes(work: WorkDir, age_s: float, now: float | None = None) -> list[
         shutil.rmtree(folder, ignore_errors=True)
         if not folder.exists():
             removed.append(folder)
+    return removed
+
+
+#: the names of what a write under way keeps hidden until it is done (core.files.temp_name's ``.*.tmp``,
+#: staging folders): one older than a day was left by a server killed mid-write
+LEFTOVER = re.compile(r"\..*\.tmp|\.(ee-fetch|scene|upload|deleting|predict|patches|export|replaced)-.*|\..*\.save-.*")
+
+
+def prune_leftovers(work: WorkDir, age_s: float, now: float | None = None) -> list[Path]:
+    """Remove what writes broken off by a killed server left in the work folder, unchanged for ``age_s``
+    seconds (never one under way: those take minutes): temporary files and staging folders
+    (:data:`LEFTOVER`, up to three levels down), and training folders that never got their ``job.json``
+    (a start killed while it split the region). Hidden and never listed, but each as large as what it
+    was writing. Best effort. Returns what was removed."""
+    import shutil
+    import time
+
+    cutoff = (time.time() if now is None else now) - age_s
+    found = [p for depth in ("*/.*", "*/*/.*", "*/*/*/.*") for p in work.root.glob(depth) if LEFTOVER.fullmatch(p.name)]
+    found += [p for p in work.jobs.glob("job-*") if p.is_dir() and not (p / JOB_SPEC).exists()]
+    removed = []
+    for path in found:
+        try:
+            if path.lstat().st_mtime >= cutoff:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
     return removed

@@ -80,8 +80,11 @@ MISSHAPEN = [(state.THRESHOLD, 1), (state.THRESHOLD, "0.5"), (state.VIEWS, 3), (
 def test_restored_drops_a_value_of_another_shape(key, value):
     good = {state.THRESHOLD: 0.37, state.MAP_HEIGHT: 720, state.SOURCE: {"kind": "sample"}, state.REGION: REGION}
     back = state.restored(state.snapshot({**good, key: value}), exists=lambda p: True)
-    if key in state.KEPT_TOGETHER:  # the source, region, scene and prediction belong together: none of them
-        assert back == {k: v for k, v in good.items() if k not in state.KEPT_TOGETHER}
+    if key in state.KEPT_TOGETHER:  # a scene belongs to its source and region, a prediction to its scene: its
+        # group and those after it do not come back, those before it do
+        groups = state._TOGETHER_GROUPS
+        before = {k for g in groups[:next(i for i, g in enumerate(groups) if key in g)] for k in g}
+        assert back == {k: v for k, v in good.items() if k not in state.KEPT_TOGETHER or k in before}
     else:  # the others come back
         assert back == {k: v for k, v in good.items() if k != key}
 
@@ -314,3 +317,216 @@ def test_the_predict_button_keeps_the_running_prediction_for_a_reload_at_once(fa
     by_label(at.button, "Predict").click().run()
     assert not at.exception and seen and seen[0] == list(at.session_state[state.PREDICTION]["key"])
     assert _saved(sid)[state.PREDICTING] is None  # (and forgotten once it has ended)
+
+
+def _restart() -> None:
+    """What a restart of the server clears: Streamlit's caches and the predictions' threads (their registry)."""
+    import streamlit as st
+
+    from pages.components import predictions
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    predictions._RUNS.clear()
+
+
+def test_a_reload_after_the_predictions_model_went_keeps_the_source_and_region(fake_map, tiny_model_path, tmp_path):
+    """The model of the session's prediction deleted meanwhile (the training that made it deleted from another
+    session's list of earlier trainings, which only refuses the model in use there; an update that shipped its
+    weights under another name): a reload dropped the session's own image and region with it (the prediction's
+    key names the model's path, and the source, region, scene and prediction come back all or none), and
+    opened on the sample scene's whole image without a word. The prediction goes; the source and region stay."""
+    import shutil
+
+    from core.card import card_path
+    from testdata import SAMPLE_IMAGE
+
+    model = tmp_path / "own-model.keras"
+    shutil.copy(tiny_model_path, model)
+    shutil.copy(card_path(tiny_model_path), card_path(model))
+    at = new_app()  # the sample's image as one's own (no labels)
+    at.session_state[state.SOURCE] = {"kind": "local", "image": str(SAMPLE_IMAGE), "labels": None, "label_map": None,
+                                      "title": "own.tif"}
+    at.session_state[state.MODEL_PATH] = str(model)
+    at.session_state[state.REGION] = REGION
+    at.switch_page("pages/predict.py").run()
+    by_label(at.button, "Predict").click().run()
+    assert not at.exception and at.session_state[state.PREDICTION] is not None
+    source, sid = at.session_state[state.SOURCE], at.query_params[state.SESSION_PARAM][0]
+    assert _saved(sid)[state.SOURCE] == source
+
+    model.unlink()
+    card_path(model).unlink()
+    _restart()
+    again = new_app()
+    again.query_params[state.SESSION_PARAM] = sid
+    again.switch_page("pages/region.py").run()
+    assert not again.exception
+    assert again.session_state[state.SOURCE] == source  # the user's own image, not the sample
+    assert again.session_state[state.REGION] == REGION
+    assert again.session_state[state.MODEL_PATH] is None and again.session_state[state.PREDICTION] is None
+
+
+#: what a server killed mid-write leaves in the work folder (relative to it; a name ending in "/" is a folder):
+#: an Earth Engine image export being assembled (minutes of reading Cloud Storage, a GeoTIFF of the whole export),
+#: a region's Earth Engine download in the folder of a scene that is in use again since, an upload to Earth Engine
+#: (its GeoTIFF staged), a training's deletion broken off, a session being saved, a training's start on a region
+#: (the region's image and labels split into a held-out block, before the job's files: never listed as a job)
+LEFT_BY_A_CRASH = ["exports/0123456789abcdef/.image.tif.4242-abcdef01.tmp",
+                   "scenes/89abcdef01234567/.ee-fetch-k3j2h1g0/",
+                   "ee_upload/.upload-k3j2h1g0/",
+                   "jobs/.deleting-job-20261201-080000-aaaaaa/",
+                   "sessions/." + "a" * 32 + ".json.4242-abcdef01.tmp",
+                   "jobs/job-20261201-080000-cccccc/holdout/"]
+
+
+@pytest.mark.parametrize("left", LEFT_BY_A_CRASH)
+def test_what_a_killed_server_left_staged_is_removed_a_day_later(fake_map, left):
+    """The temporary files and staging folders of writes that a restart, a crash or an out-of-memory kill broke
+    off were never removed but in the predictions' folder: hidden, never listed nor used, but each as large as what
+    it was writing (a whole image export, a region's download, a training's checkpoints) and kept for good, the
+    scene's own with the scene in use. A new session removes those left for a day (not one being written now, by
+    another session: a download or upload takes minutes)."""
+    work = state.work().root
+    path = work / left.rstrip("/")
+    fresh = work / next(left.rstrip("/").replace(a, b) for a, b in (("abcdef01", "abcdef02"), ("k3j2h1g0", "n0w0n0w0"),
+                                                                     ("aaaaaa", "bbbbbb"), ("cccccc", "dddddd")) if a in left)
+    for p in (path, fresh):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if left.endswith("/"):
+            p.mkdir()
+            (p / "image.tif").write_bytes(b"x" * 1000)
+        else:
+            p.write_bytes(b"x" * 1000)
+    past = time.time() - 2 * 86400
+    top = work / left.split("/")[0]
+    for p in [*path.rglob("*"), path, *(q for q in path.parents if top in q.parents)]:  # (its folders as old)
+        os.utime(p, (past, past))
+    new_app().run()
+    assert fresh.exists()  # (another session's write under way)
+    assert not path.exists(), left
+
+
+def test_a_reload_after_a_restart_shows_the_training_whose_worker_was_killed_as_failed_with_resume(fake_map, request):
+    """The session's training, its worker killed (kill -9, the out-of-memory killer) while the server was down, and
+    its id taken since by another process: after the restart the reloaded session's Model page says it failed, its
+    finished epoch kept, with Resume, not "running" with Cancel for good (which refused every new training)."""
+    import subprocess
+    import sys
+
+    from core import jobs
+
+    job = state.work().jobs / "job-20261201-080000-aaaaaa"
+    (job / "train").mkdir(parents=True)
+    (job / "train" / "last.keras").write_bytes(b"checkpoint")
+    (job / "job.json").write_text(json.dumps({"kind": "train", "job_id": "train-x", "params": {}, "note": ""}))
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # the worker's id, reused
+    request.addfinalizer(other.kill)
+    running = jobs.JobStatus(state="running", job_id="train-x", pid=other.pid, started=time.time() - 600, epoch=2,
+                             epochs=3, step=1, steps=4, history=[{"epoch": 1, "loss": 0.5, "val_loss": 0.45}])
+    (job / "status.json").write_text(json.dumps(running.to_dict()))
+    (job / "log.txt").write_text("epoch 2/3\n")
+    at = new_app()
+    at.session_state[state.JOB_DIR] = str(job)  # (as Start training keeps it)
+    at.switch_page("pages/region.py").run()
+    sid = at.query_params[state.SESSION_PARAM][0]
+
+    _restart()
+    again = new_app()
+    again.query_params[state.SESSION_PARAM] = sid
+    again.switch_page("pages/model.py").run()
+    assert not again.exception and again.session_state[state.JOB_DIR] == str(job)
+    assert not any(b.label in ("Cancel training", "Stop now") for b in again.button)
+    assert any(b.label == "Resume training" for b in again.button), [b.label for b in again.button]
+    assert any(e.value.startswith("The worker process exited unexpectedly") for e in again.error), [e.value for e in again.error]
+    assert "failed: 1 of 3 epochs finished" in " ".join(p.proto.text for p in again.get("progress"))
+    assert not by_label(again.button, "Start training").disabled  # (no training runs)
+
+
+def test_a_reload_after_a_restart_mid_prediction_says_so_once_and_offers_predict(fake_map, tiny_model_path):
+    """The server restarted while the session's prediction ran in its thread (its half-written temporary file
+    left beside where the prediction goes): the reloaded Predict page shows no progress bar waiting for a run
+    that is gone nor the half-written file as a map; it says once that the prediction is no longer running, and
+    Predict makes it anew."""
+    import numpy as np
+
+    from core.region import Region
+    from pages.components import cached
+
+    at = predict_page(tiny_model_path)
+    key = cached.prediction_key(at.session_state[state.SCENE]["image_path"],
+                                Region.from_geojson(at.session_state[state.REGION]).key(), str(tiny_model_path))
+    at.session_state[state.PREDICTING] = list(key)  # as the Predict button saves it, the server then killed
+    at.switch_page("pages/region.py").run()
+    sid = at.query_params[state.SESSION_PARAM][0]
+    assert _saved(sid)[state.PREDICTING] == list(key)
+    stored = cached.prediction_file(key)
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    half = stored.parent / f".{stored.name}.4242-abcdef01.tmp"
+    with open(half, "wb") as f:
+        np.save(f, np.zeros((256, 256), np.float32))
+    half.write_bytes(half.read_bytes()[:5000])
+
+    _restart()
+    again = new_app()
+    again.query_params[state.SESSION_PARAM] = sid
+    again.switch_page("pages/predict.py").run()
+    assert not again.exception and not again.get("progress")
+    assert [e.value for e in again.error] == [
+        "The prediction started here is no longer running and left no map (the server restarted, or another tab "
+        "ran the same region and model and it did not finish there); press Predict to run it again"]
+    assert again.session_state[state.PREDICTING] is None and again.session_state[state.PREDICTION] is None
+    assert "Crop area" not in [m.label for m in again.metric] and not stored.exists()
+    assert _saved(sid)[state.PREDICTING] is None  # (a second reload does not say it again)
+    again.run()
+    assert not again.exception and not again.error
+    assert any("Press Predict" in i.value for i in again.info), [i.value for i in again.info]
+    by_label(again.button, "Predict").click().run()
+    assert not again.exception and not again.error and "Crop area" in [m.label for m in again.metric]
+    assert np.load(stored).shape == (256, 256)
+
+
+@pytest.mark.parametrize("value", [[["image.tif", 1.0]], [{"image": "image.tif"}, 1]])
+def test_a_kept_running_prediction_whose_key_holds_lists_opens_the_pages(fake_map, value):
+    """A running prediction's key kept as a list of lists or objects (a damaged or hand-edited session, or one
+    kept by a version that shaped keys otherwise) passed the kept shape's check (a list), and every page of the
+    session's link then failed with Streamlit's bare error (TypeError: unhashable type, in the sidebar's line on
+    the prediction): it is not restored, as other misshapen values are not."""
+    sid = "ef" * 16
+    state.sessions_dir().mkdir(parents=True, exist_ok=True)
+    (state.sessions_dir() / f"{sid}.json").write_text(json.dumps({state.PREDICTING: value, state.THRESHOLD: 0.3}))
+    for page in ("pages/region.py", "pages/predict.py", "pages/quality.py"):
+        at = new_app()
+        at.query_params[state.SESSION_PARAM] = sid
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert at.session_state[state.THRESHOLD] == 0.3 and at.session_state[state.PREDICTING] is None
+
+
+def test_a_reload_after_its_scene_was_pruned_keeps_the_source_and_region(fake_map):
+    """The session's scene not used for a month (the session changed since only on pages that do not show it:
+    the training form, the sidebar's settings) is pruned when another session starts, as it should be; the
+    session's reload then dropped its own image and region with it and opened on the sample's whole image,
+    without a word, though the scene is only a copy cut again from the source on the next page that needs it."""
+    from testdata import SAMPLE_IMAGE
+
+    at = new_app()  # the sample's image as one's own (no labels)
+    own = {"kind": "local", "image": str(SAMPLE_IMAGE), "labels": None, "label_map": None, "title": "own.tif"}
+    at.session_state[state.SOURCE] = own
+    at.session_state[state.REGION] = REGION
+    at.switch_page("pages/data.py").run()
+    assert not at.exception and at.session_state[state.SCENE] is not None
+    scene = os.path.dirname(at.session_state[state.SCENE]["image_path"])
+    sid = at.query_params[state.SESSION_PARAM][0]
+    past = time.time() - (state.SESSION_DAYS + 1) * 86400
+    os.utime(scene, (past, past))  # (a month on; the session's own file changed since)
+    new_app().run()  # another session starts: the scene is pruned
+    assert not os.path.exists(scene) and (state.sessions_dir() / f"{sid}.json").exists()
+
+    _restart()
+    again = new_app()
+    again.query_params[state.SESSION_PARAM] = sid
+    again.switch_page("pages/data.py").run()
+    assert not again.exception
+    assert again.session_state[state.SOURCE] == own and again.session_state[state.REGION] == REGION
+    assert again.session_state[state.SCENE] is not None and os.path.exists(again.session_state[state.SCENE]["image_path"])

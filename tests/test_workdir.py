@@ -49,3 +49,36 @@ def test_scenes_unused_for_a_month_are_removed_but_not_one_a_training_job_was_st
     assert prune_scenes(work, month) == [old]
     assert not old.exists() and recent.is_dir() and (trained / "image.tif").exists()
     assert prune_scenes(WorkDir(tmp_path / "none"), month) == []  # (no scenes folder yet)
+
+
+def test_leftovers_of_broken_off_writes_go_a_day_later_and_nothing_else_does(tmp_path):
+    """prune_leftovers: the temporary files and staging folders a killed server left go once a day old; the
+    marks, locks, jobs and outputs beside them stay, as does a leftover that may still be being written."""
+    import os
+    import time
+
+    from core.workdir import prune_leftovers, prune_scenes
+
+    work = WorkDir(tmp_path)
+    old = ["predictions/.ab.npy.1-x.tmp", "uploads/0123456789abcdef/.a.tif.2-y.tmp", "models/.m.keras.save-q/",
+           "jobs/job-20261201-080000-aaaaaa/train/.best.save-k/", "jobs/job-20261201-090000-bbbbbb/holdout/"]
+    kept = ["uploads/0123456789abcdef/a.tif", "uploads/0123456789abcdef/.a.tif.taken", "jobs/.start.lock",
+            "jobs/job-20261201-080000-aaaaaa/job.json", "jobs/job-20261201-080000-aaaaaa/train/best.keras",
+            "scenes/0123456789abcdef/image.tif", "predictions/ab.npy"]
+    for rel in old + kept:
+        path = tmp_path / rel.rstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir() if rel.endswith("/") else path.write_bytes(b"x")
+    past = time.time() - 2 * 86400
+    for path in tmp_path.rglob("*"):
+        os.utime(path, (past, past))
+    (tmp_path / "scenes" / ".fresh.tmp").write_bytes(b"x")  # (being written now)
+    removed = prune_leftovers(work, 86400)
+    assert not any((tmp_path / rel.rstrip("/")).exists() for rel in old), removed
+    assert all((tmp_path / rel).exists() for rel in kept) and (tmp_path / "scenes" / ".fresh.tmp").exists()
+    # a job whose deletion broke off names no scene to keep
+    gone = tmp_path / "jobs" / ".deleting-job-20261201-100000-cccccc"
+    gone.mkdir()
+    (gone / "job.json").write_text('{"params": {"trained_on": "%s"}}' % (tmp_path / "scenes" / "0123456789abcdef"))
+    os.utime(tmp_path / "scenes" / "0123456789abcdef", (past, past))
+    assert prune_scenes(work, 86400) == [tmp_path / "scenes" / "0123456789abcdef"]

@@ -165,6 +165,8 @@ DEFAULTS: dict[str, Any] = {
 #: back only as a whole and only when every file it names is still there (a region belongs to its
 #: source, a prediction to its scene)
 KEPT_TOGETHER = (SOURCE, REGION, PREVIOUS_REGION, SCENE, PATCHES, PREDICTION, PREDICTING, FIELDS)
+#: :data:`KEPT_TOGETHER` in the groups a reload brings back whole, each only with those before it
+_TOGETHER_GROUPS = ((SOURCE, REGION, PREVIOUS_REGION), (SCENE, PATCHES, FIELDS), (PREDICTION, PREDICTING))
 KEPT = KEPT_TOGETHER + (MODEL_PATH, THRESHOLD, VIEWS, LAYERS, QUALITY_CLASS, EE_ASSET, EE_INGESTION, EE_PATCHES,
                         EE_IMAGE_EXPORT, EE_EXPORTS, TRAIN_FORM,
                         PATCH_FORM, EE_EXPORT_FORM, EE_UPLOAD_FORM, EE_TASKS_ACTIVE, JOB_DIR, EE_LAST, BASEMAP,
@@ -308,12 +310,12 @@ def _start_session() -> None:
         # the predictions no session has shown for as long (each is a float32 copy of its region: they
         # would fill the disk of a long-running server; one needed again is predicted again)
         _prune(work().predictions, SESSION_DAYS * 86400, "*.npy")
-        # and the temporary file of a prediction whose server was killed while writing it (hidden, and
-        # no *.npy: kept for good); a day is far longer than any write takes
-        _prune(work().predictions, 86400, ".*.tmp")
-        # and the regions' scenes none has used for as long (a copy of each region: 171 MB for a 3,900 px one)
-        from core.workdir import prune_scenes
+        # and what writes broken off by a killed server left (a prediction's temporary file, a download's
+        # staging folder...: hidden, kept for good); a day is far longer than any write takes
+        from core.workdir import prune_leftovers, prune_scenes
 
+        prune_leftovers(work(), 86400)
+        # and the regions' scenes none has used for as long (a copy of each region: 171 MB for a 3,900 px one)
         prune_scenes(work(), SESSION_DAYS * 86400)
     st.session_state[SESSION_ID] = sid
 
@@ -358,21 +360,24 @@ def snapshot(values: dict[str, Any]) -> str:
 
 def restored(text: str, exists=os.path.exists) -> dict[str, Any]:
     """The session values to bring back from :func:`snapshot`'s ``text``: only :data:`KEPT` keys of the
-    shape this version gives them (:func:`kept_shape_ok`); :data:`KEPT_TOGETHER` all or none, and none
-    when a file they name is gone (``exists``: the check, injected for tests); {} for damaged text or
-    a session saved in another :data:`SESSION_FORMAT`."""
+    shape this version gives them (:func:`kept_shape_ok`); :data:`KEPT_TOGETHER` in its groups, each all
+    or none, and none when a file they name is gone (``exists``: the check, injected for tests), nor
+    those after it; {} for damaged text or a session saved in another :data:`SESSION_FORMAT`."""
     try:
         values = json.loads(text)
     except ValueError:
         return {}
     if not isinstance(values, dict) or values.get(FORMAT_KEY, 1) != SESSION_FORMAT:
         return {}
-    together = {k: values[k] for k in KEPT_TOGETHER if k in values}
     out = {k: v for k, v in values.items()
-           if k in KEPT and k not in together and kept_shape_ok(k, v) and _files_there(v, exists)}
-    if together and all(kept_shape_ok(k, v) for k, v in together.items()) and _files_there(
-            list(together.values()), exists):
-        out.update(together)
+           if k in KEPT and k not in KEPT_TOGETHER and kept_shape_ok(k, v) and _files_there(v, exists)}
+    # each group only with the groups before it: a scene belongs to its source and region, a prediction
+    # to its scene (a scene pruned, or a prediction's model deleted, leaves the user's source and region)
+    for group in _TOGETHER_GROUPS:
+        values_ = {k: values[k] for k in group if k in values}
+        if not (all(kept_shape_ok(k, v) for k, v in values_.items()) and _files_there(list(values_.values()), exists)):
+            break
+        out.update(values_)
     return out
 
 
@@ -390,6 +395,7 @@ def _or_none(check):
 
 
 _text, _flag, _dict, _list, _int = _is(str), _is(bool), _is(dict), _is(list), _is(int)
+_flat_list = lambda v: _list(v) and not any(isinstance(x, (list, dict)) for x in v)  # noqa: E731 (as those above)
 #: a scene's ``extra`` (core.sources: where it was cut from, its context image, its class codes)
 _SCENE_EXTRA = _dict_with(row_off=_int, col_off=_int, height=_int, width=_int, region_pixels=_int,
                           pixel_size_m=_or_none(_is(int, float)), codes=_or_none(_text), class_map=_or_none(_text),
@@ -407,8 +413,8 @@ KEPT_SHAPES = {
                                          georeferenced=_flag, title=_text, attribution=_text, extra=_SCENE_EXTRA)(v)
                     and _text(v.get("image_path"))),
     PATCHES: _or_none(_dict),
-    PREDICTION: _or_none(lambda v: _dict(v) and _list(v.get("key"))),
-    PREDICTING: _or_none(_list),
+    PREDICTION: _or_none(lambda v: _dict(v) and _flat_list(v.get("key"))),
+    PREDICTING: _or_none(_flat_list),  # (a key: made a tuple, hashed)
     FIELDS: _or_none(lambda v: _list(v) and len(v) == 2),
     MODEL_PATH: _or_none(_text),
     THRESHOLD: lambda v: _is(float)(v) and THRESHOLD_SLIDER["min_value"] <= v <= THRESHOLD_SLIDER["max_value"],
