@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -47,6 +48,8 @@ class ZoneArea:
     note: str = ""
     # against labels (None without them): over the zone's pixels valid in both
     compared_pixels: int | None = None
+    compared_crop_pixels: int | None = None  # predicted crop over the compared pixels (beside the labels' crop)
+    compared_crop_area_ha: float | None = None
     label_crop_pixels: int | None = None
     label_crop_area_ha: float | None = None
     iou: float | None = None  # None where neither has crop
@@ -89,7 +92,8 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
                  offset: tuple[int, int] = (0, 0), labels: np.ndarray | None = None,
                  covering: str = "the prediction", called: str = "zone") -> list[ZoneArea]:
     """The crop of ``mask`` (uint8: 1 crop, 0 not, 255 no data, on ``grid``) in each zone, and with
-    ``labels`` (a mask of the same kind on the same grid) the labels' crop, IoU and F1 there.
+    ``labels`` (a mask of the same kind on the same grid) the predicted and the labels' crop over the
+    pixels valid in both, IoU and F1 there.
     ``covering`` names what ``grid`` covers in a note on a zone partly or wholly off it ("the image"
     for the labels' crop before any prediction), ``called`` the zone ("part" for a region's parts).
 
@@ -110,7 +114,8 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
     for (_, zone), (name, window, inside) in zip(zones, zone_pixels(grid, zones, offset)):
         if window is None:
             none = 0.0 if pixel_ha is not None else None
-            against = dict(compared_pixels=0, label_crop_pixels=0, label_crop_area_ha=none) if labels is not None else {}
+            against = dict(compared_pixels=0, compared_crop_pixels=0, compared_crop_area_ha=none, label_crop_pixels=0,
+                           label_crop_area_ha=none) if labels is not None else {}
             rows.append(ZoneArea(name, 0, 0, 0, None, none, none, f"outside {covering}", **against))
             continue
         sub = mask[window.row_off : window.row_off + window.height, window.col_off : window.col_off + window.width]
@@ -127,7 +132,8 @@ def crop_by_zone(mask: np.ndarray, grid: Grid, zones: list[tuple[str, Region]],
             p, y = crop & both, both & (lab == CROP)
             tp, fp, fn = int((p & y).sum()), int((p & ~y).sum()), int((~p & y).sum())
             scores = Confusion(tp, fp, fn, int(both.sum()) - tp - fp - fn)
-            against = dict(compared_pixels=scores.total, label_crop_pixels=tp + fn,
+            against = dict(compared_pixels=scores.total, compared_crop_pixels=tp + fp,
+                           compared_crop_area_ha=_rounded(area_ha(p, area)), label_crop_pixels=tp + fn,
                            label_crop_area_ha=_rounded(area_ha(y, area)),
                            iou=round(scores.iou, 4) if tp + fp + fn else None,
                            f1=round(scores.f1, 4) if tp + fp + fn else None)
@@ -179,9 +185,19 @@ def label_zones_csv(rows: list[ZoneArea]) -> str:
     return zones_csv(rows, LABEL_COLUMNS)
 
 
+def summary_beside(mask_path: str | os.PathLike) -> Path:
+    """The summary of a crop mask: ``summary.json`` beside ``crop_mask.tif`` (predict's names), and
+    ``summary_<tag>.json`` beside ``crop_mask_<tag>.tif`` (the dashboard's downloads, e.g. ``_t0.50``)
+    where that one is there."""
+    mask_path = Path(mask_path)
+    tag = re.fullmatch(r"crop_mask(_[^/]+)\.tiff?", mask_path.name, re.IGNORECASE)
+    tagged = mask_path.with_name(f"summary{tag.group(1)}.json") if tag else None
+    return tagged if tagged is not None and tagged.is_file() else mask_path.with_name("summary.json")
+
+
 def window_offset(mask_path: str | os.PathLike, grid: Grid) -> tuple[int, int]:
     """(row, col) of a crop mask in the image it was predicted from, where that is told by the
-    ``summary.json`` beside it (``predict --window``) and the mask has no CRS: zones in image
+    summary beside it (:func:`summary_beside`) (``predict --window``) and the mask has no CRS: zones in image
     coordinates are in that image's pixels, as the Region page draws and downloads them. (0, 0) otherwise.
 
     Raises:
@@ -195,7 +211,7 @@ def window_offset(mask_path: str | os.PathLike, grid: Grid) -> tuple[int, int]:
 
     if grid.georeferenced:
         return (0, 0)
-    path = Path(mask_path).with_name("summary.json")
+    path = summary_beside(mask_path)
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):  # no summary (a mask made otherwise: its own corner), or none to read

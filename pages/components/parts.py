@@ -66,7 +66,11 @@ def show(region: Region, key: tuple, threshold: float, offset: tuple[int, int], 
     st.markdown(f"**{what} by part of the region** at threshold {threshold:.2f}")
     with ui.errors_shown():
         found = rows(region, key, threshold, offset, labels)
-        table = {"predicted crop": [_amount(r["crop_area_ha"], r["crop_pixels"], georeferenced) for r in found]}
+        # beside the labels: over the pixels valid in both, as the region's line (a part's pixels without a
+        # label counted its predicted crop and not the labels')
+        table = {"predicted crop": [_amount(r["compared_crop_area_ha"], r["compared_crop_pixels"], georeferenced)
+                                    if labels else _amount(r["crop_area_ha"], r["crop_pixels"], georeferenced)
+                                    for r in found]}
         if labels:
             table["crop in the labels"] = [_amount(r["label_crop_area_ha"], r["label_crop_pixels"], georeferenced)
                                            for r in found]
@@ -76,7 +80,8 @@ def show(region: Region, key: tuple, threshold: float, offset: tuple[int, int], 
             table["crop share"] = _share(found)
             table["with data"] = [_amount(r["valid_area_ha"], r["valid_pixels"], georeferenced) for r in found]
         caption = ("Each part counts the pixels whose centre lies inside it (parts that overlap both count theirs)"
-                   + ("; the labels' crop and the scores are over its pixels with both data and a label" if labels else
+                   + ("; the crop, the labels' crop and the scores are over its pixels with both data and a label"
+                      if labels else
                       "; the crop share is of its pixels with data")
                    + ("." if georeferenced else ". Not georeferenced: in pixels."))
         _table(found, table, caption, what, f"{what.lower()}_by_part{'_' + file_tag if file_tag else ''}.csv")
