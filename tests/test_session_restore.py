@@ -530,3 +530,24 @@ def test_a_reload_after_its_scene_was_pruned_keeps_the_source_and_region(fake_ma
     assert not again.exception
     assert again.session_state[state.SOURCE] == own and again.session_state[state.REGION] == REGION
     assert again.session_state[state.SCENE] is not None and os.path.exists(again.session_state[state.SCENE]["image_path"])
+
+
+def test_restored_brings_back_a_scene_only_with_its_source_and_a_prediction_only_with_its_scene(tmp_path):
+    """The kept groups in order: a source gone takes its region, scene and prediction with it though their files
+    are there; a scene gone takes its prediction, not its source and region."""
+    image, scene = tmp_path / "own.tif", tmp_path / "scene.tif"
+    for p in (image, scene):
+        p.write_bytes(b"x")
+    source = {"kind": "local", "image": str(image), "labels": None, "title": "own.tif"}
+    kept_scene = {"image_path": str(scene), "labels_path": None, "label_map": None, "georeferenced": False,
+                  "title": "t", "attribution": "", "extra": {}}
+    prediction = {"key": [str(scene), 1.0]}
+    text = state.snapshot({state.SOURCE: source, state.REGION: REGION, state.SCENE: kept_scene,
+                           state.PREDICTION: prediction, state.THRESHOLD: 0.6})
+    assert state.restored(text) == {state.SOURCE: source, state.REGION: REGION, state.SCENE: kept_scene,
+                                    state.PREDICTION: prediction, state.THRESHOLD: 0.6}
+    scene.unlink()
+    assert state.restored(text) == {state.SOURCE: source, state.REGION: REGION, state.THRESHOLD: 0.6}
+    scene.write_bytes(b"x")
+    image.unlink()
+    assert state.restored(text) == {state.THRESHOLD: 0.6}

@@ -792,3 +792,28 @@ def test_reuse_takes_a_complete_scene_of_the_same_recipe_and_region_with_no_requ
     requests.clear()
     source(labels=None).fetch(CAMANA, tmp_path)  # no reuse: downloaded again
     assert requests
+
+
+def test_reuse_keeps_a_scene_another_session_completed_while_this_one_downloaded(ee_offline, tmp_path):
+    """Two sessions download the same recipe and region at once: the one that finishes second uses the first one's
+    complete scene and leaves its files as they are (not renamed over them: their times key its prediction)."""
+    import os
+
+    other, calls = {}, []
+    inner = fake_compute([])
+
+    def compute_meanwhile(request):
+        if not other:  # the other session's whole download, while this one's first tile comes down
+            other["scene"] = EarthEngineSource(preset="camana", initialize=ready, compute=fake_compute([]),
+                                               getinfo=lambda d: {"count": 3, "dates": [1]}, max_workers=1,
+                                               reuse=True).fetch(CAMANA, tmp_path)
+            other["stamp"] = os.stat(other["scene"].image_path).st_mtime_ns
+        calls.append(request)
+        return inner(request)
+
+    mine = EarthEngineSource(preset="camana", initialize=ready, compute=compute_meanwhile,
+                             getinfo=lambda d: {"count": 3, "dates": [1]}, max_workers=1, reuse=True).fetch(CAMANA,
+                                                                                                             tmp_path)
+    assert calls and mine.image_path == other["scene"].image_path
+    assert os.stat(mine.image_path).st_mtime_ns == other["stamp"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # (its staging folder gone)
