@@ -94,12 +94,24 @@ def prune_scenes(work: WorkDir, age_s: float, now: float | None = None) -> list[
     region cut from a source, up to a few hundred MB: without it they filled a long-running
     server's disk; one needed again is cut (or downloaded) again. Best effort: a folder that cannot
     be read or removed is left. Returns the folders removed."""
+    return _prune_unused(work, work.scenes, age_s, now)
+
+
+def prune_exports(work: WorkDir, age_s: float, now: float | None = None) -> list[Path]:
+    """As :func:`prune_scenes`, for the Earth Engine image exports assembled into GeoTIFFs
+    (:attr:`WorkDir.exports`, each as large as its export; the dashboard marks one used while it is
+    a session's source): one needed again is assembled again from its export."""
+    return _prune_unused(work, work.exports, age_s, now)
+
+
+def _prune_unused(work: WorkDir, folder_of: Path, age_s: float, now: float | None) -> list[Path]:
+    """Remove the folders of ``folder_of`` unchanged for ``age_s`` seconds that no job.json names."""
     import shutil
     import time
 
     cutoff = (time.time() if now is None else now) - age_s
     try:
-        old = [p for p in work.scenes.iterdir() if p.is_dir() and p.stat().st_mtime < cutoff]
+        old = [p for p in folder_of.iterdir() if p.is_dir() and p.stat().st_mtime < cutoff]
     except OSError:
         return []
     if not old:
@@ -122,7 +134,6 @@ def prune_scenes(work: WorkDir, age_s: float, now: float | None = None) -> list[
         if not folder.exists():
             removed.append(folder)
     return removed
-
 
 #: the names of what a write under way keeps hidden until it is done (core.files.temp_name's ``.*.tmp``,
 #: staging folders): one older than a day was left by a server killed mid-write

@@ -5,6 +5,8 @@ Driven with AppTest; the helpers are in apptest.py.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from apptest import new_app, OWN_IMAGE, by_label
 
 
@@ -44,6 +46,14 @@ def test_earth_engine_image_export_as_the_source(fake_map, tmp_path):
     at.switch_page("pages/data.py").run()
     assert not at.exception and not at.error
     assert {m.label: m.value for m in at.metric}["Area"].endswith(" ha")
+    # the assembled export, a session's source, is marked used on its pages (core.workdir.prune_exports)
+    import os
+    import time
+
+    assembled = Path(src["image"]).parent
+    os.utime(assembled, (time.time() - 40 * 86400,) * 2)
+    at.run()
+    assert time.time() - assembled.stat().st_mtime < 3600
     # its 10 m pixels for the shipped 30 m model: made again at 30 m, as an export is (it was told to upload
     # the image with an averaging option the export has not)
     from core.card import DEFAULT_MODEL_PATH

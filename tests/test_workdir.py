@@ -82,3 +82,24 @@ def test_leftovers_of_broken_off_writes_go_a_day_later_and_nothing_else_does(tmp
     (gone / "job.json").write_text('{"params": {"trained_on": "%s"}}' % (tmp_path / "scenes" / "0123456789abcdef"))
     os.utime(tmp_path / "scenes" / "0123456789abcdef", (past, past))
     assert prune_scenes(work, 86400) == [tmp_path / "scenes" / "0123456789abcdef"]
+
+
+def test_assembled_exports_unused_for_a_month_go_unless_a_job_names_them(tmp_path):
+    import os
+    import time
+
+    from core.workdir import prune_exports
+
+    work = WorkDir(tmp_path)
+    past = time.time() - 31 * 86400
+    folders = {name: tmp_path / "exports" / name for name in ("0123456789abcdef", "fedcba9876543210", "00000000aaaaaaaa")}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+        (folder / "image.tif").write_bytes(b"x")
+    job = tmp_path / "jobs" / "job-20261201-080000-aaaaaa"
+    job.mkdir(parents=True)
+    (job / "job.json").write_text('{"params": {"image": "%s"}}' % (folders["fedcba9876543210"] / "image.tif"))
+    for name in ("0123456789abcdef", "fedcba9876543210"):
+        os.utime(folders[name], (past, past))
+    assert prune_exports(work, 30 * 86400) == [folders["0123456789abcdef"]]
+    assert folders["fedcba9876543210"].is_dir() and folders["00000000aaaaaaaa"].is_dir()

@@ -312,11 +312,13 @@ def _start_session() -> None:
         _prune(work().predictions, SESSION_DAYS * 86400, "*.npy")
         # and what writes broken off by a killed server left (a prediction's temporary file, a download's
         # staging folder...: hidden, kept for good); a day is far longer than any write takes
-        from core.workdir import prune_leftovers, prune_scenes
+        from core.workdir import prune_exports, prune_leftovers, prune_scenes
 
         prune_leftovers(work(), 86400)
-        # and the regions' scenes none has used for as long (a copy of each region: 171 MB for a 3,900 px one)
+        # and the regions' scenes none has used for as long (a copy of each region: 171 MB for a 3,900 px one),
+        # and the image exports assembled (each as large as its export; assembled again when used again)
         prune_scenes(work(), SESSION_DAYS * 86400)
+        prune_exports(work(), SESSION_DAYS * 86400)
     st.session_state[SESSION_ID] = sid
 
 
