@@ -354,14 +354,16 @@ def earlier_trainings(jobs_root: str | os.PathLike, skip: Sequence[str | os.Path
 
 
 def delete_training(job_dir: str | os.PathLike, jobs_root: str | os.PathLike,
-                    model_in_use: str | os.PathLike | None = None) -> None:
+                    model_in_use: str | os.PathLike | None = None, used_elsewhere: Sequence[str] = ()) -> None:
     """Delete a stopped training job's folder (checkpoints, history, log) for good, to free disk space.
     The folder is first renamed to a hidden name, so that a deletion broken off half-way leaves no job
     that looks whole; a copy of a checkpoint taken out of it (:func:`snapshot_checkpoint`) is kept.
+    ``used_elsewhere``: the models other sessions use (a checkpoint of the job among them refuses).
 
     Raises:
         JobError: ``job_dir`` is not a job folder directly under ``jobs_root``, the job is still active,
-            or it made the model in use (load another model first); or the folder cannot be removed.
+            or it made the model in use (load another model first), or one of its checkpoints is another
+            session's model; or the folder cannot be removed.
     """
     import shutil
 
@@ -376,6 +378,10 @@ def delete_training(job_dir: str | os.PathLike, jobs_root: str | os.PathLike,
     if made_by is not None and made_by.resolve() == job_dir.resolve():
         raise JobError(f"the training {jobs.job_words(job_dir)} made the model in use; load another model "
                        "(Shipped weights) before deleting it")
+    inside = job_dir.resolve()
+    if any(Path(other).resolve().is_relative_to(inside) for other in used_elsewhere):
+        raise JobError(f"the training {jobs.job_words(job_dir)} made the model another session uses (another tab, "
+                       "or another person on this server); load another model there, or wait, before deleting it")
     doomed = job_dir.with_name(f".deleting-{job_dir.name}")
     try:
         job_dir.rename(doomed)

@@ -142,14 +142,16 @@ with tab_train:
             st.caption("The training curves appear when a second epoch has finished." if js.active else
                        "One finished epoch only, so no training curves: its figures are in the line above.")
         if js.state == "cancelling":  # the worker stops after its current batch; loading data has no batches
-            if st.button("Stop now", key="stop_job", help="end the worker process at once (the checkpoints of "
+            if st.button("Stop now", key=f"stop_job_{Path(job_dir).name}", help="end the worker process at once (the checkpoints of "
                          "finished epochs are kept)"):
                 with st.spinner("Stopping the worker..."), ui.errors_shown():  # (another user's process: said)
                     jobs.cancel(job_dir, terminate_after_s=0)
                     state.put(state.JOB_DIR, str(job_dir))  # (see Cancel training)
                     st.rerun()  # (not an error: errors_shown lets Streamlit's rerun through)
         elif js.active:
-            if st.button("Cancel training", key="cancel_job"):
+            # (a key of its job's: a press meant for a job that ended meanwhile is not one for the next job
+            # another session started, shown in its place on the rerun)
+            if st.button("Cancel training", key=f"cancel_job_{Path(job_dir).name}"):
                 # before its first batch nothing would be kept anyway: end the worker now rather than
                 # after it has loaded the data (tens of seconds); later, after the current batch
                 with st.spinner("Stopping the worker..." if js.step == 0 else "Asking it to stop..."), ui.errors_shown():

@@ -285,8 +285,12 @@ def test_deleting_a_training_removes_its_folder_and_refuses_what_is_in_use_or_ru
     with pytest.raises(JobError, match="still running; cancel it"):
         training_jobs.delete_training(job, root)
     (job / "status.json").write_text(json.dumps(status))
+    with pytest.raises(JobError, match="made the model another session uses"):  # its checkpoint, another session's
+        training_jobs.delete_training(job, root, used_elsewhere=[str(tmp_path / "elsewhere.keras"), str(in_use)])
     other = _stopped_job(root, "job-20261202-080000-bbbbbb", "cancelled", 200.0)
-    training_jobs.delete_training(job, root, model_in_use=tmp_path / "elsewhere.keras")
+    # a copy of its checkpoint in another session's use stays where it is: the job may go
+    training_jobs.delete_training(job, root, model_in_use=tmp_path / "elsewhere.keras",
+                                  used_elsewhere=[str(tmp_path / "models" / "m" / "best.keras")])
     assert sorted(p.name for p in root.iterdir()) == [other.name]  # gone, the hidden name too
     assert [t.job_dir for t in training_jobs.earlier_trainings(root)] == [other]
 

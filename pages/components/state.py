@@ -478,6 +478,23 @@ def _prune(folder: Path, age_s: float, pattern: str = "*.json") -> None:
             pass
 
 
+def models_used_elsewhere(max_age_s: float = 86400) -> list[str]:
+    """The models (their paths) of the other sessions saved in the last ``max_age_s`` seconds: what a
+    deletion must leave to them (a session idle for longer then says its model is gone)."""
+    own, cutoff = st.session_state.get(SESSION_ID), time.time() - max_age_s
+    found = []
+    for path in sessions_dir().glob("*.json"):
+        try:
+            if path.stem == own or path.stat().st_mtime < cutoff:
+                continue
+            value = json.loads(path.read_text(encoding="utf-8")).get(MODEL_PATH)
+        except (OSError, ValueError, AttributeError):  # (gone meanwhile, damaged, not an object)
+            continue
+        if isinstance(value, str):
+            found.append(value)
+    return found
+
+
 def sessions_dir() -> Path:
     path = work().sessions
     path.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,8 @@ def _row(training: training_jobs.Training, jobs_root: Path, running: Path | None
         st.write(f"Delete the {ui.plain(training.title)} and its checkpoints for good?")
         if st.button("Delete for good", key=f"delete_training_{name}", type="primary"):
             try:
-                training_jobs.delete_training(training.job_dir, jobs_root, state.get(state.MODEL_PATH))
+                training_jobs.delete_training(training.job_dir, jobs_root, state.get(state.MODEL_PATH),
+                                              state.models_used_elsewhere())
             except JobError as err:
                 state.put(state.TRAININGS_NOTICE, ["error", ui.sentence(str(err))])
             else:
