@@ -1,4 +1,4 @@
-"""Scene, trainings list, sidebar and kept sessions of the pages' components ."""
+"""Scene, trainings list, sidebar and kept sessions of the pages' components."""
 
 from __future__ import annotations
 
