@@ -135,6 +135,7 @@ def _prune_unused(work: WorkDir, folder_of: Path, age_s: float, now: float | Non
             removed.append(folder)
     return removed
 
+
 #: the names of what a write under way keeps hidden until it is done (core.files.temp_name's ``.*.tmp``,
 #: staging folders): one older than a day was left by a server killed mid-write
 LEFTOVER = re.compile(r"\..*\.tmp|\.(ee-fetch|scene|upload|deleting|predict|patches|export|replaced)-.*|\..*\.save-.*")

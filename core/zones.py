@@ -197,7 +197,7 @@ def summary_beside(mask_path: str | os.PathLike) -> Path:
 
 def window_offset(mask_path: str | os.PathLike, grid: Grid) -> tuple[int, int]:
     """(row, col) of a crop mask in the image it was predicted from, where that is told by the
-    summary beside it (:func:`summary_beside`) (``predict --window``) and the mask has no CRS: zones in image
+    summary beside it (``predict --window``; :func:`summary_beside`) and the mask has no CRS: zones in image
     coordinates are in that image's pixels, as the Region page draws and downloads them. (0, 0) otherwise.
 
     Raises:

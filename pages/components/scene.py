@@ -269,7 +269,8 @@ def current_scene(progress: Progress | None = None) -> Scene:
         key = source.scene_key(region)  # (the source's file and mtime: one written anew at its path is cut again)
     else:
         key = hashlib.sha1(json.dumps([state.get(state.SOURCE), region.key()]).encode()).hexdigest()[:16]
-    if isinstance(source, LocalSource) and source.image_path.parent.parent.resolve() == state.work().exports.resolve():
+    exports = state.work().exports.resolve()
+    if isinstance(source, LocalSource) and source.image_path.parent.parent.resolve() == exports:
         cached.used(source.image_path.parent)  # (an export assembled: kept while in use, core.workdir.prune_exports)
     kept = Path(cached_scene["image_path"]) if cached_scene else None
     if kept is not None and kept.exists() and (kept.parent.name == key or not isinstance(source, LocalSource)):

@@ -162,8 +162,8 @@ DEFAULTS: dict[str, Any] = {
 
 
 #: the keys a browser reload brings back (:func:`save` and :func:`init`); the first group goes
-#: back only as a whole and only when every file it names is still there (a region belongs to its
-#: source, a prediction to its scene)
+#: back in its groups (:data:`_TOGETHER_GROUPS`), each whole, only when every file it names is still
+#: there, and only with the groups before it (a region belongs to its source, a prediction to its scene)
 KEPT_TOGETHER = (SOURCE, REGION, PREVIOUS_REGION, SCENE, PATCHES, PREDICTION, PREDICTING, FIELDS)
 #: :data:`KEPT_TOGETHER` in the groups a reload brings back whole, each only with those before it
 _TOGETHER_GROUPS = ((SOURCE, REGION, PREVIOUS_REGION), (SCENE, PATCHES, FIELDS), (PREDICTION, PREDICTING))
