@@ -142,8 +142,8 @@ with tab_train:
             st.caption("The training curves appear when a second epoch has finished." if js.active else
                        "One finished epoch only, so no training curves: its figures are in the line above.")
         if js.state == "cancelling":  # the worker stops after its current batch; loading data has no batches
-            if st.button("Stop now", key=f"stop_job_{Path(job_dir).name}", help="end the worker process at once (the checkpoints of "
-                         "finished epochs are kept)"):
+            if st.button("Stop now", key=f"stop_job_{Path(job_dir).name}",
+                         help="end the worker process at once (the checkpoints of finished epochs are kept)"):
                 with st.spinner("Stopping the worker..."), ui.errors_shown():  # (another user's process: said)
                     jobs.cancel(job_dir, terminate_after_s=0)
                     state.put(state.JOB_DIR, str(job_dir))  # (see Cancel training)

@@ -169,8 +169,7 @@ def ee_asset_layer(asset_id: str, version: str = "") -> dict:
     # ttl=0: this cache, keyed by the version, is the only one (tile_url's own, by the id, gave a replaced
     # asset its old map id)
     layer = asset_layer(asset_id, name=f"{asset_id} (crop probability %)", ttl=0)
-    return {**asdict(layer), "legend": legend,
-            "bounds": info.bounds}
+    return {**asdict(layer), "legend": legend, "bounds": info.bounds}
 
 
 def ee_task_view(task_id: str, now: Callable[[], float] | None = None) -> tuple[dict | None, str]:
