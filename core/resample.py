@@ -167,8 +167,7 @@ def resampled_copies(image: str | os.PathLike, pixel_size_m: float, labels: str 
 
     # the image's copy depends on the band numbers it was read with (an upload mended, another session's
     # of the same file), the labels' on their map (which codes are no data)
-    order = ["R", "G", "B", "NIR"]
-    named = sorted(band_map or {}, key=lambda k: (order.index(k) if k in order else len(order), k))
+    named = sorted(band_map or {}, key=lambda k: (INPUT_BANDS.index(k) if k in INPUT_BANDS else len(INPUT_BANDS), k))
     bands = "".join(f"_{k}{band_map[k]}" for k in named)
     out, labels_out = copy_of(image, bands), copy_of(labels, f"_{label_map}") if labels is not None else None
     if not (out.is_file() and (labels_out is None or labels_out.is_file())):

@@ -336,8 +336,8 @@ class EarthEngineSource:
             raise RegionError(check.message)
         out = check_output_dir(out_dir)
         recipe = self._recipe(region)
-        if self.reuse and (done := complete_scene(out)) is not None and done.get("recipe") == recipe:
-            return scene_from_meta(out, done)  # (another session's download of the same recipe and region)
+        if (done := self._reusable(out, recipe)) is not None:
+            return done  # (another session's download of the same recipe and region)
         names = self._outputs()
         if not self.overwrite:
             existing = [out / n for n in names if (out / n).exists()]
@@ -411,11 +411,16 @@ class EarthEngineSource:
             (tmp / "scene.json").write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
             # each file appears whole (same folder: rename), all or none; scene.json last. With
             # overwrite, an earlier fetch's outputs that this scene does not have go with it.
-            if self.reuse and (done := complete_scene(out)) is not None and done.get("recipe") == recipe:
-                return scene_from_meta(out, done)  # (finished first by another session: its files are kept)
+            if (done := self._reusable(out, recipe)) is not None:
+                return done  # (finished first by another session: its files are kept)
             stale = [n for n in (SCENE_IMAGE, CODES_FILE, "labels.tif") if n not in names] if self.overwrite else []
             move_into_place([*((None, out / n) for n in stale), *((tmp / n, out / n) for n in names)], tmp)
         return scene
+
+    def _reusable(self, out: Path, recipe: str) -> Scene | None:
+        """With ``reuse``, the complete scene of ``recipe`` in ``out`` (:meth:`_recipe`), else None."""
+        done = complete_scene(out) if self.reuse else None
+        return scene_from_meta(out, done) if done is not None and done.get("recipe") == recipe else None
 
     def _recipe(self, region) -> str:
         """A fingerprint of what a fetch of ``region`` downloads (composite, labels, its GeoJSON, preset), kept in
