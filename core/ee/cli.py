@@ -247,10 +247,16 @@ def tasks_client(args: argparse.Namespace):
 
 
 def storage_client(args: argparse.Namespace, project: str | None):
-    """A Cloud Storage client using the same credentials as Earth Engine (their scopes cover storage)."""
+    """A Cloud Storage client using the same credentials as Earth Engine (their scopes cover storage), found
+    in the same places, the app's secrets files included (:func:`_initialize`).
+
+    Raises:
+        EENotConfiguredError: no credentials.
+    """
+    from core.ee import auth
     from core.ee.upload import default_storage_client
 
-    return default_storage_client(project)
+    return default_storage_client(project, secrets=auth.read_secrets_files())
 
 
 def _print_table(infos: Sequence[Any]) -> None:

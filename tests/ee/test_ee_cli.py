@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from google.auth.credentials import AnonymousCredentials
 
 from core.__main__ import main
 from core.ee import auth
@@ -761,3 +762,18 @@ def test_the_commands_read_the_apps_secrets_file_as_the_set_up_message_says(caps
     (project / ".streamlit" / "secrets.toml").write_bytes(b'ee_project = "caf\xe9"\n')  # saved as Latin-1
     code, out, err = run(capsys, ["ee-status"])
     assert code == 0 and "secrets.toml is not UTF-8 text" in json.loads(out)["message"] and "Traceback" not in err
+
+
+def test_upload_storage_client_finds_the_key_in_the_secrets_file(tmp_path, monkeypatch):
+    """ee-upload's Cloud Storage client looks where Earth Engine's initialisation looks, the app's secrets
+    file included: a key kept only there made ee-status say ready and ee-upload say 'no credentials'."""
+    import argparse
+
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text("ee_service_account_json = '{\"type\": \"service_account\"}'\n", encoding="utf-8")
+    monkeypatch.setattr(auth, "secrets_paths", lambda: [secrets])
+    monkeypatch.setattr(auth, "_from_gcloud_adc", lambda env: None)
+    monkeypatch.setattr(auth, "_service_account",
+                        lambda info, method: auth._Creds(AnonymousCredentials(), method, "p", "sa@p"))
+    client = cli.storage_client(argparse.Namespace(project=None), "p")
+    assert client.project == "p" and isinstance(client._credentials, AnonymousCredentials)
