@@ -242,6 +242,45 @@ def test_a_bug_inside_errors_shown_is_raised_not_shown_as_an_error_message():
     assert said["bug"] == ([], 1)  # Streamlit's exception box (its details hidden by the app's config)
 
 
+def _refused_credentials_script():
+    import streamlit as st
+
+    from core.ee.errors import EENotConfiguredError
+    from pages.components import cached
+    from pages.components.ui import errors_shown
+
+    cached.ee_status()  # the sidebar's status, cached for a minute
+    if st.session_state.get("refused"):
+        with errors_shown():
+            raise EENotConfiguredError("the Earth Engine credentials could not be refreshed")
+
+
+def test_refused_credentials_shown_on_a_page_are_asked_again_in_the_sidebar(monkeypatch):
+    """A page's request whose credentials are refused clears the cached status: the sidebar said "Earth
+    Engine ready" for up to a minute beside a page saying they were refused."""
+    from streamlit.testing.v1 import AppTest
+
+    from apptest import TIMEOUT
+    from core.ee import auth
+    from core.ee.auth import EEStatus
+
+    asked = []
+    monkeypatch.setattr(auth, "status", lambda **kw: asked.append(1) or EEStatus(True, "p", "user", "ready"))
+    from pages.components import cached
+
+    cached.ee_status.clear()
+    at = AppTest.from_function(_refused_credentials_script, default_timeout=TIMEOUT)
+    at.run()
+    at.run()
+    assert len(asked) == 1  # cached
+    at.session_state["refused"] = True
+    at.run()
+    assert [e.value for e in at.error] == ["The Earth Engine credentials could not be refreshed"]
+    at.run()
+    assert len(asked) == 2 and not at.exception
+    cached.ee_status.clear()
+
+
 def test_a_georeferenced_map_has_a_zoom_range_with_and_without_the_basemap():
     """Leaflet takes a map's zoom range from its tile layers: a georeferenced map with the basemap
     switched off had none, and fitting the image at an infinite zoom left its layers in a corner."""

@@ -41,8 +41,8 @@ SETUP_HELP = (
 _SA_SECRET_KEYS = ("ee_service_account_json", "EE_SERVICE_ACCOUNT_JSON")
 _SA_TABLE_KEYS = ("gcp_service_account", "ee_service_account")
 _PROJECT_SECRET_KEYS = ("ee_project", "EE_PROJECT", "project")
-#: ((project, method, who), status) of the last successful initialisation in this process.
-_last_ok: tuple[tuple[str, str, str], "EEStatus"] | None = None
+#: ((project, method, who, fingerprint), status) of the last successful initialisation in this process.
+_last_ok: tuple[tuple[str, str, str, str], "EEStatus"] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,16 @@ class _Creds:
     method: str
     project: str | None
     who: str  # safe to show: a service-account e-mail or "stored user credentials"
+    #: a digest of the credentials' material (kept in memory, never shown): new credentials under the same
+    #: name (a token from `earthengine authenticate` again, a rotated key) are initialised anew
+    fingerprint: str = ""
+
+
+def _digest(material: Mapping[str, Any]) -> str:
+    """A SHA-256 digest of credentials' fields, to tell new credentials from the ones in use."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(dict(material), sort_keys=True, default=str).encode()).hexdigest()
 
 
 def secrets_paths() -> list[Path]:
@@ -129,7 +139,7 @@ def _service_account(info: Mapping[str, Any], method: str) -> _Creds:
             f"the service-account key of {info['client_email']} could not be read (malformed private key); "
             "download a fresh JSON key"
         ) from None
-    return _Creds(creds, method, info.get("project_id"), str(info["client_email"]))
+    return _Creds(creds, method, info.get("project_id"), str(info["client_email"]), _digest(info))
 
 
 def _from_key_file(path: str) -> _Creds:
@@ -166,7 +176,7 @@ def _from_credentials_file(p: Path, info: Mapping[str, Any], method: str, who: s
         creds, project = google.auth.load_credentials_from_file(str(p), scopes=scopes)
     except Exception:  # noqa: BLE001 - google.auth raises several types; message may hold secrets
         raise EENotConfiguredError(f"{p} holds credentials that cannot be used; use a service-account key") from None
-    return _Creds(creds, method, project or info.get("quota_project_id"), who)
+    return _Creds(creds, method, project or info.get("quota_project_id"), who, _digest(info))
 
 
 def gcloud_adc_path(env: Mapping[str, str] = os.environ) -> Path:
@@ -249,7 +259,7 @@ def _from_user_store() -> _Creds | None:
         return None
     project = args.get("quota_project_id")
     creds = google.oauth2.credentials.Credentials(None, **args)
-    return _Creds(creds, "user", project, "stored user credentials")
+    return _Creds(creds, "user", project, "stored user credentials", _digest(args))
 
 
 def _secret_project(secrets: Mapping[str, Any] | None) -> str | None:
@@ -285,6 +295,13 @@ def find_credentials(
     raise EENotConfiguredError(f"Earth Engine is not configured: no credentials found; {SETUP_HELP}")
 
 
+def forget() -> None:
+    """Forget the last successful initialisation: the next :func:`initialize` initialises again (called
+    when a request finds the credentials refused, so that the status says so instead of "ready")."""
+    global _last_ok
+    _last_ok = None
+
+
 def initialize(
     project: str | None = None,
     secrets: Mapping[str, Any] | None = None,
@@ -296,7 +313,8 @@ def initialize(
     """Initialise Earth Engine (no prompts) and return an ok :class:`EEStatus`.
 
     ``init`` defaults to ``ee.Initialize``. With ``reuse``, a second call that resolves to the
-    same credentials and project while Earth Engine is still initialised returns at once.
+    same credentials (the same material, not only the same account) and project while Earth Engine is
+    still initialised returns at once.
     Afterwards the ee client's own retries are turned off (``set_client_retries``, default
     ``ee.data.setMaxRetries``, gets 0): every request core makes is retried by
     :func:`core.ee.errors.call_with_retries`, and two layers of retries would multiply
@@ -316,7 +334,7 @@ def initialize(
             "(or ee_project in the app's secrets) to a project registered for Earth Engine"
         )
     global _last_ok
-    key = (chosen, found.method, found.who)
+    key = (chosen, found.method, found.who, found.fingerprint)
     if init is None:
         import ee
 

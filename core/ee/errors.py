@@ -421,6 +421,10 @@ def call_with_retries(
                 raise
             err = map_ee_error(exc)
             attempt += 1
+            if isinstance(err, EENotConfiguredError):  # credentials refused: no longer "ready"
+                from core.ee import auth
+
+                auth.forget()
             if not getattr(err, "retryable", False) or (retry_if is not None and not retry_if(err)):
                 if err is exc:
                     raise

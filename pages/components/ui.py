@@ -124,6 +124,12 @@ def errors_shown(stop: bool = False, remember: Callable[[str], None] | None = No
             raise
         shown = sentence(text)
         st.error(shown, icon=":material/error:")
+        from core.ee.errors import EENotConfiguredError  # (no ee import)
+
+        if isinstance(err, EENotConfiguredError):  # credentials refused: the sidebar no longer says "ready"
+            from pages.components import cached
+
+            cached.ee_status.clear()
         if stop and getattr(err, "retryable", False):  # (quota, a server's or the network's moment: it says to retry)
             st.button("Try again", key="try_again", icon=":material/refresh:")  # (its press runs the page again)
         if fix_at is not None:

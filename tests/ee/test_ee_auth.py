@@ -396,3 +396,58 @@ def test_gcloud_application_default_credentials_come_last(tmp_path, no_user_stor
     auth.gcloud_adc_path(env).write_text("{not json")
     with pytest.raises(EENotConfiguredError, match="application-default login"):
         auth.initialize(env=env)
+
+
+def test_new_credentials_under_the_same_name_are_initialised_anew(tmp_path, no_user_store, key_info, init_calls,
+                                                                  monkeypatch):
+    """Running `earthengine authenticate` again (a new token) or rotating a service account's key keeps the
+    account's name: the memo of the last initialisation went by the name, and Earth Engine kept the
+    revoked credentials until the server restarted."""
+    import ee
+
+    monkeypatch.setattr(ee.data, "is_initialized", lambda: True)
+    no_user_store.parent.mkdir(parents=True)
+    no_user_store.write_text(json.dumps({"refresh_token": "1//old-token", "project": "user-project"}))
+    auth.initialize(env={})
+    auth.initialize(env={})  # the same credentials: no new initialisation
+    no_user_store.write_text(json.dumps({"refresh_token": "1//new-token", "project": "user-project"}))
+    assert auth.initialize(env={}).ok
+    tokens = [c[0].refresh_token for c in init_calls if not isinstance(c[0], str)]
+    assert tokens == ["1//old-token", "1//new-token"]
+
+    keyfile = tmp_path / "key.json"
+    keyfile.write_text(json.dumps(key_info))
+    env = {"GOOGLE_APPLICATION_CREDENTIALS": str(keyfile)}
+    auth.initialize(env=env)
+    auth.initialize(env=env)
+    keyfile.write_text(json.dumps(dict(key_info, private_key_id="0123456789abcdef0123456789abcdef01234567")))
+    auth.initialize(env=env)
+    emails = [c[0].service_account_email for c in init_calls if hasattr(c[0], "service_account_email")]
+    assert emails == [key_info["client_email"]] * 2
+
+
+def test_refused_credentials_are_initialised_again(no_user_store, init_calls, monkeypatch):
+    """A request whose credentials are refused (expired, revoked) forgets the last initialisation: the next
+    status initialises again and says what is wrong, instead of "ready"."""
+    import ee
+    from google.auth.exceptions import RefreshError
+
+    from core.ee import errors as E
+
+    monkeypatch.setattr(ee.data, "is_initialized", lambda: True)
+    no_user_store.parent.mkdir(parents=True)
+    no_user_store.write_text(json.dumps({"refresh_token": "1//tok", "project": "user-project"}))
+    assert auth.status(env={}).ok
+
+    def refused():
+        raise RefreshError("invalid_grant: Token has been expired or revoked.")
+
+    with pytest.raises(EENotConfiguredError):
+        E.call_with_retries(refused, sleep=lambda s: None)
+
+    def init_refused(credentials=None, **kw):
+        raise RefreshError("invalid_grant: Token has been expired or revoked.")
+
+    monkeypatch.setattr(ee, "Initialize", init_refused)
+    st = auth.status(env={})
+    assert not st.ok and "authenticate" in st.message
