@@ -283,3 +283,29 @@ def test_a_mask_not_of_its_grid_and_too_many_fields_are_refused(monkeypatch):
     monkeypatch.setattr(fields, "MAX_FIELDS", 2)
     with pytest.raises(ConfigError, match="over 2 crop areas"):
         crop_fields(mask, grid)
+
+
+def test_fields_are_4_connected_groups_with_their_hectares_and_no_data_is_not_crop(tmp_path):
+    """Crop pixels meeting only at a corner are two crop areas, each with its own 30 m pixels' hectares
+    (0.09 ha a pixel); a lone crop pixel is speckle, left out and counted as such; no data is not crop."""
+    grid = Grid("EPSG:32631", (30.0, 0.0, 500_000.0, 0.0, -30.0, 5_600_000.0), 16, 16)
+    mask = np.zeros((16, 16), np.uint8)
+    mask[2:5, 2:5] = 1  # 9 px
+    mask[5:7, 5:7] = 1  # 4 px, touching the first at a corner only
+    mask[12, 12] = 1  # speckle
+    mask[:, 14:] = 255  # no data
+    fc = crop_fields(mask, grid)
+    assert [(f["properties"]["pixels"], f["properties"]["area_ha"]) for f in fc["features"]] == [
+        (9, pytest.approx(9 * 0.09)), (4, pytest.approx(4 * 0.09))]
+    done = write_fields(write_mask(tmp_path / "crop_mask.tif", mask, grid), tmp_path / "f.geojson")
+    assert done["fields"] == 2 and done["pixels"] == 13 and done["left_out_pixels"] == 1
+    assert done["area_ha"] == pytest.approx(13 * 0.09)
+
+
+def test_a_mask_with_some_no_data_and_no_crop_is_told_to_lower_the_threshold():
+    """Only a mask of no data everywhere is "no data"; one with data but no crop group is told what helps."""
+    grid = Grid("EPSG:32631", (30.0, 0.0, 500_000.0, 0.0, -30.0, 5_600_000.0), 16, 16)
+    mask = np.zeros((16, 16), np.uint8)
+    mask[:4] = 255
+    with pytest.raises(NoDataError, match="no group of 4 or more crop pixels in this crop mask: lower the threshold"):
+        crop_fields(mask, grid)

@@ -239,3 +239,19 @@ def test_a_simplified_outline_keeps_its_spikes():
         a, b = d[None, :-1], d[None, 1:]
         t = np.clip(((pts - a) * (b - a)).sum(-1) / np.maximum(((b - a) ** 2).sum(-1), 1e-12), 0, 1)
         assert np.sqrt((((a + t[..., None] * (b - a)) - pts) ** 2).sum(-1)).min(axis=1).max() <= tolerance
+
+
+def test_a_polygon_past_the_box_in_one_direction_only_is_cut_to_it():
+    """Within the box's west-east span but past its south edge (or north, or past west or east only):
+    cut to the box, its area that of the part inside."""
+    from core.geometry import clipped_to_box, polygon_area
+
+    box = (0.0, 0.0, 10.0, 10.0)
+    for ring in ([[2, -5], [8, -5], [8, 5], [2, 5], [2, -5]], [[2, 5], [8, 5], [8, 15], [2, 15], [2, 5]],
+                 [[-5, 2], [5, 2], [5, 8], [-5, 8], [-5, 2]], [[5, 2], [15, 2], [15, 8], [5, 8], [5, 2]]):
+        cut = clipped_to_box({"type": "Polygon", "coordinates": [ring]}, box)
+        assert cut["type"] == "Polygon" and polygon_area(cut["coordinates"]) == pytest.approx(30.0)
+        xs, ys = zip(*cut["coordinates"][0])
+        assert min(xs) >= 0 and max(xs) <= 10 and min(ys) >= 0 and max(ys) <= 10
+    inside = {"type": "Polygon", "coordinates": [[[1, 1], [9, 1], [9, 9], [1, 1]]]}
+    assert clipped_to_box(inside, box) is inside  # as it is

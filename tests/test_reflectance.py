@@ -483,3 +483,62 @@ def test_ndvi_is_nir_minus_red_over_their_sum_and_zero_where_both_are_zero():
     got = ndvi(np.array([0.1, 0.3, 0.0, 0.0], np.float32), np.array([0.3, 0.1, 0.0, 0.2], np.float32))
     np.testing.assert_allclose(got, [0.5, -0.5, 0.0, 1.0], rtol=1e-6)
     assert got.dtype == np.float32 and np.isfinite(got).all()
+
+
+def test_a_dark_float_scene_stored_x_10000_is_read_as_x_10000(tmp_path):
+    """Floats whose typical value is above 2 are reflectance x 10000, however dark the scene: water and
+    shadow (visible bands 30-150, i.e. 0.003-0.015) beside vegetation's NIR (1500-4000); read as 0-1,
+    its median NIR pixel (thousands) would be refused."""
+    rng = np.random.default_rng(2)
+    data = np.empty((4, 64, 64), np.float32)
+    data[:3] = rng.uniform(30, 150, (3, 64, 64))
+    data[3] = rng.uniform(1500, 4000, (64, 64))
+    assert np.median(data) < 200  # (most values are the dark visible bands')
+    with ImageReader(write_raster(tmp_path / "dark.tif", data, descriptions=["R", "G", "B", "NIR"])) as r:
+        feats, valid = r.read()
+    assert r.scale == pytest.approx(1e-4) and valid.all()
+    np.testing.assert_allclose(feats[..., 3], data[3] / 10000, rtol=1e-5)
+
+
+def test_a_scene_of_dense_vegetation_whose_nir_is_never_dark_is_accepted(tmp_path):
+    """The offset check asks for dark pixels in some band, not in every band: over dense crops the NIR
+    stays above 0.4 everywhere while the visible bands are dark; that is reflectance, not an offset."""
+    rng = np.random.default_rng(4)
+    data = np.empty((4, 64, 64), np.int16)
+    data[:3] = rng.integers(200, 1000, (3, 64, 64))  # 0.02-0.1
+    data[3] = rng.integers(4500, 6000, (64, 64))  # 0.45-0.6
+    with ImageReader(write_raster(tmp_path / "crops.tif", data, descriptions=["R", "G", "B", "NIR"])) as r:
+        feats, valid = r.read()
+    assert valid.all() and feats[..., 3].min() >= 0.45
+
+
+def test_features_are_r_g_b_nir_and_the_ndvi_of_r_and_nir():
+    """to_features keeps the bands in the model's order and computes NDVI from R and NIR, as
+    (NIR - R) / (NIR + R): vegetation (NIR 0.3 over R 0.1) has NDVI 0.5."""
+    from core.reflectance import to_features
+
+    raw = np.empty((4, 2, 3), np.int16)
+    raw[0], raw[1], raw[2], raw[3] = 1000, 800, 600, 3000  # R, G, B, NIR x 10000
+    feats = to_features(raw, np.ones((2, 3), bool), np.full(4, 1e-4), np.zeros(4), "img.tif")
+    np.testing.assert_allclose(feats[0, 0], [0.1, 0.08, 0.06, 0.3, 0.5], rtol=1e-5)
+
+
+def test_each_band_is_read_at_its_own_scale():
+    """Scale/offset metadata may differ from band to band: each band is read at its own."""
+    from core.reflectance import to_features
+
+    raw = np.full((4, 2, 2), 2000, np.uint16)
+    feats = to_features(raw, np.ones((2, 2), bool), np.array([1e-4, 2e-4, 1e-4, 5e-5]),
+                        np.array([0.0, 0.0, -0.1, 0.0]), "img.tif")
+    np.testing.assert_allclose(feats[1, 1, :4], [0.2, 0.4, 0.1, 0.1], rtol=1e-5)
+
+
+def test_the_no_data_ceiling_is_reflectance_2_through_scale_and_offset():
+    """Stored values above the one whose reflectance (stored x scale + offset) is 2 are no data; 2 itself is kept."""
+    from core.reflectance import stored_ceiling, valid_pixels
+
+    np.testing.assert_allclose(stored_ceiling(np.full(4, 1e-4), np.full(4, -0.1)), np.full(4, 21000))  # (2 + 0.1) / 1e-4
+    raw = np.full((4, 1, 3), 1000, np.int16)
+    raw[2, 0, 1], raw[2, 0, 2] = 20000, 20001  # reflectance 2.0 and 2.0001 at x 10000
+    valid = valid_pixels(raw, None, "img.tif", ceiling=stored_ceiling(np.full(4, 1e-4), np.zeros(4)))
+    assert valid.tolist() == [[True, True, False]]

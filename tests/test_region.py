@@ -126,3 +126,16 @@ def test_a_box_with_latitudes_past_a_pole_is_refused():
     with pytest.raises(RegionError, match="lat -90..90"):
         Region.from_bbox(10, 91, 11, 92)
     assert Region.from_bbox(10, 89, 11, 90).area_ha() > 0
+
+
+def test_coordinates_that_are_no_place_are_refused():
+    """Longitudes past 180 (though within 360), NaN in a GeoJSON (json.loads reads it) and rows past the
+    largest image side are refused with what is wrong with them."""
+    with pytest.raises(RegionError, match="not longitude/latitude"):
+        Region.from_bbox(190, 10, 191, 11)
+    nan = '{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [NaN, 1], [0, 0]]]}'
+    with pytest.raises(RegionError, match="finite numbers"):
+        Region.from_geojson(nan)
+    with pytest.raises(RegionError, match="not an image's column and row"):
+        Region.from_bbox(0, 0, 10, 2**31, crs=IMAGE_CRS)
+    assert Region.from_bbox(0, 0, 10, 2**31 - 1, crs=IMAGE_CRS).area_pixels() == 10 * (2**31 - 1)

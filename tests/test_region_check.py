@@ -232,3 +232,10 @@ def test_a_pixel_region_file_without_its_crs_is_told_to_say_so():
     assert "crs" not in str(info.value)
     marked = json.dumps({"type": "Polygon", "coordinates": [ring], "crs": "image"}).encode()
     assert read_uploaded_region(marked, "f.geojson", plain).bounds == (500, 500, 900, 900)
+
+
+def test_a_sliver_along_the_images_top_left_edges_is_thinner_than_a_pixel():
+    """A sliver inside the image touching its left or top edge is thin, not "around" the image."""
+    for box in ((0.2, 10, 0.4, 300), (10, 0.2, 300, 0.4)):
+        res = check_region(Region.from_bbox(*box, crs=IMAGE_CRS), IMAGE_GRID)
+        assert not res.ok and "thinner than a pixel" in res.message and "space around" not in res.message

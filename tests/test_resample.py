@@ -53,6 +53,16 @@ def test_the_new_grid_keeps_the_crs_and_origin_and_covers_the_image():
         resampled_grid(Grid(UTM, grid.transform, 64, 64), 0.001)
 
 
+def test_non_square_pixels_are_resampled_per_axis_and_a_strip_narrower_than_a_new_pixel_is_refused():
+    """10 x 20 m pixels: a 1000 x 1000 m image of 100 x 50 of them is 25 x 25 new 40 m pixels, 40 m on each
+    axis; an image 20 m tall (2 rows of 10 m) is narrower than one 30 m pixel, however wide it is."""
+    grid = Grid(UTM, (10.0, 0.0, ORIGIN[0], 0.0, -20.0, ORIGIN[1]), 100, 50)
+    new = resampled_grid(grid, 40)
+    assert new.shape == (25, 25) and new.transform == (40.0, 0.0, ORIGIN[0], 0.0, -40.0, ORIGIN[1])
+    with pytest.raises(InvalidDataError, match=r"^30 m pixels are larger than the image \(1,000 x 20 m\)"):
+        resampled_grid(Grid(UTM, (10.0, 0.0, ORIGIN[0], 0.0, -10.0, ORIGIN[1]), 100, 2), 30)
+
+
 @pytest.mark.parametrize("grid, match", [
     (Grid(None, (1.0, 0, 0, 0, -1.0, 0), 64, 64), "not georeferenced"),
     (Grid("EPSG:4326", (0.0003, 0, 10.0, 0, -0.0003, 48.0), 64, 64), "not projected in metres"),

@@ -335,3 +335,46 @@ def test_a_scene_all_cloud_or_a_resampled_mask_is_refused_and_nothing_is_written
                                         r".* give the file as downloaded"):
         stack_bands(find_band_files([tmp_path]), tmp_path / "other.tif")
     assert not (tmp_path / "other.tif").exists()
+
+
+def test_a_landsat_9_download_takes_the_landsat_8_9_band_numbers(tmp_path):
+    """Landsat 8 and 9 (OLI) number red 4 and NIR 5; Landsat 4-7 red 3 and NIR 4."""
+    landsat_download(tmp_path)
+    for p in tmp_path.glob(f"{LANDSAT_ID}_*"):
+        p.rename(tmp_path / p.name.replace("LC08", "LC09"))
+    bands = find_band_files([tmp_path])
+    assert {b: p.name.split("_SR_")[-1] for b, p in bands.files.items()} == {
+        "R": "B4.TIF", "G": "B3.TIF", "B": "B2.TIF", "NIR": "B5.TIF"}
+
+
+def test_a_gap_in_one_band_file_is_no_data_in_every_band_of_the_stack(tmp_path):
+    """A pixel of 0 (fill) in one band file, or of a band file's own declared nodata, is no data in all
+    four bands of the stack, not read as reflectance; clouds over it are not counted again as clouds."""
+    cloudy = np.zeros((64, 64), bool)
+    cloudy[0:4, 0:10] = True  # 40 px, 2 of them already gaps
+    landsat_download(tmp_path, cloudy)
+    b2 = tmp_path / f"{LANDSAT_ID}_SR_B2.TIF"
+    with rasterio.open(b2) as src:
+        blue = src.read(1)
+        blue[0, 0] = blue[30, 30] = 0  # the blue band's own gaps
+        blue[0, 1] = blue[40, 40] = 65535  # its declared fill
+        _write_band(b2, blue, src, nodata=65535)
+    (tmp_path / "out").mkdir()
+    done = stack_bands(find_band_files([tmp_path]), tmp_path / "out" / "image.tif")
+    gaps = [(0, 0), (30, 30), (0, 1), (40, 40)]
+    with rasterio.open(tmp_path / "out" / "image.tif") as out:
+        stacked = out.read()
+    assert all((stacked[:, r, c] == 0).all() for r, c in gaps)
+    assert done["no_data_pixels"] == 40 + 2 and done["cloud_masked_pixels"] == 40 - 2
+    with ImageReader(tmp_path / "out" / "image.tif") as reader:
+        _, valid = reader.read()
+    assert not any(valid[r, c] for r, c in gaps) and valid.sum() == 64 * 64 - 42
+
+
+def test_a_window_past_the_scenes_right_or_bottom_edge_is_refused(tmp_path):
+    landsat_download(tmp_path)
+    bands = find_band_files([tmp_path])
+    for window in ((0, 60, 10, 10), (60, 0, 10, 10)):
+        with pytest.raises(ConfigError, match="is not inside the 64 x 64 px scene"):
+            stack_bands(bands, tmp_path / "image.tif", window=window)
+    assert not (tmp_path / "image.tif").exists()
