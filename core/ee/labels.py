@@ -305,9 +305,10 @@ def _product_codes(cfg: LabelConfig, geometry: Mapping[str, Any] | None):
         # The mode of no image is an image without bands, on which every later step fails with an error
         # that names no cause. A wholly masked image in the collection keeps the band where no map covers
         # the region in those dates (its pixels no data, as label_image unmasks them); elsewhere the mode
-        # ignores it.
+        # ignores it. Every image is cast to uint8 (the classes are 0-8), so that the collection is of one
+        # band type whatever type the catalogue's label band has: a reduction refuses a collection of mixed types.
         none = ee.Image.constant(NODATA).toUint8().rename(band).updateMask(0)
-        return col.select(band).merge(ee.ImageCollection([none])).mode()
+        return col.select(band).map(lambda image: ee.Image(image).toUint8()).merge(ee.ImageCollection([none])).mode()
     if cfg.product == "glcfcs30d":
         collection, band = glcfcs30d_band(int(cfg.year))  # type: ignore[arg-type]
         return ee.ImageCollection(collection).select(band).mosaic()
