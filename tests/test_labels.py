@@ -222,3 +222,41 @@ def test_few_labels_are_under_half_of_the_imaged_pixels():
     from core.labels import few_labels
 
     assert few_labels(49, 100) and not few_labels(50, 100) and not few_labels(100, 100)
+
+
+def test_label_map_names_are_read_whatever_their_case():
+    """``--label-map CDL`` or ``WorldCover`` (as the products spell themselves) name the same maps."""
+    for given, name in (("CDL", "cdl"), ("WorldCover", "worldcover"), ("DynamicWorld", "dynamicworld"),
+                        ("Binary", "binary")):
+        assert get_class_map(given) is CLASS_MAPS[name]
+
+
+def test_unknown_codes_are_refused_only_above_the_tolerated_share():
+    """Labels are taken for another product's only where MORE than MAX_UNKNOWN_SHARE of the labelled
+    pixels hold codes the product does not define; exactly that share is tolerated."""
+    from core.labels import MAX_UNKNOWN_SHARE, check_label_codes
+
+    cmap = CLASS_MAPS["worldcover"]  # 10 (tree cover) is one of its classes, 77 is none
+    unknown = int(MAX_UNKNOWN_SHARE * 100)
+    check_label_codes(np.array([10] * (100 - unknown) + [77] * unknown), cmap)
+    with pytest.raises(InvalidDataError, match="of the labelled pixels hold codes that ESA WorldCover"):
+        check_label_codes(np.array([10] * (99 - unknown) + [77] * (unknown + 1)), cmap)
+
+
+def test_code_counts_summed_over_parts_keep_what_any_part_found():
+    """A label raster is judged on its parts' counts summed (read strip by strip): a fraction found only in
+    a later part still refuses the raster, and every pixel read (masked ones too) is counted."""
+    from core.labels import CodeCounts
+
+    whole = CodeCounts.of(np.array([[176.0, 1.0], [np.nan, 5.0]], np.float32))
+    fractions = CodeCounts.of(np.array([[24.0, 0.25]], np.float32))
+    assert whole.fraction is None and fractions.fraction == 0.25
+    for found in (whole + fractions, fractions + whole):
+        assert found.fraction == 0.25 and found.pixels == 6
+        with pytest.raises(InvalidDataError, match="whole numbers.*0.25"):
+            CLASS_MAPS["cdl"].refuse_non_codes(found.fraction, found.high, found.pixels, found.low)
+    # masked values are no data: not counted as codes, but among the pixels read (a fill's share is of all of them)
+    masked = CodeCounts.of(np.ma.masked_array(np.array([176, 65535, 0, 5], np.uint16), mask=[0, 0, 1, 1]))
+    assert masked.pixels == 4 and masked.high == {65535: 1} and masked.counts.sum() == 1 and masked.counts[176] == 1
+    with pytest.raises(InvalidDataError, match=r"25.0% of this raster's pixels hold 65535"):
+        CLASS_MAPS["cdl"].refuse_non_codes(masked.fraction, masked.high, masked.pixels, masked.low)

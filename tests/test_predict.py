@@ -565,3 +565,89 @@ def test_a_disk_too_small_for_the_outputs_is_said_before_the_model_runs(tiny_mod
                                           r"50\.0 kB free; free some space, or write them to another disk"):
         predict_image(SAMPLE_IMAGE, tmp_path / "out", tiny_model_path)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_an_array_of_no_valid_pixel_is_refused_not_predicted_as_nothing(tiny_model_path):
+    """The dashboard predicts in memory: a region that holds no valid pixel is said (NoDataError), never a
+    map of no data given as the region's prediction."""
+    from core.model import load_model
+    from core.predict import predict_in_context
+
+    loaded = load_model(tiny_model_path)
+    feats, valid = np.zeros((40, 40, 5), np.float32), np.zeros((40, 40), bool)
+    with pytest.raises(NoDataError, match="no valid pixels"):
+        predict_array(loaded, feats, valid)
+    with pytest.raises(NoDataError, match="no valid pixels"):
+        predict_in_context(loaded, feats, valid)
+
+
+def test_the_masks_threshold_tag_is_the_threshold_in_full():
+    """A mask cut at 0.5000001 is cut at 51 percent (percent_cut): its THRESHOLD tag must give that
+    threshold back exactly, not a rounded 0.5 (which cuts at 50), and keep the other tags."""
+    from core.predict import mask_tags, percent_cut
+
+    for threshold in (0.5000001, 0.4, 1 / 3):
+        tags = mask_tags({"SOURCE": "scene.tif"}, threshold)
+        assert tags["SOURCE"] == "scene.tif" and float(tags["THRESHOLD"]) == threshold
+    assert percent_cut(float(mask_tags({}, 0.5000001)["THRESHOLD"])) == 51 == percent_cut(0.5000001)
+
+
+def test_a_scene_at_the_far_corner_of_its_context_is_predicted_there(tiny_model_path, small_scene):
+    """A region at the image's bottom-right edge: its context ends where the scene ends (the image's
+    edge). The scene is predicted as that part of its context; one pixel beyond the context is refused."""
+    from core.model import load_model
+    from core.predict import predict_in_context
+    from core.sources.base import SceneContext
+
+    img, _ = small_scene
+    loaded = load_model(tiny_model_path)
+    feats, valid, _ = read_image(img)
+    h, w = valid.shape
+    r, c = h - 64, w - 48
+    whole = predict_array(loaded, feats, valid)
+    scene = predict_in_context(loaded, feats[r:, c:], valid[r:, c:], SceneContext(Path(img), r, c))
+    assert scene.shape == (64, 48) and np.isfinite(scene).any()
+    np.testing.assert_array_equal(scene, whole[r:, c:])
+    for off in ((r + 1, c), (r, c + 1), (-1, c)):
+        with pytest.raises(InvalidDataError, match="does not hold the scene"):
+            predict_in_context(loaded, feats[r:, c:], valid[r:, c:], SceneContext(Path(img), *off))
+
+
+def test_a_context_on_another_grid_than_the_scenes_is_refused(tiny_model_path, tmp_path):
+    """A context image as large as the scene, but shifted by a pixel or in another CRS, does not hold the scene:
+    its pixels would be predicted in the scene's place. Refused, and nothing written; the same grid is taken."""
+    from affine import Affine
+
+    from core.sources.base import SceneContext
+
+    with rasterio.open(FTW) as src:
+        data, t, crs = src.read(), src.transform, src.crs
+    bands = parse_band_spec("1,2,3,4")
+    shifted = write_raster(tmp_path / "shifted.tif", data, crs=crs,
+                           transform=Affine(t.a, t.b, t.c + t.a, t.d, t.e, t.f))  # a pixel east
+    other_crs = write_raster(tmp_path / "other_crs.tif", data, crs="EPSG:32632", transform=t)
+    for context in (shifted, other_crs):
+        with pytest.raises(InvalidDataError, match="does not hold the scene at row 0, column 0"):
+            predict_image(FTW, tmp_path / "p", tiny_model_path, context=SceneContext(context, 0, 0), band_map=bands)
+        assert not (tmp_path / "p").exists()
+    same = write_raster(tmp_path / "same.tif", data, crs=crs, transform=t)
+    s = predict_image(FTW, tmp_path / "q", tiny_model_path, context=SceneContext(same, 0, 0), band_map=bands)
+    assert s["valid_pixels"] > 0 and s["context"]["file"] == str(same)
+
+
+def test_a_south_up_scene_without_a_context_is_shown_to_the_model_north_up(tiny_model_path, small_scene):
+    """Without a context image, the dashboard's prediction of a scene is predict_array on the scene's grid:
+    a south-up grid's tiles are turned north-up for the model, as with a context."""
+    from core.grid import Grid
+    from core.model import load_model
+    from core.predict import north_up_view, predict_in_context
+
+    img, _ = small_scene
+    loaded = load_model(tiny_model_path)
+    feats, valid, _ = read_image(img)
+    feats, valid = feats[:64, :80], valid[:64, :80]
+    south_up = Grid("EPSG:32631", (30.0, 0.0, 500000.0, 0.0, 30.0, 4000000.0), 80, 64)
+    assert north_up_view(south_up) == 2
+    on_grid = predict_array(loaded, feats, valid, grid=south_up)
+    assert not np.allclose(on_grid, predict_array(loaded, feats, valid), atol=1e-4)  # the view matters to this model
+    np.testing.assert_array_equal(predict_in_context(loaded, feats, valid, None, grid=south_up), on_grid)

@@ -360,3 +360,47 @@ def test_each_export_patch_gives_its_own_pixels_the_probability_a_geotiff_gives_
     v = pb != 255
     assert np.array_equal(pa == 255, ~v) and np.ptp(pb[v]) > 20  # (the red band's detail, not a flat layer)
     assert np.abs(pa[v].astype(int) - pb[v]).max() <= 1  # (whole percent: rounding only)
+
+
+def test_an_export_predictions_files_say_what_they_were_made_from(tiny_model_path, tmp_path):
+    """As a GeoTIFF's prediction, the files name the export and the model, and how many views each patch was
+    averaged over (the export's said 1 whatever the views)."""
+    from core.card import load_card
+
+    with ImageReader(FLANDERS_S2) as r:
+        mixer = write_image_export(tmp_path / "s2", r, patch=32, kernel=32)
+    s = predict_export(mixer, tmp_path / "o", tiny_model_path, PredictConfig(views=4, threshold=0.3))
+    assert s["views"] == 4
+    with rasterio.open(tmp_path / "o" / "crop_mask.tif") as m, rasterio.open(tmp_path / "o" / "probability.tif") as p:
+        for tags in (m.tags(), p.tags()):
+            assert tags["VIEWS_PER_TILE"] == "4" and tags["SOURCE"] == mixer.name
+            assert tags["MODEL_WEIGHTS_SHA256"] == load_card(tiny_model_path).weights
+        assert float(m.tags()["THRESHOLD"]) == 0.3
+
+
+def test_export_values_above_any_reflectance_are_no_data_like_a_geotiffs(tiny_model_path, small_scene, tmp_path):
+    """A patch whose R band holds a value no surface reflectance reaches (above MAX_POSSIBLE_REFLECTANCE,
+    yet finite and small enough for the model to give a number) is no data, as a GeoTIFF's reader reads it;
+    the other patches predict as without it."""
+    from core.bands import FEATURE_BANDS
+    from core.patches import iter_export_patches, write_records
+    from core.reflectance import MAX_POSSIBLE_REFLECTANCE
+
+    img, _ = small_scene
+    with ImageReader(img) as r:
+        mixer = write_image_export(tmp_path / "exp" / "img", r, patch=128, kernel=64)
+    patches = np.concatenate([b for _, b in iter_export_patches(mixer, FEATURE_BANDS)])
+    patches[4, ..., 0] = MAX_POSSIBLE_REFLECTANCE + 0.5
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    write_records(odd / "img-00000.tfrecord.gz", ({b: p[..., k] for k, b in enumerate(FEATURE_BANDS)} for p in patches))
+    (odd / "img-mixer.json").write_text(Path(mixer).read_text())
+    a = predict_export(mixer, tmp_path / "a", tiny_model_path)
+    b = predict_export(odd / "img-mixer.json", tmp_path / "b", tiny_model_path)
+    with rasterio.open(tmp_path / "a" / "probability.tif") as pa, rasterio.open(tmp_path / "b" / "probability.tif") as pb:
+        before, after = pa.read(1), pb.read(1)
+    core = np.zeros(before.shape, bool)
+    core[128:256, 128:256] = True  # (the fifth patch's own pixels: row 1, column 1)
+    assert (before[core] != 255).any() and (after[core] == 255).all()
+    assert b["valid_pixels"] == a["valid_pixels"] - int((before[core] != 255).sum())
+    assert np.array_equal(after[~core], before[~core])  # (each patch holds its own buffer: the rest is unchanged)
