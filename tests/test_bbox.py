@@ -76,3 +76,33 @@ def test_a_lon_lat_grid_stored_past_either_end_of_180_has_no_box_to_cut_to():
         assert image_box_bounds(Grid("EPSG:4326", (0.0001, 0.0, west, 0.0, -0.0001, -17.0), 60, 60), image=False) is None
     inside = image_box_bounds(Grid("EPSG:4326", (0.0001, 0.0, 179.99, 0.0, -0.0001, -17.0), 60, 60), image=False)
     assert inside == pytest.approx((179.99, -17.006, 179.996, -17.0))
+
+
+def test_a_box_of_no_height_or_only_touching_the_image_is_refused():
+    from core.bbox import box_within
+    from core.errors import OutsideImageError
+
+    image = (0.0, 0.0, 1024.0, 1024.0)
+    with pytest.raises(RegionError, match="no height: its two edges are the same"):
+        box_within((1, 5, 9, 5), image, True)
+    with pytest.raises(RegionError, match="no height"):
+        box_within((10.0, 48.1, 11.0, 48.1), None, False)
+    for touching in ((1024, 0, 2000, 100), (0, -100, 100, 0)):  # sharing only an edge with the image: no pixel of it
+        with pytest.raises(OutsideImageError, match="outside the image"):
+            box_within(touching, image, True)
+
+
+def test_an_images_box_in_pixels_is_its_width_then_its_height_and_none_once_it_is_on_the_earth():
+    from core.bbox import image_box_bounds
+    from core.grid import Grid
+
+    assert image_box_bounds(Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 300, 200), image=True) == (0.0, 0.0, 300.0, 200.0)
+    assert image_box_bounds(Grid("EPSG:32633", (30.0, 0.0, 500000.0, 0.0, -30.0, 5e6), 300, 200), image=True) is None
+
+
+def test_a_number_followed_by_anything_is_not_a_number():
+    from core.bbox import not_numbers, parse_bbox
+
+    assert not_numbers("1a, 2, 3e, 4") == ["1a", "3e"]
+    with pytest.raises(RegionError, match="'1a' is not a number"):
+        parse_bbox("1a, 2, 3, 4")

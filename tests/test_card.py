@@ -133,3 +133,62 @@ def test_a_damaged_mixers_field_is_said_with_the_mixers_name(tmp_path):
                                  "patchDimensions": [256, 256], "patchesPerRow": 0, "totalPatches": 4}))
     with pytest.raises(CorruptFileError, match=r"^mixer camana-mixer\.json: the mixer's patchesPerRow is 0; it must be"):
         read_mixer(mixer)
+
+
+def test_an_image_with_the_models_bands_in_another_order_is_refused():
+    """The same bands in another order feed each band to the input trained on another: refused, not predicted on."""
+    from core.card import check_bands
+    from core.errors import ModelMismatchError
+
+    card = ModelCard("light", tuple(FEATURE_BANDS), Normalization((0.1,) * 5, (0.2,) * 5))
+    check_bands(card, list(FEATURE_BANDS))  # the same bands, in the same order
+    swapped = [FEATURE_BANDS[1], FEATURE_BANDS[0], *FEATURE_BANDS[2:]]
+    with pytest.raises(ModelMismatchError, match="the model expects bands"):
+        check_bands(card, swapped)
+    with pytest.raises(ModelMismatchError):
+        check_bands(card, list(FEATURE_BANDS)[:4])  # one band missing
+
+
+@pytest.mark.parametrize("change", [
+    {"mean": [-1e300, 0.1, 0.1, 0.1, 0.1]},  # (a float32 -inf: every pixel becomes no data)
+    {"std": [0.2, 1e300, 0.2, 0.2, 0.2]},    # (a float32 inf: the band divided to 0 everywhere)
+])
+def test_a_normalization_beyond_float32s_range_either_way_is_refused(change):
+    from core.errors import CorruptFileError
+
+    card = ModelCard("light", tuple(FEATURE_BANDS), Normalization((0.1,) * 5, (0.2,) * 5)).to_dict()
+    card["normalization"].update(change)
+    with pytest.raises(CorruptFileError, match="beyond what any band's values take"):
+        ModelCard.from_dict(card)
+
+
+@pytest.mark.parametrize("change", [{"pixel_size_m": True}, {"weights": "ab"}, {"weights": "ab" * 31}])
+def test_a_card_with_a_true_pixel_size_or_a_short_fingerprint_is_refused(change):
+    """true is no number of metres (JSON's true is Python's 1); a fingerprint is a whole SHA-256 digest."""
+    from core.errors import CorruptFileError
+
+    card = ModelCard("light", tuple(FEATURE_BANDS), Normalization((0.1,) * 5, (0.2,) * 5)).to_dict()
+    with pytest.raises(CorruptFileError):
+        ModelCard.from_dict({**card, **change})
+
+
+def test_a_card_that_is_a_folder_is_said_unreadable(tmp_path):
+    from core.errors import CorruptFileError
+
+    model = tmp_path / "m.keras"
+    card_path(model).mkdir()
+    with pytest.raises(CorruptFileError, match=r"cannot read the model card .*m\.json"):
+        load_card(model)
+
+
+def test_a_missing_card_names_best_keras_only_when_it_is_there(tmp_path):
+    """last.keras without its card: best.keras beside it is named, but never when there is none."""
+    from core.errors import InputNotFoundError
+
+    (tmp_path / "last.keras").write_bytes(b"x")
+    with pytest.raises(InputNotFoundError) as caught:
+        load_card(tmp_path / "last.keras")
+    assert "best.keras" not in str(caught.value) and "resumes" not in str(caught.value)
+    _write(tmp_path / "best.keras").write_bytes(b"x")
+    with pytest.raises(InputNotFoundError, match="use best.keras beside it"):
+        load_card(tmp_path / "last.keras")

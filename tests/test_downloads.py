@@ -224,3 +224,63 @@ def test_a_masks_threshold_tag_is_the_threshold_in_full():
 
     assert mask_tags({"MODEL": "m"}, 0.5000001) == {"MODEL": "m", "THRESHOLD": "0.5000001"}
     assert mask_tags({}, 0.62)["THRESHOLD"] == "0.62" and mask_tags({}, np.float32(0.5))["THRESHOLD"] == "0.5"
+
+
+def test_the_dashboards_geotiffs_say_their_no_data_and_where_they_came_from():
+    """The crop mask and probability downloads: 255 declared as no data (a GIS read it as a value), the
+    provenance tags and the threshold kept, the pixels those of threshold_mask."""
+    from core.predict import threshold_mask
+
+    grid = Grid("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 5300000.0), 64, 48)
+    prob = np.linspace(0, 1, 64 * 48, dtype=np.float32).reshape(48, 64)
+    prob[:4] = np.nan
+    valid = ~np.isnan(prob)
+    files = dl.threshold_downloads(np.full((48, 64, 5), 0.1, np.float32), valid, prob, grid, 0.5, "t",
+                                   tags={"MODEL": "wheat.keras"})
+    assert sorted(files) == ["crop_mask.tif", "map.png"]
+    with rasterio.MemoryFile(files["crop_mask.tif"]) as mem, mem.open() as src:
+        assert src.nodata == 255 and src.crs.to_epsg() == 32633
+        assert src.tags()["MODEL"] == "wheat.keras" and src.tags()["THRESHOLD"] == "0.5"
+        mask = src.read(1)
+    np.testing.assert_array_equal(mask, threshold_mask(prob, 0.5))
+    assert (mask[:4] == 255).all() and set(np.unique(mask[4:])) == {0, 1}
+    with rasterio.MemoryFile(dl.probability_download(prob, grid, {"MODEL": "wheat.keras"})) as mem, mem.open() as src:
+        assert src.nodata == 255 and src.tags()["MODEL"] == "wheat.keras" and (src.read(1)[:4] == 255).all()
+    with pytest.raises(InvalidDataError, match="does not match the grid"):
+        dl.geotiff_bytes(np.zeros((47, 64), np.uint8), grid, 255, "crop mask")
+
+
+def test_the_probability_downloads_overviews_are_averaged():
+    """As predict writes it: a GIS zoomed out shows each overview pixel's mean probability, not one pixel of four."""
+    prob = np.zeros((1200, 1000), np.float32)
+    prob[:, 1::2] = 1.0  # 0 % then 100 %, column by column: 50 % in each overview pixel
+    grid = Grid("EPSG:32631", (10.0, 0.0, 500000.0, 0.0, -10.0, 5630000.0), 1000, 1200)
+    with rasterio.MemoryFile(dl.probability_download(prob, grid)) as mem, mem.open() as src:
+        assert src.overviews(1) and (src.read(1, out_shape=(600, 500)) == 50).all()
+
+
+def test_the_map_pngs_area_is_in_the_unit_asked_and_at_the_stated_pixel_size(monkeypatch):
+    seen = []
+    real = dl.compose_png
+    monkeypatch.setattr(dl, "compose_png", lambda *a, **k: seen.append(k["subtitle"]) or real(*a, **k))
+    feats, valid, prob = np.full((64, 64, 5), 0.1, np.float32), np.ones((64, 64), bool), np.full((64, 64), 0.7, np.float32)
+    utm = Grid("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 5300000.0), 64, 64)
+    dl.threshold_downloads(feats, valid, prob, utm, 0.5, "t", area_unit="acres")
+    acres = 64 * 64 * 0.01 / 0.40468564224  # 10 m pixels: 0.01 ha each; an acre is 0.40468564224 ha
+    assert seen[-1].startswith(f"Crop {acres:,.1f} ac,")
+    image = Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 64, 64)
+    dl.threshold_downloads(feats, valid, prob, image, 0.5, "t", pixel_size_m=30.0)
+    assert seen[-1].startswith(f"Crop 4,096 px (about {64 * 64 * 0.09:,.1f} ha at 30 m pixels)")  # 30 m: 0.09 ha
+
+
+def test_a_region_whose_surroundings_fill_the_image_has_no_missing_data_legend(monkeypatch):
+    """Around a drawn outline the image is there (faded): no "no image data" hatching is said."""
+    seen = []
+    real = dl.compose_png
+    monkeypatch.setattr(dl, "compose_png", lambda layers, legends, *a, **k: seen.append(legends) or real(layers, legends, *a, **k))
+    feats = np.full((64, 64, 5), 0.1, np.float32)
+    valid = np.tril(np.ones((64, 64), bool))
+    prob = np.where(valid, 0.2, np.nan).astype(np.float32)
+    dl.threshold_downloads(feats, valid, prob, Grid(None, (30.0, 0.0, 0.0, 0.0, -30.0, 0.0), 64, 64), 0.5, "t",
+                           "", None, None, surroundings=(feats, np.ones((64, 64), bool)))
+    assert [legend.title for legend in seen[-1]] == ["Faded"]

@@ -235,3 +235,11 @@ def test_the_command_writes_the_labels_and_says_what_it_left_out(capsys, tmp_pat
         err = capsys.readouterr().err.strip()
         assert said in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert not (tmp_path / "x.tif").exists() and json.loads(fields.read_text())["type"] == "FeatureCollection"
+
+
+def test_a_code_beyond_int16_written_as_a_decimal_or_text_is_refused():
+    """40000 fits no int16 label raster (it would wrap to a negative code): refused however it is written."""
+    for bad in (40000.0, "40000", "32768.0", 1e6):
+        with pytest.raises(InvalidDataError, match="0 to 32767"):
+            class_code(bad)
+    assert class_code("32767") == 32767 and class_code(32767.0) == 32767

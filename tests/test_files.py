@@ -367,3 +367,76 @@ def test_patch_sources_are_told_from_images_by_name_and_folder(tmp_path):
     assert not is_patch_source(mixed)  # images beside records: the images
     (mixed / "a_rgbn.tif").unlink()
     assert is_patch_source(mixed)
+
+
+def test_an_output_under_a_file_or_a_folder_named_as_a_file_is_refused(tmp_path):
+    """predict --out crop.tif made a folder crop.tif/; an output under a file failed with an OS error."""
+    from core.errors import ConfigError
+    from core.files import check_output_dir, check_output_file
+
+    (tmp_path / "a.tif").write_bytes(b"kept")
+    with pytest.raises(ConfigError, match=r"a\.tif is a file, so .* cannot be written under it"):
+        check_output_file(tmp_path / "a.tif" / "deeper" / "x.tif")
+    with pytest.raises(ConfigError, match=r"a\.tif is a file, so the folder .* cannot be made"):
+        check_output_dir(tmp_path / "a.tif" / "out")
+    with pytest.raises(ConfigError, match=r"a\.tif is a file; give a folder for the outputs"):
+        check_output_dir(tmp_path / "a.tif")
+    with pytest.raises(ConfigError, match=r"crop\.tif is named as a \.tif file, but the outputs go in a folder .* e\.g\. "
+                                          r".*crop$"):
+        check_output_dir(tmp_path / "crop.tif")
+    with pytest.raises(ConfigError, match=r"e\.g\. .*/out$"):
+        check_output_dir(tmp_path / "out.tfrecord.gz")
+    assert check_output_dir(tmp_path / "run.2024") == tmp_path / "run.2024"  # (a dot in a folder's name is fine)
+    assert (tmp_path / "a.tif").read_bytes() == b"kept" and sorted(p.name for p in tmp_path.iterdir()) == ["a.tif"]
+
+
+def test_files_replaced_together_are_replaced_all_or_none(tmp_path, monkeypatch):
+    """An image and its labels (resample): a failed block or a failed second move leaves both old files
+    and no temporary file; success replaces both."""
+    from core.files import replacing_all
+
+    image, labels = _folder(tmp_path, **{"image.tif": "old image", "labels.tif": "old labels"}) / "image.tif", \
+        tmp_path / "labels.tif"
+    with pytest.raises(RuntimeError):
+        with replacing_all([image, labels]) as (t_image, t_labels):
+            t_image.write_text("new image")
+            t_labels.write_text("half")
+            raise RuntimeError("write failed")
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"image.tif": "old image", "labels.tif": "old labels"}
+    real_replace = os.replace
+
+    def second_fails(src, dst):
+        if Path(dst) == labels:
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", second_fails)
+    with pytest.raises(OSError, match="disk full"):
+        with replacing_all([image, labels]) as (t_image, t_labels):
+            t_image.write_text("new image")
+            t_labels.write_text("new labels")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"image.tif": "old image", "labels.tif": "old labels"}
+    with replacing_all([image, labels]) as (t_image, t_labels):
+        t_image.write_text("new image")
+        t_labels.write_text("new labels")
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"image.tif": "new image", "labels.tif": "new labels"}
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_staging_folder_is_removed_whatever_happens(tmp_path, fails):
+    """Its hidden folder is gone after the block, done or failed; on failure, so are the folders made for it."""
+    from core.files import staging_dir
+
+    out = tmp_path / "new" / "out"
+    try:
+        with staging_dir(out) as stage:
+            assert stage.parent == out and stage.name.startswith(".predict-")
+            (stage / "crop_mask.tif").write_bytes(b"half" if fails else b"whole")
+            if fails:
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    assert [p.name for p in tmp_path.iterdir()] == ([] if fails else ["new"])
+    if not fails:
+        assert list(out.iterdir()) == []

@@ -184,3 +184,25 @@ def test_features_without_an_area_are_named_so_that_leaving_them_out_can_be_said
     # an entry that is no object at all (null, a number, text: a hand-edited file) is left out and said, by number
     fc["features"][1:1] = [None, 7, "x"]
     assert features_without_area(fc) == ["feature 2", "feature 3", "feature 4", "well", "feature 6", "feature 7"]
+
+
+def test_a_feature_is_named_by_its_name_before_its_id_and_a_malformed_polygon_is_not_left_out_unsaid():
+    from core.geojson import feature_name, features_without_area
+
+    assert feature_name({"properties": {"id": 7, "label": "L", "name": "North field"}, "id": "f1"}) == "North field"
+    assert feature_name({"properties": {"id": 7, "label": "L"}}) == "L"
+    assert feature_name({"properties": {"ID": 3}, "id": "f1"}) == "3" and feature_name({"id": "f1"}) == "f1"
+    broken = {"type": "Feature", "properties": {"name": "typo"}, "geometry": {"type": "Polygon", "coordinates": [["a"]]}}
+    assert features_without_area({"type": "FeatureCollection", "features": [broken]}) == []  # (refused, saying why)
+    with pytest.raises(RegionError, match="lists of"):
+        Region.from_geojson({"type": "FeatureCollection", "features": [broken]})
+
+
+def test_the_note_of_features_left_out_names_five_and_counts_the_rest():
+    from core.geojson import left_out_note
+
+    names = [f"well {i}" for i in range(1, 8)]
+    assert left_out_note(names, "farm.geojson") == (
+        "7 feature(s) of farm.geojson hold no polygon (points, lines, or an empty or no geometry) and are left out: "
+        "well 1, well 2, well 3, well 4, well 5 and 2 more")
+    assert left_out_note(names[:5], "farm.geojson").endswith("left out: well 1, well 2, well 3, well 4, well 5")

@@ -59,3 +59,21 @@ def test_regions_west_of_180_fall_on_lon_lat_grids_stored_past_180(west):
     assert zone.pixels == 6000 and zone.crop_pixels == 6000 and not zone.note
     if west < 180:  # the part west of 180 is found where it was
         assert Region.from_bbox(179.96, -17.15, 179.99, -17.05).window(grid).col_off == 10
+
+
+def test_the_box_around_a_grid_is_grown_by_its_size_or_a_degree_and_kept_within_the_world():
+    from core.lonlat import around
+
+    small = Grid("EPSG:4326", (0.001, 0.0, 10.0, 0.0, -0.001, 50.0), 100, 100)  # 0.1 x 0.1 degrees
+    assert around(small) == pytest.approx((9.0, 48.9, 11.1, 51.0))  # grown by 1 degree, the least
+    arctic = Grid("EPSG:4326", (1.0, 0.0, -170.0, 0.0, -1.0, 80.0), 20, 20)  # 20 x 20 degrees up to 80 N
+    assert around(arctic) == pytest.approx((-180.0, 40.0, -130.0, 90.0))  # by its own size, cut at -180 and 90
+
+
+def test_a_grids_longitudes_are_its_own_only_where_they_reach_past_180_either_way():
+    from core.lonlat import lon_frame_centre
+
+    assert lon_frame_centre(Grid("EPSG:4326", (0.01, 0.0, -180.5, 0.0, -0.01, -17.0), 100, 10)) == pytest.approx(-180.0)
+    assert lon_frame_centre(Grid("EPSG:4326", (1.0, 0.0, 0.0, 0.0, -1.0, 90.0), 360, 180)) == pytest.approx(180.0)
+    assert lon_frame_centre(Grid("EPSG:4326", (0.01, 0.0, 10.0, 0.0, -0.01, 50.0), 100, 100)) is None
+    assert lon_frame_centre(Grid("EPSG:32633", (30.0, 0.0, 500000.0, 0.0, -30.0, 5e6), 100, 100)) is None

@@ -637,3 +637,73 @@ def test_a_byte_damaged_inside_a_saved_model_is_said_to_fail_its_checksum(tiny_m
     with pytest.raises(CorruptFileError, match=r"cannot load model m\.keras: .*\(a part of it is damaged: its "
                                                r"checksum fails\); save or download it again"):
         load_model(path)
+
+
+def test_a_model_is_saved_only_under_a_keras_name(tmp_path):
+    with pytest.raises(ConfigError, match=r"end in \.keras, got m\.h5"):
+        save_model(build_unet("light"), _card(), tmp_path / "m.h5")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_upload_that_cannot_be_written_whole_leaves_nothing(tmp_path, monkeypatch):
+    """A full disk while the card is written: no half-stored upload stays in the uploads folder."""
+    import errno
+    import pathlib
+
+    from core.model import store_uploaded_model
+
+    real = pathlib.Path.write_bytes
+
+    def full_disk(self, data):
+        if self.suffix == ".json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        store_uploaded_model(b"model bytes", json.dumps(_card().to_dict()).encode(), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_or_huge_uploaded_card_is_refused_as_such(tmp_path):
+    from core.card import MAX_CARD_BYTES
+    from core.errors import InvalidDataError
+    from core.model import store_uploaded_model
+
+    with pytest.raises(InvalidDataError, match="the uploaded model card is empty"):
+        store_uploaded_model(b"model bytes", b"", tmp_path)
+    huge = json.dumps({**_card().to_dict(), "notes": "x" * MAX_CARD_BYTES}).encode()
+    with pytest.raises(InvalidDataError, match="larger than 1 MB"):
+        store_uploaded_model(b"model bytes", huge, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_same_upload_under_two_names_keeps_both(tmp_path):
+    """The same files uploaded again under another name never take the place of the first (a model in use)."""
+    from core.card import card_path
+    from core.model import store_uploaded_model
+
+    data, card = b"model bytes", json.dumps(_card().to_dict()).encode()
+    first = store_uploaded_model(data, card, tmp_path, name="wheat.keras")
+    second = store_uploaded_model(data, card, tmp_path, name="maize.keras")
+    assert first.name == "wheat.keras" and second.name == "maize.keras"
+    for stored in (first, second):
+        assert stored.read_bytes() == data and card_path(stored).read_bytes() == card
+
+
+def test_model_files_are_checked_before_loading(tmp_path):
+    """A command checks the model before it writes anything: a truncated .keras, or a folder, is refused then."""
+    from core.card import card_path
+    from core.model import check_model_files
+
+    path = tmp_path / "m.keras"
+    path.write_bytes(b"PK\x03\x04 cut short")
+    card_path(path).write_text(json.dumps(_card().to_dict()))
+    with pytest.raises(CorruptFileError, match=r"cannot load model m\.keras: the file is truncated"):
+        check_model_files(path)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match=r"run is a folder; give the model's \.keras file"):
+        check_model_files(folder)
+    with pytest.raises(InputNotFoundError, match="model file not found"):
+        check_model_files(tmp_path / "none.keras")

@@ -103,3 +103,38 @@ def test_assembled_exports_unused_for_a_month_go_unless_a_job_names_them(tmp_pat
         os.utime(folders[name], (past, past))
     assert prune_exports(work, 30 * 86400) == [folders["0123456789abcdef"]]
     assert folders["fedcba9876543210"].is_dir() and folders["00000000aaaaaaaa"].is_dir()
+
+
+def test_every_writers_staging_leftover_goes_a_day_later(tmp_path):
+    """Each hidden staging name a write under way uses (a scene's cut, an Earth Engine fetch, an upload, a job's
+    deletion, a prediction, patches, an export, files replaced together): left by a killed server, gone a day later."""
+    import time
+
+    from core.workdir import prune_leftovers
+
+    work = WorkDir(tmp_path)
+    staged = [f"scenes/.{what}-k2j4" for what in ("scene", "ee-fetch", "upload", "predict", "patches", "export",
+                                                    "replaced")] + ["jobs/.deleting-job-20261201-080000-aaaaaa"]
+    for rel in staged:
+        (tmp_path / rel).mkdir(parents=True)
+    (tmp_path / "scenes" / "0123456789abcdef").mkdir()  # a scene, not a leftover
+    assert prune_leftovers(work, 86400) == []  # (made just now: maybe still being written)
+    removed = prune_leftovers(work, 86400, now=time.time() + 2 * 86400)
+    assert sorted(removed) == sorted(tmp_path / rel for rel in staged)
+    assert [p.name for p in (tmp_path / "scenes").iterdir()] == ["0123456789abcdef"]
+
+
+def test_scenes_are_pruned_by_the_clock_given(tmp_path):
+    """``now``: a scene used just now is a month old to a clock a month and a day ahead, not to today's."""
+    import time
+
+    from core.workdir import prune_exports, prune_scenes
+
+    work = WorkDir(tmp_path)
+    for folder in (work.scenes / "0123456789abcdef", work.exports / "fedcba9876543210"):
+        folder.mkdir(parents=True)
+    month = 30 * 86400
+    assert prune_scenes(work, month) == [] and prune_exports(work, month) == []
+    later = time.time() + month + 86400
+    assert prune_scenes(work, month, now=later) == [work.scenes / "0123456789abcdef"]
+    assert prune_exports(work, month, now=later) == [work.exports / "fedcba9876543210"]

@@ -399,3 +399,71 @@ def test_labels_of_part_of_the_mask_land_on_their_own_rows_and_columns(tmp_path)
     want = np.full(grid.shape, 255, np.uint8)
     want[8:40, 0:20] = labels
     assert np.array_equal(placed, want)
+
+
+def _utm_zone(grid, col0, row0, col1, row1, name):
+    """A lon/lat zone whose outline is the pixel edges col0-col1, row0-row1 of a UTM ``grid``."""
+    a, _, c, _, e, f = grid.transform
+    xs, ys = [c + a * col0, c + a * col1, c + a * col1, c + a * col0], [f + e * row0, f + e * row0, f + e * row1, f + e * row1]
+    lon, lat = warp(grid.crs, "EPSG:4326", xs, ys)
+    ring = [[x, y] for x, y in zip(lon, lat)]
+    return Region.from_geojson(feature_collection(({"name": name}, [ring + ring[:1]]))).part_regions()[0]
+
+
+def test_a_zone_s_compared_figures_hold_the_predicted_crop_the_labels_crop_and_their_hectares():
+    """On 30 m pixels (0.09 ha each): the predicted and the labels' crop over the pixels valid in both, apart;
+    a zone with data but no labels is said to have none; a zone off the mask has 0 ha (its image has a CRS)."""
+    n = 255
+    grid = Grid("EPSG:32631", (30.0, 0.0, 500_000.0, 0.0, -30.0, 5_600_000.0), 10, 10)
+    mask, labels = np.zeros((10, 10), np.uint8), np.full((10, 10), n, np.uint8)
+    mask[2:6, 2:6] = [[1, 1, 1, 1], [1, 1, 0, 0], [0, 0, 0, 0], [n, n, 0, 0]]
+    labels[2:6, 2:6] = [[1, 1, 0, n], [1, 0, 1, n], [0, 0, 1, n], [1, 1, 1, n]]
+    mask[7:9, 7:9] = 1  # predicted crop where the labels say nothing
+    zones = [_utm_zone(grid, 2, 2, 6, 6, "field"), _utm_zone(grid, 7, 7, 9, 9, "unlabelled"),
+             _utm_zone(grid, 40, 40, 42, 42, "far")]
+    field, unlabelled, far = crop_by_zone(mask, grid, zones, labels=labels)
+    # valid in both: 3 + 3 + 3 + 1 pixels; predicted crop there 3 + 2, the labels' 2 + 2 + 1 + 1, both 2 + 1
+    assert (field.pixels, field.valid_pixels, field.crop_pixels) == (16, 14, 6)
+    assert (field.compared_pixels, field.compared_crop_pixels, field.label_crop_pixels) == (10, 5, 6)
+    assert field.compared_crop_area_ha == pytest.approx(5 * 0.09) and field.label_crop_area_ha == pytest.approx(6 * 0.09)
+    assert field.valid_area_ha == pytest.approx(14 * 0.09) and field.crop_area_ha == pytest.approx(6 * 0.09)
+    assert field.iou == pytest.approx(3 / (3 + 2 + 3), abs=1e-4) and field.note == ""
+    assert (unlabelled.crop_pixels, unlabelled.compared_pixels, unlabelled.note) == (4, 0, "no labels")
+    assert far.note == "outside the prediction" and (far.valid_area_ha, far.crop_area_ha) == (0.0, 0.0)
+    assert (far.compared_crop_area_ha, far.label_crop_area_ha) == (0.0, 0.0)
+
+
+def test_a_tagged_crop_mask_s_summary_is_its_own(tmp_path):
+    """crop_mask_t0.50.tif (a dashboard download) goes with summary_t0.50.json where that is there, else summary.json."""
+    from core.zones import summary_beside
+
+    (tmp_path / "summary.json").write_text("{}")
+    assert summary_beside(tmp_path / "crop_mask_t0.50.tif") == tmp_path / "summary.json"
+    (tmp_path / "summary_t0.50.json").write_text("{}")
+    assert summary_beside(tmp_path / "crop_mask_t0.50.tif") == tmp_path / "summary_t0.50.json"
+    assert summary_beside(tmp_path / "crop_mask.tif") == tmp_path / "summary.json"
+
+
+def test_a_zones_table_that_fails_half_written_leaves_the_old_one_whole(tmp_path, monkeypatch):
+    """--overwrite over an existing table, the disk full half-way: the old table stays as it was, no temporary file."""
+    import errno
+    import pathlib
+
+    mask = np.zeros((10, 10), np.uint8)
+    mask_path = write_mask(tmp_path / "crop_mask.tif", mask, Grid(None, (30.0, 0.0, 61440.0, 0.0, -30.0, 107520.0), 10, 10))
+    zones = tmp_path / "z.geojson"
+    zones.write_text(json.dumps(feature_collection(({"name": "a"}, box_ring(0, 0, 5, 5)), crs="image")))
+    out = tmp_path / "out" / "z.csv"
+    write_zones(mask_path, zones, out)
+    before = out.read_bytes()
+    real = pathlib.Path.write_text
+
+    def half_then_full(self, text, *args, **kwargs):
+        real(self, text[: len(text) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", half_then_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_zones(mask_path, zones, out, overwrite=True)
+    monkeypatch.undo()
+    assert out.read_bytes() == before and [p.name for p in out.parent.iterdir()] == ["z.csv"]
