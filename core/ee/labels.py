@@ -195,6 +195,8 @@ class LabelConfig:
             raise ConfigError("label dates need both start and end (YYYY-MM-DD), or neither")
         if self.start is not None and self.end is not None and self.end < self.start:
             raise ConfigError(f"label dates end ({self.end}) before they start ({self.start})")
+        if self.product == "dynamicworld":  # (here, not when the graph is built: refused before any request)
+            _dynamic_world_dates(self)
 
     @property
     def class_map_name(self) -> str:
@@ -208,6 +210,23 @@ class LabelConfig:
             return self.start, end.isoformat()
         year = self.year or 2021  # products without dates (WorldCover) are not filtered by them
         return f"{year}-01-01", f"{year + 1}-01-01"
+
+
+def _dynamic_world_dates(cfg: LabelConfig) -> tuple[str, str]:
+    """The [start, end) of a Dynamic World recipe's maps.
+
+    Raises:
+        ConfigError: the dates end before Dynamic World's first map (the mode of no image is an image
+            without bands, on which every later step fails with an error that names no cause).
+    """
+    start, end = cfg.dates()
+    if end <= DYNAMIC_WORLD_FIRST_DAY:
+        last = (_dt.date.fromisoformat(end) - _dt.timedelta(days=1)).isoformat()
+        raise ConfigError(
+            f"Dynamic World has maps from {DYNAMIC_WORLD_FIRST_DAY} on, none for {start}..{last}; choose "
+            "label dates (or composite dates) from mid-2015 on, or GLC-FCS30D (1985-2022) for earlier years"
+        )
+    return start, end
 
 
 def glcfcs30d_band(year: int) -> tuple[str, str]:
@@ -289,13 +308,7 @@ def _product_codes(cfg: LabelConfig, geometry: Mapping[str, Any] | None):
     if cfg.product == "worldcover":
         return ee.ImageCollection(WORLDCOVER).first().select(CLASS_MAPS["worldcover"].band or "Map")
     if cfg.product == "dynamicworld":
-        start, end = cfg.dates()
-        if end <= DYNAMIC_WORLD_FIRST_DAY:  # [start, end): the mode of no image is an image without bands
-            last = (_dt.date.fromisoformat(end) - _dt.timedelta(days=1)).isoformat()
-            raise ConfigError(
-                f"Dynamic World has maps from {DYNAMIC_WORLD_FIRST_DAY} on, none for {start}..{last}; choose "
-                "label dates (or composite dates) from mid-2015 on, or GLC-FCS30D (1985-2022) for earlier years"
-            )
+        start, end = _dynamic_world_dates(cfg)
         col = ee.ImageCollection(DYNAMIC_WORLD).filterDate(start, end)
         if geometry is not None:
             from core.ee.composites import ee_geometry

@@ -78,14 +78,8 @@ class EarthEngineSource:
         base = get_preset(preset) if preset else CAMANA
         self.preset = base if preset else None
         self.composite = composite or base.composite
-        self.labels = labels if labels is not None else (base.labels if (preset or composite is None) else None)
-        if self.labels is not None and self.labels.product == "dynamicworld" and not (
-            self.labels.start or self.labels.year
-        ):
-            from dataclasses import replace
-
-            # Dynamic World without dates: label the composite's own date range.
-            self.labels = replace(self.labels, start=self.composite.start, end=self.composite.end)
+        self.labels = dated_labels(self.composite, labels if labels is not None else (
+            base.labels if (preset or composite is None) else None))
         self.project = project
         self.secrets = secrets
         self.env = env if env is not None else os.environ
@@ -515,11 +509,27 @@ def labels_from_codes(codes_path: Path, labels_path: Path, class_map: str) -> Pa
     return write_mask(labels_path, mask, grid)
 
 
-def recipes_from_settings(settings: Mapping[str, Any]):
-    """(CompositeConfig, LabelConfig or None) from :meth:`EarthEngineSource.settings`-style data.
+def dated_labels(composite, labels):
+    """The label recipe a source uses beside ``composite``: Dynamic World without dates labels the
+    composite's own date range; any other recipe as it is (None: no labels).
 
     Raises:
-        ConfigError: if a field is unknown or a value is invalid (the message says which).
+        ConfigError: Dynamic World for composite dates that end before its first map.
+    """
+    if labels is not None and labels.product == "dynamicworld" and not (labels.start or labels.year):
+        from dataclasses import replace
+
+        return replace(labels, start=composite.start, end=composite.end)
+    return labels
+
+
+def recipes_from_settings(settings: Mapping[str, Any]):
+    """(CompositeConfig, LabelConfig or None) from :meth:`EarthEngineSource.settings`-style data, the labels
+    as the source uses them (:func:`dated_labels`).
+
+    Raises:
+        ConfigError: if a field is unknown or a value is invalid, or the labels have no map for the
+            composite's dates (the message says which).
     """
     from core.ee.composites import CompositeConfig
     from core.ee.labels import LabelConfig
@@ -539,7 +549,7 @@ def recipes_from_settings(settings: Mapping[str, Any]):
         raise ConfigError(f"bad Earth Engine settings: expected composite and labels settings, got {settings!r}")
     composite = build(CompositeConfig, settings.get("composite") or {}, "composite")
     labels = settings.get("labels")
-    return composite, (build(LabelConfig, labels, "label") if labels else None)
+    return composite, dated_labels(composite, build(LabelConfig, labels, "label") if labels else None)
 
 
 def presets() -> list[dict]:

@@ -777,3 +777,13 @@ def test_upload_storage_client_finds_the_key_in_the_secrets_file(tmp_path, monke
                         lambda info, method: auth._Creds(AnonymousCredentials(), method, "p", "sa@p"))
     client = cli.storage_client(argparse.Namespace(project=None), "p")
     assert client.project == "p" and isinstance(client._credentials, AnonymousCredentials)
+
+
+def test_dynamic_world_dates_before_its_first_map_are_refused_before_earth_engine_is_asked(capsys, tmp_path):
+    """As the sensor's archive and CDL's coverage: said with no credentials (it was said only once Earth
+    Engine had been initialised and asked for the scenes), and nothing written."""
+    for command in (["ee-fetch", "--out", str(tmp_path / "out")], ["ee-export-patches", "--dest", "drive:f", "--name", "c"]):
+        err = one_line_error(capsys, [*command, "--bbox=-97.0,47.0,-96.9,47.1", "--sensor", "l8", "--start", "2014-01-01",
+                                      "--end", "2015-01-01", "--labels", "dynamicworld"])
+        assert err.startswith("error: Dynamic World has maps from 2015-06-27 on, none for 2014-01-01..2015-01-01"), err
+    assert list(tmp_path.iterdir()) == []

@@ -14,7 +14,7 @@ from core.ee.errors import EENotConfiguredError
 from core.ee.presets import CAMANA
 from core.errors import EarthEngineError, NoDataError, RegionError
 from core.sources.base import Source, scene_context
-from core.sources.earthengine import EarthEngineSource, presets
+from core.sources.earthengine import EarthEngineSource, presets, recipes_from_settings
 from tests.ee.fake_ee_ops import CODES, FILL
 from tests.ee.fake_ee_ops import fake_compute as _fake_compute
 
@@ -300,17 +300,24 @@ def test_a_composite_masked_all_over_the_region_is_refused_and_leaves_nothing(ee
     assert src.fetch(CAMANA, tmp_path / "out").image_path.is_file()
 
 
-def test_a_label_recipe_it_refuses_costs_no_download(ee_offline, tmp_path):
-    """Dynamic World for the Camana preset's 2005-2006 is refused before the composite comes down."""
+def test_a_label_recipe_it_refuses_costs_no_request(ee_offline, tmp_path):
+    """Dynamic World for the Camana preset's 2005-2006 is refused as the source is made, before Earth Engine
+    is initialised or asked anything; so are the dashboard's settings of it (the form keeps the ones in use)."""
     from core.ee.labels import LabelConfig
     from core.errors import ConfigError
 
-    requests = []
-    src = EarthEngineSource(CAMANA.composite, LabelConfig("dynamicworld"), initialize=ready,
-                            compute=fake_compute(requests), getinfo=lambda d: {"count": 5, "dates": [1]}, max_workers=1)
+    asked = []
+    with pytest.raises(ConfigError, match="Dynamic World has maps from 2015-06-27 on, none for 2005-01-01..2006-12-31"):
+        EarthEngineSource(CAMANA.composite, LabelConfig("dynamicworld"), initialize=lambda: asked.append("init"),
+                          compute=fake_compute(asked), getinfo=asked.append, max_workers=1)
+    assert asked == []
+    settings = {"composite": EarthEngineSource(preset="camana", initialize=ready).settings()["composite"],
+                "labels": {"product": "dynamicworld"}}
     with pytest.raises(ConfigError, match="2015-06-27"):
-        src.fetch(CAMANA, tmp_path)
-    assert requests == [] and list(tmp_path.iterdir()) == []
+        recipes_from_settings(settings)
+    later = {**settings, "composite": {**settings["composite"], "sensor": "L8", "start": "2019-01-01",
+                                       "end": "2019-12-31"}}
+    assert recipes_from_settings(later)[1] == LabelConfig("dynamicworld", start="2019-01-01", end="2019-12-31")
 
 
 def test_fetch_rejects_bad_region(tmp_path):
