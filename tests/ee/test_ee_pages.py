@@ -213,6 +213,17 @@ def test_settings_form_switches_the_source_and_checks_values(ee_configured):
     assert not at.exception
     assert [e.value for e in at.error if "contiguous United States only" in e.value] and not at.warning
     assert at.session_state["source"]["settings"]["labels"] == {"product": "dynamicworld"}
+    # Dynamic World for Landsat 5 dates of 2005 (it starts in mid-2015): refused as the form is sent too
+    import datetime as dt
+
+    at.selectbox(key=fk(at, "sensor")).set_value("L5")
+    at.date_input(key=fk(at, "start")).set_value(dt.date(2005, 1, 1))
+    at.date_input(key=fk(at, "end")).set_value(dt.date(2005, 12, 31))
+    at.selectbox(key=fk(at, "labels")).set_value("dynamicworld")
+    at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error if "Dynamic World has maps from 2015-06-27 on" in e.value]
+    assert at.session_state["source"]["settings"]["composite"]["sensor"] == "S2"
 
 
 def test_the_settings_in_use_sent_again_change_nothing(ee_configured):
