@@ -780,3 +780,30 @@ def test_averaged_labels_that_are_refused_name_the_users_file(tmp_path):
                            pixel_size_m=30)
     assert str(refused.value).startswith("my_labels.tif holds no labelled pixel")
     assert not any(up.rglob("*.tif"))
+
+
+def test_labels_are_checked_in_strips_with_the_figures_of_a_whole_read(small_scene, monkeypatch):
+    """An upload of a few MB, well compressed, may hold a billion pixels: its labels are counted strip by strip
+    (read whole, they took gigabytes of the server's memory), with the counts and the warning of the whole."""
+    import core.raster
+    from core.labels import get_class_map, label_map_warning
+    from core.raster import read_label_classes
+    from core.sources import local
+
+    image, labels = small_scene
+    grid = LocalSource(image).grid()
+    mask, codes = read_label_classes(labels, get_class_map("cdl"), grid)
+    heights = []
+
+    def strip(path, class_map, grid, window=None, band=None, checked=True):
+        heights.append(None if window is None else int(window.height))
+        return read_label_classes(path, class_map, grid, window, band, checked)
+
+    monkeypatch.setattr(local, "read_label_classes", strip)
+    monkeypatch.setattr(core.raster, "STRIP_PIXELS", grid.width * 7)
+    got = validate_labels(labels, "cdl", grid)
+    assert heights and max(heights) <= 7 and sum(heights) == grid.height
+    valid = int((mask != 255).sum())
+    assert got == {"valid": valid, "crop": int((mask == 1).sum()), "labelled_share": valid / mask.size,
+                   "warning": label_map_warning(codes, get_class_map("cdl"), labels.name,
+                                                local.file_bands(labels))}
