@@ -159,16 +159,31 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+#: what a spreadsheet reads as the start of a formula in a cell of text
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value):
+    """A CSV cell: "" for None; text that a spreadsheet would run as a formula (a zone named
+    ``=HYPERLINK(...)`` in the user's GeoJSON) behind a ``'``, which makes it text; numbers as they are."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def zones_csv(rows: list[ZoneArea], columns: dict[str, str] | None = None) -> str:
-    """The table as CSV text (a header, one line per zone; empty cells where a figure is None);
-    ``columns``: which fields, under which names (default: every field under its own)."""
+    """The table as CSV text (a header, one line per zone; empty cells where a figure is None; text that
+    would be a spreadsheet formula made text, :func:`_cell`); ``columns``: which fields, under which names
+    (default: every field under its own)."""
     columns = columns or {name: name for name in ZoneArea.__dataclass_fields__}
     out = io.StringIO()
     writer = csv.DictWriter(out, list(columns.values()), lineterminator="\n")
     writer.writeheader()
     for row in rows:
         d = row.to_dict()
-        writer.writerow({new: "" if d[old] is None else d[old] for old, new in columns.items()})
+        writer.writerow({new: _cell(d[old]) for old, new in columns.items()})
     return out.getvalue()
 
 

@@ -467,3 +467,17 @@ def test_a_zones_table_that_fails_half_written_leaves_the_old_one_whole(tmp_path
         write_zones(mask_path, zones, out, overwrite=True)
     monkeypatch.undo()
     assert out.read_bytes() == before and [p.name for p in out.parent.iterdir()] == ["z.csv"]
+
+
+def test_zone_names_that_a_spreadsheet_would_run_as_formulas_are_written_as_text():
+    """A part named ``=HYPERLINK(...)`` (or starting with +, -, @) in the user's GeoJSON became a live formula
+    when the "by part" CSV was opened in a spreadsheet; it is written behind a quote, which makes it text.
+    Numbers, negative ones included, stay numbers."""
+    from core.zones import ZoneArea, label_zones_csv, zones_csv
+
+    names = ["=HYPERLINK(\"http://example.com\",\"x\")", "+1", "-north", "@sum", "\tfield", "North field"]
+    rows = [ZoneArea(name, 10, 8, 2, 0.25, -0.5 if i == 0 else 0.72, 0.18, None) for i, name in enumerate(names)]
+    for text in (zones_csv(rows), label_zones_csv(rows)):
+        read = list(csv.reader(io.StringIO(text)))[1:]
+        assert [r[0] for r in read] == ["'" + n for n in names[:-1]] + ["North field"]
+        assert read[0][5] == "-0.5" and read[1][5] == "0.72"
