@@ -30,7 +30,7 @@ with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     feats, valid, grid = cached.image_arrays(path, cached.mtime(path))
 
 offset = scene.scene_offset(sc)
-st.caption(sc.title + (f" -- {sc.attribution}" if sc.attribution else ""))
+st.caption(ui.plain(sc.title) + (f" -- {sc.attribution}" if sc.attribution else ""))  # (a title: a file's name)
 
 layers = {"true": "True colour (R,G,B)", "false": "False colour (NIR,R,G)", "ndvi": "NDVI"}
 settings = dict(state.get(state.LAYERS))
@@ -195,7 +195,7 @@ if has_labels:
                    f"pixels) and {n_test} test patch{'es' if n_test != 1 else ''} (crop {cut_files['crop'][1]:.0%}), "
                    f"{cut_files['stored']} x {cut_files['stored']} px. {cut_files['note']}")
         for warning in cut_files.get("warnings", []):  # e.g. patches that repeat on a small region
-            st.warning(warning, icon=":material/warning:")
+            st.warning(ui.no_links(warning), icon=":material/warning:")
         gap_note = crop_share_gap(*cut_files["crop"])
         if gap_note:  # the held-out block is one part of the region, and may not look like the rest
             st.warning(gap_note, icon=":material/warning:")

@@ -98,7 +98,7 @@ with tab_upload:
                 if isinstance(err, CardMismatchError):  # (named by the copy stored beside the model: the user's names)
                     raise card_mismatch(card_file.name, keras_file.name) from None
                 raise
-            st.success(f"Using {keras_file.name}.")
+            st.success(ui.no_links(f"Using {keras_file.name}."))
 
 with tab_train:
     st.write("Train a U-Net in a background process, on the current region's image and labels or on "
@@ -361,7 +361,7 @@ else:
             words, raw = st.tabs(["In words", "All fields (JSON)"])
             with words:  # (the JSON's 17-digit statistics and Keras names are for programs)
                 for what, text in card_facts(card):
-                    st.markdown(f"**{what}:** " + (f"`{text}`" if what == "Made by" else ui.plain(text)))
+                    st.markdown(f"**{what}:** " + (ui.code_span(text) if what == "Made by" else ui.plain(text)))
             with raw:
                 st.json(card.to_dict())
     st.page_link("pages/predict.py", label="Next: Predict", icon=":material/arrow_forward:")

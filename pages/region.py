@@ -171,7 +171,7 @@ with st.expander("Use your own image (GeoTIFF with R, G, B, NIR bands)"):
                                       SHIPPED_PIXEL_SIZE_M if coarser else None, field_prop)
             state.set_source(made.spec)
             doubt = made.warning
-            text = made.describe() + (f" {ui.sentence(doubt, '.')}" if doubt else "")
+            text = ui.no_links(made.describe()) + (f" {ui.sentence(doubt, '.')}" if doubt else "")  # (file names)
             state.put(state.UPLOAD_NOTICE, ("warning" if doubt else "success", text, img_file.file_id))
             (st.warning if doubt else st.success)(text)
             next_steps()
@@ -197,7 +197,7 @@ with st.expander("Use an Earth Engine image export (TFRecord patches + mixer JSO
             name = found.rstrip("/").rsplit("/", 1)[-1]
             state.set_source({"kind": "local", "image": str(image), "labels": None, "label_map": None,
                               "title": f"{name} (Earth Engine image export)", "mixer": found})
-            st.success(f"Using {name}: {grid.width:,} x {grid.height:,} px, {place_words(grid)}")
+            st.success(ui.no_links(f"Using {name}: {grid.width:,} x {grid.height:,} px, {place_words(grid)}"))
             next_steps()
 
 with st.expander("Upload a region (GeoJSON)"):

@@ -311,6 +311,28 @@ def test_core_messages_are_shown_as_sentences_but_names_as_written():
         assert sentence(name) == name
 
 
+def test_a_files_words_in_a_message_make_no_link_and_a_command_with_backticks_stays_one_code_span():
+    """Messages quote a file's words (a GeoJSON's names, a band name, a file name): as Markdown, ``[Sign in](url)``
+    made a link and ``![](url)`` a remote image inside the app's own error box. A model card's command holding
+    a backtick ended its code span, and the rest showed as the card's own Markdown."""
+    from html import escape
+
+    from markdown_it import MarkdownIt
+
+    from pages.components.ui import code_span, sentence
+
+    md = MarkdownIt()
+    for words in ("field [Sign in](http://example.com/x) has no crop", "band ![](http://example.com/i.png)",
+                  "see <http://example.com/y> or <b>bold</b>"):
+        shown = md.render(sentence(words))
+        assert "<a " not in shown and "<img" not in shown and "<b>" not in shown, shown
+    assert sentence("a < b and 3<4") == "A < b and 3<4"  # (a comparison is no link: left as it is)
+    for command in ("python -m core train --out runs/x", "echo `whoami` [x](http://example.com)", "a `` b"):
+        html = md.render(code_span(command))
+        assert html.count("<code>") == 1 and "<a " not in html, html
+        assert html.strip() == f"<p><code>{escape(command, quote=False)}</code></p>", html  # (all of it, as written)
+
+
 def test_long_file_names_are_cut_in_the_middle_for_the_sidebar():
     """A Sentinel-2 tile's name in the sidebar's status box broke mid-word over two lines."""
     from pages.components.ui import cut_long_words

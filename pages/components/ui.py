@@ -73,7 +73,23 @@ def sentence(text: str, end: str = "") -> str:
     first = text.split(" ", 1)[0].rstrip(":,;")
     if first.isalpha() and first.islower():
         text = text[0].upper() + text[1:]
+    text = no_links(text)
     return text + end if end and not text.endswith((".", "!", "?")) else text
+
+
+def code_span(text: str) -> str:
+    """``text`` as one Markdown code span, whatever backticks it holds (a model card's command: a backtick in
+    it ended the span, and the rest showed as Markdown of the card's own)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence} {text} {fence}" if longest else f"`{text}`"
+
+
+def no_links(text: str) -> str:
+    """``text`` for st.markdown with no link or image of its own: messages quote a file's words (a GeoJSON's
+    names and properties, a GeoTIFF's band names, a file name), which as Markdown made a link or a remote image
+    inside the app's own message box (``[Sign in](http://...)``, ``![](http://...)``, ``<http://...>``)."""
+    return re.sub(r"<(?=[A-Za-z/!?])", r"\<", text.replace("](", "\\]("))
 
 
 def plain(text: str) -> str:
