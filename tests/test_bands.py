@@ -145,3 +145,20 @@ def test_band_numbers_that_contradict_the_files_band_names_are_warned_of(tmp_pat
         assert not any("band names" in w for w in reader.warnings)
     with ImageReader(SAMPLE_IMAGE) as reader:
         assert not any("band names" in w for w in reader.warnings)
+
+
+def test_a_band_number_past_the_images_last_band_is_refused():
+    with pytest.raises(BandError, match=r"^band NIR=5 does not exist: the image has 4 bands$"):
+        resolve_bands([None] * 4, 4, parse_band_spec("1,2,3,5"))
+    assert resolve_bands([None] * 5, 5, parse_band_spec("1,2,3,5"))["NIR"] == 5
+
+
+def test_a_narrow_nir_band_named_alone_by_its_number_is_nir():
+    """R, G, B named, and Sentinel-2's B8A as the only numbered band: the NIR band, as B8 would be."""
+    assert resolve_bands(["RED", "GREEN", "BLUE", "B8A"], 4) == {"R": 1, "G": 2, "B": 3, "NIR": 4}
+
+
+def test_landsat_sr_names_with_bands_of_both_generations_are_refused_not_guessed():
+    names = ["SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "ST_B6", "ST_B10"]  # 4-7's thermal and 8-9's
+    with pytest.raises(BandError, match="the file does not tell which"):
+        resolve_bands(names, len(names))

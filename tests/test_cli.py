@@ -936,3 +936,65 @@ def test_a_full_disk_fails_the_command_and_keeps_the_file_it_was_to_replace(tmp_
     assert len(r.stderr.strip().splitlines()) == 1 and "wrote" not in r.stderr + r.stdout
     assert out.read_bytes() == b"the earlier result"  # left as it was
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary file left
+
+
+def test_predict_prints_its_figures_as_json_and_a_pixel_is_crop_at_50_percent_by_default(capsys, small_scene,
+                                                                                        tiny_model_path, tmp_path):
+    """stdout is the prediction's figures as JSON (a script reads them); without --threshold a pixel is crop
+    where its stored probability is 50% or more, as the option's help says."""
+    img, _ = small_scene
+    out = tmp_path / "o"
+    assert main(["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(out),
+                 "--window", "0,0,64,64"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    with rasterio.open(out / "crop_mask.tif") as m, rasterio.open(out / "probability.tif") as p:
+        mask, percent = m.read(1), p.read(1)
+    valid, crop = int((mask != 255).sum()), int((mask == 1).sum())
+    assert valid > 0
+    assert np.array_equal(mask[mask != 255], (percent[mask != 255] >= 50).astype(mask.dtype))
+    assert set(printed) == {"pixels", "valid_pixels", "crop_pixels", "crop_fraction", "crop_area_ha", "threshold", "note"}
+    assert (printed["pixels"], printed["valid_pixels"], printed["crop_pixels"]) == (64 * 64, valid, crop)
+    assert printed["threshold"] == 0.5 and printed["crop_fraction"] == pytest.approx(crop / valid, abs=1e-6)
+    summary = json.loads((out / "summary.json").read_text())
+    assert {k: summary[k] for k in printed} == printed
+
+
+def test_an_output_that_is_an_input_is_refused_even_with_overwrite(capsys, tmp_path):
+    """labels-from-fields --out IMAGE and zones --out ZONES.json (a GeoJSON may end in .json) wrote over
+    the input with --overwrite; refused, as patches refuses --out LABELS, and the input kept."""
+    from testdata import box_ring, feature_collection
+
+    image = write_raster(tmp_path / "img.tif", np.ones((4, 20, 20), np.int16), descriptions=["R", "G", "B", "NIR"])
+    fields = tmp_path / "fields.json"
+    fields.write_text(json.dumps(feature_collection(({"name": "A", "class": 1}, box_ring(0, 0, 10, 10)), crs="image")))
+    mask = write_raster(tmp_path / "crop_mask.tif", np.ones((20, 20), np.uint8), nodata=255)
+    kept = {p: p.read_bytes() for p in (image, fields, mask)}
+    for argv, option in ((["labels-from-fields", "--fields", str(fields), "--image", str(image), "--out", str(image)],
+                          "--image"),
+                         (["zones", "--pred", str(mask), "--zones", str(fields), "--out", str(fields)], "--zones")):
+        assert f"--out is the same file as {option}" in _err(capsys, [*argv, "--overwrite"])
+    assert {p: p.read_bytes() for p in kept} == kept
+
+
+def test_each_option_sets_its_own_config_value():
+    """An option swapped with another or left out of its command's config (--tile with --overlap, --patience,
+    --min-valid) was taken at its default without a word."""
+    from core.__main__ import build_parser, patch_config, predict_config, train_config
+
+    parser = build_parser()
+    cfg = predict_config(parser.parse_args(["predict", "--image", "i.tif", "--out", "o", "--tile", "256",
+                                            "--overlap", "32", "--batch-size", "3", "--threshold", "0.7",
+                                            "--views", "4"]))
+    assert (cfg.tile, cfg.overlap, cfg.batch_size, cfg.threshold, cfg.views) == (256, 32, 3, 0.7, 4)
+    default = predict_config(parser.parse_args(["predict", "--image", "i.tif", "--out", "o"]))
+    assert (default.threshold, default.views) == (0.5, 1)  # (as the help says: 0.5 = 50%, 1 view)
+    cfg = train_config(parser.parse_args(["train", "--train", "a", "--val", "b", "--out", "r", "--epochs", "3",
+                                          "--steps", "4", "--batch-size", "5", "--lr", "0.01", "--patch-size", "64",
+                                          "--val-patches", "7", "--patience", "2", "--seed", "9",
+                                          "--bn-momentum", "0.5", "--preset", "light"]))
+    assert (cfg.epochs, cfg.steps_per_epoch, cfg.batch_size, cfg.learning_rate, cfg.patch_size, cfg.val_patches,
+            cfg.patience, cfg.seed, cfg.bn_momentum) == (3, 4, 5, 0.01, 64, 7, 2, 9, 0.5)
+    cfg = patch_config(parser.parse_args(["patches", "--image", "i", "--labels", "l", "--out", "p.tfrecord.gz",
+                                          "--size", "64", "--buffer", "8", "--count", "6", "--seed", "2",
+                                          "--min-valid", "0.25"]))
+    assert (cfg.patch_size, cfg.kernel_buffer, cfg.count, cfg.seed, cfg.min_valid_fraction) == (64, 8, 6, 2, 0.25)

@@ -283,3 +283,20 @@ def test_a_box_on_a_corner_of_the_images_lonlat_box_but_not_on_its_pixels_gets_t
                     "51.182623 (west, south, east, north; the image is turned against the meridians, so the box must "
                     "reach its pixels, not only a corner of these)")
     assert not (tmp_path / "o").exists()
+
+
+def test_info_gives_the_images_size_crs_and_pixel_area(capsys, tmp_path):
+    """info's figures of a GeoTIFF: columns and rows (not swapped), its CRS and transform, and the area of a
+    pixel (10 m x 10 m = 0.01 ha)."""
+    transform = Affine(10, 0, 360630.0, 0, -10, 5351440.0)
+    img = write_raster(tmp_path / "s2.tif", _block(rows=40, cols=64), crs="EPSG:32633", transform=transform,
+                       descriptions=RGBN)
+    assert main(["info", "--image", str(img)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["width"], info["height"], info["crs"], info["georeferenced"]) == (64, 40, "EPSG:32633", True)
+    assert info["transform"][:6] == list(transform)[:6] and info["bands"] == {"R": 1, "G": 2, "B": 3, "NIR": 4}
+    assert info["pixel_area_ha"] == pytest.approx(10 * 10 / 10_000)
+    # an image without a CRS has no ground area
+    assert main(["info", "--image", str(write_raster(tmp_path / "plain.tif", _block(), descriptions=RGBN))]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["crs"] is None and info["georeferenced"] is False and info["pixel_area_ha"] is None

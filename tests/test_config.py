@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from core.config import PredictConfig, check_pixel_size_m
+from core.config import PatchConfig, PredictConfig, TrainConfig, check_pixel_size_m
 from core.errors import ConfigError
 
 
@@ -40,3 +40,29 @@ def test_an_overlap_is_checked_against_the_tile_it_goes_with():
     with pytest.raises(ConfigError, match="overlap must be 0 or more"):
         PredictConfig(overlap=-1)
     assert PredictConfig(overlap=256).resolve(None, 16).overlap == 256
+
+
+@pytest.mark.parametrize("make, said", [
+    (lambda: PatchConfig(patch_size=40), "patch_size must be a multiple of 16"),
+    (lambda: PatchConfig(min_valid_fraction=1.5), "min_valid_fraction must be 0-1"),
+    (lambda: PatchConfig(seed=2**32), "seed must be 0-4294967295"),
+    (lambda: TrainConfig(batch_size=513), "batch_size must be 1-512"),
+    (lambda: TrainConfig(patience=0), "patience must be at least 1"),
+    (lambda: PredictConfig(tile=16), "tile must be a multiple of 16 from 32 to 2048"),
+])
+def test_each_value_just_past_its_range_is_refused(make, said):
+    with pytest.raises(ConfigError, match=said):
+        make()
+
+
+def test_each_value_at_the_edge_of_its_range_is_taken():
+    PatchConfig(patch_size=32, min_valid_fraction=1.0, seed=2**32 - 1, kernel_buffer=32)
+    TrainConfig(batch_size=512, patience=1, patch_size=32)
+    PredictConfig(tile=32, overlap=16)
+    assert PredictConfig().threshold == 0.5  # a pixel is crop at 50% unless told otherwise
+
+
+def test_a_model_of_a_fixed_size_takes_tiles_of_its_size_only():
+    with pytest.raises(ConfigError, match="this model takes 256 px tiles, not 512; use --tile 256"):
+        PredictConfig(tile=512).resolve(256, 16)
+    assert PredictConfig().resolve(256, 16).tile == 256

@@ -76,3 +76,21 @@ def test_place_is_latitude_longitude_or_the_row_and_column_in_the_source_image()
     assert place(4.25, 51.0, 0, 0, utm) == "51.00000° N, 4.25000° E"
     # a map over the 180th meridian goes on east past 180: a point there is in the western hemisphere
     assert place(180.002, -16.8, 0, 0, utm) == place(-179.998, -16.8, 0, 0, utm) == "16.80000° S, 179.99800° W"
+
+
+def test_a_point_past_the_last_row_is_no_pixel_and_a_pixel_without_a_label_gets_no_verdict():
+    """Just below the scene's last row was read as a pixel one row past the arrays; a pixel with no label
+    is not 'false crop' or 'missed crop' (the disagreement map leaves it out); binary labels have no product
+    class to name."""
+    grid = Grid(None, (1.0, 0, 0, 0, 1.0, 0), 40, 30)  # 30 rows, 40 columns
+    assert pixel_at(10.5, -29.5, grid) == (29, 10)
+    assert pixel_at(10.5, -30.0, grid) is None and pixel_at(10.5, -30.5, grid) is None
+    feats = np.zeros((1, 2, 5), np.float32)
+    valid = np.ones((1, 2), bool)
+    prob = np.array([[0.9, 0.1]], np.float32)
+    labels = np.array([[255, 1]], np.uint8)
+    codes = np.array([[-1, 1]], np.int16)
+    assert describe_pixel(0, 0, feats, valid, prob, 0.5, labels, codes, "cdl").endswith(
+        "crop probability 0.90: crop at threshold 0.50; no label.")
+    assert describe_pixel(0, 1, feats, valid, prob, 0.5, labels, codes, "binary").endswith(
+        "not crop at threshold 0.50; labelled crop: missed crop.")

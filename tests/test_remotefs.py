@@ -72,3 +72,23 @@ def test_a_files_version_is_its_size_and_time_local_or_remote(tmp_path):
         remotefs.version(str(tmp_path / "gone.json"))
     with pytest.raises(InputNotFoundError, match="ram://bucket/gone.json"):
         remotefs.version("ram://bucket/gone.json")
+
+
+def test_remote_listings_and_reads_go_through_the_file_system_and_fail_as_one_line(unreachable):
+    """isdir, glob and read_bytes on a remote path: what the file system says, and its failures as
+    InputNotFoundError (TensorFlow's in-memory ram:// stands for Cloud Storage)."""
+    for call in (lambda: remotefs.isdir("gs://b/exports"), lambda: remotefs.glob("gs://b/exports/*.tfrecord.gz")):
+        with pytest.raises(InputNotFoundError, match="cannot read gs://b/exports.*credentials"):
+            call()
+
+
+def test_remote_files_are_read_and_listed():
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile("ram://listing/exports/a-00000.tfrecord.gz", "wb") as f:
+        f.write(b"abc")
+    assert remotefs.isdir("ram://listing/exports") and not remotefs.isdir("ram://listing/exports/a-00000.tfrecord.gz")
+    assert remotefs.glob("ram://listing/exports/*.tfrecord.gz") == ["ram://listing/exports/a-00000.tfrecord.gz"]
+    assert remotefs.read_bytes("ram://listing/exports/a-00000.tfrecord.gz") == b"abc"
+    with pytest.raises(InputNotFoundError, match="ram://listing/exports/gone.json not found"):
+        remotefs.read_bytes("ram://listing/exports/gone.json")

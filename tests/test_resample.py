@@ -209,6 +209,21 @@ def test_cli_resamples_a_sentinel2_image_to_the_shipped_models_pixels(tmp_path, 
     assert not (tmp_path / "k.tif").exists()
 
 
+def test_cli_resamples_the_labels_beside_the_image_when_no_labels_out_is_given(tmp_path, capsys):
+    """--labels without --labels-out: the labels go to OUT's name + _labels.tif, as the option's help says, on
+    the new grid, each new pixel the class covering most of it."""
+    src = _image(tmp_path / "s2.tif", rows=6, cols=60)
+    codes = np.full((6, 60), 176, np.uint8)  # grassland
+    codes[0:3, 0:3] = 1  # corn: the first 30 m pixel
+    labels = write_raster(tmp_path / "cdl.tif", codes, crs=UTM, transform=Affine(10, 0, ORIGIN[0], 0, -10, ORIGIN[1]),
+                          nodata=0)
+    out = tmp_path / "s2_30m.tif"
+    assert main(["resample", "--image", str(src), "--labels", str(labels), "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["labels"] == str(tmp_path / "s2_30m_labels.tif")
+    _, classes = read_label_classes(tmp_path / "s2_30m_labels.tif", CLASS_MAPS["cdl"], read_image(out)[2])
+    assert classes.shape == (2, 20) and classes[0, 0] == 1 and (classes.ravel()[1:] == 176).all()
+
+
 def test_the_dashboards_size_is_the_shipped_models_and_copies_are_made_once(tmp_path):
     card = json.loads((ROOT / "assets" / "models" / "crop_unet_light.json").read_text())
     assert SHIPPED_PIXEL_SIZE_M == card["pixel_size_m"]
