@@ -26,10 +26,14 @@ def pixel_at(lng: float, lat: float, grid: Grid, offset: tuple[int, int] = (0, 0
     if grid.georeferenced:
         if abs(lat) > 90:  # no place (PROJ refuses it), e.g. a click in another image's pixel coordinates
             return None
+        from rasterio._err import CPLE_BaseError  # (GDAL's errors; rasterio.errors does not name them)
         from rasterio.transform import Affine
         from rasterio.warp import transform
 
-        xs, ys = transform("EPSG:4326", grid.crs, [lng], [lat])
+        try:
+            xs, ys = transform("EPSG:4326", grid.crs, [lng], [lat])
+        except (CPLE_BaseError, ValueError):  # outside the projection's domain (a UTM zone's far side): no pixel
+            return None
         col, row = ~Affine(*grid.transform) @ (xs[0], ys[0])
     else:
         col, row = lng - offset[1], -lat - offset[0]

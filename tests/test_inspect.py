@@ -94,3 +94,11 @@ def test_a_point_past_the_last_row_is_no_pixel_and_a_pixel_without_a_label_gets_
         "crop probability 0.90: crop at threshold 0.50; no label.")
     assert describe_pixel(0, 1, feats, valid, prob, 0.5, labels, codes, "binary").endswith(
         "not crop at threshold 0.50; labelled crop: missed crop.")
+
+
+def test_a_point_outside_the_projections_domain_is_no_pixel():
+    """A click far around the globe from a UTM image (its zone's far side) cannot be projected: no pixel,
+    as for any point outside the grid, not GDAL's error."""
+    utm = grid_of_file(FLANDERS_S2)  # EPSG:32631
+    assert pixel_at(-90.0, 0.0, utm) is None
+    assert pixel_at(-177.0, 10.0, utm) is None
