@@ -152,28 +152,37 @@ def test_export_in_reflectance_x10000_predicts_like_the_same_export_in_0_1(tiny_
     assert a["valid_pixels"] == b["valid_pixels"] and abs(a["crop_pixels"] - b["crop_pixels"]) <= a["valid_pixels"] * 0.001
 
 
-def test_an_export_with_one_patch_of_impossible_values_keeps_the_scale_of_the_rest(tiny_model_path, small_scene, tmp_path):
+@pytest.mark.parametrize("value", ["float32 max", "above any reflectance"])
+def test_an_export_with_one_patch_of_impossible_values_keeps_the_scale_of_the_rest(tiny_model_path, small_scene, tmp_path,
+                                                                                    value):
     """One patch of nine whose R band holds float32's largest value (a fill in one band) is no data; the
-    rest predicts as without it (the fill made the export read as x 10000: no crop anywhere)."""
+    rest predicts as without it (the fill made the export read as x 10000: no crop anywhere). So is one
+    holding a value no surface reflectance reaches (above MAX_POSSIBLE_REFLECTANCE, yet finite and small
+    enough for the model to give a number), as a GeoTIFF's reader reads it."""
     from pathlib import Path
 
     from core.bands import FEATURE_BANDS
     from core.patches import iter_export_patches, write_records
+    from core.reflectance import MAX_POSSIBLE_REFLECTANCE
 
     img, _ = small_scene
     with ImageReader(img) as r:
         mixer = write_image_export(tmp_path / "exp" / "img", r, patch=128, kernel=64)
     patches = np.concatenate([b for _, b in iter_export_patches(mixer, FEATURE_BANDS)])
-    patches[4, ..., 0] = np.finfo(np.float32).max
+    patches[4, ..., 0] = np.finfo(np.float32).max if value == "float32 max" else MAX_POSSIBLE_REFLECTANCE + 0.5
     odd = tmp_path / "odd"
     odd.mkdir()
     write_records(odd / "img-00000.tfrecord.gz", ({b: p[..., k] for k, b in enumerate(FEATURE_BANDS)} for p in patches))
     (odd / "img-mixer.json").write_text(Path(mixer).read_text())
     a = predict_export(mixer, tmp_path / "a", tiny_model_path)
     b = predict_export(odd / "img-mixer.json", tmp_path / "b", tiny_model_path)
-    with rasterio.open(tmp_path / "a" / "probability.tif") as pa:
-        in_patch = int((pa.read(1)[128:256, 128:256] != 255).sum())  # (the fifth patch, row 1, column 1)
-    assert in_patch > 0 and b["valid_pixels"] == a["valid_pixels"] - in_patch
+    with rasterio.open(tmp_path / "a" / "probability.tif") as pa, rasterio.open(tmp_path / "b" / "probability.tif") as pb:
+        before, after = pa.read(1), pb.read(1)
+    core = np.zeros(before.shape, bool)
+    core[128:256, 128:256] = True  # (the fifth patch's own pixels: row 1, column 1)
+    assert (before[core] != 255).any() and (after[core] == 255).all()
+    assert b["valid_pixels"] == a["valid_pixels"] - int((before[core] != 255).sum())
+    assert np.array_equal(after[~core], before[~core])  # (each patch holds its own buffer: the rest is unchanged)
     assert abs(b["crop_pixels"] / b["valid_pixels"] - a["crop_pixels"] / a["valid_pixels"]) < 0.05 and b["crop_pixels"] > 0
 
 
@@ -376,31 +385,3 @@ def test_an_export_predictions_files_say_what_they_were_made_from(tiny_model_pat
             assert tags["VIEWS_PER_TILE"] == "4" and tags["SOURCE"] == mixer.name
             assert tags["MODEL_WEIGHTS_SHA256"] == load_card(tiny_model_path).weights
         assert float(m.tags()["THRESHOLD"]) == 0.3
-
-
-def test_export_values_above_any_reflectance_are_no_data_like_a_geotiffs(tiny_model_path, small_scene, tmp_path):
-    """A patch whose R band holds a value no surface reflectance reaches (above MAX_POSSIBLE_REFLECTANCE,
-    yet finite and small enough for the model to give a number) is no data, as a GeoTIFF's reader reads it;
-    the other patches predict as without it."""
-    from core.bands import FEATURE_BANDS
-    from core.patches import iter_export_patches, write_records
-    from core.reflectance import MAX_POSSIBLE_REFLECTANCE
-
-    img, _ = small_scene
-    with ImageReader(img) as r:
-        mixer = write_image_export(tmp_path / "exp" / "img", r, patch=128, kernel=64)
-    patches = np.concatenate([b for _, b in iter_export_patches(mixer, FEATURE_BANDS)])
-    patches[4, ..., 0] = MAX_POSSIBLE_REFLECTANCE + 0.5
-    odd = tmp_path / "odd"
-    odd.mkdir()
-    write_records(odd / "img-00000.tfrecord.gz", ({b: p[..., k] for k, b in enumerate(FEATURE_BANDS)} for p in patches))
-    (odd / "img-mixer.json").write_text(Path(mixer).read_text())
-    a = predict_export(mixer, tmp_path / "a", tiny_model_path)
-    b = predict_export(odd / "img-mixer.json", tmp_path / "b", tiny_model_path)
-    with rasterio.open(tmp_path / "a" / "probability.tif") as pa, rasterio.open(tmp_path / "b" / "probability.tif") as pb:
-        before, after = pa.read(1), pb.read(1)
-    core = np.zeros(before.shape, bool)
-    core[128:256, 128:256] = True  # (the fifth patch's own pixels: row 1, column 1)
-    assert (before[core] != 255).any() and (after[core] == 255).all()
-    assert b["valid_pixels"] == a["valid_pixels"] - int((before[core] != 255).sum())
-    assert np.array_equal(after[~core], before[~core])  # (each patch holds its own buffer: the rest is unchanged)
