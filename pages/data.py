@@ -30,7 +30,7 @@ with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):
     feats, valid, grid = cached.image_arrays(path, cached.mtime(path))
 
 offset = scene.scene_offset(sc)
-st.caption(ui.plain(sc.title) + (f" -- {sc.attribution}" if sc.attribution else ""))  # (a title: a file's name)
+st.caption(ui.no_links(sc.title) + (f" -- {sc.attribution}" if sc.attribution else ""))  # (a title: a file's name)
 
 layers = {"true": "True colour (R,G,B)", "false": "False colour (NIR,R,G)", "ndvi": "NDVI"}
 settings = dict(state.get(state.LAYERS))
