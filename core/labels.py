@@ -308,6 +308,12 @@ def labelled_pixels(codes: "CodeCounts", class_map: ClassMap) -> int:
     return int(_labelled(codes.counts, class_map).sum())
 
 
+def crop_pixels(codes: "CodeCounts", class_map: ClassMap) -> int:
+    """The pixels counted in ``codes`` that ``class_map`` reads as crop (its crop codes, not its no data)."""
+    counts = _labelled(codes.counts, class_map)
+    return int(sum(int(counts[c]) for c in class_map.crop_codes if 0 <= c <= MAX_CODE))
+
+
 def _share_in(counts: np.ndarray, codes: frozenset[int]) -> float:
     """The share of the pixels counted in ``counts`` (not all zero) that hold one of ``codes``."""
     return float(sum(int(counts[c]) for c in codes if 0 <= c <= MAX_CODE)) / int(counts.sum())

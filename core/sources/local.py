@@ -27,10 +27,10 @@ from core.errors import CropMapError, InputNotFoundError, InvalidDataError, NoDa
 from core.field_labels import is_fields_file
 from core.files import (MAX_UPLOAD_BYTES, limit_text, move_into_place, safe_stem, staging_dir, taken_mark,
                         write_bytes_whole)
-from core.labels import NODATA, CodeCounts, get_class_map, label_map_warning
+from core.labels import NODATA, crop_pixels, get_class_map, label_map_warning, labelled_pixels
 from core.grid import Grid, crs_words, place_words, window_grid
-from core.raster import (ImageReader, band_map_check, check_label_file, file_bands, read_label_classes, row_strips,
-                         write_codes, write_mask, write_reflectance)
+from core.raster import (ImageReader, band_map_check, check_label_file, file_bands, read_label_classes, write_codes,
+                         write_mask, write_reflectance)
 from core.geometry import LONLAT_CRS
 from core.region import PixelWindow, Region
 from core.region_check import WindowCheck, check_region
@@ -544,31 +544,22 @@ def validate_labels(path: str | os.PathLike, label_map: str, grid: Grid) -> dict
     unlabelled) and a warning that the label map may not be the labels' product
     (:func:`core.labels.label_map_warning`, or None).
 
-    Read in strips of rows, so that memory does not grow with the raster (an upload of a few MB, well
-    compressed, may hold a billion pixels: read whole, it took gigabytes of the server's memory).
+    Counted from the codes' counts of one read in strips of rows (:func:`core.raster.check_label_file`), so that
+    memory does not grow with the raster (an upload of a few MB, well compressed, may hold a billion pixels:
+    read whole, it took gigabytes of the server's memory).
 
     Raises:
         ConfigError (unknown map), InputNotFoundError, CorruptFileError, GridMismatchError,
         InvalidDataError, NoDataError (no labelled pixel).
     """
-    from rasterio.windows import Window
-
     from core.errors import NoDataError
 
     class_map = get_class_map(label_map)
-    check_label_file(path, class_map, grid)  # (the checks of a whole read, on every strip's codes together)
-    valid = crop = 0
-    found = None
-    for start, stop in row_strips(grid.height, grid.width):
-        mask, codes = read_label_classes(path, class_map, grid, Window(0, start, grid.width, stop - start),
-                                         checked=False)
-        valid += int((mask != NODATA).sum())
-        crop += int((mask == 1).sum())
-        part = CodeCounts.of(codes)
-        found = part if found is None else found + part
+    found = check_label_file(path, class_map, grid)  # (None: no pixel of the labels under the image)
+    valid = labelled_pixels(found, class_map) if found is not None else 0
     if valid == 0:
         raise NoDataError(f"{Path(path).name} holds no labelled pixel with label map {label_map!r}; check the label map")
-    return {"valid": valid, "crop": crop, "labelled_share": valid / (grid.width * grid.height),
+    return {"valid": valid, "crop": crop_pixels(found, class_map), "labelled_share": valid / (grid.width * grid.height),
             "warning": label_map_warning(found, class_map, Path(path).name, file_bands(path))}
 
 
