@@ -115,6 +115,18 @@ def union_area(polygons: tuple[Polygon, ...]) -> float:
     return total
 
 
+def pixels_inside(geometries: Sequence[dict], shape: tuple[int, int], transform) -> np.ndarray:
+    """Boolean ``shape`` array: True at the pixels whose centre lies inside one of ``geometries`` (GeoJSON,
+    in the coordinates ``transform`` maps pixels to). Rasterized as bytes: rasterio's ``geometry_mask``
+    burns 64-bit integers, then copies them to booleans (15 bytes a pixel at its peak; this takes 1)."""
+    from rasterio.features import rasterize
+
+    if not geometries:
+        return np.zeros(shape, bool)
+    return rasterize(list(geometries), out_shape=shape, transform=transform, fill=0, default_value=1,
+                     dtype="uint8").view(bool)
+
+
 def _edges(poly: Polygon) -> np.ndarray:
     """Every edge of every ring of ``poly`` as rows (x0, y0, x1, y1)."""
     rows = []

@@ -409,13 +409,14 @@ class Region:
         Raises:
             RegionError: as :meth:`window`.
         """
-        from rasterio.features import geometry_mask
         from rasterio.transform import Affine
+
+        from core.geometry import pixels_inside
 
         window = window or self.window(grid)
         geom = self.geometry_in(grid)
         shift = Affine.translation(window.col_off, window.row_off)
-        return geometry_mask([geom], out_shape=(window.height, window.width), transform=shift, invert=True, all_touched=False)
+        return pixels_inside([geom], (window.height, window.width), shift)
 
 
 def _whole_pixels(geom: dict) -> tuple[int, int, int, int]:

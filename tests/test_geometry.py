@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 from core.errors import RegionError
@@ -255,3 +257,20 @@ def test_a_polygon_past_the_box_in_one_direction_only_is_cut_to_it():
         assert min(xs) >= 0 and max(xs) <= 10 and min(ys) >= 0 and max(ys) <= 10
     inside = {"type": "Polygon", "coordinates": [[[1, 1], [9, 1], [9, 9], [1, 1]]]}
     assert clipped_to_box(inside, box) is inside  # as it is
+
+
+def test_pixels_inside_are_those_rasterio_s_geometry_mask_finds_as_bytes():
+    from rasterio.features import geometry_mask
+    from rasterio.transform import Affine
+
+    from core.geometry import pixels_inside
+
+    shell = [[3.0, 2.0], [40.5, 2.0], [52.0, 30.25], [10.0, 33.0], [3.0, 2.0]]
+    hole = [[15.0, 10.0], [25.0, 10.0], [25.0, 20.0], [15.0, 10.0]]
+    multi = {"type": "MultiPolygon", "coordinates": [[shell, hole], [[[55, 0], [60, 0], [60, 5], [55, 0]]]]}
+    shift = Affine.translation(4, 7)  # a window of the image, as regions burn theirs
+    got = pixels_inside([multi], (30, 64), shift)
+    assert got.dtype == bool and got.shape == (30, 64) and 0 < got.sum() < got.size
+    assert np.array_equal(got, geometry_mask([multi], out_shape=(30, 64), transform=shift, invert=True))
+    assert not got[(10 - 7) + 2, (15 - 4) + 5]  # in the hole
+    assert not pixels_inside([], (3, 4), shift).any()

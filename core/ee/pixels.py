@@ -361,6 +361,8 @@ def download(
     """
     import rasterio
 
+    from core.geometry import pixels_inside
+
     out = Path(out_path)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out} already exists; choose another name or pass overwrite=True")
@@ -393,10 +395,8 @@ def download(
 
     def outside_region(arr: np.ndarray, tile: PixelTile) -> np.ndarray:
         # here, in the writing thread: rasterio's rasterize is not for concurrent use
-        from rasterio.features import geometry_mask
-
-        outside = geometry_mask([shape], out_shape=(tile.height, tile.width), transform=rasterio.Affine(*tile.transform))
-        return np.where(outside, np.asarray(nodata, dtype=arr.dtype), arr)
+        inside = pixels_inside([shape], (tile.height, tile.width), rasterio.Affine(*tile.transform))
+        return np.where(inside, arr, np.asarray(nodata, dtype=arr.dtype))
 
     profile = _profile(plan, nodata)
     total = len(plan.tiles)
@@ -508,8 +508,9 @@ def cut_out(
         ConfigError: the window does not lie inside the source.
     """
     import rasterio
-    from rasterio.features import geometry_mask
     from rasterio.windows import Window
+
+    from core.geometry import pixels_inside
 
     out = Path(out_path)
     if out.exists():
@@ -532,8 +533,8 @@ def cut_out(
                     h = min(rows_at_once, plan.height - r)
                     arr = src.read(window=Window(col_off, row_off + r, plan.width, h))
                     if shape is not None:
-                        outside = geometry_mask([shape], out_shape=(h, plan.width),
-                                                transform=rasterio.Affine(*_tile_transform(plan.transform, r, 0)))
+                        outside = ~pixels_inside([shape], (h, plan.width),
+                                                 rasterio.Affine(*_tile_transform(plan.transform, r, 0)))
                         arr[:, outside] = np.asarray(src.nodata, dtype=arr.dtype)
                         inside -= int(outside.sum())
                     dst.write(arr, window=Window(0, r, plan.width, h))
