@@ -666,7 +666,7 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray, grid: Grid) -> Path:
 
 def write_codes(path: str | os.PathLike, codes: np.ndarray, grid: Grid, description: str = "class") -> Path:
     """Write class codes (int16, -1 = no data; :func:`read_label_classes`) on ``grid``, atomically."""
-    return _write_bands(path, codes.astype(np.int16)[None], grid, -1, (description,))
+    return _write_bands(path, codes.astype(np.int16, copy=False)[None], grid, -1, (description,))  # (no copy of int16)
 
 
 def write_reflectance(path: str | os.PathLike, feats: np.ndarray, valid: np.ndarray, grid: Grid) -> Path:

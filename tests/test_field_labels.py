@@ -117,6 +117,25 @@ def test_fields_are_burnt_on_the_pixels_whose_centre_they_hold():
     assert "25 pixel(s) lie in overlapping fields of different classes" in notes and "well" in notes
 
 
+def test_fields_burnt_a_row_at_a_time_give_the_same_labels(monkeypatch):
+    # fields are burnt in strips of rows (memory); strips of one row must not change a pixel or a count, and a
+    # third class over a pixel two classes already share leaves it shared (no label), not the third's
+    fc = feature_collection(({"name": "wheat", "crop": 1}, box_ring(10, 5, 30, 25)),      # 20 x 20 px
+                 ({"name": "meadow", "crop": 0}, box_ring(25, 20, 45, 35)),    # 20 x 15, 5 x 5 of them on wheat
+                 ({"name": "barley", "crop": 2}, box_ring(20, 15, 40, 30)),    # 20 x 15, over both and their clash
+                 ({"name": "orchard", "crop": 7}, box_ring(2.2, 30.2, 9.2, 38.2)),  # 7 x 8 pixel centres
+                 crs="image")
+    whole = burn_fields(fc, IMAGE_GRID, "crop")
+    monkeypatch.setattr("core.raster.STRIP_PIXELS", 1)
+    strips = burn_fields(fc, IMAGE_GRID, "crop")
+    assert np.array_equal(strips.codes, whole.codes) and strips.pixels_by_code == whole.pixels_by_code
+    # barley's 10 x 10 on wheat and 15 x 10 on meadow, the 5 x 5 of wheat and meadow among them
+    assert strips.conflict_pixels == whole.conflict_pixels == 100 + 150 - 25
+    assert whole.pixels_by_code == {0: 300 - 150, 1: 400 - 100, 2: 300 - 225, 7: 7 * 8}
+    assert (whole.codes[20:25, 25:30] == NO_LABEL).all() and (whole.codes[15:30, 25:30] == NO_LABEL).all()
+    assert set(np.unique(whole.codes).tolist()) == {NO_LABEL, 0, 1, 2, 7}  # no working value left behind
+
+
 def test_lon_lat_fields_land_on_their_pixels_of_a_utm_image():
     grid = grid_of_file(FTW)  # Upper Austria, EPSG:32633, 10 m
     t = grid.transform
