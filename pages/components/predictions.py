@@ -19,6 +19,10 @@ from core.errors import CropMapError, PredictionStoppedError
 
 #: Runs by prediction key (finished runs stay until asked for once more, then go).
 _RUNS: dict[tuple, "Run"] = {}
+#: What the last failed run of a key said, for the other tabs that followed it after one collected it (the
+#: :data:`_FAILED_KEPT` latest keys; a new run of the key clears it)
+_FAILED: dict[tuple, str] = {}
+_FAILED_KEPT = 32
 _LOCK = threading.Lock()
 
 
@@ -109,6 +113,7 @@ def start(key: tuple, work: Callable[[Callable[[int, int], None]], object], foll
         run = _RUNS.get(key)
         if run is None or run.stopping.is_set() or (run.finished.is_set() and run.error is not None):
             run = _RUNS[key] = Run(key)
+            _FAILED.pop(key, None)
             new = True
         else:
             new = False
@@ -169,6 +174,10 @@ def collect(key: tuple) -> Run | None:
         if run is None or not run.finished.is_set():
             return None
         del _RUNS[key]
+        if run.error is not None and not isinstance(run.error, PredictionStoppedError):
+            _FAILED[key] = str(run.error) if isinstance(run.error, CropMapError) else ""
+            for old in list(_FAILED)[:-_FAILED_KEPT]:
+                del _FAILED[old]
         return run
 
 
@@ -178,7 +187,7 @@ def settle() -> Run | None:
 
     Raises:
         what the run raised (CropMapError subclasses, a machine failure), once; CropMapError when
-        another session collected the run and it left no prediction.
+        another session collected the run and it left no prediction (with what it failed with, if it failed).
     """
     from pages.components import state
 
@@ -197,6 +206,12 @@ def settle() -> Run | None:
         if run.error is not None:
             raise run.error
     if not adopt(key) and run is None:  # (collected by another session, which it failed; or the server restarted)
+        with _LOCK:
+            said = _FAILED.get(key)
+        if said is not None:
+            raise CropMapError("the prediction started here failed (another tab of the same region and model "
+                               "showed it first)" + (f": {said}" if said else " on the server") + "; press Predict "
+                               "to run it again")
         raise CropMapError("the prediction started here is no longer running and left no map (the server restarted, "
                            "or another tab ran the same region and model and it did not finish there); press Predict "
                            "to run it again")
