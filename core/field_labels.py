@@ -21,7 +21,7 @@ import numpy as np
 
 from core.errors import (ConfigError, InputNotFoundError, InvalidDataError, NoDataError, OutsideImageError, RegionError,
                          cut_text)
-from core.geojson import NAME_KEYS, check_size, feature_name, geojson_text, left_out_note, polygons_of
+from core.geojson import NAME_KEYS, check_size, feature_name, gc_paused, geojson_text, left_out_note, polygons_of
 from core.grid import Grid
 
 #: Largest GeoJSON file of fields read (a district's surveyed fields)
@@ -219,6 +219,7 @@ def _faulty_field(group: list[dict], feats: list[dict], crs_member: dict) -> str
     return None
 
 
+@gc_paused()
 def burn_fields(obj: Any, grid: Grid, prop: str, file_name: str = "the GeoJSON") -> FieldLabels:
     """Burn the fields of a GeoJSON (a FeatureCollection or a Feature, in lon/lat, a CRS its ``crs``
     member names, or the image's columns and rows with ``"crs": "image"``) onto ``grid``: each pixel
@@ -292,6 +293,7 @@ def burn_fields(obj: Any, grid: Grid, prop: str, file_name: str = "the GeoJSON")
                        tuple(features_without_area(obj)))
 
 
+@gc_paused()
 def load_fields(data: bytes, file_name: str = "the GeoJSON", max_bytes: int = MAX_FIELDS_BYTES) -> dict:
     """The JSON object of a GeoJSON file of fields (UTF-8, UTF-16 or Latin-1 text).
 

@@ -18,6 +18,7 @@ import numpy as np
 from core.errors import ConfigError, InvalidDataError, NoDataError
 from core.labels import CROP, NODATA
 from core.grid import Grid
+from core.geojson import gc_paused
 from core.geometry import polygon_area
 
 #: More polygons than this make a file too large to be useful in a browser or a GIS.
@@ -61,6 +62,7 @@ def _require_crs(grid: Grid) -> None:
 MIN_FIELD_PIXELS = 4
 
 
+@gc_paused()
 def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = MIN_FIELD_PIXELS) -> dict:
     """A GeoJSON FeatureCollection of the crop (1) areas of ``mask`` (uint8 1/0, 255 = no data) on
     ``grid``: one Polygon per 4-connected group of at least ``min_pixels`` crop pixels (a MultiPolygon

@@ -206,3 +206,30 @@ def test_the_note_of_features_left_out_names_five_and_counts_the_rest():
         "7 feature(s) of farm.geojson hold no polygon (points, lines, or an empty or no geometry) and are left out: "
         "well 1, well 2, well 3, well 4, well 5 and 2 more")
     assert left_out_note(names[:5], "farm.geojson").endswith("left out: well 1, well 2, well 3, well 4, well 5")
+
+
+def test_the_garbage_collector_paused_for_many_features_is_switched_back_only_where_it_was_on():
+    import gc
+
+    from core.geojson import gc_paused
+
+    assert gc.isenabled()
+    try:
+        with pytest.raises(RegionError):
+            with gc_paused():
+                assert not gc.isenabled()
+                raise RegionError("a malformed field")
+        assert gc.isenabled()  # back on after an error too
+        gc.disable()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # off before: left off
+
+        @gc_paused()
+        def burn():
+            return gc.isenabled()
+
+        gc.enable()
+        assert burn() is False and burn() is False and gc.isenabled()  # (as a decorator, call after call)
+    finally:
+        gc.enable()
