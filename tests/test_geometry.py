@@ -26,6 +26,15 @@ def test_a_hole_outside_its_polygon_is_named_so():
     on_edge = [[-50, 100], [0, 100], [0, 150], [-50, 150], [-50, 100]]  # (two of its sides on the outline)
     assert Region.from_geojson({"type": "Polygon", "coordinates": [outer, inside]}, crs=IMAGE_CRS).area_pixels() == 8800
     assert Region.from_geojson({"type": "Polygon", "coordinates": [outer, on_edge]}, crs=IMAGE_CRS).area_pixels() == 7500
+    # a traced field's holes are checked all at once: one outside among several inside is found wherever it is,
+    # and one of three corners (the fewest) counts as much as one of many
+    beside = [[300, 300], [350, 300], [350, 350], [300, 300]]
+    small = [[10, 160], [20, 160], [20, 170], [10, 160]]
+    for holes in ([inside, beside, small], [beside, inside], [inside, small, beside]):
+        with pytest.raises(RegionError, match="a hole of the region lies outside the polygon it belongs to"):
+            Region.from_geojson({"type": "Polygon", "coordinates": [outer, *holes]}, crs=IMAGE_CRS)
+    kept = Region.from_geojson({"type": "Polygon", "coordinates": [outer, inside, small]}, crs=IMAGE_CRS)
+    assert kept.area_pixels() == 10000 - 1200 - 50
 
 
 def test_an_outline_that_crosses_itself_is_named_so():
