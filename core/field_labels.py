@@ -268,8 +268,8 @@ def burn_fields(obj: Any, grid: Grid, prop: str, file_name: str = "the GeoJSON")
     for code, group in sorted(groups.items()):
         try:
             region = Region.from_geojson({"type": "FeatureCollection", "features": group, **crs_member})
-            w = region.window(grid)
             geom = region.geometry_in(grid)
+            w = region.window(grid, geom)
         except OutsideImageError:
             continue
         except RegionError as err:  # (a message about a region: these are the fields; the one at fault named)
