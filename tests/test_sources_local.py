@@ -450,6 +450,35 @@ def test_an_upload_whose_header_claims_too_much_is_refused_before_a_pixel_is_rea
     assert save_upload(data, "strip.tif", tmp_path / "uploads").is_file()
 
 
+def test_an_upload_whose_overviews_claim_huge_blocks_is_refused(tmp_path):
+    """The map of a whole image is read from its overviews: a 1024 x 1024 px upload (tiny compressed) whose
+    overview was stored in 4096 x 4096 px blocks (320 MB each once decompressed, five bands) took 0.55 GB to
+    show. Its
+    own blocks pass; its overviews' are refused, at the real limit; the same image with GDAL's usual
+    overviews is taken."""
+    from rasterio.enums import Resampling
+
+    from core.sources import local
+
+    def upload(path, ovr_block):
+        with rasterio.Env(GDAL_TIFF_OVR_BLOCKSIZE=ovr_block), \
+                rasterio.open(path, "w", driver="GTiff", width=1024, height=1024, count=5, dtype="float32",
+                              compress="deflate", blockysize=16, crs="EPSG:32633",
+                              transform=rasterio.Affine(10, 0, 500000, 0, -10, 5300000)) as f:
+            f.write(np.full((5, 1024, 1024), 0.1, np.float32))
+            f.build_overviews([2], Resampling.nearest)
+        return path.read_bytes()
+
+    bomb = upload(tmp_path / "ovr.tif", 4096)
+    assert len(bomb) < 2_000_000
+    with pytest.raises(InvalidDataError, match=r"^ovr\.tif's overviews are stored in blocks of 4,096 x 4,096 px, "
+                                               r"320(\.0)? MB each once decompressed, over the 256(\.0)? MB an upload"):
+        local.use_uploaded_files(bomb, "ovr.tif", tmp_path / "uploads", band_spec="1,2,3,4")
+    assert not any((tmp_path / "uploads").rglob("*.tif"))  # nothing kept
+    assert local.MAX_UPLOAD_BLOCK_BYTES == 256 * 1024 * 1024
+    assert save_upload(upload(tmp_path / "usual.tif", 128), "usual.tif", tmp_path / "uploads").is_file()
+
+
 def test_a_scenes_origin_names_the_image_it_was_cut_from_or_its_title(tmp_path):
     """The dashboard's GeoTIFF downloads name their source: the uploaded file and where the region lies
     in it, or an Earth Engine composite's title (they named the dashboard's own copy, image.tif)."""

@@ -311,17 +311,28 @@ def check_upload_raster(path: str | os.PathLike, name: str) -> None:
     A file that cannot be opened is left to the checks that read it (they say why).
 
     Raises:
-        InvalidDataError: too many pixels, blocks too large once decompressed, or too many bands.
+        InvalidDataError: too many pixels, blocks (of the image or of its overviews) too large once
+            decompressed, or too many bands.
     """
     import rasterio
     from rasterio.enums import Interleaving
 
+    def block_of(src) -> tuple[int, int, int]:  # (rows, cols, bytes once decompressed)
+        rows, cols = src.block_shapes[0] if src.count else (1, 1)
+        item = max((np.dtype(d).itemsize for d in src.dtypes), default=1)
+        return rows, cols, rows * cols * item * (src.count if src.interleaving == Interleaving.pixel else 1)
+
     try:
         with rasterio.open(path) as src:
             width, height, count = src.width, src.height, src.count
-            item = max((np.dtype(d).itemsize for d in src.dtypes), default=1)
-            rows, cols = src.block_shapes[0] if count else (1, 1)
-            per_pixel = item * (count if src.interleaving == Interleaving.pixel else 1)
+            rows, cols, block = block_of(src)
+            levels = len(src.overviews(1)) if count else 0
+        # the overviews (a map of the whole image is read from them) have blocks of their own: a 1024 x 1024 px
+        # upload whose overview claimed 4096 x 4096 px blocks took 0.55 GB to show
+        overviews = []
+        for level in range(levels):
+            with rasterio.open(path, overview_level=level) as ovr:
+                overviews.append(block_of(ovr))
     except (rasterio.errors.RasterioError, ValueError):
         return
     if width * height > MAX_UPLOAD_PIXELS:
@@ -331,11 +342,16 @@ def check_upload_raster(path: str | os.PathLike, name: str) -> None:
     if count > MAX_UPLOAD_BANDS:
         raise InvalidDataError(f"{name} has {count:,} bands, over the {MAX_UPLOAD_BANDS} an upload may have; keep the "
                                "bands you need (e.g. gdal_translate -b 1 -b 2 -b 3 -b 4)")
-    block = rows * cols * per_pixel
     if block > MAX_UPLOAD_BLOCK_BYTES:
         raise InvalidDataError(f"{name} is stored in blocks of {cols:,} x {rows:,} px, {limit_text(block)} each once "
                                f"decompressed, over the {limit_text(MAX_UPLOAD_BLOCK_BYTES)} an upload may use; save it "
                                "tiled (gdal_translate -co TILED=YES IN OUT.tif)")
+    for rows, cols, block in overviews:
+        if block > MAX_UPLOAD_BLOCK_BYTES:
+            raise InvalidDataError(f"{name}'s overviews are stored in blocks of {cols:,} x {rows:,} px, {limit_text(block)} "
+                                   f"each once decompressed, over the {limit_text(MAX_UPLOAD_BLOCK_BYTES)} an upload may "
+                                   "use; save it without them (gdal_translate IN OUT.tif) or build them again "
+                                   "(gdaladdo OUT.tif)")
 
 
 def _upload_name(name: str) -> str:
