@@ -174,13 +174,30 @@ def _covered(valid: np.ndarray, corners: np.ndarray, size: int) -> int:
     if not len(corners) or not valid.any():
         return 0
     h, w = valid.shape
-    starts = np.zeros((h + 1, w + 1), np.int32)  # windows starting at each pixel, summed over the box behind it
-    starts[corners[:, 0] + 1, corners[:, 1] + 1] = 1
-    ii = starts.cumsum(0).cumsum(1)
-    r, c = np.nonzero(valid)
-    r0, c0 = np.maximum(r - size + 1, 0), np.maximum(c - size + 1, 0)
-    n = ii[r + 1, c + 1] - ii[r0, c + 1] - ii[r + 1, c0] + ii[r0, c0]
-    return int((n > 0).sum())
+    ii = np.zeros((h + 1, w + 1), np.int32)  # windows starting at each pixel, summed over the box behind it
+    ii[corners[:, 0] + 1, corners[:, 1] + 1] = 1
+    _integral(ii)
+    covered = 0
+    step = max(1, STRIP_PIXELS // max(w, 1))  # (int64 rows and columns of every valid pixel: 57 bytes a pixel at once)
+    for top in range(0, h, step):
+        r, c = np.nonzero(valid[top : top + step])
+        r += top
+        r0, c0 = np.maximum(r - size + 1, 0), np.maximum(c - size + 1, 0)
+        n = ii[r + 1, c + 1] - ii[r0, c + 1] - ii[r + 1, c0] + ii[r0, c0]
+        covered += int(np.count_nonzero(n > 0))
+    return covered
+
+
+#: Pixels of a mask in each strip of rows :func:`_covered` looks at at once
+STRIP_PIXELS = 1 << 20
+
+
+def _integral(ii: np.ndarray) -> np.ndarray:
+    """``ii`` (its first row and column 0) summed in place down and then across: the integral image of
+    its other cells, in its own type (numpy's cumsum of int32 is int64, and a copy per axis)."""
+    np.cumsum(ii, axis=0, out=ii)
+    np.cumsum(ii, axis=1, out=ii)
+    return ii
 
 
 def patch_windows(valids: Sequence[np.ndarray], size: int, min_valid: float, stride: int = _STRIDE,
@@ -317,7 +334,10 @@ def _valid_windows(valid: np.ndarray, size: int, min_valid: float, stride: int =
     h, w = valid.shape
     if h < size or w < size:
         return np.zeros((0, 2), int)
-    ii = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    # int32 summed in place (int64 cumsums of an int64 copy, padded: 32 bytes a pixel); int64 past 2**31 pixels
+    ii = np.zeros((h + 1, w + 1), np.int32 if h * w < 2**31 else np.int64)
+    ii[1:, 1:] = valid
+    _integral(ii)
     rows = np.arange(0, h - size + 1, stride)
     cols = np.arange(0, w - size + 1, stride)
     if len(extra):

@@ -57,8 +57,9 @@ def crop_mask_values(pred: np.ndarray, nodata: float | None) -> np.ndarray:
     """
     if nodata is not None:
         missing = np.isnan(pred) if np.isnan(nodata) else pred == nodata
-        # (in a type that holds 255: an int8 mask kept its type, and 255 came back as -1, "a value a crop mask lacks")
-        pred = np.where(missing, NODATA, pred.astype(np.promote_types(pred.dtype, np.int16), copy=False))
+        # (in a type that holds 255: an int8 mask kept its type, and 255 came back as -1, "a value a crop mask lacks";
+        # a uint8 one keeps its own: through int16 it took 7 bytes a pixel)
+        pred = np.where(missing, NODATA, pred.astype(np.promote_types(pred.dtype, np.uint8), copy=False))
     check_mask(pred)
     return pred.astype(np.uint8, copy=False)
 

@@ -71,7 +71,9 @@ class ClassMap:
         table = np.full(MAX_CODE + 1, NOT_CROP, np.uint8)
         table[[c for c in self.crop_codes if 0 <= c <= MAX_CODE]] = CROP
         table[[c for c in self.nodata_codes if 0 <= c <= MAX_CODE]] = NODATA
-        out = np.take(table, codes, mode="clip")
+        # indexed, not np.take: take casts every code to intp first (8 bytes a pixel for a uint8 raster); codes are
+        # at most MAX_CODE here, and a negative one (no data, set below) is clipped to -1, a place in the table
+        out = table[codes] if codes.dtype.kind == "u" else table[np.clip(codes, -1, MAX_CODE)]
         gaps = invalid | (codes < 0) if codes.dtype.kind != "u" else invalid
         if gaps.any():
             out[gaps] = NODATA

@@ -140,8 +140,7 @@ class ClassSums:
         Raises:
             GridMismatchError, InvalidDataError: as :func:`class_errors`.
         """
-        if not (codes.shape == label_mask.shape == pred_mask.shape):
-            raise GridMismatchError(f"class codes {codes.shape}, labels {label_mask.shape} and prediction {pred_mask.shape} differ in shape")
+        _check_class_shapes(codes, label_mask, pred_mask)
         check_mask(pred_mask)
         ok = (label_mask != NODATA) & (pred_mask != NODATA) & (codes >= 0)
         c, y, p = codes[ok].astype(np.int64), label_mask[ok] == CROP, pred_mask[ok] == CROP
@@ -195,7 +194,26 @@ def class_errors(codes: np.ndarray, label_mask: np.ndarray, pred_mask: np.ndarra
         GridMismatchError: the shapes differ.
         InvalidDataError: ``pred_mask`` is not a crop mask.
     """
-    return ClassSums.of(codes, label_mask, pred_mask, pixel_area_ha).rows()
+    _check_class_shapes(codes, label_mask, pred_mask)
+    # summed over strips of rows (ClassSums' int64 codes and float64 weights of every pixel: 29 bytes a pixel at once)
+    rows = max(1, CLASS_STRIP_PIXELS // max(codes.shape[-1], 1)) if codes.ndim == 2 else max(len(codes), 1)
+    total = None
+    for r in range(0, max(len(codes), 1), rows):
+        ha = pixel_area_ha[r : r + rows] if isinstance(pixel_area_ha, np.ndarray) and pixel_area_ha.ndim else pixel_area_ha
+        part = ClassSums.of(codes[r : r + rows], label_mask[r : r + rows], pred_mask[r : r + rows], ha)
+        total = part if total is None else total + part
+    return total.rows()
+
+
+#: Pixels in each strip of rows :func:`class_errors` sums at once
+CLASS_STRIP_PIXELS = 1 << 20
+
+
+def _check_class_shapes(codes: np.ndarray, label_mask: np.ndarray, pred_mask: np.ndarray) -> None:
+    """Raises GridMismatchError where class codes, labels and prediction differ in shape."""
+    if not (codes.shape == label_mask.shape == pred_mask.shape):
+        raise GridMismatchError(f"class codes {codes.shape}, labels {label_mask.shape} and prediction {pred_mask.shape} "
+                                "differ in shape")
 
 
 #: The scores' names as the pages show them, in the order the Model page's validation figures and the
@@ -253,18 +271,22 @@ def threshold_curve(prob: np.ndarray, label_mask: np.ndarray, thresholds: Sequen
     ok = np.isfinite(prob) & (label_mask != NODATA)
     if not ok.any():
         raise NoDataError(NONE_IN_BOTH)
-    from core.predict import percent_cut, whole_percent
+    from core.predict import PERCENT_CHUNK, percent_cut, whole_percent
 
-    p = prob[ok]
-    y = label_mask[ok] == CROP
     # Histogram of whole percents (as core.predict.threshold_mask compares them) once, then
-    # cumulative sums: O(pixels) whatever the number of thresholds, and exactly the masks' counts.
-    bins = np.clip(whole_percent(p), 0, 100)
-    pos = np.bincount(bins[y], minlength=101)
-    neg = np.bincount(bins[~y], minlength=101)
+    # cumulative sums: O(pixels) whatever the number of thresholds, and exactly the masks' counts;
+    # a megapixel at a time (whole_percent's float64 and int64 copies of every pixel: 17 bytes a pixel)
+    pos, neg = np.zeros(101, np.int64), np.zeros(101, np.int64)
+    probs, labels, oks = np.ravel(prob), np.ravel(label_mask), ok.reshape(-1)
+    for i in range(0, probs.size, PERCENT_CHUNK):
+        part = oks[i : i + PERCENT_CHUNK]
+        bins = np.clip(whole_percent(probs[i : i + PERCENT_CHUNK][part]), 0, 100)
+        y = labels[i : i + PERCENT_CHUNK][part] == CROP
+        pos += np.bincount(bins[y], minlength=101)
+        neg += np.bincount(bins[~y], minlength=101)
     pos_ge = np.cumsum(pos[::-1])[::-1]
     neg_ge = np.cumsum(neg[::-1])[::-1]
-    npos, nneg = int(y.sum()), int((~y).sum())
+    npos, nneg = int(pos.sum()), int(neg.sum())
     rows = []
     for t in thresholds:
         k = max(percent_cut(t), 0)

@@ -363,9 +363,16 @@ def whole_percent(prob: np.ndarray) -> np.ndarray:
 def probability_to_uint8(prob: np.ndarray) -> np.ndarray:
     """Probability 0-1 (NaN = no data) -> uint8 percent 0-100, 255 = no data."""
     out = np.full(prob.shape, NODATA, np.uint8)
-    ok = np.isfinite(prob)
-    out[ok] = np.clip(whole_percent(prob[ok]), 0, 100).astype(np.uint8)
+    flat, into = np.ravel(prob), out.reshape(-1)  # (a megapixel at a time: whole_percent's float64 and int64
+    for i in range(0, flat.size, PERCENT_CHUNK):  # copies of every valid pixel were 19 bytes a pixel at once)
+        part = flat[i : i + PERCENT_CHUNK]
+        ok = np.isfinite(part)
+        into[i : i + PERCENT_CHUNK][ok] = np.clip(whole_percent(part[ok]), 0, 100).astype(np.uint8)
     return out
+
+
+#: Pixels of a probability rounded to whole percents at once (:func:`probability_to_uint8`, core.metrics.threshold_curve)
+PERCENT_CHUNK = 1 << 20
 
 
 def threshold_mask(prob: np.ndarray, threshold: float) -> np.ndarray:

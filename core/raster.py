@@ -406,8 +406,23 @@ class ImageReader:
             InvalidDataError: on NaN reflectance without a NaN nodata value, or negative reflectance.
         """
         import rasterio
+        from rasterio.windows import Window
 
+        whole = window if window is not None else Window(0, 0, self._src.width, self._src.height)
+        h, w = int(round(whole.height)), int(round(whole.width))
+        rows = max(1, STRIP_PIXELS // max(w, 1))
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # (each block read once: not kept by GDAL as well)
+            if h > rows:  # in strips of rows into one output: the stored values of all of it beside the features
+                feats, valid = np.empty((h, w, 5), np.float32), np.empty((h, w), bool)  # were 49 bytes a pixel, for 21
+                try:
+                    for r0 in range(0, h, rows):
+                        part = Window(whole.col_off, whole.row_off + r0, w, min(rows, h - r0))
+                        raw, valid[r0 : r0 + rows] = self._stored_and_valid(part)
+                        feats[r0 : r0 + rows] = to_features(raw, valid[r0 : r0 + rows], self.scales, self.offsets,
+                                                             self.path.name)
+                    return feats, valid
+                except InvalidDataError:  # (said of the whole window, its counts and values, as before)
+                    feats = valid = raw = None
             raw, valid = self._stored_and_valid(window)
         return to_features(raw, valid, self.scales, self.offsets, self.path.name), valid
 

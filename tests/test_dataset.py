@@ -600,3 +600,24 @@ def test_a_held_out_block_of_one_class_is_not_held_out(small_scene, tmp_path):
         dst.write(labels, 1)
     split = spatial_holdout(img, tmp_path / "mixed.tif", "binary", tmp_path / "m", 128)
     assert "columns 0-127" in split.note and split.train != split.val
+
+
+def test_windows_and_their_cover_counted_in_strips_are_those_counted_whole(monkeypatch):
+    """The valid windows (an int32 integral image summed in place) and the pixels they cover (counted a strip
+    of rows at a time) are what brute force finds, with strips of a few rows as with one strip."""
+    import core.dataset as dataset
+
+    rng = np.random.default_rng(3)
+    valid = rng.random((70, 53)) < 0.7
+    valid[20:45, 10:40] = False  # a hole no window fills
+    size, stride = 16, 8
+    want = [(r, c) for r in range(0, 70 - size + 1, stride) for c in range(0, 53 - size + 1, stride)
+            if valid[r:r + size, c:c + size].mean() >= 0.5]
+    corners = dataset._valid_windows(valid, size, 0.5, stride=stride)
+    assert sorted(map(tuple, corners.tolist())) == want
+    cover = np.zeros(valid.shape, bool)
+    for r, c in want:
+        cover[r:r + size, c:c + size] = True
+    whole = dataset._covered(valid, corners, size)
+    monkeypatch.setattr(dataset, "STRIP_PIXELS", 3 * 53)
+    assert dataset._covered(valid, corners, size) == whole == int((cover & valid).sum()) > 0

@@ -625,3 +625,30 @@ def test_written_reflectance_keeps_no_data_as_nan_and_zero_reflectance_as_data(t
         assert np.array_equal(r.read()[1], valid)
     with pytest.raises(ValueError, match="grid is 3x2"):
         write_reflectance(tmp_path / "x.tif", feats, valid[:1], grid)
+
+
+def test_a_window_read_in_strips_of_rows_is_the_window_read_whole(monkeypatch, tmp_path):
+    """ImageReader.read reads a large window a strip of rows at a time into one output (its stored values whole
+    beside the features were 49 bytes a pixel); strips of 5 rows, from an offset, give the same features and
+    validity, and a bad value in a later strip is said of the whole window, as before."""
+    import core.raster as raster
+
+    window = rasterio.windows.Window(13, 29, 200, 117)
+    with ImageReader(SAMPLE_IMAGE) as r:
+        feats, valid = r.read(window)
+    monkeypatch.setattr(raster, "STRIP_PIXELS", 5 * 200)
+    with ImageReader(SAMPLE_IMAGE) as r:
+        strips, strip_valid = r.read(window)
+    assert np.array_equal(strips, feats, equal_nan=True) and np.array_equal(strip_valid, valid)
+    assert valid.sum() > 0 and strips.shape == (117, 200, 5)
+
+    data = np.full((4, 2048, 40), 1500, np.int16)
+    data[0, 1000, 7] = -3000  # far below any reflectance (red alone), in a later strip, between the windows opening samples
+    bad = write_raster(tmp_path / "bad.tif", data, descriptions=("R", "G", "B", "NIR"))
+    monkeypatch.setattr(raster, "STRIP_PIXELS", 10**9)
+    with ImageReader(bad) as r, pytest.raises(InvalidDataError) as whole:
+        r.read()
+    monkeypatch.setattr(raster, "STRIP_PIXELS", 5 * 40)
+    with ImageReader(bad) as r, pytest.raises(InvalidDataError) as parts:
+        r.read()
+    assert str(parts.value) == str(whole.value)
