@@ -493,7 +493,7 @@ def read_label_classes(path: str | os.PathLike, class_map: ClassMap, grid: Grid 
     mask = _mask_of(raw, class_map)  # checks that the values are class codes before they become int16
     codes = np.full(mask.shape, -1, np.int16)
     known = mask != NODATA
-    codes[known] = raw.filled(0)[known]
+    np.copyto(codes, np.ma.getdata(raw), where=known, casting="unsafe")  # (no filled copy, nor one of the known)
     return mask, codes
 
 
