@@ -90,8 +90,8 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = MIN_FIELD_PIXELS
     found = []
     for geom, _ in shapes(crop.astype(np.uint8), mask=crop, transform=affine, connectivity=4):
         pixels = int(round(polygon_area(geom["coordinates"]) / pixel_units))
-        if pixels >= min_pixels:
-            found.append((pixels, geom))
+        if pixels >= min_pixels:  # (its rings as arrays at once: the lists of tuples of all fields were most of the memory)
+            found.append((pixels, [np.asarray(r, dtype=np.float64)[:, :2] for r in geom["coordinates"]]))
             if len(found) > MAX_FIELDS:
                 raise ConfigError(f"over {MAX_FIELDS:,} crop areas of {min_pixels}+ pixels: choose a smaller region "
                                   "(or, on the command line, raise --min-pixels)")
@@ -102,18 +102,18 @@ def crop_fields(mask: np.ndarray, grid: Grid, min_pixels: int = MIN_FIELD_PIXELS
                           "Predict page's slider, or predict --threshold), or on the command line --min-pixels")
     found.sort(key=lambda pg: -pg[0])
     # every vertex of every ring to lon/lat in one call, then back into rings
-    rings = [np.asarray(r, dtype=np.float64)[:, :2] for _, g in found for r in g["coordinates"]]
+    rings = [r for _, polygon in found for r in polygon]
     xy = np.concatenate(rings)
     lon, lat = transform(grid.crs, "EPSG:4326", xy[:, 0], xy[:, 1])
     exact = np.column_stack([lon, lat])
     ends = np.cumsum([len(r) for r in rings])
     parts = iter(np.split(exact, ends[:-1]))
     features = []
-    for i, (pixels, geom) in enumerate(found, start=1):
-        polygon = [_right_hand(next(parts), exterior=k == 0) for k in range(len(geom["coordinates"]))]
+    for i, (pixels, traced) in enumerate(found, start=1):
+        polygon = [_right_hand(next(parts), exterior=k == 0) for k in range(len(traced))]
         lons = polygon[0][:, 0]
         if np.ptp(lons) > 180:  # its ring ran round the Earth the other way
-            polygons = _cut_at_180(geom, grid.crs)
+            polygons = _cut_at_180({"type": "Polygon", "coordinates": [r.tolist() for r in traced]}, grid.crs)
             if any(np.ptp(part[0][:, 0]) > 180 for part in polygons):  # not cut (GDAL cuts none from a polar CRS)
                 polygons = _cut_continuous(polygon)
         elif lons.min() < -180 or lons.max() > 180:  # a lon/lat grid's longitudes past 180 (e.g. a 0-360 grid)
