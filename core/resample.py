@@ -144,11 +144,13 @@ def resample_files(image: str | os.PathLike, out: str | os.PathLike, pixel_size_
         raise NoDataError(f"{Path(image).name} has no pixel with data in every band (0, its nodata value or NaN "
                           "everywhere): there is nothing to resample")
     bands = _reproject(refl, grid, target, "average", np.nan)
+    del refl  # (held through the labels' resampling, it was the peak: 16 bytes a pixel of the image)
     valid = ~np.isnan(bands).any(axis=0)  # a pixel is valid in every band or none
     codes = None
     if class_map is not None:
         _, raw = read_label_classes(labels, class_map, grid)
         codes = _reproject(raw[None], grid, target, "area_mode", -1)
+        del raw
     with replacing_all(outs) as tmps:  # the image and its labels both, or neither
         write_reflectance(tmps[0], np.moveaxis(bands, 0, -1), valid, target)
         if codes is not None:
