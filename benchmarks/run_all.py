@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     run(str(HERE / "bench_train_input.py"))
     run(str(HERE / "bench_fields.py"))
     run(str(HERE / "bench_burn.py"))
+    run(str(HERE / "bench_memory.py"))
     run(str(HERE / "bench_evaluate.py"))
     run(str(HERE / "bench_stack.py"))
     run(str(HERE / "bench_exports.py"))
