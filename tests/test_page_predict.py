@@ -539,7 +539,8 @@ def test_a_prediction_that_fails_in_its_thread_is_an_error_message(fake_map, tin
 
 def test_a_run_that_another_tab_collected_without_a_result_is_said(fake_map, tiny_model_path):
     """Two tabs predicting the same key share one run; when the other tab collected it and it had
-    failed, this tab's pending prediction did not vanish without a word."""
+    failed, this tab's pending prediction did not vanish without a word, and says what failed (it said
+    only that the run 'left no map'); a new press forgets the failure."""
     from core.errors import NoDataError
     from core.region import Region
     from pages.components import cached, predictions
@@ -557,11 +558,14 @@ def test_a_run_that_another_tab_collected_without_a_result_is_said(fake_map, tin
     assert predictions.collect(key).error is not None  # the other tab took the run (and showed its error)
     at.switch_page("pages/quality.py").run()
     assert not at.exception and [e.value for e in at.error] == [
-        "The prediction started here is no longer running and left no map (the server restarted, or another tab "
-        "ran the same region and model and it did not finish there); press Predict to run it again"]
+        "The prediction started here failed (another tab of the same region and model showed it first): no valid "
+        "pixels; press Predict to run it again"]
     assert at.session_state["predicting"] is None and at.session_state["prediction"] is None
     at.run()
     assert not [e.value for e in at.error if "another tab" in e.value]  # said once
+    again = predictions.start(key, lambda progress: None)  # pressed again: the failure is forgotten
+    assert again.finished.wait(30) and key not in predictions._FAILED
+    predictions.collect(key)
 
 
 def test_predict_layer_settings_survive_other_pages(fake_map, tiny_model_path):

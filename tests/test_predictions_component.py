@@ -126,30 +126,3 @@ def test_a_run_another_tab_collected_with_its_result_is_shown_without_an_error(f
     assert not at.exception and not at.error, texts(at)
     assert at.session_state["predicting"] is None and at.session_state["prediction"]["key"] == list(key)
 
-
-def test_a_run_another_tab_collected_after_it_failed_says_why_here_too(fake_map, tiny_model_path):
-    """Two tabs share a run and it failed; the other tab collected it (and showed its error): this tab says
-    what failed, not only that the run 'left no map', and a new press clears it."""
-    from core.region import Region
-
-    from apptest import predict_page, texts
-    from pages.components import cached
-
-    at = predict_page(tiny_model_path)
-    key = cached.prediction_key(at.session_state["scene"]["image_path"],
-                                Region.from_geojson(at.session_state["region"]).key(), str(tiny_model_path))
-
-    def failing(progress):
-        raise NoDataError("the region holds no valid pixels")
-
-    run = predictions.start(key, failing)
-    at.session_state["predicting"] = list(key)
-    assert run.finished.wait(30) and predictions.collect(key) is run  # the other tab took it
-    at.switch_page("pages/quality.py").run()
-    assert not at.exception, texts(at)
-    said = " ".join(e.value for e in at.error)
-    assert "failed" in said and "the region holds no valid pixels" in said and "Predict" in said, said
-    assert at.session_state["predicting"] is None
-    again = predictions.start(key, lambda progress: None)  # pressed again: the failure is forgotten
-    assert again.finished.wait(30) and key not in predictions._FAILED
-    predictions.collect(key)
