@@ -10,7 +10,8 @@ import json
 
 import streamlit as st
 
-from core.ee.export import MAX_POINTS_PER_TASK, parse_destination, patch_globs, start_jobs
+from core.ee.export import (MAX_POINTS_PER_TASK, check_export_name, check_export_place, delete_export_files,
+                            parse_destination, patch_globs, start_jobs)
 from core.errors import ConfigError, CropMapError
 from core.ee.tasks import cancel_outcome, cancel_task, ingestion_note, state_label
 from core.ee.upload import UploadConfig, default_storage_client, upload_prediction_bytes, viewed_asset
@@ -86,8 +87,9 @@ def export_form() -> None:
                  ("A multiple of 8 px; an image export needs it for a prediction without seams." if what == "image"
                   else "Training crops patches to the model's size, so patches need none."))
         again = st.checkbox("Replace an earlier export of this name", key="ee_exp_again",
-                            help="An export of the same kind started in this session with this name and destination: "
-                                 "its files are written over by the new one.")
+                            help="An export of the same kind with this name and destination: in Cloud Storage, its "
+                                 "files are deleted before the new tasks start; one started in this session and not "
+                                 "yet written, or in Drive, is written over by the new one.")
         go = st.form_submit_button("Start export")
     this = _export_place(dest, name, what)
     if go:
@@ -110,6 +112,10 @@ def export_form() -> None:
                                   "its files would be written over; give another export name, or tick 'Replace an "
                                   "earlier export of this name'")
             warnings: list[str] = []
+            # files of an earlier export of this name in the bucket (another session's, or a finished one): refused
+            # unless replaced, then deleted before the tasks start (training would read them with the new ones)
+            earlier = check_export_place(parse_destination(dest), check_export_name(name.strip()), what,
+                                         _storage_client, again, warnings)
             jobs = scene.current_source().export_jobs(
                 scene.current_region(), what, dest, name.strip(), train_points=(int(train), int(train)),
                 test_points=(int(test), int(test)), patch_size=int(patch), kernel_buffer=int(margin),
@@ -123,7 +129,8 @@ def export_form() -> None:
                         icon=":material/info:")
             else:
                 state.put(state.EE_EXPORT_WARNED, None)
-                _start(jobs, what, dest, int(patch), [*[d for d in done if d != this], this], untick=again)
+                _start(jobs, what, dest, int(patch), [*[d for d in done if d != this], this], untick=again,
+                       earlier=earlier)
     if started:  # said once, on the run after the start
         state.put(state.EE_EXPORT_STARTED, None)
         n = len(started["tasks"])
@@ -170,11 +177,19 @@ def _export_prefix(image: dict) -> str:
     return image.get("prefix") or str(image.get("mixer", "")).removesuffix("*mixer.json")
 
 
-def _start(jobs: list, what: str, dest: str, patch: int, exports: list[str], untick: bool) -> None:
+def _storage_client():
+    """A Cloud Storage client with Earth Engine's credentials (see :func:`core.ee.upload.default_storage_client`)."""
+    return default_storage_client(cached.ee_status().get("project"), secrets=cached.secrets())
+
+
+def _start(jobs: list, what: str, dest: str, patch: int, exports: list[str], untick: bool, earlier: list[str]) -> None:
     """Start the export's tasks (``jobs``, of kind ``what`` to ``dest``, patches of ``patch`` px), keep
     what to say of them, and run the page again (so that the 'Replace' tick is cleared before its box draws);
     ``exports``: the session's exports with this one (see :data:`state.EE_EXPORTS`); ``untick``: the
-    export replaced an earlier one (the box that said so is cleared for the next)."""
+    export replaced an earlier one (the box that said so is cleared for the next); ``earlier``: the files of
+    an earlier export of its name that it replaces, deleted first."""
+    if earlier:
+        delete_export_files(earlier, _storage_client())
     started = start_jobs(jobs)
     state.put(state.EE_EXPORTS, exports)
     cached.ee_tasks.clear()

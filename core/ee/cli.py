@@ -259,6 +259,33 @@ def storage_client(args: argparse.Namespace, project: str | None):
     return default_storage_client(project, secrets=auth.read_secrets_files())
 
 
+def _export_place(args: argparse.Namespace, status: Any, dest: Any, kind: str) -> tuple[list[str], Any]:
+    """The files of an earlier export of ``--name`` in Cloud Storage (:func:`core.ee.export.check_export_place`):
+    a dry run warns of them, ``--submit`` refuses them unless ``--overwrite``; returns the files to delete before
+    the tasks start and the storage client that found them (None: none was made).
+
+    Raises:
+        OutputExistsError: files are there, with ``--submit`` and without ``--overwrite``.
+    """
+    from core.ee.export import check_export_place
+
+    made: list[Any] = []
+
+    def client() -> Any:
+        made.append(storage_client(args, status.project))
+        return made[0]
+
+    warnings: list[str] = []
+    found = check_export_place(dest, args.name, kind, client, args.overwrite or not args.submit, warnings)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if found and not args.submit:
+        print(f"warning: {dest.uri(args.name)}/ already holds {len(found)} file(s) of an earlier export of this name "
+              f"(e.g. {found[0]}): --submit refuses to write over them unless --overwrite (which deletes them first)",
+              file=sys.stderr)
+    return found, (made[0] if made else None)
+
+
 def _print_table(infos: Sequence[Any]) -> None:
     if not infos:
         print("no tasks")
@@ -347,7 +374,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_export_patches(args: argparse.Namespace) -> int:
     from core.ee.composites import require_scenes
     from core.ee.export import (UNCOUNTED_POINTS, PatchExportConfig, SampleConfig, check_export_name, check_sample_points,
-                                check_task_count, patches_past_region, start_jobs, training_export_jobs)
+                                check_task_count, delete_export_files, patches_past_region, start_jobs,
+                                training_export_jobs)
 
     preset, geometry = _region(args)
     composite = _composite(args, preset)
@@ -361,8 +389,9 @@ def cmd_export_patches(args: argparse.Namespace) -> int:
     check_task_count(sample, patches)  # before credentials are needed
     if (small := patches_past_region(composite, geometry, patches)) is not None:
         print(f"warning: {small}", file=sys.stderr)
-    _initialize(args)
+    status = _initialize(args)
     jobs = training_export_jobs(composite, labels, geometry, dest, name=args.name, sample=sample, patches=patches)
+    earlier, storage = _export_place(args, status, dest, "patches")
     summary = {"name": args.name, "composite": asdict(composite), "labels": asdict(labels),
                "selectors": patches.selectors, "patch_size": patches.patch_size, "kernel_buffer": patches.kernel_buffer,
                "patchDimensions": [patches.full_size, patches.full_size],
@@ -375,6 +404,7 @@ def cmd_export_patches(args: argparse.Namespace) -> int:
     summary["points_found"] = check_sample_points(composite, labels, geometry, sample)  # (before any task starts)
     if summary["points_found"] is None:
         print(f"warning: {UNCOUNTED_POINTS}", file=sys.stderr)
+    delete_export_files(earlier, storage)  # (--overwrite: the earlier export's files, once nothing else can fail first)
     started = start_jobs(jobs)
     _print_json({**summary, "dry_run": False, "tasks": started})
     print("follow them with: " + core_command("ee-tasks", "--wait", *(s["id"] for s in started)), file=sys.stderr)
@@ -383,7 +413,7 @@ def cmd_export_patches(args: argparse.Namespace) -> int:
 
 def cmd_export_image(args: argparse.Namespace) -> int:
     from core.ee.composites import require_scenes
-    from core.ee.export import ImageExportConfig, check_export_name, image_export_job, start_jobs
+    from core.ee.export import ImageExportConfig, check_export_name, delete_export_files, image_export_job, start_jobs
 
     preset, geometry = _region(args)
     composite = _composite(args, preset)
@@ -391,8 +421,9 @@ def cmd_export_image(args: argparse.Namespace) -> int:
     check_export_name(args.name)  # before credentials are needed
     image_cfg = _export_config(ImageExportConfig, patch_size=args.patch, kernel_buffer=args.kernel,
                                max_file_mb=args.max_file_mb)
-    _initialize(args)
+    status = _initialize(args)
     job = image_export_job(composite, geometry, dest, name=args.name, image_cfg=image_cfg)
+    earlier, storage = _export_place(args, status, dest, "image")
     summary = {"name": args.name, "composite": asdict(composite), "bands": list(image_cfg.bands),
                "formatOptions": image_cfg.format_options, "patchDimensions": image_cfg.format_options["patchDimensions"],
                "kernelSize": image_cfg.format_options.get("kernelSize", [0, 0]),
@@ -408,6 +439,7 @@ def cmd_export_image(args: argparse.Namespace) -> int:
         print("dry run: the image export was not started; add --submit to start it", file=sys.stderr)
         return 0
     require_scenes(composite, geometry)  # (an export of none failed after its time in Earth Engine's queue)
+    delete_export_files(earlier, storage)  # (--overwrite: the earlier export's files, once nothing else can fail first)
     started = start_jobs([job])
     _print_json({**summary, "dry_run": False, "tasks": started})
     g = job.grid
@@ -554,6 +586,8 @@ def add_commands(sub: Any) -> None:
     x.add_argument("--seed", type=int, default=0, help="random seed of the sample points")
     x.add_argument("--submit", action="store_true", help="start the tasks (default: a dry run that prints their "
                    "configuration)")
+    x.add_argument("--overwrite", action="store_true", help="replace the files of an earlier export of this --name in "
+                   "Cloud Storage (deleted before the tasks start); without it, --submit refuses to write over them")
     _add_project(x)
     x.set_defaults(func=cmd_export_patches)
 
@@ -569,6 +603,8 @@ def add_commands(sub: Any) -> None:
     i.add_argument("--max-file-mb", type=int, default=100, help="max size of one exported file")
     i.add_argument("--submit", action="store_true", help="start the task (default: a dry run that prints its "
                    "configuration)")
+    i.add_argument("--overwrite", action="store_true", help="replace the files of an earlier export of this --name in "
+                   "Cloud Storage (deleted before the task starts); without it, --submit refuses to write over them")
     _add_project(i)
     i.set_defaults(func=cmd_export_image)
 

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from core.ee.composites import CompositeConfig, composite_image, ee_geometry
-from core.ee.errors import EEServerError, RetryPolicy, call_with_retries, started_anyway
+from core.ee.errors import (EEPermissionError, EEServerError, RetryPolicy, call_with_retries, http_status,
+                            is_network_failure, started_anyway)
 from core.ee.labels import LabelConfig, label_image
-from core.errors import ConfigError
+from core.errors import ConfigError, EarthEngineError, OutputExistsError
 from core.labels import CROP, NODATA, NOT_CROP
 from core.bands import FEATURE_BANDS
 
@@ -634,6 +635,104 @@ def image_export_job(
         task = ee.batch.Export.image.toDrive(folder=dest.prefix, fileNamePrefix=f"{name}_image", **common)
     return ExportJob("image", 0, desc, None, task,
                      dest.uri(f"{name}/image") if dest.kind == "gcs" else f"drive:{dest.prefix}/{name}_image", grid)
+
+
+#: the files an export of each kind writes in its folder ``<prefix>/<name>/``: a training export's
+#: ``train_NNN.tfrecord.gz`` / ``test_NNN...`` (what training's file patterns read), an image export's
+#: ``image-NNNNN.tfrecord.gz`` (or one unnumbered file) and its mixer
+_EXPORT_FILES = {"patches": re.compile(r"(train|test)_.*\.tfrecord(\.gz)?"),
+                 "image": re.compile(r"image(-?\d+\.tfrecord(\.gz)?|\.tfrecord(\.gz)?|-?mixer\.json)")}
+
+
+def _export_starts(kind: str) -> tuple[str, ...]:
+    return ("train_", "test_") if kind == "patches" else ("image",)
+
+
+def existing_export_files(dest: Destination, name: str, kind: str, storage_client: Any) -> list[str]:
+    """The gs:// URIs of files an export of ``kind`` ("patches" or "image") named ``name`` to ``dest`` would
+    write that are already in Cloud Storage (an earlier export of that name), in name order; [] for a Drive
+    destination, which cannot be looked into.
+
+    Raises:
+        ConfigError: ``kind`` is neither; any exception of the storage client's listing (see
+        :func:`check_export_place`, which turns it into a warning).
+    """
+    if kind not in _EXPORT_FILES:
+        raise ConfigError(f"export kind must be 'patches' or 'image', got {kind!r}")
+    if dest.kind != "gcs":
+        return []
+    folder = f"{dest.prefix.rstrip('/')}/{name}/" if dest.prefix else f"{name}/"
+    found = []
+    for start in _export_starts(kind):
+        for blob in storage_client.list_blobs(dest.bucket, prefix=folder + start):
+            if _EXPORT_FILES[kind].fullmatch(blob.name[len(folder):]):
+                found.append(f"gs://{dest.bucket}/{blob.name}")
+    return sorted(found)
+
+
+def check_export_place(dest: Destination, name: str, kind: str, storage_client: Callable[[], Any] | None,
+                       replace: bool, warnings: list[str]) -> list[str]:
+    """Files of an earlier export of this name and kind in Cloud Storage, checked before a new one starts:
+    Earth Engine writes over those of the same names, and training's file patterns (or an image export's
+    file list) would read the earlier export's further files with the new one's. Returns the files to
+    delete before the tasks start (:func:`delete_export_files`; only with ``replace``).
+    ``storage_client`` makes the client (not called for a Drive destination, which cannot be looked into;
+    None: no check). Where the listing fails (no permission to list the bucket, no network) the export is
+    not held back: ``warnings`` says that it was not checked.
+
+    Raises:
+        OutputExistsError: files are there and ``replace`` is False (the message names them and says to give
+            another name, delete them, or replace them).
+    """
+    if dest.kind != "gcs" or storage_client is None:
+        return []
+    place = dest.uri(name)
+    try:
+        found = existing_export_files(dest, name, kind, storage_client())
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of the look is said, not a reason to refuse the export
+        short = re.sub(r"\s+", " ", str(exc)).strip()[:200] or type(exc).__name__
+        warnings.append(f"whether {place}/ already holds files of an earlier export named {name!r} could not be "
+                        f"checked ({type(exc).__name__}: {short}): if it does, the new export writes over those of "
+                        "the same names and the others are read with its files")
+        return []
+    if found and not replace:
+        what = "training patch" if kind == "patches" else "image export"
+        raise OutputExistsError(
+            f"{place}/ already holds {len(found)} {what} file{'s' if len(found) != 1 else ''} of an earlier export named "
+            f"{name!r} (e.g. {found[0]}): the new export would write over some and leave the others to be read with it; "
+            "give another export name, delete them, or replace them (the Earth Engine page's 'Replace an earlier export "
+            "of this name', or --overwrite: they are deleted before the new tasks start)")
+    return found
+
+
+def delete_export_files(uris: Sequence[str], storage_client: Any) -> None:
+    """Delete the files :func:`check_export_place` found, before the export that replaces them starts
+    (one already gone counts as deleted).
+
+    Raises:
+        EarthEngineError subclasses: Cloud Storage refused a deletion (the message says which file and why);
+        the files deleted until then stay deleted and no task was started.
+    """
+    from core.ee.upload import parse_gs_uri
+
+    for uri in uris:
+        bucket, path = parse_gs_uri(uri)
+        try:
+            storage_client.bucket(bucket).blob(path).delete()
+        except Exception as exc:  # noqa: BLE001 - Cloud Storage's failures mapped below, others re-raised
+            if http_status(exc) == 404:
+                continue
+            short = re.sub(r"\s+", " ", str(exc)).strip()[:200] or type(exc).__name__
+            if http_status(exc) == 403:
+                raise EEPermissionError(f"Cloud Storage refused to delete {uri} (HTTP 403), a file of the earlier export "
+                                        "being replaced: this account may not delete objects in that bucket; delete it "
+                                        f"yourself, or give another export name; no task was started ({short})") from exc
+            if http_status(exc) is None and not is_network_failure(exc):
+                raise
+            raise EarthEngineError(f"could not delete {uri}, a file of the earlier export being replaced: {short}; no "
+                                   "task was started: try again, or give another export name") from exc
 
 
 def start_tasks(

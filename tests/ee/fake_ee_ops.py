@@ -105,10 +105,21 @@ class FakeOps:
 
 
 class FakeStorage:
-    """A ``google.cloud.storage`` client that keeps each uploaded file's bytes in ``uploaded`` (by gs:// URI)."""
+    """A ``google.cloud.storage`` client that keeps each uploaded file's bytes in ``uploaded`` (by gs:// URI),
+    lists them (``list_blobs``, recorded in ``listed``) and deletes them (recorded in ``deleted``)."""
 
-    def __init__(self):
-        self.uploaded: dict[str, bytes] = {}
+    def __init__(self, files=()):
+        self.uploaded: dict[str, bytes] = {uri: b"" for uri in files}
+        self.listed: list[str] = []
+        self.deleted: list[str] = []
+
+    def list_blobs(self, bucket, prefix=""):
+        from types import SimpleNamespace
+
+        self.listed.append(f"gs://{bucket}/{prefix}")
+        start = f"gs://{bucket}/"
+        return [SimpleNamespace(name=uri[len(start):]) for uri in sorted(self.uploaded)
+                if uri.startswith(start + prefix)]
 
     def bucket(self, name):
         storage = self
@@ -116,6 +127,15 @@ class FakeStorage:
         class Blob:
             def __init__(self, path):
                 self.path = path
+
+            def delete(self):
+                uri = f"gs://{name}/{self.path}"
+                if uri not in storage.uploaded:
+                    from google.api_core.exceptions import NotFound
+
+                    raise NotFound(f"No such object: {uri}")
+                del storage.uploaded[uri]
+                storage.deleted.append(uri)
 
             def upload_from_filename(self, filename, if_generation_match=None):
                 uri = f"gs://{name}/{self.path}"

@@ -49,6 +49,20 @@ def ready(monkeypatch):
     return calls
 
 
+#: the command's own storage client, which the fixture below replaces
+REAL_STORAGE_CLIENT = cli.storage_client
+
+
+@pytest.fixture(autouse=True)
+def storage(monkeypatch):
+    """The Cloud Storage the commands see (an export looks there for an earlier export's files): empty."""
+    from fake_ee_ops import FakeStorage
+
+    made = FakeStorage()
+    monkeypatch.setattr(cli, "storage_client", lambda args, project: made)
+    return made
+
+
 def run(capsys, argv):
     code = main(argv)
     out = capsys.readouterr()
@@ -346,6 +360,53 @@ def test_export_patches_start(ee_offline, ready, capsys, monkeypatch):
     err = one_line_error(capsys, ["ee-export-patches", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "s",
                                   "--train-points", "3", "--test-points", "1", "--points-per-task", "1", "--submit"])
     assert "already started" in err and "FIRST" in err and "--cancel" in err
+
+
+def test_an_export_over_an_earlier_exports_files_is_refused_unless_replaced(ee_offline, ready, capsys, monkeypatch, storage):
+    # training reads gs://.../s/train_*.tfrecord.gz: an earlier export of 3 tasks left train_002, which a new one of
+    # 2 tasks would not write over, and training would read with the new files
+    earlier = [f"gs://crop-bucket/camana/s/{f}" for f in ("train_000.tfrecord.gz", "train_001.tfrecord.gz",
+                                                           "train_002.tfrecord.gz", "test_000.tfrecord.gz")]
+    others = ["gs://crop-bucket/camana/s/notes.txt", "gs://crop-bucket/camana/s2/train_000.tfrecord.gz",
+              "gs://crop-bucket/camana/s/image-00000.tfrecord.gz"]
+    storage.uploaded.update({uri: b"x" for uri in earlier + others})
+    sent = []
+    monkeypatch.setattr(ee_offline.data, "exportTable",
+                        lambda rid, params: sent.append(params["description"]) or {"name": f"projects/p/operations/OP{len(sent)}"})
+    monkeypatch.setattr(ee_offline.data, "computeValue", lambda obj: {"0": 4, "1": 4, "count": 5, "dates": [1]})
+    argv = ["ee-export-patches", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "s",
+            "--train-points", "3", "--test-points", "1", "--points-per-task", "4"]
+    code, out, err = run(capsys, argv)  # a dry run says so
+    assert code == 0 and "already holds 4 file(s) of an earlier export" in err and "--overwrite" in err, err
+    err = one_line_error(capsys, [*argv, "--submit"])
+    assert "gs://crop-bucket/camana/s/ already holds 4 training patch files of an earlier export named 's'" in err
+    assert "give another export name, delete them, or replace them" in err
+    assert sent == [] and storage.deleted == []
+    code, out, err = run(capsys, [*argv, "--submit", "--overwrite"])
+    assert code == 0, err
+    assert sent == ["s_train_000", "s_train_001", "s_test_000"]
+    assert storage.deleted == sorted(earlier) and sorted(storage.uploaded) == sorted(others)  # (no other file touched)
+    # an image export's own files alike; a patch export's are not its own
+    storage.uploaded.update({uri: b"x" for uri in earlier})
+    monkeypatch.setattr(ee_offline.data, "exportImage", lambda rid, params: {"name": "projects/p/operations/IMG1"})
+    storage.uploaded["gs://crop-bucket/camana/s/image-mixer.json"] = b"{}"
+    err = one_line_error(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "s",
+                                  "--submit"])
+    assert "already holds 2 image export files" in err
+    storage.deleted.clear()
+    code, out, err = run(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "s",
+                                  "--submit", "--overwrite"])
+    assert code == 0, err
+    assert storage.deleted == ["gs://crop-bucket/camana/s/image-00000.tfrecord.gz", "gs://crop-bucket/camana/s/image-mixer.json"]
+    # a bucket the account cannot list: the export is not held back, and the warning says what was not checked
+    monkeypatch.setattr(storage, "list_blobs", lambda *a, **k: (_ for _ in ()).throw(PermissionError("403 list denied")))
+    code, out, err = run(capsys, ["ee-export-image", "--preset", "camana", "--dest", "gcs:crop-bucket/camana", "--name", "t",
+                                  "--submit"])
+    assert code == 0 and "could not be checked (PermissionError: 403 list denied)" in err, err
+    # Drive cannot be looked into: nothing is listed
+    storage.listed.clear()
+    code, out, err = run(capsys, ["ee-export-image", "--preset", "camana", "--dest", "drive:f", "--name", "s", "--submit"])
+    assert code == 0 and storage.listed == [], err
 
 
 def test_export_image_dry_run(ee_offline, ready, capsys):
@@ -775,7 +836,7 @@ def test_upload_storage_client_finds_the_key_in_the_secrets_file(tmp_path, monke
     monkeypatch.setattr(auth, "_from_gcloud_adc", lambda env: None)
     monkeypatch.setattr(auth, "_service_account",
                         lambda info, method: auth._Creds(AnonymousCredentials(), method, "p", "sa@p"))
-    client = cli.storage_client(argparse.Namespace(project=None), "p")
+    client = REAL_STORAGE_CLIENT(argparse.Namespace(project=None), "p")
     assert client.project == "p" and isinstance(client._credentials, AnonymousCredentials)
 
 

@@ -496,6 +496,21 @@ def test_earth_engine_page_tasks_exports_upload_and_asset_layer(ee_configured, t
     assert len(exported) == n + 1 and any(e.value.startswith("A margin of 36 px does not fit 256 px patches: give a "
                                                              "multiple of 8 px up to 128 px") for e in at.error)
     at.number_input(key="ee_exp_kernel_image").set_value(32)
+    # files of an earlier export of the name in the bucket (another session's): refused, then replaced when ticked,
+    # deleted before the task starts (the image export's own files only)
+    earlier = ["gs://crop-bucket/camana/old/image-00000.tfrecord.gz", "gs://crop-bucket/camana/old/image-00001.tfrecord.gz"]
+    uploaded.update({uri: b"x" for uri in [*earlier, "gs://crop-bucket/camana/old/train_000.tfrecord.gz"]})
+    at.text_input(key="ee_exp_name").set_value("old")
+    at.button(key="FormSubmitter:ee_export-Start export").click().run()
+    assert not at.exception and len(exported) == n + 1 and storage.deleted == []
+    assert any("gs://crop-bucket/camana/old/ already holds 2 image export files of an earlier export named 'old'" in e.value
+               for e in at.error), [e.value for e in at.error]
+    at.checkbox(key="ee_exp_again").check()
+    at.button(key="FormSubmitter:ee_export-Start export").click().run()
+    assert not at.exception and exported[-1] == "old_image" and storage.deleted == earlier
+    assert list(uploaded) == ["gs://crop-bucket/camana/old/train_000.tfrecord.gz"]
+    uploaded.clear()
+    n = len(exported)
     at.text_input(key="ee_exp_name").set_value("camana_image")
     at.button(key="FormSubmitter:ee_export-Start export").click().run()
     assert not at.exception and exported[-1] == "camana_image_image"
