@@ -17,7 +17,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -203,12 +203,14 @@ NORMALIZATION_READ = 4096
 
 
 def patch_normalization(patches: PatchSet, max_patches: int = 64, max_pixels: int = 2_000_000,
-                        seed: int = 0) -> Normalization:
+                        seed: int = 0, classes: dict | None = None) -> Normalization:
     """Per-band mean/std over the valid pixels of ``max_patches`` patches, a seeded random share of
     each file (Earth Engine's export writes one class's points before the other's, in one file or
     across files, so neither the first patches nor the first file will do; each file is read up to
     ``NORMALIZATION_READ / files`` patches), subsampled to ``max_pixels`` pixels, as
-    :func:`core.dataset.compute_normalization`. Labels are checked on the way.
+    :func:`core.dataset.compute_normalization`. Labels are checked on the way; ``classes``, where given,
+    gets the label classes of the patches read (``"seen"``: a set of CROP and NOT_CROP) and whether every
+    patch was read (``"all_read"``), for :func:`check_patch_classes`.
 
     Raises:
         NoDataError: those patches hold no valid pixel.
@@ -219,11 +221,15 @@ def patch_normalization(patches: PatchSet, max_patches: int = 64, max_pixels: in
     share = max(1, math.ceil(max_patches / len(patches.files)))
     read_cap = max(share, NORMALIZATION_READ // len(patches.files))
     pix = []
+    seen: set[int] = set()
+    all_read = True
     for f in patches.files:
         pool: list[np.ndarray] = []  # a reservoir of ``share`` patches of this file
         n = 0
         for batch in _batches(patches, [f]):
             check_labels(batch[..., -1], os.path.basename(f), patches.label)
+            if len(seen) < 2:
+                seen.update(c for c in (CROP, NOT_CROP) if c not in seen and (batch[..., -1] == c).any())
             for patch in batch:
                 if n < share:
                     pool.append(patch.copy())
@@ -233,6 +239,7 @@ def patch_normalization(patches: PatchSet, max_patches: int = 64, max_pixels: in
                 if n >= read_cap:
                     break
             if n >= read_cap:
+                all_read = False  # (a further patch may be there: unread)
                 break
         if pool:
             part = np.stack(pool)
@@ -243,8 +250,29 @@ def patch_normalization(patches: PatchSet, max_patches: int = 64, max_pixels: in
     if len(values) > max_pixels:
         values = values[rng.choice(len(values), max_pixels, replace=False)]
     check_patch_reflectance(values, patches)
+    if classes is not None:
+        classes.update(seen=seen, all_read=all_read)
     std = np.maximum(values.std(axis=0), 1e-6)
     return Normalization(tuple(float(v) for v in values.mean(axis=0)), tuple(float(v) for v in std))
+
+
+def check_patch_classes(classes: Mapping[str, Any], patches: PatchSet) -> None:
+    """The training patches hold crop and not-crop labels, by what :func:`patch_normalization` read of them
+    (``classes``): where it read them all, one class alone is refused, as for training images; a share read
+    (files of more patches than it reads) is not enough to tell.
+
+    Raises:
+        NoDataError: every patch was read and one class is missing: the model would learn to call everything
+            the other.
+    """
+    seen = set(classes.get("seen", ()))
+    if not classes.get("all_read") or len(seen) == 2:
+        return
+    missing = "crop" if CROP not in seen else "not-crop"
+    raise NoDataError(f"the training patches ({patches.describe()}) hold no {missing} pixel, so the model would learn to "
+                      f"call everything {'not crop' if missing == 'crop' else 'crop'}; train on patches with both crop "
+                      "and not-crop pixels (an Earth Engine export's training files hold both classes' points; python -m "
+                      "core patches of a region with some cropland and some other land)")
 
 
 def check_patch_reflectance(values: np.ndarray, patches: PatchSet) -> None:

@@ -70,7 +70,7 @@ from core.model import (  # noqa: E402
     save_model,
     set_batchnorm_momentum,
 )
-from core.patchset import PatchSet, open_patch_set, patch_normalization, patch_validation, split_sources  # noqa: E402
+from core.patchset import PatchSet, check_patch_classes, open_patch_set, patch_normalization, patch_validation, split_sources  # noqa: E402
 from core.bands import FEATURE_BANDS, INPUT_BANDS  # noqa: E402
 
 #: ``progress(event)``: event is a dict with "epoch", "epochs", "step", "steps" and the latest logs.
@@ -595,7 +595,8 @@ def train(
         val_src = _open_data(val_data, config.patch_size, label_map, "--val", band_map)
         # patches' statistics are taken whichever the run uses: taking them checks the patches' scale (a
         # fine-tune or a resumed run on values x 10000 went ahead without a word)
-        own = patch_normalization(train_src, seed=config.seed) if isinstance(train_src, PatchSet) else None
+        classes: dict = {}  # (the training patches' label classes, seen as their statistics are taken)
+        own = patch_normalization(train_src, seed=config.seed, classes=classes) if isinstance(train_src, PatchSet) else None
         if resumed:
             norm = resumed[0]
         elif init is not None:
@@ -606,7 +607,9 @@ def train(
             norm = compute_normalization(train_src, seed=config.seed)
         xv, yv = _validation_arrays(val_src, config, norm)
         _check_validation_classes(yv, ", ".join(map(str, val_data)))
-        if not isinstance(train_src, PatchSet):
+        if isinstance(train_src, PatchSet):
+            check_patch_classes(classes, train_src)
+        else:
             _check_training_classes(train_src, ", ".join(map(str, train_data)))
         sparse = False  # whether the labels are sparse: patches around labelled pixels (core.dataset.patch_windows)
         if isinstance(train_src, PatchSet):

@@ -145,6 +145,38 @@ def test_normalization_and_validation_draw_on_every_file(tmp_path):
     assert abs(mean - 0.2) < 0.04  # the first 64 patches alone would give 0.11
 
 
+def test_training_patches_of_one_class_are_refused_where_all_were_read(records, tmp_path, capsys, monkeypatch):
+    """Training images of one class were refused, training patches of one class taken (the model learnt to call
+    everything the other)."""
+    from core import patchset
+    from core.__main__ import main
+
+    for name, label in (("train_000", 0.0), ("train_001", 0.0)):  # not crop alone (a region with no cropland)
+        exs = _examples(6, 64)
+        for ex in exs:
+            ex[LABEL][:] = label
+        ex[LABEL][:4] = NODATA  # (no data is no class)
+        write_records(tmp_path / f"{name}.tfrecord.gz", exs)
+    classes: dict = {}
+    patch_normalization(open_patch_set([tmp_path], 48), classes=classes)
+    assert classes == {"seen": {0}, "all_read": True}
+    out = tmp_path / "run"
+    rc = main(["train", "--train", str(tmp_path), "--val", str(records / "test_000.tfrecord.gz"), "--out", str(out),
+               "--epochs", "1", "--steps", "1", "--batch-size", "4", "--patch-size", "48", "--val-patches", "0"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and not out.exists(), err
+    assert "the training patches" in err and "hold no crop pixel, so the model would learn to call everything not crop" in err
+    # where not every patch was read (files of more patches than are read for the statistics), one class seen
+    # in those read says nothing of the rest: not refused
+    monkeypatch.setattr(patchset, "NORMALIZATION_READ", 4)
+    classes = {}
+    patch_normalization(open_patch_set([tmp_path], 48), max_patches=2, classes=classes)  # 2 of each file's 6 read
+    assert classes == {"seen": {0}, "all_read": False}
+    patchset.check_patch_classes(classes, open_patch_set([tmp_path], 48))
+    # both classes: taken
+    patchset.check_patch_classes({"seen": {0, 1}, "all_read": True}, open_patch_set([tmp_path], 48))
+
+
 def test_masked_pixels_are_not_valid_and_values_must_be_reflectance(tmp_path):
     exs = _examples(4, 32)
     exs[0]["R"][:4] = np.nan  # a NaN in one band
