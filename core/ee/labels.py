@@ -22,6 +22,10 @@ DYNAMIC_WORLD = "GOOGLE/DYNAMICWORLD/V1"
 GLC_FCS30D_ANNUAL = "projects/sat-io/open-datasets/GLC-FCS30D/annual"
 GLC_FCS30D_FIVE_YEARS = "projects/sat-io/open-datasets/GLC-FCS30D/five-years-map"
 CDL = "USDA/NASS/CDL"
+#: GLC-FCS30D's maps before its yearly ones: one every five years (the five-years-map collection's bands
+#: b1..b3), then one a year from :data:`GLC_FCS30D_YEARLY_FROM` (the annual collection's b1..b23, 2000-2022)
+GLC_FCS30D_FIVE_YEARLY = (1985, 1990, 1995)
+GLC_FCS30D_YEARLY_FROM = 2000
 #: A lon/lat box (west, south, east, north) around the CDL's one image, the contiguous United
 #: States (with a margin: only a region wholly outside it is refused).
 CDL_BOUNDS = (-128.0, 22.0, -65.0, 52.0)
@@ -62,6 +66,33 @@ def year_span(product: str) -> tuple[int, int]:
     return PRODUCTS[product][2], last_year(product)
 
 
+def has_map(product: str, year: int) -> bool:
+    """Whether ``product`` has a map for ``year``: a year of its span (:func:`year_span`), and for
+    GLC-FCS30D before 2000 one of its five-yearly maps (1985, 1990, 1995)."""
+    first, last = year_span(product)
+    if not first <= year <= last:
+        return False
+    return product != "glcfcs30d" or year >= GLC_FCS30D_YEARLY_FROM or year in GLC_FCS30D_FIVE_YEARLY
+
+
+def map_years(product: str) -> str:
+    """The years ``product`` has maps for, as said to a user: "1985, 1990, 1995 and 2000-2022" for
+    GLC-FCS30D, its span otherwise (e.g. "1997-2025"; "2021" for a product of one year)."""
+    first, last = year_span(product)
+    if product == "glcfcs30d":
+        return f"{', '.join(map(str, GLC_FCS30D_FIVE_YEARLY))} and {GLC_FCS30D_YEARLY_FROM}-{last}"
+    return str(first) if first == last else f"{first}-{last}"
+
+
+def nearest_map_year(product: str, year: int) -> int:
+    """The year nearest ``year`` that ``product`` has a map for (:func:`has_map`); the later of two as near."""
+    first, last = year_span(product)
+    nearest = min(max(year, first), last)
+    if has_map(product, nearest):
+        return nearest
+    return min((y for y in range(first, last + 1) if has_map(product, y)), key=lambda y: (abs(y - year), -y))
+
+
 #: the first year the CDL maps every state of the contiguous United States (1997-2007: some states only)
 CDL_ALL_STATES_FROM = 2008
 
@@ -79,8 +110,8 @@ def coverage_note(product: str, year: int | None) -> str | None:
                 f"United States from {CDL_ALL_STATES_FROM}): outside them the labels are no data")
     if product == "worldcover" and year is not None and abs(int(year) - WORLDCOVER_YEAR) > WORLDCOVER_NEAR_YEARS:
         return (f"ESA WorldCover maps {WORLDCOVER_YEAR} only, {abs(int(year) - WORLDCOVER_YEAR)} years from this "
-                f"{year} composite: fields made or left since are labelled wrongly; GLC-FCS30D has a map for each "
-                "year 1985-2022 (--labels glcfcs30d, or the Earth Engine settings' label product)")
+                f"{year} composite: fields made or left since are labelled wrongly; GLC-FCS30D has maps for "
+                f"{map_years('glcfcs30d')} (--labels glcfcs30d, or the Earth Engine settings' label product)")
     return None
 
 
@@ -177,7 +208,7 @@ class LabelConfig:
         if self.year is not None and not (first <= int(self.year) <= last):
             span = f"only {first}" if first == last else f"{first}-{last}"
             raise ConfigError(f"{PRODUCTS[self.product][0]} covers {span}, not {self.year}")
-        if self.product == "glcfcs30d" and self.year is not None and self.year < 2000 and self.year not in (1985, 1990, 1995):
+        if self.product == "glcfcs30d" and self.year is not None and not has_map(self.product, self.year):
             raise ConfigError(f"GLC-FCS30D before 2000 exists only for 1985, 1990 and 1995, not {self.year}")
         if self.product in ("glcfcs30d", "cdl") and self.year is None:
             raise ConfigError(f"label product {self.product} needs a year")
@@ -224,7 +255,8 @@ def _dynamic_world_dates(cfg: LabelConfig) -> tuple[str, str]:
         last = (_dt.date.fromisoformat(end) - _dt.timedelta(days=1)).isoformat()
         raise ConfigError(
             f"Dynamic World has maps from {DYNAMIC_WORLD_FIRST_DAY} on, none for {start}..{last}; choose "
-            "label dates (or composite dates) from mid-2015 on, or GLC-FCS30D (1985-2022) for earlier years"
+            f"label dates (or composite dates) from mid-2015 on, or GLC-FCS30D ({map_years('glcfcs30d')}) for "
+            "earlier years"
         )
     return start, end
 
@@ -236,11 +268,11 @@ def glcfcs30d_band(year: int) -> tuple[str, str]:
     Raises:
         ConfigError: for a year the product does not have.
     """
-    if 2000 <= year <= 2022:
-        return GLC_FCS30D_ANNUAL, f"b{year - 1999}"
-    if year in (1985, 1990, 1995):
-        return GLC_FCS30D_FIVE_YEARS, f"b{(year - 1985) // 5 + 1}"
-    raise ConfigError(f"GLC-FCS30D has maps for 1985, 1990, 1995 and 2000-2022, not {year}")
+    if GLC_FCS30D_YEARLY_FROM <= year <= PRODUCTS["glcfcs30d"][3]:
+        return GLC_FCS30D_ANNUAL, f"b{year - GLC_FCS30D_YEARLY_FROM + 1}"
+    if year in GLC_FCS30D_FIVE_YEARLY:
+        return GLC_FCS30D_FIVE_YEARS, f"b{GLC_FCS30D_FIVE_YEARLY.index(year) + 1}"
+    raise ConfigError(f"GLC-FCS30D has maps for {map_years('glcfcs30d')}, not {year}")
 
 
 def to_binary(raw, crop_codes, nodata_codes):

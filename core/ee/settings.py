@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Any, Mapping
 
 from core.ee.composites import SENSORS, CompositeConfig
-from core.ee.labels import PRODUCTS, LabelConfig, whole_number, year_span
+from core.ee.labels import PRODUCTS, LabelConfig, has_map, map_years, nearest_map_year, whole_number
 from core.errors import ConfigError
 from core.resample import SHIPPED_PIXEL_SIZE_M
 
@@ -82,12 +82,10 @@ def composite_year(product: str, year: int) -> int:
     Raises:
         ConfigError: it has none (the message says the year came from the composite, and which to enter).
     """
-    first, last = year_span(product)
-    if not first <= year <= last:
-        nearest = min(max(year, first), last)
+    if not has_map(product, year):  # (GLC-FCS30D: 1985, 1990, 1995 and 2000-2022, not each year of 1985-2022)
         raise ConfigError(f"the label year is empty, so the composite's year {year} was taken, but "
-                          f"{PRODUCTS[product][0].split(' (')[0]} has maps for {first}-{last}: enter a label year "
-                          f"(e.g. {nearest}) or change the dates")
+                          f"{PRODUCTS[product][0].split(' (')[0]} has maps for {map_years(product)}: enter a label "
+                          f"year (e.g. {nearest_map_year(product, year)}) or change the dates")
     return year
 
 

@@ -355,7 +355,7 @@ def test_settings_form_from_the_preset_reaches_recent_years_and_says_what_it_fet
     at.button(key=f"FormSubmitter:ee_form_{at.session_state['ee_form__v']}-Use Earth Engine with these settings").click().run()
     assert [e.value for e in at.error] == [
         "The label year is empty, so the composite's year 2024 was taken, but GLC-FCS30D annual has maps for "
-        "1985-2022: enter a label year (e.g. 2022) or change the dates"]
+        "1985, 1990, 1995 and 2000-2022: enter a label year (e.g. 2022) or change the dates"]
     assert at.session_state["source"]["settings"]["labels"]["year"] == 2021  # the source stays as it was
 
 

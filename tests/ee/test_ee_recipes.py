@@ -159,6 +159,25 @@ def test_cdl_before_2008_is_said_to_cover_some_states_only():
     assert "4 years from this 2017" in L.coverage_note("worldcover", 2017)
 
 
+def test_glc_fcs30d_years_are_said_as_the_product_has_them(ee_offline):
+    """GLC-FCS30D maps 1985, 1990 and 1995 (its five-years-map collection) and each year 2000-2022 (its
+    annual one), as its user guide and the community catalog have it: WorldCover's note said it had "a map
+    for each year 1985-2022", and a composite of 1992 that followed it found none."""
+    assert [y for y in range(1980, 2030) if L.has_map("glcfcs30d", y)] == [1985, 1990, 1995, *range(2000, 2023)]
+    for year in (1985, 1990, 1995, 2000, 2022):
+        L.glcfcs30d_band(year)  # each year said to have a map has its band
+    assert L.map_years("glcfcs30d") == "1985, 1990, 1995 and 2000-2022"
+    assert L.map_years("cdl") == f"1997-{L.last_year('cdl')}" and L.map_years("worldcover") == "2021"
+    assert L.has_map("cdl", 1997) and not L.has_map("cdl", 1996) and L.has_map("worldcover", 2021)
+    assert [L.nearest_map_year("glcfcs30d", y) for y in (1980, 1987, 1992, 1997, 2005, 2024)] == [
+        1985, 1985, 1990, 1995, 2005, 2022]
+    assert L.nearest_map_year("cdl", 1990) == 1997 and L.nearest_map_year("worldcover", 2005) == 2021
+    note = L.coverage_note("worldcover", 1992)
+    assert "GLC-FCS30D has maps for 1985, 1990, 1995 and 2000-2022" in note and "each year 1985" not in note
+    with pytest.raises(ConfigError, match=r"or GLC-FCS30D \(1985, 1990, 1995 and 2000-2022\) for earlier years"):
+        L.label_image(L.LabelConfig("dynamicworld", start="2005-01-01", end="2006-12-31"), REGION)
+
+
 def test_a_label_year_after_the_last_map_is_refused():
     """A CDL year with no map yet (2031) passed until the download; CDL's map of a year comes out early
     the next year, so the last year is last year."""

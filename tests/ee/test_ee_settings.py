@@ -54,9 +54,23 @@ def test_an_empty_year_of_a_yearly_product_is_the_composites():
 
 
 def test_an_empty_year_outside_the_products_maps_says_which_to_enter():
-    with pytest.raises(ConfigError, match=r"composite's year 2024 was taken, .* 1985-2022: enter a label year "
-                                          r"\(e.g. 2022\)"):
+    with pytest.raises(ConfigError, match=r"composite's year 2024 was taken, .* 1985, 1990, 1995 and 2000-2022: "
+                                          r"enter a label year \(e.g. 2022\)"):
         settings_from_form(**{**FORM, "start": dt.date(2024, 1, 1)}, product="glcfcs30d")
+
+
+def test_an_empty_year_between_glc_fcs30d_five_yearly_maps_says_which_to_enter():
+    """GLC-FCS30D has maps for 1985, 1990 and 1995, then each year from 2000: a composite of 1992 was taken
+    as the label year (within 1985-2022), and refused later as if 1992 had been entered."""
+    landsat_5 = {**FORM, "sensor": "L5", "end": dt.date(1992, 12, 31)}
+    with pytest.raises(ConfigError, match=r"the label year is empty, so the composite's year 1992 was taken, but "
+                                          r"GLC-FCS30D annual has maps for 1985, 1990, 1995 and 2000-2022: enter a "
+                                          r"label year \(e.g. 1990\) or change the dates"):
+        settings_from_form(**{**landsat_5, "start": dt.date(1992, 1, 1)}, product="glcfcs30d")
+    made = settings_from_form(**{**landsat_5, "start": dt.date(1995, 1, 1), "end": dt.date(1995, 12, 31)},
+                              product="glcfcs30d")
+    assert made["labels"] == {"product": "glcfcs30d", "year": 1995}
+    recipes_from_settings(made)
 
 
 @pytest.mark.parametrize("field, value, said", [("year", "twenty", "label year must be a whole number, got 'twenty'"),
