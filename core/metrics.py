@@ -325,13 +325,17 @@ class BestThreshold:
 
 
 def best_threshold(curve: Sequence[dict], current: float, current_f1: float | None,
-                   min_gain: float = BEST_F1_GAIN) -> BestThreshold | None:
+                   min_gain: float = BEST_F1_GAIN, baseline: float | None = None) -> BestThreshold | None:
     """The threshold of ``curve`` (:func:`threshold_curve` rows) with the best F1, or None where no
     threshold finds any crop (every F1 0 or undefined: no crop predicted, or none in the labels). A
     threshold at which every pixel is crop (its ``crop_fraction`` 1) is no map but the "everything is
     crop" baseline, never offered: on labels mostly crop its F1 beat the model's, and the button made
-    the whole region crop."""
-    curve = [r for r in curve if r.get("crop_fraction", 0.0) < 1.0]
+    the whole region crop. With ``baseline`` (the F1 of that map, :func:`everything_crop_f1`), nor is a
+    threshold whose F1 does not beat it by ``min_gain`` (None where none does): near that score a map
+    calls nearly every pixel crop (an untrained model's "best" 0.561 against 0.559, at a threshold that
+    made 99.5% of the region crop)."""
+    curve = [r for r in curve if r.get("crop_fraction", 0.0) < 1.0
+             and (baseline is None or (r["f1"] or 0.0) >= baseline + min_gain)]
     if not curve:
         return None
     best = max(curve, key=lambda r: r["f1"] or 0.0)

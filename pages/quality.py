@@ -69,6 +69,12 @@ with ui.errors_shown(stop=True, fix_at=ui.TO_REGION):  # a region that cannot be
     grid = cached.image_arrays(image_path, cached.mtime(image_path))[2]
     region = scene.current_region()
     key = cached.prediction_key(image_path, region.key(), model_path, state.get(state.VIEWS))
+unlabelled = False
+with ui.errors_shown(stop=True):
+    unlabelled = scene.labels_hold_no_class(sc)
+if unlabelled:  # said before asking for a prediction that could not be checked (it then failed, with no way on)
+    ui.stop_with("The labels hold no class where this region's image has data, so there is nothing to check a "
+                 f"prediction against here: {scene.unlabelled_advice()}.", "pages/region.py", "Go to the Region page")
 pred = predictions.shown(pred, key)  # (predicted before, e.g. before a visit to another source: as on Predict)
 if not pred:
     ui.stop_with("Run a prediction first: there is none for this region yet (a new region, image or model "
@@ -191,8 +197,12 @@ with right:
                    icon=":material/warning:")
     st.markdown("**Scores against the threshold**")
     st.altair_chart(charts.threshold_chart(curve, float(threshold)), width="stretch")
-    best = best_threshold(curve, float(threshold), conf["f1"]) if label_crop else None  # (none: nothing to find)
-    if label_crop and best is None:
+    # (none: nothing to find; nor a threshold no better than calling every pixel crop, which maps nearly all crop)
+    best = best_threshold(curve, float(threshold), conf["f1"], baseline=baseline) if label_crop else None
+    if label_crop and best is None and baseline is not None and any((r["f1"] or 0.0) > 0 for r in curve):
+        st.caption(f"No threshold scores F1 {BEST_F1_GAIN} or more above calling every pixel crop ({baseline:.3f}) "
+                   "here, so none is recommended: near that score the map calls nearly every pixel crop.")
+    elif label_crop and best is None:
         st.caption("No threshold finds any of the labels' crop: the model takes none of it for crop here.")
     elif best is not None:
         st.caption(f"Best F1 {best.f1:.3f} at threshold {best.threshold:.2f}.")

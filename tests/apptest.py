@@ -77,12 +77,14 @@ def own_image_app() -> AppTest:
     return at
 
 
-def predict_page(model_path) -> AppTest:
-    """The app run once on the Predict page, with ``model_path`` in use and a 256 px box of the sample as the region."""
+def predict_page(model_path, box: tuple[int, int, int, int] = (0, 0, 256, 256)) -> AppTest:
+    """The app run once on the Predict page, with ``model_path`` in use and a box of the sample as the region
+    (left, top, right, bottom in pixels: by default the 256 px square at its top left corner)."""
+    c0, r0, c1, r1 = box
     at = new_app()
     at.session_state["model_path"] = str(model_path)
-    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"},
-                                  "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [256, 0], [256, 256], [0, 256], [0, 0]]]}}
+    at.session_state["region"] = {"type": "Feature", "properties": {"crs": "image"}, "geometry": {
+        "type": "Polygon", "coordinates": [[[c0, r0], [c1, r0], [c1, r1], [c0, r1], [c0, r0]]]}}
     at.switch_page("pages/predict.py").run()
     return at
 

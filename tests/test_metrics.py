@@ -313,6 +313,24 @@ def test_a_threshold_of_1_counts_the_pixels_of_probability_1_as_crop():
     assert row["precision"] == pytest.approx(c.precision) and row["crop_fraction"] == pytest.approx(3 / 4)
 
 
+def test_a_best_threshold_no_better_than_calling_every_pixel_crop_is_none():
+    """Labels 39% crop (everything crop: F1 0.559): a threshold at which the map calls 99.5% of the pixels
+    crop scored F1 0.561, "the best", and was offered. With the baseline given, the best must beat it by
+    at least ``min_gain``."""
+    from core.metrics import BEST_F1_GAIN, best_threshold, everything_crop_f1
+
+    baseline = everything_crop_f1(tp=388, fp=0, fn=0, tn=612)
+    assert baseline == pytest.approx(0.5591, abs=1e-4)
+    near_all = {"threshold": 0.4, "f1": 0.5605, "precision": 0.3896, "recall": 0.9985, "crop_fraction": 0.995}
+    poor = {"threshold": 0.5, "f1": 0.104, "precision": 0.162, "recall": 0.076, "crop_fraction": 0.18}
+    assert best_threshold([near_all, poor], 0.5, 0.104).threshold == 0.4  # (without the baseline: offered)
+    assert best_threshold([near_all, poor], 0.5, 0.104, baseline=baseline) is None
+    assert best_threshold([near_all, poor], 0.4, 0.5605, baseline=baseline) is None  # (in use: not "the best" either)
+    mapped = {"threshold": 0.44, "f1": baseline + BEST_F1_GAIN, "precision": 0.5, "recall": 0.7, "crop_fraction": 0.55}
+    best = best_threshold([near_all, mapped, poor], 0.5, 0.104, baseline=baseline)
+    assert best.threshold == 0.44 and best.worth_moving
+
+
 def test_the_best_threshold_is_worth_moving_to_from_a_gain_of_min_gain_or_from_no_crop():
     from core.metrics import best_threshold
 

@@ -59,7 +59,9 @@ def test_quality_page_metrics(fake_map, tiny_model_path, monkeypatch):
     curves = []
     real_curve = cached.threshold_curve
     monkeypatch.setattr(cached, "threshold_curve", lambda *a: curves.append(real_curve(*a)) or curves[-1])
-    at = predict_page(tiny_model_path)
+    # (a box where the untrained model's best threshold does better than calling every pixel crop: in the
+    # top left corner it does not, and no threshold is offered there)
+    at = predict_page(tiny_model_path, box=(0, 384, 256, 640))
     at.button[0].click().run()
     at.switch_page("pages/quality.py").run()
     assert not at.exception and not at.error
@@ -264,6 +266,26 @@ def test_a_map_no_better_than_calling_everything_crop_is_said_and_that_threshold
                     "0.672: here the model does no better than that."]
     assert not [c for c in at.caption if c.value.startswith("Best F1 0.736")]
     assert not [b for b in at.button if b.key == "quality_use_best" and "0.05" in b.label]
+
+
+def test_a_threshold_that_maps_nearly_every_pixel_as_crop_is_not_offered(fake_map, tiny_model_path):
+    """An untrained model on the sample's 256 px corner (labels 39% crop): the page said the model did no
+    better than calling every pixel crop (F1 0.559), and beside it "Best F1 0.561 at threshold 0.40" with a
+    button for it, which mapped 99.5% of the region as crop (its crop area 156% larger than the labels'):
+    the everything-crop map, less a few pixels. A threshold is offered only where it beats that map."""
+    at = predict_page(tiny_model_path)
+    at.button[0].click().run()
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and not at.error
+    assert [w.value for w in at.warning if w.value.startswith("Calling every pixel crop would score F1 0.559")]
+    for threshold in (0.5, 0.9, 0.4):  # (0.40: the threshold it offered, in use: not called the best there either)
+        at.slider[0].set_value(threshold).run()
+        assert not at.exception
+        assert not [c.value for c in at.caption if c.value.startswith(("Best F1", "F1 at threshold"))], threshold
+        assert not [b for b in at.button if b.key == "quality_use_best"], threshold
+        assert [c.value for c in at.caption if c.value.startswith("No threshold")] == [
+            "No threshold scores F1 0.005 or more above calling every pixel crop (0.559) here, so none is "
+            "recommended: near that score the map calls nearly every pixel crop."], threshold
 
 
 def test_quality_without_prediction_says_what_to_do(fake_map):
