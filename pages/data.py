@@ -102,13 +102,8 @@ with stats_col:
         st.caption(f"{counts.crop:,} crop / {counts.not_crop:,} not crop / {n - labelled:,} {rest} "
                    + ("in the region " if known else "") + "(or without image data)")
         if not labelled and valid.any():  # nothing to train on or to score against
-            why = ("the labels file has no label over this region: draw the region over the labelled area (Region "
-                   "page), or upload labels that cover it"
-                   if scene.is_local() else
-                   "the label product does not cover this region or year (the CDL covers the contiguous United "
-                   "States, and before 2008 only some states): choose another label product or year on the "
-                   "Region page")
-            st.warning(f"The labels hold no class where the image has data: {why}.", icon=":material/warning:")
+            st.warning(f"The labels hold no class where the image has data: {scene.unlabelled_advice()}.",
+                       icon=":material/warning:")
     elif not has_labels:  # (labels that cannot be read have their error above)
         st.caption("No labels for this source: the Quality page needs labels.")
     area = area_ha(valid, grid.pixel_area_ha())

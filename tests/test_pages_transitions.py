@@ -57,6 +57,42 @@ def test_quality_says_an_image_without_labels_has_nothing_to_check_before_any_pr
     assert "no labels" in " ".join(i.value for i in at.info)
 
 
+def test_quality_says_a_region_without_labels_has_nothing_to_check_before_any_prediction(fake_map, tiny_model_path,
+                                                                                           small_scene, tmp_path):
+    """Labels of a few surveyed fields, a region drawn between them: Quality said 'Run a prediction first', and
+    once the prediction was made, an error ('No pixel is valid in both the prediction and the labels') with no
+    way on. It now says at once that the labels hold no class there, and where to fix it, as the Data page does."""
+    from core.region import Region
+    from testdata import surveyed_labels
+
+    image, labels = small_scene
+    fields = surveyed_labels(labels, tmp_path / "fields_cdl.tif")
+    at = new_app()
+    at.session_state["source"] = {"kind": "local", "image": str(image), "labels": str(fields), "label_map": "cdl",
+                                  "title": "fields", "band_map": None}
+    at.session_state["model_path"] = str(tiny_model_path)
+    at.session_state["region"] = Region.from_bbox(80, 200, 140, 260, crs="image").to_geojson()  # (no field there)
+    said = ("The labels hold no class where this region's image has data, so there is nothing to check a "
+            "prediction against here: the labels file has no label over this region: draw the region over the "
+            "labelled area (Region page), or upload labels that cover it.")
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and not at.error
+    assert [i.value for i in at.info if "labels" in i.value or "prediction" in i.value] == [said]
+    assert [link for link in at.get("page_link") if link.proto.label == "Go to the Region page"]
+    at.switch_page("pages/predict.py").run()
+    at.button[0].click().run()  # (predicted all the same: the model's map, without labels to score it)
+    assert not at.exception and not at.error and "Crop area" in [m.label for m in at.metric]
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception and not at.error and not at.metric
+    assert said in [i.value for i in at.info]
+    # a region over a surveyed field: scored
+    at.session_state["region"] = Region.from_bbox(0, 0, 40, 40, crs="image").to_geojson()
+    at.session_state["scene"] = at.session_state["prediction"] = None
+    at.run()
+    assert not at.exception and not at.error and said not in [i.value for i in at.info]
+    assert any(i.value.startswith("Run a prediction first") for i in at.info)
+
+
 def test_a_deleted_job_folder_is_not_followed_forever(fake_map):
     """The training job this session followed is deleted (its folder removed to free space, a
     cleaned work folder): the Model page and the sidebar no longer show it; they showed 'no job in

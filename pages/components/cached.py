@@ -589,6 +589,15 @@ def confusion(key: tuple, labels_path: str, labels_mtime: float, label_map: str,
     return {**conf(pred, labels).to_dict(), "crop_area": crop_area_agreement(pred, labels, grid.pixel_area_ha())}
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def labelled_pixels(path: str, path_mtime: float, label_map: str, image_path: str, image_mtime: float) -> int:
+    """How many pixels of a label raster hold a class (crop or not) where the image on its grid has data
+    (:func:`core.labels.label_counts`). Raises CropMapError subclasses."""
+    from core.labels import label_counts
+
+    return label_counts(label_mask(path, path_mtime, label_map), image_arrays(image_path, image_mtime)[1]).labelled
+
+
 @st.cache_resource(max_entries=4, show_spinner=False)
 def label_classes(path: str, path_mtime: float, label_map: str) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 crop mask as :func:`label_mask`, int16 class codes, -1 = no data) of a label raster, from one

@@ -203,6 +203,32 @@ def has_labels(spec: dict | None = None) -> bool:
     return True
 
 
+def unlabelled_advice() -> str:
+    """What to do where the labels hold no class over a region's image data (the Data and Quality pages
+    say it): a file's labels lie elsewhere; a label product does not cover the region or year."""
+    if is_local():
+        return ("the labels file has no label over this region: draw the region over the labelled area (Region "
+                "page), or upload labels that cover it")
+    return ("the label product does not cover this region or year (the CDL covers the contiguous United States, "
+            "and before 2008 only some states): choose another label product or year on the Region page")
+
+
+def labels_hold_no_class(sc: Scene) -> bool:
+    """Whether the scene's labels hold no class (crop or not) anywhere its image has data (a region drawn
+    between surveyed fields): there is then nothing to score a prediction against. False for a scene
+    without labels or without image data (each said otherwise).
+
+    Raises:
+        CropMapError subclasses: the image or the labels cannot be read.
+    """
+    if sc.labels_path is None or sc.label_map is None:
+        return False
+    image, labels = str(sc.image_path), str(sc.labels_path)
+    if not cached.image_arrays(image, cached.mtime(image))[1].any():  # (no data at all: the region's own error)
+        return False
+    return cached.labelled_pixels(labels, cached.mtime(labels), sc.label_map, image, cached.mtime(image)) == 0
+
+
 def advice_for_pixel_size() -> str:
     """How the pages advise on an image of another pixel size than the model's
     (:func:`core.card.resolution_warning`'s ``advice``): by the Earth Engine settings for a composite,
