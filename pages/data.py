@@ -121,10 +121,12 @@ with stats_col:
 
 codes = scene.class_codes(sc)
 if codes:
+    rows = []  # (the class table's rows; none where the classes cannot be read, said in the page)
     with ui.errors_shown():
         every = cached.class_areas(codes[0], cached.mtime(codes[0]), codes[1], path, cached.mtime(path))
         rows, rest = every[:TOP_CLASSES], every[TOP_CLASSES:]
         georef = rows and rows[0]["area_ha"] is not None
+    if rows:  # (none: no labelled pixel in the region, said above; no empty table under a heading)
         st.markdown(f"**Classes in the region** ({get_class_map(codes[1]).title}, largest first)")
         table = {"class": [f"{r['code']} {r['name']}" for r in rows],
                  "counts as": ["crop" if r["crop"] else "not crop" for r in rows],

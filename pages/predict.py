@@ -7,6 +7,7 @@ from functools import partial
 
 import streamlit as st
 
+from core.errors import NoDataError
 from core.fields import MIN_FIELD_PIXELS
 from core.metrics import crop_area_text, crop_rule, format_area, nominal_area
 from core.card import load_card, resolution_warning
@@ -188,11 +189,15 @@ with files_col:
         st.caption("Crop areas as GeoJSON polygons need a georeferenced image; this one has no place on Earth.")
     if state.get(state.FIELDS) == fields_for:
         with ui.errors_shown():
-            data, n, area = cached.crop_fields(key, float(threshold))
-            st.download_button(f"Download {n:,} crop areas", data, f"crop_fields_{tag}.geojson",
-                               "application/geo+json", type="primary", icon=":material/download:", on_click="ignore")
-            # (not quite the crop area shown: groups of 1-3 crop pixels are no polygon)
-            st.caption(f"{format_area(area, unit)} in all; groups under {MIN_FIELD_PIXELS} crop pixels are left out.")
+            try:
+                data, n, area = cached.crop_fields(key, float(threshold))
+            except NoDataError as none:  # (no crop area at this threshold: an answer, not a failure)
+                st.info(ui.sentence(str(none)), icon=":material/info:")
+            else:
+                st.download_button(f"Download {n:,} crop areas", data, f"crop_fields_{tag}.geojson", "application/geo+json",
+                                   type="primary", icon=":material/download:", on_click="ignore")
+                # (not quite the crop area shown: groups of 1-3 crop pixels are no polygon)
+                st.caption(f"{format_area(area, unit)} in all; groups under {MIN_FIELD_PIXELS} crop pixels are left out.")
     st.page_link("pages/quality.py", label="Next: Quality", icon=":material/arrow_forward:")
 
 with ui.errors_shown(stop=True):

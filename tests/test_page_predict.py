@@ -262,6 +262,12 @@ def test_predict_page_traces_crop_fields_of_a_georeferenced_image(fake_map, tiny
     assert any(re.fullmatch(r"[\d,.]+ ha in all; groups under 4 crop pixels are left out\.", c.value) for c in at.caption)
     at.slider(key="w_threshold").set_value(0.9).run()  # another threshold: asked for again, not stale
     assert not [d for d in at.get("download_button") if "crop areas" in d.label]
+    # a threshold with no crop area: an answer, not an error in red
+    at.slider(key="w_threshold").set_value(0.99).run()
+    [b for b in at.button if b.label == "Crop areas GeoJSON"][0].click().run()
+    assert not at.exception and not at.error
+    assert any(i.value.startswith("No group of 4 or more crop pixels in this crop mask: lower the threshold") for i in at.info), \
+        [i.value for i in at.info]
 
 
 def test_areas_in_the_sidebars_unit_on_every_page_and_the_map_while_files_keep_hectares(fake_map, tiny_model_path,

@@ -422,3 +422,5 @@ def test_labels_with_no_class_over_the_image_are_said_on_the_data_page(fake_map,
     # a file's labels: no label product or year to choose (the advice for Earth Engine's products)
     assert len(said) == 1 and "upload labels that cover it" in said[0] and "label product" not in said[0], \
         [w.value for w in at.warning] + [e.value for e in at.error]
+    # and no "Classes in the region" heading over an empty table
+    assert not [m for m in at.markdown if "Classes in the region" in m.value] and not at.dataframe
