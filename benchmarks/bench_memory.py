@@ -2,6 +2,7 @@
 from, now against an earlier commit.
 
     python benchmarks/bench_memory.py [--before 0140af9] [--sizes 2048 8192] [--app-sizes 2048 4096] [--cases ...]
+                                      [--name memory]
 
 Each case is one call, as the dashboard or the CLI makes it, in a child process of its own: its inputs are
 loaded first, the heap they freed given back (malloc_trim), then /proc/self/clear_refs resets the peak (VmHWM)
@@ -20,6 +21,7 @@ checksum of what the call returned (and of the files it wrote), which must match
 - spatial_holdout: a training job's held-out block (256 px patches, both classes);
 - image_read: ``ImageReader.read`` of the whole n x n window (a region fetched from a local scene);
 - resample_files: ``python -m core resample`` of image and labels from 30 to 60 m;
+- resample_files_75m: the same to 75 m, 2.5 old pixels a new one (as 10 to 25 m): partial pixels weighed;
 - read_crop_mask: a uint8 crop mask file read (``crop_mask_values``; ``fields`` and ``zones`` read it).
 
 The dashboard's cases (threshold_curve, class_errors, probability_to_uint8, image_read) run at
@@ -114,6 +116,8 @@ CASES = {
                          "reader = ImageReader(img).__enter__()", "reader.read(Window(0, 0, n, n))"),
     "resample_files": (False, "from core.resample import resample_files",
                        "resample_files(img, out + '/im.tif', 60.0, lab, out + '/lab.tif', 'cdl', overwrite=True)"),
+    "resample_files_75m": (False, "from core.resample import resample_files",
+                           "resample_files(img, out + '/im.tif', 75.0, lab, out + '/lab.tif', 'cdl', overwrite=True)"),
     "read_crop_mask": (False, "from core.evaluate import read_crop_mask", "read_crop_mask(mask)[0]"),
 }
 
@@ -168,11 +172,15 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[2048, 8192], help="px a side of the CLI's cases")
     ap.add_argument("--app-sizes", type=int, nargs="+", default=[2048, 4096], help="px a side of the dashboard's")
     ap.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    ap.add_argument("--name", default="memory", help="the results file, benchmarks/results/NAME.json (a run of a few "
+                    "cases to another name keeps the full run's)")
     args = ap.parse_args()
     before = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.before], check=True,
                             capture_output=True, text=True).stdout.strip()
     now = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=True,
                          capture_output=True, text=True).stdout.strip()
+    if subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD"]).returncode:  # (this checkout measured)
+        now += " with uncommitted changes"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "before"
@@ -199,8 +207,8 @@ def main() -> None:
                     Path(p).unlink()
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
-    save("memory", {"before": before, "now": now, "inputs": "assets/sample tiled n x n px, EPSG:32614 30 m; "
-                    "probability from the labels (0.8 crop / 0.2 not, noise sd 0.15, seed 0)", "rows": rows})
+    save(args.name, {"before": before, "now": now, "inputs": "assets/sample tiled n x n px, EPSG:32614 30 m; "
+                     "probability from the labels (0.8 crop / 0.2 not, noise sd 0.15, seed 0)", "rows": rows})
 
 
 if __name__ == "__main__":

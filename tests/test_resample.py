@@ -4,6 +4,7 @@ size, on a grid that keeps the CRS and origin; refusals that lose nothing; the C
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -11,13 +12,14 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
-from testdata import FTW, ROOT, SAMPLE_IMAGE, write_raster
+from testdata import FLANDERS_LABELS, FTW, ROOT, SAMPLE_IMAGE, write_raster
 from core.__main__ import main
 from core.errors import ConfigError, GridMismatchError, InvalidDataError, OutputExistsError
 from core.grid import Grid
 from core.labels import CLASS_MAPS
 from core.raster import read_image, read_label_classes
-from core.resample import SHIPPED_PIXEL_SIZE_M, resample_files, resampled_copies, resampled_grid
+from core.resample import (SHIPPED_PIXEL_SIZE_M, TIE_TOLERANCE, _area_mode, _pixel_overlaps, _reproject, resample_files,
+                           resampled_copies, resampled_grid)
 
 RGBN = ("R", "G", "B", "NIR")
 UTM = "EPSG:32633"
@@ -287,3 +289,129 @@ def test_the_images_own_warnings_are_passed_on(tmp_path):
     done = resample_files(src, tmp_path / "out.tif", 30)
     assert any("65535" in w and "gdal_edit.py -a_nodata 65535" in w for w in done["warnings"])
     assert done["valid_pixels"] == 14 * 20  # (new rows 6-19: row 6 is the mean of its one image row with data)
+
+
+def _area_mode_by_gdal(codes, grid, target, nodata):
+    """The labels' resampling before it weighed the old pixels itself (commit 6824d8b): GDAL's ``average``
+    of each class's 0/1 layer over the whole image, a full-size reprojection a class, then the class
+    with the largest share (a tie: the class at the centre, else the lower code)."""
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject
+
+    shape = (target.height, target.width)
+    warp = dict(src_transform=Affine(*grid.transform), src_crs=grid.crs, dst_transform=Affine(*target.transform),
+                dst_crs=target.crs)
+    centre = np.full(shape, nodata, codes.dtype)
+    reproject(codes, centre, src_nodata=nodata, dst_nodata=nodata, resampling=Resampling.nearest, **warp)
+    out = np.full(shape, nodata, codes.dtype)
+    most = np.zeros(shape, np.float32)
+    share = np.empty(shape, np.float32)
+    missing = codes == nodata
+    for code in np.unique(codes[~missing]):
+        layer = (codes == code).astype(np.float32)
+        layer[missing] = np.nan
+        share.fill(np.nan)
+        reproject(layer, share, src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.average, **warp)
+        more = share > most + TIE_TOLERANCE
+        tie = (np.abs(share - most) <= TIE_TOLERANCE) & (centre == code) & (out != nodata)
+        take = more | tie
+        most[take], out[take] = np.maximum(share[take], most[take]), code
+    return out
+
+
+def _padded(codes, grid, target, nodata=-1):
+    """``codes`` padded with no data to the new grid's last row and column, as :func:`_reproject` pads them."""
+    rows = math.ceil(target.height * abs(target.transform[4]) / abs(grid.transform[4]) - 1e-9)
+    cols = math.ceil(target.width * abs(target.transform[0]) / abs(grid.transform[0]) - 1e-9)
+    band = np.full((max(rows, grid.height), max(cols, grid.width)), nodata, codes.dtype)
+    band[: grid.height, : grid.width] = codes
+    return band
+
+
+def _random_labels(seed, shape, classes, field_px, nodata_share):
+    """Fields of ``classes`` codes (squares of ``field_px`` old pixels), a tenth of the pixels another
+    class scattered, ``nodata_share`` of them no data (-1) and a corner with none at all."""
+    rng = np.random.default_rng(seed)
+    codes = rng.choice(np.arange(1, 256, dtype=np.int16), classes, replace=False)  # (not 0 to classes-1: any codes)
+    fields = rng.integers(0, classes, (shape[0] // field_px + 1, shape[1] // field_px + 1))
+    out = codes[np.kron(fields, np.ones((field_px, field_px), int))[: shape[0], : shape[1]]]
+    scattered = rng.random(shape) < 0.1
+    out[scattered] = codes[rng.integers(0, classes, scattered.sum())]
+    out[rng.random(shape) < nodata_share] = -1
+    out[: shape[0] // 5, : shape[1] // 5] = -1
+    return out
+
+
+# old pixel size, new, origin, size (rows, columns), classes, field size (old pixels), no data share
+_RATIOS = [
+    (10, 30, ORIGIN, (97, 131), 60, 1, 0.05),  # Sentinel-2 to Landsat: 3 x 3 old pixels, many classes, mostly mixed
+    (10, 30, ORIGIN, (90, 93), 3, 1, 0.0),  # 3 classes at random: ties of 3 + 3 + 3 and 4 + 4 + 1 throughout
+    (30, 60, (500000.0, 5300000.0), (120, 121), 4, 3, 0.1),  # even (the benchmark's): the centre is a corner
+    (10, 20, (399960.123, 5000040.77), (80, 77), 2, 1, 0.2),  # even, an origin off whole metres: 2 + 2 ties
+    (10, 25, ORIGIN, (101, 88), 40, 2, 0.05),  # not whole: half and quarter old pixels weighed
+    (10, 25, (600000.0, 9990000.0), (75, 75), 3, 1, 0.0),
+    (20, 30, ORIGIN, (99, 100), 50, 2, 0.1),  # 1.5 old pixels
+    (20, 30, (399960.123, 5000040.77), (64, 64), 2, 1, 0.3),
+    (30, 90, ORIGIN, (120, 100), 90, 4, 0.05),
+    (10, 15, ORIGIN, (60, 61), 5, 1, 0.05),
+    (10, 35, ORIGIN, (140, 141), 30, 3, 0.05),  # 3.5
+    (10, 5, ORIGIN, (30, 31), 5, 1, 0.1),  # finer: each new pixel within one old one
+    (10, 27.3, ORIGIN, (82, 82), 10, 2, 0.05),  # 2.73 old pixels: left to GDAL, class by class
+]
+
+
+@pytest.mark.parametrize("old_size, new_size, origin, shape, classes, field_px, nodata_share", _RATIOS)
+def test_the_class_covering_most_of_a_new_pixel_is_gdals_averages_exactly(old_size, new_size, origin, shape, classes,
+                                                                          field_px, nodata_share):
+    """The labels' resampling weighs the old pixels under each new one itself, all classes at once, where
+    the new grid is the old one scaled by a ratio of small whole numbers (110 s for 8192 x 8192 px of CDL
+    before, a full-size GDAL average a class): every code is the one GDAL's averages give, ties, no data
+    and the image's last row and column included."""
+    codes = _random_labels(int(old_size * 1000 + new_size * 10 + classes), shape, classes, field_px, nodata_share)
+    grid = Grid(UTM, (float(old_size), 0.0, origin[0], 0.0, -float(old_size), origin[1]), shape[1], shape[0])
+    target = resampled_grid(grid, new_size)
+    band = _padded(codes, grid, target)
+    expected = _area_mode_by_gdal(band, grid, target, -1)
+    assert (_pixel_overlaps(band.shape, grid, target) is None) == (new_size == 27.3)
+    np.testing.assert_array_equal(_area_mode(band, grid, target, -1), expected)
+    np.testing.assert_array_equal(_reproject(codes[None], grid, target, "area_mode", -1)[0], expected)
+    assert (expected == -1).any() and len(np.unique(expected)) > min(classes, 3)
+    if new_size % old_size == 0 and classes <= 4:  # ties there, and the centre's class won some of them
+        r = int(new_size // old_size)
+        blocks = band[: target.height * r, : target.width * r].reshape(target.height, r, target.width, r)
+        counts = np.stack([(blocks == c).sum(axis=(1, 3)) for c in np.unique(codes[codes != -1])], -1)
+        tied = (counts == counts.max(-1, keepdims=True)).sum(-1) > 1
+        lowest_tied = np.unique(codes[codes != -1])[np.argmax(counts == counts.max(-1, keepdims=True), -1)]
+        assert tied.mean() > 0.05 and (expected[tied] != lowest_tied[tied]).any()
+
+
+def test_real_labels_resampled_take_the_same_classes_as_gdals_averages():
+    """The shipped CDL block (34 classes; given a UTM grid here) and a Flanders crop-type window, each to
+    several pixel sizes: the same codes as GDAL's averages class by class."""
+    from core.raster import read_label_classes
+
+    with rasterio.open(ROOT / "assets" / "sample" / "sample_cdl.tif") as src:
+        cdl = src.read(1, window=Window(300, 200, 301, 257)).astype(np.int16)
+    cdl[cdl == 0] = -1
+    _, flanders = read_label_classes(FLANDERS_LABELS, CLASS_MAPS["worldcereal"])
+    with rasterio.open(FLANDERS_LABELS) as src:
+        flanders_grid = Grid(src.crs.to_string(), tuple(src.transform)[:6], src.width, src.height)
+    cases = [(cdl, Grid(UTM, (30.0, 0.0, *ORIGIN[:1], 0.0, -30.0, ORIGIN[1]), 301, 257), size) for size in (60, 75, 90, 45)]
+    cases += [(flanders, flanders_grid, size) for size in (20, 25, 30)]
+    for codes, grid, size in cases:
+        target = resampled_grid(grid, size)
+        band = _padded(codes, grid, target)
+        assert _pixel_overlaps(band.shape, grid, target) is not None
+        np.testing.assert_array_equal(_area_mode(band, grid, target, -1), _area_mode_by_gdal(band, grid, target, -1))
+
+
+def test_labels_are_left_to_gdal_where_a_tie_could_turn_on_rounding():
+    """Pixels of 2.73 old ones (two shares of a new pixel can be 1 / 74,529 apart, near TIE_TOLERANCE:
+    a rounding could make a tie or break one), a rotated grid, or another CRS: GDAL averages each class."""
+    grid = Grid(UTM, (10.0, 0.0, ORIGIN[0], 0.0, -10.0, ORIGIN[1]), 100, 100)
+    assert _pixel_overlaps((100, 100), grid, resampled_grid(grid, 30)) is not None
+    assert _pixel_overlaps((100, 100), grid, resampled_grid(grid, 27.3)) is None
+    rotated = Grid(UTM, (10.0, 1.0, ORIGIN[0], 1.0, -10.0, ORIGIN[1]), 100, 100)
+    assert _pixel_overlaps((100, 100), rotated, resampled_grid(rotated, 30)) is None
+    other = Grid("EPSG:32632", resampled_grid(grid, 30).transform, 34, 34)
+    assert _pixel_overlaps((100, 100), grid, other) is None
