@@ -174,9 +174,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn_band_map(band_map: dict[str, int] | None, images) -> None:
+def _warn_band_map(band_map: dict[str, int] | None, images) -> set[str]:
     """Prints a warning for each of ``images`` whose band names contradict the --bands given (info and
-    predict say it with the reader's other warnings)."""
+    predict say it with the reader's other warnings); returns the warnings said (a command that prints its
+    reader's warnings after the run leaves these out).
+
+    Raises:
+        InputNotFoundError, CorruptFileError: an image cannot be read.
+    """
     from core.raster import band_map_check
 
     said: set[str] = set()  # (an image read for --train and --val: said once)
@@ -185,6 +190,7 @@ def _warn_band_map(band_map: dict[str, int] | None, images) -> None:
             if warning not in said:
                 said.add(warning)
                 print(f"warning: {warning}", file=sys.stderr)
+    return said
 
 
 def _parse_window(text: str | None) -> tuple[int, int, int, int] | None:
@@ -466,14 +472,15 @@ def _cmd_resample(args: argparse.Namespace) -> int:
 
     _for_labels(args, "labels_out", "label_map")
     band_map = parse_band_spec(args.bands)
-    _warn_band_map(band_map, [args.image])
+    said = _warn_band_map(band_map, [args.image])  # (before the run; the reader's warnings after it repeat it)
     if args.labels and not args.labels_out:
         args.labels_out = str(Path(args.out).with_name(Path(args.out).stem + "_labels.tif"))
     done = resample_files(args.image, args.out, args.pixel_size, args.labels, args.labels_out, args.label_map,
                           band_map, args.overwrite)
     print_json(done)
     for warning in done["warnings"]:
-        print(f"warning: {warning}", file=sys.stderr)
+        if warning not in said:
+            print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {done['image']}" + (f" and {done['labels']}" if done["labels"] else ""), file=sys.stderr)
     return 0
 
@@ -895,6 +902,44 @@ def _refuse_empty_values(command: argparse.ArgumentParser, args: argparse.Namesp
             command.error(f"{action.option_strings[0]} is empty; give it a value (an unset shell variable?)")
 
 
+#: the options (argparse names) that name files or folders the command reads, and those it writes
+INPUT_PATHS = frozenset({"image", "labels", "model", "pred", "mask", "zones", "fields", "init", "train", "val", "red",
+                         "green", "blue", "nir", "inputs", "prediction"})
+OUTPUT_PATHS = frozenset({"out", "labels_out"})
+#: a path that starts with the shell's home folder (``~``, ``~/x``, ``~user/x``), which the shell left as it was
+_HOME = re.compile(r"~[^/]*(/|$)")
+
+
+def _refuse_unexpanded_paths(command: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exits (one line, status 2) where a path starts with ``~`` that the shell did not expand (``--out=~/x``,
+    or ``"~/my data/x"`` in quotes: the shell expands it only at the start of a word), which named a folder
+    "~" in the current folder, made there for an output ("wrote ~/x" then pointed to the home folder); and
+    where an output is ``-``, which made a file or folder named "-" (the commands write files, not to stdout).
+    An input named so that exists is read as it is named."""
+    for action in command._actions:
+        if action.dest not in INPUT_PATHS | OUTPUT_PATHS:
+            continue
+        value = getattr(args, action.dest, None)
+        label = f"{action.option_strings[0]} " if action.option_strings else ""  # (stack's files: their names)
+        for given in value if isinstance(value, list) else [value]:
+            if not isinstance(given, str):
+                continue
+            output = action.dest in OUTPUT_PATHS
+            if output and given == "-":
+                command.error(f"{label}is '-': this command writes files, not to the standard output (it prints its "
+                              "result there anyway); give a path (./- for one named '-')")
+            # (IMAGE:LABELS pairs of train: each part is a path)
+            parts = given.split(":") if action.dest in ("train", "val") else [given]
+            unexpanded = [p for p in parts if _HOME.match(p) and (output or not os.path.exists(p))]
+            if not unexpanded:
+                continue
+            expanded = ":".join(os.path.expanduser(p) if p in unexpanded else p for p in parts)
+            folder = unexpanded[0].split("/")[0]
+            command.error(f"{label}{given}: the shell did not expand '~' to your home folder (it does so only at the "
+                          f"start of a word, not after '=' nor in quotes), so it names a folder '{folder}' in the "
+                          "current folder; give " + (expanded if expanded != given else "the full path"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(_negative_lists_joined(sys.argv[1:] if argv is None else list(argv)))
@@ -902,6 +947,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra:  # told by the command's own parser, so that the message points to its --help
         commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     _refuse_empty_values(commands[args.command], args)
+    _refuse_unexpanded_paths(commands[args.command], args)
     _RECEIVED.clear()
     # a signal the caller ignores stays ignored: `nohup python -m core train ... &` (SIGHUP ignored) went on
     # dying when the terminal closed, and a background shell's SIGINT is ignored too

@@ -21,7 +21,7 @@ import numpy as np
 
 from core.config import finite_number
 from core.errors import (CardMismatchError, ConfigError, CorruptFileError, CropMapError, InputNotFoundError,
-                         ModelMismatchError, cut_text)
+                         ModelMismatchError, cut_text, unreadable_text)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 #: The shipped model (its card beside it, ``crop_unet_light.json``).
@@ -256,6 +256,8 @@ def load_card(path: str | os.PathLike) -> ModelCard:
         data = json.loads(cp.read_text())
     except (ValueError, RecursionError) as err:  # (JSON's errors; a number thousands of digits long; nesting)
         raise CorruptFileError(f"model card {cp} is not valid JSON ({str(err)[:200]}); " + DAMAGED_CARD) from None
+    except PermissionError:  # (not damaged: "the card is damaged" sent the user to a card they had)
+        raise CorruptFileError(unreadable_text(f"the model card {cp}")) from None
     except OSError as err:  # e.g. a folder of that name
         raise CorruptFileError(f"cannot read the model card {cp} ({err.strerror or err}); " + DAMAGED_CARD) from None
     try:

@@ -7,6 +7,7 @@ wrong and what to do about it. The CLI prints ``str(err)`` as one line; the dash
 
 from __future__ import annotations
 
+import errno
 import re
 
 
@@ -83,6 +84,13 @@ class PredictionStoppedError(JobError):
     changed its region, source or model)."""
 
 
+def unreadable_text(path: object) -> str:
+    """What to say of an input the user may not read (a file without read permission, a folder that may not
+    be entered or listed): GDAL's "Permission denied" was said as a file "truncated or damaged"."""
+    return (f"{path} cannot be read: permission denied; check the permissions of it and of the folders above it "
+            "(ls -l), or copy it where you may read it")
+
+
 def environment_error(err: BaseException, memory_advice: str = "use a smaller region") -> str | None:
     """One line for a failure of the machine rather than of the user's inputs (a folder that cannot
     be written, a full disk, no memory, Cloud Storage out of reach); None for anything else (a bug,
@@ -100,6 +108,9 @@ def environment_error(err: BaseException, memory_advice: str = "use a smaller re
         return line
     if isinstance(err, OSError):
         where = f" ({final_name(str(err.filename))})" if getattr(err, "filename", None) else ""
+        if err.errno == errno.EACCES:  # (an input not readable as well as a folder not writable: not the disk)
+            return (f"{err.strerror or err}{where}; check the permissions of it and of the folders above it (ls -l): "
+                    "an input must be readable, an output's folder writable")
         return (f"{err.strerror or err}{where}; check that the folder exists and can be written, and that the "
                 "disk has space")
     return None

@@ -298,11 +298,15 @@ def load_fields(data: bytes, file_name: str = "the GeoJSON", max_bytes: int = MA
     """The JSON object of a GeoJSON file of fields (UTF-8, UTF-16 or Latin-1 text).
 
     Raises:
-        RegionError: the file is too large, or is not JSON text.
+        RegionError: the file is too large, or is not JSON text (a binary file: the message names it).
     """
     check_size(len(data), file_name, max_bytes)
     try:
-        obj = json.loads(geojson_text(data))
+        text = geojson_text(data)
+    except RegionError as err:  # ("the file is not GeoJSON text" named none: an image given as the fields?)
+        raise RegionError(f"{file_name}: {err}") from None
+    try:
+        obj = json.loads(text)
     except json.JSONDecodeError as err:
         raise RegionError(f"{file_name} is not valid JSON (line {err.lineno}, column {err.colno}: "
                           f"{err.msg.lower()}), so not GeoJSON; save the fields as GeoJSON, e.g. with QGIS") from None

@@ -56,6 +56,17 @@ def check_free_space(path: str | os.PathLike, needed: int, what: str, fix: str) 
                           f"{fix}")
 
 
+def _link_to_nothing(path: Path) -> Path | None:
+    """``path`` or the nearest of its parents that does not exist, where it is a symbolic link to nothing (a
+    folder gone, a disk not mounted): an output cannot be made there; else None."""
+    for p in (path, *path.parents):
+        if p.exists():
+            return None
+        if p.is_symlink():
+            return p
+    return None
+
+
 def _file_in_the_way(path: Path) -> Path | None:
     """The nearest existing ancestor of ``path`` if it is not a folder (so ``path`` cannot be made), else None."""
     for parent in path.absolute().parents:
@@ -98,13 +109,17 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     """Check that ``path`` is, or can be made, a folder for outputs; returns it as a Path.
 
     Raises:
-        ConfigError: ``path`` is a file, a file stands where one of its folders would be, or a new folder
-            would be named as a file (:data:`FILE_SUFFIXES`).
+        ConfigError: ``path`` is a file, a file stands where one of its folders would be, a new folder would
+            be named as a file (:data:`FILE_SUFFIXES`), or it (or a folder above it) is a link to nothing.
     """
     path = Path(path)
     blocker = _file_in_the_way(path)
     if blocker is not None:
         raise ConfigError(f"{blocker} is a file, so the folder {path} cannot be made; choose another output folder")
+    link = _link_to_nothing(path)
+    if link is not None:  # (making it failed with "File exists", of no file the user could see)
+        raise ConfigError(f"{link} is a link to {os.readlink(link)}, which does not exist; make that folder, or "
+                          "choose another output folder")
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{path} is a file; give a folder for the outputs")
     if not path.exists() and path.suffix.lower() in FILE_SUFFIXES:  # (predict --out crop.tif made a folder crop.tif/)

@@ -31,7 +31,8 @@ from keras import layers  # noqa: E402
 
 from core.card import (MAX_CARD_BYTES, PRESETS, ModelCard, Preset, card_mismatch, card_path, get_preset,  # noqa: E402
                        load_card, model_files)
-from core.errors import ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError  # noqa: E402
+from core.errors import (ConfigError, CorruptFileError, InputNotFoundError, ModelMismatchError,  # noqa: E402
+                         unreadable_text)
 from core.files import (MAX_UPLOAD_BYTES, limit_text, move_into_place, safe_stem, staging_dir, synced,  # noqa: E402
                         temp_name)
 
@@ -286,8 +287,9 @@ def check_model_files(path: str | os.PathLike | None = None) -> tuple[Path, Mode
     Raises:
         InputNotFoundError: the .keras file or its card is missing.
         ConfigError: ``path`` is a folder.
-        CorruptFileError: the card is unreadable, or a .keras file is not a Keras archive (a zip), or one
-            that expands to far more than its size (:func:`_check_archive`).
+        CorruptFileError: the card or the model may not be read (no permission) or the card is damaged, or a
+            .keras file is not a Keras archive (a zip), or one that expands to far more than its size
+            (:func:`_check_archive`).
     """
     path = model_files(path)[0]
     if not path.exists():
@@ -298,6 +300,11 @@ def check_model_files(path: str | os.PathLike | None = None) -> tuple[Path, Mode
                  else f"e.g. {path / 'best.keras'} of a training run")
         raise ConfigError(f"{path} is a folder; give the model's .keras file ({named})")
     card = load_card(path)
+    try:  # (zipfile.is_zipfile says False of a file it may not open: "truncated or not a Keras model")
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise CorruptFileError(unreadable_text(f"the model {path}")) from None
     if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
         raise CorruptFileError(f"cannot load model {path.name}: the file is truncated or not a Keras model (not a "
                                ".keras archive); save or download it again")

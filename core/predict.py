@@ -29,7 +29,7 @@ from core.files import check_free_space, check_output_dir, move_into_place, stag
 from core.labels import NODATA
 from core.bands import FEATURE_BANDS
 from core.grid import Grid, window_grid
-from core.raster import GDAL_CACHE_BYTES, ImageReader
+from core.raster import GDAL_CACHE_BYTES, ImageReader, check_written
 from core.sources.base import SceneContext
 from core.threads import background_priority
 
@@ -668,6 +668,9 @@ def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: 
 
     Strips are thresholded, compressed and written in a thread while the model works on the next tiles; the
     intermediate files use fast ZSTD (level 1), and the two COG copies (DEFLATE level 1) run side by side.
+
+    Raises:
+        OSError: a file did not reach the disk whole (a full disk; :func:`core.raster.check_written`).
     """
     import rasterio
     from rasterio.shutil import copy as rio_copy
@@ -716,6 +719,10 @@ def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: 
     if area is not None:
         counts["crop_area_ha"] = crop_ha if isinstance(area, np.ndarray) else counts["crop_pixels"] * float(area)
     if counts["valid_pixels"]:
+        # GDAL writes a file's last blocks as it is closed, and rasterio does not raise when that fails (a full
+        # disk): a file cut short was copied, or moved into place over the outputs it replaced, with exit status 0
+        for raw in (tmp_prob, tmp_mask):
+            check_written(raw, raw.name.replace(".raw", ""))
         jobs = ((tmp_prob, "probability", "average"), (tmp_mask, "crop_mask", "mode"))
         with ThreadPoolExecutor(max_workers=2) as pool:
             # DEFLATE level 1: twice as fast as the default level 6 for ~15% larger files
@@ -723,6 +730,8 @@ def _write_outputs(predictor: TiledPredictor, read: ReadFn, grid: Grid, tmpdir: 
                                 num_threads="ALL_CPUS", overview_resampling=resampling) for raw, key, resampling in jobs]
             for f in done:
                 f.result()
+        for key in ("probability", "crop_mask"):
+            check_written(tmpdir / f"{key}.cog.tif", f"{key}.tif")
     return counts
 
 

@@ -24,6 +24,7 @@ from core.errors import (
     InvalidDataError,
     final_name,
     first_line,
+    unreadable_text,
 )
 from core.grid import Grid, check_same_grid, georeferencing_warnings, grid_of, pixel_offset, window_within
 from core.labels import NODATA, ClassMap, CodeCounts
@@ -108,11 +109,22 @@ def spread(n: int, length: int) -> np.ndarray:
 
 
 def _open(path: str | os.PathLike):
+    """``rasterio.open(path)``, its failures said for a user.
+
+    Raises:
+        InputNotFoundError: no such file.
+        CorruptFileError: a folder, not a raster, truncated or damaged, compressed with a codec missing here, or
+            not readable (no permission).
+    """
     import rasterio
     from rasterio.errors import RasterioIOError
 
     p = Path(path)
-    if not p.exists():
+    try:
+        exists = p.exists()
+    except PermissionError:  # (a folder above it that may not be entered)
+        raise CorruptFileError(unreadable_text(p)) from None
+    if not exists:
         raise InputNotFoundError(f"file not found: {p} (check the path)")
     try:
         src = rasterio.open(p)
@@ -120,6 +132,8 @@ def _open(path: str | os.PathLike):
         # GDAL's text names the file by its whole path (for an upload, a folder of the server's): by name here
         name = p.name or str(p)  # "." has no name
         reason = str(err).replace(f"'{p}'", "").replace(str(p), name).strip().rstrip(".")
+        if "permission denied" in reason.lower():  # (was "the file is truncated or damaged")
+            raise CorruptFileError(unreadable_text(name)) from None
         if p.is_dir():
             mixers = sorted(m.name for m in p.glob("*mixer.json"))  # (an Earth Engine image export's folder)
             also = f", or the export's {mixers[0]}" if len(mixers) == 1 else (
@@ -604,12 +618,14 @@ def geotiff_writer(tmp: str | os.PathLike, profile: dict) -> Iterator:
     check_written(tmp)
 
 
-def check_written(path: str | os.PathLike) -> None:
+def check_written(path: str | os.PathLike, name: str | os.PathLike | None = None) -> None:
     """Check that a GeoTIFF just written reached the disk whole: it opens, and each block of each band lies
     inside the file. GDAL writes its last blocks and its header when the file is closed, and rasterio does not
     raise when that fails: a full disk left a truncated file, which was renamed into place (over the file it
     replaced) with "wrote ..." and exit status 0. (The blocks' places are read from the header, not their
-    pixels: 40 ms for a 6,144 px square image of 4 bands, where reading it back took 4 s.)
+    pixels: 40 ms for a 6,144 px square image of 4 bands, where reading it back took 4 s.) ``name``: the
+    output the file is to become, said in the error in place of ``path`` (a file of a hidden staging folder,
+    whose name means nothing to a user).
 
     Raises:
         OSError: the file cannot be opened or a block lies beyond its end (EIO, with GDAL's words).
@@ -619,8 +635,12 @@ def check_written(path: str | os.PathLike) -> None:
     import rasterio
     from rasterio.errors import RasterioError
 
+    said = str(name or path)
+
     def refused(why: str) -> OSError:
-        return OSError(errno.EIO, f"the GeoTIFF did not reach the disk whole ({why}), so it was not kept", str(path))
+        # (GDAL's words name the file written, by its path or its name)
+        why = why.replace(str(path), Path(said).name).replace(Path(path).name, Path(said).name)
+        return OSError(errno.EIO, f"the GeoTIFF did not reach the disk whole ({why}), so it was not kept", said)
 
     size = os.path.getsize(path)
     try:

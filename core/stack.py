@@ -24,7 +24,8 @@ from typing import Sequence
 import numpy as np
 
 from core.bands import INPUT_BANDS, LANDSAT_SR_BANDS, NUMBERED_BANDS
-from core.errors import BandError, ConfigError, GridMismatchError, InputNotFoundError, NoDataError
+from core.errors import (BandError, ConfigError, CorruptFileError, GridMismatchError, InputNotFoundError, NoDataError,
+                         unreadable_text)
 from core.reflectance import LANDSAT_C2_OFFSET, LANDSAT_C2_SCALE
 
 #: Landsat Collection 2 Level-2 surface reflectance files: the sensor (the product id's first 4
@@ -68,6 +69,7 @@ def find_band_files(inputs: Sequence[str | os.PathLike]) -> BandFiles:
 
     Raises:
         InputNotFoundError: an input does not exist.
+        CorruptFileError: a folder given may not be listed (no permission).
         BandError: the files are not of one recognised download, or one of the four bands is missing or
             given twice; Sentinel-2 Level-1C (top-of-atmosphere) bands.
     """
@@ -76,6 +78,12 @@ def find_band_files(inputs: Sequence[str | os.PathLike]) -> BandFiles:
         p = Path(given)
         if not p.exists():
             raise InputNotFoundError(f"file not found: {p} (check the path)")
+        if p.is_dir():  # (a folder that may not be listed held "no band files": rglob passes over it unsaid)
+            try:
+                with os.scandir(p):
+                    pass
+            except PermissionError:
+                raise CorruptFileError(unreadable_text(p)) from None
         # (a folder and the folders in it: a Sentinel-2 SAFE holds its 10 m bands in GRANULE/*/IMG_DATA/R10m)
         paths.extend(sorted(c for c in p.rglob("*") if c.is_file()) if p.is_dir() else [p])
     landsat = [(m, p) for p in paths if (m := LANDSAT_FILE.match(p.name))]

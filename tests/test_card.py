@@ -181,6 +181,29 @@ def test_a_card_that_is_a_folder_is_said_unreadable(tmp_path):
         load_card(model)
 
 
+def test_a_card_that_may_not_be_read_is_not_said_damaged(tmp_path, monkeypatch):
+    """A card without read permission was "the card is damaged: use the .json that core wrote beside the
+    .keras", which is the card the user gave."""
+    from pathlib import Path
+
+    from core.errors import CorruptFileError
+
+    model = tmp_path / "m.keras"
+    card_path(model).write_text("{}")
+    read_text = Path.read_text
+
+    def refused(self, *args, **kwargs):
+        if self == card_path(model):
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", refused)
+    with pytest.raises(CorruptFileError) as caught:
+        load_card(model)
+    said = str(caught.value)
+    assert "m.json cannot be read: permission denied; check the permissions" in said and "damaged" not in said, said
+
+
 def test_a_missing_card_names_best_keras_only_when_it_is_there(tmp_path):
     """last.keras without its card: best.keras beside it is named, but never when there is none."""
     from core.errors import InputNotFoundError

@@ -615,6 +615,10 @@ def test_machine_failures_in_words():
     assert environment_error(PermissionError(1, "Operation not permitted", str(tmp))) == (
         "Operation not permitted (/data/my run/p.tfrecord.gz); check that the folder exists and can be written, and "
         "that the disk has space")
+    # a file that may not be read (a fields file, one in a folder that may not be entered) is no disk to check
+    assert environment_error(PermissionError(13, "Permission denied", "/data/fields.geojson")) == (
+        "Permission denied (/data/fields.geojson); check the permissions of it and of the folders above it (ls -l): "
+        "an input must be readable, an output's folder writable")
     from tensorflow.errors import PermissionDeniedError
 
     said = environment_error(PermissionDeniedError(None, None, f"{tmp}; Operation not permitted"))
@@ -839,6 +843,37 @@ def test_an_empty_value_is_refused_before_anything_is_written(capsys, tmp_path, 
     assert not list(tmp_path.iterdir())
 
 
+def test_an_unexpanded_home_or_a_dash_is_refused_before_anything_is_written(capsys, tmp_path, monkeypatch):
+    """``--out=~/pred`` (the shell expands ``~`` only at the start of a word) made a folder named "~" in the
+    current folder and said "wrote ~/pred/...", which is not in the home folder; ``--out -`` made a folder or
+    run named "-"."""
+    home = tmp_path / "home"
+    home.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(home))
+    for argv, said in (
+        (["predict", "--image", "x.tif", "--out", "~/pred"], "--out ~/pred: the shell did not expand '~'"),
+        (["fields", "--mask", "m.tif", "--out", "~/f.geojson"], f"give {home / 'f.geojson'}"),
+        (["info", "--image", "~/scene.tif"], f"give {home / 'scene.tif'}"),
+        (["train", "--train", "a.tif:~/l.tif", "--val", "b.tif:l.tif", "--out", "run"],
+         f"give a.tif:{home / 'l.tif'}"),
+        (["stack", "~/download", "--out", "s.tif"], f"give {home / 'download'}"),
+        (["predict", "--image", "x.tif", "--out", "-"], "--out is '-'"),
+        (["train", "--train", "a.tif:l.tif", "--val", "b.tif:l.tif", "--out", "-"], "--out is '-'"),
+    ):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and said in err and len(err.strip().splitlines()) == 1, err
+    assert not list(work.iterdir()) and not list(home.iterdir())
+    # a file that is named so is read as it is named
+    (work / "~x.tif").write_bytes(b"")
+    assert "~x.tif is not a GeoTIFF" in _err(capsys, ["info", "--image", "~x.tif"])
+
+
 def test_paths_are_printed_in_their_own_letters(small_scene, tmp_path, capsys, monkeypatch):
     """A folder named "Champs près de Ça" came out as "Champs pr\\u00e8s de \\u00c7a" in the JSON printed."""
     import io
@@ -936,6 +971,55 @@ def test_a_full_disk_fails_the_command_and_keeps_the_file_it_was_to_replace(tmp_
     assert len(r.stderr.strip().splitlines()) == 1 and "wrote" not in r.stderr + r.stdout
     assert out.read_bytes() == b"the earlier result"  # left as it was
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary file left
+
+
+def test_a_full_disk_fails_predict_and_keeps_the_outputs_it_was_to_replace(capsys, small_scene, tiny_model_path,
+                                                                             tmp_path, monkeypatch):
+    """GDAL writes a GeoTIFF's last blocks when it is closed, and rasterio does not raise when that fails: a COG
+    copy cut short by a full disk was moved into place over the earlier outputs, with "wrote ..." and exit
+    status 0 (probability.tif then could not be opened); the raw file cut short was said as "'.../.predict-x/
+    probability.raw.tif' not recognized as being in a supported file format", nothing to check."""
+    import rasterio.shutil
+
+    img, _ = small_scene
+    out = tmp_path / "o"
+    out.mkdir()
+    for name in ("probability.tif", "crop_mask.tif", "summary.json"):
+        (out / name).write_text("earlier")
+    copy = rasterio.shutil.copy
+
+    def cut_short(src, dst, **kwargs):  # the disk full as the copy's last blocks were written
+        copy(src, dst, **kwargs)
+        if Path(dst).name.startswith("probability"):
+            os.truncate(dst, os.path.getsize(dst) - 100)
+
+    monkeypatch.setattr(rasterio.shutil, "copy", cut_short)
+    err = _err(capsys, ["predict", "--image", str(img), "--model", str(tiny_model_path), "--out", str(out),
+                        "--window", "0,0,64,64", "--overwrite"])
+    assert err.startswith("error: the GeoTIFF did not reach the disk whole") and "disk has space" in err, err
+    assert "probability.tif" in err and ".predict-" not in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["crop_mask.tif", "probability.tif", "summary.json"]
+    assert all((out / n).read_text() == "earlier" for n in ("probability.tif", "crop_mask.tif", "summary.json"))
+    monkeypatch.undo()
+
+    if not sys.platform.startswith("linux"):  # (RLIMIT_FSIZE and SIGXFSZ as Linux has them)
+        return
+    import resource
+    import signal
+
+    def limit() -> None:  # (in the child: writes past 4 kB fail with EFBIG, as on a full disk)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+
+    r = subprocess.run([sys.executable, "-m", "core", "predict", "--image", str(img), "--model", str(tiny_model_path),
+                        "--out", str(out), "--overwrite"], cwd=ROOT, capture_output=True, text=True, preexec_fn=limit,
+                       timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    lines = [line for line in r.stderr.strip().splitlines() if not line.startswith("warning: ")]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: the GeoTIFF did not reach the disk whole") and "disk has space" in lines[0]
+    assert ".predict-" not in lines[0] and "wrote" not in r.stderr + r.stdout, lines[0]
+    assert all((out / n).read_text() == "earlier" for n in ("probability.tif", "crop_mask.tif", "summary.json"))
+    assert sorted(p.name for p in out.iterdir()) == ["crop_mask.tif", "probability.tif", "summary.json"]
 
 
 def test_predict_prints_its_figures_as_json_and_a_pixel_is_crop_at_50_percent_by_default(capsys, small_scene,

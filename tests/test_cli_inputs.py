@@ -300,3 +300,78 @@ def test_info_gives_the_images_size_crs_and_pixel_area(capsys, tmp_path):
     assert main(["info", "--image", str(write_raster(tmp_path / "plain.tif", _block(), descriptions=RGBN))]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["crs"] is None and info["georeferenced"] is False and info["pixel_area_ha"] is None
+
+
+def test_a_band_numbers_warning_is_said_once(capsys, tmp_path):
+    """resample --bands that contradict the file's band names printed the same warning twice: before the
+    run (as train and patches say it) and again with the reader's warnings after it."""
+    block = _block()
+    five = np.concatenate([block, block[3:]])  # R, G, B, NIR and a fifth band
+    image = write_raster(tmp_path / "s2.tif", five, crs="EPSG:32633", transform=Affine(10, 0, 360630.0, 0, -10, 5351440.0),
+                         nodata=0, descriptions=(*RGBN, "X"))
+    assert main(["resample", "--image", str(image), "--out", str(tmp_path / "out.tif"), "--bands", "1,2,3,5"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("the band numbers given (R=1, G=2, B=3, NIR=5) differ") == 1, err
+
+
+def _as_a_user() -> None:
+    """(In a child process) root's bypass of file permissions dropped (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
+    from the bounding set: prctl PR_CAPBSET_DROP), so that a file without read permission is refused to it as
+    to a user."""
+    import ctypes
+    import os
+
+    if os.geteuid() == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        for capability in (1, 2):
+            if libc.prctl(24, capability, 0, 0, 0) != 0:
+                raise OSError(ctypes.get_errno(), "prctl")
+
+
+def test_an_input_that_may_not_be_read_is_said_so(tmp_path):
+    """A file without read permission was "truncated or damaged; copy or download it again", one in a folder
+    that may not be entered, or a fields file not readable, "check that the folder exists and can be written,
+    and that the disk has space", and a download's folder that may not be listed held "no band files"."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from testdata import FLANDERS_S2, ROOT, box_ring, feature_collection
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("prctl and file modes as Linux has them")
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    image = shutil.copy(FLANDERS_S2, tmp_path / "image.tif")
+    inside = shutil.copy(FLANDERS_S2, closed / "image.tif")
+    fields = tmp_path / "fields.geojson"
+    fields.write_text(json.dumps(feature_collection(({"crop": 1}, box_ring(3.37, 51.17, 3.38, 51.18)))))
+    for path in (image, fields):
+        os.chmod(path, 0)
+    os.chmod(closed, 0)
+
+    def line(*argv: str) -> str:
+        try:
+            r = subprocess.run([sys.executable, "-m", "core", *argv], cwd=ROOT, capture_output=True, text=True,
+                               preexec_fn=_as_a_user, timeout=120)
+        except subprocess.SubprocessError as err:
+            if os.environ.get("CI"):  # (CI's machine is this one's kind: it must run there, not skip)
+                pytest.fail(f"root's bypass of file permissions could not be dropped: {err}")
+            pytest.skip("root's bypass of file permissions cannot be dropped here")
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+        return lines[0]
+
+    try:
+        for argv, path in ((["info", "--image", str(image)], image), (["info", "--image", str(inside)], inside),
+                           (["labels-from-fields", "--fields", str(fields), "--image", str(FLANDERS_S2), "--out",
+                             str(tmp_path / "labels.tif")], fields),
+                           (["stack", str(closed), "--out", str(tmp_path / "stack.tif")], closed)):
+            said = line(*argv)
+            assert "permission denied" in said.lower() and str(path.name) in said, said
+            assert "check the permissions" in said and "damaged" not in said and "disk has space" not in said, said
+            assert "band files" not in said, said
+    finally:
+        os.chmod(closed, 0o755)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["closed", "fields.geojson", "image.tif"]

@@ -254,6 +254,12 @@ def test_the_command_writes_the_labels_and_says_what_it_left_out(capsys, tmp_pat
         err = capsys.readouterr().err.strip()
         assert said in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert not (tmp_path / "x.tif").exists() and json.loads(fields.read_text())["type"] == "FeatureCollection"
+    # the image given as the fields (both options take a file): "the file is not GeoJSON text" named neither
+    assert main(["labels-from-fields", "--fields", str(SAMPLE_IMAGE), "--image", str(SAMPLE_IMAGE), "--out",
+                 str(tmp_path / "x.tif")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {SAMPLE_IMAGE.name}: the file is not GeoJSON text"), err
+    assert not (tmp_path / "x.tif").exists()
 
 
 def test_a_code_beyond_int16_written_as_a_decimal_or_text_is_refused():

@@ -390,6 +390,28 @@ def test_an_output_under_a_file_or_a_folder_named_as_a_file_is_refused(tmp_path)
     assert (tmp_path / "a.tif").read_bytes() == b"kept" and sorted(p.name for p in tmp_path.iterdir()) == ["a.tif"]
 
 
+def test_an_output_folder_that_is_a_link_to_nothing_is_refused(tmp_path):
+    """predict --out LINK, a link to a folder that is gone (a disk not mounted), failed with "File exists (LINK);
+    check that the folder exists and can be written, and that the disk has space": there was no such file."""
+    from core.errors import ConfigError
+    from core.files import check_output_dir, made_dir, replacing
+
+    (tmp_path / "link").symlink_to(tmp_path / "gone" / "runs")
+    said = rf"link is a link to {tmp_path / 'gone' / 'runs'}, which does not exist; make that folder"
+    for path in (tmp_path / "link", tmp_path / "link" / "pred"):
+        with pytest.raises(ConfigError, match=said):
+            check_output_dir(path)
+    with pytest.raises(ConfigError, match=said), made_dir(tmp_path / "link" / "pred"):
+        pass
+    with pytest.raises(ConfigError, match=said), replacing(tmp_path / "link" / "metrics.json"):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link"] and not (tmp_path / "gone").exists()
+    (tmp_path / "gone" / "runs").mkdir(parents=True)  # the link's folder there: written through the link
+    with made_dir(tmp_path / "link" / "pred") as made:
+        (made / "x").write_text("x")
+    assert (tmp_path / "gone" / "runs" / "pred" / "x").read_text() == "x"
+
+
 def test_files_replaced_together_are_replaced_all_or_none(tmp_path, monkeypatch):
     """An image and its labels (resample): a failed block or a failed second move leaves both old files
     and no temporary file; success replaces both."""

@@ -707,3 +707,30 @@ def test_model_files_are_checked_before_loading(tmp_path):
         check_model_files(folder)
     with pytest.raises(InputNotFoundError, match="model file not found"):
         check_model_files(tmp_path / "none.keras")
+
+
+def test_a_model_that_may_not_be_read_is_not_said_truncated(tmp_path, monkeypatch):
+    """A .keras file without read permission was "the file is truncated or not a Keras model (not a .keras
+    archive); save or download it again" (zipfile.is_zipfile says False of a file it may not open)."""
+    import builtins
+    import io
+
+    from core.card import card_path
+    from core.model import check_model_files
+
+    path = tmp_path / "m.keras"
+    path.write_bytes(b"PK\x03\x04 (not read)")
+    card_path(path).write_text(json.dumps(_card().to_dict()))
+
+    def refused(file, *args, **kwargs):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return opened(file, *args, **kwargs)
+
+    opened = io.open
+    monkeypatch.setattr(builtins, "open", refused)
+    monkeypatch.setattr(io, "open", refused)
+    with pytest.raises(CorruptFileError) as caught:
+        check_model_files(path)
+    said = str(caught.value)
+    assert "m.keras cannot be read: permission denied; check the permissions" in said and "truncated" not in said, said

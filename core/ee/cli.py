@@ -190,11 +190,26 @@ def _composite(args: argparse.Namespace, preset: Any):
     return composite
 
 
+#: the options that describe a user's asset as labels (``--labels asset``), by argparse name
+_ASSET_OPTIONS = ("asset_id", "crop_values", "nodata_values")
+
+
 def _labels(args: argparse.Namespace, preset: Any, composite: Any):
-    """The label recipe: --labels (with --label-year), else the preset's, else WorldCover; None for 'none'."""
+    """The label recipe: --labels (with --label-year), else the preset's, else WorldCover; None for 'none'.
+
+    Raises:
+        ConfigError: --asset-id, --crop-values or --nodata-values without --labels asset (they were ignored
+            without a word, and the preset's labels fetched in place of the asset named); the asset's own
+            mistakes (as :class:`core.ee.labels.LabelConfig`).
+    """
     from core.ee.labels import LabelConfig, labels_note
+    from core.errors import ConfigError
 
     product = getattr(args, "labels", None)
+    given = [f"--{name.replace('_', '-')}" for name in _ASSET_OPTIONS if getattr(args, name, None) is not None]
+    if given and product != "asset":
+        raise ConfigError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} for --labels asset; give "
+                          f"--labels asset too, or leave {'it' if len(given) == 1 else 'them'} out")
     if product == "none":
         return None
     if product is None:

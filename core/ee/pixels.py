@@ -358,10 +358,12 @@ def download(
         ConfigError: max_workers < 1.
         EarthEngineError subclasses: a tile failed after retries (nothing is left on disk); NoDataError: Earth
             Engine found no image to compute ("collection is empty", :func:`core.ee.errors.map_ee_error`).
+        OSError: the file did not reach the disk whole (a full disk; :func:`core.raster.check_written`).
     """
     import rasterio
 
     from core.geometry import pixels_inside
+    from core.raster import check_written
 
     out = Path(out_path)
     if out.exists() and not overwrite:
@@ -445,6 +447,7 @@ def download(
                 # for as long as it did); a download that ended has none left
                 pool.shutdown(wait=ended, cancel_futures=True)
         synced(tmp)
+        check_written(tmp, out)  # (a full disk as GDAL closed it: a file cut short, renamed into place, exit 0)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -506,11 +509,13 @@ def cut_out(
     Raises:
         OutputExistsError: ``out_path`` exists.
         ConfigError: the window does not lie inside the source.
+        OSError: the file did not reach the disk whole (a full disk; :func:`core.raster.check_written`).
     """
     import rasterio
     from rasterio.windows import Window
 
     from core.geometry import pixels_inside
+    from core.raster import check_written
 
     out = Path(out_path)
     if out.exists():
@@ -540,6 +545,7 @@ def cut_out(
                     dst.write(arr, window=Window(0, r, plan.width, h))
                     with_data += int(_with_data(arr, src.nodata).sum())
         synced(tmp)
+        check_written(tmp, out)  # (as download's)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -741,6 +741,18 @@ def test_a_user_asset_as_labels_from_the_command_line(capsys):
     assert "needs its asset id and the class value(s) meaning crop" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [["--asset-id", "users/me/glc30", "--crop-values", "10"], ["--crop-values", "10"],
+                                  ["--labels", "worldcover", "--nodata-values", "0"]])
+def test_asset_options_without_labels_asset_are_refused(capsys, tmp_path, argv):
+    """--asset-id users/me/glc30 --crop-values 10 without --labels asset fetched the preset's labels (GLC-FCS30D)
+    without a word: the asset the user named was never read."""
+    for command in (["ee-fetch", "--out", str(tmp_path / "o")],
+                    ["ee-export-patches", "--dest", "gcs:my-bucket/crops", "--name", "camana"]):
+        line = one_line_error(capsys, [*command, "--preset", "camana", *argv])
+        assert "for --labels asset; give --labels asset too" in line and argv[-2] in line, line
+    assert not (tmp_path / "o").exists()
+
+
 def test_preset_labels_follow_the_composite_dates():
     """The Camana preset's GLC-FCS30D 2005 labels, unless the dates move the composite to another year."""
     from core.__main__ import build_parser

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -315,6 +316,30 @@ def test_download_never_overwrites_unless_asked(tmp_path):
     P.download("I", plan, target, compute=server, overwrite=True)
     with rasterio.open(target) as src:
         assert src.shape == (10, 10)
+
+
+def test_a_download_cut_short_at_close_replaces_nothing(tmp_path, monkeypatch):
+    """GDAL writes a file's last blocks when it is closed, and rasterio does not raise when that fails (a full
+    disk): the download cut short (and the region's image cut from it) was renamed into place, over the file
+    it replaced, and ee-fetch went on as if it had the pixels."""
+    from core.files import synced
+
+    def cut_short(path):  # the disk full as the last blocks were written
+        os.truncate(path, os.path.getsize(path) - 20)
+        synced(path)
+
+    plan = P.plan_requests((0, 0, 300, 300), 30, ("R",), "float32", "EPSG:32618")
+    grown = P.grown_plan(plan, 5)
+    P.download("I", grown, tmp_path / "ctx.tif", compute=FakeServer(grown))
+    target = tmp_path / "a.tif"
+    target.write_bytes(b"keep")
+    monkeypatch.setattr(P, "synced", cut_short)
+    with pytest.raises(OSError, match="did not reach the disk whole"):
+        P.download("I", plan, target, compute=FakeServer(plan), overwrite=True)
+    with pytest.raises(OSError, match="did not reach the disk whole"):
+        P.cut_out(tmp_path / "ctx.tif", tmp_path / "img.tif", plan, 5, 5)
+    assert target.read_bytes() == b"keep" and not (tmp_path / "img.tif").exists()
+    assert not list(tmp_path.glob(".*part"))
 
 
 def test_sentinel_becomes_nodata(tmp_path):
