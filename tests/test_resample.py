@@ -18,7 +18,7 @@ from core.errors import ConfigError, GridMismatchError, InvalidDataError, Output
 from core.grid import Grid
 from core.labels import CLASS_MAPS
 from core.raster import read_image, read_label_classes
-from core.resample import (SHIPPED_PIXEL_SIZE_M, TIE_TOLERANCE, _area_mode, _pixel_overlaps, _reproject, resample_files,
+from core.resample import (SHIPPED_PIXEL_SIZE_M, _area_mode, _pixel_overlaps, _reproject, resample_files,
                            resampled_copies, resampled_grid)
 
 RGBN = ("R", "G", "B", "NIR")
@@ -292,31 +292,20 @@ def test_the_images_own_warnings_are_passed_on(tmp_path):
 
 
 def _area_mode_by_gdal(codes, grid, target, nodata):
-    """The labels' resampling before it weighed the old pixels itself (commit 6824d8b): GDAL's ``average``
-    of each class's 0/1 layer over the whole image, a full-size reprojection a class, then the class
-    with the largest share (a tie: the class at the centre, else the lower code)."""
+    """The labels' resampling before it weighed the old pixels itself (commit 6824d8b), kept for the grids the
+    new way does not take: GDAL's ``average`` of each class's 0/1 layer over the whole image, a full-size
+    reprojection a class, then the class with the largest share (a tie: the class at the centre, else the
+    lower code)."""
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
 
-    shape = (target.height, target.width)
-    warp = dict(src_transform=Affine(*grid.transform), src_crs=grid.crs, dst_transform=Affine(*target.transform),
-                dst_crs=target.crs)
-    centre = np.full(shape, nodata, codes.dtype)
-    reproject(codes, centre, src_nodata=nodata, dst_nodata=nodata, resampling=Resampling.nearest, **warp)
-    out = np.full(shape, nodata, codes.dtype)
-    most = np.zeros(shape, np.float32)
-    share = np.empty(shape, np.float32)
-    missing = codes == nodata
-    for code in np.unique(codes[~missing]):
-        layer = (codes == code).astype(np.float32)
-        layer[missing] = np.nan
-        share.fill(np.nan)
-        reproject(layer, share, src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.average, **warp)
-        more = share > most + TIE_TOLERANCE
-        tie = (np.abs(share - most) <= TIE_TOLERANCE) & (centre == code) & (out != nodata)
-        take = more | tie
-        most[take], out[take] = np.maximum(share[take], most[take]), code
-    return out
+    from core.resample import _area_mode_by_class
+
+    centre = np.full((target.height, target.width), nodata, codes.dtype)
+    reproject(codes, centre, src_transform=Affine(*grid.transform), src_crs=grid.crs,
+              dst_transform=Affine(*target.transform), dst_crs=target.crs, src_nodata=nodata, dst_nodata=nodata,
+              resampling=Resampling.nearest)
+    return _area_mode_by_class(codes, grid, target, nodata, centre)
 
 
 def _padded(codes, grid, target, nodata=-1):
