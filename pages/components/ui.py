@@ -108,9 +108,14 @@ def anchor(name: str) -> None:
         state.put(state.SCROLL_TO, None)
         import streamlit.components.v1 as components
 
-        # Streamlit scrolls nothing itself; a zero-height frame of the same origin can scroll its page
-        components.html("<script>var e = window.parent.document.getElementById(" + json.dumps(f"cropmap-anchor-{name}")
-                        + "); if (e) { e.scrollIntoView({block: 'start', behavior: 'instant'}); }</script>", height=0)
+        # Streamlit scrolls nothing itself; a zero-height frame of the same origin can scroll its page. Again
+        # for 3 s where the place has left the view: the page still being drawn moved it off the screen after
+        # the first scroll (once in CI, the training's progress stayed out of view)
+        components.html("<script>var n = 0; function go() { var e = window.parent.document.getElementById("
+                        + json.dumps(f"cropmap-anchor-{name}") + "); if (e) { var r = e.getBoundingClientRect(); "
+                        "if (n == 0 || r.top < 0 || r.top > window.parent.innerHeight - 120) "
+                        "{ e.scrollIntoView({block: 'start', behavior: 'instant'}); } } if (++n < 7) setTimeout(go, 500); } "
+                        "go();</script>", height=0)
 
 
 @contextmanager

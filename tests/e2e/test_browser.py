@@ -452,7 +452,7 @@ def test_training_on_patches_cut_from_the_region(page, app_url, artifacts, tmp_p
     page.get_by_role("button", name="Cancel training").wait_for(timeout=120_000)
     page.wait_for_function("() => { const e = document.querySelector(\"[data-testid='stProgress']\");"
                            " if (!e) return false; const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= 768; }",
-                           timeout=30_000)
+                           timeout=60_000)
     snapshot(page, artifacts / "04d_second_training_laptop.png")
     page.get_by_role("button", name="Cancel training").click()
     try:
