@@ -313,6 +313,12 @@ def without_secrets(text: str) -> str:
     return _SECRETS.sub(lambda m: (m.group(1) or m.group(2) or m.group(3) or "") + "[private key removed]", text)
 
 
+def error_line(exc: BaseException, most: int = 200) -> str:
+    """A failure's text on one line, its first ``most`` characters, without secrets (:func:`without_secrets`),
+    to quote inside a message; the exception's class name where it has no text."""
+    return re.sub(r"\s+", " ", without_secrets(str(exc))).strip()[:most] or type(exc).__name__
+
+
 def map_ee_error(exc: BaseException) -> EarthEngineError | NoDataError:
     """Map a raw Earth Engine / HTTP exception to a project error with advice (never raises).
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from core.ee.composites import CompositeConfig, composite_image, ee_geometry
-from core.ee.errors import (EEPermissionError, EEServerError, RetryPolicy, call_with_retries, http_status,
+from core.ee.errors import (EEPermissionError, EEServerError, RetryPolicy, call_with_retries, error_line, http_status,
                             is_network_failure, started_anyway)
 from core.ee.labels import LabelConfig, label_image
 from core.errors import ConfigError, EarthEngineError, OutputExistsError
@@ -642,10 +642,8 @@ def image_export_job(
 #: ``image-NNNNN.tfrecord.gz`` (or one unnumbered file) and its mixer
 _EXPORT_FILES = {"patches": re.compile(r"(train|test)_.*\.tfrecord(\.gz)?"),
                  "image": re.compile(r"image(-?\d+\.tfrecord(\.gz)?|\.tfrecord(\.gz)?|-?mixer\.json)")}
-
-
-def _export_starts(kind: str) -> tuple[str, ...]:
-    return ("train_", "test_") if kind == "patches" else ("image",)
+#: where those names start (what a listing of the folder asks for)
+_EXPORT_STARTS = {"patches": ("train_", "test_"), "image": ("image",)}
 
 
 def existing_export_files(dest: Destination, name: str, kind: str, storage_client: Any) -> list[str]:
@@ -661,9 +659,9 @@ def existing_export_files(dest: Destination, name: str, kind: str, storage_clien
         raise ConfigError(f"export kind must be 'patches' or 'image', got {kind!r}")
     if dest.kind != "gcs":
         return []
-    folder = f"{dest.prefix.rstrip('/')}/{name}/" if dest.prefix else f"{name}/"
+    folder = dest.uri(name)[len(f"gs://{dest.bucket}/"):] + "/"  # (the export's folder, as its jobs name it)
     found = []
-    for start in _export_starts(kind):
+    for start in _EXPORT_STARTS[kind]:
         for blob in storage_client.list_blobs(dest.bucket, prefix=folder + start):
             if _EXPORT_FILES[kind].fullmatch(blob.name[len(folder):]):
                 found.append(f"gs://{dest.bucket}/{blob.name}")
@@ -692,7 +690,7 @@ def check_export_place(dest: Destination, name: str, kind: str, storage_client: 
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of the look is said, not a reason to refuse the export
-        short = re.sub(r"\s+", " ", str(exc)).strip()[:200] or type(exc).__name__
+        short = error_line(exc)
         warnings.append(f"whether {place}/ already holds files of an earlier export named {name!r} could not be "
                         f"checked ({type(exc).__name__}: {short}): if it does, the new export writes over those of "
                         "the same names and the others are read with its files")
@@ -724,7 +722,7 @@ def delete_export_files(uris: Sequence[str], storage_client: Any) -> None:
         except Exception as exc:  # noqa: BLE001 - Cloud Storage's failures mapped below, others re-raised
             if http_status(exc) == 404:
                 continue
-            short = re.sub(r"\s+", " ", str(exc)).strip()[:200] or type(exc).__name__
+            short = error_line(exc)
             if http_status(exc) == 403:
                 raise EEPermissionError(f"Cloud Storage refused to delete {uri} (HTTP 403), a file of the earlier export "
                                         "being replaced: this account may not delete objects in that bucket; delete it "

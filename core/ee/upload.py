@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from core.ee.errors import (EENetworkError, EENotConfiguredError, EEPermissionError, EEQuotaError, EEServerError,
-                            RetryPolicy, call_with_retries, http_status, is_network_failure, started_anyway)
+                            RetryPolicy, call_with_retries, error_line, http_status, is_network_failure, started_anyway)
 from core.errors import ConfigError, CorruptFileError, CropMapError, EarthEngineError, InputNotFoundError, OutputExistsError
 
 PREDICTION_BAND = "crop_probability"
@@ -197,7 +197,7 @@ def storage_error(exc: BaseException, gcs_uri: str) -> CropMapError | None:
     if isinstance(exc, CropMapError):
         return exc
     bucket, _ = parse_gs_uri(gcs_uri)
-    short = re.sub(r"\s+", " ", str(exc)).strip()[:300] or type(exc).__name__
+    short = error_line(exc, 300)
     if is_network_failure(exc):
         return EENetworkError(f"could not reach Cloud Storage to upload {gcs_uri}: check the network connection "
                               f"(and any proxy or firewall) and try again ({type(exc).__name__}: {short})")
